@@ -30,12 +30,21 @@ unannounced, nor a return that resolves its alert.
 
 Bounds that fail safe: a node down and silent for ``EXESDB_NODE_FORGET_MS`` is forgotten; at
 ``MAX_NODES`` the longest-silent node is evicted to make room, so a node heard for the first time
-is always tracked. Either is logged and counted (``exesdb_cluster_nodes_forgotten_total``); a
-forgotten node that was announced down is announced ``left`` (once across replicas), which
-resolves its alert. Those farewells wait at most ``MAX_NODES`` at a time: past that (a flood
-evicting faster than a tick announces) the later ones are given up, logged and counted. The
-node state keys shared by the replicas expire too (``ClusterMonitor._swap_state`` says when). A
-replica that cannot hear the bus (Redis unreachable) declares nobody down: it is the one cut off.
+is always tracked. Either is logged and counted (``exesdb_cluster_nodes_forgotten_total``). A
+node forgotten after it was announced down is announced ``left`` (once across replicas), which
+resolves its alert: a bound in time, the one documented. Memory pressure resolves no outage: a
+node evicted while down is announced nothing, and its ``node_failure`` (its own, or the grouped
+one it is in) stays open as if the node were still tracked: until it is heard again, when its
+return is announced ``reconnected`` as any down node's, or until it is forgotten
+``EXESDB_NODE_FORGET_MS`` after its eviction. So that it is even where its state key is gone (a
+lone bridge keeps 10 000 keys), the monitor remembers the nodes it evicted down
+(``EvictedDowns``: at most ``MAX_NODES``, the earliest kept); one past that is logged and its
+alert stays open even when it returns, unless its state key still says ``down`` then: a person
+ends it (a grouped alert it is in is never resolved by the monitor any more).
+Farewells wait at most ``MAX_NODES`` at a time: past that (a flood forgetting faster than a tick
+announces) the later ones are given up, logged and counted. The node state keys shared by the
+replicas expire too (``ClusterMonitor._swap_state`` says when). A replica that cannot hear the
+bus (Redis unreachable) declares nobody down: it is the one cut off.
 
 The parts: ``monitor.py`` is the component (hearing, ticking, announcing); ``nodes.py`` the
 nodes it tracks and the bounds; ``reports.py`` the ClusterHealth and ClusterMembership it

@@ -5,7 +5,9 @@ within one health interval a storm begins (counted in ``exesdb_cluster_down_stor
 every further down until ``storm_intervals`` pass without one joins one group, whose one
 SystemAlert ``node_failure`` goes out at most once per interval. The group's alert resolves (an
 AlertAck with a ``resolution``) once every node it stands for is back, has left or is
-forgotten; a group whose nodes all came back before it went out is never raised.
+forgotten; a group whose nodes all came back before it went out is never raised. A node evicted
+at the cap while down is not back: it stays in its group until heard again, or until the
+monitor cannot remember it (``let_go``), which leaves the group's alert open.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class _Group:
     named: tuple[str, ...] = ()
     down: int = 0
     raised: bool = False
+    let_go: int = 0  # nodes let go still down: the alert stays open, never resolved here
 
 
 class DownGroups:
@@ -130,11 +133,21 @@ class DownGroups:
         if group is None:
             return
         group.down -= 1
-        if group.down <= 0 and not group.raised:
+        if group.down <= 0 and not group.raised and not group.let_go:
             # All back before their alert went out: there is nothing to raise, nor to resolve.
             del self._groups[group.alert_id]
             if self._group is group:
                 self._group = None
+
+    def let_go(self, name: str) -> None:
+        """``name`` is not remembered though still down (evicted, past the bound of the
+        monitor's memory of evicted downs): the grouped alert it is in will not be resolved
+        here, but it is still raised if it has not been; the group is then let go too."""
+        alert_id = self._members.pop(name, None)
+        group = self._groups.get(alert_id) if alert_id is not None else None
+        if group is not None:
+            group.down -= 1
+            group.let_go += 1
 
     def publish(self, now: float) -> None:
         """The grouped downs' one SystemAlert, at most once per health interval."""
@@ -165,6 +178,16 @@ class DownGroups:
         """Resolve each raised grouped alert whose nodes are all back, left or forgotten."""
         for alert_id, group in list(self._groups.items()):
             if not group.raised or group.down > 0:
+                continue
+            if group.let_go:
+                # Some of its nodes were let go still down: memory pressure resolves no outage.
+                del self._groups[alert_id]
+                _logger.warning(
+                    "grouped alert %s stays open: %d of its nodes were evicted down past what the "
+                    "monitor remembers (it needs an acknowledgement)",
+                    alert_id,
+                    group.let_go,
+                )
                 continue
             resolution = f"all {group.count} nodes are back, have left or are forgotten"
             ack = AlertAck(alert_id=alert_id, ack_by="cluster monitor", resolution=resolution)

@@ -17,7 +17,15 @@ from prometheus_client import CollectorRegistry, Counter
 
 from bridge.bus import Bus, Coordinator, Envelope, LocalCoordinator
 from bridge.cluster.groups import NAMED, DownGroups
-from bridge.cluster.nodes import MAX_NODES, MISSED_INTERVALS, Dropped, Node, Reason, State
+from bridge.cluster.nodes import (
+    MAX_NODES,
+    MISSED_INTERVALS,
+    Dropped,
+    EvictedDowns,
+    Node,
+    Reason,
+    State,
+)
 from bridge.cluster.reports import Change, cluster_health, memberships
 from bridge.component import Context
 from bridge.errors import BridgeError
@@ -90,6 +98,12 @@ class ClusterMonitor:
         self._unheard: dict[str, tuple[State, float]] = {}
         self._dropped: dict[Reason, Dropped] = {"silent": Dropped(), "evicted": Dropped()}
         self._unsaid = Dropped()  # farewells given up since the last log line
+        # Nodes evicted while down: their alerts stay open, and they are remembered (within
+        # bounds) so that their return resolves them. Since the last log line: those evicted,
+        # and those not (or no longer) remembered.
+        self._evicted = EvictedDowns(limit=max_nodes, keep=self._forget_after)
+        self._kept_open = Dropped()
+        self._unremembered = Dropped()
         self._blind = False
         self._last_beat = float("-inf")
         self._own_health = float("-inf")
@@ -211,6 +225,11 @@ class ClusterMonitor:
                 self._evict()
             node = self._nodes[publisher] = Node(now)
             self._farewells.pop(publisher, None)
+            if self._evicted.pop(publisher):
+                # Evicted while down, its alert open: its return is announced as any down
+                # node's (reconnected), even where its state key is gone.
+                node.announced = "down"
+                self._downs.back(publisher)
             if publisher != self.node:
                 self._pending[publisher] = "up"
         elif node.state == "down":
@@ -245,20 +264,41 @@ class ClusterMonitor:
 
     def _drop(self, name: str, reason: Reason) -> None:
         node = self._nodes.pop(name)
-        self._downs.back(name)
         self._pending.pop(name, None)
         self._unheard.pop(name, None)
         self._forgotten.labels(reason).inc()
+        if reason == "evicted" and node.state == "down":
+            self._keep_open(name, node)
+            return
+        self._downs.back(name)
         self._dropped[reason].add(name)
         if node.announced != "down" and node.state != "down":
             return
+        self._bid_farewell(name, reason)
+
+    def _bid_farewell(self, name: str, reason: Reason) -> None:
+        """Queue ``name``, forgotten down, to be announced ``left``, within the backlog's bound."""
         if name in self._farewells or len(self._farewells) < self._max_nodes:
             self._farewells[name] = reason  # its node_failure alert resolves on "left"
         else:  # a flood evicts faster than farewells go out: the earliest queued are kept
             self._farewells_dropped.inc()
             self._unsaid.add(name)
 
+    def _keep_open(self, name: str, node: Node) -> None:
+        """A node evicted while down: memory pressure resolves no outage, so no farewell, and
+        its alert (its own or its group's) stays open; remembered, if room is left, so that its
+        return resolves it, or its forgetting after ``EXESDB_NODE_FORGET_MS`` as any down node's.
+        Past that bound it is let go: its alert stays open, and its return is announced
+        (resolving it) only if its state key still says ``down``."""
+        self._kept_open.add(name)
+        if node.announced != "down" and node.said != "down":
+            return  # its down is not announced yet: no alert of it to resolve on its return
+        if not self._evicted.add(name, self._clock()):
+            self._downs.let_go(name)
+            self._unremembered.add(name)
+
     def _leave(self, name: str) -> None:
+        self._evicted.pop(name)
         self._downs.back(name)
         if self._nodes.pop(name, None) is not None:
             self._pending.pop(name, None)
@@ -321,6 +361,11 @@ class ClusterMonitor:
             _logger.debug("cluster health deferred: %s", exc)
 
     def _find_silent(self, now: float) -> None:
+        for name in self._evicted.expire(now):
+            # Evicted down EXESDB_NODE_FORGET_MS ago: forgotten as a tracked down node is.
+            self._downs.back(name)
+            self._dropped["silent"].add(name)
+            self._bid_farewell(name, "silent")
         limit = MISSED_INTERVALS * self._interval
         forget: list[str] = []
         down = 0
@@ -347,7 +392,7 @@ class ClusterMonitor:
         for reason, dropped in self._dropped.items():
             if not dropped.count:
                 continue
-            shown = ", ".join(dropped.named) + (" …" if dropped.count > len(dropped.named) else "")
+            shown = _shown(dropped)
             if reason == "silent":
                 _logger.warning(
                     "forgot %d node(s) down and silent for EXESDB_NODE_FORGET_MS (%.0fs): %s",
@@ -363,9 +408,27 @@ class ClusterMonitor:
                     shown,
                 )
             self._dropped[reason] = Dropped()
+        if self._kept_open.count:
+            _logger.warning(
+                "evicted %d down node(s) at the cap; their alerts stay open until they are heard "
+                "again: %s",
+                self._kept_open.count,
+                _shown(self._kept_open),
+            )
+            self._kept_open = Dropped()
+        if self._unremembered.count:
+            _logger.warning(
+                "cannot remember %d more node(s) evicted down (at most %d): their alerts stay "
+                "open, even once they are heard again unless their state key still says down: "
+                "%s",
+                self._unremembered.count,
+                self._max_nodes,
+                _shown(self._unremembered),
+            )
+            self._unremembered = Dropped()
         if self._unsaid.count:
             unsaid = self._unsaid
-            shown = ", ".join(unsaid.named) + (" …" if unsaid.count > len(unsaid.named) else "")
+            shown = _shown(unsaid)
             _logger.warning(
                 "gave up announcing %d forgotten down node(s) as left, %d already waiting: %s",
                 unsaid.count,
@@ -629,6 +692,11 @@ class ClusterMonitor:
             "lifecycle",
             NodeLifecycle(node=self.node, event="left", cluster_size=max(0, self._up_count() - 1)),
         )
+
+
+def _shown(dropped: Dropped) -> str:
+    """The names of a log line: the first few, and an ellipsis when there are more."""
+    return ", ".join(dropped.named) + (" …" if dropped.count > len(dropped.named) else "")
 
 
 def _restored(previous: str | None, state: State) -> str:

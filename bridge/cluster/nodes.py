@@ -11,7 +11,7 @@ from typing import Final, Literal
 from bridge.cluster.groups import NAME_SHOWN, NAMED
 from bridge.messages.health import NodeStatus
 
-__all__ = ["MAX_NODES", "MISSED_INTERVALS", "Dropped", "Node", "Reason", "State"]
+__all__ = ["MAX_NODES", "MISSED_INTERVALS", "Dropped", "EvictedDowns", "Node", "Reason", "State"]
 
 # Health intervals a node may stay silent before it is down.
 MISSED_INTERVALS: Final = 3
@@ -44,3 +44,44 @@ class Dropped:
         self.count += 1
         if len(self.named) < NAMED:
             self.named.append(name[:NAME_SHOWN])
+
+
+class EvictedDowns:
+    """Nodes evicted at the cap while down with their alert open, remembered so that, heard
+    again, each is announced back, which resolves that alert.
+
+    Bounded as the nodes tracked are: at most ``limit`` names at a time, the earliest kept (the
+    longest silent are evicted first: real nodes down before a flood, not its names), each for
+    ``keep`` seconds after its eviction, then forgotten as a tracked down node is (announced
+    ``left``). A name not remembered keeps its alert open: only a person (or its state key still
+    saying ``down`` when it returns) ends it.
+    """
+
+    __slots__ = ("_keep", "_limit", "_until")
+
+    def __init__(self, *, limit: int, keep: float) -> None:
+        self._limit = limit
+        self._keep = keep
+        self._until: dict[str, float] = {}  # in order of eviction: the first expires first
+
+    def add(self, name: str, now: float) -> bool:
+        """Remember ``name`` evicted at ``now``; False when ``limit`` names are remembered."""
+        if len(self._until) >= self._limit:
+            return False
+        self._until[name] = now + self._keep
+        return True
+
+    def pop(self, name: str) -> bool:
+        """Forget ``name``; True when it was remembered (evicted down, its alert open)."""
+        return self._until.pop(name, None) is not None
+
+    def expire(self, now: float) -> list[str]:
+        """Let go of the names remembered ``keep`` seconds; those names."""
+        gone: list[str] = []
+        for name, until in self._until.items():
+            if until > now:
+                break
+            gone.append(name)
+        for name in gone:
+            del self._until[name]
+        return gone

@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
-from bridge.bus import Coordinator, Envelope, Frame, MemoryTransport, new_message_id
+from bridge.bus import Coordinator, Envelope, Frame, MemoryTransport, Transport, new_message_id
 from bridge.cluster import ClusterMonitor
 from bridge.messages import Message, NodeLifecycle
 from bridge.settings import Settings
@@ -92,10 +92,14 @@ class Replica:
         node: str,
         clock: Clock,
         coordinator: Coordinator | None = None,
+        *,
+        transport: Transport | None = None,
         **options: Any,
     ) -> None:
+        """``transport`` is the in-process one (``CutOffTransport``) unless given (Redis)."""
         settings = Settings(**{"EXESDB_NODE": node, "SECRET_KEY_BASE": TEST_SECRET})  # type: ignore[arg-type]
-        self.transport = CutOffTransport()
+        # Typed as the in-process one: the tests that give another do not cut it off.
+        self.transport: CutOffTransport = transport or CutOffTransport()  # type: ignore[assignment]
         self.bridge = Bridge(
             settings, registry=CollectorRegistry(), transport=self.transport, components=[]
         )

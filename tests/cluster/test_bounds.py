@@ -137,42 +137,217 @@ async def test_at_the_cap_the_longest_silent_node_makes_room_for_a_new_one(
     assert "app-4" in [said(e).node for e in lifecycle(replica, "down")]
 
 
-async def test_an_evicted_node_that_was_down_is_announced_left(make_replica, clock: Clock) -> None:
-    """Evicting a down node announces it left, so its node_failure alert does not stay open for
-    a node nobody tracks any more."""
-    replica = await make_replica("bridge-1", max_nodes=2)
-    await replica.hear("app-1")
-    clock.advance(3.5)
-    await replica.hear("bridge-1")
-    await replica.tick()
-    await replica.hear("app-2")
-    await replica.tick()
-    assert replica.monitor.health().total_nodes == 2
-    assert [(said(e).node, said(e).metadata["forgotten"]) for e in lifecycle(replica, "left")] == [
-        ("app-1", "evicted")
+def node_failure_events(replica: Replica, node: str) -> list[str]:
+    """The statuses of the node_failure alert of ``node`` that ``replica``'s announcements
+    stand for, in order."""
+    return [
+        event.status
+        for e in replica.heard
+        if e.node == replica.monitor.node
+        for event in alert_events(e)
+        if event.alert_id == f"node_failure:{node}"
     ]
+
+
+async def go_down(replica: Replica, clock: Clock, names: list[str]) -> None:
+    """``names`` heard, then silent for 3.5 intervals: down and announced."""
+    await replica.hear_all(names)
+    await replica.tick()
+    clock.advance(3.5)
+    await replica.hear(replica.monitor.node)
+    await replica.tick()
+
+
+async def test_an_evicted_down_node_keeps_its_alert_open_until_it_is_heard_again(
+    make_replica, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Evicting a down node at the cap announces nothing: its node_failure stays open (memory
+    pressure resolves no outage), counted and logged, until the node is heard again, tracked as
+    new, and announced reconnected, which resolves it."""
+    replica = await make_replica("bridge-1", max_nodes=2)
+    await go_down(replica, clock, ["app-1"])
+    assert node_failure_events(replica, "app-1") == ["firing"]
+    caplog.set_level(logging.WARNING, "bridge.cluster")
+    await replica.hear("app-2")  # evicts app-1, the longest silent
+    await replica.tick()
+    assert replica.forgotten("evicted") == 1
+    assert (
+        "evicted 1 down node(s) at the cap; their alerts stay open until they are heard again: "
+        "app-1" in caplog.text
+    )
+    for _ in range(3):
+        clock.advance(1.0)
+        await replica.hear_all(["bridge-1", "app-2"])
+        await replica.tick()
+    assert lifecycle(replica, "left") == []
+    assert node_failure_events(replica, "app-1") == ["firing"]
+    clock.advance(1.0)
+    await replica.hear("app-1", NodeHealth(node="app-1", status="healthy"))  # no "joined"
+    await replica.tick()
+    assert [said(e).node for e in lifecycle(replica, "reconnected")] == ["app-1"]
+    assert node_failure_events(replica, "app-1") == ["firing", "resolved"]
+
+
+class SwapRecorder(LocalCoordinator):
+    """The lone bridge's coordinator, recording each swap: key, value, and what it said before."""
+
+    def __init__(self, clock: Clock, *, max_keys: int) -> None:
+        super().__init__(clock, max_keys=max_keys)
+        self.swaps: list[tuple[str, str, str | None]] = []
+
+    async def swap(self, key: str, value: str, ttl_ms: int) -> str | None:
+        previous = await super().swap(key, value, ttl_ms)
+        self.swaps.append((key, value, previous))
+        return previous
+
+
+async def test_an_evicted_down_nodes_return_resolves_its_alert_though_its_state_key_is_gone(
+    make_replica, clock: Clock
+) -> None:
+    """A lone bridge whose coordinator let the down node's state key go (a flood of names set
+    newer ones) still announces the node reconnected when heard again: the monitor remembers
+    the nodes it evicted down."""
+    coordinator = SwapRecorder(clock, max_keys=10)
+    replica = await make_replica("bridge-1", coordinator, max_nodes=3)
+    await go_down(replica, clock, ["app-1"])
+    for n in range(10):  # new names, two a tick: each evicts the longest silent
+        await replica.hear_all([f"flood-{n}a", f"flood-{n}b"])
+        await replica.tick()
+    await replica.hear("app-1", NodeHealth(node="app-1", status="healthy"))
+    await replica.tick()
+    assert coordinator.swaps[-1] == ("cluster:node:app-1", "up", None)  # its key was gone
+    assert [said(e).node for e in lifecycle(replica, "reconnected")] == ["app-1"]
+    assert node_failure_events(replica, "app-1") == ["firing", "resolved"]
+
+
+async def test_replicas_that_evicted_a_down_node_announce_its_return_once(
+    make_replica, clock: Clock
+) -> None:
+    """Replicas sharing a coordinator each evict the down node without a word; heard again, it
+    is announced reconnected by one of them, which resolves its alert."""
+    shared = LocalCoordinator(clock)
+    replicas = [await make_replica(f"bridge-{n}", shared, max_nodes=2) for n in range(2)]
+    for replica in replicas:
+        await replica.hear("app-1")
+    clock.advance(3.5)
+    for replica in replicas:
+        await replica.hear(replica.monitor.node)
+        await replica.tick()
+    assert sum(len(lifecycle(r, "down")) for r in replicas) == 1
+    for replica in replicas:
+        await replica.hear("app-2")
+        await replica.tick()
+    assert sum(r.forgotten("evicted") for r in replicas) == 2
+    assert sum(len(lifecycle(r, "left")) for r in replicas) == 0
+    for replica in replicas:
+        await replica.hear("app-1", NodeHealth(node="app-1", status="healthy"))
+        await replica.tick()
+    [back] = [e for r in replicas for e in lifecycle(r, "reconnected")]
+    [resolved] = alert_events(back)
+    assert (resolved.alert_id, resolved.status) == ("node_failure:app-1", "resolved")
+
+
+async def test_evicted_grouped_downs_keep_their_grouped_alert_open_until_they_are_heard_again(
+    make_replica, clock: Clock
+) -> None:
+    """Nodes of a grouped down alert evicted at the cap are not back: the grouped alert is not
+    resolved while they are away, nor are the others' own alerts; once its nodes are heard
+    again, it is."""
+    names = [f"app-{n:02d}" for n in range(ALERTS_PER_INTERVAL + 2)]
+    replica = await make_replica("bridge-1", max_nodes=len(names) + 1)
+    await go_down(replica, clock, names)
+    [grouped] = replica.published(SystemAlert)
+    assert isinstance(grouped, SystemAlert)
+    members = [
+        said(e).node
+        for e in lifecycle(replica, "down")
+        if said(e).metadata.get("grouped") == grouped.alert_id
+    ]
+    assert len(members) == 2
+    await replica.hear_all([f"new-{n:02d}" for n in range(len(names))])  # every app- evicted
+    for _ in range(3):
+        clock.advance(1.0)
+        await replica.tick()
+    assert replica.forgotten("evicted") == len(names)
+    assert replica.published(AlertAck) == []
+    assert lifecycle(replica, "left") == []
+    await replica.hear_all(members)
+    await replica.tick()
+    [ack] = replica.published(AlertAck)
+    assert isinstance(ack, AlertAck)
+    assert ack.alert_id == grouped.alert_id
+    assert sorted(said(e).node for e in lifecycle(replica, "reconnected")) == sorted(members)
+
+
+async def test_an_evicted_grouped_down_is_forgotten_after_the_forget_time_as_a_tracked_one_is(
+    make_replica, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node evicted down is remembered for EXESDB_NODE_FORGET_MS, then forgotten as a tracked
+    down node is: logged, announced left, and the grouped alert it is in resolves."""
+    names = [f"app-{n:02d}" for n in range(ALERTS_PER_INTERVAL + 2)]
+    replica = await make_replica("bridge-1", max_nodes=len(names) + 1, forget_ms=FORGET_MS)
+    await go_down(replica, clock, names)
+    [grouped] = replica.published(SystemAlert)
+    assert isinstance(grouped, SystemAlert)
+    members = [
+        said(e).node
+        for e in lifecycle(replica, "down")
+        if said(e).metadata.get("grouped") == grouped.alert_id
+    ]
+    await replica.hear_all([f"new-{n:02d}" for n in range(len(names))])
+    await replica.tick()
+    assert replica.published(AlertAck) == []
+    assert lifecycle(replica, "left") == []
+    caplog.set_level(logging.WARNING, "bridge.cluster")
+    clock.advance(FORGET_MS / 1000)
+    await replica.hear_all([f"new-{n:02d}" for n in range(len(names))])
+    await replica.tick()
+    assert f"forgot {len(names)} node(s) down and silent for EXESDB_NODE_FORGET_MS" in caplog.text
+    assert sorted(said(e).node for e in lifecycle(replica, "left")) == sorted(names)
+    [ack] = replica.published(AlertAck)
+    assert isinstance(ack, AlertAck)
+    assert ack.alert_id == grouped.alert_id
+    assert members
+
+
+async def test_past_its_bound_an_evicted_down_node_is_not_remembered_and_its_alert_stays_open(
+    make_replica, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The evicted down nodes remembered are at most as many as the nodes tracked, the earliest
+    kept: one more is logged, announced nothing, and its alert stays open."""
+    replica = await make_replica("bridge-1", max_nodes=2)
+    caplog.set_level(logging.WARNING, "bridge.cluster")
+    for name in ("app-1", "app-2", "app-3", "app-4"):
+        await go_down(replica, clock, [name])  # each evicts the one before
+    assert replica.forgotten("evicted") == 3
+    assert (
+        "cannot remember 1 more node(s) evicted down (at most 2): their alerts stay open, even "
+        "once they are heard again unless their state key still says down: app-3" in caplog.text
+    )
+    assert lifecycle(replica, "left") == []
+    assert node_failure_events(replica, "app-3") == ["firing"]
 
 
 async def test_farewells_wait_no_more_than_the_nodes_tracked_and_the_rest_are_counted(
     make_replica, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A flood evicting down nodes faster than farewells go out keeps at most max_nodes waiting:
-    the earliest are announced left, the later ones are given up, logged and counted."""
-    replica = await make_replica("bridge-1", max_nodes=3, per_tick=1)
+    """Down nodes forgotten faster than farewells go out keep at most max_nodes waiting: the
+    earliest are announced left, the later ones are given up, logged and counted."""
+    replica = await make_replica("bridge-1", max_nodes=5, per_tick=1, forget_ms=FORGET_MS)
     caplog.set_level(logging.WARNING, "bridge.cluster")
-    for round_ in range(4):  # each round: two new nodes evict the two down ones, then go down
+    for round_ in range(6):  # each round: two new nodes go down, the two before are forgotten
         await replica.hear_all([f"app-{round_}a", f"app-{round_}b"])
-        clock.advance(3.5)
+        clock.advance(FORGET_MS / 1000 + 3.5)
         await replica.hear("bridge-1")
         await replica.tick()
     assert replica.farewells_dropped() == 1
-    assert "gave up announcing 1 forgotten down node(s) as left, 3 already waiting: app-2b" in (
+    assert "gave up announcing 1 forgotten down node(s) as left, 5 already waiting: app-4b" in (
         caplog.text
     )
     for _ in range(5):
         await replica.tick()
     left = [said(e).node for e in lifecycle(replica, "left")]
-    assert left == ["app-0a", "app-0b", "app-1a", "app-1b", "app-2a"]
+    assert left == [f"app-{n}{x}" for n in range(5) for x in "ab"][:9]
 
 
 async def test_membership_messages_name_only_the_changed_nodes_whatever_the_cluster_size(

@@ -1,5 +1,6 @@
 """A flood of distinct node names through signed ingest into a real ``exesdb-bridge run``: memory
-stays bounded, the alerts stay few, and a node first heard afterwards is still declared down."""
+stays bounded, the alerts stay few, a node down before it keeps its alert open until it is heard
+again, and a node first heard afterwards is still declared down."""
 
 from __future__ import annotations
 
@@ -95,6 +96,16 @@ def node_failures(receiver: WebhookReceiver) -> list[dict[str, Any]]:
     ]
 
 
+def statuses(receiver: WebhookReceiver, alert_id: str) -> list[str]:
+    """The statuses the receiver was sent for the alert ``alert_id``, in order."""
+    return [
+        alert["status"]
+        for request in receiver.requests
+        for alert in request.json()["alerts"]
+        if alert["labels"]["alert_id"] == alert_id
+    ]
+
+
 def grouped(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The grouped node_failure alerts among ``alerts``."""
     return [a for a in alerts if "nodes are down" in a["annotations"]["title"]]
@@ -104,8 +115,9 @@ def test_a_flood_of_node_names_keeps_memory_bounded_and_a_later_node_is_still_de
     tmp_path: Path, bridge_processes: list[BridgeProcess], webhook_receiver
 ) -> None:
     """20 000 distinct node names keep RSS under 200 MB and make a few alerts per storm of downs
-    plus grouped ones, not one each, storms being at least three intervals apart; a node first
-    heard afterwards is tracked and, once silent, gets its node_failure."""
+    plus grouped ones, not one each, storms being at least three intervals apart; a node down
+    before the flood, evicted by it, keeps its node_failure open until it is heard again; a
+    node first heard afterwards is tracked and, once silent, gets its node_failure."""
     receiver: WebhookReceiver = webhook_receiver()
     # Built beforehand, so that the flood comes in as fast as the bridge takes it.
     batches = [
@@ -115,6 +127,13 @@ def test_a_flood_of_node_names_keeps_memory_bounded_and_a_later_node_is_still_de
     bridge = _monitoring_bridge(tmp_path, receiver.url)
     bridge_processes.append(bridge)
     assert bridge.process is not None
+    # A real node goes down before the flood: the longest silent, it is the first evicted.
+    ingest(bridge.url, [node_health("real@host")])
+    wait_until(
+        lambda: "firing" in statuses(receiver, "node_failure:real@host"),
+        30,
+        "the node_failure webhook of the node down before the flood",
+    )
     process = psutil.Process(bridge.process.pid)
     peak = process.memory_info().rss
     began = time.monotonic()
@@ -151,8 +170,12 @@ def test_a_flood_of_node_names_keeps_memory_bounded_and_a_later_node_is_still_de
         "node_failure:late@host",
         "critical",
     )
+    # Evicted long since (a farewell would have gone out on the tick after), still not resolved.
+    assert "resolved" not in statuses(receiver, "node_failure:real@host")
     # Announced after the flood's downs (behind them in the queue): so were their own alerts.
-    flood_alerts = [a for a in node_failures(receiver) if a["labels"]["node"] != "late@host"]
+    flood_alerts = [
+        a for a in node_failures(receiver) if a["labels"]["node"] not in ("late@host", "real@host")
+    ]
     groups = grouped(flood_alerts)
     # A storm begins only three intervals after the last down of the one before.
     storms = sample(bridge.url, "exesdb_cluster_down_storms_total")
@@ -163,6 +186,13 @@ def test_a_flood_of_node_names_keeps_memory_bounded_and_a_later_node_is_still_de
     assert len(receiver.requests) < 50  # deliveries, for 20 000 nodes gone silent
     peak = max(peak, process.memory_info().rss)
     assert peak < RSS_LIMIT, f"peak RSS {peak / 2**20:.0f} MiB"
+    # Heard again, tracked as new: its return is announced, which resolves its alert.
+    ingest(bridge.url, [node_health("real@host")])
+    wait_until(
+        lambda: "resolved" in statuses(receiver, "node_failure:real@host"),
+        30,
+        "the node_failure of the node evicted down resolved once it is heard again",
+    )
 
 
 def _monitoring_bridge(tmp_path: Path, webhook_url: str) -> BridgeProcess:

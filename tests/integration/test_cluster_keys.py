@@ -1,19 +1,24 @@
 """The cluster monitor's node state keys on a real redis-server: how long a flood of names stays
-in Redis, and what the keys carry across a restart of every replica."""
+in Redis, what the keys carry across a restart of every replica, and a down node evicted by
+every replica announced back once on the Redis bus."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from bridge.backoff import Backoff
+from bridge.bus import Envelope
+from bridge.bus.redis import RedisTransport
 from bridge.bus.redis.coordination import RedisCoordinator
 from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.link import Link
 from bridge.messages import ClusterMembership, NodeHealth, NodeLifecycle
-from tests.cluster.helpers import Clock, Replica
+from bridge.sinks.alerts.sources import alert_events
+from tests.cluster.helpers import Clock, Replica, envelope
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.support import async_wait_until
 
@@ -186,3 +191,93 @@ async def test_a_refresh_leaves_a_missing_key_missing(shared) -> None:
     keys = node_keys(server)
     assert sorted(keys) == ["app-1"]
     assert HOUR_MS - 60_000 < keys["app-1"][1] <= HOUR_MS
+
+
+def announced(replica: Replica, node: str, event: str) -> list[Envelope]:
+    """The NodeLifecycle ``event`` of ``node`` that ``replica`` heard."""
+    return [
+        e
+        for e in replica.heard
+        if isinstance(e.payload, NodeLifecycle)
+        and e.payload.node == node
+        and e.payload.event == event
+    ]
+
+
+async def on_redis(server: RedisServer, clock: Clock, node: str, **options: object) -> Replica:
+    """A started replica on the Redis bus of ``server``, coordinating through its keys."""
+    transport = RedisTransport(
+        server.url,
+        node=node,
+        block_ms=100,
+        backoff_seconds=0.05,
+        max_backoff_seconds=0.5,
+        registry=CollectorRegistry(),
+    )
+    coordinator = transport.capabilities.coordinator
+    return await Replica(node, clock, coordinator, transport=transport, **options).start()
+
+
+async def test_a_down_node_evicted_by_every_replica_is_announced_back_once_on_the_redis_bus(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """Two replicas on a real Redis bus each evict a down node at their cap and announce nothing
+    (its node_failure stays open); heard again, it is tracked as new and announced reconnected
+    by one of them, which both hear and which resolves that alert."""
+    server = redis_server()
+    clock = Clock()
+    replicas: list[Replica] = []
+    try:
+        for node in ("bridge-a", "bridge-b"):
+            replicas.append(await on_redis(server, clock, node, max_nodes=4))
+        a, b = replicas
+
+        async def until(check: Callable[[Replica], bool], what: str) -> None:
+            await async_wait_until(lambda: all(check(r) for r in replicas), 10, what)
+            for replica in replicas:
+                await replica.settle()
+
+        def beats(listener: Replica, beater: Replica) -> int:
+            return len(announced(listener, beater.monitor.node, "joined"))
+
+        async def step() -> None:
+            """One interval: both replicas tick (and beat), and each hears the other's beat."""
+            clock.advance(1.0)
+            seen = (beats(a, b), beats(b, a))
+            for replica in replicas:
+                await replica.naps.tick()
+            await until(
+                lambda _: beats(a, b) > seen[0] and beats(b, a) > seen[1],
+                "each replica hearing the other's heartbeat",
+            )
+
+        await until(lambda r: r.monitor.health().total_nodes == 2, "each replica heard")
+        # A replica that ticked before its Redis link was up gives every node fresh intervals
+        # on its next tick: that tick first.
+        await step()
+        a.bridge.bus.publish_verified([envelope("app-1")])
+        await until(lambda r: r.monitor.health().total_nodes == 3, "app-1 heard")
+        for _ in range(4):
+            await step()
+        await until(lambda r: len(announced(r, "app-1", "down")) == 1, "app-1 announced down")
+        a.bridge.bus.publish_verified([envelope("flood-1"), envelope("flood-2")])
+        await until(lambda r: r.forgotten("evicted") == 1, "app-1 evicted")
+        for _ in range(2):
+            await step()
+        assert announced(a, "app-1", "left") == []
+        b.bridge.bus.publish_verified(
+            [envelope("app-1", NodeHealth(node="app-1", status="healthy"))]
+        )
+        await until(lambda r: r.forgotten("evicted") == 2, "app-1 tracked again")
+        await step()
+        await until(lambda r: len(announced(r, "app-1", "reconnected")) == 1, "app-1 back")
+        await step()  # an interval on, the other replica has not announced it too
+        [back] = announced(a, "app-1", "reconnected")
+        assert len(announced(b, "app-1", "reconnected")) == 1
+        [resolved] = alert_events(back)
+        assert (resolved.alert_id, resolved.status) == ("node_failure:app-1", "resolved")
+        assert announced(a, "app-1", "left") == []
+    finally:
+        for replica in replicas:
+            await replica.monitor.aclose()
+            await replica.bridge.aclose()
