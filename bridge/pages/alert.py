@@ -38,8 +38,13 @@ from bridge.sinks.alerts.records import (
 )
 from bridge.urls import allowed_link
 
-__all__ = ["alert_live", "not_found_live"]
+__all__ = ["GONE", "alert_live", "not_found_live"]
 
+GONE: Final = (
+    "The bridge no longer keeps this alert: it was resolved more than a week ago and pruned,"
+    " or the bridge's outbox (EXESDB_STATE_DIR) was reset."
+)
+"""What an alert's open page says once its alert is gone (pages.js, on a refresh's 404)."""
 _EVENTS: Final = {
     "fired": "Fired",
     "severity_changed": "Severity changed",

@@ -261,11 +261,13 @@ def layout(
     etag: str,
     now: float,
     refresh: int = REFRESH_SECONDS,
+    gone: str = "",
 ) -> Html:
     """A whole page: head, the bridge's bar, the acknowledge bar and ``live`` (the part
     pages.js refreshes every ``refresh`` seconds, never when 0, sending ``etag``, the live
     part's, so an unchanged one is answered 304). ``root`` is the relative way back to ``/``
-    (``./`` or ``../``), so the pages work behind a proxy under any path."""
+    (``./`` or ``../``), so the pages work behind a proxy under any path. ``gone``: what
+    pages.js says, refreshing no more, when the live part answers 404 (an alert's page)."""
     admin = shown.settings.admin_token is not None
     revision = shown.build.revision
     shown_revision = Html("") if revision == "unknown" else _REVISION(revision=revision[:12])
@@ -282,6 +284,7 @@ def layout(
         etag=etag,
         now=f"{now:.3f}",
         refreshed=timestamp(now),
+        gone=gone,
     )
 
 

@@ -63,6 +63,12 @@ ADDED_SIZE = re.compile(r"adds\s+(\d+)\s+MB\s+to\b")
 TOTAL_SIZE = re.compile(r"\((\d+)\s+MB\s+in\s+all\s+on\s+the\s+stand-in\s+base")
 # Within a few MB: a dependency's new release may grow it a little; 65 for 71 is stale.
 SIZE_TOLERANCE_MB = 3
+# A log line telling of trouble: above INFO in the text format ("<time> WARNING <logger>: …"), a
+# Python warning or traceback, or a write refused by the read-only root (EROFS), however caught.
+TROUBLE = re.compile(
+    r"^\S+ (?:WARNING|ERROR|CRITICAL) |Traceback \(most recent call last\)|\w+Warning: "
+    r"|Read-only file system|Errno 30\b|EROFS"
+)
 ALERT_FIELDS = [
     "-f", "severity=critical", "-f", "category=system", "-f", "title=Node down",
     "-f", "description=gone", "-f", "source=container-test",
@@ -95,6 +101,11 @@ class Running(NamedTuple):
     container: Container
     port: int
     volume: str
+
+
+def troubles(log: str) -> list[str]:
+    """The lines of a bridge's log that tell of trouble (``TROUBLE``)."""
+    return [line for line in log.splitlines() if TROUBLE.search(line)]
 
 
 def healthz(port: int) -> bool:
@@ -384,8 +395,12 @@ def test_runs_as_uid_10001_without_any_capability(running: Running) -> None:
 
 def test_writes_nowhere_but_its_state_volume(running: Running, podman: Podman) -> None:
     """Root, /tmp and /run are read-only (no tmpfs); the outbox lives on the volume, as 10001,
-    readable by it alone (the volume 0700, the file 0600)."""
+    readable by it alone (the volume 0700, the file 0600); the bridge tried no other write: its
+    log, from its start on, holds no refused write (EROFS) and no warning or error at all."""
     container = running.container
+    log = container.logs()
+    assert f"listening on http://127.0.0.1:{running.port}" in log  # the bridge's own log
+    assert troubles(log) == [], log
     for path in ("/probe", "/tmp/probe", "/var/tmp/probe", "/run/probe", "/opt/exesdb-bridge/p"):
         touched = container.exec("touch", path)
         assert touched.returncode != 0, path

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from bridge.cluster import cluster_monitor
 from bridge.pages.widgets import REFRESH_SECONDS
 from bridge.sinks.alerts import AlertState
 from bridge.sinks.alerts.payload import alert_path
+from bridge.sinks.alerts.retention import RESOLVED_KEPT_SECONDS
 from collectors import health_collector
 from tests.integration.servers.chromium import Browser, browser
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
@@ -28,6 +30,7 @@ from tests.pages.helpers import (
     raise_alert,
     report_from,
     report_node,
+    sink_of,
     wait_for_alert,
 )
 from tests.support import (
@@ -305,6 +308,40 @@ def test_an_open_tab_gets_304s_while_nothing_changes_and_a_new_alert_within_a_re
         assert after[len(changed) :] == [[304, 0]] * (len(after) - len(changed))
         assert re.fullmatch(r"\d+s", browser.run(AGE, "published while the tab is open"))
         assert csp_refusals(browser) == []
+
+
+def test_an_alerts_page_whose_alert_was_pruned_says_so_keeps_what_it_showed_and_stops(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """When the alert of an open page is pruned (resolved more than a week ago), the top of the
+    page says the bridge no longer keeps it, not that a refresh failed; the page keeps what it
+    showed and asks the bridge no more."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "the disk filled up", severity="warning")
+        browser.open(server.url + "/alerts/a1")
+        status, _ = server.post_answer(
+            json.dumps({"ack_by": "alice", "resolution": "disk cleaned"}).encode(),
+            {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
+            "/v1/alerts/a1/ack",
+        )
+        assert status == 200
+        browser.wait_for_text("#summary", "disk cleaned", 3 * REFRESH_SECONDS)
+        sink_of(server).outbox.retention.prune(time.time() + RESOLVED_KEPT_SECONDS + 1)
+        assert http_get(server.url + "/alerts/a1?part=live")[0] == 404
+        notice = browser.wait_for_text("#stale", "no longer keeps this alert", 3 * REFRESH_SECONDS)
+        assert notice.startswith(
+            "The bridge no longer keeps this alert: it was resolved more than a week ago and"
+            " pruned, or the bridge's outbox (EXESDB_STATE_DIR) was reset."
+        )
+        assert "failed" not in notice
+        assert re.search(r"as it stood at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", notice)
+        assert browser.text("#alert-title") == "the disk filled up"
+        assert "disk cleaned" in browser.text("#summary")
+        asked = len(browser.run(LIVE_REFRESHES))
+        raise_alert(server, "a1", "raised again after the prune")
+        time.sleep(REFRESH_SECONDS + 2)  # a refresh period and slack: no refresh may come
+        assert len(browser.run(LIVE_REFRESHES)) == asked
+        assert browser.text("#alert-title") == "the disk filled up"
 
 
 def test_the_bridges_own_cpu_says_measuring_until_its_first_reading(

@@ -9,6 +9,7 @@ from opentelemetry.semconv._incubating.attributes import messaging_attributes as
 
 from bridge.bus import Envelope
 from bridge.messages import (
+    SEVERITIES,
     TAGS,
     AccessLog,
     AccessViolation,
@@ -156,6 +157,21 @@ def test_log_severity_fits_the_message(message: Message, severity: int) -> None:
     spec = translate(envelope(message))
     assert isinstance(spec, LogSpec)
     assert spec.severity_number == severity
+
+
+def test_every_alert_severity_maps_to_a_level_of_its_own_rising_with_the_scale() -> None:
+    """Each severity a SystemAlert may have (the whole scale, lowest first) becomes a log record
+    at a level of its own, each above the one before, critical at FATAL."""
+    levels = []
+    for severity in SEVERITIES:
+        alert = SystemAlert(
+            severity=severity, category="system", title="t", description="d", source="s", node="n"
+        )
+        spec = translate(envelope(alert))
+        assert isinstance(spec, LogSpec)
+        levels.append(spec.severity_number)
+    assert levels == sorted(set(levels))
+    assert levels[-1] == 21
 
 
 def test_webhook_delivery_span_hides_the_url_path() -> None:

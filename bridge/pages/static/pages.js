@@ -3,12 +3,15 @@
 // Ages ("3m 12s") are counted here, on the bridge's clock, so only time passing changes nothing.
 // Served by the bridge itself (the pages' Content-Security-Policy allows no inline script).
 // The token is kept for this tab only (sessionStorage), never in a URL or a cookie.
+// An alert's page whose alert the bridge no longer keeps (404) says so and stops refreshing.
 "use strict";
 
 (() => {
   const body = document.body;
   const root = body.dataset.root || "/";
   const every = Number(body.dataset.refreshSeconds || 0) * 1000;
+  // What an alert's page says when its alert is gone (its live part answered 404); "" elsewhere.
+  const goneNotice = body.dataset.gone || "";
   const TOKEN_KEY = "exesdb-bridge.admin-token";
   const NAME_KEY = "exesdb-bridge.ack-by";
   const byId = (id) => document.getElementById(id);
@@ -35,6 +38,7 @@
   let timer = null;
   let busy = false;
   let again = false; // asked for while a refresh was under way (after an acknowledgement)
+  let stopped = false; // the alert of this page is gone: nothing more to refresh
   let lastGood = new Date();
   let refocusing = []; // where the focus was when an Acknowledge button was pressed
   // The bridge's clock less this one's, in seconds: from the page's rendering, then each answer.
@@ -121,6 +125,7 @@
   }
 
   async function refresh() {
+    if (stopped) return;
     if (busy) {
       again = true;
       return;
@@ -135,6 +140,16 @@
       const headers = live.dataset.etag ? { "If-None-Match": live.dataset.etag } : {};
       const response = await fetch(url, { cache: "no-store", credentials: "same-origin", headers });
       heard(response);
+      if (response.status === 404 && goneNotice) {
+        // Gone for good, not a failed refresh: what the page showed stays, dimmed, so labelled.
+        stopped = true;
+        const since = "Not updated since " + utc(lastGood);
+        const notice =
+          goneNotice + " What this page shows is the alert as it stood at " + utc(lastGood) +
+          "; it no longer refreshes.";
+        stamp(since + ": the alert is no longer kept; not refreshing", true, notice);
+        return;
+      }
       if (response.status !== 304) {
         if (!response.ok) throw new Error("HTTP " + response.status);
         const html = await response.text();
@@ -161,7 +176,7 @@
       if (again) {
         again = false;
         refresh();
-      } else if (every > 0) {
+      } else if (every > 0 && !stopped) {
         timer = setTimeout(tick, every);
       }
     }

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from bridge.bus import Envelope
 from bridge.messages import (
     SECURITY_SEVERITY,
+    SEVERITIES,
     AccessLog,
     AccessViolation,
     AdminAction,
@@ -409,7 +410,9 @@ def _log(
 
 
 _LOG_LEVELS: Final = {"debug": DEBUG, "info": INFO, "warn": WARN, "error": ERROR, "critical": FATAL}
-_ALERT_LEVELS: Final = {"info": INFO, "warning": WARN, "error": ERROR, "critical": FATAL}
+# The alerting scale's levels in its order (SEVERITIES, lowest first): a severity added there
+# without a level here stops the import, rather than a KeyError for its first alert.
+_ALERT_LEVELS: Final = dict(zip(SEVERITIES, (INFO, WARN, ERROR, FATAL), strict=True))
 # Security alerts and access violations (low … critical) at the level of the alerts they raise.
 _RISK_LEVELS: Final = {risk: _ALERT_LEVELS[alert] for risk, alert in SECURITY_SEVERITY.items()}
 
