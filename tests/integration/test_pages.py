@@ -21,7 +21,7 @@ from bridge.sinks.alerts import AlertState
 from bridge.sinks.alerts.payload import alert_path
 from bridge.sinks.alerts.retention import RESOLVED_KEPT_SECONDS
 from collectors import health_collector
-from tests.integration.servers.chromium import Browser, browser
+from tests.integration.servers.chromium import Browser, browser, require_chromium
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.pages import screenshots
 from tests.pages.helpers import (
@@ -38,7 +38,6 @@ from tests.support import (
     ThreadedBridge,
     free_port,
     http_get,
-    require_binary,
     wait_until,
 )
 
@@ -797,8 +796,7 @@ def test_make_screenshots_writes_a_picture_of_each_page(tmp_path: Path) -> None:
     """`make screenshots` (the --demo bridge in Chromium) writes status.png and alert.png, PNGs
     1280 pixels wide, into the folder it is given; the alert photographed shows the source and
     metadata of the SystemAlert that raised it (main fails otherwise)."""
-    require_binary("chromium")
-    require_binary("chromedriver")
+    require_chromium()
     folder = tmp_path / "img"
     assert screenshots.main([str(folder)]) == 0
     for name in ("status.png", "alert.png"):

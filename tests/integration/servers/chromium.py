@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import require_binary, wait_until
+from tests.support import unavailable, wait_until
 
 __all__ = ["FLAGS", "Browser", "browser", "start_chromium"]
 
@@ -41,6 +41,14 @@ def _binaries() -> tuple[str, str]:
             " (sudo apt-get install chromium chromium-driver)"
         )
     return chromium, driver
+
+
+def require_chromium() -> None:
+    """Skip when Chromium (either of Debian's names) or its driver is missing; fail under CI."""
+    try:
+        _binaries()
+    except FileNotFoundError as exc:
+        unavailable(str(exc))
 
 
 def start_chromium(profile: Path, width: int = WIDTH, height: int = 900) -> Any:
@@ -135,8 +143,7 @@ class Browser:
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Browser]:
     """A fresh headless Chromium; quit afterwards."""
-    require_binary("chromium")
-    require_binary("chromedriver")
+    require_chromium()
     driver = start_chromium(tmp_path / "chromium-profile")
     try:
         yield Browser(driver)
