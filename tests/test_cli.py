@@ -186,19 +186,29 @@ def test_a_misspelt_command_is_named_with_the_command_meant(given: str, meant: s
             " exesdb-bridge alerts list --user … --url=…",
         ),
         (
+            ["--url", "http://ops:hunter2@h:1", "alerts", "list", "--user", "ops:hunter2"],
+            "--url: a command's options go after it: exesdb-bridge alerts list --user … --url …",
+        ),
+        (
+            ["--demo", "publish", "system_alert", "--field=note=hunter2", "--stdin"],
+            "--demo: a command's options go after it:"
+            " exesdb-bridge publish system_alert --field=… --stdin --demo",
+        ),
+        (
             ["--demo"],
             "unrecognized arguments: --demo (a command's options go after it:"
             " exesdb-bridge COMMAND --help lists them)",
         ),
     ],
-    ids=["before-run", "before-alerts-list", "no-command"],
+    ids=["before-run", "before-alerts-list", "around-alerts-list", "around-publish", "no-command"],
 )
 def test_an_option_before_the_command_is_named_with_the_line_meant(
     args: list[str], message: str
 ) -> None:
     """A command's option given before the command exits 2 naming it and showing where it goes,
     not saying that the command does not take it, that no command was given, or that its value
-    is no command; its value is not shown (it may be a password)."""
+    is no command; no value of an option, before the command or after it, is shown (it may be a
+    password)."""
     completed = cli(*args)
     assert "hunter2" not in completed.stderr
     assert (completed.returncode, completed.stdout) == (2, "")

@@ -163,24 +163,32 @@ def _refuse_options_before_the_command(parser: argparse.ArgumentParser, argv: li
     """A command's option given before the command (``exesdb-bridge --demo run``) is a usage
     error naming it and showing where it goes: argparse would say that ``run`` does not take
     ``--demo``, that a command is missing, or that ``http://…`` (of ``--url http://…``) is no
-    command. Only option names are shown, as ``…`` their values: one may be a password
-    (``--user ops:…``) or a URL with one."""
+    command. Only option names are shown, as ``…`` their values, before the command and after
+    it: one may be a password (``--user ops:…``) or a URL with one. The words after the command
+    up to its first option (``alerts list``, a tag) are shown as given."""
     if not argv or not argv[0].startswith("-") or argv[0] in _OWN_OPTIONS:
         return
     commands = parser.get_default("command_names")
     at = next((n for n, arg in enumerate(argv) if arg in commands), len(argv))
-    shown = [
-        (arg.split("=", 1)[0] + "=…" if "=" in arg else arg) if arg.startswith("-") else "…"
-        for arg in argv[:at]
-    ]
+    shown = _masked(argv[:at])
     given = " ".join(arg.removesuffix("=…") for arg in shown if arg != "…")
     if at == len(argv):
         parser.error(
             f"unrecognized arguments: {given} (a command's options go after it:"
             " exesdb-bridge COMMAND --help lists them)"
         )
-    meant = " ".join([shlex.join(argv[at:]), *shown])
+    after = argv[at:]
+    words = next((n for n, arg in enumerate(after) if arg.startswith("-")), len(after))
+    meant = " ".join([shlex.join(after[:words]), *_masked(after[words:]), *shown])
     parser.error(f"{given}: a command's options go after it: exesdb-bridge {meant}")
+
+
+def _masked(args: list[str]) -> list[str]:
+    """``args`` with each option's name kept and every value shown as ``…`` (``--url=…``)."""
+    return [
+        (arg.split("=", 1)[0] + "=…" if "=" in arg else arg) if arg.startswith("-") else "…"
+        for arg in args
+    ]
 
 
 def _refuse_an_unknown_command(parser: argparse.ArgumentParser, given: str) -> None:

@@ -22,7 +22,9 @@ Clients whose ``oauth2`` blocks are equal (the same token URL, client, secret or
 scopes, endpoint parameters, TLS and proxy) share one ``TokenSource`` (``TokenSources``): one
 token request serves them all, and a 401 to any of them drops the token for all. Requests asking
 for a token while one is being fetched wait for that fetch (within their own timeout) and take
-its outcome, a failure too, rather than each asking the endpoint again.
+its outcome, a failure too, rather than each asking the endpoint again; except a fetch that timed
+out, which was timed by its own request's timeout: a waiter with time left then fetches itself
+(still one fetch at a time).
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ class EndpointOptions(Protocol):
         """The connection's keyword arguments (``ssl``, ``proxy``, …)."""
 
 
+class _TimedOut(TokenError):
+    """The token request outlasted the timeout of the request it was for: a request with more
+    time may still get a token."""
+
+
 class _Unusable(Exception):
     """The endpoint answered, but with no usable token (the message says why)."""
 
@@ -108,7 +115,8 @@ class TokenSource:
         # One fetch at a time: a request arriving during one waits for its outcome.
         self._fetching = asyncio.Lock()
         self._fetched = 0  # fetches ended so far, so a waiter can tell one ended while it waited
-        self._failed: tuple[str, str] | None = None  # the last fetch's secret and error, if failed
+        # The last fetch's secret and error, if it failed other than by timing out.
+        self._failed: tuple[str, str] | None = None
 
     async def authorization(
         self, session: aiohttp.ClientSession, limit: aiohttp.ClientTimeout
@@ -142,7 +150,9 @@ class TokenSource:
             try:
                 token = await self._fetch(session, secret, left, limit.total or 0.0)
             except TokenError as exc:
-                self._failed, self._fetched = (secret, str(exc)), self._fetched + 1
+                # A timeout was told against the fetching request's timeout, not a waiter's.
+                failed = None if isinstance(exc, _TimedOut) else (secret, str(exc))
+                self._failed, self._fetched = failed, self._fetched + 1
                 raise
             self._token, self._failed, self._fetched = token, None, self._fetched + 1
             return token.header
@@ -176,6 +186,7 @@ class TokenSource:
         told against)."""
         ways = (False, True) if self._in_form is None else (self._in_form,)
         reasons: list[str] = []
+        timed_out = False
         # Both ways together within ``limit``, as the request they are for.
         clock = asyncio.get_running_loop().time
         deadline = None if limit.total is None else clock() + limit.total
@@ -183,6 +194,7 @@ class TokenSource:
             left = limit if deadline is None else aiohttp.ClientTimeout(total=deadline - clock())
             if left.total is not None and left.total <= 0:  # aiohttp reads 0 as no limit
                 reasons.append(f"timed out after {budget:g}s")
+                timed_out = True
                 break
             try:
                 token = await self._request(session, secret, in_form, left, budget)
@@ -196,7 +208,7 @@ class TokenSource:
         text = "; ".join(dict.fromkeys(reasons))
         if secret:  # text the endpoint wrote may quote what it was sent
             text = text.replace(secret, "<redacted>")
-        raise TokenError(f"oauth2 token_url {self.shown_url}: {text}")
+        raise (_TimedOut if timed_out else TokenError)(f"oauth2 token_url {self.shown_url}: {text}")
 
     async def _request(
         self,
@@ -236,7 +248,8 @@ class TokenSource:
                 status, content_type = response.status, response.content_type
         except REQUEST_ERRORS as exc:
             failure = request_failure(exc, budget)
-            raise TokenError(f"oauth2 token_url {self.shown_url}: {failure.text}") from None
+            error = _TimedOut if isinstance(exc, TimeoutError) else TokenError
+            raise error(f"oauth2 token_url {self.shown_url}: {failure.text}") from None
         fields = _fields(body, content_type)
         return self._token_of(status, fields, secret, asked)
 

@@ -707,3 +707,31 @@ async def test_a_request_waiting_on_another_s_token_fetch_fails_within_its_own_t
     assert result.seconds < 2.5
     assert len(server.requests) == 1
     assert receiver.requests == []
+
+
+async def test_a_request_waiting_on_a_token_fetch_that_timed_out_fetches_itself_with_its_time(
+    tmp_path: Path, token_server, webhook_receiver
+) -> None:
+    """A sender (timeout 30 s) waiting on the token fetch of another (timeout 1 s) from an
+    endpoint answering in 1.5 s does not take that fetch's timeout: once it times out, the
+    waiter fetches a token itself and delivers."""
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET)
+    server.delay = 1.5
+    receiver: WebhookReceiver = webhook_receiver()
+    config = receivers_file(tmp_path, receiver.url, server.url)
+    tokens = TokenSources()
+    quick = sender_for(config, timeout=1.0, tokens=tokens)
+    patient = sender_for(config, timeout=30.0, tokens=tokens)
+    fetching = asyncio.ensure_future(quick.send(delivery(1)))
+    try:
+        await async_wait_until(lambda: server.requests, what="the quick sender's token request")
+        result = await patient.send(delivery(2))
+        timed_out = await fetching
+    finally:
+        await quick.aclose()
+        await patient.aclose()
+    shown = server.url.removesuffix("/token") + "/…"
+    assert timed_out.error == f"oauth2 token_url {shown}: timed out after 1s"
+    assert (result.outcome, result.error) == (Outcome.DELIVERED, None)
+    assert len(server.requests) == 2
+    assert bearers(receiver) == [f"Bearer {server.issued[-1]}"]

@@ -31,13 +31,14 @@ async def _running_lease(
     server: RedisServer,
     on_lead: Callable[[], Awaitable[None]] | None = None,
     url: str | None = None,
+    lease_ms: int = 300,
 ) -> AsyncIterator[Lease]:
-    """Replica a:1's lease (300 ms) on ``server`` (reached at ``url``, if given), running
+    """Replica a:1's lease (``lease_ms``) on ``server`` (reached at ``url``, if given), running
     (``on_lead`` its step of taking the work queue up, if given) until the block ends."""
     url = url or server.url
     client = Redis.from_url(url)
     link = Link(url, client, Backoff(0.01, 0.1, 0.0))
-    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=300)
+    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=lease_ms)
     if on_lead is not None:
         lease.on_lead(on_lead)
     running = asyncio.create_task(lease.run())
@@ -180,7 +181,8 @@ async def test_a_lease_lost_with_redis_data_is_left_to_its_holder_to_take_back(
 ) -> None:
     """A replica that saw b:2 hold the lease, finding it gone with Redis's data (a new epoch),
     leaves it for b:2 to take back (b:2's open alerts went with Redis's copy) rather than take
-    it at once; b:2 taking it back, a:1 never took it."""
+    it at once; b:2 taking it back, a:1 never took it (a 2 s lease: the test's own steps, a
+    synchronous client's, fit well within the lease a:1 leaves it for)."""
     server = redis_server()
     with server.client() as other:
         other.set(EPOCH, "before")
@@ -191,7 +193,7 @@ async def test_a_lease_lost_with_redis_data_is_left_to_its_holder_to_take_back(
         taken.append(1)
 
     with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
-        async with _running_lease(server, on_lead=took) as lease:
+        async with _running_lease(server, on_lead=took, lease_ms=2000) as lease:
             await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding it")
             with server.client() as other:  # a restart without persistence: everything gone
                 other.flushall()
@@ -200,7 +202,7 @@ async def test_a_lease_lost_with_redis_data_is_left_to_its_holder_to_take_back(
             )
             assert taken == []
             with server.client() as other:
-                other.set(LEADER, "b:2", px=300)  # b:2 takes it back, and keeps it
+                other.set(LEADER, "b:2", px=30_000)  # b:2 takes it back, and keeps it
             await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen again")
             assert taken == []
 

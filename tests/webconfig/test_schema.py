@@ -255,6 +255,11 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
             "tls_server_config.curve_preferences.0: must be 'CurveP256', 'CurveP384', 'CurveP521'"
             " or 'X25519' (got 'P256')",
         ),
+        # The toolkit refuses it too: yaml.v2 reads no string, "" included, into a []Curve.
+        (
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  curve_preferences: ''\n",
+            "tls_server_config.curve_preferences: must be a list (got '')",
+        ),
         ("rate_limit:\n  interval: soon\n", "rate_limit.interval: 'soon' is not a duration"),
         ("rate_limit:\n  interval: 1s\n  burst: -1\n", "rate_limit.burst"),
         ("tls_server_config: [\n", "not valid YAML at line"),
@@ -270,6 +275,16 @@ def test_a_bad_file_is_refused_naming_the_key(text: str, named: str):
     problems = _problems(text)
     assert any(named in problem for problem in problems), problems
     assert all(problem.startswith(f"{HERE}: ") for problem in problems)
+
+
+def test_a_null_curve_preferences_reads_as_left_out():
+    """curve_preferences with nothing after it (a null, which yaml.v2 reads as Go's zero value)
+    is taken as left out: OpenSSL's curves."""
+    config = parse_web_config(
+        "tls_server_config:\n  cert_file: a\n  key_file: b\n  curve_preferences:\n", HERE
+    )
+    assert config.tls is not None
+    assert config.tls.curve_preferences == ()
 
 
 def test_a_bad_hash_is_never_shown_nor_its_user_s_name():

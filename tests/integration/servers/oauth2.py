@@ -8,7 +8,8 @@ says, or, with ``form_auth``, ``client_id`` and ``client_secret`` in the form) g
 ``invalid_client``; ``other_clients`` (client id → secret) are taken too, from the same
 sequence of tokens. ``client_secret`` may change while it runs (a rotation); while ``failing`` is
 set (an ``Answer`` of the webhook receiver's: its status, its ``text`` as a JSON body, or a hang)
-every request gets it instead. ``requests`` lists what arrived: headers, the form and the client's
+every request gets it instead; ``delay`` answers each request that many seconds late (a slow
+identity provider). ``requests`` lists what arrived: headers, the form and the client's
 credentials as the server read them. Given an ``ssl_context`` it serves HTTPS. Tests use the
 ``token_server`` fixture, a factory whose servers are stopped afterwards.
 """
@@ -67,6 +68,7 @@ class TokenServer:
         self.ssl_context = ssl_context
         self.issued: list[str] = []
         self.failing: Answer | None = None
+        self.delay = 0.0
         self._requests: list[TokenRequest] = []
         self._lock = threading.Lock()
         self._port = 0
@@ -94,7 +96,9 @@ class TokenServer:
             client, way = (form["client_id"], form.get("client_secret", "")), "form"
         with self._lock:
             self._requests.append(TokenRequest(dict(request.headers), form, client, way))
-            failing = self.failing
+            failing, delay = self.failing, self.delay
+        if delay:
+            await asyncio.sleep(delay)  # a slow identity provider, as the test asked
         if failing is not None:
             if failing.hang and self._stopped is not None:
                 await self._stopped.wait()  # until the client gives up or the server stops
