@@ -31,15 +31,18 @@ __all__ = ["DeadLetters"]
 
 # The alerts of a dead letter (``alert_ids``, its ``rowid``, for ``url``) still open, waiting
 # for ``url`` in no grouping window, and in no delivery to it made since: those it was the last
-# to tell ``url`` of. instr() on the JSON text first (cheap), json_each() to be exact.
+# to tell ``url`` of. instr() on the JSON text first (cheap), json_each() to be exact; the text
+# sought is each id as json.dumps wrote it into ``alert_ids`` (``:needles``, in the same order),
+# not json_quote()'s, which leaves non-ASCII characters as they are where json.dumps escapes them.
 _STILL_UNTOLD: Final = """
 SELECT sent.value FROM json_each(:alert_ids) AS sent
+JOIN json_each(:needles) AS needle ON needle.key = sent.key
 JOIN alerts ON alerts.alert_id = sent.value
 WHERE alerts.state != :resolved
 AND NOT EXISTS (SELECT 1 FROM queued WHERE queued.url = :url AND queued.alert_id = sent.value)
 AND NOT EXISTS (
     SELECT 1 FROM deliveries AS later WHERE later.url = :url AND later.rowid > :rowid
-    AND instr(later.alert_ids, json_quote(sent.value)) > 0
+    AND instr(later.alert_ids, needle.value) > 0
     AND EXISTS (SELECT 1 FROM json_each(later.alert_ids) WHERE value = sent.value)
 )
 ORDER BY sent.key
@@ -50,6 +53,12 @@ _RETRY_ALL: Final = ", `exesdb-bridge outbox retry --all` sends"
 _ORPHAN_REASON: Final = (
     "the receiver is no longer in EXESDB_WEBHOOK_URLS nor in EXESDB_WEBHOOK_CONFIG_FILE"
 )
+
+
+def _needles(alert_ids: str) -> str:
+    """Each id of ``alert_ids`` (a JSON array) as its JSON text, in a JSON array: what instr()
+    finds in another delivery's ``alert_ids`` when that carries it."""
+    return json.dumps([json.dumps(alert_id) for alert_id in json.loads(alert_ids)])
 
 
 class DeadLetters:
@@ -153,6 +162,7 @@ class DeadLetters:
                             "url": url,
                             "rowid": letter["rowid"],
                             "alert_ids": letter["alert_ids"],
+                            "needles": _needles(letter["alert_ids"]),
                             "resolved": AlertState.RESOLVED.value,
                         },
                     )

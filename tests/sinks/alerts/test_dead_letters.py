@@ -220,3 +220,16 @@ def test_a_call_takes_up_at_most_its_limit_of_dead_letters_the_next_the_rest(
     assert outbox.dead_letters.renotify(T0 + HOUR + 5, HOUR, limit=2) == {URL: 2}
     assert outbox.dead_letters.renotify(T0 + HOUR + 5, HOUR, limit=2) == {URL: 1}
     assert outbox.queue.depth().queued == 5
+
+
+def test_an_alert_id_with_non_ascii_characters_carried_by_a_later_delivery_is_not_queued_again(
+    outbox: Outbox,
+) -> None:
+    """A dead letter of ``node_failure:köln-1`` whose alert a later delivery to the receiver
+    carried is not its latest notification: it is not queued again (the ids are stored as
+    json.dumps writes them, ``\\u00f6``, not as SQLite's json_quote would)."""
+    _died(outbox, "node_failure:köln-1", T0)
+    observe(outbox, event("node_failure:köln-1", requires_ack=False, severity="warning"), T0 + 1)
+    _attempt(outbox, T0 + 1, DeliveryState.DELIVERED, 200, "")
+    assert outbox.dead_letters.renotify(T0 + HOUR + 1, HOUR) == {}
+    assert outbox.queue.of_alert("node_failure:köln-1")[1] == ()
