@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -97,3 +98,32 @@ async def test_an_alert_refused_is_sent_again_only_after_the_renotify_interval(
         await async_wait_until(lambda: "a1" in receiver.accepted_alert_ids(), what="a1 again")
         assert [r.alert_ids() for r in receiver.requests] == [["a1"], ["a2"], ["a3"], ["a1"]]
         assert renotified(bridge) == 1.0
+
+
+async def test_an_alert_auto_resolved_is_sent_at_once_when_renotifying_then_fails(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """An alert a housekeeping pass auto-resolves is sent at once even when the pass fails
+    after (re-notifying, on a full disk): the workers are woken for it before that step, not
+    left to find it at their next poll, 5 s on."""
+    receiver: WebhookReceiver = webhook_receiver()
+    clock = ManualClock(T0)
+    async with alert_bridge(
+        tmp_path,
+        clock=clock,
+        serve_http=False,
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        **{**FAST, "EXESDB_ALERT_RESOLVE_TIMEOUT_MS": "60000"},
+    ) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("w1", severity="warning"))
+        await async_wait_until(partial(taken, receiver, "w1"), what="w1 taken")
+
+        def full(*args: Any, **kwargs: Any) -> Any:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        sink.outbox.dead_letters.renotify = full  # type: ignore[method-assign]
+        clock.advance(61)  # past the resolve timeout: the next pass resolves w1
+        await async_wait_until(
+            lambda: len(receiver.accepted()) == 2, within=3.0, what="w1's resolve within 3 s"
+        )
+        assert receiver.accepted()[1].json()["alerts"][0]["status"] == "resolved"

@@ -107,8 +107,10 @@ class Housekeeping:
         if self._holds_work_queue():
             try:
                 await self._escalator.tick()
-                expired = await self._states.expire(self._clock())
-                if await self._renotify(self._clock()) or expired:
+                if await self._states.expire(self._clock()):
+                    # Before re-notifying, which may fail: the resolutions stored go out at once.
+                    self._changed()
+                if await self._renotify(self._clock()):
                     self._changed()
             except TransportError as exc:
                 # Redis unreachable, or the lease just went to another replica: its turn.
