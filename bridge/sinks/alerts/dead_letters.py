@@ -3,7 +3,8 @@
 A delivery is dead-lettered after its last attempt (``delivery``), or here when its receiver is
 no longer configured (``add_orphans``, at start). ``exesdb-bridge outbox retry`` puts dead
 letters back to pending (``retry``), less those ``unretryable`` names: a receiver the bridge did
-not start with, or a firing its receiver has since heard resolved. An alert still open whose
+not start with, a firing its receiver has since heard resolved, or one superseded (its receiver
+took a later delivery of each of its alerts). An alert still open whose
 latest notification to a receiver was dead-lettered is queued for it again as it stands
 (``renotify``), so a receiver down past the deadline hears of what still fires once it is back.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from bridge.sinks.alerts.database import Database
@@ -53,6 +55,18 @@ _RETRY_ALL: Final = ", `exesdb-bridge outbox retry --all` sends"
 _ORPHAN_REASON: Final = (
     "the receiver is no longer in EXESDB_WEBHOOK_URLS nor in EXESDB_WEBHOOK_CONFIG_FILE"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _ToldSince:
+    """What the receiver of a dead letter took since of its alerts, in deliveries made after it:
+    those it fires whose resolve it took, with when each resolved (``resolved``); those it
+    resolves that it took firing again (``refired``); and whether it took each of them
+    (``superseded``)."""
+
+    resolved: tuple[tuple[str, str], ...]
+    refired: tuple[str, ...]
+    superseded: bool
 
 
 def _needles(alert_ids: str) -> str:
@@ -183,27 +197,47 @@ class DeadLetters:
 
     def resend_hint(self) -> str:
         """For the start-up line: how to see and resend the dead letters, offering ``retry
-        --all`` only for those whose receiver the bridge started with (it leaves the rest)."""
+        --all`` only for those whose receiver the bridge started with (it leaves the rest), and
+        not for those superseded (``unretryable``: their receiver took a later delivery of each
+        of their alerts), which it leaves too."""
         configured = self._queue.configured()
+        dead = stranded = superseded = 0
         with self._database.read() as db:
-            dead, stranded = db.execute(
-                "SELECT COUNT(*), COUNT(*) FILTER (WHERE url NOT IN"
-                " (SELECT value FROM json_each(:configured))) FROM deliveries WHERE state = :dead",
-                {"dead": DeliveryState.DEAD.value, "configured": json.dumps(configured or [])},
-            ).fetchone()
+            for row in db.execute(
+                "SELECT rowid, url, alert_ids, body FROM deliveries WHERE state = :dead",
+                {"dead": DeliveryState.DEAD.value},
+            ).fetchall():
+                dead += 1
+                if configured is not None and row["url"] not in configured:
+                    stranded += 1
+                elif self._told_since(db, row).superseded:
+                    superseded += 1
         if not dead:
             return ""
-        if configured is None or not stranded:
-            return f"{_LIST_DEAD}{_RETRY_ALL} them again)"
-        if stranded == dead:
+        if configured is not None and stranded == dead:
             return (
                 f"{_LIST_DEAD}; their receivers are not configured now, so none can be sent"
                 " again until they are)"
             )
-        return (
-            f"{_LIST_DEAD}{_RETRY_ALL} again the {dead - stranded} whose receivers are"
-            f" configured; {stranded} for receivers not configured now wait until they are)"
+        if not stranded and not superseded:
+            return f"{_LIST_DEAD}{_RETRY_ALL} them again)"
+        resendable = dead - stranded - superseded
+        which = " and ".join(
+            (["whose receivers are configured"] if stranded else [])
+            + (["not superseded"] if superseded else [])
         )
+        left = (
+            [f"{stranded} for receivers not configured now wait until they are"] if stranded else []
+        ) + (
+            [
+                f"{superseded} superseded (their receivers took a later delivery of each of"
+                " their alerts) are not to be sent again"
+            ]
+            if superseded
+            else []
+        )
+        offered = f"{_RETRY_ALL} again the {resendable} {which}" if resendable else ""
+        return f"{_LIST_DEAD}{offered}; {'; '.join(left)})"
 
     def unretryable(
         self, delivery_ids: Sequence[str] | None = None, *, force: bool = False
@@ -213,13 +247,16 @@ class DeadLetters:
         would send until a restart, when they would be dead-lettered again; and, unless
         ``force``, those that tell the receiver of an alert otherwise than the last it was sent
         of it since: a firing whose resolve it was sent would leave the alert firing for good,
-        a resolve of an alert it was sent firing again would show it resolved while it fires."""
+        a resolve of an alert it was sent firing again would show it resolved while it fires;
+        and the others superseded: each of their alerts was in a later delivery the receiver
+        took, so sent again (after it, deliveries going out in the order they were made) they
+        would tell it an older state of them than the last it heard."""
         configured = self._queue.configured()
         where, params = "", dict[str, str]()
         if delivery_ids is not None:
             named, params = one_of("id", delivery_ids) if delivery_ids else ("0 = 1", {})
             where = f" AND {named}"
-        query = f"SELECT rowid, id, url, body FROM deliveries WHERE state = :dead{where}"  # noqa: S608
+        query = f"SELECT rowid, id, url, alert_ids, body FROM deliveries WHERE state = :dead{where}"  # noqa: S608
         left = []
         with self._database.read() as db:
             for row in db.execute(
@@ -228,19 +265,22 @@ class DeadLetters:
                 if configured is not None and row["url"] not in configured:
                     left.append(Unretryable(row["id"], row["url"], configured=False))
                 elif not force:
-                    resolved, refired = self._told_since(db, row)
-                    if resolved or refired:
-                        left.append(Unretryable(row["id"], row["url"], True, resolved, refired))
+                    since = self._told_since(db, row)
+                    if since.resolved or since.refired:
+                        left.append(
+                            Unretryable(row["id"], row["url"], True, since.resolved, since.refired)
+                        )
+                    elif since.superseded:
+                        left.append(Unretryable(row["id"], row["url"], True, superseded=True))
         return left
 
     @staticmethod
-    def _told_since(
-        db: sqlite3.Connection, dead: sqlite3.Row
-    ) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
-        """The alerts ``dead`` fires whose resolve its receiver was last sent since, with when
-        each resolved; and those it resolves that the receiver was last sent firing since."""
-        resolved, refired = [], []
-        for alert_id, (status, _) in alerts_told(bytes(dead["body"])).items():
+    def _told_since(db: sqlite3.Connection, dead: sqlite3.Row) -> _ToldSince:
+        """What the receiver of ``dead`` took since of its alerts (see ``_ToldSince``)."""
+        resolved, refired, untold = [], [], 0
+        told_then = alerts_told(bytes(dead["body"]))
+        alert_ids = [str(alert_id) for alert_id in json.loads(dead["alert_ids"])]
+        for alert_id in alert_ids:
             last = db.execute(
                 "SELECT body FROM deliveries WHERE url = :url AND state = :delivered"
                 " AND rowid > :rowid AND instr(alert_ids, :needle) > 0 AND EXISTS"
@@ -254,14 +294,18 @@ class DeadLetters:
                     "alert_id": alert_id,
                 },
             ).fetchone()
-            told = alerts_told(bytes(last["body"])).get(alert_id) if last is not None else None
-            if told is None or told[0] == status:
+            if last is None:
+                untold += 1
+                continue
+            then = told_then.get(alert_id)
+            told = alerts_told(bytes(last["body"])).get(alert_id)
+            if then is None or told is None or told[0] == then[0]:
                 continue
             if told[0] == "resolved":
                 resolved.append((alert_id, told[1]))
             elif told[0] == "firing":
                 refired.append(alert_id)
-        return tuple(resolved), tuple(refired)
+        return _ToldSince(tuple(resolved), tuple(refired), bool(alert_ids) and not untold)
 
     def retry(
         self, now: float, delivery_ids: Sequence[str] | None = None, *, leave: Sequence[str] = ()
