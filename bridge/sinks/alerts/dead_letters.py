@@ -25,7 +25,6 @@ from bridge.sinks.alerts.records import (
     AlertState,
     DeliveryState,
     Unretryable,
-    refused,
 )
 from bridge.sinks.alerts.rows import one_of, record_of
 
@@ -48,6 +47,24 @@ AND NOT EXISTS (
     AND EXISTS (SELECT 1 FROM json_each(later.alert_ids) WHERE value = sent.value)
 )
 ORDER BY sent.key
+"""
+# The dead letters due for ``renotify`` (``{named}``: of a configured receiver), the oldest
+# first: not yet taken up, and died ``after`` ago (``:due``) or later than ``:now`` (the clock
+# was set back), or else refused by no final answer and followed by a delivery its receiver
+# took (it is back).
+_DUE: Final = """
+SELECT rowid, url, alert_ids FROM deliveries AS letter
+WHERE state = :dead AND renotified_at IS NULL AND {named}
+AND (
+    COALESCE(finished_at, 0) <= :due OR COALESCE(finished_at, 0) > :now
+    OR (
+        NOT refused(last_status, last_error) AND EXISTS (
+            SELECT 1 FROM deliveries AS later WHERE later.url = letter.url
+            AND later.state = :delivered AND later.rowid > letter.rowid
+        )
+    )
+)
+ORDER BY rowid LIMIT :limit
 """
 # The start-up line's hint (resend_hint), after its count of dead letters.
 _LIST_DEAD: Final = " (`exesdb-bridge outbox list --state dead` lists them"
@@ -144,30 +161,20 @@ class DeadLetters:
         named, params = one_of("url", self._queue.urls)
         queued: dict[str, int] = {}
         with self._database.transaction() as db:
+            # The due test in the query, not over every dead letter read: only those taken up.
             letters = db.execute(
-                "SELECT rowid, url, alert_ids, finished_at, last_status, last_error"  # noqa: S608
-                f" FROM deliveries WHERE state = :dead AND renotified_at IS NULL AND {named}"
-                " ORDER BY rowid",
-                {**params, "dead": DeliveryState.DEAD.value},
+                _DUE.format(named=named),
+                {
+                    **params,
+                    "dead": DeliveryState.DEAD.value,
+                    "delivered": DeliveryState.DELIVERED.value,
+                    "now": now,
+                    "due": now - after,
+                    "limit": limit,
+                },
             ).fetchall()
-            taken: dict[str, int] = {}  # each receiver's latest delivery it took
             for letter in letters:
-                if limit <= 0:
-                    break
-                url, died = str(letter["url"]), float(letter["finished_at"] or 0.0)
-                if url not in taken:
-                    taken[url] = int(
-                        db.execute(
-                            "SELECT COALESCE(MAX(rowid), 0) FROM deliveries"
-                            " WHERE url = :url AND state = :delivered",
-                            {"url": url, "delivered": DeliveryState.DELIVERED.value},
-                        ).fetchone()[0]
-                    )
-                back = taken[url] > letter["rowid"] and not refused(
-                    letter["last_status"], letter["last_error"]
-                )
-                if not (back or died <= now - after or died > now):
-                    continue
+                url = str(letter["url"])
                 alert_ids = [
                     row[0]
                     for row in db.execute(
@@ -190,7 +197,6 @@ class DeadLetters:
                     "UPDATE deliveries SET renotified_at = :now WHERE rowid = :rowid",
                     {"now": now, "rowid": letter["rowid"]},
                 )
-                limit -= 1
                 if alert_ids:
                     queued[url] = queued.get(url, 0) + len(alert_ids)
         return queued

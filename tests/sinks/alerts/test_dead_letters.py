@@ -241,3 +241,18 @@ def test_an_alert_id_with_non_ascii_characters_carried_by_a_later_delivery_is_no
     _attempt(outbox, T0 + 1, DeliveryState.DELIVERED, 200, "")
     assert outbox.dead_letters.renotify(T0 + HOUR + 1, HOUR) == {}
     assert outbox.queue.of_alert("node_failure:köln-1")[1] == ()
+
+
+def test_dead_letters_not_due_leave_a_calls_limit_to_those_due(outbox: Outbox) -> None:
+    """Dead letters not due (refused with a final answer, the receiver back since) take none of
+    a call's limit: the older ones due after them are taken up all the same."""
+    for n in range(3):
+        _died(outbox, f"refused{n}", T0, status=400)
+    for n in range(2):
+        _died(outbox, f"timed_out{n}", T0)
+    observe(outbox, event("later", requires_ack=False), T0 + 10)
+    _attempt(outbox, T0 + 10, DeliveryState.DELIVERED, 200, "")  # the receiver is back
+    assert outbox.dead_letters.renotify(T0 + 11, HOUR, limit=2) == {URL: 2}
+    waiting = [f"timed_out{n}" for n in range(2) if outbox.queue.of_alert(f"timed_out{n}")[1]]
+    assert waiting == ["timed_out0", "timed_out1"]
+    assert outbox.dead_letters.renotify(T0 + 12, HOUR, limit=2) == {}
