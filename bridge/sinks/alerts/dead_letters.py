@@ -32,7 +32,10 @@ __all__ = ["DeadLetters"]
 
 # The alerts of a dead letter (``alert_ids``, its ``rowid``, for ``url``) still open, waiting
 # for ``url`` in no grouping window, and in no delivery to it made since: those it was the last
-# to tell ``url`` of. instr() on the JSON text first (cheap), json_each() to be exact; the text
+# to tell ``url`` of; but, when it was refused with a final answer (``:refused``), not those
+# whose delivery to ``url`` before it was so refused too (twice in a row: sent again every
+# interval, each would be refused anew, a dead letter more each time).
+# instr() on the JSON text first (cheap), json_each() to be exact; the text
 # sought is each id as json.dumps wrote it into ``alert_ids`` (``:needles``, in the same order),
 # not json_quote()'s, which leaves non-ASCII characters as they are where json.dumps escapes them.
 _STILL_UNTOLD: Final = """
@@ -46,6 +49,16 @@ AND NOT EXISTS (
     AND instr(later.alert_ids, needle.value) > 0
     AND EXISTS (SELECT 1 FROM json_each(later.alert_ids) WHERE value = sent.value)
 )
+AND NOT (:refused AND EXISTS (
+    SELECT 1 FROM deliveries AS before WHERE before.state = :dead
+    AND refused(before.last_status, before.last_error) AND before.rowid = (
+        SELECT earlier.rowid FROM deliveries AS earlier
+        WHERE earlier.url = :url AND earlier.rowid < :rowid
+        AND instr(earlier.alert_ids, needle.value) > 0
+        AND EXISTS (SELECT 1 FROM json_each(earlier.alert_ids) WHERE value = sent.value)
+        ORDER BY earlier.rowid DESC LIMIT 1
+    )
+))
 ORDER BY sent.key
 """
 # The dead letters due for ``renotify`` (``{named}``: of a configured receiver), the oldest
@@ -53,7 +66,8 @@ ORDER BY sent.key
 # was set back), or else refused by no final answer and followed by a delivery its receiver
 # took (it is back).
 _DUE: Final = """
-SELECT rowid, url, alert_ids FROM deliveries AS letter
+SELECT rowid, url, alert_ids, refused(last_status, last_error) AS refused
+FROM deliveries AS letter
 WHERE state = :dead AND renotified_at IS NULL AND {named}
 AND (
     COALESCE(finished_at, 0) <= :due OR COALESCE(finished_at, 0) > :now
@@ -152,7 +166,10 @@ class DeadLetters:
         letter is due ``after`` seconds after it died (at once when that is after ``now``: the
         wall clock was set back since), and sooner once the receiver took a delivery made after
         it (it is back), unless its last answer was final (``refused``): sent again then, it
-        would be refused again at every delivery the receiver takes. At most ``limit`` dead
+        would be refused again at every delivery the receiver takes. Nor is an alert queued
+        again from a dead letter so refused whose delivery to the receiver before it was so
+        refused too (twice in a row: it would be refused anew every ``after``, a dead letter
+        more each time); its next change is sent as ever. At most ``limit`` dead
         letters are taken up in one call (the oldest due), so one transaction stays short after
         a long outage; the next call takes the rest.
         """
@@ -185,6 +202,8 @@ class DeadLetters:
                             "alert_ids": letter["alert_ids"],
                             "needles": _needles(letter["alert_ids"]),
                             "resolved": AlertState.RESOLVED.value,
+                            "refused": letter["refused"],
+                            "dead": DeliveryState.DEAD.value,
                         },
                     )
                 ]

@@ -256,3 +256,21 @@ def test_dead_letters_not_due_leave_a_calls_limit_to_those_due(outbox: Outbox) -
     waiting = [f"timed_out{n}" for n in range(2) if outbox.queue.of_alert(f"timed_out{n}")[1]]
     assert waiting == ["timed_out0", "timed_out1"]
     assert outbox.dead_letters.renotify(T0 + 12, HOUR, limit=2) == {}
+
+
+def test_an_alert_refused_twice_in_a_row_with_a_final_answer_is_not_queued_again(
+    outbox: Outbox,
+) -> None:
+    """A receiver that refuses an alert with a final answer (400) and then its re-notification
+    so too is not sent it again every interval (a new dead letter each time, for a week): only
+    a later notification of the alert, or one that died otherwise, makes it due again."""
+    _died(outbox, "a1", T0, status=400)
+    assert outbox.dead_letters.renotify(T0 + HOUR, HOUR) == {URL: 1}
+    _attempt(outbox, T0 + HOUR, DeliveryState.DEAD, 400, "HTTP 400")
+    assert outbox.dead_letters.renotify(T0 + 3 * HOUR, HOUR) == {}
+    assert outbox.dead_letters.renotify(T0 + 30 * HOUR, HOUR) == {}
+    assert outbox.queue.depth().dead == 2
+    _died(outbox, "a2", T0 + 30 * HOUR, status=400)  # refused, then not
+    assert outbox.dead_letters.renotify(T0 + 31 * HOUR, HOUR) == {URL: 1}
+    _attempt(outbox, T0 + 31 * HOUR, DeliveryState.DEAD, None, "timed out after 10s")
+    assert outbox.dead_letters.renotify(T0 + 32 * HOUR, HOUR) == {URL: 1}
