@@ -2048,8 +2048,60 @@ def test_a_dead_firing_whose_resolve_still_waits_may_be_retried(tmp_path: Path) 
     outbox.queue.group(_HOOK, T0 + 120, 0.0, _webhook_bodies)
     [again] = [d for d in outbox.queue.deliveries() if d.id not in (firing, resolve)]
     _finish(outbox, again.id, DeliveryState.DELIVERED, 200)
-    assert outbox.dead_letters.unretryable() == []  # firing there now anyway
+    # Firing there now anyway: superseded, left unless forced.
+    assert [(d.delivery_id, d.superseded) for d in outbox.dead_letters.unretryable()] == [
+        (firing, True)
+    ]
+    assert outbox.dead_letters.unretryable(force=True) == []
     outbox.close()
+
+
+def test_outbox_retry_leaves_a_dead_letter_superseded_by_a_later_delivery_unless_forced(
+    tmp_path: Path,
+) -> None:
+    """A dead letter each of whose alerts its receiver took since in a later delivery (its
+    re-notification) is superseded: `outbox retry --all` leaves it, naming it, exit 0 (it is as
+    good as delivered); named by id it is left too, exit 1; --force sends it. One of whose
+    alerts the receiver took only some is retried."""
+    outbox = Outbox.in_dir(tmp_path)
+    outbox.queue.queue_for([_HOOK])
+    for alert_id in ("a", "b"):
+        observe(outbox, event(alert_id), T0)
+    outbox.queue.group(_HOOK, T0, 0.0, _webhook_bodies)  # one delivery of a and b
+    observe(outbox, event("c"), T0)
+    outbox.queue.group(_HOOK, T0, 0.0, _webhook_bodies)
+    made = {d.alert_ids: d for d in outbox.queue.deliveries()}
+    both, alone = made[("a", "b")], made[("c",)]
+    for dead in (both, alone):
+        _finish(outbox, dead.id, DeliveryState.DEAD, 404)
+    for alert_id in ("a", "c"):  # re-notified, and taken
+        observe(outbox, event(alert_id, severity="warning"), T0 + 60)
+    outbox.queue.group(_HOOK, T0 + 60, 0.0, _webhook_bodies)
+    [later] = [d for d in outbox.queue.deliveries() if d.id not in (both.id, alone.id)]
+    _finish(outbox, later.id, DeliveryState.DELIVERED, 200)
+    assert outbox.dead_letters.resend_hint() == (
+        " (`exesdb-bridge outbox list --state dead` lists them, `exesdb-bridge outbox retry"
+        " --all` sends again the 1 not superseded; 1 superseded (their receivers took a later"
+        " delivery of each of their alerts) are not to be sent again)"
+    )
+    outbox.close()
+    env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
+    named = cli("outbox", "retry", alone.id, **env)
+    assert named.returncode == 1
+    assert named.stderr == (
+        f"exesdb-bridge: delivery '{alone.id}' left dead-lettered: superseded:"
+        " https://hooks.example/… took a later delivery of each of its alerts, so sent again"
+        " it would tell it an older state of them after the newer one; --force sends it all"
+        " the same\n"
+    )
+    every = cli("outbox", "retry", "--all", **env)
+    assert every.returncode == 0
+    assert f"delivery '{alone.id}' left dead-lettered: superseded" in every.stderr
+    assert both.id not in every.stderr
+    assert every.stdout == "1 dead-lettered delivery back to pending\n"
+    forced = cli("outbox", "retry", "--force", alone.id, **env)
+    assert (forced.returncode, forced.stderr) == (0, "")
+    assert forced.stdout == "1 dead-lettered delivery back to pending\n"
 
 
 def test_run_logs_ts_with_milliseconds_and_z_and_ends_start_up_with_the_urls(

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bridge.sinks.alerts import Outbox
 from bridge.sinks.alerts.records import Acknowledgement
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.integration.test_alert_webhooks import FAST, counted
-from tests.sinks.alerts.helpers import T0, alert_bridge, system_alert
+from tests.sinks.alerts.helpers import T0, URL, alert_bridge, event, observe, system_alert
 from tests.support import ManualClock, async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -97,3 +100,71 @@ async def test_an_alert_refused_is_sent_again_only_after_the_renotify_interval(
         await async_wait_until(lambda: "a1" in receiver.accepted_alert_ids(), what="a1 again")
         assert [r.alert_ids() for r in receiver.requests] == [["a1"], ["a2"], ["a3"], ["a1"]]
         assert renotified(bridge) == 1.0
+
+
+async def test_an_alert_auto_resolved_is_sent_at_once_when_renotifying_then_fails(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """An alert a housekeeping pass auto-resolves is sent at once even when the pass fails
+    after (re-notifying, on a full disk): the workers are woken for it before that step, not
+    left to find it at their next poll, 5 s on."""
+    receiver: WebhookReceiver = webhook_receiver()
+    clock = ManualClock(T0)
+    async with alert_bridge(
+        tmp_path,
+        clock=clock,
+        serve_http=False,
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        **{**FAST, "EXESDB_ALERT_RESOLVE_TIMEOUT_MS": "60000"},
+    ) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("w1", severity="warning"))
+        await async_wait_until(partial(taken, receiver, "w1"), what="w1 taken")
+
+        def full(*args: Any, **kwargs: Any) -> Any:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        sink.outbox.dead_letters.renotify = full  # type: ignore[method-assign]
+        clock.advance(61)  # past the resolve timeout: the next pass resolves w1
+        await async_wait_until(
+            lambda: len(receiver.accepted()) == 2, within=3.0, what="w1's resolve within 3 s"
+        )
+        assert receiver.accepted()[1].json()["alerts"][0]["status"] == "resolved"
+
+
+async def test_a_long_outages_dead_letters_are_taken_up_a_hundred_a_pass_a_second_apart(
+    tmp_path: Path,
+) -> None:
+    """250 dead letters due at once are taken up 100 a housekeeping pass, the passes at the
+    housekeeping's tick (a second) apart, not back to back: a pass that queued alerts again does
+    not start the next at once."""
+    box = Outbox.in_dir(tmp_path, urls=[URL])
+    for n in range(250):
+        observe(box, event(f"a{n:03}", requires_ack=False), T0)
+    with box.database.transaction() as db:  # each one's notification died at T0
+        db.execute(
+            "INSERT INTO deliveries (id, url, body, alert_ids, created_at, next_attempt_at,"
+            " state, last_error, finished_at) SELECT 'd-' || alert_id, url, CAST(alert_id AS"
+            " BLOB), json_array(alert_id), :t0, :t0, 'dead', 'timed out after 10s', :t0"
+            " FROM queued ORDER BY alert_id",
+            {"t0": T0},
+        )
+        db.execute("DELETE FROM queued")
+    box.close()
+    clock = ManualClock(T0 + 5 * 3600.0)  # past EXESDB_WEBHOOK_RENOTIFY_INTERVAL_MS (4 h)
+    first_seen: dict[int, float] = {}  # how many alerts wait, and when first seen waiting
+
+    def all_queued(sink: Any) -> bool:
+        queued = sink.outbox.queue.depth().queued
+        first_seen.setdefault(queued, time.monotonic())
+        return bool(queued == 250)
+
+    async with alert_bridge(
+        tmp_path,
+        clock=clock,
+        serve_http=False,
+        EXESDB_WEBHOOK_URLS=URL,
+        **{**OPEN, "EXESDB_WEBHOOK_GROUP_WAIT_MS": "600000"},  # no delivery made meanwhile
+    ) as (_, sink, _):
+        await async_wait_until(partial(all_queued, sink), what="all 250 queued again")
+    assert [n for n in sorted(first_seen) if n] == [100, 200, 250]
+    assert first_seen[250] - first_seen[100] >= 1.5, first_seen

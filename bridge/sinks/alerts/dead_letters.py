@@ -3,7 +3,8 @@
 A delivery is dead-lettered after its last attempt (``delivery``), or here when its receiver is
 no longer configured (``add_orphans``, at start). ``exesdb-bridge outbox retry`` puts dead
 letters back to pending (``retry``), less those ``unretryable`` names: a receiver the bridge did
-not start with, or a firing its receiver has since heard resolved. An alert still open whose
+not start with, a firing its receiver has since heard resolved, or one superseded (its receiver
+took a later delivery of each of its alerts). An alert still open whose
 latest notification to a receiver was dead-lettered is queued for it again as it stands
 (``renotify``), so a receiver down past the deadline hears of what still fires once it is back.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from bridge.sinks.alerts.database import Database
@@ -23,7 +25,6 @@ from bridge.sinks.alerts.records import (
     AlertState,
     DeliveryState,
     Unretryable,
-    refused,
 )
 from bridge.sinks.alerts.rows import one_of, record_of
 
@@ -31,18 +32,53 @@ __all__ = ["DeadLetters"]
 
 # The alerts of a dead letter (``alert_ids``, its ``rowid``, for ``url``) still open, waiting
 # for ``url`` in no grouping window, and in no delivery to it made since: those it was the last
-# to tell ``url`` of. instr() on the JSON text first (cheap), json_each() to be exact.
+# to tell ``url`` of; but, when it was refused with a final answer (``:refused``), not those
+# whose delivery to ``url`` before it was so refused too (twice in a row: sent again every
+# interval, each would be refused anew, a dead letter more each time).
+# instr() on the JSON text first (cheap), json_each() to be exact; the text
+# sought is each id as json.dumps wrote it into ``alert_ids`` (``:needles``, in the same order),
+# not json_quote()'s, which leaves non-ASCII characters as they are where json.dumps escapes them.
 _STILL_UNTOLD: Final = """
 SELECT sent.value FROM json_each(:alert_ids) AS sent
+JOIN json_each(:needles) AS needle ON needle.key = sent.key
 JOIN alerts ON alerts.alert_id = sent.value
 WHERE alerts.state != :resolved
 AND NOT EXISTS (SELECT 1 FROM queued WHERE queued.url = :url AND queued.alert_id = sent.value)
 AND NOT EXISTS (
     SELECT 1 FROM deliveries AS later WHERE later.url = :url AND later.rowid > :rowid
-    AND instr(later.alert_ids, json_quote(sent.value)) > 0
+    AND instr(later.alert_ids, needle.value) > 0
     AND EXISTS (SELECT 1 FROM json_each(later.alert_ids) WHERE value = sent.value)
 )
+AND NOT (:refused AND EXISTS (
+    SELECT 1 FROM deliveries AS before WHERE before.state = :dead
+    AND refused(before.last_status, before.last_error) AND before.rowid = (
+        SELECT earlier.rowid FROM deliveries AS earlier
+        WHERE earlier.url = :url AND earlier.rowid < :rowid
+        AND instr(earlier.alert_ids, needle.value) > 0
+        AND EXISTS (SELECT 1 FROM json_each(earlier.alert_ids) WHERE value = sent.value)
+        ORDER BY earlier.rowid DESC LIMIT 1
+    )
+))
 ORDER BY sent.key
+"""
+# The dead letters due for ``renotify`` (``{named}``: of a configured receiver), the oldest
+# first: not yet taken up, and died ``after`` ago (``:due``) or later than ``:now`` (the clock
+# was set back), or else refused by no final answer and followed by a delivery its receiver
+# took (it is back).
+_DUE: Final = """
+SELECT rowid, url, alert_ids, refused(last_status, last_error) AS refused
+FROM deliveries AS letter
+WHERE state = :dead AND renotified_at IS NULL AND {named}
+AND (
+    COALESCE(finished_at, 0) <= :due OR COALESCE(finished_at, 0) > :now
+    OR (
+        NOT refused(last_status, last_error) AND EXISTS (
+            SELECT 1 FROM deliveries AS later WHERE later.url = letter.url
+            AND later.state = :delivered AND later.rowid > letter.rowid
+        )
+    )
+)
+ORDER BY rowid LIMIT :limit
 """
 # The start-up line's hint (resend_hint), after its count of dead letters.
 _LIST_DEAD: Final = " (`exesdb-bridge outbox list --state dead` lists them"
@@ -50,6 +86,24 @@ _RETRY_ALL: Final = ", `exesdb-bridge outbox retry --all` sends"
 _ORPHAN_REASON: Final = (
     "the receiver is no longer in EXESDB_WEBHOOK_URLS nor in EXESDB_WEBHOOK_CONFIG_FILE"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _ToldSince:
+    """What the receiver of a dead letter took since of its alerts, in deliveries made after it:
+    those it fires whose resolve it took, with when each resolved (``resolved``); those it
+    resolves that it took firing again (``refired``); and whether it took each of them
+    (``superseded``)."""
+
+    resolved: tuple[tuple[str, str], ...]
+    refired: tuple[str, ...]
+    superseded: bool
+
+
+def _needles(alert_ids: str) -> str:
+    """Each id of ``alert_ids`` (a JSON array) as its JSON text, in a JSON array: what instr()
+    finds in another delivery's ``alert_ids`` when that carries it."""
+    return json.dumps([json.dumps(alert_id) for alert_id in json.loads(alert_ids)])
 
 
 class DeadLetters:
@@ -112,7 +166,10 @@ class DeadLetters:
         letter is due ``after`` seconds after it died (at once when that is after ``now``: the
         wall clock was set back since), and sooner once the receiver took a delivery made after
         it (it is back), unless its last answer was final (``refused``): sent again then, it
-        would be refused again at every delivery the receiver takes. At most ``limit`` dead
+        would be refused again at every delivery the receiver takes. Nor is an alert queued
+        again from a dead letter so refused whose delivery to the receiver before it was so
+        refused too (twice in a row: it would be refused anew every ``after``, a dead letter
+        more each time); its next change is sent as ever. At most ``limit`` dead
         letters are taken up in one call (the oldest due), so one transaction stays short after
         a long outage; the next call takes the rest.
         """
@@ -121,30 +178,20 @@ class DeadLetters:
         named, params = one_of("url", self._queue.urls)
         queued: dict[str, int] = {}
         with self._database.transaction() as db:
+            # The due test in the query, not over every dead letter read: only those taken up.
             letters = db.execute(
-                "SELECT rowid, url, alert_ids, finished_at, last_status, last_error"  # noqa: S608
-                f" FROM deliveries WHERE state = :dead AND renotified_at IS NULL AND {named}"
-                " ORDER BY rowid",
-                {**params, "dead": DeliveryState.DEAD.value},
+                _DUE.format(named=named),
+                {
+                    **params,
+                    "dead": DeliveryState.DEAD.value,
+                    "delivered": DeliveryState.DELIVERED.value,
+                    "now": now,
+                    "due": now - after,
+                    "limit": limit,
+                },
             ).fetchall()
-            taken: dict[str, int] = {}  # each receiver's latest delivery it took
             for letter in letters:
-                if limit <= 0:
-                    break
-                url, died = str(letter["url"]), float(letter["finished_at"] or 0.0)
-                if url not in taken:
-                    taken[url] = int(
-                        db.execute(
-                            "SELECT COALESCE(MAX(rowid), 0) FROM deliveries"
-                            " WHERE url = :url AND state = :delivered",
-                            {"url": url, "delivered": DeliveryState.DELIVERED.value},
-                        ).fetchone()[0]
-                    )
-                back = taken[url] > letter["rowid"] and not refused(
-                    letter["last_status"], letter["last_error"]
-                )
-                if not (back or died <= now - after or died > now):
-                    continue
+                url = str(letter["url"])
                 alert_ids = [
                     row[0]
                     for row in db.execute(
@@ -153,7 +200,10 @@ class DeadLetters:
                             "url": url,
                             "rowid": letter["rowid"],
                             "alert_ids": letter["alert_ids"],
+                            "needles": _needles(letter["alert_ids"]),
                             "resolved": AlertState.RESOLVED.value,
+                            "refused": letter["refused"],
+                            "dead": DeliveryState.DEAD.value,
                         },
                     )
                 ]
@@ -166,34 +216,53 @@ class DeadLetters:
                     "UPDATE deliveries SET renotified_at = :now WHERE rowid = :rowid",
                     {"now": now, "rowid": letter["rowid"]},
                 )
-                limit -= 1
                 if alert_ids:
                     queued[url] = queued.get(url, 0) + len(alert_ids)
         return queued
 
     def resend_hint(self) -> str:
         """For the start-up line: how to see and resend the dead letters, offering ``retry
-        --all`` only for those whose receiver the bridge started with (it leaves the rest)."""
+        --all`` only for those whose receiver the bridge started with (it leaves the rest), and
+        not for those superseded (``unretryable``: their receiver took a later delivery of each
+        of their alerts), which it leaves too."""
         configured = self._queue.configured()
+        dead = stranded = superseded = 0
         with self._database.read() as db:
-            dead, stranded = db.execute(
-                "SELECT COUNT(*), COUNT(*) FILTER (WHERE url NOT IN"
-                " (SELECT value FROM json_each(:configured))) FROM deliveries WHERE state = :dead",
-                {"dead": DeliveryState.DEAD.value, "configured": json.dumps(configured or [])},
-            ).fetchone()
+            for row in db.execute(
+                "SELECT rowid, url, alert_ids, body FROM deliveries WHERE state = :dead",
+                {"dead": DeliveryState.DEAD.value},
+            ).fetchall():
+                dead += 1
+                if configured is not None and row["url"] not in configured:
+                    stranded += 1
+                elif self._told_since(db, row).superseded:
+                    superseded += 1
         if not dead:
             return ""
-        if configured is None or not stranded:
-            return f"{_LIST_DEAD}{_RETRY_ALL} them again)"
-        if stranded == dead:
+        if configured is not None and stranded == dead:
             return (
                 f"{_LIST_DEAD}; their receivers are not configured now, so none can be sent"
                 " again until they are)"
             )
-        return (
-            f"{_LIST_DEAD}{_RETRY_ALL} again the {dead - stranded} whose receivers are"
-            f" configured; {stranded} for receivers not configured now wait until they are)"
+        if not stranded and not superseded:
+            return f"{_LIST_DEAD}{_RETRY_ALL} them again)"
+        resendable = dead - stranded - superseded
+        which = " and ".join(
+            (["whose receivers are configured"] if stranded else [])
+            + (["not superseded"] if superseded else [])
         )
+        left = (
+            [f"{stranded} for receivers not configured now wait until they are"] if stranded else []
+        ) + (
+            [
+                f"{superseded} superseded (their receivers took a later delivery of each of"
+                " their alerts) are not to be sent again"
+            ]
+            if superseded
+            else []
+        )
+        offered = f"{_RETRY_ALL} again the {resendable} {which}" if resendable else ""
+        return f"{_LIST_DEAD}{offered}; {'; '.join(left)})"
 
     def unretryable(
         self, delivery_ids: Sequence[str] | None = None, *, force: bool = False
@@ -203,13 +272,16 @@ class DeadLetters:
         would send until a restart, when they would be dead-lettered again; and, unless
         ``force``, those that tell the receiver of an alert otherwise than the last it was sent
         of it since: a firing whose resolve it was sent would leave the alert firing for good,
-        a resolve of an alert it was sent firing again would show it resolved while it fires."""
+        a resolve of an alert it was sent firing again would show it resolved while it fires;
+        and the others superseded: each of their alerts was in a later delivery the receiver
+        took, so sent again (after it, deliveries going out in the order they were made) they
+        would tell it an older state of them than the last it heard."""
         configured = self._queue.configured()
         where, params = "", dict[str, str]()
         if delivery_ids is not None:
             named, params = one_of("id", delivery_ids) if delivery_ids else ("0 = 1", {})
             where = f" AND {named}"
-        query = f"SELECT rowid, id, url, body FROM deliveries WHERE state = :dead{where}"  # noqa: S608
+        query = f"SELECT rowid, id, url, alert_ids, body FROM deliveries WHERE state = :dead{where}"  # noqa: S608
         left = []
         with self._database.read() as db:
             for row in db.execute(
@@ -218,19 +290,22 @@ class DeadLetters:
                 if configured is not None and row["url"] not in configured:
                     left.append(Unretryable(row["id"], row["url"], configured=False))
                 elif not force:
-                    resolved, refired = self._told_since(db, row)
-                    if resolved or refired:
-                        left.append(Unretryable(row["id"], row["url"], True, resolved, refired))
+                    since = self._told_since(db, row)
+                    if since.resolved or since.refired:
+                        left.append(
+                            Unretryable(row["id"], row["url"], True, since.resolved, since.refired)
+                        )
+                    elif since.superseded:
+                        left.append(Unretryable(row["id"], row["url"], True, superseded=True))
         return left
 
     @staticmethod
-    def _told_since(
-        db: sqlite3.Connection, dead: sqlite3.Row
-    ) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
-        """The alerts ``dead`` fires whose resolve its receiver was last sent since, with when
-        each resolved; and those it resolves that the receiver was last sent firing since."""
-        resolved, refired = [], []
-        for alert_id, (status, _) in alerts_told(bytes(dead["body"])).items():
+    def _told_since(db: sqlite3.Connection, dead: sqlite3.Row) -> _ToldSince:
+        """What the receiver of ``dead`` took since of its alerts (see ``_ToldSince``)."""
+        resolved, refired, untold = [], [], 0
+        told_then = alerts_told(bytes(dead["body"]))
+        alert_ids = [str(alert_id) for alert_id in json.loads(dead["alert_ids"])]
+        for alert_id in alert_ids:
             last = db.execute(
                 "SELECT body FROM deliveries WHERE url = :url AND state = :delivered"
                 " AND rowid > :rowid AND instr(alert_ids, :needle) > 0 AND EXISTS"
@@ -244,14 +319,18 @@ class DeadLetters:
                     "alert_id": alert_id,
                 },
             ).fetchone()
-            told = alerts_told(bytes(last["body"])).get(alert_id) if last is not None else None
-            if told is None or told[0] == status:
+            if last is None:
+                untold += 1
+                continue
+            then = told_then.get(alert_id)
+            told = alerts_told(bytes(last["body"])).get(alert_id)
+            if then is None or told is None or told[0] == then[0]:
                 continue
             if told[0] == "resolved":
                 resolved.append((alert_id, told[1]))
             elif told[0] == "firing":
                 refired.append(alert_id)
-        return tuple(resolved), tuple(refired)
+        return _ToldSince(tuple(resolved), tuple(refired), bool(alert_ids) and not untold)
 
     def retry(
         self, now: float, delivery_ids: Sequence[str] | None = None, *, leave: Sequence[str] = ()

@@ -1,7 +1,9 @@
 """The alert stage's housekeeping: what is due escalated, expired and renotified, gauges, pruning.
 
 A pass runs every second (every quarter of ``EXESDB_ESCALATION_AFTER_MS`` when that is
-shorter), and at once when woken (a change of alert states, a delivery's outcome). Escalation,
+shorter), and at once when woken (a change of alert states, a delivery's outcome; not what a
+pass itself expired or queued again: dead letters past a pass's limit wait for the next tick).
+Escalation,
 expiry and renotification run only while this replica holds the work queue: the others' alert
 states are stale once the lease moved on. A pass that fails is counted (``on_error``) and logged
 once for a fault that repeats, and the loop goes on.
@@ -107,9 +109,11 @@ class Housekeeping:
         if self._holds_work_queue():
             try:
                 await self._escalator.tick()
-                expired = await self._states.expire(self._clock())
-                if await self._renotify(self._clock()) or expired:
-                    self._changed()
+                if await self._states.expire(self._clock()):
+                    # Before re-notifying, which may fail: the resolutions stored go out at once.
+                    self._tell()
+                if await self._renotify(self._clock()):
+                    self._tell()
             except TransportError as exc:
                 # Redis unreachable, or the lease just went to another replica: its turn.
                 _logger.warning("alerts: escalation and expiry wait: %s", exc)
@@ -128,6 +132,15 @@ class Housekeeping:
                     forgotten,
                     keep / 3600,
                 )
+
+    def _tell(self) -> None:
+        """Wake what sends notifications (``changed``) for what this pass stored, but not this
+        loop: that needs no pass more at once, and the dead letters a pass left (past its
+        limit) wait for the next tick, rather than passes running back to back."""
+        woken = self._house_wake.is_set()  # by another since this pass began: kept
+        self._changed()
+        if not woken:
+            self._house_wake.clear()
 
     async def _renotify(self, now: float) -> int:
         """Queue again the open alerts whose latest notification to a receiver died (see

@@ -206,13 +206,16 @@ class Unretryable:
     it fires alerts whose resolve the receiver has since been sent (``resolved``: each alert's
     id and when it resolved, as the resolve said), so sent again it would leave them firing, or
     it resolves alerts the receiver has since been sent firing again (``refired``: their ids),
-    so sent again it would show them resolved while they fire."""
+    so sent again it would show them resolved while they fire; or else it is ``superseded``:
+    the receiver took a later delivery of each of its alerts, so sent again it would tell it an
+    older state of them after the newer one."""
 
     delivery_id: str
     receiver: str
     configured: bool
     resolved: tuple[tuple[str, str], ...] = ()
     refired: tuple[str, ...] = ()
+    superseded: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+from bridge.sinks.alerts.records import refused
+
 __all__ = ["connect", "migrate"]
 
 _SCHEMA_VERSION: Final = 9
@@ -145,7 +147,8 @@ _STEPS: Final[Mapping[int, str]] = {3: _HISTORY, 4: _META, 5: _PLANS, 6: _TOLD}
 def connect(path: Path | str) -> sqlite3.Connection:
     """Open the outbox file as every user of it must: transactions explicit (``BEGIN
     IMMEDIATE`` … ``COMMIT``), the WAL journal, and ``synchronous=FULL`` (the WAL is fsync'd
-    at every commit, so a committed delivery survives power loss)."""
+    at every commit, so a committed delivery survives power loss); its queries may call
+    ``refused(last_status, last_error)`` (``records.refused``)."""
     if str(path) != ":memory:":
         # Made private before SQLite opens it: it holds alert bodies and the receiver keys'
         # secret, and SQLite gives the WAL and shared-memory files the same mode.
@@ -157,6 +160,9 @@ def connect(path: Path | str) -> sqlite3.Connection:
                 os.chmod(name, 0o600)
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
     db.row_factory = sqlite3.Row
+    # refused(last_status, last_error): whether a delivery's last answer was final, for queries
+    # that pick dead letters by it (the one rule, records.refused, not a copy of it in SQL).
+    db.create_function("refused", 2, refused, deterministic=True)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA busy_timeout=10000")

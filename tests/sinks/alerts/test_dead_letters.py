@@ -99,6 +99,7 @@ def test_orphaned_work_is_dead_lettered_and_stays_retryable(tmp_path: Path) -> N
 # -- open alerts of dead letters, queued again --
 
 HOUR = 3600.0
+DAY = 24 * HOUR
 
 
 def _attempt(outbox: Outbox, now: float, state: DeliveryState, status: int | None, error: str):
@@ -189,13 +190,20 @@ def test_a_dead_letter_dated_after_now_is_due_at_once(outbox: Outbox) -> None:
 
 
 def test_a_dead_letter_retried_by_hand_is_due_again_once_it_dies_anew(outbox: Outbox) -> None:
-    """`outbox retry` clears when a dead letter's alerts were queued again, so that, dead anew,
-    it is due for that again."""
+    """`outbox retry` clears when a dead letter's alerts were queued again, so that, dead anew
+    as the latest notification of its alert (the re-notification the receiver took since was
+    pruned a day on), its alert is queued again."""
     dead = _died(outbox, "a1", T0)
     assert outbox.dead_letters.renotify(T0 + HOUR, HOUR) == {URL: 1}
     assert _renotified_at(outbox, dead.id) == T0 + HOUR
-    assert outbox.dead_letters.retry(T0 + HOUR, [dead.id]) == 1
+    _attempt(outbox, T0 + HOUR, DeliveryState.DELIVERED, 200, "")  # the receiver took it
+    outbox.retention.prune(T0 + 2 * DAY)  # delivered deliveries are kept a day
+    assert outbox.dead_letters.retry(T0 + 2 * DAY, [dead.id]) == 1
     assert _renotified_at(outbox, dead.id) is None
+    again = _attempt(outbox, T0 + 2 * DAY, DeliveryState.DEAD, None, "timed out after 10s")
+    assert again.id == dead.id
+    assert outbox.dead_letters.renotify(T0 + 2 * DAY + HOUR, HOUR) == {URL: 1}
+    assert outbox.queue.of_alert("a1")[1] == ((URL, T0 + 2 * DAY + HOUR),)
 
 
 def _renotified_at(outbox: Outbox, delivery_id: str) -> float | None:
@@ -220,3 +228,49 @@ def test_a_call_takes_up_at_most_its_limit_of_dead_letters_the_next_the_rest(
     assert outbox.dead_letters.renotify(T0 + HOUR + 5, HOUR, limit=2) == {URL: 2}
     assert outbox.dead_letters.renotify(T0 + HOUR + 5, HOUR, limit=2) == {URL: 1}
     assert outbox.queue.depth().queued == 5
+
+
+def test_an_alert_id_with_non_ascii_characters_carried_by_a_later_delivery_is_not_queued_again(
+    outbox: Outbox,
+) -> None:
+    """A dead letter of ``node_failure:köln-1`` whose alert a later delivery to the receiver
+    carried is not its latest notification: it is not queued again (the ids are stored as
+    json.dumps writes them, ``\\u00f6``, not as SQLite's json_quote would)."""
+    _died(outbox, "node_failure:köln-1", T0)
+    observe(outbox, event("node_failure:köln-1", requires_ack=False, severity="warning"), T0 + 1)
+    _attempt(outbox, T0 + 1, DeliveryState.DELIVERED, 200, "")
+    assert outbox.dead_letters.renotify(T0 + HOUR + 1, HOUR) == {}
+    assert outbox.queue.of_alert("node_failure:köln-1")[1] == ()
+
+
+def test_dead_letters_not_due_leave_a_calls_limit_to_those_due(outbox: Outbox) -> None:
+    """Dead letters not due (refused with a final answer, the receiver back since) take none of
+    a call's limit: the older ones due after them are taken up all the same."""
+    for n in range(3):
+        _died(outbox, f"refused{n}", T0, status=400)
+    for n in range(2):
+        _died(outbox, f"timed_out{n}", T0)
+    observe(outbox, event("later", requires_ack=False), T0 + 10)
+    _attempt(outbox, T0 + 10, DeliveryState.DELIVERED, 200, "")  # the receiver is back
+    assert outbox.dead_letters.renotify(T0 + 11, HOUR, limit=2) == {URL: 2}
+    waiting = [f"timed_out{n}" for n in range(2) if outbox.queue.of_alert(f"timed_out{n}")[1]]
+    assert waiting == ["timed_out0", "timed_out1"]
+    assert outbox.dead_letters.renotify(T0 + 12, HOUR, limit=2) == {}
+
+
+def test_an_alert_refused_twice_in_a_row_with_a_final_answer_is_not_queued_again(
+    outbox: Outbox,
+) -> None:
+    """A receiver that refuses an alert with a final answer (400) and then its re-notification
+    so too is not sent it again every interval (a new dead letter each time, for a week): only
+    a later notification of the alert, or one that died otherwise, makes it due again."""
+    _died(outbox, "a1", T0, status=400)
+    assert outbox.dead_letters.renotify(T0 + HOUR, HOUR) == {URL: 1}
+    _attempt(outbox, T0 + HOUR, DeliveryState.DEAD, 400, "HTTP 400")
+    assert outbox.dead_letters.renotify(T0 + 3 * HOUR, HOUR) == {}
+    assert outbox.dead_letters.renotify(T0 + 30 * HOUR, HOUR) == {}
+    assert outbox.queue.depth().dead == 2
+    _died(outbox, "a2", T0 + 30 * HOUR, status=400)  # refused, then not
+    assert outbox.dead_letters.renotify(T0 + 31 * HOUR, HOUR) == {URL: 1}
+    _attempt(outbox, T0 + 31 * HOUR, DeliveryState.DEAD, None, "timed out after 10s")
+    assert outbox.dead_letters.renotify(T0 + 32 * HOUR, HOUR) == {URL: 1}
