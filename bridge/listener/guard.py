@@ -11,7 +11,6 @@ go (the package docstring says why each).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 import socket
@@ -116,6 +115,7 @@ class ConnectionGuard:
         self._regular = 0
         self._reserved = 0
         self._handshakes: set[asyncio.Task[None]] = set()
+        self._write_timeout_said = False  # that the write timeout is not in force, logged once
         self._listener: Listener | None = None
         registry = registry if registry is not None else CollectorRegistry()
         Gauge(
@@ -219,19 +219,36 @@ class ConnectionGuard:
             return False
         assert connection.transport is not None
         sock = connection.transport.get_extra_info("socket")
-        if sock is not None and _USER_TIMEOUT is not None:
+        if sock is not None and _USER_TIMEOUT is None:
+            self._no_write_timeout("this system has no TCP_USER_TIMEOUT")
+        elif sock is not None and _USER_TIMEOUT is not None:
             # The write timeout, kept by the kernel: an answer (a whole one may sit in the kernel's
             # send buffer, up to 4 MiB, with nothing left here) its client takes nothing of, its
             # window shut, for so long has the connection reset, also once closed here (orphaned).
             # A kernel that names the option but refuses it (WSL1) keeps its own limits.
-            with contextlib.suppress(OSError):
+            try:
                 sock.setsockopt(
                     socket.IPPROTO_TCP, _USER_TIMEOUT, round(self.limits.write_timeout * 1000)
+                )
+            except OSError as exc:
+                self._no_write_timeout(
+                    f"the kernel refuses TCP_USER_TIMEOUT ({exc.strerror or exc})"
                 )
         connection.live = True
         self._open[connection.transport] = connection
         self._idle[connection] = None
         return True
+
+    def _no_write_timeout(self, why: str) -> None:
+        """Say once (not per connection), at info, that the write timeout is not in force."""
+        if self._write_timeout_said:
+            return
+        self._write_timeout_said = True
+        _logger.info(
+            "EXESDB_HTTP_WRITE_TIMEOUT_MS is not in force on this system: %s, so a client that"
+            " reads nothing of an answer is left to the kernel's own limits",
+            why,
+        )
 
     def _evict(self, *, reserved: bool) -> bool:
         for candidate in self._idle:  # the longest idle first
