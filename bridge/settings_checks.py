@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Final, Literal, cast
 
 from bridge.errors import ConfigError
@@ -107,6 +108,8 @@ def _cross_checks(settings: Settings, webhook_urls: Mapping[int, str] | None) ->
                 "that, or set EXESDB_REDIS_SPOOL_BYTES higher too",
             )
         )
+    if (state := _state_dir_problem(settings.state_dir)) is not None:
+        problems.append(f"EXESDB_STATE_DIR: {state}")
     problems += _otlp_endpoint_problems(settings)
     problems += _otlp_file_problems(settings)
     if settings.webhook_backoff_ms > settings.webhook_max_backoff_ms:
@@ -133,6 +136,36 @@ def _blaming_the_one_set(
     first, second = fields
     only_second = second in settings.model_fields_set and first not in settings.model_fields_set
     return said_of_second if only_second else said
+
+
+def _state_dir_problem(state_dir: str) -> str | None:
+    """Why the bridge could keep no state in ``state_dir`` (made when missing, with its
+    parents): it, or the nearest part of it that exists, is not a directory, or is one the
+    bridge's user may not write in; None when it could. Said before the outbox tries it, whose
+    error gives the system's words (``File exists``) rather than what is wrong."""
+    path = Path(state_dir)
+    there = next((part for part in (path, *path.parents) if part.exists()), Path("."))
+    what = "a file, not a directory" if there.is_file() else "not a directory"
+    if there == path and not there.is_dir():
+        return f"{state_dir!r} is {what}; allowed: a directory (made when missing)"
+    if not there.is_dir():
+        return (
+            f"{str(there)!r} in {state_dir!r} is {what}; allowed: a path of directories (those"
+            " missing are made)"
+        )
+    if os.access(there, os.W_OK | os.X_OK):
+        return None
+    try:
+        read_only = bool(os.statvfs(there).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    where = repr(state_dir) if there == path else f"{str(there)!r}, where {state_dir!r} is made,"
+    if read_only:
+        return f"{where} is on a read-only file system; allowed: a directory on a writable one"
+    return (
+        f"{where} is a directory the bridge's user (uid {os.geteuid()}) may not write in;"
+        " allowed: one it may (chown, chmod u+w)"
+    )
 
 
 def _otlp_endpoint_problems(settings: Settings) -> list[str]:

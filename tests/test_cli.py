@@ -22,6 +22,7 @@ import pytest
 
 from bridge import __version__
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
+from bridge.sinks.alerts.outbox import FILE_NAME
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_alert_crash import ingest_alerts
 from tests.pages.helpers import page_bridge, sink_of
@@ -443,39 +444,44 @@ def test_run_exits_1_when_the_address_is_taken(
     ), completed.stderr
 
 
-@pytest.mark.parametrize(
-    ("setting", "status", "said"),
-    [
-        (
-            {"EXESDB_HTTP_ADDR": "nosuchhost.invalid:9570"},
-            1,
-            "cannot listen on nosuchhost.invalid:9570 (EXESDB_HTTP_ADDR): [Errno -",
-        ),
-        (
-            {"EXESDB_STATE_DIR": "a-file"},
-            2,
-            "EXESDB_STATE_DIR: cannot open the alert outbox in 'a-file': [Errno 17] File exists",
-        ),
-    ],
-    ids=["host name unresolved", "state directory a file"],
-)
-def test_run_says_what_to_do_where_the_system_gives_only_an_errno(
-    tmp_path: Path, setting: dict[str, str], status: int, said: str
-) -> None:
-    """A host name that does not resolve, or a state directory that is a file, stops start-up
-    with the system's words and what to give instead, on one line."""
-    (tmp_path / "a-file").write_text("")
-    env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(tmp_path / "state")}
-    completed = run_bridge("run", env={**env, **setting}, cwd=tmp_path)
-    assert completed.returncode == status
+def test_run_says_what_to_do_where_the_system_gives_only_an_errno(tmp_path: Path) -> None:
+    """A host name that does not resolve stops start-up with the system's words and what to
+    give instead, on one line."""
+    env = {"EXESDB_HTTP_ADDR": "nosuchhost.invalid:9570", "EXESDB_STATE_DIR": str(tmp_path)}
+    completed = run_bridge("run", env=env, cwd=tmp_path)
+    assert completed.returncode == 1
     [line] = [line for line in completed.stderr.splitlines() if " ERROR " in line]
-    assert said in line
+    assert "cannot listen on nosuchhost.invalid:9570 (EXESDB_HTTP_ADDR): [Errno -" in line
     assert line.endswith(
         "; the host name does not resolve: give an IP address (0.0.0.0 for every one) or a name"
         " this host resolves"
-        if status == 1
-        else "; it is a file, not a directory: give a directory (it is made when missing)"
     ), line
+
+
+@pytest.mark.parametrize(
+    ("state_dir", "said"),
+    [
+        ("a-file", "'a-file' is a file, not a directory; allowed: a directory (made when missing)"),
+        (
+            "a-file/state",
+            "'a-file' in 'a-file/state' is a file, not a directory; allowed: a path of"
+            " directories (those missing are made)",
+        ),
+    ],
+    ids=["a file", "a path through a file"],
+)
+@pytest.mark.parametrize("command", ["run", "check-config"])
+def test_a_state_directory_that_is_a_file_is_refused_as_one_before_start(
+    tmp_path: Path, command: str, state_dir: str, said: str
+) -> None:
+    """EXESDB_STATE_DIR naming a file, or a path through one, stops start-up and check-config
+    (exit 2) as the other bad values do: the variable, that it is a file, not a directory."""
+    (tmp_path / "a-file").write_text("")
+    env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": state_dir}
+    completed = run_bridge(command, env=env, cwd=tmp_path)
+    assert completed.returncode == 2
+    assert f"exesdb-bridge: bad configuration:\n  EXESDB_STATE_DIR: {said}\n" in completed.stderr
+    assert (tmp_path / "a-file").read_text() == ""
 
 
 def _failed_start(tmp_path: Path, failure: str, env: dict[str, str]) -> tuple[int, str, str]:
@@ -486,17 +492,15 @@ def _failed_start(tmp_path: Path, failure: str, env: dict[str, str]) -> tuple[in
         with taken:
             completed = cli("run", **{**env, "EXESDB_HTTP_ADDR": f"127.0.0.1:{port}"})  # type: ignore[arg-type]
         return completed.returncode, completed.stderr, f"cannot listen on 127.0.0.1:{port}"
-    state = tmp_path / "a-file"
-    state.write_text("")
-    completed = cli("run", **{**env, "EXESDB_STATE_DIR": str(state)})  # type: ignore[arg-type]
+    # A directory where the outbox's file goes: EXESDB_STATE_DIR is one, the outbox fails.
+    (tmp_path / "state" / FILE_NAME).mkdir(parents=True)
+    completed = cli("run", **{**env, "EXESDB_STATE_DIR": str(tmp_path / "state")})  # type: ignore[arg-type]
     return completed.returncode, completed.stderr, "cannot open the alert outbox"
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("bus", ["memory", "redis"])
-@pytest.mark.parametrize(
-    ("failure", "status"), [("address taken", 1), ("state directory a file", 2)]
-)
+@pytest.mark.parametrize(("failure", "status"), [("address taken", 1), ("outbox unopenable", 2)])
 def test_a_failed_start_logs_its_one_reason_and_runs_nothing(
     tmp_path: Path,
     redis_server: Callable[[], RedisServer],
