@@ -1598,6 +1598,8 @@ def test_a_node_name_or_path_is_taken_without_surrounding_blanks(
     folder named so in the working directory, nor " n1 " a node apart from "n1"."""
     value = "n1" if variable == "EXESDB_NODE" else str(tmp_path / "file.yml")
     (tmp_path / "file.yml").write_text("{}\n")
+    if variable == "EXESDB_STATE_DIR":  # a directory, as it must be
+        value = str(tmp_path / "state")
     if variable in ("EXESDB_HEALTHCHECK_CERT_FILE", "EXESDB_HEALTHCHECK_KEY_FILE"):
         for pair in ("EXESDB_HEALTHCHECK_CERT_FILE", "EXESDB_HEALTHCHECK_KEY_FILE"):
             monkeypatch.setenv(pair, value)  # a client certificate needs both
