@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Final, Literal, cast
 
 from bridge.errors import ConfigError
-from bridge.otlp_settings import otlp_enabled, otlp_exports, otlp_protocol_of
-from bridge.probe_settings import client_certificate_problem, credential_warnings
+from bridge.otlp_settings import otlp_enabled, otlp_endpoint_of, otlp_exports, otlp_protocol_of
+from bridge.probe_settings import client_certificate_problem, credential_warnings, variable_value
 from bridge.receivers import file_warnings
 from bridge.redaction import redact_urls
 from bridge.settings import OtlpSignal, Settings, unknown_variables
 from bridge.tlsutil import pem_file_problem
-from bridge.urls import names_a_host, otlp_endpoint_problem
+from bridge.urls import grpc_target_without_scheme, names_a_host, otlp_endpoint_problem
 
 __all__ = [
     "MIN_SECRET_LENGTH",
@@ -215,7 +215,8 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
     """Things that work but that an operator should know about at start-up, among them the
     variables of ``environ`` (the process environment) that look meant for the bridge but
     are not among its settings."""
-    notes = unknown_variables(os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    notes = unknown_variables(environ)
     secret = settings.secret_key_base.get_secret_value() if settings.secret_key_base else ""
     # Unset is no warning: it is refused with ingest or a Redis bus, so the key is the
     # in-process bus's alone, nothing outside to sign or verify (an info line at start).
@@ -244,6 +245,7 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
             "EXESDB_OTLP_METRICS is true but neither OTEL_EXPORTER_OTLP_ENDPOINT nor "
             "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set: no metrics are exported over OTLP"
         )
+    notes += _grpc_tls_unsaid(settings, environ)
     notes += [
         # A receiver named by its url_file shows that path, which may hold anything.
         redact_urls(
@@ -265,6 +267,35 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
                 "authentication is let in: give client_ca_file to let in only your own CA's"
             )
     return notes + receivers_file_warnings(settings)
+
+
+def _grpc_tls_unsaid(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """A note for each gRPC endpoint in use written without a scheme (``collector:4317``) while
+    no ``OTEL_EXPORTER_OTLP_[<SIGNAL>_]INSECURE`` is set: the exporter dials it with TLS, the
+    specification's default there, which a collector without TLS fails at every export."""
+    notes: dict[str, str] = {}
+    signals: tuple[OtlpSignal, ...] = ("traces", "logs", "metrics")
+    for signal in signals:
+        if not otlp_exports(settings, signal) or otlp_protocol_of(settings, signal) != "grpc":
+            continue
+        value = otlp_endpoint_of(settings, signal)
+        own = getattr(settings, f"otlp_{signal}_endpoint") is not None
+        prefix = f"OTEL_EXPORTER_OTLP_{signal.upper()}_" if own else "OTEL_EXPORTER_OTLP_"
+        variable, insecure = prefix + "ENDPOINT", prefix + "INSECURE"
+        said = (f"OTEL_EXPORTER_OTLP_{signal.upper()}_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE")
+        if variable in notes or not grpc_target_without_scheme(value):
+            continue
+        if any(variable_value(environ, name) is not None for name in said):
+            continue
+        # A bare host is dialled at 443, gRPC's default port, whatever the scheme.
+        port = "" if ":" in value.rpartition("]")[2] else " (nor port: 443 is dialled)"
+        notes[variable] = redact_urls(
+            f"{variable} {value} has no scheme{port}, so the grpc exporter dials it with TLS (the "
+            f"OpenTelemetry specification's default while {insecure} is unset), and every "
+            f"export to a collector without TLS fails: write http://{value} for one without "
+            f"TLS, or https://{value} to say TLS"
+        )
+    return list(notes.values())
 
 
 def _unsigned_file_receivers(settings: Settings) -> list[str]:

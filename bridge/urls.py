@@ -6,7 +6,8 @@ Every URL setting (``EXESDB_WEBHOOK_URLS``, ``EXESDB_ALERTMANAGER_URL``, ``EXESD
 shows the URL only as ``safe_url`` shows it, and text that is no URL at all not at all (it may
 be a URL mistyped around a password). ``link_origin`` is the origin a link in alert metadata is
 judged by, and ``allowed_link`` how one on an allowed origin is shown. ``grpc_dials_tls`` reads an
-OTLP endpoint as the SDK's gRPC exporter does, to say whether it is dialled with TLS.
+OTLP endpoint as the SDK's gRPC exporter does, to say whether it is dialled with TLS, and
+``grpc_target_without_scheme`` whether it was written without a scheme that says so.
 
 ``own_url`` is the bridge's own base URL, from the address it listens on: for a client on this
 host (the command line's default target, the health check, the start-up line) or, given the name
@@ -30,6 +31,7 @@ __all__ = [
     "PICKED_PORT",
     "allowed_link",
     "grpc_dials_tls",
+    "grpc_target_without_scheme",
     "http_url_problem",
     "link_origin",
     "names_a_host",
@@ -104,7 +106,8 @@ def otlp_endpoint_problem(
 ) -> str | None:
     """Why the OpenTelemetry SDK's OTLP exporter for ``protocol`` could never send to the
     endpoint ``value`` (the ``general`` one, ``OTEL_EXPORTER_OTLP_ENDPOINT``, when told so);
-    None when it could (reachable or not). Never shows the value.
+    None when it could (reachable or not). Never shows the value, only the URL it was likely
+    meant as (``url_meant``) when it was typed without its scheme.
 
     http/protobuf: the exporter posts with requests to ``value`` (plus ``/v1/<signal>`` for the
     general endpoint, which therefore must not end in such a path already: it would post to
@@ -122,6 +125,14 @@ def otlp_endpoint_problem(
         except ValueError:
             parts = None
         if parts is None or parts.scheme not in HTTP_SCHEMES or not _is_host(parts.hostname):
+            # The specification's OTLP/HTTP endpoint is a URL, its scheme included: host:port
+            # (as a gRPC one may be written) is answered with the URL meant.
+            meant = url_meant(value)
+            if meant is not None:
+                return (
+                    "not usable with http/protobuf: it has no scheme; allowed: an http:// or "
+                    f"https:// URL with a host, e.g. {meant}"
+                )
             return f"not usable with http/protobuf; allowed: {_HTTP_ENDPOINT}"
         path = parts.path.rstrip("/")
         for signal in _OTLP_SIGNALS:
@@ -147,6 +158,20 @@ def otlp_endpoint_problem(
     if not _grpc_host_port_ok(target):
         return f"not usable with grpc; allowed: {_GRPC_ENDPOINT}"
     return None
+
+
+def grpc_target_without_scheme(endpoint: str) -> bool:
+    """True for an OTLP gRPC endpoint written as ``host[:port]`` (``collector:4317``), neither an
+    ``http://`` or ``https://`` URL nor a gRPC target URI (``unix:/path``, ``dns:///host``): one
+    the SDK's exporter dials with TLS unless ``OTEL_EXPORTER_OTLP_INSECURE`` says otherwise, as
+    the specification's Insecure option has it for an endpoint without a scheme."""
+    try:
+        if urlsplit(endpoint).netloc:
+            return False
+    except ValueError:
+        return False
+    scheme, sep, _ = endpoint.partition(":")
+    return not (sep and scheme.lower() in _GRPC_TARGET_SCHEMES)
 
 
 def url_root(url: str) -> str | None:

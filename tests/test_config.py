@@ -1501,6 +1501,149 @@ def test_credentials_in_a_grpc_otlp_endpoint_are_refused_saying_where_they_go(
 
 
 @pytest.mark.parametrize(
+    ("variable", "value", "meant"),
+    [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318", "http://localhost:4318"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317", "http://collector:4317"),
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "collector:4318/", "http://collector:4318"),
+    ],
+)
+def test_an_http_otlp_endpoint_without_its_scheme_is_refused_with_the_url_meant(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    meant: str,
+) -> None:
+    """With http/protobuf an endpoint written host:port, as a gRPC one may be, stops start-up
+    (exit 2) naming the variable, saying it has no scheme and giving the URL meant: the
+    specification's OTLP/HTTP endpoint is a URL, which the SDK would fail to post to at every
+    export."""
+    status, _, err = check_config(
+        monkeypatch, capsys, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf", **{variable: value}
+    )
+    assert status == 2
+    [problem] = [line for line in err.splitlines() if line.startswith("  ")]
+    assert problem == (
+        f"  {variable}: not usable with http/protobuf: it has no scheme; allowed: an http:// or"
+        f" https:// URL with a host, e.g. {meant}"
+    )
+
+
+def _tls_warning(variable: str, value: str, insecure: str, port: str = "") -> str:
+    """The warning of a gRPC endpoint written without a scheme, dialled with TLS."""
+    return (
+        f"exesdb-bridge: warning: {variable} {value} has no scheme{port}, so the grpc exporter"
+        f" dials it with TLS (the OpenTelemetry specification's default while {insecure} is"
+        f" unset), and every export to a collector without TLS fails: write http://{value} for"
+        f" one without TLS, or https://{value} to say TLS"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317"},
+            [
+                _tls_warning(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317", "OTEL_EXPORTER_OTLP_INSECURE"
+                )
+            ],
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318", "EXESDB_OTLP_METRICS": "true"},
+            [
+                _tls_warning(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318", "OTEL_EXPORTER_OTLP_INSECURE"
+                )
+            ],
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector"},
+            [
+                _tls_warning(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "collector",
+                    "OTEL_EXPORTER_OTLP_INSECURE",
+                    " (nor port: 443 is dialled)",
+                )
+            ],
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "collector:4317",
+                "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "grpc",
+            },
+            [
+                _tls_warning(
+                    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                    "collector:4317",
+                    "OTEL_EXPORTER_OTLP_LOGS_INSECURE",
+                )
+            ],
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317",
+                "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            },
+            [],
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317",
+                "OTEL_EXPORTER_OTLP_INSECURE": "false",
+            },
+            [],
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317",
+                "OTEL_EXPORTER_OTLP_TRACES_INSECURE": "true",
+                "OTEL_EXPORTER_OTLP_LOGS_INSECURE": "false",
+            },
+            [],
+        ),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}, []),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4317"}, []),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "unix:/run/otel.sock"}, []),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "dns:///collector:4317"}, []),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317", "OTEL_SDK_DISABLED": "true"}, []),
+    ],
+    ids=[
+        "host:port",
+        "the HTTP port",
+        "a bare host",
+        "a signal's own",
+        "insecure true",
+        "insecure false",
+        "each signal's insecure",
+        "http URL",
+        "https URL",
+        "gRPC unix target",
+        "gRPC dns target",
+        "export off",
+    ],
+)
+def test_a_grpc_endpoint_without_a_scheme_is_taken_warning_that_it_is_dialled_with_tls(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    warned: list[str],
+) -> None:
+    """A gRPC endpoint written host:port (the specification lets gRPC take any target) is
+    accepted, and while no OTEL_EXPORTER_OTLP_[<SIGNAL>_]INSECURE is set check-config warns that
+    the exporter dials it with TLS (the specification's Insecure default), what to write
+    instead; a scheme, a gRPC target URI or an insecure setting says it, and nothing is warned."""
+    status, _, err = check_config(monkeypatch, capsys, **env)
+    assert status == 0, err
+    assert [line for line in err.splitlines() if "TLS" in line] == warned
+
+
+@pytest.mark.parametrize(
     ("env", "variable"),
     [
         (
