@@ -251,8 +251,9 @@ def test_a_grpc_endpoint_without_a_scheme_is_named_as_given_and_said_to_be_diall
     tmp_path: Path, bridge_processes: list[BridgeProcess]
 ) -> None:
     """A gRPC endpoint given as host:port, which the exporter dials with TLS, against a
-    plaintext collector: the start-up line names it as given with TLS, the failure warning
-    names it, and gRPC's own lines about each failed handshake stay out of the log."""
+    plaintext collector: a warning at start says it has no scheme and is dialled with TLS, the
+    start-up line names it as given with TLS, the failure warning names it, and gRPC's own
+    lines about each failed handshake stay out of the log."""
     collector = GrpcOtlpReceiver().start()
     try:
         endpoint = f"127.0.0.1:{collector.port}"
@@ -267,6 +268,10 @@ def test_a_grpc_endpoint_without_a_scheme_is_named_as_given_and_said_to_be_diall
         assert process.stop() == 0
         log = process.log()
         assert "Tls handshake failed" in log.split(warning, 1)[1], log
+        assert (
+            f" WARNING bridge: OTEL_EXPORTER_OTLP_ENDPOINT {endpoint} has no scheme, so the grpc"
+            " exporter dials it with TLS"
+        ) in log.split("OTLP export: ", 1)[0], log
         assert "ssl_transport_security" not in log, log
     finally:
         collector.stop()
