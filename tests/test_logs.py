@@ -15,6 +15,7 @@ from aiohttp.http_exceptions import BadStatusLine
 
 from bridge.hidden import HIDDEN_CHARACTERS
 from bridge.logs import configure_logging
+from bridge.sinks.alerts.outbox import FILE_NAME
 from tests.support import TEST_SECRET, make_settings, run_bridge, run_command
 
 _LOGGERS = ("", "aiohttp.server", "asyncio", "urllib3")
@@ -276,11 +277,25 @@ def test_a_record_that_cannot_be_formatted_is_reported_not_raised(
     assert "--- Logging error ---" in capsys.readouterr().err
 
 
-def test_exesdb_bridge_run_writes_a_secret_in_an_error_redacted(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        ("a path through a file", "EXESDB_STATE_DIR: '"),
+        ("an outbox file unopenable", "cannot open the alert outbox in "),
+    ],
+)
+def test_exesdb_bridge_run_writes_a_secret_in_an_error_redacted(
+    tmp_path: Path, fault: str, said: str
+) -> None:
     """``exesdb-bridge run``'s own output goes through the redaction: an EXESDB_STATE_DIR it
-    cannot open, quoted in the error by the outbox and by the OS, shows no ``token=`` value."""
+    refuses (a path through a file) or cannot open the outbox in (its file a directory), quoted
+    in the error, shows no ``token=`` value."""
     (tmp_path / "a-file").write_text("")
-    state = tmp_path / "a-file" / "token=hunter2"
+    if fault == "a path through a file":
+        state = tmp_path / "a-file" / "token=hunter2"
+    else:
+        state = tmp_path / "token=hunter2"
+        (state / FILE_NAME).mkdir(parents=True)
     completed = run_bridge(
         "run",
         env={
@@ -292,5 +307,5 @@ def test_exesdb_bridge_run_writes_a_secret_in_an_error_redacted(tmp_path: Path) 
     )
     assert completed.returncode == 2
     assert "hunter2" not in completed.stderr
-    assert "cannot open the alert outbox in " in completed.stderr
+    assert said in completed.stderr
     assert "token=<redacted>" in completed.stderr
