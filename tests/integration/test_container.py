@@ -418,8 +418,19 @@ def test_writes_nowhere_but_its_state_volume(running: Running, podman: Podman) -
 @pytest.mark.parametrize(
     ("how", "volume_options", "flags", "reason"),
     [
-        ("mounted read-only", "ro", (), "[Errno 30] Read-only file system"),
-        ("another uid's", "", ("--user=10002:10002",), "[Errno 13] Permission denied"),
+        (
+            "mounted read-only",
+            "ro",
+            (),
+            "is on a read-only file system; allowed: a directory on a writable one",
+        ),
+        (
+            "another uid's",
+            "",
+            ("--user=10002:10002",),
+            "is a directory the bridge's user (uid 10002) may not write in; allowed: one it may"
+            " (chown, chmod u+w)",
+        ),
     ],
 )
 def test_a_state_volume_it_cannot_write_stops_start_up_with_exit_2(
@@ -431,7 +442,8 @@ def test_a_state_volume_it_cannot_write_stops_start_up_with_exit_2(
     reason: str,
 ) -> None:
     """A state volume the bridge cannot write (read-only, though its outbox reads; another
-    uid's) stops start-up with exit 2 and one line naming EXESDB_STATE_DIR, no traceback."""
+    uid's) stops start-up with exit 2 and one line naming EXESDB_STATE_DIR and what is wrong
+    with it, no traceback."""
     volume = running.volume if volume_options else containers.volume()
     completed = containers.run_to_exit(
         {"EXESDB_HTTP_ADDR": "127.0.0.1:0"},  # it stops before listening: any port will do
@@ -440,7 +452,7 @@ def test_a_state_volume_it_cannot_write_stops_start_up_with_exit_2(
     )
     output = completed.stdout + completed.stderr
     assert completed.returncode == 2, output
-    assert f"EXESDB_STATE_DIR: cannot open the alert outbox in '{STATE_DIR}': {reason}" in output
+    assert f"  EXESDB_STATE_DIR: '{STATE_DIR}' {reason}\n" in output
     assert "Traceback" not in output, how
 
 
