@@ -140,9 +140,11 @@ def _blaming_the_one_set(
 
 def _state_dir_problem(state_dir: str) -> str | None:
     """Why the bridge could keep no state in ``state_dir`` (made when missing, with its
-    parents): it, or the nearest part of it that exists, is not a directory, or is one the
-    bridge's user may not write in; None when it could. Said before the outbox tries it, whose
-    error gives the system's words (``File exists``) rather than what is wrong."""
+    parents): it, or the nearest part of it that exists, is not a directory, or is on a
+    read-only file system; None when it could. Said before the outbox tries it, whose error
+    gives the system's words (``File exists``) rather than what is wrong. Permissions are left
+    to the outbox: they depend on the user, and check-config may run as another than the
+    bridge's."""
     path = Path(state_dir)
     there = next((part for part in (path, *path.parents) if part.exists()), Path("."))
     what = "a file, not a directory" if there.is_file() else "not a directory"
@@ -153,19 +155,14 @@ def _state_dir_problem(state_dir: str) -> str | None:
             f"{str(there)!r} in {state_dir!r} is {what}; allowed: a path of directories (those"
             " missing are made)"
         )
-    if os.access(there, os.W_OK | os.X_OK):
-        return None
     try:
         read_only = bool(os.statvfs(there).f_flag & os.ST_RDONLY)
     except OSError:
         read_only = False
+    if not read_only:
+        return None
     where = repr(state_dir) if there == path else f"{str(there)!r}, where {state_dir!r} is made,"
-    if read_only:
-        return f"{where} is on a read-only file system; allowed: a directory on a writable one"
-    return (
-        f"{where} is a directory the bridge's user (uid {os.geteuid()}) may not write in;"
-        " allowed: one it may (chown, chmod u+w)"
-    )
+    return f"{where} is on a read-only file system; allowed: a directory on a writable one"
 
 
 def _otlp_endpoint_problems(settings: Settings) -> list[str]:
