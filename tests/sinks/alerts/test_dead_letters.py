@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import (
+    AlertRecord,
     DeliveryState,
 )
 from tests.sinks.alerts.helpers import T0, URL, event, observe, one_each, seed
@@ -274,3 +276,49 @@ def test_an_alert_refused_twice_in_a_row_with_a_final_answer_is_not_queued_again
     assert outbox.dead_letters.renotify(T0 + 31 * HOUR, HOUR) == {URL: 1}
     _attempt(outbox, T0 + 31 * HOUR, DeliveryState.DEAD, None, "timed out after 10s")
     assert outbox.dead_letters.renotify(T0 + 32 * HOUR, HOUR) == {URL: 1}
+
+
+def _together(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
+    """A payload builder: one delivery of every alert waiting."""
+    return [(b"together", [r.alert_id for r in records])]
+
+
+def test_a_dead_letter_is_superseded_once_its_receiver_took_a_later_delivery_of_each_alert(
+    outbox: Outbox,
+) -> None:
+    """A dead letter of a1 and a2 is superseded only once the receiver took a later delivery
+    of a1 and one of a2 (a later one dead-lettered does not count); ``superseded`` and
+    ``superseded_count`` say so in one query, as ``unretryable`` does alert by alert, a
+    non-ASCII id included."""
+    for alert_id in ("a1", "a2"):
+        observe(outbox, event(alert_id, requires_ack=False), T0)
+    outbox.queue.group(URL, T0, 0.0, _together)
+    both = outbox.queue.next_due(URL, T0)
+    assert both is not None
+    assert both.alert_ids == ("a1", "a2")
+    outbox.queue.finish_attempt(
+        both.id, state=DeliveryState.DEAD, next_attempt_at=T0, status=None, error="x", now=T0
+    )
+    cologne = _died(outbox, "node_failure:köln-1", T0 + 1)
+    letters = [both.id, cologne.id]
+
+    def superseded() -> tuple[set[str], int, set[str]]:
+        listed = {u.delivery_id for u in outbox.dead_letters.unretryable() if u.superseded}
+        count = outbox.dead_letters.superseded_count()
+        return outbox.dead_letters.superseded(letters), count, listed
+
+    assert superseded() == (set(), 0, set())
+    observe(outbox, event("a1", requires_ack=False, severity="warning"), T0 + 10)
+    _attempt(outbox, T0 + 10, DeliveryState.DELIVERED, 200, "")  # a1 taken, a2 not
+    observe(outbox, event("a2", requires_ack=False, severity="warning"), T0 + 20)
+    later = _attempt(outbox, T0 + 20, DeliveryState.DEAD, None, "timed out")  # a2 died again
+    letters.append(later.id)
+    assert superseded() == (set(), 0, set())
+    observe(outbox, event("node_failure:köln-1", requires_ack=False, severity="warning"), T0 + 30)
+    _attempt(outbox, T0 + 30, DeliveryState.DELIVERED, 200, "")
+    assert superseded() == ({cologne.id}, 1, {cologne.id})
+    observe(outbox, event("a2", requires_ack=False), T0 + 40)
+    _attempt(outbox, T0 + 40, DeliveryState.DELIVERED, 200, "")
+    every = {both.id, cologne.id, later.id}
+    assert superseded() == (every, 3, every)
+    assert outbox.dead_letters.superseded([]) == set()
