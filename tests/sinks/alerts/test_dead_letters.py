@@ -192,20 +192,21 @@ def test_a_dead_letter_dated_after_now_is_due_at_once(outbox: Outbox) -> None:
 
 
 def test_a_dead_letter_retried_by_hand_is_due_again_once_it_dies_anew(outbox: Outbox) -> None:
-    """`outbox retry` clears when a dead letter's alerts were queued again, so that, dead anew
-    as the latest notification of its alert (the re-notification the receiver took since was
-    pruned a day on), its alert is queued again."""
+    """`outbox retry` clears when a dead letter's alerts were queued again, so that, dead anew,
+    it is taken up again; its alert is not queued a third time, as the receiver took its
+    re-notification since (kept, a day on, while the dead letter it supersedes is)."""
     dead = _died(outbox, "a1", T0)
     assert outbox.dead_letters.renotify(T0 + HOUR, HOUR) == {URL: 1}
     assert _renotified_at(outbox, dead.id) == T0 + HOUR
     _attempt(outbox, T0 + HOUR, DeliveryState.DELIVERED, 200, "")  # the receiver took it
-    outbox.retention.prune(T0 + 2 * DAY)  # delivered deliveries are kept a day
+    outbox.retention.prune(T0 + 2 * DAY)  # keeps it: it supersedes the dead letter
     assert outbox.dead_letters.retry(T0 + 2 * DAY, [dead.id]) == 1
     assert _renotified_at(outbox, dead.id) is None
     again = _attempt(outbox, T0 + 2 * DAY, DeliveryState.DEAD, None, "timed out after 10s")
     assert again.id == dead.id
-    assert outbox.dead_letters.renotify(T0 + 2 * DAY + HOUR, HOUR) == {URL: 1}
-    assert outbox.queue.of_alert("a1")[1] == ((URL, T0 + 2 * DAY + HOUR),)
+    assert outbox.dead_letters.renotify(T0 + 2 * DAY + HOUR, HOUR) == {}
+    assert _renotified_at(outbox, dead.id) == T0 + 2 * DAY + HOUR
+    assert outbox.queue.of_alert("a1")[1] == ()
 
 
 def _renotified_at(outbox: Outbox, delivery_id: str) -> float | None:
