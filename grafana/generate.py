@@ -728,9 +728,16 @@ INTERNALS = [
         "Webhook outbox",
         [
             Q(f"sum(exesdb_webhook_outbox_depth{{{INSTANCE}}})", "waiting"),
-            Q(f"sum(exesdb_webhook_dead_letters{{{INSTANCE}}})", "dead-lettered"),
+            # By state: needs_action (what ExesdbWebhookDeadLetters fires on), superseded.
+            Q(
+                f"sum by (state) (exesdb_webhook_dead_letters{{{INSTANCE}}})",
+                "dead-lettered, {{state}}",
+            ),
         ],
         "short",
+        description="Alert notifications waiting, and dead letters by state: needs_action "
+        "(the receiver has not heard of each of their alerts since: `exesdb-bridge outbox "
+        "list`) or superseded (it took a later delivery of each).",
     ),
     series(
         "Webhook delivery latency",

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final
@@ -2106,6 +2107,56 @@ def test_outbox_retry_leaves_a_dead_letter_superseded_by_a_later_delivery_unless
     forced = cli("outbox", "retry", "--force", alone.id, **env)
     assert (forced.returncode, forced.stderr) == (0, "")
     assert forced.stdout == "1 dead-lettered delivery back to pending\n"
+
+
+def test_outbox_list_shows_which_dead_letters_are_superseded_or_renotified(
+    tmp_path: Path,
+) -> None:
+    """`outbox list` marks a dead letter whose receiver took a later delivery of each of its
+    alerts `superseded` and one whose open alerts were queued again `renotified`, after a comma
+    in STATE; --json keeps `state` as it is and gives `superseded` and `renotified_at`."""
+    outbox = Outbox.in_dir(tmp_path)
+    outbox.queue.queue_for([_HOOK])
+    first: list[str] = []
+    for n, alert_id in enumerate(("a", "b")):
+        observe(outbox, event(alert_id), T0 + n)
+        outbox.queue.group(_HOOK, T0 + n, 0.0, _webhook_bodies)
+        [made] = outbox.queue.deliveries("pending")
+        _finish(outbox, made.id, DeliveryState.DEAD, 404)
+        first.append(made.id)
+    # An hour on, both are re-notified: each alert in a delivery of its own.
+    assert outbox.dead_letters.renotify(T0 + 3601, 3600.0) == {_HOOK: 2}
+    outbox.queue.group(
+        _HOOK, T0 + 3601, 0.0, partial(build_payloads, max_alerts=1, external_url="")
+    )
+    again = {d.alert_ids: d.id for d in outbox.queue.deliveries("pending")}
+    _finish(outbox, again[("a",)], DeliveryState.DELIVERED, 200)  # a taken: its first superseded
+    _finish(outbox, again[("b",)], DeliveryState.DEAD, 404)  # b refused again
+    outbox.close()
+    env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
+    table = cli("outbox", "list", **env)
+    assert table.returncode == 0, table.stderr
+    states = dict(row.split()[:2] for row in table.stdout.splitlines()[1:])
+    assert states == {
+        first[0]: "dead,superseded,renotified",
+        first[1]: "dead,renotified",
+        again[("a",)]: "delivered",
+        again[("b",)]: "dead",
+    }
+    listed = cli("outbox", "list", "--json", "--state", "dead", **env)
+    assert listed.returncode == 0, listed.stderr
+    shown = {
+        d["id"]: (d["state"], d["superseded"], d["renotified_at"] is not None)
+        for d in map(json.loads, listed.stdout.splitlines())
+    }
+    assert shown == {
+        first[0]: ("dead", True, True),
+        first[1]: ("dead", False, True),
+        again[("b",)]: ("dead", False, False),
+    }
+    delivered = cli("outbox", "list", "--json", "--state", "delivered", **env)
+    [taken] = map(json.loads, delivered.stdout.splitlines())
+    assert (taken["superseded"], taken["renotified_at"]) == (None, None)
 
 
 def test_run_logs_ts_with_milliseconds_and_z_and_ends_start_up_with_the_urls(

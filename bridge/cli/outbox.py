@@ -123,6 +123,7 @@ def _outbox(args: argparse.Namespace) -> int:
     from bridge.client_settings import OutboxSettings
     from bridge.receiver_keys import receiver_label
     from bridge.sinks.alerts.outbox import FILE_NAME, Outbox, unopenable_hint
+    from bridge.sinks.alerts.records import DeliveryState
 
     settings = client_settings_or_exit(OutboxSettings)
     if args.outbox_command == "retry" and not args.all and not args.ids:
@@ -154,7 +155,13 @@ def _outbox(args: argparse.Namespace) -> int:
         if args.outbox_command == "list":
             listed = outbox.queue.deliveries(args.state, args.limit or None)  # 0: all
             summaries = [delivery.summary() for delivery in listed]
+            dead_ids = [d.id for d in listed if d.state is DeliveryState.DEAD]
+            superseded = outbox.dead_letters.superseded(dead_ids)
             for summary in summaries:
+                # A field of its own, not a state: --state dead lists them all the same.
+                summary["superseded"] = (
+                    summary["id"] in superseded if summary["state"] == "dead" else None
+                )
                 # Webhook URLs often carry tokens in their path or query; receiver keys never.
                 summary["url"] = receiver_label(summary["url"])
             if args.json:
@@ -258,5 +265,11 @@ def _left_why(delivery: Unretryable) -> str:
 
 
 def _delivery_row(summary: dict[str, Any]) -> tuple[str, ...]:
-    values = (summary[column.lower()] for column in _DELIVERY_COLUMNS)
+    values = [summary[column.lower()] for column in _DELIVERY_COLUMNS]
+    # A dead letter's state says, after a comma (one word still), whether it is superseded and
+    # whether its open alerts were queued again; --json gives both as fields of their own.
+    notes = (["superseded"] if summary["superseded"] else []) + (
+        ["renotified"] if summary["renotified_at"] else []
+    )
+    values[_DELIVERY_COLUMNS.index("STATE")] = ",".join([summary["state"], *notes])
     return tuple("" if value is None else str(value) for value in values)

@@ -168,3 +168,42 @@ async def test_a_long_outages_dead_letters_are_taken_up_a_hundred_a_pass_a_secon
         await async_wait_until(partial(all_queued, sink), what="all 250 queued again")
     assert [n for n in sorted(first_seen) if n] == [100, 200, 250]
     assert first_seen[250] - first_seen[100] >= 1.5, first_seen
+
+
+def dead_letters(bridge: Any) -> dict[str, float | None]:
+    """exesdb_webhook_dead_letters by state."""
+    return {
+        state: bridge.registry.get_sample_value("exesdb_webhook_dead_letters", {"state": state})
+        for state in ("needs_action", "superseded")
+    }
+
+
+async def test_a_dead_letter_needs_action_until_the_receiver_back_took_its_alerts_again(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """The dead-letters gauge counts a firing dead-lettered through an outage under
+    needs_action, and, once the receiver is back and took its re-notification, under
+    superseded (the shipped alert fires on the first alone); the dead letter stays."""
+    receiver: WebhookReceiver = webhook_receiver(start=False)  # down: its port refuses
+    clock = ManualClock(T0)
+    async with alert_bridge(
+        tmp_path, clock=clock, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **OPEN
+    ) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("a1", severity="warning"))
+        await async_wait_until(lambda: counted(bridge, "retry") == 1, what="a1 refused")
+        clock.advance(86_400.0 + 1)  # a day later: its next attempt is past the deadline
+        for worker in sink.workers.values():
+            worker.wake()
+        await async_wait_until(lambda: counted(bridge, "expired") == 1, what="a1 dead-lettered")
+        await sink.housekeeping.refresh_gauges()
+        assert dead_letters(bridge) == {"needs_action": 1.0, "superseded": 0.0}
+        receiver.start()
+        bridge.bus.publish("disk_full", system_alert("a2", severity="warning"))
+        await async_wait_until(
+            lambda: receiver.accepted_alert_ids() == {"a1", "a2"}, what="a1 sent once a2 was"
+        )
+        await async_wait_until(
+            lambda: dead_letters(bridge) == {"needs_action": 0.0, "superseded": 1.0},
+            what="the dead letter counted superseded by housekeeping",
+        )
+        assert [d.state for d in sink.outbox.queue.deliveries("dead")] == ["dead"]

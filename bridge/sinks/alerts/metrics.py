@@ -18,6 +18,10 @@ from bridge.sinks.alerts.transitions import event_alert_cap
 
 __all__ = ["AlertMetrics", "DeliveryResult"]
 
+# The dead-letters gauge's ``state``: whether a dead letter needs a person (its receiver has not
+# heard of each of its alerts since) or is superseded (DeadLetters.superseded: it has).
+_NEEDS_ACTION: Final = "needs_action"
+_SUPERSEDED: Final = "superseded"
 _LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -79,11 +83,18 @@ class AlertMetrics:
             "Alert notifications not yet delivered: in a grouping window or a pending delivery.",
             registry=registry,
         ).set_function(lambda: float(self.depth.queued + self.depth.pending))
-        Gauge(
+        dead_letters = Gauge(
             "exesdb_webhook_dead_letters",
-            "Dead-lettered webhook deliveries, kept until `exesdb-bridge outbox retry`.",
+            "Dead-lettered webhook deliveries (kept EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS or until "
+            "`exesdb-bridge outbox retry`), by state: superseded (the receiver took a later "
+            "delivery of each of its alerts) or needs_action (the others).",
+            ["state"],
             registry=registry,
-        ).set_function(lambda: float(self.depth.dead))
+        )
+        dead_letters.labels(_NEEDS_ACTION).set_function(
+            lambda: float(self.depth.dead - self.depth.superseded)
+        )
+        dead_letters.labels(_SUPERSEDED).set_function(lambda: float(self.depth.superseded))
         self._renotified = Counter(
             "exesdb_webhook_renotified",
             "Open alerts queued again for a receiver whose latest notification of them was "

@@ -171,6 +171,7 @@ class Delivery:
     last_error: str | None
     finished_at: float | None
     retried_at: float | None = None
+    renotified_at: float | None = None
 
     @property
     def deadline_from(self) -> float:
@@ -196,6 +197,7 @@ class Delivery:
             "last_error": self.last_error,
             "finished_at": _iso(self.finished_at),
             "retried_at": _iso(self.retried_at),
+            "renotified_at": _iso(self.renotified_at),
         }
 
 
@@ -247,11 +249,13 @@ class Applied:
 
 @dataclass(frozen=True, slots=True)
 class OutboxDepth:
-    """How much is waiting: alerts in grouping windows, pending and dead deliveries."""
+    """How much is waiting: alerts in grouping windows, pending and dead deliveries, and of
+    the dead ones how many are superseded (``DeadLetters.superseded_count``)."""
 
     queued: int
     pending: int
     dead: int
+    superseded: int = 0
 
 
 @dataclass(frozen=True, slots=True)

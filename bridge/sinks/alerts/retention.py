@@ -1,6 +1,8 @@
 """What the outbox forgets, and when: old deliveries, resolved alerts, history and dead letters.
 
-Nothing here is needed once gone: a delivered delivery is kept a day, a resolved alert a week
+Nothing here is needed once gone: a delivered delivery is kept a day (but the last a receiver
+took of each alert of its dead letters after them, which supersedes them: as long as they are),
+a resolved alert a week
 (and the ids of the plans stored as long), an alert's history to its newest ``HISTORY_KEPT``
 entries, and a dead letter ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS`` (a receiver refusing everything
 must not grow the file without bound); the alert sink's housekeeping calls these once an hour.
@@ -21,6 +23,27 @@ HISTORY_KEPT: Final = 100
 # alert list and Alertmanager) with the ids of the plans stored as long ago.
 DELIVERED_KEPT_SECONDS: Final = 86_400.0
 RESOLVED_KEPT_SECONDS: Final = 7 * 86_400.0
+
+
+# Delivered deliveries older than ``:before``, but, for each receiver and each alert of its
+# dead letters, the last it took after the first of them: what supersedes a dead letter
+# (``dead_letters``), kept as long as dead letters are, so that one superseded does not read
+# as needing a person again (and `outbox retry --all` send it) once a day has passed.
+_FORGET_DELIVERED: Final = """
+DELETE FROM deliveries WHERE state = :delivered AND finished_at < :before
+AND rowid NOT IN (
+    WITH dead AS MATERIALIZED (
+        SELECT letter.url AS url, sent.value AS alert_id, MIN(letter.rowid) AS first
+        FROM deliveries AS letter, json_each(letter.alert_ids) AS sent
+        WHERE letter.state = :dead GROUP BY letter.url, sent.value
+    )
+    SELECT MAX(later.rowid)
+    FROM deliveries AS later, json_each(later.alert_ids) AS sent
+    JOIN dead ON dead.url = later.url AND dead.alert_id = sent.value
+    WHERE later.state = :delivered AND later.rowid > dead.first
+    GROUP BY later.url, sent.value
+)
+"""
 
 
 class Retention:
@@ -44,8 +67,12 @@ class Retention:
                 "DELETE FROM plans WHERE stored_at < :before", {"before": now - resolved_for}
             )
             gone = db.execute(
-                "DELETE FROM deliveries WHERE state = :delivered AND finished_at < :before",
-                {"delivered": DeliveryState.DELIVERED.value, "before": now - delivered_for},
+                _FORGET_DELIVERED,
+                {
+                    "delivered": DeliveryState.DELIVERED.value,
+                    "dead": DeliveryState.DEAD.value,
+                    "before": now - delivered_for,
+                },
             ).rowcount
             gone += db.execute(
                 "DELETE FROM alerts WHERE state = :resolved AND updated_at < :before"

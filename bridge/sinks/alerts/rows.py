@@ -103,4 +103,5 @@ def delivery_of(row: sqlite3.Row) -> Delivery:
         last_error=row["last_error"],
         finished_at=None if row["finished_at"] is None else float(row["finished_at"]),
         retried_at=None if row["retried_at"] is None else float(row["retried_at"]),
+        renotified_at=None if row["renotified_at"] is None else float(row["renotified_at"]),
     )

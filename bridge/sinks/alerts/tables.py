@@ -9,7 +9,8 @@ Seven tables:
   attempts, next attempt time and state (pending, delivered, dead), when each was made and when
   ``outbox retry`` last put it back (its deadline runs from then), and, for a dead letter,
   when its open alerts were queued again (``dead_letters.DeadLetters.renotify``); delivered ones
-  are kept a day, dead letters ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS``;
+  are kept a day (but those that supersede a dead letter: see ``retention``), dead letters
+  ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS``;
 - ``history``: what happened to each alert and when (fired, escalated, acknowledged, …), for its
   page; pruned with the alert, and to the newest ``HISTORY_KEPT`` entries per alert;
 - ``meta``: values the file keeps for itself (``receiver_secret``, and ``receivers``: the

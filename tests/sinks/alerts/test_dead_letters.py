@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import (
+    AlertRecord,
     DeliveryState,
 )
 from tests.sinks.alerts.helpers import T0, URL, event, observe, one_each, seed
@@ -190,20 +192,21 @@ def test_a_dead_letter_dated_after_now_is_due_at_once(outbox: Outbox) -> None:
 
 
 def test_a_dead_letter_retried_by_hand_is_due_again_once_it_dies_anew(outbox: Outbox) -> None:
-    """`outbox retry` clears when a dead letter's alerts were queued again, so that, dead anew
-    as the latest notification of its alert (the re-notification the receiver took since was
-    pruned a day on), its alert is queued again."""
+    """`outbox retry` clears when a dead letter's alerts were queued again, so that, dead anew,
+    it is taken up again; its alert is not queued a third time, as the receiver took its
+    re-notification since (kept, a day on, while the dead letter it supersedes is)."""
     dead = _died(outbox, "a1", T0)
     assert outbox.dead_letters.renotify(T0 + HOUR, HOUR) == {URL: 1}
     assert _renotified_at(outbox, dead.id) == T0 + HOUR
     _attempt(outbox, T0 + HOUR, DeliveryState.DELIVERED, 200, "")  # the receiver took it
-    outbox.retention.prune(T0 + 2 * DAY)  # delivered deliveries are kept a day
+    outbox.retention.prune(T0 + 2 * DAY)  # keeps it: it supersedes the dead letter
     assert outbox.dead_letters.retry(T0 + 2 * DAY, [dead.id]) == 1
     assert _renotified_at(outbox, dead.id) is None
     again = _attempt(outbox, T0 + 2 * DAY, DeliveryState.DEAD, None, "timed out after 10s")
     assert again.id == dead.id
-    assert outbox.dead_letters.renotify(T0 + 2 * DAY + HOUR, HOUR) == {URL: 1}
-    assert outbox.queue.of_alert("a1")[1] == ((URL, T0 + 2 * DAY + HOUR),)
+    assert outbox.dead_letters.renotify(T0 + 2 * DAY + HOUR, HOUR) == {}
+    assert _renotified_at(outbox, dead.id) == T0 + 2 * DAY + HOUR
+    assert outbox.queue.of_alert("a1")[1] == ()
 
 
 def _renotified_at(outbox: Outbox, delivery_id: str) -> float | None:
@@ -274,3 +277,49 @@ def test_an_alert_refused_twice_in_a_row_with_a_final_answer_is_not_queued_again
     assert outbox.dead_letters.renotify(T0 + 31 * HOUR, HOUR) == {URL: 1}
     _attempt(outbox, T0 + 31 * HOUR, DeliveryState.DEAD, None, "timed out after 10s")
     assert outbox.dead_letters.renotify(T0 + 32 * HOUR, HOUR) == {URL: 1}
+
+
+def _together(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
+    """A payload builder: one delivery of every alert waiting."""
+    return [(b"together", [r.alert_id for r in records])]
+
+
+def test_a_dead_letter_is_superseded_once_its_receiver_took_a_later_delivery_of_each_alert(
+    outbox: Outbox,
+) -> None:
+    """A dead letter of a1 and a2 is superseded only once the receiver took a later delivery
+    of a1 and one of a2 (a later one dead-lettered does not count); ``superseded`` and
+    ``superseded_count`` say so in one query, as ``unretryable`` does alert by alert, a
+    non-ASCII id included."""
+    for alert_id in ("a1", "a2"):
+        observe(outbox, event(alert_id, requires_ack=False), T0)
+    outbox.queue.group(URL, T0, 0.0, _together)
+    both = outbox.queue.next_due(URL, T0)
+    assert both is not None
+    assert both.alert_ids == ("a1", "a2")
+    outbox.queue.finish_attempt(
+        both.id, state=DeliveryState.DEAD, next_attempt_at=T0, status=None, error="x", now=T0
+    )
+    cologne = _died(outbox, "node_failure:köln-1", T0 + 1)
+    letters = [both.id, cologne.id]
+
+    def superseded() -> tuple[set[str], int, set[str]]:
+        listed = {u.delivery_id for u in outbox.dead_letters.unretryable() if u.superseded}
+        count = outbox.dead_letters.superseded_count()
+        return outbox.dead_letters.superseded(letters), count, listed
+
+    assert superseded() == (set(), 0, set())
+    observe(outbox, event("a1", requires_ack=False, severity="warning"), T0 + 10)
+    _attempt(outbox, T0 + 10, DeliveryState.DELIVERED, 200, "")  # a1 taken, a2 not
+    observe(outbox, event("a2", requires_ack=False, severity="warning"), T0 + 20)
+    later = _attempt(outbox, T0 + 20, DeliveryState.DEAD, None, "timed out")  # a2 died again
+    letters.append(later.id)
+    assert superseded() == (set(), 0, set())
+    observe(outbox, event("node_failure:köln-1", requires_ack=False, severity="warning"), T0 + 30)
+    _attempt(outbox, T0 + 30, DeliveryState.DELIVERED, 200, "")
+    assert superseded() == ({cologne.id}, 1, {cologne.id})
+    observe(outbox, event("a2", requires_ack=False), T0 + 40)
+    _attempt(outbox, T0 + 40, DeliveryState.DELIVERED, 200, "")
+    every = {both.id, cologne.id, later.id}
+    assert superseded() == (every, 3, every)
+    assert outbox.dead_letters.superseded([]) == set()

@@ -125,3 +125,37 @@ def test_dead_letters_are_forgotten_once_older_than_their_keep_time(outbox: Outb
     }
     assert outbox.queue.depth().dead == 1
     assert len(outbox.alerts.find()) == 4
+
+
+def test_the_delivery_that_supersedes_a_dead_letter_is_kept_as_long_as_the_dead_letter(
+    outbox: Outbox,
+) -> None:
+    """A day on, prune forgets the deliveries taken, but the last the receiver took of each
+    alert of a dead letter after it: the dead letter stays superseded (not a dead letter needing
+    a person again once a day has passed); once it is forgotten, so is that delivery."""
+
+    def finish(state: DeliveryState, at: float) -> str:
+        [delivery] = outbox.queue.deliveries("pending")
+        outbox.queue.finish_attempt(
+            delivery.id, state=state, next_attempt_at=at, status=None, error=None, now=at
+        )
+        return delivery.id
+
+    observe(outbox, event("a1"), T0)
+    outbox.queue.group(URL, T0, 0.0, one_each)
+    dead = finish(DeliveryState.DEAD, T0)
+    made = []
+    for n, (alert_id, severity) in enumerate((("a1", "warning"), ("a2", "critical"))):
+        observe(outbox, event(alert_id, severity=severity), T0 + 10 + n)
+        outbox.queue.group(URL, T0 + 10 + n, 0.0, one_each)
+        made.append(finish(DeliveryState.DELIVERED, T0 + 10 + n))
+    superseding, other = made
+    assert outbox.dead_letters.superseded([dead]) == {dead}
+    outbox.retention.prune(T0 + 86_400 + 20)
+    assert {d.id for d in outbox.queue.deliveries()} == {dead, superseding}
+    assert outbox.dead_letters.superseded([dead]) == {dead}
+    assert outbox.dead_letters.superseded_count() == 1
+    assert outbox.retention.forget_dead_letters(T0 + 86_400 + 20, older_than=86_400) == 1
+    outbox.retention.prune(T0 + 86_400 + 20)
+    assert outbox.queue.deliveries() == []
+    assert other not in {d.id for d in outbox.queue.deliveries()}
