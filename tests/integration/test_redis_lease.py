@@ -71,9 +71,10 @@ async def test_a_holder_losing_the_lease_says_whether_another_replica_took_it(
 ) -> None:
     """A lease another replica holds at renewal is named with its holder; a lease no longer in
     Redis (a restart without its data, with no other replica about) is said to be gone, not
-    given to a replica that does not exist."""
+    given to a replica that does not exist (a 2 s lease: a pause of a loaded host between two
+    renewals does not let it run out first and log a step down of its own)."""
     server = redis_server()
-    async with _running_lease(server) as lease:
+    async with _running_lease(server, lease_ms=2000) as lease:
         await async_wait_until(lambda: lease.leading, 10, "the lease taken")
         with caplog.at_level(logging.WARNING, logger="bridge.bus.redis.lease"):
             with server.client() as other:
@@ -248,6 +249,7 @@ async def test_a_holder_whose_renewal_goes_unanswered_steps_down_as_its_lease_ru
         async with _running_lease(server, url=proxy.url) as lease:
             await async_wait_until(lambda: lease.leading, 10, "the lease taken")
             proxy.stall()
-            await async_wait_until(lambda: not lease.leading, 5, "the lease given up")
+            # A deadline: the lease (300 ms) runs out long before, but a loaded host is slow.
+            await async_wait_until(lambda: not lease.leading, 10, "the lease given up")
     finally:
         await proxy.aclose()
