@@ -71,9 +71,10 @@ async def test_a_holder_losing_the_lease_says_whether_another_replica_took_it(
 ) -> None:
     """A lease another replica holds at renewal is named with its holder; a lease no longer in
     Redis (a restart without its data, with no other replica about) is said to be gone, not
-    given to a replica that does not exist."""
+    given to a replica that does not exist (a 2 s lease: a pause of a loaded host between two
+    renewals does not let it run out first and log a step down of its own)."""
     server = redis_server()
-    async with _running_lease(server) as lease:
+    async with _running_lease(server, lease_ms=2000) as lease:
         await async_wait_until(lambda: lease.leading, 10, "the lease taken")
         with caplog.at_level(logging.WARNING, logger="bridge.bus.redis.lease"):
             with server.client() as other:
@@ -237,17 +238,24 @@ async def test_a_lease_taken_by_a_set_whose_answer_was_lost_is_held(
 
 
 async def test_a_holder_whose_renewal_goes_unanswered_steps_down_as_its_lease_runs_out(
-    redis_server: Callable[[], RedisServer],
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A holder whose link to Redis stops carrying anything (its renewal never answered, the
     client set no socket timeout) no longer says it holds the lease once the lease has run out
-    in Redis, where another replica may take it."""
+    in Redis, where another replica may take it: told as its renewal unanswered before the
+    lease ran out, not after redis-py's own read timeout (5 s) however slow the host is."""
     server = redis_server()
     proxy = await Proxy(server.port).start()
     try:
-        async with _running_lease(server, url=proxy.url) as lease:
-            await async_wait_until(lambda: lease.leading, 10, "the lease taken")
-            proxy.stall()
-            await async_wait_until(lambda: not lease.leading, 5, "the lease given up")
+        with caplog.at_level(logging.WARNING, logger="bridge.bus.redis"):
+            async with _running_lease(server, url=proxy.url) as lease:
+                await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+                proxy.stall()
+                await async_wait_until(
+                    lambda: not lease.leading and "is unreachable" in caplog.text,
+                    10,
+                    "the lease given up, Redis said unreachable",
+                )
     finally:
         await proxy.aclose()
+    assert "no answer to the work-queue lease's renewal before it ran out (300 ms)" in caplog.text

@@ -1,0 +1,264 @@
+"""The HTTP listener serving TLS: the header timeout over handshakes, the cap over connections
+still to shake hands, plain HTTP told from a handshake (and answered 400) however its bytes
+arrive, and handshake failures logged at most once a minute a kind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from bridge.app import Bridge
+from bridge.listener.handshakes import LOG_EVERY, HandshakeFailures
+from tests.listener_support import Serve, clients, closed, closed_within, connect, serve
+from tests.support import async_wait_until
+from tests.webconfig.files import WebFiles
+
+__all__ = ["serve"]  # the fixture, imported for the tests below
+
+
+async def test_a_tls_handshake_never_begun_is_closed_after_the_header_timeout(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """With TLS, a connection that never starts its handshake is closed once the header timeout
+    passes, not after asyncio's minute, counted as header_timeout, while a real client is
+    served."""
+    files = WebFiles(tmp_path / "web")
+    files.write(files.tls_config())
+    bridge = await serve(
+        EXESDB_WEB_CONFIG_FILE=str(files.folder / "web.yml"), EXESDB_HTTP_HEADER_TIMEOUT_MS="300"
+    )
+    reader, _ = await connect(bridge)
+    began = time.monotonic()
+    assert await closed_within(reader, 10) == b""
+    assert time.monotonic() - began >= 0.25
+    assert closed(bridge, "header_timeout") == 1
+    assert bridge.address is not None
+    tls_reader, tls_writer = await asyncio.open_connection(
+        *bridge.address, ssl=files.client_context(), server_hostname="127.0.0.1"
+    )
+    clients.append(tls_writer)
+    tls_writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await asyncio.wait_for(tls_reader.readline(), 10)).startswith(b"HTTP/1.1 200")
+
+
+async def test_a_tls_handshake_under_way_counts_under_the_cap_from_its_accept(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """With TLS, connections whose handshake has not begun count as open and idle: at the cap a
+    new one closes the longest waiting, counted as evicted, and a real client is served."""
+    files = WebFiles(tmp_path / "web")
+    files.write(files.tls_config())
+    bridge = await serve(
+        EXESDB_WEB_CONFIG_FILE=str(files.folder / "web.yml"), EXESDB_HTTP_MAX_CONNECTIONS="3"
+    )
+    first, _ = await connect(bridge)
+    for _ in range(2):
+        await connect(bridge)
+    await async_wait_until(lambda: bridge.connections.idle == 3, what="three handshakes counted")
+    assert bridge.registry.get_sample_value("exesdb_http_connections") == 3
+    assert bridge.address is not None
+    tls_reader, tls_writer = await asyncio.open_connection(
+        *bridge.address, ssl=files.client_context(), server_hostname="127.0.0.1"
+    )
+    clients.append(tls_writer)
+    tls_writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await asyncio.wait_for(tls_reader.readline(), 10)).startswith(b"HTTP/1.1 200")
+    assert await closed_within(first, 10) == b""
+    assert closed(bridge, "evicted") == 1
+
+
+def _tls_bridge_env(tmp_path: Path, **env: str) -> dict[str, str]:
+    """The settings of a bridge serving TLS (a web config with a certificate for 127.0.0.1)."""
+    files = WebFiles(tmp_path / "web")
+    files.write(files.tls_config())
+    return {"EXESDB_WEB_CONFIG_FILE": str(files.folder / "web.yml"), **env}
+
+
+def _failures(bridge: Bridge, kind: str) -> float:
+    value = bridge.registry.get_sample_value(
+        "exesdb_http_tls_handshake_failures_total", {"kind": kind}
+    )
+    return value or 0.0
+
+
+PLAIN_HTTP_BODY = b"\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+
+
+async def test_plain_http_trickled_to_the_tls_port_is_answered_400_once_its_method_is_read(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """With TLS, a request whose method arrives a byte at a time is answered Go's 400 once its
+    space arrives, then closed, and counted as a plain_http handshake failure; until then the
+    bridge waits (a method's first letters could still be anything)."""
+    bridge = await serve(**_tls_bridge_env(tmp_path))
+    reader, writer = await connect(bridge)
+    for byte in b"POS":
+        writer.write(bytes([byte]))
+        await writer.drain()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reader.read(1), 0.1)
+    writer.write(b"T /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    answer = await closed_within(reader, 10)
+    assert answer.startswith(b"HTTP/1.0 400 Bad Request\r\n")
+    assert answer.endswith(PLAIN_HTTP_BODY)
+    assert b"\r\nConnection: close\r\n" in answer
+    await async_wait_until(lambda: _failures(bridge, "plain_http") == 1, what="one counted")
+    assert bridge.registry.get_sample_value("exesdb_http_connections") == 0
+
+
+async def test_what_is_neither_tls_nor_http_goes_to_tls_and_gets_no_http_answer(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """With TLS, first bytes that are no HTTP method (an SSH banner) go to the TLS handshake,
+    which fails as before: no HTTP answer, counted by OpenSSL's reason."""
+    bridge = await serve(**_tls_bridge_env(tmp_path))
+    reader, writer = await connect(bridge)
+    writer.write(b"SSH-2.0-OpenSSH_9.6\r\n")
+    assert b"HTTP" not in await closed_within(reader, 10)
+    await async_wait_until(
+        lambda: _failures(bridge, "plain_http") + _failures(bridge, "other") == 1,
+        what="the failed handshake counted",
+    )
+
+
+async def test_a_method_begun_and_never_finished_on_the_tls_port_is_closed_at_the_header_timeout(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """With TLS, first bytes that could still be a method, then silence: closed at the header
+    timeout with no answer, counted as header_timeout."""
+    bridge = await serve(**_tls_bridge_env(tmp_path, EXESDB_HTTP_HEADER_TIMEOUT_MS="300"))
+    reader, writer = await connect(bridge)
+    writer.write(b"GE")
+    began = time.monotonic()
+    assert await closed_within(reader, 10) == b""
+    assert time.monotonic() - began >= 0.25
+    assert closed(bridge, "header_timeout") == 1
+    assert _failures(bridge, "plain_http") == 0
+
+
+async def test_a_tls_handshake_begun_late_has_what_is_left_of_the_header_timeout(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """With TLS, a client that sends the first byte of a handshake late and then nothing is
+    closed at the header timeout from its accept, not a whole timeout after that byte."""
+    bridge = await serve(**_tls_bridge_env(tmp_path, EXESDB_HTTP_HEADER_TIMEOUT_MS="1000"))
+    began = time.monotonic()
+    reader, writer = await connect(bridge)
+    await asyncio.sleep(0.7)  # not a wait: the handshake's first byte sent late on purpose
+    writer.write(b"\x16")
+    assert await closed_within(reader, 10) == b""
+    assert 0.9 <= time.monotonic() - began < 1.6
+    assert closed(bridge, "header_timeout") == 1
+
+
+async def test_a_stopping_bridge_closes_the_connections_still_to_say_tls_or_http(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """With TLS, a connection that has sent nothing yet, or the start of a method, is closed
+    when the bridge stops, not left to its header timeout."""
+    bridge = await serve(**_tls_bridge_env(tmp_path, EXESDB_HTTP_HEADER_TIMEOUT_MS="60000"))
+    quiet, _ = await connect(bridge)
+    begun, writer = await connect(bridge)
+    writer.write(b"GE")
+    await writer.drain()
+    await async_wait_until(lambda: bridge.connections.idle == 2, what="both connections counted")
+    await bridge.aclose()
+    assert await closed_within(quiet, 5) == b""
+    with contextlib.suppress(ConnectionResetError):  # reset, if closed before "GE" was read
+        assert await closed_within(begun, 5) == b""
+
+
+async def _tls_get_in_pieces(
+    bridge: Bridge, context: ssl.SSLContext, cuts: tuple[int, ...]
+) -> bytes:
+    """GET /healthz over TLS made by hand (Python's ssl over memory buffers), its ClientHello
+    written in pieces cut at ``cuts``; the answer's status line."""
+    reader, writer = await connect(bridge)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+
+    async def exchange() -> None:
+        writer.write(outgoing.read())
+        data = await asyncio.wait_for(reader.read(65536), 10)
+        assert data, "the bridge closed the connection"
+        incoming.write(data)
+
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    hello = outgoing.read()
+    bounds = (0, *cuts, len(hello))
+    for start, end in itertools.pairwise(bounds):
+        writer.write(hello[start:end])
+        await writer.drain()
+        await asyncio.sleep(0.05)  # not a wait: each piece in a read of its own
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            await exchange()
+    tls.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = b""
+    while b"\r\n" not in answer:
+        try:
+            answer += tls.read(65536)
+        except ssl.SSLWantReadError:
+            await exchange()
+    return answer.split(b"\r\n")[0]
+
+
+@pytest.mark.parametrize("cuts", [(), (1,), (1, 3, 100)], ids=["whole", "first-byte", "pieces"])
+async def test_a_tls_client_hello_arriving_in_pieces_is_handshaken_and_served(
+    serve: Serve, tmp_path: Path, cuts: tuple[int, ...]
+) -> None:
+    """With TLS, the bytes read to tell a handshake from plain HTTP reach the handshake before
+    any read after them: a ClientHello whole, or cut after its first byte and more, is served."""
+    files = WebFiles(tmp_path / "web")
+    files.write(files.tls_config())
+    bridge = await serve(EXESDB_WEB_CONFIG_FILE=str(files.folder / "web.yml"))
+    status = await _tls_get_in_pieces(bridge, files.client_context(), cuts)
+    assert status == b"HTTP/1.1 200 OK"
+    assert _failures(bridge, "plain_http") == 0
+
+
+def test_a_kind_of_handshake_failure_logged_again_after_a_minute_says_how_many_came_between(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Within LOG_EVERY seconds of its last line a kind of failure is only counted; the next
+    line, once they have passed, says how many were not logged; another kind is logged apart,
+    and a client closing mid-handshake never is."""
+    now = [0.0]
+    failures = HandshakeFailures(CollectorRegistry(), clock=lambda: now[0])
+    plain = ssl.SSLError(1, "[SSL: HTTP_REQUEST] http request")
+    plain.reason = "HTTP_REQUEST"
+    with caplog.at_level(logging.WARNING, logger="bridge.listener.handshakes"):
+        failures.failed(plain, ("10.0.0.7", 41000))
+        for _ in range(3):
+            now[0] += LOG_EVERY / 4
+            failures.failed(plain, ("10.0.0.7", 41001))
+        failures.failed(ssl.SSLEOFError(), ("10.0.0.8", 41002))
+        failures.failed(OSError("odd"), ("::1", 41003, 0, 0))
+        now[0] = LOG_EVERY
+        failures.failed(plain, ("10.0.0.7", 41004))
+        now[0] += 1
+        failures.failed(plain, ("10.0.0.7", 41005))
+        now[0] = 2 * LOG_EVERY
+        failures.failed(plain, ("10.0.0.7", 41006))
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 4, lines
+    assert lines[0].startswith(
+        "TLS handshake from 10.0.0.7:41000 failed (plain_http, HTTP_REQUEST)"
+    )
+    assert "more of this kind" not in lines[0]
+    assert lines[1].startswith("TLS handshake from [::1]:41003 failed (other, odd)")
+    assert lines[2].startswith("TLS handshake from 10.0.0.7:41004 failed (plain_http, ")
+    assert lines[2].endswith("; 3 more of this kind since the last line")
+    assert lines[3].endswith("; 1 more of this kind since the last line")
