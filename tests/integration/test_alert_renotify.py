@@ -35,6 +35,16 @@ def renotified(bridge: Any) -> float:
     return bridge.registry.get_sample_value("exesdb_webhook_renotified_total") or 0.0
 
 
+async def dead_letter_a1(bridge: Any, sink: Any, clock: ManualClock) -> None:
+    """Publish the warning a1 to the receiver, down, and let a day pass: a1 is dead-lettered."""
+    bridge.bus.publish("disk_full", system_alert("a1", severity="warning"))
+    await async_wait_until(lambda: counted(bridge, "retry") == 1, what="a1 refused")
+    clock.advance(86_400.0 + 1)  # a day later: its next attempt is past the deadline
+    for worker in sink.workers.values():
+        worker.wake()
+    await async_wait_until(lambda: counted(bridge, "expired") == 1, what="a1 dead-lettered")
+
+
 async def test_an_alert_dead_lettered_through_a_long_outage_reaches_the_receiver_once_back(
     tmp_path: Path, webhook_receiver
 ) -> None:
@@ -46,12 +56,7 @@ async def test_an_alert_dead_lettered_through_a_long_outage_reaches_the_receiver
     async with alert_bridge(
         tmp_path, clock=clock, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **OPEN
     ) as (bridge, sink, _):
-        bridge.bus.publish("disk_full", system_alert("a1", severity="warning"))
-        await async_wait_until(lambda: counted(bridge, "retry") == 1, what="a1 refused")
-        clock.advance(86_400.0 + 1)  # a day later: its next attempt is past the deadline
-        for worker in sink.workers.values():
-            worker.wake()
-        await async_wait_until(lambda: counted(bridge, "expired") == 1, what="a1 dead-lettered")
+        await dead_letter_a1(bridge, sink, clock)
         [dead] = sink.outbox.queue.deliveries("dead")
         receiver.start()
         bridge.bus.publish("disk_full", system_alert("a2", severity="warning"))
@@ -189,12 +194,7 @@ async def test_a_dead_letter_needs_action_until_the_receiver_back_took_its_alert
     async with alert_bridge(
         tmp_path, clock=clock, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **OPEN
     ) as (bridge, sink, _):
-        bridge.bus.publish("disk_full", system_alert("a1", severity="warning"))
-        await async_wait_until(lambda: counted(bridge, "retry") == 1, what="a1 refused")
-        clock.advance(86_400.0 + 1)  # a day later: its next attempt is past the deadline
-        for worker in sink.workers.values():
-            worker.wake()
-        await async_wait_until(lambda: counted(bridge, "expired") == 1, what="a1 dead-lettered")
+        await dead_letter_a1(bridge, sink, clock)
         await sink.housekeeping.refresh_gauges()
         assert dead_letters(bridge) == {"needs_action": 1.0, "superseded": 0.0}
         receiver.start()
