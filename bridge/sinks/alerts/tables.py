@@ -1,6 +1,6 @@
 """The outbox file's tables, their upgrades from every earlier version, and how it is opened.
 
-Seven tables:
+Eight tables:
 
 - ``alerts``: one row per condition (``alert_id``), its state (firing → acknowledged →
   resolved) and escalation level, as ``transitions`` decides them;
@@ -19,12 +19,16 @@ Seven tables:
 - ``told``: which receiver was sent which open alert, one row per (receiver, alert) until a
   resolve of it is grouped for that receiver: a receiver told of an alert hears of its later
   changes even once below its ``min_severity`` (``queue.Keep``), so it is never left with it
-  firing.
+  firing;
+- ``taken``: what each receiver took of each alert, one row per (receiver, alert, delivered
+  delivery: its rowid), kept by triggers on ``deliveries`` (made, moved between states or
+  receivers, deleted), so that whether a receiver took a later delivery of an alert than a dead
+  letter's (``dead_letters``) is one lookup in its key, not a read of each delivery since.
 
-The schema is at version 9 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
+The schema is at version 10 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
 plans' ids, 6 ``told`` and an index of deliveries in order, 7 the deliveries' ``retried_at``, 8
 the alerts' ``source`` and ``details``, a SystemAlert's component and metadata annotations, 9 the
-deliveries' ``renotified_at``);
+deliveries' ``renotified_at``, 10 ``taken``);
 ``migrate`` upgrades a file of any earlier version in place, one version at a time.
 """
 
@@ -41,7 +45,7 @@ from bridge.sinks.alerts.records import refused
 
 __all__ = ["connect", "migrate"]
 
-_SCHEMA_VERSION: Final = 9
+_SCHEMA_VERSION: Final = 10
 # Columns added after version 1 (by version: table, column, definition).
 _ADDED_COLUMNS: Final[Mapping[int, tuple[tuple[str, str, str], ...]]] = {
     2: (("alerts", "auto_resolve", "INTEGER NOT NULL DEFAULT 0"), ("alerts", "last_seen", "REAL")),
@@ -141,8 +145,42 @@ INSERT OR IGNORE INTO told (url, alert_id)
 SELECT deliveries.url, sent.value FROM deliveries, json_each(deliveries.alert_ids) AS sent
 JOIN alerts ON alerts.alert_id = sent.value WHERE alerts.state != 'resolved';
 """
+# Version 10: what each receiver took of each alert (see the module docstring), and an index of
+# the dead letters alone (serving only a query that names their state: ``state = 'dead'``,
+# not bound), so that finding them reads neither the other deliveries nor their bodies. The
+# triggers come before the rows of the deliveries already taken: one taken meanwhile is in them
+# either way.
+_TAKEN: Final = """
+CREATE INDEX IF NOT EXISTS dead_letters ON deliveries (url, alert_ids) WHERE state = 'dead';
+CREATE TABLE IF NOT EXISTS taken (
+    url TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    delivery INTEGER NOT NULL,
+    PRIMARY KEY (url, alert_id, delivery)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS taken_made AFTER INSERT ON deliveries
+WHEN NEW.state = 'delivered' BEGIN
+    INSERT OR IGNORE INTO taken (url, alert_id, delivery)
+    SELECT NEW.url, value, NEW.rowid FROM json_each(NEW.alert_ids);
+END;
+CREATE TRIGGER IF NOT EXISTS taken_changed AFTER UPDATE OF state, url, alert_ids ON deliveries
+WHEN OLD.state = 'delivered' OR NEW.state = 'delivered' BEGIN
+    DELETE FROM taken WHERE OLD.state = 'delivered' AND url = OLD.url AND delivery = OLD.rowid
+    AND alert_id IN (SELECT value FROM json_each(OLD.alert_ids));
+    INSERT OR IGNORE INTO taken (url, alert_id, delivery)
+    SELECT NEW.url, value, NEW.rowid FROM json_each(NEW.alert_ids) WHERE NEW.state = 'delivered';
+END;
+CREATE TRIGGER IF NOT EXISTS taken_deleted AFTER DELETE ON deliveries
+WHEN OLD.state = 'delivered' BEGIN
+    DELETE FROM taken WHERE url = OLD.url AND delivery = OLD.rowid
+    AND alert_id IN (SELECT value FROM json_each(OLD.alert_ids));
+END;
+INSERT OR IGNORE INTO taken (url, alert_id, delivery)
+SELECT deliveries.url, sent.value, deliveries.rowid
+FROM deliveries, json_each(deliveries.alert_ids) AS sent WHERE deliveries.state = 'delivered';
+"""
 # What each version after 2 added to the one before.
-_STEPS: Final[Mapping[int, str]] = {3: _HISTORY, 4: _META, 5: _PLANS, 6: _TOLD}
+_STEPS: Final[Mapping[int, str]] = {3: _HISTORY, 4: _META, 5: _PLANS, 6: _TOLD, 10: _TAKEN}
 
 
 def connect(path: Path | str) -> sqlite3.Connection:

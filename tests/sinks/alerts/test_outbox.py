@@ -275,6 +275,9 @@ _V8_SOURCE = """
 ALTER TABLE alerts ADD COLUMN source TEXT;
 ALTER TABLE alerts ADD COLUMN details TEXT NOT NULL DEFAULT '[]';
 """
+_V9_RENOTIFIED = """
+ALTER TABLE deliveries ADD COLUMN renotified_at REAL;
+"""
 # Version 1 never set user_version (0, as a new file).
 _EARLIER_VERSIONS = [
     (0, _V1_QUEUES),
@@ -285,9 +288,12 @@ _EARLIER_VERSIONS = [
     (6, _V6_TOLD),
     (7, _V7_RETRIED),
     (8, _V8_SOURCE),
+    (9, _V9_RENOTIFIED),
 ]
-CURRENT_VERSION = 9
-ALL_TABLES = frozenset({"alerts", "queued", "deliveries", "history", "meta", "plans", "told"})
+CURRENT_VERSION = 10
+ALL_TABLES = frozenset(
+    {"alerts", "queued", "deliveries", "history", "meta", "plans", "told", "taken"}
+)
 
 
 def schema(path: Path) -> tuple[int, frozenset[str]]:
@@ -404,6 +410,39 @@ def test_a_receiver_sent_an_alert_before_version_6_hears_of_its_later_changes(
         assert (
             box.queue.depth().pending == 2
         )  # the firing waiting since version 5, then its resolve
+    finally:
+        box.close()
+
+
+def test_a_dead_letter_superseded_before_version_10_reads_superseded_once_upgraded(
+    tmp_path: Path,
+) -> None:
+    """A version 9 file's dead letter whose receiver took a later delivery of its alert is
+    superseded once upgraded (``outbox list``, the gauge, ``retry``), one of an alert it took
+    no later delivery of is not, and neither is a delivery taken before a dead letter."""
+    path = tmp_path / "alerts.sqlite3"
+    assert _earlier_file(path, 8) == 9  # 'old', in a pending delivery for URL
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        for delivery_id, alert_id, state in [
+            ("d-taken-before", "other", "delivered"),
+            ("d-dead", "old", "dead"),
+            ("d-dead-other", "other", "dead"),
+            ("d-taken", "old", "delivered"),
+        ]:
+            db.execute(
+                "INSERT INTO deliveries (id, url, body, alert_ids, created_at, next_attempt_at,"
+                " state) VALUES (?, ?, x'7b7d', ?, 1.0, 1.0, ?)",
+                (delivery_id, URL, f'["{alert_id}"]', state),
+            )
+    finally:
+        db.close()
+    box = Outbox(path, urls=[URL])
+    try:
+        assert box.dead_letters.superseded(["d-dead", "d-dead-other"]) == {"d-dead"}
+        assert box.dead_letters.superseded_count() == 1
+        left = [(u.delivery_id, u.superseded) for u in box.dead_letters.unretryable()]
+        assert left == [("d-dead", True)]
     finally:
         box.close()
 
