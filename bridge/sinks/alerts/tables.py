@@ -28,7 +28,7 @@ Eight tables:
 The schema is at version 10 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
 plans' ids, 6 ``told`` and an index of deliveries in order, 7 the deliveries' ``retried_at``, 8
 the alerts' ``source`` and ``details``, a SystemAlert's component and metadata annotations, 9 the
-deliveries' ``renotified_at``, 10 ``taken``);
+deliveries' ``renotified_at``, 10 ``taken`` and an index of the dead letters);
 ``migrate`` upgrades a file of any earlier version in place, one version at a time.
 """
 
