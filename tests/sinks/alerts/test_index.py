@@ -46,6 +46,10 @@ class State:
     async def load(self, name: str) -> dict[str, bytes] | None:
         return None if self.store.records is None else dict(self.store.records)
 
+    async def read(self, name: str, keys: Collection[str]) -> dict[str, bytes] | None:
+        records = self.store.records
+        return None if records is None else {key: records[key] for key in keys if key in records}
+
     async def commit(self, name: str, change: StateChange) -> bool:
         if self.store.holder != self.node:
             return False
@@ -89,7 +93,12 @@ def replica(
 ) -> AlertIndex:
     """The index as replica ``node`` sees it (through ``state``, when the test holds it)."""
     return AlertIndex(
-        state or State(store, node), alerts=outbox.alerts, db=db, clock=lambda: T0 + 100, limit=100
+        state or State(store, node),
+        alerts=outbox.alerts,
+        queue=outbox.queue,
+        db=db,
+        clock=lambda: T0 + 100,
+        limit=100,
     )
 
 
@@ -340,6 +349,7 @@ async def test_an_escalation_a_crash_cut_off_is_announced_when_its_note_is_store
     again = AlertIndex(
         State(store, node),
         alerts=boxes[node].alerts,
+        queue=boxes[node].queue,
         db=db,
         clock=lambda: T0 + 100,
         limit=100,
