@@ -142,6 +142,7 @@ class AlertIndex:
         # One change at a time, from working it out to storing it: none reads what another
         # has made in Redis but not yet stored here.
         self._lock = asyncio.Lock()
+        self._untold = False  # stale() could not ask Redis last time (logged once)
         self.caught_up = False
         """True while no note of this replica waits to be stored or dropped: its notes from
         before a restart were, and no change since failed between Redis and the outbox or left
@@ -241,9 +242,18 @@ class AlertIndex:
                     await self._catch_up()
                 raw = await self._state.read(NAME, alert_ids)
                 mine = await self._db.call(lambda: {a: self._alerts.get(a) for a in alert_ids})
-        except TransportError:
-            _logger.debug("alerts: whether deliveries are stale is told later", exc_info=True)
+        except TransportError as exc:
+            if not self._untold:  # once while it lasts: the worker asks again every second
+                self._untold = True
+                _logger.warning(
+                    "alerts: deliveries wait: whether another replica notified newer states of"
+                    " their alerts cannot be told: %s",
+                    exc,
+                )
             return None
+        if self._untold:
+            self._untold = False
+            _logger.info("alerts: deliveries waiting to be told stale or not go on")
         if raw is None:
             return set()
         stale: set[str] = set()
