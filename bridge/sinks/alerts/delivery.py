@@ -14,9 +14,12 @@ stays in the outbox until ``exesdb-bridge outbox retry``.
 
 Each receiver has its own worker and sender, and at most one attempt in flight, so a dead or
 hanging receiver only ever delays its own deliveries; those go out in the order they were made
-(``DeliveryQueue.next_due``), so a resolve never overtakes the firing it ends. A sender reads its
-receiver's URL, secrets and certificates again when their files change (``bridge.httpclient``),
-so they rotate without a restart; a file it cannot use fails the attempt, which is retried.
+(``DeliveryQueue.next_due``), so a resolve never overtakes the firing it ends. Before each
+attempt the worker asks its ``vet`` what of the delivery may go (on Redis the sink leaves out
+the alerts another replica has notified newer states of since: ``AlertIndex.stale``).
+A sender reads its receiver's URL, secrets and certificates again when their files change
+(``bridge.httpclient``), so they rotate without a restart; a file it cannot use fails the
+attempt, which is retried.
 Senders whose receivers have equal ``oauth2`` blocks share one token (``TokenSources``).
 Each attempt ends in a CLIENT span handed to the span recorders (``bridge.tracing``). Clock,
 sleep and the backoff's randomness are injected.
