@@ -104,6 +104,10 @@ class SharedState(Protocol):
     async def load(self, name: str) -> dict[str, bytes] | None:
         """Every record under ``name``; None when there never were any, or the store lost them."""
 
+    async def read(self, name: str, keys: Collection[str]) -> dict[str, bytes] | None:
+        """The records of ``keys`` under ``name`` that exist (a key without one has none); None
+        as for ``load``, when the store lost them (or there never were any)."""
+
     async def commit(self, name: str, change: StateChange) -> bool:
         """Apply ``change`` to ``name`` in one step if this replica holds the lease; False, with
         nothing changed, when it does not (another replica took over), or when a ``restore``

@@ -57,7 +57,7 @@ def add_outbox_command(commands: Commands) -> None:
     )
     outbox_list.add_argument(
         "--state",
-        choices=["pending", "delivered", "dead"],
+        choices=["pending", "delivered", "dead", "stale"],
         help="only deliveries in this state (default: every state)",
     )
     outbox_list.add_argument(

@@ -36,7 +36,7 @@ from tests.integration.test_replicas import (
     start_replica,
     start_replicas,
 )
-from tests.support import ADMIN_TOKEN, BridgeProcess, http_get, wait_until
+from tests.support import ADMIN_TOKEN, BridgeProcess, http_get, run_bridge, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -424,3 +424,65 @@ def test_a_holder_killed_with_a_delivery_in_flight_loses_no_alert(
     wait_until(lambda: settled([other], redis), 15, "B's outbox empty, nothing pending")
     again = restart(holder, bridge_processes, tmp_path)
     once_each(receiver, "flight-", ids, [again, other], redis)
+
+
+@pytest.mark.parametrize("b_stopped", [False, True], ids=["b-holds", "a-takes-the-lease"])
+def test_a_killed_holders_firing_resolved_meanwhile_by_the_next_holder_is_never_sent(
+    tmp_path: Path,
+    redis: RedisServer,
+    bridge_processes: list[BridgeProcess],
+    webhook_receiver,
+    b_stopped: bool,
+) -> None:
+    """The holder A is SIGKILLed with a node_failure's firing pending in its outbox (the
+    receiver down); B takes the lease and, the receiver back, sends the node's resolve; A
+    started again on its state directory (while B holds the lease, or once B stopped, so that A
+    takes it before its firing is due again) never sends its older firing: the receiver's last
+    word is the resolve, and A counts the firing stale and lists it so."""
+    receiver: WebhookReceiver = webhook_receiver()
+    # Taking the lease, A tells the firing stale before it is due again (30 s after it failed).
+    slow = {"EXESDB_WEBHOOK_BACKOFF_MS": "30000", "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "30000"}
+    extra = slow if b_stopped else {}
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver, **extra)
+    holder = leader(replicas)
+    other = next(r for r in replicas if r is not holder)
+    receiver.stop()
+    down = NodeLifecycle(node="app-4", event="down", cluster_size=1)
+    ingest(other.url, [("lifecycle", other.env["EXESDB_NODE"], down)])
+    wait_until(
+        lambda: metric(holder.url, "exesdb_webhook_deliveries_total", result="retry"),
+        15,
+        "A tried its firing and failed",
+    )
+    holder.kill()
+    wait_until(lambda: metric(other.url, "exesdb_redis_work_queue_leader") == 1, 15, "B takes it")
+    receiver.start()
+    back = NodeLifecycle(node="app-4", event="reconnected", cluster_size=2)
+    ingest(other.url, [("lifecycle", other.env["EXESDB_NODE"], back)])
+    resolved_only = ["resolved"]
+    wait_until(
+        lambda: (
+            [n["status"] for n in notifications(receiver, "node_failure:app-4")] == resolved_only
+        ),
+        15,
+        "B sends the resolve",
+    )
+    if b_stopped:
+        wait_until(lambda: settled([other], redis), 15, "B's outbox empty, nothing pending")
+        other.stop()
+    again = restart(holder, bridge_processes, tmp_path)
+    if b_stopped:
+        wait_until(lambda: metric(again.url, "exesdb_redis_work_queue_leader") == 1, 15, "A leads")
+    wait_until(
+        lambda: metric(again.url, "exesdb_webhook_outbox_depth") == 0,
+        45,  # past the 30 s backoff: a firing not told stale is sent by then
+        "A's outbox has nothing waiting",
+    )
+    assert [n["status"] for n in notifications(receiver, "node_failure:app-4")] == resolved_only
+    assert metric(again.url, "exesdb_webhook_stale_total") == 1
+    listed = run_bridge(
+        "outbox", "list", "--state", "stale", "--json", env={**holder.env}, timeout=60
+    )
+    lines = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(line["state"], line["alerts"]) for line in lines] == [("stale", 1)]
+    assert "another replica notified a newer state" in lines[0]["last_error"]

@@ -157,7 +157,9 @@ async def _killed_between_redis_and_its_outbox(
 
 
 def _index(state: RedisSharedState, outbox: Outbox, db: DbThread) -> AlertIndex:
-    return AlertIndex(state, alerts=outbox.alerts, db=db, clock=lambda: T0 + 100, limit=100)
+    return AlertIndex(
+        state, alerts=outbox.alerts, queue=outbox.queue, db=db, clock=lambda: T0 + 100, limit=100
+    )
 
 
 def _keys(server: RedisServer) -> tuple[set[bytes], set[bytes]]:

@@ -89,9 +89,11 @@ def start_replica(
     url: str,
     node: str,
     receiver: WebhookReceiver | None = None,
+    **extra: str,
 ) -> BridgeProcess:
     env = replica_env(url, node, receiver)
     env["EXESDB_STATE_DIR"] = str(tmp_path / f"state-{node}")
+    env.update(extra)
     process = BridgeProcess(**env)  # type: ignore[arg-type]
     started.append(process)
     return process.start(tmp_path)
@@ -103,9 +105,14 @@ def start_replicas(
     url: str,
     count: int,
     receiver: WebhookReceiver | None = None,
+    **extra: str,
 ) -> list[BridgeProcess]:
-    """Replicas bridge-0 … bridge-<count - 1> on the bus at ``url``, started one after another."""
-    return [start_replica(tmp_path, started, url, f"bridge-{n}", receiver) for n in range(count)]
+    """Replicas bridge-0 … bridge-<count - 1> on the bus at ``url``, started one after another
+    (``extra``: settings of their own)."""
+    return [
+        start_replica(tmp_path, started, url, f"bridge-{n}", receiver, **extra)
+        for n in range(count)
+    ]
 
 
 def restart(process: BridgeProcess, started: list[BridgeProcess], tmp_path: Path) -> BridgeProcess:

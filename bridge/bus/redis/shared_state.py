@@ -100,6 +100,25 @@ class RedisSharedState:
             return None
         return {text(field): value for field, value in (records or {}).items()}
 
+    async def read(self, name: str, keys: Collection[str]) -> dict[str, bytes] | None:
+        """The records of ``keys`` under ``name`` that exist; None as for ``load``.
+
+        Raises ``TransportError`` when Redis cannot be reached.
+        """
+        key = self._layout.state(name)
+        wanted = list(keys)
+        with self._link.boundary(f"read {len(wanted)} of the {name} records"):
+            pipe = self._link.client.pipeline(transaction=True)
+            pipe.exists(f"{key}:kept")
+            pipe.exists(key)
+            if wanted:
+                pipe.hmget(key, wanted)
+            kept, held, *values = await pipe.execute()
+        if not kept and not held:
+            return None
+        found = values[0] if values else []
+        return {k: value for k, value in zip(wanted, found, strict=True) if value is not None}
+
     async def commit(self, name: str, change: StateChange) -> bool:
         """Apply ``change`` while this replica holds the work-queue lease; False when not (or a
         restore found records).

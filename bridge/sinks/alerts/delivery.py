@@ -14,9 +14,12 @@ stays in the outbox until ``exesdb-bridge outbox retry``.
 
 Each receiver has its own worker and sender, and at most one attempt in flight, so a dead or
 hanging receiver only ever delays its own deliveries; those go out in the order they were made
-(``DeliveryQueue.next_due``), so a resolve never overtakes the firing it ends. A sender reads its
-receiver's URL, secrets and certificates again when their files change (``bridge.httpclient``),
-so they rotate without a restart; a file it cannot use fails the attempt, which is retried.
+(``DeliveryQueue.next_due``), so a resolve never overtakes the firing it ends. Before each
+attempt the worker asks its ``vet`` what of the delivery may go (on Redis the sink leaves out
+the alerts another replica has notified newer states of since: ``AlertIndex.stale``).
+A sender reads its receiver's URL, secrets and certificates again when their files change
+(``bridge.httpclient``), so they rotate without a restart; a file it cannot use fails the
+attempt, which is retried.
 Senders whose receivers have equal ``oauth2`` blocks share one token (``TokenSources``).
 Each attempt ends in a CLIENT span handed to the span recorders (``bridge.tracing``). Clock,
 sleep and the backoff's randomness are injected.
@@ -356,6 +359,15 @@ class WebhookSender:
 
 Report = Callable[[Delivery, AttemptResult, DeliveryState, int], None]
 """Told of every attempt: the delivery, the result, the new state and the attempt number."""
+Vet = Callable[[Delivery], Awaitable[Delivery | None]]
+"""Before each attempt: the delivery as it may go now (without the alerts whose newer
+notifications are another replica's), or None when none of it may go now (all of it stale, or
+whether it is cannot be told yet)."""
+
+
+async def _as_made(delivery: Delivery) -> Delivery | None:
+    """No vetting: every delivery goes as it was made."""
+    return delivery
 
 
 class DeliveryWorker:
@@ -381,6 +393,7 @@ class DeliveryWorker:
         on_error: Callable[[], None] = lambda: None,
         label: str | None = None,
         keep: Keep | None = None,
+        vet: Vet = _as_made,
     ) -> None:
         self.key = key
         self.label = label or receiver_label(key)
@@ -391,6 +404,7 @@ class DeliveryWorker:
         self._group_wait = group_wait
         self._build = build
         self._keep = keep
+        self._vet = vet
         self._report = report
         self._clock = clock
         self._sleep = sleep
@@ -474,8 +488,15 @@ class DeliveryWorker:
         )
         delivery = await self._db.call(self._queue.next_due, self.key, now)
         if delivery is not None and not self._stopping:  # stopping: no new attempt
-            await self.attempt(delivery)
-            return 0.0
+            vetted = await self._vet(delivery)
+            if vetted is not None:
+                await self.attempt(vetted)
+                return 0.0
+            # All of it stale (the next one is due at once), or not to be told yet: a pause.
+            head = await self._db.call(self._queue.next_due, self.key, self._clock())
+            if head is None or head.id != delivery.id:
+                return 0.0
+            return _ERROR_PAUSE_SECONDS
         wake_at = await self._db.call(self._queue.next_wake, self.key, self._group_wait)
         if wake_at is None:
             return _POLL_SECONDS

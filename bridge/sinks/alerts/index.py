@@ -22,6 +22,14 @@ A change that fails between the two without a crash (the outbox failing, Redis's
 is stored from its note before the next change is worked out, so the retried batch finds it
 made and notifies nothing twice.
 
+A replica's outbox may still hold notifications of alerts another holder has changed since (it
+was killed, or lost the lease, with deliveries waiting for a receiver): sent now, they would
+reach the receiver after the newer ones. So a notification of an alert whose state in Redis
+differs from what this outbox last stored of it (``stale``: its episode, severity, level, or
+open or not) is left out of its delivery before it is sent (``DeliveryQueue.withhold``): checked
+before each attempt while this replica does not hold the lease, and for every pending delivery
+as it takes the lease up, before its alerts are made those of Redis.
+
 A holder that lost the lease without knowing (slow, cut off) can no longer change Redis: its
 change is refused, nothing is stored, and its entries are left for the next holder. One that
 lost it between Redis and its outbox (stalled there past the lease), or that stored a change and
@@ -36,12 +44,13 @@ import asyncio
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, ParamSpec
 
 from bridge.bus import SharedState, StateChange
 from bridge.errors import TransportError
 from bridge.sinks.alerts.alert_store import AlertStore, escalations
+from bridge.sinks.alerts.queue import DeliveryQueue
 from bridge.sinks.alerts.records import (
     AlertRecord,
     AlertState,
@@ -59,6 +68,11 @@ _logger = logging.getLogger(__name__)
 
 NAME: Final = "alerts"
 """What the open alerts are kept under."""
+STALE_REASON: Final = (
+    "stale: another replica notified a newer state of these alerts since (it held the"
+    " work-queue lease while this one was down or had lost it)"
+)
+"""The last error of a delivery ``withhold`` made of stale notifications."""
 
 P = ParamSpec("P")
 
@@ -104,17 +118,22 @@ class AlertIndex:
         state: SharedState,
         *,
         alerts: AlertStore,
+        queue: DeliveryQueue,
         db: DbThread,
         clock: Callable[[], float],
         limit: int,
         notify: Callable[[], None] = lambda: None,
         escalated: Callable[[list[Escalated]], None] = lambda steps: None,
+        withheld: Callable[[int], None] = lambda count: None,
     ) -> None:
         """``limit``: the open alerts kept at most (the open-alert cap); ``notify`` is called
         when catching up stored notifications, ``escalated`` with the escalation steps among
-        them (announced by nobody yet: the crash came before)."""
+        them (announced by nobody yet: the crash came before), ``withheld`` with how many stale
+        notifications taking the lease up left out of pending deliveries."""
         self._state = state
         self._alerts = alerts
+        self._queue = queue
+        self._withheld = withheld
         self._db = db
         self._clock = clock
         self._limit = limit
@@ -123,6 +142,7 @@ class AlertIndex:
         # One change at a time, from working it out to storing it: none reads what another
         # has made in Redis but not yet stored here.
         self._lock = asyncio.Lock()
+        self._untold = False  # stale() could not ask Redis last time (logged once)
         self.caught_up = False
         """True while no note of this replica waits to be stored or dropped: its notes from
         before a restart were, and no change since failed between Redis and the outbox or left
@@ -210,6 +230,60 @@ class AlertIndex:
             self._escalated(raised)
         return stored
 
+    async def stale(self, alert_ids: Sequence[str]) -> set[str] | None:
+        """Those of ``alert_ids`` whose newest notification is another replica's: Redis keeps
+        them in a state this outbox never stored a notification of (see ``_told``), so one of
+        them waiting here would reach its receiver after a newer one. Empty when Redis lost
+        its data (nothing to tell by); None when it cannot be told now (Redis unreachable)."""
+        try:
+            async with self._lock:
+                # This replica's own changes Redis took first: they are no other's.
+                if not self.caught_up:
+                    await self._catch_up()
+                raw = await self._state.read(NAME, alert_ids)
+                mine = await self._db.call(lambda: {a: self._alerts.get(a) for a in alert_ids})
+        except TransportError as exc:
+            if not self._untold:  # once while it lasts: the worker asks again every second
+                self._untold = True
+                _logger.warning(
+                    "alerts: deliveries wait: whether another replica notified newer states of"
+                    " their alerts cannot be told: %s",
+                    exc,
+                )
+            return None
+        if self._untold:
+            self._untold = False
+            _logger.info("alerts: deliveries waiting to be told stale or not go on")
+        if raw is None:
+            return set()
+        stale: set[str] = set()
+        for alert_id in alert_ids:
+            value = raw.get(alert_id)
+            try:
+                kept = None if value is None else decode(value)
+            except (ValueError, TypeError, KeyError):
+                continue  # not judged by a record it cannot read (a later version's)
+            if _told(kept) != _told(mine[alert_id]):
+                stale.add(alert_id)
+        return stale
+
+    def _withhold_stale(self, kept: dict[str, AlertRecord], now: float) -> int:
+        """Leave out of every pending delivery the alerts whose newest notification is another
+        replica's by ``kept`` (on the database thread); how many notifications."""
+        told: dict[str, tuple[Any, ...] | None] = {}
+        count = 0
+        for delivery in self._queue.deliveries("pending", None):
+            stale = set()
+            for alert_id in delivery.alert_ids:
+                if alert_id not in told:
+                    told[alert_id] = _told(self._alerts.get(alert_id))
+                if told[alert_id] != _told(kept.get(alert_id)):
+                    stale.add(alert_id)
+            if stale:
+                self._queue.withhold(delivery.id, stale, now, STALE_REASON)
+                count += len(stale)
+        return count
+
     async def take_up(self) -> int:
         """On taking the work-queue lease: the notes first (the other replicas' taken over, so
         a crashed holder's changes are notified even if it never comes back, and this one's),
@@ -241,7 +315,22 @@ class AlertIndex:
                 )
                 return 0
             kept = _decoded(raw) or {}
-            changed: int = await self._db.call(self._alerts.adopt_open_alerts, kept, self._clock())
+            now = self._clock()
+
+            def adopt() -> tuple[int, int]:
+                # One call on the database thread: no delivery is made from this outbox's
+                # alerts between telling which of its notifications are stale and adopting.
+                return self._withhold_stale(kept, now), self._alerts.adopt_open_alerts(kept, now)
+
+            withheld, changed = await self._db.call(adopt)
+        if withheld:
+            _logger.warning(
+                "alerts: left %d notification(s) out of pending deliveries: another replica"
+                " notified newer states of those alerts while this one did not hold the lease"
+                " (`exesdb-bridge outbox list --state stale` lists them)",
+                withheld,
+            )
+            self._withheld(withheld)
         if changed:
             _logger.info(
                 "alerts: took the open alerts kept in Redis as this replica's;"
@@ -249,6 +338,15 @@ class AlertIndex:
                 changed,
             )
         return changed
+
+
+def _told(record: AlertRecord | None) -> tuple[Any, ...] | None:
+    """What only a notified change of an alert moves (its episode's start, severity and level;
+    None once it is not open): Redis and an outbox that differ in it were told of different
+    changes. An acknowledgement, or the alert seen again, is no notified change."""
+    if record is None or not record.open:
+        return None
+    return (record.starts_at, record.severity, record.level)
 
 
 def _still_current(plan: Plan, kept: dict[str, AlertRecord] | None) -> Plan:

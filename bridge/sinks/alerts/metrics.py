@@ -102,6 +102,13 @@ class AlertMetrics:
             "EXESDB_WEBHOOK_RENOTIFY_INTERVAL_MS).",
             registry=registry,
         )
+        self._stale = Counter(
+            "exesdb_webhook_stale",
+            "Alert notifications left out of a delivery, never to be sent, because another "
+            "replica made a newer one of the alert since (Redis bus; `exesdb-bridge outbox list "
+            "--state stale` lists them).",
+            registry=registry,
+        )
         self._refused = Counter(
             "exesdb_alerts_refused",
             f"New alerts refused because {max_open} alerts were already open "
@@ -130,6 +137,10 @@ class AlertMetrics:
     def renotified(self, count: int) -> None:
         """Count open alerts queued again after their notification was dead-lettered."""
         self._renotified.inc(count)
+
+    def withheld(self, count: int) -> None:
+        """Count ``count`` alert notifications left out as stale."""
+        self._stale.inc(count)
 
     def refused(self, count: int) -> None:
         """Count new alerts refused by the open-alert cap."""

@@ -13,7 +13,7 @@ the alert it ends even when its severity or escalation level changed meanwhile.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -33,6 +33,7 @@ __all__ = [
     "alerts_told",
     "build_payloads",
     "fingerprint",
+    "split_body",
     "webhook_alert",
     "webhook_body",
 ]
@@ -172,6 +173,32 @@ def build_payloads(
         )
         payloads.append((body, [record.alert_id for record in chunk]))
     return payloads
+
+
+def split_body(body: bytes, alert_ids: Collection[str]) -> tuple[bytes, bytes]:
+    """A stored payload as two: without the alerts of ``alert_ids``, and with only them; each
+    with its ``status``, ``commonLabels`` and ``commonAnnotations`` made again for its alerts,
+    the rest as stored. ValueError for a body not in this format."""
+    try:
+        data = json.loads(body)
+        entries = data["alerts"]
+        parts = (
+            [e for e in entries if e["labels"]["alert_id"] not in alert_ids],
+            [e for e in entries if e["labels"]["alert_id"] in alert_ids],
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"not a webhook body: {exc}") from exc
+    bodies = []
+    for part in parts:
+        whole = {
+            **data,
+            "status": "firing" if any(e.get("status") == "firing" for e in part) else "resolved",
+            "commonLabels": _common([e.get("labels", {}) for e in part]),
+            "commonAnnotations": _common([e.get("annotations", {}) for e in part]),
+            "alerts": part,
+        }
+        bodies.append(json.dumps(whole, separators=(",", ":"), ensure_ascii=False).encode())
+    return bodies[0], bodies[1]
 
 
 def alerts_told(body: bytes) -> dict[str, tuple[str, str]]:

@@ -8,18 +8,20 @@ change. The keys the bridge started with are kept in the file's meta table too
 (``configured``), so ``exesdb-bridge outbox retry`` can tell a dead letter no worker would send.
 
 A delivery is committed here before its first attempt, so a crash or SIGKILL loses nothing; its
-body and id never change across retries. A receiver's deliveries go out one at a time, in the
-order they were made (``next_due``).
+body and id never change across retries, but for the alerts ``withhold`` leaves out of it (their
+newer notifications are another replica's, on Redis). A receiver's deliveries go out one at a
+time, in the order they were made (``next_due``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Final
 
 from bridge.bus import new_message_id
 from bridge.sinks.alerts.database import Database
+from bridge.sinks.alerts.payload import split_body
 from bridge.sinks.alerts.records import AlertRecord, Delivery, DeliveryState, OutboxDepth
 from bridge.sinks.alerts.rows import delivery_of, matching, one_of, record_of
 
@@ -246,6 +248,57 @@ class DeliveryQueue:
                     "now": now,
                 },
             )
+
+    def withhold(
+        self, delivery_id: str, alert_ids: Collection[str], now: float, reason: str
+    ) -> Delivery | None:
+        """Leave the alerts of ``alert_ids`` out of a pending delivery, in one transaction: they
+        go into a delivery of their own in state ``stale``, with ``reason`` as its last error
+        (the whole delivery becomes it when they are all of its alerts); the delivery as it is
+        to be sent now, with its id and place in the queue (None when nothing is left of it,
+        or it is no longer pending).
+
+        Its id stays: a receiver that took the whole of it before (its answer lost) takes what
+        is left as the same delivery.
+        """
+        with self._database.transaction() as db:
+            row = db.execute(
+                "SELECT * FROM deliveries WHERE id = :id AND state = :pending",
+                {"id": delivery_id, **_PENDING},
+            ).fetchone()
+            if row is None:
+                return None
+            delivery = delivery_of(row)
+            left = [a for a in delivery.alert_ids if a not in alert_ids]
+            if len(left) == len(delivery.alert_ids):
+                return delivery
+            finished = {"id": delivery_id, "state": DeliveryState.STALE.value, "now": now}
+            if not left:
+                db.execute(
+                    "UPDATE deliveries SET state = :state, last_error = :reason,"
+                    " finished_at = :now WHERE id = :id",
+                    {**finished, "reason": reason},
+                )
+                return None
+            kept, withheld = split_body(delivery.body, alert_ids)
+            db.execute(
+                "UPDATE deliveries SET body = :body, alert_ids = :alert_ids WHERE id = :id",
+                {"id": delivery_id, "body": kept, "alert_ids": json.dumps(left)},
+            )
+            db.execute(
+                _NEW_DELIVERY,
+                {
+                    **finished,
+                    "id": new_message_id(),
+                    "url": delivery.url,
+                    "body": withheld,
+                    "alert_ids": json.dumps([a for a in delivery.alert_ids if a in alert_ids]),
+                    "last_error": reason,
+                    "finished_at": now,
+                },
+            )
+            row = db.execute("SELECT * FROM deliveries WHERE id = :id", {"id": delivery_id})
+            return delivery_of(row.fetchone())
 
     def deliveries(
         self,

@@ -56,11 +56,14 @@ class HistoryEvent(StrEnum):
 
 
 class DeliveryState(StrEnum):
-    """Where a delivery is: still to send, sent, or dead-lettered (kept for ``outbox retry``)."""
+    """Where a delivery is: still to send, sent, dead-lettered (kept for ``outbox retry``), or
+    stale: never to be sent, its alerts' newer notifications being another replica's (on Redis,
+    ``DeliveryQueue.withhold``)."""
 
     PENDING = "pending"
     DELIVERED = "delivered"
     DEAD = "dead"
+    STALE = "stale"
 
 
 def _iso(seconds: float | None) -> str | None:

@@ -1,8 +1,8 @@
 """What the outbox forgets, and when: old deliveries, resolved alerts, history and dead letters.
 
-Nothing here is needed once gone: a delivered delivery is kept a day (but the last a receiver
-took of each alert of its dead letters after them, which supersedes them: as long as they are),
-a resolved alert a week
+Nothing here is needed once gone: a delivered delivery is kept a day, as is a stale one (but
+the last a receiver took of each alert of its dead letters after them, which supersedes them:
+as long as they are), a resolved alert a week
 (and the ids of the plans stored as long), an alert's history to its newest ``HISTORY_KEPT``
 entries, and a dead letter ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS`` (a receiver refusing everything
 must not grow the file without bound); the alert sink's housekeeping calls these once an hour.
@@ -73,6 +73,10 @@ class Retention:
                     "dead": DeliveryState.DEAD.value,
                     "before": now - delivered_for,
                 },
+            ).rowcount
+            gone += db.execute(
+                "DELETE FROM deliveries WHERE state = :stale AND finished_at < :before",
+                {"stale": DeliveryState.STALE.value, "before": now - delivered_for},
             ).rowcount
             gone += db.execute(
                 "DELETE FROM alerts WHERE state = :resolved AND updated_at < :before"

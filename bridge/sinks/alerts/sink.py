@@ -51,7 +51,7 @@ from bridge.sinks.alerts.delivery import (
 )
 from bridge.sinks.alerts.escalation import Escalator
 from bridge.sinks.alerts.housekeeping import Housekeeping
-from bridge.sinks.alerts.index import AlertIndex
+from bridge.sinks.alerts.index import STALE_REASON, AlertIndex
 from bridge.sinks.alerts.metrics import AlertMetrics, DeliveryResult
 from bridge.sinks.alerts.outbox import Outbox, unopenable_hint
 from bridge.sinks.alerts.payload import build_payloads
@@ -366,11 +366,13 @@ class AlertSink:
         return AlertIndex(
             state,
             alerts=self.outbox.alerts,
+            queue=self.outbox.queue,
             db=self._db,
             clock=self._clock,
             limit=self._max_open,
             notify=self._changed,
             escalated=escalator.announce,
+            withheld=self.metrics.withheld,
         )
 
     def _make_sender(self, receiver: Receiver) -> WebhookSender:
@@ -394,6 +396,7 @@ class AlertSink:
             group_wait=self.settings.webhook_group_wait_ms / 1000,
             build=self._builder(receiver),
             keep=self._keeper(receiver),
+            vet=self._vet,
             report=self._report,
             clock=self._clock,
             sleep=self._sleep,
@@ -545,6 +548,32 @@ class AlertSink:
         lease's commands): while it cannot, and this replica does not hold the lease, which
         replica does cannot be known here; True on the in-process bus."""
         return self._lease is None or self._lease.reachable
+
+    async def _vet(self, delivery: Delivery) -> Delivery | None:
+        """``delivery`` without the alerts whose newer notifications are another replica's
+        (``AlertIndex.stale``), asked of Redis while this replica does not hold the work-queue
+        lease: while it does, none is (it left them out as it took the lease up, and no other
+        replica changes alerts meanwhile). None when none of it goes now."""
+        if self.holds_work_queue():
+            return delivery
+        stale = await self.states.stale(delivery.alert_ids)
+        if stale is None:
+            return None  # Redis cannot say now: the delivery waits (it stays pending)
+        if not stale:
+            return delivery
+        left = await self._db.call(
+            self.outbox.queue.withhold, delivery.id, stale, self._clock(), STALE_REASON
+        )
+        self.metrics.withheld(len(stale))
+        _logger.warning(
+            "alerts: left %d notification(s) out of delivery %s: another replica notified newer"
+            " states of those alerts while this one did not hold the lease (`exesdb-bridge"
+            " outbox list --state stale` lists them)",
+            len(stale),
+            delivery.id,
+        )
+        self._house_wake.set()  # the depth gauges
+        return left
 
     async def _take_up(self) -> None:
         """On taking the work-queue lease: the open alerts kept in Redis become ours."""

@@ -72,6 +72,13 @@ class AlertStates:
             with contextlib.suppress(TransportError):
                 await self._index.catch_up()
 
+    async def stale(self, alert_ids: Sequence[str]) -> set[str] | None:
+        """Those of ``alert_ids`` whose newest notification is another replica's (on Redis,
+        ``AlertIndex.stale``; never on the in-process bus); None when it cannot be told now."""
+        if self._index is None:
+            return set()
+        return await self._index.stale(alert_ids)
+
     async def apply(self, changes: Sequence[AlertEvent | Acknowledgement], now: float) -> Applied:
         """Apply a batch's events and acknowledgements (new alerts beyond ``max_open`` refused)."""
         if self._index is None:

@@ -6,8 +6,8 @@ Eight tables:
   resolved) and escalation level, as ``transitions`` decides them;
 - ``queued``: alerts waiting for their receiver's grouping window, one row per (receiver, alert);
 - ``deliveries``: the frozen payloads (body and delivery id never change across retries), their
-  attempts, next attempt time and state (pending, delivered, dead), when each was made and when
-  ``outbox retry`` last put it back (its deadline runs from then), and, for a dead letter,
+  attempts, next attempt time and state (pending, delivered, dead, stale), when each was made
+  and when ``outbox retry`` last put it back (its deadline runs from then), and, for a dead letter,
   when its open alerts were queued again (``dead_letters.DeadLetters.renotify``); delivered ones
   are kept a day (but those that supersede a dead letter: see ``retention``), dead letters
   ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS``;

@@ -39,6 +39,7 @@ CALLS: list[tuple[str, Callable[[TransportCapabilities], Awaitable[Any]]]] = [
     ("once", lambda c: c.coordinator.once("cluster:announce:n1", 1_000)),
     ("refresh", lambda c: c.coordinator.refresh(["cluster:node:n1"], 1_000)),
     ("load", lambda c: c.state.load("alerts")),  # type: ignore[union-attr]
+    ("read", lambda c: c.state.read("alerts", ["a1"])),  # type: ignore[union-attr]
     ("commit", lambda c: c.state.commit("alerts", StateChange(put={"a1": b"{}"}))),  # type: ignore[union-attr]
     ("notes", lambda c: c.state.notes("alerts")),  # type: ignore[union-attr]
     ("forget", lambda c: c.state.forget("alerts", ["n1"])),  # type: ignore[union-attr]

@@ -13,7 +13,7 @@ from bridge.errors import TransportError
 from bridge.sinks.alerts import index
 from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.outbox import Outbox
-from bridge.sinks.alerts.records import AlertState, Escalated, HistoryEvent
+from bridge.sinks.alerts.records import Acknowledgement, AlertState, Escalated, HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.transitions import Plan, on_event
 from tests.sinks.alerts.helpers import T0, boxes, db, event, observe
@@ -45,6 +45,10 @@ class State:
 
     async def load(self, name: str) -> dict[str, bytes] | None:
         return None if self.store.records is None else dict(self.store.records)
+
+    async def read(self, name: str, keys: Collection[str]) -> dict[str, bytes] | None:
+        records = self.store.records
+        return None if records is None else {key: records[key] for key in keys if key in records}
 
     async def commit(self, name: str, change: StateChange) -> bool:
         if self.store.holder != self.node:
@@ -89,7 +93,12 @@ def replica(
 ) -> AlertIndex:
     """The index as replica ``node`` sees it (through ``state``, when the test holds it)."""
     return AlertIndex(
-        state or State(store, node), alerts=outbox.alerts, db=db, clock=lambda: T0 + 100, limit=100
+        state or State(store, node),
+        alerts=outbox.alerts,
+        queue=outbox.queue,
+        db=db,
+        clock=lambda: T0 + 100,
+        limit=100,
     )
 
 
@@ -340,6 +349,7 @@ async def test_an_escalation_a_crash_cut_off_is_announced_when_its_note_is_store
     again = AlertIndex(
         State(store, node),
         alerts=boxes[node].alerts,
+        queue=boxes[node].queue,
         db=db,
         clock=lambda: T0 + 100,
         limit=100,
@@ -399,3 +409,25 @@ def index_ack(alert_id: str):
     from bridge.sinks.alerts.records import Acknowledgement
 
     return Acknowledgement(alert_id, "ops")
+
+
+async def test_an_alert_another_holder_notified_since_is_stale_on_the_replica_before(
+    boxes, db: DbThread
+) -> None:
+    """A replica's notifications of an alert are stale once Redis keeps the alert in a state
+    its outbox never stored (the next holder resolved it, or changed its severity), not while
+    Redis keeps what it stored last (the alert only seen again, or acknowledged); a Redis that
+    lost its data judges none stale."""
+    store = Store()
+    a = replica(store, boxes["a"], db)
+    await a.change(boxes["a"].alerts.plan, [event("one"), event("two"), event("three")], T0)
+    store.holder = "b"
+    b = replica(store, boxes["b"], db, "b")
+    await b.take_up()
+    plan = boxes["b"].alerts.plan
+    await b.change(plan, [event("one", status="resolved"), event("two")], T0 + 5)
+    await b.change(plan, [Acknowledgement("two", "ops"), event("three", severity="error")], T0 + 6)
+    assert await a.stale(["one", "two", "three", "four"]) == {"one", "three"}
+    assert await b.stale(["one", "two", "three"]) == set()
+    store.records = None
+    assert await a.stale(["one", "three"]) == set()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.payload import build_payloads
 from bridge.sinks.alerts.records import (
     AlertRecord,
     DeliveryState,
@@ -133,3 +136,45 @@ def test_what_waits_under_a_raw_url_moves_to_the_receiver_key(tmp_path: Path) ->
     assert box.queue.group(key, T0 + 10, 0.0, one_each) == 1  # a3, once
     assert box.queue.depth().pending == 3
     box.close()
+
+
+def _together(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
+    """A payload builder: every alert in one webhook body."""
+    return build_payloads(records, max_alerts=10, external_url="http://bridge")
+
+
+def _sent(body: bytes) -> list[tuple[str, str]]:
+    """Each alert of a webhook body: its id and status."""
+    return [(a["labels"]["alert_id"], a["status"]) for a in json.loads(body)["alerts"]]
+
+
+def test_stale_alerts_leave_a_delivery_that_keeps_its_id_and_place(outbox: Outbox) -> None:
+    """``withhold`` takes the stale alerts out of a pending delivery, which keeps its id and its
+    place ahead of later ones; they go into a delivery of their own in state stale, with the
+    reason; once every alert of it is stale, the delivery itself becomes stale."""
+    queue = outbox.queue
+    observe(outbox, event("a"), T0)
+    observe(outbox, event("b"), T0)
+    assert queue.group(URL, T0 + 1, 0.5, _together) == 1
+    observe(outbox, event("c"), T0 + 2)
+    assert queue.group(URL, T0 + 3, 0.5, _together) == 1
+    first = queue.next_due(URL, T0 + 3)
+    assert first is not None
+    left = queue.withhold(first.id, {"b"}, T0 + 4, "stale: newer elsewhere")
+    assert left is not None
+    assert (left.id, left.alert_ids, _sent(left.body)) == (first.id, ("a",), [("a", "firing")])
+    assert queue.next_due(URL, T0 + 4) == left
+    [stale] = queue.deliveries(DeliveryState.STALE.value)
+    assert (stale.alert_ids, stale.last_error, stale.finished_at) == (
+        ("b",),
+        "stale: newer elsewhere",
+        T0 + 4,
+    )
+    assert _sent(stale.body) == [("b", "firing")]
+    assert json.loads(stale.body)["commonLabels"]["alert_id"] == "b"
+    assert queue.withhold(first.id, {"a"}, T0 + 5, "stale: newer elsewhere") is None
+    due = queue.next_due(URL, T0 + 5)
+    assert due is not None
+    assert due.alert_ids == ("c",)
+    assert queue.count(DeliveryState.STALE.value) == 2
+    assert queue.depth().pending == 1
