@@ -130,16 +130,9 @@ def _outbox(args: argparse.Namespace) -> int:
         print("exesdb-bridge: outbox retry needs delivery ids or --all", file=sys.stderr)
         return EXIT_USAGE
     path = Path(settings.state_dir) / FILE_NAME
-    if not path.exists():
-        # Absolute: the default state directory is relative to the folder the command runs in.
-        print(
-            f"exesdb-bridge: no alert outbox at {path.absolute()}: set EXESDB_STATE_DIR to the"
-            f" bridge's state directory (now {settings.state_dir!r}){_demo_hint()}",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
     try:
-        outbox = Outbox(path)
+        # exists() raises too, for a folder on the way this user may not search.
+        outbox = Outbox(path) if path.exists() else None
     except (OSError, sqlite3.Error) as exc:
         # A file that is no SQLite database, or one this user may not open: said in the system's
         # words with what to do, as `run` says it, not as a traceback.
@@ -148,6 +141,14 @@ def _outbox(args: argparse.Namespace) -> int:
         )
         print(
             f"exesdb-bridge: cannot open the alert outbox at {path.absolute()}: {exc}; {hint}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if outbox is None:
+        # Absolute: the default state directory is relative to the folder the command runs in.
+        print(
+            f"exesdb-bridge: no alert outbox at {path.absolute()}: set EXESDB_STATE_DIR to the"
+            f" bridge's state directory (now {settings.state_dir!r}){_demo_hint()}",
             file=sys.stderr,
         )
         return EXIT_FAILED
