@@ -557,7 +557,9 @@ def unsearchable(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
             "outbox list",
             1,
             "exesdb-bridge: cannot open the alert outbox at {state}/alerts.sqlite3: [Errno 13]"
-            " Permission denied: '{state}/alerts.sqlite3'; the bridge's user (uid {uid}) may not",
+            " Permission denied: '{state}/alerts.sqlite3'; this user (uid {uid}) may not read and"
+            " write it: run the command as the user the bridge runs as (the file's owner), or as"
+            " root\n",
         ),
     ],
 )
@@ -575,6 +577,34 @@ def test_a_state_directory_in_a_folder_it_may_not_search_is_told_not_a_traceback
     assert "Traceback" not in completed.stderr, completed.stderr
     assert completed.returncode == status
     assert said.format(state=state, uid=os.geteuid()) in completed.stderr
+
+
+def test_outbox_list_of_an_outbox_it_may_not_read_says_to_run_as_the_bridge_s_user(
+    unsearchable: tuple[Path, list[str]],
+) -> None:
+    """`outbox list` run by another user than the bridge's, who may not read and write its
+    outbox file (the bridge makes it its user's alone), says so and to run it as the bridge's
+    user or root (exit 1), not SQLite's "unable to open database file" with a doubt about
+    EXESDB_STATE_DIR."""
+    locked, prefix = unsearchable
+    if os.geteuid() != 0:
+        unavailable(
+            "a file of another user's, as the bridge's outbox is to an operator, needs root"
+        )
+    locked.chmod(0o755)
+    Outbox.in_dir(locked).close()
+    outbox = locked / FILE_NAME
+    os.chown(outbox, 65534, 65534)  # the bridge's user's (nobody), mode 0600
+    listed = run_command(
+        [*prefix, sys.executable, "-m", "bridge", "outbox", "list"],
+        {"EXESDB_STATE_DIR": str(locked)},
+    )
+    assert listed.returncode == 1
+    assert listed.stderr == (
+        f"exesdb-bridge: cannot open the alert outbox at {outbox}: [Errno 13] Permission denied:"
+        f" '{outbox}'; this user (uid 0) may not read and write it: run the command as the user"
+        " the bridge runs as (the file's owner), or as root\n"
+    )
 
 
 def _failed_start(tmp_path: Path, failure: str, env: dict[str, str]) -> tuple[int, str, str]:

@@ -117,6 +117,8 @@ def _demo_hint() -> str:
 
 
 def _outbox(args: argparse.Namespace) -> int:
+    import errno
+    import os
     import sqlite3
     from pathlib import Path
 
@@ -131,14 +133,24 @@ def _outbox(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     path = Path(settings.state_dir) / FILE_NAME
     try:
-        # exists() raises too, for a folder on the way this user may not search.
+        # exists() raises too, for a folder on the way this user may not search; a file it may
+        # not read and write is said so here, where SQLite says "unable to open database file".
+        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
         outbox = Outbox(path) if path.exists() else None
     except (OSError, sqlite3.Error) as exc:
         # A file that is no SQLite database, or one this user may not open: said in the system's
-        # words with what to do, as `run` says it, not as a traceback.
-        hint = unopenable_hint(settings.state_dir, exc) or (
-            f"is EXESDB_STATE_DIR the bridge's state directory (now {settings.state_dir!r})?"
-        )
+        # words with what to do, not as a traceback.
+        if isinstance(exc, PermissionError):
+            # The bridge makes its state its user's alone (0700, 0600).
+            hint = (
+                f"this user (uid {os.geteuid()}) may not read and write it: run the command as"
+                " the user the bridge runs as (the file's owner), or as root"
+            )
+        else:
+            hint = unopenable_hint(settings.state_dir, exc) or (
+                f"is EXESDB_STATE_DIR the bridge's state directory (now {settings.state_dir!r})?"
+            )
         print(
             f"exesdb-bridge: cannot open the alert outbox at {path.absolute()}: {exc}; {hint}",
             file=sys.stderr,
