@@ -135,9 +135,10 @@ def _outbox(args: argparse.Namespace) -> int:
     try:
         # exists() raises too, for a folder on the way this user may not search; a file it may
         # not read and write is said so here, where SQLite says "unable to open database file".
-        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        found = path.exists()
+        if found and not os.access(path, os.R_OK | os.W_OK):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        outbox = Outbox(path) if path.exists() else None
+        outbox = Outbox(path) if found else None
     except (OSError, sqlite3.Error) as exc:
         # A file that is no SQLite database, or one this user may not open: said in the system's
         # words with what to do, not as a traceback.
