@@ -142,11 +142,20 @@ def _state_dir_problem(state_dir: str) -> str | None:
     """Why the bridge could keep no state in ``state_dir`` (made when missing, with its
     parents): it, or the nearest part of it that exists, is not a directory, or is on a
     read-only file system; None when it could. Said before the outbox tries it, whose error
-    gives the system's words (``File exists``) rather than what is wrong. Permissions are left
-    to the outbox: they depend on the user, and check-config may run as another than the
-    bridge's."""
+    gives the system's words (``File exists``) rather than what is wrong, or a path the system
+    cannot use at all (a name too long). Permissions are left to the outbox, even a folder on the
+    way that the user may not search: they depend on the user, and check-config may run as
+    another than the bridge's."""
     path = Path(state_dir)
-    there = next((part for part in (path, *path.parents) if part.exists()), Path("."))
+    try:
+        there = next((part for part in (path, *path.parents) if part.exists()), Path("."))
+    except PermissionError:  # a folder on the way this user may not search: as above
+        return None
+    except OSError as exc:  # a name longer than the file system takes
+        return (
+            f"{state_dir!r} cannot be used: {exc.strerror}; allowed: a directory (made when"
+            " missing)"
+        )
     what = "a file, not a directory" if there.is_file() else "not a directory"
     if there == path and not there.is_dir():
         return f"{state_dir!r} is {what}; allowed: a directory (made when missing)"

@@ -227,7 +227,7 @@ def read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([redact_urls(f"{path}: cannot read: {exc}")]) from None
+        raise ConfigError([redact_urls(f"{path}: cannot read: {_unreadable(exc)}")]) from None
 
 
 def read_text_and_bytes(path: Path) -> tuple[str, bytes]:
@@ -238,7 +238,14 @@ def read_text_and_bytes(path: Path) -> tuple[str, bytes]:
         # Decoded as Path.read_text decodes (newlines included), so the text is read_text's.
         return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read(), data
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([redact_urls(f"{path}: cannot read: {exc}")]) from None
+        raise ConfigError([redact_urls(f"{path}: cannot read: {_unreadable(exc)}")]) from None
+
+
+def _unreadable(exc: OSError | UnicodeDecodeError) -> str:
+    """Why a file could not be read, in the system's few words (the path is said already)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+    return exc.strerror or str(exc)
 
 
 def parse_yaml(

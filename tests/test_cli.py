@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,6 +41,7 @@ from tests.support import (
     http_get,
     run_bridge,
     run_command,
+    unavailable,
     wait_until,
 )
 
@@ -483,6 +486,125 @@ def test_a_state_directory_that_is_a_file_is_refused_as_one_before_start(
     assert completed.returncode == 2
     assert f"exesdb-bridge: bad configuration:\n  EXESDB_STATE_DIR: {said}\n" in completed.stderr
     assert (tmp_path / "a-file").read_text() == ""
+
+
+@pytest.mark.parametrize(
+    ("command", "status", "said"),
+    [
+        (
+            "check-config",
+            2,
+            "exesdb-bridge: bad configuration:\n  EXESDB_STATE_DIR: '{state}' cannot be used: File"
+            " name too long; allowed: a directory (made when missing)\n",
+        ),
+        (
+            "run",
+            2,
+            "exesdb-bridge: bad configuration:\n  EXESDB_STATE_DIR: '{state}' cannot be used: File"
+            " name too long; allowed: a directory (made when missing)\n",
+        ),
+        (
+            "outbox list",
+            1,
+            "exesdb-bridge: cannot open the alert outbox at {state}/alerts.sqlite3: [Errno 36] File"
+            " name too long: ",
+        ),
+    ],
+)
+def test_a_state_directory_named_longer_than_the_system_takes_is_told_not_a_traceback(
+    tmp_path: Path, command: str, status: int, said: str
+) -> None:
+    """EXESDB_STATE_DIR with a name longer than the file system takes stops start-up and
+    check-config (exit 2) as other bad values do, and `outbox list` (exit 1), each on a line
+    with the system's words, not with a traceback."""
+    state = tmp_path / ("s" * 300)
+    env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state)}
+    completed = run_bridge(*command.split(), env=env, cwd=tmp_path)
+    assert "Traceback" not in completed.stderr, completed.stderr
+    assert completed.returncode == status
+    assert said.format(state=state) in completed.stderr
+
+
+@pytest.fixture
+def unsearchable(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
+    """A folder the commands a test runs may not search, and the command prefix that runs them
+    so: root may search any folder, so as root they run without the capabilities that let it."""
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    locked.chmod(0)
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            unavailable(
+                "setpriv (util-linux) is needed to run a command as root without its overrides"
+            )
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    yield locked, prefix
+    locked.chmod(0o700)
+
+
+@pytest.mark.parametrize(
+    ("command", "status", "said"),
+    [
+        ("check-config", 0, ""),
+        (
+            "run",
+            2,
+            "ERROR bridge: EXESDB_STATE_DIR: cannot open the alert outbox in '{state}': [Errno 13]"
+            " Permission denied: '{state}'; the bridge's user (uid {uid}) may not write there: ",
+        ),
+        (
+            "outbox list",
+            1,
+            "exesdb-bridge: cannot open the alert outbox at {state}/alerts.sqlite3: [Errno 13]"
+            " Permission denied: '{state}/alerts.sqlite3'; this user (uid {uid}) may not read and"
+            " write it: run the command as the user the bridge runs as (the file's owner), or as"
+            " root\n",
+        ),
+    ],
+)
+def test_a_state_directory_in_a_folder_it_may_not_search_is_told_not_a_traceback(
+    unsearchable: tuple[Path, list[str]], command: str, status: int, said: str
+) -> None:
+    """EXESDB_STATE_DIR in a folder the user may not search is left to the outbox, as other
+    permissions are (check-config may run as another user than the bridge's): `run` stops
+    (exit 2) and `outbox list` fails (exit 1) on one line naming the fault and what to do, not
+    with a traceback."""
+    locked, prefix = unsearchable
+    state = locked / "state"
+    env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state)}
+    completed = run_command([*prefix, sys.executable, "-m", "bridge", *command.split()], env)
+    assert "Traceback" not in completed.stderr, completed.stderr
+    assert completed.returncode == status
+    assert said.format(state=state, uid=os.geteuid()) in completed.stderr
+
+
+def test_outbox_list_of_an_outbox_it_may_not_read_says_to_run_as_the_bridge_s_user(
+    unsearchable: tuple[Path, list[str]],
+) -> None:
+    """`outbox list` run by another user than the bridge's, who may not read and write its
+    outbox file (the bridge makes it its user's alone), says so and to run it as the bridge's
+    user or root (exit 1), not SQLite's "unable to open database file" with a doubt about
+    EXESDB_STATE_DIR."""
+    locked, prefix = unsearchable
+    if os.geteuid() != 0:
+        unavailable(
+            "a file of another user's, as the bridge's outbox is to an operator, needs root"
+        )
+    locked.chmod(0o755)
+    Outbox.in_dir(locked).close()
+    outbox = locked / FILE_NAME
+    os.chown(outbox, 65534, 65534)  # the bridge's user's (nobody), mode 0600
+    listed = run_command(
+        [*prefix, sys.executable, "-m", "bridge", "outbox", "list"],
+        {"EXESDB_STATE_DIR": str(locked)},
+    )
+    assert listed.returncode == 1
+    assert listed.stderr == (
+        f"exesdb-bridge: cannot open the alert outbox at {outbox}: [Errno 13] Permission denied:"
+        f" '{outbox}'; this user (uid 0) may not read and write it: run the command as the user"
+        " the bridge runs as (the file's owner), or as root\n"
+    )
 
 
 def _failed_start(tmp_path: Path, failure: str, env: dict[str, str]) -> tuple[int, str, str]:

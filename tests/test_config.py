@@ -1942,6 +1942,34 @@ def test_a_bad_otlp_certificate_or_key_file_stops_start_up_naming_its_variable(
     assert problem.format(path=path) in line
 
 
+@pytest.mark.parametrize("variable", ["EXESDB_WEB_CONFIG_FILE", "EXESDB_WEBHOOK_CONFIG_FILE"])
+@pytest.mark.parametrize(
+    ("file", "fault"),
+    [
+        ("missing.yml", "No such file or directory"),
+        ("a-folder", "Is a directory"),
+        ("latin-1.yml", "not UTF-8 text (byte 0xe9 at offset 5)"),
+    ],
+)
+def test_a_config_file_that_cannot_be_read_is_named_once_with_its_fault(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    variable: str,
+    file: str,
+    fault: str,
+) -> None:
+    """A web config or receivers file missing, a folder or not UTF-8 is exit 2 in check-config,
+    one line naming the variable and the file once, then the fault in a few words: neither the
+    system's errno nor Python's codec message."""
+    (tmp_path / "a-folder").mkdir()
+    (tmp_path / "latin-1.yml").write_bytes("# caf\u00e9 config\n".encode("latin-1"))
+    path = tmp_path / file
+    status, _, err = check_config(monkeypatch, capsys, **{variable: str(path)})
+    assert status == 2
+    assert f"\n  {variable}: {path}: cannot read: {fault}\n" in err
+
+
 def test_good_otlp_certificate_and_key_files_load(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:

@@ -117,6 +117,8 @@ def _demo_hint() -> str:
 
 
 def _outbox(args: argparse.Namespace) -> int:
+    import errno
+    import os
     import sqlite3
     from pathlib import Path
 
@@ -130,24 +132,36 @@ def _outbox(args: argparse.Namespace) -> int:
         print("exesdb-bridge: outbox retry needs delivery ids or --all", file=sys.stderr)
         return EXIT_USAGE
     path = Path(settings.state_dir) / FILE_NAME
-    if not path.exists():
+    try:
+        # exists() raises too, for a folder on the way this user may not search; a file it may
+        # not read and write is said so here, where SQLite says "unable to open database file".
+        found = path.exists()
+        if found and not os.access(path, os.R_OK | os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        outbox = Outbox(path) if found else None
+    except (OSError, sqlite3.Error) as exc:
+        # A file that is no SQLite database, or one this user may not open: said in the system's
+        # words with what to do, not as a traceback.
+        if isinstance(exc, PermissionError):
+            # The bridge makes its state its user's alone (0700, 0600).
+            hint = (
+                f"this user (uid {os.geteuid()}) may not read and write it: run the command as"
+                " the user the bridge runs as (the file's owner), or as root"
+            )
+        else:
+            hint = unopenable_hint(settings.state_dir, exc) or (
+                f"is EXESDB_STATE_DIR the bridge's state directory (now {settings.state_dir!r})?"
+            )
+        print(
+            f"exesdb-bridge: cannot open the alert outbox at {path.absolute()}: {exc}; {hint}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if outbox is None:
         # Absolute: the default state directory is relative to the folder the command runs in.
         print(
             f"exesdb-bridge: no alert outbox at {path.absolute()}: set EXESDB_STATE_DIR to the"
             f" bridge's state directory (now {settings.state_dir!r}){_demo_hint()}",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    try:
-        outbox = Outbox(path)
-    except (OSError, sqlite3.Error) as exc:
-        # A file that is no SQLite database, or one this user may not open: said in the system's
-        # words with what to do, as `run` says it, not as a traceback.
-        hint = unopenable_hint(settings.state_dir, exc) or (
-            f"is EXESDB_STATE_DIR the bridge's state directory (now {settings.state_dir!r})?"
-        )
-        print(
-            f"exesdb-bridge: cannot open the alert outbox at {path.absolute()}: {exc}; {hint}",
             file=sys.stderr,
         )
         return EXIT_FAILED
