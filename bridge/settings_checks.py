@@ -246,6 +246,13 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
         )
     if settings.webhook_urls and settings.webhook_secret is None:
         notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
+    hook_secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+    # Every delivery carries an HMAC of a known body: a short key is found offline from one.
+    if hook_secret and len(hook_secret) < MIN_SECRET_LENGTH:
+        notes.append(
+            f"EXESDB_WEBHOOK_SECRET is shorter than {MIN_SECRET_LENGTH} characters: one signed"
+            " delivery lets anyone who sees it try keys offline; use a long random one"
+        )
     if settings.otlp_metrics and not (settings.otlp_endpoint or settings.otlp_metrics_endpoint):
         notes.append(
             "EXESDB_OTLP_METRICS is true but neither OTEL_EXPORTER_OTLP_ENDPOINT nor "

@@ -1174,6 +1174,7 @@ def test_a_rediss_url_takes_a_private_ca_and_a_client_certificate(
     [
         ({"SECRET_KEY_BASE": SHORT_SECRET}, "SECRET_KEY_BASE is shorter than 32"),
         ({"EXESDB_WEBHOOK_URLS": "http://hook.example/"}, "EXESDB_WEBHOOK_SECRET is not set"),
+        ({"EXESDB_WEBHOOK_SECRET": "change-me"}, "EXESDB_WEBHOOK_SECRET is shorter than 32"),
     ],
 )
 def test_without_ingest_or_redis_a_short_secret_only_warns(
