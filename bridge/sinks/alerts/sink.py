@@ -553,13 +553,13 @@ class AlertSink:
         """``delivery`` without the alerts whose newer notifications are another replica's
         (``AlertIndex.stale``), asked of Redis while this replica does not hold the work-queue
         lease: while it does, none is (it left them out as it took the lease up, and no other
-        replica changes alerts meanwhile). None when none of it goes now."""
+        replica changes alerts meanwhile). While Redis cannot tell (unreachable, NOPERM), the
+        delivery goes as made: held back, it would wait as long as the outage lasts. None when
+        none of it goes now."""
         if self.holds_work_queue():
             return delivery
         stale = await self.states.stale(delivery.alert_ids)
-        if stale is None:
-            return None  # Redis cannot say now: the delivery waits (it stays pending)
-        if not stale:
+        if not stale:  # none, or Redis cannot tell now (None)
             return delivery
         left = await self._db.call(
             self.outbox.queue.withhold, delivery.id, stale, self._clock(), STALE_REASON
