@@ -10,8 +10,9 @@ open-alert index first (``index``), so that the next work-queue holder takes the
 and ``EXESDB_WEBHOOK_CONFIG_FILE``'s, see ``bridge.receivers``) then group, keep what the
 receiver wants (``min_severity``, ``send_resolved``) and deliver; a housekeeping loop
 (``housekeeping``) escalates, refreshes the depth gauges and prunes old rows; the Alertmanager
-poster mirrors alert states to Alertmanager when configured. The admin routes (``admin``), the
-index and the self-metrics (``metrics``) live in modules of their own.
+poster mirrors alert states to Alertmanager when configured (on Redis, the lease holder's
+alone). The admin routes (``admin``), the index and the self-metrics (``metrics``) live in
+modules of their own.
 """
 
 from __future__ import annotations
@@ -430,6 +431,7 @@ class AlertSink:
             random=self._random,
             on_error=self._errors,
             record_span=self._record_span,
+            holding=self.holds_work_queue,
         )
 
     async def _dead_letter_orphans(self) -> None:
