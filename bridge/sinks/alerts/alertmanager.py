@@ -16,6 +16,11 @@ interval), unless an alert changes first. The first failure in a row is logged, 
 redacted (``bridge.httpclient.request_failure``), and the post that ends the run of failures;
 the retries between are counted, not logged. Each post ends in a CLIENT span with the HTTP client
 conventions, as a webhook attempt does (``bridge.tracing``).
+
+On the Redis bus only the work-queue lease holder posts (``holding``): its outbox alone is
+current (it took the open alerts up from Redis), while another replica's may still hold as firing
+alerts the holder has resolved since, which its posts would keep active in Alertmanager. A
+replica without the lease posts nothing, and posts in full within a second of taking it.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ _FIRST_RETRY_SECONDS: Final = 5.0
 # Changes stamped just before a post's query may commit just after it: look back this far.
 _CURSOR_MARGIN_SECONDS: Final = 5.0
 _MAX_PER_POST: Final = 1000
+# How often a replica without the work-queue lease looks whether it holds it now.
+_STANDBY_SECONDS: Final = 1.0
 _JSON_HEADERS: Final = {"Content-Type": "application/json"}
 
 
@@ -107,9 +114,11 @@ class AlertmanagerPoster:
         on_error: Callable[[], None] = lambda: None,
         record_span: Callable[[ClientSpan], None] = lambda span: None,
         monotonic: Callable[[], float] = time.monotonic,
+        holding: Callable[[], bool] = lambda: True,
     ) -> None:
         """``record_span`` is handed each post's CLIENT span (``bridge.tracing``); ``clock``
-        gives the alerts' times, ``monotonic`` a post's duration."""
+        gives the alerts' times, ``monotonic`` a post's duration; ``holding`` whether this
+        replica holds the work queue (on Redis, the lease), without which it posts nothing."""
         self.url = base_url.rstrip("/") + "/api/v2/alerts"
         self.shown_url = safe_url(self.url)
         self.interval = interval
@@ -126,6 +135,8 @@ class AlertmanagerPoster:
         self._on_error = on_error
         self._record_span = record_span
         self._monotonic = monotonic
+        self._holding = holding
+        self._standing_by = False  # not holding the work queue (logged once)
         self._failures = 0  # failed posts in a row
         self._failure = ""  # why the last post failed, as the log says it
         self._last_ok: float | None = None
@@ -165,6 +176,11 @@ class AlertmanagerPoster:
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
+            if not self._holding():
+                self._stand_by()
+                await self._sleep(_STANDBY_SECONDS, self._wake)
+                continue
+            self._standing_by = False
             now = self._clock()
             full = self._last_ok is None or now - self._last_ok >= self.interval
             try:
@@ -206,6 +222,17 @@ class AlertmanagerPoster:
                 # retry's: alerts changing steadily made a post (and a warning) each, a failing
                 # Alertmanager asked several times a second.
                 await self._sleep(rest, asyncio.Event())
+
+    def _stand_by(self) -> None:
+        """Post nothing until this replica holds the work queue, and then in full at once."""
+        self._last_ok = self._cursor = None
+        self._failures = 0
+        if not self._standing_by:
+            self._standing_by = True
+            _logger.info(
+                "Alertmanager %s: posts left to the replica holding the work-queue lease",
+                self.shown_url,
+            )
 
     async def post_once(self, *, full: bool = True) -> bool:
         """Post the current alerts once; True when Alertmanager took them (or none to send).

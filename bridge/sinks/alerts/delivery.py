@@ -16,7 +16,8 @@ Each receiver has its own worker and sender, and at most one attempt in flight, 
 hanging receiver only ever delays its own deliveries; those go out in the order they were made
 (``DeliveryQueue.next_due``), so a resolve never overtakes the firing it ends. Before each
 attempt the worker asks its ``vet`` what of the delivery may go (on Redis the sink leaves out
-the alerts another replica has notified newer states of since: ``AlertIndex.stale``).
+the alerts another replica has notified newer states of since: ``AlertIndex.stale``; while
+Redis cannot tell, the delivery goes unchecked).
 A sender reads its receiver's URL, secrets and certificates again when their files change
 (``bridge.httpclient``), so they rotate without a restart; a file it cannot use fails the
 attempt, which is retried.
@@ -361,8 +362,8 @@ Report = Callable[[Delivery, AttemptResult, DeliveryState, int], None]
 """Told of every attempt: the delivery, the result, the new state and the attempt number."""
 Vet = Callable[[Delivery], Awaitable[Delivery | None]]
 """Before each attempt: the delivery as it may go now (without the alerts whose newer
-notifications are another replica's), or None when none of it may go now (all of it stale, or
-whether it is cannot be told yet)."""
+notifications are another replica's), or None when none of it may go now (all of it
+stale)."""
 
 
 async def _as_made(delivery: Delivery) -> Delivery | None:
@@ -492,7 +493,7 @@ class DeliveryWorker:
             if vetted is not None:
                 await self.attempt(vetted)
                 return 0.0
-            # All of it stale (the next one is due at once), or not to be told yet: a pause.
+            # All of it stale: the next one is due at once, else a pause.
             head = await self._db.call(self._queue.next_due, self.key, self._clock())
             if head is None or head.id != delivery.id:
                 return 0.0

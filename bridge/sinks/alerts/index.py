@@ -28,7 +28,9 @@ reach the receiver after the newer ones. So a notification of an alert whose sta
 differs from what this outbox last stored of it (``stale``: its episode, severity, level, or
 open or not) is left out of its delivery before it is sent (``DeliveryQueue.withhold``): checked
 before each attempt while this replica does not hold the lease, and for every pending delivery
-as it takes the lease up, before its alerts are made those of Redis.
+as it takes the lease up, before its alerts are made those of Redis. While Redis cannot tell
+(unreachable, or the Redis user lacks ``+hmget``), a delivery goes unchecked, as it was made: a
+notification held back is worse than the rare stale one.
 
 A holder that lost the lease without knowing (slow, cut off) can no longer change Redis: its
 change is refused, nothing is stored, and its entries are left for the next holder. One that
@@ -234,7 +236,8 @@ class AlertIndex:
         """Those of ``alert_ids`` whose newest notification is another replica's: Redis keeps
         them in a state this outbox never stored a notification of (see ``_told``), so one of
         them waiting here would reach its receiver after a newer one. Empty when Redis lost
-        its data (nothing to tell by); None when it cannot be told now (Redis unreachable)."""
+        its data (nothing to tell by); None when it cannot be told now (Redis unreachable, or
+        refusing the read: NOPERM), logged once while it lasts."""
         try:
             async with self._lock:
                 # This replica's own changes Redis took first: they are no other's.
@@ -246,14 +249,14 @@ class AlertIndex:
             if not self._untold:  # once while it lasts: the worker asks again every second
                 self._untold = True
                 _logger.warning(
-                    "alerts: deliveries wait: whether another replica notified newer states of"
-                    " their alerts cannot be told: %s",
+                    "alerts: deliveries go unchecked: whether another replica notified newer"
+                    " states of their alerts cannot be told: %s",
                     exc,
                 )
             return None
         if self._untold:
             self._untold = False
-            _logger.info("alerts: deliveries waiting to be told stale or not go on")
+            _logger.info("alerts: deliveries are checked for stale notifications again")
         if raw is None:
             return set()
         stale: set[str] = set()

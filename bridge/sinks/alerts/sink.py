@@ -10,8 +10,9 @@ open-alert index first (``index``), so that the next work-queue holder takes the
 and ``EXESDB_WEBHOOK_CONFIG_FILE``'s, see ``bridge.receivers``) then group, keep what the
 receiver wants (``min_severity``, ``send_resolved``) and deliver; a housekeeping loop
 (``housekeeping``) escalates, refreshes the depth gauges and prunes old rows; the Alertmanager
-poster mirrors alert states to Alertmanager when configured. The admin routes (``admin``), the
-index and the self-metrics (``metrics``) live in modules of their own.
+poster mirrors alert states to Alertmanager when configured (on Redis, the lease holder's
+alone). The admin routes (``admin``), the index and the self-metrics (``metrics``) live in
+modules of their own.
 """
 
 from __future__ import annotations
@@ -430,6 +431,7 @@ class AlertSink:
             random=self._random,
             on_error=self._errors,
             record_span=self._record_span,
+            holding=self.holds_work_queue,
         )
 
     async def _dead_letter_orphans(self) -> None:
@@ -553,13 +555,13 @@ class AlertSink:
         """``delivery`` without the alerts whose newer notifications are another replica's
         (``AlertIndex.stale``), asked of Redis while this replica does not hold the work-queue
         lease: while it does, none is (it left them out as it took the lease up, and no other
-        replica changes alerts meanwhile). None when none of it goes now."""
+        replica changes alerts meanwhile). While Redis cannot tell (unreachable, NOPERM), the
+        delivery goes as made: held back, it would wait as long as the outage lasts. None when
+        none of it goes now."""
         if self.holds_work_queue():
             return delivery
         stale = await self.states.stale(delivery.alert_ids)
-        if stale is None:
-            return None  # Redis cannot say now: the delivery waits (it stays pending)
-        if not stale:
+        if not stale:  # none, or Redis cannot tell now (None)
             return delivery
         left = await self._db.call(
             self.outbox.queue.withhold, delivery.id, stale, self._clock(), STALE_REASON

@@ -166,6 +166,35 @@ async def test_a_wake_posts_only_changed_alerts_and_the_interval_posts_all(
         assert len(receiver.posts[2]) == 103
 
 
+async def test_a_replica_without_the_work_queue_posts_nothing_and_in_full_once_it_holds_it(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """On Redis only the work-queue lease holder posts (its alerts alone are current): without
+    the lease the poster posts nothing, a wake notwithstanding, and looks again each second;
+    once it holds the lease it posts every alert at once."""
+    holding = False
+    pauses: list[float] = []
+
+    async def sleep(seconds: float, wake: asyncio.Event) -> None:
+        pauses.append(seconds)
+        await asyncio.sleep(0.01)  # the test's pace, whatever pause the poster asks for
+
+    async with poster_to(receiver.url, tmp_path, sleep=sleep, holding=lambda: holding) as (
+        poster,
+        outbox,
+        clock,
+    ):
+        outbox.alerts.apply([firing_event("a1"), firing_event("a2")], clock.now)
+        poster.start()
+        poster.wake()
+        await async_wait_until(lambda: len(pauses) >= 3, what="three looks without the lease")
+        assert receiver.posts == []
+        assert set(pauses) == {1.0}
+        holding = True
+        await async_wait_until(lambda: receiver.posts, what="the full post")
+        assert {a["labels"]["alert_id"] for a in receiver.posts[0]} == {"a1", "a2"}
+
+
 async def test_a_failing_alertmanager_is_retried_after_growing_pauses(
     tmp_path: Path, receiver: Receiver
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from bridge.bus import Frame, LocalCoordinator, MemoryTransport, TransportCapabilities
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, TransportError
 from bridge.messages import SEVERITIES, AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
 from bridge.settings import Settings
 from bridge.sinks.alerts import Outbox
@@ -28,11 +28,14 @@ from tests.sinks.alerts.helpers import (
     stored,
     system_alert,
 )
+from tests.sinks.alerts.test_alertmanager import Receiver, receiver
 from tests.sinks.alerts.test_index import State, Store
 from tests.sinks.alerts.test_payload import record
 from tests.support import ADMIN_TOKEN, ManualClock, async_wait_until
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+__all__ = ["receiver"]  # the fixture, imported for the tests below
 
 
 async def call(
@@ -543,6 +546,56 @@ async def test_taking_the_lease_shows_the_open_alerts_taken_up_at_once(tmp_path:
         shown = bridge.registry.get_sample_value("exesdb_alerts_active", {"severity": "critical"})
         assert shown == 1
         assert stored(sink.outbox, "a1")
+
+
+class Unanswering(State):
+    """A replica's view of a ``Store`` whose reads Redis stops answering once ``refusing`` is
+    set (unreachable, or a Redis user without ``+hmget``: NOPERM)."""
+
+    refusing = False
+
+    async def read(self, name: str, keys: Collection[str]) -> dict[str, bytes] | None:
+        if self.refusing:
+            raise TransportError("NOPERM this user has no permissions to run the 'hmget' command")
+        return await super().read(name, keys)
+
+
+async def test_without_the_lease_a_pending_delivery_goes_unchecked_while_redis_cannot_tell(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A replica that lost the work-queue lease with a firing pending (its receiver down) sends
+    it once the receiver is back, although Redis cannot tell whether another replica notified
+    a newer state of the alert since: a notification held back for as long as Redis is away
+    (or for good, without ``+hmget``) is worse than the rare stale one."""
+    store = Store()
+    store.holder = "b"
+    transport = SharedTransport(store)
+    transport.state = state = Unanswering(store, "b")
+    receiver.status = 503
+    hook = receiver.url + "/api/v2/alerts"
+    async with alert_bridge(
+        tmp_path,
+        transport=transport,
+        EXESDB_WEBHOOK_URLS=hook,
+        EXESDB_WEBHOOK_BACKOFF_MS="50",  # retried at once when the receiver is back
+        EXESDB_WEBHOOK_MAX_BACKOFF_MS="50",
+    ) as (bridge, _sink, _):
+        await transport.lease.take()
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: receiver.posts, what="the firing tried and refused")
+        transport.lease.leading = False
+        store.holder = "a"
+        state.refusing = True
+        receiver.status = 200
+
+        def delivered() -> float | None:
+            return bridge.registry.get_sample_value(
+                "exesdb_webhook_deliveries_total", {"result": "delivered"}
+            )
+
+        await async_wait_until(delivered, what="the firing delivered, unchecked")
+        payload: Any = receiver.posts[-1]  # a webhook's body, where Alertmanager takes a list
+        assert [alert["labels"]["alert_id"] for alert in payload["alerts"]] == ["a1"]
 
 
 async def test_alerts_api_filters_by_alert_id(tmp_path: Path) -> None:
