@@ -560,6 +560,8 @@ class AlertSink:
         none of it goes now."""
         if self.holds_work_queue():
             return delivery
+        if not self.work_queue_reachable():
+            return delivery  # not worth a read that would only time out first
         stale = await self.states.stale(delivery.alert_ids)
         if not stale:  # none, or Redis cannot tell now (None)
             return delivery
