@@ -20,7 +20,10 @@ conventions, as a webhook attempt does (``bridge.tracing``).
 On the Redis bus only the work-queue lease holder posts (``holding``): its outbox alone is
 current (it took the open alerts up from Redis), while another replica's may still hold as firing
 alerts the holder has resolved since, which its posts would keep active in Alertmanager. A
-replica without the lease posts nothing, and posts in full within a second of taking it.
+replica without the lease posts nothing, and posts in full within a second of taking it. While
+Redis cannot be reached (``reachable``) nobody holds the lease: the last holder goes on posting
+its alerts, the most current there are, or Alertmanager would let them lapse and send their
+resolves after four intervals of outage.
 """
 
 from __future__ import annotations
@@ -115,10 +118,12 @@ class AlertmanagerPoster:
         record_span: Callable[[ClientSpan], None] = lambda span: None,
         monotonic: Callable[[], float] = time.monotonic,
         holding: Callable[[], bool] = lambda: True,
+        reachable: Callable[[], bool] = lambda: True,
     ) -> None:
         """``record_span`` is handed each post's CLIENT span (``bridge.tracing``); ``clock``
         gives the alerts' times, ``monotonic`` a post's duration; ``holding`` whether this
-        replica holds the work queue (on Redis, the lease), without which it posts nothing."""
+        replica holds the work queue (on Redis, the lease), without which it posts nothing unless it
+        held it last and ``reachable`` (whether the lease's store answers) is False."""
         self.url = base_url.rstrip("/") + "/api/v2/alerts"
         self.shown_url = safe_url(self.url)
         self.interval = interval
@@ -136,6 +141,8 @@ class AlertmanagerPoster:
         self._record_span = record_span
         self._monotonic = monotonic
         self._holding = holding
+        self._reachable = reachable
+        self._held_last = False  # held the work queue when its store last answered
         self._standing_by = False  # not holding the work queue (logged once)
         self._failures = 0  # failed posts in a row
         self._failure = ""  # why the last post failed, as the log says it
@@ -176,7 +183,7 @@ class AlertmanagerPoster:
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            if not self._holding():
+            if not self._posting():
                 self._stand_by()
                 await self._sleep(_STANDBY_SECONDS, self._wake)
                 continue
@@ -222,6 +229,15 @@ class AlertmanagerPoster:
                 # retry's: alerts changing steadily made a post (and a warning) each, a failing
                 # Alertmanager asked several times a second.
                 await self._sleep(rest, asyncio.Event())
+
+    def _posting(self) -> bool:
+        """Whether this replica posts now: it holds the work queue, or held it when the lease's
+        store last answered and cannot be reached now (nobody holds it then)."""
+        if self._holding():
+            self._held_last = True
+        elif self._reachable():
+            self._held_last = False
+        return self._held_last
 
     def _stand_by(self) -> None:
         """Post nothing until this replica holds the work queue, and then in full at once."""

@@ -432,6 +432,7 @@ class AlertSink:
             on_error=self._errors,
             record_span=self._record_span,
             holding=self.holds_work_queue,
+            reachable=self.work_queue_reachable,
         )
 
     async def _dead_letter_orphans(self) -> None:

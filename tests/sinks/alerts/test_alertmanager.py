@@ -195,6 +195,40 @@ async def test_a_replica_without_the_work_queue_posts_nothing_and_in_full_once_i
         assert {a["labels"]["alert_id"] for a in receiver.posts[0]} == {"a1", "a2"}
 
 
+async def test_the_last_holder_goes_on_posting_while_redis_cannot_be_reached(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """While Redis cannot be reached nobody holds the lease: the replica that held it last goes
+    on posting (else Alertmanager would resolve its alerts after four intervals), one that did
+    not posts nothing, and once Redis answers again only the holder posts."""
+    holding, reachable = True, True
+    pauses: list[float] = []
+
+    async def sleep(seconds: float, wake: asyncio.Event) -> None:
+        pauses.append(seconds)
+        await asyncio.sleep(0.01)  # the test's pace, whatever pause the poster asks for
+
+    options = {"holding": lambda: holding, "reachable": lambda: reachable}
+    async with poster_to(receiver.url, tmp_path, sleep=sleep, **options) as (
+        poster,
+        outbox,
+        clock,
+    ):
+        outbox.alerts.apply([firing_event("a1")], clock.now)
+        poster.start()
+        await async_wait_until(lambda: receiver.posts, what="the holder's post")
+        holding, reachable = False, False  # Redis gone: the lease lapses
+        posted = len(receiver.posts)
+        await async_wait_until(lambda: len(receiver.posts) > posted, what="the last holder's")
+        reachable = True  # Redis back, another replica holds the lease
+        await async_wait_until(lambda: pauses[-3:] == [1.0] * 3, what="standing by")
+        posted, looked = len(receiver.posts), len(pauses)
+        await async_wait_until(lambda: len(pauses) >= looked + 3, what="three looks")
+        reachable = False  # one that did not hold the lease last does not post either
+        await async_wait_until(lambda: len(pauses) >= looked + 6, what="three more looks")
+        assert len(receiver.posts) == posted
+
+
 async def test_a_failing_alertmanager_is_retried_after_growing_pauses(
     tmp_path: Path, receiver: Receiver
 ) -> None:
