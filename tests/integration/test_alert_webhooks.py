@@ -146,8 +146,9 @@ async def test_dead_letters_of_a_receiver_refusing_everything_are_deleted_after_
         [first] = sink.outbox.queue.deliveries()
         clock.advance(6 * 86_400)
         bridge.bus.publish("disk_full", system_alert("w2"))
+        # w1's resolve (its resolve timeout passed too) may go in the same delivery as w2.
         await async_wait_until(
-            lambda: any(d.alert_ids == ("w2",) for d in sink.outbox.queue.deliveries("dead")),
+            lambda: any("w2" in d.alert_ids for d in sink.outbox.queue.deliveries("dead")),
             what="w2 dead-lettered too",
         )
         clock.advance(86_400 + 60)  # the first died over 7 days ago, the others a day ago
