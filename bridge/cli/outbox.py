@@ -117,14 +117,13 @@ def _demo_hint() -> str:
 
 
 def _outbox(args: argparse.Namespace) -> int:
-    import errno
     import os
     import sqlite3
     from pathlib import Path
 
     from bridge.client_settings import OutboxSettings
     from bridge.receiver_keys import receiver_label
-    from bridge.sinks.alerts.outbox import FILE_NAME, Outbox, unopenable_hint
+    from bridge.sinks.alerts.outbox import FILE_NAME, Outbox, refuse_unwritable, unopenable_hint
     from bridge.sinks.alerts.records import DeliveryState
 
     settings = client_settings_or_exit(OutboxSettings)
@@ -133,12 +132,10 @@ def _outbox(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     path = Path(settings.state_dir) / FILE_NAME
     try:
-        # exists() raises too, for a folder on the way this user may not search; a file it may
-        # not read and write is said so here, where SQLite says "unable to open database file".
-        found = path.exists()
-        if found and not os.access(path, os.R_OK | os.W_OK):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        outbox = Outbox(path) if found else None
+        # Raises for a folder on the way this user may not search, and for a file it may not
+        # read and write, where SQLite would say only "unable to open database file".
+        refuse_unwritable(path)
+        outbox = Outbox(path) if path.exists() else None
     except (OSError, sqlite3.Error) as exc:
         # A file that is no SQLite database, or one this user may not open: said in the system's
         # words with what to do, not as a traceback.

@@ -31,10 +31,18 @@ from bridge.sinks.alerts.queue import DeliveryQueue
 from bridge.sinks.alerts.retention import Retention
 from bridge.statelock import hold
 
-__all__ = ["FILE_NAME", "LOCK_NAME", "Outbox", "unopenable_hint"]
+__all__ = ["FILE_NAME", "LOCK_NAME", "Outbox", "refuse_unwritable", "unopenable_hint"]
 
 FILE_NAME: Final = "alerts.sqlite3"
 LOCK_NAME: Final = "alerts.lock"  # held (flock) by the bridge that has the outbox open
+
+
+def refuse_unwritable(path: Path) -> None:
+    """PermissionError when the outbox file ``path`` exists and this user may not read and write
+    it: SQLite would open it read-only without a word, or say only "unable to open database
+    file"."""
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
 
 class Outbox:
@@ -71,8 +79,7 @@ class Outbox:
         with tempfile.TemporaryFile(dir=directory):
             pass
         path = directory / FILE_NAME
-        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        refuse_unwritable(path)
         # Two bridges on one outbox would each send its deliveries and keep alert states of
         # their own: the second is refused. `exesdb-bridge outbox` opens the file unlocked.
         lock = hold(
