@@ -328,9 +328,11 @@ async def test_a_hanging_webhook_does_not_delay_the_others(
         for number in range(3):
             alert_id = f"a{number}"
             bridge.bus.publish("disk_full", system_alert(alert_id))
+            # At once (tens of milliseconds); behind the hung delivery it would wait out the
+            # 30 s timeout. The bound leaves a loaded host seconds to spare.
             await async_wait_until(
                 lambda: alert_id in healthy.accepted_alert_ids(),  # noqa: B023 - awaited here
-                within=2.0,
+                within=10,
                 what=f"{alert_id} at the healthy receiver",
             )
             # The same delivery reaches the stuck receiver in its own time: its thread may not
@@ -427,8 +429,9 @@ async def test_long_metadata_values_without_spaces_are_shown_cut_without_stoppin
     tmp_path: Path, webhook_receiver
 ) -> None:
     """Metadata values of 16 KiB without a space (a blob, a run of ``a:a:``) reach a real
-    receiver cut and redacted within two seconds: showing them took seconds of the event loop
-    each (the URL redaction scanned ahead from every position), the whole bridge stopped."""
+    receiver cut and redacted within two seconds of the event loop's time: showing them took
+    seconds of it each (the URL redaction scanned ahead from every position), the whole bridge
+    stopped."""
     receiver: WebhookReceiver = webhook_receiver()
     metadata = {
         "blob": "x" * 16_384,
@@ -439,13 +442,14 @@ async def test_long_metadata_values_without_spaces_are_shown_cut_without_stoppin
     async with alert_bridge(
         tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
     ) as (bridge, _sink, _watcher):
-        began = time.monotonic()
+        # The CPU time of the event loop's thread (this one): a loaded host's waits add none.
+        began = time.thread_time()
         bridge.bus.publish("dump", system_alert("big", source="dumper", metadata=metadata))
         await async_wait_until(lambda: len(receiver.accepted()) == 1, what="the alert delivered")
-        took = time.monotonic() - began
+        took = time.thread_time() - began
     [alert] = receiver.requests[0].json()["alerts"]
     annotations = alert["annotations"]
-    assert took < 2, f"the alert took {took:.1f} s to reach the receiver"
+    assert took < 2, f"the alert took {took:.1f} s of the event loop to reach the receiver"
     assert annotations["metadata_blob"] == "x" * (MAX_DETAIL_VALUE - 1) + "…"
     # The run the cut falls in holds a colon (it may be a user:password cut before its @): out.
     assert annotations["metadata_target"] == "alice:<redacted>@…"

@@ -75,6 +75,8 @@ async def test_forget_gives_up_on_a_redis_that_does_not_answer_within_its_bound(
                 waited = time.monotonic() - started
             finally:
                 other.execute_command("CLIENT", "UNPAUSE")
-            assert FORGET_SECONDS - 0.05 <= waited < FORGET_SECONDS + 0.5
+            # Its half second; waiting for Redis would take the pause's 5 s. The bound leaves a
+            # loaded host seconds to spare.
+            assert FORGET_SECONDS - 0.05 <= waited < FORGET_SECONDS + 2.5
             assert other.get(MARK) is not None
             assert 0 < other.pttl(MARK) <= 60_000

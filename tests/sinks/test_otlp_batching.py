@@ -103,7 +103,9 @@ def test_close_returns_by_its_deadline_when_an_export_hangs() -> None:
         release.wait(30)
 
     finished = batcher.close(0.2, hung_shutdown, 0.1)
-    assert time.monotonic() - started < 1.0
+    # About 0.4 s (the flush's 0.2 and twice the grace); waiting on the hung export or the
+    # hung shutdown would take their 30 s. The bound leaves a loaded host seconds to spare.
+    assert time.monotonic() - started < 5
     assert finished is False
     assert tally.dropped == 4
     assert batcher.offer(99) is False
