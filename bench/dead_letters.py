@@ -1,25 +1,38 @@
-"""The dead-letters gauge's count of superseded dead letters, on a day of deliveries.
+"""The outbox's queries that grow with a day of deliveries: the dead-letters gauge's count of
+superseded dead letters, the hourly prune, the depth, and what a delivery marked delivered pays.
 
-    .venv/bin/python -m bench.dead_letters [--deliveries 86000] [--runs 15]
+    .venv/bin/python -m bench.dead_letters [--deliveries 86000] [--runs 15] [--prune-runs 5]
 
 An outbox file holds a day of ``--deliveries`` deliveries to four receivers (one to three alerts
 each, of 300, with bodies of about 1 KB an alert): one receiver was down for a stretch (2 000
 dead letters), came back and took the rest of the day; another refused 50 deliveries spread over
-the day. The figures, measured side by side on the same file, each the median of ``--runs``:
+the day. The figures, measured side by side, each the median of ``--runs``:
 
 - ``superseded_count``: ``DeadLetters.superseded_count`` (what the gauge reads), beside the query
   it replaced (``_BEFORE``: each delivery the receivers with dead letters took since their first
   read with its alert ids, at every count), which must count the same;
+- ``prune``: ``Retention.prune`` an hour after the day (it forgets the deliveries of its first
+  hour), beside the deletes of deliveries it made before version 11 (``_FORGET_BEFORE``,
+  ``_STALE_BEFORE``) on a copy of the file as version 10 left it (without the index of the
+  deliveries by state); each in a transaction rolled back, so each run forgets the same (medians
+  of ``--prune-runs``: the old one takes seconds). They must leave the same deliveries then,
+  and a day after the day, when each forgets every delivered one but those it keeps for the
+  dead letters;
+- ``depth``: ``DeliveryQueue.depth`` (read every second), beside its queries before version 11
+  (``_DEPTH_BEFORE``) on that copy, which must count the same;
 - ``mark delivered``: ``DeliveryQueue.finish_attempt`` of a delivery taken (its fsync'd commit),
-  beside the same on a copy of the file with the ``taken`` table's triggers dropped (medians of
-  wall and CPU time): what keeping the table costs a delivery.
+  beside the same on a copy of the file with the ``taken`` table's triggers dropped, and on the
+  version 10 copy (medians of wall and CPU time): what keeping the table, and the index by
+  state, cost a delivery.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -60,13 +73,43 @@ AND NOT EXISTS (
 """
 
 
+# The prune's deletes of deliveries before version 11 (the rest of it, on tables empty here, is
+# as it was): the first read each delivery and its alert ids, and both read the table whole.
+_FORGET_BEFORE = """
+DELETE FROM deliveries WHERE state = :delivered AND finished_at < :before
+AND rowid NOT IN (
+    WITH dead AS MATERIALIZED (
+        SELECT letter.url AS url, sent.value AS alert_id, MIN(letter.rowid) AS first
+        FROM deliveries AS letter, json_each(letter.alert_ids) AS sent
+        WHERE letter.state = :dead GROUP BY letter.url, sent.value
+    )
+    SELECT MAX(later.rowid)
+    FROM deliveries AS later, json_each(later.alert_ids) AS sent
+    JOIN dead ON dead.url = later.url AND dead.alert_id = sent.value
+    WHERE later.state = :delivered AND later.rowid > dead.first
+    GROUP BY later.url, sent.value
+)
+"""
+_STALE_BEFORE = "DELETE FROM deliveries WHERE state = :stale AND finished_at < :before"
+# The depth's queries before version 11: the deliveries counted by a scan of them all.
+_DEPTH_BEFORE = (
+    "SELECT COUNT(*) FROM queued",
+    "SELECT state, COUNT(*) FROM deliveries WHERE state != :delivered GROUP BY state",
+)
+_START = 1_780_000_000.0  # when the day of deliveries begins
+_DAY = 86_400.0
+
+
+class _Undone(Exception):
+    """Raised to roll a transaction back, so each run finds the same file."""
+
+
 def day_of_deliveries(path: Path, count: int) -> None:
     """Fill the outbox file at ``path`` (made by ``Outbox``) with a day of ``count``
     deliveries, as described in the module docstring."""
     pick = random.Random(7)
     outage = range(count // 4, count // 4 + 2000 * len(_RECEIVERS))  # r0's 2 000 dead letters
     refused = set(pick.sample(range(1, count, len(_RECEIVERS)), 50))  # r1's
-    start = 1_780_000_000.0
     rows = []
     for n in range(count):
         url = _RECEIVERS[n % len(_RECEIVERS)]
@@ -81,7 +124,7 @@ def day_of_deliveries(path: Path, count: int) -> None:
             }
         ).encode()
         dead = (n in outage and url == "r0") or (n in refused and url == "r1")
-        at = start + n * 86_400 / count
+        at = _START + n * _DAY / count
         rows.append(
             (f"d{n}", url, body, json.dumps(alert_ids), at, at, "dead" if dead else "delivered", at)
         )
@@ -129,6 +172,94 @@ def superseded_counts(path: Path, runs: int) -> tuple[float, float, int, int]:
         outbox.close()
 
 
+def _left_by_prune_before(db: sqlite3.Connection, now: float) -> tuple[float, list[str]]:
+    """Seconds the prune's deletes of deliveries before version 11 take at ``now`` on ``db``
+    (rolled back), and the ids they leave."""
+    params = {state: state for state in ("delivered", "dead", "stale")}
+    params["before"] = now - _DAY
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.perf_counter()
+        db.execute(_FORGET_BEFORE, params)
+        db.execute(_STALE_BEFORE, params)
+        took = time.perf_counter() - started
+        return took, [str(row[0]) for row in db.execute("SELECT id FROM deliveries")]
+    finally:
+        db.execute("ROLLBACK")
+
+
+def _left_by_prune(outbox: Outbox, now: float) -> tuple[float, list[str]]:
+    """Seconds ``Retention.prune`` takes at ``now`` (rolled back), and the ids it leaves."""
+    took, left = 0.0, []
+    with contextlib.suppress(_Undone), outbox.database.transaction() as db:
+        started = time.perf_counter()
+        outbox.retention.prune(now)
+        took = time.perf_counter() - started
+        left = [str(row[0]) for row in db.execute("SELECT id FROM deliveries")]
+        raise _Undone
+    return took, left
+
+
+def prunes(path: Path, before_path: Path, runs: int) -> tuple[float, float, int, int]:
+    """Median seconds of the prune's deletes before (on ``before_path``, as version 10 left the
+    file) and of ``Retention.prune`` now, an hour after the day, alternated; how many deliveries
+    each forgets then; and how many delivered ones both keep for the dead letters a day after
+    the day (every other delivered one forgotten). They must leave the same deliveries."""
+    outbox = Outbox(path, urls=list(_RECEIVERS))
+    before_db = connect(before_path)
+    now, late = _START + _DAY + 3600.0, _START + 2 * _DAY
+    try:
+        with outbox.database.read() as db:
+            total = int(db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0])
+            other = "SELECT COUNT(*) FROM deliveries WHERE state != 'delivered'"
+            undelivered = int(db.execute(other).fetchone()[0])
+        before_times, now_times, left = [], [], {}
+        for at in (late, *[now] * runs):
+            took, left_before = _left_by_prune_before(before_db, at)
+            before_times.append(took)
+            took, left_now = _left_by_prune(outbox, at)
+            now_times.append(took)
+            if sorted(left_now) != sorted(left_before):
+                raise AssertionError(
+                    f"prune: {len(left_now)} deliveries left now, {len(left_before)} before"
+                )
+            left[at] = len(left_now)
+        return (
+            statistics.median(before_times[1:]),
+            statistics.median(now_times[1:]),
+            total - left[now],
+            left[late] - undelivered,
+        )
+    finally:
+        before_db.close()
+        outbox.close()
+
+
+def depths(path: Path, before_path: Path, runs: int) -> tuple[float, float]:
+    """Median seconds of the depth's queries before (on ``before_path``) and of
+    ``DeliveryQueue.depth`` now, alternated; both must count the same."""
+    outbox = Outbox(path, urls=list(_RECEIVERS))
+    before_db = connect(before_path)
+    try:
+
+        def depth_before() -> tuple[int, int, int]:
+            queued = int(before_db.execute(_DEPTH_BEFORE[0]).fetchone()[0])
+            counts = dict(before_db.execute(_DEPTH_BEFORE[1], {"delivered": "delivered"}))
+            return queued, int(counts.get("pending", 0)), int(counts.get("dead", 0))
+
+        depth = outbox.queue.depth()
+        if (depth.queued, depth.pending, depth.dead) != depth_before():
+            raise AssertionError(f"depth: {depth} now, {depth_before()} before")
+        before_times, now_times = [], []
+        for _ in range(runs):
+            before_times.append(_seconds(depth_before))
+            now_times.append(_seconds(outbox.queue.depth))
+        return statistics.median(before_times), statistics.median(now_times)
+    finally:
+        before_db.close()
+        outbox.close()
+
+
 def mark_delivered(path: Path, marks: int) -> tuple[float, float]:
     """Median seconds of ``DeliveryQueue.finish_attempt`` marking one of ``marks`` new pending
     deliveries (two alerts each) delivered, each in its commit (fsync'd): wall and CPU."""
@@ -170,11 +301,24 @@ def _without_triggers(path: Path, copy: Path) -> None:
         target.close()
 
 
+def _as_version_10(path: Path, copy: Path) -> None:
+    """``path`` copied to ``copy`` without the index of deliveries by state (as version 10 left
+    it; its user_version stays, so that an ``Outbox`` opening it adds the index back not)."""
+    source, target = connect(path), connect(copy)
+    try:
+        source.backup(target)
+        target.execute("DROP INDEX deliveries_by_state")
+    finally:
+        source.close()
+        target.close()
+
+
 def main() -> None:
     """Print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--deliveries", type=int, default=86_000)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--prune-runs", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=".") as directory:
         path = Path(directory) / "alerts.sqlite3"
@@ -186,18 +330,35 @@ def main() -> None:
             f" superseded): before {before * 1e3:.1f} ms, now {now * 1e3:.2f} ms,"
             f" {before / now:.0f}x (medians of {args.runs})"
         )
+        version_10 = Path(directory) / "version-10.sqlite3"
+        _as_version_10(path, version_10)
+        before, now, gone, kept = prunes(path, version_10, args.prune_runs)
+        print(
+            f"prune, an hour after the day ({gone} deliveries forgotten; a day later, all"
+            f" delivered but {kept} kept for dead letters): before {before * 1e3:.0f} ms,"
+            f" now {now * 1e3:.1f} ms, {before / now:.0f}x (medians of {args.prune_runs},"
+            " each rolled back)"
+        )
+        before, now = depths(path, version_10, args.runs)
+        print(
+            f"depth: before {before * 1e3:.2f} ms, now {now * 1e3:.3f} ms, {before / now:.0f}x"
+            f" (medians of {args.runs})"
+        )
         bare = Path(directory) / "bare.sqlite3"
         _without_triggers(path, bare)
-        kept, bare_marks = [], []
+        kept_marks, bare_marks, version_10_marks = [], [], []
         for _ in range(args.runs):  # alternated: the file system's pace drifts
-            kept.append(mark_delivered(path, 100))
+            kept_marks.append(mark_delivered(path, 100))
             bare_marks.append(mark_delivered(bare, 100))
+            version_10_marks.append(mark_delivered(version_10, 100))
         for what, at in (("wall", 0), ("CPU", 1)):
-            with_them = statistics.median(m[at] for m in kept) * 1e3
+            now_ms = statistics.median(m[at] for m in kept_marks) * 1e3
             without = statistics.median(m[at] for m in bare_marks) * 1e3
+            as_10 = statistics.median(m[at] for m in version_10_marks) * 1e3
             print(
-                f"mark delivered (finish_attempt, its commit), {what}: {without:.3f} ms without"
-                f" the triggers, {with_them:.3f} ms with them ({with_them / without:.2f}x)"
+                f"mark delivered (finish_attempt, its commit), {what}: {now_ms:.3f} ms;"
+                f" {without:.3f} ms without the triggers ({now_ms / without:.2f}x),"
+                f" {as_10:.3f} ms without the index by state ({now_ms / as_10:.2f}x)"
             )
 
 

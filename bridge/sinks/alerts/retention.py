@@ -29,19 +29,28 @@ RESOLVED_KEPT_SECONDS: Final = 7 * 86_400.0
 # dead letters, the last it took after the first of them: what supersedes a dead letter
 # (``dead_letters``), kept as long as dead letters are, so that one superseded does not read
 # as needing a person again (and `outbox retry --all` send it) once a day has passed.
+# It reads the old delivered ones by the index of deliveries by state, the dead letters by the
+# index of them alone (named: the planner would take the one by state, which holds no alert ids,
+# and read each dead letter's body), and the last delivery each receiver took of each of their
+# alerts as one lookup in ``taken``'s key (``tables``), kept when after the first dead letter:
+# an alert it never took (NULL) is not, so no NULL reaches ``NOT IN``, where it would keep every
+# delivery. Before version 11 it read every delivery and its body (docs/performance.md).
 _FORGET_DELIVERED: Final = """
 DELETE FROM deliveries WHERE state = :delivered AND finished_at < :before
 AND rowid NOT IN (
     WITH dead AS MATERIALIZED (
         SELECT letter.url AS url, sent.value AS alert_id, MIN(letter.rowid) AS first
-        FROM deliveries AS letter, json_each(letter.alert_ids) AS sent
-        WHERE letter.state = :dead GROUP BY letter.url, sent.value
+        FROM deliveries AS letter INDEXED BY dead_letters, json_each(letter.alert_ids) AS sent
+        WHERE letter.state = 'dead' GROUP BY letter.url, sent.value
+    ),
+    last AS MATERIALIZED (
+        SELECT dead.first, (
+            SELECT MAX(taken.delivery) FROM taken
+            WHERE taken.url = dead.url AND taken.alert_id = dead.alert_id
+        ) AS delivery
+        FROM dead
     )
-    SELECT MAX(later.rowid)
-    FROM deliveries AS later, json_each(later.alert_ids) AS sent
-    JOIN dead ON dead.url = later.url AND dead.alert_id = sent.value
-    WHERE later.state = :delivered AND later.rowid > dead.first
-    GROUP BY later.url, sent.value
+    SELECT delivery FROM last WHERE delivery > first
 )
 """
 
@@ -68,11 +77,7 @@ class Retention:
             )
             gone = db.execute(
                 _FORGET_DELIVERED,
-                {
-                    "delivered": DeliveryState.DELIVERED.value,
-                    "dead": DeliveryState.DEAD.value,
-                    "before": now - delivered_for,
-                },
+                {"delivered": DeliveryState.DELIVERED.value, "before": now - delivered_for},
             ).rowcount
             gone += db.execute(
                 "DELETE FROM deliveries WHERE state = :stale AND finished_at < :before",

@@ -4,6 +4,7 @@ outboxes that can be made to fail as a SIGKILL would and the fixtures that open 
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 import time
@@ -18,7 +19,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
-from bridge.bus import Envelope, Transport
+from bridge.bus import Envelope, Transport, new_message_id
 from bridge.component import Context
 from bridge.messages import Message, MetricAlert, SystemAlert
 from bridge.settings import Settings
@@ -285,3 +286,40 @@ def seed(path: Path, statement: str, params: Sequence[object] = ()) -> None:
         db.execute(statement, params)
     finally:
         db.close()
+
+
+def query_plans(
+    outbox: Outbox, calls: Callable[[], object], kinds: tuple[str, ...] = ("SELECT", "WITH")
+) -> list[list[str]]:
+    """SQLite's query plan of each statement ``calls`` makes on the outbox file that begins with
+    one of ``kinds`` (in any letter case; its reads, by default), line by line."""
+    statements: list[str] = []
+    with outbox.database.read() as db:
+        db.set_trace_callback(statements.append)
+    try:
+        calls()
+    finally:
+        with outbox.database.read() as db:
+            db.set_trace_callback(None)
+    with outbox.database.read() as db:
+        return [
+            [str(row["detail"]) for row in db.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            for sql in dict.fromkeys(statements)  # each once: SQLite may trace one twice
+            if sql.lstrip().upper().startswith(tuple(kind.upper() for kind in kinds))
+        ]
+
+
+def insert_deliveries(
+    outbox: Outbox, rows: Sequence[tuple[str, Sequence[str], str, float | None]]
+) -> None:
+    """Add deliveries to the outbox in the order given, each ``(receiver key, alert ids, state,
+    finished at)``, as rows written in one transaction (their triggers fire as ever)."""
+    with outbox.database.transaction() as db:
+        db.executemany(
+            "INSERT INTO deliveries (id, url, body, alert_ids, created_at, next_attempt_at,"
+            " state, finished_at) VALUES (?, ?, x'7b7d', ?, 0, 0, ?, ?)",
+            [
+                (new_message_id(), url, json.dumps(list(alert_ids)), state, finished_at)
+                for url, alert_ids, state, finished_at in rows
+            ],
+        )

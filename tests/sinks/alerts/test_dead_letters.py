@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from bridge.sinks.alerts.outbox import Outbox
@@ -13,7 +13,7 @@ from bridge.sinks.alerts.records import (
     AlertRecord,
     DeliveryState,
 )
-from tests.sinks.alerts.helpers import T0, URL, event, observe, one_each, seed
+from tests.sinks.alerts.helpers import T0, URL, event, observe, one_each, query_plans, seed
 
 
 def test_attempts_retry_dead_letter_and_manual_retry(outbox: Outbox) -> None:
@@ -341,24 +341,6 @@ def test_a_superseded_dead_letter_stays_so_once_moved_to_its_receivers_new_key(
     assert (kept.receiver, kept.superseded) == ("receiver-key", True)
 
 
-def _plans(outbox: Outbox, calls: Callable[[], object]) -> list[list[str]]:
-    """SQLite's query plan of each SELECT ``calls`` makes on the outbox file, line by line."""
-    statements: list[str] = []
-    with outbox.database.read() as db:
-        db.set_trace_callback(statements.append)
-    try:
-        calls()
-    finally:
-        with outbox.database.read() as db:
-            db.set_trace_callback(None)
-    with outbox.database.read() as db:
-        return [
-            [str(row["detail"]) for row in db.execute(f"EXPLAIN QUERY PLAN {sql}")]
-            for sql in statements
-            if sql.lstrip().upper().startswith(("SELECT", "WITH"))
-        ]
-
-
 def test_counting_superseded_dead_letters_reads_no_delivery_but_the_dead_letters(
     outbox: Outbox,
 ) -> None:
@@ -374,7 +356,7 @@ def test_counting_superseded_dead_letters_reads_no_delivery_but_the_dead_letters
             for row in db.execute("PRAGMA index_list(deliveries)")
             if row["partial"]
         }
-    plans = _plans(
+    plans = query_plans(
         outbox,
         lambda: (
             outbox.dead_letters.superseded_count(),
@@ -389,3 +371,5 @@ def test_counting_superseded_dead_letters_reads_no_delivery_but_the_dead_letters
             line.endswith(f" INDEX {index}") for index in partial
         ), plans
     assert any(line.startswith("SEARCH ") for line in plans[0]), plans  # each alert's lookup
+    # The count reads them by that index, not by another that would read their bodies too.
+    assert any(line.startswith("SCAN letter ") for line in plans[0]), plans

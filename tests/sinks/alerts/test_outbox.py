@@ -278,6 +278,30 @@ ALTER TABLE alerts ADD COLUMN details TEXT NOT NULL DEFAULT '[]';
 _V9_RENOTIFIED = """
 ALTER TABLE deliveries ADD COLUMN renotified_at REAL;
 """
+_V10_TAKEN = """
+CREATE INDEX dead_letters ON deliveries (url, alert_ids) WHERE state = 'dead';
+CREATE TABLE taken (
+    url TEXT NOT NULL, alert_id TEXT NOT NULL, delivery INTEGER NOT NULL,
+    PRIMARY KEY (url, alert_id, delivery)
+) WITHOUT ROWID;
+CREATE TRIGGER taken_made AFTER INSERT ON deliveries
+WHEN NEW.state = 'delivered' BEGIN
+    INSERT OR IGNORE INTO taken (url, alert_id, delivery)
+    SELECT NEW.url, value, NEW.rowid FROM json_each(NEW.alert_ids);
+END;
+CREATE TRIGGER taken_changed AFTER UPDATE OF state, url, alert_ids ON deliveries
+WHEN OLD.state = 'delivered' OR NEW.state = 'delivered' BEGIN
+    DELETE FROM taken WHERE OLD.state = 'delivered' AND url = OLD.url AND delivery = OLD.rowid
+    AND alert_id IN (SELECT value FROM json_each(OLD.alert_ids));
+    INSERT OR IGNORE INTO taken (url, alert_id, delivery)
+    SELECT NEW.url, value, NEW.rowid FROM json_each(NEW.alert_ids) WHERE NEW.state = 'delivered';
+END;
+CREATE TRIGGER taken_deleted AFTER DELETE ON deliveries
+WHEN OLD.state = 'delivered' BEGIN
+    DELETE FROM taken WHERE url = OLD.url AND delivery = OLD.rowid
+    AND alert_id IN (SELECT value FROM json_each(OLD.alert_ids));
+END;
+"""
 # Version 1 never set user_version (0, as a new file).
 _EARLIER_VERSIONS = [
     (0, _V1_QUEUES),
@@ -289,8 +313,9 @@ _EARLIER_VERSIONS = [
     (7, _V7_RETRIED),
     (8, _V8_SOURCE),
     (9, _V9_RENOTIFIED),
+    (10, _V10_TAKEN),
 ]
-CURRENT_VERSION = 10
+CURRENT_VERSION = 11
 ALL_TABLES = frozenset(
     {"alerts", "queued", "deliveries", "history", "meta", "plans", "told", "taken"}
 )
@@ -303,6 +328,19 @@ def schema(path: Path) -> tuple[int, frozenset[str]]:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         names = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         return int(version), frozenset(row[0] for row in names)
+    finally:
+        db.close()
+
+
+def indexes_and_triggers(path: Path) -> frozenset[tuple[str, str, str]]:
+    """The file's indexes and triggers (SQLite's own left out): type, name and table each."""
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute(
+            "SELECT type, name, tbl_name FROM sqlite_master"
+            " WHERE type IN ('index', 'trigger') AND sql IS NOT NULL"
+        ).fetchall()
+        return frozenset((str(kind), str(name), str(table)) for kind, name, table in rows)
     finally:
         db.close()
 
@@ -354,6 +392,10 @@ def test_a_file_of_any_earlier_version_is_upgraded_to_the_current_one(
         [kept] = box.queue.deliveries(ids=["d-old"])
         assert (kept.created_at, kept.retried_at) == (1.0, None)
         assert schema(path) == (CURRENT_VERSION, ALL_TABLES)
+        new_file = tmp_path / "new" / "alerts.sqlite3"
+        new_file.parent.mkdir()
+        Outbox(new_file).close()
+        assert indexes_and_triggers(path) == indexes_and_triggers(new_file)
         old = box.alerts.get("old")
         assert old is not None
         assert old.state is AlertState.FIRING

@@ -6,13 +6,24 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.payload import build_payloads
 from bridge.sinks.alerts.records import (
     AlertRecord,
     DeliveryState,
 )
-from tests.sinks.alerts.helpers import T0, URL, event, observe, one_each
+from tests.sinks.alerts.helpers import (
+    T0,
+    URL,
+    event,
+    insert_deliveries,
+    observe,
+    one_each,
+    query_plans,
+)
 
 
 def test_grouping_waits_for_the_window_then_takes_everything(outbox: Outbox) -> None:
@@ -178,3 +189,40 @@ def test_stale_alerts_leave_a_delivery_that_keeps_its_id_and_place(outbox: Outbo
     assert due.alert_ids == ("c",)
     assert queue.count(DeliveryState.STALE.value) == 2
     assert queue.depth().pending == 1
+
+
+# The depth's count of deliveries by state before schema version 11, which read every delivery
+# (a day's delivered ones too): the reference the depth must agree with.
+_DEPTH_BEFORE = "SELECT state, COUNT(*) FROM deliveries WHERE state != :delivered GROUP BY state"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    states=st.lists(st.sampled_from([state.value for state in DeliveryState]), max_size=30),
+    retried=st.integers(0, 5),
+)
+def test_the_depth_counts_what_the_query_before_version_11_counted(
+    states: list[str], retried: int
+) -> None:
+    """Whatever the deliveries' states (some dead letters retried since), the depth counts the
+    pending and dead ones as the query that read every delivery (before version 11) did."""
+    outbox = Outbox(":memory:")
+    try:
+        insert_deliveries(outbox, [(URL, ["a"], state, T0) for state in states])
+        outbox.dead_letters.retry(T0, [d.id for d in outbox.queue.deliveries("dead")][:retried])
+        with outbox.database.read() as db:
+            before = dict(db.execute(_DEPTH_BEFORE, {"delivered": "delivered"}).fetchall())
+        depth = outbox.queue.depth()
+        assert (depth.pending, depth.dead) == (before.get("pending", 0), before.get("dead", 0))
+    finally:
+        outbox.close()
+
+
+def test_the_depth_reads_no_delivery_but_those_waiting(outbox: Outbox) -> None:
+    """The depth, read every second, counts the pending and dead deliveries by an index of
+    the deliveries by state, never reading the day of delivered ones (86 000)."""
+    insert_deliveries(outbox, [(URL, ["a"], state.value, T0) for state in DeliveryState])
+    [_, deliveries] = query_plans(outbox, outbox.queue.depth)
+    assert len(deliveries) == 1, deliveries
+    assert deliveries[0].startswith("SEARCH deliveries USING COVERING INDEX "), deliveries
+    assert deliveries[0].endswith(" (state=?)"), deliveries

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import (
@@ -15,7 +17,16 @@ from bridge.sinks.alerts.records import (
     HistoryEvent,
 )
 from bridge.sinks.alerts.retention import HISTORY_KEPT
-from tests.sinks.alerts.helpers import T0, URL, event, observe, one_each
+from bridge.sinks.alerts.tables import connect
+from tests.sinks.alerts.helpers import (
+    T0,
+    URL,
+    event,
+    insert_deliveries,
+    observe,
+    one_each,
+    query_plans,
+)
 
 
 def test_prune_forgets_old_delivered_and_resolved(outbox: Outbox) -> None:
@@ -159,3 +170,132 @@ def test_the_delivery_that_supersedes_a_dead_letter_is_kept_as_long_as_the_dead_
     outbox.retention.prune(T0 + 86_400 + 20)
     assert outbox.queue.deliveries() == []
     assert other not in {d.id for d in outbox.queue.deliveries()}
+
+
+# The prune's delete of delivered deliveries before schema version 11, which read every
+# delivery (and its body): the reference the prune must agree with on any outbox.
+_FORGET_DELIVERED_BEFORE = """
+DELETE FROM deliveries WHERE state = :delivered AND finished_at < :before
+AND rowid NOT IN (
+    WITH dead AS MATERIALIZED (
+        SELECT letter.url AS url, sent.value AS alert_id, MIN(letter.rowid) AS first
+        FROM deliveries AS letter, json_each(letter.alert_ids) AS sent
+        WHERE letter.state = :dead GROUP BY letter.url, sent.value
+    )
+    SELECT MAX(later.rowid)
+    FROM deliveries AS later, json_each(later.alert_ids) AS sent
+    JOIN dead ON dead.url = later.url AND dead.alert_id = sent.value
+    WHERE later.state = :delivered AND later.rowid > dead.first
+    GROUP BY later.url, sent.value
+)
+"""
+_STALE_BEFORE = "DELETE FROM deliveries WHERE state = :stale AND finished_at < :before"
+_STATES = tuple(state.value for state in DeliveryState)
+_RECEIVERS = ("r0", "r1")
+# Deliveries, each (receiver, alert ids: none, one repeated, one written with escapes, state,
+# finished at: none, or one of four hours): few, to few receivers, so that an alert's
+# deliveries to a receiver fall before, between and after its dead letters.
+_DELIVERIES = st.lists(
+    st.tuples(
+        st.sampled_from(_RECEIVERS),
+        st.lists(st.sampled_from(("a", "é", 'say "hi"')), max_size=3),
+        st.sampled_from(_STATES),
+        st.none() | st.integers(0, 3).map(float),
+    ),
+    max_size=12,
+)
+# Changes made once they are all in, each (which of them, its new state or None: deleted, its
+# new receiver): a dead letter retried and taken, one taken moved to another key, one forgotten.
+_CHANGES = st.lists(
+    st.tuples(
+        st.integers(0, 11), st.none() | st.sampled_from(_STATES), st.sampled_from(_RECEIVERS)
+    ),
+    max_size=6,
+)
+
+
+def _ids(db: sqlite3.Connection) -> set[str]:
+    return {str(row[0]) for row in db.execute("SELECT id FROM deliveries")}
+
+
+@settings(max_examples=300, deadline=None)
+@given(deliveries=_DELIVERIES, changes=_CHANGES, cutoff=st.integers(0, 4))
+@example(  # the last of two taken after the dead letter is kept, the first not
+    [("r0", ["a"], "dead", 0.0), ("r0", ["a"], "delivered", 0.0), ("r0", ["a"], "delivered", 0.0)],
+    [],
+    1,
+)
+@example(  # one taken before the dead letter alone does not supersede it
+    [("r0", ["a"], "delivered", 0.0), ("r0", ["a"], "dead", 0.0)], [], 1
+)
+@example(  # a dead letter of an alert never taken (no last delivery: NULL) keeps nothing
+    [("r0", ["a"], "delivered", 0.0), ("r0", ["é"], "dead", 0.0)], [], 1
+)
+def test_prune_forgets_the_deliveries_the_query_before_version_11_forgot(
+    deliveries: list[tuple[str, list[str], str, float | None]],
+    changes: list[tuple[int, str | None, str]],
+    cutoff: int,
+) -> None:
+    """On any outbox (deliveries in every state to a few receivers, some changed or deleted
+    since, alerts repeated or never taken), prune forgets the very deliveries the query that
+    read every delivery (before version 11) forgot, and leaves as many dead letters superseded."""
+    outbox = Outbox(":memory:")
+    reference = connect(":memory:")
+    try:
+        insert_deliveries(outbox, deliveries)
+        with outbox.database.transaction() as db:
+            rowids = [int(row[0]) for row in db.execute("SELECT rowid FROM deliveries")]
+            for n, state, url in changes if rowids else ():
+                row = {"rowid": rowids[n % len(rowids)], "state": state, "url": url}
+                if state is None:
+                    db.execute("DELETE FROM deliveries WHERE rowid = :rowid", row)
+                else:
+                    db.execute(
+                        "UPDATE deliveries SET state = :state, url = :url WHERE rowid = :rowid", row
+                    )
+        with outbox.database.read() as db:
+            db.backup(reference)
+        superseded = outbox.dead_letters.superseded_count()
+        params = {**{state: state for state in _STATES}, "before": float(cutoff)}
+        gone = reference.execute(_FORGET_DELIVERED_BEFORE, params).rowcount
+        gone += reference.execute(_STALE_BEFORE, params).rowcount
+        assert outbox.retention.prune(float(cutoff), delivered_for=0.0) == gone
+        with outbox.database.read() as db:
+            assert _ids(db) == _ids(reference)
+        assert outbox.dead_letters.superseded_count() == superseded
+    finally:
+        reference.close()
+        outbox.close()
+
+
+def test_prune_reads_no_delivery_but_those_it_forgets_and_the_dead_letters(
+    outbox: Outbox,
+) -> None:
+    """The hourly prune finds the old delivered and stale deliveries by an index, the dead
+    letters by the index of them alone, and the last delivery taken of each of their alerts by
+    a lookup: no whole table scanned, however many deliveries the receivers took (86 000 a
+    day)."""
+    insert_deliveries(
+        outbox,
+        [(URL, ["a1"], "dead", T0), (URL, ["a1"], "delivered", T0), (URL, ["a2"], "stale", T0)],
+    )
+    plans = query_plans(
+        outbox,
+        lambda: outbox.retention.prune(T0 + 100, delivered_for=50),
+        ("DELETE FROM deliveries",),
+    )
+    assert len(plans) == 2, plans  # the delivered, the stale
+    for plan in plans:
+        made = {line.split()[1] for line in plan if line.startswith("MATERIALIZE ")}
+        for line in plan:
+            words = line.split()
+            if words[0] not in ("SCAN", "SEARCH") or "VIRTUAL TABLE" in line:
+                continue
+            if words[1] in made or words[1] == "taken":
+                continue
+            # A delivery read is one of those it forgets, or a dead letter.
+            assert line.endswith(" USING INDEX dead_letters") or (
+                line.startswith("SEARCH deliveries USING COVERING INDEX ")
+                and line.endswith(" AND finished_at<?)")
+            ), plans
+    assert any(line.startswith("SEARCH taken USING PRIMARY KEY") for line in plans[0]), plans
