@@ -9,7 +9,6 @@ disabled ticks pass without running. Clock and sleep are injected for tests.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import math
@@ -19,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from bridge.tasks import cancel_and_wait
 
 __all__ = ["CollectorMetrics", "Schedule"]
 
@@ -158,6 +159,4 @@ class Schedule:
         self._closed = True
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)

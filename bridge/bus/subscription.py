@@ -21,6 +21,7 @@ from bridge.backoff import Backoff
 from bridge.bus.envelope import Envelope
 from bridge.bus.transport import Frame
 from bridge.messages import MESSAGE_TYPES
+from bridge.tasks import cancel_and_wait
 
 __all__ = [
     "ALL_TOPICS",
@@ -274,9 +275,7 @@ class Inbox:
                 async with asyncio.timeout(drain_seconds):
                     await self._drained.wait()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         if self._queue:
             _logger.warning(

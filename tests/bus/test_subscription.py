@@ -1,7 +1,8 @@
-"""What a subscription takes, and the arguments a batch subscription refuses."""
+"""What a subscription takes, how it stops, and the arguments a batch subscription refuses."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -98,6 +99,31 @@ async def test_a_full_inbox_refuses_and_counts_and_a_stopped_one_refuses_uncount
     await inbox.stop(0.0)  # never started: what is queued is let go
     assert not inbox.offer(envelope, frame)
     assert (inbox.depth, len(drops)) == (0, 1)
+
+
+async def test_a_deadline_around_a_stop_fires_while_the_handler_unwinds() -> None:
+    """A deadline that passes while stop() waits for the cancelled handler to unwind raises
+    TimeoutError: the stop does not swallow the cancellation meant for its caller."""
+    handling, ended = asyncio.Event(), asyncio.Event()
+
+    async def empty(inbox: Inbox) -> None:
+        handling.set()
+        try:
+            await asyncio.Event().wait()  # never set: a handler that hangs
+        except asyncio.CancelledError:
+            await asyncio.Event().wait()  # and, cancelled, unwinds until cancelled again
+            raise
+        finally:
+            ended.set()
+
+    inbox = _inbox({"ex_esdb_health"}, None, "*")
+    inbox.start(empty)
+    assert inbox.offer(_envelope(HEALTH, "node:health"), Frame("ex_esdb_health", b"", None))
+    await asyncio.wait_for(handling.wait(), 10)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await inbox.stop(0.0)
+    assert ended.is_set()  # the handler has ended all the same
 
 
 @pytest.mark.parametrize(

@@ -178,6 +178,30 @@ async def test_stops_promptly_and_idempotently_with_real_time():
     assert len(runs) == 1
 
 
+async def test_a_deadline_around_the_close_fires_while_the_run_unwinds():
+    """A deadline that passes while aclose() waits for the cancelled run to unwind raises
+    TimeoutError: the close does not swallow the cancellation meant for its caller."""
+    started, ended = asyncio.Event(), asyncio.Event()
+
+    async def collect() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()  # never set: a run that hangs
+        except asyncio.CancelledError:
+            await asyncio.Event().wait()  # and, cancelled, unwinds until cancelled again
+            raise
+        finally:
+            ended.set()
+
+    schedule = Schedule("unwinding", 3600.0, collect)
+    schedule.start()
+    await asyncio.wait_for(started.wait(), 10)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await schedule.aclose()
+    assert ended.is_set()  # the run has ended all the same
+
+
 def test_interval_must_be_positive():
     """A zero or negative interval is refused, naming the collector."""
     with pytest.raises(ValueError, match="bad"):

@@ -33,6 +33,7 @@ from bridge.bus.redis.writer import Writer
 from bridge.bus.transport import Durability, Frame, FrameReceiver
 from bridge.errors import ConfigError
 from bridge.redaction import safe_url
+from bridge.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from bridge.settings import Settings
@@ -253,9 +254,7 @@ class RedisTransport:
         if self._marking is not None:
             # Marked no more, then the mark deleted (if still this process's): a replacement
             # started from now on reads none, and is not told it shares the name.
-            self._marking.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._marking
+            await cancel_and_wait(self._marking)
         await self._writer.flush(flush_seconds if self._tasks else 0.0)
         if self._marking is not None:
             # After the flush, which the buffered frames need more, and bounded: a Redis that
@@ -263,11 +262,7 @@ class RedisTransport:
             await self._node_name.forget(_FORGET_SECONDS)
         await self._work_queue.release()
         self._stopping.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
         self._receive = None
         with contextlib.suppress(*RETRYABLE):

@@ -8,12 +8,12 @@ stage begins a graceful stop. What the holder keeps for the next one is ``shared
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 from bridge.bus.redis.consumer_group import ConsumerGroup
 from bridge.bus.redis.lease import Lease
 from bridge.bus.redis.link import Link
+from bridge.tasks import cancel_and_wait
 
 __all__ = ["WorkQueue"]
 
@@ -74,7 +74,7 @@ class WorkQueue:
         ``release``; frames already taken are still acknowledged (the writer keeps running)."""
         self._lease.stop_taking()
         readers, self._readers = self._readers, []
-        await _cancel(readers)
+        await cancel_and_wait(*readers)
 
     async def release(self) -> None:
         """Stop reading the consumer group and release the lease at once (rather than after it
@@ -84,14 +84,6 @@ class WorkQueue:
         self._released = True
         await self.stop_reading()
         if self._lease_task is not None:
-            await _cancel([self._lease_task])
+            await cancel_and_wait(self._lease_task)
             self._lease_task = None
         await self._lease.release()
-
-
-async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -29,7 +29,6 @@ resolves after four intervals of outage.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random as _random
@@ -51,6 +50,7 @@ from bridge.sinks.alerts.delivery import USER_AGENT, Sleep, read_answer, wait_or
 from bridge.sinks.alerts.payload import alert_url
 from bridge.sinks.alerts.records import AlertRecord, AlertState
 from bridge.sinks.alerts.thread import DbThread
+from bridge.tasks import cancel_and_wait
 from bridge.tracing import ClientSpan, http_client_span
 
 __all__ = ["AlertmanagerPoster", "PostResult", "alertmanager_alert"]
@@ -173,9 +173,7 @@ class AlertmanagerPoster:
         self._stopping = True
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         session, self._session = self._session, None
         if session is not None:
             await session.close()

@@ -58,6 +58,7 @@ from bridge.sinks.alerts.queue import BuildPayloads, DeliveryQueue, Keep
 from bridge.sinks.alerts.receiver_log import ReceiverLog
 from bridge.sinks.alerts.records import RETRIED_STATUSES, Delivery, DeliveryState
 from bridge.sinks.alerts.thread import DbThread
+from bridge.tasks import cancel_and_wait
 from bridge.tracing import ClientSpan, http_client_span
 from bridge.urls import http_url_problem
 
@@ -439,19 +440,11 @@ class DeliveryWorker:
         task, self._task = self._task, None
         if task is None:
             return
-        current = asyncio.current_task()
-        cancelled_before = current.cancelling() if current is not None else 0
         try:
             if grace > 0:
                 await asyncio.wait({task}, timeout=grace)
         finally:  # cancelled meanwhile too: the attempt is abandoned, and the caller told
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            if current is not None and current.cancelling() > cancelled_before:
-                # This stop was cancelled while the worker unwound: the suppress above must
-                # not swallow that (the bridge's stop deadline waits on it).
-                raise asyncio.CancelledError
+            await cancel_and_wait(task)
 
     async def _run(self) -> None:
         failed = 0  # steps failed in a row

@@ -12,7 +12,6 @@ once for a fault that repeats, and the loop goes on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
@@ -26,6 +25,7 @@ from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.pending import PendingConditions
 from bridge.sinks.alerts.states import AlertStates
 from bridge.sinks.alerts.thread import DbThread
+from bridge.tasks import cancel_and_wait
 
 __all__ = ["Housekeeping"]
 
@@ -96,9 +96,7 @@ class Housekeeping:
         self.stop()
         task, self._house_task = self._house_task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def housekeep(self) -> None:
         """One housekeeping pass: escalate, auto-resolve and notify again what is due (only while

@@ -1,0 +1,41 @@
+"""Stopping background tasks: each cancelled and waited for, the caller's own cancellation kept.
+
+A stop that cancels its task and awaits it under ``suppress(CancelledError)`` swallows a
+cancellation aimed at the stop itself too (a deadline around the bridge's stop): both arrive as
+the same exception. ``cancel_and_wait`` tells them apart by the caller's ``Task.cancelling()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+__all__ = ["cancel_and_wait"]
+
+
+async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> None:
+    """Cancel ``tasks`` and return once every one has ended; a task ending cancelled is no error.
+
+    Cancelled itself meanwhile, the caller passes the cancellation on to the task it waits for,
+    still waits for every task to end (none is left running), and then raises CancelledError.
+    Otherwise a task that ended with another exception (a bug: its loop should have caught it)
+    has it raised, the first such task's, once every one has ended; nothing is logged here, the
+    caller's caller tells (the bridge logs a component that did not close cleanly).
+    """
+    current = asyncio.current_task()
+    # Relative: a stop that runs because its task was cancelled (SIGTERM) starts above zero.
+    cancelled_before = current.cancelling() if current is not None else 0
+    for task in tasks:
+        task.cancel()
+    failure: Exception | None = None
+    for task in tasks:
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass  # the task's, as asked, or the caller's own: told apart below
+        except Exception as exc:
+            failure = failure or exc
+    if current is not None and current.cancelling() > cancelled_before:
+        raise asyncio.CancelledError from failure
+    if failure is not None:
+        raise failure
