@@ -1,5 +1,6 @@
 """The outbox's queries that grow with a day of deliveries: the dead-letters gauge's count of
-superseded dead letters, the hourly prune, the depth, and what a delivery marked delivered pays.
+superseded dead letters, the hourly prune, the depth, an alert's page, and what a delivery made
+or marked delivered pays.
 
     .venv/bin/python -m bench.dead_letters [--deliveries 86000] [--runs 15] [--prune-runs 5]
 
@@ -17,13 +18,24 @@ the day. The figures, measured side by side, each the median of ``--runs``:
   deliveries by state); each in a transaction rolled back, so each run forgets the same (medians
   of ``--prune-runs``: the old one takes seconds). They must leave the same deliveries then,
   and a day after the day, when each forgets every delivered one but those it keeps for the
-  dead letters;
+  dead letters. ``Retention.prune`` on a copy as version 11 left it (without ``carried``, whose
+  triggers each delivery forgotten fires) is timed beside them;
 - ``depth``: ``DeliveryQueue.depth`` (read every second), beside its queries before version 11
   (``_DEPTH_BEFORE``) on that copy, which must count the same;
+- ``alert page``: ``DeliveryQueue.of_alert`` (an alert's page reads it at every refresh, every
+  5 s while it is open, answered 304 or not), beside its read of the alert's deliveries before
+  version 12 (``_OF_ALERT_BEFORE``), for the alert of the most deliveries and one of a single
+  dead letter, which must list the same deliveries in the same order;
+- ``make a delivery``: ``DeliveryQueue.deliver`` of one delivery of two alerts (its fsync'd
+  commit), beside the same on the version 11 copy (medians of wall and CPU time): what keeping
+  ``carried`` costs a delivery;
 - ``mark delivered``: ``DeliveryQueue.finish_attempt`` of a delivery taken (its fsync'd commit),
-  beside the same on a copy of the file with the ``taken`` table's triggers dropped, and on the
-  version 10 copy (medians of wall and CPU time): what keeping the table, and the index by
-  state, cost a delivery.
+  beside the same on a copy of the file with the triggers of ``taken`` and ``carried`` dropped,
+  and on the version 11 and 10 copies (medians of wall and CPU time): what keeping the tables,
+  and the index by state, cost a delivery;
+- ``upgrade``: how long opening the version 11 copy (as a file of that version) takes, once:
+  version 12 fills ``carried`` from the day's deliveries;
+- ``receiver keys``: ``DeliveryQueue.receiver_keys`` (read once, when the alert sink starts).
 """
 
 from __future__ import annotations
@@ -36,11 +48,13 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bridge.sinks.alerts import Outbox
-from bridge.sinks.alerts.records import DeliveryState
+from bridge.sinks.alerts.records import AlertRecord, DeliveryState
+from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.tables import connect
 
 _RECEIVERS = ("r0", "r1", "r2", "r3")
@@ -96,6 +110,22 @@ _DEPTH_BEFORE = (
     "SELECT COUNT(*) FROM queued",
     "SELECT state, COUNT(*) FROM deliveries WHERE state != :delivered GROUP BY state",
 )
+# An alert's deliveries as its page read them before version 12: every delivery and its alert ids.
+_OF_ALERT_BEFORE = (
+    "SELECT * FROM deliveries WHERE instr(alert_ids, :needle) > 0 AND EXISTS"
+    " (SELECT 1 FROM json_each(deliveries.alert_ids) WHERE value = :alert_id)"
+    " ORDER BY created_at DESC, id LIMIT 50"
+)
+# What versions 11 and 12 added, dropped to copy the file as the version before left it.
+_ADDED = {
+    12: (
+        "DROP TRIGGER carried_made",
+        "DROP TRIGGER carried_changed",
+        "DROP TRIGGER carried_deleted",
+        "DROP TABLE carried",
+    ),
+    11: ("DROP INDEX deliveries_by_state",),
+}
 _START = 1_780_000_000.0  # when the day of deliveries begins
 _DAY = 86_400.0
 
@@ -200,12 +230,16 @@ def _left_by_prune(outbox: Outbox, now: float) -> tuple[float, list[str]]:
     return took, left
 
 
-def prunes(path: Path, before_path: Path, runs: int) -> tuple[float, float, int, int]:
+def prunes(
+    path: Path, before_path: Path, version_11: Path, runs: int
+) -> tuple[float, float, float, int, int]:
     """Median seconds of the prune's deletes before (on ``before_path``, as version 10 left the
-    file) and of ``Retention.prune`` now, an hour after the day, alternated; how many deliveries
-    each forgets then; and how many delivered ones both keep for the dead letters a day after
-    the day (every other delivered one forgotten). They must leave the same deliveries."""
+    file), of ``Retention.prune`` now and of it on ``version_11`` (without ``carried``), an hour
+    after the day, alternated; how many deliveries each forgets then; and how many delivered
+    ones they keep for the dead letters a day after the day (every other delivered one
+    forgotten). They must leave the same deliveries."""
     outbox = Outbox(path, urls=list(_RECEIVERS))
+    outbox_11 = Outbox(version_11, urls=list(_RECEIVERS))
     before_db = connect(before_path)
     now, late = _START + _DAY + 3600.0, _START + 2 * _DAY
     try:
@@ -213,25 +247,30 @@ def prunes(path: Path, before_path: Path, runs: int) -> tuple[float, float, int,
             total = int(db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0])
             other = "SELECT COUNT(*) FROM deliveries WHERE state != 'delivered'"
             undelivered = int(db.execute(other).fetchone()[0])
-        before_times, now_times, left = [], [], {}
+        before_times, now_times, times_11, left = [], [], [], {}
         for at in (late, *[now] * runs):
             took, left_before = _left_by_prune_before(before_db, at)
             before_times.append(took)
             took, left_now = _left_by_prune(outbox, at)
             now_times.append(took)
-            if sorted(left_now) != sorted(left_before):
+            took, left_11 = _left_by_prune(outbox_11, at)
+            times_11.append(took)
+            if not sorted(left_now) == sorted(left_before) == sorted(left_11):
                 raise AssertionError(
                     f"prune: {len(left_now)} deliveries left now, {len(left_before)} before"
+                    f" version 11, {len(left_11)} before version 12"
                 )
             left[at] = len(left_now)
         return (
             statistics.median(before_times[1:]),
             statistics.median(now_times[1:]),
+            statistics.median(times_11[1:]),
             total - left[now],
             left[late] - undelivered,
         )
     finally:
         before_db.close()
+        outbox_11.close()
         outbox.close()
 
 
@@ -258,6 +297,95 @@ def depths(path: Path, before_path: Path, runs: int) -> tuple[float, float]:
     finally:
         before_db.close()
         outbox.close()
+
+
+def alert_pages(path: Path, runs: int) -> list[tuple[str, int, float, float]]:
+    """For the alert of the most deliveries and one of a single dead letter: the alert, how
+    many deliveries it has, the median seconds of the read of them before version 12 and of
+    ``DeliveryQueue.of_alert`` now, alternated; both must list the same deliveries in order."""
+    outbox = Outbox(path, urls=list(_RECEIVERS))
+    before_db = connect(path)
+    try:
+        with outbox.database.read() as db:
+            busiest = db.execute(
+                "SELECT alert_id, COUNT(*) FROM carried GROUP BY alert_id ORDER BY 2 DESC LIMIT 1"
+            ).fetchone()
+            single = db.execute(
+                "SELECT alert_id, COUNT(*) FROM carried WHERE alert_id LIKE 'outage-%'"
+                " GROUP BY alert_id LIMIT 1"
+            ).fetchone()
+        found = []
+        for alert_id, count in (busiest, single):
+            params = {"alert_id": alert_id, "needle": json.dumps(alert_id)}
+
+            def read_before(params: dict[str, str] = params) -> list[str]:
+                return [str(row["id"]) for row in before_db.execute(_OF_ALERT_BEFORE, params)]
+
+            def read_now(alert_id: str = alert_id) -> list[str]:
+                return [delivery.id for delivery in outbox.queue.of_alert(alert_id)[0]]
+
+            if read_now() != read_before():
+                raise AssertionError(f"alert page of {alert_id}: not the deliveries listed before")
+            before_times, now_times = [], []
+            for _ in range(runs):
+                before_times.append(_seconds(read_before))
+                now_times.append(_seconds(read_now))
+            found.append(
+                (
+                    str(alert_id),
+                    int(count),
+                    statistics.median(before_times),
+                    statistics.median(now_times),
+                )
+            )
+        return found
+    finally:
+        before_db.close()
+        outbox.close()
+
+
+def receiver_keys(path: Path, runs: int) -> float:
+    """Median seconds of ``DeliveryQueue.receiver_keys``."""
+    outbox = Outbox(path, urls=list(_RECEIVERS))
+    try:
+        return statistics.median(_seconds(outbox.queue.receiver_keys) for _ in range(runs))
+    finally:
+        outbox.close()
+
+
+def _two_alerts(outbox: Outbox) -> list[AlertRecord]:
+    """Two alerts stored in ``outbox`` (made once), for deliveries of them."""
+    at = datetime.fromtimestamp(_START, UTC)
+    events = [
+        AlertEvent(alert_id, "bench", "firing", "critical", "system", "n1", "t", "d", True, at)
+        for alert_id in _ALERTS[:2]
+    ]
+    outbox.alerts.apply(events, _START)
+    return [record for record in outbox.alerts.find() if record.alert_id in _ALERTS[:2]]
+
+
+def make_deliveries(path: Path, count: int) -> tuple[float, float]:
+    """Median seconds of ``DeliveryQueue.deliver`` making one of ``count`` new pending
+    deliveries (two alerts each), each in its commit (fsync'd): wall and CPU. They are
+    deleted again after."""
+    outbox = Outbox(path, urls=list(_RECEIVERS))
+    wall, cpu = [], []
+    try:
+        records = _two_alerts(outbox)
+
+        def build(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
+            return [(b"{}", [record.alert_id for record in records])]
+
+        for _ in range(count):
+            started, used = time.perf_counter(), time.process_time()
+            outbox.queue.deliver("r3", records, _START, build, DeliveryState.PENDING)
+            wall.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - used)
+        with outbox.database.transaction() as db:
+            db.execute("DELETE FROM deliveries WHERE url = 'r3' AND state = 'pending'")
+    finally:
+        outbox.close()
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def mark_delivered(path: Path, marks: int) -> tuple[float, float]:
@@ -290,7 +418,8 @@ def mark_delivered(path: Path, marks: int) -> tuple[float, float]:
 
 
 def _without_triggers(path: Path, copy: Path) -> None:
-    """``path`` copied to ``copy``, its ``taken`` table no longer kept (as before version 10)."""
+    """``path`` copied to ``copy``, its ``taken`` and ``carried`` tables no longer kept (as
+    before versions 10 and 12)."""
     source, target = connect(path), connect(copy)
     try:
         source.backup(target)
@@ -301,13 +430,19 @@ def _without_triggers(path: Path, copy: Path) -> None:
         target.close()
 
 
-def _as_version_10(path: Path, copy: Path) -> None:
-    """``path`` copied to ``copy`` without the index of deliveries by state (as version 10 left
-    it; its user_version stays, so that an ``Outbox`` opening it adds the index back not)."""
+def _as_version(path: Path, copy: Path, version: int, *, upgraded: bool = False) -> None:
+    """``path`` copied to ``copy`` without what the versions after ``version`` added (as that
+    version left it); its user_version stays, so that an ``Outbox`` opening it adds them back
+    not, unless ``upgraded``: then it reads ``version``, and the first ``Outbox`` upgrades it."""
     source, target = connect(path), connect(copy)
     try:
         source.backup(target)
-        target.execute("DROP INDEX deliveries_by_state")
+        for later in sorted(_ADDED, reverse=True):
+            if later > version:
+                for statement in _ADDED[later]:
+                    target.execute(statement)
+        if upgraded:
+            target.execute(f"PRAGMA user_version={version}")
     finally:
         source.close()
         target.close()
@@ -331,35 +466,60 @@ def main() -> None:
             f" {before / now:.0f}x (medians of {args.runs})"
         )
         version_10 = Path(directory) / "version-10.sqlite3"
-        _as_version_10(path, version_10)
-        before, now, gone, kept = prunes(path, version_10, args.prune_runs)
+        _as_version(path, version_10, 10)
+        version_11 = Path(directory) / "version-11.sqlite3"
+        _as_version(path, version_11, 11)
+        before, now, as_11, gone, kept = prunes(path, version_10, version_11, args.prune_runs)
         print(
             f"prune, an hour after the day ({gone} deliveries forgotten; a day later, all"
             f" delivered but {kept} kept for dead letters): before {before * 1e3:.0f} ms,"
-            f" now {now * 1e3:.1f} ms, {before / now:.0f}x (medians of {args.prune_runs},"
-            " each rolled back)"
+            f" now {now * 1e3:.1f} ms, {before / now:.0f}x; {as_11 * 1e3:.1f} ms without"
+            f" carried ({now / as_11:.2f}x) (medians of {args.prune_runs}, each rolled back)"
         )
         before, now = depths(path, version_10, args.runs)
         print(
             f"depth: before {before * 1e3:.2f} ms, now {now * 1e3:.3f} ms, {before / now:.0f}x"
             f" (medians of {args.runs})"
         )
+        for alert_id, count, before, now in alert_pages(path, args.runs):
+            print(
+                f"alert page of {alert_id} ({count} deliveries): before {before * 1e3:.1f} ms,"
+                f" now {now * 1e3:.3f} ms, {before / now:.0f}x (medians of {args.runs})"
+            )
+        made, made_11 = [], []
+        for _ in range(args.runs):  # alternated: the file system's pace drifts
+            made.append(make_deliveries(path, 100))
+            made_11.append(make_deliveries(version_11, 100))
+        for what, at in (("wall", 0), ("CPU", 1)):
+            now_ms = statistics.median(m[at] for m in made) * 1e3
+            as_11_ms = statistics.median(m[at] for m in made_11) * 1e3
+            print(
+                f"make a delivery (deliver, its commit), {what}: {now_ms:.3f} ms;"
+                f" {as_11_ms:.3f} ms without carried ({now_ms / as_11_ms:.2f}x)"
+            )
         bare = Path(directory) / "bare.sqlite3"
         _without_triggers(path, bare)
-        kept_marks, bare_marks, version_10_marks = [], [], []
+        copies = {"now": path, "bare": bare, "11": version_11, "10": version_10}
+        marks: dict[str, list[tuple[float, float]]] = {name: [] for name in copies}
         for _ in range(args.runs):  # alternated: the file system's pace drifts
-            kept_marks.append(mark_delivered(path, 100))
-            bare_marks.append(mark_delivered(bare, 100))
-            version_10_marks.append(mark_delivered(version_10, 100))
+            for name, copy in copies.items():
+                marks[name].append(mark_delivered(copy, 100))
         for what, at in (("wall", 0), ("CPU", 1)):
-            now_ms = statistics.median(m[at] for m in kept_marks) * 1e3
-            without = statistics.median(m[at] for m in bare_marks) * 1e3
-            as_10 = statistics.median(m[at] for m in version_10_marks) * 1e3
+            ms = {name: statistics.median(m[at] for m in marks[name]) * 1e3 for name in marks}
+            now_ms = ms["now"]
             print(
                 f"mark delivered (finish_attempt, its commit), {what}: {now_ms:.3f} ms;"
-                f" {without:.3f} ms without the triggers ({now_ms / without:.2f}x),"
-                f" {as_10:.3f} ms without the index by state ({now_ms / as_10:.2f}x)"
+                f" {ms['bare']:.3f} ms without the triggers ({now_ms / ms['bare']:.2f}x),"
+                f" {ms['11']:.3f} ms without carried ({now_ms / ms['11']:.2f}x),"
+                f" {ms['10']:.3f} ms without it and the index by state"
+                f" ({now_ms / ms['10']:.2f}x)"
             )
+        upgrading = Path(directory) / "upgrading.sqlite3"
+        _as_version(path, upgrading, 11, upgraded=True)
+        took = _seconds(lambda: Outbox(upgrading).close())
+        print(f"upgrade of the day's file from version 11 (carried filled): {took * 1e3:.0f} ms")
+        took = receiver_keys(path, args.runs)
+        print(f"receiver keys (at start): {took * 1e3:.1f} ms (median of {args.runs})")
 
 
 if __name__ == "__main__":

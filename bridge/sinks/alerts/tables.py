@@ -1,6 +1,6 @@
 """The outbox file's tables, their upgrades from every earlier version, and how it is opened.
 
-Eight tables:
+Nine tables:
 
 - ``alerts``: one row per condition (``alert_id``), its state (firing → acknowledged →
   resolved) and escalation level, as ``transitions`` decides them;
@@ -23,13 +23,17 @@ Eight tables:
 - ``taken``: what each receiver took of each alert, one row per (receiver, alert, delivered
   delivery: its rowid), kept by triggers on ``deliveries`` (made, moved between states or
   receivers, deleted), so that whether a receiver took a later delivery of an alert than a dead
-  letter's (``dead_letters``) is one lookup in its key, not a read of each delivery since.
+  letter's (``dead_letters``) is one lookup in its key, not a read of each delivery since;
+- ``carried``: which deliveries carry each alert, one row per (alert, delivery: when it was
+  made and its id), kept by triggers on ``deliveries`` (made, its alerts or time changed,
+  deleted), so that an alert's page (refreshed every few seconds) reads its newest deliveries in
+  order from the key of the alert, not every delivery of the day.
 
-The schema is at version 11 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
+The schema is at version 12 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
 plans' ids, 6 ``told`` and an index of deliveries in order, 7 the deliveries' ``retried_at``, 8
 the alerts' ``source`` and ``details``, a SystemAlert's component and metadata annotations, 9 the
 deliveries' ``renotified_at``, 10 ``taken`` and an index of the dead letters, 11 an index of the
-deliveries by state and when they finished);
+deliveries by state and when they finished, 12 ``carried``);
 ``migrate`` upgrades a file of any earlier version in place, one version at a time.
 """
 
@@ -46,7 +50,7 @@ from bridge.sinks.alerts.records import refused
 
 __all__ = ["connect", "migrate"]
 
-_SCHEMA_VERSION: Final = 11
+_SCHEMA_VERSION: Final = 12
 # Columns added after version 1 (by version: table, column, definition).
 _ADDED_COLUMNS: Final[Mapping[int, tuple[tuple[str, str, str], ...]]] = {
     2: (("alerts", "auto_resolve", "INTEGER NOT NULL DEFAULT 0"), ("alerts", "last_seen", "REAL")),
@@ -188,6 +192,39 @@ FROM deliveries, json_each(deliveries.alert_ids) AS sent WHERE deliveries.state 
 _BY_STATE: Final = """
 CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (state, finished_at);
 """
+# Version 12: which deliveries carry each alert (see the module docstring), keyed in the order an
+# alert's page lists them (newest first, then by id), so that it reads the newest 50 and no more.
+# A delivery's time changes when an attempt finds the wall clock set back (``finish_attempt``),
+# its alerts when some are withheld (``withhold``). As for ``taken``, the triggers come before
+# the rows of the deliveries already made.
+_CARRIED: Final = """
+CREATE TABLE IF NOT EXISTS carried (
+    alert_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    delivery_id TEXT NOT NULL,
+    PRIMARY KEY (alert_id, created_at DESC, delivery_id)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS carried_made AFTER INSERT ON deliveries BEGIN
+    INSERT OR IGNORE INTO carried (alert_id, created_at, delivery_id)
+    SELECT value, NEW.created_at, NEW.id FROM json_each(NEW.alert_ids);
+END;
+CREATE TRIGGER IF NOT EXISTS carried_changed
+AFTER UPDATE OF id, alert_ids, created_at ON deliveries
+WHEN OLD.id IS NOT NEW.id OR OLD.alert_ids IS NOT NEW.alert_ids
+OR OLD.created_at IS NOT NEW.created_at BEGIN
+    DELETE FROM carried WHERE created_at = OLD.created_at AND delivery_id = OLD.id
+    AND alert_id IN (SELECT value FROM json_each(OLD.alert_ids));
+    INSERT OR IGNORE INTO carried (alert_id, created_at, delivery_id)
+    SELECT value, NEW.created_at, NEW.id FROM json_each(NEW.alert_ids);
+END;
+CREATE TRIGGER IF NOT EXISTS carried_deleted AFTER DELETE ON deliveries BEGIN
+    DELETE FROM carried WHERE created_at = OLD.created_at AND delivery_id = OLD.id
+    AND alert_id IN (SELECT value FROM json_each(OLD.alert_ids));
+END;
+INSERT OR IGNORE INTO carried (alert_id, created_at, delivery_id)
+SELECT sent.value, deliveries.created_at, deliveries.id
+FROM deliveries, json_each(deliveries.alert_ids) AS sent;
+"""
 # What each version after 2 added to the one before.
 _STEPS: Final[Mapping[int, str]] = {
     3: _HISTORY,
@@ -196,6 +233,7 @@ _STEPS: Final[Mapping[int, str]] = {
     6: _TOLD,
     10: _TAKEN,
     11: _BY_STATE,
+    12: _CARRIED,
 }
 
 

@@ -302,6 +302,9 @@ WHEN OLD.state = 'delivered' BEGIN
     AND alert_id IN (SELECT value FROM json_each(OLD.alert_ids));
 END;
 """
+_V11_BY_STATE = """
+CREATE INDEX deliveries_by_state ON deliveries (state, finished_at);
+"""
 # Version 1 never set user_version (0, as a new file).
 _EARLIER_VERSIONS = [
     (0, _V1_QUEUES),
@@ -314,10 +317,11 @@ _EARLIER_VERSIONS = [
     (8, _V8_SOURCE),
     (9, _V9_RENOTIFIED),
     (10, _V10_TAKEN),
+    (11, _V11_BY_STATE),
 ]
-CURRENT_VERSION = 11
+CURRENT_VERSION = 12
 ALL_TABLES = frozenset(
-    {"alerts", "queued", "deliveries", "history", "meta", "plans", "told", "taken"}
+    {"alerts", "queued", "deliveries", "history", "meta", "plans", "told", "taken", "carried"}
 )
 
 
@@ -381,8 +385,8 @@ def test_a_file_of_any_earlier_version_is_upgraded_to_the_current_one(
     tmp_path: Path, upto: int
 ) -> None:
     """A file of each earlier version opens at the current one with every table, keeps what it
-    held (alert, queue, delivery, history, receiver secret; one made once when it had none),
-    and stores plans once and their history."""
+    held (alert, queue, delivery, on the alert's page too, history, receiver secret; one made
+    once when it had none), and stores plans once and their history."""
     path = tmp_path / "alerts.sqlite3"
     version = _earlier_file(path, upto)
     box = Outbox(path, urls=[URL])
@@ -402,8 +406,11 @@ def test_a_file_of_any_earlier_version_is_upgraded_to_the_current_one(
         assert old.auto_resolve is False
         assert (old.source, old.details) == (None, ())
         assert box.queue.depth() == box.queue.depth().__class__(1, 1, 0)
-        kept_history = [e.event for e in box.alerts.detail("old").history]  # type: ignore[union-attr]
+        old_detail = box.alerts.detail("old")
+        assert old_detail is not None
+        kept_history = [e.event for e in old_detail.history]
         assert kept_history == ([HistoryEvent.FIRED] if version >= 3 else [])
+        assert [d.id for d in old_detail.deliveries] == ["d-old"]  # on its page
         plan = box.alerts.plan(
             [event("new", auto_resolve=True), event("old", status="resolved")], T0
         )

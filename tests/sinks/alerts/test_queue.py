@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bridge.sinks.alerts.outbox import Outbox
@@ -226,3 +226,123 @@ def test_the_depth_reads_no_delivery_but_those_waiting(outbox: Outbox) -> None:
     assert len(deliveries) == 1, deliveries
     assert deliveries[0].startswith("SEARCH deliveries USING COVERING INDEX "), deliveries
     assert deliveries[0].endswith(" (state=?)"), deliveries
+
+
+# An alert's deliveries as its page read them before schema version 12, from every delivery
+# of the day: the reference ``of_alert`` must agree with.
+_OF_ALERT_BEFORE = (
+    "SELECT * FROM deliveries WHERE instr(alert_ids, :needle) > 0 AND EXISTS"
+    " (SELECT 1 FROM json_each(deliveries.alert_ids) WHERE value = :alert_id)"
+    " ORDER BY created_at DESC, id LIMIT 50"
+)
+# Alert ids, some inside others' JSON text ("a" in "ab") or written with escapes.
+_ALERT_IDS = ("a", "ab", "é", 'say "hi"', "a,b", "back\\slash")
+_STATES = tuple(state.value for state in DeliveryState)
+# Deliveries, each (alert ids: none, one repeated…, when it was made: few times, so many tie
+# and are ordered by id, state); a delivery's id does not follow the order they were made.
+_DELIVERIES = st.lists(
+    st.tuples(
+        st.lists(st.sampled_from(_ALERT_IDS), max_size=3),
+        st.integers(0, 3).map(float),
+        st.sampled_from(_STATES),
+    ),
+    max_size=20,
+)
+# Changes made once they are all in, each (which delivery, what): its alerts changed (as
+# ``withhold`` changes them), an attempt that finds the wall clock set back (its time moved
+# earlier), moved to another receiver key, deleted (as the prune deletes).
+_CHANGES = st.lists(
+    st.tuples(
+        st.integers(0, 19),
+        st.one_of(
+            st.tuples(st.just("alerts"), st.lists(st.sampled_from(_ALERT_IDS), max_size=2)),
+            st.tuples(st.just("clock back"), st.integers(-1, 2).map(float)),
+            st.tuples(st.just("moved"), st.just("another-key")),
+            st.tuples(st.just("deleted"), st.none()),
+        ),
+    ),
+    max_size=8,
+)
+
+
+def _made(outbox: Outbox, deliveries: Sequence[tuple[list[str], float, str]]) -> list[str]:
+    """Insert ``deliveries`` in order (their triggers fire as ever); their ids."""
+    ids = [f"d{n * 37 % 101:03}" for n in range(len(deliveries))]
+    with outbox.database.transaction() as db:
+        db.executemany(
+            "INSERT INTO deliveries (id, url, body, alert_ids, created_at, next_attempt_at,"
+            " state) VALUES (?, ?, x'7b7d', ?, ?, 0, ?)",
+            [
+                (delivery_id, URL, json.dumps(alert_ids), created_at, state)
+                for delivery_id, (alert_ids, created_at, state) in zip(ids, deliveries, strict=True)
+            ],
+        )
+    return ids
+
+
+def _change(outbox: Outbox, delivery_id: str, what: str, value: object) -> None:
+    """Make one of ``_CHANGES`` to the delivery of ``delivery_id``."""
+    with outbox.database.transaction() as db:
+        if what == "alerts":
+            db.execute(
+                "UPDATE deliveries SET alert_ids = ? WHERE id = ?", (json.dumps(value), delivery_id)
+            )
+        elif what == "clock back":
+            outbox.queue.finish_attempt(
+                delivery_id, state=DeliveryState.PENDING, next_attempt_at=0.0, status=503,
+                error=None, now=float(value),  # type: ignore[arg-type]
+            )  # fmt: skip
+        elif what == "moved":
+            db.execute("UPDATE deliveries SET url = ? WHERE id = ?", (value, delivery_id))
+        else:
+            db.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
+
+
+@settings(max_examples=300, deadline=None)
+@given(deliveries=_DELIVERIES, changes=_CHANGES)
+@example(  # more than the page lists: the newest 50, ties by id
+    [(["a"], float(n % 3), "delivered") for n in range(60)], [(0, ("deleted", None))]
+)
+def test_an_alerts_deliveries_are_those_the_query_before_version_12_found(
+    deliveries: list[tuple[list[str], float, str]], changes: list[tuple[int, tuple[str, object]]]
+) -> None:
+    """On any outbox (deliveries of alerts with escapes, repeated or inside another's id, made at
+    the same moment, some changed, moved or deleted since), an alert's page lists the very
+    deliveries, in the same order, that the query reading every delivery (before version 12)
+    found; and ``carried`` holds each delivery's alerts, none of one changed or deleted since."""
+    outbox = Outbox(":memory:")
+    try:
+        ids = _made(outbox, deliveries)
+        for n, (what, value) in changes if ids else ():
+            _change(outbox, ids[n % len(ids)], what, value)
+        for alert_id in (*_ALERT_IDS, "never sent"):
+            with outbox.database.read() as db:
+                before = [
+                    str(row["id"])
+                    for row in db.execute(
+                        _OF_ALERT_BEFORE, {"alert_id": alert_id, "needle": json.dumps(alert_id)}
+                    )
+                ]
+            assert [d.id for d in outbox.queue.of_alert(alert_id)[0]] == before, alert_id
+        with outbox.database.read() as db:
+            carried = {tuple(row) for row in db.execute("SELECT * FROM carried")}
+            carrying = db.execute(
+                "SELECT sent.value, deliveries.created_at, deliveries.id"
+                " FROM deliveries, json_each(deliveries.alert_ids) AS sent"
+            )
+            assert carried == {tuple(row) for row in carrying}
+    finally:
+        outbox.close()
+
+
+def test_an_alerts_page_reads_no_delivery_but_its_newest(outbox: Outbox) -> None:
+    """An alert's page (refreshed every few seconds while open) finds its newest deliveries by
+    the alert's key in ``carried``, in order, each by its id: it never reads the day of
+    deliveries (86 000) nor sorts them."""
+    insert_deliveries(outbox, [(URL, ["a", "b"], "delivered", T0)] * 3)
+    plans = query_plans(outbox, lambda: outbox.queue.of_alert("a"))
+    deliveries = plans[0]
+    assert len(deliveries) == 2, plans
+    assert deliveries[0] == "SEARCH carried USING PRIMARY KEY (alert_id=?)", plans
+    assert deliveries[1].startswith("SEARCH deliveries USING "), plans
+    assert deliveries[1].endswith(" (id=?)"), plans
