@@ -6,7 +6,10 @@ the closest setting's name (``EXESDB_WEBHOOK_URL``: did you mean ``EXESDB_WEBHOO
 An ``OTEL_*`` name is judged against every variable the bridge or the installed OpenTelemetry
 SDK reads (its ``environment_variables`` modules list them), and named only when it is that
 close to one of them (``OTEL_EXPORTER_OTLP_ENDPIONT``): other SDKs and instrumentations have
-variables of their own, which an environment shared with them may set.
+variables of their own, which an environment shared with them may set. A variable spelt nearly as
+a setting without the prefix (``SECRET_KEY`` for ``SECRET_KEY_BASE``) is named only while that
+setting is unset: other programs sharing the environment read names of their own such as
+``SECRET_KEY``.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from typing import Final
 
 from bridge.probe_settings import variable_value
 
-__all__ = ["set_beside", "unknown_variable_warnings"]
+__all__ = ["SETTINGS_WITHOUT_PREFIX", "set_beside", "unknown_variable_warnings"]
 
 # Prefixes of the variables meant for the bridge: a set one it does not know is likely a typo.
 _OURS: Final = ("EXESDB_",)
 _OTEL: Final = "OTEL_"
+# The settings named without a prefix (as Phoenix names its key): known here without the model.
+SETTINGS_WITHOUT_PREFIX: Final = frozenset({"SECRET_KEY_BASE"})
 # Names other tools give what the bridge calls otherwise, which spelling alone would not lead to
 # (EXESDB_REDIS_URL is nearest to EXESDB_REDIS_BUFFER_SIZE; the Redis URL goes in EXESDB_BUS).
 _ALSO_CALLED: Final = {
@@ -47,23 +52,34 @@ _GIVEN_ELSEWHERE: Final = {
 # signal's name in the singular) score 0.91 or more; OTEL_PYTHON_CONFIGURATOR, which
 # opentelemetry-instrument reads, 0.86 (to OTEL_PYTHON_METER_CONFIGURATOR).
 _OTEL_LIKENESS: Final = 0.9
+# How alike a set name and an unset setting without a prefix must be (difflib's ratio, in upper
+# case): SECRET_KEY scores 0.8 to SECRET_KEY_BASE, SECRET_KEYBASE 0.97; another program's
+# SECRET_KEY_PATH scores 0.8 too, and is named: a warning, and only while the key is unset.
+_UNPREFIXED_LIKENESS: Final = 0.8
 
 
 def set_beside(
-    environ: Mapping[str, str], own: Set[str], prefixes: tuple[str, ...] = (*_OURS, _OTEL)
+    environ: Mapping[str, str],
+    own: Set[str],
+    prefixes: tuple[str, ...] = (*_OURS, _OTEL),
+    *,
+    near_misses: bool = True,
 ) -> dict[str, str]:
     """The variables of ``environ`` named with one of ``prefixes`` (in any case) and set to more
-    than blanks, but for ``own``: when ``own`` are settings, the only ones
-    ``unknown_variable_warnings`` may warn of. A command reading a few settings judges the
-    others only when there are some, the names of every setting being costly to get (pydantic's
-    model of them all)."""
-    return {
+    than blanks, but for ``own``, and (``near_misses``) those spelt nearly as an unset setting
+    without a prefix: when ``own`` are settings, the only ones ``unknown_variable_warnings`` may
+    warn of. A command reading a few settings judges the others only when there are some, the
+    names of every setting being costly to get (pydantic's model of them all)."""
+    beside = {
         name: value
         for name, value in environ.items()
         if name.upper().startswith(prefixes)
         and name not in own
         and variable_value(environ, name) is not None
     }
+    if near_misses:
+        beside |= {name: environ[name] for name in _near_misses(environ) if name not in own}
+    return beside
 
 
 def unknown_variable_warnings(environ: Mapping[str, str], known: Set[str]) -> list[str]:
@@ -81,7 +97,33 @@ def unknown_variable_warnings(environ: Mapping[str, str], known: Set[str]) -> li
             notes.append(_unknown_setting(name, known))
         elif name.upper().startswith(_OTEL) and (note := _unread_otel(name, known)) is not None:
             notes.append(note)
+    notes += [
+        f"{name} is set but is not a setting of the bridge (ignored) and {meant} is unset; "
+        f"did you mean {meant}?"
+        for name, meant in _near_misses(environ).items()
+        if name not in known
+    ]
     return notes
+
+
+def _near_misses(environ: Mapping[str, str]) -> dict[str, str]:
+    """Each variable of ``environ`` set to more than blanks and spelt nearly as a setting without
+    a prefix that is unset, with that setting (``SECRET_KEY``: ``SECRET_KEY_BASE``)."""
+    unset = sorted(s for s in SETTINGS_WITHOUT_PREFIX if variable_value(environ, s) is None)
+    if not unset:
+        return {}
+    by_upper = {
+        name.upper(): name
+        for name in sorted(environ)
+        if name not in SETTINGS_WITHOUT_PREFIX
+        and not name.upper().startswith((*_OURS, _OTEL))
+        and variable_value(environ, name) is not None
+    }
+    return {
+        by_upper[close]: setting
+        for setting in unset
+        for close in difflib.get_close_matches(setting, by_upper, n=3, cutoff=_UNPREFIXED_LIKENESS)
+    }
 
 
 def _unknown_setting(name: str, known: Set[str]) -> str:

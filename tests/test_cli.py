@@ -996,6 +996,21 @@ def test_a_bad_configuration_names_the_misspelt_variable_behind_it(command: list
     )
 
 
+@pytest.mark.parametrize("command", [["run"], ["check-config"]])
+def test_a_refusal_for_want_of_the_key_names_the_variable_set_in_its_place(
+    command: list[str],
+) -> None:
+    """When SECRET_KEY_BASE is unset and SECRET_KEY set (as other frameworks name their key),
+    the refusal (exit 2) says which was meant."""
+    completed = cli(*command, SECRET_KEY="k" * 40, EXESDB_INGEST="true")
+    assert completed.returncode == 2
+    assert "  SECRET_KEY_BASE: is not set" in completed.stderr
+    assert (
+        "SECRET_KEY is set but is not a setting of the bridge (ignored) and SECRET_KEY_BASE is"
+        " unset; did you mean SECRET_KEY_BASE?" in completed.stderr
+    )
+
+
 def test_tail_with_a_wrong_token_exits_1(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ from bridge.errors import ConfigError
 from bridge.otlp_settings import otlp_enabled
 from bridge.settings import Settings, known_variables, unknown_variables
 from bridge.settings_checks import MIN_SECRET_LENGTH, start_warnings
+from bridge.unknown_variables import SETTINGS_WITHOUT_PREFIX
 from tests.support import ROOT, TEST_SECRET, bridge_env, check_config, run_bridge
 
 LONG_SECRET = "s3cr3t-" + "k" * 40
@@ -608,6 +609,36 @@ def test_an_otel_variable_unlike_any_read_is_not_warned_about(variable: str) -> 
     """An OTEL_* name not spelt nearly as one the bridge or the SDK reads is taken for another
     tool's, not a typo: no warning."""
     assert unknown_variables({variable: "x"}) == []
+
+
+def test_the_settings_without_a_prefix_are_those_of_the_model() -> None:
+    """The near-miss check knows the settings named without EXESDB_ (or OTEL_) as the model does:
+    a new one added to the model alone would go unchecked."""
+    assert {
+        name for name in known_variables() if not name.startswith(("EXESDB_", "OTEL_"))
+    } == SETTINGS_WITHOUT_PREFIX
+
+
+@pytest.mark.parametrize("variable", ["SECRET_KEY", "secret_key_base", "SECRET_KEYBASE"])
+def test_a_variable_spelt_nearly_as_an_unset_key_is_warned_about_with_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str
+) -> None:
+    """With SECRET_KEY_BASE unset, a set variable spelt nearly as it (SECRET_KEY, as other
+    frameworks call theirs) is named in a warning with SECRET_KEY_BASE."""
+    monkeypatch.delenv("SECRET_KEY_BASE", raising=False)
+    status, _, err = check_config(monkeypatch, capsys, **{variable: "k" * 40})
+    assert status == 0
+    assert err.splitlines() == [
+        f"exesdb-bridge: warning: {variable} is set but is not a setting of the bridge (ignored)"
+        " and SECRET_KEY_BASE is unset; did you mean SECRET_KEY_BASE?"
+    ]
+
+
+def test_a_variable_spelt_nearly_as_a_key_that_is_set_is_no_warning() -> None:
+    """With SECRET_KEY_BASE set, another program's SECRET_KEY sharing the environment is its own:
+    no warning; nor is a name unlike the key's with it unset."""
+    assert unknown_variables({"SECRET_KEY": "x", "SECRET_KEY_BASE": "k" * 40}) == []
+    assert unknown_variables({"DJANGO_SECRET": "x", "API_KEY": "y"}) == []
 
 
 def test_run_warns_about_an_unknown_variable_at_start(tmp_path) -> None:

@@ -578,7 +578,7 @@ def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
 
     # The EXESDB_* ones alone: the probe reads no OTEL_* variable, so a misspelt one is no
     # reason for its answer.
-    others = set_beside(environ, _PROBE_VARIABLES, ("EXESDB_",))
+    others = set_beside(environ, _PROBE_VARIABLES, ("EXESDB_",), near_misses=False)
     if not others:
         return []
     from bridge.settings import unknown_variables
