@@ -39,7 +39,7 @@ __all__ = ["DeadLetters"]
 # The deliveries carrying each alert are read from its key in ``carried`` (``tables``), each by
 # its id: reading each delivery to ``url`` made since the dead letter (and, refused, before it)
 # with its alert ids took 48 ms for an alert no later one carried, with a day of 86 000
-# deliveries, and a pass of 100 dead letters 0.65 s (docs/performance.md).
+# deliveries, and a pass of 100 dead letters 0.54 to 0.58 s (docs/performance.md: 5 ms now).
 _STILL_UNTOLD: Final = """
 SELECT sent.value FROM json_each(:alert_ids) AS sent
 JOIN alerts ON alerts.alert_id = sent.value
