@@ -1,6 +1,6 @@
 """The outbox's queries that grow with a day of deliveries: the dead-letters gauge's count of
-superseded dead letters, the hourly prune, the depth, an alert's page, and what a delivery made
-or marked delivered pays.
+superseded dead letters, the hourly prune, the depth, an alert's page, the re-notification of
+dead letters, and what a delivery made or marked delivered pays.
 
     .venv/bin/python -m bench.dead_letters [--deliveries 86000] [--runs 15] [--prune-runs 5]
 
@@ -33,6 +33,12 @@ the day. The figures, measured side by side, each the median of ``--runs``:
   beside the same on a copy of the file with the triggers of ``taken`` and ``carried`` dropped,
   and on the version 11 and 10 copies (medians of wall and CPU time): what keeping the tables,
   and the index by state, cost a delivery;
+- ``renotify``: ``DeadLetters.renotify`` at the day's end plus the renotify interval (4 h: every
+  dead letter due), on a copy of the file holding each alert of the day firing: one pass
+  (the oldest 100 dead letters, in a transaction rolled back), beside the same pass with its
+  query before it read ``carried`` (``_STILL_UNTOLD_BEFORE``: each delivery to the receiver
+  since each dead letter, with its alert ids); and, once each, the passes that take up every
+  dead letter, one after the other. Each must queue the same alerts for the same receivers;
 - ``upgrade``: how long opening the version 11 copy (as a file of that version) takes, once:
   version 12 fills ``carried`` from the day's deliveries;
 - ``receiver keys``: ``DeliveryQueue.receiver_keys`` (read once, when the alert sink starts).
@@ -116,6 +122,38 @@ _OF_ALERT_BEFORE = (
     " (SELECT 1 FROM json_each(deliveries.alert_ids) WHERE value = :alert_id)"
     " ORDER BY created_at DESC, id LIMIT 50"
 )
+# What ``DeadLetters.renotify`` found still untold of a dead letter before it read ``carried``:
+# each delivery to the receiver made since (and, refused, before), ``instr`` on its alert ids,
+# then ``json_each``; ``:needles`` holds each of ``:alert_ids`` as json.dumps wrote it.
+_STILL_UNTOLD_BEFORE = """
+SELECT sent.value FROM json_each(:alert_ids) AS sent
+JOIN json_each(:needles) AS needle ON needle.key = sent.key
+JOIN alerts ON alerts.alert_id = sent.value
+WHERE alerts.state != :resolved
+AND NOT EXISTS (SELECT 1 FROM queued WHERE queued.url = :url AND queued.alert_id = sent.value)
+AND NOT EXISTS (
+    SELECT 1 FROM deliveries AS later WHERE later.url = :url AND later.rowid > :rowid
+    AND instr(later.alert_ids, needle.value) > 0
+    AND EXISTS (SELECT 1 FROM json_each(later.alert_ids) WHERE value = sent.value)
+)
+AND NOT (:refused AND EXISTS (
+    SELECT 1 FROM deliveries AS before WHERE before.state = :dead
+    AND refused(before.last_status, before.last_error) AND before.rowid = (
+        SELECT earlier.rowid FROM deliveries AS earlier
+        WHERE earlier.url = :url AND earlier.rowid < :rowid
+        AND instr(earlier.alert_ids, needle.value) > 0
+        AND EXISTS (SELECT 1 FROM json_each(earlier.alert_ids) WHERE value = sent.value)
+        ORDER BY earlier.rowid DESC LIMIT 1
+    )
+))
+ORDER BY sent.key
+"""
+# The dead letters a pass takes up when every one is due (each receiver configured), oldest first.
+_DUE_LETTERS = (
+    "SELECT rowid, url, alert_ids, refused(last_status, last_error) AS refused FROM deliveries"
+    " WHERE state = 'dead' AND renotified_at IS NULL ORDER BY rowid LIMIT 100"
+)
+_RENOTIFY_AFTER = 4 * 3600.0  # EXESDB_WEBHOOK_RENOTIFY_INTERVAL_MS's default
 # What versions 11 and 12 added, dropped to copy the file as the version before left it.
 _ADDED = {
     12: (
@@ -344,6 +382,130 @@ def alert_pages(path: Path, runs: int) -> list[tuple[str, int, float, float]]:
         outbox.close()
 
 
+def _with_open_alerts(path: Path, copy: Path) -> None:
+    """``path`` copied to ``copy``, each alert its deliveries carry stored firing (none waiting
+    for a receiver: the sink would have sent them)."""
+    source, target = connect(path), connect(copy)
+    try:
+        source.backup(target)
+        alert_ids = [str(row[0]) for row in target.execute("SELECT DISTINCT alert_id FROM carried")]
+    finally:
+        source.close()
+        target.close()
+    outbox = Outbox(copy)
+    try:
+        at = datetime.fromtimestamp(_START, UTC)
+        outbox.alerts.apply(
+            [
+                AlertEvent(
+                    alert_id, "bench", "firing", "critical", "system", "n1", "t", "d", True, at
+                )
+                for alert_id in alert_ids
+            ],
+            _START,
+        )
+        with outbox.database.transaction() as db:
+            db.execute("DELETE FROM queued")
+    finally:
+        outbox.close()
+
+
+def _renotify_before(db: sqlite3.Connection, now: float) -> dict[str, int]:
+    """One pass of ``renotify`` with its query before ``carried``, on ``db`` in the transaction
+    open: each of the oldest 100 dead letters (all due) taken up; how many alerts queued, by
+    receiver."""
+    queued: dict[str, int] = {}
+    for letter in db.execute(_DUE_LETTERS).fetchall():
+        needles = json.dumps([json.dumps(a) for a in json.loads(letter["alert_ids"])])
+        params = {
+            "url": letter["url"], "rowid": letter["rowid"], "alert_ids": letter["alert_ids"],
+            "needles": needles, "resolved": "resolved", "refused": letter["refused"],
+            "dead": "dead",
+        }  # fmt: skip
+        alert_ids = [row[0] for row in db.execute(_STILL_UNTOLD_BEFORE, params)]
+        db.executemany(
+            "INSERT OR IGNORE INTO queued (url, alert_id, queued_at) VALUES (?, ?, ?)",
+            [(letter["url"], alert_id, now) for alert_id in alert_ids],
+        )
+        db.execute(
+            "UPDATE deliveries SET renotified_at = ? WHERE rowid = ?", (now, letter["rowid"])
+        )
+        if alert_ids:
+            queued[letter["url"]] = queued.get(letter["url"], 0) + len(alert_ids)
+    return queued
+
+
+# The dead letters no pass took up yet.
+_NOT_TAKEN_UP = "SELECT COUNT(*) FROM deliveries WHERE state = 'dead' AND renotified_at IS NULL"
+
+
+def _passes(
+    db: sqlite3.Connection, one_pass: Callable[[], object], every: bool
+) -> tuple[float, int, list[tuple[str, str]]]:
+    """Seconds ``one_pass`` takes on ``db``, in the transaction open, once or (``every``) until
+    no dead letter is left; how many passes, and what they queued."""
+    passes = 0
+    started = time.perf_counter()
+    while not passes or (every and db.execute(_NOT_TAKEN_UP).fetchone()[0]):
+        one_pass()
+        passes += 1
+    took = time.perf_counter() - started
+    queued = db.execute("SELECT url, alert_id FROM queued ORDER BY url, alert_id")
+    return took, passes, [(str(row[0]), str(row[1])) for row in queued]
+
+
+def _renotified(
+    outbox: Outbox, before_db: sqlite3.Connection, every: bool
+) -> tuple[tuple[float, int, list[tuple[str, str]]], ...]:
+    """``_passes`` before (on ``before_db``) and now (``DeadLetters.renotify``), each rolled
+    back; they must take as many passes and queue the same alerts."""
+    now = _START + _DAY + _RENOTIFY_AFTER
+    before_db.execute("BEGIN IMMEDIATE")
+    try:
+        before = _passes(before_db, lambda: _renotify_before(before_db, now), every)
+    finally:
+        before_db.execute("ROLLBACK")
+    found: tuple[float, int, list[tuple[str, str]]] = (0.0, 0, [])
+    with contextlib.suppress(_Undone), outbox.database.transaction() as db:
+        found = _passes(db, lambda: outbox.dead_letters.renotify(now, _RENOTIFY_AFTER), every)
+        raise _Undone
+    if before[1:] != found[1:]:
+        raise AssertionError(
+            f"renotify: {len(found[2])} alerts queued in {found[1]} pass(es) now,"
+            f" {len(before[2])} in {before[1]} before"
+        )
+    return before, found
+
+
+def renotify_passes(path: Path, runs: int) -> tuple[float, float, int, float, float, int, int]:
+    """Median seconds of a pass of ``DeadLetters.renotify`` (100 dead letters) before (its query
+    before ``carried``) and now, alternated, and how many alerts it queued; then seconds of the
+    passes taking up every dead letter, before and now, once each, how many alerts they queued
+    and in how many passes. Each must queue the same alerts."""
+    outbox = Outbox(path, urls=list(_RECEIVERS))
+    before_db = connect(path)
+    try:
+        before_times, now_times = [], []
+        for _ in range(runs):
+            before, found = _renotified(outbox, before_db, every=False)
+            before_times.append(before[0])
+            now_times.append(found[0])
+        queued = len(found[2])
+        before, found = _renotified(outbox, before_db, every=True)
+        return (
+            statistics.median(before_times),
+            statistics.median(now_times),
+            queued,
+            before[0],
+            found[0],
+            len(found[2]),
+            found[1],
+        )
+    finally:
+        before_db.close()
+        outbox.close()
+
+
 def receiver_keys(path: Path, runs: int) -> float:
     """Median seconds of ``DeliveryQueue.receiver_keys``."""
     outbox = Outbox(path, urls=list(_RECEIVERS))
@@ -514,6 +676,18 @@ def main() -> None:
                 f" {ms['10']:.3f} ms without it and the index by state"
                 f" ({now_ms / ms['10']:.2f}x)"
             )
+        alerting = Path(directory) / "alerting.sqlite3"
+        _with_open_alerts(path, alerting)
+        before, now, queued, all_before, all_now, all_queued, passes = renotify_passes(
+            alerting, args.runs
+        )
+        print(
+            f"renotify, a pass of 100 dead letters ({queued} alerts queued again): before"
+            f" {before * 1e3:.0f} ms, now {now * 1e3:.2f} ms, {before / now:.0f}x (medians of"
+            f" {args.runs}, each rolled back); every dead letter ({passes} passes, {all_queued}"
+            f" alerts queued again): before {all_before:.2f} s, now {all_now * 1e3:.1f} ms,"
+            f" {all_before / all_now:.0f}x (once)"
+        )
         upgrading = Path(directory) / "upgrading.sqlite3"
         _as_version(path, upgrading, 11, upgraded=True)
         took = _seconds(lambda: Outbox(upgrading).close())

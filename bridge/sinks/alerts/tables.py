@@ -27,7 +27,8 @@ Nine tables:
 - ``carried``: which deliveries carry each alert, one row per (alert, delivery: when it was
   made and its id), kept by triggers on ``deliveries`` (made, its alerts or time changed,
   deleted), so that an alert's page (refreshed every few seconds) reads its newest deliveries in
-  order from the key of the alert, not every delivery of the day.
+  order from the key of the alert, not every delivery of the day, and so does ``renotify``
+  (``dead_letters``) whether a later delivery to a dead letter's receiver carried its alert.
 
 The schema is at version 12 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
 plans' ids, 6 ``told`` and an index of deliveries in order, 7 the deliveries' ``retried_at``, 8

@@ -4,16 +4,29 @@ their open alerts queued again."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import (
     AlertRecord,
     DeliveryState,
 )
-from tests.sinks.alerts.helpers import T0, URL, event, observe, one_each, query_plans, seed
+from tests.sinks.alerts.helpers import (
+    T0,
+    URL,
+    event,
+    insert_deliveries,
+    observe,
+    one_each,
+    query_plans,
+    seed,
+)
 
 
 def test_attempts_retry_dead_letter_and_manual_retry(outbox: Outbox) -> None:
@@ -373,3 +386,214 @@ def test_counting_superseded_dead_letters_reads_no_delivery_but_the_dead_letters
     assert any(line.startswith("SEARCH ") for line in plans[0]), plans  # each alert's lookup
     # The count reads them by that index, not by another that would read their bodies too.
     assert any(line.startswith("SCAN letter ") for line in plans[0]), plans
+
+
+# What ``renotify`` queued again of a dead letter before it found the deliveries of its alerts
+# in ``carried``: the reference it must agree with. It read each delivery to the receiver made
+# since the dead letter (and, when refused, before it), ``instr`` on its alert ids' JSON text
+# first, ``json_each`` to be exact; ``:needles`` holds each id as json.dumps writes it.
+_STILL_UNTOLD_BEFORE = """
+SELECT sent.value FROM json_each(:alert_ids) AS sent
+JOIN json_each(:needles) AS needle ON needle.key = sent.key
+JOIN alerts ON alerts.alert_id = sent.value
+WHERE alerts.state != :resolved
+AND NOT EXISTS (SELECT 1 FROM queued WHERE queued.url = :url AND queued.alert_id = sent.value)
+AND NOT EXISTS (
+    SELECT 1 FROM deliveries AS later WHERE later.url = :url AND later.rowid > :rowid
+    AND instr(later.alert_ids, needle.value) > 0
+    AND EXISTS (SELECT 1 FROM json_each(later.alert_ids) WHERE value = sent.value)
+)
+AND NOT (:refused AND EXISTS (
+    SELECT 1 FROM deliveries AS before WHERE before.state = :dead
+    AND refused(before.last_status, before.last_error) AND before.rowid = (
+        SELECT earlier.rowid FROM deliveries AS earlier
+        WHERE earlier.url = :url AND earlier.rowid < :rowid
+        AND instr(earlier.alert_ids, needle.value) > 0
+        AND EXISTS (SELECT 1 FROM json_each(earlier.alert_ids) WHERE value = sent.value)
+        ORDER BY earlier.rowid DESC LIMIT 1
+    )
+))
+ORDER BY sent.key
+"""
+_OTHER = "http://127.0.0.1:9/other"
+_GONE = "http://127.0.0.1:9/gone"  # not configured: its dead letters are never due
+# Alert ids, some inside others' JSON text ("a" in "ab") or written with escapes.
+_ALERT_IDS = ("a", "ab", "é", 'say "hi"', "a,b", "back\\slash")
+# The last answer of a delivery: none (timed out), a final one (refused), one retried.
+_ANSWERS = {
+    "none": (None, "timed out after 10s"),
+    "400": (400, "HTTP 400"),
+    "503": (503, "HTTP 503"),
+}
+# Deliveries in the order made, each (receiver, alert ids: none, one repeated…, state, answer).
+_RENOTIFIED_DELIVERIES = st.lists(
+    st.tuples(
+        st.sampled_from((URL, URL, _OTHER, _GONE)),
+        st.lists(st.sampled_from(_ALERT_IDS), max_size=3),
+        st.sampled_from(tuple(state.value for state in DeliveryState) + ("dead",) * 3),
+        st.sampled_from(tuple(_ANSWERS)),
+    ),
+    max_size=16,
+)
+# Changes made once they are all in, each (which delivery, what): its alerts changed (as
+# ``withhold`` changes them), moved to another receiver, deleted (as the prune deletes).
+_RENOTIFIED_CHANGES = st.lists(
+    st.tuples(
+        st.integers(0, 15),
+        st.one_of(
+            st.tuples(st.just("alerts"), st.lists(st.sampled_from(_ALERT_IDS), max_size=2)),
+            st.tuples(st.just("moved"), st.sampled_from((URL, _OTHER))),
+            st.tuples(st.just("deleted"), st.none()),
+        ),
+    ),
+    max_size=4,
+)
+
+
+def _renotify_outbox(
+    deliveries: Sequence[tuple[str, list[str], str, str]],
+    changes: Sequence[tuple[int, tuple[str, object]]],
+    alerts: dict[str, str],
+    queued: Sequence[tuple[str, str]],
+) -> Outbox:
+    """An outbox for URL and _OTHER holding ``alerts`` (id: firing or resolved), ``queued``
+    (receiver, alert) and ``deliveries`` made in order (their triggers fire as ever), then
+    ``changes`` made to them."""
+    outbox = Outbox(":memory:", urls=[URL, _OTHER])
+    for alert_id, state in alerts.items():
+        observe(outbox, event(alert_id), T0)
+        if state == "resolved":
+            observe(outbox, event(alert_id, status="resolved"), T0 + 1)
+    ids = [f"d{n * 37 % 101:03}" for n in range(len(deliveries))]
+    with outbox.database.transaction() as db:
+        db.execute("DELETE FROM queued")
+        db.executemany("INSERT OR IGNORE INTO queued VALUES (?, ?, ?)", [(*q, T0) for q in queued])
+        db.executemany(
+            "INSERT INTO deliveries (id, url, body, alert_ids, created_at, next_attempt_at,"
+            " state, last_status, last_error, finished_at) VALUES (?, ?, x'7b7d', ?, ?, 0, ?, ?,"
+            " ?, ?)",
+            [
+                (delivery_id, url, json.dumps(alert_ids), T0, state, *_ANSWERS[answer], T0)
+                for delivery_id, (url, alert_ids, state, answer) in zip(
+                    ids, deliveries, strict=True
+                )
+            ],
+        )
+        for n, (what, value) in changes if ids else ():
+            delivery_id = ids[n % len(ids)]
+            if what == "alerts":
+                db.execute(
+                    "UPDATE deliveries SET alert_ids = ? WHERE id = ?",
+                    (json.dumps(value), delivery_id),
+                )
+            elif what == "moved":
+                db.execute("UPDATE deliveries SET url = ? WHERE id = ?", (value, delivery_id))
+            else:
+                db.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
+    return outbox
+
+
+def _still_untold_before(outbox: Outbox) -> tuple[str, list[str]] | None:
+    """The dead letter ``renotify`` takes up next (every one is due: see the test), and what the
+    query before ``carried`` found still untold of its alerts; None when none is left."""
+    with outbox.database.read() as db:
+        letter = db.execute(
+            "SELECT rowid, url, alert_ids, refused(last_status, last_error) AS refused"
+            " FROM deliveries WHERE state = 'dead' AND renotified_at IS NULL AND url != ?"
+            " ORDER BY rowid LIMIT 1",
+            (_GONE,),
+        ).fetchone()
+        if letter is None:
+            return None
+        alert_ids = json.loads(letter["alert_ids"])
+        params = {
+            "url": letter["url"],
+            "rowid": letter["rowid"],
+            "alert_ids": letter["alert_ids"],
+            "needles": json.dumps([json.dumps(alert_id) for alert_id in alert_ids]),
+            "resolved": "resolved",
+            "refused": letter["refused"],
+            "dead": "dead",
+        }
+        return str(letter["url"]), [row[0] for row in db.execute(_STILL_UNTOLD_BEFORE, params)]
+
+
+def _queued(outbox: Outbox) -> set[tuple[str, str]]:
+    """What waits in a grouping window: (receiver, alert)."""
+    with outbox.database.read() as db:
+        return {(row[0], row[1]) for row in db.execute("SELECT url, alert_id FROM queued")}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    deliveries=_RENOTIFIED_DELIVERIES,
+    changes=_RENOTIFIED_CHANGES,
+    alerts=st.dictionaries(st.sampled_from(_ALERT_IDS), st.sampled_from(("firing", "resolved"))),
+    queued=st.lists(st.tuples(st.sampled_from((URL, _OTHER)), st.sampled_from(_ALERT_IDS))),
+)
+@example(  # refused twice in a row, the first time among other deliveries of the alert
+    [
+        (URL, ["a"], "dead", "400"),
+        (_OTHER, ["a"], "dead", "400"),
+        (URL, ["ab", "a"], "dead", "400"),
+        (URL, ["ab"], "delivered", "none"),
+        (URL, ["a", "a"], "dead", "400"),
+    ],
+    [],
+    {"a": "firing", "ab": "firing"},
+    [],
+)
+@example(  # refused, then not (an older refusal before: not the delivery before), then refused
+    [
+        (URL, ["a"], "dead", "400"),
+        (URL, ["a"], "dead", "503"),
+        (URL, ["a"], "dead", "400"),
+        (URL, ["b"], "dead", "none"),
+        (URL, ["b"], "dead", "400"),
+        (URL, ["b"], "dead", "400"),
+    ],
+    [],
+    {"a": "firing", "b": "firing"},
+    [],
+)
+def test_renotify_queues_again_what_the_query_before_carried_found(
+    deliveries: list[tuple[str, list[str], str, str]],
+    changes: list[tuple[int, tuple[str, object]]],
+    alerts: dict[str, str],
+    queued: list[tuple[str, str]],
+) -> None:
+    """On any outbox (dead letters and other deliveries of alerts with escapes, repeated or
+    inside another's id, to two receivers, refused or not, some changed, moved or deleted since;
+    alerts firing, resolved or unknown, some waiting in a grouping window), ``renotify`` taking
+    up one dead letter at a time queues again, for its receiver, the very alerts (as many, and
+    how many it says) the query reading each delivery to the receiver since (before ``carried``)
+    found still untold on the outbox as it stood then."""
+    outbox = _renotify_outbox(deliveries, changes, alerts, queued)
+    try:
+        while (expected := _still_untold_before(outbox)) is not None:
+            url, alert_ids = expected
+            waiting = _queued(outbox)
+            # Every dead letter is due: it died (T0) at or before now - after.
+            assert outbox.dead_letters.renotify(T0 + HOUR, HOUR, limit=1) == (
+                {url: len(alert_ids)} if alert_ids else {}
+            )
+            assert _queued(outbox) - waiting == {(url, alert_id) for alert_id in alert_ids}
+        assert outbox.dead_letters.renotify(T0 + HOUR, HOUR) == {}
+    finally:
+        outbox.close()
+
+
+def test_renotify_reads_no_delivery_but_those_of_the_dead_letters_alerts(outbox: Outbox) -> None:
+    """Whether a dead letter's alert is in a later delivery to its receiver (and, refused, what
+    the delivery before it was) is found from the alert's key in ``carried``, each delivery by
+    its id: never by reading every delivery to the receiver since (a day holds 86 000)."""
+    _died(outbox, "a1", T0, status=400)
+    insert_deliveries(outbox, [(URL, ["a2"], "delivered", T0)] * 3)
+    plans = query_plans(outbox, lambda: outbox.dead_letters.renotify(T0 + HOUR, HOUR))
+    [untold] = [plan for plan in plans if any(" queued " in line for line in plan)]
+    assert untold.count("SEARCH carried USING PRIMARY KEY (alert_id=?)") == 2, untold
+    for line in untold:
+        if line.startswith(("SCAN ", "SEARCH ")) and "VIRTUAL TABLE" not in line:
+            assert line.endswith(
+                (" (alert_id=?)", " (url=? AND alert_id=?)", " (id=?)", " (rowid=?)")
+            ), untold
