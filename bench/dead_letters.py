@@ -7,24 +7,25 @@ dead letters, and what a delivery made or marked delivered pays.
 An outbox file holds a day of ``--deliveries`` deliveries to four receivers (one to three alerts
 each, of 300, with bodies of about 1 KB an alert): one receiver was down for a stretch (2 000
 dead letters), came back and took the rest of the day; another refused 50 deliveries spread over
-the day. The figures, measured side by side, each the median of ``--runs``:
+the day. The figures, measured side by side, each the median of ``--runs`` (the queries before,
+``*_BEFORE``, from ``bench.outbox_before``):
 
 - ``superseded_count``: ``DeadLetters.superseded_count`` (what the gauge reads), beside the query
-  it replaced (``_BEFORE``: each delivery the receivers with dead letters took since their first
-  read with its alert ids, at every count), which must count the same;
+  it replaced (``SUPERSEDED_BEFORE``: each delivery the receivers with dead letters took since
+  their first read with its alert ids, at every count), which must count the same;
 - ``prune``: ``Retention.prune`` an hour after the day (it forgets the deliveries of its first
-  hour), beside the deletes of deliveries it made before version 11 (``_FORGET_BEFORE``,
-  ``_STALE_BEFORE``) on a copy of the file as version 10 left it (without the index of the
+  hour), beside the deletes of deliveries it made before version 11 (``FORGET_DELIVERED_BEFORE``,
+  ``STALE_BEFORE``) on a copy of the file as version 10 left it (without the index of the
   deliveries by state); each in a transaction rolled back, so each run forgets the same (medians
   of ``--prune-runs``: the old one takes seconds). They must leave the same deliveries then,
   and a day after the day, when each forgets every delivered one but those it keeps for the
   dead letters. ``Retention.prune`` on a copy as version 11 left it (without ``carried``, whose
   triggers each delivery forgotten fires) is timed beside them;
 - ``depth``: ``DeliveryQueue.depth`` (read every second), beside its queries before version 11
-  (``_DEPTH_BEFORE``) on that copy, which must count the same;
+  (``DEPTH_BEFORE``) on that copy, which must count the same;
 - ``alert page``: ``DeliveryQueue.of_alert`` (an alert's page reads it at every refresh, every
   5 s while it is open, answered 304 or not), beside its read of the alert's deliveries before
-  version 12 (``_OF_ALERT_BEFORE``), for the alert of the most deliveries and one of a single
+  version 12 (``OF_ALERT_BEFORE``), for the alert of the most deliveries and one of a single
   dead letter, which must list the same deliveries in the same order;
 - ``make a delivery``: ``DeliveryQueue.deliver`` of one delivery of two alerts (its fsync'd
   commit), beside the same on the version 11 copy (medians of wall and CPU time): what keeping
@@ -36,7 +37,7 @@ the day. The figures, measured side by side, each the median of ``--runs``:
 - ``renotify``: ``DeadLetters.renotify`` at the day's end plus the renotify interval (4 h: every
   dead letter due), on a copy of the file holding each alert of the day firing: one pass
   (the oldest 100 dead letters, in a transaction rolled back), beside the same pass with its
-  query before it read ``carried`` (``_STILL_UNTOLD_BEFORE``: each delivery to the receiver
+  query before it read ``carried`` (``STILL_UNTOLD_BEFORE``: each delivery to the receiver
   since each dead letter, with its alert ids); and, once each, the passes that take up every
   dead letter, one after the other. Each must queue the same alerts for the same receivers;
 - ``upgrade``: how long opening the version 11 copy (as a file of that version) takes, once:
@@ -58,6 +59,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.outbox_before import (
+    DEPTH_BEFORE,
+    FORGET_DELIVERED_BEFORE,
+    OF_ALERT_BEFORE,
+    STALE_BEFORE,
+    STILL_UNTOLD_BEFORE,
+    SUPERSEDED_BEFORE,
+)
 from bridge.sinks.alerts import Outbox
 from bridge.sinks.alerts.records import AlertRecord, DeliveryState
 from bridge.sinks.alerts.sources import AlertEvent
@@ -67,87 +76,10 @@ _RECEIVERS = ("r0", "r1", "r2", "r3")
 _ALERTS = [
     f"node-{n // 6}/{('disk', 'cpu', 'mem', 'lag', 'down', 'net')[n % 6]}" for n in range(300)
 ]
-# The superseded count before the ``taken`` table (schema version 10), as a release left it
-# (its states bound, as it bound them: the index of dead letters alone does not serve it).
+# The states SUPERSEDED_BEFORE binds, as the release before version 10 bound them.
 _STATES = {"dead": "dead", "delivered": "delivered"}
-_BEFORE = """
-WITH told AS MATERIALIZED (
-    SELECT later.url AS url, sent.value AS alert_id, MAX(later.rowid) AS last
-    FROM deliveries AS later, json_each(later.alert_ids) AS sent
-    WHERE later.state = :delivered
-    AND later.url IN (SELECT url FROM deliveries WHERE state = :dead)
-    AND later.rowid > (
-        SELECT MIN(first.rowid) FROM deliveries AS first
-        WHERE first.url = later.url AND first.state = :dead
-    )
-    GROUP BY later.url, sent.value
-)
-SELECT COUNT(*) FROM deliveries AS letter
-WHERE letter.state = :dead AND json_array_length(letter.alert_ids) > 0
-AND NOT EXISTS (
-    SELECT 1 FROM json_each(letter.alert_ids) AS sent WHERE NOT EXISTS (
-        SELECT 1 FROM told WHERE told.url = letter.url AND told.alert_id = sent.value
-        AND told.last > letter.rowid
-    )
-)
-"""
 
 
-# The prune's deletes of deliveries before version 11 (the rest of it, on tables empty here, is
-# as it was): the first read each delivery and its alert ids, and both read the table whole.
-_FORGET_BEFORE = """
-DELETE FROM deliveries WHERE state = :delivered AND finished_at < :before
-AND rowid NOT IN (
-    WITH dead AS MATERIALIZED (
-        SELECT letter.url AS url, sent.value AS alert_id, MIN(letter.rowid) AS first
-        FROM deliveries AS letter, json_each(letter.alert_ids) AS sent
-        WHERE letter.state = :dead GROUP BY letter.url, sent.value
-    )
-    SELECT MAX(later.rowid)
-    FROM deliveries AS later, json_each(later.alert_ids) AS sent
-    JOIN dead ON dead.url = later.url AND dead.alert_id = sent.value
-    WHERE later.state = :delivered AND later.rowid > dead.first
-    GROUP BY later.url, sent.value
-)
-"""
-_STALE_BEFORE = "DELETE FROM deliveries WHERE state = :stale AND finished_at < :before"
-# The depth's queries before version 11: the deliveries counted by a scan of them all.
-_DEPTH_BEFORE = (
-    "SELECT COUNT(*) FROM queued",
-    "SELECT state, COUNT(*) FROM deliveries WHERE state != :delivered GROUP BY state",
-)
-# An alert's deliveries as its page read them before version 12: every delivery and its alert ids.
-_OF_ALERT_BEFORE = (
-    "SELECT * FROM deliveries WHERE instr(alert_ids, :needle) > 0 AND EXISTS"
-    " (SELECT 1 FROM json_each(deliveries.alert_ids) WHERE value = :alert_id)"
-    " ORDER BY created_at DESC, id LIMIT 50"
-)
-# What ``DeadLetters.renotify`` found still untold of a dead letter before it read ``carried``:
-# each delivery to the receiver made since (and, refused, before), ``instr`` on its alert ids,
-# then ``json_each``; ``:needles`` holds each of ``:alert_ids`` as json.dumps wrote it.
-_STILL_UNTOLD_BEFORE = """
-SELECT sent.value FROM json_each(:alert_ids) AS sent
-JOIN json_each(:needles) AS needle ON needle.key = sent.key
-JOIN alerts ON alerts.alert_id = sent.value
-WHERE alerts.state != :resolved
-AND NOT EXISTS (SELECT 1 FROM queued WHERE queued.url = :url AND queued.alert_id = sent.value)
-AND NOT EXISTS (
-    SELECT 1 FROM deliveries AS later WHERE later.url = :url AND later.rowid > :rowid
-    AND instr(later.alert_ids, needle.value) > 0
-    AND EXISTS (SELECT 1 FROM json_each(later.alert_ids) WHERE value = sent.value)
-)
-AND NOT (:refused AND EXISTS (
-    SELECT 1 FROM deliveries AS before WHERE before.state = :dead
-    AND refused(before.last_status, before.last_error) AND before.rowid = (
-        SELECT earlier.rowid FROM deliveries AS earlier
-        WHERE earlier.url = :url AND earlier.rowid < :rowid
-        AND instr(earlier.alert_ids, needle.value) > 0
-        AND EXISTS (SELECT 1 FROM json_each(earlier.alert_ids) WHERE value = sent.value)
-        ORDER BY earlier.rowid DESC LIMIT 1
-    )
-))
-ORDER BY sent.key
-"""
 # The dead letters a pass takes up when every one is due (each receiver configured), oldest first.
 _DUE_LETTERS = (
     "SELECT rowid, url, alert_ids, refused(last_status, last_error) AS refused FROM deliveries"
@@ -224,7 +156,7 @@ def superseded_counts(path: Path, runs: int) -> tuple[float, float, int, int]:
         now = outbox.dead_letters.superseded_count()
 
         def count_before() -> int:
-            return int(before_db.execute(_BEFORE, _STATES).fetchone()[0])
+            return int(before_db.execute(SUPERSEDED_BEFORE, _STATES).fetchone()[0])
 
         before = count_before()
         if now != before:
@@ -248,8 +180,8 @@ def _left_by_prune_before(db: sqlite3.Connection, now: float) -> tuple[float, li
     db.execute("BEGIN IMMEDIATE")
     try:
         started = time.perf_counter()
-        db.execute(_FORGET_BEFORE, params)
-        db.execute(_STALE_BEFORE, params)
+        db.execute(FORGET_DELIVERED_BEFORE, params)
+        db.execute(STALE_BEFORE, params)
         took = time.perf_counter() - started
         return took, [str(row[0]) for row in db.execute("SELECT id FROM deliveries")]
     finally:
@@ -320,8 +252,8 @@ def depths(path: Path, before_path: Path, runs: int) -> tuple[float, float]:
     try:
 
         def depth_before() -> tuple[int, int, int]:
-            queued = int(before_db.execute(_DEPTH_BEFORE[0]).fetchone()[0])
-            counts = dict(before_db.execute(_DEPTH_BEFORE[1], {"delivered": "delivered"}))
+            queued = int(before_db.execute(DEPTH_BEFORE[0]).fetchone()[0])
+            counts = dict(before_db.execute(DEPTH_BEFORE[1], {"delivered": "delivered"}))
             return queued, int(counts.get("pending", 0)), int(counts.get("dead", 0))
 
         depth = outbox.queue.depth()
@@ -357,7 +289,7 @@ def alert_pages(path: Path, runs: int) -> list[tuple[str, int, float, float]]:
             params = {"alert_id": alert_id, "needle": json.dumps(alert_id)}
 
             def read_before(params: dict[str, str] = params) -> list[str]:
-                return [str(row["id"]) for row in before_db.execute(_OF_ALERT_BEFORE, params)]
+                return [str(row["id"]) for row in before_db.execute(OF_ALERT_BEFORE, params)]
 
             def read_now(alert_id: str = alert_id) -> list[str]:
                 return [delivery.id for delivery in outbox.queue.of_alert(alert_id)[0]]
@@ -422,7 +354,7 @@ def _renotify_before(db: sqlite3.Connection, now: float) -> dict[str, int]:
             "needles": needles, "resolved": "resolved", "refused": letter["refused"],
             "dead": "dead",
         }  # fmt: skip
-        alert_ids = [row[0] for row in db.execute(_STILL_UNTOLD_BEFORE, params)]
+        alert_ids = [row[0] for row in db.execute(STILL_UNTOLD_BEFORE, params)]
         db.executemany(
             "INSERT OR IGNORE INTO queued (url, alert_id, queued_at) VALUES (?, ?, ?)",
             [(letter["url"], alert_id, now) for alert_id in alert_ids],

@@ -12,6 +12,7 @@ from pathlib import Path
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from bench.outbox_before import STILL_UNTOLD_BEFORE
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import (
     AlertRecord,
@@ -388,33 +389,6 @@ def test_counting_superseded_dead_letters_reads_no_delivery_but_the_dead_letters
     assert any(line.startswith("SCAN letter ") for line in plans[0]), plans
 
 
-# What ``renotify`` queued again of a dead letter before it found the deliveries of its alerts
-# in ``carried``: the reference it must agree with. It read each delivery to the receiver made
-# since the dead letter (and, when refused, before it), ``instr`` on its alert ids' JSON text
-# first, ``json_each`` to be exact; ``:needles`` holds each id as json.dumps writes it.
-_STILL_UNTOLD_BEFORE = """
-SELECT sent.value FROM json_each(:alert_ids) AS sent
-JOIN json_each(:needles) AS needle ON needle.key = sent.key
-JOIN alerts ON alerts.alert_id = sent.value
-WHERE alerts.state != :resolved
-AND NOT EXISTS (SELECT 1 FROM queued WHERE queued.url = :url AND queued.alert_id = sent.value)
-AND NOT EXISTS (
-    SELECT 1 FROM deliveries AS later WHERE later.url = :url AND later.rowid > :rowid
-    AND instr(later.alert_ids, needle.value) > 0
-    AND EXISTS (SELECT 1 FROM json_each(later.alert_ids) WHERE value = sent.value)
-)
-AND NOT (:refused AND EXISTS (
-    SELECT 1 FROM deliveries AS before WHERE before.state = :dead
-    AND refused(before.last_status, before.last_error) AND before.rowid = (
-        SELECT earlier.rowid FROM deliveries AS earlier
-        WHERE earlier.url = :url AND earlier.rowid < :rowid
-        AND instr(earlier.alert_ids, needle.value) > 0
-        AND EXISTS (SELECT 1 FROM json_each(earlier.alert_ids) WHERE value = sent.value)
-        ORDER BY earlier.rowid DESC LIMIT 1
-    )
-))
-ORDER BY sent.key
-"""
 _OTHER = "http://127.0.0.1:9/other"
 _GONE = "http://127.0.0.1:9/gone"  # not configured: its dead letters are never due
 # Alert ids, some inside others' JSON text ("a" in "ab") or written with escapes.
@@ -515,7 +489,7 @@ def _still_untold_before(outbox: Outbox) -> tuple[str, list[str]] | None:
             "refused": letter["refused"],
             "dead": "dead",
         }
-        return str(letter["url"]), [row[0] for row in db.execute(_STILL_UNTOLD_BEFORE, params)]
+        return str(letter["url"]), [row[0] for row in db.execute(STILL_UNTOLD_BEFORE, params)]
 
 
 def _queued(outbox: Outbox) -> set[tuple[str, str]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from bench.outbox_before import DEPTH_BEFORE, OF_ALERT_BEFORE
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.payload import build_payloads
 from bridge.sinks.alerts.records import (
@@ -191,11 +192,6 @@ def test_stale_alerts_leave_a_delivery_that_keeps_its_id_and_place(outbox: Outbo
     assert queue.depth().pending == 1
 
 
-# The depth's count of deliveries by state before schema version 11, which read every delivery
-# (a day's delivered ones too): the reference the depth must agree with.
-_DEPTH_BEFORE = "SELECT state, COUNT(*) FROM deliveries WHERE state != :delivered GROUP BY state"
-
-
 @settings(max_examples=100, deadline=None)
 @given(
     states=st.lists(st.sampled_from([state.value for state in DeliveryState]), max_size=30),
@@ -211,7 +207,7 @@ def test_the_depth_counts_what_the_query_before_version_11_counted(
         insert_deliveries(outbox, [(URL, ["a"], state, T0) for state in states])
         outbox.dead_letters.retry(T0, [d.id for d in outbox.queue.deliveries("dead")][:retried])
         with outbox.database.read() as db:
-            before = dict(db.execute(_DEPTH_BEFORE, {"delivered": "delivered"}).fetchall())
+            before = dict(db.execute(DEPTH_BEFORE[1], {"delivered": "delivered"}).fetchall())
         depth = outbox.queue.depth()
         assert (depth.pending, depth.dead) == (before.get("pending", 0), before.get("dead", 0))
     finally:
@@ -228,13 +224,6 @@ def test_the_depth_reads_no_delivery_but_those_waiting(outbox: Outbox) -> None:
     assert deliveries[0].endswith(" (state=?)"), deliveries
 
 
-# An alert's deliveries as its page read them before schema version 12, from every delivery
-# of the day: the reference ``of_alert`` must agree with.
-_OF_ALERT_BEFORE = (
-    "SELECT * FROM deliveries WHERE instr(alert_ids, :needle) > 0 AND EXISTS"
-    " (SELECT 1 FROM json_each(deliveries.alert_ids) WHERE value = :alert_id)"
-    " ORDER BY created_at DESC, id LIMIT 50"
-)
 # Alert ids, some inside others' JSON text ("a" in "ab") or written with escapes.
 _ALERT_IDS = ("a", "ab", "é", 'say "hi"', "a,b", "back\\slash")
 _STATES = tuple(state.value for state in DeliveryState)
@@ -320,7 +309,7 @@ def test_an_alerts_deliveries_are_those_the_query_before_version_12_found(
                 before = [
                     str(row["id"])
                     for row in db.execute(
-                        _OF_ALERT_BEFORE, {"alert_id": alert_id, "needle": json.dumps(alert_id)}
+                        OF_ALERT_BEFORE, {"alert_id": alert_id, "needle": json.dumps(alert_id)}
                     )
                 ]
             assert [d.id for d in outbox.queue.of_alert(alert_id)[0]] == before, alert_id

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from bench.outbox_before import FORGET_DELIVERED_BEFORE, STALE_BEFORE
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import (
     DeliveryState,
@@ -172,24 +173,6 @@ def test_the_delivery_that_supersedes_a_dead_letter_is_kept_as_long_as_the_dead_
     assert other not in {d.id for d in outbox.queue.deliveries()}
 
 
-# The prune's delete of delivered deliveries before schema version 11, which read every
-# delivery (and its body): the reference the prune must agree with on any outbox.
-_FORGET_DELIVERED_BEFORE = """
-DELETE FROM deliveries WHERE state = :delivered AND finished_at < :before
-AND rowid NOT IN (
-    WITH dead AS MATERIALIZED (
-        SELECT letter.url AS url, sent.value AS alert_id, MIN(letter.rowid) AS first
-        FROM deliveries AS letter, json_each(letter.alert_ids) AS sent
-        WHERE letter.state = :dead GROUP BY letter.url, sent.value
-    )
-    SELECT MAX(later.rowid)
-    FROM deliveries AS later, json_each(later.alert_ids) AS sent
-    JOIN dead ON dead.url = later.url AND dead.alert_id = sent.value
-    WHERE later.state = :delivered AND later.rowid > dead.first
-    GROUP BY later.url, sent.value
-)
-"""
-_STALE_BEFORE = "DELETE FROM deliveries WHERE state = :stale AND finished_at < :before"
 _STATES = tuple(state.value for state in DeliveryState)
 _RECEIVERS = ("r0", "r1")
 # Deliveries, each (receiver, alert ids: none, one repeated, one written with escapes, state,
@@ -257,8 +240,8 @@ def test_prune_forgets_the_deliveries_the_query_before_version_11_forgot(
             db.backup(reference)
         superseded = outbox.dead_letters.superseded_count()
         params = {**{state: state for state in _STATES}, "before": float(cutoff)}
-        gone = reference.execute(_FORGET_DELIVERED_BEFORE, params).rowcount
-        gone += reference.execute(_STALE_BEFORE, params).rowcount
+        gone = reference.execute(FORGET_DELIVERED_BEFORE, params).rowcount
+        gone += reference.execute(STALE_BEFORE, params).rowcount
         assert outbox.retention.prune(float(cutoff), delivered_for=0.0) == gone
         with outbox.database.read() as db:
             assert _ids(db) == _ids(reference)
