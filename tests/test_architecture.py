@@ -48,6 +48,23 @@ DYNAMIC_IMPORTS = frozenset({"import_module", "__import__"})
 TRANSPORT_WORDS = ("transport", "capabilit", "coordinator", "lease", "hand_over", "shared_state")
 
 
+_PARSED: dict[str, ast.Module] = {}
+
+
+def _parse(source: str, where: str) -> ast.Module:
+    """``source`` (the text of ``where``) parsed once per worker, whatever name later calls
+    give it: each check below walks every file of the project."""
+    if source not in _PARSED:
+        _PARSED[source] = ast.parse(source, where)
+    return _PARSED[source]
+
+
+@cache
+def _walk(source: str, where: str) -> tuple[ast.AST, ...]:
+    """Every node of ``source``, in ``ast.walk``'s order."""
+    return tuple(ast.walk(_parse(source, where)))
+
+
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -82,7 +99,7 @@ def _imports_in(source: str, module: str, *, package: bool = False) -> frozenset
     anywhere (under ``if TYPE_CHECKING:``, in a function), relative ones, and modules named
     to ``importlib.import_module`` or ``__import__``."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(source, module)):
+    for node in _walk(source, module):
         if isinstance(node, ast.Import):
             found.update(r for alias in node.names if (r := _resolve(alias.name)))
         elif isinstance(node, ast.ImportFrom):
@@ -201,7 +218,7 @@ def _mentions_transport(node: ast.AST) -> bool:
 
 
 def _probes(source: str, where: str) -> Iterator[str]:
-    for node in ast.walk(ast.parse(source, where)):
+    for node in _walk(source, where):
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Name)
@@ -243,7 +260,7 @@ def _transport_reads(source: str, where: str) -> Iterator[str]:
     """Reads of the Bus's ``transport``: what it offers comes to a component declared
     (``bridge.bus.capabilities``, passed by the app), not found on the transport behind it.
     Other ``.transport`` attributes (asyncio's and aiohttp's connections) are not the bus's."""
-    for node in ast.walk(ast.parse(source, where)):
+    for node in _walk(source, where):
         if (
             isinstance(node, ast.Attribute)
             and node.attr == "transport"
@@ -336,7 +353,7 @@ WORK_QUEUE_HOME = "bridge/bus/transport.py"
 def _instance_lists(source: str, where: str) -> Iterator[str]:
     """Literal sets, tuples and lists naming three or more of the alert stage's instances, other
     than the list of all nine: a second definition of the stage's instances."""
-    for node in ast.walk(ast.parse(source, where)):
+    for node in _walk(source, where):
         if isinstance(node, ast.Set | ast.Tuple | ast.List):
             names = {
                 element.value
@@ -378,7 +395,7 @@ ERROR_BODY_HOME = "bridge/routes.py"
 def _error_bodies(source: str, where: str) -> Iterator[str]:
     """Dict literals with both an ``error`` and a ``detail`` key: an error answer's shape
     written out again instead of asked of ``error_body``."""
-    for node in ast.walk(ast.parse(source, where)):
+    for node in _walk(source, where):
         if isinstance(node, ast.Dict):
             keys = {key.value for key in node.keys if isinstance(key, ast.Constant)}
             if {"error", "detail"} <= keys:
@@ -420,7 +437,7 @@ def _documented_modules() -> set[str]:
 
 
 def _first_sentence(path: Path) -> str:
-    docstring = ast.get_docstring(ast.parse(path.read_text(), str(path))) or ""
+    docstring = ast.get_docstring(_parse(path.read_text(), str(path))) or ""
     return docstring.splitlines()[0] if docstring else ""
 
 
@@ -460,7 +477,7 @@ def test_no_module_grows_to_several_jobs_length() -> None:
 def test_every_module_opens_with_its_job(module: str) -> None:
     """Each module's docstring opens with one sentence saying what it does."""
     path = _modules()[module]
-    docstring = ast.get_docstring(ast.parse(path.read_text(), str(path)))
+    docstring = ast.get_docstring(_parse(path.read_text(), str(path)))
     assert docstring, f"{path.relative_to(ROOT)} has no docstring"
     assert docstring.splitlines()[0].rstrip().endswith("."), "the first line is one sentence"
 
@@ -472,7 +489,7 @@ OUTWARD: Final = frozenset(integration.__all__)
 def _referenced(source: str, where: str, *, package: bool) -> Iterator[str]:
     """Names ``source`` uses: read, called, taken as an attribute or imported (a package's own
     ``__init__`` re-exporting a name does not count as a use)."""
-    for node in ast.walk(ast.parse(source, where)):
+    for node in _walk(source, where):
         if isinstance(node, ast.Name):
             yield node.id
         elif isinstance(node, ast.Attribute):
@@ -490,7 +507,7 @@ def _unused(sources: dict[str, str]) -> Iterator[str]:
         for name in _referenced(source, where, package=where.endswith("__init__.py"))
     }
     for where, source in sources.items():
-        for node in ast.parse(source, where).body:
+        for node in _parse(source, where).body:
             if (
                 isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
                 and not node.name.startswith("_")
@@ -535,7 +552,7 @@ def _methods_unused(sources: dict[str, str]) -> Iterator[str]:
     used = {
         name
         for where, source in sources.items()
-        for node in ast.walk(ast.parse(source, where))
+        for node in _walk(source, where)
         for name in (
             [node.id]
             if isinstance(node, ast.Name)
@@ -547,7 +564,7 @@ def _methods_unused(sources: dict[str, str]) -> Iterator[str]:
         )
     }
     for where, source in sources.items():
-        for cls in ast.parse(source, where).body:
+        for cls in _parse(source, where).body:
             if not isinstance(cls, ast.ClassDef):
                 continue
             for node in cls.body:
@@ -595,7 +612,7 @@ TESTS: Final = ROOT / "tests"
 
 
 def _tests_without_docstring(source: str, where: str) -> Iterator[str]:
-    for node in ast.walk(ast.parse(source, where)):
+    for node in _walk(source, where):
         if (
             isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
             and node.name.startswith("test_")
@@ -619,7 +636,7 @@ def _unexplained_sleeps(source: str, where: str) -> Iterator[str]:
     """``sleep(n)`` calls with a literal n > 0 and no comment on their line saying why: a fixed
     sleep is no way to wait for something (wait on a condition with a deadline)."""
     lines = source.splitlines()
-    for node in ast.walk(ast.parse(source, where)):
+    for node in _walk(source, where):
         if (
             isinstance(node, ast.Call)
             and _called(node) == "sleep"
@@ -658,7 +675,7 @@ def _private_reads(source: str, where: str) -> Iterator[str]:
     """``x._name`` where ``x`` is not ``self`` or ``cls`` (a test's own helper class): a test
     reaching into what the unit under test keeps to itself, rather than asking it through a
     public method, a metric it exports or an argument it was built with."""
-    for node in ast.walk(ast.parse(source, where)):
+    for node in _walk(source, where):
         if (
             isinstance(node, ast.Attribute)
             and node.attr.startswith("_")
@@ -770,10 +787,10 @@ def _private_imports(source: str, where: str) -> Iterator[str]:
     class of ours (``setattr(module, "_name", ...)``, or by its dotted path) or on an object the
     test holds (a unit): a test relying on what a unit keeps to itself, or on another test
     module's own helper. A library's privates and a test's own helper class's are not ours."""
-    tree = ast.parse(source, where)
+    tree = _parse(source, where)
     # What each name bound by an import stands for: "bridge.bus.decoding", "bridge.cli.main".
     bound: dict[str, str] = {}
-    for node in ast.walk(tree):
+    for node in _walk(source, where):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 bound[alias.asname or alias.name.split(".")[0]] = alias.name
@@ -783,7 +800,7 @@ def _private_imports(source: str, where: str) -> Iterator[str]:
                 if _own(node.module) and _private(alias.name):
                     yield f"{where}:{node.lineno} {node.module}.{alias.name}"
     loops = _loops_over_names(tree)
-    for node in ast.walk(tree):
+    for node in _walk(source, where):
         if not (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
