@@ -1,6 +1,6 @@
 """Helpers shared by the tests: free ports, waiting on conditions, real binaries, bridge processes,
-a clock the test moves, the opens of a file counted, Alertmanager's global section as its dump
-prints it.
+a command run in the test's own process, a clock the test moves, the opens of a file counted,
+Alertmanager's global section as its dump prints it.
 
 Waits poll a condition until a deadline (never a bare sleep); a test needing a server binary that
 is missing skips locally but fails under ``CI=true``.
