@@ -1,6 +1,6 @@
 """Helpers shared by the tests: free ports, waiting on conditions, real binaries, bridge processes,
-a clock the test moves, the opens of a file counted, Alertmanager's global section as its dump
-prints it.
+a command run in the test's own process, a clock the test moves, the opens of a file counted,
+Alertmanager's global section as its dump prints it.
 
 Waits poll a condition until a deadline (never a bare sleep); a test needing a server binary that
 is missing skips locally but fails under ``CI=true``.
@@ -9,8 +9,10 @@ is missing skips locally but fails under ``CI=true``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import http.client
+import io
 import json
 import os
 import resource
@@ -378,6 +380,47 @@ def run_bridge(
     """Run ``python -m bridge`` with ``args``, as ``run_command`` runs a command."""
     return run_command(
         [sys.executable, "-m", "bridge", *args], env, timeout=timeout, stdin=stdin, cwd=cwd
+    )
+
+
+def run_in_process(
+    *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """Run ``exesdb-bridge`` with ``args`` in this process, as ``run_bridge`` runs it in a new
+    one, at a fraction of the cost (a new process spends most of its time importing): the same
+    entry point (``bridge.__main__.main``), environment (``bridge_env`` with ``env`` added),
+    working folder and stdin, for this call only; its output captured, a ``SystemExit`` taken as
+    the exit status the process would have had.
+
+    For the client commands and usage errors; not ``run``, whose server, signal handlers and
+    logging would outlive the call (``run_bridge`` runs it in a process of its own).
+    """
+    from bridge.__main__ import main
+
+    assert args[:1] != ("run",), "run serves until stopped: run it with run_bridge"
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        for name in [name for name in os.environ if is_bridge_variable(name)]:
+            patch.delenv(name)
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
+        patch.chdir(cwd)
+        if stdin is not None:
+            patch.setattr(sys, "stdin", io.StringIO(stdin))
+        try:
+            status = main(list(args))
+        except SystemExit as exc:  # as the interpreter ends a process on it
+            if exc.code is None or isinstance(exc.code, int):
+                status = exc.code or 0
+            else:
+                print(exc.code, file=sys.stderr)
+                status = 1
+    return subprocess.CompletedProcess(
+        ["exesdb-bridge", *args], status, out.getvalue(), err.getvalue()
     )
 
 

@@ -1,7 +1,11 @@
-"""The exesdb-bridge command (docs/cli.md), run as real processes."""
+"""The exesdb-bridge command (docs/cli.md): ``run`` as a real process; the client commands in
+the test's own process (``run_in_process``), with a real process for each where the process is
+the point (the console script, Ctrl-C, a pipe, stdin), and an in-process bridge to talk to where
+the bridge is not what a test is about."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -27,7 +31,7 @@ from bridge import __version__
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.outbox import FILE_NAME
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_alert_crash import ingest_alerts
+from tests.integration.test_alert_crash import ingest_alerts, listed_alerts
 from tests.pages.helpers import page_bridge, sink_of
 from tests.pages.test_lease import CLAIM_IDLE_MS, alert_card
 from tests.sinks.alerts.helpers import T0, event, observe, one_each
@@ -36,16 +40,20 @@ from tests.support import (
     ROOT,
     TEST_SECRET,
     BridgeProcess,
+    ThreadedBridge,
     bridge_env,
     free_port,
     http_get,
     run_bridge,
     run_command,
+    run_in_process,
     unavailable,
     wait_until,
 )
 
 __all__ = ["redis_server"]
+
+Completed = subprocess.CompletedProcess[str]
 
 ALERT_FIELDS = [
     "-f", "severity=critical",
@@ -56,11 +64,35 @@ ALERT_FIELDS = [
 ]  # fmt: skip
 
 
-def cli(
-    *args: str, timeout: float = 60, stdin: str | None = None, cwd: Path = ROOT, **env: str
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m bridge`` with the given arguments and environment; capture its output."""
-    return run_bridge(*args, env=env, timeout=timeout, stdin=stdin, cwd=cwd)
+def cli(*args: str, stdin: str | None = None, cwd: Path = ROOT, **env: str) -> Completed:
+    """Run ``exesdb-bridge`` with the given arguments and environment in this process (``run``
+    in a process of its own, since it serves); capture its output."""
+    if args[:1] == ("run",):
+        return run_bridge(*args, env=env, stdin=stdin, cwd=cwd)
+    return run_in_process(*args, env=env, stdin=stdin, cwd=cwd)
+
+
+def cli_process(*args: str, stdin: str | None = None, cwd: Path = ROOT, **env: str) -> Completed:
+    """``cli`` in a real ``python -m bridge`` process, where the process is what is tested."""
+    return run_bridge(*args, env=env, stdin=stdin, cwd=cwd)
+
+
+# Starts an in-process bridge to talk to: ``bridges(folder, **settings)``.
+Bridges = Callable[..., ThreadedBridge]
+
+
+@pytest.fixture
+def bridges() -> Iterator[Bridges]:
+    """Starts a bridge in this process (``page_bridge``: the Prometheus and alert sinks, admin
+    token ``ADMIN_TOKEN``, its state in the folder given's ``state``) with the settings given;
+    every one is closed after the test. For a test of a client command that needs a bridge to
+    talk to, not one about ``run``: it costs no process start."""
+
+    def start(tmp_path: Path, **env: str) -> ThreadedBridge:
+        return started.enter_context(page_bridge(tmp_path / "state", **env))
+
+    with contextlib.ExitStack() as started:
+        yield start
 
 
 def _start(processes: list[BridgeProcess], tmp_path: Path, **env: str) -> BridgeProcess:
@@ -72,7 +104,7 @@ def _start(processes: list[BridgeProcess], tmp_path: Path, **env: str) -> Bridge
 
 def test_version_prints_the_version() -> None:
     """python -m bridge --version prints the version and exits 0."""
-    completed = cli("--version")
+    completed = cli_process("--version")
     assert completed.returncode == 0
     assert completed.stdout.strip() == f"exesdb-bridge {__version__}"
 
@@ -90,7 +122,7 @@ def test_the_console_script_is_installed() -> None:
 @pytest.mark.parametrize("args", [[], ["no-such-command"], ["tail", "--count", "many"]])
 def test_bad_usage_exits_2(args: list[str]) -> None:
     """A missing or unknown subcommand, or a bad option, exits 2."""
-    assert cli(*args).returncode == 2
+    assert cli_process(*args).returncode == 2
 
 
 def test_no_command_at_all_shows_every_command_and_exits_2() -> None:
@@ -291,7 +323,7 @@ def test_a_bad_configuration_is_plain_text_unless_run_logs_json(
 ) -> None:
     """Text logs, an EXESDB_LOG_FORMAT the settings refuse (xml), and
     `check-config` (for people, not a log) list the problems as plain lines, exit 2."""
-    completed = run_bridge(*command, env={"EXESDB_LOG_FORMAT": log_format, **BAD_START})
+    completed = cli(*command, EXESDB_LOG_FORMAT=log_format, **BAD_START)  # type: ignore[arg-type]
     assert completed.returncode == 2
     lines = completed.stderr.splitlines()
     assert lines[0] == "exesdb-bridge: bad configuration:"
@@ -322,7 +354,7 @@ def test_every_command_warns_on_its_own_line_after_one_prefix(
         "EXESDB_PORT": "9570",
         **env,
     }
-    completed = run_bridge(*command, env=env)
+    completed = cli(*command, **env)  # type: ignore[arg-type]
     warned = [line for line in completed.stderr.splitlines() if "warning:" in line]
     assert any("EXESDB_PORT is set but is not a setting" in line for line in warned), warned
     assert all(line.startswith("exesdb-bridge: warning: ") for line in warned), warned
@@ -429,12 +461,10 @@ def test_run_warns_at_start_of_a_receiver_file_it_cannot_read_and_runs(
     assert "tok3n" not in log
 
 
-def test_run_exits_1_when_the_address_is_taken(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
-) -> None:
+def test_run_exits_1_when_the_address_is_taken(bridges: Bridges, tmp_path: Path) -> None:
     """A second bridge on a port already in use says so, naming EXESDB_HTTP_ADDR and what to
     do, and exits 1."""
-    first = _start(bridge_processes, tmp_path)
+    first = bridges(tmp_path)  # in this process: it only holds the port
     completed = cli(
         "run",
         EXESDB_HTTP_ADDR=f"127.0.0.1:{first.port}",
@@ -482,7 +512,7 @@ def test_a_state_directory_that_is_a_file_is_refused_as_one_before_start(
     (exit 2) as the other bad values do: the variable, that it is a file, not a directory."""
     (tmp_path / "a-file").write_text("")
     env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": state_dir}
-    completed = run_bridge(command, env=env, cwd=tmp_path)
+    completed = cli(command, cwd=tmp_path, **env)
     assert completed.returncode == 2
     assert f"exesdb-bridge: bad configuration:\n  EXESDB_STATE_DIR: {said}\n" in completed.stderr
     assert (tmp_path / "a-file").read_text() == ""
@@ -519,7 +549,7 @@ def test_a_state_directory_named_longer_than_the_system_takes_is_told_not_a_trac
     with the system's words, not with a traceback."""
     state = tmp_path / ("s" * 300)
     env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state)}
-    completed = run_bridge(*command.split(), env=env, cwd=tmp_path)
+    completed = cli(*command.split(), cwd=tmp_path, **env)
     assert "Traceback" not in completed.stderr, completed.stderr
     assert completed.returncode == status
     assert said.format(state=state) in completed.stderr
@@ -653,11 +683,11 @@ def test_a_failed_start_logs_its_one_reason_and_runs_nothing(
 
 
 def test_run_exits_2_when_another_bridge_holds_the_state_directory(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
+    bridges: Bridges, tmp_path: Path
 ) -> None:
     """A second bridge on another port but the same EXESDB_STATE_DIR (two shells in one folder)
     stops at start naming EXESDB_STATE_DIR, instead of sending the first one's alerts too."""
-    _start(bridge_processes, tmp_path)
+    bridges(tmp_path)  # in this process, which holds the folder as a bridge process does
     completed = cli(
         "run", EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}", EXESDB_STATE_DIR=str(tmp_path / "state")
     )
@@ -668,88 +698,80 @@ def test_run_exits_2_when_another_bridge_holds_the_state_directory(
 
 
 def test_publish_signs_and_a_bridge_with_ingest_accepts_it(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
+    bridges: Bridges, tmp_path: Path
 ) -> None:
     """publish signs one message with SECRET_KEY_BASE; the bridge answers 202 and it exits 0."""
-    process = _start(bridge_processes, tmp_path, EXESDB_INGEST="true")
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
     completed = cli(
         "publish", "system_alert", "--topic", "node_failure", *ALERT_FIELDS,
-        "--url", process.url, SECRET_KEY_BASE=TEST_SECRET,
+        "--url", bridge.url, SECRET_KEY_BASE=TEST_SECRET,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout) == {"accepted": 1}
-    _, metrics = http_get(process.url + "/metrics")
+    _, metrics = http_get(bridge.url + "/metrics")
     assert re.search(
         rb'exesdb_bus_published_total\{pubsub="ex_esdb_alerts",tag="system_alert"\} 1\.0', metrics
     )
 
 
-def test_publish_gives_a_string_field_the_text_as_written(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
-) -> None:
+def test_publish_gives_a_string_field_the_text_as_written(bridges: Bridges, tmp_path: Path) -> None:
     """-f values are JSON, or text: a string field given what reads as a number keeps the text
     exactly as typed (unit=1.50 stays "1.50"), while a number field still takes a number."""
-    process = _start(bridge_processes, tmp_path, EXESDB_INGEST="true")
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
     completed = cli(
         "publish", "performance_metric", "-f", "metric_name=007", "-f", "value=12",
-        "-f", "unit=1.50", "-f", "component=42", "--url", process.url,
+        "-f", "unit=1.50", "-f", "component=42", "--url", bridge.url,
         SECRET_KEY_BASE=TEST_SECRET, EXESDB_NODE="cli-node",
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
-    _, metrics = http_get(process.url + "/metrics")
+    _, metrics = http_get(bridge.url + "/metrics")
     assert (
         b'exesdb_performance_value{node="cli-node",component="42",metric="007",unit="1.50"} 12.0'
         in metrics
     )
 
 
-def test_publish_reads_the_payload_from_stdin(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
-) -> None:
+def test_publish_reads_the_payload_from_stdin(bridges: Bridges, tmp_path: Path) -> None:
     """publish --stdin takes the payload as JSON."""
-    process = _start(bridge_processes, tmp_path, EXESDB_INGEST="true")
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
     payload = json.dumps({"status": "degraded", "checks": {"disk": "slow"}})
-    completed = cli(
-        "publish", "node_health_updated", "--stdin", "--url", process.url,
+    completed = cli_process(
+        "publish", "node_health_updated", "--stdin", "--url", bridge.url,
         stdin=payload, SECRET_KEY_BASE=TEST_SECRET,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
 
 
-def test_publish_with_a_wrong_key_is_refused_and_exits_1(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
-) -> None:
+def test_publish_with_a_wrong_key_is_refused_and_exits_1(bridges: Bridges, tmp_path: Path) -> None:
     """A bridge refuses a message signed with another key (401): publish exits 1 saying why on
     stderr in words, the code and the field at fault after them, and prints nothing on stdout."""
-    process = _start(bridge_processes, tmp_path, EXESDB_INGEST="true")
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
     completed = cli(
-        "publish", "system_alert", *ALERT_FIELDS, "--url", process.url,
+        "publish", "system_alert", *ALERT_FIELDS, "--url", bridge.url,
         SECRET_KEY_BASE="a-different-secret-key-base-of-enough-length",
     )  # fmt: skip
     assert completed.returncode == 1
     assert completed.stdout == ""
     assert completed.stderr.startswith(
-        f"exesdb-bridge: {process.url}/v1/messages answered 401: the X-ExESDB-Signature header"
+        f"exesdb-bridge: {bridge.url}/v1/messages answered 401: the X-ExESDB-Signature header"
         " does not match the body: signed with a key other than the bridge's SECRET_KEY_BASE"
     )
     assert completed.stderr.endswith(" (invalid_signature, field X-ExESDB-Signature)\n")
     assert "{" not in completed.stderr
 
 
-def test_publish_to_a_bridge_without_ingest_exits_1(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
-) -> None:
+def test_publish_to_a_bridge_without_ingest_exits_1(bridges: Bridges, tmp_path: Path) -> None:
     """With ingest off the bridge answers 404 and publish exits 1, saying on stderr how to turn
     ingest on."""
-    process = _start(bridge_processes, tmp_path)
+    bridge = bridges(tmp_path)
     completed = cli(
-        "publish", "system_alert", *ALERT_FIELDS, "--url", process.url,
+        "publish", "system_alert", *ALERT_FIELDS, "--url", bridge.url,
         SECRET_KEY_BASE=TEST_SECRET,
     )  # fmt: skip
     assert completed.returncode == 1
     assert (completed.stdout, completed.stderr) == (
         "",
-        f"exesdb-bridge: {process.url}/v1/messages answered 404: ingest is off: set"
+        f"exesdb-bridge: {bridge.url}/v1/messages answered 404: ingest is off: set"
         " EXESDB_INGEST=true to enable it (ingest_disabled)\n",
     )
 
@@ -831,20 +853,18 @@ def test_publish_refuses_bad_input_with_exit_2(
     assert "Traceback" not in completed.stderr
 
 
-def test_tail_prints_one_verified_message_per_line(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
-) -> None:
+def test_tail_prints_one_verified_message_per_line(bridges: Bridges, tmp_path: Path) -> None:
     """tail --count 1 prints the next verified message as one line and exits 0."""
-    process = _start(bridge_processes, tmp_path, EXESDB_INGEST="true")
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
 
     def publish() -> None:
         published = cli(
             "publish", "system_alert", "--topic", "node_failure", *ALERT_FIELDS,
-            "--url", process.url, SECRET_KEY_BASE=TEST_SECRET,
+            "--url", bridge.url, SECRET_KEY_BASE=TEST_SECRET,
         )  # fmt: skip
         assert published.returncode == 0, published.stderr
 
-    tail = _tail_until(process, publish, "--count", "1", "--instance", "ex_esdb_alerts")
+    tail = _tail_until(bridge, publish, "--count", "1", "--instance", "ex_esdb_alerts")
     assert tail.returncode == 0, tail.stderr
     lines = tail.stdout.splitlines()
     assert len(lines) == 1
@@ -856,7 +876,7 @@ def test_tail_prints_one_verified_message_per_line(
 
 
 def _tail_until(
-    process: BridgeProcess, end: Callable[[], object], *args: str
+    process: BridgeProcess | ThreadedBridge, end: Callable[[], object], *args: str
 ) -> subprocess.CompletedProcess[str]:
     """Run ``tail`` against ``process`` until ``end`` (called once tail is connected) makes it
     exit: its exit status and what it printed."""
@@ -918,12 +938,12 @@ def test_tail_says_the_stream_broke_off_when_the_bridge_is_killed(
 
 
 def test_an_admin_token_ending_in_a_line_break_is_sent_trimmed(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
+    bridges: Bridges, tmp_path: Path
 ) -> None:
     """A token read from a file (its line break kept) reaches the bridge trimmed: no header
     with a control character, no traceback."""
-    process = _start(bridge_processes, tmp_path)
-    listed = cli("alerts", "list", "--url", process.url, EXESDB_ADMIN_TOKEN=f"{ADMIN_TOKEN}\n")
+    bridge = bridges(tmp_path)
+    listed = cli("alerts", "list", "--url", bridge.url, EXESDB_ADMIN_TOKEN=f"{ADMIN_TOKEN}\n")
     assert listed.returncode == 0, listed.stderr
     assert "Traceback" not in listed.stderr
 
@@ -976,7 +996,7 @@ def test_a_client_command_names_a_misspelt_variable(
 ) -> None:
     """A command missing what a misspelt variable was meant to give says which one was meant."""
     # In an empty folder: the default state directory (./.exesdb-bridge) is not there either.
-    completed = cli(*command, cwd=tmp_path, **{typo: str(tmp_path / "nowhere")})  # type: ignore[arg-type]
+    completed = cli(*command, cwd=tmp_path, **{typo: str(tmp_path / "nowhere")})
     assert completed.returncode in (1, 2)
     assert f"{typo} is set but is not a setting of the bridge (ignored); did you mean {meant}?" in (
         completed.stderr
@@ -1011,46 +1031,44 @@ def test_a_refusal_for_want_of_the_key_names_the_variable_set_in_its_place(
     )
 
 
-def test_tail_with_a_wrong_token_exits_1(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
-) -> None:
+def test_tail_with_a_wrong_token_exits_1(bridges: Bridges, tmp_path: Path) -> None:
     """A bridge refusing tail's token makes it exit 1."""
-    process = _start(bridge_processes, tmp_path)
-    completed = cli("tail", "--url", process.url, EXESDB_ADMIN_TOKEN="wrong-token")
+    bridge = bridges(tmp_path)
+    completed = cli("tail", "--url", bridge.url, EXESDB_ADMIN_TOKEN="wrong-token")
     assert completed.returncode == 1
-    assert f"{process.url}/v1/stream answered 401: " in completed.stderr
+    assert f"{bridge.url}/v1/stream answered 401: " in completed.stderr
 
 
 def test_alerts_against_a_bridge_without_an_admin_token_says_the_bridge_needs_one(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
+    bridges: Bridges, tmp_path: Path
 ) -> None:
     """A bridge run without EXESDB_ADMIN_TOKEN refuses alerts list (403): the command, which has
     the token in its own shell, says in words that the bridge needs it too (exit 1)."""
-    process = _start(bridge_processes, tmp_path, EXESDB_ADMIN_TOKEN="")
-    completed = cli("alerts", "list", "--url", process.url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    bridge = bridges(tmp_path, EXESDB_ADMIN_TOKEN="")
+    completed = cli("alerts", "list", "--url", bridge.url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
     assert completed.returncode == 1
     assert completed.stderr == (
-        f"exesdb-bridge: {process.url}/v1/alerts answered 403: admin endpoints are off: set"
+        f"exesdb-bridge: {bridge.url}/v1/alerts answered 403: admin endpoints are off: set"
         " EXESDB_ADMIN_TOKEN to enable them (admin_disabled); EXESDB_ADMIN_TOKEN set here is"
         " what the commands send: the bridge needs it too\n"
     )
 
 
 def test_a_refusal_names_what_was_asked_and_plain_http_is_named_when_https_was_tried(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
+    bridges: Bridges, tmp_path: Path
 ) -> None:
     """A --url with a path the bridge does not serve: exit 1 naming the URL asked and the status
     (not '404 404: Not Found') and the URL without that path; https:// against a plain-http
     bridge says it may serve http."""
-    process = _start(bridge_processes, tmp_path)
-    nested = cli("alerts", "list", "--url", process.url + "/v1", EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    bridge = bridges(tmp_path)
+    nested = cli("alerts", "list", "--url", bridge.url + "/v1", EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
     assert nested.returncode == 1
     assert nested.stderr == (
-        f"exesdb-bridge: {process.url}/…/v1/alerts answered 404: nothing is served at this path"
+        f"exesdb-bridge: {bridge.url}/…/v1/alerts answered 404: nothing is served at this path"
         " (not_found); the URL given has a path, and the bridge's own paths go after it: a"
-        f" bridge served at its root is {process.url} (--url, EXESDB_URL)\n"
+        f" bridge served at its root is {bridge.url} (--url, EXESDB_URL)\n"
     )
-    https = process.url.replace("http://", "https://")
+    https = bridge.url.replace("http://", "https://")
     tls = cli("alerts", "list", "--url", https, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
     assert tls.returncode == 1
     assert tls.stderr.startswith(f"exesdb-bridge: TLS with {https} failed: ")
@@ -1473,20 +1491,18 @@ def test_outbox_list_says_on_stderr_how_many_its_limit_left_out_as_alerts_list_d
 # -- finding the bridge, usage errors, output --
 
 
-def _ingest(process: BridgeProcess, count: int) -> None:
+def _ingest(process: ThreadedBridge, count: int) -> None:
     ingest_alerts(process.url, [f"alert-{number:04d}" for number in range(count)])
 
 
 def test_with_only_the_http_addr_set_publish_and_alerts_reach_that_bridge(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
+    bridges: Bridges, tmp_path: Path
 ) -> None:
     """On a port that is not the default, with no --url and no EXESDB_URL, publish and alerts
     list find the bridge through EXESDB_HTTP_ADDR (a wildcard host asked on loopback)."""
-    process = BridgeProcess(state_dir=tmp_path / "state", EXESDB_INGEST="true")
-    process.env["EXESDB_HTTP_ADDR"] = f"0.0.0.0:{process.port}"
-    bridge_processes.append(process.start(tmp_path))
+    bridge = bridges(tmp_path, EXESDB_INGEST="true", EXESDB_HTTP_ADDR="0.0.0.0:0")
     env: dict[str, Any] = {
-        "EXESDB_HTTP_ADDR": f"0.0.0.0:{process.port}",
+        "EXESDB_HTTP_ADDR": f"0.0.0.0:{bridge.port}",
         "SECRET_KEY_BASE": TEST_SECRET,
         "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
     }
@@ -1514,22 +1530,22 @@ def test_with_only_the_http_addr_set_publish_and_alerts_reach_that_bridge(
 
 
 def test_alerts_list_shows_the_alerts_that_want_attention_unless_asked_for_every_one(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
+    bridges: Bridges, tmp_path: Path
 ) -> None:
     """`alerts list` lists firing and acknowledged alerts, most recently changed first, with
     their titles cut to 60 characters; resolved ones only with `--state resolved` or `--state
     all`, which lists every alert."""
-    process = _start(bridge_processes, tmp_path, EXESDB_INGEST="true")
-    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": process.url}
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
     long_title = "disk full on /var/lib/exesdb " + "x" * 80
     for alert_id, title in (("gone", "fixed since"), ("old", "first"), ("new", long_title)):
         published = cli(
             "publish", "system_alert", "--topic", "disk_full", *ALERT_FIELDS,
-            "-f", f"alert_id={alert_id}", "-f", f"title={title}", "--url", process.url,
+            "-f", f"alert_id={alert_id}", "-f", f"title={title}", "--url", bridge.url,
             SECRET_KEY_BASE=TEST_SECRET,
         )  # fmt: skip
         assert published.returncode == 0, published.stderr
-    wait_until(lambda: len(cli("alerts", "list", **env).stdout.splitlines()) == 4, 15, "3 alerts")
+    wait_until(lambda: len(listed_alerts(bridge.url)) == 3, 15, "3 alerts")
     for alert_id, extra in (("old", []), ("gone", ["--resolution", "fixed"])):
         acked = cli("alerts", "ack", alert_id, "--by", "alice", *extra, **env)
         assert acked.returncode == 0, acked.stderr
@@ -1551,20 +1567,16 @@ def test_alerts_list_shows_the_alerts_that_want_attention_unless_asked_for_every
 
 
 def test_alerts_list_prints_the_most_recently_changed_up_to_its_limit_and_says_how_many_not(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
+    bridges: Bridges, tmp_path: Path
 ) -> None:
     """`alerts list --limit N` prints the N most recently changed alerts (with --json too) and
     says on stderr how many it left out of how many; --limit 0 prints every one, and so does the
     default of 50 here; a negative or non-numeric limit is a usage error."""
-    process = _start(bridge_processes, tmp_path, EXESDB_INGEST="true")
-    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": process.url}
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
     for alert_id in ("a1", "a2", "a3", "a4"):
-        ingest_alerts(process.url, [alert_id])  # one at a time: each changed after the one before
-    wait_until(
-        lambda: len(cli("alerts", "list", "--limit", "0", **env).stdout.splitlines()) == 5,
-        15,
-        "4 alerts",
-    )
+        ingest_alerts(bridge.url, [alert_id])  # one at a time: each changed after the one before
+    wait_until(lambda: len(listed_alerts(bridge.url)) == 4, 15, "4 alerts")
     acked = cli("alerts", "ack", "a1", "--by", "alice", **env)  # a1 now the latest changed
     assert acked.returncode == 0, acked.stderr
 
@@ -1755,22 +1767,22 @@ def test_alerts_list_says_the_lease_moved_while_listing_not_that_the_replica_sho
 
 
 def test_exesdb_url_is_asked_before_the_http_addr_and_url_before_both(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
+    bridges: Bridges, tmp_path: Path
 ) -> None:
     """EXESDB_URL wins over EXESDB_HTTP_ADDR, and --url over EXESDB_URL."""
-    process = _start(bridge_processes, tmp_path)
+    bridge = bridges(tmp_path)
     nowhere = f"http://127.0.0.1:{free_port()}"
     env: dict[str, Any] = {
         "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
         "EXESDB_HTTP_ADDR": f"127.0.0.1:{free_port()}",
     }
-    empty = cli("alerts", "list", EXESDB_URL=process.url, **env)
+    empty = cli("alerts", "list", EXESDB_URL=bridge.url, **env)
     assert (empty.returncode, empty.stdout, empty.stderr) == (
         0,
         "",
         "exesdb-bridge: no firing or acknowledged alerts (--state all lists resolved ones too)\n",
     )
-    assert cli("alerts", "list", "--url", process.url, EXESDB_URL=nowhere, **env).returncode == 0
+    assert cli("alerts", "list", "--url", bridge.url, EXESDB_URL=nowhere, **env).returncode == 0
     missed = cli("alerts", "list", EXESDB_URL=nowhere, **env)
     assert missed.returncode == 1
     assert f"cannot reach the bridge at {nowhere}: Connection refused (" in missed.stderr
@@ -1821,13 +1833,11 @@ def test_usage_errors_exit_2_naming_the_option(args: list[str], message: str) ->
     assert "Traceback" not in completed.stderr
 
 
-def test_alerts_list_into_head_ends_quietly(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
-) -> None:
+def test_alerts_list_into_head_ends_quietly(bridges: Bridges, tmp_path: Path) -> None:
     """`alerts list | head -3` prints the header and two alerts, no BrokenPipeError, exit 0
     (with pipefail, so the exit status is the command's own)."""
-    process = _start(bridge_processes, tmp_path, EXESDB_INGEST="true")
-    _ingest(process, 1000)  # far more output than a pipe holds
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
+    _ingest(bridge, 1000)  # far more output than a pipe holds
     completed = subprocess.run(
         [
             "bash",
@@ -1835,7 +1845,7 @@ def test_alerts_list_into_head_ends_quietly(
             "pipefail",
             "-c",
             # --limit 0: every alert, far more than a pipe holds (50, the default, fit in it).
-            f"{sys.executable} -m bridge alerts list --limit 0 --url {process.url} | head -3",
+            f"{sys.executable} -m bridge alerts list --limit 0 --url {bridge.url} | head -3",
         ],
         env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN),
         capture_output=True,
