@@ -30,6 +30,7 @@ from bridge.bus import (
     ReplayGuard,
     Transport,
     Verifier,
+    build_decoders,
     register_queue_depth,
     replay_file,
 )
@@ -139,6 +140,10 @@ class Bridge:
             count_rejection=self.bus_metrics.count_rejection,
         )
         transport = transport or build_transport(settings, self.registry)
+        if settings.ingest or transport.capabilities.shared:
+            # Messages come in as bytes: the decoders are built now, before the heap is
+            # frozen, rather than for the first batch (the in-process bus decodes none).
+            build_decoders()
         self.bus = Bus(
             node=settings.node,
             keyring=keyring,

@@ -36,7 +36,7 @@ SERVICE: Final = (
 )
 # What checking and sending a message needs, and reading the configuration or the parser not.
 CLIENT: Final = ("aiohttp", "msgspec", "bridge.bus.envelope")
-# What receiving a message needs, and sending one not: the decoders, generated at import.
+# What receiving a message needs, and sending one not: the decoders' modules.
 DECODERS: Final = ("bridge.bus.decoding", "bridge.bus.structs")
 # Every message model, and the configuration's libraries.
 MODELS: Final = ("bridge.messages.registry",)
@@ -198,3 +198,26 @@ def test_client_commands_read_their_own_settings_not_the_whole_configuration(
     imported = imported_by(tmp_path, *argv, *url, **{variable: value})
     assert "bridge.client_settings" in imported
     assert among(imported, ["bridge.config", "bridge.settings_checks"]) == []
+
+
+_DECODERS_BUILT = """
+import sys
+from bridge.app import Bridge
+from tests.support import make_settings
+Bridge(make_settings(**dict(arg.split("=", 1) for arg in sys.argv[1:])), components=[])
+print("CLEAN" in vars(sys.modules["bridge.bus.structs"]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("env", "built"),
+    [([], False), (["EXESDB_INGEST=true"], True)],
+    ids=["in-process bus", "ingest"],
+)
+def test_run_builds_the_decoders_only_when_bytes_come_in(env: list[str], built: bool) -> None:
+    """The bridge ``run`` makes imports the decoders' module (``bridge.bus.structs``) but builds
+    its Structs and decoders only when messages come in as bytes (ingest, a shared bus), before
+    the heap is frozen; on the in-process bus without ingest, never."""
+    completed = run_command([sys.executable, "-c", _DECODERS_BUILT, *env])
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == [str(built)]
