@@ -16,7 +16,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge
@@ -54,9 +54,10 @@ from bridge.settings import Settings
 from bridge.sinks.alerts import alert_sink
 from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import exposition, prometheus_sink
-from bridge.webconfig import LiveWebConfig
-from bridge.webconfig import install as install_web_config
 from collectors import health_collector, lifecycle_collector, throughput_collector
+
+if TYPE_CHECKING:
+    from bridge.webconfig import LiveWebConfig
 
 __all__ = ["Bridge", "build_transport"]
 
@@ -264,6 +265,11 @@ class Bridge:
         host, port = self.settings.listen
         app = build_app(self)
         if (web_config := self.settings.web_config()) is not None:
+            # Imported here, as Settings reads the file: its models, TLS and basic auth are
+            # for a bridge given one.
+            from bridge.webconfig import LiveWebConfig
+            from bridge.webconfig import install as install_web_config
+
             # TLS, basic auth and headers (docs/security.md), from the file as read at start
             # (the checks saw that version); a bad file: ConfigError.
             self.web_config = LiveWebConfig(web_config, registry=self.registry)

@@ -215,18 +215,20 @@ def _alert_destinations(settings: Settings) -> list[str]:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from bridge.receivers import describe_receivers
     from bridge.settings_checks import start_warnings
-    from bridge.webconfig import describe_web_config
 
     settings = settings_or_exit()
     shown = settings.redacted()
     if (web_config := settings.web_config()) is not None:
+        from bridge.webconfig import describe_web_config  # each file's modules with the file
+
         shown["EXESDB_WEB_CONFIG_FILE"] += f" ({describe_web_config(web_config)})"
     width = max(len(name) for name in shown)
     for name, value in shown.items():
         print(f"{name:<{width}}  {value}")
     if (receivers_file := settings.receivers_file()) is not None:
+        from bridge.receivers import describe_receivers
+
         # One line per receiver: URLs as safe_url shows them, secrets only as set or a file.
         signs = settings.webhook_secret is not None
         for line in describe_receivers(receivers_file, webhook_secret=signs):
