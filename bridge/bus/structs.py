@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 import string
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -703,14 +704,18 @@ CHECKED: tuple[msgspec.json.Decoder[Any], dict[type, Build]]
 BUILDERS: dict[type, Build]
 """The ``build`` of each Struct either decoder returns."""
 _BUILT_ON_FIRST_USE: Final = frozenset({"PAYLOADS", "OFF_PATH", "CLEAN", "CHECKED", "BUILDERS"})
+# Built once: a second build's Structs would not be the keys of the first one's BUILDERS.
+_BUILDING: Final = threading.Lock()
 
 
 def __getattr__(name: str) -> Any:
     if name not in _BUILT_ON_FIRST_USE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     global PAYLOADS, OFF_PATH, CLEAN, CHECKED, BUILDERS
-    PAYLOADS, OFF_PATH = _payloads()
-    CLEAN = _decoder(PAYLOADS, checked=False)
-    CHECKED = _decoder(PAYLOADS, checked=True)
-    BUILDERS = {**CLEAN[1], **CHECKED[1]}
+    with _BUILDING:
+        if "BUILDERS" not in globals():  # set last: the others are set when it is
+            PAYLOADS, OFF_PATH = _payloads()
+            CLEAN = _decoder(PAYLOADS, checked=False)
+            CHECKED = _decoder(PAYLOADS, checked=True)
+            BUILDERS = {**CLEAN[1], **CHECKED[1]}
     return globals()[name]
