@@ -169,7 +169,7 @@ def _msgspec_alone(lines: Sequence[bytes]) -> list[Any]:
 
 
 def _from_python(loads: Callable[[bytes], Any]) -> Decoder:
-    validate = wire._WIRE.validate_python
+    validate = wire._wire()[0].validate_python
 
     def decode(lines: Sequence[bytes]) -> list[Any]:
         return [_finish(validate(loads(line))) for line in lines]
@@ -213,7 +213,7 @@ def _unchecked(lines: Sequence[bytes]) -> list[Any]:
 
 
 def _floor(lines: Sequence[bytes]) -> list[Any]:
-    validate = wire._WIRE.validate_json
+    validate = wire._wire()[0].validate_json
     return [validate(line) for line in lines]
 
 

@@ -16,7 +16,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge
@@ -30,6 +30,7 @@ from bridge.bus import (
     ReplayGuard,
     Transport,
     Verifier,
+    build_decoders,
     register_queue_depth,
     replay_file,
 )
@@ -53,9 +54,10 @@ from bridge.settings import Settings
 from bridge.sinks.alerts import alert_sink
 from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import exposition, prometheus_sink
-from bridge.webconfig import LiveWebConfig
-from bridge.webconfig import install as install_web_config
 from collectors import health_collector, lifecycle_collector, throughput_collector
+
+if TYPE_CHECKING:
+    from bridge.webconfig import LiveWebConfig
 
 __all__ = ["Bridge", "build_transport"]
 
@@ -139,6 +141,10 @@ class Bridge:
             count_rejection=self.bus_metrics.count_rejection,
         )
         transport = transport or build_transport(settings, self.registry)
+        if settings.ingest or transport.capabilities.shared:
+            # Messages come in as bytes: the decoders are built now, before the heap is
+            # frozen, rather than for the first batch (the in-process bus decodes none).
+            build_decoders()
         self.bus = Bus(
             node=settings.node,
             keyring=keyring,
@@ -259,6 +265,11 @@ class Bridge:
         host, port = self.settings.listen
         app = build_app(self)
         if (web_config := self.settings.web_config()) is not None:
+            # Imported here, as Settings reads the file: its models, TLS and basic auth are
+            # for a bridge given one.
+            from bridge.webconfig import LiveWebConfig
+            from bridge.webconfig import install as install_web_config
+
             # TLS, basic auth and headers (docs/security.md), from the file as read at start
             # (the checks saw that version); a bad file: ConfigError.
             self.web_config = LiveWebConfig(web_config, registry=self.registry)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -47,13 +47,6 @@ from bridge.client_settings import (
 from bridge.messages import AlertSeverity
 from bridge.probe_settings import DEFAULT_HTTP_ADDR, split_addr
 from bridge.receiver_keys import ReceiverKeys
-from bridge.receivers import (
-    AlertmanagerConfig,
-    Receiver,
-    ReceiversFileRead,
-    read_receivers_file,
-    resolve_receivers,
-)
 from bridge.redaction import redact_urls, safe_url
 from bridge.settings_display import shown_setting
 from bridge.unknown_variables import unknown_variable_warnings
@@ -64,7 +57,10 @@ from bridge.urls import (
     require_http_url,
     require_link_origin,
 )
-from bridge.webconfig.loading import Judged, judge
+
+if TYPE_CHECKING:
+    from bridge.receivers import AlertmanagerConfig, Receiver, ReceiversFileRead
+    from bridge.webconfig.loading import Judged
 
 __all__ = [
     "Settings",
@@ -454,6 +450,10 @@ class Settings(FromEnvironment):
         reloader reads it again when it changes; docs/security.md#reloading)."""
         if not self.web_config_file:
             return None
+        # Imported here: the web config's models and reader (with the YAML reader's) are for a
+        # bridge given the file; this module is every command's that reads the settings.
+        from bridge.webconfig.loading import judge
+
         read = self._web_config
         if read is None or read.path != Path(self.web_config_file):
             read = self._web_config = judge(Path(self.web_config_file))
@@ -489,6 +489,10 @@ class Settings(FromEnvironment):
         of the file, even one changed meanwhile (the files it names are read at each attempt)."""
         if not self.webhook_config_file:
             return None
+        # Imported here: the receivers file's models (with the http_config ones) are for a
+        # bridge given the file or a URL (``webhook_receivers``), as the web config's above.
+        from bridge.receivers import read_receivers_file
+
         read = self._receivers_file
         if read is None or read.path != self.webhook_config_file:
             read = self._receivers_file = read_receivers_file(self.webhook_config_file)
@@ -501,8 +505,13 @@ class Settings(FromEnvironment):
         with the defaults these settings give, keyed by ``keys`` (the outbox's), and the file's
         ``alertmanager`` section; ConfigError when the file is bad. ``urls``, when given, stands
         for ``EXESDB_WEBHOOK_URLS``: the items taken of a list with others refused, by number."""
+        given = self.webhook_urls if urls is None else urls
+        if not given and not self.webhook_config_file:
+            return (), None  # nothing to resolve: no receiver, no file's alertmanager section
+        from bridge.receivers import resolve_receivers  # as in receivers_file
+
         return resolve_receivers(
-            self.webhook_urls if urls is None else urls,
+            given,
             self.receivers_file(),
             secret=self.webhook_secret,
             timeout=self.webhook_timeout_ms / 1000,

@@ -17,7 +17,6 @@ from typing import Final, Literal, cast
 from bridge.errors import ConfigError
 from bridge.otlp_settings import otlp_enabled, otlp_endpoint_of, otlp_exports, otlp_protocol_of
 from bridge.probe_settings import client_certificate_problem, credential_warnings, variable_value
-from bridge.receivers import file_warnings
 from bridge.redaction import redact_urls
 from bridge.settings import OtlpSignal, Settings, unknown_variables
 from bridge.tlsutil import pem_file_problem
@@ -330,6 +329,8 @@ def receivers_file_warnings(settings: Settings) -> list[str]:
     read = settings.receivers_file()
     if read is None:
         return []
+    from bridge.receivers import file_warnings  # with the file only, as Settings reads it
+
     return [
         redact_urls(f"EXESDB_WEBHOOK_CONFIG_FILE {note}")
         for note in file_warnings(read, alertmanager_url=settings.alertmanager_url)

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pytest
 
@@ -36,7 +36,7 @@ SERVICE: Final = (
 )
 # What checking and sending a message needs, and reading the configuration or the parser not.
 CLIENT: Final = ("aiohttp", "msgspec", "bridge.bus.envelope")
-# What receiving a message needs, and sending one not: the decoders, generated at import.
+# What receiving a message needs, and sending one not: the decoders' modules.
 DECODERS: Final = ("bridge.bus.decoding", "bridge.bus.structs")
 # Every message model, and the configuration's libraries.
 MODELS: Final = ("bridge.messages.registry",)
@@ -99,11 +99,15 @@ def test_help_and_usage_errors_import_only_the_parser(tmp_path: Path, argv: list
 
 
 def test_check_config_imports_the_configuration_alone(tmp_path: Path) -> None:
-    """``check-config`` reads the settings (pydantic) and imports no HTTP client, no bus and
-    one message module of nine (the alert severities)."""
+    """``check-config`` reads the settings (pydantic) and imports no HTTP client, no bus, one
+    message module of nine (the alert severities), and none of the models of the files it is not
+    given (the receivers file's, the web config's)."""
     imported = imported_by(tmp_path, "check-config")
     assert "bridge.config" in imported
     assert among(imported, SERVICE + CLIENT + MODELS) == []
+    # Nor, with no receivers file, webhook URL or web config, their models.
+    files = [name for name in FILES if name not in ("yaml", "bridge.settings")]
+    assert among(imported, [*files, "bridge.receivers", "bridge.yamlconfig"]) == []
     assert among(imported, [f"bridge.messages.{name}" for name in ("health", "logs")]) == []
 
 
@@ -198,3 +202,70 @@ def test_client_commands_read_their_own_settings_not_the_whole_configuration(
     imported = imported_by(tmp_path, *argv, *url, **{variable: value})
     assert "bridge.client_settings" in imported
     assert among(imported, ["bridge.config", "bridge.settings_checks"]) == []
+
+
+# ``run`` in the process, stopped with SIGTERM once /healthz answers 200: what it imported and
+# built by then.
+_RUN_UNTIL_HEALTHY = """
+import gc, json, os, signal, sys, threading, time, urllib.request
+from bridge.__main__ import main
+
+def healthy():
+    try:
+        with urllib.request.urlopen(sys.argv[2] + "/healthz", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+def watch():
+    deadline = time.monotonic() + 30
+    while not healthy() and time.monotonic() < deadline:
+        time.sleep(0.01)  # polled until healthy, under the deadline
+    built = "CLEAN" in vars(sys.modules["bridge.bus.structs"])
+    with open(sys.argv[1], "w") as out:
+        json.dump({"modules": sorted(sys.modules), "built": built, "gc": gc.isenabled()}, out)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+threading.Thread(target=watch, daemon=True).start()
+main(["run"])
+"""
+
+
+def run_until_healthy(tmp_path: Path, **env: str) -> dict[str, Any]:
+    """What ``python -m bridge run`` has imported and built once ``/healthz`` answers 200: its
+    modules, whether it built the decoders and whether the cycle collector is on."""
+    listing = tmp_path / "run.json"
+    port = free_port()
+    completed = run_command(
+        [sys.executable, "-c", _RUN_UNTIL_HEALTHY, str(listing), f"http://127.0.0.1:{port}"],
+        {
+            "EXESDB_HTTP_ADDR": f"127.0.0.1:{port}",
+            "EXESDB_STATE_DIR": str(tmp_path / "state"),
+            "SECRET_KEY_BASE": TEST_SECRET,
+            **env,
+        },
+    )
+    assert listing.exists(), completed.stderr
+    found: dict[str, Any] = json.loads(listing.read_text())
+    return found
+
+
+def test_run_without_files_or_ingest_imports_none_of_their_models(tmp_path: Path) -> None:
+    """``run`` with no receivers file, webhook URL, web config or ingest answers /healthz with
+    none of their models imported (``FILES``: the ``http_config`` and web config models;
+    ``bridge.receivers``, ``bridge.yamlconfig``, bcrypt), the decoders not built (it decodes
+    no bytes: the in-process bus hands over envelopes), and the cycle collector on again."""
+    found = run_until_healthy(tmp_path)
+    files = [name for name in FILES if name not in ("yaml", "bridge.settings")]
+    own = ["bridge.receivers", "bridge.yamlconfig", "bcrypt"]
+    assert among(set(found["modules"]), [*files, *own]) == []
+    assert "bridge.bus.structs" in found["modules"]
+    assert found["built"] is False
+    assert found["gc"] is True
+
+
+def test_run_with_ingest_builds_the_decoders_as_it_starts(tmp_path: Path) -> None:
+    """``run`` with ingest on has built the decoders by the time /healthz answers (before its
+    heap is frozen), not for the first batch."""
+    found = run_until_healthy(tmp_path, EXESDB_INGEST="true")
+    assert found["built"] is True

@@ -62,6 +62,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "TransportCapabilities",
         "Verifier",
         "WorkQueueLease",
+        "build_decoders",
         "check_payload_depth",
         "check_topic",
         "decode_envelope",

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
         TransportCapabilities,
         WorkQueueLease,
     )
-    from bridge.bus.decoding import decode_envelope
+    from bridge.bus.decoding import build_decoders, decode_envelope
     from bridge.bus.depth import check_payload_depth
     from bridge.bus.envelope import (
         Envelope,
@@ -82,6 +82,7 @@ __all__ = [
     "TransportCapabilities",
     "Verifier",
     "WorkQueueLease",
+    "build_decoders",
     "check_payload_depth",
     "check_topic",
     "decode_envelope",
@@ -103,7 +104,7 @@ __getattr__ = lazy_exports(
             "TransportCapabilities",
             "WorkQueueLease",
         ),
-        "decoding": ("decode_envelope",),
+        "decoding": ("build_decoders", "decode_envelope"),
         "depth": ("check_payload_depth",),
         "envelope": (
             "Envelope",

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Final
 
 from pydantic import ValidationError
@@ -55,6 +56,7 @@ from bridge.messages import (
 )
 
 __all__ = [
+    "build_decoders",
     "decode_envelope",
     "decode_envelope_reference",
     "decode_envelopes",
@@ -459,7 +461,7 @@ def _decode_structs(bodies: Sequence[bytes | str], joined: bytes | None) -> _Dec
     # alone that is not clean (or of text: joined None) is checked.
     recheck = joined is not None and not clean and len(bodies) > 1
     decode = (structs.CLEAN if clean or recheck else structs.CHECKED)[0].decode
-    builders = _BUILDERS
+    builders = structs.BUILDERS
     instants = _INSTANTS
     envelopes: list[Envelope | None] = []
     append = envelopes.append
@@ -522,8 +524,9 @@ def _decode_structs(bodies: Sequence[bytes | str], joined: bytes | None) -> _Dec
     return envelopes, held, missed
 
 
-# The builder of each Struct either decoder returns.
-_BUILDERS: Final = {**structs.CLEAN[1], **structs.CHECKED[1]}
+_Shape = tuple[bool, tuple[str, ...], tuple[str, ...]]
+"""A message type's shape: whether it has a node to fill, its DERIVED fields, and the fields
+whose values may hold JSON objects (their keys are counted too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -589,8 +592,26 @@ def _wire_schema() -> CoreSchema:
     )
 
 
-with _incomplete_models():
-    _WIRE: Final = SchemaValidator(_wire_schema())
+@cache
+def _wire() -> tuple[SchemaValidator, dict[type[Message], _Shape]]:
+    """The pydantic-core path's validator and each message type's ``_Shape``: built when first
+    asked for, as the msgspec path's decoders are (``build_decoders``)."""
+    with _incomplete_models():
+        validator = SchemaValidator(_wire_schema())
+    shapes = {
+        model: ("node" in model.__pydantic_fields__, model.DERIVED, structs.object_fields(model))
+        for model in MESSAGE_TYPES.values()
+    }
+    return validator, shapes
+
+
+def build_decoders() -> None:
+    """Build the decoders now rather than on the first bytes decoded: a bridge that takes
+    messages in as bytes (ingest, a shared bus) calls it as it starts, so that they are built
+    before its heap is frozen and the first batch does not wait for them."""
+    structs.BUILDERS  # noqa: B018 (read: the module builds them)
+    _wire()
+
 
 # The instant of each ts text seen lately (None: not a timestamp), as the builders take it
 # (structs.Instant). The envelopes of a batch mostly share their millisecond; the memory is
@@ -612,8 +633,9 @@ def _instant(text: str) -> structs.Instant | None:
 def _decode_unchecked(body: bytes | str) -> tuple[Envelope, int] | None:
     """The pydantic-core path but for repeated keys: the Envelope and how many keys it holds
     (which the body must name no more of), or None where the reference must decide."""
+    validator, shapes = _wire()
     try:
-        validated: _Validated = _WIRE.validate_json(body)
+        validated: _Validated = validator.validate_json(body)
     except ValidationError:
         return None
     instant = _INSTANTS.get(validated.ts) or _instant(validated.ts)
@@ -625,7 +647,7 @@ def _decode_unchecked(body: bytes | str) -> tuple[Envelope, int] | None:
     # refuses them, ThroughputMetric's rate aside), which the reference refuses.
     if not structs.finite(values):
         return None
-    node_field, derived, objects = _SHAPES[payload.__class__]
+    node_field, derived, objects = shapes[payload.__class__]
     # pydantic-core keeps the last of two equal keys: the keys the envelope holds (counted
     # before the defaults below are marked as set) are checked against those its body names.
     keys = _ENVELOPE_KEY_COUNT + len(payload.__pydantic_fields_set__)
@@ -677,18 +699,6 @@ def _keys_at_most(body: bytes | str) -> int:
     if b" :" in body or b"\n:" in body or b"\t:" in body or b"\r:" in body:
         keys += len(_SPACED_KEY_END.findall(body))
     return keys
-
-
-# Per message type: whether it has a node to fill, its DERIVED fields, and the fields whose
-# values may hold JSON objects (their keys are counted too).
-_SHAPES: Final = {
-    model: (
-        "node" in model.__pydantic_fields__,
-        model.DERIVED,
-        structs.object_fields(model),
-    )
-    for model in MESSAGE_TYPES.values()
-}
 
 
 def _unknown_tag(instance: str, tag: object) -> str:

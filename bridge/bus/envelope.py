@@ -173,7 +173,7 @@ class Envelope(msgspec.Struct, frozen=True, eq=False, gc=False):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled (and deep-copied) with its payload built: msgspec's own reduce would take the
-        # decoder's Struct, a class generated at import that pickle cannot find by name.
+        # decoder's Struct, a class generated at run time that pickle cannot find by name.
         fields = (self.id, self.instance, self.topic, self.tag, self.node, self.ts)
         return (Envelope, (*fields, self.payload, self.unix_ts))
 

@@ -1,10 +1,11 @@
 """The envelope decoder's fast path: msgspec Structs generated from the message models.
 
-Each message model's core schema (the contract) is translated at import into a msgspec Struct
-that accepts a subset of what the model accepts (strict JSON types, the same bounds, lengths,
-literals and patterns) and then builds the very model instance pydantic would, defaults filled;
-anything outside that subset is left to the pydantic-core path and the reference decoder. A model
-whose schema holds a part this translation does not know stays off this path (``OFF_PATH``).
+Each message model's core schema (the contract) is translated, when the decoders are first
+read, into a msgspec Struct that accepts a subset of what the model accepts (strict JSON types,
+the same bounds, lengths, literals and patterns) and then builds the very model instance pydantic
+would, defaults filled; anything outside that subset is left to the pydantic-core path and the
+reference decoder. A model whose schema holds a part this translation does not know stays off
+this path (``OFF_PATH``).
 
 Two decoders: ``CHECKED`` checks the label and node patterns (no control characters; in a node
 name no zero-width character or bidirectional control either) itself; ``CLEAN`` leaves them
@@ -20,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 import string
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +49,7 @@ from bridge.messages import (
 from bridge.messages._base import to_utc_ms
 
 __all__ = [
+    "BUILDERS",
     "CHECKED",
     "CLEAN",
     "DECODE_ERRORS",
@@ -646,10 +649,6 @@ def _payloads() -> tuple[dict[str, Payload], tuple[type[Message], ...]]:
     return payloads, tuple(off)
 
 
-PAYLOADS, OFF_PATH = _payloads()
-"""Each message type on this path by tag; the models left to the pydantic-core path."""
-
-
 def _envelope(payload: Payload, checked: bool) -> type[msgspec.Struct]:
     node: Any = Annotated[
         str,
@@ -678,8 +677,10 @@ def _envelope(payload: Payload, checked: bool) -> type[msgspec.Struct]:
     )
 
 
-def _decoder(checked: bool) -> tuple[msgspec.json.Decoder[Any], dict[type, Build]]:
-    envelopes = {_envelope(payload, checked): payload for payload in PAYLOADS.values()}
+def _decoder(
+    payloads: Mapping[str, Payload], checked: bool
+) -> tuple[msgspec.json.Decoder[Any], dict[type, Build]]:
+    envelopes = {_envelope(payload, checked): payload for payload in payloads.values()}
     decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Union[tuple(envelopes)])  # noqa: UP007
     return decoder, {
         struct: (payload.checked if checked else payload.clean).build
@@ -687,8 +688,34 @@ def _decoder(checked: bool) -> tuple[msgspec.json.Decoder[Any], dict[type, Build
     }
 
 
-CLEAN: Final = _decoder(checked=False)
+# The Structs, builders and decoders are made when one of these names is first read (the
+# module's __getattr__), not at import: a bridge that decodes no bytes (no ingest, the
+# in-process bus) never uses them, and they were a tenth of its start's CPU. One that decodes
+# reads them as it starts (bridge.bus.decoding.build_decoders), before its heap is frozen.
+PAYLOADS: dict[str, Payload]
+"""Each message type on this path by tag."""
+OFF_PATH: tuple[type[Message], ...]
+"""The models left to the pydantic-core path."""
+CLEAN: tuple[msgspec.json.Decoder[Any], dict[type, Build]]
 """The decoder for bytes ``is_clean`` passed, and the ``build`` of each Struct it returns
 (counting keys and string values: each opens and closes with a quote)."""
-CHECKED: Final = _decoder(checked=True)
+CHECKED: tuple[msgspec.json.Decoder[Any], dict[type, Build]]
 """The decoder for any bytes, and the ``build`` of each Struct it returns (the same)."""
+BUILDERS: dict[type, Build]
+"""The ``build`` of each Struct either decoder returns."""
+_BUILT_ON_FIRST_USE: Final = frozenset({"PAYLOADS", "OFF_PATH", "CLEAN", "CHECKED", "BUILDERS"})
+# Built once: a second build's Structs would not be the keys of the first one's BUILDERS.
+_BUILDING: Final = threading.Lock()
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _BUILT_ON_FIRST_USE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    global PAYLOADS, OFF_PATH, CLEAN, CHECKED, BUILDERS
+    with _BUILDING:
+        if "BUILDERS" not in globals():  # set last: the others are set when it is
+            PAYLOADS, OFF_PATH = _payloads()
+            CLEAN = _decoder(PAYLOADS, checked=False)
+            CHECKED = _decoder(PAYLOADS, checked=True)
+            BUILDERS = {**CLEAN[1], **CHECKED[1]}
+    return globals()[name]

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
 from bridge.httpclient.proxy import ProxyRule
-from bridge.httpclient.schema import HTTPClientConfig, TLSConfig
 from bridge.tlsutil import load_cert_chain, load_error, set_versions
 from bridge.urls import split_userinfo
 
 if TYPE_CHECKING:
     from bridge.httpclient.oauth2 import TokenSource, TokenSources
+    from bridge.httpclient.schema import HTTPClientConfig, TLSConfig
 
 __all__ = ["ClientSettings", "RequestOptions", "basic_auth"]
 
@@ -145,7 +145,12 @@ class ClientSettings:
         too); ``clock`` tells when an ``oauth2`` token expires. With ``tokens`` the ``oauth2``
         token is shared with the other clients given them whose ``oauth2`` block is equal (the
         first one's ``environ`` and ``clock`` serve them all)."""
-        config = config or HTTPClientConfig()
+        if config is None:
+            # Imported here: a bridge that sends nothing builds no client, and needs none of the
+            # http_config models (pydantic schemas built at import).
+            from bridge.httpclient.schema import HTTPClientConfig
+
+            config = HTTPClientConfig()
         self.config = config
         self.oauth2: TokenSource | None = None
         if (oauth2 := config.oauth2) is not None:

@@ -37,15 +37,17 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import parse_qsl, quote_plus, urlencode
 
 import aiohttp
 
 from bridge.httpclient.failures import REQUEST_ERRORS, request_failure
 from bridge.httpclient.files import ClientSetupError, FileSetting
-from bridge.httpclient.schema import OAuth2
 from bridge.redaction import redact_urls, safe_url
+
+if TYPE_CHECKING:  # the http_config models: a bridge without receivers builds none
+    from bridge.httpclient.schema import OAuth2
 
 __all__ = ["EndpointOptions", "TokenError", "TokenSource", "TokenSources"]
 

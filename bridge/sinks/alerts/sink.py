@@ -23,7 +23,7 @@ import random as _random
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -36,7 +36,6 @@ from bridge.httpclient import ClientSettings, TokenSources
 from bridge.messages import AlertAck, Message, NotificationStatus
 from bridge.operations import OperationRecorder
 from bridge.receiver_keys import ReceiverKeys, receiver_label
-from bridge.receivers import AlertmanagerConfig, Receiver
 from bridge.redaction import safe_url
 from bridge.routes import AdminGuard
 from bridge.settings import Settings
@@ -77,6 +76,9 @@ from bridge.sinks.alerts.sources import (
 from bridge.sinks.alerts.states import AlertStates
 from bridge.sinks.alerts.thread import DbThread
 from bridge.tracing import ClientSpan
+
+if TYPE_CHECKING:  # the receivers file's models: imported by Settings when it has receivers
+    from bridge.receivers import AlertmanagerConfig, Receiver
 
 __all__ = ["HIGH_WATER", "MAX_OPEN_ALERTS", "SUBSCRIBED_INSTANCES", "AlertSink", "alert_sink"]
 
