@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest pytest-quick servers bench docs screenshots clean
+.PHONY: run test lint typecheck pytest pytest-prepared pytest-quick servers bench docs screenshots clean
 
 $(BIN)/python:
 	@# Debian splits venv out of python3; install it when missing and running as root.
@@ -65,19 +65,29 @@ typecheck: $(VENV)/.installed-test
 PYTEST_WORKERS ?= 3
 PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 
-# Byte code compiled once up front: the suite starts hundreds of bridge processes, and with
-# PYTHONDONTWRITEBYTECODE set (as on some CI hosts) each would compile every module again.
-pytest: $(VENV)/.installed-test servers
-	$(BIN)/python -m compileall -q bridge collectors
-	$(BIN)/pytest $(PYTEST_XDIST)
+PYTEST := $(BIN)/pytest $(PYTEST_XDIST)
 
-test: lint typecheck pytest
+# What the suite needs before it starts: the real servers, the package's byte code and the test
+# modules as pytest rewrites them (for its assertion messages), written once. With
+# PYTHONDONTWRITEBYTECODE set, as on some CI hosts, each of the hundreds of bridge processes would
+# compile every module again, and each worker rewrite every test module (some 10 s of CPU each).
+# A collection error is left for the run itself to report.
+pytest-prepared: $(VENV)/.installed-test servers
+	$(BIN)/python -m compileall -q bridge collectors
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest --collect-only -q >/dev/null || true
+
+pytest: pytest-prepared
+	$(PYTEST)
+
+# On two cores: ruff then mypy beside the suite's preparation, then the suite.
+test: $(VENV)/.installed-test
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint typecheck pytest-prepared
+	$(PYTEST)
 
 # A quicker loop while working: the suite without the tests marked slow (crash, shutdown and
 # replica runs of whole bridge processes). `make test` runs them all.
-pytest-quick: $(VENV)/.installed-test servers
-	$(BIN)/python -m compileall -q bridge collectors
-	$(BIN)/pytest $(PYTEST_XDIST) -m "not slow"
+pytest-quick: pytest-prepared
+	$(PYTEST) -m "not slow"
 
 # ARGS passes options on: make bench ARGS="--only faults --faults-seconds 1800".
 bench: $(VENV)/.installed-test
