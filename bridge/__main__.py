@@ -9,6 +9,7 @@ this light parser does not take, goes to ``bridge.cli``'s parser, which imports 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Final, NoReturn
@@ -16,6 +17,7 @@ from typing import Final, NoReturn
 __all__ = ["main"]
 
 _EXIT_INTERRUPTED: Final = 130  # as bridge.cli's commands report Ctrl-C
+_STOPPED_WHILE_STARTING: Final = "stopped while starting (SIGTERM): nothing was running yet"
 
 
 class _NotLight(Exception):
@@ -44,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return healthcheck.main(options.timeout, ready=options.ready)
             except KeyboardInterrupt:
                 return _EXIT_INTERRUPTED  # as bridge.cli's commands: no traceback
+    if args[:1] == ["run"]:
+        # Until run's event loop takes SIGTERM over (before it listens), a stop is clean at once.
+        signal.signal(signal.SIGTERM, _stop_while_starting)
     try:
         # Importing the parser and its commands takes a good part of a second on a busy host:
         # Ctrl-C pressed meanwhile stops the command as quietly as once it runs.
@@ -52,6 +57,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return full(args)
     except KeyboardInterrupt:
         return _EXIT_INTERRUPTED
+
+
+def _stop_while_starting(signum: int, frame: object) -> NoReturn:
+    """SIGTERM while ``run`` imports and reads its settings: nothing to drain, so exit 0 saying
+    so. Python's default ended the process silently, killed by the signal (status 143), and a
+    ``podman stop`` or a rollout just after a start looked like a crash."""
+    logging = sys.modules.get("logging")
+    if logging is not None and logging.getLogger().handlers:  # configured: the log's format
+        logging.getLogger("bridge").info("%s", _STOPPED_WHILE_STARTING)
+    else:
+        print(f"exesdb-bridge: {_STOPPED_WHILE_STARTING}", file=sys.stderr, flush=True)
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

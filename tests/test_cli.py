@@ -411,6 +411,43 @@ def test_run_exits_0_on_sigterm_and_sigint(
         http_get(process.url + "/healthz", timeout=2)
 
 
+def _catches(pid: int, signum: signal.Signals) -> bool:
+    """Whether process ``pid`` has a handler of its own for ``signum`` (its SigCgt mask)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, re.MULTILINE)
+    assert caught is not None, status
+    return bool(int(caught[1], 16) >> (signum - 1) & 1)
+
+
+def test_run_stopped_while_starting_exits_0_saying_so(tmp_path: Path) -> None:
+    """A SIGTERM while run still imports its modules (a stop or a rollout just after a start)
+    ends it at once with exit 0 and a last line saying so; Python's default ended it silently,
+    killed by the signal. Sent as soon as the process takes SIGTERM itself: before this, that
+    was only once its event loop ran, and it then started and stopped in full."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "run"],
+        env=bridge_env(
+            EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}", EXESDB_STATE_DIR=str(tmp_path / "state")
+        ),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: _catches(process.pid, signal.SIGTERM), 30, "SIGTERM caught", every=0.002)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:  # failed: leave no process behind for later tests
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    last_line = err.rstrip().splitlines()[-1]
+    assert last_line.endswith("stopped while starting (SIGTERM): nothing was running yet"), err
+    assert "Traceback" not in err
+
+
 def test_run_keeps_running_on_sighup_and_reads_the_web_config_again(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
