@@ -189,7 +189,7 @@ class AlertmanagerPoster:
             now = self._clock()
             full = self._last_ok is None or now - self._last_ok >= self.interval
             try:
-                ok = await self.post_once(full=full)
+                ok = await self._post_once(full=full)
             except Exception:
                 self._on_error()
                 _logger.exception("posting to Alertmanager failed")
@@ -248,7 +248,7 @@ class AlertmanagerPoster:
                 self.shown_url,
             )
 
-    async def post_once(self, *, full: bool = True) -> bool:
+    async def _post_once(self, *, full: bool = True) -> bool:
         """Post the current alerts once; True when Alertmanager took them (or none to send).
 
         ``full``: every alert not resolved and those resolved lately (the periodic re-post);
