@@ -81,7 +81,7 @@ pytest: pytest-prepared
 
 # On two cores: ruff then mypy beside the suite's preparation, then the suite.
 test: $(VENV)/.installed-test
-	@$(MAKE) --no-print-directory -j2 --output-sync=line lint typecheck pytest-prepared
+	@$(MAKE) --no-print-directory -j2 lint typecheck pytest-prepared
 	$(PYTEST)
 
 # A quicker loop while working: the suite without the tests marked slow (crash, shutdown and
