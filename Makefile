@@ -79,7 +79,7 @@ pytest-prepared: $(VENV)/.installed-test servers
 pytest: pytest-prepared
 	$(PYTEST)
 
-# On two cores: ruff then mypy beside the suite's preparation, then the suite.
+# On two cores: ruff, mypy and the suite's preparation two at a time, then the suite.
 test: $(VENV)/.installed-test
 	@$(MAKE) --no-print-directory -j2 lint typecheck pytest-prepared
 	$(PYTEST)
