@@ -46,6 +46,8 @@ SETTINGS: Final = ("pydantic", "pydantic_settings", "yaml", "asyncio")
 # reader, with YAML; and the model of every setting (``bridge.settings``), read only to name a
 # misspelt variable set beside the command's own.
 FILES: Final = ("bridge.httpclient.schema", "bridge.webconfig", "yaml", "bridge.settings")
+# The models of the files themselves, which the service imports only when given one.
+FILE_MODELS: Final = ("bridge.httpclient.schema", "bridge.webconfig", "bridge.receivers")
 
 _RUN: Final = """
 import json, sys
@@ -106,8 +108,7 @@ def test_check_config_imports_the_configuration_alone(tmp_path: Path) -> None:
     assert "bridge.config" in imported
     assert among(imported, SERVICE + CLIENT + MODELS) == []
     # Nor, with no receivers file, webhook URL or web config, their models.
-    files = [name for name in FILES if name not in ("yaml", "bridge.settings")]
-    assert among(imported, [*files, "bridge.receivers", "bridge.yamlconfig"]) == []
+    assert among(imported, [*FILE_MODELS, "bridge.yamlconfig"]) == []
     assert among(imported, [f"bridge.messages.{name}" for name in ("health", "logs")]) == []
 
 
@@ -252,13 +253,11 @@ def run_until_healthy(tmp_path: Path, **env: str) -> dict[str, Any]:
 
 def test_run_without_files_or_ingest_imports_none_of_their_models(tmp_path: Path) -> None:
     """``run`` with no receivers file, webhook URL, web config or ingest answers /healthz with
-    none of their models imported (``FILES``: the ``http_config`` and web config models;
-    ``bridge.receivers``, ``bridge.yamlconfig``, bcrypt), the decoders not built (it decodes
-    no bytes: the in-process bus hands over envelopes), and the cycle collector on again."""
+    none of their models imported (``FILE_MODELS``, ``bridge.yamlconfig``, bcrypt), the
+    decoders not built (it decodes no bytes: the in-process bus hands over envelopes), and the
+    cycle collector on again."""
     found = run_until_healthy(tmp_path)
-    files = [name for name in FILES if name not in ("yaml", "bridge.settings")]
-    own = ["bridge.receivers", "bridge.yamlconfig", "bcrypt"]
-    assert among(set(found["modules"]), [*files, *own]) == []
+    assert among(set(found["modules"]), [*FILE_MODELS, "bridge.yamlconfig", "bcrypt"]) == []
     assert "bridge.bus.structs" in found["modules"]
     assert found["built"] is False
     assert found["gc"] is True
