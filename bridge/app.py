@@ -288,7 +288,13 @@ class Bridge:
         server = self._runner.server
         assert server is not None  # set by setup()
         try:
-            self._listener = await self.connections.serve(server, host, port, ssl_context)
+            self._listener = await self.connections.serve(
+                server,
+                host,
+                port,
+                ssl_context,
+                before_handshake=self.web_config.refresh if self.web_config else lambda: None,
+            )
         except OSError as exc:  # taken, not ours to bind, no such address, no such name
             unresolved = isinstance(exc, socket.gaierror)
             hint = _UNRESOLVED_HINT if unresolved else _LISTEN_HINTS.get(exc.errno or 0)

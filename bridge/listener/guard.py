@@ -117,6 +117,7 @@ class ConnectionGuard:
         self._handshakes: set[asyncio.Task[None]] = set()
         self._write_timeout_said = False  # that the write timeout is not in force, logged once
         self._listener: Listener | None = None
+        self._before_handshake: Callable[[], object] = lambda: None
         registry = registry if registry is not None else CollectorRegistry()
         Gauge(
             "exesdb_http_connections",
@@ -177,6 +178,7 @@ class ConnectionGuard:
         host: str,
         port: int,
         ssl_context: ssl.SSLContext | None = None,
+        before_handshake: Callable[[], object] = lambda: None,
     ) -> Listener:
         """Bind ``host:port`` (every address it resolves to, as ``asyncio`` binds them), each
         connection's protocol from ``factory`` (aiohttp's ``runner.server``) under this guard;
@@ -184,8 +186,12 @@ class ConnectionGuard:
 
         With TLS each connection is counted from its accept, before its handshake (which gets
         the header timeout: it is the first part of reading a request), so that half-open
-        handshakes are held to the cap like idle connections.
+        handshakes are held to the cap like idle connections. ``before_handshake`` is called
+        just before each connection's TLS is made from ``ssl_context`` (the web config's look
+        at its files: OpenSSL fixes the client-auth mode and versions of a connection from the
+        context as it is then).
         """
+        self._before_handshake = before_handshake
         sockets = await bind(host, port)
         self._listener = Listener(self, sockets, lambda: Connection(self, factory(), ssl_context))
         return self._listener
@@ -328,6 +334,9 @@ class ConnectionGuard:
         # connection_made, queued just after, begins; tests/test_listener.py cuts a ClientHello
         # into pieces to hold this).
         loop.call_soon(_give_back, raw, hello)
+        # Before start_tls makes the connection's SSL object, which takes the client-auth mode,
+        # versions and ciphers the context has then (a handshake's own look is too late).
+        self._before_handshake()
         try:
             tls = await loop.start_tls(
                 raw,

@@ -507,6 +507,37 @@ webhook_configs:
     assert [r.json()["status"] for r in firing_only.requests] == ["firing"]
 
 
+async def test_send_resolved_false_is_not_sent_a_firing_that_resolved_while_it_waited(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A receiver with send_resolved: false, failing while an alert fired and resolved, is not
+    sent the firing once it answers again: it would never hear of the resolve and keep the
+    alert firing (Alertmanager's next flush no longer holds it); the notification is kept in a
+    delivery in state stale, counted in exesdb_webhook_stale_total."""
+    firing_only: WebhookReceiver = webhook_receiver()
+    firing_only.default = Answer(503)
+    config = write(
+        tmp_path / "receivers.yml",
+        f"webhook_configs:\n  - url: {firing_only.url}\n    send_resolved: false\n",
+    )
+    async with configured(tmp_path / "state", config) as (bridge, sink, _):
+        bridge.bus.publish("lifecycle", NodeLifecycle(node="n9", event="down", cluster_size=2))
+        await async_wait_until(lambda: firing_only.requests, what="a failed attempt")
+        bridge.bus.publish(
+            "lifecycle", NodeLifecycle(node="n9", event="reconnected", cluster_size=3)
+        )
+        await async_wait_until(
+            lambda: not sink.outbox.alerts.find(state="firing"), what="the alert resolved"
+        )
+        firing_only.default = Answer(200)
+        await async_wait_until(lambda: outbox_empty(sink), what="an empty outbox")
+        [stale] = sink.outbox.queue.deliveries(state="stale")
+        assert stale.last_error is not None
+        assert "send_resolved: false" in stale.last_error
+        assert bridge.registry.get_sample_value("exesdb_webhook_stale_total") == 1
+    assert not firing_only.accepted()
+
+
 async def test_a_receiver_told_of_an_alert_hears_its_resolve_after_it_eased_below_its_minimum(
     tmp_path: Path, webhook_receiver
 ) -> None:

@@ -25,6 +25,7 @@ from bridge.bus import SIGNATURE_HEADER, Keyring
 from bridge.cli.healthcheck import probe, target
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
+from bridge.webconfig.live import CHECK_INTERVAL_SECONDS
 from tests.support import (
     ADMIN_TOKEN,
     TEST_SECRET,
@@ -687,6 +688,22 @@ async def test_client_auth_can_be_required_without_restart(files: WebFiles):
         await async_wait_until(
             lambda: refused_connection(bridge, files.client_context()), 10, "the refusal"
         )
+        assert await served(bridge, files.client_context(files.client_cert()), {})
+
+
+async def test_the_connection_that_finds_a_changed_file_is_made_under_it(files: WebFiles):
+    """The first connection after the file turned RequireAndVerifyClientCert on, its handshake
+    the first look at the file, is refused without a client certificate: OpenSSL fixes the
+    client-auth mode when it makes the connection, so the file is looked at before that, not
+    only in the handshake, which would let that connection in under the old mode."""
+    async with serving(files, files.tls_config()) as bridge:
+        files.write(
+            files.tls_config(
+                "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
+            )
+        )
+        await asyncio.sleep(CHECK_INTERVAL_SECONDS)  # due for a look: the next one is ours
+        assert await refused_connection(bridge, files.client_context())
         assert await served(bridge, files.client_context(files.client_cert()), {})
 
 

@@ -17,7 +17,8 @@ hanging receiver only ever delays its own deliveries; those go out in the order 
 (``DeliveryQueue.next_due``), so a resolve never overtakes the firing it ends. Before each
 attempt the worker asks its ``vet`` what of the delivery may go (on Redis the sink leaves out
 the alerts another replica has notified newer states of since: ``AlertIndex.stale``; while
-Redis cannot tell, the delivery goes unchecked).
+Redis cannot tell, the delivery goes unchecked; to a receiver with ``send_resolved: false``, the
+alerts resolved since).
 A sender reads its receiver's URL, secrets and certificates again when their files change
 (``bridge.httpclient``), so they rotate without a restart; a file it cannot use fails the
 attempt, which is retried.

@@ -105,8 +105,9 @@ class AlertMetrics:
         self._stale = Counter(
             "exesdb_webhook_stale",
             "Alert notifications left out of a delivery, never to be sent, because another "
-            "replica made a newer one of the alert since (Redis bus; `exesdb-bridge outbox list "
-            "--state stale` lists them).",
+            "replica made a newer one of the alert since (Redis bus), or the alert resolved "
+            "before they reached a receiver with send_resolved: false (`exesdb-bridge outbox "
+            "list --state stale` lists them).",
             registry=registry,
         )
         self._refused = Counter(

@@ -40,6 +40,7 @@ from bridge.redaction import safe_url
 from bridge.routes import AdminGuard
 from bridge.settings import Settings
 from bridge.sinks.alerts.admin import AlertQuery, alert_routes
+from bridge.sinks.alerts.alert_store import AlertStore
 from bridge.sinks.alerts.alertmanager import AlertmanagerPoster
 from bridge.sinks.alerts.delivery import (
     AttemptResult,
@@ -94,6 +95,12 @@ _CLOSE_MARGIN_SECONDS: Final = 1.0
 # Open (firing or acknowledged) alerts kept at most; new ones beyond are refused and counted
 # (an event alert from nine tenths of it: transitions.open_cap).
 MAX_OPEN_ALERTS: Final = 50_000
+# The last error of a delivery made of notifications withheld from a receiver that takes no
+# resolves.
+_RESOLVED_REASON: Final = (
+    "stale: these alerts resolved before this was delivered, and the receiver has"
+    " send_resolved: false (it would never hear of the resolve)"
+)
 # The NotificationStatus ``status`` of each attempt result.
 _NOTIFICATION_STATUS: Final = {
     DeliveryResult.DELIVERED: "delivered",
@@ -399,7 +406,7 @@ class AlertSink:
             group_wait=self.settings.webhook_group_wait_ms / 1000,
             build=self._builder(receiver),
             keep=self._keeper(receiver),
-            vet=self._vet,
+            vet=self._vet if receiver.send_resolved else self._without_resolved,
             report=self._report,
             clock=self._clock,
             sleep=self._sleep,
@@ -581,6 +588,28 @@ class AlertSink:
         )
         self._house_wake.set()  # the depth gauges
         return left
+
+    async def _without_resolved(self, delivery: Delivery) -> Delivery | None:
+        """``delivery``, to a receiver with ``send_resolved: false``, without the alerts that
+        resolved since it was made (the receiver down meanwhile), then as ``_vet`` leaves it;
+        None when none of it goes. Told they fire, the receiver would never hear of the resolve
+        and keep them firing; Alertmanager's next flush no longer holds them."""
+        store = self.outbox.alerts
+        resolved = await self._db.call(_resolved_among, store, delivery.alert_ids)
+        if not resolved:
+            return await self._vet(delivery)
+        left = await self._db.call(
+            self.outbox.queue.withhold, delivery.id, resolved, self._clock(), _RESOLVED_REASON
+        )
+        self.metrics.withheld(len(resolved))
+        _logger.info(
+            "alerts: left %d notification(s) out of delivery %s: their alerts resolved before"
+            " it was delivered, and the receiver has send_resolved: false",
+            len(resolved),
+            delivery.id,
+        )
+        self._house_wake.set()  # the depth gauges
+        return await self._vet(left) if left is not None else None
 
     async def _take_up(self) -> None:
         """On taking the work-queue lease: the open alerts kept in Redis become ours."""
@@ -780,3 +809,9 @@ def _outbox_failure(doing: str, state_dir: str, exc: BaseException) -> ConfigErr
             + (f"; {hint}" if hint else "")
         ]
     )
+
+
+def _resolved_among(store: AlertStore, alert_ids: Sequence[str]) -> list[str]:
+    """Those of ``alert_ids`` whose alert is resolved now (one pruned since is not judged)."""
+    records = (store.get(alert_id) for alert_id in alert_ids)
+    return [r.alert_id for r in records if r is not None and r.state is AlertState.RESOLVED]
