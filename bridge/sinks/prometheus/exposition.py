@@ -24,6 +24,7 @@ __all__ = ["OPENMETRICS_TYPE", "TEXT_TYPE", "Format", "gzip_wanted", "negotiate"
 
 TEXT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
 _OPENMETRICS_MEDIA_TYPE: Final = "application/openmetrics-text"
+_OPENMETRICS_1: Final = f"{_OPENMETRICS_MEDIA_TYPE}; version=1.0.0;"
 _TEXT_MEDIA_TYPE: Final = "text/plain"
 _EOF: Final = b"# EOF\n"
 
@@ -50,8 +51,9 @@ def negotiate(accept: str) -> Format:
     in its order and ignores weights, so Prometheus' ``scrape_protocols: [PrometheusText0.0.4,
     OpenMetricsText1.0.0]`` (text weighted above OpenMetrics, both listed) would get OpenMetrics.
     A type given ``q=0`` ("not this", RFC 9110, 12.4.2) is never chosen; wildcards, other
-    types and an OpenMetrics version it cannot serve (0.0.1) are passed over, as client_golang
-    passes them over.
+    types and an OpenMetrics version other than 1.0.0 (0.0.1, or a later one the series are not
+    rendered in, which prometheus_client would claim) are passed over, as client_golang passes
+    them over.
     """
     weighted = [(_weight(item), item) for item in accept.split(",")]
     # sorted() is stable: items of equal weight stay in the order given.
@@ -71,6 +73,8 @@ def negotiate(accept: str) -> Format:
         except (TypeError, ValueError):
             continue  # prometheus_client cannot compare a version such as "version=x"
         openmetrics = content_type.startswith(_OPENMETRICS_MEDIA_TYPE)
+        if openmetrics and not content_type.startswith(_OPENMETRICS_1):
+            continue
         if openmetrics or media == _TEXT_MEDIA_TYPE:
             return Format(openmetrics, content_type, encode)
     return _TEXT
