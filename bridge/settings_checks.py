@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal, cast
 
+from bridge.client_settings import MIN_SECRET_LENGTH
 from bridge.errors import ConfigError
 from bridge.otlp_settings import otlp_enabled, otlp_endpoint_of, otlp_exports, otlp_protocol_of
 from bridge.probe_settings import client_certificate_problem, credential_warnings, variable_value
@@ -29,7 +30,6 @@ __all__ = [
     "start_warnings",
 ]
 
-MIN_SECRET_LENGTH: Final = 32
 # Below this an admin token can be guessed by trying: the admin endpoints do not slow refusals.
 MIN_ADMIN_TOKEN_LENGTH: Final = 16
 # The TLS files of OTLP export: the general ones and each signal's own.
