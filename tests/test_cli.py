@@ -840,6 +840,22 @@ def test_publish_to_nowhere_exits_1() -> None:
     assert "cannot reach" in completed.stdout + completed.stderr
 
 
+def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback() -> None:
+    """A port that takes the connection and never answers (a bridge stuck, another program)
+    ends the command after its 10 s with one line saying so, exit 1, not a traceback."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes each connection; nothing ever reads or answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        completed = cli("alerts", "list", "--url", url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        f"exesdb-bridge: the bridge at {url} did not answer within 10 s: it is stuck or"
+        " overloaded, or another program holds that port (--url, EXESDB_URL or EXESDB_HTTP_ADDR"
+        " says where it is)\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "stdin", "env", "message"),
     [
