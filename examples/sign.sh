@@ -69,8 +69,9 @@ signature=$(printf '%s.%s' "$t" "$body" | openssl dgst -sha256 -hmac "$SECRET_KE
 
 answer=$(mktemp)
 trap 'rm -f "$answer"' EXIT
+# At most 10 s, as sign.py waits: a port that takes the request and never answers ends it.
 status=$(curl -sS ${curl_options[@]+"${curl_options[@]}"} -o "$answer" -w '%{http_code}' \
-    -X POST "$bridge/v1/messages" \
+    --max-time 10 -X POST "$bridge/v1/messages" \
     -H "Content-Type: application/json" \
     -H "X-ExESDB-Signature: t=$t,v1=$signature" \
     --data-binary "$body")

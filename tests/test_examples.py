@@ -113,6 +113,22 @@ def test_a_signer_refuses_an_address_the_bridge_would_refuse(
     assert _health_messages(ingesting) == before
 
 
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+def test_a_signer_gives_up_on_a_port_that_never_answers(name: str) -> None:
+    """Against a port that takes the connection and never answers, the signer stops after its
+    10 s saying it timed out, exit status not 0, rather than waiting for good."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes each connection; nothing ever reads or answers
+        completed = _run(
+            [*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY],
+            SECRET_KEY_BASE=TEST_SECRET,
+            EXESDB_HTTP_ADDR=f"127.0.0.1:{silent.getsockname()[1]}",
+        )
+    assert completed.returncode != 0
+    assert "timed out" in completed.stderr.lower()
+
+
 @pytest.mark.parametrize(
     ("payload", "message"),
     [("not json", "not JSON"), ("[1, 2]", "must be a JSON object")],
