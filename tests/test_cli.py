@@ -840,14 +840,18 @@ def test_publish_to_nowhere_exits_1() -> None:
     assert "cannot reach" in completed.stdout + completed.stderr
 
 
-def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback() -> None:
+@pytest.mark.parametrize("command", [["alerts", "list"], ["tail"]], ids=" ".join)
+def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback(
+    command: list[str],
+) -> None:
     """A port that takes the connection and never answers (a bridge stuck, another program)
-    ends the command after its 10 s with one line saying so, exit 1, not a traceback."""
+    ends the command after its 10 s with one line saying so, exit 1: not a traceback, and not
+    a tail following in silence a stream that never opens."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)  # the kernel completes each connection; nothing ever reads or answers
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        completed = cli("alerts", "list", "--url", url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+        completed = cli(*command, "--url", url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
     assert completed.returncode == 1
     assert completed.stderr == (
         f"exesdb-bridge: the bridge at {url} did not answer within 10 s: it is stuck or"
