@@ -30,6 +30,7 @@ from bridge.urls import require_http_url
 
 __all__ = [
     "DEFAULT_STATE_DIR",
+    "MIN_SECRET_LENGTH",
     "AdminClientSettings",
     "AdminToken",
     "BaseUrl",
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 DEFAULT_STATE_DIR: Final = "./.exesdb-bridge"
+# The shortest SECRET_KEY_BASE a bridge with ingest or a Redis bus runs with: so ``publish``
+# knows a shorter key for one no bridge it can post to has.
+MIN_SECRET_LENGTH: Final = 32
 # A client command's settings model, for the functions that read any of them.
 SettingsModel = TypeVar("SettingsModel", bound="FromEnvironment")
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal, cast
 
+from bridge.client_settings import MIN_SECRET_LENGTH
 from bridge.errors import ConfigError
 from bridge.otlp_settings import otlp_enabled, otlp_endpoint_of, otlp_exports, otlp_protocol_of
 from bridge.probe_settings import client_certificate_problem, credential_warnings, variable_value
@@ -29,13 +30,20 @@ __all__ = [
     "start_warnings",
 ]
 
-MIN_SECRET_LENGTH: Final = 32
 # Below this an admin token can be guessed by trying: the admin endpoints do not slow refusals.
 MIN_ADMIN_TOKEN_LENGTH: Final = 16
 # The TLS files of OTLP export: the general ones and each signal's own.
 _OTLP_FILE: Final = re.compile(
     r"OTEL_EXPORTER_OTLP_(?:(TRACES|LOGS|METRICS)_)?(CERTIFICATE|CLIENT_KEY|CLIENT_CERTIFICATE)"
 )
+# One item of OTEL_EXPORTER_OTLP_[<SIGNAL>_]HEADERS as the Python SDK's exporters read it
+# (opentelemetry.util.re, liberal): an HTTP token, "=", and a value of printable ASCII but for
+# '"', ',', ';' and backslash (URL-encoded, blanks as written). They drop any other item.
+_OTLP_HEADER: Final = re.compile(
+    r"[ \t]*[\x21\x23-\x27\x2a\x2b\x2d\x2e\x30-\x39\x41-\x5a\x5e-\x7a\x7c\x7e]+[ \t]*"
+    r"=[ \t]*[\x20\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*[ \t]*"
+)
+_OTLP_HEADERS_DELIMITER: Final = re.compile(r"[ \t]*,[ \t]*")
 
 
 def cross_checks(settings: Settings, *, webhook_urls: Mapping[int, str] | None = None) -> list[str]:
@@ -111,6 +119,7 @@ def _cross_checks(settings: Settings, webhook_urls: Mapping[int, str] | None) ->
         problems.append(f"EXESDB_STATE_DIR: {state}")
     problems += _otlp_endpoint_problems(settings)
     problems += _otlp_file_problems(settings)
+    problems += _otlp_header_problems(settings, os.environ)
     if settings.webhook_backoff_ms > settings.webhook_max_backoff_ms:
         problems.append(
             _blaming_the_one_set(
@@ -213,6 +222,42 @@ def _otlp_file_problems(settings: Settings) -> list[str]:
         kind: Literal["certificate", "key"] = "key" if file[2] == "CLIENT_KEY" else "certificate"
         if used and (problem := pem_file_problem(path, kind)) is not None:
             problems.append(f"{variable}: {problem}")
+    return problems
+
+
+def _otlp_header_problems(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """The items of each OTLP headers variable an exported signal's exporter would read that it
+    would drop (``Authorization: Bearer …``, a value holding a ``;``): the SDK warns and sends
+    without them, and a collector asking for a token refuses every export. A signal reads its
+    own variable when set, else the general one. Named by item number: a value holds secrets."""
+    signals: tuple[OtlpSignal, ...] = ("traces", "logs", "metrics")
+    read = set()
+    for signal in signals:
+        own = f"OTEL_EXPORTER_OTLP_{signal.upper()}_HEADERS"
+        if otlp_exports(settings, signal):
+            read.add(
+                own if variable_value(environ, own) is not None else "OTEL_EXPORTER_OTLP_HEADERS"
+            )
+    problems = []
+    for variable in sorted(read):
+        value = variable_value(environ, variable) or ""
+        items = [item for item in _OTLP_HEADERS_DELIMITER.split(value) if item]
+        dropped = [
+            str(number)
+            for number, item in enumerate(items, 1)
+            if not _OTLP_HEADER.fullmatch(item.strip())
+        ]
+        if dropped:
+            which, them = (
+                (f"item {dropped[0]} of {len(items)} is no name=value pair", "it")
+                if len(dropped) == 1
+                else (f"items {', '.join(dropped)} of {len(items)} are no name=value pairs", "them")
+            )
+            problems.append(
+                f"{variable}: {which} the OTLP exporters read, so they would send without"
+                f" {them}; allowed: comma-separated name=value pairs, each value URL-encoded"
+                " (%20 for a blank, %2C for a comma, %3B for a semicolon)"
+            )
     return problems
 
 

@@ -42,10 +42,20 @@ from datetime import UTC, datetime
 
 def bridge_url() -> str:
     """EXESDB_URL, else the address EXESDB_HTTP_ADDR names (a wildcard host is loopback), over
-    https when the web config file EXESDB_WEB_CONFIG_FILE has a tls_server_config section."""
+    https when the web config file EXESDB_WEB_CONFIG_FILE has a tls_server_config section;
+    ValueError for an EXESDB_HTTP_ADDR that is no host:port with a port from 1 to 65535."""
     if os.environ.get("EXESDB_URL"):
         return os.environ["EXESDB_URL"].rstrip("/")
-    host, _, port = os.environ.get("EXESDB_HTTP_ADDR", "0.0.0.0:9570").rpartition(":")
+    address = os.environ.get("EXESDB_HTTP_ADDR", "0.0.0.0:9570")
+    host, colon, port = address.rpartition(":")
+    # As the bridge reads it: a port alone, a URL or port 0 (the bridge picks one) is no address
+    # to send a signed message to.
+    number = int(port) if port.isascii() and port.isdigit() else 0
+    if not colon or "/" in address or not 0 < number < 65536:
+        raise ValueError(
+            "EXESDB_HTTP_ADDR: must be host:port as the bridge listens on it, e.g. 127.0.0.1:9570"
+            f" (got {address!r}); a bridge's URL goes in EXESDB_URL"
+        )
     host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)
     return f"{'https' if serves_tls() else 'http'}://{host}:{port}"
 
@@ -116,7 +126,10 @@ def main() -> int:
         "payload": args.payload,
     }
     body = json.dumps(envelope).encode()
-    bridge, authorization = credentials(bridge_url(), args.user)
+    try:
+        bridge, authorization = credentials(bridge_url(), args.user)
+    except ValueError as exc:
+        parser.error(str(exc))
     headers = {
         "Content-Type": "application/json",
         "X-ExESDB-Signature": sign(key.encode(), body, int(time.time())),

@@ -42,6 +42,14 @@ if [[ -n "${EXESDB_URL:-}" ]]; then
 else
     addr=${EXESDB_HTTP_ADDR:-0.0.0.0:9570}
     host=${addr%:*} port=${addr##*:}
+    # As the bridge reads it: a port alone, a URL or port 0 (the bridge picks one) is no address
+    # to send a signed message to.
+    if [[ $addr != *:* || $addr == */* || ! $port =~ ^[0-9]{1,5}$ ]] \
+        || ((10#$port < 1 || 10#$port > 65535)); then
+        echo "EXESDB_HTTP_ADDR: must be host:port as the bridge listens on it, e.g." \
+            "127.0.0.1:9570 (got '$addr'); a bridge's URL goes in EXESDB_URL" >&2
+        exit 2
+    fi
     case $host in "" | 0.0.0.0) host=127.0.0.1 ;; "[::]") host="[::1]" ;; esac
     scheme=http
     if grep -qs '^tls_server_config:' "${EXESDB_WEB_CONFIG_FILE:-/dev/null}"; then
@@ -61,8 +69,9 @@ signature=$(printf '%s.%s' "$t" "$body" | openssl dgst -sha256 -hmac "$SECRET_KE
 
 answer=$(mktemp)
 trap 'rm -f "$answer"' EXIT
+# At most 10 s, as sign.py waits: a port that takes the request and never answers ends it.
 status=$(curl -sS ${curl_options[@]+"${curl_options[@]}"} -o "$answer" -w '%{http_code}' \
-    -X POST "$bridge/v1/messages" \
+    --max-time 10 -X POST "$bridge/v1/messages" \
     -H "Content-Type: application/json" \
     -H "X-ExESDB-Signature: t=$t,v1=$signature" \
     --data-binary "$body")

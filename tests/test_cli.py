@@ -840,6 +840,26 @@ def test_publish_to_nowhere_exits_1() -> None:
     assert "cannot reach" in completed.stdout + completed.stderr
 
 
+@pytest.mark.parametrize("command", [["alerts", "list"], ["tail"]], ids=" ".join)
+def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback(
+    command: list[str],
+) -> None:
+    """A port that takes the connection and never answers (a bridge stuck, another program)
+    ends the command after its 10 s with one line saying so, exit 1: not a traceback, and not
+    a tail following in silence a stream that never opens."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes each connection; nothing ever reads or answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        completed = cli(*command, "--url", url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        f"exesdb-bridge: the bridge at {url} did not answer within 10 s: it is stuck or"
+        " overloaded, or another program holds that port (--url, EXESDB_URL or EXESDB_HTTP_ADDR"
+        " says where it is)\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "stdin", "env", "message"),
     [
@@ -893,14 +913,22 @@ def test_publish_to_nowhere_exits_1() -> None:
             {"SECRET_KEY_BASE": ""},
             "publish needs SECRET_KEY_BASE to sign with: set it to the key the bridge runs with",
         ),
+        (
+            ["system_alert", *ALERT_FIELDS],
+            None,
+            {"SECRET_KEY_BASE": "k" * 31},
+            "SECRET_KEY_BASE: has 31 characters; a bridge with EXESDB_INGEST=true runs with at"
+            " least 32, so it is not the bridge's key",
+        ),
     ],
 )
 def test_publish_refuses_bad_input_with_exit_2(
     args: list[str], stdin: str | None, env: dict[str, str], message: str
 ) -> None:
-    """An unknown tag, a bad field (with the value given), bad stdin or no key to sign with exit
-    2 and say why; a missing or unknown field says what to give, and where the fields are
-    listed, a missing key what to set it to; a bad message is named before a missing key."""
+    """An unknown tag, a bad field (with the value given), bad stdin, no key to sign with or one
+    shorter than any ingesting bridge's exit 2 and say why, nothing sent; a missing or unknown
+    field says what to give, and where the fields are listed, a missing key what to set it to; a
+    bad message is named before a missing key."""
     completed = cli("publish", *args, "--url", "http://127.0.0.1:9", stdin=stdin, **env)  # type: ignore[arg-type]
     assert completed.returncode == 2
     assert message in completed.stderr

@@ -91,6 +91,44 @@ def test_a_signer_takes_exesdb_url_and_a_topic(name: str, ingesting: BridgeProce
     assert wrong.stdout.startswith('401 {"error": "invalid_signature"')
 
 
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+def test_a_signer_refuses_an_address_the_bridge_would_refuse(
+    name: str, ingesting: BridgeProcess
+) -> None:
+    """A port alone, a URL or port 0 in EXESDB_HTTP_ADDR is refused as bad usage (exit 2)
+    naming the variable, as the bridge refuses it, and nothing is sent: sign.py read the port
+    alone as loopback, sign.sh as a host named by the number, and each a URL as a host."""
+    before = _health_messages(ingesting)
+    for address in (str(ingesting.port), f"http://127.0.0.1:{ingesting.port}", "127.0.0.1:0"):
+        completed = _run(
+            [*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY],
+            SECRET_KEY_BASE=TEST_SECRET,
+            EXESDB_HTTP_ADDR=address,
+        )
+        assert completed.returncode == 2, address
+        assert "EXESDB_HTTP_ADDR: must be host:port as the bridge listens on it, e.g." in (
+            completed.stderr
+        )
+        assert f"(got '{address}'); a bridge's URL goes in EXESDB_URL" in completed.stderr
+    assert _health_messages(ingesting) == before
+
+
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+def test_a_signer_gives_up_on_a_port_that_never_answers(name: str) -> None:
+    """Against a port that takes the connection and never answers, the signer stops after its
+    10 s saying it timed out, exit status not 0, rather than waiting for good."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes each connection; nothing ever reads or answers
+        completed = _run(
+            [*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY],
+            SECRET_KEY_BASE=TEST_SECRET,
+            EXESDB_HTTP_ADDR=f"127.0.0.1:{silent.getsockname()[1]}",
+        )
+    assert completed.returncode != 0
+    assert "timed out" in completed.stderr.lower()
+
+
 @pytest.mark.parametrize(
     ("payload", "message"),
     [("not json", "not JSON"), ("[1, 2]", "must be a JSON object")],

@@ -161,6 +161,17 @@ class Target:
                 return answer.status, await answer.text()
         except aiohttp.ClientError as exc:
             return 0, self.unreachable(exc)
+        except TimeoutError:
+            # aiohttp's overall timeout is no ClientError: a port that takes the connection
+            # and never answers (a bridge stuck, another program) ends here.
+            return 0, self.silent()
+
+    def silent(self) -> str:
+        """What to say when the bridge took the connection but did not answer in time."""
+        return (
+            f"the bridge at {safe_url(self.url)} did not answer within {TIMEOUT:g} s: it is"
+            f" stuck or overloaded, or another program holds that port ({_WHERE})"
+        )
 
     def unreachable(self, exc: BaseException) -> str:
         """Why nothing answered, and what to check."""

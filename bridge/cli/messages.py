@@ -125,7 +125,7 @@ def _publish(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
-    from bridge.client_settings import PublishSettings
+    from bridge.client_settings import MIN_SECRET_LENGTH, PublishSettings
     from bridge.messages import model_tagged, utc_now
 
     settings = client_settings_or_exit(PublishSettings)
@@ -188,10 +188,20 @@ def _publish(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     # Set but empty counts as unset, as it does for the bridge; checked after the message, so
     # a message can be got right before there is a key.
-    if settings.secret_key_base is None or not settings.secret_key_base.get_secret_value():
+    key = settings.secret_key_base.get_secret_value() if settings.secret_key_base else ""
+    if not key:
         print(
             "exesdb-bridge: publish needs SECRET_KEY_BASE to sign with: set it to the key the"
             " bridge runs with (its SECRET_KEY_BASE)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if len(key) < MIN_SECRET_LENGTH:
+        # Ingest needs a key this long (docs/configuration.md): a shorter one is no bridge's.
+        print(
+            f"exesdb-bridge: SECRET_KEY_BASE: has {len(key)} characters; a bridge with"
+            f" EXESDB_INGEST=true runs with at least {MIN_SECRET_LENGTH}, so it is not the"
+            " bridge's key: set it to the key the bridge runs with (its SECRET_KEY_BASE)",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -207,7 +217,7 @@ def _publish(args: argparse.Namespace) -> int:
         now.timestamp(),
     )
     body = envelope.to_bytes()
-    keyring = Keyring.from_secrets(settings.secret_key_base.get_secret_value())
+    keyring = Keyring.from_secrets(key)
     headers = {
         "Content-Type": "application/json",
         SIGNATURE_HEADER: keyring.sign_header(body, int(time.time())),
@@ -258,35 +268,46 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 async def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
+    import asyncio
+
     import aiohttp
 
+    from bridge.cli.client import TIMEOUT
+
     params = {key: value for key in ("instance", "topic") if (value := getattr(args, key))}
+    headers = bridge.admin_headers(token)
     printed = 0
     try:
-        async with (
-            bridge.session(aiohttp.ClientTimeout(total=None, sock_read=None)) as session,
-            session.get(
-                bridge.url + "/v1/stream", params=params, headers=bridge.admin_headers(token)
-            ) as response,
-        ):
-            if response.status != 200:
-                say_refused(bridge, "/v1/stream", response.status, await response.text())
+        async with bridge.session(aiohttp.ClientTimeout(total=None, sock_read=None)) as session:
+            # The stream waits for messages without end, but the bridge opens it at once: a port
+            # that takes the connection and never answers is said, not followed in silence.
+            try:
+                async with asyncio.timeout(TIMEOUT):
+                    response = await session.get(
+                        bridge.url + "/v1/stream", params=params, headers=headers
+                    )
+            except TimeoutError:
+                print(f"exesdb-bridge: {bridge.silent()}", file=sys.stderr)
                 return EXIT_FAILED
-            if response.content_type != "text/event-stream":
-                # Another server on that port: its page is no stream the bridge ended.
-                print(
-                    f"exesdb-bridge: {bridge.not_a_bridge('/v1/stream', 'an event stream')}",
-                    file=sys.stderr,
-                )
-                return EXIT_FAILED
-            async for raw in response.content:
-                line = raw.decode().rstrip("\n")
-                if not line.startswith("data: "):
-                    continue
-                print(_one_line(json.loads(line[6:])), flush=True)
-                printed += 1
-                if args.count and printed >= args.count:
-                    return EXIT_OK
+            async with response:
+                if response.status != 200:
+                    say_refused(bridge, "/v1/stream", response.status, await response.text())
+                    return EXIT_FAILED
+                if response.content_type != "text/event-stream":
+                    # Another server on that port: its page is no stream the bridge ended.
+                    print(
+                        f"exesdb-bridge: {bridge.not_a_bridge('/v1/stream', 'an event stream')}",
+                        file=sys.stderr,
+                    )
+                    return EXIT_FAILED
+                async for raw in response.content:
+                    line = raw.decode().rstrip("\n")
+                    if not line.startswith("data: "):
+                        continue
+                    print(_one_line(json.loads(line[6:])), flush=True)
+                    printed += 1
+                    if args.count and printed >= args.count:
+                        return EXIT_OK
     except aiohttp.ClientPayloadError:
         # The stream had begun, so the bridge was reached: it died, or the connection did.
         print(
