@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from bridge import __version__
+from bridge.cli import client
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.outbox import FILE_NAME
 from tests.integration.servers.redis import RedisServer, redis_server
@@ -842,11 +843,13 @@ def test_publish_to_nowhere_exits_1() -> None:
 
 @pytest.mark.parametrize("command", [["alerts", "list"], ["tail"]], ids=" ".join)
 def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback(
-    command: list[str],
+    command: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A port that takes the connection and never answers (a bridge stuck, another program)
-    ends the command after its 10 s with one line saying so, exit 1: not a traceback, and not
-    a tail following in silence a stream that never opens."""
+    ends the command after its timeout (10 s, 1 s here to keep the test short) with one line
+    saying so, exit 1: not a traceback, and not a tail following in silence a stream that never
+    opens."""
+    monkeypatch.setattr(client, "TIMEOUT", 1.0)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)  # the kernel completes each connection; nothing ever reads or answers
@@ -854,7 +857,7 @@ def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback
         completed = cli(*command, "--url", url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
     assert completed.returncode == 1
     assert completed.stderr == (
-        f"exesdb-bridge: the bridge at {url} did not answer within 10 s: it is stuck or"
+        f"exesdb-bridge: the bridge at {url} did not answer within 1 s: it is stuck or"
         " overloaded, or another program holds that port (--url, EXESDB_URL or EXESDB_HTTP_ADDR"
         " says where it is)\n"
     )
