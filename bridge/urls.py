@@ -87,9 +87,15 @@ def http_url_problem(url: str, what: str = "URL") -> str | None:
     it is one."""
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not one
     except ValueError:
         return f"not a {what}; allowed: an http:// or https:// {what} with a host"
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:
+        return (
+            f"its port is not a number from 0 to 65535; allowed: an http:// or https:// {what}"
+            " with a host"
+        )
     if not parts.scheme or not parts.netloc:
         return f"not a {what}; allowed: an http:// or https:// {what} with a host"
     if parts.scheme not in HTTP_SCHEMES or not parts.hostname:

@@ -1896,6 +1896,10 @@ def test_an_untrusted_certificate_is_told_by_openssl_s_reason(untrusted_tls_port
         (["publish", "system_alert", "--url", "127.0.0.1:8080"], "e.g. http://127.0.0.1:8080"),
         (["publish", "system_alert", "--url", "ftp://h/x"], "--url: 'ftp://h/…' is not an http://"),
         (
+            ["alerts", "list", "--url", "http://127.0.0.1:99999"],
+            "--url: its port is not a number from 0 to 65535",
+        ),
+        (
             ["publish", "system_alert", "--topic", "node failure"],
             "--topic: topic 'node failure' must be 1-128 characters",
         ),

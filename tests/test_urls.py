@@ -79,7 +79,7 @@ def test_the_default_external_url_is_https_when_the_web_config_serves_tls(tmp_pa
         ("http://", "not a URL; allowed: an http:// or https:// URL with a host"),
         ("hooks.example/t0k3n", "not a URL; allowed"),
         ("http:/u:pw@host", "not a URL; allowed"),
-        ("http://host:99999/", "not a URL; allowed"),
+        ("http://host:99999/", "its port is not a number from 0 to 65535; allowed"),
     ],
 )
 def test_a_url_given_is_http_or_https_with_a_host_and_never_echoed(
