@@ -91,6 +91,8 @@ _PERMISSIONS_HINT: Final = (
 )
 # A Lua script's command refused by the ACL: Redis answers ERR, not NOPERM.
 _SCRIPT_DENIED: Final = "The user executing the script can't"
+# A transaction whose MULTI the ACL refused: redis-py raises EXEC's error, not MULTI's NOPERM.
+_MULTI_DENIED: Final = "EXEC without MULTI"
 # redis-py's words around the error of one command of a pipeline; its asyncio pipeline gives
 # the error's arguments as a tuple.
 _PIPELINE: Final = re.compile(
@@ -418,7 +420,8 @@ def _refusal(exc: BaseException) -> str | None:
     if not isinstance(exc, ResponseError) and getattr(exc, "status_code", None) is None:
         return None  # no answer from Redis (a reply's error carries its code: LOADING, ERR)
     said = f"refuses the bridge's commands: {_reason(exc)}"
-    if isinstance(exc, NoPermissionError) or _SCRIPT_DENIED in _pipeline_error(exc)[1]:
+    words = _pipeline_error(exc)[1]
+    if isinstance(exc, NoPermissionError) or _SCRIPT_DENIED in words or _MULTI_DENIED in words:
         said += f" ({_PERMISSIONS_HINT})"
     return said
 

@@ -157,6 +157,11 @@ CREDENTIALS = "the user name and password in EXESDB_BUS must be those of a Redis
             f" command or subcommand script: 9136fc, on @user_script:1 ({PERMISSIONS})",
         ),
         (
+            # MULTI refused by the ACL: redis-py raises EXEC's error in its place.
+            ResponseError("EXEC without MULTI", status_code="ERR"),
+            f"refuses the bridge's commands: ERR EXEC without MULTI ({PERMISSIONS})",
+        ),
+        (
             ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
             "refuses the bridge's commands: WRONGTYPE Operation against a key holding the wrong"
             " kind of value",
@@ -179,6 +184,7 @@ CREDENTIALS = "the user name and password in EXESDB_BUS must be those of a Redis
         "noperm",
         "noperm-key",
         "script",
+        "multi",
         "other",
         "unknown-command",
     ],
