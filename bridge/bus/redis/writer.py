@@ -343,12 +343,12 @@ class Writer:
         if refusal is not None:
             # Without +xpending or +xinfo|groups nothing is forgotten: after Redis lost its data,
             # frames handled already would be written again.
-            self._link.refused_aside(refusal, self)
+            self._link.refused_aside(refusal, (self, "taken"))
             self._prune_refusals += 1
             self._prune_after = self._last_prune + self._link.backoff.delay(self._prune_refusals)
             return
         self._prune_refusals = 0
-        self._link.taken_aside(self)
+        self._link.taken_aside((self, "taken"))
         for index, key in enumerate(keys):
             groups, pending = replies[1 + 2 * index], replies[2 + 2 * index]
             if isinstance(groups, Exception) or isinstance(pending, Exception):
@@ -372,6 +372,10 @@ class Writer:
             for key, ids in acks.items():
                 pipe.xack(key, GROUP, *ids)
             await pipe.execute()
+        except NoPermissionError as exc:
+            # Left pending, the entries are claimed and handled again (their ids remembered),
+            # and acknowledged once the rule is granted.
+            self._link.refused_aside(exc, (self, "acks"))
         except ResponseError as exc:
             # E.g. the group is gone with a Redis that lost its data: nothing left to ack.
             _logger.debug("acknowledgements refused: %s", exc)
@@ -380,6 +384,8 @@ class Writer:
                 self._acks.setdefault(key, []).extend(ids)
                 self._ack_count += len(ids)
             raise
+        else:
+            self._link.taken_aside((self, "acks"))
 
     async def _write_buffered(self) -> None:
         """One batch of the buffer, in one round trip; refused frames go back to its front."""
