@@ -2,9 +2,10 @@
 
 The ACL lines are read from docs/redis.md, so the page and what is tested cannot drift apart.
 Two replicas run on exactly those rules; one replica on that user without one of its rules
-(``+xread``, ``+xadd``), or with a wrong password, is told refused (not unreachable) and is ready
-once Redis is put right; one whose lease's commands are refused at run time cannot tell where the
-lease is until they are granted back.
+(``+xread``, ``+xadd``, ``+smembers`` which taking up the lease needs, ``+xpending``,
+``+xack``), or with a wrong password, is told refused (not unreachable) and is ready once Redis
+is put right; one whose lease's commands are refused at run time cannot tell where the lease is
+until they are granted back.
 """
 
 from __future__ import annotations
@@ -353,6 +354,69 @@ def test_frames_the_acl_user_may_not_write_are_told_as_refused_until_granted(
     refused_until_put_right(process, refusal, setting(acl_redis, "+xadd"), counted=dropped)
     assert "Redis refused a frame of" in process.log()
     assert "exesdb: command xadd" in denied(acl_redis)
+
+
+def test_a_lease_never_taken_up_for_a_rule_the_acl_user_lacks_is_told_as_refused(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """On the documented user without ``+smembers``, taking up the lease fails each time (the
+    other replicas' notes cannot be listed) and no alert is delivered: /readyz and one warning
+    say Redis refuses the bridge's commands (NOPERM, naming the command), not ready; granted,
+    the replica takes the lease up and delivers the alert, without a restart."""
+    set_rules(acl_redis, "-smembers")
+    receiver: WebhookReceiver = webhook_receiver()
+    url = bus_url(acl_redis)
+    process = start_replica(tmp_path, bridge_processes, url, receiver=receiver)
+    ingest(process.url, [alert("acl-take-up")])
+    noperm = "NOPERM this user has no permissions to run the 'smembers' command"
+    refusal = told(url, REFUSES_COMMANDS + noperm + PERMISSIONS_HINT)
+    logged = refused_until_put_right(process, refusal, setting(acl_redis, "+smembers"))
+    assert len(logged) == 1, logged
+    assert " WARNING " in logged[0]
+    wait_until(lambda: notifications(receiver, "acl-take-up"), 15, "the alert delivered")
+    assert metric(process.url, "exesdb_redis_work_queue_leader") == 1
+
+
+def test_a_publisher_that_may_not_look_at_what_was_taken_is_told_as_refused(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess]
+) -> None:
+    """On the documented user without ``+xpending``, the replica cannot tell which of the
+    work-queue frames it wrote were taken (to write again only those after Redis lost its
+    data): /readyz and one warning say Redis refuses the bridge's commands (NOPERM, naming
+    the command), its tries counted; granted, the bridge is ready without a restart."""
+    set_rules(acl_redis, "-xpending")
+    url = bus_url(acl_redis)
+    process = start_replica(tmp_path, bridge_processes, url)
+    ingest(process.url, [alert("acl-pending")])
+    noperm = "NOPERM this user has no permissions to run the 'xpending' command"
+    refusal = told(url, REFUSES_COMMANDS + noperm + PERMISSIONS_HINT)
+    logged = refused_until_put_right(process, refusal, setting(acl_redis, "+xpending"))
+    assert len(logged) == 1, logged
+    assert " WARNING " in logged[0]
+    assert "exesdb: command xpending" in denied(acl_redis)
+
+
+def test_entries_the_acl_user_may_not_acknowledge_are_told_as_refused_and_sent_once(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """On the documented user without ``+xack``, the holder's acknowledgements are refused and
+    its entries stay pending: /readyz and one warning say Redis refuses the bridge's commands
+    (NOPERM, naming the command), its tries counted, and the alert claimed again is not sent
+    again; granted, the bridge is ready and nothing stays pending, without a restart."""
+    set_rules(acl_redis, "-xack")
+    receiver: WebhookReceiver = webhook_receiver()
+    url = bus_url(acl_redis)
+    process = start_replica(
+        tmp_path, bridge_processes, url, receiver=receiver, EXESDB_REDIS_CLAIM_IDLE_MS="600"
+    )
+    ingest(process.url, [alert("acl-ack")])
+    noperm = "NOPERM this user has no permissions to run the 'xack' command"
+    refusal = told(url, REFUSES_COMMANDS + noperm + PERMISSIONS_HINT)
+    logged = refused_until_put_right(process, refusal, setting(acl_redis, "+xack"))
+    assert len(logged) == 1, logged
+    assert " WARNING " in logged[0]
+    wait_until(lambda: nothing_pending(acl_redis), 15, "the entries acknowledged (XACK)")
+    assert len(notifications(receiver, "acl-ack")) == 1
 
 
 def lease_where(process: BridgeProcess) -> str:

@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+import redis as redis_py
 from redis.asyncio import Redis
 
 from bridge.backoff import Backoff
@@ -172,6 +173,37 @@ async def test_a_take_over_failing_alike_each_time_is_logged_once_then_its_succe
         ("INFO", "taking the work queue over worked after 4 failed attempt(s)", False),
     ]
     assert len(attempts) == failures + 1
+
+
+async def test_a_take_up_longer_than_the_lease_keeps_the_lease_and_ends_holding_it(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """Taking the work queue up may take longer than the lease (tens of thousands of open
+    alerts to adopt): the lease is renewed meanwhile, so no other replica can take it, and the
+    replica holds it once the take-up is done, at the first attempt."""
+    server = redis_server()
+    attempts: list[int] = []
+    done = asyncio.Event()
+
+    async def slow_take_up() -> None:
+        attempts.append(len(attempts))
+        await asyncio.sleep(1.0)  # three and a third leases of 300 ms: adopting many alerts
+        done.set()
+
+    seen: set[object] = set()
+
+    def holder_seen(other: redis_py.Redis) -> bool:
+        seen.add(other.get(LEADER))
+        return done.is_set()
+
+    async with _running_lease(server, on_lead=slow_take_up) as lease:
+        await async_wait_until(lambda: attempts, 10, "the take-up begun")
+        with server.client() as other:
+            # async_wait_until looks every 20 ms: many looks within each lease.
+            await async_wait_until(lambda: holder_seen(other), 10, "a take-up done")
+        await async_wait_until(lambda: lease.leading, 10, "the lease held")
+    assert seen == {b"a:1"}
+    assert attempts == [0]
 
 
 EPOCH = "exesdb:bus:epoch"

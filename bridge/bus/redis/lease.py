@@ -32,6 +32,10 @@ _RELEASE: Final = (
 )
 # A replica standing by asks at least this often: a released lease is taken within a second.
 _STANDBY_SECONDS: Final = 1.0
+# How long taking the work queue up may take (the lease renewed meanwhile) before the lease is
+# given back: adopting the 50 000 open alerts of the cap takes seconds, a stage stuck forever
+# must not keep the lease from a replica that would serve.
+_TAKE_UP_SECONDS: Final = 60.0
 
 
 class Lease:
@@ -225,8 +229,7 @@ class Lease:
         then once it succeeds, with how many failed."""
         for callback in self._on_lead:
             try:
-                async with asyncio.timeout(self._lease_ms / 2000):
-                    await callback()
+                await self._renewing(callback)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -244,6 +247,30 @@ class Lease:
             )
         self._failed_takes, self._take_fault = 0, ""
         return True
+
+    async def _renewing(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Await ``callback``, renewing the lease every third of it meanwhile: a take-up longer
+        than the lease (many open alerts to adopt) would otherwise be cut off each time, and no
+        replica would hold the lease. Raises ``TimeoutError`` when it takes longer than
+        ``_TAKE_UP_SECONDS`` (or half the lease, if longer), and ``LookupError`` when a renewal
+        finds the lease gone."""
+        work = asyncio.ensure_future(callback())
+        deadline = self._clock() + max(self._lease_ms / 2000, _TAKE_UP_SECONDS)
+        try:
+            while not (await asyncio.wait({work}, timeout=self._period))[0]:
+                if self._clock() >= deadline:
+                    raise TimeoutError(f"taking the work queue up took {_TAKE_UP_SECONDS:g} s")
+                sent = self._clock()
+                if not await self._link.client.eval(
+                    _RENEW, 1, self._key, self._consumer, self._lease_ms
+                ):
+                    raise LookupError("the lease ran out while this replica took the queue up")
+                self._renewed = sent
+            work.result()
+        finally:
+            if not work.done():
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
 
     def _step_down(self, why: str) -> None:
         self.held.clear()

@@ -91,6 +91,8 @@ _PERMISSIONS_HINT: Final = (
 )
 # A Lua script's command refused by the ACL: Redis answers ERR, not NOPERM.
 _SCRIPT_DENIED: Final = "The user executing the script can't"
+# A transaction whose MULTI the ACL refused: redis-py raises EXEC's error, not MULTI's NOPERM.
+_MULTI_DENIED: Final = "EXEC without MULTI"
 # redis-py's words around the error of one command of a pipeline; its asyncio pipeline gives
 # the error's arguments as a tuple.
 _PIPELINE: Final = re.compile(
@@ -203,14 +205,18 @@ class Link:
 
     def up(self, owner: object = None) -> None:
         """Record a command of ``owner``'s loop that succeeded."""
-        refused = self._refusals.pop(owner, None)
         if not self.connected:
             _logger.info("connected to Redis at %s", safe_url(self.url))
-        elif refused is not None and self._current(refused) and not self._refused():
-            # Only a refusal still told is news when it ends: one aged out was dropped unsaid.
-            _logger.info("Redis at %s takes the bridge's commands again", safe_url(self.url))
+        self._taken(owner)
         self.connected = True
         self.error = None
+
+    def _taken(self, owner: object) -> None:
+        """End ``owner``'s refusal, if any: its command got through."""
+        refused = self._refusals.pop(owner, None)
+        if refused is not None and self._current(refused) and not self._refused():
+            # Only a refusal still told is news when it ends: one aged out was dropped unsaid.
+            _logger.info("Redis at %s takes the bridge's commands again", safe_url(self.url))
 
     def down(self, exc: BaseException, failures: int, *, owner: object = None) -> float:
         """Record a failed command, the ``failures``-th in a row of ``owner``'s loop; returns
@@ -218,13 +224,7 @@ class Link:
         self.connection_errors += 1
         for callback in self._when_down:
             callback()
-        said = _refusal(exc)
-        if said is not None:
-            # Redis answered: it is reachable, and refuses. Once per refusal while it lasts:
-            # the loops sharing the link may be refused alike.
-            if said not in (what for _, what in self._refused()):
-                _logger.warning("Redis at %s %s; retrying with backoff", safe_url(self.url), said)
-            self._refusals[owner] = (self._clock(), said)
+        if self._told_refused(exc, owner, "; retrying with backoff"):
             return self.backoff.delay(failures)
         why = _reason(exc)
         # Once per outage and reason: the loops sharing the link fail together, alike.
@@ -236,6 +236,32 @@ class Link:
         self.error = why
         self._unreachable_since = self._clock()
         return self.backoff.delay(failures)
+
+    def refused_aside(self, exc: BaseException, owner: object) -> bool:
+        """Record a refusal of a command whose caller goes on without it (shared state at the
+        boundary, the writer's look at what was taken): counted, logged once while it lasts, and
+        told until ``owner``'s next success (``taken_aside``) or ``refusal_seconds`` after the
+        last; False (nothing recorded) when Redis did not refuse ``exc``."""
+        if _refusal(exc) is None:
+            return False
+        self.connection_errors += 1
+        return self._told_refused(exc, owner, "")
+
+    def taken_aside(self, owner: object) -> None:
+        """Record that a command ``refused_aside`` under ``owner`` got through."""
+        self._taken(owner)
+
+    def _told_refused(self, exc: BaseException, owner: object, then: str) -> bool:
+        """File Redis's refusal of ``exc`` under ``owner``, warned of once per refusal while it
+        lasts (the loops sharing the link may be refused alike); False when Redis did not
+        answer."""
+        said = _refusal(exc)
+        if said is None:
+            return False
+        if said not in (what for _, what in self._refused()):
+            _logger.warning("Redis at %s %s%s", safe_url(self.url), said, then)
+        self._refusals[owner] = (self._clock(), said)
+        return True
 
     def refused_for_good(self, exc: ResponseError) -> None:
         """Record a refusal that is not tried again (a frame Redis refused, dropped): told
@@ -326,13 +352,18 @@ class Link:
     @contextlib.contextmanager
     def boundary(self, doing: str) -> Iterator[None]:
         """Turn a Redis failure inside the block into ``TransportError`` (saying what was
-        being done, and where), for a caller outside the transport."""
+        being done, and where), for a caller outside the transport. A refusal (an ACL user
+        without a rule) is told as the loops' are, until that same work gets through: its
+        caller may only log it, and a lease never taken up for it would look ready."""
+        owner = ("boundary", doing)
         try:
             yield
         except RETRYABLE as exc:
+            self.refused_aside(exc, owner)
             raise TransportError(
                 f"Redis at {safe_url(self.url)} could not {doing}: {_reason(exc)}"
             ) from exc
+        self.taken_aside(owner)
 
 
 def redis_client(url: str, *, block_ms: int) -> Redis:
@@ -389,7 +420,8 @@ def _refusal(exc: BaseException) -> str | None:
     if not isinstance(exc, ResponseError) and getattr(exc, "status_code", None) is None:
         return None  # no answer from Redis (a reply's error carries its code: LOADING, ERR)
     said = f"refuses the bridge's commands: {_reason(exc)}"
-    if isinstance(exc, NoPermissionError) or _SCRIPT_DENIED in _pipeline_error(exc)[1]:
+    words = _pipeline_error(exc)[1]
+    if isinstance(exc, NoPermissionError) or _SCRIPT_DENIED in words or _MULTI_DENIED in words:
         said += f" ({_PERMISSIONS_HINT})"
     return said
 

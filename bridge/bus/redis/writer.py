@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, ResponseError
 
 from bridge.bus.decoding import decode_envelope
 from bridge.bus.envelope import Envelope
@@ -106,6 +106,9 @@ class Writer:
         self._epoch: str | None = None
         self._epoch_unchecked = True
         self._last_prune = 0.0
+        # A look at what was taken that the ACL refuses is told, and tried again with backoff.
+        self._prune_refusals = 0
+        self._prune_after = 0.0
         self._acks: dict[str, list[bytes]] = {}
         self._ack_count = 0
         self._wake = asyncio.Event()  # anything to do
@@ -317,6 +320,8 @@ class Writer:
         keys = sorted(key for key, items in self._retained.items() if items)
         if not keys or not self._link.connected or self._epoch_unchecked:
             return
+        if self._last_prune < self._prune_after:
+            return
         pipe = self._link.client.pipeline(transaction=False)
         pipe.get(self._layout.epoch)
         # The entries still pending from the oldest kept one on; other publishers' entries may
@@ -334,6 +339,16 @@ class Writer:
             self._epoch_unchecked = True
             self._wake.set()
             return
+        refusal = next((r for r in replies if isinstance(r, NoPermissionError)), None)
+        if refusal is not None:
+            # Without +xpending or +xinfo|groups nothing is forgotten: after Redis lost its data,
+            # frames handled already would be written again.
+            self._link.refused_aside(refusal, (self, "taken"))
+            self._prune_refusals += 1
+            self._prune_after = self._last_prune + self._link.backoff.delay(self._prune_refusals)
+            return
+        self._prune_refusals = 0
+        self._link.taken_aside((self, "taken"))
         for index, key in enumerate(keys):
             groups, pending = replies[1 + 2 * index], replies[2 + 2 * index]
             if isinstance(groups, Exception) or isinstance(pending, Exception):
@@ -357,6 +372,10 @@ class Writer:
             for key, ids in acks.items():
                 pipe.xack(key, GROUP, *ids)
             await pipe.execute()
+        except NoPermissionError as exc:
+            # Left pending, the entries are claimed and handled again (their ids remembered),
+            # and acknowledged once the rule is granted.
+            self._link.refused_aside(exc, (self, "acks"))
         except ResponseError as exc:
             # E.g. the group is gone with a Redis that lost its data: nothing left to ack.
             _logger.debug("acknowledgements refused: %s", exc)
@@ -365,6 +384,8 @@ class Writer:
                 self._acks.setdefault(key, []).extend(ids)
                 self._ack_count += len(ids)
             raise
+        else:
+            self._link.taken_aside((self, "acks"))
 
     async def _write_buffered(self) -> None:
         """One batch of the buffer, in one round trip; refused frames go back to its front."""

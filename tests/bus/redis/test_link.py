@@ -157,6 +157,11 @@ CREDENTIALS = "the user name and password in EXESDB_BUS must be those of a Redis
             f" command or subcommand script: 9136fc, on @user_script:1 ({PERMISSIONS})",
         ),
         (
+            # MULTI refused by the ACL: redis-py raises EXEC's error in its place.
+            ResponseError("EXEC without MULTI", status_code="ERR"),
+            f"refuses the bridge's commands: ERR EXEC without MULTI ({PERMISSIONS})",
+        ),
+        (
             ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
             "refuses the bridge's commands: WRONGTYPE Operation against a key holding the wrong"
             " kind of value",
@@ -179,6 +184,7 @@ CREDENTIALS = "the user name and password in EXESDB_BUS must be those of a Redis
         "noperm",
         "noperm-key",
         "script",
+        "multi",
         "other",
         "unknown-command",
     ],
@@ -446,6 +452,32 @@ async def test_a_failure_at_the_boundary_becomes_a_transport_error(link: Link) -
     assert caught.value.__cause__ is cause
     assert "could not swap k: Connection refused" in str(caught.value)
     assert "hunter2" not in str(caught.value)
+
+
+def test_a_refusal_at_the_boundary_is_told_until_that_work_gets_through(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A command refused at the boundary (a lease's take-up on a Redis user without ``+scan``)
+    is counted, warned of once and told by ``trouble`` while the loops get through, until that
+    same work succeeds; Redis unreachable there is left to the loops to tell."""
+    link = Link(URL, Redis.from_url(URL), Backoff(base=0.1, cap=5.0), clock=ManualClock())
+    link.up()
+    refused = NoPermissionError("no permissions to run the 'scan' command", status_code="NOPERM")
+    for _ in range(2):
+        with pytest.raises(TransportError), link.boundary("take over the notes"):
+            raise refused
+        link.up(object())  # a loop's success does not end it
+    said = "refuses the bridge's commands: NOPERM no permissions to run the 'scan' command"
+    assert link.trouble() == f"{said} ({PERMISSIONS})"
+    assert (link.usable, link.connection_errors) == (False, 2)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [f"Redis at redis://:<redacted>@127.0.0.1:1/… {said} ({PERMISSIONS})"]
+    with link.boundary("take over the notes"):
+        pass
+    assert (link.trouble(), link.usable) == (None, True)
+    with pytest.raises(TransportError), link.boundary("swap k"):
+        raise RedisConnectionError("Connection refused")
+    assert (link.trouble(), link.connection_errors) == (None, 2)
 
 
 def test_every_option_the_transport_sets_itself_is_one_exesdb_bus_refuses() -> None:
