@@ -293,6 +293,18 @@ def refused_until_put_right(
     return told
 
 
+def told_once_until_granted(server: RedisServer, process: BridgeProcess, command: str) -> None:
+    """``process``, on ``server``'s documented user without ``+command``, says Redis refuses
+    the bridge's commands (NOPERM, naming ``command`` and where the rules are) in /readyz and
+    in one warning while it lasts, its tries counted; once ``+command`` is granted, it is ready
+    without a restart (``refused_until_put_right``)."""
+    noperm = f"NOPERM this user has no permissions to run the '{command}' command"
+    refusal = told(bus_url(server), REFUSES_COMMANDS + noperm + PERMISSIONS_HINT)
+    logged = refused_until_put_right(process, refusal, setting(server, f"+{command}"))
+    assert len(logged) == 1, logged
+    assert " WARNING " in logged[0]
+
+
 def test_a_rule_the_acl_user_lacks_is_told_as_refused_until_granted(
     tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess]
 ) -> None:
@@ -302,11 +314,7 @@ def test_a_rule_the_acl_user_lacks_is_told_as_refused_until_granted(
     the bridge is ready without a restart."""
     set_rules(acl_redis, "-xread")
     process = start_replica(tmp_path, bridge_processes, bus_url(acl_redis))
-    noperm = "NOPERM this user has no permissions to run the 'xread' command"
-    refusal = told(bus_url(acl_redis), REFUSES_COMMANDS + noperm + PERMISSIONS_HINT)
-    logged = refused_until_put_right(process, refusal, setting(acl_redis, "+xread"))
-    assert len(logged) == 1, logged
-    assert " WARNING " in logged[0]
+    told_once_until_granted(acl_redis, process, "xread")
     assert "exesdb: command xread" in denied(acl_redis)
     assert "takes the bridge's commands again" in process.log()
     assert PASSWORD not in process.log()
@@ -368,11 +376,7 @@ def test_a_lease_never_taken_up_for_a_rule_the_acl_user_lacks_is_told_as_refused
     url = bus_url(acl_redis)
     process = start_replica(tmp_path, bridge_processes, url, receiver=receiver)
     ingest(process.url, [alert("acl-take-up")])
-    noperm = "NOPERM this user has no permissions to run the 'smembers' command"
-    refusal = told(url, REFUSES_COMMANDS + noperm + PERMISSIONS_HINT)
-    logged = refused_until_put_right(process, refusal, setting(acl_redis, "+smembers"))
-    assert len(logged) == 1, logged
-    assert " WARNING " in logged[0]
+    told_once_until_granted(acl_redis, process, "smembers")
     wait_until(lambda: notifications(receiver, "acl-take-up"), 15, "the alert delivered")
     assert metric(process.url, "exesdb_redis_work_queue_leader") == 1
 
@@ -388,11 +392,7 @@ def test_a_publisher_that_may_not_look_at_what_was_taken_is_told_as_refused(
     url = bus_url(acl_redis)
     process = start_replica(tmp_path, bridge_processes, url)
     ingest(process.url, [alert("acl-pending")])
-    noperm = "NOPERM this user has no permissions to run the 'xpending' command"
-    refusal = told(url, REFUSES_COMMANDS + noperm + PERMISSIONS_HINT)
-    logged = refused_until_put_right(process, refusal, setting(acl_redis, "+xpending"))
-    assert len(logged) == 1, logged
-    assert " WARNING " in logged[0]
+    told_once_until_granted(acl_redis, process, "xpending")
     assert "exesdb: command xpending" in denied(acl_redis)
 
 
@@ -410,11 +410,7 @@ def test_entries_the_acl_user_may_not_acknowledge_are_told_as_refused_and_sent_o
         tmp_path, bridge_processes, url, receiver=receiver, EXESDB_REDIS_CLAIM_IDLE_MS="600"
     )
     ingest(process.url, [alert("acl-ack")])
-    noperm = "NOPERM this user has no permissions to run the 'xack' command"
-    refusal = told(url, REFUSES_COMMANDS + noperm + PERMISSIONS_HINT)
-    logged = refused_until_put_right(process, refusal, setting(acl_redis, "+xack"))
-    assert len(logged) == 1, logged
-    assert " WARNING " in logged[0]
+    told_once_until_granted(acl_redis, process, "xack")
     wait_until(lambda: nothing_pending(acl_redis), 15, "the entries acknowledged (XACK)")
     assert len(notifications(receiver, "acl-ack")) == 1
 
