@@ -4,9 +4,8 @@
 exports batches of up to ``max_batch`` records every ``schedule_delay`` (sooner when a full batch
 is waiting), as the SDK's batch processors do, but with every drop and every failure counted and
 a shutdown that returns by its deadline even when an export hangs. A batch goes in requests of
-at most ``max_batch_bytes`` of records (3 MiB, as ``size`` estimates them, on the export thread),
-under what a collector takes in one request: the SDK's processors cut by count alone, and a
-request too large loses all of its batch.
+at most ``max_batch_bytes`` of records (``sizes.MAX_REQUEST_BYTES``, as ``size`` estimates them,
+on the export thread), under what a collector takes in one request.
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
+from bridge.sinks.otlp.sizes import MAX_REQUEST_BYTES
+
 __all__ = ["BatchSettings", "BoundedBatcher"]
 
 _logger = logging.getLogger(__name__)
@@ -30,11 +31,6 @@ T = TypeVar("T")
 # (specification, "Batching processor").
 _DEFAULT_DELAY_MS: Final = {"OTEL_BSP": 5000, "OTEL_BLRP": 1000}
 _DEFAULT_BATCH: Final = 512
-# A collector's OTLP/gRPC receiver refuses a request above 4 MiB by default (the Collector's
-# max_recv_msg_size_mib, gRPC's own default), and the whole batch in it is lost: 512 log records
-# of a 4 KiB message and a few KiB of metadata make 10 MiB. A request stops at 3 MiB of records as
-# estimated, the rest of the 4 MiB left for the estimate's error and the request's resource.
-_MAX_BATCH_BYTES: Final = 3 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +80,7 @@ class BoundedBatcher(Generic[T]):
         on_export: Callable[[int, bool, float], None],
         clock: Callable[[], float] = time.monotonic,
         size: Callable[[T], int] = lambda _: 0,
-        max_batch_bytes: int = _MAX_BATCH_BYTES,
+        max_batch_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
         self.name = name
         self._export = export

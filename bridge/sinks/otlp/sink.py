@@ -61,6 +61,7 @@ from bridge.sinks.otlp.batching import BatchSettings, BoundedBatcher
 from bridge.sinks.otlp.failures import ExportFailures, SdkLogCapture
 from bridge.sinks.otlp.mapping import LogSpec, SpanSpec, translate
 from bridge.sinks.otlp.metrics import OtlpMetrics, Signal
+from bridge.sinks.otlp.sizes import log_bytes, span_bytes
 from bridge.tracing import ClientSpan
 from bridge.urls import grpc_dials_tls
 
@@ -210,56 +211,6 @@ def build_exporters(settings: Settings) -> dict[Signal, Exporter]:
     return exporters
 
 
-# What a field costs in protobuf beyond its content (tag, length, the KeyValue / AnyValue around
-# it), and a record beyond its fields (ids, times, kind, flags), as an estimate errs: upwards.
-_FIELD_BYTES: Final = 8
-_RECORD_BYTES: Final = 96
-
-
-def _value_bytes(value: object) -> int:
-    if type(value) is str:
-        # isascii() is a flag CPython keeps: no encoding for the usual ASCII text.
-        size = len(value) if value.isascii() else len(value.encode(errors="surrogatepass"))
-        return size + _FIELD_BYTES
-    if isinstance(value, tuple | list):
-        return sum(map(_value_bytes, value)) + _FIELD_BYTES
-    return 8 + _FIELD_BYTES
-
-
-def _attributes_bytes(attributes: Mapping[str, object] | None) -> int:
-    if not attributes:
-        return 0
-    total = 2 * _FIELD_BYTES * len(attributes)
-    for key, value in attributes.items():
-        total += len(key) if key.isascii() else len(key.encode(errors="surrogatepass"))
-        total += _value_bytes(value)
-    return total
-
-
-def _span_bytes(span: ReadableSpan) -> int:
-    """About the bytes ``span`` takes in an export request (``BoundedBatcher`` cuts batches by
-    them, under what a collector takes in one request)."""
-    events = sum(
-        _value_bytes(event.name) + _attributes_bytes(event.attributes) + _RECORD_BYTES
-        for event in span.events
-    )
-    status = _value_bytes(span.status.description or "")
-    return (
-        _value_bytes(span.name)
-        + _attributes_bytes(span.attributes)
-        + events
-        + status
-        + (_RECORD_BYTES)
-    )
-
-
-def _log_bytes(record: ReadableLogRecord) -> int:
-    """About the bytes ``record`` takes in an export request, as ``_span_bytes``."""
-    log = record.log_record
-    texts = (log.body, log.severity_text or "", log.event_name or "")
-    return sum(map(_value_bytes, texts)) + _attributes_bytes(log.attributes) + _RECORD_BYTES
-
-
 class _SpanHandOff(SpanProcessor):
     """Ended spans into the traces batcher; never blocks."""
 
@@ -366,7 +317,7 @@ class OtlpSink:
                 on_drop=self._metrics.dropped.labels(signal).inc,
                 on_export=self._exported_callback(signal),
                 clock=clock,
-                size=_span_bytes if signal == "traces" else _log_bytes,
+                size=span_bytes if signal == "traces" else log_bytes,
             )
             self._batchers[signal] = batcher
             self._metrics.watch_depth(signal, _depth_of(batcher))
