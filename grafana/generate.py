@@ -57,6 +57,8 @@ class Q:
     expr: str
     legend: str = ""
     instant: bool = False
+    # A unit of its own, other than its panel's, on an axis of its own (right).
+    unit: str = ""
 
 
 @dataclass
@@ -677,10 +679,11 @@ INTERNALS = [
             ),
             Q(
                 f"max by (collector) (exesdb_collector_duration_seconds{{{INSTANCE}}})",
-                "{{collector}} duration (s)",
+                "{{collector}} duration",
+                unit="s",
             ),
         ],
-        "short",
+        "ops",
     ),
     Row("Alerts"),
     series(
@@ -927,6 +930,7 @@ def _panel(item: P | Row, panel_id: int, x: int, y: int) -> dict[str, Any]:
     defaults: dict[str, Any] = {"unit": item.unit}
     defaults.update(item.defaults)
     targets = []
+    overrides = list(item.overrides)
     for index, query in enumerate(item.queries):
         target: dict[str, Any] = {
             "refId": chr(ord("A") + index),
@@ -940,13 +944,20 @@ def _panel(item: P | Row, panel_id: int, x: int, y: int) -> dict[str, Any]:
         if query.instant:
             target["format"] = "table"
         targets.append(target)
+        if query.unit:
+            matcher = {"id": "byFrameRefID", "options": target["refId"]}
+            properties = [
+                {"id": "unit", "value": query.unit},
+                {"id": "custom.axisPlacement", "value": "right"},
+            ]
+            overrides.append({"matcher": matcher, "properties": properties})
     panel: dict[str, Any] = {
         "id": panel_id,
         "type": item.kind,
         "title": item.title,
         "datasource": DS,
         "gridPos": {"h": item.height, "w": item.width, "x": x, "y": y},
-        "fieldConfig": {"defaults": defaults, "overrides": item.overrides},
+        "fieldConfig": {"defaults": defaults, "overrides": overrides},
         "options": item.options,
         "targets": targets,
     }

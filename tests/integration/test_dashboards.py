@@ -144,6 +144,35 @@ def test_every_panel_has_a_query_a_unit_and_the_datasource(path: Path) -> None:
         assert grid["x"] + grid["w"] <= 24, title
 
 
+# A series in seconds as a query shows it: a gauge or summary named ``*_seconds``, or a histogram
+# quantile of ``*_seconds_bucket`` (not a rate of ``*_seconds_total``, a count per second).
+IN_SECONDS = re.compile(r"\w_seconds\b(?!_)|histogram_quantile\(.*_seconds_bucket")
+
+
+def query_unit(panel: dict[str, Any], target: dict[str, Any]) -> str:
+    """The unit Grafana shows ``target``'s series in: an override of its query's, else the
+    panel's."""
+    unit = panel["fieldConfig"]["defaults"]["unit"]
+    for override in panel["fieldConfig"]["overrides"]:
+        if override["matcher"] == {"id": "byFrameRefID", "options": target["refId"]}:
+            for item in override["properties"]:
+                if item["id"] == "unit":
+                    unit = item["value"]
+    return unit
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_every_query_of_a_series_in_seconds_shows_seconds(path: Path) -> None:
+    """A query of a series in seconds (a ``*_seconds`` gauge, a quantile of a ``*_seconds``
+    histogram) shows in the unit ``s``, its panel's or its own, never as a bare number beside
+    a panel's other series."""
+    for panel in panels(load(path)):
+        for target in panel.get("targets", []):
+            if IN_SECONDS.search(target["expr"]):
+                unit = query_unit(panel, target)
+                assert unit == "s", f"{panel['title']}: {target['expr']} shows as {unit}"
+
+
 # -- importing into an existing Grafana, and provisioning --
 
 INPUT_REFERENCE = re.compile(r"\$\{(.+?)\}")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from bridge import __version__
 from bridge.app import Bridge
@@ -398,6 +398,82 @@ async def test_a_time_outside_what_otlp_carries_loses_no_record(
     assert spans["early"] == (0, 0)
     assert _sample(bridge, "exesdb_otlp_export_failures_total", signal="logs") == 0
     assert _sample(bridge, "exesdb_otlp_export_failures_total", signal="traces") == 0
+
+
+async def test_a_burst_of_large_log_records_fits_a_collector_s_request_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """512 log records of a 4 KiB message and 16 KiB of metadata (10 MiB in one batch of the
+    SDK's 512) reach a gRPC receiver that takes 4 MiB a request, a collector's default: the
+    batches are cut by size too, none refused whole."""
+    receiver = GrpcOtlpReceiver()
+    receiver.start()
+    receiver.protocol = "grpc"  # type: ignore[attr-defined]
+    try:
+        _export_to(receiver, monkeypatch)
+        monkeypatch.setenv("OTEL_BLRP_SCHEDULE_DELAY", "50")
+        bridge = Bridge(load_settings(), registry=CollectorRegistry(), components=SINKS)
+        await bridge.start(serve_http=False)
+        try:
+            metadata = {f"field{index}": "m" * 1000 for index in range(16)}
+            for index in range(512):
+                message = f"{index} " + "x" * 4000
+                bridge.bus.publish(
+                    "logs",
+                    LogEntry(
+                        level="error", message=message, module="m", node="n", metadata=metadata
+                    ),
+                )
+            await async_wait_until(
+                lambda: (
+                    _sample(bridge, "exesdb_otlp_exported_total", signal="logs")
+                    + _sample(bridge, "exesdb_otlp_export_failures_total", signal="logs")
+                    == 512
+                ),
+                30,
+                "every record exported or failed",
+            )
+            assert _sample(bridge, "exesdb_otlp_export_failures_total", signal="logs") == 0
+        finally:
+            await bridge.aclose()
+        assert len(receiver.logs) == 512
+    finally:
+        receiver.stop()
+
+
+async def test_series_beyond_a_collector_s_request_limit_are_mirrored_in_parts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """3 000 series of 1 500-character labels (5 MiB of OTLP metrics) reach a gRPC receiver that
+    takes 4 MiB a request, a collector's default, every export: sent in parts, none refused."""
+    receiver = GrpcOtlpReceiver()
+    receiver.start()
+    receiver.protocol = "grpc"  # type: ignore[attr-defined]
+    registry = CollectorRegistry()
+    checks = Gauge("exesdb_test_check", "A check.", ["check"], registry=registry)
+    for index in range(3000):
+        checks.labels(f"{index:04} " + "c" * 1500).set(index)
+    try:
+        _mirror_to(receiver, monkeypatch)
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+        monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
+        bridge = Bridge(load_settings(), registry=registry, components=SINKS)
+        await bridge.start(serve_http=False)
+        try:
+
+            def received() -> int:
+                return sum(
+                    len(metric.points)
+                    for metric in receiver.metrics
+                    if metric.name == "exesdb_test_check"
+                )
+
+            await async_wait_until(lambda: received() >= 3000, 30, "every series")
+            assert _sample(bridge, "exesdb_otlp_export_failures_total", signal="metrics") == 0
+        finally:
+            await bridge.aclose()
+    finally:
+        receiver.stop()
 
 
 async def test_prometheus_series_are_mirrored_as_otlp_metrics(

@@ -67,6 +67,37 @@ def test_exports_in_batches_of_at_most_max_batch() -> None:
     assert batcher.close(1.0, lambda: None, 0.5)
 
 
+def test_a_batch_goes_in_requests_of_at_most_max_batch_bytes_a_larger_record_alone() -> None:
+    """A batch leaves in order in requests of at most max_batch_bytes as ``size`` estimates
+    them; a record larger than the limit goes in a request of its own, not taking the others
+    with it."""
+    tally = Tally()
+    seen: list[list[int]] = []
+
+    def export(batch: list[int]) -> bool:
+        seen.append(batch)
+        return True
+
+    batcher = BoundedBatcher(
+        "test",
+        export,
+        max_queue=100,
+        # A schedule far beyond the wait below: the seven make one batch, full by count.
+        settings=BatchSettings(schedule_delay=60.0, max_batch=7),
+        on_drop=tally.drop,
+        on_export=tally.exported,
+        size=lambda record: 1000 if record == 3 else 10,
+        max_batch_bytes=30,
+    )
+    for record in range(7):
+        batcher.offer(record)
+    batcher.start()
+    wait_until(lambda: sum(len(batch) for batch in seen) == 7, 5, "all exported")
+    assert seen == [[0, 1, 2], [3], [4, 5, 6]]
+    assert tally.exports == [(3, True), (1, True), (3, True)]
+    assert batcher.close(1.0, lambda: None, 0.5)
+
+
 def test_raising_exporter_counts_a_failure_and_keeps_going() -> None:
     """An exporter that raises loses that batch only; the thread keeps exporting."""
     tally = Tally()

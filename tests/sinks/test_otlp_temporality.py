@@ -59,16 +59,18 @@ def ns(seconds: float) -> int:
 
 
 class Capturing(ConsoleMetricExporter):
-    """An exporter that keeps each export's data and answers ``answer``."""
+    """An exporter that keeps each export's data and answers the next of ``answers``, then
+    ``answer``."""
 
     def __init__(self) -> None:
         super().__init__(out=io.StringIO())
         self.sent: list[MetricsData] = []
         self.answer = MetricExportResult.SUCCESS
+        self.answers: list[MetricExportResult] = []
 
     def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
         self.sent.append(metrics_data)
-        return self.answer
+        return self.answers.pop(0) if self.answers else self.answer
 
 
 class Totals:
@@ -284,6 +286,34 @@ async def test_after_a_failed_export_the_next_carries_the_increase_since_the_las
         sent = point((await mirror.export_at(WALL + 4))["exesdb_test_events"], node="a")
     assert span(refused) == (ns(WALL + 2), ns(WALL + 3), 2)
     assert span(sent) == (ns(WALL + 2), ns(WALL + 4), 6)
+
+
+async def test_a_collection_too_large_for_one_request_goes_in_parts_each_taken_on_its_own() -> None:
+    """A collection larger than one request takes (two series of 2 MiB labels) goes in two; when
+    the collector takes one part and refuses the other, the next export sends the part taken
+    its increase since then, and the part refused all it still owed, from the export before."""
+    registry = CollectorRegistry()
+    totals = Totals()
+    registry.register(totals)
+    big = {name: name * (2 * 1024 * 1024) for name in "ab"}
+    totals.values = {big["a"]: 3, big["b"]: 3}
+    async with mirror_of(registry, temporality="delta") as mirror:
+        await mirror.export_at(WALL + 2)
+        assert len(mirror.exporter.sent) == 2  # one series a request
+        totals.values = {big["a"]: 5, big["b"]: 5}
+        mirror.exporter.answers = [MetricExportResult.SUCCESS, MetricExportResult.FAILURE]
+        await mirror.export_at(WALL + 3)
+        totals.values = {big["a"]: 6, big["b"]: 6}
+        await mirror.export_at(WALL + 4)
+    last = {}
+    for data in mirror.exporter.sent[-2:]:
+        [resource_metrics] = data.resource_metrics
+        [scope_metrics] = resource_metrics.scope_metrics
+        [metric] = scope_metrics.metrics
+        for stream in big.values():
+            if any(found.attributes == {"stream": stream} for found in metric.data.data_points):
+                last[stream[0]] = span(point(metric, stream=stream))
+    assert last == {"a": (ns(WALL + 3), ns(WALL + 4), 1), "b": (ns(WALL + 2), ns(WALL + 4), 3)}
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,9 @@
 ``offer()`` never blocks: a full queue drops the record and says so. One daemon thread per signal
 exports batches of up to ``max_batch`` records every ``schedule_delay`` (sooner when a full batch
 is waiting), as the SDK's batch processors do, but with every drop and every failure counted and
-a shutdown that returns by its deadline even when an export hangs.
+a shutdown that returns by its deadline even when an export hangs. A batch goes in requests of
+at most ``max_batch_bytes`` of records (``sizes.MAX_REQUEST_BYTES``, as ``size`` estimates them,
+on the export thread), under what a collector takes in one request.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
+
+from bridge.sinks.otlp.sizes import MAX_REQUEST_BYTES
 
 __all__ = ["BatchSettings", "BoundedBatcher"]
 
@@ -75,6 +79,8 @@ class BoundedBatcher(Generic[T]):
         on_drop: Callable[[int], None],
         on_export: Callable[[int, bool, float], None],
         clock: Callable[[], float] = time.monotonic,
+        size: Callable[[T], int] = lambda _: 0,
+        max_batch_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
         self.name = name
         self._export = export
@@ -83,6 +89,8 @@ class BoundedBatcher(Generic[T]):
         self._on_drop = on_drop
         self._on_export = on_export
         self._clock = clock
+        self._size = size
+        self._max_batch_bytes = max_batch_bytes
         self._queue: deque[T] = deque()
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
@@ -131,8 +139,25 @@ class BoundedBatcher(Generic[T]):
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
-            if batch:
-                self._export_batch(batch)
+            for request in self._requests(batch):
+                self._export_batch(request)
+
+    def _requests(self, batch: list[T]) -> list[list[T]]:
+        """``batch`` in order, cut where a request would pass ``max_batch_bytes``; a record
+        larger than that goes alone. Sized here, on the export thread: never on the bus's."""
+        requests: list[list[T]] = []
+        request: list[T] = []
+        taken = 0
+        for item in batch:
+            size = self._size(item)
+            if request and taken + size > self._max_batch_bytes:
+                requests.append(request)
+                request, taken = [], 0
+            request.append(item)
+            taken += size
+        if request:
+            requests.append(request)
+        return requests
 
     def _export_batch(self, batch: list[T]) -> None:
         started = self._clock()

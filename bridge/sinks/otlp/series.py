@@ -17,6 +17,7 @@ since the previous export when ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFEREN
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import os
@@ -43,6 +44,7 @@ from prometheus_client.metrics_core import Metric as PromFamily
 
 from bridge.component import HasExposition
 from bridge.settings import TemporalityPreference
+from bridge.sinks.otlp.sizes import MAX_REQUEST_BYTES, point_bytes, text_bytes
 from bridge.sinks.otlp.temporality import DeltaSums, sends_deltas
 
 __all__ = ["MetricsMirror", "registry_to_metrics"]
@@ -195,19 +197,26 @@ class MetricsMirror:
                 data, now_ns = collecting.result(_COLLECT_TIMEOUT)
                 if self._deltas is not None:
                     data = self._deltas.deltas(data, now_ns)
-                count = sum(
-                    len(metric.data.data_points)
-                    for resource_metrics in data.resource_metrics
-                    for scope_metrics in resource_metrics.scope_metrics
-                    for metric in scope_metrics.metrics
-                )
-                ok = self._exporter.export(data) is MetricExportResult.SUCCESS
+                requests = _split_requests(data)
             except Exception:
-                _logger.exception("OTLP metrics export raised")
-                count, ok = 0, False
-            if ok and self._deltas is not None:
-                self._deltas.exported()
-            self._on_export(count, ok, time.monotonic() - started)
+                _logger.exception("OTLP metrics collection raised")
+                self._on_export(0, False, time.monotonic() - started)
+                return
+            for request in requests:
+                # A part of the collection's deltas taken for sent: only that part's owed no more.
+                self._export(request, None if len(requests) == 1 else request, started)
+                started = time.monotonic()
+
+    def _export(self, request: MetricsData, part: MetricsData | None, started: float) -> None:
+        count = _points(request)
+        try:
+            ok = self._exporter.export(request) is MetricExportResult.SUCCESS
+        except Exception:
+            _logger.exception("OTLP metrics export raised")
+            ok = False
+        if ok and self._deltas is not None:
+            self._deltas.exported(part)
+        self._on_export(count, ok, time.monotonic() - started)
 
     def close(self, grace: float) -> None:
         """Stop; shut the exporter down (aborting retries); wait at most ``grace`` seconds."""
@@ -217,6 +226,64 @@ class MetricsMirror:
         stopper.join(grace)
         if self._thread is not None:
             self._thread.join(grace)
+
+
+def _points(data: MetricsData) -> int:
+    return sum(
+        len(metric.data.data_points)
+        for resource_metrics in data.resource_metrics
+        for scope_metrics in resource_metrics.scope_metrics
+        for metric in scope_metrics.metrics
+    )
+
+
+_Item = tuple[ResourceMetrics, ScopeMetrics, Metric, Any]
+
+
+def _split_requests(data: MetricsData, limit: int = MAX_REQUEST_BYTES) -> list[MetricsData]:
+    """``data`` in requests of at most ``limit`` bytes of data points as ``sizes`` estimates
+    them (a metric's name and description counted in each request it is in), in order; a point
+    larger than that alone. One collection of every series ``GET /metrics`` shows can pass what
+    a collector takes in one request, which it would refuse whole at every export."""
+    requests: list[list[_Item]] = [[]]
+    taken = 0
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                head = text_bytes(metric.name) + text_bytes(metric.description or "")
+                for point in metric.data.data_points:
+                    size = point_bytes(point)
+                    if not requests[-1] or requests[-1][-1][2] is not metric:
+                        size += head
+                    if requests[-1] and taken + size > limit:
+                        requests.append([])
+                        size, taken = point_bytes(point) + head, 0
+                    requests[-1].append((resource_metrics, scope_metrics, metric, point))
+                    taken += size
+    if len(requests) == 1:
+        return [data]
+    return [_rebuilt(items) for items in requests]
+
+
+def _rebuilt(items: list[_Item]) -> MetricsData:
+    """The ``MetricsData`` of ``items``, consecutive points of one metric (scope, resource) in
+    one of it."""
+    resources: list[ResourceMetrics] = []
+    for _, by_resource in itertools.groupby(items, key=lambda item: id(item[0])):
+        of_resource = list(by_resource)
+        scopes: list[ScopeMetrics] = []
+        for _, by_scope in itertools.groupby(of_resource, key=lambda item: id(item[1])):
+            of_scope = list(by_scope)
+            metrics: list[Metric] = []
+            for _, by_metric in itertools.groupby(of_scope, key=lambda item: id(item[2])):
+                of_metric = list(by_metric)
+                metric = of_metric[0][2]
+                points = [item[3] for item in of_metric]
+                data: Any = dataclasses.replace(metric.data, data_points=points)  # type: ignore[arg-type]
+                metrics.append(dataclasses.replace(metric, data=data))
+            scopes.append(dataclasses.replace(of_scope[0][1], metrics=metrics))
+        resources.append(dataclasses.replace(of_resource[0][0], scope_metrics=scopes))
+    return MetricsData(resources)
 
 
 def _interval(environ: Mapping[str, str]) -> float:

@@ -61,6 +61,7 @@ from bridge.sinks.otlp.batching import BatchSettings, BoundedBatcher
 from bridge.sinks.otlp.failures import ExportFailures, SdkLogCapture
 from bridge.sinks.otlp.mapping import LogSpec, SpanSpec, translate
 from bridge.sinks.otlp.metrics import OtlpMetrics, Signal
+from bridge.sinks.otlp.sizes import log_bytes, span_bytes
 from bridge.tracing import ClientSpan
 from bridge.urls import grpc_dials_tls
 
@@ -316,6 +317,7 @@ class OtlpSink:
                 on_drop=self._metrics.dropped.labels(signal).inc,
                 on_export=self._exported_callback(signal),
                 clock=clock,
+                size=span_bytes if signal == "traces" else log_bytes,
             )
             self._batchers[signal] = batcher
             self._metrics.watch_depth(signal, _depth_of(batcher))

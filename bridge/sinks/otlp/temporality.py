@@ -77,6 +77,23 @@ def _hashable(value: object) -> object:
     return value
 
 
+def _keys(data: MetricsData) -> frozenset[_Key]:
+    """The series of ``data``'s sums."""
+    keys: set[_Key] = set()
+    for resource_metrics in data.resource_metrics:
+        resource = _frozen(resource_metrics.resource.attributes)
+        for scope_metrics in resource_metrics.scope_metrics:
+            scope = scope_metrics.scope
+            where = (resource, (scope.name, scope.version, scope.schema_url))
+            for metric in scope_metrics.metrics:
+                if isinstance(metric.data, Sum):
+                    keys.update(
+                        (*where, metric.name, _frozen(point.attributes))
+                        for point in metric.data.data_points
+                    )
+    return frozenset(keys)
+
+
 class DeltaSums:
     """Each collection's cumulative monotonic sums as the increase since the last export.
 
@@ -116,15 +133,18 @@ class DeltaSums:
         self._pending = (now_ns, frozenset(sent))
         return dataclasses.replace(data, resource_metrics=resources)
 
-    def exported(self) -> None:
-        """The collection ``deltas`` converted last was exported: what it sent is owed no more."""
+    def exported(self, part: MetricsData | None = None) -> None:
+        """The collection ``deltas`` converted last was exported (only ``part`` of it, when
+        given: one of the requests it was cut into): what that sent is owed no more."""
         if self._pending is None:
             return
         now_ns, sent = self._pending
-        self._pending = None
+        taken = sent if part is None else sent & _keys(part)
+        left = sent - taken
+        self._pending = (now_ns, left) if left else None
         self._last_ns = now_ns
         self._series = {
-            key: entry._replace(owed=0.0, since=now_ns) if key in sent else entry
+            key: entry._replace(owed=0.0, since=now_ns) if key in taken else entry
             for key, entry in self._series.items()
         }
 
