@@ -390,12 +390,16 @@ class Bridge:
 
 def default_components() -> list[ComponentFactory]:
     """The sinks and collectors a bridge runs, each deciding from settings whether it is on."""
+    # Components close in reverse order. The cluster monitor's ``left`` must be the node's last
+    # word on the bus: a NodeHealth after it (the collectors still running while the alert sink
+    # drains) tracks the node again, and its silence then raises node_failure. So the monitor
+    # closes after the collectors, and before the alert sink, which still hears its last words.
     return [
         prometheus_sink,
         otlp_component,
+        alert_sink,
+        cluster_monitor,
         health_collector,
         throughput_collector,
         lifecycle_collector,
-        alert_sink,
-        cluster_monitor,
     ]

@@ -13,10 +13,12 @@ import pytest
 
 from bridge import integration
 from bridge.app import Bridge
+from bridge.bus import Envelope
 from bridge.component import Context
 from bridge.errors import ConfigError
+from bridge.messages import NodeHealth, NodeLifecycle, SystemAlert
 from bridge.settings_checks import start_warnings
-from tests.support import ManualClock, make_settings
+from tests.support import ManualClock, async_wait_until, make_settings
 
 
 class TakesTime:
@@ -277,3 +279,44 @@ def test_an_unset_secret_on_the_in_process_bus_is_said_not_warned_of(
             " and a Redis bus need it set)",
         )
     ]
+
+
+async def test_a_stopping_node_says_left_after_its_last_sign_of_life(tmp_path: Path) -> None:
+    """A graceful stop's NodeLifecycle left is the node's last message on the instances the
+    cluster monitors hear (ex_esdb_health, ex_esdb_lifecycle): one after it (a NodeHealth of the
+    health collector still running while the alert sink drains) tracks the node again, and its
+    silence then is announced down, a node_failure for a node that left. Here the alert sink
+    has a backlog to drain at the stop, while the health collector ticks every 100 ms."""
+    settings = make_settings(EXESDB_HEALTH_BROADCAST_INTERVAL="100", EXESDB_STATE_DIR=str(tmp_path))
+    bridge = Bridge(settings)
+    node = settings.node
+    heard: list[Envelope] = []
+    bridge.bus.subscribe(
+        "recorder", heard.extend, instances=("ex_esdb_health", "ex_esdb_lifecycle"), batch=True
+    )
+    await bridge.start(serve_http=False)
+    try:
+        await async_wait_until(
+            lambda: any(isinstance(e.payload, NodeHealth) for e in heard), 10, "a NodeHealth"
+        )
+        for number in range(3_000):
+            bridge.bus.publish(
+                "alerts",
+                SystemAlert(
+                    severity="warning",
+                    category="system",
+                    title=f"backlog {number}",
+                    description="what the alert sink drains at the stop",
+                    source="test",
+                    node=node,
+                ),
+            )
+    finally:
+        await bridge.aclose()
+    said = [
+        e.payload.event if isinstance(e.payload, NodeLifecycle) else e.tag
+        for e in heard
+        if e.node == node
+    ]
+    assert "left" in said
+    assert said[said.index("left") + 1 :] == []

@@ -44,7 +44,8 @@ ends it (a grouped alert it is in is never resolved by the monitor any more).
 Farewells wait at most ``MAX_NODES`` at a time: past that (a flood forgetting faster than a tick
 announces) the later ones are given up, logged and counted. The node state keys shared by the
 replicas expire too (``ClusterMonitor._swap_state`` says when). A replica that cannot hear the
-bus (Redis unreachable) declares nobody down: it is the one cut off.
+bus (Redis unreachable) declares nobody down: it is the one cut off; nor does one that did not
+run (paused, its event loop busy) before it hears what came meanwhile.
 
 The parts: ``monitor.py`` is the component (hearing, ticking, announcing); ``nodes.py`` the
 nodes it tracks and the bounds; ``reports.py`` the ClusterHealth and ClusterMembership it

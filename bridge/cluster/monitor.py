@@ -72,10 +72,13 @@ class ClusterMonitor:
         max_nodes: int = MAX_NODES,
         per_tick: int = PER_TICK,
         sleep: Sleep = asyncio.sleep,
+        nap_clock: Callable[[], float] | None = None,
     ) -> None:
         """``clock`` times silence and intervals, ``wall_clock`` names the health slot shared
-        across replicas, ``sleep`` is what the loop waits with between ticks; ``max_nodes`` and
-        ``per_tick`` are the bounds (nodes tracked, announcements of each kind per tick)."""
+        across replicas, ``sleep`` is what the loop waits with between ticks, ``nap_clock``
+        (``clock`` unless given) times those naps, to tell when this process did not run;
+        ``max_nodes`` and ``per_tick`` are the bounds (nodes tracked, announcements of each kind
+        per tick)."""
         self._bus = bus
         self.node = node
         self._interval = interval_ms / 1000
@@ -86,6 +89,7 @@ class ClusterMonitor:
         self._refreshed = clock()
         self._coordinator: Coordinator = coordinator or LocalCoordinator(clock)
         self._clock = clock
+        self._nap_clock = nap_clock or clock
         self._wall_clock = wall_clock
         self._max_nodes = max_nodes
         self._per_tick = per_tick
@@ -105,6 +109,7 @@ class ClusterMonitor:
         self._kept_open = Dropped()
         self._unremembered = Dropped()
         self._blind = False
+        self._paused = False  # a nap overran: this process did not run (see _nap)
         self._last_beat = float("-inf")
         self._own_health = float("-inf")
         self._task: asyncio.Task[None] | None = None
@@ -330,8 +335,10 @@ class ClusterMonitor:
             # Cut off from the bus: silence says nothing about the others.
             self._blind = True
             return
-        if self._blind:
-            self._blind = False
+        if self._blind or self._paused:
+            # Cut off, or not running (paused, its event loop busy): what the others said
+            # meanwhile has not been heard yet, and silence says nothing about them.
+            self._blind = self._paused = False
             for node in self._nodes.values():
                 node.heard = max(node.heard, now)
             # What was announced while it could not hear is still on its way: another interval.
@@ -659,10 +666,15 @@ class ClusterMonitor:
         if self._closed:
             return False  # closed during a tick: the stop waits for this loop, so no nap first
         self._sleeping = True
+        started = self._nap_clock()
         try:
             await self._sleep(period)
         finally:
             self._sleeping = False
+        # A nap half an interval longer than asked: this process was stopped (SIGSTOP, a VM
+        # paused) or its event loop busy, and what came meanwhile waits behind this tick.
+        if self._nap_clock() - started > period + self._interval / 2:
+            self._paused = True
         return not self._closed
 
     def readiness(self) -> str | None:

@@ -119,7 +119,9 @@ class Replica:
             clock=clock,
             wall_clock=clock,
             sleep=self.naps,
-            **options,
+            # The clock jumps while the loop naps, which stands for time the monitor listened
+            # through: its naps are timed on a clock that stands still, unless a test says.
+            **{"nap_clock": lambda: 0.0, **options},
         )
 
     async def start(self) -> Replica:

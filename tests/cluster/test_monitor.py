@@ -271,6 +271,27 @@ async def test_a_replica_cut_off_from_the_bus_declares_nobody_down(
     assert [m.node for m in replica.published(NodeLifecycle, event="down")] == ["app-1"]
 
 
+async def test_a_replica_that_did_not_run_declares_nobody_down_on_waking(
+    make_replica, clock: Clock
+) -> None:
+    """A nap that overran (the process stopped by SIGSTOP, its event loop busy) is no silence of
+    the others: what they said meanwhile is still to be heard, so nobody is down on waking; a
+    node silent for three intervals after that still is."""
+    replica = await make_replica("bridge-1", nap_clock=clock)
+    await replica.hear("app-1")
+    clock.advance(5)
+    await replica.tick()
+    assert replica.published(NodeLifecycle, event="down") == []
+    await replica.hear("app-1")  # what it said while this replica did not run
+    for _ in range(6):
+        clock.advance(0.5)
+        await replica.tick()
+    assert replica.published(NodeLifecycle, event="down") == []
+    clock.advance(0.5)
+    await replica.tick()
+    assert [m.node for m in replica.published(NodeLifecycle, event="down")] == ["app-1"]
+
+
 async def test_the_heartbeat_is_skipped_while_the_node_health_says_it_is_alive(
     make_replica, clock: Clock
 ) -> None:
