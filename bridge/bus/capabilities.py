@@ -71,6 +71,10 @@ class WorkQueueLease(Protocol):
         takes the lease's commands. While it does not (unreachable, or refusing them), no
         replica can be known here to hold the lease."""
 
+    async def first_answer(self, within: float) -> bool:
+        """Wait at most ``within`` seconds for the store's first answer since this replica
+        started (at once when it has answered before); whether it has answered."""
+
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Await ``callback`` each time this replica takes the lease, before it reads."""
 

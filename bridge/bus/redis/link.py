@@ -154,6 +154,7 @@ class Link:
         self.backoff = backoff
         self.stopping = asyncio.Event()
         self.connected = False  # whether Redis answers (if only to refuse)
+        self.answered = asyncio.Event()  # Redis has answered since the start
         self.error: str | None = None  # why Redis is unreachable (None: not tried yet)
         self._unreachable_since = 0.0  # when it last failed so
         self.connection_errors = 0
@@ -209,6 +210,7 @@ class Link:
             _logger.info("connected to Redis at %s", safe_url(self.url))
         self._taken(owner)
         self.connected = True
+        self.answered.set()
         self.error = None
 
     def _taken(self, owner: object) -> None:

@@ -8,6 +8,7 @@ stage begins a graceful stop. What the holder keeps for the next one is ``shared
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 from bridge.bus.redis.consumer_group import ConsumerGroup
@@ -62,6 +63,14 @@ class WorkQueue:
         not been found unreachable since) and takes the lease's commands (refuses none of them
         now); False before Redis first answered."""
         return self._link.connected and not self._lease.refused
+
+    async def first_answer(self, within: float) -> bool:
+        """Wait at most ``within`` seconds for Redis's first answer since the start (at once
+        when it has answered before); whether it has."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._link.answered.wait()
+        return self._link.answered.is_set()
 
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Await ``callback`` each time this replica takes the work-queue lease, before it

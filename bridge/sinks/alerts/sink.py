@@ -95,6 +95,8 @@ _CLOSE_MARGIN_SECONDS: Final = 1.0
 # Open (firing or acknowledged) alerts kept at most; new ones beyond are refused and counted
 # (an event alert from nine tenths of it: transitions.open_cap).
 MAX_OPEN_ALERTS: Final = 50_000
+# How long a delivery due at start waits for Redis's first answer before it goes unchecked.
+_FIRST_ANSWER_SECONDS: Final = 5.0
 # The last error of a delivery made of notifications withheld from a receiver that takes no
 # resolves.
 _RESOLVED_REASON: Final = (
@@ -566,11 +568,18 @@ class AlertSink:
         (``AlertIndex.stale``), asked of Redis while this replica does not hold the work-queue
         lease: while it does, none is (it left them out as it took the lease up, and no other
         replica changes alerts meanwhile). While Redis cannot tell (unreachable, NOPERM), the
-        delivery goes as made: held back, it would wait as long as the outage lasts. None when
+        delivery goes as made: held back, it would wait as long as the outage lasts; just
+        started, it waits up to ``_FIRST_ANSWER_SECONDS`` for Redis's first answer. None when
         none of it goes now."""
         if self.holds_work_queue():
             return delivery
-        if not self.work_queue_reachable():
+        if not self.work_queue_reachable() and (
+            # Just started, Redis may not have answered yet: a moment's wait, rather than send
+            # unchecked what another replica may have resolved meanwhile.
+            self._lease is None
+            or not await self._lease.first_answer(_FIRST_ANSWER_SECONDS)
+            or not self.work_queue_reachable()
+        ):
             return delivery  # not worth a read that would only time out first
         stale = await self.states.stale(delivery.alert_ids)
         if not stale:  # none, or Redis cannot tell now (None)

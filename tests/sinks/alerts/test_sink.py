@@ -440,6 +440,10 @@ class Lease:
     async def release(self) -> None:
         """Nothing to give up here."""
 
+    async def first_answer(self, within: float) -> bool:
+        """The test's store answers from the start, when reachable."""
+        return self.reachable
+
 
 class LeaseTransport(MemoryTransport):
     """The in-process transport with a work-queue lease (as on Redis)."""
