@@ -602,6 +602,65 @@ async def test_without_the_lease_a_pending_delivery_goes_unchecked_while_redis_c
         assert [alert["labels"]["alert_id"] for alert in payload["alerts"]] == ["a1"]
 
 
+class FirstAnswerLease(TakenLease):
+    """A taken lease whose store has not answered yet (a replica just started): unreachable
+    until ``first_answer`` is awaited, which answers at once."""
+
+    async def first_answer(self, within: float) -> bool:
+        """Redis's first answer comes while the caller waits."""
+        self.reachable = True
+        return True
+
+
+class Asked(State):
+    """A replica's view of a ``Store`` that counts the reads of its alert states."""
+
+    reads = 0
+
+    async def read(self, name: str, keys: Collection[str]) -> dict[str, bytes] | None:
+        self.reads += 1
+        return await super().read(name, keys)
+
+
+async def test_a_delivery_due_before_redis_first_answered_waits_to_be_checked(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A replica without the lease whose firing is due before Redis first answered (just
+    started, the firing left pending when it stopped) waits for that answer and asks Redis
+    whether another replica notified a newer state since, rather than send it unchecked (a
+    restarted replica sent a firing another had resolved meanwhile)."""
+    store = Store()
+    store.holder = "b"
+    transport = SharedTransport(store)
+    transport.lease = lease = FirstAnswerLease()
+    transport.state = state = Asked(store, "b")
+    receiver.status = 503
+    hook = receiver.url + "/api/v2/alerts"
+    async with alert_bridge(
+        tmp_path,
+        transport=transport,
+        EXESDB_WEBHOOK_URLS=hook,
+        EXESDB_WEBHOOK_BACKOFF_MS="50",  # retried at once when the receiver is back
+        EXESDB_WEBHOOK_MAX_BACKOFF_MS="50",
+    ) as (bridge, _sink, _):
+        await lease.take()
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: receiver.posts, what="the firing tried and refused")
+        lease.leading = False
+        lease.reachable = False  # as if just started: Redis not answered yet
+        store.holder = "a"
+        asked_before = state.reads
+        receiver.status = 200
+
+        def delivered() -> float | None:
+            return bridge.registry.get_sample_value(
+                "exesdb_webhook_deliveries_total", {"result": "delivered"}
+            )
+
+        await async_wait_until(delivered, what="the firing delivered, once checked")
+        assert state.reads > asked_before
+
+
 async def test_alerts_api_filters_by_alert_id(tmp_path: Path) -> None:
     """GET /v1/alerts?alert_id= (the link in every webhook) lists just that alert, or none."""
     async with alert_bridge(tmp_path) as (bridge, sink, _):
