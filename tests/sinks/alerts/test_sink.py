@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -564,23 +565,18 @@ class Unanswering(State):
         return await super().read(name, keys)
 
 
-async def test_without_the_lease_a_pending_delivery_goes_unchecked_while_redis_cannot_tell(
-    tmp_path: Path, receiver: Receiver
-) -> None:
-    """A replica that lost the work-queue lease with a firing pending (its receiver down) sends
-    it once the receiver is back, although Redis cannot tell whether another replica notified
-    a newer state of the alert since: a notification held back for as long as Redis is away
-    (or for good, without ``+hmget``) is worse than the rare stale one."""
-    store = Store()
+@contextlib.asynccontextmanager
+async def firing_left_pending(
+    tmp_path: Path, receiver: Receiver, transport: SharedTransport, store: Store
+) -> AsyncIterator[Any]:
+    """A bridge on ``transport`` that held the work-queue lease (replica b of ``store``) while
+    ``receiver`` refused its firing of a1, then lost the lease to replica a."""
     store.holder = "b"
-    transport = SharedTransport(store)
-    transport.state = state = Unanswering(store, "b")
     receiver.status = 503
-    hook = receiver.url + "/api/v2/alerts"
     async with alert_bridge(
         tmp_path,
         transport=transport,
-        EXESDB_WEBHOOK_URLS=hook,
+        EXESDB_WEBHOOK_URLS=receiver.url + "/api/v2/alerts",
         EXESDB_WEBHOOK_BACKOFF_MS="50",  # retried at once when the receiver is back
         EXESDB_WEBHOOK_MAX_BACKOFF_MS="50",
     ) as (bridge, _sink, _):
@@ -589,15 +585,30 @@ async def test_without_the_lease_a_pending_delivery_goes_unchecked_while_redis_c
         await async_wait_until(lambda: receiver.posts, what="the firing tried and refused")
         transport.lease.leading = False
         store.holder = "a"
+        yield bridge
+
+
+def delivered(bridge: Any) -> float | None:
+    """How many deliveries ``bridge`` made."""
+    return bridge.registry.get_sample_value(
+        "exesdb_webhook_deliveries_total", {"result": "delivered"}
+    )
+
+
+async def test_without_the_lease_a_pending_delivery_goes_unchecked_while_redis_cannot_tell(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A replica that lost the work-queue lease with a firing pending (its receiver down) sends
+    it once the receiver is back, although Redis cannot tell whether another replica notified
+    a newer state of the alert since: a notification held back for as long as Redis is away
+    (or for good, without ``+hmget``) is worse than the rare stale one."""
+    store = Store()
+    transport = SharedTransport(store)
+    transport.state = state = Unanswering(store, "b")
+    async with firing_left_pending(tmp_path, receiver, transport, store) as bridge:
         state.refusing = True
         receiver.status = 200
-
-        def delivered() -> float | None:
-            return bridge.registry.get_sample_value(
-                "exesdb_webhook_deliveries_total", {"result": "delivered"}
-            )
-
-        await async_wait_until(delivered, what="the firing delivered, unchecked")
+        await async_wait_until(lambda: delivered(bridge), what="the firing delivered, unchecked")
         payload: Any = receiver.posts[-1]  # a webhook's body, where Alertmanager takes a list
         assert [alert["labels"]["alert_id"] for alert in payload["alerts"]] == ["a1"]
 
@@ -630,34 +641,14 @@ async def test_a_delivery_due_before_redis_first_answered_waits_to_be_checked(
     whether another replica notified a newer state since, rather than send it unchecked (a
     restarted replica sent a firing another had resolved meanwhile)."""
     store = Store()
-    store.holder = "b"
     transport = SharedTransport(store)
     transport.lease = lease = FirstAnswerLease()
     transport.state = state = Asked(store, "b")
-    receiver.status = 503
-    hook = receiver.url + "/api/v2/alerts"
-    async with alert_bridge(
-        tmp_path,
-        transport=transport,
-        EXESDB_WEBHOOK_URLS=hook,
-        EXESDB_WEBHOOK_BACKOFF_MS="50",  # retried at once when the receiver is back
-        EXESDB_WEBHOOK_MAX_BACKOFF_MS="50",
-    ) as (bridge, _sink, _):
-        await lease.take()
-        bridge.bus.publish("disk_full", system_alert("a1"))
-        await async_wait_until(lambda: receiver.posts, what="the firing tried and refused")
-        lease.leading = False
+    async with firing_left_pending(tmp_path, receiver, transport, store) as bridge:
         lease.reachable = False  # as if just started: Redis not answered yet
-        store.holder = "a"
         asked_before = state.reads
         receiver.status = 200
-
-        def delivered() -> float | None:
-            return bridge.registry.get_sample_value(
-                "exesdb_webhook_deliveries_total", {"result": "delivered"}
-            )
-
-        await async_wait_until(delivered, what="the firing delivered, once checked")
+        await async_wait_until(lambda: delivered(bridge), what="the firing delivered, checked")
         assert state.reads > asked_before
 
 
