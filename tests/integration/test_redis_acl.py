@@ -2,10 +2,10 @@
 
 The ACL lines are read from docs/redis.md, so the page and what is tested cannot drift apart.
 Two replicas run on exactly those rules; one replica on that user without one of its rules
-(``+xread``, ``+xadd``, ``+smembers`` which taking up the lease needs, ``+xpending``,
-``+xack``), or with a wrong password, is told refused (not unreachable) and is ready once Redis
-is put right; one whose lease's commands are refused at run time cannot tell where the lease is
-until they are granted back.
+(``+xread``, ``+xadd``, ``+smembers`` which taking up the lease needs, ``+pexpire`` which
+renewing it needs, ``+xpending``, ``+xack``), or with a wrong password, is told refused (not
+unreachable) and is ready once Redis is put right; one whose lease's commands are refused at
+run time cannot tell where the lease is until they are granted back.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -378,6 +379,47 @@ def test_a_lease_never_taken_up_for_a_rule_the_acl_user_lacks_is_told_as_refused
     ingest(process.url, [alert("acl-take-up")])
     told_once_until_granted(acl_redis, process, "smembers")
     wait_until(lambda: notifications(receiver, "acl-take-up"), 15, "the alert delivered")
+    assert metric(process.url, "exesdb_redis_work_queue_leader") == 1
+
+
+def test_a_lease_the_acl_user_may_not_renew_is_told_as_refused_until_granted(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """On the documented user without ``+pexpire``, the lease can be set but not renewed (its
+    renewal is a script calling PEXPIRE): for leases on end /readyz and one warning say Redis
+    refuses the bridge's commands, naming the renewal and PEXPIRE, its tries counted, and the
+    lease is never taken up (not taken up and lost each lease, readiness flipping); granted,
+    the replica holds the lease, delivers the alert and is ready, without a restart."""
+    set_rules(acl_redis, "-pexpire")
+    receiver: WebhookReceiver = webhook_receiver()
+    url = bus_url(acl_redis)
+    process = start_replica(
+        tmp_path,
+        bridge_processes,
+        url,
+        receiver=receiver,
+        EXESDB_REDIS_CLAIM_IDLE_MS=str(CLAIM_IDLE_MS),
+    )
+    ingest(process.url, [alert("acl-renew")])
+    denial = "ERR The user executing the script can't run this command or subcommand"
+    refusal = told(url, REFUSES_COMMANDS + denial)
+    began = time.monotonic()
+    leading: list[float | None] = []
+
+    def refused_for_leases(process: BridgeProcess) -> bool:
+        # Watched for three leases: one set and lost each time would be seen taken up.
+        leading.append(metric(process.url, "exesdb_redis_work_queue_leader"))
+        return retried(process) and time.monotonic() - began > 3 * CLAIM_IDLE_MS / 1000
+
+    logged = refused_until_put_right(
+        process, refusal, setting(acl_redis, "+pexpire"), counted=refused_for_leases
+    )
+    assert len(logged) == 1, logged
+    assert " WARNING " in logged[0]
+    assert "(the work-queue lease's renewal, a script running GET and PEXPIRE)" in logged[0]
+    assert PERMISSIONS_HINT in logged[0]
+    assert set(leading) == {0}, leading
+    wait_until(lambda: notifications(receiver, "acl-renew"), 15, "the alert delivered")
     assert metric(process.url, "exesdb_redis_work_queue_leader") == 1
 
 
