@@ -423,6 +423,46 @@ def test_a_lease_the_acl_user_may_not_renew_is_told_as_refused_until_granted(
     assert metric(process.url, "exesdb_redis_work_queue_leader") == 1
 
 
+def test_a_held_lease_whose_renewal_is_refused_at_run_time_is_let_go_and_told_until_granted(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """A replica holding the lease whose user loses ``+pexpire``: the lease runs out and is
+    not taken up again while the renewal is refused (for leases on end, not ready, the refusal
+    naming the renewal); granted back, it holds the lease and is ready, without a restart."""
+    url = bus_url(acl_redis)
+    process = start_replica(
+        tmp_path,
+        bridge_processes,
+        url,
+        receiver=webhook_receiver(),
+        EXESDB_REDIS_CLAIM_IDLE_MS=str(CLAIM_IDLE_MS),
+    )
+    wait_until(gauge(process, "exesdb_redis_work_queue_leader", 1), 15, "the lease taken")
+    wait_until(lambda: bus_readiness(process) == (200, ""), 15, "ready")
+    set_rules(acl_redis, "-pexpire")
+    wait_until(gauge(process, "exesdb_redis_work_queue_leader", 0), 15, "the lease let go")
+    renewal = "(the work-queue lease's renewal, a script running GET and PEXPIRE)"
+    let_go = time.monotonic()
+    seen: list[tuple[float | None, int, bool]] = []
+
+    def refused_for_leases() -> bool:
+        # Watched for three leases: one set and lost each time would be seen taken up.
+        status, reason = bus_readiness(process)
+        seen.append(
+            (metric(process.url, "exesdb_redis_work_queue_leader"), status, renewal in reason)
+        )
+        return time.monotonic() - let_go > 3 * CLAIM_IDLE_MS / 1000
+
+    wait_until(refused_for_leases, 15, "three leases refused")
+    assert set(seen) == {(0, 503, True)}, seen
+    assert "no longer takes the work queue" in process.log()
+    set_rules(acl_redis, "+pexpire")
+    wait_until(gauge(process, "exesdb_redis_work_queue_leader", 1), 15, "the lease held again")
+    wait_until(lambda: bus_readiness(process) == (200, ""), 15, "ready again")
+    assert process.process is not None
+    assert process.process.poll() is None  # the same process: not restarted
+
+
 def test_a_publisher_that_may_not_look_at_what_was_taken_is_told_as_refused(
     tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess]
 ) -> None:
