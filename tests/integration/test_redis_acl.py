@@ -427,8 +427,9 @@ def test_a_held_lease_whose_renewal_is_refused_at_run_time_is_let_go_and_told_un
     tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
 ) -> None:
     """A replica holding the lease whose user loses ``+pexpire``: the lease runs out and is
-    not taken up again while the renewal is refused (for leases on end, not ready, the refusal
-    naming the renewal); granted back, it holds the lease and is ready, without a restart."""
+    not taken up again while the renewal is refused (for leases on end, not ready: Redis
+    refuses the bridge's commands, one warning naming the renewal); granted back, it holds the
+    lease and is ready, without a restart."""
     url = bus_url(acl_redis)
     process = start_replica(
         tmp_path,
@@ -440,22 +441,24 @@ def test_a_held_lease_whose_renewal_is_refused_at_run_time_is_let_go_and_told_un
     wait_until(gauge(process, "exesdb_redis_work_queue_leader", 1), 15, "the lease taken")
     wait_until(lambda: bus_readiness(process) == (200, ""), 15, "ready")
     set_rules(acl_redis, "-pexpire")
-    wait_until(gauge(process, "exesdb_redis_work_queue_leader", 0), 15, "the lease let go")
     renewal = "(the work-queue lease's renewal, a script running GET and PEXPIRE)"
+    # The refusal first: a lease this short may also lapse now and then on a busy machine.
+    wait_until(lambda: renewal in process.log(), 15, "the renewal refused")
+    wait_until(gauge(process, "exesdb_redis_work_queue_leader", 0), 15, "the lease let go")
     let_go = time.monotonic()
     seen: list[tuple[float | None, int, bool]] = []
 
     def refused_for_leases() -> bool:
-        # Watched for three leases: one set and lost each time would be seen taken up.
+        # Watched for three leases: one set and lost each time would be seen taken up. (What the
+        # alert stage was refused as the lease went, a note it keeps, may be the refusal shown.)
         status, reason = bus_readiness(process)
-        seen.append(
-            (metric(process.url, "exesdb_redis_work_queue_leader"), status, renewal in reason)
-        )
+        refused = reason.startswith(told(url, REFUSES_COMMANDS))
+        seen.append((metric(process.url, "exesdb_redis_work_queue_leader"), status, refused))
         return time.monotonic() - let_go > 3 * CLAIM_IDLE_MS / 1000
 
     wait_until(refused_for_leases, 15, "three leases refused")
     assert set(seen) == {(0, 503, True)}, seen
-    assert "no longer takes the work queue" in process.log()
+    assert len([line for line in process.log().splitlines() if renewal in line]) == 1
     set_rules(acl_redis, "+pexpire")
     wait_until(gauge(process, "exesdb_redis_work_queue_leader", 1), 15, "the lease held again")
     wait_until(lambda: bus_readiness(process) == (200, ""), 15, "ready again")

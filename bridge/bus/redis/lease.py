@@ -119,7 +119,7 @@ class Lease:
             await self._link.client.eval(_RELEASE, 1, self._key, self._consumer)
         _logger.info("this replica handed the work queue over (%s)", self._consumer)
 
-    async def _step(self) -> float:
+    async def _step(self) -> float | None:
         client = self._link.client
         if self.held.is_set():
             # Timed from before it is sent: the lease in Redis runs from when Redis renewed it.
@@ -139,6 +139,11 @@ class Lease:
             else:
                 holder = await client.get(self._key)
                 self.lost(None if holder is None else text(holder))
+                if self.refused:
+                    # Found gone, the lease ran no PEXPIRE: whether Redis takes its renewal now
+                    # is not known, so the refusal told stands (not ended as if it got through)
+                    # until the next step, at once, tries the renewal again.
+                    return None
         elif not self._taking:
             pass  # stopping: leave the lease to the others
         else:

@@ -307,7 +307,8 @@ class Link:
     ) -> None:
         """Run ``step`` again and again until the transport stops, through Redis failures.
 
-        ``step`` returns None when it did not get to Redis (nothing to do), else how long to
+        ``step`` returns None when it did not get to Redis (nothing to do) or learnt nothing of
+        a refusal it was told (it steps again at once, its refusal standing), else how long to
         wait before the next step. ``refused`` may deal with a refusal itself (True: step
         again at once, nothing recorded); ``failed`` hears of each failure before the wait.
         The loop's refusals are filed under ``owner`` (``refused(owner)`` asks after them),
