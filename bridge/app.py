@@ -49,7 +49,13 @@ from bridge.errors import BridgeError
 from bridge.http import build_app
 from bridge.integration import Integration, install
 from bridge.integration import current as current_integration
-from bridge.listener import ConnectionGuard, Limits, Listener, raise_descriptor_limit
+from bridge.listener import (
+    ConnectionGuard,
+    Limits,
+    Listener,
+    no_server_header,
+    raise_descriptor_limit,
+)
 from bridge.settings import Settings
 from bridge.sinks.alerts import alert_sink
 from bridge.sinks.otlp import otlp_component
@@ -287,6 +293,7 @@ class Bridge:
         await self._runner.setup()
         server = self._runner.server
         assert server is not None  # set by setup()
+        no_server_header(server)
         try:
             self._listener = await self.connections.serve(
                 server,

@@ -221,3 +221,41 @@ async def test_a_head_past_head_kept_is_answered_with_connection_close_however_t
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     assert head.startswith(b"HTTP/1.1 " + status + b"\r\n")
     assert b"\r\nConnection: close\r\n" in head
+
+
+_BIG_JSON = b"[" + b"0," * 1_000 + b"0]"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", b"200"),
+        (b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", b"200"),  # streamed
+        (b"GET /alerts HTTP/1.1\r\nHost: x\r\n\r\n", b"302"),  # raised as an HTTPException
+        (b"GET /no/such/path HTTP/1.1\r\nHost: x\r\n\r\n", b"404"),
+        (b"DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n", b"405"),
+        (
+            b"POST /v1/integration HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + ADMIN_TOKEN.encode()
+            + b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(_BIG_JSON), _BIG_JSON),
+            b"413",  # aiohttp's own, past client_max_size
+        ),
+        (b"GET /v1/integration HTTP/1.1\r\nHost: x\r\n\r\n", b"401"),
+        (b"GET / HTTP/1.1 junk\r\nHost: x\r\n\r\n", b"400"),  # a request line aiohttp refuses
+        (b"\x00\x01\x02 / HTTP/1.1\r\n\r\n", b"400"),  # not HTTP at all
+    ],
+    ids=["ok", "streamed", "raised", "404", "405", "413", "401", "bad-line", "not-http"],
+)
+async def test_no_answer_carries_a_server_header(
+    serve: Serve, request_bytes: bytes, status: bytes
+) -> None:
+    """No answer says Server (aiohttp's names the Python and aiohttp versions): the routes',
+    the refusals', and aiohttp's own 400 to a head it cannot parse, which no route sees."""
+    bridge = await serve(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, EXESDB_MAX_BODY_BYTES="1024")
+    reader, writer = await connect(bridge)
+    writer.write(request_bytes)
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.split(b" ", 2)[1] == status
+    assert b"\r\nserver:" not in head.lower()

@@ -37,13 +37,14 @@ aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's privat
 - with TLS, a connection whose first bytes are a plain HTTP request is answered 400 with Go's
   words and closed, as exporter-toolkit's exporters answer it (asyncio's TLS would close it
   with no answer); any other first bytes go to the TLS handshake;
-- at start the soft descriptor limit is raised to the hard one.
+- at start the soft descriptor limit is raised to the hard one;
+- no answer carries a Server header (aiohttp's names the Python and aiohttp versions).
 
 The parts: ``guard.py`` counts, caps and times the connections and is the server's middleware;
 ``connection.py`` is one connection as the guard sees it; ``plain_http.py`` tells plain HTTP
 from a TLS handshake; ``handshakes.py`` counts the handshakes that failed; ``accept.py`` accepts
 within the descriptor budget; ``sockets.py`` binds the listening sockets and raises the
-descriptor limit.
+descriptor limit; ``server_header.py`` takes aiohttp's Server header off every answer.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from bridge.listener.guard import (
     ConnectionGuard,
     Limits,
 )
+from bridge.listener.server_header import no_server_header
 from bridge.listener.sockets import raise_descriptor_limit
 
 __all__ = [
@@ -71,5 +73,6 @@ __all__ = [
     "ConnectionGuard",
     "Limits",
     "Listener",
+    "no_server_header",
     "raise_descriptor_limit",
 ]

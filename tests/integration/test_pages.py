@@ -558,6 +558,50 @@ def test_acknowledging_with_the_right_token_changes_the_state(
         assert browser.run("return localStorage.length") == 0
 
 
+LOADED = "return document.readyState === 'complete' && !!document.getElementById('ack-token')"
+TOKEN_KEPT = """
+return [sessionStorage.getItem('exesdb-bridge.admin-token'), localStorage.length,
+        document.cookie, document.getElementById('ack-token').value];
+"""
+
+
+def test_the_token_is_kept_for_its_tab_and_a_tab_opened_from_it_has_none(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """The admin token used in a tab is not in a tab opened from it: an alert's link
+    ctrl-clicked, as a person opens one beside the list, opens its page with an empty token
+    field and nothing stored (Chromium copies sessionStorage only into tabs that keep their
+    opener); the same tab's next page has it, as the bar says."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "Queue backed up")
+        raise_alert(server, "a2", "Disk full on db-2")
+        browser.open(server.url + "/")
+        browser.css("#ack-by").send_keys("alice")
+        browser.css("#ack-token").send_keys(ADMIN_TOKEN)
+        browser.css("button[data-ack='a1']").click()
+        browser.wait_for_text("#ack-message", "Acknowledged: Queue backed up")
+        driver = browser.driver
+        first = driver.current_window_handle
+        link = browser.css("table.alerts a[href='./alerts/a2']")
+        ActionChains(driver).key_down(Keys.CONTROL).click(link).key_up(Keys.CONTROL).perform()
+        [opened] = wait_until(
+            lambda: [h for h in driver.window_handles if h != first], 15, "a new tab"
+        )
+        driver.switch_to.window(opened)
+        wait_until(lambda: driver.current_url.endswith("/alerts/a2"), 15, "the alert's page")
+        wait_until(lambda: browser.run(LOADED), 15, "its page loaded, its script run")
+        assert browser.run(TOKEN_KEPT) == [None, 0, "", ""]
+        driver.close()
+        driver.switch_to.window(first)
+        browser.css("table.alerts a[href='./alerts/a2']").click()
+        wait_until(lambda: driver.current_url.endswith("/alerts/a2"), 15, "the alert's page")
+        wait_until(lambda: browser.run(LOADED), 15, "its page loaded, its script run")
+        assert browser.run(TOKEN_KEPT) == [ADMIN_TOKEN, 0, "", ADMIN_TOKEN]
+
+
 def test_a_screen_reader_hears_which_alert_each_acknowledge_button_is_for(
     tmp_path: Path, browser: Browser
 ) -> None:

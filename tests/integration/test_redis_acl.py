@@ -2,10 +2,10 @@
 
 The ACL lines are read from docs/redis.md, so the page and what is tested cannot drift apart.
 Two replicas run on exactly those rules; one replica on that user without one of its rules
-(``+xread``, ``+xadd``, ``+smembers`` which taking up the lease needs, ``+xpending``,
-``+xack``), or with a wrong password, is told refused (not unreachable) and is ready once Redis
-is put right; one whose lease's commands are refused at run time cannot tell where the lease is
-until they are granted back.
+(``+xread``, ``+xadd``, ``+smembers`` which taking up the lease needs, ``+pexpire`` which
+renewing it needs, ``+xpending``, ``+xack``), or with a wrong password, is told refused (not
+unreachable) and is ready once Redis is put right; one whose lease's commands are refused at
+run time cannot tell where the lease is until they are granted back.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -379,6 +380,90 @@ def test_a_lease_never_taken_up_for_a_rule_the_acl_user_lacks_is_told_as_refused
     told_once_until_granted(acl_redis, process, "smembers")
     wait_until(lambda: notifications(receiver, "acl-take-up"), 15, "the alert delivered")
     assert metric(process.url, "exesdb_redis_work_queue_leader") == 1
+
+
+def test_a_lease_the_acl_user_may_not_renew_is_told_as_refused_until_granted(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """On the documented user without ``+pexpire``, the lease can be set but not renewed (its
+    renewal is a script calling PEXPIRE): for leases on end /readyz and one warning say Redis
+    refuses the bridge's commands, naming the renewal and PEXPIRE, its tries counted, and the
+    lease is never taken up (not taken up and lost each lease, readiness flipping); granted,
+    the replica holds the lease, delivers the alert and is ready, without a restart."""
+    set_rules(acl_redis, "-pexpire")
+    receiver: WebhookReceiver = webhook_receiver()
+    url = bus_url(acl_redis)
+    process = start_replica(
+        tmp_path,
+        bridge_processes,
+        url,
+        receiver=receiver,
+        EXESDB_REDIS_CLAIM_IDLE_MS=str(CLAIM_IDLE_MS),
+    )
+    ingest(process.url, [alert("acl-renew")])
+    denial = "ERR The user executing the script can't run this command or subcommand"
+    refusal = told(url, REFUSES_COMMANDS + denial)
+    began = time.monotonic()
+    leading: list[float | None] = []
+
+    def refused_for_leases(process: BridgeProcess) -> bool:
+        # Watched for three leases: one set and lost each time would be seen taken up.
+        leading.append(metric(process.url, "exesdb_redis_work_queue_leader"))
+        return retried(process) and time.monotonic() - began > 3 * CLAIM_IDLE_MS / 1000
+
+    logged = refused_until_put_right(
+        process, refusal, setting(acl_redis, "+pexpire"), counted=refused_for_leases
+    )
+    assert len(logged) == 1, logged
+    assert " WARNING " in logged[0]
+    assert "(the work-queue lease's renewal, a script running GET and PEXPIRE)" in logged[0]
+    assert PERMISSIONS_HINT in logged[0]
+    assert set(leading) == {0}, leading
+    wait_until(lambda: notifications(receiver, "acl-renew"), 15, "the alert delivered")
+    assert metric(process.url, "exesdb_redis_work_queue_leader") == 1
+
+
+def test_a_held_lease_whose_renewal_is_refused_at_run_time_is_let_go_and_told_until_granted(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """A replica holding the lease whose user loses ``+pexpire``: the lease runs out and is
+    not taken up again while the renewal is refused (for leases on end, not ready: Redis
+    refuses the bridge's commands, one warning naming the renewal); granted back, it holds the
+    lease and is ready, without a restart."""
+    url = bus_url(acl_redis)
+    process = start_replica(
+        tmp_path,
+        bridge_processes,
+        url,
+        receiver=webhook_receiver(),
+        EXESDB_REDIS_CLAIM_IDLE_MS=str(CLAIM_IDLE_MS),
+    )
+    wait_until(gauge(process, "exesdb_redis_work_queue_leader", 1), 15, "the lease taken")
+    wait_until(lambda: bus_readiness(process) == (200, ""), 15, "ready")
+    set_rules(acl_redis, "-pexpire")
+    renewal = "(the work-queue lease's renewal, a script running GET and PEXPIRE)"
+    # The refusal first: a lease this short may also lapse now and then on a busy machine.
+    wait_until(lambda: renewal in process.log(), 15, "the renewal refused")
+    wait_until(gauge(process, "exesdb_redis_work_queue_leader", 0), 15, "the lease let go")
+    let_go = time.monotonic()
+    seen: list[tuple[float | None, int, bool]] = []
+
+    def refused_for_leases() -> bool:
+        # Watched for three leases: one set and lost each time would be seen taken up. (What the
+        # alert stage was refused as the lease went, a note it keeps, may be the refusal shown.)
+        status, reason = bus_readiness(process)
+        refused = reason.startswith(told(url, REFUSES_COMMANDS))
+        seen.append((metric(process.url, "exesdb_redis_work_queue_leader"), status, refused))
+        return time.monotonic() - let_go > 3 * CLAIM_IDLE_MS / 1000
+
+    wait_until(refused_for_leases, 15, "three leases refused")
+    assert set(seen) == {(0, 503, True)}, seen
+    assert len([line for line in process.log().splitlines() if renewal in line]) == 1
+    set_rules(acl_redis, "+pexpire")
+    wait_until(gauge(process, "exesdb_redis_work_queue_leader", 1), 15, "the lease held again")
+    wait_until(lambda: bus_readiness(process) == (200, ""), 15, "ready again")
+    assert process.process is not None
+    assert process.process.poll() is None  # the same process: not restarted
 
 
 def test_a_publisher_that_may_not_look_at_what_was_taken_is_told_as_refused(

@@ -185,6 +185,10 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
             "http_server_config.headers.X-Powered-By: unknown key",
         ),
         (
+            "http_server_config:\n  headers:\n    Server: me\n",
+            "http_server_config.headers.Server: unknown key",
+        ),
+        (
             "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
             "http_server_config.headers.X-Frame-Options",
         ),

@@ -187,6 +187,22 @@ async def test_configured_headers_are_on_every_answer(files: WebFiles):
             assert answer["Strict-Transport-Security"] == "max-age=60"
 
 
+async def test_configured_headers_are_sent_and_no_answer_says_server(files: WebFiles):
+    """The file's headers go on a 200, a 401 and a 404 alike, and none of them says Server
+    (aiohttp's names its version; the file cannot set one)."""
+    text = "http_server_config:\n  headers:\n    X-Frame-Options: deny\n" + USERS
+    async with serving(files, text) as bridge:
+        for path, headers, status in (
+            ("/healthz", {"Authorization": ALICE}, 200),
+            ("/healthz", {}, 401),
+            ("/no/such/path", {"Authorization": ALICE}, 404),
+        ):
+            got, answer, _ = await request(bridge, path, scheme="http", headers=headers)
+            assert got == status
+            assert answer["X-Frame-Options"] == "deny"
+            assert "Server" not in answer
+
+
 async def test_admin_routes_need_the_admin_token_on_top(files: WebFiles):
     """Basic auth alone does not open an admin route; the token in its header does."""
     async with serving(files, files.tls_config() + USERS) as bridge:

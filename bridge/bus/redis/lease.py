@@ -3,7 +3,9 @@
 One reader at a time keeps every alert condition's messages on the replica that holds its
 state (a firing alert and its resolve, an ongoing condition notified once); the consumer group
 still gives acknowledgement, and a new holder claims what a dead one left pending. The lease
-expires after ``lease_ms`` unless renewed (every third of it), so a dead holder's lapses.
+expires after ``lease_ms`` unless renewed (every third of it), so a dead holder's lapses. A
+lease set is renewed at once, before it is taken up: one Redis refuses to renew is told refused
+(not taken up and lost again each lease).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+from redis.exceptions import ResponseError
+
 from bridge.bus.redis.layout import Layout, text
-from bridge.bus.redis.link import RETRYABLE, Link
+from bridge.bus.redis.link import RETRYABLE, Link, script_named
 
 __all__ = ["Lease"]
 
@@ -26,6 +30,8 @@ _RENEW: Final = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 )
+# What a refusal of the renewal says it refused: Redis's words for a script's do not say.
+_RENEWAL: Final = "the work-queue lease's renewal, a script running GET and PEXPIRE"
 _RELEASE: Final = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
     "else return 0 end"
@@ -113,7 +119,7 @@ class Lease:
             await self._link.client.eval(_RELEASE, 1, self._key, self._consumer)
         _logger.info("this replica handed the work queue over (%s)", self._consumer)
 
-    async def _step(self) -> float:
+    async def _step(self) -> float | None:
         client = self._link.client
         if self.held.is_set():
             # Timed from before it is sent: the lease in Redis runs from when Redis renewed it.
@@ -122,9 +128,7 @@ class Lease:
             # cut off) this replica would go on saying it holds a lease another may have taken.
             try:
                 async with asyncio.timeout(max(0.0, self._renewed + self._lease_ms / 1000 - sent)):
-                    renewed = await client.eval(
-                        _RENEW, 1, self._key, self._consumer, self._lease_ms
-                    )
+                    renewed = await self._renew()
             except TimeoutError as exc:
                 raise TimeoutError(
                     f"no answer to the work-queue lease's renewal before it ran out"
@@ -135,6 +139,11 @@ class Lease:
             else:
                 holder = await client.get(self._key)
                 self.lost(None if holder is None else text(holder))
+                if self.refused:
+                    # Found gone, the lease ran no PEXPIRE: whether Redis takes its renewal now
+                    # is not known, so the refusal told stands (not ended as if it got through)
+                    # until the next step, at once, tries the renewal again.
+                    return None
         elif not self._taking:
             pass  # stopping: leave the lease to the others
         else:
@@ -174,12 +183,17 @@ class Lease:
         client = self._link.client
         sent = self._clock()
         if mine:
-            taken = await client.eval(_RENEW, 1, self._key, self._consumer, self._lease_ms)
+            taken = await self._renew()
         else:
-            taken = await client.set(self._key, self._consumer, nx=True, px=self._lease_ms)
+            taken = bool(await client.set(self._key, self._consumer, nx=True, px=self._lease_ms))
+            # Renewed at once, before it is taken up: a lease Redis lets this replica set but not
+            # renew (an ACL user without PEXPIRE) would be taken up and lost each lease, the
+            # refusal told and then ended by the next take; refused here, it is told until the
+            # renewal gets through, and the lease left to run out.
+            taken = taken and await self._renew()
         if taken:
             self._renewed = sent
-        return bool(taken)
+        return taken
 
     def _leaving(self, epoch: bytes | None) -> bool:
         """Whether to leave a free lease alone for now: Redis lost its data (a new epoch since
@@ -216,11 +230,16 @@ class Lease:
     def _lapse_if_expired(self) -> None:
         if self._clock() - self._renewed <= self._lease_ms / 1000:
             return
-        # Redis unreachable for longer than a lease: whichever replica was seen holding it, this
-        # one or another, may hold it no more, and which does is not known.
+        # Redis unreachable (or refusing the renewal) for longer than a lease: whichever replica
+        # was seen holding it, this one or another, may hold it no more, and which does is not
+        # known.
         self._holder = None
         if self.held.is_set():
-            self._step_down("the lease expired while Redis was unreachable")
+            self._step_down(
+                "the lease ran out: Redis refuses its renewal"
+                if self.refused
+                else "the lease expired while Redis was unreachable"
+            )
 
     async def _took(self) -> bool:
         """Run the ``on_lead`` callbacks; False (logged) when one failed or took too long.
@@ -248,6 +267,18 @@ class Lease:
         self._failed_takes, self._take_fault = 0, ""
         return True
 
+    async def _renew(self) -> bool:
+        """Renew the lease, whole, if Redis says this replica holds it; whether it did."""
+        try:
+            return bool(
+                await self._link.client.eval(_RENEW, 1, self._key, self._consumer, self._lease_ms)
+            )
+        except ResponseError as exc:
+            named = script_named(exc, _RENEWAL)
+            if named is exc:
+                raise
+            raise named from exc
+
     async def _renewing(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Await ``callback``, renewing the lease every third of it meanwhile: a take-up longer
         than the lease (many open alerts to adopt) would otherwise be cut off each time, and no
@@ -261,9 +292,7 @@ class Lease:
                 if self._clock() >= deadline:
                     raise TimeoutError(f"taking the work queue up took {_TAKE_UP_SECONDS:g} s")
                 sent = self._clock()
-                if not await self._link.client.eval(
-                    _RENEW, 1, self._key, self._consumer, self._lease_ms
-                ):
+                if not await self._renew():
                     raise LookupError("the lease ran out while this replica took the queue up")
                 self._renewed = sent
             work.result()

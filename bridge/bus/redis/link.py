@@ -30,7 +30,15 @@ from bridge.bus.redis.layout import RAW_REPLIES
 from bridge.errors import TransportError
 from bridge.redaction import safe_url
 
-__all__ = ["OWN_OPTIONS", "RETRYABLE", "Link", "linger", "redis_client", "temporary"]
+__all__ = [
+    "OWN_OPTIONS",
+    "RETRYABLE",
+    "Link",
+    "linger",
+    "redis_client",
+    "script_named",
+    "temporary",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -299,7 +307,8 @@ class Link:
     ) -> None:
         """Run ``step`` again and again until the transport stops, through Redis failures.
 
-        ``step`` returns None when it did not get to Redis (nothing to do), else how long to
+        ``step`` returns None when it did not get to Redis (nothing to do) or learnt nothing of
+        a refusal it was told (it steps again at once, its refusal standing), else how long to
         wait before the next step. ``refused`` may deal with a refusal itself (True: step
         again at once, nothing recorded); ``failed`` hears of each failure before the wait.
         The loop's refusals are filed under ``owner`` (``refused(owner)`` asks after them),
@@ -411,6 +420,16 @@ def temporary(exc: ResponseError) -> bool:
     if isinstance(exc, (OutOfMemoryError, ReadOnlyError)):
         return True
     return _code(exc) in _TEMPORARY_REPLIES
+
+
+def script_named(exc: ResponseError, script: str) -> ResponseError:
+    """``exc`` with ``script`` (what the script is for and the commands it runs) added to
+    Redis's words when the ACL refused the script one of its commands or keys, which Redis's
+    words do not name (``… can't run this command or subcommand script: <sha>…``); else
+    ``exc``."""
+    if _SCRIPT_DENIED not in str(exc):
+        return exc
+    return ResponseError(f"{str(exc).rstrip('.')} ({script})", status_code=exc.status_code)
 
 
 def _refusal(exc: BaseException) -> str | None:

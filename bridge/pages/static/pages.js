@@ -2,7 +2,10 @@
 // A refresh sends the ETag of what is shown: the bridge answers 304, no body, while it is the same.
 // Ages ("3m 12s") are counted here, on the bridge's clock, so only time passing changes nothing.
 // Served by the bridge itself (the pages' Content-Security-Policy allows no inline script).
-// The token is kept for this tab only (sessionStorage), never in a URL or a cookie.
+// The token is kept for this tab only (sessionStorage), never in a URL or a cookie. A browser
+// copies sessionStorage into a tab opened with its opener kept (window.open, rel="opener"): the
+// pages open none so (a link to a new tab is rel="noopener noreferrer"), or the copy would
+// outlive Forget.
 // An alert's page whose alert the bridge no longer keeps (404) says so and stops refreshing.
 "use strict";
 

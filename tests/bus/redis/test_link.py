@@ -18,7 +18,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bridge.backoff import Backoff
-from bridge.bus.redis.link import OWN_OPTIONS, Link, redis_client, temporary
+from bridge.bus.redis.link import OWN_OPTIONS, Link, redis_client, script_named, temporary
 from bridge.errors import TransportError
 from tests.support import ManualClock
 
@@ -64,6 +64,30 @@ def test_only_refusals_that_may_clear_count_as_temporary(
 ) -> None:
     """Memory full, read-only, loading and the like may clear (retry); other refusals do not."""
     assert temporary(refusal) is retried
+
+
+_SCRIPT_REFUSED = (
+    "The user executing the script can't run this command or subcommand script: 9136fcf5, on"
+    " @user_script:1."
+)
+
+
+def test_a_script_the_acl_refused_is_named_in_the_refusal_told(
+    link: Link, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis's words for a script's refused command do not say which: the refusal told names
+    the script and its commands, with the code and the hint about the rules."""
+    named = script_named(ResponseError(_SCRIPT_REFUSED, status_code="ERR"), "renewal: PEXPIRE")
+    with caplog.at_level("WARNING", logger="bridge.bus.redis.link"):
+        link.down(named, 1)
+    said = caplog.records[0].getMessage()
+    assert f"commands: ERR {_SCRIPT_REFUSED[:-1]} (renewal: PEXPIRE) (give the bridge's" in said
+
+
+def test_other_refusals_of_a_script_are_left_as_redis_said_them() -> None:
+    """A script's refusal other than the ACL's (a wrong type, memory full) is not renamed."""
+    refused = ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
+    assert script_named(refused, "renewal: PEXPIRE") is refused
 
 
 @pytest.mark.parametrize(("failures", "delay"), [(1, 0.001), (2, 0.002), (3, 0.004), (30, 0.004)])
