@@ -89,18 +89,22 @@ class Pacing:
         """A sign of life of a node that is up: the gap since the last one is timed."""
         if cadence.declared:
             return
-        last = cadence.beat
+        gap = now - cadence.beat  # infinite after a lapse: no gap to time
         cadence.beat = now
-        if last == _NEVER:
+        # Most gaps change nothing: no longer than the window's longest, the window still open.
+        if gap > cadence.peak or now >= cadence.window_end:
+            self._timed(cadence, gap, now)
+
+    def _timed(self, cadence: Cadence, gap: float, now: float) -> None:
+        if gap == math.inf:
             return
-        gap = min(now - last, cadence.limit)
+        gap = min(gap, cadence.limit)
         if now >= cadence.window_end:
             cadence.previous = cadence.peak
             cadence.peak = gap
             cadence.limit = self._limit(cadence)
             cadence.window_end = now + cadence.limit
-            return
-        if gap > cadence.peak:
+        elif gap > cadence.peak:
             cadence.peak = gap
             cadence.limit = self._limit(cadence)
 

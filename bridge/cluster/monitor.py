@@ -198,8 +198,9 @@ class ClusterMonitor:
                     reported = nodes.get(values.node)
                     if reported is not None:
                         reported.health = values.status
-                        if reported is node:  # about itself: a sign of life, at its pace
-                            beat(node.cadence, now)
+                        # About itself: a sign of life, which times its pace unless declared.
+                        if reported is node and not (cadence := node.cadence).declared:
+                            beat(cadence, now)
                         if publisher == me:
                             self._own_health = now
             except Exception:
