@@ -16,7 +16,9 @@ less than of the hearing replica's (whose ticks and pause check go by its own):
   a window lasting the limit it gave, so one late message stretches the limit for two windows
   at most; a gap counts for no more than the limit it came within;
 - not known yet (heard once, nothing declared): ``FIRST_INTERVAL``, time for its second
-  message, so that a slow node's first message is not followed by a false down.
+  message, so that a slow node's first message is not followed by a false down. So is a node
+  back from down that declared nothing: its silence may have been an outage or a slower pace,
+  and its next gap tells.
 """
 
 from __future__ import annotations
@@ -73,17 +75,29 @@ class Pacing:
 
     def joined(self, cadence: Cadence, metadata: Mapping[str, object], *, start: bool) -> None:
         """The node's own ``joined``: at its ``start`` it may have a new interval (what was
-        seen of the old one is dropped); a heartbeat is a sign of life, and says it again."""
+        known of the old one is dropped); a heartbeat is a sign of life, and says it again."""
         declared = _declared(metadata)
         if start:
             cadence.declared = False
-            cadence.beat = _NEVER
-            cadence.peak = cadence.previous = 0.0
-            cadence.window_end = _NEVER
-            cadence.limit = self._first
+            self._unknown(cadence)
         if declared is not None:
             cadence.declared = True
             cadence.limit = MISSED_INTERVALS * max(self._floor, declared)
+
+    def back(self, cadence: Cadence) -> None:
+        """The node was found down and is heard again: unless it declared its interval, its
+        silence may have been a slower pace as well as an outage, so it is not known yet (the
+        gap across the down is not timed: an outage's would stretch the limit)."""
+        if cadence.declared:
+            cadence.lapse()
+        else:
+            self._unknown(cadence)
+
+    def _unknown(self, cadence: Cadence) -> None:
+        cadence.beat = _NEVER
+        cadence.peak = cadence.previous = 0.0
+        cadence.window_end = _NEVER
+        cadence.limit = self._first
 
     def beat(self, cadence: Cadence, now: float) -> None:
         """A sign of life of a node that is up: the gap since the last one is timed."""

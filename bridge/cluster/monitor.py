@@ -242,7 +242,7 @@ class ClusterMonitor:
                 self._pending[publisher] = "up"
         elif node.state == "down":
             node.state = "up"
-            node.cadence.lapse()
+            self._pacing.back(node.cadence)
             self._pending[publisher] = "up"
             self._downs.back(publisher)
         if lifecycle is not None:

@@ -35,7 +35,8 @@ def every(interval: float, until: float, start: float = 0.0) -> list[float]:
 
 class Follower:
     """Moves the clock on a step at a time, the replica ticking after each step and hearing the
-    slow node when it sends; notes how long the node had been silent when found down."""
+    slow node when it sends; notes how long the node had been silent when found down (the
+    first down of a run, until the test clears it)."""
 
     def __init__(self, replica: Replica, clock: Clock) -> None:
         self.replica = replica
@@ -53,6 +54,7 @@ class Follower:
     ) -> None:
         """Up to ``until`` seconds from the start, the node heard at each of ``sends``."""
         pending = sorted(sends)
+        downs = len(self.downs())
         while self.clock.now - self.began < until:
             self.clock.forward(step)
             while pending and pending[0] <= self.clock.now - self.began:
@@ -60,7 +62,7 @@ class Follower:
                 await self.replica.hear(NODE, message or health())
                 self.last_heard = self.clock.now
             await self.replica.tick()
-            if self.silent_when_down is None and self.downs():
+            if self.silent_when_down is None and len(self.downs()) > downs:
                 self.silent_when_down = self.clock.now - self.last_heard
 
     async def silent_until_down(self, limit: float) -> float | None:
@@ -173,3 +175,27 @@ async def test_a_node_starting_makes_a_replica_say_its_interval_at_its_next_tick
         {"interval_ms": REPLICA_MS},
         {"heartbeat": True, "interval_ms": REPLICA_MS},
     ]
+
+
+async def test_a_node_whose_pace_slows_is_found_down_once_then_timed_by_its_new_gaps(
+    make_replica, clock: Clock
+) -> None:
+    """A node timed by its 3 s gaps that goes on every 20 s without a word is found down once,
+    and back; its interval then not known again, its new gaps time it: not found down over five
+    of them, and found down three of them after it stops."""
+    replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
+    await replica.hear(NODE, health())
+    follower = Follower(replica, clock)
+    slower = 20.0
+    last = 10 * SLOW - SLOW
+    sends = [
+        *every(SLOW, 10 * SLOW, start=SLOW),
+        *every(slower, last + 6.5 * slower, last + slower),
+    ]
+    await follower.run(last + 6.5 * slower, sends)
+    assert len(follower.downs()) == 1
+    assert len(replica.published(NodeLifecycle, event="reconnected", node=NODE)) == 1
+    follower.silent_when_down = None
+    silent = await follower.silent_until_down(3 * slower)
+    assert silent is not None
+    assert 3 * slower < silent <= 3 * slower + TICK
