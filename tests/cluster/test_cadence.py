@@ -45,21 +45,16 @@ class Follower:
         self.last_heard = clock.now
         self.silent_when_down: float | None = None
 
-    async def run(
-        self,
-        until: float,
-        sends: list[float],
-        message: Message | None = None,
-        step: float = 1.0,
-    ) -> None:
-        """Up to ``until`` seconds from the start, the node heard at each of ``sends``."""
+    async def run(self, until: float, sends: list[float], step: float = 1.0) -> None:
+        """Up to ``until`` seconds from the start, the node's NodeHealth heard at each of
+        ``sends``."""
         pending = sorted(sends)
         downs = len(self.downs())
         while self.clock.now - self.began < until:
             self.clock.forward(step)
             while pending and pending[0] <= self.clock.now - self.began:
                 pending.pop(0)
-                await self.replica.hear(NODE, message or health())
+                await self.replica.hear(NODE, health())
                 self.last_heard = self.clock.now
             await self.replica.tick()
             if self.silent_when_down is None and len(self.downs()) > downs:
