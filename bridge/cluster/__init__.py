@@ -6,10 +6,13 @@ Every bridge is a node: at start it publishes NodeLifecycle ``joined`` under ``E
 then a heartbeat on every health interval, unless the node was already heard during that
 interval (its health collector's NodeHealth counts). The heartbeat is a NodeLifecycle ``joined``
 with ``metadata.heartbeat = true``: the message vocabulary has no heartbeat event, and ``joined``
-is what a live node says. On a graceful stop it publishes ``left``.
+is what a live node says. Both say its interval (``metadata.interval_ms``), and a ``joined`` of
+another node's start is answered with a heartbeat at the next tick. On a graceful stop it
+publishes ``left``.
 
 Every replica's monitor hears ``ex_esdb_lifecycle`` and ``ex_esdb_health`` and tracks each
-publishing node (the envelope's node). A node silent for three health intervals is down; one
+publishing node (the envelope's node). A node silent for three of its own health intervals
+(declared, or seen in its gaps; never fewer than three of the replica's) is down; one
 replica (whichever wins an atomic Redis ``SET … GET`` on the node's state key) then publishes
 NodeLifecycle ``down``; when the node is heard again the winner publishes ``reconnected``. Each
 tick's changes then go out as ClusterMembership ``node_removed`` / ``node_added`` naming only the
@@ -48,10 +51,10 @@ bus (Redis unreachable) declares nobody down: it is the one cut off; nor does on
 run (paused, its event loop busy) before it hears what came meanwhile.
 
 The parts: ``monitor.py`` is the component (hearing, ticking, announcing); ``nodes.py`` the
-nodes it tracks and the bounds; ``reports.py`` the ClusterHealth and ClusterMembership it
-publishes of them; ``groups.py`` the downs past the per-interval budget, alerted as one. Each
-name is imported from its module when first asked for (``bridge.exports``): the alert sink reads
-``MAX_NODES`` without the monitor.
+nodes it tracks and the bounds; ``cadence.py`` how long each may stay silent; ``reports.py``
+the ClusterHealth and ClusterMembership it publishes of them; ``groups.py`` the downs past the
+per-interval budget, alerted as one. Each name is imported from its module when first asked
+for (``bridge.exports``): the alert sink reads ``MAX_NODES`` without the monitor.
 """
 
 from __future__ import annotations
@@ -61,9 +64,10 @@ from typing import TYPE_CHECKING
 from bridge.exports import lazy_exports
 
 if TYPE_CHECKING:
+    from bridge.cluster.cadence import MISSED_INTERVALS
     from bridge.cluster.groups import ALERTS_PER_INTERVAL
     from bridge.cluster.monitor import ClusterMonitor, cluster_monitor
-    from bridge.cluster.nodes import MAX_NODES, MISSED_INTERVALS
+    from bridge.cluster.nodes import MAX_NODES
     from bridge.cluster.reports import LISTED_NODES
 
 __all__ = [
@@ -78,9 +82,10 @@ __all__ = [
 __getattr__ = lazy_exports(
     __name__,
     {
+        "cadence": ("MISSED_INTERVALS",),
         "groups": ("ALERTS_PER_INTERVAL",),
         "monitor": ("ClusterMonitor", "cluster_monitor"),
-        "nodes": ("MAX_NODES", "MISSED_INTERVALS"),
+        "nodes": ("MAX_NODES",),
         "reports": ("LISTED_NODES",),
     },
 )

@@ -16,16 +16,9 @@ from typing import Any, Final, Literal
 from prometheus_client import CollectorRegistry, Counter
 
 from bridge.bus import Bus, Coordinator, Envelope, LocalCoordinator
+from bridge.cluster.cadence import INTERVAL_KEY, MISSED_INTERVALS, Pacing
 from bridge.cluster.groups import NAMED, DownGroups
-from bridge.cluster.nodes import (
-    MAX_NODES,
-    MISSED_INTERVALS,
-    Dropped,
-    EvictedDowns,
-    Node,
-    Reason,
-    State,
-)
+from bridge.cluster.nodes import MAX_NODES, Dropped, EvictedDowns, Node, Reason, State
 from bridge.cluster.reports import Change, cluster_health, memberships
 from bridge.component import Context
 from bridge.errors import BridgeError
@@ -81,7 +74,10 @@ class ClusterMonitor:
         per tick)."""
         self._bus = bus
         self.node = node
+        self._interval_ms = interval_ms
         self._interval = interval_ms / 1000
+        # Each node's limit of silence, by its own interval (which this one's floors).
+        self._pacing = Pacing(self._interval)
         self._forget_after = forget_ms / 1000
         self._state_ttl_ms = forget_ms + _STATE_MARGIN_MS
         # The state keys of tracked nodes are refreshed this often (see _refresh_states).
@@ -111,6 +107,9 @@ class ClusterMonitor:
         self._blind = False
         self._paused = False  # a nap overran: this process did not run (see _nap)
         self._last_beat = float("-inf")
+        # Another node started (its joined): it has not heard this one's interval, so this one
+        # says it at its next tick, NodeHealth or not (see _beat).
+        self._greet = False
         self._own_health = float("-inf")
         self._task: asyncio.Task[None] | None = None
         # Ticks under way: a stop lets each finish the announcement it has begun (see aclose).
@@ -178,6 +177,7 @@ class ClusterMonitor:
         now = self._clock()
         nodes = self._nodes
         me = self.node
+        beat = self._pacing.beat
         for envelope in envelopes:
             try:
                 publisher = envelope.node
@@ -198,6 +198,9 @@ class ClusterMonitor:
                     reported = nodes.get(values.node)
                     if reported is not None:
                         reported.health = values.status
+                        # About itself: a sign of life, which times its pace unless declared.
+                        if reported is node and not (cadence := node.cadence).declared:
+                            beat(cadence, now)
                         if publisher == me:
                             self._own_health = now
             except Exception:
@@ -228,7 +231,7 @@ class ClusterMonitor:
         if node is None:
             if len(self._nodes) >= self._max_nodes:
                 self._evict()
-            node = self._nodes[publisher] = Node(now)
+            node = self._nodes[publisher] = Node(now, self._pacing.new())
             self._farewells.pop(publisher, None)
             if self._evicted.pop(publisher):
                 # Evicted while down, its alert open: its return is announced as any down
@@ -239,9 +242,18 @@ class ClusterMonitor:
                 self._pending[publisher] = "up"
         elif node.state == "down":
             node.state = "up"
+            self._pacing.back(node.cadence)
             self._pending[publisher] = "up"
             self._downs.back(publisher)
         if lifecycle is not None:
+            if lifecycle.node == publisher and lifecycle.event == "joined":
+                # Its own word: at its start, or in a heartbeat, with its interval.
+                metadata = lifecycle.metadata
+                start = metadata.get("heartbeat") is not True
+                self._pacing.joined(node.cadence, metadata, start=start)
+                self._pacing.beat(node.cadence, now)
+                if start and publisher != self.node:
+                    self._greet = True  # it heard nobody's interval yet: say this one's
             self._said(lifecycle.node, lifecycle.event)
         return node
 
@@ -328,7 +340,7 @@ class ClusterMonitor:
 
     async def _tick(self) -> None:
         now = self._clock()
-        if now - self._last_beat >= self._interval:
+        if self._greet or now - self._last_beat >= self._interval:
             self._beat(now)
         self._log_dropped()
         if self._bus.readiness() is not None:
@@ -341,6 +353,7 @@ class ClusterMonitor:
             self._blind = self._paused = False
             for node in self._nodes.values():
                 node.heard = max(node.heard, now)
+                node.cadence.lapse()
             # What was announced while it could not hear is still on its way: another interval.
             for name, (state, due) in self._unheard.items():
                 self._unheard[name] = (state, max(due, now + self._interval))
@@ -373,25 +386,34 @@ class ClusterMonitor:
             self._downs.back(name)
             self._dropped["silent"].add(name)
             self._bid_farewell(name, "silent")
-        limit = MISSED_INTERVALS * self._interval
+        # No node's limit is shorter: three of this replica's own intervals.
+        floor = MISSED_INTERVALS * self._interval
         forget: list[str] = []
         down = 0
         for name, node in self._nodes.items():
-            if now - node.heard <= limit:
+            silent = now - node.heard
+            if silent <= floor:
                 break  # ordered by last heard: every later node was heard more recently
             if name == self.node:
                 continue
             if node.state == "up":
+                if silent <= node.cadence.limit:
+                    continue  # a slower node, within three of its own intervals
                 node.state = "down"
                 node.down_since = now
                 self._pending[name] = "down"
                 down += 1
                 if down <= NAMED:
-                    _logger.warning("node %s silent for %.1fs: down", name, now - node.heard)
+                    _logger.warning(
+                        "node %s silent for %.1fs (its limit %.1fs): down",
+                        name,
+                        silent,
+                        node.cadence.limit,
+                    )
             elif now - node.down_since >= self._forget_after:
                 forget.append(name)
         if down > NAMED:  # a flood: one line for the rest
-            _logger.warning("%d more nodes silent for over %.1fs: down", down - NAMED, limit)
+            _logger.warning("%d more nodes silent past their limits: down", down - NAMED)
         for name in forget:
             self._drop(name, "silent")
 
@@ -623,8 +645,9 @@ class ClusterMonitor:
 
     def _beat(self, now: float) -> None:
         first = self._last_beat == float("-inf")
+        greet, self._greet = self._greet, False
         self._last_beat = now
-        if not first and now - self._own_health < self._interval:
+        if not (first or greet) and now - self._own_health < self._interval:
             return  # the health collector's NodeHealth already said this node is alive
         self._publish(
             "lifecycle",
@@ -632,7 +655,10 @@ class ClusterMonitor:
                 node=self.node,
                 event="joined",
                 cluster_size=self._up_count(),
-                metadata={} if first else {"heartbeat": True},
+                # Its interval, for the others to time its silence by (see bridge.cluster.cadence).
+                metadata={INTERVAL_KEY: self._interval_ms}
+                if first
+                else {"heartbeat": True, INTERVAL_KEY: self._interval_ms},
             ),
         )
 
@@ -649,7 +675,7 @@ class ClusterMonitor:
     async def start(self) -> None:
         """Join (this node is tracked and heard at once), tick once, then tick on a loop."""
         self._started = True
-        self._nodes.setdefault(self.node, Node(self._clock()))
+        self._nodes.setdefault(self.node, Node(self._clock(), self._pacing.new()))
         await self.tick()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="cluster-monitor")
 

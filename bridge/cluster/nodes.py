@@ -8,13 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from bridge.cluster.cadence import Cadence
 from bridge.cluster.groups import NAME_SHOWN, NAMED
 from bridge.messages.health import NodeStatus
 
-__all__ = ["MAX_NODES", "MISSED_INTERVALS", "Dropped", "EvictedDowns", "Node", "Reason", "State"]
+__all__ = ["MAX_NODES", "Dropped", "EvictedDowns", "Node", "Reason", "State"]
 
-# Health intervals a node may stay silent before it is down.
-MISSED_INTERVALS: Final = 3
 MAX_NODES: Final = 10_000
 
 State = Literal["up", "down"]
@@ -23,9 +22,11 @@ Reason = Literal["silent", "evicted"]
 
 @dataclass(slots=True)
 class Node:
-    """One tracked node: when it was last heard, its state and health, what was announced."""
+    """One tracked node: when it was last heard, its pace, its state and health, what was
+    announced."""
 
     heard: float
+    cadence: Cadence  # how long it may stay silent
     state: State = "up"
     health: NodeStatus = "healthy"
     announced: State | None = None  # the last transition announced (or found announced)

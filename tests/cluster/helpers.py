@@ -33,6 +33,9 @@ class Clock:
     def advance(self, intervals: float) -> None:
         self.now += intervals * INTERVAL_MS / 1000
 
+    def forward(self, seconds: float) -> None:
+        self.now += seconds
+
 
 class Naps:
     """The monitor's sleep: each nap lasts until the test wakes the loop for one more tick."""
@@ -94,9 +97,11 @@ class Replica:
         coordinator: Coordinator | None = None,
         *,
         transport: Transport | None = None,
+        interval_ms: int = INTERVAL_MS,
         **options: Any,
     ) -> None:
-        """``transport`` is the in-process one (``CutOffTransport``) unless given (Redis)."""
+        """``transport`` is the in-process one (``CutOffTransport``) unless given (Redis);
+        ``interval_ms`` is its EXESDB_HEALTH_BROADCAST_INTERVAL."""
         settings = Settings(**{"EXESDB_NODE": node, "SECRET_KEY_BASE": TEST_SECRET})  # type: ignore[arg-type]
         # Typed as the in-process one: the tests that give another do not cut it off.
         self.transport: CutOffTransport = transport or CutOffTransport()  # type: ignore[assignment]
@@ -113,7 +118,7 @@ class Replica:
         self.monitor = ClusterMonitor(
             self.bridge.bus,
             node=node,
-            interval_ms=INTERVAL_MS,
+            interval_ms=interval_ms,
             coordinator=coordinator,
             registry=self.bridge.registry,
             clock=clock,
@@ -179,8 +184,14 @@ class Replica:
 
 def envelope(node: str, message: Message | None = None) -> Envelope:
     """``message`` (a heartbeat unless told otherwise) as published by ``node``, on the topic its
-    instance names (``health``, ``lifecycle``)."""
-    payload = message or NodeLifecycle(node=node, event="joined", cluster_size=1)
+    instance names (``health``, ``lifecycle``). The heartbeat declares the interval the tests'
+    replicas have, as a bridge's does."""
+    payload = message or NodeLifecycle(
+        node=node,
+        event="joined",
+        cluster_size=1,
+        metadata={"heartbeat": True, "interval_ms": INTERVAL_MS},
+    )
     now = datetime.now(UTC)
     return Envelope(
         new_message_id(),

@@ -20,11 +20,12 @@ from tests.support import async_wait_until, make_settings
 
 
 async def test_a_bridge_announces_itself_as_joined_at_start(make_replica) -> None:
-    """The first thing a monitor publishes is NodeLifecycle joined for its own node."""
+    """The first thing a monitor publishes is NodeLifecycle joined for its own node, declaring
+    its health interval in metadata.interval_ms."""
     replica = await make_replica("bridge-1")
     joined = replica.published(NodeLifecycle, event="joined", node="bridge-1")
     assert len(joined) == 1
-    assert joined[0].metadata == {}
+    assert joined[0].metadata == {"interval_ms": 1_000}
 
 
 async def test_the_loop_ticks_after_each_nap_of_a_quarter_interval(
@@ -296,7 +297,8 @@ async def test_the_heartbeat_is_skipped_while_the_node_health_says_it_is_alive(
     make_replica, clock: Clock
 ) -> None:
     """A NodeHealth from this node within the interval replaces the heartbeat; without one a
-    heartbeat (NodeLifecycle joined, metadata.heartbeat) is published every interval."""
+    heartbeat (NodeLifecycle joined, metadata.heartbeat, and the interval) is published every
+    interval."""
     replica = await make_replica("bridge-1")
     clock.advance(0.5)
     await replica.hear("bridge-1", NodeHealth(node="bridge-1", status="healthy"))
@@ -307,7 +309,7 @@ async def test_the_heartbeat_is_skipped_while_the_node_health_says_it_is_alive(
     await replica.tick()
     beats = replica.published(NodeLifecycle, event="joined")
     assert len(beats) == 2
-    assert beats[-1].metadata == {"heartbeat": True}
+    assert beats[-1].metadata == {"heartbeat": True, "interval_ms": 1_000}
     clock.advance(1.1)
     await replica.tick()
     assert len(replica.published(NodeLifecycle, event="joined")) == 3
@@ -387,8 +389,14 @@ async def test_the_bridges_monitor_takes_its_interval_and_forget_time_from_the_s
     bridge = Bridge(settings, registry=CollectorRegistry(), components=[cluster_monitor])
     await bridge.start(serve_http=False)
     try:
-        heartbeat = envelope("app-1", NodeHealth(node="app-1", status="healthy"))
-        bridge.bus.publish_verified([heartbeat])
+        # A bridge's heartbeat at the same interval (declared: one not known yet is given 90 s).
+        beat = NodeLifecycle(
+            node="app-1",
+            event="joined",
+            cluster_size=1,
+            metadata={"heartbeat": True, "interval_ms": 100},
+        )
+        bridge.bus.publish_verified([envelope("app-1", beat)])
 
         def forgotten() -> float | None:
             return bridge.registry.get_sample_value(

@@ -15,7 +15,7 @@ import pytest
 
 from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
 from bridge.cluster import ALERTS_PER_INTERVAL, MAX_NODES, MISSED_INTERVALS
-from bridge.messages import NodeHealth, utc_now
+from bridge.messages import NodeHealth, NodeLifecycle, utc_now
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.support import TEST_SECRET, BridgeProcess, http_get, wait_until
 
@@ -47,6 +47,22 @@ def node_health(node: str) -> bytes:
     payload = NodeHealth(node=node, status="healthy")
     return Envelope(
         new_message_id(), payload.INSTANCE, "cluster:health", payload.TAG, node, now, payload
+    ).to_bytes()
+
+
+def heartbeat(node: str) -> bytes:
+    """A heartbeat published by ``node``, declaring the bridge's interval (as a bridge's does, so
+    that its silence is timed by that, not by the 90 s given a node whose interval is not known
+    yet), as one NDJSON line."""
+    now = utc_now()
+    payload = NodeLifecycle(
+        node=node,
+        event="joined",
+        cluster_size=1,
+        metadata={"heartbeat": True, "interval_ms": INTERVAL_MS},
+    )
+    return Envelope(
+        new_message_id(), payload.INSTANCE, "lifecycle", payload.TAG, node, now, payload
     ).to_bytes()
 
 
@@ -121,14 +137,14 @@ def test_a_flood_of_node_names_keeps_memory_bounded_and_a_later_node_is_still_de
     receiver: WebhookReceiver = webhook_receiver()
     # Built beforehand, so that the flood comes in as fast as the bridge takes it.
     batches = [
-        [node_health(f"flood-{n}@host") for n in range(start, start + BATCH)]
+        [heartbeat(f"flood-{n}@host") for n in range(start, start + BATCH)]
         for start in range(0, FLOOD, BATCH)
     ]
     bridge = _monitoring_bridge(tmp_path, receiver.url)
     bridge_processes.append(bridge)
     assert bridge.process is not None
     # A real node goes down before the flood: the longest silent, it is the first evicted.
-    ingest(bridge.url, [node_health("real@host")])
+    ingest(bridge.url, [heartbeat("real@host")])
     wait_until(
         lambda: "firing" in statuses(receiver, "node_failure:real@host"),
         30,
@@ -158,7 +174,7 @@ def test_a_flood_of_node_names_keeps_memory_bounded_and_a_later_node_is_still_de
 
     # Every flood node was found down before this node was heard: its own down, three intervals
     # later, comes after the storm, however long the flood's announcements trail.
-    ingest(bridge.url, [node_health("late@host")])
+    ingest(bridge.url, [heartbeat("late@host")])
     wait_until(
         lambda: any(a["labels"]["node"] == "late@host" for a in node_failures(receiver)),
         30,
@@ -216,7 +232,7 @@ def test_a_grouped_node_failure_resolves_when_its_nodes_come_back(
     bridge = _monitoring_bridge(tmp_path, receiver.url)
     bridge_processes.append(bridge)
     names = [f"app-{n:02d}@host" for n in range(30)]
-    ingest(bridge.url, [node_health(name) for name in names])
+    ingest(bridge.url, [heartbeat(name) for name in names])
     wait_until(lambda: grouped(node_failures(receiver)), 30, "the grouped node_failure")
     [group] = grouped(node_failures(receiver))
     alert_id = group["labels"]["alert_id"]

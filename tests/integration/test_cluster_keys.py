@@ -5,6 +5,7 @@ every replica announced back once on the Redis bus."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -204,7 +205,7 @@ def announced(replica: Replica, node: str, event: str) -> list[Envelope]:
     ]
 
 
-async def on_redis(server: RedisServer, clock: Clock, node: str, **options: object) -> Replica:
+async def on_redis(server: RedisServer, clock: Clock, node: str, **options: Any) -> Replica:
     """A started replica on the Redis bus of ``server``, coordinating through its keys."""
     transport = RedisTransport(
         server.url,

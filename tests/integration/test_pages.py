@@ -125,12 +125,13 @@ def test_the_status_page_lists_a_node_and_an_alert_just_published(
 def test_a_node_the_cluster_monitor_declares_down_shows_down_at_the_top(
     tmp_path: Path, browser: Browser
 ) -> None:
-    """A node heard once and then silent for three health intervals, declared down by the
-    bridge's cluster monitor, shows "down" and for how long, above the healthy nodes."""
+    """A node heard once (its joined declaring the bridge's interval) and then silent for three
+    health intervals, declared down by the bridge's cluster monitor, shows "down" and for how
+    long, above the healthy nodes."""
     settings = {"EXESDB_INGEST": "true", "EXESDB_HEALTH_BROADCAST_INTERVAL": "500"}
     with page_bridge(tmp_path, cluster_monitor, **settings) as server:
         report_node(server, "db-1@cluster", "healthy", cpu=12.0, memory=30.0)
-        report_from(server, "db-7@cluster", "healthy")
+        report_from(server, "db-7@cluster", "healthy", interval_ms=500)
         browser.open(server.url + "/")
 
         def gone() -> list[str] | None:
@@ -160,7 +161,7 @@ def test_a_node_held_down_stays_shown_down_after_its_series_expire(
         "EXESDB_SERIES_TTL_MS": "2000",
     }
     with page_bridge(tmp_path, cluster_monitor, **settings) as server:
-        report_from(server, "db-7@cluster", "healthy")
+        report_from(server, "db-7@cluster", "healthy", interval_ms=500)
         wait_until(
             lambda: (
                 'node="db-7@cluster",event="down"' in http_get(server.url + "/metrics")[1].decode()

@@ -186,6 +186,19 @@ def ran_health(process: BridgeProcess, times: float) -> bool:
     return health_runs(process) >= times
 
 
+def intervals_known(replicas: list[BridgeProcess]) -> None:
+    """Wait until each replica has run its health collector twice more, so that each has heard
+    the others' NodeHealth again: their intervals are known to it (a node heard once whose
+    interval was not declared to a replica, started after it, may stay silent 90 s)."""
+    runs = {r.url: health_runs(r) for r in replicas}
+    for replica in replicas:
+        wait_until(
+            partial(ran_health, replica, runs[replica.url] + 2),
+            15,
+            f"two more health intervals on {replica.url}",
+        )
+
+
 def is_ready(process: BridgeProcess) -> bool:
     return http_get(process.url + "/readyz")[0] == 200
 
@@ -400,6 +413,7 @@ def test_a_killed_node_raises_one_node_failure_and_its_restart_resolves_it(
             15,
             "three nodes known",
         )
+    intervals_known(replicas)
     victim.kill()
     alert_id = f"node_failure:{name}"
     wait_until(lambda: notifications(receiver, alert_id), 15, "the node_failure alert")
@@ -649,6 +663,7 @@ def test_a_silent_nodes_alert_open_on_a_sigkilled_holder_resolves_when_the_node_
     victim, survivor = [r for r in replicas if r is not holder]
     for replica in replicas:
         wait_until(gauge(replica, "exesdb_cluster_nodes", 3, state="total"), 15, "three nodes")
+    intervals_known(replicas)
     victim.kill()
     alert_id = f"node_failure:{victim.env['EXESDB_NODE']}"
     wait_until(lambda: notifications(receiver, alert_id), 15, "the node_failure alert")

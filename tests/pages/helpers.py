@@ -9,7 +9,14 @@ from typing import Any
 
 from bridge.bus import Envelope, new_message_id
 from bridge.component import ComponentFactory
-from bridge.messages import Message, NodeHealth, ResourceUsage, SystemAlert, utc_now
+from bridge.messages import (
+    Message,
+    NodeHealth,
+    NodeLifecycle,
+    ResourceUsage,
+    SystemAlert,
+    utc_now,
+)
 from bridge.sinks.alerts import AlertRecord, AlertSink, alert_sink
 from bridge.sinks.alerts.admin import AlertQuery
 from bridge.sinks.prometheus import prometheus_sink
@@ -110,17 +117,30 @@ def report_node(
     )
 
 
-def report_from(server: ThreadedBridge, node: str, status: str) -> None:
+def report_from(
+    server: ThreadedBridge, node: str, status: str, *, interval_ms: int | None = None
+) -> None:
     """POST ``node``'s NodeHealth to the bridge's signed ingest (``EXESDB_INGEST=true``) as that
-    node would: the envelope names it, so the cluster monitor tracks it as a node of its own."""
+    node would: the envelope names it, so the cluster monitor tracks it as a node of its own.
+    With ``interval_ms``, its NodeLifecycle joined first, declaring that interval as a bridge
+    does at its start (the cluster monitor times its silence by it)."""
+    if interval_ms is not None:
+        joined = NodeLifecycle(
+            node=node, event="joined", cluster_size=1, metadata={"interval_ms": interval_ms}
+        )
+        post_signed(server.url, _from(node, "node_lifecycle_event", joined).to_bytes())
     health = NodeHealth(node=node, status=status, memory_usage=35.0)
-    envelope = Envelope(
+    post_signed(server.url, _from(node, "node_health_updated", health).to_bytes())
+
+
+def _from(node: str, topic: str, payload: Message) -> Envelope:
+    """``payload`` on ``topic`` in an envelope naming ``node`` as its publisher."""
+    return Envelope(
         id=new_message_id(),
-        instance=health.INSTANCE,
-        topic="node_health_updated",
-        tag=health.TAG,
+        instance=payload.INSTANCE,
+        topic=topic,
+        tag=payload.TAG,
         node=node,
         ts=utc_now(),
-        payload=health,
+        payload=payload,
     )
-    post_signed(server.url, envelope.to_bytes())

@@ -1,0 +1,196 @@
+"""Each node's silence timed by its own interval: declared, seen in its gaps, or not known yet."""
+
+from __future__ import annotations
+
+from bridge.messages import Message, NodeHealth, NodeLifecycle
+from tests.cluster.helpers import Clock, Replica
+
+REPLICA_MS = 500  # the hearing replica's EXESDB_HEALTH_BROADCAST_INTERVAL
+TICK = REPLICA_MS / 4000  # its loop's nap: a quarter interval
+SLOW = 3.0  # the slow node's interval, in seconds
+NODE = "slow@host"
+
+
+def health() -> NodeHealth:
+    """The slow node's NodeHealth about itself: what it publishes every interval."""
+    return NodeHealth(node=NODE, status="healthy")
+
+
+def start() -> NodeLifecycle:
+    """The slow node's NodeLifecycle joined at its start, declaring its interval."""
+    return NodeLifecycle(
+        node=NODE, event="joined", cluster_size=1, metadata={"interval_ms": int(SLOW * 1000)}
+    )
+
+
+def every(interval: float, until: float, start: float = 0.0) -> list[float]:
+    """Send times, ``interval`` apart, from ``start`` to before ``until``."""
+    times = []
+    at = start
+    while at < until:
+        times.append(at)
+        at += interval
+    return times
+
+
+class Follower:
+    """Moves the clock on a step at a time, the replica ticking after each step and hearing the
+    slow node when it sends; notes how long the node had been silent when found down (the
+    first down of a run, until the test clears it)."""
+
+    def __init__(self, replica: Replica, clock: Clock) -> None:
+        self.replica = replica
+        self.clock = clock
+        self.began = clock.now
+        self.last_heard = clock.now
+        self.silent_when_down: float | None = None
+
+    async def run(self, until: float, sends: list[float], step: float = 1.0) -> None:
+        """Up to ``until`` seconds from the start, the node's NodeHealth heard at each of
+        ``sends``."""
+        pending = sorted(sends)
+        downs = len(self.downs())
+        while self.clock.now - self.began < until:
+            self.clock.forward(step)
+            while pending and pending[0] <= self.clock.now - self.began:
+                pending.pop(0)
+                await self.replica.hear(NODE, health())
+                self.last_heard = self.clock.now
+            await self.replica.tick()
+            if self.silent_when_down is None and len(self.downs()) > downs:
+                self.silent_when_down = self.clock.now - self.last_heard
+
+    async def silent_until_down(self, limit: float) -> float | None:
+        """The node sending no more: the replica ticks on, in whole seconds up to half a
+        second before ``limit`` of silence, then a tick at a time; the silence when it was
+        found down (None: it was not, by one second after ``limit``)."""
+        await self.run(self.last_heard - self.began + limit - 0.5, [])
+        await self.run(self.last_heard - self.began + limit + 1, [], step=TICK)
+        return self.silent_when_down
+
+    def downs(self) -> list[Message]:
+        return self.replica.published(NodeLifecycle, event="down", node=NODE)
+
+
+async def test_a_node_declaring_a_longer_interval_is_never_found_down_between_its_messages(
+    make_replica, clock: Clock
+) -> None:
+    """A node that declared 3 s in its joined, heard by a replica at 500 ms, is not found down
+    between its NodeHealth messages over twenty of its intervals."""
+    replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
+    await replica.hear(NODE, start())
+    follower = Follower(replica, clock)
+    await follower.run(20 * SLOW, every(SLOW, 20 * SLOW, start=SLOW), step=REPLICA_MS / 1000)
+    assert follower.downs() == []
+    assert replica.published(NodeLifecycle, event="reconnected") == []
+
+
+async def test_a_node_declaring_a_longer_interval_is_found_down_three_of_its_intervals_on(
+    make_replica, clock: Clock
+) -> None:
+    """The 3 s node heard by a 500 ms replica that stops publishing is found down once silent
+    for three of its own intervals, within one tick of the replica: not before, not later."""
+    replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
+    await replica.hear(NODE, start())
+    follower = Follower(replica, clock)
+    await follower.run(10 * SLOW, every(SLOW, 10 * SLOW, start=SLOW))
+    assert follower.downs() == []
+    silent = await follower.silent_until_down(3 * SLOW)
+    assert silent is not None
+    assert 3 * SLOW < silent <= 3 * SLOW + TICK
+    assert len(follower.downs()) == 1
+
+
+async def test_a_node_heard_once_is_given_three_of_the_default_interval_for_its_second_message(
+    make_replica, clock: Clock
+) -> None:
+    """A node heard once, its interval not declared to this replica (it joined before the
+    replica started), is not found down before 90 s (three of the default 30 s interval), and
+    is found down once silent for that long."""
+    replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
+    await replica.hear(NODE, health())
+    follower = Follower(replica, clock)
+    silent = await follower.silent_until_down(90)
+    assert silent is not None
+    assert 90 < silent <= 90 + TICK
+
+
+async def test_a_node_whose_interval_is_not_declared_is_timed_by_its_gaps(
+    make_replica, clock: Clock
+) -> None:
+    """A 3 s node that never declared its interval to a 500 ms replica, heard from its first
+    NodeHealth on, is never found down between its messages, and once it stops is found down
+    three of its intervals on, its pace learnt from the gaps."""
+    replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
+    await replica.hear(NODE, health())
+    follower = Follower(replica, clock)
+    await follower.run(20 * SLOW, every(SLOW, 20 * SLOW, start=SLOW))
+    assert follower.downs() == []
+    silent = await follower.silent_until_down(3 * SLOW)
+    assert silent is not None
+    assert 3 * SLOW < silent <= 3 * SLOW + TICK
+
+
+async def test_a_single_late_message_stretches_a_nodes_limit_for_a_while_only(
+    make_replica, clock: Clock
+) -> None:
+    """A 3 s node timed by its gaps sends one message 4 s late (a 7 s gap): not found down
+    for it, and twenty intervals on, once it stops, found down three of its 3 s intervals on
+    again, not three of the late gap."""
+    replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
+    await replica.hear(NODE, health())
+    follower = Follower(replica, clock)
+    late = 10 * SLOW + 4
+    after = late + 20 * SLOW
+    sends = [*every(SLOW, 10 * SLOW, start=SLOW), late, *every(SLOW, after, start=late + SLOW)]
+    await follower.run(after, sends)
+    assert follower.downs() == []
+    silent = await follower.silent_until_down(3 * SLOW)
+    assert silent is not None
+    assert 3 * SLOW < silent <= 3 * SLOW + TICK
+
+
+async def test_a_node_starting_makes_a_replica_say_its_interval_at_its_next_tick(
+    make_replica, clock: Clock
+) -> None:
+    """Another node's joined at its start (it has heard nobody's interval) makes a replica
+    publish a heartbeat with its interval at its next tick, though its NodeHealth said it was
+    alive, and once: a heartbeat of another node asks nothing."""
+    replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
+    await replica.hear("bridge-1", NodeHealth(node="bridge-1", status="healthy"))
+    await replica.hear(NODE, start())
+    clock.forward(TICK)
+    await replica.tick()
+    await replica.hear("bridge-1", NodeHealth(node="bridge-1", status="healthy"))
+    await replica.hear("bridge-2")  # a heartbeat
+    clock.forward(TICK)
+    await replica.tick()
+    beats = replica.published(NodeLifecycle, event="joined")
+    assert [beat.metadata for beat in beats] == [
+        {"interval_ms": REPLICA_MS},
+        {"heartbeat": True, "interval_ms": REPLICA_MS},
+    ]
+
+
+async def test_a_node_whose_pace_slows_is_found_down_once_then_timed_by_its_new_gaps(
+    make_replica, clock: Clock
+) -> None:
+    """A node timed by its 3 s gaps that goes on every 20 s without a word is found down once,
+    and back; its interval then not known again, its new gaps time it: not found down over five
+    of them, and found down three of them after it stops."""
+    replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
+    await replica.hear(NODE, health())
+    follower = Follower(replica, clock)
+    slower = 20.0
+    last = 10 * SLOW - SLOW
+    sends = [
+        *every(SLOW, 10 * SLOW, start=SLOW),
+        *every(slower, last + 6.5 * slower, last + slower),
+    ]
+    await follower.run(last + 6.5 * slower, sends)
+    assert len(follower.downs()) == 1
+    assert len(replica.published(NodeLifecycle, event="reconnected", node=NODE)) == 1
+    follower.silent_when_down = None
+    silent = await follower.silent_until_down(3 * slower)
+    assert silent is not None
+    assert 3 * slower < silent <= 3 * slower + TICK
