@@ -48,6 +48,9 @@ SETTINGS: Final = ("pydantic", "pydantic_settings", "yaml", "asyncio")
 FILES: Final = ("bridge.httpclient.schema", "bridge.webconfig", "yaml", "bridge.settings")
 # The models of the files themselves, which the service imports only when given one.
 FILE_MODELS: Final = ("bridge.httpclient.schema", "bridge.webconfig", "bridge.receivers")
+# What reads the client commands' settings with pydantic: only a value not plainly good needs it
+# (bridge.client_environment), to be judged and its refusal worded.
+SETTINGS_MODELS: Final = ("pydantic_settings", "bridge.client_settings")
 
 _RUN: Final = """
 import json, sys
@@ -174,7 +177,8 @@ def test_admin_commands_import_none_of_the_service(tmp_path: Path, argv: list[st
 def test_outbox_list_imports_the_outbox_but_none_of_the_service(tmp_path: Path) -> None:
     """``outbox list`` opens the SQLite file (``bridge.sinks.alerts.outbox``) without the alert
     sink, its senders (aiohttp), what makes alerts of messages (the cluster, the bus, the
-    models), nor the service's libraries or files."""
+    models), nor the service's libraries or files; and without pydantic or msgspec: its
+    deliveries' ids and times need neither the envelope nor a model's module."""
     Outbox(tmp_path / FILE_NAME).close()
     imported = imported_by(tmp_path, "outbox", "list", EXESDB_STATE_DIR=str(tmp_path))
     assert "bridge.sinks.alerts.outbox" in imported
@@ -182,6 +186,8 @@ def test_outbox_list_imports_the_outbox_but_none_of_the_service(tmp_path: Path) 
     service = [name for name in SERVICE if name != "bridge.sinks"]
     left_out = [*service, *sink, "aiohttp", "bridge.cluster", *DECODERS, *MODELS, *FILES]
     assert among(imported, left_out) == []
+    envelope = ["bridge.bus.envelope", "bridge.messages._base"]
+    assert among(imported, ["pydantic", "pydantic_core", "msgspec", *envelope]) == []
 
 
 @pytest.mark.parametrize(
@@ -197,12 +203,35 @@ def test_outbox_list_imports_the_outbox_but_none_of_the_service(tmp_path: Path) 
 def test_client_commands_read_their_own_settings_not_the_whole_configuration(
     tmp_path: Path, argv: list[str], variable: str, value: str
 ) -> None:
-    """The client commands read the few settings they use (``bridge.client_settings``), not the
-    whole configuration nor its checks across settings (``load_settings``)."""
+    """The client commands read the few settings they use (``bridge.client_environment``), not
+    the whole configuration nor its checks across settings (``load_settings``), and, their
+    values good, without pydantic-settings and the settings' models (``SETTINGS_MODELS``)."""
     url = [] if argv[0] == "outbox" else ["--url", f"http://127.0.0.1:{free_port()}"]
     imported = imported_by(tmp_path, *argv, *url, **{variable: value})
-    assert "bridge.client_settings" in imported
-    assert among(imported, ["bridge.config", "bridge.settings_checks"]) == []
+    assert among(imported, ["bridge.config", "bridge.settings_checks", *SETTINGS_MODELS]) == []
+    assert "bridge.client_environment" in imported
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["tail", "--count", "1"], {"EXESDB_HTTP_ADDR": "127.0.0.1:9570"}),
+        (["alerts", "list"], {"EXESDB_URL": "http://127.0.0.1:9570/"}),
+        (["outbox", "list"], {"EXESDB_STATE_DIR": "."}),
+    ],
+    ids=["tail", "alerts list", "outbox list"],
+)
+def test_commands_that_check_no_message_import_no_pydantic(
+    tmp_path: Path, argv: list[str], env: dict[str, str]
+) -> None:
+    """``tail``, ``alerts`` and ``outbox``, which build no message, import no pydantic (nor
+    pydantic-core), their own variables set (``EXESDB_HTTP_ADDR``, ``EXESDB_URL``,
+    ``EXESDB_STATE_DIR``)."""
+    url = [] if argv[0] == "outbox" else ["--url", f"http://127.0.0.1:{free_port()}"]
+    token = {} if argv[0] == "outbox" else {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}
+    imported = imported_by(tmp_path, *argv, *url, **env, **token)
+    assert among(imported, ["pydantic", "pydantic_core", *SETTINGS_MODELS]) == []
+    assert "bridge.client_environment" in imported
 
 
 # ``run`` in the process, stopped with SIGTERM once /healthz answers 200: what it imported and

@@ -107,9 +107,9 @@ def _alerts(args: argparse.Namespace) -> int:
     import asyncio
     from urllib.parse import quote
 
-    from bridge.client_settings import AdminClientSettings
+    from bridge.client_environment import AdminClientValues
 
-    settings = client_settings_or_exit(AdminClientSettings)
+    settings = client_settings_or_exit(AdminClientValues)
     token = admin_token_or_exit(settings, "alerts")
 
     bridge = target_or_exit(args, settings)

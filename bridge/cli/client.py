@@ -2,7 +2,7 @@
 
 The bridge is at ``--url``, else ``EXESDB_URL``, else the address it listens on
 (``EXESDB_HTTP_ADDR``, a wildcard host asked on loopback), over https when the web config file
-(``EXESDB_WEB_CONFIG_FILE``, read only then) turns TLS on: ``BridgeLocation``'s settings.
+(``EXESDB_WEB_CONFIG_FILE``, read only then) turns TLS on: ``bridge.client_environment.Location``.
 ``--cacert`` trusts a CA of one's own for https; ``--user`` (or a ``user:password@`` in the URL)
 sends basic auth, and then the admin token travels in ``X-ExESDB-Admin-Token`` since
 ``Authorization`` is taken. Answers come back as (status, text), status 0 when nothing answered.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import getpass
+import os
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from bridge.urls import PICKED_PORT, http_url_problem, own_url, split_userinfo, 
 if TYPE_CHECKING:
     import aiohttp
 
-    from bridge.client_settings import BridgeLocation
+    from bridge.client_environment import Location
 
 __all__ = [
     "TIMEOUT",
@@ -45,7 +46,7 @@ TIMEOUT: Final = 10.0
 _WHERE: Final = "--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is"
 
 
-def bridge_url(settings: BridgeLocation, given: str | None = None) -> str:
+def bridge_url(settings: Location, given: str | None = None) -> str:
     """``given`` (``--url``), else ``EXESDB_URL``, else the address of ``EXESDB_HTTP_ADDR``,
     https when ``EXESDB_WEB_CONFIG_FILE`` turns TLS on (ConfigError for port 0, the port the
     bridge picked being known to it alone, and for a web config file the bridge would refuse)."""
@@ -90,12 +91,11 @@ def _url_without_option() -> str:
     README's), that port; the default address's when the variable names none a command could
     ask. ``EXESDB_URL`` is left out (it may hold a password), and so is the web config file,
     read only when the address is asked (docs/cli.md#finding-the-bridge)."""
-    from bridge.client_settings import BridgeLocation, read_settings
+    from bridge.client_environment import BridgeAddress, read_plainly
 
-    try:
-        host, port = read_settings(BridgeLocation).listen
-    except ConfigError:
-        port = 0
+    # None for a value the settings would refuse, as they refuse it (ConfigError) elsewhere.
+    found = read_plainly(BridgeAddress, os.environ)
+    host, port = ("", 0) if found is None else found.listen
     if port == 0:
         host, port = split_addr(DEFAULT_HTTP_ADDR)
     return own_url(host, port)
@@ -201,7 +201,7 @@ class Target:
 
 
 def target(
-    settings: BridgeLocation,
+    settings: Location,
     *,
     url: str | None = None,
     cacert: str | None = None,

@@ -125,10 +125,10 @@ def _publish(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
-    from bridge.client_settings import MIN_SECRET_LENGTH, PublishSettings
+    from bridge.client_environment import MIN_SECRET_LENGTH, PublishValues
     from bridge.messages import model_tagged, utc_now
 
-    settings = client_settings_or_exit(PublishSettings)
+    settings = client_settings_or_exit(PublishValues)
     model = model_tagged(args.tag)  # its module's models alone
     if model is None:
         # A class name (SystemAlert), or a mistyped tag told the closest: every model is built.
@@ -256,9 +256,9 @@ def _stdin_fields() -> dict[str, Any]:
 def _tail(args: argparse.Namespace) -> int:
     import asyncio
 
-    from bridge.client_settings import AdminClientSettings
+    from bridge.client_environment import AdminClientValues
 
-    settings = client_settings_or_exit(AdminClientSettings)
+    settings = client_settings_or_exit(AdminClientValues)
     token = admin_token_or_exit(settings, "tail")
     bridge = target_or_exit(args, settings)
     try:
