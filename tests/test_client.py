@@ -4,8 +4,10 @@ looked."""
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +135,8 @@ def test_credentials_in_the_url_are_sent_as_basic_auth_beside_the_admin_token() 
         url = bridge.url.replace("//", "//alice:p%40ss@")
         found = target(BridgeLocation(EXESDB_URL=url))
         assert (found.url, found.basic_auth) == (bridge.url, ("alice", "p@ss"))
-        status, text = asyncio.run(
-            found.request("GET", "/v1/integration", headers=found.admin_headers(ADMIN_TOKEN))
+        status, text = found.request(
+            "GET", "/v1/integration", headers=found.admin_headers(ADMIN_TOKEN)
         )
         assert status == 200, text
     assert target(BridgeLocation(), url=url, user=("bob", "pw")).basic_auth == ("bob", "pw")
@@ -166,5 +168,38 @@ def test_localhost_reaches_a_bridge_on_either_loopback_address_alone(
         given: dict[str, Any] = {variable: f"http://{where}" if variable == "EXESDB_URL" else where}
         found = target(BridgeLocation(**given))
         assert found.url == f"http://{where}"
-        status, text = asyncio.run(found.request("GET", "/healthz"))
+        status, text = found.request("GET", "/healthz")
         assert status == 200, text
+
+
+class _Redirecting(BaseHTTPRequestHandler):
+    """Every GET answered 307 to the same path at the server's ``to`` URL."""
+
+    to = ""
+
+    def do_GET(self) -> None:
+        self.send_response(307)
+        self.send_header("Location", self.to + self.path)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the test reads the answers."""
+
+
+def test_a_redirect_is_followed_to_the_bridge() -> None:
+    """A proxy's redirect (307 to the bridge) is followed, as aiohttp follows it: the answer is
+    the bridge's, not the redirect."""
+    with ThreadedBridge() as bridge:
+        _Redirecting.to = bridge.url
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            found = target(BridgeLocation(EXESDB_URL=f"http://127.0.0.1:{server.server_port}"))
+            status, text = found.request("GET", "/healthz")
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(10)
+    assert (status, json.loads(text)) == (200, {"status": "ok"})
