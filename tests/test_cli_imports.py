@@ -44,6 +44,9 @@ ALERT_FIELDS: Final = (
 # What the client commands asked a bridge with before the standard library's HTTP client
 # (bridge.cli.exchange): aiohttp, its URLs and its event loop. They still do for a redirect.
 AIOHTTP: Final = ("aiohttp", "yarl", "multidict", "asyncio", "bridge.httpclient.failures")
+# What only ``run`` and ``healthcheck`` use of what every command's parser once imported: the
+# log's library and the probe, whose options the parser takes apart.
+RUN_AND_PROBE: Final = ("logging", "bridge.cli.healthcheck")
 # What receiving a message needs, and sending one not: the decoders' modules.
 DECODERS: Final = ("bridge.bus.decoding", "bridge.bus.structs")
 # Every message model, and the configuration's libraries.
@@ -114,8 +117,9 @@ def test_help_and_usage_errors_import_only_the_parser(tmp_path: Path, argv: list
     imported = imported_by(tmp_path, *argv)
     assert "bridge.cli" in imported
     assert among(imported, SERVICE + CLIENT + MODELS + SETTINGS) == []
-    # Nor the health check's HTTP client (with the email package), which its options do not need.
-    assert among(imported, ["http.client", "email"]) == []
+    # Nor the health check's HTTP client (with the email package) or the probe, which its options
+    # do not need, nor TLS, which no command uses before it runs.
+    assert among(imported, ["http.client", "email", "ssl", *RUN_AND_PROBE]) == []
 
 
 def test_check_config_imports_the_configuration_alone(tmp_path: Path) -> None:
@@ -173,7 +177,8 @@ def test_publish_imports_the_client_but_none_of_the_service(tmp_path: Path) -> N
     )
     others = {model.__module__ for model in TAGS.values()} - {"bridge.messages.alerts"}
     assert len(others) == 8
-    assert among(imported, [*SERVICE, *AIOHTTP, *DECODERS, *MODELS, *others, *FILES]) == []
+    left_out = [*SERVICE, *AIOHTTP, *DECODERS, *MODELS, *others, *FILES, *RUN_AND_PROBE]
+    assert among(imported, left_out) == []
     assert {"bridge.bus.envelope", "bridge.cli.exchange", "bridge.messages.alerts"} <= imported
 
 
@@ -184,7 +189,7 @@ def test_admin_commands_import_none_of_the_service(tmp_path: Path, argv: list[st
     checks the token, nor aiohttp, and read no file they are not told of (``FILES``)."""
     nothing = f"http://127.0.0.1:{free_port()}"
     imported = imported_by(tmp_path, *argv, "--url", nothing, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
-    service = [*SERVICE, *MODELS, *AIOHTTP, "msgspec", "bridge.routes", *FILES]
+    service = [*SERVICE, *MODELS, *AIOHTTP, "msgspec", "bridge.routes", *FILES, *RUN_AND_PROBE]
     assert among(imported, service) == []
     assert "bridge.cli.exchange" in imported
 
@@ -217,7 +222,7 @@ def test_commands_answered_by_a_bridge_import_no_aiohttp(
 ) -> None:
     """``publish``, ``tail`` and ``alerts`` get a running bridge's answer (its 202, its stream,
     its alerts, its 404 to an unknown alert and the lease it then reports) with the standard
-    library's HTTP client: no aiohttp, yarl or asyncio."""
+    library's HTTP client: no aiohttp, yarl or asyncio; nor logging or the probe's module."""
     own = (
         {"SECRET_KEY_BASE": TEST_SECRET}
         if argv[0] == "publish"
@@ -225,7 +230,7 @@ def test_commands_answered_by_a_bridge_import_no_aiohttp(
     )
     imported, exited = answered(tmp_path, *argv, "--url", running.url, **own)
     assert exited == status
-    assert among(imported, AIOHTTP) == []
+    assert among(imported, [*AIOHTTP, *RUN_AND_PROBE]) == []
     assert "bridge.cli.exchange" in imported
 
 
@@ -243,6 +248,8 @@ def test_outbox_list_imports_the_outbox_but_none_of_the_service(tmp_path: Path) 
     assert among(imported, left_out) == []
     envelope = ["bridge.bus.envelope", "bridge.messages._base"]
     assert among(imported, ["pydantic", "pydantic_core", "msgspec", *envelope]) == []
+    # Nor TLS, the log's library or the probe, which it never uses.
+    assert among(imported, ["ssl", *RUN_AND_PROBE]) == []
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,6 @@ import argparse
 import base64
 import getpass
 import os
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -32,6 +31,7 @@ from bridge.urls import PICKED_PORT, http_url_problem, own_url, split_userinfo, 
 
 if TYPE_CHECKING:
     import http.client
+    import ssl
     from contextlib import AbstractContextManager
 
     import aiohttp
@@ -231,6 +231,8 @@ class Target:
 
         if isinstance(exc, Unreachable):
             return self._unreachable(exc.reason, tls=exc.tls)
+        import ssl
+
         import aiohttp
 
         from bridge.httpclient.failures import connection_error
@@ -273,6 +275,8 @@ def target(
     that cannot be read, and as ``bridge_url`` says)."""
     context = None
     if cacert is not None:
+        import ssl  # here: outbox and --help build the parser with this module, and use no TLS
+
         try:
             context = ssl.create_default_context(cafile=cacert)
         except (OSError, ssl.SSLError) as exc:

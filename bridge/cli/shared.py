@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence, Set
@@ -109,6 +108,8 @@ def _log_refusal(exc: ConfigError, unknown: list[str]) -> None:
     """Each problem an error record and each warning a warning record, then exit 2, when the
     raw environment asks for JSON logs (the settings that would say so failed to load);
     otherwise return, for the plain text."""
+    import logging
+
     from bridge.logs import configure_refusal_logging
 
     if not configure_refusal_logging(os.environ):
