@@ -7,11 +7,11 @@ is imported: docs/performance.md, "Start-up"). ``http.client`` makes them here w
 the target's context (the system's CAs, asking for HTTP/1.1, as aiohttp's own), its headers, and
 one deadline for the whole request, as aiohttp's total timeout (for a stream, until its head has
 come). Each failure is raised in the terms ``Target`` tells: ``Unreachable`` with the system's
-reason, ``ConnectTimeout``, ``TimeoutError`` (no answer in time). What aiohttp would have told
-in words of its own (a redirect it follows, an answer that is not HTTP or is broken off,
-addresses failing in different ways) raises ``Handover``, and the caller makes the request
-again with aiohttp: a redirect, a server that speaks no HTTP or a refused connection has taken
-nothing from it.
+reason, or ``TimeoutError`` (nothing connected or answered in time, as aiohttp's total timeout
+raised it). What aiohttp would have told in words of its own (a redirect it follows, an answer
+that is not HTTP or is broken off, addresses failing in different ways) raises ``Handover``, and
+the caller makes the request again with aiohttp: a redirect, a server that speaks no HTTP or a
+refused connection has taken nothing from it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from bridge.httpclient.reasons import connection_reason
 from bridge.redaction import redact_urls
 
 __all__ = [
-    "ConnectTimeout",
     "Handover",
     "Request",
     "Unreachable",
@@ -49,10 +48,6 @@ _DISCONNECTED: Final = "Server disconnected"
 
 class Handover(Exception):
     """What aiohttp tells in words of its own: the caller makes the request with it instead."""
-
-
-class ConnectTimeout(Exception):
-    """No connection (and TLS handshake) made before the deadline."""
 
 
 class Unreachable(Exception):
@@ -98,7 +93,7 @@ def _connect(
             sock.connect(address)
         except TimeoutError:
             sock.close()
-            raise ConnectTimeout from None
+            raise
         except OSError as exc:
             sock.close()
             errors.append(exc)
@@ -133,7 +128,7 @@ def _tls(
         return context.wrap_socket(sock, server_hostname=host)
     except TimeoutError:
         sock.close()
-        raise ConnectTimeout from None
+        raise
     except ssl.SSLError as exc:  # the certificate not verified, plain http answering TLS...
         sock.close()
         raise Unreachable(connection_reason(exc), tls=True) from None
@@ -168,7 +163,7 @@ class Request(NamedTuple):
 
 def send(request: Request, context: ssl.SSLContext | None, timeout: float) -> tuple[int, str]:
     """The answer to ``request``: its status and text, decoded as aiohttp decodes it; raises
-    ``ConnectTimeout`` or ``TimeoutError`` after ``timeout`` seconds, ``Unreachable``, or
+    ``TimeoutError`` after ``timeout`` seconds, ``Unreachable``, or
     ``Handover``."""
     deadline = _Deadline(timeout)
     with _exchanged(request, context, deadline, waits=False) as answer, _told():

@@ -309,7 +309,7 @@ def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
                 printed += 1
                 if args.count and printed >= args.count:
                     return EXIT_OK
-    except (exchange.ConnectTimeout, TimeoutError):
+    except TimeoutError:
         print(f"exesdb-bridge: {bridge.silent()}", file=sys.stderr)
         return EXIT_FAILED
     except exchange.Unreachable as exc:
