@@ -1,9 +1,10 @@
 """``python -m bridge`` and the ``exesdb-bridge`` command: ``healthcheck`` on a light path.
 
 An exec probe runs ``exesdb-bridge healthcheck`` every few seconds: that command is parsed and
-run here with the standard library and ``bridge.cli.healthcheck`` alone (``bridge.cli`` imports
-its parser when first asked for it); every other command, and a ``healthcheck`` whose options
-this light parser does not take, goes to ``bridge.cli``'s parser, which imports the whole bridge.
+run here with the standard library and ``bridge.cli.healthcheck`` (with its options) alone
+(``bridge.cli`` imports its parser when first asked for it); every other command, and a
+``healthcheck`` whose options this light parser does not take, goes to ``bridge.cli``'s parser,
+which imports each command's own modules when it runs.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command ``argv`` (the process's arguments) names; return its exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["healthcheck"]:
-        from bridge.cli import healthcheck
+        from bridge.cli import healthcheck, healthcheck_options
 
         parser = _LightParser(prog="exesdb-bridge healthcheck", add_help=False)
-        healthcheck.add_arguments(parser)
+        healthcheck_options.add_arguments(parser)
         try:
             options = parser.parse_args(args[1:])
         except _NotLight:

@@ -5,12 +5,15 @@
 value in a variable a command never uses stops the service but not the command; one it uses is
 refused in ``load_settings``' words (``read_settings``). ``Settings`` declares these variables
 with the types defined here, so a value is checked one way whoever reads it, and reads the
-environment as ``FromEnvironment`` does.
+environment as ``FromEnvironment`` does. The commands read their values without pydantic first
+(``bridge.client_environment``), and come here only for a value those checks do not take as it
+is (``read_client_settings``): to have it judged, and a refusal worded, here.
 """
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from typing import Annotated, Any, Final, TypeVar
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
@@ -22,8 +25,18 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from bridge.client_environment import (
+    DEFAULT_STATE_DIR,
+    MAX_NODE_LENGTH,
+    MIN_SECRET_LENGTH,
+    AdminClientValues,
+    BridgeAddress,
+    ClientValues,
+    OutboxValues,
+    PublishValues,
+)
 from bridge.errors import ConfigError
-from bridge.messages import NODE_PATTERN
+from bridge.hidden import NODE_PATTERN
 from bridge.probe_settings import DEFAULT_HTTP_ADDR, split_addr
 from bridge.settings_errors import describe_error
 from bridge.urls import require_http_url
@@ -42,17 +55,15 @@ __all__ = [
     "PublishSettings",
     "SettingsModel",
     "Trimmed",
+    "read_client_settings",
     "read_settings",
     "setting",
     "trimmed",
 ]
 
-DEFAULT_STATE_DIR: Final = "./.exesdb-bridge"
-# The shortest SECRET_KEY_BASE a bridge with ingest or a Redis bus runs with: so ``publish``
-# knows a shorter key for one no bridge it can post to has.
-MIN_SECRET_LENGTH: Final = 32
 # A client command's settings model, for the functions that read any of them.
 SettingsModel = TypeVar("SettingsModel", bound="FromEnvironment")
+Values = TypeVar("Values", bound=ClientValues)
 
 
 def setting(variable: str, **kwargs: Any) -> Any:
@@ -93,7 +104,7 @@ Trimmed = Annotated[str, BeforeValidator(trimmed)]
 # characters"), not of any sized value.
 NodeName = Annotated[
     str,
-    Field(min_length=1, max_length=255, pattern=NODE_PATTERN),
+    Field(min_length=1, max_length=MAX_NODE_LENGTH, pattern=NODE_PATTERN),
     BeforeValidator(trimmed),
 ]
 # An http:// or https:// URL with a host, its trailing slashes left out (unset: None).
@@ -182,3 +193,19 @@ def read_settings(model: type[SettingsModel]) -> SettingsModel:
     except ValidationError as exc:
         problems = [describe_error(error, model.model_fields) for error in exc.errors()]
         raise ConfigError(problems) from None
+
+
+# Each client command's values (bridge.client_environment) and the model that judges them.
+_MODELS: Final[Mapping[type[ClientValues], type[FromEnvironment]]] = {
+    BridgeAddress: BridgeLocation,
+    AdminClientValues: AdminClientSettings,
+    PublishValues: PublishSettings,
+    OutboxValues: OutboxSettings,
+}
+
+
+def read_client_settings(kind: type[Values]) -> Values:
+    """``kind``'s values read by its model here, when ``read_plainly`` left them to it;
+    ConfigError as ``read_settings`` says."""
+    model = read_settings(_MODELS[kind])
+    return kind(**{name: getattr(model, name) for name in kind.VARIABLES})

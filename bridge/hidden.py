@@ -2,17 +2,17 @@
 
 Drawn as nothing, ``node-1`` followed by U+200B looks like ``node-1`` on the status page, in
 alerts and in /metrics; a right-to-left override (U+202E) turns the text shown after it around.
-Node names refuse them (``bridge.messages.NODE_PATTERN``), links shown whole hold none
-(``bridge.urls``), and the pages, the commands' tables and text log lines show each as its
-escape (``bridge.pages.html``, ``on_one_line``, ``escapes``). Here, with no import, so that the
-light command paths can read it.
+Node names refuse them (``NODE_PATTERN``, which ``bridge.messages`` gives too), links shown
+whole hold none (``bridge.urls``), and the pages, the commands' tables and text log lines show
+each as its escape (``bridge.pages.html``, ``on_one_line``, ``escapes``). Here, with no import,
+so that the light command paths can read it.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["HIDDEN_CHARACTERS", "escapes", "on_one_line"]
+__all__ = ["CONTROL_CHARACTERS", "HIDDEN_CHARACTERS", "NODE_PATTERN", "escapes", "on_one_line"]
 
 # The hidden characters, as ranges of code points: U+200B-U+200F, U+2060 and U+FEFF (zero
 # width), U+061C, U+202A-U+202E and U+2066-U+2069 (bidirectional controls). The one list: the
@@ -33,6 +33,16 @@ HIDDEN_CHARACTERS: Final = "".join(
 """The hidden characters as a regular expression's class written in escapes
 (``\\u061c\\u200b-\\u200f…``: Python's re, pydantic-core's and JSON Schema's read them alike),
 so that no message quoting it holds the characters themselves."""
+
+CONTROL_CHARACTERS: Final = r"\x00-\x1f\x7f-\x9f"
+"""C0 control characters (NUL included), DEL and C1 ones, as a regular expression class's range."""
+
+# Zero-width characters and bidirectional controls: in a node name they make two names that
+# look the same (``node-1`` and ``node-1`` + U+200B) on the status page, in alerts and in
+# /metrics, or reorder the text shown after the name.
+NODE_PATTERN: Final = rf"^[^{CONTROL_CHARACTERS}{HIDDEN_CHARACTERS}]*$"
+"""What a node name (an envelope's ``node``, a payload's, ``EXESDB_NODE``) must match: no
+control character, zero-width character or bidirectional control (checked natively)."""
 
 
 def escapes(keep: str = "") -> dict[int, str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,8 @@ from bridge.errors import ConfigError
 from bridge.redaction import redact_urls
 
 if TYPE_CHECKING:  # the schema imports pydantic, which the probe's settings do without
+    import ssl
+
     from bridge.webconfig.schema import WebConfig
 
 __all__ = [
@@ -126,6 +127,8 @@ def load_client_certificate(context: ssl.SSLContext, cert_file: str, key_file: s
     cannot be loaded (a file missing, a key that is not the certificate's, one encrypted: the
     empty password given makes OpenSSL refuse it rather than ask for a pass phrase on the
     terminal, or read one from standard input, at each probe and each start-up)."""
+    import ssl  # here: the client commands read this module's settings and use no TLS
+
     try:
         context.load_cert_chain(cert_file, key_file, password=b"")
     except (OSError, ssl.SSLError) as exc:
@@ -175,6 +178,8 @@ def credential_warnings(probe: ProbeCredentials, web: WebConfig) -> list[str]:
     tls = web.tls
     fails = "so exesdb-bridge healthcheck fails against the web config's TLS"
     if tls is not None and cert_file and key_file:
+        import ssl
+
         try:
             load_client_certificate(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), cert_file, key_file)
         except ConfigError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -18,7 +18,7 @@ import pytest
 
 from bridge.messages import TAGS
 from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
-from tests.support import ADMIN_TOKEN, TEST_SECRET, free_port, run_command
+from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess, free_port, run_command
 
 # What the running service needs and no client command does: its metrics, exports, Redis bus,
 # host probes, HTTP server and the wiring of its components.
@@ -36,6 +36,17 @@ SERVICE: Final = (
 )
 # What checking and sending a message needs, and reading the configuration or the parser not.
 CLIENT: Final = ("aiohttp", "msgspec", "bridge.bus.envelope")
+# One message's fields, for publish.
+ALERT_FIELDS: Final = (
+    *("-f", "severity=info", "-f", "category=system", "-f", "source=cli"),
+    *("-f", "title=t", "-f", "description=d"),
+)
+# What the client commands asked a bridge with before the standard library's HTTP client
+# (bridge.cli.exchange): aiohttp, its URLs and its event loop. They still do for a redirect.
+AIOHTTP: Final = ("aiohttp", "yarl", "multidict", "asyncio", "bridge.httpclient.failures")
+# What only ``run`` and ``healthcheck`` use of what every command's parser once imported: the
+# log's library and the probe, whose options the parser takes apart.
+RUN_AND_PROBE: Final = ("logging", "bridge.cli.healthcheck")
 # What receiving a message needs, and sending one not: the decoders' modules.
 DECODERS: Final = ("bridge.bus.decoding", "bridge.bus.structs")
 # Every message model, and the configuration's libraries.
@@ -48,25 +59,35 @@ SETTINGS: Final = ("pydantic", "pydantic_settings", "yaml", "asyncio")
 FILES: Final = ("bridge.httpclient.schema", "bridge.webconfig", "yaml", "bridge.settings")
 # The models of the files themselves, which the service imports only when given one.
 FILE_MODELS: Final = ("bridge.httpclient.schema", "bridge.webconfig", "bridge.receivers")
+# What reads the client commands' settings with pydantic: only a value not plainly good needs it
+# (bridge.client_environment), to be judged and its refusal worded.
+SETTINGS_MODELS: Final = ("pydantic_settings", "bridge.client_settings")
 
 _RUN: Final = """
 import json, sys
 from bridge.__main__ import main
 try:
-    main(sys.argv[2:])
-except SystemExit:
-    pass
+    status = main(sys.argv[2:])
+except SystemExit as exc:
+    status = exc.code
 with open(sys.argv[1], "w") as out:
-    json.dump(sorted(sys.modules), out)
+    json.dump({"modules": sorted(sys.modules), "status": status}, out)
 """
+
+
+def answered(tmp_path: Path, *argv: str, **env: str) -> tuple[set[str], object]:
+    """The modules ``python -m bridge ARGV`` has imported once it has answered, and its exit
+    status."""
+    listing = tmp_path / "modules.json"
+    completed = run_command([sys.executable, "-c", _RUN, str(listing), *argv], env)
+    assert listing.exists(), completed.stderr
+    found = json.loads(listing.read_text())
+    return set(found["modules"]), found["status"]
 
 
 def imported_by(tmp_path: Path, *argv: str, **env: str) -> set[str]:
     """The modules ``python -m bridge ARGV`` has imported once it has answered."""
-    listing = tmp_path / "modules.json"
-    completed = run_command([sys.executable, "-c", _RUN, str(listing), *argv], env)
-    assert listing.exists(), completed.stderr
-    return set(json.loads(listing.read_text()))
+    return answered(tmp_path, *argv, **env)[0]
 
 
 def among(imported: set[str], packages: Iterable[str]) -> list[str]:
@@ -96,8 +117,9 @@ def test_help_and_usage_errors_import_only_the_parser(tmp_path: Path, argv: list
     imported = imported_by(tmp_path, *argv)
     assert "bridge.cli" in imported
     assert among(imported, SERVICE + CLIENT + MODELS + SETTINGS) == []
-    # Nor the health check's HTTP client (with the email package), which its options do not need.
-    assert among(imported, ["http.client", "email"]) == []
+    # Nor the health check's HTTP client (with the email package) or the probe, which its options
+    # do not need, nor TLS, which no command uses before it runs.
+    assert among(imported, ["http.client", "email", "ssl", *RUN_AND_PROBE]) == []
 
 
 def test_check_config_imports_the_configuration_alone(tmp_path: Path) -> None:
@@ -139,11 +161,12 @@ def test_schema_imports_the_models_but_not_the_configuration(tmp_path: Path) -> 
 
 
 def test_publish_imports_the_client_but_none_of_the_service(tmp_path: Path) -> None:
-    """``publish`` checks, signs and sends (pydantic, the envelope, aiohttp's client) without
-    the bus's metrics, OpenTelemetry, Redis, the HTTP server or the envelope's decoders; it
-    builds its message's module of models, not the other eight (the registry), and reads no
-    file it is not told of (``FILES``: the web config's reader, the ``http_config`` models,
-    YAML, nor, with no variable set beside its own, the model of every setting)."""
+    """``publish`` checks, signs and sends (pydantic, the envelope, the standard library's HTTP
+    client) without aiohttp, the bus's metrics, OpenTelemetry, Redis, the HTTP server or the
+    envelope's decoders; it builds its message's module of models, not the other eight (the
+    registry), and reads no file it is not told of (``FILES``: the web config's reader, the
+    ``http_config`` models, YAML, nor, with no variable set beside its own, the model of every
+    setting)."""
     nothing = f"http://127.0.0.1:{free_port()}"
     imported = imported_by(
         tmp_path,
@@ -152,29 +175,70 @@ def test_publish_imports_the_client_but_none_of_the_service(tmp_path: Path) -> N
         *("-f", "title=t", "-f", "description=d"),
         SECRET_KEY_BASE=TEST_SECRET,
     )
-    assert {"aiohttp", "bridge.bus.envelope", "bridge.httpclient.failures"} <= imported
-    assert "bridge.messages.alerts" in imported
     others = {model.__module__ for model in TAGS.values()} - {"bridge.messages.alerts"}
     assert len(others) == 8
-    assert among(imported, [*SERVICE, *DECODERS, *MODELS, *others, *FILES]) == []
+    left_out = [*SERVICE, *AIOHTTP, *DECODERS, *MODELS, *others, *FILES, *RUN_AND_PROBE]
+    assert among(imported, left_out) == []
+    assert {"bridge.bus.envelope", "bridge.cli.exchange", "bridge.messages.alerts"} <= imported
 
 
 @pytest.mark.parametrize("argv", [["tail", "--count", "1"], ["alerts", "list"]], ids=" ".join)
 def test_admin_commands_import_none_of_the_service(tmp_path: Path, argv: list[str]) -> None:
-    """``tail`` and ``alerts`` ask a bridge (aiohttp's client) and import no model, no decoder
-    and none of the service, not even the routes' helpers where the bridge checks the token,
-    and read no file they are not told of (``FILES``)."""
+    """``tail`` and ``alerts`` ask a bridge (the standard library's HTTP client) and import no
+    model, no decoder and none of the service, not even the routes' helpers where the bridge
+    checks the token, nor aiohttp, and read no file they are not told of (``FILES``)."""
     nothing = f"http://127.0.0.1:{free_port()}"
     imported = imported_by(tmp_path, *argv, "--url", nothing, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
-    assert "bridge.httpclient.failures" in imported
-    service = [*SERVICE, *MODELS, "msgspec", "bridge.routes", "aiohttp.web", *FILES]
+    service = [*SERVICE, *MODELS, *AIOHTTP, "msgspec", "bridge.routes", *FILES, *RUN_AND_PROBE]
     assert among(imported, service) == []
+    assert "bridge.cli.exchange" in imported
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
+    """A bridge taking signed messages and broadcasting its health every 100 ms (so ``tail``
+    has a message to print at once)."""
+    folder = tmp_path_factory.mktemp("answering")
+    process = BridgeProcess(
+        state_dir=folder / "state", EXESDB_INGEST="true", EXESDB_HEALTH_BROADCAST_INTERVAL="100"
+    )
+    process.start(folder)
+    yield process
+    process.stop()
+
+
+@pytest.mark.parametrize(
+    ("argv", "status"),
+    [
+        (["publish", "system_alert", *ALERT_FIELDS], 0),
+        (["tail", "--count", "1"], 0),
+        (["alerts", "list"], 0),
+        (["alerts", "ack", "no-such-alert", "--by", "ops"], 1),  # 404, then asked again
+    ],
+    ids=["publish", "tail", "alerts list", "alerts ack"],
+)
+def test_commands_answered_by_a_bridge_import_no_aiohttp(
+    running: BridgeProcess, tmp_path: Path, argv: list[str], status: int
+) -> None:
+    """``publish``, ``tail`` and ``alerts`` get a running bridge's answer (its 202, its stream,
+    its alerts, its 404 to an unknown alert and the lease it then reports) with the standard
+    library's HTTP client: no aiohttp, yarl or asyncio; nor logging or the probe's module."""
+    own = (
+        {"SECRET_KEY_BASE": TEST_SECRET}
+        if argv[0] == "publish"
+        else {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}
+    )
+    imported, exited = answered(tmp_path, *argv, "--url", running.url, **own)
+    assert exited == status
+    assert among(imported, [*AIOHTTP, *RUN_AND_PROBE]) == []
+    assert "bridge.cli.exchange" in imported
 
 
 def test_outbox_list_imports_the_outbox_but_none_of_the_service(tmp_path: Path) -> None:
     """``outbox list`` opens the SQLite file (``bridge.sinks.alerts.outbox``) without the alert
     sink, its senders (aiohttp), what makes alerts of messages (the cluster, the bus, the
-    models), nor the service's libraries or files."""
+    models), nor the service's libraries or files; and without pydantic or msgspec: its
+    deliveries' ids and times need neither the envelope nor a model's module."""
     Outbox(tmp_path / FILE_NAME).close()
     imported = imported_by(tmp_path, "outbox", "list", EXESDB_STATE_DIR=str(tmp_path))
     assert "bridge.sinks.alerts.outbox" in imported
@@ -182,6 +246,10 @@ def test_outbox_list_imports_the_outbox_but_none_of_the_service(tmp_path: Path) 
     service = [name for name in SERVICE if name != "bridge.sinks"]
     left_out = [*service, *sink, "aiohttp", "bridge.cluster", *DECODERS, *MODELS, *FILES]
     assert among(imported, left_out) == []
+    envelope = ["bridge.bus.envelope", "bridge.messages._base"]
+    assert among(imported, ["pydantic", "pydantic_core", "msgspec", *envelope]) == []
+    # Nor TLS, the log's library or the probe, which it never uses.
+    assert among(imported, ["ssl", *RUN_AND_PROBE]) == []
 
 
 @pytest.mark.parametrize(
@@ -197,12 +265,35 @@ def test_outbox_list_imports_the_outbox_but_none_of_the_service(tmp_path: Path) 
 def test_client_commands_read_their_own_settings_not_the_whole_configuration(
     tmp_path: Path, argv: list[str], variable: str, value: str
 ) -> None:
-    """The client commands read the few settings they use (``bridge.client_settings``), not the
-    whole configuration nor its checks across settings (``load_settings``)."""
+    """The client commands read the few settings they use (``bridge.client_environment``), not
+    the whole configuration nor its checks across settings (``load_settings``), and, their
+    values good, without pydantic-settings and the settings' models (``SETTINGS_MODELS``)."""
     url = [] if argv[0] == "outbox" else ["--url", f"http://127.0.0.1:{free_port()}"]
     imported = imported_by(tmp_path, *argv, *url, **{variable: value})
-    assert "bridge.client_settings" in imported
-    assert among(imported, ["bridge.config", "bridge.settings_checks"]) == []
+    assert among(imported, ["bridge.config", "bridge.settings_checks", *SETTINGS_MODELS]) == []
+    assert "bridge.client_environment" in imported
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["tail", "--count", "1"], {"EXESDB_HTTP_ADDR": "127.0.0.1:9570"}),
+        (["alerts", "list"], {"EXESDB_URL": "http://127.0.0.1:9570/"}),
+        (["outbox", "list"], {"EXESDB_STATE_DIR": "."}),
+    ],
+    ids=["tail", "alerts list", "outbox list"],
+)
+def test_commands_that_check_no_message_import_no_pydantic(
+    tmp_path: Path, argv: list[str], env: dict[str, str]
+) -> None:
+    """``tail``, ``alerts`` and ``outbox``, which build no message, import no pydantic (nor
+    pydantic-core), their own variables set (``EXESDB_HTTP_ADDR``, ``EXESDB_URL``,
+    ``EXESDB_STATE_DIR``)."""
+    url = [] if argv[0] == "outbox" else ["--url", f"http://127.0.0.1:{free_port()}"]
+    token = {} if argv[0] == "outbox" else {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}
+    imported = imported_by(tmp_path, *argv, *url, **env, **token)
+    assert among(imported, ["pydantic", "pydantic_core", *SETTINGS_MODELS]) == []
+    assert "bridge.client_environment" in imported
 
 
 # ``run`` in the process, stopped with SIGTERM once /healthz answers 200: what it imported and

@@ -4,8 +4,15 @@ looked."""
 from __future__ import annotations
 
 import argparse
-import asyncio
+import errno
+import json
+import os
 import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +140,8 @@ def test_credentials_in_the_url_are_sent_as_basic_auth_beside_the_admin_token() 
         url = bridge.url.replace("//", "//alice:p%40ss@")
         found = target(BridgeLocation(EXESDB_URL=url))
         assert (found.url, found.basic_auth) == (bridge.url, ("alice", "p@ss"))
-        status, text = asyncio.run(
-            found.request("GET", "/v1/integration", headers=found.admin_headers(ADMIN_TOKEN))
+        status, text = found.request(
+            "GET", "/v1/integration", headers=found.admin_headers(ADMIN_TOKEN)
         )
         assert status == 200, text
     assert target(BridgeLocation(), url=url, user=("bob", "pw")).basic_auth == ("bob", "pw")
@@ -166,5 +173,134 @@ def test_localhost_reaches_a_bridge_on_either_loopback_address_alone(
         given: dict[str, Any] = {variable: f"http://{where}" if variable == "EXESDB_URL" else where}
         found = target(BridgeLocation(**given))
         assert found.url == f"http://{where}"
-        status, text = asyncio.run(found.request("GET", "/healthz"))
+        status, text = found.request("GET", "/healthz")
         assert status == 200, text
+
+
+class _Redirecting(BaseHTTPRequestHandler):
+    """Every GET answered 307 to the same path at the server's ``to`` URL."""
+
+    to = ""
+
+    def do_GET(self) -> None:
+        self.send_response(307)
+        self.send_header("Location", self.to + self.path)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the test reads the answers."""
+
+
+def test_a_redirect_is_followed_to_the_bridge() -> None:
+    """A proxy's redirect (307 to the bridge) is followed, as aiohttp follows it: the answer is
+    the bridge's, not the redirect."""
+    with ThreadedBridge() as bridge:
+        _Redirecting.to = bridge.url
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            found = target(BridgeLocation(EXESDB_URL=f"http://127.0.0.1:{server.server_port}"))
+            status, text = found.request("GET", "/healthz")
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(10)
+    assert (status, json.loads(text)) == (200, {"status": "ok"})
+
+
+def _head(conn: socket.socket) -> None:
+    """Read a request's head (a GET has nothing after it)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        data += chunk
+
+
+def _closed_at_once(conn: socket.socket) -> None:
+    _head(conn)
+
+
+def _reset(conn: socket.socket) -> None:
+    _head(conn)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def _not_http(conn: socket.socket) -> None:
+    _head(conn)
+    conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+
+def _cut_short(conn: socket.socket) -> None:
+    _head(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
+
+
+def _latin_1(conn: socket.socket) -> None:
+    _head(conn)
+    body = '{"error": "unauthorized", "detail": "caf\xe9"}'.encode("latin-1")
+    conn.sendall(
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json; charset=latin-1\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
+@contextmanager
+def _answering(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A server on a loopback port answering each connection with ``answer`` (then closing
+    it); yields its URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            with conn:
+                answer(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes accept(), which close() alone does not
+        listener.close()
+        thread.join(10)
+
+
+WHERE = "(--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is)"
+
+
+@pytest.mark.parametrize(
+    ("answer", "told"),
+    [
+        (_closed_at_once, "Server disconnected"),
+        (_reset, f"[Errno {errno.ECONNRESET}] {os.strerror(errno.ECONNRESET)}"),
+        (_not_http, '400, message="Bad status line'),
+        (_cut_short, "Response payload is not completed: <ContentLengthError"),
+    ],
+    ids=["closed at once", "reset", "not HTTP", "cut short"],
+)
+def test_a_server_failing_to_answer_is_told_as_aiohttp_told_it(
+    answer: Callable[[socket.socket], None], told: str
+) -> None:
+    """A connection closed or reset before the answer is told in aiohttp's words, as it always
+    was; an answer that is not HTTP, or is cut short, is asked again of aiohttp, whose words
+    say what was wrong with it."""
+    with _answering(answer) as url:
+        status, text = target(BridgeLocation(EXESDB_URL=url)).request("GET", "/v1/alerts")
+    assert status == 0
+    assert text.startswith(f"cannot reach the bridge at {url}: {told}"), text
+    assert text.endswith(f" {WHERE}")
+
+
+def test_an_answer_is_read_in_the_charset_it_names() -> None:
+    """An answer's text is decoded by the charset its Content-Type names, as aiohttp's was."""
+    with _answering(_latin_1) as url:
+        status, text = target(BridgeLocation(EXESDB_URL=url)).request("GET", "/v1/alerts")
+    assert (status, json.loads(text)["detail"]) == (401, "caf\xe9")

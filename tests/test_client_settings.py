@@ -1,9 +1,11 @@
 """The client commands read only the settings they use (bridge.client_settings), run as real
-processes against a real bridge: a bad value elsewhere stops the service, not them."""
+processes against a real bridge: a bad value elsewhere stops the service, not them; and the
+values they read without pydantic (bridge.client_environment) are the models'."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +13,23 @@ from typing import Final
 
 import pytest
 
+from bridge.client_environment import (
+    AdminClientValues,
+    BridgeAddress,
+    ClientValues,
+    OutboxValues,
+    PublishValues,
+    read_plainly,
+)
+from bridge.client_settings import (
+    AdminClientSettings,
+    BridgeLocation,
+    FromEnvironment,
+    OutboxSettings,
+    PublishSettings,
+    read_client_settings,
+)
+from bridge.errors import ConfigError
 from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess, run_bridge
 
 # Settings no client command reads, each refused by the service: a bad value, a bad item of a
@@ -116,3 +135,71 @@ def test_the_web_config_file_is_read_only_when_the_address_is_asked(
     assert asked.returncode == 2
     assert asked.stderr.startswith(f"exesdb-bridge: EXESDB_WEB_CONFIG_FILE: {bad}: ")
     assert named_unrelated(asked) == []
+
+
+# Values of each variable the client commands read: plainly good ones, ones trimmed or
+# defaulted, and ones the models refuse (a URL without its scheme, a port alone, a node name
+# too long or holding a hidden character, an undecodable byte).
+VALUES: Final = {
+    "EXESDB_URL": [
+        "http://127.0.0.1:9570/",
+        " https://b.example/base// ",
+        "b:9570",
+        "http://\udcff",
+    ],
+    "EXESDB_HTTP_ADDR": ["[::1]:9571", "  ", "9570", "http://127.0.0.1:9570", "h\udcff:1"],
+    "EXESDB_WEB_CONFIG_FILE": [" /etc/web.yml\n", ""],
+    "EXESDB_ADMIN_TOKEN": [" token-from-a-file\n", "\t"],
+    "SECRET_KEY_BASE": [" a key with blanks ", "k\udcff"],
+    "EXESDB_NODE": [" node-1 ", "n" * 255, "n" * 256, "node-1\u200b", "node\x07", "n\udcff"],
+    "EXESDB_STATE_DIR": [" /srv/state ", "state\udcff"],
+}
+KINDS: Final = (AdminClientValues, PublishValues, OutboxValues)
+
+
+def shown(values: object) -> dict[str, object]:
+    """``values``' fields, each secret as its value: what a command uses of them."""
+    fields = {name: getattr(values, name) for name in type(values).VARIABLES}  # type: ignore[attr-defined]
+    return {
+        name: value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        for name, value in fields.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [(variable, value) for variable, values in VALUES.items() for value in values],
+)
+def test_values_read_without_pydantic_are_the_models(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each command's values read without pydantic (``read_plainly``) are what its model reads
+    from the same environment; a value that model refuses is left to it (None), so that it
+    words the refusal (``read_client_settings`` raising ConfigError), as is an undecodable byte,
+    which the model takes in some variables only."""
+    monkeypatch.setenv(variable, value)
+    for kind in KINDS:
+        if variable not in kind.VARIABLES.values():
+            continue
+        plain = read_plainly(kind, os.environ)
+        try:
+            judged = read_client_settings(kind)
+        except ConfigError:
+            assert plain is None
+        else:
+            assert plain is not None or "\udcff" in value
+            assert plain is None or shown(plain) == shown(judged)
+
+
+def test_each_command_reads_the_variables_of_its_model() -> None:
+    """The values each command reads without pydantic are its model's fields, each read from
+    the model's variable (``docs/cli.md`` names them from the models)."""
+    pairs: list[tuple[type[ClientValues], type[FromEnvironment]]] = [
+        (BridgeAddress, BridgeLocation),
+        (AdminClientValues, AdminClientSettings),
+        (PublishValues, PublishSettings),
+        (OutboxValues, OutboxSettings),
+    ]
+    for kind, model in pairs:
+        declared = {name: str(info.validation_alias) for name, info in model.model_fields.items()}
+        assert dict(kind.VARIABLES) == declared

@@ -30,7 +30,8 @@ def fresh(code: str) -> str:
 
 
 def test_a_name_imports_its_own_submodule_alone() -> None:
-    """Asking ``bridge.messages`` for the alert severities imports their module, no other."""
+    """Asking ``bridge.messages`` for the alert severities imports their module and what it
+    is built on (``_base``, which writes timestamps with ``timestamps``), no other."""
     printed = fresh(
         "import sys\n"
         "import bridge.messages\n"
@@ -39,7 +40,9 @@ def test_a_name_imports_its_own_submodule_alone() -> None:
         "after = sorted(m for m in sys.modules if m.startswith('bridge.messages.'))\n"
         "print(before, after)"
     )
-    assert printed == "[] ['bridge.messages._base', 'bridge.messages.alerts']"
+    assert printed == (
+        "[] ['bridge.messages._base', 'bridge.messages.alerts', 'bridge.messages.timestamps']"
+    )
 
 
 def test_a_name_is_the_submodule_s_own_object() -> None:

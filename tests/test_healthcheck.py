@@ -986,6 +986,8 @@ def test_a_refused_web_config_is_read_once_and_its_yaml_parsed_once(tmp_path: Pa
 
 # What the bridge itself runs on: a probe importing any of these pays for the whole bridge.
 HEAVY = ("aiohttp", "pydantic", "pydantic_settings", "opentelemetry", "prometheus_client", "redis")
+# What of bridge.cli a plain probe imports: the probe and its options.
+PROBE = {"bridge.cli.healthcheck", "bridge.cli.healthcheck_options"}
 
 
 def modules_imported_by_healthcheck(*args: str, **env: str) -> set[str]:
@@ -1030,20 +1032,19 @@ def test_command_with_a_web_config_imports_its_reader_but_not_the_server(tmp_pat
 
 def test_ready_command_stays_on_the_light_path() -> None:
     """``healthcheck --ready`` is the same light probe: no parser, none of the bridge's
-    libraries."""
+    libraries; the probe and its options alone."""
     modules = modules_imported_by_healthcheck(
         "--ready", EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}"
     )
-    assert {name for name in modules if name.startswith("bridge.cli.")} == {
-        "bridge.cli.healthcheck"
-    }
+    assert {name for name in modules if name.startswith("bridge.cli.")} == PROBE
     assert {name.split(".")[0] for name in modules}.isdisjoint(HEAVY)
 
 
 def test_command_with_an_option_it_does_not_take_goes_to_the_full_command_line() -> None:
     """``healthcheck --help`` is answered by bridge.cli's parser (so the check of the light path
     above can see an import it does not make); tests/test_cli_imports.py holds what that imports.
-    A plain probe runs bridge.cli.healthcheck without the parser or its subcommands."""
+    A plain probe runs bridge.cli.healthcheck (and its options) without the parser or its
+    subcommands."""
     assert "bridge.cli.parser" in modules_imported_by_healthcheck("--help")
     light = modules_imported_by_healthcheck(EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}")
-    assert {name for name in light if name.startswith("bridge.cli.")} == {"bridge.cli.healthcheck"}
+    assert {name for name in light if name.startswith("bridge.cli.")} == PROBE

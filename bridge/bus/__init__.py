@@ -25,8 +25,8 @@ if TYPE_CHECKING:
         Rejection,
         RejectReason,
         check_topic,
-        new_message_id,
     )
+    from bridge.bus.ids import new_message_id
     from bridge.bus.metrics import BusMetrics
     from bridge.bus.queue_depth import register_queue_depth
     from bridge.bus.replay import ReplayGuard, ReplayVerdict
@@ -112,8 +112,8 @@ __getattr__ = lazy_exports(
             "Rejection",
             "RejectReason",
             "check_topic",
-            "new_message_id",
         ),
+        "ids": ("new_message_id",),
         "metrics": ("BusMetrics",),
         "queue_depth": ("register_queue_depth",),
         "replay": ("ReplayGuard", "ReplayVerdict"),

@@ -18,7 +18,8 @@ from enum import Enum
 from typing import Final, Literal, overload
 
 from bridge.bus.depth import check_depth
-from bridge.bus.envelope import Envelope, Rejection, check_topic, new_message_id
+from bridge.bus.envelope import Envelope, Rejection, check_topic
+from bridge.bus.ids import new_message_id
 from bridge.bus.metrics import BusMetrics
 from bridge.bus.signing import Keyring
 from bridge.bus.subscription import (

@@ -1,14 +1,14 @@
-"""The envelope every message travels in: its fields, its wire form, a fresh id, a topic checked.
+"""The envelope every message travels in: its fields, its wire form, a topic checked.
 
 Decoding one from bytes is ``bridge.bus.decoding``'s job; this module stays light, so that a
-client command that builds and sends an envelope (``publish``) imports no decoder.
+client command that builds and sends an envelope (``publish``) imports no decoder. A fresh id
+is ``bridge.bus.ids``', which the alert outbox takes without msgspec or pydantic.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -36,7 +36,6 @@ __all__ = [
     "Unbuilt",
     "check_topic",
     "name_shown",
-    "new_message_id",
 ]
 
 ENVELOPE_VERSION: Final = 1
@@ -234,11 +233,6 @@ def _payload(envelope: Envelope) -> Message:
 
 type.__setattr__(Envelope, "fields", _payload_slot)
 type.__setattr__(Envelope, "payload", property(_payload, doc="The message model."))
-
-
-def new_message_id() -> str:
-    """A fresh, unguessable message id (32 hex characters)."""
-    return secrets.token_hex(16)
 
 
 def check_topic(topic: str) -> str:

@@ -104,12 +104,11 @@ def _who(text: str) -> str:
 
 
 def _alerts(args: argparse.Namespace) -> int:
-    import asyncio
     from urllib.parse import quote
 
-    from bridge.client_settings import AdminClientSettings
+    from bridge.client_environment import AdminClientValues
 
-    settings = client_settings_or_exit(AdminClientSettings)
+    settings = client_settings_or_exit(AdminClientValues)
     token = admin_token_or_exit(settings, "alerts")
 
     bridge = target_or_exit(args, settings)
@@ -130,9 +129,7 @@ def _alerts(args: argparse.Namespace) -> int:
         calls = [("POST", None, json.dumps(body).encode())]
     answers = []
     for method, params, data in calls:
-        status, text = asyncio.run(
-            bridge.request(method, path, headers=headers, params=params, body=data)
-        )
+        status, text = bridge.request(method, path, headers=headers, params=params, body=data)
         if status != 200:
             say_refused(bridge, path, status, text)
             # An alert this replica never held is unknown here even while firing at the holder.
@@ -169,10 +166,8 @@ def _alerts(args: argparse.Namespace) -> int:
 def _asked_again(bridge: Target, headers: dict[str, str]) -> dict[str, Any] | None:
     """The bridge's ``GET /v1/alerts`` answer for one alert (what it says of the work-queue
     lease), or None when it gives none."""
-    import asyncio
-
-    status, text = asyncio.run(
-        bridge.request("GET", "/v1/alerts", headers=headers, params={"limit": "1"}, body=None)
+    status, text = bridge.request(
+        "GET", "/v1/alerts", headers=headers, params={"limit": "1"}, body=None
     )
     return bridge_json(text, "alerts") if status == 200 else None
 

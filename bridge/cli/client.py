@@ -2,13 +2,15 @@
 
 The bridge is at ``--url``, else ``EXESDB_URL``, else the address it listens on
 (``EXESDB_HTTP_ADDR``, a wildcard host asked on loopback), over https when the web config file
-(``EXESDB_WEB_CONFIG_FILE``, read only then) turns TLS on: ``BridgeLocation``'s settings.
+(``EXESDB_WEB_CONFIG_FILE``, read only then) turns TLS on: ``bridge.client_environment.Location``.
 ``--cacert`` trusts a CA of one's own for https; ``--user`` (or a ``user:password@`` in the URL)
 sends basic auth, and then the admin token travels in ``X-ExESDB-Admin-Token`` since
 ``Authorization`` is taken. Answers come back as (status, text), status 0 when nothing answered.
 
-aiohttp is imported by the methods that send: the command line builds its parser with this
-module's argument types, and ``outbox``, ``check-config`` and ``--help`` send nothing.
+Requests are made with the standard library (``bridge.cli.exchange``), and with aiohttp, imported
+then, only where aiohttp alone would say what happened as the commands always said it (a
+redirect it follows): the command line builds its parser with this module's argument types, and
+no command pays for aiohttp to send a request or two.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import argparse
 import base64
 import getpass
-import ssl
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -28,9 +30,13 @@ from bridge.redaction import redact_urls, safe_url
 from bridge.urls import PICKED_PORT, http_url_problem, own_url, split_userinfo, url_meant
 
 if TYPE_CHECKING:
+    import http.client
+    import ssl
+    from contextlib import AbstractContextManager
+
     import aiohttp
 
-    from bridge.client_settings import BridgeLocation
+    from bridge.client_environment import Location
 
 __all__ = [
     "TIMEOUT",
@@ -45,7 +51,7 @@ TIMEOUT: Final = 10.0
 _WHERE: Final = "--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is"
 
 
-def bridge_url(settings: BridgeLocation, given: str | None = None) -> str:
+def bridge_url(settings: Location, given: str | None = None) -> str:
     """``given`` (``--url``), else ``EXESDB_URL``, else the address of ``EXESDB_HTTP_ADDR``,
     https when ``EXESDB_WEB_CONFIG_FILE`` turns TLS on (ConfigError for port 0, the port the
     bridge picked being known to it alone, and for a web config file the bridge would refuse)."""
@@ -90,12 +96,11 @@ def _url_without_option() -> str:
     README's), that port; the default address's when the variable names none a command could
     ask. ``EXESDB_URL`` is left out (it may hold a password), and so is the web config file,
     read only when the address is asked (docs/cli.md#finding-the-bridge)."""
-    from bridge.client_settings import BridgeLocation, read_settings
+    from bridge.client_environment import BridgeAddress, read_plainly
 
-    try:
-        host, port = read_settings(BridgeLocation).listen
-    except ConfigError:
-        port = 0
+    # None for a value the settings would refuse, as they refuse it (ConfigError) elsewhere.
+    found = read_plainly(BridgeAddress, os.environ)
+    host, port = ("", 0) if found is None else found.listen
     if port == 0:
         host, port = split_addr(DEFAULT_HTTP_ADDR)
     return own_url(host, port)
@@ -129,18 +134,14 @@ class Target:
 
         from bridge.cli.resolver import EveryAddress
 
-        headers = {}
-        if self.basic_auth is not None:
-            pair = ":".join(self.basic_auth).encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         return aiohttp.ClientSession(
             timeout=timeout or aiohttp.ClientTimeout(total=TIMEOUT),
-            headers=headers,
+            headers=self._headers(),
             # Every address of the host, as curl tries them: localhost is ::1 too.
             connector=aiohttp.TCPConnector(ssl=self.ssl_context or True, resolver=EveryAddress()),
         )
 
-    async def request(
+    def request(
         self,
         method: str,
         path: str,
@@ -149,7 +150,44 @@ class Target:
         params: dict[str, str] | None = None,
         body: bytes | None = None,
     ) -> tuple[int, str]:
-        """One request to ``path``; (status, text), or (0, why) when nothing answered."""
+        """One request to ``path``; (status, text), or (0, why) when nothing answered.
+
+        Made with the standard library (``bridge.cli.exchange``), and again with aiohttp when
+        only aiohttp would say what happened as the commands said it (a redirect to follow)."""
+        from bridge.cli import exchange
+
+        asked = exchange.Request(
+            self.url + path, method, self._headers() | (headers or {}), params, body
+        )
+        try:
+            return exchange.send(asked, self.ssl_context, TIMEOUT)
+        except exchange.Unreachable as exc:
+            return 0, self.unreachable(exc)
+        except TimeoutError:  # connecting or answering, as aiohttp's total timeout
+            return 0, self.silent()
+        except exchange.Handover:
+            import asyncio
+
+            return asyncio.run(self._request_with_aiohttp(method, path, headers, params, body))
+
+    def stream(
+        self, path: str, *, headers: dict[str, str], params: dict[str, str]
+    ) -> AbstractContextManager[http.client.HTTPResponse]:
+        """``GET path``: its answer once the head has come, its body then read without a
+        deadline (raising as ``bridge.cli.exchange.stream`` does)."""
+        from bridge.cli import exchange
+
+        asked = exchange.Request(self.url + path, "GET", self._headers() | headers, params)
+        return exchange.stream(asked, self.ssl_context, TIMEOUT)
+
+    async def _request_with_aiohttp(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None,
+        params: dict[str, str] | None,
+        body: bytes | None,
+    ) -> tuple[int, str]:
         import aiohttp
 
         url = self.url + path
@@ -166,6 +204,13 @@ class Target:
             # and never answers (a bridge stuck, another program) ends here.
             return 0, self.silent()
 
+    def _headers(self) -> dict[str, str]:
+        """The headers every request carries: basic auth, when given."""
+        if self.basic_auth is None:
+            return {}
+        pair = ":".join(self.basic_auth).encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
     def silent(self) -> str:
         """What to say when the bridge took the connection but did not answer in time."""
         return (
@@ -174,7 +219,14 @@ class Target:
         )
 
     def unreachable(self, exc: BaseException) -> str:
-        """Why nothing answered, and what to check."""
+        """Why nothing answered (``exc``: aiohttp's error, or ``bridge.cli.exchange``'s
+        ``Unreachable``), and what to check."""
+        from bridge.cli.exchange import Unreachable
+
+        if isinstance(exc, Unreachable):
+            return self._unreachable(exc.reason, tls=exc.tls)
+        import ssl
+
         import aiohttp
 
         from bridge.httpclient.failures import connection_error
@@ -183,7 +235,13 @@ class Target:
             reason = connection_error(exc)
         else:
             reason = redact_urls(str(exc) or type(exc).__name__)
-        if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLError):
+        tls = isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLError)
+        return self._unreachable(reason, tls=tls)
+
+    def _unreachable(self, reason: str, *, tls: bool = False) -> str:
+        """Why nothing answered, ``reason`` (the system's words), and what to check; ``tls``:
+        the TLS handshake failed."""
+        if tls:
             # OpenSSL's answer to a plain-http server: no CA would help.
             hint = (
                 "the bridge may serve plain http: use http:// unless its web config turns TLS on"
@@ -201,7 +259,7 @@ class Target:
 
 
 def target(
-    settings: BridgeLocation,
+    settings: Location,
     *,
     url: str | None = None,
     cacert: str | None = None,
@@ -211,6 +269,8 @@ def target(
     that cannot be read, and as ``bridge_url`` says)."""
     context = None
     if cacert is not None:
+        import ssl  # here: outbox and --help build the parser with this module, and use no TLS
+
         try:
             context = ssl.create_default_context(cafile=cacert)
         except (OSError, ssl.SSLError) as exc:

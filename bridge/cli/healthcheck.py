@@ -29,7 +29,6 @@ of a server whose certificate is not verified: with no credentials sent, only th
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlsplit
 
+from bridge.cli.healthcheck_options import DEFAULT_TIMEOUT
 from bridge.errors import BridgeError, ConfigError
 from bridge.headers import HEALTHZ_BODY, REALM
 from bridge.probe_settings import (
@@ -68,19 +68,13 @@ __all__ = [
     "ProbeSource",
     "Target",
     "Verdict",
-    "add_arguments",
     "main",
     "pinned_context",
     "probe",
     "probe_url",
-    "seconds",
     "target",
 ]
 
-DEFAULT_TIMEOUT: Final = 2.0
-# The longest --timeout taken: a day, far past any probe's period, and within what a thread's
-# join and a socket's timeout can wait (an infinity, or 1e10 s, raised OverflowError there).
-_MOST_TIMEOUT: Final = 86400.0
 EXIT_HEALTHY: Final = 0
 EXIT_UNHEALTHY: Final = 1
 # The least time a second request of one probe is given, when the first took all but this.
@@ -131,39 +125,6 @@ class Verdict:
     certificate_refused: str = ""
     # The answer is shaped as the bridge's: its /healthz (or /readyz) body, or 401 with its realm.
     from_bridge: bool = False
-
-
-def seconds(text: str) -> float:
-    """An argparse type for ``--timeout``: a positive number of seconds, at most a day (a usage
-    error, exit 2, otherwise, saying so)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= _MOST_TIMEOUT:  # also refuses nan and infinity
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a positive number of seconds (at most {_MOST_TIMEOUT:g}, a day)"
-        )
-    return value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The command's options, for bridge.cli's parser and the light one of ``bridge.__main__``."""
-    parser.add_argument(
-        "--timeout",
-        type=seconds,
-        default=DEFAULT_TIMEOUT,
-        metavar="SECONDS",
-        help=(
-            "how long the whole probe may take: connect, TLS handshake, request and answer"
-            f" (default: {DEFAULT_TIMEOUT:g})"
-        ),
-    )
-    parser.add_argument(
-        "--ready",
-        action="store_true",
-        help="ask /readyz instead of /healthz: exit 0 when the bridge is ready to serve",
-    )
 
 
 class ProbeSource(ProbeCredentials, Protocol):

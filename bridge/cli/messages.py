@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final
 
 from bridge.cli.client import Target
 from bridge.cli.remote import (
@@ -30,9 +30,14 @@ from bridge.messages import INSTANCES
 from bridge.redaction import clipped, safe_url
 
 if TYPE_CHECKING:
+    import http.client
+
     from bridge.messages import Message
 
 __all__ = ["add_message_commands"]
+
+# How much of the message stream one read takes, at most.
+_READ: Final = 65536
 
 
 def add_message_commands(commands: Commands) -> None:
@@ -120,15 +125,13 @@ def _field_problem(model: type[Message], problem: Mapping[str, Any]) -> str | No
 
 
 def _publish(args: argparse.Namespace) -> int:
-    import asyncio
-
     from pydantic import ValidationError
 
     from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
-    from bridge.client_settings import MIN_SECRET_LENGTH, PublishSettings
+    from bridge.client_environment import MIN_SECRET_LENGTH, PublishValues
     from bridge.messages import model_tagged, utc_now
 
-    settings = client_settings_or_exit(PublishSettings)
+    settings = client_settings_or_exit(PublishValues)
     model = model_tagged(args.tag)  # its module's models alone
     if model is None:
         # A class name (SystemAlert), or a mistyped tag told the closest: every model is built.
@@ -223,7 +226,7 @@ def _publish(args: argparse.Namespace) -> int:
         SIGNATURE_HEADER: keyring.sign_header(body, int(time.time())),
     }
     bridge = target_or_exit(args, settings)
-    status, text = asyncio.run(bridge.request("POST", "/v1/messages", headers=headers, body=body))
+    status, text = bridge.request("POST", "/v1/messages", headers=headers, body=body)
     if status == 0:
         print(f"exesdb-bridge: {text}", file=sys.stderr)
         return EXIT_FAILED
@@ -254,20 +257,73 @@ def _stdin_fields() -> dict[str, Any]:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    import asyncio
+    from bridge.client_environment import AdminClientValues
 
-    from bridge.client_settings import AdminClientSettings
-
-    settings = client_settings_or_exit(AdminClientSettings)
+    settings = client_settings_or_exit(AdminClientValues)
     token = admin_token_or_exit(settings, "tail")
     bridge = target_or_exit(args, settings)
     try:
-        return asyncio.run(_follow(args, bridge, token))
+        return _follow(args, bridge, token)
     except KeyboardInterrupt:
         return EXIT_OK
 
 
-async def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
+def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
+    """Print the stream's messages with the standard library (``bridge.cli.exchange``); with
+    aiohttp when only aiohttp would say what happened as ``tail`` said it (a redirect)."""
+    import http.client
+
+    from bridge.cli import exchange
+
+    params = {key: value for key in ("instance", "topic") if (value := getattr(args, key))}
+    printed = 0
+    try:
+        # The stream waits for messages without end, but the bridge opens it at once: a port
+        # that takes the connection and never answers is said, not followed in silence.
+        headers = bridge.admin_headers(token)
+        with bridge.stream("/v1/stream", headers=headers, params=params) as response:
+            if response.status != 200:
+                try:
+                    text = exchange.answer_text(response)
+                except (http.client.HTTPException, OSError):
+                    return _broke_off(bridge, printed)
+                say_refused(bridge, "/v1/stream", response.status, text)
+                return EXIT_FAILED
+            if response.headers.get_content_type() != "text/event-stream":
+                # Another server on that port: its page is no stream the bridge ended.
+                said = bridge.not_a_bridge("/v1/stream", "an event stream")
+                print(f"exesdb-bridge: {said}", file=sys.stderr)
+                return EXIT_FAILED
+            lines = _lines(response)
+            while True:
+                try:
+                    raw = next(lines, None)
+                except (http.client.HTTPException, OSError):
+                    return _broke_off(bridge, printed)
+                if raw is None:
+                    break
+                line = raw.decode().rstrip("\n")
+                if not line.startswith("data: "):
+                    continue
+                print(_one_line(json.loads(line[6:])), flush=True)
+                printed += 1
+                if args.count and printed >= args.count:
+                    return EXIT_OK
+    except TimeoutError:
+        print(f"exesdb-bridge: {bridge.silent()}", file=sys.stderr)
+        return EXIT_FAILED
+    except exchange.Unreachable as exc:
+        print(f"exesdb-bridge: {bridge.unreachable(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except exchange.Handover:
+        import asyncio
+
+        return asyncio.run(_follow_with_aiohttp(args, bridge, token))
+    return _closed(bridge, printed)
+
+
+async def _follow_with_aiohttp(args: argparse.Namespace, bridge: Target, token: str) -> int:
+    """``_follow`` with aiohttp, which follows a redirect and words the rest in its own way."""
     import asyncio
 
     import aiohttp
@@ -309,21 +365,45 @@ async def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
                     if args.count and printed >= args.count:
                         return EXIT_OK
     except aiohttp.ClientPayloadError:
-        # The stream had begun, so the bridge was reached: it died, or the connection did.
-        print(
-            f"exesdb-bridge: the stream from {safe_url(bridge.url)} broke off after {printed}"
-            " message(s): the bridge stopped without ending it, or the connection was lost",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
+        return _broke_off(bridge, printed)
     except aiohttp.ClientError as exc:
         print(f"exesdb-bridge: {bridge.unreachable(exc)}", file=sys.stderr)
         return EXIT_FAILED
-    # Only the bridge ends the stream (it is stopping, or a proxy ended it): tail was asked to
-    # follow until stopped, so this is a failure a script or a supervisor should see (exit 1).
+    return _closed(bridge, printed)
+
+
+def _lines(response: http.client.HTTPResponse) -> Iterator[bytes]:
+    """The lines of ``response``'s body as they come (the last one may lack its line break);
+    IncompleteRead when the body breaks off. ``readline`` would end quietly there: its look
+    ahead takes a broken chunk for the end."""
+    held = b""
+    while chunk := response.read1(_READ):
+        *lines, held = (held + chunk).split(b"\n")
+        yield from lines
+    if response.length:  # short of its Content-Length
+        raise http.client.IncompleteRead(held)
+    if held:
+        yield held
+
+
+def _closed(bridge: Target, printed: int) -> int:
+    """Say that the bridge closed the stream after ``printed`` messages. Only the bridge ends
+    it (it is stopping, or a proxy ended it): tail was asked to follow until stopped, so this is
+    a failure a script or a supervisor should see (exit 1)."""
     print(
         f"exesdb-bridge: the bridge at {safe_url(bridge.url)} closed the stream"
         f" after {printed} message(s) (it is stopping, or a proxy ended the stream)",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
+
+
+def _broke_off(bridge: Target, printed: int) -> int:
+    """Say that the stream broke off after ``printed`` messages: it had begun, so the bridge
+    was reached, and it died, or the connection did. Exit 1."""
+    print(
+        f"exesdb-bridge: the stream from {safe_url(bridge.url)} broke off after {printed}"
+        " message(s): the bridge stopped without ending it, or the connection was lost",
         file=sys.stderr,
     )
     return EXIT_FAILED

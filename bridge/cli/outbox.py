@@ -121,12 +121,12 @@ def _outbox(args: argparse.Namespace) -> int:
     import sqlite3
     from pathlib import Path
 
-    from bridge.client_settings import OutboxSettings
+    from bridge.client_environment import OutboxValues
     from bridge.receiver_keys import receiver_label
     from bridge.sinks.alerts.outbox import FILE_NAME, Outbox, refuse_unwritable, unopenable_hint
     from bridge.sinks.alerts.records import DeliveryState
 
-    settings = client_settings_or_exit(OutboxSettings)
+    settings = client_settings_or_exit(OutboxValues)
     if args.outbox_command == "retry" and not args.all and not args.ids:
         print("exesdb-bridge: outbox retry needs delivery ids or --all", file=sys.stderr)
         return EXIT_USAGE

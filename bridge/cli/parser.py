@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Final
 
-from bridge.cli import healthcheck
+from bridge.cli import healthcheck_options
 from bridge.cli.alerts import add_alerts_command
 from bridge.cli.messages import add_message_commands
 from bridge.cli.outbox import add_outbox_command
@@ -50,11 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
             " EXESDB_HEALTHCHECK_USERNAME and EXESDB_HEALTHCHECK_PASSWORD_FILE."
         ),
     )
-    healthcheck.add_arguments(health)
-    health.set_defaults(handler=lambda args: healthcheck.main(args.timeout, ready=args.ready))
+    healthcheck_options.add_arguments(health)
+    health.set_defaults(handler=_healthcheck)
     # What main tells an option given before the command by (_refuse_options_before_the_command).
     parser.set_defaults(command_names=tuple(commands.choices))
     return parser
+
+
+def _healthcheck(args: argparse.Namespace) -> int:
+    # The probe (with ssl and threading) imported when asked for: no other command pays for it.
+    from bridge.cli import healthcheck
+
+    return healthcheck.main(args.timeout, ready=args.ready)
 
 
 class _Parser(argparse.ArgumentParser):

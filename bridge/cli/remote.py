@@ -15,7 +15,7 @@ from bridge.redaction import safe_url
 from bridge.urls import url_root
 
 if TYPE_CHECKING:
-    from bridge.client_settings import AdminClientSettings, BridgeLocation
+    from bridge.client_environment import AdminClientValues, Location
 
 __all__ = [
     "BRIDGE_ANSWER",
@@ -50,7 +50,7 @@ def client_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def target_or_exit(args: argparse.Namespace, settings: BridgeLocation) -> Target:
+def target_or_exit(args: argparse.Namespace, settings: Location) -> Target:
     """The bridge ``--url`` / ``EXESDB_URL`` / ``EXESDB_HTTP_ADDR`` point at (exit 2 for an
     unusable ``--cacert``, port 0 or a web config file the bridge would refuse)."""
     try:
@@ -60,7 +60,7 @@ def target_or_exit(args: argparse.Namespace, settings: BridgeLocation) -> Target
         raise SystemExit(EXIT_USAGE) from None
 
 
-def admin_token_or_exit(settings: AdminClientSettings, command: str) -> str:
+def admin_token_or_exit(settings: AdminClientValues, command: str) -> str:
     """``EXESDB_ADMIN_TOKEN`` for ``command`` (exit 2 when unset or empty: the bridge then keeps
     its admin endpoints off)."""
     token = settings.admin_token.get_secret_value() if settings.admin_token is not None else ""

@@ -1,41 +1,24 @@
-"""How the client commands find the addresses of the bridge's host: every one, as curl finds them.
+"""How aiohttp finds the addresses of the bridge's host for the client commands: every one.
 
-``localhost``, and any name under it (``bridge.localhost``), is both loopback addresses, ``::1``
-then ``127.0.0.1``, without asking the system (RFC 6761 section 6.3, as curl does): /etc/hosts
-may list ``127.0.0.1`` alone, and a bridge told ``EXESDB_HTTP_ADDR=[::1]:9570`` listens on
-``::1`` alone. Any other name is every address ``getaddrinfo`` gives, its IPv6 ones kept on a
-host whose only IPv6 address is loopback (aiohttp's own resolver asks with ``AI_ADDRCONFIG``,
-which drops them there). The connector tries the addresses in turn, so an address nothing
-listens on is passed over at once.
+The addresses are ``bridge.cli.addresses``' (both loopback ones for ``localhost``, every one
+``getaddrinfo`` gives for any other name), asked without blocking the event loop; the connector
+tries them in turn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any, Final
+from typing import Final
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from bridge.cli.addresses import LOOPBACK, found, is_localhost, numeric
+
 __all__ = ["EveryAddress"]
 
-# RFC 6724's order, which getaddrinfo gives for a name listed with both.
-_LOOPBACK: Final = (("::1", socket.AF_INET6), ("127.0.0.1", socket.AF_INET))
 # What the connector is told of an address it is given: a number, not a name to look up again.
 _NUMERIC: Final = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
-
-
-def _is_localhost(host: str) -> bool:
-    name = host.rstrip(".").lower()
-    return name == "localhost" or name.endswith(".localhost")
-
-
-def _numeric(kind: int, address: tuple[Any, ...]) -> str:
-    """The address as the connector takes it: a link-local IPv6 one with its scope
-    (``fe80::1%2``), which getaddrinfo gives apart."""
-    if kind == socket.AF_INET6 and address[3]:
-        return f"{address[0]}%{address[3]}"
-    return str(address[0])
 
 
 class EveryAddress(AbstractResolver):
@@ -46,22 +29,19 @@ class EveryAddress(AbstractResolver):
     ) -> list[ResolveResult]:
         """Every address of ``host`` of ``family`` (AF_UNSPEC: of either); OSError
         (``socket.gaierror``) when it has none."""
-        if _is_localhost(host):
-            found = [(address, kind) for address, kind in _LOOPBACK if family in (0, kind)]
+        addresses: list[tuple[str, int]]
+        if is_localhost(host):
+            addresses = [(address, kind) for address, kind in LOOPBACK if family in (0, kind)]
         else:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, family=family, type=socket.SOCK_STREAM
             )
-            found = [
-                (_numeric(kind, address), kind)
-                for kind, _type, _proto, _name, address in infos
-                if kind in (socket.AF_INET, socket.AF_INET6)
-            ]
+            addresses = [(numeric(kind, address), kind) for kind, address in found(infos)]
         return [
             ResolveResult(
                 hostname=host, host=address, port=port, family=kind, proto=0, flags=_NUMERIC
             )
-            for address, kind in dict.fromkeys(found)
+            for address, kind in dict.fromkeys(addresses)
         ]
 
     async def close(self) -> None:

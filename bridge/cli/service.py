@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import logging
 import os
 import signal
 import time
@@ -23,15 +22,24 @@ from bridge.errors import BridgeError, ConfigError
 from bridge.urls import own_url
 
 if TYPE_CHECKING:
+    import logging
+
     from bridge.app import Bridge
     from bridge.settings import Settings
 
 __all__ = ["add_service_commands"]
 
-_logger = logging.getLogger("bridge")
 
 # The cycle collector's generation thresholds once running (docs/performance.md measures them).
 _GC_THRESHOLDS: Final = (50_000, 20, 20)
+
+
+def _logger() -> logging.Logger:
+    """The bridge's logger; logging imported when ``run`` first logs, not as the parser of every
+    command is built."""
+    import logging
+
+    return logging.getLogger("bridge")
 
 
 def add_service_commands(commands: Commands) -> None:
@@ -86,32 +94,32 @@ async def _serve(settings: Settings, demo: bool) -> int:
     try:
         await bridge.start()
     except OSError as exc:  # the address is a BridgeError of its own; this is anything else
-        _logger.error("cannot start: %s", exc)
+        _logger().error("cannot start: %s", exc)
         await bridge.aclose()
         return EXIT_FAILED
     except ConfigError as exc:  # e.g. EXESDB_STATE_DIR cannot hold the alert outbox
-        _logger.error("%s", exc)
+        _logger().error("%s", exc)
         await bridge.aclose()
         return EXIT_USAGE
     except BridgeError as exc:
-        _logger.error("%s", exc)
+        _logger().error("%s", exc)
         await bridge.aclose()
         return EXIT_FAILED
     _settle_heap()
     keep_heap_for_bodies(settings.max_body_bytes)  # the bodies' memory kept between requests
-    _logger.info("exesdb-bridge %s running as node %s", __version__, settings.node)
+    _logger().info("exesdb-bridge %s running as node %s", __version__, settings.node)
     if bridge.address is not None:
         tls = bridge.web_config is not None and bridge.web_config.ssl_context is not None
         base = own_url(*bridge.address, tls=tls)
         # No path after the URL: the log shows a URL's path as /… (it may hold a token).
-        _logger.info("open %s (the status page; /metrics for Prometheus)", base)
+        _logger().info("open %s (the status page; /metrics for Prometheus)", base)
     await stop.wait()
-    _logger.info("stopping")
+    _logger().info("stopping")
     began = time.monotonic()
     await bridge.aclose()
     # The last line: the stop is over (a supervisor's log ends here), and what it took beside
     # what it may take.
-    _logger.info(
+    _logger().info(
         "stopped in %.1fs (EXESDB_SHUTDOWN_TIMEOUT_MS allows %gs)",
         time.monotonic() - began,
         settings.shutdown_timeout_ms / 1000,
@@ -133,7 +141,7 @@ def _hang_up(bridge: Bridge) -> None:
         web_config = "web config: nothing new taken (the file is refused, as logged above)"
     else:
         web_config = "web config: nothing new taken (unchanged)"
-    _logger.info(
+    _logger().info(
         "SIGHUP: %s; environment variables and the receivers file are read at start (restart to "
         "change them)",
         web_config,
@@ -172,12 +180,12 @@ def _start_and_serve(args: argparse.Namespace) -> int:
     settings = settings_or_exit(logged=True)
     configure_logging(settings)
     for note in start_warnings(settings):
-        _logger.warning("%s", note)
+        _logger().warning("%s", note)
     if args.demo and variable_value(os.environ, "EXESDB_STATE_DIR") is None:
         # The demo's made-up alerts (brute force on exesdb-2@demo) would otherwise stay in the
         # outbox of the bridge run next from this folder, escalating to its real receivers.
         settings = settings.model_copy(update={"state_dir": DEMO_STATE_DIR})
-        _logger.info(
+        _logger().info(
             "demo: state kept in %s, apart from a bridge run here without --demo"
             " (set EXESDB_STATE_DIR for another)",
             DEMO_STATE_DIR,
@@ -185,7 +193,7 @@ def _start_and_serve(args: argparse.Namespace) -> int:
     if args.demo and (delivered_to := _alert_destinations(settings)):
         # Documented (docs/deployment.md#demo-traffic): the compose stack shows its alerts in
         # Alertmanager. Said loudly, since a receiver may be a pager.
-        _logger.warning(
+        _logger().warning(
             "demo: the simulated cluster's made-up alerts (brute force, node failures, "
             "unhealthy nodes, ...) will be delivered to %s; unset them to keep the demo to "
             "this bridge",
@@ -194,7 +202,7 @@ def _start_and_serve(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_serve(settings, args.demo))
     except Exception:  # a fault of the bridge's own: its traceback through the redacting log
-        _logger.exception("exesdb-bridge stopped on an unexpected error")
+        _logger().exception("exesdb-bridge stopped on an unexpected error")
         return EXIT_FAILED
 
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence, Set
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from bridge.errors import ConfigError
 from bridge.hidden import on_one_line
 
 if TYPE_CHECKING:
-    from bridge.client_settings import SettingsModel
+    from bridge.client_environment import ClientValues
     from bridge.settings import Settings
 
 __all__ = [
@@ -29,6 +28,8 @@ __all__ = [
     "settings_or_exit",
     "warn",
 ]
+
+Values = TypeVar("Values", bound="ClientValues")
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -65,18 +66,24 @@ def settings_or_exit(*, logged: bool = False) -> Settings:
         raise SystemExit(EXIT_USAGE) from None
 
 
-def client_settings_or_exit(model: type[SettingsModel]) -> SettingsModel:
-    """What a client command reads (``model``, one of ``bridge.client_settings``'), or exit 2
+def client_settings_or_exit(kind: type[Values]) -> Values:
+    """What a client command reads (``kind``, one of ``bridge.client_environment``'), or exit 2
     listing each refused value (a bad value in a variable the command does not read does not
     stop it). First a warning on stderr about each set ``EXESDB_*`` variable that is no setting (a
     typo of the one the command needs, often) and each misspelt ``OTEL_*`` one, as ``run`` and
     ``check-config`` give them; the names of every setting are read only when some such
-    variable beside the command's own is set."""
-    from bridge.client_settings import read_settings
+    variable beside the command's own is set. Plainly good values are read without pydantic;
+    pydantic judges any other (``bridge.client_settings``) and words its refusal."""
+    from bridge.client_environment import read_plainly
 
-    _warn_unknown_variables({str(info.validation_alias) for info in model.model_fields.values()})
+    _warn_unknown_variables(frozenset(kind.VARIABLES.values()))
+    found = read_plainly(kind, os.environ)
+    if found is not None:
+        return found
+    from bridge.client_settings import read_client_settings
+
     try:
-        return read_settings(model)
+        return read_client_settings(kind)
     except ConfigError as exc:
         _say_refused(exc)
         raise SystemExit(EXIT_USAGE) from None
@@ -101,6 +108,8 @@ def _log_refusal(exc: ConfigError, unknown: list[str]) -> None:
     """Each problem an error record and each warning a warning record, then exit 2, when the
     raw environment asks for JSON logs (the settings that would say so failed to load);
     otherwise return, for the plain text."""
+    import logging
+
     from bridge.logs import configure_refusal_logging
 
     if not configure_refusal_logging(os.environ):

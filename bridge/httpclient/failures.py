@@ -8,14 +8,13 @@ text goes through ``bridge.redaction.redact_urls``.
 
 from __future__ import annotations
 
-import os
-import ssl
 from dataclasses import dataclass
 from typing import Final
 
 import aiohttp
 
 from bridge.httpclient.files import ClientSetupError
+from bridge.httpclient.reasons import connection_reason
 from bridge.redaction import redact_urls
 
 __all__ = ["REQUEST_ERRORS", "RequestFailure", "connection_error", "request_failure"]
@@ -60,11 +59,4 @@ def connection_error(exc: aiohttp.ClientConnectorError) -> str:
     error: BaseException = exc.os_error
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         error = exc.certificate_error
-    if isinstance(error, OSError) and not isinstance(error, ssl.SSLError) and error.errno:
-        # asyncio's own words ("Connect call failed ('127.0.0.1', 9570)") repeat the address
-        # and leave out why; the system's name for the errno says it ("Connection refused").
-        # Not an SSLError's errno, which is OpenSSL's, nor a resolver's negative EAI code.
-        text = os.strerror(error.errno) if error.errno > 0 else error.strerror
-    else:
-        text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-    return redact_urls(text or type(error).__name__)
+    return connection_reason(error)

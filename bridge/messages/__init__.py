@@ -25,7 +25,6 @@ if TYPE_CHECKING:
         NODE_REFUSES,
         Message,
         Timestamp,
-        format_timestamp,
         random_hex,
         utc_now,
     )
@@ -64,6 +63,7 @@ if TYPE_CHECKING:
     from bridge.messages.registry import MESSAGE_TYPES, TAGS, model_for
     from bridge.messages.security import AccessViolation, AuthEvent, SecurityAlert, SessionEvent
     from bridge.messages.system import FeatureToggle, SystemConfig, SystemLifecycle
+    from bridge.messages.timestamps import format_timestamp
 
 __all__ = [
     "INSTANCES",
@@ -207,7 +207,6 @@ __getattr__ = lazy_exports(
             "NODE_REFUSES",
             "Message",
             "Timestamp",
-            "format_timestamp",
             "random_hex",
             "utc_now",
         ),
@@ -235,6 +234,7 @@ __getattr__ = lazy_exports(
         ),
         "security": ("AccessViolation", "AuthEvent", "SecurityAlert", "SessionEvent"),
         "system": ("FeatureToggle", "SystemConfig", "SystemLifecycle"),
+        "timestamps": ("format_timestamp",),
         "registry": ("MESSAGE_TYPES", "TAGS", "model_for"),
     },
 )

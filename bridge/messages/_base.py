@@ -17,12 +17,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializ
 from pydantic.config import ExtraValues
 from pydantic_core import CoreSchema, core_schema
 
-from bridge.hidden import HIDDEN_CHARACTERS
+from bridge.hidden import CONTROL_CHARACTERS, NODE_PATTERN
+from bridge.messages.timestamps import format_timestamp
 
 __all__ = [
     "MAX_NAME",
     "NAME_PATTERN",
     "NAME_REFUSES",
+    "NODE_PATTERN",
     "NO_CONTROL_CHARACTERS",
     "JsonMap",
     "Label",
@@ -74,14 +76,6 @@ def to_utc_ms(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond - excess) if excess else value
 
 
-def format_timestamp(value: datetime) -> str:
-    """RFC 3339 UTC with milliseconds: ``2026-11-28T00:00:00.123Z``."""
-    # isoformat is several times faster than strftime (every published message), and writes
-    # every year in four digits, as RFC 3339 asks: strftime's %Y writes the year 1 as "1" (glibc),
-    # a time Go, and so Alertmanager and many receivers, cannot parse.
-    return value.isoformat(timespec="milliseconds")[:23] + "Z"
-
-
 Timestamp = Annotated[
     datetime,
     AfterValidator(to_utc_ms),
@@ -95,20 +89,12 @@ MAX_TEXT: Final = 4096
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 """A non-empty string of bounded length."""
 
-_CONTROL: Final = r"\x00-\x1f\x7f-\x9f"  # C0 (NUL included), DEL and C1, as a class's range
-NO_CONTROL_CHARACTERS: Final = rf"^[^{_CONTROL}]*$"
+NO_CONTROL_CHARACTERS: Final = rf"^[^{CONTROL_CHARACTERS}]*$"
 """No C0 control character (NUL included), DEL or C1 control character: what a string that
 becomes a Prometheus label value must match (checked natively, in pydantic-core)."""
 
 Label = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=NO_CONTROL_CHARACTERS)]
 """A ``Text`` that becomes a label value (the names ``/metrics`` shows)."""
-
-# Zero-width characters and bidirectional controls (bridge.hidden): in a node name they make two
-# names that look the same (``node-1`` and ``node-1`` + U+200B) on the status page, in alerts
-# and in /metrics, or reorder the text shown after the name.
-NODE_PATTERN: Final = rf"^[^{_CONTROL}{HIDDEN_CHARACTERS}]*$"
-"""What a node name (an envelope's ``node``, a payload's, ``EXESDB_NODE``) must match: no
-control character, zero-width character or bidirectional control (checked natively)."""
 
 NODE_REFUSES: Final = (
     "a zero-width character (U+200B-U+200D, U+2060, U+FEFF) or a bidirectional control (U+061C,"
@@ -141,7 +127,7 @@ _INVISIBLE: Final = (
     r"\u206a-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
 )
 _BLANK: Final = _WHITESPACE + _INVISIBLE
-_REFUSED_IN_NAME: Final = _CONTROL + _NOT_IN_NAME
+_REFUSED_IN_NAME: Final = CONTROL_CHARACTERS + _NOT_IN_NAME
 
 # Blanks, then one character that is neither blank nor refused, then any not refused: a class
 # and its complement meet at the first other character, so no engine backtracks over the blanks.

@@ -1,0 +1,218 @@
+"""The client commands' settings read from the environment without pydantic, when plainly good.
+
+``publish``, ``tail``, ``alerts`` and ``outbox`` start a new interpreter per call, and importing
+pydantic-settings (with asyncio and pydantic's dataclasses) to read three variables cost each of
+them more than the rest of its work (docs/performance.md, "Start-up"). Each command's values are
+read here with the checks ``bridge.client_settings``' model of them applies (the same functions
+where it has them: ``split_addr``, ``http_url_problem``, ``NODE_PATTERN``); a value these checks
+do not take as it is, ``read_plainly`` leaves to that model (``read_client_settings``), which
+takes it or refuses it in ``load_settings``' words, so a refusal reads the same either way.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, Final, Protocol, TypeVar
+
+from bridge.hidden import NODE_PATTERN
+from bridge.probe_settings import DEFAULT_HTTP_ADDR, split_addr, variable_value
+from bridge.urls import http_url_problem
+
+__all__ = [
+    "DEFAULT_STATE_DIR",
+    "MAX_NODE_LENGTH",
+    "MIN_SECRET_LENGTH",
+    "AdminClientValues",
+    "BridgeAddress",
+    "ClientValues",
+    "Location",
+    "OutboxValues",
+    "PublishValues",
+    "Secret",
+    "SecretValue",
+    "read_plainly",
+]
+
+DEFAULT_STATE_DIR: Final = "./.exesdb-bridge"
+# The shortest SECRET_KEY_BASE a bridge with ingest or a Redis bus runs with: so ``publish``
+# knows a shorter key for one no bridge it can post to has.
+MIN_SECRET_LENGTH: Final = 32
+# The longest EXESDB_NODE (``bridge.client_settings.NodeName``).
+MAX_NODE_LENGTH: Final = 255
+_NODE: Final = re.compile(NODE_PATTERN)
+
+
+class SecretValue(Protocol):
+    """A secret as the commands use it: ``Secret`` here, pydantic's ``SecretStr`` in the models."""
+
+    def get_secret_value(self) -> str: ...
+
+
+class Location(Protocol):
+    """Where a bridge is, as ``BridgeAddress`` and the model ``BridgeLocation`` hold it."""
+
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def web_config_file(self) -> str | None: ...
+    @property
+    def listen(self) -> tuple[str, int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A secret read from the environment, its value kept out of ``repr``."""
+
+    value: str = field(repr=False)
+
+    def get_secret_value(self) -> str:
+        """The secret itself."""
+        return self.value
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientValues:
+    """What a client command reads; ``VARIABLES``: each field's environment variable."""
+
+    VARIABLES: ClassVar[Mapping[str, str]] = {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BridgeAddress(ClientValues):
+    """Where a running bridge is (``bridge.client_settings.BridgeLocation``)."""
+
+    VARIABLES: ClassVar[Mapping[str, str]] = {
+        "url": "EXESDB_URL",
+        "http_addr": "EXESDB_HTTP_ADDR",
+        "web_config_file": "EXESDB_WEB_CONFIG_FILE",
+    }
+
+    url: str | None
+    http_addr: str
+    web_config_file: str | None
+
+    @property
+    def listen(self) -> tuple[str, int]:
+        """``EXESDB_HTTP_ADDR`` as (host, port)."""
+        return split_addr(self.http_addr)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdminClientValues(BridgeAddress):
+    """What ``tail`` and ``alerts`` read (``AdminClientSettings``)."""
+
+    VARIABLES: ClassVar[Mapping[str, str]] = {
+        **BridgeAddress.VARIABLES,
+        "admin_token": "EXESDB_ADMIN_TOKEN",
+    }
+
+    admin_token: SecretValue | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishValues(BridgeAddress):
+    """What ``publish`` reads (``PublishSettings``)."""
+
+    VARIABLES: ClassVar[Mapping[str, str]] = {
+        **BridgeAddress.VARIABLES,
+        "secret_key_base": "SECRET_KEY_BASE",
+        "node": "EXESDB_NODE",
+    }
+
+    secret_key_base: SecretValue | None
+    node: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboxValues(ClientValues):
+    """What ``outbox`` reads (``OutboxSettings``)."""
+
+    VARIABLES: ClassVar[Mapping[str, str]] = {"state_dir": "EXESDB_STATE_DIR"}
+
+    state_dir: str
+
+
+Values = TypeVar("Values", bound=ClientValues)
+
+
+class _NotPlain(Exception):
+    """A value the model must judge: it may refuse it, and only it words the refusal."""
+
+
+def _url(value: str | None) -> str | None:
+    # BaseUrl: trimmed, an http(s) URL with a host, its trailing slashes left out.
+    if value is None:
+        return None
+    url = value.strip()
+    if http_url_problem(url) is not None:
+        raise _NotPlain
+    return url.rstrip("/")
+
+
+def _http_addr(value: str | None) -> str:
+    # ListenAddress: as the bridge listens (split_addr), taken as given.
+    if value is None:
+        return DEFAULT_HTTP_ADDR
+    try:
+        split_addr(value)
+    except ValueError:
+        raise _NotPlain from None
+    return value
+
+
+def _trimmed(value: str | None) -> str | None:
+    return None if value is None else value.strip()
+
+
+def _token(value: str | None) -> Secret | None:
+    # AdminToken: trimmed (a token kept in a file ends in a line break).
+    return None if value is None else Secret(value.strip())
+
+
+def _secret(value: str | None) -> Secret | None:
+    # SECRET_KEY_BASE is taken as it is, blanks and all.
+    return None if value is None else Secret(value)
+
+
+def _node(value: str | None) -> str:
+    # NodeName: trimmed, 1 to 255 characters matching NODE_PATTERN; unset, the host's name.
+    if value is None:
+        return socket.gethostname()
+    node = value.strip()
+    if not 1 <= len(node) <= MAX_NODE_LENGTH or _NODE.match(node) is None:
+        raise _NotPlain
+    return node
+
+
+def _state_dir(value: str | None) -> str:
+    return DEFAULT_STATE_DIR if value is None else value.strip()
+
+
+_READERS: Final[Mapping[str, Callable[[str | None], object]]] = {
+    "EXESDB_URL": _url,
+    "EXESDB_HTTP_ADDR": _http_addr,
+    "EXESDB_WEB_CONFIG_FILE": _trimmed,
+    "EXESDB_ADMIN_TOKEN": _token,
+    "SECRET_KEY_BASE": _secret,
+    "EXESDB_NODE": _node,
+    "EXESDB_STATE_DIR": _state_dir,
+}
+
+
+def read_plainly(kind: type[Values], environ: Mapping[str, str]) -> Values | None:
+    """``kind``'s values from ``environ`` (unset, empty or blanks only: the default, as every
+    setting), or None when one of them is not plainly good: ``read_client_settings`` then has
+    the model judge it."""
+    values = {}
+    for name, variable in kind.VARIABLES.items():
+        value = variable_value(environ, variable)
+        try:
+            if value is not None:
+                value.encode()  # an undecodable byte (a surrogate escape): the model judges it
+            values[name] = _READERS[variable](value)
+        except (_NotPlain, UnicodeEncodeError):
+            return None
+    return kind(**values)

@@ -1,0 +1,28 @@
+"""Why a connection could not be made, in the system's words, from aiohttp's errors or the stdlib's.
+
+A refused connection is "Connection refused" whether aiohttp tried it (``failures``: the
+deliveries, the Alertmanager poster) or the standard library did (``bridge.cli.exchange``: the
+client commands), with no secret in the text.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+
+from bridge.redaction import redact_urls
+
+__all__ = ["connection_reason"]
+
+
+def connection_reason(error: BaseException) -> str:
+    """Why a connection failed with ``error`` (refused, no such host, the TLS handshake's
+    reason): the system's name for its errno, else its own words."""
+    if isinstance(error, OSError) and not isinstance(error, ssl.SSLError) and error.errno:
+        # asyncio's own words ("Connect call failed ('127.0.0.1', 9570)") repeat the address
+        # and leave out why; the system's name for the errno says it ("Connection refused").
+        # Not an SSLError's errno, which is OpenSSL's, nor a resolver's negative EAI code.
+        text = os.strerror(error.errno) if error.errno > 0 else error.strerror
+    else:
+        text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return redact_urls(text or type(error).__name__)
