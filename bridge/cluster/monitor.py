@@ -16,7 +16,7 @@ from typing import Any, Final, Literal
 from prometheus_client import CollectorRegistry, Counter
 
 from bridge.bus import Bus, Coordinator, Envelope, LocalCoordinator
-from bridge.cluster.cadence import INTERVAL_KEY, MISSED_INTERVALS, Pacing
+from bridge.cluster.cadence import INTERVAL_KEY, MISSED_INTERVALS, Cadence, Pacing
 from bridge.cluster.groups import NAMED, DownGroups
 from bridge.cluster.nodes import MAX_NODES, Dropped, EvictedDowns, Node, Reason, State
 from bridge.cluster.reports import Change, cluster_health, memberships
@@ -177,7 +177,7 @@ class ClusterMonitor:
         now = self._clock()
         nodes = self._nodes
         me = self.node
-        beat = self._pacing.beat
+        beat = self._timer()
         for envelope in envelopes:
             try:
                 publisher = envelope.node
@@ -251,11 +251,17 @@ class ClusterMonitor:
                 metadata = lifecycle.metadata
                 start = metadata.get("heartbeat") is not True
                 self._pacing.joined(node.cadence, metadata, start=start)
-                self._pacing.beat(node.cadence, now)
+                self._timer()(node.cadence, now)
                 if start and publisher != self.node:
                     self._greet = True  # it heard nobody's interval yet: say this one's
             self._said(lifecycle.node, lifecycle.event)
         return node
+
+    def _timer(self) -> Callable[[Cadence, float], None]:
+        """What a node's sign of life does to its pace: timed, unless this replica was found cut
+        off and has not ticked since: the Redis bus hands on what came meanwhile as it
+        reconnects, before that tick, and a gap across the cut is no sign of any node's pace."""
+        return _untimed if self._blind else self._pacing.beat
 
     def _said(self, name: str, event: str) -> None:
         """A transition of ``name`` announced on the bus (by any replica, or by the node)."""
@@ -730,6 +736,11 @@ class ClusterMonitor:
             "lifecycle",
             NodeLifecycle(node=self.node, event="left", cluster_size=max(0, self._up_count() - 1)),
         )
+
+
+def _untimed(cadence: Cadence, now: float) -> None:
+    """A sign of life heard across a cut: neither its gap nor the next one is timed."""
+    cadence.lapse()
 
 
 def _shown(dropped: Dropped) -> str:

@@ -194,3 +194,31 @@ async def test_a_node_whose_pace_slows_is_found_down_once_then_timed_by_its_new_
     silent = await follower.silent_until_down(3 * slower)
     assert silent is not None
     assert 3 * slower < silent <= 3 * slower + TICK
+
+
+async def test_a_gap_across_a_cut_off_heard_before_the_next_tick_counts_for_nothing(
+    make_replica, clock: Clock
+) -> None:
+    """A 3 s node timed by its gaps, heard by a 500 ms replica cut off from the bus for a
+    minute: what it sent meanwhile arrives as the connection comes back, before the replica's
+    next tick (as the Redis bus's reader hands its backlog on), and the gap across the cut
+    stretches nothing: once the node stops, it is found down three of its 3 s intervals on,
+    not three of the gap."""
+    replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
+    await replica.hear(NODE, health())
+    follower = Follower(replica, clock)
+    await follower.run(10 * SLOW, every(SLOW, 10 * SLOW, start=SLOW))
+    replica.transport.reason = "Redis unreachable"
+    clock.forward(TICK)
+    await replica.tick()  # finds itself cut off
+    clock.forward(60)
+    replica.transport.reason = None
+    for _ in range(20):  # the minute's backlog, heard before the next tick
+        await replica.hear(NODE, health())
+    follower.last_heard = clock.now
+    resumed = clock.now - follower.began
+    await follower.run(resumed + 10 * SLOW, every(SLOW, resumed + 10 * SLOW, resumed + SLOW))
+    assert follower.downs() == []
+    silent = await follower.silent_until_down(3 * SLOW)
+    assert silent is not None
+    assert 3 * SLOW < silent <= 3 * SLOW + TICK

@@ -16,6 +16,7 @@ import shlex
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -421,6 +422,45 @@ def test_a_lease_the_acl_user_may_not_renew_is_told_as_refused_until_granted(
     assert set(leading) == {0}, leading
     wait_until(lambda: notifications(receiver, "acl-renew"), 15, "the alert delivered")
     assert metric(process.url, "exesdb_redis_work_queue_leader") == 1
+
+
+def told_refused(process: BridgeProcess, refusal: str) -> bool:
+    """Whether ``process``'s /readyz says ``refusal``."""
+    return bus_readiness(process)[1].startswith(refusal)
+
+
+def test_replicas_whose_acl_user_may_not_renew_the_lease_each_say_so_for_leases_on_end(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """Two replicas on the documented user without ``+pexpire``: no replica can take the work
+    queue up, and for leases on end each says so, 503 on /readyz (Redis refuses the bridge's
+    commands) in one warning naming the renewal; neither says it is ready, nor that the lease
+    is held elsewhere, as it would of the lease set by the other and left to run out."""
+    set_rules(acl_redis, "-pexpire")
+    url = bus_url(acl_redis)
+    replicas = start_replicas(tmp_path, bridge_processes, acl_redis, webhook_receiver())
+    refusal = told(url, REFUSES_COMMANDS)
+    for replica in replicas:
+        wait_until(partial(told_refused, replica, refusal), 15, "the refusal told")
+    began = time.monotonic()
+    seen: list[tuple[str, int, bool, str]] = []
+
+    def refused_for_leases() -> bool:
+        # Watched for ten leases: a lease set by one replica and left to run out is seen by
+        # the other as held, and each takes it in turn.
+        for replica in replicas:
+            status, reason = bus_readiness(replica)
+            node = replica.env["EXESDB_NODE"]
+            seen.append((node, status, reason.startswith(refusal), lease_where(replica)))
+        return time.monotonic() - began > 10 * CLAIM_IDLE_MS / 1000
+
+    wait_until(refused_for_leases, 30, "ten leases watched")
+    assert {(status, refused) for _, status, refused, _ in seen} == {(503, True)}, seen
+    assert "elsewhere" not in {where for *_, where in seen}, seen
+    renewal = "(the work-queue lease's renewal, a script running GET and PEXPIRE)"
+    for replica in replicas:
+        warnings = [line for line in replica.log().splitlines() if renewal in line]
+        assert len(warnings) == 1, warnings
 
 
 def test_a_held_lease_whose_renewal_is_refused_at_run_time_is_let_go_and_told_until_granted(

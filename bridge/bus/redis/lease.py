@@ -5,7 +5,7 @@ state (a firing alert and its resolve, an ongoing condition notified once); the 
 still gives acknowledgement, and a new holder claims what a dead one left pending. The lease
 expires after ``lease_ms`` unless renewed (every third of it), so a dead holder's lapses. A
 lease set is renewed at once, before it is taken up: one Redis refuses to renew is told refused
-(not taken up and lost again each lease).
+and given back (not taken up and lost again each lease, nor seen held by the other replicas).
 """
 
 from __future__ import annotations
@@ -189,8 +189,14 @@ class Lease:
             # Renewed at once, before it is taken up: a lease Redis lets this replica set but not
             # renew (an ACL user without PEXPIRE) would be taken up and lost each lease, the
             # refusal told and then ended by the next take; refused here, it is told until the
-            # renewal gets through, and the lease left to run out.
-            taken = taken and await self._renew()
+            # renewal gets through, and the lease given back: left to run out, the other
+            # replicas would see it held, and stand by ready while none can take the queue up.
+            try:
+                taken = taken and await self._renew()
+            except ResponseError:
+                with contextlib.suppress(*RETRYABLE):
+                    await client.eval(_RELEASE, 1, self._key, self._consumer)
+                raise
         if taken:
             self._renewed = sent
         return taken
