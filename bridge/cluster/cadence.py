@@ -37,7 +37,8 @@ INTERVAL_KEY: Final = "interval_ms"
 # Seconds: the interval of a node not known yet, EXESDB_HEALTH_BROADCAST_INTERVAL's default (a
 # cluster left at it finds such a node down when it did before).
 FIRST_INTERVAL: Final = 30.0
-# Seconds: a longer declaration counts as this, so no value keeps a silent node up for ever.
+# Seconds: a longer interval, declared or seen, counts as this, so no value or run of ever longer
+# gaps keeps a silent node up for ever.
 _LONGEST: Final = 3_600.0
 _NEVER: Final = -math.inf
 
@@ -123,7 +124,8 @@ class Pacing:
             cadence.limit = self._limit(cadence)
 
     def _limit(self, cadence: Cadence) -> float:
-        return MISSED_INTERVALS * max(self._floor, cadence.peak, cadence.previous)
+        interval = min(max(self._floor, cadence.peak, cadence.previous), _LONGEST)
+        return MISSED_INTERVALS * interval
 
 
 def _declared(metadata: Mapping[str, object]) -> float | None:
@@ -131,7 +133,10 @@ def _declared(metadata: Mapping[str, object]) -> float | None:
     value = metadata.get(INTERVAL_KEY)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    seconds = value / 1000
+    try:
+        seconds = value / 1000
+    except OverflowError:  # an integer past any float's range: longer than the longest
+        return _LONGEST
     if not seconds > 0:  # NaN too
         return None
     return min(seconds, _LONGEST)

@@ -60,11 +60,11 @@ class Follower:
             if self.silent_when_down is None and len(self.downs()) > downs:
                 self.silent_when_down = self.clock.now - self.last_heard
 
-    async def silent_until_down(self, limit: float) -> float | None:
-        """The node sending no more: the replica ticks on, in whole seconds up to half a
-        second before ``limit`` of silence, then a tick at a time; the silence when it was
-        found down (None: it was not, by one second after ``limit``)."""
-        await self.run(self.last_heard - self.began + limit - 0.5, [])
+    async def silent_until_down(self, limit: float, step: float = 1.0) -> float | None:
+        """The node sending no more: the replica ticks on, ``step`` seconds at a time up to
+        half a second before ``limit`` of silence, then a tick at a time; the silence when it
+        was found down (None: it was not, by one second after ``limit``)."""
+        await self.run(self.last_heard - self.began + limit - 0.5, [], step=step)
         await self.run(self.last_heard - self.began + limit + 1, [], step=TICK)
         return self.silent_when_down
 
@@ -222,3 +222,41 @@ async def test_a_gap_across_a_cut_off_heard_before_the_next_tick_counts_for_noth
     silent = await follower.silent_until_down(3 * SLOW)
     assert silent is not None
     assert 3 * SLOW < silent <= 3 * SLOW + TICK
+
+
+async def test_gaps_growing_just_under_each_limit_stretch_it_to_three_hours_at_the_most(
+    make_replica, clock: Clock
+) -> None:
+    """A node that declared nothing whose every gap comes just within the limit the last one
+    set (each limit three times the last) is timed as an hour's interval at the most: once it
+    stops it is found down three hours on, not three of its last gap."""
+    replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
+    await replica.hear(NODE, health())
+    follower = Follower(replica, clock)
+    at, gap = 0.0, SLOW
+    for _ in range(9):  # 3 s, then 90% of each limit: the last gap is well past an hour
+        at += gap
+        # Steps of a 25th of the gap: each message heard within 4% of when it was sent.
+        await follower.run(at, [at], step=gap / 25)
+        last_gap, gap = gap, 0.9 * 3 * gap
+    assert last_gap > 3_600
+    assert follower.downs() == []
+    silent = await follower.silent_until_down(3 * 3_600, step=60)
+    assert silent is not None
+    assert 3 * 3_600 < silent <= 3 * 3_600 + TICK
+
+
+async def test_a_declared_interval_past_any_floats_range_counts_as_an_hour(
+    make_replica, clock: Clock
+) -> None:
+    """A joined declaring an interval no float can hold is taken (not failed) as the longest
+    interval, an hour: the node is found down three hours after its last message."""
+    replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
+    huge = NodeLifecycle(
+        node=NODE, event="joined", cluster_size=1, metadata={"interval_ms": 10**400}
+    )
+    await replica.hear(NODE, huge)
+    follower = Follower(replica, clock)
+    silent = await follower.silent_until_down(3 * 3_600, step=60)
+    assert silent is not None
+    assert 3 * 3_600 < silent <= 3 * 3_600 + TICK
