@@ -18,6 +18,7 @@ import pytest
 
 from bridge.messages import TAGS
 from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
+from tests.client_servers import answering, behind, cut_short, not_http
 from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess, free_port, run_command
 
 # What the running service needs and no client command does: its metrics, exports, Redis bus,
@@ -42,7 +43,7 @@ ALERT_FIELDS: Final = (
     *("-f", "title=t", "-f", "description=d"),
 )
 # What the client commands asked a bridge with before the standard library's HTTP client
-# (bridge.cli.exchange): aiohttp, its URLs and its event loop. They still do for a redirect.
+# (bridge.cli.exchange): aiohttp, its URLs and its event loop.
 AIOHTTP: Final = ("aiohttp", "yarl", "multidict", "asyncio", "bridge.httpclient.failures")
 # What only ``run`` and ``healthcheck`` use of what every command's parser once imported: the
 # log's library and the probe, whose options the parser takes apart.
@@ -232,6 +233,34 @@ def test_commands_answered_by_a_bridge_import_no_aiohttp(
     assert exited == status
     assert among(imported, [*AIOHTTP, *RUN_AND_PROBE]) == []
     assert "bridge.cli.exchange" in imported
+
+
+COMMANDS: Final = {
+    "publish": (["publish", "system_alert", *ALERT_FIELDS], {"SECRET_KEY_BASE": TEST_SECRET}),
+    "tail": (["tail", "--count", "1"], {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}),
+    "alerts list": (["alerts", "list"], {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}),
+}
+
+
+@pytest.mark.parametrize("answer", ["redirect", "cut short", "not HTTP"])
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_commands_import_no_aiohttp_whatever_the_server_answers(
+    running: BridgeProcess, tmp_path: Path, command: str, answer: str
+) -> None:
+    """``publish``, ``tail`` and ``alerts`` follow a proxy's redirect to a running bridge behind
+    it (exit 0: the message taken, one streamed, the alerts listed), and tell an answer cut
+    short or not HTTP (exit 1), asked once, with the standard library's HTTP client alone: no
+    aiohttp, yarl or asyncio."""
+    argv, own = COMMANDS[command]
+    answers = {"redirect": behind(running.url), "cut short": cut_short, "not HTTP": not_http}
+    with answering(answers[answer]) as server:
+        imported, exited = answered(tmp_path, *argv, "--url", server.url, **own)
+    if answer == "redirect":
+        assert exited == 0
+        assert [asked.path.startswith("/bridge/") for asked in server.asked[:2]] == [False, True]
+    else:
+        assert (exited, len(server.asked)) == (1, 1)
+    assert among(imported, [*AIOHTTP, *RUN_AND_PROBE]) == []
 
 
 def test_outbox_list_imports_the_outbox_but_none_of_the_service(tmp_path: Path) -> None:

@@ -8,11 +8,6 @@ import errno
 import json
 import os
 import socket
-import struct
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +17,19 @@ from bridge.cli.client import Target, bridge_url, target, url_argument, user_arg
 from bridge.client_settings import BridgeLocation
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
+from tests.client_servers import (
+    Answer,
+    answering,
+    by_path,
+    closed_at_once,
+    cut_short,
+    healthy,
+    latin_1,
+    moved_to,
+    not_http,
+    redirect,
+    reset,
+)
 from tests.support import ADMIN_TOKEN, ThreadedBridge, unavailable
 from tests.webconfig.files import WebFiles
 
@@ -177,100 +185,12 @@ def test_localhost_reaches_a_bridge_on_either_loopback_address_alone(
         assert status == 200, text
 
 
-class _Redirecting(BaseHTTPRequestHandler):
-    """Every GET answered 307 to the same path at the server's ``to`` URL."""
-
-    to = ""
-
-    def do_GET(self) -> None:
-        self.send_response(307)
-        self.send_header("Location", self.to + self.path)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: the test reads the answers."""
-
-
 def test_a_redirect_is_followed_to_the_bridge() -> None:
-    """A proxy's redirect (307 to the bridge) is followed, as aiohttp follows it: the answer is
+    """A proxy's redirect (307 to the bridge) is followed, as aiohttp followed it: the answer is
     the bridge's, not the redirect."""
-    with ThreadedBridge() as bridge:
-        _Redirecting.to = bridge.url
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            found = target(BridgeLocation(EXESDB_URL=f"http://127.0.0.1:{server.server_port}"))
-            status, text = found.request("GET", "/healthz")
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(10)
+    with ThreadedBridge() as bridge, answering(moved_to(bridge.url)) as proxy:
+        status, text = target(BridgeLocation(EXESDB_URL=proxy.url)).request("GET", "/healthz")
     assert (status, json.loads(text)) == (200, {"status": "ok"})
-
-
-def _head(conn: socket.socket) -> None:
-    """Read a request's head (a GET has nothing after it)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return
-        data += chunk
-
-
-def _closed_at_once(conn: socket.socket) -> None:
-    _head(conn)
-
-
-def _reset(conn: socket.socket) -> None:
-    _head(conn)
-    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-
-
-def _not_http(conn: socket.socket) -> None:
-    _head(conn)
-    conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
-
-
-def _cut_short(conn: socket.socket) -> None:
-    _head(conn)
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
-
-
-def _latin_1(conn: socket.socket) -> None:
-    _head(conn)
-    body = '{"error": "unauthorized", "detail": "caf\xe9"}'.encode("latin-1")
-    conn.sendall(
-        b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json; charset=latin-1\r\n"
-        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-    )
-
-
-@contextmanager
-def _answering(answer: Callable[[socket.socket], None]) -> Iterator[str]:
-    """A server on a loopback port answering each connection with ``answer`` (then closing
-    it); yields its URL."""
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return  # closed: the test is over
-            with conn:
-                answer(conn)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        listener.shutdown(socket.SHUT_RDWR)  # wakes accept(), which close() alone does not
-        listener.close()
-        thread.join(10)
 
 
 WHERE = "(--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is)"
@@ -279,28 +199,108 @@ WHERE = "(--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is)"
 @pytest.mark.parametrize(
     ("answer", "told"),
     [
-        (_closed_at_once, "Server disconnected"),
-        (_reset, f"[Errno {errno.ECONNRESET}] {os.strerror(errno.ECONNRESET)}"),
-        (_not_http, '400, message="Bad status line'),
-        (_cut_short, "Response payload is not completed: <ContentLengthError"),
+        (closed_at_once, "Server disconnected"),
+        (reset, f"[Errno {errno.ECONNRESET}] {os.strerror(errno.ECONNRESET)}"),
+        (not_http, "the program there answered with something that is not HTTP"),
     ],
-    ids=["closed at once", "reset", "not HTTP", "cut short"],
+    ids=["closed at once", "reset", "not HTTP"],
 )
-def test_a_server_failing_to_answer_is_told_as_aiohttp_told_it(
-    answer: Callable[[socket.socket], None], told: str
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_server_failing_to_answer_is_told_and_asked_once(
+    answer: Answer, told: str, method: str
 ) -> None:
     """A connection closed or reset before the answer is told in aiohttp's words, as it always
-    was; an answer that is not HTTP, or is cut short, is asked again of aiohttp, whose words
-    say what was wrong with it."""
-    with _answering(answer) as url:
-        status, text = target(BridgeLocation(EXESDB_URL=url)).request("GET", "/v1/alerts")
+    was, and an answer that is not HTTP in the commands' own; the request is sent once."""
+    with answering(answer) as server:
+        found = target(BridgeLocation(EXESDB_URL=server.url))
+        status, text = found.request(method, "/v1/alerts", body=b"{}" if method == "POST" else None)
+    assert (status, text) == (0, f"cannot reach the bridge at {server.url}: {told} {WHERE}")
+    assert len(server.asked) == 1
+
+
+def test_an_answer_cut_short_is_told_and_a_post_never_sent_again() -> None:
+    """A POST whose answer breaks off (the bridge may have taken it: publish, alerts ack) is
+    sent once, and the message says it may have been taken: sent again it could be taken twice,
+    or refused as a replay."""
+    with answering(cut_short) as server:
+        found = target(BridgeLocation(EXESDB_URL=server.url))
+        status, text = found.request("POST", "/v1/messages", body=b'{"id": 1}')
     assert status == 0
-    assert text.startswith(f"cannot reach the bridge at {url}: {told}"), text
-    assert text.endswith(f" {WHERE}")
+    assert text == (
+        f"the answer from {server.url} was cut short after 1 of its 100 bytes: the request may"
+        " have been taken, so check before sending it again"
+    )
+    assert [(asked.method, asked.body) for asked in server.asked] == [("POST", b'{"id": 1}')]
+
+
+def test_a_get_answer_cut_short_is_told_as_broken_off() -> None:
+    """A GET whose answer breaks off is told as cut short, asked once."""
+    with answering(cut_short) as server:
+        status, text = target(BridgeLocation(EXESDB_URL=server.url)).request("GET", "/v1/alerts")
+    assert (status, len(server.asked)) == (0, 1)
+    assert text == (
+        f"the answer from {server.url} was cut short after 1 of its 100 bytes (the bridge"
+        " stopped, or the connection was lost)"
+    )
 
 
 def test_an_answer_is_read_in_the_charset_it_names() -> None:
     """An answer's text is decoded by the charset its Content-Type names, as aiohttp's was."""
-    with _answering(_latin_1) as url:
-        status, text = target(BridgeLocation(EXESDB_URL=url)).request("GET", "/v1/alerts")
+    with answering(latin_1) as server:
+        status, text = target(BridgeLocation(EXESDB_URL=server.url)).request("GET", "/v1/alerts")
     assert (status, json.loads(text)["detail"]) == (401, "caf\xe9")
+
+
+@pytest.mark.parametrize("user", [None, ("alice", "pw")], ids=["token alone", "basic auth"])
+def test_credentials_are_not_sent_to_another_origin_a_redirect_leads_to(
+    user: tuple[str, str] | None,
+) -> None:
+    """A redirect within the bridge's origin keeps basic auth and the admin token (in
+    Authorization, or X-ExESDB-Admin-Token beside basic auth); one to another origin (here
+    another port) carries neither there."""
+    with answering(healthy) as elsewhere:
+        hops = {
+            "/v1/alerts": redirect(307, "/v1/moved"),  # relative: the same origin
+            "/v1/moved": redirect(302, elsewhere.url + "/healthz"),
+        }
+        with answering(by_path(hops)) as bridge:
+            found = target(BridgeLocation(EXESDB_URL=bridge.url), user=user)
+            headers = found.admin_headers(ADMIN_TOKEN)
+            status, text = found.request("GET", "/v1/alerts", headers=headers)
+    assert (status, json.loads(text)) == (200, {"status": "ok"})
+    credentials = {"authorization", ADMIN_TOKEN_HEADER.lower()}
+    sent = [sorted(credentials & asked.headers.keys()) for asked in bridge.asked]
+    assert sent == [sorted(credentials if user else {"authorization"})] * 2
+    assert [asked.path for asked in elsewhere.asked] == ["/healthz"]
+    assert credentials & elsewhere.asked[0].headers.keys() == set()
+
+
+@pytest.mark.parametrize(
+    ("status", "method", "then"),
+    [(303, "POST", "GET"), (302, "POST", "GET"), (301, "POST", "GET"), (307, "POST", "POST")],
+)
+def test_a_redirect_asks_again_as_aiohttp_asked(status: int, method: str, then: str) -> None:
+    """303 (and 301 or 302 to a POST) is asked again with GET and no body; 307 (and 308) with
+    the same method and body."""
+    hops = {"/v1/messages": redirect(status, "/v1/done"), "/v1/done": healthy}
+    with answering(by_path(hops)) as server:
+        found = target(BridgeLocation(EXESDB_URL=server.url))
+        headers = {"Content-Type": "application/json"}
+        answered, _ = found.request(method, "/v1/messages", headers=headers, body=b"{}")
+    assert answered == 200
+    first, second = server.asked
+    assert (first.method, first.body) == (method, b"{}")
+    kept = then == method
+    assert (second.method, second.body) == (then, b"{}" if kept else b"")
+    assert ("content-type" in second.headers) == kept
+
+
+def test_a_redirect_loop_ends_after_ten_requests() -> None:
+    """A server redirecting without end is asked ten times, as aiohttp asked it, and told."""
+    with answering(redirect(307, "/v1/alerts")) as server:
+        status, text = target(BridgeLocation(EXESDB_URL=server.url)).request("GET", "/v1/alerts")
+    assert (status, len(server.asked)) == (0, 10)
+    assert text == (
+        f"cannot reach the bridge at {server.url} (redirected to {server.url}/…):"
+        f" redirected more than 9 times {WHERE}"
+    )

@@ -5,9 +5,8 @@ then ``127.0.0.1``, without asking the system (RFC 6761 section 6.3, as curl doe
 may list ``127.0.0.1`` alone, and a bridge told ``EXESDB_HTTP_ADDR=[::1]:9570`` listens on
 ``::1`` alone. Any other name is every address ``getaddrinfo`` gives, its IPv6 ones kept on a
 host whose only IPv6 address is loopback (aiohttp's own resolver asks with ``AI_ADDRCONFIG``,
-which drops them there). Addresses are tried in turn, so one nothing listens on is passed over
-at once: by ``bridge.cli.exchange`` with the standard library, by aiohttp through
-``bridge.cli.resolver``.
+which drops them there). ``bridge.cli.exchange`` tries them in turn, so one nothing listens on
+is passed over at once.
 """
 
 from __future__ import annotations
@@ -16,29 +15,21 @@ import socket
 from collections.abc import Iterable
 from typing import Any, Final
 
-__all__ = ["LOOPBACK", "every_address", "found", "is_localhost", "numeric"]
+__all__ = ["every_address"]
 
 # RFC 6724's order, which getaddrinfo gives for a name listed with both.
-LOOPBACK: Final = (("::1", socket.AF_INET6), ("127.0.0.1", socket.AF_INET))
+_LOOPBACK: Final = (("::1", socket.AF_INET6), ("127.0.0.1", socket.AF_INET))
 # What getaddrinfo gives: (family, type, proto, canonical name, socket address).
 _AddrInfo = tuple[Any, Any, Any, Any, tuple[Any, ...]]
 
 
-def is_localhost(host: str) -> bool:
+def _is_localhost(host: str) -> bool:
     """Whether ``host`` is ``localhost`` or a name under it."""
     name = host.rstrip(".").lower()
     return name == "localhost" or name.endswith(".localhost")
 
 
-def numeric(kind: int, address: tuple[Any, ...]) -> str:
-    """The address as a connector takes it: a link-local IPv6 one with its scope
-    (``fe80::1%2``), which getaddrinfo gives apart."""
-    if kind == socket.AF_INET6 and address[3]:
-        return f"{address[0]}%{address[3]}"
-    return str(address[0])
-
-
-def found(infos: Iterable[_AddrInfo]) -> list[tuple[int, tuple[Any, ...]]]:
+def _found(infos: Iterable[_AddrInfo]) -> list[tuple[int, tuple[Any, ...]]]:
     """The IPv4 and IPv6 addresses among getaddrinfo's ``infos``, each once, in its order."""
     kept = (
         (kind, address)
@@ -51,9 +42,9 @@ def found(infos: Iterable[_AddrInfo]) -> list[tuple[int, tuple[Any, ...]]]:
 def every_address(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
     """Every (family, socket address) of ``host`` to try, in order (OSError,
     ``socket.gaierror``, when it has none)."""
-    if is_localhost(host):
+    if _is_localhost(host):
         return [
             (kind, (address, port, 0, 0) if kind == socket.AF_INET6 else (address, port))
-            for address, kind in LOOPBACK
+            for address, kind in _LOOPBACK
         ]
-    return found(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+    return _found(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))

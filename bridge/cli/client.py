@@ -7,10 +7,9 @@ The bridge is at ``--url``, else ``EXESDB_URL``, else the address it listens on
 sends basic auth, and then the admin token travels in ``X-ExESDB-Admin-Token`` since
 ``Authorization`` is taken. Answers come back as (status, text), status 0 when nothing answered.
 
-Requests are made with the standard library (``bridge.cli.exchange``), and with aiohttp, imported
-then, only where aiohttp alone would say what happened as the commands always said it (a
-redirect it follows): the command line builds its parser with this module's argument types, and
-no command pays for aiohttp to send a request or two.
+Requests are made with the standard library (``bridge.cli.exchange``), redirects followed, and
+nothing is ever sent twice: the command line builds its parser with this module's argument
+types, and no command pays for aiohttp to send a request or two.
 """
 
 from __future__ import annotations
@@ -34,8 +33,7 @@ if TYPE_CHECKING:
     import ssl
     from contextlib import AbstractContextManager
 
-    import aiohttp
-
+    from bridge.cli.exchange import CutShort, Unreachable
     from bridge.client_environment import Location
 
 __all__ = [
@@ -128,19 +126,6 @@ class Target:
             return {ADMIN_TOKEN_HEADER: token}
         return {"Authorization": f"Bearer {token}"}
 
-    def session(self, timeout: aiohttp.ClientTimeout | None = None) -> aiohttp.ClientSession:
-        """A client session sending this target's credentials and trusting its CA."""
-        import aiohttp
-
-        from bridge.cli.resolver import EveryAddress
-
-        return aiohttp.ClientSession(
-            timeout=timeout or aiohttp.ClientTimeout(total=TIMEOUT),
-            headers=self._headers(),
-            # Every address of the host, as curl tries them: localhost is ::1 too.
-            connector=aiohttp.TCPConnector(ssl=self.ssl_context or True, resolver=EveryAddress()),
-        )
-
     def request(
         self,
         method: str,
@@ -150,10 +135,8 @@ class Target:
         params: dict[str, str] | None = None,
         body: bytes | None = None,
     ) -> tuple[int, str]:
-        """One request to ``path``; (status, text), or (0, why) when nothing answered.
-
-        Made with the standard library (``bridge.cli.exchange``), and again with aiohttp when
-        only aiohttp would say what happened as the commands said it (a redirect to follow)."""
+        """One request to ``path``, redirects followed; (status, text), or (0, why) when
+        nothing answered or its answer broke off (``bridge.cli.exchange``; never sent twice)."""
         from bridge.cli import exchange
 
         asked = exchange.Request(
@@ -163,12 +146,10 @@ class Target:
             return exchange.send(asked, self.ssl_context, TIMEOUT)
         except exchange.Unreachable as exc:
             return 0, self.unreachable(exc)
+        except exchange.CutShort as exc:
+            return 0, self.cut_short(exc, method)
         except TimeoutError:  # connecting or answering, as aiohttp's total timeout
             return 0, self.silent()
-        except exchange.Handover:
-            import asyncio
-
-            return asyncio.run(self._request_with_aiohttp(method, path, headers, params, body))
 
     def stream(
         self, path: str, *, headers: dict[str, str], params: dict[str, str]
@@ -179,30 +160,6 @@ class Target:
 
         asked = exchange.Request(self.url + path, "GET", self._headers() | headers, params)
         return exchange.stream(asked, self.ssl_context, TIMEOUT)
-
-    async def _request_with_aiohttp(
-        self,
-        method: str,
-        path: str,
-        headers: dict[str, str] | None,
-        params: dict[str, str] | None,
-        body: bytes | None,
-    ) -> tuple[int, str]:
-        import aiohttp
-
-        url = self.url + path
-        try:
-            async with (
-                self.session() as session,
-                session.request(method, url, data=body, headers=headers, params=params) as answer,
-            ):
-                return answer.status, await answer.text()
-        except aiohttp.ClientError as exc:
-            return 0, self.unreachable(exc)
-        except TimeoutError:
-            # aiohttp's overall timeout is no ClientError: a port that takes the connection
-            # and never answers (a bridge stuck, another program) ends here.
-            return 0, self.silent()
 
     def _headers(self) -> dict[str, str]:
         """The headers every request carries: basic auth, when given."""
@@ -218,38 +175,32 @@ class Target:
             f" stuck or overloaded, or another program holds that port ({_WHERE})"
         )
 
-    def unreachable(self, exc: BaseException) -> str:
-        """Why nothing answered (``exc``: aiohttp's error, or ``bridge.cli.exchange``'s
-        ``Unreachable``), and what to check."""
-        from bridge.cli.exchange import Unreachable
-
-        if isinstance(exc, Unreachable):
-            return self._unreachable(exc.reason, tls=exc.tls)
-        import ssl
-
-        import aiohttp
-
-        from bridge.httpclient.failures import connection_error
-
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            reason = connection_error(exc)
-        else:
-            reason = redact_urls(str(exc) or type(exc).__name__)
-        tls = isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLError)
-        return self._unreachable(reason, tls=tls)
-
-    def _unreachable(self, reason: str, *, tls: bool = False) -> str:
-        """Why nothing answered, ``reason`` (the system's words), and what to check; ``tls``:
-        the TLS handshake failed."""
-        if tls:
+    def unreachable(self, exc: Unreachable) -> str:
+        """Why nothing answered (``exc``, from ``bridge.cli.exchange``), and what to check."""
+        where = self._where(exc.redirected)
+        if exc.tls:
             # OpenSSL's answer to a plain-http server: no CA would help.
             hint = (
                 "the bridge may serve plain http: use http:// unless its web config turns TLS on"
-                if "WRONG_VERSION_NUMBER" in reason
+                if "WRONG_VERSION_NUMBER" in exc.reason
                 else "--cacert names a CA to trust"
             )
-            return f"TLS with {safe_url(self.url)} failed: {reason} ({hint})"
-        return f"cannot reach the bridge at {safe_url(self.url)}: {reason} ({_WHERE})"
+            return f"TLS with {where} failed: {exc.reason} ({hint})"
+        return f"cannot reach the bridge at {where}: {exc.reason} ({_WHERE})"
+
+    def cut_short(self, exc: CutShort, method: str) -> str:
+        """What to say when the answer to ``method`` broke off (``exc``): the bridge had the
+        request, and may have taken it, so it is not sent again."""
+        size = f"{exc.received} of its {exc.expected}" if exc.expected else f"{exc.received}"
+        said = f"the answer from {self._where(exc.redirected)} was cut short after {size} bytes"
+        if method == "GET":
+            return f"{said} (the bridge stopped, or the connection was lost)"
+        return f"{said}: the request may have been taken, so check before sending it again"
+
+    def _where(self, redirected: str | None) -> str:
+        """The bridge's URL as shown, and the one a redirect led to when it did."""
+        shown = safe_url(self.url)
+        return shown if redirected is None else f"{shown} (redirected to {safe_url(redirected)})"
 
     def not_a_bridge(self, path: str, what: str, status: int = 200) -> str:
         """What to say when ``path`` answered ``status`` without ``what`` (another server

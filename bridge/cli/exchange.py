@@ -1,17 +1,20 @@
-"""One request to a running bridge with the standard library's HTTP client, failures told as before.
+"""One request to a running bridge with the standard library's HTTP client, redirects followed.
 
 ``publish``, ``alerts`` and ``tail`` make a request or two, and importing aiohttp and asyncio cost
 more than the rest of the command (aiohttp's connector reads the system's CA bundle twice as it
-is imported: docs/performance.md, "Start-up"). ``http.client`` makes them here with what
-``Target`` gave aiohttp: every address of the host in turn (``bridge.cli.addresses``), TLS with
-the target's context (the system's CAs, asking for HTTP/1.1, as aiohttp's own), its headers, and
-one deadline for the whole request, as aiohttp's total timeout (for a stream, until its head has
-come). Each failure is raised in the terms ``Target`` tells: ``Unreachable`` with the system's
-reason, or ``TimeoutError`` (nothing connected or answered in time, as aiohttp's total timeout
-raised it). What aiohttp would have told in words of its own (a redirect it follows, an answer
-that is not HTTP or is broken off, addresses failing in different ways) raises ``Handover``, and
-the caller makes the request again with aiohttp: a redirect, a server that speaks no HTTP or a
-refused connection has taken nothing from it.
+is imported: docs/performance.md, "Start-up"). ``http.client`` makes them here: every address of
+the host in turn (``bridge.cli.addresses``), TLS with the target's context (the system's CAs,
+asking for HTTP/1.1, as aiohttp's own), its headers, and one deadline for the whole request, as
+aiohttp's total timeout (for a stream, until its head has come). Redirects are followed as
+aiohttp followed them (at most ten requests, 303 and a POST's 301/302 asked again
+with GET and no body, 307/308 with the same method and body), the credentials (``Authorization``,
+the admin token's header) sent to the target's origin alone (docs/cli.md#finding-the-bridge).
+
+Each failure is raised in the terms ``Target`` tells: ``Unreachable`` with the reason (the
+system's words, or these for an answer that is not HTTP and a redirect not followed),
+``CutShort`` for an answer broken off (the request may have been taken: nothing is ever sent
+twice), or ``TimeoutError`` (nothing connected or answered in time, as aiohttp's total timeout
+raised it).
 """
 
 from __future__ import annotations
@@ -24,15 +27,16 @@ import ssl
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Final, NamedTuple
-from urllib.parse import SplitResult, urlencode, urlsplit
+from typing import Any, Final, NamedTuple
+from urllib.parse import SplitResult, quote, urlencode, urljoin, urlsplit
 
 from bridge.cli.addresses import every_address
+from bridge.headers import ADMIN_TOKEN_HEADER
 from bridge.httpclient.reasons import connection_reason
-from bridge.redaction import redact_urls
+from bridge.redaction import redact_urls, safe_url
 
 __all__ = [
-    "Handover",
+    "CutShort",
     "Request",
     "Unreachable",
     "answer_text",
@@ -40,23 +44,48 @@ __all__ = [
     "stream",
 ]
 
-# The answers aiohttp follows to another URL (ClientSession's allow_redirects).
+# The requests one asks at most, redirects included: aiohttp's max_redirects, which refused the
+# tenth redirect.
+_MOST_REQUESTS: Final = 10
+# The answers followed to another URL (aiohttp's allow_redirects).
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 # What aiohttp says of a connection closed before any answer (ServerDisconnectedError).
 _DISCONNECTED: Final = "Server disconnected"
+_NOT_HTTP: Final = "the program there answered with something that is not HTTP"
+# Headers that travel to the target's origin alone (scheme, host and port), lower-cased.
+_CREDENTIALS: Final = frozenset({"authorization", ADMIN_TOKEN_HEADER.lower()})
+# Headers that describe a body, dropped with it when a redirect turns the request into a GET.
+_BODY_HEADERS: Final = frozenset({"content-type", "content-length"})
+# What a request target keeps as it is when a redirect's Location is quoted (RFC 3986's
+# reserved characters and the percent of an escape): a space or a non-ASCII letter is quoted.
+_KEPT: Final = "!#$%&'()*+,/:;=?@[]~"
 
 
-class Handover(Exception):
-    """What aiohttp tells in words of its own: the caller makes the request with it instead."""
+class _Failed(Exception):
+    """A request that failed; ``redirected``, the URL a redirect led to where it failed (None:
+    the request's own)."""
+
+    redirected: str | None = None
 
 
-class Unreachable(Exception):
-    """Nothing answered: ``reason``, the system's words; ``tls``, whether TLS refused."""
+class Unreachable(_Failed):
+    """Nothing answered, or nothing the commands can read: ``reason``, in words; ``tls``,
+    whether TLS refused."""
 
     def __init__(self, reason: str, *, tls: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.tls = tls
+
+
+class CutShort(_Failed):
+    """The answer broke off after ``received`` bytes of its body, of ``expected`` when it said
+    how many (None for a chunked one): the request may have been taken."""
+
+    def __init__(self, received: int, expected: int | None) -> None:
+        super().__init__(received, expected)
+        self.received = received
+        self.expected = expected
 
 
 class _Deadline:
@@ -76,6 +105,11 @@ def _port(parts: SplitResult) -> int:
     return parts.port or (443 if parts.scheme == "https" else 80)
 
 
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), _port(parts)
+
+
 def _connect(
     parts: SplitResult, context: ssl.SSLContext | None, deadline: _Deadline
 ) -> socket.socket:
@@ -85,7 +119,7 @@ def _connect(
         addresses = every_address(host, port)
     except OSError as exc:  # no such host: socket.gaierror
         raise Unreachable(connection_reason(exc)) from None
-    errors: list[OSError] = []
+    failed: list[tuple[tuple[Any, ...], OSError]] = []
     for family, address in addresses:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -96,23 +130,31 @@ def _connect(
             raise
         except OSError as exc:
             sock.close()
-            errors.append(exc)
+            failed.append((address, exc))
             continue
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock if parts.scheme != "https" else _tls(sock, host, context, deadline)
-    raise Unreachable(_refused(errors))
+    raise Unreachable(_refused(failed))
 
 
-def _refused(errors: list[OSError]) -> str:
-    """Why no address took the connection, as aiohttp says it: one error's reason, or the
-    errno they share (aiohappyeyeballs raises one error with it); anything else in aiohttp's
-    words."""
-    if len(errors) == 1 or len({str(error) for error in errors}) == 1:
+def _refused(failed: list[tuple[tuple[Any, ...], OSError]]) -> str:
+    """Why no address took the connection: one error's reason, or the errno they share, as
+    aiohttp said it; else each address with its own."""
+    errors = [error for _address, error in failed]
+    if not errors:
+        return "the host has no IPv4 or IPv6 address"
+    if len({str(error) for error in errors}) == 1:
         return connection_reason(errors[0])
     shared = {error.errno for error in errors}
     if len(shared) == 1 and (errno := shared.pop()) and errno > 0:
         return os.strerror(errno)
-    raise Handover
+    return ", ".join(f"{_shown(address)} {connection_reason(error)}" for address, error in failed)
+
+
+def _shown(address: tuple[Any, ...]) -> str:
+    """A socket address as a URL writes it: ``[::1]:9570``, ``127.0.0.1:9570``."""
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _tls(
@@ -163,10 +205,9 @@ class Request(NamedTuple):
 
 def send(request: Request, context: ssl.SSLContext | None, timeout: float) -> tuple[int, str]:
     """The answer to ``request``: its status and text, decoded as aiohttp decodes it; raises
-    ``TimeoutError`` after ``timeout`` seconds, ``Unreachable``, or
-    ``Handover``."""
+    ``TimeoutError`` after ``timeout`` seconds, ``Unreachable`` or ``CutShort``."""
     deadline = _Deadline(timeout)
-    with _exchanged(request, context, deadline, waits=False) as answer, _told():
+    with _exchanged(request, context, deadline, waits=False) as (at, answer), _told(at):
         return answer.status, answer_text(answer)
 
 
@@ -176,7 +217,7 @@ def stream(
 ) -> Iterator[http.client.HTTPResponse]:
     """The answer to ``request`` once its head has come (raising as ``send`` does until then),
     its body then read without a deadline: the bridge's message stream waits for messages."""
-    with _exchanged(request, context, _Deadline(timeout), waits=True) as answer:
+    with _exchanged(request, context, _Deadline(timeout), waits=True) as (_redirected, answer):
         yield answer
 
 
@@ -188,42 +229,83 @@ def answer_text(answer: http.client.HTTPResponse) -> str:
 @contextmanager
 def _exchanged(
     request: Request, context: ssl.SSLContext | None, deadline: _Deadline, *, waits: bool
-) -> Iterator[http.client.HTTPResponse]:
-    """The answer to ``request`` once its head has come, its body read until ``deadline`` (or
-    with none, ``waits``); the connection closed on leaving."""
-    parts = urlsplit(request.url)
-    sock = _connect(parts, context, deadline)
+) -> Iterator[tuple[str | None, http.client.HTTPResponse]]:
+    """The URL a redirect led to (None: ``request``'s own), redirects followed, and its answer
+    once its head has come, the body read until ``deadline`` (or with none, ``waits``); the
+    connection closed on leaving. Nothing is asked twice but by a redirect."""
+    asked, redirected = request, None
+    for _ in range(_MOST_REQUESTS):
+        parts = urlsplit(asked.url)
+        with _told(redirected):
+            sock = _connect(parts, context, deadline)
+        connection = _Connection(parts, sock)
+        try:
+            with _told(redirected):
+                sock.settimeout(deadline.left())
+                target = _request_target(parts, asked)
+                connection.request(asked.method, target, asked.body, dict(asked.headers))
+                answer = connection.getresponse()
+                location = answer.getheader("Location") if answer.status in _REDIRECTS else None
+                if location is None:
+                    sock.settimeout(None if waits else deadline.left())
+                else:
+                    asked = _redirected(asked, answer.status, location)
+            if location is None:
+                yield redirected, answer
+                return
+        finally:
+            connection.close()
+        redirected = asked.url
+    raise _at(Unreachable(f"redirected more than {_MOST_REQUESTS - 1} times"), redirected)
+
+
+def _request_target(parts: SplitResult, request: Request) -> str:
+    """The path and query ``request`` asks (its params after the URL's own query)."""
     query = "&".join(filter(None, [parts.query, urlencode(request.params or {})]))
-    target = (parts.path or "/") + (f"?{query}" if query else "")
-    connection = _Connection(parts, sock)
-    try:
-        with _told():
-            sock.settimeout(deadline.left())
-            connection.request(
-                request.method, target, body=request.body, headers=dict(request.headers)
-            )
-            answer = connection.getresponse()
-            if answer.status in _REDIRECTS and answer.getheader("Location") is not None:
-                raise Handover  # aiohttp follows it
-            sock.settimeout(None if waits else deadline.left())
-        yield answer
-    finally:
-        connection.close()
+    return quote((parts.path or "/") + (f"?{query}" if query else ""), safe=_KEPT)
+
+
+def _redirected(request: Request, status: int, location: str) -> Request:
+    """What to ask next for a redirect to ``location`` (relative to ``request``'s URL), as
+    aiohttp asked it: 303 (and 301 or 302 to a POST) a GET without the body, the others the same
+    method and body; the credentials left out for another origin."""
+    url = urljoin(request.url, location.strip()).partition("#")[0]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Unreachable(f"redirected to {safe_url(url)}, not an http:// or https:// URL")
+    method, body, dropped = request.method, request.body, set[str]()
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        method, body, dropped = "GET", None, set(_BODY_HEADERS)
+    if _origin(url) != _origin(request.url):
+        dropped |= _CREDENTIALS
+    kept = {name: value for name, value in request.headers.items() if name.lower() not in dropped}
+    return Request(url, method, kept, None, body)
 
 
 @contextmanager
-def _told() -> Iterator[None]:
-    """A failure after the connection was made, raised in the terms ``send`` raises."""
+def _told(redirected: str | None) -> Iterator[None]:
+    """A failure, raised in the terms ``send`` raises, noting ``redirected``, the URL a redirect
+    led to (None: the request's own)."""
     try:
         yield
+    except _Failed as exc:
+        raise _at(exc, redirected) from None
     except http.client.RemoteDisconnected:  # closed before answering
-        raise Unreachable(_DISCONNECTED) from None
-    except http.client.HTTPException:  # an answer that is not HTTP, or broken off
-        raise Handover from None
+        raise _at(Unreachable(_DISCONNECTED), redirected) from None
+    except http.client.IncompleteRead as exc:  # the body broken off
+        expected = None if exc.expected is None else len(exc.partial) + exc.expected
+        raise _at(CutShort(len(exc.partial), expected), redirected) from None
+    except http.client.HTTPException:  # a status line or headers that are not HTTP
+        raise _at(Unreachable(_NOT_HTTP), redirected) from None
     except TimeoutError:
         raise
     except OSError as exc:  # a reset: aiohttp's ClientOSError of the same arguments
-        raise Unreachable(redact_urls(str(OSError(*exc.args)))) from None
+        raise _at(Unreachable(redact_urls(str(OSError(*exc.args)))), redirected) from None
+
+
+def _at(exc: _Failed, redirected: str | None) -> _Failed:
+    exc.redirected = redirected
+    return exc
 
 
 def _encoding(content_type: str) -> str:

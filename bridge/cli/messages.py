@@ -269,8 +269,7 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
-    """Print the stream's messages with the standard library (``bridge.cli.exchange``); with
-    aiohttp when only aiohttp would say what happened as ``tail`` said it (a redirect)."""
+    """Print the stream's messages as they come (``bridge.cli.exchange``, redirects followed)."""
     import http.client
 
     from bridge.cli import exchange
@@ -313,60 +312,6 @@ def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
         print(f"exesdb-bridge: {bridge.silent()}", file=sys.stderr)
         return EXIT_FAILED
     except exchange.Unreachable as exc:
-        print(f"exesdb-bridge: {bridge.unreachable(exc)}", file=sys.stderr)
-        return EXIT_FAILED
-    except exchange.Handover:
-        import asyncio
-
-        return asyncio.run(_follow_with_aiohttp(args, bridge, token))
-    return _closed(bridge, printed)
-
-
-async def _follow_with_aiohttp(args: argparse.Namespace, bridge: Target, token: str) -> int:
-    """``_follow`` with aiohttp, which follows a redirect and words the rest in its own way."""
-    import asyncio
-
-    import aiohttp
-
-    from bridge.cli.client import TIMEOUT
-
-    params = {key: value for key in ("instance", "topic") if (value := getattr(args, key))}
-    headers = bridge.admin_headers(token)
-    printed = 0
-    try:
-        async with bridge.session(aiohttp.ClientTimeout(total=None, sock_read=None)) as session:
-            # The stream waits for messages without end, but the bridge opens it at once: a port
-            # that takes the connection and never answers is said, not followed in silence.
-            try:
-                async with asyncio.timeout(TIMEOUT):
-                    response = await session.get(
-                        bridge.url + "/v1/stream", params=params, headers=headers
-                    )
-            except TimeoutError:
-                print(f"exesdb-bridge: {bridge.silent()}", file=sys.stderr)
-                return EXIT_FAILED
-            async with response:
-                if response.status != 200:
-                    say_refused(bridge, "/v1/stream", response.status, await response.text())
-                    return EXIT_FAILED
-                if response.content_type != "text/event-stream":
-                    # Another server on that port: its page is no stream the bridge ended.
-                    print(
-                        f"exesdb-bridge: {bridge.not_a_bridge('/v1/stream', 'an event stream')}",
-                        file=sys.stderr,
-                    )
-                    return EXIT_FAILED
-                async for raw in response.content:
-                    line = raw.decode().rstrip("\n")
-                    if not line.startswith("data: "):
-                        continue
-                    print(_one_line(json.loads(line[6:])), flush=True)
-                    printed += 1
-                    if args.count and printed >= args.count:
-                        return EXIT_OK
-    except aiohttp.ClientPayloadError:
-        return _broke_off(bridge, printed)
-    except aiohttp.ClientError as exc:
         print(f"exesdb-bridge: {bridge.unreachable(exc)}", file=sys.stderr)
         return EXIT_FAILED
     return _closed(bridge, printed)

@@ -17,7 +17,7 @@ from bridge.httpclient.files import ClientSetupError
 from bridge.httpclient.reasons import connection_reason
 from bridge.redaction import redact_urls
 
-__all__ = ["REQUEST_ERRORS", "RequestFailure", "connection_error", "request_failure"]
+__all__ = ["REQUEST_ERRORS", "RequestFailure", "request_failure"]
 
 # What one request may raise that is a failed attempt, not a bug: caught around every request.
 REQUEST_ERRORS: Final = (TimeoutError, aiohttp.ClientError, OSError, ValueError, ClientSetupError)
@@ -42,7 +42,7 @@ def request_failure(exc: BaseException, timeout: float) -> RequestFailure:
         where = f"{exc.host}:{exc.port}"
         if isinstance(exc, aiohttp.ClientProxyConnectionError):  # its host is the proxy's
             where = f"the proxy {where}"
-        return RequestFailure(kind, f"{kind}: cannot connect to {where}: {connection_error(exc)}")
+        return RequestFailure(kind, f"{kind}: cannot connect to {where}: {_connection_error(exc)}")
     shown = redact_urls(str(exc))
     if isinstance(exc, aiohttp.ClientError):
         return RequestFailure(kind, f"{kind}: {shown}" if shown else kind)
@@ -52,7 +52,7 @@ def request_failure(exc: BaseException, timeout: float) -> RequestFailure:
     return RequestFailure(kind, f"{kind}: the HTTP client refused the request: {shown}")
 
 
-def connection_error(exc: aiohttp.ClientConnectorError) -> str:
+def _connection_error(exc: aiohttp.ClientConnectorError) -> str:
     """Why a connection could not be made (refused, no such host, the TLS handshake's reason),
     without aiohttp's text around it, which shows the SSL context's repr (``ssl:<ssl.SSLContext
     object at 0x…>``) and a certificate error as a tuple."""

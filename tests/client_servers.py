@@ -1,0 +1,174 @@
+"""Servers on loopback ports for the client commands' tests: each reads a request, notes it, and
+answers it in one way (a bridge's 200, a redirect, a connection closed or reset, no HTTP, an
+answer cut short), one request a connection (``Connection: close``)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class Asked:
+    """One request a server read: its method, path (with the query), headers (names in lower
+    case) and body."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+Answer = Callable[[socket.socket, Asked], None]
+
+
+@dataclass
+class Server:
+    """A server's URL and the requests it has read, in order."""
+
+    url: str
+    asked: list[Asked] = field(default_factory=list)
+
+
+def _read(conn: socket.socket) -> Asked | None:
+    """The request on ``conn``, its body read to its Content-Length (a server closing on an
+    unread body would reset the connection); None when the client sent none."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    line, *lines = head.decode("latin-1").split("\r\n")
+    method, path, _version = line.split(" ", 2)
+    headers = {}
+    for header in lines:
+        name, _, value = header.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    while len(body) < int(headers.get("content-length", "0")):
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return Asked(method, path, headers, body)
+
+
+@contextmanager
+def answering(answer: Answer) -> Iterator[Server]:
+    """A server on a loopback port answering each request with ``answer`` (then closing the
+    connection)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    server = Server(f"http://127.0.0.1:{listener.getsockname()[1]}")
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            with conn:
+                asked = _read(conn)
+                if asked is not None:
+                    server.asked.append(asked)
+                    answer(conn, asked)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes accept(), which close() alone does not
+        listener.close()
+        thread.join(10)
+
+
+def closed_at_once(conn: socket.socket, asked: Asked) -> None:
+    """No answer: the connection closed."""
+
+
+def reset(conn: socket.socket, asked: Asked) -> None:
+    """No answer: the connection reset."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def not_http(conn: socket.socket, asked: Asked) -> None:
+    """Another protocol's greeting."""
+    conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+
+def cut_short(conn: socket.socket, asked: Asked) -> None:
+    """A 200 whose body ends after 1 of its 100 bytes."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 100\r\n\r\n{")
+
+
+def latin_1(conn: socket.socket, asked: Asked) -> None:
+    """A bridge's 401 in Latin-1, which its Content-Type names."""
+    body = '{"error": "unauthorized", "detail": "caf\xe9"}'.encode("latin-1")
+    conn.sendall(
+        b"HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n"
+        b"Content-Type: application/json; charset=latin-1\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
+def healthy(conn: socket.socket, asked: Asked) -> None:
+    """The bridge's /healthz answer."""
+    body = json.dumps({"status": "ok"}).encode()
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
+def redirect(status: int, location: str) -> Answer:
+    """An answer redirecting with ``status`` to ``location``, as written (relative or not)."""
+
+    def answer(conn: socket.socket, asked: Asked) -> None:
+        conn.sendall(
+            f"HTTP/1.1 {status} Redirect\r\nConnection: close\r\nLocation: {location}\r\n"
+            "Content-Length: 0\r\n\r\n".encode()
+        )
+
+    return answer
+
+
+def moved_to(url: str) -> Answer:
+    """An answer redirecting (307) to the same path and query at ``url``, as a proxy would."""
+    return lambda conn, asked: redirect(307, url + asked.path)(conn, asked)
+
+
+def by_path(answers: dict[str, Answer]) -> Answer:
+    """An answer chosen by the request's path (without its query)."""
+    return lambda conn, asked: answers[asked.path.partition("?")[0]](conn, asked)
+
+
+def behind(url: str) -> Answer:
+    """A proxy serving the bridge at ``url`` under ``/bridge`` and redirecting (307) every
+    other path there, within its own origin, as a proxy that moved the bridge would: what the
+    bridge answers is passed on as it comes (a stream too) until either side closes."""
+    parts = urlsplit(url)
+
+    def answer(conn: socket.socket, asked: Asked) -> None:
+        if not asked.path.startswith("/bridge/"):
+            redirect(307, "/bridge" + asked.path)(conn, asked)
+            return
+        # Closed after the answer, so the next request is served (one connection at a time).
+        headers = "".join(f"{name}: {value}\r\n" for name, value in asked.headers.items())
+        path = asked.path.removeprefix("/bridge")
+        head = f"{asked.method} {path} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n"
+        try:
+            with socket.create_connection((parts.hostname, parts.port), timeout=30) as upstream:
+                upstream.sendall(head.encode("latin-1") + asked.body)
+                while chunk := upstream.recv(65536):
+                    conn.sendall(chunk)
+        except OSError:
+            return  # the client has what it wanted and closed (tail --count 1)
+
+    return answer
