@@ -118,6 +118,16 @@ def latin_1(conn: socket.socket, asked: Asked) -> None:
     )
 
 
+def not_in_its_charset(conn: socket.socket, asked: Asked) -> None:
+    """A proxy's 502 page saying UTF-8, with bytes that are not."""
+    body = b"<h1>Bad gateway \xff\xfe</h1>"
+    conn.sendall(
+        b"HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n"
+        b"Content-Type: text/html; charset=utf-8\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
 def healthy(conn: socket.socket, asked: Asked) -> None:
     """The bridge's /healthz answer."""
     body = json.dumps({"status": "ok"}).encode()

@@ -27,6 +27,7 @@ from tests.client_servers import (
     latin_1,
     moved_to,
     not_http,
+    not_in_its_charset,
     redirect,
     reset,
 )
@@ -249,6 +250,14 @@ def test_an_answer_is_read_in_the_charset_it_names() -> None:
     with answering(latin_1) as server:
         status, text = target(BridgeLocation(EXESDB_URL=server.url)).request("GET", "/v1/alerts")
     assert (status, json.loads(text)["detail"]) == (401, "caf\xe9")
+
+
+def test_an_answer_not_in_the_charset_it_names_is_read_with_the_bad_bytes_replaced() -> None:
+    """A page whose bytes are not in the charset it names (a proxy's 502) is still told, its
+    undecodable bytes shown as replacement characters, not ended in a traceback."""
+    with answering(not_in_its_charset) as server:
+        status, text = target(BridgeLocation(EXESDB_URL=server.url)).request("GET", "/v1/alerts")
+    assert (status, text) == (502, "<h1>Bad gateway \ufffd\ufffd</h1>")
 
 
 @pytest.mark.parametrize("user", [None, ("alice", "pw")], ids=["token alone", "basic auth"])

@@ -222,8 +222,9 @@ def stream(
 
 
 def answer_text(answer: http.client.HTTPResponse) -> str:
-    """The body of ``answer`` decoded as aiohttp's ``text()`` decodes it."""
-    return answer.read().decode(_encoding(answer.getheader("Content-Type", "")))
+    """The body of ``answer`` decoded as aiohttp's ``text()`` decodes it, bytes not in its
+    charset replaced (a proxy's page is told, not a traceback)."""
+    return answer.read().decode(_encoding(answer.getheader("Content-Type", "")), "replace")
 
 
 @contextmanager
