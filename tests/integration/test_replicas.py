@@ -186,17 +186,22 @@ def ran_health(process: BridgeProcess, times: float) -> bool:
     return health_runs(process) >= times
 
 
+def health_ran(replicas: list[BridgeProcess], more: int) -> None:
+    """Wait until each of ``replicas`` has run its health collector ``more`` times again."""
+    runs = {r.url: health_runs(r) for r in replicas}
+    for replica in replicas:
+        wait_until(
+            partial(ran_health, replica, runs[replica.url] + more),
+            15,
+            f"{more} more health intervals on {replica.url}",
+        )
+
+
 def intervals_known(replicas: list[BridgeProcess]) -> None:
     """Wait until each replica has run its health collector twice more, so that each has heard
     the others' NodeHealth again: their intervals are known to it (a node heard once whose
     interval was not declared to a replica, started after it, may stay silent 90 s)."""
-    runs = {r.url: health_runs(r) for r in replicas}
-    for replica in replicas:
-        wait_until(
-            partial(ran_health, replica, runs[replica.url] + 2),
-            15,
-            f"two more health intervals on {replica.url}",
-        )
+    health_ran(replicas, 2)
 
 
 def is_ready(process: BridgeProcess) -> bool:
@@ -426,14 +431,7 @@ def test_a_killed_node_raises_one_node_failure_and_its_restart_resolves_it(
             )
     # Both survivors saw the silence; a second announcement would come within a tick or two:
     # each survivor runs three more health intervals (its health collector's runs tell them).
-    survivors = [r for r in replicas if r is not victim]
-    runs = {r.url: health_runs(r) for r in survivors}
-    for replica in survivors:
-        wait_until(
-            partial(ran_health, replica, runs[replica.url] + 3),
-            15,
-            f"three more health intervals on {replica.url}",
-        )
+    health_ran([r for r in replicas if r is not victim], 3)
     for replica in replicas:
         if replica is not victim:
             downs = metric(
