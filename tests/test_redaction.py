@@ -302,6 +302,10 @@ URL_SPLITTERS = {
     "bridge/httpclient/redirects.py": (
         "a redirect's Location joined to the URL and its origin compared; shows none"
     ),
+    "bridge/cli/exchange.py": (
+        "the client commands' request target, and a redirect's Location joined to the URL and"
+        " its origin compared; shows them through redaction (safe_url)"
+    ),
 }
 
 
