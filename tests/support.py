@@ -27,7 +27,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -521,6 +521,20 @@ class BridgeProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+@contextlib.contextmanager
+def ingesting_bridge(folder: Path) -> Iterator[BridgeProcess]:
+    """A bridge taking signed messages and broadcasting its health every 100 ms (so ``tail``
+    has a message to print at once), its alert outbox in ``folder``'s state directory."""
+    process = BridgeProcess(
+        state_dir=folder / "state", EXESDB_INGEST="true", EXESDB_HEALTH_BROADCAST_INTERVAL="100"
+    )
+    process.start(folder)
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 def terminate(process: subprocess.Popen[Any], timeout: float) -> int:

@@ -19,7 +19,14 @@ import pytest
 from bridge.messages import TAGS
 from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
 from tests.client_servers import answering, behind, cut_short, not_http
-from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess, free_port, run_command
+from tests.support import (
+    ADMIN_TOKEN,
+    TEST_SECRET,
+    BridgeProcess,
+    free_port,
+    ingesting_bridge,
+    run_command,
+)
 
 # What the running service needs and no client command does: its metrics, exports, Redis bus,
 # host probes, HTTP server and the wiring of its components.
@@ -197,15 +204,9 @@ def test_admin_commands_import_none_of_the_service(tmp_path: Path, argv: list[st
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
-    """A bridge taking signed messages and broadcasting its health every 100 ms (so ``tail``
-    has a message to print at once)."""
-    folder = tmp_path_factory.mktemp("answering")
-    process = BridgeProcess(
-        state_dir=folder / "state", EXESDB_INGEST="true", EXESDB_HEALTH_BROADCAST_INTERVAL="100"
-    )
-    process.start(folder)
-    yield process
-    process.stop()
+    """A bridge taking signed messages (``ingesting_bridge``)."""
+    with ingesting_bridge(tmp_path_factory.mktemp("answering")) as process:
+        yield process
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ from bridge.client_settings import (
     read_client_settings,
 )
 from bridge.errors import ConfigError
-from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess, run_bridge
+from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess, ingesting_bridge, run_bridge
 
 # Settings no client command reads, each refused by the service: a bad value, a bad item of a
 # list, a check across two values and a file that cannot be read.
@@ -51,15 +51,9 @@ ALERT: Final = (
 
 @pytest.fixture(scope="module")
 def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
-    """A bridge taking signed messages and broadcasting its health every 100 ms (so ``tail``
-    has a message to print at once), its alert outbox in a state directory of its own."""
-    folder = tmp_path_factory.mktemp("client-settings")
-    process = BridgeProcess(
-        state_dir=folder / "state", EXESDB_INGEST="true", EXESDB_HEALTH_BROADCAST_INTERVAL="100"
-    )
-    process.start(folder)
-    yield process
-    process.stop()
+    """A bridge taking signed messages (``ingesting_bridge``)."""
+    with ingesting_bridge(tmp_path_factory.mktemp("client-settings")) as process:
+        yield process
 
 
 def client_env(bridge: BridgeProcess, **env: str) -> dict[str, str]:

@@ -68,6 +68,13 @@ class Follower:
         await self.run(self.last_heard - self.began + limit + 1, [], step=TICK)
         return self.silent_when_down
 
+    async def found_down_after(self, limit: float, step: float = 1.0) -> None:
+        """Assert that the node, sending no more, is found down once silent for more than
+        ``limit`` seconds, within one tick of the replica (``silent_until_down``)."""
+        silent = await self.silent_until_down(limit, step)
+        assert silent is not None, f"not found down by {limit + 1} s of silence"
+        assert limit < silent <= limit + TICK
+
     def downs(self) -> list[Message]:
         return self.replica.published(NodeLifecycle, event="down", node=NODE)
 
@@ -95,9 +102,7 @@ async def test_a_node_declaring_a_longer_interval_is_found_down_three_of_its_int
     follower = Follower(replica, clock)
     await follower.run(10 * SLOW, every(SLOW, 10 * SLOW, start=SLOW))
     assert follower.downs() == []
-    silent = await follower.silent_until_down(3 * SLOW)
-    assert silent is not None
-    assert 3 * SLOW < silent <= 3 * SLOW + TICK
+    await follower.found_down_after(3 * SLOW)
     assert len(follower.downs()) == 1
 
 
@@ -110,9 +115,7 @@ async def test_a_node_heard_once_is_given_three_of_the_default_interval_for_its_
     replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
     await replica.hear(NODE, health())
     follower = Follower(replica, clock)
-    silent = await follower.silent_until_down(90)
-    assert silent is not None
-    assert 90 < silent <= 90 + TICK
+    await follower.found_down_after(90)
 
 
 async def test_a_node_whose_interval_is_not_declared_is_timed_by_its_gaps(
@@ -126,9 +129,7 @@ async def test_a_node_whose_interval_is_not_declared_is_timed_by_its_gaps(
     follower = Follower(replica, clock)
     await follower.run(20 * SLOW, every(SLOW, 20 * SLOW, start=SLOW))
     assert follower.downs() == []
-    silent = await follower.silent_until_down(3 * SLOW)
-    assert silent is not None
-    assert 3 * SLOW < silent <= 3 * SLOW + TICK
+    await follower.found_down_after(3 * SLOW)
 
 
 async def test_a_single_late_message_stretches_a_nodes_limit_for_a_while_only(
@@ -145,9 +146,7 @@ async def test_a_single_late_message_stretches_a_nodes_limit_for_a_while_only(
     sends = [*every(SLOW, 10 * SLOW, start=SLOW), late, *every(SLOW, after, start=late + SLOW)]
     await follower.run(after, sends)
     assert follower.downs() == []
-    silent = await follower.silent_until_down(3 * SLOW)
-    assert silent is not None
-    assert 3 * SLOW < silent <= 3 * SLOW + TICK
+    await follower.found_down_after(3 * SLOW)
 
 
 async def test_a_node_starting_makes_a_replica_say_its_interval_at_its_next_tick(
@@ -191,9 +190,7 @@ async def test_a_node_whose_pace_slows_is_found_down_once_then_timed_by_its_new_
     assert len(follower.downs()) == 1
     assert len(replica.published(NodeLifecycle, event="reconnected", node=NODE)) == 1
     follower.silent_when_down = None
-    silent = await follower.silent_until_down(3 * slower)
-    assert silent is not None
-    assert 3 * slower < silent <= 3 * slower + TICK
+    await follower.found_down_after(3 * slower)
 
 
 async def test_a_gap_across_a_cut_off_heard_before_the_next_tick_counts_for_nothing(
@@ -219,9 +216,7 @@ async def test_a_gap_across_a_cut_off_heard_before_the_next_tick_counts_for_noth
     resumed = clock.now - follower.began
     await follower.run(resumed + 10 * SLOW, every(SLOW, resumed + 10 * SLOW, resumed + SLOW))
     assert follower.downs() == []
-    silent = await follower.silent_until_down(3 * SLOW)
-    assert silent is not None
-    assert 3 * SLOW < silent <= 3 * SLOW + TICK
+    await follower.found_down_after(3 * SLOW)
 
 
 async def test_gaps_growing_just_under_each_limit_stretch_it_to_three_hours_at_the_most(
@@ -241,9 +236,7 @@ async def test_gaps_growing_just_under_each_limit_stretch_it_to_three_hours_at_t
         last_gap, gap = gap, 0.9 * 3 * gap
     assert last_gap > 3_600
     assert follower.downs() == []
-    silent = await follower.silent_until_down(3 * 3_600, step=60)
-    assert silent is not None
-    assert 3 * 3_600 < silent <= 3 * 3_600 + TICK
+    await follower.found_down_after(3 * 3_600, step=60)
 
 
 async def test_a_declared_interval_past_any_floats_range_counts_as_an_hour(
@@ -257,6 +250,4 @@ async def test_a_declared_interval_past_any_floats_range_counts_as_an_hour(
     )
     await replica.hear(NODE, huge)
     follower = Follower(replica, clock)
-    silent = await follower.silent_until_down(3 * 3_600, step=60)
-    assert silent is not None
-    assert 3 * 3_600 < silent <= 3 * 3_600 + TICK
+    await follower.found_down_after(3 * 3_600, step=60)
