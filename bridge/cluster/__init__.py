@@ -7,12 +7,14 @@ then a heartbeat on every health interval, unless the node was already heard dur
 interval (its health collector's NodeHealth counts). The heartbeat is a NodeLifecycle ``joined``
 with ``metadata.heartbeat = true``: the message vocabulary has no heartbeat event, and ``joined``
 is what a live node says. Both say its interval (``metadata.interval_ms``), and a ``joined`` of
-another node's start is answered with a heartbeat at the next tick. On a graceful stop it
-publishes ``left``.
+another node's start, or a ``down`` of this node announced by another replica (which may hold an
+interval it no longer has), is answered with a heartbeat at the next tick. On a graceful stop
+it publishes ``left``.
 
 Every replica's monitor hears ``ex_esdb_lifecycle`` and ``ex_esdb_health`` and tracks each
 publishing node (the envelope's node). A node silent for three of its own health intervals
-(declared, or seen in its gaps; never fewer than three of the replica's) is down; one
+(declared, or seen in its gaps; never fewer than three of the replica's; not known again once
+back from down, until its gaps or a new declaration tell) is down; one
 replica (whichever wins an atomic Redis ``SET … GET`` on the node's state key) then publishes
 NodeLifecycle ``down``; when the node is heard again the winner publishes ``reconnected``. Each
 tick's changes then go out as ClusterMembership ``node_removed`` / ``node_added`` naming only the

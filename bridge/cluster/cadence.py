@@ -17,8 +17,11 @@ less than of the hearing replica's (whose ticks and pause check go by its own):
   at most; a gap counts for no more than the limit it came within;
 - not known yet (heard once, nothing declared): ``FIRST_INTERVAL``, time for its second
   message, so that a slow node's first message is not followed by a false down. So is a node
-  back from down that declared nothing: its silence may have been an outage or a slower pace,
-  and its next gap tells.
+  back from down, declared or not, with no shorter a limit than it had: its silence may have
+  been an outage or a slower pace (a restart with a longer interval, its ``joined`` missed
+  here: trusting the old declaration would find it down after each message), and its next gap
+  or declaration tells. A bridge that hears itself announced down says its interval again at
+  its next tick (``bridge.cluster.monitor``).
 """
 
 from __future__ import annotations
@@ -86,13 +89,16 @@ class Pacing:
             cadence.limit = MISSED_INTERVALS * max(self._floor, declared)
 
     def back(self, cadence: Cadence) -> None:
-        """The node was found down and is heard again: unless it declared its interval, its
-        silence may have been a slower pace as well as an outage, so it is not known yet (the
-        gap across the down is not timed: an outage's would stretch the limit)."""
-        if cadence.declared:
-            cadence.lapse()
-        else:
-            self._unknown(cadence)
+        """The node was found down and is heard again: its silence may have been a slower pace
+        as well as an outage, even if it declared its interval (it may have restarted with
+        another, its ``joined`` missed here), so it is not known yet until its gaps or a new
+        declaration tell. The gap across the down is not timed (an outage's would stretch the
+        limit), and the limit is no shorter than it was: a slow node is not found down again
+        before its next message."""
+        limit = cadence.limit
+        cadence.declared = False
+        self._unknown(cadence)
+        cadence.limit = max(cadence.limit, limit)
 
     def _unknown(self, cadence: Cadence) -> None:
         cadence.beat = _NEVER

@@ -108,7 +108,8 @@ class ClusterMonitor:
         self._paused = False  # a nap overran: this process did not run (see _nap)
         self._last_beat = float("-inf")
         # Another node started (its joined): it has not heard this one's interval, so this one
-        # says it at its next tick, NodeHealth or not (see _beat).
+        # says it at its next tick, NodeHealth or not (see _beat); so too when another replica
+        # announced this one down: it may hold an interval this one no longer has.
         self._greet = False
         self._own_health = float("-inf")
         self._task: asyncio.Task[None] | None = None
@@ -254,6 +255,10 @@ class ClusterMonitor:
                 self._timer()(node.cadence, now)
                 if start and publisher != self.node:
                     self._greet = True  # it heard nobody's interval yet: say this one's
+            elif lifecycle.event == "down" and lifecycle.node == self.node:
+                # Found down by another replica, which may time it by an interval it no longer
+                # has (its start missed there): say this one's, once however many say so.
+                self._greet = True
             self._said(lifecycle.node, lifecycle.event)
         return node
 

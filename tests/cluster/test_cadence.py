@@ -251,3 +251,94 @@ async def test_a_declared_interval_past_any_floats_range_counts_as_an_hour(
     await replica.hear(NODE, huge)
     follower = Follower(replica, clock)
     await follower.found_down_after(3 * 3_600, step=60)
+
+
+def restart(interval: float) -> NodeLifecycle:
+    """The node's NodeLifecycle joined at a start with ``interval`` seconds."""
+    return NodeLifecycle(
+        node=NODE, event="joined", cluster_size=1, metadata={"interval_ms": int(interval * 1000)}
+    )
+
+
+async def test_a_node_restarted_slower_unheard_by_a_replica_is_found_down_once_not_at_each_message(
+    make_replica, clock: Clock
+) -> None:
+    """A node that declared 1 s restarts at 60 s, its joined missed by a 500 ms replica, and
+    answers no down (a publisher that declares only at its start): it is found down once, and
+    back, then timed by its gaps: not found down over ten of its messages, and found down
+    three of its 60 s on once it stops."""
+    replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
+    await replica.hear(NODE, restart(1.0))
+    follower = Follower(replica, clock)
+    await follower.run(10, every(1.0, 10, start=1.0))
+    assert follower.downs() == []
+    # Restarted at 60 s, its joined not heard: its NodeHealth only, every 60 s.
+    slower = 60.0
+    until = 10 + 10 * slower
+    await follower.run(until, every(slower, until, start=10 + slower), step=5.0)
+    assert len(follower.downs()) == 1
+    assert len(replica.published(NodeLifecycle, event="reconnected", node=NODE)) == 1
+    follower.silent_when_down = None
+    await follower.found_down_after(3 * slower, step=5.0)
+
+
+async def test_a_slow_declared_node_back_from_an_outage_is_not_found_down_between_its_messages(
+    make_replica, clock: Clock
+) -> None:
+    """A node that declared 120 s (slower than a node heard once is given), found down after a
+    real outage and back with NodeHealth only, is not found down between its messages after:
+    its limit no shorter than it was until its gaps tell; once it stops, found down three of
+    its intervals on."""
+    replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
+    slow = 120.0
+    await replica.hear(NODE, restart(slow))
+    follower = Follower(replica, clock)
+    await follower.run(3 * slow, every(slow, 3 * slow, start=slow), step=10.0)
+    await follower.found_down_after(3 * slow, step=10.0)
+    back = clock.now - follower.began + 10
+    await follower.run(back + 8 * slow, every(slow, back + 8 * slow, start=back), step=10.0)
+    assert len(follower.downs()) == 1
+    assert len(replica.published(NodeLifecycle, event="reconnected", node=NODE)) == 1
+    follower.silent_when_down = None
+    await follower.found_down_after(3 * slow, step=10.0)
+
+
+async def test_a_declared_node_back_from_an_outage_is_found_down_in_time_when_it_stops_again(
+    make_replica, clock: Clock
+) -> None:
+    """The 3 s node that declared its interval, found down after an outage and back with its
+    NodeHealth, is found down three of its intervals after it stops again, its pace learnt
+    again from its gaps."""
+    replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
+    await replica.hear(NODE, start())
+    follower = Follower(replica, clock)
+    await follower.run(5 * SLOW, every(SLOW, 5 * SLOW, start=SLOW))
+    await follower.found_down_after(3 * SLOW)
+    back = clock.now - follower.began + 10
+    await follower.run(back + 5 * SLOW, every(SLOW, back + 5 * SLOW, start=back))
+    assert len(replica.published(NodeLifecycle, event="reconnected", node=NODE)) == 1
+    follower.silent_when_down = None
+    await follower.found_down_after(3 * SLOW)
+
+
+async def test_a_replica_announced_down_by_another_says_its_interval_at_its_next_tick(
+    make_replica, clock: Clock
+) -> None:
+    """A down of this replica announced by another (which may time it by an interval it no
+    longer has) makes it publish a heartbeat with its interval at its next tick, though its
+    NodeHealth said it was alive; once for several downs, and none for another node's down."""
+    replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
+    await replica.hear("bridge-1", NodeHealth(node="bridge-1", status="healthy"))
+    for announcer in ("bridge-2", "bridge-3"):
+        await replica.hear(announcer, NodeLifecycle(node="bridge-1", event="down", cluster_size=2))
+    clock.forward(TICK)
+    await replica.tick()
+    await replica.hear("bridge-1", NodeHealth(node="bridge-1", status="healthy"))
+    await replica.hear("bridge-2", NodeLifecycle(node=NODE, event="down", cluster_size=2))
+    clock.forward(TICK)
+    await replica.tick()
+    beats = replica.published(NodeLifecycle, event="joined")
+    assert [beat.metadata for beat in beats] == [
+        {"interval_ms": REPLICA_MS},
+        {"heartbeat": True, "interval_ms": REPLICA_MS},
+    ]

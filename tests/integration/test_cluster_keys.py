@@ -205,10 +205,13 @@ def announced(replica: Replica, node: str, event: str) -> list[Envelope]:
     ]
 
 
-async def on_redis(server: RedisServer, clock: Clock, node: str, **options: Any) -> Replica:
-    """A started replica on the Redis bus of ``server``, coordinating through its keys."""
+async def on_redis(
+    server: RedisServer, clock: Clock, node: str, *, url: str | None = None, **options: Any
+) -> Replica:
+    """A started replica on the Redis bus of ``server`` (reached at ``url`` if given: a proxy),
+    coordinating through its keys."""
     transport = RedisTransport(
-        server.url,
+        url or server.url,
         node=node,
         block_ms=100,
         backoff_seconds=0.05,
