@@ -231,7 +231,9 @@ print(json.dumps({"seconds": time.monotonic() - started, "told": told}))
 def in_a_namespace_with_a_silent_resolver(tmp_path: Path, code: str, *argv: str) -> str:
     """What ``python -c code argv`` prints run in a user, network and mount namespace of its own
     whose /etc/resolv.conf (bind-mounted there, the host's own untouched) names a DNS server on
-    127.0.0.1, which ``code`` is to serve: one attempt, 8 s before the resolver gives up."""
+    127.0.0.1, which ``code`` is to serve: one attempt, 8 s before the resolver gives up. Its
+    /etc/nsswitch.conf asks /etc/hosts then DNS, as Debian's does: not a host's systemd-resolved,
+    whose socket a network namespace does not hide."""
     if shutil.which("unshare") is None:
         unavailable("unshare (util-linux) is not installed")
     namespace = ["unshare", "--map-root-user", "--net", "--mount"]
@@ -240,9 +242,15 @@ def in_a_namespace_with_a_silent_resolver(tmp_path: Path, code: str, *argv: str)
         unavailable(f"no user namespace for the resolver's test: {probe.stderr.strip()}")
     resolv = tmp_path / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.1\noptions timeout:8 attempts:1\n")
-    mounted = 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"'
+    nsswitch = tmp_path / "nsswitch.conf"
+    nsswitch.write_text("hosts: files dns\n")
+    mounted = (
+        'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/nsswitch.conf'
+        ' && shift 2 && exec "$@"'
+    )
+    files = [str(resolv), str(nsswitch)]
     completed = run_command(
-        [*namespace, "sh", "-c", mounted, "sh", str(resolv), sys.executable, "-c", code, *argv]
+        [*namespace, "sh", "-c", mounted, "sh", *files, sys.executable, "-c", code, *argv]
     )
     assert completed.returncode == 0, completed.stderr
     return completed.stdout
