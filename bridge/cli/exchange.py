@@ -7,10 +7,10 @@ the host (``bridge.cli.addresses``) tried as aiohttp tried them (Happy Eyeballs:
 250 ms after the one before, or as soon as it fails), TLS with the target's context (the
 system's CAs, asking for HTTP/1.1, as aiohttp's own), its headers, and one deadline for the
 whole request, the name's lookup included, as aiohttp's total timeout (for a stream, until its
-head has come). Redirects are followed as
-aiohttp followed them (at most ten requests, 303 and a POST's 301/302 asked again
-with GET and no body, 307/308 with the same method and body), the credentials (``Authorization``,
-the admin token's header) sent to the target's origin alone (docs/cli.md#finding-the-bridge).
+head has come). Redirects are followed as aiohttp followed them (at most ten requests, 303 and a
+POST's 301/302 asked again with GET and no body, 307/308 with the same method and body), the
+credentials (``Authorization``, the admin token's header) sent to the target's origin alone
+(docs/cli.md#finding-the-bridge).
 
 Each failure is raised in the terms ``Target`` tells: ``Unreachable`` with the reason (the
 system's words, or these for an answer that is not HTTP and a redirect not followed),
