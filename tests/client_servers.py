@@ -182,3 +182,31 @@ def behind(url: str) -> Answer:
             return  # the client has what it wanted and closed (tail --count 1)
 
     return answer
+
+
+@contextmanager
+def black_holed(host: str, port: int) -> Iterator[None]:
+    """``host``:``port`` dropping every connection attempt unanswered, as a route that loses
+    packets does: a listener that accepts nothing, its queue filled, so the kernel drops each
+    further SYN and the client waits for an answer that never comes."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.create_server((host, port), family=family, backlog=0)
+    held: list[socket.socket] = []
+    try:
+        for _ in range(16):
+            attempt = socket.socket(family)
+            # A connection on loopback is made in microseconds: one not made in 1 s was dropped.
+            attempt.settimeout(1)
+            try:
+                attempt.connect((host, port))
+            except TimeoutError:
+                attempt.close()
+                break
+            held.append(attempt)
+        else:
+            raise AssertionError(f"[{host}]:{port} took 16 connections and dropped none")
+        yield
+    finally:
+        for attempt in held:
+            attempt.close()
+        listener.close()

@@ -7,7 +7,10 @@ import argparse
 import errno
 import json
 import os
+import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from bridge.headers import ADMIN_TOKEN_HEADER
 from tests.client_servers import (
     Answer,
     answering,
+    black_holed,
     by_path,
     closed_at_once,
     cut_short,
@@ -31,7 +35,7 @@ from tests.client_servers import (
     redirect,
     reset,
 )
-from tests.support import ADMIN_TOKEN, ThreadedBridge, unavailable
+from tests.support import ADMIN_TOKEN, ThreadedBridge, run_command, unavailable
 from tests.webconfig.files import WebFiles
 
 
@@ -184,6 +188,83 @@ def test_localhost_reaches_a_bridge_on_either_loopback_address_alone(
         assert found.url == f"http://{where}"
         status, text = found.request("GET", "/healthz")
         assert status == 200, text
+
+
+def test_an_address_dropping_the_connection_does_not_hold_up_the_next() -> None:
+    """``localhost`` whose ``::1`` drops connection attempts unanswered (a black-holed route)
+    reaches the bridge on ``127.0.0.1`` well within the deadline, as aiohttp did: the next
+    address is tried 250 ms after the one before, not once the first has used the whole 10 s."""
+    ipv6_loopback()
+    with answering(healthy) as bridge:
+        port = int(bridge.url.rpartition(":")[2])
+        with black_holed("::1", port):
+            status, text = target(BridgeLocation(EXESDB_URL=f"http://localhost:{port}")).request(
+                "GET", "/healthz"
+            )
+    assert status == 200, text
+    assert len(bridge.asked) == 1
+
+
+# What runs in a namespace whose resolver never answers: the loopback brought up (a new network
+# namespace has it down, and a query sent there would fail at once), a socket on port 53 that
+# reads nothing, and one request to a name, its deadline argv[1] seconds.
+_UNANSWERED_LOOKUP = """
+import fcntl, json, socket, struct, sys, time
+from bridge.cli.exchange import Request, Unreachable, send
+
+with socket.socket() as link:
+    fcntl.ioctl(link, 0x8914, struct.pack("16sH", b"lo", 1))  # SIOCSIFFLAGS: IFF_UP
+resolver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+resolver.bind(("127.0.0.1", 53))
+started = time.monotonic()
+try:
+    send(Request("http://bridge.example:9570/healthz", "GET", {}), None, float(sys.argv[1]))
+    told = "answered"
+except Unreachable as exc:
+    told = exc.reason
+except TimeoutError:
+    told = "timed out"
+print(json.dumps({"seconds": time.monotonic() - started, "told": told}))
+"""
+
+
+def in_a_namespace_with_a_silent_resolver(tmp_path: Path, code: str, *argv: str) -> str:
+    """What ``python -c code argv`` prints run in a user, network and mount namespace of its own
+    whose /etc/resolv.conf (bind-mounted there, the host's own untouched) names a DNS server on
+    127.0.0.1, which ``code`` is to serve: one attempt, 8 s before the resolver gives up. Its
+    /etc/nsswitch.conf asks /etc/hosts then DNS, as Debian's does: not a host's systemd-resolved,
+    whose socket a network namespace does not hide."""
+    if shutil.which("unshare") is None:
+        unavailable("unshare (util-linux) is not installed")
+    namespace = ["unshare", "--map-root-user", "--net", "--mount"]
+    probe = subprocess.run([*namespace, "true"], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        unavailable(f"no user namespace for the resolver's test: {probe.stderr.strip()}")
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:8 attempts:1\n")
+    nsswitch = tmp_path / "nsswitch.conf"
+    nsswitch.write_text("hosts: files dns\n")
+    mounted = (
+        'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/nsswitch.conf'
+        ' && shift 2 && exec "$@"'
+    )
+    files = [str(resolv), str(nsswitch)]
+    completed = run_command(
+        [*namespace, "sh", "-c", mounted, "sh", *files, sys.executable, "-c", code, *argv]
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+def test_a_name_the_resolver_does_not_look_up_in_time_ends_at_the_deadline(
+    tmp_path: Path,
+) -> None:
+    """The name's lookup counts against the request's deadline: a resolver that never answers
+    (which getaddrinfo waits 8 s for here) ends a request given 1 s after about 1 s, told as a
+    name not looked up in time rather than a bridge not answering."""
+    found = json.loads(in_a_namespace_with_a_silent_resolver(tmp_path, _UNANSWERED_LOOKUP, "1"))
+    assert found["told"] == "the system's resolver gave no address for bridge.example within 1 s"
+    assert 1 <= found["seconds"] < 4
 
 
 def test_a_redirect_is_followed_to_the_bridge() -> None:

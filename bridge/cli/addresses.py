@@ -5,12 +5,18 @@ then ``127.0.0.1``, without asking the system (RFC 6761 section 6.3, as curl doe
 may list ``127.0.0.1`` alone, and a bridge told ``EXESDB_HTTP_ADDR=[::1]:9570`` listens on
 ``::1`` alone. Any other name is every address ``getaddrinfo`` gives, its IPv6 ones kept on a
 host whose only IPv6 address is loopback (aiohttp's own resolver asks with ``AI_ADDRCONFIG``,
-which drops them there). ``bridge.cli.exchange`` tries them in turn, so one nothing listens on
-is passed over at once.
+which drops them there). A name is looked up on a thread of its own, so that the request's
+deadline bounds the lookup too (``getaddrinfo`` itself takes no timeout, and a resolver that
+does not answer holds it for its own, 5 s an attempt); an IP address needs no lookup.
+``bridge.cli.exchange`` tries them in this order as aiohttp does (Happy Eyeballs): one nothing
+listens on is passed over at once, one that drops connections unanswered after 250 ms.
 """
 
 from __future__ import annotations
 
+# _thread, not threading: importing threading costs a client command a millisecond, for one
+# thread that is never joined.
+import _thread
 import socket
 from collections.abc import Iterable
 from typing import Any, Final
@@ -39,12 +45,45 @@ def _found(infos: Iterable[_AddrInfo]) -> list[tuple[int, tuple[Any, ...]]]:
     return list(dict.fromkeys(kept))
 
 
-def every_address(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
-    """Every (family, socket address) of ``host`` to try, in order (OSError,
-    ``socket.gaierror``, when it has none)."""
+def every_address(host: str, port: int, within: float) -> list[tuple[int, tuple[Any, ...]]]:
+    """Every (family, socket address) of ``host`` to try, in order: OSError
+    (``socket.gaierror``) when it has none, ``TimeoutError`` when the resolver has not answered
+    within ``within`` seconds."""
     if _is_localhost(host):
         return [
             (kind, (address, port, 0, 0) if kind == socket.AF_INET6 else (address, port))
             for address, kind in _LOOPBACK
         ]
-    return _found(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+    try:  # an IP address, given without asking the resolver
+        return _found(
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+        )
+    except socket.gaierror as exc:
+        if exc.errno != socket.EAI_NONAME:  # a name: looked up below
+            raise
+    return _found(_looked_up(host, port, within))
+
+
+def _looked_up(host: str, port: int, within: float) -> list[_AddrInfo]:
+    """What ``getaddrinfo`` gives for the name ``host``, asked on a thread of its own and waited
+    for ``within`` seconds (``TimeoutError`` then: the thread is left to the resolver, and ends
+    with the command)."""
+    given: list[list[_AddrInfo] | OSError] = []
+    answered = _thread.allocate_lock()
+    answered.acquire()
+
+    def look_up() -> None:
+        try:
+            given.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as exc:
+            given.append(exc)
+        finally:
+            answered.release()
+
+    _thread.start_new_thread(look_up, ())
+    if not answered.acquire(timeout=within):
+        raise TimeoutError
+    found = given[0]
+    if isinstance(found, OSError):
+        raise found
+    return found

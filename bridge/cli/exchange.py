@@ -3,25 +3,29 @@
 ``publish``, ``alerts`` and ``tail`` make a request or two, and importing aiohttp and asyncio cost
 more than the rest of the command (aiohttp's connector reads the system's CA bundle twice as it
 is imported: docs/performance.md, "Start-up"). ``http.client`` makes them here: every address of
-the host in turn (``bridge.cli.addresses``), TLS with the target's context (the system's CAs,
-asking for HTTP/1.1, as aiohttp's own), its headers, and one deadline for the whole request, as
-aiohttp's total timeout (for a stream, until its head has come). Redirects are followed as
-aiohttp followed them (at most ten requests, 303 and a POST's 301/302 asked again
-with GET and no body, 307/308 with the same method and body), the credentials (``Authorization``,
-the admin token's header) sent to the target's origin alone (docs/cli.md#finding-the-bridge).
+the host (``bridge.cli.addresses``) tried as aiohttp tried them (Happy Eyeballs: the next one
+250 ms after the one before, or as soon as it fails), TLS with the target's context (the
+system's CAs, asking for HTTP/1.1, as aiohttp's own), its headers, and one deadline for the
+whole request, the name's lookup included, as aiohttp's total timeout (for a stream, until its
+head has come). Redirects are followed as aiohttp followed them (at most ten requests, 303 and a
+POST's 301/302 asked again with GET and no body, 307/308 with the same method and body), the
+credentials (``Authorization``, the admin token's header) sent to the target's origin alone
+(docs/cli.md#finding-the-bridge).
 
 Each failure is raised in the terms ``Target`` tells: ``Unreachable`` with the reason (the
 system's words, or these for an answer that is not HTTP and a redirect not followed),
 ``CutShort`` for an answer broken off (the request may have been taken: nothing is ever sent
 twice), or ``TimeoutError`` (nothing connected or answered in time, as aiohttp's total timeout
-raised it).
+raised it; a name the resolver did not look up in time is ``Unreachable``, saying so).
 """
 
 from __future__ import annotations
 
 import codecs
+import errno
 import http.client
 import os
+import selectors
 import socket
 import ssl
 import time
@@ -52,6 +56,9 @@ _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 # What aiohttp says of a connection closed before any answer (ServerDisconnectedError).
 _DISCONNECTED: Final = "Server disconnected"
 _NOT_HTTP: Final = "the program there answered with something that is not HTTP"
+# How long a connection attempt has before the next address is tried beside it: RFC 8305's
+# recommended Connection Attempt Delay, aiohttp's happy_eyeballs_delay.
+_NEXT_ATTEMPT: Final = 0.25
 # Headers that travel to the target's origin alone (scheme, host and port), lower-cased.
 _CREDENTIALS: Final = frozenset({"authorization", ADMIN_TOKEN_HEADER.lower()})
 # Headers that describe a body, dropped with it when a redirect turns the request into a GET.
@@ -89,9 +96,10 @@ class CutShort(_Failed):
 
 
 class _Deadline:
-    """Seconds left until a moment, for each socket operation in turn."""
+    """Seconds left until a moment ``seconds`` from its start, for each operation in turn."""
 
     def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
         self._until = time.monotonic() + seconds
 
     def left(self) -> float:
@@ -113,28 +121,70 @@ def _origin(url: str) -> tuple[str, str, int]:
 def _connect(
     parts: SplitResult, context: ssl.SSLContext | None, deadline: _Deadline
 ) -> socket.socket:
-    """A socket to the host of ``parts``, TLS-wrapped for https: each address tried in turn."""
+    """A socket to the host of ``parts``, TLS-wrapped for https: its name looked up and its
+    addresses tried (``_first_to_connect``) within ``deadline``."""
     host, port = parts.hostname or "", _port(parts)
     try:
-        addresses = every_address(host, port)
+        addresses = every_address(host, port, deadline.left())
+    except TimeoutError:
+        raise Unreachable(
+            f"the system's resolver gave no address for {host} within {deadline.seconds:g} s"
+        ) from None
     except OSError as exc:  # no such host: socket.gaierror
         raise Unreachable(connection_reason(exc)) from None
-    failed: list[tuple[tuple[Any, ...], OSError]] = []
-    for family, address in addresses:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(deadline.left())
-            sock.connect(address)
-        except TimeoutError:
-            sock.close()
-            raise
-        except OSError as exc:
-            sock.close()
-            failed.append((address, exc))
-            continue
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock if parts.scheme != "https" else _tls(sock, host, context, deadline)
-    raise Unreachable(_refused(failed))
+    sock = _first_to_connect(addresses, deadline)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock if parts.scheme != "https" else _tls(sock, host, context, deadline)
+
+
+def _first_to_connect(
+    addresses: list[tuple[int, tuple[Any, ...]]], deadline: _Deadline
+) -> socket.socket:
+    """A socket connected to the first of ``addresses`` to take the connection: each attempt
+    started ``_NEXT_ATTEMPT`` after the one before, or as soon as that one fails, and the
+    earlier ones kept waiting (RFC 8305's Happy Eyeballs, as aiohttp and curl connect), so an
+    address that drops the connection unanswered does not hold the next one up until the
+    deadline. ``Unreachable`` when every one failed, ``TimeoutError`` at the deadline."""
+    waiting = list(enumerate(addresses))
+    failed: list[tuple[int, tuple[Any, ...], OSError]] = []
+    trying = selectors.DefaultSelector()
+    next_attempt = time.monotonic()
+    try:
+        while waiting or trying.get_map():
+            now = time.monotonic()
+            if waiting and now >= next_attempt:
+                index, (family, address) = waiting.pop(0)
+                try:
+                    sock = socket.socket(family, socket.SOCK_STREAM)
+                except OSError as exc:  # a family the host lacks: IPv6 turned off
+                    failed.append((index, address, exc))
+                    continue
+                sock.setblocking(False)
+                code = sock.connect_ex(address)
+                if code not in (0, errno.EINPROGRESS):  # 0: loopback may connect at once
+                    sock.close()
+                    failed.append((index, address, OSError(code, os.strerror(code))))
+                    continue
+                trying.register(sock, selectors.EVENT_WRITE, (index, address, sock))
+                next_attempt = now + _NEXT_ATTEMPT
+                continue
+            wait = deadline.left() if not waiting else min(deadline.left(), next_attempt - now)
+            for key, _events in trying.select(wait):
+                attempt: tuple[int, tuple[Any, ...], socket.socket] = key.data
+                index, address, sock = attempt
+                trying.unregister(sock)
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code == 0:
+                    return sock
+                sock.close()
+                failed.append((index, address, OSError(code, os.strerror(code))))
+                next_attempt = now
+    finally:
+        for key in trying.get_map().values():  # the attempts still waiting when one connected
+            key.data[2].close()
+        trying.close()
+    failed.sort(key=lambda failure: failure[0])  # in the addresses' order
+    raise Unreachable(_refused([(address, error) for _index, address, error in failed]))
 
 
 def _refused(failed: list[tuple[tuple[Any, ...], OSError]]) -> str:
@@ -146,8 +196,8 @@ def _refused(failed: list[tuple[tuple[Any, ...], OSError]]) -> str:
     if len({str(error) for error in errors}) == 1:
         return connection_reason(errors[0])
     shared = {error.errno for error in errors}
-    if len(shared) == 1 and (errno := shared.pop()) and errno > 0:
-        return os.strerror(errno)
+    if len(shared) == 1 and (code := shared.pop()) and code > 0:
+        return os.strerror(code)
     return ", ".join(f"{_shown(address)} {connection_reason(error)}" for address, error in failed)
 
 

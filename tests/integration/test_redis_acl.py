@@ -424,6 +424,37 @@ def test_a_lease_the_acl_user_may_not_renew_is_told_as_refused_until_granted(
     assert metric(process.url, "exesdb_redis_work_queue_leader") == 1
 
 
+def test_alert_changes_the_acl_user_may_not_note_are_told_naming_the_script_until_granted(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """On the documented user allowed ``PEXPIRE`` on every key but the open alerts' (an ACL
+    selector: the lease is renewed), the holder's change of the open alerts, a script that
+    keeps its note with PEXPIRE, is refused: /readyz and one warning say Redis refuses the
+    bridge's commands, naming that script and PEXPIRE (Redis's words name neither), its tries
+    counted, and the alert waits; granted, it is delivered and the bridge is ready, without a
+    restart."""
+    set_rules(acl_redis, "-pexpire", "(+pexpire ~exesdb:bus:* ~exesdb:cluster:*)")
+    receiver: WebhookReceiver = webhook_receiver()
+    url = bus_url(acl_redis)
+    process = start_replica(tmp_path, bridge_processes, url, receiver=receiver)
+    wait_until(gauge(process, "exesdb_redis_work_queue_leader", 1), 15, "the lease taken")
+    ingest(process.url, [alert("acl-note")])
+    denial = "ERR The user executing the script can't access at least one of the keys"
+    refusal = told(url, REFUSES_COMMANDS + denial)
+    logged = refused_until_put_right(process, refusal, setting(acl_redis, "+pexpire"))
+    assert len(logged) == 1, logged
+    assert " WARNING " in logged[0]
+    script = (
+        "(a change of the work queue's alerts records, a script running GET, EXISTS, SET, HSET,"
+        " HDEL, PEXPIRE and SADD)"
+    )
+    assert script in logged[0]
+    assert PERMISSIONS_HINT in logged[0]
+    assert "exesdb: key exesdb:state:alerts:notes:bridge-0" in denied(acl_redis)
+    wait_until(lambda: notifications(receiver, "acl-note"), 15, "the alert delivered")
+    assert len(notifications(receiver, "acl-note")) == 1
+
+
 def told_refused(process: BridgeProcess, refusal: str) -> bool:
     """Whether ``process``'s /readyz says ``refusal``."""
     return bus_readiness(process)[1].startswith(refusal)

@@ -118,6 +118,54 @@ async def test_a_new_holder_finds_the_notes_through_their_index_whatever_else_re
     assert await a.notes("alerts") == {"p1": b"plan one"}
 
 
+async def test_scripts_whose_pexpire_the_acl_refuses_are_told_naming_them(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """On an ACL user that may not run PEXPIRE, a change with its note and a take-over of
+    another replica's notes (scripts that keep the notes with PEXPIRE) fail naming the script
+    and the commands it runs, which Redis's words do not: counted, warned of once, and told as
+    the link's trouble (readiness) until the change gets through once PEXPIRE is granted."""
+    server = redis_server()
+    with server.client() as admin:
+        admin.execute_command("ACL", "SETUSER", "bridge", "on", ">pw", "~*", "+@all", "-pexpire")
+        admin.hset("exesdb:state:alerts:notes:b", "p0", b"b's plan")
+        admin.sadd("exesdb:state:alerts:noted", "", "b")
+    url = f"redis://bridge:pw@127.0.0.1:{server.port}/0"
+    client = Redis.from_url(url)
+    link = Link(url, client, Backoff(0.01, 0.1, 0.0))
+    a = RedisSharedState(link, Layout("exesdb"), consumer="a:1", node="a")
+    hold(server, "a:1")
+    change = StateChange(put={"x": b"1"}, note=("p1", b"plan one"))
+    committing = (
+        "(a change of the work queue's alerts records, a script running GET, EXISTS, SET, HSET,"
+        " HDEL, PEXPIRE and SADD)"
+    )
+    adopting = (
+        "(the take-over of another replica's alerts notes, a script running GET, HGETALL, HSET,"
+        " SREM, PEXPIRE, DEL and SADD)"
+    )
+    try:
+        with pytest.raises(TransportError, match="can't run this command") as refused:
+            await a.adopt("alerts")
+        assert adopting in str(refused.value)
+        for _ in range(2):
+            with pytest.raises(TransportError, match="can't run this command") as refused:
+                await a.commit("alerts", change)
+            assert committing in str(refused.value)
+        assert link.connection_errors == 3
+        assert committing in (link.trouble() or "")
+        warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warned) == 2, warned
+        assert adopting in warned[0]
+        assert committing in warned[1]
+        with server.client() as admin:
+            admin.execute_command("ACL", "SETUSER", "bridge", "+pexpire")
+        assert await a.commit("alerts", change)
+        assert committing not in (link.trouble() or "")
+    finally:
+        await client.aclose()
+
+
 async def test_records_lost_with_redis_read_as_none_and_can_be_put_back_whole(states) -> None:
     """After Redis lost its data the records read as None (not empty); a restoring change puts
     them back whole."""

@@ -12,6 +12,8 @@ holder reads. A new holder moves the other replicas' notes to its own (``adopt``
 per node the set lists, fenced the same way, so each note is acted on by one replica. The set,
 not a scan of the keyspace, is read, so the cost does not grow with unrelated keys; only notes
 an earlier version kept (before the set held its ``""`` member, "listed") are found by one scan.
+A script's command or key the ACL refuses is told naming the script and the commands it runs
+(``script_named``), as Redis's words name neither.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import re
 from collections.abc import Collection
 from typing import Any, Final
 
+from redis.exceptions import ResponseError
+
 from bridge.bus.capabilities import StateChange
 from bridge.bus.redis.layout import Layout, text
-from bridge.bus.redis.link import Link
+from bridge.bus.redis.link import Link, script_named
 from bridge.errors import TransportError
 
 __all__ = ["RedisSharedState"]
@@ -55,6 +59,10 @@ if ARGV[3] ~= '' then
 end
 return 1
 """.replace("NOTES_KEPT_MS", str(_NOTES_KEPT_MS))
+_COMMITTING: Final = (
+    "a change of the work queue's {name} records, a script running GET, EXISTS, SET, HSET, HDEL,"
+    " PEXPIRE and SADD"
+)
 
 # KEYS: lease, another replica's notes, this replica's notes, the set of nodes with notes.
 # ARGV: consumer, the other replica's node, this replica's node. How many notes moved; -1 when
@@ -73,6 +81,10 @@ if #notes > 0 then
 end
 return #notes / 2
 """.replace("NOTES_KEPT_MS", str(_NOTES_KEPT_MS))
+_ADOPTING: Final = (
+    "the take-over of another replica's {name} notes, a script running GET, HGETALL, HSET,"
+    " SREM, PEXPIRE, DEL and SADD"
+)
 
 
 class RedisSharedState:
@@ -133,15 +145,11 @@ class RedisSharedState:
             args += [field, value]
         args += [*change.remove, self._node]
         with self._link.boundary(f"change the {name} records"):
-            done: Any = await self._link.client.eval(
+            done = await self._run(
                 _COMMIT,
-                5,
-                self._layout.leader,
-                key,
-                f"{key}:kept",
-                self._notes(name),
-                f"{key}:noted",
-                *args,
+                _COMMITTING.format(name=name),
+                [self._layout.leader, key, f"{key}:kept", self._notes(name), f"{key}:noted"],
+                args,
             )
         return bool(done)
 
@@ -180,16 +188,11 @@ class RedisSharedState:
                 nodes |= await self._unlisted(name)
                 await self._link.client.sadd(noted, _LISTED, *nodes)
             for node in sorted(nodes - {_LISTED, self._node}):
-                done: Any = await self._link.client.eval(
+                done = await self._run(
                     _ADOPT,
-                    4,
-                    self._layout.leader,
-                    self._notes(name, node),
-                    mine,
-                    noted,
-                    self._consumer,
-                    node,
-                    self._node,
+                    _ADOPTING.format(name=name),
+                    [self._layout.leader, self._notes(name, node), mine, noted],
+                    [self._consumer, node, self._node],
                 )
                 if int(done) < 0:
                     raise TransportError(
@@ -198,6 +201,17 @@ class RedisSharedState:
                     )
                 moved += int(done)
         return moved
+
+    async def _run(self, script: str, told: str, keys: list[str], args: list[Any]) -> Any:
+        """What ``script`` returns, run on ``keys`` with ``args``; a command or key of it the ACL
+        refuses is told with ``told`` (what it is for and the commands it runs)."""
+        try:
+            return await self._link.client.eval(script, len(keys), *keys, *args)
+        except ResponseError as exc:
+            named = script_named(exc, told)
+            if named is exc:
+                raise
+            raise named from exc
 
     async def _unlisted(self, name: str) -> set[str]:
         """The nodes with notes an earlier version kept without listing them: one scan."""
