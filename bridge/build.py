@@ -16,12 +16,13 @@ import re
 from dataclasses import dataclass
 from importlib.metadata import distributions
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote, urlsplit
 
-from prometheus_client import CollectorRegistry, Gauge
-
 from bridge import __version__
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["BuildInfo", "build_info", "git_head", "register_build_metrics"]
 
@@ -117,6 +118,8 @@ def _ref(git_dir: Path, common: Path, name: str) -> str | None:
 
 def register_build_metrics(registry: CollectorRegistry, info: BuildInfo, started_at: float) -> None:
     """``exesdb_build_info`` (prometheus/common's shape) and ``exesdb_start_time_seconds``."""
+    from prometheus_client import Gauge  # here: check-config reads build_info without metrics
+
     Gauge(
         "exesdb_build_info",
         "A metric with a constant '1' value labeled by version, revision and python_version "

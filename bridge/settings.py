@@ -536,6 +536,12 @@ class Settings(FromEnvironment):
             shown["EXESDB_EXTERNAL_URL"] = f"<unset: links in alerts go to {links}>"
         if not self.alert_link_origins:
             shown["EXESDB_ALERT_LINK_ORIGINS"] = "<empty: URLs in alert metadata show their origin>"
+        if self.revision is None:
+            # What exesdb_build_info will say: the commit installed from, or the clone's.
+            from bridge.build import build_info  # check-config's alone: it reads files
+
+            found = shown_setting("EXESDB_REVISION", build_info().revision)
+            shown["EXESDB_REVISION"] = f"<unset: {found}, as exesdb_build_info shows it>"
         return shown
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:

@@ -909,6 +909,41 @@ def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback
             "performance_metric.valu: not a field of performance_metric; did you mean value?"
             " (got 12)\n",
         ),
+        (
+            ["performance_metric", "-f", 'tags={"a": "1", "a": "2"}'],
+            None,
+            {},
+            "--field 'tags': the key 'a' is given twice",
+        ),
+        (
+            [
+                "health_check_completed",
+                "-f",
+                "check_name=c",
+                "-f",
+                "result=pass",
+                "-f",
+                "duration_ms=1",
+                "-f",
+                'details={"lag": Infinity}',
+            ],
+            None,
+            {},
+            "health_check_completed.details: Input should be a valid dictionary"
+            """ (got '{"lag": Infinity}'); it is not JSON: Infinity is not JSON\n""",
+        ),
+        (
+            ["performance_metric", "--stdin"],
+            '{"metric_name": "q", "value": 1, "value": 2, "unit": "m", "component": "o"}',
+            {},
+            "--stdin: the key 'value' is given twice",
+        ),
+        (
+            ["performance_metric", "--stdin"],
+            '{"metric_name": "q", "value": 1, "unit": "m", "component": "o", "tags": {"a": NaN}}',
+            {},
+            "--stdin: not JSON (NaN is not JSON)",
+        ),
         (["system_alert", *ALERT_FIELDS], None, {}, "SECRET_KEY_BASE"),
         (
             ["system_alert", *ALERT_FIELDS],
@@ -928,10 +963,11 @@ def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback
 def test_publish_refuses_bad_input_with_exit_2(
     args: list[str], stdin: str | None, env: dict[str, str], message: str
 ) -> None:
-    """An unknown tag, a bad field (with the value given), bad stdin, no key to sign with or one
-    shorter than any ingesting bridge's exit 2 and say why, nothing sent; a missing or unknown
-    field says what to give, and where the fields are listed, a missing key what to set it to; a
-    bad message is named before a missing key."""
+    """An unknown tag, a bad field (with the value given), a key given twice in a JSON value
+    (which was meant is a guess), NaN or Infinity (no JSON, which a free-form object would carry
+    on as null), bad stdin, no key to sign with or one shorter than any ingesting bridge's exit 2
+    and say why, nothing sent; a missing or unknown field says what to give, and where the fields
+    are listed, a missing key what to set it to; a bad message is named before a missing key."""
     completed = cli("publish", *args, "--url", "http://127.0.0.1:9", stdin=stdin, **env)  # type: ignore[arg-type]
     assert completed.returncode == 2
     assert message in completed.stderr

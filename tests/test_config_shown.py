@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.build import build_info
 from bridge.settings_checks import start_warnings
 from tests.support import BridgeProcess, check_config, free_port, make_settings, run_bridge
 
@@ -278,3 +279,17 @@ def test_check_config_shows_each_default_as_the_configuration_page_writes_it(
     }
     assert len(documented) > 40
     assert not unlike, unlike
+
+
+def test_an_unset_revision_is_shown_as_the_one_build_info_reports(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """check-config shows what exesdb_build_info will carry when EXESDB_REVISION is unset (the
+    test run's editable install: its clone's commit), not a bare <unset>; a set one as given."""
+    status, out, err = check_config(monkeypatch, capsys)
+    assert status == 0, err
+    revision = build_info().revision
+    assert re.search(
+        rf"^EXESDB_REVISION +<unset: {revision}, as exesdb_build_info shows it>$", out, re.M
+    ), out
+    assert make_settings(EXESDB_REVISION="f00d").redacted()["EXESDB_REVISION"] == "f00d"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -144,15 +145,20 @@ def _publish(args: argparse.Namespace) -> int:
     try:
         fields: dict[str, Any] = _stdin_fields() if args.stdin else {}
         texts: dict[str, str] = {}
+        not_json: dict[str, str] = {}  # why a value written as an object or array is no JSON
         for item in args.field or ():
             key, sep, value = item.partition("=")
             if not sep:
                 raise ValueError(f"--field {item!r} must be name=value")
             try:
-                fields[key] = json.loads(value)
+                fields[key] = _json(value)
                 texts[key] = value
-            except ValueError:
+            except _RepeatedKey as exc:
+                raise ValueError(f"--field {key!r}: {exc}") from None
+            except ValueError as exc:
                 fields[key] = value
+                if value.lstrip().startswith(("{", "[")):
+                    not_json[key] = str(exc)
         try:
             payload = model.model_validate(fields, context={"node": settings.node})
         except ValidationError as exc:
@@ -176,6 +182,8 @@ def _publish(args: argparse.Namespace) -> int:
             given = (
                 "" if problem["type"] == "missing" else f" (got {clipped(repr(problem['input']))})"
             )
+            if len(problem["loc"]) == 1 and (why := not_json.get(str(problem["loc"][0]))):
+                given += f"; it is not JSON: {why}"
             print(
                 f"exesdb-bridge: {args.tag}.{where}: {said or problem['msg']}{given}",
                 file=sys.stderr,
@@ -242,10 +250,50 @@ def _publish(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _RepeatedKey(ValueError):
+    """A key given twice in one object of a JSON value."""
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's pairs as a dict, unless a key is given twice."""
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(f"the key {clipped(repr(key))} is given twice")
+            seen.add(key)
+    return found
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float, refused when past a float's range (``1e400``)."""
+    number = float(text)
+    if math.isinf(number):
+        raise ValueError(f"{clipped(text, 40)} is past a number's range")
+    return number
+
+
+def _not_json(constant: str) -> Any:
+    """Refuses ``NaN``, ``Infinity`` and ``-Infinity``, which Python's parser alone takes."""
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _json(text: str) -> Any:
+    """``text`` as JSON read as the bridge's ingest reads it: not ``NaN`` or ``Infinity``
+    (Python's parser takes them, and a free-form object would carry them on as null), nor a
+    key given twice (``_RepeatedKey``: Python's parser keeps the last without a word)."""
+    return json.loads(
+        text, object_pairs_hook=_once_each, parse_float=_finite, parse_constant=_not_json
+    )
+
+
 def _stdin_fields() -> dict[str, Any]:
     """The payload's fields from ``--stdin``: one JSON object."""
     try:
-        fields = json.loads(sys.stdin.read())
+        fields = _json(sys.stdin.read())
+    except _RepeatedKey as exc:
+        raise ValueError(f"--stdin: {exc}") from None
     except ValueError as exc:
         raise ValueError(f"--stdin: not JSON ({exc}); it must hold one JSON object") from exc
     if not isinstance(fields, dict):
