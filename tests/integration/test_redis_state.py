@@ -124,7 +124,8 @@ async def test_scripts_whose_pexpire_the_acl_refuses_are_told_naming_them(
     """On an ACL user that may not run PEXPIRE, a change with its note and a take-over of
     another replica's notes (scripts that keep the notes with PEXPIRE) fail naming the script
     and the commands it runs, which Redis's words do not: counted, warned of once, and told as
-    the link's trouble (readiness) until the change gets through once PEXPIRE is granted."""
+    the link's trouble (readiness) until the change gets through once PEXPIRE is granted; each
+    refused before it wrote anything, so the take-over finishes once granted."""
     server = redis_server()
     with server.client() as admin:
         admin.execute_command("ACL", "SETUSER", "bridge", "on", ">pw", "~*", "+@all", "-pexpire")
@@ -159,7 +160,14 @@ async def test_scripts_whose_pexpire_the_acl_refuses_are_told_naming_them(
         assert adopting in warned[0]
         assert committing in warned[1]
         with server.client() as admin:
+            # Refused before anything was written: no half-moved note, no record without its note.
+            assert admin.hgetall("exesdb:state:alerts:notes:b") == {b"p0": b"b's plan"}
+            assert admin.smembers("exesdb:state:alerts:noted") == {b"", b"b"}
+            assert not admin.exists("exesdb:state:alerts:notes:a")
+            assert not admin.exists("exesdb:state:alerts", "exesdb:state:alerts:kept")
             admin.execute_command("ACL", "SETUSER", "bridge", "+pexpire")
+        assert await a.adopt("alerts") == 1
+        assert await a.notes("alerts") == {"p0": b"b's plan"}
         assert await a.commit("alerts", change)
         assert committing not in (link.trouble() or "")
     finally:

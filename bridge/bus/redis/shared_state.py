@@ -13,7 +13,10 @@ per node the set lists, fenced the same way, so each note is acted on by one rep
 not a scan of the keyspace, is read, so the cost does not grow with unrelated keys; only notes
 an earlier version kept (before the set held its ``""`` member, "listed") are found by one scan.
 A script's command or key the ACL refuses is told naming the script and the commands it runs
-(``script_named``), as Redis's words name neither.
+(``script_named``), as Redis's words name neither; each script asks the ACL first
+(``redis.acl_check_cmd``, Redis 7) and is refused before it writes anything, since Redis keeps
+what a script wrote before a refused command: a half-moved note would be acted on twice, or not
+at all.
 """
 
 from __future__ import annotations
@@ -36,12 +39,40 @@ _NOTES_KEPT_MS: Final = 7 * 24 * 3600 * 1000
 # The member of the set of nodes with notes that says every node with notes is listed in it.
 _LISTED: Final = ""
 
+# Lua: nil when the ACL lets this user run each of ``checks`` (a command and its arguments, the
+# key first: each write the script is about to make, no other), else Redis's refusal of the
+# first it does not, to return before anything is written: run as the ACL refuses it, so that
+# Redis words it and ACL LOG lists it, as for any command. Redis before 7 cannot be asked: its
+# refusal comes halfway, as it did.
+_ASK_FIRST: Final = """
+local function refused(checks)
+  if not redis.acl_check_cmd then return nil end
+  for _, check in ipairs(checks) do
+    if not redis.acl_check_cmd(unpack(check)) then
+      local answer = redis.pcall(unpack(check))
+      if type(answer) == 'table' and answer.err then return answer end
+    end
+  end
+  return nil
+end
+"""
+
 # KEYS: lease, records, kept, notes, the set of nodes with notes. ARGV: consumer, restore (0/1),
 # note id ("" for none), note, the number of records put, then key, value for each, then the
 # keys removed, then (last) this replica's node.
-_COMMIT: Final = """
+_COMMIT: Final = (
+    _ASK_FIRST
+    + """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] == '1' and redis.call('exists', KEYS[2]) == 1 then return 0 end
+local checks = {{'set', KEYS[3], '1'}, {'hset', KEYS[2], 'f', 'v'}, {'hdel', KEYS[2], 'f'}}
+if ARGV[3] ~= '' then
+  table.insert(checks, {'hset', KEYS[4], 'f', 'v'})
+  table.insert(checks, {'pexpire', KEYS[4], '1'})
+  table.insert(checks, {'sadd', KEYS[5], 'm'})
+end
+local no = refused(checks)
+if no then return no end
 redis.call('set', KEYS[3], '1')
 local i = 6
 for _ = 1, tonumber(ARGV[5]) do
@@ -58,7 +89,8 @@ if ARGV[3] ~= '' then
   redis.call('sadd', KEYS[5], ARGV[#ARGV])
 end
 return 1
-""".replace("NOTES_KEPT_MS", str(_NOTES_KEPT_MS))
+"""
+).replace("NOTES_KEPT_MS", str(_NOTES_KEPT_MS))
 _COMMITTING: Final = (
     "a change of the work queue's {name} records, a script running GET, EXISTS, SET, HSET, HDEL,"
     " PEXPIRE and SADD"
@@ -67,9 +99,20 @@ _COMMITTING: Final = (
 # KEYS: lease, another replica's notes, this replica's notes, the set of nodes with notes.
 # ARGV: consumer, the other replica's node, this replica's node. How many notes moved; -1 when
 # this replica does not hold the lease.
-_ADOPT: Final = """
+_ADOPT: Final = (
+    _ASK_FIRST
+    + """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return -1 end
 local notes = redis.call('hgetall', KEYS[2])
+local checks = {{'srem', KEYS[4], 'm'}}
+if #notes > 0 then
+  table.insert(checks, {'hset', KEYS[3], 'f', 'v'})
+  table.insert(checks, {'pexpire', KEYS[3], '1'})
+  table.insert(checks, {'del', KEYS[2]})
+  table.insert(checks, {'sadd', KEYS[4], 'm'})
+end
+local no = refused(checks)
+if no then return no end
 for i = 1, #notes, 2 do
   redis.call('hset', KEYS[3], notes[i], notes[i + 1])
 end
@@ -80,7 +123,8 @@ if #notes > 0 then
   redis.call('sadd', KEYS[4], ARGV[3])
 end
 return #notes / 2
-""".replace("NOTES_KEPT_MS", str(_NOTES_KEPT_MS))
+"""
+).replace("NOTES_KEPT_MS", str(_NOTES_KEPT_MS))
 _ADOPTING: Final = (
     "the take-over of another replica's {name} notes, a script running GET, HGETALL, HSET,"
     " SREM, PEXPIRE, DEL and SADD"
