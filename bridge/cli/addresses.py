@@ -8,8 +8,10 @@ host whose only IPv6 address is loopback (aiohttp's own resolver asks with ``AI_
 which drops them there). A name is looked up on a thread of its own, so that the request's
 deadline bounds the lookup too (``getaddrinfo`` itself takes no timeout, and a resolver that
 does not answer holds it for its own, 5 s an attempt); an IP address needs no lookup.
-``bridge.cli.exchange`` tries them in this order as aiohttp does (Happy Eyeballs): one nothing
-listens on is passed over at once, one that drops connections unanswered after 250 ms.
+``bridge.cli.exchange`` tries them in this order, as Happy Eyeballs does: one nothing listens on
+is passed over at once, one that drops connections unanswered after 250 ms (the families are
+not interleaved, as aiohttp does: a name with several addresses of one family listed first
+waits 250 ms for each black-holed one).
 """
 
 from __future__ import annotations
@@ -80,7 +82,10 @@ def _looked_up(host: str, port: int, within: float) -> list[_AddrInfo]:
         finally:
             answered.release()
 
-    _thread.start_new_thread(look_up, ())
+    try:
+        _thread.start_new_thread(look_up, ())
+    except RuntimeError:  # no thread to be had (a pids limit): looked up here, unbounded
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     if not answered.acquire(timeout=within):
         raise TimeoutError
     found = given[0]

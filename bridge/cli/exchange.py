@@ -3,8 +3,8 @@
 ``publish``, ``alerts`` and ``tail`` make a request or two, and importing aiohttp and asyncio cost
 more than the rest of the command (aiohttp's connector reads the system's CA bundle twice as it
 is imported: docs/performance.md, "Start-up"). ``http.client`` makes them here: every address of
-the host (``bridge.cli.addresses``) tried as aiohttp tried them (Happy Eyeballs: the next one
-250 ms after the one before, or as soon as it fails), TLS with the target's context (the
+the host (``bridge.cli.addresses``) tried in Happy Eyeballs' way (the next one 250 ms after the
+one before, or as soon as it fails), TLS with the target's context (the
 system's CAs, asking for HTTP/1.1, as aiohttp's own), its headers, and one deadline for the
 whole request, the name's lookup included, as aiohttp's total timeout (for a stream, until its
 head has come). Redirects are followed as aiohttp followed them (at most ten requests, 303 and a
@@ -124,8 +124,9 @@ def _connect(
     """A socket to the host of ``parts``, TLS-wrapped for https: its name looked up and its
     addresses tried (``_first_to_connect``) within ``deadline``."""
     host, port = parts.hostname or "", _port(parts)
+    within = deadline.left()  # out of time already: TimeoutError, no lookup to blame
     try:
-        addresses = every_address(host, port, deadline.left())
+        addresses = every_address(host, port, within)
     except TimeoutError:
         raise Unreachable(
             f"the system's resolver gave no address for {host} within {deadline.seconds:g} s"
