@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -1268,6 +1269,53 @@ def test_outbox_on_a_file_that_is_no_outbox_says_so_without_a_traceback(tmp_path
         f"exesdb-bridge: cannot open the alert outbox at {state / 'alerts.sqlite3'}: file is not"
         f" a database; is EXESDB_STATE_DIR the bridge's state directory (now '{state}')?\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "status", "said"),
+    [
+        (
+            "outbox list",
+            1,
+            "exesdb-bridge: cannot open the alert outbox at {path}: file is an SQLite database of"
+            " another program's (its tables: 'x'), not an alert outbox; is EXESDB_STATE_DIR the"
+            " bridge's state directory (now '{state}')?\n",
+        ),
+        (
+            "outbox retry --all",
+            1,
+            "exesdb-bridge: cannot open the alert outbox at {path}: file is an SQLite database of"
+            " another program's (its tables: 'x'), not an alert outbox; is EXESDB_STATE_DIR the"
+            " bridge's state directory (now '{state}')?\n",
+        ),
+        (
+            "run",
+            2,
+            " ERROR bridge: EXESDB_STATE_DIR: cannot open the alert outbox in '{state}': file is"
+            " an SQLite database of another program's (its tables: 'x'), not an alert outbox\n",
+        ),
+    ],
+)
+def test_an_sqlite_file_of_another_program_s_is_refused_not_made_an_outbox(
+    tmp_path: Path, command: str, status: int, said: str
+) -> None:
+    """An alerts.sqlite3 that is an SQLite database of another program's is refused as one
+    that is no database at all is, on one line (exit 1; exit 2 at start), and left unwritten:
+    no "no deliveries" over the outbox's tables made in it."""
+    state = tmp_path / "state"
+    state.mkdir()
+    path = state / "alerts.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE x (a)")
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    completed = cli(*command.split(), EXESDB_STATE_DIR=str(state), EXESDB_HTTP_ADDR="127.0.0.1:0")
+    assert completed.returncode == status, completed.stderr
+    assert completed.stdout == ""
+    assert completed.stderr.endswith(said.format(path=path, state=state)), completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert path.read_bytes() == before
 
 
 def test_outbox_without_an_outbox_points_at_the_demos_when_there_is_one(tmp_path: Path) -> None:
