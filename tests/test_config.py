@@ -106,6 +106,14 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_INGEST", "maybe", "true or false (also 1/0, yes/no, on/off, t/f, y/n"),
         ("EXESDB_NODE", "n" * 256, "at most 255"),
         ("EXESDB_HTTP_ADDR", "nope", "host:port"),
+        # A host without its port is told that, with the address meant.
+        (
+            "EXESDB_HTTP_ADDR",
+            "localhost",
+            "host:port, and the port is missing, e.g. localhost:9570",
+        ),
+        ("EXESDB_HTTP_ADDR", "localhost:", "the port is missing, e.g. localhost:9570"),
+        ("EXESDB_HTTP_ADDR", "[::1]", "the port is missing, e.g. [::1]:9570"),
         ("EXESDB_HTTP_ADDR", "0.0.0.0:99999", "0 to 65535"),
         ("EXESDB_HTTP_ADDR", "9571", "not a port alone: 0.0.0.0:9571 on every interface"),
         ("EXESDB_HTTP_ADDR", "http://127.0.0.1:9570", "not a URL"),

@@ -364,14 +364,15 @@ def test_command_exits_1_not_2_on_a_bad_configuration() -> None:
         (" 127.0.0.1:9570", "must be host:port without spaces or other blanks"),
         ("bridge\x01:9570", "must be host:port, the host an IP address ([::1] for IPv6) or a"),
         ("::9570", "must be host:port, the host an IP address ([::1] for IPv6) or a"),
+        ("localhost", "must be host:port, and the port is missing, e.g. localhost:9570"),
     ],
 )
 def test_command_says_an_address_it_cannot_ask_is_a_bad_configuration(
     addr: str, fault: str
 ) -> None:
     """EXESDB_HTTP_ADDR with a stray blank before its host (an env file's 'X= value'), a control
-    character or no host at all is a bad configuration line naming the variable, exit 1, not a
-    traceback from http.client."""
+    character, no host at all or no port is a bad configuration line naming the variable, exit 1,
+    not a traceback from http.client."""
     completed = healthcheck(EXESDB_HTTP_ADDR=addr)
     assert completed.returncode == 1
     assert completed.stderr.startswith(f"unhealthy: bad configuration: EXESDB_HTTP_ADDR: {fault}")
