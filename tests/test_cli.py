@@ -2117,11 +2117,11 @@ def test_ctrl_c_while_the_command_is_still_importing_exits_130_without_a_traceba
 
 
 def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
-    """`outbox retry` with an id that is unknown or not dead-lettered names each such id, says
-    nothing retried and exits 1 without changing anything, no count of retried deliveries on
-    stdout; given the dead-lettered one alone, it goes back to pending and keeps its count of
-    attempts and its creation time (CREATED_AT: the alert's real age), its retry time shown
-    beside it."""
+    """`outbox retry` with an id that is unknown (naming the outbox file it is not in) or not
+    dead-lettered names each such id, says nothing retried and exits 1 without changing
+    anything, no count of retried deliveries on stdout; given the dead-lettered one alone, it
+    goes back to pending and keeps its count of attempts and its creation time (CREATED_AT: the
+    alert's real age), its retry time shown beside it."""
     url = "https://hooks.example/x"
     outbox = Outbox.in_dir(tmp_path, urls=[url])
     observe(outbox, event("a"), T0)
@@ -2141,18 +2141,17 @@ def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
     env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
     refused = cli("outbox", "retry", "nosuchid", live.id, dead.id, "nosuchid", "other", **env)
     assert (refused.returncode, refused.stdout) == (1, "")
+    looked_in = f"in the alert outbox at {tmp_path / FILE_NAME} (see `outbox list`)"
     assert refused.stderr.splitlines() == [
-        "exesdb-bridge: no delivery 'nosuchid' in the outbox (see `outbox list`)",
+        f"exesdb-bridge: no delivery 'nosuchid' {looked_in}",
         f"exesdb-bridge: delivery '{live.id}' is pending, not dead-lettered",
-        "exesdb-bridge: no delivery 'other' in the outbox (see `outbox list`)",
+        f"exesdb-bridge: no delivery 'other' {looked_in}",
         "exesdb-bridge: nothing retried, not even the 1 dead-lettered delivery named: retry"
         " without the ids above",
     ]
     unknown = cli("outbox", "retry", "nosuchid", **env)
     assert (unknown.returncode, unknown.stdout) == (1, "")
-    assert unknown.stderr == (
-        "exesdb-bridge: no delivery 'nosuchid' in the outbox (see `outbox list`)\n"
-    )
+    assert unknown.stderr == f"exesdb-bridge: no delivery 'nosuchid' {looked_in}\n"
     states = {
         json.loads(line)["id"]: json.loads(line)["state"]
         for line in cli("outbox", "list", "--json", **env).stdout.splitlines()
