@@ -57,6 +57,7 @@ from bridge.listener import (
     raise_descriptor_limit,
 )
 from bridge.settings import Settings
+from bridge.settings_checks import start_warnings
 from bridge.sinks.alerts import alert_sink
 from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import exposition, prometheus_sink
@@ -224,13 +225,18 @@ class Bridge:
     # -- life cycle --
 
     async def start(self, *, serve_http: bool = True) -> None:
-        """Start the bus, the components and (unless told not to) the HTTP server.
+        """Log the settings' start warnings (``settings_checks.start_warnings``), then start the
+        bus, the components and (unless told not to) the HTTP server.
 
         What can fail (a component's files, the web config, the address) is opened first: a
         failure raises before the bus starts, so nothing has run, published or joined, and the
         module functions of ``bridge.integration`` act on what they acted on before (another
         bridge running in the process, or none).
         """
+        # Here, not in the run command: a bridge embedded in an application warns of what its
+        # settings (and a misspelt variable beside them) leave unsaid, too.
+        for note in start_warnings(self.settings):
+            _logger.warning("%s", note)
         before = current_integration()
         install(self.integration)
         try:

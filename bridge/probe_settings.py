@@ -63,7 +63,12 @@ def split_addr(value: str) -> tuple[str, int]:
             f" 127.0.0.1:{value} on loopback only"
         )
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    bracketed = value.startswith("[") and value.endswith("]")  # [::1]: an IPv6 address alone
+    if not sep or not port or bracketed:  # 'localhost', 'localhost:'
+        host = value if bracketed or not sep else host
+        meant = f"{host}:9570" if host and _listen_host(host) is not None else DEFAULT_HTTP_ADDR
+        raise ValueError(f"must be host:port, and the port is missing, e.g. {meant}")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError("must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:9570")
     listened = _listen_host(host)
     if listened is None:  # '::9570', 'a?b:9570', a control character: no name, no address

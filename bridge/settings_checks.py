@@ -1,9 +1,10 @@
 """The checks across settings at start: the problems that refuse it, the warnings that do not.
 
 ``load_settings`` refuses a start with every problem of ``cross_checks`` (settings that
-contradict each other, a file one of them names that is bad), and ``run`` and ``check-config``
-print ``start_warnings``: what works but an operator should know. The checks of one value live
-with the settings (``bridge.settings``) and what they check (``bridge.urls``, ``bridge.bus_url``).
+contradict each other, a file one of them names that is bad); a bridge logs ``start_warnings``
+as it starts (``Bridge.start``, run by the command or embedded) and ``check-config`` prints
+them: what works but an operator should know. The checks of one value live with the settings
+(``bridge.settings``) and what they check (``bridge.urls``, ``bridge.bus_url``).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -1270,6 +1271,53 @@ def test_outbox_on_a_file_that_is_no_outbox_says_so_without_a_traceback(tmp_path
     )
 
 
+@pytest.mark.parametrize(
+    ("command", "status", "said"),
+    [
+        (
+            "outbox list",
+            1,
+            "exesdb-bridge: cannot open the alert outbox at {path}: file is an SQLite database of"
+            " another program's (its tables: 'x'), not an alert outbox; is EXESDB_STATE_DIR the"
+            " bridge's state directory (now '{state}')?\n",
+        ),
+        (
+            "outbox retry --all",
+            1,
+            "exesdb-bridge: cannot open the alert outbox at {path}: file is an SQLite database of"
+            " another program's (its tables: 'x'), not an alert outbox; is EXESDB_STATE_DIR the"
+            " bridge's state directory (now '{state}')?\n",
+        ),
+        (
+            "run",
+            2,
+            " ERROR bridge: EXESDB_STATE_DIR: cannot open the alert outbox in '{state}': file is"
+            " an SQLite database of another program's (its tables: 'x'), not an alert outbox\n",
+        ),
+    ],
+)
+def test_an_sqlite_file_of_another_program_s_is_refused_not_made_an_outbox(
+    tmp_path: Path, command: str, status: int, said: str
+) -> None:
+    """An alerts.sqlite3 that is an SQLite database of another program's is refused as one
+    that is no database at all is, on one line (exit 1; exit 2 at start), and left unwritten:
+    no "no deliveries" over the outbox's tables made in it."""
+    state = tmp_path / "state"
+    state.mkdir()
+    path = state / "alerts.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE x (a)")
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    completed = cli(*command.split(), EXESDB_STATE_DIR=str(state), EXESDB_HTTP_ADDR="127.0.0.1:0")
+    assert completed.returncode == status, completed.stderr
+    assert completed.stdout == ""
+    assert completed.stderr.endswith(said.format(path=path, state=state)), completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert path.read_bytes() == before
+
+
 def test_outbox_without_an_outbox_points_at_the_demos_when_there_is_one(tmp_path: Path) -> None:
     """Run where `run --demo` left its outbox and no other, `outbox list` says where the demo's
     is and how to read it; with EXESDB_STATE_DIR set, it does not."""
@@ -2069,11 +2117,11 @@ def test_ctrl_c_while_the_command_is_still_importing_exits_130_without_a_traceba
 
 
 def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
-    """`outbox retry` with an id that is unknown or not dead-lettered names each such id, says
-    nothing retried and exits 1 without changing anything, no count of retried deliveries on
-    stdout; given the dead-lettered one alone, it goes back to pending and keeps its count of
-    attempts and its creation time (CREATED_AT: the alert's real age), its retry time shown
-    beside it."""
+    """`outbox retry` with an id that is unknown (naming the outbox file it is not in) or not
+    dead-lettered names each such id, says nothing retried and exits 1 without changing
+    anything, no count of retried deliveries on stdout; given the dead-lettered one alone, it
+    goes back to pending and keeps its count of attempts and its creation time (CREATED_AT: the
+    alert's real age), its retry time shown beside it."""
     url = "https://hooks.example/x"
     outbox = Outbox.in_dir(tmp_path, urls=[url])
     observe(outbox, event("a"), T0)
@@ -2093,18 +2141,17 @@ def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
     env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
     refused = cli("outbox", "retry", "nosuchid", live.id, dead.id, "nosuchid", "other", **env)
     assert (refused.returncode, refused.stdout) == (1, "")
+    looked_in = f"in the alert outbox at {tmp_path / FILE_NAME} (see `outbox list`)"
     assert refused.stderr.splitlines() == [
-        "exesdb-bridge: no delivery 'nosuchid' in the outbox (see `outbox list`)",
+        f"exesdb-bridge: no delivery 'nosuchid' {looked_in}",
         f"exesdb-bridge: delivery '{live.id}' is pending, not dead-lettered",
-        "exesdb-bridge: no delivery 'other' in the outbox (see `outbox list`)",
+        f"exesdb-bridge: no delivery 'other' {looked_in}",
         "exesdb-bridge: nothing retried, not even the 1 dead-lettered delivery named: retry"
         " without the ids above",
     ]
     unknown = cli("outbox", "retry", "nosuchid", **env)
     assert (unknown.returncode, unknown.stdout) == (1, "")
-    assert unknown.stderr == (
-        "exesdb-bridge: no delivery 'nosuchid' in the outbox (see `outbox list`)\n"
-    )
+    assert unknown.stderr == f"exesdb-bridge: no delivery 'nosuchid' {looked_in}\n"
     states = {
         json.loads(line)["id"]: json.loads(line)["state"]
         for line in cli("outbox", "list", "--json", **env).stdout.splitlines()

@@ -234,6 +234,25 @@ def test_the_integration_api_example_runs_apart_from_a_bridge_the_shell_is_set_u
     assert receiver.requests == []
 
 
+def test_the_integration_api_example_warns_of_a_misspelt_variable_as_run_does(
+    tmp_path: Path,
+) -> None:
+    """A bridge embedded through the integration API warns at start, once, of a variable that
+    looks meant for it but is no setting, as `exesdb-bridge run` does, and runs all the same."""
+    completed = _run(
+        [sys.executable, str(EXAMPLES / "integration_api.py")],
+        EXESDB_STATE_DIR=str(tmp_path),
+        EXESDB_WEBHOOK_URL="http://x",
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.count("PublishStatus.PUBLISHED") == 3
+    warning = (
+        "EXESDB_WEBHOOK_URL is set but is not a setting of the bridge (ignored); did you mean"
+        " EXESDB_WEBHOOK_URLS?"
+    )
+    assert completed.stderr.count(warning) == 1, completed.stderr
+
+
 def test_the_integration_api_example_says_a_bad_setting_as_run_does(tmp_path: Path) -> None:
     """In a shell with a bad setting (ingest on, no key), the example prints each problem on a
     line and exits 2, as `exesdb-bridge run` does, without a traceback."""

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from bridge.cli.healthcheck import READINESS, pinned_context, probe, probe_url
-from bridge.headers import HEALTHZ_BODY
+from bridge.headers import HEALTHZ_BODY, REALM
 from bridge.http import healthz
 from tests.support import (
     BridgeProcess,
@@ -364,14 +364,15 @@ def test_command_exits_1_not_2_on_a_bad_configuration() -> None:
         (" 127.0.0.1:9570", "must be host:port without spaces or other blanks"),
         ("bridge\x01:9570", "must be host:port, the host an IP address ([::1] for IPv6) or a"),
         ("::9570", "must be host:port, the host an IP address ([::1] for IPv6) or a"),
+        ("localhost", "must be host:port, and the port is missing, e.g. localhost:9570"),
     ],
 )
 def test_command_says_an_address_it_cannot_ask_is_a_bad_configuration(
     addr: str, fault: str
 ) -> None:
     """EXESDB_HTTP_ADDR with a stray blank before its host (an env file's 'X= value'), a control
-    character or no host at all is a bad configuration line naming the variable, exit 1, not a
-    traceback from http.client."""
+    character, no host at all or no port is a bad configuration line naming the variable, exit 1,
+    not a traceback from http.client."""
     completed = healthcheck(EXESDB_HTTP_ADDR=addr)
     assert completed.returncode == 1
     assert completed.stderr.startswith(f"unhealthy: bad configuration: EXESDB_HTTP_ADDR: {fault}")
@@ -487,6 +488,29 @@ def test_command_is_healthy_over_https_with_client_certificate_and_basic_auth(se
     assert PASSWORD not in completed.stdout + completed.stderr
 
 
+async def test_the_bridge_s_401_says_why_in_publish_s_words(server: Server) -> None:
+    """A 401 in the bridge's realm says in the line why, as publish says it: credentials sent
+    are not among its basic_auth_users, or none were sent and which settings send them; a 401
+    of another server (no such realm) is said as its status alone (above)."""
+
+    async def bridge_refusing(request: web.Request) -> web.Response:
+        return web.Response(status=401, headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
+
+    await server.start(bridge_refusing)
+    sent = await asyncio.to_thread(probe, server.url(), credentials=("ops", "wrong"))
+    assert sent.line == (
+        f"unhealthy: {server.url()} answered 401 Unauthorized: the user and password given"
+        " (EXESDB_HEALTHCHECK_USERNAME, EXESDB_HEALTHCHECK_PASSWORD_FILE) are not one of the"
+        " bridge's basic_auth_users"
+    )
+    unsent = await asyncio.to_thread(probe, server.url(), endpoint=READINESS)
+    assert unsent.line == (
+        f"not ready: {server.url()} answered 401 Unauthorized: the bridge asks for one of its"
+        " basic_auth_users: set EXESDB_HEALTHCHECK_USERNAME and EXESDB_HEALTHCHECK_PASSWORD_FILE"
+    )
+    assert "wrong" not in sent.line
+
+
 def test_command_without_basic_auth_settings_says_which_to_set(secured) -> None:
     """Basic auth asked for but no user or password file: exit 1 naming both settings."""
     env = dict(secured[1])
@@ -500,14 +524,18 @@ def test_command_without_basic_auth_settings_says_which_to_set(secured) -> None:
 
 
 def test_command_with_a_wrong_password_is_unhealthy_with_401(secured) -> None:
-    """A wrong password in the password file: the bridge answers 401 and the probe exits 1."""
+    """A wrong password in the password file: the bridge answers 401 and the probe exits 1, its
+    one line saying why as publish says it (the user and password are not among the bridge's
+    basic_auth_users), naming the settings, never the password."""
     bridge, env, folder = secured
     wrong = folder / "wrong-password"
     wrong.write_text("not-it")
     completed = healthcheck(**{**env, "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(wrong)})
     assert completed.returncode == 1
     assert completed.stderr == (
-        f"unhealthy: https://127.0.0.1:{bridge.port}/healthz answered 401 Unauthorized\n"
+        f"unhealthy: https://127.0.0.1:{bridge.port}/healthz answered 401 Unauthorized: the user"
+        " and password given (EXESDB_HEALTHCHECK_USERNAME, EXESDB_HEALTHCHECK_PASSWORD_FILE) are"
+        " not one of the bridge's basic_auth_users\n"
     )
 
 

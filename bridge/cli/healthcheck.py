@@ -234,9 +234,17 @@ def _probe(
     if status == 200:
         return Verdict(True, f"{good}: {url} answered 200", status, from_bridge=_is_healthz(body))
     line = f"{bad}: {url} answered {status} {reason}".rstrip()
-    return Verdict(
-        False, line, status, from_bridge=status == 401 and bool(_REALM.search(challenge))
-    )
+    refused = status == 401 and bool(_REALM.search(challenge))
+    if refused:
+        # The bridge's basic auth, said in publish's words, not only as the status.
+        line += (
+            ": the user and password given (EXESDB_HEALTHCHECK_USERNAME,"
+            " EXESDB_HEALTHCHECK_PASSWORD_FILE) are not one of the bridge's basic_auth_users"
+            if credentials is not None
+            else ": the bridge asks for one of its basic_auth_users: set"
+            " EXESDB_HEALTHCHECK_USERNAME and EXESDB_HEALTHCHECK_PASSWORD_FILE"
+        )
+    return Verdict(False, line, status, from_bridge=refused)
 
 
 def _readiness_verdict(url: str, status: int, reason: str, body: bytes) -> Verdict:

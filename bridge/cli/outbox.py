@@ -22,6 +22,8 @@ from bridge.cli.shared import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from bridge.sinks.alerts.queue import DeliveryQueue
     from bridge.sinks.alerts.records import Unretryable
 
@@ -185,7 +187,7 @@ def _outbox(args: argparse.Namespace) -> int:
                 print(f"exesdb-bridge: {note}", file=sys.stderr)
             return EXIT_OK
         ids = None if args.all else args.ids
-        if ids is not None and (wrong := _not_retryable(outbox.queue, ids)):
+        if ids is not None and (wrong := _not_retryable(outbox.queue, ids, path.absolute())):
             # All or nothing: an id that names no dead letter is a mistake (a typo, the wrong
             # line of `outbox list`), and the others are left until the command is given right.
             for problem in wrong:
@@ -222,8 +224,10 @@ def _left_out(queue: DeliveryQueue, state: str | None, limit: int, listed: int) 
     return not_shown(f"{left} of {left + listed} deliveries", listed, "newest")
 
 
-def _not_retryable(queue: DeliveryQueue, ids: Sequence[str]) -> list[str]:
-    """Why each named delivery that is not dead-lettered cannot be retried."""
+def _not_retryable(queue: DeliveryQueue, ids: Sequence[str], where: Path) -> list[str]:
+    """Why each named delivery that is not dead-lettered cannot be retried; an unknown one names
+    the outbox file looked in (``where``): the right id in another EXESDB_STATE_DIR's is a
+    common slip."""
     from bridge.sinks.alerts.records import DeliveryState
 
     states = {d.id: d.state for d in queue.deliveries(ids=ids, limit=None)}  # every one named
@@ -231,7 +235,9 @@ def _not_retryable(queue: DeliveryQueue, ids: Sequence[str]) -> list[str]:
     for delivery_id in dict.fromkeys(ids):
         state = states.get(delivery_id)
         if state is None:
-            problems.append(f"no delivery {delivery_id!r} in the outbox (see `outbox list`)")
+            problems.append(
+                f"no delivery {delivery_id!r} in the alert outbox at {where} (see `outbox list`)"
+            )
         elif state is not DeliveryState.DEAD:
             problems.append(f"delivery {delivery_id!r} is {state}, not dead-lettered")
     return problems

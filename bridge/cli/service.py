@@ -175,12 +175,9 @@ def _start_and_serve(args: argparse.Namespace) -> int:
 
     from bridge.logs import configure_logging
     from bridge.probe_settings import variable_value
-    from bridge.settings_checks import start_warnings
 
     settings = settings_or_exit(logged=True)
-    configure_logging(settings)
-    for note in start_warnings(settings):
-        _logger().warning("%s", note)
+    configure_logging(settings)  # the bridge logs its start warnings as it starts (Bridge.start)
     if args.demo and variable_value(os.environ, "EXESDB_STATE_DIR") is None:
         # The demo's made-up alerts (brute force on exesdb-2@demo) would otherwise stay in the
         # outbox of the bridge run next from this folder, escalating to its real receivers.

@@ -306,7 +306,11 @@ def test_reports_healthy_with_tls_and_basic_auth_from_a_web_config(
         env={"EXESDB_HEALTHCHECK_PASSWORD_FILE": f"{WEB_DIR}/wrong-password"},
     )
     assert wrong.returncode == 1
-    assert wrong.stderr == f"unhealthy: {asked} answered 401 Unauthorized\n"
+    assert wrong.stderr == (
+        f"unhealthy: {asked} answered 401 Unauthorized: the user and password given"
+        " (EXESDB_HEALTHCHECK_USERNAME, EXESDB_HEALTHCHECK_PASSWORD_FILE) are not one of the"
+        " bridge's basic_auth_users\n"
+    )
 
 
 def test_serves_the_pages_from_the_installed_package(running: Running) -> None:

@@ -269,8 +269,8 @@ def test_a_grpc_endpoint_without_a_scheme_is_named_as_given_and_said_to_be_diall
         log = process.log()
         assert "Tls handshake failed" in log.split(warning, 1)[1], log
         assert (
-            f" WARNING bridge: OTEL_EXPORTER_OTLP_ENDPOINT {endpoint} has no scheme, so the grpc"
-            " exporter dials it with TLS"
+            f" WARNING bridge.app: OTEL_EXPORTER_OTLP_ENDPOINT {endpoint} has no scheme, so the"
+            " grpc exporter dials it with TLS"
         ) in log.split("OTLP export: ", 1)[0], log
         assert "ssl_transport_security" not in log, log
     finally:

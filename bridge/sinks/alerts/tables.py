@@ -30,12 +30,15 @@ Nine tables:
   order from the key of the alert, not every delivery of the day, and so does ``renotify``
   (``dead_letters``) whether a later delivery to a dead letter's receiver carried its alert.
 
-The schema is at version 12 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
+The schema is at version 13 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
 plans' ids, 6 ``told`` and an index of deliveries in order, 7 the deliveries' ``retried_at``, 8
 the alerts' ``source`` and ``details``, a SystemAlert's component and metadata annotations, 9 the
 deliveries' ``renotified_at``, 10 ``taken`` and an index of the dead letters, 11 an index of the
-deliveries by state and when they finished, 12 ``carried``);
-``migrate`` upgrades a file of any earlier version in place, one version at a time.
+deliveries by state and when they finished, 12 ``carried``, 13 the file's mark: ``PRAGMA
+application_id``); ``migrate`` upgrades a file of any earlier version in place, one version at a
+time. ``connect`` refuses an SQLite file that is no outbox (another program's, with tables of its
+own) before it changes anything in it: a file marked as ours opens, and so does one without a
+mark that is empty (new) or holds version 1's tables (an outbox from before the mark).
 """
 
 from __future__ import annotations
@@ -51,7 +54,11 @@ from bridge.sinks.alerts.records import refused
 
 __all__ = ["connect", "migrate"]
 
-_SCHEMA_VERSION: Final = 12
+_SCHEMA_VERSION: Final = 13
+# The outbox's mark in the file's header (PRAGMA application_id): "EXOB".
+_APPLICATION_ID: Final = 0x45584F42
+# Version 1's tables: a file without the mark that holds them is an outbox from before it.
+_FIRST_TABLES: Final = frozenset({"alerts", "queued", "deliveries"})
 # Columns added after version 1 (by version: table, column, definition).
 _ADDED_COLUMNS: Final[Mapping[int, tuple[tuple[str, str, str], ...]]] = {
     2: (("alerts", "auto_resolve", "INTEGER NOT NULL DEFAULT 0"), ("alerts", "last_seen", "REAL")),
@@ -235,6 +242,8 @@ _STEPS: Final[Mapping[int, str]] = {
     10: _TAKEN,
     11: _BY_STATE,
     12: _CARRIED,
+    # Version 13: the mark, which migrate sets first of all (see there); again, to no effect.
+    13: f"PRAGMA application_id={_APPLICATION_ID};",
 }
 
 
@@ -248,11 +257,18 @@ def connect(path: Path | str) -> sqlite3.Connection:
         # secret, and SQLite gives the WAL and shared-memory files the same mode.
         with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    try:
+        # Before anything is changed in it: not its mode, nor its journal (WAL is in its header).
+        _refuse_another_programs(db)
+    except BaseException:
+        db.close()
+        raise
+    if str(path) != ":memory:":
         # A file an earlier version made (0644), and its WAL and shared-memory files, too.
         for name in (str(path), f"{path}-wal", f"{path}-shm"):
             with contextlib.suppress(OSError):  # absent, or another user's (a CLI as root)
                 os.chmod(name, 0o600)
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
     db.row_factory = sqlite3.Row
     # refused(last_status, last_error): whether a delivery's last answer was final, for queries
     # that pick dead letters by it (the one rule, records.refused, not a copy of it in SQL).
@@ -275,10 +291,44 @@ def migrate(db: sqlite3.Connection) -> None:
     version = int(db.execute("PRAGMA user_version").fetchone()[0])
     if version >= _SCHEMA_VERSION:
         return
+    # Marked before its first table is made: another process opening it meanwhile (a CLI beside
+    # a bridge starting) sees an outbox, not a file of someone else's tables.
+    db.execute(f"PRAGMA application_id={_APPLICATION_ID}")
     db.executescript(_SCHEMA)
     for step in range(2, _SCHEMA_VERSION + 1):
         _step(db, step)
     db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+
+def _refuse_another_programs(db: sqlite3.Connection) -> None:
+    """DatabaseError when the file is an SQLite database but no outbox: marked by another
+    program, or unmarked with tables and not version 1's (see the module docstring)."""
+    # One read transaction: the mark and the tables as one state of the file, so a file being
+    # made meanwhile (marked first, by migrate) is never seen with some tables and no mark.
+    db.execute("BEGIN")
+    try:
+        mark = int(db.execute("PRAGMA application_id").fetchone()[0])
+        if mark == _APPLICATION_ID:
+            return
+        rows = db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite!_%'"
+            " ESCAPE '!' ORDER BY name"
+        ).fetchall()
+    finally:
+        db.execute("COMMIT")
+    tables = [str(row[0]) for row in rows]
+    if mark == 0 and (not tables or set(tables) >= _FIRST_TABLES):
+        return
+    if mark:
+        raise sqlite3.DatabaseError(
+            f"file is another program's SQLite database (application_id {mark:#x}), not an"
+            " alert outbox"
+        )
+    named = ", ".join(repr(name) for name in tables[:3]) + (", …" if len(tables) > 3 else "")
+    raise sqlite3.DatabaseError(
+        f"file is an SQLite database of another program's (its tables: {named}), not an alert"
+        " outbox"
+    )
 
 
 def _step(db: sqlite3.Connection, version: int) -> None:

@@ -191,8 +191,7 @@ def test_a_version_1_file_gains_the_new_columns(tmp_path: Path) -> None:
     """An outbox written by the first schema opens, keeps its alerts and takes new fields."""
     path = tmp_path / "alerts.sqlite3"
     db = sqlite3.connect(path)
-    old_schema = _v1_schema()
-    db.executescript(old_schema)
+    db.executescript(_v1_schema() + _V1_QUEUES)
     db.execute(
         "INSERT INTO alerts VALUES ('old', 'x', 'warning', 'system', 'n1', 't', 'd', 0,"
         " 'firing', 1, 1.0, 1.0, NULL, 1.0, NULL, NULL, NULL, NULL)"
@@ -305,6 +304,29 @@ END;
 _V11_BY_STATE = """
 CREATE INDEX deliveries_by_state ON deliveries (state, finished_at);
 """
+_V12_CARRIED = """
+CREATE TABLE carried (
+    alert_id TEXT NOT NULL, created_at REAL NOT NULL, delivery_id TEXT NOT NULL,
+    PRIMARY KEY (alert_id, created_at DESC, delivery_id)
+) WITHOUT ROWID;
+CREATE TRIGGER carried_made AFTER INSERT ON deliveries BEGIN
+    INSERT OR IGNORE INTO carried (alert_id, created_at, delivery_id)
+    SELECT value, NEW.created_at, NEW.id FROM json_each(NEW.alert_ids);
+END;
+CREATE TRIGGER carried_changed
+AFTER UPDATE OF id, alert_ids, created_at ON deliveries
+WHEN OLD.id IS NOT NEW.id OR OLD.alert_ids IS NOT NEW.alert_ids
+OR OLD.created_at IS NOT NEW.created_at BEGIN
+    DELETE FROM carried WHERE created_at = OLD.created_at AND delivery_id = OLD.id
+    AND alert_id IN (SELECT value FROM json_each(OLD.alert_ids));
+    INSERT OR IGNORE INTO carried (alert_id, created_at, delivery_id)
+    SELECT value, NEW.created_at, NEW.id FROM json_each(NEW.alert_ids);
+END;
+CREATE TRIGGER carried_deleted AFTER DELETE ON deliveries BEGIN
+    DELETE FROM carried WHERE created_at = OLD.created_at AND delivery_id = OLD.id
+    AND alert_id IN (SELECT value FROM json_each(OLD.alert_ids));
+END;
+"""
 # Version 1 never set user_version (0, as a new file).
 _EARLIER_VERSIONS = [
     (0, _V1_QUEUES),
@@ -318,8 +340,11 @@ _EARLIER_VERSIONS = [
     (9, _V9_RENOTIFIED),
     (10, _V10_TAKEN),
     (11, _V11_BY_STATE),
+    (12, _V12_CARRIED),
 ]
-CURRENT_VERSION = 12
+CURRENT_VERSION = 13
+# The outbox's mark in the file's header (PRAGMA application_id), from version 13 on: "EXOB".
+OUTBOX_MARK = 0x45584F42
 ALL_TABLES = frozenset(
     {"alerts", "queued", "deliveries", "history", "meta", "plans", "told", "taken", "carried"}
 )
@@ -332,6 +357,15 @@ def schema(path: Path) -> tuple[int, frozenset[str]]:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         names = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         return int(version), frozenset(row[0] for row in names)
+    finally:
+        db.close()
+
+
+def mark(path: Path) -> int:
+    """The file's application_id."""
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("PRAGMA application_id").fetchone()[0])
     finally:
         db.close()
 
@@ -396,6 +430,7 @@ def test_a_file_of_any_earlier_version_is_upgraded_to_the_current_one(
         [kept] = box.queue.deliveries(ids=["d-old"])
         assert (kept.created_at, kept.retried_at) == (1.0, None)
         assert schema(path) == (CURRENT_VERSION, ALL_TABLES)
+        assert mark(path) == OUTBOX_MARK
         new_file = tmp_path / "new" / "alerts.sqlite3"
         new_file.parent.mkdir()
         Outbox(new_file).close()
@@ -431,11 +466,69 @@ def test_a_file_of_any_earlier_version_is_upgraded_to_the_current_one(
 
 
 def test_a_new_file_starts_at_the_current_version(tmp_path: Path) -> None:
-    """A file made afresh has the current version and every table of it."""
+    """A file made afresh has the current version, the outbox's mark and every table of it."""
     box = Outbox.in_dir(tmp_path)
     box.close()
     assert schema(box.path) == (CURRENT_VERSION, ALL_TABLES)
+    assert mark(box.path) == OUTBOX_MARK
     assert columns(box.path, "deliveries")[-2:] == ["retried_at", "renotified_at"]
+
+
+def _sqlite_file(path: Path, script: str) -> bytes:
+    """An SQLite file at ``path`` made by ``script``; its bytes."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.executescript(script)
+    finally:
+        db.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("script", "said"),
+    [
+        (
+            "CREATE TABLE x (a); CREATE TABLE alerts (a);",
+            "file is an SQLite database of another program's (its tables: 'alerts', 'x'), not an"
+            " alert outbox",
+        ),
+        (
+            "PRAGMA application_id=1;",
+            "file is another program's SQLite database (application_id 0x1), not an alert outbox",
+        ),
+    ],
+    ids=["another program's tables", "another program's mark"],
+)
+@pytest.mark.parametrize("opened", ["by a bridge", "by the CLI"])
+def test_an_sqlite_file_of_another_program_s_is_refused_and_left_as_it_was(
+    tmp_path: Path, script: str, said: str, opened: str
+) -> None:
+    """An SQLite database that is no outbox (tables that are not an outbox's, or another
+    program's application_id) is refused as a bridge or `exesdb-bridge outbox` opens it, saying
+    so, and left as it was: its bytes, its journal and its mode."""
+    path = tmp_path / FILE_NAME
+    before = _sqlite_file(path, script)
+    path.chmod(0o644)
+    with pytest.raises(sqlite3.DatabaseError) as refused:
+        Outbox.in_dir(tmp_path).close() if opened == "by a bridge" else Outbox(path).close()
+    assert str(refused.value) == said
+    assert path.read_bytes() == before
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert not Path(f"{path}-wal").exists()
+    # The directory's lock is released: the file replaced by an outbox, a bridge opens it.
+    path.unlink()
+    Outbox.in_dir(tmp_path).close()
+
+
+def test_an_sqlite_file_without_tables_is_made_an_outbox(tmp_path: Path) -> None:
+    """An SQLite database holding no table (made empty, or by a program that did not yet add
+    one) is made an outbox, as a missing file is."""
+    path = tmp_path / FILE_NAME
+    _sqlite_file(path, "PRAGMA user_version=0; CREATE TABLE t (a); DROP TABLE t;")
+    box = Outbox(path)
+    box.close()
+    assert schema(path) == (CURRENT_VERSION, ALL_TABLES)
+    assert mark(path) == OUTBOX_MARK
 
 
 # -- an alert's detail (its page) --

@@ -93,7 +93,8 @@ async def test_the_start_up_log_tells_receivers_on_one_origin_apart(
             EXESDB_WEBHOOK_CONFIG_FILE=str(config),
         ) as (_, sink, _):
             keys = list(sink.workers)
-    lines = [r.getMessage() for r in caplog.records if " is " in r.getMessage()]
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("bridge.sinks.alerts")]
+    lines = [line for line in said if " is " in line]
     sources = ["EXESDB_WEBHOOK_URLS item 1", "EXESDB_WEBHOOK_URLS item 2"]
     sources.append(f"{config}: webhook_configs.0")
     assert lines == [
