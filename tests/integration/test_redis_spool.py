@@ -502,3 +502,87 @@ async def test_a_head_that_cannot_be_stored_on_disk_stops_nothing_and_sends_noth
     assert writer.sample("exesdb_redis_connection_errors_total") == 0
     assert writer.sample("exesdb_redis_written_total") == 30
     assert list(spool_dir.glob("*.spool")) == []
+
+
+# The writing script's words when the ACL refuses it the progress, and the script named.
+SCRIPT_DENIED = "ERR The user executing the script can't"
+WRITING_SPOOLED = (
+    "(the writing of a spooled batch with the spool's progress, a script running XADD and SET)"
+)
+
+
+@pytest.mark.parametrize(
+    ("rules", "refusal"),
+    [
+        # SET on every key of the bridge but the spool's (an ACL selector): refused in the script.
+        (
+            ("~*", "+@all", "-set", "(+set ~exesdb:bus:* ~exesdb:state:* ~exesdb:cluster:*)"),
+            f"{SCRIPT_DENIED} access at least one of the keys",
+        ),
+        # The spool's keys read-only (and no MULTI, lest a transaction write the entries
+        # without the progress): the script refused up front, for its keys.
+        (
+            (
+                "~exesdb:bus:*",
+                "~exesdb:state:*",
+                "~exesdb:cluster:*",
+                "%R~exesdb:spool:*",
+                "+@all",
+                "-multi",
+            ),
+            "NOPERM this user has no permissions to access one of the keys",
+        ),
+    ],
+    ids=["set-refused-in-script", "spool-keys-refused"],
+)
+async def test_a_batch_whose_progress_the_acl_refuses_waits_unwritten_and_goes_once_granted(
+    redis_server: Callable[[], RedisServer],
+    tmp_path: Path,
+    replicas: list[Replica],
+    caplog: pytest.LogCaptureFixture,
+    rules: tuple[str, ...],
+    refusal: str,
+) -> None:
+    """On an ACL user that may not set the spool's progress, a spooled batch is refused whole:
+    over several retries not one of its entries is written (Redis keeps a script's writes
+    before a refused command, and each retry would add them again), /readyz and one warning
+    say Redis refuses the bridge's commands (naming the writing script when it is the
+    script's refusal), its tries counted; granted, each frame is written exactly once."""
+    server = redis_server()
+    with server.client() as admin:
+        admin.execute_command("ACL", "SETUSER", "bridge", "on", ">pw", *rules)
+        admin.execute_command("ACL", "LOG", "RESET")
+    url = f"redis://bridge:pw@127.0.0.1:{server.port}/0"
+    publisher = await Replica(url, "publisher", group=False, spool_dir=tmp_path / "spool").start()
+    replicas.append(publisher)
+    await async_wait_until(publisher.ready, 10, "ready before anything is spooled")
+    batch = [alert(n) for n in range(5)]
+    assert await publisher.bridge.bus.publish_verified_durably(batch, 5) == (
+        5,
+        Durability.COMMITTED,
+    )
+    stream = f"exesdb:bus:{batch[0].instance}"
+
+    def refused() -> bool:
+        return publisher.sample("exesdb_redis_connection_errors_total") >= 4
+
+    await async_wait_until(refused, 15, "the batch tried and refused several times")
+    with server.client() as admin:
+        assert admin.xlen(stream) == 0  # refused before anything was written, each time
+        assert not admin.keys("exesdb:spool:*")
+    reason = publisher.bridge.readiness()["bus"]["reason"] or ""
+    assert f"refuses the bridge's commands: {refusal}" in reason
+    assert (WRITING_SPOOLED in reason) == refusal.startswith(SCRIPT_DENIED)
+    assert not publisher.ready()
+    with server.client() as admin:
+        denied = [entry["object"] for entry in admin.acl_log()]
+        assert [key for key in denied if key.startswith("exesdb:spool:")], denied
+        admin.execute_command("ACL", "SETUSER", "bridge", "~*", "+@all")
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len([line for line in warned if refusal in line]) == 1, warned
+    await async_wait_until(lambda: publisher.sample("exesdb_redis_spool_bytes") == 0, 15)
+    await async_wait_until(publisher.ready, 10, "ready once granted")
+    with server.client() as admin:
+        entries = admin.xrange(stream)
+    written = [decode_envelope(fields[b"e"]) for _, fields in entries]
+    assert alert_ids(written) == [f"spooled-{n:04d}" for n in range(5)]  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ from redis.exceptions import NoPermissionError, ResponseError
 from bridge.bus.decoding import decode_envelope
 from bridge.bus.envelope import Envelope
 from bridge.bus.redis.layout import GROUP, Layout, entry_fields, stream_id, text
-from bridge.bus.redis.link import RETRYABLE, Link, temporary
+from bridge.bus.redis.link import RETRYABLE, Link, script_named, temporary
 from bridge.bus.redis.spool import Spool
 from bridge.bus.transport import WORK_QUEUE_INSTANCES, Durability, Frame
 
@@ -48,19 +48,30 @@ _PROGRESS_KEPT_MS: Final = 7 * 24 * 3600 * 1000
 # a pipeline of XADDs costs redis-py several times the CPU per entry. An entry Redis refuses is
 # answered "!<error>" in its place. KEYS: each entry's stream, then the progress key if any.
 # ARGV: the number of entries, MAXLEN, body and signature of each, then progress and its TTL.
+# The progress is set first: Redis keeps what a script wrote before a command it refuses (an
+# ACL user without SET on the spool's keys), and each retry of the batch would write its entries
+# again; the XADDs after it are answered each on its own, so the script ends with them.
 _XADD_ALL: Final = """
 local count = tonumber(ARGV[1])
+if #KEYS > count then
+  redis.call('SET', KEYS[count + 1], ARGV[3 + 2 * count], 'PX', ARGV[4 + 2 * count])
+end
 local out = {}
 for i = 1, count do
   local id = redis.pcall('XADD', KEYS[i], 'MAXLEN', '~', ARGV[2], '*',
                          'e', ARGV[1 + 2 * i], 's', ARGV[2 + 2 * i])
   if type(id) == 'table' and id.err then out[i] = '!' .. id.err else out[i] = id end
 end
-if #KEYS > count then
-  redis.call('SET', KEYS[count + 1], ARGV[3 + 2 * count], 'PX', ARGV[4 + 2 * count])
-end
 return out
 """
+# What the script is told as when the ACL refuses it the progress (Redis's words name neither).
+_WRITING_SPOOLED: Final = (
+    "the writing of a spooled batch with the spool's progress, a script running XADD and SET"
+)
+
+# Redis's words when the ACL refuses a command itself (``… no permissions to run the 'evalsha'
+# command``), not one of its keys.
+_RUN_REFUSED: Final = "no permissions to run the '"
 
 # A work-queue frame written: (when, entry id, frame), per stream.
 _Retained = deque[tuple[float, bytes, Frame]]
@@ -453,8 +464,17 @@ class Writer:
         except ResponseError as exc:
             if temporary(exc):
                 raise
-            # Refused whole for good (NOPERM: an ACL keeps one of the streams from us): one
-            # XADD each, so that only the entries refused are dropped.
+            named = script_named(exc, _WRITING_SPOOLED)
+            if named is not exc:
+                # The script ran, and the ACL refused it the progress (set first: nothing was
+                # written); the batch waits in the spool, told, until granted.
+                raise named from exc
+            if progress is not None and _RUN_REFUSED not in str(exc):
+                # One of the keys refused: so would a transaction be, whole, and one whose
+                # MULTI the ACL refused too would write the entries without the progress.
+                raise
+            # Refused whole for good (NOPERM: an ACL keeps EVALSHA, or one of the streams, from
+            # us): one XADD each, so that only the entries refused are dropped.
             return await self._xadd_each(frames, progress)
         return [
             ResponseError(reply[1:].decode(errors="replace")) if reply[:1] == b"!" else reply
