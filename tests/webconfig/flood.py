@@ -2,7 +2,8 @@
 
 ``python -m tests.webconfig.flood URL CA_FILE USER CONNECTIONS SOURCE_ADDRESS``: each connection
 asks ``URL`` again and again, from ``SOURCE_ADDRESS`` (another loopback address, as another host
-would), with a password never sent before, so that no remembered outcome answers it.
+would), with a password never sent before, so that no remembered outcome answers it, again as
+soon as it is answered (after the ``Retry-After`` of an answer that has one).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ async def _connection(url: str, context: ssl.SSLContext, user: str, source: str,
             try:
                 async with session.get(url, headers=headers) as response:
                     await response.read()
+                    # Told to wait, it waits (as Prometheus does till its next scrape): a client
+                    # that does not costs the bridge a 429 a request, which rate_limit bounds.
+                    await asyncio.sleep(float(response.headers.get("Retry-After", 0)))
             except aiohttp.ClientError:
                 await asyncio.sleep(0.05)  # the bridge refused the connection: not a busy loop
 

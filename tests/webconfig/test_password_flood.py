@@ -33,9 +33,10 @@ def files(tmp_path: Path) -> WebFiles:
 
 async def test_a_login_and_the_health_check_are_answered_in_time_during_a_flood(files: WebFiles):
     """While 100 connections from another address send wrong passwords as fast as they are
-    answered, a right password not checked before is let in within the health check's timeout,
-    and ``exesdb-bridge healthcheck`` (its own user, also not checked before) finds the bridge
-    healthy: the flood's checks beyond a few are answered 429 at once, not queued."""
+    answered (waiting a 429's Retry-After), a right password not checked before is let in
+    within the health check's timeout, and ``exesdb-bridge healthcheck`` (its own user, also not
+    checked before) finds the bridge healthy: the flood's checks beyond a few are answered 429
+    at once, not queued."""
     users = (
         f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw', COST)}\n"
         f"  probe: {bcrypt_hash('probe-pw', COST)}\n"
