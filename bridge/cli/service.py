@@ -22,6 +22,7 @@ from bridge.errors import BridgeError, ConfigError
 from bridge.urls import own_url
 
 if TYPE_CHECKING:
+    import asyncio
     import logging
 
     from bridge.app import Bridge
@@ -90,7 +91,8 @@ async def _serve(settings: Settings, demo: bool) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, _hang_up, bridge)
+    hang_ups: set[asyncio.Task[None]] = set()  # the SIGHUPs still being answered, kept alive
+    loop.add_signal_handler(signal.SIGHUP, _hang_up, bridge, hang_ups)
     try:
         await bridge.start()
     except OSError as exc:  # the address is a BridgeError of its own; this is anything else
@@ -127,15 +129,24 @@ async def _serve(settings: Settings, demo: bool) -> int:
     return EXIT_OK
 
 
-def _hang_up(bridge: Bridge) -> None:
+def _hang_up(bridge: Bridge, answering: set[asyncio.Task[None]]) -> None:
     """SIGHUP (``systemctl reload``, a closed terminal) reads the web config again and keeps
     running: left to Python's default it ended the bridge at once, undrained, with an exit
     systemd counts as clean (no restart)."""
+    import asyncio
+
+    task = asyncio.get_running_loop().create_task(_read_again(bridge))
+    answering.add(task)
+    task.add_done_callback(answering.discard)
+
+
+async def _read_again(bridge: Bridge) -> None:
+    """The web config read again for a SIGHUP (a changed file once it has settled), and said."""
     if not bridge.settings.web_config_file:
         web_config = "no web config to read again"
     elif bridge.web_config is None:
         web_config = "still starting: the web config is being read"
-    elif bridge.web_config.reload_if_changed():
+    elif await bridge.web_config.reload():
         web_config = "web config read again"
     elif bridge.web_config.refused:
         web_config = "web config: nothing new taken (the file is refused, as logged above)"

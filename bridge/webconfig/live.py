@@ -3,14 +3,19 @@
 It starts from the file as read at start (a ``Judged``), without reading it again. At most
 once per ``check_interval`` (on a request or a TLS handshake) the file and the files it
 names are read and hashed (a few KiB; file times can miss a quick rewrite); when any changed,
-everything is loaded again and, if good, takes over at once: the users, headers and rate limit
-for the next request, the certificate, key and client CA for the next connection. A bad new
-version keeps the old one in force and is logged once. Turning TLS on or off needs a restart (the
-listening socket is one or the other), as does changing ``curve_preferences``.
+they are read again ``SETTLE_SECONDS`` later, and only when both reads agree (a file being
+written, by ``cat >`` or a slow copy, is not taken half-way) everything is loaded again and, if
+good, takes over at once: the users, headers and rate limit for the next request, the
+certificate, key and client CA for the next connection. A bad new version keeps the old one in
+force and is logged once. Turning TLS on or off needs a restart (the listening socket is one or
+the other), as do changing ``curve_preferences`` and turning basic auth off (a file whose users
+are all gone, commented out or not yet written, would otherwise open every endpoint); a new
+version requiring no client certificate where the old one did is taken with a warning.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
@@ -22,34 +27,35 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from bridge.errors import ConfigError
 from bridge.webconfig.basic_auth import CACHE_SIZE, BasicAuthChecker
-from bridge.webconfig.loading import Judged, Stamp, load, stamp_files, tls_files
+from bridge.webconfig.loading import Judged, Loaded, Stamp, judge, stamp_files, tls_files
 from bridge.webconfig.rate_limit import RateLimiter
-from bridge.webconfig.schema import RateLimit, WebConfig
+from bridge.webconfig.schema import RateLimit, TLSServerConfig, WebConfig
 from bridge.webconfig.tls import apply_handshake_settings
 
-__all__ = ["CHECK_INTERVAL_SECONDS", "LiveWebConfig"]
+__all__ = ["CHECK_INTERVAL_SECONDS", "SETTLE_SECONDS", "LiveWebConfig"]
 
 _logger = logging.getLogger(__name__)
 
 CHECK_INTERVAL_SECONDS: Final = 1.0
+# How long a changed file must read the same before it is taken: a writer still at it has
+# written more by then (an editor's or a deployment's rename is one step, and waits no longer).
+SETTLE_SECONDS: Final = 0.1
+# The most times ``reload`` looks again at files that keep changing before it gives up.
+_SETTLE_LOOKS: Final = 20
+# How much client_auth_type asks of a client: 2 a verified certificate, 1 any, 0 none.
+_CLIENT_AUTH_DEMANDS: Final = {"RequireAnyClientCert": 1, "RequireAndVerifyClientCert": 2}
 
 
 def _stamp(path: Path, config: WebConfig) -> Stamp:
     return stamp_files([str(path), *tls_files(config.tls)])
 
 
+def _client_auth_demand(tls: TLSServerConfig | None) -> int:
+    return _CLIENT_AUTH_DEMANDS.get(tls.client_auth_type, 0) if tls is not None else 0
+
+
 def _curves(config: WebConfig) -> tuple[str, ...]:
     return config.tls.curve_preferences if config.tls is not None else ()
-
-
-def _settled_stamp(path: Path, before: Stamp, config: WebConfig) -> Stamp:
-    """The stamp to compare with next: the one taken before loading, if it covers the same files.
-
-    So that a change made while loading is seen at the next look.
-    """
-    after = _stamp(path, config)
-    same_files = [entry[0] for entry in before] == [entry[0] for entry in after]
-    return before if same_files else after
 
 
 class LiveWebConfig:
@@ -78,6 +84,8 @@ class LiveWebConfig:
         self._loaded = loaded
         self._stamp = judged.stamp
         self._refused: Stamp | None = None
+        # A changed stamp, and when it was first read: taken once a later read agrees with it.
+        self._changed: tuple[Stamp, float] | None = None
         self._next_look = clock() + check_interval
         checks = Counter(
             "exesdb_web_config_password_checks",
@@ -132,38 +140,53 @@ class LiveWebConfig:
         if now < self._next_look:
             return False
         self._next_look = now + self._interval
-        return self.reload_if_changed()
+        return self._look()
 
     @property
     def refused(self) -> bool:
         """Whether the file as it is now was refused (the version before stays in force)."""
         return self._refused is not None
 
-    def reload_if_changed(self) -> bool:
-        """Look at the files now; True when a changed file was taken."""
+    async def reload(self) -> bool:
+        """Look at the files now (on SIGHUP), and again while a change settles; True when a
+        changed file was taken."""
+        for _ in range(_SETTLE_LOOKS):
+            if self._look():
+                return True
+            if self._changed is None:
+                return False
+            await asyncio.sleep(max(0.0, self._changed[1] + SETTLE_SECONDS - self._clock()))
+        return False
+
+    def _look(self) -> bool:
+        """Look at the files now; True when a changed file, read the same twice, was taken."""
+        now = self._clock()
         stamp = _stamp(self.path, self._loaded.config)
         if stamp == self._stamp:
+            self._changed = None
             if self._refused is not None:  # put back as it was: what is in force is the file
                 self._refused = None
                 self._reloaded.set(1)
             return False
         if stamp == self._refused:  # already logged
+            self._changed = None
+            return False
+        if self._changed is None or self._changed[0] != stamp:
+            self._changed = (stamp, now)  # new: read again once a writer would have written more
+            self._next_look = min(self._next_look, now + SETTLE_SECONDS)
+            return False
+        if now < self._changed[1] + SETTLE_SECONDS:
+            self._next_look = min(self._next_look, self._changed[1] + SETTLE_SECONDS)
+            return False
+        self._changed = None
+        judged = judge(self.path)
+        if judged.loaded is not None and judged.stamp[:1] != stamp[:1]:
+            # Rewritten again between the reads and the load: that version must settle too.
+            self._changed = (judged.stamp[:1] + stamp[1:], now)
+            self._next_look = min(self._next_look, now + SETTLE_SECONDS)
             return False
         try:
-            loaded = load(self.path)
-            if (loaded.context is None) != (self.ssl_context is None):
-                raise ConfigError(
-                    [f"{self.path}: tls_server_config: turning TLS on or off needs a restart"]
-                )
-            if _curves(loaded.config) != _curves(self._loaded.config):
-                # The listening context's curves (see bridge.webconfig.tls), which no call
-                # puts back to OpenSSL's defaults.
-                raise ConfigError(
-                    [
-                        f"{self.path}: tls_server_config.curve_preferences: changing it needs a"
-                        " restart"
-                    ]
-                )
+            loaded = self._acceptable(judged)
         except ConfigError as exc:
             self._refused = stamp
             self._reloaded.set(0)
@@ -173,10 +196,20 @@ class LiveWebConfig:
                 "; ".join(exc.problems),
             )
             return False
+        old_tls, new_tls = self._loaded.config.tls, loaded.config.tls
+        if old_tls is not None and _client_auth_demand(new_tls) < _client_auth_demand(old_tls):
+            _logger.warning(
+                "web config %s: client_auth_type is %s where it was %s: connections are let in "
+                "with less proof (an unverified certificate, or none)",
+                self.path,
+                new_tls.client_auth_type if new_tls is not None else "NoClientCert",
+                old_tls.client_auth_type,
+            )
         if loaded.config.rate_limit != self._loaded.config.rate_limit:
             self.limiter = self._limiter(loaded.config.rate_limit)
         self._loaded = loaded
-        self._stamp = _settled_stamp(self.path, stamp, loaded.config)
+        # The files as loaded: a change since is seen at the next look.
+        self._stamp = judged.stamp
         self._refused = None
         self.auth.replace(loaded.config.basic_auth_users)
         tls = loaded.config.tls
@@ -186,6 +219,29 @@ class LiveWebConfig:
         self._reloaded_at.set(self._wall_clock())
         _logger.info("web config %s reloaded: %s", self.path, loaded.config.summary())
         return True
+
+    def _acceptable(self, judged: Judged) -> Loaded:
+        """The new version ``judged`` if it is good and can take over without a restart;
+        ConfigError with every reason it cannot."""
+        loaded = judged.loaded
+        if loaded is None:
+            raise ConfigError(list(judged.problems))
+        if (loaded.context is None) != (self.ssl_context is None):
+            raise ConfigError(
+                [f"{self.path}: tls_server_config: turning TLS on or off needs a restart"]
+            )
+        if _curves(loaded.config) != _curves(self._loaded.config):
+            # The listening context's curves (see bridge.webconfig.tls), which no call puts
+            # back to OpenSSL's defaults.
+            raise ConfigError(
+                [f"{self.path}: tls_server_config.curve_preferences: changing it needs a restart"]
+            )
+        if self.auth.enabled and not loaded.config.basic_auth_users:
+            # A file with every user gone is more often half-written or mis-edited than meant.
+            raise ConfigError(
+                [f"{self.path}: basic_auth_users: turning basic auth off needs a restart"]
+            )
+        return loaded
 
     def _hand_over(
         self, connection: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext

@@ -4,7 +4,8 @@ Every path is behind basic auth when users are configured, ``/healthz`` included
 exporter-toolkit); what a route checks itself (ingest's signature, the admin token) comes on top.
 Before it, a request over ``rate_limit`` is refused (429; the probes, ``GET /healthz`` and
 ``/readyz``, are neither limited nor counted), then a client certificate without any
-of ``client_allowed_sans`` (the toolkit refuses it in the handshake, which Python's ssl cannot).
+of ``client_allowed_sans`` (the toolkit refuses it in the handshake, which Python's ssl cannot),
+then basic auth: 401 for a wrong password, 429 when its check would wait behind too many others.
 
 Its headers go on every answer, never in place of one the answer sets itself (as in the toolkit,
 which sets them before the handler runs): a page keeps its strict ``Content-Security-Policy``, the
@@ -21,6 +22,7 @@ from aiohttp.typedefs import Handler
 
 from bridge.headers import REALM
 from bridge.routes import PROBES, error_response
+from bridge.webconfig.basic_auth import Verdict
 from bridge.webconfig.live import LiveWebConfig
 from bridge.webconfig.tls import client_names
 
@@ -55,7 +57,22 @@ def install(app: web.Application, live: LiveWebConfig) -> None:
                     "forbidden",
                     "the client certificate holds none of the names in client_allowed_sans",
                 )
-        if live.auth.enabled and not await live.auth.check(request.headers.get("Authorization")):
+        verdict = (
+            await live.auth.check(request.headers.get("Authorization"), request.remote or "")
+            if live.auth.enabled
+            else Verdict.ACCEPTED
+        )
+        if verdict is Verdict.BUSY:
+            # 429, not 401: the password may be right, and a client (Prometheus, the health
+            # check) must not take it for wrong; it tries again at its next scrape or probe.
+            answer = error_response(
+                429,
+                "password_checks_busy",
+                "too many basic auth passwords are waiting to be checked; retry later",
+            )
+            answer.headers["Retry-After"] = "1"
+            return answer
+        if verdict is Verdict.REFUSED:
             answer = error_response(
                 401, "unauthorized", "send the user and password of basic_auth_users (basic auth)"
             )

@@ -9,15 +9,21 @@ import bcrypt
 import pytest
 
 from bridge.webconfig import BasicAuthChecker
+from bridge.webconfig.basic_auth import WAITING, WAITING_PER_CLIENT, Verdict
 from tests.webconfig.files import basic, bcrypt_hash
 
 ALICE = bcrypt_hash("alice-pw")
 BOB = bcrypt_hash("bob-pw")
 
 
+async def accepted(checker: BasicAuthChecker, header: str | None, client: str = "") -> bool:
+    """True when ``checker`` lets ``header`` in (neither refused nor busy)."""
+    return await checker.check(header, client) is Verdict.ACCEPTED
+
+
 async def test_the_right_password_passes():
     """A configured user with that user's password is let in."""
-    assert await BasicAuthChecker({"alice": ALICE}).check(basic("alice", "alice-pw"))
+    assert await accepted(BasicAuthChecker({"alice": ALICE}), basic("alice", "alice-pw"))
 
 
 @pytest.mark.parametrize(
@@ -40,7 +46,7 @@ async def test_anything_else_is_refused(header: str | None):
     checks: list[bool] = []
     checker = BasicAuthChecker({"alice": ALICE, "bob": BOB}, checked=checks.append)
     for _ in range(3):
-        assert not await checker.check(header)
+        assert not await accepted(checker, header)
     assert checks in ([], [False])
 
 
@@ -55,8 +61,8 @@ async def test_an_unknown_user_costs_one_bcrypt_check_as_a_known_one_does():
         return bcrypt.checkpw(password.encode(), hashed)
 
     checker = BasicAuthChecker({"alice": ALICE}, matches=matches)
-    assert not await checker.check(basic("mallory", "alice-pw"))
-    assert not await checker.check(basic("alice", "wrong"))
+    assert not await accepted(checker, basic("mallory", "alice-pw"))
+    assert not await accepted(checker, basic("alice", "wrong"))
     assert compared == [ALICE.encode(), ALICE.encode()]
 
 
@@ -64,7 +70,7 @@ async def test_no_users_means_no_basic_auth():
     """Without users the checker is off and lets nobody in by itself."""
     checker = BasicAuthChecker({})
     assert not checker.enabled
-    assert not await checker.check(basic("alice", "alice-pw"))
+    assert not await accepted(checker, basic("alice", "alice-pw"))
 
 
 async def test_each_outcome_is_remembered_and_a_right_password_after_wrong_ones_passes():
@@ -73,14 +79,14 @@ async def test_each_outcome_is_remembered_and_a_right_password_after_wrong_ones_
     checks: list[bool] = []
     checker = BasicAuthChecker({"alice": ALICE, "bob": BOB}, checked=checks.append)
     for _ in range(3):
-        assert await checker.check(basic("alice", "alice-pw"))
+        assert await accepted(checker, basic("alice", "alice-pw"))
     assert checks == [True]
     for _ in range(3):
-        assert not await checker.check(basic("bob", "wrong"))
+        assert not await accepted(checker, basic("bob", "wrong"))
     assert checks == [True, False]
-    assert await checker.check(basic("bob", "bob-pw"))
-    assert await checker.check(basic("alice", "alice-pw"))
-    assert not await checker.check(basic("bob", "wrong"))
+    assert await accepted(checker, basic("bob", "bob-pw"))
+    assert await accepted(checker, basic("alice", "alice-pw"))
+    assert not await accepted(checker, basic("bob", "wrong"))
     assert checks == [True, False, True]
 
 
@@ -89,7 +95,9 @@ async def test_wrong_passwords_asked_at_once_cost_one_bcrypt_check():
     others wait for it (one check runs at a time) and take its outcome."""
     checks: list[bool] = []
     checker = BasicAuthChecker({"alice": ALICE}, checked=checks.append)
-    outcomes = await asyncio.gather(*(checker.check(basic("alice", "guess")) for _ in range(20)))
+    outcomes = await asyncio.gather(
+        *(accepted(checker, basic("alice", "guess")) for _ in range(20))
+    )
     assert outcomes == [False] * 20
     assert checks == [False]
 
@@ -113,7 +121,7 @@ async def test_one_bcrypt_check_runs_at_a_time():
 
     checks: list[bool] = []
     checker = BasicAuthChecker({"alice": ALICE}, checked=checks.append, matches=counted)
-    guesses = (checker.check(basic("alice", f"guess{i}")) for i in range(8))
+    guesses = (accepted(checker, basic("alice", f"guess{i}"), f"192.0.2.{i}") for i in range(8))
     assert await asyncio.gather(*guesses) == [False] * 8
     assert checks == [False] * 8
     assert most == [1]
@@ -124,10 +132,10 @@ async def test_wrong_passwords_do_not_push_out_the_remembered_successes():
     holds leave a remembered success where it is."""
     checks: list[bool] = []
     checker = BasicAuthChecker({"alice": ALICE}, cache_size=2, checked=checks.append)
-    assert await checker.check(basic("alice", "alice-pw"))
+    assert await accepted(checker, basic("alice", "alice-pw"))
     for i in range(5):
-        assert not await checker.check(basic("alice", f"guess{i}"))
-    assert await checker.check(basic("alice", "alice-pw"))
+        assert not await accepted(checker, basic("alice", f"guess{i}"))
+    assert await accepted(checker, basic("alice", "alice-pw"))
     assert checks == [True] + [False] * 5
 
 
@@ -138,11 +146,11 @@ async def test_the_memory_is_bounded_and_keeps_the_latest():
     checks: list[bool] = []
     checker = BasicAuthChecker(users, cache_size=2, checked=checks.append)
     for i in range(3):
-        assert await checker.check(basic(f"user{i}", f"pw{i}"))
+        assert await accepted(checker, basic(f"user{i}", f"pw{i}"))
     for i in (2, 1):
-        assert await checker.check(basic(f"user{i}", f"pw{i}"))
+        assert await accepted(checker, basic(f"user{i}", f"pw{i}"))
     assert len(checks) == 3
-    assert await checker.check(basic("user0", "pw0"))
+    assert await accepted(checker, basic("user0", "pw0"))
     assert len(checks) == 4
 
 
@@ -151,18 +159,18 @@ async def test_a_changed_password_is_not_served_from_memory():
     the new one, refused before, now does."""
     checks: list[bool] = []
     checker = BasicAuthChecker({"alice": ALICE}, checked=checks.append)
-    assert await checker.check(basic("alice", "alice-pw"))
-    assert not await checker.check(basic("alice", "new-pw"))
+    assert await accepted(checker, basic("alice", "alice-pw"))
+    assert not await accepted(checker, basic("alice", "new-pw"))
     checker.replace({"alice": bcrypt_hash("new-pw")})
-    assert not await checker.check(basic("alice", "alice-pw"))
-    assert await checker.check(basic("alice", "new-pw"))
+    assert not await accepted(checker, basic("alice", "alice-pw"))
+    assert await accepted(checker, basic("alice", "new-pw"))
     assert checks == [True, False, False, True]
 
 
 async def test_utf8_credentials_pass():
     """Names and passwords outside ASCII are read as UTF-8, as Prometheus sends them."""
     checker = BasicAuthChecker({"zoë": bcrypt_hash("pässwörd")})
-    assert await checker.check(basic("zoë", "pässwörd"))
+    assert await accepted(checker, basic("zoë", "pässwörd"))
 
 
 async def test_a_password_is_checked_by_its_first_72_bytes_as_go_checks_it():
@@ -174,7 +182,37 @@ async def test_a_password_is_checked_by_its_first_72_bytes_as_go_checks_it():
     hashed = bcrypt.hashpw(head.encode(), bcrypt.gensalt(4)).decode()
     checks: list[bool] = []
     checker = BasicAuthChecker({"alice": hashed}, checked=checks.append)
-    assert await checker.check(basic("alice", head + "-the-rest-one"))
-    assert await checker.check(basic("alice", head + "-the-rest-two"))
+    assert await accepted(checker, basic("alice", head + "-the-rest-one"))
+    assert await accepted(checker, basic("alice", head + "-the-rest-two"))
     assert checks == [True, True]
-    assert not await checker.check(basic("alice", "q" + head[1:] + "-the-rest-one"))
+    assert not await accepted(checker, basic("alice", "q" + head[1:] + "-the-rest-one"))
+
+
+async def test_checks_waiting_are_bounded_per_client_and_in_all():
+    """While checks wait, one more from a client with WAITING_PER_CLIENT waiting, or from any
+    client once WAITING wait in all, is BUSY at once and costs no bcrypt check; the same
+    credentials as a waiting check share it, and an IPv6 client counts with its /64."""
+    release = threading.Event()
+    checks: list[bool] = []
+
+    def held(password: str, hashed: bytes) -> bool:
+        release.wait(10)  # the test lets the checks go once the queue is full
+        return bcrypt.checkpw(password.encode(), hashed)
+
+    checker = BasicAuthChecker({"alice": ALICE}, checked=checks.append, matches=held)
+
+    def guess(i: int, client: str) -> asyncio.Task[Verdict]:
+        return asyncio.create_task(checker.check(basic("alice", f"guess{i}"), client))
+
+    first = [guess(i, f"2001:db8::{i}") for i in range(WAITING_PER_CLIENT)]
+    await asyncio.sleep(0)  # let them take their places
+    assert await checker.check(basic("alice", "one-more"), "2001:db8::ff") is Verdict.BUSY
+    others = [guess(100 + i, f"192.0.2.{i}") for i in range(WAITING - WAITING_PER_CLIENT)]
+    shared = guess(0, "198.51.100.1")  # the same credentials as a waiting check
+    await asyncio.sleep(0)
+    assert await checker.check(basic("alice", "alice-pw"), "198.51.100.2") is Verdict.BUSY
+    release.set()
+    assert await asyncio.gather(*first, *others, shared) == [Verdict.REFUSED] * (WAITING + 1)
+    assert checks == [False] * WAITING
+    # Nothing waits any more: the right password is checked and passes.
+    assert await checker.check(basic("alice", "alice-pw"), "2001:db8::ff") is Verdict.ACCEPTED

@@ -6,6 +6,7 @@ The opens are counted as the kernel reports them (``FileOpens``, inotify), patch
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def test_the_server_starts_from_the_version_read_at_start(tmp_path: Path) -> Non
         live = LiveWebConfig(read)
         assert opens.count() == 0
         assert list(live.config.basic_auth_users) == ["alice"]
-        assert live.reload_if_changed()
+        assert asyncio.run(live.reload())
     assert list(live.config.basic_auth_users) == ["bob"]
 
 

@@ -25,7 +25,7 @@ from bridge.bus import SIGNATURE_HEADER, Keyring
 from bridge.cli.healthcheck import probe, target
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
-from bridge.webconfig.live import CHECK_INTERVAL_SECONDS
+from bridge.webconfig.live import CHECK_INTERVAL_SECONDS, SETTLE_SECONDS
 from tests.support import (
     ADMIN_TOKEN,
     TEST_SECRET,
@@ -475,7 +475,7 @@ async def test_changing_curve_preferences_needs_a_restart(files: WebFiles):
         live = bridge.web_config
         assert live is not None
         files.write(files.tls_config())
-        assert not live.reload_if_changed()
+        assert not await live.reload()
         assert reloaded(bridge) == 0
         assert await refused_connection(bridge, _offering(files, "prime256v1"))
 
@@ -542,10 +542,10 @@ async def test_an_old_min_version_comes_and_goes_with_a_reload(files: WebFiles):
         live = bridge.web_config
         assert live is not None
         files.write(files.tls_config("min_version: TLS10"))
-        assert live.reload_if_changed()
+        assert await live.reload()
         assert "HTTP/1.0 200 OK" in await _openssl_get(bridge, "-tls1")
         files.write(files.tls_config())
-        assert live.reload_if_changed()
+        assert await live.reload()
         assert "200 OK" not in await _openssl_get(bridge, "-tls1")
         status, _, _ = await request(bridge, context=files.client_context())
         assert status == 200
@@ -594,7 +594,7 @@ async def test_a_broken_new_file_keeps_the_old_one_and_is_logged_once(
             lambda: reloaded_after_a_request(bridge, files, 0), 10, "the refusal"
         )
         for _ in range(3):
-            live.reload_if_changed()
+            await live.reload()
         refusals = [r for r in caplog.records if "not reloaded" in r.getMessage()]
         assert len(refusals) == 1
         assert "basic_auth_users (line 5, its key not shown)" in refusals[0].getMessage()
@@ -661,7 +661,7 @@ async def test_a_remembered_password_is_forgotten_when_the_file_changes(files: W
             assert await served(bridge, files.client_context(), {"Authorization": ALICE})
         assert checked() == (1, 1)
         files.write(files.tls_config() + USERS + "http_server_config: {}\n")
-        assert live.reload_if_changed()
+        assert await live.reload()
         assert await served(bridge, files.client_context(), {"Authorization": ALICE})
         assert not await served(bridge, files.client_context(), wrong)
         assert checked() == (2, 2)
@@ -709,16 +709,19 @@ async def test_client_auth_can_be_required_without_restart(files: WebFiles):
 
 async def test_the_connection_that_finds_a_changed_file_is_made_under_it(files: WebFiles):
     """The first connection after the file turned RequireAndVerifyClientCert on, its handshake
-    the first look at the file, is refused without a client certificate: OpenSSL fixes the
+    the look that takes the file, is refused without a client certificate: OpenSSL fixes the
     client-auth mode when it makes the connection, so the file is looked at before that, not
-    only in the handshake, which would let that connection in under the old mode."""
+    only in the handshake, which would let that connection in under the old mode. (The look
+    before, which first saw the change, leaves it to settle: its connection is the old mode's.)"""
     async with serving(files, files.tls_config()) as bridge:
         files.write(
             files.tls_config(
                 "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
             )
         )
-        await asyncio.sleep(CHECK_INTERVAL_SECONDS)  # due for a look: the next one is ours
+        await asyncio.sleep(CHECK_INTERVAL_SECONDS)  # due for a look: the next one sees it
+        assert await served(bridge, files.client_context(), {})
+        await asyncio.sleep(SETTLE_SECONDS)  # due for the look that takes it: the next one
         assert await refused_connection(bridge, files.client_context())
         assert await served(bridge, files.client_context(files.client_cert()), {})
 
@@ -729,7 +732,7 @@ async def test_turning_tls_off_needs_a_restart(files: WebFiles):
         live = bridge.web_config
         assert live is not None
         files.write(USERS)
-        assert not live.reload_if_changed()
+        assert not await live.reload()
         assert reloaded(bridge) == 0
         assert await served(bridge, files.client_context(), {})
 

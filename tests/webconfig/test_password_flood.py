@@ -1,0 +1,95 @@
+"""A flood of wrong basic-auth passwords against a real bridge over TLS: logins still answered.
+
+The flood runs in a process of its own, from another loopback address (as another host would),
+many connections each sending passwords never sent before, at bcrypt cost 10 as deployments
+hash them; the right passwords are asked meanwhile from 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bridge.cli.healthcheck import DEFAULT_TIMEOUT
+from tests.support import ROOT, async_wait_until, run_bridge
+from tests.webconfig.files import WebFiles, basic, bcrypt_hash
+from tests.webconfig.test_serving import request, serving
+
+# Each check at this cost takes tens of milliseconds: a queue of them is seconds.
+COST = 10
+FLOOD_CONNECTIONS = 100
+FLOOD_SOURCE = "127.0.0.2"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> WebFiles:
+    """Certificates and a folder for the web config file."""
+    return WebFiles(tmp_path / "web")
+
+
+async def test_a_login_and_the_health_check_are_answered_in_time_during_a_flood(files: WebFiles):
+    """While 100 connections from another address send wrong passwords as fast as they are
+    answered (waiting a 429's Retry-After), a right password not checked before is let in
+    within the health check's timeout, and ``exesdb-bridge healthcheck`` (its own user, also not
+    checked before) finds the bridge healthy: the flood's checks beyond a few are answered 429
+    at once, not queued."""
+    users = (
+        f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw', COST)}\n"
+        f"  probe: {bcrypt_hash('probe-pw', COST)}\n"
+    )
+    password_file = files.folder / "probe-password"
+    password_file.write_text("probe-pw\n")
+    async with serving(files, files.tls_config() + users) as bridge:
+        assert bridge.address is not None
+        host, port = bridge.address
+
+        def refused() -> float:
+            found = bridge.registry.get_sample_value(
+                "exesdb_web_config_password_checks_total", {"result": "refused"}
+            )
+            return found or 0.0
+
+        flood = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.webconfig.flood",
+            f"https://{host}:{port}/metrics",
+            str(files.ca_file),
+            "alice",
+            str(FLOOD_CONNECTIONS),
+            FLOOD_SOURCE,
+            cwd=ROOT,
+        )
+        try:
+            await async_wait_until(lambda: refused() >= 3, 30, "the flood's first checks")
+            started = time.monotonic()
+            status, _, _ = await request(
+                bridge,
+                "/metrics",
+                context=files.client_context(),
+                headers={"Authorization": basic("alice", "alice-pw")},
+            )
+            login = time.monotonic() - started
+            checked = await asyncio.to_thread(
+                run_bridge,
+                "healthcheck",
+                env={
+                    "EXESDB_HTTP_ADDR": f"{host}:{port}",
+                    "EXESDB_WEB_CONFIG_FILE": str(files.folder / "web.yml"),
+                    "EXESDB_HEALTHCHECK_USERNAME": "probe",
+                    "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(password_file),
+                },
+            )
+            flooding = flood.returncode is None
+            before = refused()
+            await async_wait_until(lambda: refused() > before, 10, "the flood still checked")
+        finally:
+            flood.terminate()
+            await asyncio.wait_for(flood.wait(), 10)
+    assert flooding, "the flood ended before the logins were answered"
+    assert (status, checked.returncode) == (200, 0), checked.stdout + checked.stderr
+    assert login < DEFAULT_TIMEOUT, f"the login took {login:.2f}s"

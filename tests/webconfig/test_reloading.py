@@ -1,0 +1,99 @@
+"""Reloading the web config safely: a file being written is not taken half-way, and a new
+version that would turn basic auth off is refused (a restart does it), one that asks less of
+client certificates taken with a warning."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from bridge.webconfig.live import SETTLE_SECONDS, LiveWebConfig
+from bridge.webconfig.loading import judge
+from tests.support import ManualClock, async_wait_until
+from tests.webconfig.files import WebFiles, basic, bcrypt_hash
+from tests.webconfig.test_serving import refused_connection, request, served, serving
+
+ALICE = f"  alice: {bcrypt_hash('alice-pw')}\n"
+BOB = f"  bob: {bcrypt_hash('bob-pw')}\n"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> WebFiles:
+    """Certificates and a folder for the web config file."""
+    return WebFiles(tmp_path / "web")
+
+
+def test_a_file_written_in_two_steps_is_not_taken_in_between(files: WebFiles):
+    """A file rewritten in place (``cat >``, a slow copy) whose first part is a good file of its
+    own (bob, but not yet alice) is not taken when a look falls between the two writes: a
+    changed file is taken only once a read SETTLE_SECONDS later finds the same bytes."""
+    path = files.write("basic_auth_users:\n" + ALICE)
+    clock = ManualClock()
+    live = LiveWebConfig(judge(path), check_interval=0, clock=clock)
+    with path.open("w") as writing:
+        writing.write("basic_auth_users:\n" + BOB)
+        writing.flush()
+        assert not live.refresh()  # the first look sees the change
+        clock.advance(SETTLE_SECONDS / 2)
+        assert not live.refresh()
+        writing.write(ALICE)
+    assert list(live.config.basic_auth_users) == ["alice"]
+    clock.advance(SETTLE_SECONDS / 2)
+    assert not live.refresh()  # changed again since: it must settle again
+    clock.advance(SETTLE_SECONDS)
+    assert live.refresh()
+    assert sorted(live.config.basic_auth_users) == ["alice", "bob"]
+
+
+async def test_a_file_turning_basic_auth_off_is_refused_until_a_restart(
+    files: WebFiles, caplog: pytest.LogCaptureFixture
+):
+    """A file whose users are all gone (``printf 'basic_auth_users:\\n' > web.yml``, as a
+    half-written file can be, or every user commented out) is refused: requests without
+    credentials are still answered 401, the refusal is logged as an error and the reload gauge
+    reads 0; a bridge started with that file serves without basic auth, as the toolkit does."""
+    caplog.set_level(logging.WARNING, "bridge.webconfig")
+    async with serving(files, "basic_auth_users:\n" + ALICE) as bridge:
+        live = bridge.web_config
+        assert live is not None
+        files.folder.joinpath("web.yml").write_text("basic_auth_users:\n")
+        assert not await live.reload()
+        assert bridge.registry.get_sample_value("exesdb_web_config_last_reload_successful") == 0
+        status, _, body = await request(bridge, "/metrics", scheme="http")
+        assert (status, json.loads(body)["error"]) == (401, "unauthorized")
+        status, _, _ = await request(
+            bridge, "/metrics", scheme="http", headers={"Authorization": basic("alice", "alice-pw")}
+        )
+        assert status == 200
+    [refusal] = [r for r in caplog.records if "not reloaded" in r.getMessage()]
+    assert refusal.levelno == logging.ERROR
+    assert "turning basic auth off needs a restart" in refusal.getMessage()
+    async with serving(files, "basic_auth_users:\n") as bridge:
+        status, _, _ = await request(bridge, "/metrics", scheme="http")
+        assert status == 200
+
+
+async def test_a_file_asking_less_of_client_certificates_is_taken_with_a_warning(
+    files: WebFiles, caplog: pytest.LogCaptureFixture
+):
+    """A new file dropping RequireAndVerifyClientCert lets clients without a certificate in, as
+    any good file is taken, and says so at WARNING, not only in the INFO line of a reload."""
+    caplog.set_level(logging.INFO, "bridge.webconfig")
+    required = "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
+    async with serving(files, files.tls_config(required)) as bridge:
+        assert await refused_connection(bridge, files.client_context())
+        files.write(files.tls_config())
+        await async_wait_until(
+            lambda: served(bridge, files.client_context(), {}), 10, "the file taken"
+        )
+    [warning] = [
+        r
+        for r in caplog.records
+        if r.name == "bridge.webconfig.live" and r.levelno >= logging.WARNING
+    ]
+    assert "client_auth_type is NoClientCert where it was RequireAndVerifyClientCert" in (
+        warning.getMessage()
+    )
