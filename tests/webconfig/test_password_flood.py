@@ -34,9 +34,10 @@ def files(tmp_path: Path) -> WebFiles:
 async def test_a_login_and_the_health_check_are_answered_in_time_during_a_flood(files: WebFiles):
     """While 100 connections from another address send wrong passwords as fast as they are
     answered (waiting a 429's Retry-After), a right password not checked before is let in
-    within the health check's timeout, and ``exesdb-bridge healthcheck`` (its own user, also not
-    checked before) finds the bridge healthy: the flood's checks beyond a few are answered 429
-    at once, not queued."""
+    within twice the health check's timeout (room for a loaded host; unfixed, 7-8 s), and
+    ``exesdb-bridge healthcheck`` (its own user, also not checked before) finds the bridge
+    healthy in that time: the flood's checks beyond a few are answered 429 at once, not
+    queued."""
     users = (
         f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw', COST)}\n"
         f"  probe: {bcrypt_hash('probe-pw', COST)}\n"
@@ -77,6 +78,9 @@ async def test_a_login_and_the_health_check_are_answered_in_time_during_a_flood(
             checked = await asyncio.to_thread(
                 run_bridge,
                 "healthcheck",
+                # Twice the probe's default: room for a loaded host; unfixed, it waits 7-8 s.
+                "--timeout",
+                str(2 * DEFAULT_TIMEOUT),
                 env={
                     "EXESDB_HTTP_ADDR": f"{host}:{port}",
                     "EXESDB_WEB_CONFIG_FILE": str(files.folder / "web.yml"),
@@ -92,4 +96,4 @@ async def test_a_login_and_the_health_check_are_answered_in_time_during_a_flood(
             await asyncio.wait_for(flood.wait(), 10)
     assert flooding, "the flood ended before the logins were answered"
     assert (status, checked.returncode) == (200, 0), checked.stdout + checked.stderr
-    assert login < DEFAULT_TIMEOUT, f"the login took {login:.2f}s"
+    assert login < 2 * DEFAULT_TIMEOUT, f"the login took {login:.2f}s"
