@@ -88,8 +88,9 @@ USER_AGENT: Final = f"exesdb-bridge/{__version__}"
 _POLL_SECONDS: Final = 5.0  # also picks up `outbox retry` run beside a live bridge
 _ERROR_PAUSE_SECONDS: Final = 1.0
 # After a step that failed (the outbox on a full disk): 1 s, doubling with each failure in a
-# row, at most 30 s, so a fault that lasts is not hammered once a second.
-_STEP_BACKOFF: Final = Backoff(base=_ERROR_PAUSE_SECONDS, cap=30.0)
+# row, at most 30 s, so a fault that lasts is not hammered once a second. No jitter: the fault is
+# this process's own (its disk), not a server that many clients retry at once.
+_STEP_BACKOFF: Final = Backoff(base=_ERROR_PAUSE_SECONDS, cap=30.0, jitter=0.0)
 _MAX_RETRY_AFTER_SECONDS: Final = 86_400.0
 # The most of a receiver's answer body read: nothing in it counts, and a receiver answering
 # gigabytes must not fill the bridge's memory.
