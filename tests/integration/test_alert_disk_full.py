@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import logging
-import os
 import sqlite3
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,13 +13,14 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
+from tests.integration.servers.tmpfs import SmallDisk, small_disk
 from tests.integration.servers.webhook import Answer, WebhookReceiver, webhook_receiver
 from tests.sinks.alerts.helpers import alert_bridge, system_alert
-from tests.support import ADMIN_TOKEN, async_wait_until, unavailable
+from tests.support import ADMIN_TOKEN, async_wait_until
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["webhook_receiver"]  # the fixture, imported for the tests below
+__all__ = ["small_disk", "webhook_receiver"]  # the fixtures, imported for the tests below
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 FAST: dict[str, Any] = {
@@ -33,54 +29,6 @@ FAST: dict[str, Any] = {
     "EXESDB_WEBHOOK_GROUP_WAIT_MS": "0",
     "EXESDB_WEBHOOK_SECRET": "webhook-secret-for-tests",
 }
-
-
-class SmallDisk:
-    """A 3 MB tmpfs mounted for one test: ``fill()`` writes a file until the kernel answers
-    ENOSPC, ``free()`` deletes it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._filler = path / "filler"
-
-    def fill(self) -> None:
-        """Take every free block (the outbox's next write that needs one fails)."""
-        chunk = b"\0" * 4096
-        with open(self._filler, "ab", buffering=0) as filler:
-            with contextlib.suppress(OSError):
-                while True:
-                    filler.write(chunk)
-            with contextlib.suppress(OSError):
-                while True:  # the last partial block too
-                    filler.write(b"\0")
-        with pytest.raises(OSError, match="No space left") as full:
-            (self.path / "probe").write_bytes(b"x" * 4096)
-        assert full.value.errno == errno.ENOSPC
-
-    def free(self) -> None:
-        """Give the space back."""
-        self._filler.unlink()
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
-    """A 3 MB tmpfs of the test's own (mounting needs root: elsewhere the test cannot run)."""
-    mount = tmp_path / "state"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        unavailable("mounting a small tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode:
-        unavailable(f"cannot mount a tmpfs: {done.stderr.strip()}")
-    try:
-        yield SmallDisk(mount)
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def delivery_states(state_dir: Path) -> list[tuple[str, int]]:
