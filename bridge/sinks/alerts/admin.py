@@ -200,7 +200,7 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
             record = await keeper.acknowledge(
                 Acknowledgement(alert_id, fields.ack_by, fields.ack_note, fields.resolution)
             )
-        except (OSError, sqlite3.Error) as exc:  # rolled back: nothing changed
+        except (OSError, sqlite3.Error) as exc:  # rolled back: the outbox is as it was
             return unstored.refusal(exc)
         unstored.stored()
         if record is None:
@@ -233,8 +233,7 @@ class _UnstoredAcks:
         response = error_response(
             503,
             "not_committed",
-            f"the acknowledgement could not be stored in the alert outbox ({fault}); nothing"
-            " changed: retry later",
+            f"the acknowledgement could not be stored in the alert outbox ({fault}); retry later",
         )
         response.headers["Retry-After"] = str(_RETRY_AFTER_SECONDS)
         return response
