@@ -22,6 +22,7 @@ from bridge.sinks.alerts.payload import alert_path
 from bridge.sinks.alerts.retention import RESOLVED_KEPT_SECONDS
 from collectors import health_collector
 from tests.integration.servers.chromium import Browser, browser, require_chromium
+from tests.integration.servers.tmpfs import SmallDisk, small_disk
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.pages import screenshots
 from tests.pages.helpers import (
@@ -43,7 +44,8 @@ from tests.support import (
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["browser", "webhook_receiver"]  # the fixtures, imported for the tests below
+# The fixtures, imported for the tests below.
+__all__ = ["browser", "small_disk", "webhook_receiver"]
 
 ROW = """
 return [...document.querySelectorAll("table.alerts tbody tr")]
@@ -651,6 +653,33 @@ def test_a_wrong_token_shows_an_error(tmp_path: Path, browser: Browser) -> None:
         assert browser.css("#ack-message").get_attribute("class") == "error"
         assert "firing" in alert_row(browser, "Queue backed up")
         assert api_state(server, "a1") == "firing"
+
+
+def test_an_acknowledgement_the_full_disk_refuses_says_why_and_may_be_tried_again(
+    small_disk: SmallDisk, browser: Browser
+) -> None:
+    """Acknowledging while the outbox's disk is full: the page shows the bridge's reason (the
+    disk full, nothing changed, retry later) as an error, the alert stays firing and its button
+    can be pressed again, which acknowledges it once there is space."""
+    with page_bridge(small_disk.path) as server:
+        raise_alert(server, "a1", "Queue backed up")
+        browser.open(server.url + "/")
+        browser.css("#ack-by").send_keys("alice")
+        browser.css("#ack-token").send_keys(ADMIN_TOKEN)
+        small_disk.fill()
+        browser.css("button[data-ack='a1']").click()
+        message = browser.wait_for_text("#ack-message", "could not be stored")
+        assert "database or disk is full" in message
+        assert "retry later" in message
+        assert browser.css("#ack-message").get_attribute("class") == "error"
+        assert api_state(server, "a1") == "firing"
+        small_disk.free()
+        wait_until(
+            lambda: browser.css("button[data-ack='a1']").is_enabled(), 15, "the button again"
+        )
+        browser.css("button[data-ack='a1']").click()
+        browser.wait_for_text("#ack-message", "Acknowledged: Queue backed up")
+        assert api_state(server, "a1") == "acknowledged"
 
 
 def test_a_refused_token_is_forgotten_and_the_field_ready_for_the_right_one(

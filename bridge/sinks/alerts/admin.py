@@ -3,12 +3,16 @@
 Requests are read into pydantic models (``AlertQuery``, ``AckRequest``); a refusal names the
 field at fault in the shape every route shares (``bridge.routes.error_response``), and an ack
 whose body is not JSON by its headers is refused 415 as ingest refuses one
-(``bridge.routes.unsupported_json``). What the routes read and change is behind ``AlertKeeper``
-(the alert sink is one).
+(``bridge.routes.unsupported_json``). An ack the outbox cannot store (its disk full) is answered
+503 ``not_committed`` with ``Retry-After``, as ingest answers a batch it cannot store, and logged
+once while the fault lasts. What the routes read and change is behind ``AlertKeeper`` (the alert
+sink is one).
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Sequence
 from typing import Annotated, Final, Protocol
 
@@ -45,7 +49,11 @@ __all__ = [
     "work_queue_lease",
 ]
 
+_logger = logging.getLogger(__name__)
+
 MAX_LIST: Final = 10_000
+# The Retry-After of an ack the outbox could not store, as ingest's 503 has it.
+_RETRY_AFTER_SECONDS: Final = 1
 
 Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_TEXT)]
 # No control character: a NUL, line break or ESC in a name would forge lines in logs and
@@ -132,6 +140,7 @@ class AlertKeeper(LeaseView, Protocol):
 
 def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
     """The two routes, each behind ``guard``."""
+    unstored = _UnstoredAcks()
 
     async def list_alerts(request: web.Request) -> web.Response:
         """Alerts with state, level, severity, labels and timestamps; ``?state=``, ``?limit=``,
@@ -187,9 +196,13 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         if len(alert_id) > MAX_TEXT:  # AlertAck could not carry it: refused before storing
             detail = f"alert_id must be a string of 1-{MAX_TEXT} characters"
             return error_response(400, "invalid", detail, "alert_id")
-        record = await keeper.acknowledge(
-            Acknowledgement(alert_id, fields.ack_by, fields.ack_note, fields.resolution)
-        )
+        try:
+            record = await keeper.acknowledge(
+                Acknowledgement(alert_id, fields.ack_by, fields.ack_note, fields.resolution)
+            )
+        except (OSError, sqlite3.Error) as exc:  # rolled back: the outbox is as it was
+            return unstored.refusal(exc)
+        unstored.stored()
         if record is None:
             return error_response(404, "unknown_alert", f"no alert {alert_id!r}", "alert_id")
         return web.json_response({"alert": record.as_json()})
@@ -198,6 +211,37 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         web.get("/v1/alerts", guard(list_alerts)),
         web.post("/v1/alerts/{alert_id}/ack", guard(ack)),
     ]
+
+
+class _UnstoredAcks:
+    """Acks the outbox could not store: each answered 503, the fault logged when it begins or
+    changes, and its end once an ack is stored again."""
+
+    def __init__(self) -> None:
+        self._fault: str | None = None
+        self._count = 0
+
+    def refusal(self, exc: BaseException) -> web.Response:
+        fault = str(exc)
+        self._count += 1
+        if fault != self._fault:
+            self._fault = fault
+            _logger.warning(
+                "alerts: an acknowledgement could not be stored (%s): answered 503 until it can",
+                fault,
+            )
+        response = error_response(
+            503,
+            "not_committed",
+            f"the acknowledgement could not be stored in the alert outbox ({fault}); retry later",
+        )
+        response.headers["Retry-After"] = str(_RETRY_AFTER_SECONDS)
+        return response
+
+    def stored(self) -> None:
+        if self._fault is not None:
+            _logger.info("alerts: acknowledgements are stored again after %d refused", self._count)
+            self._fault, self._count = None, 0
 
 
 def work_queue_lease(keeper: LeaseView) -> str:

@@ -87,6 +87,10 @@ DELIVERY_HEADER: Final = "X-ExESDB-Delivery"
 USER_AGENT: Final = f"exesdb-bridge/{__version__}"
 _POLL_SECONDS: Final = 5.0  # also picks up `outbox retry` run beside a live bridge
 _ERROR_PAUSE_SECONDS: Final = 1.0
+# After a step that failed (the outbox on a full disk): 1 s, doubling with each failure in a
+# row, at most 30 s, so a fault that lasts is not hammered once a second. No jitter: the fault is
+# this process's own (its disk), not a server that many clients retry at once.
+_STEP_BACKOFF: Final = Backoff(base=_ERROR_PAUSE_SECONDS, cap=30.0, jitter=0.0)
 _MAX_RETRY_AFTER_SECONDS: Final = 86_400.0
 # The most of a receiver's answer body read: nothing in it counts, and a receiver answering
 # gigabytes must not fill the bridge's memory.
@@ -375,6 +379,18 @@ async def _as_made(delivery: Delivery) -> Delivery | None:
     return delivery
 
 
+@dataclass(frozen=True, slots=True)
+class _Attempted:
+    """One attempt's outcome, until the outbox has recorded it."""
+
+    delivery: Delivery
+    result: AttemptResult
+    state: DeliveryState
+    number: int
+    next_attempt_at: float
+    at: float
+
+
 class DeliveryWorker:
     """Groups one receiver's queued alerts into deliveries and sends them, retrying as needed.
 
@@ -418,6 +434,16 @@ class DeliveryWorker:
         self._task: asyncio.Task[None] | None = None
         self._on_error = on_error
         self._log = ReceiverLog(self.label)
+        # An attempt made whose outcome the outbox could not record yet (its disk full): only
+        # the write is tried again, never the send, until it goes through.
+        self._unrecorded: _Attempted | None = None
+        self._unrecorded_fault: str | None = None
+
+    @property
+    def unrecorded_fault(self) -> str | None:
+        """Why the outcome of an attempt made could not be recorded (it is kept in memory until
+        it can be), or None when every attempt made is recorded."""
+        return self._unrecorded_fault if self._unrecorded is not None else None
 
     def start(self) -> None:
         """Start working on the running loop."""
@@ -463,7 +489,7 @@ class DeliveryWorker:
                 if failed == 1 or f"{type(exc).__name__}: {exc}" != fault:
                     fault = f"{type(exc).__name__}: {exc}"
                     _logger.exception("webhook worker for %s failed; retrying", self.label)
-                delay = _ERROR_PAUSE_SECONDS
+                delay = _STEP_BACKOFF.delay(failed)
             else:
                 if failed:
                     _logger.info(
@@ -479,6 +505,8 @@ class DeliveryWorker:
         """Group, then attempt the oldest pending delivery when it is due; returns how long to
         wait before the next step."""
         self._wake.clear()
+        # An earlier attempt's outcome first: until it is recorded its delivery looks pending.
+        await self._record()
         now = self._clock()
         await self._db.call(
             self._queue.group, self.key, now, self._group_wait, self._build, self._keep
@@ -500,7 +528,8 @@ class DeliveryWorker:
         return min(_POLL_SECONDS, max(wake_at - self._clock(), 0.0))
 
     async def attempt(self, delivery: Delivery) -> DeliveryState:
-        """Send ``delivery`` once and record the outcome durably."""
+        """Send ``delivery`` once and record the outcome durably; raises when the outbox cannot
+        record it (a full disk): the outcome is kept, and written again at the next step."""
         result = await self._sender.send(delivery)
         number = delivery.attempts + 1
         now = self._clock()
@@ -515,14 +544,30 @@ class DeliveryWorker:
             )
             state = DeliveryState.PENDING if next_at is not None else DeliveryState.DEAD
         self._log.attempted(delivery.id, state, result.error, number)
-        await self._db.call(
-            self._queue.finish_attempt,
-            delivery.id,
-            state=state,
-            next_attempt_at=now if next_at is None else next_at,
-            status=result.status,
-            error=result.error,
-            now=now,
+        self._unrecorded = _Attempted(
+            delivery, result, state, number, now if next_at is None else next_at, now
         )
-        self._report(delivery, result, state, number)
+        await self._record()
         return state
+
+    async def _record(self) -> None:
+        """Record the outcome of the attempt made last, if it is not yet; raises when the
+        outbox cannot (the outcome is then kept, and written again at the next step)."""
+        attempted = self._unrecorded
+        if attempted is None:
+            return
+        try:
+            await self._db.call(
+                self._queue.finish_attempt,
+                attempted.delivery.id,
+                state=attempted.state,
+                next_attempt_at=attempted.next_attempt_at,
+                status=attempted.result.status,
+                error=attempted.result.error,
+                now=attempted.at,
+            )
+        except Exception as exc:
+            self._unrecorded_fault = f"{type(exc).__name__}: {exc}"
+            raise
+        self._unrecorded = self._unrecorded_fault = None
+        self._report(attempted.delivery, attempted.result, attempted.state, attempted.number)

@@ -473,11 +473,18 @@ class AlertSink:
             _logger.info("alerts: webhook receiver %s is %s", receiver.label, receiver.source)
 
     def readiness(self) -> str | None:
-        """None once started and until closed."""
+        """None once started and until closed, but while the outbox cannot record a webhook
+        attempt's outcome (its disk full): that outcome is kept in memory meanwhile."""
         if self._closed:
             return "the alert sink is closed"
         if not self._started:
             return "the alert sink has not started"
+        for worker in self.workers.values():
+            if fault := worker.unrecorded_fault:
+                return (
+                    f"the alert outbox cannot record webhook attempts ({fault}): the outcome of"
+                    f" one to {worker.label} is kept in memory until it can"
+                )
         return None
 
     async def aclose(self) -> None:

@@ -320,7 +320,8 @@ def _failing_worker(
 
 
 async def test_a_failing_step_is_counted_and_the_worker_goes_on(outbox: Outbox) -> None:
-    """An exception in a worker's step is counted through on_error and the loop keeps going."""
+    """An exception in a worker's step is counted through on_error and the loop keeps going,
+    after a pause that doubles with each failure in a row."""
     errors: list[None] = []
     pauses: list[float] = []
 
@@ -336,7 +337,7 @@ async def test_a_failing_step_is_counted_and_the_worker_goes_on(outbox: Outbox) 
     finally:
         await worker.aclose()
         db.close()
-    assert pauses[:2] == [1.0, 1.0]  # a pause after each failure, then it tries again
+    assert pauses[:2] == [1.0, 2.0]  # a pause after each failure, then it tries again
     assert outbox.queue.depth().pending == 1  # the delivery is still there to send
 
 

@@ -1,0 +1,136 @@
+"""The alert outbox on a disk that is really full: a small tmpfs as EXESDB_STATE_DIR, filled up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+
+from tests.integration.servers.tmpfs import SmallDisk, small_disk
+from tests.integration.servers.webhook import Answer, WebhookReceiver, webhook_receiver
+from tests.sinks.alerts.helpers import alert_bridge, system_alert
+from tests.support import ADMIN_TOKEN, async_wait_until
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["small_disk", "webhook_receiver"]  # the fixtures, imported for the tests below
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+FAST: dict[str, Any] = {
+    "EXESDB_WEBHOOK_BACKOFF_MS": "50",
+    "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "200",
+    "EXESDB_WEBHOOK_GROUP_WAIT_MS": "0",
+    "EXESDB_WEBHOOK_SECRET": "webhook-secret-for-tests",
+}
+
+
+def delivery_states(state_dir: Path) -> list[tuple[str, int]]:
+    """Each delivery's state and attempts, read from the outbox file through a connection of
+    our own."""
+    db = sqlite3.connect(f"file:{state_dir / 'alerts.sqlite3'}?mode=ro", uri=True)
+    try:
+        return list(db.execute("SELECT state, attempts FROM deliveries"))
+    finally:
+        db.close()
+
+
+async def test_a_delivery_whose_outcome_cannot_be_recorded_is_not_sent_again(
+    small_disk: SmallDisk, webhook_receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A delivery the receiver took while the outbox's disk filled up is sent once, not again
+    and again while the disk stays full: its outcome waits in memory, the alert sink's
+    readiness says why, and it is recorded (delivered, one attempt) once there is space."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(Answer(200, delay=2.0))
+    async with alert_bridge(
+        small_disk.path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, _sink, _):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: receiver.requests, what="the delivery in flight")
+        small_disk.fill()
+        with caplog.at_level(logging.ERROR, logger="bridge.sinks.alerts.delivery"):
+            await async_wait_until(
+                lambda: bridge.readiness()["alerts"]["reason"], what="the alerts not ready"
+            )
+            reason = bridge.readiness()["alerts"]["reason"]
+            full_until = time.monotonic() + 5.0
+            while time.monotonic() < full_until:  # the disk stays full for five seconds
+                assert len(receiver.requests) == 1, "sent again while the disk is full"
+                await asyncio.sleep(0.2)  # a look at the receiver five times a second
+        assert "database or disk is full" in reason
+        assert delivery_states(small_disk.path) == [("pending", 0)]
+        small_disk.free()
+        await async_wait_until(
+            lambda: delivery_states(small_disk.path) == [("delivered", 1)],
+            within=40.0,
+            what="the outcome recorded",
+        )
+        assert bridge.readiness()["alerts"]["reason"] is None
+        assert len(receiver.requests) == 1
+    tracebacks = [r for r in caplog.records if r.exc_info is not None]
+    assert len(tracebacks) == 1, "the fault logged once while it lasts"
+
+
+async def test_an_acknowledgement_on_a_full_disk_is_answered_503_retry_later(
+    small_disk: SmallDisk, caplog: pytest.LogCaptureFixture
+) -> None:
+    """POST /v1/alerts/{id}/ack while the outbox's disk is full answers 503 not_committed with
+    Retry-After and why, logged once (no traceback) however often it is tried; the alert stays
+    firing, and the same ack goes through once there is space."""
+    async with alert_bridge(small_disk.path) as (bridge, _sink, _):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        path = f"/v1/alerts/{quote('a1', safe='')}/ack"
+        await async_wait_until(lambda: _listed(bridge), what="the alert stored")
+        small_disk.fill()
+        with caplog.at_level(logging.INFO):
+            answers = [await _ack(bridge, path) for _ in range(3)]
+            for status, headers, body in answers:
+                assert (status, headers.get("Retry-After"), body["error"]) == (
+                    503,
+                    "1",
+                    "not_committed",
+                )
+                assert "database or disk is full" in body["detail"]
+            _status, _headers, listed = await _listed_now(bridge)
+            assert listed["alerts"][0]["state"] == "firing"
+            small_disk.free()
+            status, _headers, body = await _ack(bridge, path)
+            assert (status, body["alert"]["state"]) == (200, "acknowledged")
+    assert not [r for r in caplog.records if r.exc_info is not None]
+    said = [r.getMessage() for r in caplog.records if "acknowledg" in r.getMessage()]
+    assert len([m for m in said if "could not be stored" in m]) == 1, said
+
+
+async def _ack(bridge: Any, path: str) -> tuple[int, dict[str, str], Any]:
+    """POST alice's acknowledgement; (status, headers, JSON body)."""
+    host, port = bridge.address
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"http://{host}:{port}{path}", json={"ack_by": "alice"}, headers=AUTH
+        ) as response,
+    ):
+        return response.status, dict(response.headers), await response.json()
+
+
+async def _listed_now(bridge: Any) -> tuple[int, dict[str, str], Any]:
+    """GET /v1/alerts; (status, headers, JSON body)."""
+    host, port = bridge.address
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://{host}:{port}/v1/alerts", headers=AUTH) as response,
+    ):
+        return response.status, dict(response.headers), await response.json()
+
+
+async def _listed(bridge: Any) -> bool:
+    """True once /v1/alerts lists an alert."""
+    _status, _headers, body = await _listed_now(bridge)
+    return bool(body["alerts"])
