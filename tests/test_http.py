@@ -685,6 +685,64 @@ async def test_ingest_answers_413_over_the_body_limit(serve: ServerFactory, chun
     assert server.rejected("too_large") == 1
 
 
+async def _answer_to_expect(server: Server, head: str) -> bytes:
+    """The status line ingest answers to ``head`` (a POST /v1/messages with ``Expect:
+    100-continue``), sent without its body."""
+    assert server.bridge.address is not None
+    reader, writer = await asyncio.open_connection(*server.bridge.address)
+    try:
+        writer.write(
+            b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            + head.encode()
+            + b"\r\n"
+        )
+        await writer.drain()
+        return await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "head", "status"),
+    [
+        ({}, f"Content-Type: {JSON}\r\nContent-Length: 99999999\r\n{SIGNATURE_HEADER}: x\r\n", 413),
+        ({}, f"Content-Type: {JSON}\r\nContent-Length: 99\r\n", 401),
+        ({}, f"Content-Type: text/plain\r\nContent-Length: 99\r\n{SIGNATURE_HEADER}: x\r\n", 415),
+        (
+            {},
+            f"Content-Type: {JSON}\r\nContent-Encoding: br\r\nContent-Length: 99\r\n"
+            f"{SIGNATURE_HEADER}: x\r\n",
+            415,
+        ),
+        ({"EXESDB_INGEST": "false"}, f"Content-Type: {JSON}\r\nContent-Length: 99\r\n", 404),
+    ],
+)
+async def test_expect_continue_is_answered_with_a_refusal_the_head_decides(
+    serve: ServerFactory, env: dict[str, str], head: str, status: int
+) -> None:
+    """A POST to ingest with ``Expect: 100-continue`` whose head alone is refused (a
+    Content-Length over the limit, no signature, a content type or coding refused, ingest off)
+    is answered with that refusal, not ``100 Continue``: the client is not asked for the body."""
+    server = await serve(**env)
+    assert (await _answer_to_expect(server, head)).startswith(f"HTTP/1.1 {status} ".encode())
+
+
+async def test_expect_continue_is_answered_100_for_a_head_ingest_takes(
+    serve: ServerFactory,
+) -> None:
+    """A head ingest would read the body of is answered ``100 Continue``; the body sent then is
+    taken."""
+    server = await serve()
+    body = body_of(envelope())
+    headers = {"Content-Type": JSON, SIGNATURE_HEADER: signed(body)}
+    async with server.session.post(
+        server.url + "/v1/messages", data=body, headers=headers, expect100=True
+    ) as response:
+        assert response.status == 202, await response.text()
+    head = f"Content-Type: {JSON}\r\nContent-Length: 99\r\n{SIGNATURE_HEADER}: x\r\n"
+    assert await _answer_to_expect(server, head) == b"HTTP/1.1 100 Continue\r\n"
+
+
 async def test_ingest_accepts_a_body_at_the_limit(serve: ServerFactory) -> None:
     """A body of exactly EXESDB_MAX_BODY_BYTES is accepted."""
     server = await serve(EXESDB_MAX_BODY_BYTES="2048")
