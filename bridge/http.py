@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 from aiohttp import HttpVersion11, web
 from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
-from bridge.bodies import DuplicateKey, read_body, read_json
+from bridge.bodies import DuplicateKey, content_coding, read_body, read_json
 from bridge.build import BuildInfo
 from bridge.bus import (
     SIGNATURE_HEADER,
@@ -196,7 +196,7 @@ async def ingest(request: web.Request) -> web.Response:
         return _unsupported(bridge, refused) if refused.status == 415 else refused
     limit = bridge.settings.max_body_bytes
     content_type = request.content_type
-    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    encoding = content_coding(request)
     try:
         body = await read_body(request)
     except web.HTTPRequestEntityTooLarge:

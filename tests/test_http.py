@@ -820,6 +820,31 @@ async def test_ingest_answers_415_for_a_content_encoding_it_does_not_expand(
     assert status == 202, answer
 
 
+@pytest.mark.parametrize("codings", [("gzip", "gzip"), ("gzip", "identity"), ("identity", "br")])
+async def test_a_content_encoding_on_two_lines_is_read_as_one_list(
+    serve: ServerFactory, codings: tuple[str, str]
+) -> None:
+    """Content-Encoding given on two header lines is one list (RFC 9110), as if on one line:
+    two codings are refused 415 naming both, not the first line's taken alone (a body gzipped
+    twice expanded once, ``gzip`` then ``identity`` read as gzip)."""
+    server = await serve()
+    body = body_of(envelope())
+    sent = (
+        gzip.compress(gzip.compress(body)) if codings == ("gzip", "gzip") else gzip.compress(body)
+    )
+    headers = [
+        ("Content-Type", JSON),
+        (SIGNATURE_HEADER, signed(body)),
+        *(("Content-Encoding", coding) for coding in codings),
+    ]
+    async with server.session.post(server.url + "/v1/messages", data=sent, headers=headers) as r:
+        answer = await r.json()
+        assert (r.status, answer["error"]) == (415, "unsupported_media_type"), answer
+        assert repr(", ".join(codings)) in answer["detail"]
+    assert server.rejected("unsupported_media_type") == 1
+    assert server.delivered == []
+
+
 async def test_ingest_accepts_a_charset_parameter(serve: ServerFactory) -> None:
     """application/json; charset=utf-8 is application/json."""
     server = await serve()
