@@ -45,6 +45,7 @@ from bridge.messages import (
     NO_CONTROL_CHARACTERS,
     NODE_PATTERN,
     Message,
+    visible_name,
 )
 from bridge.messages._base import to_utc_ms
 
@@ -379,7 +380,12 @@ class Payload:
     def __init__(self, model: type[Message]) -> None:
         self.model = model
         self.tag = model.TAG
-        fields, config, after = _fields_schema(model)
+        described_fields, config, after = _fields_schema(model)
+        fields = {}  # the model's core schema is not changed
+        for name, schema in described_fields.items():
+            fields[name], check = _name_checked(name, schema)
+            if check is not None:
+                after.append(check)
         str_max = config.get("str_max_length")
         structs = []
         described: list[_Field] = []
@@ -402,6 +408,22 @@ class Payload:
         build = _builder(model, described, tuple(after))
         self.clean = Variant(structs[0], build)
         self.checked = Variant(structs[1], build)
+
+
+def _name_checked(
+    name: str, schema: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], Callable[[Any], Any] | None]:
+    """A field's schema without ``visible_name``, the after-validator of a ``Name``, and a check
+    of the message that runs it (the message then built on this path, as for a model's own
+    after-validator); any other field's schema as it is, and None."""
+    inner = schema["schema"]
+    if inner["type"] != "function-after" or inner["function"]["function"] is not visible_name:
+        return schema, None
+
+    def check(message: Any) -> None:
+        visible_name(getattr(message, name))
+
+    return {**schema, "schema": inner["schema"]}, check
 
 
 def _builder(
