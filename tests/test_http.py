@@ -941,6 +941,24 @@ async def test_ndjson_batch_is_all_or_nothing(
     assert [item.id for item in server.delivered] == [line["id"] for line in good]
 
 
+async def test_a_batch_repeating_an_id_says_so_not_that_it_was_accepted(
+    serve: ServerFactory,
+) -> None:
+    """An NDJSON batch holding one envelope id on two lines is refused 409 ``replayed`` saying
+    the line repeats the earlier line's id in this batch (nothing was accepted: the batch is
+    refused whole); an id accepted by an earlier request is still said to be accepted."""
+    server = await serve()
+    first, other = envelope(), envelope()
+    body = body_of(other, first, dict(first)) + b"\n"
+    status, answer = await server.post(body, content_type=NDJSON)
+    assert (status, answer["error"], answer["field"]) == (409, "replayed", "line 3: id")
+    assert answer["detail"] == f"line 3: message {first['id']} repeats line 2's id in this batch"
+    assert (await server.post(body_of(first), content_type=NDJSON))[0] == 202
+    status, answer = await server.post(body_of(other, first), content_type=NDJSON)
+    assert (status, answer["field"]) == (409, "line 2: id")
+    assert answer["detail"] == f"line 2: message {first['id']} was already accepted"
+
+
 def _top(answer: dict[str, Any]) -> dict[str, Any]:
     """An ingest refusal's own error, detail and field, as one of its ``problems`` holds them."""
     return {key: answer[key] for key in ("error", "detail", "field")}
