@@ -313,11 +313,11 @@ async def _ingest_expects(request: web.Request) -> None:
     does not decide the answer; else nothing, and the route answers at once, so that a client
     waiting to send a body the bridge would refuse (a 413 for its Content-Length, a 401 with no
     signature) is told so rather than asked for it (RFC 9110 10.1.1)."""
+    if request.version != HttpVersion11:
+        return  # HTTP/1.0 has no interim answers (aiohttp's own handler ignores Expect too)
     expect = request.headers.get("Expect", "")
     if expect.lower() != "100-continue":
         raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")  # as aiohttp's own
-    if request.version != HttpVersion11:
-        return  # HTTP/1.0 has no interim answers
     if _transfer_coding_refused(request) is None and _refused_by_head(request) is None:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the answer proper has not begun (as aiohttp resets it)
