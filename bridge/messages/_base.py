@@ -146,7 +146,7 @@ separator or bidirectional control (checked natively)."""
 # nothing, but not in NAME_PATTERN, whose \uXXXX escapes reach no further; Python's re reads
 # these.
 _INVISIBLE_ASTRAL: Final = r"\U000e0000-\U000e0fff\U0001d173-\U0001d17a\U0001bca0-\U0001bca3"
-_UNDRAWN: Final = re.compile(f"[{_BLANK}{_INVISIBLE_ASTRAL}]+")
+_UNDRAWN: Final = re.compile(f"[{_BLANK}{_INVISIBLE_ASTRAL}]*")
 _SHOWS_NOTHING: Final = (
     "a name must not be blank (invisible characters, such as U+E0001 or U+1D173, or combining"
     " marks, such as U+0301, only)"
@@ -162,6 +162,11 @@ def visible_name(name: str) -> str:
     BMP, nor Unicode's categories. A name in ASCII returns at once (the pattern saw a printable
     character in it)."""
     if name.isascii():
+        return name
+    # Mostly the first character after any blanks shows (a letter), and that settles it.
+    blanks = _UNDRAWN.match(name)
+    start = blanks.end() if blanks else 0
+    if start < len(name) and unicodedata.category(name[start])[0] != "M":
         return name
     if all(unicodedata.category(character)[0] == "M" for character in _UNDRAWN.sub("", name)):
         raise ValueError(_SHOWS_NOTHING)
