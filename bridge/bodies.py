@@ -22,6 +22,7 @@ __all__ = [
     "JSON_CHARSETS",
     "MAX_GZIP_MEMBERS",
     "DuplicateKey",
+    "content_coding",
     "keep_heap_for_bodies",
     "read_body",
     "read_json",
@@ -44,6 +45,15 @@ _M_TRIM_THRESHOLD: Final = -1
 _M_MMAP_THRESHOLD: Final = -3
 _MMAP_MOST: Final = 32 * 1024 * 1024
 _MMAP_LEAST: Final = 1024 * 1024
+
+
+def content_coding(request: web.Request) -> str:
+    """The request's Content-Encoding, lower-cased: its header lines joined into one list, as
+    RFC 9110 5.3 reads a field given on several lines (``gzip`` then ``gzip`` is ``gzip, gzip``,
+    not the first line's ``gzip``); empty when none is sent."""
+    return ", ".join(
+        line.strip() for line in request.headers.getall("Content-Encoding", ())
+    ).lower()
 
 
 def keep_heap_for_bodies(limit: int) -> bool:
@@ -87,7 +97,7 @@ async def read_body(request: web.Request) -> bytes:
         received.append(chunk)
     body = received[0] if len(received) == 1 else b"".join(received)
     del received
-    coding = request.headers.get("Content-Encoding", "").strip().lower()
+    coding = content_coding(request)
     if coding not in EXPANDED_CODINGS or not body:
         return body
     wbits = _GZIP if coding == "gzip" else _ZLIB if body[0] & 0x0F == 8 else _RAW

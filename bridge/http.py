@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Final, Protocol
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
-from bridge.bodies import DuplicateKey, read_body, read_json
+from bridge.bodies import DuplicateKey, content_coding, read_body, read_json
 from bridge.build import BuildInfo
 from bridge.bus import (
     SIGNATURE_HEADER,
@@ -187,22 +187,16 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 async def ingest(request: web.Request) -> web.Response:
     """Signed ingest: one envelope (JSON) or many (NDJSON), one signature over the body."""
     bridge = request.app[BRIDGE_KEY]
-    settings = bridge.settings
-    if not settings.ingest:
-        return error_response(
-            404, "ingest_disabled", "ingest is off: set EXESDB_INGEST=true to enable it"
-        )
     verifier = bridge.verifier
-    limit = settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        return _rejected(verifier.reject(_too_large(limit)))
+    refused = _refused_by_head(request)
+    if isinstance(refused, Rejection):
+        return _rejected(verifier.reject(refused))
+    if refused is not None:
+        # A 415 is counted; a 404 (ingest off) is a setting, not a message refused.
+        return _unsupported(bridge, refused) if refused.status == 415 else refused
+    limit = bridge.settings.max_body_bytes
     content_type = request.content_type
-    if content_type not in (_JSON, _NDJSON):
-        detail = f"send {_JSON} (one envelope) or {_NDJSON} (many), not {content_type or 'nothing'}"
-        return _unsupported(bridge, error_response(415, _UNSUPPORTED_MEDIA_TYPE, detail))
-    if (refusal := unsupported_coding(request)) is not None:
-        return _unsupported(bridge, refusal)
-    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    encoding = content_coding(request)
     try:
         body = await read_body(request)
     except web.HTTPRequestEntityTooLarge:
@@ -288,6 +282,45 @@ async def ingest(request: web.Request) -> web.Response:
         _logger.warning("ingest: answered 202 before the alert outbox committed the batch")
         answer["committed"] = False
     return web.json_response(answer, status=202)
+
+
+def _refused_by_head(request: web.Request) -> Rejection | web.Response | None:
+    """Ingest's answer decided by the request head alone, before any of the body is read
+    (ingest off, a Content-Length over the limit, a content type, charset or coding refused,
+    no signature), uncounted; None when the body is to be read."""
+    settings = request.app[BRIDGE_KEY].settings
+    if not settings.ingest:
+        return error_response(
+            404, "ingest_disabled", "ingest is off: set EXESDB_INGEST=true to enable it"
+        )
+    limit = settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return _too_large(limit)
+    content_type = request.content_type
+    if content_type not in (_JSON, _NDJSON):
+        detail = f"send {_JSON} (one envelope) or {_NDJSON} (many), not {content_type or 'nothing'}"
+        return error_response(415, _UNSUPPORTED_MEDIA_TYPE, detail)
+    if (refusal := unsupported_coding(request)) is not None:
+        return refusal
+    if not request.headers.get(SIGNATURE_HEADER):
+        detail = f"the {SIGNATURE_HEADER} header is missing: {_SIGN}"
+        return Rejection(RejectReason.UNSIGNED, detail, SIGNATURE_HEADER)
+    return None
+
+
+async def _ingest_expects(request: web.Request) -> None:
+    """Ingest's answer to ``Expect: 100-continue``: ``100 Continue`` only when the head alone
+    does not decide the answer; else nothing, and the route answers at once, so that a client
+    waiting to send a body the bridge would refuse (a 413 for its Content-Length, a 401 with no
+    signature) is told so rather than asked for it (RFC 9110 10.1.1)."""
+    if request.version != HttpVersion11:
+        return  # HTTP/1.0 has no interim answers (aiohttp's own handler ignores Expect too)
+    expect = request.headers.get("Expect", "")
+    if expect.lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")  # as aiohttp's own
+    if _transfer_coding_refused(request) is None and _refused_by_head(request) is None:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer proper has not begun (as aiohttp resets it)
 
 
 class _OwnNodeWatch:
@@ -602,7 +635,7 @@ def build_app(
             web.get("/healthz", healthz),
             web.get("/readyz", readyz),
             web.get("/metrics", metrics),
-            web.post("/v1/messages", ingest),
+            web.post("/v1/messages", ingest, expect_handler=_ingest_expects),
             web.get("/v1/integration", admin(get_integration)),
             web.post("/v1/integration", admin(set_integration)),
             web.get("/v1/stream", admin(stream)),

@@ -19,7 +19,7 @@ from typing import Any, Final
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
-from bridge.bodies import EXPANDED_CODINGS, JSON_CHARSETS, DuplicateKey
+from bridge.bodies import EXPANDED_CODINGS, JSON_CHARSETS, DuplicateKey, content_coding
 from bridge.headers import ADMIN_TOKEN_HEADER, REALM
 from bridge.redaction import clipped
 
@@ -83,7 +83,7 @@ def unsupported_coding(request: web.Request) -> web.Response | None:
         # JSON is UTF-8 (RFC 8259): a body in another charset would be read wrongly.
         detail = f"JSON is UTF-8: send charset=utf-8 or no charset, not {charset!r}"
         return error_response(415, _UNSUPPORTED_MEDIA_TYPE, detail)
-    coding = request.headers.get("Content-Encoding", "").strip().lower()
+    coding = content_coding(request)
     if coding not in ("", "identity", *EXPANDED_CODINGS):
         # bridge.bodies expands gzip and deflate only: any other body would be read as sent.
         detail = (

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import unicodedata
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -60,10 +61,27 @@ DEFAULT_IGNORABLE_BMP = (
 )
 
 
+# Default_Ignorable_Code_Point past the BMP, from the same file.
+DEFAULT_IGNORABLE_ASTRAL = ((0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
+
+
+def blank_in_the_pattern(character: str) -> bool:
+    """Whether ``character`` is whitespace, a default ignorable character of the BMP or the
+    braille blank U+2800: a name of these alone shows as no one, as NAME_PATTERN knows it."""
+    return (
+        character.isspace()
+        or character == "\u2800"
+        or any(low <= ord(character) <= high for low, high in DEFAULT_IGNORABLE_BMP)
+    )
+
+
 def drawn_as_nothing(character: str) -> bool:
-    """Whether ``character`` is whitespace or a default ignorable character of the BMP."""
-    return character.isspace() or any(
-        low <= ord(character) <= high for low, high in DEFAULT_IGNORABLE_BMP
+    """Whether ``character`` shows nothing of a name made of such: ``blank_in_the_pattern``, a
+    default ignorable character past the BMP, or a combining mark (with no letter to sit on)."""
+    return (
+        blank_in_the_pattern(character)
+        or unicodedata.category(character).startswith("M")
+        or any(low <= ord(character) <= high for low, high in DEFAULT_IGNORABLE_ASTRAL)
     )
 
 

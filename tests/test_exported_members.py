@@ -194,6 +194,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "model_tagged",
         "random_hex",
         "utc_now",
+        "visible_name",
     ],
     bridge.schema: [
         "DERIVED_DEFAULTS",

@@ -685,6 +685,64 @@ async def test_ingest_answers_413_over_the_body_limit(serve: ServerFactory, chun
     assert server.rejected("too_large") == 1
 
 
+async def _answer_to_expect(server: Server, head: str) -> bytes:
+    """The status line ingest answers to ``head`` (a POST /v1/messages with ``Expect:
+    100-continue``), sent without its body."""
+    assert server.bridge.address is not None
+    reader, writer = await asyncio.open_connection(*server.bridge.address)
+    try:
+        writer.write(
+            b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            + head.encode()
+            + b"\r\n"
+        )
+        await writer.drain()
+        return await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "head", "status"),
+    [
+        ({}, f"Content-Type: {JSON}\r\nContent-Length: 99999999\r\n{SIGNATURE_HEADER}: x\r\n", 413),
+        ({}, f"Content-Type: {JSON}\r\nContent-Length: 99\r\n", 401),
+        ({}, f"Content-Type: text/plain\r\nContent-Length: 99\r\n{SIGNATURE_HEADER}: x\r\n", 415),
+        (
+            {},
+            f"Content-Type: {JSON}\r\nContent-Encoding: br\r\nContent-Length: 99\r\n"
+            f"{SIGNATURE_HEADER}: x\r\n",
+            415,
+        ),
+        ({"EXESDB_INGEST": "false"}, f"Content-Type: {JSON}\r\nContent-Length: 99\r\n", 404),
+    ],
+)
+async def test_expect_continue_is_answered_with_a_refusal_the_head_decides(
+    serve: ServerFactory, env: dict[str, str], head: str, status: int
+) -> None:
+    """A POST to ingest with ``Expect: 100-continue`` whose head alone is refused (a
+    Content-Length over the limit, no signature, a content type or coding refused, ingest off)
+    is answered with that refusal, not ``100 Continue``: the client is not asked for the body."""
+    server = await serve(**env)
+    assert (await _answer_to_expect(server, head)).startswith(f"HTTP/1.1 {status} ".encode())
+
+
+async def test_expect_continue_is_answered_100_for_a_head_ingest_takes(
+    serve: ServerFactory,
+) -> None:
+    """A head ingest would read the body of is answered ``100 Continue``; the body sent then is
+    taken."""
+    server = await serve()
+    body = body_of(envelope())
+    headers = {"Content-Type": JSON, SIGNATURE_HEADER: signed(body)}
+    async with server.session.post(
+        server.url + "/v1/messages", data=body, headers=headers, expect100=True
+    ) as response:
+        assert response.status == 202, await response.text()
+    head = f"Content-Type: {JSON}\r\nContent-Length: 99\r\n{SIGNATURE_HEADER}: x\r\n"
+    assert await _answer_to_expect(server, head) == b"HTTP/1.1 100 Continue\r\n"
+
+
 async def test_ingest_accepts_a_body_at_the_limit(serve: ServerFactory) -> None:
     """A body of exactly EXESDB_MAX_BODY_BYTES is accepted."""
     server = await serve(EXESDB_MAX_BODY_BYTES="2048")
@@ -760,6 +818,31 @@ async def test_ingest_answers_415_for_a_content_encoding_it_does_not_expand(
         packed, signature=signed(body), headers={"Content-Encoding": " GZIP"}
     )
     assert status == 202, answer
+
+
+@pytest.mark.parametrize("codings", [("gzip", "gzip"), ("gzip", "identity"), ("identity", "br")])
+async def test_a_content_encoding_on_two_lines_is_read_as_one_list(
+    serve: ServerFactory, codings: tuple[str, str]
+) -> None:
+    """Content-Encoding given on two header lines is one list (RFC 9110), as if on one line:
+    two codings are refused 415 naming both, not the first line's taken alone (a body gzipped
+    twice expanded once, ``gzip`` then ``identity`` read as gzip)."""
+    server = await serve()
+    body = body_of(envelope())
+    sent = (
+        gzip.compress(gzip.compress(body)) if codings == ("gzip", "gzip") else gzip.compress(body)
+    )
+    headers = [
+        ("Content-Type", JSON),
+        (SIGNATURE_HEADER, signed(body)),
+        *(("Content-Encoding", coding) for coding in codings),
+    ]
+    async with server.session.post(server.url + "/v1/messages", data=sent, headers=headers) as r:
+        answer = await r.json()
+        assert (r.status, answer["error"]) == (415, "unsupported_media_type"), answer
+        assert repr(", ".join(codings)) in answer["detail"]
+    assert server.rejected("unsupported_media_type") == 1
+    assert server.delivered == []
 
 
 async def test_ingest_accepts_a_charset_parameter(serve: ServerFactory) -> None:
@@ -856,6 +939,24 @@ async def test_ndjson_batch_is_all_or_nothing(
     assert (await server.post(body_of(*good), content_type=NDJSON))[0] == 202
     await async_wait_until(lambda: len(server.delivered) >= 2, what="the good lines")
     assert [item.id for item in server.delivered] == [line["id"] for line in good]
+
+
+async def test_a_batch_repeating_an_id_says_so_not_that_it_was_accepted(
+    serve: ServerFactory,
+) -> None:
+    """An NDJSON batch holding one envelope id on two lines is refused 409 ``replayed`` saying
+    the line repeats the earlier line's id in this batch (nothing was accepted: the batch is
+    refused whole); an id accepted by an earlier request is still said to be accepted."""
+    server = await serve()
+    first, other = envelope(), envelope()
+    body = body_of(other, first, dict(first)) + b"\n"
+    status, answer = await server.post(body, content_type=NDJSON)
+    assert (status, answer["error"], answer["field"]) == (409, "replayed", "line 3: id")
+    assert answer["detail"] == f"line 3: message {first['id']} repeats line 2's id in this batch"
+    assert (await server.post(body_of(first), content_type=NDJSON))[0] == 202
+    status, answer = await server.post(body_of(other, first), content_type=NDJSON)
+    assert (status, answer["field"]) == (409, "line 2: id")
+    assert answer["detail"] == f"line 2: message {first['id']} was already accepted"
 
 
 def _top(answer: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,8 @@ name no zero-width character or bidirectional control either) itself; ``CLEAN`` 
 out, for bytes in which no JSON string can hold any of those (``is_clean``: escapes that write
 none, ``\\u00b5`` or ``\\"``, may be there).
 Both check the name pattern (``NAME_PATTERN``): clean bytes may still hold a line or paragraph
-separator, written unescaped. Neither checks the alphabets of ``id`` and ``topic``
+separator, written unescaped; and a name's ``visible_name`` (what no pattern says) is checked
+as the model is made. Neither checks the alphabets of ``id`` and ``topic``
 (``in_alphabets``, a batch at once).
 """
 
@@ -45,6 +46,7 @@ from bridge.messages import (
     NO_CONTROL_CHARACTERS,
     NODE_PATTERN,
     Message,
+    visible_name,
 )
 from bridge.messages._base import to_utc_ms
 
@@ -380,6 +382,12 @@ class Payload:
         self.model = model
         self.tag = model.TAG
         fields, config, after = _fields_schema(model)
+        names = frozenset(name for name, schema in fields.items() if _is_name(schema))
+        # A copy without the names' validator (the model's core schema is not changed).
+        fields = {
+            name: {**schema, "schema": schema["schema"]["schema"]} if name in names else schema
+            for name, schema in fields.items()
+        }
         str_max = config.get("str_max_length")
         structs = []
         described: list[_Field] = []
@@ -399,15 +407,23 @@ class Payload:
                 )
             )
         # One builder for both: the Structs differ only in the patterns they check.
-        build = _builder(model, described, tuple(after))
+        build = _builder(model, described, tuple(after), names)
         self.clean = Variant(structs[0], build)
         self.checked = Variant(structs[1], build)
+
+
+def _is_name(schema: Mapping[str, Any]) -> bool:
+    """Whether a field is a ``Name``: its value checked by ``visible_name`` after its pattern
+    (on this path by ``build``, on the Struct's value, before any model is built)."""
+    inner = schema["schema"]
+    return inner["type"] == "function-after" and inner["function"]["function"] is visible_name
 
 
 def _builder(
     model: type[Message],
     described: list[_Field],
     after: tuple[Callable[[Any], Any], ...],
+    names: frozenset[str],
 ) -> Build:
     """``build(wire, instant, append, envelope)`` for ``model``: ``append``s the
     ``envelope(...)`` made of the wire envelope ``wire`` (its ``ts`` read as ``instant``, an
@@ -419,7 +435,8 @@ def _builder(
     The model instance is not built here: the Envelope holds the Struct in its payload's place
     and an ``Unbuilt`` (the model and its fields set), and the model is built from them when
     ``payload`` is first read (a sink reading ``fields`` never needs it). A model with an
-    after-validator is built here, for the validator to judge it.
+    after-validator is built here, for the validator to judge it. The ``names`` (its ``Name``
+    fields) are judged by ``visible_name`` on the Struct's values, with no model built.
 
     It runs for every message, so it is written out for each model as straight-line code (one
     step per field that needs one; loops over a model's fields cost a third more), then
@@ -437,6 +454,7 @@ def _builder(
         "TAG": model.TAG,
         "after": after,
         "setattr": setattr,
+        "visible_name": visible_name,
     }
     # A required string is always one; any other is counted when given.
     always = [f for f in described if f.text and f.name not in filled and _required(f)]
@@ -472,6 +490,15 @@ def _builder(
                 "            return None",
                 f"        payload.{field.name} = instant_",
             ]
+    for name in sorted(names):  # a Name the pattern took may still show nothing: goes on
+        code += [
+            f"    value = payload.{name}",
+            "    if value.__class__ is str:",
+            "        try:",
+            "            visible_name(value)",
+            "        except ValueError:",
+            "            return None",
+        ]
     defaulted = [
         field
         for field in described

@@ -208,7 +208,7 @@ class Verifier:
         stale = self._replay.judge_batch(ids, times)
         if stale is not None:
             index, verdict = stale
-            rejection = _replay_rejection(verdict, envelopes[index].id)
+            rejection = _batch_replay_rejection(verdict, envelopes, index, numbers)
             return self.reject(_at_line(rejection, _number(numbers, index), total))
         if failure is not None:
             return self.reject(_line_rejection(lines, numbers, *failure))
@@ -231,7 +231,7 @@ class Verifier:
             )
         if failure is not None:
             index, verdict = failure
-            rejection = _replay_rejection(verdict, envelopes[index].id)
+            rejection = _batch_replay_rejection(verdict, envelopes, index, numbers)
             return self.reject(_at_line(rejection, _number(numbers, index), len(envelopes)))
         return envelopes
 
@@ -244,6 +244,24 @@ def _replay_rejection(verdict: ReplayVerdict, message_id: str) -> Rejection:
     if verdict is ReplayVerdict.REPLAYED:
         return Rejection(RejectReason.REPLAYED, f"message {message_id} was already accepted", "id")
     return Rejection(RejectReason.EXPIRED, "the timestamp is outside the replay window", "ts")
+
+
+def _batch_replay_rejection(
+    verdict: ReplayVerdict,
+    envelopes: Sequence[Envelope],
+    index: int,
+    numbers: Sequence[int] | None,
+) -> Rejection:
+    """The rejection of a batch's ``index``-th envelope: one whose id an earlier line of the
+    batch has is not said to be accepted already (the batch is refused whole: nothing is)."""
+    message_id = envelopes[index].id
+    if verdict is ReplayVerdict.REPLAYED:
+        for earlier, envelope in enumerate(envelopes[:index]):
+            if envelope.id == message_id:
+                line = _number(numbers, earlier)
+                detail = f"message {message_id} repeats line {line}'s id in this batch"
+                return Rejection(RejectReason.REPLAYED, detail, "id")
+    return _replay_rejection(verdict, message_id)
 
 
 def _number(numbers: Sequence[int] | None, index: int) -> int:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         Timestamp,
         random_hex,
         utc_now,
+        visible_name,
     )
     from bridge.messages.alerts import (
         SECURITY_SEVERITY,
@@ -123,6 +124,7 @@ __all__ = [
     "model_tagged",
     "random_hex",
     "utc_now",
+    "visible_name",
 ]
 
 INSTANCES: Final[tuple[str, ...]] = (
@@ -209,6 +211,7 @@ __getattr__ = lazy_exports(
             "Timestamp",
             "random_hex",
             "utc_now",
+            "visible_name",
         ),
         "alerts": (
             "SECURITY_SEVERITY",

@@ -7,8 +7,10 @@ while they are None (``OmittedWhenNone``).
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Final, Self, TypeVar
@@ -38,6 +40,7 @@ __all__ = [
     "random_hex",
     "to_utc_ms",
     "utc_now",
+    "visible_name",
 ]
 
 
@@ -121,12 +124,14 @@ _WHITESPACE: Final = r"\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
 # (refused anyway): drawn as nothing (U+200B zero width space, U+2060, U+FEFF, the Hangul fillers
 # U+115F, U+1160, U+3164 and U+FFA0, U+00AD), so a name of these alone shows as no one too;
 # beside other characters they stay (U+200D joins emoji, U+200C shapes Persian). The BMP's only:
-# every engine reads a ``\uXXXX`` escape alike, not one past it.
+# every engine reads a ``\uXXXX`` escape alike, not one past it (``visible_name`` checks those).
 _INVISIBLE: Final = (
     r"\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200d\u2060-\u2065"
     r"\u206a-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
 )
-_BLANK: Final = _WHITESPACE + _INVISIBLE
+# U+2800, the braille pattern blank: drawn as an empty cell, neither whitespace nor ignorable.
+_BRAILLE_BLANK: Final = r"\u2800"
+_BLANK: Final = _WHITESPACE + _INVISIBLE + _BRAILLE_BLANK
 _REFUSED_IN_NAME: Final = CONTROL_CHARACTERS + _NOT_IN_NAME
 
 # Blanks, then one character that is neither blank nor refused, then any not refused: a class
@@ -135,6 +140,38 @@ NAME_PATTERN: Final = rf"^[{_BLANK}]*[^{_REFUSED_IN_NAME}{_BLANK}][^{_REFUSED_IN
 """What a name shown to people as who did something (who acknowledged an alert) must match: not
 blank (whitespace or invisible characters only), and no control character, line or paragraph
 separator or bidirectional control (checked natively)."""
+
+# Default_Ignorable_Code_Point past the BMP (tags and variation selectors U+E0000-U+E0FFF,
+# musical formatting U+1D173-U+1D17A, shorthand format controls U+1BCA0-U+1BCA3): drawn as
+# nothing, but not in NAME_PATTERN, whose \uXXXX escapes reach no further; Python's re reads
+# these.
+_INVISIBLE_ASTRAL: Final = r"\U000e0000-\U000e0fff\U0001d173-\U0001d17a\U0001bca0-\U0001bca3"
+_UNDRAWN: Final = re.compile(f"[{_BLANK}{_INVISIBLE_ASTRAL}]*")
+_SHOWS_NOTHING: Final = (
+    "a name must not be blank (invisible characters, such as U+E0001 or U+1D173, or combining"
+    " marks, such as U+0301, only)"
+)
+
+
+def visible_name(name: str) -> str:
+    """``name``, which ``NAME_PATTERN`` took, unless it still shows as no one: ValueError when
+    it holds only blanks, default ignorable characters past the BMP and combining marks
+    (general category M: a lone U+0301 has no letter to sit on).
+
+    ``Name``'s after-validator, in Python: no pattern every engine reads holds what is past the
+    BMP, nor Unicode's categories. A name in ASCII returns at once (the pattern saw a printable
+    character in it)."""
+    if name.isascii():
+        return name
+    # Mostly the first character after any blanks shows (a letter), and that settles it.
+    blanks = _UNDRAWN.match(name)
+    start = blanks.end() if blanks else 0
+    if start < len(name) and unicodedata.category(name[start])[0] != "M":
+        return name
+    if all(unicodedata.category(character)[0] == "M" for character in _UNDRAWN.sub("", name)):
+        raise ValueError(_SHOWS_NOTHING)
+    return name
+
 
 NAME_REFUSES: Final = (
     "a line or paragraph separator (U+2028, U+2029) or a bidirectional control (U+061C, U+200E,"
@@ -147,9 +184,13 @@ MAX_NAME: Final = 200
 """The most characters a ``Name`` holds, on the bus and at the admin API alike: as many as the
 status page's name field takes."""
 
-Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN)]
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN),
+    AfterValidator(visible_name),
+]
 """Who did something (who acknowledged an alert), as the alert page, its history and the logs
-show it: 1 to ``MAX_NAME`` characters, matching ``NAME_PATTERN``."""
+show it: 1 to ``MAX_NAME`` characters, matching ``NAME_PATTERN``, a ``visible_name``."""
 
 NonNegInt = Annotated[int, Field(ge=0)]
 JsonMap = dict[str, Any]

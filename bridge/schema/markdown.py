@@ -116,8 +116,11 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
   hold them: the status and alert pages show each as its escape (`\\u200b`).
 - A name shown as who did something (`ack_by`: "not blank, no control characters, line
   separators or bidirectional controls") may not be blank, spaces or other Unicode whitespace
-  only (U+00A0 and U+3000 too) or characters drawn as nothing (U+200B, U+2060, U+FEFF, U+3164:
-  Unicode's default ignorable ones of the BMP), which would show as no one; nor hold a control
+  only (U+00A0 and U+3000 too) or characters drawn as nothing (U+200B, U+2060, U+FEFF, U+3164,
+  U+E0001, U+1D173: Unicode's default ignorable ones, and the braille blank U+2800) or
+  combining marks with no letter to sit on (U+0301 alone), which would show as no one (the
+  JSON Schema's `pattern` refuses these but those past U+FFFF and the marks, which no pattern
+  every engine reads can name); nor hold a control
   character, nor {name_refuses},
   which would break its line or reorder the text shown after it on the alert page, in its history
   and in logs; nor more than {max_name} characters: the [admin API](http-api.md#alerts)'s

@@ -59,7 +59,7 @@ from bridge.messages import (
     ThroughputMetric,
     model_for,
 )
-from tests.support import drawn_as_nothing
+from tests.support import blank_in_the_pattern, drawn_as_nothing
 
 NODE = "node1@host"
 CONTEXT = {"node": NODE}
@@ -1329,6 +1329,8 @@ def _taken_by_each_engine(name: str) -> tuple[bool, bool, bool]:
         (" " * 200, False),
         ("\u200b", False),
         ("\ufeff\u2060\u3164\u00ad \u200c", False),
+        ("\u2800", False),
+        ("a\u2800b", True),
         ("a", True),
         ("a\u200bb", True),
         ("\U0001f468\u200d\U0001f469", True),
@@ -1349,10 +1351,10 @@ def test_a_blank_name_is_refused_by_every_engine_alike(name: str, taken: bool) -
 
 def test_a_one_character_name_is_refused_by_both_engines_as_unicode_says() -> None:
     """Over every code point (lone surrogates aside), the Rust regex and Python's re refuse the
-    same one-character names: exactly the whitespace and the BMP's default ignorable characters
-    (shown as no one), the controls, the line and paragraph separators and the bidirectional
-    controls, by Unicode's own data (Default_Ignorable_Code_Point as DerivedCoreProperties.txt
-    lists it, which unicodedata does not carry)."""
+    same one-character names: exactly the whitespace, the BMP's default ignorable characters and
+    the braille blank U+2800 (shown as no one), the controls, the line and paragraph separators
+    and the bidirectional controls, by Unicode's own data (Default_Ignorable_Code_Point as
+    DerivedCoreProperties.txt lists it, which unicodedata does not carry)."""
     characters = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
     try:
         _RUST_NAMES.validate_python(characters)
@@ -1365,10 +1367,34 @@ def test_a_one_character_name_is_refused_by_both_engines_as_unicode_says() -> No
     refused_by_unicode = {
         character
         for character in characters
-        if drawn_as_nothing(character)
+        if blank_in_the_pattern(character)
         or unicodedata.category(character) in ("Cc", "Zl", "Zp")
         or unicodedata.bidirectional(character)
         in ("LRE", "RLE", "PDF", "LRO", "RLO", "LRI", "RLI", "FSI", "PDI")
         or character in "\u061c\u200e\u200f"
     }
     assert refused_by_rust == refused_by_python == refused_by_unicode
+
+
+def test_a_one_character_name_the_pattern_takes_is_refused_when_unicode_draws_it_as_nothing() -> (
+    None
+):
+    """Over every code point the name pattern takes, visible_name (ack_by's check after it)
+    refuses exactly those drawn as nothing past the pattern's reach: the default ignorable
+    characters beyond the BMP (U+E0001, U+1D173, U+1BCA0) and the combining marks (U+0301 with
+    no letter to sit on), by Unicode's own data; AlertAck refuses them as blank."""
+    python = re.compile(_NAME)
+    taken = [
+        chr(c)
+        for c in range(sys.maxunicode + 1)
+        if not 0xD800 <= c <= 0xDFFF and python.search(chr(c))
+    ]
+    refused = set()
+    for character in taken:
+        try:
+            messages.visible_name(character)
+        except ValueError:
+            refused.add(character)
+    assert refused == {character for character in taken if drawn_as_nothing(character)}
+    with pytest.raises(ValidationError, match="must not be blank"):
+        AlertAck.model_validate({"alert_id": "a1", "ack_by": "\U000e0041\u0301"})

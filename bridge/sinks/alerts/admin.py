@@ -18,6 +18,7 @@ from typing import Annotated, Final, Protocol
 
 from aiohttp import web
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -28,7 +29,7 @@ from pydantic import (
 )
 
 from bridge.bodies import DuplicateKey, read_json
-from bridge.messages import MAX_NAME, MAX_TEXT, NAME_PATTERN
+from bridge.messages import MAX_NAME, MAX_TEXT, NAME_PATTERN, visible_name
 from bridge.routes import (
     AdminGuard,
     error_response,
@@ -60,10 +61,11 @@ Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_TEXT)
 # terminals (exesdb-bridge alerts list) and break the history's "by NAME: note"; nor a line or
 # paragraph separator, or a bidirectional control, which reorders the text shown after it; nor
 # blanks only, shown as no one. The messages' length and pattern, so that an AlertAck from the
-# bus is held to the same.
+# bus is held to the same, and its visible_name (nor blanks past the BMP, nor marks alone).
 Name = Annotated[
     StrictStr,
     StringConstraints(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN),
+    AfterValidator(visible_name),
 ]
 
 
@@ -89,8 +91,9 @@ class AlertQuery(BaseModel):
 
 _ACK_REFUSALS: Final = {
     "ack_by": f"ack_by must be a string of 1-{MAX_NAME} characters that is not blank (spaces,"
-    " other whitespace or invisible characters only), with no control character (such as NUL, a"
-    " line break, a tab or ESC, or a bidirectional control such as U+202E)",
+    " other whitespace, invisible characters or combining marks only), with no control"
+    " character (such as NUL, a line break, a tab or ESC, or a bidirectional control such as"
+    " U+202E)",
 }
 
 _QUERY_REFUSALS: Final = {

@@ -361,6 +361,11 @@ async def test_ack_refuses_a_key_given_twice_naming_it(
         " \u2003\u205f\u1680\u202f ",
         "\u200b",
         "\ufeff\u2060\u3164",
+        "\U000e0041\U000e0001\U000e0100",
+        "\U0001d173\U0001bca0",
+        "\u2800",
+        "\u0301",
+        " \u0301\u20dd ",
     ],
     ids=[
         "201-chars",
@@ -383,6 +388,11 @@ async def test_ack_refuses_a_key_given_twice_naming_it(
         "unicode-blanks",
         "zero-width-space",
         "invisibles",
+        "tags-and-variation-selectors",
+        "astral-invisibles",
+        "braille-blank",
+        "combining-mark",
+        "combining-marks-among-spaces",
     ],
 )
 async def test_ack_refuses_a_blank_name_one_with_a_control_character_or_over_200_characters(
@@ -392,23 +402,25 @@ async def test_ack_refuses_a_blank_name_one_with_a_control_character_or_over_200
     with no control character, C0, DEL or C1, line or paragraph separator or bidirectional
     control: a NUL, line break or ESC would forge lines in logs, terminals and the alert's
     history, a U+202E reorder what follows it, and spaces or other Unicode whitespace alone
-    (U+00A0, U+3000), or characters drawn as nothing (U+200B, U+FEFF), show as no one. The
-    refusal is 400 invalid naming ack_by and what it takes."""
+    (U+00A0, U+3000), or characters drawn as nothing (U+200B, U+FEFF, past the BMP U+E0001 or
+    U+1D173, the braille blank U+2800), or combining marks with no letter (U+0301), show as no
+    one. The refusal is 400 invalid naming ack_by and what it takes."""
     async with served(keeper) as base:
         status, answer = await request(
             base, "POST", "/v1/alerts/a1/ack", body=json.dumps({"ack_by": name}).encode()
         )
     assert (status, answer["error"], answer["field"]) == (400, "invalid", "ack_by")
     assert answer["detail"] == (
-        "ack_by must be a string of 1-200 characters that is not blank (spaces, other whitespace"
-        " or invisible characters only), with no control character (such as NUL, a line break, a"
-        " tab or ESC, or a bidirectional control such as U+202E)"
+        "ack_by must be a string of 1-200 characters that is not blank (spaces, other whitespace,"
+        " invisible characters or combining marks only), with no control character (such as NUL,"
+        " a line break, a tab or ESC, or a bidirectional control such as U+202E)"
     )
     assert keeper.acks == []
 
 
 @pytest.mark.parametrize(
-    "name", ["x" * 200, "Zoë Ångström", "ops (on call)", "名前", " ops ", "\u3000名前"]
+    "name",
+    ["x" * 200, "Zoë Ångström", "Zoe\u0308", "ops (on call)", "名前", " ops ", "\u3000名前"],
 )
 async def test_ack_takes_a_name_of_up_to_200_printable_characters(
     keeper: Keeper, name: str
