@@ -17,11 +17,12 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from bridge.json_objects import once_each
+
 __all__ = [
     "EXPANDED_CODINGS",
     "JSON_CHARSETS",
     "MAX_GZIP_MEMBERS",
-    "DuplicateKey",
     "content_coding",
     "keep_heap_for_bodies",
     "read_body",
@@ -135,28 +136,6 @@ async def read_body(request: web.Request) -> bytes:
     raise web.RequestPayloadError(f"the gzip body holds more than {MAX_GZIP_MEMBERS} members")
 
 
-class DuplicateKey(ValueError):
-    """A key given twice in one object of a JSON body: parsers differ on which of the two
-    counts (Python's takes the last), so the body is refused rather than guessed at, as ingest
-    refuses one."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(f"the key {key!r} is given twice")
-        self.key = key
-
-
-def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object's pairs as a dict, unless a key is given twice."""
-    found = dict(pairs)
-    if len(found) < len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise DuplicateKey(key)
-            seen.add(key)
-    return found
-
-
 async def read_json(request: web.Request) -> Any:
     """The body (as ``read_body``) parsed as JSON in its charset (UTF-8 by default); raises
     ``DuplicateKey`` for an object with a key given twice, ``ValueError`` for text that is not
@@ -166,4 +145,4 @@ async def read_json(request: web.Request) -> Any:
         text = body.decode(request.charset or "utf-8")
     except LookupError as exc:  # charset=bogus: a body the client labelled wrongly, no fault here
         raise ValueError(f"unknown charset {request.charset!r}") from exc
-    return json.loads(text, object_pairs_hook=_once_each)
+    return json.loads(text, object_pairs_hook=once_each)

@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 from aiohttp import HttpVersion11, web
 from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
-from bridge.bodies import DuplicateKey, content_coding, read_body, read_json
+from bridge.bodies import content_coding, read_body, read_json
 from bridge.build import BuildInfo
 from bridge.bus import (
     SIGNATURE_HEADER,
@@ -35,6 +35,7 @@ from bridge.bus import (
 from bridge.component import Component, HasRoutes, Readiness
 from bridge.headers import HEALTHZ_BODY
 from bridge.integration import Integration
+from bridge.json_objects import DuplicateKey
 from bridge.listener import CLOSE_AFTER
 from bridge.messages import NodeHealth
 from bridge.pages import not_found, page_routes

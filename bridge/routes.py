@@ -19,8 +19,9 @@ from typing import Any, Final
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
-from bridge.bodies import EXPANDED_CODINGS, JSON_CHARSETS, DuplicateKey, content_coding
+from bridge.bodies import EXPANDED_CODINGS, JSON_CHARSETS, content_coding
 from bridge.headers import ADMIN_TOKEN_HEADER, REALM
+from bridge.json_objects import DuplicateKey
 from bridge.redaction import clipped
 
 __all__ = [

@@ -27,6 +27,7 @@ from bridge.cli.shared import (
     client_settings_or_exit,
     positive,
 )
+from bridge.json_objects import DuplicateKey, once_each
 from bridge.messages import INSTANCES
 from bridge.redaction import clipped, safe_url
 
@@ -153,8 +154,8 @@ def _publish(args: argparse.Namespace) -> int:
             try:
                 fields[key] = _json(value)
                 texts[key] = value
-            except _RepeatedKey as exc:
-                raise ValueError(f"--field {key!r}: {exc}") from None
+            except DuplicateKey as exc:
+                raise ValueError(f"--field {key!r}: {_twice(exc)}") from None
             except ValueError as exc:
                 fields[key] = value
                 if value.lstrip().startswith(("{", "[")):
@@ -250,22 +251,6 @@ def _publish(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-class _RepeatedKey(ValueError):
-    """A key given twice in one object of a JSON value."""
-
-
-def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object's pairs as a dict, unless a key is given twice."""
-    found = dict(pairs)
-    if len(found) < len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _RepeatedKey(f"the key {clipped(repr(key))} is given twice")
-            seen.add(key)
-    return found
-
-
 def _finite(text: str) -> float:
     """A JSON number as a float, refused when past a float's range (``1e400``)."""
     number = float(text)
@@ -282,18 +267,23 @@ def _not_json(constant: str) -> Any:
 def _json(text: str) -> Any:
     """``text`` as JSON read as the bridge's ingest reads it: not ``NaN`` or ``Infinity``
     (Python's parser takes them, and a free-form object would carry them on as null), nor a
-    key given twice (``_RepeatedKey``: Python's parser keeps the last without a word)."""
+    key given twice (``DuplicateKey``: Python's parser keeps the last without a word)."""
     return json.loads(
-        text, object_pairs_hook=_once_each, parse_float=_finite, parse_constant=_not_json
+        text, object_pairs_hook=once_each, parse_float=_finite, parse_constant=_not_json
     )
+
+
+def _twice(exc: DuplicateKey) -> str:
+    """The key given twice, clipped: a JSON value may hold a key of any length."""
+    return f"the key {clipped(repr(exc.key))} is given twice"
 
 
 def _stdin_fields() -> dict[str, Any]:
     """The payload's fields from ``--stdin``: one JSON object."""
     try:
         fields = _json(sys.stdin.read())
-    except _RepeatedKey as exc:
-        raise ValueError(f"--stdin: {exc}") from None
+    except DuplicateKey as exc:
+        raise ValueError(f"--stdin: {_twice(exc)}") from None
     except ValueError as exc:
         raise ValueError(f"--stdin: not JSON ({exc}); it must hold one JSON object") from exc
     if not isinstance(fields, dict):

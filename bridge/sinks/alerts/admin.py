@@ -28,7 +28,8 @@ from pydantic import (
     field_validator,
 )
 
-from bridge.bodies import DuplicateKey, read_json
+from bridge.bodies import read_json
+from bridge.json_objects import DuplicateKey
 from bridge.messages import MAX_NAME, MAX_TEXT, NAME_PATTERN, visible_name
 from bridge.routes import (
     AdminGuard,
