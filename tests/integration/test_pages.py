@@ -233,8 +233,7 @@ def test_keyboard_focus_stays_on_its_alert_across_a_refresh(
         raise_alert(server, "a1", "the first alert")
         raise_alert(server, "a2", "the second alert")
         browser.open(server.url + "/")
-        browser.css("#ack-by").send_keys("alice")
-        browser.css("#ack-token").send_keys(ADMIN_TOKEN)
+        browser.type_ack_form("alice", ADMIN_TOKEN)
         browser.css("button[data-ack='a1']").send_keys("")  # focus, as Tab would
         assert browser.run(FOCUSED) == "a1"
         raise_alert(server, "a3", "published while a button has the focus")
@@ -540,8 +539,7 @@ def test_acknowledging_with_the_right_token_changes_the_state(
     with page_bridge(tmp_path) as server:
         raise_alert(server, "node_failure:db-2", "Node db-2 is down")
         browser.open(server.url + "/")
-        browser.css("#ack-by").send_keys("alice")
-        browser.css("#ack-token").send_keys(ADMIN_TOKEN)
+        browser.type_ack_form("alice", ADMIN_TOKEN)
         browser.css("button[data-ack='node_failure:db-2']").click()
         browser.wait_for_text("#ack-message", "Acknowledged: Node db-2 is down")
         wait_until(
@@ -582,8 +580,7 @@ def test_the_token_is_kept_for_its_tab_and_a_tab_opened_from_it_has_none(
         raise_alert(server, "a1", "Queue backed up")
         raise_alert(server, "a2", "Disk full on db-2")
         browser.open(server.url + "/")
-        browser.css("#ack-by").send_keys("alice")
-        browser.css("#ack-token").send_keys(ADMIN_TOKEN)
+        browser.type_ack_form("alice", ADMIN_TOKEN)
         browser.css("button[data-ack='a1']").click()
         browser.wait_for_text("#ack-message", "Acknowledged: Queue backed up")
         driver = browser.driver
@@ -631,8 +628,7 @@ def test_a_blank_name_is_refused_on_the_page_before_anything_is_posted(
     with page_bridge(tmp_path) as server:
         raise_alert(server, "a1", "Queue backed up")
         browser.open(server.url + "/")
-        browser.css("#ack-by").send_keys(" \u3000\u00a0 ")
-        browser.css("#ack-token").send_keys(ADMIN_TOKEN)
+        browser.type_ack_form(" \u3000\u00a0 ", ADMIN_TOKEN)
         browser.css("button[data-ack='a1']").click()
         browser.wait_for_text("#ack-message", "Type your name first")
         assert browser.css("#ack-message").get_attribute("class") == "error"
@@ -645,8 +641,7 @@ def test_a_wrong_token_shows_an_error(tmp_path: Path, browser: Browser) -> None:
     with page_bridge(tmp_path) as server:
         raise_alert(server, "a1", "Queue backed up")
         browser.open(server.url + "/")
-        browser.css("#ack-by").send_keys("mallory")
-        browser.css("#ack-token").send_keys("not-the-token")
+        browser.type_ack_form("mallory", "not-the-token")
         browser.css("button[data-ack='a1']").click()
         message = browser.wait_for_text("#ack-message", "refused (401)")
         assert "EXESDB_ADMIN_TOKEN" in message
@@ -664,8 +659,7 @@ def test_an_acknowledgement_the_full_disk_refuses_says_why_and_may_be_tried_agai
     with page_bridge(small_disk.path) as server:
         raise_alert(server, "a1", "Queue backed up")
         browser.open(server.url + "/")
-        browser.css("#ack-by").send_keys("alice")
-        browser.css("#ack-token").send_keys(ADMIN_TOKEN)
+        browser.type_ack_form("alice", ADMIN_TOKEN)
         small_disk.fill()
         browser.css("button[data-ack='a1']").click()
         message = browser.wait_for_text("#ack-message", "could not be stored")
@@ -691,8 +685,7 @@ def test_a_refused_token_is_forgotten_and_the_field_ready_for_the_right_one(
     with page_bridge(tmp_path) as server:
         raise_alert(server, "a1", "Queue backed up")
         browser.open(server.url + "/")
-        browser.css("#ack-by").send_keys("alice")
-        browser.css("#ack-token").send_keys("not-the-token")
+        browser.type_ack_form("alice", "not-the-token")
         browser.css("button[data-ack='a1']").click()
         browser.wait_for_text("#ack-message", "refused (401)")
         assert browser.run("return sessionStorage.getItem('exesdb-bridge.admin-token')") is None
@@ -894,8 +887,7 @@ def test_zero_width_and_bidirectional_characters_in_a_title_show_as_their_escape
         raise_alert(server, alert_id, title)
         browser.open(server.url + "/")
         assert browser.css("table.alerts a.title").text == shown
-        browser.css("#ack-by").send_keys("alice")
-        browser.css("#ack-token").send_keys(ADMIN_TOKEN)
+        browser.type_ack_form("alice", ADMIN_TOKEN)
         browser.css("button.ack").click()
         browser.wait_for_text("#ack-message", f"Acknowledged: {shown}")
         record = wait_for_alert(server, alert_id, lambda r: r.ack_by == "alice")

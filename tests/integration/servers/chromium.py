@@ -92,6 +92,11 @@ class Browser:
 
         return self.driver.find_element(By.CSS_SELECTOR, selector)
 
+    def type_ack_form(self, by: str, token: str) -> None:
+        """Type the Acknowledge form's name and admin token, as a person does before a click."""
+        self.css("#ack-by").send_keys(by)
+        self.css("#ack-token").send_keys(token)
+
     def all(self, selector: str) -> list[Any]:
         """Every element matching ``selector``."""
         from selenium.webdriver.common.by import By
