@@ -557,7 +557,8 @@ async def test_with_delta_temporality_the_collector_receives_increases(
 
     try:
         assert any(
-            message.startswith("OTLP export: ") and message.endswith("; metric sums as deltas")
+            message.startswith("OTLP export: ")
+            and message.endswith("; metric sums and histograms as deltas")
             for message in caplog.messages
         ), caplog.messages
         publish(3)
