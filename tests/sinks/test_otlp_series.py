@@ -145,9 +145,9 @@ def test_a_histogram_is_one_otlp_histogram_point_per_series():
 
 def test_a_histogram_family_s_buckets_are_read_as_the_collector_reads_them():
     """As the Collector's prometheus receiver reads them: buckets in any order are sorted by
-    bound, the last one +Inf's; buckets that do not add up count none, never below zero (which
-    would fail the encoding of the whole export); _count is the count; a series without _count
-    or without a +Inf bucket is left out."""
+    bound, the last one +Inf's; a bucket whose le is no number is left out; buckets that do not
+    add up count none, never below zero (which would fail the encoding of the whole export);
+    _count is the count; a series without _count or without a +Inf bucket is left out."""
     registry = CollectorRegistry()
     registry.register(_Families(_histogram_family()))
     [odd] = mirrored(registry)["exesdb_test_odd_seconds"].data.data_points
@@ -174,10 +174,10 @@ def test_summaries_go_as_their_prometheus_parts():
 
 
 def _histogram_family() -> PromFamily:
-    """exesdb_test_odd_seconds: one series whose buckets come unsorted and do not add up, one
-    without _count, one without a +Inf bucket."""
+    """exesdb_test_odd_seconds: one series whose buckets come unsorted, do not add up and have
+    two le values that are no bound, one without _count, one without a +Inf bucket."""
     family = PromFamily("exesdb_test_odd_seconds", "Odd.", "histogram")
-    for le, total in (("1.0", 1.0), ("+Inf", 9.0), ("0.5", 2.0)):
+    for le, total in (("1.0", 1.0), ("+Inf", 9.0), ("0.5", 2.0), ("many", 1.0), ("NaN", 1.0)):
         family.add_sample("exesdb_test_odd_seconds_bucket", {"op": "odd", "le": le}, total)
     family.add_sample("exesdb_test_odd_seconds_count", {"op": "odd"}, 5.0)
     family.add_sample("exesdb_test_odd_seconds_sum", {"op": "odd"}, 2.5)

@@ -137,7 +137,9 @@ def _histogram(
             found = series[key] = _HistogramSeries(labels)
         part = sample.name.removeprefix(family.name)
         if part == "_bucket":
-            found.buckets.append((float(sample.labels["le"]), sample.value))
+            bound = _bound(sample.labels.get("le", ""))
+            if bound is not None:
+                found.buckets.append((bound, sample.value))
         elif part == "_count":
             found.count = sample.value
         elif part == "_sum":
@@ -149,6 +151,16 @@ def _histogram(
     ]
     if points:
         yield Metric(family.name, family.documentation, "", Histogram(points, _CUMULATIVE))
+
+
+def _bound(le: str) -> float | None:
+    """A bucket's ``le`` as a number; None for one that is none (that bucket left out, as the
+    Collector leaves it, rather than the whole collection)."""
+    try:
+        bound = float(le)
+    except ValueError:
+        return None
+    return None if math.isnan(bound) else bound
 
 
 def _histogram_point(

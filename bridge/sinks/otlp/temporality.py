@@ -140,7 +140,7 @@ def _with(point: _Point, start: int, now_ns: int, owed: tuple[float, ...]) -> _P
             time_unix_nano=now_ns,
             count=int(count),
             bucket_counts=[int(bucket) for bucket in buckets],
-            sum=total if point.sum is not None else point.sum,
+            sum=None if point.sum is None else total,
         )
     return dataclasses.replace(
         point, start_time_unix_nano=start, time_unix_nano=now_ns, value=owed[0]
