@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from bridge import __version__
 from bridge.app import Bridge
@@ -35,7 +35,11 @@ from bridge.messages import (
 from bridge.sinks.alerts import alert_sink
 from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import prometheus_sink
-from tests.integration.servers.otlp import GrpcOtlpReceiver, HttpOtlpReceiver
+from tests.integration.servers.otlp import (
+    GrpcOtlpReceiver,
+    HttpOtlpReceiver,
+    ReceivedHistogramPoint,
+)
 from tests.integration.servers.webhook import Answer, webhook_receiver
 from tests.support import async_wait_until, free_port
 
@@ -553,7 +557,8 @@ async def test_with_delta_temporality_the_collector_receives_increases(
 
     try:
         assert any(
-            message.startswith("OTLP export: ") and message.endswith("; metric sums as deltas")
+            message.startswith("OTLP export: ")
+            and message.endswith("; metric sums and histograms as deltas")
             for message in caplog.messages
         ), caplog.messages
         publish(3)
@@ -576,6 +581,108 @@ async def test_with_delta_temporality_the_collector_receives_increases(
     assert sum(value for value, _, _ in received) == 5
     assert min(value for value, _, _ in received) >= 0
     spans = [times for _, times, _ in received]
+    assert all(start < end for start, end in spans)
+    assert all(later[0] == earlier[1] for earlier, later in itertools.pairwise(spans))
+
+
+def _histogram_exports(receiver: Any, name: str) -> list[tuple[int, ReceivedHistogramPoint]]:
+    """Each export's (temporality, point) of the histogram metric ``name`` (one point)."""
+    return [
+        (metric.temporality, found)
+        for metric in receiver.metrics
+        if metric.name == name
+        for found in metric.histogram_points
+    ]
+
+
+async def test_a_prometheus_histogram_arrives_as_one_otlp_histogram(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A histogram observed in the bridge's registry arrives as the Collector's prometheus
+    receiver makes it: one cumulative explicit-bucket Histogram point per series, its bounds the
+    finite le values, its buckets counted apart, its count and sum, no min or max, started when
+    the series was created; no _bucket, _count or _sum metric."""
+    _mirror_to(receiver, monkeypatch)
+    registry = CollectorRegistry()
+    seconds = Histogram(
+        "exesdb_test_seconds", "Seconds.", ["op"], buckets=(0.25, 1.0), registry=registry
+    )
+    for value in (0.125, 0.5, 0.75, 3.0):  # sums exact in binary
+        seconds.labels("read").observe(value)
+    created = registry.get_sample_value("exesdb_test_seconds_created", {"op": "read"})
+    assert created is not None
+    bridge = Bridge(load_settings(), registry=registry, components=SINKS)
+    await bridge.start(serve_http=False)
+    try:
+        await async_wait_until(
+            lambda: _histogram_exports(receiver, "exesdb_test_seconds"), 15, "the histogram"
+        )
+    finally:
+        await bridge.aclose()
+    temporality, first = _histogram_exports(receiver, "exesdb_test_seconds")[0]
+    assert temporality == AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+    assert first == ReceivedHistogramPoint(
+        {"op": "read"}, 4, 4.375, [1, 2, 1], [0.25, 1.0], None, None
+    )
+    starts = {
+        start
+        for metric in receiver.metrics
+        if metric.name == "exesdb_test_seconds"
+        for start, _ in metric.times
+    }
+    assert starts == {int(created * 1e9)}
+    names = {metric.name for metric in receiver.metrics}
+    assert not names & {f"exesdb_test_seconds{part}" for part in ("_bucket", "_count", "_sum")}
+
+
+async def test_with_delta_temporality_a_histogram_arrives_as_increases(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under delta a histogram arrives as AGGREGATION_TEMPORALITY_DELTA Histogram points: each
+    export's buckets, count and sum what the interval observed, starting where the export
+    before ended, so that they add up to the totals."""
+    _mirror_to(receiver, monkeypatch)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
+    registry = CollectorRegistry()
+    seconds = Histogram("exesdb_test_seconds", "Seconds.", buckets=(0.25, 1.0), registry=registry)
+    seconds.observe(0.125)  # sums exact in binary
+    bridge = Bridge(load_settings(), registry=registry, components=SINKS)
+    await bridge.start(serve_http=False)
+
+    def added() -> tuple[int, list[int], float]:
+        """The count, bucket counts and sum of every export added up."""
+        points = [found for _, found in _histogram_exports(receiver, "exesdb_test_seconds")]
+        buckets = [sum(column) for column in zip(*(p.bucket_counts for p in points), strict=True)]
+        return sum(p.count for p in points), buckets, sum(p.sum or 0.0 for p in points)
+
+    try:
+        # Two exports at least: cumulative counts would add up to 2 or more.
+        await async_wait_until(
+            lambda: (
+                len(_histogram_exports(receiver, "exesdb_test_seconds")) >= 2 and added()[0] == 1
+            ),
+            15,
+            "the first observation",
+        )
+        seconds.observe(0.5)
+        seconds.observe(3.0)
+        await async_wait_until(lambda: added()[0] == 3, 15, "the next observations")
+    finally:
+        await bridge.aclose()
+    exports = _histogram_exports(receiver, "exesdb_test_seconds")
+    assert {temporality for temporality, _ in exports} == {
+        AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+    }
+    count, buckets, total = added()
+    assert (count, buckets, total) == (3, [1, 1, 1], 3.625)
+    assert all(found.explicit_bounds == [0.25, 1.0] for _, found in exports)
+    assert all(sum(found.bucket_counts) == found.count for _, found in exports)
+    spans = [
+        times
+        for metric in receiver.metrics
+        if metric.name == "exesdb_test_seconds"
+        for times in metric.times
+    ]
     assert all(start < end for start, end in spans)
     assert all(later[0] == earlier[1] for earlier, later in itertools.pairwise(spans))
 

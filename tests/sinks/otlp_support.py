@@ -1,10 +1,10 @@
-"""Helpers for the OTLP metrics mirror tests: a store as a source, its counter, a sent point."""
+"""Helpers for the OTLP metrics mirror tests: a store as a source, its counter, sent points."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from opentelemetry.sdk.metrics.export import Metric, NumberDataPoint
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, Metric, NumberDataPoint
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
@@ -35,6 +35,13 @@ def point(metric: Metric, **labels: str) -> NumberDataPoint:
     """The data point of ``metric`` with exactly ``labels``."""
     [found] = [p for p in metric.data.data_points if dict(p.attributes or {}) == labels]
     assert isinstance(found, NumberDataPoint)
+    return found
+
+
+def histogram_point(metric: Metric, **labels: str) -> HistogramDataPoint:
+    """The histogram point of ``metric`` with exactly ``labels``."""
+    [found] = [p for p in metric.data.data_points if dict(p.attributes or {}) == labels]
+    assert isinstance(found, HistogramDataPoint)
     return found
 
 

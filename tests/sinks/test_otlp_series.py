@@ -1,26 +1,44 @@
-"""The OTLP metrics mirror: /metrics families as OTLP sums and gauges, read as values."""
+"""The OTLP metrics mirror: /metrics families as OTLP sums, gauges and histograms, as values."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import time
+from collections.abc import Iterator
 from typing import Any
 
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
     ConsoleMetricExporter,
     Gauge,
+    Histogram,
+    HistogramDataPoint,
     Metric,
     MetricExportResult,
+    MetricsData,
+    ResourceMetrics,
+    ScopeMetrics,
     Sum,
 )
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Summary
 from prometheus_client import Gauge as PromGauge
+from prometheus_client import Histogram as PromHistogram
+from prometheus_client.metrics_core import Metric as PromFamily
 
 from bridge.app import Bridge
 from bridge.sinks.otlp.series import MetricsMirror, registry_to_metrics
 from bridge.sinks.prometheus import MetricType, PrometheusSink, SeriesStore
-from tests.sinks.otlp_support import RESOURCE, SCOPE, WALL, StoreSource, point, store_with_counter
+from tests.sinks.otlp_support import (
+    RESOURCE,
+    SCOPE,
+    WALL,
+    StoreSource,
+    histogram_point,
+    point,
+    store_with_counter,
+)
 from tests.support import ManualClock, make_settings
 
 MIRROR_START_NS = 1_000_000_000_000_000_000
@@ -90,6 +108,94 @@ def test_registry_counters_start_when_created_and_gauges_at_the_mirrors_start():
     started = point(metrics["exesdb_test_things"], kind="x").start_time_unix_nano
     assert before * 1e9 - 1e6 <= started <= time.time() * 1e9
     assert point(metrics["exesdb_test_depth"]).start_time_unix_nano == MIRROR_START_NS
+
+
+def test_a_histogram_is_one_otlp_histogram_point_per_series():
+    """A prometheus_client histogram is one cumulative OTLP histogram named as the family, a
+    point per series, as the Collector's prometheus receiver makes it: the finite le values as
+    bounds, each bucket counted apart (the last what _count has above them), its count and sum,
+    no min or max, started at the series' _created; no _bucket, _count or _sum metric."""
+    registry = CollectorRegistry()
+    seconds = PromHistogram(
+        "exesdb_test_seconds", "Seconds.", ["op"], buckets=(0.25, 1.0, 2.5), registry=registry
+    )
+    for value in (0.125, 0.25, 0.5, 7.0, 9.0):  # sums exact in binary
+        seconds.labels("read").observe(value)
+    seconds.labels("idle")
+    created = registry.get_sample_value("exesdb_test_seconds_created", {"op": "read"})
+    assert created is not None
+    metrics = mirrored(registry)
+    assert not [name for name in metrics if name.startswith("exesdb_test_seconds_")]
+    histogram = metrics["exesdb_test_seconds"]
+    assert (histogram.description, histogram.unit) == ("Seconds.", "")
+    assert isinstance(histogram.data, Histogram)
+    assert histogram.data.aggregation_temporality is AggregationTemporality.CUMULATIVE
+    read, idle = (histogram_point(histogram, op=op) for op in ("read", "idle"))
+    assert (read.count, read.sum) == (5, 16.875)
+    assert list(read.explicit_bounds) == [0.25, 1.0, 2.5]
+    assert list(read.bucket_counts) == [2, 1, 0, 2]
+    # No min or max in the message the exporter sends: Prometheus keeps neither.
+    scope_metrics = ScopeMetrics(SCOPE, [histogram], "")
+    message = encode_metrics(MetricsData([ResourceMetrics(RESOURCE, [scope_metrics], "")]))
+    encoded = message.resource_metrics[0].scope_metrics[0].metrics[0].histogram.data_points
+    assert [(p.HasField("min"), p.HasField("max")) for p in encoded] == [(False, False)] * 2
+    assert read.start_time_unix_nano == int(created * 1e9)
+    assert (idle.count, idle.sum, list(idle.bucket_counts)) == (0, 0, [0, 0, 0, 0])
+
+
+def test_a_histogram_family_s_buckets_are_read_as_the_collector_reads_them():
+    """As the Collector's prometheus receiver reads them: buckets in any order are sorted by
+    bound, the last one +Inf's; a bucket whose le is no number is left out; buckets that do not
+    add up count none, never below zero (which would fail the encoding of the whole export);
+    _count is the count; a series without _count or without a +Inf bucket is left out."""
+    registry = CollectorRegistry()
+    registry.register(_Families(_histogram_family()))
+    [odd] = mirrored(registry)["exesdb_test_odd_seconds"].data.data_points
+    assert isinstance(odd, HistogramDataPoint)
+    assert odd.attributes == {"op": "odd"}
+    assert list(odd.explicit_bounds) == [0.5, 1.0]
+    assert list(odd.bucket_counts) == [2, 0, 8]  # 1.0's total below 0.5's: none
+    assert (odd.count, odd.sum) == (5, 2.5)
+    assert odd.start_time_unix_nano == MIRROR_START_NS  # no _created: the mirror's start
+
+
+def test_summaries_go_as_their_prometheus_parts():
+    """A summary stays as its parts (the SDK has no OTLP summary to send): _count and _sum as
+    cumulative monotonic sums."""
+    registry = CollectorRegistry()
+    Summary("exesdb_test_wait_seconds", "Wait.", registry=registry).observe(2.0)
+    metrics = mirrored(registry)
+    assert "exesdb_test_wait_seconds" not in metrics
+    for part, value in (("_count", 1.0), ("_sum", 2.0)):
+        metric = metrics["exesdb_test_wait_seconds" + part]
+        assert isinstance(metric.data, Sum)
+        assert metric.data.is_monotonic
+        assert point(metric).value == value
+
+
+def _histogram_family() -> PromFamily:
+    """exesdb_test_odd_seconds: one series whose buckets come unsorted, do not add up and have
+    two le values that are no bound, one without _count, one without a +Inf bucket."""
+    family = PromFamily("exesdb_test_odd_seconds", "Odd.", "histogram")
+    for le, total in (("1.0", 1.0), ("+Inf", 9.0), ("0.5", 2.0), ("many", 1.0), ("NaN", 1.0)):
+        family.add_sample("exesdb_test_odd_seconds_bucket", {"op": "odd", "le": le}, total)
+    family.add_sample("exesdb_test_odd_seconds_count", {"op": "odd"}, 5.0)
+    family.add_sample("exesdb_test_odd_seconds_sum", {"op": "odd"}, 2.5)
+    family.add_sample("exesdb_test_odd_seconds_bucket", {"op": "uncounted", "le": "+Inf"}, 1.0)
+    family.add_sample("exesdb_test_odd_seconds_sum", {"op": "uncounted"}, 1.0)
+    family.add_sample("exesdb_test_odd_seconds_bucket", {"op": "incomplete", "le": "1.0"}, 1.0)
+    family.add_sample("exesdb_test_odd_seconds_count", {"op": "incomplete"}, 1.0)
+    return family
+
+
+class _Families:
+    """A registry collector of the given families."""
+
+    def __init__(self, *families: PromFamily) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[PromFamily]:
+        yield from self.families
 
 
 async def test_an_export_counts_the_sinks_data_points_as_the_exporter_answers():

@@ -1,4 +1,4 @@
-"""The OTLP mirror's sums as the temporality preference asks, over successive exports."""
+"""The OTLP mirror's sums and histograms as the temporality preference asks, over exports."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     ConsoleMetricExporter,
     Gauge,
+    Histogram,
     Metric,
     MetricExportResult,
     MetricsData,
@@ -24,13 +25,22 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client import Histogram as PromHistogram
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from bridge.sinks.otlp.series import MetricsMirror
 from bridge.sinks.otlp.temporality import DeltaSums
 from bridge.sinks.prometheus import MetricType, SeriesStore
-from tests.sinks.otlp_support import RESOURCE, SCOPE, WALL, StoreSource, point, store_with_counter
+from tests.sinks.otlp_support import (
+    RESOURCE,
+    SCOPE,
+    WALL,
+    StoreSource,
+    histogram_point,
+    point,
+    store_with_counter,
+)
 from tests.support import ManualClock
 
 DELTA = AggregationTemporality.DELTA
@@ -86,6 +96,27 @@ class Totals:
         yield family
 
 
+class Waits:
+    """A registry collector of one histogram family, exesdb_test_wait_seconds by stream, bounds
+    0.5 and 1, whose totals (cumulative buckets, the last +Inf, and sum) and ``_created``
+    (Unix seconds; unset: none) the test sets."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, tuple[tuple[float, float, float], float]] = {}
+        self.created: dict[str, float] = {}
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily("exesdb_test_wait_seconds", "Waits.", labels=["stream"])
+        for stream, (buckets, total) in self.values.items():
+            family.add_metric(
+                [stream], list(zip(("0.5", "1.0", "+Inf"), buckets, strict=True)), total
+            )
+            if stream in self.created:
+                labels = {"stream": stream}
+                family.add_sample("exesdb_test_wait_seconds_created", labels, self.created[stream])
+        yield family
+
+
 class Mirror:
     """A running mirror over ``registry`` and ``store``, exported by the test on ``clock``."""
 
@@ -133,6 +164,21 @@ async def mirror_of(
 def span(found: NumberDataPoint) -> tuple[int, int, float]:
     """A point's (start, time, value)."""
     return found.start_time_unix_nano, found.time_unix_nano, found.value
+
+
+def waits(metric: Metric, stream: str = "s") -> tuple[int, int, int, list[int], float]:
+    """A histogram's point of ``stream``: (start, time, count, bucket counts, sum), its bounds
+    checked."""
+    found = histogram_point(metric, stream=stream)
+    assert list(found.explicit_bounds) == [0.5, 1.0]
+    timing = (found.start_time_unix_nano, found.time_unix_nano)
+    return (*timing, found.count, list(found.bucket_counts), found.sum)
+
+
+def histogram_temporality(metric: Metric) -> AggregationTemporality:
+    """A histogram's temporality."""
+    assert isinstance(metric.data, Histogram)
+    return metric.data.aggregation_temporality
 
 
 def temporality(metric: Metric) -> AggregationTemporality:
@@ -184,22 +230,112 @@ async def test_delta_sends_each_increase_from_the_previous_export() -> None:
     assert point(level, node="a").value == 0.5
 
 
-async def test_delta_sends_a_histograms_parts_as_increases() -> None:
-    """A histogram's _count, _sum and _bucket go as deltas too: what the interval observed."""
+@pytest.mark.parametrize("preference", [None, "cumulative", "lowmemory"])
+async def test_cumulative_sends_a_histograms_totals_from_one_start(preference: str | None) -> None:
+    """Unset, cumulative or lowmemory (the mirror reads the histogram's totals, which it would
+    have to remember bucket by bucket to send deltas), each export sends a histogram's totals as
+    a cumulative histogram started at its creation."""
     registry = CollectorRegistry()
-    histogram = Histogram("exesdb_test_seconds", "Seconds.", buckets=(0.25, 1.0), registry=registry)
-    histogram.observe(0.2)
+    waits_source = Waits()
+    registry.register(waits_source)
+    waits_source.values["s"] = ((1, 2, 3), 4.0)
+    waits_source.created["s"] = WALL
+    async with mirror_of(registry, temporality=preference) as mirror:
+        first = (await mirror.export_at(WALL + 2))["exesdb_test_wait_seconds"]
+        waits_source.values["s"] = ((2, 4, 5), 6.5)
+        second = (await mirror.export_at(WALL + 3))["exesdb_test_wait_seconds"]
+    assert [histogram_temporality(metric) for metric in (first, second)] == [CUMULATIVE] * 2
+    assert waits(first) == (ns(WALL), ns(WALL + 2), 3, [1, 1, 1], 4.0)
+    assert waits(second) == (ns(WALL), ns(WALL + 3), 5, [2, 2, 1], 6.5)
+
+
+async def test_delta_sends_a_histograms_buckets_count_and_sum_as_increases() -> None:
+    """Under delta a Prometheus histogram goes as one delta histogram: each bucket's, the
+    count's and the sum's increase since the previous export (what the interval observed),
+    starting at that export's time, the bounds as they are; nothing when nothing was observed."""
+    registry = CollectorRegistry()
+    histogram = PromHistogram(
+        "exesdb_test_seconds", "Seconds.", buckets=(0.25, 1.0), registry=registry
+    )
+    histogram.observe(0.125)
+    async with mirror_of(registry, temporality="delta") as mirror:
+        first = (await mirror.export_at(WALL + 2))["exesdb_test_seconds"]
+        histogram.observe(0.5)
+        histogram.observe(0.75)
+        histogram.observe(2.0)
+        second = (await mirror.export_at(WALL + 3))["exesdb_test_seconds"]
+        third = (await mirror.export_at(WALL + 4))["exesdb_test_seconds"]
+    assert [histogram_temporality(m) for m in (first, second, third)] == [DELTA] * 3
+    points = [histogram_point(metric) for metric in (first, second, third)]
+    assert [
+        (found.count, list(found.bucket_counts), found.sum, list(found.explicit_bounds))
+        for found in points
+    ] == [
+        (1, [1, 0, 0], 0.125, [0.25, 1.0]),
+        (3, [0, 2, 1], 3.25, [0.25, 1.0]),
+        (0, [0, 0, 0], 0.0, [0.25, 1.0]),
+    ]
+    assert [(found.start_time_unix_nano, found.time_unix_nano) for found in points[1:]] == [
+        (ns(WALL + 2), ns(WALL + 3)),
+        (ns(WALL + 3), ns(WALL + 4)),
+    ]
+
+
+async def test_a_histogram_back_with_a_later_start_sends_all_of_it_from_its_return() -> None:
+    """A histogram series that expired and came back (a later _created) between two exports
+    sends all of its new totals from its return, though they are above the old ones; one whose
+    count fell (its source restarted) all of its new totals from the previous export: no
+    negative bucket, count or sum."""
+    registry = CollectorRegistry()
+    waits_source = Waits()
+    registry.register(waits_source)
+    waits_source.values = {"s": ((1, 2, 3), 4.0), "r": ((5, 5, 5), 2.0)}
+    waits_source.created["s"] = WALL
     async with mirror_of(registry, temporality="delta") as mirror:
         await mirror.export_at(WALL + 2)
-        histogram.observe(0.5)
-        histogram.observe(0.5)
-        sent = await mirror.export_at(WALL + 3)
-    assert point(sent["exesdb_test_seconds_count"]).value == 2
-    assert point(sent["exesdb_test_seconds_sum"]).value == pytest.approx(1.0)
-    buckets = sent["exesdb_test_seconds_bucket"]
-    assert temporality(buckets) == DELTA
-    assert [point(buckets, le=le).value for le in ("0.25", "1.0", "+Inf")] == [0, 2, 2]
-    assert point(buckets, le="1.0").start_time_unix_nano == ns(WALL + 2)
+        waits_source.values = {"s": ((2, 4, 6), 9.0), "r": ((0, 1, 1), 0.75)}
+        waits_source.created["s"] = WALL + 2.5
+        sent = (await mirror.export_at(WALL + 3))["exesdb_test_wait_seconds"]
+        waits_source.values = {"s": ((3, 5, 7), 10.0), "r": ((1, 2, 2), 1.0)}
+        after = (await mirror.export_at(WALL + 4))["exesdb_test_wait_seconds"]
+    assert histogram_temporality(sent) == DELTA
+    assert waits(sent) == (ns(WALL + 2.5), ns(WALL + 3), 6, [2, 2, 2], 9.0)
+    assert waits(sent, "r") == (ns(WALL + 2), ns(WALL + 3), 1, [0, 1, 0], 0.75)
+    assert waits(after) == (ns(WALL + 3), ns(WALL + 4), 1, [1, 0, 0], 1.0)
+    assert waits(after, "r") == (ns(WALL + 3), ns(WALL + 4), 1, [1, 0, 0], 0.25)
+
+
+async def test_after_a_failed_export_a_histogram_carries_its_increase_since_the_last_sent() -> None:
+    """An export of a histogram the collector refused is not taken for sent: the next one
+    carries each bucket's whole increase since the last export that succeeded, from its time."""
+    registry = CollectorRegistry()
+    waits_source = Waits()
+    registry.register(waits_source)
+    waits_source.values["s"] = ((1, 1, 1), 0.25)
+    async with mirror_of(registry, temporality="delta") as mirror:
+        await mirror.export_at(WALL + 2)
+        waits_source.values["s"] = ((2, 2, 3), 3.5)
+        mirror.exporter.answer = MetricExportResult.FAILURE
+        refused = (await mirror.export_at(WALL + 3))["exesdb_test_wait_seconds"]
+        waits_source.values["s"] = ((2, 4, 5), 6.5)
+        mirror.exporter.answer = MetricExportResult.SUCCESS
+        sent = (await mirror.export_at(WALL + 4))["exesdb_test_wait_seconds"]
+    assert waits(refused) == (ns(WALL + 2), ns(WALL + 3), 2, [1, 0, 1], 3.25)
+    assert waits(sent) == (ns(WALL + 2), ns(WALL + 4), 4, [1, 2, 1], 6.25)
+
+
+async def test_a_histogram_whose_sum_is_not_finite_is_sent_as_it_is() -> None:
+    """A histogram that observed +Inf has no increase of its sum to send: it goes as its totals,
+    from its own start, as cumulative sends it."""
+    registry = CollectorRegistry()
+    waits_source = Waits()
+    registry.register(waits_source)
+    waits_source.values["s"] = ((1, 1, 2), math.inf)
+    async with mirror_of(registry, temporality="delta") as mirror:
+        await mirror.export_at(WALL + 2)
+        waits_source.values["s"] = ((1, 1, 3), math.inf)
+        sent = (await mirror.export_at(WALL + 3))["exesdb_test_wait_seconds"]
+    assert waits(sent) == (ns(WALL + 1), ns(WALL + 3), 3, [1, 0, 2], math.inf)
 
 
 async def test_a_total_that_falls_starts_afresh_from_the_previous_export() -> None:

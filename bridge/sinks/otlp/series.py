@@ -3,14 +3,17 @@
 Every ``OTEL_METRIC_EXPORT_INTERVAL`` (ms, default 60000) everything ``GET /metrics`` shows is
 collected on the event loop, as a scrape would be: the registry, and the families of the
 components that render their own series (the Prometheus sink's store), read as values. Each
-family is sent in the OTLP form closest to it: counters as monotonic sums (named without
-``_total``, as OpenTelemetry's Prometheus compatibility rules have it), gauges, info and state
-sets as gauges; summaries and histograms as their Prometheus parts (``quantile`` gauges,
-``_bucket`` / ``_count`` / ``_sum`` monotonic sums), since a Prometheus histogram has no min and
-max for an OTLP one. A cumulative series starts at its ``_created`` sample (so a counter that
+family is sent in the OTLP form the OpenTelemetry Collector's prometheus receiver gives it:
+counters as monotonic sums (named without ``_total``, as OpenTelemetry's Prometheus
+compatibility rules have it), gauges, info and state sets as gauges, a histogram's series each as
+one explicit-bucket histogram point (the finite ``le`` values its bounds, the buckets counted
+apart, no min or max, which Prometheus does not keep). Summaries go as their Prometheus parts
+(``quantile`` gauges, ``_count`` / ``_sum`` monotonic sums): the SDK's data model and its OTLP
+encoder have no summary. A cumulative series starts at its ``_created`` sample (so a counter that
 expired and came back from zero starts anew, which a backend reads as a reset), else when the
-mirror started; ``_created`` samples are not sent themselves. The sums are cumulative, or deltas
-since the previous export when ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` is ``delta``
+mirror started; ``_created`` samples are not sent themselves. The sums and histograms are
+cumulative, or deltas since the previous export when
+``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` is ``delta``
 (``bridge.sinks.otlp.temporality``).
 """
 
@@ -20,6 +23,7 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+import math
 import os
 import threading
 import time
@@ -29,6 +33,8 @@ from typing import Any, Final
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Gauge,
+    Histogram,
+    HistogramDataPoint,
     Metric,
     MetricExportResult,
     MetricsData,
@@ -54,6 +60,9 @@ _logger = logging.getLogger(__name__)
 _DEFAULT_INTERVAL_MS: Final = 60_000
 _CUMULATIVE: Final = AggregationTemporality.CUMULATIVE
 _COLLECT_TIMEOUT: Final = 10.0
+# A histogram point's min and max: None leaves the message's optional fields out (the SDK's
+# encoder passes it on), where Prometheus keeps neither.
+_UNKNOWN: Final[Any] = None
 
 
 def _point(labels: Mapping[str, str], start_ns: int, now_ns: int, value: float) -> NumberDataPoint:
@@ -80,6 +89,9 @@ def _family_metrics(family: PromFamily, start_ns: int, now_ns: int) -> Iterable[
         for sample in family.samples
         if cumulative and sample.name == family.name + "_created"
     }
+    if family.type == "histogram":
+        yield from _histogram(family, starts, start_ns, now_ns)
+        return
     by_name: dict[str, list[NumberDataPoint]] = {}
     for sample in family.samples:
         if sample.name.endswith("_created"):
@@ -91,13 +103,90 @@ def _family_metrics(family: PromFamily, start_ns: int, now_ns: int) -> Iterable[
     for name, points in by_name.items():
         if family.type == "counter":
             yield _sum(name.removesuffix("_total"), family.documentation, points)
-        elif family.type in ("summary", "histogram", "gaugehistogram") and name != family.name:
-            # _count, _sum, _bucket (gauge histograms' _gcount/_gsum are gauges).
-            cumulative = family.type != "gaugehistogram"
-            maker = _sum if cumulative else _gauge
+        elif family.type in ("summary", "gaugehistogram") and name != family.name:
+            # A summary's _count and _sum (gauge histograms' _gcount/_gsum/_bucket are gauges).
+            maker = _sum if family.type == "summary" else _gauge
             yield maker(name, family.documentation, points)
         else:
             yield _gauge(name, family.documentation, points)
+
+
+@dataclasses.dataclass
+class _HistogramSeries:
+    """One histogram series' samples: its labels but ``le``, its (bound, cumulative count)
+    buckets, its ``_count`` and ``_sum``."""
+
+    labels: Mapping[str, str]
+    buckets: list[tuple[float, float]] = dataclasses.field(default_factory=list)
+    count: float | None = None
+    total: float | None = None
+
+
+def _histogram(
+    family: PromFamily, starts: Mapping[frozenset[tuple[str, str]], int], start_ns: int, now_ns: int
+) -> Iterable[Metric]:
+    """``family``'s series as one OTLP histogram, a point each, as the Collector's prometheus
+    receiver makes them: a series without ``_count``, or without a ``+Inf`` bucket (no complete
+    Prometheus histogram), left out as it leaves it."""
+    series: dict[frozenset[tuple[str, str]], _HistogramSeries] = {}
+    for sample in family.samples:
+        key = _series_key(sample.labels)
+        found = series.get(key)
+        if found is None:
+            labels = {name: value for name, value in sample.labels.items() if name != "le"}
+            found = series[key] = _HistogramSeries(labels)
+        part = sample.name.removeprefix(family.name)
+        if part == "_bucket":
+            bound = _bound(sample.labels.get("le", ""))
+            if bound is not None:
+                found.buckets.append((bound, sample.value))
+        elif part == "_count":
+            found.count = sample.value
+        elif part == "_sum":
+            found.total = sample.value
+    points = [
+        _histogram_point(found, found.count, starts.get(key, start_ns), now_ns)
+        for key, found in series.items()
+        if found.count is not None and math.inf in (bound for bound, _ in found.buckets)
+    ]
+    if points:
+        yield Metric(family.name, family.documentation, "", Histogram(points, _CUMULATIVE))
+
+
+def _bound(le: str) -> float | None:
+    """A bucket's ``le`` as a number; None for one that is none (that bucket left out, as the
+    Collector leaves it, rather than the whole collection)."""
+    try:
+        bound = float(le)
+    except ValueError:
+        return None
+    return None if math.isnan(bound) else bound
+
+
+def _histogram_point(
+    series: _HistogramSeries, count: float, start_ns: int, now_ns: int
+) -> HistogramDataPoint:
+    buckets = sorted(series.buckets)
+    # Prometheus counts each bucket with those below it, OTLP apart; OTLP's last bucket, above
+    # the bounds, is the +Inf one.
+    totals = [total for _, total in buckets]
+    return HistogramDataPoint(
+        dict(series.labels),
+        start_ns,
+        now_ns,
+        _whole(count),
+        series.total if series.total is not None else _UNKNOWN,
+        [_whole(later - earlier) for earlier, later in itertools.pairwise([0.0, *totals])],
+        [bound for bound, _ in buckets[:-1]],
+        _UNKNOWN,
+        _UNKNOWN,
+    )
+
+
+def _whole(count: float) -> int:
+    """A Prometheus count as OTLP's unsigned one: none for a count that is not a number or
+    below zero (buckets that do not add up), which would fail the encoding of the whole export."""
+    return int(count) if math.isfinite(count) and count > 0 else 0
 
 
 def registry_to_metrics(

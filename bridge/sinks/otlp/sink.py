@@ -464,7 +464,7 @@ class OtlpSink:
         self._sdk_log.install()
         if self._destinations:  # a sink built by hand (tests) may not know them
             sends_deltas = self._mirror is not None and self._mirror.sends_deltas
-            deltas = "; metric sums as deltas" if sends_deltas else ""
+            deltas = "; metric sums and histograms as deltas" if sends_deltas else ""
             _logger.info("OTLP export: %s%s", _destinations_said(self._destinations), deltas)
         for batcher in self._batchers.values():
             batcher.start()

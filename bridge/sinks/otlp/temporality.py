@@ -1,4 +1,4 @@
-"""The mirror's sums as the temporality ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` asks.
+"""The mirror's sums and histograms as ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` asks.
 
 The OpenTelemetry specification (Metrics Exporter - OTLP) gives each instrument kind its
 temporality by the preference: ``cumulative`` (the default) every kind cumulative; ``delta`` the
@@ -6,21 +6,25 @@ Counter, the Asynchronous Counter and the Histogram delta, the up-down counters 
 ``lowmemory`` only the synchronous Counter and Histogram delta, the Asynchronous Counter
 cumulative, since turning observed totals into deltas takes the memory ``lowmemory`` avoids (the
 SDK maps ObservableCounter to CUMULATIVE under it). The mirror observes Prometheus totals at each
-collection: its counters are Asynchronous Counters, and a histogram's or summary's ``_count``,
-``_sum`` and ``_bucket`` sums read from totals too. So ``lowmemory`` sends what ``cumulative``
-sends, and only ``delta`` makes the sums deltas. Prometheus has no up-down counter (gauges, info
-and state sets go as OTLP gauges, which have no temporality).
+collection: its counters are Asynchronous Counters, and its histograms (and a summary's
+``_count`` and ``_sum``) are read from totals too, which an SDK histogram's are not: it starts
+its buckets afresh after each collection, for nothing, where the mirror would have to remember
+every bucket's total. So ``lowmemory`` sends what ``cumulative`` sends, and only ``delta`` makes
+the sums and histograms deltas. Prometheus has no up-down counter (gauges, info and state sets go
+as OTLP gauges, which have no temporality).
 
-Prometheus keeps totals, so ``DeltaSums`` remembers each sum's total as last collected, and what
-it still owes: the increase since the last export that succeeded, sent with each export and
-cleared when one succeeds, so an increase or reset seen only by a failed export is carried, not
-lost. A total that fell, or a series whose start moved (one that expired and came back), was
-reset: its whole total is new, added to what it owed, or (owing nothing) counted from its own
-start or the last export, whichever is later; no delta is negative. A total that is not finite
-(+Inf, NaN) is sent as it is, from its own start, as cumulative sends it. It remembers only the
-series of the last collection, so its memory is bounded as the series store and the registry
-bound theirs, and forgets a series they dropped (with what it owed: cumulative would not send
-that either).
+Prometheus keeps totals, so ``DeltaSums`` remembers each series' totals as last collected (a
+sum's; a histogram's count, bucket counts and sum), and what it still owes: the increase since
+the last export that succeeded, sent with each export and cleared when one succeeds, so an
+increase or reset seen only by a failed export is carried, not lost. A total that fell (a
+histogram's count or a bucket's: its sum may fall, with negative observations), or a series whose
+start moved (one that expired and came back), was reset: its whole totals are new, added to what
+it owed, or (owing nothing) counted from its own start or the last export, whichever is later; no
+delta is negative. A histogram whose bounds changed is another series. A total that is not finite
+(+Inf, NaN; a histogram's sum) is sent as it is, from its own start, as cumulative sends it. It
+remembers only the series of the last collection, so its memory is bounded as the series store
+and the registry bound theirs, and forgets a series they dropped (with what it owed: cumulative
+would not send that either).
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    Histogram,
+    HistogramDataPoint,
     Metric,
     MetricsData,
     NumberDataPoint,
@@ -44,22 +50,25 @@ from bridge.settings import TemporalityPreference
 __all__ = ["DeltaSums", "sends_deltas"]
 
 _Attributes = frozenset[tuple[str, object]]
-# A sum's series: its resource's attributes, its scope (name, version, schema URL), its metric's
-# name and its attributes (a bucket's le among them).
-_Key = tuple[_Attributes, tuple[str, str | None, str | None], str, _Attributes]
+_Where = tuple[_Attributes, tuple[str, str | None, str | None]]
+# A series: its resource's attributes, its scope (name, version, schema URL), its metric's name,
+# its attributes, and a histogram's bounds (none for a sum).
+_Key = tuple[_Attributes, tuple[str, str | None, str | None], str, _Attributes, tuple[float, ...]]
+_Point = NumberDataPoint | HistogramDataPoint
+_CUMULATIVE = AggregationTemporality.CUMULATIVE
 
 
 class _Series(NamedTuple):
     """A series as last collected, and what it owes the next export."""
 
     start: int  # its cumulative start
-    value: float  # its total
-    owed: float  # its increase since ``since`` that no export took yet
+    totals: tuple[float, ...]  # a sum's total; a histogram's count, bucket counts, then sum
+    owed: tuple[float, ...]  # the increase of each since ``since`` that no export took yet
     since: int  # the start of that increase
 
 
 def sends_deltas(preference: TemporalityPreference) -> bool:
-    """True when ``preference`` makes the mirror's sums (counters and histogram parts) deltas:
+    """True when ``preference`` makes the mirror's sums (counters) and histograms deltas:
     ``delta`` only, as the specification's asynchronous counters are delta only under it."""
     return preference == "delta"
 
@@ -77,8 +86,21 @@ def _hashable(value: object) -> object:
     return value
 
 
+def _key(where: _Where, metric: Metric, point: _Point) -> _Key:
+    bounds = tuple(point.explicit_bounds) if isinstance(point, HistogramDataPoint) else ()
+    return (*where, metric.name, _frozen(point.attributes), bounds)
+
+
+def _converted(metric: Metric) -> bool:
+    """True for what ``DeltaSums`` makes deltas: cumulative monotonic sums and histograms."""
+    data = metric.data
+    if isinstance(data, Sum):
+        return data.is_monotonic and data.aggregation_temporality is _CUMULATIVE
+    return isinstance(data, Histogram) and data.aggregation_temporality is _CUMULATIVE
+
+
 def _keys(data: MetricsData) -> frozenset[_Key]:
-    """The series of ``data``'s sums."""
+    """The series of ``data``'s sums and histograms (converted already, or not)."""
     keys: set[_Key] = set()
     for resource_metrics in data.resource_metrics:
         resource = _frozen(resource_metrics.resource.attributes)
@@ -86,16 +108,48 @@ def _keys(data: MetricsData) -> frozenset[_Key]:
             scope = scope_metrics.scope
             where = (resource, (scope.name, scope.version, scope.schema_url))
             for metric in scope_metrics.metrics:
-                if isinstance(metric.data, Sum):
+                if isinstance(metric.data, Sum | Histogram):
                     keys.update(
-                        (*where, metric.name, _frozen(point.attributes))
+                        _key(where, metric, point)
                         for point in metric.data.data_points
+                        if isinstance(point, NumberDataPoint | HistogramDataPoint)
                     )
     return frozenset(keys)
 
 
+def _totals(point: _Point) -> tuple[float, ...]:
+    if isinstance(point, HistogramDataPoint):
+        # A sum left out (None) adds nothing; it stays out of what is sent.
+        return (point.count, *point.bucket_counts, point.sum if point.sum is not None else 0.0)
+    return (float(point.value),)
+
+
+def _fell(point: _Point, totals: tuple[float, ...], last: tuple[float, ...]) -> bool:
+    """True when a total that only grows fell: a sum's, a histogram's count or a bucket's."""
+    grows = len(totals) - 1 if isinstance(point, HistogramDataPoint) else len(totals)
+    return any(now < before for now, before in zip(totals[:grows], last[:grows], strict=True))
+
+
+def _with(point: _Point, start: int, now_ns: int, owed: tuple[float, ...]) -> _Point:
+    """``point`` carrying ``owed`` from ``start`` to ``now_ns``."""
+    if isinstance(point, HistogramDataPoint):
+        count, *buckets, total = owed
+        return dataclasses.replace(
+            point,
+            start_time_unix_nano=start,
+            time_unix_nano=now_ns,
+            count=int(count),
+            bucket_counts=[int(bucket) for bucket in buckets],
+            sum=None if point.sum is None else total,
+        )
+    return dataclasses.replace(
+        point, start_time_unix_nano=start, time_unix_nano=now_ns, value=owed[0]
+    )
+
+
 class DeltaSums:
-    """Each collection's cumulative monotonic sums as the increase since the last export.
+    """Each collection's cumulative monotonic sums and histograms as the increase since the last
+    export.
 
     ``deltas`` converts one collection; ``exported`` takes it for sent, so the next starts from
     it. Without ``exported`` (an export that failed) the next carries what this one owed, and the
@@ -111,8 +165,8 @@ class DeltaSums:
         self._pending: tuple[int, frozenset[_Key]] | None = None
 
     def deltas(self, data: MetricsData, now_ns: int) -> MetricsData:
-        """``data`` (collected at ``now_ns``) with every monotonic cumulative sum as a delta;
-        gauges as they are."""
+        """``data`` (collected at ``now_ns``) with every monotonic cumulative sum and every
+        cumulative histogram as deltas; gauges as they are."""
         series: dict[_Key, _Series] = {}
         sent: set[_Key] = set()
         resources = []
@@ -144,56 +198,54 @@ class DeltaSums:
         self._pending = (now_ns, left) if left else None
         self._last_ns = now_ns
         self._series = {
-            key: entry._replace(owed=0.0, since=now_ns) if key in taken else entry
+            key: entry._replace(owed=(0.0,) * len(entry.owed), since=now_ns)
+            if key in taken
+            else entry
             for key, entry in self._series.items()
         }
 
     def _metric(
         self,
         metric: Metric,
-        where: tuple[_Attributes, tuple[str, str | None, str | None]],
+        where: _Where,
         now_ns: int,
         series: dict[_Key, _Series],
         sent: set[_Key],
     ) -> Metric:
-        data = metric.data
-        if not (
-            isinstance(data, Sum)
-            and data.is_monotonic
-            and data.aggregation_temporality is AggregationTemporality.CUMULATIVE
-        ):
+        if not _converted(metric):
             return metric
-        points = []
-        for point in data.data_points:
-            key = (*where, metric.name, _frozen(point.attributes))
+        points: list[Any] = []  # each of its metric's kind, as it came
+        for point in metric.data.data_points:
+            assert isinstance(point, NumberDataPoint | HistogramDataPoint)
+            key = _key(where, metric, point)
             last = self._series.get(key)
-            if not math.isfinite(point.value):
+            totals = _totals(point)
+            if not all(map(math.isfinite, totals)):
                 # No increase to take from it: sent as cumulative sends it; what it owed waits.
                 if last is not None:
                     series[key] = last
                 points.append(point)
                 continue
-            entry = self._owed(point, last)
+            entry = self._owed(point, totals, last)
             series[key] = entry
             sent.add(key)
-            points.append(
-                dataclasses.replace(
-                    point, start_time_unix_nano=entry.since, time_unix_nano=now_ns, value=entry.owed
-                )
-            )
-        return dataclasses.replace(
-            metric, data=Sum(points, AggregationTemporality.DELTA, is_monotonic=True)
-        )
+            points.append(_with(point, entry.since, now_ns, entry.owed))
+        delta = AggregationTemporality.DELTA
+        if isinstance(metric.data, Histogram):
+            return dataclasses.replace(metric, data=Histogram(points, delta))
+        return dataclasses.replace(metric, data=Sum(points, delta, is_monotonic=True))
 
-    def _owed(self, point: NumberDataPoint, last: _Series | None) -> _Series:
+    def _owed(self, point: _Point, totals: tuple[float, ...], last: _Series | None) -> _Series:
         """``point``'s series with what it owes: the increase since the last export taken."""
-        start, value = point.start_time_unix_nano, float(point.value)
-        if last is not None and last.start == start and value >= last.value:
-            return _Series(start, value, last.owed + value - last.value, last.since)
-        if last is not None and last.owed:
-            # Reset with an increase still owed: that increase and all of the new total.
-            return _Series(start, value, last.owed + value, last.since)
-        # New since the last export, or reset owing nothing: all of its total is new, counted
+        start = point.start_time_unix_nano
+        if last is not None and last.start == start and not _fell(point, totals, last.totals):
+            increase = zip(last.owed, totals, last.totals, strict=True)
+            return _Series(start, totals, tuple(o + t - b for o, t, b in increase), last.since)
+        if last is not None and any(last.owed):
+            # Reset with an increase still owed: that increase and all of the new totals.
+            owed = tuple(o + t for o, t in zip(last.owed, totals, strict=True))
+            return _Series(start, totals, owed, last.since)
+        # New since the last export, or reset owing nothing: all of its totals are new, counted
         # from its start or the last export, the later.
         since = last.since if last is not None else self._last_ns
-        return _Series(start, value, value, start if since is None else max(start, since))
+        return _Series(start, totals, totals, start if since is None else max(start, since))

@@ -21,7 +21,14 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-__all__ = ["GrpcOtlpReceiver", "HttpOtlpReceiver", "ReceivedLog", "ReceivedMetric", "ReceivedSpan"]
+__all__ = [
+    "GrpcOtlpReceiver",
+    "HttpOtlpReceiver",
+    "ReceivedHistogramPoint",
+    "ReceivedLog",
+    "ReceivedMetric",
+    "ReceivedSpan",
+]
 
 
 def any_value(value: Any) -> Any:
@@ -74,9 +81,24 @@ class ReceivedLog:
 
 
 @dataclass(frozen=True)
+class ReceivedHistogramPoint:
+    """One explicit-bucket histogram point as the collector saw it (``min`` / ``max`` None when
+    the message leaves them out)."""
+
+    attributes: dict[str, Any]
+    count: int
+    sum: float | None
+    bucket_counts: list[int]
+    explicit_bounds: list[float]
+    min: float | None
+    max: float | None
+
+
+@dataclass(frozen=True)
 class ReceivedMetric:
-    """One metric of one export: its kind (``sum`` or ``gauge``), (attributes, value) points,
-    a sum's ``AggregationTemporality`` (0 for a gauge) and each point's (start, time)."""
+    """One metric of one export: its kind (``sum``, ``gauge`` or ``histogram``), (attributes,
+    value) points (a histogram's in ``histogram_points``), a sum's or histogram's
+    ``AggregationTemporality`` (0 for a gauge) and each point's (start, time)."""
 
     resource: dict[str, Any]
     name: str
@@ -85,14 +107,34 @@ class ReceivedMetric:
     points: list[tuple[dict[str, Any], float]]
     temporality: int = 0
     times: list[tuple[int, int]] = field(default_factory=list)
+    histogram_points: list[ReceivedHistogramPoint] = field(default_factory=list)
+
+
+def _optional(point: Any, name: str) -> Any:
+    """An ``optional`` field's value, None when the message leaves it out."""
+    return getattr(point, name) if point.HasField(name) else None
+
+
+def _histogram_point(point: Any) -> ReceivedHistogramPoint:
+    return ReceivedHistogramPoint(
+        attributes(point.attributes),
+        point.count,
+        _optional(point, "sum"),
+        list(point.bucket_counts),
+        list(point.explicit_bounds),
+        _optional(point, "min"),
+        _optional(point, "max"),
+    )
 
 
 def _metric(resource: dict[str, Any], metric: Any) -> ReceivedMetric:
     kind = metric.WhichOneof("data")
     data = getattr(metric, kind)
+    histogram = kind == "histogram"
     points = [
         (attributes(point.attributes), getattr(point, point.WhichOneof("value")))
         for point in data.data_points
+        if not histogram
     ]
     return ReceivedMetric(
         resource,
@@ -100,8 +142,9 @@ def _metric(resource: dict[str, Any], metric: Any) -> ReceivedMetric:
         kind,
         kind == "sum" and data.is_monotonic,
         points,
-        data.aggregation_temporality if kind == "sum" else 0,
+        data.aggregation_temporality if kind in ("sum", "histogram") else 0,
         [(point.start_time_unix_nano, point.time_unix_nano) for point in data.data_points],
+        [_histogram_point(point) for point in data.data_points] if histogram else [],
     )
 
 
