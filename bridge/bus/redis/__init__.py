@@ -29,8 +29,9 @@ False and the bus counts the drop); ``send_durably`` (HTTP ingest) returns once 
 in the spool on disk. ``start`` returns once the fan-out reader knows where each stream ends,
 so whatever is written from then on is read here. A Redis unreachable at start ends that wait
 at the first failed try (one that does not answer, after 5 s) and leaves the bridge running
-and not ready until it connects; so does one that refuses its credentials or a command (an ACL user without a rule
-the bridge needs), told as refusing rather than unreachable, until Redis is put right.
+and not ready until it connects; so does one that refuses its credentials or a command (an
+ACL user without a rule the bridge needs), told as refusing rather than unreachable, until
+Redis is put right.
 
 The parts: ``transport.py`` wires them; ``link.py`` (the client, its state, the one retry path),
 ``writer.py`` (XADD, XACK, re-signing, rewriting after data loss) and ``spool.py``,
