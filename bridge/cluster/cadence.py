@@ -21,7 +21,13 @@ less than of the hearing replica's (whose ticks and pause check go by its own):
   been an outage or a slower pace (a restart with a longer interval, its ``joined`` missed
   here: trusting the old declaration would find it down after each message), and its next gap
   or declaration tells. A bridge that hears itself announced down says its interval again at
-  its next tick (``bridge.cluster.monitor``).
+  its next tick (``bridge.cluster.monitor``);
+- seen across downs: a node found down while not known yet (slower than that first limit) is
+  timed by the gap across the down when it is heard again: for no more than the limit it broke
+  (the limit triples: an outage's gap stretches no more), and whole when it is like the gap
+  across its down before (within a factor of two: a steady pace, not an outage). So a steady
+  node slower than 90 s that declares nothing is found down once or twice, then never between
+  its messages, and still three of its intervals (three hours at the most) after it stops.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ class Cadence:
     peak: float = 0.0  # the longest gap of this window
     previous: float = 0.0  # the longest gap of the window before
     window_end: float = _NEVER
+    missed: float = 0.0  # the gap across its last down, while its limit rests on such gaps
 
     def lapse(self) -> None:
         """The node was not heard for a while (down, or this replica cut off or not running):
@@ -88,21 +95,53 @@ class Pacing:
             cadence.declared = True
             cadence.limit = MISSED_INTERVALS * max(self._floor, declared)
 
-    def back(self, cadence: Cadence) -> None:
-        """The node was found down and is heard again: its silence may have been a slower pace
-        as well as an outage, even if it declared its interval (it may have restarted with
-        another, its ``joined`` missed here), so it is not known yet until its gaps or a new
-        declaration tell. The gap across the down is not timed (an outage's would stretch the
-        limit), and the limit is no shorter than it was: a slow node is not found down again
-        before its next message."""
+    def back(self, cadence: Cadence, now: float) -> None:
+        """The node was found down and is heard again at ``now``: its silence may have been a
+        slower pace as well as an outage, even if it declared its interval (it may have
+        restarted with another, its ``joined`` missed here), so it is not known yet until its
+        gaps or a new declaration tell, and its limit is no shorter than it was: a slow node is
+        not found down again before its next message.
+
+        The gap across the down is timed only when the node's pace was not known when it went
+        silent (declared nothing, and no gap of it timed while up since its start or last
+        return): then that gap is all there is to tell its pace by. It counts for no more than
+        the limit it broke (an outage's stretches the limit threefold at most), unless it is
+        like the gap across the down before (within a factor of two): a steady pace, taken
+        whole. So a node slower than its limit is found down a few times at most, not at each
+        of its messages."""
         limit = cadence.limit
+        across = now - cadence.beat if self._guessed(cadence) else math.inf
+        missed = cadence.missed
         cadence.declared = False
         self._unknown(cadence)
         cadence.limit = max(cadence.limit, limit)
+        if across < math.inf:
+            self._across(cadence, across, missed, limit, now)
+
+    def _guessed(self, cadence: Cadence) -> bool:
+        """Whether the node's limit is a guess: nothing declared, and no gap timed while it was
+        up (only across downs, if any), since its start or last return."""
+        if cadence.declared or cadence.beat == _NEVER:
+            return False  # declared, or its last sign of life is not known (a lapse)
+        return cadence.window_end == _NEVER or cadence.missed > 0
+
+    def _across(
+        self, cadence: Cadence, gap: float, missed: float, limit: float, now: float
+    ) -> None:
+        """Time ``gap``, from the node's last sign of life before a down to ``now``, ``missed``
+        the gap across the down before (0: none), ``limit`` the limit it broke."""
+        if missed / 2 <= gap <= 2 * missed:
+            interval = max(gap, missed)  # its pace twice over: known now
+        else:
+            interval = min(gap, limit)  # maybe an outage: threefold at most
+            cadence.missed = gap
+        cadence.peak = min(interval, _LONGEST)
+        cadence.limit = max(cadence.limit, self._limit(cadence))
+        cadence.window_end = now + cadence.limit
 
     def _unknown(self, cadence: Cadence) -> None:
         cadence.beat = _NEVER
-        cadence.peak = cadence.previous = 0.0
+        cadence.peak = cadence.previous = cadence.missed = 0.0
         cadence.window_end = _NEVER
         cadence.limit = self._first
 
@@ -119,6 +158,7 @@ class Pacing:
     def _timed(self, cadence: Cadence, gap: float, now: float) -> None:
         if gap == math.inf:
             return
+        cadence.missed = 0.0  # a gap timed while up: its limit rests on no gap across a down
         gap = min(gap, cadence.limit)
         if now >= cadence.window_end:
             cadence.previous = cadence.peak

@@ -243,7 +243,7 @@ class ClusterMonitor:
                 self._pending[publisher] = "up"
         elif node.state == "down":
             node.state = "up"
-            self._pacing.back(node.cadence)
+            self._pacing.back(node.cadence, now)
             self._pending[publisher] = "up"
             self._downs.back(publisher)
         if lifecycle is not None:

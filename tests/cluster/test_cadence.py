@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bridge.messages import Message, NodeHealth, NodeLifecycle
 from tests.cluster.helpers import Clock, Replica
 
@@ -147,6 +149,41 @@ async def test_a_single_late_message_stretches_a_nodes_limit_for_a_while_only(
     await follower.run(after, sends)
     assert follower.downs() == []
     await follower.found_down_after(3 * SLOW)
+
+
+@pytest.mark.parametrize(("interval", "downs"), [(120.0, 1), (600.0, 2), (3_600.0, 2)])
+async def test_a_steady_node_slower_than_its_first_limit_is_found_down_twice_at_most(
+    make_replica, clock: Clock, interval: float, downs: int
+) -> None:
+    """A node that declares nothing and publishes every 2 min, 10 min or hour (slower than the
+    90 s a node heard once is given) is found down once or twice, and back, while its pace is
+    learnt from the gaps across those downs; then never over eight more of its intervals, and
+    once it stops, found down three of its intervals on."""
+    replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
+    await replica.hear(NODE, health())
+    follower = Follower(replica, clock)
+    step = interval / 12
+    until = 11 * interval
+    await follower.run(until, every(interval, until, start=interval), step=step)
+    assert len(follower.downs()) == downs
+    assert len(replica.published(NodeLifecycle, event="reconnected", node=NODE)) == downs
+    follower.silent_when_down = None
+    await follower.found_down_after(3 * interval, step=step)
+
+
+async def test_the_gap_across_an_outage_of_a_node_heard_once_stretches_its_limit_threefold(
+    make_replica, clock: Clock
+) -> None:
+    """A node heard once (not known yet: 90 s) is found down, and heard once more after an
+    hour's outage: that gap may have been its pace, so its limit triples, to 270 s, and no
+    more: once silent again it is found down 270 s on, not three hours."""
+    replica = await make_replica("bridge-1", interval_ms=REPLICA_MS)
+    await replica.hear(NODE, health())
+    follower = Follower(replica, clock)
+    await follower.run(3_600, [3_600], step=30.0)
+    assert len(follower.downs()) == 1
+    follower.silent_when_down = None
+    await follower.found_down_after(270, step=10.0)
 
 
 async def test_a_node_starting_makes_a_replica_say_its_interval_at_its_next_tick(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -47,6 +48,7 @@ class Replica:
         secret: str = TEST_SECRET,
         replay_window_ms: int = 300_000,
         spool_dir: Path | None = None,
+        block_ms: int = 200,
     ) -> None:
         self.registry = CollectorRegistry()
         settings = Settings(
@@ -64,7 +66,7 @@ class Replica:
             buffer_size=buffer_size,
             replay_window_ms=replay_window_ms,
             spool_dir=spool_dir,
-            block_ms=200,
+            block_ms=block_ms,
             backoff_seconds=0.05,
             max_backoff_seconds=0.5,
             registry=self.registry,
@@ -179,6 +181,42 @@ async def test_a_message_published_on_one_replica_reaches_every_replica(
     for replica in (a, b):
         await async_wait_until(partial(has_seen, replica, [first, second]), 10, "fan-out")
     assert {e.node for e in a.seen} == {"node-a", "node-b"}
+
+
+async def test_replicas_started_together_hear_what_is_written_the_moment_their_starts_return(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """Two replicas started together each hear an entry written to Redis the moment their
+    starts return, and each other's first publishes: a start returns once its fan-out reader
+    knows where each stream ends, not before."""
+    server = redis_server()
+    a, b = Replica(server.url, "node-a"), Replica(server.url, "node-b")
+    replicas += [a, b]
+    await asyncio.gather(a.start(), b.start())
+    # Written with a synchronous client: the event loop runs nothing until it is in Redis.
+    with server.client() as client:
+        client.xadd(f"exesdb:bus:{ALERTS}", signed_entry())
+    expected = sorted(["forged", a.publish_alert(1), b.publish_alert(2)])
+    for replica in (a, b):
+        await async_wait_until(partial(has_seen, replica, expected), 10, "fan-out")
+
+
+async def test_a_start_waits_for_a_redis_that_does_not_answer_five_seconds_at_most(
+    replicas: list[Replica],
+) -> None:
+    """A Redis that takes connections and never answers holds a replica's start back 5 s,
+    not the 10 s its commands wait for an answer: the bridge then starts, not ready."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        replica = Replica(url, "node-a", block_ms=5_000)  # answers waited for 10 s
+        replicas.append(replica)
+        began = time.monotonic()
+        await replica.start()
+        took = time.monotonic() - began
+        assert 4.9 < took < 8.0
+        reason = replica.bridge.readiness()["bus"]["reason"]
+        assert reason.endswith("is not connected yet"), reason
+        await replica.aclose()
 
 
 async def test_each_work_queue_entry_reaches_exactly_one_replica_and_is_acknowledged(

@@ -26,9 +26,12 @@ verifies like any other input, a read at a time. ``send`` never blocks: frames w
 local buffer that a background task writes with reconnection and backoff, so a Redis outage
 loses nothing a local publisher handed over unless the buffer overflows (``send`` then returns
 False and the bus counts the drop); ``send_durably`` (HTTP ingest) returns once its frames are
-in the spool on disk. A Redis unreachable at start leaves the bridge running and not ready until
-it connects; so does one that refuses its credentials or a command (an ACL user without a rule
-the bridge needs), told as refusing rather than unreachable, until Redis is put right.
+in the spool on disk. ``start`` returns once the fan-out reader knows where each stream ends,
+so whatever is written from then on is read here. A Redis unreachable at start ends that wait
+at the first failed try (one that does not answer, after 5 s) and leaves the bridge running
+and not ready until it connects; so does one that refuses its credentials or a command (an
+ACL user without a rule the bridge needs), told as refusing rather than unreachable, until
+Redis is put right.
 
 The parts: ``transport.py`` wires them; ``link.py`` (the client, its state, the one retry path),
 ``writer.py`` (XADD, XACK, re-signing, rewriting after data loss) and ``spool.py``,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from bridge.bus.redis.layout import Layout, read_reply, unpack_flat
 from bridge.bus.redis.link import Link, linger
@@ -27,15 +28,26 @@ class FanOutReader:
         self._last_ids: dict[str, bytes] = {}
         self.positioned = asyncio.Event()
         """Set once the tail of every stream is known (the writer waits for it)."""
+        # Set once positioned, or once a try failed (Redis unreachable or refusing).
+        self._tried = asyncio.Event()
 
     async def run(self) -> None:
         """Read until the transport stops."""
-        await self._link.keep_trying(self._step)
+        await self._link.keep_trying(self._step, failed=self._tried.set)
+
+    async def first_try(self, within: float) -> bool:
+        """Wait until the reader knows where each stream ends, or its first try failed (Redis
+        unreachable or refusing), for at most ``within`` seconds; whether it is positioned."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._tried.wait()
+        return self.positioned.is_set()
 
     async def _step(self) -> float:
         if not self.positioned.is_set():
             await self._find_tails()
             self.positioned.set()
+            self._tried.set()
             self._link.up()  # ready now, not after the first blocking read returns
         last_ids = self._last_ids
         reply = await self._link.command(

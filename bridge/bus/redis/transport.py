@@ -47,6 +47,9 @@ _MIN_SEGMENT_BYTES: Final = 1024 * 1024
 _MAX_SEGMENT_BYTES: Final = 16 * 1024 * 1024
 # How long a graceful stop waits to delete its node-name mark (docs/redis.md).
 _FORGET_SECONDS: Final = 0.5
+# How long start waits for the fan-out reader to find where each stream ends (docs/redis.md):
+# longer than a connection's timeout (2 s), so an unreachable Redis ends it by failing first.
+_POSITION_SECONDS: Final = 5.0
 
 
 class RedisTransport:
@@ -196,6 +199,11 @@ class RedisTransport:
     async def start(
         self, receive: FrameReceiver, group_instances: frozenset[str] = frozenset()
     ) -> None:
+        """Start every loop, and return once the fan-out reader knows where each stream ends,
+        so that whatever any replica writes to Redis from then on reaches ``receive``. Redis
+        unreachable or refusing at start ends the wait at the first failed try, a Redis that
+        does not answer ends it after 5 s: the transport then runs not ready, and reads each
+        stream from where it ends once Redis answers."""
         if self._spool is not None:
             try:
                 waiting = await self._spool.open()
@@ -229,6 +237,14 @@ class RedisTransport:
             self.consumer,
             ", ".join(sorted(group_instances)) or "none",
         )
+        # Returning sooner, what another replica wrote before the reader's first look (its
+        # start, its answer to ours) would be behind the tail found, and never read here.
+        if not await self._fanout.first_try(_POSITION_SECONDS):
+            _logger.info(
+                "the bus starts without Redis at %s: it reads each stream from where it ends"
+                " once Redis answers",
+                safe_url(self.url),
+            )
 
     async def send_durably(self, frames: Sequence[Frame]) -> Durability:
         return await self._writer.send_durably(frames)
