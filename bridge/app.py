@@ -46,6 +46,7 @@ from bridge.component import (
     Readiness,
 )
 from bridge.errors import BridgeError
+from bridge.expect_continue import close_unasked, take_expectations
 from bridge.http import build_app
 from bridge.integration import Integration, install
 from bridge.integration import current as current_integration
@@ -289,6 +290,8 @@ class Bridge:
         ssl_context = self.web_config.ssl_context if self.web_config else None
         # Outermost: the body deadline and the probe reserve apply before anything else.
         app.middlewares.insert(0, self.connections.middleware)
+        # 100 Continue when a route reads the body, after every check (with take_expectations).
+        app.on_response_prepare.append(close_unasked)
         self.connections.fit(raise_descriptor_limit())
         self._runner = web.AppRunner(
             app,
@@ -300,6 +303,7 @@ class Bridge:
         server = self._runner.server
         assert server is not None  # set by setup()
         no_server_header(server)
+        take_expectations(server)
         try:
             self._listener = await self.connections.serve(
                 server,

@@ -5,7 +5,8 @@ the part that arrived, and a signed ingest would then answer 401 for what is a b
 a body that does not decode, stops before its stream ends or carries bytes after it (other than
 further gzip members, RFC 1952, up to ``MAX_GZIP_MEMBERS``) raises ``web.RequestPayloadError``
 (answered 400 naming ``body``); one that expands past the limit raises
-``web.HTTPRequestEntityTooLarge`` (413) before more than the limit is expanded.
+``web.HTTPRequestEntityTooLarge`` (413) before more than the limit is expanded. A client waiting
+for ``100 Continue`` is sent it as its body is first read (``bridge.expect_continue``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from bridge.expect_continue import ask_for_body
 from bridge.json_objects import once_each
 
 __all__ = [
@@ -88,6 +90,7 @@ async def read_body(request: web.Request) -> bytes:
     aiohttp keeps a keep-alive connection's last request until its next one, so every idle
     connection would hold the body it last sent (up to the limit each, signed or not).
     """
+    await ask_for_body(request)
     # The chunks joined once (one copy of the body), not grown in a bytearray and copied out.
     received: list[bytes] = []  # as sent
     size = 0

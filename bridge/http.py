@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Final, Protocol
 
-from aiohttp import HttpVersion11, web
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
 from bridge.bodies import content_coding, read_body, read_json
@@ -307,21 +307,6 @@ def _refused_by_head(request: web.Request) -> Rejection | web.Response | None:
         detail = f"the {SIGNATURE_HEADER} header is missing: {_SIGN}"
         return Rejection(RejectReason.UNSIGNED, detail, SIGNATURE_HEADER)
     return None
-
-
-async def _ingest_expects(request: web.Request) -> None:
-    """Ingest's answer to ``Expect: 100-continue``: ``100 Continue`` only when the head alone
-    does not decide the answer; else nothing, and the route answers at once, so that a client
-    waiting to send a body the bridge would refuse (a 413 for its Content-Length, a 401 with no
-    signature) is told so rather than asked for it (RFC 9110 10.1.1)."""
-    if request.version != HttpVersion11:
-        return  # HTTP/1.0 has no interim answers (aiohttp's own handler ignores Expect too)
-    expect = request.headers.get("Expect", "")
-    if expect.lower() != "100-continue":
-        raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")  # as aiohttp's own
-    if _transfer_coding_refused(request) is None and _refused_by_head(request) is None:
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request.writer.output_size = 0  # the answer proper has not begun (as aiohttp resets it)
 
 
 class _OwnNodeWatch:
@@ -636,7 +621,7 @@ def build_app(
             web.get("/healthz", healthz),
             web.get("/readyz", readyz),
             web.get("/metrics", metrics),
-            web.post("/v1/messages", ingest, expect_handler=_ingest_expects),
+            web.post("/v1/messages", ingest),
             web.get("/v1/integration", admin(get_integration)),
             web.post("/v1/integration", admin(set_integration)),
             web.get("/v1/stream", admin(stream)),

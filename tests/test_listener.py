@@ -224,6 +224,29 @@ async def test_a_head_past_head_kept_is_answered_with_connection_close_however_t
     assert b"\r\nConnection: close\r\n" in head
 
 
+async def test_an_answer_with_connection_close_answers_nothing_sent_after_it(
+    serve: Serve,
+) -> None:
+    """An answer saying Connection: close before its body was read (a head past HEAD_KEPT
+    refused 401) ends the connection: the body the client sends after it is dropped (aiohttp's
+    lingering close) and a request sent after that is not answered, the connection closed."""
+    bridge = await serve(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    reader, writer = await connect(bridge)
+    fields = "".join(f"X-Pad-{n}: {'a' * (HEAD_KEPT // 3)}\r\n" for n in range(3))
+    writer.write(
+        f"POST /v1/integration HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: 99\r\n{fields}\r\n".encode()
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 401 Unauthorized\r\n")
+    assert b"\r\nConnection: close\r\n" in head
+    writer.write(b"x" * 99 + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    rest = await closed_within(reader, 10)
+    assert b"HTTP/1.1" not in rest
+
+
 _BIG_JSON = b"[" + b"0," * 1_000 + b"0]"
 
 

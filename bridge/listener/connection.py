@@ -65,6 +65,7 @@ class Connection(asyncio.Protocol):
         "_tls",
         "body_expired",
         "body_since",
+        "closing",
         "live",
         "phase",
         "reading",
@@ -90,6 +91,9 @@ class Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.reading: web.Request | None = None  # the request whose body is being read
         self.body_since = 0.0
+        # The last answer said Connection: close: what arrives after it is aiohttp's to read and
+        # drop (its lingering close, over a body not read), never the head of another request.
+        self.closing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -118,7 +122,7 @@ class Connection(asyncio.Protocol):
             if self._tls is not None and self.live:
                 self._early.append(data)  # handshaken, start_tls about to return
             return  # refused: closing, and aiohttp never saw it
-        if self.phase is Phase.IDLE:
+        if self.phase is Phase.IDLE and not self.closing:
             self.phase = Phase.HEAD
             self._guard.head_started(self)
             # A request is in progress: the header timeout bounds it from here, not aiohttp's

@@ -457,6 +457,9 @@ class ConnectionGuard:
             response.force_close()
         if isinstance(response, web.Response) and not response.prepared:
             await _send_and_let_go(request, response)
+        # Said before aiohttp reads on: its keep-alive is not to be taken up again (keep_alive()
+        # in Connection) by bytes arriving while it drops a body the answer left unread.
+        connection.closing = response.keep_alive is False
         return response
 
     async def _handle(

@@ -13,9 +13,9 @@ check, and passes, as in Go).
 
 Unlike the toolkit, the checks waiting their turn are bounded: at most ``WAITING_PER_CLIENT`` for
 one client address (an IPv6 one by its /64) and ``WAITING`` in all; a check beyond either is not
-made (``Verdict.BUSY``, answered 429), so that a flood of wrong passwords cannot queue up without
-end, and a login from a client with nothing waiting (the health check) comes after at most
-``WAITING`` checks.
+made (``Verdict.BUSY``, answered 429, and told to ``busy`` with the bound it hit), so that a flood
+of wrong passwords cannot queue up without end, and a login from a client with nothing waiting
+(the health check) comes after at most ``WAITING`` checks.
 """
 
 from __future__ import annotations
@@ -33,13 +33,22 @@ from typing import Final
 
 import bcrypt
 
-__all__ = ["CACHE_SIZE", "WAITING", "WAITING_PER_CLIENT", "BasicAuthChecker", "Verdict"]
+__all__ = [
+    "BUSY_LIMITS",
+    "CACHE_SIZE",
+    "WAITING",
+    "WAITING_PER_CLIENT",
+    "BasicAuthChecker",
+    "Verdict",
+]
 
 CACHE_SIZE: Final = 100
 # Checks waiting or running, for one client address and in all: at cost 10 (~70 ms each) a login
 # from a client with nothing waiting is checked within about a second, inside the health check's 2.
 WAITING_PER_CLIENT: Final = 4
 WAITING: Final = 12
+# The bound a BUSY verdict hit: the client's WAITING_PER_CLIENT, or WAITING in all.
+BUSY_LIMITS: Final = ("client", "all")
 # The bytes of a password bcrypt reads; the rest is ignored, as Go's bcrypt ignores it.
 _BCRYPT_PASSWORD_BYTES: Final = 72
 
@@ -97,6 +106,7 @@ class BasicAuthChecker:
     """Checks ``Authorization: Basic`` headers against the users of the web config in force."""
 
     __slots__ = (
+        "_busy",
         "_cache",
         "_checked",
         "_decoy",
@@ -113,15 +123,18 @@ class BasicAuthChecker:
         *,
         cache_size: int = CACHE_SIZE,
         checked: Callable[[bool], None] = lambda accepted: None,
+        busy: Callable[[str], None] = lambda limit: None,
         matches: Callable[[str, bytes], bool] | None = None,
     ) -> None:
         """``checked`` is told the outcome of every bcrypt check made (an outcome remembered
-        from an earlier one costs none); ``cache_size`` bounds the successes remembered, and
+        from an earlier one costs none), ``busy`` the bound (of ``BUSY_LIMITS``) each check
+        not made for a BUSY verdict hit; ``cache_size`` bounds the successes remembered, and
         the failures apart; ``matches(password, hashed)`` is the check itself (bcrypt's, run
         in a thread)."""
         self._cache = _Outcomes(cache_size)
         self._matches = matches or _bcrypt_matches
         self._checked = checked
+        self._busy = busy
         self._lock = asyncio.Lock()
         # The checks waiting or running, by their memory key; and how many for each client.
         self._pending: dict[bytes, asyncio.Task[bool]] = {}
@@ -171,7 +184,11 @@ class BasicAuthChecker:
             pending = self._pending.get(key)
             if pending is None:
                 group = _client_group(client)
-                if self._waiting[group] >= WAITING_PER_CLIENT or len(self._pending) >= WAITING:
+                if self._waiting[group] >= WAITING_PER_CLIENT:
+                    self._busy("client")
+                    return Verdict.BUSY
+                if len(self._pending) >= WAITING:
+                    self._busy("all")
                     return Verdict.BUSY
                 self._waiting[group] += 1
                 # A task of its own, so that a requester going away leaves it to the others.

@@ -26,7 +26,7 @@ from typing import Final
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from bridge.errors import ConfigError
-from bridge.webconfig.basic_auth import CACHE_SIZE, BasicAuthChecker
+from bridge.webconfig.basic_auth import BUSY_LIMITS, CACHE_SIZE, BasicAuthChecker
 from bridge.webconfig.loading import Judged, Loaded, Stamp, judge, stamp_files, tls_files
 from bridge.webconfig.rate_limit import RateLimiter
 from bridge.webconfig.schema import RateLimit, TLSServerConfig, WebConfig
@@ -96,11 +96,21 @@ class LiveWebConfig:
         )
         for result in ("accepted", "refused"):
             checks.labels(result)
+        busy = Counter(
+            "exesdb_web_config_password_checks_busy",
+            "Requests answered 429 password_checks_busy, their password not checked: too many "
+            "checks were waiting for their client (limit client) or in all (limit all).",
+            ["limit"],
+            registry=registry,
+        )
+        for limit in BUSY_LIMITS:
+            busy.labels(limit)
         self.limiter = self._limiter(loaded.config.rate_limit)
         self.auth = BasicAuthChecker(
             loaded.config.basic_auth_users,
             cache_size=cache_size,
             checked=lambda accepted: checks.labels("accepted" if accepted else "refused").inc(),
+            busy=lambda limit: busy.labels(limit).inc(),
         )
         # The listening socket's context, for the server's whole life (see bridge.webconfig.tls).
         self.ssl_context = loaded.context

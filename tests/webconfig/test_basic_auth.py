@@ -190,16 +190,20 @@ async def test_a_password_is_checked_by_its_first_72_bytes_as_go_checks_it():
 
 async def test_checks_waiting_are_bounded_per_client_and_in_all():
     """While checks wait, one more from a client with WAITING_PER_CLIENT waiting, or from any
-    client once WAITING wait in all, is BUSY at once and costs no bcrypt check; the same
-    credentials as a waiting check share it, and an IPv6 client counts with its /64."""
+    client once WAITING wait in all, is BUSY at once, costs no bcrypt check and is told with
+    the bound it hit; the same credentials as a waiting check share it, and an IPv6 client
+    counts with its /64."""
     release = threading.Event()
     checks: list[bool] = []
+    limits: list[str] = []
 
     def held(password: str, hashed: bytes) -> bool:
         release.wait(10)  # the test lets the checks go once the queue is full
         return bcrypt.checkpw(password.encode(), hashed)
 
-    checker = BasicAuthChecker({"alice": ALICE}, checked=checks.append, matches=held)
+    checker = BasicAuthChecker(
+        {"alice": ALICE}, checked=checks.append, busy=limits.append, matches=held
+    )
 
     def guess(i: int, client: str) -> asyncio.Task[Verdict]:
         return asyncio.create_task(checker.check(basic("alice", f"guess{i}"), client))
@@ -214,5 +218,6 @@ async def test_checks_waiting_are_bounded_per_client_and_in_all():
     release.set()
     assert await asyncio.gather(*first, *others, shared) == [Verdict.REFUSED] * (WAITING + 1)
     assert checks == [False] * WAITING
+    assert limits == ["client", "all"]
     # Nothing waits any more: the right password is checked and passes.
     assert await checker.check(basic("alice", "alice-pw"), "2001:db8::ff") is Verdict.ACCEPTED

@@ -1,13 +1,15 @@
-"""A flood of wrong basic-auth passwords against a real bridge over TLS: logins still answered.
+"""A flood of wrong basic-auth passwords against a real bridge: logins still answered, and the
+checks not made counted.
 
-The flood runs in a process of its own, from another loopback address (as another host would),
-many connections each sending passwords never sent before, at bcrypt cost 10 as deployments
-hash them; the right passwords are asked meanwhile from 127.0.0.1.
+The long flood runs in a process of its own, over TLS, from another loopback address (as another
+host would), many connections each sending passwords never sent before, at bcrypt cost 10 as
+deployments hash them; the right passwords are asked meanwhile from 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import time
 from pathlib import Path
@@ -97,3 +99,39 @@ async def test_a_login_and_the_health_check_are_answered_in_time_during_a_flood(
     assert flooding, "the flood ended before the logins were answered"
     assert (status, checked.returncode) == (200, 0), checked.stdout + checked.stderr
     assert login < 2 * DEFAULT_TIMEOUT, f"the login took {login:.2f}s"
+
+
+async def test_each_password_check_refused_as_busy_is_counted_in_the_metrics(files: WebFiles):
+    """New wrong passwords sent at once from one address, more than can wait their turn (at
+    cost 12, about a quarter of a second a check), have those beyond its places answered 429
+    ``password_checks_busy``, each counted in
+    ``exesdb_web_config_password_checks_busy_total{limit="client"}`` as /metrics shows it."""
+    text = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw', 12)}\n"
+    async with serving(files, text) as bridge:
+        answers = await asyncio.gather(
+            *(
+                request(
+                    bridge,
+                    "/metrics",
+                    scheme="http",
+                    headers={"Authorization": basic("alice", f"guess-{n}")},
+                )
+                for n in range(12)
+            )
+        )
+        busy = [body for status, _, body in answers if status == 429]
+        status, _, exposition = await request(
+            bridge, "/metrics", scheme="http", headers={"Authorization": basic("alice", "alice-pw")}
+        )
+    assert busy, [status for status, _, _ in answers]
+    assert all('"password_checks_busy"' in body for body in busy)
+    assert status == 200
+    counted = {
+        limit: float(value)
+        for limit, value in re.findall(
+            r'^exesdb_web_config_password_checks_busy_total\{limit="(\w+)"\} (\S+)$',
+            exposition,
+            re.MULTILINE,
+        )
+    }
+    assert counted == {"client": len(busy), "all": 0.0}

@@ -1,0 +1,227 @@
+"""``Expect: 100-continue`` (docs/http-api.md): ``100 Continue`` only once every check of the head
+has passed and a route reads the body, through a real bridge and raw client sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from bridge.app import Bridge
+from bridge.bus import SIGNATURE_HEADER, Keyring
+from bridge.headers import ADMIN_TOKEN_HEADER
+from tests.support import ADMIN_TOKEN, TEST_SECRET, make_settings
+from tests.webconfig.files import WebFiles, basic, bcrypt_hash
+from tests.webconfig.test_serving import serving
+
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n"
+USERS: Final = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw')}\n"
+ALICE: Final = basic("alice", "alice-pw")
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> WebFiles:
+    """Certificates and a folder for the web config file."""
+    return WebFiles(tmp_path / "web")
+
+
+@asynccontextmanager
+async def plain(tmp_path: Path) -> AsyncIterator[Bridge]:
+    """A started bridge without a web config, ingest on and an admin token set."""
+    settings = make_settings(
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_INGEST="true",
+        EXESDB_ADMIN_TOKEN=ADMIN_TOKEN,
+        EXESDB_STATE_DIR=str(tmp_path / "state"),
+    )
+    bridge = Bridge(settings, components=[])
+    await bridge.start()
+    try:
+        yield bridge
+    finally:
+        await bridge.aclose()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer read off a connection."""
+
+    status_line: bytes
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def status(self) -> int:
+        return int(self.status_line.split()[1])
+
+
+class Client:
+    """One raw connection to a bridge: heads written as given, answers read as they come."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def status_line(self) -> bytes:
+        return await asyncio.wait_for(self.reader.readline(), 10)
+
+    async def answer(self, status_line: bytes | None = None) -> Answer:
+        """The next answer (its status line already read, if given)."""
+        line = status_line or await self.status_line()
+        headers: dict[str, str] = {}
+        while (field := await asyncio.wait_for(self.reader.readline(), 10)) not in (b"\r\n", b""):
+            name, _, value = field.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        body = await asyncio.wait_for(self.reader.readexactly(length), 10)
+        return Answer(line, headers, body)
+
+    async def closed_after(self, body: bytes) -> bool:
+        """True when, ``body`` sent after all and a next request after it, the bridge closes
+        the connection rather than answer that request."""
+        await self.send(body + b"GET /healthz HTTP/1.1\r\nHost: bridge\r\n\r\n")
+        return await asyncio.wait_for(self.reader.read(1), 10) == b""
+
+
+@asynccontextmanager
+async def connection(bridge: Bridge) -> AsyncIterator[Client]:
+    """A raw connection to ``bridge``, closed afterwards."""
+    assert bridge.address is not None
+    reader, writer = await asyncio.open_connection(*bridge.address)
+    try:
+        yield Client(reader, writer)
+    finally:
+        writer.close()
+
+
+def head(request_line: str, *fields: str, length: int = 99) -> bytes:
+    """A request head that waits for ``100 Continue`` before its body of ``length`` bytes."""
+    lines = [request_line, "Host: bridge", "Expect: 100-continue", f"Content-Length: {length}"]
+    return ("\r\n".join([*lines, *fields]) + "\r\n\r\n").encode()
+
+
+def signed_envelope() -> tuple[bytes, str]:
+    """A signed ingest body and its signature header."""
+    from tests.test_http import envelope
+
+    body = json.dumps(envelope()).encode()
+    return body, Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time()))
+
+
+@pytest.mark.parametrize(
+    ("request_line", "fields", "status"),
+    [
+        ("POST /no/such/path HTTP/1.1", (), 404),
+        ("PUT /v1/messages HTTP/1.1", (), 405),
+        ("POST /v1/integration HTTP/1.1", ("Content-Type: application/json",), 401),
+    ],
+)
+async def test_a_refusal_before_the_body_comes_without_100_continue_and_closes(
+    tmp_path: Path, request_line: str, fields: tuple[str, ...], status: int
+) -> None:
+    """A path not served (aiohttp's 404), a method it does not take (405) and an admin route
+    without its token (401) are answered with that refusal in place of ``100 Continue``, in
+    the one JSON error shape, and ``Connection: close``: the body is not asked for, and the
+    connection ends even if the client sends it after all."""
+    async with plain(tmp_path) as bridge, connection(bridge) as client:
+        await client.send(head(request_line, *fields, length=99))
+        answer = await client.answer()
+        assert answer.status == status, answer.status_line
+        assert "error" in json.loads(answer.body)
+        assert answer.headers.get("connection") == "close"
+        assert await client.closed_after(b"x" * 99)
+
+
+async def test_a_body_asked_for_keeps_the_connection(tmp_path: Path) -> None:
+    """A head ingest takes is answered ``100 Continue``; its body sent then is taken (202) and
+    the connection serves the next request."""
+    body, signature = signed_envelope()
+    fields = ("Content-Type: application/json", f"{SIGNATURE_HEADER}: {signature}")
+    async with plain(tmp_path) as bridge, connection(bridge) as client:
+        await client.send(head("POST /v1/messages HTTP/1.1", *fields, length=len(body)))
+        assert await client.status_line() == CONTINUE
+        assert await client.status_line() == b"\r\n"
+        await client.send(body)
+        answer = await client.answer()
+        assert answer.status == 202, answer.body
+        assert "connection" not in answer.headers
+        await client.send(b"GET /healthz HTTP/1.1\r\nHost: bridge\r\n\r\n")
+        assert (await client.answer()).status == 200
+
+
+async def test_another_expectation_is_still_refused_417(tmp_path: Path) -> None:
+    """An expectation other than ``100-continue`` is answered 417, as aiohttp answers it."""
+    async with plain(tmp_path) as bridge, connection(bridge) as client:
+        await client.send(
+            b"POST /v1/messages HTTP/1.1\r\nHost: bridge\r\nExpect: 200-ok\r\n"
+            b"Content-Length: 5\r\n\r\n"
+        )
+        assert (await client.answer()).status == 417
+
+
+@pytest.mark.parametrize("authorization", [None, basic("alice", "wrong")])
+async def test_basic_auth_refuses_before_100_continue(
+    files: WebFiles, authorization: str | None
+) -> None:
+    """With basic auth on, a signed ingest head without credentials, or with a wrong password
+    (checked with bcrypt first), is answered 401 with the Basic challenge in place of ``100
+    Continue``, and ``Connection: close``: an unauthenticated client is not asked for its
+    body, and the connection ends even if it sends it after all."""
+    body, signature = signed_envelope()
+    fields = ["Content-Type: application/json", f"{SIGNATURE_HEADER}: {signature}"]
+    if authorization is not None:
+        fields.append(f"Authorization: {authorization}")
+    async with (
+        serving(files, USERS, EXESDB_INGEST="true") as bridge,
+        connection(bridge) as client,
+    ):
+        await client.send(head("POST /v1/messages HTTP/1.1", *fields, length=len(body)))
+        answer = await client.answer()
+        assert answer.status == 401, answer.status_line
+        assert answer.headers["www-authenticate"].startswith("Basic ")
+        assert json.loads(answer.body)["error"] == "unauthorized"
+        assert answer.headers.get("connection") == "close"
+        assert await client.closed_after(body)
+        checks = bridge.registry.get_sample_value(
+            "exesdb_web_config_password_checks_total", {"result": "refused"}
+        )
+    assert checks == (0 if authorization is None else 1)
+
+
+async def test_basic_auth_passed_then_100_continue_and_the_admin_token_checked_before_it(
+    files: WebFiles,
+) -> None:
+    """With the right password (checked with bcrypt, then remembered), ingest asks for the body
+    and takes it; an admin route past basic auth but without its token is refused 401 in place
+    of ``100 Continue``."""
+    fields = ["Content-Type: application/json", f"Authorization: {ALICE}"]
+    async with serving(files, USERS, EXESDB_INGEST="true") as bridge:
+        for _ in range(2):  # checked, then remembered
+            body, signature = signed_envelope()
+            async with connection(bridge) as client:
+                signed = f"{SIGNATURE_HEADER}: {signature}"
+                await client.send(
+                    head("POST /v1/messages HTTP/1.1", *fields, signed, length=len(body))
+                )
+                assert await client.status_line() == CONTINUE
+                assert await client.status_line() == b"\r\n"
+                await client.send(body)
+                assert (await client.answer()).status == 202
+        async with connection(bridge) as client:
+            await client.send(head("POST /v1/integration HTTP/1.1", *fields))
+            answer = await client.answer()
+            assert answer.status == 401, answer.status_line
+            assert ADMIN_TOKEN_HEADER in json.loads(answer.body)["detail"]
+            assert answer.headers.get("connection") == "close"
+            assert await client.closed_after(b"x" * 99)
