@@ -63,6 +63,15 @@ def test_without_a_tag_json_maps_instances_to_tags() -> None:
     assert sorted(tag for tags in document.values() for tag in tags) == sorted(TAGS)
 
 
+def test_help_says_what_schema_alone_and_with_json_print() -> None:
+    """`schema --help` says that without TAG it lists every type, and what --json prints then."""
+    completed = schema("--help")
+    assert completed.returncode == 0, completed.stderr
+    said = " ".join(completed.stdout.split())
+    assert "without TAG, list every type by bus instance" in said
+    assert "(without TAG: the types by instance, as JSON)" in said
+
+
 def test_an_unknown_tag_exits_2_naming_the_closest() -> None:
     """A misspelt tag is a usage error (exit 2) that names the tag meant, and prints nothing."""
     completed = schema("performance_metrics")
