@@ -130,7 +130,7 @@ def pem_file_problem(path: str, kind: Literal["certificate", "key"]) -> str | No
     if key is None:
         return f"{path} holds no PEM private key (-----BEGIN PRIVATE KEY-----)"
     if "ENCRYPTED" in key[1] or "Proc-Type: 4,ENCRYPTED" in text:
-        return f"{path} holds an encrypted private key, and no pass phrase is taken"
+        return f"{path} holds an encrypted private key: give it unencrypted"
     return None
 
 

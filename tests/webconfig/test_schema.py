@@ -488,7 +488,7 @@ def _encrypted(key_pem: bytes) -> bytes:
             "cert_not_pem",
             "{cert} holds no PEM certificate (-----BEGIN CERTIFICATE-----) OpenSSL loads",
         ),
-        ("key_encrypted", "{key} holds an encrypted private key, and no pass phrase is taken"),
+        ("key_encrypted", "{key} holds an encrypted private key: give it unencrypted"),
         ("key_of_another", "the key is not the certificate's (KEY_VALUES_MISMATCH)"),
     ],
 )
