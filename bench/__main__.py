@@ -8,6 +8,23 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from typing import Final
+
+# The suites, in the order they run; --only takes these names (faults runs only when named).
+SUITES: Final = (
+    "bus",
+    "decode",
+    "ingest",
+    "render",
+    "idle",
+    "soak",
+    "alerts",
+    "webauth",
+    "redis",
+    "healthcheck",
+    "startup",
+    "faults",
+)
 
 
 def _machine() -> str:
@@ -93,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--soak-seconds", type=float, default=60.0, help="duration of the 10k msg/s soak"
     )
-    parser.add_argument("--idle-seconds", type=float, default=25.0)
+    parser.add_argument(
+        "--idle-seconds", type=float, default=25.0, help="duration of the idle measurement"
+    )
     parser.add_argument(
         "--faults-seconds",
         type=float,
@@ -102,7 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--faults-rate", type=int, default=2_000, help="its messages/s")
     parser.add_argument(
-        "--only", action="append", default=[], help="run only these (bus, decode, ingest, ...)"
+        "--only",
+        action="append",
+        default=[],
+        choices=SUITES,
+        metavar="SUITE",
+        help=f"run only this suite, given again for more: {', '.join(SUITES)}",
     )
     parser.add_argument(
         "--baseline",
@@ -145,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     suites["startup"] = lambda: startup.run(baseline, 5 if args.quick else 11)
     # Long by design: only when asked for (--only faults).
     suites["faults"] = lambda: soak_faults.run(seconds=args.faults_seconds, rate=args.faults_rate)
+    assert tuple(suites) == SUITES, "SUITES names every suite, in order"
 
     started = time.monotonic()
     failed = 0

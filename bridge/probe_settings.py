@@ -136,7 +136,13 @@ def load_client_certificate(context: ssl.SSLContext, cert_file: str, key_file: s
 
     try:
         context.load_cert_chain(cert_file, key_file, password=b"")
-    except (OSError, ssl.SSLError) as exc:
+    except ssl.SSLError as exc:
+        # Only on this path: OpenSSL's "PEM lib" names no file, and the probe imports no more.
+        from bridge.tlsutil import cert_chain_error
+
+        reason = cert_chain_error(exc, cert_file=cert_file, key_file=key_file)
+        raise ConfigError([f"cannot load EXESDB_HEALTHCHECK_CERT_FILE: {reason}"]) from None
+    except OSError as exc:
         raise ConfigError([f"cannot load EXESDB_HEALTHCHECK_CERT_FILE: {exc}"]) from None
 
 

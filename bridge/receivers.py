@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -42,6 +42,7 @@ from bridge.httpclient.schema import SECRET_KEYS, UNSUPPORTED_KEYS
 from bridge.messages import SEVERITIES, AlertSeverity
 from bridge.receiver_keys import FILE_KEY_PREFIX, ReceiverKeys, receiver_label
 from bridge.redaction import redact_urls, safe_url
+from bridge.tlsutil import pem_file_problem
 from bridge.urls import require_alertmanager_url, require_http_url
 from bridge.yamlconfig import (
     GoBool,
@@ -605,7 +606,8 @@ def file_warnings(
 ) -> list[str]:
     """Warnings about the receivers of the file that are good on their own (in a file with
     problems too, to be said beside them), each naming the receiver as ``check-config`` does:
-    a file it names that cannot be read now (the key and the file, never what it holds), and a
+    a file it names that cannot be read now, or a ``tls_config`` file that holds no PEM
+    certificate or key (the key and the file, never what it holds), and a
     ``tls_config`` of its own its ``http://`` URL (``alertmanager_url``,
     ``EXESDB_ALERTMANAGER_URL``, for an ``alertmanager`` section without one) never uses (whose
     files are then not warned of: no request reads them), and so an ``oauth2.tls_config`` its
@@ -641,14 +643,36 @@ def _plain(url: str | None, config: HTTPClientConfig) -> bool:
 def _unreadable(
     where: str, files: Iterable[tuple[str, str]], whose: str = "its deliveries"
 ) -> list[str]:
-    """A warning for each of ``files`` (by key) that cannot be read now, its key after
-    ``where``, saying that ``whose`` fail."""
-    return [
-        f"{where}{key} {path} cannot be read now ({problem}); {whose} fail and are retried"
-        " until it can be"
-        for key, path in files
-        if (problem := read_problem(path)) is not None
-    ]
+    """A warning for each of ``files`` (by key) that cannot be read now, or, a ``tls_config``'s,
+    used (``_pem_problem``), its key after ``where``, saying that ``whose`` fail."""
+    notes = []
+    for key, path in files:
+        if (problem := read_problem(path)) is not None:
+            said = f"cannot be read now ({problem})"
+        elif (problem := _pem_problem(key, path)) is not None:
+            said = f"cannot be used now ({problem})"
+        else:
+            continue
+        notes.append(f"{where}{key} {path} {said}; {whose} fail and are retried until it can be")
+    return notes
+
+
+# What each tls_config file must hold for the client to load it (oauth2's tls_config's too).
+_PEM_KINDS: Final[Mapping[str, Literal["certificate", "key"]]] = {
+    "tls_config.ca_file": "certificate",
+    "tls_config.cert_file": "certificate",
+    "tls_config.key_file": "key",
+}
+
+
+def _pem_problem(key: str, path: str) -> str | None:
+    """What keeps the client from loading a ``tls_config`` file that reads (no PEM certificate
+    or key in it, an encrypted key), in a few words; None for other files, or one that will
+    do: else only the first delivery would tell."""
+    kind = next((kind for ends, kind in _PEM_KINDS.items() if key.endswith(ends)), None)
+    if kind is None or (problem := pem_file_problem(path, kind)) is None:
+        return None
+    return problem.removeprefix(f"{path} ")
 
 
 def _client_warnings(

@@ -5,7 +5,8 @@ versions as Go's ``crypto/tls`` does (``TLS12``) and may give a CA, certificate 
 PEM; a certificate or key that will not load is told by OpenSSL's reason (or the system's, for a
 file), never by the file's content. ``set_versions`` sets both sides' versions, so that TLS 1.0
 and 1.1, when a file asks for them, really negotiate. ``pem_file_problem`` judges a certificate or
-key file another library will read (the OTLP exporters'), before it does.
+key file another library will read (the OTLP exporters'), before it does, and
+``cert_chain_error`` names the file at fault where OpenSSL's reason is only "PEM lib".
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Final, Literal
 
 __all__ = [
     "TLS_VERSIONS",
+    "cert_chain_error",
     "load_cert_chain",
     "load_error",
     "pem_certificates",
@@ -128,8 +130,28 @@ def pem_file_problem(path: str, kind: Literal["certificate", "key"]) -> str | No
     if key is None:
         return f"{path} holds no PEM private key (-----BEGIN PRIVATE KEY-----)"
     if "ENCRYPTED" in key[1] or "Proc-Type: 4,ENCRYPTED" in text:
-        return f"{path} holds an encrypted private key, and the exporters take no pass phrase"
+        return f"{path} holds an encrypted private key: give it unencrypted"
     return None
+
+
+def cert_chain_error(
+    exc: OSError | ssl.SSLError, *, cert_file: str | None, key_file: str | None
+) -> str:
+    """Why ``load_cert_chain`` refused a certificate and its key, in a few words: the file at
+    fault when one holds no PEM certificate or private key, or an encrypted key (for each of
+    which OpenSSL says only "PEM lib"), or that the key is not the certificate's; else as
+    ``load_error`` says. Files given inline (None here) are told by OpenSSL's reason."""
+    if isinstance(exc, ssl.SSLError):
+        files: tuple[tuple[str | None, Literal["certificate", "key"]], ...] = (
+            (cert_file, "certificate"),
+            (key_file, "key"),
+        )
+        for path, kind in files:
+            if path and (problem := pem_file_problem(path, kind)) is not None:
+                return problem
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            return "the key is not the certificate's (KEY_VALUES_MISMATCH)"
+    return load_error(exc)
 
 
 def load_cert_chain(

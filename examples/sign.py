@@ -71,7 +71,8 @@ def serves_tls() -> bool:
 
 def credentials(url: str, user: str | None) -> tuple[str, str | None]:
     """The URL without any user:password@, and the Authorization header basic auth needs:
-    from --user (asking for the password when it has none), else from the URL."""
+    from --user (asking for the password when it has none), else from the URL; ValueError when
+    the password is missing and nothing can give it (no terminal, and stdin ended)."""
     parts = urllib.parse.urlsplit(url)
     if parts.username is None and user is None:
         return url, None
@@ -81,7 +82,13 @@ def credentials(url: str, user: str | None) -> tuple[str, str | None]:
     elif ":" in user:
         name, _, password = user.partition(":")
     else:
-        name, password = user, getpass.getpass(f"password for {user}: ")
+        try:
+            name, password = user, getpass.getpass(f"password for {user}: ")
+        except EOFError:
+            raise ValueError(
+                f"--user {user}: no password given, and none could be asked for (no terminal,"
+                f" and stdin ended): give it as --user {user}:PASSWORD"
+            ) from None
     netloc = parts.netloc.rpartition("@")[2]
     token = base64.b64encode(f"{name}:{password}".encode()).decode()
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), f"Basic {token}"

@@ -61,3 +61,15 @@ def test_health_check_and_start_up_run_without_a_baseline() -> None:
     text = startup.run(None, 1)
     assert "CPU x python -c pass" in text
     assert "until /healthz answers 200" in text
+
+
+def test_only_refuses_a_suite_it_does_not_have(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m bench --only ingst` (a typo) is a usage error naming the suites, rather than
+    a run of nothing that exits 0."""
+    main = importlib.import_module("bench.__main__").main
+    with pytest.raises(SystemExit) as exited:
+        main(["--only", "ingst"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --only: invalid choice: 'ingst'" in err
+    assert "'ingest'" in err

@@ -36,7 +36,14 @@ from tests.client_servers import (
     redirect,
     reset,
 )
-from tests.support import ADMIN_TOKEN, ThreadedBridge, run_command, unavailable
+from tests.support import (
+    ADMIN_TOKEN,
+    TEST_SECRET,
+    ThreadedBridge,
+    bridge_env,
+    run_command,
+    unavailable,
+)
 from tests.webconfig.files import WebFiles
 
 
@@ -130,6 +137,39 @@ def test_user_takes_a_password_or_leaves_it_to_ask() -> None:
     assert user_argument("alice") == ("alice", None)
     with pytest.raises(argparse.ArgumentTypeError):
         user_argument(":pw")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["alerts", "list"],
+        ["tail"],
+        ["publish", "performance_metric", "-f", "metric_name=q", "-f", "value=1", "-f", "unit=m",
+         "-f", "component=c"],
+    ],
+)  # fmt: skip
+def test_user_without_a_password_and_nothing_to_ask_it_on_is_a_usage_error(
+    command: list[str],
+) -> None:
+    """--user USER with no terminal and an empty stdin (a script, a cron job) exits 2 saying to
+    give USER:PASSWORD, not with getpass's traceback, before anything is sent."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "bridge", *command, "--user", "ops", "--url", "http://127.0.0.1:9"],
+        env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, SECRET_KEY_BASE=TEST_SECRET),
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        start_new_session=True,  # no controlling terminal: getpass cannot open /dev/tty
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert "GetPassWarning" not in completed.stderr
+    assert completed.stderr.endswith(
+        "exesdb-bridge: --user ops: no password given, and none could be asked for (no terminal,"
+        " and stdin ended): give it as --user ops:PASSWORD\n"
+    )
 
 
 def test_the_admin_token_moves_aside_for_basic_auth() -> None:

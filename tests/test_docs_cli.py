@@ -91,6 +91,29 @@ def test_each_command_s_help_names_what_it_needs_from_the_environment() -> None:
     assert silent == [], f"say in --help what these read from the environment: {silent}"
 
 
+def test_a_command_with_subcommands_names_in_its_help_what_they_all_need() -> None:
+    """`alerts --help` and `outbox --help`, what a user types before choosing a subcommand, name
+    the variable every one of their subcommands reads (EXESDB_ADMIN_TOKEN, EXESDB_STATE_DIR)."""
+    from bridge.cli import build_parser
+
+    reads = _reads()
+    groups = {
+        sub.prog.removeprefix("exesdb-bridge "): sub
+        for sub in _parsers(build_parser())
+        if sub.prog != "exesdb-bridge"
+        and any(isinstance(action, argparse._SubParsersAction) for action in sub._actions)
+    }
+    assert set(groups) == {"alerts", "outbox"}
+    silent = []
+    for name, group in groups.items():
+        shared = frozenset.intersection(
+            *(needs for leaf, needs in reads.items() if leaf.startswith(f"{name} "))
+        )
+        if not any(variable in group.format_help() for variable in shared):
+            silent.append(name)
+    assert silent == [], f"say in --help what the subcommands of these read: {silent}"
+
+
 def test_every_option_and_argument_says_what_it_is_in_help() -> None:
     """`--help` of every subcommand explains each of its options and arguments."""
     from bridge.cli import build_parser

@@ -18,6 +18,7 @@ from tests.support import (
     ROOT,
     TEST_SECRET,
     BridgeProcess,
+    bridge_env,
     free_port,
     http_get,
     require_binary,
@@ -155,6 +156,27 @@ def test_the_python_signer_says_when_no_bridge_answers() -> None:
     assert completed.returncode == 1
     assert f"cannot reach the bridge at http://127.0.0.1:{port}: " in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_the_python_signer_without_a_password_to_ask_for_is_a_usage_error() -> None:
+    """sign.py --user USER with no terminal and an empty stdin exits 2 saying to give
+    USER:PASSWORD, without getpass's traceback."""
+    completed = subprocess.run(
+        [*_signer("sign.py"), "ex_esdb_health", "node_health_updated", HEALTHY, "--user", "ops"],
+        env=bridge_env(SECRET_KEY_BASE=TEST_SECRET, EXESDB_URL="http://127.0.0.1:9"),
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        start_new_session=True,  # no controlling terminal: getpass cannot open /dev/tty
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert completed.stderr.endswith(
+        "error: --user ops: no password given, and none could be asked for (no terminal, and"
+        " stdin ended): give it as --user ops:PASSWORD\n"
+    )
 
 
 @pytest.mark.integration

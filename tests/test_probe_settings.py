@@ -324,8 +324,15 @@ TLS_FAILS = "so exesdb-bridge healthcheck fails against the web config's TLS"
         ),
         pytest.param(
             ("probe.pem", "server.key"),
-            "cannot load EXESDB_HEALTHCHECK_CERT_FILE: [X509: KEY_VALUES_MISMATCH]",
+            "cannot load EXESDB_HEALTHCHECK_CERT_FILE: the key is not the certificate's"
+            " (KEY_VALUES_MISMATCH)",
             id="key-of-another-certificate",
+        ),
+        pytest.param(
+            ("probe.key", "probe.key"),
+            "cannot load EXESDB_HEALTHCHECK_CERT_FILE: {folder}/probe.key holds no PEM certificate"
+            " (-----BEGIN CERTIFICATE-----) OpenSSL loads",
+            id="no-certificate-in-the-file",
         ),
         pytest.param(("probe.pem", "probe.key"), None, id="loads"),
     ],
@@ -364,7 +371,8 @@ def test_check_config_warns_of_a_probe_client_certificate_tls_would_refuse(
         assert notes == []
     else:
         [note] = notes
-        assert note.startswith(f"exesdb-bridge: warning: {warned}"), note
+        said = warned.format(folder=tmp_path)
+        assert note.startswith(f"exesdb-bridge: warning: {said}"), note
         assert note.endswith(TLS_FAILS)
 
 

@@ -37,6 +37,22 @@ def test_check_config_lists_each_receiver_without_a_secret(
     assert f"credentials_file {tmp_path / 'am-token'}" in lines[2]
 
 
+def test_check_config_shows_the_receivers_under_the_file_that_holds_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The receivers' lines follow the EXESDB_WEBHOOK_CONFIG_FILE line, indented under it, not
+    after the last setting, where they would read as part of it."""
+    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(write(tmp_path, ALERTMANAGER_BLOCK)))
+    assert main(["check-config"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [at] = [i for i, line in enumerate(lines) if line.startswith("EXESDB_WEBHOOK_CONFIG_FILE ")]
+    assert lines[at + 1].startswith("  webhook_configs.0 https://hooks.example.com:8443/…: ")
+    assert lines[at + 2].startswith("  webhook_configs.1 url_file:/run/secrets/hook-url:")
+    assert lines[at + 3].startswith("  alertmanager (EXESDB_ALERTMANAGER_URL): ")
+    assert not lines[at + 4].startswith(" ")
+    assert not lines[-1].startswith(" ")
+
+
 # An oauth2 block as Alertmanager's documentation writes one (a token endpoint behind its own CA
 # and proxy), pasted unchanged.
 OAUTH2_BLOCK = """

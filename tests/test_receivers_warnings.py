@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import trustme
 
 from bridge.cli import main
 from tests.receivers_support import write
@@ -115,6 +116,46 @@ def test_a_tls_config_file_a_plain_http_url_never_reads_is_not_warned_unreadable
             " deliveries fail and are retried until it can be",
         ],
     ], warnings
+
+
+def test_a_tls_config_file_that_reads_but_holds_no_pem_is_warned_of(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tls_config certificate, key or CA file that reads but could not be loaded (no PEM
+    certificate or key in it: a file mixed up with another) is warned of as an unreadable one
+    is, at start rather than at the first alert; good files are not named."""
+    leaf = trustme.CA().issue_cert("bridge.test")
+    leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "good.pem"))
+    leaf.private_key_pem.write_to_path(str(tmp_path / "good.key"))
+    (tmp_path / "notes.txt").write_text("not PEM\n")
+    path = tmp_path / "receivers.yml"
+    path.write_text(
+        "webhook_configs:\n"
+        "  - url: https://hooks.example.com/hook\n    http_config:\n"
+        "      tls_config: {ca_file: good.key, cert_file: good.pem, key_file: good.pem}\n"
+        "  - url: https://fine.example.com/hook\n    http_config:\n"
+        "      tls_config: {ca_file: good.pem, cert_file: good.pem, key_file: good.key}\n"
+        "  - url: https://third.example.com/hook\n"
+        "global:\n  http_config:\n    tls_config: {ca_file: notes.txt}\n"
+    )
+    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(path))
+    monkeypatch.setenv("EXESDB_WEBHOOK_SECRET", "k" * 32)  # no unsigned receiver to warn of
+    assert main(["check-config"]) == 0
+    warned = [
+        line.removeprefix("exesdb-bridge: warning: EXESDB_WEBHOOK_CONFIG_FILE ")
+        for line in capsys.readouterr().err.splitlines()
+    ]
+    failing = "; its deliveries fail and are retried until it can be"
+    hooks = "webhook_configs.0 https://hooks.example.com/…: tls_config"
+    no_certificate = "holds no PEM certificate (-----BEGIN CERTIFICATE-----) OpenSSL loads"
+    assert warned == [
+        f"{hooks}.ca_file {tmp_path / 'good.key'} cannot be used now ({no_certificate}){failing}",
+        f"{hooks}.key_file {tmp_path / 'good.pem'} cannot be used now (holds no PEM private key"
+        f" (-----BEGIN PRIVATE KEY-----)){failing}",
+        f"global.http_config.tls_config.ca_file {tmp_path / 'notes.txt'} cannot be used now"
+        f" ({no_certificate}); the deliveries of the receivers taking it (webhook_configs.2) fail"
+        " and are retried until it can be",
+    ], warned
 
 
 TLS_ON_PLAIN_HTTP = """

@@ -50,7 +50,14 @@ _LEASE_MOVED: Final = (
 
 def add_alerts_command(commands: Commands) -> None:
     """Add ``alerts list`` and ``alerts ack`` to the subcommands of ``exesdb-bridge``."""
-    alerts = commands.add_parser("alerts", help="list or acknowledge a running bridge's alerts")
+    alerts = commands.add_parser(
+        "alerts",
+        help="list or acknowledge a running bridge's alerts",
+        description=(
+            "List or acknowledge a running bridge's alerts through its admin API, with"
+            " EXESDB_ADMIN_TOKEN, the admin token the bridge runs with."
+        ),
+    )
     alerts_commands = alerts.add_subparsers(
         dest="alerts_command", required=True, metavar="{list,ack}"
     )

@@ -209,6 +209,26 @@ class Target:
         return f"{asked} answered {status} but not with {what}: is a bridge there? ({_WHERE})"
 
 
+def _ask_password(name: str) -> str:
+    """The password of ``--user NAME``, asked on the terminal, else read from stdin (ConfigError
+    when neither gives one: a script's empty or closed stdin)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # Without a terminal getpass says "Password input may be echoed" itself; its Python
+        # warning would add a line of its source beside it.
+        warnings.simplefilter("ignore", getpass.GetPassWarning)
+        try:
+            return getpass.getpass(f"password for {name}: ")
+        except EOFError:
+            raise ConfigError(
+                [
+                    f"--user {name}: no password given, and none could be asked for (no terminal,"
+                    f" and stdin ended): give it as --user {name}:PASSWORD"
+                ]
+            ) from None
+
+
 def target(
     settings: Location,
     *,
@@ -232,6 +252,6 @@ def target(
     if user is not None:
         name, password = user
         if password is None:
-            password = getpass.getpass(f"password for {name}: ")
+            password = _ask_password(name)
         auth = (name, password)
     return Target(found, context, auth)

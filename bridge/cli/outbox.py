@@ -45,7 +45,14 @@ _DELIVERY_COLUMNS: Final = (
 
 def add_outbox_command(commands: Commands) -> None:
     """Add ``outbox list`` and ``outbox retry`` to the subcommands of ``exesdb-bridge``."""
-    outbox = commands.add_parser("outbox", help="the local alert outbox (EXESDB_STATE_DIR)")
+    outbox = commands.add_parser(
+        "outbox",
+        help="the local alert outbox (EXESDB_STATE_DIR)",
+        description=(
+            "List the webhook deliveries of the alert outbox in EXESDB_STATE_DIR (default"
+            " ./.exesdb-bridge), or send dead-lettered ones again."
+        ),
+    )
     outbox_commands = outbox.add_subparsers(
         dest="outbox_command", required=True, metavar="{list,retry}"
     )

@@ -239,16 +239,19 @@ def _check_config(args: argparse.Namespace) -> int:
         from bridge.webconfig import describe_web_config  # each file's modules with the file
 
         shown["EXESDB_WEB_CONFIG_FILE"] += f" ({describe_web_config(web_config)})"
-    width = max(len(name) for name in shown)
-    for name, value in shown.items():
-        print(f"{name:<{width}}  {value}")
+    receivers: list[str] = []
     if (receivers_file := settings.receivers_file()) is not None:
         from bridge.receivers import describe_receivers
 
         # One line per receiver: URLs as safe_url shows them, secrets only as set or a file.
         signs = settings.webhook_secret is not None
-        for line in describe_receivers(receivers_file, webhook_secret=signs):
-            print(f"  {line}")
+        receivers = describe_receivers(receivers_file, webhook_secret=signs)
+    width = max(len(name) for name in shown)
+    for name, value in shown.items():
+        print(f"{name:<{width}}  {value}")
+        if name == "EXESDB_WEBHOOK_CONFIG_FILE":  # its receivers indented under it, not at the end
+            for line in receivers:
+                print(f"  {line}")
     for note in start_warnings(settings):
         warn(note)
     return EXIT_OK

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
 from bridge.httpclient.proxy import ProxyRule
-from bridge.tlsutil import load_cert_chain, load_error, set_versions
+from bridge.tlsutil import cert_chain_error, load_cert_chain, load_error, set_versions
 from bridge.urls import split_userinfo
 
 if TYPE_CHECKING:
@@ -120,9 +120,8 @@ def _build_context(config: TLSConfig) -> ssl.SSLContext:
         except (OSError, ssl.SSLError) as exc:
             cert = f"cert_file {config.cert_file}" if config.cert_file else "cert (inline)"
             key = f"key_file {config.key_file}" if config.key_file else "key (inline)"
-            raise ClientSetupError(
-                f"cannot load tls_config.{cert} with {key}: {load_error(exc)}"
-            ) from None
+            reason = cert_chain_error(exc, cert_file=config.cert_file, key_file=config.key_file)
+            raise ClientSetupError(f"cannot load tls_config.{cert} with {key}: {reason}") from None
     set_versions(context, config.min_version, config.max_version)
     if config.insecure_skip_verify:
         context.check_hostname = False

@@ -189,10 +189,12 @@ def _deliveries(detail: AlertDetail, recipients: Recipients, now: float | None) 
         label = labels.get(key) or receiver_label(key, userinfo=False)
         parts.append(_RECEIVER(origin=label, note=note, body=body))
     if not parts:
+        # Alertmanager, when configured, is still sent the alert: said on the next line.
+        sent = "nothing is sent" if recipients.alertmanager is None else "no webhook is sent"
         parts.append(
             empty(
                 "No webhook receiver is configured (EXESDB_WEBHOOK_URLS, "
-                "EXESDB_WEBHOOK_CONFIG_FILE): nothing is sent."
+                f"EXESDB_WEBHOOK_CONFIG_FILE): {sent}."
             )
         )
     if recipients.alertmanager is not None:

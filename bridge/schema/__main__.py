@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 from bridge.schema.markdown import render_markdown
 
-if len(sys.argv) != 2:
-    sys.exit("usage: python -m bridge.schema docs/messages.md")
-Path(sys.argv[1]).write_text(render_markdown())
+# argparse, so that --help prints this usage rather than being taken for the PATH to write.
+_parser = argparse.ArgumentParser(
+    prog="python -m bridge.schema",
+    description="Write the message reference (docs/messages.md, as make docs does) to PATH.",
+)
+_parser.add_argument("path", metavar="PATH", type=Path, help="the file to write, docs/messages.md")
+_parser.parse_args().path.write_text(render_markdown())

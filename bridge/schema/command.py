@@ -25,12 +25,24 @@ class _Commands(Protocol):
 def add_schema_command(commands: _Commands) -> None:
     """Add ``schema`` to the subcommands of ``exesdb-bridge``."""
     schema = commands.add_parser(
-        "schema", help="print a message type's fields, or list the types by bus instance"
+        "schema",
+        help="print a message type's fields, or list the types by bus instance",
+        description=(
+            "Print a message type's fields (name, type, required or default, allowed values),"
+            " as publish -f takes them; without TAG, list every type by bus instance."
+        ),
     )
     schema.add_argument(
-        "tag", nargs="?", metavar="TAG", help="the message type, e.g. performance_metric"
+        "tag",
+        nargs="?",
+        metavar="TAG",
+        help="the message type, e.g. performance_metric (left out: every type)",
     )
-    schema.add_argument("--json", action="store_true", help="print JSON Schema instead")
+    schema.add_argument(
+        "--json",
+        action="store_true",
+        help="print the type's JSON Schema instead (without TAG: the types by instance, as JSON)",
+    )
     schema.set_defaults(handler=run_schema)
 
 

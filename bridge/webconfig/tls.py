@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from bridge.errors import ConfigError
-from bridge.tlsutil import load_cert_chain, load_error, set_versions
+from bridge.tlsutil import cert_chain_error, load_cert_chain, load_error, set_versions
 from bridge.webconfig.schema import TLSServerConfig
 
 __all__ = ["CIPHER_SUITES", "apply_handshake_settings", "client_names", "server_context"]
@@ -106,7 +106,8 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
             f"cert_file: cannot load {tls.cert_file}" if tls.cert_file else "cert: cannot load it"
         )
         key = f"key_file {tls.key_file}" if tls.key_file else "the key given inline"
-        problems.append(f"tls_server_config.{cert} with {key}: {load_error(exc)}")
+        reason = cert_chain_error(exc, cert_file=tls.cert_file, key_file=tls.key_file)
+        problems.append(f"tls_server_config.{cert} with {key}: {reason}")
     if tls.client_ca_file:
         try:
             context.load_verify_locations(cafile=tls.client_ca_file)

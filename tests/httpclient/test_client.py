@@ -201,6 +201,26 @@ def test_a_bad_ca_file_fails_the_request_naming_the_key(tmp_path: Path) -> None:
         settings.request_options(URL)
 
 
+def test_a_client_certificate_file_that_is_none_fails_the_request_naming_it(
+    tmp_path: Path,
+) -> None:
+    """A tls_config.cert_file that holds no certificate raises ClientSetupError naming that file
+    and what is wrong with it, not OpenSSL's bare "PEM lib"."""
+    leaf = trustme.CA().issue_cert("bridge.test")
+    cert_file, key_file = tmp_path / "bridge.pem", tmp_path / "bridge.key"
+    cert_file.write_text("not a certificate\n")
+    leaf.private_key_pem.write_to_path(str(key_file))
+    settings = ClientSettings(
+        config(tls_config={"cert_file": str(cert_file), "key_file": str(key_file)})
+    )
+    with pytest.raises(ClientSetupError) as caught:
+        settings.request_options(URL)
+    assert str(caught.value) == (
+        f"cannot load tls_config.cert_file {cert_file} with key_file {key_file}: {cert_file} holds"
+        " no PEM certificate (-----BEGIN CERTIFICATE-----) OpenSSL loads"
+    )
+
+
 @pytest.mark.parametrize(
     ("url", "proxy_url", "built"),
     [

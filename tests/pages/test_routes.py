@@ -223,6 +223,30 @@ async def test_the_generator_url_answers_without_a_token(
     assert api_status == 401
 
 
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({}, "EXESDB_WEBHOOK_CONFIG_FILE): nothing is sent."),
+        (
+            {"EXESDB_ALERTMANAGER_URL": "http://127.0.0.1:9"},
+            "EXESDB_WEBHOOK_CONFIG_FILE): no webhook is sent. Alertmanager at http://127.0.0.1:9/…"
+            " is sent this alert&#x27;s state too",
+        ),
+    ],
+)
+async def test_an_alerts_page_without_webhook_receivers_says_what_is_sent(
+    tmp_path: Path, client: aiohttp.ClientSession, env: dict[str, str], said: str
+) -> None:
+    """Without webhook receivers an alert's page says nothing is sent, or, with Alertmanager
+    configured, that no webhook is sent but Alertmanager is sent the alert (not both "nothing is
+    sent" and that)."""
+    with page_bridge(tmp_path, **env) as server:
+        raise_alert(server, "disk_full:db-1", "Disk full")
+        status, _, body = await fetch(client, server.url + "/alerts/disk_full%3Adb-1")
+    assert status == 200
+    assert said in " ".join(re.sub(r"<[^>]+>", " ", body).split())
+
+
 async def test_an_unknown_alert_gets_a_404_page(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:

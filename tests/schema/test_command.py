@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
+from pathlib import Path
 
 from bridge.messages import INSTANCES, TAGS
+from bridge.schema import render_markdown
 from tests.doc_text import fenced, page, section
-from tests.support import TEST_SECRET, run_bridge
+from tests.support import TEST_SECRET, run_bridge, run_command
 
 
 def schema(*args: str) -> subprocess.CompletedProcess[str]:
@@ -61,6 +64,15 @@ def test_without_a_tag_json_maps_instances_to_tags() -> None:
     document = json.loads(schema("--json").stdout)
     assert list(document) == list(INSTANCES)
     assert sorted(tag for tags in document.values() for tag in tags) == sorted(TAGS)
+
+
+def test_help_says_what_schema_alone_and_with_json_print() -> None:
+    """`schema --help` says that without TAG it lists every type, and what --json prints then."""
+    completed = schema("--help")
+    assert completed.returncode == 0, completed.stderr
+    said = " ".join(completed.stdout.split())
+    assert "without TAG, list every type by bus instance" in said
+    assert "(without TAG: the types by instance, as JSON)" in said
 
 
 def test_an_unknown_tag_exits_2_naming_the_closest() -> None:
@@ -125,3 +137,15 @@ def test_the_cli_page_shows_the_real_output() -> None:
     command, _, output = sample.partition("\n")
     assert command == "$ exesdb-bridge schema performance_metric"
     assert output == schema("performance_metric").stdout
+
+
+def test_the_docs_writer_s_help_is_help_not_a_file_to_write(tmp_path: Path) -> None:
+    """`python -m bridge.schema --help` (make docs's writer) prints its usage and writes no file
+    named --help; given PATH, it writes the message reference there."""
+    helped = run_command([sys.executable, "-m", "bridge.schema", "--help"], cwd=tmp_path)
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("usage: python -m bridge.schema [-h] PATH")
+    assert list(tmp_path.iterdir()) == []
+    written = run_command([sys.executable, "-m", "bridge.schema", "messages.md"], cwd=tmp_path)
+    assert written.returncode == 0, written.stderr
+    assert (tmp_path / "messages.md").read_text() == render_markdown()

@@ -469,6 +469,55 @@ def test_loading_checks_the_certificate_files(tmp_path: Path):
         load(good)
 
 
+def _encrypted(key_pem: bytes) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pass phrase"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        ("key_not_pem", "{key} holds no PEM private key (-----BEGIN PRIVATE KEY-----)"),
+        (
+            "cert_not_pem",
+            "{cert} holds no PEM certificate (-----BEGIN CERTIFICATE-----) OpenSSL loads",
+        ),
+        ("key_encrypted", "{key} holds an encrypted private key: give it unencrypted"),
+        ("key_of_another", "the key is not the certificate's (KEY_VALUES_MISMATCH)"),
+    ],
+)
+def test_a_certificate_that_does_not_load_is_refused_saying_which_file_and_why(
+    tmp_path: Path, spoil: str, reason: str
+):
+    """A certificate and key that do not load are refused naming the file at fault and what is
+    wrong with it, not OpenSSL's bare "PEM lib"."""
+    files = WebFiles(tmp_path)
+    path = files.write(files.tls_config())
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    if spoil == "key_not_pem":
+        key.write_text("not a key\n")
+    elif spoil == "cert_not_pem":
+        cert.write_bytes(key.read_bytes())
+    elif spoil == "key_encrypted":
+        key.write_bytes(_encrypted(key.read_bytes()))
+    else:
+        key.write_bytes(files.ca.issue_cert("other.test").private_key_pem.bytes())
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    [problem] = caught.value.problems
+    assert problem.endswith(
+        f"tls_server_config.cert_file: cannot load {cert} with key_file {key}: "
+        + reason.format(cert=cert, key=key)
+    ), problem
+    assert "PEM lib" not in problem
+
+
 def test_loading_checks_the_client_ca_file(tmp_path: Path):
     """A missing client CA file is refused naming client_ca_file."""
     files = WebFiles(tmp_path)
