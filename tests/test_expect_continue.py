@@ -225,3 +225,19 @@ async def test_basic_auth_passed_then_100_continue_and_the_admin_token_checked_b
             assert ADMIN_TOKEN_HEADER in json.loads(answer.body)["detail"]
             assert answer.headers.get("connection") == "close"
             assert await client.closed_after(b"x" * 99)
+
+
+async def test_an_admin_body_declared_over_the_limit_is_refused_413_without_100_continue(
+    tmp_path: Path,
+) -> None:
+    """An admin route's head with its token and a Content-Length over EXESDB_MAX_BODY_BYTES is
+    answered 413 ``too_large`` in place of ``100 Continue``, as ingest answers it, and
+    ``Connection: close``: a body the bridge would refuse is not asked for."""
+    fields = ("Content-Type: application/json", f"{ADMIN_TOKEN_HEADER}: {ADMIN_TOKEN}")
+    async with plain(tmp_path) as bridge, connection(bridge) as client:
+        over = bridge.settings.max_body_bytes + 1
+        await client.send(head("POST /v1/integration HTTP/1.1", *fields, length=over))
+        answer = await client.answer()
+        assert answer.status == 413, answer.status_line
+        assert json.loads(answer.body)["error"] == "too_large"
+        assert answer.headers.get("connection") == "close"
