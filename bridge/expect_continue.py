@@ -29,7 +29,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import RawRequestMessage
 from multidict import CIMultiDict, CIMultiDictProxy
 
-__all__ = ["ask_for_body", "close_unasked", "take_expectations"]
+__all__ = ["ask_for_body", "close_unasked", "continue_owed", "take_expectations"]
 
 # Set on a request whose client waits for ``100 Continue`` before it sends the body.
 _OWED: Final = web.RequestKey("continue_owed", bool)
@@ -71,6 +71,12 @@ async def ask_for_body(request: web.BaseRequest) -> None:
     if request.pop(_OWED, False):
         await request.writer.write(_CONTINUE)
         request.writer.output_size = 0  # the answer proper has not begun (as aiohttp resets it)
+
+
+def continue_owed(request: web.BaseRequest) -> bool:
+    """Whether ``request``'s client waits for a ``100 Continue`` not sent yet: its body is not
+    late, the bridge has not asked for it."""
+    return _OWED in request
 
 
 async def close_unasked(request: web.BaseRequest, response: web.StreamResponse) -> None:

@@ -17,6 +17,8 @@ import pytest
 from bridge.app import Bridge
 from bridge.bus import SIGNATURE_HEADER, Keyring
 from bridge.headers import ADMIN_TOKEN_HEADER
+from bridge.listener import BODY_GRACE
+from tests.listener_support import closed
 from tests.support import ADMIN_TOKEN, TEST_SECRET, make_settings
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 from tests.webconfig.test_serving import serving
@@ -241,3 +243,30 @@ async def test_an_admin_body_declared_over_the_limit_is_refused_413_without_100_
         assert answer.status == 413, answer.status_line
         assert json.loads(answer.body)["error"] == "too_large"
         assert answer.headers.get("connection") == "close"
+
+
+async def test_at_the_cap_a_head_whose_body_is_not_asked_for_yet_is_not_a_slow_body(
+    files: WebFiles,
+) -> None:
+    """At the connection cap, an ingest whose password is still being checked (longer than
+    BODY_GRACE), its body not asked for yet, is not taken for the slowest body and closed to
+    make room for a new connection: it waits on the bridge, not on its client, and is then
+    asked for its body and served."""
+    users = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw', 15)}\n"  # ~2 s a check
+    body, signature = signed_envelope()
+    fields = ["Content-Type: application/json", f"Authorization: {ALICE}"]
+    fields.append(f"{SIGNATURE_HEADER}: {signature}")
+    async with (
+        serving(files, users, EXESDB_INGEST="true", EXESDB_HTTP_MAX_CONNECTIONS="1") as bridge,
+        connection(bridge) as client,
+    ):
+        await client.send(head("POST /v1/messages HTTP/1.1", *fields, length=len(body)))
+        await asyncio.sleep(BODY_GRACE + 0.2)  # not a wait: eviction needs a body past its grace
+        checks = "exesdb_web_config_password_checks_total"
+        assert bridge.registry.get_sample_value(checks, {"result": "accepted"}) == 0, "too fast"
+        async with connection(bridge):
+            assert await client.status_line() == CONTINUE
+            assert await client.status_line() == b"\r\n"
+            await client.send(body)
+            assert (await client.answer()).status == 202
+        assert closed(bridge, "slow_body") == 0

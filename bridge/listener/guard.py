@@ -24,6 +24,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from bridge.expect_continue import continue_owed
 from bridge.listener.accept import BACKLOG, Listener
 from bridge.listener.connection import Connection, Phase
 from bridge.listener.handshakes import HandshakeFailures
@@ -271,9 +272,12 @@ class ConnectionGuard:
         for candidate in self._reading:
             if candidate.reserved:
                 continue  # closing it frees a reserve place, not the regular one taken here
-            body = candidate.reading.content if candidate.reading is not None else None
-            if body is None or body.is_eof():
-                continue  # read whole: the request waits on the bridge, not on its client
+            reading = candidate.reading
+            if reading is None or reading.content.is_eof() or continue_owed(reading):
+                # Read whole, or not asked for yet (100 Continue owed, its password being
+                # checked): the request waits on the bridge, not on its client.
+                continue
+            body = reading.content
             elapsed = now - candidate.body_since
             if elapsed >= BODY_GRACE and body.total_bytes / elapsed < lowest:
                 slowest, lowest = candidate, body.total_bytes / elapsed
