@@ -24,7 +24,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from bridge.expect_continue import continue_owed
+from bridge.expect_continue import body_asked_since
 from bridge.listener.accept import BACKLOG, Listener
 from bridge.listener.connection import Connection, Phase
 from bridge.listener.handshakes import HandshakeFailures
@@ -273,12 +273,15 @@ class ConnectionGuard:
             if candidate.reserved:
                 continue  # closing it frees a reserve place, not the regular one taken here
             reading = candidate.reading
-            if reading is None or reading.content.is_eof() or continue_owed(reading):
-                # Read whole, or not asked for yet (100 Continue owed, its password being
-                # checked): the request waits on the bridge, not on its client.
+            if reading is None or reading.content.is_eof():
+                continue  # read whole: the request waits on the bridge, not on its client
+            # Timed from its 100 Continue, if it waited for one; not while that is owed (its
+            # password being checked): it waits on the bridge then too.
+            asked = body_asked_since(reading, candidate.body_since)
+            if asked is None:
                 continue
             body = reading.content
-            elapsed = now - candidate.body_since
+            elapsed = now - asked
             if elapsed >= BODY_GRACE and body.total_bytes / elapsed < lowest:
                 slowest, lowest = candidate, body.total_bytes / elapsed
         if slowest is None:
