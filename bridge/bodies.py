@@ -84,12 +84,17 @@ def keep_heap_for_bodies(limit: int) -> bool:
 
 async def read_body(request: web.Request) -> bytes:
     """The body, expanded when its Content-Encoding is gzip or deflate, at most
-    ``request.client_max_size`` bytes both as sent and as expanded.
+    ``request.client_max_size`` bytes both as sent and as expanded (a Content-Length over it is
+    refused before anything is read).
 
     Read from ``request.content``, not ``request.read()``, which keeps the body on the request:
     aiohttp keeps a keep-alive connection's last request until its next one, so every idle
     connection would hold the body it last sent (up to the limit each, signed or not).
     """
+    declared = request.content_length
+    if declared is not None and declared > request.client_max_size:
+        # Refused unread, before a client waiting for 100 Continue is asked to send it.
+        raise web.HTTPRequestEntityTooLarge(request.client_max_size, declared)
     await ask_for_body(request)
     # The chunks joined once (one copy of the body), not grown in a bytearray and copied out.
     received: list[bytes] = []  # as sent

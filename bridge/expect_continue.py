@@ -29,10 +29,12 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import RawRequestMessage
 from multidict import CIMultiDict, CIMultiDictProxy
 
-__all__ = ["ask_for_body", "close_unasked", "take_expectations"]
+__all__ = ["ask_for_body", "body_asked_since", "close_unasked", "take_expectations"]
 
 # Set on a request whose client waits for ``100 Continue`` before it sends the body.
 _OWED: Final = web.RequestKey("continue_owed", bool)
+# The loop time its ``100 Continue`` was sent: its body was asked for then.
+_ASKED: Final = web.RequestKey("continue_sent", float)
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _EXPECT: Final = hdrs.EXPECT.lower().encode()
 
@@ -69,8 +71,19 @@ def take_expectations(server: web.Server) -> None:
 async def ask_for_body(request: web.BaseRequest) -> None:
     """Send ``100 Continue`` if the client waits for it before sending the body; once."""
     if request.pop(_OWED, False):
+        request[_ASKED] = asyncio.get_running_loop().time()
         await request.writer.write(_CONTINUE)
         request.writer.output_size = 0  # the answer proper has not begun (as aiohttp resets it)
+
+
+def body_asked_since(request: web.BaseRequest, head: float) -> float | None:
+    """When ``request``'s body was asked for, in loop time: ``head`` (when its head came) for a
+    client that sent it unasked, when ``100 Continue`` was sent to one that waited for it, and
+    None while that is still owed (its body cannot be late: the bridge has not asked for it)."""
+    if _OWED in request:
+        return None
+    asked: float = request.get(_ASKED, head)
+    return asked
 
 
 async def close_unasked(request: web.BaseRequest, response: web.StreamResponse) -> None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Final
 
@@ -17,7 +18,9 @@ import pytest
 from bridge.app import Bridge
 from bridge.bus import SIGNATURE_HEADER, Keyring
 from bridge.headers import ADMIN_TOKEN_HEADER
-from tests.support import ADMIN_TOKEN, TEST_SECRET, make_settings
+from bridge.listener import BODY_GRACE
+from tests.listener_support import closed
+from tests.support import ADMIN_TOKEN, TEST_SECRET, async_wait_until, make_settings
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 from tests.webconfig.test_serving import serving
 
@@ -225,3 +228,54 @@ async def test_basic_auth_passed_then_100_continue_and_the_admin_token_checked_b
             assert ADMIN_TOKEN_HEADER in json.loads(answer.body)["detail"]
             assert answer.headers.get("connection") == "close"
             assert await client.closed_after(b"x" * 99)
+
+
+async def test_an_admin_body_declared_over_the_limit_is_refused_413_without_100_continue(
+    tmp_path: Path,
+) -> None:
+    """An admin route's head with its token and a Content-Length over EXESDB_MAX_BODY_BYTES is
+    answered 413 ``too_large`` in place of ``100 Continue``, as ingest answers it, and
+    ``Connection: close``: a body the bridge would refuse is not asked for."""
+    fields = ("Content-Type: application/json", f"{ADMIN_TOKEN_HEADER}: {ADMIN_TOKEN}")
+    async with plain(tmp_path) as bridge, connection(bridge) as client:
+        over = bridge.settings.max_body_bytes + 1
+        await client.send(head("POST /v1/integration HTTP/1.1", *fields, length=over))
+        answer = await client.answer()
+        assert answer.status == 413, answer.status_line
+        assert json.loads(answer.body)["error"] == "too_large"
+        assert answer.headers.get("connection") == "close"
+
+
+async def test_at_the_cap_a_body_not_asked_for_yet_is_not_a_slow_body(files: WebFiles) -> None:
+    """At the connection cap, an ingest whose password is still being checked (longer than
+    BODY_GRACE), its body not asked for yet, is not taken for the slowest body and closed to
+    make room for a new connection: it waits on the bridge, not on its client; once asked for
+    its body, it is given BODY_GRACE from then, not from its head, and is served."""
+    users = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw', 15)}\n"  # ~2 s a check
+    body, signature = signed_envelope()
+    fields = ["Content-Type: application/json", f"Authorization: {ALICE}"]
+    fields.append(f"{SIGNATURE_HEADER}: {signature}")
+
+    def admitted(count: int) -> bool:
+        """``count`` connections open, or one closed as a slow body to make room."""
+        open_now = bridge.registry.get_sample_value("exesdb_http_connections")
+        return open_now == count or closed(bridge, "slow_body") > 0
+
+    async with (
+        serving(files, users, EXESDB_INGEST="true", EXESDB_HTTP_MAX_CONNECTIONS="1") as bridge,
+        connection(bridge) as client,
+    ):
+        await client.send(head("POST /v1/messages HTTP/1.1", *fields, length=len(body)))
+        await asyncio.sleep(BODY_GRACE + 0.2)  # not a wait: eviction needs a body past its grace
+        checks = "exesdb_web_config_password_checks_total"
+        assert bridge.registry.get_sample_value(checks, {"result": "accepted"}) == 0, "too fast"
+        async with connection(bridge):
+            await async_wait_until(partial(admitted, 2), what="a connection at the cap")
+            assert closed(bridge, "slow_body") == 0
+            assert await client.status_line() == CONTINUE
+            assert await client.status_line() == b"\r\n"
+            async with connection(bridge):
+                await async_wait_until(partial(admitted, 3), what="one more at the cap")
+                assert closed(bridge, "slow_body") == 0
+                await client.send(body)
+                assert (await client.answer()).status == 202

@@ -14,9 +14,10 @@ aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's privat
   allows, each counted from its accept: at the cap a new connection closes the one idle longest
   (no request in progress, or a TLS handshake not finished), so a flood of idle connections or
   half-open handshakes cannot lock the probes out; with none idle, it closes the body read going
-  slowest (bytes a second since its head, once ``BODY_GRACE`` has passed), so trickled bodies
-  cannot lock ingest out; when every connection is busy otherwise, up to ``RESERVE`` more are
-  taken for ``/healthz``, ``/readyz`` and ``/metrics`` only;
+  slowest (bytes a second since its head, or its ``100 Continue``, once ``BODY_GRACE`` has
+  passed; not one whose ``100 Continue`` is still owed: ``bridge.expect_continue``), so trickled
+  bodies cannot lock ingest out; when every connection is busy otherwise, up to ``RESERVE`` more
+  are taken for ``/healthz``, ``/readyz`` and ``/metrics`` only;
 - at most ``MAX_STALLED`` connections may hold an answer their client does not read (past the
   transport's high-water mark): one more closes the one stalled longest, so clients that never
   read ``/metrics`` hold a bounded amount of memory, not a whole exposition each;

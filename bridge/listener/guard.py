@@ -24,6 +24,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from bridge.expect_continue import body_asked_since
 from bridge.listener.accept import BACKLOG, Listener
 from bridge.listener.connection import Connection, Phase
 from bridge.listener.handshakes import HandshakeFailures
@@ -271,10 +272,16 @@ class ConnectionGuard:
         for candidate in self._reading:
             if candidate.reserved:
                 continue  # closing it frees a reserve place, not the regular one taken here
-            body = candidate.reading.content if candidate.reading is not None else None
-            if body is None or body.is_eof():
+            reading = candidate.reading
+            if reading is None or reading.content.is_eof():
                 continue  # read whole: the request waits on the bridge, not on its client
-            elapsed = now - candidate.body_since
+            # Timed from its 100 Continue, if it waited for one; not while that is owed (its
+            # password being checked): it waits on the bridge then too.
+            asked = body_asked_since(reading, candidate.body_since)
+            if asked is None:
+                continue
+            body = reading.content
+            elapsed = now - asked
             if elapsed >= BODY_GRACE and body.total_bytes / elapsed < lowest:
                 slowest, lowest = candidate, body.total_bytes / elapsed
         if slowest is None:
