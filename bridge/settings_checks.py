@@ -116,6 +116,10 @@ def _cross_checks(settings: Settings, webhook_urls: Mapping[int, str] | None) ->
                 "that, or set EXESDB_REDIS_SPOOL_BYTES higher too",
             )
         )
+    if settings.uses_redis:
+        from bridge.bus.redis.tls_files import tls_file_problems  # redis-py: a Redis bus only
+
+        problems += [f"EXESDB_BUS: {problem}" for problem in tls_file_problems(settings.bus)]
     if (state := _state_dir_problem(settings.state_dir)) is not None:
         problems.append(f"EXESDB_STATE_DIR: {state}")
     problems += _otlp_endpoint_problems(settings)

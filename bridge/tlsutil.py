@@ -5,7 +5,7 @@ versions as Go's ``crypto/tls`` does (``TLS12``) and may give a CA, certificate 
 PEM; a certificate or key that will not load is told by OpenSSL's reason (or the system's, for a
 file), never by the file's content. ``set_versions`` sets both sides' versions, so that TLS 1.0
 and 1.1, when a file asks for them, really negotiate. ``pem_file_problem`` judges a certificate or
-key file another library will read (the OTLP exporters'), before it does, and
+key file another library will read (the OTLP exporters', redis-py's), before it does, and
 ``cert_chain_error`` names the file at fault where OpenSSL's reason is only "PEM lib".
 """
 
@@ -105,12 +105,18 @@ def pem_certificates(value: str | None) -> str | None:
 _PEM_KEY: Final = re.compile(r"-----BEGIN ((?:[A-Z]+ )*)PRIVATE KEY-----")
 
 
-def pem_file_problem(path: str, kind: Literal["certificate", "key"]) -> str | None:
+def pem_file_problem(
+    path: str,
+    kind: Literal["certificate", "key"],
+    *,
+    if_encrypted: str | None = "give it unencrypted",
+) -> str | None:
     """What is wrong with ``path`` as a PEM ``certificate`` file (one or more, as OpenSSL loads
     them) or PEM private ``key`` file, in a few words naming the path; None when it will do.
 
     Missing, unreadable or a directory (the system's reason), not PEM (a DER file, anything
-    else), or, for a key, encrypted: the OTLP exporters take no pass phrase.
+    else), or, for a key, encrypted, with ``if_encrypted`` said of it: the OTLP exporters take no
+    pass phrase. None for ``if_encrypted``: an encrypted key will do (its pass phrase is given).
     """
     try:
         data = Path(path).read_bytes()
@@ -129,8 +135,8 @@ def pem_file_problem(path: str, kind: Literal["certificate", "key"]) -> str | No
     key = _PEM_KEY.search(text)
     if key is None:
         return f"{path} holds no PEM private key (-----BEGIN PRIVATE KEY-----)"
-    if "ENCRYPTED" in key[1] or "Proc-Type: 4,ENCRYPTED" in text:
-        return f"{path} holds an encrypted private key: give it unencrypted"
+    if if_encrypted is not None and ("ENCRYPTED" in key[1] or "Proc-Type: 4,ENCRYPTED" in text):
+        return f"{path} holds an encrypted private key: {if_encrypted}"
     return None
 
 

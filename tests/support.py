@@ -1,6 +1,6 @@
 """Helpers shared by the tests: free ports, waiting on conditions, real binaries, bridge processes,
 a command run in the test's own process, a clock the test moves, the opens of a file counted,
-Alertmanager's global section as its dump prints it.
+certificate and key files good and bad, Alertmanager's global section as its dump prints it.
 
 Waits poll a condition until a deadline (never a bare sleep); a test needing a server binary that
 is missing skips locally but fails under ``CI=true``.
@@ -567,6 +567,41 @@ def terminate(process: subprocess.Popen[Any], timeout: float) -> int:
         process.kill()
         process.wait()
         return -9
+
+
+def pem_files(directory: Path) -> dict[str, str]:
+    """Certificate and key files of every kind, good and bad, in ``directory``, by name:
+    ``client.key`` is ``client.pem``'s key, ``other.key`` another certificate's, and
+    ``encrypted.key`` is ``client.key`` under the pass phrase ``pass phrase``."""
+    import trustme
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509 import load_pem_x509_certificate
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("exesdb-bridge")
+    key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
+    der = load_pem_x509_certificate(ca.cert_pem.bytes()).public_bytes(serialization.Encoding.DER)
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pass phrase"),
+    )
+    contents = {
+        "ca.pem": ca.cert_pem.bytes(),
+        "client.pem": leaf.cert_chain_pems[0].bytes(),
+        "client.key": leaf.private_key_pem.bytes(),
+        "other.key": ca.issue_cert("another").private_key_pem.bytes(),
+        "combined.pem": leaf.private_key_pem.bytes() + leaf.cert_chain_pems[0].bytes(),
+        "ca.der": der,
+        "encrypted.key": encrypted,
+        "notes.txt": b"not a certificate\n",
+    }
+    files = {name: str(directory / name) for name in contents}
+    for name, data in contents.items():
+        (directory / name).write_bytes(data)
+    files["missing.pem"] = str(directory / "missing.pem")
+    files["directory"] = str(directory)
+    return files
 
 
 def make_settings(**env: str) -> Settings:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
 from bridge.bus.redis.link import OWN_OPTIONS
 from bridge.config import load_settings
@@ -19,7 +18,7 @@ from bridge.otlp_settings import otlp_enabled
 from bridge.settings import Settings, known_variables, unknown_variables
 from bridge.settings_checks import MIN_SECRET_LENGTH, start_warnings
 from bridge.unknown_variables import SETTINGS_WITHOUT_PREFIX
-from tests.support import ROOT, TEST_SECRET, bridge_env, check_config, run_bridge
+from tests.support import ROOT, TEST_SECRET, bridge_env, check_config, pem_files, run_bridge
 
 LONG_SECRET = "s3cr3t-" + "k" * 40
 SHORT_SECRET = "short-s3cr3t-value"
@@ -1202,10 +1201,15 @@ def test_a_secret_of_32_characters_is_enough(
 
 
 def test_a_rediss_url_takes_a_private_ca_and_a_client_certificate(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """EXESDB_BUS takes redis-py's TLS options in its query, as docs/redis.md shows them."""
-    url = "rediss://redis:6380/0?ssl_ca_certs=/ca.crt&ssl_certfile=/c.crt&ssl_keyfile=/c.key"
+    """EXESDB_BUS takes redis-py's TLS options in its query, as docs/redis.md shows them (files
+    that load: tests/bus/redis/test_tls_files.py has those that do not)."""
+    files = pem_files(tmp_path)
+    url = (
+        f"rediss://redis:6380/0?ssl_ca_certs={files['ca.pem']}&ssl_certfile={files['client.pem']}"
+        f"&ssl_keyfile={files['client.key']}"
+    )
     status, _, err = check_config(monkeypatch, capsys, EXESDB_BUS=url, SECRET_KEY_BASE="x" * 32)
     assert status == 0, err
 
@@ -1918,37 +1922,6 @@ def test_an_empty_secret_is_refused_as_an_unset_one_where_it_must_be_set(
     ) in empty.stderr
 
 
-def _pem_files(directory: Any) -> dict[str, str]:
-    """Certificate and key files of every kind, good and bad, in ``directory``, by name."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.x509 import load_pem_x509_certificate
-
-    ca = trustme.CA()
-    leaf = ca.issue_cert("exesdb-bridge")
-    key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
-    der = load_pem_x509_certificate(ca.cert_pem.bytes()).public_bytes(serialization.Encoding.DER)
-    encrypted = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"pass phrase"),
-    )
-    contents = {
-        "ca.pem": ca.cert_pem.bytes(),
-        "client.pem": leaf.cert_chain_pems[0].bytes(),
-        "client.key": leaf.private_key_pem.bytes(),
-        "combined.pem": leaf.private_key_pem.bytes() + leaf.cert_chain_pems[0].bytes(),
-        "ca.der": der,
-        "encrypted.key": encrypted,
-        "notes.txt": b"not a certificate\n",
-    }
-    files = {name: str(directory / name) for name in contents}
-    for name, data in contents.items():
-        (directory / name).write_bytes(data)
-    files["missing.pem"] = str(directory / "missing.pem")
-    files["directory"] = str(directory)
-    return files
-
-
 _COLLECTOR = {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector.example:4317"}
 
 
@@ -1977,7 +1950,7 @@ def test_a_bad_otlp_certificate_or_key_file_stops_start_up_naming_its_variable(
     """With OTLP export on, a certificate or key file the SDK's exporters would read that is
     missing, unreadable, no PEM of its kind or an encrypted key is exit 2 in check-config, one
     line naming the variable, the file and its fault."""
-    path = _pem_files(tmp_path)[file]
+    path = pem_files(tmp_path)[file]
     status, _, err = check_config(monkeypatch, capsys, **_COLLECTOR, **{variable: path})
     assert status == 2
     [line] = [line for line in err.splitlines() if line.startswith(f"  {variable}: ")]
@@ -2017,7 +1990,7 @@ def test_good_otlp_certificate_and_key_files_load(
 ) -> None:
     """PEM CA certificates, a client certificate (alone, or with its key in one file) and its
     unencrypted key load, per signal as in general."""
-    files = _pem_files(tmp_path)
+    files = pem_files(tmp_path)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector.example:4317")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", files["ca.pem"])
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", files["client.pem"])

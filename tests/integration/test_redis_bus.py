@@ -704,6 +704,42 @@ async def test_the_bus_runs_over_tls_with_rediss(tmp_path: Path, replicas: list[
         server.stop()
 
 
+async def test_a_ca_file_gone_is_told_by_a_connection_that_needs_it_and_its_return_taken(
+    tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """A rediss:// URL's CA file removed after a replica connected with it (a rotation half
+    done) fails the next replica's connections before Redis is tried: its readiness names the
+    query option and the file, not Redis unreachable, and the file put back is taken at the
+    next try, without a restart."""
+    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
+    certificate = (tmp_path / "redis-tls" / "cert.pem").read_bytes()
+    ca = tmp_path / "redis-ca.pem"
+    ca.write_bytes(certificate)
+    url = f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={ca}"
+    said = (
+        "is not connected: a TLS file EXESDB_BUS names does not load: query option"
+        f" 'ssl_ca_certs': cannot read {ca}: No such file or directory"
+    )
+    try:
+        first = await Replica(url, "node-a").start()
+        replicas.append(first)
+        await async_wait_until(first.ready, 10, "the first replica connected")
+        ca.unlink()
+        second = await Replica(url, "node-b").start()
+        replicas.append(second)
+
+        def reason() -> str:
+            return str(second.bridge.readiness()["bus"]["reason"])
+
+        await async_wait_until(lambda: reason().endswith(said), 10, f"told: {said}")
+        ca.write_bytes(certificate)
+        await async_wait_until(second.ready, 10, "the second replica connected")
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
+
+
 async def test_consumers_of_departed_replicas_are_forgotten(
     redis_server: Callable[[], RedisServer], replicas: list[Replica]
 ) -> None:

@@ -38,7 +38,8 @@ The parts: ``transport.py`` wires them; ``link.py`` (the client, its state, the 
 ``fanout.py`` (XREAD), ``lease.py`` and ``consumer_group.py`` (the work queue),
 ``work_queue.py`` (the lease capability), ``shared_state.py`` (the state capability),
 ``coordination.py`` (the cluster monitor's keys), ``node_name.py`` (the node name check),
-``metrics.py``.
+``tls_files.py`` (the TLS files a ``rediss://`` URL names, checked at start and at each failed
+try), ``metrics.py``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from types import MappingProxyType
@@ -27,8 +28,9 @@ from redis.exceptions import (
 
 from bridge.backoff import Backoff
 from bridge.bus.redis.layout import RAW_REPLIES
+from bridge.bus.redis.tls_files import tls_file_problems
 from bridge.errors import TransportError
-from bridge.redaction import safe_url
+from bridge.redaction import redact_urls, safe_url
 
 __all__ = [
     "OWN_OPTIONS",
@@ -109,6 +111,13 @@ _PIPELINE: Final = re.compile(
 
 Step = Callable[[], Awaitable[float | None]]
 
+# Why a connection failed while a TLS file of the URL does not load, before what is wrong with
+# it: redis-py loads them before it connects, so Redis was not even tried.
+_TLS_FILE_BAD: Final = "a TLS file EXESDB_BUS names does not load"
+# What a failure holds when it came of the network, not of a file: refused, reset, timed out, no
+# such host (redis-py's own ConnectionError and TimeoutError hold one of these as their cause).
+_NETWORK_ERRORS: Final = (ConnectionError, TimeoutError, socket.gaierror)
+
 # Where the refusals of frames dropped are kept among the loops' (no loop's success ends them).
 _DROPPED_FRAMES: Final = object()
 
@@ -164,6 +173,7 @@ class Link:
         self.connected = False  # whether Redis answers (if only to refuse)
         self.answered = asyncio.Event()  # Redis has answered since the start
         self.error: str | None = None  # why Redis is unreachable (None: not tried yet)
+        self._down_said = "is unreachable"  # or, a TLS file not loading, "is not connected"
         self._unreachable_since = 0.0  # when it last failed so
         self.connection_errors = 0
         self.stage_errors = 0
@@ -189,12 +199,13 @@ class Link:
 
     def trouble(self) -> str | None:
         """What keeps the bus from Redis now, said after "Redis at <url> " (``is unreachable:
-        …``, ``refuses the bridge's credentials: …``, ``refuses the bridge's commands: …``:
-        whichever came last), or None."""
+        …``, ``is not connected: a TLS file EXESDB_BUS names does not load: …``, ``refuses the
+        bridge's credentials: …``, ``refuses the bridge's commands: …``: whichever came last),
+        or None."""
         latest = max(self._refused(), default=None)
         unreachable = not self.connected and self.error is not None
         if unreachable and (latest is None or latest[0] <= self._unreachable_since):
-            return f"is unreachable: {self.error}"
+            return f"{self._down_said}: {self.error}"
         if latest is not None:
             return latest[1]
         return None if self.connected else "is not connected yet"
@@ -236,12 +247,18 @@ class Link:
             callback()
         if self._told_refused(exc, owner, "; retrying with backoff"):
             return self.backoff.delay(failures)
-        why = _reason(exc)
+        files = self._tls_files(exc)
+        said, why = (
+            ("is unreachable", _reason(exc))
+            if files is None
+            else ("is not connected", f"{_TLS_FILE_BAD}: {files}")
+        )
         # Once per outage and reason: the loops sharing the link fail together, alike.
         if self.connected or (failures == 1 and why != self.error):
             _logger.warning(
-                "Redis at %s is unreachable: %s; retrying with backoff", safe_url(self.url), why
+                "Redis at %s %s: %s; retrying with backoff", safe_url(self.url), said, why
             )
+        self._down_said = said
         self.connected = False
         self.error = why
         self._unreachable_since = self._clock()
@@ -370,11 +387,25 @@ class Link:
         try:
             yield
         except RETRYABLE as exc:
-            self.refused_aside(exc, owner)
-            raise TransportError(
-                f"Redis at {safe_url(self.url)} could not {doing}: {_reason(exc)}"
-            ) from exc
+            files = None if self.refused_aside(exc, owner) else self._tls_files(exc)
+            why = _reason(exc) if files is None else f"{_TLS_FILE_BAD}: {files}"
+            raise TransportError(f"Redis at {safe_url(self.url)} could not {doing}: {why}") from exc
         self.taken_aside(owner)
+
+    def _tls_files(self, exc: BaseException) -> str | None:
+        """What keeps redis-py from loading the TLS files the URL names, when something does
+        (``tls_file_problems``) and ``exc`` may come of it, else None. Asked at each failure
+        but the network's: the files were fine at start, and their words (``No such file or
+        directory``) would read as Redis's."""
+        cause: BaseException | None = exc
+        seen = set()
+        while cause is not None and id(cause) not in seen:
+            if isinstance(cause, _NETWORK_ERRORS):
+                return None  # the network's: the files are not read (a CA bundle takes ms)
+            seen.add(id(cause))
+            cause = cause.__cause__ or cause.__context__
+        problems = tls_file_problems(self.url)
+        return redact_urls("; ".join(problems)) if problems else None
 
 
 def redis_client(url: str, *, block_ms: int) -> Redis:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -20,7 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from bridge.backoff import Backoff
 from bridge.bus.redis.link import OWN_OPTIONS, Link, redis_client, script_named, temporary
 from bridge.errors import TransportError
-from tests.support import ManualClock
+from tests.support import ManualClock, pem_files
 
 URL = "redis://:hunter2@127.0.0.1:1/0"
 
@@ -502,6 +504,48 @@ def test_a_refusal_at_the_boundary_is_told_until_that_work_gets_through(
     with pytest.raises(TransportError), link.boundary("swap k"):
         raise RedisConnectionError("Connection refused")
     assert (link.trouble(), link.connection_errors) == (None, 2)
+
+
+async def test_a_tls_file_gone_since_start_is_told_as_such_not_as_redis_unreachable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A CA file EXESDB_BUS names that goes after start (a rotation half done) fails each new
+    connection before Redis is tried: the retries, readiness and the boundary say the file and
+    what is wrong with it, not Redis unreachable; while it loads, a failure is Redis's."""
+    ca = pem_files(tmp_path)["ca.pem"]
+    url = f"rediss://:hunter2@127.0.0.1:1/0?ssl_ca_certs={ca}"
+
+    async def failure() -> BaseException:
+        """How a PING over a new connection (which loads the TLS files anew) fails."""
+        fresh = Redis.from_url(url, socket_connect_timeout=2)
+        try:
+            with pytest.raises(RedisConnectionError) as failed:
+                await fresh.ping()
+        finally:
+            await fresh.aclose()
+        return failed.value
+
+    client = Redis.from_url(url)
+    link = Link(url, client, Backoff(base=0.001, cap=0.004, jitter=0.0))
+    try:
+        with caplog.at_level("WARNING", logger="bridge.bus.redis.link"):
+            link.down(await failure(), 1)
+            os.unlink(ca)
+            link.down(await failure(), 1)
+            with pytest.raises(TransportError) as told, link.boundary("read the notes"):
+                raise await failure()
+    finally:
+        await client.aclose()
+    gone = (
+        f"a TLS file EXESDB_BUS names does not load: query option 'ssl_ca_certs': cannot read"
+        f" {ca}: No such file or directory"
+    )
+    where = "Redis at rediss://:<redacted>@127.0.0.1:1/…"
+    warned = [record.getMessage() for record in caplog.records]
+    assert warned[0].startswith(f"{where} is unreachable: Error 111 connecting"), warned
+    assert warned[1:] == [f"{where} is not connected: {gone}; retrying with backoff"]
+    assert link.trouble() == f"is not connected: {gone}"
+    assert str(told.value) == f"{where} could not read the notes: {gone}"
 
 
 def test_every_option_the_transport_sets_itself_is_one_exesdb_bus_refuses() -> None:
