@@ -480,6 +480,18 @@ def _encrypted(key_pem: bytes) -> bytes:
     )
 
 
+def _rsa_key() -> bytes:
+    """A new RSA private key, as PEM: another type than trustme's EC keys."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
 @pytest.mark.parametrize(
     ("spoil", "reason"),
     [
@@ -490,6 +502,7 @@ def _encrypted(key_pem: bytes) -> bytes:
         ),
         ("key_encrypted", "{key} holds an encrypted private key: give it unencrypted"),
         ("key_of_another", "the key is not the certificate's (KEY_VALUES_MISMATCH)"),
+        ("key_of_another_type", "the key is not the certificate's (NO_CERTIFICATE_ASSIGNED)"),
     ],
 )
 def test_a_certificate_that_does_not_load_is_refused_saying_which_file_and_why(
@@ -506,8 +519,10 @@ def test_a_certificate_that_does_not_load_is_refused_saying_which_file_and_why(
         cert.write_bytes(key.read_bytes())
     elif spoil == "key_encrypted":
         key.write_bytes(_encrypted(key.read_bytes()))
-    else:
+    elif spoil == "key_of_another":
         key.write_bytes(files.ca.issue_cert("other.test").private_key_pem.bytes())
+    else:  # an RSA key for trustme's EC certificate
+        key.write_bytes(_rsa_key())
     with pytest.raises(ConfigError) as caught:
         load(path)
     [problem] = caught.value.problems
