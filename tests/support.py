@@ -29,7 +29,7 @@ import unicodedata
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
@@ -569,6 +569,20 @@ def terminate(process: subprocess.Popen[Any], timeout: float) -> int:
         return -9
 
 
+@cache
+def rsa_key_pem() -> bytes:
+    """An RSA private key as PEM (PKCS#8), another type than trustme's EC keys; one per
+    process (a new one takes 60 ms)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
 def pem_files(directory: Path) -> dict[str, str]:
     """Certificate and key files of every kind, good and bad, in ``directory``, by name:
     ``client.key`` is ``client.pem``'s key (EC), ``other.key`` another certificate's,
@@ -577,7 +591,6 @@ def pem_files(directory: Path) -> dict[str, str]:
     p11-kit writes a system bundle."""
     import trustme
     from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509 import load_pem_x509_certificate
 
     ca = trustme.CA()
@@ -595,11 +608,7 @@ def pem_files(directory: Path) -> dict[str, str]:
         "client.key": leaf.private_key_pem.bytes(),
         "other.key": ca.issue_cert("another").private_key_pem.bytes(),
         "combined.pem": leaf.private_key_pem.bytes() + leaf.cert_chain_pems[0].bytes(),
-        "rsa.key": rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
+        "rsa.key": rsa_key_pem(),
         "labelled-ca.pem": "# Főtanúsítvány\n".encode() + ca.cert_pem.bytes(),
         "ca.der": der,
         "encrypted.key": encrypted,

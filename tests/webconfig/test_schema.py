@@ -15,6 +15,7 @@ from bridge.errors import ConfigError
 from bridge.webconfig.loading import load
 from bridge.webconfig.schema import WebConfig, parse_web_config
 from tests.doc_text import fenced, page
+from tests.support import rsa_key_pem
 from tests.webconfig.files import WebFiles, bcrypt_hash
 
 HASH = bcrypt_hash("pw")
@@ -480,18 +481,6 @@ def _encrypted(key_pem: bytes) -> bytes:
     )
 
 
-def _rsa_key() -> bytes:
-    """A new RSA private key, as PEM: another type than trustme's EC keys."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
 @pytest.mark.parametrize(
     ("spoil", "reason"),
     [
@@ -522,7 +511,7 @@ def test_a_certificate_that_does_not_load_is_refused_saying_which_file_and_why(
     elif spoil == "key_of_another":
         key.write_bytes(files.ca.issue_cert("other.test").private_key_pem.bytes())
     else:  # an RSA key for trustme's EC certificate
-        key.write_bytes(_rsa_key())
+        key.write_bytes(rsa_key_pem())
     with pytest.raises(ConfigError) as caught:
         load(path)
     [problem] = caught.value.problems
