@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 __all__ = [
+    "KEY_NOT_THE_CERTIFICATES",
     "TLS_VERSIONS",
     "cert_chain_error",
     "load_cert_chain",
@@ -101,6 +102,9 @@ def pem_certificates(value: str | None) -> str | None:
     return value
 
 
+# OpenSSL's reasons when a certificate and a key that load each are not a pair: the same type,
+# or a key of another type (RSA for an EC certificate), which it keeps for a certificate to come.
+KEY_NOT_THE_CERTIFICATES: Final = frozenset({"KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"})
 # A PEM private key block: PKCS#8 (PRIVATE KEY, ENCRYPTED PRIVATE KEY) or traditional (RSA, EC).
 _PEM_KEY: Final = re.compile(r"-----BEGIN ((?:[A-Z]+ )*)PRIVATE KEY-----")
 
@@ -122,10 +126,9 @@ def pem_file_problem(
         data = Path(path).read_bytes()
     except OSError as exc:
         return f"cannot read {path}: {load_error(exc)}"
-    try:
-        text = data.decode("ascii")
-    except UnicodeDecodeError:
-        text = ""  # DER or anything else binary: no PEM
+    # OpenSSL reads PEM among any other text, such as a bundle's labels in UTF-8 (p11-kit's):
+    # cadata takes ASCII only, so each other byte is a "?" (DER and other binary hold no PEM).
+    text = data.decode("latin-1").encode("ascii", "replace").decode("ascii")
     if kind == "certificate":
         try:
             ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=text)
@@ -155,8 +158,8 @@ def cert_chain_error(
         for path, kind in files:
             if path and (problem := pem_file_problem(path, kind)) is not None:
                 return problem
-        if exc.reason == "KEY_VALUES_MISMATCH":
-            return "the key is not the certificate's (KEY_VALUES_MISMATCH)"
+        if exc.reason in KEY_NOT_THE_CERTIFICATES:
+            return f"the key is not the certificate's ({exc.reason})"
     return load_error(exc)
 
 

@@ -82,16 +82,26 @@ def credentials(url: str, user: str | None) -> tuple[str, str | None]:
     elif ":" in user:
         name, _, password = user.partition(":")
     else:
-        try:
-            name, password = user, getpass.getpass(f"password for {user}: ")
-        except EOFError:
-            raise ValueError(
-                f"--user {user}: no password given, and none could be asked for (no terminal,"
-                f" and stdin ended): give it as --user {user}:PASSWORD"
-            ) from None
+        name, password = user, ask_password(user)
     netloc = parts.netloc.rpartition("@")[2]
     token = base64.b64encode(f"{name}:{password}".encode()).decode()
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), f"Basic {token}"
+
+
+def ask_password(user: str) -> str:
+    """The password of --user USER, asked on the terminal, else read from stdin; ValueError
+    when neither gives one (stdin empty, or closed: None, which getpass reads without a check)."""
+    try:
+        return getpass.getpass(f"password for {user}: ")
+    except EOFError:
+        pass
+    except AttributeError:
+        if sys.stdin is not None:
+            raise
+    raise ValueError(
+        f"--user {user}: no password given, and none could be asked for (no terminal,"
+        f" and stdin ended): give it as --user {user}:PASSWORD"
+    )
 
 
 def sign(key: bytes, body: bytes, t: int) -> str:

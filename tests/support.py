@@ -29,7 +29,7 @@ import unicodedata
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
@@ -569,10 +569,26 @@ def terminate(process: subprocess.Popen[Any], timeout: float) -> int:
         return -9
 
 
+@cache
+def rsa_key_pem() -> bytes:
+    """An RSA private key as PEM (PKCS#8), another type than trustme's EC keys; one per
+    process (a new one takes 60 ms)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
 def pem_files(directory: Path) -> dict[str, str]:
     """Certificate and key files of every kind, good and bad, in ``directory``, by name:
-    ``client.key`` is ``client.pem``'s key, ``other.key`` another certificate's, and
-    ``encrypted.key`` is ``client.key`` under the pass phrase ``pass phrase``."""
+    ``client.key`` is ``client.pem``'s key (EC), ``other.key`` another certificate's,
+    ``rsa.key`` an RSA key (another type), ``encrypted.key`` is ``client.key`` under the pass
+    phrase ``pass phrase``, and ``labelled-ca.pem`` is ``ca.pem`` after a label in UTF-8, as
+    p11-kit writes a system bundle."""
     import trustme
     from cryptography.hazmat.primitives import serialization
     from cryptography.x509 import load_pem_x509_certificate
@@ -592,6 +608,8 @@ def pem_files(directory: Path) -> dict[str, str]:
         "client.key": leaf.private_key_pem.bytes(),
         "other.key": ca.issue_cert("another").private_key_pem.bytes(),
         "combined.pem": leaf.private_key_pem.bytes() + leaf.cert_chain_pems[0].bytes(),
+        "rsa.key": rsa_key_pem(),
+        "labelled-ca.pem": "# Főtanúsítvány\n".encode() + ca.cert_pem.bytes(),
         "ca.der": der,
         "encrypted.key": encrypted,
         "notes.txt": b"not a certificate\n",

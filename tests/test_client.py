@@ -148,13 +148,17 @@ def test_user_takes_a_password_or_leaves_it_to_ask() -> None:
          "-f", "component=c"],
     ],
 )  # fmt: skip
+@pytest.mark.parametrize("closed", [False, True], ids=["empty stdin", "closed stdin"])
 def test_user_without_a_password_and_nothing_to_ask_it_on_is_a_usage_error(
-    command: list[str],
+    command: list[str], closed: bool
 ) -> None:
-    """--user USER with no terminal and an empty stdin (a script, a cron job) exits 2 saying to
-    give USER:PASSWORD, not with getpass's traceback, before anything is sent."""
+    """--user USER with no terminal and an empty or closed stdin (a script, a cron job) exits 2
+    saying to give USER:PASSWORD, not with getpass's traceback, before anything is sent."""
+    # sh closes stdin (<&-) before the bridge starts: Python then has sys.stdin None.
+    closing = ["sh", "-c", 'exec "$@" <&-', "sh"] if closed else []
+    bridge = [sys.executable, "-m", "bridge", *command]
     completed = subprocess.run(
-        [sys.executable, "-m", "bridge", *command, "--user", "ops", "--url", "http://127.0.0.1:9"],
+        [*closing, *bridge, "--user", "ops", "--url", "http://127.0.0.1:9"],
         env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, SECRET_KEY_BASE=TEST_SECRET),
         input="",
         capture_output=True,

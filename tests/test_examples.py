@@ -158,11 +158,15 @@ def test_the_python_signer_says_when_no_bridge_answers() -> None:
     assert "Traceback" not in completed.stderr
 
 
-def test_the_python_signer_without_a_password_to_ask_for_is_a_usage_error() -> None:
-    """sign.py --user USER with no terminal and an empty stdin exits 2 saying to give
+@pytest.mark.parametrize("closed", [False, True], ids=["empty stdin", "closed stdin"])
+def test_the_python_signer_without_a_password_to_ask_for_is_a_usage_error(closed: bool) -> None:
+    """sign.py --user USER with no terminal and an empty or closed stdin exits 2 saying to give
     USER:PASSWORD, without getpass's traceback."""
+    # sh closes stdin (<&-) before the signer starts: Python then has sys.stdin None.
+    closing = ["sh", "-c", 'exec "$@" <&-', "sh"] if closed else []
+    arguments = ["ex_esdb_health", "node_health_updated", HEALTHY, "--user", "ops"]
     completed = subprocess.run(
-        [*_signer("sign.py"), "ex_esdb_health", "node_health_updated", HEALTHY, "--user", "ops"],
+        [*closing, *_signer("sign.py"), *arguments],
         env=bridge_env(SECRET_KEY_BASE=TEST_SECRET, EXESDB_URL="http://127.0.0.1:9"),
         input="",
         capture_output=True,

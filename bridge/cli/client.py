@@ -18,6 +18,7 @@ import argparse
 import base64
 import getpass
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -221,12 +222,17 @@ def _ask_password(name: str) -> str:
         try:
             return getpass.getpass(f"password for {name}: ")
         except EOFError:
-            raise ConfigError(
-                [
-                    f"--user {name}: no password given, and none could be asked for (no terminal,"
-                    f" and stdin ended): give it as --user {name}:PASSWORD"
-                ]
-            ) from None
+            pass
+        except AttributeError:
+            # A closed stdin (``<&-``) is None, which getpass reads without a check.
+            if sys.stdin is not None:
+                raise
+    raise ConfigError(
+        [
+            f"--user {name}: no password given, and none could be asked for (no terminal,"
+            f" and stdin ended): give it as --user {name}:PASSWORD"
+        ]
+    )
 
 
 def target(

@@ -15,6 +15,7 @@ from bridge.errors import ConfigError
 from bridge.webconfig.loading import load
 from bridge.webconfig.schema import WebConfig, parse_web_config
 from tests.doc_text import fenced, page
+from tests.support import rsa_key_pem
 from tests.webconfig.files import WebFiles, bcrypt_hash
 
 HASH = bcrypt_hash("pw")
@@ -490,6 +491,7 @@ def _encrypted(key_pem: bytes) -> bytes:
         ),
         ("key_encrypted", "{key} holds an encrypted private key: give it unencrypted"),
         ("key_of_another", "the key is not the certificate's (KEY_VALUES_MISMATCH)"),
+        ("key_of_another_type", "the key is not the certificate's (NO_CERTIFICATE_ASSIGNED)"),
     ],
 )
 def test_a_certificate_that_does_not_load_is_refused_saying_which_file_and_why(
@@ -506,8 +508,10 @@ def test_a_certificate_that_does_not_load_is_refused_saying_which_file_and_why(
         cert.write_bytes(key.read_bytes())
     elif spoil == "key_encrypted":
         key.write_bytes(_encrypted(key.read_bytes()))
-    else:
+    elif spoil == "key_of_another":
         key.write_bytes(files.ca.issue_cert("other.test").private_key_pem.bytes())
+    else:  # an RSA key for trustme's EC certificate
+        key.write_bytes(rsa_key_pem())
     with pytest.raises(ConfigError) as caught:
         load(path)
     [problem] = caught.value.problems

@@ -18,7 +18,13 @@ from typing import Any, Final, Literal
 
 from redis.asyncio.connection import parse_url  # as the transport's from_url reads the URL
 
-from bridge.tlsutil import cert_chain_error, load_error, pem_certificates, pem_file_problem
+from bridge.tlsutil import (
+    KEY_NOT_THE_CERTIFICATES,
+    cert_chain_error,
+    load_error,
+    pem_certificates,
+    pem_file_problem,
+)
 
 __all__ = ["tls_file_problems"]
 
@@ -99,9 +105,13 @@ def _chain_problems(options: Mapping[str, Any]) -> list[str]:
             else "query option 'ssl_certfile'"
         )
         key_in = key_file or cert_file  # without ssl_keyfile, the key is read from the same
-        if isinstance(exc, ssl.SSLError) and exc.reason == "KEY_VALUES_MISMATCH":
+        if isinstance(exc, ssl.SSLError) and exc.reason in KEY_NOT_THE_CERTIFICATES:
             return [f"{named}: the key in {key_in} is not the certificate's in {cert_file}"]
-        if password and isinstance(exc, ssl.SSLError):
+        if (
+            password
+            and isinstance(exc, ssl.SSLError)
+            and pem_file_problem(key_in, "key", if_encrypted=None) is None
+        ):
             # Both files hold PEM of their kind: OpenSSL's "PEM lib" is the pass phrase.
             return [f"{named}: the key in {key_in} does not open with ssl_password"]
         return [f"{named}: {cert_chain_error(exc, cert_file=cert_file, key_file=key_in)}"]

@@ -70,7 +70,16 @@ def bus(query: str, files: dict[str, str]) -> str:
             " certificate's in {client.pem}",
         ),
         (
+            "ssl_certfile={client.pem}&ssl_keyfile={rsa.key}&ssl_password=unused",
+            "query options 'ssl_certfile' and 'ssl_keyfile': the key in {rsa.key} is not the"
+            " certificate's in {client.pem}",
+        ),
+        (
             "ssl_certfile={client.pem}",
+            "query option 'ssl_certfile': {client.pem} holds no PEM private key",
+        ),
+        (
+            "ssl_certfile={client.pem}&ssl_password=unused",
             "query option 'ssl_certfile': {client.pem} holds no PEM private key",
         ),
         ("ssl_keyfile={client.key}", "query option 'ssl_keyfile' without 'ssl_certfile'"),
@@ -90,10 +99,11 @@ def test_a_tls_file_redis_py_would_not_load_stops_check_config_naming_it(
     said: str,
 ) -> None:
     """A TLS file of EXESDB_BUS's query that is missing, a folder, no PEM of its kind, an
-    encrypted key without its pass phrase (or with a wrong one), a key not the certificate's,
-    a key without a certificate, or an ssl_ca_path that is no folder, is exit 2 in check-config:
-    one line naming EXESDB_BUS, the query option and the file, and never the URL's password
-    (redis-py would fail every connection, told as Redis unreachable)."""
+    encrypted key without its pass phrase (or with a wrong one), a key not the certificate's
+    (of its type or another), a key without a certificate (ssl_password or not), or an
+    ssl_ca_path that is no folder, is exit 2 in check-config: one line naming EXESDB_BUS, the
+    query option and the file, and never the URL's password (redis-py would fail every
+    connection, told as Redis unreachable)."""
     files = pem_files(tmp_path)
     status, out, err = check_config(
         monkeypatch, capsys, EXESDB_BUS=bus(query, files), SECRET_KEY_BASE=TEST_SECRET
@@ -108,6 +118,7 @@ def test_a_tls_file_redis_py_would_not_load_stops_check_config_naming_it(
     "query",
     [
         "ssl_ca_certs={ca.pem}",
+        "ssl_ca_certs={labelled-ca.pem}",
         "ssl_ca_certs={ca.pem}&ssl_certfile={client.pem}&ssl_keyfile={client.key}",
         "ssl_certfile={combined.pem}",
         "ssl_certfile={client.pem}&ssl_keyfile={encrypted.key}&ssl_password="
@@ -118,8 +129,9 @@ def test_a_tls_file_redis_py_would_not_load_stops_check_config_naming_it(
 def test_tls_files_redis_py_loads_pass(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, query: str
 ) -> None:
-    """A private CA, a client certificate with its key (in its own file or the certificate's,
-    encrypted with ssl_password given), a folder of CAs: check-config takes them (exit 0)."""
+    """A private CA (after a label in UTF-8 too), a client certificate with its key (in its own
+    file or the certificate's, encrypted with ssl_password given), a folder of CAs:
+    check-config takes them (exit 0)."""
     url = bus(query, pem_files(tmp_path))
     status, _, err = check_config(monkeypatch, capsys, EXESDB_BUS=url, SECRET_KEY_BASE=TEST_SECRET)
     assert status == 0, err
