@@ -388,6 +388,25 @@ def run_command(
     )
 
 
+def run_without_terminal(
+    command: Sequence[str], env: Mapping[str, str], *, closed_stdin: bool
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` as a script or cron job would (``run_command``'s environment): no
+    controlling terminal, and stdin empty or, with ``closed_stdin``, closed."""
+    # sh closes stdin (<&-) before the command starts: Python then has sys.stdin None.
+    closing = ["sh", "-c", 'exec "$@" <&-', "sh"] if closed_stdin else []
+    return subprocess.run(
+        [*closing, *command],
+        env=bridge_env(**env),
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        start_new_session=True,  # no controlling terminal: getpass cannot open /dev/tty
+    )
+
+
 def run_bridge(
     *args: str,
     env: Mapping[str, str] | None = None,

@@ -40,8 +40,8 @@ from tests.support import (
     ADMIN_TOKEN,
     TEST_SECRET,
     ThreadedBridge,
-    bridge_env,
     run_command,
+    run_without_terminal,
     unavailable,
 )
 from tests.webconfig.files import WebFiles
@@ -154,18 +154,11 @@ def test_user_without_a_password_and_nothing_to_ask_it_on_is_a_usage_error(
 ) -> None:
     """--user USER with no terminal and an empty or closed stdin (a script, a cron job) exits 2
     saying to give USER:PASSWORD, not with getpass's traceback, before anything is sent."""
-    # sh closes stdin (<&-) before the bridge starts: Python then has sys.stdin None.
-    closing = ["sh", "-c", 'exec "$@" <&-', "sh"] if closed else []
     bridge = [sys.executable, "-m", "bridge", *command]
-    completed = subprocess.run(
-        [*closing, *bridge, "--user", "ops", "--url", "http://127.0.0.1:9"],
-        env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, SECRET_KEY_BASE=TEST_SECRET),
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        start_new_session=True,  # no controlling terminal: getpass cannot open /dev/tty
+    completed = run_without_terminal(
+        [*bridge, "--user", "ops", "--url", "http://127.0.0.1:9"],
+        {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "SECRET_KEY_BASE": TEST_SECRET},
+        closed_stdin=closed,
     )
     assert completed.returncode == 2, completed.stderr
     assert "Traceback" not in completed.stderr

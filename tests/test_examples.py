@@ -18,11 +18,11 @@ from tests.support import (
     ROOT,
     TEST_SECRET,
     BridgeProcess,
-    bridge_env,
     free_port,
     http_get,
     require_binary,
     run_command,
+    run_without_terminal,
 )
 
 __all__ = ["secured", "webhook_receiver"]  # the fixtures, imported for the tests below
@@ -162,18 +162,11 @@ def test_the_python_signer_says_when_no_bridge_answers() -> None:
 def test_the_python_signer_without_a_password_to_ask_for_is_a_usage_error(closed: bool) -> None:
     """sign.py --user USER with no terminal and an empty or closed stdin exits 2 saying to give
     USER:PASSWORD, without getpass's traceback."""
-    # sh closes stdin (<&-) before the signer starts: Python then has sys.stdin None.
-    closing = ["sh", "-c", 'exec "$@" <&-', "sh"] if closed else []
     arguments = ["ex_esdb_health", "node_health_updated", HEALTHY, "--user", "ops"]
-    completed = subprocess.run(
-        [*closing, *_signer("sign.py"), *arguments],
-        env=bridge_env(SECRET_KEY_BASE=TEST_SECRET, EXESDB_URL="http://127.0.0.1:9"),
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        start_new_session=True,  # no controlling terminal: getpass cannot open /dev/tty
+    completed = run_without_terminal(
+        [*_signer("sign.py"), *arguments],
+        {"SECRET_KEY_BASE": TEST_SECRET, "EXESDB_URL": "http://127.0.0.1:9"},
+        closed_stdin=closed,
     )
     assert completed.returncode == 2, completed.stderr
     assert "Traceback" not in completed.stderr
