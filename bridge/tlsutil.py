@@ -7,15 +7,18 @@ file), never by the file's content. ``set_versions`` sets both sides' versions, 
 and 1.1, when a file asks for them, really negotiate. ``pem_file_problem`` judges a certificate or
 key file another library will read (the OTLP exporters', redis-py's), before it does, and
 ``cert_chain_error`` names the file at fault where OpenSSL's reason is only "PEM lib".
+``stamp_files`` tells when a certificate, key or CA file changed (the web config's reload, the
+Redis bus's TLS files).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import ssl
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Final, Literal
@@ -23,13 +26,18 @@ from typing import Final, Literal
 __all__ = [
     "KEY_NOT_THE_CERTIFICATES",
     "TLS_VERSIONS",
+    "Stamp",
     "cert_chain_error",
     "load_cert_chain",
     "load_error",
     "pem_certificates",
     "pem_file_problem",
     "set_versions",
+    "stamp_files",
 ]
+
+# (path, SHA-256 of its content) of each file, or (path,) for one that cannot be read.
+Stamp = tuple[tuple[object, ...], ...]
 
 TLS_VERSIONS: Final = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -196,3 +204,17 @@ def _in_memory(text: str) -> Iterator[str]:
         yield f"/proc/self/fd/{fd}"
     finally:
         os.close(fd)
+
+
+def stamp_files(names: Iterable[str]) -> Stamp:
+    """Each file of ``names`` read and hashed (a few KiB each), to tell when one changes (file
+    times can miss a quick rewrite)."""
+    stamps: list[tuple[object, ...]] = []
+    for name in names:
+        try:
+            content = Path(name).read_bytes()
+        except OSError:
+            stamps.append((name,))
+        else:
+            stamps.append((name, hashlib.sha256(content).digest()))
+    return tuple(stamps)

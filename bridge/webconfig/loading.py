@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import ssl
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.errors import ConfigError
+from bridge.tlsutil import Stamp, stamp_files
 from bridge.webconfig.schema import TLSServerConfig, WebConfig, parse_web_config, tls_section
 from bridge.webconfig.tls import server_context
 from bridge.yamlconfig import read_text_and_bytes, read_yaml
@@ -22,16 +22,11 @@ from bridge.yamlconfig import read_text_and_bytes, read_yaml
 __all__ = [
     "Judged",
     "Loaded",
-    "Stamp",
     "describe_web_config",
     "judge",
     "load",
-    "stamp_files",
     "tls_files",
 ]
-
-# (path, SHA-256 of its content) of each file, or (path,) for one that cannot be read.
-Stamp = tuple[tuple[object, ...], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,19 +104,6 @@ def tls_files(tls: TLSServerConfig | None) -> list[str]:
     if tls is None:
         return []
     return [name for name in (tls.cert_file, tls.key_file, tls.client_ca_file) if name]
-
-
-def stamp_files(names: Iterable[str]) -> Stamp:
-    """Each file of ``names`` read and hashed (a few KiB each), to tell when one changes."""
-    stamps: list[tuple[object, ...]] = []
-    for name in names:
-        try:
-            content = Path(name).read_bytes()
-        except OSError:
-            stamps.append((name,))
-        else:
-            stamps.append((name, hashlib.sha256(content).digest()))
-    return tuple(stamps)
 
 
 def _tls_problems(tls: TLSServerConfig | None, path: Path) -> list[str]:

@@ -740,6 +740,82 @@ async def test_a_ca_file_gone_is_told_by_a_connection_that_needs_it_and_its_retu
         server.stop()
 
 
+async def test_a_rotated_ca_file_is_taken_by_the_running_bus_without_a_restart(
+    tmp_path: Path, replicas: list[Replica], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server's certificate rotated to a new CA (its connections dropped) and the rediss://
+    URL's CA file replaced by the new CA while a replica runs: the replica connects again with
+    the new file, says once that the TLS files changed, and delivers what was published while
+    it could not connect and after, through fan-out and the work queue."""
+    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
+    ca = tmp_path / "redis-ca.pem"
+    ca.write_bytes((tmp_path / "redis-tls" / "cert.pem").read_bytes())
+    url = f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={ca}"
+    try:
+        with caplog.at_level(logging.INFO, logger="bridge.bus.redis"):
+            replica = await Replica(url, "node-a").start()
+            replicas.append(replica)
+            await async_wait_until(replica.ready, 10, "connected with the first CA")
+            published = [replica.publish_alert(1)]
+            await async_wait_until(partial(has_seen, replica, published), 10, "delivered")
+            certificate = server.rotate_certificate()
+            await async_wait_until(lambda: not replica.ready(), 10, "the new CA not trusted")
+            published.append(replica.publish_alert(2))
+            staged = tmp_path / "redis-ca.pem.new"
+            staged.write_bytes(certificate)
+            staged.replace(ca)  # as rotation tools do: the new file whole, at once
+            await async_wait_until(replica.ready, 10, "connected with the new CA file")
+            published.append(replica.publish_alert(3))
+            await async_wait_until(partial(has_seen, replica, published), 10, "fan-out")
+            await async_wait_until(
+                lambda: sorted(replica.taken_alerts()) == published, 10, "work queue"
+            )
+        changed = [r.getMessage() for r in caplog.records if "TLS files" in r.getMessage()]
+        assert len(changed) == 1, changed
+        assert f"ssl_ca_certs {ca}" in changed[0]
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
+
+
+async def test_a_ca_file_rewritten_with_what_does_not_load_is_not_taken(
+    tmp_path: Path, replicas: list[Replica], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rediss:// URL's CA file rewritten with what does not load (a rotation half done) is
+    logged once and not taken: the replica's connections, dropped by Redis, open again with the
+    CA loaded before and deliver."""
+    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
+    ca = tmp_path / "redis-ca.pem"
+    certificate = (tmp_path / "redis-tls" / "cert.pem").read_bytes()
+    ca.write_bytes(certificate)
+    url = f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={ca}"
+
+    def refusals() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "do not load;" in r.getMessage()]
+
+    try:
+        with caplog.at_level(logging.INFO, logger="bridge.bus.redis"):
+            replica = await Replica(url, "node-a").start()
+            replicas.append(replica)
+            await async_wait_until(replica.ready, 10, "connected")
+            ca.write_bytes(certificate[: len(certificate) // 2])
+            await async_wait_until(
+                lambda: refusals() or "TLS files changed" in caplog.text, 10, "the change judged"
+            )
+            with server.client() as client:
+                client.client_kill_filter(_type="normal")
+            published = [replica.publish_alert(1)]
+            await async_wait_until(partial(has_seen, replica, published), 10, "delivered")
+        [refusal] = refusals()
+        assert f"query option 'ssl_ca_certs': {ca}" in refusal, refusal
+        assert "TLS files changed" not in caplog.text
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
+
+
 async def test_consumers_of_departed_replicas_are_forgotten(
     redis_server: Callable[[], RedisServer], replicas: list[Replica]
 ) -> None:

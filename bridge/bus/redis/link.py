@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from types import MappingProxyType
 from typing import Any, Final
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
@@ -36,8 +36,10 @@ __all__ = [
     "OWN_OPTIONS",
     "RETRYABLE",
     "Link",
+    "command_seconds",
     "linger",
     "redis_client",
+    "redis_pool",
     "script_named",
     "temporary",
 ]
@@ -121,6 +123,8 @@ _NETWORK_ERRORS: Final = (ConnectionError, TimeoutError, socket.gaierror)
 # Where the refusals of frames dropped are kept among the loops' (no loop's success ends them).
 _DROPPED_FRAMES: Final = object()
 
+# How long opening a connection may take before it fails (the client's connect timeout).
+_CONNECT_SECONDS: Final = 2.0
 # How much longer than a blocking read's block time a command waits for Redis's answer before
 # the client gives up on it (the socket timeout): a blocked read is not taken for a dead server.
 _ANSWER_MARGIN_SECONDS: Final = 5.0
@@ -411,14 +415,26 @@ class Link:
 def redis_client(url: str, *, block_ms: int) -> Redis:
     """The transport's client for ``url``, whose blocking reads wait up to ``block_ms``; it sets
     the options of ``OWN_OPTIONS`` (``EXESDB_BUS`` may not)."""
-    return Redis.from_url(
+    return Redis.from_pool(redis_pool(url, block_ms=block_ms))
+
+
+def redis_pool(url: str, *, block_ms: int) -> ConnectionPool:
+    """The connection pool of ``redis_client(url, block_ms=block_ms)``: a new one opens new
+    connections, which load the TLS files ``url`` names anew."""
+    return ConnectionPool.from_url(
         url,
-        socket_connect_timeout=2.0,
+        socket_connect_timeout=_CONNECT_SECONDS,
         socket_timeout=_answer_seconds(block_ms),
         retry=Retry(NoBackoff(), 0),  # reconnection is ours, with backoff and readiness
         health_check_interval=10,
         decode_responses=False,  # the default, said here: entries are verified as the bytes signed
     )
+
+
+def command_seconds(block_ms: int) -> float:
+    """The longest a command of a client made by ``redis_client`` may last, connecting
+    included, when blocking reads wait up to ``block_ms``: then it has an answer or failed."""
+    return _CONNECT_SECONDS + _answer_seconds(block_ms)
 
 
 def _answer_seconds(block_ms: int) -> float:

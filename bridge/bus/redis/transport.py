@@ -28,6 +28,7 @@ from bridge.bus.redis.metrics import RedisCollector
 from bridge.bus.redis.node_name import RedisNodeNameCheck
 from bridge.bus.redis.shared_state import RedisSharedState
 from bridge.bus.redis.spool import Spool
+from bridge.bus.redis.tls_rotation import TLSRotation
 from bridge.bus.redis.work_queue import WorkQueue
 from bridge.bus.redis.writer import Writer
 from bridge.bus.transport import Durability, Frame, FrameReceiver
@@ -91,6 +92,8 @@ class RedisTransport:
         )
         # Stops every background loop (set by aclose, or by whoever simulates a crash).
         self._stopping = link.stopping
+        # Only for a client of its own: new pools are made as redis_client made its first.
+        self._tls = TLSRotation(link, block_ms=block_ms) if client is None else None
         layout = Layout(prefix)
         self._fanout = FanOutReader(
             link, layout, deliver=self._deliver, batch_size=batch_size, block_ms=block_ms
@@ -230,6 +233,10 @@ class RedisTransport:
             self._marking,
             *self._work_queue.start(group_instances),
         ]
+        if self._tls is not None and self._tls.watching:
+            self._tasks.append(
+                loop.create_task(keep_running("TLS files", self._tls.run), name="redis-tls-files")
+            )
         self._writer.wake()
         _logger.info(
             "bus on Redis %s as consumer %s (work queue: %s)",
@@ -281,6 +288,8 @@ class RedisTransport:
         await cancel_and_wait(*self._tasks)
         self._tasks = []
         self._receive = None
+        if self._tls is not None:
+            await self._tls.aclose()
         with contextlib.suppress(*RETRYABLE):
             await self._link.client.aclose()
         if self._spool is not None:

@@ -6,7 +6,7 @@ case), waits until that process listens and answers PING (moving to another port
 process took the free one first), and ``url`` is its ``redis://`` address. ``stop()`` then
 ``start()`` again, on the same port, simulates an outage; ``kill()`` a crash.
 ``RedisServer(tls=True)`` serves TLS only, with a self-signed certificate made by openssl, at a
-``rediss://`` URL that trusts it.
+``rediss://`` URL that trusts it; ``rotate_certificate()`` serves a new one (a new CA) from then on.
 ``client()`` is a plain synchronous client for writing entries straight into Redis. Tests use
 the ``redis_server`` fixture, a factory whose servers are stopped afterwards.
 """
@@ -85,33 +85,29 @@ class RedisServer:
         command = [self.binary, *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         return spawn_logged([*command, "--dir", str(self.workdir)], self.log_path, append=True)
 
+    def rotate_certificate(self) -> bytes:
+        """Serve a new self-signed certificate (a new CA), as a rotation does, and drop every
+        client's connection, as a restart would, keeping the data; returns the new certificate,
+        which ``url`` and ``client()`` trust from then on."""
+        assert self.workdir is not None
+        cert, key = self.workdir / "cert-next.pem", self.workdir / "key-next.pem"
+        _self_signed(cert, key)
+        with self.client() as client:  # together: a certificate and key that match
+            client.config_set(
+                "tls-cert-file", str(cert), "tls-key-file", str(key), "tls-ca-cert-file", str(cert)
+            )
+        (self.workdir / "cert.pem").write_bytes(cert.read_bytes())  # what a restart serves
+        (self.workdir / "key.pem").write_bytes(key.read_bytes())
+        with self.client() as client:  # trusting the new one; not dropped itself (SKIPME)
+            client.client_kill_filter(_type="normal")
+        return cert.read_bytes()
+
     def _certificate(self) -> Path:
         """A self-signed certificate for 127.0.0.1 (made once, with openssl)."""
         assert self.workdir is not None
         cert = self.workdir / "cert.pem"
         if not cert.exists():
-            subprocess.run(
-                [
-                    require_binary("openssl"),
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "1",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                    "-addext",
-                    "subjectAltName=IP:127.0.0.1",
-                    "-keyout",
-                    str(cert.with_name("key.pem")),
-                    "-out",
-                    str(cert),
-                ],
-                check=True,
-                capture_output=True,
-            )
+            _self_signed(cert, cert.with_name("key.pem"))
         return cert
 
     def log(self) -> str:
@@ -148,6 +144,33 @@ class RedisServer:
         """Stop and start again on the same port, empty."""
         self.stop()
         return self.start()
+
+
+def _self_signed(cert: Path, key: Path) -> None:
+    """Make a self-signed certificate for 127.0.0.1 at ``cert``, its key at ``key``, with
+    openssl."""
+    subprocess.run(
+        [
+            require_binary("openssl"),
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,155 @@
+"""Rotated TLS files a rediss:// URL names, taken by the bus's next connections without a restart.
+
+redis-py loads ``ssl_ca_certs``, ``ssl_certfile`` and ``ssl_keyfile`` as a connection of its
+pool first opens, and keeps what it loaded for that connection's reconnections: a rotated
+certificate or CA would reach the bus only at a restart. So the files are looked at every
+second, as the web config's are (``bridge.webconfig.live``): read and hashed; a change read the
+same twice ``_SETTLE_SECONDS`` apart (a file being written is not taken half-way) is judged as at
+start (``tls_file_problems``), and, when it loads, the client gets a new connection pool, whose
+connections load the files anew. The old pool's idle connections are closed at once, the rest
+once the commands they carry have ended (``command_seconds``): no command fails for it, and the
+loops go on as they would. A change that does not load is logged once and left: the connections
+keep what they loaded. An ``ssl_ca_path`` folder is not looked at (OpenSSL reads it as it
+verifies).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from redis.asyncio import ConnectionPool
+from redis.asyncio.connection import parse_url
+
+from bridge.bus.redis.link import RETRYABLE, Link, command_seconds, redis_pool
+from bridge.bus.redis.tls_files import tls_file_problems
+from bridge.redaction import redact_urls, safe_url
+from bridge.tlsutil import Stamp, stamp_files
+
+__all__ = ["TLSRotation"]
+
+_logger = logging.getLogger(__name__)
+
+_CHECK_SECONDS: Final = 1.0
+# How long a changed file must read the same before it is judged: a writer still at it has
+# written more by then (a rotation's rename is one step, and waits no longer).
+_SETTLE_SECONDS: Final = 0.1
+# The query options naming a file redis-py loads as a connection opens.
+_FILES: Final = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+
+
+class TLSRotation:
+    """Looks at the TLS files ``link``'s URL names, and gives its client a new connection pool
+    when they changed and load."""
+
+    def __init__(
+        self,
+        link: Link,
+        *,
+        block_ms: int,
+        check_seconds: float = _CHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``link``'s client is to be ``redis_client(link.url, block_ms=block_ms)``'s (its new
+        pools are made alike); the files are read now, as they were judged at start."""
+        self._link = link
+        self._block_ms = block_ms
+        self._check_seconds = check_seconds
+        self._clock = clock
+        try:
+            options: Mapping[str, Any] = parse_url(link.url)
+        except ValueError:  # EXESDB_BUS's own check refuses it
+            options = {}
+        self._files = {option: str(options[option]) for option in _FILES if options.get(option)}
+        self._stamp = self._read()  # the files as the connections load them
+        self._refused: Stamp | None = None  # a change logged as not loading
+        # A changed stamp, and when it was first read: judged once a later read agrees with it.
+        self._changed: tuple[Stamp, float] | None = None
+        self._retired: list[tuple[ConnectionPool, float]] = []  # (old pool, when to close it)
+
+    @property
+    def watching(self) -> bool:
+        """Whether the URL names a file to look at."""
+        return bool(self._files)
+
+    async def run(self) -> None:
+        """Look at the files until the transport stops."""
+        while not self._link.stopping.is_set():
+            await self._link.pause(await self._look())
+
+    async def aclose(self) -> None:
+        """Close the old pools not closed yet (after ``run`` ended)."""
+        retired, self._retired = self._retired, []
+        for pool, _ in retired:
+            with contextlib.suppress(*RETRYABLE):
+                await pool.aclose()
+
+    def _read(self) -> Stamp:
+        return stamp_files(self._files.values())
+
+    async def _look(self) -> float:
+        """Look at the files now, and take a change that settled and loads; returns how long
+        to wait before the next look."""
+        await self._close_retired()
+        now = self._clock()
+        stamp = self._read()
+        if stamp == self._stamp:
+            self._changed = self._refused = None  # put back as they were
+            return self._check_seconds
+        if stamp == self._refused:  # already logged
+            self._changed = None
+            return self._check_seconds
+        if self._changed is None or self._changed[0] != stamp:
+            self._changed = (stamp, now)  # new: read again once a writer would have written more
+            return _SETTLE_SECONDS
+        if now < self._changed[1] + _SETTLE_SECONDS:
+            return self._changed[1] + _SETTLE_SECONDS - now
+        self._changed = None
+        problems = tls_file_problems(self._link.url)
+        if (again := self._read()) != stamp:
+            self._changed = (again, now)  # rewritten while judged: that version must settle too
+            return _SETTLE_SECONDS
+        if problems:
+            self._refused = stamp
+            _logger.warning(
+                "Redis at %s: the TLS files EXESDB_BUS names changed but do not load; the"
+                " connections keep what they loaded: %s",
+                safe_url(self._link.url),
+                redact_urls("; ".join(problems)),
+            )
+            return self._check_seconds
+        files = zip(self._files.items(), self._stamp, stamp, strict=True)
+        changed = [f"{option} {path}" for (option, path), old, new in files if old != new]
+        self._stamp = stamp
+        self._refused = None
+        await self._renew_pool()
+        _logger.info(
+            "Redis at %s: TLS files changed (%s): the connections opened from now on load them",
+            safe_url(self._link.url),
+            ", ".join(changed),
+        )
+        return self._check_seconds
+
+    async def _renew_pool(self) -> None:
+        """Give the client a new pool; the old one's idle connections are closed now, the rest
+        once their commands have ended."""
+        client = self._link.client
+        old = client.connection_pool
+        # Each command takes the pool in force as it starts, and gives its connection back to
+        # that pool: the commands under way end on the old one.
+        client.connection_pool = redis_pool(self._link.url, block_ms=self._block_ms)
+        self._retired.append((old, self._clock() + command_seconds(self._block_ms)))
+        with contextlib.suppress(*RETRYABLE):
+            await old.disconnect(inuse_connections=False)
+
+    async def _close_retired(self) -> None:
+        """Close the old pools whose commands have all ended."""
+        now = self._clock()
+        done = [pool for pool, when in self._retired if when <= now]
+        self._retired = [(pool, when) for pool, when in self._retired if when > now]
+        for pool in done:
+            with contextlib.suppress(*RETRYABLE):
+                await pool.aclose()
