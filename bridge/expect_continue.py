@@ -10,7 +10,9 @@ request (``take_expectations``), and ``100 Continue`` is sent when a route first
 its place. A bcrypt check (basic auth not yet remembered) thus comes before the ``100``: it is
 bounded (``bridge.webconfig.basic_auth``: 12 checks at most ahead of it, about a second at cost
 10), and curl, which waits a second for a ``100``, sends the body then anyway: it is read as any
-other.
+other. The body timeout and the slowest body at the connection cap are timed from the ``100``
+(``when_body_asked``, ``body_asked_since``), not from the head: the checks' time is the
+bridge's, not the client's.
 
 An answer sent while the ``100`` is still owed and the body has not all arrived says
 ``Connection: close`` and its connection closes (``close_unasked``, as Go's closes): the client
@@ -22,6 +24,7 @@ lingering close), so that the client reads the answer rather than a reset.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Final
 
 from aiohttp import HttpVersion11, StreamReader, hdrs, web
@@ -29,12 +32,20 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import RawRequestMessage
 from multidict import CIMultiDict, CIMultiDictProxy
 
-__all__ = ["ask_for_body", "body_asked_since", "close_unasked", "take_expectations"]
+__all__ = [
+    "ask_for_body",
+    "body_asked_since",
+    "close_unasked",
+    "take_expectations",
+    "when_body_asked",
+]
 
 # Set on a request whose client waits for ``100 Continue`` before it sends the body.
 _OWED: Final = web.RequestKey("continue_owed", bool)
 # The loop time its ``100 Continue`` was sent: its body was asked for then.
 _ASKED: Final = web.RequestKey("continue_sent", float)
+# Called as its ``100 Continue`` is sent: the listener times the body from then.
+_ON_ASKED: Final = web.RequestKey[Callable[[], object]]("on_body_asked")
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _EXPECT: Final = hdrs.EXPECT.lower().encode()
 
@@ -72,8 +83,20 @@ async def ask_for_body(request: web.BaseRequest) -> None:
     """Send ``100 Continue`` if the client waits for it before sending the body; once."""
     if request.pop(_OWED, False):
         request[_ASKED] = asyncio.get_running_loop().time()
+        if (asked := request.pop(_ON_ASKED, None)) is not None:
+            asked()
         await request.writer.write(_CONTINUE)
         request.writer.output_size = 0  # the answer proper has not begun (as aiohttp resets it)
+
+
+def when_body_asked(request: web.BaseRequest, call: Callable[[], object]) -> None:
+    """Call ``call`` when ``request``'s body is asked for: now for a client that sent it unasked
+    (or was sent its ``100 Continue`` already), else as its ``100 Continue`` is sent (never, if
+    the answer goes in its place)."""
+    if _OWED in request:
+        request[_ON_ASKED] = call
+    else:
+        call()
 
 
 def body_asked_since(request: web.BaseRequest, head: float) -> float | None:

@@ -230,6 +230,43 @@ async def test_basic_auth_passed_then_100_continue_and_the_admin_token_checked_b
             assert await client.closed_after(b"x" * 99)
 
 
+@pytest.mark.parametrize("sent", ["whole", "half"])
+async def test_the_body_timeout_runs_from_100_continue_not_from_the_head(
+    files: WebFiles, sent: str
+) -> None:
+    """With basic auth on, an ingest head waiting for ``100 Continue`` while its password is
+    checked (bcrypt, longer than EXESDB_HTTP_BODY_TIMEOUT_MS) is given the whole body timeout
+    from the ``100``: a body sent at once then is taken (202); half of one is answered 408 naming
+    the setting, no sooner than the timeout after the ``100``."""
+    users = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw', 13)}\n"  # ~0.8 s a check
+    body, signature = signed_envelope()
+    fields = ["Content-Type: application/json", f"Authorization: {ALICE}"]
+    fields.append(f"{SIGNATURE_HEADER}: {signature}")
+    timeout = 0.3
+    async with (
+        serving(
+            files, users, EXESDB_INGEST="true", EXESDB_HTTP_BODY_TIMEOUT_MS=f"{timeout * 1000:.0f}"
+        ) as bridge,
+        connection(bridge) as client,
+    ):
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await client.send(head("POST /v1/messages HTTP/1.1", *fields, length=len(body)))
+        assert await client.status_line() == CONTINUE
+        asked = loop.time()
+        assert asked - began > timeout, "the password was checked too fast to tell"
+        assert await client.status_line() == b"\r\n"
+        await client.send(body if sent == "whole" else body[: len(body) // 2])
+        answer = await client.answer()
+        if sent == "whole":
+            assert answer.status == 202, answer.body
+        else:
+            assert answer.status == 408, answer.body
+            assert loop.time() - asked >= timeout * 0.9
+            assert json.loads(answer.body)["error"] == "body_timeout"
+            assert closed(bridge, "body_timeout") == 1
+
+
 async def test_an_admin_body_declared_over_the_limit_is_refused_413_without_100_continue(
     tmp_path: Path,
 ) -> None:
