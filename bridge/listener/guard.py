@@ -199,13 +199,20 @@ class ConnectionGuard:
 
     def close(self) -> None:
         """Abort the handshakes still under way, and the TLS connections whose first bytes are
-        still to come (the listener has stopped accepting; aiohttp never saw these)."""
+        still to come (the listener has stopped accepting; aiohttp never saw these); close the
+        connections answered ``Connection: close`` that aiohttp still reads from."""
         for task in list(self._handshakes):
             task.cancel()
         for connection in [c for c in self._open.values() if c.phase is Phase.HELLO]:
             self._release(connection)
             assert connection.transport is not None
             connection.transport.abort()
+        for connection in [c for c in self._open.values() if c.closing and c.phase is Phase.IDLE]:
+            # Answered in full, the rest of a body left unread being read and dropped (aiohttp's
+            # lingering close, up to 10 s, waiting on a client that may never send it): the
+            # runner's shutdown would wait out all of its share (2 s) for nothing owed.
+            assert connection.transport is not None
+            connection.transport.close()
 
     # -- the connections' phases --
 
