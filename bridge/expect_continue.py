@@ -10,18 +10,26 @@ request (``take_expectations``), and ``100 Continue`` is sent when a route first
 its place. A bcrypt check (basic auth not yet remembered) thus comes before the ``100``: it is
 bounded (``bridge.webconfig.basic_auth``: 12 checks at most ahead of it, about a second at cost
 10), and curl, which waits a second for a ``100``, sends the body then anyway: it is read as any
-other.
+other. The body timeout and the slowest body at the connection cap are timed from the ``100``
+(``when_body_asked``, ``body_asked_since``), not from the head: the checks' time is the
+bridge's, not the client's.
 
 An answer sent while the ``100`` is still owed and the body has not all arrived says
 ``Connection: close`` and its connection closes (``close_unasked``, as Go's closes): the client
 may send the body after all, or its next request, and the two cannot be told apart. What it
 sends of the body meanwhile is read and dropped for at most 10 s, as after a 413 (aiohttp's
 lingering close), so that the client reads the answer rather than a reset.
+
+Any other expectation (HTTP/1.1) aiohttp would answer 417 itself before any middleware, in plain
+text, the connection guard never told the request had come. It is taken off the head too, and
+left to the routes' middleware (``unmet_expectation``: ``bridge.http``), which answers 417 in
+the one error shape after the web config's checks.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Final
 
 from aiohttp import HttpVersion11, StreamReader, hdrs, web
@@ -29,19 +37,31 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import RawRequestMessage
 from multidict import CIMultiDict, CIMultiDictProxy
 
-__all__ = ["ask_for_body", "body_asked_since", "close_unasked", "take_expectations"]
+__all__ = [
+    "ask_for_body",
+    "body_asked_since",
+    "close_unasked",
+    "take_expectations",
+    "unmet_expectation",
+    "when_body_asked",
+]
 
 # Set on a request whose client waits for ``100 Continue`` before it sends the body.
 _OWED: Final = web.RequestKey("continue_owed", bool)
 # The loop time its ``100 Continue`` was sent: its body was asked for then.
 _ASKED: Final = web.RequestKey("continue_sent", float)
+# Set on a request whose head expects what the bridge does not meet: the Expect value.
+_UNMET: Final = web.RequestKey("expectation_unmet", str)
+# Called as its ``100 Continue`` is sent: the listener times the body from then.
+_ON_ASKED: Final = web.RequestKey[Callable[[], object]]("on_body_asked")
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _EXPECT: Final = hdrs.EXPECT.lower().encode()
 
 
 def take_expectations(server: web.Server) -> None:
-    """Have ``server`` leave ``Expect: 100-continue`` to ``ask_for_body`` (before it serves:
-    each connection's protocol takes the request factory as it is when it is made)."""
+    """Have ``server`` leave ``Expect: 100-continue`` to ``ask_for_body``, and any other
+    expectation to the routes' middleware (``unmet_expectation``), before it serves: each
+    connection's protocol takes the request factory as it is when it is made."""
     make = server.request_factory
 
     def request(
@@ -52,16 +72,20 @@ def take_expectations(server: web.Server) -> None:
         task: asyncio.Task[None],
     ) -> web.BaseRequest:
         expect = message.headers.get(hdrs.EXPECT)
-        # The heads aiohttp would answer 100 (its first Expect line, HTTP/1.1); any other
-        # expectation stays its own (417), as does HTTP/1.0's (ignored: no interim answers).
-        if expect is None or expect.lower() != "100-continue" or message.version != HttpVersion11:
+        # The heads aiohttp would answer, 100 or 417 (by their first Expect line, HTTP/1.1);
+        # HTTP/1.0's expectation stays ignored, as aiohttp ignores it (no interim answers).
+        if not expect or message.version != HttpVersion11:
             return make(message, payload, protocol, writer, task)
         headers = CIMultiDict(message.headers)
         headers.popall(hdrs.EXPECT)
         raw = tuple(field for field in message.raw_headers if field[0].lower() != _EXPECT)
         taken = message._replace(headers=CIMultiDictProxy(headers), raw_headers=raw)
         made = make(taken, payload, protocol, writer, task)
-        if not payload.is_eof():  # a body follows, not sent yet (RFC 9110 10.1.1)
+        if expect.lower() != "100-continue":
+            # aiohttp would answer 417 before any middleware, in plain text, its connection
+            # left to the guard as a head still arriving.
+            made[_UNMET] = expect
+        elif not payload.is_eof():  # a body follows, not sent yet (RFC 9110 10.1.1)
             made[_OWED] = True
         return made
 
@@ -72,8 +96,26 @@ async def ask_for_body(request: web.BaseRequest) -> None:
     """Send ``100 Continue`` if the client waits for it before sending the body; once."""
     if request.pop(_OWED, False):
         request[_ASKED] = asyncio.get_running_loop().time()
+        if (asked := request.pop(_ON_ASKED, None)) is not None:
+            asked()
         await request.writer.write(_CONTINUE)
         request.writer.output_size = 0  # the answer proper has not begun (as aiohttp resets it)
+
+
+def when_body_asked(request: web.BaseRequest, call: Callable[[], object]) -> None:
+    """Call ``call`` when ``request``'s body is asked for: now for a client that sent it unasked
+    (or was sent its ``100 Continue`` already), else as its ``100 Continue`` is sent (never, if
+    the answer goes in its place)."""
+    if _OWED in request:
+        request[_ON_ASKED] = call
+    else:
+        call()
+
+
+def unmet_expectation(request: web.BaseRequest) -> str | None:
+    """The ``Expect`` value of ``request``'s head when it is one the bridge does not meet (any
+    but ``100-continue``; HTTP/1.1), to be answered 417; None otherwise."""
+    return request.get(_UNMET)
 
 
 def body_asked_since(request: web.BaseRequest, head: float) -> float | None:

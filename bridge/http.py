@@ -33,6 +33,7 @@ from bridge.bus import (
     check_topic,
 )
 from bridge.component import Component, HasRoutes, Readiness
+from bridge.expect_continue import unmet_expectation
 from bridge.headers import HEALTHZ_BODY
 from bridge.integration import Integration
 from bridge.json_objects import DuplicateKey
@@ -540,9 +541,16 @@ async def _close_streams(app: web.Application) -> None:
 @web.middleware
 async def _json_refusals(request: web.Request, handler: Route) -> web.StreamResponse:
     """aiohttp's own refusals (no such path, a method a path does not take, a body past the
-    limit or one that does not decode) in the one error shape every other refusal has, rather
-    than its plain-text "404: Not Found"; and a transfer coding it does not apply."""
+    limit or one that does not decode, an expectation it does not meet) in the one error shape
+    every other refusal has, rather than its plain-text "404: Not Found"; and a transfer coding
+    it does not apply."""
     if (refusal := _transfer_coding_refused(request)) is not None:
+        return refusal
+    # After the web config's rate limit and basic auth (outer middlewares): the rate limit counts
+    # every request, and a client without credentials is answered 401 whatever else it asks, as
+    # in place of 100 Continue. Before the route: none meets another expectation, so whether the
+    # path or method is served is not asked, as Go's server answers 417 before its handler.
+    if (refusal := _expectation_refused(request)) is not None:
         return refusal
     try:
         return await handler(request)
@@ -595,6 +603,26 @@ def _transfer_coding_refused(request: web.Request) -> web.Response | None:
         "Transfer-Encoding",
     )
     answer.force_close()  # the body is not read: its framing is not trusted
+    return answer
+
+
+def _expectation_refused(request: web.Request) -> web.Response | None:
+    """417 for a head whose ``Expect`` is other than ``100-continue`` (RFC 9110 10.1.1: the
+    only expectation defined), as Go's server answers it, the body unread: the connection
+    closes unless the body has all arrived, since the client may send it after all or its next
+    request (``bridge.expect_continue``)."""
+    expect = unmet_expectation(request)
+    if expect is None:
+        return None
+    shown = clipped(repr(expect), MAX_NAME_SHOWN)
+    answer = error_response(
+        417,
+        "expectation_failed",
+        f"Expect {shown} is not one the bridge meets: send Expect: 100-continue or none",
+        "Expect",
+    )
+    if not request.content.is_eof():
+        answer.force_close()
     return answer
 
 

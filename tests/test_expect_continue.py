@@ -36,13 +36,14 @@ def files(tmp_path: Path) -> WebFiles:
 
 
 @asynccontextmanager
-async def plain(tmp_path: Path) -> AsyncIterator[Bridge]:
-    """A started bridge without a web config, ingest on and an admin token set."""
+async def plain(tmp_path: Path, **env: str) -> AsyncIterator[Bridge]:
+    """A started bridge without a web config, ingest on, an admin token set, and ``env``."""
     settings = make_settings(
         EXESDB_HTTP_ADDR="127.0.0.1:0",
         EXESDB_INGEST="true",
         EXESDB_ADMIN_TOKEN=ADMIN_TOKEN,
         EXESDB_STATE_DIR=str(tmp_path / "state"),
+        **env,
     )
     bridge = Bridge(settings, components=[])
     await bridge.start()
@@ -163,14 +164,92 @@ async def test_a_body_asked_for_keeps_the_connection(tmp_path: Path) -> None:
         assert (await client.answer()).status == 200
 
 
-async def test_another_expectation_is_still_refused_417(tmp_path: Path) -> None:
-    """An expectation other than ``100-continue`` is answered 417, as aiohttp answers it."""
+def expecting(request_line: str, *fields: str) -> bytes:
+    """A request head that expects what the bridge does not meet (``Expect: 200-ok``)."""
+    lines = [request_line, "Host: bridge", "Expect: 200-ok", *fields]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def expectation_failed(answer: Answer) -> bool:
+    """True for the bridge's 417, in the one JSON error shape, naming the Expect header."""
+    body = json.loads(answer.body)
+    return answer.status == 417 and (body["error"], body["field"]) == (
+        "expectation_failed",
+        "Expect",
+    )
+
+
+@pytest.mark.parametrize(
+    "request_line", ["POST /v1/messages HTTP/1.1", "POST /no/such/path HTTP/1.1"]
+)
+async def test_another_expectation_is_refused_417_in_the_json_shape_and_closes(
+    tmp_path: Path, request_line: str
+) -> None:
+    """An expectation other than ``100-continue`` is answered 417 ``expectation_failed`` in the
+    one JSON error shape (not aiohttp's plain text), before the route (no route meets it: a path
+    not served too), its body not read, and ``Connection: close``: the connection ends even if
+    the client sends the body after all."""
     async with plain(tmp_path) as bridge, connection(bridge) as client:
-        await client.send(
-            b"POST /v1/messages HTTP/1.1\r\nHost: bridge\r\nExpect: 200-ok\r\n"
-            b"Content-Length: 5\r\n\r\n"
-        )
+        await client.send(expecting(request_line, "Content-Length: 5"))
+        answer = await client.answer()
+        assert expectation_failed(answer), (answer.status_line, answer.body)
+        assert "200-ok" in json.loads(answer.body)["detail"]
+        assert answer.headers.get("connection") == "close"
+        assert await client.closed_after(b"x" * 5)
+
+
+async def test_after_a_417_without_a_body_the_connection_is_idle_not_a_head_arriving(
+    tmp_path: Path,
+) -> None:
+    """A 417 to a head without a body keeps the connection, which the listener then takes for
+    idle: past EXESDB_HTTP_HEADER_TIMEOUT_MS it is not closed as a head too slow, and serves the
+    next request."""
+    async with (
+        plain(tmp_path, EXESDB_HTTP_HEADER_TIMEOUT_MS="300") as bridge,
+        connection(bridge) as client,
+    ):
+        await client.send(expecting("GET /healthz HTTP/1.1"))
+        answer = await client.answer()
+        assert expectation_failed(answer), (answer.status_line, answer.body)
+        assert "connection" not in answer.headers
+        await asyncio.sleep(0.6)  # not a wait: past the header timeout, which must not fire
+        await client.send(b"GET /healthz HTTP/1.1\r\nHost: bridge\r\n\r\n")
+        assert (await client.answer()).status == 200
+        assert closed(bridge, "header_timeout") == 0
+
+
+async def test_a_stop_after_a_417_whose_body_never_comes_does_not_wait_for_it(
+    tmp_path: Path,
+) -> None:
+    """A connection answered 417 (``Connection: close``) whose client never sends the body is
+    closed at once when the bridge stops, not after the share of the shutdown timeout requests
+    in progress get (2 s): nothing more is owed to it."""
+    async with plain(tmp_path) as bridge, connection(bridge) as client:
+        await client.send(expecting("POST /v1/messages HTTP/1.1", "Content-Length: 5"))
         assert (await client.answer()).status == 417
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await bridge.aclose()
+        assert loop.time() - began < 1.0
+        assert await asyncio.wait_for(client.reader.read(1), 10) == b""
+
+
+async def test_with_basic_auth_another_expectation_is_refused_only_past_it(
+    files: WebFiles,
+) -> None:
+    """With basic auth on, a head with another expectation and no credentials is answered 401
+    (basic auth answers every request first); with them, 417."""
+    async with serving(files, USERS, EXESDB_INGEST="true") as bridge:
+        for fields, status in [((), 401), ((f"Authorization: {ALICE}",), 417)]:
+            async with connection(bridge) as client:
+                request = expecting("POST /v1/messages HTTP/1.1", "Content-Length: 5", *fields)
+                await client.send(request)
+                answer = await client.answer()
+                assert answer.status == status, answer.status_line
+                if status == 401:
+                    assert json.loads(answer.body)["error"] == "unauthorized"
+                else:
+                    assert expectation_failed(answer), answer.body
 
 
 @pytest.mark.parametrize("authorization", [None, basic("alice", "wrong")])
@@ -228,6 +307,43 @@ async def test_basic_auth_passed_then_100_continue_and_the_admin_token_checked_b
             assert ADMIN_TOKEN_HEADER in json.loads(answer.body)["detail"]
             assert answer.headers.get("connection") == "close"
             assert await client.closed_after(b"x" * 99)
+
+
+@pytest.mark.parametrize("sent", ["whole", "half"])
+async def test_the_body_timeout_runs_from_100_continue_not_from_the_head(
+    files: WebFiles, sent: str
+) -> None:
+    """With basic auth on, an ingest head waiting for ``100 Continue`` while its password is
+    checked (bcrypt, longer than EXESDB_HTTP_BODY_TIMEOUT_MS) is given the whole body timeout
+    from the ``100``: a body sent at once then is taken (202); half of one is answered 408 naming
+    the setting, no sooner than the timeout after the ``100``."""
+    users = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw', 13)}\n"  # ~0.8 s a check
+    body, signature = signed_envelope()
+    fields = ["Content-Type: application/json", f"Authorization: {ALICE}"]
+    fields.append(f"{SIGNATURE_HEADER}: {signature}")
+    timeout = 0.3
+    async with (
+        serving(
+            files, users, EXESDB_INGEST="true", EXESDB_HTTP_BODY_TIMEOUT_MS=f"{timeout * 1000:.0f}"
+        ) as bridge,
+        connection(bridge) as client,
+    ):
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await client.send(head("POST /v1/messages HTTP/1.1", *fields, length=len(body)))
+        assert await client.status_line() == CONTINUE
+        asked = loop.time()
+        assert asked - began > timeout, "the password was checked too fast to tell"
+        assert await client.status_line() == b"\r\n"
+        await client.send(body if sent == "whole" else body[: len(body) // 2])
+        answer = await client.answer()
+        if sent == "whole":
+            assert answer.status == 202, answer.body
+        else:
+            assert answer.status == 408, answer.body
+            assert loop.time() - asked >= timeout * 0.9
+            assert json.loads(answer.body)["error"] == "body_timeout"
+            assert closed(bridge, "body_timeout") == 1
 
 
 async def test_an_admin_body_declared_over_the_limit_is_refused_413_without_100_continue(

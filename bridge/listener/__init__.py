@@ -8,8 +8,10 @@ rest is here, around
 aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's private API):
 
 - a request head must arrive complete within ``EXESDB_HTTP_HEADER_TIMEOUT_MS`` of its first byte
-  (a TLS handshake within as long), and a body within ``EXESDB_HTTP_BODY_TIMEOUT_MS`` of its head
-  (else 408, and the connection closes): a trickle holds a connection for a bounded time;
+  (a TLS handshake within as long), and a body within ``EXESDB_HTTP_BODY_TIMEOUT_MS`` of its head,
+  or of the ``100 Continue`` that asked for it (``bridge.expect_continue``: not while the bridge
+  checks the head) (else 408, and the connection closes): a trickle holds a connection for a
+  bounded time;
 - at most ``EXESDB_HTTP_MAX_CONNECTIONS`` connections, lowered to what the descriptor limit
   allows, each counted from its accept: at the cap a new connection closes the one idle longest
   (no request in progress, or a TLS handshake not finished), so a flood of idle connections or

@@ -24,7 +24,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from bridge.expect_continue import body_asked_since
+from bridge.expect_continue import body_asked_since, when_body_asked
 from bridge.listener.accept import BACKLOG, Listener
 from bridge.listener.connection import Connection, Phase
 from bridge.listener.handshakes import HandshakeFailures
@@ -199,13 +199,20 @@ class ConnectionGuard:
 
     def close(self) -> None:
         """Abort the handshakes still under way, and the TLS connections whose first bytes are
-        still to come (the listener has stopped accepting; aiohttp never saw these)."""
+        still to come (the listener has stopped accepting; aiohttp never saw these); close the
+        connections answered ``Connection: close`` that aiohttp still reads from."""
         for task in list(self._handshakes):
             task.cancel()
         for connection in [c for c in self._open.values() if c.phase is Phase.HELLO]:
             self._release(connection)
             assert connection.transport is not None
             connection.transport.abort()
+        for connection in [c for c in self._open.values() if c.closing and c.phase is Phase.IDLE]:
+            # Answered in full, the rest of a body left unread being read and dropped (aiohttp's
+            # lingering close, up to 10 s, waiting on a client that may never send it): the
+            # runner's shutdown would wait out all of its share (2 s) for nothing owed.
+            assert connection.transport is not None
+            connection.transport.close()
 
     # -- the connections' phases --
 
@@ -483,13 +490,13 @@ class ConnectionGuard:
             response.headers["Retry-After"] = "1"
             return response
         if request.body_exists and not request.content.is_eof():
-            loop = asyncio.get_running_loop()
-            connection.timer = loop.call_later(
-                self.limits.body_timeout, self._body_expired, connection, request
-            )
             connection.reading = request
-            connection.body_since = loop.time()
+            connection.body_since = asyncio.get_running_loop().time()
             self._reading.add(connection)
+            # From when the body is asked for: a client waiting for 100 Continue is sent it only
+            # once every check of the head has passed (a bcrypt check among them), and is given
+            # the whole body timeout from then, as it is at the cap (body_asked_since).
+            when_body_asked(request, lambda: self._time_body(connection, request))
         try:
             return await handler(request)
         except web.HTTPException as exc:
@@ -513,6 +520,13 @@ class ConnectionGuard:
                 "body_timeout",
                 f"the body did not arrive within EXESDB_HTTP_BODY_TIMEOUT_MS "
                 f"({self.limits.body_timeout * 1000:.0f} ms)",
+            )
+
+    def _time_body(self, connection: Connection, request: web.Request) -> None:
+        """Give ``request``'s body the body timeout from now (its body just asked for)."""
+        if connection.live and connection.reading is request:
+            connection.timer = asyncio.get_running_loop().call_later(
+                self.limits.body_timeout, self._body_expired, connection, request
             )
 
     def _body_expired(self, connection: Connection, request: web.Request) -> None:

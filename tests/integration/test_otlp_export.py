@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -685,6 +686,48 @@ async def test_with_delta_temporality_a_histogram_arrives_as_increases(
     ]
     assert all(start < end for start, end in spans)
     assert all(later[0] == earlier[1] for earlier, later in itertools.pairwise(spans))
+
+
+async def test_with_delta_temporality_a_histogram_that_observed_inf_still_adds_up(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under delta a histogram whose sum became +Inf (it observed +Inf) still arrives as
+    increases: its count and buckets added up over the exports are its totals, not its totals
+    again with each export, and its points after the +Inf leave the sum out (none finite)."""
+    _mirror_to(receiver, monkeypatch)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
+    registry = CollectorRegistry()
+    seconds = Histogram("exesdb_test_seconds", "Seconds.", buckets=(0.25, 1.0), registry=registry)
+    seconds.observe(0.125)
+    seconds.observe(math.inf)
+    bridge = Bridge(load_settings(), registry=registry, components=SINKS)
+    await bridge.start(serve_http=False)
+
+    def exports() -> list[ReceivedHistogramPoint]:
+        return [found for _, found in _histogram_exports(receiver, "exesdb_test_seconds")]
+
+    def counted() -> tuple[int, list[int]]:
+        """The count and bucket counts of every export added up."""
+        points = exports()
+        buckets = [sum(column) for column in zip(*(p.bucket_counts for p in points), strict=True)]
+        return sum(p.count for p in points), buckets
+
+    try:
+        # Two exports at least: cumulative counts would add up to 4 or more.
+        await async_wait_until(lambda: len(exports()) >= 2, 15, "two exports")
+        assert counted() == (2, [1, 0, 1])
+        seconds.observe(0.5)
+        await async_wait_until(lambda: counted()[0] == 3, 15, "the next observation")
+        # Past the observation's export: a count sent again would show in the next one.
+        seen = len(exports())
+        await async_wait_until(lambda: len(exports()) > seen, 15, "one more export")
+    finally:
+        await bridge.aclose()
+    assert counted() == (3, [1, 1, 1])
+    assert {
+        temporality for temporality, _ in _histogram_exports(receiver, "exesdb_test_seconds")
+    } == {AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA}
+    assert [found.sum for found in exports()] == [None] * len(exports())
 
 
 async def test_with_only_the_metrics_endpoint_only_metrics_are_exported(

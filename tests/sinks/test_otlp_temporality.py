@@ -166,7 +166,7 @@ def span(found: NumberDataPoint) -> tuple[int, int, float]:
     return found.start_time_unix_nano, found.time_unix_nano, found.value
 
 
-def waits(metric: Metric, stream: str = "s") -> tuple[int, int, int, list[int], float]:
+def waits(metric: Metric, stream: str = "s") -> tuple[int, int, int, list[int], float | None]:
     """A histogram's point of ``stream``: (start, time, count, bucket counts, sum), its bounds
     checked."""
     found = histogram_point(metric, stream=stream)
@@ -324,18 +324,32 @@ async def test_after_a_failed_export_a_histogram_carries_its_increase_since_the_
     assert waits(sent) == (ns(WALL + 2), ns(WALL + 4), 4, [1, 2, 1], 6.25)
 
 
-async def test_a_histogram_whose_sum_is_not_finite_is_sent_as_it_is() -> None:
-    """A histogram that observed +Inf has no increase of its sum to send: it goes as its totals,
-    from its own start, as cumulative sends it."""
+@pytest.mark.parametrize("odd", [math.inf, math.nan])
+async def test_a_histogram_whose_sum_is_not_finite_sends_its_counts_as_deltas_without_a_sum(
+    odd: float,
+) -> None:
+    """A histogram whose sum became +Inf or NaN still sends its count and buckets as their
+    increase since the previous export, from its time, so that they add up to its totals; its
+    sum, which has no finite increase, is left out; once reset to a finite sum, it is sent
+    again."""
     registry = CollectorRegistry()
     waits_source = Waits()
     registry.register(waits_source)
-    waits_source.values["s"] = ((1, 1, 2), math.inf)
+    waits_source.values["s"] = ((1, 1, 1), 0.25)
     async with mirror_of(registry, temporality="delta") as mirror:
-        await mirror.export_at(WALL + 2)
-        waits_source.values["s"] = ((1, 1, 3), math.inf)
-        sent = (await mirror.export_at(WALL + 3))["exesdb_test_wait_seconds"]
-    assert waits(sent) == (ns(WALL + 1), ns(WALL + 3), 3, [1, 0, 2], math.inf)
+        sent = []
+        for step, values in enumerate(
+            [((1, 1, 1), 0.25), ((1, 1, 2), odd), ((1, 1, 4), odd), ((0, 1, 1), 0.75)], start=2
+        ):
+            waits_source.values["s"] = values
+            sent.append((await mirror.export_at(WALL + step))["exesdb_test_wait_seconds"])
+    assert [histogram_temporality(metric) for metric in sent] == [DELTA] * 4
+    assert [waits(metric) for metric in sent] == [
+        (ns(WALL + 1), ns(WALL + 2), 1, [1, 0, 0], 0.25),
+        (ns(WALL + 2), ns(WALL + 3), 1, [0, 0, 1], None),
+        (ns(WALL + 3), ns(WALL + 4), 2, [0, 0, 2], None),
+        (ns(WALL + 4), ns(WALL + 5), 1, [0, 1, 0], 0.75),
+    ]
 
 
 async def test_a_total_that_falls_starts_afresh_from_the_previous_export() -> None:

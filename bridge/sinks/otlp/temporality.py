@@ -13,18 +13,21 @@ every bucket's total. So ``lowmemory`` sends what ``cumulative`` sends, and only
 the sums and histograms deltas. Prometheus has no up-down counter (gauges, info and state sets go
 as OTLP gauges, which have no temporality).
 
-Prometheus keeps totals, so ``DeltaSums`` remembers each series' totals as last collected (a
-sum's; a histogram's count, bucket counts and sum), and what it still owes: the increase since
-the last export that succeeded, sent with each export and cleared when one succeeds, so an
-increase or reset seen only by a failed export is carried, not lost. A total that fell (a
-histogram's count or a bucket's: its sum may fall, with negative observations), or a series whose
-start moved (one that expired and came back), was reset: its whole totals are new, added to what
-it owed, or (owing nothing) counted from its own start or the last export, whichever is later; no
-delta is negative. A histogram whose bounds changed is another series. A total that is not finite
-(+Inf, NaN; a histogram's sum) is sent as it is, from its own start, as cumulative sends it. It
-remembers only the series of the last collection, so its memory is bounded as the series store
-and the registry bound theirs, and forgets a series they dropped (with what it owed: cumulative
-would not send that either).
+Prometheus keeps totals, so ``DeltaSums`` remembers each series' totals as last collected (a sum's;
+a histogram's count, bucket counts and sum), and what it still owes: the increase since the last
+export that succeeded, sent with each export and cleared when one succeeds, so an increase or reset
+seen only by a failed export is carried, not lost. A total that fell (a histogram's count or a
+bucket's: its sum may fall, with negative observations), or a series whose start moved (one that
+expired and came back), was reset: its whole totals are new, added to what it owed, or (owing
+nothing) counted from its own start or the last export, whichever is later; no delta is negative. A
+histogram whose bounds changed is another series. A sum's total that is not finite (+Inf, NaN) is
+sent as it is, from its own start, as cumulative sends it. A histogram's sum that is not finite
+(once it observed +Inf or NaN) has no increase to take (+Inf less +Inf is NaN): its count and
+buckets still go as deltas, and its delta point leaves the sum out (optional in OTLP) while the
+sum's increase is not finite, so that a backend adding deltas counts each observation once, not its
+totals again with each export. It remembers only the series of the last collection, so its memory is
+bounded as the series store and the registry bound theirs, and forgets a series they dropped (with
+what it owed: cumulative would not send that either).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -56,6 +59,9 @@ _Where = tuple[_Attributes, tuple[str, str | None, str | None]]
 _Key = tuple[_Attributes, tuple[str, str | None, str | None], str, _Attributes, tuple[float, ...]]
 _Point = NumberDataPoint | HistogramDataPoint
 _CUMULATIVE = AggregationTemporality.CUMULATIVE
+# A histogram point's sum left out: None leaves the message's optional field out (the SDK's
+# encoder passes it on), though the SDK's point types it as a number.
+_LEFT_OUT: Final[Any] = None
 
 
 class _Series(NamedTuple):
@@ -130,6 +136,12 @@ def _fell(point: _Point, totals: tuple[float, ...], last: tuple[float, ...]) -> 
     return any(now < before for now, before in zip(totals[:grows], last[:grows], strict=True))
 
 
+def _owes(owed: tuple[float, ...]) -> bool:
+    """True when ``owed`` holds an increase: a histogram's sum not finite (NaN: +Inf less +Inf)
+    is none of itself, its count says whether anything was observed."""
+    return any(value for value in owed if math.isfinite(value))
+
+
 def _with(point: _Point, start: int, now_ns: int, owed: tuple[float, ...]) -> _Point:
     """``point`` carrying ``owed`` from ``start`` to ``now_ns``."""
     if isinstance(point, HistogramDataPoint):
@@ -140,7 +152,8 @@ def _with(point: _Point, start: int, now_ns: int, owed: tuple[float, ...]) -> _P
             time_unix_nano=now_ns,
             count=int(count),
             bucket_counts=[int(bucket) for bucket in buckets],
-            sum=None if point.sum is None else total,
+            # Left out when not finite: a backend cannot add it, and OTLP's sum is optional.
+            sum=total if point.sum is not None and math.isfinite(total) else _LEFT_OUT,
         )
     return dataclasses.replace(
         point, start_time_unix_nano=start, time_unix_nano=now_ns, value=owed[0]
@@ -220,7 +233,7 @@ class DeltaSums:
             key = _key(where, metric, point)
             last = self._series.get(key)
             totals = _totals(point)
-            if not all(map(math.isfinite, totals)):
+            if isinstance(point, NumberDataPoint) and not math.isfinite(totals[0]):
                 # No increase to take from it: sent as cumulative sends it; what it owed waits.
                 if last is not None:
                     series[key] = last
@@ -241,7 +254,7 @@ class DeltaSums:
         if last is not None and last.start == start and not _fell(point, totals, last.totals):
             increase = zip(last.owed, totals, last.totals, strict=True)
             return _Series(start, totals, tuple(o + t - b for o, t, b in increase), last.since)
-        if last is not None and any(last.owed):
+        if last is not None and _owes(last.owed):
             # Reset with an increase still owed: that increase and all of the new totals.
             owed = tuple(o + t for o, t in zip(last.owed, totals, strict=True))
             return _Series(start, totals, owed, last.since)
