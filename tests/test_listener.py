@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import socket
 import time
 
 import pytest
 
+from bridge.bus import SIGNATURE_HEADER, Keyring
 from bridge.listener import (
     HEAD_KEPT,
 )
 from tests.listener_support import Serve, closed, closed_within, connect, get, serve
-from tests.support import ADMIN_TOKEN, async_wait_until
+from tests.support import ADMIN_TOKEN, TEST_SECRET, async_wait_until
+from tests.test_http import envelope
 
 __all__ = ["serve"]  # the fixture, imported for the tests below
 
@@ -245,6 +248,45 @@ async def test_an_answer_with_connection_close_answers_nothing_sent_after_it(
     await writer.drain()
     rest = await closed_within(reader, 10)
     assert b"HTTP/1.1" not in rest
+
+
+async def test_a_stop_does_not_wait_for_a_body_an_answer_left_unsent(serve: Serve) -> None:
+    """A kept-alive connection answered before its body came (a POST to a path not served,
+    404, without Expect), whose client never sends it, is closed at once when the bridge
+    stops, not after the share of the shutdown timeout (2 s) requests in progress get; a
+    request in progress as the stop begins is still answered."""
+    bridge = await serve(EXESDB_INGEST="true")
+    unsent, unsent_writer = await connect(bridge)
+    unsent_writer.write(b"POST /no/such/path HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+    await unsent_writer.drain()
+    head = await asyncio.wait_for(unsent.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 404 Not Found\r\n")
+    assert b"\r\nConnection: close\r\n" not in head
+    body = json.dumps(envelope()).encode()
+    signature = Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time()))
+    busy, busy_writer = await connect(bridge)
+    busy_writer.write(
+        f"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"{SIGNATURE_HEADER}: {signature}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body[:-1]
+    )
+    await busy_writer.drain()
+    # Both accepted, one of them with a request in progress (its body's last byte to come).
+    await async_wait_until(
+        lambda: (
+            bridge.registry.get_sample_value("exesdb_http_connections") == 2
+            and bridge.connections.idle == 1
+        )
+    )
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    stopping = asyncio.create_task(bridge.aclose())
+    busy_writer.write(body[-1:])
+    await busy_writer.drain()
+    assert (await closed_within(busy, 10)).startswith(b"HTTP/1.1 202 ")
+    await asyncio.wait_for(stopping, 10)
+    assert loop.time() - began < 1.0
+    assert (await closed_within(unsent, 10)).startswith(b'{"error": "not_found"')  # its body
 
 
 _BIG_JSON = b"[" + b"0," * 1_000 + b"0]"

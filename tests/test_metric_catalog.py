@@ -15,7 +15,7 @@ from bridge.sinks.prometheus import FAMILIES, MetricType, PrometheusSink
 from bridge.webconfig.live import LiveWebConfig
 from bridge.webconfig.loading import judge
 from tests.doc_text import page, pages, section, spans
-from tests.support import TEST_SECRET
+from tests.support import TEST_SECRET, pem_files
 
 
 def _catalog() -> str:
@@ -84,7 +84,13 @@ def _families(web_config: Path) -> dict[str, tuple[str, set[str]]]:
     """Each series name the bridge can emit, under every configuration: its family's type
     and the label names its series carry (the Prometheus sink's as it declares them)."""
     found: dict[str, tuple[str, set[str]]] = {}
-    for extra in (*_CONFIGURATIONS, {"EXESDB_ALERTMANAGER_URL": "http://127.0.0.1:9"}):
+    # With a CA file in EXESDB_BUS's query the Redis transport adds the gauges of its reloads.
+    ca = pem_files(web_config.parent)["ca.pem"]
+    tls = {
+        "EXESDB_BUS": f"rediss://127.0.0.1:9/0?ssl_ca_certs={ca}",
+        "SECRET_KEY_BASE": TEST_SECRET,
+    }
+    for extra in (*_CONFIGURATIONS, {"EXESDB_ALERTMANAGER_URL": "http://127.0.0.1:9"}, tls):
         bridge = Bridge(Settings(EXESDB_NODE="n1", **extra))  # built, never started
         # Registered as the server starts and as the alert sink makes its Alertmanager poster
         # there: made here as they would be.

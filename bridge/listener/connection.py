@@ -12,7 +12,7 @@ import ssl
 from enum import Enum
 from typing import Protocol, cast
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from bridge.listener.plain_http import Opening, opening
 
@@ -64,6 +64,7 @@ class Connection(asyncio.Protocol):
         "_made",
         "_tls",
         "body_expired",
+        "body_left",
         "body_since",
         "closing",
         "live",
@@ -91,6 +92,9 @@ class Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.reading: web.Request | None = None  # the request whose body is being read
         self.body_since = 0.0
+        # The body of the last request answered, when the answer went before all of it came:
+        # aiohttp reads and drops the rest before the next request (its lingering close).
+        self.body_left: StreamReader | None = None
         # The last answer said Connection: close: what arrives after it is aiohttp's to read and
         # drop (its lingering close, over a body not read), never the head of another request.
         self.closing = False

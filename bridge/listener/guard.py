@@ -200,17 +200,18 @@ class ConnectionGuard:
     def close(self) -> None:
         """Abort the handshakes still under way, and the TLS connections whose first bytes are
         still to come (the listener has stopped accepting; aiohttp never saw these); close the
-        connections answered ``Connection: close`` that aiohttp still reads from."""
+        connections answered whose request body aiohttp still reads and drops."""
         for task in list(self._handshakes):
             task.cancel()
         for connection in [c for c in self._open.values() if c.phase is Phase.HELLO]:
             self._release(connection)
             assert connection.transport is not None
             connection.transport.abort()
-        for connection in [c for c in self._open.values() if c.closing and c.phase is Phase.IDLE]:
-            # Answered in full, the rest of a body left unread being read and dropped (aiohttp's
-            # lingering close, up to 10 s, waiting on a client that may never send it): the
-            # runner's shutdown would wait out all of its share (2 s) for nothing owed.
+        for connection in [c for c in self._open.values() if c.phase is Phase.IDLE and _left(c)]:
+            # Answered in full (Connection: close or not), the rest of a body left unread being
+            # read and dropped (aiohttp's lingering close, up to 10 s, waiting on a client that
+            # may never send it): the runner's shutdown would wait out all of its share (2 s)
+            # for nothing owed.
             assert connection.transport is not None
             connection.transport.close()
 
@@ -430,6 +431,7 @@ class ConnectionGuard:
         self._stalled.pop(connection, None)
         self._reading.discard(connection)
         connection.reading = None
+        connection.body_left = None
         if connection.reserved:
             self._reserved -= 1
         else:
@@ -474,6 +476,7 @@ class ConnectionGuard:
         # Said before aiohttp reads on: its keep-alive is not to be taken up again (keep_alive()
         # in Connection) by bytes arriving while it drops a body the answer left unread.
         connection.closing = response.keep_alive is False
+        connection.body_left = None if request.content.is_eof() else request.content
         return response
 
     async def _handle(
@@ -553,6 +556,13 @@ def _give_back(raw: asyncio.Transport, hello: bytes) -> None:
         buffer[:size] = given[:size]
         tls.buffer_updated(size)
         given = given[size:]
+
+
+def _left(connection: Connection) -> bool:
+    """Whether ``connection`` was answered before its request's body came, and aiohttp reads
+    (and drops) the rest still, or reads nothing more (``Connection: close``)."""
+    body = connection.body_left
+    return connection.closing or (body is not None and not body.is_eof())
 
 
 def _large_head(request: web.Request) -> bool:

@@ -16,6 +16,7 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
+import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -49,14 +50,17 @@ class Replica:
         replay_window_ms: int = 300_000,
         spool_dir: Path | None = None,
         block_ms: int = 200,
+        http: bool = False,
     ) -> None:
         self.registry = CollectorRegistry()
+        self.http = http  # served on a loopback port (``scrape``)
         settings = Settings(
             **{  # type: ignore[arg-type]
                 "EXESDB_BUS": url,
                 "SECRET_KEY_BASE": secret,
                 "EXESDB_NODE": node,
                 "EXESDB_REPLAY_WINDOW_MS": str(replay_window_ms),
+                "EXESDB_HTTP_ADDR": "127.0.0.1:0",
             }
         )
         self.transport = RedisTransport(
@@ -81,8 +85,21 @@ class Replica:
             self.bridge.bus.subscribe("work", self.taken.append, instances=[ALERTS], group=True)
 
     async def start(self) -> Replica:
-        await self.bridge.start(serve_http=False)
+        await self.bridge.start(serve_http=self.http)
         return self
+
+    async def scrape(self) -> dict[str, float]:
+        """The samples without labels of the replica's /metrics (served with ``http``)."""
+        assert self.bridge.address is not None
+        host, port = self.bridge.address
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://{host}:{port}/metrics") as response,
+        ):
+            assert response.status == 200
+            text = await response.text()
+        samples = (line.split(" ") for line in text.splitlines() if not line.startswith("#"))
+        return {fields[0]: float(fields[1]) for fields in samples if len(fields) == 2}
 
     def publish_alert(self, number: int) -> str:
         """Publish SystemAlert number ``number``; returns its alert_id."""
@@ -813,6 +830,53 @@ async def test_a_ca_file_rewritten_with_what_does_not_load_is_not_taken(
     finally:
         for replica in replicas:
             await replica.aclose()
+        server.stop()
+
+
+RELOADED = "exesdb_redis_tls_files_last_reload_successful"
+LOADED_AT = "exesdb_redis_tls_files_last_reload_success_timestamp_seconds"
+
+
+async def test_the_tls_files_gauges_say_whether_a_change_was_taken_and_when(
+    tmp_path: Path, replicas: list[Replica], redis_server: Callable[[], RedisServer]
+) -> None:
+    """With a rediss:// URL naming a CA file, /metrics shows the TLS files taken (1) and when
+    they were loaded from the start; the file rewritten with what does not load, 0 and the time
+    kept; the new CA of a rotation taken, 1 and the time it was. A URL naming no TLS file has
+    neither series."""
+    plain = await Replica(redis_server().url, "node-plain", http=True).start()
+    replicas.append(plain)
+    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
+    ca = tmp_path / "redis-ca.pem"
+    certificate = (tmp_path / "redis-tls" / "cert.pem").read_bytes()
+    ca.write_bytes(certificate)
+    url = f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={ca}"
+    try:
+        began = time.time()
+        replica = await Replica(url, "node-a", http=True).start()
+        replicas.append(replica)
+        await async_wait_until(replica.ready, 10, "connected")
+        first = await replica.scrape()
+        assert first[RELOADED] == 1
+        assert began <= first[LOADED_AT] <= time.time()
+        ca.write_bytes(certificate[: len(certificate) // 2])
+
+        async def reloaded(value: float) -> bool:
+            return (await replica.scrape())[RELOADED] == value
+
+        await async_wait_until(partial(reloaded, 0), 10, "the change refused")
+        assert (await replica.scrape())[LOADED_AT] == first[LOADED_AT]
+        rotated = server.rotate_certificate()
+        staged = tmp_path / "redis-ca.pem.new"
+        staged.write_bytes(rotated)
+        staged.replace(ca)
+        await async_wait_until(partial(reloaded, 1), 10, "the new CA taken")
+        assert (await replica.scrape())[LOADED_AT] > first[LOADED_AT]
+        await async_wait_until(replica.ready, 10, "connected with the new CA")
+        assert {RELOADED, LOADED_AT}.isdisjoint(await plain.scrape())
+    finally:
+        for started in replicas:
+            await started.aclose()
         server.stop()
 
 

@@ -11,6 +11,7 @@ from bridge.bus.redis.consumer_group import ConsumerGroup
 from bridge.bus.redis.lease import Lease
 from bridge.bus.redis.link import Link
 from bridge.bus.redis.node_name import RedisNodeNameCheck
+from bridge.bus.redis.tls_rotation import TLSRotation
 from bridge.bus.redis.writer import Writer
 
 __all__ = ["RedisCollector"]
@@ -26,8 +27,11 @@ class RedisCollector(Collector):
         lease: Lease,
         group: ConsumerGroup,
         node_name: RedisNodeNameCheck,
+        tls: TLSRotation | None = None,
     ) -> None:
+        """``tls``: the look at the TLS files the URL names, if any (its gauges only then)."""
         self._link = link
+        self._tls = tls if tls is not None and tls.watching else None
         self._node_name = node_name
         self._writer = writer
         self._lease = lease
@@ -68,6 +72,18 @@ class RedisCollector(Collector):
             "EXESDB_NODE (give each replica its own), else 0.",
             value=1.0 if self._node_name.shared else 0.0,
         )
+        if self._tls is not None:
+            yield GaugeMetricFamily(
+                "exesdb_redis_tls_files_last_reload_successful",
+                "1 when the last look at changed TLS files EXESDB_BUS names took them, 0 while "
+                "they are refused (the connections keep the files they loaded).",
+                value=1.0 if self._tls.last_reload_successful else 0.0,
+            )
+            yield GaugeMetricFamily(
+                "exesdb_redis_tls_files_last_reload_success_timestamp_seconds",
+                "When the TLS files EXESDB_BUS names that are in force were loaded (Unix seconds).",
+                value=self._tls.loaded_at,
+            )
         yield CounterMetricFamily(
             "exesdb_redis_connection_errors",
             "Redis commands that failed: Redis unreachable, or refusing them (the credentials, "

@@ -9,8 +9,9 @@ start (``tls_file_problems``), and, when it loads, the client gets a new connect
 connections load the files anew. The old pool's idle connections are closed at once, the rest
 once the commands they carry have ended (``command_seconds``): no command fails for it, and the
 loops go on as they would. A change that does not load is logged once and left: the connections
-keep what they loaded. An ``ssl_ca_path`` folder is not looked at (OpenSSL reads it as it
-verifies).
+keep what they loaded. Whether the last change was taken, and when the files in force were
+loaded, are the bus's self-metrics (``bridge.bus.redis.metrics``), as the web config's are. An
+``ssl_ca_path`` folder is not looked at (OpenSSL reads it as it verifies).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class TLSRotation:
         block_ms: int,
         check_seconds: float = _CHECK_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """``link``'s client is to be ``redis_client(link.url, block_ms=block_ms)``'s (its new
         pools are made alike); the files are read now, as they were judged at start."""
@@ -59,12 +61,14 @@ class TLSRotation:
         self._block_ms = block_ms
         self._check_seconds = check_seconds
         self._clock = clock
+        self._wall_clock = wall_clock
         try:
             options: Mapping[str, Any] = parse_url(link.url)
         except ValueError:  # EXESDB_BUS's own check refuses it
             options = {}
         self._files = {option: str(options[option]) for option in _FILES if options.get(option)}
         self._stamp = self._read()  # the files as the connections load them
+        self._loaded_at = wall_clock()  # when the files in force were read (Unix seconds)
         self._refused: Stamp | None = None  # a change logged as not loading
         # A changed stamp, and when it was first read: judged once a later read agrees with it.
         self._changed: tuple[Stamp, float] | None = None
@@ -74,6 +78,17 @@ class TLSRotation:
     def watching(self) -> bool:
         """Whether the URL names a file to look at."""
         return bool(self._files)
+
+    @property
+    def last_reload_successful(self) -> bool:
+        """False while the files as they are now were refused (the ones loaded before stay in
+        force); True once a change is taken, or the files are put back as they were."""
+        return self._refused is None
+
+    @property
+    def loaded_at(self) -> float:
+        """When the files in force were read, at start or as a change was taken (Unix seconds)."""
+        return self._loaded_at
 
     async def run(self) -> None:
         """Look at the files until the transport stops."""
@@ -125,6 +140,7 @@ class TLSRotation:
         changed = [f"{option} {path}" for (option, path), old, new in files if old != new]
         self._stamp = stamp
         self._refused = None
+        self._loaded_at = self._wall_clock()
         await self._renew_pool()
         _logger.info(
             "Redis at %s: TLS files changed (%s): the connections opened from now on load them",

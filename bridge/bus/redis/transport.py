@@ -148,7 +148,9 @@ class RedisTransport:
         self._marking: asyncio.Task[None] | None = None  # the node name check's task
         self._closed = False
         if registry is not None:
-            registry.register(RedisCollector(link, self._writer, lease, group, self._node_name))
+            registry.register(
+                RedisCollector(link, self._writer, lease, group, self._node_name, self._tls)
+            )
 
     @classmethod
     def from_settings(
