@@ -12,7 +12,7 @@ import ssl
 from enum import Enum
 from typing import Protocol, cast
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from bridge.listener.plain_http import Opening, opening
 
@@ -72,6 +72,7 @@ class Connection(asyncio.Protocol):
         "reserved",
         "timer",
         "transport",
+        "unread",
     )
 
     def __init__(
@@ -94,6 +95,8 @@ class Connection(asyncio.Protocol):
         # The last answer said Connection: close: what arrives after it is aiohttp's to read and
         # drop (its lingering close, over a body not read), never the head of another request.
         self.closing = False
+        # Then, the body that answer left unread, which aiohttp's lingering close reads on.
+        self.unread: StreamReader | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)

@@ -213,6 +213,11 @@ class ConnectionGuard:
             # runner's shutdown would wait out all of its share (2 s) for nothing owed.
             assert connection.transport is not None
             connection.transport.close()
+            if connection.unread is not None:
+                # The lingering close waits on the body, not the connection: a TLS close waits
+                # on the client's close_notify, and aiohttp is told of it only then, once the
+                # runner's shutdown waits on this connection. Closed (reading no more), it ends.
+                connection.unread.feed_eof()
 
     # -- the connections' phases --
 
@@ -474,6 +479,8 @@ class ConnectionGuard:
         # Said before aiohttp reads on: its keep-alive is not to be taken up again (keep_alive()
         # in Connection) by bytes arriving while it drops a body the answer left unread.
         connection.closing = response.keep_alive is False
+        body = request.content
+        connection.unread = body if connection.closing and not body.is_eof() else None
         return response
 
     async def _handle(
