@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -99,10 +100,15 @@ class Client:
 
 
 @asynccontextmanager
-async def connection(bridge: Bridge) -> AsyncIterator[Client]:
-    """A raw connection to ``bridge``, closed afterwards."""
+async def connection(
+    bridge: Bridge, context: ssl.SSLContext | None = None
+) -> AsyncIterator[Client]:
+    """A raw connection to ``bridge`` (over TLS with ``context``), closed afterwards."""
     assert bridge.address is not None
-    reader, writer = await asyncio.open_connection(*bridge.address)
+    host, port = bridge.address
+    reader, writer = await asyncio.open_connection(
+        host, port, ssl=context, server_hostname=host if context else None
+    )
     try:
         yield Client(reader, writer)
     finally:
@@ -225,6 +231,26 @@ async def test_a_stop_after_a_417_whose_body_never_comes_does_not_wait_for_it(
     closed at once when the bridge stops, not after the share of the shutdown timeout requests
     in progress get (2 s): nothing more is owed to it."""
     async with plain(tmp_path) as bridge, connection(bridge) as client:
+        await client.send(expecting("POST /v1/messages HTTP/1.1", "Content-Length: 5"))
+        assert (await client.answer()).status == 417
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await bridge.aclose()
+        assert loop.time() - began < 1.0
+        assert await asyncio.wait_for(client.reader.read(1), 10) == b""
+
+
+async def test_over_tls_a_stop_after_a_417_whose_body_never_comes_does_not_wait_for_it(
+    files: WebFiles,
+) -> None:
+    """Over TLS too, a connection answered 417 (``Connection: close``) whose client never sends
+    the body is let go at once when the bridge stops, not after the shutdown timeout's share
+    (2 s): its close waits on the client's close_notify, which aiohttp's lingering close over
+    the unread body must not wait for."""
+    async with (
+        serving(files, files.tls_config()) as bridge,
+        connection(bridge, files.client_context()) as client,
+    ):
         await client.send(expecting("POST /v1/messages HTTP/1.1", "Content-Length: 5"))
         assert (await client.answer()).status == 417
         loop = asyncio.get_running_loop()

@@ -214,6 +214,11 @@ class ConnectionGuard:
             # for nothing owed.
             assert connection.transport is not None
             connection.transport.close()
+            if connection.body_left is not None:
+                # The lingering close waits on the body, not the connection: a TLS close waits
+                # on the client's close_notify, and aiohttp is told of it only then, once the
+                # runner's shutdown waits on this connection. Closed (reading no more), it ends.
+                connection.body_left.feed_eof()
 
     # -- the connections' phases --
 
