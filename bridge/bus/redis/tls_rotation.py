@@ -164,8 +164,8 @@ class TLSRotation:
     async def _close_retired(self) -> None:
         """Close the old pools whose commands have all ended."""
         now = self._clock()
-        done = [pool for pool, when in self._retired if when <= now]
-        self._retired = [(pool, when) for pool, when in self._retired if when > now]
-        for pool in done:
+        for retired in [entry for entry in self._retired if entry[1] <= now]:
             with contextlib.suppress(*RETRYABLE):
-                await pool.aclose()
+                await retired[0].aclose()
+            # Only once closed: a stop cancelling this await leaves it to aclose.
+            self._retired.remove(retired)
