@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, ClassVar, Final, Literal
 
 from pydantic import Field
 
-from bridge.messages._base import JsonMap, Message, NodeLabel, Text
+from bridge.messages._base import MAX_TEXT, NODE_PATTERN, JsonMap, Message, NodeLabel, Text
 from bridge.messages.alerts import RiskSeverity
 
 __all__ = ["AccessViolation", "AuthEvent", "SecurityAlert", "SessionEvent"]
 
 INSTANCE: Final = "ex_esdb_security"
+# What a message's ``node`` (a NodeLabel) must match beyond its length; fullmatch, as ``$``
+# alone would let a final newline through.
+_NODE_TEXT: Final = re.compile(NODE_PATTERN)
 
 AuthEventType = Literal["login_success", "login_failure", "logout", "token_refresh"]
 AuthMethod = Literal["password", "token", "certificate", "oauth"]
@@ -50,6 +54,15 @@ class AccessViolation(Message):
     source_ip: Text
     severity: RiskSeverity = "medium"
     metadata: JsonMap = Field(default_factory=dict)
+
+    def node_about(self, sender: str) -> str:
+        """The node this violation is about, its alert's and its series' ``node``: the one its
+        metadata names under ``node`` (a sender reporting for another node, as ``--demo`` does)
+        when any message's ``node`` could be it, else ``sender``, the node that published it."""
+        named = self.metadata.get("node")
+        if isinstance(named, str) and 0 < len(named) <= MAX_TEXT and _NODE_TEXT.fullmatch(named):
+            return named
+        return sender
 
 
 class SecurityAlert(Message):

@@ -29,7 +29,15 @@ from tests.integration.servers.alertmanager import AlertmanagerServer
 from tests.integration.servers.otlp import GrpcOtlpReceiver
 from tests.integration.servers.prometheus import PrometheusServer
 from tests.integration.servers.webhook import WebhookReceiver
-from tests.support import ROOT, TEST_SECRET, BridgeProcess, http_get, require_binary, wait_until
+from tests.support import (
+    ROOT,
+    TEST_SECRET,
+    BridgeProcess,
+    http_get,
+    pem_files,
+    require_binary,
+    wait_until,
+)
 
 # One pytest-xdist worker runs the module: the demo stack (a module fixture) starts once.
 pytestmark = pytest.mark.xdist_group("demo-stack")
@@ -587,7 +595,8 @@ def declared_families(bridge: BridgeProcess, tmp_path: Path) -> dict[str, str]:
     """Families the bridge declares, each with its type: ``# TYPE`` lines on /metrics, the
     Prometheus sink's catalog (the sink renders a family only once it has series), the web
     config's (declared only with EXESDB_WEB_CONFIG_FILE, which the demo runs without) and the
-    Redis transport's (only with the bus on Redis)."""
+    Redis transport's (only with the bus on Redis; its TLS files' only when EXESDB_BUS names
+    some)."""
     status, body = http_get(bridge.url + "/metrics")
     assert status == 200
     # A counter's TYPE line names it with _total, as its sample; the others by the family name.
@@ -606,7 +615,7 @@ def declared_families(bridge: BridgeProcess, tmp_path: Path) -> dict[str, str]:
     on_redis = Bridge(  # built, never started
         Settings(
             EXESDB_NODE="n1",
-            EXESDB_BUS="redis://127.0.0.1:9/0",
+            EXESDB_BUS=f"rediss://127.0.0.1:9/0?ssl_ca_certs={pem_files(tmp_path)['ca.pem']}",
             SECRET_KEY_BASE=TEST_SECRET,
             EXESDB_STATE_DIR=str(tmp_path / "state"),
         )

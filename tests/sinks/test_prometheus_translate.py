@@ -900,3 +900,32 @@ def test_the_label_field_finder_finds_the_fields_labels_are_made_of() -> None:
         "node",
         "unit",
     ]
+
+
+@pytest.mark.parametrize(
+    ("named", "node"),
+    [
+        pytest.param("exesdb-2@demo", "exesdb-2@demo", id="a node name"),
+        pytest.param("db-1\n", "n1", id="a final newline"),
+        pytest.param("", "n1", id="empty"),
+        pytest.param(7, "n1", id="not a string"),
+    ],
+)
+def test_an_access_violation_counts_under_the_node_its_alert_names(named: object, node: str):
+    """An AccessViolation's series has the node its alert names (its metadata's ``node``, as a
+    sender reporting for another node gives it, when any message's ``node`` could be it, else
+    the publishing node's), so the node a dashboard filters on shows the violations alerted
+    for it."""
+    store = translate(
+        envelope(
+            "access_violation",
+            violation_type="invalid_token",
+            resource="/streams",
+            action="read",
+            source_ip="10.0.0.1",
+            severity="high",
+            metadata={"node": named},
+        )
+    )
+    labels = {"node": node, "violation_type": "invalid_token", "severity": "high"}
+    assert sample(store, "exesdb_access_violations_total", **labels) == 1.0

@@ -68,7 +68,6 @@ from bridge.bus import Envelope
 from bridge.cluster import MAX_NODES
 from bridge.messages import (
     MAX_TEXT,
-    NODE_PATTERN,
     SECURITY_SEVERITY,
     SEVERITIES,
     AccessViolation,
@@ -153,9 +152,6 @@ _NO_LINKS: Final[frozenset[str]] = frozenset()
 # Read once: a pydantic model's class attribute goes through its metaclass's hook.
 _ACK_TAG: Final = AlertAck.TAG
 _NODE_HEALTH_TAG: Final = NodeHealth.TAG
-# What a message's ``node`` (a NodeLabel) must match beyond its length; fullmatch, as ``$``
-# alone would let a final newline through.
-_NODE_TEXT: Final = re.compile(NODE_PATTERN)
 Active = Callable[[str], bool]
 """Whether an alert (by id) may be active: a resolved event of any other would change nothing."""
 
@@ -276,7 +272,7 @@ def alert_event(
             payload.violation_type,
             SECURITY_SEVERITY[payload.severity],
             "security",
-            _named_node(payload.metadata.get("node"), envelope.node),
+            payload.node_about(envelope.node),
             f"{payload.violation_type.replace('_', ' ')}: {payload.action} {payload.resource}",
             f"{who} from {payload.source_ip}: {payload.action} on {payload.resource} refused",
             at,
@@ -478,14 +474,6 @@ def node_alert_ids(node: str) -> NodeAlertIds:
     )
     every = frozenset((own, *(alert_id for _, alert_id in thresholds)))
     return NodeAlertIds(own, thresholds, every)
-
-
-def _named_node(named: object, sender: str) -> str:
-    """The node a metadata entry names when it could be any message's ``node``, else
-    ``sender``'s."""
-    if isinstance(named, str) and 0 < len(named) <= MAX_TEXT and _NODE_TEXT.fullmatch(named):
-        return named
-    return sender
 
 
 def _firing(

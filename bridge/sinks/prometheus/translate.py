@@ -541,7 +541,7 @@ class Translator:
         message = envelope.payload
         assert isinstance(message, AccessViolation)
         self._f["exesdb_access_violations"].add(
-            (_node(envelope), message.violation_type, message.severity)
+            (message.node_about(envelope.node), message.violation_type, message.severity)
         )
         self._f["exesdb_alerts"].add((SECURITY_SEVERITY[message.severity], "security"))
 
