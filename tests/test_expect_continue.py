@@ -224,6 +224,18 @@ async def test_after_a_417_without_a_body_the_connection_is_idle_not_a_head_arri
         assert closed(bridge, "header_timeout") == 0
 
 
+async def _stop_after_a_417_with_no_body(bridge: Bridge, client: Client) -> None:
+    """Send a head expecting something else, its body never; stop ``bridge``: the stop takes
+    well under its 2 s share and the connection is closed."""
+    await client.send(expecting("POST /v1/messages HTTP/1.1", "Content-Length: 5"))
+    assert (await client.answer()).status == 417
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await bridge.aclose()
+    assert loop.time() - began < 1.0
+    assert await asyncio.wait_for(client.reader.read(1), 10) == b""
+
+
 async def test_a_stop_after_a_417_whose_body_never_comes_does_not_wait_for_it(
     tmp_path: Path,
 ) -> None:
@@ -231,13 +243,7 @@ async def test_a_stop_after_a_417_whose_body_never_comes_does_not_wait_for_it(
     closed at once when the bridge stops, not after the share of the shutdown timeout requests
     in progress get (2 s): nothing more is owed to it."""
     async with plain(tmp_path) as bridge, connection(bridge) as client:
-        await client.send(expecting("POST /v1/messages HTTP/1.1", "Content-Length: 5"))
-        assert (await client.answer()).status == 417
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        await bridge.aclose()
-        assert loop.time() - began < 1.0
-        assert await asyncio.wait_for(client.reader.read(1), 10) == b""
+        await _stop_after_a_417_with_no_body(bridge, client)
 
 
 async def test_over_tls_a_stop_after_a_417_whose_body_never_comes_does_not_wait_for_it(
@@ -251,13 +257,7 @@ async def test_over_tls_a_stop_after_a_417_whose_body_never_comes_does_not_wait_
         serving(files, files.tls_config()) as bridge,
         connection(bridge, files.client_context()) as client,
     ):
-        await client.send(expecting("POST /v1/messages HTTP/1.1", "Content-Length: 5"))
-        assert (await client.answer()).status == 417
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        await bridge.aclose()
-        assert loop.time() - began < 1.0
-        assert await asyncio.wait_for(client.reader.read(1), 10) == b""
+        await _stop_after_a_417_with_no_body(bridge, client)
 
 
 async def test_with_basic_auth_another_expectation_is_refused_only_past_it(
