@@ -11,8 +11,8 @@ its place. A bcrypt check (basic auth not yet remembered) thus comes before the 
 bounded (``bridge.webconfig.basic_auth``: 12 checks at most ahead of it, about a second at cost
 10), and curl, which waits a second for a ``100``, sends the body then anyway: it is read as any
 other. The body timeout and the slowest body at the connection cap are timed from the ``100``
-(``when_body_asked``, ``body_asked_since``), not from the head: the checks' time is the
-bridge's, not the client's.
+(``when_body_asked``; ``body_owed`` while it is not sent), not from the head: the checks' time
+is the bridge's, not the client's.
 
 An answer sent while the ``100`` is still owed and the body has not all arrived says
 ``Connection: close`` and its connection closes (``close_unasked``, as Go's closes): the client
@@ -39,7 +39,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 __all__ = [
     "ask_for_body",
-    "body_asked_since",
+    "body_owed",
     "close_unasked",
     "take_expectations",
     "unmet_expectation",
@@ -48,8 +48,6 @@ __all__ = [
 
 # Set on a request whose client waits for ``100 Continue`` before it sends the body.
 _OWED: Final = web.RequestKey("continue_owed", bool)
-# The loop time its ``100 Continue`` was sent: its body was asked for then.
-_ASKED: Final = web.RequestKey("continue_sent", float)
 # Set on a request whose head expects what the bridge does not meet: the Expect value.
 _UNMET: Final = web.RequestKey("expectation_unmet", str)
 # Called as its ``100 Continue`` is sent: the listener times the body from then.
@@ -95,7 +93,6 @@ def take_expectations(server: web.Server) -> None:
 async def ask_for_body(request: web.BaseRequest) -> None:
     """Send ``100 Continue`` if the client waits for it before sending the body; once."""
     if request.pop(_OWED, False):
-        request[_ASKED] = asyncio.get_running_loop().time()
         if (asked := request.pop(_ON_ASKED, None)) is not None:
             asked()
         await request.writer.write(_CONTINUE)
@@ -118,14 +115,10 @@ def unmet_expectation(request: web.BaseRequest) -> str | None:
     return request.get(_UNMET)
 
 
-def body_asked_since(request: web.BaseRequest, head: float) -> float | None:
-    """When ``request``'s body was asked for, in loop time: ``head`` (when its head came) for a
-    client that sent it unasked, when ``100 Continue`` was sent to one that waited for it, and
-    None while that is still owed (its body cannot be late: the bridge has not asked for it)."""
-    if _OWED in request:
-        return None
-    asked: float = request.get(_ASKED, head)
-    return asked
+def body_owed(request: web.BaseRequest) -> bool:
+    """Whether ``request``'s client still waits for its ``100 Continue`` (its body cannot be
+    late: the bridge has not asked for it)."""
+    return _OWED in request
 
 
 async def close_unasked(request: web.BaseRequest, response: web.StreamResponse) -> None:

@@ -24,7 +24,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from bridge.expect_continue import body_asked_since, when_body_asked
+from bridge.expect_continue import body_owed, when_body_asked
 from bridge.listener.accept import BACKLOG, Listener
 from bridge.listener.connection import Connection, Phase
 from bridge.listener.handshakes import HandshakeFailures
@@ -288,13 +288,10 @@ class ConnectionGuard:
             reading = candidate.reading
             if reading is None or reading.content.is_eof():
                 continue  # read whole: the request waits on the bridge, not on its client
-            # Timed from its 100 Continue, if it waited for one; not while that is owed (its
-            # password being checked): it waits on the bridge then too.
-            asked = body_asked_since(reading, candidate.body_since)
-            if asked is None:
-                continue
+            if body_owed(reading):
+                continue  # its 100 Continue not sent (its password being checked): ours to wait on
             body = reading.content
-            elapsed = now - asked
+            elapsed = now - candidate.body_since  # from its head, or its 100 Continue
             if elapsed >= BODY_GRACE and body.total_bytes / elapsed < lowest:
                 slowest, lowest = candidate, body.total_bytes / elapsed
         if slowest is None:
@@ -499,11 +496,10 @@ class ConnectionGuard:
             return response
         if request.body_exists and not request.content.is_eof():
             connection.reading = request
-            connection.body_since = asyncio.get_running_loop().time()
             self._reading.add(connection)
             # From when the body is asked for: a client waiting for 100 Continue is sent it only
             # once every check of the head has passed (a bcrypt check among them), and is given
-            # the whole body timeout from then, as it is at the cap (body_asked_since).
+            # the whole body timeout, and BODY_GRACE at the cap, from then.
             when_body_asked(request, lambda: self._time_body(connection, request))
         try:
             return await handler(request)
@@ -531,9 +527,14 @@ class ConnectionGuard:
             )
 
     def _time_body(self, connection: Connection, request: web.Request) -> None:
-        """Give ``request``'s body the body timeout from now (its body just asked for)."""
-        if connection.live and connection.reading is request:
-            connection.timer = asyncio.get_running_loop().call_later(
+        """Time ``request``'s body from now (its body just asked for): its rate at the cap, and
+        the body timeout."""
+        if connection.reading is not request:
+            return  # answered meanwhile
+        loop = asyncio.get_running_loop()
+        connection.body_since = loop.time()
+        if connection.live:
+            connection.timer = loop.call_later(
                 self.limits.body_timeout, self._body_expired, connection, request
             )
 

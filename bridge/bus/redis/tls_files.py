@@ -26,7 +26,7 @@ from bridge.tlsutil import (
     pem_file_problem,
 )
 
-__all__ = ["tls_file_problems"]
+__all__ = ["pem_files_named", "tls_file_problems"]
 
 # The query options redis-py reads a PEM file from, by the kind of PEM each must hold.
 _PEM_FILES: Final[Mapping[str, Literal["certificate", "key"]]] = {
@@ -34,6 +34,16 @@ _PEM_FILES: Final[Mapping[str, Literal["certificate", "key"]]] = {
     "ssl_certfile": "certificate",
     "ssl_keyfile": "key",
 }
+
+
+def pem_files_named(url: str) -> dict[str, str]:
+    """The PEM files ``url``'s query names, by query option (none for a URL that does not
+    parse: ``EXESDB_BUS``'s own check refuses it)."""
+    try:
+        options: Mapping[str, Any] = parse_url(url)
+    except ValueError:
+        return {}
+    return {option: str(options[option]) for option in _PEM_FILES if options.get(option)}
 
 
 def tls_file_problems(url: str) -> list[str]:

@@ -19,14 +19,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Final
 
 from redis.asyncio import ConnectionPool
-from redis.asyncio.connection import parse_url
 
 from bridge.bus.redis.link import RETRYABLE, Link, command_seconds, redis_pool
-from bridge.bus.redis.tls_files import tls_file_problems
+from bridge.bus.redis.tls_files import pem_files_named, tls_file_problems
 from bridge.redaction import redact_urls, safe_url
 from bridge.tlsutil import Stamp, stamp_files
 
@@ -38,8 +37,6 @@ _CHECK_SECONDS: Final = 1.0
 # How long a changed file must read the same before it is judged: a writer still at it has
 # written more by then (a rotation's rename is one step, and waits no longer).
 _SETTLE_SECONDS: Final = 0.1
-# The query options naming a file redis-py loads as a connection opens.
-_FILES: Final = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 
 
 class TLSRotation:
@@ -62,11 +59,7 @@ class TLSRotation:
         self._check_seconds = check_seconds
         self._clock = clock
         self._wall_clock = wall_clock
-        try:
-            options: Mapping[str, Any] = parse_url(link.url)
-        except ValueError:  # EXESDB_BUS's own check refuses it
-            options = {}
-        self._files = {option: str(options[option]) for option in _FILES if options.get(option)}
+        self._files = pem_files_named(link.url)
         self._stamp = self._read()  # the files as the connections load them
         self._loaded_at = wall_clock()  # when the files in force were read (Unix seconds)
         self._refused: Stamp | None = None  # a change logged as not loading
