@@ -837,6 +837,41 @@ RELOADED = "exesdb_redis_tls_files_last_reload_successful"
 LOADED_AT = "exesdb_redis_tls_files_last_reload_success_timestamp_seconds"
 
 
+async def test_a_ca_file_half_written_leaves_every_connection_on_the_one_loaded_and_ready(
+    tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """A rediss:// URL's CA file caught half-written (a rotation under way) is refused and told
+    (the reload gauge at 0), and the CA loaded before stays in force for every connection, the
+    ones the pool opens from then on too: a burst of commands needing more connections than it
+    holds gets through, the replica stays ready and delivers; the file written whole is taken."""
+    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
+    ca = tmp_path / "redis-ca.pem"
+    certificate = (tmp_path / "redis-tls" / "cert.pem").read_bytes()
+    ca.write_bytes(certificate)
+    url = f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={ca}"
+    try:
+        replica = await Replica(url, "node-a").start()
+        replicas.append(replica)
+        await async_wait_until(replica.ready, 10, "connected")
+        assert replica.sample(RELOADED) == 1
+        ca.write_bytes(certificate[: len(certificate) // 2])
+        await async_wait_until(lambda: replica.sample(RELOADED) == 0, 10, "the change refused")
+        state = replica.transport.capabilities.state
+        assert state is not None
+        # More commands at once than the loops keep connections for: the pool opens new ones.
+        await asyncio.gather(*(state.load(f"burst-{n}") for n in range(20)))
+        assert replica.ready(), replica.bridge.readiness()
+        published = [replica.publish_alert(1)]
+        await async_wait_until(partial(has_seen, replica, published), 10, "delivered")
+        assert replica.ready(), replica.bridge.readiness()
+        ca.write_bytes(certificate)
+        await async_wait_until(lambda: replica.sample(RELOADED) == 1, 10, "put back whole")
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
+
+
 async def test_the_tls_files_gauges_say_whether_a_change_was_taken_and_when(
     tmp_path: Path, replicas: list[Replica], redis_server: Callable[[], RedisServer]
 ) -> None:

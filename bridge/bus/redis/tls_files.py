@@ -4,8 +4,8 @@ redis-py reads ``?ssl_ca_certs=FILE``, ``ssl_certfile``, ``ssl_keyfile`` and ``s
 (a folder) only as it connects, and a file it cannot load fails every connection with the
 system's or OpenSSL's words (``No such file or directory``), which read as Redis unreachable. So
 ``EXESDB_BUS``'s check at start refuses them (``bridge.settings_checks``), and the transport's
-retries, when a file fine at start has gone or changed since (a rotation half done), say the
-file rather than "unreachable" (``link.py``).
+retries, when a file fine at start has gone or changed before its first connection loaded it,
+say the file rather than "unreachable" (``link.py``); ``TLSRotation`` judges a changed one.
 """
 
 from __future__ import annotations
