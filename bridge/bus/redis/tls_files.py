@@ -29,9 +29,9 @@ from bridge.tlsutil import (
 __all__ = ["pem_files_named", "tls_file_problems"]
 
 # The query options redis-py reads a PEM file from, by the kind of PEM each must hold.
-_PEM_FILES: Final[Mapping[str, Literal["certificate", "key"]]] = {
-    "ssl_ca_certs": "certificate",
-    "ssl_certfile": "certificate",
+_PEM_FILES: Final[Mapping[str, Literal["ca_file", "cert_file", "key"]]] = {
+    "ssl_ca_certs": "ca_file",  # load_verify_locations(cafile=…)
+    "ssl_certfile": "cert_file",  # load_cert_chain
     "ssl_keyfile": "key",
 }
 
