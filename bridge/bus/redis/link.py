@@ -442,8 +442,8 @@ class _OneTLSContextPool(ConnectionPool):
 
     redis-py loads the TLS files as each new connection of a pool first opens: one opened
     while a file is half-written (a rotation under way, a certificate written before its key)
-    would fail, and the bus turn not ready until the file is whole. Here the first load that
-    succeeds is every connection's, until ``TLSRotation`` gives the client a new pool.
+    would fail, and the bus would turn not ready until the file is whole. Here the first load
+    that succeeds is every connection's, until ``TLSRotation`` gives the client a new pool.
     """
 
     def __init__(self, **kwargs: Any) -> None:
