@@ -658,9 +658,9 @@ def _unreadable(
 
 
 # What each tls_config file must hold for the client to load it (oauth2's tls_config's too).
-_PEM_KINDS: Final[Mapping[str, Literal["certificate", "key"]]] = {
-    "tls_config.ca_file": "certificate",
-    "tls_config.cert_file": "certificate",
+_PEM_KINDS: Final[Mapping[str, Literal["ca_file", "cert_file", "key"]]] = {
+    "tls_config.ca_file": "ca_file",
+    "tls_config.cert_file": "cert_file",
     "tls_config.key_file": "key",
 }
 

@@ -37,6 +37,13 @@ MIN_ADMIN_TOKEN_LENGTH: Final = 16
 _OTLP_FILE: Final = re.compile(
     r"OTEL_EXPORTER_OTLP_(?:(TRACES|LOGS|METRICS)_)?(CERTIFICATE|CLIENT_KEY|CLIENT_CERTIFICATE)"
 )
+# What each file must hold: the gRPC exporter (grpcio) and the HTTP one (Python's ssl) read the
+# CA, the client certificate and its key alike.
+_OTLP_KINDS: Final[Mapping[str, Literal["ca_file", "cert_file", "key"]]] = {
+    "CERTIFICATE": "ca_file",
+    "CLIENT_CERTIFICATE": "cert_file",
+    "CLIENT_KEY": "key",
+}
 # One item of OTEL_EXPORTER_OTLP_[<SIGNAL>_]HEADERS as the Python SDK's exporters read it
 # (opentelemetry.util.re, liberal): an HTTP token, "=", and a value of printable ASCII but for
 # '"', ',', ';' and backslash (URL-encoded, blanks as written). They drop any other item.
@@ -224,8 +231,7 @@ def _otlp_file_problems(settings: Settings) -> list[str]:
             continue
         signal = cast(OtlpSignal | None, file[1] and file[1].lower())
         used = otlp_exports(settings, signal) if signal else otlp_enabled(settings)
-        kind: Literal["certificate", "key"] = "key" if file[2] == "CLIENT_KEY" else "certificate"
-        if used and (problem := pem_file_problem(path, kind)) is not None:
+        if used and (problem := pem_file_problem(path, _OTLP_KINDS[file[2]])) is not None:
             problems.append(f"{variable}: {problem}")
     return problems
 

@@ -5,8 +5,9 @@ versions as Go's ``crypto/tls`` does (``TLS12``) and may give a CA, certificate 
 PEM; a certificate or key that will not load is told by OpenSSL's reason (or the system's, for a
 file), never by the file's content. ``set_versions`` sets both sides' versions, so that TLS 1.0
 and 1.1, when a file asks for them, really negotiate. ``pem_file_problem`` judges a certificate or
-key file another library will read (the OTLP exporters', redis-py's), before it does, and
-``cert_chain_error`` names the file at fault where OpenSSL's reason is only "PEM lib".
+key file another library will read (the OTLP exporters', redis-py's), before it does and as it
+loads it, and ``cert_chain_error`` names the file at fault where OpenSSL's reason is only "PEM
+lib".
 ``stamp_files`` tells when a certificate, key or CA file changed (the web config's reload, the
 Redis bus's TLS files).
 """
@@ -113,41 +114,116 @@ def pem_certificates(value: str | None) -> str | None:
 # OpenSSL's reasons when a certificate and a key that load each are not a pair: the same type,
 # or a key of another type (RSA for an EC certificate), which it keeps for a certificate to come.
 KEY_NOT_THE_CERTIFICATES: Final = frozenset({"KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"})
-# A PEM private key block: PKCS#8 (PRIVATE KEY, ENCRYPTED PRIVATE KEY) or traditional (RSA, EC).
-_PEM_KEY: Final = re.compile(r"-----BEGIN ((?:[A-Z]+ )*)PRIVATE KEY-----")
+# The label of each PEM block (-----BEGIN CERTIFICATE-----).
+_PEM_BLOCK: Final = re.compile(r"-----BEGIN ([A-Z0-9 .]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
+# The certificates load_cert_chain reads in a certificate file: OpenSSL's first (the
+# certificate) as PEM_read_bio_X509_AUX reads it, the TRUSTED CERTIFICATE of `openssl x509
+# -trustout` too, as a CA file takes them all.
+_CERTIFICATE_LABELS: Final = frozenset({"CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"})
+_OPENSSH_KEY: Final = "OPENSSH PRIVATE KEY"
+# A self-signed certificate whose key was thrown away: OpenSSL loads a private key only beside
+# a certificate, and one that is not the key's (KEY_NOT_THE_CERTIFICATES) shows that it loaded.
+_NO_ONES_CERTIFICATE: Final = """\
+-----BEGIN CERTIFICATE-----
+MIIBfDCCASOgAwIBAgIUBCpk5cGjXXX8CZ8mVgsMDIV1iVswCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJa2V5LWNoZWNrMB4XDTI2MTIwNTA4MjgwNVoXDTI2MTIwNjA4
+MjgwNVowFDESMBAGA1UEAwwJa2V5LWNoZWNrMFkwEwYHKoZIzj0CAQYIKoZIzj0D
+AQcDQgAEFDZip7WmlZuyut2ZzqVQnO/a6nVCye2Bs/8pMugFwriHr1JGQ2K6qEU+
+I5SiUqBZTxQDKwYBrQDWP4flr61Iv6NTMFEwHQYDVR0OBBYEFJOUxgzE2wFLDDb6
+a5mwcgTx4BCtMB8GA1UdIwQYMBaAFJOUxgzE2wFLDDb6a5mwcgTx4BCtMA8GA1Ud
+EwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDRwAwRAIgI35zit3SkEvIPias8jswN8Dk
+Pc6aNFcviU/1ul2Qy7cCIFogBDyXTSxoBjWQtO+zRc/x/n1TPWqrNYJISiOC1sLZ
+-----END CERTIFICATE-----
+"""
 
 
 def pem_file_problem(
     path: str,
-    kind: Literal["certificate", "key"],
+    kind: Literal["ca_file", "cert_file", "key"],
     *,
     if_encrypted: str | None = "give it unencrypted",
 ) -> str | None:
-    """What is wrong with ``path`` as a PEM ``certificate`` file (one or more, as OpenSSL loads
-    them) or PEM private ``key`` file, in a few words naming the path; None when it will do.
+    """What is wrong with ``path`` as a file of PEM of ``kind``, in a few words naming the path;
+    None when it will do. Each kind is judged as its reader loads it, so that what that reader
+    loads is never refused here, and what it refuses never taken:
 
-    Missing, unreadable or a directory (the system's reason), not PEM (a DER file, anything
-    else), or, for a key, encrypted, with ``if_encrypted`` said of it: the OTLP exporters take no
-    pass phrase. None for ``if_encrypted``: an encrypted key will do (its pass phrase is given).
+    - ``ca_file``: CA certificates, as Python's ``ssl`` loads a CA file
+      (``load_verify_locations(cafile=…)``: redis-py's ``ssl_ca_certs``, a receiver's
+      ``tls_config.ca_file``), among other text, OpenSSL's ``TRUSTED CERTIFICATE`` too (as
+      grpcio reads the OTLP exporter's CA);
+    - ``cert_file``: a certificate (chain), as ``load_cert_chain`` loads its certificate file;
+    - ``key``: a private key, as ``load_cert_chain`` loads its key file; encrypted, it is told
+      with ``if_encrypted`` said of it (the OTLP exporters take no pass phrase), or, None, will
+      do unread (its pass phrase is given, and loading it with its certificate tells the rest).
+
+    Missing, unreadable or a directory is told by the system's reason.
     """
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         return f"cannot read {path}: {load_error(exc)}"
     # OpenSSL reads PEM among any other text, such as a bundle's labels in UTF-8 (p11-kit's):
-    # cadata takes ASCII only, so each other byte is a "?" (DER and other binary hold no PEM).
+    # its blocks are looked for in ASCII, each other byte a "?" (DER and other binary hold none).
     text = data.decode("latin-1").encode("ascii", "replace").decode("ascii")
-    if kind == "certificate":
-        try:
-            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=text)
-        except (ssl.SSLError, ValueError):
-            return f"{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----) OpenSSL loads"
-        return None
-    key = _PEM_KEY.search(text)
-    if key is None:
+    if kind == "key":
+        return _key_problem(path, text, if_encrypted)
+    no_certificate = f"{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----) OpenSSL loads"
+    if kind == "cert_file":
+        return _cert_file_problem(text, no_certificate)
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except ssl.SSLError:
+        return no_certificate
+    except OSError as exc:  # gone since it was read
+        return f"cannot read {path}: {load_error(exc)}"
+    return None
+
+
+def _cert_file_problem(text: str, no_certificate: str) -> str | None:
+    """``no_certificate`` when ``text`` holds no certificate ``load_cert_chain`` loads from its
+    certificate file, else None."""
+    # Only the certificates, loaded as a CA file's: that reader would refuse a key OpenSSL
+    # cannot read (an OpenSSH one), which load_cert_chain passes over to find the certificate.
+    labelled = _PEM_BLOCK.finditer(text)
+    blocks = [block[0] for block in labelled if block[1] in _CERTIFICATE_LABELS]
+    if not blocks:
+        return no_certificate
+    try:
+        with _in_memory("\n".join(blocks)) as certificates:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=certificates)
+    except ssl.SSLError:
+        return no_certificate
+    except OSError:
+        pass  # no in-memory file (not Linux): the certificate's load tells
+    return None
+
+
+def _key_problem(path: str, text: str, if_encrypted: str | None) -> str | None:
+    """What is wrong with ``path``, reading ``text``, as ``load_cert_chain``'s key file (see
+    ``pem_file_problem``)."""
+    labels = {block[1] for block in _PEM_BLOCK.finditer(text) if block[1].endswith("PRIVATE KEY")}
+    if labels == {_OPENSSH_KEY}:
+        return (
+            f"{path} holds an OpenSSH private key (-----BEGIN {_OPENSSH_KEY}-----), which"
+            " OpenSSL does not load: give a PEM private key (-----BEGIN PRIVATE KEY-----;"
+            " ssh-keygen -p -m PEM converts an RSA or ECDSA one)"
+        )
+    if not labels:
         return f"{path} holds no PEM private key (-----BEGIN PRIVATE KEY-----)"
-    if if_encrypted is not None and ("ENCRYPTED" in key[1] or "Proc-Type: 4,ENCRYPTED" in text):
-        return f"{path} holds an encrypted private key: {if_encrypted}"
+    if "ENCRYPTED PRIVATE KEY" in labels or "Proc-Type: 4,ENCRYPTED" in text:
+        return (
+            None
+            if if_encrypted is None
+            else f"{path} holds an encrypted private key: {if_encrypted}"
+        )
+    try:
+        with _in_memory(_NO_ONES_CERTIFICATE) as certificate:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(certificate, path, b"")
+    except ssl.SSLError as exc:
+        if exc.reason not in KEY_NOT_THE_CERTIFICATES:  # else it loaded
+            return f"{path} holds no PEM private key (-----BEGIN PRIVATE KEY-----) OpenSSL loads"
+    except OSError:
+        pass  # no in-memory file (not Linux), or the file gone since: its load tells
     return None
 
 
@@ -159,8 +235,8 @@ def cert_chain_error(
     which OpenSSL says only "PEM lib"), or that the key is not the certificate's; else as
     ``load_error`` says. Files given inline (None here) are told by OpenSSL's reason."""
     if isinstance(exc, ssl.SSLError):
-        files: tuple[tuple[str | None, Literal["certificate", "key"]], ...] = (
-            (cert_file, "certificate"),
+        files: tuple[tuple[str | None, Literal["cert_file", "key"]], ...] = (
+            (cert_file, "cert_file"),
             (key_file, "key"),
         )
         for path, kind in files:

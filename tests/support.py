@@ -607,7 +607,9 @@ def pem_files(directory: Path) -> dict[str, str]:
     ``client.key`` is ``client.pem``'s key (EC), ``other.key`` another certificate's,
     ``rsa.key`` an RSA key (another type), ``encrypted.key`` is ``client.key`` under the pass
     phrase ``pass phrase``, and ``labelled-ca.pem`` is ``ca.pem`` after a label in UTF-8, as
-    p11-kit writes a system bundle."""
+    p11-kit writes a system bundle; ``trusted-ca.pem`` and ``trusted-client.pem`` are ``ca.pem``
+    and ``client.pem`` as ``openssl x509 -trustout`` writes them (``-----BEGIN TRUSTED
+    CERTIFICATE-----``), ``openssh.key`` is ``client.key`` in OpenSSH's own format."""
     import trustme
     from cryptography.hazmat.primitives import serialization
     from cryptography.x509 import load_pem_x509_certificate
@@ -632,6 +634,13 @@ def pem_files(directory: Path) -> dict[str, str]:
         "ca.der": der,
         "encrypted.key": encrypted,
         "notes.txt": b"not a certificate\n",
+        "trusted-ca.pem": _trusted(ca.cert_pem.bytes()),
+        "trusted-client.pem": _trusted(leaf.cert_chain_pems[0].bytes()),
+        "openssh.key": key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        ),
     }
     files = {name: str(directory / name) for name in contents}
     for name, data in contents.items():
@@ -639,6 +648,12 @@ def pem_files(directory: Path) -> dict[str, str]:
     files["missing.pem"] = str(directory / "missing.pem")
     files["directory"] = str(directory)
     return files
+
+
+def _trusted(certificate: bytes) -> bytes:
+    """``certificate`` (PEM) as ``openssl x509 -trustout`` writes one with no trust settings:
+    the same body under OpenSSL's own label."""
+    return certificate.replace(b" CERTIFICATE-----", b" TRUSTED CERTIFICATE-----")
 
 
 def make_settings(**env: str) -> Settings:

@@ -1937,6 +1937,7 @@ _COLLECTOR = {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector.example:4317"}
         ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "encrypted.key", "an encrypted private key"),
         ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "client.key", "holds no PEM certificate"),
         ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE", "missing.pem", "cannot read {path}"),
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "openssh.key", "{path} holds an OpenSSH private key"),
     ],
 )
 def test_a_bad_otlp_certificate_or_key_file_stops_start_up_naming_its_variable(
@@ -1948,8 +1949,8 @@ def test_a_bad_otlp_certificate_or_key_file_stops_start_up_naming_its_variable(
     problem: str,
 ) -> None:
     """With OTLP export on, a certificate or key file the SDK's exporters would read that is
-    missing, unreadable, no PEM of its kind or an encrypted key is exit 2 in check-config, one
-    line naming the variable, the file and its fault."""
+    missing, unreadable, no PEM of its kind, an encrypted key or an OpenSSH one is exit 2 in
+    check-config, one line naming the variable, the file and its fault."""
     path = pem_files(tmp_path)[file]
     status, _, err = check_config(monkeypatch, capsys, **_COLLECTOR, **{variable: path})
     assert status == 2
@@ -1989,7 +1990,8 @@ def test_good_otlp_certificate_and_key_files_load(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     """PEM CA certificates, a client certificate (alone, or with its key in one file) and its
-    unencrypted key load, per signal as in general."""
+    unencrypted key load, per signal as in general, the CA and the certificate in OpenSSL's
+    TRUSTED CERTIFICATE form too (both exporters load it)."""
     files = pem_files(tmp_path)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector.example:4317")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", files["ca.pem"])
@@ -1997,6 +1999,8 @@ def test_good_otlp_certificate_and_key_files_load(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", files["client.key"])
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", files["combined.pem"])
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", files["ca.pem"])
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", files["trusted-ca.pem"])
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE", files["trusted-client.pem"])
     assert load_settings().otlp_certificate == files["ca.pem"]
 
 

@@ -10,6 +10,7 @@ import trustme
 
 from bridge.cli import main
 from tests.receivers_support import write
+from tests.support import pem_files
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -155,6 +156,38 @@ def test_a_tls_config_file_that_reads_but_holds_no_pem_is_warned_of(
         f"global.http_config.tls_config.ca_file {tmp_path / 'notes.txt'} cannot be used now"
         f" ({no_certificate}); the deliveries of the receivers taking it (webhook_configs.2) fail"
         " and are retried until it can be",
+    ], warned
+
+
+def test_tls_config_files_are_judged_as_the_client_loads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CA and a client certificate in OpenSSL's TRUSTED CERTIFICATE form, which the client
+    loads, are not warned of; an OpenSSH key, which it cannot load, is, as one."""
+    files = pem_files(tmp_path)
+    path = tmp_path / "receivers.yml"
+    path.write_text(
+        "webhook_configs:\n"
+        "  - url: https://trusted.example.com/hook\n    http_config:\n"
+        f"      tls_config: {{ca_file: {files['trusted-ca.pem']},"
+        f" cert_file: {files['trusted-client.pem']}, key_file: {files['client.key']}}}\n"
+        "  - url: https://openssh.example.com/hook\n    http_config:\n"
+        f"      tls_config: {{cert_file: {files['client.pem']},"
+        f" key_file: {files['openssh.key']}}}\n"
+    )
+    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(path))
+    monkeypatch.setenv("EXESDB_WEBHOOK_SECRET", "k" * 32)  # no unsigned receiver to warn of
+    assert main(["check-config"]) == 0
+    warned = [
+        line.removeprefix("exesdb-bridge: warning: EXESDB_WEBHOOK_CONFIG_FILE ")
+        for line in capsys.readouterr().err.splitlines()
+    ]
+    assert warned == [
+        f"webhook_configs.1 https://openssh.example.com/…: tls_config.key_file"
+        f" {files['openssh.key']} cannot be used now (holds an OpenSSH private key (-----BEGIN"
+        " OPENSSH PRIVATE KEY-----), which OpenSSL does not load: give a PEM private key"
+        " (-----BEGIN PRIVATE KEY-----; ssh-keygen -p -m PEM converts an RSA or ECDSA one));"
+        " its deliveries fail and are retried until it can be"
     ], warned
 
 

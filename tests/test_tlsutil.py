@@ -1,12 +1,17 @@
-"""set_versions: what it sets, and that setting a context again keeps nothing of before."""
+"""set_versions: what it sets, and that setting a context again keeps nothing of before;
+pem_file_problem: a file judged as Python's ssl loads it."""
 
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
 
 import pytest
 
-from bridge.tlsutil import set_versions
+from bridge.tlsutil import pem_file_problem, set_versions
+from tests.support import pem_files
 
 
 @pytest.mark.parametrize("protocol", [ssl.PROTOCOL_TLS_SERVER, ssl.PROTOCOL_TLS_CLIENT])
@@ -38,3 +43,42 @@ def test_versions_left_out_are_a_fresh_contexts_not_the_ones_set_before() -> Non
         fresh.maximum_version,
     )
     assert [c["name"] for c in context.get_ciphers()] == [c["name"] for c in fresh.get_ciphers()]
+
+
+# OpenSSL's reasons for a certificate and a key that each loaded but are not a pair.
+NOT_A_PAIR = {"KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"}
+
+
+def _ssl_loads(load: Callable[[ssl.SSLContext], None]) -> bool:
+    """Whether ``load`` gets through on a fresh client context (a pair refused as not a pair
+    having read both files)."""
+    try:
+        load(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+    except ssl.SSLError as exc:
+        return exc.reason in NOT_A_PAIR
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("kind", ["ca_file", "cert_file", "key"])
+def test_a_file_is_refused_exactly_when_ssl_does_not_load_it(
+    tmp_path: Path, kind: Literal["ca_file", "cert_file", "key"]
+) -> None:
+    """Every test file (CAs, certificates and keys, TRUSTED CERTIFICATE and OpenSSH forms, DER,
+    text, a folder, none) is refused as a CA file, a certificate file or a key exactly when
+    Python's ssl does not load it as that (load_verify_locations, load_cert_chain beside a good
+    key or certificate): never a file ssl loads, never one it refuses."""
+    files = pem_files(tmp_path)
+    loaders: dict[str, Callable[[str], Callable[[ssl.SSLContext], None]]] = {
+        "ca_file": lambda path: lambda context: context.load_verify_locations(cafile=path),
+        "cert_file": lambda path: (
+            lambda context: context.load_cert_chain(path, files["client.key"], b"")
+        ),
+        "key": lambda path: lambda context: context.load_cert_chain(files["client.pem"], path, b""),
+    }
+    judged = {name: pem_file_problem(path, kind) is None for name, path in files.items()}
+    loaded = {name: _ssl_loads(loaders[kind](path)) for name, path in files.items()}
+    assert judged == loaded
+    assert any(loaded.values())
+    assert not all(loaded.values())

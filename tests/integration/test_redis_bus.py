@@ -26,7 +26,7 @@ from bridge.bus.redis import GROUP, RedisTransport
 from bridge.messages import SecurityAlert, SystemAlert, utc_now
 from bridge.settings import Settings
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.support import TEST_SECRET, async_wait_until, free_port
+from tests.support import TEST_SECRET, async_wait_until, free_port, pem_files
 
 pytestmark = pytest.mark.integration
 
@@ -835,6 +835,54 @@ async def test_a_ca_file_rewritten_with_what_does_not_load_is_not_taken(
 
 RELOADED = "exesdb_redis_tls_files_last_reload_successful"
 LOADED_AT = "exesdb_redis_tls_files_last_reload_success_timestamp_seconds"
+
+
+@pytest.mark.parametrize("rotation", ["ca half-written", "certificate before its key"])
+async def test_tls_files_caught_mid_rotation_leave_every_connection_on_the_ones_loaded(
+    tmp_path: Path, replicas: list[Replica], rotation: str
+) -> None:
+    """A rediss:// URL's CA file caught half-written, or its client certificate replaced before
+    its key (a rotation under way), is refused and told (the reload gauge at 0), and the files
+    loaded before stay in force for every connection, those the pool opens from then on too: a
+    burst of commands needing more connections than it holds gets through, the replica stays
+    ready and delivers; the files put right are taken."""
+    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
+    pem_files(tmp_path)
+    ca, client = tmp_path / "redis-ca.pem", tmp_path / "client.pem"
+    certificate = (tmp_path / "redis-tls" / "cert.pem").read_bytes()
+    ca.write_bytes(certificate)
+    url = (
+        f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={ca}"
+        f"&ssl_certfile={client}&ssl_keyfile={tmp_path / 'client.key'}"
+    )
+    spoiled, whole = (
+        (ca, certificate) if rotation == "ca half-written" else (client, client.read_bytes())
+    )
+    try:
+        replica = await Replica(url, "node-a").start()
+        replicas.append(replica)
+        await async_wait_until(replica.ready, 10, "connected")
+        assert replica.sample(RELOADED) == 1
+        if rotation == "ca half-written":
+            ca.write_bytes(certificate[: len(certificate) // 2])
+        else:
+            # The next certificate, before its key: another key's (pem_files' CA's).
+            client.write_bytes((tmp_path / "ca.pem").read_bytes())
+        await async_wait_until(lambda: replica.sample(RELOADED) == 0, 10, "the change refused")
+        state = replica.transport.capabilities.state
+        assert state is not None
+        # More commands at once than the loops keep connections for: the pool opens new ones.
+        await asyncio.gather(*(state.load(f"burst-{n}") for n in range(20)))
+        assert replica.ready(), replica.bridge.readiness()
+        published = [replica.publish_alert(1)]
+        await async_wait_until(partial(has_seen, replica, published), 10, "delivered")
+        assert replica.ready(), replica.bridge.readiness()
+        spoiled.write_bytes(whole)
+        await async_wait_until(lambda: replica.sample(RELOADED) == 1, 10, "put right")
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
 
 
 async def test_the_tls_files_gauges_say_whether_a_change_was_taken_and_when(

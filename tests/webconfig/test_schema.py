@@ -481,6 +481,17 @@ def _encrypted(key_pem: bytes) -> bytes:
     )
 
 
+def _openssh(key_pem: bytes) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+
+
 @pytest.mark.parametrize(
     ("spoil", "reason"),
     [
@@ -490,6 +501,12 @@ def _encrypted(key_pem: bytes) -> bytes:
             "{cert} holds no PEM certificate (-----BEGIN CERTIFICATE-----) OpenSSL loads",
         ),
         ("key_encrypted", "{key} holds an encrypted private key: give it unencrypted"),
+        (
+            "key_openssh",
+            "{key} holds an OpenSSH private key (-----BEGIN OPENSSH PRIVATE KEY-----), which"
+            " OpenSSL does not load: give a PEM private key (-----BEGIN PRIVATE KEY-----;"
+            " ssh-keygen -p -m PEM converts an RSA or ECDSA one)",
+        ),
         ("key_of_another", "the key is not the certificate's (KEY_VALUES_MISMATCH)"),
         ("key_of_another_type", "the key is not the certificate's (NO_CERTIFICATE_ASSIGNED)"),
     ],
@@ -498,7 +515,7 @@ def test_a_certificate_that_does_not_load_is_refused_saying_which_file_and_why(
     tmp_path: Path, spoil: str, reason: str
 ):
     """A certificate and key that do not load are refused naming the file at fault and what is
-    wrong with it, not OpenSSL's bare "PEM lib"."""
+    wrong with it (an OpenSSH key told as one), not OpenSSL's bare "PEM lib"."""
     files = WebFiles(tmp_path)
     path = files.write(files.tls_config())
     cert, key = tmp_path / "server.pem", tmp_path / "server.key"
@@ -508,6 +525,8 @@ def test_a_certificate_that_does_not_load_is_refused_saying_which_file_and_why(
         cert.write_bytes(key.read_bytes())
     elif spoil == "key_encrypted":
         key.write_bytes(_encrypted(key.read_bytes()))
+    elif spoil == "key_openssh":
+        key.write_bytes(_openssh(key.read_bytes()))
     elif spoil == "key_of_another":
         key.write_bytes(files.ca.issue_cert("other.test").private_key_pem.bytes())
     else:  # an RSA key for trustme's EC certificate

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection, RedisSSLContext, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
@@ -418,10 +419,12 @@ def redis_client(url: str, *, block_ms: int) -> Redis:
     return Redis.from_pool(redis_pool(url, block_ms=block_ms))
 
 
-def redis_pool(url: str, *, block_ms: int) -> ConnectionPool:
-    """The connection pool of ``redis_client(url, block_ms=block_ms)``: a new one opens new
-    connections, which load the TLS files ``url`` names anew."""
-    return ConnectionPool.from_url(
+def redis_pool(url: str, *, block_ms: int, load_tls: bool = False) -> ConnectionPool:
+    """The connection pool of ``redis_client(url, block_ms=block_ms)``: a new one loads the TLS
+    files ``url`` names anew, once, and its connections keep them (``_OneTLSContextPool``).
+    ``load_tls``: load them now (OSError or ssl.SSLError when they do not load), not as its
+    first connection opens."""
+    pool = _OneTLSContextPool.from_url(
         url,
         socket_connect_timeout=_CONNECT_SECONDS,
         socket_timeout=_answer_seconds(block_ms),
@@ -429,6 +432,39 @@ def redis_pool(url: str, *, block_ms: int) -> ConnectionPool:
         health_check_interval=10,
         decode_responses=False,  # the default, said here: entries are verified as the bytes signed
     )
+    if load_tls:
+        pool.load_tls()
+    return pool
+
+
+class _OneTLSContextPool(ConnectionPool):
+    """A pool whose TLS connections share one TLS context, loaded from the files once.
+
+    redis-py loads the TLS files as each new connection of a pool first opens: one opened
+    while a file is half-written (a rotation under way, a certificate written before its key)
+    would fail, and the bus would turn not ready until the file is whole. Here the first load
+    that succeeds is every connection's, until ``TLSRotation`` gives the client a new pool.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._tls: RedisSSLContext | None = None  # built as it is first asked for, kept after
+
+    def make_connection(self) -> AbstractConnection:
+        connection: AbstractConnection = super().make_connection()  # type: ignore[no-untyped-call]
+        if isinstance(connection, SSLConnection):
+            if self._tls is None:
+                self._tls = connection.ssl_context  # its settings are every connection's
+            connection.ssl_context = self._tls
+        return connection
+
+    def load_tls(self) -> None:
+        """Load the TLS files now, if not yet loaded (OSError or ssl.SSLError when they do not
+        load)."""
+        if self._tls is None:
+            self.make_connection()  # never opened: only for the context it shares
+        if self._tls is not None:
+            self._tls.get()
 
 
 def command_seconds(block_ms: int) -> float:

@@ -4,8 +4,8 @@ redis-py reads ``?ssl_ca_certs=FILE``, ``ssl_certfile``, ``ssl_keyfile`` and ``s
 (a folder) only as it connects, and a file it cannot load fails every connection with the
 system's or OpenSSL's words (``No such file or directory``), which read as Redis unreachable. So
 ``EXESDB_BUS``'s check at start refuses them (``bridge.settings_checks``), and the transport's
-retries, when a file fine at start has gone or changed since (a rotation half done), say the
-file rather than "unreachable" (``link.py``).
+retries, when a file fine at start has gone or changed before its first connection loaded it,
+say the file rather than "unreachable" (``link.py``); ``TLSRotation`` judges a changed one.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from bridge.tlsutil import (
 __all__ = ["pem_files_named", "tls_file_problems"]
 
 # The query options redis-py reads a PEM file from, by the kind of PEM each must hold.
-_PEM_FILES: Final[Mapping[str, Literal["certificate", "key"]]] = {
-    "ssl_ca_certs": "certificate",
-    "ssl_certfile": "certificate",
+_PEM_FILES: Final[Mapping[str, Literal["ca_file", "cert_file", "key"]]] = {
+    "ssl_ca_certs": "ca_file",  # load_verify_locations(cafile=…)
+    "ssl_certfile": "cert_file",  # load_cert_chain
     "ssl_keyfile": "key",
 }
 

@@ -1,23 +1,27 @@
 """Rotated TLS files a rediss:// URL names, taken by the bus's next connections without a restart.
 
-redis-py loads ``ssl_ca_certs``, ``ssl_certfile`` and ``ssl_keyfile`` as a connection of its
-pool first opens, and keeps what it loaded for that connection's reconnections: a rotated
-certificate or CA would reach the bus only at a restart. So the files are looked at every
-second, as the web config's are (``bridge.webconfig.live``): read and hashed; a change read the
-same twice ``_SETTLE_SECONDS`` apart (a file being written is not taken half-way) is judged as at
-start (``tls_file_problems``), and, when it loads, the client gets a new connection pool, whose
-connections load the files anew. The old pool's idle connections are closed at once, the rest
-once the commands they carry have ended (``command_seconds``): no command fails for it, and the
-loops go on as they would. A change that does not load is logged once and left: the connections
-keep what they loaded. Whether the last change was taken, and when the files in force were
-loaded, are the bus's self-metrics (``bridge.bus.redis.metrics``), as the web config's are. An
-``ssl_ca_path`` folder is not looked at (OpenSSL reads it as it verifies).
+The client's connection pool loads ``ssl_ca_certs``, ``ssl_certfile`` and ``ssl_keyfile`` once
+and every connection it opens keeps what it loaded (``redis_pool``): a rotated certificate or CA
+would reach the bus only at a restart. So the files are looked at every second, as the web
+config's are (``bridge.webconfig.live``): read and hashed; a change read the same twice
+``_SETTLE_SECONDS`` apart (a file being written is not taken half-way) is judged as at start
+(``tls_file_problems``), and, when it loads, the client gets a new connection pool that loaded
+it then. The old pool's idle connections are closed at once, the rest once the commands they
+carry have ended (``command_seconds``): no command fails for it, and the loops go on as they
+would. A change that does not load (a certificate written before its key, a file half-written
+when judged) is logged once and left: the old pool's connections, those it opens meanwhile
+too, keep what it loaded, and readiness is not touched. Whether the last change was taken, and
+when the files in force were loaded, are the bus's self-metrics (``bridge.bus.redis.metrics``),
+as the web config's are. An ``ssl_ca_path`` folder is not looked at (OpenSSL reads it as it
+verifies). A client the caller gives the transport is not looked after: its pool is the
+caller's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from typing import Final
@@ -27,7 +31,7 @@ from redis.asyncio import ConnectionPool
 from bridge.bus.redis.link import RETRYABLE, Link, command_seconds, redis_pool
 from bridge.bus.redis.tls_files import pem_files_named, tls_file_problems
 from bridge.redaction import redact_urls, safe_url
-from bridge.tlsutil import Stamp, stamp_files
+from bridge.tlsutil import Stamp, load_error, stamp_files
 
 __all__ = ["TLSRotation"]
 
@@ -116,11 +120,11 @@ class TLSRotation:
         if now < self._changed[1] + _SETTLE_SECONDS:
             return self._changed[1] + _SETTLE_SECONDS - now
         self._changed = None
-        problems = tls_file_problems(self._link.url)
+        pool, problems = self._judge()
         if (again := self._read()) != stamp:
             self._changed = (again, now)  # rewritten while judged: that version must settle too
             return _SETTLE_SECONDS
-        if problems:
+        if pool is None:
             self._refused = stamp
             _logger.warning(
                 "Redis at %s: the TLS files EXESDB_BUS names changed but do not load; the"
@@ -134,7 +138,7 @@ class TLSRotation:
         self._stamp = stamp
         self._refused = None
         self._loaded_at = self._wall_clock()
-        await self._renew_pool()
+        await self._renew_pool(pool)
         _logger.info(
             "Redis at %s: TLS files changed (%s): the connections opened from now on load them",
             safe_url(self._link.url),
@@ -142,14 +146,24 @@ class TLSRotation:
         )
         return self._check_seconds
 
-    async def _renew_pool(self) -> None:
-        """Give the client a new pool; the old one's idle connections are closed now, the rest
+    def _judge(self) -> tuple[ConnectionPool | None, list[str]]:
+        """A new pool with the files loaded now, as they are judged (its connections keep
+        them), or None and what keeps them from loading."""
+        if problems := tls_file_problems(self._link.url):
+            return None, problems
+        try:
+            return redis_pool(self._link.url, block_ms=self._block_ms, load_tls=True), []
+        except (OSError, ssl.SSLError) as exc:  # judged fine, yet OpenSSL refuses them
+            return None, [f"the TLS files do not load: {load_error(exc)}"]
+
+    async def _renew_pool(self, pool: ConnectionPool) -> None:
+        """Give the client ``pool``; the old one's idle connections are closed now, the rest
         once their commands have ended."""
         client = self._link.client
         old = client.connection_pool
         # Each command takes the pool in force as it starts, and gives its connection back to
         # that pool: the commands under way end on the old one.
-        client.connection_pool = redis_pool(self._link.url, block_ms=self._block_ms)
+        client.connection_pool = pool
         self._retired.append((old, self._clock() + command_seconds(self._block_ms)))
         with contextlib.suppress(*RETRYABLE):
             await old.disconnect(inuse_connections=False)

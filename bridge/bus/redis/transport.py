@@ -54,7 +54,13 @@ _POSITION_SECONDS: Final = 5.0
 
 
 class RedisTransport:
-    """Carries signed frames over Redis streams; see ``bridge.bus.redis`` for the layout."""
+    """Carries signed frames over Redis streams; see ``bridge.bus.redis`` for the layout.
+
+    ``client``, when given, is used instead of the one ``url`` makes, and is the caller's: its
+    pool, options and TLS files are taken as they are, never looked at for a rotation nor
+    replaced (``TLSRotation`` watches only the transport's own client, whose pools it makes
+    alike), and the TLS files gauges are not shown. ``aclose`` closes it.
+    """
 
     name = "redis"
 

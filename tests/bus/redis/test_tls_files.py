@@ -51,6 +51,15 @@ def bus(query: str, files: dict[str, str]) -> str:
             "query option 'ssl_keyfile': {client.pem} holds no PEM private key",
         ),
         (
+            "ssl_certfile={client.pem}&ssl_keyfile={openssh.key}",
+            "query option 'ssl_keyfile': {openssh.key} holds an OpenSSH private key (-----BEGIN"
+            " OPENSSH PRIVATE KEY-----), which OpenSSL does not load",
+        ),
+        (
+            "ssl_certfile={client.pem}&ssl_keyfile={openssh.key}&ssl_password=unused",
+            "query option 'ssl_keyfile': {openssh.key} holds an OpenSSH private key",
+        ),
+        (
             "ssl_certfile={client.pem}&ssl_keyfile={missing.pem}",
             "query option 'ssl_keyfile': cannot read {missing.pem}: No such file or directory",
         ),
@@ -99,7 +108,8 @@ def test_a_tls_file_redis_py_would_not_load_stops_check_config_naming_it(
     said: str,
 ) -> None:
     """A TLS file of EXESDB_BUS's query that is missing, a folder, no PEM of its kind, an
-    encrypted key without its pass phrase (or with a wrong one), a key not the certificate's
+    encrypted key without its pass phrase (or with a wrong one), an OpenSSH key (with
+    ssl_password or not), a key not the certificate's
     (of its type or another), a key without a certificate (ssl_password or not), or an
     ssl_ca_path that is no folder, is exit 2 in check-config: one line naming EXESDB_BUS, the
     query option and the file, and never the URL's password (redis-py would fail every
@@ -119,6 +129,8 @@ def test_a_tls_file_redis_py_would_not_load_stops_check_config_naming_it(
     [
         "ssl_ca_certs={ca.pem}",
         "ssl_ca_certs={labelled-ca.pem}",
+        "ssl_ca_certs={trusted-ca.pem}",
+        "ssl_ca_certs={ca.pem}&ssl_certfile={trusted-client.pem}&ssl_keyfile={client.key}",
         "ssl_ca_certs={ca.pem}&ssl_certfile={client.pem}&ssl_keyfile={client.key}",
         "ssl_certfile={combined.pem}",
         "ssl_certfile={client.pem}&ssl_keyfile={encrypted.key}&ssl_password="
@@ -129,9 +141,10 @@ def test_a_tls_file_redis_py_would_not_load_stops_check_config_naming_it(
 def test_tls_files_redis_py_loads_pass(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, query: str
 ) -> None:
-    """A private CA (after a label in UTF-8 too), a client certificate with its key (in its own
-    file or the certificate's, encrypted with ssl_password given), a folder of CAs:
-    check-config takes them (exit 0)."""
+    """A private CA (after a label in UTF-8 too, or as OpenSSL's TRUSTED CERTIFICATE), a client
+    certificate (a TRUSTED CERTIFICATE too) with its key (in its own file or the certificate's,
+    encrypted with ssl_password given), a folder of CAs: check-config takes them (exit 0), as
+    redis-py loads them."""
     url = bus(query, pem_files(tmp_path))
     status, _, err = check_config(monkeypatch, capsys, EXESDB_BUS=url, SECRET_KEY_BASE=TEST_SECRET)
     assert status == 0, err
