@@ -123,6 +123,7 @@ _CERTIFICATE_LABELS: Final = frozenset({"CERTIFICATE", "X509 CERTIFICATE", "TRUS
 _OPENSSH_KEY: Final = "OPENSSH PRIVATE KEY"
 # A self-signed certificate whose key was thrown away: OpenSSL loads a private key only beside
 # a certificate, and one that is not the key's (KEY_NOT_THE_CERTIFICATES) shows that it loaded.
+# Its dates do not matter: loading a certificate checks none.
 _NO_ONES_CERTIFICATE: Final = """\
 -----BEGIN CERTIFICATE-----
 MIIBfDCCASOgAwIBAgIUBCpk5cGjXXX8CZ8mVgsMDIV1iVswCgYIKoZIzj0EAwIw
