@@ -52,6 +52,14 @@ class Coordinator(Protocol):
         """Make each of ``keys`` that exists expire ``ttl_ms`` from now, in one round trip (a
         key that does not exist is left so)."""
 
+    async def once_per_period(self, key: str, period_ms: int, now_ms: int) -> bool:
+        """True when no caller claimed ``key`` yet within the wall-clock period that ``now_ms``
+        (Unix milliseconds) falls in: the ``period_ms``-long periods counted from the epoch,
+        so callers of one period share them; the claim is then this one's, and holds for two
+        periods. Callers of different periods each go by their own: one whose period is longer
+        finds it claimed as long as one of a shorter period claims each of its own, and none of
+        them claims twice within the shortest period."""
+
 
 class WorkQueueLease(Protocol):
     """The lease that makes one replica at a time the reader of the work queue."""
@@ -178,6 +186,15 @@ class LocalCoordinator:
             if old is not None and old[1] > now:
                 values[key] = (old[0], now + ttl_ms / 1000)
 
+    async def once_per_period(self, key: str, period_ms: int, now_ms: int) -> bool:
+        now = self._clock()
+        old = self._values.get(key)
+        if old is not None and old[1] > now and _same_period(old[0], now_ms, period_ms):
+            return False
+        self._values[key] = (str(now_ms), now + 2 * period_ms / 1000)
+        self._sweep(now)
+        return True
+
     def _sweep(self, now: float) -> None:
         if len(self._values) <= self._max_keys:
             return
@@ -187,6 +204,16 @@ class LocalCoordinator:
         for key in list(live)[: len(live) - self._max_keys * 9 // 10]:
             del live[key]
         self._values = live
+
+
+def _same_period(claimed: str, now_ms: int, period_ms: int) -> bool:
+    """Whether a claim made at ``claimed`` (Unix milliseconds, as text) is of the period of
+    ``now_ms``, or of a later one (a clock ahead of this one made it); not a time: no claim."""
+    try:
+        at = int(claimed)
+    except ValueError:
+        return False
+    return at // period_ms >= now_ms // period_ms
 
 
 @dataclass(frozen=True, slots=True)

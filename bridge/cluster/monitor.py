@@ -67,7 +67,7 @@ class ClusterMonitor:
         sleep: Sleep = asyncio.sleep,
         nap_clock: Callable[[], float] | None = None,
     ) -> None:
-        """``clock`` times silence and intervals, ``wall_clock`` names the health slot shared
+        """``clock`` times silence and intervals, ``wall_clock`` the ClusterHealth periods shared
         across replicas, ``sleep`` is what the loop waits with between ticks, ``nap_clock``
         (``clock`` unless given) times those naps, to tell when this process did not run;
         ``max_nodes`` and ``per_tick`` are the bounds (nodes tracked, announcements of each kind
@@ -383,9 +383,11 @@ class ClusterMonitor:
             self._downs.resolve()
         await self._refresh_states(now)
         try:
-            slot = int(self._wall_clock() / self._interval)
-            if self._nodes and await self._coordinator.once(
-                f"cluster:health:{slot}", int(self._interval * 2000)
+            # One replica a period, whatever the others' intervals: the shortest one sets the
+            # pace, and one of a longer interval takes over should it stop.
+            now_ms = int(self._wall_clock() * 1000)
+            if self._nodes and await self._coordinator.once_per_period(
+                "cluster:health", self._interval_ms, now_ms
             ):
                 self._publish("cluster:health", self.health())
         except Exception as exc:

@@ -10,6 +10,20 @@ from bridge.bus.redis.link import Link
 
 __all__ = ["RedisCoordinator"]
 
+# KEYS[1] the claim; ARGV: now and the period, in milliseconds. The key holds when it was last
+# claimed: claimed within this period (or a later one, by a clock ahead), it is not this
+# caller's; else it is, for two periods. A value that is no time (not set by this) is no claim.
+_ONCE_PER_PERIOD = """
+local now = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local claimed = tonumber(redis.call('GET', KEYS[1]) or '')
+if claimed and math.floor(claimed / period) >= math.floor(now / period) then
+    return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', 2 * period)
+return 1
+"""
+
 
 class RedisCoordinator:
     """The ``Coordinator`` of replicas sharing a Redis: one key per decision, with a TTL."""
@@ -56,3 +70,16 @@ class RedisCoordinator:
             for key in keys:
                 pipe.pexpire(self._layout.coordination(key), ttl_ms)
             await pipe.execute()
+
+    async def once_per_period(self, key: str, period_ms: int, now_ms: int) -> bool:
+        """True when no replica claimed ``key`` yet within the ``period_ms``-long wall-clock
+        period ``now_ms`` falls in, whatever period it claims by (``Coordinator``): one Lua
+        script, a ``GET`` and a ``SET``.
+
+        Raises ``TransportError`` when Redis cannot be reached.
+        """
+        with self._link.boundary(f"claim {key}"):
+            claimed = await self._link.client.eval(
+                _ONCE_PER_PERIOD, 1, self._layout.coordination(key), now_ms, period_ms
+            )
+        return bool(claimed)
