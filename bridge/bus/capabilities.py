@@ -191,6 +191,7 @@ class LocalCoordinator:
         old = self._values.get(key)
         if old is not None and old[1] > now and _same_period(old[0], now_ms, period_ms):
             return False
+        self._values.pop(key, None)  # re-inserted: the dict stays in order of last set
         self._values[key] = (str(now_ms), now + 2 * period_ms / 1000)
         self._sweep(now)
         return True
