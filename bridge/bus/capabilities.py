@@ -54,11 +54,11 @@ class Coordinator(Protocol):
 
     async def once_per_period(self, key: str, period_ms: int, now_ms: int) -> bool:
         """True when no caller claimed ``key`` yet within the wall-clock period that ``now_ms``
-        (Unix milliseconds) falls in: the ``period_ms``-long periods counted from the epoch,
-        so callers of one period share them; the claim is then this one's, and holds for two
-        periods. Callers of different periods each go by their own: one whose period is longer
-        finds it claimed as long as one of a shorter period claims each of its own, and none of
-        them claims twice within the shortest period."""
+        (Unix milliseconds) falls in: periods counted from the epoch, each ``period_ms`` long,
+        or as long as the last claimer's if that is shorter. So callers of different periods
+        claim once in each period of the shortest among them (the others find it claimed, or
+        claim it first), and once that one stops, the next shortest takes over. The claim
+        holds for two of the caller's periods."""
 
 
 class WorkQueueLease(Protocol):
@@ -189,10 +189,10 @@ class LocalCoordinator:
     async def once_per_period(self, key: str, period_ms: int, now_ms: int) -> bool:
         now = self._clock()
         old = self._values.get(key)
-        if old is not None and old[1] > now and _same_period(old[0], now_ms, period_ms):
+        if old is not None and old[1] > now and _claimed(old[0], now_ms, period_ms):
             return False
         self._values.pop(key, None)  # re-inserted: the dict stays in order of last set
-        self._values[key] = (str(now_ms), now + 2 * period_ms / 1000)
+        self._values[key] = (f"{now_ms}:{period_ms}", now + 2 * period_ms / 1000)
         self._sweep(now)
         return True
 
@@ -207,14 +207,15 @@ class LocalCoordinator:
         self._values = live
 
 
-def _same_period(claimed: str, now_ms: int, period_ms: int) -> bool:
-    """Whether a claim made at ``claimed`` (Unix milliseconds, as text) is of the period of
-    ``now_ms``, or of a later one (a clock ahead of this one made it); not a time: no claim."""
-    try:
-        at = int(claimed)
-    except ValueError:
+def _claimed(claim: str, now_ms: int, period_ms: int) -> bool:
+    """Whether ``claim`` (``<Unix ms>:<period ms>``, as ``once_per_period`` sets it) holds for
+    the period of ``now_ms``: made within it, or within a later one (by a clock ahead), the
+    period the shorter of the two. A value of another shape is no claim."""
+    at, _, by = claim.partition(":")
+    if not (at.isdecimal() and by.isdecimal() and int(by) > 0):
         return False
-    return at // period_ms >= now_ms // period_ms
+    shortest = min(period_ms, int(by))
+    return int(at) // shortest >= now_ms // shortest
 
 
 @dataclass(frozen=True, slots=True)

@@ -335,18 +335,23 @@ async def test_replicas_of_different_intervals_publish_one_cluster_health_a_peri
             await replica.bridge.aclose()
 
 
-async def test_a_claim_per_period_in_redis_lasts_two_periods_and_a_value_no_time_is_none(
+async def test_a_claim_per_period_in_redis_lasts_two_periods_and_a_value_of_another_shape_is_none(
     shared,
 ) -> None:
-    """The claim's key holds when it was made and expires two of the claimer's periods on; a
-    claim of a later period (a clock ahead) holds for an earlier one; a key holding something
-    other than a time is no claim."""
+    """The claim's key holds when it was made and the claimer's period, and expires two of its
+    periods on; a claim of a later period (a clock ahead) holds for an earlier one; a key
+    holding something else is no claim."""
     server, coordinator = shared
     replica = coordinator("bridge-1:a")
     assert await replica.once_per_period("cluster:health", 30_000, 1_800_000_010_000)
     with server.client() as client:
-        assert client.get("exesdb:cluster:health") == b"1800000010000"
+        assert client.get("exesdb:cluster:health") == b"1800000010000:30000"
         assert 59_000 < client.pttl("exesdb:cluster:health") <= 60_000
         assert not await replica.once_per_period("cluster:health", 1_000, 1_800_000_009_000)
-        client.set("exesdb:cluster:health", "not a time")
-    assert await replica.once_per_period("cluster:health", 1_000, 1_800_000_009_000)
+        for value in ("not a claim", "1800000010000", "1800000010000:0"):
+            client.set("exesdb:cluster:health", value)
+            assert await replica.once_per_period("cluster:health", 1_000, 1_800_000_009_000)
+    # A period of 1.5 s begins at …10.5 s, within a second a 1 s claimer has claimed: no claim.
+    assert await replica.once_per_period("cluster:mixed", 1_000, 1_800_000_010_200)
+    assert not await replica.once_per_period("cluster:mixed", 1_500, 1_800_000_010_700)
+    assert await replica.once_per_period("cluster:mixed", 1_500, 1_800_000_011_000)

@@ -10,17 +10,22 @@ from bridge.bus.redis.link import Link
 
 __all__ = ["RedisCoordinator"]
 
-# KEYS[1] the claim; ARGV: now and the period, in milliseconds. The key holds when it was last
-# claimed: claimed within this period (or a later one, by a clock ahead), it is not this
-# caller's; else it is, for two periods. A value that is no time (not set by this) is no claim.
+# KEYS[1] the claim; ARGV: now and the caller's period, in milliseconds. The key holds the last
+# claim, "<now>:<period>": made within the period of now (or a later one, by a clock ahead), the
+# shorter of the two periods, it holds; else the claim is this caller's, for two of its periods.
+# A value of another shape (not set by this) is no claim.
 _ONCE_PER_PERIOD = """
 local now = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
-local claimed = tonumber(redis.call('GET', KEYS[1]) or '')
-if claimed and math.floor(claimed / period) >= math.floor(now / period) then
-    return 0
+local at, by = string.match(redis.call('GET', KEYS[1]) or '', '^(%d+):(%d+)$')
+at, by = tonumber(at), tonumber(by)
+if at and by and by > 0 then
+    local shortest = math.min(period, by)
+    if math.floor(at / shortest) >= math.floor(now / shortest) then
+        return 0
+    end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', 2 * period)
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', 2 * period)
 return 1
 """
 
@@ -72,8 +77,8 @@ class RedisCoordinator:
             await pipe.execute()
 
     async def once_per_period(self, key: str, period_ms: int, now_ms: int) -> bool:
-        """True when no replica claimed ``key`` yet within the ``period_ms``-long wall-clock
-        period ``now_ms`` falls in, whatever period it claims by (``Coordinator``): one Lua
+        """True when no replica claimed ``key`` yet within the wall-clock period ``now_ms``
+        falls in, of ``period_ms`` or the last claimer's if shorter (``Coordinator``): one Lua
         script, a ``GET`` and a ``SET``.
 
         Raises ``TransportError`` when Redis cannot be reached.
