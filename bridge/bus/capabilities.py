@@ -6,7 +6,8 @@ coordinator; the Redis transport offers all five:
 
 - ``shared``: frames cross processes, so ingest keeps a replay memory of its own and the
   transport, not the local subscribers, makes a published message durable;
-- ``coordinator``: atomic keys, so exactly one replica announces a cluster transition;
+- ``coordinator``: atomic keys, so exactly one replica announces a cluster transition, and
+  one publishes each period's ClusterHealth;
 - ``lease``: the work-queue lease, held by one replica at a time (it alone escalates alerts);
 - ``state``: records kept with the work queue in the shared store (the open alerts), changed
   only by the lease holder, so that whichever replica holds it next, after a graceful stop or a
