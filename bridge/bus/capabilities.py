@@ -6,7 +6,8 @@ coordinator; the Redis transport offers all five:
 
 - ``shared``: frames cross processes, so ingest keeps a replay memory of its own and the
   transport, not the local subscribers, makes a published message durable;
-- ``coordinator``: atomic keys, so exactly one replica announces a cluster transition;
+- ``coordinator``: atomic keys, so exactly one replica announces a cluster transition, and
+  one publishes each period's ClusterHealth;
 - ``lease``: the work-queue lease, held by one replica at a time (it alone escalates alerts);
 - ``state``: records kept with the work queue in the shared store (the open alerts), changed
   only by the lease holder, so that whichever replica holds it next, after a graceful stop or a
@@ -51,6 +52,14 @@ class Coordinator(Protocol):
     async def refresh(self, keys: Collection[str], ttl_ms: int) -> None:
         """Make each of ``keys`` that exists expire ``ttl_ms`` from now, in one round trip (a
         key that does not exist is left so)."""
+
+    async def once_per_period(self, key: str, period_ms: int, now_ms: int) -> bool:
+        """True when no caller claimed ``key`` yet within the wall-clock period that ``now_ms``
+        (Unix milliseconds) falls in: periods counted from the epoch, each ``period_ms`` long,
+        or as long as the last claimer's if that is shorter. So callers of different periods
+        claim once in each period of the shortest among them (the others find it claimed, or
+        claim it first), and once that one stops, the next shortest takes over. The claim
+        holds for two of the caller's periods."""
 
 
 class WorkQueueLease(Protocol):
@@ -178,6 +187,16 @@ class LocalCoordinator:
             if old is not None and old[1] > now:
                 values[key] = (old[0], now + ttl_ms / 1000)
 
+    async def once_per_period(self, key: str, period_ms: int, now_ms: int) -> bool:
+        now = self._clock()
+        old = self._values.get(key)
+        if old is not None and old[1] > now and _claimed(old[0], now_ms, period_ms):
+            return False
+        self._values.pop(key, None)  # re-inserted: the dict stays in order of last set
+        self._values[key] = (f"{now_ms}:{period_ms}", now + 2 * period_ms / 1000)
+        self._sweep(now)
+        return True
+
     def _sweep(self, now: float) -> None:
         if len(self._values) <= self._max_keys:
             return
@@ -187,6 +206,17 @@ class LocalCoordinator:
         for key in list(live)[: len(live) - self._max_keys * 9 // 10]:
             del live[key]
         self._values = live
+
+
+def _claimed(claim: str, now_ms: int, period_ms: int) -> bool:
+    """Whether ``claim`` (``<Unix ms>:<period ms>``, as ``once_per_period`` sets it) holds for
+    the period of ``now_ms``: made within it, or within a later one (by a clock ahead), the
+    period the shorter of the two. A value of another shape is no claim."""
+    at, _, by = claim.partition(":")
+    if not (at.isdecimal() and by.isdecimal() and int(by) > 0):
+        return False
+    shortest = min(period_ms, int(by))
+    return int(at) // shortest >= now_ms // shortest
 
 
 @dataclass(frozen=True, slots=True)

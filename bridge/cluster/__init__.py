@@ -25,7 +25,9 @@ interval, the further downs (until three pass without one) are marked ``grouped`
 SystemAlert ``node_failure`` for the lot, at most one per interval, so a receiver gets a bounded
 number of alerts; the replica that raised it resolves it (``groups``).
 ClusterHealth (naming at most ``LISTED_NODES`` degraded and as many unhealthy nodes, counting
-them all) is also published once per health interval across all replicas.
+them all) is also published once per health interval across all replicas: by one whose period
+(wall-clock, of its own interval or the last publisher's if shorter) has none yet
+(``Coordinator.once_per_period``), so the shortest interval sets the pace when replicas differ.
 
 A transition another replica won the swap for is taken as announced once this replica hears it
 on the bus (NodeLifecycle ``down``, or ``reconnected``/``joined``/``left`` for a return). If it

@@ -67,7 +67,7 @@ class ClusterMonitor:
         sleep: Sleep = asyncio.sleep,
         nap_clock: Callable[[], float] | None = None,
     ) -> None:
-        """``clock`` times silence and intervals, ``wall_clock`` names the health slot shared
+        """``clock`` times silence and intervals, ``wall_clock`` the ClusterHealth periods shared
         across replicas, ``sleep`` is what the loop waits with between ticks, ``nap_clock``
         (``clock`` unless given) times those naps, to tell when this process did not run;
         ``max_nodes`` and ``per_tick`` are the bounds (nodes tracked, announcements of each kind
@@ -93,7 +93,9 @@ class ClusterMonitor:
         # Ordered by when each node was last heard: the first is the longest silent.
         self._nodes: OrderedDict[str, Node] = OrderedDict()
         self._pending: dict[str, State] = {}  # transitions still to announce
-        self._farewells: dict[str, Reason] = {}  # forgotten nodes still to announce as left
+        # Forgotten down nodes still to announce as left: why, and whether their down was
+        # announced (their alert is open: heard again, they are announced back instead).
+        self._farewells: dict[str, tuple[Reason, bool]] = {}
         # Transitions another replica won the swap for, not yet heard announced: by when.
         self._unheard: dict[str, tuple[State, float]] = {}
         self._dropped: dict[Reason, Dropped] = {"silent": Dropped(), "evicted": Dropped()}
@@ -233,10 +235,11 @@ class ClusterMonitor:
             if len(self._nodes) >= self._max_nodes:
                 self._evict()
             node = self._nodes[publisher] = Node(now, self._pacing.new())
-            self._farewells.pop(publisher, None)
-            if self._evicted.pop(publisher):
-                # Evicted while down, its alert open: its return is announced as any down
-                # node's (reconnected), even where its state key is gone.
+            farewell = self._farewells.pop(publisher, None)
+            if self._evicted.pop(publisher) or (farewell is not None and farewell[1]):
+                # Evicted while down, or forgotten with its left not yet out, its alert open:
+                # its return is announced as any down node's (reconnected), even where its
+                # state key is gone.
                 node.announced = "down"
                 self._downs.back(publisher)
             if publisher != self.node:
@@ -302,12 +305,13 @@ class ClusterMonitor:
         self._dropped[reason].add(name)
         if node.announced != "down" and node.state != "down":
             return
-        self._bid_farewell(name, reason)
+        self._bid_farewell(name, reason, announced="down" in (node.announced, node.said))
 
-    def _bid_farewell(self, name: str, reason: Reason) -> None:
-        """Queue ``name``, forgotten down, to be announced ``left``, within the backlog's bound."""
+    def _bid_farewell(self, name: str, reason: Reason, *, announced: bool) -> None:
+        """Queue ``name``, forgotten down (``announced``: its down was), to be announced
+        ``left``, within the backlog's bound."""
         if name in self._farewells or len(self._farewells) < self._max_nodes:
-            self._farewells[name] = reason  # its node_failure alert resolves on "left"
+            self._farewells[name] = (reason, announced)  # its node_failure resolves on "left"
         else:  # a flood evicts faster than farewells go out: the earliest queued are kept
             self._farewells_dropped.inc()
             self._unsaid.add(name)
@@ -383,9 +387,11 @@ class ClusterMonitor:
             self._downs.resolve()
         await self._refresh_states(now)
         try:
-            slot = int(self._wall_clock() / self._interval)
-            if self._nodes and await self._coordinator.once(
-                f"cluster:health:{slot}", int(self._interval * 2000)
+            # One replica a period, whatever the others' intervals: the shortest one sets the
+            # pace, and one of a longer interval takes over should it stop.
+            now_ms = int(self._wall_clock() * 1000)
+            if self._nodes and await self._coordinator.once_per_period(
+                "cluster:health", self._interval_ms, now_ms
             ):
                 self._publish("cluster:health", self.health())
         except Exception as exc:
@@ -396,7 +402,7 @@ class ClusterMonitor:
             # Evicted down EXESDB_NODE_FORGET_MS ago: forgotten as a tracked down node is.
             self._downs.back(name)
             self._dropped["silent"].add(name)
-            self._bid_farewell(name, "silent")
+            self._bid_farewell(name, "silent", announced=True)  # remembered only if so
         # No node's limit is shorter: three of this replica's own intervals.
         floor = MISSED_INTERVALS * self._interval
         forget: list[str] = []
@@ -492,11 +498,11 @@ class ClusterMonitor:
             # Heard (or silent) again during the swap: that newer transition stays pending.
             if self._pending.get(name) == state:
                 del self._pending[name]
-        for name, reason in list(self._farewells.items())[: self._per_tick]:
+        for name, farewell in list(self._farewells.items())[: self._per_tick]:
             if self._closed:
                 return
-            await self._farewell(name, reason, up)
-            if self._farewells.get(name) == reason:
+            await self._farewell(name, farewell[0], up)
+            if self._farewells.get(name) == farewell:
                 del self._farewells[name]
         now = self._clock()
         for name, (state, due) in list(self._unheard.items())[: self._per_tick]:
@@ -634,7 +640,7 @@ class ClusterMonitor:
         previous = await self._swap_state(name, _FORGOTTEN)
         if previous == _FORGOTTEN:
             return
-        self._publish(
+        published = self._bus.publish(
             "lifecycle",
             NodeLifecycle(
                 node=name,
@@ -643,6 +649,11 @@ class ClusterMonitor:
                 metadata={"forgotten": reason, "detected_by": self.node},
             ),
         )
+        if not published:
+            # Refused (the Redis buffer full): the key back, and the farewell kept for the next
+            # tick, as a refused transition is; lost, the node's alert would stay open.
+            await self._swap_state(name, previous or "down")
+            raise BridgeError(f"announcing {name} left was refused: {published.reason}")
 
     def _publish_changes(self, changes: dict[Change, list[str]]) -> None:
         """ClusterMembership for the changed nodes only, then one ClusterHealth."""

@@ -42,3 +42,36 @@ async def test_a_flood_of_live_keys_keeps_the_recent_ones_in_bounded_memory() ->
     assert coordinator.kept <= MAX_KEYS + 1
     assert await coordinator.swap(f"node:{3 * MAX_KEYS - 1}", "down", week) == "up"
     assert await coordinator.swap("node:0", "down", week) is None
+
+
+async def test_a_claim_per_period_is_one_in_each_period_of_the_shortest_claimer() -> None:
+    """A claim holds for the rest of the wall-clock period it falls in, of the caller's period
+    or the last claimer's if shorter: a caller of 3 s beside one of 1 s claims only a second
+    nobody claimed yet, and one of 1.5 s finds a second claimed though its own period is new."""
+    coordinator = LocalCoordinator(lambda: 0.0)
+    assert await coordinator.once_per_period("health", 1_000, 5_100)
+    assert not await coordinator.once_per_period("health", 1_000, 5_900)
+    assert not await coordinator.once_per_period("health", 3_000, 5_950)
+    assert await coordinator.once_per_period("health", 1_000, 6_000)
+    assert not await coordinator.once_per_period("health", 3_000, 6_500)
+    assert await coordinator.once_per_period("health", 3_000, 7_000)  # first in 7-8 s
+    assert not await coordinator.once_per_period("health", 1_000, 7_500)
+    assert await coordinator.once_per_period("health", 1_000, 8_200)
+    assert not await coordinator.once_per_period("health", 1_500, 8_600)  # 1.5 s: a new period
+    # Alone now, the 3 s caller claims once in each of its own periods.
+    assert await coordinator.once_per_period("health", 3_000, 9_100)
+    assert not await coordinator.once_per_period("health", 3_000, 10_100)
+    assert await coordinator.once_per_period("health", 3_000, 12_000)
+
+
+async def test_a_claim_per_period_lasts_two_periods_and_a_value_of_another_shape_is_none() -> None:
+    """A claim expires two periods after it was made (the store's clock), and a key holding
+    something other than a claim is none."""
+    now = [0.0]
+    coordinator = LocalCoordinator(lambda: now[0])
+    assert await coordinator.once_per_period("health", 1_000, 99_000_500)
+    now[0] = 2.5
+    assert await coordinator.once_per_period("health", 1_000, 99_000_600)  # expired
+    for value in ("up", "99000700", "99000700:0", "99000700:x", "²:1000"):
+        await coordinator.swap("other", value, 10_000)
+        assert await coordinator.once_per_period("other", 1_000, 99_000_700)

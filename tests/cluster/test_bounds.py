@@ -350,6 +350,68 @@ async def test_farewells_wait_no_more_than_the_nodes_tracked_and_the_rest_are_co
     assert left == [f"app-{n}{x}" for n in range(5) for x in "ab"][:9]
 
 
+async def test_a_farewell_the_bus_refuses_is_announced_on_a_later_tick(
+    make_replica, clock: Clock
+) -> None:
+    """A forgotten down node's left refused by the bus (its buffer full) is not lost with its
+    state key set: it is announced on a later tick, once, and resolves the node's alert."""
+    replica = await make_replica("bridge-1", forget_ms=FORGET_MS)
+    await go_down(replica, clock, ["app-1"])
+    clock.advance(FORGET_MS / 1000)
+    replica.transport.refuse = True
+    await replica.tick()
+    assert replica.forgotten("silent") == 1
+    assert lifecycle(replica, "left") == []
+    replica.transport.refuse = False
+    await replica.tick()
+    await replica.tick()
+    assert [said(e).node for e in lifecycle(replica, "left")] == ["app-1"]
+    assert node_failure_events(replica, "app-1") == ["firing", "resolved"]
+
+
+class KeyLosingCoordinator(LocalCoordinator):
+    """The lone bridge's coordinator, with a key the test can have lost (pushed out by a flood
+    of newer names): its next swap finds nothing before it."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.lost: set[str] = set()
+
+    async def swap(self, key: str, value: str, ttl_ms: int) -> str | None:
+        previous = await super().swap(key, value, ttl_ms)
+        if key in self.lost:
+            self.lost.discard(key)
+            return None
+        return previous
+
+
+async def test_a_forgotten_node_heard_before_its_farewell_goes_out_is_announced_back(
+    make_replica, clock: Clock
+) -> None:
+    """A node forgotten down whose left still waits its turn (farewells go out per_tick a tick)
+    and that is heard meanwhile, its state key gone, is announced reconnected, which resolves
+    its alert, rather than added with its alert left open."""
+    coordinator = KeyLosingCoordinator(clock)
+    replica = await make_replica("bridge-1", coordinator, per_tick=1, forget_ms=FORGET_MS)
+    await replica.hear_all(["app-1", "app-2"])
+    await replica.tick()
+    await replica.tick()  # one node_added a tick
+    clock.advance(3.5)
+    await replica.hear(replica.monitor.node)
+    await replica.tick()
+    await replica.tick()  # one down a tick
+    assert node_failure_events(replica, "app-2") == ["firing"]
+    clock.advance(FORGET_MS / 1000)
+    await replica.tick()  # both forgotten: app-1's left goes out, app-2's waits
+    assert [said(e).node for e in lifecycle(replica, "left")] == ["app-1"]
+    coordinator.lost.add("cluster:node:app-2")
+    await replica.hear("app-2", NodeHealth(node="app-2", status="healthy"))
+    await replica.tick()
+    assert [said(e).node for e in lifecycle(replica, "reconnected")] == ["app-2"]
+    assert node_failure_events(replica, "app-2") == ["firing", "resolved"]
+    assert [said(e).node for e in lifecycle(replica, "left")] == ["app-1"]
+
+
 async def test_membership_messages_name_only_the_changed_nodes_whatever_the_cluster_size(
     make_replica, clock: Clock
 ) -> None:

@@ -15,6 +15,7 @@ from bridge.app import Bridge
 from bridge.bus import LocalCoordinator
 from bridge.cluster import cluster_monitor
 from bridge.messages import ClusterHealth, ClusterMembership, LogEntry, NodeHealth, NodeLifecycle
+from bridge.sinks.alerts.sources import alert_events
 from tests.cluster.helpers import Clock, envelope
 from tests.support import async_wait_until, make_settings
 
@@ -110,6 +111,45 @@ async def test_a_returning_node_is_reconnected_and_added_again(make_replica, clo
     )
     health = replica.published(ClusterHealth)[-1]
     assert (health.status, health.healthy_nodes, health.total_nodes) == ("healthy", 2, 2)
+
+
+def started(node: str) -> NodeLifecycle:
+    """``node``'s own joined at its start (no heartbeat), declaring the tests' interval."""
+    return NodeLifecycle(node=node, event="joined", cluster_size=1, metadata={"interval_ms": 1_000})
+
+
+async def test_a_restart_within_the_limit_raises_nothing_and_a_slower_one_is_down_meanwhile(
+    make_replica, clock: Clock
+) -> None:
+    """A node whose restart (its joined at start) comes before three of its intervals pass is
+    announced nothing: no down, no membership change, no node_failure; one that restarts later
+    was down meanwhile, as any silent node, and is announced back."""
+    replica = await make_replica("bridge-1")
+    await replica.hear("app-1", started("app-1"))
+    await replica.tick()
+    first = len(replica.heard)  # its node_added
+    clock.advance(2.5)  # crashed after its start, restarted within its limit
+    await replica.tick()
+    await replica.hear("app-1", started("app-1"))
+    for _ in range(4):
+        clock.advance(0.5)
+        await replica.tick()
+        await replica.hear("app-1")
+    since = replica.heard[first:]
+    assert [e for e in since if isinstance(e.payload, ClusterMembership)] == []
+    assert [m.event for m in replica.published(NodeLifecycle, node="app-1")] == []
+    assert [a for e in replica.heard for a in alert_events(e) if a.status == "firing"] == []
+    clock.advance(3.5)  # crashed again, restarted past its limit
+    await replica.tick()
+    await replica.hear("app-1", started("app-1"))
+    await replica.tick()
+    assert [m.event for m in replica.published(NodeLifecycle, node="app-1")] == [
+        "down",
+        "reconnected",
+    ]
+    statuses = [(a.alert_id, a.status) for e in replica.heard for a in alert_events(e)]
+    firing = statuses.index(("node_failure:app-1", "firing"))
+    assert ("node_failure:app-1", "resolved") in statuses[firing:]
 
 
 async def test_replicas_sharing_a_coordinator_announce_each_change_once(

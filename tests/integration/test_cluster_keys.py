@@ -1,6 +1,7 @@
-"""The cluster monitor's node state keys on a real redis-server: how long a flood of names stays
-in Redis, what the keys carry across a restart of every replica, and a down node evicted by
-every replica announced back once on the Redis bus."""
+"""The cluster monitor's keys on a real redis-server: how long a flood of names stays in Redis,
+what the keys carry across a restart of every replica, a down node evicted by every replica
+announced back once on the Redis bus, and one ClusterHealth a period from replicas of different
+intervals."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from bridge.bus.redis import RedisTransport
 from bridge.bus.redis.coordination import RedisCoordinator
 from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.link import Link
-from bridge.messages import ClusterMembership, NodeHealth, NodeLifecycle
+from bridge.messages import ClusterHealth, ClusterMembership, NodeHealth, NodeLifecycle
 from bridge.sinks.alerts.sources import alert_events
 from tests.cluster.helpers import Clock, Replica, envelope
 from tests.integration.servers.redis import RedisServer, redis_server
@@ -285,3 +286,72 @@ async def test_a_down_node_evicted_by_every_replica_is_announced_back_once_on_th
         for replica in replicas:
             await replica.monitor.aclose()
             await replica.bridge.aclose()
+
+
+async def test_replicas_of_different_intervals_publish_one_cluster_health_a_period(
+    shared,
+) -> None:
+    """On one Redis, a replica at 1 s and one at 3 s publish the periodic ClusterHealth once a
+    second between them, whichever ticks first (the slower finds its periods claimed, or
+    claims one second of them); once the faster stops, the slower publishes once a 3 s
+    period."""
+    _, coordinator = shared
+    clock = Clock()
+    fast = await Replica("bridge-1", clock, coordinator("bridge-1:a")).start()
+    slow = await Replica("bridge-2", clock, coordinator("bridge-2:b"), interval_ms=3_000).start()
+    try:
+
+        def published() -> list[int]:
+            return [len(r.published(ClusterHealth)) for r in (fast, slow)]
+
+        per_second: dict[int, int] = {}
+        for step in range(24):  # 12 s in half seconds, each replica ticking once a step
+            clock.forward(0.5)
+            before = sum(published())
+            # Either one first: at 1002 and 1008 s the slower starts a period of its own first.
+            for replica in (slow, fast) if (step // 2) % 2 else (fast, slow):
+                await replica.tick()
+            second = int(clock.now)
+            per_second[second] = per_second.get(second, 0) + sum(published()) - before
+        # 1000 s was claimed at the start; each second since, one ClusterHealth.
+        assert per_second == {1000: 0} | dict.fromkeys(range(1001, 1013), 1)
+        assert len(slow.published(ClusterHealth)) >= 1  # it took its turn, in the same key
+        # The faster one stops ticking: the slower one publishes once in each of its periods.
+        after = len(slow.published(ClusterHealth))
+        per_period: dict[int, int] = {}
+        for _ in range(18):  # 9 s more
+            clock.forward(0.5)
+            before_tick = len(slow.published(ClusterHealth))
+            await slow.tick()
+            period = int(clock.now) // 3
+            per_period[period] = (
+                per_period.get(period, 0) + len(slow.published(ClusterHealth)) - before_tick
+            )
+        assert len(slow.published(ClusterHealth)) - after == 3
+        assert all(count <= 1 for count in per_period.values())
+    finally:
+        for replica in (fast, slow):
+            await replica.monitor.aclose()
+            await replica.bridge.aclose()
+
+
+async def test_a_claim_per_period_in_redis_lasts_two_periods_and_a_value_of_another_shape_is_none(
+    shared,
+) -> None:
+    """The claim's key holds when it was made and the claimer's period, and expires two of its
+    periods on; a claim of a later period (a clock ahead) holds for an earlier one; a key
+    holding something else is no claim."""
+    server, coordinator = shared
+    replica = coordinator("bridge-1:a")
+    assert await replica.once_per_period("cluster:health", 30_000, 1_800_000_010_000)
+    with server.client() as client:
+        assert client.get("exesdb:cluster:health") == b"1800000010000:30000"
+        assert 59_000 < client.pttl("exesdb:cluster:health") <= 60_000
+        assert not await replica.once_per_period("cluster:health", 1_000, 1_800_000_009_000)
+        for value in ("not a claim", "1800000010000", "1800000010000:0"):
+            client.set("exesdb:cluster:health", value)
+            assert await replica.once_per_period("cluster:health", 1_000, 1_800_000_009_000)
+    # A period of 1.5 s begins at …10.5 s, within a second a 1 s claimer has claimed: no claim.
+    assert await replica.once_per_period("cluster:mixed", 1_000, 1_800_000_010_200)
+    assert not await replica.once_per_period("cluster:mixed", 1_500, 1_800_000_010_700)
+    assert await replica.once_per_period("cluster:mixed", 1_500, 1_800_000_011_000)

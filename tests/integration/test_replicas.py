@@ -406,7 +406,8 @@ def test_a_killed_node_raises_one_node_failure_and_its_restart_resolves_it(
     tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
 ) -> None:
     """Three replicas; one is SIGKILLed: one critical node_failure alert for it, labelled with
-    its node; started again, the alert is resolved."""
+    its node; started again, the alert is resolved, and the others show its restart as a new
+    exesdb_node_start_time_seconds."""
     receiver: WebhookReceiver = webhook_receiver()
     replicas = start_replicas(tmp_path, bridge_processes, redis.url, 3, receiver)
     holder = leader(replicas)
@@ -419,6 +420,7 @@ def test_a_killed_node_raises_one_node_failure_and_its_restart_resolves_it(
             "three nodes known",
         )
     intervals_known(replicas)
+    killed_at = time.time()
     victim.kill()
     alert_id = f"node_failure:{name}"
     wait_until(lambda: notifications(receiver, alert_id), 15, "the node_failure alert")
@@ -456,6 +458,9 @@ def test_a_killed_node_raises_one_node_failure_and_its_restart_resolves_it(
                 10,
                 "no node down",
             )
+            started = metric(replica.url, "exesdb_node_start_time_seconds", node=name)
+            assert started is not None, replica.url
+            assert started >= killed_at, (replica.url, started)
 
 
 def test_a_redis_restart_mid_stream_loses_no_alert(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import msgspec
 import pytest
 
 from bridge.bus import Envelope
@@ -264,7 +265,14 @@ GOLDEN = [
             "gauge",
             "Cluster size as of the node's latest lifecycle event.",
         )
-        + 'exesdb_node_cluster_size{node="n1"} 3.0\n',
+        + 'exesdb_node_cluster_size{node="n1"} 3.0\n'
+        + _h(
+            "exesdb_node_start_time_seconds",
+            "gauge",
+            "When the node last started, in Unix seconds: the time of its own latest"
+            " NodeLifecycle joined that is no heartbeat (a restart sets it anew).",
+        )
+        + 'exesdb_node_start_time_seconds{node="n1"} 1795824000.0\n',
     ),
     Golden(
         "process_lifecycle_event",
@@ -848,6 +856,47 @@ def test_series_that_expired_come_back_when_their_messages_do():
     fresh = SeriesStore(clock=ManualClock(clock.now))
     Translator(fresh).handle_batch(_frequent(2.0), propagate)
     assert families_text(store) == families_text(fresh)
+
+
+def _lifecycle(event: str, at: float, node: str = "n1", **metadata: object) -> Envelope:
+    """NodeLifecycle ``event`` of node n1, published at ``at`` (Unix seconds) by ``node``."""
+    message = envelope(
+        "node_lifecycle_event", event=event, cluster_size=2, metadata=metadata, node=node
+    )
+    return msgspec.structs.replace(
+        message, payload=message.payload.model_copy(update={"node": "n1"}), unix_ts=at
+    )
+
+
+def test_a_restart_sets_the_nodes_start_time_anew_and_its_signs_of_life_keep_it():
+    """A node's own joined sets exesdb_node_start_time_seconds to when it was published; a
+    heartbeat, its NodeHealth or another's word about it (down, reconnected) leaves it, the
+    signs of life keeping it from expiring; its next start (a restart, quick or not) sets it
+    anew."""
+    clock = ManualClock()
+    store = SeriesStore(ttl_seconds=10, clock=clock)
+    translator = Translator(store)
+
+    def start_time() -> float | None:
+        return sample(store, "exesdb_node_start_time_seconds", node="n1")
+
+    translator.handle_batch([_lifecycle("joined", 1_000.0, interval_ms=1_000)], propagate)
+    assert start_time() == 1_000.0
+    for step in range(4):  # 24 s of signs of life, past the 10 s series TTL
+        clock.advance(6)
+        signs = [
+            _lifecycle("joined", 1_010.0 + step, heartbeat=True),
+            envelope("node_health_updated", status="healthy"),
+            _lifecycle("down", 1_020.0 + step, node="bridge-2"),
+            _lifecycle("reconnected", 1_030.0 + step, node="bridge-2"),
+        ]
+        translator.handle_batch(signs[step % 2 : step % 2 + 1] + signs[2:], propagate)
+        assert start_time() == 1_000.0
+    translator.handle_batch([_lifecycle("joined", 1_100.0)], propagate)  # restarted
+    assert start_time() == 1_100.0
+    clock.advance(11)
+    translator.handle_batch([_lifecycle("left", 1_111.0)], propagate)
+    assert start_time() is None  # silent since its start, then gone: expired
 
 
 def test_a_node_state_set_written_in_later_batches_moves_to_the_latest_status():

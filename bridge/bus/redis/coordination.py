@@ -10,6 +10,25 @@ from bridge.bus.redis.link import Link
 
 __all__ = ["RedisCoordinator"]
 
+# KEYS[1] the claim; ARGV: now and the caller's period, in milliseconds. The key holds the last
+# claim, "<now>:<period>": made within the period of now (or a later one, by a clock ahead), the
+# shorter of the two periods, it holds; else the claim is this caller's, for two of its periods.
+# A value of another shape (not set by this) is no claim.
+_ONCE_PER_PERIOD = """
+local now = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local at, by = string.match(redis.call('GET', KEYS[1]) or '', '^(%d+):(%d+)$')
+at, by = tonumber(at), tonumber(by)
+if at and by and by > 0 then
+    local shortest = math.min(period, by)
+    if math.floor(at / shortest) >= math.floor(now / shortest) then
+        return 0
+    end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', 2 * period)
+return 1
+"""
+
 
 class RedisCoordinator:
     """The ``Coordinator`` of replicas sharing a Redis: one key per decision, with a TTL."""
@@ -56,3 +75,16 @@ class RedisCoordinator:
             for key in keys:
                 pipe.pexpire(self._layout.coordination(key), ttl_ms)
             await pipe.execute()
+
+    async def once_per_period(self, key: str, period_ms: int, now_ms: int) -> bool:
+        """True when no replica claimed ``key`` yet within the wall-clock period ``now_ms``
+        falls in, of ``period_ms`` or the last claimer's if shorter (``Coordinator``): one Lua
+        script, a ``GET`` and a ``SET``.
+
+        Raises ``TransportError`` when Redis cannot be reached.
+        """
+        with self._link.boundary(f"claim {key}"):
+            claimed = await self._link.client.eval(
+                _ONCE_PER_PERIOD, 1, self._layout.coordination(key), now_ms, period_ms
+            )
+        return bool(claimed)

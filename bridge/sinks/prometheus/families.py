@@ -160,6 +160,12 @@ FAMILIES: Final[dict[str, tuple[MetricType, str, tuple[str, ...]]]] = {
         "Cluster size as of the node's latest lifecycle event.",
         ("node",),
     ),
+    "exesdb_node_start_time_seconds": (
+        G,
+        "When the node last started, in Unix seconds: the time of its own latest NodeLifecycle "
+        "joined that is no heartbeat (a restart sets it anew).",
+        ("node",),
+    ),
     "exesdb_process_lifecycle_events": (
         C,
         "Process lifecycle events (started, stopped, crashed, restarted), by module.",

@@ -195,6 +195,10 @@ class Translator:
         self._node_memory = self._f["exesdb_node_memory_usage_percent"]
         self._node_disk = self._f["exesdb_node_disk_usage_percent"]
         self._node_load = self._f["exesdb_node_load_average"]
+        # Each node's start-time series, held to keep it from expiring while the node is heard.
+        self._start_times = self._f["exesdb_node_start_time_seconds"]
+        self._started: dict[str, Series] = {}
+        store.on_drop(self._forget_start_times)
         self._now = 0.0  # the batch's writing() time
         self.current: Envelope | None = None  # the message being translated
 
@@ -251,7 +255,8 @@ class Translator:
 
     def _node_health(self, envelope: Envelope) -> None:
         values = envelope.fields  # a NodeHealth's fields
-        node = (values.node,)
+        name = values.node
+        node = (name,)
         status = values.status
         held = self._node_states.get(node)
         if held is not None:
@@ -270,6 +275,9 @@ class Translator:
             states = self._f["exesdb_node_health_status"]
             states.put_state(node, NODE_STATES, status)
             _hold(self._node_states, node, *((states, (*node, state)) for state in NODE_STATES))
+        started = self._started.get(name)
+        if started is not None and name == envelope.node:  # about itself: a sign of life
+            started.touched = self._now
         value = values.memory_usage
         if value is not None:
             self._node_memory.put(node, value)
@@ -418,8 +426,29 @@ class Translator:
     def _node_lifecycle(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, NodeLifecycle)
+        node = (message.node,)
         self._f["exesdb_node_lifecycle_events"].add((message.node, message.event))
-        self._f["exesdb_node_cluster_size"].put((message.node,), float(message.cluster_size))
+        self._f["exesdb_node_cluster_size"].put(node, float(message.cluster_size))
+        if message.node != envelope.node or message.event in ("leaving", "left"):
+            return  # another's word about the node (down, reconnected), or its farewell
+        if message.event == "joined" and message.metadata.get("heartbeat") is not True:
+            # Its start: a restart shows as a new start time, as a scraped target's
+            # process_start_time_seconds, whether or not it was silent long enough to be down.
+            self._start_times.put(node, envelope.unix_ts)
+            series = self._start_times.series(node)
+            if series is not None:
+                self._started[message.node] = series
+        elif (started := self._started.get(message.node)) is not None:
+            started.touched = self._now  # a sign of life: its start time does not expire
+
+    def _forget_start_times(self) -> None:
+        """Let go of the start-time series the store dropped (bounded by the series left)."""
+        family = self._start_times
+        self._started = {
+            node: series
+            for node, series in self._started.items()
+            if family.series((node,)) is series
+        }
 
     def _process_lifecycle(self, envelope: Envelope) -> None:
         message = envelope.payload
