@@ -170,6 +170,36 @@ async def test_a_body_asked_for_keeps_the_connection(tmp_path: Path) -> None:
         assert (await client.answer()).status == 200
 
 
+def served(bridge: Bridge) -> bool:
+    """True once ``bridge``'s one connection has a request in progress."""
+    open_now = bridge.registry.get_sample_value("exesdb_http_connections")
+    return open_now == 1 and bridge.connections.idle == 0
+
+
+@pytest.mark.parametrize("expect", ["100-continue", "200-ok"])
+async def test_an_http_1_0_expectation_is_ignored(tmp_path: Path, expect: str) -> None:
+    """An HTTP/1.0 request's ``Expect`` is ignored (RFC 9110 10.1.1: a server MUST ignore a
+    100-continue expectation in an HTTP/1.0 request; HTTP/1.0 has no interim answers): its body,
+    sent once its head is being served, is read and answered without a ``100 Continue`` before
+    the answer, and another expectation is not answered 417."""
+    body, signature = signed_envelope()
+    fields = [
+        "POST /v1/messages HTTP/1.0",
+        "Host: bridge",
+        f"Expect: {expect}",
+        f"Content-Length: {len(body)}",
+        "Content-Type: application/json",
+        f"{SIGNATURE_HEADER}: {signature}",
+    ]
+    async with plain(tmp_path) as bridge, connection(bridge) as client:
+        await client.send(("\r\n".join(fields) + "\r\n\r\n").encode())
+        # The request made from the head alone (its body still to come), then the body.
+        await async_wait_until(partial(served, bridge), what="the head served")
+        await client.send(body)
+        answer = await client.answer()
+        assert answer.status == 202, (answer.status_line, answer.body)
+
+
 def expecting(request_line: str, *fields: str) -> bytes:
     """A request head that expects what the bridge does not meet (``Expect: 200-ok``)."""
     lines = [request_line, "Host: bridge", "Expect: 200-ok", *fields]
