@@ -18,8 +18,8 @@ of wrong passwords cannot queue up without end, and a login from a client with n
 comes after at most ``WAITING`` checks. A flood from more addresses than there are places for
 (``WAITING`` of ``WAITING_PER_CLIENT``) would then refuse every new login; ``KEPT`` places more
 are kept for the clients the flood cannot be: loopback (the health check) and the latest
-``KNOWN_CLIENTS`` addresses a password was let in from. That is a place in the queue, not a way
-in: checks still run one at a time, so no address guesses faster for it.
+``KNOWN_CLIENTS`` addresses a password was let in from, one each at a time. That is a place in
+the queue, not a way in: checks still run one at a time, so no address guesses faster for it.
 """
 
 from __future__ import annotations
@@ -201,7 +201,10 @@ class BasicAuthChecker:
                 if self._waiting[group] >= WAITING_PER_CLIENT:
                     self._busy("client")
                     return Verdict.BUSY
-                kept = KEPT if group in self._known or _loopback(client) else 0
+                # One kept place at a time for each: a known address turned hostile (or sharing
+                # a flood's NAT) cannot take them all.
+                known = group in self._known or _loopback(client)
+                kept = KEPT if known and not self._waiting[group] else 0
                 if len(self._pending) >= WAITING + kept:
                     self._busy("all")
                     return Verdict.BUSY

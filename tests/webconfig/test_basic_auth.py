@@ -236,7 +236,8 @@ async def test_places_are_kept_for_loopback_and_addresses_let_in_before():
     """With WAITING checks waiting from a flood's addresses, a first check from any other
     address is BUSY, but one from loopback (IPv4, IPv6 or IPv4-mapped) or from an address a
     password was let in from before (remembered across a change of the users) takes one of
-    KEPT places more, and is checked; beyond those, BUSY too."""
+    KEPT places more, and is checked; a second from such an address while its first waits, and
+    any beyond those places, is BUSY."""
     release = threading.Event()
     release.set()
     limits: list[str] = []
@@ -259,9 +260,12 @@ async def test_places_are_kept_for_loopback_and_addresses_let_in_before():
         await asyncio.sleep(0)  # let them take their places
         assert await busy_now(checker, basic("user0", "pw0"), "203.0.113.9")
         clients = ("198.51.100.7", "127.0.0.1", "::1", "::ffff:127.0.0.3")
-        kept = [
+        kept = [asyncio.create_task(checker.check(basic("user0", "pw0"), clients[0]))]
+        await asyncio.sleep(0)
+        assert await busy_now(checker, basic("user1", "guess"), clients[0])
+        kept += [
             asyncio.create_task(checker.check(basic(f"user{n}", f"pw{n}"), client))
-            for n, client in enumerate(clients)
+            for n, client in enumerate(clients[1:], 1)
         ]
         assert len(kept) == KEPT
         await asyncio.sleep(0)
@@ -271,7 +275,7 @@ async def test_places_are_kept_for_loopback_and_addresses_let_in_before():
         release.set()  # a failure must not leave the checks held
     assert await asyncio.gather(*kept) == [Verdict.ACCEPTED] * KEPT
     assert await asyncio.gather(*flood) == [Verdict.REFUSED] * WAITING
-    assert limits == ["all", "all"]
+    assert limits == ["all", "all", "all"]
 
 
 async def test_only_the_latest_addresses_let_in_are_known():
