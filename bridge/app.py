@@ -177,6 +177,7 @@ class Bridge:
         )
         self._register_self_metrics()
         self.shutdown = Deadline(settings.shutdown_timeout_ms / 1000, monotonic)
+        self._requests_share = min(_REQUESTS_MAX_SECONDS, self.shutdown.seconds * _REQUESTS_SHARE)
         self.components: list[Component] = []
         self.context = Context(
             settings=settings,
@@ -296,7 +297,7 @@ class Bridge:
         self._runner = web.AppRunner(
             app,
             access_log=None,
-            shutdown_timeout=min(_REQUESTS_MAX_SECONDS, self.shutdown.seconds * _REQUESTS_SHARE),
+            shutdown_timeout=self._requests_share,
             keepalive_timeout=self.connections.limits.idle_timeout,
         )
         await self._runner.setup()
@@ -333,6 +334,8 @@ class Bridge:
         if self._listener is not None:
             self._listener.close()  # no new connections; the runner closes the open ones
             self.connections.close()  # and TLS handshakes still under way end here
+            # Bodies still arriving come in before the runner's shutdown, which reads no more.
+            await self.connections.settle(self._requests_share)
         if self._runner is not None:
             await self._runner.cleanup()  # requests in progress get their share to finish
         clean = True

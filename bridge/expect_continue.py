@@ -8,7 +8,7 @@ request (``take_expectations``), and ``100 Continue`` is sent when a route first
 (``ask_for_body``, from ``bridge.bodies``), after every check of the head, as Go's net/http
 (exporter-toolkit's server) sends it when a handler first reads its body: a refusal is sent in
 its place. A bcrypt check (basic auth not yet remembered) thus comes before the ``100``: it is
-bounded (``bridge.webconfig.basic_auth``: 12 checks at most ahead of it, about a second at cost
+bounded (``bridge.webconfig.basic_auth``: 15 checks at most ahead of it, about a second at cost
 10), and curl, which waits a second for a ``100``, sends the body then anyway: it is read as any
 other. The body timeout and the slowest body at the connection cap are timed from the ``100``
 (``when_body_asked``; ``body_owed`` while it is not sent), not from the head: the checks' time

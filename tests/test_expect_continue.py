@@ -170,6 +170,36 @@ async def test_a_body_asked_for_keeps_the_connection(tmp_path: Path) -> None:
         assert (await client.answer()).status == 200
 
 
+def served(bridge: Bridge) -> bool:
+    """True once ``bridge``'s one connection has a request in progress."""
+    open_now = bridge.registry.get_sample_value("exesdb_http_connections")
+    return open_now == 1 and bridge.connections.idle == 0
+
+
+@pytest.mark.parametrize("expect", ["100-continue", "200-ok"])
+async def test_an_http_1_0_expectation_is_ignored(tmp_path: Path, expect: str) -> None:
+    """An HTTP/1.0 request's ``Expect`` is ignored (RFC 9110 10.1.1: a server MUST ignore a
+    100-continue expectation in an HTTP/1.0 request; HTTP/1.0 has no interim answers): its body,
+    sent once its head is being served, is read and answered without a ``100 Continue`` before
+    the answer, and another expectation is not answered 417."""
+    body, signature = signed_envelope()
+    fields = [
+        "POST /v1/messages HTTP/1.0",
+        "Host: bridge",
+        f"Expect: {expect}",
+        f"Content-Length: {len(body)}",
+        "Content-Type: application/json",
+        f"{SIGNATURE_HEADER}: {signature}",
+    ]
+    async with plain(tmp_path) as bridge, connection(bridge) as client:
+        await client.send(("\r\n".join(fields) + "\r\n\r\n").encode())
+        # The request made from the head alone (its body still to come), then the body.
+        await async_wait_until(partial(served, bridge), what="the head served")
+        await client.send(body)
+        answer = await client.answer()
+        assert answer.status == 202, (answer.status_line, answer.body)
+
+
 def expecting(request_line: str, *fields: str) -> bytes:
     """A request head that expects what the bridge does not meet (``Expect: 200-ok``)."""
     lines = [request_line, "Host: bridge", "Expect: 200-ok", *fields]
@@ -258,6 +288,36 @@ async def test_over_tls_a_stop_after_a_417_whose_body_never_comes_does_not_wait_
         connection(bridge, files.client_context()) as client,
     ):
         await _stop_after_a_417_with_no_body(bridge, client)
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+async def test_a_stop_while_a_password_is_checked_ends_once_it_is_refused(
+    files: WebFiles, tls: bool
+) -> None:
+    """A head waiting for ``100 Continue`` whose wrong password is still being checked (bcrypt)
+    as the bridge stops is answered 401 with ``Connection: close`` once the check ends, and the
+    stop ends then, not after the share of the shutdown timeout requests in progress get
+    (2 s): the body the client never sends is not waited for, over TLS too."""
+    # ~0.2 s a check: under way as the stop begins, done well within the stop's 2 s share.
+    users = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw', 11)}\n"
+    text = (files.tls_config() if tls else "") + users
+    fields = ("Content-Type: application/json", f"Authorization: {basic('alice', 'wrong')}")
+    async with (
+        serving(files, text, EXESDB_INGEST="true") as bridge,
+        connection(bridge, files.client_context() if tls else None) as client,
+    ):
+        await client.send(head("POST /v1/messages HTTP/1.1", *fields))
+        await async_wait_until(partial(served, bridge), what="the head served")
+        checks = "exesdb_web_config_password_checks_total"
+        assert bridge.registry.get_sample_value(checks, {"result": "refused"}) == 0, "too fast"
+        stopping = asyncio.create_task(bridge.aclose())
+        answer = await client.answer()
+        assert answer.status == 401, answer.status_line
+        assert answer.headers.get("connection") == "close"
+        loop = asyncio.get_running_loop()
+        answered = loop.time()
+        await asyncio.wait_for(stopping, 10)
+        assert loop.time() - answered < 1.0
 
 
 async def test_with_basic_auth_another_expectation_is_refused_only_past_it(

@@ -10,9 +10,11 @@ import json
 import logging
 import socket
 import time
+from functools import partial
 
 import pytest
 
+from bridge.app import Bridge
 from bridge.bus import SIGNATURE_HEADER, Keyring
 from bridge.listener import (
     HEAD_KEPT,
@@ -287,6 +289,52 @@ async def test_a_stop_does_not_wait_for_a_body_an_answer_left_unsent(serve: Serv
     await asyncio.wait_for(stopping, 10)
     assert loop.time() - began < 1.0
     assert (await closed_within(unsent, 10)).startswith(b'{"error": "not_found"')  # its body
+
+
+async def _refused(bridge: Bridge) -> bool:
+    """True once ``bridge`` refuses new connections (its stop has begun)."""
+    assert bridge.address is not None
+    try:
+        _, writer = await asyncio.open_connection(*bridge.address)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    return False
+
+
+async def test_a_stop_reads_a_body_still_arriving_and_answers_it(serve: Serve) -> None:
+    """A request whose body is still arriving as the bridge stops has the share of the shutdown
+    timeout requests in progress get (2 s) to receive it: the rest, sent once the bridge
+    refuses new connections, is read and answered (202, with Connection: close), and the stop
+    ends then, not when the share is out."""
+    bridge = await serve(EXESDB_INGEST="true")
+    body = json.dumps(envelope()).encode()
+    signature = Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time()))
+    reader, writer = await connect(bridge)
+    writer.write(
+        f"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"{SIGNATURE_HEADER}: {signature}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body[:-1]
+    )
+    await writer.drain()
+    await async_wait_until(
+        lambda: (
+            bridge.registry.get_sample_value("exesdb_http_connections") == 1
+            and bridge.connections.idle == 0
+        ),
+        what="the request in progress",
+    )
+    stopping = asyncio.create_task(bridge.aclose())
+    await async_wait_until(partial(_refused, bridge), what="the stop begun")
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    writer.write(body[-1:])
+    await writer.drain()
+    answer = await closed_within(reader, 10)
+    assert answer.startswith(b"HTTP/1.1 202 "), answer
+    assert b"\r\nConnection: close\r\n" in answer
+    await asyncio.wait_for(stopping, 10)
+    assert loop.time() - began < 1.0
 
 
 _BIG_JSON = b"[" + b"0," * 1_000 + b"0]"

@@ -5,7 +5,8 @@ that opens with plain HTTP instead), times its head, its handshake and its body,
 idle longest (else the slowest body) at the cap, keeps ``RESERVE`` more for the probes, bounds
 the answers not read (and has the kernel reset a connection whose client takes none of its answer
 for the write timeout), and, as aiohttp's middleware, sends each answer itself and lets its body
-go (the package docstring says why each).
+go (the package docstring says why each); at a stop it lets the bodies still arriving come in
+(``settle``) before aiohttp's shutdown, which reads nothing more.
 """
 
 from __future__ import annotations
@@ -116,6 +117,10 @@ class ConnectionGuard:
         self._regular = 0
         self._reserved = 0
         self._handshakes: set[asyncio.Task[None]] = set()
+        # Stopping (settle): every answer closes its connection; ``_moved`` is set when a request
+        # is answered, a body has all come or a connection is let go.
+        self._stopping = False
+        self._moved = asyncio.Event()
         self._write_timeout_said = False  # that the write timeout is not in force, logged once
         self._listener: Listener | None = None
         self._before_handshake: Callable[[], object] = lambda: None
@@ -219,6 +224,32 @@ class ConnectionGuard:
                 # on the client's close_notify, and aiohttp is told of it only then, once the
                 # runner's shutdown waits on this connection. Closed (reading no more), it ends.
                 connection.body_left.feed_eof()
+
+    async def settle(self, within: float) -> None:
+        """Stop: from now on every answer closes its connection; wait, up to ``within`` seconds,
+        until no request is still receiving its body (or waiting to be asked for it), and close
+        the connections of those that still are.
+
+        The runner's shutdown, which follows, waits for the requests in progress itself, but
+        drops every byte that arrives once it has begun (aiohttp reads no more): a body still
+        arriving could never come, its request never be answered, and the stop would wait out
+        the runner's whole share for it.
+        """
+        self._stopping = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while any(_body_to_come(c) for c in self._reading):
+            self._moved.clear()
+            try:
+                await asyncio.wait_for(self._moved.wait(), deadline - loop.time())
+            except TimeoutError:
+                for connection in [c for c in self._reading if _body_to_come(c)]:
+                    # Its body can come no more: let go at once (a TLS close would wait for the
+                    # client's close_notify, and the runner's shutdown on it, before the handler
+                    # learnt it).
+                    if connection.transport is not None:
+                        connection.transport.abort()
+                return
 
     # -- the connections' phases --
 
@@ -429,6 +460,7 @@ class ConnectionGuard:
         if not connection.live:
             return
         connection.live = False
+        self._moved.set()
         self._idle.pop(connection, None)
         self._stalled.pop(connection, None)
         self._reading.discard(connection)
@@ -471,7 +503,7 @@ class ConnectionGuard:
             connection.phase = Phase.IDLE
             if connection.live:
                 self._idle[connection] = None
-        if request.get(CLOSE_AFTER) or connection.body_expired:
+        if request.get(CLOSE_AFTER) or connection.body_expired or self._stopping:
             response.force_close()
         if isinstance(response, web.Response) and not response.prepared:
             await _send_and_let_go(request, response)
@@ -479,6 +511,14 @@ class ConnectionGuard:
         # in Connection) by bytes arriving while it drops a body the answer left unread.
         connection.closing = response.keep_alive is False
         connection.body_left = None if request.content.is_eof() else request.content
+        if self._stopping:
+            if connection.body_left is not None and request.transport is not None:
+                # The answer says Connection: close, and aiohttp closes the connection once it is
+                # sent, but first reads and drops the rest of the body (its lingering close, as
+                # after close()): nothing more is read, and the body taken for whole.
+                request.transport.pause_reading()
+                connection.body_left.feed_eof()
+            self._moved.set()
         return response
 
     async def _handle(
@@ -497,6 +537,7 @@ class ConnectionGuard:
         if request.body_exists and not request.content.is_eof():
             connection.reading = request
             self._reading.add(connection)
+            request.content.on_eof(self._moved.set)  # a stop waits for it (settle)
             # From when the body is asked for: a client waiting for 100 Continue is sent it only
             # once every check of the head has passed (a bcrypt check among them), and is given
             # the whole body timeout, and BODY_GRACE at the cap, from then.
@@ -562,6 +603,12 @@ def _give_back(raw: asyncio.Transport, hello: bytes) -> None:
         buffer[:size] = given[:size]
         tls.buffer_updated(size)
         given = given[size:]
+
+
+def _body_to_come(connection: Connection) -> bool:
+    """Whether ``connection``'s request still waits for (part of) its body."""
+    request = connection.reading
+    return connection.live and request is not None and not request.content.is_eof()
 
 
 def _left(connection: Connection) -> bool:

@@ -15,7 +15,11 @@ Unlike the toolkit, the checks waiting their turn are bounded: at most ``WAITING
 one client address (an IPv6 one by its /64) and ``WAITING`` in all; a check beyond either is not
 made (``Verdict.BUSY``, answered 429, and told to ``busy`` with the bound it hit), so that a flood
 of wrong passwords cannot queue up without end, and a login from a client with nothing waiting
-(the health check) comes after at most ``WAITING`` checks.
+comes after at most ``WAITING`` checks. A flood from more addresses than there are places for
+(``WAITING`` of ``WAITING_PER_CLIENT``) would then refuse every new login; ``KEPT`` places more
+are kept for the clients the flood cannot be: loopback (the health check) and the latest
+``KNOWN_CLIENTS`` addresses a password was let in from, one each at a time. That is a place in
+the queue, not a way in: checks still run one at a time, so no address guesses faster for it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ import bcrypt
 __all__ = [
     "BUSY_LIMITS",
     "CACHE_SIZE",
+    "KEPT",
+    "KNOWN_CLIENTS",
     "WAITING",
     "WAITING_PER_CLIENT",
     "BasicAuthChecker",
@@ -47,6 +53,10 @@ CACHE_SIZE: Final = 100
 # from a client with nothing waiting is checked within about a second, inside the health check's 2.
 WAITING_PER_CLIENT: Final = 4
 WAITING: Final = 12
+# Places beyond WAITING for known clients (loopback, or an address a password was let in from),
+# and how many such addresses are remembered, the one let in longest ago forgotten first.
+KEPT: Final = 4
+KNOWN_CLIENTS: Final = 256
 # The bound a BUSY verdict hit: the client's WAITING_PER_CLIENT, or WAITING in all.
 BUSY_LIMITS: Final = ("client", "all")
 # The bytes of a password bcrypt reads; the rest is ignored, as Go's bcrypt ignores it.
@@ -110,6 +120,7 @@ class BasicAuthChecker:
         "_cache",
         "_checked",
         "_decoy",
+        "_known",
         "_lock",
         "_matches",
         "_pending",
@@ -139,6 +150,9 @@ class BasicAuthChecker:
         # The checks waiting or running, by their memory key; and how many for each client.
         self._pending: dict[bytes, asyncio.Task[bool]] = {}
         self._waiting: Counter[str] = Counter()
+        # Addresses (as counted in _waiting) a password was let in from, the latest last. Kept
+        # when the file changes: a place in the queue, never a way in.
+        self._known: OrderedDict[str, None] = OrderedDict()
         self._users: tuple[tuple[bytes, bytes], ...] = ()
         self._decoy = b""
         self.replace(users)
@@ -178,16 +192,20 @@ class BasicAuthChecker:
         user, password = credentials
         hashed = self._lookup(user)
         key = self._cache.key(user, hashed or b"", password)
+        group = _client_group(client)
         outcome = self._cache.get(key)
         if outcome is None:
             # Asked while a check of the same credentials waits or runs: its outcome is ours.
             pending = self._pending.get(key)
             if pending is None:
-                group = _client_group(client)
                 if self._waiting[group] >= WAITING_PER_CLIENT:
                     self._busy("client")
                     return Verdict.BUSY
-                if len(self._pending) >= WAITING:
+                # One kept place at a time for each: a known address turned hostile (or sharing
+                # a flood's NAT) cannot take them all.
+                known = group in self._known or _loopback(client)
+                kept = KEPT if known and not self._waiting[group] else 0
+                if len(self._pending) >= WAITING + kept:
                     self._busy("all")
                     return Verdict.BUSY
                 self._waiting[group] += 1
@@ -195,7 +213,13 @@ class BasicAuthChecker:
                 pending = asyncio.create_task(self._bcrypt(key, password, hashed, group))
                 self._pending[key] = pending
             outcome = await asyncio.shield(pending)
-        return Verdict.ACCEPTED if outcome and hashed is not None else Verdict.REFUSED
+        if not outcome or hashed is None:
+            return Verdict.REFUSED
+        self._known[group] = None
+        self._known.move_to_end(group)
+        if len(self._known) > KNOWN_CLIENTS:
+            self._known.popitem(last=False)
+        return Verdict.ACCEPTED
 
     async def _bcrypt(self, key: bytes, password: str, hashed: bytes | None, group: str) -> bool:
         try:
@@ -226,6 +250,17 @@ def _client_group(client: str) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
+
+
+def _loopback(client: str) -> bool:
+    """Whether ``client`` is a loopback address (the health check's), IPv4-mapped too."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def _credentials(authorization: str) -> tuple[str, str] | None:

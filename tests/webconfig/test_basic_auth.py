@@ -9,7 +9,7 @@ import bcrypt
 import pytest
 
 from bridge.webconfig import BasicAuthChecker
-from bridge.webconfig.basic_auth import WAITING, WAITING_PER_CLIENT, Verdict
+from bridge.webconfig.basic_auth import KEPT, KNOWN_CLIENTS, WAITING, WAITING_PER_CLIENT, Verdict
 from tests.webconfig.files import basic, bcrypt_hash
 
 ALICE = bcrypt_hash("alice-pw")
@@ -221,3 +221,88 @@ async def test_checks_waiting_are_bounded_per_client_and_in_all():
     assert limits == ["client", "all"]
     # Nothing waits any more: the right password is checked and passes.
     assert await checker.check(basic("alice", "alice-pw"), "2001:db8::ff") is Verdict.ACCEPTED
+
+
+async def busy_now(checker: BasicAuthChecker, header: str, client: str) -> bool:
+    """True when ``checker`` answers ``header`` from ``client`` BUSY at once; False when it
+    waits (within 5 s: the test's held checks are let go once it fails)."""
+    try:
+        return await asyncio.wait_for(checker.check(header, client), 5) is Verdict.BUSY
+    except TimeoutError:
+        return False
+
+
+async def test_places_are_kept_for_loopback_and_addresses_let_in_before():
+    """With WAITING checks waiting from a flood's addresses, a first check from any other
+    address is BUSY, but one from loopback (IPv4, IPv6 or IPv4-mapped) or from an address a
+    password was let in from before (remembered across a change of the users) takes one of
+    KEPT places more, and is checked; a second from such an address while its first waits, and
+    any beyond those places, is BUSY."""
+    release = threading.Event()
+    release.set()
+    limits: list[str] = []
+
+    def held(password: str, hashed: bytes) -> bool:
+        release.wait(10)  # the test lets the checks go once the places are taken
+        return bcrypt.checkpw(password.encode(), hashed)
+
+    # A user each for the logins below, so that no two share one check.
+    users = {f"user{n}": bcrypt_hash(f"pw{n}") for n in range(KEPT + 1)}
+    checker = BasicAuthChecker(users, busy=limits.append, matches=held)
+    assert await accepted(checker, basic("user0", "pw0"), "198.51.100.7")
+    checker.replace(users)  # the file read again: no outcome remembered
+    release.clear()
+    flood = [
+        asyncio.create_task(checker.check(basic("user0", f"guess{i}"), f"192.0.2.{i // 4}"))
+        for i in range(WAITING)
+    ]
+    try:
+        await asyncio.sleep(0)  # let them take their places
+        assert await busy_now(checker, basic("user0", "pw0"), "203.0.113.9")
+        clients = ("198.51.100.7", "127.0.0.1", "::1", "::ffff:127.0.0.3")
+        kept = [asyncio.create_task(checker.check(basic("user0", "pw0"), clients[0]))]
+        await asyncio.sleep(0)
+        assert await busy_now(checker, basic("user1", "guess"), clients[0])
+        kept += [
+            asyncio.create_task(checker.check(basic(f"user{n}", f"pw{n}"), client))
+            for n, client in enumerate(clients[1:], 1)
+        ]
+        assert len(kept) == KEPT
+        await asyncio.sleep(0)
+        last = basic(f"user{KEPT}", f"pw{KEPT}")
+        assert await busy_now(checker, last, "127.0.0.4")
+    finally:
+        release.set()  # a failure must not leave the checks held
+    assert await asyncio.gather(*kept) == [Verdict.ACCEPTED] * KEPT
+    assert await asyncio.gather(*flood) == [Verdict.REFUSED] * WAITING
+    assert limits == ["all", "all", "all"]
+
+
+async def test_only_the_latest_addresses_let_in_are_known():
+    """The addresses a password was let in from are remembered up to KNOWN_CLIENTS, the one let
+    in longest ago forgotten first: it no longer takes a kept place."""
+    release = threading.Event()
+    release.set()
+
+    def held(password: str, hashed: bytes) -> bool:
+        release.wait(10)  # the test lets the checks go once the places are taken
+        return bcrypt.checkpw(password.encode(), hashed)
+
+    checker = BasicAuthChecker({"alice": ALICE}, matches=held)
+    for n in range(KNOWN_CLIENTS + 1):  # the right password is checked once, then remembered
+        assert await accepted(checker, basic("alice", "alice-pw"), f"10.0.{n // 256}.{n % 256}")
+    checker.replace({"alice": ALICE})
+    release.clear()
+    flood = [
+        asyncio.create_task(checker.check(basic("alice", f"guess{i}"), f"192.0.2.{i // 4}"))
+        for i in range(WAITING)
+    ]
+    try:
+        await asyncio.sleep(0)  # let them take their places
+        assert await busy_now(checker, basic("alice", "alice-pw"), "10.0.0.0")
+        latest = asyncio.create_task(checker.check(basic("alice", "alice-pw"), "10.0.1.0"))
+        await asyncio.sleep(0)
+    finally:
+        release.set()  # a failure must not leave the checks held
+    assert await latest is Verdict.ACCEPTED
+    assert await asyncio.gather(*flood) == [Verdict.REFUSED] * WAITING
