@@ -908,7 +908,10 @@ async def test_a_redis_failure_while_a_rotation_waits_is_told_as_redis_not_as_th
         def reason() -> str:
             return str(replica.bridge.readiness()["bus"]["reason"])
 
-        await async_wait_until(lambda: "certificate verify failed" in reason(), 10, reason)
+        await async_wait_until(lambda: not replica.ready(), 10, "the new CA not trusted")
+        await async_wait_until(
+            lambda: "certificate verify failed" in reason(), 10, "told: certificate verify failed"
+        )
         assert "TLS file" not in reason(), reason()
     finally:
         for replica in replicas:
