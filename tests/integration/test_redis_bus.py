@@ -885,6 +885,40 @@ async def test_tls_files_caught_mid_rotation_leave_every_connection_on_the_ones_
         server.stop()
 
 
+async def test_a_redis_failure_while_a_rotation_waits_is_told_as_redis_not_as_the_files(
+    tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """A rediss:// URL's CA file caught half-written (the change refused) while Redis's
+    certificate rotates to a CA the bus has not loaded: the connections, which load nothing
+    from the files any more, fail on Redis's certificate, and readiness says so, not that a TLS
+    file does not load."""
+    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
+    ca = tmp_path / "redis-ca.pem"
+    certificate = (tmp_path / "redis-tls" / "cert.pem").read_bytes()
+    ca.write_bytes(certificate)
+    url = f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={ca}"
+    try:
+        replica = await Replica(url, "node-a").start()
+        replicas.append(replica)
+        await async_wait_until(replica.ready, 10, "connected")
+        ca.write_bytes(certificate[: len(certificate) // 2])
+        await async_wait_until(lambda: replica.sample(RELOADED) == 0, 10, "the change refused")
+        server.rotate_certificate()
+
+        def reason() -> str:
+            return str(replica.bridge.readiness()["bus"]["reason"])
+
+        await async_wait_until(lambda: not replica.ready(), 10, "the new CA not trusted")
+        await async_wait_until(
+            lambda: "certificate verify failed" in reason(), 10, "told: certificate verify failed"
+        )
+        assert "TLS file" not in reason(), reason()
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
+
+
 async def test_the_tls_files_gauges_say_whether_a_change_was_taken_and_when(
     tmp_path: Path, replicas: list[Replica], redis_server: Callable[[], RedisServer]
 ) -> None:

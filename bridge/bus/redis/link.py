@@ -401,7 +401,12 @@ class Link:
         """What keeps redis-py from loading the TLS files the URL names, when something does
         (``tls_file_problems``) and ``exc`` may come of it, else None. Asked at each failure
         but the network's: the files were fine at start, and their words (``No such file or
-        directory``) would read as Redis's."""
+        directory``) would read as Redis's. Not once the client's pool has loaded them: its
+        connections read them no more, so the files as they are now (a rotation waiting) are
+        not why they fail."""
+        pool = self.client.connection_pool
+        if isinstance(pool, _OneTLSContextPool) and pool.tls_loaded:
+            return None
         cause: BaseException | None = exc
         seen = set()
         while cause is not None and id(cause) not in seen:
@@ -457,6 +462,11 @@ class _OneTLSContextPool(ConnectionPool):
                 self._tls = connection.ssl_context  # its settings are every connection's
             connection.ssl_context = self._tls
         return connection
+
+    @property
+    def tls_loaded(self) -> bool:
+        """Whether its TLS context was loaded: its connections read the files no more."""
+        return self._tls is not None and self._tls.context is not None
 
     def load_tls(self) -> None:
         """Load the TLS files now, if not yet loaded (OSError or ssl.SSLError when they do not
