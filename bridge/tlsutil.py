@@ -124,7 +124,7 @@ _OPENSSH_KEY: Final = "OPENSSH PRIVATE KEY"
 # A self-signed certificate whose key was thrown away: OpenSSL loads a private key only beside
 # a certificate, and one that is not the key's (KEY_NOT_THE_CERTIFICATES) shows that it loaded.
 # Its dates do not matter: loading a certificate checks none.
-_NO_ONES_CERTIFICATE: Final = """\
+_THROWAWAY_CERTIFICATE: Final = """\
 -----BEGIN CERTIFICATE-----
 MIIBfDCCASOgAwIBAgIUBCpk5cGjXXX8CZ8mVgsMDIV1iVswCgYIKoZIzj0EAwIw
 FDESMBAGA1UEAwwJa2V5LWNoZWNrMB4XDTI2MTIwNTA4MjgwNVoXDTI2MTIwNjA4
@@ -218,7 +218,7 @@ def _key_problem(path: str, text: str, if_encrypted: str | None) -> str | None:
             else f"{path} holds an encrypted private key: {if_encrypted}"
         )
     try:
-        with _in_memory(_NO_ONES_CERTIFICATE) as certificate:
+        with _in_memory(_THROWAWAY_CERTIFICATE) as certificate:
             ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(certificate, path, b"")
     except ssl.SSLError as exc:
         if exc.reason not in KEY_NOT_THE_CERTIFICATES:  # else it loaded

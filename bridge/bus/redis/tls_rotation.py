@@ -140,7 +140,7 @@ class TLSRotation:
         self._loaded_at = self._wall_clock()
         await self._renew_pool(pool)
         _logger.info(
-            "Redis at %s: TLS files changed (%s): the connections opened from now on load them",
+            "Redis at %s: TLS files changed (%s): the bus takes them on new connections",
             safe_url(self._link.url),
             ", ".join(changed),
         )
