@@ -59,7 +59,8 @@ class Coordinator(Protocol):
         or as long as the last claimer's if that is shorter. So callers of different periods
         claim once in each period of the shortest among them (the others find it claimed, or
         claim it first), and once that one stops, the next shortest takes over. The claim
-        holds for two of the caller's periods."""
+        holds for two of the caller's periods. ``period_ms`` is at least 1 (the interval
+        settings' floor is 100)."""
 
 
 class WorkQueueLease(Protocol):
