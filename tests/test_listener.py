@@ -337,6 +337,40 @@ async def test_a_stop_reads_a_body_still_arriving_and_answers_it(serve: Serve) -
     assert loop.time() - began < 1.0
 
 
+async def test_a_stop_cuts_off_a_body_that_does_not_come_within_its_share(serve: Serve) -> None:
+    """A request whose body stops arriving as the bridge stops is waited for the share of the
+    shutdown timeout requests in progress get (2 s), then its connection is cut, unanswered:
+    the stop goes on then, not after that share a second time (aiohttp's own shutdown, which
+    reads nothing more, waiting for its handler)."""
+    bridge = await serve(EXESDB_INGEST="true")
+    body = json.dumps(envelope()).encode()
+    signature = Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time()))
+    reader, writer = await connect(bridge)
+    writer.write(
+        f"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"{SIGNATURE_HEADER}: {signature}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body[:-1]
+    )
+    await writer.drain()
+    await async_wait_until(
+        lambda: (
+            bridge.registry.get_sample_value("exesdb_http_connections") == 1
+            and bridge.connections.idle == 0
+        ),
+        what="the request in progress",
+    )
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await asyncio.wait_for(bridge.aclose(), 10)
+    took = loop.time() - began
+    try:
+        sent = await closed_within(reader, 10)
+    except ConnectionResetError:
+        sent = b""
+    assert b"HTTP/1.1" not in sent, sent
+    assert 1.5 < took < 3.0, took
+
+
 _BIG_JSON = b"[" + b"0," * 1_000 + b"0]"
 
 

@@ -18,8 +18,9 @@ of wrong passwords cannot queue up without end, and a login from a client with n
 comes after at most ``WAITING`` checks. A flood from more addresses than there are places for
 (``WAITING`` of ``WAITING_PER_CLIENT``) would then refuse every new login; ``KEPT`` places more
 are kept for the clients the flood cannot be: loopback (the health check) and the latest
-``KNOWN_CLIENTS`` addresses a password was let in from, one each at a time. That is a place in
-the queue, not a way in: checks still run one at a time, so no address guesses faster for it.
+``KNOWN_CLIENTS`` addresses a password was let in from, one each at a time (and one for every
+loopback address together). That is a place in the queue, not a way in: checks still run one
+at a time, so no address guesses faster for it.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ KEPT: Final = 4
 KNOWN_CLIENTS: Final = 256
 # The bound a BUSY verdict hit: the client's WAITING_PER_CLIENT, or WAITING in all.
 BUSY_LIMITS: Final = ("client", "all")
+# Where the checks waiting from any loopback address are counted too (no address is so named).
+_LOOPBACK: Final = "loopback"
 # The bytes of a password bcrypt reads; the rest is ignored, as Go's bcrypt ignores it.
 _BCRYPT_PASSWORD_BYTES: Final = 72
 
@@ -147,7 +150,8 @@ class BasicAuthChecker:
         self._checked = checked
         self._busy = busy
         self._lock = asyncio.Lock()
-        # The checks waiting or running, by their memory key; and how many for each client.
+        # The checks waiting or running, by their memory key; and how many for each client (and
+        # for loopback as a whole, under _LOOPBACK).
         self._pending: dict[bytes, asyncio.Task[bool]] = {}
         self._waiting: Counter[str] = Counter()
         # Addresses (as counted in _waiting) a password was let in from, the latest last. Kept
@@ -201,16 +205,20 @@ class BasicAuthChecker:
                 if self._waiting[group] >= WAITING_PER_CLIENT:
                     self._busy("client")
                     return Verdict.BUSY
-                # One kept place at a time for each: a known address turned hostile (or sharing
-                # a flood's NAT) cannot take them all.
-                known = group in self._known or _loopback(client)
-                kept = KEPT if known and not self._waiting[group] else 0
+                # One kept place at a time for each known address, and for loopback as a whole:
+                # a known address turned hostile (or sharing a flood's NAT), or a process on this
+                # host sending from several of 127.0.0.0/8, cannot take them all.
+                local = _loopback(client)
+                holder = _LOOPBACK if local else group
+                known = local or group in self._known
+                kept = KEPT if known and not self._waiting[holder] else 0
                 if len(self._pending) >= WAITING + kept:
                     self._busy("all")
                     return Verdict.BUSY
-                self._waiting[group] += 1
+                counted = (group, _LOOPBACK) if local else (group,)
+                self._waiting.update(counted)
                 # A task of its own, so that a requester going away leaves it to the others.
-                pending = asyncio.create_task(self._bcrypt(key, password, hashed, group))
+                pending = asyncio.create_task(self._bcrypt(key, password, hashed, counted))
                 self._pending[key] = pending
             outcome = await asyncio.shield(pending)
         if not outcome or hashed is None:
@@ -221,7 +229,9 @@ class BasicAuthChecker:
             self._known.popitem(last=False)
         return Verdict.ACCEPTED
 
-    async def _bcrypt(self, key: bytes, password: str, hashed: bytes | None, group: str) -> bool:
+    async def _bcrypt(
+        self, key: bytes, password: str, hashed: bytes | None, counted: tuple[str, ...]
+    ) -> bool:
         try:
             async with self._lock:
                 matches = await asyncio.get_running_loop().run_in_executor(
@@ -233,9 +243,10 @@ class BasicAuthChecker:
             return outcome
         finally:
             del self._pending[key]
-            self._waiting[group] -= 1
-            if not self._waiting[group]:
-                del self._waiting[group]
+            self._waiting.subtract(counted)
+            for name in counted:
+                if not self._waiting[name]:
+                    del self._waiting[name]
 
 
 def _client_group(client: str) -> str:

@@ -234,10 +234,10 @@ async def busy_now(checker: BasicAuthChecker, header: str, client: str) -> bool:
 
 async def test_places_are_kept_for_loopback_and_addresses_let_in_before():
     """With WAITING checks waiting from a flood's addresses, a first check from any other
-    address is BUSY, but one from loopback (IPv4, IPv6 or IPv4-mapped) or from an address a
-    password was let in from before (remembered across a change of the users) takes one of
-    KEPT places more, and is checked; a second from such an address while its first waits, and
-    any beyond those places, is BUSY."""
+    address is BUSY, but one from loopback or from an address a password was let in from before
+    (IPv4, or IPv6 by its /64; remembered across a change of the users) takes one of KEPT
+    places more, and is checked; a second from such an address while its first waits, and any
+    beyond those places, is BUSY."""
     release = threading.Event()
     release.set()
     limits: list[str] = []
@@ -249,7 +249,9 @@ async def test_places_are_kept_for_loopback_and_addresses_let_in_before():
     # A user each for the logins below, so that no two share one check.
     users = {f"user{n}": bcrypt_hash(f"pw{n}") for n in range(KEPT + 1)}
     checker = BasicAuthChecker(users, busy=limits.append, matches=held)
-    assert await accepted(checker, basic("user0", "pw0"), "198.51.100.7")
+    clients = ("198.51.100.7", "127.0.0.1", "2001:db8:1::7", "198.51.100.8")
+    for client in clients[2:] + clients[:1]:
+        assert await accepted(checker, basic("user0", "pw0"), client)
     checker.replace(users)  # the file read again: no outcome remembered
     release.clear()
     flood = [
@@ -259,7 +261,6 @@ async def test_places_are_kept_for_loopback_and_addresses_let_in_before():
     try:
         await asyncio.sleep(0)  # let them take their places
         assert await busy_now(checker, basic("user0", "pw0"), "203.0.113.9")
-        clients = ("198.51.100.7", "127.0.0.1", "::1", "::ffff:127.0.0.3")
         kept = [asyncio.create_task(checker.check(basic("user0", "pw0"), clients[0]))]
         await asyncio.sleep(0)
         assert await busy_now(checker, basic("user1", "guess"), clients[0])
@@ -270,7 +271,7 @@ async def test_places_are_kept_for_loopback_and_addresses_let_in_before():
         assert len(kept) == KEPT
         await asyncio.sleep(0)
         last = basic(f"user{KEPT}", f"pw{KEPT}")
-        assert await busy_now(checker, last, "127.0.0.4")
+        assert await busy_now(checker, last, "2001:db8:1::8")
     finally:
         release.set()  # a failure must not leave the checks held
     assert await asyncio.gather(*kept) == [Verdict.ACCEPTED] * KEPT
@@ -306,3 +307,39 @@ async def test_only_the_latest_addresses_let_in_are_known():
         release.set()  # a failure must not leave the checks held
     assert await latest is Verdict.ACCEPTED
     assert await asyncio.gather(*flood) == [Verdict.REFUSED] * WAITING
+
+
+async def test_loopback_takes_one_kept_place_at_a_time_from_any_of_its_addresses():
+    """With WAITING checks waiting from a flood's addresses, loopback takes one of the KEPT
+    places at a time, whichever of its addresses (127.0.0.0/8, ::1, IPv4-mapped) a check comes
+    from: a process on this host cannot take them all from the addresses let in before."""
+    release = threading.Event()
+    release.set()
+    limits: list[str] = []
+
+    def held(password: str, hashed: bytes) -> bool:
+        release.wait(10)  # the test lets the checks go once the places are taken
+        return bcrypt.checkpw(password.encode(), hashed)
+
+    checker = BasicAuthChecker({"alice": ALICE}, busy=limits.append, matches=held)
+    assert await accepted(checker, basic("alice", "alice-pw"), "198.51.100.7")
+    checker.replace({"alice": ALICE})
+    release.clear()
+    flood = [
+        asyncio.create_task(checker.check(basic("alice", f"flood{i}"), f"192.0.2.{i // 4}"))
+        for i in range(WAITING)
+    ]
+    try:
+        await asyncio.sleep(0)  # let them take their places
+        local = asyncio.create_task(checker.check(basic("alice", "local"), "127.0.0.5"))
+        await asyncio.sleep(0)
+        for i, client in enumerate(("127.0.0.6", "::1", "::ffff:127.0.0.7")):
+            assert await busy_now(checker, basic("alice", f"local{i}"), client), client
+        known = asyncio.create_task(checker.check(basic("alice", "alice-pw"), "198.51.100.7"))
+        await asyncio.sleep(0)
+    finally:
+        release.set()  # a failure must not leave the checks held
+    assert await local is Verdict.REFUSED
+    assert await known is Verdict.ACCEPTED
+    assert await asyncio.gather(*flood) == [Verdict.REFUSED] * WAITING
+    assert limits == ["all"] * 3
