@@ -56,6 +56,7 @@ from bridge.listener import (
     Listener,
     no_server_header,
     raise_descriptor_limit,
+    refuse_other_versions,
 )
 from bridge.settings import Settings
 from bridge.settings_checks import start_warnings
@@ -305,6 +306,7 @@ class Bridge:
         assert server is not None  # set by setup()
         no_server_header(server)
         take_expectations(server)
+        refuse_other_versions(server)  # after: an HTTP/2.0 Expect is taken off too
         try:
             self._listener = await self.connections.serve(
                 server,

@@ -126,6 +126,41 @@ async def test_a_request_the_http_parser_refuses_is_answered_400_in_plain_text_a
     assert not body.startswith(b"{")
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n",
+        b"GET /healthz HTTP/0.9\r\nHost: x\r\n\r\n",
+        _HEAD.replace(b"HTTP/1.1", b"HTTP/2.0")
+        + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    ],
+    ids=["2.0", "0.9", "2.0-expecting-continue"],
+)
+async def test_a_request_in_an_http_version_not_served_is_answered_505_and_closed(
+    serve: Serve, caplog: pytest.LogCaptureFixture, request_bytes: bytes
+) -> None:
+    """A request line naming a version other than HTTP/1.0 and 1.1, which aiohttp's parser
+    takes, is answered as Go's servers answer it: ``HTTP/1.1 505`` (not a status line in the
+    version named), the JSON error body, Connection: close, no 100 Continue; logged at debug."""
+    bridge = await serve(EXESDB_INGEST="true")
+    reader, writer = await connect(bridge)
+    with caplog.at_level(logging.DEBUG, logger="bridge.listener"):
+        writer.write(request_bytes)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 505 HTTP Version Not Supported\r\n")
+    assert b"\r\nConnection: close\r\n" in head
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    body = json.loads(await asyncio.wait_for(reader.readexactly(length), 10))
+    assert body["error"] == "http_version_not_supported"
+    named = request_bytes.split(b"\r\n")[0].rsplit(b" ", 1)[1].decode()
+    assert named in body["detail"]
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("bridge.listener")]
+    assert any(f"refused an {named} request from 127.0.0.1: 505" in line for line in said)
+    if b"Content-Length" not in request_bytes:
+        assert await closed_within(reader, 10) == b""
+
+
 async def test_a_chunked_body_broken_after_its_head_is_answered_408_at_the_body_timeout(
     serve: Serve,
 ) -> None:

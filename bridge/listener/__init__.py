@@ -41,13 +41,17 @@ aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's privat
   words and closed, as exporter-toolkit's exporters answer it (asyncio's TLS would close it
   with no answer); any other first bytes go to the TLS handshake;
 - at start the soft descriptor limit is raised to the hard one;
-- no answer carries a Server header (aiohttp's names the Python and aiohttp versions).
+- no answer carries a Server header (aiohttp's names the Python and aiohttp versions);
+- a request naming an HTTP version other than 1.0 and 1.1 (``HTTP/2.0``, ``HTTP/0.9``, which
+  aiohttp's parser takes) is answered ``HTTP/1.1 505``, and its connection closes, as Go's
+  servers answer it.
 
 The parts: ``guard.py`` counts, caps and times the connections and is the server's middleware;
 ``connection.py`` is one connection as the guard sees it; ``plain_http.py`` tells plain HTTP
 from a TLS handshake; ``handshakes.py`` counts the handshakes that failed; ``accept.py`` accepts
 within the descriptor budget; ``sockets.py`` binds the listening sockets and raises the
-descriptor limit; ``server_header.py`` takes aiohttp's Server header off every answer.
+descriptor limit; ``server_header.py`` takes aiohttp's Server header off every answer;
+``versions.py`` marks the requests in a version not served, which the guard answers 505.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ from bridge.listener.guard import (
 )
 from bridge.listener.server_header import no_server_header
 from bridge.listener.sockets import raise_descriptor_limit
+from bridge.listener.versions import refuse_other_versions
 
 __all__ = [
     "BODY_GRACE",
@@ -78,4 +83,5 @@ __all__ = [
     "Listener",
     "no_server_header",
     "raise_descriptor_limit",
+    "refuse_other_versions",
 ]

@@ -31,6 +31,7 @@ from bridge.listener.connection import Connection, Phase
 from bridge.listener.handshakes import HandshakeFailures
 from bridge.listener.plain_http import PLAIN_HTTP_ANSWER
 from bridge.listener.sockets import bind
+from bridge.listener.versions import unsupported_version
 from bridge.routes import PROBES, error_response
 
 __all__ = [
@@ -524,6 +525,8 @@ class ConnectionGuard:
     async def _handle(
         self, connection: Connection, request: web.Request, handler: Handler
     ) -> web.StreamResponse:
+        if (refusal := unsupported_version(request)) is not None:
+            return refusal  # before the reserve: Go's server answers it before any handler
         if connection.reserved and request.path not in PROBE_PATHS:
             self._closed.labels("refused").inc()
             response = error_response(
