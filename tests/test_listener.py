@@ -157,6 +157,27 @@ async def test_a_request_the_http_parser_refuses_is_answered_400_naming_the_prob
     assert _SECRET not in answer
 
 
+async def test_requests_read_with_bytes_after_a_connection_close_are_refused_together(
+    serve: Serve,
+) -> None:
+    """Requests sent together whose read holds bytes after one saying Connection: close are
+    refused together by aiohttp's parser, as docs/http-api.md says: one 400 (naming the
+    problem), the requests before it unanswered, and the connection closes."""
+    bridge = await serve()
+    reader, writer = await connect(bridge)
+    writer.write(
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    await writer.drain()
+    answer = await closed_within(reader, 10)
+    assert answer.count(b"HTTP/1.") == 1
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 400")
+    assert "Connection: close" in json.loads(body)["detail"]
+
+
 @pytest.mark.parametrize(
     "request_bytes",
     [
