@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any, Final, Protocol
 
 from aiohttp import web
@@ -101,7 +102,7 @@ BRIDGE_KEY: Final[web.AppKey[Served]] = web.AppKey("bridge")
 # The application's settings of aiohttp's protocol (its handler_args), for the listener too,
 # which makes each connection's itself (bridge.listener.refusals). Bodies are expanded by
 # bridge.bodies, which tells a stream cut short from a whole one.
-HANDLER_ARGS: Final = {"auto_decompress": False}
+HANDLER_ARGS: Final = MappingProxyType({"auto_decompress": False})
 _CLOSING: Final[web.AppKey[asyncio.Event]] = web.AppKey("closing", asyncio.Event)
 _COMMIT_WAIT: Final[web.AppKey[float]] = web.AppKey("commit_wait", float)
 _NODE_HEALTH_TAG: Final = NodeHealth.TAG
