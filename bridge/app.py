@@ -47,15 +47,17 @@ from bridge.component import (
 )
 from bridge.errors import BridgeError
 from bridge.expect_continue import close_unasked, take_expectations
-from bridge.http import build_app
+from bridge.http import HANDLER_ARGS, build_app
 from bridge.integration import Integration, install
 from bridge.integration import current as current_integration
 from bridge.listener import (
     ConnectionGuard,
     Limits,
     Listener,
+    named_refusals,
     no_server_header,
     raise_descriptor_limit,
+    refuse_other_versions,
 )
 from bridge.settings import Settings
 from bridge.settings_checks import start_warnings
@@ -294,20 +296,23 @@ class Bridge:
         # 100 Continue when a route reads the body, after every check (with take_expectations).
         app.on_response_prepare.append(close_unasked)
         self.connections.fit(raise_descriptor_limit())
-        self._runner = web.AppRunner(
-            app,
-            access_log=None,
-            shutdown_timeout=self._requests_share,
-            keepalive_timeout=self.connections.limits.idle_timeout,
-        )
+        # Each connection's protocol is made by the listener (named_refusals), not by the
+        # runner's server, with the settings the server would give it.
+        handler_args: dict[str, Any] = {
+            **HANDLER_ARGS,
+            "access_log": None,
+            "keepalive_timeout": self.connections.limits.idle_timeout,
+        }
+        self._runner = web.AppRunner(app, shutdown_timeout=self._requests_share, **handler_args)
         await self._runner.setup()
         server = self._runner.server
         assert server is not None  # set by setup()
         no_server_header(server)
         take_expectations(server)
+        refuse_other_versions(server)  # after: an HTTP/2.0 Expect is taken off too
         try:
             self._listener = await self.connections.serve(
-                server,
+                named_refusals(server, **handler_args),
                 host,
                 port,
                 ssl_context,

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any, Final, Protocol
 
 from aiohttp import web
@@ -56,7 +57,7 @@ from bridge.routes import (
 from bridge.settings import Settings
 from bridge.sinks.prometheus import gzip_wanted
 
-__all__ = ["BRIDGE_KEY", "Served", "build_app"]
+__all__ = ["BRIDGE_KEY", "HANDLER_ARGS", "Served", "build_app"]
 
 _logger = logging.getLogger(__name__)
 
@@ -98,6 +99,10 @@ class Served(Protocol):
 
 
 BRIDGE_KEY: Final[web.AppKey[Served]] = web.AppKey("bridge")
+# The application's settings of aiohttp's protocol (its handler_args), for the listener too,
+# which makes each connection's itself (bridge.listener.refusals). Bodies are expanded by
+# bridge.bodies, which tells a stream cut short from a whole one.
+HANDLER_ARGS: Final = MappingProxyType({"auto_decompress": False})
 _CLOSING: Final[web.AppKey[asyncio.Event]] = web.AppKey("closing", asyncio.Event)
 _COMMIT_WAIT: Final[web.AppKey[float]] = web.AppKey("commit_wait", float)
 _NODE_HEALTH_TAG: Final = NodeHealth.TAG
@@ -634,8 +639,7 @@ def build_app(
     app = web.Application(
         client_max_size=bridge.settings.max_body_bytes,
         middlewares=[_json_refusals],
-        # Bodies are expanded by bridge.bodies, which tells a stream cut short from a whole one.
-        handler_args={"auto_decompress": False},
+        handler_args=HANDLER_ARGS,
     )
     app[BRIDGE_KEY] = bridge
     app[_COMMIT_WAIT] = commit_wait_seconds

@@ -331,7 +331,8 @@ def pinned_context(cert_file: str | Path) -> ssl.SSLContext:
 
     That certificate is the only trust anchor (OpenSSL's partial-chain flag lets a leaf be one),
     so no other certificate passes, whoever signed it; the host name is not checked since the
-    probe asks a loopback address the certificate need not name.
+    probe asks the listening address (loopback for a wildcard), which the certificate need not
+    name.
     """
     return _pinned(Path(cert_file).read_text(encoding="utf-8"), str(cert_file))
 

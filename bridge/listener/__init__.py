@@ -5,7 +5,8 @@ aiohttp closes a connection idle for ``EXESDB_HTTP_IDLE_TIMEOUT_MS`` itself (its
 or from the last response), until a request head begins: that timer is then dropped (its public
 ``keep_alive``), so that a head begun just before it is timed by the header timeout alone. The
 rest is here, around
-aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's private API):
+aiohttp's protocol (an ``asyncio.Protocol`` wrapped, and its public ``handle_error`` replaced;
+nothing of aiohttp's private API):
 
 - a request head must arrive complete within ``EXESDB_HTTP_HEADER_TIMEOUT_MS`` of its first byte
   (a TLS handshake within as long), and a body within ``EXESDB_HTTP_BODY_TIMEOUT_MS`` of its head,
@@ -41,13 +42,20 @@ aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's privat
   words and closed, as exporter-toolkit's exporters answer it (asyncio's TLS would close it
   with no answer); any other first bytes go to the TLS handshake;
 - at start the soft descriptor limit is raised to the hard one;
-- no answer carries a Server header (aiohttp's names the Python and aiohttp versions).
+- no answer carries a Server header (aiohttp's names the Python and aiohttp versions);
+- a request head aiohttp's parser refuses is answered 400 in the one error shape, naming the
+  problem and quoting none of the request (aiohttp's own answer quotes the line at fault);
+- a request naming an HTTP version other than 1.0 and 1.1 (``HTTP/2.0``, ``HTTP/0.9``, which
+  aiohttp's parser takes) is answered ``HTTP/1.1 505``, and its connection closes, as Go's
+  servers answer it.
 
 The parts: ``guard.py`` counts, caps and times the connections and is the server's middleware;
 ``connection.py`` is one connection as the guard sees it; ``plain_http.py`` tells plain HTTP
 from a TLS handshake; ``handshakes.py`` counts the handshakes that failed; ``accept.py`` accepts
 within the descriptor budget; ``sockets.py`` binds the listening sockets and raises the
-descriptor limit; ``server_header.py`` takes aiohttp's Server header off every answer.
+descriptor limit; ``server_header.py`` takes aiohttp's Server header off every answer;
+``versions.py`` marks the requests in a version not served, which the guard answers 505;
+``refusals.py`` makes each connection's aiohttp protocol, whose parser's refusals it words.
 """
 
 from __future__ import annotations
@@ -63,8 +71,10 @@ from bridge.listener.guard import (
     ConnectionGuard,
     Limits,
 )
+from bridge.listener.refusals import named_refusals
 from bridge.listener.server_header import no_server_header
 from bridge.listener.sockets import raise_descriptor_limit
+from bridge.listener.versions import refuse_other_versions
 
 __all__ = [
     "BODY_GRACE",
@@ -76,6 +86,8 @@ __all__ = [
     "ConnectionGuard",
     "Limits",
     "Listener",
+    "named_refusals",
     "no_server_header",
     "raise_descriptor_limit",
+    "refuse_other_versions",
 ]

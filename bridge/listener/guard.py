@@ -31,6 +31,7 @@ from bridge.listener.connection import Connection, Phase
 from bridge.listener.handshakes import HandshakeFailures
 from bridge.listener.plain_http import PLAIN_HTTP_ANSWER
 from bridge.listener.sockets import bind
+from bridge.listener.versions import unsupported_version
 from bridge.routes import PROBES, error_response
 
 __all__ = [
@@ -117,10 +118,10 @@ class ConnectionGuard:
         self._regular = 0
         self._reserved = 0
         self._handshakes: set[asyncio.Task[None]] = set()
-        # Stopping (settle): every answer closes its connection; ``_moved`` is set when a request
-        # is answered, a body has all come or a connection is let go.
+        # Stopping (settle): every answer closes its connection. ``_progress`` is set whenever what
+        # a stop waits for may have ended: a request answered, a body all come, a connection let go.
         self._stopping = False
-        self._moved = asyncio.Event()
+        self._progress = asyncio.Event()
         self._write_timeout_said = False  # that the write timeout is not in force, logged once
         self._listener: Listener | None = None
         self._before_handshake: Callable[[], object] = lambda: None
@@ -239,9 +240,9 @@ class ConnectionGuard:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while any(_body_to_come(c) for c in self._reading):
-            self._moved.clear()
+            self._progress.clear()
             try:
-                await asyncio.wait_for(self._moved.wait(), deadline - loop.time())
+                await asyncio.wait_for(self._progress.wait(), deadline - loop.time())
             except TimeoutError:
                 for connection in [c for c in self._reading if _body_to_come(c)]:
                     # Its body can come no more: let go at once (a TLS close would wait for the
@@ -460,7 +461,7 @@ class ConnectionGuard:
         if not connection.live:
             return
         connection.live = False
-        self._moved.set()
+        self._progress.set()
         self._idle.pop(connection, None)
         self._stalled.pop(connection, None)
         self._reading.discard(connection)
@@ -518,12 +519,14 @@ class ConnectionGuard:
                 # after close()): nothing more is read, and the body taken for whole.
                 request.transport.pause_reading()
                 connection.body_left.feed_eof()
-            self._moved.set()
+            self._progress.set()
         return response
 
     async def _handle(
         self, connection: Connection, request: web.Request, handler: Handler
     ) -> web.StreamResponse:
+        if (refusal := unsupported_version(request)) is not None:
+            return refusal  # before the reserve: Go's server answers it before any handler
         if connection.reserved and request.path not in PROBE_PATHS:
             self._closed.labels("refused").inc()
             response = error_response(
@@ -537,7 +540,7 @@ class ConnectionGuard:
         if request.body_exists and not request.content.is_eof():
             connection.reading = request
             self._reading.add(connection)
-            request.content.on_eof(self._moved.set)  # a stop waits for it (settle)
+            request.content.on_eof(self._progress.set)  # a stop waits for it (settle)
             # From when the body is asked for: a client waiting for 100 Continue is sent it only
             # once every check of the head has passed (a bcrypt check among them), and is given
             # the whole body timeout, and BODY_GRACE at the cap, from then.

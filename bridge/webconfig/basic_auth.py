@@ -15,9 +15,11 @@ Unlike the toolkit, the checks waiting their turn are bounded: at most ``WAITING
 one client address (an IPv6 one by its /64) and ``WAITING`` in all; a check beyond either is not
 made (``Verdict.BUSY``, answered 429, and told to ``busy`` with the bound it hit), so that a flood
 of wrong passwords cannot queue up without end, and a login from a client with nothing waiting
-comes after at most ``WAITING`` checks. A flood from more addresses than there are places for
-(``WAITING`` of ``WAITING_PER_CLIENT``) would then refuse every new login; ``KEPT`` places more
-are kept for the clients the flood cannot be: loopback (the health check) and the latest
+comes after at most ``WAITING - 1`` checks (it takes the last place). A flood from more addresses
+than there are places for (``WAITING`` of ``WAITING_PER_CLIENT``) would then refuse every new
+login; ``KEPT`` places more are kept for the clients the flood cannot be: loopback (the health
+check's address with a wildcard or loopback ``EXESDB_HTTP_ADDR``; with another, it asks that
+address and comes from it, known once let in) and the latest
 ``KNOWN_CLIENTS`` addresses a password was let in from, one each at a time (and one for every
 loopback address together). That is a place in the queue, not a way in: checks still run one
 at a time, so no address guesses faster for it.
@@ -264,7 +266,8 @@ def _client_group(client: str) -> str:
 
 
 def _loopback(client: str) -> bool:
-    """Whether ``client`` is a loopback address (the health check's), IPv4-mapped too."""
+    """Whether ``client`` is a loopback address (the health check's, with a wildcard or loopback
+    EXESDB_HTTP_ADDR), IPv4-mapped too."""
     try:
         address = ipaddress.ip_address(client)
     except ValueError:

@@ -1,0 +1,96 @@
+"""A request aiohttp's parser refuses: answered 400 naming the problem, never quoting its bytes.
+
+aiohttp answers a request head its parser refuses (a header field over 8 KiB, a malformed request
+line, bad chunk framing) 400 in plain text, its body the parser's message, which quotes up to
+~100 bytes of the line at fault: an over-long ``Authorization`` header had part of its
+credentials sent back, to the client and whatever logs answers on the way. No middleware sees
+such a request (it has no route); aiohttp's protocol answers it from its ``handle_error`` (public,
+though not documented as a hook: tests/test_listener.py holds each answer). Each
+connection's protocol is made here (``NamedRefusals``, aiohttp's own with that one method
+replaced), so that the answer is the one error shape, its ``detail`` saying what was wrong by
+the kind of error aiohttp raised (``aiohttp.http_exceptions``), never by its message. Other
+errors (a 500 or 504 no middleware answered) are left to aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Final
+
+from aiohttp import http_exceptions, web
+
+from bridge.routes import error_response
+
+__all__ = ["NamedRefusals", "named_refusals"]
+
+# The most bytes of a request line, or of a header field's name and value together, aiohttp's
+# parser takes (its max_line_size and max_field_size, left at their defaults).
+_LINE_MAX: Final = 8190
+
+# Each kind of refusal, the most specific first: what its answer says, and the part at fault.
+_KINDS: Final[tuple[tuple[type[Exception], str, str], ...]] = (
+    (
+        http_exceptions.LineTooLong,
+        f"the request line or a header field is over {_LINE_MAX} bytes",
+        "head",
+    ),
+    (
+        http_exceptions.BadHttpMethod,
+        "the request does not open with a method (is it TLS, sent to a plain HTTP port?)",
+        "request line",
+    ),
+    (
+        http_exceptions.BadStatusLine,
+        "the request line is not METHOD TARGET HTTP/1.1 (or HTTP/1.0)",
+        "request line",
+    ),
+    (http_exceptions.InvalidURLError, "the request target is malformed", "request line"),
+    (http_exceptions.InvalidHeader, "a header field is malformed", "head"),
+    (
+        http_exceptions.PayloadEncodingError,
+        "the body's framing is malformed (its chunks, or Content-Length)",
+        "body",
+    ),
+)
+_OTHER: Final = (
+    "the request head is malformed (a header field, too many of them, one given twice), or the"
+    " framing of its body, or bytes follow a request that said Connection: close",
+    "head",
+)
+
+
+class NamedRefusals(web.RequestHandler):
+    """aiohttp's protocol for one connection, whose refusals of a request its parser cannot read
+    name the problem in the one error shape and quote none of the request's bytes."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if not isinstance(exc, http_exceptions.HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        # aiohttp's own first: it logs the refusal (bridge.logs keeps its bytes out) and finds
+        # whether an answer is under way already; its answer, with no text, is then replaced.
+        super().handle_error(request, status, exc, "")
+        detail, field = next(((d, f) for kind, d, f in _KINDS if isinstance(exc, kind)), _OTHER)
+        answer = error_response(status, "bad_request", detail, field)
+        answer.force_close()
+        return answer
+
+
+def named_refusals(server: web.Server, **handler_args: Any) -> Callable[[], web.RequestHandler]:
+    """The factory of ``server``'s connection protocols (``NamedRefusals``, on the running
+    loop), made with ``handler_args``: those ``server`` itself would give aiohttp's (the
+    runner's and the application's), which it keeps to itself."""
+    loop = asyncio.get_running_loop()
+
+    def make() -> web.RequestHandler:
+        return NamedRefusals(server, loop=loop, **handler_args)
+
+    return make
