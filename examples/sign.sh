@@ -38,6 +38,14 @@ done
 instance=$1 tag=$2 payload=$3 topic=${4:-$2}
 
 if [[ -n "${EXESDB_URL:-}" ]]; then
+    # As exesdb-bridge publish reads it (curl would guess a scheme, or name only a host).
+    url_form='^https?://([^/@]*@)?(\[[0-9a-f:.]+\]|[^][/@:?#]+)(:[0-9]*)?([/?#].*)?$'
+    if [[ ! ${EXESDB_URL,,} =~ $url_form ]]; then
+        shown=$(sed -E 's#^([^/]*//[^/@:]*):[^/]*@#\1:<redacted>@#' <<<"$EXESDB_URL")
+        echo "EXESDB_URL: '$shown' is not an http:// or https:// URL with a host, e.g." \
+            "http://127.0.0.1:9570" >&2
+        exit 2
+    fi
     bridge=${EXESDB_URL%/}
 else
     addr=${EXESDB_HTTP_ADDR:-0.0.0.0:9570}

@@ -114,6 +114,24 @@ def test_a_signer_refuses_an_address_the_bridge_would_refuse(
     assert _health_messages(ingesting) == before
 
 
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+def test_a_signer_refuses_an_exesdb_url_the_commands_would_refuse(name: str) -> None:
+    """An EXESDB_URL that is no http(s) URL with a host is bad usage (exit 2) naming the
+    variable, its password redacted, as `exesdb-bridge publish` refuses it: sign.py raised
+    urllib's traceback, sign.sh left curl to name only a host it could not resolve."""
+    for url in ("notaurl", "ftp://ops:hunter2@bridge.example", "http://ops:hunter2@", "http://h:x"):
+        completed = _run(
+            [*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY],
+            SECRET_KEY_BASE=TEST_SECRET,
+            EXESDB_URL=url,
+        )
+        assert completed.returncode == 2, (url, completed.stderr)
+        assert "EXESDB_URL: '" in completed.stderr, url
+        assert "is not an http:// or https:// URL with a host" in completed.stderr, url
+        assert "hunter2" not in completed.stderr
+        assert "Traceback" not in completed.stderr
+
+
 def test_the_shell_signer_gives_up_on_a_port_that_never_answers() -> None:
     """Against a port that takes the connection and never answers, sign.sh stops after its 10 s
     saying it timed out, exit status not 0, rather than waiting for good (curl waits for good
