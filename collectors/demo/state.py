@@ -158,7 +158,9 @@ class ClusterState:
         node.memory = _clamp(
             node.memory + 0.1 * (memory_target - node.memory) + rng.gauss(0, 1.5), 5, 99.5
         )
-        node.disk = _clamp(node.disk + rng.gauss(0.02, 0.1), 5, 99.5)
+        # Slower than the others, but it comes back too: a disk that only filled made every node
+        # unhealthy for good some 40 minutes into a demo.
+        node.disk = _clamp(node.disk + 0.005 * (45.0 - node.disk) + rng.gauss(0, 0.1), 5, 99.5)
         node.network = _clamp(node.network + 0.2 * (15 - node.network) + rng.gauss(0, 2), 0, 100)
         # The health collector's rules: each resource against its thresholds, the worst wins.
         readings = {"cpu": node.cpu, "memory": node.memory, "disk": node.disk}

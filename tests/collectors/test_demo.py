@@ -249,6 +249,21 @@ def test_stress_degrades_nodes_by_the_thresholds() -> None:
     assert {"degraded", "unhealthy"} <= statuses
 
 
+def test_a_node_left_alone_stays_healthy_for_hours() -> None:
+    """Six hours of steps (a compose stack left running) of a node never stressed: its
+    resource use wanders and comes back, so it stays healthy; its disk filled by 0.02 points a
+    step, and some 40 minutes in every node was unhealthy for good."""
+    cluster = simulation(seed=2026)
+    state = cluster.state
+    disks: list[float] = []
+    for _ in range(6 * 3600):
+        for node in state.nodes:
+            state.drift(node)
+            assert node.status == "healthy", (node.name, node.cpu, node.memory, node.disk)
+            disks.append(node.disk)
+    assert 20 < min(disks) and max(disks) < 70
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [({"nodes": ()}, "nodes"), ({"interval": 0}, "interval")],
