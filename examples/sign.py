@@ -54,12 +54,7 @@ def bridge_url() -> str:
         except ValueError:  # that, or an unclosed [ of an IPv6 host
             parts = urllib.parse.urlsplit("")
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            # Shown without its password, as every message shows a URL.
-            shown = re.sub(r"^([^/]*//[^/@:]*):[^/]*@", r"\1:<redacted>@", url)
-            raise ValueError(
-                f"EXESDB_URL: {shown!r} is not an http:// or https:// URL with a host,"
-                " e.g. http://127.0.0.1:9570"
-            )
+            raise ValueError(f"EXESDB_URL: {shown_origin(url)}, e.g. http://127.0.0.1:9570")
         return url.rstrip("/")
     address = os.environ.get("EXESDB_HTTP_ADDR", "0.0.0.0:9570")
     host, colon, port = address.rpartition(":")
@@ -73,6 +68,20 @@ def bridge_url() -> str:
         )
     host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)
     return f"{'https' if serves_tls() else 'http'}://{host}:{port}"
+
+
+def shown_origin(url: str) -> str:
+    """What is wrong with a refused URL, naming it as the bridge's commands do: its origin only,
+    the password redacted (its path or query may hold a token)."""
+    found = re.match(r"([^/:]*:)//([^/?#]*)(.*)", url, re.S)
+    if found is None:
+        return "not a URL; allowed: an http:// or https:// URL with a host"
+    scheme, authority, rest = found.groups()
+    user, at, host = authority.rpartition("@")
+    if ":" in user:
+        user = user.partition(":")[0] + ":<redacted>"
+    shown = f"{scheme}//{user}{at}{host}{'/…' if rest else ''}"
+    return f"{shown!r} is not an http:// or https:// URL with a host"
 
 
 def serves_tls() -> bool:
