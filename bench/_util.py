@@ -83,7 +83,12 @@ def timed_call(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tup
 
 def extract(revision: str, into: Path) -> Path:
     """Another revision's source tree, from ``git archive revision``, in ``into``/tree (its
-    path returned), to run beside this one with the same interpreter and libraries."""
+    path returned), to run beside this one with the same interpreter and libraries. A revision
+    the clone lacks ends the command with one line saying so (its caller is always a command:
+    ``python -m bench.compare nosuch`` printed git's error and a traceback)."""
+    why = missing_revision(revision)
+    if why is not None:
+        raise SystemExit(f"python -m bench: {why}: give one it has (git log --oneline lists them)")
     archive = into / "tree.tar"
     with archive.open("wb") as out:
         subprocess.run(["git", "archive", revision], cwd=ROOT, stdout=out, check=True)

@@ -43,9 +43,19 @@ from datetime import UTC, datetime
 def bridge_url() -> str:
     """EXESDB_URL, else the address EXESDB_HTTP_ADDR names (a wildcard host is loopback), over
     https when the web config file EXESDB_WEB_CONFIG_FILE has a tls_server_config section;
-    ValueError for an EXESDB_HTTP_ADDR that is no host:port with a port from 1 to 65535."""
-    if os.environ.get("EXESDB_URL"):
-        return os.environ["EXESDB_URL"].rstrip("/")
+    ValueError for an EXESDB_URL that is no http(s) URL with a host, or an EXESDB_HTTP_ADDR
+    that is no host:port with a port from 1 to 65535."""
+    url = os.environ.get("EXESDB_URL")
+    if url:
+        # As exesdb-bridge publish reads it: anything else would reach urllib as a traceback.
+        try:
+            parts = urllib.parse.urlsplit(url)
+            _ = parts.port  # raises for a port that is no number from 0 to 65535
+        except ValueError:  # that, or an unclosed [ of an IPv6 host
+            parts = urllib.parse.urlsplit("")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"EXESDB_URL: {shown_origin(url)}, e.g. http://127.0.0.1:9570")
+        return url.rstrip("/")
     address = os.environ.get("EXESDB_HTTP_ADDR", "0.0.0.0:9570")
     host, colon, port = address.rpartition(":")
     # As the bridge reads it: a port alone, a URL or port 0 (the bridge picks one) is no address
@@ -58,6 +68,20 @@ def bridge_url() -> str:
         )
     host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)
     return f"{'https' if serves_tls() else 'http'}://{host}:{port}"
+
+
+def shown_origin(url: str) -> str:
+    """What is wrong with a refused URL, naming it as the bridge's commands do: its origin only,
+    the password redacted (its path or query may hold a token)."""
+    found = re.match(r"([^/:]*:)//([^/?#]*)(.*)", url, re.S)
+    if found is None:
+        return "not a URL; allowed: an http:// or https:// URL with a host"
+    scheme, authority, rest = found.groups()
+    user, at, host = authority.rpartition("@")
+    if ":" in user:
+        user = user.partition(":")[0] + ":<redacted>"
+    shown = f"{scheme}//{user}{at}{host}{'/…' if rest else ''}"
+    return f"{shown!r} is not an http:// or https:// URL with a host"
 
 
 def serves_tls() -> bool:

@@ -38,6 +38,26 @@ done
 instance=$1 tag=$2 payload=$3 topic=${4:-$2}
 
 if [[ -n "${EXESDB_URL:-}" ]]; then
+    # As exesdb-bridge publish reads it (curl would guess a scheme, or name only a host).
+    url_form='^https?://([^/@]*@)?(\[[0-9a-f:.]+\]|[^][/@:?#]+)(:[0-9]*)?([/?#].*)?$'
+    if [[ ! ${EXESDB_URL,,} =~ $url_form ]]; then
+        # Named as the bridge's commands name it: its origin only, the password redacted.
+        problem="not a URL; allowed: an http:// or https:// URL with a host"
+        if [[ $EXESDB_URL =~ ^([^/:]*:)//([^/?#]*)(.*)$ ]]; then
+            shown="${BASH_REMATCH[1]}//" authority=${BASH_REMATCH[2]} rest=${BASH_REMATCH[3]}
+            if [[ $authority == *@* ]]; then
+                user=${authority%@*}
+                [[ $user == *:* ]] && user="${user%%:*}:<redacted>"
+                shown+="$user@${authority##*@}"
+            else
+                shown+=$authority
+            fi
+            [[ -n $rest ]] && shown+="/…"
+            problem="'$shown' is not an http:// or https:// URL with a host"
+        fi
+        echo "EXESDB_URL: $problem, e.g. http://127.0.0.1:9570" >&2
+        exit 2
+    fi
     bridge=${EXESDB_URL%/}
 else
     addr=${EXESDB_HTTP_ADDR:-0.0.0.0:9570}

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import importlib
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support import ROOT
 
 # Imported by name: bench is left out of mypy's files (pyproject.toml), and an import statement
 # would have mypy follow it here.
@@ -73,3 +76,21 @@ def test_only_refuses_a_suite_it_does_not_have(capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert "argument --only: invalid choice: 'ingst'" in err
     assert "'ingest'" in err
+
+
+@pytest.mark.parametrize("module", ["bench.compare", "bench.healthcheck", "bench.startup"])
+def test_a_revision_the_clone_lacks_is_one_line_not_a_traceback(module: str) -> None:
+    """`python -m bench.compare REV` (and the others taking a revision) with a revision this
+    clone lacks, as `main` in a clone of another branch, exits 1 naming it, before any bridge
+    starts, rather than with git's error and a traceback."""
+    completed = subprocess.run(
+        [sys.executable, "-m", module, "no-such-revision"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 1, completed.stderr
+    assert "no commit 'no-such-revision' in this clone" in completed.stderr
+    assert "Traceback" not in completed.stderr

@@ -114,6 +114,35 @@ def test_a_signer_refuses_an_address_the_bridge_would_refuse(
     assert _health_messages(ingesting) == before
 
 
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+def test_a_signer_refuses_an_exesdb_url_the_commands_would_refuse(name: str) -> None:
+    """An EXESDB_URL that is no http(s) URL with a host is bad usage (exit 2) naming the
+    variable, as `exesdb-bridge publish` refuses it, and the URL as it names one (its origin,
+    the password redacted): sign.py raised urllib's traceback, sign.sh left curl to name only a
+    host it could not resolve."""
+    refused = {
+        "notaurl": "EXESDB_URL: not a URL; allowed: an http:// or https:// URL with a host",
+        "ftp://ops:hunter2@bridge.example/in?token=hunter2": (
+            "EXESDB_URL: 'ftp://ops:<redacted>@bridge.example/…' is not an http:// or https://"
+            " URL with a host"
+        ),
+        "http://ops:hunter2@": (
+            "EXESDB_URL: 'http://ops:<redacted>@' is not an http:// or https:// URL with a host"
+        ),
+        "http://h:x": "EXESDB_URL: 'http://h:x' is not an http:// or https:// URL with a host",
+    }
+    for url, message in refused.items():
+        completed = _run(
+            [*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY],
+            SECRET_KEY_BASE=TEST_SECRET,
+            EXESDB_URL=url,
+        )
+        assert completed.returncode == 2, (url, completed.stderr)
+        assert f"{message}, e.g. http://127.0.0.1:9570" in completed.stderr, url
+        assert "hunter2" not in completed.stderr
+        assert "Traceback" not in completed.stderr
+
+
 def test_the_shell_signer_gives_up_on_a_port_that_never_answers() -> None:
     """Against a port that takes the connection and never answers, sign.sh stops after its 10 s
     saying it timed out, exit status not 0, rather than waiting for good (curl waits for good

@@ -84,6 +84,34 @@ def test_amtool_check_config() -> None:
 
 
 @pytest.mark.parametrize(
+    ("severity", "receiver"),
+    [("critical", "critical"), ("error", "critical"), ("warning", "default"), ("info", "default")],
+)
+def test_the_shipped_alertmanager_routes_each_severity(severity: str, receiver: str) -> None:
+    """Alertmanager's own router (`amtool config routes test`) sends the bridge's error alerts,
+    which it holds until acknowledged and escalates, to the critical receiver beside the critical
+    ones (they went to default), and warning and info ones to default: as docs/alerts.md says."""
+    result = subprocess.run(
+        [
+            require_binary("amtool"),
+            "config",
+            "routes",
+            "test",
+            f"--config.file={DEPLOY / 'alertmanager/alertmanager.yml'}",
+            "alertname=backup_failed",
+            f"severity={severity}",
+            "node=n1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split() == [receiver]
+
+
+@pytest.mark.parametrize(
     "topic",
     [
         "ExesdbNodeDown",
