@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import sys
 import time
 from collections.abc import Callable
 from typing import Final
+
+from bench._util import argument_parser
 
 # The suites, in the order they run; --only takes these names (faults runs only when named).
 SUITES: Final = (
@@ -105,7 +106,7 @@ def baseline_revision(revision: str, only: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argument_parser(__doc__, prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="fewer repeats, shorter runs")
     parser.add_argument(
         "--soak-seconds", type=float, default=60.0, help="duration of the 10k msg/s soak"

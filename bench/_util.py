@@ -1,8 +1,10 @@
-"""What every benchmark shares: medians, tables, /proc readings, timed commands, another
-revision's tree, a bridge subprocess and the steps HTTP ingest takes with a batch."""
+"""What every benchmark shares: its command line's parser, medians, tables, /proc readings, timed
+commands, another revision's tree, a bridge subprocess and the steps HTTP ingest takes with a
+batch."""
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import gc
 import http.client
@@ -37,6 +39,12 @@ _PAGE: Final = os.sysconf("SC_PAGE_SIZE")
 _QUIET: Final = 0.2
 _IDLE: Final = 0.01
 ROOT: Final = Path(__file__).resolve().parent.parent
+
+
+def argument_parser(doc: str, **options: Any) -> argparse.ArgumentParser:
+    """A benchmark's argument parser, ``doc`` (its docstring, or part of it) its ``--help``
+    text without the docstring's reStructuredText quotes."""
+    return argparse.ArgumentParser(description=doc.replace("``", ""), **options)
 
 
 def missing_revision(revision: str, root: Path = ROOT) -> str | None:

@@ -10,7 +10,6 @@ batch commits) and once with the default cap (1 000 per transaction).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import tempfile
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from bench._util import argument_parser
 from bridge.app import Bridge
 from bridge.messages import SystemAlert
 from bridge.settings import Settings
@@ -66,7 +66,7 @@ async def stage_rate(count: int, max_batch: int, directory: Path) -> float:
 
 def main() -> None:
     """Print both figures."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argument_parser(__doc__)
     parser.add_argument("--alerts", type=int, default=8000)
     args = parser.parse_args()
     for label, cap in (("one transaction per alert", 1), ("batch commit (<= 1000)", 1000)):

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import random
@@ -30,6 +29,7 @@ from pathlib import Path
 from aiohttp import ClientSession, web
 from prometheus_client import CollectorRegistry
 
+from bench._util import argument_parser
 from bridge.app import Bridge
 from bridge.messages import SystemAlert
 from bridge.settings import Settings
@@ -239,7 +239,7 @@ def run(*, quick: bool = False) -> str:
 
 def main() -> None:
     """Run and print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=2000)
     parser.add_argument("--fail", type=float, default=0.5)
     args = parser.parse_args()

@@ -9,12 +9,11 @@ run through the same load on the shared machine, so the ratio of the medians is 
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 from typing import Final
 
-from bench._util import ROOT, BridgeProcess, extract, median, settle, table
+from bench._util import ROOT, BridgeProcess, argument_parser, extract, median, settle, table
 from bench.ingest import BATCH, post_batches
 from bench.workload import WRITTEN, Shape, Source
 
@@ -56,7 +55,7 @@ def run(revision: str = "main", repeats: int = 7, shape: Shape = "complete") -> 
 
 def main() -> None:
     """Parse the arguments and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__.splitlines()[0])
     parser.add_argument("revision", nargs="?", default="main", help="git revision (main)")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved repeats (7)")
     parser.add_argument("--shape", choices=WRITTEN, default="complete", help="payloads (complete)")

@@ -47,7 +47,6 @@ the day. The figures, measured side by side, each the median of ``--runs`` (the 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import random
@@ -59,6 +58,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench._util import argument_parser
 from bench.outbox_before import (
     DEPTH_BEFORE,
     FORGET_DELIVERED_BEFORE,
@@ -544,7 +544,7 @@ def _as_version(path: Path, copy: Path, version: int, *, upgraded: bool = False)
 
 def main() -> None:
     """Print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argument_parser(__doc__)
     parser.add_argument("--deliveries", type=int, default=86_000)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--prune-runs", type=int, default=5)

@@ -12,7 +12,6 @@ them: no probe can cost less. Byte code is cached, as in an installed package or
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import threading
@@ -24,7 +23,15 @@ from typing import Final
 
 import bcrypt
 
-from bench._util import ROOT, command_environment, extract, median, table, timed_call
+from bench._util import (
+    ROOT,
+    argument_parser,
+    command_environment,
+    extract,
+    median,
+    table,
+    timed_call,
+)
 
 _INTERPRETER: Final = "python -c pass"
 
@@ -113,7 +120,7 @@ def run(revision: str | None = "main", repeats: int = 15) -> str:
 
 def main() -> None:
     """Parse the arguments and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__.splitlines()[0])
     parser.add_argument("revision", nargs="?", default="main", help="git revision (main)")
     parser.add_argument("--repeats", type=int, default=15, help="interleaved runs (15)")
     arguments = parser.parse_args()

@@ -18,7 +18,6 @@ clock), medians of the repeats, the trees interleaved.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import tempfile
@@ -26,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Final
 
-from bench._util import ROOT, BridgeProcess, extract, median, settle, table
+from bench._util import ROOT, BridgeProcess, argument_parser, extract, median, settle, table
 from bench.workload import SECRET
 from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
 from bridge.messages import NodeHealth, SystemAlert, utc_now
@@ -200,7 +199,7 @@ def run(revision: str = "main", refreshes: int = 20, repeats: int = 5) -> str:
 
 def main() -> None:
     """Parse the arguments and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__.splitlines()[0])
     parser.add_argument("revision", nargs="?", default="main", help="git revision (main)")
     parser.add_argument("--refreshes", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)

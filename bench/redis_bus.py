@@ -57,7 +57,7 @@ from typing import IO, Any, Final
 
 import redis
 
-from bench._util import ROOT, extract, free_port, median, proc_stat, table
+from bench._util import ROOT, argument_parser, extract, free_port, median, proc_stat, table
 from bench.workload import Source
 
 _REPLICA_SCRIPT: Final = Path(__file__).resolve().parent / "redis_replica.py"
@@ -680,7 +680,7 @@ async def _publisher(url: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=60_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0)

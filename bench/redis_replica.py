@@ -29,6 +29,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from bench._util import argument_parser
 from bridge.app import Bridge, build_transport, default_components
 from bridge.bus import WORK_QUEUE_INSTANCES, Envelope
 from bridge.settings import Settings
@@ -173,7 +174,7 @@ async def _on_loop(answer: Any, command: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__.splitlines()[0])
     parser.add_argument("url")
     parser.add_argument("node")
     parser.add_argument("--components", choices=["none", "default"], default="none")

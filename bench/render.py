@@ -16,7 +16,6 @@ are put in a ``SeriesStore`` and in an equivalent ``CollectorRegistry``; each re
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import generate_latest
 
+from bench._util import argument_parser
 from bridge.sinks.prometheus.store import MetricType, SeriesStore
 
 _FAMILIES = 4  # two gauge and two counter families share the series
@@ -110,7 +110,7 @@ def _measure(size: int, runs: int) -> tuple[float, float, float, float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--sizes", default="1000,10000,50000")
     args = parser.parse_args()

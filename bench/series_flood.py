@@ -12,7 +12,6 @@ p95.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import itertools
 import os
@@ -24,7 +23,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-from bench._util import ROOT, BridgeProcess, extract, http_get, median, send, table, wait_for
+from bench._util import (
+    ROOT,
+    BridgeProcess,
+    argument_parser,
+    extract,
+    http_get,
+    median,
+    send,
+    table,
+    wait_for,
+)
 from bench.workload import Template, now_ts, sign_header
 
 _FILL_NODES: Final = 6_000
@@ -155,7 +164,7 @@ def run(revision: str = "main", seconds: float = 20.0, repeats: int = 2) -> str:
 
 def main() -> None:
     """Parse the arguments and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__.splitlines()[0])
     parser.add_argument("revision", nargs="?", default="main", help="git revision (main)")
     parser.add_argument("--seconds", type=float, default=20.0, help="flood per run (20)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each tree (2)")

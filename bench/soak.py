@@ -11,7 +11,7 @@ import http.client
 import time
 from typing import Final
 
-from bench._util import BridgeProcess, median, table
+from bench._util import BridgeProcess, argument_parser, median, table
 from bench.workload import Source
 
 BATCH: Final = 1_000
@@ -81,8 +81,6 @@ def run(*, seconds: float = 60.0) -> str:
 
 
 if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argument_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
     print(run(seconds=parser.parse_args().seconds))

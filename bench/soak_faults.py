@@ -30,7 +30,7 @@ from typing import Final
 
 from aiohttp import web
 
-from bench._util import BridgeProcess, free_port, http_get, median, table
+from bench._util import BridgeProcess, argument_parser, free_port, http_get, median, table
 from bench.workload import Source, now_ts, sign_header
 
 BATCHES_PER_SECOND: Final = 10
@@ -257,9 +257,7 @@ def run(
 
 
 if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argument_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=1_800.0)
     parser.add_argument("--rate", type=int, default=2_000)
     parser.add_argument("--alert-share", type=float, default=0.01)

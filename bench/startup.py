@@ -16,7 +16,6 @@ as in an installed package or the image (``PYTHONDONTWRITEBYTECODE`` is dropped)
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import http.client
 import signal
@@ -30,6 +29,7 @@ from typing import Final, NamedTuple
 
 from bench._util import (
     ROOT,
+    argument_parser,
     command_environment,
     cpu_seconds,
     extract,
@@ -222,7 +222,7 @@ def _medians(pairs: list[tuple[float, float]]) -> tuple[float, float]:
 
 def main() -> None:
     """Parse the arguments and print the tables."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__.splitlines()[0])
     parser.add_argument("revision", nargs="?", default="main", help="git revision (main)")
     parser.add_argument("--repeats", type=int, default=11, help="interleaved runs (11)")
     arguments = parser.parse_args()

@@ -12,7 +12,6 @@ does; the table gives the median and p90 wall time per scrape and the ratio to t
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import ssl
@@ -25,7 +24,7 @@ import bcrypt
 import trustme
 from aiohttp import ClientSession, TCPConnector, web
 
-from bench._util import median, table
+from bench._util import argument_parser, median, table
 from bridge.app import Bridge
 from bridge.http import build_app
 from bridge.settings import Settings
@@ -116,7 +115,7 @@ def run(*, quick: bool = False) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.web_auth", description=__doc__)
+    parser = argument_parser(__doc__, prog="python -m bench.web_auth")
     parser.add_argument("--scrapes", type=int, default=40)
     args = parser.parse_args()
     print(asyncio.run(_run(args.scrapes)))
