@@ -19,7 +19,7 @@ BENCHMARKS = sorted(
 
 
 def test_the_benchmarks_with_a_command_line_are_found() -> None:
-    """The list below is not empty by accident: `python -m bench` and the comparisons are in it."""
+    """BENCHMARKS is not short by accident: `python -m bench` and the comparisons are in it."""
     assert {"bench", "bench.compare", "bench.startup"} <= set(BENCHMARKS)
 
 
