@@ -176,7 +176,9 @@ def _publish(args: argparse.Namespace) -> int:
             payload = model.model_validate(fields | as_text, context={"node": settings.node})
     except ValidationError as exc:
         named = False
-        for problem in exc.errors():
+        # Unknown fields first: a misspelt one is often why a required one is missing.
+        problems = sorted(exc.errors(), key=lambda problem: problem["type"] != "extra_forbidden")
+        for problem in problems:
             where = ".".join(str(part) for part in problem["loc"]) or "payload"
             said = _field_problem(model, problem) if len(problem["loc"]) == 1 else None
             named = named or said is not None
