@@ -15,7 +15,8 @@
 # EXESDB_INGEST=true. Against a bridge whose web config serves TLS with a CA of your own or asks
 # for basic auth, as with `exesdb-bridge publish`: --cacert FILE trusts that CA (PEM), --user
 # USER:PASSWORD sends basic auth (--user USER: curl asks for the password; a user:password@ in
-# EXESDB_URL is taken too). Prints the HTTP status and the bridge's answer; exits 0 on 202.
+# EXESDB_URL is taken too). Prints the HTTP status and the bridge's answer; exits 0 on 202, 1
+# on another answer or none, 2 on bad usage (as sign.py).
 # The envelope and the signature: docs/messages.md#envelope, docs/http-api.md#ingest.
 # openssl takes the key as an argument, so other users of the host can read it in the process
 # list while openssl runs: on a shared host sign with examples/sign.py or exesdb-bridge publish.
@@ -34,7 +35,10 @@ while [[ $# -gt 0 && $1 == --* ]]; do
     esac
 done
 [[ $# -ge 3 && $# -le 4 ]] || usage
-: "${SECRET_KEY_BASE:?set SECRET_KEY_BASE to the key of the bridge}"
+if [[ -z ${SECRET_KEY_BASE:-} ]]; then
+    echo "$0: set SECRET_KEY_BASE to the bridge's key" >&2
+    exit 2
+fi
 instance=$1 tag=$2 payload=$3 topic=${4:-$2}
 
 if [[ -n "${EXESDB_URL:-}" ]]; then
@@ -90,10 +94,14 @@ signature=$(printf '%s.%s' "$t" "$body" | openssl dgst -sha256 -hmac "$SECRET_KE
 answer=$(mktemp)
 trap 'rm -f "$answer"' EXIT
 # At most 10 s, as sign.py waits: a port that takes the request and never answers ends it.
-status=$(curl -sS ${curl_options[@]+"${curl_options[@]}"} -o "$answer" -w '%{http_code}' \
+# No answer is exit 1, as sign.py's, not curl's own status; curl has said why (no password).
+if ! status=$(curl -sS ${curl_options[@]+"${curl_options[@]}"} -o "$answer" -w '%{http_code}' \
     --max-time 10 -X POST "$bridge/v1/messages" \
     -H "Content-Type: application/json" \
     -H "X-ExESDB-Signature: t=$t,v1=$signature" \
-    --data-binary "$body")
+    --data-binary "$body"); then
+    echo "$0: no answer from the bridge, so nothing was sent" >&2
+    exit 1
+fi
 echo "$status $(cat "$answer")"
 [[ $status == 202 ]]

@@ -360,7 +360,7 @@ def is_bridge_variable(name: str) -> bool:
 
 
 def bridge_env(**overrides: str) -> dict[str, str]:
-    """An environment for a bridge process: the current one, minus EXESDB_* and OTEL_*."""
+    """An environment for a bridge process: the current one without the bridge's variables."""
     env = {key: value for key, value in os.environ.items() if not is_bridge_variable(key)}
     env.update(overrides)
     return env

@@ -174,17 +174,33 @@ def test_the_python_signer_refuses_a_payload_that_is_no_json_object(
     assert f"argument payload: {message}" in completed.stderr
 
 
-def test_the_python_signer_says_when_no_bridge_answers() -> None:
-    """sign.py with nothing listening at the address exits 1 naming it, without a traceback."""
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("sign.py", "cannot reach the bridge at http://127.0.0.1:{port}: "),
+        ("sign.sh", "no answer from the bridge, so nothing was sent"),
+    ],
+)
+def test_a_signer_says_when_no_bridge_answers(name: str, said: str) -> None:
+    """A signer with nothing listening at the address exits 1 (sign.sh too, not curl's own
+    status) saying so, without a traceback."""
     port = free_port()
     completed = _run(
-        [*_signer("sign.py"), "ex_esdb_health", "node_health_updated", HEALTHY],
+        [*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY],
         SECRET_KEY_BASE=TEST_SECRET,
         EXESDB_HTTP_ADDR=f"127.0.0.1:{port}",
     )
-    assert completed.returncode == 1
-    assert f"cannot reach the bridge at http://127.0.0.1:{port}: " in completed.stderr
+    assert completed.returncode == 1, completed.stderr
+    assert said.format(port=port) in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.parametrize("name", ["sign.py", "sign.sh"])
+def test_a_signer_without_a_key_is_a_usage_error(name: str) -> None:
+    """A signer with SECRET_KEY_BASE unset exits 2 (bad usage, as every other) saying to set it."""
+    completed = _run([*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY])
+    assert completed.returncode == 2, completed.stderr
+    assert "set SECRET_KEY_BASE to the bridge's key" in completed.stderr
 
 
 @pytest.mark.parametrize("closed", [False, True], ids=["empty stdin", "closed stdin"])
