@@ -267,8 +267,8 @@ def test_the_keys_two_replicas_make_are_those_of_the_keys_table(
     and a down announced in the place of a silent winner name only keys of docs/redis.md's Keys
     table, each row's at least once, each of the row's type and lifetime (as set, and as left in
     Redis), every stream entry an envelope and its signature trimmed to the stream bound, the
-    consumer group only on the work queue's streams; the spool's progress keys are gone once
-    what was ingested is written, as the table says."""
+    consumer group only on the work queue's streams, an entry of the size the page gives; the
+    spool's progress keys are gone once what was ingested is written, as the table says."""
     server, monitor = watched
     rows, group_row = keys_table()
     receiver: WebhookReceiver = webhook_receiver()
@@ -313,6 +313,11 @@ def test_the_keys_two_replicas_make_are_those_of_the_keys_table(
             for key, (kind, _) in left.items()
             if kind == "stream"
         }
+        per_entry = {
+            key: client.memory_usage(key, samples=0) / client.xlen(key)
+            for key, (kind, _) in left.items()
+            if kind == "stream" and client.xlen(key) >= 100
+        }
 
     said = what_the_bridge_did(commands)
     named = said.named | set(left)
@@ -329,3 +334,9 @@ def test_the_keys_two_replicas_make_are_those_of_the_keys_table(
     assert {name for names in groups.values() for name in names} == {"exesdb-bridge"}
     [stream_row] = [row for row in rows if row.type == "stream"]
     assert "`EXESDB_REDIS_STREAM_MAXLEN`" in stream_row.text
+    # What an entry of the bridge's own messages takes, as the page says (a tenth either way).
+    sized = re.search(r"own messages takes (\d+) to (\d+) bytes of Redis's memory", page("redis"))
+    assert sized, "docs/redis.md says what an entry takes"
+    least, most = int(sized.group(1)), int(sized.group(2))
+    assert per_entry, "a stream of a hundred entries or more"
+    assert all(0.9 * least <= size <= 1.1 * most for size in per_entry.values()), per_entry
