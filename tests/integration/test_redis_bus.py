@@ -499,7 +499,8 @@ async def test_frames_published_before_the_restart_but_not_yet_taken_are_written
     redis_server: Callable[[], RedisServer], replicas: list[Replica]
 ) -> None:
     """Work-queue frames in Redis that no replica took when Redis lost its data are written
-    again by their publisher after it reconnects."""
+    again by their publisher after it reconnects; a replica that read them before (here the
+    publisher's own fan-out) refuses each copy as a replay, counted."""
     server = redis_server()
     publisher = await Replica(server.url, "publisher", group=False).start()
     replicas.append(publisher)
@@ -511,6 +512,11 @@ async def test_frames_published_before_the_restart_but_not_yet_taken_are_written
     replicas.append(consumer)
     await async_wait_until(lambda: sorted(consumer.taken_alerts()) == expected, 15, "rewritten")
     assert publisher.sample("exesdb_redis_rewritten_total") == 10
+    await async_wait_until(
+        lambda: publisher.sample("exesdb_bus_rejected_total", reason="replayed") == 10,
+        10,
+        "each copy refused as a replay where the first was read",
+    )
 
 
 def calls(server: RedisServer, command: str) -> int:

@@ -33,11 +33,13 @@ async def _running_lease(
     on_lead: Callable[[], Awaitable[None]] | None = None,
     url: str | None = None,
     lease_ms: int = 300,
+    socket_timeout: float | None = None,
 ) -> AsyncIterator[Lease]:
-    """Replica a:1's lease (``lease_ms``) on ``server`` (reached at ``url``, if given), running
-    (``on_lead`` its step of taking the work queue up, if given) until the block ends."""
+    """Replica a:1's lease (``lease_ms``) on ``server`` (reached at ``url``, if given, by a
+    client with ``socket_timeout``, if given), running (``on_lead`` its step of taking the work
+    queue up, if given) until the block ends."""
     url = url or server.url
-    client = Redis.from_url(url)
+    client = Redis.from_url(url, socket_timeout=socket_timeout)
     link = Link(url, client, Backoff(0.01, 0.1, 0.0))
     lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=lease_ms)
     if on_lead is not None:
@@ -291,3 +293,39 @@ async def test_a_holder_whose_renewal_goes_unanswered_steps_down_as_its_lease_ru
     finally:
         await proxy.aclose()
     assert "no answer to the work-queue lease's renewal before it ran out (300 ms)" in caplog.text
+
+
+async def test_a_holder_told_unreachable_by_the_socket_timeout_keeps_its_lease_until_it_runs_out(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """With a lease whose renewal waits longer than the socket timeout (as the default 30 s
+    lease's 20 s do the bridge's 6 s), a stalled Redis is told unreachable by the socket
+    timeout, as on a replica standing by, and the holder says it holds the lease until the
+    lease would have run out in Redis, then gives it up, told as expired while Redis was
+    unreachable: not sooner, and not as its renewal unanswered (docs/redis.md)."""
+    server = redis_server()
+    proxy = await Proxy(server.port).start()
+    lease_s, socket_timeout = 3.6, 0.3  # the renewal, every 1.2 s, waits up to 2.4 s
+    try:
+        with caplog.at_level(logging.WARNING, logger="bridge.bus.redis"):
+            async with _running_lease(
+                server, url=proxy.url, lease_ms=int(lease_s * 1000), socket_timeout=socket_timeout
+            ) as lease:
+                await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+                proxy.stall()
+                stalled = asyncio.get_running_loop().time()
+                await async_wait_until(
+                    lambda: "is unreachable: Timeout reading" in caplog.text, 10, "unreachable"
+                )
+                told = asyncio.get_running_loop().time() - stalled
+                still_held = lease.leading
+                await async_wait_until(lambda: not lease.leading, 10, "the lease given up")
+                given_up = asyncio.get_running_loop().time() - stalled
+    finally:
+        await proxy.aclose()
+    assert told < lease_s / 3 * 2, told  # by the socket timeout, before the renewal's wait ends
+    assert still_held
+    # The lease runs out two thirds to a whole of it after the stall (renewed a third before).
+    assert lease_s / 3 * 2 - 0.1 <= given_up <= lease_s + 1, given_up
+    assert "the lease expired while Redis was unreachable" in caplog.text
+    assert "no answer to the work-queue lease's renewal" not in caplog.text
