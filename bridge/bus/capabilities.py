@@ -49,9 +49,15 @@ class Coordinator(Protocol):
     async def once(self, key: str, ttl_ms: int) -> bool:
         """True for exactly one caller per ``key`` within ``ttl_ms``."""
 
-    async def refresh(self, keys: Collection[str], ttl_ms: int) -> None:
-        """Make each of ``keys`` that exists expire ``ttl_ms`` from now, in one round trip (a
-        key that does not exist is left so)."""
+    @property
+    def data_losses(self) -> int:
+        """How many times this replica found that the shared store lost its data (its keys
+        gone with it); always 0 for a store that cannot lose them apart from the process."""
+
+    async def refresh(self, keys: Mapping[str, str | None], ttl_ms: int) -> None:
+        """Make each of ``keys`` expire ``ttl_ms`` from now, in one round trip: one that does
+        not exist (expired, or lost with the store's data) is set to its value, or left so if
+        that is None."""
 
     async def once_per_period(self, key: str, period_ms: int, now_ms: int) -> bool:
         """True when no caller claimed ``key`` yet within the wall-clock period that ``now_ms``
@@ -180,13 +186,19 @@ class LocalCoordinator:
         self._sweep(now)
         return True
 
-    async def refresh(self, keys: Collection[str], ttl_ms: int) -> None:
+    @property
+    def data_losses(self) -> int:
+        return 0  # the keys live and die with the process
+
+    async def refresh(self, keys: Mapping[str, str | None], ttl_ms: int) -> None:
         now = self._clock()
         values = self._values
-        for key in keys:
+        for key, value in keys.items():
             old = values.get(key)
-            if old is not None and old[1] > now:
-                values[key] = (old[0], now + ttl_ms / 1000)
+            kept = old[0] if old is not None and old[1] > now else value
+            if kept is not None:
+                values[key] = (kept, now + ttl_ms / 1000)
+        self._sweep(now)
 
     async def once_per_period(self, key: str, period_ms: int, now_ms: int) -> bool:
         now = self._clock()

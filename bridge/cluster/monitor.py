@@ -84,6 +84,7 @@ class ClusterMonitor:
         self._refresh_every = forget_ms / 2000
         self._refreshed = clock()
         self._coordinator: Coordinator = coordinator or LocalCoordinator(clock)
+        self._data_losses = self._coordinator.data_losses  # at the last refresh
         self._clock = clock
         self._nap_clock = nap_clock or clock
         self._wall_clock = wall_clock
@@ -578,19 +579,26 @@ class ClusterMonitor:
         return await self._coordinator.swap(f"cluster:node:{name}", value, ttl_ms)
 
     async def _refresh_states(self, now: float) -> None:
-        """Every half ``EXESDB_NODE_FORGET_MS``, give the state keys of the nodes this replica
-        tracks their whole lifetime again, in one batch: a node up for days keeps its key, so a
-        replica started later finds it known rather than announcing it ``node_added``. Nodes
-        forgotten or evicted are no longer tracked: their keys still expire."""
-        if now - self._refreshed < self._refresh_every:
+        """Every half ``EXESDB_NODE_FORGET_MS``, and at once when the coordinator found that its
+        store lost its data (Redis restarted without it), give the state keys of the nodes this
+        replica tracks their whole lifetime again, in one batch, one that is gone set again to
+        the transition this replica announced (or found announced) last: a node up for days
+        keeps its key, so a replica started later finds it known rather than announcing it
+        ``node_added``. Nodes forgotten or evicted are no longer tracked: their keys still
+        expire."""
+        data_losses = self._coordinator.data_losses
+        if now - self._refreshed < self._refresh_every and data_losses == self._data_losses:
             return
         try:
-            keys = [f"cluster:node:{name}" for name in self._nodes]
+            # A node never announced here (this one, or one whose swap is to come) keeps the key
+            # the others set, if any, and sets none.
+            keys = {f"cluster:node:{name}": node.announced for name, node in self._nodes.items()}
             await self._coordinator.refresh(keys, self._state_ttl_ms)
         except Exception as exc:  # e.g. Redis unreachable: retried on the next tick
             _logger.debug("cluster state keys not refreshed: %s", exc)
         else:
             self._refreshed = now
+            self._data_losses = data_losses
 
     def _expect(self, name: str, node: Node, state: State) -> None:
         """Wait one health interval to hear the announcement another replica won the swap for."""

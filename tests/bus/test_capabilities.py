@@ -17,19 +17,21 @@ async def test_swap_returns_the_previous_value_until_it_expires() -> None:
     assert await coordinator.swap("k", "up", 1_000) is None
 
 
-async def test_refresh_extends_live_keys_and_leaves_missing_or_expired_ones_missing() -> None:
-    """A refresh gives each live key a new time to live; a key never set, or expired, stays
-    unset."""
+async def test_refresh_extends_live_keys_and_sets_missing_or_expired_ones_to_their_value() -> None:
+    """A refresh gives each live key a new time to live, its value kept; a key never set, or
+    expired, is set to the value given, for that time to live."""
     now = [0.0]
     coordinator = LocalCoordinator(lambda: now[0])
-    await coordinator.swap("live", "up", 1_000)
-    await coordinator.swap("expired", "up", 500)
+    await coordinator.swap("live", "down", 1_000)
+    await coordinator.swap("expired", "down", 500)
     now[0] = 0.9
-    await coordinator.refresh(["live", "expired", "never"], 1_000)
+    await coordinator.refresh({"live": "up", "expired": "up", "never": "up"}, 1_000)
     now[0] = 1.5
-    assert await coordinator.swap("live", "up", 1_000) == "up"
-    assert await coordinator.swap("expired", "up", 1_000) is None
-    assert await coordinator.swap("never", "up", 1_000) is None
+    assert await coordinator.swap("live", "up", 1_000) == "down"
+    assert await coordinator.swap("expired", "down", 1_000) == "up"
+    assert await coordinator.swap("never", "down", 1_000) == "up"
+    now[0] = 3.0
+    assert await coordinator.swap("never", "down", 1_000) is None  # expired since
 
 
 async def test_a_flood_of_live_keys_keeps_the_recent_ones_in_bounded_memory() -> None:

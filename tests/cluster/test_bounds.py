@@ -711,14 +711,22 @@ async def test_a_down_node_is_reported_down_until_heard_again_or_forgotten(
 
 
 class RefreshCounter(LocalCoordinator):
-    """The lone bridge's coordinator, recording each batch of keys refreshed."""
+    """The lone bridge's coordinator, recording each batch of keys refreshed (and the values
+    they are set to where missing), and losing its data when the test says."""
 
     def __init__(self, clock: Clock) -> None:
         super().__init__(clock)
         self.batches: list[list[str]] = []
+        self.values: list[dict[str, str | None]] = []
+        self.losses = 0
+
+    @property
+    def data_losses(self) -> int:
+        return self.losses
 
     async def refresh(self, keys, ttl_ms: int) -> None:
         self.batches.append(sorted(keys))
+        self.values.append(dict(keys))
         await super().refresh(keys, ttl_ms)
 
 
@@ -745,3 +753,29 @@ async def test_state_keys_of_tracked_nodes_are_refreshed_in_one_batch_every_half
     clock.advance(1)
     await replica.tick()
     assert len(coordinator.batches) == 1
+
+
+async def test_a_data_loss_found_refreshes_the_state_keys_at_once_with_what_was_announced(
+    make_replica, clock: Clock
+) -> None:
+    """Once the coordinator finds its store lost its data, the next tick refreshes the state
+    keys of the nodes tracked, before half EXESDB_NODE_FORGET_MS, a missing one set to the
+    transition announced last (none for this replica's own, which the others announce); the
+    tick after refreshes nothing."""
+    coordinator = RefreshCounter(clock)
+    replica = await make_replica("bridge-1", coordinator, forget_ms=FORGET_MS)
+    await replica.hear_all(["app-1", "app-2"])
+    await replica.tick()
+    clock.advance(3.5)
+    await replica.hear("app-1")
+    await replica.tick()  # app-2 announced down
+    assert coordinator.values == []
+    coordinator.losses = 1
+    clock.advance(0.5)
+    await replica.tick()
+    assert coordinator.values == [
+        {"cluster:node:app-1": "up", "cluster:node:app-2": "down", "cluster:node:bridge-1": None}
+    ]
+    clock.advance(0.5)
+    await replica.tick()
+    assert len(coordinator.values) == 1

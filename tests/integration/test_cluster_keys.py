@@ -1,10 +1,12 @@
 """The cluster monitor's keys on a real redis-server: how long a flood of names stays in Redis,
-what the keys carry across a restart of every replica, a down node evicted by every replica
+what the keys carry across a restart of every replica, and back after Redis lost its data, a down
+node evicted by every replica
 announced back once on the Redis bus, and one ClusterHealth a period from replicas of different
 intervals."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -40,7 +42,10 @@ async def shared(
     server = redis_server()
     client = Redis.from_url(server.url)
     link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
-    yield server, lambda owner: RedisCoordinator(link, Layout("exesdb"), owner=owner)
+    yield (
+        server,
+        lambda owner: RedisCoordinator(link, Layout("exesdb"), owner=owner, data_losses=lambda: 0),
+    )
     await client.aclose()
 
 
@@ -183,16 +188,19 @@ async def test_a_live_nodes_key_is_refreshed_past_its_lifetime_and_a_forgotten_n
                 await replica.bridge.aclose()
 
 
-async def test_a_refresh_leaves_a_missing_key_missing(shared) -> None:
-    """The coordinator's refresh gives existing keys a new time to live in one pipeline and
-    creates none: a name whose key expired is not brought back."""
+async def test_a_refresh_keeps_an_existing_keys_value_and_sets_a_missing_one(shared) -> None:
+    """The coordinator's refresh gives existing keys a new time to live in one pipeline, their
+    values kept, and sets a missing one (expired, or lost with Redis's data) to the value
+    given, for that time to live."""
     server, coordinator = shared
     replica = coordinator("bridge-1:a")
-    await replica.swap("cluster:node:app-1", "up", 1_000)
-    await replica.refresh(["cluster:node:app-1", "cluster:node:gone"], HOUR_MS)
+    await replica.swap("cluster:node:app-1", "down", 1_000)
+    await replica.refresh({"cluster:node:app-1": "up", "cluster:node:gone": "up"}, HOUR_MS)
     keys = node_keys(server)
-    assert sorted(keys) == ["app-1"]
-    assert HOUR_MS - 60_000 < keys["app-1"][1] <= HOUR_MS
+    assert sorted(keys) == ["app-1", "gone"]
+    assert keys["app-1"][0] == "down"
+    assert keys["gone"][0] == "up"
+    assert all(HOUR_MS - 60_000 < ttl <= HOUR_MS for _, ttl in keys.values())
 
 
 def announced(replica: Replica, node: str, event: str) -> list[Envelope]:
@@ -282,6 +290,85 @@ async def test_a_down_node_evicted_by_every_replica_is_announced_back_once_on_th
         [resolved] = alert_events(back)
         assert (resolved.alert_id, resolved.status) == ("node_failure:app-1", "resolved")
         assert announced(a, "app-1", "left") == []
+    finally:
+        for replica in replicas:
+            await replica.monitor.aclose()
+            await replica.bridge.aclose()
+
+
+async def test_the_keys_of_up_nodes_come_back_after_redis_lost_its_data(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """Redis restarted without its data while two replicas run: each finds it lost its data (a
+    new epoch) at its next write and sets again the keys of the nodes it tracks, so that a
+    replica restarted after it announces no up node ``node_added``, nor does the other one
+    announce the restarted replica so."""
+    server = redis_server()
+    clock = Clock()
+    replicas: list[Replica] = []
+    try:
+        for node in ("bridge-a", "bridge-b"):
+            replicas.append(await on_redis(server, clock, node))
+        a, b = replicas
+
+        async def until(check: Callable[[Replica], bool], what: str) -> None:
+            await async_wait_until(lambda: all(check(r) for r in replicas), 10, what)
+            for replica in replicas:
+                await replica.settle()
+
+        def beats(listener: Replica, beater: Replica) -> int:
+            return len(announced(listener, beater.monitor.node, "joined"))
+
+        def heard() -> tuple[int, ...]:
+            """The heartbeats each replica heard from the other, and from app-1."""
+            return (
+                beats(a, b),
+                beats(b, a),
+                len(announced(a, "app-1", "joined")),
+                len(announced(b, "app-1", "joined")),
+            )
+
+        async def step() -> None:
+            """One interval: app-1 and both replicas beat, and each replica hears the others."""
+            clock.advance(1.0)
+            seen = heard()
+            b.bridge.bus.publish_verified([envelope("app-1")])
+            for replica in replicas:
+                await replica.naps.tick()
+            await until(
+                lambda _: all(now > then for now, then in zip(heard(), seen, strict=True)),
+                "each replica hearing the others' heartbeats",
+            )
+
+        await step()
+        await until(lambda r: r.monitor.health().total_nodes == 3, "each node heard")
+        await step()  # each replica announced (or found announced) each node up
+        up = {"app-1": "up", "bridge-a": "up", "bridge-b": "up"}
+
+        def keys() -> dict[str, str]:
+            """Each node key's value, by node."""
+            return {name: value for name, (value, _) in node_keys(server).items()}
+
+        assert keys() == up
+        server.restart()
+        assert keys() == {}
+        deadline = time.monotonic() + 10
+        while keys() != up:  # each replica's next write after the restart finds the new epoch
+            assert time.monotonic() < deadline, f"the node keys not back: {keys()}"
+            await step()
+        assert [r.transport.capabilities.coordinator.data_losses for r in replicas] == [1, 1]
+        members = len(b.published(ClusterMembership))
+        await a.monitor.aclose()
+        await a.bridge.aclose()
+        replicas.remove(a)
+        restarted = a = await on_redis(server, clock, "bridge-a")
+        replicas.append(restarted)
+        await step()
+        await until(lambda r: r.monitor.health().total_nodes == 3, "app-1 and each replica heard")
+        await step()
+        assert not restarted.published(ClusterMembership)
+        assert len(b.published(ClusterMembership)) == members
+        assert keys() == up
     finally:
         for replica in replicas:
             await replica.monitor.aclose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bridge.bus.redis.layout import Layout, text
@@ -33,11 +33,20 @@ return 1
 class RedisCoordinator:
     """The ``Coordinator`` of replicas sharing a Redis: one key per decision, with a TTL."""
 
-    def __init__(self, link: Link, layout: Layout, *, owner: str) -> None:
-        """``owner`` is the value a ``once`` key is set to (this replica's consumer name)."""
+    def __init__(
+        self, link: Link, layout: Layout, *, owner: str, data_losses: Callable[[], int]
+    ) -> None:
+        """``owner`` is the value a ``once`` key is set to (this replica's consumer name);
+        ``data_losses`` counts the data losses the transport found (a new ``exesdb:bus:epoch``)."""
         self._link = link
         self._layout = layout
         self._owner = owner
+        self._data_losses = data_losses
+
+    @property
+    def data_losses(self) -> int:
+        """How many times this replica found that Redis lost its data (``Coordinator``)."""
+        return self._data_losses()
 
     async def swap(self, key: str, value: str, ttl_ms: int) -> str | None:
         """Set ``key`` to ``value`` (expiring after ``ttl_ms``); the previous value, if any.
@@ -62,9 +71,10 @@ class RedisCoordinator:
                 )
             )
 
-    async def refresh(self, keys: Collection[str], ttl_ms: int) -> None:
-        """Make each of ``keys`` that exists expire ``ttl_ms`` from now: one pipeline of
-        ``PEXPIRE`` (which leaves a missing key missing).
+    async def refresh(self, keys: Mapping[str, str | None], ttl_ms: int) -> None:
+        """Make each of ``keys`` expire ``ttl_ms`` from now, one that is missing set to its
+        value unless None (``Coordinator``): one pipeline, ``SET … NX PX`` (for a missing key)
+        and ``PEXPIRE`` (for one that was there) for each.
 
         Raises ``TransportError`` when Redis cannot be reached.
         """
@@ -72,8 +82,11 @@ class RedisCoordinator:
             return
         with self._link.boundary(f"refresh the expiry of {len(keys)} keys"):
             pipe = self._link.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.pexpire(self._layout.coordination(key), ttl_ms)
+            for key, value in keys.items():
+                name = self._layout.coordination(key)
+                if value is not None:
+                    pipe.set(name, value, nx=True, px=ttl_ms)
+                pipe.pexpire(name, ttl_ms)
             await pipe.execute()
 
     async def once_per_period(self, key: str, period_ms: int, now_ms: int) -> bool:

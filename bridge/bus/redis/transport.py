@@ -144,7 +144,9 @@ class RedisTransport:
         self._node_name = RedisNodeNameCheck(link, layout, node=node, lease_ms=claim_idle_ms)
         self._capabilities = TransportCapabilities(
             shared=True,
-            coordinator=RedisCoordinator(link, layout, owner=self.consumer),
+            coordinator=RedisCoordinator(
+                link, layout, owner=self.consumer, data_losses=lambda: self._writer.data_losses
+            ),
             lease=self._work_queue,
             state=RedisSharedState(link, layout, consumer=self.consumer, node=node),
             node_name=self._node_name,

@@ -133,6 +133,7 @@ class Writer:
         # Self-metrics, read at scrape time.
         self.written = 0
         self.rewritten = 0
+        self.data_losses = 0  # new epochs found since the first
         self.resigned = 0
         self.spooled = 0
         link.when_down(self._suspect_data_loss)
@@ -302,13 +303,16 @@ class Writer:
         """Find out whether Redis lost its data (a restart without persistence) since we wrote.
 
         If it did, the work-queue frames written lately that no consumer group had taken yet
-        went with it: they are written again.
+        went with it: they are written again; and it is counted (``data_losses``), for the
+        cluster monitor to write its keys again.
         """
         client = self._link.client
         key = self._layout.epoch
         await client.set(key, secrets.token_hex(8), nx=True)
         epoch = text(await client.get(key))
-        if self._epoch is not None and epoch != self._epoch and self._retained:
+        lost = self._epoch is not None and epoch != self._epoch
+        self.data_losses += lost
+        if lost and self._retained:
             # Back in the order they were first written (each stream's are in order already).
             frames = [item[2] for item in heapq.merge(*self._retained.values(), key=_written_at)]
             self._retained.clear()
