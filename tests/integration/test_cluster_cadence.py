@@ -11,7 +11,7 @@ import pytest
 from bridge.messages import NodeHealth, NodeLifecycle
 from tests.cluster.helpers import Clock, Replica
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_cluster_keys import announced, on_redis
+from tests.integration.test_cluster_keys import announced, introduced, on_redis
 from tests.integration.test_redis_faults import Partition
 from tests.support import async_wait_until
 
@@ -88,11 +88,7 @@ async def test_replicas_of_different_intervals_find_no_false_down_and_real_silen
             if published(slow) > before:
                 slow_said = clock.now
 
-        await async_wait_until(
-            lambda: all(r.monitor.health().total_nodes == 2 for r in replicas),
-            10,
-            "each replica hearing the other",
-        )
+        await introduced(slow, fast)
         # A replica that ticked before its Redis link was up gives every node fresh intervals
         # on its next tick: that tick first.
         await step(replicas)

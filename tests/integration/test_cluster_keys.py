@@ -231,6 +231,21 @@ async def on_redis(
     return await Replica(node, clock, coordinator, transport=transport, **options).start()
 
 
+async def introduced(first: Replica, then: Replica) -> None:
+    """Wait until two replicas started one after the other each track the other. ``then``
+    hears ``first``'s start only if it was written after ``then`` found the streams' tails;
+    ``first``, having heard ``then`` start, greets it at its next tick."""
+    await async_wait_until(
+        lambda: first.monitor.health().total_nodes == 2, 10, "the later replica's start heard"
+    )
+    await first.naps.tick()
+    await async_wait_until(
+        lambda: then.monitor.health().total_nodes == 2, 10, "the earlier replica heard"
+    )
+    for replica in (first, then):
+        await replica.settle()
+
+
 async def test_a_down_node_evicted_by_every_replica_is_announced_back_once_on_the_redis_bus(
     redis_server: Callable[[], RedisServer],
 ) -> None:
@@ -264,7 +279,7 @@ async def test_a_down_node_evicted_by_every_replica_is_announced_back_once_on_th
                 "each replica hearing the other's heartbeat",
             )
 
-        await until(lambda r: r.monitor.health().total_nodes == 2, "each replica heard")
+        await introduced(a, b)
         # A replica that ticked before its Redis link was up gives every node fresh intervals
         # on its next tick: that tick first.
         await step()
