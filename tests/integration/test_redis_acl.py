@@ -494,6 +494,35 @@ def test_replicas_whose_acl_user_may_not_renew_the_lease_each_say_so_for_leases_
         assert len(warnings) == 1, warnings
 
 
+def test_a_replica_refused_the_renewal_that_finds_the_lease_held_still_says_so(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """A replica on the documented user without ``+pexpire``, told refused, that then finds the
+    lease held by another (as it may for the moment another replica refused alike holds it
+    before giving it back): not having tried the renewal, it does not know Redis takes it, and
+    goes on saying Redis refuses its commands, neither ready nor the lease ``elsewhere``."""
+    set_rules(acl_redis, "-pexpire")
+    url = bus_url(acl_redis)
+    process = start_replica(tmp_path, bridge_processes, url, receiver=webhook_receiver())
+    refusal = told(url, REFUSES_COMMANDS)
+    wait_until(partial(told_refused, process, refusal), 15, "the refusal told")
+    with admin(acl_redis) as client:
+        client.set("exesdb:bus:leader", "bridge-9:other", px=20_000)
+    began = time.monotonic()
+    seen: list[tuple[int, bool, str]] = []
+
+    def watched() -> bool:
+        status, reason = bus_readiness(process)
+        seen.append((status, reason.startswith(refusal), lease_where(process)))
+        # Past the backoff's cap (5 s) and a step: it has looked at the lease since; within
+        # refusal_seconds (16 s) of its last refusal, which does not age out meanwhile.
+        return time.monotonic() - began > 7
+
+    wait_until(watched, 20, "the held lease looked at")
+    assert {(status, refused) for status, refused, _ in seen} == {(503, True)}, seen
+    assert {where for *_, where in seen} == {"unknown"}, seen
+
+
 def test_a_held_lease_whose_renewal_is_refused_at_run_time_is_let_go_and_told_until_granted(
     tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
 ) -> None:

@@ -156,6 +156,7 @@ class Lease:
             # Its own name there: a SET whose answer was lost (Redis stalled past the socket
             # timeout, then ran it) took the lease for this replica unawares.
             mine = holder is not None and text(holder) == self._consumer
+            taken = False
             if holder is not None and not mine:
                 self._holder = text(holder)
                 self._renewed = self._clock()
@@ -163,7 +164,7 @@ class Lease:
                 self._leave_until = None
             elif not mine and self._leaving(epoch):
                 pass
-            elif await self._take(mine):
+            elif taken := await self._take(mine):
                 self._holder = None  # the one last seen holds it no more: this replica took it
                 self._seen = None  # nor is it the last holder this replica knows of
                 if await self._took():
@@ -174,6 +175,13 @@ class Lease:
                     # give the lease back, try again in a moment.
                     await client.eval(_RELEASE, 1, self._key, self._consumer)
                     self._holder = None  # nobody, until the next look
+            if not taken and self.refused:
+                # The renewal Redis refused was not tried: the lease found held (if only for
+                # the moment another replica refused alike sets it before giving it back) does
+                # not say Redis takes it now. The refusal told stands, ready and "elsewhere"
+                # not said, until a take tries the renewal again after the standby wait.
+                await self._link.pause(min(self._period, _STANDBY_SECONDS))
+                return None
         # Standing by, ask often: a released lease is taken over within a second.
         return self._period if self.held.is_set() else min(self._period, _STANDBY_SECONDS)
 
