@@ -389,12 +389,11 @@ async def _refused(bridge: Bridge) -> bool:
     return False
 
 
-async def test_a_stop_reads_a_body_still_arriving_and_answers_it(serve: Serve) -> None:
-    """A request whose body is still arriving as the bridge stops has the share of the shutdown
-    timeout requests in progress get (2 s) to receive it: the rest, sent once the bridge
-    refuses new connections, is read and answered (202, with Connection: close), and the stop
-    ends then, not when the share is out."""
-    bridge = await serve(EXESDB_INGEST="true")
+async def _ingest_short_of_its_last_byte(
+    bridge: Bridge,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    """A signed ingest request sent but for its body's last byte, in progress at the bridge:
+    the connection and that byte."""
     body = json.dumps(envelope()).encode()
     signature = Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time()))
     reader, writer = await connect(bridge)
@@ -411,11 +410,21 @@ async def test_a_stop_reads_a_body_still_arriving_and_answers_it(serve: Serve) -
         ),
         what="the request in progress",
     )
+    return reader, writer, body[-1:]
+
+
+async def test_a_stop_reads_a_body_still_arriving_and_answers_it(serve: Serve) -> None:
+    """A request whose body is still arriving as the bridge stops has the share of the shutdown
+    timeout requests in progress get (2 s) to receive it: the rest, sent once the bridge
+    refuses new connections, is read and answered (202, with Connection: close), and the stop
+    ends then, not when the share is out."""
+    bridge = await serve(EXESDB_INGEST="true")
+    reader, writer, last = await _ingest_short_of_its_last_byte(bridge)
     stopping = asyncio.create_task(bridge.aclose())
     await async_wait_until(partial(_refused, bridge), what="the stop begun")
     loop = asyncio.get_running_loop()
     began = loop.time()
-    writer.write(body[-1:])
+    writer.write(last)
     await writer.drain()
     answer = await closed_within(reader, 10)
     assert answer.startswith(b"HTTP/1.1 202 "), answer
@@ -430,22 +439,7 @@ async def test_a_stop_cuts_off_a_body_that_does_not_come_within_its_share(serve:
     the stop goes on then, not after that share a second time (aiohttp's own shutdown, which
     reads nothing more, waiting for its handler)."""
     bridge = await serve(EXESDB_INGEST="true")
-    body = json.dumps(envelope()).encode()
-    signature = Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time()))
-    reader, writer = await connect(bridge)
-    writer.write(
-        f"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        f"{SIGNATURE_HEADER}: {signature}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-        + body[:-1]
-    )
-    await writer.drain()
-    await async_wait_until(
-        lambda: (
-            bridge.registry.get_sample_value("exesdb_http_connections") == 1
-            and bridge.connections.idle == 0
-        ),
-        what="the request in progress",
-    )
+    reader, _writer, _last = await _ingest_short_of_its_last_byte(bridge)
     loop = asyncio.get_running_loop()
     began = loop.time()
     await asyncio.wait_for(bridge.aclose(), 10)
