@@ -232,20 +232,35 @@ async def busy_now(checker: BasicAuthChecker, header: str, client: str) -> bool:
         return False
 
 
+class HeldChecks:
+    """The bcrypt check of a checker, held until the test lets the checks go (``release``),
+    so that the places fill; let go (set) to begin with."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.release.set()
+
+    def __call__(self, password: str, hashed: bytes) -> bool:
+        self.release.wait(10)  # the test lets the checks go once the places are taken
+        return bcrypt.checkpw(password.encode(), hashed)
+
+
+def flood(checker: BasicAuthChecker, user: str) -> list[asyncio.Task[Verdict]]:
+    """WAITING wrong passwords for ``user``, four from each of a flood's addresses."""
+    return [
+        asyncio.create_task(checker.check(basic(user, f"flood{i}"), f"192.0.2.{i // 4}"))
+        for i in range(WAITING)
+    ]
+
+
 async def test_places_are_kept_for_loopback_and_addresses_let_in_before():
     """With WAITING checks waiting from a flood's addresses, a first check from any other
     address is BUSY, but one from loopback or from an address a password was let in from before
     (IPv4, or IPv6 by its /64; remembered across a change of the users) takes one of KEPT
     places more, and is checked; a second from such an address while its first waits, and any
     beyond those places, is BUSY."""
-    release = threading.Event()
-    release.set()
+    held = HeldChecks()
     limits: list[str] = []
-
-    def held(password: str, hashed: bytes) -> bool:
-        release.wait(10)  # the test lets the checks go once the places are taken
-        return bcrypt.checkpw(password.encode(), hashed)
-
     # A user each for the logins below, so that no two share one check.
     users = {f"user{n}": bcrypt_hash(f"pw{n}") for n in range(KEPT + 1)}
     checker = BasicAuthChecker(users, busy=limits.append, matches=held)
@@ -253,11 +268,8 @@ async def test_places_are_kept_for_loopback_and_addresses_let_in_before():
     for client in clients[2:] + clients[:1]:
         assert await accepted(checker, basic("user0", "pw0"), client)
     checker.replace(users)  # the file read again: no outcome remembered
-    release.clear()
-    flood = [
-        asyncio.create_task(checker.check(basic("user0", f"guess{i}"), f"192.0.2.{i // 4}"))
-        for i in range(WAITING)
-    ]
+    held.release.clear()
+    flooding = flood(checker, "user0")
     try:
         await asyncio.sleep(0)  # let them take their places
         assert await busy_now(checker, basic("user0", "pw0"), "203.0.113.9")
@@ -273,62 +285,44 @@ async def test_places_are_kept_for_loopback_and_addresses_let_in_before():
         last = basic(f"user{KEPT}", f"pw{KEPT}")
         assert await busy_now(checker, last, "2001:db8:1::8")
     finally:
-        release.set()  # a failure must not leave the checks held
+        held.release.set()  # a failure must not leave the checks held
     assert await asyncio.gather(*kept) == [Verdict.ACCEPTED] * KEPT
-    assert await asyncio.gather(*flood) == [Verdict.REFUSED] * WAITING
+    assert await asyncio.gather(*flooding) == [Verdict.REFUSED] * WAITING
     assert limits == ["all", "all", "all"]
 
 
 async def test_only_the_latest_addresses_let_in_are_known():
     """The addresses a password was let in from are remembered up to KNOWN_CLIENTS, the one let
     in longest ago forgotten first: it no longer takes a kept place."""
-    release = threading.Event()
-    release.set()
-
-    def held(password: str, hashed: bytes) -> bool:
-        release.wait(10)  # the test lets the checks go once the places are taken
-        return bcrypt.checkpw(password.encode(), hashed)
-
+    held = HeldChecks()
     checker = BasicAuthChecker({"alice": ALICE}, matches=held)
     for n in range(KNOWN_CLIENTS + 1):  # the right password is checked once, then remembered
         assert await accepted(checker, basic("alice", "alice-pw"), f"10.0.{n // 256}.{n % 256}")
     checker.replace({"alice": ALICE})
-    release.clear()
-    flood = [
-        asyncio.create_task(checker.check(basic("alice", f"guess{i}"), f"192.0.2.{i // 4}"))
-        for i in range(WAITING)
-    ]
+    held.release.clear()
+    flooding = flood(checker, "alice")
     try:
         await asyncio.sleep(0)  # let them take their places
         assert await busy_now(checker, basic("alice", "alice-pw"), "10.0.0.0")
         latest = asyncio.create_task(checker.check(basic("alice", "alice-pw"), "10.0.1.0"))
         await asyncio.sleep(0)
     finally:
-        release.set()  # a failure must not leave the checks held
+        held.release.set()  # a failure must not leave the checks held
     assert await latest is Verdict.ACCEPTED
-    assert await asyncio.gather(*flood) == [Verdict.REFUSED] * WAITING
+    assert await asyncio.gather(*flooding) == [Verdict.REFUSED] * WAITING
 
 
 async def test_loopback_takes_one_kept_place_at_a_time_from_any_of_its_addresses():
     """With WAITING checks waiting from a flood's addresses, loopback takes one of the KEPT
     places at a time, whichever of its addresses (127.0.0.0/8, ::1, IPv4-mapped) a check comes
     from: a process on this host cannot take them all from the addresses let in before."""
-    release = threading.Event()
-    release.set()
+    held = HeldChecks()
     limits: list[str] = []
-
-    def held(password: str, hashed: bytes) -> bool:
-        release.wait(10)  # the test lets the checks go once the places are taken
-        return bcrypt.checkpw(password.encode(), hashed)
-
     checker = BasicAuthChecker({"alice": ALICE}, busy=limits.append, matches=held)
     assert await accepted(checker, basic("alice", "alice-pw"), "198.51.100.7")
     checker.replace({"alice": ALICE})
-    release.clear()
-    flood = [
-        asyncio.create_task(checker.check(basic("alice", f"flood{i}"), f"192.0.2.{i // 4}"))
-        for i in range(WAITING)
-    ]
+    held.release.clear()
+    flooding = flood(checker, "alice")
     try:
         await asyncio.sleep(0)  # let them take their places
         local = asyncio.create_task(checker.check(basic("alice", "local"), "127.0.0.5"))
@@ -338,8 +332,8 @@ async def test_loopback_takes_one_kept_place_at_a_time_from_any_of_its_addresses
         known = asyncio.create_task(checker.check(basic("alice", "alice-pw"), "198.51.100.7"))
         await asyncio.sleep(0)
     finally:
-        release.set()  # a failure must not leave the checks held
+        held.release.set()  # a failure must not leave the checks held
     assert await local is Verdict.REFUSED
     assert await known is Verdict.ACCEPTED
-    assert await asyncio.gather(*flood) == [Verdict.REFUSED] * WAITING
+    assert await asyncio.gather(*flooding) == [Verdict.REFUSED] * WAITING
     assert limits == ["all"] * 3
