@@ -351,26 +351,12 @@ async def test_a_stop_does_not_wait_for_a_body_an_answer_left_unsent(serve: Serv
     head = await asyncio.wait_for(unsent.readuntil(b"\r\n\r\n"), 10)
     assert head.startswith(b"HTTP/1.1 404 Not Found\r\n")
     assert b"\r\nConnection: close\r\n" not in head
-    body = json.dumps(envelope()).encode()
-    signature = Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time()))
-    busy, busy_writer = await connect(bridge)
-    busy_writer.write(
-        f"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        f"{SIGNATURE_HEADER}: {signature}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-        + body[:-1]
-    )
-    await busy_writer.drain()
     # Both accepted, one of them with a request in progress (its body's last byte to come).
-    await async_wait_until(
-        lambda: (
-            bridge.registry.get_sample_value("exesdb_http_connections") == 2
-            and bridge.connections.idle == 1
-        )
-    )
+    busy, busy_writer, last = await _ingest_short_of_its_last_byte(bridge, idle=1)
     loop = asyncio.get_running_loop()
     began = loop.time()
     stopping = asyncio.create_task(bridge.aclose())
-    busy_writer.write(body[-1:])
+    busy_writer.write(last)
     await busy_writer.drain()
     assert (await closed_within(busy, 10)).startswith(b"HTTP/1.1 202 ")
     await asyncio.wait_for(stopping, 10)
@@ -390,10 +376,10 @@ async def _refused(bridge: Bridge) -> bool:
 
 
 async def _ingest_short_of_its_last_byte(
-    bridge: Bridge,
+    bridge: Bridge, *, idle: int = 0
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
-    """A signed ingest request sent but for its body's last byte, in progress at the bridge:
-    the connection and that byte."""
+    """A signed ingest request sent but for its body's last byte, in progress at the bridge
+    beside ``idle`` connections open and idle: the connection and that byte."""
     body = json.dumps(envelope()).encode()
     signature = Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time()))
     reader, writer = await connect(bridge)
@@ -405,8 +391,8 @@ async def _ingest_short_of_its_last_byte(
     await writer.drain()
     await async_wait_until(
         lambda: (
-            bridge.registry.get_sample_value("exesdb_http_connections") == 1
-            and bridge.connections.idle == 0
+            bridge.registry.get_sample_value("exesdb_http_connections") == idle + 1
+            and bridge.connections.idle == idle
         ),
         what="the request in progress",
     )

@@ -231,6 +231,18 @@ async def on_redis(
     return await Replica(node, clock, coordinator, transport=transport, **options).start()
 
 
+async def all_until(replicas: list[Replica], check: Callable[[Replica], bool], what: str) -> None:
+    """Wait until ``check`` holds for each of ``replicas``, then until each has settled."""
+    await async_wait_until(lambda: all(check(r) for r in replicas), 10, what)
+    for replica in replicas:
+        await replica.settle()
+
+
+def beats(listener: Replica, beater: Replica) -> int:
+    """The joined messages (starts and heartbeats) of ``beater`` that ``listener`` heard."""
+    return len(announced(listener, beater.monitor.node, "joined"))
+
+
 async def introduced(first: Replica, then: Replica) -> None:
     """Wait until two replicas started one after the other each track the other. ``then``
     hears ``first``'s start only if it was written after ``then`` found the streams' tails;
@@ -261,12 +273,7 @@ async def test_a_down_node_evicted_by_every_replica_is_announced_back_once_on_th
         a, b = replicas
 
         async def until(check: Callable[[Replica], bool], what: str) -> None:
-            await async_wait_until(lambda: all(check(r) for r in replicas), 10, what)
-            for replica in replicas:
-                await replica.settle()
-
-        def beats(listener: Replica, beater: Replica) -> int:
-            return len(announced(listener, beater.monitor.node, "joined"))
+            await all_until(replicas, check, what)
 
         async def step() -> None:
             """One interval: both replicas tick (and beat), and each hears the other's beat."""
@@ -327,12 +334,7 @@ async def test_the_keys_of_up_nodes_come_back_after_redis_lost_its_data(
         a, b = replicas
 
         async def until(check: Callable[[Replica], bool], what: str) -> None:
-            await async_wait_until(lambda: all(check(r) for r in replicas), 10, what)
-            for replica in replicas:
-                await replica.settle()
-
-        def beats(listener: Replica, beater: Replica) -> int:
-            return len(announced(listener, beater.monitor.node, "joined"))
+            await all_until(replicas, check, what)
 
         def heard() -> tuple[int, ...]:
             """The heartbeats each replica heard from the other, and from app-1."""

@@ -705,6 +705,15 @@ async def test_a_graceful_stop_hands_the_lease_over_at_once(
     await async_wait_until(lambda: b.taken_alerts() == [alert], 10)
 
 
+def tls_server_and_ca_file(tmp_path: Path) -> tuple[RedisServer, Path, str]:
+    """A started redis-server over TLS, a CA file trusting its certificate, and the rediss://
+    URL naming that file."""
+    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
+    ca = tmp_path / "redis-ca.pem"
+    ca.write_bytes((tmp_path / "redis-tls" / "cert.pem").read_bytes())
+    return server, ca, f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={ca}"
+
+
 async def test_the_bus_runs_over_tls_with_rediss(tmp_path: Path, replicas: list[Replica]) -> None:
     """With a rediss:// URL the replicas talk TLS to a TLS-only redis-server, and fan-out and
     the work queue work as over plain TCP."""
@@ -734,11 +743,8 @@ async def test_a_ca_file_gone_is_told_by_a_connection_that_needs_it_and_its_retu
     done) fails the next replica's connections before Redis is tried: its readiness names the
     query option and the file, not Redis unreachable, and the file put back is taken at the
     next try, without a restart."""
-    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
-    certificate = (tmp_path / "redis-tls" / "cert.pem").read_bytes()
-    ca = tmp_path / "redis-ca.pem"
-    ca.write_bytes(certificate)
-    url = f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={ca}"
+    server, ca, url = tls_server_and_ca_file(tmp_path)
+    certificate = ca.read_bytes()
     said = (
         "is not connected: a TLS file EXESDB_BUS names does not load: query option"
         f" 'ssl_ca_certs': cannot read {ca}: No such file or directory"
@@ -770,10 +776,7 @@ async def test_a_rotated_ca_file_is_taken_by_the_running_bus_without_a_restart(
     URL's CA file replaced by the new CA while a replica runs: the replica connects again with
     the new file, says once that the TLS files changed, and delivers what was published while
     it could not connect and after, through fan-out and the work queue."""
-    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
-    ca = tmp_path / "redis-ca.pem"
-    ca.write_bytes((tmp_path / "redis-tls" / "cert.pem").read_bytes())
-    url = f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={ca}"
+    server, ca, url = tls_server_and_ca_file(tmp_path)
     try:
         with caplog.at_level(logging.INFO, logger="bridge.bus.redis"):
             replica = await Replica(url, "node-a").start()
@@ -808,11 +811,8 @@ async def test_a_ca_file_rewritten_with_what_does_not_load_is_not_taken(
     """A rediss:// URL's CA file rewritten with what does not load (a rotation half done) is
     logged once and not taken: the replica's connections, dropped by Redis, open again with the
     CA loaded before and deliver."""
-    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
-    ca = tmp_path / "redis-ca.pem"
-    certificate = (tmp_path / "redis-tls" / "cert.pem").read_bytes()
-    ca.write_bytes(certificate)
-    url = f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={ca}"
+    server, ca, url = tls_server_and_ca_file(tmp_path)
+    certificate = ca.read_bytes()
 
     def refusals() -> list[str]:
         return [r.getMessage() for r in caplog.records if "do not load;" in r.getMessage()]
@@ -898,11 +898,8 @@ async def test_a_redis_failure_while_a_rotation_waits_is_told_as_redis_not_as_th
     certificate rotates to a CA the bus has not loaded: the connections, which load nothing
     from the files any more, fail on Redis's certificate, and readiness says so, not that a TLS
     file does not load."""
-    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
-    ca = tmp_path / "redis-ca.pem"
-    certificate = (tmp_path / "redis-tls" / "cert.pem").read_bytes()
-    ca.write_bytes(certificate)
-    url = f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={ca}"
+    server, ca, url = tls_server_and_ca_file(tmp_path)
+    certificate = ca.read_bytes()
     try:
         replica = await Replica(url, "node-a").start()
         replicas.append(replica)
@@ -934,11 +931,8 @@ async def test_the_tls_files_gauges_say_whether_a_change_was_taken_and_when(
     neither series."""
     plain = await Replica(redis_server().url, "node-plain", http=True).start()
     replicas.append(plain)
-    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
-    ca = tmp_path / "redis-ca.pem"
-    certificate = (tmp_path / "redis-tls" / "cert.pem").read_bytes()
-    ca.write_bytes(certificate)
-    url = f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={ca}"
+    server, ca, url = tls_server_and_ca_file(tmp_path)
+    certificate = ca.read_bytes()
     try:
         began = time.time()
         replica = await Replica(url, "node-a", http=True).start()
