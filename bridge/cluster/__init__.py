@@ -26,7 +26,8 @@ SystemAlert ``node_failure`` for the lot, at most one per interval, so a receive
 number of alerts; the replica that raised it resolves it (``groups``).
 ClusterHealth (naming at most ``LISTED_NODES`` degraded and as many unhealthy nodes, counting
 them all) is also published once per health interval across all replicas: by one whose period
-(wall-clock, of its own interval or the last publisher's if shorter) has none yet
+(of its own interval or the last publisher's if shorter, by the coordinator's clock: Redis's
+``TIME``, so replicas whose clocks differ agree) has none yet
 (``Coordinator.once_per_period``), so the shortest interval sets the pace when replicas differ.
 
 A transition another replica won the swap for is taken as announced once this replica hears it

@@ -61,17 +61,16 @@ class ClusterMonitor:
         coordinator: Coordinator | None = None,
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
         max_nodes: int = MAX_NODES,
         per_tick: int = PER_TICK,
         sleep: Sleep = asyncio.sleep,
         nap_clock: Callable[[], float] | None = None,
     ) -> None:
-        """``clock`` times silence and intervals, ``wall_clock`` the ClusterHealth periods shared
-        across replicas, ``sleep`` is what the loop waits with between ticks, ``nap_clock``
-        (``clock`` unless given) times those naps, to tell when this process did not run;
-        ``max_nodes`` and ``per_tick`` are the bounds (nodes tracked, announcements of each kind
-        per tick)."""
+        """``clock`` times silence and intervals (and, with no ``coordinator``, the ClusterHealth
+        periods; a shared one times them by the shared store's clock), ``sleep`` is what the
+        loop waits with between ticks, ``nap_clock`` (``clock`` unless given) times those naps,
+        to tell when this process did not run; ``max_nodes`` and ``per_tick`` are the bounds
+        (nodes tracked, announcements of each kind per tick)."""
         self._bus = bus
         self.node = node
         self._interval_ms = interval_ms
@@ -87,7 +86,6 @@ class ClusterMonitor:
         self._data_losses = self._coordinator.data_losses  # at the last refresh
         self._clock = clock
         self._nap_clock = nap_clock or clock
-        self._wall_clock = wall_clock
         self._max_nodes = max_nodes
         self._per_tick = per_tick
         self._sleep = sleep
@@ -390,9 +388,8 @@ class ClusterMonitor:
         try:
             # One replica a period, whatever the others' intervals: the shortest one sets the
             # pace, and one of a longer interval takes over should it stop.
-            now_ms = int(self._wall_clock() * 1000)
             if self._nodes and await self._coordinator.once_per_period(
-                "cluster:health", self._interval_ms, now_ms
+                "cluster:health", self._interval_ms
             ):
                 self._publish("cluster:health", self.health())
         except Exception as exc:

@@ -1,11 +1,12 @@
 """The cluster monitor's keys on a real redis-server: how long a flood of names stays in Redis,
 what the keys carry across a restart of every replica, and back after Redis lost its data, a down
 node evicted by every replica
-announced back once on the Redis bus, and one ClusterHealth a period from replicas of different
-intervals."""
+announced back once on the Redis bus, and one ClusterHealth a period of Redis's clock from
+replicas of different intervals, or whose clocks differ."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,7 +21,7 @@ from bridge.bus.redis import RedisTransport
 from bridge.bus.redis.coordination import RedisCoordinator
 from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.link import Link
-from bridge.messages import ClusterHealth, ClusterMembership, NodeHealth, NodeLifecycle
+from bridge.messages import ClusterMembership, NodeHealth, NodeLifecycle
 from bridge.sinks.alerts.sources import alert_events
 from tests.cluster.helpers import Clock, Replica, envelope
 from tests.integration.servers.redis import RedisServer, redis_server
@@ -392,70 +393,163 @@ async def test_the_keys_of_up_nodes_come_back_after_redis_lost_its_data(
             await replica.bridge.aclose()
 
 
+def redis_ms(server: RedisServer) -> int:
+    """Redis's clock (``TIME``), in Unix milliseconds."""
+    with server.client() as client:
+        seconds, micros = client.time()
+    return seconds * 1000 + micros // 1000
+
+
+class Claims:
+    """Ticks of replicas sharing ``exesdb:cluster:health``, each bracketed by Redis's clock,
+    and which of them claimed the periodic ClusterHealth (the key changed across the tick)."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.server = server
+        self.calls: list[tuple[int, int, str | None]] = []  # Redis ms before, after; claimer
+
+    def key(self) -> bytes | None:
+        with self.server.client() as client:
+            value: bytes | None = client.get("exesdb:cluster:health")
+            return value
+
+    async def tick(self, replica: Replica) -> None:
+        """One tick of ``replica``'s loop, recorded."""
+        before, value = redis_ms(self.server), self.key()
+        await replica.naps.tick()
+        claimer = replica.monitor.node if self.key() != value else None
+        self.calls.append((before, redis_ms(self.server), claimer))
+
+    async def run(self, period_ms: int, periods: int, *order: Callable[[], list[Replica]]) -> None:
+        """Tick the replicas ``order`` gives (asked again at each step) for ``periods`` whole
+        periods of Redis's clock, a step an eighth of a period apart."""
+        end = (redis_ms(self.server) // period_ms + periods + 1) * period_ms
+        while redis_ms(self.server) < end:
+            for pick in order:
+                for replica in pick():
+                    await self.tick(replica)
+            await asyncio.sleep(period_ms / 8000)  # ticks a few to a period, as a loop's are
+
+    def check(self, period_ms: int, since: int = 0) -> dict[int, list[str]]:
+        """The claims in each period of ``period_ms`` (by Redis's clock) from the first whole
+        one on (and from Redis ms ``since``) in which a tick was made whole; asserts that none
+        has two claims sure to be in it, and that each has a claim that may be in it (one whose
+        tick spans two periods may be in either)."""
+        calls = [c for c in self.calls if c[0] >= since]
+        first = calls[0][0] // period_ms + 1
+        sure: dict[int, list[str]] = {}
+        maybe: set[int] = set()
+        for before, after, claimer in calls:
+            if claimer is None:
+                continue
+            maybe.update(range(before // period_ms, after // period_ms + 1))
+            if before // period_ms == after // period_ms >= first:
+                sure.setdefault(before // period_ms, []).append(claimer)
+        ticked = {
+            before // period_ms
+            for before, after, _ in calls
+            if before // period_ms == after // period_ms >= first
+        }
+        assert not {k: v for k, v in sure.items() if len(v) > 1}, "claimed twice in a period"
+        assert sorted(ticked - maybe) == [], "periods nobody claimed"
+        return sure
+
+
+async def test_replicas_whose_clocks_differ_claim_one_cluster_health_a_period_of_redis_clock(
+    shared,
+) -> None:
+    """Two replicas whose clocks differ by 40 % of their interval publish the periodic
+    ClusterHealth once in each period of Redis's clock between them, as the one behind ticks
+    alone, then both, then the one behind alone again: never twice in a period (the one ahead
+    joining), and no period skipped (the one ahead gone, its claim dated in a period to come)."""
+    server, coordinator = shared
+    period_ms = 250
+    behind, ahead = Clock(), Clock()
+
+    def set_clocks() -> None:
+        now = time.time()
+        behind.now, ahead.now = now, now + 0.4 * period_ms / 1000
+
+    set_clocks()
+    a = await Replica("bridge-1", behind, coordinator("bridge-1:a"), interval_ms=period_ms).start()
+    b = await Replica("bridge-2", ahead, coordinator("bridge-2:b"), interval_ms=period_ms).start()
+    claims = Claims(server)
+    try:
+
+        def alone() -> list[Replica]:
+            set_clocks()
+            return [a]
+
+        def both() -> list[Replica]:
+            set_clocks()
+            return [a, b]
+
+        await claims.run(period_ms, 3, alone)
+        await claims.run(period_ms, 3, both)
+        await claims.run(period_ms, 3, alone)
+        claimed = claims.check(period_ms)
+        assert len(claimed) >= 8, claimed
+    finally:
+        for replica in (a, b):
+            await replica.monitor.aclose()
+            await replica.bridge.aclose()
+
+
 async def test_replicas_of_different_intervals_publish_one_cluster_health_a_period(
     shared,
 ) -> None:
-    """On one Redis, a replica at 1 s and one at 3 s publish the periodic ClusterHealth once a
-    second between them, whichever ticks first (the slower finds its periods claimed, or
-    claims one second of them); once the faster stops, the slower publishes once a 3 s
-    period."""
-    _, coordinator = shared
+    """On one Redis, a replica at 200 ms and one at 600 ms publish the periodic ClusterHealth
+    once in each 200 ms of Redis's clock between them, whichever ticks first (the slower finds
+    its periods claimed, or claims one of them); once the faster stops, the slower publishes
+    once a 600 ms period."""
+    server, coordinator = shared
     clock = Clock()
-    fast = await Replica("bridge-1", clock, coordinator("bridge-1:a")).start()
-    slow = await Replica("bridge-2", clock, coordinator("bridge-2:b"), interval_ms=3_000).start()
+    fast = await Replica("bridge-1", clock, coordinator("bridge-1:a"), interval_ms=200).start()
+    slow = await Replica("bridge-2", clock, coordinator("bridge-2:b"), interval_ms=600).start()
+    claims = Claims(server)
     try:
 
-        def published() -> list[int]:
-            return [len(r.published(ClusterHealth)) for r in (fast, slow)]
+        def either_first() -> list[Replica]:
+            # The slower first in every other period of the faster, so it takes its turn.
+            return [slow, fast] if (redis_ms(server) // 200) % 2 else [fast, slow]
 
-        per_second: dict[int, int] = {}
-        for step in range(24):  # 12 s in half seconds, each replica ticking once a step
-            clock.forward(0.5)
-            before = sum(published())
-            # Either one first: at 1002 and 1008 s the slower starts a period of its own first.
-            for replica in (slow, fast) if (step // 2) % 2 else (fast, slow):
-                await replica.tick()
-            second = int(clock.now)
-            per_second[second] = per_second.get(second, 0) + sum(published()) - before
-        # 1000 s was claimed at the start; each second since, one ClusterHealth.
-        assert per_second == {1000: 0} | dict.fromkeys(range(1001, 1013), 1)
-        assert len(slow.published(ClusterHealth)) >= 1  # it took its turn, in the same key
-        # The faster one stops ticking: the slower one publishes once in each of its periods.
-        after = len(slow.published(ClusterHealth))
-        per_period: dict[int, int] = {}
-        for _ in range(18):  # 9 s more
-            clock.forward(0.5)
-            before_tick = len(slow.published(ClusterHealth))
-            await slow.tick()
-            period = int(clock.now) // 3
-            per_period[period] = (
-                per_period.get(period, 0) + len(slow.published(ClusterHealth)) - before_tick
-            )
-        assert len(slow.published(ClusterHealth)) - after == 3
-        assert all(count <= 1 for count in per_period.values())
+        await claims.run(200, 8, either_first)
+        claimed = claims.check(200)
+        assert len(claimed) >= 7, claimed
+        assert "bridge-2" in {name for names in claimed.values() for name in names}
+        # The faster one stops ticking: after one more claim of a 200 ms period (the key still
+        # says the faster's), the slower one claims once in each of its own periods.
+        alone = redis_ms(server)
+        await claims.run(600, 4, lambda: [slow])
+        taken_over = next(b for b, _, who in claims.calls if b >= alone and who is not None)
+        per_period = claims.check(600, since=(taken_over // 600 + 1) * 600)
+        assert len(per_period) >= 2, per_period
     finally:
         for replica in (fast, slow):
             await replica.monitor.aclose()
             await replica.bridge.aclose()
 
 
-async def test_a_claim_per_period_in_redis_lasts_two_periods_and_a_value_of_another_shape_is_none(
-    shared,
-) -> None:
-    """The claim's key holds when it was made and the claimer's period, and expires two of its
-    periods on; a claim of a later period (a clock ahead) holds for an earlier one; a key
-    holding something else is no claim."""
+async def test_a_claim_per_period_in_redis_is_dated_by_redis_and_lasts_two_periods(shared) -> None:
+    """The claim's key holds when it was made, by Redis's clock, and the claimer's period, and
+    expires two of its periods on; a claim of a later period (a clock ahead) holds for an
+    earlier one, of the shorter of the two periods; a key holding something else is no claim."""
     server, coordinator = shared
     replica = coordinator("bridge-1:a")
-    assert await replica.once_per_period("cluster:health", 30_000, 1_800_000_010_000)
+    before = redis_ms(server)
+    assert await replica.once_per_period("cluster:health", 30_000)
+    after = redis_ms(server)
     with server.client() as client:
-        assert client.get("exesdb:cluster:health") == b"1800000010000:30000"
+        at, period = client.get("exesdb:cluster:health").decode().split(":")
+        assert before <= int(at) <= after
+        assert period == "30000"
         assert 59_000 < client.pttl("exesdb:cluster:health") <= 60_000
-        assert not await replica.once_per_period("cluster:health", 1_000, 1_800_000_009_000)
         for value in ("not a claim", "1800000010000", "1800000010000:0"):
             client.set("exesdb:cluster:health", value)
-            assert await replica.once_per_period("cluster:health", 1_000, 1_800_000_009_000)
-    # A period of 1.5 s begins at …10.5 s, within a second a 1 s claimer has claimed: no claim.
-    assert await replica.once_per_period("cluster:mixed", 1_000, 1_800_000_010_200)
-    assert not await replica.once_per_period("cluster:mixed", 1_500, 1_800_000_010_700)
-    assert await replica.once_per_period("cluster:mixed", 1_500, 1_800_000_011_000)
+            assert await replica.once_per_period("cluster:health", 1_000)
+        # A 1.5 s claimer beside a 1 s one goes by seconds: a claim two seconds ahead holds,
+        # one two seconds behind does not.
+        client.set("exesdb:cluster:mixed", f"{redis_ms(server) + 2_000}:1000")
+        assert not await replica.once_per_period("cluster:mixed", 1_500)
+        client.set("exesdb:cluster:mixed", f"{redis_ms(server) - 2_000}:1000")
+        assert await replica.once_per_period("cluster:mixed", 1_500)

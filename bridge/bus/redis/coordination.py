@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
+
+from redis.exceptions import ResponseError
 
 from bridge.bus.redis.layout import Layout, text
-from bridge.bus.redis.link import Link
+from bridge.bus.redis.link import Link, script_named
 
 __all__ = ["RedisCoordinator"]
 
-# KEYS[1] the claim; ARGV: now and the caller's period, in milliseconds. The key holds the last
-# claim, "<now>:<period>": made within the period of now (or a later one, by a clock ahead), the
+# KEYS[1] the claim; ARGV[1] the caller's period, in milliseconds. Now is Redis's clock (TIME,
+# allowed before a write since scripts replicate their effects, the default from Redis 5 and the
+# only way from 7), so replicas whose clocks differ agree on the period. The key holds the last
+# claim, "<now>:<period>": made within the period of now (or a later one, by a clock ahead:
+# another Redis's after a failover, or a replica of the version before, which gave its own), the
 # shorter of the two periods, it holds; else the claim is this caller's, for two of its periods.
 # A value of another shape (not set by this) is no claim.
 _ONCE_PER_PERIOD = """
-local now = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local period = tonumber(ARGV[1])
 local at, by = string.match(redis.call('GET', KEYS[1]) or '', '^(%d+):(%d+)$')
 at, by = tonumber(at), tonumber(by)
 if at and by and by > 0 then
@@ -25,9 +31,11 @@ if at and by and by > 0 then
         return 0
     end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', 2 * period)
+redis.call('SET', KEYS[1], string.format('%d:%d', now, period), 'PX', 2 * period)
 return 1
 """
+# What a refusal of the claim says it refused: Redis's words for a script's do not say.
+_CLAIMING: Final = "the periodic ClusterHealth's claim, a script running TIME, GET and SET"
 
 
 class RedisCoordinator:
@@ -89,15 +97,21 @@ class RedisCoordinator:
                 pipe.pexpire(name, ttl_ms)
             await pipe.execute()
 
-    async def once_per_period(self, key: str, period_ms: int, now_ms: int) -> bool:
-        """True when no replica claimed ``key`` yet within the wall-clock period ``now_ms``
-        falls in, of ``period_ms`` or the last claimer's if shorter (``Coordinator``): one Lua
-        script, a ``GET`` and a ``SET``.
+    async def once_per_period(self, key: str, period_ms: int) -> bool:
+        """True when no replica claimed ``key`` yet within the period Redis's clock is in, of
+        ``period_ms`` or the last claimer's if shorter (``Coordinator``): one Lua script, a
+        ``TIME``, a ``GET`` and a ``SET``.
 
         Raises ``TransportError`` when Redis cannot be reached.
         """
         with self._link.boundary(f"claim {key}"):
-            claimed = await self._link.client.eval(
-                _ONCE_PER_PERIOD, 1, self._layout.coordination(key), now_ms, period_ms
-            )
+            try:
+                claimed = await self._link.client.eval(
+                    _ONCE_PER_PERIOD, 1, self._layout.coordination(key), period_ms
+                )
+            except ResponseError as exc:
+                named = script_named(exc, _CLAIMING)
+                if named is exc:
+                    raise
+                raise named from exc
         return bool(claimed)
