@@ -34,7 +34,8 @@ A transition another replica won the swap for is taken as announced once this re
 on the bus (NodeLifecycle ``down``, or ``reconnected``/``joined``/``left`` for a return). If it
 has not within one health interval (the winner died between its swap and its publish), one of
 the others (an atomic once-only claim) announces it in its place, so a down is never left
-unannounced, nor a return that resolves its alert.
+unannounced, nor a return that resolves its alert; so too a forgotten node's ``left`` (its key
+swapped to ``forgotten`` by a replica that died before its publish).
 
 Bounds that fail safe: a node down and silent for ``EXESDB_NODE_FORGET_MS`` is forgotten; at
 ``MAX_NODES`` the longest-silent node is evicted to make room, so a node heard for the first time

@@ -1,8 +1,8 @@
 """The cluster monitor's keys on a real redis-server: how long a flood of names stays in Redis,
 what the keys carry across a restart of every replica, and back after Redis lost its data, a down
-node evicted by every replica
-announced back once on the Redis bus, and one ClusterHealth a period of Redis's clock from
-replicas of different intervals, or whose clocks differ."""
+node evicted by every replica announced back once on the Redis bus, a left whose winner died
+announced by another, and one ClusterHealth a period of Redis's clock from replicas of different
+intervals, or whose clocks differ."""
 
 from __future__ import annotations
 
@@ -244,6 +244,20 @@ def beats(listener: Replica, beater: Replica) -> int:
     return len(announced(listener, beater.monitor.node, "joined"))
 
 
+async def step(clock: Clock, replicas: list[Replica]) -> None:
+    """One interval: every replica ticks (and beats), and each hears the others' beats."""
+    clock.advance(1.0)
+    pairs = [(r, other) for r in replicas for other in replicas if other is not r]
+    seen = [beats(listener, beater) for listener, beater in pairs]
+    for replica in replicas:
+        await replica.naps.tick()
+    await all_until(
+        replicas,
+        lambda _: all(beats(*pair) > then for pair, then in zip(pairs, seen, strict=True)),
+        "each replica hearing the others' heartbeats",
+    )
+
+
 async def introduced(first: Replica, then: Replica) -> None:
     """Wait until two replicas started one after the other each track the other. ``then``
     hears ``first``'s start only if it was written after ``then`` found the streams' tails;
@@ -257,6 +271,22 @@ async def introduced(first: Replica, then: Replica) -> None:
     )
     for replica in (first, then):
         await replica.settle()
+
+
+async def app_1_down(clock: Clock, replicas: list[Replica]) -> None:
+    """Two replicas that know each other hear app-1, which goes silent: announced down once."""
+    a, b = replicas
+    await introduced(a, b)
+    # A replica that ticked before its Redis link was up gives every node fresh intervals on its
+    # next tick: that tick first.
+    await step(clock, replicas)
+    a.bridge.bus.publish_verified([envelope("app-1")])
+    await all_until(replicas, lambda r: r.monitor.health().total_nodes == 3, "app-1 heard")
+    for _ in range(4):
+        await step(clock, replicas)
+    await all_until(
+        replicas, lambda r: len(announced(r, "app-1", "down")) == 1, "app-1 announced down"
+    )
 
 
 async def test_a_down_node_evicted_by_every_replica_is_announced_back_once_on_the_redis_bus(
@@ -276,43 +306,63 @@ async def test_a_down_node_evicted_by_every_replica_is_announced_back_once_on_th
         async def until(check: Callable[[Replica], bool], what: str) -> None:
             await all_until(replicas, check, what)
 
-        async def step() -> None:
-            """One interval: both replicas tick (and beat), and each hears the other's beat."""
-            clock.advance(1.0)
-            seen = (beats(a, b), beats(b, a))
-            for replica in replicas:
-                await replica.naps.tick()
-            await until(
-                lambda _: beats(a, b) > seen[0] and beats(b, a) > seen[1],
-                "each replica hearing the other's heartbeat",
-            )
-
-        await introduced(a, b)
-        # A replica that ticked before its Redis link was up gives every node fresh intervals
-        # on its next tick: that tick first.
-        await step()
-        a.bridge.bus.publish_verified([envelope("app-1")])
-        await until(lambda r: r.monitor.health().total_nodes == 3, "app-1 heard")
-        for _ in range(4):
-            await step()
-        await until(lambda r: len(announced(r, "app-1", "down")) == 1, "app-1 announced down")
+        await app_1_down(clock, replicas)
         a.bridge.bus.publish_verified([envelope("flood-1"), envelope("flood-2")])
         await until(lambda r: r.forgotten("evicted") == 1, "app-1 evicted")
         for _ in range(2):
-            await step()
+            await step(clock, replicas)
         assert announced(a, "app-1", "left") == []
         b.bridge.bus.publish_verified(
             [envelope("app-1", NodeHealth(node="app-1", status="healthy"))]
         )
         await until(lambda r: r.forgotten("evicted") == 2, "app-1 tracked again")
-        await step()
+        await step(clock, replicas)
         await until(lambda r: len(announced(r, "app-1", "reconnected")) == 1, "app-1 back")
-        await step()  # an interval on, the other replica has not announced it too
+        await step(clock, replicas)  # an interval on, the other replica has not announced it too
         [back] = announced(a, "app-1", "reconnected")
         assert len(announced(b, "app-1", "reconnected")) == 1
         [resolved] = alert_events(back)
         assert (resolved.alert_id, resolved.status) == ("node_failure:app-1", "resolved")
         assert announced(a, "app-1", "left") == []
+    finally:
+        for replica in replicas:
+            await replica.monitor.aclose()
+            await replica.bridge.aclose()
+
+
+async def test_a_left_whose_winner_died_before_publishing_is_announced_by_another_replica(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """Two replicas on a real Redis bus find a node down; its state key is set forgotten as the
+    replica that forgot it first would, killed before its announcement: once both forget the
+    node, one of them announces it left an interval on (the unheard claim), which both hear and
+    which resolves its node_failure alert."""
+    server = redis_server()
+    clock = Clock()
+    replicas: list[Replica] = []
+    try:
+        for node in ("bridge-a", "bridge-b"):
+            replicas.append(await on_redis(server, clock, node, forget_ms=FORGET_MS))
+        a, b = replicas
+        await app_1_down(clock, replicas)
+        with server.client() as client:
+            assert client.set("exesdb:cluster:node:app-1", "forgotten", px=HOUR_MS, xx=True)
+        for _ in range(FORGET_MS // 1000):
+            await step(clock, replicas)
+        await all_until(replicas, lambda r: r.forgotten("silent") == 1, "app-1 forgotten")
+        assert announced(a, "app-1", "left") == []
+        for _ in range(2):
+            await step(clock, replicas)
+        await all_until(
+            replicas, lambda r: len(announced(r, "app-1", "left")) == 1, "app-1 announced left"
+        )
+        await step(clock, replicas)  # an interval on, the other replica has not announced it too
+        [left] = announced(a, "app-1", "left")
+        assert len(announced(b, "app-1", "left")) == 1
+        assert isinstance(left.payload, NodeLifecycle)
+        assert left.payload.metadata["unheard"] is True
+        [resolved] = alert_events(left)
+        assert (resolved.alert_id, resolved.status) == ("node_failure:app-1", "resolved")
     finally:
         for replica in replicas:
             await replica.monitor.aclose()
