@@ -451,12 +451,14 @@ def redis_ms(server: RedisServer) -> int:
 
 
 class Claims:
-    """Ticks of replicas sharing ``exesdb:cluster:health``, each bracketed by Redis's clock,
-    and which of them claimed the periodic ClusterHealth (the key changed across the tick)."""
+    """Ticks of replicas sharing ``exesdb:cluster:health``, each bracketed by Redis's clock, and
+    which of them claimed the periodic ClusterHealth (the key changed across the tick)."""
 
     def __init__(self, server: RedisServer) -> None:
         self.server = server
-        self.calls: list[tuple[int, int, str | None]] = []  # Redis ms before, after; claimer
+        # Each tick: Redis ms before and after it (for a claim, the time the key gives it when
+        # that falls between the two: when Redis made it), and the claimer if it claimed.
+        self.calls: list[tuple[int, int, str | None]] = []
 
     def key(self) -> bytes | None:
         with self.server.client() as client:
@@ -467,8 +469,13 @@ class Claims:
         """One tick of ``replica``'s loop, recorded."""
         before, value = redis_ms(self.server), self.key()
         await replica.naps.tick()
-        claimer = replica.monitor.node if self.key() != value else None
-        self.calls.append((before, redis_ms(self.server), claimer))
+        after, now = redis_ms(self.server), self.key()
+        if now == value or now is None:
+            self.calls.append((before, after, None))
+            return
+        at = int(now.split(b":")[0])
+        when = (at, at) if before <= at <= after else (before, after)
+        self.calls.append((*when, replica.monitor.node))
 
     async def run(self, period_ms: int, periods: int, *order: Callable[[], list[Replica]]) -> None:
         """Tick the replicas ``order`` gives (asked again at each step) for ``periods`` whole
@@ -484,7 +491,7 @@ class Claims:
         """The claims in each period of ``period_ms`` (by Redis's clock) from the first whole
         one on (and from Redis ms ``since``) in which a tick was made whole; asserts that none
         has two claims sure to be in it, and that each has a claim that may be in it (one whose
-        tick spans two periods may be in either)."""
+        time is not known but to be within a tick that spans two periods may be in either)."""
         calls = [c for c in self.calls if c[0] >= since]
         first = calls[0][0] // period_ms + 1
         sure: dict[int, list[str]] = {}
