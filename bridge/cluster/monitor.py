@@ -705,7 +705,9 @@ class ClusterMonitor:
         """Announce a forgotten node's left whose winner was not heard announcing it within an
         interval (it died between its swap and its publish); one replica, by a once-only claim,
         while the others wait another interval to hear it."""
-        del self._unheard_farewells[name]  # to the end: the next in line are looked at next tick
+        if self._unheard_farewells.pop(name, None) is None:
+            return  # heard, or the node back, while an earlier one was claimed
+        # To the end: the next in line are looked at next tick.
         self._unheard_farewells[name] = (reason, now + self._interval)
         window = int(self._interval * 1000)
         if not await self._coordinator.once(f"cluster:unheard:{name}:left", window):
