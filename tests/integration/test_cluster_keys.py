@@ -2,11 +2,12 @@
 what the keys carry across a restart of every replica, and back after Redis lost its data, a down
 node evicted by every replica announced back once on the Redis bus, a left whose winner died
 announced by another, and one ClusterHealth a period of Redis's clock from replicas of different
-intervals, or whose clocks differ."""
+intervals, or whose clocks differ (by their own where the ACL refuses them TIME)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -610,3 +611,42 @@ async def test_a_claim_per_period_in_redis_is_dated_by_redis_and_lasts_two_perio
         assert not await replica.once_per_period("cluster:mixed", 1_500)
         client.set("exesdb:cluster:mixed", f"{redis_ms(server) - 2_000}:1000")
         assert await replica.once_per_period("cluster:mixed", 1_500)
+
+
+async def test_a_user_refused_time_claims_by_the_replicas_clock_and_is_told_once(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where the ACL refuses the bridge's user TIME, a claim per period is dated by the
+    replica's own clock rather than refused (every period would go unclaimed), one warning
+    saying so; granted TIME, claims go by Redis's clock again, and that is said once too."""
+    server = redis_server()
+    with server.client() as admin:
+        admin.execute_command("ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", "-time")
+    url = f"redis://limited:pw@127.0.0.1:{server.port}/0"
+    client = Redis.from_url(url)
+    link = Link(url, client, Backoff(0.01, 0.1, 0.0))
+    coordinator = RedisCoordinator(
+        link,
+        Layout("exesdb"),
+        owner="bridge-1:a",
+        data_losses=lambda: 0,
+        wall_clock=lambda: 1_800_000_010.25,
+    )
+    caplog.set_level(logging.INFO, "bridge.bus.redis.coordination")
+    try:
+        assert await coordinator.once_per_period("cluster:health", 1_000)
+        assert not await coordinator.once_per_period("cluster:health", 1_000)
+        with server.client() as admin:
+            assert admin.get("exesdb:cluster:health") == b"1800000010250:1000"
+            admin.execute_command("ACL", "SETUSER", "limited", "+time")
+        assert await coordinator.once_per_period("cluster:other", 1_000)
+        with server.client() as admin:
+            at = int(admin.get("exesdb:cluster:other").split(b":")[0])
+        assert abs(at - redis_ms(server)) < 60_000
+        told = [r.getMessage() for r in caplog.records]
+        assert len(told) == 2, told
+        assert "refuses the bridge's user TIME" in told[0]
+        assert "pw" not in told[0]
+        assert "goes by Redis's clock again" in told[1]
+    finally:
+        await client.aclose()
