@@ -357,6 +357,22 @@ NODES = [
         ],
         "s",
     ),
+    series(
+        "Uptime",
+        [Q(f"time() - max by (node) (exesdb_node_start_time_seconds{{{NODE}}})", "{{node}}")],
+        "s",
+        description="Since each node last started (its own NodeLifecycle joined that is no heartbeat): each drop is a restart, found down or not (one quicker than the node's limit of silence raises no node_failure). Only for nodes whose start a bridge heard.",
+    ),
+    table(
+        "Restarts in the time range",
+        [Q(f"max by (node) (changes(exesdb_node_start_time_seconds{{{NODE}}}[$__range]))")],
+        "none",
+        description="How many times each node started anew within the dashboard's time range (exesdb_node_start_time_seconds changed); ExesdbNodeRestarted fires for 15 minutes after each.",
+        defaults={
+            "thresholds": _thresholds((None, "green"), (1, "orange")),
+            "custom": {"cellOptions": {"type": "color-text"}},
+        },
+    ),
     Row("Resources"),
     series(
         "CPU",

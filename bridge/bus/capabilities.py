@@ -59,14 +59,15 @@ class Coordinator(Protocol):
         not exist (expired, or lost with the store's data) is set to its value, or left so if
         that is None."""
 
-    async def once_per_period(self, key: str, period_ms: int, now_ms: int) -> bool:
-        """True when no caller claimed ``key`` yet within the wall-clock period that ``now_ms``
-        (Unix milliseconds) falls in: periods counted from the epoch, each ``period_ms`` long,
-        or as long as the last claimer's if that is shorter. So callers of different periods
-        claim once in each period of the shortest among them (the others find it claimed, or
-        claim it first), and once that one stops, the next shortest takes over. The claim
-        holds for two of the caller's periods. ``period_ms`` is at least 1 (the interval
-        settings' floor is 100)."""
+    async def once_per_period(self, key: str, period_ms: int) -> bool:
+        """True when no caller claimed ``key`` yet within the period that the coordinator's
+        clock is in (the shared store's, so callers whose clocks differ agree: Redis's ``TIME``;
+        a lone bridge's own): periods counted from that clock's zero (the Unix epoch for
+        Redis), each ``period_ms`` long, or as long as the last claimer's if that is shorter.
+        So callers of different periods claim once in each period of the shortest among them
+        (the others find it claimed, or claim it first), and once that one stops, the next
+        shortest takes over. The claim holds for two of the caller's periods. ``period_ms`` is
+        at least 1 (the interval settings' floor is 100)."""
 
 
 class WorkQueueLease(Protocol):
@@ -200,8 +201,9 @@ class LocalCoordinator:
                 values[key] = (kept, now + ttl_ms / 1000)
         self._sweep(now)
 
-    async def once_per_period(self, key: str, period_ms: int, now_ms: int) -> bool:
+    async def once_per_period(self, key: str, period_ms: int) -> bool:
         now = self._clock()
+        now_ms = int(now * 1000)  # its own clock: the one every caller of it shares
         old = self._values.get(key)
         if old is not None and old[1] > now and _claimed(old[0], now_ms, period_ms):
             return False
@@ -222,7 +224,7 @@ class LocalCoordinator:
 
 
 def _claimed(claim: str, now_ms: int, period_ms: int) -> bool:
-    """Whether ``claim`` (``<Unix ms>:<period ms>``, as ``once_per_period`` sets it) holds for
+    """Whether ``claim`` (``<ms>:<period ms>``, as ``once_per_period`` sets it) holds for
     the period of ``now_ms``: made within it, or within a later one (by a clock ahead), the
     period the shorter of the two. A value of another shape is no claim."""
     at, _, by = claim.partition(":")

@@ -26,14 +26,16 @@ SystemAlert ``node_failure`` for the lot, at most one per interval, so a receive
 number of alerts; the replica that raised it resolves it (``groups``).
 ClusterHealth (naming at most ``LISTED_NODES`` degraded and as many unhealthy nodes, counting
 them all) is also published once per health interval across all replicas: by one whose period
-(wall-clock, of its own interval or the last publisher's if shorter) has none yet
+(of its own interval or the last publisher's if shorter, by the coordinator's clock: Redis's
+``TIME``, so replicas whose clocks differ agree) has none yet
 (``Coordinator.once_per_period``), so the shortest interval sets the pace when replicas differ.
 
 A transition another replica won the swap for is taken as announced once this replica hears it
 on the bus (NodeLifecycle ``down``, or ``reconnected``/``joined``/``left`` for a return). If it
 has not within one health interval (the winner died between its swap and its publish), one of
 the others (an atomic once-only claim) announces it in its place, so a down is never left
-unannounced, nor a return that resolves its alert.
+unannounced, nor a return that resolves its alert; so too a forgotten node's ``left`` (its key
+swapped to ``forgotten`` by a replica that died before its publish).
 
 Bounds that fail safe: a node down and silent for ``EXESDB_NODE_FORGET_MS`` is forgotten; at
 ``MAX_NODES`` the longest-silent node is evicted to make room, so a node heard for the first time

@@ -61,17 +61,16 @@ class ClusterMonitor:
         coordinator: Coordinator | None = None,
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
         max_nodes: int = MAX_NODES,
         per_tick: int = PER_TICK,
         sleep: Sleep = asyncio.sleep,
         nap_clock: Callable[[], float] | None = None,
     ) -> None:
-        """``clock`` times silence and intervals, ``wall_clock`` the ClusterHealth periods shared
-        across replicas, ``sleep`` is what the loop waits with between ticks, ``nap_clock``
-        (``clock`` unless given) times those naps, to tell when this process did not run;
-        ``max_nodes`` and ``per_tick`` are the bounds (nodes tracked, announcements of each kind
-        per tick)."""
+        """``clock`` times silence and intervals (and, with no ``coordinator``, the ClusterHealth
+        periods; a shared one times them by the shared store's clock), ``sleep`` is what the
+        loop waits with between ticks, ``nap_clock`` (``clock`` unless given) times those naps,
+        to tell when this process did not run; ``max_nodes`` and ``per_tick`` are the bounds
+        (nodes tracked, announcements of each kind per tick)."""
         self._bus = bus
         self.node = node
         self._interval_ms = interval_ms
@@ -87,18 +86,20 @@ class ClusterMonitor:
         self._data_losses = self._coordinator.data_losses  # at the last refresh
         self._clock = clock
         self._nap_clock = nap_clock or clock
-        self._wall_clock = wall_clock
         self._max_nodes = max_nodes
         self._per_tick = per_tick
         self._sleep = sleep
         # Ordered by when each node was last heard: the first is the longest silent.
         self._nodes: OrderedDict[str, Node] = OrderedDict()
         self._pending: dict[str, State] = {}  # transitions still to announce
-        # Forgotten down nodes still to announce as left: why, and whether their down was
-        # announced (their alert is open: heard again, they are announced back instead).
-        self._farewells: dict[str, tuple[Reason, bool]] = {}
+        # Forgotten down nodes still to announce as left: why, whether their down was announced
+        # (their alert is open: heard again, they are announced back instead), and whether a
+        # left of theirs was heard already (another replica forgot them first).
+        self._farewells: dict[str, tuple[Reason, bool, bool]] = {}
         # Transitions another replica won the swap for, not yet heard announced: by when.
         self._unheard: dict[str, tuple[State, float]] = {}
+        # Farewells another replica won the swap for, not yet heard announced: why, by when.
+        self._unheard_farewells: dict[str, tuple[Reason, float]] = {}
         self._dropped: dict[Reason, Dropped] = {"silent": Dropped(), "evicted": Dropped()}
         self._unsaid = Dropped()  # farewells given up since the last log line
         # Nodes evicted while down: their alerts stay open, and they are remembered (within
@@ -237,7 +238,12 @@ class ClusterMonitor:
                 self._evict()
             node = self._nodes[publisher] = Node(now, self._pacing.new())
             farewell = self._farewells.pop(publisher, None)
-            if self._evicted.pop(publisher) or (farewell is not None and farewell[1]):
+            unheard = self._unheard_farewells.pop(publisher, None)
+            if (
+                self._evicted.pop(publisher)
+                or (farewell is not None and farewell[1])
+                or unheard is not None
+            ):
                 # Evicted while down, or forgotten with its left not yet out, its alert open:
                 # its return is announced as any down node's (reconnected), even where its
                 # state key is gone.
@@ -283,6 +289,8 @@ class ClusterMonitor:
         unheard = self._unheard.get(name)
         if unheard is not None and unheard[0] == said:
             del self._unheard[name]
+        if event == "left":
+            self._unheard_farewells.pop(name, None)
 
     def _evict(self) -> None:
         """Make room for a new node: the longest-silent one goes (never this bridge itself)."""
@@ -306,13 +314,23 @@ class ClusterMonitor:
         self._dropped[reason].add(name)
         if node.announced != "down" and node.state != "down":
             return
-        self._bid_farewell(name, reason, announced="down" in (node.announced, node.said))
+        # A down node heard said up (its left, by a replica that forgot it first): no wait for
+        # that left once this replica finds the key says forgotten (see _farewell).
+        self._bid_farewell(
+            name,
+            reason,
+            announced="down" in (node.announced, node.said),
+            heard=node.said == "up" and node.state == "down",
+        )
 
-    def _bid_farewell(self, name: str, reason: Reason, *, announced: bool) -> None:
-        """Queue ``name``, forgotten down (``announced``: its down was), to be announced
-        ``left``, within the backlog's bound."""
+    def _bid_farewell(
+        self, name: str, reason: Reason, *, announced: bool, heard: bool = False
+    ) -> None:
+        """Queue ``name``, forgotten down (``announced``: its down was; ``heard``: its left
+        was, from another replica), to be announced ``left``, within the backlog's bound."""
         if name in self._farewells or len(self._farewells) < self._max_nodes:
-            self._farewells[name] = (reason, announced)  # its node_failure resolves on "left"
+            # Its node_failure resolves on "left".
+            self._farewells[name] = (reason, announced, heard)
         else:  # a flood evicts faster than farewells go out: the earliest queued are kept
             self._farewells_dropped.inc()
             self._unsaid.add(name)
@@ -373,6 +391,8 @@ class ClusterMonitor:
             # What was announced while it could not hear is still on its way: another interval.
             for name, (state, due) in self._unheard.items():
                 self._unheard[name] = (state, max(due, now + self._interval))
+            for name, (reason, due) in self._unheard_farewells.items():
+                self._unheard_farewells[name] = (reason, max(due, now + self._interval))
         self._find_silent(now)
         self._log_dropped()
         changes: dict[Change, list[str]] = {"node_added": [], "node_removed": []}
@@ -390,9 +410,8 @@ class ClusterMonitor:
         try:
             # One replica a period, whatever the others' intervals: the shortest one sets the
             # pace, and one of a longer interval takes over should it stop.
-            now_ms = int(self._wall_clock() * 1000)
             if self._nodes and await self._coordinator.once_per_period(
-                "cluster:health", self._interval_ms, now_ms
+                "cluster:health", self._interval_ms
             ):
                 self._publish("cluster:health", self.health())
         except Exception as exc:
@@ -502,7 +521,7 @@ class ClusterMonitor:
         for name, farewell in list(self._farewells.items())[: self._per_tick]:
             if self._closed:
                 return
-            await self._farewell(name, farewell[0], up)
+            await self._farewell(name, farewell[0], up, heard=farewell[2])
             if self._farewells.get(name) == farewell:
                 del self._farewells[name]
         now = self._clock()
@@ -513,6 +532,11 @@ class ClusterMonitor:
                 event = await self._announce_unheard(name, state, up, now)
                 if event is not None:
                     changes[event].append(name)
+        for name, (reason, due) in list(self._unheard_farewells.items())[: self._per_tick]:
+            if self._closed:
+                return
+            if due <= now:
+                await self._farewell_unheard(name, reason, up, now)
 
     async def _transition(self, name: str, state: State, up: int) -> Change | None:
         """Announce one node's transition when it is this replica's to announce; the
@@ -643,10 +667,15 @@ class ClusterMonitor:
         self._unheard.pop(name, None)
         return "node_removed" if state == "down" else "node_added"
 
-    async def _farewell(self, name: str, reason: Reason, up: int) -> None:
-        """Announce a forgotten node as left, once across replicas: its alert resolves."""
+    async def _farewell(self, name: str, reason: Reason, up: int, *, heard: bool) -> None:
+        """Announce a forgotten node as left, once across replicas: its alert resolves.
+        ``heard``: its left was heard already (from the replica that forgot it first)."""
         previous = await self._swap_state(name, _FORGOTTEN)
         if previous == _FORGOTTEN:
+            # Another replica forgot it first, and announces it; should that one have died
+            # before its publish, one of the others does, an interval on (_farewell_unheard).
+            if not heard:
+                self._expect_farewell(name, reason)
             return
         published = self._bus.publish(
             "lifecycle",
@@ -662,6 +691,42 @@ class ClusterMonitor:
             # tick, as a refused transition is; lost, the node's alert would stay open.
             await self._swap_state(name, previous or "down")
             raise BridgeError(f"announcing {name} left was refused: {published.reason}")
+
+    def _expect_farewell(self, name: str, reason: Reason) -> None:
+        """Wait one health interval to hear the left another replica won the swap for; as many
+        wait as farewells may (the nodes tracked), the rest given up as farewells are."""
+        if name in self._unheard_farewells or len(self._unheard_farewells) < self._max_nodes:
+            self._unheard_farewells[name] = (reason, self._clock() + self._interval)
+        else:
+            self._farewells_dropped.inc()
+            self._unsaid.add(name)
+
+    async def _farewell_unheard(self, name: str, reason: Reason, up: int, now: float) -> None:
+        """Announce a forgotten node's left whose winner was not heard announcing it within an
+        interval (it died between its swap and its publish); one replica, by a once-only claim,
+        while the others wait another interval to hear it."""
+        if self._unheard_farewells.pop(name, None) is None:
+            return  # heard, or the node back, while an earlier one was claimed
+        # To the end: the next in line are looked at next tick.
+        self._unheard_farewells[name] = (reason, now + self._interval)
+        window = int(self._interval * 1000)
+        if not await self._coordinator.once(f"cluster:unheard:{name}:left", window):
+            return  # another replica announces it; heard (or not) within the interval
+        if name not in self._unheard_farewells:
+            return  # heard, or the node back, meanwhile
+        message = NodeLifecycle(
+            node=name,
+            event="left",
+            cluster_size=up,
+            metadata={"forgotten": reason, "detected_by": self.node, "unheard": True},
+        )
+        if not self._bus.publish("lifecycle", message):
+            return  # refused: tried again an interval on
+        _logger.warning(
+            "node %s left was not heard announced by the replica that claimed it: announced here",
+            name,
+        )
+        self._unheard_farewells.pop(name, None)
 
     def _publish_changes(self, changes: dict[Change, list[str]]) -> None:
         """ClusterMembership for the changed nodes only, then one ClusterHealth."""

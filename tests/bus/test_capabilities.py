@@ -47,33 +47,43 @@ async def test_a_flood_of_live_keys_keeps_the_recent_ones_in_bounded_memory() ->
 
 
 async def test_a_claim_per_period_is_one_in_each_period_of_the_shortest_claimer() -> None:
-    """A claim holds for the rest of the wall-clock period it falls in, of the caller's period
+    """A claim holds for the rest of the period of its clock it falls in, of the caller's period
     or the last claimer's if shorter: a caller of 3 s beside one of 1 s claims only a second
     nobody claimed yet, and one of 1.5 s finds a second claimed though its own period is new."""
-    coordinator = LocalCoordinator(lambda: 0.0)
-    assert await coordinator.once_per_period("health", 1_000, 5_100)
-    assert not await coordinator.once_per_period("health", 1_000, 5_900)
-    assert not await coordinator.once_per_period("health", 3_000, 5_950)
-    assert await coordinator.once_per_period("health", 1_000, 6_000)
-    assert not await coordinator.once_per_period("health", 3_000, 6_500)
-    assert await coordinator.once_per_period("health", 3_000, 7_000)  # first in 7-8 s
-    assert not await coordinator.once_per_period("health", 1_000, 7_500)
-    assert await coordinator.once_per_period("health", 1_000, 8_200)
-    assert not await coordinator.once_per_period("health", 1_500, 8_600)  # 1.5 s: a new period
+    now = [0.0]
+    coordinator = LocalCoordinator(lambda: now[0])
+
+    async def claims(at_ms: int, period_ms: int) -> bool:
+        now[0] = at_ms / 1000
+        return await coordinator.once_per_period("health", period_ms)
+
+    assert await claims(5_100, 1_000)
+    assert not await claims(5_900, 1_000)
+    assert not await claims(5_950, 3_000)
+    assert await claims(6_000, 1_000)
+    assert not await claims(6_500, 3_000)
+    assert await claims(7_000, 3_000)  # first in 7-8 s
+    assert not await claims(7_500, 1_000)
+    assert await claims(8_200, 1_000)
+    assert not await claims(8_600, 1_500)  # 1.5 s: a new period
     # Alone now, the 3 s caller claims once in each of its own periods.
-    assert await coordinator.once_per_period("health", 3_000, 9_100)
-    assert not await coordinator.once_per_period("health", 3_000, 10_100)
-    assert await coordinator.once_per_period("health", 3_000, 12_000)
+    assert await claims(9_100, 3_000)
+    assert not await claims(10_100, 3_000)
+    assert await claims(12_000, 3_000)
 
 
 async def test_a_claim_per_period_lasts_two_periods_and_a_value_of_another_shape_is_none() -> None:
-    """A claim expires two periods after it was made (the store's clock), and a key holding
-    something other than a claim is none."""
-    now = [0.0]
+    """A claim is kept two periods after it was made, and a key holding something other than a
+    claim is none."""
+    now = [5.5]
     coordinator = LocalCoordinator(lambda: now[0])
-    assert await coordinator.once_per_period("health", 1_000, 99_000_500)
-    now[0] = 2.5
-    assert await coordinator.once_per_period("health", 1_000, 99_000_600)  # expired
+    assert await coordinator.once_per_period("health", 1_000)
+    now[0] = 7.4
+    assert await coordinator.swap("health", "x", 10) == "5500:1000"  # kept
+    now[0] = 9.0
+    assert await coordinator.once_per_period("health", 1_000)
+    now[0] = 11.1
+    assert await coordinator.swap("health", "x", 10) is None  # gone at 11 s
     for value in ("up", "99000700", "99000700:0", "99000700:x", "²:1000"):
         await coordinator.swap("other", value, 10_000)
-        assert await coordinator.once_per_period("other", 1_000, 99_000_700)
+        assert await coordinator.once_per_period("other", 1_000)

@@ -122,7 +122,6 @@ class Replica:
             coordinator=coordinator,
             registry=self.bridge.registry,
             clock=clock,
-            wall_clock=clock,
             sleep=self.naps,
             # The clock jumps while the loop naps, which stands for time the monitor listened
             # through: its naps are timed on a clock that stands still, unless a test says.

@@ -369,6 +369,86 @@ async def test_a_farewell_the_bus_refuses_is_announced_on_a_later_tick(
     assert node_failure_events(replica, "app-1") == ["firing", "resolved"]
 
 
+HOUR_MS = 3_600_000
+
+
+async def forgotten_first_by_a_dead_replica(
+    make_replica, clock: Clock, names: list[str]
+) -> tuple[Replica, LocalCoordinator]:
+    """A replica that finds ``names`` down, then forgets them after another replica swapped
+    their state keys to forgotten and died before publishing their left (the keys say
+    announced; nothing was)."""
+    shared = LocalCoordinator(clock)
+    replica = await make_replica("bridge-1", shared, forget_ms=FORGET_MS)
+    await go_down(replica, clock, names)
+    for name in names:
+        await shared.swap(f"cluster:node:{name}", "forgotten", HOUR_MS)
+    clock.advance(FORGET_MS / 1000)
+    return replica, shared
+
+
+async def test_a_left_whose_winner_died_before_publishing_is_announced_an_interval_on(
+    make_replica, clock: Clock
+) -> None:
+    """A forgotten down node's left another replica won the swap for and never published is
+    announced by this one once an interval passes without hearing it, once, marked unheard:
+    its node_failure alert resolves."""
+    replica, _ = await forgotten_first_by_a_dead_replica(make_replica, clock, ["app-1"])
+    await replica.tick()
+    assert replica.forgotten("silent") == 1
+    assert lifecycle(replica, "left") == []
+    for _ in range(3):
+        clock.advance(1.1)
+        await replica.tick()
+    [left] = lifecycle(replica, "left")
+    assert said(left).node == "app-1"
+    assert said(left).metadata == {
+        "forgotten": "silent",
+        "detected_by": "bridge-1",
+        "unheard": True,
+    }
+    assert node_failure_events(replica, "app-1") == ["firing", "resolved"]
+
+
+async def test_a_left_heard_from_the_replica_that_forgot_the_node_first_is_not_said_again(
+    make_replica, clock: Clock
+) -> None:
+    """A left heard from the replica that won the swap, before this one forgets the node or
+    within an interval after, is left to it."""
+    replica, _ = await forgotten_first_by_a_dead_replica(make_replica, clock, ["app-1", "app-2"])
+    winner = {"forgotten": "silent", "detected_by": "bridge-2"}
+    await replica.hear(
+        "bridge-2", NodeLifecycle(node="app-1", event="left", cluster_size=1, metadata=winner)
+    )
+    await replica.tick()
+    assert replica.forgotten("silent") == 2
+    await replica.hear(
+        "bridge-2", NodeLifecycle(node="app-2", event="left", cluster_size=1, metadata=winner)
+    )
+    for _ in range(3):
+        clock.advance(1.1)
+        await replica.tick()
+    assert lifecycle(replica, "left") == []
+
+
+async def test_a_node_back_before_its_unheard_left_is_announced_reconnected(
+    make_replica, clock: Clock
+) -> None:
+    """A node heard again while its left, won by a replica that died, waits to be heard is
+    announced reconnected (an interval on, as a return whose winner is not heard), not left:
+    its node_failure alert resolves."""
+    replica, _ = await forgotten_first_by_a_dead_replica(make_replica, clock, ["app-1"])
+    await replica.tick()
+    await replica.hear("app-1", NodeHealth(node="app-1", status="healthy"))
+    for _ in range(3):
+        clock.advance(1.1)
+        await replica.hear("app-1", NodeHealth(node="app-1", status="healthy"))
+        await replica.tick()
+    assert [said(e).node for e in lifecycle(replica, "reconnected")] == ["app-1"]
+    assert lifecycle(replica, "left") == []
+    assert node_failure_events(replica, "app-1") == ["firing", "resolved"]
+
+
 class KeyLosingCoordinator(LocalCoordinator):
     """The lone bridge's coordinator, with a key the test can have lost (pushed out by a flood
     of newer names): its next swap finds nothing before it."""

@@ -1,11 +1,13 @@
 """The cluster monitor's keys on a real redis-server: how long a flood of names stays in Redis,
 what the keys carry across a restart of every replica, and back after Redis lost its data, a down
-node evicted by every replica
-announced back once on the Redis bus, and one ClusterHealth a period from replicas of different
-intervals."""
+node evicted by every replica announced back once on the Redis bus, a left whose winner died
+announced by another, and one ClusterHealth a period of Redis's clock from replicas of different
+intervals, or whose clocks differ (by their own where the ACL refuses them TIME)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,7 +22,7 @@ from bridge.bus.redis import RedisTransport
 from bridge.bus.redis.coordination import RedisCoordinator
 from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.link import Link
-from bridge.messages import ClusterHealth, ClusterMembership, NodeHealth, NodeLifecycle
+from bridge.messages import ClusterMembership, NodeHealth, NodeLifecycle
 from bridge.sinks.alerts.sources import alert_events
 from tests.cluster.helpers import Clock, Replica, envelope
 from tests.integration.servers.redis import RedisServer, redis_server
@@ -243,6 +245,20 @@ def beats(listener: Replica, beater: Replica) -> int:
     return len(announced(listener, beater.monitor.node, "joined"))
 
 
+async def step(clock: Clock, replicas: list[Replica]) -> None:
+    """One interval: every replica ticks (and beats), and each hears the others' beats."""
+    clock.advance(1.0)
+    pairs = [(r, other) for r in replicas for other in replicas if other is not r]
+    seen = [beats(listener, beater) for listener, beater in pairs]
+    for replica in replicas:
+        await replica.naps.tick()
+    await all_until(
+        replicas,
+        lambda _: all(beats(*pair) > then for pair, then in zip(pairs, seen, strict=True)),
+        "each replica hearing the others' heartbeats",
+    )
+
+
 async def introduced(first: Replica, then: Replica) -> None:
     """Wait until two replicas started one after the other each track the other. ``then``
     hears ``first``'s start only if it was written after ``then`` found the streams' tails;
@@ -256,6 +272,22 @@ async def introduced(first: Replica, then: Replica) -> None:
     )
     for replica in (first, then):
         await replica.settle()
+
+
+async def app_1_down(clock: Clock, replicas: list[Replica]) -> None:
+    """Two replicas that know each other hear app-1, which goes silent: announced down once."""
+    a, b = replicas
+    await introduced(a, b)
+    # A replica that ticked before its Redis link was up gives every node fresh intervals on its
+    # next tick: that tick first.
+    await step(clock, replicas)
+    a.bridge.bus.publish_verified([envelope("app-1")])
+    await all_until(replicas, lambda r: r.monitor.health().total_nodes == 3, "app-1 heard")
+    for _ in range(4):
+        await step(clock, replicas)
+    await all_until(
+        replicas, lambda r: len(announced(r, "app-1", "down")) == 1, "app-1 announced down"
+    )
 
 
 async def test_a_down_node_evicted_by_every_replica_is_announced_back_once_on_the_redis_bus(
@@ -275,43 +307,63 @@ async def test_a_down_node_evicted_by_every_replica_is_announced_back_once_on_th
         async def until(check: Callable[[Replica], bool], what: str) -> None:
             await all_until(replicas, check, what)
 
-        async def step() -> None:
-            """One interval: both replicas tick (and beat), and each hears the other's beat."""
-            clock.advance(1.0)
-            seen = (beats(a, b), beats(b, a))
-            for replica in replicas:
-                await replica.naps.tick()
-            await until(
-                lambda _: beats(a, b) > seen[0] and beats(b, a) > seen[1],
-                "each replica hearing the other's heartbeat",
-            )
-
-        await introduced(a, b)
-        # A replica that ticked before its Redis link was up gives every node fresh intervals
-        # on its next tick: that tick first.
-        await step()
-        a.bridge.bus.publish_verified([envelope("app-1")])
-        await until(lambda r: r.monitor.health().total_nodes == 3, "app-1 heard")
-        for _ in range(4):
-            await step()
-        await until(lambda r: len(announced(r, "app-1", "down")) == 1, "app-1 announced down")
+        await app_1_down(clock, replicas)
         a.bridge.bus.publish_verified([envelope("flood-1"), envelope("flood-2")])
         await until(lambda r: r.forgotten("evicted") == 1, "app-1 evicted")
         for _ in range(2):
-            await step()
+            await step(clock, replicas)
         assert announced(a, "app-1", "left") == []
         b.bridge.bus.publish_verified(
             [envelope("app-1", NodeHealth(node="app-1", status="healthy"))]
         )
         await until(lambda r: r.forgotten("evicted") == 2, "app-1 tracked again")
-        await step()
+        await step(clock, replicas)
         await until(lambda r: len(announced(r, "app-1", "reconnected")) == 1, "app-1 back")
-        await step()  # an interval on, the other replica has not announced it too
+        await step(clock, replicas)  # an interval on, the other replica has not announced it too
         [back] = announced(a, "app-1", "reconnected")
         assert len(announced(b, "app-1", "reconnected")) == 1
         [resolved] = alert_events(back)
         assert (resolved.alert_id, resolved.status) == ("node_failure:app-1", "resolved")
         assert announced(a, "app-1", "left") == []
+    finally:
+        for replica in replicas:
+            await replica.monitor.aclose()
+            await replica.bridge.aclose()
+
+
+async def test_a_left_whose_winner_died_before_publishing_is_announced_by_another_replica(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """Two replicas on a real Redis bus find a node down; its state key is set forgotten as the
+    replica that forgot it first would, killed before its announcement: once both forget the
+    node, one of them announces it left an interval on (the unheard claim), which both hear and
+    which resolves its node_failure alert."""
+    server = redis_server()
+    clock = Clock()
+    replicas: list[Replica] = []
+    try:
+        for node in ("bridge-a", "bridge-b"):
+            replicas.append(await on_redis(server, clock, node, forget_ms=FORGET_MS))
+        a, b = replicas
+        await app_1_down(clock, replicas)
+        with server.client() as client:
+            assert client.set("exesdb:cluster:node:app-1", "forgotten", px=HOUR_MS, xx=True)
+        for _ in range(FORGET_MS // 1000):
+            await step(clock, replicas)
+        await all_until(replicas, lambda r: r.forgotten("silent") == 1, "app-1 forgotten")
+        assert announced(a, "app-1", "left") == []
+        for _ in range(2):
+            await step(clock, replicas)
+        await all_until(
+            replicas, lambda r: len(announced(r, "app-1", "left")) == 1, "app-1 announced left"
+        )
+        await step(clock, replicas)  # an interval on, the other replica has not announced it too
+        [left] = announced(a, "app-1", "left")
+        assert len(announced(b, "app-1", "left")) == 1
+        assert isinstance(left.payload, NodeLifecycle)
+        assert left.payload.metadata["unheard"] is True
+        [resolved] = alert_events(left)
+        assert (resolved.alert_id, resolved.status) == ("node_failure:app-1", "resolved")
     finally:
         for replica in replicas:
             await replica.monitor.aclose()
@@ -392,70 +444,209 @@ async def test_the_keys_of_up_nodes_come_back_after_redis_lost_its_data(
             await replica.bridge.aclose()
 
 
+def redis_ms(server: RedisServer) -> int:
+    """Redis's clock (``TIME``), in Unix milliseconds."""
+    with server.client() as client:
+        seconds, micros = client.time()
+    return seconds * 1000 + micros // 1000
+
+
+class Claims:
+    """Ticks of replicas sharing ``exesdb:cluster:health``, each bracketed by Redis's clock, and
+    which of them claimed the periodic ClusterHealth (the key changed across the tick)."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.server = server
+        # Each tick: Redis ms before and after it (for a claim, the time the key gives it when
+        # that falls between the two: when Redis made it), and the claimer if it claimed.
+        self.calls: list[tuple[int, int, str | None]] = []
+
+    def key(self) -> bytes | None:
+        with self.server.client() as client:
+            value: bytes | None = client.get("exesdb:cluster:health")
+            return value
+
+    async def tick(self, replica: Replica) -> None:
+        """One tick of ``replica``'s loop, recorded."""
+        before, value = redis_ms(self.server), self.key()
+        await replica.naps.tick()
+        after, now = redis_ms(self.server), self.key()
+        if now == value or now is None:
+            self.calls.append((before, after, None))
+            return
+        at = int(now.split(b":")[0])
+        when = (at, at) if before <= at <= after else (before, after)
+        self.calls.append((*when, replica.monitor.node))
+
+    async def run(self, period_ms: int, periods: int, *order: Callable[[], list[Replica]]) -> None:
+        """Tick the replicas ``order`` gives (asked again at each step) for ``periods`` whole
+        periods of Redis's clock, a step an eighth of a period apart."""
+        end = (redis_ms(self.server) // period_ms + periods + 1) * period_ms
+        while redis_ms(self.server) < end:
+            for pick in order:
+                for replica in pick():
+                    await self.tick(replica)
+            await asyncio.sleep(period_ms / 8000)  # ticks a few to a period, as a loop's are
+
+    def check(self, period_ms: int, since: int = 0) -> dict[int, list[str]]:
+        """The claims in each period of ``period_ms`` (by Redis's clock) from the first whole
+        one on (and from Redis ms ``since``) in which a tick was made whole; asserts that none
+        has two claims sure to be in it, and that each has a claim that may be in it (one whose
+        time is not known but to be within a tick that spans two periods may be in either)."""
+        calls = [c for c in self.calls if c[0] >= since]
+        first = calls[0][0] // period_ms + 1
+        sure: dict[int, list[str]] = {}
+        maybe: set[int] = set()
+        for before, after, claimer in calls:
+            if claimer is None:
+                continue
+            maybe.update(range(before // period_ms, after // period_ms + 1))
+            if before // period_ms == after // period_ms >= first:
+                sure.setdefault(before // period_ms, []).append(claimer)
+        ticked = {
+            before // period_ms
+            for before, after, _ in calls
+            if before // period_ms == after // period_ms >= first
+        }
+        assert not {k: v for k, v in sure.items() if len(v) > 1}, "claimed twice in a period"
+        assert sorted(ticked - maybe) == [], "periods nobody claimed"
+        return sure
+
+
+async def test_replicas_whose_clocks_differ_claim_one_cluster_health_a_period_of_redis_clock(
+    shared,
+) -> None:
+    """Two replicas whose clocks differ by 40 % of their interval publish the periodic
+    ClusterHealth once in each period of Redis's clock between them, as the one behind ticks
+    alone, then both, then the one behind alone again: never twice in a period (the one ahead
+    joining), and no period skipped (the one ahead gone, its claim dated in a period to come)."""
+    server, coordinator = shared
+    period_ms = 250
+    behind, ahead = Clock(), Clock()
+
+    def set_clocks() -> None:
+        now = time.time()
+        behind.now, ahead.now = now, now + 0.4 * period_ms / 1000
+
+    set_clocks()
+    a = await Replica("bridge-1", behind, coordinator("bridge-1:a"), interval_ms=period_ms).start()
+    b = await Replica("bridge-2", ahead, coordinator("bridge-2:b"), interval_ms=period_ms).start()
+    claims = Claims(server)
+    try:
+
+        def alone() -> list[Replica]:
+            set_clocks()
+            return [a]
+
+        def both() -> list[Replica]:
+            set_clocks()
+            return [a, b]
+
+        await claims.run(period_ms, 3, alone)
+        await claims.run(period_ms, 3, both)
+        await claims.run(period_ms, 3, alone)
+        claimed = claims.check(period_ms)
+        assert len(claimed) >= 8, claimed
+    finally:
+        for replica in (a, b):
+            await replica.monitor.aclose()
+            await replica.bridge.aclose()
+
+
 async def test_replicas_of_different_intervals_publish_one_cluster_health_a_period(
     shared,
 ) -> None:
-    """On one Redis, a replica at 1 s and one at 3 s publish the periodic ClusterHealth once a
-    second between them, whichever ticks first (the slower finds its periods claimed, or
-    claims one second of them); once the faster stops, the slower publishes once a 3 s
-    period."""
-    _, coordinator = shared
+    """On one Redis, a replica at 200 ms and one at 600 ms publish the periodic ClusterHealth
+    once in each 200 ms of Redis's clock between them, whichever ticks first (the slower finds
+    its periods claimed, or claims one of them); once the faster stops, the slower publishes
+    once a 600 ms period."""
+    server, coordinator = shared
     clock = Clock()
-    fast = await Replica("bridge-1", clock, coordinator("bridge-1:a")).start()
-    slow = await Replica("bridge-2", clock, coordinator("bridge-2:b"), interval_ms=3_000).start()
+    fast = await Replica("bridge-1", clock, coordinator("bridge-1:a"), interval_ms=200).start()
+    slow = await Replica("bridge-2", clock, coordinator("bridge-2:b"), interval_ms=600).start()
+    claims = Claims(server)
     try:
 
-        def published() -> list[int]:
-            return [len(r.published(ClusterHealth)) for r in (fast, slow)]
+        def either_first() -> list[Replica]:
+            # The slower first in every other period of the faster, so it takes its turn.
+            return [slow, fast] if (redis_ms(server) // 200) % 2 else [fast, slow]
 
-        per_second: dict[int, int] = {}
-        for step in range(24):  # 12 s in half seconds, each replica ticking once a step
-            clock.forward(0.5)
-            before = sum(published())
-            # Either one first: at 1002 and 1008 s the slower starts a period of its own first.
-            for replica in (slow, fast) if (step // 2) % 2 else (fast, slow):
-                await replica.tick()
-            second = int(clock.now)
-            per_second[second] = per_second.get(second, 0) + sum(published()) - before
-        # 1000 s was claimed at the start; each second since, one ClusterHealth.
-        assert per_second == {1000: 0} | dict.fromkeys(range(1001, 1013), 1)
-        assert len(slow.published(ClusterHealth)) >= 1  # it took its turn, in the same key
-        # The faster one stops ticking: the slower one publishes once in each of its periods.
-        after = len(slow.published(ClusterHealth))
-        per_period: dict[int, int] = {}
-        for _ in range(18):  # 9 s more
-            clock.forward(0.5)
-            before_tick = len(slow.published(ClusterHealth))
-            await slow.tick()
-            period = int(clock.now) // 3
-            per_period[period] = (
-                per_period.get(period, 0) + len(slow.published(ClusterHealth)) - before_tick
-            )
-        assert len(slow.published(ClusterHealth)) - after == 3
-        assert all(count <= 1 for count in per_period.values())
+        await claims.run(200, 8, either_first)
+        claimed = claims.check(200)
+        assert len(claimed) >= 7, claimed
+        assert "bridge-2" in {name for names in claimed.values() for name in names}
+        # The faster one stops ticking: after one more claim of a 200 ms period (the key still
+        # says the faster's), the slower one claims once in each of its own periods.
+        alone = redis_ms(server)
+        await claims.run(600, 4, lambda: [slow])
+        taken_over = next(b for b, _, who in claims.calls if b >= alone and who is not None)
+        per_period = claims.check(600, since=(taken_over // 600 + 1) * 600)
+        assert len(per_period) >= 2, per_period
     finally:
         for replica in (fast, slow):
             await replica.monitor.aclose()
             await replica.bridge.aclose()
 
 
-async def test_a_claim_per_period_in_redis_lasts_two_periods_and_a_value_of_another_shape_is_none(
-    shared,
-) -> None:
-    """The claim's key holds when it was made and the claimer's period, and expires two of its
-    periods on; a claim of a later period (a clock ahead) holds for an earlier one; a key
-    holding something else is no claim."""
+async def test_a_claim_per_period_in_redis_is_dated_by_redis_and_lasts_two_periods(shared) -> None:
+    """The claim's key holds when it was made, by Redis's clock, and the claimer's period, and
+    expires two of its periods on; a claim of a later period (a clock ahead) holds for an
+    earlier one, of the shorter of the two periods; a key holding something else is no claim."""
     server, coordinator = shared
     replica = coordinator("bridge-1:a")
-    assert await replica.once_per_period("cluster:health", 30_000, 1_800_000_010_000)
+    before = redis_ms(server)
+    assert await replica.once_per_period("cluster:health", 30_000)
+    after = redis_ms(server)
     with server.client() as client:
-        assert client.get("exesdb:cluster:health") == b"1800000010000:30000"
+        at, period = client.get("exesdb:cluster:health").decode().split(":")
+        assert before <= int(at) <= after
+        assert period == "30000"
         assert 59_000 < client.pttl("exesdb:cluster:health") <= 60_000
-        assert not await replica.once_per_period("cluster:health", 1_000, 1_800_000_009_000)
         for value in ("not a claim", "1800000010000", "1800000010000:0"):
             client.set("exesdb:cluster:health", value)
-            assert await replica.once_per_period("cluster:health", 1_000, 1_800_000_009_000)
-    # A period of 1.5 s begins at …10.5 s, within a second a 1 s claimer has claimed: no claim.
-    assert await replica.once_per_period("cluster:mixed", 1_000, 1_800_000_010_200)
-    assert not await replica.once_per_period("cluster:mixed", 1_500, 1_800_000_010_700)
-    assert await replica.once_per_period("cluster:mixed", 1_500, 1_800_000_011_000)
+            assert await replica.once_per_period("cluster:health", 1_000)
+        # A 1.5 s claimer beside a 1 s one goes by seconds: a claim two seconds ahead holds,
+        # one two seconds behind does not.
+        client.set("exesdb:cluster:mixed", f"{redis_ms(server) + 2_000}:1000")
+        assert not await replica.once_per_period("cluster:mixed", 1_500)
+        client.set("exesdb:cluster:mixed", f"{redis_ms(server) - 2_000}:1000")
+        assert await replica.once_per_period("cluster:mixed", 1_500)
+
+
+async def test_a_user_refused_time_claims_by_the_replicas_clock_and_is_told_once(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where the ACL refuses the bridge's user TIME, a claim per period is dated by the
+    replica's own clock rather than refused (every period would go unclaimed), one warning
+    saying so; granted TIME, claims go by Redis's clock again, and that is said once too."""
+    server = redis_server()
+    with server.client() as admin:
+        admin.execute_command("ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", "-time")
+    url = f"redis://limited:pw@127.0.0.1:{server.port}/0"
+    client = Redis.from_url(url)
+    link = Link(url, client, Backoff(0.01, 0.1, 0.0))
+    coordinator = RedisCoordinator(
+        link,
+        Layout("exesdb"),
+        owner="bridge-1:a",
+        data_losses=lambda: 0,
+        wall_clock=lambda: 1_800_000_010.25,
+    )
+    caplog.set_level(logging.INFO, "bridge.bus.redis.coordination")
+    try:
+        assert await coordinator.once_per_period("cluster:health", 1_000)
+        assert not await coordinator.once_per_period("cluster:health", 1_000)
+        with server.client() as admin:
+            assert admin.get("exesdb:cluster:health") == b"1800000010250:1000"
+            admin.execute_command("ACL", "SETUSER", "limited", "+time")
+        assert await coordinator.once_per_period("cluster:other", 1_000)
+        with server.client() as admin:
+            at = int(admin.get("exesdb:cluster:other").split(b":")[0])
+        assert abs(at - redis_ms(server)) < 60_000
+        told = [r.getMessage() for r in caplog.records]
+        assert len(told) == 2, told
+        assert "refuses the bridge's user TIME" in told[0]
+        assert "pw" not in told[0]
+        assert "goes by Redis's clock again" in told[1]
+    finally:
+        await client.aclose()

@@ -455,6 +455,27 @@ def test_alert_changes_the_acl_user_may_not_note_are_told_naming_the_script_unti
     assert len(notifications(receiver, "acl-note")) == 1
 
 
+def test_a_user_without_time_keeps_the_bridge_ready_and_is_told_once_until_granted(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess]
+) -> None:
+    """On the documented user without ``+time`` (the rules of a version before it), the periodic
+    ClusterHealth's claim goes by the replica's own clock: one warning says so, naming the rule,
+    the bridge stays ready and claims ClusterHealth's periods, and Redis refuses nothing; once
+    ``+time`` is granted, the claim goes by Redis's clock again, without a restart."""
+    set_rules(acl_redis, "-time")
+    process = start_replica(tmp_path, bridge_processes, bus_url(acl_redis))
+    warning = "refuses the bridge's user TIME: the periodic ClusterHealth goes by each replica's"
+    wait_until(lambda: warning in process.log(), 15, "the warning")
+    with admin(acl_redis) as client:
+        wait_until(lambda: client.get("exesdb:cluster:health"), 15, "a ClusterHealth claimed")
+    assert bus_readiness(process) == (200, "")
+    set_rules(acl_redis, "+time")
+    wait_until(lambda: "goes by Redis's clock again" in process.log(), 15, "Redis's clock again")
+    assert bus_readiness(process) == (200, "")
+    assert process.log().count(warning) == 1
+    assert denied(acl_redis) == []
+
+
 def told_refused(process: BridgeProcess, refusal: str) -> bool:
     """Whether ``process``'s /readyz says ``refusal``."""
     return bus_readiness(process)[1].startswith(refusal)

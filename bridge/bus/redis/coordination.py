@@ -2,46 +2,74 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
+
+from redis.exceptions import ResponseError
 
 from bridge.bus.redis.layout import Layout, text
-from bridge.bus.redis.link import Link
+from bridge.bus.redis.link import Link, script_named
+from bridge.redaction import safe_url
 
 __all__ = ["RedisCoordinator"]
 
-# KEYS[1] the claim; ARGV: now and the caller's period, in milliseconds. The key holds the last
-# claim, "<now>:<period>": made within the period of now (or a later one, by a clock ahead), the
-# shorter of the two periods, it holds; else the claim is this caller's, for two of its periods.
-# A value of another shape (not set by this) is no claim.
+_logger = logging.getLogger(__name__)
+
+# KEYS[1] the claim; ARGV: the caller's period, and its clock, in milliseconds. Now is Redis's
+# clock (TIME, allowed before a write since scripts replicate their effects, the default from
+# Redis 5 and the only way from 7), so replicas whose clocks differ agree on the period; the
+# caller's only when the ACL refuses this user TIME (Redis 7 can be asked first), rather than
+# leave every period unclaimed. The key holds the last claim, "<now>:<period>": made within the
+# period of now (or a later one, by a clock ahead: another Redis's after a failover, or a
+# replica's), the shorter of the two periods, it holds; else the claim is this caller's, for two
+# of its periods. A value of another shape (not set by this) is no claim. Returns whether it
+# claimed, and whether by Redis's clock.
 _ONCE_PER_PERIOD = """
-local now = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
+local now, by_redis = tonumber(ARGV[2]), 0
+if not redis.acl_check_cmd or redis.acl_check_cmd('TIME') then
+    local time = redis.call('TIME')
+    now, by_redis = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000), 1
+end
+local period = tonumber(ARGV[1])
 local at, by = string.match(redis.call('GET', KEYS[1]) or '', '^(%d+):(%d+)$')
 at, by = tonumber(at), tonumber(by)
 if at and by and by > 0 then
     local shortest = math.min(period, by)
     if math.floor(at / shortest) >= math.floor(now / shortest) then
-        return 0
+        return {0, by_redis}
     end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', 2 * period)
-return 1
+redis.call('SET', KEYS[1], string.format('%d:%d', now, period), 'PX', 2 * period)
+return {1, by_redis}
 """
+# What a refusal of the claim says it refused: Redis's words for a script's do not say.
+_CLAIMING: Final = "the periodic ClusterHealth's claim, a script running TIME, GET and SET"
 
 
 class RedisCoordinator:
     """The ``Coordinator`` of replicas sharing a Redis: one key per decision, with a TTL."""
 
     def __init__(
-        self, link: Link, layout: Layout, *, owner: str, data_losses: Callable[[], int]
+        self,
+        link: Link,
+        layout: Layout,
+        *,
+        owner: str,
+        data_losses: Callable[[], int],
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """``owner`` is the value a ``once`` key is set to (this replica's consumer name);
-        ``data_losses`` counts the data losses the transport found (a new ``exesdb:bus:epoch``)."""
+        ``data_losses`` counts the data losses the transport found (a new ``exesdb:bus:epoch``);
+        ``wall_clock`` (Unix seconds) dates a ``once_per_period`` claim only when Redis's ACL
+        refuses this user ``TIME``."""
         self._link = link
         self._layout = layout
         self._owner = owner
         self._data_losses = data_losses
+        self._wall_clock = wall_clock
+        self._by_redis = True  # whether the last claim went by Redis's clock
 
     @property
     def data_losses(self) -> int:
@@ -89,15 +117,35 @@ class RedisCoordinator:
                 pipe.pexpire(name, ttl_ms)
             await pipe.execute()
 
-    async def once_per_period(self, key: str, period_ms: int, now_ms: int) -> bool:
-        """True when no replica claimed ``key`` yet within the wall-clock period ``now_ms``
-        falls in, of ``period_ms`` or the last claimer's if shorter (``Coordinator``): one Lua
-        script, a ``GET`` and a ``SET``.
+    async def once_per_period(self, key: str, period_ms: int) -> bool:
+        """True when no replica claimed ``key`` yet within the period Redis's clock is in, of
+        ``period_ms`` or the last claimer's if shorter (``Coordinator``): one Lua script, a
+        ``TIME``, a ``GET`` and a ``SET``. Where the ACL refuses this user ``TIME`` (Redis 7
+        is asked first), the period is this replica's clock's, and a warning says so once.
 
         Raises ``TransportError`` when Redis cannot be reached.
         """
+        now_ms = int(self._wall_clock() * 1000)
         with self._link.boundary(f"claim {key}"):
-            claimed = await self._link.client.eval(
-                _ONCE_PER_PERIOD, 1, self._layout.coordination(key), now_ms, period_ms
-            )
+            try:
+                claimed, by_redis = await self._link.client.eval(
+                    _ONCE_PER_PERIOD, 1, self._layout.coordination(key), period_ms, now_ms
+                )
+            except ResponseError as exc:
+                named = script_named(exc, _CLAIMING)
+                if named is exc:
+                    raise
+                raise named from exc
+        if bool(by_redis) != self._by_redis:
+            self._by_redis = bool(by_redis)
+            if by_redis:
+                _logger.info("the periodic ClusterHealth goes by Redis's clock again")
+            else:
+                _logger.warning(
+                    "Redis at %s refuses the bridge's user TIME: the periodic ClusterHealth goes "
+                    "by each replica's own clock, so replicas whose clocks differ may publish it "
+                    "twice in a period, or in none (give the user +time: "
+                    "docs/redis.md#a-redis-user-for-the-bridge)",
+                    safe_url(self._link.url),
+                )
         return bool(claimed)

@@ -38,7 +38,7 @@ CALLS: list[tuple[str, Callable[[TransportCapabilities], Awaitable[Any]]]] = [
     ("swap", lambda c: c.coordinator.swap("cluster:state:n1", "down", 1_000)),
     ("once", lambda c: c.coordinator.once("cluster:announce:n1", 1_000)),
     ("refresh", lambda c: c.coordinator.refresh({"cluster:node:n1": "up"}, 1_000)),
-    ("once_per_period", lambda c: c.coordinator.once_per_period("cluster:health", 1_000, 5_000)),
+    ("once_per_period", lambda c: c.coordinator.once_per_period("cluster:health", 1_000)),
     ("load", lambda c: c.state.load("alerts")),  # type: ignore[union-attr]
     ("read", lambda c: c.state.read("alerts", ["a1"])),  # type: ignore[union-attr]
     ("commit", lambda c: c.state.commit("alerts", StateChange(put={"a1": b"{}"}))),  # type: ignore[union-attr]
