@@ -70,7 +70,8 @@ class ReceiverKeys:
     def earlier(self, url: str | None) -> tuple[str, ...]:
         """The keys earlier versions gave the receiver at ``url``: the raw URL (version 2),
         ``safe_url`` and an unkeyed SHA-256 of it (version 3), and this key as it read while
-        ``safe_url`` still showed a user name alone, or the host of a URL with an ``@`` past it
+        ``safe_url`` still showed a user name alone, the host of a URL with an ``@`` past it, or
+        a host up to any character but RFC 3986's sub-delims (a path typed with backslashes)
         (``safe_url``'s ``as_before``)."""
         if not url:
             return ()

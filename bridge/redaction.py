@@ -115,9 +115,14 @@ _NODE_HOST: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*+(?!/|:[0-9])")
 # Text none of the patterns can match (no ``@``, ``=``, ``://``, auth scheme, quoted or
 # hyphenated name before a colon) is shown as it is without running them: most log lines.
 _NAMED_BEFORE_COLON: Final = re.compile(r"[\"']\s*:|-\w+\s*:")
-# Characters RFC 3986 allows in a host that no host name holds (its sub-delims): the host shown
-# ends before one (``db;password=…`` of a JDBC URL).
-_NOT_HOST: Final = re.compile(r"[!$&'()*+,;=]")
+# What no host name holds: the host shown ends before any character but a letter, digit, ``.``,
+# ``-`` or ``_`` (``db;password=…`` of a JDBC URL; ``hooks.example\services\T0\<token>``, a
+# path typed with backslashes, which a browser reads as slashes and urlsplit as the host's).
+_NOT_HOST: Final = re.compile(r"[^\w.-]")
+# The host of a URL shown without it (``redis://<redacted>@…``), shown again as it is.
+_HOST_NOT_SHOWN: Final = "…"
+# Where versions before cut a host (RFC 3986's sub-delims only): ``safe_url``'s ``as_before``.
+_NOT_HOST_BEFORE: Final = re.compile(r"[!$&'()*+,;=]")
 
 _REDIS_SCHEMES: Final = frozenset({"redis", "rediss"})
 # A Redis URL's path when it is a database number (safe_bus_url).
@@ -155,9 +160,13 @@ def safe_url(
     holding an unencoded ``/``, ``?`` or ``#`` runs to it (``redis://u:pa/ss@host``), and what
     reads as the host may be a piece of it. Such a URL is shown as ``redis://<redacted>@…``.
 
+    The host runs to the first character no host name holds (``db;password=…``, a backslash):
+    what follows it may be a path, and is shown as ``/…``.
+
     ``lone_user`` shows a user name alone as earlier versions did (``https://name:<redacted>@``),
     ``as_before`` an ambiguous URL as versions before this reading did (its host as read before
-    the first ``/``, ``?`` or ``#``), each only to find the outbox keys they made.
+    the first ``/``, ``?`` or ``#``), and a host cut only where they cut it (at ``;``, ``=`` and
+    the rest of RFC 3986's sub-delims), each only to find the outbox keys they made.
 
     ``userinfo`` False leaves the user info out, its marker too (``https://hooks.example:8443/…``,
     an ambiguous URL ``redis://…``): the pages show origins so, since a user name may be a token
@@ -177,7 +186,9 @@ def safe_url(
     more = bool(parts.path.strip("/") or parts.query)
     if ":" in host:
         host = f"[{host}]"
-    elif (end := _NOT_HOST.search(host)) is not None:
+    elif host != _HOST_NOT_SHOWN and (
+        end := (_NOT_HOST_BEFORE if as_before else _NOT_HOST).search(host)
+    ):
         host, more = host[: end.start()], True
     user = ""
     if userinfo and parts.password is not None:

@@ -66,6 +66,19 @@ def test_a_url_with_an_at_past_its_host_is_keyed_without_its_host_and_its_earlie
     assert f"https://u:<redacted>@ss/…#{digest}" in keys.earlier(url)
 
 
+def test_a_path_typed_with_backslashes_is_kept_out_of_the_key_and_its_earlier_key_found() -> None:
+    """A path written with backslashes (``hooks.example\\services\\<token>``, which urlsplit
+    reads as the host's) is in no key or label; the key it had while safe_url showed it as the
+    host is among its earlier keys, for its rows to move."""
+    url = "https://hooks.example.com\\services\\T0\\tok3n"
+    keys = ReceiverKeys(b"a" * 32)
+    key = keys.key(url=url)
+    digest = key.rpartition("#")[2]
+    assert key == f"https://hooks.example.com/…#{digest}"
+    assert "tok3n" not in key + receiver_label(key, userinfo=False)
+    assert f"https://hooks.example.com\\services\\t0\\tok3n#{digest}" in keys.earlier(url)
+
+
 def test_the_pages_label_shows_no_user_info_for_any_key() -> None:
     """As the pages show it, a key holds the origin and the digest only: no user name, no
     password marker, whatever form the key took (this version's, an earlier version's with the

@@ -399,10 +399,28 @@ def test_a_key_that_reads_as_a_harmless_ascii_one_is_shown(key: str) -> None:
     assert not names_secret(key)
 
 
-def test_safe_url_shows_a_host_only_up_to_a_character_no_host_name_has() -> None:
-    """A URL whose host holds a pair (``host;password=…``, allowed by RFC 3986) shows the host
-    up to it, then the marker of more."""
-    assert safe_url("sqlserver://db.internal;password=pw") == "sqlserver://db.internal/…"
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("sqlserver://db.internal;password=pw", "sqlserver://db.internal/…"),
+        # A path typed with backslashes (a browser reads them as slashes; urlsplit, as the host).
+        ("https://hooks.example\\services\\T0\\tok3n", "https://hooks.example/…"),
+        ("https://u:pw@hooks.example\\tok3n", "https://u:<redacted>@hooks.example/…"),
+        ("https://hooks.example%2Ftok3n", "https://hooks.example/…"),
+        ("https://hooks.example~tok3n", "https://hooks.example/…"),
+        ("https://hooks.example…tok3n", "https://hooks.example/…"),
+        # What host names hold stays: letters of any script, digits, ".", "-" and "_".
+        ("https://b\u00fccher-1.my_host.example/", "https://b\u00fccher-1.my_host.example"),
+    ],
+)
+def test_safe_url_shows_a_host_only_up_to_a_character_no_host_name_has(
+    url: str, shown: str
+) -> None:
+    """A URL whose host holds a character no host name has (a pair, ``host;password=…``,
+    allowed by RFC 3986; a backslash, a ``%``, a ``~``) shows the host up to it, then the
+    marker of more, in text too."""
+    assert safe_url(url) == shown
+    assert redact_urls(f"POST {url} failed") == f"POST {shown} failed"
 
 
 @pytest.mark.parametrize(
