@@ -80,6 +80,10 @@ def test_the_default_external_url_is_https_when_the_web_config_serves_tls(tmp_pa
         ("hooks.example/t0k3n", "not a URL; allowed"),
         ("http:/u:pw@host", "not a URL; allowed"),
         ("http://host:99999/", "its port is not a number from 0 to 65535; allowed"),
+        (
+            "https://hooks.example\\services\\T0\\t0k3n",
+            "its host holds a backslash or another character the HTTP client refuses",
+        ),
     ],
 )
 def test_a_url_given_is_http_or_https_with_a_host_and_never_echoed(

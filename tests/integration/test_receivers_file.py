@@ -228,14 +228,20 @@ webhook_configs:
         await async_wait_until(lambda: receiver.accepted(), what="the retry delivered")
 
 
-async def test_a_url_file_without_a_scheme_fails_the_attempt_without_showing_the_url(
-    tmp_path: Path, webhook_receiver, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    "typed",
+    ["127.0.0.1:{port}/hook?t0ken=s3cr3t", "http://hooks.invalid\\services\\s3cr3t"],
+    ids=["without-scheme", "backslashed-path"],
+)
+async def test_a_url_file_not_an_http_url_fails_the_attempt_without_showing_the_url(
+    tmp_path: Path, webhook_receiver, caplog: pytest.LogCaptureFixture, typed: str
 ) -> None:
-    """A url_file holding a URL typed without its scheme (its path a token) fails each attempt
-    with a reason naming the key, never the URL, in the outbox, NotificationStatus and the log;
-    once the file holds the whole URL the retry is delivered."""
+    """A url_file holding a URL typed without its scheme or with its path in backslashes (a
+    token in it) fails each attempt with a reason naming the key, never the URL, in the outbox,
+    NotificationStatus and the log; once the file holds the whole URL the retry is
+    delivered."""
     receiver: WebhookReceiver = webhook_receiver()
-    url_file = write(tmp_path / "hook-url", f"127.0.0.1:{receiver.port}/hook?t0ken=s3cr3t\n")
+    url_file = write(tmp_path / "hook-url", typed.format(port=receiver.port) + "\n")
     config = write(tmp_path / "receivers.yml", "webhook_configs:\n  - url_file: hook-url\n")
     async with configured(tmp_path / "state", config) as (bridge, sink, watcher):
         bridge.bus.publish("disk_full", system_alert("uf-1"))

@@ -334,7 +334,8 @@ def test_no_secret_a_sender_put_in_alert_metadata_is_shown_under_a_harmless_key(
 def test_check_config_shows_no_secret_inside_a_setting_that_names_none(tmp_path: Path) -> None:
     """check-config, run as a command, shows a Bearer token or a password=… pair inside a
     setting that is no secret as <redacted>, the rest as given, and a URL's host only up to a
-    character no host name has (a ``;token=…`` after it, a path typed with backslashes)."""
+    character no host name has (a ``;token=…`` after it); a webhook path typed with
+    backslashes, which urlsplit reads as the host's, is refused without being shown."""
     env = {
         **bridge_env(),
         "SECRET_KEY_BASE": KEY_BASE,
@@ -343,8 +344,6 @@ def test_check_config_shows_no_secret_inside_a_setting_that_names_none(tmp_path:
         "OTEL_SERVICE_NAME": f"bridge password={IN_PAIR}",
         # A host "name" holding a pair (allowed in a URL's host, shown lower-cased before).
         "EXESDB_ALERTMANAGER_URL": f"http://am.internal;token={IN_QUERY}/",
-        # A path written with backslashes, which urlsplit reads as the host's.
-        "EXESDB_WEBHOOK_URLS": f"https://hooks.example\\services\\{IN_BACKSLASHED_PATH}",
     }
     shown = _run(env, "check-config")
     assert shown.startswith("$ check-config: 0\n"), shown
@@ -352,7 +351,13 @@ def test_check_config_shows_no_secret_inside_a_setting_that_names_none(tmp_path:
     assert re.search(r"^EXESDB_REVISION +v1\.4 Bearer <redacted>$", shown, re.M), shown
     assert re.search(r"^OTEL_SERVICE_NAME +bridge password=<redacted>$", shown, re.M), shown
     assert re.search(r"^EXESDB_ALERTMANAGER_URL +http://am\.internal/…$", shown, re.M), shown
-    assert re.search(r"^EXESDB_WEBHOOK_URLS +https://hooks\.example/…$", shown, re.M), shown
+    # A path written with backslashes, which urlsplit reads as the host's: refused, as the HTTP
+    # client would refuse it at every attempt.
+    env["EXESDB_WEBHOOK_URLS"] = f"https://hooks.example\\services\\{IN_BACKSLASHED_PATH}"
+    refused = _run(env, "check-config")
+    assert refused.startswith("$ check-config: 2\n"), refused
+    assert "EXESDB_WEBHOOK_URLS item 1: its host holds a backslash" in refused, refused
+    shown += refused
     for secret in (IN_BEARER, IN_PAIR, IN_QUERY, IN_BACKSLASHED_PATH):
         assert secret.lower() not in shown.lower(), _around(shown.lower(), secret.lower())
 
