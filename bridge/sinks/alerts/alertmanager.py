@@ -10,12 +10,17 @@ alert changed) posts only the alerts changed since the last post, so a burst of 
 O(n) posted alerts, not O(n²). Both read the outbox a page of 1 000 alerts at a time and post
 each page, so every open alert (up to ``MAX_OPEN_ALERTS``) is re-posted. Alertmanager's routing,
 silences and inhibition then apply. The escalation level travels as an annotation, not a label,
-so that an escalation does not make Alertmanager see a new alert. After a failed post the next
-try waits as ``bridge.backoff.Backoff`` says (from 5 s, doubling, never longer than the
-interval), unless an alert changes first. The first failure in a row is logged, with every URL
-redacted (``bridge.httpclient.request_failure``), and the post that ends the run of failures;
-the retries between are counted, not logged. Each post ends in a CLIENT span with the HTTP client
-conventions, as a webhook attempt does (``bridge.tracing``).
+so that an escalation does not make Alertmanager see a new alert. The severity is a label (routes
+match it), so a severity change does: the labels Alertmanager last took for a firing alert are
+posted resolved beside its new ones, as Prometheus sends an alert that stopped firing, rather
+than left active until their ``endsAt`` lapsed, up to four intervals after the alert resolved
+(the poster remembers them from its first post: labels posted before a restart, or by another
+replica, still lapse). After a failed post the next try waits as ``bridge.backoff.Backoff``
+says (from 5 s, doubling, never longer than the interval), unless an alert changes first. The
+first failure in a row is logged, with every URL redacted (``bridge.httpclient.request_failure``),
+and the post that ends the run of failures; the retries between are counted, not logged. Each post
+ends in a CLIENT span with the HTTP client conventions, as a webhook attempt does
+(``bridge.tracing``).
 
 On the Redis bus only the work-queue lease holder posts (``holding``): its outbox alone is
 current (it took the open alerts up from Redis), while another replica's may still hold as firing
@@ -33,7 +38,7 @@ import json
 import logging
 import random as _random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -78,18 +83,32 @@ def _time(seconds: float) -> str:
     return format_timestamp(datetime.fromtimestamp(seconds, UTC))
 
 
+def _labels(record: AlertRecord) -> dict[str, str]:
+    """The labels Alertmanager tells ``record`` apart by: the webhook's, less the escalation
+    level."""
+    return {k: v for k, v in record.labels.items() if k != "escalation_level"}
+
+
 def alertmanager_alert(
-    record: AlertRecord, *, now: float, interval: float, generator_url: str
+    record: AlertRecord,
+    *,
+    now: float,
+    interval: float,
+    generator_url: str,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One entry of the ``POST /api/v2/alerts`` body."""
-    labels = {k: v for k, v in record.labels.items() if k != "escalation_level"}
+    """One entry of the ``POST /api/v2/alerts`` body; with ``labels`` (those it was posted with
+    before its severity changed), that labels' alert, ended when the alert last changed: a time
+    past, so that Alertmanager takes it as resolved over the ``endsAt`` it holds, ahead."""
     annotations = {**record.sent_annotations, "escalation_level": record.level_name}
-    if record.state is AlertState.RESOLVED and record.ends_at is not None:
+    if labels is not None:
+        ends_at = min(record.updated_at, now)
+    elif record.state is AlertState.RESOLVED and record.ends_at is not None:
         ends_at = record.ends_at
     else:
         ends_at = now + _RESEND_FACTOR * interval
     return {
-        "labels": labels,
+        "labels": _labels(record) if labels is None else dict(labels),
         "annotations": annotations,
         "startsAt": _time(record.starts_at),
         "endsAt": _time(max(ends_at, record.starts_at)),
@@ -148,6 +167,9 @@ class AlertmanagerPoster:
         self._failure = ""  # why the last post failed, as the log says it
         self._last_ok: float | None = None
         self._cursor: float | None = None
+        # The labels Alertmanager last took for each alert posted firing (until it takes it
+        # resolved): labels that differ now (its severity changed) are posted resolved.
+        self._firing: dict[str, dict[str, str]] = {}
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
@@ -240,6 +262,7 @@ class AlertmanagerPoster:
     def _stand_by(self) -> None:
         """Post nothing until this replica holds the work queue, and then in full at once."""
         self._last_ok = self._cursor = None
+        self._firing.clear()  # the holder's posts from now: which labels it posted is its own
         self._failures = 0
         if not self._standing_by:
             self._standing_by = True
@@ -278,15 +301,32 @@ class AlertmanagerPoster:
         return True
 
     async def _post(self, records: list[AlertRecord], now: float) -> bool:
-        body = [
-            alertmanager_alert(
-                record,
-                now=now,
-                interval=self.interval,
-                generator_url=alert_url(self._external_url(), record.alert_id),
+        """Post ``records`` (and, ended, the labels posted firing before a severity change), at
+        most ``_MAX_PER_POST`` alerts a request; True when Alertmanager took them all."""
+        body = []
+        for record in records:
+            url = alert_url(self._external_url(), record.alert_id)
+            before = self._firing.get(record.alert_id)
+            if before is not None and before != _labels(record):
+                body.append(
+                    alertmanager_alert(
+                        record, now=now, interval=self.interval, generator_url=url, labels=before
+                    )
+                )
+            body.append(
+                alertmanager_alert(record, now=now, interval=self.interval, generator_url=url)
             )
-            for record in records
-        ]
+        for start in range(0, len(body), _MAX_PER_POST):
+            if not await self._post_body(body[start : start + _MAX_PER_POST]):
+                return False
+        for record in records:
+            if record.open:
+                self._firing[record.alert_id] = _labels(record)
+            else:
+                self._firing.pop(record.alert_id, None)
+        return True
+
+    async def _post_body(self, body: list[dict[str, Any]]) -> bool:
         if self._session is None:
             return False
         start_ns, started = int(self._clock() * 1e9), self._monotonic()
@@ -318,7 +358,7 @@ class AlertmanagerPoster:
                 status=status,
                 error_type=error_type,
                 error=error,
-                extra={"exesdb.alerts": len(records)},
+                extra={"exesdb.alerts": len(body)},
             )
         )
         self._count(PostResult.FAILED if error_type else PostResult.OK)
