@@ -11,16 +11,16 @@ O(n) posted alerts, not O(n²). Both read the outbox a page of 1 000 alerts at a
 each page, so every open alert (up to ``MAX_OPEN_ALERTS``) is re-posted. Alertmanager's routing,
 silences and inhibition then apply. The escalation level travels as an annotation, not a label,
 so that an escalation does not make Alertmanager see a new alert. The severity is a label (routes
-match it), so a severity change does: the labels Alertmanager last took for a firing alert are
-posted resolved beside its new ones, as Prometheus sends an alert that stopped firing, rather
-than left active until their ``endsAt`` lapsed, up to four intervals after the alert resolved
-(the poster remembers them from its first post: labels posted before a restart, or by another
-replica, still lapse). After a failed post the next try waits as ``bridge.backoff.Backoff``
-says (from 5 s, doubling, never longer than the interval), unless an alert changes first. The
-first failure in a row is logged, with every URL redacted (``bridge.httpclient.request_failure``),
-and the post that ends the run of failures; the retries between are counted, not logged. Each post
-ends in a CLIENT span with the HTTP client conventions, as a webhook attempt does
-(``bridge.tracing``).
+match it), so a severity change does: the alert at the severity Alertmanager last took it at,
+firing, is posted resolved beside the new one, as Prometheus sends an alert that stopped firing,
+rather than left active until its ``endsAt`` lapsed, up to four intervals after the alert resolved
+(the poster remembers the severities from its first post: one posted before a restart, or by
+another replica, still lapses). After a failed post the next try waits as
+``bridge.backoff.Backoff`` says (from 5 s, doubling, never longer than the interval), unless an
+alert changes first. The first failure in a row is logged, with every URL redacted
+(``bridge.httpclient.request_failure``), and the post that ends the run of failures; the retries
+between are counted, not logged. Each post ends in a CLIENT span with the HTTP client conventions,
+as a webhook attempt does (``bridge.tracing``).
 
 On the Redis bus only the work-queue lease holder posts (``holding``): its outbox alone is
 current (it took the open alerts up from Redis), while another replica's may still hold as firing
@@ -37,8 +37,9 @@ import asyncio
 import json
 import logging
 import random as _random
+import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -83,32 +84,29 @@ def _time(seconds: float) -> str:
     return format_timestamp(datetime.fromtimestamp(seconds, UTC))
 
 
-def _labels(record: AlertRecord) -> dict[str, str]:
-    """The labels Alertmanager tells ``record`` apart by: the webhook's, less the escalation
-    level."""
-    return {k: v for k, v in record.labels.items() if k != "escalation_level"}
-
-
 def alertmanager_alert(
     record: AlertRecord,
     *,
     now: float,
     interval: float,
     generator_url: str,
-    labels: Mapping[str, str] | None = None,
+    severity: str | None = None,
 ) -> dict[str, Any]:
-    """One entry of the ``POST /api/v2/alerts`` body; with ``labels`` (those it was posted with
-    before its severity changed), that labels' alert, ended when the alert last changed: a time
-    past, so that Alertmanager takes it as resolved over the ``endsAt`` it holds, ahead."""
+    """One entry of the ``POST /api/v2/alerts`` body; with ``severity`` (the one it was posted at
+    before it changed), the alert at that severity, which Alertmanager holds as another, ended
+    when the alert last changed: a time past, so that Alertmanager takes it as resolved over
+    the ``endsAt`` it holds, ahead."""
+    labels = {k: v for k, v in record.labels.items() if k != "escalation_level"}
     annotations = {**record.sent_annotations, "escalation_level": record.level_name}
-    if labels is not None:
+    if severity is not None:
+        labels["severity"] = severity
         ends_at = min(record.updated_at, now)
     elif record.state is AlertState.RESOLVED and record.ends_at is not None:
         ends_at = record.ends_at
     else:
         ends_at = now + _RESEND_FACTOR * interval
     return {
-        "labels": _labels(record) if labels is None else dict(labels),
+        "labels": labels,
         "annotations": annotations,
         "startsAt": _time(record.starts_at),
         "endsAt": _time(max(ends_at, record.starts_at)),
@@ -167,9 +165,9 @@ class AlertmanagerPoster:
         self._failure = ""  # why the last post failed, as the log says it
         self._last_ok: float | None = None
         self._cursor: float | None = None
-        # The labels Alertmanager last took for each alert posted firing (until it takes it
-        # resolved): labels that differ now (its severity changed) are posted resolved.
-        self._firing: dict[str, dict[str, str]] = {}
+        # The severity Alertmanager last took each alert at, firing (until it takes it
+        # resolved): at another severity now, the alert at that one is posted resolved.
+        self._firing: dict[str, str] = {}
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
@@ -301,16 +299,17 @@ class AlertmanagerPoster:
         return True
 
     async def _post(self, records: list[AlertRecord], now: float) -> bool:
-        """Post ``records`` (and, ended, the labels posted firing before a severity change), at
-        most ``_MAX_PER_POST`` alerts a request; True when Alertmanager took them all."""
+        """Post ``records`` (and, ended, each at the severity it was posted at firing before it
+        changed), at most ``_MAX_PER_POST`` alerts a request; True when Alertmanager took them
+        all."""
         body = []
         for record in records:
             url = alert_url(self._external_url(), record.alert_id)
             before = self._firing.get(record.alert_id)
-            if before is not None and before != _labels(record):
+            if before is not None and before != record.severity:
                 body.append(
                     alertmanager_alert(
-                        record, now=now, interval=self.interval, generator_url=url, labels=before
+                        record, now=now, interval=self.interval, generator_url=url, severity=before
                     )
                 )
             body.append(
@@ -321,7 +320,7 @@ class AlertmanagerPoster:
                 return False
         for record in records:
             if record.open:
-                self._firing[record.alert_id] = _labels(record)
+                self._firing[record.alert_id] = sys.intern(record.severity)  # one of four
             else:
                 self._firing.pop(record.alert_id, None)
         return True
