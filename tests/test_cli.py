@@ -2369,6 +2369,40 @@ def test_outbox_retry_leaves_a_resolve_of_an_alert_that_fired_again_unless_force
     assert (forced.returncode, forced.stderr) == (0, "")
 
 
+def test_outbox_retry_of_a_firing_leaves_it_without_its_dead_lettered_resolve(
+    tmp_path: Path,
+) -> None:
+    """A dead-lettered firing whose resolve is dead-lettered too, named alone, is left (exit 1)
+    naming the resolve's delivery: sent alone, it would leave the alert firing at the receiver
+    with its resolve still dead (--force sends it all the same). Named with it, both go back,
+    the firing to go out first."""
+    outbox = Outbox.in_dir(tmp_path)
+    firing, resolve = _dead_firing_and_its_resolve(outbox)
+    _finish(outbox, resolve, DeliveryState.DEAD, 404)
+    outbox.close()
+    env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
+    refused = cli("outbox", "retry", firing, **env)
+    assert refused.returncode == 1
+    assert f"delivery '{firing}' left dead-lettered: the resolves of alerts it fires" in (
+        refused.stderr
+    )
+    assert f"('a' in delivery '{resolve}')" in refused.stderr
+    assert f"`exesdb-bridge outbox retry {firing} {resolve}`" in refused.stderr
+    assert "--force sends it all the same" in refused.stderr
+    assert "0 dead-lettered deliveries back to pending" in refused.stdout
+    both = cli("outbox", "retry", firing, resolve, **env)
+    assert (both.returncode, both.stderr) == (0, "")
+    assert "2 dead-lettered deliveries back to pending" in both.stdout
+    outbox = Outbox.in_dir(tmp_path)
+    try:
+        assert {d.id for d in outbox.queue.deliveries("pending")} == {firing, resolve}
+        first = outbox.queue.next_due(_HOOK, T0 + 3600)
+        assert first is not None
+        assert first.id == firing  # the firing goes out first, the resolve after it
+    finally:
+        outbox.close()
+
+
 def test_a_dead_firing_whose_resolve_still_waits_may_be_retried(tmp_path: Path) -> None:
     """A dead-lettered firing whose resolve is still pending is retried (it goes out first,
     the resolve after it), as is one whose alert fired again after the resolve was sent."""

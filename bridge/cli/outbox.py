@@ -276,6 +276,19 @@ def _left_why(delivery: Unretryable) -> str:
                 f"it resolves alerts {receiver} was sent firing again since ({refired}), so sent"
                 " again it would show them resolved there while they fire"
             )
+        if delivery.resolves_dead:
+            waiting = ", ".join(
+                f"{alert_id!r} in delivery {resolve!r}"
+                for alert_id, resolve in delivery.resolves_dead
+            )
+            with_them = " ".join(
+                dict.fromkeys([delivery.delivery_id, *(r for _, r in delivery.resolves_dead)])
+            )
+            why.append(
+                f"the resolves of alerts it fires are dead-lettered too ({waiting}), so sent alone"
+                f" it would leave them firing at {receiver}: retry it with them"
+                f" (`exesdb-bridge outbox retry {with_them}`)"
+            )
         return (
             f"delivery {delivery.delivery_id!r} left dead-lettered: {'; '.join(why)};"
             " --force sends it all the same"

@@ -147,6 +147,41 @@ async def test_resolve_reaches_alertmanager_with_ends_at(
     assert body["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
 
 
+def active_severities(server: AlertmanagerServer, alert_id: str) -> list[str]:
+    """The severities of the alerts for ``alert_id`` Alertmanager holds active."""
+    return sorted(
+        alert["labels"]["severity"]
+        for alert in server.alerts(active_only=True)
+        if alert["labels"].get("alert_id") == alert_id
+    )
+
+
+async def test_an_alert_changing_severity_is_one_active_alert_in_alertmanager(
+    tmp_path: Path, alertmanager_server
+) -> None:
+    """An alert raised at warning, then at critical, is held active by Alertmanager at
+    critical alone (its severity label makes it another alert there), and once resolved at
+    neither: the warning one is not left active until its endsAt, minutes later."""
+    server: AlertmanagerServer = alertmanager_server()
+    async with alert_bridge(tmp_path, serve_http=False, EXESDB_ALERTMANAGER_URL=server.url) as (
+        bridge,
+        _sink,
+        _watcher,
+    ):
+        bridge.bus.publish("disk_full", system_alert("am-sev", severity="warning"))
+        await async_wait_until(
+            lambda: active_severities(server, "am-sev") == ["warning"], 15, "warning active"
+        )
+        bridge.bus.publish("disk_full", system_alert("am-sev", severity="critical"))
+        await async_wait_until(
+            lambda: active_severities(server, "am-sev") == ["critical"], 15, "critical alone"
+        )
+        bridge.bus.publish("alerts", AlertAck(alert_id="am-sev", ack_by="ops", resolution="ok"))
+        await async_wait_until(
+            lambda: active_severities(server, "am-sev") == [], 15, "neither active"
+        )
+
+
 async def test_an_alert_dated_by_a_clock_far_ahead_still_resolves_in_alertmanager(
     tmp_path: Path, alertmanager_server
 ) -> None:

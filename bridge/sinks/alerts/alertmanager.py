@@ -10,12 +10,17 @@ alert changed) posts only the alerts changed since the last post, so a burst of 
 O(n) posted alerts, not O(n²). Both read the outbox a page of 1 000 alerts at a time and post
 each page, so every open alert (up to ``MAX_OPEN_ALERTS``) is re-posted. Alertmanager's routing,
 silences and inhibition then apply. The escalation level travels as an annotation, not a label,
-so that an escalation does not make Alertmanager see a new alert. After a failed post the next
-try waits as ``bridge.backoff.Backoff`` says (from 5 s, doubling, never longer than the
-interval), unless an alert changes first. The first failure in a row is logged, with every URL
-redacted (``bridge.httpclient.request_failure``), and the post that ends the run of failures;
-the retries between are counted, not logged. Each post ends in a CLIENT span with the HTTP client
-conventions, as a webhook attempt does (``bridge.tracing``).
+so that an escalation does not make Alertmanager see a new alert. The severity is a label (routes
+match it), so a severity change does: the alert at the severity Alertmanager last took it at,
+firing, is posted resolved beside the new one, as Prometheus sends an alert that stopped firing,
+rather than left active until its ``endsAt`` lapsed, up to four intervals after the alert resolved
+(the poster remembers the severities from its first post: one posted before a restart, or by
+another replica, still lapses). After a failed post the next try waits as
+``bridge.backoff.Backoff`` says (from 5 s, doubling, never longer than the interval), unless an
+alert changes first. The first failure in a row is logged, with every URL redacted
+(``bridge.httpclient.request_failure``), and the post that ends the run of failures; the retries
+between are counted, not logged. Each post ends in a CLIENT span with the HTTP client conventions,
+as a webhook attempt does (``bridge.tracing``).
 
 On the Redis bus only the work-queue lease holder posts (``holding``): its outbox alone is
 current (it took the open alerts up from Redis), while another replica's may still hold as firing
@@ -32,6 +37,7 @@ import asyncio
 import json
 import logging
 import random as _random
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -79,12 +85,23 @@ def _time(seconds: float) -> str:
 
 
 def alertmanager_alert(
-    record: AlertRecord, *, now: float, interval: float, generator_url: str
+    record: AlertRecord,
+    *,
+    now: float,
+    interval: float,
+    generator_url: str,
+    severity: str | None = None,
 ) -> dict[str, Any]:
-    """One entry of the ``POST /api/v2/alerts`` body."""
+    """One entry of the ``POST /api/v2/alerts`` body; with ``severity`` (the one it was posted at
+    before it changed), the alert at that severity, which Alertmanager holds as another, ended
+    when the alert last changed: a time past, so that Alertmanager takes it as resolved over
+    the ``endsAt`` it holds, ahead."""
     labels = {k: v for k, v in record.labels.items() if k != "escalation_level"}
     annotations = {**record.sent_annotations, "escalation_level": record.level_name}
-    if record.state is AlertState.RESOLVED and record.ends_at is not None:
+    if severity is not None:
+        labels["severity"] = severity
+        ends_at = min(record.updated_at, now)
+    elif record.state is AlertState.RESOLVED and record.ends_at is not None:
         ends_at = record.ends_at
     else:
         ends_at = now + _RESEND_FACTOR * interval
@@ -148,6 +165,9 @@ class AlertmanagerPoster:
         self._failure = ""  # why the last post failed, as the log says it
         self._last_ok: float | None = None
         self._cursor: float | None = None
+        # The severity Alertmanager last took each alert at, firing (until it takes it
+        # resolved): at another severity now, the alert at that one is posted resolved.
+        self._firing: dict[str, str] = {}
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
@@ -240,6 +260,7 @@ class AlertmanagerPoster:
     def _stand_by(self) -> None:
         """Post nothing until this replica holds the work queue, and then in full at once."""
         self._last_ok = self._cursor = None
+        self._firing.clear()  # the holder's posts from now: which labels it posted is its own
         self._failures = 0
         if not self._standing_by:
             self._standing_by = True
@@ -278,15 +299,33 @@ class AlertmanagerPoster:
         return True
 
     async def _post(self, records: list[AlertRecord], now: float) -> bool:
-        body = [
-            alertmanager_alert(
-                record,
-                now=now,
-                interval=self.interval,
-                generator_url=alert_url(self._external_url(), record.alert_id),
+        """Post ``records`` (and, ended, each at the severity it was posted at firing before it
+        changed), at most ``_MAX_PER_POST`` alerts a request; True when Alertmanager took them
+        all."""
+        body = []
+        for record in records:
+            url = alert_url(self._external_url(), record.alert_id)
+            before = self._firing.get(record.alert_id)
+            if before is not None and before != record.severity:
+                body.append(
+                    alertmanager_alert(
+                        record, now=now, interval=self.interval, generator_url=url, severity=before
+                    )
+                )
+            body.append(
+                alertmanager_alert(record, now=now, interval=self.interval, generator_url=url)
             )
-            for record in records
-        ]
+        for start in range(0, len(body), _MAX_PER_POST):
+            if not await self._post_body(body[start : start + _MAX_PER_POST]):
+                return False
+        for record in records:
+            if record.open:
+                self._firing[record.alert_id] = sys.intern(record.severity)  # one of four
+            else:
+                self._firing.pop(record.alert_id, None)
+        return True
+
+    async def _post_body(self, body: list[dict[str, Any]]) -> bool:
         if self._session is None:
             return False
         start_ns, started = int(self._clock() * 1e9), self._monotonic()
@@ -318,7 +357,7 @@ class AlertmanagerPoster:
                 status=status,
                 error_type=error_type,
                 error=error,
-                extra={"exesdb.alerts": len(records)},
+                extra={"exesdb.alerts": len(body)},
             )
         )
         self._count(PostResult.FAILED if error_type else PostResult.OK)

@@ -303,7 +303,9 @@ class DeadLetters:
         a resolve of an alert it was sent firing again would show it resolved while it fires;
         and the others superseded: each of their alerts was in a later delivery the receiver
         took, so sent again (after it, deliveries going out in the order they were made) they
-        would tell it an older state of them than the last it heard."""
+        would tell it an older state of them than the last it heard; and, among those named,
+        a firing whose alerts' latest deliveries to the receiver since are resolves
+        dead-lettered and not named beside it: sent alone, it would leave them firing there."""
         configured = self._queue.configured()
         where, params = "", dict[str, str]()
         if delivery_ids is not None:
@@ -325,7 +327,37 @@ class DeadLetters:
                         )
                     elif since.superseded:
                         left.append(Unretryable(row["id"], row["url"], True, superseded=True))
+                    elif delivery_ids is not None and (
+                        waiting := self._resolves_dead(db, row, delivery_ids)
+                    ):
+                        left.append(Unretryable(row["id"], row["url"], True, resolves_dead=waiting))
         return left
+
+    @staticmethod
+    def _resolves_dead(
+        db: sqlite3.Connection, dead: sqlite3.Row, named: Sequence[str]
+    ) -> tuple[tuple[str, str], ...]:
+        """The alerts ``dead`` fires whose latest delivery to its receiver since is a resolve
+        dead-lettered too, not among ``named``: each alert's id, and that delivery's id."""
+        waiting = []
+        for alert_id, (status, _) in alerts_told(bytes(dead["body"])).items():
+            if status != "firing":
+                continue
+            last = db.execute(
+                "SELECT later.id, later.state, later.body FROM carried"
+                " JOIN deliveries AS later ON later.id = carried.delivery_id"
+                " WHERE carried.alert_id = :alert_id AND later.url = :url"
+                " AND later.rowid > :rowid ORDER BY later.rowid DESC LIMIT 1",
+                {"alert_id": alert_id, "url": dead["url"], "rowid": dead["rowid"]},
+            ).fetchone()
+            if (
+                last is not None
+                and last["state"] == DeliveryState.DEAD.value
+                and last["id"] not in named
+                and alerts_told(bytes(last["body"])).get(alert_id, ("",))[0] == "resolved"
+            ):
+                waiting.append((alert_id, str(last["id"])))
+        return tuple(waiting)
 
     @staticmethod
     def _told_since(db: sqlite3.Connection, dead: sqlite3.Row) -> _ToldSince:

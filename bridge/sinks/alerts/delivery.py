@@ -514,6 +514,8 @@ class DeliveryWorker:
         delivery = await self._db.call(self._queue.next_due, self.key, now)
         if delivery is not None and not self._stopping:  # stopping: no new attempt
             vetted = await self._vet(delivery)
+            if self._stop_asked():  # while it was vetted (a read of Redis, or of the outbox)
+                return 0.0
             if vetted is not None:
                 await self.attempt(vetted)
                 return 0.0
@@ -526,6 +528,11 @@ class DeliveryWorker:
         if wake_at is None:
             return _POLL_SECONDS
         return min(_POLL_SECONDS, max(wake_at - self._clock(), 0.0))
+
+    def _stop_asked(self) -> bool:
+        # Read anew after an await (a stop may come meanwhile), where mypy would take the
+        # attribute as it was last tested.
+        return self._stopping
 
     async def attempt(self, delivery: Delivery) -> DeliveryState:
         """Send ``delivery`` once and record the outcome durably; raises when the outbox cannot

@@ -16,7 +16,9 @@ note dropped. A crash (SIGKILL) at any point:
   comes back; this replica, started again before another took the lease, finds its note and
   stores it itself (a note whose alerts changed since is stored without them: theirs stand);
 - after the outbox stored it, before the note was dropped: storing it again changes nothing
-  (the outbox remembers the plans it stored).
+  (the outbox remembers the plans it stored), for this replica started again before another
+  took the lease; the next holder, which cannot tell, takes the note over and notifies, and
+  this replica's outbox still does once it is back: sent twice, as below.
 
 A change that fails between the two without a crash (the outbox failing, Redis's answer lost)
 is stored from its note before the next change is worked out, so the retried batch finds it

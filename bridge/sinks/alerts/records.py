@@ -213,7 +213,9 @@ class Unretryable:
     it resolves alerts the receiver has since been sent firing again (``refired``: their ids),
     so sent again it would show them resolved while they fire; or else it is ``superseded``:
     the receiver took a later delivery of each of its alerts, so sent again it would tell it an
-    older state of them after the newer one."""
+    older state of them after the newer one; or, named without them, it fires alerts whose
+    resolves wait dead-lettered too (``resolves_dead``: each alert's id and the id of the
+    delivery of its resolve), so sent alone it would leave them firing at the receiver."""
 
     delivery_id: str
     receiver: str
@@ -221,6 +223,7 @@ class Unretryable:
     resolved: tuple[tuple[str, str], ...] = ()
     refired: tuple[str, ...] = ()
     superseded: bool = False
+    resolves_dead: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,6 +95,9 @@ _CLOSE_MARGIN_SECONDS: Final = 1.0
 # Open (firing or acknowledged) alerts kept at most; new ones beyond are refused and counted
 # (an event alert from nine tenths of it: transitions.open_cap).
 MAX_OPEN_ALERTS: Final = 50_000
+# Health readings this many health intervals apart are a silence (as the health collector's own
+# are), when that is longer than EXESDB_ALERT_RESOLVE_TIMEOUT_MS.
+_SILENT_INTERVALS: Final = 2.5
 # How long a delivery due at start waits for Redis's first answer before it goes unchecked.
 _FIRST_ANSWER_SECONDS: Final = 5.0
 # The last error of a delivery made of notifications withheld from a receiver that takes no
@@ -193,10 +196,16 @@ class AlertSink:
         self.workers: dict[str, DeliveryWorker] = {}
         self.alertmanager: AlertmanagerPoster | None = None
         self._ready = asyncio.Event()
-        # Health conditions waiting for EXESDB_ALERT_FOR_MS before they alert (see pending).
+        # Health conditions waiting for EXESDB_ALERT_FOR_MS before they alert (see pending);
+        # readings further apart than the resolve timeout, or than _SILENT_INTERVALS health
+        # intervals when longer, are a silence: with a health interval past the resolve
+        # timeout, every reading would otherwise start the wait afresh and none ever alert.
         self._pending = PendingConditions(
             settings.alert_for_seconds,
-            forget_after=self._resolve_after,
+            forget_after=max(
+                self._resolve_after,
+                _SILENT_INTERVALS * settings.health_broadcast_interval / 1000,
+            ),
             max_conditions=max_open_alerts,
             clock=clock,
         )

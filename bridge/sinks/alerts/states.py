@@ -129,22 +129,23 @@ class AlertStates:
         stale).
         """
         if self._index is None:
-            current = await self._db.call(self._alerts.get, ack.alert_id)
-            if current is None or on_ack(current, ack, now).effect is Effect.NONE:
-                return current, False  # unknown, or acknowledged or resolved already
-            record = await self._db.call(
-                self._alerts.acknowledge,
-                ack.alert_id,
-                ack.ack_by,
-                now,
-                ack_note=ack.ack_note,
-                resolution=ack.resolution,
-            )
-        else:
-            record = on_ack(await self._db.call(self._alerts.get, ack.alert_id), ack, now).record
-            if record is not None and self._holding():
-                try:
-                    await self._index.change(self._alerts.plan, [ack], now)
-                except TransportError as exc:
-                    _logger.warning("alerts: the acknowledgement waits for the holder: %s", exc)
+            # One call on the database thread, read and store: another acknowledgement of the
+            # alert between the two would have both announced.
+            return await self._db.call(self._acknowledged, ack, now)
+        record = on_ack(await self._db.call(self._alerts.get, ack.alert_id), ack, now).record
+        if record is not None and self._holding():
+            try:
+                await self._index.change(self._alerts.plan, [ack], now)
+            except TransportError as exc:
+                _logger.warning("alerts: the acknowledgement waits for the holder: %s", exc)
         return record, record is not None
+
+    def _acknowledged(self, ack: Acknowledgement, now: float) -> tuple[AlertRecord | None, bool]:
+        """``acknowledge`` on the in-process bus, on the database thread."""
+        current = self._alerts.get(ack.alert_id)
+        if current is None or on_ack(current, ack, now).effect is Effect.NONE:
+            return current, False  # unknown, or acknowledged or resolved already
+        record = self._alerts.acknowledge(
+            ack.alert_id, ack.ack_by, now, ack_note=ack.ack_note, resolution=ack.resolution
+        )
+        return record, True

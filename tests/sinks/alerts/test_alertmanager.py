@@ -8,6 +8,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -344,6 +345,65 @@ async def test_every_open_alert_is_posted_however_many_and_however_many_changed(
         poster.wake()
         await async_wait_until(lambda: posted(done) >= set(later), what="every change posted")
         assert posted(done) == set(later)
+
+
+async def test_a_severity_change_posts_the_labels_alertmanager_held_before_as_resolved(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """The severity is a label, so Alertmanager holds an alert whose severity changed as
+    another: the post of the change also ends the one it held (its labels, endsAt the change's
+    time), once, so that it does not stay active until its endsAt, four intervals ahead."""
+
+    def sent(post: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        return sorted((a["labels"]["severity"], a["endsAt"]) for a in post)
+
+    async with poster_to(receiver.url, tmp_path) as (poster, outbox, clock):
+        outbox.alerts.apply([firing_event("a1")], clock.now)
+        poster.start()
+        await async_wait_until(lambda: len(receiver.posts) == 1, what="the first post")
+        clock.advance(10)
+        changed = replace(firing_event("a1"), severity="critical")
+        outbox.alerts.apply([changed], clock.now)
+        clock.advance(1)
+        poster.wake()
+        await async_wait_until(lambda: len(receiver.posts) == 2, what="the change's post")
+        assert sent(receiver.posts[1]) == [
+            ("critical", "2027-01-15T08:04:11.000Z"),  # four intervals after the post
+            ("warning", "2027-01-15T08:00:10.000Z"),  # when the severity changed
+        ]
+        assert {a["labels"]["alert_id"] for a in receiver.posts[1]} == {"a1"}
+        clock.advance(60)
+        at = datetime.fromtimestamp(clock.now, UTC)
+        outbox.alerts.apply([replace(changed, status="resolved", at=at)], clock.now)
+        poster.wake()
+        await async_wait_until(lambda: len(receiver.posts) == 3, what="the resolve's post")
+        assert sent(receiver.posts[2]) == [("critical", "2027-01-15T08:01:11.000Z")]
+
+
+async def test_a_page_of_severity_changes_goes_out_in_posts_of_at_most_1000_alerts(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A page of 1 000 alerts that all changed severity is 2 000 alerts to post (each also at
+    its former severity, resolved): two posts of 1 000, not one of 2 000."""
+    ids = [f"a{n:04}" for n in range(1000)]
+    async with poster_to(receiver.url, tmp_path) as (poster, outbox, clock):
+        outbox.alerts.apply([firing_event(alert_id) for alert_id in ids], clock.now)
+        poster.start()
+        await async_wait_until(lambda: len(receiver.posts) == 1, what="the first post")
+        clock.advance(10)
+        critical = [replace(firing_event(alert_id), severity="critical") for alert_id in ids]
+        outbox.alerts.apply(critical, clock.now)
+        poster.wake()
+        await async_wait_until(lambda: len(receiver.posts) == 3, what="the change's posts")
+        assert [len(post) for post in receiver.posts] == [1000, 1000, 1000]
+        changes = [
+            (alert["labels"]["severity"], alert["labels"]["alert_id"])
+            for post in receiver.posts[1:]
+            for alert in post
+        ]
+        assert sorted(changes) == sorted(
+            (severity, alert_id) for severity in ("critical", "warning") for alert_id in ids
+        )
 
 
 async def test_a_failed_post_is_logged_without_the_urls_credentials(

@@ -421,3 +421,41 @@ async def test_a_stop_cancelled_while_the_worker_unwinds_stays_cancelled(outbox:
         assert closer.cancelled()
     finally:
         db.close()
+
+
+async def test_a_stop_while_a_delivery_is_vetted_starts_no_attempt(outbox: Outbox) -> None:
+    """A stop asked while the worker vets its next delivery (on Redis, a read of Redis's alert
+    states; with send_resolved: false, one of the outbox) starts no attempt after the vet: the
+    stop gives the attempts in flight its grace, and starts none."""
+    vetting = asyncio.Event()
+    vetted = asyncio.Event()
+
+    async def vet(delivery: Delivery) -> Delivery | None:
+        vetting.set()
+        await vetted.wait()
+        return delivery
+
+    sender = ScriptedSender([result(Outcome.DELIVERED, 200)])
+    db = DbThread()
+    worker = DeliveryWorker(
+        URL,
+        queue=outbox.queue,
+        db=db,
+        sender=sender,
+        policy=RetryPolicy(Backoff(base=1.0, cap=8.0), deadline=100.0),
+        group_wait=0.0,
+        build=one_each,
+        report=lambda delivery, res, state, attempt: None,
+        clock=ManualClock(T0),
+        vet=vet,
+    )
+    try:
+        step = asyncio.ensure_future(worker.step())
+        await asyncio.wait_for(vetting.wait(), 10)
+        worker.stop()
+        vetted.set()
+        await asyncio.wait_for(step, 10)
+    finally:
+        db.close()
+    assert sender.sent == []
+    assert outbox.queue.depth().pending == 1  # still there for the next start

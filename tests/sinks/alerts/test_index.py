@@ -1,5 +1,6 @@
 """The open-alert index: every change made in Redis (fenced by the lease) before the outbox, and
-each crash point between the two neither loses a notification nor sends one twice."""
+each crash point between the two never loses a notification (nor, but for a note taken over
+that its outbox had stored, sends one twice)."""
 
 from __future__ import annotations
 

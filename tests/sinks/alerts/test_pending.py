@@ -102,6 +102,30 @@ async def test_a_reading_dated_by_a_clock_far_ahead_holds_no_alert_back(tmp_path
     assert record.starts_at == _at(60).timestamp()
 
 
+async def test_readings_a_health_interval_apart_hold_when_it_is_longer_than_the_resolve_timeout(
+    tmp_path: Path,
+) -> None:
+    """With a health interval of 10 min, longer than EXESDB_ALERT_RESOLVE_TIMEOUT_MS (5 min),
+    readings one interval apart are one condition held, not each a silence's new start: the
+    third unhealthy reading, two intervals after the first, raises node_health."""
+    clock = ManualClock(_at(0).timestamp())
+    async with alert_bridge(
+        tmp_path,
+        clock=clock,
+        EXESDB_HEALTH_BROADCAST_INTERVAL="600000",
+        EXESDB_ALERT_FOR_MS="1200000",  # two health intervals, as when it is unset
+    ) as (bridge, sink, _):
+        for step in range(3):
+            at = _at(600 * step)
+            clock.now = at.timestamp()
+            bridge.bus.publish("health", NodeHealth(node="n1", status="unhealthy", timestamp=at))
+            await _settled(bridge, sink, f"m{step}")
+        record = await async_wait_until(
+            lambda: stored(sink.outbox, "node_health:n1"), what="node_health after the hold"
+        )
+    assert (record.severity, record.starts_at) == ("critical", _at(1200).timestamp())
+
+
 async def test_a_single_unhealthy_reading_raises_nothing(tmp_path: Path) -> None:
     """One unhealthy reading between healthy ones, of a node or a component, alerts nothing."""
     async with alert_bridge(tmp_path, EXESDB_ALERT_FOR_MS=MINUTE) as (bridge, sink, _):

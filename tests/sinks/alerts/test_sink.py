@@ -20,11 +20,14 @@ from bridge.settings import Settings
 from bridge.sinks.alerts import Outbox
 from bridge.sinks.alerts.index import encode
 from bridge.sinks.alerts.outbox import FILE_NAME
+from bridge.sinks.alerts.records import Acknowledgement
+from bridge.sinks.alerts.thread import DbThread
 from tests.sinks.alerts.helpers import (
     T0,
     alert_bridge,
     critical_cpu,
     envelope,
+    hold,
     sink_bridge,
     stored,
     system_alert,
@@ -214,6 +217,48 @@ async def test_an_ack_that_changes_nothing_publishes_no_alertack(tmp_path: Path)
         ("a1", "alice", None),
         ("a1", "alice", "fixed"),
         ("a2", "carol", None),
+    ]
+
+
+class CountingDb(DbThread):
+    """The sink's database thread, counting the calls asked of it (``asked``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    async def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        self.asked += 1
+        return await super().call(fn, *args, **kwargs)
+
+
+async def test_two_acks_at_once_publish_one_alertack(tmp_path: Path) -> None:
+    """Two people acknowledging one firing alert at the same moment: the one stored first is
+    published, the other answered with it and not published (it changed nothing), as when they
+    come one after the other."""
+    db = CountingDb()
+    async with alert_bridge(tmp_path, serve_http=False, db=db) as (bridge, sink, watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        bridge.bus.publish("disk_full", system_alert("a2"))
+        await async_wait_until(lambda: stored(sink.outbox, "a2"), what="the alerts stored")
+        release = await hold(db)
+        asked = db.asked
+        acks = [
+            asyncio.ensure_future(sink.acknowledge(Acknowledgement("a1", who)))
+            for who in ("alice", "bob")
+        ]
+        await async_wait_until(lambda: db.asked >= asked + 2, what="both acks at the outbox")
+        release.set()
+        answers = await asyncio.gather(*acks)
+        assert {answer.ack_by for answer in answers if answer is not None} == {"alice"}
+        # The last ack, of another alert, comes after any the two published.
+        await sink.acknowledge(Acknowledgement("a2", "carol"))
+        await async_wait_until(
+            lambda: any(ack.alert_id == "a2" for ack in watcher.of(AlertAck)), what="a2's ack"
+        )
+    assert [(ack.alert_id, ack.ack_by) for ack in watcher.of(AlertAck)] == [
+        ("a1", "alice"),
+        ("a2", "carol"),
     ]
 
 
