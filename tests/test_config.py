@@ -1268,6 +1268,37 @@ def test_a_node_name_that_is_no_host_name_in_alert_links_is_warned_of(
     assert not [note for note in without_receivers if note.startswith(LINKS_WARNING)]
 
 
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        ({}, None),
+        ({"EXESDB_SERIES_TTL_MS": "120000"}, None),
+        ({"EXESDB_SERIES_TTL_MS": "119999"}, ("EXESDB_METRICS_BROADCAST_INTERVAL", 60_000)),
+        (
+            {"EXESDB_SERIES_TTL_MS": "45000", "EXESDB_METRICS_BROADCAST_INTERVAL": "10000"},
+            ("EXESDB_HEALTH_BROADCAST_INTERVAL", 30_000),
+        ),
+        ({"EXESDB_SERIES_TTL_MS": "30000"}, ("EXESDB_METRICS_BROADCAST_INTERVAL", 60_000)),
+        ({"EXESDB_SERIES_TTL_MS": "1000", "EXESDB_PUBSUB_INTEGRATION": "false"}, None),
+    ],
+)
+def test_a_series_ttl_under_two_collector_intervals_is_warned_of(
+    env: dict[str, Any], warned: tuple[str, int] | None
+) -> None:
+    """A series TTL under twice the health or metrics interval loses the series (and resolves
+    the health alerts they keep up) at one late reading: start-up and check-config warn, naming
+    the interval and the least TTL that holds; with the collectors off it is not warned of."""
+    settings = Settings(**env)
+    notes = [n for n in start_warnings(settings, {}) if n.startswith("EXESDB_SERIES_TTL_MS")]
+    if warned is None:
+        assert notes == []
+    else:
+        name, interval = warned
+        [note] = notes
+        assert f"is under twice {name} ({interval} ms)" in note
+        assert note.endswith(f"make it at least {2 * interval}")
+
+
 @pytest.mark.parametrize("token", ["short-token", "  short-token   \n"])
 def test_a_short_admin_token_is_warned_of(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], token: str
