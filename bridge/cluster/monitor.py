@@ -354,8 +354,14 @@ class ClusterMonitor:
         if self._nodes.pop(name, None) is not None:
             self._pending.pop(name, None)
             self._unheard.pop(name, None)
-            if name == self.node:  # its own stop (Ctrl-C), not an incident
+            if name == self.node and self._closed:  # its own stop (Ctrl-C), not an incident
                 _logger.info("stopping: this node (%s) leaves the cluster", name)
+            elif name == self.node:  # a process sharing its EXESDB_NODE stopped
+                _logger.warning(
+                    "another process running as this node (%s) left the cluster while this one"
+                    " runs: two processes share EXESDB_NODE; give each its own",
+                    name,
+                )
             else:
                 _logger.info("node %s left the cluster", name)
 
