@@ -115,11 +115,15 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_HTTP_ADDR", "[::1]", "the port is missing, e.g. [::1]:9570"),
         ("EXESDB_HTTP_ADDR", "0.0.0.0:99999", "0 to 65535"),
         ("EXESDB_HTTP_ADDR", "9571", "not a port alone: 0.0.0.0:9571 on every interface"),
-        ("EXESDB_HTTP_ADDR", "http://127.0.0.1:9570", "not a URL"),
-        ("EXESDB_HTTP_ADDR", "127.0.0.1:9570/", "not a URL"),
+        # A URL or an address with blanks is told the address meant, the user's own port.
+        ("EXESDB_HTTP_ADDR", "http://127.0.0.1:19571", "not a URL, e.g. 127.0.0.1:19571 ("),
+        ("EXESDB_HTTP_ADDR", "127.0.0.1:19571/", "not a URL, e.g. 127.0.0.1:19571 ("),
+        ("EXESDB_HTTP_ADDR", "http://ops:pw@[::1]:19571/x", "not a URL, e.g. [::1]:19571 ("),
+        ("EXESDB_HTTP_ADDR", "http://bridge.example/", "not a URL, e.g. 0.0.0.0:9570 ("),
         # A blank in the host was taken, then failed at listen (exit 1) and crashed the probe.
-        ("EXESDB_HTTP_ADDR", " 127.0.0.1:9570", "without spaces or other blanks"),
-        ("EXESDB_HTTP_ADDR", "127.0.0.1 :9570", "without spaces or other blanks"),
+        ("EXESDB_HTTP_ADDR", " 127.0.0.1:19571", "blanks, e.g. 127.0.0.1:19571"),
+        ("EXESDB_HTTP_ADDR", "127.0.0.1 :9570", "without spaces or other blanks, e.g. 127"),
+        ("EXESDB_HTTP_ADDR", "1 2", "without spaces or other blanks, e.g. 0.0.0.0:9570"),
         # A host that is no name nor address was taken, then listened on or asked mangled.
         ("EXESDB_HTTP_ADDR", "::9570", "the host an IP address ([::1] for IPv6) or a host name"),
         ("EXESDB_HTTP_ADDR", "[bridge:9570", "the host an IP address"),
