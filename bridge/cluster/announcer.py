@@ -353,7 +353,17 @@ class Announcer:
     async def _farewell(self, name: str, reason: Reason, up: int, *, heard: bool) -> None:
         """Announce a forgotten node as left, once across replicas: its alert resolves.
         ``heard``: its left was heard already (from the replica that forgot it first)."""
+        if name in self._nodes:
+            return  # heard again since it was queued: its return is announced instead
         previous = await self._swap_state(name, _FORGOTTEN)
+        node = self._nodes.get(name)
+        if node is not None:
+            # Heard again during the swap: its return is announced instead (reconnected if its
+            # alert is open), so the key goes back to what it said, or (None cannot be put
+            # back) to what has that return judged as it would have been.
+            if previous != _FORGOTTEN:
+                await self._swap_state(name, previous or node.announced or "up")
+            return
         if previous == _FORGOTTEN:
             # Another replica forgot it first, and announces it; should that one have died
             # before its publish, one of the others does, an interval on (_farewell_unheard).
