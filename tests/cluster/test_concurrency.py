@@ -159,3 +159,31 @@ async def test_a_replica_that_could_not_hear_waits_an_interval_more_before_annou
     clock.advance(1.1)
     await replica.tick()
     assert replica.published(NodeLifecycle, event="down", node="app-1") == []
+
+
+async def test_a_forgotten_node_heard_during_the_swap_of_its_left_is_announced_back_not_left(
+    make_replica, clock: Clock
+) -> None:
+    """A node forgotten down and heard again while the swap of its left is in flight is
+    announced reconnected, not left: shown back as soon as it is, its node_failure resolved."""
+    coordinator = GatedCoordinator(clock)
+    replica = await make_replica("bridge-1", coordinator, forget_ms=10_000)
+    await replica.hear("app-1")
+    clock.advance(3.5)
+    await replica.tick()
+    assert len(replica.published(NodeLifecycle, event="down", node="app-1")) == 1
+    clock.advance(10)  # EXESDB_NODE_FORGET_MS: the next tick forgets it and swaps its left
+    coordinator.hold = True
+    taken = await replica.naps.wake()
+    await asyncio.wait_for(coordinator.waiting.wait(), 5)
+    health = NodeHealth(node="app-1", status="healthy")
+    await replica.hear("app-1", health)
+    coordinator.gate.set()
+    await replica.naps.napped_since(taken)
+    for _ in range(3):
+        clock.advance(1.1)
+        await replica.hear("app-1", health)
+        await replica.tick()
+    assert replica.published(NodeLifecycle, event="left", node="app-1") == []
+    assert len(replica.published(NodeLifecycle, event="reconnected", node="app-1")) == 1
+    assert await coordinator.swap("cluster:node:app-1", "up", 60_000) == "up"
