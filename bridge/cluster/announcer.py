@@ -147,6 +147,11 @@ class Announcer:
             del self._unheard[name]
         if event == "left":
             self._unheard_farewells.pop(name, None)
+            farewell = self._farewells.get(name)
+            if farewell is not None and not farewell[2]:
+                # Forgotten here, its left still to come (or its swap in flight): that replica
+                # forgot it first, so no wait for this left once the key says forgotten.
+                self._farewells[name] = (farewell[0], farewell[1], True)
 
     def bid_farewell(
         self, name: str, reason: Reason, *, announced: bool, heard: bool = False
@@ -204,8 +209,9 @@ class Announcer:
         for name, farewell in list(self._farewells.items())[: self._per_tick]:
             if self._stopped:
                 return
-            await self._farewell(name, farewell[0], up, heard=farewell[2])
-            if self._farewells.get(name) == farewell:
+            await self._farewell(name, farewell[0], up)
+            # Its left heard meanwhile (see heard) changes only that flag: it is done with.
+            if (queued := self._farewells.get(name)) is not None and queued[:2] == farewell[:2]:
                 del self._farewells[name]
         now = self._clock()
         for name, (state, due) in list(self._unheard.items())[: self._per_tick]:
@@ -350,9 +356,8 @@ class Announcer:
         self._unheard.pop(name, None)
         return "node_removed" if state == "down" else "node_added"
 
-    async def _farewell(self, name: str, reason: Reason, up: int, *, heard: bool) -> None:
-        """Announce a forgotten node as left, once across replicas: its alert resolves.
-        ``heard``: its left was heard already (from the replica that forgot it first)."""
+    async def _farewell(self, name: str, reason: Reason, up: int) -> None:
+        """Announce a forgotten node as left, once across replicas: its alert resolves."""
         if name in self._nodes:
             return  # heard again since it was queued: its return is announced instead
         previous = await self._swap_state(name, _FORGOTTEN)
@@ -367,7 +372,9 @@ class Announcer:
         if previous == _FORGOTTEN:
             # Another replica forgot it first, and announces it; should that one have died
             # before its publish, one of the others does, an interval on (_farewell_unheard).
-            if not heard:
+            # Unless its left was heard already: before the node was forgotten here, or since,
+            # the swap's time included (the queued farewell's flag, read after it).
+            if not self._farewells.get(name, (reason, False, False))[2]:
                 self._expect_farewell(name, reason)
             return
         published = self._bus.publish(
