@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
-from urllib.parse import urlsplit
 
 from bridge.errors import ConfigError
 from bridge.redaction import redact_urls
@@ -52,10 +51,9 @@ _HOST_NAME: Final = re.compile(r"[\w.-]+")
 def split_addr(value: str) -> tuple[str, int]:
     """``host:port`` (``[v6]:port`` for IPv6) into its parts, or ValueError."""
     if "/" in value:  # a URL passed as an address, failing only at listen (no host "http://…")
-        parts = urlsplit(value)
-        meant = _address_or_default(
-            parts.netloc.rpartition("@")[2] if parts.netloc else value.partition("/")[0]
-        )
+        # The authority, as typed: after the scheme's //, before the path, after a user@.
+        authority = value.partition("://")[2] or value
+        meant = _address_or_default(authority.partition("/")[0].rpartition("@")[2])
         raise ValueError(
             f"must be host:port, not a URL, e.g. {meant} (the URL people reach the bridge "
             "at goes in EXESDB_EXTERNAL_URL)"

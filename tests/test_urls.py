@@ -82,7 +82,7 @@ def test_the_default_external_url_is_https_when_the_web_config_serves_tls(tmp_pa
         ("http://host:99999/", "its port is not a number from 0 to 65535; allowed"),
         (
             "https://hooks.example\\services\\T0\\t0k3n",
-            "its host holds a backslash or another character the HTTP client refuses",
+            "its host holds a backslash, which the HTTP client refuses",
         ),
     ],
 )
