@@ -137,12 +137,22 @@ class SharedState(Protocol):
     async def notes(self, name: str) -> dict[str, bytes]:
         """This replica's notes under ``name`` (``StateChange.note``), by id."""
 
-    async def forget(self, name: str, note_ids: Collection[str]) -> None:
-        """Drop notes this replica has acted on."""
+    async def forget(self, name: str, note_ids: Collection[str]) -> set[str]:
+        """Drop notes this replica has acted on (and what ``taken_over`` says of them: they
+        came back to it); those that were gone, taken over by another replica meanwhile."""
+
+    async def taken_over(self, name: str) -> dict[str, bytes]:
+        """This replica's notes under ``name`` another replica took over (``adopt``) before this
+        one dropped them, by id: this one may have acted on them too. Kept until ``settle``,
+        or for as long as notes are."""
+
+    async def settle(self, name: str, note_ids: Collection[str]) -> None:
+        """Drop what ``taken_over`` says of ``note_ids`` (acted on)."""
 
     async def adopt(self, name: str) -> int:
         """Move the notes of every other replica under ``name`` to this one's (while it holds the
-        lease, else ``TransportError``), each note to one replica only; how many moved."""
+        lease, else ``TransportError``), each note to one replica only, a copy of each kept for
+        the replica it came from (``taken_over``); how many moved."""
 
 
 class NodeNameCheck(Protocol):

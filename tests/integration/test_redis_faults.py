@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -20,6 +21,10 @@ from pathlib import Path
 import pytest
 
 from bridge.messages import NodeLifecycle
+from bridge.sinks.alerts.index import TAKEN_OVER_REASON, decode, encode_plan
+from bridge.sinks.alerts.outbox import FILE_NAME
+from bridge.sinks.alerts.records import HistoryEntry, HistoryEvent
+from bridge.sinks.alerts.transitions import Effect, Plan, Transition
 from tests.integration.servers.redis import RedisServer
 from tests.integration.servers.webhook import HANG, WebhookReceiver, webhook_receiver
 from tests.integration.test_replicas import (
@@ -486,3 +491,65 @@ def test_a_killed_holders_firing_resolved_meanwhile_by_the_next_holder_is_never_
     lines = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [(line["state"], line["alerts"]) for line in lines] == [("stale", 1)]
     assert "another replica notified a newer state" in lines[0]["last_error"]
+
+
+def killed_before_the_drop(holder: BridgeProcess, redis: RedisServer, alert_id: str) -> None:
+    """Leave in Redis the note of the change that fired ``alert_id``, which ``holder``'s outbox
+    stored, as a SIGKILL between its outbox storing it and Redis dropping the note leaves it;
+    then SIGKILL the holder (the note is left unread: a running replica reads its notes only
+    after a change failed)."""
+    node = holder.env["EXESDB_NODE"]
+    with redis.client() as client:
+        record = decode(client.hget("exesdb:state:alerts", alert_id))
+        outbox = sqlite3.connect(Path(holder.env["EXESDB_STATE_DIR"]) / FILE_NAME)
+        try:
+            [(plan_id,)] = outbox.execute(
+                "SELECT id FROM plans WHERE stored_at = ?", (record.updated_at,)
+            ).fetchall()
+        finally:
+            outbox.close()
+        fired = HistoryEntry(record.updated_at, HistoryEvent.FIRED, "critical on app-1")
+        plan = Plan(plan_id, record.updated_at, (Transition(record, Effect.NOTIFY, fired),))
+        client.hset(f"exesdb:state:alerts:notes:{node}", plan_id, encode_plan(plan))
+        client.sadd("exesdb:state:alerts:noted", node)
+    holder.kill()
+
+
+def test_a_holder_killed_before_it_dropped_a_stored_note_sends_its_change_once(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """The holder A stores an alert's firing (the receiver down) and is SIGKILLed before Redis
+    dropped its note of the change; B takes the lease, takes the note over and, the receiver
+    back, sends the firing; A started again on its state directory leaves its own firing out
+    (stale, counted, saying why): the receiver gets the firing once."""
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver)
+    holder = leader(replicas)
+    other = next(r for r in replicas if r is not holder)
+    receiver.stop()
+    ingest(other.url, [alert("dropped-1")])
+    wait_until(
+        lambda: metric(holder.url, "exesdb_webhook_deliveries_total", result="retry"),
+        15,
+        "A tried its firing and failed",
+    )
+    killed_before_the_drop(holder, redis, "dropped-1")
+    wait_until(lambda: metric(other.url, "exesdb_redis_work_queue_leader") == 1, 15, "B takes it")
+    receiver.start()
+    wait_until(lambda: notifications(receiver, "dropped-1"), 15, "B sends the firing")
+    wait_until(lambda: settled([other], redis), 15, "B's outbox empty, nothing pending")
+    again = restart(holder, bridge_processes, tmp_path)
+    wait_until(
+        lambda: metric(again.url, "exesdb_webhook_outbox_depth") == 0,
+        15,  # A's firing is due again within its 1 s backoff: sent by then, if not left out
+        "A's outbox has nothing waiting",
+    )
+    assert [n["status"] for n in notifications(receiver, "dropped-1")] == ["firing"]
+    assert metric(again.url, "exesdb_webhook_stale_total") == 1
+    listed = run_bridge(
+        "outbox", "list", "--state", "stale", "--json", env={**holder.env}, timeout=60
+    )
+    lines = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(line["state"], line["last_error"]) for line in lines] == [("stale", TAKEN_OVER_REASON)]
+    with redis.client() as client:
+        assert client.keys("exesdb:state:alerts:adopted:*") == []

@@ -3,7 +3,7 @@ nothing dropped there before an outbox stored it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 
 import pytest
@@ -16,18 +16,20 @@ from bridge.bus.redis.link import Link
 from bridge.bus.redis.shared_state import RedisSharedState
 from bridge.errors import TransportError
 from bridge.messages import AlertEscalation
-from bridge.sinks.alerts.index import AlertIndex
+from bridge.sinks.alerts.index import TAKEN_OVER_REASON, AlertIndex
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.sinks.alerts.helpers import (
     T0,
+    URL,
     CrashingOutbox,
     alert_bridge,
     boxes,
     db,
     event,
+    one_each,
     stored,
     system_alert,
 )
@@ -282,6 +284,86 @@ async def test_the_next_holder_takes_over_a_crashed_holders_notes_on_a_real_redi
     a_box.alerts.crash = False
     assert await _index(a_state, a_box, db).catch_up() == 0
     assert a_box.queue.depth().queued == 0
+
+
+class KilledBeforeTheDrop(RedisSharedState):
+    """A replica's shared state as a SIGKILL after its outbox stored a change, before its note
+    went, leaves it: the drop never reaches Redis."""
+
+    async def forget(self, name: str, note_ids: Collection[str]) -> set[str]:
+        raise TransportError("killed before the note went")
+
+
+async def _killed_before_the_drop(server: RedisServer, box: CrashingOutbox, db: DbThread) -> None:
+    """Replica a takes the lease and fires alert ``one``: Redis and its outbox take the change,
+    and a is killed before its note goes."""
+    hold(server, "a:1")
+    client = Redis.from_url(server.url)
+    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
+    killed = KilledBeforeTheDrop(link, Layout("exesdb"), consumer="a:1", node="a")
+    try:
+        await _index(killed, box, db).change(box.alerts.plan, [event("one")], T0)
+    finally:
+        await client.aclose()
+    assert len(_keys(server)[1]) == 1
+    assert box.queue.depth().queued == 1
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["in-its-window", "in-a-delivery"])
+async def test_a_holder_killed_before_it_dropped_a_stored_note_does_not_send_it_again(
+    states, db: DbThread, boxes: dict[str, CrashingOutbox], grouped: bool
+) -> None:
+    """On a real Redis: a holder killed after its outbox stored a firing, before its note went,
+    and down past the lease: the next holder takes the note over and queues the firing; the
+    killed replica, back, leaves its own notification of it out (waiting in its grouping window,
+    or in a delivery for a receiver that was down: stale, saying why) before sending anything,
+    so the firing goes out once; Redis keeps nothing of it after."""
+    server, a_state, b_state = states
+    a_box, b_box = boxes["a"], boxes["b"]
+    await _killed_before_the_drop(server, a_box, db)
+    if grouped:
+        assert a_box.queue.group(URL, T0, 0.0, one_each) == 1
+    hold(server, "b:1")
+    await _index(b_state, b_box, db).take_up()
+    assert b_box.queue.depth().queued == 1  # the firing, from b
+    assert await _index(a_state, a_box, db).catch_up() == 0
+    assert (a_box.queue.depth().queued, a_box.queue.depth().pending) == (0, 0)
+    left_out = a_box.queue.deliveries("stale")
+    assert [(d.alert_ids, d.last_error) for d in left_out] == (
+        [(("one",), TAKEN_OVER_REASON)] if grouped else []
+    )
+    with server.client() as client:
+        assert client.keys("exesdb:state:alerts:notes:*") == []
+        assert client.keys("exesdb:state:alerts:adopted:*") == []
+
+
+@pytest.mark.parametrize("standing_by", [True, False], ids=["standing-by", "taking-the-lease"])
+async def test_a_note_taken_over_and_back_again_is_sent_once(
+    states, db: DbThread, boxes: dict[str, CrashingOutbox], standing_by: bool
+) -> None:
+    """On a real Redis: a holder killed before it dropped a stored note; the next holder takes
+    the note over and is killed before storing it; the first, back (standing by first, or
+    taking the lease at once), takes the note back with the lease and sends the firing once,
+    and the second, back, sends nothing of it."""
+    server, a_state, b_state = states
+    a_box, b_box = boxes["a"], boxes["b"]
+    await _killed_before_the_drop(server, a_box, db)
+    hold(server, "b:1")
+    b_box.alerts.crash = True
+    with pytest.raises(RuntimeError):
+        await _index(b_state, b_box, db).take_up()
+    if standing_by:
+        await _index(a_state, a_box, db).catch_up()
+        assert a_box.queue.depth().queued == 0  # b took it over
+    hold(server, "a:1")
+    await _index(a_state, a_box, db).take_up()
+    assert a_box.queue.depth().queued == 1
+    b_box.alerts.crash = False
+    await _index(b_state, b_box, db).catch_up()
+    assert b_box.queue.depth().queued == 0
+    with server.client() as client:
+        assert client.keys("exesdb:state:alerts:notes:*") == []
+        assert client.keys("exesdb:state:alerts:adopted:*") == []
 
 
 async def test_a_wall_clock_set_back_restarts_an_escalation_period_on_redis_too(

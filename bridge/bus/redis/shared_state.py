@@ -1,17 +1,22 @@
 """The work queue's shared state on Redis: records only the lease holder changes, fenced by it.
 
-Under ``<prefix>:state:<name>`` (a hash of key → record) with ``<prefix>:state:<name>:kept``
-(set once records were written: a hash that is missing while this key exists is empty, one
-missing along with it was lost with Redis's data; records found without it, as an eviction of
-that key alone would leave them, are still read, never dropped), and each replica's notes under
+Under ``<prefix>:state:<name>`` (a hash of key → record) with ``<prefix>:state:<name>:kept`` (set
+once records were written: a hash that is missing while this key exists is empty, one missing along
+with it was lost with Redis's data; records found without it, as an eviction of that key alone would
+leave them, are still read, never dropped), and each replica's notes under
 ``<prefix>:state:<name>:notes:<node>``, each node that kept one listed in the set
-``<prefix>:state:<name>:noted``. A change is one Lua script: it checks that the lease key
-still names this replica's consumer, then changes the records and keeps the note, all or
-nothing, so a replica that lost the lease (slow, cut off) can no longer change what the next
-holder reads. A new holder moves the other replicas' notes to its own (``adopt``), one script
-per node the set lists, fenced the same way, so each note is acted on by one replica. The set,
-not a scan of the keyspace, is read, so the cost does not grow with unrelated keys; only notes
-an earlier version kept (before the set held its ``""`` member, "listed") are found by one scan.
+``<prefix>:state:<name>:noted``, and the notes another replica took over from it under
+``<prefix>:state:<name>:adopted:<node>`` until it has read them. A change is one Lua script: it
+checks that the lease key still names this replica's consumer, then changes the records and keeps
+the note, all or nothing, so a replica that lost the lease (slow, cut off) can no longer change what
+the next holder reads. A new holder moves the other replicas' notes to its own (``adopt``), one
+script per node the set lists, fenced the same way, so each note is acted on by one replica; the
+same script keeps a copy of each note it moved for the replica it took it from (``taken_over``),
+which may have stored it and not dropped it (killed in between): so told, that replica sends nothing
+of it. A replica drops its notes (``forget``) in a script too, which drops that copy of a note it
+drops (it came back to it) and says which of them were gone (taken over meanwhile). The set, not a
+scan of the keyspace, is read, so the cost does not grow with unrelated keys; only notes an earlier
+version kept (before the set held its ``""`` member, "listed") are found by one scan.
 A script's command or key the ACL refuses is told naming the script and the commands it runs
 (``script_named``), as Redis's words name neither; each script asks the ACL first
 (``redis.acl_check_cmd``, Redis 7) and is refused before it writes anything, since Redis keeps
@@ -96,9 +101,9 @@ _COMMITTING: Final = (
     " PEXPIRE and SADD"
 )
 
-# KEYS: lease, another replica's notes, this replica's notes, the set of nodes with notes.
-# ARGV: consumer, the other replica's node, this replica's node. How many notes moved; -1 when
-# this replica does not hold the lease.
+# KEYS: lease, another replica's notes, this replica's notes, the set of nodes with notes, the
+# other replica's notes taken over. ARGV: consumer, the other replica's node, this replica's
+# node. How many notes moved; -1 when this replica does not hold the lease.
 _ADOPT: Final = (
     _ASK_FIRST
     + """
@@ -108,6 +113,8 @@ local checks = {{'srem', KEYS[4], 'm'}}
 if #notes > 0 then
   table.insert(checks, {'hset', KEYS[3], 'f', 'v'})
   table.insert(checks, {'pexpire', KEYS[3], '1'})
+  table.insert(checks, {'hset', KEYS[5], 'f', 'v'})
+  table.insert(checks, {'pexpire', KEYS[5], '1'})
   table.insert(checks, {'del', KEYS[2]})
   table.insert(checks, {'sadd', KEYS[4], 'm'})
 end
@@ -115,16 +122,37 @@ local no = refused(checks)
 if no then return no end
 for i = 1, #notes, 2 do
   redis.call('hset', KEYS[3], notes[i], notes[i + 1])
+  redis.call('hset', KEYS[5], notes[i], notes[i + 1])
 end
 redis.call('srem', KEYS[4], ARGV[2])
 if #notes > 0 then
   redis.call('pexpire', KEYS[3], NOTES_KEPT_MS)
+  redis.call('pexpire', KEYS[5], NOTES_KEPT_MS)
   redis.call('del', KEYS[2])
   redis.call('sadd', KEYS[4], ARGV[3])
 end
 return #notes / 2
 """
 ).replace("NOTES_KEPT_MS", str(_NOTES_KEPT_MS))
+# KEYS: this replica's notes, its notes taken over. ARGV: the note ids to drop. The ids that
+# were gone (another replica took them over); the copy taken over of each note dropped goes too.
+_FORGET: Final = (
+    _ASK_FIRST
+    + """
+local no = refused({{'hdel', KEYS[1], 'f'}, {'hdel', KEYS[2], 'f'}})
+if no then return no end
+local gone = {}
+for _, id in ipairs(ARGV) do
+  if redis.call('hdel', KEYS[1], id) == 1 then
+    redis.call('hdel', KEYS[2], id)
+  else
+    table.insert(gone, id)
+  end
+end
+return gone
+"""
+)
+_FORGETTING: Final = "the dropping of this replica's {name} notes, a script running HDEL"
 _ADOPTING: Final = (
     "the take-over of another replica's {name} notes, a script running GET, HGETALL, HSET,"
     " SREM, PEXPIRE, DEL and SADD"
@@ -206,14 +234,41 @@ class RedisSharedState:
             notes: Any = await self._link.client.hgetall(self._notes(name))
         return {text(field): value for field, value in (notes or {}).items()}
 
-    async def forget(self, name: str, note_ids: Collection[str]) -> None:
-        """Drop notes acted on.
+    async def forget(self, name: str, note_ids: Collection[str]) -> set[str]:
+        """Drop notes acted on, and the copies ``taken_over`` keeps of them (they came back);
+        those of ``note_ids`` that were gone (another replica took them over).
+
+        Raises ``TransportError`` when Redis cannot be reached.
+        """
+        if not note_ids:
+            return set()
+        with self._link.boundary(f"forget this replica's {name} notes"):
+            gone = await self._run(
+                _FORGET,
+                _FORGETTING.format(name=name),
+                [self._notes(name), self._adopted(name)],
+                list(note_ids),
+            )
+        return {text(note_id) for note_id in gone}
+
+    async def taken_over(self, name: str) -> dict[str, bytes]:
+        """This replica's notes under ``name`` another replica took over (``adopt``) before it
+        dropped them, by id, until ``settle`` drops them.
+
+        Raises ``TransportError`` when Redis cannot be reached.
+        """
+        with self._link.boundary(f"read this replica's {name} notes taken over"):
+            notes: Any = await self._link.client.hgetall(self._adopted(name))
+        return {text(field): value for field, value in (notes or {}).items()}
+
+    async def settle(self, name: str, note_ids: Collection[str]) -> None:
+        """Drop what ``taken_over`` said of ``note_ids`` (acted on).
 
         Raises ``TransportError`` when Redis cannot be reached.
         """
         if note_ids:
-            with self._link.boundary(f"forget this replica's {name} notes"):
-                await self._link.client.hdel(self._notes(name), *note_ids)
+            with self._link.boundary(f"drop this replica's {name} notes taken over"):
+                await self._link.client.hdel(self._adopted(name), *note_ids)
 
     async def adopt(self, name: str) -> int:
         """Move every other replica's notes under ``name`` to this one's, while it holds the
@@ -235,7 +290,13 @@ class RedisSharedState:
                 done = await self._run(
                     _ADOPT,
                     _ADOPTING.format(name=name),
-                    [self._layout.leader, self._notes(name, node), mine, noted],
+                    [
+                        self._layout.leader,
+                        self._notes(name, node),
+                        mine,
+                        noted,
+                        self._adopted(name, node),
+                    ],
                     [self._consumer, node, self._node],
                 )
                 if int(done) < 0:
@@ -266,3 +327,6 @@ class RedisSharedState:
 
     def _notes(self, name: str, node: str | None = None) -> str:
         return f"{self._layout.state(name)}:notes:{node or self._node}"
+
+    def _adopted(self, name: str, node: str | None = None) -> str:
+        return f"{self._layout.state(name)}:adopted:{node or self._node}"

@@ -41,6 +41,7 @@ from bridge.sinks.alerts.transitions import (
     adopted,
     escalation,
     expiry,
+    notified_state,
     on_ack,
     on_event,
     open_cap,
@@ -354,6 +355,32 @@ class AlertStore:
                 {"id": plan.id, "now": plan.now},
             )
             return self._store_plan(plan)
+
+    def withdraw(self, plans: Sequence[Plan], now: float, reason: str) -> int:
+        """Leave out of this outbox the notifications of ``plans`` it stored whose notes another
+        replica took over (it notifies them: see ``index``), in one transaction: every
+        notification waiting of an alert a plan notified that stands here as the plan left it
+        (``notified_state``: the other replica's is as new), with ``reason``
+        (``DeliveryQueue.withhold_everywhere``). The plans are no longer remembered as stored,
+        so one whose note comes back here is stored anew. How many notifications."""
+        alert_ids: set[str] = set()
+        with self._database.transaction() as db:
+            for plan in plans:
+                gone = db.execute("DELETE FROM plans WHERE id = :id", {"id": plan.id})
+                if not gone.rowcount:
+                    continue  # never stored here: nothing of it waits here
+                notified = {
+                    step.record.alert_id
+                    for step in plan.steps
+                    if step.record is not None and step.effect is Effect.NOTIFY
+                }
+                alert_ids |= {
+                    record.alert_id
+                    for record in plan.records
+                    if record.alert_id in notified
+                    and notified_state(self.get(record.alert_id)) == notified_state(record)
+                }
+            return self._queue.withhold_everywhere(alert_ids, now, reason)
 
     def adopt_open_alerts(self, kept: Mapping[str, AlertRecord], now: float) -> int:
         """Make the open alerts here those the work-queue holders keep (``transitions.adopted``),

@@ -18,7 +18,16 @@ note dropped. A crash (SIGKILL) at any point:
 - after the outbox stored it, before the note was dropped: storing it again changes nothing
   (the outbox remembers the plans it stored), for this replica started again before another
   took the lease; the next holder, which cannot tell, takes the note over and notifies, and
-  this replica's outbox still does once it is back: sent twice, as below.
+  Redis keeps a copy of the note for this replica (``SharedState.taken_over``, a week): back,
+  before it sends anything (its first catch-up, which the first check of a delivery waits
+  for), this replica leaves that change's notifications out of its outbox as stale
+  (``AlertStore.withdraw``), and forgets it stored the plan, so that should the note come back
+  to it (the next holder killed before storing it) it stores and notifies it anew.
+
+Dropping a note tells whether it was still there (``SharedState.forget``); one taken over
+meanwhile (its copy is read after the drop) is left out alike, so a replica that catches up
+while the next holder takes its notes over sends each change once too. A note that comes back
+to its replica drops its copy as it is dropped.
 
 A change that fails between the two without a crash (the outbox failing, Redis's answer lost)
 is stored from its note before the next change is worked out, so the retried batch finds it
@@ -38,8 +47,10 @@ A holder that lost the lease without knowing (slow, cut off) can no longer chang
 change is refused, nothing is stored, and its entries are left for the next holder. One that
 lost it between Redis and its outbox (stalled there past the lease), or that stored a change and
 could not drop its note (Redis unreachable at that moment) before another replica took the lease,
-may see that change's notifications sent twice, by itself and by the replica that took its note
-over: at least once, never lost.
+leaves that change's notifications out as it finds the note gone, or at its next catch-up; those
+it sent before (it holds the lease as it sees it, and sends unchecked) were sent twice, by itself
+and by the replica that took its note over: at least once, never lost. Redis that lost the copy
+with its data sends them twice alike.
 """
 
 from __future__ import annotations
@@ -64,7 +75,7 @@ from bridge.sinks.alerts.records import (
     HistoryEvent,
 )
 from bridge.sinks.alerts.thread import DbThread
-from bridge.sinks.alerts.transitions import Effect, Plan, Transition
+from bridge.sinks.alerts.transitions import Effect, Plan, Transition, notified_state
 
 __all__ = ["NAME", "AlertIndex", "decode", "decode_plan", "encode", "encode_plan"]
 
@@ -77,6 +88,12 @@ STALE_REASON: Final = (
     " work-queue lease while this one was down or had lost it)"
 )
 """The last error of a delivery ``withhold`` made of stale notifications."""
+TAKEN_OVER_REASON: Final = (
+    "stale: another replica took over the change of these alerts from this one's note in Redis"
+    " and notified it (this one was killed, or cut off, before it dropped the note)"
+)
+"""The last error of a delivery of notifications left out because another replica notifies
+their change (``AlertStore.withdraw``)."""
 
 P = ParamSpec("P")
 
@@ -133,7 +150,8 @@ class AlertIndex:
         """``limit``: the open alerts kept at most (the open-alert cap); ``notify`` is called
         when catching up stored notifications, ``escalated`` with the escalation steps among
         them (announced by nobody yet: the crash came before), ``withheld`` with how many stale
-        notifications taking the lease up left out of pending deliveries."""
+        notifications taking the lease up left out of pending deliveries, or a catch-up left out
+        because another replica took over the notes of their changes."""
         self._state = state
         self._alerts = alerts
         self._queue = queue
@@ -188,7 +206,10 @@ class AlertIndex:
             applied = await self._db.call(self._alerts.commit, plan)
             self.caught_up = True
             try:
-                await self._state.forget(NAME, [plan.id])
+                if await self._state.forget(NAME, [plan.id]):
+                    # Taken over meanwhile (this replica stalled past the lease): the holder
+                    # that took it notifies it.
+                    await self._withdraw_taken_over()
             except TransportError:
                 # Dropped at the next catch-up (housekeeping's, or the next change's), soon:
                 # a note left there would be taken over and notified again by the next holder.
@@ -207,25 +228,19 @@ class AlertIndex:
 
     async def _catch_up(self) -> int:
         notes = await self._state.notes(NAME)
-        if not notes:
-            self.caught_up = True
-            return 0
-        kept = _decoded(await self._state.load(NAME))
-        plans: list[Plan] = []
-        for raw in notes.values():
-            try:
-                plans.append(decode_plan(raw))
-            except (ValueError, TypeError, KeyError):
-                _logger.warning("alerts: a note in Redis is malformed; skipped")
         stored = 0
         raised: list[Escalated] = []
-        for plan in sorted(plans, key=lambda p: p.now):
-            current = _still_current(plan, kept)
-            applied = await self._db.call(self._alerts.commit, current)
-            if applied.changed:
-                stored += 1
-                raised += escalations(current, applied)
-        await self._state.forget(NAME, list(notes))
+        if notes:
+            kept = _decoded(await self._state.load(NAME))
+            for plan in sorted(_plans(notes), key=lambda p: p.now):
+                current = _still_current(plan, kept)
+                applied = await self._db.call(self._alerts.commit, current)
+                if applied.changed:
+                    stored += 1
+                    raised += escalations(current, applied)
+            await self._state.forget(NAME, list(notes))
+        # After the drop: a note taken over before it (even one stored just now) is there.
+        await self._withdraw_taken_over()
         self.caught_up = True
         if stored:
             _logger.info("alerts: stored %d change(s) Redis took and the outbox had not", stored)
@@ -234,10 +249,32 @@ class AlertIndex:
             self._escalated(raised)
         return stored
 
+    async def _withdraw_taken_over(self) -> None:
+        """Leave out of the outbox the notifications of this replica's changes whose notes
+        another replica took over before this one dropped them (``SharedState.taken_over``):
+        that one notifies them (``AlertStore.withdraw``)."""
+        taken = await self._state.taken_over(NAME)
+        if not taken:
+            return
+        plans = _plans(taken)
+        withheld = await self._db.call(
+            self._alerts.withdraw, plans, self._clock(), TAKEN_OVER_REASON
+        )
+        await self._state.settle(NAME, list(taken))
+        if withheld:
+            _logger.warning(
+                "alerts: left %d notification(s) out of the outbox: another replica took over"
+                " the note of their change in Redis and notified it (this one was killed, or cut"
+                " off, before it dropped the note; `exesdb-bridge outbox list --state stale`"
+                " lists those already made into deliveries)",
+                withheld,
+            )
+            self._withheld(withheld)
+
     async def stale(self, alert_ids: Sequence[str]) -> set[str] | None:
         """Those of ``alert_ids`` whose newest notification is another replica's: Redis keeps
-        them in a state this outbox never stored a notification of (see ``_told``), so one of
-        them waiting here would reach its receiver after a newer one. Empty when Redis lost
+        them in a state this outbox never stored a notification of (``notified_state``), so one
+        of them waiting here would reach its receiver after a newer one. Empty when Redis lost
         its data (nothing to tell by); None when it cannot be told now (Redis unreachable, or
         refusing the read: NOPERM), logged once while it lasts."""
         try:
@@ -268,21 +305,21 @@ class AlertIndex:
                 kept = None if value is None else decode(value)
             except (ValueError, TypeError, KeyError):
                 continue  # not judged by a record it cannot read (a later version's)
-            if _told(kept) != _told(mine[alert_id]):
+            if notified_state(kept) != notified_state(mine[alert_id]):
                 stale.add(alert_id)
         return stale
 
     def _withhold_stale(self, kept: dict[str, AlertRecord], now: float) -> int:
         """Leave out of every pending delivery the alerts whose newest notification is another
         replica's by ``kept`` (on the database thread); how many notifications."""
-        told: dict[str, tuple[Any, ...] | None] = {}
+        told: dict[str, tuple[object, ...] | None] = {}
         count = 0
         for delivery in self._queue.deliveries("pending", None):
             stale = set()
             for alert_id in delivery.alert_ids:
                 if alert_id not in told:
-                    told[alert_id] = _told(self._alerts.get(alert_id))
-                if told[alert_id] != _told(kept.get(alert_id)):
+                    told[alert_id] = notified_state(self._alerts.get(alert_id))
+                if told[alert_id] != notified_state(kept.get(alert_id)):
                     stale.add(alert_id)
             if stale:
                 self._queue.withhold(delivery.id, stale, now, STALE_REASON)
@@ -345,13 +382,15 @@ class AlertIndex:
         return changed
 
 
-def _told(record: AlertRecord | None) -> tuple[Any, ...] | None:
-    """What only a notified change of an alert moves (its episode's start, severity and level;
-    None once it is not open): Redis and an outbox that differ in it were told of different
-    changes. An acknowledgement, or the alert seen again, is no notified change."""
-    if record is None or not record.open:
-        return None
-    return (record.starts_at, record.severity, record.level)
+def _plans(notes: dict[str, bytes]) -> list[Plan]:
+    """The plans of ``notes``, those malformed skipped (logged)."""
+    plans: list[Plan] = []
+    for raw in notes.values():
+        try:
+            plans.append(decode_plan(raw))
+        except (ValueError, TypeError, KeyError):
+            _logger.warning("alerts: a note in Redis is malformed; skipped")
+    return plans
 
 
 def _still_current(plan: Plan, kept: dict[str, AlertRecord] | None) -> Plan:

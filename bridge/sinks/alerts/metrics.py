@@ -105,7 +105,8 @@ class AlertMetrics:
         self._stale = Counter(
             "exesdb_webhook_stale",
             "Alert notifications left out of a delivery, never to be sent, because another "
-            "replica made a newer one of the alert since (Redis bus), or the alert resolved "
+            "replica made a newer one of the alert since, or makes the same one (Redis bus: it "
+            "took over the note of its change), or the alert resolved "
             "before they reached a receiver with send_resolved: false (`exesdb-bridge outbox "
             "list --state stale` lists them).",
             registry=registry,

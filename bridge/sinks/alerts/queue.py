@@ -314,6 +314,25 @@ class DeliveryQueue:
             row = db.execute("SELECT * FROM deliveries WHERE id = :id", {"id": delivery_id})
             return delivery_of(row.fetchone())
 
+    def withhold_everywhere(self, alert_ids: Collection[str], now: float, reason: str) -> int:
+        """Leave the alerts of ``alert_ids`` out of every pending delivery (``withhold``) and
+        out of every grouping window, in one transaction; how many notifications were left out
+        (one per receiver and alert)."""
+        wanted = set(alert_ids)
+        if not wanted:
+            return 0
+        with self._database.transaction() as db:
+            count = db.execute(
+                "DELETE FROM queued WHERE alert_id IN (SELECT value FROM json_each(:ids))",
+                {"ids": json.dumps(sorted(wanted))},
+            ).rowcount
+            for delivery in self.deliveries(DeliveryState.PENDING.value, None):
+                among = wanted.intersection(delivery.alert_ids)
+                if among:
+                    self.withhold(delivery.id, among, now, reason)
+                    count += len(among)
+            return int(count)
+
     def deliveries(
         self,
         state: str | None = None,

@@ -57,8 +57,8 @@ class HistoryEvent(StrEnum):
 
 class DeliveryState(StrEnum):
     """Where a delivery is: still to send, sent, dead-lettered (kept for ``outbox retry``), or
-    stale: never to be sent, its alerts' newer notifications being another replica's (on Redis,
-    ``DeliveryQueue.withhold``)."""
+    stale: never to be sent, its alerts' newer notifications (or the same ones, of a change whose
+    note it took over) being another replica's (on Redis, ``DeliveryQueue.withhold``)."""
 
     PENDING = "pending"
     DELIVERED = "delivered"

@@ -599,7 +599,10 @@ class AlertSink:
             return delivery  # not worth a read that would only time out first
         stale = await self.states.stale(delivery.alert_ids)
         if not stale:  # none, or Redis cannot tell now (None)
-            return delivery
+            # As it stands once checked: the check's catch-up may have left some of it out
+            # (a change whose note another replica took over, and notifies).
+            found = await self._db.call(self.outbox.queue.deliveries, "pending", ids=[delivery.id])
+            return found[0] if found else None
         left = await self._db.call(
             self.outbox.queue.withhold, delivery.id, stale, self._clock(), STALE_REASON
         )

@@ -42,6 +42,7 @@ __all__ = [
     "escalation",
     "event_alert_cap",
     "expiry",
+    "notified_state",
     "on_ack",
     "on_event",
     "open_cap",
@@ -301,6 +302,15 @@ def _stale_reason(alertname: str, stale_after: float) -> str:
     if alertname == _RESOURCE_THRESHOLD:
         return f"no MetricAlert for {stale_after:g} s"
     return f"no health reading for {stale_after:g} s"
+
+
+def notified_state(record: AlertRecord | None) -> tuple[object, ...] | None:
+    """What only a notified change of an alert moves (its episode's start, severity and level;
+    None once it is not open): two records that differ in it were told of different changes.
+    An acknowledgement, or the alert seen again, is no notified change."""
+    if record is None or not record.open:
+        return None
+    return (record.starts_at, record.severity, record.level)
 
 
 def adopted(current: AlertRecord | None, kept: AlertRecord | None, now: float) -> Transition:
