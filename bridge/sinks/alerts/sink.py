@@ -813,9 +813,15 @@ class AlertSink:
         the AlertAck, which it publishes whatever its own copy says (that may be stale).
         """
         record, announce = await self.states.acknowledge(ack, self._clock())
-        if not announce:
+        if not announce or record is None:
             return record
         self._changed()
+        # For the episode acknowledged: the one its maker saw, else where this replica's alerts
+        # are current the one it stored the ack on. Looping back (the bus, the work queue)
+        # after the alert fired anew, the AlertAck changes nothing.
+        started = ack.starts_at
+        if started is None and self.holds_work_queue():
+            started = record.started
         self._publish(
             "alert_acknowledged",
             AlertAck(
@@ -823,6 +829,7 @@ class AlertSink:
                 ack_by=ack.ack_by,
                 ack_note=ack.ack_note,
                 resolution=ack.resolution,
+                alert_starts_at=started,
             ),
         )
         return record
