@@ -154,6 +154,27 @@ async def test_what_arrives_past_the_queue_while_the_disk_is_full_is_counted_and
     assert any("dropped" in m and "alerts" in m for m in said), said
 
 
+async def test_a_stop_while_the_disk_is_still_full_logs_the_kept_batch_lost(
+    small_disk: SmallDisk, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bridge stopped while the outbox's disk is still full tries the kept batch until its
+    stop deadline, then says at error that it is lost, naming how many messages: never
+    silently."""
+    with caplog.at_level(logging.WARNING, logger="bridge"):
+        async with alert_bridge(
+            small_disk.path, serve_http=False, EXESDB_SHUTDOWN_TIMEOUT_MS="1500"
+        ) as (bridge, _sink, _):
+            small_disk.fill()
+            bridge.bus.publish("disk_full", system_alert("a1"))
+            await async_wait_until(lambda: _sink_errors(bridge) >= 1, what="the batch refused")
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert (
+        "ERROR",
+        "alerts: stopped with a batch of 1 message(s) the outbox could not store"
+        " (OperationalError: database or disk is full): lost",
+    ) in said, said
+
+
 def _sink_errors(bridge: Any) -> float:
     """exesdb_sink_errors_total{subscriber="alerts"}."""
     value = bridge.registry.get_sample_value("exesdb_sink_errors_total", {"subscriber": "alerts"})
