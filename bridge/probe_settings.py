@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
+from urllib.parse import urlsplit
 
 from bridge.errors import ConfigError
 from bridge.redaction import redact_urls
@@ -51,12 +52,17 @@ _HOST_NAME: Final = re.compile(r"[\w.-]+")
 def split_addr(value: str) -> tuple[str, int]:
     """``host:port`` (``[v6]:port`` for IPv6) into its parts, or ValueError."""
     if "/" in value:  # a URL passed as an address, failing only at listen (no host "http://…")
+        parts = urlsplit(value)
+        meant = _address_or_default(
+            parts.netloc.rpartition("@")[2] if parts.netloc else value.partition("/")[0]
+        )
         raise ValueError(
-            "must be host:port, not a URL, e.g. 0.0.0.0:9570 (the URL people reach the bridge "
+            f"must be host:port, not a URL, e.g. {meant} (the URL people reach the bridge "
             "at goes in EXESDB_EXTERNAL_URL)"
         )
     if any(character.isspace() for character in value):  # " 127.0.0.1:9570" from an env file
-        raise ValueError("must be host:port without spaces or other blanks, e.g. 0.0.0.0:9570")
+        meant = _address_or_default("".join(value.split()))
+        raise ValueError(f"must be host:port without spaces or other blanks, e.g. {meant}")
     if value.isdigit():  # a port alone, as other tools' --port takes it
         raise ValueError(
             f"must be host:port, not a port alone: 0.0.0.0:{value} on every interface,"
@@ -77,6 +83,16 @@ def split_addr(value: str) -> tuple[str, int]:
             " 0.0.0.0:9570"
         )
     return listened or "0.0.0.0", int(port)  # noqa: S104
+
+
+def _address_or_default(meant: str) -> str:
+    """``meant`` when it is an address ``split_addr`` takes, else the default: the example an
+    error gives, the user's own port where it can be."""
+    try:
+        split_addr(meant)
+    except ValueError:
+        return DEFAULT_HTTP_ADDR
+    return meant
 
 
 def _listen_host(host: str) -> str | None:

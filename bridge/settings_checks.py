@@ -313,6 +313,7 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
             "EXESDB_OTLP_METRICS is true but neither OTEL_EXPORTER_OTLP_ENDPOINT nor "
             "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set: no metrics are exported over OTLP"
         )
+    notes += _series_outlived_by_intervals(settings)
     notes += _grpc_tls_unsaid(settings, environ)
     notes += [
         # A receiver named by its url_file shows that path, which may hold anything.
@@ -335,6 +336,27 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
                 "authentication is let in: give client_ca_file to let in only your own CA's"
             )
     return notes + receivers_file_warnings(settings)
+
+
+def _series_outlived_by_intervals(settings: Settings) -> list[str]:
+    """A series TTL under two of the collectors' intervals: one reading late or lost and the
+    series go from /metrics, and the health alerts they keep up resolve and fire again."""
+    if not settings.pubsub_integration:  # no collectors here: other nodes' intervals are theirs
+        return []
+    intervals = (
+        ("EXESDB_HEALTH_BROADCAST_INTERVAL", settings.health_broadcast_interval),
+        ("EXESDB_METRICS_BROADCAST_INTERVAL", settings.metrics_broadcast_interval),
+    )
+    # The longer first: the TTL it asks for holds for both.
+    for name, interval_ms in sorted(intervals, key=lambda named: -named[1]):
+        if settings.series_ttl_ms < 2 * interval_ms:
+            return [
+                f"EXESDB_SERIES_TTL_MS ({settings.series_ttl_ms} ms) is under twice {name}"
+                f" ({interval_ms} ms): one reading late or lost and its series go from /metrics,"
+                " and the health alerts they keep up resolve and fire again; make it at least"
+                f" {2 * interval_ms}"
+            ]
+    return []
 
 
 def _grpc_tls_unsaid(settings: Settings, environ: Mapping[str, str]) -> list[str]:

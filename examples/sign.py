@@ -189,7 +189,14 @@ def main() -> int:
         status, text = refused.code, refused.read().decode()
     except (urllib.error.URLError, OSError) as exc:  # refused, unresolvable, timed out, TLS
         reason = getattr(exc, "reason", exc)
-        hint = "; --cacert FILE trusts a CA of your own" if isinstance(reason, ssl.SSLError) else ""
+        hint = ""
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            hint = "; --cacert FILE trusts a CA of your own"
+        elif isinstance(reason, ssl.SSLError) and "WRONG_VERSION_NUMBER" in str(reason):
+            # Plain http answering a TLS handshake: no CA would help.
+            hint = (
+                "; the bridge may serve plain http: use http:// unless its web config turns TLS on"
+            )
         print(f"cannot reach the bridge at {bridge}: {reason}{hint}", file=sys.stderr)
         return 1
     print(status, text)

@@ -115,11 +115,15 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_HTTP_ADDR", "[::1]", "the port is missing, e.g. [::1]:9570"),
         ("EXESDB_HTTP_ADDR", "0.0.0.0:99999", "0 to 65535"),
         ("EXESDB_HTTP_ADDR", "9571", "not a port alone: 0.0.0.0:9571 on every interface"),
-        ("EXESDB_HTTP_ADDR", "http://127.0.0.1:9570", "not a URL"),
-        ("EXESDB_HTTP_ADDR", "127.0.0.1:9570/", "not a URL"),
+        # A URL or an address with blanks is told the address meant, the user's own port.
+        ("EXESDB_HTTP_ADDR", "http://127.0.0.1:19571", "not a URL, e.g. 127.0.0.1:19571 ("),
+        ("EXESDB_HTTP_ADDR", "127.0.0.1:19571/", "not a URL, e.g. 127.0.0.1:19571 ("),
+        ("EXESDB_HTTP_ADDR", "http://ops:pw@[::1]:19571/x", "not a URL, e.g. [::1]:19571 ("),
+        ("EXESDB_HTTP_ADDR", "http://bridge.example/", "not a URL, e.g. 0.0.0.0:9570 ("),
         # A blank in the host was taken, then failed at listen (exit 1) and crashed the probe.
-        ("EXESDB_HTTP_ADDR", " 127.0.0.1:9570", "without spaces or other blanks"),
-        ("EXESDB_HTTP_ADDR", "127.0.0.1 :9570", "without spaces or other blanks"),
+        ("EXESDB_HTTP_ADDR", " 127.0.0.1:19571", "blanks, e.g. 127.0.0.1:19571"),
+        ("EXESDB_HTTP_ADDR", "127.0.0.1 :9570", "without spaces or other blanks, e.g. 127"),
+        ("EXESDB_HTTP_ADDR", "1 2", "without spaces or other blanks, e.g. 0.0.0.0:9570"),
         # A host that is no name nor address was taken, then listened on or asked mangled.
         ("EXESDB_HTTP_ADDR", "::9570", "the host an IP address ([::1] for IPv6) or a host name"),
         ("EXESDB_HTTP_ADDR", "[bridge:9570", "the host an IP address"),
@@ -1266,6 +1270,37 @@ def test_a_node_name_that_is_no_host_name_in_alert_links_is_warned_of(
         ]
     without_receivers = start_warnings(Settings(**env), {})
     assert not [note for note in without_receivers if note.startswith(LINKS_WARNING)]
+
+
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        ({}, None),
+        ({"EXESDB_SERIES_TTL_MS": "120000"}, None),
+        ({"EXESDB_SERIES_TTL_MS": "119999"}, ("EXESDB_METRICS_BROADCAST_INTERVAL", 60_000)),
+        (
+            {"EXESDB_SERIES_TTL_MS": "45000", "EXESDB_METRICS_BROADCAST_INTERVAL": "10000"},
+            ("EXESDB_HEALTH_BROADCAST_INTERVAL", 30_000),
+        ),
+        ({"EXESDB_SERIES_TTL_MS": "30000"}, ("EXESDB_METRICS_BROADCAST_INTERVAL", 60_000)),
+        ({"EXESDB_SERIES_TTL_MS": "1000", "EXESDB_PUBSUB_INTEGRATION": "false"}, None),
+    ],
+)
+def test_a_series_ttl_under_two_collector_intervals_is_warned_of(
+    env: dict[str, Any], warned: tuple[str, int] | None
+) -> None:
+    """A series TTL under twice the health or metrics interval loses the series (and resolves
+    the health alerts they keep up) at one late reading: start-up and check-config warn, naming
+    the interval and the least TTL that holds; with the collectors off it is not warned of."""
+    settings = Settings(**env)
+    notes = [n for n in start_warnings(settings, {}) if n.startswith("EXESDB_SERIES_TTL_MS")]
+    if warned is None:
+        assert notes == []
+    else:
+        name, interval = warned
+        [note] = notes
+        assert f"is under twice {name} ({interval} ms)" in note
+        assert note.endswith(f"make it at least {2 * interval}")
 
 
 @pytest.mark.parametrize("token", ["short-token", "  short-token   \n"])

@@ -195,6 +195,22 @@ def test_a_signer_says_when_no_bridge_answers(name: str, said: str) -> None:
     assert "Traceback" not in completed.stderr
 
 
+def test_the_python_signer_asking_a_plain_http_bridge_over_https_says_so(
+    ingesting: BridgeProcess,
+) -> None:
+    """sign.py sent over https to a bridge serving plain http (a shell's EXESDB_WEB_CONFIG_FILE
+    or EXESDB_URL says TLS, the bridge runs without it) says the bridge may serve plain http, as
+    the commands do, not to trust a CA with --cacert, which would not help."""
+    completed = _run(
+        [*_signer("sign.py"), "ex_esdb_health", "node_health_updated", HEALTHY],
+        SECRET_KEY_BASE=TEST_SECRET,
+        EXESDB_URL=f"https://127.0.0.1:{ingesting.port}",
+    )
+    assert completed.returncode == 1, completed.stderr
+    assert "the bridge may serve plain http: use http://" in completed.stderr
+    assert "--cacert" not in completed.stderr
+
+
 @pytest.mark.parametrize("name", ["sign.py", "sign.sh"])
 def test_a_signer_without_a_key_is_a_usage_error(name: str) -> None:
     """A signer with SECRET_KEY_BASE unset exits 2 (bad usage, as every other) saying to set it."""

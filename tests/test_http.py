@@ -1523,6 +1523,26 @@ async def test_stream_refuses_bad_filters(
         assert (await response.json())["field"] == field
 
 
+async def test_stream_names_the_instances_it_takes_when_one_is_unknown(
+    serve: ServerFactory,
+) -> None:
+    """An unknown ?instance= is answered with the nine it takes, as ingest's unknown_instance
+    is, so that curl's user need not look them up."""
+    server = await serve()
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    query = {"instance": "ex_esdb_healt"}
+    async with server.session.get(
+        server.url + "/v1/stream", params=query, headers=auth
+    ) as response:
+        assert response.status == 400
+        detail = (await response.json())["detail"]
+    assert detail == (
+        "unknown bus instance 'ex_esdb_healt'; allowed: ex_esdb_system, ex_esdb_health,"
+        " ex_esdb_metrics, ex_esdb_lifecycle, ex_esdb_alerts, ex_esdb_audit,"
+        " ex_esdb_diagnostics, ex_esdb_security, ex_esdb_logging"
+    )
+
+
 async def test_shutdown_is_not_held_by_a_connected_stream_client(serve: ServerFactory) -> None:
     """Closing the bridge with an SSE client attached ends the stream at once."""
     server = await serve()

@@ -18,7 +18,7 @@ from enum import Enum
 from typing import Final, Literal, overload
 
 from bridge.bus.depth import check_depth
-from bridge.bus.envelope import Envelope, Rejection, check_topic
+from bridge.bus.envelope import Envelope, Rejection, check_topic, name_shown
 from bridge.bus.ids import new_message_id
 from bridge.bus.metrics import BusMetrics
 from bridge.bus.signing import Keyring
@@ -191,7 +191,10 @@ class Bus:
         chosen = frozenset(INSTANCES if instances is None else instances)
         unknown = chosen - set(INSTANCES)
         if unknown:
-            raise MessageError(f"unknown bus instance(s): {', '.join(sorted(unknown))}")
+            named = ", ".join(repr(name_shown(name)) for name in sorted(unknown))
+            allowed = ", ".join(INSTANCES)
+            plural = "s" if len(unknown) > 1 else ""
+            raise MessageError(f"unknown bus instance{plural} {named}; allowed: {allowed}")
         if topic != ALL_TOPICS:
             check_topic(topic.removesuffix(ALL_TOPICS) or "x")
         taken_tags = None if tags is None else frozenset(tags)

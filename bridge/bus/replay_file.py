@@ -27,9 +27,9 @@ _VERSION: Final = 1
 
 
 def save(guard: ReplayGuard, state_dir: str | Path) -> None:
-    """Write ``guard``'s ids to the state directory (replacing the file at once, 0600). A write
-    that fails (a full disk) raises and leaves the directory as it was: the file before, no
-    part of the new one."""
+    """Write ``guard``'s ids to the state directory (replacing the file at once, 0600, on disk
+    before it is renamed into place). A write that fails (a full disk) raises and leaves the
+    directory as it was: the file before, no part of the new one."""
     held, floor = guard.remembered()
     path = Path(state_dir) / FILE_NAME
     partial = path.with_suffix(".partial")
@@ -38,11 +38,24 @@ def save(guard: ReplayGuard, state_dir: str | Path) -> None:
     try:
         with os.fdopen(descriptor, "w") as file:
             file.write(body)
+            # On disk before it takes the name: a power loss after the rename would otherwise
+            # leave the name on an empty file, and the ids of the stop before it lost too.
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(partial, path)
+        _fsync_directory(path.parent)  # the rename itself
     except BaseException:
         with contextlib.suppress(OSError):
             partial.unlink()
         raise
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def load(guard: ReplayGuard, state_dir: str | Path) -> int:

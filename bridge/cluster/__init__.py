@@ -52,15 +52,16 @@ alert stays open even when it returns, unless its state key still says ``down`` 
 ends it (a grouped alert it is in is never resolved by the monitor any more).
 Farewells wait at most ``MAX_NODES`` at a time: past that (a flood forgetting faster than a tick
 announces) the later ones are given up, logged and counted. The node state keys shared by the
-replicas expire too (``ClusterMonitor._swap_state`` says when). A replica that cannot hear the
+replicas expire too (``bridge.cluster.announcer`` says when). A replica that cannot hear the
 bus (Redis unreachable) declares nobody down: it is the one cut off; nor does one that did not
 run (paused, its event loop busy) before it hears what came meanwhile.
 
-The parts: ``monitor.py`` is the component (hearing, ticking, announcing); ``nodes.py`` the
-nodes it tracks and the bounds; ``cadence.py`` how long each may stay silent; ``reports.py``
-the ClusterHealth and ClusterMembership it publishes of them; ``groups.py`` the downs past the
-per-interval budget, alerted as one. Each name is imported from its module when first asked
-for (``bridge.exports``): the alert sink reads ``MAX_NODES`` without the monitor.
+The parts: ``monitor.py`` is the component (hearing, tracking, ticking); ``announcer.py`` how
+it announces each transition once across the replicas; ``nodes.py`` the nodes it tracks and
+the bounds; ``cadence.py`` how long each may stay silent; ``reports.py`` the ClusterHealth and
+ClusterMembership it publishes of them; ``groups.py`` the downs past the per-interval budget,
+alerted as one. Each name is imported from its module when first asked for
+(``bridge.exports``): the alert sink reads ``MAX_NODES`` without the monitor.
 """
 
 from __future__ import annotations

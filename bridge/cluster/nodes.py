@@ -46,6 +46,10 @@ class Dropped:
         if len(self.named) < NAMED:
             self.named.append(name[:NAME_SHOWN])
 
+    def shown(self) -> str:
+        """The names of a log line: the first few, and an ellipsis when there are more."""
+        return ", ".join(self.named) + (" …" if self.count > len(self.named) else "")
+
 
 class EvictedDowns:
     """Nodes evicted at the cap while down with their alert open, remembered so that, heard

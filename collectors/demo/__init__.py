@@ -11,6 +11,9 @@ HealthCheck; for the cluster: ClusterHealth, auth events and the odd access viol
 changes, log entries and diagnostics. Resource use drifts and now and then a node is stressed
 into ``degraded`` or ``unhealthy``; now and then a node fails (NodeLifecycle ``down``,
 ClusterMembership, ClusterHealth, a critical ``node_failure`` SystemAlert) and later reconnects.
+A security alert that waits for an acknowledgement gets one from a simulated security desk some
+minutes later (the component tells the simulation each message's envelope id, which the alert's
+id is made of).
 With ``showcase`` (the default) each rare event also happens once in the first fifteen steps, so
 no panel waits minutes for its first sample.
 

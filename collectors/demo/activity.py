@@ -1,6 +1,7 @@
 """The simulated cluster's background activity: security, audit and diagnostics.
 
-``ex_esdb_security`` (logins, failures, brute force, violations, sessions), ``ex_esdb_audit``
+``ex_esdb_security`` (logins, failures, brute force, violations, sessions, and the security
+desk acknowledging the alerts that wait for it), ``ex_esdb_audit``
 (data changes, accesses, admin actions) and ``ex_esdb_diagnostics`` (traces, error analyses,
 CPU hotspots), with the emitter restarts a crash brings (``ex_esdb_lifecycle``).
 """
@@ -11,9 +12,11 @@ import random
 from typing import Final
 
 from bridge.messages import (
+    SECURITY_SEVERITY,
     AccessLog,
     AccessViolation,
     AdminAction,
+    AlertAck,
     AuthEvent,
     DataChange,
     DebugTrace,
@@ -24,10 +27,11 @@ from bridge.messages import (
     SessionEvent,
     SupervisionEvent,
 )
+from bridge.messages.alerts import ACK_BY_DEFAULT
 from collectors.demo.lifecycle import process
 from collectors.demo.state import Build, ClusterState, Pairs, SimNode
 
-__all__ = ["audit", "diagnostics", "security"]
+__all__ = ["acknowledgements", "audit", "diagnostics", "needs_ack", "security"]
 
 _USERS: Final = ("alice", "bob", "carol", "ops-bot", "billing-svc")
 
@@ -102,6 +106,41 @@ def security(state: ClusterState, build: Build) -> Pairs:
                     user_id=rng.choice(_USERS),
                     event_type=rng.choice(("created", "destroyed", "expired")),
                     node=node.name,
+                ),
+            )
+        )
+    return out
+
+
+def needs_ack(message: Message, message_id: str) -> str | None:
+    """The id of the alert ``message`` raises when it waits for an acknowledgement (error and
+    above), else None; ``message_id`` is the id of the envelope it went out in."""
+    kind: str
+    if isinstance(message, SecurityAlert):
+        kind = message.alert_type
+    elif isinstance(message, AccessViolation):
+        kind = message.violation_type
+    else:
+        return None
+    if SECURITY_SEVERITY[message.severity] not in ACK_BY_DEFAULT:
+        return None
+    # The id the alert sink derives for a security event: its type and the envelope's id.
+    return f"{kind}:{message_id}"
+
+
+def acknowledgements(state: ClusterState, build: Build) -> Pairs:
+    """The security desk's acknowledgements due this step (``ClusterState.acks_due``)."""
+    out: Pairs = []
+    while state.acks_due and state.acks_due[0][0] <= state.steps:
+        _, alert_id = state.acks_due.popleft()
+        out.append(
+            (
+                "alerts",
+                build(
+                    AlertAck,
+                    alert_id=alert_id,
+                    ack_by="demo_security_desk",
+                    ack_note="made-up demo traffic: nothing to do",
                 ),
             )
         )

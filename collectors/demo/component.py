@@ -11,6 +11,7 @@ from typing import Protocol
 from bridge.bus import PublishStatus
 from bridge.component import Context
 from bridge.integration import Integration
+from bridge.messages import Message
 from collectors.demo.simulation import DEMO_SEED, Simulation
 from collectors.demo.state import Pairs
 from collectors.health import thresholds_from
@@ -30,6 +31,9 @@ class Steps(Protocol):
 
     def step(self) -> Pairs:
         """The next step's (topic, message) pairs."""
+
+    def published(self, message: Message, message_id: str) -> None:
+        """Told that a message of a step went out, with the id of its envelope."""
 
 
 class DemoCluster:
@@ -92,6 +96,8 @@ class DemoCluster:
             result = self._integration.publish(topic, message)
             if result.status is PublishStatus.PUBLISHED:
                 count += 1
+                if result.message_id is not None:
+                    self._simulation.published(message, result.message_id)
         return count
 
 

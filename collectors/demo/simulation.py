@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
+from bridge.messages import Message
 from collectors.demo import activity, lifecycle, logs, nodes, operations
 from collectors.demo.state import DEFAULT_THRESHOLDS, Build, ClusterState, Pairs
 from collectors.health import Thresholds
@@ -16,6 +17,10 @@ DEFAULT_NODES: Final = ("exesdb-1@demo", "exesdb-2@demo", "exesdb-3@demo")
 DEFAULT_STORES: Final = ("orders_store", "inventory_store")
 DEMO_SEED: Final = 2026
 """The ``--demo`` seed: every demo run tells the same story (same failures, same drift)."""
+# Steps until the security desk acknowledges an alert that waits for it: four minutes at a step
+# a second, before EXESDB_ESCALATION_AFTER_MS (15 min) escalates it. Left alone, the brute
+# forces and the violations rated high piled up firing and escalating, some 150 an hour.
+_ACK_AFTER_STEPS: Final = 240
 
 
 class Simulation:
@@ -38,10 +43,13 @@ class Simulation:
         failure_chance: float = 1 / 120,
         stress_chance: float = 1 / 40,
         showcase: bool = True,
+        ack_after: int = _ACK_AFTER_STEPS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"interval: must be above 0 seconds (got {interval!r})")
+        if ack_after < 1:
+            raise ValueError(f"ack_after: must be at least 1 step (got {ack_after!r})")
         self.state = ClusterState(
             nodes,
             stores,
@@ -52,6 +60,7 @@ class Simulation:
             showcase=showcase,
         )
         self.interval = interval
+        self.ack_after = ack_after
         self._build = build
         self._clock = clock
         self._last_step: float | None = None
@@ -79,7 +88,15 @@ class Simulation:
                 out += operations.node_metrics(state, build, node, elapsed)
         out += nodes.cluster_health(state, build)
         out += activity.security(state, build)
+        out += activity.acknowledgements(state, build)
         out += activity.audit(state, build)
         out += logs.logs(state, build)
         out += activity.diagnostics(state, build)
         return out
+
+    def published(self, message: Message, message_id: str) -> None:
+        """Note that ``message`` went out as ``message_id``: a security alert that waits for an
+        acknowledgement gets one from the security desk ``ack_after`` steps later."""
+        alert_id = activity.needs_ack(message, message_id)
+        if alert_id is not None:
+            self.state.acks_due.append((self.state.steps + self.ack_after, alert_id))

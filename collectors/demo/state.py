@@ -8,6 +8,7 @@ Everything draws on one seeded random generator, so one seed always tells one st
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol, TypeAlias
@@ -111,6 +112,8 @@ class ClusterState:
         self.stress_chance = stress_chance
         self.showcase = showcase
         self.steps = 0
+        # (step, alert id): the security desk's acknowledgements to come, due in that order.
+        self.acks_due: deque[tuple[int, str]] = deque()
         self.nodes = [self._new_node(name) for name in nodes]
         self._whole_since = -_WHOLE_STEPS  # the step the last node down came back at
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import stat
 from pathlib import Path
 
@@ -454,3 +455,28 @@ def test_a_partial_replay_file_a_stop_left_is_removed_at_start(tmp_path: Path) -
     assert replay_file.load(guard, tmp_path) == 1
     assert guard.check("id-now-0001", NOW) is ReplayVerdict.REPLAYED
     assert not partial.exists()
+
+
+def test_a_replay_file_is_on_disk_before_it_takes_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """save fsyncs the new file before renaming it over the old one, and the directory after:
+    a power loss never leaves the name on a file whose bytes were not written."""
+    steps: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor: int) -> None:
+        steps.append("fsync " + Path(os.readlink(f"/proc/self/fd/{descriptor}")).name)
+        real_fsync(descriptor)
+
+    def replace(source: str | Path, target: str | Path) -> None:
+        steps.append(f"replace {Path(source).name}")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    guard = _guard()
+    guard.check("id-now-0001", NOW)
+    replay_file.save(guard, tmp_path)
+    partial = Path(replay_file.FILE_NAME).with_suffix(".partial").name
+    assert steps == [f"fsync {partial}", f"replace {partial}", f"fsync {tmp_path.name}"]

@@ -159,3 +159,61 @@ async def test_a_replica_that_could_not_hear_waits_an_interval_more_before_annou
     clock.advance(1.1)
     await replica.tick()
     assert replica.published(NodeLifecycle, event="down", node="app-1") == []
+
+
+async def test_a_forgotten_node_heard_during_the_swap_of_its_left_is_announced_back_not_left(
+    make_replica, clock: Clock
+) -> None:
+    """A node forgotten down and heard again while the swap of its left is in flight is
+    announced reconnected, not left: shown back as soon as it is, its node_failure resolved."""
+    coordinator = GatedCoordinator(clock)
+    replica = await make_replica("bridge-1", coordinator, forget_ms=10_000)
+    await replica.hear("app-1")
+    clock.advance(3.5)
+    await replica.tick()
+    assert len(replica.published(NodeLifecycle, event="down", node="app-1")) == 1
+    clock.advance(10)  # EXESDB_NODE_FORGET_MS: the next tick forgets it and swaps its left
+    coordinator.hold = True
+    taken = await replica.naps.wake()
+    await asyncio.wait_for(coordinator.waiting.wait(), 5)
+    health = NodeHealth(node="app-1", status="healthy")
+    await replica.hear("app-1", health)
+    coordinator.gate.set()
+    await replica.naps.napped_since(taken)
+    for _ in range(3):
+        clock.advance(1.1)
+        await replica.hear("app-1", health)
+        await replica.tick()
+    assert replica.published(NodeLifecycle, event="left", node="app-1") == []
+    assert len(replica.published(NodeLifecycle, event="reconnected", node="app-1")) == 1
+    assert await coordinator.swap("cluster:node:app-1", "up", 60_000) == "up"
+
+
+async def test_a_left_heard_during_the_swap_of_a_forgotten_nodes_left_is_not_said_again(
+    make_replica, clock: Clock
+) -> None:
+    """A forgotten node's left heard from the replica that forgot it first while this one's
+    swap of its key to forgotten is in flight (or its farewell waits its turn) is left to that
+    one: not announced again, unheard, an interval on."""
+    coordinator = GatedCoordinator(clock)
+    replica = await make_replica("bridge-1", coordinator, forget_ms=10_000)
+    await replica.hear("app-1")
+    clock.advance(3.5)
+    await replica.tick()
+    assert len(replica.published(NodeLifecycle, event="down", node="app-1")) == 1
+    clock.advance(10)  # EXESDB_NODE_FORGET_MS: the next tick forgets it and swaps its left
+    await coordinator.swap("cluster:node:app-1", "forgotten", 3_600_000)  # bridge-2 forgot it
+    coordinator.hold = True
+    taken = await replica.naps.wake()
+    await asyncio.wait_for(coordinator.waiting.wait(), 5)
+    winner = {"forgotten": "silent", "detected_by": "bridge-2"}
+    await replica.hear(
+        "bridge-2", NodeLifecycle(node="app-1", event="left", cluster_size=1, metadata=winner)
+    )
+    coordinator.gate.set()
+    await replica.naps.napped_since(taken)
+    assert replica.forgotten("silent") == 1
+    for _ in range(3):
+        clock.advance(1.1)
+        await replica.tick()
+    assert replica.published(NodeLifecycle, event="left", node="app-1") == []

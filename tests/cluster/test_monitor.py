@@ -402,6 +402,21 @@ async def test_closing_says_this_node_leaves_not_that_a_node_left(
     assert "node bridge-1 left" not in caplog.text
 
 
+async def test_a_left_under_this_nodes_name_from_another_process_is_not_called_its_stop(
+    make_replica, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A `left` under this bridge's own EXESDB_NODE heard while it runs (another process
+    sharing the name stopped) is logged as that, not as this bridge stopping."""
+    caplog.set_level(logging.INFO, "bridge.cluster")
+    replica = await make_replica("bridge-1")
+    await replica.hear("bridge-1", NodeLifecycle(node="bridge-1", event="left", cluster_size=1))
+    assert "stopping: this node" not in caplog.text
+    assert (
+        "another process running as this node (bridge-1) left the cluster while this one runs:"
+        " two processes share EXESDB_NODE" in caplog.text
+    )
+
+
 async def test_a_refused_down_announcement_stays_pending_and_the_state_key_is_restored(
     make_replica, clock: Clock
 ) -> None:

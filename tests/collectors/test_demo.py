@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from bridge.sinks.alerts.sources import alert_events
 from collectors.demo import (
     DEFAULT_NODES,
     DEFAULT_STORES,
+    DEMO_SEED,
     DemoCluster,
     Simulation,
     Steps,
@@ -35,6 +37,7 @@ from collectors.demo import (
 )
 from collectors.health import Thresholds, resource_statuses, worst_status
 from collectors.scheduler import CollectorMetrics
+from tests.sinks.alerts.helpers import alert_bridge
 from tests.support import TEST_SECRET, ManualClock, async_wait_until
 
 _VIOLATION_TYPES = frozenset(
@@ -72,6 +75,9 @@ class BrokenSimulation:
     def step(self) -> list[tuple[str, Message]]:
         self.calls += 1
         raise RuntimeError("boom")
+
+    def published(self, message: Message, message_id: str) -> None:
+        raise AssertionError("a step that raised published nothing")
 
 
 def down(sim: Simulation) -> list[str]:
@@ -287,10 +293,10 @@ def test_a_node_left_alone_stays_healthy_for_hours() -> None:
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"nodes": ()}, "nodes"), ({"interval": 0}, "interval")],
+    [({"nodes": ()}, "nodes"), ({"interval": 0}, "interval"), ({"ack_after": 0}, "ack_after")],
 )
 def test_rejects_bad_options(options: dict[str, Any], message: str) -> None:
-    """An empty node list or a non-positive interval is refused, naming the option."""
+    """An empty node list, a non-positive interval or ack delay is refused, naming the option."""
     with pytest.raises(ValueError, match=message):
         simulation(**options)
 
@@ -331,6 +337,38 @@ async def test_the_demos_alerts_name_a_simulated_node_never_the_bridges_host() -
         assert {a.node for a in alerts} <= set(DEFAULT_NODES)
     finally:
         await bridge.aclose()
+
+
+async def test_the_demos_security_alerts_that_wait_for_an_ack_are_acknowledged(
+    tmp_path: Path,
+) -> None:
+    """Each security alert the demo raises at error severity or above (which waits for an
+    acknowledgement, and escalates without one) is acknowledged by the simulated security desk
+    ``ack_after`` steps after it fired: left alone, some 150 an hour piled up firing."""
+    clock = ManualClock()
+    async with alert_bridge(tmp_path, serve_http=False) as (bridge, sink, _):
+        steps = Simulation(bridge.integration.build, seed=DEMO_SEED, clock=clock, ack_after=30)
+        cluster = DemoCluster(bridge.integration, steps)
+        for _ in range(90):
+            clock.advance(1.0)
+            cluster.publish_step()
+
+        def waiting() -> list[Any]:
+            found = sink.outbox.alerts.find(limit=10_000)
+            return [a for a in found if a.category == "security" and a.requires_ack]
+
+        # Those raised in the first 60 steps (the showcase's brute force at step 4 among them)
+        # have had their 30 steps; those raised since still fire.
+        alerts = await async_wait_until(
+            lambda: sum(a.ack_by is not None for a in waiting()) >= 3 and waiting(),
+            what="the desk's acknowledgements",
+        )
+        acknowledged = [a for a in alerts if a.ack_by is not None]
+        assert {(a.ack_by, a.state.value) for a in acknowledged} == {
+            ("demo_security_desk", "acknowledged")
+        }
+        assert "brute_force" in {a.alertname for a in acknowledged}
+        assert any(a.state.value == "firing" for a in alerts)
 
 
 async def test_quiet_while_the_integration_is_disabled() -> None:
