@@ -1744,6 +1744,34 @@ def test_alerts_list_shows_the_alerts_that_want_attention_unless_asked_for_every
     assert [alert["alert_id"] for alert in json.loads(resolved.stdout)["alerts"]] == ["gone"]
 
 
+def test_alerts_ack_since_an_episode_that_ended_acknowledges_nothing(
+    bridges: Bridges, tmp_path: Path
+) -> None:
+    """`alerts ack --since TIME` (the alert's SINCE as `alerts list` showed it) typed after the
+    alert resolved and fired again exits 1 saying so, the alert firing since left as it is;
+    with that one's SINCE it acknowledges it."""
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
+    ingest_alerts(bridge.url, ["a1"])
+    [first] = wait_until(lambda: listed_alerts(bridge.url), 15, "a1")
+    fixed = cli("alerts", "ack", "a1", "--by", "alice", "--resolution", "fixed", **env)
+    assert fixed.returncode == 0, fixed.stderr
+    ingest_alerts(bridge.url, ["a1"])
+    [second] = wait_until(
+        lambda: [a for a in listed_alerts(bridge.url) if a["state"] == "firing"],
+        15,
+        "a1 firing again",
+    )
+    late = cli("alerts", "ack", "a1", "--by", "bob", "--since", str(first["starts_at"]), **env)
+    assert late.returncode == 1
+    assert "409" in late.stderr
+    assert "resolved and fired again since the episode acknowledged" in late.stderr
+    assert [a["state"] for a in listed_alerts(bridge.url)] == ["firing"]
+    acked = cli("alerts", "ack", "a1", "--by", "bob", "--since", str(second["starts_at"]), **env)
+    assert acked.returncode == 0, acked.stderr
+    assert acked.stdout.splitlines()[1].split()[:2] == ["a1", "acknowledged"]
+
+
 def test_alerts_list_prints_the_most_recently_changed_up_to_its_limit_and_says_how_many_not(
     bridges: Bridges, tmp_path: Path
 ) -> None:

@@ -70,6 +70,7 @@ class Inbox:
         "_depth",
         "_drained",
         "_dropped",
+        "_drops",
         "_prefix",
         "_queue",
         "_stopped",
@@ -109,6 +110,7 @@ class Inbox:
         self.group = group
         self.max_queue = max_queue
         self._dropped = dropped
+        self._drops = 0
         self._queue: deque[Run] = deque()
         self._depth = 0  # the messages in the queue's runs
         self._wakeup = asyncio.Event()
@@ -176,6 +178,12 @@ class Inbox:
         """Nothing queued and nothing being handled."""
         return not self._queue and not self._busy
 
+    @property
+    def drops(self) -> int:
+        """Messages dropped so far, the queue full (each counted in exesdb_bus_dropped_total
+        too)."""
+        return self._drops
+
     def offer(self, envelope: Envelope, frame: Frame) -> bool:
         """Queue a message; False (and counted) when the queue is full, False when stopped."""
         if self._stopped:
@@ -183,6 +191,7 @@ class Inbox:
         queue = self._queue
         if self._depth >= self.max_queue:
             self._dropped()
+            self._drops += 1
             return False
         if not queue:
             # Only the empty -> non-empty edge needs the events: the draining task empties the
@@ -203,6 +212,7 @@ class Inbox:
         if room < len(envelopes):
             for _ in range(len(envelopes) - max(room, 0)):
                 self._dropped()
+            self._drops += len(envelopes) - max(room, 0)
             envelopes = envelopes[: max(room, 0)]
             if not envelopes:
                 return 0

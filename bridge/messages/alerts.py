@@ -15,6 +15,7 @@ from bridge.messages._base import (
     Name,
     NodeLabel,
     NonNegInt,
+    OmittedWhenNone,
     Text,
     Timestamp,
     random_hex,
@@ -104,6 +105,10 @@ class AlertAck(Message):
     ack_note: str | None = None
     resolution: str | None = None
     ack_timestamp: Timestamp = Field(default_factory=utc_now)
+    # The start (``starts_at``) of the alert's episode acknowledged, when its maker knew it:
+    # an ack that reaches the alert after it resolved and fired again changes nothing.
+    # Left out, the ack is for whatever episode is current (as every sender of before).
+    alert_starts_at: OmittedWhenNone[Timestamp] = None
 
 
 class AlertEscalation(Message):

@@ -81,7 +81,7 @@ def alert_live(
     record = detail.alert
     admin = shown.settings.admin_token is not None
     button = (
-        _ACTIONS(button=ack_button(record.alert_id, record.title))
+        _ACTIONS(button=ack_button(record))
         if admin and record.state is AlertState.FIRING
         else Html("")
     )

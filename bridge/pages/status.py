@@ -396,9 +396,7 @@ def _listing(
             age_since(record.starts_at, now),
             badge(record.state),
             _level(record),
-            ack_button(record.alert_id, record.title)
-            if admin and record.state is AlertState.FIRING
-            else Html(""),
+            ack_button(record) if admin and record.state is AlertState.FIRING else Html(""),
         )
         for record in alerts
     ]

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from typing import Final
 
 from bridge.headers import ADMIN_TOKEN_HEADER
-from bridge.messages import MAX_NAME, SEVERITIES
+from bridge.messages import MAX_NAME, SEVERITIES, format_timestamp
 from bridge.pages.html import Fragment, Html, escape, exact, join, template
 from bridge.pages.sources import LeaseState, Shown
+from bridge.sinks.alerts.records import AlertRecord
 
 __all__ = [
     "REFRESH_SECONDS",
@@ -73,8 +74,8 @@ _METER: Final = Fragment(
     ' value="${value}">${text}</meter><span class="num">${text}</span></span>'
 )
 _ACK_BUTTON: Final = Fragment(
-    '<button type="button" class="ack" data-ack="${alert_id}" data-title="${title}"'
-    ' aria-label="Acknowledge ${title}">Acknowledge</button>'
+    '<button type="button" class="ack" data-ack="${alert_id}" data-starts-at="${starts_at}"'
+    ' data-title="${title}" aria-label="Acknowledge ${title}">Acknowledge</button>'
 )
 _TABLE: Final = Fragment(
     '<table class="${css}"><thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table>'
@@ -212,9 +213,15 @@ def meter(value: float | None, low: float, high: float) -> Html:
     return _METER(low=f"{low:g}", high=f"{high:g}", value=f"{shown:.1f}", text=f"{value:.0f}%")
 
 
-def ack_button(alert_id: str, title: str) -> Html:
-    """The Acknowledge button of one alert (pages.js posts the ack)."""
-    return _ACK_BUTTON(alert_id=exact(alert_id), title=title)
+def ack_button(record: AlertRecord) -> Html:
+    """The Acknowledge button of one alert (pages.js posts the ack, for the episode shown: its
+    ``starts_at``, so that a click on a page shown before the alert fired anew changes
+    nothing)."""
+    return _ACK_BUTTON(
+        alert_id=exact(record.alert_id),
+        starts_at=format_timestamp(record.started),
+        title=record.title,
+    )
 
 
 def table(

@@ -156,6 +156,17 @@ _BECOMES: Final[Mapping[str, str]] = MappingProxyType(
             " origin of `EXESDB_ALERT_LINK_ORIGINS` ([Which component raised an"
             " alert](alerts.md#which-component-raised-an-alert)). The alert page shows both."
         ),
+        "alert_acknowledged": (
+            "Acknowledges the alert `alert_id` ([Alerts](alerts.md#states-and-escalation)), a"
+            " `resolution` resolving it too. `alert_starts_at`, the alert's `starts_at` as"
+            " `GET /v1/alerts` lists it, names the episode acknowledged: an AlertAck that arrives"
+            " once that episode ended (the alert resolved and fired again) changes nothing. Left"
+            " out (null), the ack is for the episode firing when it arrives. The bridge's own"
+            " AlertAcks name the episode where its maker or the bridge knows it; a bridge of a"
+            " version before the field refuses an AlertAck that carries it (its models forbid"
+            " unknown fields), so during a rolling upgrade on Redis acknowledge on an upgraded"
+            " work-queue holder."
+        ),
         "metric_alert": (
             "Becomes a `metric_threshold` alert ([Alerts](alerts.md)), one per `node` and"
             " `metric_name`."

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
+from bridge.messages import SystemAlert
 from tests.integration.servers.tmpfs import SmallDisk, small_disk
 from tests.integration.servers.webhook import Answer, WebhookReceiver, webhook_receiver
 from tests.sinks.alerts.helpers import alert_bridge, system_alert
@@ -76,6 +77,108 @@ async def test_a_delivery_whose_outcome_cannot_be_recorded_is_not_sent_again(
         assert len(receiver.requests) == 1
     tracebacks = [r for r in caplog.records if r.exc_info is not None]
     assert len(tracebacks) == 1, "the fault logged once while it lasts"
+
+
+async def test_an_alert_arriving_while_the_disk_is_full_is_delivered_once_there_is_space(
+    small_disk: SmallDisk, webhook_receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A SystemAlert put on the in-process bus (sent once, as the cluster monitor's node down
+    is) while the outbox's disk is full is kept, the alerts check not ready meanwhile, and
+    stored and delivered to the receiver once, when there is space again."""
+    receiver: WebhookReceiver = webhook_receiver()
+    async with alert_bridge(
+        small_disk.path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, _sink, watcher):
+        small_disk.fill()
+        with caplog.at_level(logging.INFO, logger="bridge"):
+            bridge.bus.publish("disk_full", system_alert("a1"))
+            bridge.bus.publish("disk_full", system_alert("a2", severity="warning"))
+            await async_wait_until(
+                lambda: _sink_errors(bridge) >= 2, what="the outbox failing the batch twice"
+            )
+            reason = bridge.readiness()["alerts"]["reason"]
+            assert "database or disk is full" in (reason or ""), reason
+            # The other subscribers go on meanwhile: the bus is not held up.
+            await async_wait_until(
+                lambda: len(watcher.of(SystemAlert)) == 2, what="the watcher's share"
+            )
+            assert not receiver.requests
+            small_disk.free()
+            await async_wait_until(
+                lambda: receiver.accepted_alert_ids() == {"a1", "a2"},
+                within=20.0,
+                what="the kept alerts delivered",
+            )
+        await async_wait_until(
+            lambda: delivery_states(small_disk.path) == [("delivered", 1)],
+            what="the delivery recorded",
+        )
+        assert [r.alert_ids() for r in receiver.requests] == [["a1", "a2"]]
+        assert bridge.readiness()["alerts"]["reason"] is None
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("bridge.sinks.alerts")]
+    assert len([r for r in caplog.records if r.exc_info is not None]) == 1, said
+    assert any("outbox stored the batch" in m for m in said), said
+
+
+async def test_what_arrives_past_the_queue_while_the_disk_is_full_is_counted_and_logged(
+    small_disk: SmallDisk, webhook_receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the sink keeps a batch the full disk refused, what arrives past
+    EXESDB_ALERT_QUEUE_SIZE is dropped, counted in exesdb_bus_dropped_total and logged; the
+    rest is stored, in order, once there is space."""
+    receiver: WebhookReceiver = webhook_receiver()
+    async with alert_bridge(
+        small_disk.path,
+        serve_http=False,
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_ALERT_QUEUE_SIZE="3",
+        **FAST,
+    ) as (bridge, _sink, _):
+        small_disk.fill()
+        with caplog.at_level(logging.WARNING, logger="bridge"):
+            bridge.bus.publish("disk_full", system_alert("a0"))
+            await async_wait_until(lambda: _sink_errors(bridge) >= 1, what="the batch refused")
+            for n in range(1, 6):  # three queue behind the kept batch, two are dropped
+                bridge.bus.publish("disk_full", system_alert(f"a{n}"))
+            dropped = bridge.registry.get_sample_value(
+                "exesdb_bus_dropped_total", {"subscriber": "alerts"}
+            )
+            assert dropped == 2
+            small_disk.free()
+            await async_wait_until(
+                lambda: receiver.accepted_alert_ids() == {"a0", "a1", "a2", "a3"},
+                within=20.0,
+                what="the kept and queued alerts delivered",
+            )
+    said = [r.getMessage() for r in caplog.records]
+    assert any("dropped" in m and "alerts" in m for m in said), said
+
+
+async def test_a_stop_while_the_disk_is_still_full_logs_the_kept_batch_lost(
+    small_disk: SmallDisk, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bridge stopped while the outbox's disk is still full tries the kept batch until its
+    stop deadline, then says at error that it is lost, naming how many messages: never
+    silently."""
+    with caplog.at_level(logging.WARNING, logger="bridge"):
+        async with alert_bridge(
+            small_disk.path, serve_http=False, EXESDB_SHUTDOWN_TIMEOUT_MS="1500"
+        ) as (bridge, _sink, _):
+            small_disk.fill()
+            bridge.bus.publish("disk_full", system_alert("a1"))
+            await async_wait_until(lambda: _sink_errors(bridge) >= 1, what="the batch refused")
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert (
+        "ERROR",
+        "alerts: stopped with a batch of 1 message(s) the outbox could not store"
+        " (OperationalError: database or disk is full): lost",
+    ) in said, said
+
+
+def _sink_errors(bridge: Any) -> float:
+    """exesdb_sink_errors_total{subscriber="alerts"}."""
+    value = bridge.registry.get_sample_value("exesdb_sink_errors_total", {"subscriber": "alerts"})
+    return value or 0.0
 
 
 async def test_an_acknowledgement_on_a_full_disk_is_answered_503_retry_later(

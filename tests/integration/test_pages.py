@@ -19,6 +19,7 @@ from bridge.cluster import cluster_monitor
 from bridge.pages.widgets import REFRESH_SECONDS
 from bridge.sinks.alerts import AlertState
 from bridge.sinks.alerts.payload import alert_path
+from bridge.sinks.alerts.records import Acknowledgement
 from bridge.sinks.alerts.retention import RESOLVED_KEPT_SECONDS
 from collectors import health_collector
 from tests.integration.servers.chromium import Browser, browser, require_chromium
@@ -634,6 +635,41 @@ def test_a_blank_name_is_refused_on_the_page_before_anything_is_posted(
         assert browser.css("#ack-message").get_attribute("class") == "error"
         assert browser.css("button[data-ack='a1']").is_enabled()
         assert api_state(server, "a1") == "firing"
+
+
+def test_acknowledge_on_a_page_shown_before_the_alert_fired_again_leaves_the_new_one(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """Acknowledge pressed on a page still showing an episode of the alert that has ended (it
+    resolved and fired again while the page's refreshes failed) is refused: the page says the
+    alert fired again since, and the alert firing now stays firing; once the page shows the
+    new episode, its Acknowledge acknowledges that one."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "Queue backed up")
+        browser.open(server.url + "/")
+        browser.type_ack_form("alice", ADMIN_TOKEN)
+        shown = browser.css("button[data-ack='a1']").get_attribute("data-starts-at")
+        # The tab's refreshes fail from now on (a network blip): the page shows what it did.
+        browser.driver.execute_cdp_cmd("Network.enable", {})
+        browser.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*part=live*"]})
+        fixed = Acknowledgement("a1", "bob", resolution="fixed")
+        server.run(sink_of(server).acknowledge(fixed))
+        raise_alert(server, "a1", "Queue backed up")
+        wait_for_alert(server, "a1", lambda record: record.state is AlertState.FIRING)
+        browser.css("button[data-ack='a1']").click()
+        message = browser.wait_for_text("#ack-message", "fired again since")
+        assert shown in message
+        assert browser.css("#ack-message").get_attribute("class") == "error"
+        assert api_state(server, "a1") == "firing"
+        browser.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        wait_until(
+            lambda: browser.all(f"button[data-ack='a1']:not([data-starts-at='{shown}'])"),
+            15,
+            "the page showing the new episode",
+        )
+        browser.css("button[data-ack='a1']").click()
+        browser.wait_for_text("#ack-message", "Acknowledged: Queue backed up")
+        assert api_state(server, "a1") == "acknowledged"
 
 
 def test_a_wrong_token_shows_an_error(tmp_path: Path, browser: Browser) -> None:

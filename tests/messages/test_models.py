@@ -408,6 +408,7 @@ CASES: dict[type[Message], Case] = {
             "ack_note": "looking",
             "resolution": "restarted",
             "ack_timestamp": TS2,
+            "alert_starts_at": TS,
         },
         "ack_by",
         ("ack_timestamp", "soon"),

@@ -46,7 +46,13 @@ WRITTEN_AS_NULL = frozenset(
     }
 )
 # The fields added after the first release, left out of the payload while None.
-LEFT_OUT = frozenset({"ClusterHealth.degraded_count", "ClusterHealth.unhealthy_count"})
+LEFT_OUT = frozenset(
+    {
+        "AlertAck.alert_starts_at",
+        "ClusterHealth.degraded_count",
+        "ClusterHealth.unhealthy_count",
+    }
+)
 
 
 class Later(Message):

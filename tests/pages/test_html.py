@@ -6,6 +6,7 @@ import pytest
 
 from bridge.pages.html import Fragment, Html, escape, join
 from bridge.pages.widgets import ack_button, age, badge, meter, table, timestamp, utc
+from tests.sinks.alerts.test_transitions import alert
 
 HOSTILE = """<script>alert("x")</script>' onmouseover='y' & "z" """
 
@@ -33,7 +34,7 @@ def test_a_zero_width_or_bidirectional_character_is_shown_as_its_escape(hidden: 
     escaped = f"disk\\u{ord(hidden):04x} full &lt;b&gt;"
     assert shown == f'<a title="{escaped}">{escaped}</a>'
     assert hidden not in shown
-    button = ack_button(f"id{hidden}1", title)
+    button = ack_button(alert(alert_id=f"id{hidden}1", title=title))
     assert f'data-ack="id{hidden}1"' in button
     assert f'data-title="{escaped}"' in button
 

@@ -259,7 +259,9 @@
         credentials: "same-origin",
         // This header, not Authorization: that may carry the web config's basic auth.
         headers: { "Content-Type": "application/json", "X-ExESDB-Admin-Token": token },
-        body: JSON.stringify({ ack_by: by }),
+        // For the episode this page shows: one since (the alert resolved and fired again) is
+        // left as it is (409), as the page, refreshed, then shows.
+        body: JSON.stringify({ ack_by: by, starts_at: button.dataset.startsAt }),
       });
       if (response.ok) {
         say("Acknowledged: " + button.dataset.title, false);

@@ -5,7 +5,9 @@ field at fault in the shape every route shares (``bridge.routes.error_response``
 whose body is not JSON by its headers is refused 415 as ingest refuses one
 (``bridge.routes.unsupported_json``). An ack the outbox cannot store (its disk full) is answered
 503 ``not_committed`` with ``Retry-After``, as ingest answers a batch it cannot store, and logged
-once while the fault lasts. What the routes read and change is behind ``AlertKeeper`` (the alert
+once while the fault lasts. An ack naming the episode it is for (``starts_at``, as the alert was
+listed) that finds the alert fired anew since is answered 409 ``another_episode``, the alert
+unchanged. What the routes read and change is behind ``AlertKeeper`` (the alert
 sink is one).
 """
 
@@ -30,7 +32,14 @@ from pydantic import (
 
 from bridge.bodies import read_json
 from bridge.json_objects import DuplicateKey
-from bridge.messages import MAX_NAME, MAX_TEXT, NAME_PATTERN, visible_name
+from bridge.messages import (
+    MAX_NAME,
+    MAX_TEXT,
+    NAME_PATTERN,
+    Timestamp,
+    format_timestamp,
+    visible_name,
+)
 from bridge.routes import (
     AdminGuard,
     error_response,
@@ -95,6 +104,8 @@ _ACK_REFUSALS: Final = {
     " other whitespace, invisible characters or combining marks only), with no control"
     " character (such as NUL, a line break, a tab or ESC, or a bidirectional control such as"
     " U+202E)",
+    "starts_at": "starts_at must be the alert's starts_at as GET /v1/alerts shows it (RFC 3339,"
+    " such as 2026-12-05T11:40:00.123Z)",
 }
 
 _QUERY_REFUSALS: Final = {
@@ -104,15 +115,17 @@ _QUERY_REFUSALS: Final = {
 
 
 class AckRequest(BaseModel):
-    """``POST /v1/alerts/{alert_id}/ack`` body: who acknowledges, a note, and a resolution
-    (which also resolves the alert); any other field is refused (a misspelt ``resolution``
-    would otherwise acknowledge without resolving)."""
+    """``POST /v1/alerts/{alert_id}/ack`` body: who acknowledges, a note, a resolution (which
+    also resolves the alert), and the episode it is for (``starts_at``, as the alert was
+    listed: the ack applies to that episode only); any other field is refused (a misspelt
+    ``resolution`` would otherwise acknowledge without resolving)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     ack_by: Name
     ack_note: Text | None = None
     resolution: Text | None = None
+    starts_at: Timestamp | None = None
 
 
 class LeaseView(Protocol):
@@ -171,7 +184,8 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         )
 
     async def ack(request: web.Request) -> web.Response:
-        """Acknowledge: ``{"ack_by", "ack_note"?, "resolution"?}``; publishes AlertAck."""
+        """Acknowledge: ``{"ack_by", "ack_note"?, "resolution"?, "starts_at"?}``; publishes
+        AlertAck."""
         alert_id = request.match_info["alert_id"]
         if refusal := unsupported_json(request):
             return refusal
@@ -202,13 +216,26 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
             return error_response(400, "invalid", detail, "alert_id")
         try:
             record = await keeper.acknowledge(
-                Acknowledgement(alert_id, fields.ack_by, fields.ack_note, fields.resolution)
+                Acknowledgement(
+                    alert_id, fields.ack_by, fields.ack_note, fields.resolution, fields.starts_at
+                )
             )
         except (OSError, sqlite3.Error) as exc:  # rolled back: the outbox is as it was
             return unstored.refusal(exc)
         unstored.stored()
         if record is None:
             return error_response(404, "unknown_alert", f"no alert {alert_id!r}", "alert_id")
+        meant = fields.starts_at
+        # Told only where the alerts are current: another replica's copy may be behind.
+        if meant is not None and meant != record.started and keeper.holds_work_queue():
+            return error_response(
+                409,
+                "another_episode",
+                f"alert {alert_id!r} resolved and fired again since the episode acknowledged"
+                f" (started {format_timestamp(meant)}); the one since, started"
+                f" {format_timestamp(record.started)}, is left as it is",
+                "starts_at",
+            )
         return web.json_response({"alert": record.as_json()})
 
     return [

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from bridge.messages import format_timestamp
+from bridge.messages._base import to_utc_ms
 
 __all__ = [
     "MAX_LEVEL",
@@ -104,6 +105,12 @@ class AlertRecord:
     def open(self) -> bool:
         """Firing or acknowledged: not resolved."""
         return self.state is not AlertState.RESOLVED
+
+    @property
+    def started(self) -> datetime:
+        """When this episode of the alert started, to the millisecond, as ``GET /v1/alerts``
+        shows it (``starts_at``): what names the episode an acknowledgement is for."""
+        return to_utc_ms(datetime.fromtimestamp(self.starts_at, UTC))
 
     @property
     def level_name(self) -> str:
@@ -237,12 +244,14 @@ class Escalated:
 
 @dataclass(frozen=True, slots=True)
 class Acknowledgement:
-    """An AlertAck to apply along with alert events."""
+    """An AlertAck to apply along with alert events; with ``starts_at`` (the start of the
+    episode its maker saw, to the millisecond), only to that episode of the alert."""
 
     alert_id: str
     ack_by: str
     ack_note: str | None = None
     resolution: str | None = None
+    starts_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

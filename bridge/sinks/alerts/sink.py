@@ -53,6 +53,7 @@ from bridge.sinks.alerts.delivery import (
 from bridge.sinks.alerts.escalation import Escalator
 from bridge.sinks.alerts.housekeeping import Housekeeping
 from bridge.sinks.alerts.index import STALE_REASON, AlertIndex
+from bridge.sinks.alerts.kept import KeptChanges
 from bridge.sinks.alerts.metrics import AlertMetrics, DeliveryResult
 from bridge.sinks.alerts.outbox import Outbox, unopenable_hint
 from bridge.sinks.alerts.payload import build_payloads
@@ -63,6 +64,7 @@ from bridge.sinks.alerts.records import (
     AlertDetail,
     AlertRecord,
     AlertState,
+    Applied,
     Delivery,
     DeliveryState,
     Escalated,
@@ -71,6 +73,7 @@ from bridge.sinks.alerts.records import (
 from bridge.sinks.alerts.refusals import RefusalLog
 from bridge.sinks.alerts.sources import (
     SOURCE_TYPES,
+    AlertEvent,
     batch_changes,
     meets,
 )
@@ -230,6 +233,16 @@ class AlertSink:
             batch=True,
             durable=True,
             high_water=HIGH_WATER,
+        )
+        # On the in-process bus a batch the outbox refuses is kept and stored again (on Redis
+        # the work queue hands its frames back).
+        self._kept = KeptChanges(
+            self._apply,
+            clock=clock,
+            sleep=sleep,
+            dropped=lambda: self.subscription.inbox.drops,
+            queue_size=settings.alert_queue_size,
+            on_error=self._errors,
         )
         # On the Redis bus the alert states change only at the work-queue lease holder (it alone
         # escalates and auto-resolves), and the open alerts are kept in Redis for the next one
@@ -488,6 +501,8 @@ class AlertSink:
             return "the alert sink is closed"
         if not self._started:
             return "the alert sink has not started"
+        if kept := self._kept.unready:
+            return kept
         for worker in self.workers.values():
             if fault := worker.unrecorded_fault:
                 return (
@@ -663,12 +678,18 @@ class AlertSink:
         )
         if not changes:
             return
-        applied = await self.states.apply(changes, self._clock())
+        if self._lease is None:
+            applied = await self._kept.store(changes, len(envelopes))
+        else:
+            applied = await self._apply(changes, self._clock())
         if applied.refused:
             self.metrics.refused(applied.refused)
             self._refusals.refused(applied.refused)
         if applied.changed:
             self._changed()
+
+    async def _apply(self, changes: Sequence[AlertEvent | Acknowledgement], now: float) -> Applied:
+        return await self.states.apply(changes, now)
 
     def _changed(self) -> None:
         for worker in self.workers.values():
@@ -795,9 +816,15 @@ class AlertSink:
         the AlertAck, which it publishes whatever its own copy says (that may be stale).
         """
         record, announce = await self.states.acknowledge(ack, self._clock())
-        if not announce:
+        if not announce or record is None:
             return record
         self._changed()
+        # For the episode acknowledged: the one its maker saw, else where this replica's alerts
+        # are current the one it stored the ack on. Looping back (the bus, the work queue)
+        # after the alert fired anew, the AlertAck changes nothing.
+        started = ack.starts_at
+        if started is None and self.holds_work_queue():
+            started = record.started
         self._publish(
             "alert_acknowledged",
             AlertAck(
@@ -805,6 +832,7 @@ class AlertSink:
                 ack_by=ack.ack_by,
                 ack_note=ack.ack_note,
                 resolution=ack.resolution,
+                alert_starts_at=started,
             ),
         )
         return record

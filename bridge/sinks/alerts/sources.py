@@ -374,7 +374,11 @@ def batch_changes(
         if tag == _ACK_TAG and isinstance(payload, AlertAck):
             changes.append(
                 Acknowledgement(
-                    payload.alert_id, payload.ack_by, payload.ack_note, payload.resolution
+                    payload.alert_id,
+                    payload.ack_by,
+                    payload.ack_note,
+                    payload.resolution,
+                    payload.alert_starts_at,
                 )
             )
             continue

@@ -208,9 +208,12 @@ def on_ack(current: AlertRecord | None, ack: Acknowledgement, now: float) -> Tra
     """An acknowledgement; one with a ``resolution`` also resolves the alert (and notifies).
 
     Acknowledging twice, or after the alert resolved, changes nothing (the alert is returned as
-    it is); an unknown alert gives ``Transition(None)``.
+    it is), nor does an ack for another episode of it (``ack.starts_at``: it resolved and fired
+    again since the ack was made); an unknown alert gives ``Transition(None)``.
     """
     if current is None or current.state is AlertState.RESOLVED:
+        return Transition(current)
+    if ack.starts_at is not None and ack.starts_at != current.started:
         return Transition(current)
     if current.state is AlertState.ACKNOWLEDGED and ack.resolution is None:
         return Transition(current)

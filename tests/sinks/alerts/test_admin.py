@@ -256,7 +256,7 @@ async def test_ack_refuses_an_unknown_field_naming_it_and_the_one_meant(
         status, answer = await request(base, "POST", "/v1/alerts/a1/ack", body=body)
     assert (status, answer["error"], answer["field"]) == (400, "invalid", field)
     hint = f"; did you mean {meant!r}?" if meant else ""
-    fields = "(the fields: ack_by, ack_note, resolution)"
+    fields = "(the fields: ack_by, ack_note, resolution, starts_at)"
     assert answer["detail"] == f"unknown field {field!r}{hint} {fields}"
     assert keeper.acks == []
 
@@ -271,7 +271,10 @@ async def test_ack_names_a_long_unknown_field_cut_short(keeper: Keeper) -> None:
     assert (status, answer["error"]) == (400, "invalid")
     assert answer["field"] == "x" * (MAX_NAME_SHOWN - 1) + "…"
     shown = "'" + "x" * (MAX_NAME_SHOWN - 2) + "…"
-    assert answer["detail"] == f"unknown field {shown} (the fields: ack_by, ack_note, resolution)"
+    assert (
+        answer["detail"]
+        == f"unknown field {shown} (the fields: ack_by, ack_note, resolution, starts_at)"
+    )
     assert len(json.dumps(answer)) < 400
     assert keeper.acks == []
 

@@ -7,6 +7,7 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,87 @@ async def test_an_ack_that_changes_nothing_publishes_no_alertack(tmp_path: Path)
         ("a1", "alice", "fixed"),
         ("a2", "carol", None),
     ]
+
+
+async def _episodes(bridge: Any, watcher: Any) -> tuple[str, str]:
+    """a1 fired a minute ago, resolved by an ack, and fired again now: the starts_at of the
+    first episode and of the one firing since, as GET /v1/alerts shows them."""
+    a_minute_ago = datetime.now(UTC) - timedelta(minutes=1)
+    bridge.bus.publish("disk_full", system_alert("a1", at=a_minute_ago))
+    [first] = (await async_wait_until(lambda: _listed(bridge), what="a1 listed"))[1]["alerts"]
+    done = {"ack_by": "alice", "resolution": "fixed"}
+    assert (await call(bridge, "POST", "/v1/alerts/a1/ack", done))[0] == 200
+    await async_wait_until(lambda: watcher.of(AlertAck), what="the resolution's AlertAck")
+    bridge.bus.publish("disk_full", system_alert("a1"))
+
+    async def fired_again() -> str | None:
+        [alert] = await _alerts(bridge)
+        return alert["starts_at"] if alert["state"] == "firing" else None
+
+    return first["starts_at"], await async_wait_until(fired_again, what="a1 firing again")
+
+
+async def test_an_ack_for_an_episode_that_ended_is_answered_409_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """POST /v1/alerts/{id}/ack naming the episode it is for (``starts_at``, as listed) after
+    the alert resolved and fired again is 409 another_episode: the alert firing since stays
+    firing and no AlertAck is published; named by its own starts_at, it is acknowledged."""
+    async with alert_bridge(tmp_path) as (bridge, _sink, watcher):
+        first, second = await _episodes(bridge, watcher)
+        late = {"ack_by": "bob", "starts_at": first}
+        status, body = await call(bridge, "POST", "/v1/alerts/a1/ack", late)
+        assert (status, body["error"], body["field"]) == (409, "another_episode", "starts_at")
+        assert body["detail"] == (
+            f"alert 'a1' resolved and fired again since the episode acknowledged (started"
+            f" {first}); the one since, started {second}, is left as it is"
+        )
+        [alert] = await _alerts(bridge)
+        assert (alert["state"], alert["ack_by"]) == ("firing", None)
+        status, body = await call(
+            bridge, "POST", "/v1/alerts/a1/ack", {"ack_by": "bob", "starts_at": second}
+        )
+        assert (status, body["alert"]["state"], body["alert"]["ack_by"]) == (
+            200,
+            "acknowledged",
+            "bob",
+        )
+        await async_wait_until(lambda: len(watcher.of(AlertAck)) == 2, what="bob's AlertAck")
+    acks = [(ack.ack_by, ack.alert_starts_at) for ack in watcher.of(AlertAck)]
+    assert acks == [("alice", _at(first)), ("bob", _at(second))]
+
+
+async def test_an_alertack_for_an_episode_that_ended_changes_nothing(tmp_path: Path) -> None:
+    """An AlertAck naming an episode that ended (``alert_starts_at``: it comes back over the
+    bus, or was made on a page shown before the alert fired again) leaves the alert firing
+    since as it is; one naming none (a sender of before the field) acknowledges it."""
+    async with alert_bridge(tmp_path) as (bridge, sink, watcher):
+        first, _second = await _episodes(bridge, watcher)
+        stale = AlertAck(alert_id="a1", ack_by="late", alert_starts_at=_at(first))
+        bridge.bus.publish("alert_acknowledged", stale)
+        bridge.bus.publish("disk_full", system_alert("a2"))  # handled after the ack
+        await async_wait_until(lambda: stored(sink.outbox, "a2"), what="a2 stored")
+        record = stored(sink.outbox, "a1")
+        assert record is not None
+        assert (record.state.value, record.ack_by) == ("firing", None)
+        bridge.bus.publish("alert_acknowledged", AlertAck(alert_id="a1", ack_by="old sender"))
+        acknowledged = await async_wait_until(
+            lambda: (r := stored(sink.outbox, "a1")) and r.ack_by == "old sender" and r,
+            what="the ack of an old sender applied",
+        )
+        assert acknowledged.state.value == "acknowledged"
+
+
+async def _alerts(bridge: Any) -> list[Any]:
+    """The alerts GET /v1/alerts lists."""
+    status, body = await call(bridge, "GET", "/v1/alerts")
+    assert status == 200
+    return list(body["alerts"])
+
+
+def _at(listed: str) -> datetime:
+    """A ``starts_at`` as GET /v1/alerts shows it, as a time."""
+    return datetime.fromisoformat(listed)
 
 
 class CountingDb(DbThread):

@@ -165,13 +165,14 @@ async def test_ingest_answers_202_only_once_the_alerts_are_committed(tmp_path: P
         assert {f"d{n}" for n in range(20)} <= committed_ids(tmp_path)
 
 
-async def test_a_batch_the_outbox_fails_to_store_is_answered_503_and_taken_when_resent(
+async def test_a_batch_the_sink_fails_on_is_answered_503_and_taken_when_resent(
     tmp_path: Path,
 ) -> None:
-    """If the outbox commit fails, ingest says 503 not_committed and a resend is accepted."""
+    """If the sink fails on a batch otherwise than by the outbox refusing it for now (a
+    corrupt file), ingest says 503 not_committed and a resend is accepted."""
     async with alert_bridge(tmp_path, **INGEST) as (bridge, sink, _):
         real_apply = sink.outbox.alerts.apply
-        failures = [sqlite3.OperationalError("disk I/O error")]
+        failures = [sqlite3.DatabaseError("database disk image is malformed")]
 
         def failing_once(*args: Any, **kwargs: Any) -> Any:
             if failures:
@@ -188,12 +189,12 @@ async def test_a_batch_the_outbox_fails_to_store_is_answered_503_and_taken_when_
         assert {f"f{n}" for n in range(3)} <= committed_ids(tmp_path)
 
 
-async def test_a_batch_answered_uncommitted_that_the_outbox_then_fails_on_is_taken_when_resent(
+async def test_a_batch_answered_uncommitted_that_the_sink_then_fails_on_is_taken_when_resent(
     tmp_path: Path,
 ) -> None:
     """In process: a batch answered 202 ``"committed": false`` (the outbox slow) that the
-    outbox then fails to store has its ids forgotten, so the very same body sent again is taken
-    and stored, not refused as replayed: the alerts are not lost."""
+    sink then fails on (a corrupt file) has its ids forgotten, so the very same body sent again
+    is taken and stored, not refused as replayed: the alerts are not lost."""
     db = DbThread()
     async with alert_bridge(tmp_path, serve_http=False, db=db, **INGEST) as (bridge, sink, _):
         runner = web.AppRunner(build_app(bridge, commit_wait_seconds=0.2))
@@ -202,7 +203,7 @@ async def test_a_batch_answered_uncommitted_that_the_outbox_then_fails_on_is_tak
         bridge.address = ("127.0.0.1", runner.addresses[0][1])  # where ingest() posts
         try:
             real_apply = sink.outbox.alerts.apply
-            failures = [sqlite3.OperationalError("disk I/O error")]  # in process: not retried
+            failures = [sqlite3.DatabaseError("database disk image is malformed")]
 
             def failing(*args: Any, **kwargs: Any) -> Any:
                 if failures:
@@ -226,6 +227,41 @@ async def test_a_batch_answered_uncommitted_that_the_outbox_then_fails_on_is_tak
                 lambda: {f"u{n}" for n in range(3)} <= committed_ids(tmp_path),
                 what="the resent batch stored",
             )
+        finally:
+            await runner.cleanup()
+
+
+async def test_a_batch_answered_uncommitted_that_the_outbox_refuses_is_kept_and_stored(
+    tmp_path: Path,
+) -> None:
+    """In process: a batch the outbox refuses for now (an I/O error, a full disk) is kept and
+    stored once it takes it; answered 202 ``"committed": false`` meanwhile, the very same body
+    sent again is refused as replayed (409): the bridge holds it."""
+    async with alert_bridge(tmp_path, serve_http=False, **INGEST) as (bridge, sink, _):
+        runner = web.AppRunner(build_app(bridge, commit_wait_seconds=0.2))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        bridge.address = ("127.0.0.1", runner.addresses[0][1])  # where ingest() posts
+        try:
+            real_apply = sink.outbox.alerts.apply
+            failures = [sqlite3.OperationalError("disk I/O error") for _ in range(2)]
+
+            def failing(*args: Any, **kwargs: Any) -> Any:
+                if failures:
+                    raise failures.pop()
+                return real_apply(*args, **kwargs)
+
+            sink.outbox.alerts.apply = failing  # type: ignore[method-assign]
+            body = ndjson(*(system_alert(f"k{n}") for n in range(3)))
+            status, _, answer = await ingest(bridge, body)
+            assert (status, answer) == (202, {"accepted": 3, "committed": False})
+            await async_wait_until(
+                lambda: {f"k{n}" for n in range(3)} <= committed_ids(tmp_path),
+                what="the kept batch stored",
+            )
+            assert bridge.readiness()["alerts"]["reason"] is None
+            status, _, answer = await ingest(bridge, body)
+            assert (status, answer["error"]) == (409, "replayed")
         finally:
             await runner.cleanup()
 

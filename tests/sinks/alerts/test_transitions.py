@@ -54,6 +54,11 @@ def alert(**changes: object) -> AlertRecord:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
+def _at(seconds: float) -> datetime:
+    """``seconds`` as the UTC time an AlertAck or the admin API carries."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
 def event(status: str = "firing", at: float = T0, **changes: object) -> AlertEvent:
     """An alert event about ``a1`` that happened at ``at``."""
     base = AlertEvent(
@@ -250,6 +255,27 @@ def test_alert_events(
             Acknowledgement("a1", "ops", None, "fixed"),
             Transition(alert(state=RESOLVED, ends_at=T0 + 5)),
             id="a resolved alert stays as it was",
+        ),
+        pytest.param(
+            alert(starts_at=T0 + 0.0004),
+            Acknowledgement("a1", "ops", starts_at=_at(T0)),
+            Transition(
+                alert(
+                    starts_at=T0 + 0.0004,
+                    state=ACKNOWLEDGED,
+                    ack_by="ops",
+                    ack_at=NOW,
+                    updated_at=NOW,
+                ),
+                Effect.CHANGED,
+            ),
+            id="an ack for the episode as listed (to the millisecond) acknowledges it",
+        ),
+        pytest.param(
+            alert(starts_at=T0 + 600),
+            Acknowledgement("a1", "ops", None, "fixed", starts_at=_at(T0)),
+            Transition(alert(starts_at=T0 + 600)),
+            id="an ack for an episode that ended leaves the one firing since as it is",
         ),
     ],
 )
