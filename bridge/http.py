@@ -257,6 +257,10 @@ async def ingest(request: web.Request) -> web.Response:
     if isinstance(result, Rejection):
         return _rejected(_located(result, content_type, numbers[0] if numbers else 1))
     if isinstance(result, BatchSubscription):
+        if result.refusing is not None:
+            # Taken now, the batch would only wait in memory, lost to a crash: the sender keeps
+            # it instead and sends it again.
+            return _retry_later("not_committed", result.refusing)
         # Refusing now beats accepting what the queue would drop.
         return _retry_later(
             "overloaded", f"subscriber {result.name!r} has {result.depth} message(s) waiting"

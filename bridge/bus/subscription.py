@@ -416,7 +416,9 @@ class BatchSubscription(_InboxBacked):
     the whole batch in one transaction acknowledges nothing it has not made safe. A ``durable``
     subscription counts what it has handled: a publisher can wait (``wait_handled``) until what
     it put on the in-process bus has been through the handler. ``high_water`` marks the queue
-    depth from which publishers that can push back (HTTP ingest) should refuse new work.
+    depth from which publishers that can push back (HTTP ingest) should refuse new work, and
+    ``refusing``, when set by the handler's owner, why they should whatever the depth (a batch
+    it cannot store yet: what it takes now would only wait in memory).
 
     A batch holding work-queue frames whose handler raises is tried again, up to ``retries``
     times with doubling backoff from 0.1 s (a locked or full database may clear); if it still
@@ -439,6 +441,7 @@ class BatchSubscription(_InboxBacked):
         "high_water",
         "inbox",
         "max_batch",
+        "refusing",
         "retries",
     )
 
@@ -464,6 +467,7 @@ class BatchSubscription(_InboxBacked):
         self.max_batch = max_batch
         self.durable = durable
         self.high_water = inbox.max_queue if high_water is None else high_water
+        self.refusing: str | None = None
         self.retries = retries
         self._sleep = sleep
         self._handled = 0
@@ -483,8 +487,9 @@ class BatchSubscription(_InboxBacked):
 
     @property
     def congested(self) -> bool:
-        """True when the queue is at or above its high-water mark."""
-        return self.inbox.depth >= self.high_water
+        """True when the queue is at or above its high-water mark, or ``refusing`` says why
+        new work is refused."""
+        return self.refusing is not None or self.inbox.depth >= self.high_water
 
     @property
     def mark(self) -> int:

@@ -13,10 +13,11 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from bridge.messages import SystemAlert
+from bridge.messages import SystemAlert, ThroughputMetric
 from tests.integration.servers.tmpfs import SmallDisk, small_disk
 from tests.integration.servers.webhook import Answer, WebhookReceiver, webhook_receiver
 from tests.sinks.alerts.helpers import alert_bridge, system_alert
+from tests.sinks.alerts.test_sink_hardening import INGEST, ingest, ndjson
 from tests.support import ADMIN_TOKEN, async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -179,6 +180,51 @@ def _sink_errors(bridge: Any) -> float:
     """exesdb_sink_errors_total{subscriber="alerts"}."""
     value = bridge.registry.get_sample_value("exesdb_sink_errors_total", {"subscriber": "alerts"})
     return value or 0.0
+
+
+async def test_ingest_takes_no_alert_while_a_kept_batch_waits_for_the_disk(
+    small_disk: SmallDisk, webhook_receiver
+) -> None:
+    """While the outbox's full disk keeps a batch of alerts in memory, ingest answers a new
+    batch holding an alert 503 not_committed with Retry-After, taking none of it (its sender
+    keeps it, safe from a crash), and a batch without one 202; once there is space the kept
+    batch is stored and the refused body, sent again as it was, is taken and delivered."""
+    receiver: WebhookReceiver = webhook_receiver()
+    async with alert_bridge(
+        small_disk.path, EXESDB_WEBHOOK_URLS=receiver.url, **INGEST, **FAST
+    ) as (bridge, _sink, _):
+        small_disk.fill()
+        bridge.bus.publish("disk_full", system_alert("kept-1"))  # the cluster monitor's way
+        await async_wait_until(
+            lambda: bridge.readiness()["alerts"]["reason"], what="the batch kept"
+        )
+        alert_body = ndjson(system_alert("ingested-1"))
+        status, headers, answer = await ingest(bridge, alert_body)
+        assert (status, headers.get("Retry-After"), answer["error"]) == (
+            503,
+            "1",
+            "not_committed",
+        ), answer
+        assert "the alert outbox cannot store alerts now" in answer["detail"]
+        reading = ndjson(
+            ThroughputMetric(operation="write", count=10, duration_ms=1000.0, node="db-1"),
+            topic="throughput",
+        )
+        status, _headers, answer = await ingest(bridge, reading)
+        assert (status, answer) == (202, {"accepted": 1}), answer
+        small_disk.free()
+        await async_wait_until(
+            lambda: bridge.readiness()["alerts"]["reason"] is None,
+            within=20.0,
+            what="the kept batch stored",
+        )
+        status, _headers, answer = await ingest(bridge, alert_body)
+        assert (status, answer) == (202, {"accepted": 1}), answer
+        await async_wait_until(
+            lambda: receiver.accepted_alert_ids() == {"kept-1", "ingested-1"},
+            within=20.0,
+            what="both alerts delivered",
+        )
 
 
 async def test_an_acknowledgement_on_a_full_disk_is_answered_503_retry_later(

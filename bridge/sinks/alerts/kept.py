@@ -41,7 +41,8 @@ class KeptChanges:
 
     ``dropped`` reads how many messages the sink's queue has dropped so far (full), so that
     drops while a batch is kept are logged, not only counted; ``on_error`` counts each failed
-    try (``exesdb_sink_errors_total{subscriber="alerts"}``).
+    try (``exesdb_sink_errors_total{subscriber="alerts"}``); ``on_fault`` is told True while a
+    batch is kept, False once it is stored (or given up).
     """
 
     __slots__ = (
@@ -51,6 +52,7 @@ class KeptChanges:
         "_fault",
         "_kept",
         "_on_error",
+        "_on_fault",
         "_queue_size",
         "_sleep",
         "_wake",
@@ -65,6 +67,7 @@ class KeptChanges:
         dropped: Callable[[], int],
         queue_size: int,
         on_error: Callable[[], None],
+        on_fault: Callable[[bool], None],
     ) -> None:
         self._apply = apply
         self._clock = clock
@@ -72,6 +75,7 @@ class KeptChanges:
         self._dropped = dropped
         self._queue_size = queue_size
         self._on_error = on_error
+        self._on_fault = on_fault
         self._wake = asyncio.Event()  # never set: each try waits its whole delay
         self._fault: str | None = None
         self._kept = 0
@@ -112,9 +116,11 @@ class KeptChanges:
                     self._fault,
                 )
                 self._fault = None
+                self._on_fault(False)
             raise
         if failures:
             self._fault = None
+            self._on_fault(False)
             dropped = self._dropped() - dropped_before
             _logger.log(
                 logging.WARNING if dropped else logging.INFO,
@@ -142,6 +148,7 @@ class KeptChanges:
                 exc_info=exc,
             )
         self._fault, self._kept = fault, messages
+        self._on_fault(True)
         dropped = self._dropped()
         if dropped > told:
             _logger.warning(

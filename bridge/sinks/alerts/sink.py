@@ -101,6 +101,11 @@ MAX_OPEN_ALERTS: Final = 50_000
 # Health readings this many health intervals apart are a silence (as the health collector's own
 # are), when that is longer than EXESDB_ALERT_RESOLVE_TIMEOUT_MS.
 _SILENT_INTERVALS: Final = 2.5
+# Ingest's answer to a batch holding alerts while the outbox cannot store one (KeptChanges).
+_OUTBOX_REFUSING: Final = (
+    "the alert outbox cannot store alerts now (its disk full, or failing): the batch is not"
+    " taken; send it again"
+)
 # How long a delivery due at start waits for Redis's first answer before it goes unchecked.
 _FIRST_ANSWER_SECONDS: Final = 5.0
 # The last error of a delivery made of notifications withheld from a receiver that takes no
@@ -243,6 +248,7 @@ class AlertSink:
             dropped=lambda: self.subscription.inbox.drops,
             queue_size=settings.alert_queue_size,
             on_error=self._errors,
+            on_fault=self._refuse_ingest,
         )
         # On the Redis bus the alert states change only at the work-queue lease holder (it alone
         # escalates and auto-resolves), and the open alerts are kept in Redis for the next one
@@ -687,6 +693,11 @@ class AlertSink:
             self._refusals.refused(applied.refused)
         if applied.changed:
             self._changed()
+
+    def _refuse_ingest(self, refusing: bool) -> None:
+        # While a batch is kept, ingest answers 503 not_committed to a batch holding alerts:
+        # taken, it would only wait in memory, lost to a crash, where the sender keeps it.
+        self.subscription.refusing = _OUTBOX_REFUSING if refusing else None
 
     async def _apply(self, changes: Sequence[AlertEvent | Acknowledgement], now: float) -> Applied:
         return await self.states.apply(changes, now)
