@@ -266,6 +266,34 @@ async def test_a_batch_answered_uncommitted_that_the_outbox_refuses_is_kept_and_
             await runner.cleanup()
 
 
+async def test_a_kept_batch_the_sink_then_fails_on_otherwise_leaves_ingest_and_readiness_as_before(
+    tmp_path: Path,
+) -> None:
+    """A kept batch (the outbox refused it for now) that the sink then fails on otherwise (the
+    file found corrupt) is kept no longer: answered 503 not_committed, the alerts check ready
+    again, and the very same body sent again is taken and stored, not refused for good."""
+    async with alert_bridge(tmp_path, **INGEST) as (bridge, sink, _):
+        real_apply = sink.outbox.alerts.apply
+        failures = [
+            sqlite3.DatabaseError("database disk image is malformed"),
+            sqlite3.OperationalError("disk I/O error"),  # the first: kept
+        ]
+
+        def failing(*args: Any, **kwargs: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return real_apply(*args, **kwargs)
+
+        sink.outbox.alerts.apply = failing  # type: ignore[method-assign]
+        body = ndjson(*(system_alert(f"g{n}") for n in range(2)))
+        status, _, answer = await ingest(bridge, body)
+        assert (status, answer["error"]) == (503, "not_committed"), answer
+        assert bridge.readiness()["alerts"]["reason"] is None
+        status, _, answer = await ingest(bridge, body)
+        assert (status, answer) == (202, {"accepted": 2}), answer
+        assert {"g0", "g1"} <= committed_ids(tmp_path)
+
+
 async def test_ingest_answers_503_with_retry_after_above_the_high_water_mark(
     tmp_path: Path,
 ) -> None:
