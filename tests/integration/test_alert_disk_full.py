@@ -187,8 +187,9 @@ async def test_ingest_takes_no_alert_while_a_kept_batch_waits_for_the_disk(
 ) -> None:
     """While the outbox's full disk keeps a batch of alerts in memory, ingest answers a new
     batch holding an alert, or a health reading, 503 not_committed with Retry-After, taking none
-    of it (its sender keeps it, safe from a crash), and a batch of neither 202; once there is space the kept
-    batch is stored and the refused body, sent again as it was, is taken and delivered."""
+    of it (its sender keeps it, safe from a crash), and a batch of neither 202; once there is
+    space the kept batch is stored and the refused body, sent again as it was, is taken and
+    delivered."""
     receiver: WebhookReceiver = webhook_receiver()
     async with alert_bridge(
         small_disk.path, EXESDB_WEBHOOK_URLS=receiver.url, **INGEST, **FAST

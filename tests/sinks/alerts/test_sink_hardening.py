@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bridge.app import Bridge
 from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
 from bridge.errors import ConfigError
 from bridge.http import build_app
@@ -31,7 +32,7 @@ from bridge.messages import (
     utc_now,
 )
 from bridge.settings import Settings
-from bridge.sinks.alerts import Outbox
+from bridge.sinks.alerts import AlertSink, Outbox, alert_sink
 from bridge.sinks.alerts.records import Acknowledgement, DeliveryState
 from bridge.sinks.alerts.thread import DbThread
 from tests.sinks.alerts.helpers import (
@@ -264,6 +265,50 @@ async def test_a_batch_answered_uncommitted_that_the_outbox_refuses_is_kept_and_
             assert (status, answer["error"]) == (409, "replayed")
         finally:
             await runner.cleanup()
+
+
+async def test_a_batch_whose_ingest_a_stop_ended_unanswered_and_lost_is_taken_after_restart(
+    tmp_path: Path,
+) -> None:
+    """In process, a batch whose ingest request the bridge's stop ended before it answered
+    (the outbox refusing it for now: kept), then lost at the stop, has its ids forgotten: the
+    sender's resend after the restart is taken, not refused as replayed from the replay memory
+    the stop kept in EXESDB_STATE_DIR."""
+    settings = Settings(
+        **{  # type: ignore[arg-type]
+            "EXESDB_STATE_DIR": str(tmp_path),
+            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+            "EXESDB_SHUTDOWN_TIMEOUT_MS": "2000",
+            **INGEST,
+        }
+    )
+    body = ndjson(system_alert("r1"))
+    first = Bridge(settings, components=[alert_sink], keep_replay=True)
+    await first.start()
+    [sink] = first.components
+    assert isinstance(sink, AlertSink)
+
+    def refusing(*args: Any, **kwargs: Any) -> Any:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    sink.outbox.alerts.apply = refusing  # type: ignore[method-assign]
+    sent = asyncio.ensure_future(ingest(first, body))
+    try:
+        await async_wait_until(lambda: first.readiness()["alerts"]["reason"], what="the batch kept")
+        await first.aclose()
+        with pytest.raises(aiohttp.ClientError):  # ended unanswered
+            await sent
+    finally:
+        sent.cancel()
+        await first.aclose()
+    second = Bridge(settings, components=[alert_sink], keep_replay=True)
+    await second.start()
+    try:
+        status, _, answer = await ingest(second, body)
+        assert (status, answer) == (202, {"accepted": 1}), answer
+    finally:
+        await second.aclose()
+    assert "r1" in committed_ids(tmp_path)
 
 
 async def test_a_kept_batch_the_sink_then_fails_on_otherwise_leaves_ingest_and_readiness_as_before(
