@@ -275,12 +275,10 @@ async def test_a_batch_whose_ingest_a_stop_ended_unanswered_and_lost_is_taken_af
     sender's resend after the restart is taken, not refused as replayed from the replay memory
     the stop kept in EXESDB_STATE_DIR."""
     settings = Settings(
-        **{  # type: ignore[arg-type]
-            "EXESDB_STATE_DIR": str(tmp_path),
-            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
-            "EXESDB_SHUTDOWN_TIMEOUT_MS": "2000",
-            **INGEST,
-        }
+        EXESDB_STATE_DIR=str(tmp_path),
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_SHUTDOWN_TIMEOUT_MS="2000",
+        **INGEST,
     )
     body = ndjson(system_alert("r1"))
     first = Bridge(settings, components=[alert_sink], keep_replay=True)
