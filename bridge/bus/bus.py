@@ -385,7 +385,8 @@ class Bus:
         (count 0); a store answered PENDING that then fails drops the envelopes (counted in
         ``exesdb_bus_dropped_total{subscriber="transport"}``, logged) and hands them to ``lost``.
         In process, envelopes answered PENDING that a durable subscriber then fails on (counted
-        in ``exesdb_sink_errors_total``) are logged and handed to ``lost`` too.
+        in ``exesdb_sink_errors_total``), or stops without handling, are logged and handed to
+        ``lost`` too, and so are those of a wait cancelled (its publisher told nothing).
         """
         batch = list(envelopes)
         if self.transport.capabilities.shared:
@@ -397,13 +398,22 @@ class Bus:
         deadline = time.monotonic() + seconds
         outcome = Durability.COMMITTED
         late: list[tuple[BatchSubscription, int, int]] = []
-        for subscription, before, mark in waits:
-            left = max(0.0, deadline - time.monotonic())
-            if not await subscription.wait_handled(mark, left):
-                outcome = Durability.PENDING
-                late.append((subscription, before, mark))
-            elif subscription.failed_between(before, mark):
-                return count, Durability.FAILED
+        try:
+            for subscription, before, mark in waits:
+                left = max(0.0, deadline - time.monotonic())
+                if not await subscription.wait_handled(mark, left):
+                    outcome = Durability.PENDING
+                    late.append((subscription, before, mark))
+                elif subscription.failed_between(before, mark):
+                    return count, Durability.FAILED
+        except asyncio.CancelledError:
+            # The publisher stopped waiting, told nothing (its request ended at a stop): what a
+            # subscriber then fails on, or stops without handling, is lost as for PENDING.
+            if lost is not None:
+                failed = _FailedLate(batch, lost, answered=False)
+                for subscription, before, mark in waits:
+                    subscription.when_failed(before, mark, failed)
+            raise
         if late and lost is not None:
             failed = _FailedLate(batch, lost)
             for subscription, before, mark in late:
@@ -632,23 +642,30 @@ _KINDS: Final = {tag: (instance, tag) for instance, tag in MESSAGE_TYPES}
 
 class _FailedLate:
     """What a durable subscriber's failure does to envelopes whose publisher was told they were
-    pending: logged and handed to ``lost`` (once, however many subscribers failed on them)."""
+    pending (or, not ``answered``, stopped waiting for them): logged and handed to ``lost``
+    (once, however many subscribers failed on them)."""
 
-    __slots__ = ("_envelopes", "_lost")
+    __slots__ = ("_answered", "_envelopes", "_lost")
 
     def __init__(
-        self, envelopes: Sequence[Envelope], lost: Callable[[Sequence[Envelope]], None]
+        self,
+        envelopes: Sequence[Envelope],
+        lost: Callable[[Sequence[Envelope]], None],
+        *,
+        answered: bool = True,
     ) -> None:
         self._envelopes: Sequence[Envelope] | None = envelopes
         self._lost = lost
+        self._answered = answered
 
     def __call__(self) -> None:
         envelopes, self._envelopes = self._envelopes, None
         if envelopes is None:
             return
         _logger.error(
-            "a durable subscriber failed on %d message(s) after their publisher was told they "
-            "were pending: lost unless sent again",
+            "a durable subscriber failed on %d message(s) after their publisher %s: lost unless"
+            " sent again",
             len(envelopes),
+            "was told they were pending" if self._answered else "stopped waiting for them",
         )
         self._lost(envelopes)

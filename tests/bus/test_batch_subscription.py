@@ -152,6 +152,30 @@ async def test_durable_publish_returns_once_the_handler_has_handled_the_batch(
     )
 
 
+async def test_a_durable_publish_cancelled_while_it_waits_hands_what_the_stop_left_to_lost(
+    make_bus: BusFactory,
+) -> None:
+    """A publisher cancelled while it waits for the durable subscriber (an ingest request ended
+    by the bridge's stop, answered nothing) has the envelopes the subscription then stops
+    without handling handed to ``lost`` (ingest forgets their ids), as one answered PENDING
+    has; not before: they may yet be handled."""
+    kit = await _started(make_bus)
+    batches = Batches(asyncio.Event())  # never released: the outbox refusing them
+    subscription = kit.bus.subscribe(
+        "b", batches, instances=["ex_esdb_alerts"], batch=True, durable=True
+    )
+    batch = [_envelope(n) for n in range(2)]
+    lost: list[Envelope] = []
+    waiting = asyncio.create_task(kit.bus.publish_verified_durably(batch, 30.0, lost=lost.extend))
+    await async_wait_until(lambda: batches.entered == 1, what="the batch held")
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert lost == []
+    await subscription.stop(0.0)
+    assert lost == batch
+
+
 async def test_durable_publish_does_not_wait_for_messages_no_durable_subscriber_takes(
     make_bus: BusFactory,
 ) -> None:

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from bridge.messages import SystemAlert, ThroughputMetric
+from bridge.messages import NodeHealth, SystemAlert, ThroughputMetric
 from tests.integration.servers.tmpfs import SmallDisk, small_disk
 from tests.integration.servers.webhook import Answer, WebhookReceiver, webhook_receiver
 from tests.sinks.alerts.helpers import alert_bridge, system_alert
@@ -186,9 +186,10 @@ async def test_ingest_takes_no_alert_while_a_kept_batch_waits_for_the_disk(
     small_disk: SmallDisk, webhook_receiver
 ) -> None:
     """While the outbox's full disk keeps a batch of alerts in memory, ingest answers a new
-    batch holding an alert 503 not_committed with Retry-After, taking none of it (its sender
-    keeps it, safe from a crash), and a batch without one 202; once there is space the kept
-    batch is stored and the refused body, sent again as it was, is taken and delivered."""
+    batch holding an alert, or a health reading, 503 not_committed with Retry-After, taking none
+    of it (its sender keeps it, safe from a crash), and a batch of neither 202; once there is
+    space the kept batch is stored and the refused body, sent again as it was, is taken and
+    delivered."""
     receiver: WebhookReceiver = webhook_receiver()
     async with alert_bridge(
         small_disk.path, EXESDB_WEBHOOK_URLS=receiver.url, **INGEST, **FAST
@@ -206,6 +207,10 @@ async def test_ingest_takes_no_alert_while_a_kept_batch_waits_for_the_disk(
             "not_committed",
         ), answer
         assert "the alert outbox cannot store alerts now" in answer["detail"]
+        # A health reading makes alerts too (node_health): refused alike.
+        health = ndjson(NodeHealth(node="db-1", status="unhealthy"), topic="node:health")
+        status, _headers, answer = await ingest(bridge, health)
+        assert (status, answer["error"]) == (503, "not_committed"), answer
         reading = ndjson(
             ThroughputMetric(operation="write", count=10, duration_ms=1000.0, node="db-1"),
             topic="throughput",

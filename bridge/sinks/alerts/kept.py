@@ -93,7 +93,8 @@ class KeptChanges:
 
     async def store(self, changes: Changes, messages: int) -> Applied:
         """Store ``changes`` (made of ``messages`` bus messages), trying again until the outbox
-        takes them; cancelled meanwhile (the sink stopping), they are lost, and said to be."""
+        takes them; cancelled meanwhile (the sink stopping), they are lost, and said to be; an
+        error other than the outbox refusing them for now ends the keeping and is raised."""
         failures = 0
         dropped_before = told_drops = self._dropped()
         try:
@@ -115,12 +116,15 @@ class KeptChanges:
                     messages,
                     self._fault,
                 )
+            raise
+        finally:
+            # However the kept batch ends (stored, lost at a stop, or given up on another
+            # error, which the subscription logs and counts), it is kept no longer: readiness
+            # and ingest's refusal would otherwise stay as they were for good.
+            if failures:
                 self._fault = None
                 self._on_fault(False)
-            raise
         if failures:
-            self._fault = None
-            self._on_fault(False)
             dropped = self._dropped() - dropped_before
             _logger.log(
                 logging.WARNING if dropped else logging.INFO,

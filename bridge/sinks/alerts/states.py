@@ -124,16 +124,23 @@ class AlertStates:
         queue); the alert as it stands after it (None when unknown), and whether to announce it.
 
         On the in-process bus an alert acknowledged already, or resolved, is returned as it is,
-        not to be announced. On Redis any other replica returns the alert as the holder will
-        make it from the AlertAck, to be announced whatever its own copy says (that may be
-        stale).
+        not to be announced, and so, on Redis too, is one an ack names another episode of
+        (``starts_at``) at the holder. On Redis any other replica returns the alert as the
+        holder will make it from the AlertAck, to be announced whatever its own copy says (that
+        may be stale).
         """
         if self._index is None:
             # One call on the database thread, read and store: another acknowledgement of the
             # alert between the two would have both announced.
             return await self._db.call(self._acknowledged, ack, now)
-        record = on_ack(await self._db.call(self._alerts.get, ack.alert_id), ack, now).record
-        if record is not None and self._holding():
+        current = await self._db.call(self._alerts.get, ack.alert_id)
+        holding = self._holding()
+        if holding and current is not None and ack.starts_at not in (None, current.started):
+            # For an episode that ended: the holder's copy is current, so it changes nothing
+            # and is not announced (the admin API answers 409 another_episode).
+            return current, False
+        record = on_ack(current, ack, now).record
+        if record is not None and holding:
             try:
                 await self._index.change(self._alerts.plan, [ack], now)
             except TransportError as exc:

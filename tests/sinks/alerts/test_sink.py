@@ -16,7 +16,14 @@ import pytest
 
 from bridge.bus import Frame, LocalCoordinator, MemoryTransport, TransportCapabilities
 from bridge.errors import BridgeError, TransportError
-from bridge.messages import SEVERITIES, AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
+from bridge.messages import (
+    SEVERITIES,
+    AlertAck,
+    AlertEscalation,
+    NodeHealth,
+    NodeLifecycle,
+    SystemAlert,
+)
 from bridge.settings import Settings
 from bridge.sinks.alerts import Outbox
 from bridge.sinks.alerts.index import encode
@@ -679,6 +686,32 @@ async def test_taking_the_lease_shows_the_open_alerts_taken_up_at_once(tmp_path:
         shown = bridge.registry.get_sample_value("exesdb_alerts_active", {"severity": "critical"})
         assert shown == 1
         assert stored(sink.outbox, "a1")
+
+
+async def test_the_holder_publishes_no_alertack_for_an_ack_it_answers_another_episode(
+    tmp_path: Path,
+) -> None:
+    """On Redis the work-queue holder answers an ack for an episode that ended 409
+    another_episode as the in-process bus does: the alert firing since left as it is and no
+    AlertAck published (the metric sinks would count an acknowledgement nobody made)."""
+    store = Store()
+    store.holder = "b"
+    transport = SharedTransport(store)
+    async with alert_bridge(tmp_path, transport=transport) as (bridge, _sink, watcher):
+        await transport.lease.take()
+        first, _second = await _episodes(bridge, watcher)
+        status, body = await call(
+            bridge, "POST", "/v1/alerts/a1/ack", {"ack_by": "bob", "starts_at": first}
+        )
+        assert (status, body["error"]) == (409, "another_episode"), body
+        # Published after any AlertAck the refused ack would have: the bus keeps the order.
+        bridge.bus.publish("disk_full", system_alert("a2"))
+        await async_wait_until(
+            lambda: any(a.alert_id == "a2" for a in watcher.of(SystemAlert)), what="a2 seen"
+        )
+        [alert] = [a for a in await _alerts(bridge) if a["alert_id"] == "a1"]
+        assert (alert["state"], alert["ack_by"]) == ("firing", None)
+    assert [ack.ack_by for ack in watcher.of(AlertAck)] == ["alice"]
 
 
 class Unanswering(State):

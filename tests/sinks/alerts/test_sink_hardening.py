@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bridge.app import Bridge
 from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
 from bridge.errors import ConfigError
 from bridge.http import build_app
@@ -31,7 +32,7 @@ from bridge.messages import (
     utc_now,
 )
 from bridge.settings import Settings
-from bridge.sinks.alerts import Outbox
+from bridge.sinks.alerts import AlertSink, Outbox, alert_sink
 from bridge.sinks.alerts.records import Acknowledgement, DeliveryState
 from bridge.sinks.alerts.thread import DbThread
 from tests.sinks.alerts.helpers import (
@@ -264,6 +265,76 @@ async def test_a_batch_answered_uncommitted_that_the_outbox_refuses_is_kept_and_
             assert (status, answer["error"]) == (409, "replayed")
         finally:
             await runner.cleanup()
+
+
+async def test_a_batch_whose_ingest_a_stop_ended_unanswered_and_lost_is_taken_after_restart(
+    tmp_path: Path,
+) -> None:
+    """In process, a batch whose ingest request the bridge's stop ended before it answered
+    (the outbox refusing it for now: kept), then lost at the stop, has its ids forgotten: the
+    sender's resend after the restart is taken, not refused as replayed from the replay memory
+    the stop kept in EXESDB_STATE_DIR."""
+    settings = Settings(
+        EXESDB_STATE_DIR=str(tmp_path),
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_SHUTDOWN_TIMEOUT_MS="2000",
+        **INGEST,
+    )
+    body = ndjson(system_alert("r1"))
+    first = Bridge(settings, components=[alert_sink], keep_replay=True)
+    await first.start()
+    [sink] = first.components
+    assert isinstance(sink, AlertSink)
+
+    def refusing(*args: Any, **kwargs: Any) -> Any:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    sink.outbox.alerts.apply = refusing  # type: ignore[method-assign]
+    sent = asyncio.ensure_future(ingest(first, body))
+    try:
+        await async_wait_until(lambda: first.readiness()["alerts"]["reason"], what="the batch kept")
+        await first.aclose()
+        with pytest.raises(aiohttp.ClientError):  # ended unanswered
+            await sent
+    finally:
+        sent.cancel()
+        await first.aclose()
+    second = Bridge(settings, components=[alert_sink], keep_replay=True)
+    await second.start()
+    try:
+        status, _, answer = await ingest(second, body)
+        assert (status, answer) == (202, {"accepted": 1}), answer
+    finally:
+        await second.aclose()
+    assert "r1" in committed_ids(tmp_path)
+
+
+async def test_a_kept_batch_the_sink_then_fails_on_otherwise_leaves_ingest_and_readiness_as_before(
+    tmp_path: Path,
+) -> None:
+    """A kept batch (the outbox refused it for now) that the sink then fails on otherwise (the
+    file found corrupt) is kept no longer: answered 503 not_committed, the alerts check ready
+    again, and the very same body sent again is taken and stored, not refused for good."""
+    async with alert_bridge(tmp_path, **INGEST) as (bridge, sink, _):
+        real_apply = sink.outbox.alerts.apply
+        failures = [
+            sqlite3.DatabaseError("database disk image is malformed"),
+            sqlite3.OperationalError("disk I/O error"),  # the first: kept
+        ]
+
+        def failing(*args: Any, **kwargs: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return real_apply(*args, **kwargs)
+
+        sink.outbox.alerts.apply = failing  # type: ignore[method-assign]
+        body = ndjson(*(system_alert(f"g{n}") for n in range(2)))
+        status, _, answer = await ingest(bridge, body)
+        assert (status, answer["error"]) == (503, "not_committed"), answer
+        assert bridge.readiness()["alerts"]["reason"] is None
+        status, _, answer = await ingest(bridge, body)
+        assert (status, answer) == (202, {"accepted": 2}), answer
+        assert {"g0", "g1"} <= committed_ids(tmp_path)
 
 
 async def test_ingest_answers_503_with_retry_after_above_the_high_water_mark(
