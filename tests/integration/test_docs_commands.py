@@ -33,9 +33,10 @@ CLIENT = re.compile(
 )
 SKIPPED = {
     "exesdb-bridge alerts list [--state all] [--limit 0]": "a synopsis, its [options] optional",
-    'exesdb-bridge alerts ack ALERT_ID --by alice [--note "rebooting"] [--resolution "fixed"]': (
-        "a synopsis, its [options] optional"
-    ),
+    (
+        'exesdb-bridge alerts ack ALERT_ID --by alice [--note "rebooting"] [--resolution "fixed"]'
+        " [--since TIME]"
+    ): "a synopsis, its [options] optional",
     "exesdb-bridge outbox list [--state dead] [--limit 0]": "a synopsis, its [options] optional",
     "exesdb-bridge outbox retry (ID ... | --all) [--force]": "a synopsis of two forms",
     (

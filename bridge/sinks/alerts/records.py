@@ -8,7 +8,6 @@ from enum import StrEnum
 from typing import Any, Final
 
 from bridge.messages import format_timestamp
-from bridge.messages._base import to_utc_ms
 
 __all__ = [
     "MAX_LEVEL",
@@ -109,8 +108,11 @@ class AlertRecord:
     @property
     def started(self) -> datetime:
         """When this episode of the alert started, to the millisecond, as ``GET /v1/alerts``
-        shows it (``starts_at``): what names the episode an acknowledgement is for."""
-        return to_utc_ms(datetime.fromtimestamp(self.starts_at, UTC))
+        shows it (``starts_at``): what names the episode an acknowledgement is for (truncated
+        as a message's ``Timestamp`` is, without the models' module: ``outbox list`` reads
+        records without pydantic)."""
+        started = datetime.fromtimestamp(self.starts_at, UTC)
+        return started.replace(microsecond=started.microsecond - started.microsecond % 1000)
 
     @property
     def level_name(self) -> str:
