@@ -161,19 +161,12 @@ def _deliveries(detail: AlertDetail, recipients: Recipients, now: float | None) 
         by_key.setdefault(delivery.url, []).append(delivery)
     waiting = dict(detail.waiting)
     ahead = {delivery.url: delivery for delivery in detail.ahead}
+    held = {delivery.url: delivery for delivery in detail.held}
     parts: list[Html] = []
     for key, deliveries in by_key.items():
         rows: list[Sequence[object]] = []
         if key in waiting:
-            rows.append(
-                (
-                    timestamp(waiting[key]),
-                    badge("waiting"),
-                    "0",
-                    "in the grouping window (EXESDB_WEBHOOK_GROUP_WAIT_MS)",
-                    Html("&mdash;"),
-                )
-            )
+            rows.append(_waiting_row(waiting[key], now, held.get(key)))
         rows.extend(_delivery_row(delivery, now, ahead.get(key)) for delivery in deliveries)
         body = (
             table(
@@ -205,6 +198,28 @@ def _deliveries(detail: AlertDetail, recipients: Recipients, now: float | None) 
             )
         )
     return join(parts)
+
+
+def _waiting_row(since: float, now: float | None, holder: Delivery | None) -> Sequence[object]:
+    """The row of a grouping window the alert waits in; ``holder`` the failing delivery that
+    holds the window open until it is delivered or dead-lettered, if one does."""
+    if holder is None:
+        return (
+            timestamp(since),
+            badge("waiting"),
+            "0",
+            "in the grouping window (EXESDB_WEBHOOK_GROUP_WAIT_MS)",
+            Html("&mdash;"),
+        )
+    attempts = f"{holder.attempts} attempt{'' if holder.attempts == 1 else 's'}"
+    return (
+        timestamp(since),
+        badge("waiting"),
+        "0",
+        "held in the grouping window while an older delivery to this receiver fails"
+        f" ({attempts}, last {_last_result(holder)})",
+        join((Html("next attempt "), countdown(holder.next_attempt_at, now))),
+    )
 
 
 def _delivery_row(delivery: Delivery, now: float | None, head: Delivery | None) -> Sequence[object]:

@@ -78,9 +78,10 @@ class AlertSource(LeaseView, Protocol):
     def recipients(self) -> Recipients:
         """The receivers alerts go to, by the keys the deliveries carry, and their labels."""
 
-    async def failing_receivers(self) -> Sequence[tuple[Delivery, int]]:
+    async def failing_receivers(self) -> Sequence[tuple[Delivery, int, int]]:
         """Each receiver (by key) whose oldest waiting delivery failed an attempt: that
-        delivery, and how many deliveries wait for it."""
+        delivery, how many deliveries wait for it, and how many alerts wait in the grouping
+        window that holds."""
 
 
 @runtime_checkable

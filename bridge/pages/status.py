@@ -116,6 +116,7 @@ class _Failing:
     result: str  # the last attempt's, any URL in it redacted
     attempts: int
     waiting: int  # deliveries waiting for it, that one included
+    held: int  # alerts waiting in the grouping window that one holds
     oldest_at: int  # when that one was made (Unix seconds)
     next_at: int  # its next attempt
 
@@ -163,8 +164,8 @@ async def status_view(
         notified = bool(recipients.webhooks) or recipients.alertmanager is not None
         labels = dict(recipients.webhooks)
         failing = tuple(
-            _failing(delivery, waiting, labels)
-            for delivery, waiting in await alerts_from.failing_receivers()
+            _failing(delivery, waiting, held, labels)
+            for delivery, waiting, held in await alerts_from.failing_receivers()
         )
     nodes: tuple[_Node, ...] | None = None
     if nodes_from is not None:
@@ -187,7 +188,7 @@ async def status_view(
     )
 
 
-def _failing(delivery: Delivery, waiting: int, labels: Mapping[str, str]) -> _Failing:
+def _failing(delivery: Delivery, waiting: int, held: int, labels: Mapping[str, str]) -> _Failing:
     if delivery.last_error:
         result = redact_urls(delivery.last_error)
     else:
@@ -197,6 +198,7 @@ def _failing(delivery: Delivery, waiting: int, labels: Mapping[str, str]) -> _Fa
         result=result,
         attempts=delivery.attempts,
         waiting=waiting,
+        held=held,
         oldest_at=int(delivery.created_at),
         next_at=int(delivery.next_attempt_at),
     )
@@ -279,9 +281,16 @@ def _receivers(failing: Sequence[_Failing], now: float | None) -> Html:
             label=receiver.label,
             result=receiver.result,
             attempts=_count(receiver.attempts, "attempt"),
-            waiting=_count(receiver.waiting, "delivery", "deliveries") + " wait"
-            if receiver.waiting != 1
-            else "1 delivery waits",
+            waiting=(
+                _count(receiver.waiting, "delivery", "deliveries") + " wait"
+                if receiver.waiting != 1
+                else "1 delivery waits"
+            )
+            + (
+                f" (and {_count(receiver.held, 'alert')} held in its grouping window)"
+                if receiver.held
+                else ""
+            ),
             oldest=age_since(receiver.oldest_at, now),
             next=countdown(receiver.next_at, now),
         )

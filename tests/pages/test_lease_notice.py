@@ -29,7 +29,7 @@ class Sink:
     def recipients(self) -> Recipients:
         raise NotImplementedError  # the banner does not read it
 
-    async def failing_receivers(self) -> Sequence[tuple[Delivery, int]]:
+    async def failing_receivers(self) -> Sequence[tuple[Delivery, int, int]]:
         raise NotImplementedError  # nor this
 
     def holds_work_queue(self) -> bool:

@@ -743,13 +743,12 @@ async def test_an_alerts_page_counts_the_attempts_of_a_delivery_and_shows_its_la
     assert [r.answer.status for r in receiver.requests] == [503, 200]
 
 
-async def test_a_delivery_held_back_by_an_older_one_says_what_holds_it_and_until_when(
+async def test_an_alert_held_back_by_a_failing_delivery_says_what_holds_it_and_until_when(
     tmp_path: Path, client: aiohttp.ClientSession, webhook_receiver
 ) -> None:
-    """A delivery waiting behind an older one to a failing receiver (deliveries go out in
-    order) does not read "not tried yet, next attempt due": its page says it waits behind an
-    older delivery, with that one's attempts, last result and next attempt, when the receiver
-    is tried next."""
+    """An alert raised while an older delivery to its receiver fails waits in the grouping
+    window, held: its page says so, with that delivery's attempts, last result and next
+    attempt, when the receiver is tried next, not "not tried yet, next attempt due"."""
     receiver: WebhookReceiver = webhook_receiver().script(*[503] * 5)
     with page_bridge(
         tmp_path,
@@ -772,15 +771,16 @@ async def test_a_delivery_held_back_by_an_older_one_says_what_holds_it_and_until
             deliveries = body.split('id="deliveries"', 1)[1]
             return deliveries if "<tbody>" in deliveries else None
 
-        deliveries = _moments(await async_wait_until(queued, 15, "the second delivery"))
+        deliveries = _moments(await async_wait_until(queued, 15, "the second alert waiting"))
     [row] = [
         [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
         for row in deliveries.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")[1:]
     ]
     assert row[1:5] == [
-        "pending",
+        "waiting",
         "0",
-        "waiting behind an older delivery to this receiver (1 attempt, last HTTP 503)",
+        "held in the grouping window while an older delivery to this receiver fails"
+        " (1 attempt, last HTTP 503)",
         f"next attempt {int(head.next_attempt_at)}",
     ]
     assert head.next_attempt_at > head.created_at + 60  # its retry, not its first attempt
@@ -791,8 +791,9 @@ async def test_the_status_page_names_a_failing_receiver_with_why_and_when_it_is_
     tmp_path: Path, client: aiohttp.ClientSession, webhook_receiver
 ) -> None:
     """A receiver whose oldest delivery failed is named above the alerts, origin only, with
-    its last result, attempts, how many deliveries wait for it and when it is tried next; a
-    receiver that takes its deliveries is not named; nothing of their paths is shown."""
+    its last result, attempts, how many deliveries wait for it (and alerts in the grouping
+    window it holds) and when it is tried next; a receiver that takes its deliveries is not
+    named; nothing of their paths is shown."""
     failing: WebhookReceiver = webhook_receiver(path="/TOKENPATH").script(*[503] * 5)
     working: WebhookReceiver = webhook_receiver(path="/OTHERPATH")
     with page_bridge(
@@ -809,7 +810,7 @@ async def test_the_status_page_names_a_failing_receiver_with_why_and_when_it_is_
 
         async def named() -> str | None:
             _, _, body = await fetch(client, server.url + "/?part=live")
-            return body if "2 deliveries wait" in body else None
+            return body if "1 alert held" in body else None
 
         body = _moments(await async_wait_until(named, 15, "the failing receiver named"))
     notice = body.split('id="receivers"', 1)[1].split("</section>", 1)[0]
@@ -817,8 +818,8 @@ async def test_the_status_page_names_a_failing_receiver_with_why_and_when_it_is_
     assert labels[0] in text
     assert labels[1] not in body
     assert re.search(
-        r"failing: HTTP 503 \(1 attempt\); 2 deliveries wait, the oldest for \d+;"
-        r" next attempt \d+",
+        r"failing: HTTP 503 \(1 attempt\); 1 delivery waits \(and 1 alert held in its"
+        r" grouping window\), the oldest for \d+; next attempt \d+",
         text,
     ), text
     assert "TOKENPATH" not in body

@@ -119,7 +119,8 @@ class AlertStore:
 
     def detail(self, alert_id: str) -> AlertDetail | None:
         """The alert named ``alert_id`` with its history, its deliveries (the newest 50), the
-        grouping windows it waits in and the older deliveries its pending ones wait behind;
+        grouping windows it waits in (and the failing deliveries holding them), and the older
+        deliveries its pending ones wait behind;
         None when unknown. One consistent read."""
         with self._database.read() as db:
             record = self.get(alert_id)
@@ -130,7 +131,7 @@ class AlertStore:
                 " ORDER BY at DESC, rowid DESC LIMIT :kept",
                 {"alert_id": alert_id, "kept": HISTORY_KEPT},
             ).fetchall()
-            deliveries, waiting, ahead = self._queue.of_alert(alert_id)
+            deliveries, waiting, ahead, held = self._queue.of_alert(alert_id)
         return AlertDetail(
             record,
             tuple(
@@ -140,6 +141,7 @@ class AlertStore:
             deliveries,
             waiting,
             ahead,
+            held,
         )
 
     def current(self, since: float, *, after: str = "", limit: int = 1000) -> list[AlertRecord]:

@@ -10,7 +10,9 @@ change. The keys the bridge started with are kept in the file's meta table too
 A delivery is committed here before its first attempt, so a crash or SIGKILL loses nothing; its
 body and id never change across retries, but for the alerts ``withhold`` leaves out of it (their
 newer notifications are another replica's, on Redis). A receiver's deliveries go out one at a
-time, in the order they were made (``next_due``).
+time, in the order they were made (``next_due``); while the oldest fails, the receiver's
+grouping window is held open (``group``), so what an outage leaves waiting is bounded by the
+alerts, not by how often they change.
 """
 
 from __future__ import annotations
@@ -123,6 +125,14 @@ class DeliveryQueue:
         """Turn ``url``'s queued alerts into deliveries once the oldest waited ``wait_seconds``;
         only those ``keep`` keeps, when given.
 
+        Not while ``url``'s oldest pending delivery has failed an attempt (the receiver is down,
+        or answers it with a status to retry): the window is held until that delivery is
+        delivered or dead-lettered, as Alertmanager holds a group's next notification while its
+        receiver fails. An alert queued again meanwhile keeps its one row, and the delivery made
+        when the window closes carries its state as it is then: a receiver down for hours is
+        sent each alert's latest state once, not a delivery per window in which alerts changed.
+        They go after the failing one all the same, so a resolve never overtakes its firing.
+
         Returns how many deliveries were created. Alerts and deliveries change in one
         transaction, so each queued alert ends up in exactly one delivery (or, left out by
         ``keep``, in none).
@@ -133,13 +143,20 @@ class DeliveryQueue:
             ).fetchone()[0]
             # Queued after now: the wall clock was set back since, and the wait is over rather
             # than made longer by the jump.
-            if oldest is None or now - wait_seconds < oldest <= now:
+            if oldest is None or now - wait_seconds < oldest <= now or self._held(url):
                 return 0
             with self._database.transaction():
                 records = [record_of(row) for row in db.execute(_WAITING, {"url": url})]
                 created = self.deliver(url, records, now, build, DeliveryState.PENDING, keep=keep)
                 db.execute("DELETE FROM queued WHERE url = :url", {"url": url})
                 return created
+
+    def _held(self, url: str) -> bool:
+        """Whether ``url``'s grouping window is held: its oldest pending delivery failed an
+        attempt (``group``)."""
+        with self._database.read() as db:
+            head = db.execute(_OLDEST_PENDING, {"url": url, **_PENDING}).fetchone()
+        return head is not None and bool(head["attempts"])
 
     def deliver(
         self,
@@ -226,7 +243,8 @@ class DeliveryQueue:
                 "SELECT MIN(queued_at) FROM queued WHERE url = :url", {"url": url}
             ).fetchone()[0]
         times = [float(due)] if due is not None else []
-        if oldest is not None:
+        # A window held behind a failing delivery (``group``) closes when that one ends.
+        if oldest is not None and not (head is not None and head["attempts"]):
             times.append(float(oldest) + wait_seconds)
         return min(times) if times else None
 
@@ -362,11 +380,17 @@ class DeliveryQueue:
 
     def of_alert(
         self, alert_id: str
-    ) -> tuple[tuple[Delivery, ...], tuple[tuple[str, float], ...], tuple[Delivery, ...]]:
+    ) -> tuple[
+        tuple[Delivery, ...],
+        tuple[tuple[str, float], ...],
+        tuple[Delivery, ...],
+        tuple[Delivery, ...],
+    ]:
         """The deliveries of the alert named ``alert_id`` (the newest 50, newest first), the
-        grouping windows it waits in (receiver key, since when), and, for each receiver one of
+        grouping windows it waits in (receiver key, since when), for each receiver one of
         them waits for, the older delivery at the head of its queue, if another (deliveries go
-        out one at a time in order: that one's retries hold this alert's back)."""
+        out one at a time in order: that one's retries hold this alert's back), and, for each
+        window it waits in that is held (``group``), the failing delivery that holds it."""
         key = {"alert_id": alert_id}
         with self._database.read() as db:
             rows = db.execute(_OF_ALERT, {**key, "limit": _ALERT_DELIVERIES}).fetchall()
@@ -379,16 +403,22 @@ class DeliveryQueue:
             heads = [
                 db.execute(_OLDEST_PENDING, {"url": url, **_PENDING}).fetchone() for url in pending
             ]
+            holding = [
+                db.execute(_OLDEST_PENDING, {"url": url, **_PENDING}).fetchone()
+                for url, _ in waiting
+            ]
         return (
             deliveries,
             tuple((str(url), float(queued_at)) for url, queued_at in waiting),
             tuple(delivery_of(row) for row in heads if row is not None and row["id"] not in ours),
+            tuple(delivery_of(row) for row in holding if row is not None and row["attempts"]),
         )
 
-    def failing(self) -> tuple[tuple[Delivery, int], ...]:
+    def failing(self) -> tuple[tuple[Delivery, int, int], ...]:
         """Each receiver of ``urls`` whose oldest pending delivery failed an attempt (it holds
-        the later ones back: they go out in order): that delivery, and how many wait in all."""
-        found: list[tuple[Delivery, int]] = []
+        the later ones back: they go out in order): that delivery, how many deliveries wait in
+        all, and how many alerts wait in the grouping window it holds (``group``)."""
+        found: list[tuple[Delivery, int, int]] = []
         with self._database.read() as db:
             for url in self.urls:  # each an index lookup, however many were delivered
                 head = db.execute(_OLDEST_PENDING, {"url": url, **_PENDING}).fetchone()
@@ -398,7 +428,10 @@ class DeliveryQueue:
                     "SELECT COUNT(*) FROM deliveries WHERE url = :url AND state = :pending",
                     {"url": url, **_PENDING},
                 ).fetchone()[0]
-                found.append((delivery_of(head), int(count)))
+                held = db.execute(
+                    "SELECT COUNT(*) FROM queued WHERE url = :url", {"url": url}
+                ).fetchone()[0]
+                found.append((delivery_of(head), int(count), int(held)))
         return tuple(found)
 
     def depth(self) -> OutboxDepth:

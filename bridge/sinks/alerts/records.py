@@ -299,13 +299,16 @@ class AlertDetail:
     """One alert with its history (oldest first), its deliveries (newest first), the
     receivers whose grouping window it waits in: ``(url, queued since)``, and ``ahead``: for
     each receiver one of its pending deliveries waits for, the older delivery of another alert
-    at the head of that receiver's queue (sent in order, its retries hold this one back)."""
+    at the head of that receiver's queue (sent in order, its retries hold this one back), and
+    ``held``: for each grouping window it waits in that is held while its receiver fails, the
+    failing delivery holding it (docs/alerts.md#delivery)."""
 
     alert: AlertRecord
     history: tuple[HistoryEntry, ...]
     deliveries: tuple[Delivery, ...]
     waiting: tuple[tuple[str, float], ...]
     ahead: tuple[Delivery, ...] = ()
+    held: tuple[Delivery, ...] = ()
 
 
 def refused(status: int | None, error: str | None) -> bool:

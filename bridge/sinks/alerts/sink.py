@@ -807,9 +807,10 @@ class AlertSink:
             safe_url(self.alertmanager.url, userinfo=False) if self.alertmanager else None,
         )
 
-    async def failing_receivers(self) -> tuple[tuple[Delivery, int], ...]:
-        """Each receiver whose oldest waiting delivery failed an attempt: that delivery, and
-        how many deliveries wait for the receiver (for the status page)."""
+    async def failing_receivers(self) -> tuple[tuple[Delivery, int, int], ...]:
+        """Each receiver whose oldest waiting delivery failed an attempt: that delivery, how
+        many deliveries wait for the receiver, and how many alerts wait in the grouping window
+        that holds (for the status page)."""
         return await self._db.call(self.outbox.queue.failing)
 
     async def alert_detail(self, alert_id: str) -> AlertDetail | None:

@@ -75,8 +75,9 @@ def test_a_wall_clock_set_back_holds_no_queued_alert_or_retry_back(outbox: Outbo
 
 
 def test_a_receivers_deliveries_go_out_in_the_order_they_were_made(outbox: Outbox) -> None:
-    """A later delivery waits behind an earlier one whose retry is not due yet, and the worker
-    is told to wake when that retry is due (not at once, which would spin)."""
+    """A later notification waits in the grouping window behind an earlier delivery whose retry
+    is not due yet, the worker told to wake when that retry is due (not at once, which would
+    spin), and becomes a delivery once that one is delivered."""
     observe(outbox, event(), T0)
     outbox.queue.group(URL, T0, 0.0, one_each)
     firing = outbox.queue.next_due(URL, T0)
@@ -90,12 +91,24 @@ def test_a_receivers_deliveries_go_out_in_the_order_they_were_made(outbox: Outbo
         now=T0,
     )
     observe(outbox, event(status="resolved"), T0 + 1)
-    assert outbox.queue.group(URL, T0 + 1, 0.0, one_each) == 1
+    assert outbox.queue.group(URL, T0 + 1, 0.0, one_each) == 0
     assert outbox.queue.next_due(URL, T0 + 1) is None
     assert outbox.queue.next_wake(URL, 0.0) == T0 + 10
     again = outbox.queue.next_due(URL, T0 + 10)
     assert again is not None
     assert again.id == firing.id
+    outbox.queue.finish_attempt(
+        firing.id,
+        state=DeliveryState.DELIVERED,
+        next_attempt_at=T0 + 10,
+        status=200,
+        error=None,
+        now=T0 + 10,
+    )
+    assert outbox.queue.group(URL, T0 + 10, 0.0, one_each) == 1
+    resolve = outbox.queue.next_due(URL, T0 + 10)
+    assert resolve is not None
+    assert resolve.alert_ids == ("node_failure:n1",)
 
 
 def test_keep_is_told_which_alerts_the_receiver_was_sent_in_this_episode(outbox: Outbox) -> None:
