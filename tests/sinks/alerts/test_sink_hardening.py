@@ -79,6 +79,18 @@ async def ingest(bridge: Any, body: bytes) -> tuple[int, dict[str, str], Any]:
         return answer.status, dict(answer.headers), await answer.json()
 
 
+def fail_first(sink: Any, failures: list[Exception]) -> None:
+    """Make the sink's outbox raise ``failures`` (the last first) before it applies again."""
+    real_apply = sink.outbox.alerts.apply
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real_apply(*args, **kwargs)
+
+    sink.outbox.alerts.apply = failing
+
+
 def taken(sink: Any) -> bool:
     """True once the sink's handler has taken everything queued and is handling it."""
     return bool(sink.subscription.depth == 0 and not sink.subscription.idle)
@@ -172,15 +184,7 @@ async def test_a_batch_the_sink_fails_on_is_answered_503_and_taken_when_resent(
     """If the sink fails on a batch otherwise than by the outbox refusing it for now (a
     corrupt file), ingest says 503 not_committed and a resend is accepted."""
     async with alert_bridge(tmp_path, **INGEST) as (bridge, sink, _):
-        real_apply = sink.outbox.alerts.apply
-        failures = [sqlite3.DatabaseError("database disk image is malformed")]
-
-        def failing_once(*args: Any, **kwargs: Any) -> Any:
-            if failures:
-                raise failures.pop()
-            return real_apply(*args, **kwargs)
-
-        sink.outbox.alerts.apply = failing_once  # type: ignore[method-assign]
+        fail_first(sink, [sqlite3.DatabaseError("database disk image is malformed")])
         body = ndjson(*(system_alert(f"f{n}") for n in range(3)))
         status, headers, answer = await ingest(bridge, body)
         assert (status, answer["error"], headers["Retry-After"]) == (503, "not_committed", "1")
@@ -203,15 +207,8 @@ async def test_a_batch_answered_uncommitted_that_the_sink_then_fails_on_is_taken
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         bridge.address = ("127.0.0.1", runner.addresses[0][1])  # where ingest() posts
         try:
-            real_apply = sink.outbox.alerts.apply
-            failures = [sqlite3.DatabaseError("database disk image is malformed")]
-
-            def failing(*args: Any, **kwargs: Any) -> Any:
-                if failures:
-                    raise failures.pop()
-                return real_apply(*args, **kwargs)
-
-            sink.outbox.alerts.apply = failing  # type: ignore[method-assign]
+            failures: list[Exception] = [sqlite3.DatabaseError("database disk image is malformed")]
+            fail_first(sink, failures)
             body = ndjson(*(system_alert(f"u{n}") for n in range(3)))
             release = await hold(db)
             status, _, answer = await ingest(bridge, body)
@@ -244,15 +241,7 @@ async def test_a_batch_answered_uncommitted_that_the_outbox_refuses_is_kept_and_
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         bridge.address = ("127.0.0.1", runner.addresses[0][1])  # where ingest() posts
         try:
-            real_apply = sink.outbox.alerts.apply
-            failures = [sqlite3.OperationalError("disk I/O error") for _ in range(2)]
-
-            def failing(*args: Any, **kwargs: Any) -> Any:
-                if failures:
-                    raise failures.pop()
-                return real_apply(*args, **kwargs)
-
-            sink.outbox.alerts.apply = failing  # type: ignore[method-assign]
+            fail_first(sink, [sqlite3.OperationalError("disk I/O error") for _ in range(2)])
             body = ndjson(*(system_alert(f"k{n}") for n in range(3)))
             status, _, answer = await ingest(bridge, body)
             assert (status, answer) == (202, {"accepted": 3, "committed": False})
@@ -316,18 +305,13 @@ async def test_a_kept_batch_the_sink_then_fails_on_otherwise_leaves_ingest_and_r
     file found corrupt) is kept no longer: answered 503 not_committed, the alerts check ready
     again, and the very same body sent again is taken and stored, not refused for good."""
     async with alert_bridge(tmp_path, **INGEST) as (bridge, sink, _):
-        real_apply = sink.outbox.alerts.apply
-        failures = [
-            sqlite3.DatabaseError("database disk image is malformed"),
-            sqlite3.OperationalError("disk I/O error"),  # the first: kept
-        ]
-
-        def failing(*args: Any, **kwargs: Any) -> Any:
-            if failures:
-                raise failures.pop()
-            return real_apply(*args, **kwargs)
-
-        sink.outbox.alerts.apply = failing  # type: ignore[method-assign]
+        fail_first(
+            sink,
+            [
+                sqlite3.DatabaseError("database disk image is malformed"),
+                sqlite3.OperationalError("disk I/O error"),  # the first: kept
+            ],
+        )
         body = ndjson(*(system_alert(f"g{n}") for n in range(2)))
         status, _, answer = await ingest(bridge, body)
         assert (status, answer["error"]) == (503, "not_committed"), answer
