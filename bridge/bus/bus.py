@@ -47,6 +47,8 @@ _logger = logging.getLogger(__name__)
 # Ids of the newest messages this bus published that it remembers, to tell its own apart when
 # they come back (on Redis after a round trip, or after an outage in its buffer of 10 000).
 _OWN_IDS: Final = 16_384
+# What a stop gives the durable stores still under way once the transport closed, at least.
+_LATE_STORES_SECONDS: Final = 0.1
 
 
 class PublishStatus(Enum):
@@ -620,7 +622,8 @@ class Bus:
 
     async def aclose(self, drain_seconds: float = 5.0) -> None:
         """Stop taking messages, drain every subscriber (for up to ``drain_seconds``), then stop
-        the transport (which writes what it still holds)."""
+        the transport (which writes what it still holds); a durable store still unfinished then
+        is cancelled, and its envelopes handed to ``lost``, before this returns."""
         if self._closed:
             return
         self._closed = True
@@ -629,6 +632,15 @@ class Bus:
             await subscription.stop(max(0.0, deadline - time.monotonic()))
         # After the drain, so that the acknowledgements it produced are still written.
         await self.transport.aclose()
+        if self._late:
+            # Settled before this returns: the caller then keeps the ingest replay memory (at a
+            # graceful stop), which must not hold the ids of envelopes a store lost. One still
+            # unfinished counts as lost (if it stored them after all, they come twice).
+            left = max(_LATE_STORES_SECONDS, deadline - time.monotonic())
+            await asyncio.wait(list(self._late), timeout=left)
+            for storing in list(self._late):
+                storing.cancel()
+                self._stored_late(storing)
         self._started = False
 
 
