@@ -39,6 +39,7 @@ from bridge.cluster import cluster_monitor
 from bridge.component import ComponentFactory
 from bridge.http import build_app
 from bridge.messages import Message, format_timestamp
+from bridge.settings import Settings
 from bridge.sinks.prometheus import prometheus_sink
 from tests.messages.test_models import CASES
 from tests.support import (
@@ -1760,6 +1761,106 @@ async def test_an_uncommitted_batch_whose_store_then_fails_is_counted_and_taken_
         transport.release.set()
         await runner.cleanup()
         await bridge.aclose()
+
+
+class ClosingTransport(BoundedTransport):
+    """A shared-bus transport whose stores wait for its close, which fails them (a spool whose
+    disk hung, then refused the writes) or, ``hangs``, leaves them unfinished."""
+
+    def __init__(self, *, hangs: bool) -> None:
+        super().__init__(room=100)
+        self.hangs = hangs
+        self.storing = asyncio.Event()
+        self.stores: list[asyncio.Future[Durability]] = []
+
+    async def send_durably(self, frames: Sequence[Frame]) -> Durability:
+        self.stores.append(asyncio.get_running_loop().create_future())
+        self.storing.set()
+        return await self.stores[-1]
+
+    async def aclose(self) -> None:
+        for store in self.stores:
+            if not self.hangs and not store.done():
+                store.set_result(Durability.FAILED)
+
+
+async def restarted_takes(settings: Settings, batch: bytes) -> tuple[int, Any]:
+    """What a bridge started again on ``settings`` (its replay memory kept) answers ``batch``."""
+    transport = BoundedTransport(room=100)
+    bridge = Bridge(settings, components=[], transport=transport, keep_replay=True)
+    await bridge.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            return await Server(bridge, session).post(batch, NDJSON)
+    finally:
+        await bridge.aclose()
+
+
+@pytest.mark.parametrize("hangs", [False, True], ids=["failed-at-close", "unfinished-at-close"])
+async def test_a_batch_whose_ingest_a_stop_ended_unanswered_and_unstored_is_taken_again(
+    tmp_path: Path, hangs: bool
+) -> None:
+    """A batch whose ingest request the bridge's stop ended unanswered, whose store the
+    transport's close then fails or leaves unfinished, has its ids forgotten before the stop
+    keeps the replay memory: the resend after the restart is taken, not refused as replayed."""
+    settings = make_settings(
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_INGEST="true",
+        EXESDB_STATE_DIR=str(tmp_path),
+        EXESDB_SHUTDOWN_TIMEOUT_MS="400",
+    )
+    transport = ClosingTransport(hangs=hangs)
+    bridge = Bridge(settings, components=[], transport=transport, keep_replay=True)
+    await bridge.start()
+    batch = body_of(envelope(), envelope())
+    try:
+        async with aiohttp.ClientSession() as session:
+            sent = asyncio.ensure_future(Server(bridge, session).post(batch, NDJSON))
+            await async_wait_until(transport.storing.is_set, what="the store under way")
+            await bridge.aclose()
+            with pytest.raises(aiohttp.ClientError):  # ended unanswered
+                await sent
+    finally:
+        await bridge.aclose()
+    assert await restarted_takes(settings, batch) == (202, {"accepted": 2})
+
+
+async def test_a_batch_answered_uncommitted_whose_store_a_stop_left_unfinished_is_taken_again(
+    tmp_path: Path,
+) -> None:
+    """A batch answered 202 ``"committed": false`` whose store the stop leaves unfinished is
+    counted as dropped and its ids forgotten before the stop keeps the replay memory: the
+    resend after the restart is taken, not refused as replayed."""
+    settings = make_settings(
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_INGEST="true",
+        EXESDB_STATE_DIR=str(tmp_path),
+        EXESDB_SHUTDOWN_TIMEOUT_MS="400",
+    )
+    transport = ClosingTransport(hangs=True)
+    bridge = Bridge(settings, components=[], transport=transport, keep_replay=True)
+    await bridge.start(serve_http=False)
+    runner = web.AppRunner(build_app(bridge, commit_wait_seconds=0.05))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    batch = body_of(envelope(), envelope())
+    try:
+        headers = {"Content-Type": NDJSON, SIGNATURE_HEADER: signed(batch)}
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1/messages"
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=batch, headers=headers) as response,
+        ):
+            assert (response.status, await response.json()) == (
+                202,
+                {"accepted": 2, "committed": False},
+            )
+    finally:
+        await runner.cleanup()
+        await bridge.aclose()
+    dropped = {"subscriber": "transport"}
+    assert bridge.registry.get_sample_value("exesdb_bus_dropped_total", dropped) == 2
+    assert await restarted_takes(settings, batch) == (202, {"accepted": 2})
 
 
 class FailingOnceTransport(BoundedTransport):

@@ -47,6 +47,8 @@ _logger = logging.getLogger(__name__)
 # Ids of the newest messages this bus published that it remembers, to tell its own apart when
 # they come back (on Redis after a round trip, or after an outage in its buffer of 10 000).
 _OWN_IDS: Final = 16_384
+# What a stop gives the durable stores still under way once the transport closed, at least.
+_LATE_STORES_SECONDS: Final = 0.1
 
 
 class PublishStatus(Enum):
@@ -117,6 +119,9 @@ class Bus:
         self._closed = False
         self._own_ids: set[str] = set()
         self._own_order: deque[str] = deque()
+        # Stores on a shared transport whose publisher was not told they ended (PENDING, or it
+        # stopped waiting): what each one's end does to its envelopes.
+        self._late: dict[asyncio.Future[Durability], _StoredLate] = {}
 
     # -- subscribing --
 
@@ -383,10 +388,12 @@ class Bus:
         shared transport they are safe once the transport stored them (``send_durably``: on
         Redis, in the spool on disk): COMMITTED, PENDING, or FULL or FAILED with none taken
         (count 0); a store answered PENDING that then fails drops the envelopes (counted in
-        ``exesdb_bus_dropped_total{subscriber="transport"}``, logged) and hands them to ``lost``.
-        In process, envelopes answered PENDING that a durable subscriber then fails on (counted
-        in ``exesdb_sink_errors_total``), or stops without handling, are logged and handed to
-        ``lost`` too, and so are those of a wait cancelled (its publisher told nothing).
+        ``exesdb_bus_dropped_total{subscriber="transport"}``, logged) and hands them to ``lost``,
+        and so does one whose wait was cancelled (its publisher told nothing) that then fails,
+        and one ``aclose`` leaves unfinished. In process, envelopes answered PENDING that a
+        durable subscriber then fails on (counted in ``exesdb_sink_errors_total``), or stops
+        without handling, are logged and handed to ``lost`` too, and so are those of a wait
+        cancelled (its publisher told nothing).
         """
         batch = list(envelopes)
         if self.transport.capabilities.shared:
@@ -436,8 +443,13 @@ class Bus:
             async with asyncio.timeout(seconds):
                 outcome = await asyncio.shield(storing)
         except TimeoutError:
-            storing.add_done_callback(lambda done: self._stored_late(done, envelopes, lost))
+            self._store_late(storing, _StoredLate(self.metrics, envelopes, lost))
             outcome = Durability.PENDING
+        except asyncio.CancelledError:
+            # The publisher stopped waiting, told nothing (its request ended at a stop): a store
+            # that then fails, or that the stop leaves unfinished, lost them as for PENDING.
+            self._store_late(storing, _StoredLate(self.metrics, envelopes, lost, answered=False))
+            raise
         if outcome not in (Durability.COMMITTED, Durability.PENDING):
             return 0, outcome
         published: dict[tuple[str, str], int] = {}
@@ -448,27 +460,14 @@ class Bus:
             self._published[key].inc(number)
         return len(frames), outcome
 
-    def _stored_late(
-        self,
-        storing: asyncio.Future[Durability],
-        envelopes: Sequence[Envelope],
-        lost: Callable[[Sequence[Envelope]], None] | None,
-    ) -> None:
-        """The end of a store answered PENDING: one that failed lost the envelopes."""
-        if storing.cancelled():
-            return  # shutting down: the answer said it was not yet safe
-        error = storing.exception()
-        if error is None and storing.result() in (Durability.COMMITTED, Durability.PENDING):
-            return
-        self.metrics.dropped.labels("transport").inc(len(envelopes))
-        _logger.error(
-            "the transport failed to store %d message(s) after their publisher was told they "
-            "were pending (%s): dropped",
-            len(envelopes),
-            error if error is not None else storing.result().value,
-        )
-        if lost is not None:
-            lost(envelopes)
+    def _store_late(self, storing: asyncio.Future[Durability], settle: _StoredLate) -> None:
+        self._late[storing] = settle
+        storing.add_done_callback(self._stored_late)
+
+    def _stored_late(self, storing: asyncio.Future[Durability]) -> None:
+        settle = self._late.pop(storing, None)
+        if settle is not None:
+            settle(storing)
 
     def _resign(self, envelope: Envelope) -> Frame:
         """``envelope`` with a fresh ``ts`` and the SAME id, signed again: for a frame that
@@ -623,7 +622,8 @@ class Bus:
 
     async def aclose(self, drain_seconds: float = 5.0) -> None:
         """Stop taking messages, drain every subscriber (for up to ``drain_seconds``), then stop
-        the transport (which writes what it still holds)."""
+        the transport (which writes what it still holds); a durable store still unfinished then
+        is cancelled, and its envelopes handed to ``lost``, before this returns."""
         if self._closed:
             return
         self._closed = True
@@ -632,6 +632,15 @@ class Bus:
             await subscription.stop(max(0.0, deadline - time.monotonic()))
         # After the drain, so that the acknowledgements it produced are still written.
         await self.transport.aclose()
+        if self._late:
+            # Settled before this returns: the caller then keeps the ingest replay memory (at a
+            # graceful stop), which must not hold the ids of envelopes a store lost. One still
+            # unfinished counts as lost (if it stored them after all, they come twice).
+            left = max(_LATE_STORES_SECONDS, deadline - time.monotonic())
+            await asyncio.wait(list(self._late), timeout=left)
+            for storing in list(self._late):
+                storing.cancel()
+                self._stored_late(storing)
         self._started = False
 
 
@@ -669,3 +678,47 @@ class _FailedLate:
             "was told they were pending" if self._answered else "stopped waiting for them",
         )
         self._lost(envelopes)
+
+
+class _StoredLate:
+    """What the end of a store on a shared transport does to envelopes whose publisher was told
+    they were pending (or, not ``answered``, stopped waiting for them): one that failed, was
+    cancelled or is not done (the bus closed) dropped them, counted, logged, and handed to
+    ``lost``; once."""
+
+    __slots__ = ("_answered", "_envelopes", "_lost", "_metrics")
+
+    def __init__(
+        self,
+        metrics: BusMetrics,
+        envelopes: Sequence[Envelope],
+        lost: Callable[[Sequence[Envelope]], None] | None,
+        *,
+        answered: bool = True,
+    ) -> None:
+        self._metrics = metrics
+        self._envelopes: Sequence[Envelope] | None = envelopes
+        self._lost = lost
+        self._answered = answered
+
+    def __call__(self, storing: asyncio.Future[Durability]) -> None:
+        envelopes, self._envelopes = self._envelopes, None
+        if envelopes is None:
+            return
+        if not storing.done() or storing.cancelled():
+            why = "unfinished at the stop"
+        elif (error := storing.exception()) is not None:
+            why = str(error)
+        elif storing.result() in (Durability.COMMITTED, Durability.PENDING):
+            return
+        else:
+            why = storing.result().value
+        self._metrics.dropped.labels("transport").inc(len(envelopes))
+        _logger.error(
+            "the transport failed to store %d message(s) after their publisher %s (%s): dropped",
+            len(envelopes),
+            "was told they were pending" if self._answered else "stopped waiting for them",
+            why,
+        )
+        if self._lost is not None:
+            self._lost(envelopes)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
@@ -586,3 +589,83 @@ async def test_a_batch_whose_progress_the_acl_refuses_waits_unwritten_and_goes_o
         entries = admin.xrange(stream)
     written = [decode_envelope(fields[b"e"]) for _, fields in entries]
     assert alert_ids(written) == [f"spooled-{n:04d}" for n in range(5)]  # type: ignore[arg-type]
+
+
+class HangingDisk:
+    """``os.fsync`` of a spool segment (a ``.spool`` file under ``directory``) that hangs until
+    ``release``, then fails with EIO, as a dying disk's does; every other fsync as it is."""
+
+    def __init__(self, directory: Path, fsync: Callable[[int], None]) -> None:
+        self.directory = str(directory)
+        self.entered = threading.Event()
+        self.released = threading.Event()
+        self._fsync = fsync
+
+    def fsync(self, descriptor: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{descriptor}")
+        if not (path.startswith(self.directory) and path.endswith(".spool")):
+            self._fsync(descriptor)
+            return
+        self.entered.set()
+        self.released.wait(30)  # the test releases it once the stop ended the request
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+
+async def test_a_batch_whose_ingest_a_stop_ended_unanswered_and_unstored_is_taken_after_restart(
+    redis_server: Callable[[], RedisServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose ingest request the bridge's stop ended before it answered (the spool's
+    disk hanging), and whose store the disk then refused, has its ids forgotten before the stop
+    keeps the replay memory: the sender's resend after the restart is taken and written to
+    Redis, not refused as replayed (which tells the sender the bridge holds it)."""
+    server = redis_server()
+    state = tmp_path / "state"
+    settings = make_settings(
+        EXESDB_BUS=server.url,
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_INGEST="true",
+        EXESDB_STATE_DIR=str(state),
+        EXESDB_SHUTDOWN_TIMEOUT_MS="2000",
+    )
+    body = alert(1).to_bytes()
+
+    async def post(bridge: Bridge) -> tuple[int, Any]:
+        assert bridge.address is not None
+        url = f"http://127.0.0.1:{bridge.address[1]}/v1/messages"
+        headers = {
+            "Content-Type": "application/x-ndjson",
+            SIGNATURE_HEADER: KEYRING.sign_header(body, int(time.time())),
+        }
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=body, headers=headers) as response,
+        ):
+            return response.status, await response.json()
+
+    disk = HangingDisk(state / "spool", os.fsync)
+    first = Bridge(settings, components=[], keep_replay=True)
+    await first.start()
+    monkeypatch.setattr(os, "fsync", disk.fsync)
+    sent = asyncio.ensure_future(post(first))
+    closing: asyncio.Future[None] | None = None
+    try:
+        await async_wait_until(disk.entered.is_set, 10, "the spool's fsync under way")
+        closing = asyncio.ensure_future(first.aclose())
+        with pytest.raises(aiohttp.ClientError):  # ended unanswered
+            await sent
+        disk.released.set()
+        await closing
+    finally:
+        disk.released.set()
+        sent.cancel()
+        await (closing or first.aclose())
+        monkeypatch.undo()
+    second = Bridge(settings, components=[], keep_replay=True)
+    await second.start()
+    try:
+        assert await post(second) == (202, {"accepted": 1})
+        with server.client() as client:
+            stream = f"exesdb:bus:{ALERTS}"
+            await async_wait_until(lambda: client.xlen(stream) == 1, 10, "written to Redis")
+    finally:
+        await second.aclose()
