@@ -131,10 +131,14 @@ def _alert(message_id: str, ts: str, alert_id: str) -> bytes:
 
 
 def _metric(bridge: BridgeProcess, name: str) -> float:
-    for line in http_get(bridge.url + "/metrics")[1].decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return float("nan")
+    """``name``'s value on ``bridge``'s /metrics, summed over its label sets (the dead letters
+    come by ``state``); NaN when it has no sample."""
+    values = [
+        float(line.rsplit(" ", 1)[1])
+        for line in http_get(bridge.url + "/metrics")[1].decode().splitlines()
+        if line.startswith((name + " ", name + "{"))
+    ]
+    return sum(values) if values else float("nan")
 
 
 def run(
