@@ -1765,7 +1765,8 @@ def test_alerts_ack_since_an_episode_that_ended_acknowledges_nothing(
     late = cli("alerts", "ack", "a1", "--by", "bob", "--since", str(first["starts_at"]), **env)
     assert late.returncode == 1
     assert "409" in late.stderr
-    assert "resolved and fired again since the episode acknowledged" in late.stderr
+    assert f"started at {second['starts_at']}, not at the" in late.stderr
+    assert "it fired again since" in late.stderr
     assert [a["state"] for a in listed_alerts(bridge.url)] == ["firing"]
     acked = cli("alerts", "ack", "a1", "--by", "bob", "--since", str(second["starts_at"]), **env)
     assert acked.returncode == 0, acked.stderr

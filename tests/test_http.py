@@ -1642,7 +1642,7 @@ class BoundedTransport:
     def readiness(self) -> str | None:
         return None
 
-    async def aclose(self) -> None:
+    async def aclose(self, seconds: float | None = None) -> None:
         """Nothing to close."""
 
 
@@ -1778,7 +1778,7 @@ class ClosingTransport(BoundedTransport):
         self.storing.set()
         return await self.stores[-1]
 
-    async def aclose(self) -> None:
+    async def aclose(self, seconds: float | None = None) -> None:
         for store in self.stores:
             if not self.hangs and not store.done():
                 store.set_result(Durability.FAILED)

@@ -622,8 +622,9 @@ class Bus:
 
     async def aclose(self, drain_seconds: float = 5.0) -> None:
         """Stop taking messages, drain every subscriber (for up to ``drain_seconds``), then stop
-        the transport (which writes what it still holds); a durable store still unfinished then
-        is cancelled, and its envelopes handed to ``lost``, before this returns."""
+        the transport (which writes what it still holds, in what is left of ``drain_seconds``,
+        0.1 s at least); a durable store still unfinished then is cancelled, and its envelopes
+        handed to ``lost``, before this returns."""
         if self._closed:
             return
         self._closed = True
@@ -631,7 +632,8 @@ class Bus:
         for subscription in self._subscriptions:
             await subscription.stop(max(0.0, deadline - time.monotonic()))
         # After the drain, so that the acknowledgements it produced are still written.
-        await self.transport.aclose()
+        # Bounded too: a spool whose disk hangs in fsync would hold the stop past its time.
+        await self.transport.aclose(max(_LATE_STORES_SECONDS, deadline - time.monotonic()))
         if self._late:
             # Settled before this returns: the caller then keeps the ingest replay memory (at a
             # graceful stop), which must not hold the ids of envelopes a store lost. One still

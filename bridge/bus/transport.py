@@ -108,8 +108,9 @@ class Transport(Protocol):
     def readiness(self) -> str | None:
         """None when ready, else why not."""
 
-    async def aclose(self) -> None:
-        """Stop; idempotent. Frames already accepted by ``send`` are flushed if possible."""
+    async def aclose(self, seconds: float | None = None) -> None:
+        """Stop, within about ``seconds`` (None: no limit); idempotent. Frames already accepted
+        by ``send`` are flushed if possible; a durable store not finished by then fails."""
 
 
 class MemoryTransport:
@@ -162,5 +163,5 @@ class MemoryTransport:
     def readiness(self) -> str | None:
         return None if self._receive is not None else "the in-process bus has not started"
 
-    async def aclose(self) -> None:
+    async def aclose(self, seconds: float | None = None) -> None:
         self._receive = None

@@ -611,6 +611,27 @@ class HangingDisk:
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
 
+async def ingest(bridge: Bridge, body: bytes) -> tuple[int, Any]:
+    """POST ``body``, signed, to ``bridge``'s /v1/messages: the status and the JSON answer."""
+    assert bridge.address is not None
+    url = f"http://127.0.0.1:{bridge.address[1]}/v1/messages"
+    headers = {
+        "Content-Type": "application/x-ndjson",
+        SIGNATURE_HEADER: KEYRING.sign_header(body, int(time.time())),
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as response,
+    ):
+        return response.status, await response.json()
+
+
+def spool_thread_ended() -> bool:
+    """True once no spool thread runs (one a hung disk held is done, the write it failed cut
+    off its segment)."""
+    return not any(thread.name == "redis-spool" for thread in threading.enumerate())
+
+
 async def test_a_batch_whose_ingest_a_stop_ended_unanswered_and_unstored_is_taken_after_restart(
     redis_server: Callable[[], RedisServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -629,24 +650,11 @@ async def test_a_batch_whose_ingest_a_stop_ended_unanswered_and_unstored_is_take
     )
     body = alert(1).to_bytes()
 
-    async def post(bridge: Bridge) -> tuple[int, Any]:
-        assert bridge.address is not None
-        url = f"http://127.0.0.1:{bridge.address[1]}/v1/messages"
-        headers = {
-            "Content-Type": "application/x-ndjson",
-            SIGNATURE_HEADER: KEYRING.sign_header(body, int(time.time())),
-        }
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(url, data=body, headers=headers) as response,
-        ):
-            return response.status, await response.json()
-
     disk = HangingDisk(state / "spool", os.fsync)
     first = Bridge(settings, components=[], keep_replay=True)
     await first.start()
     monkeypatch.setattr(os, "fsync", disk.fsync)
-    sent = asyncio.ensure_future(post(first))
+    sent = asyncio.ensure_future(ingest(first, body))
     closing: asyncio.Future[None] | None = None
     try:
         await async_wait_until(disk.entered.is_set, 10, "the spool's fsync under way")
@@ -663,7 +671,68 @@ async def test_a_batch_whose_ingest_a_stop_ended_unanswered_and_unstored_is_take
     second = Bridge(settings, components=[], keep_replay=True)
     await second.start()
     try:
-        assert await post(second) == (202, {"accepted": 1})
+        assert await ingest(second, body) == (202, {"accepted": 1})
+        with server.client() as client:
+            stream = f"exesdb:bus:{ALERTS}"
+            await async_wait_until(lambda: client.xlen(stream) == 1, 10, "written to Redis")
+    finally:
+        await second.aclose()
+
+
+async def test_a_stop_whose_spool_disk_hangs_ends_within_the_shutdown_timeout_and_says_why(
+    redis_server: Callable[[], RedisServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stop while the spool's disk hangs in fsync ends within EXESDB_SHUTDOWN_TIMEOUT_MS
+    (not when the disk comes back), logs at error the batch it leaves unstored and forgotten,
+    and the sender's resend after the restart is taken, not refused as replayed."""
+    server = redis_server()
+    state = tmp_path / "state"
+    settings = make_settings(
+        EXESDB_BUS=server.url,
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_INGEST="true",
+        EXESDB_STATE_DIR=str(state),
+        EXESDB_SHUTDOWN_TIMEOUT_MS="2000",
+    )
+    body = alert(1).to_bytes()
+
+    disk = HangingDisk(state / "spool", os.fsync)
+    first = Bridge(settings, components=[], keep_replay=True)
+    await first.start()
+    monkeypatch.setattr(os, "fsync", disk.fsync)
+    sent = asyncio.ensure_future(ingest(first, body))
+    closing: asyncio.Future[None] | None = None
+    try:
+        await async_wait_until(disk.entered.is_set, 10, "the spool's fsync under way")
+        closing = asyncio.ensure_future(first.aclose())
+        # The disk stays hung: the stop must end without it (2 s, and a margin for the spool's
+        # last half second and a loaded machine), not wait for it.
+        done, _ = await asyncio.wait([closing], timeout=2.0 + 1.5)
+        assert done, "the stop waits for the hung disk"
+        closing.result()
+        with pytest.raises(aiohttp.ClientError):  # ended unanswered
+            await sent
+    finally:
+        disk.released.set()
+        sent.cancel()
+        await (closing or first.aclose())
+        monkeypatch.undo()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(
+        "the disk did not finish writing within the stop's" in line
+        and "1 batch(es) of 1 frame(s) not stored" in line
+        and "ids forgotten" in line
+        and "EXESDB_SHUTDOWN_TIMEOUT_MS" in line
+        for line in errors
+    ), errors
+    await async_wait_until(spool_thread_ended, 10, "the hung fsync over")
+    second = Bridge(settings, components=[], keep_replay=True)
+    await second.start()
+    try:
+        assert await ingest(second, body) == (202, {"accepted": 1})
         with server.client() as client:
             stream = f"exesdb:bus:{ALERTS}"
             await async_wait_until(lambda: client.xlen(stream) == 1, 10, "written to Redis")

@@ -27,17 +27,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import functools
 import logging
 import os
+import queue
 import re
 import secrets
 import struct
+import threading
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from bridge.bus.transport import Frame
 from bridge.messages import INSTANCES
@@ -60,6 +64,8 @@ _READ_BYTES: Final = 1024 * 1024
 _MAY_BEGIN: Final = re.compile(b"(?=.{8}[\\x00-\\x%02x])" % (len(INSTANCES) - 1), re.DOTALL)
 
 T = TypeVar("T")
+# An append: its records, how many frames they hold, and its caller's answer.
+_Append = tuple[bytes, int, asyncio.Future[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +101,10 @@ class Spool:
         self._head = 0  # offset in the first segment
         self._checked: set[str] = set()  # segments whose progress in Redis was asked
         self._head_failing = False  # the head file could not be written last time
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis-spool")
-        # Appends waiting for the thread (touched on the event loop only).
-        self._waiting: list[tuple[bytes, asyncio.Future[bool]]] = []
+        self._pool = _Thread("redis-spool")
+        # Appends waiting for the thread, and those it writes (touched on the event loop only).
+        self._waiting: list[_Append] = []
+        self._writing: list[_Append] = []
         self._appending: asyncio.Task[None] | None = None
         self._lock: int | None = None  # the lock file's descriptor while open
         self._opened = False
@@ -119,12 +126,14 @@ class Spool:
 
         Appends arriving while one is written are written after it together, with one fsync.
         """
+        if self._closed:
+            raise OSError(errno.ESHUTDOWN, "the spool is closed")
         data = b"".join(_record(frame) for frame in frames)
-        taken = self.pending_bytes + sum(len(item) for item, _ in self._waiting)
+        taken = self.pending_bytes + sum(len(item) for item, _, _ in self._waiting)
         if taken + len(data) > self.max_bytes:
             return False
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((data, future))
+        self._waiting.append((data, len(frames), future))
         if self._appending is None:
             self._appending = asyncio.get_running_loop().create_task(self._append_waiting())
         return await asyncio.shield(future)
@@ -161,38 +170,67 @@ class Spool:
         """Move the head past ``batch`` (now in Redis); the ids of the segments now spent."""
         return await self._call(self._move, batch.segment, batch.end)
 
-    async def aclose(self) -> None:
-        """Finish what is being written and stop the thread; idempotent."""
+    async def aclose(self, seconds: float | None = None) -> None:
+        """Finish what is being written (for up to ``seconds``; None: however long the disk
+        takes) and stop the thread; idempotent. Appends the disk has not finished by then (one
+        hanging in fsync) fail with ``OSError``, logged: none of them counts as written (one
+        the disk finishes after all may be sent after the next start too)."""
         if self._closed:
             return
         self._closed = True
         if self._appending is not None:
-            with contextlib.suppress(Exception):
-                await self._appending
-        await asyncio.to_thread(self._pool.shutdown, wait=True)
+            await asyncio.wait([self._appending], timeout=seconds)
+        if self._appending is not None:
+            self._abandon(seconds or 0.0)
+            # The thread is left to the disk (a daemon: it holds no exit of the process).
+            self._pool.shutdown(wait=False)
+        else:
+            await asyncio.to_thread(self._pool.shutdown, wait=True)
         if self._lock is not None:
             os.close(self._lock)  # and with it the flock
             self._lock = None
 
+    def _abandon(self, seconds: float) -> None:
+        """Fail the appends the disk did not finish within the stop's ``seconds``."""
+        assert self._appending is not None
+        self._appending.cancel()
+        self._appending = None
+        left, self._writing, self._waiting = self._writing + self._waiting, [], []
+        _logger.error(
+            "spool %s: the disk did not finish writing within the stop's %gs"
+            " (EXESDB_SHUTDOWN_TIMEOUT_MS): %d batch(es) of %d frame(s) not stored, counted as"
+            " lost (an ingest batch's ids forgotten: its resend after the restart is taken)",
+            self.directory,
+            seconds,
+            len(left),
+            sum(count for _, count, _ in left),
+        )
+        unwritten = OSError(errno.ETIMEDOUT, "the disk did not finish writing before the stop")
+        for _, _, future in left:
+            if not future.done():
+                future.set_exception(unwritten)
+
     async def _append_waiting(self) -> None:
         try:
             while self._waiting:
-                waiting, self._waiting = self._waiting, []
+                self._writing, self._waiting = self._waiting, []
                 try:
-                    await self._call(self._write, [data for data, _ in waiting])
+                    await self._call(self._write, [data for data, _, _ in self._writing])
                 except OSError as exc:
-                    for _, future in waiting:
+                    for _, _, future in self._writing:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for _, future in waiting:
+                for _, _, future in self._writing:
                     if not future.done():
                         future.set_result(True)
         finally:
-            self._appending = None
+            self._writing = []
+            if self._appending is asyncio.current_task():
+                self._appending = None
 
     async def _call(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        return await asyncio.wrap_future(self._pool.submit(fn, *args))
 
     # -- on the spool's thread --
 
@@ -312,6 +350,51 @@ class Spool:
             self._head_failing = True
         else:
             self._head_failing = False
+
+
+class _Thread:
+    """One daemon thread running calls in turn (started at the first): a call a hung disk
+    holds does not hold the process's exit, as a ``ThreadPoolExecutor``'s thread would (it is
+    joined at exit)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._calls: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
+        """Run ``fn(*args)`` on the thread, after the calls before it."""
+        if self._stopped:
+            raise RuntimeError("the spool's thread has stopped")
+        future: Future[T] = Future()
+        self._calls.put((future, functools.partial(fn, *args)))
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        return future
+
+    def shutdown(self, *, wait: bool) -> None:
+        """Stop once the calls submitted are done (waiting for them, ``wait``); idempotent."""
+        if not self._stopped:
+            self._stopped = True
+            self._calls.put(None)
+        if wait and self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while (call := self._calls.get()) is not None:
+            future, fn = call
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while it waited
+            try:
+                result = fn()
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
 
 
 def _record(frame: Frame) -> bytes:

@@ -48,6 +48,9 @@ _MIN_SEGMENT_BYTES: Final = 1024 * 1024
 _MAX_SEGMENT_BYTES: Final = 16 * 1024 * 1024
 # How long a graceful stop waits to delete its node-name mark (docs/redis.md).
 _FORGET_SECONDS: Final = 0.5
+# What the spool's disk gets at a stop to finish a write under way, at least (a healthy disk's
+# fsync), however little of the stop's time is left.
+_SPOOL_CLOSE_SECONDS: Final = 0.5
 # How long start waits for the fan-out reader to find where each stream ends (docs/redis.md):
 # longer than a connection's timeout (2 s), so an unreachable Redis ends it by failing first.
 _POSITION_SECONDS: Final = 5.0
@@ -279,16 +282,22 @@ class RedisTransport:
             return f"connecting to Redis at {safe_url(self.url)}"
         return None
 
-    async def aclose(self, flush_seconds: float = 2.0) -> None:
-        """Write what is buffered (for up to ``flush_seconds`` while connected), then stop."""
+    async def aclose(self, seconds: float | None = None, *, flush_seconds: float = 2.0) -> None:
+        """Write what is buffered (for up to ``flush_seconds`` while connected), then stop,
+        within ``seconds`` (None: no limit), the spool's disk given half a second at least to
+        finish a write under way: spool writes not finished by then fail, logged
+        (``Spool.aclose``)."""
         if self._closed:
             return
         self._closed = True
+        deadline = None if seconds is None else time.monotonic() + seconds
         if self._marking is not None:
             # Marked no more, then the mark deleted (if still this process's): a replacement
             # started from now on reads none, and is not told it shares the name.
             await cancel_and_wait(self._marking)
-        await self._writer.flush(flush_seconds if self._tasks else 0.0)
+        if deadline is not None:
+            flush_seconds = min(flush_seconds, max(0.0, deadline - time.monotonic()))
+        await self._writer.flush(flush_seconds if self._tasks else 0.0, until=deadline)
         if self._marking is not None:
             # After the flush, which the buffered frames need more, and bounded: a Redis that
             # hangs lets the mark expire after the lease, as after a crash.
@@ -303,7 +312,9 @@ class RedisTransport:
         with contextlib.suppress(*RETRYABLE):
             await self._link.client.aclose()
         if self._spool is not None:
-            await self._spool.aclose()
+            await self._spool.aclose(
+                None if deadline is None else max(_SPOOL_CLOSE_SECONDS, deadline - time.monotonic())
+            )
 
     def _deliver(self, frames: Sequence[Frame]) -> None:
         if self._receive is None:

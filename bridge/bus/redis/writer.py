@@ -211,10 +211,11 @@ class Writer:
             self._frames.set()
             self._wake.set()
 
-    async def flush(self, seconds: float) -> None:
+    async def flush(self, seconds: float, *, until: float | None = None) -> None:
         """Stop taking frames; write what is buffered (for up to ``seconds``, while connected);
-        keep what is left in the spool for the next start, or count it as dropped without one.
-        The spool itself waits on disk."""
+        keep what is left in the spool for the next start (its disk waited for until the
+        monotonic time ``until``, if given, half a second at least), or count it as dropped
+        without one."""
         self._closed = True
         deadline = time.monotonic() + seconds
         while (self._buffer or self._acks) and self._link.connected:
@@ -232,8 +233,13 @@ class Writer:
         left = list(self._buffer)
         self._buffer.clear()
         if self._spool is not None:
-            with contextlib.suppress(OSError):
-                if await self._spool.append(left):
+            # Past ``until`` (or half a second, what a healthy disk's fsync takes) the append is
+            # left to the spool's close, which fails it.
+            spool_seconds = None if until is None else max(0.5, until - time.monotonic())
+            with contextlib.suppress(OSError, TimeoutError):
+                async with asyncio.timeout(spool_seconds):
+                    stored = await self._spool.append(left)
+                if stored:
                     _logger.warning(
                         "Redis bus stopped with %d frame(s) unwritten: kept in the spool for the "
                         "next start",

@@ -6,9 +6,9 @@ whose body is not JSON by its headers is refused 415 as ingest refuses one
 (``bridge.routes.unsupported_json``). An ack the outbox cannot store (its disk full) is answered
 503 ``not_committed`` with ``Retry-After``, as ingest answers a batch it cannot store, and logged
 once while the fault lasts. An ack naming the episode it is for (``starts_at``, as the alert was
-listed) that finds the alert fired anew since is answered 409 ``another_episode``, the alert
-unchanged. What the routes read and change is behind ``AlertKeeper`` (the alert
-sink is one).
+listed) that is not the alert's current one (it fired anew since, or the time given is not
+its start) is answered 409 ``another_episode``, the alert unchanged. What the routes read and
+change is behind ``AlertKeeper`` (the alert sink is one).
 """
 
 from __future__ import annotations
@@ -228,12 +228,14 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         meant = fields.starts_at
         # Told only where the alerts are current: another replica's copy may be behind.
         if meant is not None and meant != record.started and keeper.holds_work_queue():
+            # "Fired again since" only when it did: a later time (a typo) is no episode of it.
+            since = ": it fired again since" if meant < record.started else ""
             return error_response(
                 409,
                 "another_episode",
-                f"alert {alert_id!r} resolved and fired again since the episode acknowledged"
-                f" (started {format_timestamp(meant)}); the one since, started"
-                f" {format_timestamp(record.started)}, is left as it is",
+                f"the current episode of alert {alert_id!r} started at"
+                f" {format_timestamp(record.started)}, not at the {format_timestamp(meant)}"
+                f" given{since}; it is left as it is",
                 "starts_at",
             )
         return web.json_response({"alert": record.as_json()})

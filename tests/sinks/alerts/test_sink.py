@@ -258,8 +258,8 @@ async def test_an_ack_for_an_episode_that_ended_is_answered_409_and_changes_noth
         status, body = await call(bridge, "POST", "/v1/alerts/a1/ack", late)
         assert (status, body["error"], body["field"]) == (409, "another_episode", "starts_at")
         assert body["detail"] == (
-            f"alert 'a1' resolved and fired again since the episode acknowledged (started"
-            f" {first}); the one since, started {second}, is left as it is"
+            f"the current episode of alert 'a1' started at {second}, not at the {first} given:"
+            " it fired again since; it is left as it is"
         )
         [alert] = await _alerts(bridge)
         assert (alert["state"], alert["ack_by"]) == ("firing", None)
@@ -274,6 +274,28 @@ async def test_an_ack_for_an_episode_that_ended_is_answered_409_and_changes_noth
         await async_wait_until(lambda: len(watcher.of(AlertAck)) == 2, what="bob's AlertAck")
     acks = [(ack.ack_by, ack.alert_starts_at) for ack in watcher.of(AlertAck)]
     assert acks == [("alice", _at(first)), ("bob", _at(second))]
+
+
+async def test_an_ack_naming_a_time_after_the_episode_began_is_409_not_said_to_have_fired_again(
+    tmp_path: Path,
+) -> None:
+    """POST /v1/alerts/{id}/ack whose ``starts_at`` is later than the start of the alert's only
+    episode (a typo) is 409 another_episode naming both times, and does not say the alert fired
+    again since, which it did not."""
+    async with alert_bridge(tmp_path) as (bridge, _sink, _watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        [alert] = (await async_wait_until(lambda: _listed(bridge), what="a1 listed"))[1]["alerts"]
+        began = alert["starts_at"]
+        later = (_at(began) + timedelta(seconds=1)).isoformat(timespec="milliseconds")
+        typo = {"ack_by": "bob", "starts_at": later.replace("+00:00", "Z")}
+        status, body = await call(bridge, "POST", "/v1/alerts/a1/ack", typo)
+        assert (status, body["error"], body["field"]) == (409, "another_episode", "starts_at")
+        assert body["detail"] == (
+            f"the current episode of alert 'a1' started at {began}, not at the"
+            f" {typo['starts_at']} given; it is left as it is"
+        )
+        [alert] = await _alerts(bridge)
+        assert (alert["state"], alert["ack_by"]) == ("firing", None)
 
 
 async def test_an_alertack_for_an_episode_that_ended_changes_nothing(tmp_path: Path) -> None:
