@@ -738,3 +738,55 @@ async def test_a_stop_whose_spool_disk_hangs_ends_within_the_shutdown_timeout_an
             await async_wait_until(lambda: client.xlen(stream) == 1, 10, "written to Redis")
     finally:
         await second.aclose()
+
+
+async def test_a_bridge_started_while_a_stopped_ones_spool_write_hangs_is_refused_the_spool(
+    redis_server: Callable[[], RedisServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop that leaves its spool's write to a hung disk keeps the spool's lock until that
+    write is over: a bridge started in the same process meanwhile is refused the spool (the
+    write, cut back when it fails, would cut off the batches it answered 202), and opens it
+    once the write ended."""
+    server = redis_server()
+    state = tmp_path / "state"
+    settings = make_settings(
+        EXESDB_BUS=server.url,
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_INGEST="true",
+        EXESDB_STATE_DIR=str(state),
+        EXESDB_SHUTDOWN_TIMEOUT_MS="1000",
+    )
+    body = alert(1).to_bytes()
+
+    disk = HangingDisk(state / "spool", os.fsync)
+    first = Bridge(settings, components=[], keep_replay=True)
+    await first.start()
+    monkeypatch.setattr(os, "fsync", disk.fsync)
+    sent = asyncio.ensure_future(ingest(first, body))
+    try:
+        await async_wait_until(disk.entered.is_set, 10, "the spool's fsync under way")
+        await first.aclose()  # within the shutdown timeout, the disk still hung
+        with pytest.raises(aiohttp.ClientError):  # ended unanswered
+            await sent
+        monkeypatch.undo()  # the hung write keeps its fsync; the next bridge's are the disk's
+        second = Bridge(settings, components=[], keep_replay=True)
+        try:
+            with pytest.raises(ConfigError, match="another bridge process has it open"):
+                await second.start(serve_http=False)
+        finally:
+            await second.aclose()
+    finally:
+        disk.released.set()
+        sent.cancel()
+        await first.aclose()
+        monkeypatch.undo()
+    await async_wait_until(spool_thread_ended, 10, "the hung fsync over")
+    third = Bridge(settings, components=[], keep_replay=True)
+    await third.start()
+    try:
+        assert await ingest(third, body) == (202, {"accepted": 1})
+        with server.client() as client:
+            stream = f"exesdb:bus:{ALERTS}"
+            await async_wait_until(lambda: client.xlen(stream) == 1, 10, "written to Redis")
+    finally:
+        await third.aclose()

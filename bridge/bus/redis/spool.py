@@ -174,7 +174,8 @@ class Spool:
         """Finish what is being written (for up to ``seconds``; None: however long the disk
         takes) and stop the thread; idempotent. Appends the disk has not finished by then (one
         hanging in fsync) fail with ``OSError``, logged: none of them counts as written (one
-        the disk finishes after all may be sent after the next start too)."""
+        the disk finishes after all may be sent after the next start too); the lock is then
+        held until the thread has ended that write."""
         if self._closed:
             return
         self._closed = True
@@ -182,6 +183,11 @@ class Spool:
             await asyncio.wait([self._appending], timeout=seconds)
         if self._appending is not None:
             self._abandon(seconds or 0.0)
+            if self._lock is not None:
+                # Released by the thread once the write is over (or by the process's exit):
+                # a spool opened before would have its records cut off with the failed write's.
+                self._pool.submit(os.close, self._lock)
+                self._lock = None
             # The thread is left to the disk (a daemon: it holds no exit of the process).
             self._pool.shutdown(wait=False)
         else:
