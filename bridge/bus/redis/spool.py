@@ -523,7 +523,7 @@ def _repair(path: Path, start: int) -> tuple[int, int]:
         with path.open("r+b") as file:
             file.truncate(good)
             os.fsync(file.fileno())
-    return len(records), good
+    return count, good
 
 
 def _fsync_dir(directory: Path) -> None:
