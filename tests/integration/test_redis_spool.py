@@ -738,3 +738,115 @@ async def test_a_stop_whose_spool_disk_hangs_ends_within_the_shutdown_timeout_an
             await async_wait_until(lambda: client.xlen(stream) == 1, 10, "written to Redis")
     finally:
         await second.aclose()
+
+
+async def test_a_bridge_started_while_a_stopped_ones_spool_write_hangs_is_refused_the_spool(
+    redis_server: Callable[[], RedisServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop that leaves its spool's write to a hung disk keeps the spool's lock until that
+    write is over: a bridge started in the same process meanwhile is refused the spool (the
+    write, cut back when it fails, would cut off the batches it answered 202), and opens it
+    once the write ended."""
+    server = redis_server()
+    state = tmp_path / "state"
+    settings = make_settings(
+        EXESDB_BUS=server.url,
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_INGEST="true",
+        EXESDB_STATE_DIR=str(state),
+        EXESDB_SHUTDOWN_TIMEOUT_MS="1000",
+    )
+    body = alert(1).to_bytes()
+
+    disk = HangingDisk(state / "spool", os.fsync)
+    first = Bridge(settings, components=[], keep_replay=True)
+    await first.start()
+    monkeypatch.setattr(os, "fsync", disk.fsync)
+    sent = asyncio.ensure_future(ingest(first, body))
+    try:
+        await async_wait_until(disk.entered.is_set, 10, "the spool's fsync under way")
+        await first.aclose()  # within the shutdown timeout, the disk still hung
+        with pytest.raises(aiohttp.ClientError):  # ended unanswered
+            await sent
+        monkeypatch.undo()  # the hung write keeps its fsync; the next bridge's are the disk's
+        second = Bridge(settings, components=[], keep_replay=True)
+        try:
+            with pytest.raises(ConfigError, match="another bridge process has it open"):
+                await second.start(serve_http=False)
+        finally:
+            await second.aclose()
+    finally:
+        disk.released.set()
+        sent.cancel()
+        await first.aclose()
+        monkeypatch.undo()
+    await async_wait_until(spool_thread_ended, 10, "the hung fsync over")
+    third = Bridge(settings, components=[], keep_replay=True)
+    await third.start()
+    try:
+        assert await ingest(third, body) == (202, {"accepted": 1})
+        with server.client() as client:
+            stream = f"exesdb:bus:{ALERTS}"
+            await async_wait_until(lambda: client.xlen(stream) == 1, 10, "written to Redis")
+    finally:
+        await third.aclose()
+
+
+async def test_a_stop_whose_spool_disk_hangs_moving_the_head_ends_within_the_shutdown_timeout(
+    redis_server: Callable[[], RedisServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stop while the spool's disk hangs storing the head (a batch sent, its head file
+    renamed into place on a hung mount) ends within EXESDB_SHUTDOWN_TIMEOUT_MS, says so at
+    error, and the batch, already in Redis, is not sent again after the restart."""
+    server = redis_server()
+    state = tmp_path / "state"
+    settings = make_settings(
+        EXESDB_BUS=server.url,
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_INGEST="true",
+        EXESDB_STATE_DIR=str(state),
+        EXESDB_SHUTDOWN_TIMEOUT_MS="1000",
+    )
+    entered, released = threading.Event(), threading.Event()
+    replace = os.replace
+
+    def hanging_replace(source: Any, target: Any, **kwargs: Any) -> None:
+        if str(target) == str(state / "spool" / "head"):
+            entered.set()
+            released.wait(30)  # the test releases it once the stop ended
+        replace(source, target, **kwargs)
+
+    first = Bridge(settings, components=[], keep_replay=True)
+    await first.start()
+    monkeypatch.setattr(os, "replace", hanging_replace)
+    closing: asyncio.Future[None] | None = None
+    try:
+        assert await ingest(first, alert(1).to_bytes()) == (202, {"accepted": 1})
+        await async_wait_until(entered.is_set, 10, "the spool's head being stored")
+        closing = asyncio.ensure_future(first.aclose())
+        # The disk stays hung: the stop must end without it (1 s, and a margin for the spool's
+        # last half second and a loaded machine), not wait for it.
+        done, _ = await asyncio.wait([closing], timeout=1.0 + 1.5)
+        assert done, "the stop waits for the hung disk"
+        closing.result()
+    finally:
+        released.set()
+        await (closing or first.aclose())
+        monkeypatch.undo()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("the disk did not finish a call within the stop's" in line for line in errors)
+    await async_wait_until(spool_thread_ended, 10, "the hung rename over")
+    second = Bridge(settings, components=[], keep_replay=True)
+    await second.start()
+    try:
+        assert await ingest(second, alert(2).to_bytes()) == (202, {"accepted": 1})
+        with server.client() as client:
+            stream = f"exesdb:bus:{ALERTS}"
+            await async_wait_until(lambda: client.xlen(stream) == 2, 10, "written to Redis")
+            written = [decode_envelope(fields[b"e"]) for _, fields in client.xrange(stream)]
+        assert alert_ids(written) == ["spooled-0001", "spooled-0002"]  # type: ignore[arg-type]
+    finally:
+        await second.aclose()

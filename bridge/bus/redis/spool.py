@@ -174,21 +174,33 @@ class Spool:
         """Finish what is being written (for up to ``seconds``; None: however long the disk
         takes) and stop the thread; idempotent. Appends the disk has not finished by then (one
         hanging in fsync) fail with ``OSError``, logged: none of them counts as written (one
-        the disk finishes after all may be sent after the next start too)."""
+        the disk finishes after all may be sent after the next start too). The lock is held
+        until the thread has ended what it was doing."""
         if self._closed:
             return
         self._closed = True
+        deadline = None if seconds is None else asyncio.get_running_loop().time() + seconds
         if self._appending is not None:
             await asyncio.wait([self._appending], timeout=seconds)
-        if self._appending is not None:
+        abandoned = self._appending is not None
+        if abandoned:
             self._abandon(seconds or 0.0)
-            # The thread is left to the disk (a daemon: it holds no exit of the process).
-            self._pool.shutdown(wait=False)
-        else:
-            await asyncio.to_thread(self._pool.shutdown, wait=True)
         if self._lock is not None:
-            os.close(self._lock)  # and with it the flock
+            # Released by the thread once its call under way is over (or by the process's
+            # exit): a spool opened before would have its records cut off by a failed write.
+            self._pool.submit(os.close, self._lock)
             self._lock = None
+        self._pool.shutdown()
+        # A thread not done then is left to the disk (a daemon: it holds no exit of the
+        # process); said once, appends abandoned or not.
+        left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+        if not abandoned and not await asyncio.to_thread(self._pool.join, left):
+            _logger.error(
+                "spool %s: the disk did not finish a call within the stop's %gs"
+                " (EXESDB_SHUTDOWN_TIMEOUT_MS); left to it, the spool locked until it has",
+                self.directory,
+                seconds,
+            )
 
     def _abandon(self, seconds: float) -> None:
         """Fail the appends the disk did not finish within the stop's ``seconds``."""
@@ -376,13 +388,19 @@ class _Thread:
             self._thread.start()
         return future
 
-    def shutdown(self, *, wait: bool) -> None:
-        """Stop once the calls submitted are done (waiting for them, ``wait``); idempotent."""
+    def shutdown(self) -> None:
+        """Stop once the calls submitted are done (``join`` waits for that); idempotent."""
         if not self._stopped:
             self._stopped = True
             self._calls.put(None)
-        if wait and self._thread is not None:
-            self._thread.join()
+
+    def join(self, seconds: float | None) -> bool:
+        """Wait (up to ``seconds``; None: no limit) for a thread stopped to end; True once it
+        has (or never started)."""
+        if self._thread is None:
+            return True
+        self._thread.join(None if seconds is None else max(0.0, seconds))
+        return not self._thread.is_alive()
 
     def _run(self) -> None:
         while (call := self._calls.get()) is not None:
@@ -517,7 +535,7 @@ def _repair(path: Path, start: int) -> tuple[int, int]:
         with path.open("r+b") as file:
             file.truncate(good)
             os.fsync(file.fileno())
-    return len(records), good
+    return count, good
 
 
 def _fsync_dir(directory: Path) -> None:

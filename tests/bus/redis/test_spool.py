@@ -145,6 +145,25 @@ async def test_a_damaged_record_inside_a_segment_is_skipped_and_the_records_afte
     assert seen == [0, *range(2, 15)]
 
 
+async def test_open_counts_the_whole_records_on_both_sides_of_a_damaged_one(
+    open_spool, tmp_path: Path
+) -> None:
+    """What ``open`` says is still to send counts every whole record of a segment, those
+    before a damaged record and those after it (the start's log line)."""
+    spool = await open_spool(segment_bytes=1 << 20)
+    await spool.append([frame(n) for n in range(6)])  # 182 bytes each
+    await spool.aclose()
+    (segment,) = (tmp_path / "spool").glob("*.spool")
+    data = bytearray(segment.read_bytes())
+    data[200] ^= 0xFF  # the second record's body
+    segment.write_bytes(bytes(data))
+    again = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+    try:
+        assert await again.open() == 5
+    finally:
+        await again.aclose()
+
+
 async def test_past_its_size_the_spool_takes_nothing_of_a_batch(open_spool) -> None:
     """A batch that would pass ``max_bytes`` is refused whole; room comes back as frames go."""
     spool = await open_spool(max_bytes=2000)
