@@ -182,6 +182,10 @@ async def test_a_replica_that_missed_a_nodes_restart_at_a_longer_interval_finds_
             "each replica hearing the other",
         )
         await heard_through(replicas)  # the fast one has the node's 1 s declared
+        # And every message each published heard back before the cut (a tick's ClusterHealth
+        # among them): one heard only after the heal was written before the restarted node's
+        # reader found the streams' ends, so it would never reach that node.
+        await heard_all(replicas, {r.monitor.node: len(own(r)) for r in replicas})
 
         partition.cut()
         await node.monitor.aclose()
