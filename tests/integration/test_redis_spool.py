@@ -33,6 +33,7 @@ from bridge.bus import (
 from bridge.bus.redis.spool import Spool
 from bridge.errors import ConfigError
 from bridge.messages import SystemAlert
+from bridge.settings import Settings
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_bus import ALERTS, Replica, replicas
 from tests.support import TEST_SECRET, async_wait_until, free_port, make_settings
@@ -632,6 +633,31 @@ def spool_thread_ended() -> bool:
     return not any(thread.name == "redis-spool" for thread in threading.enumerate())
 
 
+def ingesting_on(server: RedisServer, state: Path, *, shutdown_ms: int) -> Settings:
+    """A bridge's settings with ingest on, on ``server``'s bus, its state in ``state``."""
+    return make_settings(
+        EXESDB_BUS=server.url,
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_INGEST="true",
+        EXESDB_STATE_DIR=str(state),
+        EXESDB_SHUTDOWN_TIMEOUT_MS=str(shutdown_ms),
+    )
+
+
+async def resend_is_taken(settings: Settings, server: RedisServer, body: bytes) -> None:
+    """A bridge started again on ``settings`` takes ``body`` (202), not refused as replayed,
+    and writes it to the alerts stream of ``server``, empty until then."""
+    bridge = Bridge(settings, components=[], keep_replay=True)
+    await bridge.start()
+    try:
+        assert await ingest(bridge, body) == (202, {"accepted": 1})
+        with server.client() as client:
+            stream = f"exesdb:bus:{ALERTS}"
+            await async_wait_until(lambda: client.xlen(stream) == 1, 10, "written to Redis")
+    finally:
+        await bridge.aclose()
+
+
 async def test_a_batch_whose_ingest_a_stop_ended_unanswered_and_unstored_is_taken_after_restart(
     redis_server: Callable[[], RedisServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -641,13 +667,7 @@ async def test_a_batch_whose_ingest_a_stop_ended_unanswered_and_unstored_is_take
     Redis, not refused as replayed (which tells the sender the bridge holds it)."""
     server = redis_server()
     state = tmp_path / "state"
-    settings = make_settings(
-        EXESDB_BUS=server.url,
-        EXESDB_HTTP_ADDR="127.0.0.1:0",
-        EXESDB_INGEST="true",
-        EXESDB_STATE_DIR=str(state),
-        EXESDB_SHUTDOWN_TIMEOUT_MS="2000",
-    )
+    settings = ingesting_on(server, state, shutdown_ms=2000)
     body = alert(1).to_bytes()
 
     disk = HangingDisk(state / "spool", os.fsync)
@@ -668,15 +688,7 @@ async def test_a_batch_whose_ingest_a_stop_ended_unanswered_and_unstored_is_take
         sent.cancel()
         await (closing or first.aclose())
         monkeypatch.undo()
-    second = Bridge(settings, components=[], keep_replay=True)
-    await second.start()
-    try:
-        assert await ingest(second, body) == (202, {"accepted": 1})
-        with server.client() as client:
-            stream = f"exesdb:bus:{ALERTS}"
-            await async_wait_until(lambda: client.xlen(stream) == 1, 10, "written to Redis")
-    finally:
-        await second.aclose()
+    await resend_is_taken(settings, server, body)
 
 
 async def test_a_stop_whose_spool_disk_hangs_ends_within_the_shutdown_timeout_and_says_why(
@@ -690,13 +702,7 @@ async def test_a_stop_whose_spool_disk_hangs_ends_within_the_shutdown_timeout_an
     and the sender's resend after the restart is taken, not refused as replayed."""
     server = redis_server()
     state = tmp_path / "state"
-    settings = make_settings(
-        EXESDB_BUS=server.url,
-        EXESDB_HTTP_ADDR="127.0.0.1:0",
-        EXESDB_INGEST="true",
-        EXESDB_STATE_DIR=str(state),
-        EXESDB_SHUTDOWN_TIMEOUT_MS="2000",
-    )
+    settings = ingesting_on(server, state, shutdown_ms=2000)
     body = alert(1).to_bytes()
 
     disk = HangingDisk(state / "spool", os.fsync)
@@ -729,15 +735,7 @@ async def test_a_stop_whose_spool_disk_hangs_ends_within_the_shutdown_timeout_an
         for line in errors
     ), errors
     await async_wait_until(spool_thread_ended, 10, "the hung fsync over")
-    second = Bridge(settings, components=[], keep_replay=True)
-    await second.start()
-    try:
-        assert await ingest(second, body) == (202, {"accepted": 1})
-        with server.client() as client:
-            stream = f"exesdb:bus:{ALERTS}"
-            await async_wait_until(lambda: client.xlen(stream) == 1, 10, "written to Redis")
-    finally:
-        await second.aclose()
+    await resend_is_taken(settings, server, body)
 
 
 async def test_a_bridge_started_while_a_stopped_ones_spool_write_hangs_is_refused_the_spool(
@@ -749,13 +747,7 @@ async def test_a_bridge_started_while_a_stopped_ones_spool_write_hangs_is_refuse
     once the write ended."""
     server = redis_server()
     state = tmp_path / "state"
-    settings = make_settings(
-        EXESDB_BUS=server.url,
-        EXESDB_HTTP_ADDR="127.0.0.1:0",
-        EXESDB_INGEST="true",
-        EXESDB_STATE_DIR=str(state),
-        EXESDB_SHUTDOWN_TIMEOUT_MS="1000",
-    )
+    settings = ingesting_on(server, state, shutdown_ms=1000)
     body = alert(1).to_bytes()
 
     disk = HangingDisk(state / "spool", os.fsync)
@@ -781,15 +773,7 @@ async def test_a_bridge_started_while_a_stopped_ones_spool_write_hangs_is_refuse
         await first.aclose()
         monkeypatch.undo()
     await async_wait_until(spool_thread_ended, 10, "the hung fsync over")
-    third = Bridge(settings, components=[], keep_replay=True)
-    await third.start()
-    try:
-        assert await ingest(third, body) == (202, {"accepted": 1})
-        with server.client() as client:
-            stream = f"exesdb:bus:{ALERTS}"
-            await async_wait_until(lambda: client.xlen(stream) == 1, 10, "written to Redis")
-    finally:
-        await third.aclose()
+    await resend_is_taken(settings, server, body)
 
 
 async def test_a_stop_whose_spool_disk_hangs_moving_the_head_ends_within_the_shutdown_timeout(
@@ -803,13 +787,7 @@ async def test_a_stop_whose_spool_disk_hangs_moving_the_head_ends_within_the_shu
     error, and the batch, already in Redis, is not sent again after the restart."""
     server = redis_server()
     state = tmp_path / "state"
-    settings = make_settings(
-        EXESDB_BUS=server.url,
-        EXESDB_HTTP_ADDR="127.0.0.1:0",
-        EXESDB_INGEST="true",
-        EXESDB_STATE_DIR=str(state),
-        EXESDB_SHUTDOWN_TIMEOUT_MS="1000",
-    )
+    settings = ingesting_on(server, state, shutdown_ms=1000)
     entered, released = threading.Event(), threading.Event()
     replace = os.replace
 
