@@ -132,7 +132,8 @@ class Announcer:
         True when its alert is open (its down was announced, its left is not out)."""
         farewell = self._farewells.pop(name, None)
         unheard = self._unheard_farewells.pop(name, None)
-        return (farewell is not None and farewell[1]) or unheard is not None
+        # A left heard already (another replica forgot it first) resolved its alert.
+        return (farewell is not None and farewell[1] and not farewell[2]) or unheard is not None
 
     def heard(self, name: str, event: str) -> None:
         """A transition of ``name`` announced on the bus (by any replica, or by the node)."""

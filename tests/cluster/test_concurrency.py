@@ -217,3 +217,40 @@ async def test_a_left_heard_during_the_swap_of_a_forgotten_nodes_left_is_not_sai
         clock.advance(1.1)
         await replica.tick()
     assert replica.published(NodeLifecycle, event="left", node="app-1") == []
+
+
+async def test_a_node_whose_left_was_heard_back_before_its_farewell_went_is_a_new_member(
+    make_replica, clock: Clock
+) -> None:
+    """A node forgotten down after its left was heard from the replica that forgot it first,
+    and heard again while its farewell waits its turn (a swap before it in flight), is back as
+    a new member: its node_failure resolved with that left, it is not announced reconnected,
+    unheard, an interval on."""
+    coordinator = GatedCoordinator(clock)
+    replica = await make_replica("bridge-1", coordinator, forget_ms=10_000)
+    await replica.hear("app-1")
+    clock.advance(3.5)
+    await replica.hear("app-2")
+    await replica.tick()
+    assert len(replica.published(NodeLifecycle, event="down", node="app-1")) == 1
+    await coordinator.swap("cluster:node:app-1", "forgotten", 3_600_000)  # bridge-2 forgot it
+    winner = {"forgotten": "silent", "detected_by": "bridge-2"}
+    await replica.hear(
+        "bridge-2", NodeLifecycle(node="app-1", event="left", cluster_size=1, metadata=winner)
+    )
+    # EXESDB_NODE_FORGET_MS: the next tick forgets app-1, and announces app-2 down first.
+    clock.advance(10)
+    coordinator.hold = True
+    taken = await replica.naps.wake()
+    await asyncio.wait_for(coordinator.waiting.wait(), 5)
+    health = NodeHealth(node="app-1", status="healthy")
+    await replica.hear("app-1", health)
+    coordinator.gate.set()
+    await replica.naps.napped_since(taken)
+    assert replica.forgotten("silent") == 1
+    for _ in range(3):
+        clock.advance(1.1)
+        await replica.hear("app-1", health)
+        await replica.tick()
+    assert replica.published(NodeLifecycle, event="left", node="app-1") == []
+    assert replica.published(NodeLifecycle, event="reconnected", node="app-1") == []

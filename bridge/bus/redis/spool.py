@@ -129,7 +129,10 @@ class Spool:
         if self._closed:
             raise OSError(errno.ESHUTDOWN, "the spool is closed")
         data = b"".join(_record(frame) for frame in frames)
-        taken = self.pending_bytes + sum(len(item) for item, _, _ in self._waiting)
+        # Those the thread writes too: they count in ``pending_bytes`` only once on disk.
+        taken = self.pending_bytes + sum(
+            len(item) for item, _, _ in (*self._writing, *self._waiting)
+        )
         if taken + len(data) > self.max_bytes:
             return False
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()

@@ -215,6 +215,11 @@ class AlertIndex:
                 # a note left there would be taken over and notified again by the next holder.
                 self.caught_up = False
                 _logger.debug("alerts: a note stays in Redis until a catch-up", exc_info=True)
+            except BaseException:
+                # The outbox failing to leave a note taken over out (its disk full): the next
+                # catch-up does, before a delivery is checked or another change made.
+                self.caught_up = False
+                raise
             return applied
 
     async def catch_up(self) -> int:

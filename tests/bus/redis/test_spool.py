@@ -7,6 +7,7 @@ import errno
 import fcntl
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from bridge.bus import Frame
 from bridge.bus.redis.spool import Spool, SpoolBatch
+from tests.support import async_wait_until
 
 SEGMENT = 4096
 
@@ -172,6 +174,33 @@ async def test_past_its_size_the_spool_takes_nothing_of_a_batch(open_spool) -> N
     assert await drain(spool) == list(range(10))
     assert await spool.append([frame(n) for n in range(10, 20)])
     assert await drain(spool) == list(range(10, 20))
+
+
+async def test_a_batch_being_written_counts_against_the_spools_size(
+    open_spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that would pass ``max_bytes`` with one still being written (its fsync under way)
+    is refused: the one on its way to disk takes room too."""
+    spool = await open_spool(max_bytes=2000)
+    entered, released = threading.Event(), threading.Event()
+    fsync = os.fsync
+
+    def slow_fsync(descriptor: int) -> None:
+        entered.set()
+        released.wait(10)  # until the second batch was offered
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    first = asyncio.ensure_future(spool.append([frame(n) for n in range(10)]))  # ~1 200 bytes
+    try:
+        await async_wait_until(entered.is_set, 10, "the first batch's fsync under way")
+        # Refused at once, while the first is still on its way to disk.
+        assert not await asyncio.wait_for(spool.append([frame(n) for n in range(10, 20)]), 5)
+    finally:
+        released.set()
+    assert await first
+    assert spool.pending_bytes <= 2000
+    assert await drain(spool) == list(range(10))
 
 
 async def test_appends_made_together_all_land_in_the_order_they_were_made(open_spool) -> None:

@@ -5,7 +5,9 @@ over that its outbox had stored is left out of it)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Collection
+from typing import Any
 
 import pytest
 
@@ -477,3 +479,31 @@ async def test_a_note_taken_over_just_before_its_drop_is_left_out_here(
     assert store.taken == {"a": {}}
     await replica(store, boxes["b"], db, "b").take_up()
     assert boxes["b"].queue.depth().queued == 1
+
+
+async def test_a_note_taken_over_whose_leaving_out_failed_is_left_out_at_the_next_check(
+    boxes, db: DbThread
+) -> None:
+    """This replica finds its note taken over as it drops it (it stalled past the lease) but
+    its outbox fails to leave the notification out then (the disk full a moment): the change
+    fails, and the next check of a delivery (or the retried change) leaves it out, rather than
+    the notification going out beside the other replica's."""
+    store = Store()
+    a_state = State(store, "a")
+    a = replica(store, boxes["a"], db, state=a_state)
+    a_state.adopted_before_forget = State(store, "b")
+    withdraw = boxes["a"].alerts.withdraw
+    failures = [sqlite3.OperationalError("database or disk is full")]
+
+    def failing(*args: Any, **kwargs: Any) -> int:
+        if failures:
+            raise failures.pop()
+        return withdraw(*args, **kwargs)
+
+    boxes["a"].alerts.withdraw = failing
+    with pytest.raises(sqlite3.OperationalError):
+        await a.change(boxes["a"].alerts.plan, [event()], T0)
+    assert boxes["a"].queue.depth().queued == 1
+    assert await a.stale([event().alert_id]) == set()
+    assert boxes["a"].queue.depth().queued == 0
+    assert store.taken == {"a": {}}
