@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from bridge.bus.replay import ReplayGuard
+from bridge.disk import sync_directory
 
 __all__ = ["FILE_NAME", "load", "save"]
 
@@ -29,7 +30,8 @@ _VERSION: Final = 1
 def save(guard: ReplayGuard, state_dir: str | Path) -> None:
     """Write ``guard``'s ids to the state directory (replacing the file at once, 0600, on disk
     before it is renamed into place). A write that fails (a full disk) raises and leaves the
-    directory as it was: the file before, no part of the new one."""
+    directory as it was: the file before, no part of the new one. A directory that then fails to
+    sync (``EIO``) raises too, with the new file in place."""
     held, floor = guard.remembered()
     path = Path(state_dir) / FILE_NAME
     partial = path.with_suffix(".partial")
@@ -43,19 +45,11 @@ def save(guard: ReplayGuard, state_dir: str | Path) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.replace(partial, path)
-        _fsync_directory(path.parent)  # the rename itself
     except BaseException:
         with contextlib.suppress(OSError):
             partial.unlink()
         raise
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    sync_directory(path.parent)  # the rename itself
 
 
 def load(guard: ReplayGuard, state_dir: str | Path) -> int:

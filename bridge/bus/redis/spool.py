@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from bridge.bus.transport import Frame
+from bridge.disk import sync_directory
 from bridge.messages import INSTANCES
 from bridge.statelock import hold
 
@@ -305,7 +306,7 @@ class Spool:
         token = secrets.token_hex(8)
         segment = _Segment(seq, token, self.directory / f"{seq:010d}-{token}{_SUFFIX}", 0)
         segment.path.touch(mode=0o600)
-        _fsync_dir(self.directory)
+        sync_directory(self.directory)
         if not self._segments:
             self._head = 0
         self._segments.append(segment)
@@ -539,14 +540,6 @@ def _repair(path: Path, start: int) -> tuple[int, int]:
             file.truncate(good)
             os.fsync(file.fileno())
     return count, good
-
-
-def _fsync_dir(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _unlink(path: Path) -> None:
