@@ -60,6 +60,7 @@ _LOCK: Final = "lock"
 _INDEX: Final = {name: index for index, name in enumerate(INSTANCES)}
 # What one read from a segment takes (more when a single record is larger).
 _READ_BYTES: Final = 1024 * 1024
+_LAST_CALLS_SECONDS: Final = 0.1  # what the stop gives the thread past its budget
 # Where a record may begin: its instance index (after the length and the CRC) is one of ours.
 # A frame's body is JSON, which holds no byte below 0x20: no record is ever found inside one.
 _MAY_BEGIN: Final = re.compile(b"(?=.{8}[\\x00-\\x%02x])" % (len(INSTANCES) - 1), re.DOTALL)
@@ -179,7 +180,7 @@ class Spool:
         takes) and stop the thread; idempotent. Appends the disk has not finished by then (one
         hanging in fsync) fail with ``OSError``, logged: none of them counts as written (one
         the disk finishes after all may be sent after the next start too). The lock is held
-        until the thread has ended what it was doing."""
+        until the thread has ended what it was doing (given 0.1 s past ``seconds`` for it)."""
         if self._closed:
             return
         self._closed = True
@@ -197,7 +198,13 @@ class Spool:
         self._pool.shutdown()
         # A thread not done then is left to the disk (a daemon: it holds no exit of the
         # process); said once, appends abandoned or not.
-        left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+        # Its last calls (the lock's close) get a moment even with no budget left: a thread
+        # idle till then is not called stuck.
+        left = (
+            None
+            if deadline is None
+            else max(deadline - asyncio.get_running_loop().time(), _LAST_CALLS_SECONDS)
+        )
         if not abandoned and not await asyncio.to_thread(self._pool.join, left):
             _logger.error(
                 "spool %s: the disk did not finish a call within the stop's %gs"
