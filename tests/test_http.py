@@ -1765,11 +1765,13 @@ async def test_an_uncommitted_batch_whose_store_then_fails_is_counted_and_taken_
 
 class ClosingTransport(BoundedTransport):
     """A shared-bus transport whose stores wait for its close, which fails them (a spool whose
-    disk hung, then refused the writes) or, ``hangs``, leaves them unfinished."""
+    disk hung, then refused the writes; or ends them as ``settles_as`` says) or, ``hangs``,
+    leaves them unfinished."""
 
-    def __init__(self, *, hangs: bool) -> None:
+    def __init__(self, *, hangs: bool, settles_as: Durability = Durability.FAILED) -> None:
         super().__init__(room=100)
         self.hangs = hangs
+        self.settles_as = settles_as
         self.storing = asyncio.Event()
         self.stores: list[asyncio.Future[Durability]] = []
 
@@ -1781,7 +1783,7 @@ class ClosingTransport(BoundedTransport):
     async def aclose(self, seconds: float | None = None) -> None:
         for store in self.stores:
             if not self.hangs and not store.done():
-                store.set_result(Durability.FAILED)
+                store.set_result(self.settles_as)
 
 
 async def restarted_takes(settings: Settings, batch: bytes) -> tuple[int, Any]:
@@ -1823,6 +1825,40 @@ async def test_a_batch_whose_ingest_a_stop_ended_unanswered_and_unstored_is_take
     finally:
         await bridge.aclose()
     assert await restarted_takes(settings, batch) == (202, {"accepted": 2})
+
+
+async def test_a_batch_whose_ingest_a_stop_ended_but_whose_store_then_finished_is_published(
+    tmp_path: Path,
+) -> None:
+    """A batch whose ingest request the stop ended unanswered, but which the transport's close
+    then stores after all, counts in exesdb_bus_published_total (and not as dropped)."""
+    settings = make_settings(
+        EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_INGEST="true", EXESDB_SHUTDOWN_TIMEOUT_MS="400"
+    )
+    transport = ClosingTransport(hangs=False, settles_as=Durability.COMMITTED)
+    bridge = Bridge(settings, components=[], transport=transport)
+    await bridge.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            sent = asyncio.ensure_future(
+                Server(bridge, session).post(body_of(envelope(), envelope()), NDJSON)
+            )
+            await async_wait_until(transport.storing.is_set, what="the store under way")
+            await bridge.aclose()
+            with pytest.raises(aiohttp.ClientError):  # ended unanswered
+                await sent
+    finally:
+        await bridge.aclose()
+    published = sum(
+        sample.value
+        for metric in bridge.registry.collect()
+        if metric.name == "exesdb_bus_published"
+        for sample in metric.samples
+        if sample.name == "exesdb_bus_published_total"
+    )
+    assert published == 2
+    dropped = {"subscriber": "transport"}
+    assert not bridge.registry.get_sample_value("exesdb_bus_dropped_total", dropped)
 
 
 async def test_a_batch_answered_uncommitted_whose_store_a_stop_left_unfinished_is_taken_again(

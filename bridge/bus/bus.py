@@ -448,17 +448,24 @@ class Bus:
         except asyncio.CancelledError:
             # The publisher stopped waiting, told nothing (its request ended at a stop): a store
             # that then fails, or that the stop leaves unfinished, lost them as for PENDING.
-            self._store_late(storing, _StoredLate(self.metrics, envelopes, lost, answered=False))
+            # One stored after all is published, as it would have been counted unended.
+            unanswered = _StoredLate(
+                self.metrics, envelopes, lost, answered=False, stored=self._count_published
+            )
+            self._store_late(storing, unanswered)
             raise
         if outcome not in (Durability.COMMITTED, Durability.PENDING):
             return 0, outcome
+        self._count_published(envelopes)
+        return len(frames), outcome
+
+    def _count_published(self, envelopes: Sequence[Envelope]) -> None:
         published: dict[tuple[str, str], int] = {}
         for envelope in envelopes:
             key = (envelope.instance, envelope.tag)
             published[key] = published.get(key, 0) + 1
         for key, number in published.items():
             self._published[key].inc(number)
-        return len(frames), outcome
 
     def _store_late(self, storing: asyncio.Future[Durability], settle: _StoredLate) -> None:
         self._late[storing] = settle
@@ -686,9 +693,9 @@ class _StoredLate:
     """What the end of a store on a shared transport does to envelopes whose publisher was told
     they were pending (or, not ``answered``, stopped waiting for them): one that failed, was
     cancelled or is not done (the bus closed) dropped them, counted, logged, and handed to
-    ``lost``; once."""
+    ``lost``; once. One stored is handed to ``stored``, if given."""
 
-    __slots__ = ("_answered", "_envelopes", "_lost", "_metrics")
+    __slots__ = ("_answered", "_envelopes", "_lost", "_metrics", "_stored")
 
     def __init__(
         self,
@@ -697,11 +704,13 @@ class _StoredLate:
         lost: Callable[[Sequence[Envelope]], None] | None,
         *,
         answered: bool = True,
+        stored: Callable[[Sequence[Envelope]], None] | None = None,
     ) -> None:
         self._metrics = metrics
         self._envelopes: Sequence[Envelope] | None = envelopes
         self._lost = lost
         self._answered = answered
+        self._stored = stored
 
     def __call__(self, storing: asyncio.Future[Durability]) -> None:
         envelopes, self._envelopes = self._envelopes, None
@@ -712,6 +721,8 @@ class _StoredLate:
         elif (error := storing.exception()) is not None:
             why = str(error)
         elif storing.result() in (Durability.COMMITTED, Durability.PENDING):
+            if self._stored is not None:
+                self._stored(envelopes)
             return
         else:
             why = storing.result().value
