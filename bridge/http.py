@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Final, Protocol
@@ -117,6 +117,8 @@ _UNSUPPORTED_MEDIA_TYPE: Final = "unsupported_media_type"
 # Ingest: how long a 202 may wait for the alert outbox's commit; the Retry-After of a 503.
 _COMMIT_WAIT_SECONDS: Final = 10.0
 _RETRY_AFTER_SECONDS: Final = 1
+# How often the 202s given before their batch was stored are warned of, at most.
+_UNCOMMITTED_WARNING_SECONDS: Final = 60.0
 
 # The status for each rejection reason at ingest (docs: HTTP API).
 _STATUS_FOR: Final = {
@@ -290,7 +292,7 @@ async def ingest(request: web.Request) -> web.Response:
     answer: dict[str, Any] = {"accepted": accepted}
     if durability is Durability.PENDING:
         # Still queued for the outbox (a retry would be refused as replayed): say so.
-        _logger.warning("ingest: answered 202 before the alert outbox committed the batch")
+        request.app[_UNCOMMITTED].answered()
         answer["committed"] = False
     return web.json_response(answer, status=202)
 
@@ -349,6 +351,39 @@ class _OwnNodeWatch:
 
 
 _OWN_NODE: Final[web.AppKey[_OwnNodeWatch]] = web.AppKey("own_node", _OwnNodeWatch)
+
+
+class _UncommittedAnswers:
+    """Warns of ingest's 202s given before their batch was stored (``"committed": false``) at
+    most once a minute, saying how many more there were since: a disk hanging for minutes makes
+    one of every request that carries an alert, which with many senders would fill the log."""
+
+    __slots__ = ("_clock", "_next", "_untold")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._next = float("-inf")  # when the next warning may be given
+        self._untold = 0  # answers since the last warning
+
+    def answered(self) -> None:
+        """Count one such answer, warning of it unless a warning was given within a minute."""
+        now = self._clock()
+        if now < self._next:
+            self._untold += 1
+            return
+        self._next = now + _UNCOMMITTED_WARNING_SECONDS
+        since = f" ({self._untold} more since the last warning)" if self._untold else ""
+        self._untold = 0
+        _logger.warning(
+            "ingest: answered 202 before the alert outbox committed the batch%s; said at most "
+            "once a minute",
+            since,
+        )
+
+
+_UNCOMMITTED: Final[web.AppKey[_UncommittedAnswers]] = web.AppKey(
+    "uncommitted", _UncommittedAnswers
+)
 
 
 def _refused(
@@ -648,6 +683,7 @@ def build_app(
     app[BRIDGE_KEY] = bridge
     app[_COMMIT_WAIT] = commit_wait_seconds
     app[_OWN_NODE] = _OwnNodeWatch(bridge.node)
+    app[_UNCOMMITTED] = _UncommittedAnswers()
     app[_CLOSING] = asyncio.Event()
     app.on_shutdown.append(_close_streams)
     admin = AdminGuard(bridge.settings.admin_token)
