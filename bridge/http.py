@@ -107,6 +107,9 @@ _CLOSING: Final[web.AppKey[asyncio.Event]] = web.AppKey("closing", asyncio.Event
 _COMMIT_WAIT: Final[web.AppKey[float]] = web.AppKey("commit_wait", float)
 _NODE_HEALTH_TAG: Final = NodeHealth.TAG
 _STREAM_QUEUE: Final = 1_000
+# The most bytes of events a stream client's queue holds (one event however large when empty):
+# 1 000 messages of up to EXESDB_MAX_BODY_BYTES each would be a gigabyte for one stalled client.
+_STREAM_QUEUE_BYTES: Final = 8 * 1024 * 1024
 _STREAM_HEARTBEAT_SECONDS: Final = 15.0
 _JSON: Final = "application/json"
 _NDJSON: Final = "application/x-ndjson"
@@ -520,14 +523,21 @@ async def stream(request: web.Request) -> web.StreamResponse:
         except ValueError as exc:
             return error_response(400, "invalid", str(exc), "topic")
     try:
-        queue: asyncio.Queue[Envelope] = asyncio.Queue(_STREAM_QUEUE)
+        # Each event as it is written, so that the queue is bounded in bytes too.
+        queue: asyncio.Queue[bytes] = asyncio.Queue(_STREAM_QUEUE)
+        waiting = [0]  # bytes in the queue
         dropped = bridge.bus.metrics.dropped.labels("stream")
 
         def enqueue(envelope: Envelope) -> None:
-            try:
-                queue.put_nowait(envelope)
-            except asyncio.QueueFull:
+            if queue.full():
                 dropped.inc()
+                return
+            event = b"event: " + envelope.tag.encode() + b"\ndata: " + envelope.to_bytes() + b"\n\n"
+            if waiting[0] + len(event) > _STREAM_QUEUE_BYTES and not queue.empty():
+                dropped.inc()
+                return
+            waiting[0] += len(event)
+            queue.put_nowait(event)
 
         # One name for every stream client keeps the per-subscriber metrics' labels bounded.
         subscription = bridge.bus.subscribe(
@@ -545,7 +555,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         response.force_close()  # a large head: said before the headers go
     # Shutdown ends every stream at once instead of waiting out aiohttp's shutdown timeout.
     closed = asyncio.ensure_future(request.app[_CLOSING].wait())
-    getter: asyncio.Future[Envelope] | None = None
+    getter: asyncio.Future[bytes] | None = None
     try:
         # Inside the try: a client gone before the head is written must not keep its
         # subscription.
@@ -564,10 +574,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
                     break
                 await response.write(b": keep-alive\n\n")
                 continue
-            envelope = getter.result()
-            await response.write(
-                b"event: " + envelope.tag.encode() + b"\ndata: " + envelope.to_bytes() + b"\n\n"
-            )
+            event = getter.result()
+            waiting[0] -= len(event)
+            await response.write(event)
     except ConnectionResetError:
         pass  # the client went away
     finally:
