@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Final, Protocol
@@ -107,6 +107,9 @@ _CLOSING: Final[web.AppKey[asyncio.Event]] = web.AppKey("closing", asyncio.Event
 _COMMIT_WAIT: Final[web.AppKey[float]] = web.AppKey("commit_wait", float)
 _NODE_HEALTH_TAG: Final = NodeHealth.TAG
 _STREAM_QUEUE: Final = 1_000
+# The most bytes of events a stream client's queue holds (one event however large when empty):
+# 1 000 messages of up to EXESDB_MAX_BODY_BYTES each would be a gigabyte for one stalled client.
+_STREAM_QUEUE_BYTES: Final = 8 * 1024 * 1024
 _STREAM_HEARTBEAT_SECONDS: Final = 15.0
 _JSON: Final = "application/json"
 _NDJSON: Final = "application/x-ndjson"
@@ -117,6 +120,8 @@ _UNSUPPORTED_MEDIA_TYPE: Final = "unsupported_media_type"
 # Ingest: how long a 202 may wait for the alert outbox's commit; the Retry-After of a 503.
 _COMMIT_WAIT_SECONDS: Final = 10.0
 _RETRY_AFTER_SECONDS: Final = 1
+# How often the 202s given before their batch was stored are warned of, at most.
+_UNCOMMITTED_WARNING_SECONDS: Final = 60.0
 
 # The status for each rejection reason at ingest (docs: HTTP API).
 _STATUS_FOR: Final = {
@@ -290,7 +295,7 @@ async def ingest(request: web.Request) -> web.Response:
     answer: dict[str, Any] = {"accepted": accepted}
     if durability is Durability.PENDING:
         # Still queued for the outbox (a retry would be refused as replayed): say so.
-        _logger.warning("ingest: answered 202 before the alert outbox committed the batch")
+        request.app[_UNCOMMITTED].answered()
         answer["committed"] = False
     return web.json_response(answer, status=202)
 
@@ -349,6 +354,39 @@ class _OwnNodeWatch:
 
 
 _OWN_NODE: Final[web.AppKey[_OwnNodeWatch]] = web.AppKey("own_node", _OwnNodeWatch)
+
+
+class _UncommittedAnswers:
+    """Warns of ingest's 202s given before their batch was stored (``"committed": false``) at
+    most once a minute, saying how many more there were since: a disk hanging for minutes makes
+    one of every request that carries an alert, which with many senders would fill the log."""
+
+    __slots__ = ("_clock", "_next", "_untold")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._next = float("-inf")  # when the next warning may be given
+        self._untold = 0  # answers since the last warning
+
+    def answered(self) -> None:
+        """Count one such answer, warning of it unless a warning was given within a minute."""
+        now = self._clock()
+        if now < self._next:
+            self._untold += 1
+            return
+        self._next = now + _UNCOMMITTED_WARNING_SECONDS
+        since = f" ({self._untold} more since the last warning)" if self._untold else ""
+        self._untold = 0
+        _logger.warning(
+            "ingest: answered 202 before the alert outbox committed the batch%s; said at most "
+            "once a minute",
+            since,
+        )
+
+
+_UNCOMMITTED: Final[web.AppKey[_UncommittedAnswers]] = web.AppKey(
+    "uncommitted", _UncommittedAnswers
+)
 
 
 def _refused(
@@ -485,14 +523,21 @@ async def stream(request: web.Request) -> web.StreamResponse:
         except ValueError as exc:
             return error_response(400, "invalid", str(exc), "topic")
     try:
-        queue: asyncio.Queue[Envelope] = asyncio.Queue(_STREAM_QUEUE)
+        # Each event as it is written, so that the queue is bounded in bytes too.
+        queue: asyncio.Queue[bytes] = asyncio.Queue(_STREAM_QUEUE)
+        waiting = [0]  # bytes in the queue
         dropped = bridge.bus.metrics.dropped.labels("stream")
 
         def enqueue(envelope: Envelope) -> None:
-            try:
-                queue.put_nowait(envelope)
-            except asyncio.QueueFull:
+            if queue.full():
                 dropped.inc()
+                return
+            event = b"event: " + envelope.tag.encode() + b"\ndata: " + envelope.to_bytes() + b"\n\n"
+            if waiting[0] + len(event) > _STREAM_QUEUE_BYTES and not queue.empty():
+                dropped.inc()
+                return
+            waiting[0] += len(event)
+            queue.put_nowait(event)
 
         # One name for every stream client keeps the per-subscriber metrics' labels bounded.
         subscription = bridge.bus.subscribe(
@@ -510,7 +555,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         response.force_close()  # a large head: said before the headers go
     # Shutdown ends every stream at once instead of waiting out aiohttp's shutdown timeout.
     closed = asyncio.ensure_future(request.app[_CLOSING].wait())
-    getter: asyncio.Future[Envelope] | None = None
+    getter: asyncio.Future[bytes] | None = None
     try:
         # Inside the try: a client gone before the head is written must not keep its
         # subscription.
@@ -529,10 +574,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
                     break
                 await response.write(b": keep-alive\n\n")
                 continue
-            envelope = getter.result()
-            await response.write(
-                b"event: " + envelope.tag.encode() + b"\ndata: " + envelope.to_bytes() + b"\n\n"
-            )
+            event = getter.result()
+            waiting[0] -= len(event)
+            await response.write(event)
     except ConnectionResetError:
         pass  # the client went away
     finally:
@@ -648,6 +692,7 @@ def build_app(
     app[BRIDGE_KEY] = bridge
     app[_COMMIT_WAIT] = commit_wait_seconds
     app[_OWN_NODE] = _OwnNodeWatch(bridge.node)
+    app[_UNCOMMITTED] = _UncommittedAnswers()
     app[_CLOSING] = asyncio.Event()
     app.on_shutdown.append(_close_streams)
     admin = AdminGuard(bridge.settings.admin_token)

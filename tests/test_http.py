@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import secrets
+import socket
 import time
 import tracemalloc
 import zlib
@@ -535,6 +536,32 @@ INPUT_EDGES = [
         "a payload timestamp after year 9999 in UTC",
         body_of(envelope(payload={"status": "healthy", "timestamp": "9999-12-31T23:59:59-14:00"})),
         "payload.timestamp",
+    ),
+    # Whole numbers the decoder takes (up to 4 300 digits) that no sink carries: the
+    # Prometheus sink's float() overflowed on one of 309 digits, the 202 already given.
+    *(
+        (
+            f"an integer field of {digits} digits",
+            body_of(
+                envelope(
+                    tag="cluster_health_updated",
+                    payload={"status": "healthy", "healthy_nodes": 1, "total_nodes": 1},
+                )
+            ).replace(b'"total_nodes": 1', b'"total_nodes": 1' + b"0" * (digits - 1)),
+            "payload.total_nodes",
+        )
+        for digits in (20, 400)
+    ),
+    (
+        "a count of 2^63",
+        body_of(
+            envelope(
+                tag="throughput_metric",
+                instance="ex_esdb_metrics",
+                payload={"operation": "append", "count": 2**63, "duration_ms": 1000},
+            )
+        ),
+        "payload.count",
     ),
 ]
 
@@ -1493,6 +1520,46 @@ async def test_stream_delivers_published_messages_as_server_sent_events(
     assert event == b"event: node_health_updated\n"
     assert data.startswith(b"data: ")
     assert json.loads(data[6:])["id"] == wanted["id"]
+
+
+async def test_a_stream_client_that_does_not_read_holds_megabytes_not_its_thousand_messages(
+    serve: ServerFactory,
+) -> None:
+    """A stream client that reads nothing holds at most about 8 MiB of events in the bridge
+    however large the messages: of 60 messages of a megabyte each, those past it are dropped
+    for that client and counted, not kept (1 000 of them would be a gigabyte)."""
+    server = await serve()
+    assert server.bridge.address is not None
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel keeps little
+    client.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(client, server.bridge.address)
+    reader, writer = await asyncio.open_connection(sock=client)
+    writer.write(
+        f"GET /v1/stream HTTP/1.1\r\nHost: bridge\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n"
+        "\r\n".encode()
+    )
+    assert b"200" in await reader.readline()
+    await async_wait_until(
+        lambda: any(s.name == "stream" for s in server.bridge.bus.subscriptions),
+        what="the stream subscribed",
+    )
+    metadata = {f"k{n}": "x" * 65_000 for n in range(15)}  # a megabyte a message
+    big = envelope(
+        instance="ex_esdb_logging",
+        tag="log_entry",
+        payload={"level": "info", "message": "m", "module": "app", "metadata": metadata},
+    )
+    try:
+        for _ in range(60):
+            assert (await server.post(body_of({**big, "id": secrets.token_hex(8)})))[0] == 202
+        dropped = server.bridge.registry.get_sample_value(
+            "exesdb_bus_dropped_total", {"subscriber": "stream"}
+        )
+    finally:
+        writer.close()
+    # At most 8 MiB queued, and what the socket buffers and the write under way hold.
+    assert (dropped or 0.0) >= 30, dropped
 
 
 async def _next_line(response: aiohttp.ClientResponse) -> bytes:

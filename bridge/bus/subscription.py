@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Final, Protocol
@@ -48,6 +49,9 @@ MAX_BATCH: Final = 1000
 BATCH_RETRIES: Final = 3
 _BATCH_RETRY: Final = Backoff(base=0.1, cap=1.0, jitter=0.0)
 _FAILED_BATCHES_KEPT: Final = 256
+# A fault logged is not logged again for this long while it comes back between batches that
+# go through (a work queue's claim handing back frames the full disk refuses, every lease).
+_FAULT_TOLD_SECONDS: Final = 600.0
 
 Run = tuple[Sequence[Envelope], Frame]
 """Messages queued together, in order, sharing one frame: an in-process batch's share (one
@@ -423,14 +427,18 @@ class BatchSubscription(_InboxBacked):
     A batch holding work-queue frames whose handler raises is tried again, up to ``retries``
     times with doubling backoff from 0.1 s (a locked or full database may clear); if it still
     fails its frames are left unacknowledged (``nack``), for a claim to hand them back later.
-    A fault that fails batch after batch alike is logged once, and its end when one succeeds.
+    A fault that fails batch after batch alike is logged once, and its end when one succeeds;
+    one that comes back within ``_FAULT_TOLD_SECONDS`` of being logged is not logged again
+    (nor, then, its end), however many batches went through between.
     """
 
     __slots__ = (
+        "_clock",
         "_errors",
         "_failed",
         "_failing",
         "_fault",
+        "_fault_told_at",
         "_handled",
         "_handler",
         "_inflight",
@@ -456,6 +464,7 @@ class BatchSubscription(_InboxBacked):
         high_water: int | None = None,
         retries: int = BATCH_RETRIES,
         sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
@@ -470,6 +479,7 @@ class BatchSubscription(_InboxBacked):
         self.refusing: str | None = None
         self.retries = retries
         self._sleep = sleep
+        self._clock = clock
         self._handled = 0
         self._inflight = 0
         self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
@@ -477,9 +487,11 @@ class BatchSubscription(_InboxBacked):
         self._late: list[tuple[int, int, Callable[[], None]]] = []
         # (first, last] sequence numbers of recent batches whose handler raised.
         self._failed: deque[tuple[int, int]] = deque(maxlen=_FAILED_BATCHES_KEPT)
-        # Batches failed in a row, and the fault last logged since one went through.
+        # Batches failed in a row (0 also while their fault went untold), the fault last
+        # logged and when.
         self._failing = 0
         self._fault = ""
+        self._fault_told_at = float("-inf")
 
     def start(self) -> None:
         """Start the draining task on the running loop."""
@@ -600,6 +612,7 @@ class BatchSubscription(_InboxBacked):
         work-queue frames); True when it succeeded."""
         retries = self.retries if acked else 0
         failures = 0
+        told_here = False  # this batch's fault logged by its first attempt
         while True:
             try:
                 outcome = self._handler(envelopes)
@@ -611,7 +624,7 @@ class BatchSubscription(_InboxBacked):
                         self.name,
                         self._failing,
                     )
-                self._failing, self._fault = 0, ""
+                self._failing = 0
                 return True
             except asyncio.CancelledError:
                 raise
@@ -622,18 +635,22 @@ class BatchSubscription(_InboxBacked):
                 # under ingest or a work queue handing the same frames back) is logged once, not
                 # once an attempt: each is counted all the same.
                 fault = f"{type(exc).__name__}: {exc}"
-                told = fault == self._fault
+                now = self._clock()
+                told = fault == self._fault and now - self._fault_told_at < _FAULT_TOLD_SECONDS
                 if failures > retries:
-                    self._failing += 1
-                    if self._failing == 1 or not told:
-                        self._fault = fault
+                    if not told or told_here:
+                        self._fault, self._fault_told_at = fault, now
+                        self._failing += 1
                         _logger.exception(
                             "subscriber %s failed on a batch of %d", self.name, len(envelopes)
                         )
+                    elif self._failing:  # failing still since it was told: its end is told
+                        self._failing += 1
                     return False
                 delay = _BATCH_RETRY.delay(failures)
                 if not told:
-                    self._fault = fault
+                    self._fault, self._fault_told_at = fault, now
+                    told_here = True
                     _logger.warning(
                         "subscriber %s failed on a batch of %d; trying again in %.2fs",
                         self.name,

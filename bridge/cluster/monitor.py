@@ -23,7 +23,7 @@ from bridge.cluster.groups import NAMED, DownGroups
 from bridge.cluster.nodes import MAX_NODES, Dropped, EvictedDowns, Node, Reason
 from bridge.cluster.reports import Change, cluster_health, memberships
 from bridge.component import Context
-from bridge.messages import ClusterHealth, Message, NodeHealth, NodeLifecycle
+from bridge.messages import ClusterHealth, Message, NodeHealth, NodeLifecycle, format_timestamp
 
 __all__ = ["ClusterMonitor", "cluster_monitor"]
 
@@ -59,12 +59,14 @@ class ClusterMonitor:
         per_tick: int = PER_TICK,
         sleep: Sleep = asyncio.sleep,
         nap_clock: Callable[[], float] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """``clock`` times silence and intervals (and, with no ``coordinator``, the ClusterHealth
         periods; a shared one times them by the shared store's clock), ``sleep`` is what the
         loop waits with between ticks, ``nap_clock`` (``clock`` unless given) times those naps,
-        to tell when this process did not run; ``max_nodes`` and ``per_tick`` are the bounds
-        (nodes tracked, announcements of each kind per tick)."""
+        to tell when this process did not run; ``wall_clock`` (Unix seconds) dates this
+        process's start against the messages' own dates; ``max_nodes`` and ``per_tick`` are the
+        bounds (nodes tracked, announcements of each kind per tick)."""
         self._bus = bus
         self.node = node
         self._interval_ms = interval_ms
@@ -75,6 +77,8 @@ class ClusterMonitor:
         self._coordinator: Coordinator = coordinator or LocalCoordinator(clock)
         self._clock = clock
         self._nap_clock = nap_clock or clock
+        # When this process came: a left under its name said before then is an earlier one's.
+        self._born = wall_clock()
         self._max_nodes = max_nodes
         self._sleep = sleep
         # Ordered by when each node was last heard: the first is the longest silent.
@@ -216,6 +220,17 @@ class ClusterMonitor:
             and lifecycle.node == publisher
             and lifecycle.event in ("leaving", "left")
         ):
+            if publisher == self.node and not self._closed and envelope.unix_ts < self._born:
+                # The farewell of the process this one replaced, heard late (kept in its spool
+                # while Redis was unreachable at its stop): this one runs on, and says so.
+                _logger.info(
+                    "a %s of this node (%s) said at %s, before this process started, came late:"
+                    " an earlier process's under this name; this one stays",
+                    lifecycle.event,
+                    publisher,
+                    format_timestamp(envelope.ts),
+                )
+                return node
             self._leave(publisher)
             self._announcer.heard(publisher, lifecycle.event)
             return None

@@ -357,7 +357,8 @@ def _expires_in(value: Any) -> float | None:
         return None
     try:
         seconds = float(value)
-    except (TypeError, ValueError):
+    # OverflowError: a whole number (of 309 digits or more) that no float holds.
+    except (TypeError, ValueError, OverflowError):
         raise _Unusable("answered an expires_in that is not a number") from None
     if not math.isfinite(seconds):
         raise _Unusable("answered an expires_in that is not a number")

@@ -192,7 +192,12 @@ Name = Annotated[
 """Who did something (who acknowledged an alert), as the alert page, its history and the logs
 show it: 1 to ``MAX_NAME`` characters, matching ``NAME_PATTERN``, a ``visible_name``."""
 
-NonNegInt = Annotated[int, Field(ge=0)]
+MAX_WHOLE: Final = 2**63 - 1
+"""The largest whole number a message field takes: what a signed 64-bit integer holds, as
+OpenTelemetry's, SQLite's and the senders' integers do. One past it (up to 4,300 digits, which
+JSON parsing takes) no sink could carry: no float holds one of 309 digits."""
+
+NonNegInt = Annotated[int, Field(ge=0, le=MAX_WHOLE)]
 JsonMap = dict[str, Any]
 
 _T = TypeVar("_T")

@@ -441,6 +441,47 @@ async def test_a_fault_that_repeats_at_every_batch_is_logged_once_then_its_end(
     ]
 
 
+async def test_a_fault_that_comes_back_between_batches_that_go_through_is_logged_once(
+    make_bus: BusFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fault that fails a batch, then another after batches that went through (a work
+    queue's claim handing back, every lease, the frames a full disk refuses, while the rest
+    go through) logs its traceback once and its end once, not once each time it comes back;
+    every failure is counted all the same."""
+    kit = await _started(make_bus)
+    faults = ["database or disk is full", ""] * 3
+    handled: list[str] = []
+
+    async def handler(envelopes: Sequence[Envelope]) -> None:
+        fault = faults.pop(0)
+        if fault:
+            raise OSError(fault)
+        handled.extend(e.payload.alert_id for e in envelopes)  # type: ignore[attr-defined]
+
+    kit.bus.subscribe("b", handler, instances=["ex_esdb_alerts"], batch=True)
+    with caplog.at_level(logging.INFO, logger="bridge.bus.subscription"):
+        for number in range(6):
+            errors, done = (number + 2) // 2, [f"a{n}" for n in range(1, number + 1, 2)]
+
+            def handled_so_far(errors: int = errors, done: list[str] = done) -> bool:
+                return (
+                    kit.sample("exesdb_sink_errors_total", subscriber="b") == errors
+                    and handled == done
+                )
+
+            kit.bus.publish_verified([_envelope(number)])
+            await async_wait_until(handled_so_far, what=f"batch {number} handled")
+    lines = [
+        (r.levelname, r.getMessage(), r.exc_info is not None)
+        for r in caplog.records
+        if r.name == "bridge.bus.subscription"
+    ]
+    assert lines == [
+        ("ERROR", "subscriber b failed on a batch of 1", True),
+        ("INFO", "subscriber b works again after 1 failed batch(es)", False),
+    ]
+
+
 async def test_a_failed_batch_counts_each_of_its_messages(make_bus: BusFactory) -> None:
     """A batch of three the handler fails on counts three in exesdb_sink_errors_total, the
     messages it failed to handle, not one."""

@@ -109,13 +109,23 @@ async def test_408_and_425_are_retried_as_429_is_honouring_retry_after(
         assert sink.outbox.queue.depth().dead == 0
 
 
+@pytest.mark.parametrize(
+    "retry_after",
+    [
+        "²",
+        "Fri, 15 Jan 2027 99999999999999999999:00:00 GMT",
+        "Fri, 15 Jan 2027 08:00:30 +99999999999999",
+    ],
+    ids=["superscript", "hour_overflows", "offset_overflows"],
+)
 async def test_a_retry_after_of_other_digits_is_ignored_and_the_attempt_counted(
-    tmp_path: Path, webhook_receiver
+    tmp_path: Path, webhook_receiver, retry_after: str
 ) -> None:
-    """A 503 whose Retry-After is digits but not ASCII ones (a superscript two) is an HTTP 503
-    retried on the backoff, not an error of the HTTP client."""
+    """A 503 whose Retry-After is digits but not ASCII ones (a superscript two), or a date
+    whose hour or zone offset no machine integer holds, is an HTTP 503 retried on the backoff,
+    not an error of the HTTP client nor a fault of the webhook worker."""
     receiver: WebhookReceiver = webhook_receiver()
-    receiver.script(Answer(503, retry_after="²"))
+    receiver.script(Answer(503, retry_after=retry_after))
     async with alert_bridge(
         tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
     ) as (bridge, _sink, watcher):
@@ -125,10 +135,14 @@ async def test_a_retry_after_of_other_digits_is_ignored_and_the_attempt_counted(
             lambda: len(watcher.of(NotificationStatus)) == 2 and watcher.of(NotificationStatus),
             what="two NotificationStatus messages",
         )
+        errors = bridge.registry.get_sample_value(
+            "exesdb_sink_errors_total", {"subscriber": "alerts"}
+        )
     assert [(s.status, s.error_reason) for s in statuses] == [
         ("failed", "HTTP 503; will retry"),
         ("delivered", None),
     ]
+    assert (errors or 0.0) == 0.0
 
 
 async def test_dead_letters_of_a_receiver_refusing_everything_are_deleted_after_a_week(

@@ -349,6 +349,10 @@ async def test_an_endpoint_taking_the_client_credentials_in_the_form_is_asked_so
             Answer(200, text='{"access_token": "access-tok3n-x", "expires_in": "soon"}'),
             "answered an expires_in that is not a number",
         ),
+        (  # a whole number no float holds (int() reads it; float() overflows)
+            Answer(200, text='{"access_token": "access-tok3n-x", "expires_in": 1%s}' % ("0" * 400)),
+            "answered an expires_in that is not a number",
+        ),
         (
             Answer(200, text='{"access_token": "access-tok3n\\r\\nX-Evil: 1"}'),
             "answered an access_token holding a character no HTTP header may carry",

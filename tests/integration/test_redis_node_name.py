@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,9 +33,11 @@ def start(
     url: str,
     state: str,
     claim_idle_ms: str = CLAIM_IDLE_MS,
+    **extra: str,
 ) -> BridgeProcess:
-    """A bridge named ``NODE`` on ``url`` with the state directory ``state`` (one per process)."""
-    env = {**replica_env(url, NODE), "EXESDB_REDIS_CLAIM_IDLE_MS": claim_idle_ms}
+    """A bridge named ``NODE`` on ``url`` with the state directory ``state`` (one per process),
+    and the settings ``extra``."""
+    env = {**replica_env(url, NODE), "EXESDB_REDIS_CLAIM_IDLE_MS": claim_idle_ms, **extra}
     env["EXESDB_STATE_DIR"] = str(tmp_path / state)
     process = BridgeProcess(**env)  # type: ignore[arg-type]
     processes.append(process)
@@ -157,3 +161,38 @@ def test_a_graceful_stop_leaves_a_mark_another_process_wrote(
         client.set(MARK, "a-newer-process", px=60_000)
         assert first.stop() == 0
         assert client.get(MARK) == b"a-newer-process"
+
+
+def test_a_replacement_hearing_its_predecessors_late_farewell_is_not_told(
+    tmp_path: Path,
+    redis_server: Callable[[], RedisServer],
+    bridge_processes: list[BridgeProcess],
+) -> None:
+    """A replica stopped while Redis is paused keeps its `left` in its spool; the process
+    started next under its name and state directory, once Redis is back, sends it on and hears
+    it: an earlier process's farewell, dated before this one started, not a second process
+    sharing the name, and this one stays in the cluster."""
+    server = redis_server()
+    # A stop of 2 s: its write to the paused Redis given up sooner.
+    first = start(
+        tmp_path, bridge_processes, server.url, "state", EXESDB_SHUTDOWN_TIMEOUT_MS="2000"
+    )
+    wait_until(lambda: node_name_check(first)[0] == 200, 15, "the first process ready")
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        assert first.stop() == 0
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+    assert "kept in the spool for the next start" in first.log()
+    second = start(tmp_path, bridge_processes, server.url, "state")
+    wait_until(
+        lambda: (
+            "before this process started, came late" in second.log()
+            or "share EXESDB_NODE" in second.log()
+        ),
+        20,
+        "the first process's left heard",
+    )
+    assert "share EXESDB_NODE" not in second.log()
+    assert f"a left of this node ({NODE}) said at" in second.log()

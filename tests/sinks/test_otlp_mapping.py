@@ -28,6 +28,7 @@ from bridge.sinks.otlp import LOG_TAGS, SPAN_TAGS, LogSpec, SpanSpec, mapping, t
 from bridge.sinks.otlp.mapping import (
     MAX_ARRAY_ITEMS,
     MAX_PAYLOAD_ATTRIBUTES,
+    MAX_PAYLOAD_CHARACTERS,
     MAX_STRING_LENGTH,
     flatten_payload,
 )
@@ -365,6 +366,25 @@ def test_flattening_bounds_strings_arrays_depth_and_count() -> None:
     assert attributes["exesdb.huge"] == str(2**70)
     assert len(attributes) == MAX_PAYLOAD_ATTRIBUTES + 1
     assert attributes["exesdb.attributes_dropped"] == 200 + 5 - MAX_PAYLOAD_ATTRIBUTES
+
+
+def test_flattening_bounds_the_text_all_attributes_hold_together() -> None:
+    """Attributes each within the bounds still hold at most MAX_PAYLOAD_CHARACTERS of text in
+    all: the strings past it, and an array of 32 long strings (more than all of it), are
+    counted in exesdb.attributes_dropped, so a record queued for a collector that does not
+    answer holds kilobytes, not the 2 MB that 30 such arrays made one."""
+    strings = flatten_payload({"metadata": {f"k{n:02}": "x" * 2000 for n in range(20)}})
+    kept = MAX_PAYLOAD_CHARACTERS // MAX_STRING_LENGTH
+    assert [key for key in strings if key != "exesdb.attributes_dropped"] == [
+        f"exesdb.metadata.k{n:02}" for n in range(kept)
+    ]
+    assert strings["exesdb.attributes_dropped"] == 20 - kept
+    arrays = flatten_payload({"metadata": {f"k{n}": ["x" * 1030] * 32 for n in range(30)}})
+    assert arrays == {"exesdb.attributes_dropped": 30}
+    mixed = flatten_payload({"count": 3, "flags": [True, False], "metadata": {"a": "x" * 5000}})
+    assert mixed["exesdb.count"] == 3
+    assert mixed["exesdb.flags"] == (True, False)
+    assert len(str(mixed["exesdb.metadata.a"])) == MAX_STRING_LENGTH
 
 
 @pytest.mark.parametrize(

@@ -169,7 +169,8 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return min(float(value), _MAX_RETRY_AFTER_SECONDS)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    # OverflowError: a date whose hour or zone offset no C integer holds (a receiver's junk).
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         return None

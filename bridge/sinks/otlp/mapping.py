@@ -73,6 +73,7 @@ __all__ = [
     "LOG_TAGS",
     "MAX_ARRAY_ITEMS",
     "MAX_PAYLOAD_ATTRIBUTES",
+    "MAX_PAYLOAD_CHARACTERS",
     "MAX_STRING_LENGTH",
     "MESSAGING_DESTINATION_NAME",
     "MESSAGING_MESSAGE_ID",
@@ -117,6 +118,10 @@ MESSAGING_MESSAGE_ID: Final = "messaging.message.id"
 SYSTEM: Final = "exesdb"
 _OPERATION: Final = "process"
 MAX_PAYLOAD_ATTRIBUTES: Final = 64
+# The text all of a record's payload attributes hold together: 64 attributes, each an array of 32
+# strings of 1024 characters, would be 2 MB a record (measured), 16 GB for a full export queue
+# while the collector does not answer.
+MAX_PAYLOAD_CHARACTERS: Final = 8192
 MAX_STRING_LENGTH: Final = 1024
 MAX_BODY_LENGTH: Final = 8192
 MAX_ARRAY_ITEMS: Final = 32
@@ -217,6 +222,15 @@ def _array(values: list[Any]) -> AttributeValue | None:
     return None
 
 
+def _text_size(value: AttributeValue) -> int:
+    """The characters of text ``value`` holds (a string's, or those of an array's strings)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, tuple):
+        return sum(len(item) for item in value if isinstance(item, str))
+    return 0
+
+
 def flatten_payload(
     payload: Mapping[str, Any],
     *,
@@ -227,14 +241,16 @@ def flatten_payload(
 
     Nested objects become dotted keys (up to ``MAX_DEPTH`` levels, deeper ones JSON text);
     homogeneous lists of scalars become arrays of at most ``MAX_ARRAY_ITEMS``; strings are cut
-    to ``MAX_STRING_LENGTH``; after ``MAX_PAYLOAD_ATTRIBUTES`` the rest is counted in
+    to ``MAX_STRING_LENGTH``; after ``MAX_PAYLOAD_ATTRIBUTES``, or an attribute whose text
+    would take the attributes past ``MAX_PAYLOAD_CHARACTERS`` in all, the rest is counted in
     ``exesdb.attributes_dropped``. A payload ``node`` equal to the envelope's is left out.
     """
     out: Attributes = {}
     dropped = 0
+    left = MAX_PAYLOAD_CHARACTERS  # of text the attributes may still hold
 
     def visit(key: str, value: Any, depth: int) -> None:
-        nonlocal dropped
+        nonlocal dropped, left
         if value is None:
             return
         if isinstance(value, Mapping):
@@ -249,9 +265,11 @@ def flatten_payload(
         else:
             scalar = _scalar(value)
             converted = _truncate(str(value)) if scalar is None else scalar
-        if len(out) >= MAX_PAYLOAD_ATTRIBUTES:
+        size = _text_size(converted)
+        if len(out) >= MAX_PAYLOAD_ATTRIBUTES or size > left:
             dropped += 1
             return
+        left -= size
         out[_truncate(key, MAX_KEY_LENGTH)] = converted
 
     for name, value in payload.items():

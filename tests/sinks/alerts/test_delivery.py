@@ -69,6 +69,8 @@ def test_retryable_set_is_408_425_429_and_every_5xx(status: int, outcome: Outcom
         ("²", None),  # a digit to str.isdigit(), not to float()
         (None, None),
         ("99999999", 86_400.0),
+        ("Fri, 15 Jan 2027 99999999999999999999:00:00 GMT", None),  # no C long holds the hour
+        ("Fri, 15 Jan 2027 08:00:30 +99999999999999", None),  # nor a C int the offset
     ],
 )
 def test_retry_after_takes_seconds_or_an_http_date(

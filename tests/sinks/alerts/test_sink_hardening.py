@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import sqlite3
 import time
@@ -254,6 +255,35 @@ async def test_a_batch_answered_uncommitted_that_the_outbox_refuses_is_kept_and_
             assert (status, answer["error"]) == (409, "replayed")
         finally:
             await runner.cleanup()
+
+
+async def test_answers_given_before_the_outbox_committed_are_warned_of_once_not_each(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In process, while the outbox's disk hangs, every batch of alerts is answered 202
+    ``"committed": false`` but warned of once, not once a request: the log does not fill while
+    senders go on; every batch is stored once the disk answers again."""
+    db = DbThread()
+    async with alert_bridge(tmp_path, serve_http=False, db=db, **INGEST) as (bridge, _sink, _):
+        runner = web.AppRunner(build_app(bridge, commit_wait_seconds=0.2))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        bridge.address = ("127.0.0.1", runner.addresses[0][1])  # where ingest() posts
+        try:
+            release = await hold(db)
+            with caplog.at_level(logging.WARNING, logger="bridge.http"):
+                for n in range(4):
+                    status, _, answer = await ingest(bridge, ndjson(system_alert(f"h{n}")))
+                    assert (status, answer) == (202, {"accepted": 1, "committed": False})
+            release.set()
+            await async_wait_until(
+                lambda: {f"h{n}" for n in range(4)} <= committed_ids(tmp_path),
+                what="the batches stored",
+            )
+        finally:
+            await runner.cleanup()
+    warned = [r.getMessage() for r in caplog.records if "answered 202 before" in r.getMessage()]
+    assert len(warned) == 1, warned
 
 
 async def test_a_batch_whose_ingest_a_stop_ended_unanswered_and_lost_is_taken_after_restart(
