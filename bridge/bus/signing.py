@@ -9,14 +9,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Final
+from typing import Any, Final
 
 __all__ = ["SIGNATURE_HEADER", "HeaderCheck", "Keyring"]
 
 SIGNATURE_HEADER: Final = "X-ExESDB-Signature"
 _MAX_HEADER_ENTRIES: Final = 16
+# HMAC (RFC 2104) over SHA-256: the key padded to a block, XORed with each pad byte.
+_BLOCK: Final = 64
+_INNER_PAD: Final = bytes(byte ^ 0x36 for byte in range(256))
+_OUTER_PAD: Final = bytes(byte ^ 0x5C for byte in range(256))
 
 
 class HeaderCheck(Enum):
@@ -34,6 +38,14 @@ class Keyring:
 
     current: bytes
     previous: tuple[bytes, ...] = ()
+    # Each key's HMAC states, current first: SHA-256 with the inner and the outer padded key
+    # hashed in, copied for each message. hmac.digest hashes both padded keys again for every
+    # message, half the cost of a message of some hundred bytes.
+    _keyed: tuple[tuple[Any, Any], ...] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        keyed = tuple(_keyed(key) for key in (self.current, *self.previous))
+        object.__setattr__(self, "_keyed", keyed)
 
     @classmethod
     def from_secrets(cls, current: str, previous: Iterable[str] = ()) -> Keyring:
@@ -45,7 +57,7 @@ class Keyring:
 
     def sign(self, body: bytes) -> str:
         """Lowercase hex HMAC-SHA256 of ``body`` with the current key."""
-        return hmac.digest(self.current, body, hashlib.sha256).hex()
+        return _mac(self._keyed[0], body).hex()
 
     def verify(self, body: bytes, signature: str) -> bool:
         """True when ``signature`` is the hex HMAC of ``body`` under any accepted key."""
@@ -54,9 +66,9 @@ class Keyring:
         except ValueError:
             return False
         ok = False
-        for key in (self.current, *self.previous):
+        for keyed in self._keyed:
             # No early exit: the time taken does not depend on which key matched.
-            ok |= hmac.compare_digest(hmac.digest(key, body, hashlib.sha256), given)
+            ok |= hmac.compare_digest(_mac(keyed, body), given)
         return ok
 
     # -- HTTP, Stripe style: t=<unix seconds>,v1=<hex HMAC(key, "<t>." + body)> --
@@ -93,6 +105,27 @@ class Keyring:
         if abs(now - timestamp) > window_seconds:
             return HeaderCheck.EXPIRED
         return HeaderCheck.OK
+
+
+def _keyed(key: bytes) -> tuple[Any, Any]:
+    """HMAC-SHA256's two states for ``key`` (RFC 2104): SHA-256 having taken the key padded to
+    a block XORed with the inner pad, and with the outer pad."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    padded = key.ljust(_BLOCK, b"\0")
+    return (
+        hashlib.sha256(padded.translate(_INNER_PAD)),
+        hashlib.sha256(padded.translate(_OUTER_PAD)),
+    )
+
+
+def _mac(keyed: tuple[Any, Any], body: bytes) -> bytes:
+    """HMAC-SHA256 of ``body`` from a key's states (``_keyed``), which stay as they are."""
+    inner, outer = keyed[0].copy(), keyed[1].copy()
+    inner.update(body)
+    outer.update(inner.digest())
+    digest: bytes = outer.digest()
+    return digest
 
 
 def _prefixed_mac(key: bytes, prefix: bytes, body: bytes) -> bytes:
