@@ -1273,6 +1273,24 @@ async def test_metrics_gzips_only_when_gzip_is_acceptable(
     assert b"exesdb_build_info" in (gzip.decompress(body) if gzipped else body)
 
 
+async def test_metrics_gzips_at_the_fastest_level_with_a_content_length(
+    serve: ServerFactory,
+) -> None:
+    """A gzipped /metrics is compressed at zlib's fastest level (the gzip header's XFL is 4),
+    whole, and sent with its Content-Length rather than chunked."""
+    server = await serve()
+    async with server.session.get(
+        server.url + "/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False
+    ) as response:
+        body = await response.read()
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert response.headers["Content-Length"] == str(len(body))
+    assert "Transfer-Encoding" not in response.headers
+    assert body[:2] == b"\x1f\x8b"
+    assert body[8] == 4  # XFL: "compressor used fastest algorithm" (RFC 1952, 2.3.1)
+    assert b"exesdb_build_info" in gzip.decompress(body)
+
+
 async def test_metrics_answers_text_to_a_scraper_weighting_text_above_openmetrics(
     serve: ServerFactory,
 ) -> None:

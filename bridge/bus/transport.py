@@ -7,9 +7,8 @@ frames straight back; the Redis transport (``bridge.bus.redis``) carries them be
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import Enum
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from bridge.bus.capabilities import LocalCoordinator, TransportCapabilities
 from bridge.bus.envelope import Envelope
@@ -44,8 +43,7 @@ class Durability(Enum):
     FULL = "full"
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(NamedTuple):
     """One signed message on a transport.
 
     ``group`` says which subscribers may take it: ``None`` for every subscriber (in-process),
@@ -56,6 +54,10 @@ class Frame:
     block. ``written`` is when the shared store took a work-queue frame (Unix seconds, from a
     clock of the store's that no publisher sets): a message that waited there past the replay
     window for a replica to take it is still taken when it was fresh as the store took it.
+
+    A named tuple, not a frozen dataclass: a Redis replica makes one or more for each message
+    it reads, and a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``, at about three times the cost (``frame._replace`` for a copy).
     """
 
     instance: str

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Final
 
 from bridge.bus.decoding import decode_envelope
@@ -200,7 +199,7 @@ class WorkQueueReceiver:
             self.settle(frame)
             return
         if len(takers) > 1 and frame.ack is not None:
-            frame = replace(frame, ack=_after_all(len(takers), frame.ack))
+            frame = frame._replace(ack=_after_all(len(takers), frame.ack))
         for inbox in takers:
             if not inbox.offer(envelope, frame) and frame.nack is not None:
                 frame.nack()  # dropped (full queue) or stopping: left for a redelivery

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -113,9 +112,7 @@ async def test_frames_are_acked_after_the_handler_returns_and_not_when_it_fails(
         def ack() -> None:
             events.append(f"ack a{number}")
 
-        return replace(
-            Frame(envelope.instance, body, kit.keyring.sign(body), envelope), group=True, ack=ack
-        )
+        return Frame(envelope.instance, body, kit.keyring.sign(body), envelope, group=True, ack=ack)
 
     kit.transport.send(frame(1))
     kit.transport.send(frame(2))

@@ -57,6 +57,23 @@ async def _started(make_bus: BusFactory, queue_size: int = 10_000) -> BusKit:
     return kit
 
 
+def test_a_frame_is_an_immutable_value_copied_with_changes_by_replace() -> None:
+    """A frame's fields cannot be set; ``_replace`` makes a copy with some changed, the rest
+    kept, as the bus does to give a frame taken by several subscribers its shared ack."""
+    frame = Frame("ex_esdb_alerts", b"{}", "t=1,v1=00", group=True)
+    with pytest.raises(AttributeError):
+        frame.group = False  # type: ignore[misc]
+    copy = frame._replace(ack=print)
+    assert (copy.instance, copy.body, copy.signature, copy.group) == (
+        "ex_esdb_alerts",
+        b"{}",
+        "t=1,v1=00",
+        True,
+    )
+    assert copy.ack is print
+    assert frame.ack is None
+
+
 async def test_publish_delivers_a_signed_verified_envelope(make_bus: BusFactory) -> None:
     """A published message reaches a subscriber as a verified envelope naming this node."""
     kit = await _started(make_bus)

@@ -105,6 +105,40 @@ def test_comparisons_use_the_constant_time_api(monkeypatch: pytest.MonkeyPatch) 
     assert len(calls) == 2
 
 
+@pytest.mark.parametrize("length", [0, 1, 32, 63, 64, 65, 200])
+@pytest.mark.parametrize("body", [b"", BODY, BODY * 40], ids=["empty", "a frame", "a batch"])
+def test_signatures_are_the_standard_hmac_for_keys_of_any_length(length: int, body: bytes) -> None:
+    """Signing and verifying agree with the standard library's HMAC-SHA256 for keys shorter
+    than, as long as and longer than SHA-256's 64-byte block (hashed first), retired ones too."""
+    key = "k" * length
+    keyring = Keyring(KEY.encode(), (key.encode(),))
+    assert Keyring(key.encode()).sign(body) == _mac(key, body)
+    assert keyring.verify(body, _mac(key, body))
+    assert keyring.verify(body, _mac(KEY, body))
+    assert not keyring.verify(body, _mac(key + "x", body))
+
+
+def test_a_frame_signature_does_not_hash_the_key_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signing and verifying a frame start from the key's HMAC states made with the keyring:
+    hmac.digest, which hashes the padded key again for every message, is not called."""
+    keyring = Keyring.from_secrets(KEY, [OLD_KEY])
+
+    def unwanted(*args: object) -> bytes:
+        raise AssertionError("hmac.digest called for a frame")
+
+    monkeypatch.setattr(hmac, "digest", unwanted)
+    monkeypatch.setattr(hmac, "new", unwanted)
+    assert keyring.sign(BODY) == _signed(KEY, BODY)
+    assert keyring.verify(BODY, keyring.sign(BODY))
+
+
+def _signed(key: str, data: bytes) -> str:
+    """HMAC-SHA256 by hand, as RFC 2104 writes it (hmac.digest may be patched out)."""
+    padded = key.encode().ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded) + data).digest()
+    return hashlib.sha256(bytes(b ^ 0x5C for b in padded) + inner).hexdigest()
+
+
 # -- the HTTP header --
 
 

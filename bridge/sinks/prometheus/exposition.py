@@ -10,13 +10,17 @@ both parts. Whether to gzip is prometheus_client's ``gzip_accepted``; an explici
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, gzip_accepted
+from prometheus_client.openmetrics import exposition as openmetrics_exposition
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
+from prometheus_client.registry import Collector
 
 from bridge.component import HasExposition
 
@@ -35,10 +39,57 @@ class Format:
 
     openmetrics: bool
     content_type: str
-    encode: Callable[[CollectorRegistry], bytes]
+    encode: Callable[[Collector], bytes]
 
 
 _TEXT: Final = Format(False, TEXT_TYPE, choose_encoder("")[0])
+# A name prometheus_client's OpenMetrics "underscores" escaping leaves as it is: it tests each
+# character of a sample's name as a label name's (no colon), in a loop of Python calls.
+_PLAIN_NAME: Final = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*").fullmatch
+
+
+class _Collected(Collector):
+    """Families already collected, read again as a registry (``collect`` is all an encoder
+    asks of one)."""
+
+    __slots__ = ("_families",)
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> list[Metric]:
+        return self._families
+
+
+def _sparing(encode: Callable[[Collector], bytes]) -> Callable[[Collector], bytes]:
+    """``encode`` itself, or for prometheus_client's OpenMetrics encoder with its "underscores"
+    escaping (what an ``Accept`` without ``escaping=`` gets) the same bytes made cheaper.
+
+    That escaping replaces each character of a sample's name not allowed in a label name, a
+    character at a time (about a third of the registry's rendering); when every metric, sample and
+    label name is plain (``_PLAIN_NAME``), it changes nothing, and neither does "allow-utf-8",
+    which passes such names through whole: the families are collected once and rendered with
+    that. A name that is not plain has them rendered as asked.
+    """
+    if not (
+        isinstance(encode, partial)
+        and encode.func is openmetrics_exposition.generate_latest
+        and encode.keywords.get("escaping") == openmetrics_exposition.UNDERSCORES
+    ):
+        return encode
+    whole: Callable[[Collector], bytes] = partial(encode, escaping=openmetrics_exposition.ALLOWUTF8)
+
+    def sparing(registry: Collector) -> bytes:
+        families = list(registry.collect())
+        names: set[str] = set()
+        for family in families:
+            names.add(family.name)
+            for sample in family.samples:
+                names.add(sample.name)
+                names.update(sample.labels)
+        return (whole if all(map(_PLAIN_NAME, names)) else encode)(_Collected(families))
+
+    return sparing
 
 
 def negotiate(accept: str) -> Format:
@@ -76,7 +127,7 @@ def negotiate(accept: str) -> Format:
         if openmetrics and not content_type.startswith(_OPENMETRICS_1):
             continue
         if openmetrics or media == _TEXT_MEDIA_TYPE:
-            return Format(openmetrics, content_type, encode)
+            return Format(openmetrics, content_type, _sparing(encode))
     return _TEXT
 
 

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -538,7 +537,7 @@ class GroupTransport(MemoryTransport):
             self.acked.append((alert_id, stored(reader, alert_id) is not None))
             reader.close()
 
-        return super().send(replace(frame, group=True, ack=ack))
+        return super().send(frame._replace(group=True, ack=ack))
 
 
 async def test_group_frames_are_acked_only_after_the_outbox_commit(tmp_path: Path) -> None:
