@@ -179,7 +179,6 @@ def test_a_command_group_without_its_subcommand_names_the_choices(group: str, ch
         (["alerts", "list", "--bogus"], "alerts list"),
         (["publish", "system_alert", "--bogus"], "publish"),
         (["outbox", "retry", "--bogus"], "outbox retry"),
-        (["run", "--bogus"], "run"),
     ],
 )
 def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
@@ -192,6 +191,50 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
     assert completed.stderr.startswith(f"usage: exesdb-bridge {command} [-h]")
     assert completed.stderr.endswith(
         f"exesdb-bridge {command}: error: unrecognized arguments: --bogus\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (
+            ["run", "--port", "9571"],
+            "--port … (every setting is an environment variable, not an"
+            " option; --port: did you mean EXESDB_HTTP_ADDR? exesdb-bridge",
+        ),
+        (
+            ["run", "--web.listen-address=:9571"],
+            "--web.listen-address=… (every setting is an"
+            " environment variable, not an option; --web.listen-address: did you mean"
+            " EXESDB_HTTP_ADDR? exesdb-bridge",
+        ),
+        (
+            ["check-config", "--secret-key-base", "hunter2", "--ingest"],
+            "--secret-key-base …"
+            " --ingest (every setting is an environment variable, not an option; --secret-key-base:"
+            " did you mean SECRET_KEY_BASE? --ingest: did you mean EXESDB_INGEST? exesdb-bridge",
+        ),
+        (
+            ["run", "--bogus"],
+            "--bogus (every setting is an environment variable, not an option; exesdb-bridge",
+        ),
+    ],
+    ids=["port", "node-exporter-flag", "check-config-key", "like-none"],
+)
+def test_an_option_guessed_for_a_setting_names_the_environment_variable(
+    args: list[str], named: str
+) -> None:
+    """An option ``run`` or ``check-config`` does not take exits 2 with that command's usage,
+    saying that every setting is an environment variable and naming the one the option most
+    likely means (none for an option like none); an option's value is shown as ``…``, since
+    it may be a key."""
+    completed = cli(*args)
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert "hunter2" not in completed.stderr
+    assert completed.stderr.startswith(f"usage: exesdb-bridge {args[0]} [-h]")
+    assert completed.stderr.endswith(
+        f"exesdb-bridge {args[0]}: error: unrecognized arguments: {named} check-config lists"
+        " them, docs/configuration.md describes each)\n"
     )
 
 
