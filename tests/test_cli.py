@@ -1816,6 +1816,24 @@ def test_alerts_ack_since_an_episode_that_ended_acknowledges_nothing(
     assert acked.stdout.splitlines()[1].split()[:2] == ["a1", "acknowledged"]
 
 
+@pytest.mark.parametrize("since", ["yesterday", "2026-12-05 lunchtime", "1733400000"])
+def test_alerts_ack_since_a_time_that_is_none_is_a_usage_error_naming_the_option(
+    since: str,
+) -> None:
+    """`alerts ack --since` with no RFC 3339 time exits 2 naming --since and the form meant,
+    nothing sent (the bridge, not reached here, would have refused its starts_at field)."""
+    nobody = f"http://127.0.0.1:{free_port()}"
+    refused = cli(
+        "alerts", "ack", "a1", "--by", "bob", "--since", since,
+        EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, EXESDB_URL=nobody,
+    )  # fmt: skip
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.endswith(
+        f"exesdb-bridge alerts ack: error: argument --since: {since!r} is no time: give the"
+        " alert's SINCE as alerts list shows it (RFC 3339, such as 2026-12-05T11:40:00.123Z)\n"
+    )
+
+
 def test_alerts_list_prints_the_most_recently_changed_up_to_its_limit_and_says_how_many_not(
     bridges: Bridges, tmp_path: Path
 ) -> None:
