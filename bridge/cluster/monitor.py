@@ -23,7 +23,13 @@ from bridge.cluster.groups import NAMED, DownGroups
 from bridge.cluster.nodes import MAX_NODES, Dropped, EvictedDowns, Node, Reason
 from bridge.cluster.reports import Change, cluster_health, memberships
 from bridge.component import Context
-from bridge.messages import ClusterHealth, Message, NodeHealth, NodeLifecycle
+from bridge.messages import (
+    ClusterHealth,
+    Message,
+    NodeHealth,
+    NodeLifecycle,
+    format_timestamp,
+)
 
 __all__ = ["ClusterMonitor", "cluster_monitor"]
 
@@ -59,14 +65,18 @@ class ClusterMonitor:
         per_tick: int = PER_TICK,
         sleep: Sleep = asyncio.sleep,
         nap_clock: Callable[[], float] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """``clock`` times silence and intervals (and, with no ``coordinator``, the ClusterHealth
         periods; a shared one times them by the shared store's clock), ``sleep`` is what the
         loop waits with between ticks, ``nap_clock`` (``clock`` unless given) times those naps,
-        to tell when this process did not run; ``max_nodes`` and ``per_tick`` are the bounds
-        (nodes tracked, announcements of each kind per tick)."""
+        to tell when this process did not run; ``wall_clock`` (seconds since the epoch) dates
+        this monitor's start, to tell an earlier process's ``left`` under this node's name;
+        ``max_nodes`` and ``per_tick`` are the bounds (nodes tracked, announcements of each
+        kind per tick)."""
         self._bus = bus
         self.node = node
+        self._began = wall_clock()
         self._interval_ms = interval_ms
         self._interval = interval_ms / 1000
         # Each node's limit of silence, by its own interval (which this one's floors).
@@ -216,6 +226,19 @@ class ClusterMonitor:
             and lifecycle.node == publisher
             and lifecycle.event in ("leaving", "left")
         ):
+            if publisher == self.node and lifecycle.timestamp.timestamp() < self._began:
+                # Made before this process began: an earlier run's stop under this name, come
+                # late (its frames written to Redis from the spool by this run, Redis having
+                # been out of reach as that one stopped), not a process sharing the name now.
+                # The payload's time, not the envelope's: a frame that waited long in the
+                # spool is signed again with a fresh ts (Bus._resign).
+                _logger.info(
+                    "a left of this node (%s) made at %s, before this process started (an"
+                    " earlier run's, come late): ignored",
+                    publisher,
+                    format_timestamp(lifecycle.timestamp),
+                )
+                return None
             self._leave(publisher)
             self._announcer.heard(publisher, lifecycle.event)
             return None
