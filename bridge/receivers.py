@@ -614,9 +614,16 @@ def file_warnings(
     ``http://`` ``token_url`` never uses (``_unused_token_tls``). Warnings, not errors: each attempt
     reads its files again (so they can rotate), and one may still appear or be fixed before the
     first alert; Alertmanager takes such a ``tls_config`` silently. Then ``global``'s
-    (``_global_warnings``)."""
+    (``_global_warnings``). First, a good file that names nothing to send to: an empty one, one
+    whose entries are all commented out (a mount or template gone wrong reads so)."""
     parts = receivers_file
     notes: list[str] = []
+    if not (parts.problems or parts.hooks) and parts.alertmanager is None:
+        notes.append(
+            "lists no receiver: its webhook_configs is empty or missing and it has no"
+            " alertmanager section, so it sends no alert anywhere (a receiver is an entry"
+            " '- url: https://…' under a top-level webhook_configs)"
+        )
     takers: list[tuple[str, bool]] = []  # each receiver taking global.http_config, if plain
     for index, hook in parts.hooks:
         who = f"webhook_configs.{index} {hook.shown}"

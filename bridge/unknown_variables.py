@@ -21,7 +21,7 @@ from typing import Final
 
 from bridge.probe_settings import variable_value
 
-__all__ = ["SETTINGS_WITHOUT_PREFIX", "set_beside", "unknown_variable_warnings"]
+__all__ = ["SETTINGS_WITHOUT_PREFIX", "set_beside", "setting_meant", "unknown_variable_warnings"]
 
 # Prefixes of the variables meant for the bridge: a set one it does not know is likely a typo.
 _OURS: Final = ("EXESDB_",)
@@ -36,6 +36,15 @@ _ALSO_CALLED: Final = {
     "EXESDB_BUS_URL": "EXESDB_BUS",
     "EXESDB_PORT": "EXESDB_HTTP_ADDR",
     "EXESDB_HOST": "EXESDB_HTTP_ADDR",
+    "EXESDB_ADDR": "EXESDB_HTTP_ADDR",
+    "EXESDB_ADDRESS": "EXESDB_HTTP_ADDR",
+    "EXESDB_LISTEN": "EXESDB_HTTP_ADDR",
+    "EXESDB_LISTEN_ADDRESS": "EXESDB_HTTP_ADDR",
+    "EXESDB_BIND": "EXESDB_HTTP_ADDR",
+    # node_exporter's flag, --web.listen-address, as `run --web.listen-address` gives it.
+    "EXESDB_WEB_LISTEN_ADDRESS": "EXESDB_HTTP_ADDR",
+    "EXESDB_DEBUG": "EXESDB_LOG_LEVEL",
+    "EXESDB_VERBOSE": "EXESDB_LOG_LEVEL",
     # The health check asks the address the bridge listens on (nearest: ..._USERNAME).
     "EXESDB_HEALTHCHECK_ADDR": "EXESDB_HTTP_ADDR",
     "EXESDB_HEALTHCHECK_URL": "EXESDB_HTTP_ADDR",
@@ -131,14 +140,21 @@ def _unknown_setting(name: str, known: Set[str]) -> str:
     if upper in _GIVEN_ELSEWHERE:
         hint = _GIVEN_ELSEWHERE[upper]
     else:
-        # Compared without the common prefix, which would make every name look close.
-        by_stem = {_stem(setting): setting for setting in known}
-        close = [_stem(_ALSO_CALLED[upper])] if upper in _ALSO_CALLED else []
-        close = close or difflib.get_close_matches(_stem(upper), by_stem, n=1)
-        hint = (
-            f"did you mean {by_stem[close[0]]}?" if close else "the settings: docs/configuration.md"
-        )
+        meant = setting_meant(upper, known)
+        hint = f"did you mean {meant}?" if meant else "the settings: docs/configuration.md"
     return f"{name} is set but is not a setting of the bridge (ignored); {hint}"
+
+
+def setting_meant(name: str, known: Set[str], *, likeness: float = 0.6) -> str | None:
+    """The setting of ``known`` that an ``EXESDB_*`` ``name`` (in upper case) most likely means:
+    itself, the one it is another name for (``EXESDB_PORT``: ``EXESDB_HTTP_ADDR``), else the
+    closest by spelling, at least ``likeness`` alike (difflib's ratio, the prefix left out);
+    None when none is."""
+    # Compared without the common prefix, which would make every name look close.
+    by_stem = {_stem(setting): setting for setting in known}
+    close = [_stem(_ALSO_CALLED[name])] if name in _ALSO_CALLED else []
+    close = close or difflib.get_close_matches(_stem(name), by_stem, n=1, cutoff=likeness)
+    return by_stem[close[0]] if close else None
 
 
 def _unread_otel(name: str, known: Set[str]) -> str | None:

@@ -100,6 +100,12 @@ def http_url_problem(url: str, what: str = "URL") -> str | None:
         return f"not a {what}; allowed: an http:// or https:// {what} with a host"
     if parts.scheme not in HTTP_SCHEMES or not parts.hostname:
         return f"{safe_url(url)!r} is not an http:// or https:// {what} with a host"
+    if any(char.isspace() for char in parts.hostname):
+        # Taken as it is, every attempt fails to resolve it (and the URL shows cut at it).
+        return (
+            "its host holds a blank (a space), which no host name has; allowed: an http:// or"
+            f" https:// {what} with a host"
+        )
     if "\\" in parts.netloc:  # the HTTP client (aiohttp's yarl) refuses it at each attempt
         return (
             "its host holds a backslash, which the HTTP client refuses (a path is written with"

@@ -179,7 +179,6 @@ def test_a_command_group_without_its_subcommand_names_the_choices(group: str, ch
         (["alerts", "list", "--bogus"], "alerts list"),
         (["publish", "system_alert", "--bogus"], "publish"),
         (["outbox", "retry", "--bogus"], "outbox retry"),
-        (["run", "--bogus"], "run"),
     ],
 )
 def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
@@ -192,6 +191,50 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
     assert completed.stderr.startswith(f"usage: exesdb-bridge {command} [-h]")
     assert completed.stderr.endswith(
         f"exesdb-bridge {command}: error: unrecognized arguments: --bogus\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (
+            ["run", "--port", "9571"],
+            "--port … (every setting is an environment variable, not an"
+            " option; --port: did you mean EXESDB_HTTP_ADDR? exesdb-bridge",
+        ),
+        (
+            ["run", "--web.listen-address=:9571"],
+            "--web.listen-address=… (every setting is an"
+            " environment variable, not an option; --web.listen-address: did you mean"
+            " EXESDB_HTTP_ADDR? exesdb-bridge",
+        ),
+        (
+            ["check-config", "--secret-key-base", "hunter2", "--ingest"],
+            "--secret-key-base …"
+            " --ingest (every setting is an environment variable, not an option; --secret-key-base:"
+            " did you mean SECRET_KEY_BASE? --ingest: did you mean EXESDB_INGEST? exesdb-bridge",
+        ),
+        (
+            ["run", "--bogus"],
+            "--bogus (every setting is an environment variable, not an option; exesdb-bridge",
+        ),
+    ],
+    ids=["port", "node-exporter-flag", "check-config-key", "like-none"],
+)
+def test_an_option_guessed_for_a_setting_names_the_environment_variable(
+    args: list[str], named: str
+) -> None:
+    """An option ``run`` or ``check-config`` does not take exits 2 with that command's usage,
+    saying that every setting is an environment variable and naming the one the option most
+    likely means (none for an option like none); an option's value is shown as ``…``, since
+    it may be a key."""
+    completed = cli(*args)
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert "hunter2" not in completed.stderr
+    assert completed.stderr.startswith(f"usage: exesdb-bridge {args[0]} [-h]")
+    assert completed.stderr.endswith(
+        f"exesdb-bridge {args[0]}: error: unrecognized arguments: {named} check-config lists"
+        " them, docs/configuration.md describes each)\n"
     )
 
 
@@ -1771,6 +1814,24 @@ def test_alerts_ack_since_an_episode_that_ended_acknowledges_nothing(
     acked = cli("alerts", "ack", "a1", "--by", "bob", "--since", str(second["starts_at"]), **env)
     assert acked.returncode == 0, acked.stderr
     assert acked.stdout.splitlines()[1].split()[:2] == ["a1", "acknowledged"]
+
+
+@pytest.mark.parametrize("since", ["yesterday", "2026-12-05 lunchtime", "1733400000"])
+def test_alerts_ack_since_a_time_that_is_none_is_a_usage_error_naming_the_option(
+    since: str,
+) -> None:
+    """`alerts ack --since` with no RFC 3339 time exits 2 naming --since and the form meant,
+    nothing sent (the bridge, not reached here, would have refused its starts_at field)."""
+    nobody = f"http://127.0.0.1:{free_port()}"
+    refused = cli(
+        "alerts", "ack", "a1", "--by", "bob", "--since", since,
+        EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, EXESDB_URL=nobody,
+    )  # fmt: skip
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.endswith(
+        f"exesdb-bridge alerts ack: error: argument --since: {since!r} is no time: give the"
+        " alert's SINCE as alerts list shows it (RFC 3339, such as 2026-12-05T11:40:00.123Z)\n"
+    )
 
 
 def test_alerts_list_prints_the_most_recently_changed_up_to_its_limit_and_says_how_many_not(

@@ -477,6 +477,8 @@ def test_a_bad_webhook_url_does_not_hide_a_url_given_twice(
         ("EXESDB_REDIS_URL", "EXESDB_BUS"),
         ("EXESDB_BUS_URL", "EXESDB_BUS"),
         ("EXESDB_PORT", "EXESDB_HTTP_ADDR"),
+        ("EXESDB_LISTEN_ADDRESS", "EXESDB_HTTP_ADDR"),  # node_exporter's --web.listen-address
+        ("EXESDB_DEBUG", "EXESDB_LOG_LEVEL"),
         ("exesdb_redis_url", "EXESDB_BUS"),
         # The health check asks EXESDB_HTTP_ADDR (nearest by spelling: ..._USERNAME).
         ("EXESDB_HEALTHCHECK_URL", "EXESDB_HTTP_ADDR"),

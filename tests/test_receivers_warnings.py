@@ -289,3 +289,38 @@ def test_an_oauth2_tls_config_its_http_token_url_never_uses_is_warned_of(
             "global.http_config.",
         )
     ], lines
+
+
+NO_RECEIVER = (
+    "exesdb-bridge: warning: EXESDB_WEBHOOK_CONFIG_FILE lists no receiver: its webhook_configs is"
+    " empty or missing and it has no alertmanager section, so it sends no alert anywhere (a"
+    " receiver is an entry '- url: https://…' under a top-level webhook_configs)"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "warned"),
+    [
+        ("", True),
+        ("webhook_configs:\n", True),
+        ("webhook_configs: []\n", True),
+        ("# webhook_configs:\n#   - url: https://hooks.example.com/a\n", True),
+        ("global:\n  resolve_timeout: 5m\n", True),
+        ("webhook_configs:\n  - url: https://hooks.example.com/a\n", False),
+        ("alertmanager:\n  url: http://am.example.com:9093\n", False),
+    ],
+    ids=["empty", "null", "empty-list", "commented-out", "global-only", "receiver", "alertmanager"],
+)
+def test_a_file_listing_no_receiver_is_warned_of(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    warned: bool,
+) -> None:
+    """A receivers file that names nothing to send to (empty, its entries commented out, only a
+    global section) loads, check-config exits 0, and a warning says it sends no alert; not one
+    with a receiver or an alertmanager section."""
+    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(write(tmp_path, text)))
+    assert main(["check-config"]) == 0
+    assert (NO_RECEIVER in capsys.readouterr().err.splitlines()) is warned

@@ -84,6 +84,9 @@ def test_the_default_external_url_is_https_when_the_web_config_serves_tls(tmp_pa
             "https://hooks.example\\services\\T0\\t0k3n",
             "its host holds a backslash, which the HTTP client refuses",
         ),
+        ("https://hooks.exa mple/t0k3n", "its host holds a blank (a space), which no host name"),
+        ("http://u:pw@hooks t0k3n:8080/", "its host holds a blank (a space), which no host name"),
+        ("https://u:p w@hooks.example/t0k3n", None),  # the password's, not the host's
     ],
 )
 def test_a_url_given_is_http_or_https_with_a_host_and_never_echoed(

@@ -98,6 +98,7 @@ def add_alerts_command(commands: Commands) -> None:
     alerts_ack.add_argument("--resolution", help="how it was resolved (also resolves it)")
     alerts_ack.add_argument(
         "--since",
+        type=_since,
         metavar="TIME",
         help=(
             "only the alert's episode firing since TIME (its SINCE, as alerts list shows it): if"
@@ -115,6 +116,22 @@ def _who(text: str) -> str:
     as ``ack_by``: said here, before anything is sent, as a usage error)."""
     if not text.strip():
         raise argparse.ArgumentTypeError(f"{text!r} names no one: give who acknowledges, --by NAME")
+    return text
+
+
+def _since(text: str) -> str:
+    """An argparse type: ``--since``, a time as ``alerts list`` shows it (RFC 3339); one that is
+    none is a usage error naming the option, before anything is sent (the bridge would refuse
+    it naming its own field, ``starts_at``)."""
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is no time: give the alert's SINCE as alerts list shows it (RFC 3339,"
+            " such as 2026-12-05T11:40:00.123Z)"
+        ) from None
     return text
 
 

@@ -146,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f" ({args.tag!r} is a bus instance: publish takes the message type alone,"
                 " and its instance follows from it)"
             )
+        elif args.command in _SETTINGS_COMMANDS:
+            unknown, hint = _options_for_settings(unknown)
         args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     try:
         return int(args.handler(args))
@@ -160,6 +162,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Ctrl-C while a command waits (on stdin, on a slow bridge): the person stopped it, so
         # no traceback. tail and run take Ctrl-C as their way to stop and exit 0 themselves.
         return EXIT_INTERRUPTED
+
+
+# The commands that take every setting from the environment and no option but --demo: one
+# guessed for them (`run --port 9571`, node_exporter's `--web.listen-address`) names a setting.
+_SETTINGS_COMMANDS: Final = frozenset({"run", "check-config"})
+# How alike an option's name and a setting's must be to name the setting (difflib's ratio):
+# --loglevel scores 0.94 to EXESDB_LOG_LEVEL, --data-dir 0.82 to EXESDB_STATE_DIR; --bogus, no
+# setting at all, 0.75 to EXESDB_BUS (close enough for a variable set in the environment, which
+# the bridge reads only when spelt right, not for an option it has no such use for).
+_OPTION_LIKENESS: Final = 0.8
+
+
+def _options_for_settings(unknown: list[str]) -> tuple[list[str], str]:
+    """The ``unknown`` arguments of ``run`` or ``check-config`` as shown, each option's value as
+    ``…`` (it may be a key: ``--secret-key-base …``), and the hint after them: every setting is
+    an environment variable, with the one each option most likely means."""
+    from bridge.settings import known_variables
+    from bridge.unknown_variables import setting_meant
+
+    known = known_variables()
+    shown: list[str] = []
+    meant: list[str] = []
+    value_next = False  # neither command takes an option with a value: the word after is one
+    for arg in unknown:
+        if arg.startswith("-") and arg != "-":
+            name, equals, _ = arg.partition("=")
+            shown.append(f"{name}=…" if equals else name)
+            variable = "EXESDB_" + name.lstrip("-").upper().replace("-", "_").replace(".", "_")
+            if name.startswith("--") and (
+                setting := setting_meant(variable, known, likeness=_OPTION_LIKENESS)
+            ):
+                meant.append(f"{name}: did you mean {setting}?")
+            value_next = not equals
+        else:
+            shown.append("…" if value_next else arg)
+            value_next = False
+    return shown, (
+        " (every setting is an environment variable, not an option; "
+        + "".join(f"{one} " for one in meant)
+        + "exesdb-bridge check-config lists them, docs/configuration.md describes each)"
+    )
 
 
 # The options of exesdb-bridge itself; every other one belongs to a command, after it.

@@ -23,7 +23,13 @@ from bridge.cluster.groups import NAMED, DownGroups
 from bridge.cluster.nodes import MAX_NODES, Dropped, EvictedDowns, Node, Reason
 from bridge.cluster.reports import Change, cluster_health, memberships
 from bridge.component import Context
-from bridge.messages import ClusterHealth, Message, NodeHealth, NodeLifecycle, format_timestamp
+from bridge.messages import (
+    ClusterHealth,
+    Message,
+    NodeHealth,
+    NodeLifecycle,
+    format_timestamp,
+)
 
 __all__ = ["ClusterMonitor", "cluster_monitor"]
 
@@ -64,11 +70,13 @@ class ClusterMonitor:
         """``clock`` times silence and intervals (and, with no ``coordinator``, the ClusterHealth
         periods; a shared one times them by the shared store's clock), ``sleep`` is what the
         loop waits with between ticks, ``nap_clock`` (``clock`` unless given) times those naps,
-        to tell when this process did not run; ``wall_clock`` (Unix seconds) dates this
-        process's start against the messages' own dates; ``max_nodes`` and ``per_tick`` are the
-        bounds (nodes tracked, announcements of each kind per tick)."""
+        to tell when this process did not run; ``wall_clock`` (seconds since the epoch) dates
+        this monitor's start, to tell an earlier process's ``left`` under this node's name;
+        ``max_nodes`` and ``per_tick`` are the bounds (nodes tracked, announcements of each
+        kind per tick)."""
         self._bus = bus
         self.node = node
+        self._began = wall_clock()
         self._interval_ms = interval_ms
         self._interval = interval_ms / 1000
         # Each node's limit of silence, by its own interval (which this one's floors).
@@ -77,8 +85,6 @@ class ClusterMonitor:
         self._coordinator: Coordinator = coordinator or LocalCoordinator(clock)
         self._clock = clock
         self._nap_clock = nap_clock or clock
-        # When this process came: a left under its name said before then is an earlier one's.
-        self._born = wall_clock()
         self._max_nodes = max_nodes
         self._sleep = sleep
         # Ordered by when each node was last heard: the first is the longest silent.
@@ -220,17 +226,19 @@ class ClusterMonitor:
             and lifecycle.node == publisher
             and lifecycle.event in ("leaving", "left")
         ):
-            if publisher == self.node and not self._closed and envelope.unix_ts < self._born:
-                # The farewell of the process this one replaced, heard late (kept in its spool
-                # while Redis was unreachable at its stop): this one runs on, and says so.
+            if publisher == self.node and lifecycle.timestamp.timestamp() < self._began:
+                # Made before this process began: an earlier run's stop under this name, come
+                # late (its frames written to Redis from the spool by this run, Redis having
+                # been out of reach as that one stopped), not a process sharing the name now.
+                # The payload's time, not the envelope's: a frame that waited long in the
+                # spool is signed again with a fresh ts (Bus._resign).
                 _logger.info(
-                    "a %s of this node (%s) said at %s, before this process started, came late:"
-                    " an earlier process's under this name; this one stays",
-                    lifecycle.event,
+                    "a left of this node (%s) made at %s, before this process started (an"
+                    " earlier run's, come late): ignored",
                     publisher,
-                    format_timestamp(envelope.ts),
+                    format_timestamp(lifecycle.timestamp),
                 )
-                return node
+                return None
             self._leave(publisher)
             self._announcer.heard(publisher, lifecycle.event)
             return None

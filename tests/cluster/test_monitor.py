@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
@@ -415,6 +416,25 @@ async def test_a_left_under_this_nodes_name_from_another_process_is_not_called_i
         "another process running as this node (bridge-1) left the cluster while this one runs:"
         " two processes share EXESDB_NODE" in caplog.text
     )
+
+
+async def test_a_left_under_this_nodes_name_sent_before_it_started_is_an_earlier_runs(
+    make_replica, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A `left` under this bridge's own EXESDB_NODE made before this process started (an
+    earlier run's stop, written to Redis late from its spool, its envelope signed again with a
+    fresh ts after the wait) is no process sharing the name: no warning, and this node stays in
+    the cluster."""
+    caplog.set_level(logging.INFO, "bridge.cluster")
+    replica = await make_replica("bridge-1")
+    await replica.hear("bridge-1")
+    assert replica.monitor.health().total_nodes == 1
+    earlier = datetime.now(UTC) - timedelta(minutes=3)
+    left = NodeLifecycle(node="bridge-1", event="left", cluster_size=1, timestamp=earlier)
+    await replica.hear("bridge-1", left)  # the envelope's ts now
+    assert "two processes share EXESDB_NODE" not in caplog.text
+    assert "a left of this node (bridge-1) made at " in caplog.text
+    assert replica.monitor.health().total_nodes == 1
 
 
 async def test_a_refused_down_announcement_stays_pending_and_the_state_key_is_restored(

@@ -188,11 +188,11 @@ def test_a_replacement_hearing_its_predecessors_late_farewell_is_not_told(
     second = start(tmp_path, bridge_processes, server.url, "state")
     wait_until(
         lambda: (
-            "before this process started, came late" in second.log()
+            "before this process started (an earlier run's" in second.log()
             or "share EXESDB_NODE" in second.log()
         ),
         20,
         "the first process's left heard",
     )
     assert "share EXESDB_NODE" not in second.log()
-    assert f"a left of this node ({NODE}) said at" in second.log()
+    assert f"a left of this node ({NODE}) made at" in second.log()
