@@ -1561,6 +1561,22 @@ def test_the_demo_warns_that_its_alerts_go_to_the_configured_receivers(
     assert "s3cret" not in process.log()
 
 
+def test_the_demo_on_a_redis_bus_warns_to_run_it_on_one_replica_only(
+    bridge_processes: list[BridgeProcess],
+    tmp_path: Path,
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """`run --demo` on a shared Redis bus says at start, as a WARNING, that each replica run
+    with --demo publishes the simulated cluster again: its alerts would come once per replica."""
+    process = BridgeProcess(["--demo"])
+    process.env.update({"EXESDB_BUS": redis_server().url})
+    bridge_processes.append(process)
+    process.start(tmp_path)
+    wait_until(lambda: "on one replica only" in process.log(), 15, "the demo's warning")
+    [line] = [line for line in process.log().splitlines() if "on one replica only" in line]
+    assert "WARNING" in line
+
+
 # A fault no handler foresaw, raised where start-up runs, its text holding a password.
 _BROKEN_START: Final = """
 import sys

@@ -207,6 +207,12 @@ def _start_and_serve(args: argparse.Namespace) -> int:
             "this bridge",
             " and ".join(delivered_to),
         )
+    if args.demo and settings.uses_redis:
+        _logger().warning(
+            "demo: the simulated cluster goes onto the shared Redis bus (EXESDB_BUS), where every"
+            " replica run with --demo publishes it again: run the demo on one replica only, or"
+            " each of its alerts is raised once per replica"
+        )
     try:
         return asyncio.run(_serve(settings, args.demo))
     except Exception:  # a fault of the bridge's own: its traceback through the redacting log
