@@ -40,6 +40,7 @@ from bridge.headers import HEALTHZ_BODY
 from bridge.integration import Integration
 from bridge.json_objects import DuplicateKey
 from bridge.listener import CLOSE_AFTER
+from bridge.log_throttle import LogThrottle
 from bridge.messages import NodeHealth
 from bridge.pages import not_found, page_routes
 from bridge.redaction import clipped
@@ -121,8 +122,6 @@ _UNSUPPORTED_MEDIA_TYPE: Final = "unsupported_media_type"
 # Ingest: how long a 202 may wait for the alert outbox's commit; the Retry-After of a 503.
 _COMMIT_WAIT_SECONDS: Final = 10.0
 _RETRY_AFTER_SECONDS: Final = 1
-# How often the 202s given before their batch was stored are warned of, at most.
-_UNCOMMITTED_WARNING_SECONDS: Final = 60.0
 
 # The status for each rejection reason at ingest (docs: HTTP API).
 _STATUS_FOR: Final = {
@@ -372,22 +371,17 @@ class _UncommittedAnswers:
     most once a minute, saying how many more there were since: a disk hanging for minutes makes
     one of every request that carries an alert, which with many senders would fill the log."""
 
-    __slots__ = ("_clock", "_next", "_untold")
+    __slots__ = ("_throttle",)
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._next = float("-inf")  # when the next warning may be given
-        self._untold = 0  # answers since the last warning
+        self._throttle = LogThrottle(clock=clock)
 
     def answered(self) -> None:
         """Count one such answer, warning of it unless a warning was given within a minute."""
-        now = self._clock()
-        if now < self._next:
-            self._untold += 1
+        untold = self._throttle.due()
+        if untold is None:
             return
-        self._next = now + _UNCOMMITTED_WARNING_SECONDS
-        since = f" ({self._untold} more since the last warning)" if self._untold else ""
-        self._untold = 0
+        since = f" ({untold} more since the last warning)" if untold else ""
         _logger.warning(
             "ingest: answered 202 before the alert outbox committed the batch%s; said at most "
             "once a minute",

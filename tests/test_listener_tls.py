@@ -16,7 +16,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
-from bridge.listener.handshakes import LOG_EVERY, HandshakeFailures
+from bridge.listener.handshakes import HandshakeFailures
+from bridge.log_throttle import LOG_EVERY
 from tests.listener_support import Serve, clients, closed, closed_within, connect, serve
 from tests.support import async_wait_until
 from tests.webconfig.files import WebFiles

@@ -18,12 +18,11 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter
 
-__all__ = ["LOG_EVERY", "HandshakeFailures"]
+from bridge.log_throttle import LogThrottle
+
+__all__ = ["HandshakeFailures"]
 
 _logger = logging.getLogger(__name__)
-
-# How often each kind of failure is logged at most; the rest are counted in the next line.
-LOG_EVERY: Final = 60.0
 
 # Each kind: the OpenSSL reasons it covers, and what to do about it.
 _KINDS: Final = {
@@ -85,14 +84,14 @@ def _kind(exc: OSError) -> str:
 
 class HandshakeFailures:
     """``exesdb_http_tls_handshake_failures_total{kind}``, and the log line for each kind at
-    most every ``LOG_EVERY`` seconds (``clock``: monotonic seconds)."""
+    most once a minute (``clock``: monotonic seconds)."""
 
-    __slots__ = ("_clock", "_counter", "_logged", "_since")
+    __slots__ = ("_counter", "_throttle")
 
     def __init__(
         self, registry: CollectorRegistry, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._clock = clock
+        self._throttle = LogThrottle(clock=clock)
         self._counter = Counter(
             "exesdb_http_tls_handshake_failures",
             "TLS handshakes that failed, by kind: plain_http (no TLS spoken; plain HTTP is"
@@ -105,12 +104,10 @@ class HandshakeFailures:
         )
         for kind in (*_KINDS, _CLOSED, _OTHER):
             self._counter.labels(kind)
-        self._logged: dict[str, float] = {}  # kind -> when last logged
-        self._since: dict[str, int] = {}  # kind -> failures not logged since
 
     def failed(self, exc: OSError, peer: object) -> None:
         """Count the handshake with ``peer`` (its address) that failed with ``exc``; log it
-        unless its kind was logged in the last ``LOG_EVERY`` seconds."""
+        unless its kind was logged in the last minute."""
         kind = _kind(exc)
         if kind == _CLOSED:
             self.closed()
@@ -129,13 +126,9 @@ class HandshakeFailures:
 
     def _count(self, kind: str, reason: object, peer: object) -> None:
         self._counter.labels(kind).inc()
-        now = self._clock()
-        last = self._logged.get(kind)
-        if last is not None and now - last < LOG_EVERY:
-            self._since[kind] = self._since.get(kind, 0) + 1
+        more = self._throttle.due(kind)
+        if more is None:
             return
-        self._logged[kind] = now
-        more = self._since.pop(kind, 0)
         hint = _KINDS[kind][1] if kind in _KINDS else "see the error"
         _logger.warning(
             "TLS handshake from %s failed (%s, %s): %s%s",

@@ -10,37 +10,30 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Final
 
+from bridge.log_throttle import LogThrottle
 from bridge.sinks.alerts.transitions import event_alert_cap
 
-__all__ = ["LOG_EVERY", "RefusalLog"]
+__all__ = ["RefusalLog"]
 
 _logger = logging.getLogger(__name__)
 
-LOG_EVERY: Final = 60.0
-
 
 class RefusalLog:
-    """Says in the log that the open-alert cap (``max_open``) refused new alerts, at most every
-    ``LOG_EVERY`` seconds (``clock``: monotonic seconds)."""
+    """Says in the log that the open-alert cap (``max_open``) refused new alerts, at most once
+    a minute (``clock``: monotonic seconds)."""
 
-    __slots__ = ("_clock", "_logged", "_max_open", "_since")
+    __slots__ = ("_max_open", "_throttle")
 
     def __init__(self, max_open: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._max_open = max_open
-        self._clock = clock
-        self._logged: float | None = None  # when last logged
-        self._since = 0  # refusals not logged since
+        self._throttle = LogThrottle(clock=clock)
 
     def refused(self, count: int) -> None:
         """Tell of ``count`` new alerts refused, unless a line did in the last minute."""
-        now = self._clock()
-        if self._logged is not None and now - self._logged < LOG_EVERY:
-            self._since += count
+        more = self._throttle.due(count=count)
+        if more is None:
             return
-        self._logged = now
-        more, self._since = self._since, 0
         _logger.warning(
             "alerts: refused %d new alert(s): %d alerts are open (firing or acknowledged),"
             " %d for an event alert%s",

@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from bridge.sinks.alerts.refusals import LOG_EVERY, RefusalLog
+from bridge.log_throttle import LOG_EVERY
+from bridge.sinks.alerts.refusals import RefusalLog
 from tests.support import ManualClock
 
 
