@@ -59,6 +59,7 @@ from bridge.listener import (
     raise_descriptor_limit,
     refuse_other_versions,
 )
+from bridge.log_throttle import LogThrottle
 from bridge.settings import Settings
 from bridge.settings_checks import start_warnings
 from bridge.sinks.alerts import alert_sink
@@ -149,6 +150,7 @@ class Bridge:
             window_seconds=settings.replay_window_ms / 1000,
             max_bytes=settings.max_body_bytes,
             count_rejection=self.bus_metrics.count_rejection,
+            told=LogThrottle(),
         )
         transport = transport or build_transport(settings, self.registry)
         if settings.ingest or transport.capabilities.shared:

@@ -2225,3 +2225,28 @@ async def test_an_oversized_request_head_is_refused_before_any_route(
     writer.close()
     assert status_line.split()[1] == b"400"
     assert (await server.get("/healthz"))[0] == 200
+
+
+async def test_refused_messages_are_logged_by_reason_at_most_once_a_minute_each(
+    serve: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sender signing with another key is told in the log at once, by the refusal's code and
+    what to do, not once a request (anyone reaching the port could fill the log); another
+    code gets its own line; a replay is INFO; no detail the sender wrote is logged."""
+    server = await serve()
+    wrong = Keyring(b"not the bridge's key")
+    with caplog.at_level(logging.INFO, "bridge.bus.verify"):
+        for _ in range(5):
+            body = body_of(envelope(node="<sender's-text>"))
+            status, _ = await server.post(body, signature=wrong.sign_header(body, int(time.time())))
+            assert status == 401
+        body = body_of(envelope())
+        assert (await server.post(body))[0] == 202
+        assert (await server.post(body))[0] == 409
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "bridge.bus.verify"]
+    assert [(level, text.split(":")[0]) for level, text in lines] == [
+        ("WARNING", "refused a message as invalid_signature"),
+        ("INFO", "refused a message as replayed"),
+    ]
+    assert "another key than SECRET_KEY_BASE" in lines[0][1]
+    assert "sender's-text" not in caplog.text

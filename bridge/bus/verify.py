@@ -15,6 +15,7 @@ from bridge.bus.decoding import decode_envelope, decode_envelopes, decode_failur
 from bridge.bus.envelope import Envelope, LineRejection, Rejection, RejectReason
 from bridge.bus.replay import ReplayGuard, ReplayVerdict
 from bridge.bus.signing import Keyring
+from bridge.log_throttle import LogThrottle
 
 __all__ = ["Verifier"]
 
@@ -28,12 +29,23 @@ Refusal = TypeVar("Refusal")
 # (docs/http-api.md#ingest).
 _PROBLEMS_LISTED: Final = 20
 _PROBLEMS_COUNTED: Final = 1_000
+# What an operator does about each reason, in its log line.
+_WHAT_TO_DO: Final = {
+    RejectReason.INVALID_SIGNATURE: "a sender signs with another key than SECRET_KEY_BASE",
+    RejectReason.UNSIGNED: "a sender signs nothing",
+    RejectReason.EXPIRED: "a sender's clock is off by more than EXESDB_REPLAY_WINDOW_MS, or it"
+    " sends old messages",
+    RejectReason.TOO_LARGE: "a sender's body exceeds EXESDB_MAX_BODY_BYTES",
+    # INFO: a sender's resend of what the bridge holds is refused so by design.
+    RejectReason.REPLAYED: "a copy of one the bridge holds",
+}
+_NOT_OURS: Final = "a sender's messages are not the bridge's types (docs/messages.md)"
 
 
 class Verifier:
     """Checks incoming messages; shared by the bus transports and HTTP ingest."""
 
-    __slots__ = ("_count", "_judged", "_keyring", "_max_bytes", "_replay", "_window")
+    __slots__ = ("_count", "_judged", "_keyring", "_max_bytes", "_replay", "_told", "_window")
 
     def __init__(
         self,
@@ -43,12 +55,16 @@ class Verifier:
         window_seconds: float,
         max_bytes: int,
         count_rejection: RejectCounter | None = None,
+        told: LogThrottle | None = None,
     ) -> None:
         self._keyring = keyring
         self._replay = replay
         self._window = window_seconds
         self._max_bytes = max_bytes
         self._count = count_rejection or (lambda reason: None)
+        # Rejections said in the log at most once a minute a reason (anyone who reaches the
+        # port could otherwise fill it); None: not logged.
+        self._told = told
         # The last batch judge_batch passed: (it, its ids, its times, the replay generation).
         self._judged: tuple[list[Envelope], list[str], list[float], int] | None = None
 
@@ -64,6 +80,7 @@ class Verifier:
             window_seconds=self._window,
             max_bytes=self._max_bytes,
             count_rejection=self._count if counted else None,
+            told=self._told if counted else None,
         )
 
     @property
@@ -80,6 +97,16 @@ class Verifier:
         """Count a rejection (also those found outside this class, e.g. by HTTP ingest)."""
         self._count(rejection.reason)
         _logger.debug("rejected message: %s (%s)", rejection.reason.value, rejection.detail)
+        if self._told is not None and (untold := self._told.due(rejection.reason)) is not None:
+            # The reason only: a detail may quote what the sender sent (it is told, in the answer).
+            _logger.log(
+                logging.INFO if rejection.reason is RejectReason.REPLAYED else logging.WARNING,
+                "refused a message as %s%s: %s; counted in exesdb_bus_rejected_total, logged at"
+                " most once a minute a reason (each one at debug)",
+                rejection.reason.value,
+                f" ({untold} more since the last line)" if untold else "",
+                _WHAT_TO_DO.get(rejection.reason, _NOT_OURS),
+            )
         return rejection
 
     def verify_frame(
