@@ -34,10 +34,25 @@ async def tick_held_in_a_swap(replica: Replica, coordinator: GatedCoordinator, c
     the naps taken before it."""
     await replica.hear("app-1")
     clock.advance(3.5)
+    return await held_in_a_swap(replica, coordinator)
+
+
+async def held_in_a_swap(replica: Replica, coordinator: GatedCoordinator) -> int:
+    """The loop's next tick woken and waiting in its swap of a state key; the naps taken
+    before it."""
     coordinator.hold = True
     taken = await replica.naps.wake()
     await asyncio.wait_for(coordinator.waiting.wait(), 5)
     return taken
+
+
+async def heard_healthy_in_the_swap(replica: Replica, coordinator: GatedCoordinator) -> None:
+    """app-1 heard healthy while the next tick waits in its swap (of app-1's left), then the
+    tick let through and done."""
+    taken = await held_in_a_swap(replica, coordinator)
+    await replica.hear("app-1", NodeHealth(node="app-1", status="healthy"))
+    coordinator.gate.set()
+    await replica.naps.napped_since(taken)
 
 
 async def test_a_node_heard_during_its_down_announcement_is_announced_reconnected(
@@ -173,13 +188,8 @@ async def test_a_forgotten_node_heard_during_the_swap_of_its_left_is_announced_b
     await replica.tick()
     assert len(replica.published(NodeLifecycle, event="down", node="app-1")) == 1
     clock.advance(10)  # EXESDB_NODE_FORGET_MS: the next tick forgets it and swaps its left
-    coordinator.hold = True
-    taken = await replica.naps.wake()
-    await asyncio.wait_for(coordinator.waiting.wait(), 5)
+    await heard_healthy_in_the_swap(replica, coordinator)
     health = NodeHealth(node="app-1", status="healthy")
-    await replica.hear("app-1", health)
-    coordinator.gate.set()
-    await replica.naps.napped_since(taken)
     for _ in range(3):
         clock.advance(1.1)
         await replica.hear("app-1", health)
@@ -203,9 +213,7 @@ async def test_a_left_heard_during_the_swap_of_a_forgotten_nodes_left_is_not_sai
     assert len(replica.published(NodeLifecycle, event="down", node="app-1")) == 1
     clock.advance(10)  # EXESDB_NODE_FORGET_MS: the next tick forgets it and swaps its left
     await coordinator.swap("cluster:node:app-1", "forgotten", 3_600_000)  # bridge-2 forgot it
-    coordinator.hold = True
-    taken = await replica.naps.wake()
-    await asyncio.wait_for(coordinator.waiting.wait(), 5)
+    taken = await held_in_a_swap(replica, coordinator)
     winner = {"forgotten": "silent", "detected_by": "bridge-2"}
     await replica.hear(
         "bridge-2", NodeLifecycle(node="app-1", event="left", cluster_size=1, metadata=winner)
@@ -240,13 +248,8 @@ async def test_a_node_whose_left_was_heard_back_before_its_farewell_went_is_a_ne
     )
     # EXESDB_NODE_FORGET_MS: the next tick forgets app-1, and announces app-2 down first.
     clock.advance(10)
-    coordinator.hold = True
-    taken = await replica.naps.wake()
-    await asyncio.wait_for(coordinator.waiting.wait(), 5)
+    await heard_healthy_in_the_swap(replica, coordinator)
     health = NodeHealth(node="app-1", status="healthy")
-    await replica.hear("app-1", health)
-    coordinator.gate.set()
-    await replica.naps.napped_since(taken)
     assert replica.forgotten("silent") == 1
     for _ in range(3):
         clock.advance(1.1)
