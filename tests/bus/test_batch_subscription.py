@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -393,14 +393,16 @@ async def test_a_stop_before_the_messages_went_through_calls_their_late_failure_
     assert batches.ids == []
 
 
-async def test_a_fault_that_repeats_at_every_batch_is_logged_once_then_its_end(
-    make_bus: BusFactory, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A handler failing every batch the same way (the outbox on a full disk) logs its traceback
-    once, not once a batch, another fault again, and an INFO line counting the failed batches
-    once one goes through; every failure is counted in exesdb_sink_errors_total."""
+async def lines_of_faults(
+    make_bus: BusFactory,
+    caplog: pytest.LogCaptureFixture,
+    faults: list[str],
+    then: Callable[[int], tuple[int, list[str]]],
+) -> list[tuple[str, str, bool]]:
+    """Batches of one sent in turn to a handler that fails each with its fault in ``faults``
+    ("": handled), each waited for until ``then(number)`` holds (errors counted, ids handled);
+    the subscription's log lines (level, text, with a traceback)."""
     kit = await _started(make_bus)
-    faults = ["database or disk is full"] * 3 + ["disk I/O error", ""]
     handled: list[str] = []
 
     async def handler(envelopes: Sequence[Envelope]) -> None:
@@ -411,8 +413,8 @@ async def test_a_fault_that_repeats_at_every_batch_is_logged_once_then_its_end(
 
     kit.bus.subscribe("b", handler, instances=["ex_esdb_alerts"], batch=True)
     with caplog.at_level(logging.INFO, logger="bridge.bus.subscription"):
-        for number in range(5):
-            errors, done = min(number + 1, 4), ["a4"] if number == 4 else []
+        for number in range(len(faults)):
+            errors, done = then(number)
 
             def handled_so_far(errors: int = errors, done: list[str] = done) -> bool:
                 return (
@@ -422,11 +424,26 @@ async def test_a_fault_that_repeats_at_every_batch_is_logged_once_then_its_end(
 
             kit.bus.publish_verified([_envelope(number)])
             await async_wait_until(handled_so_far, what=f"batch {number} handled")
-    lines = [
+    return [
         (r.levelname, r.getMessage(), r.exc_info is not None)
         for r in caplog.records
         if r.name == "bridge.bus.subscription"
     ]
+
+
+async def test_a_fault_that_repeats_at_every_batch_is_logged_once_then_its_end(
+    make_bus: BusFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A handler failing every batch the same way (the outbox on a full disk) logs its traceback
+    once, not once a batch, another fault again, and an INFO line counting the failed batches
+    once one goes through; every failure is counted in exesdb_sink_errors_total."""
+    faults = ["database or disk is full"] * 3 + ["disk I/O error", ""]
+    lines = await lines_of_faults(
+        make_bus,
+        caplog,
+        faults,
+        lambda number: (min(number + 1, 4), ["a4"] if number == 4 else []),
+    )
     assert lines == [
         ("ERROR", "subscriber b failed on a batch of 1", True),
         ("ERROR", "subscriber b failed on a batch of 1", True),
@@ -445,34 +462,12 @@ async def test_a_fault_that_comes_back_between_batches_that_go_through_is_logged
     queue's claim handing back, every lease, the frames a full disk refuses, while the rest
     go through) logs its traceback once and its end once, not once each time it comes back;
     every failure is counted all the same."""
-    kit = await _started(make_bus)
-    faults = ["database or disk is full", ""] * 3
-    handled: list[str] = []
-
-    async def handler(envelopes: Sequence[Envelope]) -> None:
-        fault = faults.pop(0)
-        if fault:
-            raise OSError(fault)
-        handled.extend(e.payload.alert_id for e in envelopes)  # type: ignore[attr-defined]
-
-    kit.bus.subscribe("b", handler, instances=["ex_esdb_alerts"], batch=True)
-    with caplog.at_level(logging.INFO, logger="bridge.bus.subscription"):
-        for number in range(6):
-            errors, done = (number + 2) // 2, [f"a{n}" for n in range(1, number + 1, 2)]
-
-            def handled_so_far(errors: int = errors, done: list[str] = done) -> bool:
-                return (
-                    kit.sample("exesdb_sink_errors_total", subscriber="b") == errors
-                    and handled == done
-                )
-
-            kit.bus.publish_verified([_envelope(number)])
-            await async_wait_until(handled_so_far, what=f"batch {number} handled")
-    lines = [
-        (r.levelname, r.getMessage(), r.exc_info is not None)
-        for r in caplog.records
-        if r.name == "bridge.bus.subscription"
-    ]
+    lines = await lines_of_faults(
+        make_bus,
+        caplog,
+        ["database or disk is full", ""] * 3,
+        lambda number: ((number + 2) // 2, [f"a{n}" for n in range(1, number + 1, 2)]),
+    )
     assert lines == [
         ("ERROR", "subscriber b failed on a batch of 1", True),
         ("INFO", "subscriber b works again after 1 failed batch(es)", False),
