@@ -218,8 +218,13 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
             ["run", "--bogus"],
             "--bogus (every setting is an environment variable, not an option; exesdb-bridge",
         ),
+        (
+            ["run", "demo"],
+            "demo (every setting is an environment variable, not an option; demo: did you mean"
+            " --demo? exesdb-bridge",
+        ),
     ],
-    ids=["port", "node-exporter-flag", "check-config-key", "like-none"],
+    ids=["port", "node-exporter-flag", "check-config-key", "like-none", "demo-undashed"],
 )
 def test_an_option_guessed_for_a_setting_names_the_environment_variable(
     args: list[str], named: str

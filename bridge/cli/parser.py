@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 " and its instance follows from it)"
             )
         elif args.command in _SETTINGS_COMMANDS:
-            unknown, hint = _options_for_settings(unknown)
+            unknown, hint = _options_for_settings(args.command, unknown)
         args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     try:
         return int(args.handler(args))
@@ -174,10 +174,11 @@ _SETTINGS_COMMANDS: Final = frozenset({"run", "check-config"})
 _OPTION_LIKENESS: Final = 0.8
 
 
-def _options_for_settings(unknown: list[str]) -> tuple[list[str], str]:
-    """The ``unknown`` arguments of ``run`` or ``check-config`` as shown, each option's value as
-    ``…`` (it may be a key: ``--secret-key-base …``), and the hint after them: every setting is
-    an environment variable, with the one each option most likely means."""
+def _options_for_settings(command: str, unknown: list[str]) -> tuple[list[str], str]:
+    """The ``unknown`` arguments of ``run`` or ``check-config`` (``command``) as shown, each
+    option's value as ``…`` (it may be a key: ``--secret-key-base …``), and the hint after them:
+    every setting is an environment variable, with the one each option most likely means (and
+    ``run demo``'s ``--demo``)."""
     from bridge.settings import known_variables
     from bridge.unknown_variables import setting_meant
 
@@ -197,6 +198,8 @@ def _options_for_settings(unknown: list[str]) -> tuple[list[str], str]:
             value_next = not equals
         else:
             shown.append("…" if value_next else arg)
+            if not value_next and command == "run" and arg == "demo":
+                meant.append("demo: did you mean --demo?")
             value_next = False
     return shown, (
         " (every setting is an environment variable, not an option; "
