@@ -220,7 +220,10 @@ class ClusterMonitor:
             and lifecycle.node == publisher
             and lifecycle.event in ("leaving", "left")
         ):
-            if publisher == self.node and not self._closed and envelope.unix_ts < self._born:
+            # By the payload's date, when it was said: the envelope's ``ts`` is a fresh one when
+            # the frame, spooled past half the replay window, was signed again to be sent on.
+            said = lifecycle.timestamp
+            if publisher == self.node and not self._closed and said.timestamp() < self._born:
                 # The farewell of the process this one replaced, heard late (kept in its spool
                 # while Redis was unreachable at its stop): this one runs on, and says so.
                 _logger.info(
@@ -228,7 +231,7 @@ class ClusterMonitor:
                     " an earlier process's under this name; this one stays",
                     lifecycle.event,
                     publisher,
-                    format_timestamp(envelope.ts),
+                    format_timestamp(said),
                 )
                 return node
             self._leave(publisher)
