@@ -54,6 +54,7 @@ from bridge.messages import (
     Message,
     model_for,
 )
+from bridge.messages._base import MAX_WHOLE
 
 __all__ = [
     "build_decoders",
@@ -663,6 +664,10 @@ def _decode_unchecked(body: bytes | str) -> tuple[Envelope, int] | None:
     for name in derived:
         if values[name] is None:
             payload.fill_derived(validated.node)
+            # A whole number past its field's bound (a sum of counts each within it): the
+            # reference refuses it, naming the field.
+            if any(values[n].__class__ is int and values[n] > MAX_WHOLE for n in derived):
+                return None
             break
     envelope = Envelope(
         validated.id,

@@ -48,7 +48,7 @@ from bridge.messages import (
     Message,
     visible_name,
 )
-from bridge.messages._base import to_utc_ms
+from bridge.messages._base import MAX_WHOLE, to_utc_ms
 
 __all__ = [
     "BUILDERS",
@@ -455,6 +455,7 @@ def _builder(
         "after": after,
         "setattr": setattr,
         "visible_name": visible_name,
+        "MAX_WHOLE": MAX_WHOLE,
     }
     # A required string is always one; any other is counted when given.
     always = [f for f in described if f.text and f.name not in filled and _required(f)]
@@ -562,6 +563,10 @@ def _builder(
         code += [
             "    if missing:",
             "        for name, value in model._derived(payload, missing, node).items():",
+            # A whole number past its field's bound (a sum of counts each within it): the
+            # reference refuses it, naming the field.
+            "            if value.__class__ is int and value > MAX_WHOLE:",
+            "                return None",
             "            setattr(payload, name, value)",
         ]
     if after:  # what pydantic turns into a validation error goes on to pydantic

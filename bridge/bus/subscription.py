@@ -428,8 +428,9 @@ class BatchSubscription(_InboxBacked):
     times with doubling backoff from 0.1 s (a locked or full database may clear); if it still
     fails its frames are left unacknowledged (``nack``), for a claim to hand them back later.
     A fault that fails batch after batch alike is logged once, and its end when one succeeds;
-    one that comes back within ``_FAULT_TOLD_SECONDS`` of being logged is not logged again
-    (nor, then, its end), however many batches went through between.
+    one that comes back within ``_FAULT_TOLD_SECONDS`` of being logged failing a batch (not
+    only as one tried again) is not logged again (nor, then, its end), however many batches
+    went through between.
     """
 
     __slots__ = (
@@ -438,6 +439,7 @@ class BatchSubscription(_InboxBacked):
         "_failed",
         "_failing",
         "_fault",
+        "_fault_failed",
         "_fault_told_at",
         "_handled",
         "_handler",
@@ -488,10 +490,11 @@ class BatchSubscription(_InboxBacked):
         # (first, last] sequence numbers of recent batches whose handler raised.
         self._failed: deque[tuple[int, int]] = deque(maxlen=_FAILED_BATCHES_KEPT)
         # Batches failed in a row (0 also while their fault went untold), the fault last
-        # logged and when.
+        # logged and when, and whether as a batch's failure (not only as one tried again).
         self._failing = 0
         self._fault = ""
         self._fault_told_at = float("-inf")
+        self._fault_failed = False
 
     def start(self) -> None:
         """Start the draining task on the running loop."""
@@ -638,8 +641,11 @@ class BatchSubscription(_InboxBacked):
                 now = self._clock()
                 told = fault == self._fault and now - self._fault_told_at < _FAULT_TOLD_SECONDS
                 if failures > retries:
-                    if not told or told_here:
+                    # Warned of only as tried again (that batch then went through): a batch
+                    # it fails for good is told still.
+                    if not told or told_here or not self._fault_failed:
                         self._fault, self._fault_told_at = fault, now
+                        self._fault_failed = True
                         self._failing += 1
                         _logger.exception(
                             "subscriber %s failed on a batch of %d", self.name, len(envelopes)
@@ -650,6 +656,7 @@ class BatchSubscription(_InboxBacked):
                 delay = _BATCH_RETRY.delay(failures)
                 if not told:
                     self._fault, self._fault_told_at = fault, now
+                    self._fault_failed = False
                     told_here = True
                     _logger.warning(
                         "subscriber %s failed on a batch of %d; trying again in %.2fs",

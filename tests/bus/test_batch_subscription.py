@@ -474,6 +474,54 @@ async def test_a_fault_that_comes_back_between_batches_that_go_through_is_logged
     ]
 
 
+async def test_a_batch_failed_for_good_is_logged_though_its_fault_was_warned_of_as_retried(
+    make_bus: BusFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fault warned of only as tried again (its batch went through on the retry) that then
+    fails a work-queue batch for good, its frames left unacknowledged, is logged as that
+    failure, and its end after it: not passed over as a fault told already."""
+    kit = await _started(make_bus)
+    full = "database or disk is full"
+    faults = [full, "", full, full, ""]  # each attempt's, in turn
+    handled: list[str] = []
+
+    async def handler(envelopes: Sequence[Envelope]) -> None:
+        fault = faults.pop(0)
+        if fault:
+            raise OSError(fault)
+        handled.extend(e.payload.alert_id for e in envelopes)  # type: ignore[attr-defined]
+
+    kit.bus.subscribe("b", handler, instances=["ex_esdb_alerts"], batch=True, group=True, retries=1)
+
+    def frame(number: int) -> Frame:
+        envelope = _envelope(number)
+        body = envelope.to_bytes()
+        return Frame(
+            envelope.instance, body, kit.keyring.sign(body), envelope, group=True, ack=lambda: None
+        )
+
+    with caplog.at_level(logging.INFO, logger="bridge.bus.subscription"):
+        kit.transport.send(frame(1))  # fails, then goes through on the retry
+        await async_wait_until(lambda: handled == ["a1"], what="the first batch handled")
+        kit.transport.send(frame(2))  # fails at both attempts: left unacknowledged
+        await async_wait_until(
+            lambda: kit.sample("exesdb_sink_errors_total", subscriber="b") == 3,
+            what="the second batch failed for good",
+        )
+        kit.transport.send(frame(3))
+        await async_wait_until(lambda: handled == ["a1", "a3"], what="the third batch handled")
+    lines = [
+        (r.levelname, r.getMessage(), r.exc_info is not None)
+        for r in caplog.records
+        if r.name == "bridge.bus.subscription"
+    ]
+    assert lines == [
+        ("WARNING", "subscriber b failed on a batch of 1; trying again in 0.10s", True),
+        ("ERROR", "subscriber b failed on a batch of 1", True),
+        ("INFO", "subscriber b works again after 1 failed batch(es)", False),
+    ]
+
+
 async def test_a_failed_batch_counts_each_of_its_messages(make_bus: BusFactory) -> None:
     """A batch of three the handler fails on counts three in exesdb_sink_errors_total, the
     messages it failed to handle, not one."""

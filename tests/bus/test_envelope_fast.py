@@ -41,6 +41,7 @@ from bridge.messages import (
     AlertAck,
     ClusterHealth,
     LogEntry,
+    LogSummary,
     Message,
     PerformanceMetric,
     ThroughputMetric,
@@ -1026,6 +1027,39 @@ def test_a_rate_per_sec_derived_from_a_vanishing_duration_is_infinite(rate: Any)
     assert isinstance(envelope, Envelope)
     assert isinstance(envelope.payload, ThroughputMetric)
     assert envelope.payload.rate_per_sec == math.inf
+
+
+@pytest.mark.parametrize("total", [None, "left out"])
+@pytest.mark.parametrize(
+    "counts",
+    [
+        # Numbers: the msgspec path reads them.
+        {"error": 2**63 - 1, "info": 1},
+        # Numbers as text, a lax form only the pydantic-core path reads.
+        {"error": str(2**63 - 1), "warn": "2"},
+    ],
+    ids=["msgspec", "pydantic-core"],
+)
+def test_a_total_logs_derived_past_2_63_is_refused_either_way_naming_it(
+    counts: dict[str, Any], total: Any
+) -> None:
+    """A LogSummary's total_logs, left out or null, derived from log_counts each within
+    2^63 - 1 but adding up past it, is invalid_payload on every decoder and on a batch's path,
+    naming the field, as the reference refuses it; not taken by a fast path."""
+    payload = {**CASES[LogSummary].full, "log_counts": counts, "total_logs": total}
+    if total == "left out":
+        del payload["total_logs"]
+    body = _body(payload, LogSummary)
+    rejection = _agree(body, payload, LogSummary)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (
+        RejectReason.INVALID_PAYLOAD,
+        "payload.total_logs",
+    )
+    assert decode_envelopes([_body(CASES[LogSummary].full, LogSummary), body])[1] == (
+        1,
+        rejection,
+    )
 
 
 @pytest.mark.parametrize("field", ["v", "payload"])

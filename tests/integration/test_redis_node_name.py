@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -186,6 +187,47 @@ def test_a_replacement_hearing_its_predecessors_late_farewell_is_not_told(
         os.kill(server.process.pid, signal.SIGCONT)
     assert "kept in the spool for the next start" in first.log()
     second = start(tmp_path, bridge_processes, server.url, "state")
+    wait_until(
+        lambda: (
+            "before this process started (an earlier run's" in second.log()
+            or "share EXESDB_NODE" in second.log()
+        ),
+        20,
+        "the first process's left heard",
+    )
+    assert "share EXESDB_NODE" not in second.log()
+    assert f"a left of this node ({NODE}) made at" in second.log()
+
+
+def test_a_replacement_started_past_half_the_replay_window_is_not_told_either(
+    tmp_path: Path,
+    redis_server: Callable[[], RedisServer],
+    bridge_processes: list[BridgeProcess],
+) -> None:
+    """The predecessor's late farewell, kept in the spool past half the replay window, is sent
+    on signed again with a fresh ``ts`` (not refused as expired): it is still told from a
+    second process sharing the name by when it was said, and this one stays."""
+    server = redis_server()
+    window = {"EXESDB_REPLAY_WINDOW_MS": "4000"}  # re-signed when sent 2 s after it was said
+    first = start(
+        tmp_path,
+        bridge_processes,
+        server.url,
+        "state",
+        EXESDB_SHUTDOWN_TIMEOUT_MS="2000",
+        **window,
+    )
+    wait_until(lambda: node_name_check(first)[0] == 200, 15, "the first process ready")
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        assert first.stop() == 0
+        stopped = time.time()
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+    assert "kept in the spool for the next start" in first.log()
+    time.sleep(max(0.0, stopped + 2.5 - time.time()))  # the farewell older than half the window
+    second = start(tmp_path, bridge_processes, server.url, "state", **window)
     wait_until(
         lambda: (
             "before this process started (an earlier run's" in second.log()
