@@ -11,10 +11,12 @@ from pathlib import Path
 import msgspec
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info, Summary
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.openmetrics import exposition as openmetrics_exposition
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
+from prometheus_client.registry import Collector
 
 from bridge.app import Bridge
 from bridge.messages import LogEntry
@@ -137,6 +139,25 @@ def test_openmetrics_is_byte_for_byte_prometheus_clients(names: tuple[str, str])
     """The OpenMetrics the bridge renders is prometheus_client's own, names with a colon or a
     dot escaped as it escapes them."""
     registry = _registry(names)
+    ours = negotiate(OPENMETRICS_ACCEPT).encode(registry)
+    assert ours == openmetrics_generate_latest(registry)  # type: ignore[no-untyped-call]
+
+
+class ReservedLabel(Collector):
+    """A collector (a registry passed in as ``registry=`` may hold one) whose gauge has a
+    label named as Prometheus reserves (``__x``), which prometheus_client's own metrics refuse."""
+
+    def collect(self) -> list[Metric]:
+        family = GaugeMetricFamily("plain_gauge", "A gauge.", labels=["__x"])
+        family.add_metric(["v"], 1)
+        return [family]
+
+
+def test_openmetrics_of_a_reserved_label_name_is_prometheus_clients_too() -> None:
+    """A label name beginning with ``__`` is rendered as prometheus_client's OpenMetrics renders
+    it, bare (the "allow-utf-8" escaping would quote it, which Prometheus 2 cannot parse)."""
+    registry = CollectorRegistry()
+    registry.register(ReservedLabel())
     ours = negotiate(OPENMETRICS_ACCEPT).encode(registry)
     assert ours == openmetrics_generate_latest(registry)  # type: ignore[no-untyped-call]
 

@@ -44,8 +44,9 @@ class Format:
 
 _TEXT: Final = Format(False, TEXT_TYPE, choose_encoder("")[0])
 # A name prometheus_client's OpenMetrics "underscores" escaping leaves as it is: it tests each
-# character of a sample's name as a label name's (no colon), in a loop of Python calls.
-_PLAIN_NAME: Final = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*").fullmatch
+# character of a sample's name as a label name's (no colon), in a loop of Python calls. Not one
+# beginning with "__", a label name Prometheus reserves, which "allow-utf-8" would quote.
+_PLAIN_NAME: Final = re.compile(r"(?!__)[a-zA-Z_][a-zA-Z0-9_]*").fullmatch
 
 
 class _Collected(Collector):
