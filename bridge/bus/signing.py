@@ -48,6 +48,10 @@ class Keyring:
         """Build from secret strings (UTF-8 encoded); empty retired entries are ignored."""
         return cls(current.encode(), tuple(p.encode() for p in previous if p))
 
+    def __reduce__(self) -> tuple[type[Keyring], tuple[bytes, tuple[bytes, ...]]]:
+        # Copied and pickled by its keys (HMAC objects are neither): made again from them.
+        return (Keyring, (self.current, self.previous))
+
     def __repr__(self) -> str:  # never show a key
         return f"Keyring(current=<redacted>, previous={len(self.previous)} key(s))"
 

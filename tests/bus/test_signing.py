@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
+import pickle
 
 import pytest
 
@@ -241,3 +243,13 @@ def test_header_with_several_v1_entries_needs_one_match() -> None:
 def test_header_check_rejects_malformed_headers_without_raising(header: str) -> None:
     """A header that is not t=<digits>,v1=<64 hex> is a bad signature, never an exception."""
     assert Keyring.from_secrets(KEY).check_header(header, BODY, NOW, 300) is HeaderCheck.BAD
+
+
+def test_a_keyring_copies_and_pickles_as_the_same_keys() -> None:
+    """A keyring deep-copied or pickled (as before its keyed HMACs) signs and verifies as the
+    original does."""
+    keyring = Keyring.from_secrets(KEY, [OLD_KEY])
+    for again in (copy.deepcopy(keyring), pickle.loads(pickle.dumps(keyring))):
+        assert again == keyring
+        assert again.sign(BODY) == keyring.sign(BODY)
+        assert again.verify(BODY, Keyring.from_secrets(OLD_KEY).sign(BODY))
