@@ -171,6 +171,7 @@ class Bridge:
             metrics=self.bus_metrics,
             transport=transport,
             queue_size=settings.bus_queue_size,
+            queue_bytes=settings.bus_queue_bytes,
             clock=clock,
         )
         self.integration = Integration(

@@ -264,10 +264,13 @@ async def ingest(request: web.Request) -> web.Response:
                     Rejection(RejectReason.MALFORMED, "the body has no envelope", "body")
                 )
             )
+    # Each envelope's bytes as sent: what it weighs in the subscribers' queues (bounded in
+    # bytes too), known here without encoding it again.
+    sizes = list(map(len, lines))
     # Judged first, admitted (ids remembered) only once nothing will refuse the batch, so a
     # batch answered 503 can be sent again as it is.
     result: list[Envelope] | Rejection | BatchSubscription = verifier.verify_batch(
-        lines, numbers, refuse=lambda judged: _refused(bridge, verifier, judged), whole=body
+        lines, numbers, refuse=lambda judged: _refused(bridge, verifier, judged, sizes), whole=body
     )
     if isinstance(result, Rejection):
         return _rejected(_located(result, content_type, numbers[0] if numbers else 1))
@@ -278,7 +281,9 @@ async def ingest(request: web.Request) -> web.Response:
             return _retry_later("not_committed", result.refusing)
         # Refusing now beats accepting what the queue would drop.
         return _retry_later(
-            "overloaded", f"subscriber {result.name!r} has {result.depth} message(s) waiting"
+            "overloaded",
+            f"subscriber {result.name!r} has {result.depth} message(s) "
+            f"({result.inbox.bytes} bytes) waiting",
         )
     # 202 waits until the batch is safe: on the in-process bus until durable subscribers (the
     # alert outbox) hold it, on Redis until it is in the spool on disk.
@@ -286,7 +291,7 @@ async def ingest(request: web.Request) -> web.Response:
     # its ids are forgotten so that the sender's resend is taken.
     try:
         accepted, durability = await bridge.bus.publish_verified_durably(
-            result, request.app[_COMMIT_WAIT], lost=verifier.forget
+            result, request.app[_COMMIT_WAIT], lost=verifier.forget, sizes=sizes
         )
     except Exception:
         # A fault below the bus (answered 500): a resend is taken rather than refused as
@@ -395,18 +400,24 @@ _UNCOMMITTED: Final[web.AppKey[_UncommittedAnswers]] = web.AppKey(
 
 
 def _refused(
-    bridge: Served, verifier: Verifier, judged: list[Envelope]
+    bridge: Served, verifier: Verifier, judged: list[Envelope], sizes: list[int]
 ) -> BatchSubscription | Rejection | None:
-    """Why a judged batch is turned away before its ids are remembered: a congested subscriber
-    (503, sent again later), or one whose whole queue is smaller than its share of the batch
-    (413, counted: a 503 would have the sender resend it forever); None when it is taken."""
-    busy = bridge.bus.congestion(judged)
-    if busy is None or (sizes := bridge.bus.never_fits(judged, busy)) is None:
+    """Why a judged batch (``sizes``: each envelope's bytes) is turned away before its ids are
+    remembered: a congested subscriber (503, sent again later), or one whose whole queue is
+    smaller than its share of the batch, in messages or bytes (413, counted: a 503 would have
+    the sender resend it forever); None when it is taken."""
+    busy = bridge.bus.congestion(judged, sizes)
+    if busy is None or (over := bridge.bus.never_fits(judged, sizes, busy)) is None:
         return busy
+    taken, bound, unit = over
+    bounds = (
+        "EXESDB_BUS_QUEUE_BYTES"
+        if unit == "bytes"
+        else "EXESDB_BUS_QUEUE_SIZE, for the alert sink EXESDB_ALERT_QUEUE_SIZE"
+    )
     detail = (
-        f"the batch holds {sizes[0]} messages for subscriber {busy.name!r}, more than its "
-        f"queue ever holds ({sizes[1]}: EXESDB_BUS_QUEUE_SIZE, for the alert sink "
-        "EXESDB_ALERT_QUEUE_SIZE); send them in smaller batches"
+        f"the batch holds {taken} {unit} for subscriber {busy.name!r}, more than its "
+        f"queue ever holds ({bound}: {bounds}); send them in smaller batches"
     )
     return verifier.reject(Rejection(RejectReason.TOO_LARGE, detail, "body"))
 

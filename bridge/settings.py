@@ -133,6 +133,9 @@ class Settings(FromEnvironment):
     alert_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = setting(
         "EXESDB_ALERT_QUEUE_SIZE", default=100_000
     )
+    bus_queue_bytes: Annotated[int, Field(ge=1_048_576, le=2**40)] = setting(
+        "EXESDB_BUS_QUEUE_BYTES", default=134_217_728
+    )
     redis_stream_maxlen: Annotated[int, Field(ge=100)] = setting(
         "EXESDB_REDIS_STREAM_MAXLEN", default=100_000
     )

@@ -123,6 +123,20 @@ def _cross_checks(settings: Settings, webhook_urls: Mapping[int, str] | None) ->
                 "that, or set EXESDB_REDIS_SPOOL_BYTES higher too",
             )
         )
+    if settings.bus_queue_bytes < settings.max_body_bytes:
+        problems.append(
+            _blaming_the_one_set(
+                settings,
+                ("bus_queue_bytes", "max_body_bytes"),
+                f"EXESDB_BUS_QUEUE_BYTES: {settings.bus_queue_bytes} is below "
+                f"EXESDB_MAX_BODY_BYTES ({settings.max_body_bytes}), so the largest batch ingest "
+                "takes might never fit in a subscriber's queue; allowed: at least that",
+                f"EXESDB_MAX_BODY_BYTES: {settings.max_body_bytes} is above "
+                f"EXESDB_BUS_QUEUE_BYTES ({settings.bus_queue_bytes}, its default), so the "
+                "largest batch ingest takes might never fit in a subscriber's queue; allowed: "
+                "at most that, or set EXESDB_BUS_QUEUE_BYTES higher too",
+            )
+        )
     if settings.uses_redis:
         from bridge.bus.redis.tls_files import tls_file_problems  # redis-py: a Redis bus only
 

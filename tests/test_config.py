@@ -171,6 +171,7 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_MAX_SERIES", "0", "at least 1"),
         ("EXESDB_BUS_QUEUE_SIZE", "0", "from 1 to 10000000"),
         ("EXESDB_REDIS_SPOOL_BYTES", "1000", "at least 1048576"),
+        ("EXESDB_BUS_QUEUE_BYTES", "1000", "from 1048576 to 1099511627776"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "udp", "'http/protobuf'"),
         # The SDK reads "1" as false: neither meaning is guessed.
         ("OTEL_SDK_DISABLED", "1", "must be true or false"),
@@ -864,8 +865,13 @@ def test_run_stops_at_start_on_an_alert_link_origin_with_a_path() -> None:
             },
             "EXESDB_REDIS_SPOOL_BYTES",
         ),
+        (
+            {"EXESDB_MAX_BODY_BYTES": "4194304", "EXESDB_BUS_QUEUE_BYTES": "2097152"},
+            "EXESDB_BUS_QUEUE_BYTES",
+        ),
         # Only one of the two set: the line names it, not the other one left at its default.
         ({"EXESDB_CPU_UNHEALTHY": "50"}, "EXESDB_CPU_UNHEALTHY"),
+        ({"EXESDB_MAX_BODY_BYTES": "200000000"}, "EXESDB_MAX_BODY_BYTES"),
         ({"EXESDB_WEBHOOK_MAX_BACKOFF_MS": "500"}, "EXESDB_WEBHOOK_MAX_BACKOFF_MS"),
         (
             {

@@ -83,10 +83,13 @@ class Bus:
         metrics: BusMetrics,
         transport: Transport | None = None,
         queue_size: int = 10_000,
+        queue_bytes: int = 128 * 1024 * 1024,
         clock: Callable[[], float] = time.time,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        """``sleep`` is what a batch subscriber waits with before trying a failed batch again."""
+        """``queue_size`` and ``queue_bytes`` bound each subscriber's queue (in messages, and in
+        bytes of their wire form); ``sleep`` is what a batch subscriber waits with before trying
+        a failed batch again."""
         self.node = node
         self.metrics = metrics
         self.transport: Transport = transport or MemoryTransport()
@@ -99,6 +102,7 @@ class Bus:
         # counts what it has to drop.
         self.transport.attach(resign=self._resign, dropped=metrics.dropped.labels("transport").inc)
         self._queue_size = queue_size
+        self._queue_bytes = queue_bytes
         self._clock = clock
         self._sleep = sleep
         self._subscriptions: list[Subscriber] = []
@@ -187,8 +191,8 @@ class Bus:
         With ``batch=True`` the handler gets a ``Sequence[Envelope]`` of everything queued (at
         most ``max_batch``) and the frames are acknowledged after it returns; ``durable`` lets
         ``publish_verified_durably`` wait for the handler; ``high_water`` (a fraction of the
-        queue size) is where ``congestion`` starts refusing; a failed batch of work-queue
-        frames is tried ``retries`` more times (see ``BatchSubscription``). With
+        queue's size, and of its bytes) is where ``congestion`` starts refusing; a failed batch of
+        work-queue frames is tried ``retries`` more times (see ``BatchSubscription``). With
         ``pushes_back=False`` the subscriber stays out of ``congestion``: a full queue drops (and
         counts in exesdb_bus_dropped_total) as a per-message subscriber's does, for a part that
         must not make ingest refuse work (one that is not required).
@@ -219,6 +223,7 @@ class Bus:
             group=group,
             max_queue=size,
             dropped=self.metrics.dropped.labels(name).inc,
+            max_bytes=self._queue_bytes,
         )
         errors = self.metrics.handler_errors.labels(name).inc
         subscription: Subscription | BatchSubscription
@@ -230,6 +235,9 @@ class Bus:
                 max_batch=max_batch,
                 durable=durable,
                 high_water=None if high_water is None else max(1, int(size * high_water)),
+                high_water_bytes=(
+                    None if high_water is None else max(1, int(self._queue_bytes * high_water))
+                ),
                 retries=retries,
                 sleep=self._sleep,
             )
@@ -318,11 +326,16 @@ class Bus:
         API's, never one ingested or another replica's."""
         return message_id in self._own_ids
 
-    def publish_verified(self, envelopes: Iterable[Envelope]) -> int:
+    def publish_verified(
+        self, envelopes: Iterable[Envelope], sizes: Sequence[int] | None = None
+    ) -> int:
         """Put envelopes already verified elsewhere (HTTP ingest) on the bus; returns the count.
 
-        On the in-process bus they go straight to the subscribers; on a shared transport they are
-        re-signed with this bridge's key so that every replica can verify them.
+        On the in-process bus they go straight to the subscribers, each one's queue charged
+        their bytes from ``sizes`` (each envelope's as it arrived; when None, its wire form is
+        made to measure it): a share of the batch as many times its largest envelope, at most the
+        whole batch (see ``_charge``). On a shared transport they are re-signed with this
+        bridge's key so that every replica can verify them.
         """
         count = 0
         # Counted per (instance, tag) and added once per batch: a labelled Counter.inc takes a
@@ -332,7 +345,7 @@ class Bus:
             batch = envelopes if isinstance(envelopes, list) else list(envelopes)
             # Counted by tag (which names its instance) in C.
             counts = Counter([envelope.tag for envelope in batch])
-            self._dispatch_batch(batch, counts)
+            self._dispatch_batch(batch, counts, _sizes(batch, sizes))
             for tag, number in counts.items():
                 published[_KINDS[tag]] = number
             count = len(batch)
@@ -350,29 +363,46 @@ class Bus:
             self._published[key].inc(number)
         return count
 
-    def congestion(self, envelopes: Sequence[Envelope]) -> BatchSubscription | None:
-        """A subscriber that cannot take ``envelopes`` now (at its high-water mark, or they
-        would overflow its queue), or None; for publishers that can push back (HTTP ingest).
+    def congestion(
+        self, envelopes: Sequence[Envelope], sizes: Sequence[int] | None = None
+    ) -> BatchSubscription | None:
+        """A subscriber that cannot take ``envelopes`` (``sizes``: each one's bytes, as
+        ``publish_verified`` takes them) now (at its high-water mark, or they would overflow its
+        queue, in messages or bytes), or None; for publishers that can push back (HTTP ingest).
         Only batch subscribers that push back (``subscribe``) are asked."""
+        sizes = _sizes(envelopes, sizes)
+        total = sum(sizes)
         for subscription in self._pushing_back:
             inbox = subscription.inbox
+            congested = subscription.congested
             # Room for the whole batch: no need to count what this subscriber would take.
-            if not subscription.congested and inbox.depth + len(envelopes) <= inbox.max_queue:
+            if (
+                not congested
+                and inbox.depth + len(envelopes) <= inbox.max_queue
+                and inbox.bytes + total <= inbox.max_bytes
+            ):
                 continue
             taken = sum(1 for envelope in envelopes if inbox.takes(envelope))
-            if taken and (subscription.congested or inbox.depth + taken > inbox.max_queue):
+            if taken and (
+                congested
+                or inbox.depth + taken > inbox.max_queue
+                or inbox.bytes + _charge(taken, len(sizes), total, max(sizes)) > inbox.max_bytes
+            ):
                 return subscription
         return None
 
     def never_fits(
-        self, envelopes: Sequence[Envelope], subscription: BatchSubscription
-    ) -> tuple[int, int] | None:
-        """(what ``subscription`` would take of ``envelopes``, its queue's size) when that is
-        more than its whole queue holds, or None: such a batch is never taken, however long it
-        waits."""
+        self, envelopes: Sequence[Envelope], sizes: Sequence[int], subscription: BatchSubscription
+    ) -> tuple[int, int, str] | None:
+        """(what ``subscription`` would take of ``envelopes``, its queue's bound, and their unit:
+        "messages" or "bytes") when that is more than its whole queue holds, or None: such a
+        batch is never taken, however long it waits. ``sizes``: each envelope's bytes."""
         inbox = subscription.inbox
         taken = sum(1 for envelope in envelopes if inbox.takes(envelope))
-        return (taken, inbox.max_queue) if taken > inbox.max_queue else None
+        if taken > inbox.max_queue:
+            return taken, inbox.max_queue, "messages"
+        size = _charge(taken, len(sizes), sum(sizes), max(sizes, default=0))
+        return (size, inbox.max_bytes, "bytes") if size > inbox.max_bytes else None
 
     async def publish_verified_durably(
         self,
@@ -380,8 +410,10 @@ class Bus:
         seconds: float,
         *,
         lost: Callable[[Sequence[Envelope]], None] | None = None,
+        sizes: Sequence[int] | None = None,
     ) -> tuple[int, Durability]:
-        """``publish_verified``, then wait (up to ``seconds``) until they are safe.
+        """``publish_verified`` (``sizes`` as it takes them), then wait (up to ``seconds``) until
+        they are safe.
 
         Returns the count and whether every durable subscriber that took some of the envelopes
         has handled them (COMMITTED), is still at it (PENDING) or failed on them (FAILED). On a
@@ -399,7 +431,7 @@ class Bus:
         if self.transport.capabilities.shared:
             return await self._send_durably(batch, seconds, lost)
         durable = [(s, s.mark) for s in self._batches if s.durable]
-        count = self.publish_verified(batch)
+        count = self.publish_verified(batch, sizes)
         # Read right after the (synchronous) dispatch: the marks cover exactly these envelopes.
         waits = [(s, before, s.mark) for s, before in durable if s.mark != before]
         deadline = time.monotonic() + seconds
@@ -566,16 +598,28 @@ class Bus:
         )
         return route
 
-    def _dispatch_batch(self, envelopes: list[Envelope], present: Collection[str]) -> None:
-        """Offer in-process envelopes (no acknowledgement) to their subscribers, a batch per
-        subscriber: each takes its share in order, queued in one step."""
+    def _dispatch_batch(
+        self, envelopes: list[Envelope], present: Collection[str], sizes: Sequence[int]
+    ) -> None:
+        """Offer in-process envelopes (no acknowledgement; ``sizes``: each one's bytes) to their
+        subscribers, a batch per subscriber: each takes its share in order, queued in one
+        step."""
         if not envelopes:
             return
         by_tag: dict[str, list[Envelope]] = {}
+        total = sum(sizes)
+        largest = -1  # found for the first share that is not the whole batch
         for inbox in self._inboxes:
             taken = inbox.share(envelopes, present, by_tag)
-            if taken:
-                inbox.offer_many(taken, _DIRECT)
+            if not taken:
+                continue
+            if taken is envelopes:
+                size = total
+            else:
+                if largest < 0:
+                    largest = max(sizes)
+                size = _charge(len(taken), len(envelopes), total, largest)
+            inbox.offer_many(taken, _DIRECT, size)
 
     def _taken_here(self, envelope: Envelope) -> bool:
         """True when a group subscriber takes ``envelope``."""
@@ -654,6 +698,26 @@ class Bus:
 
 
 _DIRECT: Final = Frame("", b"", None)
+
+
+def _sizes(envelopes: Sequence[Envelope], sizes: Sequence[int] | None) -> Sequence[int]:
+    """``sizes``, or each envelope's wire form measured (made for it: off the ingest path)."""
+    if sizes is None:
+        return [len(envelope.to_bytes()) for envelope in envelopes]
+    if len(sizes) != len(envelopes):
+        raise ValueError(f"{len(sizes)} sizes for {len(envelopes)} envelopes")
+    return sizes
+
+
+def _charge(taken: int, count: int, total: int, largest: int) -> int:
+    """What a subscriber's queue is charged for ``taken`` of a batch's ``count`` envelopes
+    (``total`` bytes, the largest ``largest``): the whole batch, or a share as many times the
+    largest, at most the whole batch. Never less than the share holds, and exact for a batch of
+    like envelopes, without telling each one's size from the share (a dict of them by envelope
+    would cost ingest some 3 % of its time)."""
+    return total if taken >= count else min(total, taken * largest)
+
+
 # A tag's (instance, tag): what exesdb_bus_published_total counts its messages under.
 _KINDS: Final = {tag: (instance, tag) for instance, tag in MESSAGE_TYPES}
 

@@ -3,8 +3,9 @@
 Both kinds compose an ``Inbox`` (the filter, the queue and the task that drains it) and differ
 only in how they empty it: a ``Subscription`` hands its handler one message at a time, a
 ``BatchSubscription`` everything queued at once; neither is the other's subclass, and the bus
-holds either as a ``Subscriber``. A full queue drops the new message and counts it, so one stuck
-subscriber never holds up publishers or the others.
+holds either as a ``Subscriber``. A queue is bounded in messages and in bytes (those of the
+messages' wire form): a full one drops the new message and counts it, so one stuck subscriber
+never holds up publishers or the others.
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ _FAILED_BATCHES_KEPT: Final = 256
 # go through (a work queue's claim handing back frames the full disk refuses, every lease).
 _FAULT_TOLD_SECONDS: Final = 600.0
 
-Run = tuple[Sequence[Envelope], Frame]
-"""Messages queued together, in order, sharing one frame: an in-process batch's share (one
-queue entry for all of them), or one message and its frame."""
+Run = tuple[Sequence[Envelope], Frame, int]
+"""Messages queued together, in order, sharing one frame, and the bytes of their wire form: an
+in-process batch's share (one queue entry for all of them), or one message and its frame."""
 Drain = Callable[["Inbox"], Awaitable[None]]
 """How a subscription empties its inbox: awaited whenever something is queued."""
 
@@ -64,6 +65,10 @@ class Inbox:
     """What a subscriber takes (instances, tags, topic, group), its bounded queue, and the
     task that drains it.
 
+    The queue holds at most ``max_queue`` messages and ``max_bytes`` bytes of their wire form
+    (the body a message arrived in, or its share of an ingest batch's): a message may be as
+    large as a request body, so a count alone would let a stuck subscriber hold gigabytes.
+
     The bus offers it every message of its instances; ``matches`` tells whether the topic is
     taken. A stopped inbox takes nothing (uncounted): a work-queue frame it leaves
     unacknowledged goes to a live replica.
@@ -71,6 +76,7 @@ class Inbox:
 
     __slots__ = (
         "_busy",
+        "_bytes",
         "_depth",
         "_drained",
         "_dropped",
@@ -83,6 +89,7 @@ class Inbox:
         "_wakeup",
         "group",
         "instances",
+        "max_bytes",
         "max_queue",
         "name",
         "tags",
@@ -99,6 +106,7 @@ class Inbox:
         group: bool,
         max_queue: int,
         dropped: Callable[[], None],
+        max_bytes: int = 2**62,
     ) -> None:
         self.name = name
         self.instances = instances
@@ -113,10 +121,12 @@ class Inbox:
         self._taken_tags = None if len(chosen) == len(MESSAGE_TYPES) else frozenset(chosen)
         self.group = group
         self.max_queue = max_queue
+        self.max_bytes = max_bytes
         self._dropped = dropped
         self._drops = 0
         self._queue: deque[Run] = deque()
         self._depth = 0  # the messages in the queue's runs
+        self._bytes = 0  # their bytes
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -178,6 +188,11 @@ class Inbox:
         return self._depth
 
     @property
+    def bytes(self) -> int:
+        """Bytes (of the messages' wire form) waiting in the queue."""
+        return self._bytes
+
+    @property
     def idle(self) -> bool:
         """Nothing queued and nothing being handled."""
         return not self._queue and not self._busy
@@ -189,11 +204,13 @@ class Inbox:
         return self._drops
 
     def offer(self, envelope: Envelope, frame: Frame) -> bool:
-        """Queue a message; False (and counted) when the queue is full, False when stopped."""
+        """Queue a message (its size: its frame's body); False (and counted) when the queue is
+        full, in messages or bytes, False when stopped."""
         if self._stopped:
             return False
         queue = self._queue
-        if self._depth >= self.max_queue:
+        size = len(frame.body)
+        if self._depth >= self.max_queue or self._bytes + size > self.max_bytes:
             self._dropped()
             self._drops += 1
             return False
@@ -202,29 +219,35 @@ class Inbox:
             # queue before it waits again, and "drained" is clear while anything is queued.
             self._drained.clear()
             self._wakeup.set()
-        queue.append(((envelope,), frame))
+        queue.append(((envelope,), frame, size))
         self._depth += 1
+        self._bytes += size
         return True
 
-    def offer_many(self, envelopes: Sequence[Envelope], frame: Frame) -> int:
-        """Queue several messages sharing ``frame`` at once, as ``offer`` would one by one;
-        returns how many were queued (those past the queue's bound are dropped and counted)."""
+    def offer_many(self, envelopes: Sequence[Envelope], frame: Frame, size: int) -> int:
+        """Queue several messages sharing ``frame`` at once, ``size`` bytes in all; returns how
+        many were queued: those past the queue's count are dropped and counted, and all of them
+        when their bytes do not fit."""
         if self._stopped or not envelopes:
             return 0
         queue = self._queue
         room = self.max_queue - self._depth
+        if self._bytes + size > self.max_bytes:
+            room = 0  # their sizes one by one are not known: none is taken
         if room < len(envelopes):
             for _ in range(len(envelopes) - max(room, 0)):
                 self._dropped()
             self._drops += len(envelopes) - max(room, 0)
-            envelopes = envelopes[: max(room, 0)]
-            if not envelopes:
+            if room <= 0:
                 return 0
+            size = size * room // len(envelopes)  # the share of the messages kept
+            envelopes = envelopes[:room]
         if not queue:
             self._drained.clear()
             self._wakeup.set()
-        queue.append((envelopes, frame))  # one entry, however many messages
+        queue.append((envelopes, frame, size))  # one entry, however many messages
         self._depth += len(envelopes)
+        self._bytes += size
         return len(envelopes)
 
     def take(self, limit: int) -> list[Run]:
@@ -233,14 +256,19 @@ class Inbox:
         queue = self._queue
         runs: list[Run] = []
         left = limit
+        taken = 0
         while queue and left:
-            envelopes, frame = queue.popleft()
+            envelopes, frame, size = queue.popleft()
             if len(envelopes) > left:
-                queue.appendleft((envelopes[left:], frame))
-                envelopes = envelopes[:left]
-            runs.append((envelopes, frame))
+                # The bytes shared in proportion, their sum kept: the count never drifts.
+                cut = size * left // len(envelopes)
+                queue.appendleft((envelopes[left:], frame, size - cut))
+                envelopes, size = envelopes[:left], cut
+            runs.append((envelopes, frame, size))
             left -= len(envelopes)
+            taken += size
         self._depth -= limit - left
+        self._bytes -= taken
         return runs
 
     def take_run(self) -> Run | None:
@@ -249,13 +277,15 @@ class Inbox:
             return None
         run = self._queue.popleft()
         self._depth -= len(run[0])
+        self._bytes -= run[2]
         return run
 
     def put_back(self, runs: Sequence[Run]) -> None:
         """Queue ``runs`` (taken, not handled) at the front again, ahead of what is queued."""
         runs = [run for run in runs if run[0]]
         self._queue.extendleft(reversed(runs))
-        self._depth += sum(len(envelopes) for envelopes, _ in runs)
+        self._depth += sum(len(envelopes) for envelopes, _, _ in runs)
+        self._bytes += sum(size for _, _, size in runs)
 
     def start(self, empty: Drain) -> None:
         """Start the draining task on the running loop: ``empty`` is awaited with the queue
@@ -296,12 +326,13 @@ class Inbox:
                 "subscriber %s stopped with %d message(s) unhandled", self.name, self._depth
             )
             # Said once: a second stop (the bus stops every subscription) finds nothing left.
-            for envelopes, frame in self._queue:
+            for envelopes, frame, _ in self._queue:
                 if frame.nack is not None:
                     for _ in envelopes:
                         frame.nack()
             self._queue.clear()
             self._depth = 0
+            self._bytes = 0
 
 
 class Subscriber(Protocol):
@@ -393,7 +424,7 @@ class Subscription(_InboxBacked):
     async def _handle_each(self, inbox: Inbox) -> None:
         handler = self._handler
         while (run := inbox.take_run()) is not None:
-            taken, frame = run
+            taken, frame, size = run
             for position, envelope in enumerate(taken):
                 try:
                     # A plain callable may return an awaitable too (a lambda around an async
@@ -405,7 +436,8 @@ class Subscription(_InboxBacked):
                         frame.ack()
                 except asyncio.CancelledError:
                     # Stopped: the run's messages not yet begun are queued again.
-                    inbox.put_back([(taken[position + 1 :], frame)])
+                    rest = taken[position + 1 :]
+                    inbox.put_back([(rest, frame, size * len(rest) // len(taken))])
                     raise
                 except Exception:
                     self.failed_on(envelope)
@@ -420,7 +452,8 @@ class BatchSubscription(_InboxBacked):
     the whole batch in one transaction acknowledges nothing it has not made safe. A ``durable``
     subscription counts what it has handled: a publisher can wait (``wait_handled``) until what
     it put on the in-process bus has been through the handler. ``high_water`` marks the queue
-    depth from which publishers that can push back (HTTP ingest) should refuse new work, and
+    depth (``high_water_bytes`` its bytes) from which publishers that can push back (HTTP
+    ingest) should refuse new work, and
     ``refusing``, when set by the handler's owner, why they should whatever the depth (a batch
     it cannot store yet: what it takes now would only wait in memory).
 
@@ -449,6 +482,7 @@ class BatchSubscription(_InboxBacked):
         "_waiters",
         "durable",
         "high_water",
+        "high_water_bytes",
         "inbox",
         "max_batch",
         "refusing",
@@ -464,6 +498,7 @@ class BatchSubscription(_InboxBacked):
         max_batch: int = MAX_BATCH,
         durable: bool = False,
         high_water: int | None = None,
+        high_water_bytes: int | None = None,
         retries: int = BATCH_RETRIES,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -478,6 +513,7 @@ class BatchSubscription(_InboxBacked):
         self.max_batch = max_batch
         self.durable = durable
         self.high_water = inbox.max_queue if high_water is None else high_water
+        self.high_water_bytes = inbox.max_bytes if high_water_bytes is None else high_water_bytes
         self.refusing: str | None = None
         self.retries = retries
         self._sleep = sleep
@@ -504,7 +540,12 @@ class BatchSubscription(_InboxBacked):
     def congested(self) -> bool:
         """True when the queue is at or above its high-water mark, or ``refusing`` says why
         new work is refused."""
-        return self.refusing is not None or self.inbox.depth >= self.high_water
+        inbox = self.inbox
+        return (
+            self.refusing is not None
+            or inbox.depth >= self.high_water
+            or inbox.bytes >= self.high_water_bytes
+        )
 
     @property
     def mark(self) -> int:
@@ -579,20 +620,22 @@ class BatchSubscription(_InboxBacked):
     async def _handle_batches(self, inbox: Inbox) -> None:
         while runs := inbox.take(self.max_batch):
             # An in-process batch's share is one run: the envelopes are in one step.
-            envelopes = list(runs[0][0]) if len(runs) == 1 else [e for run, _ in runs for e in run]
+            envelopes = (
+                list(runs[0][0]) if len(runs) == 1 else [e for run, _, _ in runs for e in run]
+            )
             count = len(envelopes)
             self._inflight = count
             # Work-queue frames are to be acknowledged (in-process ones never are).
-            acked = any(frame.ack is not None for _, frame in runs)
+            acked = any(frame.ack is not None for _, frame, _ in runs)
             try:
                 if await self._handle(envelopes, acked):
-                    for run, frame in runs if acked else ():
+                    for run, frame, _ in runs if acked else ():
                         if frame.ack is not None:
                             for _ in run:
                                 frame.ack()
                 else:
                     self._failed.append((self._handled, self._handled + count))
-                    for run, frame in runs:
+                    for run, frame, _ in runs:
                         if frame.nack is not None:
                             for _ in run:
                                 frame.nack()

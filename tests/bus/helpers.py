@@ -46,6 +46,7 @@ def build_bus(
     *,
     node: str = "node1@host",
     queue_size: int = 10_000,
+    queue_bytes: int = 128 * 1024 * 1024,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> BusKit:
     """A bus wired as the bridge wires it (a verifier counting rejections, queue depths
@@ -67,6 +68,7 @@ def build_bus(
         metrics=metrics,
         transport=transport,
         queue_size=queue_size,
+        queue_bytes=queue_bytes,
         sleep=sleep,
     )
     register_queue_depth(bus, registry)

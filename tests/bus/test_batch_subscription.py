@@ -17,7 +17,7 @@ from bridge.bus import (
     Subscription,
     new_message_id,
 )
-from bridge.messages import SystemAlert
+from bridge.messages import NodeHealth, SystemAlert
 from tests.bus.helpers import BusFactory, BusKit
 from tests.support import async_wait_until
 
@@ -232,6 +232,64 @@ async def test_congestion_names_a_subscriber_at_its_high_water_mark(make_bus: Bu
     await async_wait_until(lambda: subscription.idle, what="the queue drained")
     assert kit.bus.congestion([_envelope(n) for n in range(11)]) is subscription  # overflow
     assert kit.bus.congestion([_envelope(n) for n in range(4)]) is None
+
+
+async def test_queues_bounded_in_bytes_push_back_or_drop_and_count(make_bus: BusFactory) -> None:
+    """By the bytes of what they hold (as ingest gives each envelope's), a batch subscriber
+    that pushes back is congestion from its high-water mark, and a batch more than its whole
+    bound never fits; a one-at-a-time subscriber drops and counts what would overflow it. A
+    share of a batch is charged at least its own bytes, at most the whole batch's."""
+    kit = make_bus(queue_bytes=10_000)
+    await kit.bus.start()
+    gate = asyncio.Event()
+    batches = Batches(gate)
+    pushing = kit.bus.subscribe(
+        "b", batches, instances=["ex_esdb_alerts"], batch=True, high_water=0.5
+    )
+    held = asyncio.Event()
+
+    async def slow(envelope: Envelope) -> None:
+        await held.wait()
+
+    single = kit.bus.subscribe("s", slow, instances=["ex_esdb_alerts"])
+    kit.bus.publish_verified([_envelope(0)], [100])
+    await async_wait_until(
+        lambda: batches.entered == 1 and single.inbox.depth == 0,
+        what="both handlers holding the first",
+    )
+    assert kit.bus.congestion([_envelope(1)], [4_000]) is None
+    kit.bus.publish_verified([_envelope(1), _envelope(2)], [2_000, 2_000])
+    assert (pushing.inbox.bytes, single.inbox.bytes) == (4_000, 4_000)
+    assert kit.bus.congestion([_envelope(3)], [500]) is None  # 4 500 of 5 000: below the mark
+    assert kit.bus.congestion([_envelope(3)], [7_000]) is pushing  # would overflow 10 000
+    kit.bus.publish_verified([_envelope(3)], [1_000])
+    assert kit.bus.congestion([_envelope(4)], [1]) is pushing  # 5 000 of 10 000: the mark
+    whole = [_envelope(n) for n in range(5, 8)]
+    assert kit.bus.never_fits(whole, [4_000] * 3, pushing) == (12_000, 10_000, "bytes")
+    assert kit.bus.never_fits(whole, [3_000] * 3, pushing) is None
+    kit.bus.publish_verified([_envelope(8)], [6_000])  # pushes no more, but would overflow "s"
+    assert kit.sample("exesdb_bus_dropped_total", subscriber="s") == 1
+    assert kit.sample("exesdb_bus_dropped_total", subscriber="b") == 1  # nobody asked first
+    assert single.inbox.bytes <= 10_000
+    gate.set()
+    held.set()
+    await async_wait_until(lambda: pushing.idle and single.idle, what="the queues drained")
+    assert (pushing.inbox.bytes, single.inbox.bytes) == (0, 0)
+    # A share of a batch: one alert of 300 bytes beside 9 health readings of 10 bytes.
+    health = NodeHealth(status="healthy", node="n1")
+    now = datetime.now(UTC)
+    readings = [
+        Envelope(new_message_id(), health.INSTANCE, "h", health.TAG, "app", now, health)
+        for _ in range(9)
+    ]
+    gate.clear()
+    kit.bus.publish_verified([_envelope(9)], [1])
+    await async_wait_until(
+        lambda: pushing.inbox.depth == 0 and not pushing.idle, what="the handler holding one more"
+    )
+    kit.bus.publish_verified([_envelope(10), *readings], [300] + [10] * 9)
+    assert pushing.inbox.bytes == 300  # its share: one message, charged the largest
+    gate.set()
 
 
 async def test_a_subscriber_that_does_not_push_back_is_never_congestion(

@@ -101,6 +101,39 @@ async def test_a_full_inbox_refuses_and_counts_and_a_stopped_one_refuses_uncount
     assert (inbox.depth, len(drops)) == (0, 1)
 
 
+async def test_an_inbox_full_in_bytes_refuses_and_counts_and_gives_its_bytes_back() -> None:
+    """Past max_bytes (of frame bodies, or of a share as offered) new messages are refused and
+    counted, though the count has room; what is taken, in runs cut or whole, or put back, keeps
+    the bytes queued exact."""
+    drops: list[int] = []
+    inbox = Inbox(
+        "test",
+        instances=frozenset({"ex_esdb_health"}),
+        tags=None,
+        topic="*",
+        group=False,
+        max_queue=100,
+        dropped=lambda: drops.append(1),
+        max_bytes=1000,
+    )
+    envelope = _envelope(HEALTH, "node:health")
+    frame = Frame("ex_esdb_health", b"x" * 400, None)
+    assert [inbox.offer(envelope, frame) for _ in range(3)] == [True, True, False]
+    assert (inbox.depth, inbox.bytes, len(drops)) == (2, 800, 1)
+    assert inbox.offer_many([envelope] * 3, frame, 300) == 0  # 1 100 bytes: none taken
+    assert (inbox.depth, inbox.bytes, len(drops)) == (2, 800, 4)
+    assert inbox.offer_many([envelope] * 3, frame, 200) == 3
+    assert (inbox.depth, inbox.bytes) == (5, 1000)
+    runs = inbox.take(3)  # two runs of one, then one message of the run of three
+    assert [len(envelopes) for envelopes, _, _ in runs] == [1, 1, 1]
+    assert inbox.bytes == 1000 - sum(size for _, _, size in runs)
+    inbox.put_back(runs)
+    assert (inbox.depth, inbox.bytes) == (5, 1000)
+    while inbox.take_run() is not None:
+        pass
+    assert (inbox.depth, inbox.bytes) == (0, 0)
+
+
 async def test_a_deadline_around_a_stop_fires_while_the_handler_unwinds() -> None:
     """A deadline that passes while stop() waits for the cancelled handler to unwind raises
     TimeoutError: the stop does not swallow the cancellation meant for its caller."""

@@ -5,10 +5,10 @@ of what the sink takes is said once: the cluster monitor's node ``down``, an Ale
 SystemAlert ingest took. So while the outbox refuses a batch (its disk full, an I/O error, the
 file locked), the sink's handler keeps the batch's changes and stores them again, after 0.5 s
 doubling up to 5 s, until the outbox takes them. The handler does not return meanwhile, so
-what arrives after waits in the sink's own bounded queue (``EXESDB_ALERT_QUEUE_SIZE``: beyond
-it the bus drops and counts, and this says so in the log), in order behind the kept batch;
-the other subscribers' queues are their own and go on. A changes' transaction that failed
-stored none of them, so storing them again stores nothing twice.
+what arrives after waits in the sink's own bounded queue (``EXESDB_ALERT_QUEUE_SIZE`` messages,
+``EXESDB_BUS_QUEUE_BYTES`` bytes: beyond it the bus drops and counts, and this says so in the
+log), in order behind the kept batch; the other subscribers' queues are their own and go on. A
+changes' transaction that failed stored none of them, so storing them again stores nothing twice.
 """
 
 from __future__ import annotations
@@ -156,8 +156,9 @@ class KeptChanges:
         dropped = self._dropped()
         if dropped > told:
             _logger.warning(
-                "alerts: the alert sink's queue is full (EXESDB_ALERT_QUEUE_SIZE=%d) while the"
-                " outbox cannot store: %d message(s) dropped so far, counted in"
+                "alerts: the alert sink's queue is full (EXESDB_ALERT_QUEUE_SIZE=%d, or its"
+                " bytes: EXESDB_BUS_QUEUE_BYTES) while the outbox cannot store: %d message(s)"
+                " dropped so far, counted in"
                 ' exesdb_bus_dropped_total{subscriber="alerts"}',
                 self._queue_size,
                 dropped - dropped_before,
