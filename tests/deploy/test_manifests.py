@@ -352,8 +352,10 @@ def test_each_pods_alert_links_use_its_dns_name_from_the_headless_service() -> N
 
 
 def test_statefulset_has_limits_and_runs_unprivileged_read_only() -> None:
-    """Requests and limits; non-root, no privilege escalation, no capabilities, read-only root."""
+    """Requests and limits; non-root, no privilege escalation, no capabilities, read-only root,
+    no service-account token (the bridge never calls the Kubernetes API)."""
     pod = kube("StatefulSet")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
     container = bridge_container()
     assert {"cpu", "memory"} <= set(container["resources"]["limits"])
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
