@@ -7,6 +7,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -352,8 +353,10 @@ def test_each_pods_alert_links_use_its_dns_name_from_the_headless_service() -> N
 
 
 def test_statefulset_has_limits_and_runs_unprivileged_read_only() -> None:
-    """Requests and limits; non-root, no privilege escalation, no capabilities, read-only root."""
+    """Requests and limits; non-root, no privilege escalation, no capabilities, read-only root,
+    no service-account token (the bridge never calls the Kubernetes API)."""
     pod = kube("StatefulSet")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
     container = bridge_container()
     assert {"cpu", "memory"} <= set(container["resources"]["limits"])
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
@@ -656,6 +659,26 @@ def test_shutdown_fits_inside_every_stop_timeout() -> None:
     unit_ms = Settings.model_fields["shutdown_timeout_ms"].default  # the unit leaves it
     assert not [e for e in unit["Environment"] if e.startswith("EXESDB_SHUTDOWN_TIMEOUT_MS=")]
     assert unit_ms < int(unit["TimeoutStopSec"][0].removesuffix("s")) * 1000
+
+
+def test_every_documented_docker_run_names_the_node() -> None:
+    """The image's `docker run` examples (the deployment page's, the Dockerfile's header) set
+    EXESDB_NODE, as compose and the StatefulSet do: left to the container's host name, its id,
+    every new container is another node, leaving its predecessor's alerts on the volume open."""
+    text = page("deployment").replace("\\\n", " ")
+    runs = [
+        line
+        for block in fenced(text, "sh")
+        for line in block.splitlines()
+        if line.startswith("docker run ")
+    ]
+    header = [line for line in (DEPLOY / "Dockerfile").read_text().splitlines() if line[:1] == "#"]
+    runs += [line.lstrip("# ") for line in header if line.lstrip("# ").startswith("docker run ")]
+    assert len(runs) == 2, runs
+    for run in runs:
+        words = shlex.split(run)
+        settings = [value for flag, value in pairwise(words) if flag == "-e"]
+        assert any(setting.startswith("EXESDB_NODE=") for setting in settings), run
 
 
 def test_dockerfile_sets_only_real_bridge_variables() -> None:
