@@ -1566,6 +1566,32 @@ def test_the_demo_warns_that_its_alerts_go_to_the_configured_receivers(
     assert "s3cret" not in process.log()
 
 
+def test_a_demo_and_a_real_bridge_never_share_a_state_directory(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """A bridge run without --demo on a directory a demo used (as a container's volume is,
+    the image setting EXESDB_STATE_DIR) exits 2 naming EXESDB_STATE_DIR before it would deliver
+    the demo's made-up alerts; a demo on a real bridge's directory exits 2 too, its outbox
+    untouched."""
+    demo_dir, real_dir = tmp_path / "demo-volume", tmp_path / "real-volume"
+    demo = BridgeProcess(["--demo"], EXESDB_STATE_DIR=str(demo_dir))
+    bridge_processes.append(demo)
+    demo.start(tmp_path)
+    assert demo.stop() == 0
+    real = cli("run", EXESDB_STATE_DIR=str(demo_dir), EXESDB_HTTP_ADDR="127.0.0.1:0")
+    assert real.returncode == 2
+    assert f"EXESDB_STATE_DIR ({demo_dir}) holds the state of a demo" in real.stderr
+    first = BridgeProcess(EXESDB_STATE_DIR=str(real_dir))
+    bridge_processes.append(first)
+    first.start(tmp_path)
+    assert first.stop() == 0
+    before = (real_dir / "alerts.sqlite3").stat().st_mtime_ns
+    again = cli("run", "--demo", EXESDB_STATE_DIR=str(real_dir), EXESDB_HTTP_ADDR="127.0.0.1:0")
+    assert again.returncode == 2
+    assert f"EXESDB_STATE_DIR ({real_dir}) holds a real bridge's alert outbox" in again.stderr
+    assert (real_dir / "alerts.sqlite3").stat().st_mtime_ns == before
+
+
 def test_the_demo_on_a_redis_bus_warns_to_run_it_on_one_replica_only(
     bridge_processes: list[BridgeProcess],
     tmp_path: Path,

@@ -198,6 +198,9 @@ def _start_and_serve(args: argparse.Namespace) -> int:
             " (set EXESDB_STATE_DIR for another)",
             DEMO_STATE_DIR,
         )
+    if problem := _mixed_state(settings.state_dir, demo=args.demo):
+        _logger().error("%s", problem)
+        return EXIT_USAGE
     if args.demo and (delivered_to := _alert_destinations(settings)):
         # Documented (docs/deployment.md#demo-traffic): the compose stack shows its alerts in
         # Alertmanager. Said loudly, since a receiver may be a pager.
@@ -218,6 +221,53 @@ def _start_and_serve(args: argparse.Namespace) -> int:
     except Exception:  # a fault of the bridge's own: its traceback through the redacting log
         _logger().exception("exesdb-bridge stopped on an unexpected error")
         return EXIT_FAILED
+
+
+# In a demo's state directory: a bridge run without --demo refuses it, and a demo refuses one
+# holding a real bridge's outbox (the image sets EXESDB_STATE_DIR, so a container's demo does not
+# keep to ./.exesdb-bridge-demo, and its volume may be used for real afterwards).
+_DEMO_MARK: Final = "demo-state"
+_DEMO_MARK_TEXT: Final = (
+    "This directory holds the state of `exesdb-bridge run --demo`: its made-up alerts. A bridge\n"
+    "run without --demo refuses it; empty the directory to use it for real.\n"
+)
+
+
+def _mixed_state(state_dir: str, *, demo: bool) -> str | None:
+    """Why a run (``demo`` or not) must not use ``state_dir``: a demo's made-up alerts would
+    reach a real bridge's receivers, or the demo's go into a real outbox; None when it may (a
+    demo's directory then marked, made if missing)."""
+    from pathlib import Path
+
+    from bridge.sinks.alerts.outbox import FILE_NAME
+
+    directory = Path(state_dir)
+    try:
+        marked = (directory / _DEMO_MARK).exists()
+        outbox = (directory / FILE_NAME).exists()
+    except OSError:  # a folder on the way it may not search: the outbox says so at start
+        return None
+    if not demo:
+        if not marked:
+            return None
+        return (
+            f"EXESDB_STATE_DIR ({state_dir}) holds the state of a demo (run --demo): its made-up"
+            " alerts would be delivered, escalated and re-sent to this bridge's receivers; give"
+            " EXESDB_STATE_DIR another directory, or empty this one, to run for real"
+        )
+    if not marked and outbox:
+        return (
+            f"EXESDB_STATE_DIR ({state_dir}) holds a real bridge's alert outbox: the demo's"
+            " made-up alerts would go into it, on to its receivers once the demo ends; unset"
+            f" EXESDB_STATE_DIR (the demo then keeps to {DEMO_STATE_DIR}) or give it another"
+            " directory"
+        )
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (directory / _DEMO_MARK).write_text(_DEMO_MARK_TEXT)
+    except OSError:
+        pass  # the outbox says why the directory cannot be used, as the bridge starts
+    return None
 
 
 def _alert_destinations(settings: Settings) -> list[str]:
