@@ -1592,6 +1592,23 @@ def test_a_demo_and_a_real_bridge_never_share_a_state_directory(
     assert (real_dir / "alerts.sqlite3").stat().st_mtime_ns == before
 
 
+def test_a_demo_takes_up_its_own_folder_left_unmarked_by_an_earlier_version(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """`run --demo` without EXESDB_STATE_DIR starts on the ./.exesdb-bridge-demo a demo of a
+    version that did not mark it left (an outbox, no demo-state file): it is the demo's own
+    folder, not a real bridge's outbox."""
+    first = BridgeProcess(["--demo"])
+    bridge_processes.append(first)
+    first.start(tmp_path)
+    assert first.stop() == 0
+    (tmp_path / _DEMO_STATE_FOLDER / "demo-state").unlink()
+    again = BridgeProcess(["--demo"])
+    bridge_processes.append(again)
+    again.start(tmp_path)
+    assert "holds a real bridge's alert outbox" not in again.log()
+
+
 def test_the_demo_on_a_redis_bus_warns_to_run_it_on_one_replica_only(
     bridge_processes: list[BridgeProcess],
     tmp_path: Path,

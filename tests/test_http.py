@@ -1793,6 +1793,20 @@ async def test_a_batch_larger_than_a_subscribers_whole_queue_is_413_not_503(
     assert server.rejected("too_large") == 1
 
 
+async def test_a_batch_larger_than_a_queue_is_logged_as_that_not_as_a_body_too_large(
+    serve: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The refusal's log line for a batch more than a subscriber's whole queue holds names the
+    queue's bounds, not only EXESDB_MAX_BODY_BYTES, which the body is well within."""
+    server = await serve([prometheus_sink], EXESDB_BUS_QUEUE_SIZE="3")
+    with caplog.at_level(logging.INFO, "bridge.bus.verify"):
+        status, _ = await server.post(body_of(*(envelope() for _ in range(4))), NDJSON)
+    assert status == 413
+    [line] = [r.getMessage() for r in caplog.records if r.name == "bridge.bus.verify"]
+    assert line.startswith("refused a message as too_large")
+    assert "EXESDB_BUS_QUEUE_SIZE" in line
+
+
 class StallingTransport(BoundedTransport):
     """A shared-bus transport whose store waits for ``release``, then fails (a disk refusing
     the spool's write)."""

@@ -35,7 +35,9 @@ _WHAT_TO_DO: Final = {
     RejectReason.UNSIGNED: "a sender signs nothing",
     RejectReason.EXPIRED: "a sender's clock is off by more than EXESDB_REPLAY_WINDOW_MS, or it"
     " sends old messages",
-    RejectReason.TOO_LARGE: "a sender's body exceeds EXESDB_MAX_BODY_BYTES",
+    RejectReason.TOO_LARGE: "a sender's body exceeds EXESDB_MAX_BODY_BYTES, or its batch holds"
+    " more than a subscriber's queue (EXESDB_BUS_QUEUE_SIZE, EXESDB_ALERT_QUEUE_SIZE,"
+    " EXESDB_BUS_QUEUE_BYTES): it is to send smaller batches",
     # INFO: a sender's resend of what the bridge holds is refused so by design.
     RejectReason.REPLAYED: "a copy of one the bridge holds",
 }

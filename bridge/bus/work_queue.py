@@ -30,6 +30,7 @@ from bridge.bus.metrics import BusMetrics
 from bridge.bus.subscription import Inbox
 from bridge.bus.transport import Frame
 from bridge.bus.verify import Verifier
+from bridge.log_throttle import LogThrottle
 
 __all__ = ["RecentlyVerified", "WorkQueueReceiver"]
 
@@ -51,7 +52,7 @@ Dispatch = Callable[[Envelope, Frame], None]
 class WorkQueueReceiver:
     """Receives work-queue frames for a bus and shares out their acknowledgements."""
 
-    __slots__ = ("_dispatch", "_handling", "_metrics", "_verifier", "_waited_count")
+    __slots__ = ("_dispatch", "_handling", "_metrics", "_told", "_verifier", "_waited_count")
 
     def __init__(self, verifier: Verifier, metrics: BusMetrics, dispatch: Dispatch) -> None:
         """``verifier`` is the bus's (a fresh replay memory is made from it); ``dispatch``
@@ -63,6 +64,9 @@ class WorkQueueReceiver:
         # (how many frames carry each): bounded by the transport's frames in flight.
         self._handling: dict[str, int] = {}
         self._waited_count = 0
+        # Refusals warned of at most once a minute: a replica whose clock is off past the
+        # replay window has every work-queue frame it signs refused here.
+        self._told = LogThrottle()
 
     def receive(self, frame: Frame, decoded: Envelope | None = None) -> Envelope | Rejection:
         """Verify a work-queue frame and dispatch it; a refused one is settled (acknowledged),
@@ -130,7 +134,13 @@ class WorkQueueReceiver:
             return
         if rejection.reason in _COUNTED_REJECTIONS:
             self._metrics.count_rejection(rejection.reason)
-            _logger.warning("work-queue frame refused: %s", rejection.detail)
+            if (untold := self._told.due(rejection.reason)) is not None:
+                since = f" ({untold} more since the last line)" if untold else ""
+                _logger.warning(
+                    "work-queue frame refused: %s%s; logged at most once a minute",
+                    rejection.detail,
+                    since,
+                )
         # A replayed frame was handled already (or is being handled); an expired one can never
         # be accepted.
         self.settle(frame)

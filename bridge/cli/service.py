@@ -255,7 +255,9 @@ def _mixed_state(state_dir: str, *, demo: bool) -> str | None:
             " alerts would be delivered, escalated and re-sent to this bridge's receivers; give"
             " EXESDB_STATE_DIR another directory, or empty this one, to run for real"
         )
-    if not marked and outbox:
+    # The demo's own folder (EXESDB_STATE_DIR unset) is the demo's by its name, marked or not:
+    # one a demo left before it marked its directory holds only made-up alerts.
+    if not marked and outbox and state_dir != DEMO_STATE_DIR:
         return (
             f"EXESDB_STATE_DIR ({state_dir}) holds a real bridge's alert outbox: the demo's"
             " made-up alerts would go into it, on to its receivers once the demo ends; unset"

@@ -456,6 +456,33 @@ async def test_an_expired_work_queue_frame_is_settled_and_counted() -> None:
     await bus.aclose()
 
 
+async def test_expired_work_queue_frames_are_logged_at_most_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Work-queue frames refused as expired by the hundred (signed by a replica whose clock is
+    off by more than the replay window) are warned of once, each counted, not a line each."""
+    bus, transport, registry = make_bus()
+    bus.subscribe("alerts", lambda envelope: None, instances=["ex_esdb_alerts"], group=True)
+    await bus.start()
+    old = datetime.now(UTC) - timedelta(seconds=600)
+    alert = SystemAlert(
+        severity="critical", category="system", title="t", description="d", source="s", node="n"
+    )
+    ack = Acks()
+    with caplog.at_level(logging.INFO, "bridge.bus"):
+        for _ in range(100):
+            envelope = Envelope(
+                new_message_id(), alert.INSTANCE, "t", alert.TAG, "app", old, alert, old.timestamp()
+            )
+            body = envelope.to_bytes()
+            transport.send(Frame("ex_esdb_alerts", body, KEYRING.sign(body), group=True, ack=ack))
+        await async_wait_until(lambda: ack.count == 100, 5)
+    assert registry.get_sample_value("exesdb_bus_rejected_total", {"reason": "expired"}) == 100
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1, [r.getMessage() for r in warned]
+    await bus.aclose()
+
+
 async def test_a_transport_that_buffers_gets_a_resigner_that_keeps_the_id() -> None:
     """A transport with ``attach`` gets a re-signer: fresh ts, same id, a valid signature."""
     attached: dict[str, Any] = {}
