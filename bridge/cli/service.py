@@ -260,9 +260,9 @@ def _mixed_state(state_dir: str, *, demo: bool) -> str | None:
     if not marked and outbox and state_dir != DEMO_STATE_DIR:
         return (
             f"EXESDB_STATE_DIR ({state_dir}) holds a real bridge's alert outbox: the demo's"
-            " made-up alerts would go into it, on to its receivers once the demo ends; unset"
-            f" EXESDB_STATE_DIR (the demo then keeps to {DEMO_STATE_DIR}) or give it another"
-            " directory"
+            " made-up alerts would go into it, on to its receivers once the demo ends; give the"
+            " demo another directory in EXESDB_STATE_DIR (a new folder on a container's volume;"
+            f" unset, the demo keeps to {DEMO_STATE_DIR} in the working directory)"
         )
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
