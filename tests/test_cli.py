@@ -1581,6 +1581,9 @@ def test_a_demo_and_a_real_bridge_never_share_a_state_directory(
     real = cli("run", EXESDB_STATE_DIR=str(demo_dir), EXESDB_HTTP_ADDR="127.0.0.1:0")
     assert real.returncode == 2
     assert f"EXESDB_STATE_DIR ({demo_dir}) holds the state of a demo" in real.stderr
+    checked = cli("check-config", EXESDB_STATE_DIR=str(demo_dir))
+    assert checked.returncode == 0  # a warning: `run --demo` takes the directory
+    assert "`run` without --demo would stop: EXESDB_STATE_DIR" in checked.stderr
     first = BridgeProcess(EXESDB_STATE_DIR=str(real_dir))
     bridge_processes.append(first)
     first.start(tmp_path)

@@ -237,6 +237,8 @@ def _mixed_state(state_dir: str, *, demo: bool) -> str | None:
     """Why a run (``demo`` or not) must not use ``state_dir``: a demo's made-up alerts would
     reach a real bridge's receivers, or the demo's go into a real outbox; None when it may (a
     demo's directory then marked, made if missing)."""
+    if not demo:
+        return _demos(state_dir)
     from pathlib import Path
 
     from bridge.sinks.alerts.outbox import FILE_NAME
@@ -247,14 +249,6 @@ def _mixed_state(state_dir: str, *, demo: bool) -> str | None:
         outbox = (directory / FILE_NAME).exists()
     except OSError:  # a folder on the way it may not search: the outbox says so at start
         return None
-    if not demo:
-        if not marked:
-            return None
-        return (
-            f"EXESDB_STATE_DIR ({state_dir}) holds the state of a demo (run --demo): its made-up"
-            " alerts would be delivered, escalated and re-sent to this bridge's receivers; give"
-            " EXESDB_STATE_DIR another directory, or empty this one, to run for real"
-        )
     # The demo's own folder (EXESDB_STATE_DIR unset) is the demo's by its name, marked or not:
     # one a demo left before it marked its directory holds only made-up alerts.
     if not marked and outbox and state_dir != DEMO_STATE_DIR:
@@ -270,6 +264,23 @@ def _mixed_state(state_dir: str, *, demo: bool) -> str | None:
     except OSError:
         pass  # the outbox says why the directory cannot be used, as the bridge starts
     return None
+
+
+def _demos(state_dir: str) -> str | None:
+    """Why a run without --demo must not use ``state_dir``, a demo's (marked so), or None."""
+    from pathlib import Path
+
+    try:
+        marked = (Path(state_dir) / _DEMO_MARK).exists()
+    except OSError:  # a folder on the way it may not search: the outbox says so at start
+        return None
+    if not marked:
+        return None
+    return (
+        f"EXESDB_STATE_DIR ({state_dir}) holds the state of a demo (run --demo): its made-up"
+        " alerts would be delivered, escalated and re-sent to this bridge's receivers; give"
+        " EXESDB_STATE_DIR another directory, or empty this one, to run for real"
+    )
 
 
 def _alert_destinations(settings: Settings) -> list[str]:
@@ -312,4 +323,6 @@ def _check_config(args: argparse.Namespace) -> int:
                 print(f"  {line}")
     for note in start_warnings(settings):
         warn(note)
+    if demos := _demos(settings.state_dir):
+        warn(f"`run` without --demo would stop: {demos}")
     return EXIT_OK
