@@ -409,6 +409,25 @@ async def test_starts_without_redis_says_why_and_connects_when_redis_comes(
         server.stop()
 
 
+async def test_a_database_number_redis_lacks_is_told_with_the_numbers_it_has(
+    replicas: list[Replica], redis_server: Callable[[], RedisServer]
+) -> None:
+    """A URL's database number past Redis's 16 (/99, which check-config cannot judge) is told
+    in readiness as refused, with which numbers to use: Redis's words alone (``DB index is out
+    of range``) name neither, and the shown URL hides the number."""
+    server = redis_server()
+    replica = await Replica(f"redis://127.0.0.1:{server.port}/99", "node-a").start()
+    replicas.append(replica)
+
+    def reason() -> str:
+        return str(replica.bridge.readiness()["bus"]["reason"])
+
+    await async_wait_until(lambda: "DB index is out of range" in reason(), 10, "refused")
+    assert "refuses the bridge's commands" in reason(), reason()
+    assert "below Redis's number of databases" in reason(), reason()
+    assert "/0 to /15" in reason(), reason()
+
+
 async def test_a_full_buffer_refuses_and_counts_what_overflows(
     tmp_path: Path, replicas: list[Replica]
 ) -> None:

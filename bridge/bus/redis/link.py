@@ -102,6 +102,12 @@ _PERMISSIONS_HINT: Final = (
     "give the bridge's Redis user the rules of docs/redis.md#a-redis-user-for-the-bridge;"
     " ACL LOG names what was refused"
 )
+# A database number past the databases Redis has (SELECT refused as a connection opens).
+_DATABASE_REFUSED: Final = "DB index is out of range"
+_DATABASE_HINT: Final = (
+    "the database number EXESDB_BUS ends with must be below Redis's number of databases,"
+    " its databases setting: 16 by default, /0 to /15"
+)
 # A Lua script's command refused by the ACL: Redis answers ERR, not NOPERM.
 _SCRIPT_DENIED: Final = "The user executing the script can't"
 # A transaction whose MULTI the ACL refused: redis-py raises EXEC's error, not MULTI's NOPERM.
@@ -537,6 +543,8 @@ def _refusal(exc: BaseException) -> str | None:
     words = _pipeline_error(exc)[1]
     if isinstance(exc, NoPermissionError) or _SCRIPT_DENIED in words or _MULTI_DENIED in words:
         said += f" ({_PERMISSIONS_HINT})"
+    elif _DATABASE_REFUSED in words:
+        said += f" ({_DATABASE_HINT})"
     return said
 
 
