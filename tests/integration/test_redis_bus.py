@@ -941,6 +941,29 @@ async def test_a_redis_failure_while_a_rotation_waits_is_told_as_redis_not_as_th
         server.stop()
 
 
+async def test_a_rediss_url_without_the_private_ca_says_to_name_it(
+    tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """A rediss:// URL without ?ssl_ca_certs, for a Redis whose certificate a private CA
+    signed, is told in readiness as unreachable with what to do: name that CA's file."""
+    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
+    try:
+        replica = await Replica(f"rediss://127.0.0.1:{server.port}/0", "node-a").start()
+        replicas.append(replica)
+
+        def reason() -> str:
+            return str(replica.bridge.readiness()["bus"]["reason"])
+
+        await async_wait_until(lambda: "certificate verify failed" in reason(), 10, "told")
+        assert "is unreachable" in reason(), reason()
+        assert "?ssl_ca_certs=FILE" in reason(), reason()
+        assert "docs/redis.md#settings" in reason(), reason()
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
+
+
 async def test_the_tls_files_gauges_say_whether_a_change_was_taken_and_when(
     tmp_path: Path, replicas: list[Replica], redis_server: Callable[[], RedisServer]
 ) -> None:
