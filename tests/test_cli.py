@@ -1776,6 +1776,42 @@ def test_outbox_list_says_on_stderr_how_many_its_limit_left_out_as_alerts_list_d
     assert (dead.returncode, dead.stderr) == (0, "exesdb-bridge: no deliveries\n")
 
 
+def test_outbox_list_says_on_stderr_how_many_notifications_wait_to_be_grouped(
+    tmp_path: Path,
+) -> None:
+    """A notification in its grouping window (the bridge killed within it) is no delivery yet:
+    `outbox list` (and `--state pending`, `--json`) says on stderr that it waits, unlisted,
+    where the bridge's start counts it pending; `--state dead` does not."""
+    from bridge.sinks.alerts import AlertEvent, Outbox
+
+    outbox = Outbox.in_dir(tmp_path, urls=["https://hooks.example/"])
+    alert = AlertEvent(
+        alert_id="a1",
+        alertname="node_failure",
+        status="firing",
+        severity="critical",
+        category="system",
+        node="n1",
+        title="n1 is down",
+        description="stopped answering",
+        requires_ack=False,
+        at=datetime.now(UTC),
+    )
+    observe(outbox, alert, now=1.0)
+    outbox.close()
+    said = (
+        "exesdb-bridge: 1 alert notification(s) not yet in a delivery, not listed: waiting out"
+        " the grouping window (EXESDB_WEBHOOK_GROUP_WAIT_MS), they are sent by the bridge that"
+        " runs on this EXESDB_STATE_DIR\n"
+    )
+    for extra in ([], ["--state", "pending"], ["--json"]):
+        listed = cli("outbox", "list", *extra, EXESDB_STATE_DIR=str(tmp_path))
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stderr.endswith(said), (extra, listed.stderr)
+    dead = cli("outbox", "list", "--state", "dead", EXESDB_STATE_DIR=str(tmp_path))
+    assert (dead.returncode, dead.stderr) == (0, "exesdb-bridge: no deliveries\n")
+
+
 # -- finding the bridge, usage errors, output --
 
 

@@ -192,6 +192,10 @@ def _outbox(args: argparse.Namespace) -> int:
                 print_table(_DELIVERY_COLUMNS, rows, "no deliveries")
             if note := _left_out(outbox.queue, args.state, args.limit, len(listed)):
                 print(f"exesdb-bridge: {note}", file=sys.stderr)
+            if args.state in (None, DeliveryState.PENDING.value) and (
+                note := _ungrouped(outbox.queue)
+            ):
+                print(f"exesdb-bridge: {note}", file=sys.stderr)
             return EXIT_OK
         ids = None if args.all else args.ids
         if ids is not None and (wrong := _not_retryable(outbox.queue, ids, path.absolute())):
@@ -229,6 +233,20 @@ def _left_out(queue: DeliveryQueue, state: str | None, limit: int, listed: int) 
     if left <= 0:
         return None
     return not_shown(f"{left} of {left + listed} deliveries", listed, "newest")
+
+
+def _ungrouped(queue: DeliveryQueue) -> str | None:
+    """What ``outbox list`` says on stderr of the notifications waiting to be made a delivery
+    (the bridge stopped or killed within their grouping window): no row of the list, though
+    the bridge's start counts them pending; None when there are none."""
+    waiting = queue.depth().queued
+    if not waiting:
+        return None
+    return (
+        f"{waiting} alert notification(s) not yet in a delivery, not listed: waiting out the"
+        " grouping window (EXESDB_WEBHOOK_GROUP_WAIT_MS), they are sent by the bridge that"
+        " runs on this EXESDB_STATE_DIR"
+    )
 
 
 def _not_retryable(queue: DeliveryQueue, ids: Sequence[str], where: Path) -> list[str]:

@@ -68,6 +68,13 @@ def documented_rules() -> tuple[list[str], list[str]]:
     return shlex.split(full)[3:], shlex.split(newer)[3:]
 
 
+def documented_default_user() -> list[str]:
+    """The ACL file's line for the default user in docs/redis.md, as its rules."""
+    text = section(page("redis"), "A Redis user for the bridge")
+    [line] = [line for line in text.splitlines() if line.startswith("user default ")]
+    return shlex.split(line)[2:]
+
+
 def admin(server: RedisServer) -> redis_py.Redis:
     """A client of the test's own administrator (the default user is off)."""
     return redis_py.Redis(
@@ -305,6 +312,49 @@ def told_once_until_granted(server: RedisServer, process: BridgeProcess, command
     logged = refused_until_put_right(process, refusal, setting(server, f"+{command}"))
     assert len(logged) == 1, logged
     assert " WARNING " in logged[0]
+
+
+def test_the_documented_default_user_keeps_the_bridge_s_writes_across_an_aof_reload(
+    tmp_path: Path,
+) -> None:
+    """With the ACL file's line for the default user docs/redis.md gives (the user off, no one
+    logging in as it), Redis reloading its append-only file keeps what the bridge's user wrote
+    in a Lua script (two writes) and in a transaction: Redis loads the file as the default
+    user, and before redis/redis#14541's fix drops each transaction that user may not run (a
+    bare ``user default off`` gives it no command), the open alerts lost at each restart."""
+    options = ("--appendonly", "yes", "--enable-debug-command", "local")
+    server = RedisServer(options=options).start(tmp_path / "redis-aof")
+    try:
+        rules, _ = documented_rules()
+        with server.client() as client:
+            password = [f">{PASSWORD}" if rule == ">PASSWORD" else rule for rule in rules]
+            client.execute_command("ACL", "SETUSER", "exesdb", *password)
+            everything = ("~*", "&*", "+@all")
+            client.execute_command("ACL", "SETUSER", ADMIN[0], "on", f">{ADMIN[1]}", *everything)
+            # A line of the ACL file makes its user from nothing: reset, then its rules.
+            client.execute_command("ACL", "SETUSER", "default", "reset", *documented_default_user())
+        with redis_py.Redis(
+            host="127.0.0.1", port=server.port, username="exesdb", password=PASSWORD
+        ) as bridge_user:
+            # Two writes, as the bridge's scripts make: Redis logs them in a transaction.
+            script = (
+                "redis.call('HSET', KEYS[1], 'alert-1', 'firing') redis.call('SET', KEYS[2], 1)"
+            )
+            bridge_user.eval(script, 2, "exesdb:state:alerts", "exesdb:state:alerts:kept")
+            with bridge_user.pipeline(transaction=True) as both:
+                both.set("exesdb:spool:0", "42").hset("exesdb:state:alerts", "alert-2", "firing")
+                both.execute()
+        with admin(server) as client:
+            client.execute_command("DEBUG", "LOADAOF")
+            assert client.hgetall("exesdb:state:alerts") == {
+                b"alert-1": b"firing",
+                b"alert-2": b"firing",
+            }
+            assert client.get("exesdb:spool:0") == b"42"
+            assert client.get("exesdb:state:alerts:kept") == b"1"
+        assert "CRITICAL" not in server.log(), server.log()
+    finally:
+        server.stop()
 
 
 def test_a_rule_the_acl_user_lacks_is_told_as_refused_until_granted(

@@ -409,6 +409,25 @@ async def test_starts_without_redis_says_why_and_connects_when_redis_comes(
         server.stop()
 
 
+async def test_a_database_number_redis_lacks_is_told_with_the_numbers_it_has(
+    replicas: list[Replica], redis_server: Callable[[], RedisServer]
+) -> None:
+    """A URL's database number past Redis's 16 (/99, which check-config cannot judge) is told
+    in readiness as refused, with which numbers to use: Redis's words alone (``DB index is out
+    of range``) name neither, and the shown URL hides the number."""
+    server = redis_server()
+    replica = await Replica(f"redis://127.0.0.1:{server.port}/99", "node-a").start()
+    replicas.append(replica)
+
+    def reason() -> str:
+        return str(replica.bridge.readiness()["bus"]["reason"])
+
+    await async_wait_until(lambda: "DB index is out of range" in reason(), 10, "refused")
+    assert "refuses the bridge's commands" in reason(), reason()
+    assert "below Redis's number of databases" in reason(), reason()
+    assert "/0 to /15" in reason(), reason()
+
+
 async def test_a_full_buffer_refuses_and_counts_what_overflows(
     tmp_path: Path, replicas: list[Replica]
 ) -> None:
@@ -916,6 +935,29 @@ async def test_a_redis_failure_while_a_rotation_waits_is_told_as_redis_not_as_th
             lambda: "certificate verify failed" in reason(), 10, "told: certificate verify failed"
         )
         assert "TLS file" not in reason(), reason()
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
+
+
+async def test_a_rediss_url_without_the_private_ca_says_to_name_it(
+    tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """A rediss:// URL without ?ssl_ca_certs, for a Redis whose certificate a private CA
+    signed, is told in readiness as unreachable with what to do: name that CA's file."""
+    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
+    try:
+        replica = await Replica(f"rediss://127.0.0.1:{server.port}/0", "node-a").start()
+        replicas.append(replica)
+
+        def reason() -> str:
+            return str(replica.bridge.readiness()["bus"]["reason"])
+
+        await async_wait_until(lambda: "certificate verify failed" in reason(), 10, "told")
+        assert "is unreachable" in reason(), reason()
+        assert "?ssl_ca_certs=FILE" in reason(), reason()
+        assert "docs/redis.md#settings" in reason(), reason()
     finally:
         for replica in replicas:
             await replica.aclose()

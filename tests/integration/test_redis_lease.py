@@ -17,6 +17,7 @@ from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.lease import Lease
 from bridge.bus.redis.link import Link
 from tests.integration.servers.redis import RedisServer, redis_server
+from tests.integration.test_redis_bus import calls
 from tests.integration.test_redis_spool import Proxy
 from tests.support import async_wait_until
 
@@ -88,6 +89,33 @@ async def test_a_holder_losing_the_lease_says_whether_another_replica_took_it(
             await async_wait_until(lambda: caplog.records, 10, "the step down logged")
         [record] = caplog.records
         assert record.getMessage() == f"this replica no longer takes the work queue: {reason}"
+
+
+async def test_a_replica_standing_by_says_so_once_per_holder_naming_it(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replica finding another holding the lease logs once that it stands by, naming the
+    holder (its own log said nothing of the work queue otherwise), and again only when
+    another replica holds it."""
+    server = redis_server()
+    with server.client() as other:
+        other.set(LEADER, "b:2")
+    with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
+        async with _running_lease(server, lease_ms=3000) as lease:
+            await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding it")
+            # Two more looks (each GETs the lease and the epoch), b:2 still holding it: not
+            # told again.
+            gets = calls(server, "get")
+            await async_wait_until(lambda: calls(server, "get") >= gets + 4, 10, "looked again")
+            with server.client() as other:
+                other.set(LEADER, "c:3")
+            await async_wait_until(lambda: lease.holder == "c:3", 10, "c:3 seen holding it")
+    said = [r.getMessage() for r in caplog.records if "stands by" in r.getMessage()]
+    assert said == [
+        f"the work queue is taken by {holder}: this replica (a:1) stands by, and takes it over"
+        " once that one stops or its lease runs out (3000 ms)"
+        for holder in ("b:2", "c:3")
+    ]
 
 
 async def test_a_replica_that_took_the_lease_and_lost_redis_names_no_old_holder(

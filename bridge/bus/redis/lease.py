@@ -66,6 +66,9 @@ class Lease:
         self._renewed = float("-inf")  # when last renewed, or another's last seen held
         self._taking = True
         self._holder: str | None = None  # the consumer holding the lease, as last seen
+        # The other holder this replica last said it stands by for (or was told of as it
+        # stepped down): said again only when another holds the lease.
+        self._told_holder: str | None = None
         self._epoch_key = layout.epoch
         # Another replica last seen holding the lease, with the data set's epoch then (kept
         # through an outage, unlike ``_holder``); and until when a lease it lost with Redis's
@@ -159,6 +162,15 @@ class Lease:
             taken = False
             if holder is not None and not mine:
                 self._holder = text(holder)
+                if self._holder != self._told_holder:
+                    self._told_holder = self._holder
+                    _logger.info(
+                        "the work queue is taken by %s: this replica (%s) stands by, and takes"
+                        " it over once that one stops or its lease runs out (%d ms)",
+                        self._holder,
+                        self._consumer,
+                        self._lease_ms,
+                    )
                 self._renewed = self._clock()
                 self._seen = (self._holder, epoch)
                 self._leave_until = None
@@ -169,6 +181,7 @@ class Lease:
                 self._seen = None  # nor is it the last holder this replica knows of
                 if await self._took():
                     self.held.set()
+                    self._told_holder = None  # another holder after this one is news again
                     _logger.info("this replica now takes the work queue (%s)", self._consumer)
                 else:
                     # Not ready to take over (e.g. the alert stage still opening its outbox):
@@ -239,6 +252,7 @@ class Lease:
         consumer group found when it read (before this replica's next renewal would)."""
         self._holder = holder
         if self.held.is_set():
+            self._told_holder = holder  # named as it steps down
             self._step_down(_gone_to(holder))
 
     def _lapse_if_expired(self) -> None:

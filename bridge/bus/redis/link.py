@@ -102,6 +102,19 @@ _PERMISSIONS_HINT: Final = (
     "give the bridge's Redis user the rules of docs/redis.md#a-redis-user-for-the-bridge;"
     " ACL LOG names what was refused"
 )
+# A database number past the databases Redis has (SELECT refused as a connection opens).
+_DATABASE_REFUSED: Final = "DB index is out of range"
+_DATABASE_HINT: Final = (
+    "the database number EXESDB_BUS ends with must be below Redis's number of databases,"
+    " its databases setting: 16 by default, /0 to /15"
+)
+# Redis's TLS certificate not signed by a CA the bridge trusts (a rediss:// URL without the
+# private CA's file), and what to do about it.
+_UNTRUSTED: Final = "CERTIFICATE_VERIFY_FAILED"
+_UNTRUSTED_HINT: Final = (
+    "Redis's certificate is checked against the system's CAs, or the file EXESDB_BUS names"
+    " in ?ssl_ca_certs=FILE: give that the CA which signed it, docs/redis.md#settings"
+)
 # A Lua script's command refused by the ACL: Redis answers ERR, not NOPERM.
 _SCRIPT_DENIED: Final = "The user executing the script can't"
 # A transaction whose MULTI the ACL refused: redis-py raises EXEC's error, not MULTI's NOPERM.
@@ -254,7 +267,7 @@ class Link:
             return self.backoff.delay(failures)
         files = self._tls_files(exc)
         said, why = (
-            ("is unreachable", _reason(exc))
+            ("is unreachable", _unreachable(exc))
             if files is None
             else ("is not connected", f"{_TLS_FILE_BAD}: {files}")
         )
@@ -537,7 +550,16 @@ def _refusal(exc: BaseException) -> str | None:
     words = _pipeline_error(exc)[1]
     if isinstance(exc, NoPermissionError) or _SCRIPT_DENIED in words or _MULTI_DENIED in words:
         said += f" ({_PERMISSIONS_HINT})"
+    elif _DATABASE_REFUSED in words:
+        said += f" ({_DATABASE_HINT})"
     return said
+
+
+def _unreachable(exc: BaseException) -> str:
+    """Why Redis could not be reached, with what to do when its TLS certificate is not
+    trusted."""
+    why = _reason(exc)
+    return f"{why} ({_UNTRUSTED_HINT})" if _UNTRUSTED in why else why
 
 
 def _reason(exc: BaseException) -> str:

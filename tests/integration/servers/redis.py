@@ -14,7 +14,7 @@ the ``redis_server`` fixture, a factory whose servers are stopped afterwards.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -30,8 +30,12 @@ BINARY = "redis-server"
 class RedisServer:
     """One redis-server process on a free loopback port."""
 
-    def __init__(self, port: int | None = None, *, tls: bool = False) -> None:
+    def __init__(
+        self, port: int | None = None, *, tls: bool = False, options: Sequence[str] = ()
+    ) -> None:
+        """``options``: more of redis-server's arguments, after (over) the helper's own."""
         self.binary = require_binary(BINARY)
+        self.options = tuple(options)
         self.port = port or free_port()
         # Only a port of its own choosing, before its first start: a restart keeps its port.
         self.movable = port is None
@@ -83,6 +87,7 @@ class RedisServer:
             ]
             listen += ["--tls-ca-cert-file", str(cert)]
         command = [self.binary, *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        command += self.options
         return spawn_logged([*command, "--dir", str(self.workdir)], self.log_path, append=True)
 
     def rotate_certificate(self) -> bytes:
