@@ -964,6 +964,24 @@ async def test_a_rediss_url_without_the_private_ca_says_to_name_it(
         server.stop()
 
 
+async def test_a_rediss_url_at_a_redis_without_tls_says_it_may_be_meant_as_redis(
+    replicas: list[Replica], redis_server: Callable[[], RedisServer]
+) -> None:
+    """A rediss:// URL at a Redis that speaks no TLS times out (the handshake is never
+    answered): readiness says so with what to do, not only "Timeout connecting to server"."""
+    port = redis_server().port
+    replica = await Replica(f"rediss://127.0.0.1:{port}/0", "node-a").start()
+    replicas.append(replica)
+
+    def reason() -> str:
+        return str(replica.bridge.readiness()["bus"]["reason"])
+
+    await async_wait_until(lambda: "Timeout" in reason(), 15, "the timeout told")
+    assert "is unreachable" in reason(), reason()
+    assert "a Redis without TLS never answers" in reason(), reason()
+    assert "EXESDB_BUS is redis://" in reason(), reason()
+
+
 async def test_the_tls_files_gauges_say_whether_a_change_was_taken_and_when(
     tmp_path: Path, replicas: list[Replica], redis_server: Callable[[], RedisServer]
 ) -> None:

@@ -26,6 +26,7 @@ from redis.exceptions import (
     RedisError,
     ResponseError,
 )
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from bridge.backoff import Backoff
 from bridge.bus.redis.layout import RAW_REPLIES
@@ -114,6 +115,12 @@ _UNTRUSTED: Final = "CERTIFICATE_VERIFY_FAILED"
 _UNTRUSTED_HINT: Final = (
     "Redis's certificate is checked against the system's CAs, or the file EXESDB_BUS names"
     " in ?ssl_ca_certs=FILE: give that the CA which signed it, docs/redis.md#settings"
+)
+# A rediss:// URL at a Redis without TLS: the client's handshake waits for an answer that never
+# comes, and the connection times out.
+_PLAIN_REDIS_HINT: Final = (
+    "with rediss:// the bridge speaks TLS first, which a Redis without TLS never answers: for"
+    " such a Redis, EXESDB_BUS is redis://"
 )
 # A Lua script's command refused by the ACL: Redis answers ERR, not NOPERM.
 _SCRIPT_DENIED: Final = "The user executing the script can't"
@@ -267,7 +274,7 @@ class Link:
             return self.backoff.delay(failures)
         files = self._tls_files(exc)
         said, why = (
-            ("is unreachable", _unreachable(exc))
+            ("is unreachable", _unreachable(exc, tls=self.url.startswith("rediss:")))
             if files is None
             else ("is not connected", f"{_TLS_FILE_BAD}: {files}")
         )
@@ -555,11 +562,13 @@ def _refusal(exc: BaseException) -> str | None:
     return said
 
 
-def _unreachable(exc: BaseException) -> str:
+def _unreachable(exc: BaseException, *, tls: bool) -> str:
     """Why Redis could not be reached, with what to do when its TLS certificate is not
-    trusted."""
+    trusted, or when a ``tls`` connection timed out (a Redis without TLS)."""
     why = _reason(exc)
-    return f"{why} ({_UNTRUSTED_HINT})" if _UNTRUSTED in why else why
+    if _UNTRUSTED in why:
+        return f"{why} ({_UNTRUSTED_HINT})"
+    return f"{why} ({_PLAIN_REDIS_HINT})" if tls and isinstance(exc, RedisTimeout) else why
 
 
 def _reason(exc: BaseException) -> str:
