@@ -1669,23 +1669,11 @@ def test_make_clean_removes_the_state_folders_a_bridge_run_from_the_clone_makes(
 
 def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
     """`outbox list` shows webhook URLs by origin: credentials, path and query may be tokens."""
-    from bridge.sinks.alerts import AlertEvent, Outbox
+    from bridge.sinks.alerts import Outbox
 
     secret_url = "https://user:hunter2@hooks.example/services/x?token=s3cr3t"
     outbox = Outbox.in_dir(tmp_path, urls=[secret_url])
-    alert = AlertEvent(
-        alert_id="a1",
-        alertname="node_failure",
-        status="firing",
-        severity="critical",
-        category="system",
-        node="n1",
-        title="n1 is down",
-        description="n1 stopped answering",
-        requires_ack=False,
-        at=datetime.now(UTC),
-    )
-    observe(outbox, alert, now=1.0)
+    observe(outbox, event("a1", requires_ack=False, at=datetime.now(UTC)), now=1.0)
     # One delivery of the queued alert, to the secret URL.
     assert outbox.queue.group(secret_url, 1.0, 0.0, lambda alerts: [(b"{}", ["a1"])]) == 1
     outbox.close()
@@ -1782,22 +1770,10 @@ def test_outbox_list_says_on_stderr_how_many_notifications_wait_to_be_grouped(
     """A notification in its grouping window (the bridge killed within it) is no delivery yet:
     `outbox list` (and `--state pending`, `--json`) says on stderr that it waits, unlisted,
     where the bridge's start counts it pending; `--state dead` does not."""
-    from bridge.sinks.alerts import AlertEvent, Outbox
+    from bridge.sinks.alerts import Outbox
 
     outbox = Outbox.in_dir(tmp_path, urls=["https://hooks.example/"])
-    alert = AlertEvent(
-        alert_id="a1",
-        alertname="node_failure",
-        status="firing",
-        severity="critical",
-        category="system",
-        node="n1",
-        title="n1 is down",
-        description="stopped answering",
-        requires_ack=False,
-        at=datetime.now(UTC),
-    )
-    observe(outbox, alert, now=1.0)
+    observe(outbox, event("a1", requires_ack=False, at=datetime.now(UTC)), now=1.0)
     outbox.close()
     said = (
         "exesdb-bridge: 1 alert notification(s) not yet in a delivery, not listed: waiting out"
