@@ -164,6 +164,36 @@ def test_a_graceful_stop_leaves_a_mark_another_process_wrote(
         assert client.get(MARK) == b"a-newer-process"
 
 
+def stopped_while_redis_is_paused(server: RedisServer, first: BridgeProcess) -> float:
+    """Stop ``first`` (ready) while ``server`` is paused, so that its `left` stays in its
+    spool; Redis resumed after. When the stop ended (Unix seconds)."""
+    wait_until(lambda: node_name_check(first)[0] == 200, 15, "the first process ready")
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        assert first.stop() == 0
+        stopped = time.time()
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+    assert "kept in the spool for the next start" in first.log()
+    return stopped
+
+
+def heard_as_an_earlier_runs(second: BridgeProcess) -> None:
+    """``second`` hears the first process's late `left` and takes it for an earlier run's,
+    not a second process sharing the name."""
+    wait_until(
+        lambda: (
+            "before this process started (an earlier run's" in second.log()
+            or "share EXESDB_NODE" in second.log()
+        ),
+        20,
+        "the first process's left heard",
+    )
+    assert "share EXESDB_NODE" not in second.log()
+    assert f"a left of this node ({NODE}) made at" in second.log()
+
+
 def test_a_replacement_hearing_its_predecessors_late_farewell_is_not_told(
     tmp_path: Path,
     redis_server: Callable[[], RedisServer],
@@ -178,25 +208,8 @@ def test_a_replacement_hearing_its_predecessors_late_farewell_is_not_told(
     first = start(
         tmp_path, bridge_processes, server.url, "state", EXESDB_SHUTDOWN_TIMEOUT_MS="2000"
     )
-    wait_until(lambda: node_name_check(first)[0] == 200, 15, "the first process ready")
-    assert server.process is not None
-    os.kill(server.process.pid, signal.SIGSTOP)
-    try:
-        assert first.stop() == 0
-    finally:
-        os.kill(server.process.pid, signal.SIGCONT)
-    assert "kept in the spool for the next start" in first.log()
-    second = start(tmp_path, bridge_processes, server.url, "state")
-    wait_until(
-        lambda: (
-            "before this process started (an earlier run's" in second.log()
-            or "share EXESDB_NODE" in second.log()
-        ),
-        20,
-        "the first process's left heard",
-    )
-    assert "share EXESDB_NODE" not in second.log()
-    assert f"a left of this node ({NODE}) made at" in second.log()
+    stopped_while_redis_is_paused(server, first)
+    heard_as_an_earlier_runs(start(tmp_path, bridge_processes, server.url, "state"))
 
 
 def test_a_replacement_started_past_half_the_replay_window_is_not_told_either(
@@ -217,24 +230,6 @@ def test_a_replacement_started_past_half_the_replay_window_is_not_told_either(
         EXESDB_SHUTDOWN_TIMEOUT_MS="2000",
         **window,
     )
-    wait_until(lambda: node_name_check(first)[0] == 200, 15, "the first process ready")
-    assert server.process is not None
-    os.kill(server.process.pid, signal.SIGSTOP)
-    try:
-        assert first.stop() == 0
-        stopped = time.time()
-    finally:
-        os.kill(server.process.pid, signal.SIGCONT)
-    assert "kept in the spool for the next start" in first.log()
+    stopped = stopped_while_redis_is_paused(server, first)
     time.sleep(max(0.0, stopped + 2.5 - time.time()))  # the farewell older than half the window
-    second = start(tmp_path, bridge_processes, server.url, "state", **window)
-    wait_until(
-        lambda: (
-            "before this process started (an earlier run's" in second.log()
-            or "share EXESDB_NODE" in second.log()
-        ),
-        20,
-        "the first process's left heard",
-    )
-    assert "share EXESDB_NODE" not in second.log()
-    assert f"a left of this node ({NODE}) made at" in second.log()
+    heard_as_an_earlier_runs(start(tmp_path, bridge_processes, server.url, "state", **window))
