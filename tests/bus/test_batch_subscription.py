@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -451,6 +451,21 @@ async def test_a_stop_before_the_messages_went_through_calls_their_late_failure_
     assert batches.ids == []
 
 
+def faulting(
+    faults: list[str], handled: list[str]
+) -> Callable[[Sequence[Envelope]], Awaitable[None]]:
+    """A batch handler failing each call with the next of ``faults`` (an OSError); "": the
+    batch handled, its alert ids added to ``handled``."""
+
+    async def handler(envelopes: Sequence[Envelope]) -> None:
+        fault = faults.pop(0)
+        if fault:
+            raise OSError(fault)
+        handled.extend(e.payload.alert_id for e in envelopes)  # type: ignore[attr-defined]
+
+    return handler
+
+
 async def lines_of_faults(
     make_bus: BusFactory,
     caplog: pytest.LogCaptureFixture,
@@ -462,13 +477,7 @@ async def lines_of_faults(
     the subscription's log lines (level, text, with a traceback)."""
     kit = await _started(make_bus)
     handled: list[str] = []
-
-    async def handler(envelopes: Sequence[Envelope]) -> None:
-        fault = faults.pop(0)
-        if fault:
-            raise OSError(fault)
-        handled.extend(e.payload.alert_id for e in envelopes)  # type: ignore[attr-defined]
-
+    handler = faulting(faults, handled)
     kit.bus.subscribe("b", handler, instances=["ex_esdb_alerts"], batch=True)
     with caplog.at_level(logging.INFO, logger="bridge.bus.subscription"):
         for number in range(len(faults)):
@@ -542,13 +551,7 @@ async def test_a_batch_failed_for_good_is_logged_though_its_fault_was_warned_of_
     full = "database or disk is full"
     faults = [full, "", full, full, ""]  # each attempt's, in turn
     handled: list[str] = []
-
-    async def handler(envelopes: Sequence[Envelope]) -> None:
-        fault = faults.pop(0)
-        if fault:
-            raise OSError(fault)
-        handled.extend(e.payload.alert_id for e in envelopes)  # type: ignore[attr-defined]
-
+    handler = faulting(faults, handled)
     kit.bus.subscribe("b", handler, instances=["ex_esdb_alerts"], batch=True, group=True, retries=1)
 
     def frame(number: int) -> Frame:

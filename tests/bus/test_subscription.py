@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -32,15 +33,23 @@ def _envelope(payload: Message, topic: str) -> Envelope:
     )
 
 
-def _inbox(instances: set[str], tags: set[str] | None, topic: str) -> Inbox:
+def _inbox(
+    instances: set[str],
+    tags: set[str] | None,
+    topic: str,
+    dropped: Callable[[], None] = lambda: None,
+    max_queue: int = 10,
+    max_bytes: int = 2**62,
+) -> Inbox:
     return Inbox(
         "test",
         instances=frozenset(instances),
         tags=None if tags is None else frozenset(tags),
         topic=topic,
         group=False,
-        max_queue=10,
-        dropped=lambda: None,
+        max_queue=max_queue,
+        dropped=dropped,
+        max_bytes=max_bytes,
     )
 
 
@@ -84,15 +93,7 @@ def test_an_inbox_takes_what_its_instances_tags_and_topic_allow(
 async def test_a_full_inbox_refuses_and_counts_and_a_stopped_one_refuses_uncounted() -> None:
     """Past max_queue the new message is refused and counted; a stopped inbox counts nothing."""
     drops: list[int] = []
-    inbox = Inbox(
-        "test",
-        instances=frozenset({"ex_esdb_health"}),
-        tags=None,
-        topic="*",
-        group=False,
-        max_queue=2,
-        dropped=lambda: drops.append(1),
-    )
+    inbox = _inbox({"ex_esdb_health"}, None, "*", lambda: drops.append(1), max_queue=2)
     envelope, frame = _envelope(HEALTH, "node:health"), Frame("ex_esdb_health", b"", None)
     assert [inbox.offer(envelope, frame) for _ in range(3)] == [True, True, False]
     assert (inbox.depth, len(drops)) == (2, 1)
@@ -106,15 +107,8 @@ async def test_an_inbox_full_in_bytes_refuses_and_counts_and_gives_its_bytes_bac
     counted, though the count has room; what is taken, in runs cut or whole, or put back, keeps
     the bytes queued exact."""
     drops: list[int] = []
-    inbox = Inbox(
-        "test",
-        instances=frozenset({"ex_esdb_health"}),
-        tags=None,
-        topic="*",
-        group=False,
-        max_queue=100,
-        dropped=lambda: drops.append(1),
-        max_bytes=1000,
+    inbox = _inbox(
+        {"ex_esdb_health"}, None, "*", lambda: drops.append(1), max_queue=100, max_bytes=1000
     )
     envelope = _envelope(HEALTH, "node:health")
     frame = Frame("ex_esdb_health", b"x" * 400, None)
