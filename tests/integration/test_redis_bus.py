@@ -982,6 +982,29 @@ async def test_a_rediss_url_at_a_redis_without_tls_says_it_may_be_meant_as_redis
     assert "EXESDB_BUS is redis://" in reason(), reason()
 
 
+async def test_a_rediss_url_naming_another_host_than_the_certificate_is_not_told_to_name_its_ca(
+    tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """A certificate for another name than the URL's host, signed by the CA the URL names,
+    fails verification, but is not told to name the CA that signed it: that one is trusted."""
+    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
+    try:
+        url = server.url.replace("127.0.0.1", "localhost")  # the certificate is for 127.0.0.1
+        replica = await Replica(url, "node-a").start()
+        replicas.append(replica)
+
+        def reason() -> str:
+            return str(replica.bridge.readiness()["bus"]["reason"])
+
+        await async_wait_until(lambda: "certificate verify failed" in reason(), 10, "told")
+        assert "mismatch" in reason(), reason()
+        assert "?ssl_ca_certs=FILE" not in reason(), reason()
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
+
+
 async def test_the_tls_files_gauges_say_whether_a_change_was_taken_and_when(
     tmp_path: Path, replicas: list[Replica], redis_server: Callable[[], RedisServer]
 ) -> None:
