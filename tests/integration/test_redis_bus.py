@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import socket
 import time
 from collections import Counter
@@ -999,6 +1001,33 @@ async def test_a_rediss_url_naming_another_host_than_the_certificate_is_not_told
         await async_wait_until(lambda: "certificate verify failed" in reason(), 10, "told")
         assert "mismatch" in reason(), reason()
         assert "?ssl_ca_certs=FILE" not in reason(), reason()
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
+
+
+async def test_a_tls_redis_that_answered_and_stops_answering_is_not_told_to_be_without_tls(
+    tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """A TLS Redis paused after it answered times out, and is not told to be a Redis without
+    TLS (EXESDB_BUS redis://): it answered TLS on this URL."""
+    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
+    assert server.process is not None
+    try:
+        replica = await Replica(server.url, "node-a").start()
+        replicas.append(replica)
+        await async_wait_until(replica.ready, 15, "ready over TLS")
+
+        def reason() -> str:
+            return str(replica.bridge.readiness()["bus"]["reason"])
+
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            await async_wait_until(lambda: "Timeout" in reason(), 20, "the timeout told")
+            assert "without TLS" not in reason(), reason()
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
     finally:
         for replica in replicas:
             await replica.aclose()

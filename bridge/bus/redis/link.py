@@ -282,7 +282,13 @@ class Link:
             return self.backoff.delay(failures)
         files = self._tls_files(exc)
         said, why = (
-            ("is unreachable", _unreachable(exc, tls=self.url.startswith("rediss:")))
+            # A Redis that answered on this URL speaks TLS if it uses it: not told otherwise.
+            (
+                "is unreachable",
+                _unreachable(
+                    exc, tls=self.url.startswith("rediss:") and not self.answered.is_set()
+                ),
+            )
             if files is None
             else ("is not connected", f"{_TLS_FILE_BAD}: {files}")
         )
@@ -572,7 +578,8 @@ def _refusal(exc: BaseException) -> str | None:
 
 def _unreachable(exc: BaseException, *, tls: bool) -> str:
     """Why Redis could not be reached, with what to do when its TLS certificate's signer is
-    not trusted, or when a ``tls`` connection timed out (a Redis without TLS)."""
+    not trusted, or when a ``tls`` connection timed out (a Redis without TLS: ``tls`` only
+    before Redis first answered on the URL)."""
     why = _reason(exc)
     if _UNTRUSTED in why and any(words in why for words in _UNTRUSTED_SIGNER):
         return f"{why} ({_UNTRUSTED_HINT})"
