@@ -75,6 +75,18 @@ def documented_default_user() -> list[str]:
     return shlex.split(line)[2:]
 
 
+def documented_admin() -> list[str]:
+    """The rules docs/redis.md gives the administrator made before the default user is off,
+    its password the test's: the same as a command and in the ACL file."""
+    text = section(page("redis"), "A Redis user for the bridge")
+    [command] = [line for line in text.splitlines() if line.startswith("ACL SETUSER admin ")]
+    [filed] = [line for line in text.splitlines() if line.startswith("user admin ")]
+    rules = shlex.split(command)[3:]
+    assert shlex.split(filed)[2:] == rules
+    assert ">ADMIN_PASSWORD" in rules
+    return [f">{ADMIN[1]}" if rule == ">ADMIN_PASSWORD" else rule for rule in rules]
+
+
 def admin(server: RedisServer) -> redis_py.Redis:
     """A client of the test's own administrator (the default user is off)."""
     return redis_py.Redis(
@@ -84,8 +96,8 @@ def admin(server: RedisServer) -> redis_py.Redis:
 
 @pytest.fixture
 def acl_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server with the documented ``exesdb`` user, an administrator for the test, and
-    the default user off."""
+    """A redis-server with the documented ``exesdb`` user, the documented administrator (the
+    test's password), and the default user off."""
     server = RedisServer().start(tmp_path / "redis")
     rules, newer = documented_rules()
     with server.client() as client:
@@ -95,8 +107,7 @@ def acl_redis(tmp_path: Path) -> Iterator[RedisServer]:
         client.execute_command("ACL", "SETUSER", "exesdb", *password)
         if version >= (7, 2):
             client.execute_command("ACL", "SETUSER", "exesdb", *newer)
-        everything = ("~*", "&*", "+@all")
-        client.execute_command("ACL", "SETUSER", ADMIN[0], "on", f">{ADMIN[1]}", *everything)
+        client.execute_command("ACL", "SETUSER", ADMIN[0], *documented_admin())
         client.execute_command("ACL", "SETUSER", "default", "off")
     with admin(server) as client:
         client.execute_command("ACL", "LOG", "RESET")
@@ -329,8 +340,7 @@ def test_the_documented_default_user_keeps_the_bridge_s_writes_across_an_aof_rel
         with server.client() as client:
             password = [f">{PASSWORD}" if rule == ">PASSWORD" else rule for rule in rules]
             client.execute_command("ACL", "SETUSER", "exesdb", *password)
-            everything = ("~*", "&*", "+@all")
-            client.execute_command("ACL", "SETUSER", ADMIN[0], "on", f">{ADMIN[1]}", *everything)
+            client.execute_command("ACL", "SETUSER", ADMIN[0], *documented_admin())
             # A line of the ACL file makes its user from nothing: reset, then its rules.
             client.execute_command("ACL", "SETUSER", "default", "reset", *documented_default_user())
         with redis_py.Redis(

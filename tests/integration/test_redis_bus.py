@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import socket
 import time
 from collections import Counter
@@ -980,6 +982,56 @@ async def test_a_rediss_url_at_a_redis_without_tls_says_it_may_be_meant_as_redis
     assert "is unreachable" in reason(), reason()
     assert "a Redis without TLS never answers" in reason(), reason()
     assert "EXESDB_BUS is redis://" in reason(), reason()
+
+
+async def test_a_rediss_url_naming_another_host_than_the_certificate_is_not_told_to_name_its_ca(
+    tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """A certificate for another name than the URL's host, signed by the CA the URL names,
+    fails verification, but is not told to name the CA that signed it: that one is trusted."""
+    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
+    try:
+        url = server.url.replace("127.0.0.1", "localhost")  # the certificate is for 127.0.0.1
+        replica = await Replica(url, "node-a").start()
+        replicas.append(replica)
+
+        def reason() -> str:
+            return str(replica.bridge.readiness()["bus"]["reason"])
+
+        await async_wait_until(lambda: "certificate verify failed" in reason(), 10, "told")
+        assert "mismatch" in reason(), reason()
+        assert "?ssl_ca_certs=FILE" not in reason(), reason()
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
+
+
+async def test_a_tls_redis_that_answered_and_stops_answering_is_not_told_to_be_without_tls(
+    tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """A TLS Redis paused after it answered times out, and is not told to be a Redis without
+    TLS (EXESDB_BUS redis://): it answered TLS on this URL."""
+    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
+    assert server.process is not None
+    try:
+        replica = await Replica(server.url, "node-a").start()
+        replicas.append(replica)
+        await async_wait_until(replica.ready, 15, "ready over TLS")
+
+        def reason() -> str:
+            return str(replica.bridge.readiness()["bus"]["reason"])
+
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            await async_wait_until(lambda: "Timeout" in reason(), 20, "the timeout told")
+            assert "without TLS" not in reason(), reason()
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
 
 
 async def test_the_tls_files_gauges_say_whether_a_change_was_taken_and_when(

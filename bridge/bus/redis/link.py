@@ -112,6 +112,14 @@ _DATABASE_HINT: Final = (
 # Redis's TLS certificate not signed by a CA the bridge trusts (a rediss:// URL without the
 # private CA's file), and what to do about it.
 _UNTRUSTED: Final = "CERTIFICATE_VERIFY_FAILED"
+# OpenSSL's words for a certificate whose signer is not trusted (1.1 spells "self signed"); not
+# a name or date that does not verify, which another CA file would not help.
+_UNTRUSTED_SIGNER: Final = (
+    "issuer certificate",
+    "self-signed certificate",
+    "self signed certificate",
+    "unable to verify the first certificate",
+)
 _UNTRUSTED_HINT: Final = (
     "Redis's certificate is checked against the system's CAs, or the file EXESDB_BUS names"
     " in ?ssl_ca_certs=FILE: give that the CA which signed it, docs/redis.md#settings"
@@ -274,7 +282,13 @@ class Link:
             return self.backoff.delay(failures)
         files = self._tls_files(exc)
         said, why = (
-            ("is unreachable", _unreachable(exc, tls=self.url.startswith("rediss:")))
+            # A Redis that answered on this URL speaks TLS if it uses it: not told otherwise.
+            (
+                "is unreachable",
+                _unreachable(
+                    exc, tls=self.url.startswith("rediss:") and not self.answered.is_set()
+                ),
+            )
             if files is None
             else ("is not connected", f"{_TLS_FILE_BAD}: {files}")
         )
@@ -563,10 +577,11 @@ def _refusal(exc: BaseException) -> str | None:
 
 
 def _unreachable(exc: BaseException, *, tls: bool) -> str:
-    """Why Redis could not be reached, with what to do when its TLS certificate is not
-    trusted, or when a ``tls`` connection timed out (a Redis without TLS)."""
+    """Why Redis could not be reached, with what to do when its TLS certificate's signer is
+    not trusted, or when a ``tls`` connection timed out (a Redis without TLS: ``tls`` only
+    before Redis first answered on the URL)."""
     why = _reason(exc)
-    if _UNTRUSTED in why:
+    if _UNTRUSTED in why and any(words in why for words in _UNTRUSTED_SIGNER):
         return f"{why} ({_UNTRUSTED_HINT})"
     return f"{why} ({_PLAIN_REDIS_HINT})" if tls and isinstance(exc, RedisTimeout) else why
 
