@@ -620,6 +620,24 @@ def test_dockerfile_ships_only_the_installed_bridge() -> None:
     assert dockerfile_env()["PATH"].startswith("/opt/exesdb-bridge/bin:")
 
 
+def test_dockerfile_installs_the_dependencies_before_the_code_is_copied() -> None:
+    """The build stage's first install has only pyproject.toml and README.md and installs the
+    dependencies: a code change rebuilds the layers after it, not theirs."""
+    instructions = dockerfile()
+    build_stage = instructions[: max(i for i, (op, _) in enumerate(instructions) if op == "FROM")]
+    first_install = next(
+        i for i, (op, arg) in enumerate(build_stage) if op == "RUN" and "pip install" in arg
+    )
+    copied_before = [
+        source
+        for op, arg in build_stage[:first_install]
+        if op == "COPY"
+        for source in arg.split()[:-1]
+    ]
+    assert copied_before == ["pyproject.toml", "README.md"]
+    assert "--no-deps" not in build_stage[first_install][1]
+
+
 def test_dockerfile_state_volume_is_the_one_writable_place() -> None:
     """State and temporary files go to the volume, so a read-only root filesystem works."""
     env = dockerfile_env()
