@@ -621,8 +621,9 @@ def test_dockerfile_ships_only_the_installed_bridge() -> None:
 
 
 def test_dockerfile_installs_the_dependencies_before_the_code_is_copied() -> None:
-    """The build stage's first install has only pyproject.toml and README.md and installs the
-    dependencies: a code change rebuilds the layers after it, not theirs."""
+    """The build stage's first install has only the project's files (pyproject.toml, and the
+    README and LICENSE its metadata carries) and installs the dependencies: a code change
+    rebuilds the layers after it, not theirs."""
     instructions = dockerfile()
     build_stage = instructions[: max(i for i, (op, _) in enumerate(instructions) if op == "FROM")]
     first_install = next(
@@ -634,7 +635,7 @@ def test_dockerfile_installs_the_dependencies_before_the_code_is_copied() -> Non
         if op == "COPY"
         for source in arg.split()[:-1]
     ]
-    assert copied_before == ["pyproject.toml", "README.md"]
+    assert copied_before == ["pyproject.toml", "README.md", "LICENSE"]
     assert "--no-deps" not in build_stage[first_install][1]
 
 
@@ -714,7 +715,7 @@ def test_dockerignore_keeps_the_context_small() -> None:
     """The BuildKit ignore file next to the Dockerfile excludes everything but the sources."""
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
     assert ignore[ignore.index("**")] == "**"
-    assert {"!bridge/**", "!collectors/**", "!pyproject.toml"} <= set(ignore)
+    assert {"!bridge/**", "!collectors/**", "!pyproject.toml", "!LICENSE"} <= set(ignore)
 
 
 def systemd_unit() -> dict[str, list[str]]:

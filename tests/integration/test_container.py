@@ -233,6 +233,8 @@ def test_image_is_labelled_and_adds_only_the_installed_bridge(
     paths = [path for path in diff if path.startswith("/")]
     assert f"{STATE_DIR}" in paths
     assert "/opt/exesdb-bridge/bin/exesdb-bridge" in paths
+    # The MIT licence travels with the package, as pyproject's license-files says.
+    assert [p for p in paths if re.search(r"exesdb_bridge-[^/]+\.dist-info/licenses/LICENSE$", p)]
     assert not [p for p in paths if p.endswith(".whl")]
     assert not [p for p in paths if re.search(r"/site-packages/(pip|setuptools|wheel)\b", p)]
     assert [p for p in paths if not p.startswith(ADDED_ROOTS) and p not in PARENTS] == []
