@@ -1932,9 +1932,7 @@ async def post_ended_by_the_stop(bridge: Bridge, transport: ClosingTransport, ba
         await bridge.aclose()
 
 
-async def test_a_batch_whose_ingest_a_stop_ended_but_whose_store_then_finished_is_published(
-    tmp_path: Path,
-) -> None:
+async def test_a_batch_a_stop_ended_unanswered_but_stored_after_is_published() -> None:
     """A batch whose ingest request the stop ended unanswered, but which the transport's close
     then stores after all, counts in exesdb_bus_published_total (and not as dropped)."""
     settings = make_settings(

@@ -12,7 +12,8 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
@@ -612,6 +613,44 @@ class HangingDisk:
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
 
+@dataclass
+class HungIngest:
+    """A started bridge whose ingest request (``sent``) waits in the spool's fsync on
+    ``disk``, hung; ``closing``, its stop once ``close`` began it."""
+
+    bridge: Bridge
+    disk: HangingDisk
+    sent: asyncio.Future[tuple[int, Any]]
+    closing: asyncio.Future[None] | None = None
+
+    def close(self) -> asyncio.Future[None]:
+        """Begin the bridge's stop, the disk still hung."""
+        self.closing = asyncio.ensure_future(self.bridge.aclose())
+        return self.closing
+
+
+@contextlib.asynccontextmanager
+async def ingest_on_a_hung_disk(
+    settings: Settings, state: Path, body: bytes, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[HungIngest]:
+    """A bridge on ``settings`` started, then ``body`` posted to it and waited for until its
+    store hangs in the spool's fsync; afterwards the disk released, the request cancelled, the
+    bridge stopped and ``os.fsync`` the disk's again."""
+    disk = HangingDisk(state / "spool", os.fsync)
+    bridge = Bridge(settings, components=[], keep_replay=True)
+    await bridge.start()
+    monkeypatch.setattr(os, "fsync", disk.fsync)
+    hung = HungIngest(bridge, disk, asyncio.ensure_future(ingest(bridge, body)))
+    try:
+        await async_wait_until(disk.entered.is_set, 10, "the spool's fsync under way")
+        yield hung
+    finally:
+        disk.released.set()
+        hung.sent.cancel()
+        await (hung.closing or bridge.aclose())
+        monkeypatch.undo()
+
+
 async def ingest(bridge: Bridge, body: bytes) -> tuple[int, Any]:
     """POST ``body``, signed, to ``bridge``'s /v1/messages: the status and the JSON answer."""
     assert bridge.address is not None
@@ -670,24 +709,12 @@ async def test_a_batch_whose_ingest_a_stop_ended_unanswered_and_unstored_is_take
     settings = ingesting_on(server, state, shutdown_ms=2000)
     body = alert(1).to_bytes()
 
-    disk = HangingDisk(state / "spool", os.fsync)
-    first = Bridge(settings, components=[], keep_replay=True)
-    await first.start()
-    monkeypatch.setattr(os, "fsync", disk.fsync)
-    sent = asyncio.ensure_future(ingest(first, body))
-    closing: asyncio.Future[None] | None = None
-    try:
-        await async_wait_until(disk.entered.is_set, 10, "the spool's fsync under way")
-        closing = asyncio.ensure_future(first.aclose())
+    async with ingest_on_a_hung_disk(settings, state, body, monkeypatch) as hung:
+        closing = hung.close()
         with pytest.raises(aiohttp.ClientError):  # ended unanswered
-            await sent
-        disk.released.set()
+            await hung.sent
+        hung.disk.released.set()
         await closing
-    finally:
-        disk.released.set()
-        sent.cancel()
-        await (closing or first.aclose())
-        monkeypatch.undo()
     await resend_is_taken(settings, server, body)
 
 
@@ -705,27 +732,15 @@ async def test_a_stop_whose_spool_disk_hangs_ends_within_the_shutdown_timeout_an
     settings = ingesting_on(server, state, shutdown_ms=2000)
     body = alert(1).to_bytes()
 
-    disk = HangingDisk(state / "spool", os.fsync)
-    first = Bridge(settings, components=[], keep_replay=True)
-    await first.start()
-    monkeypatch.setattr(os, "fsync", disk.fsync)
-    sent = asyncio.ensure_future(ingest(first, body))
-    closing: asyncio.Future[None] | None = None
-    try:
-        await async_wait_until(disk.entered.is_set, 10, "the spool's fsync under way")
-        closing = asyncio.ensure_future(first.aclose())
+    async with ingest_on_a_hung_disk(settings, state, body, monkeypatch) as hung:
+        closing = hung.close()
         # The disk stays hung: the stop must end without it (2 s, and a margin for the spool's
         # last half second and a loaded machine), not wait for it.
         done, _ = await asyncio.wait([closing], timeout=2.0 + 1.5)
         assert done, "the stop waits for the hung disk"
         closing.result()
         with pytest.raises(aiohttp.ClientError):  # ended unanswered
-            await sent
-    finally:
-        disk.released.set()
-        sent.cancel()
-        await (closing or first.aclose())
-        monkeypatch.undo()
+            await hung.sent
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert any(
         "the disk did not finish writing within the stop's" in line
@@ -750,16 +765,10 @@ async def test_a_bridge_started_while_a_stopped_ones_spool_write_hangs_is_refuse
     settings = ingesting_on(server, state, shutdown_ms=1000)
     body = alert(1).to_bytes()
 
-    disk = HangingDisk(state / "spool", os.fsync)
-    first = Bridge(settings, components=[], keep_replay=True)
-    await first.start()
-    monkeypatch.setattr(os, "fsync", disk.fsync)
-    sent = asyncio.ensure_future(ingest(first, body))
-    try:
-        await async_wait_until(disk.entered.is_set, 10, "the spool's fsync under way")
-        await first.aclose()  # within the shutdown timeout, the disk still hung
+    async with ingest_on_a_hung_disk(settings, state, body, monkeypatch) as hung:
+        await hung.close()  # within the shutdown timeout, the disk still hung
         with pytest.raises(aiohttp.ClientError):  # ended unanswered
-            await sent
+            await hung.sent
         monkeypatch.undo()  # the hung write keeps its fsync; the next bridge's are the disk's
         second = Bridge(settings, components=[], keep_replay=True)
         try:
@@ -767,11 +776,6 @@ async def test_a_bridge_started_while_a_stopped_ones_spool_write_hangs_is_refuse
                 await second.start(serve_http=False)
         finally:
             await second.aclose()
-    finally:
-        disk.released.set()
-        sent.cancel()
-        await first.aclose()
-        monkeypatch.undo()
     await async_wait_until(spool_thread_ended, 10, "the hung fsync over")
     await resend_is_taken(settings, server, body)
 
