@@ -105,8 +105,8 @@ ALERT_ID_PATTERN: Final = (
     rf"^(?:[^{CONTROL_CHARACTERS}]*[^.{CONTROL_CHARACTERS}][^{CONTROL_CHARACTERS}]*|\.{{3,}})$"
 )
 """What an alert id a sender gives must match: ``NO_CONTROL_CHARACTERS``, and neither ``.`` nor
-``..``, which a browser (and curl) takes out of a link's path as it would a directory's, escaped
-or not (``/alerts/..`` is ``/``): no alert page link, no ``generatorURL``, would reach it."""
+``..``, which a browser takes out of a link's path as it would a directory's, escaped (``%2e``)
+or not, and curl unescaped (``/alerts/..`` is ``/``): no page link or generatorURL reaches it."""
 
 AlertId = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=ALERT_ID_PATTERN)]
 """A ``Label`` that names an alert: matching ``ALERT_ID_PATTERN``."""
