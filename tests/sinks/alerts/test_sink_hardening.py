@@ -890,3 +890,29 @@ async def test_an_outbox_opened_on_a_full_disk_stops_the_start_saying_so(tmp_pat
         " is full; the file system holding it is full: free some space there, or give a"
         " directory on another",
     )
+
+
+async def test_readyz_fails_while_an_outbox_write_hangs_and_healthz_does_not(
+    tmp_path: Path,
+) -> None:
+    """An outbox call that has not returned for 15 s (a write or fsync to a hung disk) makes
+    `/readyz` answer 503 naming the alert outbox, so no more alerts are routed here, while
+    `/healthz` stays 200 (a restart would lose what waits in memory); ready again once it
+    returns."""
+    clock = ManualClock()
+    db = DbThread(clock=clock)
+    async with alert_bridge(tmp_path, db=db) as (bridge, _sink, _):
+        release = await hold(db)
+        clock.advance(14.9)
+        assert (await call(bridge, "GET", "/readyz"))[0] == 200  # a slow disk is no hung one
+        clock.advance(0.1)
+        status, body = await call(bridge, "GET", "/readyz")
+        assert status == 503, body
+        reason = body["checks"]["alerts"]["reason"]
+        assert reason.startswith("the alert outbox has not answered for 15 s"), reason
+        assert await call(bridge, "GET", "/healthz") == (200, {"status": "ok"})
+        release.set()
+        await async_wait_until(
+            lambda: bridge.readiness()["alerts"]["reason"] is None, what="ready again"
+        )
+        assert (await call(bridge, "GET", "/readyz"))[0] == 200
