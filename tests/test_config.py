@@ -551,6 +551,52 @@ def test_a_healthcheck_timeout_variable_is_answered_with_the_option(
 
 
 @pytest.mark.parametrize(
+    ("variable", "setting", "unset"),
+    [
+        ("EXESDB_ADMIN_TOKEN_FILE", "EXESDB_ADMIN_TOKEN", ""),
+        ("EXESDB_WEBHOOK_SECRET_FILE", "EXESDB_WEBHOOK_SECRET", ""),
+        ("SECRET_KEY_BASE_FILE", "SECRET_KEY_BASE", " and SECRET_KEY_BASE is unset"),
+    ],
+)
+def test_a_setting_named_with_a_file_suffix_is_answered_that_it_takes_the_value_itself(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    setting: str,
+    unset: str,
+) -> None:
+    """A setting's name with the _FILE suffix of Docker's and Kubernetes' secrets is warned of as
+    no setting, saying the setting takes the value itself: not "did you mean" it, which would
+    have its value set to the file's path (a token /run/secrets/token)."""
+    monkeypatch.delenv(setting, raising=False)
+    status, _, err = check_config(monkeypatch, capsys, **{variable: "/run/secrets/x"})
+    assert status == 0
+    [warning] = [line for line in err.splitlines() if variable + " " in line]
+    assert warning == (
+        f"exesdb-bridge: warning: {variable} is set but is not a setting of the bridge (ignored)"
+        f"{unset}; {setting} takes the value itself, not a file's path:"
+        f' {setting}="$(cat FILE)" reads it from the file'
+    )
+
+
+def test_a_healthcheck_password_variable_is_answered_with_the_file_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EXESDB_HEALTHCHECK_PASSWORD is no setting: the warning says the health check reads its
+    password from a file named in EXESDB_HEALTHCHECK_PASSWORD_FILE, rather than "did you mean"
+    that setting, which would then be given the password for a path."""
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_HEALTHCHECK_PASSWORD="s3cret")
+    assert status == 0
+    [warning] = [line for line in err.splitlines() if "EXESDB_HEALTHCHECK_PASSWORD " in line]
+    assert warning == (
+        "exesdb-bridge: warning: "
+        "EXESDB_HEALTHCHECK_PASSWORD is set but is not a setting of the bridge (ignored);"
+        " the health check reads its password from a file: put it in one and give that file's"
+        " path in EXESDB_HEALTHCHECK_PASSWORD_FILE"
+    )
+
+
+@pytest.mark.parametrize(
     ("variable", "meant"),
     [
         ("OTEL_EXPORTER_OTLP_ENDPIONT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
