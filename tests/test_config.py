@@ -232,6 +232,14 @@ def test_a_word_setting_takes_any_letter_case(
     assert getattr(load_settings(), field) == taken
 
 
+@pytest.mark.parametrize("value", ["warn", "WARN", " Warn "])
+def test_the_log_level_warn_is_warning(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """EXESDB_LOG_LEVEL=warn is warning, as Python's logging takes WARN and the nodes' LogEntry
+    levels spell it (debug, info, warn, error, critical)."""
+    monkeypatch.setenv("EXESDB_LOG_LEVEL", value)
+    assert load_settings().log_level == "warning"
+
+
 @pytest.mark.parametrize(
     "option",
     [
