@@ -154,6 +154,13 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_URL", "127.0.0.1:9570", "URL with a host, e.g. http://127.0.0.1:9570"),
         ("EXESDB_WEBHOOK_URLS", "hooks.example:8080/t0k3n", "e.g. http://hooks.example:8080/…"),
         ("EXESDB_ALERTMANAGER_URL", "http://am:9093/api/v2/alerts/", "Alertmanager's own URL"),
+        # The URL meant is the one given without that path, as a URL may be shown.
+        ("EXESDB_ALERTMANAGER_URL", "http://am:9093/api/v2/alerts", "e.g. http://am:9093"),
+        (
+            "EXESDB_ALERTMANAGER_URL",
+            "https://ops:hunter2@am.example/api/v1/alerts",
+            "give that URL, e.g. https://ops:<redacted>@am.example",
+        ),
         ("EXESDB_EXTERNAL_URL", "https://ops:hunter2@bridge.example", "user name or password"),
         ("EXESDB_EXTERNAL_URL", "https://x.example/bridge?via=sso", "has a query or fragment"),
         ("EXESDB_EXTERNAL_URL", "https://x.example/bridge#top", "has a query or fragment"),
