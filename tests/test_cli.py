@@ -1001,6 +1001,9 @@ def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback
             {},
             "--stdin: not JSON (NaN is not JSON)",
         ),
+        # Empty (a pipe that gave nothing), or a line break alone: said so.
+        (["performance_metric", "--stdin"], "", {}, "--stdin: nothing was read; it must hold"),
+        (["performance_metric", "--stdin"], "\n", {}, "--stdin: nothing was read; it must hold"),
         (["system_alert", *ALERT_FIELDS], None, {}, "SECRET_KEY_BASE"),
         (
             ["system_alert", *ALERT_FIELDS],
