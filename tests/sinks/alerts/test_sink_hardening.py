@@ -4,11 +4,13 @@ auto-resolution, the open-alert cap, exesdb_alerts_active, orphaned URLs, bad ac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,19 @@ async def ingest(bridge: Any, body: bytes) -> tuple[int, dict[str, str], Any]:
         session.post(f"http://{host}:{port}/v1/messages", data=body, headers=headers) as answer,
     ):
         return answer.status, dict(answer.headers), await answer.json()
+
+
+@contextlib.asynccontextmanager
+async def ingest_served(bridge: Any) -> AsyncIterator[None]:
+    """Serve ``bridge``'s HTTP API (a 0.2 s commit wait) on a free port, where ``ingest`` posts."""
+    runner = web.AppRunner(build_app(bridge, commit_wait_seconds=0.2))
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        bridge.address = ("127.0.0.1", runner.addresses[0][1])
+        yield
+    finally:
+        await runner.cleanup()
 
 
 def fail_first(sink: Any, failures: list[Exception]) -> None:
@@ -202,32 +217,28 @@ async def test_a_batch_answered_uncommitted_that_the_sink_then_fails_on_is_taken
     sink then fails on (a corrupt file) has its ids forgotten, so the very same body sent again
     is taken and stored, not refused as replayed: the alerts are not lost."""
     db = DbThread()
-    async with alert_bridge(tmp_path, serve_http=False, db=db, **INGEST) as (bridge, sink, _):
-        runner = web.AppRunner(build_app(bridge, commit_wait_seconds=0.2))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        bridge.address = ("127.0.0.1", runner.addresses[0][1])  # where ingest() posts
-        try:
-            failures: list[Exception] = [sqlite3.DatabaseError("database disk image is malformed")]
-            fail_first(sink, failures)
-            body = ndjson(*(system_alert(f"u{n}") for n in range(3)))
-            release = await hold(db)
-            status, _, answer = await ingest(bridge, body)
-            assert (status, answer) == (202, {"accepted": 3, "committed": False})
-            release.set()
-            await async_wait_until(
-                lambda: not failures and sink.subscription.idle, what="the outbox failed on it"
-            )
-            assert not {f"u{n}" for n in range(3)} & committed_ids(tmp_path)
-            status, _, answer = await ingest(bridge, body)
-            # Taken, not refused as replayed; under load its commit may outlast the 0.2 s wait.
-            assert (status, answer["accepted"]) == (202, 3)
-            await async_wait_until(
-                lambda: {f"u{n}" for n in range(3)} <= committed_ids(tmp_path),
-                what="the resent batch stored",
-            )
-        finally:
-            await runner.cleanup()
+    async with (
+        alert_bridge(tmp_path, serve_http=False, db=db, **INGEST) as (bridge, sink, _),
+        ingest_served(bridge),
+    ):
+        failures: list[Exception] = [sqlite3.DatabaseError("database disk image is malformed")]
+        fail_first(sink, failures)
+        body = ndjson(*(system_alert(f"u{n}") for n in range(3)))
+        release = await hold(db)
+        status, _, answer = await ingest(bridge, body)
+        assert (status, answer) == (202, {"accepted": 3, "committed": False})
+        release.set()
+        await async_wait_until(
+            lambda: not failures and sink.subscription.idle, what="the outbox failed on it"
+        )
+        assert not {f"u{n}" for n in range(3)} & committed_ids(tmp_path)
+        status, _, answer = await ingest(bridge, body)
+        # Taken, not refused as replayed; under load its commit may outlast the 0.2 s wait.
+        assert (status, answer["accepted"]) == (202, 3)
+        await async_wait_until(
+            lambda: {f"u{n}" for n in range(3)} <= committed_ids(tmp_path),
+            what="the resent batch stored",
+        )
 
 
 async def test_a_batch_answered_uncommitted_that_the_outbox_refuses_is_kept_and_stored(
@@ -236,25 +247,21 @@ async def test_a_batch_answered_uncommitted_that_the_outbox_refuses_is_kept_and_
     """In process: a batch the outbox refuses for now (an I/O error, a full disk) is kept and
     stored once it takes it; answered 202 ``"committed": false`` meanwhile, the very same body
     sent again is refused as replayed (409): the bridge holds it."""
-    async with alert_bridge(tmp_path, serve_http=False, **INGEST) as (bridge, sink, _):
-        runner = web.AppRunner(build_app(bridge, commit_wait_seconds=0.2))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        bridge.address = ("127.0.0.1", runner.addresses[0][1])  # where ingest() posts
-        try:
-            fail_first(sink, [sqlite3.OperationalError("disk I/O error") for _ in range(2)])
-            body = ndjson(*(system_alert(f"k{n}") for n in range(3)))
-            status, _, answer = await ingest(bridge, body)
-            assert (status, answer) == (202, {"accepted": 3, "committed": False})
-            await async_wait_until(
-                lambda: {f"k{n}" for n in range(3)} <= committed_ids(tmp_path),
-                what="the kept batch stored",
-            )
-            assert bridge.readiness()["alerts"]["reason"] is None
-            status, _, answer = await ingest(bridge, body)
-            assert (status, answer["error"]) == (409, "replayed")
-        finally:
-            await runner.cleanup()
+    async with (
+        alert_bridge(tmp_path, serve_http=False, **INGEST) as (bridge, sink, _),
+        ingest_served(bridge),
+    ):
+        fail_first(sink, [sqlite3.OperationalError("disk I/O error") for _ in range(2)])
+        body = ndjson(*(system_alert(f"k{n}") for n in range(3)))
+        status, _, answer = await ingest(bridge, body)
+        assert (status, answer) == (202, {"accepted": 3, "committed": False})
+        await async_wait_until(
+            lambda: {f"k{n}" for n in range(3)} <= committed_ids(tmp_path),
+            what="the kept batch stored",
+        )
+        assert bridge.readiness()["alerts"]["reason"] is None
+        status, _, answer = await ingest(bridge, body)
+        assert (status, answer["error"]) == (409, "replayed")
 
 
 async def test_answers_given_before_the_outbox_committed_are_warned_of_once_not_each(
@@ -264,24 +271,20 @@ async def test_answers_given_before_the_outbox_committed_are_warned_of_once_not_
     ``"committed": false`` but warned of once, not once a request: the log does not fill while
     senders go on; every batch is stored once the disk answers again."""
     db = DbThread()
-    async with alert_bridge(tmp_path, serve_http=False, db=db, **INGEST) as (bridge, _sink, _):
-        runner = web.AppRunner(build_app(bridge, commit_wait_seconds=0.2))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        bridge.address = ("127.0.0.1", runner.addresses[0][1])  # where ingest() posts
-        try:
-            release = await hold(db)
-            with caplog.at_level(logging.WARNING, logger="bridge.http"):
-                for n in range(4):
-                    status, _, answer = await ingest(bridge, ndjson(system_alert(f"h{n}")))
-                    assert (status, answer) == (202, {"accepted": 1, "committed": False})
-            release.set()
-            await async_wait_until(
-                lambda: {f"h{n}" for n in range(4)} <= committed_ids(tmp_path),
-                what="the batches stored",
-            )
-        finally:
-            await runner.cleanup()
+    async with (
+        alert_bridge(tmp_path, serve_http=False, db=db, **INGEST) as (bridge, _sink, _),
+        ingest_served(bridge),
+    ):
+        release = await hold(db)
+        with caplog.at_level(logging.WARNING, logger="bridge.http"):
+            for n in range(4):
+                status, _, answer = await ingest(bridge, ndjson(system_alert(f"h{n}")))
+                assert (status, answer) == (202, {"accepted": 1, "committed": False})
+        release.set()
+        await async_wait_until(
+            lambda: {f"h{n}" for n in range(4)} <= committed_ids(tmp_path),
+            what="the batches stored",
+        )
     warned = [r.getMessage() for r in caplog.records if "answered 202 before" in r.getMessage()]
     assert len(warned) == 1, warned
 
