@@ -176,6 +176,35 @@ async def test_a_sink_stopped_past_the_deadline_still_closes_its_outbox(tmp_path
             release.set()
 
 
+async def test_a_sink_close_cancelled_while_it_drains_still_closes_its_outbox_at_once(
+    tmp_path: Path,
+) -> None:
+    """The alert sink's close cancelled while it still drains its queue (the bridge's stop
+    deadline passing first, on a loaded host), the outbox's thread stuck: it closes the outbox
+    at once, not waiting for that thread, and the cancellation goes on."""
+    db = DbThread()
+    env: dict[str, Any] = {
+        "EXESDB_SHUTDOWN_TIMEOUT_MS": "20000",
+        "EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/h",
+    }
+    async with alert_bridge(tmp_path, db=db, **env) as (bridge, sink, _):
+        release = await hold(db)
+        try:
+            bridge.bus.publish("disk_full", system_alert("s1"))
+            await async_wait_until(lambda: taken(sink), what="the alert taken by the handler")
+            closing = asyncio.create_task(sink.aclose())
+            await async_wait_until(
+                lambda: sink.readiness() == "the alert sink is closed", what="the close begun"
+            )
+            closing.cancel()
+            await asyncio.wait({closing}, timeout=5)
+            assert closing.cancelled()
+            with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+                sink.outbox.queue.depth()
+        finally:
+            release.set()
+
+
 async def test_ingest_answers_202_only_once_the_alerts_are_committed(tmp_path: Path) -> None:
     """On the in-process bus a 202 means the batch's alerts are in the outbox already."""
     db = DbThread()
