@@ -157,23 +157,33 @@ async def test_a_batch_of_alerts_is_committed_in_one_transaction(tmp_path: Path)
         assert len(committed_ids(tmp_path)) == 300
 
 
-async def test_a_sink_stopped_past_the_deadline_still_closes_its_outbox(tmp_path: Path) -> None:
-    """With the outbox's thread stuck past EXESDB_SHUTDOWN_TIMEOUT_MS, the bridge's stop cancels
-    the alert sink, which has still stopped its workers and closed the outbox by then."""
+@contextlib.asynccontextmanager
+async def stuck_with_an_alert(
+    tmp_path: Path, shutdown_ms: int
+) -> AsyncIterator[tuple[Bridge, AlertSink]]:
+    """A bridge of the alert sink whose outbox thread is stuck (until the context ends) and
+    whose handler has an alert to store behind it; ``shutdown_ms``: its stop's deadline."""
     db = DbThread()
     env: dict[str, Any] = {
-        "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
+        "EXESDB_SHUTDOWN_TIMEOUT_MS": str(shutdown_ms),
         "EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/h",
     }
     async with alert_bridge(tmp_path, db=db, **env) as (bridge, sink, _):
         release = await hold(db)
         try:
             bridge.bus.publish("disk_full", system_alert("s1"))
-            await asyncio.wait_for(bridge.aclose(), 10)
-            with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
-                sink.outbox.queue.depth()
+            yield bridge, sink
         finally:
             release.set()
+
+
+async def test_a_sink_stopped_past_the_deadline_still_closes_its_outbox(tmp_path: Path) -> None:
+    """With the outbox's thread stuck past EXESDB_SHUTDOWN_TIMEOUT_MS, the bridge's stop cancels
+    the alert sink, which has still stopped its workers and closed the outbox by then."""
+    async with stuck_with_an_alert(tmp_path, 400) as (bridge, sink):
+        await asyncio.wait_for(bridge.aclose(), 10)
+        with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+            sink.outbox.queue.depth()
 
 
 async def test_a_sink_close_cancelled_while_it_drains_still_closes_its_outbox_at_once(
@@ -182,27 +192,17 @@ async def test_a_sink_close_cancelled_while_it_drains_still_closes_its_outbox_at
     """The alert sink's close cancelled while it still drains its queue (the bridge's stop
     deadline passing first, on a loaded host), the outbox's thread stuck: it closes the outbox
     at once, not waiting for that thread, and the cancellation goes on."""
-    db = DbThread()
-    env: dict[str, Any] = {
-        "EXESDB_SHUTDOWN_TIMEOUT_MS": "20000",
-        "EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/h",
-    }
-    async with alert_bridge(tmp_path, db=db, **env) as (bridge, sink, _):
-        release = await hold(db)
-        try:
-            bridge.bus.publish("disk_full", system_alert("s1"))
-            await async_wait_until(lambda: taken(sink), what="the alert taken by the handler")
-            closing = asyncio.create_task(sink.aclose())
-            await async_wait_until(
-                lambda: sink.readiness() == "the alert sink is closed", what="the close begun"
-            )
-            closing.cancel()
-            await asyncio.wait({closing}, timeout=5)
-            assert closing.cancelled()
-            with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
-                sink.outbox.queue.depth()
-        finally:
-            release.set()
+    async with stuck_with_an_alert(tmp_path, 20_000) as (_bridge, sink):
+        await async_wait_until(lambda: taken(sink), what="the alert taken by the handler")
+        closing = asyncio.create_task(sink.aclose())
+        await async_wait_until(
+            lambda: sink.readiness() == "the alert sink is closed", what="the close begun"
+        )
+        closing.cancel()
+        await asyncio.wait({closing}, timeout=5)
+        assert closing.cancelled()
+        with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+            sink.outbox.queue.depth()
 
 
 async def test_ingest_answers_202_only_once_the_alerts_are_committed(tmp_path: Path) -> None:
