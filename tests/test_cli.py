@@ -195,6 +195,32 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
 
 
 @pytest.mark.parametrize(
+    ("args", "command", "named"),
+    [
+        (["tail", "EXESDB_ADMIN_TOKEN=hunter2"], "tail", "EXESDB_ADMIN_TOKEN=…"),
+        (["alerts", "list", "--token=hunter2"], "alerts list", "--token=…"),
+        (
+            ["healthcheck", "EXESDB_HEALTHCHECK_PASSWORD=hunter2"],
+            "healthcheck",
+            "EXESDB_HEALTHCHECK_PASSWORD=…",
+        ),
+    ],
+    ids=["tail", "alerts-list", "healthcheck"],
+)
+def test_an_unknown_argument_with_a_value_is_named_without_the_value(
+    args: list[str], command: str, named: str
+) -> None:
+    """An argument a command does not take that holds a value (``NAME=VALUE``, as the shell sets
+    a variable, or ``--option=VALUE``) is named with the value shown as ``…``: it may be a key."""
+    completed = cli(*args)
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert "hunter2" not in completed.stderr
+    assert completed.stderr.endswith(
+        f"exesdb-bridge {command}: error: unrecognized arguments: {named}\n"
+    )
+
+
+@pytest.mark.parametrize(
     ("args", "named"),
     [
         (

@@ -147,8 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f" ({args.tag!r} is a bus instance: publish takes the message type alone,"
                 " and its instance follows from it)"
             )
-        elif args.command in _SETTINGS_COMMANDS:
+        if args.command in _SETTINGS_COMMANDS:
             unknown, hint = _options_for_settings(args.command, unknown)
+        else:  # a value given with "=" (NAME=…, --token=…) may be a key: never shown
+            unknown = [arg.split("=", 1)[0] + "=…" if "=" in arg else arg for arg in unknown]
         args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     try:
         return int(args.handler(args))
