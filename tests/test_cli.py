@@ -195,6 +195,32 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
 
 
 @pytest.mark.parametrize(
+    ("args", "command", "named"),
+    [
+        (["tail", "EXESDB_ADMIN_TOKEN=hunter2"], "tail", "EXESDB_ADMIN_TOKEN=…"),
+        (["alerts", "list", "--token=hunter2"], "alerts list", "--token=…"),
+        (
+            ["healthcheck", "EXESDB_HEALTHCHECK_PASSWORD=hunter2"],
+            "healthcheck",
+            "EXESDB_HEALTHCHECK_PASSWORD=…",
+        ),
+    ],
+    ids=["tail", "alerts-list", "healthcheck"],
+)
+def test_an_unknown_argument_with_a_value_is_named_without_the_value(
+    args: list[str], command: str, named: str
+) -> None:
+    """An argument a command does not take that holds a value (``NAME=VALUE``, as the shell sets
+    a variable, or ``--option=VALUE``) is named with the value shown as ``…``: it may be a key."""
+    completed = cli(*args)
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert "hunter2" not in completed.stderr
+    assert completed.stderr.endswith(
+        f"exesdb-bridge {command}: error: unrecognized arguments: {named}\n"
+    )
+
+
+@pytest.mark.parametrize(
     ("args", "named"),
     [
         (
@@ -223,8 +249,21 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
             "demo (every setting is an environment variable, not an option; demo: did you mean"
             " --demo? exesdb-bridge",
         ),
+        (
+            ["run", "SECRET_KEY_BASE=hunter2", "EXESDB_PORT=9571", "X=hunter2"],
+            "SECRET_KEY_BASE=… EXESDB_PORT=… X=… (every setting is an environment variable, not"
+            " an option; SECRET_KEY_BASE=…: did you mean SECRET_KEY_BASE=… exesdb-bridge run?"
+            " EXESDB_PORT=…: did you mean EXESDB_HTTP_ADDR=… exesdb-bridge run? exesdb-bridge",
+        ),
     ],
-    ids=["port", "node-exporter-flag", "check-config-key", "like-none", "demo-undashed"],
+    ids=[
+        "port",
+        "node-exporter-flag",
+        "check-config-key",
+        "like-none",
+        "demo-undashed",
+        "assignment",
+    ],
 )
 def test_an_option_guessed_for_a_setting_names_the_environment_variable(
     args: list[str], named: str
@@ -240,6 +279,18 @@ def test_an_option_guessed_for_a_setting_names_the_environment_variable(
     assert completed.stderr.endswith(
         f"exesdb-bridge {args[0]}: error: unrecognized arguments: {named} check-config lists"
         " them, docs/configuration.md describes each)\n"
+    )
+
+
+def test_a_variable_set_before_the_command_as_an_argument_is_named_not_its_value() -> None:
+    """``exesdb-bridge SECRET_KEY_BASE=… run``, a variable set as the shell sets one but after
+    the program's name, exits 2 saying where it goes, its value never shown: it may be a key."""
+    completed = cli("SECRET_KEY_BASE=hunter2", "run")
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert "hunter2" not in completed.stderr
+    assert completed.stderr.splitlines()[-1] == (
+        "exesdb-bridge: error: argument COMMAND: SECRET_KEY_BASE=… is no command: a setting is an"
+        " environment variable, set before the program (SECRET_KEY_BASE=… exesdb-bridge run)"
     )
 
 

@@ -537,6 +537,7 @@ class AlertSink:
         if self._housekeeping is not None:
             self._housekeeping.stop()  # no pass more while the queue drains
         self._shutdown.begin()  # the bridge's began already; one of the sink's own, now
+        cancelled = False
         try:
             # Drain first: what the bus already queued for us reaches the outbox before it
             # closes. The HTTP listener closed before us, so the backlog is bounded; so is the
@@ -556,26 +557,31 @@ class AlertSink:
                 except Exception:
                     self._errors()
                     _logger.exception("alerts: giving the work-queue lease up failed")
+        except asyncio.CancelledError:
+            cancelled = True  # while draining: no later await would be cancelled again
+            raise
         finally:
-            await self._stop()
+            await self._stop(cancelled)
 
-    async def _stop(self) -> None:
+    async def _stop(self, cancelled: bool) -> None:
+        """Stop the workers and close the outbox; ``cancelled``: the stop's deadline passed
+        already (the caller's cancellation goes on), so everything closes at once."""
         # Attempts in flight end within half of what is left of the deadline (less the margin
         # for the outbox): each recorded is one a receiver that took it is not sent again, and
         # the stages closing after this sink (OTLP's last export, the bus) keep the other half.
         left = self._shutdown.left()
         loop = asyncio.get_running_loop()
         until = loop.time() + min(left / 2, left - min(_CLOSE_MARGIN_SECONDS, left / 5))
-        cancelled = False
+        at_once = cancelled
         for worker in self.workers.values():
             worker.stop()
         try:
             for worker in self.workers.values():
-                await worker.aclose(until - loop.time())
+                await worker.aclose(0.0 if at_once else until - loop.time())
         except asyncio.CancelledError:
             # The stop's deadline passed meanwhile: the rest closes at once (the outbox too,
             # without waiting for its thread), then the cancellation goes on.
-            cancelled = True
+            at_once = True
             for worker in self.workers.values():
                 await worker.aclose()
         if self.alertmanager is not None:
@@ -585,14 +591,14 @@ class AlertSink:
         for sender in self.senders.values():
             await sender.aclose()
         try:
-            if not cancelled:
+            if not at_once:
                 await asyncio.to_thread(self._db.close)  # what is queued on it finishes first
         finally:
             # Cancelled while waiting for it: committed transactions are on disk (each call
             # is one), and a call queued after this one fails on the closed file.
             if self._outbox is not None:
                 self._outbox.close()
-        if cancelled:
+        if at_once and not cancelled:
             raise asyncio.CancelledError
 
     def holds_work_queue(self) -> bool:
