@@ -48,6 +48,7 @@ from bridge.sinks.alerts.delivery import (
     RetryPolicy,
     Sleep,
     WebhookSender,
+    keep_for,
     wait_or_wake,
 )
 from bridge.sinks.alerts.escalation import Escalator
@@ -58,7 +59,7 @@ from bridge.sinks.alerts.metrics import AlertMetrics, DeliveryResult
 from bridge.sinks.alerts.outbox import Outbox, unopenable_hint
 from bridge.sinks.alerts.payload import build_payloads
 from bridge.sinks.alerts.pending import PendingConditions
-from bridge.sinks.alerts.queue import BuildPayloads, Keep
+from bridge.sinks.alerts.queue import BuildPayloads
 from bridge.sinks.alerts.records import (
     Acknowledgement,
     AlertDetail,
@@ -75,7 +76,6 @@ from bridge.sinks.alerts.sources import (
     SOURCE_TYPES,
     AlertEvent,
     batch_changes,
-    meets,
 )
 from bridge.sinks.alerts.states import AlertStates
 from bridge.sinks.alerts.thread import DbThread
@@ -439,7 +439,7 @@ class AlertSink:
             policy=self.policy,
             group_wait=self.settings.webhook_group_wait_ms / 1000,
             build=self._builder(receiver),
-            keep=self._keeper(receiver),
+            keep=keep_for(receiver),
             vet=self._vet if receiver.send_resolved else self._without_resolved,
             report=self._report,
             clock=self._clock,
@@ -739,20 +739,6 @@ class AlertSink:
             )
 
         return build
-
-    @staticmethod
-    def _keeper(receiver: Receiver) -> Keep:
-        """What ``receiver`` gets: an alert at or above its ``min_severity``, and every later
-        change of one it was told of (eased below it, resolved), so it never keeps an alert
-        firing that ended; a resolve only of an alert it was told of (as Alertmanager sends
-        none to a receiver it never notified), and with ``send_resolved: false`` none."""
-
-        def keep(record: AlertRecord, told: bool) -> bool:
-            if record.state is AlertState.RESOLVED:
-                return told and receiver.send_resolved
-            return told or meets(record.severity, receiver.min_severity)
-
-        return keep
 
     def _record_span(self, span: ClientSpan) -> None:
         for recorder in self._client_spans():
