@@ -542,6 +542,33 @@ async def test_entries_read_under_a_lease_gone_elsewhere_are_taken_at_once_when_
     assert holder.sample("exesdb_redis_claimed_total") == 0
 
 
+async def test_flushall_under_a_blocked_read_makes_the_group_again_without_a_warning(
+    redis_server: Callable[[], RedisServer],
+    replicas: list[Replica],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """FLUSHALL while the holder's read blocks ends the read with UNBLOCKED (its stream gone):
+    the group is made again as after NOGROUP, with no warning that Redis refuses commands."""
+    server = redis_server()
+    holder = await Replica(server.url, "holder").start()
+    replicas.append(holder)
+    await async_wait_until(lambda: holder.transport.leading, 10, "the holder holds the lease")
+    publisher = await Replica(server.url, "publisher", group=False).start()
+    replicas.append(publisher)
+    await async_wait_until(publisher.ready, 10)
+    first = publisher.publish_alert(0)
+    await async_wait_until(lambda: holder.taken_alerts() == [first], 10, "the first taken")
+    with caplog.at_level(logging.WARNING, logger="bridge.bus.redis"):
+        with server.client() as client:
+            client.flushall()
+        second = publisher.publish_alert(1)
+        await async_wait_until(lambda: holder.taken_alerts() == [first, second], 10, "taken")
+    said = [
+        r.getMessage() for r in caplog.records if "refuses the bridge's commands" in r.getMessage()
+    ]
+    assert said == []
+
+
 async def test_frames_published_before_the_restart_but_not_yet_taken_are_written_again(
     redis_server: Callable[[], RedisServer], replicas: list[Replica]
 ) -> None:

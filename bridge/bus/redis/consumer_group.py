@@ -95,9 +95,12 @@ class ConsumerGroup:
         await self._link.keep_trying(self._claim_step, refused=self._gone)
 
     def _gone(self, exc: ResponseError) -> bool:
-        if "NOGROUP" not in str(exc):
+        said = str(exc)
+        # NOGROUP: the group is gone; UNBLOCKED: its stream went while a read blocked on it.
+        if "NOGROUP" not in said and "UNBLOCKED" not in said:
             return False
-        # Redis restarted without persistence, or the stream was deleted: make the group again.
+        # Redis restarted without persistence, FLUSHALL, or the stream deleted: make the group
+        # again.
         self._ready = False
         return True
 
