@@ -571,6 +571,7 @@ def test_a_healthcheck_timeout_variable_is_answered_with_the_option(
         ("EXESDB_ADMIN_TOKEN_FILE", "EXESDB_ADMIN_TOKEN", ""),
         ("EXESDB_WEBHOOK_SECRET_FILE", "EXESDB_WEBHOOK_SECRET", ""),
         ("SECRET_KEY_BASE_FILE", "SECRET_KEY_BASE", " and SECRET_KEY_BASE is unset"),
+        ("EXESDB_SECRET_KEY_BASE_FILE", "SECRET_KEY_BASE", ""),
     ],
 )
 def test_a_setting_named_with_a_file_suffix_is_answered_that_it_takes_the_value_itself(
