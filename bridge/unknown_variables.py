@@ -57,6 +57,8 @@ _GIVEN_ELSEWHERE: Final = {
     "EXESDB_HEALTHCHECK_TIMEOUT": (
         "the health check's timeout is its option: exesdb-bridge healthcheck --timeout S"
     ),
+    # Nothing is near it by spelling: only the list of settings would be named.
+    "EXESDB_DEMO": "demo traffic is an option of run: exesdb-bridge run --demo",
     # Nearest is ..._PASSWORD_FILE, which would then be given the password for a path.
     "EXESDB_HEALTHCHECK_PASSWORD": (
         "the health check reads its password from a file: put it in one and give that file's"

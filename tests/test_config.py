@@ -550,18 +550,33 @@ def test_an_unknown_variable_far_from_every_setting_points_at_the_list(
     assert "EXESDB_NODE" not in err
 
 
-def test_a_healthcheck_timeout_variable_is_answered_with_the_option(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("variable", "value", "answer"),
+    [
+        (
+            "EXESDB_HEALTHCHECK_TIMEOUT",
+            "5",
+            "the health check's timeout is its option: exesdb-bridge healthcheck --timeout S",
+        ),
+        ("EXESDB_DEMO", "true", "demo traffic is an option of run: exesdb-bridge run --demo"),
+    ],
+)
+def test_a_variable_for_a_commands_option_is_answered_with_the_option(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    answer: str,
 ) -> None:
-    """EXESDB_HEALTHCHECK_TIMEOUT is no setting, and no misspelling of one either: the warning
-    says the health check's timeout is its --timeout option, not EXESDB_HEALTHCHECK_USERNAME."""
-    status, _, err = check_config(monkeypatch, capsys, EXESDB_HEALTHCHECK_TIMEOUT="5")
+    """EXESDB_HEALTHCHECK_TIMEOUT and EXESDB_DEMO are no settings, nor misspellings of one: the
+    warning names the command's option (healthcheck --timeout, run --demo), not
+    EXESDB_HEALTHCHECK_USERNAME or the list of settings."""
+    status, _, err = check_config(monkeypatch, capsys, **{variable: value})
     assert status == 0
-    [warning] = [line for line in err.splitlines() if "EXESDB_HEALTHCHECK_TIMEOUT" in line]
+    [warning] = [line for line in err.splitlines() if variable in line]
     assert warning == (
-        "exesdb-bridge: warning: "
-        "EXESDB_HEALTHCHECK_TIMEOUT is set but is not a setting of the bridge (ignored);"
-        " the health check's timeout is its option: exesdb-bridge healthcheck --timeout S"
+        f"exesdb-bridge: warning: {variable} is set but is not a setting of the bridge (ignored);"
+        f" {answer}"
     )
 
 
