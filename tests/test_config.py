@@ -103,7 +103,6 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
             "true or false (also 1/0, yes/no, on/off, t/f, y/n",
         ),
         ("EXESDB_INGEST", "maybe", "true or false (also 1/0, yes/no, on/off, t/f, y/n"),
-        ("EXESDB_NODE", "n" * 256, "at most 255"),
         ("EXESDB_HTTP_ADDR", "nope", "host:port"),
         # A host without its port is told that, with the address meant.
         (
@@ -516,6 +515,18 @@ def test_an_unknown_variable_is_warned_about_with_the_closest_setting(
         f"exesdb-bridge: warning: {variable} is set but is not a setting of the bridge (ignored); "
         f"did you mean {meant}?"
     )
+
+
+@pytest.mark.parametrize("length", [256, 5000])
+def test_a_node_name_too_long_is_told_its_length_and_the_limit_not_shown_whole(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], length: int
+) -> None:
+    """EXESDB_NODE past 255 characters is a bad configuration naming the variable, its length
+    and the limit, without the value (which pydantic's words would have repeated whole)."""
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_NODE="n" * length)
+    assert status == 2
+    [line] = [line for line in err.splitlines() if "EXESDB_NODE" in line]
+    assert line == f"  EXESDB_NODE: has {length} characters; at most 255 are allowed"
 
 
 @pytest.mark.parametrize(("secret", "warned"), [(None, True), ("", True), ("s3cr3t", False)])
