@@ -57,6 +57,12 @@ def describe_error(error: ErrorDetails, fields: Mapping[str, FieldInfo]) -> str:
     if error["type"] == "string_pattern_mismatch" and error["ctx"]["pattern"] == NODE_PATTERN:
         # Said in words: pydantic's message quotes the pattern, the very characters refused.
         message = f"a node name must not contain a control character or {NODE_REFUSES}"
+    if error["type"] == "string_too_long":
+        # pydantic's message names neither the length nor the variable, and would be followed
+        # by the whole value (a node name of thousands of characters).
+        given = error.get("input")
+        length = f"{len(given)} characters" if isinstance(given, str) else "a value too long"
+        return f"{variable}: has {length}; at most {error['ctx']['max_length']} are allowed"
     if error["type"] == "greater_than" and (fraction := _fraction_meant(variable, error)):
         return f"{variable}: {fraction}"  # the hint shows the value
     if error["type"] in _NUMBER_ERRORS and len(error["loc"]) == 1:

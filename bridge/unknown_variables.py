@@ -57,6 +57,8 @@ _GIVEN_ELSEWHERE: Final = {
     "EXESDB_HEALTHCHECK_TIMEOUT": (
         "the health check's timeout is its option: exesdb-bridge healthcheck --timeout S"
     ),
+    # Nothing is near it by spelling: only the list of settings would be named.
+    "EXESDB_DEMO": "demo traffic is an option of run: exesdb-bridge run --demo",
     # Nearest is ..._PASSWORD_FILE, which would then be given the password for a path.
     "EXESDB_HEALTHCHECK_PASSWORD": (
         "the health check reads its password from a file: put it in one and give that file's"
@@ -126,9 +128,14 @@ def _file_convention(name: str, known: Set[str]) -> str | None:
     """What to say of ``name`` (in upper case) when it is a setting of ``known`` with the
     ``_FILE`` suffix of Docker's and Kubernetes' secrets added; None otherwise. Spelling alone
     would name the setting, which the person would then set to the file's path
-    (``EXESDB_ADMIN_TOKEN=/run/secrets/token``, taken as the token itself)."""
+    (``EXESDB_ADMIN_TOKEN=/run/secrets/token``, taken as the token itself). A setting without
+    the prefix is named so with it too (``EXESDB_SECRET_KEY_BASE_FILE``)."""
     stem = name.removesuffix(_FILE)
-    if stem == name or stem.endswith(_FILE) or stem not in known:
+    if stem == name or stem.endswith(_FILE):
+        return None
+    if stem not in known and _stem(stem) in SETTINGS_WITHOUT_PREFIX & known:
+        stem = _stem(stem)
+    if stem not in known:
         return None
     return (
         f"{stem} takes the value itself, not a file's path: "

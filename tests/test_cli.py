@@ -1925,7 +1925,8 @@ def test_alerts_ack_since_an_episode_that_ended_acknowledges_nothing(
 ) -> None:
     """`alerts ack --since TIME` (the alert's SINCE as `alerts list` showed it) typed after the
     alert resolved and fired again exits 1 saying so, the alert firing since left as it is;
-    with that one's SINCE it acknowledges it."""
+    with that one's SINCE, typed in lower case (RFC 3339 allows it, the bridge reads it), it
+    acknowledges it."""
     bridge = bridges(tmp_path, EXESDB_INGEST="true")
     env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
     ingest_alerts(bridge.url, ["a1"])
@@ -1944,7 +1945,8 @@ def test_alerts_ack_since_an_episode_that_ended_acknowledges_nothing(
     assert f"started at {second['starts_at']}, not at the" in late.stderr
     assert "it fired again since" in late.stderr
     assert [a["state"] for a in listed_alerts(bridge.url)] == ["firing"]
-    acked = cli("alerts", "ack", "a1", "--by", "bob", "--since", str(second["starts_at"]), **env)
+    since = str(second["starts_at"]).lower()
+    acked = cli("alerts", "ack", "a1", "--by", "bob", "--since", since, **env)
     assert acked.returncode == 0, acked.stderr
     assert acked.stdout.splitlines()[1].split()[:2] == ["a1", "acknowledged"]
 
@@ -1982,7 +1984,18 @@ def test_alerts_ack_with_a_resolution_of_an_alert_resolved_already_says_nothing_
         )
 
 
-@pytest.mark.parametrize("since", ["yesterday", "2026-12-05 lunchtime", "1733400000"])
+@pytest.mark.parametrize(
+    "since",
+    [
+        "yesterday",
+        "2026-12-05 lunchtime",
+        "1733400000",
+        # ISO 8601 forms Python reads and the bridge, as RFC 3339, does not.
+        "2026-12-05T11:40:00+02",
+        "20261205T114000Z",
+        " 2026-12-05T11:40:00Z",
+    ],
+)
 def test_alerts_ack_since_a_time_that_is_none_is_a_usage_error_naming_the_option(
     since: str,
 ) -> None:

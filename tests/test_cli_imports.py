@@ -309,16 +309,18 @@ def test_client_commands_read_their_own_settings_not_the_whole_configuration(
     [
         (["tail", "--count", "1"], {"EXESDB_HTTP_ADDR": "127.0.0.1:9570"}),
         (["alerts", "list"], {"EXESDB_URL": "http://127.0.0.1:9570/"}),
+        # Its time judged as the bridge reads RFC 3339 (bridge.messages.timestamps), no model.
+        (["alerts", "ack", "a1", "--by", "ops", "--since", "2026-12-05t11:40:00z"], {}),
         (["outbox", "list"], {"EXESDB_STATE_DIR": "."}),
     ],
-    ids=["tail", "alerts list", "outbox list"],
+    ids=["tail", "alerts list", "alerts ack --since", "outbox list"],
 )
 def test_commands_that_check_no_message_import_no_pydantic(
     tmp_path: Path, argv: list[str], env: dict[str, str]
 ) -> None:
     """``tail``, ``alerts`` and ``outbox``, which build no message, import no pydantic (nor
     pydantic-core), their own variables set (``EXESDB_HTTP_ADDR``, ``EXESDB_URL``,
-    ``EXESDB_STATE_DIR``)."""
+    ``EXESDB_STATE_DIR``), ``alerts ack --since`` reading its time without them."""
     url = [] if argv[0] == "outbox" else ["--url", f"http://127.0.0.1:{free_port()}"]
     token = {} if argv[0] == "outbox" else {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}
     imported = imported_by(tmp_path, *argv, *url, **env, **token)

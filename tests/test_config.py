@@ -103,7 +103,6 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
             "true or false (also 1/0, yes/no, on/off, t/f, y/n",
         ),
         ("EXESDB_INGEST", "maybe", "true or false (also 1/0, yes/no, on/off, t/f, y/n"),
-        ("EXESDB_NODE", "n" * 256, "at most 255"),
         ("EXESDB_HTTP_ADDR", "nope", "host:port"),
         # A host without its port is told that, with the address meant.
         (
@@ -518,6 +517,18 @@ def test_an_unknown_variable_is_warned_about_with_the_closest_setting(
     )
 
 
+@pytest.mark.parametrize("length", [256, 5000])
+def test_a_node_name_too_long_is_told_its_length_and_the_limit_not_shown_whole(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], length: int
+) -> None:
+    """EXESDB_NODE past 255 characters is a bad configuration naming the variable, its length
+    and the limit, without the value (which pydantic's words would have repeated whole)."""
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_NODE="n" * length)
+    assert status == 2
+    [line] = [line for line in err.splitlines() if "EXESDB_NODE" in line]
+    assert line == f"  EXESDB_NODE: has {length} characters; at most 255 are allowed"
+
+
 @pytest.mark.parametrize(("secret", "warned"), [(None, True), ("", True), ("s3cr3t", False)])
 def test_webhooks_without_a_signing_key_are_warned_about_even_when_it_is_set_empty(
     monkeypatch: pytest.MonkeyPatch,
@@ -550,18 +561,33 @@ def test_an_unknown_variable_far_from_every_setting_points_at_the_list(
     assert "EXESDB_NODE" not in err
 
 
-def test_a_healthcheck_timeout_variable_is_answered_with_the_option(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("variable", "value", "answer"),
+    [
+        (
+            "EXESDB_HEALTHCHECK_TIMEOUT",
+            "5",
+            "the health check's timeout is its option: exesdb-bridge healthcheck --timeout S",
+        ),
+        ("EXESDB_DEMO", "true", "demo traffic is an option of run: exesdb-bridge run --demo"),
+    ],
+)
+def test_a_variable_for_a_commands_option_is_answered_with_the_option(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    answer: str,
 ) -> None:
-    """EXESDB_HEALTHCHECK_TIMEOUT is no setting, and no misspelling of one either: the warning
-    says the health check's timeout is its --timeout option, not EXESDB_HEALTHCHECK_USERNAME."""
-    status, _, err = check_config(monkeypatch, capsys, EXESDB_HEALTHCHECK_TIMEOUT="5")
+    """EXESDB_HEALTHCHECK_TIMEOUT and EXESDB_DEMO are no settings, nor misspellings of one: the
+    warning names the command's option (healthcheck --timeout, run --demo), not
+    EXESDB_HEALTHCHECK_USERNAME or the list of settings."""
+    status, _, err = check_config(monkeypatch, capsys, **{variable: value})
     assert status == 0
-    [warning] = [line for line in err.splitlines() if "EXESDB_HEALTHCHECK_TIMEOUT" in line]
+    [warning] = [line for line in err.splitlines() if variable in line]
     assert warning == (
-        "exesdb-bridge: warning: "
-        "EXESDB_HEALTHCHECK_TIMEOUT is set but is not a setting of the bridge (ignored);"
-        " the health check's timeout is its option: exesdb-bridge healthcheck --timeout S"
+        f"exesdb-bridge: warning: {variable} is set but is not a setting of the bridge (ignored);"
+        f" {answer}"
     )
 
 
@@ -571,6 +597,7 @@ def test_a_healthcheck_timeout_variable_is_answered_with_the_option(
         ("EXESDB_ADMIN_TOKEN_FILE", "EXESDB_ADMIN_TOKEN", ""),
         ("EXESDB_WEBHOOK_SECRET_FILE", "EXESDB_WEBHOOK_SECRET", ""),
         ("SECRET_KEY_BASE_FILE", "SECRET_KEY_BASE", " and SECRET_KEY_BASE is unset"),
+        ("EXESDB_SECRET_KEY_BASE_FILE", "SECRET_KEY_BASE", ""),
     ],
 )
 def test_a_setting_named_with_a_file_suffix_is_answered_that_it_takes_the_value_itself(

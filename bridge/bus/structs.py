@@ -50,6 +50,7 @@ from bridge.messages import (
     visible_name,
 )
 from bridge.messages._base import MAX_WHOLE, to_utc_ms
+from bridge.messages.timestamps import parse_timestamp
 
 __all__ = [
     "BUILDERS",
@@ -171,16 +172,13 @@ class _Unsupported(Exception):
 # -- timestamps --
 # A payload timestamp is taken on this path in the form format_timestamp writes (which the
 # model's validator, to_utc_ms, returns as fromisoformat parses it) and in the RFC 3339 forms
-# other writers use: more fraction digits (Python's isoformat, Go's RFC3339Nano) and a numeric
-# offset (``+00:00``), which to_utc_ms turns to UTC and truncates to the millisecond as it does
-# pydantic's parse of them (tests/bus/test_envelope_fast.py holds the two to agreeing). Any
-# other text goes on to the pydantic-core path.
+# other writers use (parse_timestamp): more fraction digits (Python's isoformat, Go's
+# RFC3339Nano), a numeric offset (``+00:00``), a lower-case "t" or "z", which it turns to UTC
+# and truncates to the millisecond as pydantic's parse of them is
+# (tests/bus/test_envelope_fast.py holds the two to agreeing). Any other text goes on to the
+# pydantic-core path.
 _CANONICAL: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z"
-)
-_RFC3339: Final = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
-    r"(Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
 # The datetime of each text seen lately; bounded by clearing it (and by the texts' length: any
 # other text is not kept).
@@ -195,15 +193,12 @@ def timestamp(text: str) -> datetime | None:
     value = _TIMESTAMPS.get(text)
     if value is not None:
         return value
-    try:
-        if _CANONICAL.fullmatch(text):
+    if _CANONICAL.fullmatch(text):
+        try:
             value = datetime.fromisoformat(text)
-        elif _RFC3339.fullmatch(text):
-            value = to_utc_ms(datetime.fromisoformat(text))
-        else:
+        except ValueError:  # a day or an hour that does not exist
             return None
-    # A day or an hour that does not exist; a time outside years 1-9999 once in UTC.
-    except ValueError:
+    elif (value := parse_timestamp(text)) is None:
         return None
     if len(_TIMESTAMPS) >= _TIMESTAMPS_SIZE:
         _TIMESTAMPS.clear()

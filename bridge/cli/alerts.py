@@ -120,18 +120,17 @@ def _who(text: str) -> str:
 
 
 def _since(text: str) -> str:
-    """An argparse type: ``--since``, a time as ``alerts list`` shows it (RFC 3339); one that is
-    none is a usage error naming the option, before anything is sent (the bridge would refuse
-    it naming its own field, ``starts_at``)."""
-    from datetime import datetime
+    """An argparse type: ``--since``, a time as ``alerts list`` shows it, or in any RFC 3339
+    form the bridge reads (``2026-12-05t11:40:00z``, an offset); one that is none is a usage
+    error naming the option, before anything is sent (the bridge would refuse it naming its own
+    field, ``starts_at``)."""
+    from bridge.messages.timestamps import parse_timestamp
 
-    try:
-        datetime.fromisoformat(text.strip())
-    except ValueError:
+    if parse_timestamp(text) is None:
         raise argparse.ArgumentTypeError(
             f"{text!r} is no time: give the alert's SINCE as alerts list shows it (RFC 3339,"
             " such as 2026-12-05T11:40:00.123Z)"
-        ) from None
+        )
     return text
 
 

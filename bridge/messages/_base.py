@@ -20,7 +20,7 @@ from pydantic.config import ExtraValues
 from pydantic_core import CoreSchema, core_schema
 
 from bridge.hidden import CONTROL_CHARACTERS, NODE_PATTERN
-from bridge.messages.timestamps import format_timestamp
+from bridge.messages.timestamps import format_timestamp, to_utc_ms
 
 __all__ = [
     "ALERT_ID_PATTERN",
@@ -62,23 +62,6 @@ def utc_now() -> datetime:
 
 
 _last_now: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
-
-
-def to_utc_ms(value: datetime) -> datetime:
-    """``value`` in UTC, truncated to the millisecond: every ``Timestamp``'s validator (the
-    envelope decoder's fast path recognises it in the schema)."""
-    # Naive datetimes are taken as UTC, as the wire format is always UTC.
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    elif value.tzinfo is not UTC:
-        try:
-            value = value.astimezone(UTC)
-        except OverflowError:
-            # pydantic reports a ValueError as this field's error; an OverflowError escaped it.
-            raise ValueError("the time falls outside years 1-9999 once converted to UTC") from None
-    # replace() is slow, so only truncate when there is a remainder.
-    excess = value.microsecond % 1000
-    return value.replace(microsecond=value.microsecond - excess) if excess else value
 
 
 Timestamp = Annotated[

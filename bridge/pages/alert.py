@@ -38,7 +38,7 @@ from bridge.sinks.alerts.records import (
 )
 from bridge.urls import allowed_link
 
-__all__ = ["GONE", "alert_live", "not_found_live"]
+__all__ = ["GONE", "acknowledgeable", "alert_live", "not_found_live"]
 
 GONE: Final = (
     "The bridge no longer keeps this alert: it was resolved more than a week ago and pruned,"
@@ -61,6 +61,9 @@ _RECEIVER: Final = Fragment(
 _NOTE: Final = Fragment('<span class="hint">${text}</span>')
 _REMOVED: Final = "no longer a receiver (EXESDB_WEBHOOK_URLS, EXESDB_WEBHOOK_CONFIG_FILE)"
 _ACTIONS: Final = Fragment('<div class="actions">${button}</div>')
+# Where the Acknowledge button would be, for an alert that cannot be acknowledged (the page's
+# acknowledge bar is then hidden, until the alert fires again: pages.js).
+_CANNOT_ACK: Final = Fragment('<p class="cannot-ack" id="cannot-ack">${text}</p>')
 # A link kept whole in an annotation (EXESDB_ALERT_LINK_ORIGINS): a runbook, opened in a new tab
 # that learns nothing of this page.
 _LINK: Final = Fragment('<a href="${href}" target="_blank" rel="noopener noreferrer">${href}</a>')
@@ -80,11 +83,7 @@ def alert_live(
     ``lease`` not held: a banner says the alert may be out of date here."""
     record = detail.alert
     admin = shown.settings.admin_token is not None
-    button = (
-        _ACTIONS(button=ack_button(record))
-        if admin and record.state is AlertState.FIRING
-        else Html("")
-    )
+    button = _ACTIONS(button=_ack_or_why(record)) if admin else Html("")
     return template("alert.html")(
         severity=severity_badge(record.severity),
         title=record.title,
@@ -100,7 +99,26 @@ def alert_live(
         history=_history(detail),
         deliveries=_deliveries(detail, recipients, now),
         labels=_pairs(record.labels),
-        annotations=_annotations(record.annotations, frozenset(shown.settings.alert_link_origins)),
+        # As receivers get them: summary (the title, as Alertmanager names it) among them.
+        annotations=_annotations(
+            record.sent_annotations, frozenset(shown.settings.alert_link_origins)
+        ),
+    )
+
+
+def acknowledgeable(record: AlertRecord) -> bool:
+    """Whether the alert's page offers to acknowledge it: only a firing alert can be."""
+    return record.state is AlertState.FIRING
+
+
+def _ack_or_why(record: AlertRecord) -> Html:
+    """The alert's Acknowledge button, or why it has none (resolved, or acknowledged)."""
+    if acknowledgeable(record):
+        return ack_button(record)
+    if record.state is AlertState.RESOLVED:
+        return _CANNOT_ACK(text="Resolved: there is nothing to acknowledge.")
+    return _CANNOT_ACK(
+        text=f"Acknowledged by {record.ack_by}: there is nothing more to acknowledge."
     )
 
 

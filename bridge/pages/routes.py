@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bridge.pages.alert import GONE, alert_live, not_found_live
+from bridge.pages.alert import GONE, acknowledgeable, alert_live, not_found_live
 from bridge.pages.conditional import Rendered, answer
 from bridge.pages.html import Html
 from bridge.pages.sources import Shown, alert_source, down_source, lease_state, node_source
@@ -189,6 +189,7 @@ def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list
             etag=live.etag,
             now=now,
             gone=GONE,
+            ack_hidden=not acknowledgeable(detail.alert),
         )
         return answer(request, Rendered(page), PAGE_HEADERS, tagged=False)
 

@@ -88,7 +88,7 @@ _ROW: Final = Fragment("<tr>${cells}</tr>")
 _HEARD_ONLY: Final = Fragment('<span class="sr">${text}</span>')
 _EMPTY: Final = Fragment('<p class="empty">${text}</p>')
 _ACK_BAR: Final = Fragment(
-    '<form class="ackbar" id="ack-form" autocomplete="off">'
+    '<form class="ackbar" id="ack-form" autocomplete="off"${hidden}>'
     '<span class="ackbar-title">Acknowledge as</span>'
     '<label class="sr" for="ack-by">Your name</label>'
     f'<input id="ack-by" name="ack_by" placeholder="your name" maxlength="{MAX_NAME}" required>'
@@ -269,12 +269,15 @@ def layout(
     now: float,
     refresh: int = REFRESH_SECONDS,
     gone: str = "",
+    ack_hidden: bool = False,
 ) -> Html:
     """A whole page: head, the bridge's bar, the acknowledge bar and ``live`` (the part
     pages.js refreshes every ``refresh`` seconds, never when 0, sending ``etag``, the live
     part's, so an unchanged one is answered 304). ``root`` is the relative way back to ``/``
     (``./`` or ``../``), so the pages work behind a proxy under any path. ``gone``: what
-    pages.js says, refreshing no more, when the live part answers 404 (an alert's page)."""
+    pages.js says, refreshing no more, when the live part answers 404 (an alert's page).
+    ``ack_hidden``: the acknowledge bar hidden (the page's alert cannot be acknowledged) until
+    a refresh brings an Acknowledge button (pages.js)."""
     admin = shown.settings.admin_token is not None
     revision = shown.build.revision
     shown_revision = Html("") if revision == "unknown" else _REVISION(revision=revision[:12])
@@ -286,7 +289,11 @@ def layout(
         version=shown.build.version,
         revision=shown_revision,
         bus=shown.bus_kind,
-        ack=_ACK_BAR(header=ADMIN_TOKEN_HEADER) if admin else _ACK_OFF(),
+        ack=(
+            _ACK_BAR(header=ADMIN_TOKEN_HEADER, hidden=Html(" hidden" if ack_hidden else ""))
+            if admin
+            else _ACK_OFF()
+        ),
         live=live,
         etag=etag,
         now=f"{now:.3f}",

@@ -89,6 +89,12 @@ def csp_refusals(web: Browser) -> list[str]:
     return [line for line in web.console() if "Content Security Policy" in line]
 
 
+ANNOTATIONS = """
+return [...document.querySelectorAll("#annotations tbody tr")]
+  .map((row) => [row.cells[0].textContent, row.cells[1].textContent]);
+"""
+
+
 def delivered_alert(receiver: WebhookReceiver, alert_id: str) -> dict[str, Any]:
     """The alert entry of the first payload the receiver accepted for ``alert_id``."""
     wait_until(lambda: alert_id in receiver.accepted_alert_ids(), 20, f"{alert_id} delivered")
@@ -672,6 +678,35 @@ def test_acknowledge_on_a_page_shown_before_the_alert_fired_again_leaves_the_new
         assert api_state(server, "a1") == "acknowledged"
 
 
+def test_a_resolved_alerts_page_says_why_it_has_no_acknowledge_bar_until_it_fires_again(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A resolved alert's page hides the acknowledge bar and says, where the button would be,
+    that there is nothing to acknowledge; once the alert fires again the open page shows its
+    Acknowledge button and the bar, and acknowledging there acknowledges it."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "Queue backed up")
+        server.run(sink_of(server).acknowledge(Acknowledgement("a1", "bob", resolution="fixed")))
+        wait_for_alert(server, "a1", lambda record: record.state is AlertState.RESOLVED)
+        browser.open(server.url + alert_path("a1"))
+        assert not browser.css("#ack-form").is_displayed()
+        assert browser.text("#cannot-ack") == "Resolved: there is nothing to acknowledge."
+        assert browser.all("button[data-ack]") == []
+        raise_alert(server, "a1", "Queue backed up")
+        wait_until(lambda: browser.all("button[data-ack='a1']"), 15, "the alert firing again")
+        assert browser.css("#ack-form").is_displayed()
+        assert browser.all("#cannot-ack") == []
+        browser.type_ack_form("alice", ADMIN_TOKEN)
+        browser.css("button[data-ack='a1']").click()
+        browser.wait_for_text("#ack-message", "Acknowledged: Queue backed up")
+        assert api_state(server, "a1") == "acknowledged"
+        browser.wait_for_text(
+            "#cannot-ack", "Acknowledged by alice: there is nothing more to acknowledge."
+        )
+        assert browser.css("#ack-form").is_displayed()  # with what acknowledging said
+        assert csp_refusals(browser) == []
+
+
 def test_a_wrong_token_shows_an_error(tmp_path: Path, browser: Browser) -> None:
     """A wrong admin token is refused: the page says so and the alert stays firing."""
     with page_bridge(tmp_path) as server:
@@ -740,7 +775,8 @@ def test_a_delivered_webhooks_generator_url_opens_the_alerts_page(
     tmp_path: Path, browser: Browser, webhook_receiver
 ) -> None:
     """The generatorURL a real receiver was sent (the listen address + /alerts/{id}) opens that
-    alert's page in the browser, with its delivery to that receiver shown by origin."""
+    alert's page in the browser, with its delivery to that receiver shown by origin and the
+    annotations the receiver got, summary among them."""
     receiver: WebhookReceiver = webhook_receiver()
     port = free_port()
     with page_bridge(
@@ -760,6 +796,8 @@ def test_a_delivered_webhooks_generator_url_opens_the_alerts_page(
         deliveries = browser.wait_for_text("#deliveries", "delivered")
         assert f"http://127.0.0.1:{receiver.port}/…" in deliveries
         assert "/hook" not in deliveries
+        assert dict(browser.run(ANNOTATIONS)) == alert["annotations"]
+        assert alert["annotations"]["summary"] == "Node db-3 is down"
         assert csp_refusals(browser) == []
 
 

@@ -597,8 +597,8 @@ async def test_the_alert_page_shows_its_history(
 async def test_an_alerts_page_lists_its_labels_and_annotations(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
-    """The alert's page lists each label and each annotation (title, description) with its
-    value, as the webhook carries them."""
+    """The alert's page lists each label and each annotation (summary, title, description)
+    with its value, as the webhook carries them."""
     with page_bridge(tmp_path) as server:
         record = raise_alert(server, "disk_full:db-1", "Disk almost full on db-1")
         _, _, body = await fetch(client, server.url + "/alerts/disk_full%3Adb-1")
@@ -610,6 +610,7 @@ async def test_an_alerts_page_lists_its_labels_and_annotations(
 
     assert pairs("labels") == record.labels
     assert pairs("annotations") == {
+        "summary": "Disk almost full on db-1",
         "title": "Disk almost full on db-1",
         "description": "raised by a page test",
     }

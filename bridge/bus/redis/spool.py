@@ -111,8 +111,16 @@ class Spool:
         self._lock: int | None = None  # the lock file's descriptor while open
         self._opened = False
         self._closed = False
-        self.pending_bytes = 0
+        # Bytes of records stored, and sent: each counted by one thread alone (the first on
+        # the event loop as a write is answered, the second on the spool's), so that neither
+        # count loses the other's change.
+        self._stored = 0
+        self._sent = 0
+
+    @property
+    def pending_bytes(self) -> int:
         """Bytes of records not yet sent (what ``max_bytes`` bounds)."""
+        return self._stored - self._sent
 
     # -- from the event loop --
 
@@ -131,7 +139,8 @@ class Spool:
         if self._closed:
             raise OSError(errno.ESHUTDOWN, "the spool is closed")
         data = b"".join(_record(frame) for frame in frames)
-        # Those the thread writes too: they count in ``pending_bytes`` only once on disk.
+        # Those the thread writes too: they count in ``pending_bytes`` once their write is
+        # answered, in the step that takes them out of ``_writing``.
         taken = self.pending_bytes + sum(
             len(item) for item, _, _ in (*self._writing, *self._waiting)
         )
@@ -244,6 +253,9 @@ class Spool:
                         if not future.done():
                             future.set_exception(exc)
                     continue
+                # Stored in the very step the batch stops being one written (nothing awaited
+                # before the next one is): append never counts it twice, as both.
+                self._stored += sum(len(data) for data, _, _ in self._writing)
                 for _, _, future in self._writing:
                     if not future.done():
                         future.set_result(True)
@@ -284,7 +296,8 @@ class Spool:
             waiting += count
         self._segments = found
         self._head = min(head, found[0].size) if found else 0
-        self.pending_bytes = sum(segment.size for segment in found) - self._head
+        # Set here, on the spool's thread, before the event loop counts anything.
+        self._stored, self._sent = sum(segment.size for segment in found), self._head
         self._opened = True
         return waiting
 
@@ -306,7 +319,6 @@ class Spool:
                     file.truncate(segment.size)
                 raise
         segment.size += len(data)
-        self.pending_bytes += len(data)
 
     def _new_segment(self) -> _Segment:
         seq = self._segments[-1].seq + 1 if self._segments else self._read_head()[0] + 1
@@ -332,7 +344,7 @@ class Spool:
         if moved <= 0:
             return []
         self._head += moved
-        self.pending_bytes -= moved
+        self._sent += moved
         spent: list[str] = []
         # A segment sent to the end goes, the last one too (the next append starts a new one):
         # the spool's files hold only what waits.

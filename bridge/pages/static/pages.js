@@ -161,6 +161,10 @@
         const active = document.activeElement;
         const focused = active === body || !active ? refocusing : keysOf(active);
         live.innerHTML = html;
+        // The acknowledge bar, hidden while the page's alert could not be acknowledged, shown
+        // once it can (it fired again): kept shown after, with what acknowledging said.
+        const bar = byId("ack-form");
+        if (bar && bar.hidden && live.querySelector("button[data-ack]")) bar.hidden = false;
         refocus(focused);
         refocusing = [];
         live.dataset.etag = response.headers.get("ETag") || "";

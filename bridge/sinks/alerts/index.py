@@ -413,8 +413,8 @@ class AlertIndex:
             self._withheld(withheld)
         if changed:
             _logger.info(
-                "alerts: took the open alerts kept in Redis as this replica's;"
-                " %d differed from its own outbox and were updated",
+                "alerts: took the open alerts kept in Redis as this replica's, updating"
+                " %d alert(s) of its own outbox that differed",
                 changed,
             )
         return changed

@@ -203,6 +203,37 @@ async def test_a_batch_being_written_counts_against_the_spools_size(
     assert await drain(spool) == list(range(10))
 
 
+async def test_a_batch_just_written_counts_once_against_the_spools_size(
+    open_spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch offered after the spool's thread wrote one and before the event loop took that
+    write's answer counts the written one once: two batches that fit together are both taken,
+    the second not refused (a 503 to ingest)."""
+    spool = await open_spool()
+    assert await spool.append([frame(0)])
+    size = spool.pending_bytes
+    assert await drain(spool) == [0]
+    spool.max_bytes = 2 * size
+    loop = asyncio.get_running_loop()
+    offered: list[asyncio.Future[bool]] = []
+    call_soon_threadsafe = loop.call_soon_threadsafe
+
+    def answer(callback: Callable[..., object], *args: object) -> asyncio.Handle:
+        # The thread's answer to the first write: the second batch is offered first, in the
+        # loop's next step, before the append that waited on that write goes on.
+        loop.call_soon_threadsafe = call_soon_threadsafe  # type: ignore[method-assign]
+        call_soon_threadsafe(
+            lambda: offered.append(asyncio.ensure_future(spool.append([frame(2)])))
+        )
+        return call_soon_threadsafe(callback, *args)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", answer)
+    assert await spool.append([frame(1)])
+    [second] = offered
+    assert await second
+    assert await drain(spool) == [1, 2]
+
+
 async def test_appends_made_together_all_land_in_the_order_they_were_made(open_spool) -> None:
     """Concurrent appends (one fsync for those that wait together) keep their call order."""
     spool = await open_spool()

@@ -328,6 +328,22 @@ async def test_the_next_holder_takes_up_the_open_alerts_and_resolves_them(
     assert boxes["b"].queue.depth().queued == queued + 2
 
 
+async def test_taking_up_says_how_many_alerts_of_its_outbox_it_updated(
+    boxes, db: DbThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The next holder taking up an open alert its outbox lacked logs that it updated 1 alert(s)
+    of its outbox: no verb left to disagree with the count ("1 differed ... and were")."""
+    store = Store()
+    await replica(store, boxes["a"], db).change(boxes["a"].alerts.plan, [event("on")], T0)
+    store.holder = "b"
+    with caplog.at_level("INFO", logger="bridge.sinks.alerts.index"):
+        assert await replica(store, boxes["b"], db, "b").take_up() == 1
+    assert caplog.messages[-1] == (
+        "alerts: took the open alerts kept in Redis as this replica's, updating 1 alert(s) of"
+        " its own outbox that differed"
+    )
+
+
 async def test_the_next_holder_takes_over_a_crashed_holders_note_and_notifies_it_once(
     boxes, db: DbThread
 ) -> None:
