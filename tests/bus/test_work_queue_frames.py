@@ -514,13 +514,10 @@ def recently_verified_pair() -> tuple[RecentlyVerified, Frame, Envelope]:
     """A memory for the alerts instance, and a fan-out frame with the envelope it verified to."""
     body, signature = signed()
     verifier = Verifier(KEYRING, ReplayGuard(300), window_seconds=300, max_bytes=1 << 20)
-    envelope = verifier.verify_frame(body, signature)
+    fanout = Frame("ex_esdb_alerts", body, signature, group=False)
+    [envelope] = verifier.verify_read([fanout])
     assert isinstance(envelope, Envelope)
-    return (
-        RecentlyVerified(frozenset({"ex_esdb_alerts"}), size=4),
-        Frame("ex_esdb_alerts", body, signature, group=False),
-        envelope,
-    )
+    return RecentlyVerified(frozenset({"ex_esdb_alerts"}), size=4), fanout, envelope
 
 
 def test_the_other_copy_takes_a_recently_verified_envelope_once() -> None:
