@@ -533,20 +533,26 @@ class Bus:
         if frames and frames[0].group:
             self._receive_work(frames)  # a read is of work-queue frames or of none
             return
-        recent, work, dispatch = self._recent, self._work, self._dispatch
+        work, dispatch = self._work, self._dispatch
+        recent = self._recent
+        if recent is None or recent.idle:
+            # No work-queue copy to look for (a replica not holding the lease), none to keep.
+            for frame, result in zip(frames, self._verifier.verify_read(frames), strict=True):
+                if isinstance(result, Rejection):
+                    work.settle(frame)
+                else:
+                    dispatch(result, frame)
+            return
         # The work-queue copy of the same bytes under the same signature came first and
         # verified: only this path's replay check is left.
-        knowns = [
-            recent.take(frame) if recent is not None and frame.decoded is None else None
-            for frame in frames
-        ]
+        knowns = [recent.take(frame) if frame.decoded is None else None for frame in frames]
         results = self._verifier.verify_read(frames, knowns)
         for frame, known, result in zip(frames, knowns, results, strict=True):
             if isinstance(result, Rejection):
                 work.settle(frame)
                 continue
             dispatch(result, frame)
-            if known is None and frame.decoded is None and recent is not None:
+            if known is None and frame.decoded is None:
                 recent.put(frame, result)
 
     def _receive_work(self, frames: Sequence[Frame]) -> None:

@@ -236,6 +236,12 @@ class RecentlyVerified:
         # Envelopes kept since the last work-queue frame came.
         self._idle = 0
 
+    @property
+    def idle(self) -> bool:
+        """True when nothing is kept and nothing will be until a work-queue frame comes (this
+        replica does not hold the lease): ``take`` finds nothing and ``put`` keeps nothing."""
+        return self._idle > self._size and not self._entries
+
     def take(self, frame: Frame) -> Envelope | None:
         """The envelope verified lately from exactly ``frame``'s bytes and signature, if any,
         forgotten as it is taken (no third copy is expected; a claimed one is verified anew)."""
