@@ -340,7 +340,6 @@ class Settings(FromEnvironment):
         return value or None
 
     @field_validator(
-        "log_level",
         "log_format",
         "webhook_min_severity",
         "otel_traces_exporter",
@@ -358,6 +357,13 @@ class Settings(FromEnvironment):
         # INFO as Python's logging spells a level, JSON, Critical: one word, as booleans are,
         # the blanks around it stray ones (an env file's "X=info ").
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _warn_is_warning(cls, value: Any) -> Any:
+        # Python's logging takes WARN for WARNING, and the nodes' LogEntry levels spell it so.
+        word = value.strip().lower() if isinstance(value, str) else value
+        return "warning" if word == "warn" else word
 
     @field_validator("otel_sdk_disabled", mode="before")
     @classmethod

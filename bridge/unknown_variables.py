@@ -26,6 +26,8 @@ __all__ = ["SETTINGS_WITHOUT_PREFIX", "set_beside", "setting_meant", "unknown_va
 # Prefixes of the variables meant for the bridge: a set one it does not know is likely a typo.
 _OURS: Final = ("EXESDB_",)
 _OTEL: Final = "OTEL_"
+# The suffix of a variable naming the file a secret is in (Docker's and Kubernetes' convention).
+_FILE: Final = "_FILE"
 # The settings named without a prefix (as Phoenix names its key): known here without the model.
 SETTINGS_WITHOUT_PREFIX: Final = frozenset({"SECRET_KEY_BASE"})
 # Names other tools give what the bridge calls otherwise, which spelling alone would not lead to
@@ -54,6 +56,11 @@ _ALSO_CALLED: Final = {
 _GIVEN_ELSEWHERE: Final = {
     "EXESDB_HEALTHCHECK_TIMEOUT": (
         "the health check's timeout is its option: exesdb-bridge healthcheck --timeout S"
+    ),
+    # Nearest is ..._PASSWORD_FILE, which would then be given the password for a path.
+    "EXESDB_HEALTHCHECK_PASSWORD": (
+        "the health check reads its password from a file: put it in one and give that file's"
+        " path in EXESDB_HEALTHCHECK_PASSWORD_FILE"
     ),
 }
 # How alike an unread OTEL_* name and a read one must be (difflib's ratio, prefix left out) for
@@ -108,11 +115,25 @@ def unknown_variable_warnings(environ: Mapping[str, str], known: Set[str]) -> li
             notes.append(note)
     notes += [
         f"{name} is set but is not a setting of the bridge (ignored) and {meant} is unset; "
-        f"did you mean {meant}?"
+        + (_file_convention(name.upper(), {meant}) or f"did you mean {meant}?")
         for name, meant in _near_misses(environ).items()
         if name not in known
     ]
     return notes
+
+
+def _file_convention(name: str, known: Set[str]) -> str | None:
+    """What to say of ``name`` (in upper case) when it is a setting of ``known`` with the
+    ``_FILE`` suffix of Docker's and Kubernetes' secrets added; None otherwise. Spelling alone
+    would name the setting, which the person would then set to the file's path
+    (``EXESDB_ADMIN_TOKEN=/run/secrets/token``, taken as the token itself)."""
+    stem = name.removesuffix(_FILE)
+    if stem == name or stem.endswith(_FILE) or stem not in known:
+        return None
+    return (
+        f"{stem} takes the value itself, not a file's path: "
+        f'{stem}="$(cat FILE)" reads it from the file'
+    )
 
 
 def _near_misses(environ: Mapping[str, str]) -> dict[str, str]:
@@ -139,6 +160,8 @@ def _unknown_setting(name: str, known: Set[str]) -> str:
     upper = name.upper()
     if upper in _GIVEN_ELSEWHERE:
         hint = _GIVEN_ELSEWHERE[upper]
+    elif (file_hint := _file_convention(upper, known)) is not None:
+        hint = file_hint
     else:
         meant = setting_meant(upper, known)
         hint = f"did you mean {meant}?" if meant else "the settings: docs/configuration.md"

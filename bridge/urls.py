@@ -348,12 +348,15 @@ def require_alertmanager_url(url: str) -> str:
     """``url`` when it is Alertmanager's own URL, to which the poster adds ``/api/v2/alerts``;
     ValueError for one ending in that path already (it would post to it twice over, and every
     post would fail with 404)."""
-    path = urlsplit(require_http_url(url)).path.rstrip("/")
+    parts = urlsplit(require_http_url(url))
+    path = parts.path.rstrip("/")
     for api in ("/api/v2/alerts", "/api/v1/alerts"):
         if path.endswith(api):
+            # The URL meant is the one given without that path, shown as a URL may be shown.
+            meant = urlunsplit(parts._replace(path=path.removesuffix(api), query="", fragment=""))
             raise ValueError(
                 f"ends in {api}: the bridge posts to Alertmanager's own URL + /api/v2/alerts, "
-                "so give that URL, e.g. http://alertmanager:9093"
+                f"so give that URL, e.g. {safe_url(meant)}"
             )
     return url
 

@@ -16,7 +16,8 @@
 # for basic auth, as with `exesdb-bridge publish`: --cacert FILE trusts that CA (PEM), --user
 # USER:PASSWORD sends basic auth (--user USER: curl asks for the password; a user:password@ in
 # EXESDB_URL is taken too). Prints the HTTP status and the bridge's answer; exits 0 on 202, 1
-# on another answer or none, 2 on bad usage (as sign.py).
+# on another answer or none, 2 on bad usage (as sign.py), a PAYLOAD_JSON that is no JSON included
+# (the bridge's 400, named by the payload's own character).
 # The envelope and the signature: docs/messages.md#envelope, docs/http-api.md#ingest.
 # openssl takes the key as an argument, so other users of the host can read it in the process
 # list while openssl runs: on a shared host sign with examples/sign.py or exesdb-bridge publish.
@@ -87,6 +88,9 @@ ts=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 node=${EXESDB_NODE:-$(hostname)}
 body=$(printf '{"v":1,"id":"%s","instance":"%s","topic":"%s","tag":"%s","node":"%s","ts":"%s","payload":%s}' \
     "$id" "$instance" "$topic" "$tag" "$node" "$ts" "$payload")
+# Where the payload starts in the body: a body the bridge finds no JSON from there on is the
+# payload's fault, told by its own position (the bridge's counts from the envelope's start).
+payload_at=$((${#body} - ${#payload} - 1))
 t=$(date +%s)
 # HMAC-SHA256 over "<t>." + body with the key's UTF-8 bytes, as lowercase hex.
 signature=$(printf '%s.%s' "$t" "$body" | openssl dgst -sha256 -hmac "$SECRET_KEY_BASE" -r | cut -d' ' -f1)
@@ -104,4 +108,12 @@ if ! status=$(curl -sS ${curl_options[@]+"${curl_options[@]}"} -o "$answer" -w '
     exit 1
 fi
 echo "$status $(cat "$answer")"
+not_json='"detail": "not JSON: ([^"(:]*)[^"(]*\(char ([0-9]+)\)'
+if [[ $status == 400 && $(<"$answer") =~ $not_json ]] && ((BASH_REMATCH[2] >= payload_at)); then
+    # As sign.py refuses it before sending: bad usage.
+    echo "$0: PAYLOAD_JSON is no JSON (${BASH_REMATCH[1]} at its character" \
+        "$((BASH_REMATCH[2] - payload_at + 1))): give one JSON object," \
+        "as '{\"status\": \"healthy\"}'" >&2
+    exit 2
+fi
 [[ $status == 202 ]]

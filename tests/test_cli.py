@@ -195,6 +195,32 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
 
 
 @pytest.mark.parametrize(
+    ("args", "command", "named"),
+    [
+        (["tail", "EXESDB_ADMIN_TOKEN=hunter2"], "tail", "EXESDB_ADMIN_TOKEN=…"),
+        (["alerts", "list", "--token=hunter2"], "alerts list", "--token=…"),
+        (
+            ["healthcheck", "EXESDB_HEALTHCHECK_PASSWORD=hunter2"],
+            "healthcheck",
+            "EXESDB_HEALTHCHECK_PASSWORD=…",
+        ),
+    ],
+    ids=["tail", "alerts-list", "healthcheck"],
+)
+def test_an_unknown_argument_with_a_value_is_named_without_the_value(
+    args: list[str], command: str, named: str
+) -> None:
+    """An argument a command does not take that holds a value (``NAME=VALUE``, as the shell sets
+    a variable, or ``--option=VALUE``) is named with the value shown as ``…``: it may be a key."""
+    completed = cli(*args)
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert "hunter2" not in completed.stderr
+    assert completed.stderr.endswith(
+        f"exesdb-bridge {command}: error: unrecognized arguments: {named}\n"
+    )
+
+
+@pytest.mark.parametrize(
     ("args", "named"),
     [
         (
@@ -223,8 +249,21 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
             "demo (every setting is an environment variable, not an option; demo: did you mean"
             " --demo? exesdb-bridge",
         ),
+        (
+            ["run", "SECRET_KEY_BASE=hunter2", "EXESDB_PORT=9571", "X=hunter2"],
+            "SECRET_KEY_BASE=… EXESDB_PORT=… X=… (every setting is an environment variable, not"
+            " an option; SECRET_KEY_BASE=…: did you mean SECRET_KEY_BASE=… exesdb-bridge run?"
+            " EXESDB_PORT=…: did you mean EXESDB_HTTP_ADDR=… exesdb-bridge run? exesdb-bridge",
+        ),
     ],
-    ids=["port", "node-exporter-flag", "check-config-key", "like-none", "demo-undashed"],
+    ids=[
+        "port",
+        "node-exporter-flag",
+        "check-config-key",
+        "like-none",
+        "demo-undashed",
+        "assignment",
+    ],
 )
 def test_an_option_guessed_for_a_setting_names_the_environment_variable(
     args: list[str], named: str
@@ -240,6 +279,18 @@ def test_an_option_guessed_for_a_setting_names_the_environment_variable(
     assert completed.stderr.endswith(
         f"exesdb-bridge {args[0]}: error: unrecognized arguments: {named} check-config lists"
         " them, docs/configuration.md describes each)\n"
+    )
+
+
+def test_a_variable_set_before_the_command_as_an_argument_is_named_not_its_value() -> None:
+    """``exesdb-bridge SECRET_KEY_BASE=… run``, a variable set as the shell sets one but after
+    the program's name, exits 2 saying where it goes, its value never shown: it may be a key."""
+    completed = cli("SECRET_KEY_BASE=hunter2", "run")
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert "hunter2" not in completed.stderr
+    assert completed.stderr.splitlines()[-1] == (
+        "exesdb-bridge: error: argument COMMAND: SECRET_KEY_BASE=… is no command: a setting is an"
+        " environment variable, set before the program (SECRET_KEY_BASE=… exesdb-bridge run)"
     )
 
 
@@ -1001,6 +1052,9 @@ def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback
             {},
             "--stdin: not JSON (NaN is not JSON)",
         ),
+        # Empty (a pipe that gave nothing), or a line break alone: said so.
+        (["performance_metric", "--stdin"], "", {}, "--stdin: nothing was read; it must hold"),
+        (["performance_metric", "--stdin"], "\n", {}, "--stdin: nothing was read; it must hold"),
         (["system_alert", *ALERT_FIELDS], None, {}, "SECRET_KEY_BASE"),
         (
             ["system_alert", *ALERT_FIELDS],
@@ -1893,6 +1947,39 @@ def test_alerts_ack_since_an_episode_that_ended_acknowledges_nothing(
     acked = cli("alerts", "ack", "a1", "--by", "bob", "--since", str(second["starts_at"]), **env)
     assert acked.returncode == 0, acked.stderr
     assert acked.stdout.splitlines()[1].split()[:2] == ["a1", "acknowledged"]
+
+
+def test_alerts_ack_with_a_resolution_of_an_alert_resolved_already_says_nothing_changed(
+    bridges: Bridges, tmp_path: Path
+) -> None:
+    """`alerts ack --resolution` of an alert that resolved before it (by its resolve timeout,
+    unacknowledged, or after someone else's ack) says on stderr it was resolved already, exit 0:
+    the table shows it resolved, but not by this ack, whose resolution is not recorded."""
+    bridge = bridges(tmp_path, EXESDB_INGEST="true", EXESDB_ALERT_RESOLVE_TIMEOUT_MS="100")
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
+    fields = [f if f != "severity=critical" else "severity=warning" for f in ALERT_FIELDS]
+    # A warning resolves by itself; one that requires an ack, only once acknowledged.
+    for alert_id, requires_ack in (("quiet", "false"), ("acked", "true")):
+        published = cli(
+            "publish", "system_alert", "--topic", "disk_full", *fields,
+            "-f", f"alert_id={alert_id}", "-f", f"requires_ack={requires_ack}",
+            "--url", bridge.url, SECRET_KEY_BASE=TEST_SECRET,
+        )  # fmt: skip
+        assert published.returncode == 0, published.stderr
+    wait_until(lambda: len(listed_alerts(bridge.url)) == 2, 15, "2 alerts")
+    assert cli("alerts", "ack", "acked", "--by", "alice", **env).returncode == 0
+    wait_until(
+        lambda: {a["state"] for a in listed_alerts(bridge.url)} == {"resolved"},
+        15,
+        "both resolved by their timeout",
+    )
+    for alert_id in ("quiet", "acked"):
+        late = cli("alerts", "ack", alert_id, "--by", "bob", "--resolution", "disk replaced", **env)
+        assert late.returncode == 0, late.stderr
+        assert late.stdout.splitlines()[1].split()[:2] == [alert_id, "resolved"]
+        assert late.stderr == (
+            f"exesdb-bridge: alert {alert_id} was resolved already; nothing changed\n"
+        )
 
 
 @pytest.mark.parametrize("since", ["yesterday", "2026-12-05 lunchtime", "1733400000"])

@@ -154,6 +154,13 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_URL", "127.0.0.1:9570", "URL with a host, e.g. http://127.0.0.1:9570"),
         ("EXESDB_WEBHOOK_URLS", "hooks.example:8080/t0k3n", "e.g. http://hooks.example:8080/…"),
         ("EXESDB_ALERTMANAGER_URL", "http://am:9093/api/v2/alerts/", "Alertmanager's own URL"),
+        # The URL meant is the one given without that path, as a URL may be shown.
+        ("EXESDB_ALERTMANAGER_URL", "http://am:9093/api/v2/alerts", "e.g. http://am:9093"),
+        (
+            "EXESDB_ALERTMANAGER_URL",
+            "https://ops:hunter2@am.example/api/v1/alerts",
+            "give that URL, e.g. https://ops:<redacted>@am.example",
+        ),
         ("EXESDB_EXTERNAL_URL", "https://ops:hunter2@bridge.example", "user name or password"),
         ("EXESDB_EXTERNAL_URL", "https://x.example/bridge?via=sso", "has a query or fragment"),
         ("EXESDB_EXTERNAL_URL", "https://x.example/bridge#top", "has a query or fragment"),
@@ -230,6 +237,14 @@ def test_a_word_setting_takes_any_letter_case(
     monkeypatch.setenv(variable, value)
     field = next(n for n, i in Settings.model_fields.items() if i.validation_alias == variable)
     assert getattr(load_settings(), field) == taken
+
+
+@pytest.mark.parametrize("value", ["warn", "WARN", " Warn "])
+def test_the_log_level_warn_is_warning(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """EXESDB_LOG_LEVEL=warn is warning, as Python's logging takes WARN and the nodes' LogEntry
+    levels spell it (debug, info, warn, error, critical)."""
+    monkeypatch.setenv("EXESDB_LOG_LEVEL", value)
+    assert load_settings().log_level == "warning"
 
 
 @pytest.mark.parametrize(
@@ -547,6 +562,52 @@ def test_a_healthcheck_timeout_variable_is_answered_with_the_option(
         "exesdb-bridge: warning: "
         "EXESDB_HEALTHCHECK_TIMEOUT is set but is not a setting of the bridge (ignored);"
         " the health check's timeout is its option: exesdb-bridge healthcheck --timeout S"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "setting", "unset"),
+    [
+        ("EXESDB_ADMIN_TOKEN_FILE", "EXESDB_ADMIN_TOKEN", ""),
+        ("EXESDB_WEBHOOK_SECRET_FILE", "EXESDB_WEBHOOK_SECRET", ""),
+        ("SECRET_KEY_BASE_FILE", "SECRET_KEY_BASE", " and SECRET_KEY_BASE is unset"),
+    ],
+)
+def test_a_setting_named_with_a_file_suffix_is_answered_that_it_takes_the_value_itself(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    setting: str,
+    unset: str,
+) -> None:
+    """A setting's name with the _FILE suffix of Docker's and Kubernetes' secrets is warned of as
+    no setting, saying the setting takes the value itself: not "did you mean" it, which would
+    have its value set to the file's path (a token /run/secrets/token)."""
+    monkeypatch.delenv(setting, raising=False)
+    status, _, err = check_config(monkeypatch, capsys, **{variable: "/run/secrets/x"})
+    assert status == 0
+    [warning] = [line for line in err.splitlines() if variable + " " in line]
+    assert warning == (
+        f"exesdb-bridge: warning: {variable} is set but is not a setting of the bridge (ignored)"
+        f"{unset}; {setting} takes the value itself, not a file's path:"
+        f' {setting}="$(cat FILE)" reads it from the file'
+    )
+
+
+def test_a_healthcheck_password_variable_is_answered_with_the_file_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EXESDB_HEALTHCHECK_PASSWORD is no setting: the warning says the health check reads its
+    password from a file named in EXESDB_HEALTHCHECK_PASSWORD_FILE, rather than "did you mean"
+    that setting, which would then be given the password for a path."""
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_HEALTHCHECK_PASSWORD="s3cret")
+    assert status == 0
+    [warning] = [line for line in err.splitlines() if "EXESDB_HEALTHCHECK_PASSWORD " in line]
+    assert warning == (
+        "exesdb-bridge: warning: "
+        "EXESDB_HEALTHCHECK_PASSWORD is set but is not a setting of the bridge (ignored);"
+        " the health check reads its password from a file: put it in one and give that file's"
+        " path in EXESDB_HEALTHCHECK_PASSWORD_FILE"
     )
 
 

@@ -137,6 +137,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "track",
     ],
     bridge.messages: [
+        "ALERT_ID_PATTERN",
         "INSTANCES",
         "MAX_NAME",
         "MAX_TEXT",

@@ -600,6 +600,40 @@ async def test_bad_input_at_the_edges_in_ndjson_names_its_line(
     assert server.delivered == []
 
 
+# The envelope fields of a SystemAlert, and a payload of one.
+SYSTEM_ALERT: Final = {"instance": "ex_esdb_alerts", "topic": "disk_full", "tag": "system_alert"}
+ALERT: Final = {
+    "severity": "error",
+    "category": "system",
+    "title": "disk full",
+    "description": "d",
+    "source": "tests",
+    "node": "node2@host",
+}
+
+
+@pytest.mark.parametrize("alert_id", [".", ".."])
+async def test_an_alert_id_a_links_path_drops_answers_400_naming_it(
+    serve: ServerFactory, alert_id: str
+) -> None:
+    """A SystemAlert whose alert_id is ``.`` or ``..``, which a browser takes out of the path of
+    its page's link and generatorURL (``/alerts/..`` is ``/``), answers 400 naming
+    ``payload.alert_id`` and saying why; nothing is delivered, and ``...`` is taken."""
+    server = await serve()
+    payload = {**ALERT, "alert_id": alert_id}
+    status, answer = await server.post(body_of(envelope(**SYSTEM_ALERT, payload=payload)))
+    assert (status, answer["error"], answer.get("field")) == (
+        400,
+        "invalid_payload",
+        "payload.alert_id",
+    ), answer
+    assert "an alert id must not be . or .. (a link's path drops them" in answer["detail"]
+    assert server.delivered == []
+    payload["alert_id"] = "..."
+    status, answer = await server.post(body_of(envelope(**SYSTEM_ALERT, payload=payload)))
+    assert status == 202, answer
+
+
 _SIGN: Final = 'send t=<unix seconds>,v1=<hex HMAC-SHA256(SECRET_KEY_BASE, "<t>." + body)>'
 
 

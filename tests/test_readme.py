@@ -49,6 +49,14 @@ def test_quick_start_says_how_to_run_on_another_port() -> None:
     assert re.search(r"`EXESDB_HTTP_ADDR=127\.0\.0\.1:\d+ make run`", text)
 
 
+def test_the_redis_task_says_what_each_replica_needs_of_its_own() -> None:
+    """The Redis task names what replicas tried on one host must not share: a second one run from
+    the same folder with only a node name of its own stopped on the first's state folder."""
+    [paragraph] = [p for p in TEXT.split("\n\n") if p.startswith("**Run on Redis.**")]
+    for need in ("`SECRET_KEY_BASE`", "node name", "`EXESDB_HTTP_ADDR`", "`EXESDB_STATE_DIR`"):
+        assert need in paragraph
+
+
 @pytest.mark.parametrize("args", _command_lines(TEXT), ids=" ".join)
 def test_every_readme_command_is_valid_usage(args: list[str]) -> None:
     """Each exesdb-bridge command the README shows parses as the command line would parse it."""

@@ -129,6 +129,10 @@ class SharedState(Protocol):
         """The records of ``keys`` under ``name`` that exist (a key without one has none); None
         as for ``load``, when the store lost them (or there never were any)."""
 
+    async def holds(self, name: str) -> bool:
+        """Whether ``name`` holds any record now: False once emptied, and when the store lost
+        them (or there never were any)."""
+
     async def commit(self, name: str, change: StateChange) -> bool:
         """Apply ``change`` to ``name`` in one step if this replica holds the lease; False, with
         nothing changed, when it does not (another replica took over), or when a ``restore``

@@ -43,6 +43,7 @@ from bridge.bus.envelope import (
     name_shown,
 )
 from bridge.messages import (
+    ALERT_ID_PATTERN,
     INSTANCES,
     MESSAGE_TYPES,
     NAME_PATTERN,
@@ -418,6 +419,8 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
 
 _PATTERN_REFUSALS: Final = {
     NO_CONTROL_CHARACTERS: "a label value must not contain control characters",
+    ALERT_ID_PATTERN: "an alert id must not be . or .. (a link's path drops them: /alerts/.. is"
+    " /, so no alert page or generatorURL would reach it) or contain control characters",
     NODE_PATTERN: "a node name must not contain a control character or " + NODE_REFUSES,
     NAME_PATTERN: "a name must not be blank (spaces, other whitespace or invisible characters"
     f" only) or contain a control character, {NAME_REFUSES}",

@@ -41,6 +41,7 @@ from bridge.bus.envelope import (
 )
 from bridge.hidden import HIDDEN_CHARACTERS
 from bridge.messages import (
+    ALERT_ID_PATTERN,
     MESSAGE_TYPES,
     NAME_PATTERN,
     NO_CONTROL_CHARACTERS,
@@ -91,6 +92,10 @@ they are built)."""
 _NO_CONTROL: Final = rf"\A[^{_CONTROL}]*\Z"
 _NODE_NAME: Final = rf"\A[^{_NODE_REFUSED}]*\Z"
 _NODE_TEXT: Final = rf"\A[^{NOT_IN_NODE}]*\Z"
+# An alert id: neither "." nor ".." (ALERT_ID_PATTERN), checked by both decoders (clean bytes
+# may hold either), and without control characters (CHECKED's).
+_ALERT_ID_CLEAN: Final = r"\A(?!\.{1,2}\Z)"
+_ALERT_ID: Final = rf"\A(?!\.{{1,2}}\Z)[^{_CONTROL}]*\Z"
 # The name pattern, ending at \Z too; only AlertAck's ack_by holds it, so no other message pays
 # for it.
 _NAME: Final = rf"\A{NAME_PATTERN.removeprefix('^').removesuffix('$')}\Z"
@@ -261,6 +266,8 @@ def _type(schema: Mapping[str, Any], str_max: int | None, checked: bool) -> Any:
         elif pattern == NODE_PATTERN:
             if checked:
                 meta["pattern"] = _NODE_NAME
+        elif pattern == ALERT_ID_PATTERN:
+            meta["pattern"] = _ALERT_ID if checked else _ALERT_ID_CLEAN
         elif pattern is not None:
             raise _Unsupported(pattern)
         return _annotated(str, schema, **{k: v for k, v in meta.items() if v is not None})

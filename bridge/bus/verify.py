@@ -41,6 +41,9 @@ _WHAT_TO_DO: Final = {
     " EXESDB_BUS_QUEUE_BYTES): it is to send smaller batches",
     # INFO: a sender's resend of what the bridge holds is refused so by design.
     RejectReason.REPLAYED: "a copy of one the bridge holds",
+    # Not JSON, or no envelope: a sender's own encoding fails before any type is looked at.
+    RejectReason.MALFORMED: "a sender's bodies are no well-formed JSON envelopes"
+    " (docs/messages.md#envelope)",
 }
 _NOT_OURS: Final = "a sender's messages are not the bridge's types (docs/messages.md)"
 

@@ -226,9 +226,14 @@ def _not_the_holder(bridge: Target, answer: dict[str, Any] | None) -> str | None
 def _ack_unchanged(args: argparse.Namespace, alert: dict[str, Any]) -> str | None:
     """What to say when the bridge kept an earlier acknowledgement (it answers such an ack with
     the alert as it is), so the person does not take the ack for theirs; None otherwise."""
-    if alert["state"] == "resolved" and not args.resolution:
+    ours = (alert["ack_by"], alert["ack_note"]) == (args.by, args.note)
+    # An ack with a resolution resolves the alert, so a resolved answer is this ack's only when
+    # it carries this ack's name, note and resolution: else it resolved before (its resolve
+    # timeout, a message clearing it), and the resolution given was not recorded.
+    resolved_now = bool(args.resolution) and ours and alert["resolution"] == args.resolution
+    if alert["state"] == "resolved" and not resolved_now:
         return f"alert {args.alert_id} was resolved already; nothing changed"
-    if alert["ack_by"] is not None and (alert["ack_by"], alert["ack_note"]) != (args.by, args.note):
+    if alert["ack_by"] is not None and not ours:
         return (
             f"alert {args.alert_id} was acknowledged already by {alert['ack_by']}"
             f" at {alert['ack_at']}; left as it is"

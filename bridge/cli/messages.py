@@ -282,8 +282,11 @@ def _twice(exc: DuplicateKey) -> str:
 
 def _stdin_fields() -> dict[str, Any]:
     """The payload's fields from ``--stdin``: one JSON object."""
+    text = sys.stdin.read()
+    if not text.strip():  # a pipe that gave nothing: no JSON error's "line 1 column 1" to puzzle
+        raise ValueError("--stdin: nothing was read; it must hold one JSON object")
     try:
-        fields = _json(sys.stdin.read())
+        fields = _json(text)
     except DuplicateKey as exc:
         raise ValueError(f"--stdin: {_twice(exc)}") from None
     except ValueError as exc:

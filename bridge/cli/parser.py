@@ -136,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _refuse_options_before_the_command(parser, argv)
+    _refuse_variables_before_the_command(parser, argv)
     _refuse_an_unknown_command(parser, argv[0])
     args, unknown = parser.parse_known_args(argv)
     if unknown:
@@ -146,8 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f" ({args.tag!r} is a bus instance: publish takes the message type alone,"
                 " and its instance follows from it)"
             )
-        elif args.command in _SETTINGS_COMMANDS:
+        if args.command in _SETTINGS_COMMANDS:
             unknown, hint = _options_for_settings(args.command, unknown)
+        else:  # a value given with "=" (NAME=…, --token=…) may be a key: never shown
+            unknown = [arg.split("=", 1)[0] + "=…" if "=" in arg else arg for arg in unknown]
         args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     try:
         return int(args.handler(args))
@@ -197,9 +200,17 @@ def _options_for_settings(command: str, unknown: list[str]) -> tuple[list[str], 
                 meant.append(f"{name}: did you mean {setting}?")
             value_next = not equals
         else:
-            shown.append("…" if value_next else arg)
-            if not value_next and command == "run" and arg == "demo":
-                meant.append("demo: did you mean --demo?")
+            name, equals, _ = arg.partition("=")
+            if value_next:
+                shown.append("…")
+            elif equals:  # NAME=VALUE, set as the shell sets a variable: the value may be a key
+                shown.append(f"{name}=…")
+                if setting := setting_meant(name.upper(), known, likeness=_OPTION_LIKENESS):
+                    meant.append(f"{name}=…: did you mean {setting}=… exesdb-bridge {command}?")
+            else:
+                shown.append(arg)
+                if command == "run" and arg == "demo":
+                    meant.append("demo: did you mean --demo?")
             value_next = False
     return shown, (
         " (every setting is an environment variable, not an option; "
@@ -242,6 +253,23 @@ def _masked(args: list[str]) -> list[str]:
         (arg.split("=", 1)[0] + "=…" if "=" in arg else arg) if arg.startswith("-") else "…"
         for arg in args
     ]
+
+
+def _refuse_variables_before_the_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """``NAME=VALUE`` words before the command (``exesdb-bridge SECRET_KEY_BASE=… run``), a
+    variable set as the shell sets one but after the program's name, are a usage error saying
+    where they go, their values never shown (one may be a key): argparse would quote the first
+    as no command."""
+    at = next((n for n, arg in enumerate(argv) if arg.startswith("-") or "=" not in arg), len(argv))
+    if not at:
+        return
+    given = " ".join(arg.partition("=")[0] + "=…" for arg in argv[:at])
+    command = argv[at] if at < len(argv) and argv[at] in parser.get_default("command_names") else ""
+    parser.error(
+        f"argument COMMAND: {given} {'is no command' if at == 1 else 'are no commands'}: a"
+        " setting is an environment variable, set before the program"
+        f" ({given} exesdb-bridge {command or 'COMMAND'})"
+    )
 
 
 def _refuse_an_unknown_command(parser: argparse.ArgumentParser, given: str) -> None:

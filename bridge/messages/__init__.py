@@ -16,6 +16,7 @@ from bridge.exports import lazy_exports
 
 if TYPE_CHECKING:
     from bridge.messages._base import (
+        ALERT_ID_PATTERN,
         MAX_NAME,
         MAX_TEXT,
         NAME_PATTERN,
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     from bridge.messages.timestamps import format_timestamp
 
 __all__ = [
+    "ALERT_ID_PATTERN",
     "INSTANCES",
     "MAX_NAME",
     "MAX_TEXT",
@@ -200,6 +202,7 @@ __getattr__ = lazy_exports(
     __name__,
     {
         "_base": (
+            "ALERT_ID_PATTERN",
             "MAX_NAME",
             "MAX_TEXT",
             "NAME_PATTERN",

@@ -23,11 +23,13 @@ from bridge.hidden import CONTROL_CHARACTERS, NODE_PATTERN
 from bridge.messages.timestamps import format_timestamp
 
 __all__ = [
+    "ALERT_ID_PATTERN",
     "MAX_NAME",
     "NAME_PATTERN",
     "NAME_REFUSES",
     "NODE_PATTERN",
     "NO_CONTROL_CHARACTERS",
+    "AlertId",
     "JsonMap",
     "Label",
     "Message",
@@ -98,6 +100,16 @@ becomes a Prometheus label value must match (checked natively, in pydantic-core)
 
 Label = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=NO_CONTROL_CHARACTERS)]
 """A ``Text`` that becomes a label value (the names ``/metrics`` shows)."""
+
+ALERT_ID_PATTERN: Final = (
+    rf"^(?:[^{CONTROL_CHARACTERS}]*[^.{CONTROL_CHARACTERS}][^{CONTROL_CHARACTERS}]*|\.{{3,}})$"
+)
+"""What an alert id a sender gives must match: ``NO_CONTROL_CHARACTERS``, and neither ``.`` nor
+``..``, which a browser takes out of a link's path as it would a directory's, escaped (``%2e``)
+or not, and curl unescaped (``/alerts/..`` is ``/``): no page link or generatorURL reaches it."""
+
+AlertId = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=ALERT_ID_PATTERN)]
+"""A ``Label`` that names an alert: matching ``ALERT_ID_PATTERN``."""
 
 NODE_REFUSES: Final = (
     "a zero-width character (U+200B-U+200D, U+2060, U+FEFF) or a bidirectional control (U+061C,"

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Final, Literal, get_args
 from pydantic import Field, model_validator
 
 from bridge.messages._base import (
+    AlertId,
     JsonMap,
     Label,
     Message,
@@ -62,7 +63,7 @@ class SystemAlert(Message):
     DERIVED: ClassVar[tuple[str, ...]] = ("requires_ack",)
 
     # The alert_id label of every notification of the alert.
-    alert_id: Label = Field(default_factory=random_hex)
+    alert_id: AlertId = Field(default_factory=random_hex)
     severity: AlertSeverity
     category: AlertCategory
     title: Text

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from bridge.messages import (
+    ALERT_ID_PATTERN,
     INSTANCES,
     MESSAGE_TYPES,
     NAME_PATTERN,
@@ -259,6 +260,7 @@ def _plural(text: str) -> str:
 # What a string's pattern refuses, as the payload rules of docs/messages.md name it.
 _PATTERN_LABELS: Final = {
     NO_CONTROL_CHARACTERS: ", no control characters",
+    ALERT_ID_PATTERN: ", no control characters, not `.` or `..`",
     NODE_PATTERN: ", no control, zero-width or bidirectional characters",
     NAME_PATTERN: ", not blank, no control characters, line separators or bidirectional controls",
 }

@@ -44,6 +44,7 @@ from bridge.messages import (
     LogSummary,
     Message,
     PerformanceMetric,
+    SystemAlert,
     ThroughputMetric,
 )
 from tests.messages.test_models import CASES
@@ -765,6 +766,34 @@ def test_control_characters_in_node_and_labels_are_refused_either_way(
         rejection = _same(body)
         assert isinstance(rejection, Rejection)
         assert rejection.field == field
+
+
+@pytest.mark.parametrize("alert_id", [".", "..", "...", ".a", "a..", "%2e%2e", "a/.."])
+@pytest.mark.parametrize("title", ["disk full", "disk µ full"], ids=["ascii", "utf-8"])
+def test_an_alert_id_of_one_or_two_dots_alone_is_refused_either_way(
+    alert_id: str, title: str
+) -> None:
+    """A SystemAlert's alert_id of ``.`` or ``..`` (which a link's path drops: no page link or
+    generatorURL would reach the alert) is refused by both decoders, from clean bytes or not,
+    naming ``payload.alert_id`` and saying why; any other id with dots is taken."""
+    payload = {
+        "alert_id": alert_id,
+        "severity": "error",
+        "category": "system",
+        "title": title,
+        "description": "d",
+        "source": "tests",
+        "node": NODE,
+    }
+    for ascii_only in (True, False):
+        decoded = _same(_body(payload, SystemAlert, ascii_only=ascii_only))
+        if alert_id in (".", ".."):
+            assert isinstance(decoded, Rejection)
+            assert decoded.field == "payload.alert_id"
+            assert decoded.detail.startswith("payload.alert_id: an alert id must not be . or ..")
+        else:
+            assert isinstance(decoded, Envelope)
+            assert decoded.payload.alert_id == alert_id  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("node", ["a\ud800b", "\udfff", "a\udc80"])

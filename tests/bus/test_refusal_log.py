@@ -54,3 +54,23 @@ def test_a_verifier_for_frames_already_judged_logs_nothing(
     with caplog.at_level(logging.INFO, "bridge.bus.verify"):
         quiet.reject(Rejection(RejectReason.UNSIGNED, "the message has no signature"))
     assert [r for r in caplog.records if r.levelno >= logging.INFO] == []
+
+
+@pytest.mark.parametrize(
+    ("reason", "said"),
+    [
+        (RejectReason.MALFORMED, "a sender's bodies are no well-formed JSON envelopes"),
+        (RejectReason.UNKNOWN_TAG, "a sender's messages are not the bridge's types"),
+        (RejectReason.INVALID_PAYLOAD, "a sender's messages are not the bridge's types"),
+    ],
+)
+def test_a_refusal_line_says_what_the_senders_got_wrong(
+    caplog: pytest.LogCaptureFixture, reason: RejectReason, said: str
+) -> None:
+    """A body that is no JSON envelope (a sender's encoding at fault) is told so, not as a
+    message of a type the bridge does not have, as an unknown tag or a payload its type refuses
+    is."""
+    with caplog.at_level(logging.INFO, "bridge.bus.verify"):
+        verifier_on(ManualClock(0.0)).reject(Rejection(reason, "detail"))
+    [record] = caplog.records
+    assert record.getMessage().startswith(f"refused a message as {reason.value}: {said}")

@@ -64,7 +64,8 @@ def test_promtool_check_config() -> None:
 
 def test_promtool_test_rules_can_fail(tmp_path) -> None:
     """A rule unit test expecting the wrong alert makes promtool fail (the check has teeth)."""
-    broken = (TEST_FILES[0]).read_text().replace("severity: critical", "severity: info", 1)
+    text = next(t for t in (f.read_text() for f in TEST_FILES) if "severity: critical" in t)
+    broken = text.replace("severity: critical", "severity: info", 1)
     path = tmp_path / "broken_test.yml"
     path.write_text(broken.replace("../rules/", f"{PROMETHEUS}/rules/"))
     result = promtool("test", "rules", str(path))

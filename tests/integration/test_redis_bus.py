@@ -559,6 +559,59 @@ async def test_a_replica_whose_lease_went_elsewhere_unawares_takes_nothing_more(
     assert sorted(publisher.seen_alerts()) == expected
 
 
+async def test_entries_read_under_a_lease_gone_elsewhere_are_taken_at_once_when_it_is_back(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """What a holder read as Redis gave its lease to another stays pending, untaken; the lease
+    back (the other gone before claiming it), the holder takes it from its own history at once,
+    not after it idled for a claim (30 s: after FLUSHALL, every alert read before the holder took
+    its lease back waited that long)."""
+    server = redis_server()
+    holder = await Replica(server.url, "holder", claim_idle_ms=30_000).start()
+    replicas.append(holder)
+    await async_wait_until(lambda: holder.transport.leading, 10, "the holder holds the lease")
+    publisher = await Replica(server.url, "publisher", group=False).start()
+    replicas.append(publisher)
+    await async_wait_until(publisher.ready, 10)
+    with server.client() as client:
+        client.set("exesdb:bus:leader", "node-x:rival")
+    expected = [publisher.publish_alert(n) for n in range(5)]
+    await async_wait_until(lambda: pending(server) == 5, 10, "read, and left pending")
+    assert holder.taken_alerts() == []
+    with server.client() as client:
+        client.delete("exesdb:bus:leader")  # the rival gone, its lease with it
+    await async_wait_until(lambda: sorted(holder.taken_alerts()) == expected, 15, "taken")
+    await async_wait_until(lambda: pending(server) == 0, 10, "acknowledged")
+    assert holder.sample("exesdb_redis_claimed_total") == 0
+
+
+async def test_flushall_under_a_blocked_read_makes_the_group_again_without_a_warning(
+    redis_server: Callable[[], RedisServer],
+    replicas: list[Replica],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """FLUSHALL while the holder's read blocks ends the read with UNBLOCKED (its stream gone):
+    the group is made again as after NOGROUP, with no warning that Redis refuses commands."""
+    server = redis_server()
+    holder = await Replica(server.url, "holder").start()
+    replicas.append(holder)
+    await async_wait_until(lambda: holder.transport.leading, 10, "the holder holds the lease")
+    publisher = await Replica(server.url, "publisher", group=False).start()
+    replicas.append(publisher)
+    await async_wait_until(publisher.ready, 10)
+    first = publisher.publish_alert(0)
+    await async_wait_until(lambda: holder.taken_alerts() == [first], 10, "the first taken")
+    with caplog.at_level(logging.WARNING, logger="bridge.bus.redis"):
+        with server.client() as client:
+            client.flushall()
+        second = publisher.publish_alert(1)
+        await async_wait_until(lambda: holder.taken_alerts() == [first, second], 10, "taken")
+    said = [
+        r.getMessage() for r in caplog.records if "refuses the bridge's commands" in r.getMessage()
+    ]
+    assert said == []
+
+
 async def test_frames_published_before_the_restart_but_not_yet_taken_are_written_again(
     redis_server: Callable[[], RedisServer], replicas: list[Replica]
 ) -> None:

@@ -195,6 +195,40 @@ def test_a_redis_restarted_empty_while_the_holder_has_alerts_pending_loses_none(
     assert (metric(other.url, "exesdb_redis_rewritten_total") or 0) > 0
 
 
+@pytest.mark.parametrize("lost", ["flushall", "restart"])
+def test_alerts_ingested_just_after_redis_lost_its_data_are_delivered_at_once(
+    tmp_path: Path,
+    redis: RedisServer,
+    bridge_processes: list[BridgeProcess],
+    webhook_receiver,
+    lost: str,
+) -> None:
+    """Alerts answered 202 just after Redis lost its data (FLUSHALL, or a restart without
+    persistence: streams, consumer group and lease gone) reach the receiver within seconds, once
+    each, not after EXESDB_REDIS_CLAIM_IDLE_MS (30 s here): the holder's read that finds its
+    lease gone leaves them pending, and it takes the lease back at once, then them."""
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = start_replicas(
+        tmp_path, bridge_processes, redis.url, 2, receiver, EXESDB_REDIS_CLAIM_IDLE_MS="30000"
+    )
+    holder = leader(replicas)
+    ingest(holder.url, [alert("before")])
+    wait_until(lambda: delivered_counts(receiver, "before"), 15, "a first alert delivered")
+    if lost == "flushall":
+        with redis.client() as client:
+            client.flushall()
+    else:
+        redis.restart()
+    ids = [f"after-{n}" for n in range(5)]
+    ingest(holder.url, [alert(i) for i in ids])
+    wait_until(
+        lambda: set(delivered_counts(receiver, "after-")) == set(ids), 8, "every alert, at once"
+    )
+    assert leader(replicas) is holder
+    counts = delivered_counts(receiver, "after-")
+    assert sorted(k for k, v in counts.items() if v > 1) == []
+
+
 def test_after_redis_lost_its_data_the_holder_takes_its_lease_back_and_resolves_its_alert(
     tmp_path: Path, bridge_processes: list[BridgeProcess], webhook_receiver
 ) -> None:

@@ -286,6 +286,28 @@ async def test_a_lease_lost_with_redis_data_goes_to_another_once_its_holder_stay
         await async_wait_until(lambda: lease.leading, 10, "the lease taken after a while")
 
 
+async def test_a_holder_whose_read_found_its_lease_gone_with_redis_data_takes_it_back_at_once(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A holder whose consumer group read found the lease gone (FLUSHALL: Redis's data, lease
+    and all) takes it back at once, not at its next renewal a third of the lease (10 s) later:
+    what that read got waits, pending, for it to hold the lease again."""
+    server = redis_server()
+    taken: list[int] = []
+
+    async def took() -> None:
+        taken.append(1)
+
+    async with _running_lease(server, on_lead=took, lease_ms=30_000) as lease:
+        await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+        with server.client() as other:
+            other.flushall()
+        lease.lost(None)  # as the consumer group's read, in one round trip with its GET, tells
+        assert not lease.leading
+        await async_wait_until(lambda: lease.leading, 3, "the lease taken back")
+        assert taken == [1, 1]
+
+
 async def test_a_lease_taken_by_a_set_whose_answer_was_lost_is_held(
     redis_server: Callable[[], RedisServer],
 ) -> None:

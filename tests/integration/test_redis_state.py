@@ -391,3 +391,40 @@ async def test_a_wall_clock_set_back_restarts_an_escalation_period_on_redis_too(
         escalated = stored(sink.outbox, "a1")
         assert escalated is not None
         assert escalated.level == 2
+
+
+@pytest.mark.parametrize("lost", ["flushall", "deleted", "emptied"])
+async def test_open_alerts_redis_lost_under_the_holder_are_put_back(
+    tmp_path: Path, redis_server: Callable[[], RedisServer], lost: str
+) -> None:
+    """The open alerts kept in Redis, gone while the holder holds the lease (their hash deleted
+    or evicted, with its mark or alone), are put back whole by the holder before its next change
+    (an alert then, or a housekeeping pass), not left for the next holder to find missing; after
+    FLUSHALL (the lease gone too) the holder takes its lease back and puts them back as it
+    does after Redis lost its data."""
+    server = redis_server()
+    async with alert_bridge(tmp_path, EXESDB_BUS=server.url) as (bridge, sink, _):
+        await async_wait_until(sink.holds_work_queue, what="the work-queue lease")
+        for alert_id in ("a1", "a2"):
+            bridge.bus.publish("disk_full", system_alert(alert_id))
+        await async_wait_until(
+            lambda: stored(sink.outbox, "a1") and stored(sink.outbox, "a2"), what="both stored"
+        )
+        with server.client() as client:
+            assert set(client.hkeys("exesdb:state:alerts")) == {b"a1", b"a2"}
+            if lost == "flushall":
+                client.flushall()
+            elif lost == "deleted":
+                client.delete("exesdb:state:alerts", "exesdb:state:alerts:kept")
+            else:
+                client.delete("exesdb:state:alerts")
+        expected = {b"a1", b"a2"}
+        if lost != "flushall":  # one more alert, which made the hash anew with it alone
+            bridge.bus.publish("disk_full", system_alert("a3"))
+            expected.add(b"a3")
+
+        def put_back() -> bool:
+            with server.client() as client:
+                return set(client.hkeys("exesdb:state:alerts")) == expected
+
+        await async_wait_until(put_back, 10, "the open alerts back in Redis")

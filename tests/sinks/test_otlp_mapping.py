@@ -387,6 +387,24 @@ def test_flattening_bounds_the_text_all_attributes_hold_together() -> None:
     assert len(str(mixed["exesdb.metadata.a"])) == MAX_STRING_LENGTH
 
 
+def test_an_attribute_past_the_text_left_is_dropped_and_a_shorter_one_after_it_kept() -> None:
+    """The text bound drops the attribute that would pass it, not all that follow: a short
+    one after a dropped array of long strings is still kept."""
+    attributes = flatten_payload({"a": ["x" * 1000] * 9, "b": "short", "c": 7})
+    assert attributes == {"exesdb.b": "short", "exesdb.c": 7, "exesdb.attributes_dropped": 1}
+
+
+def test_a_whole_number_past_int64_travels_as_text_cut_as_a_string_is() -> None:
+    """A payload's whole number no OTLP int holds (past 2^63 - 1, up to the 4 300 digits JSON
+    parsing takes) travels as text, cut to MAX_STRING_LENGTH as any string is: not 3 001
+    characters of one attribute."""
+    attributes = flatten_payload({"metadata": {"big": 10**3000, "small": -(2**63)}})
+    assert len(str(attributes["exesdb.metadata.big"])) == MAX_STRING_LENGTH
+    assert str(attributes["exesdb.metadata.big"]).startswith("1000")
+    assert attributes["exesdb.metadata.small"] == -(2**63)
+    assert "exesdb.attributes_dropped" not in attributes
+
+
 @pytest.mark.parametrize(
     "message",
     [

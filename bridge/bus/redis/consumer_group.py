@@ -4,7 +4,8 @@ New entries are read with XREADGROUP; entries left pending by a replica that wen
 claimed with XAUTOCLAIM after ``claim_idle_ms``. Each is acknowledged (XACK, by the writer)
 once its subscribers returned, and left pending when they could not handle it. Each read, and
 each claim round, asks Redis whose the lease is: a replica that lost it unawares (with a Redis
-restart's data) steps down rather than take entries beside the new holder.
+restart's data) steps down rather than take entries beside the new holder, and should it hold
+the lease again first, takes what that read left pending at once, from its own history.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ class ConsumerGroup:
         self._inflight: dict[tuple[str, bytes], float] = {}
         self._room = asyncio.Event()
         self._room.set()
+        # Per stream, where to read this consumer's own pending entries from (XREADGROUP from
+        # an id, not ">"), before new ones: a read under a lease Redis no longer had for it
+        # left them pending here, untaken. None: nothing to look for.
+        self._history: dict[str, bytes] | None = None
         self._claim_rounds = 0
         # Self-metrics, read at scrape time.
         self.claimed = 0
@@ -90,9 +95,12 @@ class ConsumerGroup:
         await self._link.keep_trying(self._claim_step, refused=self._gone)
 
     def _gone(self, exc: ResponseError) -> bool:
-        if "NOGROUP" not in str(exc):
+        said = str(exc)
+        # NOGROUP: the group is gone; UNBLOCKED: its stream went while a read blocked on it.
+        if "NOGROUP" not in said and "UNBLOCKED" not in said:
             return False
-        # Redis restarted without persistence, or the stream was deleted: make the group again.
+        # Redis restarted without persistence, FLUSHALL, or the stream deleted: make the group
+        # again.
         self._ready = False
         return True
 
@@ -105,12 +113,17 @@ class ConsumerGroup:
             return None
         if not self._ready:
             await self._create()
-        keys = self._keys
+        history = self._history
+        ids: list[bytes | str]
+        if history is not None:
+            keys, ids = list(history), list(history.values())
+        else:
+            keys, ids = self._keys, [">"] * len(self._keys)
         # The lease as Redis has it as the read ends, asked in the same round trip: after an
         # outage this replica may still think it holds a lease that went with Redis's data to
         # another replica (its renewal waits out its backoff). Two readers at once would split
         # the entries, and the other would claim those read here before their acknowledgement
-        # lands: taken twice.
+        # lands: taken twice. (A read of the history does not block.)
         pipe = self._link.client.pipeline(transaction=False)
         pipe.execute_command(
             "XREADGROUP",
@@ -123,17 +136,29 @@ class ConsumerGroup:
             self._block_ms,
             "STREAMS",
             *keys,
-            *[">"] * len(keys),
+            *ids,
         )
         pipe.get(self._layout.leader)
         reply, holder = await pipe.execute()
         if not self._holds(holder):
-            # What was read stays pending here, untaken: the holder claims it once idle.
+            # What was read stays pending here, untaken: the holder claims it once idle, or
+            # this replica takes it from its history should it hold the lease again first
+            # (Redis lost its data, and the lease with it: it takes it back at once).
+            self._history = dict.fromkeys(self._keys, b"0-0")
             return 0.0
         read = 0
-        for key, entries in read_reply(reply):
+        further: dict[str, bytes] = {}
+        for raw_key, entries in read_reply(reply):
+            key = raw_key.decode()
             read += len(entries)
-            self._take(key.decode(), entries)
+            self._take(key, entries)
+            if entries:
+                further[key] = entries[-1][0]
+        if history is not None:
+            # Each stream's history read on past what came, until nothing comes (None: on
+            # with new entries).
+            self._history = further or None
+            return 0.0
         return linger(read, self._batch)
 
     async def _create(self) -> None:

@@ -79,6 +79,9 @@ class Lease:
         # Take-overs failed in a row, and what the last one logged failed with.
         self._failed_takes = 0
         self._take_fault = ""
+        # Set as this replica steps down on finding the lease not its own (``lost``): the next
+        # step (taking it back, or standing by) comes at once, not after the renewal's wait.
+        self._stepped_down = asyncio.Event()
         self.held = asyncio.Event()
         """Set while this replica holds the lease."""
 
@@ -111,7 +114,9 @@ class Lease:
     async def run(self) -> None:
         """Hold (or wait for) the lease until the transport stops."""
         # Its refusals filed under this lease: whether Redis takes them is asked (``refused``).
-        await self._link.keep_trying(self._step, failed=self._lapse_if_expired, owner=self)
+        await self._link.keep_trying(
+            self._step, failed=self._lapse_if_expired, owner=self, wake=self._stepped_down
+        )
 
     async def release(self) -> None:
         """Give the lease back at once (rather than after it runs out), if held."""
@@ -123,6 +128,7 @@ class Lease:
         _logger.info("this replica handed the work queue over (%s)", self._consumer)
 
     async def _step(self) -> float | None:
+        self._stepped_down.clear()
         client = self._link.client
         if self.held.is_set():
             # Timed from before it is sent: the lease in Redis runs from when Redis renewed it.
@@ -249,11 +255,15 @@ class Lease:
 
     def lost(self, holder: str | None) -> None:
         """Step down, if held: Redis says ``holder`` (None: nobody) holds the lease, as the
-        consumer group found when it read (before this replica's next renewal would)."""
+        consumer group found when it read (before this replica's next renewal would). The
+        lease is looked at again at once, not at the next renewal: held by nobody (Redis lost
+        its data, and the lease with it), it is taken back, and what that read got, left
+        pending, is taken then (``consumer_group.py``); held by another, this replica stands by."""
         self._holder = holder
         if self.held.is_set():
             self._told_holder = holder  # named as it steps down
             self._step_down(_gone_to(holder))
+            self._stepped_down.set()
 
     def _lapse_if_expired(self) -> None:
         if self._clock() - self._renewed <= self._lease_ms / 1000:

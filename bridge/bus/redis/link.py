@@ -33,6 +33,7 @@ from bridge.bus.redis.layout import RAW_REPLIES
 from bridge.bus.redis.tls_files import tls_file_problems
 from bridge.errors import TransportError
 from bridge.redaction import redact_urls, safe_url
+from bridge.tasks import cancel_and_wait
 
 __all__ = [
     "OWN_OPTIONS",
@@ -345,13 +346,16 @@ class Link:
         """Whether ``refusal`` is still being made: heard within ``refusal_seconds``."""
         return refusal[0] >= self._clock() - self.refusal_seconds
 
-    async def pause(self, seconds: float) -> None:
-        """Wait ``seconds``, or less when the transport stops meanwhile."""
+    async def pause(self, seconds: float, wake: asyncio.Event | None = None) -> None:
+        """Wait ``seconds``, or less when the transport stops (or ``wake`` is set) meanwhile."""
         # asyncio.timeout rather than wait_for: on Python 3.11 wait_for can swallow a
         # cancellation that arrives as the wait ends, and the loop would not stop.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
-                await self.stopping.wait()
+                if wake is None:
+                    await self.stopping.wait()
+                else:
+                    await _either(self.stopping, wake)
 
     async def keep_trying(
         self,
@@ -360,15 +364,16 @@ class Link:
         refused: Callable[[ResponseError], bool] | None = None,
         failed: Callable[[], None] | None = None,
         owner: object = None,
+        wake: asyncio.Event | None = None,
     ) -> None:
         """Run ``step`` again and again until the transport stops, through Redis failures.
 
         ``step`` returns None when it did not get to Redis (nothing to do) or learnt nothing of
         a refusal it was told (it steps again at once, its refusal standing), else how long to
-        wait before the next step. ``refused`` may deal with a refusal itself (True: step
-        again at once, nothing recorded); ``failed`` hears of each failure before the wait.
-        The loop's refusals are filed under ``owner`` (``refused(owner)`` asks after them),
-        by default one of its own.
+        wait before the next step; ``wake``, set, ends that wait at once (not a backoff).
+        ``refused`` may deal with a refusal itself (True: step again at once, nothing
+        recorded); ``failed`` hears of each failure before the wait. The loop's refusals are
+        filed under ``owner`` (``refused(owner)`` asks after them), by default one of its own.
         """
         if owner is None:
             owner = object()
@@ -391,7 +396,7 @@ class Link:
                         failures = 0
                         self.up(owner)
                         if wait > 0:
-                            await self.pause(wait)
+                            await self.pause(wait, wake)
                     continue
                 if _cancel_requested():
                     raise asyncio.CancelledError from failure
@@ -532,6 +537,15 @@ def linger(read: int, batch: int) -> float:
 
 def _as_sent(response: Any, **kwargs: Any) -> Any:
     return response
+
+
+async def _either(first: asyncio.Event, second: asyncio.Event) -> None:
+    """Wait until ``first`` or ``second`` is set."""
+    waits = [asyncio.ensure_future(event.wait()) for event in (first, second)]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await cancel_and_wait(*waits)
 
 
 def _cancel_requested() -> bool:

@@ -203,6 +203,14 @@ class RedisSharedState:
         found = values[0] if values else []
         return {k: value for k, value in zip(wanted, found, strict=True) if value is not None}
 
+    async def holds(self, name: str) -> bool:
+        """Whether ``name`` holds any record now (EXISTS: its hash is there).
+
+        Raises ``TransportError`` when Redis cannot be reached.
+        """
+        with self._link.boundary(f"look for the {name} records"):
+            return bool(await self._link.client.exists(self._layout.state(name)))
+
     async def commit(self, name: str, change: StateChange) -> bool:
         """Apply ``change`` while this replica holds the work-queue lease; False when not (or a
         restore found records).

@@ -56,7 +56,14 @@ from bridge.httpclient.redirects import post, refused_redirect
 from bridge.receiver_keys import receiver_label
 from bridge.sinks.alerts.queue import BuildPayloads, DeliveryQueue, Keep
 from bridge.sinks.alerts.receiver_log import ReceiverLog
-from bridge.sinks.alerts.records import RETRIED_STATUSES, Delivery, DeliveryState
+from bridge.sinks.alerts.records import (
+    RETRIED_STATUSES,
+    AlertRecord,
+    AlertState,
+    Delivery,
+    DeliveryState,
+)
+from bridge.sinks.alerts.sources import meets
 from bridge.sinks.alerts.thread import DbThread
 from bridge.tasks import cancel_and_wait
 from bridge.tracing import ClientSpan, http_client_span
@@ -76,6 +83,7 @@ __all__ = [
     "Sender",
     "WebhookSender",
     "classify",
+    "keep_for",
     "parse_retry_after",
     "read_answer",
     "wait_or_wake",
@@ -175,6 +183,20 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if when.tzinfo is None:
         return None
     return min(max(when.timestamp() - now, 0.0), _MAX_RETRY_AFTER_SECONDS)
+
+
+def keep_for(receiver: Receiver) -> Keep:
+    """What ``receiver`` gets: an alert at or above its ``min_severity``, and every later change
+    of one it was told of (eased below it, resolved), so it never keeps an alert firing that
+    ended; a resolve only of an alert it was told of (as Alertmanager sends none to a receiver it
+    never notified), and with ``send_resolved: false`` none."""
+
+    def keep(record: AlertRecord, told: bool) -> bool:
+        if record.state is AlertState.RESOLVED:
+            return told and receiver.send_resolved
+        return told or meets(record.severity, receiver.min_severity)
+
+    return keep
 
 
 @dataclass(frozen=True, slots=True)

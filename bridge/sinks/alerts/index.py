@@ -29,6 +29,10 @@ meanwhile (its copy is read after the drop) is left out alike, so a replica that
 while the next holder takes its notes over sends each change once too. A note that comes back
 to its replica drops its copy as it is dropped.
 
+Redis holding none of the holder's open alerts while its lease stays (their hash deleted or
+evicted) is given them again before the next change, which would make the hash anew with its own
+records alone (the next holder would take that for all there are).
+
 A change that fails between the two without a crash (the outbox failing, Redis's answer lost)
 is stored from its note before the next change is worked out, so the retried batch finds it
 made and notifies nothing twice.
@@ -184,6 +188,7 @@ class AlertIndex:
         async with self._lock:
             if not self.caught_up:
                 await self._catch_up()
+            await self._put_back()
             plan = await self._db.call(planner, *args, **kwargs)
             if not plan.steps:
                 return Applied([], plan.refused)
@@ -253,6 +258,38 @@ class AlertIndex:
         if raised:
             self._escalated(raised)
         return stored
+
+    async def _put_back(self) -> None:
+        """Give Redis this replica's open alerts again when it holds none of them (their hash
+        deleted or evicted, Redis emptied while the lease stayed), before a change makes the
+        hash anew with its own records alone: the next holder would take that for all there
+        are, and close the others unnotified. Under the lock, caught up."""
+        if not self._alerts.maybe_active_ids or await self._state.holds(NAME):
+            return  # nothing open here (nothing to lose), or Redis holds them
+        mine = await self._db.call(self._open_alerts)
+        if not mine:
+            return
+        put = {record.alert_id: encode(record) for record in mine}
+        # A restore: made only while the records are still gone and the lease is ours.
+        if not await self._state.commit(NAME, StateChange(put=put, restore=True)):
+            raise TransportError(
+                "this replica no longer holds the work-queue lease: its alert changes are "
+                "left to the holder"
+            )
+        _logger.warning(
+            "alerts: Redis held none of this replica's %d open alert(s) (their hash deleted or"
+            " evicted, or Redis emptied): put them back, so that the next work-queue holder"
+            " takes them up",
+            len(put),
+        )
+
+    def _open_alerts(self) -> list[AlertRecord]:
+        """The open alerts (firing or acknowledged) of the outbox, up to the cap."""
+        return [
+            record
+            for state in (AlertState.FIRING, AlertState.ACKNOWLEDGED)
+            for record in self._alerts.find(state.value, self._limit)
+        ]
 
     async def _withdraw_taken_over(self) -> None:
         """Leave out of the outbox the notifications of this replica's changes whose notes
@@ -346,11 +383,7 @@ class AlertIndex:
         async with self._lock:
             raw = await self._state.load(NAME)
             if raw is None:
-                mine = [
-                    record
-                    for state in (AlertState.FIRING, AlertState.ACKNOWLEDGED)
-                    for record in await self._db.call(self._alerts.find, state.value, self._limit)
-                ]
+                mine = await self._db.call(self._open_alerts)
                 put = {record.alert_id: encode(record) for record in mine}
                 if not await self._state.commit(NAME, StateChange(put=put, restore=True)):
                     # Records came (or the lease went) since they were read: read them again.

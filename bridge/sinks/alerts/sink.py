@@ -48,6 +48,7 @@ from bridge.sinks.alerts.delivery import (
     RetryPolicy,
     Sleep,
     WebhookSender,
+    keep_for,
     wait_or_wake,
 )
 from bridge.sinks.alerts.escalation import Escalator
@@ -58,7 +59,7 @@ from bridge.sinks.alerts.metrics import AlertMetrics, DeliveryResult
 from bridge.sinks.alerts.outbox import Outbox, unopenable_hint
 from bridge.sinks.alerts.payload import build_payloads
 from bridge.sinks.alerts.pending import PendingConditions
-from bridge.sinks.alerts.queue import BuildPayloads, Keep
+from bridge.sinks.alerts.queue import BuildPayloads
 from bridge.sinks.alerts.records import (
     Acknowledgement,
     AlertDetail,
@@ -75,7 +76,6 @@ from bridge.sinks.alerts.sources import (
     SOURCE_TYPES,
     AlertEvent,
     batch_changes,
-    meets,
 )
 from bridge.sinks.alerts.states import AlertStates
 from bridge.sinks.alerts.thread import DbThread
@@ -106,6 +106,10 @@ _OUTBOX_REFUSING: Final = (
     "the alert outbox cannot store alerts now (its disk full, or failing): the batch is not"
     " taken; send it again"
 )
+# An outbox call running this long is stuck (a write or fsync to a hung disk): readiness says so.
+# Past SQLite's busy timeout (10 s, the longest a sound call waits for another process's lock)
+# and ingest's wait for a commit (10 s).
+_HUNG_SECONDS: Final = 15.0
 # How long a delivery due at start waits for Redis's first answer before it goes unchecked.
 _FIRST_ANSWER_SECONDS: Final = 5.0
 # The last error of a delivery made of notifications withheld from a receiver that takes no
@@ -180,7 +184,7 @@ class AlertSink:
         self._alertmanager_interval = alertmanager_interval
         self._max_open = max_open_alerts
         self._resolve_after = settings.alert_resolve_timeout_ms / 1000
-        self._db = db or DbThread()
+        self._db = db or DbThread(clock=monotonic)
         self._min_severity = settings.webhook_min_severity
         # Origins whose links in a SystemAlert's metadata are shown whole (sources.details_of).
         self._links = frozenset(settings.alert_link_origins)
@@ -435,7 +439,7 @@ class AlertSink:
             policy=self.policy,
             group_wait=self.settings.webhook_group_wait_ms / 1000,
             build=self._builder(receiver),
-            keep=self._keeper(receiver),
+            keep=keep_for(receiver),
             vet=self._vet if receiver.send_resolved else self._without_resolved,
             report=self._report,
             clock=self._clock,
@@ -501,12 +505,18 @@ class AlertSink:
             _logger.info("alerts: webhook receiver %s is %s", receiver.label, receiver.source)
 
     def readiness(self) -> str | None:
-        """None once started and until closed, but while the outbox cannot record a webhook
+        """None once started and until closed, but while an outbox call has run past
+        ``_HUNG_SECONDS`` (its disk hung), and while the outbox cannot record a webhook
         attempt's outcome (its disk full): that outcome is kept in memory meanwhile."""
         if self._closed:
             return "the alert sink is closed"
         if not self._started:
             return "the alert sink has not started"
+        if (hung := self._db.running_for()) >= _HUNG_SECONDS:
+            return (
+                f"the alert outbox has not answered for {hung:.0f} s (a write or fsync to its"
+                " disk hangs): alerts taken meanwhile wait in memory, not yet on disk"
+            )
         if kept := self._kept.unready:
             return kept
         for worker in self.workers.values():
@@ -527,6 +537,7 @@ class AlertSink:
         if self._housekeeping is not None:
             self._housekeeping.stop()  # no pass more while the queue drains
         self._shutdown.begin()  # the bridge's began already; one of the sink's own, now
+        cancelled = False
         try:
             # Drain first: what the bus already queued for us reaches the outbox before it
             # closes. The HTTP listener closed before us, so the backlog is bounded; so is the
@@ -546,26 +557,31 @@ class AlertSink:
                 except Exception:
                     self._errors()
                     _logger.exception("alerts: giving the work-queue lease up failed")
+        except asyncio.CancelledError:
+            cancelled = True  # while draining: no later await would be cancelled again
+            raise
         finally:
-            await self._stop()
+            await self._stop(cancelled)
 
-    async def _stop(self) -> None:
+    async def _stop(self, cancelled: bool) -> None:
+        """Stop the workers and close the outbox; ``cancelled``: the stop's deadline passed
+        already (the caller's cancellation goes on), so everything closes at once."""
         # Attempts in flight end within half of what is left of the deadline (less the margin
         # for the outbox): each recorded is one a receiver that took it is not sent again, and
         # the stages closing after this sink (OTLP's last export, the bus) keep the other half.
         left = self._shutdown.left()
         loop = asyncio.get_running_loop()
         until = loop.time() + min(left / 2, left - min(_CLOSE_MARGIN_SECONDS, left / 5))
-        cancelled = False
+        at_once = cancelled
         for worker in self.workers.values():
             worker.stop()
         try:
             for worker in self.workers.values():
-                await worker.aclose(until - loop.time())
+                await worker.aclose(0.0 if at_once else until - loop.time())
         except asyncio.CancelledError:
             # The stop's deadline passed meanwhile: the rest closes at once (the outbox too,
             # without waiting for its thread), then the cancellation goes on.
-            cancelled = True
+            at_once = True
             for worker in self.workers.values():
                 await worker.aclose()
         if self.alertmanager is not None:
@@ -575,14 +591,14 @@ class AlertSink:
         for sender in self.senders.values():
             await sender.aclose()
         try:
-            if not cancelled:
+            if not at_once:
                 await asyncio.to_thread(self._db.close)  # what is queued on it finishes first
         finally:
             # Cancelled while waiting for it: committed transactions are on disk (each call
             # is one), and a call queued after this one fails on the closed file.
             if self._outbox is not None:
                 self._outbox.close()
-        if cancelled:
+        if at_once and not cancelled:
             raise asyncio.CancelledError
 
     def holds_work_queue(self) -> bool:
@@ -723,20 +739,6 @@ class AlertSink:
             )
 
         return build
-
-    @staticmethod
-    def _keeper(receiver: Receiver) -> Keep:
-        """What ``receiver`` gets: an alert at or above its ``min_severity``, and every later
-        change of one it was told of (eased below it, resolved), so it never keeps an alert
-        firing that ended; a resolve only of an alert it was told of (as Alertmanager sends
-        none to a receiver it never notified), and with ``send_resolved: false`` none."""
-
-        def keep(record: AlertRecord, told: bool) -> bool:
-            if record.state is AlertState.RESOLVED:
-                return told and receiver.send_resolved
-            return told or meets(record.severity, receiver.min_severity)
-
-        return keep
 
     def _record_span(self, span: ClientSpan) -> None:
         for recorder in self._client_spans():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -15,10 +16,17 @@ T = TypeVar("T")
 
 
 class DbThread:
-    """Runs blocking calls, one at a time and in order, off the event loop."""
+    """Runs blocking calls, one at a time and in order, off the event loop.
 
-    def __init__(self, name: str = "alerts-outbox") -> None:
+    ``clock`` (monotonic seconds) times the call running (``running_for``).
+    """
+
+    def __init__(
+        self, name: str = "alerts-outbox", *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._clock = clock
+        self._since: float | None = None  # when the call running began
         self._closed = False
 
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -28,7 +36,22 @@ class DbThread:
         finishes.
         """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(
+            self._pool, self._timed, functools.partial(fn, *args, **kwargs)
+        )
+
+    def running_for(self) -> float:
+        """How long the call running now has run (0 when none runs): a write to a hung disk
+        runs on and on."""
+        since = self._since
+        return 0.0 if since is None else self._clock() - since
+
+    def _timed(self, call: Callable[[], T]) -> T:
+        self._since = self._clock()
+        try:
+            return call()
+        finally:
+            self._since = None
 
     def close(self) -> None:
         """Finish queued calls and stop the thread; idempotent."""

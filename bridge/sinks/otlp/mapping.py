@@ -197,8 +197,8 @@ def _scalar(value: Any) -> AttributeValue | None:
     if isinstance(value, bool | float):
         return value
     if isinstance(value, int):
-        # OTLP ints are int64; a bigger one travels as text rather than being refused.
-        return value if -_INT64 <= value < _INT64 else str(value)
+        # OTLP ints are int64; a bigger one travels as text (cut as any) rather than refused.
+        return value if -_INT64 <= value < _INT64 else _truncate(str(value))
     if isinstance(value, str):
         return _truncate(value)
     return None
@@ -240,10 +240,12 @@ def flatten_payload(
     """The payload's fields as ``exesdb.``-prefixed attributes, bounded in count and size.
 
     Nested objects become dotted keys (up to ``MAX_DEPTH`` levels, deeper ones JSON text);
-    homogeneous lists of scalars become arrays of at most ``MAX_ARRAY_ITEMS``; strings are cut
-    to ``MAX_STRING_LENGTH``; after ``MAX_PAYLOAD_ATTRIBUTES``, or an attribute whose text
-    would take the attributes past ``MAX_PAYLOAD_CHARACTERS`` in all, the rest is counted in
-    ``exesdb.attributes_dropped``. A payload ``node`` equal to the envelope's is left out.
+    homogeneous lists of scalars become arrays of at most ``MAX_ARRAY_ITEMS``; strings (a
+    whole number past int64's as text too) are cut to ``MAX_STRING_LENGTH``; after
+    ``MAX_PAYLOAD_ATTRIBUTES`` the rest, and each attribute whose text would take the
+    attributes past ``MAX_PAYLOAD_CHARACTERS`` in all (a shorter one after it is still kept),
+    are counted in ``exesdb.attributes_dropped``. A payload ``node`` equal to the envelope's is
+    left out.
     """
     out: Attributes = {}
     dropped = 0

@@ -55,6 +55,9 @@ class State:
         records = self.store.records
         return None if records is None else {key: records[key] for key in keys if key in records}
 
+    async def holds(self, name: str) -> bool:
+        return bool(self.store.records)
+
     async def commit(self, name: str, change: StateChange) -> bool:
         if self.store.holder != self.node:
             return False

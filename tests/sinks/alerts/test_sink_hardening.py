@@ -4,11 +4,13 @@ auto-resolution, the open-alert cap, exesdb_alerts_active, orphaned URLs, bad ac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,19 @@ async def ingest(bridge: Any, body: bytes) -> tuple[int, dict[str, str], Any]:
         return answer.status, dict(answer.headers), await answer.json()
 
 
+@contextlib.asynccontextmanager
+async def ingest_served(bridge: Any) -> AsyncIterator[None]:
+    """Serve ``bridge``'s HTTP API (a 0.2 s commit wait) on a free port, where ``ingest`` posts."""
+    runner = web.AppRunner(build_app(bridge, commit_wait_seconds=0.2))
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        bridge.address = ("127.0.0.1", runner.addresses[0][1])
+        yield
+    finally:
+        await runner.cleanup()
+
+
 def fail_first(sink: Any, failures: list[Exception]) -> None:
     """Make the sink's outbox raise ``failures`` (the last first) before it applies again."""
     real_apply = sink.outbox.alerts.apply
@@ -142,23 +157,52 @@ async def test_a_batch_of_alerts_is_committed_in_one_transaction(tmp_path: Path)
         assert len(committed_ids(tmp_path)) == 300
 
 
-async def test_a_sink_stopped_past_the_deadline_still_closes_its_outbox(tmp_path: Path) -> None:
-    """With the outbox's thread stuck past EXESDB_SHUTDOWN_TIMEOUT_MS, the bridge's stop cancels
-    the alert sink, which has still stopped its workers and closed the outbox by then."""
+@contextlib.asynccontextmanager
+async def stuck_with_an_alert(
+    tmp_path: Path, shutdown_ms: int
+) -> AsyncIterator[tuple[Bridge, AlertSink]]:
+    """A bridge of the alert sink whose outbox thread is stuck (until the context ends) and
+    whose handler has an alert to store behind it; ``shutdown_ms``: its stop's deadline."""
     db = DbThread()
     env: dict[str, Any] = {
-        "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
+        "EXESDB_SHUTDOWN_TIMEOUT_MS": str(shutdown_ms),
         "EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/h",
     }
     async with alert_bridge(tmp_path, db=db, **env) as (bridge, sink, _):
         release = await hold(db)
         try:
             bridge.bus.publish("disk_full", system_alert("s1"))
-            await asyncio.wait_for(bridge.aclose(), 10)
-            with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
-                sink.outbox.queue.depth()
+            yield bridge, sink
         finally:
             release.set()
+
+
+async def test_a_sink_stopped_past_the_deadline_still_closes_its_outbox(tmp_path: Path) -> None:
+    """With the outbox's thread stuck past EXESDB_SHUTDOWN_TIMEOUT_MS, the bridge's stop cancels
+    the alert sink, which has still stopped its workers and closed the outbox by then."""
+    async with stuck_with_an_alert(tmp_path, 400) as (bridge, sink):
+        await asyncio.wait_for(bridge.aclose(), 10)
+        with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+            sink.outbox.queue.depth()
+
+
+async def test_a_sink_close_cancelled_while_it_drains_still_closes_its_outbox_at_once(
+    tmp_path: Path,
+) -> None:
+    """The alert sink's close cancelled while it still drains its queue (the bridge's stop
+    deadline passing first, on a loaded host), the outbox's thread stuck: it closes the outbox
+    at once, not waiting for that thread, and the cancellation goes on."""
+    async with stuck_with_an_alert(tmp_path, 20_000) as (_bridge, sink):
+        await async_wait_until(lambda: taken(sink), what="the alert taken by the handler")
+        closing = asyncio.create_task(sink.aclose())
+        await async_wait_until(
+            lambda: sink.readiness() == "the alert sink is closed", what="the close begun"
+        )
+        closing.cancel()
+        await asyncio.wait({closing}, timeout=5)
+        assert closing.cancelled()
+        with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+            sink.outbox.queue.depth()
 
 
 async def test_ingest_answers_202_only_once_the_alerts_are_committed(tmp_path: Path) -> None:
@@ -202,32 +246,28 @@ async def test_a_batch_answered_uncommitted_that_the_sink_then_fails_on_is_taken
     sink then fails on (a corrupt file) has its ids forgotten, so the very same body sent again
     is taken and stored, not refused as replayed: the alerts are not lost."""
     db = DbThread()
-    async with alert_bridge(tmp_path, serve_http=False, db=db, **INGEST) as (bridge, sink, _):
-        runner = web.AppRunner(build_app(bridge, commit_wait_seconds=0.2))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        bridge.address = ("127.0.0.1", runner.addresses[0][1])  # where ingest() posts
-        try:
-            failures: list[Exception] = [sqlite3.DatabaseError("database disk image is malformed")]
-            fail_first(sink, failures)
-            body = ndjson(*(system_alert(f"u{n}") for n in range(3)))
-            release = await hold(db)
-            status, _, answer = await ingest(bridge, body)
-            assert (status, answer) == (202, {"accepted": 3, "committed": False})
-            release.set()
-            await async_wait_until(
-                lambda: not failures and sink.subscription.idle, what="the outbox failed on it"
-            )
-            assert not {f"u{n}" for n in range(3)} & committed_ids(tmp_path)
-            status, _, answer = await ingest(bridge, body)
-            # Taken, not refused as replayed; under load its commit may outlast the 0.2 s wait.
-            assert (status, answer["accepted"]) == (202, 3)
-            await async_wait_until(
-                lambda: {f"u{n}" for n in range(3)} <= committed_ids(tmp_path),
-                what="the resent batch stored",
-            )
-        finally:
-            await runner.cleanup()
+    async with (
+        alert_bridge(tmp_path, serve_http=False, db=db, **INGEST) as (bridge, sink, _),
+        ingest_served(bridge),
+    ):
+        failures: list[Exception] = [sqlite3.DatabaseError("database disk image is malformed")]
+        fail_first(sink, failures)
+        body = ndjson(*(system_alert(f"u{n}") for n in range(3)))
+        release = await hold(db)
+        status, _, answer = await ingest(bridge, body)
+        assert (status, answer) == (202, {"accepted": 3, "committed": False})
+        release.set()
+        await async_wait_until(
+            lambda: not failures and sink.subscription.idle, what="the outbox failed on it"
+        )
+        assert not {f"u{n}" for n in range(3)} & committed_ids(tmp_path)
+        status, _, answer = await ingest(bridge, body)
+        # Taken, not refused as replayed; under load its commit may outlast the 0.2 s wait.
+        assert (status, answer["accepted"]) == (202, 3)
+        await async_wait_until(
+            lambda: {f"u{n}" for n in range(3)} <= committed_ids(tmp_path),
+            what="the resent batch stored",
+        )
 
 
 async def test_a_batch_answered_uncommitted_that_the_outbox_refuses_is_kept_and_stored(
@@ -236,25 +276,21 @@ async def test_a_batch_answered_uncommitted_that_the_outbox_refuses_is_kept_and_
     """In process: a batch the outbox refuses for now (an I/O error, a full disk) is kept and
     stored once it takes it; answered 202 ``"committed": false`` meanwhile, the very same body
     sent again is refused as replayed (409): the bridge holds it."""
-    async with alert_bridge(tmp_path, serve_http=False, **INGEST) as (bridge, sink, _):
-        runner = web.AppRunner(build_app(bridge, commit_wait_seconds=0.2))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        bridge.address = ("127.0.0.1", runner.addresses[0][1])  # where ingest() posts
-        try:
-            fail_first(sink, [sqlite3.OperationalError("disk I/O error") for _ in range(2)])
-            body = ndjson(*(system_alert(f"k{n}") for n in range(3)))
-            status, _, answer = await ingest(bridge, body)
-            assert (status, answer) == (202, {"accepted": 3, "committed": False})
-            await async_wait_until(
-                lambda: {f"k{n}" for n in range(3)} <= committed_ids(tmp_path),
-                what="the kept batch stored",
-            )
-            assert bridge.readiness()["alerts"]["reason"] is None
-            status, _, answer = await ingest(bridge, body)
-            assert (status, answer["error"]) == (409, "replayed")
-        finally:
-            await runner.cleanup()
+    async with (
+        alert_bridge(tmp_path, serve_http=False, **INGEST) as (bridge, sink, _),
+        ingest_served(bridge),
+    ):
+        fail_first(sink, [sqlite3.OperationalError("disk I/O error") for _ in range(2)])
+        body = ndjson(*(system_alert(f"k{n}") for n in range(3)))
+        status, _, answer = await ingest(bridge, body)
+        assert (status, answer) == (202, {"accepted": 3, "committed": False})
+        await async_wait_until(
+            lambda: {f"k{n}" for n in range(3)} <= committed_ids(tmp_path),
+            what="the kept batch stored",
+        )
+        assert bridge.readiness()["alerts"]["reason"] is None
+        status, _, answer = await ingest(bridge, body)
+        assert (status, answer["error"]) == (409, "replayed")
 
 
 async def test_answers_given_before_the_outbox_committed_are_warned_of_once_not_each(
@@ -264,24 +300,20 @@ async def test_answers_given_before_the_outbox_committed_are_warned_of_once_not_
     ``"committed": false`` but warned of once, not once a request: the log does not fill while
     senders go on; every batch is stored once the disk answers again."""
     db = DbThread()
-    async with alert_bridge(tmp_path, serve_http=False, db=db, **INGEST) as (bridge, _sink, _):
-        runner = web.AppRunner(build_app(bridge, commit_wait_seconds=0.2))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        bridge.address = ("127.0.0.1", runner.addresses[0][1])  # where ingest() posts
-        try:
-            release = await hold(db)
-            with caplog.at_level(logging.WARNING, logger="bridge.http"):
-                for n in range(4):
-                    status, _, answer = await ingest(bridge, ndjson(system_alert(f"h{n}")))
-                    assert (status, answer) == (202, {"accepted": 1, "committed": False})
-            release.set()
-            await async_wait_until(
-                lambda: {f"h{n}" for n in range(4)} <= committed_ids(tmp_path),
-                what="the batches stored",
-            )
-        finally:
-            await runner.cleanup()
+    async with (
+        alert_bridge(tmp_path, serve_http=False, db=db, **INGEST) as (bridge, _sink, _),
+        ingest_served(bridge),
+    ):
+        release = await hold(db)
+        with caplog.at_level(logging.WARNING, logger="bridge.http"):
+            for n in range(4):
+                status, _, answer = await ingest(bridge, ndjson(system_alert(f"h{n}")))
+                assert (status, answer) == (202, {"accepted": 1, "committed": False})
+        release.set()
+        await async_wait_until(
+            lambda: {f"h{n}" for n in range(4)} <= committed_ids(tmp_path),
+            what="the batches stored",
+        )
     warned = [r.getMessage() for r in caplog.records if "answered 202 before" in r.getMessage()]
     assert len(warned) == 1, warned
 
@@ -890,3 +922,29 @@ async def test_an_outbox_opened_on_a_full_disk_stops_the_start_saying_so(tmp_pat
         " is full; the file system holding it is full: free some space there, or give a"
         " directory on another",
     )
+
+
+async def test_readyz_fails_while_an_outbox_write_hangs_and_healthz_does_not(
+    tmp_path: Path,
+) -> None:
+    """An outbox call that has not returned for 15 s (a write or fsync to a hung disk) makes
+    `/readyz` answer 503 naming the alert outbox, so no more alerts are routed here, while
+    `/healthz` stays 200 (a restart would lose what waits in memory); ready again once it
+    returns."""
+    clock = ManualClock()
+    db = DbThread(clock=clock)
+    async with alert_bridge(tmp_path, db=db) as (bridge, _sink, _):
+        release = await hold(db)
+        clock.advance(14.9)
+        assert (await call(bridge, "GET", "/readyz"))[0] == 200  # a slow disk is no hung one
+        clock.advance(0.1)
+        status, body = await call(bridge, "GET", "/readyz")
+        assert status == 503, body
+        reason = body["checks"]["alerts"]["reason"]
+        assert reason.startswith("the alert outbox has not answered for 15 s"), reason
+        assert await call(bridge, "GET", "/healthz") == (200, {"status": "ok"})
+        release.set()
+        await async_wait_until(
+            lambda: bridge.readiness()["alerts"]["reason"] is None, what="ready again"
+        )
+        assert (await call(bridge, "GET", "/readyz"))[0] == 200
