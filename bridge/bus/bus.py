@@ -533,62 +533,48 @@ class Bus:
         if frames and frames[0].group:
             self._receive_work(frames)  # a read is of work-queue frames or of none
             return
-        verify, verify_known = self._verifier.verify_frame, self._verifier.verify_known
-        recent, work, dispatch = self._recent, self._work, self._dispatch
+        work, dispatch = self._work, self._dispatch
+        recent = self._recent
+        if recent is None or recent.idle:
+            # No work-queue copy to look for (a replica not holding the lease), none to keep.
+            for frame, result in zip(frames, self._verifier.verify_read(frames), strict=True):
+                if isinstance(result, Rejection):
+                    work.settle(frame)
+                else:
+                    dispatch(result, frame)
+            return
         # The work-queue copy of the same bytes under the same signature came first and
-        # verified: only this path's replay check is left. The others are decoded together.
-        knowns = [
-            recent.take(frame) if recent is not None and frame.decoded is None else None
-            for frame in frames
-        ]
-        decoded = self._verifier.decode_read(
-            [
-                frame.body if known is None and frame.decoded is None and frame.signature else None
-                for frame, known in zip(frames, knowns, strict=True)
-            ]
-        )
-        for frame, known, envelope in zip(frames, knowns, decoded, strict=True):
-            if known is not None:
-                result = verify_known(known)
-            else:
-                result = verify(frame.body, frame.signature, frame.decoded or envelope)
+        # verified: only this path's replay check is left.
+        knowns = [recent.take(frame) if frame.decoded is None else None for frame in frames]
+        results = self._verifier.verify_read(frames, knowns)
+        for frame, known, result in zip(frames, knowns, results, strict=True):
             if isinstance(result, Rejection):
                 work.settle(frame)
                 continue
             dispatch(result, frame)
-            if known is None and frame.decoded is None and recent is not None:
+            if known is None and frame.decoded is None:
                 recent.put(frame, result)
 
     def _receive_work(self, frames: Sequence[Frame]) -> None:
         """Work-queue frames: those byte for byte the same as the fan-out copy verified a moment
-        ago only need their replay check, made for a run of them at once."""
+        ago only need their replay check; a copy no group subscriber here takes is settled."""
         recent, work = self._recent, self._work
-        known: list[tuple[Frame, Envelope]] = []
-        verifieds = [recent.take(frame) if recent is not None else None for frame in frames]
-        decoded = self._verifier.decode_read(
-            [
-                frame.body
-                if verified is None and frame.decoded is None and frame.signature
-                else None
-                for frame, verified in zip(frames, verifieds, strict=True)
-            ]
-        )
-        for frame, verified, envelope in zip(frames, verifieds, decoded, strict=True):
-            if verified is not None:
-                if not self._taken_here(verified):
-                    # No group subscriber takes it (most metrics, for the alert stage).
-                    work.settle(frame)
-                else:
-                    known.append((frame, verified))
+        if recent is None:
+            work.receive(frames)
+            return
+        taken: list[Frame] = []
+        knowns: list[Envelope | None] = []
+        for frame in frames:
+            verified = recent.take(frame)
+            if verified is not None and not self._taken_here(verified):
+                # No group subscriber takes it (most metrics, for the alert stage).
+                work.settle(frame)
                 continue
-            if known:
-                work.receive_verified(known)
-                known = []
-            result = work.receive(frame, frame.decoded or envelope)
-            if recent is not None and isinstance(result, Envelope):
+            taken.append(frame)
+            knowns.append(verified)
+        for frame, known, result in zip(taken, knowns, work.receive(taken, knowns), strict=True):
+            if known is None and isinstance(result, Envelope):
                 recent.put(frame, result)
-        if known:
-            work.receive_verified(known)
 
     def _route(self, instance: str, tag: str) -> tuple[Inbox, ...]:
         route = self._routes[(instance, tag)] = tuple(

@@ -15,6 +15,7 @@ from bridge.bus.decoding import decode_envelope, decode_envelopes, decode_failur
 from bridge.bus.envelope import Envelope, LineRejection, Rejection, RejectReason
 from bridge.bus.replay import ReplayGuard, ReplayVerdict
 from bridge.bus.signing import Keyring
+from bridge.bus.transport import Frame
 from bridge.log_throttle import LogThrottle
 
 __all__ = ["Verifier"]
@@ -114,22 +115,57 @@ class Verifier:
             )
         return rejection
 
-    def verify_frame(
-        self,
-        body: bytes,
-        signature: str | None,
-        decoded: Envelope | None = None,
-        *,
-        remember: bool = True,
-    ) -> Envelope | Rejection:
-        """Verify one signed frame from a bus transport.
+    def verify_read(
+        self, frames: Sequence[Frame], known: Sequence[Envelope | None] | None = None
+    ) -> list[Envelope | Rejection]:
+        """Verify the frames of one transport read: for each, in order, its envelope or why
+        it was refused (counted).
 
-        ``decoded`` is the envelope an in-process publisher built these bytes from; once the
-        bytes verify it stands in for parsing them again (it never left this process).
-        ``remember=False`` judges the id without remembering it: a work-queue frame's id is
-        remembered (``remember``) only once its handler succeeded, so a redelivery after a
-        failure is taken again.
+        Each frame's size, signature (over the exact bytes) and envelope are checked on their
+        own; the bytes of the frames that need decoding are decoded together, as NDJSON ingest
+        decodes a batch, and a ``frame.decoded`` (the envelope an in-process publisher built
+        the bytes from, which never left this process) stands in for decoding once the bytes
+        verify. ``known[i]``, when given, is the envelope another path verified a moment ago
+        from the same bytes under the same signature (compared): only its replay check is
+        left, in this verifier's own memory.
+
+        The replay checks of the read are made at one instant, as for an ingest batch
+        (``ReplayGuard.check_batch``); only when one of them is not fresh (or an id repeats
+        within the read) are they made again one by one, in order, so that each frame is
+        judged as if it came alone after the ones before it.
         """
+        if len(frames) == 1:
+            # One alone (an in-process publish): a batch's bookkeeping would cost more.
+            verified = known[0] if known is not None else None
+            alone = verified if verified is not None else self._authentic(frames[0], None)
+            return [alone if isinstance(alone, Rejection) else self._fresh(alone)]
+        if known is None:
+            known = [None] * len(frames)
+        authentic = self._authentic
+        results: list[Envelope | Rejection] = []
+        fresh: list[Envelope] = []  # the envelopes left for the replay check, in order
+        for frame, verified, envelope in zip(
+            frames, known, self._decoded(frames, known), strict=True
+        ):
+            result: Envelope | Rejection = (
+                verified if verified is not None else authentic(frame, envelope)
+            )
+            if not isinstance(result, Rejection):
+                fresh.append(result)
+            results.append(result)
+        if fresh and self._replay.check_batch(
+            [envelope.id for envelope in fresh], [envelope.unix_ts for envelope in fresh]
+        ):
+            for index, judged in enumerate(results):
+                if not isinstance(judged, Rejection):
+                    results[index] = self._fresh(judged)
+        return results
+
+    def _authentic(self, frame: Frame, decoded: Envelope | None) -> Envelope | Rejection:
+        """A frame's size, signature (over the exact bytes) and envelope checked: the envelope
+        (``frame.decoded``, else ``decoded``, else its bytes decoded now), or why it was
+        refused (counted)."""
+        body, signature = frame.body, frame.signature
         if len(body) > self._max_bytes:
             return self.reject(
                 Rejection(RejectReason.TOO_LARGE, f"message exceeds {self._max_bytes} bytes")
@@ -140,51 +176,40 @@ class Verifier:
             return self.reject(
                 Rejection(RejectReason.INVALID_SIGNATURE, "the signature does not match")
             )
-        envelope = decoded if decoded is not None else decode_envelope(body)
-        if isinstance(envelope, Rejection):
-            return self.reject(envelope)
-        if remember:
-            verdict = self._replay.check(envelope.id, envelope.unix_ts)
-        else:
-            verdict = self._replay.seen(envelope.id, envelope.unix_ts)
+        envelope = frame.decoded or decoded or decode_envelope(body)
+        return self.reject(envelope) if isinstance(envelope, Rejection) else envelope
+
+    def _fresh(self, envelope: Envelope) -> Envelope | Rejection:
+        """``envelope`` judged for replay alone (and remembered), or its rejection (counted)."""
+        verdict = self._replay.check(envelope.id, envelope.unix_ts)
         if verdict is not ReplayVerdict.FRESH:
             return self.reject(_replay_rejection(verdict, envelope.id))
         return envelope
 
-    def decode_read(self, bodies: Sequence[bytes | None]) -> list[Envelope | None]:
-        """The envelopes of one transport read's frames, decoded together as NDJSON ingest
-        decodes a batch (the decoder's per-call work shared), each to be handed to
-        ``verify_frame`` as ``decoded``, which still checks size and signature first.
-
-        A None body (a frame that needs no decoding) stays None, as does a body too large to
-        verify and every body from the first one the batch decoder refuses on (``verify_frame``
-        decodes those alone, and words the rejection).
-        """
+    def _decoded(
+        self, frames: Sequence[Frame], known: Sequence[Envelope | None]
+    ) -> list[Envelope | None]:
+        """The envelopes of the frames of a read that need decoding (neither ``known`` nor
+        ``frame.decoded``, signed, not too large), decoded together (the decoder's per-call
+        work shared); None for the others, and for every body from the first one the batch
+        decoder refuses on (``verify_read`` decodes those alone, and words the rejection).
+        Bytes are decoded before their signature is checked, but an envelope is taken only
+        once its bytes verify."""
         wanted = [
-            (index, body)
-            for index, body in enumerate(bodies)
-            if body is not None and len(body) <= self._max_bytes
+            (index, frame.body)
+            for index, (frame, verified) in enumerate(zip(frames, known, strict=True))
+            if verified is None
+            and frame.decoded is None
+            and frame.signature
+            and len(frame.body) <= self._max_bytes
         ]
-        out: list[Envelope | None] = [None] * len(bodies)
+        out: list[Envelope | None] = [None] * len(frames)
         if len(wanted) < 2:
             return out
         envelopes, _ = decode_envelopes([body for _, body in wanted])
         for (index, _), envelope in zip(wanted, envelopes, strict=False):
             out[index] = envelope
         return out
-
-    def verify_known(self, envelope: Envelope) -> Envelope | Rejection:
-        """``verify_frame`` for bytes another path verified a moment ago (the same bytes under
-        the same signature, compared, gave ``envelope``): only the replay check is left, in
-        this verifier's own memory."""
-        verdict = self._replay.check(envelope.id, envelope.unix_ts)
-        if verdict is not ReplayVerdict.FRESH:
-            return self.reject(_replay_rejection(verdict, envelope.id))
-        return envelope
-
-    def remember(self, envelope: Envelope) -> None:
-        """Remember ``envelope``'s id as accepted (after ``verify_frame(remember=False)``)."""
-        self._replay.check(envelope.id, envelope.unix_ts)
 
     def verify_batch(
         self,

@@ -68,25 +68,33 @@ class WorkQueueReceiver:
         # replay window has every work-queue frame it signs refused here.
         self._told = LogThrottle()
 
-    def receive(self, frame: Frame, decoded: Envelope | None = None) -> Envelope | Rejection:
-        """Verify a work-queue frame and dispatch it; a refused one is settled (acknowledged),
-        or it would come back forever. ``decoded`` stands in for decoding the bytes (see
-        ``Verifier.verify_frame``).
+    def receive(
+        self, frames: Sequence[Frame], known: Sequence[Envelope | None] | None = None
+    ) -> list[Envelope | Rejection]:
+        """Verify the work-queue frames of one read and dispatch each verified one; a refused
+        one is settled (acknowledged), or it would come back forever. ``known`` as for
+        ``Verifier.verify_read``: a frame byte for byte the same as one verified a moment ago
+        needs only its replay check. What became of each frame, in order.
 
-        The id is remembered at once, so a second entry carrying it (a claimed copy) is refused
-        as a replay while the first is handled, and forgotten again when the first is left
-        unacknowledged (``nack``): the redelivery of the entry is then taken.
+        The ids are remembered at once, so a second entry carrying one (a claimed copy) is
+        refused as a replay while the first is handled, and forgotten again when the first is
+        left unacknowledged (``nack``): the redelivery of the entry is then taken.
         """
-        result = self._verifier.verify_frame(frame.body, frame.signature, decoded)
-        if isinstance(result, Rejection) and result.reason is RejectReason.EXPIRED:
-            waited = self._waited(frame, decoded)
-            if waited is not None:
-                result = waited
-        if isinstance(result, Rejection):
-            self._refused(frame, result, decoded)
-        else:
-            self._hand(frame, result)
-        return result
+        results = self._verifier.verify_read(frames, known)
+        for index, (frame, result) in enumerate(zip(frames, results, strict=True)):
+            if isinstance(result, Envelope):
+                self._hand(frame, result)
+                continue
+            # The envelope refused, when at hand (else decoded again: a rare path).
+            envelope = (known[index] if known is not None else None) or frame.decoded
+            if result.reason is RejectReason.EXPIRED:
+                waited = self._waited(frame, envelope)
+                if waited is not None:
+                    results[index] = waited
+                    self._hand(frame, waited)
+                    continue
+            self._refused(frame, result, envelope)
+        return results
 
     def _waited(self, frame: Frame, decoded: Envelope | None) -> Envelope | None:
         """The envelope of a frame refused as expired that was fresh when the store took it
@@ -107,22 +115,6 @@ class WorkQueueReceiver:
                 self._waited_count,
             )
         return envelope
-
-    def receive_verified(self, frames: Sequence[tuple[Frame, Envelope]]) -> None:
-        """Work-queue frames, each byte for byte the same as a frame verified a moment ago (the
-        envelope it gave): what remains is the replay check, made for all of them at one
-        instant (``Verifier.admit``), one by one only when one of them is refused."""
-        verifier = self._verifier
-        if not isinstance(verifier.admit([envelope for _, envelope in frames]), Rejection):
-            for frame, envelope in frames:
-                self._hand(frame, envelope)
-            return
-        for frame, envelope in frames:
-            result = verifier.admit([envelope])
-            if isinstance(result, Rejection):
-                self._refused(frame, result, envelope)
-            else:
-                self._hand(frame, envelope)
 
     def _refused(
         self, frame: Frame, rejection: Rejection, envelope: Envelope | None = None
@@ -243,6 +235,12 @@ class RecentlyVerified:
         self._order: deque[str] = deque()
         # Envelopes kept since the last work-queue frame came.
         self._idle = 0
+
+    @property
+    def idle(self) -> bool:
+        """True when nothing is kept and nothing will be until a work-queue frame comes (this
+        replica does not hold the lease): ``take`` finds nothing and ``put`` keeps nothing."""
+        return self._idle > self._size and not self._entries
 
     def take(self, frame: Frame) -> Envelope | None:
         """The envelope verified lately from exactly ``frame``'s bytes and signature, if any,

@@ -4,6 +4,7 @@ of what publishes on it."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -48,14 +49,16 @@ def build_bus(
     queue_size: int = 10_000,
     queue_bytes: int = 128 * 1024 * 1024,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.time,
 ) -> BusKit:
     """A bus wired as the bridge wires it (a verifier counting rejections, queue depths
-    registered), on its own registry and an in-process transport (``transport``, if given)."""
+    registered), on its own registry and an in-process transport (``transport``, if given);
+    ``clock`` is its replay memory's."""
     registry = CollectorRegistry()
     metrics = BusMetrics(registry)
     verifier = Verifier(
         keyring,
-        ReplayGuard(300.0, 10_000),
+        ReplayGuard(300.0, 10_000, clock),
         window_seconds=300.0,
         max_bytes=1_048_576,
         count_rejection=metrics.count_rejection,

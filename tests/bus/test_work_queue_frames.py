@@ -514,13 +514,10 @@ def recently_verified_pair() -> tuple[RecentlyVerified, Frame, Envelope]:
     """A memory for the alerts instance, and a fan-out frame with the envelope it verified to."""
     body, signature = signed()
     verifier = Verifier(KEYRING, ReplayGuard(300), window_seconds=300, max_bytes=1 << 20)
-    envelope = verifier.verify_frame(body, signature)
+    fanout = Frame("ex_esdb_alerts", body, signature, group=False)
+    [envelope] = verifier.verify_read([fanout])
     assert isinstance(envelope, Envelope)
-    return (
-        RecentlyVerified(frozenset({"ex_esdb_alerts"}), size=4),
-        Frame("ex_esdb_alerts", body, signature, group=False),
-        envelope,
-    )
+    return RecentlyVerified(frozenset({"ex_esdb_alerts"}), size=4), fanout, envelope
 
 
 def test_the_other_copy_takes_a_recently_verified_envelope_once() -> None:
@@ -559,6 +556,25 @@ def test_recently_verified_envelopes_are_bounded_oldest_first() -> None:
         True,
         True,
     ]
+
+
+def test_recently_verified_is_idle_while_no_work_queue_frame_comes() -> None:
+    """A replica reading no work-queue frame (not the lease holder) keeps nothing past the
+    memory's size of fan-out frames, and says it is idle (the bus then looks nothing up);
+    the next work-queue frame ends that, and envelopes are kept again."""
+    recent, _, _ = recently_verified_pair()
+    pairs = [recently_verified_pair()[1:] for _ in range(5)]
+    idle = [recent.idle]
+    for frame, envelope in pairs:
+        recent.put(frame, envelope)
+    idle.append(recent.idle)
+    assert [recent.take(frame) for frame, _ in pairs] == [None] * 5
+    frame, envelope = pairs[0]
+    recent.take(Frame(frame.instance, b"{}", "00", group=True))  # a work-queue frame comes
+    idle.append(recent.idle)
+    assert idle == [False, True, False]
+    recent.put(frame, envelope)
+    assert recent.take(Frame(frame.instance, frame.body, frame.signature, group=True)) is envelope
 
 
 async def test_frames_of_one_read_are_judged_each_as_alone_though_decoded_together() -> None:

@@ -380,6 +380,49 @@ async def test_a_replayed_entry_is_refused(
     assert replica.taken_alerts() == ["forged"]
 
 
+async def test_entries_read_together_are_each_verified_and_counted(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """Entries written in one transaction (so read together, fan-out and work queue): the
+    good ones are delivered once each, in order, on both paths; each tampered, unsigned,
+    wrongly keyed and replayed one reaches no subscriber, is counted once by its reason and
+    acknowledged."""
+    server = redis_server()
+    replica = await Replica(server.url, "node-a").start()
+    replicas.append(replica)
+    await async_wait_until(replica.ready, 10)
+    await async_wait_until(lambda: pending(server) >= 0, 10, "group created")
+    first, second = signed_entry(message_id="read-0001"), signed_entry(message_id="read-0002")
+    entries = [
+        first,
+        signed_entry(message_id="read-0003", tamper=True),
+        {b"e": signed_entry(message_id="read-0004")[b"e"], b"s": b""},
+        signed_entry(message_id="read-0005", secret="another-secret-of-at-least-32-chars!!"),
+        first,
+        second,
+    ]
+    with server.client() as client:
+        pipe = client.pipeline(transaction=True)
+        for entry in entries:
+            pipe.xadd(f"exesdb:bus:{ALERTS}", entry)
+        pipe.execute()
+    await async_wait_until(lambda: len(replica.taken) == 2, 10, "the good entries taken")
+    await async_wait_until(lambda: pending(server) == 0, 10, "every entry acknowledged")
+    assert [envelope.id for envelope in replica.seen] == ["read-0001", "read-0002"]
+    assert [envelope.id for envelope in replica.taken] == ["read-0001", "read-0002"]
+    counted = {
+        reason: replica.sample("exesdb_bus_rejected_total", reason=reason)
+        for reason in ("invalid_signature", "unsigned", "replayed", "expired", "malformed")
+    }
+    assert counted == {
+        "invalid_signature": 2,
+        "unsigned": 1,
+        "replayed": 1,
+        "expired": 0,
+        "malformed": 0,
+    }
+
+
 async def test_starts_without_redis_says_why_and_connects_when_redis_comes(
     tmp_path: Path, replicas: list[Replica]
 ) -> None:

@@ -1,0 +1,199 @@
+"""How the bus verifies the frames of one transport read: each judged as if it came alone, the
+replay checks of the read made at one instant."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from bridge.bus import Envelope, Frame, Keyring, MemoryTransport, RejectReason
+from bridge.bus.transport import FrameReceiver
+from bridge.messages import NodeHealth, SystemAlert
+from tests.bus.helpers import BusKit, build_bus
+from tests.support import async_wait_until
+
+KEYRING = Keyring.from_secrets("reads-test-secret-key-base-at-least-32-chars")
+OTHER_KEYRING = Keyring.from_secrets("another-secret-of-at-least-32-chars!!")
+
+
+class ReadingTransport(MemoryTransport):
+    """Hands the test the bus's receiver, to deliver several frames as one read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.receive: FrameReceiver | None = None
+
+    async def start(
+        self, receive: FrameReceiver, group_instances: frozenset[str] = frozenset()
+    ) -> None:
+        self.receive = receive
+        await super().start(receive, group_instances)
+
+
+class Clock:
+    """The wall clock, counting its readings."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def __call__(self) -> float:
+        self.readings += 1
+        return time.time()
+
+
+class Acks:
+    """Counts calls of a frame's ack."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+def health(message_id: str, skew: float = 0) -> tuple[bytes, str]:
+    """A NodeHealth envelope's bytes, and their signature."""
+    now = datetime.now(UTC) + timedelta(seconds=skew)
+    body = Envelope(
+        message_id,
+        "ex_esdb_health",
+        "health",
+        "node_health_updated",
+        "node2@host",
+        now,
+        NodeHealth(status="healthy", node="node2@host"),
+    ).to_bytes()
+    return body, KEYRING.sign(body)
+
+
+def alert(message_id: str, skew: float = 0) -> tuple[bytes, str]:
+    """A SystemAlert envelope's bytes, and their signature."""
+    now = datetime.now(UTC) + timedelta(seconds=skew)
+    body = Envelope(
+        message_id,
+        "ex_esdb_alerts",
+        "alerts",
+        "system_alert",
+        "node2@host",
+        now,
+        SystemAlert(
+            severity="critical",
+            category="system",
+            title="t",
+            description="d",
+            source="s",
+            node="node2@host",
+        ),
+    ).to_bytes()
+    return body, KEYRING.sign(body)
+
+
+def rejected(kit: BusKit) -> dict[str, float]:
+    """Rejections counted so far, by reason (those counted at least once)."""
+    counts = {
+        reason.value: kit.sample("exesdb_bus_rejected_total", reason=reason.value)
+        for reason in RejectReason
+    }
+    return {reason: count for reason, count in counts.items() if count}
+
+
+async def test_a_read_of_many_frames_is_judged_for_replay_at_one_instant() -> None:
+    """The replay checks of a read of 200 frames read the replay memory's clock once, as an
+    ingest batch's do, and every frame is delivered in order."""
+    clock = Clock()
+    transport = ReadingTransport()
+    kit = build_bus(KEYRING, transport, clock=clock)
+    got: list[Envelope] = []
+    kit.bus.subscribe("sink", got.append)
+    await kit.bus.start()
+    frames = [Frame("ex_esdb_health", *health(f"read-{n:04d}")) for n in range(200)]
+    assert transport.receive is not None
+    clock.readings = 0
+    transport.receive(frames)
+    assert clock.readings == 1
+    await async_wait_until(lambda: len(got) == 200, 5, "the read delivered")
+    await kit.bus.aclose()
+    assert [envelope.id for envelope in got] == [f"read-{n:04d}" for n in range(200)]
+
+
+async def test_each_frame_of_one_read_is_judged_as_if_it_came_alone() -> None:
+    """A read mixing good frames with one of each refusal (a copy of an id accepted in an
+    earlier read, a copy of an id earlier in the same read) delivers the good ones in order
+    and counts each refusal once by its reason, as frames sent one at a time are."""
+    transport = ReadingTransport()
+    kit = build_bus(KEYRING, transport)
+    got: list[Envelope] = []
+    kit.bus.subscribe("sink", got.append)
+    await kit.bus.start()
+    assert transport.receive is not None
+    earlier = health("earlier-0001")
+    transport.receive([Frame("ex_esdb_health", *earlier)])
+    first, second, third = health("good-0001"), health("good-0002"), health("good-0003")
+    tampered = first[0].replace(b'"healthy"', b'"degraded"')
+    expired = health("expired-0001", skew=-3_600)
+    bad_payload = second[0].replace(b'"healthy"', b'"sickly"')
+    wrong_key = (third[0], OTHER_KEYRING.sign(third[0]))
+    read = [
+        first,
+        (tampered, first[1]),
+        (first[0], None),
+        wrong_key,
+        (b"x" * 1_048_577, "00"),
+        second,
+        first,
+        earlier,
+        expired,
+        (b"not json", KEYRING.sign(b"not json")),
+        (bad_payload, KEYRING.sign(bad_payload)),
+        third,
+    ]
+    transport.receive([Frame("ex_esdb_health", body, signature) for body, signature in read])
+    await async_wait_until(lambda: len(got) == 4, 5, "the good frames")
+    await kit.bus.aclose()
+    assert [envelope.id for envelope in got] == [
+        "earlier-0001",
+        "good-0001",
+        "good-0002",
+        "good-0003",
+    ]
+    assert rejected(kit) == {
+        "invalid_signature": 2,
+        "unsigned": 1,
+        "too_large": 1,
+        "replayed": 2,
+        "expired": 1,
+        "malformed": 1,
+        "invalid_payload": 1,
+    }
+
+
+async def test_each_work_queue_frame_of_one_read_is_judged_as_if_it_came_alone() -> None:
+    """A work-queue read mixing good frames with refused ones hands the good ones to the group
+    subscriber in order, acknowledges every refused one (it would come back forever), and
+    counts the expired one, the refusal the fan-out copy may not have made."""
+    transport = ReadingTransport()
+    kit = build_bus(KEYRING, transport)
+    taken: list[Envelope] = []
+    kit.bus.subscribe("work", taken.append, instances=["ex_esdb_alerts"], group=True)
+    await kit.bus.start()
+    first, second, third = alert("alert-0001"), alert("alert-0002"), alert("alert-0003")
+    tampered = first[0].replace(b'"critical"', b'"warning"')
+    read = [
+        first,
+        (tampered, first[1]),
+        second,
+        alert("expired-0001", skew=-3_600),
+        (second[0], OTHER_KEYRING.sign(second[0])),
+        third,
+    ]
+    acks = [Acks() for _ in read]
+    frames = [
+        Frame("ex_esdb_alerts", body, signature, group=True, ack=ack)
+        for (body, signature), ack in zip(read, acks, strict=True)
+    ]
+    assert transport.receive is not None
+    transport.receive(frames)
+    await async_wait_until(lambda: all(ack.count == 1 for ack in acks), 5, "every frame settled")
+    await kit.bus.aclose()
+    assert [envelope.id for envelope in taken] == ["alert-0001", "alert-0002", "alert-0003"]
+    assert rejected(kit) == {"expired": 1}
