@@ -82,3 +82,43 @@ def test_listing_long_alerts_takes_the_memory_of_a_page_not_of_the_answer(
     assert grown < len(body) / 4, (
         f"peak memory grew {grown / 1e6:.0f} MB for {len(body) / 1e6:.0f} MB"
     )
+
+
+def _titled(n: int) -> dict[str, object]:
+    """A SystemAlert whose title and node have 4 096 characters, the most they may have."""
+    message = _longest(n)
+    message["payload"] = {
+        "alert_id": f"{n:06d}",
+        "severity": "warning",
+        "category": "system",
+        "title": f"{n:06d}" + "t" * 4090,
+        "description": "long",
+        "source": "test",
+        "node": f"{n:06d}" + "n" * 4090,
+    }
+    return message
+
+
+def test_the_status_page_shows_the_start_of_long_titles_and_nodes(
+    tmp_path: Path, bridge_processes: list[BridgeProcess]
+) -> None:
+    """Alerts whose title and node are at their longest are listed on the status page by their
+    first characters, ending ``…`` (their pages show them whole): 200 of them (the most it lists,
+    saying so) make a page of some 300 kB, not of the 3 MB their texts whole made."""
+    bridge = BridgeProcess(state_dir=tmp_path / "state", EXESDB_INGEST="true").start(tmp_path)
+    bridge_processes.append(bridge)
+    shown = 201  # one more than the page lists of the firing ones
+    for first in range(0, shown, 20):
+        lines = [json.dumps(_titled(n)) for n in range(first, min(shown, first + 20))]
+        post_signed(bridge.url, "\n".join(lines).encode(), timeout=30)
+    status, page = http_get(bridge.url + "/", timeout=30)
+    assert status == 200
+    text = page.decode()
+    assert "Showing the newest 200 firing" in text
+    assert "000200" + "t" * 113 + "…</a>" in text
+    assert "t" * 200 not in text
+    assert "n" * 200 not in text
+    assert len(page) < 200 * 2000, f"{len(page) / 1e6:.1f} MB"
+    status, alert = http_get(bridge.url + "/alerts/000200", timeout=30)
+    assert status == 200
+    assert "000200" + "t" * 4090 in alert.decode()
