@@ -213,14 +213,14 @@ def meter(value: float | None, low: float, high: float) -> Html:
     return _METER(low=f"{low:g}", high=f"{high:g}", value=f"{shown:.1f}", text=f"{value:.0f}%")
 
 
-def ack_button(record: AlertRecord) -> Html:
+def ack_button(record: AlertRecord, title: str | None = None) -> Html:
     """The Acknowledge button of one alert (pages.js posts the ack, for the episode shown: its
     ``starts_at``, so that a click on a page shown before the alert fired anew changes
-    nothing)."""
+    nothing), named by ``title`` (the alert's title unless given: as its row shows it)."""
     return _ACK_BUTTON(
         alert_id=exact(record.alert_id),
         starts_at=format_timestamp(record.started),
-        title=record.title,
+        title=record.title if title is None else title,
     )
 
 

@@ -13,6 +13,7 @@ change is behind ``AlertKeeper`` (the alert sink is one).
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Sequence
@@ -63,6 +64,9 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 MAX_LIST: Final = 10_000
+# Alerts read from the outbox and sent at a time by GET /v1/alerts: an alert's JSON is at most
+# some 400 kB (its texts of 4 096 characters, each escaped to 12 bytes), so a page some 8 MB.
+_PAGE: Final = 20
 # The Retry-After of an ack the outbox could not store, as ingest's 503 has it.
 _RETRY_AFTER_SECONDS: Final = 1
 
@@ -148,8 +152,11 @@ class LeaseView(Protocol):
 class AlertKeeper(LeaseView, Protocol):
     """What the admin routes read and change."""
 
-    async def list_alerts(self, query: AlertQuery) -> Sequence[AlertRecord]:
-        """The alerts matching ``query``, most recently changed first."""
+    async def list_alerts(
+        self, query: AlertQuery, *, after: AlertRecord | None = None
+    ) -> Sequence[AlertRecord]:
+        """The alerts matching ``query``, most recently changed first; only those listed after
+        ``after`` (the last of the page before)."""
 
     async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
         """Apply ``ack`` and announce it; the alert, or None when unknown."""
@@ -159,7 +166,7 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
     """The two routes, each behind ``guard``."""
     unstored = _UnstoredAcks()
 
-    async def list_alerts(request: web.Request) -> web.Response:
+    async def list_alerts(request: web.Request) -> web.StreamResponse:
         """Alerts with state, level, severity, labels and timestamps; ``?state=``, ``?limit=``,
         ``?alert_id=``; whether they are current (``work_queue_holder``), and if known which
         replica's are (``work_queue_holder_name``); which of the three cases that is
@@ -172,16 +179,30 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
             field = _field_of(exc)
             detail = _QUERY_REFUSALS.get(field, f"{field} is not valid")
             return error_response(400, "invalid", detail, field)
-        records = await keeper.list_alerts(query)
-        alerts = [record.as_json() for record in records]
-        return web.json_response(
-            {
-                "alerts": alerts,
-                "work_queue_holder": keeper.holds_work_queue(),
-                "work_queue_holder_name": keeper.work_queue_holder(),
-                "work_queue_lease": work_queue_lease(keeper),
-            }
-        )
+        # Read and sent a page at a time: 10 000 alerts of the longest fields are gigabytes of
+        # JSON, and one read of them all held the outbox's thread (ingest waits on it) for
+        # seconds. A fault before the first page is answered 500; after it, the answer is cut.
+        page = await keeper.list_alerts(query.model_copy(update={"limit": min(_PAGE, query.limit)}))
+        response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
+        await response.prepare(request)
+        await response.write(b'{"alerts": [')
+        listed = 0
+        while page:
+            await response.write((", " if listed else "").encode() + _json_list(page))
+            listed += len(page)
+            left = query.limit - listed
+            if len(page) < _PAGE or not left:
+                break
+            after = query.model_copy(update={"limit": min(_PAGE, left)})
+            page = await keeper.list_alerts(after, after=page[-1])
+        lease = {
+            "work_queue_holder": keeper.holds_work_queue(),
+            "work_queue_holder_name": keeper.work_queue_holder(),
+            "work_queue_lease": work_queue_lease(keeper),
+        }
+        await response.write(b"], " + json.dumps(lease)[1:].encode())
+        await response.write_eof()
+        return response
 
     async def ack(request: web.Request) -> web.Response:
         """Acknowledge: ``{"ack_by", "ack_note"?, "resolution"?, "starts_at"?}``; publishes
@@ -286,6 +307,11 @@ def work_queue_lease(keeper: LeaseView) -> str:
     if keeper.holds_work_queue():
         return "here"
     return "elsewhere" if keeper.work_queue_reachable() else "unknown"
+
+
+def _json_list(records: Sequence[AlertRecord]) -> bytes:
+    """``records`` as ``GET /v1/alerts`` lists them, without the brackets."""
+    return ", ".join(json.dumps(record.as_json()) for record in records).encode()
 
 
 def _field_of(exc: ValidationError) -> str:

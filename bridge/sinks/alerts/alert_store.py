@@ -108,12 +108,23 @@ class AlertStore:
         *,
         alert_id: str | None = None,
         by_start: bool = False,
+        after: AlertRecord | None = None,
     ) -> list[AlertRecord]:
-        """Alerts, most recently changed first (``by_start``: most recently fired first); only
-        those matching each filter given."""
+        """Alerts, most recently changed first (``by_start``: most recently fired first), those
+        changed (fired) at the same time by id, last first; only those matching each filter
+        given, and with ``after`` only those listed after it (the last of a page: the next
+        page). Read from an index in that order, so a page costs its own rows only."""
         where, params = matching({"state": state, "alert_id": alert_id})
         order = "starts_at" if by_start else "updated_at"
-        query = f"SELECT * FROM alerts{where} ORDER BY {order} DESC LIMIT :limit"  # noqa: S608
+        if after is not None:
+            where += " AND" if where else " WHERE"
+            where += f" ({order}, alert_id) < (:after_at, :after_id)"
+            at = after.starts_at if by_start else after.updated_at
+            params = {**params, "after_at": at, "after_id": after.alert_id}
+        query = (
+            f"SELECT * FROM alerts{where}"  # noqa: S608
+            f" ORDER BY {order} DESC, alert_id DESC LIMIT :limit"
+        )
         with self._database.read() as db:
             return [record_of(row) for row in db.execute(query, {**params, "limit": limit})]
 

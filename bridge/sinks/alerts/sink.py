@@ -787,15 +787,14 @@ class AlertSink:
         """``GET /v1/alerts`` and ``POST /v1/alerts/{alert_id}/ack`` (admin; see ``admin``)."""
         return alert_routes(self._admin, self)
 
-    async def list_alerts(self, query: AlertQuery, *, by_start: bool = False) -> list[AlertRecord]:
+    async def list_alerts(
+        self, query: AlertQuery, *, by_start: bool = False, after: AlertRecord | None = None
+    ) -> list[AlertRecord]:
         """The alerts matching ``query``, most recently changed first (``by_start``: most
-        recently fired first, as the status page lists them)."""
+        recently fired first, as the status page lists them); those listed after ``after``."""
+        find = self.outbox.alerts.find
         return await self._db.call(
-            self.outbox.alerts.find,
-            query.state,
-            query.limit,
-            alert_id=query.alert_id,
-            by_start=by_start,
+            find, query.state, query.limit, alert_id=query.alert_id, by_start=by_start, after=after
         )
 
     def recipients(self) -> Recipients:

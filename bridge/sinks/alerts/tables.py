@@ -30,12 +30,13 @@ Nine tables:
   order from the key of the alert, not every delivery of the day, and so does ``renotify``
   (``dead_letters``) whether a later delivery to a dead letter's receiver carried its alert.
 
-The schema is at version 13 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
+The schema is at version 14 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
 plans' ids, 6 ``told`` and an index of deliveries in order, 7 the deliveries' ``retried_at``, 8
 the alerts' ``source`` and ``details``, a SystemAlert's component and metadata annotations, 9 the
 deliveries' ``renotified_at``, 10 ``taken`` and an index of the dead letters, 11 an index of the
 deliveries by state and when they finished, 12 ``carried``, 13 the file's mark: ``PRAGMA
-application_id``); ``migrate`` upgrades a file of any earlier version in place, one version at a
+application_id``, 14 indexes of the alerts in the orders they are listed in); ``migrate``
+upgrades a file of any earlier version in place, one version at a
 time. ``connect`` refuses an SQLite file that is no outbox (another program's, with tables of its
 own) before it changes anything in it: a file marked as ours opens, and so does one without a
 mark that is empty (new) or holds version 1's tables (an outbox from before the mark).
@@ -54,7 +55,7 @@ from bridge.sinks.alerts.records import refused
 
 __all__ = ["connect", "migrate"]
 
-_SCHEMA_VERSION: Final = 13
+_SCHEMA_VERSION: Final = 14
 # The outbox's mark in the file's header (PRAGMA application_id): "EXOB".
 _APPLICATION_ID: Final = 0x45584F42
 # Version 1's tables: a file without the mark that holds them is an outbox from before it.
@@ -200,6 +201,15 @@ FROM deliveries, json_each(deliveries.alert_ids) AS sent WHERE deliveries.state 
 _BY_STATE: Final = """
 CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (state, finished_at);
 """
+# Version 14: the alerts in the orders they are listed in (``AlertStore.find``), newest first:
+# by change (GET /v1/alerts, with or without ?state=) and, per state, by start (the status page,
+# refreshed every few seconds). A listing of its first page then reads that page, not every
+# alert of the state (50 000 open ones) to sort them; a next page starts where the last ended.
+_BY_CHANGE: Final = """
+CREATE INDEX IF NOT EXISTS alerts_by_change ON alerts (updated_at, alert_id);
+CREATE INDEX IF NOT EXISTS alerts_by_state_change ON alerts (state, updated_at, alert_id);
+CREATE INDEX IF NOT EXISTS alerts_by_state_start ON alerts (state, starts_at, alert_id);
+"""
 # Version 12: which deliveries carry each alert (see the module docstring), keyed in the order an
 # alert's page lists them (newest first, then by id), so that it reads the newest 50 and no more.
 # A delivery's time changes when an attempt finds the wall clock set back (``finish_attempt``),
@@ -244,6 +254,7 @@ _STEPS: Final[Mapping[int, str]] = {
     12: _CARRIED,
     # Version 13: the mark, which migrate sets first of all (see there); again, to no effect.
     13: f"PRAGMA application_id={_APPLICATION_ID};",
+    14: _BY_CHANGE,
 }
 
 

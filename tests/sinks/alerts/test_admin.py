@@ -36,11 +36,14 @@ class Keeper:
         self.holder: str | None = None
         self.reachable = True
 
-    async def list_alerts(self, query: AlertQuery) -> list[AlertRecord]:
+    async def list_alerts(
+        self, query: AlertQuery, *, after: AlertRecord | None = None
+    ) -> list[AlertRecord]:
         self.queries.append(query)
+        first = 0 if after is None else self.records.index(after) + 1
         return [
             r
-            for r in self.records
+            for r in self.records[first:]
             if query.state in (None, r.state) and query.alert_id in (None, r.alert_id)
         ][: query.limit]
 
@@ -122,7 +125,8 @@ async def test_list_passes_each_filter_and_shows_the_alerts(keeper: Keeper) -> N
             },
         )
     assert keeper.queries[0] == AlertQuery(state=AlertState.ACKNOWLEDGED, limit=5)
-    assert keeper.queries[1] == AlertQuery(alert_id="a1", limit=1000)
+    # The first page of at most the default 1 000.
+    assert keeper.queries[1] == AlertQuery(alert_id="a1", limit=20)
 
 
 async def test_list_says_whether_the_alerts_are_current(keeper: Keeper) -> None:

@@ -327,6 +327,7 @@ CREATE TRIGGER carried_deleted AFTER DELETE ON deliveries BEGIN
     AND alert_id IN (SELECT value FROM json_each(OLD.alert_ids));
 END;
 """
+_V13_MARK = "PRAGMA application_id=1163415362;"  # "EXOB"
 # Version 1 never set user_version (0, as a new file).
 _EARLIER_VERSIONS = [
     (0, _V1_QUEUES),
@@ -341,8 +342,9 @@ _EARLIER_VERSIONS = [
     (10, _V10_TAKEN),
     (11, _V11_BY_STATE),
     (12, _V12_CARRIED),
+    (13, _V13_MARK),
 ]
-CURRENT_VERSION = 13
+CURRENT_VERSION = 14
 # The outbox's mark in the file's header (PRAGMA application_id), from version 13 on: "EXOB".
 OUTBOX_MARK = 0x45584F42
 ALL_TABLES = frozenset(
