@@ -185,6 +185,11 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         page = await keeper.list_alerts(query.model_copy(update={"limit": min(_PAGE, query.limit)}))
         response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
         await response.prepare(request)
+        if request.method == "HEAD":
+            # No body, as a whole answer's HEAD has none: a StreamResponse would send what is
+            # written, and it would open the next answer on the connection.
+            await response.write_eof()
+            return response
         await response.write(b'{"alerts": [')
         listed = 0
         while page:

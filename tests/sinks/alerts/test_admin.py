@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from collections.abc import AsyncIterator, Sequence
@@ -127,6 +128,25 @@ async def test_list_passes_each_filter_and_shows_the_alerts(keeper: Keeper) -> N
     assert keeper.queries[0] == AlertQuery(state=AlertState.ACKNOWLEDGED, limit=5)
     # The first page of at most the default 1 000.
     assert keeper.queries[1] == AlertQuery(alert_id="a1", limit=20)
+
+
+async def test_a_head_of_the_list_sends_no_body_before_the_next_answer(keeper: Keeper) -> None:
+    """``HEAD /v1/alerts`` answers headers alone: the list (sent a page at a time) written after
+    them would open the next answer on the connection, which a client or proxy reusing it reads
+    as garbage."""
+    async with served(keeper) as base:
+        host, port = base.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        auth = f"Authorization: {AUTH['Authorization']}\r\n"
+        head = f"HEAD /v1/alerts HTTP/1.1\r\nHost: x\r\n{auth}\r\n"
+        get = f"GET /v1/alerts HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+        writer.write((head + get).encode())
+        answers = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        await writer.wait_closed()
+    headers, after = answers.split(b"\r\n\r\n", 1)
+    assert headers.startswith(b"HTTP/1.1 200 ")
+    assert after.startswith(b"HTTP/1.1 200 "), after[:80]
 
 
 async def test_list_says_whether_the_alerts_are_current(keeper: Keeper) -> None:
