@@ -337,8 +337,31 @@ def test_a_misspelt_command_is_named_with_the_command_meant(given: str, meant: s
             "unrecognized arguments: --demo (a command's options go after it:"
             " exesdb-bridge COMMAND --help lists them)",
         ),
+        (
+            ["alerts", "--user", "ops:hunter2", "list"],
+            "--user: a command's options go after it: exesdb-bridge alerts list --user …",
+        ),
+        (
+            ["outbox", "--state=hunter2", "list", "--limit", "5"],
+            "--state: a command's options go after it:"
+            " exesdb-bridge outbox list --limit … --state=…",
+        ),
+        (
+            ["alerts", "--url", "http://ops:hunter2@h:1"],
+            "unrecognized arguments: --url (a command's options go after it:"
+            " exesdb-bridge alerts COMMAND --help lists them)",
+        ),
     ],
-    ids=["before-run", "before-alerts-list", "around-alerts-list", "around-publish", "no-command"],
+    ids=[
+        "before-run",
+        "before-alerts-list",
+        "around-alerts-list",
+        "around-publish",
+        "no-command",
+        "between-alerts-and-list",
+        "between-outbox-and-list",
+        "after-alerts-no-command",
+    ],
 )
 def test_an_option_before_the_command_is_named_with_the_line_meant(
     args: list[str], message: str

@@ -108,7 +108,7 @@ def add_alerts_command(commands: Commands) -> None:
     for sub in (alerts_list, alerts_ack):
         client_options(sub)
         sub.add_argument("--json", action="store_true", help="print JSON")
-    alerts.set_defaults(handler=_alerts)
+    alerts.set_defaults(handler=_alerts, command_names=tuple(alerts_commands.choices))
 
 
 def _who(text: str) -> str:

@@ -105,7 +105,7 @@ def add_outbox_command(commands: Commands) -> None:
             " superseded by a later delivery it took"
         ),
     )
-    outbox.set_defaults(handler=_outbox)
+    outbox.set_defaults(handler=_outbox, command_names=tuple(outbox_commands.choices))
 
 
 def _demo_hint() -> str:

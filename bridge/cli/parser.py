@@ -52,8 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     healthcheck_options.add_arguments(health)
     health.set_defaults(handler=_healthcheck)
-    # What main tells an option given before the command by (_refuse_options_before_the_command).
-    parser.set_defaults(command_names=tuple(commands.choices))
+    # What main tells an option given before the command by (_refuse_options_before_the_command),
+    # and one given between a command and its own (``alerts --user … list``).
+    parser.set_defaults(
+        command_names=tuple(commands.choices),
+        subcommand_names={
+            name: names
+            for name, command in commands.choices.items()
+            if (names := command.get_default("command_names"))
+        },
+    )
     return parser
 
 
@@ -138,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _refuse_options_before_the_command(parser, argv)
     _refuse_variables_before_the_command(parser, argv)
     _refuse_an_unknown_command(parser, argv[0])
+    if subcommands := parser.get_default("subcommand_names").get(argv[0]):
+        _refuse_options_before_the_command(parser, argv[1:], subcommands, argv[0])
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         hint = ""
@@ -223,28 +233,36 @@ def _options_for_settings(command: str, unknown: list[str]) -> tuple[list[str], 
 _OWN_OPTIONS: Final = frozenset({"-h", "--help", "--version"})
 
 
-def _refuse_options_before_the_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+def _refuse_options_before_the_command(
+    parser: argparse.ArgumentParser,
+    argv: list[str],
+    commands: Sequence[str] = (),
+    within: str = "",
+) -> None:
     """A command's option given before the command (``exesdb-bridge --demo run``) is a usage
     error naming it and showing where it goes: argparse would say that ``run`` does not take
     ``--demo``, that a command is missing, or that ``http://…`` (of ``--url http://…``) is no
     command. Only option names are shown, as ``…`` their values, before the command and after
     it: one may be a password (``--user ops:…``) or a URL with one. The words after the command
-    up to its first option (``alerts list``, a tag) are shown as given."""
+    up to its first option (``alerts list``, a tag) are shown as given. ``within``: the command
+    whose ``commands`` ``argv`` follows (``alerts --user ops:… list``: ``alerts``, ``argv`` the
+    rest), argparse quoting the value as no command of it."""
     if not argv or not argv[0].startswith("-") or argv[0] in _OWN_OPTIONS:
         return
-    commands = parser.get_default("command_names")
+    commands = commands or parser.get_default("command_names")
+    program = f"exesdb-bridge {within}".rstrip()
     at = next((n for n, arg in enumerate(argv) if arg in commands), len(argv))
     shown = _masked(argv[:at])
     given = " ".join(arg.removesuffix("=…") for arg in shown if arg != "…")
     if at == len(argv):
         parser.error(
             f"unrecognized arguments: {given} (a command's options go after it:"
-            " exesdb-bridge COMMAND --help lists them)"
+            f" {program} COMMAND --help lists them)"
         )
     after = argv[at:]
     words = next((n for n, arg in enumerate(after) if arg.startswith("-")), len(after))
     meant = " ".join([shlex.join(after[:words]), *_masked(after[words:]), *shown])
-    parser.error(f"{given}: a command's options go after it: exesdb-bridge {meant}")
+    parser.error(f"{given}: a command's options go after it: {program} {meant}")
 
 
 def _masked(args: list[str]) -> list[str]:

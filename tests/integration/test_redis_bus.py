@@ -533,15 +533,11 @@ async def test_a_redis_restart_mid_stream_loses_no_alert(
     assert len(expected) == 200
 
 
-async def test_a_replica_whose_lease_went_elsewhere_unawares_takes_nothing_more(
-    redis_server: Callable[[], RedisServer], replicas: list[Replica]
-) -> None:
-    """A lease holder whose lease is, in Redis, another replica's before its own renewal says so
-    (it went with Redis's data, and the other took it) reads the queue no more, and steps down:
-    what it would take, the new holder takes too, claiming it before the acknowledgement lands
-    (seen as an alert published after a Redis restart taken twice)."""
-    server = redis_server()
-    # A long lease: its next renewal is seconds away, past the end of this test.
+async def _lease_gone_to_a_rival(
+    server: RedisServer, replicas: list[Replica]
+) -> tuple[Replica, Replica]:
+    """A lease holder and a publisher on ``server``, the lease then a rival's in Redis unknown
+    to the holder (its next renewal, of a long lease, is seconds away, past the end of a test)."""
     holder = await Replica(server.url, "holder", claim_idle_ms=30_000).start()
     replicas.append(holder)
     await async_wait_until(lambda: holder.transport.leading, 10, "the holder holds the lease")
@@ -550,6 +546,18 @@ async def test_a_replica_whose_lease_went_elsewhere_unawares_takes_nothing_more(
     await async_wait_until(publisher.ready, 10)
     with server.client() as client:
         client.set("exesdb:bus:leader", "node-x:rival")
+    return holder, publisher
+
+
+async def test_a_replica_whose_lease_went_elsewhere_unawares_takes_nothing_more(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """A lease holder whose lease is, in Redis, another replica's before its own renewal says so
+    (it went with Redis's data, and the other took it) reads the queue no more, and steps down:
+    what it would take, the new holder takes too, claiming it before the acknowledgement lands
+    (seen as an alert published after a Redis restart taken twice)."""
+    server = redis_server()
+    holder, publisher = await _lease_gone_to_a_rival(server, replicas)
     expected = [publisher.publish_alert(n) for n in range(5)]
     await async_wait_until(
         lambda: len(holder.taken_alerts()) == 5 or pending(server) == 5, 10, "read from the queue"
@@ -567,14 +575,7 @@ async def test_entries_read_under_a_lease_gone_elsewhere_are_taken_at_once_when_
     not after it idled for a claim (30 s: after FLUSHALL, every alert read before the holder took
     its lease back waited that long)."""
     server = redis_server()
-    holder = await Replica(server.url, "holder", claim_idle_ms=30_000).start()
-    replicas.append(holder)
-    await async_wait_until(lambda: holder.transport.leading, 10, "the holder holds the lease")
-    publisher = await Replica(server.url, "publisher", group=False).start()
-    replicas.append(publisher)
-    await async_wait_until(publisher.ready, 10)
-    with server.client() as client:
-        client.set("exesdb:bus:leader", "node-x:rival")
+    holder, publisher = await _lease_gone_to_a_rival(server, replicas)
     expected = [publisher.publish_alert(n) for n in range(5)]
     await async_wait_until(lambda: pending(server) == 5, 10, "read, and left pending")
     assert holder.taken_alerts() == []

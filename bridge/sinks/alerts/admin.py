@@ -13,6 +13,7 @@ change is behind ``AlertKeeper`` (the alert sink is one).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -185,23 +186,14 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         page = await keeper.list_alerts(query.model_copy(update={"limit": min(_PAGE, query.limit)}))
         response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
         await response.prepare(request)
-        await response.write(b'{"alerts": [')
-        listed = 0
-        while page:
-            await response.write((", " if listed else "").encode() + _json_list(page))
-            listed += len(page)
-            left = query.limit - listed
-            if len(page) < _PAGE or not left:
-                break
-            after = query.model_copy(update={"limit": min(_PAGE, left)})
-            page = await keeper.list_alerts(after, after=page[-1])
-        lease = {
-            "work_queue_holder": keeper.holds_work_queue(),
-            "work_queue_holder_name": keeper.work_queue_holder(),
-            "work_queue_lease": work_queue_lease(keeper),
-        }
-        await response.write(b"], " + json.dumps(lease)[1:].encode())
-        await response.write_eof()
+        if request.method == "HEAD":
+            # No body, as a whole answer's HEAD has none: a StreamResponse would send what is
+            # written, and it would open the next answer on the connection.
+            await response.write_eof()
+            return response
+        # A client gone meanwhile leaves the rest unsent, quietly, as a whole answer's send does.
+        with contextlib.suppress(ConnectionError):
+            await _send_alerts(response, keeper, query, page)
         return response
 
     async def ack(request: web.Request) -> web.Response:
@@ -307,6 +299,33 @@ def work_queue_lease(keeper: LeaseView) -> str:
     if keeper.holds_work_queue():
         return "here"
     return "elsewhere" if keeper.work_queue_reachable() else "unknown"
+
+
+async def _send_alerts(
+    response: web.StreamResponse,
+    keeper: AlertKeeper,
+    query: AlertQuery,
+    page: Sequence[AlertRecord],
+) -> None:
+    """``GET /v1/alerts``'s body: ``page`` (the first), then the pages after it up to
+    ``query.limit``, each read as the one before is sent, then the lease fields."""
+    await response.write(b'{"alerts": [')
+    listed = 0
+    while page:
+        await response.write((", " if listed else "").encode() + _json_list(page))
+        listed += len(page)
+        left = query.limit - listed
+        if len(page) < _PAGE or not left:
+            break
+        after = query.model_copy(update={"limit": min(_PAGE, left)})
+        page = await keeper.list_alerts(after, after=page[-1])
+    lease = {
+        "work_queue_holder": keeper.holds_work_queue(),
+        "work_queue_holder_name": keeper.work_queue_holder(),
+        "work_queue_lease": work_queue_lease(keeper),
+    }
+    await response.write(b"], " + json.dumps(lease)[1:].encode())
+    await response.write_eof()
 
 
 def _json_list(records: Sequence[AlertRecord]) -> bytes:

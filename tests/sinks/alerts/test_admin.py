@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -127,6 +129,63 @@ async def test_list_passes_each_filter_and_shows_the_alerts(keeper: Keeper) -> N
     assert keeper.queries[0] == AlertQuery(state=AlertState.ACKNOWLEDGED, limit=5)
     # The first page of at most the default 1 000.
     assert keeper.queries[1] == AlertQuery(alert_id="a1", limit=20)
+
+
+async def test_a_head_of_the_list_sends_no_body_before_the_next_answer(keeper: Keeper) -> None:
+    """``HEAD /v1/alerts`` answers headers alone: the list (sent a page at a time) written after
+    them would open the next answer on the connection, which a client or proxy reusing it reads
+    as garbage."""
+    async with served(keeper) as base:
+        host, port = base.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        auth = f"Authorization: {AUTH['Authorization']}\r\n"
+        head = f"HEAD /v1/alerts HTTP/1.1\r\nHost: x\r\n{auth}\r\n"
+        get = f"GET /v1/alerts HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+        writer.write((head + get).encode())
+        answers = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        await writer.wait_closed()
+    headers, after = answers.split(b"\r\n\r\n", 1)
+    assert headers.startswith(b"HTTP/1.1 200 ")
+    assert after.startswith(b"HTTP/1.1 200 "), after[:80]
+
+
+async def test_a_client_gone_while_the_list_is_sent_is_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A client that goes away while a long list is sent (``alerts list --limit 0`` stopped, a
+    proxy's timeout) ends the answer quietly, as a whole answer's send does: no ERROR line with
+    a traceback for it."""
+    long = {"title": "t" * 4000, "description": "d" * 4000}
+    keeper = Keeper([record(f"a{n:05d}", **long) for n in range(2000)])  # some 17 MB of JSON
+    ended = asyncio.Event()
+
+    @web.middleware
+    async def noting_the_end(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        finally:
+            ended.set()
+
+    app = web.Application(middlewares=[noting_the_end])
+    app.add_routes(alert_routes(AdminGuard(SecretStr(ADMIN_TOKEN)), keeper))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        with caplog.at_level("INFO"):
+            reader, writer = await asyncio.open_connection(host, port)
+            auth = f"Authorization: {AUTH['Authorization']}\r\n"
+            writer.write(f"GET /v1/alerts?limit=10000 HTTP/1.1\r\nHost: x\r\n{auth}\r\n".encode())
+            assert (await reader.read(1000)).startswith(b"HTTP/1.1 200 ")
+            writer.transport.abort()  # gone, the rest of the answer unread
+            await asyncio.wait_for(ended.wait(), 10)
+    finally:
+        await runner.cleanup()
+    assert len(keeper.queries) < 100  # the answer stopped early, not sent to the end
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_list_says_whether_the_alerts_are_current(keeper: Keeper) -> None:
