@@ -721,7 +721,8 @@ def build_app(
             web.post("/v1/messages", ingest),
             web.get("/v1/integration", admin(get_integration)),
             web.post("/v1/integration", admin(set_integration)),
-            web.get("/v1/stream", admin(stream)),
+            # No HEAD: an endless stream has no head to give (its events would follow one).
+            web.get("/v1/stream", admin(stream), allow_head=False),
         ]
     )
     for component in bridge.components:

@@ -1574,6 +1574,17 @@ async def test_stream_delivers_published_messages_as_server_sent_events(
     assert json.loads(data[6:])["id"] == wanted["id"]
 
 
+async def test_a_head_of_the_stream_is_refused_not_streamed(serve: ServerFactory) -> None:
+    """HEAD /v1/stream answers 405 naming GET: an endless stream has no head to give, and
+    streamed on a HEAD its events would pass for the next answer on the connection."""
+    server = await serve()
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with server.session.head(server.url + "/v1/stream", headers=auth) as response:
+        assert response.status == 405
+        assert response.headers["Allow"] == "GET"
+    assert not any(s.name == "stream" for s in server.bridge.bus.subscriptions)
+
+
 async def test_a_stream_client_that_does_not_read_holds_megabytes_not_its_thousand_messages(
     serve: ServerFactory,
 ) -> None:
