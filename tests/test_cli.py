@@ -199,19 +199,21 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
     [
         (["tail", "EXESDB_ADMIN_TOKEN=hunter2"], "tail", "EXESDB_ADMIN_TOKEN=…"),
         (["alerts", "list", "--token=hunter2"], "alerts list", "--token=…"),
+        (["alerts", "list", "--usr", "ops:hunter2"], "alerts list", "--usr …"),
         (
             ["healthcheck", "EXESDB_HEALTHCHECK_PASSWORD=hunter2"],
             "healthcheck",
             "EXESDB_HEALTHCHECK_PASSWORD=…",
         ),
     ],
-    ids=["tail", "alerts-list", "healthcheck"],
+    ids=["tail", "alerts-list", "alerts-list-spaced", "healthcheck"],
 )
 def test_an_unknown_argument_with_a_value_is_named_without_the_value(
     args: list[str], command: str, named: str
 ) -> None:
     """An argument a command does not take that holds a value (``NAME=VALUE``, as the shell sets
-    a variable, or ``--option=VALUE``) is named with the value shown as ``…``: it may be a key."""
+    a variable, ``--option=VALUE`` or ``--option VALUE``) is named with the value shown as
+    ``…``: it may be a key."""
     completed = cli(*args)
     assert (completed.returncode, completed.stdout) == (2, "")
     assert "hunter2" not in completed.stderr

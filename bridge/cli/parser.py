@@ -159,8 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command in _SETTINGS_COMMANDS:
             unknown, hint = _options_for_settings(args.command, unknown)
-        else:  # a value given with "=" (NAME=…, --token=…) may be a key: never shown
-            unknown = [arg.split("=", 1)[0] + "=…" if "=" in arg else arg for arg in unknown]
+        else:
+            unknown = _values_hidden(unknown)
         args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     try:
         return int(args.handler(args))
@@ -263,6 +263,21 @@ def _refuse_options_before_the_command(
     words = next((n for n, arg in enumerate(after) if arg.startswith("-")), len(after))
     meant = " ".join([shlex.join(after[:words]), *_masked(after[words:]), *shown])
     parser.error(f"{given}: a command's options go after it: {program} {meant}")
+
+
+def _values_hidden(unknown: list[str]) -> list[str]:
+    """Arguments no option took, a value in them shown as ``…``: one given with "="
+    (``NAME=…``, ``--token=…``), and the word after an option not known (``--usr …``): either
+    may be a key. Other words are shown (``publish``'s message type after its instance)."""
+    shown: list[str] = []
+    for arg in unknown:
+        if "=" in arg:
+            shown.append(arg.split("=", 1)[0] + "=…")
+        elif shown and shown[-1].startswith("-") and not shown[-1].endswith("…"):
+            shown.append(arg if arg.startswith("-") else "…")
+        else:
+            shown.append(arg)
+    return shown
 
 
 def _masked(args: list[str]) -> list[str]:
