@@ -14,8 +14,13 @@ from bridge.messages import Message, SystemAlert
 
 def raised_group(published: list[tuple[str, Message]], names: list[str]) -> DownGroups:
     """A DownGroups whose downs of ``names`` (all in one interval) raised their grouped alert."""
+
+    def publish(topic: str, message: Message) -> bool:
+        published.append((topic, message))
+        return True
+
     groups = DownGroups(
-        lambda topic, message: published.append((topic, message)) or True,
+        publish,
         node="bridge-1",
         interval=1.0,
         storm_intervals=3,
