@@ -132,6 +132,8 @@ class StatusView:
     checks: Mapping[str, Mapping[str, Any]]
     alerts: tuple[AlertRecord, ...] | None  # None: no alert sink
     truncated: bool
+    # Open alerts by severity, those not listed too (when truncated): the Active alerts card's.
+    counts: Mapping[str, int]
     lease: LeaseState  # whether the alerts are the cluster's (not on Redis without the lease)
     nodes: tuple[_Node, ...] | None  # None: no Prometheus sink
     admin: bool
@@ -152,6 +154,7 @@ async def status_view(
     ``nodes_from`` and those ``down_from`` holds down (None: the bridge runs no such component)."""
     alerts: list[AlertRecord] = []
     truncated = False
+    counts: Mapping[str, int] = {}
     failing: tuple[_Failing, ...] = ()
     notified = True
     if alerts_from is not None:
@@ -163,6 +166,7 @@ async def status_view(
             truncated = truncated or len(found) > MAX_SHOWN
             alerts.extend(found[:MAX_SHOWN])
         alerts.sort(key=lambda record: record.starts_at, reverse=True)
+        counts = _counts(alerts, alerts_from.active_counts() if truncated else {})
         recipients = alerts_from.recipients()
         notified = bool(recipients.webhooks) or recipients.alertmanager is not None
         labels = dict(recipients.webhooks)
@@ -182,6 +186,7 @@ async def status_view(
         checks=shown.readiness(),
         alerts=tuple(alerts) if alerts_from is not None else None,
         truncated=truncated,
+        counts=counts,
         lease=lease_state(alerts_from),
         nodes=nodes,
         admin=shown.settings.admin_token is not None,
@@ -189,6 +194,15 @@ async def status_view(
         failing=failing,
         notified=notified,
     )
+
+
+def _counts(listed: Sequence[AlertRecord], counted: Mapping[str, int]) -> dict[str, int]:
+    """The open alerts by severity: those ``counted`` (as of the sink's last count, once a
+    second: no count of the outbox at each refresh, of up to 45 000 open alerts), never fewer
+    than those ``listed`` (fired since that count)."""
+    shown = Counter(record.severity for record in listed)
+    severities = {*shown, *counted}
+    return {severity: max(shown[severity], counted.get(severity, 0)) for severity in severities}
 
 
 def _failing(delivery: Delivery, waiting: int, held: int, labels: Mapping[str, str]) -> _Failing:
@@ -254,8 +268,8 @@ def status_live(view: StatusView, shown: Shown, *, root: str, now: float | None)
         node_detail=_breakdown(Counter(node.status or "unknown" for node in nodes))
         or "none heard yet",
         alert_tone=_alert_tone(alerts, view.lease.held),
-        alert_count=f"{len(alerts)}{'+' if view.truncated else ''}",
-        alert_detail=_alert_detail(alerts, view.lease),
+        alert_count=str(sum(view.counts.values())),
+        alert_detail=_alert_detail(view.counts, view.lease),
         uptime=age_since(shown.started_at, now),
         started=timestamp(shown.started_at),
         lease=lease_notice(view.lease),
@@ -345,8 +359,8 @@ def _alert_tone(alerts: Sequence[AlertRecord], holds_work_queue: bool) -> str:
     return "warn" if alerts or not holds_work_queue else "good"
 
 
-def _alert_detail(alerts: Sequence[AlertRecord], lease: LeaseState) -> str:
-    counts = _breakdown(Counter(record.severity for record in alerts), SEVERITIES[::-1])
+def _alert_detail(by_severity: Mapping[str, int], lease: LeaseState) -> str:
+    counts = _breakdown(by_severity, SEVERITIES[::-1])
     if not lease.reachable:
         return f"{counts or 'none here'}; may be incomplete (cannot use Redis)"
     if not lease.held:
