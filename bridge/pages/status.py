@@ -46,8 +46,9 @@ __all__ = ["MAX_SHOWN", "StatusView", "status_live", "status_view"]
 # Alerts shown per open state at most (the newest); /v1/alerts lists them all. Nodes shown at
 # most (the worst first): the page refreshes every few seconds for up to 10 000 nodes.
 MAX_SHOWN: Final = 200
-# Characters of an alert's title, id and node its row shows at most (its page shows them whole):
-# each may have 4 096, and 400 rows of them made a page of 20 MB that took 0.8 s to render.
+# Characters of an alert's title, id and node, and of a node's name, a row shows at most (an
+# alert's page shows them whole): each may have 4 096, and 400 rows of them made a page of 20 MB
+# that took 0.8 s to render.
 _ROW_TEXT: Final = 120
 _OPEN: Final = (AlertState.FIRING, AlertState.ACKNOWLEDGED)
 # The problems first: nodes announced gone (bridge/cluster/), then by health.
@@ -474,7 +475,7 @@ def _nodes(nodes: Sequence[_Node], shown: Shown, *, present: bool, now: float | 
     ordered = ordered[:MAX_SHOWN]
     rows = [
         (
-            _NODE_NAME(node=node.node),
+            _NODE_NAME(node=_cut(node.node)),
             _health(node, shown, now),
             _cpu(node, shown),
             meter(node.memory, settings.memory_degraded, settings.memory_unhealthy),
