@@ -39,7 +39,7 @@ from bridge.expect_continue import unmet_expectation
 from bridge.headers import HEALTHZ_BODY
 from bridge.integration import Integration
 from bridge.json_objects import DuplicateKey
-from bridge.listener import CLOSE_AFTER
+from bridge.listener import CLOSE_AFTER, LINE_MAX
 from bridge.log_throttle import LogThrottle
 from bridge.messages import NodeHealth
 from bridge.pages import not_found, page_routes
@@ -103,8 +103,9 @@ class Served(Protocol):
 BRIDGE_KEY: Final[web.AppKey[Served]] = web.AppKey("bridge")
 # The application's settings of aiohttp's protocol (its handler_args), for the listener too,
 # which makes each connection's itself (bridge.listener.refusals). Bodies are expanded by
-# bridge.bodies, which tells a stream cut short from a whole one.
-HANDLER_ARGS: Final = MappingProxyType({"auto_decompress": False})
+# bridge.bodies, which tells a stream cut short from a whole one; a request line may hold the
+# longest alert id's link (LINE_MAX).
+HANDLER_ARGS: Final = MappingProxyType({"auto_decompress": False, "max_line_size": LINE_MAX})
 _CLOSING: Final[web.AppKey[asyncio.Event]] = web.AppKey("closing", asyncio.Event)
 _COMMIT_WAIT: Final[web.AppKey[float]] = web.AppKey("commit_wait", float)
 _NODE_HEALTH_TAG: Final = NodeHealth.TAG

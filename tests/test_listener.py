@@ -16,9 +16,7 @@ import pytest
 
 from bridge.app import Bridge
 from bridge.bus import SIGNATURE_HEADER, Keyring
-from bridge.listener import (
-    HEAD_KEPT,
-)
+from bridge.listener import HEAD_KEPT, LINE_MAX
 from tests.listener_support import Serve, closed, closed_within, connect, get, serve
 from tests.support import ADMIN_TOKEN, TEST_SECRET, async_wait_until
 from tests.test_http import envelope
@@ -114,7 +112,14 @@ _SECRET = b"c2VjcmV0LXBhc3N3b3Jk"
             b"GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
             + _SECRET * 500
             + b"\r\n\r\n",
-            "the request line or a header field is over 8190 bytes",
+            f"the request line is over {LINE_MAX} bytes or a header field over 8190",
+            "head",
+        ),
+        (
+            b"GET /alerts/"
+            + _SECRET * (LINE_MAX // len(_SECRET) + 1)
+            + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            f"the request line is over {LINE_MAX} bytes or a header field over 8190",
             "head",
         ),
         (
@@ -133,7 +138,14 @@ _SECRET = b"c2VjcmV0LXBhc3N3b3Jk"
             "head",
         ),
     ],
-    ids=["header-token", "long-authorization", "request-line", "chunk-size", "length-and-chunked"],
+    ids=[
+        "header-token",
+        "long-authorization",
+        "long-request-line",
+        "request-line",
+        "chunk-size",
+        "length-and-chunked",
+    ],
 )
 async def test_a_request_the_http_parser_refuses_is_answered_400_naming_the_problem_not_its_bytes(
     serve: Serve, request_bytes: bytes, detail: str, field: str
@@ -288,6 +300,37 @@ async def test_a_connection_whose_request_head_is_past_head_kept_closes_after_it
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert (b"\r\nConnection: close\r\n" in head) is closes
+
+
+@pytest.mark.parametrize(("size", "closes"), [(HEAD_KEPT - 100, False), (HEAD_KEPT, True)])
+async def test_a_connection_whose_request_target_is_past_head_kept_closes_after_its_answer(
+    serve: Serve, size: int, closes: bool
+) -> None:
+    """A request whose target and header fields are over HEAD_KEPT bytes (an alert's link with
+    a long id: the request line may be up to LINE_MAX) is answered with Connection: close; one
+    under stays open for the next request."""
+    bridge = await serve()
+    reader, writer = await connect(bridge)
+    writer.write(f"GET /alerts/{'a' * size} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 404 Not Found\r\n")
+    assert (b"\r\nConnection: close\r\n" in head) is closes
+
+
+async def test_a_long_request_line_sent_slowly_is_closed_after_the_header_timeout(
+    serve: Serve,
+) -> None:
+    """A request line near LINE_MAX bytes, sent in part and then left unfinished, is closed
+    after EXESDB_HTTP_HEADER_TIMEOUT_MS as any unfinished head is."""
+    bridge = await serve(EXESDB_HTTP_HEADER_TIMEOUT_MS="300", EXESDB_HTTP_IDLE_TIMEOUT_MS="60000")
+    reader, writer = await connect(bridge)
+    writer.write(b"GET /alerts/" + b"a" * (LINE_MAX - 1024))
+    await writer.drain()
+    began = time.monotonic()
+    assert await closed_within(reader, 10) == b""
+    assert time.monotonic() - began >= 0.25
+    assert closed(bridge, "header_timeout") == 1
 
 
 @pytest.mark.parametrize(

@@ -183,7 +183,7 @@ class DownGroups:
                 # Some of its nodes were let go still down: memory pressure resolves no outage.
                 del self._groups[alert_id]
                 _logger.warning(
-                    "grouped alert %s stays open: %d of its nodes were evicted down past what the "
+                    "grouped alert %s stays open: %d node(s) of it evicted down past what the "
                     "monitor remembers (it needs an acknowledgement)",
                     alert_id,
                     group.let_go,

@@ -31,8 +31,8 @@ nothing of aiohttp's private API):
   bridge has closed the connection (an orphan socket, held for minutes otherwise);
 - each answer is sent here and its body let go (aiohttp keeps a keep-alive connection's last
   request and response until its next request), so an idle connection does not hold the page
-  it last got; a request whose head is over ``HEAD_KEPT`` is answered, then its connection
-  closes, so that it does not hold the head;
+  it last got; a request whose head (its target and fields) is over ``HEAD_KEPT`` is
+  answered, then its connection closes, so that it does not hold the head;
 - connections are accepted here (``Listener``), not by an ``asyncio.Server``, only while the
   descriptors they hold stay within the cap, the reserve and one burst of accepts: asyncio's
   own accept loop takes up to a backlog of connections each time the listening socket is
@@ -43,6 +43,8 @@ nothing of aiohttp's private API):
   with no answer); any other first bytes go to the TLS handshake;
 - at start the soft descriptor limit is raised to the hard one;
 - no answer carries a Server header (aiohttp's names the Python and aiohttp versions);
+- a request line may be up to ``LINE_MAX`` bytes (aiohttp's default is 8 190), so that the
+  link of an alert with the longest id reaches its page and its acknowledgement;
 - a request head aiohttp's parser refuses is answered 400 in the one error shape, naming the
   problem and quoting none of the request (aiohttp's own answer quotes the line at fault);
 - a request naming an HTTP version other than 1.0 and 1.1 (``HTTP/2.0``, ``HTTP/0.9``, which
@@ -71,7 +73,7 @@ from bridge.listener.guard import (
     ConnectionGuard,
     Limits,
 )
-from bridge.listener.refusals import named_refusals
+from bridge.listener.refusals import LINE_MAX, named_refusals
 from bridge.listener.server_header import no_server_header
 from bridge.listener.sockets import raise_descriptor_limit
 from bridge.listener.versions import refuse_other_versions
@@ -80,6 +82,7 @@ __all__ = [
     "BODY_GRACE",
     "CLOSE_AFTER",
     "HEAD_KEPT",
+    "LINE_MAX",
     "MAX_STALLED",
     "PROBE_PATHS",
     "RESERVE",

@@ -53,14 +53,10 @@ RESERVE: Final = 32
 BODY_GRACE: Final = 1.0
 # Connections whose client is not reading the answer (each may hold a whole /metrics exposition).
 MAX_STALLED: Final = 32
-# The most bytes of header fields a request may send and its connection stay open after the
-# answer: the connection would hold them until its next request (~1 MiB each otherwise).
+# The most bytes of request target and header fields a request may send and its connection stay
+# open after the answer: the connection would hold them until its next request (~1 MiB each
+# otherwise, ~50 KB of an alert's longest link).
 HEAD_KEPT: Final = 16 * 1024
-# The most bytes of a header field's name and value together: aiohttp's parser refuses more (its
-# max_field_size, left at its default).
-_FIELD_MAX: Final = 8190
-# So many fields cannot hold more than HEAD_KEPT bytes: their sum need not be counted.
-_FEW_FIELDS: Final = HEAD_KEPT // _FIELD_MAX
 # Set (True) in a request whose connection closes after its answer: a handler that sends its
 # answer itself (a StreamResponse) calls force_close() before prepare(), so that it says so.
 CLOSE_AFTER: Final = web.RequestKey("close_after", bool)
@@ -622,10 +618,9 @@ def _left(connection: Connection) -> bool:
 
 
 def _large_head(request: web.Request) -> bool:
-    """Whether ``request``'s head holds more than ``HEAD_KEPT`` bytes of fields."""
+    """Whether ``request``'s head holds more than ``HEAD_KEPT`` bytes of target and fields."""
     fields = request.raw_headers
-    # No more than _FEW_FIELDS fields cannot be a large head: a bare probe's need not be summed.
-    return len(fields) > _FEW_FIELDS and sum(len(k) + len(v) for k, v in fields) > HEAD_KEPT
+    return len(request.raw_path) + sum(len(k) + len(v) for k, v in fields) > HEAD_KEPT
 
 
 async def _send_and_let_go(request: web.Request, response: web.Response) -> None:

@@ -20,19 +20,25 @@ from typing import Any, Final
 
 from aiohttp import http_exceptions, web
 
+from bridge.messages import MAX_TEXT
 from bridge.routes import error_response
 
-__all__ = ["NamedRefusals", "named_refusals"]
+__all__ = ["LINE_MAX", "NamedRefusals", "named_refusals"]
 
-# The most bytes of a request line, or of a header field's name and value together, aiohttp's
-# parser takes (its max_line_size and max_field_size, left at their defaults).
-_LINE_MAX: Final = 8190
+# The most bytes of a request line aiohttp's parser takes (its max_line_size, 8 190 by default):
+# room for the longest alert id's links, ``/alerts/{alert_id}`` and ``/v1/alerts/{alert_id}/ack``,
+# MAX_TEXT characters of up to four UTF-8 bytes each, every byte escaped (``%F0``), with 1 KiB
+# for the method, the rest of the path, a query and the version.
+LINE_MAX: Final = MAX_TEXT * 4 * 3 + 1024
+# The most bytes of a header field's name and value together (its max_field_size, left at its
+# default).
+_FIELD_MAX: Final = 8190
 
 # Each kind of refusal, the most specific first: what its answer says, and the part at fault.
 _KINDS: Final[tuple[tuple[type[Exception], str, str], ...]] = (
     (
         http_exceptions.LineTooLong,
-        f"the request line or a header field is over {_LINE_MAX} bytes",
+        f"the request line is over {LINE_MAX} bytes or a header field over {_FIELD_MAX}",
         "head",
     ),
     (

@@ -75,6 +75,9 @@ class AlertSource(LeaseView, Protocol):
     async def alert_detail(self, alert_id: str) -> AlertDetail | None:
         """One alert with its history and deliveries; None when unknown."""
 
+    def active_counts(self) -> Mapping[str, int]:
+        """Open alerts by severity, as last counted (once a second, not at each call)."""
+
     def recipients(self) -> Recipients:
         """The receivers alerts go to, by the keys the deliveries carry, and their labels."""
 

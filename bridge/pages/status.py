@@ -46,8 +46,9 @@ __all__ = ["MAX_SHOWN", "StatusView", "status_live", "status_view"]
 # Alerts shown per open state at most (the newest); /v1/alerts lists them all. Nodes shown at
 # most (the worst first): the page refreshes every few seconds for up to 10 000 nodes.
 MAX_SHOWN: Final = 200
-# Characters of an alert's title, id and node its row shows at most (its page shows them whole):
-# each may have 4 096, and 400 rows of them made a page of 20 MB that took 0.8 s to render.
+# Characters of an alert's title, id and node, and of a node's name, a row shows at most (an
+# alert's page shows them whole): each may have 4 096, and 400 rows of them made a page of 20 MB
+# that took 0.8 s to render.
 _ROW_TEXT: Final = 120
 _OPEN: Final = (AlertState.FIRING, AlertState.ACKNOWLEDGED)
 # The problems first: nodes announced gone (bridge/cluster/), then by health.
@@ -132,6 +133,8 @@ class StatusView:
     checks: Mapping[str, Mapping[str, Any]]
     alerts: tuple[AlertRecord, ...] | None  # None: no alert sink
     truncated: bool
+    # Open alerts by severity, those not listed too (when truncated): the Active alerts card's.
+    counts: Mapping[str, int]
     lease: LeaseState  # whether the alerts are the cluster's (not on Redis without the lease)
     nodes: tuple[_Node, ...] | None  # None: no Prometheus sink
     admin: bool
@@ -152,6 +155,7 @@ async def status_view(
     ``nodes_from`` and those ``down_from`` holds down (None: the bridge runs no such component)."""
     alerts: list[AlertRecord] = []
     truncated = False
+    counts: Mapping[str, int] = {}
     failing: tuple[_Failing, ...] = ()
     notified = True
     if alerts_from is not None:
@@ -163,6 +167,7 @@ async def status_view(
             truncated = truncated or len(found) > MAX_SHOWN
             alerts.extend(found[:MAX_SHOWN])
         alerts.sort(key=lambda record: record.starts_at, reverse=True)
+        counts = _counts(alerts, alerts_from.active_counts() if truncated else {})
         recipients = alerts_from.recipients()
         notified = bool(recipients.webhooks) or recipients.alertmanager is not None
         labels = dict(recipients.webhooks)
@@ -182,6 +187,7 @@ async def status_view(
         checks=shown.readiness(),
         alerts=tuple(alerts) if alerts_from is not None else None,
         truncated=truncated,
+        counts=counts,
         lease=lease_state(alerts_from),
         nodes=nodes,
         admin=shown.settings.admin_token is not None,
@@ -189,6 +195,15 @@ async def status_view(
         failing=failing,
         notified=notified,
     )
+
+
+def _counts(listed: Sequence[AlertRecord], counted: Mapping[str, int]) -> dict[str, int]:
+    """The open alerts by severity: those ``counted`` (as of the sink's last count, once a
+    second: no count of the outbox at each refresh, of up to 45 000 open alerts), never fewer
+    than those ``listed`` (fired since that count)."""
+    shown = Counter(record.severity for record in listed)
+    severities = {*shown, *counted}
+    return {severity: max(shown[severity], counted.get(severity, 0)) for severity in severities}
 
 
 def _failing(delivery: Delivery, waiting: int, held: int, labels: Mapping[str, str]) -> _Failing:
@@ -254,8 +269,8 @@ def status_live(view: StatusView, shown: Shown, *, root: str, now: float | None)
         node_detail=_breakdown(Counter(node.status or "unknown" for node in nodes))
         or "none heard yet",
         alert_tone=_alert_tone(alerts, view.lease.held),
-        alert_count=f"{len(alerts)}{'+' if view.truncated else ''}",
-        alert_detail=_alert_detail(alerts, view.lease),
+        alert_count=str(sum(view.counts.values())),
+        alert_detail=_alert_detail(view.counts, view.lease),
         uptime=age_since(shown.started_at, now),
         started=timestamp(shown.started_at),
         lease=lease_notice(view.lease),
@@ -345,8 +360,8 @@ def _alert_tone(alerts: Sequence[AlertRecord], holds_work_queue: bool) -> str:
     return "warn" if alerts or not holds_work_queue else "good"
 
 
-def _alert_detail(alerts: Sequence[AlertRecord], lease: LeaseState) -> str:
-    counts = _breakdown(Counter(record.severity for record in alerts), SEVERITIES[::-1])
+def _alert_detail(by_severity: Mapping[str, int], lease: LeaseState) -> str:
+    counts = _breakdown(by_severity, SEVERITIES[::-1])
     if not lease.reachable:
         return f"{counts or 'none here'}; may be incomplete (cannot use Redis)"
     if not lease.held:
@@ -460,7 +475,7 @@ def _nodes(nodes: Sequence[_Node], shown: Shown, *, present: bool, now: float | 
     ordered = ordered[:MAX_SHOWN]
     rows = [
         (
-            _NODE_NAME(node=node.node),
+            _NODE_NAME(node=_cut(node.node)),
             _health(node, shown, now),
             _cpu(node, shown),
             meter(node.memory, settings.memory_degraded, settings.memory_unhealthy),

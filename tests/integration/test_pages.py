@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from bridge.cluster import cluster_monitor
+from bridge.messages import MAX_TEXT
 from bridge.pages.widgets import REFRESH_SECONDS
 from bridge.sinks.alerts import AlertState
 from bridge.sinks.alerts.payload import alert_path
@@ -854,6 +855,32 @@ def test_alert_ids_a_path_would_read_otherwise_reach_their_pages_and_are_acknowl
         browser.wait_for_text("#ack-message", "Acknowledged: Alert 1")
         assert wait_for_alert(server, "a/../b", lambda r: r.ack_by == "alice")
         assert csp_refusals(browser) == []
+
+
+def test_an_alert_with_the_longest_id_is_reached_by_its_links_and_acknowledged(
+    tmp_path: Path, browser: Browser, webhook_receiver
+) -> None:
+    """An alert id of MAX_TEXT characters of four UTF-8 bytes each (a ~49 kB escaped path):
+    its generatorURL opens its page, the status page's link reaches it, and its page's
+    Acknowledge acknowledges it, though the request line is far over aiohttp's default 8 190
+    bytes."""
+    receiver: WebhookReceiver = webhook_receiver()
+    alert_id = "\N{GRINNING FACE}" * MAX_TEXT
+    with page_bridge(tmp_path, EXESDB_WEBHOOK_URLS=receiver.url, **HOOK_SETTINGS) as server:
+        raise_alert(server, alert_id, "An alert with a long id")
+        url = delivered_alert(receiver, alert_id)["generatorURL"]
+        assert len(url) > 49_000
+        status, body = http_get(url)
+        assert status == 200
+        assert "An alert with a long id" in body.decode()
+        browser.open(server.url + "/")
+        browser.run(CLICK_TITLE, "An alert with a long id")
+        browser.wait_for_text("#alert-title", "An alert with a long id")
+        assert browser.driver.current_url == server.url + alert_path(alert_id)
+        browser.type_ack_form("alice", ADMIN_TOKEN)
+        browser.css("button[data-ack]").click()
+        browser.wait_for_text("#ack-message", "Acknowledged: An alert with a long id")
+        assert wait_for_alert(server, alert_id, lambda r: r.ack_by == "alice")
 
 
 def test_the_generator_url_answers_a_plain_get_without_a_token(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pytest
 
@@ -26,8 +26,11 @@ class Sink:
     async def alert_detail(self, alert_id: str) -> AlertDetail | None:
         return None
 
-    def recipients(self) -> Recipients:
+    def active_counts(self) -> Mapping[str, int]:
         raise NotImplementedError  # the banner does not read it
+
+    def recipients(self) -> Recipients:
+        raise NotImplementedError  # nor this
 
     async def failing_receivers(self) -> Sequence[tuple[Delivery, int, int]]:
         raise NotImplementedError  # nor this

@@ -965,6 +965,29 @@ async def test_the_status_page_shows_the_worst_nodes_and_counts_the_rest(
     assert "(52 healthy)" in nodes
 
 
+async def test_the_nodes_table_shows_the_start_of_long_node_names(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """Node names at their longest (4 096 characters) are listed by their first 119 characters
+    and ``…``, as an alert's node is: MAX_SHOWN of them make a page of some 180 kB, not the
+    3.4 MB their names whole made."""
+    names = [f"{n:03d}" + "\N{GRINNING FACE}" * 4093 for n in range(MAX_SHOWN)]
+    with page_bridge(tmp_path) as server:
+        for name in names:
+            report_node(server, name, "healthy", cpu=10.0, memory=10.0)
+
+        async def listed() -> str | None:
+            _, _, body = await fetch(client, server.url + "/?part=live")
+            return body if f"{MAX_SHOWN} healthy" in body else None
+
+        body = await async_wait_until(listed, 30, "every node reported")
+    nodes = body.split('id="nodes"', 1)[1].split("</section>", 1)[0]
+    for n in range(MAX_SHOWN):
+        assert f">{n:03d}" + "\N{GRINNING FACE}" * 116 + "…<" in nodes
+    assert "\N{GRINNING FACE}" * 117 not in body
+    assert len(body.encode()) < 300_000, f"{len(body.encode()) / 1e6:.1f} MB"
+
+
 async def test_nodes_announced_down_or_left_show_so_first_with_the_time_since(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
@@ -1044,6 +1067,41 @@ async def test_with_exactly_as_many_firing_alerts_as_it_shows_the_page_says_none
     assert listed.count('class="title"') == MAX_SHOWN
     assert note in listed
     assert "a-000" not in listed
+
+
+def _alert_card(body: str) -> tuple[str, str]:
+    """The Active alerts card's value and the line under it."""
+    card = body.split('<div class="label">Active alerts</div>', 1)[1]
+    value, sub = re.findall(r'<div class="(?:value|sub)">(.*?)</div>', card)[:2]
+    return value, sub
+
+
+async def test_with_more_alerts_than_it_lists_the_alerts_card_counts_them_all(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """With more firing alerts than MAX_SHOWN, the Active alerts card counts every open alert,
+    by severity, not only the rows listed (the older critical ones here are left out of the
+    list, not of the count)."""
+    critical = [f"crit-{n:02d}" for n in range(30)]
+    warning = [f"warn-{n:03d}" for n in range(MAX_SHOWN + 50)]
+    moments = fired_a_millisecond_apart(len(critical) + len(warning))
+    with page_bridge(tmp_path) as server:
+        for alert_id, fired in zip(critical + warning, moments, strict=True):
+            severity = "critical" if alert_id in critical else "warning"
+            publish(server, "system_alert", system_alert(alert_id, severity, at=fired))
+        wait_for_alert(server, warning[-1], lambda record: True)
+
+        async def counted() -> tuple[str, str] | None:
+            _, _, body = await fetch(client, server.url + "/?part=live")
+            card = _alert_card(body)
+            return card if card[0] == "280" else None
+
+        _, sub = await async_wait_until(counted, 15, "the card counting every alert")
+        _, _, body = await fetch(client, server.url + "/?part=live")
+    assert sub == "30 critical, 250 warning"
+    listed = body.split('id="alerts"', 1)[1].split("</section>", 1)[0]
+    assert listed.count('class="title"') == MAX_SHOWN
+    assert "crit-29" not in listed
 
 
 async def test_an_alert_id_with_a_slash_reaches_its_page(

@@ -22,7 +22,7 @@ import logging
 import random as _random
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
@@ -796,6 +796,10 @@ class AlertSink:
         return await self._db.call(
             find, query.state, query.limit, alert_id=query.alert_id, by_start=by_start, after=after
         )
+
+    def active_counts(self) -> Mapping[str, int]:
+        """Open alerts by severity as of the last housekeeping pass (``exesdb_alerts_active``)."""
+        return self.metrics.active
 
     def recipients(self) -> Recipients:
         """The webhook receivers (outbox key and label) and the Alertmanager alerts go to, as
