@@ -64,10 +64,12 @@ class Keeper:
 
 
 @asynccontextmanager
-async def served(keeper: Keeper, token: str | None = ADMIN_TOKEN) -> AsyncIterator[str]:
+async def served(
+    keeper: Keeper, token: str | None = ADMIN_TOKEN, middlewares: Sequence[Any] = ()
+) -> AsyncIterator[str]:
     """The admin routes on a free loopback port, bodies left to bridge.bodies to expand as the
     bridge's server leaves them; yields the base URL."""
-    app = web.Application(handler_args={"auto_decompress": False})
+    app = web.Application(handler_args={"auto_decompress": False}, middlewares=middlewares)
     app.add_routes(alert_routes(AdminGuard(SecretStr(token) if token else None), keeper))
     runner = web.AppRunner(app)
     await runner.setup()
@@ -167,23 +169,15 @@ async def test_a_client_gone_while_the_list_is_sent_is_no_error(
         finally:
             ended.set()
 
-    app = web.Application(middlewares=[noting_the_end])
-    app.add_routes(alert_routes(AdminGuard(SecretStr(ADMIN_TOKEN)), keeper))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
+    async with served(keeper, middlewares=[noting_the_end]) as base:
+        host, port = base.removeprefix("http://").rsplit(":", 1)
         with caplog.at_level("INFO"):
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await asyncio.open_connection(host, int(port))
             auth = f"Authorization: {AUTH['Authorization']}\r\n"
             writer.write(f"GET /v1/alerts?limit=10000 HTTP/1.1\r\nHost: x\r\n{auth}\r\n".encode())
             assert (await reader.read(1000)).startswith(b"HTTP/1.1 200 ")
             writer.transport.abort()  # gone, the rest of the answer unread
             await asyncio.wait_for(ended.wait(), 10)
-    finally:
-        await runner.cleanup()
     assert len(keeper.queries) < 100  # the answer stopped early, not sent to the end
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
