@@ -265,6 +265,10 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "alertmanager.url: ends in /api/v2/alerts: the bridge posts to Alertmanager's own URL",
         ),
         (
+            "alertmanager: {url: 'http://am:9093/#/alerts'}\n",
+            "alertmanager.url: has a query or fragment (? or #), as the address of Alertmanager's",
+        ),
+        (
             "receivers:\n  - name: ops\n    webhook_configs:\n      - url: http://h/tok3n\n",
             "receivers: unknown key; allowed here: webhook_configs, alertmanager, global (this"
             " file takes the webhook_configs list of an Alertmanager receiver, not Alertmanager's"
