@@ -298,7 +298,13 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "webhook_configs:\n  url: http://h/x\n",
             "webhook_configs: must be a list: each entry on a line starting with '- '",
         ),
-        ("- a list\n", "the top level must be a mapping of keys"),
+        # Receivers listed bare, without webhook_configs: the keys meant are named.
+        (
+            "- url: http://h/x\n",
+            "the top level must be a mapping of keys ('key:' lines at the start), not a list;"
+            " allowed here: webhook_configs, alertmanager, global",
+        ),
+        ("just-a-url\n", "not a single value; allowed here: webhook_configs"),
         (  # Go would read it as false: neither that nor the default is guessed
             "webhook_configs:\n  - url: http://h/x\n    http_config:\n      follow_redirects:\n",
             "webhook_configs.0.http_config.follow_redirects: empty (null); give a value",
