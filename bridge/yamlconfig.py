@@ -660,6 +660,12 @@ def _describe(
     shows_secret = any(part in secret for part in loc)
     if not shows_secret and isinstance(given, str | int | float) and error["type"] != "value_error":
         message += f" (got {given!r})"
+    if error["type"] == "model_type" and not isinstance(given, Mapping):
+        # A receiver written as its URL alone (`- http://…`, `alertmanager: http://…`): the
+        # keys meant, url among them, say how to write it.
+        keys = _allowed_keys(model, loc, hidden)
+        if keys:
+            message += f"; allowed keys here: {', '.join(keys)}"
     return f"{key}: {message}"
 
 

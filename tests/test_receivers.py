@@ -305,6 +305,17 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             " allowed here: webhook_configs, alertmanager, global",
         ),
         ("just-a-url\n", "not a single value; allowed here: webhook_configs"),
+        # A receiver, or the alertmanager section, written as its URL alone: the keys meant.
+        (
+            "webhook_configs:\n  - http://h:1\n",
+            "webhook_configs.0: must be a mapping of keys (got 'http://h:1'); allowed keys"
+            " here: url, url_file, send_resolved,",
+        ),
+        (
+            "alertmanager: http://am:9093\n",
+            "alertmanager: must be a mapping of keys (got 'http://am:9093'); allowed keys here:"
+            " url, timeout, http_config",
+        ),
         (  # Go would read it as false: neither that nor the default is guessed
             "webhook_configs:\n  - url: http://h/x\n    http_config:\n      follow_redirects:\n",
             "webhook_configs.0.http_config.follow_redirects: empty (null); give a value",
