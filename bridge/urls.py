@@ -346,18 +346,27 @@ def url_meant(text: str) -> str | None:
 
 def require_alertmanager_url(url: str) -> str:
     """``url`` when it is Alertmanager's own URL, to which the poster adds ``/api/v2/alerts``;
-    ValueError for one ending in that path already (it would post to it twice over, and every
-    post would fail with 404)."""
+    ValueError for one ending in an API path already (``/api/v2/alerts``, ``/api/v2``: it would
+    post to it twice over, and every post would fail with 404), and for one with a query or
+    fragment (the web UI's address, ``http://am:9093/#/alerts``: the path added after the ``#``
+    is no path, and every post would go to ``/`` and fail with 405)."""
     parts = urlsplit(require_http_url(url))
     path = parts.path.rstrip("/")
-    for api in ("/api/v2/alerts", "/api/v1/alerts"):
+    # The URL meant is the one given without what is wrong, shown as a URL may be shown.
+    for api in ("/api/v2/alerts", "/api/v1/alerts", "/api/v2", "/api/v1"):
         if path.endswith(api):
-            # The URL meant is the one given without that path, shown as a URL may be shown.
             meant = urlunsplit(parts._replace(path=path.removesuffix(api), query="", fragment=""))
             raise ValueError(
                 f"ends in {api}: the bridge posts to Alertmanager's own URL + /api/v2/alerts, "
                 f"so give that URL, e.g. {safe_url(meant)}"
             )
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        meant = urlunsplit(parts._replace(path=path, query="", fragment=""))
+        raise ValueError(
+            "has a query or fragment (? or #), as the address of Alertmanager's web UI has "
+            "(/#/alerts): the bridge posts to Alertmanager's own URL + /api/v2/alerts, "
+            f"so give that URL without them, e.g. {safe_url(meant)}"
+        )
     return url
 
 

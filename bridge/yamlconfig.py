@@ -310,9 +310,17 @@ def check_yaml(
 ) -> Model:
     """``raw`` (``read_yaml`` of ``text``) checked as ``model``, as ``parse_yaml`` checks it: for a
     caller that reads more than the model from the document, without reading it again."""
-    if not isinstance(raw, Mapping):
-        raise ConfigError([f"{path}: the top level must be a mapping of keys"])
     secret, hidden = frozenset(secret_keys), frozenset(hidden_keys)
+    if not isinstance(raw, Mapping):
+        # Said with the keys meant: a receivers file of bare '- url: …' lines is one list.
+        found = "a list" if isinstance(raw, list) else "a single value"
+        allowed = ", ".join(_allowed_keys(model, [], hidden))
+        raise ConfigError(
+            [
+                f"{path}: the top level must be a mapping of keys ('key:' lines at the start),"
+                f" not {found}; allowed here: {allowed}"
+            ]
+        )
     # Composed again, not taken from the load: constructing flattens merges into the nodes.
     root = yaml.compose(text, Loader=_GoLoader)
     repeated = [
@@ -652,6 +660,12 @@ def _describe(
     shows_secret = any(part in secret for part in loc)
     if not shows_secret and isinstance(given, str | int | float) and error["type"] != "value_error":
         message += f" (got {given!r})"
+    if error["type"] == "model_type" and not isinstance(given, Mapping):
+        # A receiver written as its URL alone (`- http://…`, `alertmanager: http://…`): the
+        # keys meant, url among them, say how to write it.
+        keys = _allowed_keys(model, loc, hidden)
+        if keys:
+            message += f"; allowed keys here: {', '.join(keys)}"
     return f"{key}: {message}"
 
 

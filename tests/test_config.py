@@ -160,6 +160,17 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
             "https://ops:hunter2@am.example/api/v1/alerts",
             "give that URL, e.g. https://ops:<redacted>@am.example",
         ),
+        # An API path short of /alerts would post to /api/v2/api/v2/alerts: 404 each time.
+        ("EXESDB_ALERTMANAGER_URL", "http://am:9093/api/v2/", "ends in /api/v2: "),
+        # The web UI's address, copied from a browser: every post would go to / and get 405.
+        (
+            "EXESDB_ALERTMANAGER_URL",
+            "http://am:9093/#/alerts",
+            "has a query or fragment (? or #), as the address of Alertmanager's web UI has"
+            " (/#/alerts): the bridge posts to Alertmanager's own URL + /api/v2/alerts, so give"
+            " that URL without them, e.g. http://am:9093",
+        ),
+        ("EXESDB_ALERTMANAGER_URL", "http://am:9093/am?silenced=false", "e.g. http://am:9093/…"),
         ("EXESDB_EXTERNAL_URL", "https://ops:hunter2@bridge.example", "user name or password"),
         ("EXESDB_EXTERNAL_URL", "https://x.example/bridge?via=sso", "has a query or fragment"),
         ("EXESDB_EXTERNAL_URL", "https://x.example/bridge#top", "has a query or fragment"),

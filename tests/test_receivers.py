@@ -265,6 +265,10 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "alertmanager.url: ends in /api/v2/alerts: the bridge posts to Alertmanager's own URL",
         ),
         (
+            "alertmanager: {url: 'http://am:9093/#/alerts'}\n",
+            "alertmanager.url: has a query or fragment (? or #), as the address of Alertmanager's",
+        ),
+        (
             "receivers:\n  - name: ops\n    webhook_configs:\n      - url: http://h/tok3n\n",
             "receivers: unknown key; allowed here: webhook_configs, alertmanager, global (this"
             " file takes the webhook_configs list of an Alertmanager receiver, not Alertmanager's"
@@ -294,7 +298,24 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "webhook_configs:\n  url: http://h/x\n",
             "webhook_configs: must be a list: each entry on a line starting with '- '",
         ),
-        ("- a list\n", "the top level must be a mapping of keys"),
+        # Receivers listed bare, without webhook_configs: the keys meant are named.
+        (
+            "- url: http://h/x\n",
+            "the top level must be a mapping of keys ('key:' lines at the start), not a list;"
+            " allowed here: webhook_configs, alertmanager, global",
+        ),
+        ("just-a-url\n", "not a single value; allowed here: webhook_configs"),
+        # A receiver, or the alertmanager section, written as its URL alone: the keys meant.
+        (
+            "webhook_configs:\n  - http://h:1\n",
+            "webhook_configs.0: must be a mapping of keys (got 'http://h:1'); allowed keys"
+            " here: url, url_file, send_resolved,",
+        ),
+        (
+            "alertmanager: http://am:9093\n",
+            "alertmanager: must be a mapping of keys (got 'http://am:9093'); allowed keys here:"
+            " url, timeout, http_config",
+        ),
         (  # Go would read it as false: neither that nor the default is guessed
             "webhook_configs:\n  - url: http://h/x\n    http_config:\n      follow_redirects:\n",
             "webhook_configs.0.http_config.follow_redirects: empty (null); give a value",

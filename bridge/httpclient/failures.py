@@ -8,6 +8,7 @@ text goes through ``bridge.redaction.redact_urls``.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Final
 
@@ -42,7 +43,10 @@ def request_failure(exc: BaseException, timeout: float) -> RequestFailure:
         where = f"{exc.host}:{exc.port}"
         if isinstance(exc, aiohttp.ClientProxyConnectionError):  # its host is the proxy's
             where = f"the proxy {where}"
-        return RequestFailure(kind, f"{kind}: cannot connect to {where}: {_connection_error(exc)}")
+        reason = _connection_error(exc)
+        if _plain_http(exc):
+            reason += " (the server answered without TLS, as plain http does: is the URL http://?)"
+        return RequestFailure(kind, f"{kind}: cannot connect to {where}: {reason}")
     shown = redact_urls(str(exc))
     if isinstance(exc, aiohttp.ClientError):
         return RequestFailure(kind, f"{kind}: {shown}" if shown else kind)
@@ -60,3 +64,11 @@ def _connection_error(exc: aiohttp.ClientConnectorError) -> str:
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         error = exc.certificate_error
     return connection_reason(error)
+
+
+def _plain_http(exc: aiohttp.ClientConnectorError) -> bool:
+    """The TLS handshake of ``exc`` failed on an answer that is no TLS record: OpenSSL's
+    WRONG_VERSION_NUMBER, what an https:// URL to a plain http server (Alertmanager's
+    9093 without a web config) gets."""
+    error = exc.os_error
+    return isinstance(error, ssl.SSLError) and error.reason == "WRONG_VERSION_NUMBER"

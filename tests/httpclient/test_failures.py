@@ -7,6 +7,7 @@ import ssl
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from bridge.httpclient import REQUEST_ERRORS, ClientSetupError, RequestFailure, request_failure
 from tests.support import free_port
@@ -73,6 +74,27 @@ async def test_a_connection_failure_names_host_port_and_reason_not_the_ssl_conte
     )
     assert "SSLContext" not in failure.text
     assert " at 0x" not in failure.text
+
+
+async def test_an_https_url_to_a_plain_http_server_says_to_try_http() -> None:
+    """An https:// URL to a server without TLS (Alertmanager on 9093 as it ships): OpenSSL's
+    'wrong version number' is told with what it means and the URL meant, http://."""
+    app = web.Application()
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    try:
+        failure = await _failure_of(f"https://127.0.0.1:{port}/hook", ssl.create_default_context())
+    finally:
+        await runner.cleanup()
+    assert failure.kind == "ClientConnectorSSLError"
+    assert failure.text.startswith(
+        f"ClientConnectorSSLError: cannot connect to 127.0.0.1:{port}: [SSL: WRONG_VERSION_NUMBER]"
+    )
+    assert failure.text.endswith(
+        " (the server answered without TLS, as plain http does: is the URL http://?)"
+    )
 
 
 async def test_a_proxy_that_refuses_is_named_as_the_proxy() -> None:

@@ -25,6 +25,7 @@ from bridge.sinks.prometheus.store import SeriesStore
 from bridge.sinks.prometheus.translate import Translator
 from bridge.webconfig.live import LiveWebConfig
 from bridge.webconfig.loading import judge
+from tests.doc_text import page
 from tests.integration.servers.alertmanager import AlertmanagerServer
 from tests.integration.servers.otlp import GrpcOtlpReceiver
 from tests.integration.servers.prometheus import PrometheusServer
@@ -677,6 +678,16 @@ def test_the_unknown_series_finder_finds_a_wrong_suffix_and_an_unrecorded_rule()
         "exesdb_alerts_active_total",
         "exesdb_operations",
     ]
+
+
+def test_the_deployment_page_counts_every_dashboard_query() -> None:
+    """docs/deployment.md gives the number of panel queries the check below evaluates, and of a
+    run's that returned data, out of all of them: a panel added leaves no stale count."""
+    text = " ".join(page("deployment").split())
+    said = re.search(r"all (\d+) evaluate without error.*?\((\d+) of (\d+) in a run here", text)
+    assert said is not None
+    assert (int(said[1]), int(said[3])) == (len(queries()), len(queries()))
+    assert int(said[2]) >= MIN_WITH_DATA * len(queries())
 
 
 @pytest.mark.integration

@@ -342,8 +342,10 @@ class AlertmanagerPoster:
                     error_type = str(status)
                     refused = refused_redirect(self._client, status)
                     error = refused or f"HTTP {status}"
-                    # The log's line shows the answer's start, a URL or token in it redacted.
-                    self._failure = refused or f"it answered {status}: {redact_urls(text)[:200]}"
+                    # The log's line shows the answer's start, a URL or token in it redacted,
+                    # on one line: a server's "404 page not found\n" or HTML page would break it.
+                    said = " ".join(redact_urls(text).split())[:200]
+                    self._failure = refused or f"it answered {status}: {said}"
         except REQUEST_ERRORS as exc:
             failure = request_failure(exc, self._timeout)
             error_type, error = failure.kind, failure.text

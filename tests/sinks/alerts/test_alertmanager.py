@@ -462,6 +462,37 @@ async def test_a_run_of_failed_posts_is_logged_once_and_its_end_once(
     ]
 
 
+async def test_a_refusal_with_a_page_of_lines_is_logged_on_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A URL that is not Alertmanager's (Prometheus's: Go's "404 page not found" and a line
+    break; a proxy's HTML page) is warned about on one line, the answer's lines joined."""
+    results: list[PostResult] = []
+
+    async def not_found(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="404 page not found\n<p>\n  try /graph\n</p>\n")
+
+    app = web.Application()
+    app.router.add_post("/api/v2/alerts", not_found)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    caplog.set_level(logging.WARNING, "bridge.sinks.alerts.alertmanager")
+    try:
+        async with poster_to(url, tmp_path, count=results.append) as (poster, outbox, clock):
+            outbox.alerts.apply([firing_event("a1")], clock.now)
+            poster.start()
+            await async_wait_until(lambda: results, what="a refused post")
+    finally:
+        await runner.cleanup()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"cannot post to Alertmanager {url}/…: it answered 404: 404 page not found <p> try"
+        " /graph </p>; trying again until it takes them (counted in"
+        " exesdb_alertmanager_posts_total)"
+    ]
+
+
 async def test_changes_while_alertmanager_fails_do_not_post_faster_than_the_first_retry(
     tmp_path: Path,
 ) -> None:
