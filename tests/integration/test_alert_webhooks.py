@@ -204,6 +204,40 @@ async def test_client_error_is_final_and_dead_lettered(tmp_path: Path, webhook_r
         assert counted(bridge, "rejected") == 1.0
 
 
+async def test_a_refusing_answer_is_told_in_the_log_on_one_line_and_nowhere_else(
+    tmp_path: Path, webhook_receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receiver's refusal (a wrong path: "404 page not found" and a line break; a 503 page)
+    is warned of with the answer's start on one line, a URL in it redacted, as an Alertmanager
+    post's is; the outbox and NotificationStatus keep the status alone (a page may hold
+    anything)."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(
+        Answer(503, text="upstream down:\n  see https://ops:hunter2@status.example/x"),
+        Answer(404, text="404 page not found\n"),
+    )
+    caplog.set_level(logging.WARNING, "bridge.sinks.alerts")
+    async with alert_bridge(
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, sink, watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: sink.outbox.queue.depth().dead == 1, what="a dead letter")
+        [dead] = sink.outbox.queue.deliveries("dead")
+        shown = sink.receivers[0].label
+        told = [s.error_reason for s in watcher.of(NotificationStatus)]
+    said = [r.getMessage() for r in caplog.records if "webhook" in r.getMessage()]
+    assert said == [
+        f"webhook receiver {shown} failing: HTTP 503: upstream down: see"
+        " https://ops:<redacted>@status.example/…; retrying, the alerts wait in the outbox",
+        f"webhook delivery {dead.id} to {shown} dead-lettered after 2"
+        f" attempt(s): HTTP 404: 404 page not found; `exesdb-bridge outbox retry {dead.id}`"
+        " sends it again",
+    ]
+    assert "hunter2" not in caplog.text
+    assert dead.last_error == "HTTP 404"
+    assert told == ["HTTP 503; will retry", "HTTP 404; dead-lettered"]
+
+
 async def test_hung_receiver_times_out_and_is_retried(tmp_path: Path, webhook_receiver) -> None:
     """A receiver that never answers is given up on after the timeout, then retried."""
     receiver: WebhookReceiver = webhook_receiver()

@@ -50,9 +50,15 @@ from bridge.backoff import Backoff
 from bridge.httpclient import REQUEST_ERRORS, ClientSettings, request_failure
 from bridge.httpclient.redirects import post, refused_redirect
 from bridge.messages import format_timestamp
-from bridge.redaction import redact_urls, safe_url
+from bridge.redaction import safe_url
 from bridge.sinks.alerts.alert_store import AlertStore
-from bridge.sinks.alerts.delivery import USER_AGENT, Sleep, read_answer, wait_or_wake
+from bridge.sinks.alerts.delivery import (
+    USER_AGENT,
+    Sleep,
+    answer_said,
+    read_answer,
+    wait_or_wake,
+)
 from bridge.sinks.alerts.payload import alert_url
 from bridge.sinks.alerts.records import AlertRecord, AlertState
 from bridge.sinks.alerts.thread import DbThread
@@ -336,16 +342,13 @@ class AlertmanagerPoster:
             async with post(
                 self._session, self._client, self.url, json.dumps(body).encode(), _JSON_HEADERS
             ) as response:
-                text = (await read_answer(response)).decode(errors="replace")
+                head = await read_answer(response)
                 status = response.status
                 if status // 100 != 2:
                     error_type = str(status)
                     refused = refused_redirect(self._client, status)
                     error = refused or f"HTTP {status}"
-                    # The log's line shows the answer's start, a URL or token in it redacted,
-                    # on one line: a server's "404 page not found\n" or HTML page would break it.
-                    said = " ".join(redact_urls(text).split())[:200]
-                    self._failure = refused or f"it answered {status}: {said}"
+                    self._failure = refused or f"it answered {status}: {answer_said(head)}"
         except REQUEST_ERRORS as exc:
             failure = request_failure(exc, self._timeout)
             error_type, error = failure.kind, failure.text

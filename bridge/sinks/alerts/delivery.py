@@ -54,6 +54,7 @@ from bridge.httpclient import (
 )
 from bridge.httpclient.redirects import post, refused_redirect
 from bridge.receiver_keys import receiver_label
+from bridge.redaction import redact_urls
 from bridge.sinks.alerts.queue import BuildPayloads, DeliveryQueue, Keep
 from bridge.sinks.alerts.receiver_log import ReceiverLog
 from bridge.sinks.alerts.records import (
@@ -82,6 +83,7 @@ __all__ = [
     "RetryPolicy",
     "Sender",
     "WebhookSender",
+    "answer_said",
     "classify",
     "keep_for",
     "parse_retry_after",
@@ -135,6 +137,13 @@ def classify(status: int) -> Outcome:
     if status in RETRIED_STATUSES or status >= 500:
         return Outcome.RETRY
     return Outcome.REJECTED
+
+
+def answer_said(head: bytes) -> str:
+    """The start of a refusing answer's body as a log line shows it: on one line (a server's
+    "404 page not found\n" or HTML page would break it), every URL in it redacted, at most 200
+    characters."""
+    return " ".join(redact_urls(head.decode(errors="replace")).split())[:200]
 
 
 async def read_answer(
@@ -227,6 +236,9 @@ class AttemptResult:
     retry_after: float | None
     seconds: float
     error_type: str | None = None
+    # The start of a refusing answer's body, for the log alone (``answer_said``): a span, the
+    # outbox and NotificationStatus keep the status, as a receiver's page may hold anything.
+    said: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -352,7 +364,7 @@ class WebhookSender:
         assert self._session is not None
         try:
             async with post(self._session, self._client, url, body, headers) as response:
-                await read_answer(response)
+                head = await read_answer(response)
                 status = response.status
                 outcome = classify(status)
                 error = f"HTTP {status}" if outcome is not Outcome.DELIVERED else None
@@ -381,6 +393,7 @@ class WebhookSender:
                     retry_after,
                     self._monotonic() - started,
                     str(status) if error else None,
+                    answer_said(head) if error else None,
                 )
         except REQUEST_ERRORS as exc:
             failure = request_failure(exc, self._timeout)
@@ -573,7 +586,7 @@ class DeliveryWorker:
                 delivery.deadline_from, number, now, result.retry_after
             )
             state = DeliveryState.PENDING if next_at is not None else DeliveryState.DEAD
-        self._log.attempted(delivery.id, state, result.error, number)
+        self._log.attempted(delivery.id, state, result.error, number, result.said)
         self._unrecorded = _Attempted(
             delivery, result, state, number, now if next_at is None else next_at, now
         )

@@ -32,9 +32,17 @@ class ReceiverLog:
         return self._failures > 0
 
     def attempted(
-        self, delivery_id: str, state: DeliveryState, error: str | None, attempt: int
+        self,
+        delivery_id: str,
+        state: DeliveryState,
+        error: str | None,
+        attempt: int,
+        said: str | None = None,
     ) -> None:
-        """Tell the log what one attempt changed, if anything."""
+        """Tell the log what one attempt changed, if anything; ``said``: the start of a refusing
+        answer's body, shown after the error."""
+        if said:
+            error = f"{error}: {said}"
         if state is DeliveryState.DELIVERED:
             if self._failures:
                 _logger.info(
