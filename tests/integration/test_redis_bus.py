@@ -586,6 +586,32 @@ async def test_entries_read_under_a_lease_gone_elsewhere_are_taken_at_once_when_
     assert holder.sample("exesdb_redis_claimed_total") == 0
 
 
+async def test_entries_trimmed_before_the_holder_takes_them_from_its_history_are_told_trimmed(
+    redis_server: Callable[[], RedisServer],
+    replicas: list[Replica],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Entries a holder read under a lease gone elsewhere, trimmed away before it takes them
+    from its own history (Redis sends each without its fields), are counted and logged as
+    trimmed, as a claim finds them, not refused as unsigned; none stays pending."""
+    server = redis_server()
+    holder, publisher = await _lease_gone_to_a_rival(server, replicas)
+    for n in range(5):
+        publisher.publish_alert(n)
+    await async_wait_until(lambda: pending(server) == 5, 10, "read, and left pending")
+    with caplog.at_level(logging.WARNING, logger="bridge.bus.redis"):
+        with server.client() as client:
+            client.xtrim(f"exesdb:bus:{ALERTS}", maxlen=0)
+            client.delete("exesdb:bus:leader")  # the rival gone, its lease with it
+        await async_wait_until(lambda: pending(server) == 0, 15, "the trimmed entries let go")
+        await async_wait_until(
+            lambda: holder.sample("exesdb_redis_trimmed_total") == 5, 10, "counted as trimmed"
+        )
+    assert holder.sample("exesdb_bus_rejected_total", reason="unsigned") == 0
+    said = [r.getMessage() for r in caplog.records if "trimmed" in r.getMessage()]
+    assert said == [f"5 pending entr(y/ies) of exesdb:bus:{ALERTS} were trimmed"]
+
+
 async def test_flushall_under_a_blocked_read_makes_the_group_again_without_a_warning(
     redis_server: Callable[[], RedisServer],
     replicas: list[Replica],

@@ -151,9 +151,11 @@ class ConsumerGroup:
         for raw_key, entries in read_reply(reply):
             key = raw_key.decode()
             read += len(entries)
-            self._take(key, entries)
             if entries:
                 further[key] = entries[-1][0]
+            if history is not None:
+                entries = self._without_trimmed(key, entries)
+            self._take(key, entries)
         if history is not None:
             # Each stream's history read on past what came, until nothing comes (None: on
             # with new entries).
@@ -179,6 +181,23 @@ class ConsumerGroup:
             return True
         self._lease.lost(None if holder is None else text(holder))
         return False
+
+    def _without_trimmed(self, key: str, entries: RawEntries) -> RawEntries:
+        """``entries`` read from this consumer's history less those trimmed away since it read
+        them (sent without fields): told trimmed, as a claim tells those XAUTOCLAIM finds, and
+        acknowledged, as XAUTOCLAIM drops them from the pending list (not refused unsigned)."""
+        kept = [entry for entry in entries if entry[1] is not None]
+        if len(kept) < len(entries):
+            self._trimmed(key, len(entries) - len(kept))
+            for entry_id, fields in entries:
+                if fields is None:
+                    self._acknowledge(key, entry_id)
+        return kept
+
+    def _trimmed(self, key: str, count: int) -> None:
+        # Pending entries trimmed away before anyone acknowledged them.
+        self.trimmed += count
+        _logger.warning("%d pending entr(y/ies) of %s were trimmed", count, key)
 
     def _take(self, key: str, entries: RawEntries) -> None:
         """Hand entries (as Redis sent them, fields flat) to the bus as work-queue frames."""
@@ -246,9 +265,7 @@ class ConsumerGroup:
             start, entries = reply[0], reply[1]
             deleted = reply[2] if len(reply) > 2 else []
             if deleted:
-                # Pending entries trimmed away before anyone acknowledged them.
-                self.trimmed += len(deleted)
-                _logger.warning("%d pending entr(y/ies) of %s were trimmed", len(deleted), key)
+                self._trimmed(key, len(deleted))
             fresh = [
                 (entry_id, fields)
                 for entry_id, fields in entries
