@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -35,14 +36,15 @@ async def _running_lease(
     url: str | None = None,
     lease_ms: int = 300,
     socket_timeout: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[Lease]:
-    """Replica a:1's lease (``lease_ms``) on ``server`` (reached at ``url``, if given, by a
-    client with ``socket_timeout``, if given), running (``on_lead`` its step of taking the work
-    queue up, if given) until the block ends."""
+    """Replica a:1's lease (``lease_ms``, timed by ``clock``) on ``server`` (reached at ``url``,
+    if given, by a client with ``socket_timeout``, if given), running (``on_lead`` its step of
+    taking the work queue up, if given) until the block ends."""
     url = url or server.url
     client = Redis.from_url(url, socket_timeout=socket_timeout)
     link = Link(url, client, Backoff(0.01, 0.1, 0.0))
-    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=lease_ms)
+    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=lease_ms, clock=clock)
     if on_lead is not None:
         lease.on_lead(on_lead)
     running = asyncio.create_task(lease.run())
@@ -115,6 +117,43 @@ async def test_a_replica_standing_by_says_so_once_per_holder_naming_it(
         f"the work queue is taken by {holder}: this replica (a:1) stands by, and takes it over"
         " once that one stops or its lease runs out (3000 ms)"
         for holder in ("b:2", "c:3")
+    ]
+
+
+async def test_a_replica_standing_by_names_holders_going_back_and_forth_once_a_minute(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lease going back and forth between two other replicas is not told at every change:
+    a holder named less than a minute before is named again once that minute is out (still
+    holding it), with how many changes went unsaid; a holder not named in that minute is named
+    at once."""
+    server = redis_server()
+    now = [0.0]
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "stands by" in r.getMessage()]
+
+    with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
+        async with _running_lease(server, lease_ms=3000, clock=lambda: now[0]) as lease:
+            for holder in ("b:2", "c:3", "b:2", "c:3", "b:2"):
+                with server.client() as other:
+                    other.set(LEADER, holder)
+                await async_wait_until(lambda h=holder: lease.holder == h, 10, f"{holder} seen")
+            assert len(said()) == 2
+            now[0] += 61.0  # the minute since b:2 was named is out
+            await async_wait_until(lambda: len(said()) == 3, 10, "b:2 named again")
+            with server.client() as other:
+                other.set(LEADER, "d:4")
+            await async_wait_until(lambda: len(said()) == 4, 10, "d:4 named")
+    line = (
+        "the work queue is taken by {}: this replica (a:1) stands by, and takes it over once"
+        " that one stops or its lease runs out (3000 ms)"
+    )
+    assert said() == [
+        line.format("b:2"),
+        line.format("c:3"),
+        line.format("b:2") + "; 3 change(s) of holder went unsaid since the last line like this",
+        line.format("d:4"),
     ]
 
 

@@ -21,6 +21,7 @@ from redis.exceptions import ResponseError
 
 from bridge.bus.redis.layout import Layout, text
 from bridge.bus.redis.link import RETRYABLE, Link, script_named
+from bridge.log_throttle import LOG_EVERY
 
 __all__ = ["Lease"]
 
@@ -69,6 +70,10 @@ class Lease:
         # The other holder this replica last said it stands by for (or was told of as it
         # stepped down): said again only when another holds the lease.
         self._told_holder: str | None = None
+        # When each holder was last named so (within a minute), and the changes of holder left
+        # unsaid since: a lease going back and forth is not told at every change (``_stand_by``).
+        self._named_at: dict[str, float] = {}
+        self._unsaid_changes = 0
         self._epoch_key = layout.epoch
         # Another replica last seen holding the lease, with the data set's epoch then (kept
         # through an outage, unlike ``_holder``); and until when a lease it lost with Redis's
@@ -168,15 +173,7 @@ class Lease:
             taken = False
             if holder is not None and not mine:
                 self._holder = text(holder)
-                if self._holder != self._told_holder:
-                    self._told_holder = self._holder
-                    _logger.info(
-                        "the work queue is taken by %s: this replica (%s) stands by, and takes"
-                        " it over once that one stops or its lease runs out (%d ms)",
-                        self._holder,
-                        self._consumer,
-                        self._lease_ms,
-                    )
+                self._stand_by(self._holder)
                 self._renewed = self._clock()
                 self._seen = (self._holder, epoch)
                 self._leave_until = None
@@ -203,6 +200,34 @@ class Lease:
                 return None
         # Standing by, ask often: a released lease is taken over within a second.
         return self._period if self.held.is_set() else min(self._period, _STANDBY_SECONDS)
+
+    def _stand_by(self, holder: str) -> None:
+        """Say this replica stands by for ``holder``, the lease's holder found now, if another
+        was last said. A holder named less than a minute before (the lease going back and forth
+        between two others) is named again once that minute is out, with how many changes of
+        holder went unsaid: never one line per change, and never a holder unsaid for longer."""
+        changed = holder != self._told_holder
+        if not changed and not self._unsaid_changes:
+            return
+        self._told_holder = holder
+        now = self._clock()
+        named = self._named_at.get(holder)
+        if named is not None and now - named < LOG_EVERY:
+            self._unsaid_changes += changed
+            return
+        self._named_at = {name: at for name, at in self._named_at.items() if now - at < LOG_EVERY}
+        self._named_at[holder] = now
+        unsaid, self._unsaid_changes = self._unsaid_changes, 0
+        _logger.info(
+            "the work queue is taken by %s: this replica (%s) stands by, and takes it over once"
+            " that one stops or its lease runs out (%d ms)%s",
+            holder,
+            self._consumer,
+            self._lease_ms,
+            f"; {unsaid} change(s) of holder went unsaid since the last line like this"
+            if unsaid
+            else "",
+        )
 
     async def _take(self, mine: bool) -> bool:
         """Set the lease to this replica if it is free, or renew it if a lost ``SET`` set it
