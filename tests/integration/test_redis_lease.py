@@ -8,6 +8,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 
 import pytest
 import redis as redis_py
@@ -135,10 +136,14 @@ async def test_a_replica_standing_by_names_holders_going_back_and_forth_once_a_m
 
     with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
         async with _running_lease(server, lease_ms=3000, clock=lambda: now[0]) as lease:
+
+            def seen(holder: str) -> bool:
+                return lease.holder == holder
+
             for holder in ("b:2", "c:3", "b:2", "c:3", "b:2"):
                 with server.client() as other:
                     other.set(LEADER, holder)
-                await async_wait_until(lambda h=holder: lease.holder == h, 10, f"{holder} seen")
+                await async_wait_until(partial(seen, holder), 10, f"{holder} seen")
             assert len(said()) == 2
             now[0] += 61.0  # the minute since b:2 was named is out
             await async_wait_until(lambda: len(said()) == 3, 10, "b:2 named again")
