@@ -397,6 +397,20 @@ async def test_a_browser_is_shown_a_404_page_where_nothing_is_served(
     assert path.strip("/").rsplit("/", 1)[-1] not in body.replace("static/", "")
 
 
+async def test_a_path_of_thousands_of_levels_gets_the_json_error_not_a_page(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """A browser's navigation to a path of 16 000 slashes (a request line may be 50 kB) gets the
+    JSON error, not a 404 page whose links climb back 16 000 levels each (1.5 MB from 50 kB)."""
+    with page_bridge(tmp_path) as server:
+        url = yarl.URL(server.url + "/" * 16_000, encoded=True)
+        async with client.get(url, headers={"Accept": BROWSER_ACCEPT}) as response:
+            status, content_type = response.status, response.content_type
+            body = await response.read()
+    assert (status, content_type) == (404, "application/json")
+    assert len(body) < 1000
+
+
 @pytest.mark.parametrize(
     ("path", "accept"),
     [
