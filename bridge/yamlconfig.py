@@ -657,15 +657,15 @@ def _describe(
     message = re.sub(r"^Input should be ", "must be ", message)
     if error["type"] in ("list_type", "tuple_type") and isinstance(given, dict):
         message += ": each entry on a line starting with '- '"
-    shows_secret = any(part in secret for part in loc)
+    # A receiver written as its URL alone (`- http://…`, `alertmanager: http://…`): the keys
+    # meant, url among them, say how to write it; the value is not shown if one of them is a
+    # secret, which it likely is (a webhook's URL may be its key).
+    keys = _allowed_keys(model, loc, hidden) if error["type"] == "model_type" else []
+    shows_secret = any(part in secret for part in (*loc, *keys))
     if not shows_secret and isinstance(given, str | int | float) and error["type"] != "value_error":
         message += f" (got {given!r})"
-    if error["type"] == "model_type" and not isinstance(given, Mapping):
-        # A receiver written as its URL alone (`- http://…`, `alertmanager: http://…`): the
-        # keys meant, url among them, say how to write it.
-        keys = _allowed_keys(model, loc, hidden)
-        if keys:
-            message += f"; allowed keys here: {', '.join(keys)}"
+    if keys and not isinstance(given, Mapping):
+        message += f"; allowed keys here: {', '.join(keys)}"
     return f"{key}: {message}"
 
 

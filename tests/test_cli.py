@@ -200,13 +200,24 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
         (["tail", "EXESDB_ADMIN_TOKEN=hunter2"], "tail", "EXESDB_ADMIN_TOKEN=…"),
         (["alerts", "list", "--token=hunter2"], "alerts list", "--token=…"),
         (["alerts", "list", "--usr", "ops:hunter2"], "alerts list", "--usr …"),
+        (["alerts", "list", "--tokn", "aHVudGVyMg=="], "alerts list", "--tokn …"),
+        (["alerts", "list", "--usr", "ops:hunter2=x"], "alerts list", "--usr …"),
+        (["alerts", "list", "--usr", "--tokn=hunter2"], "alerts list", "--usr --tokn=…"),
         (
             ["healthcheck", "EXESDB_HEALTHCHECK_PASSWORD=hunter2"],
             "healthcheck",
             "EXESDB_HEALTHCHECK_PASSWORD=…",
         ),
     ],
-    ids=["tail", "alerts-list", "alerts-list-spaced", "healthcheck"],
+    ids=[
+        "tail",
+        "alerts-list",
+        "alerts-list-spaced",
+        "alerts-list-base64",
+        "alerts-list-spaced-with-equals",
+        "alerts-list-two-options",
+        "healthcheck",
+    ],
 )
 def test_an_unknown_argument_with_a_value_is_named_without_the_value(
     args: list[str], command: str, named: str

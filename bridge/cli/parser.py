@@ -267,14 +267,16 @@ def _refuse_options_before_the_command(
 
 def _values_hidden(unknown: list[str]) -> list[str]:
     """Arguments no option took, a value in them shown as ``…``: one given with "="
-    (``NAME=…``, ``--token=…``), and the word after an option not known (``--usr …``): either
-    may be a key. Other words are shown (``publish``'s message type after its instance)."""
+    (``NAME=…``, ``--token=…``), and the word after an option not known (``--usr …``, wholly:
+    a base64 token ends in ``=``): either may be a key. Other words are shown (``publish``'s
+    message type after its instance)."""
     shown: list[str] = []
     for arg in unknown:
-        if "=" in arg:
+        option_before = shown and shown[-1].startswith("-") and not shown[-1].endswith("…")
+        if option_before and not arg.startswith("-"):
+            shown.append("…")
+        elif "=" in arg:
             shown.append(arg.split("=", 1)[0] + "=…")
-        elif shown and shown[-1].startswith("-") and not shown[-1].endswith("…"):
-            shown.append(arg if arg.startswith("-") else "…")
         else:
             shown.append(arg)
     return shown

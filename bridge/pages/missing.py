@@ -5,7 +5,9 @@ that is not there (``/index.html``, a link cut short) is shown the pages' 404 pa
 headers; every other client (``Accept: application/json``, curl's ``*/*``, none at all) and every
 path under ``/v1/`` (the API, whatever asks) gets ``bridge.routes.error_response``'s body, each
 with ``Vary: Accept`` outside ``/v1/``. The page names no path: what a link put there is not
-repeated back.
+repeated back. A path deeper than ``_DEEPEST`` levels gets the JSON error too: the page's links
+climb back level by level (``../``), ~10 times over, and a request line of 50 kB of slashes made
+a page of 1.5 MB.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ __all__ = ["not_found"]
 # What a browser asks for when it navigates; JSON is what an API client asks for.
 _PAGE_TYPES: Final = frozenset({"text/html", "application/xhtml+xml"})
 _JSON: Final = "application/json"
+# Levels of a path the 404 page is shown for at most (the bridge serves two, a proxy adds some).
+_DEEPEST: Final = 64
 _API: Final = "/v1/"
 _NOTHING_HERE: Final = "nothing is served at this path"
 
@@ -36,10 +40,13 @@ def not_found(request: web.Request, shown: Shown) -> web.Response:
     JSON error ``not_found``."""
     if request.path.startswith(_API):
         return error_response(404, "not_found", _NOTHING_HERE)
-    if request.method in (hdrs.METH_GET, hdrs.METH_HEAD) and _ranks_html_first(
-        ",".join(request.headers.getall(hdrs.ACCEPT, ()))
+    depth = _depth(request.raw_path)
+    if (
+        request.method in (hdrs.METH_GET, hdrs.METH_HEAD)
+        and depth <= _DEEPEST
+        and _ranks_html_first(",".join(request.headers.getall(hdrs.ACCEPT, ())))
     ):
-        root = _root(request.raw_path)
+        root = "../" * depth if depth > 0 else "./"
         live = template("missing.html")(root=root)
         page = layout(
             shown,
@@ -80,8 +87,8 @@ def _ranks_html_first(accept: str) -> bool:
     return html > json
 
 
-def _root(raw_path: str) -> str:
-    """The relative way back to ``/`` from ``raw_path`` (as the browser sent it), so the page's
-    links and files work behind a proxy under any path: ``./`` at the top, ``../`` a level."""
-    depth = raw_path.split("?", 1)[0].count("/") - 1
-    return "../" * depth if depth > 0 else "./"
+def _depth(raw_path: str) -> int:
+    """Levels below ``/`` of ``raw_path`` (as the browser sent it): the page's root is ``../``
+    as many times, so that its links and files work behind a proxy under any path (``./`` at
+    the top)."""
+    return raw_path.split("?", 1)[0].count("/") - 1

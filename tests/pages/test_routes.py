@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -395,6 +396,20 @@ async def test_a_browser_is_shown_a_404_page_where_nothing_is_served(
     assert f'<a href="{back}">Back to the status page</a>' in body
     assert f'href="{back}static/pages.css"' in body
     assert path.strip("/").rsplit("/", 1)[-1] not in body.replace("static/", "")
+
+
+async def test_a_path_of_thousands_of_levels_gets_the_json_error_not_a_page(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """A browser's navigation to a path of 16 000 slashes (a request line may be 50 kB) gets the
+    JSON error, not a 404 page whose links climb back 16 000 levels each (1.5 MB from 50 kB)."""
+    with page_bridge(tmp_path) as server:
+        url = yarl.URL(server.url + "/" * 16_000, encoded=True)
+        async with client.get(url, headers={"Accept": BROWSER_ACCEPT}) as response:
+            status, content_type = response.status, response.content_type
+            body = await response.read()
+    assert (status, content_type) == (404, "application/json")
+    assert len(body) < 1000
 
 
 @pytest.mark.parametrize(
@@ -1102,6 +1117,29 @@ async def test_with_more_alerts_than_it_lists_the_alerts_card_counts_them_all(
     listed = body.split('id="alerts"', 1)[1].split("</section>", 1)[0]
     assert listed.count('class="title"') == MAX_SHOWN
     assert "crit-29" not in listed
+
+
+async def test_the_alert_list_asked_by_a_long_id_says_its_connection_closes(
+    tmp_path: Path,
+) -> None:
+    """``GET /v1/alerts?alert_id=`` for an id whose escaped target is over HEAD_KEPT bytes (a
+    request line may be 50 kB) is answered with Connection: close, as every answer to a large
+    head is, and the connection closes: the list is streamed, its headers sent by the handler."""
+    alert_id = "\N{GRINNING FACE}" * 2000  # 24 kB escaped
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, alert_id, "An alert with a long id")
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        target = "/v1/alerts?alert_id=" + quote(alert_id, safe="")
+        auth = f"Authorization: Bearer {ADMIN_TOKEN}\r\n"
+        writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\n{auth}\r\n".encode())
+        answer = await asyncio.wait_for(reader.read(), 10)  # to the connection's close
+        writer.close()
+        await writer.wait_closed()
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"\r\nConnection: close\r\n" in head + b"\r\n"
+    assert b"An alert with a long id" in body
 
 
 async def test_an_alert_id_with_a_slash_reaches_its_page(

@@ -34,6 +34,7 @@ from pydantic import (
 
 from bridge.bodies import read_json
 from bridge.json_objects import DuplicateKey
+from bridge.listener import CLOSE_AFTER
 from bridge.messages import (
     MAX_NAME,
     MAX_TEXT,
@@ -185,6 +186,8 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         # seconds. A fault before the first page is answered 500; after it, the answer is cut.
         page = await keeper.list_alerts(query.model_copy(update={"limit": min(_PAGE, query.limit)}))
         response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
+        if request.get(CLOSE_AFTER):
+            response.force_close()  # a large head (a long alert_id): said before the headers go
         await response.prepare(request)
         if request.method == "HEAD":
             # No body, as a whole answer's HEAD has none: a StreamResponse would send what is
