@@ -612,6 +612,43 @@ async def test_entries_trimmed_before_the_holder_takes_them_from_its_history_are
     assert said == [f"5 pending entr(y/ies) of exesdb:bus:{ALERTS} were trimmed"]
 
 
+async def test_entries_still_handled_here_are_not_told_trimmed_when_read_from_history(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """Entries a holder is still handling, trimmed away before it reads its own history again
+    (its lease gone elsewhere and back), are neither counted trimmed nor acknowledged there:
+    their handling acknowledges them, once it ends."""
+    server = redis_server()
+    holder = Replica(server.url, "holder", claim_idle_ms=30_000, group=False)
+    replicas.append(holder)
+    handling: list[Envelope] = []
+    release = asyncio.Event()
+
+    async def slow(envelope: Envelope) -> None:
+        handling.append(envelope)
+        await release.wait()
+
+    holder.bridge.bus.subscribe("slow", slow, instances=[ALERTS], group=True)
+    await holder.start()
+    await async_wait_until(lambda: holder.transport.leading, 10, "the holder holds the lease")
+    publisher = await Replica(server.url, "publisher", group=False).start()
+    replicas.append(publisher)
+    await async_wait_until(publisher.ready, 10)
+    publisher.publish_alert(0)
+    await async_wait_until(lambda: handling and pending(server) == 1, 10, "being handled")
+    with server.client() as client:
+        client.set("exesdb:bus:leader", "node-x:rival")
+    await async_wait_until(lambda: not holder.transport.leading, 10, "stepped down")
+    with server.client() as client:
+        client.xtrim(f"exesdb:bus:{ALERTS}", maxlen=0)
+        client.delete("exesdb:bus:leader")  # the rival gone: its history read again
+    publisher.publish_alert(1)
+    await async_wait_until(lambda: pending(server) == 2, 15, "the next one read past its history")
+    assert holder.sample("exesdb_redis_trimmed_total") == 0
+    release.set()
+    await async_wait_until(lambda: pending(server) == 0, 10, "each acknowledged once handled")
+
+
 async def test_flushall_under_a_blocked_read_makes_the_group_again_without_a_warning(
     redis_server: Callable[[], RedisServer],
     replicas: list[Replica],

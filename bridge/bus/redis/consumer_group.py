@@ -185,13 +185,18 @@ class ConsumerGroup:
     def _without_trimmed(self, key: str, entries: RawEntries) -> RawEntries:
         """``entries`` read from this consumer's history less those trimmed away since it read
         them (sent without fields): told trimmed, as a claim tells those XAUTOCLAIM finds, and
-        acknowledged, as XAUTOCLAIM drops them from the pending list (not refused unsigned)."""
+        acknowledged, as XAUTOCLAIM drops them from the pending list (not refused unsigned);
+        but for those still handled here, whose handling acknowledges them."""
         kept = [entry for entry in entries if entry[1] is not None]
-        if len(kept) < len(entries):
-            self._trimmed(key, len(entries) - len(kept))
-            for entry_id, fields in entries:
-                if fields is None:
-                    self._acknowledge(key, entry_id)
+        trimmed = [
+            entry_id
+            for entry_id, fields in entries
+            if fields is None and (key, entry_id) not in self._inflight
+        ]
+        if trimmed:
+            self._trimmed(key, len(trimmed))
+            for entry_id in trimmed:
+                self._acknowledge(key, entry_id)
         return kept
 
     def _trimmed(self, key: str, count: int) -> None:
