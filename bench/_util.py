@@ -1,16 +1,24 @@
 """What every benchmark shares: its command line's parser, medians, tables, /proc readings, timed
 commands, another revision's tree, a bridge subprocess and the steps HTTP ingest takes with a
-batch."""
+batch.
+
+A benchmark measured beside other revisions (``--baseline REV``, repeatable) runs each tree's code
+in a ``Child``: ``revision_trees`` extracts them, ``Tree.script`` starts one of this tree's bench
+scripts on a tree's ``bridge`` (its own side answering with ``serve``), and ``baseline_table``
+prints the medians with each figure's ratio against every baseline.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import gc
 import http.client
 import json
 import os
 import resource
+import selectors
 import signal
 import socket
 import statistics
@@ -26,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 from bench.workload import SECRET
 from bridge.bus import Envelope, HeaderCheck, Rejection, Verifier
@@ -103,6 +111,163 @@ def extract(revision: str, into: Path) -> Path:
     with tarfile.open(archive) as tar:
         tar.extractall(into / "tree", filter="data")
     return into / "tree"
+
+
+def revision_trees(revisions: Sequence[str], scratch: Path) -> list[Tree]:
+    """Each of ``revisions`` extracted under ``scratch`` (``extract``), in the order given, then
+    this tree: the trees a ``--baseline REV ...`` benchmark runs."""
+    trees = []
+    for number, revision in enumerate(revisions):
+        into = scratch / f"baseline-{number}"
+        into.mkdir()
+        trees.append(Tree(revision, extract(revision, into)))
+    return [*trees, Tree("this tree", ROOT)]
+
+
+@dataclass(frozen=True, slots=True)
+class Tree:
+    """Which bridge a child process runs: this tree, or another revision's extracted copy."""
+
+    name: str
+    path: Path
+
+    def env(self) -> dict[str, str]:
+        """This environment (none of the bridge's settings) with the tree first on the path."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("EXESDB_", "OTEL_"))}
+        env["PYTHONPATH"] = str(self.path)
+        return env
+
+    def script(self, path: Path, *args: str) -> Child:
+        """This tree's bench script ``path`` run on this tree's ``bridge``: the revision's
+        package, and this tree's ``bench`` package (an extracted tree's own benchmarks may lack
+        what the script imports), from a folder beside the tree linking to it."""
+        env = self.env()
+        if self.path != ROOT:
+            overlay = self.path.parent / "this-bench"
+            if not overlay.exists():
+                overlay.mkdir()
+                (overlay / "bench").symlink_to(ROOT / "bench", target_is_directory=True)
+            env["PYTHONPATH"] = f"{overlay}{os.pathsep}{self.path}"
+        return Child([sys.executable, str(path), *args], env=env, cwd=self.path)
+
+
+class Child:
+    """A subprocess answering one JSON line per command line (its side: ``serve``)."""
+
+    def __init__(self, args: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT):
+        self.process = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd=str(cwd),
+            text=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def ask(self, command: str, timeout: float = 600.0) -> dict[str, Any]:
+        """Send ``command``; its answer, within ``timeout`` seconds."""
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        line = _read_line(self.process.stdout, timeout)
+        if not line:
+            raise RuntimeError(f"{self.process.args!r} exited with {self.process.poll()}")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def cpu(self) -> float:
+        """The child's CPU seconds so far."""
+        return proc_stat(self.pid).cpu_seconds
+
+    def pause(self) -> None:
+        """Stop the child (SIGSTOP)."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a stopped child go on (SIGCONT)."""
+        os.kill(self.pid, signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL, and reap it."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def close(self) -> None:
+        """Ask the child to quit; kill it if it does not within 20 s."""
+        if self.process.poll() is None:
+            with contextlib.suppress(OSError, RuntimeError, ValueError):
+                self.resume()
+                self.ask("quit", timeout=20)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _read_line(stream: IO[str], timeout: float) -> str:
+    # The children answer promptly; the deadline only guards against a hung one.
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise RuntimeError(f"no answer within {timeout}s")
+    return stream.readline()
+
+
+def serve(answer: Callable[[list[str]], dict[str, Any]]) -> None:
+    """A ``Child``'s side: each line on stdin, split into words, answered with ``answer``'s
+    JSON on one line, until ``quit`` (answered ``{}``)."""
+    for line in sys.stdin:
+        words = line.split()
+        if words == ["quit"]:
+            print("{}", flush=True)
+            return
+        print(json.dumps(answer(words)), flush=True)
+
+
+def interleaved(trees: Sequence[Tree], repeats: int) -> Iterator[Tree]:
+    """The trees ``repeats`` times over, every other repeat in reverse order (both see the
+    machine's load drift alike)."""
+    for repeat in range(repeats):
+        yield from trees if repeat % 2 == 0 else reversed(trees)
+
+
+def baseline_table(
+    title: str,
+    unit: str,
+    figures: Mapping[str, Mapping[str, Sequence[float]]],
+    trees: Sequence[Tree],
+    *,
+    lower_is_better: bool = True,
+) -> str:
+    """Per figure (its samples by tree name), each tree's median and, on this tree's row (the
+    last tree), per baseline how many times better this tree's median is: the baseline's over
+    this tree's for a cost (``lower_is_better``), this tree's over the baseline's for a rate."""
+    baselines = [tree.name for tree in trees[:-1]]
+    this = trees[-1].name
+    rows = []
+    for figure, samples in figures.items():
+        for tree in trees[:-1]:
+            rows.append([figure, tree.name, median(samples[tree.name]), *([""] * len(baselines))])
+        ratios = [median(samples[name]) / median(samples[this]) for name in baselines]
+        ratios = ratios if lower_is_better else [1 / ratio for ratio in ratios]
+        rows.append([figure, this, median(samples[this]), *ratios])
+    return table(
+        f"{title}; x REV: how many times better this tree's median is than REV's",
+        ["figure", "tree", f"{unit} (median)", *(f"x {name}" for name in baselines)],
+        rows,
+    )
 
 
 def verified_batch(verifier: Verifier, body: bytes, header: str) -> list[Envelope]:

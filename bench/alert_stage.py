@@ -1,23 +1,30 @@
 """The alert stage's rate: alerts from the bus into the outbox, batch commits vs one per alert.
 
-    .venv/bin/python -m bench.alert_stage [--alerts 8000]
+    .venv/bin/python -m bench.alert_stage [--alerts 8000] [--baseline REV [--repeats 3]]
 
 An in-process bridge (alert sink only, no webhook) gets ``--alerts`` distinct SystemAlerts
 published at once; the figure is the time until the last one is committed to the outbox. Run once
 with the subscription's batches capped at 1 message (one fsync'd transaction per alert, as before
 batch commits) and once with the default cap (1 000 per transaction).
+
+``--baseline REV`` (repeatable) runs both in one process per tree (REV's from ``git archive
+REV``), interleaved, ``--repeats`` times: each tree's median rate and this tree's ratio against
+each REV.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 from prometheus_client import CollectorRegistry
 
-from bench._util import argument_parser
+from bench._util import argument_parser, baseline_table, interleaved, revision_trees, serve
 from bridge.app import Bridge
 from bridge.messages import SystemAlert
 from bridge.settings import Settings
@@ -64,14 +71,61 @@ async def stage_rate(count: int, max_batch: int, directory: Path) -> float:
         await bridge.aclose()
 
 
+CAPS: Final = {"one transaction per alert": 1, "batch commit (<= 1000)": 1000}
+
+
+def _rate(count: int, cap: int, under: Path) -> float:
+    with tempfile.TemporaryDirectory(dir=under) as directory:
+        return asyncio.run(stage_rate(count, cap, Path(directory)))
+
+
+def against(revisions: Sequence[str], count: int, repeats: int) -> str:
+    """Both rates from this tree and each revision, one worker process per tree, interleaved;
+    the table of medians and ratios."""
+    figures: dict[str, dict[str, list[float]]] = {label: {} for label in CAPS}
+    with tempfile.TemporaryDirectory(prefix="exesdb-bench-alert-stage-") as scratch:
+        trees = revision_trees(revisions, Path(scratch))
+        workers = {tree.name: tree.script(Path(__file__), "--worker") for tree in trees}
+        try:
+            for tree in interleaved(trees, repeats):
+                for label, cap in CAPS.items():
+                    # The outboxes go where the command runs, as without --baseline (not /tmp).
+                    answer = workers[tree.name].ask(f"{count} {cap} {Path.cwd()}")
+                    figures[label].setdefault(tree.name, []).append(answer["rate"])
+        finally:
+            for worker in workers.values():
+                worker.close()
+    return baseline_table(
+        f"Alert stage, publish to outbox commit ({repeats} x {count:,} alerts, interleaved)",
+        "alerts/s",
+        figures,
+        trees,
+        lower_is_better=False,
+    )
+
+
 def main() -> None:
-    """Print both figures."""
+    """Print both figures (beside each ``--baseline``'s, given any)."""
     parser = argument_parser(__doc__)
     parser.add_argument("--alerts", type=int, default=8000)
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="REV",
+        help="a git revision whose alert stage runs beside this tree's (may be given again)",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="with --baseline (3)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    for label, cap in (("one transaction per alert", 1), ("batch commit (<= 1000)", 1000)):
-        with tempfile.TemporaryDirectory(dir=".") as directory:
-            rate = asyncio.run(stage_rate(args.alerts, cap, Path(directory)))
+    if args.worker:
+        serve(lambda words: {"rate": _rate(int(words[0]), int(words[1]), Path(words[2]))})
+        return
+    if args.baseline:
+        print(against(args.baseline, args.alerts, args.repeats))
+        return
+    for label, cap in CAPS.items():
+        rate = _rate(args.alerts, cap, Path.cwd())
         print(f"{label:>28}: {rate:8.0f} alerts/s ({args.alerts} alerts)")
 
 

@@ -26,13 +26,25 @@ shows medians of ``time.process_time``:
   measured only, it would take ``{"id": …, "id": …}``);
 - floors, measured only: msgspec decoding the Structs alone (no models, no Envelopes, ``ts`` and
   defaults left as they are), and pydantic-core's ``validate_json`` alone.
+
+Every line has its own timestamp (a millisecond apart), so the cache of parsed timestamps misses
+as it does on a live bus; ``--timestamps repeated`` stamps each batch of 1 000 with one.
+
+    .venv/bin/python -m bench.decode [--quick] [--timestamps distinct|repeated] [--baseline REV]
+
+``--baseline REV`` (repeatable) measures ``decode_envelopes`` instead, as the two "this tree"
+rows do, on the same bytes in one process per tree (REV's from ``git archive REV``), interleaved
+and repeated: each tree's median and this tree's ratio against each REV.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Final, Literal, Union
 
 import msgspec
@@ -41,7 +53,16 @@ from pydantic import ConfigDict, Discriminator, Field, TypeAdapter, ValidationEr
 from pydantic_core import SchemaValidator, core_schema
 from typing_extensions import TypedDict
 
-from bench._util import median, settled_heap, table
+from bench._util import (
+    argument_parser,
+    baseline_table,
+    interleaved,
+    median,
+    revision_trees,
+    serve,
+    settled_heap,
+    table,
+)
 from bench.workload import SHAPES, Shape, Source
 from bridge.bus import Envelope, Rejection, structs
 from bridge.bus import decoding as wire
@@ -258,13 +279,13 @@ def decoders() -> dict[str, Decoder]:
     return alternatives
 
 
-def run(*, quick: bool = False) -> str:
-    """Decode the same lines with each alternative, interleaved; the table."""
+def run(*, quick: bool = False, distinct_ts: bool = True, baseline: Sequence[str] = ()) -> str:
+    """Decode the same lines with each alternative, interleaved; the table (or, given
+    ``baseline`` revisions, this tree's decoder beside theirs)."""
     repeats = 3 if quick else 7
-    lines: dict[Shape, list[bytes]] = {}
-    for shape in SHAPES:
-        source = Source(shape, nodes=125)
-        lines[shape] = [line for _ in range(COUNT // 1_000) for line in _lines(source)]
+    lines = {shape: _lines(Source(shape, nodes=125), distinct_ts) for shape in SHAPES}
+    if baseline:
+        return _against(baseline, repeats, lines, distinct_ts)
     alternatives = decoders()
     results: dict[tuple[str, Shape], list[float]] = {
         (name, shape): [] for name in alternatives for shape in SHAPES
@@ -291,15 +312,78 @@ def run(*, quick: bool = False) -> str:
             row += [us, reference[shape] / us]
         rows.append(row)
     return table(
-        f"Envelope decode alternatives, same bytes ({repeats} x {COUNT:,} messages, median)",
+        f"Envelope decode alternatives, same bytes ({repeats} x {COUNT:,} messages,"
+        f" {_stamps(distinct_ts)}, median)",
         ["decoder", "complete: CPU us/msg", "x reference", "minimal: CPU us/msg", "x reference"],
         rows,
     )
 
 
-def _lines(source: Source) -> list[bytes]:
-    body, _ = source.batch(1_000)
-    return [line for line in body.split(b"\n") if line]
+# What a tree's worker measures: its decode_envelopes, the payloads built and left unbuilt.
+_TREE_ROWS: Final = {
+    "decode_envelopes, payloads built": _this_tree_built,
+    "decode_envelopes, payloads unbuilt": _this_tree,
+}
+
+
+def _against(
+    revisions: Sequence[str], repeats: int, lines: dict[Shape, list[bytes]], distinct_ts: bool
+) -> str:
+    """This tree's ``decode_envelopes`` beside each revision's, one worker process per tree on
+    the same lines, interleaved."""
+    figures: dict[str, dict[str, list[float]]] = {
+        f"{row}, {shape}": {} for row in _TREE_ROWS for shape in SHAPES
+    }
+    with tempfile.TemporaryDirectory(prefix="exesdb-bench-decode-") as scratch:
+        given = Path(scratch) / "lines.json"
+        text = {shape: [line.decode() for line in lines[shape]] for shape in SHAPES}
+        given.write_text(json.dumps(text))
+        trees = revision_trees(revisions, Path(scratch))
+        workers = {tree.name: tree.script(Path(__file__), "--worker", str(given)) for tree in trees}
+        try:
+            for tree in interleaved(trees, repeats):
+                for figure, us in workers[tree.name].ask("measure").items():
+                    figures[figure].setdefault(tree.name, []).append(us)
+        finally:
+            for worker in workers.values():
+                worker.close()
+    return baseline_table(
+        f"decode_envelopes, same bytes ({repeats} x {COUNT:,} messages per shape, "
+        f"{_stamps(distinct_ts)}, interleaved)",
+        "CPU us/msg",
+        figures,
+        trees,
+    )
+
+
+def _worker(given: Path) -> None:
+    """One tree's side of ``_against``: ``measure`` answered with CPU us per message by
+    figure, this process's ``bridge`` decoding the lines in ``given``."""
+    text = json.loads(given.read_text())
+    lines = {shape: [line.encode() for line in text[shape]] for shape in text}
+
+    def measure(_: list[str]) -> dict[str, float]:
+        out = {}
+        for row, decode in _TREE_ROWS.items():
+            for shape, batch in lines.items():
+                started = time.process_time()
+                decode(batch)
+                out[f"{row}, {shape}"] = (time.process_time() - started) / len(batch) * 1e6
+        return out
+
+    measure([])  # warm up: the decoders' first calls
+    with settled_heap():
+        serve(measure)
+
+
+def _stamps(distinct_ts: bool) -> str:
+    return "a timestamp per line" if distinct_ts else "one timestamp per 1,000 lines"
+
+
+def _lines(source: Source, distinct_ts: bool) -> list[bytes]:
+    if distinct_ts:
+        return source.envelopes(COUNT, distinct_ts=True)
+    return [line for _ in range(COUNT // 1_000) for line in source.envelopes(1_000)]
 
 
 def _same(decoded: list[Any], expected: list[Envelope]) -> bool:
@@ -320,5 +404,25 @@ def _same(decoded: list[Any], expected: list[Envelope]) -> bool:
     return True
 
 
+def main() -> None:
+    """Parse the arguments and print the table."""
+    parser = argument_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 repeats, not 7")
+    parser.add_argument("--timestamps", choices=["distinct", "repeated"], default="distinct")
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="REV",
+        help="a git revision whose decoder runs beside this tree's (may be given again)",
+    )
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        _worker(args.worker)
+        return
+    print(run(quick=args.quick, distinct_ts=args.timestamps == "distinct", baseline=args.baseline))
+
+
 if __name__ == "__main__":
-    print(run())
+    main()

@@ -45,7 +45,6 @@ import gc
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -53,11 +52,20 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
 import redis
 
-from bench._util import ROOT, argument_parser, extract, free_port, median, proc_stat, table
+from bench._util import (
+    Child,
+    Tree,
+    argument_parser,
+    free_port,
+    median,
+    proc_stat,
+    revision_trees,
+    table,
+)
 from bench.workload import Source
 
 _REPLICA_SCRIPT: Final = Path(__file__).resolve().parent / "redis_replica.py"
@@ -66,70 +74,6 @@ _TARGET_P99_MS: Final = 50.0
 
 
 # -- the processes --
-
-
-class _Child:
-    """A subprocess answering one JSON line per command line."""
-
-    def __init__(self, args: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT):
-        self.process = subprocess.Popen(
-            args,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            cwd=str(cwd),
-            text=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def ask(self, command: str, timeout: float = 600.0) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-        line = _read_line(self.process.stdout, timeout)
-        if not line:
-            raise RuntimeError(f"{self.process.args!r} exited with {self.process.poll()}")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    def cpu(self) -> float:
-        return proc_stat(self.pid).cpu_seconds
-
-    def pause(self) -> None:
-        os.kill(self.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(OSError, RuntimeError, ValueError):
-                self.resume()
-                self.ask("quit", timeout=20)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-def _read_line(stream: IO[str], timeout: float) -> str:
-    # The children answer promptly; the deadline only guards against a hung one.
-    import selectors
-
-    with selectors.DefaultSelector() as selector:
-        selector.register(stream, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise RuntimeError(f"no answer within {timeout}s")
-    return stream.readline()
 
 
 def _redis_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -167,22 +111,9 @@ def _redis_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     return server, f"redis://127.0.0.1:{port}/0"
 
 
-@dataclass
-class _Tree:
-    """Which bridge the replicas run: this tree, or another revision's extracted copy."""
-
-    name: str
-    path: Path
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("EXESDB_", "OTEL_"))}
-        env["PYTHONPATH"] = str(self.path)
-        return env
-
-
-def _replicas(tree: _Tree, url: str, args: argparse.Namespace) -> list[_Child]:
+def _replicas(tree: Tree, url: str, args: argparse.Namespace) -> list[Child]:
     replicas = [
-        _Child(
+        Child(
             [
                 sys.executable,
                 str(_REPLICA_SCRIPT),
@@ -210,7 +141,7 @@ def _replicas(tree: _Tree, url: str, args: argparse.Namespace) -> list[_Child]:
         time.sleep(0.1)
 
 
-def _wait(replicas: list[_Child], wanted: int, work: int, timeout: float) -> list[dict[str, Any]]:
+def _wait(replicas: list[Child], wanted: int, work: int, timeout: float) -> list[dict[str, Any]]:
     """Poll until every replica's fan-out has ``wanted`` and the holder's work queue ``work``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -252,7 +183,7 @@ def _roles(states: list[dict[str, Any]]) -> list[str]:
     return [_ROLES[0] if n == holder else _ROLES[1] for n in range(len(states))]
 
 
-def _capacity(replicas: list[_Child], publisher: _Child, server: int, messages: int) -> _Run:
+def _capacity(replicas: list[Child], publisher: Child, server: int, messages: int) -> _Run:
     """Both replicas stopped while ``messages`` are written, then draining them at once."""
     roles = _roles([r.ask("reset") for r in replicas])
     for replica in replicas:
@@ -284,7 +215,7 @@ def _capacity(replicas: list[_Child], publisher: _Child, server: int, messages: 
 
 
 def _paced(
-    replicas: list[_Child], publisher: _Child, server: int, rate: int, seconds: float, url: str
+    replicas: list[Child], publisher: Child, server: int, rate: int, seconds: float, url: str
 ) -> _Run:
     """The publisher writing ``rate`` messages/s for ``seconds``, the replicas reading along."""
     roles = _roles([r.ask("reset") for r in replicas])
@@ -312,7 +243,7 @@ def _paced(
 
 
 def _split(
-    url: str, since_ms: int, replicas: list[_Child], roles: list[str]
+    url: str, since_ms: int, replicas: list[Child], roles: list[str]
 ) -> tuple[dict[str, float], float]:
     """Each message's latency split where Redis took it (the entry id's milliseconds): per
     role, the p99 of written to received; and the p99 of signed to written."""
@@ -356,7 +287,7 @@ def _p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else float("nan")
 
 
-def _failover(replicas: list[_Child], publisher: _Child) -> float:
+def _failover(replicas: list[Child], publisher: Child) -> float:
     states = [r.ask("stats") for r in replicas]
     holder = next(n for n, s in enumerate(states) if s["leading"])
     survivor = replicas[1 - holder]
@@ -373,15 +304,11 @@ def _failover(replicas: list[_Child], publisher: _Child) -> float:
 
 
 @contextlib.contextmanager
-def _setting(args: argparse.Namespace) -> Iterator[tuple[str, int, _Child, list[_Tree]]]:
+def _setting(args: argparse.Namespace) -> Iterator[tuple[str, int, Child, list[Tree]]]:
     with tempfile.TemporaryDirectory(prefix="exesdb-bench-redis-") as scratch:
-        trees = [_Tree("this tree", ROOT)]
-        for number, revision in enumerate(args.baseline):
-            into = Path(scratch) / f"baseline-{number}"
-            into.mkdir()
-            trees.insert(number, _Tree(revision, extract(revision, into)))
+        trees = revision_trees(args.baseline, Path(scratch))
         server, url = _redis_server(Path(scratch))
-        publisher = _Child([sys.executable, "-m", "bench.redis_bus", "--publisher", url])
+        publisher = Child([sys.executable, "-m", "bench.redis_bus", "--publisher", url])
         try:
             yield url, server.pid, publisher, trees
         finally:
@@ -392,8 +319,8 @@ def _setting(args: argparse.Namespace) -> Iterator[tuple[str, int, _Child, list[
 
 @contextlib.contextmanager
 def _pair(
-    tree: _Tree, url: str, publisher: _Child, args: argparse.Namespace
-) -> Iterator[list[_Child]]:
+    tree: Tree, url: str, publisher: Child, args: argparse.Namespace
+) -> Iterator[list[Child]]:
     replicas = _replicas(tree, url, args)
     try:
         publisher.ask("burst 3000")  # warm up: caches, gauge children, the consumer group
@@ -521,7 +448,7 @@ def _median(runs: list[_Run], what: str, role: str) -> float:
 def _tables(
     args: argparse.Namespace,
     loads: list[float],
-    trees: list[_Tree],
+    trees: list[Tree],
     capacity: dict[str, list[_Run]],
     paced: dict[tuple[str, int], list[_Run]],
     rates: dict[str, list[int]],

@@ -19,7 +19,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 from bridge.messages import TAGS
@@ -187,10 +187,10 @@ def templates(shape: Shape = "complete", nodes: int = len(NODES)) -> list[Templa
     return [template.as_python_writes() for template in out] if shape == "python" else out
 
 
-def now_ts(shape: Shape = "complete") -> str:
-    """Now as the wire's RFC 3339 UTC with milliseconds (as isoformat() writes it, for
-    ``python``: microseconds and ``+00:00``)."""
-    now = datetime.now(UTC)
+def now_ts(shape: Shape = "complete", now: datetime | None = None) -> str:
+    """Now (or ``now``) as the wire's RFC 3339 UTC with milliseconds (as isoformat() writes it,
+    for ``python``: microseconds and ``+00:00``)."""
+    now = now or datetime.now(UTC)
     if shape == "python":
         return now.isoformat(timespec="microseconds")
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
@@ -210,12 +210,19 @@ class Source:
         self._prefix = os.urandom(10).hex()
         self._counter = itertools.count()
 
-    def envelopes(self, count: int) -> list[bytes]:
-        """``count`` envelope bodies, stamped now."""
-        ts = now_ts(self.shape)
+    def envelopes(self, count: int, *, distinct_ts: bool = False) -> list[bytes]:
+        """``count`` envelope bodies, stamped now; with ``distinct_ts``, each a millisecond
+        before the next (no two alike: the decoder's cache of parsed timestamps misses)."""
         prefix = self._prefix
         counter = self._counter
         cycle = self._cycle
+        if distinct_ts:
+            now = datetime.now(UTC)
+            stamps = [now_ts(self.shape, now - timedelta(milliseconds=n)) for n in range(count)]
+            return [
+                next(cycle).render(f"{prefix}{next(counter):012d}", ts) for ts in reversed(stamps)
+            ]
+        ts = now_ts(self.shape)
         return [next(cycle).render(f"{prefix}{next(counter):012d}", ts) for _ in range(count)]
 
     def frames(self, count: int) -> list[tuple[bytes, str]]:
