@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from bridge.bus import Envelope, Frame, Keyring, MemoryTransport, RejectReason
 from bridge.bus.transport import FrameReceiver
-from bridge.messages import NodeHealth, SystemAlert
+from bridge.messages import Message, NodeHealth, SystemAlert
 from tests.bus.helpers import BusKit, build_bus
 from tests.support import async_wait_until
 
@@ -51,41 +51,32 @@ class Acks:
         self.count += 1
 
 
+def signed(
+    message_id: str, instance: str, topic: str, tag: str, payload: Message, skew: float
+) -> tuple[bytes, str]:
+    """An envelope's bytes from node2@host, ``skew`` seconds off now, and their signature."""
+    now = datetime.now(UTC) + timedelta(seconds=skew)
+    body = Envelope(message_id, instance, topic, tag, "node2@host", now, payload).to_bytes()
+    return body, KEYRING.sign(body)
+
+
 def health(message_id: str, skew: float = 0) -> tuple[bytes, str]:
     """A NodeHealth envelope's bytes, and their signature."""
-    now = datetime.now(UTC) + timedelta(seconds=skew)
-    body = Envelope(
-        message_id,
-        "ex_esdb_health",
-        "health",
-        "node_health_updated",
-        "node2@host",
-        now,
-        NodeHealth(status="healthy", node="node2@host"),
-    ).to_bytes()
-    return body, KEYRING.sign(body)
+    payload = NodeHealth(status="healthy", node="node2@host")
+    return signed(message_id, "ex_esdb_health", "health", "node_health_updated", payload, skew)
 
 
 def alert(message_id: str, skew: float = 0) -> tuple[bytes, str]:
     """A SystemAlert envelope's bytes, and their signature."""
-    now = datetime.now(UTC) + timedelta(seconds=skew)
-    body = Envelope(
-        message_id,
-        "ex_esdb_alerts",
-        "alerts",
-        "system_alert",
-        "node2@host",
-        now,
-        SystemAlert(
-            severity="critical",
-            category="system",
-            title="t",
-            description="d",
-            source="s",
-            node="node2@host",
-        ),
-    ).to_bytes()
-    return body, KEYRING.sign(body)
+    payload = SystemAlert(
+        severity="critical",
+        category="system",
+        title="t",
+        description="d",
+        source="s",
+        node="node2@host",
+    )
+    return signed(message_id, "ex_esdb_alerts", "alerts", "system_alert", payload, skew)
 
 
 def rejected(kit: BusKit) -> dict[str, float]:
