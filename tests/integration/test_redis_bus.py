@@ -121,6 +121,10 @@ class Replica:
     def ready(self) -> bool:
         return bool(self.bridge.readiness()["bus"]["ready"])
 
+    def reason(self) -> str:
+        """Why the bus is not ready, as readiness tells it."""
+        return str(self.bridge.readiness()["bus"]["reason"])
+
     def seen_alerts(self) -> list[str]:
         return [e.payload.alert_id for e in self.seen if isinstance(e.payload, SystemAlert)]
 
@@ -464,13 +468,10 @@ async def test_a_database_number_redis_lacks_is_told_with_the_numbers_it_has(
     replica = await Replica(f"redis://127.0.0.1:{server.port}/99", "node-a").start()
     replicas.append(replica)
 
-    def reason() -> str:
-        return str(replica.bridge.readiness()["bus"]["reason"])
-
-    await async_wait_until(lambda: "DB index is out of range" in reason(), 10, "refused")
-    assert "refuses the bridge's commands" in reason(), reason()
-    assert "below Redis's number of databases" in reason(), reason()
-    assert "/0 to /15" in reason(), reason()
+    await async_wait_until(lambda: "DB index is out of range" in replica.reason(), 10, "refused")
+    assert "refuses the bridge's commands" in replica.reason(), replica.reason()
+    assert "below Redis's number of databases" in replica.reason(), replica.reason()
+    assert "/0 to /15" in replica.reason(), replica.reason()
 
 
 async def test_a_full_buffer_refuses_and_counts_what_overflows(
@@ -938,10 +939,7 @@ async def test_a_ca_file_gone_is_told_by_a_connection_that_needs_it_and_its_retu
         second = await Replica(url, "node-b").start()
         replicas.append(second)
 
-        def reason() -> str:
-            return str(second.bridge.readiness()["bus"]["reason"])
-
-        await async_wait_until(lambda: reason().endswith(said), 10, f"told: {said}")
+        await async_wait_until(lambda: second.reason().endswith(said), 10, f"told: {said}")
         ca.write_bytes(certificate)
         await async_wait_until(second.ready, 10, "the second replica connected")
     finally:
@@ -1089,14 +1087,13 @@ async def test_a_redis_failure_while_a_rotation_waits_is_told_as_redis_not_as_th
         await async_wait_until(lambda: replica.sample(RELOADED) == 0, 10, "the change refused")
         server.rotate_certificate()
 
-        def reason() -> str:
-            return str(replica.bridge.readiness()["bus"]["reason"])
-
         await async_wait_until(lambda: not replica.ready(), 10, "the new CA not trusted")
         await async_wait_until(
-            lambda: "certificate verify failed" in reason(), 10, "told: certificate verify failed"
+            lambda: "certificate verify failed" in replica.reason(),
+            10,
+            "told: certificate verify failed",
         )
-        assert "TLS file" not in reason(), reason()
+        assert "TLS file" not in replica.reason(), replica.reason()
     finally:
         for replica in replicas:
             await replica.aclose()
@@ -1113,13 +1110,10 @@ async def test_a_rediss_url_without_the_private_ca_says_to_name_it(
         replica = await Replica(f"rediss://127.0.0.1:{server.port}/0", "node-a").start()
         replicas.append(replica)
 
-        def reason() -> str:
-            return str(replica.bridge.readiness()["bus"]["reason"])
-
-        await async_wait_until(lambda: "certificate verify failed" in reason(), 10, "told")
-        assert "is unreachable" in reason(), reason()
-        assert "?ssl_ca_certs=FILE" in reason(), reason()
-        assert "docs/redis.md#settings" in reason(), reason()
+        await async_wait_until(lambda: "certificate verify failed" in replica.reason(), 10, "told")
+        assert "is unreachable" in replica.reason(), replica.reason()
+        assert "?ssl_ca_certs=FILE" in replica.reason(), replica.reason()
+        assert "docs/redis.md#settings" in replica.reason(), replica.reason()
     finally:
         for replica in replicas:
             await replica.aclose()
@@ -1135,13 +1129,10 @@ async def test_a_rediss_url_at_a_redis_without_tls_says_it_may_be_meant_as_redis
     replica = await Replica(f"rediss://127.0.0.1:{port}/0", "node-a").start()
     replicas.append(replica)
 
-    def reason() -> str:
-        return str(replica.bridge.readiness()["bus"]["reason"])
-
-    await async_wait_until(lambda: "Timeout" in reason(), 15, "the timeout told")
-    assert "is unreachable" in reason(), reason()
-    assert "a Redis without TLS never answers" in reason(), reason()
-    assert "EXESDB_BUS is redis://" in reason(), reason()
+    await async_wait_until(lambda: "Timeout" in replica.reason(), 15, "the timeout told")
+    assert "is unreachable" in replica.reason(), replica.reason()
+    assert "a Redis without TLS never answers" in replica.reason(), replica.reason()
+    assert "EXESDB_BUS is redis://" in replica.reason(), replica.reason()
 
 
 async def test_a_rediss_url_naming_another_host_than_the_certificate_is_not_told_to_name_its_ca(
@@ -1155,12 +1146,9 @@ async def test_a_rediss_url_naming_another_host_than_the_certificate_is_not_told
         replica = await Replica(url, "node-a").start()
         replicas.append(replica)
 
-        def reason() -> str:
-            return str(replica.bridge.readiness()["bus"]["reason"])
-
-        await async_wait_until(lambda: "certificate verify failed" in reason(), 10, "told")
-        assert "mismatch" in reason(), reason()
-        assert "?ssl_ca_certs=FILE" not in reason(), reason()
+        await async_wait_until(lambda: "certificate verify failed" in replica.reason(), 10, "told")
+        assert "mismatch" in replica.reason(), replica.reason()
+        assert "?ssl_ca_certs=FILE" not in replica.reason(), replica.reason()
     finally:
         for replica in replicas:
             await replica.aclose()
@@ -1179,13 +1167,10 @@ async def test_a_tls_redis_that_answered_and_stops_answering_is_not_told_to_be_w
         replicas.append(replica)
         await async_wait_until(replica.ready, 15, "ready over TLS")
 
-        def reason() -> str:
-            return str(replica.bridge.readiness()["bus"]["reason"])
-
         os.kill(server.process.pid, signal.SIGSTOP)
         try:
-            await async_wait_until(lambda: "Timeout" in reason(), 20, "the timeout told")
-            assert "without TLS" not in reason(), reason()
+            await async_wait_until(lambda: "Timeout" in replica.reason(), 20, "the timeout told")
+            assert "without TLS" not in replica.reason(), replica.reason()
         finally:
             os.kill(server.process.pid, signal.SIGCONT)
     finally:
