@@ -18,7 +18,10 @@ word and a space is judged with the word, so ``partition key=7`` stays). In a sp
 the user info is ``REDACTED:REDACTED@``, the form OpenTelemetry's semantic conventions give it
 (``span_url``). Free text is read to ``MAX_READ`` characters, once (in time linear in its length).
 A value an error quotes back (an unknown field's name) is cut short (``clipped``), so that the
-error is never as large as what was sent.
+error is never as large as what was sent. A server's answer that quotes back what the bridge sent
+it has what of that may be a secret hidden (``redact_sent``): the path it was sent to, as ``/…``,
+and the values of the headers that may hold one (a signature, ``Authorization``), each word of
+them too, as ``<redacted>``.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from __future__ import annotations
 import base64
 import re
 import unicodedata
+from collections.abc import Mapping, Sequence, Set
 from typing import Final
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 __all__ = [
     "MAX_READ",
@@ -35,6 +39,7 @@ __all__ = [
     "at_past_host",
     "clipped",
     "names_secret",
+    "redact_sent",
     "redact_urls",
     "safe_bus_url",
     "safe_otlp_endpoint",
@@ -250,6 +255,58 @@ def span_url(url: str) -> str:
     if not found or "@" not in rest:
         return shown
     return f"{scheme}://{_SPAN_USERINFO}{rest.rpartition('@')[2]}"
+
+
+# Headers a request sends that never hold a secret (lower case): the others' values (the
+# signature, Authorization, an http_headers entry) are hidden when an answer quotes them.
+_HEADERS_WITHOUT_SECRETS: Final = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "connection",
+        "content-length",
+        "content-type",
+        "host",
+        "user-agent",
+    }
+)
+# A header value's words (``Bearer <token>``, ``t=<time>,v1=<MAC>``): those this long or longer,
+# but numbers (the signature's time), are credentials an answer may quote on their own.
+_VALUE_WORDS: Final = re.compile(r"[\s,;=:]+")
+_SECRET_WORD: Final = 8
+
+
+def redact_sent(
+    text: str, urls: Sequence[str], headers: Mapping[str, str], *, shown: Set[str] = frozenset()
+) -> str:
+    """``text``, a server's answer to a request to ``urls`` (the one given, the one a redirect
+    led to) with ``headers``, with what the request sent that may be a secret hidden, should
+    the answer quote it: each URL's path of more than a ``/``, escaped or not (and without its
+    leading ``/`` when it has more than one segment: Django's "The current path, services/…"),
+    as ``/…`` (``…``), as ``safe_url`` shows it (Express's 404, "Cannot POST /services/…"; a
+    webhook's path is often its key); the value of each header but ``shown`` (by name) and
+    those that never hold one, whole and each word of it, of ``_SECRET_WORD`` characters or
+    more but a number (the signature's MAC, not its time; an Authorization's credentials), as
+    ``<redacted>``."""
+    paths: set[str] = set()
+    for url in urls:
+        path = urlsplit(url).path.rstrip("/")
+        for form in (path, unquote(path)):
+            if form.strip("/"):
+                paths.add(form)
+                if "/" in form.strip("/"):
+                    paths.add(form.lstrip("/"))
+    for path in sorted(paths, key=len, reverse=True):
+        text = text.replace(path, "/…" if path.startswith("/") else "…")
+    kept = _HEADERS_WITHOUT_SECRETS | {name.lower() for name in shown}
+    hidden: set[str] = set()
+    for name, value in headers.items():
+        if name.lower() not in kept:
+            words = [value.strip(), *_VALUE_WORDS.split(value)]
+            hidden.update(w for w in words if len(w) >= _SECRET_WORD and not w.isdigit())
+    for secret in sorted(hidden, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 def redact_urls(text: str) -> str:

@@ -9,6 +9,7 @@ import pytest
 from bridge.redaction import (
     MAX_READ,
     names_secret,
+    redact_sent,
     redact_urls,
     safe_bus_url,
     safe_otlp_endpoint,
@@ -280,6 +281,49 @@ def test_redact_urls_still_hides_what_only_a_secret_looks_like(text: str, shown:
     name can be, a token after Bearer (a digit, a capital inside, a token68 sign, 20 characters)
     or any word after a ``Bearer`` given as a value, and a pair whose phrase names a secret."""
     assert redact_urls(text) == shown
+
+
+_SENT_TO = ("https://hooks.example/services/T0/B0/tok3n%2Bx?k=1", "https://b.example/x/y")
+_SENT = {
+    "Content-Type": "application/json",
+    "User-Agent": "exesdb-bridge/1.0",
+    "X-ExESDB-Delivery": "d3adb33fd3adb33f",
+    "X-ExESDB-Signature": "t=1733400000,v1=" + "ab" * 32,
+    "Authorization": "Bearer tok-Xq7rT2vLm9Wc",
+    "X-Team": "ops",
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        # The path sent to, as Express, Django and Spring quote it, escaped or not.
+        ("Cannot POST /services/T0/B0/tok3n%2Bx", "Cannot POST /…"),
+        (
+            "The current path, services/T0/B0/tok3n+x, didn't match",
+            "The current path, …, didn't match",
+        ),
+        ('{"path":"/x/y"}', '{"path":"/…"}'),
+        # A credential quoted without its header's name, the signature's MAC without its time.
+        ("tok-Xq7rT2vLm9Wc is no token of ours", "<redacted> is no token of ours"),
+        ("got Bearer tok-Xq7rT2vLm9Wc", "got <redacted>"),
+        (f"MAC {'ab' * 32} at 1733400000", "MAC <redacted> at 1733400000"),
+        # What holds no secret stays: the delivery's id, the content type, a short value.
+        (
+            "delivery d3adb33fd3adb33f: not application/json",
+            "delivery d3adb33fd3adb33f: not application/json",
+        ),
+        ("team ops unknown", "team ops unknown"),
+        ("404 page not found", "404 page not found"),
+    ],
+)
+def test_redact_sent_hides_what_the_request_sent_that_an_answer_quotes(
+    text: str, shown: str
+) -> None:
+    """An answer quoting the path a request went to shows it as ``/…``, as ``safe_url`` does,
+    and a header value that may be a credential, or a long word of one, as ``<redacted>``;
+    what never holds a secret (the headers named ``shown``, a number, a short value) stays."""
+    assert redact_sent(text, _SENT_TO, _SENT, shown={"x-exesdb-delivery"}) == shown
 
 
 # Modules that take URLs apart, and why none of them shows one its own way.

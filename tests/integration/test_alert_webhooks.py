@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from bridge.messages import NodeLifecycle, NotificationStatus
 from bridge.redaction import safe_url
@@ -236,6 +237,76 @@ async def test_a_refusing_answer_is_told_in_the_log_on_one_line_and_nowhere_else
     assert "hunter2" not in caplog.text
     assert dead.last_error == "HTTP 404"
     assert told == ["HTTP 503; will retry", "HTTP 404; dead-lettered"]
+
+
+async def test_a_refusing_answer_that_echoes_the_receivers_path_does_not_log_it(
+    tmp_path: Path, webhook_receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receiver whose refusal quotes the path it was posted to (Express's 404 page, "Cannot
+    POST /services/…"; Spring's "path" field) has that path shown as ``/…`` in the log line, as
+    the receiver's URL is shown everywhere: a webhook's path is often its key."""
+    token = "Xq7rT2vLm9WcZ4bN8sKd1Yhf"  # a webhook URL's key, as Slack's
+    path = f"/services/T0AAAAAAA/B0BBBBBBB/{token}"
+    receiver: WebhookReceiver = webhook_receiver(path=path)
+    express = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>Error</title>\n</head>\n<body>\n<pre>Cannot POST {path}</pre>\n</body>\n</html>\n"
+    )
+    spring = f'{{"status":404,"error":"Not Found","path":"{path}"}}'
+    receiver.script(Answer(503, text=spring), Answer(404, text=express))
+    caplog.set_level(logging.WARNING, "bridge.sinks.alerts")
+    async with alert_bridge(
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: sink.outbox.queue.depth().dead == 1, what="a dead letter")
+    said = [r.getMessage() for r in caplog.records if "webhook" in r.getMessage()]
+    assert len(said) == 2, said
+    assert '"path":"/…"' in said[0], said[0]
+    assert "<pre>Cannot POST /…</pre>" in said[1], said[1]
+    assert token not in caplog.text
+
+
+async def test_a_refusing_answer_that_echoes_the_bridges_credentials_does_not_log_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receiver whose refusal quotes what the bridge sent it to prove itself (the signature's
+    MAC, the bearer token, in a sentence that names neither as a header) has each shown as
+    ``<redacted>`` in the log line: the bridge never logs a token or a signature."""
+    token = "tok-Xq7rT2vLm9WcZ4bN8sKd"  # the receiver's bearer token, in the receivers file
+
+    async def refuse(request: web.Request) -> web.Response:
+        mac = request.headers["X-ExESDB-Signature"].rsplit("v1=", 1)[1]
+        credentials = request.headers["Authorization"].removeprefix("Bearer ")
+        text = f"no key makes {mac} of this body, and {credentials} is no token of ours"
+        return web.Response(status=403, text=text)
+
+    app = web.Application()
+    app.router.add_post("/hook", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    receivers = tmp_path / "receivers.yml"
+    receivers.write_text(
+        "webhook_configs:\n"
+        f"  - url: http://127.0.0.1:{runner.addresses[0][1]}/hook\n"
+        f"    http_config: {{authorization: {{credentials: {token}}}}}\n"
+    )
+    caplog.set_level(logging.WARNING, "bridge.sinks.alerts")
+    try:
+        async with alert_bridge(
+            tmp_path, serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(receivers), **FAST
+        ) as (bridge, sink, _):
+            bridge.bus.publish("disk_full", system_alert("a1"))
+            await async_wait_until(
+                lambda: sink.outbox.queue.depth().dead == 1, what="a dead letter"
+            )
+    finally:
+        await runner.cleanup()
+    [said] = [r.getMessage() for r in caplog.records if "dead-lettered" in r.getMessage()]
+    assert "HTTP 403: no key makes <redacted> of this body, and <redacted> is no token" in said
+    assert token not in caplog.text
+    assert not re.search("[0-9a-f]{64}", caplog.text), caplog.text
 
 
 async def test_hung_receiver_times_out_and_is_retried(tmp_path: Path, webhook_receiver) -> None:

@@ -348,7 +348,8 @@ class AlertmanagerPoster:
                     error_type = str(status)
                     refused = refused_redirect(self._client, status)
                     error = refused or f"HTTP {status}"
-                    self._failure = refused or f"it answered {status}: {answer_said(head)}"
+                    said = answer_said(head, self.url, response)
+                    self._failure = refused or f"it answered {status}: {said}"
         except REQUEST_ERRORS as exc:
             failure = request_failure(exc, self._timeout)
             error_type, error = failure.kind, failure.text

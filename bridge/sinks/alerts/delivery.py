@@ -54,7 +54,7 @@ from bridge.httpclient import (
 )
 from bridge.httpclient.redirects import post, refused_redirect
 from bridge.receiver_keys import receiver_label
-from bridge.redaction import redact_urls
+from bridge.redaction import redact_sent, redact_urls
 from bridge.sinks.alerts.queue import BuildPayloads, DeliveryQueue, Keep
 from bridge.sinks.alerts.receiver_log import ReceiverLog
 from bridge.sinks.alerts.records import (
@@ -139,11 +139,16 @@ def classify(status: int) -> Outcome:
     return Outcome.REJECTED
 
 
-def answer_said(head: bytes) -> str:
-    """The start of a refusing answer's body as a log line shows it: on one line (a server's
-    "404 page not found\n" or HTML page would break it), every URL in it redacted, at most 200
-    characters."""
-    return " ".join(redact_urls(head.decode(errors="replace")).split())[:200]
+def answer_said(head: bytes, url: str, response: aiohttp.ClientResponse) -> str:
+    """The start of ``head``, the body of ``response`` refusing a post to ``url``, as a log line
+    shows it: on one line (a server's "404 page not found\n" or HTML page would break it), every
+    URL in it redacted, and what the request sent that may be a secret hidden, should the
+    answer quote it (``redact_sent``: the path of ``url`` and of the URL a redirect led to, and
+    the request's headers but the delivery's id), at most 200 characters."""
+    sent = response.request_info.headers
+    text = head.decode(errors="replace")
+    text = redact_sent(text, (url, str(response.url)), sent, shown={DELIVERY_HEADER})
+    return " ".join(redact_urls(text).split())[:200]
 
 
 async def read_answer(
@@ -393,7 +398,7 @@ class WebhookSender:
                     retry_after,
                     self._monotonic() - started,
                     str(status) if error else None,
-                    answer_said(head) if error else None,
+                    answer_said(head, url, response) if error else None,
                 )
         except REQUEST_ERRORS as exc:
             failure = request_failure(exc, self._timeout)

@@ -303,6 +303,46 @@ async def test_the_posters_http_config_takes_http_headers_and_a_bearer_token_fil
     assert set(receiver.tenants) == {"team-a"}
 
 
+async def test_a_refusal_quoting_the_posts_token_does_not_log_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A proxy in front of Alertmanager (its path holding a key) that refuses the post quoting
+    the path and the bearer token it got (without naming it a header) is warned about with the
+    path shown as ``/…`` and the token as ``<redacted>``."""
+    token, key = "am-t0ken-Xq7rT2vLm9Wc", "key-Zt4bN8sKd1Yhf"
+
+    async def refuse(request: web.Request) -> web.Response:
+        credentials = request.headers["Authorization"].removeprefix("Bearer ")
+        text = f"POST {request.path}: {credentials} is no token this proxy knows"
+        return web.Response(status=401, text=text)
+
+    app = web.Application()
+    app.router.add_post(f"/am/{key}/api/v2/alerts", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    (tmp_path / "am-token").write_text(f"{token}\n")
+    config = tmp_path / "receivers.yml"
+    config.write_text(
+        f"alertmanager:\n  url: http://127.0.0.1:{runner.addresses[0][1]}/am/{key}\n"
+        "  http_config:\n"
+        "    bearer_token_file: am-token\n"
+    )
+    caplog.set_level(logging.WARNING, "bridge.sinks.alerts.alertmanager")
+    try:
+        async with alert_bridge(
+            tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config)
+        ) as (bridge, _, _):
+            bridge.bus.publish("disk_full", system_alert("am-3"))
+            await async_wait_until(lambda: caplog.records, what="the refusal warned of")
+    finally:
+        await runner.cleanup()
+    [said] = [r.getMessage() for r in caplog.records]
+    assert "it answered 401: POST /…: <redacted> is no token this proxy knows" in said, said
+    assert token not in caplog.text
+    assert key not in caplog.text
+
+
 @pytest.mark.parametrize("configured", [True, False])
 async def test_the_posts_counter_shows_each_result_at_0_only_with_a_poster(
     tmp_path: Path, receiver: Receiver, configured: bool
