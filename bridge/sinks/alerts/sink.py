@@ -410,6 +410,7 @@ class AlertSink:
             db=self._db,
             clock=self._clock,
             limit=self._max_open,
+            holding=self.holds_work_queue,
             notify=self._changed,
             escalated=escalator.announce,
             withheld=self.metrics.withheld,
