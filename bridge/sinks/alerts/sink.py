@@ -257,6 +257,7 @@ class AlertSink:
         self._states: AlertStates | None = None
         if lease is not None:
             lease.on_lead(self._take_up)
+            lease.require(self._db.hung)  # an outbox that hangs leaves the work queue to others
         self._house_wake = asyncio.Event()
         self._housekeeping: Housekeeping | None = None
         self._alertmanager_section: AlertmanagerConfig | None = None

@@ -591,6 +591,9 @@ class Lease:
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Taking the lease is the test's doing here: nothing to call back."""
 
+    def require(self, check: Callable[[], str | None]) -> None:
+        """Giving the lease up is the test's doing here: nothing to check."""
+
     async def stop_reading(self) -> None:
         """Nothing is read from a work queue here."""
 
