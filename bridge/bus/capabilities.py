@@ -95,6 +95,11 @@ class WorkQueueLease(Protocol):
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Await ``callback`` each time this replica takes the lease, before it reads."""
 
+    def require(self, check: Callable[[], str | None]) -> None:
+        """Hold the lease only while ``check()`` is None (else it says why this replica cannot
+        serve the work queue now: its alert outbox hangs, say): a holder found unfit gives the
+        lease up, so that a replica standing by takes over, and takes it again only once fit."""
+
     async def stop_reading(self) -> None:
         """Take no more work-queue entries (keep the lease until ``release``)."""
 

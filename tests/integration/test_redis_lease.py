@@ -280,6 +280,47 @@ async def test_a_take_up_longer_than_the_lease_keeps_the_lease_and_ends_holding_
     assert attempts == [0]
 
 
+async def test_a_take_up_found_unfit_gives_the_lease_back_and_waits_until_fit(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replica found unfit (``require``: its outbox hung) while it takes the work queue up
+    gives the lease back then, not after the minute a take-up may last, leaves the free lease
+    alone while unfit (said once), and takes it up once fit."""
+    server = redis_server()
+    unfit: list[str] = []
+    release = asyncio.Event()
+
+    async def hanging_take_up() -> None:
+        await release.wait()  # an outbox call waiting behind one that hangs
+
+    def leader() -> bytes | None:
+        with server.client() as other:
+            held: bytes | None = other.get(LEADER)
+            return held
+
+    with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
+        async with _running_lease(server, on_lead=hanging_take_up) as lease:
+            lease.require(lambda: unfit[0] if unfit else None)
+            await async_wait_until(lambda: leader() == b"a:1", 10, "the lease taken")
+            unfit.append("the alert outbox has not answered for 15 s")
+            await async_wait_until(lambda: leader() is None, 10, "the lease given back")
+            await async_wait_until(
+                lambda: (
+                    "the work-queue lease is free but this replica (a:1) does not take it:"
+                    " the alert outbox has not answered for 15 s" in caplog.text
+                ),
+                10,
+                "the free lease left alone",
+            )
+            assert not lease.leading
+            assert "taking the work queue up stopped: the alert outbox" in caplog.text
+            unfit.clear()
+            release.set()
+            await async_wait_until(lambda: lease.leading, 10, "the lease held once fit")
+    declined = [r for r in caplog.records if "lease is free but" in r.getMessage()]
+    assert len(declined) == 1
+
+
 EPOCH = "exesdb:bus:epoch"
 
 

@@ -6,6 +6,8 @@ still gives acknowledgement, and a new holder claims what a dead one left pendin
 expires after ``lease_ms`` unless renewed (every third of it), so a dead holder's lapses. A
 lease set is renewed at once, before it is taken up: one Redis refuses to renew is told refused
 and given back (not taken up and lost again each lease, nor seen held by the other replicas).
+A holder unfit to serve (``require``: its alert outbox hangs) steps down and gives the lease back
+at its next renewal, and takes it again only once fit, so that a replica standing by serves.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class Lease:
         self._seen: tuple[str, bytes | None] | None = None
         self._leave_until: float | None = None
         self._on_lead: list[Callable[[], Awaitable[None]]] = []
+        self._checks: list[Callable[[], str | None]] = []  # see ``require``
+        self._unfit_told = False  # a free lease was declined as unfit, logged, while it lasts
         # Take-overs failed in a row, and what the last one logged failed with.
         self._failed_takes = 0
         self._take_fault = ""
@@ -112,6 +116,13 @@ class Lease:
         """Await ``callback`` each time this replica takes the lease, before it reads."""
         self._on_lead.append(callback)
 
+    def require(self, check: Callable[[], str | None]) -> None:
+        """Hold the lease only while ``check()`` is None (else why this replica cannot serve
+        the work queue now): a holder found unfit steps down and gives the lease back at its
+        next renewal (or in the middle of taking it up), so that a replica standing by takes
+        over; it takes the lease again only once fit."""
+        self._checks.append(check)
+
     def stop_taking(self) -> None:
         """Take the lease no more (one held is still renewed until ``release``)."""
         self._taking = False
@@ -135,7 +146,10 @@ class Lease:
     async def _step(self) -> float | None:
         self._stepped_down.clear()
         client = self._link.client
-        if self.held.is_set():
+        unfit = self._unfit()
+        if self.held.is_set() and unfit is not None:
+            await self._give_up(unfit)
+        elif self.held.is_set():
             # Timed from before it is sent: the lease in Redis runs from when Redis renewed it.
             sent = self._clock()
             # An answer after the lease ran out is of no use: until it came (Redis stalled, or
@@ -179,6 +193,8 @@ class Lease:
                 self._leave_until = None
             elif not mine and self._leaving(epoch):
                 pass
+            elif unfit is not None:
+                self._decline(unfit)  # (one a lost SET made this replica's runs out)
             elif taken := await self._take(mine):
                 self._holder = None  # the one last seen holds it no more: this replica took it
                 self._seen = None  # nor is it the last holder this replica knows of
@@ -290,6 +306,33 @@ class Lease:
             self._step_down(_gone_to(holder))
             self._stepped_down.set()
 
+    def _unfit(self) -> str | None:
+        """Why this replica cannot serve the work queue now (``require``); None when it can."""
+        for check in self._checks:
+            if (why := check()) is not None:
+                return why
+        self._unfit_told = False
+        return None
+
+    async def _give_up(self, why: str) -> None:
+        """Step down first (nothing here acts as the holder from then on, a call that hung
+        returning later included), then give the lease back at once: a replica standing by
+        takes it within a second, not a lease later."""
+        self._holder = None
+        self._step_down(f"{why}; it gives the lease up, for another replica to take over")
+        with contextlib.suppress(*RETRYABLE):  # unreachable: the lease runs out meanwhile
+            await self._link.client.eval(_RELEASE, 1, self._key, self._consumer)
+
+    def _decline(self, why: str) -> None:
+        """Leave a free lease alone while unfit, said once while it lasts."""
+        if not self._unfit_told:
+            self._unfit_told = True
+            _logger.warning(
+                "the work-queue lease is free but this replica (%s) does not take it: %s",
+                self._consumer,
+                why,
+            )
+
     def _lapse_if_expired(self) -> None:
         if self._clock() - self._renewed <= self._lease_ms / 1000:
             return
@@ -346,14 +389,16 @@ class Lease:
         """Await ``callback``, renewing the lease every third of it meanwhile: a take-up longer
         than the lease (many open alerts to adopt) would otherwise be cut off each time, and no
         replica would hold the lease. Raises ``TimeoutError`` when it takes longer than
-        ``_TAKE_UP_SECONDS`` (or half the lease, if longer), and ``LookupError`` when a renewal
-        finds the lease gone."""
+        ``_TAKE_UP_SECONDS`` (or half the lease, if longer) or this replica is found unfit
+        (``require``), and ``LookupError`` when a renewal finds the lease gone."""
         work = asyncio.ensure_future(callback())
         deadline = self._clock() + max(self._lease_ms / 2000, _TAKE_UP_SECONDS)
         try:
             while not (await asyncio.wait({work}, timeout=self._period))[0]:
                 if self._clock() >= deadline:
                     raise TimeoutError(f"taking the work queue up took {_TAKE_UP_SECONDS:g} s")
+                if (why := self._unfit()) is not None:
+                    raise TimeoutError(f"taking the work queue up stopped: {why}")
                 sent = self._clock()
                 if not await self._renew():
                     raise LookupError("the lease ran out while this replica took the queue up")

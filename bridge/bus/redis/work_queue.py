@@ -77,6 +77,12 @@ class WorkQueue:
         reads the consumer group (e.g. to take up the open alerts the last holder kept)."""
         self._lease.on_lead(callback)
 
+    def require(self, check: Callable[[], str | None]) -> None:
+        """Hold the work-queue lease only while ``check()`` is None (else why this replica
+        cannot serve the work queue now): a holder found unfit gives it up at its next renewal,
+        so that a replica standing by takes over, and takes it again only once fit."""
+        self._lease.require(check)
+
     async def stop_reading(self) -> None:
         """Stop reading the consumer group, and taking the lease; the first step of a graceful
         stop, before the alert stage drains what it took. A lease held is still renewed until

@@ -25,7 +25,8 @@ as a webhook attempt does (``bridge.tracing``).
 On the Redis bus only the work-queue lease holder posts (``holding``): its outbox alone is
 current (it took the open alerts up from Redis), while another replica's may still hold as firing
 alerts the holder has resolved since, which its posts would keep active in Alertmanager. A
-replica without the lease posts nothing, and posts in full within a second of taking it. While
+replica without the lease posts nothing (nor what it read as it held the lease, a read that
+outlasted it: its outbox hung), and posts in full within a second of taking it. While
 Redis cannot be reached (``reachable``) nobody holds the lease: the last holder goes on posting
 its alerts, the most current there are, or Alertmanager would let them lapse and send their
 resolves after four intervals of outage.
@@ -221,6 +222,8 @@ class AlertmanagerPoster:
                 _logger.exception("posting to Alertmanager failed")
                 self._failure = "an error of the bridge's own (logged above)"
                 ok = False
+            if ok is None:
+                continue  # the lease went while the alerts were read: standing by now
             if not ok:
                 self._failures += 1
                 if self._failures == 1:
@@ -275,8 +278,9 @@ class AlertmanagerPoster:
                 self.shown_url,
             )
 
-    async def _post_once(self, *, full: bool = True) -> bool:
-        """Post the current alerts once; True when Alertmanager took them (or none to send).
+    async def _post_once(self, *, full: bool = True) -> bool | None:
+        """Post the current alerts once; True when Alertmanager took them (or none to send),
+        None when this replica stopped posting (gave the lease up) while it read them.
 
         ``full``: every alert not resolved and those resolved lately (the periodic re-post);
         otherwise only those changed since the last post (a wake).
@@ -294,6 +298,10 @@ class AlertmanagerPoster:
         after = ""
         while True:
             records = await self._db.call(page, since, after=after, limit=_MAX_PER_POST)
+            if not self._posting():
+                # The read outlasted the lease (the outbox's disk hung, the lease given up
+                # meanwhile): the holder's alerts are current, these may fire one it resolved.
+                return None
             if records and not await self._post(records, now):
                 return False
             if len(records) < _MAX_PER_POST:

@@ -48,7 +48,8 @@ as it takes the lease up, before its alerts are made those of Redis. While Redis
 notification held back is worse than the rare stale one.
 
 A holder that lost the lease without knowing (slow, cut off) can no longer change Redis: its
-change is refused, nothing is stored, and its entries are left for the next holder. One that
+change is refused, nothing is stored, and its entries are left for the next holder. So is one
+that gave the lease up (its outbox hung) until it holds it again, taken up (``_fence``). One that
 lost it between Redis and its outbox (stalled there past the lease), or that stored a change and
 could not drop its note (Redis unreachable at that moment) before another replica took the lease,
 leaves that change's notifications out as it finds the note gone, or at its next catch-up; those
@@ -98,6 +99,10 @@ TAKEN_OVER_REASON: Final = (
 )
 """The last error of a delivery of notifications left out because another replica notifies
 their change (``AlertStore.withdraw``)."""
+# Why a change is refused: another replica holds the lease (or this one has yet to take it up).
+_NOT_HOLDING: Final = (
+    "this replica no longer holds the work-queue lease: its alert changes are left to the holder"
+)
 
 P = ParamSpec("P")
 
@@ -147,11 +152,13 @@ class AlertIndex:
         db: DbThread,
         clock: Callable[[], float],
         limit: int,
+        holding: Callable[[], bool] = lambda: True,
         notify: Callable[[], None] = lambda: None,
         escalated: Callable[[list[Escalated]], None] = lambda steps: None,
         withheld: Callable[[int], None] = lambda count: None,
     ) -> None:
-        """``limit``: the open alerts kept at most (the open-alert cap); ``notify`` is called
+        """``limit``: the open alerts kept at most (the open-alert cap); ``holding``: whether
+        this replica holds the work-queue lease, taken up (see ``_fence``); ``notify`` is called
         when catching up stored notifications, ``escalated`` with the escalation steps among
         them (announced by nobody yet: the crash came before), ``withheld`` with how many stale
         notifications taking the lease up left out of pending deliveries, or a catch-up left out
@@ -163,6 +170,7 @@ class AlertIndex:
         self._db = db
         self._clock = clock
         self._limit = limit
+        self._holding = holding
         self._notify = notify
         self._escalated = escalated
         # One change at a time, from working it out to storing it: none reads what another
@@ -203,11 +211,9 @@ class AlertIndex:
             # From here until the outbox stored the plan, Redis may hold it (an answer lost on
             # the way, the outbox failing): its note is then what the next change stores first.
             self.caught_up = False
+            self._fence()
             if not await self._state.commit(NAME, change):
-                raise TransportError(
-                    "this replica no longer holds the work-queue lease: its alert changes are "
-                    "left to the holder"
-                )
+                raise TransportError(_NOT_HOLDING)
             applied = await self._db.call(self._alerts.commit, plan)
             self.caught_up = True
             try:
@@ -271,17 +277,24 @@ class AlertIndex:
             return
         put = {record.alert_id: encode(record) for record in mine}
         # A restore: made only while the records are still gone and the lease is ours.
+        self._fence()
         if not await self._state.commit(NAME, StateChange(put=put, restore=True)):
-            raise TransportError(
-                "this replica no longer holds the work-queue lease: its alert changes are "
-                "left to the holder"
-            )
+            raise TransportError(_NOT_HOLDING)
         _logger.warning(
             "alerts: Redis held none of this replica's %d open alert(s) (their hash deleted or"
             " evicted, or Redis emptied): put them back, so that the next work-queue holder"
             " takes them up",
             len(put),
         )
+
+    def _fence(self) -> None:
+        """Raise ``TransportError`` unless this replica holds the lease as taken up
+        (``holding``), before a change goes to Redis. Redis's own fence lets one through from a
+        replica that took the lease back and has not taken it up yet: worked out on an outbox
+        the changes of the holder between have passed by (a change that waited out a hung
+        outbox call, the lease given up meanwhile), it would undo them."""
+        if not self._holding():
+            raise TransportError(_NOT_HOLDING)
 
     def _open_alerts(self) -> list[AlertRecord]:
         """The open alerts (firing or acknowledged) of the outbox, up to the cap."""

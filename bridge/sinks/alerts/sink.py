@@ -106,10 +106,6 @@ _OUTBOX_REFUSING: Final = (
     "the alert outbox cannot store alerts now (its disk full, or failing): the batch is not"
     " taken; send it again"
 )
-# An outbox call running this long is stuck (a write or fsync to a hung disk): readiness says so.
-# Past SQLite's busy timeout (10 s, the longest a sound call waits for another process's lock)
-# and ingest's wait for a commit (10 s).
-_HUNG_SECONDS: Final = 15.0
 # How long a delivery due at start waits for Redis's first answer before it goes unchecked.
 _FIRST_ANSWER_SECONDS: Final = 5.0
 # The last error of a delivery made of notifications withheld from a receiver that takes no
@@ -261,6 +257,7 @@ class AlertSink:
         self._states: AlertStates | None = None
         if lease is not None:
             lease.on_lead(self._take_up)
+            lease.require(self._db.hung)  # an outbox that hangs leaves the work queue to others
         self._house_wake = asyncio.Event()
         self._housekeeping: Housekeeping | None = None
         self._alertmanager_section: AlertmanagerConfig | None = None
@@ -414,6 +411,7 @@ class AlertSink:
             db=self._db,
             clock=self._clock,
             limit=self._max_open,
+            holding=self.holds_work_queue,
             notify=self._changed,
             escalated=escalator.announce,
             withheld=self.metrics.withheld,
@@ -505,18 +503,15 @@ class AlertSink:
             _logger.info("alerts: webhook receiver %s is %s", receiver.label, receiver.source)
 
     def readiness(self) -> str | None:
-        """None once started and until closed, but while an outbox call has run past
-        ``_HUNG_SECONDS`` (its disk hung), and while the outbox cannot record a webhook
-        attempt's outcome (its disk full): that outcome is kept in memory meanwhile."""
+        """None once started and until closed, but while an outbox call hangs (its disk hung:
+        ``DbThread.hung``), and while the outbox cannot record a webhook attempt's outcome (its
+        disk full): that outcome is kept in memory meanwhile."""
         if self._closed:
             return "the alert sink is closed"
         if not self._started:
             return "the alert sink has not started"
-        if (hung := self._db.running_for()) >= _HUNG_SECONDS:
-            return (
-                f"the alert outbox has not answered for {hung:.0f} s (a write or fsync to its"
-                " disk hangs): alerts taken meanwhile wait in memory, not yet on disk"
-            )
+        if hung := self._db.hung():
+            return f"{hung}: alerts taken meanwhile wait in memory, not yet on disk"
         if kept := self._kept.unready:
             return kept
         for worker in self.workers.values():

@@ -7,9 +7,14 @@ import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Final, ParamSpec, TypeVar
 
 __all__ = ["DbThread"]
+
+# A call running this long is stuck (a write or fsync to a hung disk): readiness says so, and on
+# Redis the work-queue lease goes to another replica. Past SQLite's busy timeout (10 s, the
+# longest a sound call waits for another process's lock) and ingest's wait for a commit (10 s).
+_HUNG_SECONDS: Final = 15.0
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -18,7 +23,7 @@ T = TypeVar("T")
 class DbThread:
     """Runs blocking calls, one at a time and in order, off the event loop.
 
-    ``clock`` (monotonic seconds) times the call running (``running_for``).
+    ``clock`` (monotonic seconds) times the call running (``hung``).
     """
 
     def __init__(
@@ -40,11 +45,17 @@ class DbThread:
             self._pool, self._timed, functools.partial(fn, *args, **kwargs)
         )
 
-    def running_for(self) -> float:
-        """How long the call running now has run (0 when none runs): a write to a hung disk
-        runs on and on."""
+    def hung(self) -> str | None:
+        """What hangs, while the call running now has run past ``_HUNG_SECONDS`` (a write or
+        fsync to a hung disk runs on and on); None otherwise."""
         since = self._since
-        return 0.0 if since is None else self._clock() - since
+        running = 0.0 if since is None else self._clock() - since
+        if running < _HUNG_SECONDS:
+            return None
+        return (
+            f"the alert outbox has not answered for {running:.0f} s (a write or fsync to its"
+            " disk hangs)"
+        )
 
     def _timed(self, call: Callable[[], T]) -> T:
         self._since = self._clock()

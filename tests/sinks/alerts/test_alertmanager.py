@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -141,6 +142,44 @@ async def poster_to(
         await poster.aclose()
         db.close()
         outbox.close()
+
+
+async def test_alerts_read_as_the_lease_went_are_not_posted(
+    tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read of the alerts that returns after this replica gave the work-queue lease up (the
+    outbox's disk hung meanwhile) posts nothing of them: the holder's posts are current, and
+    these may fire again an alert it resolved since."""
+    caplog.set_level(logging.INFO)
+    holding = True
+    entered, release = threading.Event(), threading.Event()
+    async with poster_to(receiver.url, tmp_path, holding=lambda: holding) as (
+        poster,
+        outbox,
+        clock,
+    ):
+        outbox.alerts.apply([firing_event("a1")], clock.now)
+        current = outbox.alerts.current
+
+        def hanging(*args: Any, **kwargs: Any) -> Any:
+            """The outbox's read of the current alerts, hanging until released."""
+            entered.set()
+            release.wait(30)
+            return current(*args, **kwargs)
+
+        outbox.alerts.current = hanging  # type: ignore[method-assign]
+        poster.start()
+        await async_wait_until(entered.is_set, what="the read hanging")
+        holding = False
+        release.set()
+        await async_wait_until(
+            lambda: (
+                receiver.posts
+                or "posts left to the replica holding the work-queue lease" in caplog.text
+            ),
+            what="a post, or the poster standing by",
+        )
+    assert receiver.posts == []
 
 
 async def test_a_wake_posts_only_changed_alerts_and_the_interval_posts_all(

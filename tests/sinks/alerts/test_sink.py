@@ -591,6 +591,9 @@ class Lease:
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Taking the lease is the test's doing here: nothing to call back."""
 
+    def require(self, check: Callable[[], str | None]) -> None:
+        """Giving the lease up is the test's doing here: nothing to check."""
+
     async def stop_reading(self) -> None:
         """Nothing is read from a work queue here."""
 
@@ -707,6 +710,32 @@ async def test_taking_the_lease_shows_the_open_alerts_taken_up_at_once(tmp_path:
         shown = bridge.registry.get_sample_value("exesdb_alerts_active", {"severity": "critical"})
         assert shown == 1
         assert stored(sink.outbox, "a1")
+
+
+async def test_a_change_made_before_the_lease_taken_back_is_taken_up_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A change of alert states while Redis has the lease as this replica's but it has not taken
+    it up yet (a batch that waited out a hung outbox call, the lease given up and taken back
+    meanwhile: its outbox may be behind another holder's changes) is refused, Redis left as it
+    was; once taken up, the alert is stored."""
+    store = Store()
+    store.holder = "b"
+    transport = SharedTransport(store)
+    async with alert_bridge(tmp_path, transport=transport) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(
+            lambda: bridge.registry.get_sample_value(
+                "exesdb_sink_errors_total", {"subscriber": "alerts"}
+            ),
+            what="the batch refused",
+        )
+        assert not store.records
+        assert stored(sink.outbox, "a1") is None
+        await transport.lease.take()
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: stored(sink.outbox, "a1"), what="a1 stored")
+        assert set(store.records or ()) == {"a1"}
 
 
 async def test_the_holder_publishes_no_alertack_for_an_ack_it_answers_another_episode(
