@@ -6,8 +6,11 @@ import http.server
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from typing import Any, Protocol
 
+import grpc
 import pytest
 
 from bridge.sinks.otlp.failures import SDK_LOGGER, ExportFailures, SdkLogCapture
@@ -231,3 +234,136 @@ def test_a_cause_told_in_an_earlier_export_is_not_this_ones(
         "(OTEL_EXPORTER_OTLP_TIMEOUT)",
         "OTLP logs export failing: connection refused",
     ]
+
+
+class _Http1Collector:
+    """A real HTTP/1.1 server answering every POST 404, as a port of another protocol would."""
+
+    def __init__(self) -> None:
+        class NotFound(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.send_error(404)
+
+            def log_message(self, format: str, *args: object) -> None:
+                """Quiet."""
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.port = self.server.server_port
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _grpc_port() -> tuple[grpc.Server, int]:
+    """A real gRPC server without TLS (no service: its HTTP/2 answers are what counts)."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
+class _Exporter(Protocol):
+    """What the tests ask of an SDK exporter, gRPC or HTTP."""
+
+    def export(self, batch: Sequence[Any]) -> Any: ...
+
+    def shutdown(self) -> None: ...
+
+
+def _failing_export_said(caplog: pytest.LogCaptureFixture, exporter: _Exporter) -> str:
+    """The warning's reason for one export of ``exporter`` on the logs thread, which fails."""
+    failures = ExportFailures(clock=ManualClock())
+
+    def export() -> None:
+        exporter.export([])
+        failures.failed("logs", 1)
+
+    with caplog.at_level("INFO", logger="bridge.sinks.otlp.failures"):
+        try:
+            _captured_on_the_logs_thread(failures, export)
+        finally:
+            exporter.shutdown()
+    [line] = _lines(caplog)
+    return line.partition("failing: ")[2].rpartition("; ")[0]
+
+
+def test_a_grpc_export_to_an_http1_port_says_to_set_the_http_protocol(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The gRPC exporter sent to an HTTP/1.1 port (a collector's OTLP/HTTP 4318) is told to set
+    the protocol to http/protobuf or give the gRPC port, not gRPC's parsing error cut short."""
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+    collector = _Http1Collector()
+    try:
+        endpoint = f"http://127.0.0.1:{collector.port}"
+        said = _failing_export_said(caplog, OTLPLogExporter(endpoint=endpoint, timeout=1))
+    finally:
+        collector.close()
+    assert said == (
+        "the endpoint answers in HTTP/1.1, as an OTLP/HTTP port does (a collector's 4318), not "
+        "gRPC: set OTEL_EXPORTER_OTLP_PROTOCOL (or OTEL_EXPORTER_OTLP_LOGS_PROTOCOL) to "
+        "http/protobuf, or give the collector's gRPC port (4317)"
+    )
+
+
+def test_an_http_export_to_a_grpc_port_says_to_set_the_grpc_protocol(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The HTTP exporter sent to a gRPC port (a collector's 4317), which answers in HTTP/2, is
+    told to set the protocol to grpc or give the OTLP/HTTP port, not the escaped bytes of the
+    HTTP/2 frame requests could not read."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    server, port = _grpc_port()
+    try:
+        endpoint = f"http://127.0.0.1:{port}/v1/logs"
+        # 2.5 s: the first attempt's failure is retried once, its cause logged, within it.
+        said = _failing_export_said(caplog, OTLPLogExporter(endpoint=endpoint, timeout=2.5))
+    finally:
+        server.stop(grace=None)
+    assert said == (
+        "the endpoint answers in HTTP/2, as an OTLP/gRPC port does (a collector's 4317), not "
+        "OTLP/HTTP: set OTEL_EXPORTER_OTLP_PROTOCOL (or OTEL_EXPORTER_OTLP_LOGS_PROTOCOL) to "
+        "grpc, or give the collector's OTLP/HTTP port (4318)"
+    )
+
+
+NO_TLS = (
+    "TLS handshake failed: the endpoint answers without TLS (OpenSSL: wrong version number): "
+    "write it with http:// for a collector without TLS"
+)
+
+
+def test_an_https_export_to_a_collector_without_tls_says_to_write_http(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The HTTP exporter given https:// for a collector without TLS is told to write http://,
+    not requests' chain of wrappers around OpenSSL's wrong version number."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    collector = _Http1Collector()
+    try:
+        endpoint = f"https://127.0.0.1:{collector.port}/v1/logs"
+        said = _failing_export_said(caplog, OTLPLogExporter(endpoint=endpoint, timeout=2.5))
+    finally:
+        collector.close()
+    assert said == NO_TLS
+
+
+def test_a_grpc_export_with_tls_to_a_collector_without_it_says_to_write_http(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The gRPC exporter dialling a plaintext gRPC collector with TLS (https://, or no scheme)
+    is told to write http://."""
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+    server, port = _grpc_port()
+    try:
+        endpoint = f"https://127.0.0.1:{port}"
+        said = _failing_export_said(caplog, OTLPLogExporter(endpoint=endpoint, timeout=1))
+    finally:
+        server.stop(grace=None)
+    assert said == NO_TLS
