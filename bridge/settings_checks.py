@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal, cast
+from urllib.parse import urlsplit
 
 from bridge.client_settings import MIN_SECRET_LENGTH
 from bridge.errors import ConfigError
@@ -329,6 +330,7 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
         )
     notes += _series_outlived_by_intervals(settings)
     notes += _grpc_tls_unsaid(settings, environ)
+    notes += _http_signal_endpoints_without_path(settings)
     notes += [
         # A receiver named by its url_file shows that path, which may hold anything.
         redact_urls(
@@ -400,6 +402,34 @@ def _grpc_tls_unsaid(settings: Settings, environ: Mapping[str, str]) -> list[str
             f"TLS, or https://{value} to say TLS"
         )
     return list(notes.values())
+
+
+def _http_signal_endpoints_without_path(settings: Settings) -> list[str]:
+    """A note for each signal's own endpoint (``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT``) that
+    the http/protobuf exporter posts to with no path: it takes that URL as it is, adding no
+    ``/v1/<signal>`` (only the general endpoint gets one), so a collector, which takes each
+    signal at its ``/v1/<signal>``, answers every export 404."""
+    notes = []
+    signals: tuple[OtlpSignal, ...] = ("traces", "logs", "metrics")
+    for signal in signals:
+        own = getattr(settings, f"otlp_{signal}_endpoint")
+        if not own or not otlp_exports(settings, signal):
+            continue
+        if otlp_protocol_of(settings, signal) != "http/protobuf":
+            continue
+        if urlsplit(own).path.strip("/"):
+            continue
+        variable = f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"
+        notes.append(
+            redact_urls(
+                f"{variable} {own} has no path, and the http/protobuf exporter posts to a"
+                f" signal's own endpoint as it is, adding nothing: a collector takes {signal} at"
+                f" /v1/{signal} and answers 404 elsewhere; end the URL in /v1/{signal}, or give"
+                " the collector's base URL in OTEL_EXPORTER_OTLP_ENDPOINT instead, to which"
+                " the exporter adds /v1/<signal>"
+            )
+        )
+    return notes
 
 
 def _unsigned_file_receivers(settings: Settings) -> list[str]:

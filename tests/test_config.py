@@ -1831,6 +1831,92 @@ def test_a_grpc_endpoint_without_a_scheme_is_taken_warning_that_it_is_dialled_wi
     assert [line for line in err.splitlines() if "TLS" in line] == warned
 
 
+def _no_path_warning(signal: str, value: str) -> str:
+    """The warning of a signal's own http/protobuf endpoint without a path."""
+    return (
+        f"exesdb-bridge: warning: OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT {value} has no"
+        " path, and the http/protobuf exporter posts to a signal's own endpoint as it is, adding"
+        f" nothing: a collector takes {signal} at /v1/{signal} and answers 404 elsewhere; end"
+        f" the URL in /v1/{signal}, or give the collector's base URL in"
+        " OTEL_EXPORTER_OTLP_ENDPOINT instead, to which the exporter adds /v1/<signal>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        (
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            },
+            [_no_path_warning("traces", "http://collector:4318")],
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "https://collector:4318/",
+                "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "http/protobuf",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4317",
+            },
+            [_no_path_warning("logs", "https://collector:4318")],  # shown as every URL is
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "EXESDB_OTLP_METRICS": "true",
+            },
+            [_no_path_warning("metrics", "http://collector:4318")],
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            },
+            [],
+        ),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4317"}, []),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            },
+            [],
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_TRACES_EXPORTER": "none",
+            },
+            [],
+        ),
+    ],
+    ids=[
+        "traces",
+        "logs, trailing slash",
+        "metrics",
+        "with its path",
+        "grpc",
+        "general endpoint",
+        "export off",
+    ],
+)
+def test_a_signals_own_http_endpoint_without_a_path_is_warned_of(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    warned: list[str],
+) -> None:
+    """A signal's own http/protobuf endpoint given as the collector's base URL (which the
+    exporter posts to as it is, so a collector answers 404) is warned of, saying to end it in
+    /v1/<signal> or use the general endpoint; with the path, over gRPC, as the general endpoint
+    or not exported, nothing is warned."""
+    status, _, err = check_config(monkeypatch, capsys, **env)
+    assert status == 0, err
+    assert [line for line in err.splitlines() if "has no path" in line] == warned
+
+
 @pytest.mark.parametrize(
     ("env", "variable"),
     [
