@@ -302,7 +302,9 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         (
             "- url: http://h/x\n",
             "the top level must be a mapping of keys ('key:' lines at the start), not a list;"
-            " allowed here: webhook_configs, alertmanager, global",
+            " allowed here: webhook_configs, alertmanager, global (a list of receivers, '- url: …'"
+            " entries, goes under a top-level webhook_configs: write 'webhook_configs:' on a line"
+            " of its own above it)",
         ),
         ("just-a-url\n", "not a single value; allowed here: webhook_configs"),
         # A receiver, or the alertmanager section, written as its URL alone: the keys meant.
