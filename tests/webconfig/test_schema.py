@@ -322,6 +322,38 @@ def test_a_hash_cut_short_or_changed_is_told_it_is_not_whole(value: str):
     assert HASH[7:20] not in problem
 
 
+def test_a_whole_htpasswd_line_as_the_hash_is_told_to_give_the_hash_alone():
+    """An htpasswd line (``alice:$2y$…``, as ``htpasswd -nB alice`` prints it) pasted as a
+    user's value is told to give the hash alone, not only that it must be a bcrypt hash;
+    neither the line's name nor its hash is shown."""
+    [problem] = _problems(f"basic_auth_users:\n  alice: 'carol:{HASH}'\n")
+    assert problem == (
+        f"{HERE}: basic_auth_users (line 2, its key not shown): holds a name and a colon before"
+        " its bcrypt hash, as htpasswd prints a user's line (user:$2y$…): give the hash alone,"
+        " from its $2 on; the user's name is the key"
+    )
+    assert "carol" not in problem
+    assert HASH[7:] not in problem
+
+
+@pytest.mark.parametrize("users", [1, 2])
+def test_htpasswd_lines_pasted_as_written_are_told_to_put_a_space_after_the_colon(users: int):
+    """htpasswd's lines pasted under basic_auth_users as it prints them (``alice:$2y$…``, no
+    space after the colon), which YAML reads as one text, are told to put a space after the
+    colon, not only that a mapping was expected; no name or hash is shown."""
+    lines = "".join(f"  user{n}:{HASH}\n" for n in range(users))
+    [problem] = _problems(f"basic_auth_users:\n{lines}")
+    assert problem == (
+        f"{HERE}: basic_auth_users: must be a mapping of user: bcrypt hash lines, and YAML reads"
+        " what is under it as one text: a user's line as htpasswd prints it (user:$2y$…) needs"
+        " a space after its colon (user: $2y$…)"
+    )
+    assert "user0" not in problem
+    assert HASH[7:] not in problem
+    spaced = parse_web_config(f"basic_auth_users:\n  user0: {HASH}\n", HERE)
+    assert spaced.basic_auth_users == {"user0": HASH}
+
+
 def test_the_original_2_form_is_refused_by_name_and_how_to_replace_it():
     """A "$2$" hash, which Go takes and the bcrypt package cannot check (no password would ever
     be let in), is told so and how to hash again; neither the hash nor its user is shown."""
