@@ -289,6 +289,18 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             " hides a secret",
         ),
         ("webhook_configs: [\n", "not valid YAML at line"),
+        (  # the parser stops on the line after it: the line without ': ' is named
+            "webhook_configs:\n  - url: http://h/tok3n\n    send_resolved true\n"
+            "    max_alerts: 3\n",
+            "receivers.yml: not valid YAML at line 3: a line among key: value lines has no ': '"
+            " (a colon and a space after the key)",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h/tok3n: x\n",
+            "receivers.yml: not valid YAML at line 2: a ': ' where YAML reads a value: a value"
+            " holding ': ' needs quotes, and a line above without its own ': ' runs on into this"
+            " one",
+        ),
         (
             "webhook_configs:\n- url: http://h/x\n\tsend_resolved: true\n",
             "receivers.yml: not valid YAML at line 3: a tab indents it, and YAML indents with"

@@ -268,6 +268,11 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
         ("rate_limit:\n  interval: soon\n", "rate_limit.interval: 'soon' is not a duration"),
         ("rate_limit:\n  interval: 1s\n  burst: -1\n", "rate_limit.burst"),
         ("tls_server_config: [\n", "not valid YAML at line"),
+        (
+            "tls_server_config:\n  cert_file a\n  key_file: b\n",
+            "web.yml: not valid YAML at line 3: a ': ' where YAML reads a value: a value holding"
+            " ': ' needs quotes, and a line above without its own ': ' runs on into this one",
+        ),
         ("- a\n- b\n", "the top level must be a mapping"),
         (
             'http_server_config:\n  headers:\n    X-XSS-Protection: "1\\r\\nX-Evil: 1"\n',
@@ -352,6 +357,16 @@ def test_htpasswd_lines_pasted_as_written_are_told_to_put_a_space_after_the_colo
     assert HASH[7:] not in problem
     spaced = parse_web_config(f"basic_auth_users:\n  user0: {HASH}\n", HERE)
     assert spaced.basic_auth_users == {"user0": HASH}
+
+
+def test_an_htpasswd_line_among_users_is_named_by_its_line_as_lacking_its_colon_and_space():
+    """An htpasswd line (``bob:$2y$…``) pasted among good users, which YAML cannot read, is
+    named by its own line (the parser stops on the line after it) as lacking ': '."""
+    text = f"basic_auth_users:\n  alice: '{HASH}'\n  bob:{HASH}\n"
+    assert _problems(text) == [
+        f"{HERE}: not valid YAML at line 3: a line among key: value lines has no ': ' (a colon"
+        " and a space after the key)"
+    ]
 
 
 def test_the_original_2_form_is_refused_by_name_and_how_to_replace_it():
