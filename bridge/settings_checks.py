@@ -21,7 +21,7 @@ from bridge.errors import ConfigError
 from bridge.otlp_settings import otlp_enabled, otlp_endpoint_of, otlp_exports, otlp_protocol_of
 from bridge.probe_settings import client_certificate_problem, credential_warnings, variable_value
 from bridge.redaction import redact_urls
-from bridge.settings import OtlpSignal, Settings, unknown_variables
+from bridge.settings import OtlpProtocol, OtlpSignal, Settings, unknown_variables
 from bridge.tlsutil import pem_file_problem
 from bridge.urls import grpc_target_without_scheme, names_a_host, otlp_endpoint_problem
 
@@ -45,6 +45,9 @@ _OTLP_KINDS: Final[Mapping[str, Literal["ca_file", "cert_file", "key"]]] = {
     "CLIENT_CERTIFICATE": "cert_file",
     "CLIENT_KEY": "key",
 }
+# A collector's standard OTLP ports: each protocol's is the other's wrong one.
+_OTHER_PORT: Final[Mapping[OtlpProtocol, int]] = {"grpc": 4318, "http/protobuf": 4317}
+_PORT_KIND: Final[Mapping[int, str]] = {4317: "OTLP/gRPC", 4318: "OTLP/HTTP"}
 # One item of OTEL_EXPORTER_OTLP_[<SIGNAL>_]HEADERS as the Python SDK's exporters read it
 # (opentelemetry.util.re, liberal): an HTTP token, "=", and a value of printable ASCII but for
 # '"', ',', ';' and backslash (URL-encoded, blanks as written). They drop any other item.
@@ -331,6 +334,7 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
     notes += _series_outlived_by_intervals(settings)
     notes += _grpc_tls_unsaid(settings, environ)
     notes += _http_signal_endpoints_without_path(settings)
+    notes += _other_protocols_port(settings)
     notes += [
         # A receiver named by its url_file shows that path, which may hold anything.
         redact_urls(
@@ -430,6 +434,53 @@ def _http_signal_endpoints_without_path(settings: Settings) -> list[str]:
             )
         )
     return notes
+
+
+def _other_protocols_port(settings: Settings) -> list[str]:
+    """A note for each endpoint in use that names the other protocol's standard port: 4318
+    (OTLP/HTTP) with grpc, 4317 (OTLP/gRPC) with http/protobuf. Every export to it fails, in
+    words of the transport that say nothing of the cause until the first one is made."""
+    # By endpoint variable, value and protocol: the signals sent so, and the protocol
+    # variable deciding each one's (its own when set, else the general one).
+    wrong: dict[tuple[str, str, OtlpProtocol], dict[str, str]] = {}
+    signals: tuple[OtlpSignal, ...] = ("traces", "logs", "metrics")
+    for signal in signals:
+        if not otlp_exports(settings, signal):
+            continue
+        value, protocol = otlp_endpoint_of(settings, signal), otlp_protocol_of(settings, signal)
+        if _port_of(value) != _OTHER_PORT[protocol]:
+            continue
+        own = getattr(settings, f"otlp_{signal}_endpoint") is not None
+        deciding = getattr(settings, f"otlp_{signal}_protocol") is not None
+        variable = f"OTEL_EXPORTER_OTLP_{signal.upper() + '_' if own else ''}ENDPOINT"
+        said = f"OTEL_EXPORTER_OTLP_{signal.upper() + '_' if deciding else ''}PROTOCOL"
+        wrong.setdefault((variable, value, protocol), {})[signal] = said
+    notes = []
+    for (variable, value, protocol), named in wrong.items():
+        port = _OTHER_PORT[protocol]
+        other: OtlpProtocol = "http/protobuf" if protocol == "grpc" else "grpc"
+        notes.append(
+            redact_urls(
+                f"{variable} {value} names port {port}, a collector's {_PORT_KIND[port]} port,"
+                f" while {', '.join(named)} go over {protocol}: every export fails there; set"
+                f" {' and '.join(sorted(set(named.values())))} to {other}, or give the"
+                f" collector's {_PORT_KIND[_OTHER_PORT[other]]} port, {_OTHER_PORT[other]}"
+            )
+        )
+    return notes
+
+
+def _port_of(endpoint: str) -> int | None:
+    """The port an OTLP endpoint names: a URL's, or a gRPC ``host:port`` target's; None when
+    it names none or cannot be read."""
+    try:
+        parts = urlsplit(endpoint)
+        if parts.netloc:
+            return parts.port
+    except ValueError:
+        return None
+    port = endpoint.rpartition("]")[2].rpartition(":")[2]
+    return int(port) if ":" in endpoint.rpartition("]")[2] and port.isdigit() else None
 
 
 def _unsigned_file_receivers(settings: Settings) -> list[str]:

@@ -1831,6 +1831,120 @@ def test_a_grpc_endpoint_without_a_scheme_is_taken_warning_that_it_is_dialled_wi
     assert [line for line in err.splitlines() if "TLS" in line] == warned
 
 
+def _port_warning(variable: str, value: str, signals: str, protocol: str, said: str) -> str:
+    """The warning of an endpoint naming the other protocol's standard port."""
+    port, kind, other, right, its = (
+        ("4318", "OTLP/HTTP", "http/protobuf", "4317", "OTLP/gRPC")
+        if protocol == "grpc"
+        else ("4317", "OTLP/gRPC", "grpc", "4318", "OTLP/HTTP")
+    )
+    return (
+        f"exesdb-bridge: warning: {variable} {value} names port {port}, a collector's {kind}"
+        f" port, while {signals} go over {protocol}: every export fails there; set {said} to"
+        f" {other}, or give the collector's {its} port, {right}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"},
+            [
+                _port_warning(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "http://collector:4318",
+                    "traces, logs",
+                    "grpc",
+                    "OTEL_EXPORTER_OTLP_PROTOCOL",
+                )
+            ],
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            },
+            [
+                _port_warning(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "http://collector:4317",
+                    "traces, logs",
+                    "http/protobuf",
+                    "OTEL_EXPORTER_OTLP_PROTOCOL",
+                )
+            ],
+        ),
+        (  # only the signal sent over the other protocol; its own protocol variable decides
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "grpc",
+            },
+            [
+                _port_warning(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "http://collector:4318",
+                    "logs",
+                    "grpc",
+                    "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+                )
+            ],
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "collector:4318",
+                "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            },
+            [
+                _port_warning(
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "collector:4318",
+                    "traces",
+                    "grpc",
+                    "OTEL_EXPORTER_OTLP_PROTOCOL",
+                )
+            ],
+        ),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}, []),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            },
+            [],
+        ),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:14318"}, []),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "true"},
+            [],
+        ),
+    ],
+    ids=[
+        "grpc to 4318",
+        "http to 4317",
+        "one signal's protocol",
+        "grpc target",
+        "grpc to 4317",
+        "http to 4318",
+        "another port",
+        "export off",
+    ],
+)
+def test_an_endpoint_naming_the_other_protocols_port_is_warned_of(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    warned: list[str],
+) -> None:
+    """An endpoint naming a collector's OTLP/HTTP port (4318) for signals sent over grpc, or its
+    gRPC port (4317) for http/protobuf, is warned of, naming the signals, the protocol variable
+    that decides theirs and the port meant; the right port, another one or export off: nothing."""
+    status, _, err = check_config(monkeypatch, capsys, **env)
+    assert status == 0, err
+    assert [line for line in err.splitlines() if "names port" in line] == warned
+
+
 def _no_path_warning(signal: str, value: str) -> str:
     """The warning of a signal's own http/protobuf endpoint without a path."""
     return (
