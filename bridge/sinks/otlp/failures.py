@@ -96,6 +96,12 @@ class ExportFailures:
             self._reasons[signal] = redact_urls(text)[:_REASON_CHARS]
             self._told.add(signal)
 
+    def latest(self, signal: Signal) -> str | None:
+        """The cause of ``signal``'s latest failed export, as its warning quotes it (redacted);
+        None when none was told."""
+        with self._lock:
+            return self._reasons.get(signal)
+
     def gave_up(self, signal: Signal) -> None:
         """The SDK gave ``signal``'s export up; unless it told why during that export, it had
         no answer in time."""
