@@ -5,13 +5,16 @@ from __future__ import annotations
 import http.server
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
+from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
 import pytest
+import trustme
 
 from bridge.sinks.otlp.failures import SDK_LOGGER, ExportFailures, SdkLogCapture
 from tests.support import ManualClock
@@ -367,3 +370,91 @@ def test_a_grpc_export_with_tls_to_a_collector_without_it_says_to_write_http(
     finally:
         server.stop(grace=None)
     assert said == NO_TLS
+
+
+def _grpc_tls_port(leaf: trustme.LeafCert) -> tuple[grpc.Server, int]:
+    """A real gRPC server with TLS, serving ``leaf``."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    chain = b"".join(pem.bytes() for pem in leaf.cert_chain_pems)
+    credentials = grpc.ssl_server_credentials([(leaf.private_key_pem.bytes(), chain)])
+    port = server.add_secure_port("127.0.0.1:0", credentials)
+    server.start()
+    return server, port
+
+
+def test_a_grpc_collector_certificate_no_ca_trusted_signed_says_which_variable_to_set(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The gRPC exporter refusing a collector's certificate that the CA it trusts did not sign
+    is told to set the certificate variables to the signing CA's file, not OpenSSL's code cut
+    short."""
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+    server, port = _grpc_tls_port(trustme.CA().issue_cert("127.0.0.1"))
+    trusted = grpc.ssl_channel_credentials(root_certificates=trustme.CA().cert_pem.bytes())
+    try:
+        exporter = OTLPLogExporter(
+            endpoint=f"https://127.0.0.1:{port}", credentials=trusted, timeout=1
+        )
+        said = _failing_export_said(caplog, exporter)
+    finally:
+        server.stop(grace=None)
+    assert said == (
+        "TLS handshake failed: the collector's certificate did not verify: set"
+        " OTEL_EXPORTER_OTLP_CERTIFICATE (or OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE) to the file of"
+        " the CA that signed it (unset, the system's CAs are trusted)"
+    )
+
+
+def test_a_grpc_collector_certificate_for_another_name_says_to_use_a_name_it_holds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The gRPC exporter dialling ``localhost`` where the certificate holds only 127.0.0.1 is
+    told to give the endpoint by a name its certificate holds."""
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+    ca = trustme.CA()
+    server, port = _grpc_tls_port(ca.issue_cert("127.0.0.1"))
+    trusted = grpc.ssl_channel_credentials(root_certificates=ca.cert_pem.bytes())
+    try:
+        exporter = OTLPLogExporter(
+            endpoint=f"https://localhost:{port}", credentials=trusted, timeout=1
+        )
+        said = _failing_export_said(caplog, exporter)
+    finally:
+        server.stop(grace=None)
+    assert said == (
+        "TLS handshake failed: the collector's certificate does not hold the endpoint's host"
+        " name: give the endpoint by a name (or address) its certificate holds"
+    )
+
+
+def test_an_http_collector_certificate_no_ca_trusted_signed_says_why_and_what_to_set(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The HTTP exporter refusing a collector's certificate that the CA file it was given did not
+    sign is told OpenSSL's reason and to set the certificate variables to the signing CA's
+    file, not requests' chain of wrappers."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    collector = _Http1Collector()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    collector.server.socket = context.wrap_socket(collector.server.socket, server_side=True)
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    try:
+        exporter = OTLPLogExporter(
+            endpoint=f"https://127.0.0.1:{collector.port}/v1/logs",
+            certificate_file=str(other),
+            timeout=2.5,  # the first attempt's failure is retried once, its cause logged
+        )
+        said = _failing_export_said(caplog, exporter)
+    finally:
+        collector.close()
+    assert said == (
+        "TLS handshake failed: the collector's certificate did not verify (unable to get local"
+        " issuer certificate): set OTEL_EXPORTER_OTLP_CERTIFICATE (or"
+        " OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE) to the file of the CA that signed it (unset, the"
+        " system's CAs are trusted)"
+    )

@@ -56,6 +56,13 @@ _HTTP1_ANSWER: Final = re.compile(
     r"Trying to connect an http1\.x server|Expected SETTINGS frame as the first frame"
 )
 _NO_TLS_ANSWER: Final = "WRONG_VERSION_NUMBER"
+# A collector's certificate refused: for a name it does not hold (gRPC's words, then Python's
+# ssl's), else as unverified (OpenSSL's code, gRPC cutting it; Python's ssl gives the reason).
+_NOT_ITS_NAME: Final = re.compile(
+    r"Hostname Verification Check failed|Hostname mismatch|IP address mismatch"
+)
+_NOT_VERIFIED: Final = re.compile(r"CERTIFICATE_VERIFY_FA|certificate verify failed")
+_NOT_VERIFIED_WHY: Final = re.compile(r"certificate verify failed: ([^(']*[^(' ])")
 
 
 @dataclass(slots=True)
@@ -270,6 +277,21 @@ def _advised(text: str, signal: Signal) -> str:
         return (
             "TLS handshake failed: the endpoint answers without TLS (OpenSSL: wrong version"
             " number): write it with http:// for a collector without TLS"
+        )
+    if _NOT_ITS_NAME.search(text):
+        return (
+            "TLS handshake failed: the collector's certificate does not hold the endpoint's host"
+            " name: give the endpoint by a name (or address) its certificate holds"
+        )
+    if _NOT_VERIFIED.search(text):
+        found = _NOT_VERIFIED_WHY.search(text)
+        why = f" ({found.group(1)})" if found else ""
+        if "expired" in why or "not yet valid" in why:
+            return f"TLS handshake failed: the collector's certificate did not verify{why}"
+        return (
+            f"TLS handshake failed: the collector's certificate did not verify{why}: set"
+            f" OTEL_EXPORTER_OTLP_CERTIFICATE (or OTEL_EXPORTER_OTLP_{signal.upper()}_CERTIFICATE)"
+            " to the file of the CA that signed it (unset, the system's CAs are trusted)"
         )
     return text
 
