@@ -20,7 +20,7 @@ from bridge.client_settings import MIN_SECRET_LENGTH
 from bridge.errors import ConfigError
 from bridge.otlp_settings import otlp_enabled, otlp_endpoint_of, otlp_exports, otlp_protocol_of
 from bridge.probe_settings import client_certificate_problem, credential_warnings, variable_value
-from bridge.redaction import redact_urls
+from bridge.redaction import redact_urls, safe_url
 from bridge.settings import OtlpProtocol, OtlpSignal, Settings, unknown_variables
 from bridge.tlsutil import pem_file_problem
 from bridge.urls import grpc_target_without_scheme, names_a_host, otlp_endpoint_problem
@@ -45,6 +45,8 @@ _OTLP_KINDS: Final[Mapping[str, Literal["ca_file", "cert_file", "key"]]] = {
     "CLIENT_CERTIFICATE": "cert_file",
     "CLIENT_KEY": "key",
 }
+# Alertmanager's alerts API, where a webhook is no body it takes.
+_ALERTMANAGER_API: Final = re.compile(r"/api/v[12]/alerts$")
 # A collector's standard OTLP ports: each protocol's is the other's wrong one.
 _OTHER_PORT: Final[Mapping[OtlpProtocol, int]] = {"grpc": 4318, "http/protobuf": 4317}
 _PORT_KIND: Final[Mapping[int, str]] = {4317: "OTLP/gRPC", 4318: "OTLP/HTTP"}
@@ -319,6 +321,7 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
         )
     if settings.webhook_urls and settings.webhook_secret is None:
         notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
+    notes += _receivers_at_alertmanagers_api(settings)
     hook_secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
     # Every delivery carries an HMAC of a known body: a short key is found offline from one.
     if hook_secret and len(hook_secret) < MIN_SECRET_LENGTH:
@@ -481,6 +484,39 @@ def _port_of(endpoint: str) -> int | None:
         return None
     port = endpoint.rpartition("]")[2].rpartition(":")[2]
     return int(port) if ":" in endpoint.rpartition("]")[2] and port.isdigit() else None
+
+
+def _receivers_at_alertmanagers_api(settings: Settings) -> list[str]:
+    """A note for each webhook receiver whose URL is Alertmanager's alerts API (its path ending
+    in ``/api/v2/alerts`` or ``/api/v1/alerts``): that API takes a list of alerts, not a webhook's
+    notification, and answers every delivery 400 (each dead-lettered), where
+    ``EXESDB_ALERTMANAGER_URL`` posts the alerts as it takes them. Named as ``check-config``
+    lists receivers: no path shown."""
+    named = [
+        (f"EXESDB_WEBHOOK_URLS item {number} {safe_url(url)}", url)
+        for number, url in enumerate(settings.webhook_urls, 1)
+    ]
+    read = settings.receivers_file()
+    if read is not None:
+        named += [
+            (f"EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.{index} {hook.shown}", hook.url)
+            for index, hook in read.hooks
+            if hook.url
+        ]
+    notes = []
+    for receiver, url in named:
+        api = _ALERTMANAGER_API.search(urlsplit(url).path.rstrip("/"))
+        if api is not None:
+            notes.append(
+                redact_urls(
+                    f"{receiver}: its path ends in {api.group(0)}, Alertmanager's alerts API,"
+                    " which takes a list of alerts, not a webhook's notification, and answers"
+                    " every delivery 400: for Alertmanager to take the bridge's alerts, set"
+                    " EXESDB_ALERTMANAGER_URL to its own URL (this one without"
+                    f" {api.group(0)}) instead"
+                )
+            )
+    return notes
 
 
 def _unsigned_file_receivers(settings: Settings) -> list[str]:

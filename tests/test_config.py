@@ -2465,3 +2465,42 @@ def test_a_signal_s_own_headers_are_judged_under_their_own_name(
     )
     assert status == 2
     assert "  OTEL_EXPORTER_OTLP_LOGS_HEADERS: item 2 of 2 is no name=value pair" in err
+
+
+@pytest.mark.parametrize(
+    ("urls", "file", "warned"),
+    [
+        ("http://am:9093/api/v1/alerts/", "", ["EXESDB_WEBHOOK_URLS item 1 http://am:9093/…"]),
+        (
+            "",
+            "webhook_configs:\n  - url: https://am.example/alertmanager/api/v2/alerts\n",
+            ["EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.0 https://am.example/…"],
+        ),
+        ("http://hooks:8080/api/v2/alerts/new,http://hooks:8080/alerts", "", []),
+    ],
+    ids=["v1, trailing slash", "file, behind a path", "other paths"],
+)
+def test_a_webhook_receiver_at_alertmanagers_alerts_api_is_warned_of(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    urls: str,
+    file: str,
+    warned: list[str],
+) -> None:
+    """A receiver whose URL path ends in Alertmanager's alerts API (v1 or v2), given in
+    EXESDB_WEBHOOK_URLS or the receivers file, is warned of, named as check-config names
+    receivers (no path shown); a path that merely holds it is not."""
+    env = {"EXESDB_WEBHOOK_SECRET": "k" * 32}
+    if urls:
+        env["EXESDB_WEBHOOK_URLS"] = urls
+    if file:
+        (tmp_path / "receivers.yml").write_text(file)
+        env["EXESDB_WEBHOOK_CONFIG_FILE"] = str(tmp_path / "receivers.yml")
+    status, _, err = check_config(monkeypatch, capsys, **env)
+    assert status == 0, err
+    lines = [line for line in err.splitlines() if "Alertmanager's alerts API" in line]
+    assert [
+        line.partition(": its path")[0].removeprefix("exesdb-bridge: warning: ") for line in lines
+    ] == warned
+    assert "alertmanager/api" not in err
