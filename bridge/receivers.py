@@ -81,6 +81,12 @@ _PASTED_RECEIVERS: Final = (
     " receivers section: move each receiver's webhook_configs entries to a top-level"
     " webhook_configs)"
 )
+# Said after "the top level must be a mapping …, not a list": the entries of a receiver's
+# webhook_configs pasted without that line, as a receiver block's inner part is.
+_PASTED_ENTRIES: Final = (
+    " (a list of receivers, '- url: …' entries, goes under a top-level webhook_configs: write"
+    " 'webhook_configs:' on a line of its own above it)"
+)
 
 
 # A blank URL is an unset one, as Alertmanager reads it (`url: ''` beside `url_file`).
@@ -302,9 +308,16 @@ def load_receivers(path: str | Path, text: str | None = None) -> ReceiversFile:
         )
     except ConfigError as exc:
         pasted = f"{path}: receivers: unknown key"
+        listed = f"{path}: the top level must be a mapping"
         raise ConfigError(
             [
-                problem + (_PASTED_RECEIVERS if problem.startswith(pasted) else "")
+                problem
+                + (_PASTED_RECEIVERS if problem.startswith(pasted) else "")
+                + (
+                    _PASTED_ENTRIES
+                    if problem.startswith(listed) and ", not a list;" in problem
+                    else ""
+                )
                 for problem in exc.problems
             ]
         ) from None

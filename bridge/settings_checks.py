@@ -14,13 +14,14 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal, cast
+from urllib.parse import urlsplit
 
 from bridge.client_settings import MIN_SECRET_LENGTH
 from bridge.errors import ConfigError
 from bridge.otlp_settings import otlp_enabled, otlp_endpoint_of, otlp_exports, otlp_protocol_of
 from bridge.probe_settings import client_certificate_problem, credential_warnings, variable_value
-from bridge.redaction import redact_urls
-from bridge.settings import OtlpSignal, Settings, unknown_variables
+from bridge.redaction import redact_urls, safe_url
+from bridge.settings import OtlpProtocol, OtlpSignal, Settings, unknown_variables
 from bridge.tlsutil import pem_file_problem
 from bridge.urls import grpc_target_without_scheme, names_a_host, otlp_endpoint_problem
 
@@ -44,6 +45,11 @@ _OTLP_KINDS: Final[Mapping[str, Literal["ca_file", "cert_file", "key"]]] = {
     "CLIENT_CERTIFICATE": "cert_file",
     "CLIENT_KEY": "key",
 }
+# Alertmanager's alerts API, where a webhook is no body it takes.
+_ALERTMANAGER_API: Final = re.compile(r"/api/v[12]/alerts$")
+# A collector's standard OTLP ports: each protocol's is the other's wrong one.
+_OTHER_PORT: Final[Mapping[OtlpProtocol, int]] = {"grpc": 4318, "http/protobuf": 4317}
+_PORT_KIND: Final[Mapping[int, str]] = {4317: "OTLP/gRPC", 4318: "OTLP/HTTP"}
 # One item of OTEL_EXPORTER_OTLP_[<SIGNAL>_]HEADERS as the Python SDK's exporters read it
 # (opentelemetry.util.re, liberal): an HTTP token, "=", and a value of printable ASCII but for
 # '"', ',', ';' and backslash (URL-encoded, blanks as written). They drop any other item.
@@ -315,6 +321,7 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
         )
     if settings.webhook_urls and settings.webhook_secret is None:
         notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
+    notes += _receivers_at_alertmanagers_api(settings)
     hook_secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
     # Every delivery carries an HMAC of a known body: a short key is found offline from one.
     if hook_secret and len(hook_secret) < MIN_SECRET_LENGTH:
@@ -329,6 +336,8 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
         )
     notes += _series_outlived_by_intervals(settings)
     notes += _grpc_tls_unsaid(settings, environ)
+    notes += _http_signal_endpoints_without_path(settings)
+    notes += _other_protocols_port(settings)
     notes += [
         # A receiver named by its url_file shows that path, which may hold anything.
         redact_urls(
@@ -400,6 +409,114 @@ def _grpc_tls_unsaid(settings: Settings, environ: Mapping[str, str]) -> list[str
             f"TLS, or https://{value} to say TLS"
         )
     return list(notes.values())
+
+
+def _http_signal_endpoints_without_path(settings: Settings) -> list[str]:
+    """A note for each signal's own endpoint (``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT``) that
+    the http/protobuf exporter posts to with no path: it takes that URL as it is, adding no
+    ``/v1/<signal>`` (only the general endpoint gets one), so a collector, which takes each
+    signal at its ``/v1/<signal>``, answers every export 404."""
+    notes = []
+    signals: tuple[OtlpSignal, ...] = ("traces", "logs", "metrics")
+    for signal in signals:
+        own = getattr(settings, f"otlp_{signal}_endpoint")
+        if not own or not otlp_exports(settings, signal):
+            continue
+        if otlp_protocol_of(settings, signal) != "http/protobuf":
+            continue
+        if urlsplit(own).path.strip("/"):
+            continue
+        variable = f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"
+        notes.append(
+            redact_urls(
+                f"{variable} {own} has no path, and the http/protobuf exporter posts to a"
+                f" signal's own endpoint as it is, adding nothing: a collector takes {signal} at"
+                f" /v1/{signal} and answers 404 elsewhere; end the URL in /v1/{signal}, or give"
+                " the collector's base URL in OTEL_EXPORTER_OTLP_ENDPOINT instead, to which"
+                " the exporter adds /v1/<signal>"
+            )
+        )
+    return notes
+
+
+def _other_protocols_port(settings: Settings) -> list[str]:
+    """A note for each endpoint in use that names the other protocol's standard port: 4318
+    (OTLP/HTTP) with grpc, 4317 (OTLP/gRPC) with http/protobuf. Every export to it fails, in
+    words of the transport that say nothing of the cause until the first one is made."""
+    # By endpoint variable, value and protocol: the signals sent so, and the protocol
+    # variable deciding each one's (its own when set, else the general one).
+    wrong: dict[tuple[str, str, OtlpProtocol], dict[str, str]] = {}
+    signals: tuple[OtlpSignal, ...] = ("traces", "logs", "metrics")
+    for signal in signals:
+        if not otlp_exports(settings, signal):
+            continue
+        value, protocol = otlp_endpoint_of(settings, signal), otlp_protocol_of(settings, signal)
+        if _port_of(value) != _OTHER_PORT[protocol]:
+            continue
+        own = getattr(settings, f"otlp_{signal}_endpoint") is not None
+        deciding = getattr(settings, f"otlp_{signal}_protocol") is not None
+        variable = f"OTEL_EXPORTER_OTLP_{signal.upper() + '_' if own else ''}ENDPOINT"
+        said = f"OTEL_EXPORTER_OTLP_{signal.upper() + '_' if deciding else ''}PROTOCOL"
+        wrong.setdefault((variable, value, protocol), {})[signal] = said
+    notes = []
+    for (variable, value, protocol), named in wrong.items():
+        port = _OTHER_PORT[protocol]
+        other: OtlpProtocol = "http/protobuf" if protocol == "grpc" else "grpc"
+        notes.append(
+            redact_urls(
+                f"{variable} {value} names port {port}, a collector's {_PORT_KIND[port]} port,"
+                f" while {', '.join(named)} go over {protocol}: every export fails there; set"
+                f" {' and '.join(sorted(set(named.values())))} to {other}, or give the"
+                f" collector's {_PORT_KIND[_OTHER_PORT[other]]} port, {_OTHER_PORT[other]}"
+            )
+        )
+    return notes
+
+
+def _port_of(endpoint: str) -> int | None:
+    """The port an OTLP endpoint names: a URL's, or a gRPC ``host:port`` target's; None when
+    it names none or cannot be read."""
+    try:
+        parts = urlsplit(endpoint)
+        if parts.netloc:
+            return parts.port
+    except ValueError:
+        return None
+    port = endpoint.rpartition("]")[2].rpartition(":")[2]
+    return int(port) if ":" in endpoint.rpartition("]")[2] and port.isdigit() else None
+
+
+def _receivers_at_alertmanagers_api(settings: Settings) -> list[str]:
+    """A note for each webhook receiver whose URL is Alertmanager's alerts API (its path ending
+    in ``/api/v2/alerts`` or ``/api/v1/alerts``): that API takes a list of alerts, not a webhook's
+    notification, and answers every delivery 400 (each dead-lettered), where
+    ``EXESDB_ALERTMANAGER_URL`` posts the alerts as it takes them. Named as ``check-config``
+    lists receivers: no path shown."""
+    named = [
+        (f"EXESDB_WEBHOOK_URLS item {number} {safe_url(url)}", url)
+        for number, url in enumerate(settings.webhook_urls, 1)
+    ]
+    read = settings.receivers_file()
+    if read is not None:
+        named += [
+            (f"EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.{index} {hook.shown}", hook.url)
+            for index, hook in read.hooks
+            if hook.url
+        ]
+    notes = []
+    for receiver, url in named:
+        api = _ALERTMANAGER_API.search(urlsplit(url).path.rstrip("/"))
+        if api is not None:
+            notes.append(
+                redact_urls(
+                    f"{receiver}: its path ends in {api.group(0)}, Alertmanager's alerts API,"
+                    " which takes a list of alerts, not a webhook's notification, and answers"
+                    " every delivery 400: for Alertmanager to take the bridge's alerts, set"
+                    " EXESDB_ALERTMANAGER_URL to its own URL (this one without"
+                    f" {api.group(0)}) instead"
+                )
+            )
+    return notes
 
 
 def _unsigned_file_receivers(settings: Settings) -> list[str]:

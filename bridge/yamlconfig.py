@@ -64,6 +64,11 @@ __all__ = [
 
 Model = TypeVar("Model", bound=BaseModel)
 
+# PyYAML's context for a line of a mapping it read as a key and found no ": " after.
+_NO_COLON: Final = "while scanning a simple key"
+# ... and for a ": " inside what it reads as a value (plain text running on from the line above).
+_COLON_IN_VALUE: Final = "mapping values are not allowed here"
+
 # Go's time.ParseDuration (Alertmanager's `timeout`, the toolkit's `rate_limit.interval`): "1m30s".
 _DURATION: Final = re.compile(r"(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+")
 _PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -287,10 +292,20 @@ def read_yaml(text: str, path: Path) -> Any:
     except yaml.YAMLError as exc:
         marked = exc if isinstance(exc, yaml.MarkedYAMLError) else None
         mark = marked.problem_mark if marked is not None else None
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        # Only the commonest mistake is said: the parser's own words may quote the file.
+        # Only the commonest mistakes are said: the parser's own words may quote the file.
         tab = marked is not None and "\\t" in str(marked.problem)
         why = ": a tab indents it, and YAML indents with spaces only" if tab else ""
+        if marked is not None and marked.context == _NO_COLON and marked.context_mark:
+            # A line of a mapping without ": " (key:value): the parser stops at the line after
+            # it, so the line is the one it began reading as a key.
+            mark = marked.context_mark
+            why = ": a line among key: value lines has no ': ' (a colon and a space after the key)"
+        elif marked is not None and marked.problem == _COLON_IN_VALUE:
+            why = (
+                ": a ': ' where YAML reads a value: a value holding ': ' needs quotes, and a line"
+                " above without its own ': ' runs on into this one"
+            )
+        where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError([f"{path}: not valid YAML{where}{why}"]) from None
     finally:
         loader.dispose()

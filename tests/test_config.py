@@ -1831,6 +1831,206 @@ def test_a_grpc_endpoint_without_a_scheme_is_taken_warning_that_it_is_dialled_wi
     assert [line for line in err.splitlines() if "TLS" in line] == warned
 
 
+def _port_warning(variable: str, value: str, signals: str, protocol: str, said: str) -> str:
+    """The warning of an endpoint naming the other protocol's standard port."""
+    port, kind, other, right, its = (
+        ("4318", "OTLP/HTTP", "http/protobuf", "4317", "OTLP/gRPC")
+        if protocol == "grpc"
+        else ("4317", "OTLP/gRPC", "grpc", "4318", "OTLP/HTTP")
+    )
+    return (
+        f"exesdb-bridge: warning: {variable} {value} names port {port}, a collector's {kind}"
+        f" port, while {signals} go over {protocol}: every export fails there; set {said} to"
+        f" {other}, or give the collector's {its} port, {right}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"},
+            [
+                _port_warning(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "http://collector:4318",
+                    "traces, logs",
+                    "grpc",
+                    "OTEL_EXPORTER_OTLP_PROTOCOL",
+                )
+            ],
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            },
+            [
+                _port_warning(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "http://collector:4317",
+                    "traces, logs",
+                    "http/protobuf",
+                    "OTEL_EXPORTER_OTLP_PROTOCOL",
+                )
+            ],
+        ),
+        (  # only the signal sent over the other protocol; its own protocol variable decides
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "grpc",
+            },
+            [
+                _port_warning(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "http://collector:4318",
+                    "logs",
+                    "grpc",
+                    "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+                )
+            ],
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "collector:4318",
+                "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            },
+            [
+                _port_warning(
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "collector:4318",
+                    "traces",
+                    "grpc",
+                    "OTEL_EXPORTER_OTLP_PROTOCOL",
+                )
+            ],
+        ),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}, []),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            },
+            [],
+        ),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:14318"}, []),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "true"},
+            [],
+        ),
+    ],
+    ids=[
+        "grpc to 4318",
+        "http to 4317",
+        "one signal's protocol",
+        "grpc target",
+        "grpc to 4317",
+        "http to 4318",
+        "another port",
+        "export off",
+    ],
+)
+def test_an_endpoint_naming_the_other_protocols_port_is_warned_of(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    warned: list[str],
+) -> None:
+    """An endpoint naming a collector's OTLP/HTTP port (4318) for signals sent over grpc, or its
+    gRPC port (4317) for http/protobuf, is warned of, naming the signals, the protocol variable
+    that decides theirs and the port meant; the right port, another one or export off: nothing."""
+    status, _, err = check_config(monkeypatch, capsys, **env)
+    assert status == 0, err
+    assert [line for line in err.splitlines() if "names port" in line] == warned
+
+
+def _no_path_warning(signal: str, value: str) -> str:
+    """The warning of a signal's own http/protobuf endpoint without a path."""
+    return (
+        f"exesdb-bridge: warning: OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT {value} has no"
+        " path, and the http/protobuf exporter posts to a signal's own endpoint as it is, adding"
+        f" nothing: a collector takes {signal} at /v1/{signal} and answers 404 elsewhere; end"
+        f" the URL in /v1/{signal}, or give the collector's base URL in"
+        " OTEL_EXPORTER_OTLP_ENDPOINT instead, to which the exporter adds /v1/<signal>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        (
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            },
+            [_no_path_warning("traces", "http://collector:4318")],
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "https://collector:4318/",
+                "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "http/protobuf",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4317",
+            },
+            [_no_path_warning("logs", "https://collector:4318")],  # shown as every URL is
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "EXESDB_OTLP_METRICS": "true",
+            },
+            [_no_path_warning("metrics", "http://collector:4318")],
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            },
+            [],
+        ),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4317"}, []),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            },
+            [],
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_TRACES_EXPORTER": "none",
+            },
+            [],
+        ),
+    ],
+    ids=[
+        "traces",
+        "logs, trailing slash",
+        "metrics",
+        "with its path",
+        "grpc",
+        "general endpoint",
+        "export off",
+    ],
+)
+def test_a_signals_own_http_endpoint_without_a_path_is_warned_of(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    warned: list[str],
+) -> None:
+    """A signal's own http/protobuf endpoint given as the collector's base URL (which the
+    exporter posts to as it is, so a collector answers 404) is warned of, saying to end it in
+    /v1/<signal> or use the general endpoint; with the path, over gRPC, as the general endpoint
+    or not exported, nothing is warned."""
+    status, _, err = check_config(monkeypatch, capsys, **env)
+    assert status == 0, err
+    assert [line for line in err.splitlines() if "has no path" in line] == warned
+
+
 @pytest.mark.parametrize(
     ("env", "variable"),
     [
@@ -2265,3 +2465,42 @@ def test_a_signal_s_own_headers_are_judged_under_their_own_name(
     )
     assert status == 2
     assert "  OTEL_EXPORTER_OTLP_LOGS_HEADERS: item 2 of 2 is no name=value pair" in err
+
+
+@pytest.mark.parametrize(
+    ("urls", "file", "warned"),
+    [
+        ("http://am:9093/api/v1/alerts/", "", ["EXESDB_WEBHOOK_URLS item 1 http://am:9093/…"]),
+        (
+            "",
+            "webhook_configs:\n  - url: https://am.example/alertmanager/api/v2/alerts\n",
+            ["EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.0 https://am.example/…"],
+        ),
+        ("http://hooks:8080/api/v2/alerts/new,http://hooks:8080/alerts", "", []),
+    ],
+    ids=["v1, trailing slash", "file, behind a path", "other paths"],
+)
+def test_a_webhook_receiver_at_alertmanagers_alerts_api_is_warned_of(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    urls: str,
+    file: str,
+    warned: list[str],
+) -> None:
+    """A receiver whose URL path ends in Alertmanager's alerts API (v1 or v2), given in
+    EXESDB_WEBHOOK_URLS or the receivers file, is warned of, named as check-config names
+    receivers (no path shown); a path that merely holds it is not."""
+    env = {"EXESDB_WEBHOOK_SECRET": "k" * 32}
+    if urls:
+        env["EXESDB_WEBHOOK_URLS"] = urls
+    if file:
+        (tmp_path / "receivers.yml").write_text(file)
+        env["EXESDB_WEBHOOK_CONFIG_FILE"] = str(tmp_path / "receivers.yml")
+    status, _, err = check_config(monkeypatch, capsys, **env)
+    assert status == 0, err
+    lines = [line for line in err.splitlines() if "Alertmanager's alerts API" in line]
+    assert [
+        line.partition(": its path")[0].removeprefix("exesdb-bridge: warning: ") for line in lines
+    ] == warned
+    assert "alertmanager/api" not in err

@@ -181,10 +181,11 @@ def test_every_page_has_one_title(path: Path) -> None:
 
 @pytest.mark.parametrize("path", pages(), ids=lambda path: path.name)
 def test_yaml_and_json_examples_parse(path: Path) -> None:
-    """The YAML and JSON blocks of the pages are valid, so they can be copied as they are."""
+    """The YAML and JSON blocks of the pages are valid, so they can be copied as they are (a
+    YAML block may hold several documents, as a Kubernetes patch file does)."""
     text = path.read_text()
     for block in fenced(text, "yaml"):
-        yaml.safe_load(block)
+        list(yaml.safe_load_all(block))
     for block in fenced(text, "json"):
         json.loads(block)
 

@@ -162,13 +162,20 @@ def test_the_cap_is_lowered_to_what_the_descriptor_limit_allows(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """With 1 024 descriptors, room is kept for the reserve and everything else, with a
-    warning naming the setting."""
+    warning naming the setting and what to do: the hard limit the cap needs, where it is set,
+    or the cap that fits."""
     guard = ConnectionGuard(Limits(1, 1, 1, 4_096, 1), registry=CollectorRegistry())
     with caplog.at_level(logging.WARNING, "bridge.listener"):
         cap = guard.fit(1_024)
     assert cap + RESERVE < 1_024
     assert cap > 512
-    assert "EXESDB_HTTP_MAX_CONNECTIONS 4096 lowered to" in caplog.text
+    kept = 1_024 - cap
+    assert [r.getMessage() for r in caplog.records] == [
+        f"EXESDB_HTTP_MAX_CONNECTIONS 4096 lowered to {cap}: the descriptor limit is 1024,"
+        f" {kept} of them kept for the rest of the bridge; raise the hard open-file limit to"
+        f" {4_096 + kept} or more (LimitNOFILE= in a systemd unit, ulimit -Hn in a shell,"
+        f" --ulimit nofile= for docker run), or set EXESDB_HTTP_MAX_CONNECTIONS to {cap} or less"
+    ]
     assert ConnectionGuard(Limits(1, 1, 1, 100, 1)).fit(1_024) == 100
 
 

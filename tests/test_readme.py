@@ -118,3 +118,19 @@ def test_the_readme_lists_the_semantic_conventions_the_spans_carry() -> None:
     }
     for name in sorted(messaging | http_client):
         assert f"`{name}`" in task, name
+
+
+def test_the_readme_runs_alertmanager_by_debians_name_where_the_bridge_posts() -> None:
+    """The README shows how to run an Alertmanager for the bridge to post to, by the name
+    Debian's package gives it (``prometheus-alertmanager``: Debian has no ``alertmanager``
+    command), with a storage path a user can write, listening where the bridge's
+    ``EXESDB_ALERTMANAGER_URL`` points."""
+    lines = [line.strip() for block in fenced(TEXT, "sh") for line in block.splitlines()]
+    runs = [line for line in lines if re.match(r"(prometheus-)?alertmanager\b", line)]
+    assert runs, "the README never shows how to run Alertmanager"
+    assert all(line.startswith("prometheus-alertmanager ") for line in runs), runs
+    assert "`prometheus-alertmanager`, not `alertmanager`" in TEXT
+    for line in runs:
+        assert "--storage.path=" in line, line  # Debian's default is root's
+        [listen] = re.findall(r"--web\.listen-address=(\S+)", line)
+        assert any(f"EXESDB_ALERTMANAGER_URL=http://{listen} " in other for other in lines)

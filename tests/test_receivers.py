@@ -289,6 +289,18 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             " hides a secret",
         ),
         ("webhook_configs: [\n", "not valid YAML at line"),
+        (  # the parser stops on the line after it: the line without ': ' is named
+            "webhook_configs:\n  - url: http://h/tok3n\n    send_resolved true\n"
+            "    max_alerts: 3\n",
+            "receivers.yml: not valid YAML at line 3: a line among key: value lines has no ': '"
+            " (a colon and a space after the key)",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h/tok3n: x\n",
+            "receivers.yml: not valid YAML at line 2: a ': ' where YAML reads a value: a value"
+            " holding ': ' needs quotes, and a line above without its own ': ' runs on into this"
+            " one",
+        ),
         (
             "webhook_configs:\n- url: http://h/x\n\tsend_resolved: true\n",
             "receivers.yml: not valid YAML at line 3: a tab indents it, and YAML indents with"
@@ -302,7 +314,9 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         (
             "- url: http://h/x\n",
             "the top level must be a mapping of keys ('key:' lines at the start), not a list;"
-            " allowed here: webhook_configs, alertmanager, global",
+            " allowed here: webhook_configs, alertmanager, global (a list of receivers, '- url: …'"
+            " entries, goes under a top-level webhook_configs: write 'webhook_configs:' on a line"
+            " of its own above it)",
         ),
         ("just-a-url\n", "not a single value; allowed here: webhook_configs"),
         # A receiver, or the alertmanager section, written as its URL alone: the keys meant.

@@ -164,13 +164,20 @@ class ConnectionGuard:
         # The listener accepts up to a backlog of connections at once, each holding a descriptor
         # before the cap can close the idle one it evicts for it: room for one such burst (the
         # descriptor budget, which the listener keeps to).
-        allowed = max(1, descriptors - _OTHER_DESCRIPTORS - RESERVE - BACKLOG)
+        kept = _OTHER_DESCRIPTORS + RESERVE + BACKLOG
+        allowed = max(1, descriptors - kept)
         if allowed < self.limits.max_connections:
             _logger.warning(
-                "EXESDB_HTTP_MAX_CONNECTIONS %d lowered to %d: the descriptor limit is %d",
+                "EXESDB_HTTP_MAX_CONNECTIONS %d lowered to %d: the descriptor limit is %d, %d of"
+                " them kept for the rest of the bridge; raise the hard open-file limit to %d or"
+                " more (LimitNOFILE= in a systemd unit, ulimit -Hn in a shell, --ulimit nofile="
+                " for docker run), or set EXESDB_HTTP_MAX_CONNECTIONS to %d or less",
                 self.limits.max_connections,
                 allowed,
                 descriptors,
+                kept,
+                self.limits.max_connections + kept,
+                allowed,
             )
         self.max_connections = min(self.limits.max_connections, allowed)
         return self.max_connections

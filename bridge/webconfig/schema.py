@@ -74,6 +74,8 @@ _VERIFYING: Final = frozenset(
 # The minor version is required: the bcrypt package refuses the original "$2$" at every check.
 _BCRYPT: Final = re.compile(r"\$2[abxy]\$(\d\d)\$[./A-Za-z0-9]{53}")
 _BCRYPT_START: Final = re.compile(r"\$2[abxy]\$")
+# A line as htpasswd prints it, user:hash (no blank, no $ in the name).
+_HTPASSWD_LINE: Final = re.compile(r"[^\s$:]+:\$2[abxy]\$")
 # Keys whose empty value the toolkit takes as unset (its IsEnabled and path checks test for "").
 _BLANK_IS_UNSET: Final = frozenset(
     {"cert_file", "cert", "key_file", "key", "client_ca_file", "client_ca", "client_auth_type"}
@@ -276,6 +278,12 @@ def _bcrypt_hash(value: Any) -> str:
             "it): hash the password again, with htpasswd -nBC 10 \"\" | tr -d ':\\n' ($2y$) "
             "or Python's bcrypt.hashpw ($2b$)"
         )
+    if isinstance(value, str) and _HTPASSWD_LINE.match(value):
+        # A whole htpasswd line (htpasswd -nB alice prints "alice:$2y$…") as the value.
+        raise ValueError(
+            "holds a name and a colon before its bcrypt hash, as htpasswd prints a user's line"
+            " (user:$2y$…): give the hash alone, from its $2 on; the user's name is the key"
+        )
     match = _BCRYPT.fullmatch(value) if isinstance(value, str) else None
     if isinstance(value, str) and match is None and _BCRYPT_START.match(value):
         # A hash that starts as one and is not whole: cut short, or changed, in the pasting.
@@ -289,6 +297,19 @@ def _bcrypt_hash(value: Any) -> str:
         raise ValueError(
             "must be a bcrypt hash ($2y$, $2b$, $2a$ or $2x$), "
             "e.g. from htpasswd -nBC 10 \"\" | tr -d ':\\n'"
+        )
+    return value
+
+
+def _users_mapping(value: Any) -> Any:
+    """``basic_auth_users`` as given; an htpasswd line pasted under it as written
+    (``alice:$2y$…``, no space after the colon), which YAML reads as one text, not a mapping,
+    is told so, never shown."""
+    if isinstance(value, str) and _HTPASSWD_LINE.match(value):
+        raise ValueError(
+            "must be a mapping of user: bcrypt hash lines, and YAML reads what is under it as"
+            " one text: a user's line as htpasswd prints it (user:$2y$…) needs a space after"
+            " its colon (user: $2y$…)"
         )
     return value
 
@@ -310,7 +331,9 @@ class WebConfig(Strict):
 
     tls_server_config: TLSServerConfig | None = None
     http_server_config: HTTPServerConfig = HTTPServerConfig()
-    basic_auth_users: dict[str, Annotated[str, BeforeValidator(_bcrypt_hash)]] = {}
+    basic_auth_users: Annotated[
+        dict[str, Annotated[str, BeforeValidator(_bcrypt_hash)]], BeforeValidator(_users_mapping)
+    ] = {}
     rate_limit: RateLimit = RateLimit()
 
     @field_validator("basic_auth_users")

@@ -540,6 +540,86 @@ def test_the_documented_images_entry_runs_another_image(tmp_path) -> None:
     assert container["image"] == f"{image['newName']}:{image['newTag']}"
 
 
+def _with_the_documented_web_config(folder: Path) -> list[dict[str, Any]]:
+    """The objects a copy of the kustomization in ``folder`` renders with the page's web config
+    entries and patch added, and a placeholder for each file the Secret is made of."""
+    text = doc_section(page("deployment"), "Kubernetes and systemd")
+    [entries] = [block for block in fenced(text, "yaml") if block.startswith("secretGenerator:")]
+    [patch] = [block for block in fenced(text, "yaml") if block.startswith("apiVersion: apps/")]
+    shutil.copytree(K8S, folder)
+    for generator in yaml.safe_load(entries)["secretGenerator"]:
+        for name in generator["files"]:
+            assert f"`{Path(name).name}`" in text, f"the page does not say what {name} holds"
+            (folder / name).parent.mkdir(exist_ok=True)
+            (folder / name).write_text("placeholder\n")
+    with (folder / "kustomization.yaml").open("a") as kustomization:
+        kustomization.write(entries)
+    [named] = yaml.safe_load(entries)["patches"]
+    (folder / named["path"]).write_text(patch)
+    return [doc for doc in yaml.safe_load_all(_kustomize(folder)) if doc]
+
+
+def test_the_documented_web_config_patch_gives_the_bridge_and_its_probes_their_files(
+    tmp_path,
+) -> None:
+    """The page's web config entries and patch build: the pods mount the Secret read-only,
+    EXESDB_WEB_CONFIG_FILE and the probe's password file name files of it under that mount, every
+    variable is a bridge setting and is defined after those it refers to (the patch's come
+    first), and the page says to make the alert links https:// in the StatefulSet."""
+    objects = _with_the_documented_web_config(tmp_path / "kubernetes")
+    [secret] = [
+        obj for obj in objects if obj["kind"] == "Secret" and "web" in obj["metadata"]["name"]
+    ]
+    [statefulset] = [obj for obj in objects if obj["kind"] == "StatefulSet"]
+    pod = statefulset["spec"]["template"]["spec"]
+    [container] = [c for c in pod["containers"] if c["name"] == "bridge"]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    order = [item["name"] for item in container["env"]]
+    [volume] = [v for v in pod["volumes"] if v.get("secret")]
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    for variable in ("EXESDB_WEB_CONFIG_FILE", "EXESDB_HEALTHCHECK_PASSWORD_FILE"):
+        path = Path(env[variable])
+        assert path.parent == Path(mount["mountPath"]), variable
+        assert path.name in secret["data"], variable
+    assert env["EXESDB_HEALTHCHECK_USERNAME"]
+    assert unknown_variables(env, expanded={"POD_NAMESPACE"}) == []
+    for name, value in env.items():
+        for referred in re.findall(r"\$\((\w+)\)", value or ""):
+            assert order.index(referred) < order.index(name), f"{name} before {referred}"
+    said = " ".join(doc_section(page("deployment"), "Kubernetes and systemd").split())
+    assert "stays in `statefulset.yaml`: change its `http://` to `https://` there" in said
+    # 0440: the pod's fsGroup reads the key, which a 0644 default would let anyone read.
+    assert volume["secret"]["defaultMode"] == 0o440
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]
+
+
+def test_the_documented_web_config_patch_has_prometheus_scrape_over_https_as_a_user(
+    tmp_path,
+) -> None:
+    """With the page's patch the ServiceMonitor scrapes the same port and path over https,
+    trusting a certificate of the Secret and logging in with a user and password of it."""
+    objects = _with_the_documented_web_config(tmp_path / "kubernetes")
+    [secret] = [
+        obj for obj in objects if obj["kind"] == "Secret" and "web" in obj["metadata"]["name"]
+    ]
+    [monitor] = [obj for obj in objects if obj["kind"] == "ServiceMonitor"]
+    [endpoint] = monitor["spec"]["endpoints"]
+    [shipped] = kube("ServiceMonitor")["spec"]["endpoints"]
+    assert {key: endpoint[key] for key in shipped} == shipped
+    assert endpoint["scheme"] == "https"
+    selectors = [
+        endpoint["tlsConfig"]["ca"]["secret"],
+        endpoint["basicAuth"]["username"]["secret"],
+        endpoint["basicAuth"]["password"]["secret"],
+    ]
+    for selector in selectors:
+        assert selector["name"] == secret["metadata"]["name"]
+        assert selector["key"] in secret["data"]
+    assert endpoint["tlsConfig"]["serverName"]
+
+
 # -- Docker and systemd --
 
 

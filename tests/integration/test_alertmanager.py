@@ -17,7 +17,7 @@ from bridge.sinks.alerts.payload import build_payloads, fingerprint
 from tests.integration.servers.alertmanager import AlertmanagerServer, alertmanager_server
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.sinks.alerts.helpers import alert_bridge, stored, system_alert
-from tests.support import async_wait_until, http_get
+from tests.support import async_wait_until, check_config, http_get
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
 pytestmark = pytest.mark.integration
@@ -341,3 +341,33 @@ def test_receivers_take_global_http_config_as_a_real_alertmanager_gives_it(
         (mine.authorization is not None, mine.basic_auth is not None, bool(mine.proxy_url))
         for mine in ours
     ] == shown
+
+
+async def test_a_webhook_receiver_at_alertmanagers_api_is_warned_of_and_refused_as_warned(
+    tmp_path: Path, alertmanager_server, monkeypatch, capsys
+) -> None:
+    """A webhook URL that is Alertmanager's /api/v2/alerts (a webhook's notification is no body
+    that API takes) is warned of by check-config, saying to use EXESDB_ALERTMANAGER_URL; a real
+    Alertmanager answers the delivery 400, as the warning says, and it is dead-lettered."""
+    server: AlertmanagerServer = alertmanager_server()
+    url = f"{server.url}/api/v2/alerts"
+    status, _, err = check_config(
+        monkeypatch, capsys, EXESDB_WEBHOOK_URLS=url, EXESDB_WEBHOOK_SECRET="k" * 32
+    )
+    assert status == 0, err
+    assert (
+        f"exesdb-bridge: warning: EXESDB_WEBHOOK_URLS item 1 {server.url}/…: its path ends in"
+        " /api/v2/alerts, Alertmanager's alerts API, which takes a list of alerts, not a"
+        " webhook's notification, and answers every delivery 400: for Alertmanager to take the"
+        " bridge's alerts, set EXESDB_ALERTMANAGER_URL to its own URL (this one without"
+        " /api/v2/alerts) instead"
+    ) in err.splitlines()
+    async with alert_bridge(tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=url) as (
+        bridge,
+        sink,
+        _watcher,
+    ):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: sink.outbox.queue.depth().dead == 1, what="a dead letter")
+        [dead] = sink.outbox.queue.deliveries("dead")
+        assert dead.last_status == 400, dead

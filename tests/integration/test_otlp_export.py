@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import re
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -347,7 +348,8 @@ async def test_messages_arrive_as_spans_and_logs_with_resource_and_attributes(
 
 
 async def test_refused_exports_are_counted_and_reported(bridge: Bridge, receiver: Any) -> None:
-    """A collector refusing data shows in the failure counter and in readiness, not required."""
+    """A collector refusing data shows in the failure counter and in readiness, not required,
+    which gives the cause the collector gave."""
     receiver.fail = True
     bridge.bus.publish("logs", LogEntry(level="error", message="lost", module="m", node="n"))
     await async_wait_until(
@@ -359,6 +361,8 @@ async def test_refused_exports_are_counted_and_reported(bridge: Bridge, receiver
     assert check["required"] is False
     assert check["ready"] is False
     assert "logs: 1 failed export(s)" in check["reason"]
+    # Each protocol's words for the refusal: gRPC's status, or the HTTP one.
+    assert re.search(r"\(latest: .*(INVALID_ARGUMENT|HTTP 400)", check["reason"]), check
     receiver.fail = False
     bridge.bus.publish("logs", LogEntry(level="info", message="back", module="m", node="n"))
     await async_wait_until(lambda: bridge.readiness()["otlp"]["ready"], 15, "readiness back")

@@ -267,7 +267,7 @@ def test_a_grpc_endpoint_without_a_scheme_is_named_as_given_and_said_to_be_diall
         _said_then_failing(process, f"OTLP export: traces, logs → {endpoint} (grpc, TLS)", warning)
         assert process.stop() == 0
         log = process.log()
-        assert "Tls handshake failed" in log.split(warning, 1)[1], log
+        assert "TLS handshake failed: the endpoint answers without TLS" in log.split(warning)[1]
         assert (
             f" WARNING bridge.app: OTEL_EXPORTER_OTLP_ENDPOINT {endpoint} has no scheme, so the"
             " grpc exporter dials it with TLS"

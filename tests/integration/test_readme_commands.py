@@ -4,7 +4,9 @@ Each line of each ``sh`` block runs in bash, in order, with the environment the 
 left (``source`` and ``export`` carry over, as in one terminal). A line that starts a bridge
 (``exesdb-bridge run``, ``make run``) runs in the background, as the README's "then, in another
 shell" says, until it answers ``/healthz`` at ``EXESDB_HTTP_ADDR``; at the end of its block it
-gets SIGTERM and must stop cleanly. Every other line must exit 0. Only what the user would
+gets SIGTERM and must stop cleanly. So does a line that starts Alertmanager (Debian's
+``prometheus-alertmanager``, as the README names it), until it answers ``/-/ready``. Every other
+line must exit 0. Only what the user would
 choose differently is changed (``REWRITES``), and only what cannot run here is left out
 (``SKIPPED``, each with its reason).
 """
@@ -23,7 +25,7 @@ import pytest
 
 from tests.doc_text import README, fenced
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.support import ROOT, bridge_env, free_port, http_get, wait_until
+from tests.support import ROOT, bridge_env, free_port, http_get, require_binary, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,8 +47,12 @@ REWRITES: dict[str, Callable[[str, Session], str]] = {
     # EXESDB_STATE_DIR, so the demo keeps to ./.exesdb-bridge-demo (here in the test's folder),
     # apart from a real bridge's, as it must.
     "exesdb-bridge run --demo": lambda line, s: f"env -u EXESDB_STATE_DIR {line}",
+    # Alertmanager on another free port, and the bridge posting to it there.
+    "prometheus-alertmanager ": lambda line, s: re.sub(r":9093\b", f":{s.alertmanager_port}", line),
+    "EXESDB_ALERTMANAGER_URL=": lambda line, s: re.sub(r":9093\b", f":{s.alertmanager_port}", line),
 }
 SERVES = re.compile(r"(^|\s)(exesdb-bridge run|make run)\b")
+ALERTMANAGER = "prometheus-alertmanager "
 
 
 def _lines(block: str) -> Iterator[str]:
@@ -65,14 +71,19 @@ class Session:
     port: int
     redis_url: str
     env: dict[str, str]
+    alertmanager_port: int = field(default_factory=free_port)
     ran: list[str] = field(default_factory=list)
     servers: list[tuple[str, subprocess.Popen[str]]] = field(default_factory=list)
+    alertmanagers: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def run(self, line: str) -> None:
         """Run one line; keep the environment it leaves behind."""
         for prefix, rewrite in REWRITES.items():
             if line.startswith(prefix):
                 line = rewrite(line, self)
+        if line.startswith(ALERTMANAGER):
+            self._serve_alertmanager(line)
+            return
         if SERVES.search(line):
             self._serve(line)
             return
@@ -91,7 +102,31 @@ class Session:
         self.ran.append(line)
 
     def _folder(self, line: str) -> Path:
-        return ROOT if line.startswith(("make ", "source ")) else self.cwd
+        return ROOT if line.startswith(("make ", "source ", ALERTMANAGER)) else self.cwd
+
+    def _serve_alertmanager(self, line: str) -> None:
+        """Start Alertmanager as the line says, in the background, until it is ready."""
+        require_binary(ALERTMANAGER.strip())
+        log = self.cwd / f"alertmanager-{len(self.alertmanagers)}.log"
+        with log.open("w") as output:  # the child keeps its own descriptor
+            process = subprocess.Popen(
+                ["bash", "-c", f"exec {line}"],
+                env={**self.env, "TMPDIR": str(self.cwd)},  # its mktemp -d storage goes here
+                cwd=self._folder(line),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        self.alertmanagers.append(process)
+        url = f"http://127.0.0.1:{self.alertmanager_port}/-/ready"
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                pytest.fail(f"{line!r} exited {process.returncode}:\n{log.read_text()}")
+            return http_get(url, timeout=2)[0] == 200
+
+        wait_until(ready, 30, f"{line!r} ready at {url}")
+        self.ran.append(line)
 
     def _serve(self, line: str) -> None:
         log = self.cwd / f"server-{len(self.servers)}.log"
@@ -125,6 +160,10 @@ class Session:
             assert "Traceback" not in log, f"{line!r}:\n{log}"
             assert "stopping" in log, f"{line!r} did not stop as asked:\n{log}"
         self.servers.clear()
+        for process in self.alertmanagers:
+            process.terminate()
+            assert process.wait(30) == 0, "Alertmanager did not stop cleanly on SIGTERM"
+        self.alertmanagers.clear()
 
 
 def test_every_readme_shell_block_runs_as_written(
@@ -150,9 +189,14 @@ def test_every_readme_shell_block_runs_as_written(
         for _, process in session.servers:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
+        for alertmanager in session.alertmanagers:
+            if alertmanager.poll() is None:
+                alertmanager.kill()
+                alertmanager.wait()
     assert sorted(skipped) == sorted(SKIPPED), "a skipped line is no longer in the README"
     assert any("exesdb-bridge publish" in line for line in session.ran)
     assert any(line.startswith("curl") for line in session.ran)
+    assert any(line.startswith(ALERTMANAGER) for line in session.ran)
 
 
 def test_the_line_reader_joins_continuations_and_drops_comments() -> None:

@@ -16,8 +16,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bridge import __version__
+from tests.doc_text import fenced, page, section
 from tests.support import BridgeProcess, http_get, require_binary, run_bridge, wait_until
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
@@ -226,3 +228,82 @@ def test_check_config_summarises_the_file_without_secrets(tmp_path):
     assert "1 user" in line
     assert "$2b$" not in completed.stdout
     assert "alice" not in completed.stdout
+
+
+def test_the_kubernetes_web_config_as_the_deployment_page_lays_it_out_serves_probes_and_scrapes(
+    tmp_path, bridge_processes, start_prometheus
+):
+    """The deployment page's Kubernetes web config, made as it says (its openssl line, the files
+    its Secret holds, mounted where its patch says): the bridge serves it, the probes' commands
+    with the patch's variables are healthy and ready, and Prometheus scraping as its
+    ServiceMonitor says (https, the Secret's certificate for its serverName, basic auth) has the
+    target up."""
+    text = section(page("deployment"), "Kubernetes and systemd")
+    [openssl] = [
+        line
+        for block in fenced(text, "sh")
+        for line in block.splitlines()
+        if line.startswith("openssl req ")
+    ]
+    (tmp_path / "deploy/kubernetes/web").mkdir(parents=True)
+    subprocess.run(openssl, shell=True, cwd=tmp_path, check=True, capture_output=True)
+    folder = tmp_path / "deploy/kubernetes/web"
+    [patch] = [block for block in fenced(text, "yaml") if block.startswith("apiVersion: apps/")]
+    statefulset, monitor = yaml.safe_load_all(patch)
+    [container] = statefulset["spec"]["template"]["spec"]["containers"]
+    [mount] = container["volumeMounts"]
+    # The Secret's files, as the page names them: two users, each its password file.
+    passwords = {"probe": "probe-pw", "prometheus": "prometheus-pw"}
+    users = "".join(f"  {user}: {bcrypt_hash(pw)}\n" for user, pw in passwords.items())
+    (folder / "web.yml").write_text(
+        f"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+        f"basic_auth_users:\n{users}"
+    )
+    (folder / "probe-password").write_text("probe-pw\n")
+    (folder / "prometheus-username").write_text("prometheus")
+    (folder / "prometheus-password").write_text("prometheus-pw\n")
+    env = {
+        item["name"]: item["value"].replace(mount["mountPath"], str(folder))
+        for item in container["env"]
+    }
+    context = ssl.create_default_context(cafile=str(folder / "server.crt"))
+    context.check_hostname = False  # asked at 127.0.0.1; the name is Prometheus's to check
+    bridge = BridgeProcess(
+        state_dir=tmp_path / "state",
+        context=context,
+        headers={"Authorization": basic("prometheus", "prometheus-pw")},
+        **env,
+    )
+    bridge_processes.append(bridge)
+    bridge.start(tmp_path)
+    for probe in (["healthcheck"], ["healthcheck", "--ready"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "bridge", *probe],
+            env=bridge.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    [endpoint] = monitor["spec"]["endpoints"]
+    secret_file = {
+        "ca": folder / endpoint["tlsConfig"]["ca"]["secret"]["key"],
+        "username": folder / endpoint["basicAuth"]["username"]["secret"]["key"],
+        "password": folder / endpoint["basicAuth"]["password"]["secret"]["key"],
+    }
+    options = {
+        "scheme": endpoint["scheme"],
+        "tls_config": {
+            "ca_file": str(secret_file["ca"]),
+            "server_name": endpoint["tlsConfig"]["serverName"],
+        },
+        "basic_auth": {
+            "username": secret_file["username"].read_text(),
+            "password_file": str(secret_file["password"]),
+        },
+    }
+    prometheus = start_prometheus(
+        [f"127.0.0.1:{bridge.port}"], metrics_path=endpoint["path"], scrape_options=options
+    )
+    prometheus.wait_for('up{job="exesdb-bridge"} == 1')

@@ -5,10 +5,16 @@ from __future__ import annotations
 import http.server
 import logging
 import socket
+import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from pathlib import Path
+from typing import Any, Protocol
 
+import grpc
 import pytest
+import trustme
 
 from bridge.sinks.otlp.failures import SDK_LOGGER, ExportFailures, SdkLogCapture
 from tests.support import ManualClock
@@ -231,3 +237,224 @@ def test_a_cause_told_in_an_earlier_export_is_not_this_ones(
         "(OTEL_EXPORTER_OTLP_TIMEOUT)",
         "OTLP logs export failing: connection refused",
     ]
+
+
+class _Http1Collector:
+    """A real HTTP/1.1 server answering every POST 404, as a port of another protocol would."""
+
+    def __init__(self) -> None:
+        class NotFound(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.send_error(404)
+
+            def log_message(self, format: str, *args: object) -> None:
+                """Quiet."""
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.port = self.server.server_port
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _grpc_port() -> tuple[grpc.Server, int]:
+    """A real gRPC server without TLS (no service: its HTTP/2 answers are what counts)."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
+class _Exporter(Protocol):
+    """What the tests ask of an SDK exporter, gRPC or HTTP."""
+
+    def export(self, batch: Sequence[Any]) -> Any: ...
+
+    def shutdown(self) -> None: ...
+
+
+def _failing_export_said(caplog: pytest.LogCaptureFixture, exporter: _Exporter) -> str:
+    """The warning's reason for one export of ``exporter`` on the logs thread, which fails."""
+    failures = ExportFailures(clock=ManualClock())
+
+    def export() -> None:
+        exporter.export([])
+        failures.failed("logs", 1)
+
+    with caplog.at_level("INFO", logger="bridge.sinks.otlp.failures"):
+        try:
+            _captured_on_the_logs_thread(failures, export)
+        finally:
+            exporter.shutdown()
+    [line] = _lines(caplog)
+    return line.partition("failing: ")[2].rpartition("; ")[0]
+
+
+def test_a_grpc_export_to_an_http1_port_says_to_set_the_http_protocol(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The gRPC exporter sent to an HTTP/1.1 port (a collector's OTLP/HTTP 4318) is told to set
+    the protocol to http/protobuf or give the gRPC port, not gRPC's parsing error cut short."""
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+    collector = _Http1Collector()
+    try:
+        endpoint = f"http://127.0.0.1:{collector.port}"
+        said = _failing_export_said(caplog, OTLPLogExporter(endpoint=endpoint, timeout=1))
+    finally:
+        collector.close()
+    assert said == (
+        "the endpoint answers in HTTP/1.1, as an OTLP/HTTP port does (a collector's 4318), not "
+        "gRPC: set OTEL_EXPORTER_OTLP_PROTOCOL (or OTEL_EXPORTER_OTLP_LOGS_PROTOCOL) to "
+        "http/protobuf, or give the collector's gRPC port (4317)"
+    )
+
+
+def test_an_http_export_to_a_grpc_port_says_to_set_the_grpc_protocol(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The HTTP exporter sent to a gRPC port (a collector's 4317), which answers in HTTP/2, is
+    told to set the protocol to grpc or give the OTLP/HTTP port, not the escaped bytes of the
+    HTTP/2 frame requests could not read."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    server, port = _grpc_port()
+    try:
+        endpoint = f"http://127.0.0.1:{port}/v1/logs"
+        # 2.5 s: the first attempt's failure is retried once, its cause logged, within it.
+        said = _failing_export_said(caplog, OTLPLogExporter(endpoint=endpoint, timeout=2.5))
+    finally:
+        server.stop(grace=None)
+    assert said == (
+        "the endpoint answers in HTTP/2, as an OTLP/gRPC port does (a collector's 4317), not "
+        "OTLP/HTTP: set OTEL_EXPORTER_OTLP_PROTOCOL (or OTEL_EXPORTER_OTLP_LOGS_PROTOCOL) to "
+        "grpc, or give the collector's OTLP/HTTP port (4318)"
+    )
+
+
+NO_TLS = (
+    "TLS handshake failed: the endpoint answers without TLS (OpenSSL: wrong version number): "
+    "write it with http:// for a collector without TLS"
+)
+
+
+def test_an_https_export_to_a_collector_without_tls_says_to_write_http(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The HTTP exporter given https:// for a collector without TLS is told to write http://,
+    not requests' chain of wrappers around OpenSSL's wrong version number."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    collector = _Http1Collector()
+    try:
+        endpoint = f"https://127.0.0.1:{collector.port}/v1/logs"
+        said = _failing_export_said(caplog, OTLPLogExporter(endpoint=endpoint, timeout=2.5))
+    finally:
+        collector.close()
+    assert said == NO_TLS
+
+
+def test_a_grpc_export_with_tls_to_a_collector_without_it_says_to_write_http(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The gRPC exporter dialling a plaintext gRPC collector with TLS (https://, or no scheme)
+    is told to write http://."""
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+    server, port = _grpc_port()
+    try:
+        endpoint = f"https://127.0.0.1:{port}"
+        said = _failing_export_said(caplog, OTLPLogExporter(endpoint=endpoint, timeout=1))
+    finally:
+        server.stop(grace=None)
+    assert said == NO_TLS
+
+
+def _grpc_tls_port(leaf: trustme.LeafCert) -> tuple[grpc.Server, int]:
+    """A real gRPC server with TLS, serving ``leaf``."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    chain = b"".join(pem.bytes() for pem in leaf.cert_chain_pems)
+    credentials = grpc.ssl_server_credentials([(leaf.private_key_pem.bytes(), chain)])
+    port = server.add_secure_port("127.0.0.1:0", credentials)
+    server.start()
+    return server, port
+
+
+def test_a_grpc_collector_certificate_no_ca_trusted_signed_says_which_variable_to_set(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The gRPC exporter refusing a collector's certificate that the CA it trusts did not sign
+    is told to set the certificate variables to the signing CA's file, not OpenSSL's code cut
+    short."""
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+    server, port = _grpc_tls_port(trustme.CA().issue_cert("127.0.0.1"))
+    trusted = grpc.ssl_channel_credentials(root_certificates=trustme.CA().cert_pem.bytes())
+    try:
+        exporter = OTLPLogExporter(
+            endpoint=f"https://127.0.0.1:{port}", credentials=trusted, timeout=1
+        )
+        said = _failing_export_said(caplog, exporter)
+    finally:
+        server.stop(grace=None)
+    assert said == (
+        "TLS handshake failed: the collector's certificate did not verify: set"
+        " OTEL_EXPORTER_OTLP_CERTIFICATE (or OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE) to the file of"
+        " the CA that signed it (unset, the system's CAs are trusted)"
+    )
+
+
+def test_a_grpc_collector_certificate_for_another_name_says_to_use_a_name_it_holds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The gRPC exporter dialling ``localhost`` where the certificate holds only 127.0.0.1 is
+    told to give the endpoint by a name its certificate holds."""
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+    ca = trustme.CA()
+    server, port = _grpc_tls_port(ca.issue_cert("127.0.0.1"))
+    trusted = grpc.ssl_channel_credentials(root_certificates=ca.cert_pem.bytes())
+    try:
+        exporter = OTLPLogExporter(
+            endpoint=f"https://localhost:{port}", credentials=trusted, timeout=1
+        )
+        said = _failing_export_said(caplog, exporter)
+    finally:
+        server.stop(grace=None)
+    assert said == (
+        "TLS handshake failed: the collector's certificate does not hold the endpoint's host"
+        " name: give the endpoint by a name (or address) its certificate holds"
+    )
+
+
+def test_an_http_collector_certificate_no_ca_trusted_signed_says_why_and_what_to_set(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The HTTP exporter refusing a collector's certificate that the CA file it was given did not
+    sign is told OpenSSL's reason and to set the certificate variables to the signing CA's
+    file, not requests' chain of wrappers."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    collector = _Http1Collector()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    collector.server.socket = context.wrap_socket(collector.server.socket, server_side=True)
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    try:
+        exporter = OTLPLogExporter(
+            endpoint=f"https://127.0.0.1:{collector.port}/v1/logs",
+            certificate_file=str(other),
+            timeout=2.5,  # the first attempt's failure is retried once, its cause logged
+        )
+        said = _failing_export_said(caplog, exporter)
+    finally:
+        collector.close()
+    assert said == (
+        "TLS handshake failed: the collector's certificate did not verify (unable to get local"
+        " issuer certificate): set OTEL_EXPORTER_OTLP_CERTIFICATE (or"
+        " OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE) to the file of the CA that signed it (unset, the"
+        " system's CAs are trusted)"
+    )

@@ -268,6 +268,11 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
         ("rate_limit:\n  interval: soon\n", "rate_limit.interval: 'soon' is not a duration"),
         ("rate_limit:\n  interval: 1s\n  burst: -1\n", "rate_limit.burst"),
         ("tls_server_config: [\n", "not valid YAML at line"),
+        (
+            "tls_server_config:\n  cert_file a\n  key_file: b\n",
+            "web.yml: not valid YAML at line 3: a ': ' where YAML reads a value: a value holding"
+            " ': ' needs quotes, and a line above without its own ': ' runs on into this one",
+        ),
         ("- a\n- b\n", "the top level must be a mapping"),
         (
             'http_server_config:\n  headers:\n    X-XSS-Protection: "1\\r\\nX-Evil: 1"\n',
@@ -320,6 +325,48 @@ def test_a_hash_cut_short_or_changed_is_told_it_is_not_whole(value: str):
         " htpasswd -nBC 10 \"\" | tr -d ':\\n'"
     )
     assert HASH[7:20] not in problem
+
+
+def test_a_whole_htpasswd_line_as_the_hash_is_told_to_give_the_hash_alone():
+    """An htpasswd line (``alice:$2y$…``, as ``htpasswd -nB alice`` prints it) pasted as a
+    user's value is told to give the hash alone, not only that it must be a bcrypt hash;
+    neither the line's name nor its hash is shown."""
+    [problem] = _problems(f"basic_auth_users:\n  alice: 'carol:{HASH}'\n")
+    assert problem == (
+        f"{HERE}: basic_auth_users (line 2, its key not shown): holds a name and a colon before"
+        " its bcrypt hash, as htpasswd prints a user's line (user:$2y$…): give the hash alone,"
+        " from its $2 on; the user's name is the key"
+    )
+    assert "carol" not in problem
+    assert HASH[7:] not in problem
+
+
+@pytest.mark.parametrize("users", [1, 2])
+def test_htpasswd_lines_pasted_as_written_are_told_to_put_a_space_after_the_colon(users: int):
+    """htpasswd's lines pasted under basic_auth_users as it prints them (``alice:$2y$…``, no
+    space after the colon), which YAML reads as one text, are told to put a space after the
+    colon, not only that a mapping was expected; no name or hash is shown."""
+    lines = "".join(f"  user{n}:{HASH}\n" for n in range(users))
+    [problem] = _problems(f"basic_auth_users:\n{lines}")
+    assert problem == (
+        f"{HERE}: basic_auth_users: must be a mapping of user: bcrypt hash lines, and YAML reads"
+        " what is under it as one text: a user's line as htpasswd prints it (user:$2y$…) needs"
+        " a space after its colon (user: $2y$…)"
+    )
+    assert "user0" not in problem
+    assert HASH[7:] not in problem
+    spaced = parse_web_config(f"basic_auth_users:\n  user0: {HASH}\n", HERE)
+    assert spaced.basic_auth_users == {"user0": HASH}
+
+
+def test_an_htpasswd_line_among_users_is_named_by_its_line_as_lacking_its_colon_and_space():
+    """An htpasswd line (``bob:$2y$…``) pasted among good users, which YAML cannot read, is
+    named by its own line (the parser stops on the line after it) as lacking ': '."""
+    text = f"basic_auth_users:\n  alice: '{HASH}'\n  bob:{HASH}\n"
+    assert _problems(text) == [
+        f"{HERE}: not valid YAML at line 3: a line among key: value lines has no ': ' (a colon"
+        " and a space after the key)"
+    ]
 
 
 def test_the_original_2_form_is_refused_by_name_and_how_to_replace_it():

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
 from bridge.sinks.otlp.sizes import MAX_REQUEST_BYTES
+from bridge.yamlconfig import go_duration
 
-__all__ = ["BatchSettings", "BoundedBatcher"]
+__all__ = ["BatchSettings", "BoundedBatcher", "positive_number"]
 
 _logger = logging.getLogger(__name__)
 
@@ -47,12 +48,20 @@ class BatchSettings:
         ``prefix`` is ``OTEL_BSP`` (spans) or ``OTEL_BLRP`` (logs); a bad value falls back to
         the SDK's default with a warning, as the SDK itself does.
         """
-        delay = _positive(environ, f"{prefix}_SCHEDULE_DELAY", _DEFAULT_DELAY_MS.get(prefix, 5000))
-        batch = _positive(environ, f"{prefix}_MAX_EXPORT_BATCH_SIZE", _DEFAULT_BATCH)
+        delay = positive_number(
+            environ, f"{prefix}_SCHEDULE_DELAY", _DEFAULT_DELAY_MS.get(prefix, 5000), "milliseconds"
+        )
+        batch = positive_number(
+            environ, f"{prefix}_MAX_EXPORT_BATCH_SIZE", _DEFAULT_BATCH, "records"
+        )
         return cls(schedule_delay=delay / 1000, max_batch=max(1, int(batch)))
 
 
-def _positive(environ: Mapping[str, str], name: str, default: float) -> float:
+def positive_number(environ: Mapping[str, str], name: str, default: float, unit: str) -> float:
+    """``name``'s value in ``environ``, a positive number of ``unit`` (``milliseconds`` or a
+    count); ``default`` when unset, or with a warning saying what to write when it is no such
+    number, as the SDK falls back on its default. A duration written with its unit (``5s``),
+    where milliseconds go, is told the number meant."""
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -60,10 +69,25 @@ def _positive(environ: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if value <= 0:
-        _logger.warning("%s=%r is not a positive number; using %g", name, raw, default)
-        return default
-    return value
+    if value > 0:
+        return value
+    meant = ""
+    if unit == "milliseconds":
+        try:
+            seconds = go_duration(raw)
+        except ValueError:
+            seconds = 0.0
+        if seconds > 0:
+            meant = f" (write {seconds * 1000:g} for {raw.strip()})"
+    _logger.warning(
+        "%s=%r is not a positive number of %s%s; using %g, the default",
+        name,
+        raw,
+        unit,
+        meant,
+        default,
+    )
+    return default
 
 
 class BoundedBatcher(Generic[T]):

@@ -14,6 +14,7 @@ the bridge is stopping is said as INFO, not as a failure. Every lost record is s
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -43,6 +44,25 @@ _GAVE_UP: Final = "due to timeout, max retries or shutdown"
 _NO_ANSWER: Final = "no answer within the export timeout (OTEL_EXPORTER_OTLP_TIMEOUT)"
 _RETRYING: Final = "Transient error %s"
 _NOT_RETRIED: Final = "Failed to export %s batch code: %s, reason: %s"
+# A collector's port that speaks another protocol than the exporter, or no TLS, fails in words
+# of the transport that say nothing of the cause (gRPC's message, long, is cut before its point):
+# each is told as what to set. An OTLP/gRPC port answers an HTTP/1.1 request with an HTTP/2
+# frame (a SETTINGS frame, type 4, after its 3-byte length), which requests shows as a
+# BadStatusLine of escaped bytes; an HTTP/1.1 port answers gRPC's HTTP/2 preface as HTTP/1.1
+# (gRPC finds no SETTINGS frame first, and may say why); a port without TLS answers a TLS
+# handshake with bytes OpenSSL reads as a wrong version number.
+_HTTP2_ANSWER: Final = re.compile(r"BadStatusLine\('\\x00\\x00(?:\\x[0-9a-f]{2}|.)\\x04")
+_HTTP1_ANSWER: Final = re.compile(
+    r"Trying to connect an http1\.x server|Expected SETTINGS frame as the first frame"
+)
+_NO_TLS_ANSWER: Final = "WRONG_VERSION_NUMBER"
+# A collector's certificate refused: for a name it does not hold (gRPC's words, then Python's
+# ssl's), else as unverified (OpenSSL's code, gRPC cutting it; Python's ssl gives the reason).
+_NOT_ITS_NAME: Final = re.compile(
+    r"Hostname Verification Check failed|Hostname mismatch|IP address mismatch"
+)
+_NOT_VERIFIED: Final = re.compile(r"CERTIFICATE_VERIFY_FA|certificate verify failed")
+_NOT_VERIFIED_WHY: Final = re.compile(r"certificate verify failed: ([^(']*[^(' ])")
 
 
 @dataclass(slots=True)
@@ -82,6 +102,12 @@ class ExportFailures:
         with self._lock:
             self._reasons[signal] = redact_urls(text)[:_REASON_CHARS]
             self._told.add(signal)
+
+    def latest(self, signal: Signal) -> str | None:
+        """The cause of ``signal``'s latest failed export, as its warning quotes it (redacted);
+        None when none was told."""
+        with self._lock:
+            return self._reasons.get(signal)
 
     def gave_up(self, signal: Signal) -> None:
         """The SDK gave ``signal``'s export up; unless it told why during that export, it had
@@ -177,7 +203,7 @@ class SdkLogCapture(logging.Handler):
         elif _GAVE_UP in template:
             self._failures.gave_up(signal)  # a retry record before it may have named the cause
         else:
-            self._failures.reason(signal, _cause_of(record))
+            self._failures.reason(signal, _cause_of(record, signal))
 
     def install(self) -> None:
         """Capture the SDK exporters' records from now on; idempotent."""
@@ -220,18 +246,54 @@ def _sdk_loggers() -> list[logging.Logger]:
     ]
 
 
-def _cause_of(record: logging.LogRecord) -> str:
-    """What went wrong, in a record of the SDK's HTTP exporters, shortly; else its message."""
+def _cause_of(record: logging.LogRecord, signal: Signal) -> str:
+    """What went wrong, in a record of the SDK's HTTP exporters, shortly; else its message;
+    a collector's port speaking another protocol, or no TLS, as what to set."""
     args = record.args if isinstance(record.args, tuple) else ()
     template = str(record.msg)
     if template.startswith(_RETRYING) and args:
-        return _said(args[0])
-    if template == _NOT_RETRIED and len(args) == 3:
+        text = _said(args[0])
+    elif template == _NOT_RETRIED and len(args) == 3:
         status, reason = args[1], args[2]
-        if status is None:
-            return _said(reason)
-        return f"HTTP {status} ({_said(reason)})"
-    return record.getMessage()
+        text = _said(reason) if status is None else f"HTTP {status} ({_said(reason)})"
+    else:
+        text = record.getMessage()
+    return _advised(text, signal)
+
+
+def _advised(text: str, signal: Signal) -> str:
+    protocol = f"OTEL_EXPORTER_OTLP_PROTOCOL (or OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL)"
+    if _HTTP1_ANSWER.search(text):
+        return (
+            "the endpoint answers in HTTP/1.1, as an OTLP/HTTP port does (a collector's 4318),"
+            f" not gRPC: set {protocol} to http/protobuf, or give the collector's gRPC port (4317)"
+        )
+    if _HTTP2_ANSWER.search(text):
+        return (
+            "the endpoint answers in HTTP/2, as an OTLP/gRPC port does (a collector's 4317), not"
+            f" OTLP/HTTP: set {protocol} to grpc, or give the collector's OTLP/HTTP port (4318)"
+        )
+    if _NO_TLS_ANSWER in text:
+        return (
+            "TLS handshake failed: the endpoint answers without TLS (OpenSSL: wrong version"
+            " number): write it with http:// for a collector without TLS"
+        )
+    if _NOT_ITS_NAME.search(text):
+        return (
+            "TLS handshake failed: the collector's certificate does not hold the endpoint's host"
+            " name: give the endpoint by a name (or address) its certificate holds"
+        )
+    if _NOT_VERIFIED.search(text):
+        found = _NOT_VERIFIED_WHY.search(text)
+        why = f" ({found.group(1)})" if found else ""
+        if "expired" in why or "not yet valid" in why:
+            return f"TLS handshake failed: the collector's certificate did not verify{why}"
+        return (
+            f"TLS handshake failed: the collector's certificate did not verify{why}: set"
+            f" OTEL_EXPORTER_OTLP_CERTIFICATE (or OTEL_EXPORTER_OTLP_{signal.upper()}_CERTIFICATE)"
+            " to the file of the CA that signed it (unset, the system's CAs are trusted)"
+        )
+    return text
 
 
 def _said(cause: object) -> str:

@@ -50,6 +50,7 @@ from prometheus_client.metrics_core import Metric as PromFamily
 
 from bridge.component import HasExposition
 from bridge.settings import TemporalityPreference
+from bridge.sinks.otlp.batching import positive_number
 from bridge.sinks.otlp.sizes import MAX_REQUEST_BYTES, point_bytes, text_bytes
 from bridge.sinks.otlp.temporality import DeltaSums, sends_deltas
 
@@ -376,12 +377,7 @@ def _rebuilt(items: list[_Item]) -> MetricsData:
 
 
 def _interval(environ: Mapping[str, str]) -> float:
-    raw = environ.get("OTEL_METRIC_EXPORT_INTERVAL", "")
-    try:
-        value = float(raw) if raw.strip() else _DEFAULT_INTERVAL_MS
-    except ValueError:
-        value = -1
-    if value <= 0:
-        _logger.warning("OTEL_METRIC_EXPORT_INTERVAL=%r is not a positive number", raw)
-        value = _DEFAULT_INTERVAL_MS
-    return value / 1000
+    interval_ms = positive_number(
+        environ, "OTEL_METRIC_EXPORT_INTERVAL", _DEFAULT_INTERVAL_MS, "milliseconds"
+    )
+    return interval_ms / 1000

@@ -472,13 +472,16 @@ class OtlpSink:
             self._mirror.start()
 
     def readiness(self) -> str | None:
-        """Why the collector looks unreachable (informational: this sink is not required)."""
+        """Why the collector looks unreachable, with each failing signal's latest cause
+        (informational: this sink is not required)."""
         with self._failing_lock:
             failing = sorted(self._failing.items())
         problems = []
         for signal, (streak, since) in failing:
             when = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            problems.append(f"{signal}: {streak} failed export(s) in a row since {when}")
+            cause = self._failures.latest(signal)
+            latest = f" (latest: {cause})" if cause else ""
+            problems.append(f"{signal}: {streak} failed export(s) in a row since {when}{latest}")
         if not problems:
             return None
         return "OTLP collector unreachable or refusing data: " + "; ".join(problems)
