@@ -341,6 +341,10 @@ URL_SPLITTERS = {
     "collectors/lifecycle.py": "names the bus's scheme only",
     "bridge/httpclient/proxy.py": "a URL's scheme, host and port against no_proxy; shows none",
     "bridge/receivers.py": "whether a URL holds credentials; shows none",
+    "bridge/settings_checks.py": (
+        "an OTLP endpoint's path and port, and a webhook URL's path, checked against what the"
+        " exporter or receiver takes; shows them through redaction (redact_urls)"
+    ),
     "bridge/tracing.py": "the host and port for server.address; url.full through redaction",
     "bridge/build.py": "the folder of an editable install's file:// URL; shows none",
     "bridge/httpclient/redirects.py": (

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
 from bridge.sinks.otlp.sizes import MAX_REQUEST_BYTES
-from bridge.yamlconfig import go_duration
 
 __all__ = ["BatchSettings", "BoundedBatcher", "positive_number"]
 
@@ -73,6 +72,9 @@ def positive_number(environ: Mapping[str, str], name: str, default: float, unit:
         return value
     meant = ""
     if unit == "milliseconds":
+        # Only for a bad value: ``run`` imports no YAML reader unless given a file to read.
+        from bridge.yamlconfig import go_duration
+
         try:
             seconds = go_duration(raw)
         except ValueError:
