@@ -22,7 +22,14 @@ from pathlib import Path
 import pytest
 
 from tests.doc_text import DOCS, fenced
-from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess, bridge_env, wait_until
+from tests.support import (
+    ADMIN_TOKEN,
+    TEST_SECRET,
+    BridgeProcess,
+    bridge_env,
+    http_get,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -79,6 +86,11 @@ def _printed(output: Path) -> bool:
     return output.read_text().strip() != ""
 
 
+def _stream_open(bridge: BridgeProcess) -> bool:
+    # A stream client's subscription is listed by its queue's depth while it is open.
+    return b'exesdb_bus_queue_depth{subscriber="stream"}' in http_get(bridge.url + "/metrics")[1]
+
+
 def _pages() -> list[Path]:
     return [path for path in sorted(DOCS.glob("*.md")) if path.name != "performance.md"]
 
@@ -121,6 +133,8 @@ def test_the_docs_client_commands_work_on_another_port_as_written(tmp_path: Path
                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                 )
             tails.append((line, process, output))
+        # Published before tail has subscribed, a message would pass it by.
+        wait_until(partial(_stream_open, bridge), 30, "tail subscribing to the stream")
         for line in once:
             done = subprocess.run(
                 ["bash", "-c", _as_typed(line)],
