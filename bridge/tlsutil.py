@@ -34,6 +34,7 @@ __all__ = [
     "pem_certificates",
     "pem_file_problem",
     "set_versions",
+    "stamp_file",
     "stamp_files",
 ]
 
@@ -286,12 +287,16 @@ def _in_memory(text: str) -> Iterator[str]:
 def stamp_files(names: Iterable[str]) -> Stamp:
     """Each file of ``names`` read and hashed (a few KiB each), to tell when one changes (file
     times can miss a quick rewrite)."""
-    stamps: list[tuple[object, ...]] = []
-    for name in names:
-        try:
-            content = Path(name).read_bytes()
-        except OSError:
-            stamps.append((name,))
-        else:
-            stamps.append((name, hashlib.sha256(content).digest()))
-    return tuple(stamps)
+    return tuple(stamp_file(name) for name in names)
+
+
+def stamp_file(name: str, *, limit: int | None = None) -> tuple[object, ...]:
+    """The file ``name`` read and hashed, as ``stamp_files`` stamps each; with ``limit``, its
+    first ``limit + 1`` bytes at most (a reader refusing a file over ``limit`` bytes needs no
+    more to tell it changed)."""
+    try:
+        with Path(name).open("rb") as file:
+            content = file.read() if limit is None else file.read(limit + 1)
+    except OSError:
+        return (name,)
+    return (name, hashlib.sha256(content).digest())

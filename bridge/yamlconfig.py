@@ -235,11 +235,22 @@ def read_text(path: Path) -> str:
         raise ConfigError([redact_urls(f"{path}: cannot read: {_unreadable(exc)}")]) from None
 
 
-def read_text_and_bytes(path: Path) -> tuple[str, bytes]:
+def read_text_and_bytes(path: Path, *, limit: int | None = None) -> tuple[str, bytes]:
     """The file's text, as ``read_text`` reads it, and the bytes it was decoded from, in one
-    read (a hash of the bytes is then of that very text); ConfigError as ``read_text``'s."""
+    read (a hash of the bytes is then of that very text); ConfigError as ``read_text``'s, or
+    when the file holds more than ``limit`` bytes (read no further)."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read() if limit is None else file.read(limit + 1)
+        if limit is not None and len(data) > limit:
+            raise ConfigError(
+                [
+                    redact_urls(
+                        f"{path}: larger than {limit // 1024} KiB, the most this file may hold"
+                        " (it holds a few KiB): is it the right file?"
+                    )
+                ]
+            )
         # Decoded as Path.read_text decodes (newlines included), so the text is read_text's.
         return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read(), data
     except (OSError, UnicodeDecodeError) as exc:

@@ -26,9 +26,9 @@ from typing import Final
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from bridge.errors import ConfigError
-from bridge.tlsutil import Stamp, stamp_files
+from bridge.tlsutil import Stamp, stamp_file, stamp_files
 from bridge.webconfig.basic_auth import BUSY_LIMITS, CACHE_SIZE, BasicAuthChecker
-from bridge.webconfig.loading import Judged, Loaded, judge, tls_files
+from bridge.webconfig.loading import MAX_FILE_BYTES, Judged, Loaded, judge, tls_files
 from bridge.webconfig.rate_limit import RateLimiter
 from bridge.webconfig.schema import RateLimit, TLSServerConfig, WebConfig
 from bridge.webconfig.tls import apply_handshake_settings
@@ -48,7 +48,8 @@ _CLIENT_AUTH_DEMANDS: Final = {"RequireAnyClientCert": 1, "RequireAndVerifyClien
 
 
 def _stamp(path: Path, config: WebConfig) -> Stamp:
-    return stamp_files([str(path), *tls_files(config.tls)])
+    # The file as judge() reads it: no further than a file it refuses by its size.
+    return (stamp_file(str(path), limit=MAX_FILE_BYTES), *stamp_files(tls_files(config.tls)))
 
 
 def _client_auth_demand(tls: TLSServerConfig | None) -> int:

@@ -12,6 +12,7 @@ import hashlib
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from bridge.errors import ConfigError
 from bridge.tlsutil import Stamp, stamp_files
@@ -20,6 +21,7 @@ from bridge.webconfig.tls import server_context
 from bridge.yamlconfig import read_text_and_bytes, read_yaml
 
 __all__ = [
+    "MAX_FILE_BYTES",
     "Judged",
     "Loaded",
     "describe_web_config",
@@ -27,6 +29,10 @@ __all__ = [
     "load",
     "tls_files",
 ]
+
+# The most a web config file may hold: ten thousand users fit (730 KiB). Read and parsed on the
+# event loop, a file copied over it by mistake held every request ~1 s a MiB (100 MB: 90 s).
+MAX_FILE_BYTES: Final = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +85,7 @@ def judge(path: Path) -> Judged:
     """The file at ``path`` read and parsed once: its configuration checked and its certificates
     loaded, every problem found (bad keys and certificates that do not load alike)."""
     try:
-        text, content = read_text_and_bytes(path)
+        text, content = read_text_and_bytes(path, limit=MAX_FILE_BYTES)
         raw = read_yaml(text, path)
     except ConfigError as exc:
         return Judged(path, None, tuple(exc.problems), tls_meant=None)

@@ -1,17 +1,18 @@
-"""Reloading the web config safely: a file being written is not taken half-way, and a new
-version that would turn basic auth off is refused (a restart does it), one that asks less of
-client certificates taken with a warning."""
+"""Reloading the web config safely: a file being written is not taken half-way, a new version
+that would turn basic auth off is refused (a restart does it), one that asks less of client
+certificates taken with a warning, and one too large refused unread."""
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
 
 from bridge.webconfig.live import SETTLE_SECONDS, LiveWebConfig
-from bridge.webconfig.loading import judge
+from bridge.webconfig.loading import MAX_FILE_BYTES, judge
 from tests.support import ManualClock, async_wait_until
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 from tests.webconfig.test_serving import refused_connection, request, served, serving
@@ -97,3 +98,27 @@ async def test_a_file_asking_less_of_client_certificates_is_taken_with_a_warning
     assert "client_auth_type is NoClientCert where it was RequireAndVerifyClientCert" in (
         warning.getMessage()
     )
+
+
+async def test_a_file_too_large_for_a_web_config_is_refused_unread_and_the_bridge_serves_on(
+    files: WebFiles, caplog: pytest.LogCaptureFixture
+):
+    """A web config file replaced by megabytes (a log, a bundle copied over it by mistake) is
+    refused by its size, read no further than MAX_FILE_BYTES and not parsed, logged once, the
+    version before kept: parsed on the event loop, 4 MiB of YAML comment held every request
+    for seconds (100 MB: 90 s)."""
+    caplog.set_level(logging.ERROR, "bridge.webconfig")
+    async with serving(files, files.tls_config() + "basic_auth_users:\n" + ALICE) as bridge:
+        live = bridge.web_config
+        assert live is not None
+        files.write("#" * (4 * MAX_FILE_BYTES) + "\n")
+        began = time.monotonic()
+        assert not await live.reload()  # two looks, SETTLE_SECONDS apart
+        took = time.monotonic() - began
+        assert not await live.reload()
+        credentials = {"Authorization": basic("alice", "alice-pw")}
+        assert await served(bridge, files.client_context(), credentials)
+        assert bridge.registry.get_sample_value("exesdb_web_config_last_reload_successful") == 0
+    [refusal] = [r.getMessage() for r in caplog.records if "not reloaded" in r.getMessage()]
+    assert took < 1, f"the reload took {took:.2f}s"
+    assert f"larger than {MAX_FILE_BYTES // 1024} KiB" in refusal
