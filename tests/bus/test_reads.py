@@ -4,7 +4,10 @@ replay checks of the read made at one instant."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from bridge.bus import Envelope, Frame, Keyring, MemoryTransport, RejectReason
 from bridge.bus.transport import FrameReceiver
@@ -105,6 +108,38 @@ async def test_a_read_of_many_frames_is_judged_for_replay_at_one_instant() -> No
     await async_wait_until(lambda: len(got) == 200, 5, "the read delivered")
     await kit.bus.aclose()
     assert [envelope.id for envelope in got] == [f"read-{n:04d}" for n in range(200)]
+
+
+async def test_the_signatures_of_a_read_are_checked_in_one_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signatures of a read of 200 frames are checked in one ``Keyring.verify_each`` call,
+    not frame by frame; a forged frame among them is still refused and counted."""
+    calls: list[int] = []
+    real = Keyring.verify_each
+
+    def each(self: Keyring, bodies: Sequence[bytes], signatures: Sequence[str]) -> list[bool]:
+        calls.append(len(bodies))
+        return real(self, bodies, signatures)
+
+    def alone(self: Keyring, body: bytes, signature: str) -> bool:
+        raise AssertionError("a frame of the read verified alone")
+
+    monkeypatch.setattr(Keyring, "verify_each", each)
+    monkeypatch.setattr(Keyring, "verify", alone)
+    transport = ReadingTransport()
+    kit = build_bus(KEYRING, transport)
+    got: list[Envelope] = []
+    kit.bus.subscribe("sink", got.append)
+    await kit.bus.start()
+    read = [health(f"read-{n:04d}") for n in range(200)]
+    read[7] = (read[7][0], OTHER_KEYRING.sign(read[7][0]))
+    assert transport.receive is not None
+    transport.receive([Frame("ex_esdb_health", body, signature) for body, signature in read])
+    await async_wait_until(lambda: len(got) == 199, 5, "the read delivered")
+    await kit.bus.aclose()
+    assert calls == [200]
+    assert rejected(kit) == {"invalid_signature": 1}
 
 
 async def test_each_frame_of_one_read_is_judged_as_if_it_came_alone() -> None:
