@@ -533,15 +533,19 @@ class Bus:
         if frames and frames[0].group:
             self._receive_work(frames)  # a read is of work-queue frames or of none
             return
-        work, dispatch = self._work, self._dispatch
+        work = self._work
         recent = self._recent
+        verified: list[Envelope] = []
+        taken: list[Frame] = []
         if recent is None or recent.idle:
             # No work-queue copy to look for (a replica not holding the lease), none to keep.
             for frame, result in zip(frames, self._verifier.verify_read(frames), strict=True):
                 if isinstance(result, Rejection):
                     work.settle(frame)
                 else:
-                    dispatch(result, frame)
+                    verified.append(result)
+                    taken.append(frame)
+            self._dispatch_read(verified, taken)
             return
         # The work-queue copy of the same bytes under the same signature came first and
         # verified: only this path's replay check is left.
@@ -551,9 +555,11 @@ class Bus:
             if isinstance(result, Rejection):
                 work.settle(frame)
                 continue
-            dispatch(result, frame)
+            verified.append(result)
+            taken.append(frame)
             if known is None and frame.decoded is None:
                 recent.put(frame, result)
+        self._dispatch_read(verified, taken)
 
     def _receive_work(self, frames: Sequence[Frame]) -> None:
         """Work-queue frames: those byte for byte the same as the fan-out copy verified a moment
@@ -606,6 +612,44 @@ class Bus:
                     largest = max(sizes)
                 size = _charge(len(taken), len(envelopes), total, largest)
             inbox.offer_many(taken, _DIRECT, size)
+
+    def _dispatch_read(self, envelopes: list[Envelope], frames: list[Frame]) -> None:
+        """Offer the verified envelopes of one read of frames that need no acknowledgement
+        (fan-out, in-process) to their subscribers: each subscriber's share queued in one
+        step, charged its frames' bytes, when all of it fits in its queue; else message by
+        message, as ``_dispatch`` offers them (those that do not fit dropped and counted)."""
+        if len(envelopes) < 2:
+            for envelope, frame in zip(envelopes, frames, strict=True):
+                self._dispatch(envelope, frame)
+            return
+        routes = self._routes
+        shares: dict[Inbox, list[int]] = {}  # each subscriber's envelopes, by their index
+        for index, (envelope, frame) in enumerate(zip(envelopes, frames, strict=True)):
+            route = routes.get((envelope.instance, envelope.tag))
+            if route is None:
+                route = self._route(envelope.instance, envelope.tag)
+            group, topic = frame.group, envelope.topic
+            for inbox in route:
+                if (group is None or group == inbox.group) and inbox.matches(topic):
+                    share = shares.get(inbox)
+                    if share is None:
+                        shares[inbox] = [index]
+                    else:
+                        share.append(index)
+        sizes = [len(frame.body) for frame in frames]
+        for inbox, indices in shares.items():
+            if len(indices) == len(envelopes):
+                share_of, size = envelopes, sum(sizes)
+            else:
+                share_of = [envelopes[index] for index in indices]
+                size = sum([sizes[index] for index in indices])
+            if inbox.depth + len(indices) <= inbox.max_queue and (
+                inbox.bytes + size <= inbox.max_bytes
+            ):
+                inbox.offer_many(share_of, _DIRECT, size)
+                continue
+            for index in indices:  # some do not fit: each judged alone, as it came
+                inbox.offer(envelopes[index], frames[index])
 
     def _taken_here(self, envelope: Envelope) -> bool:
         """True when a group subscriber takes ``envelope``."""

@@ -71,6 +71,27 @@ class Keyring:
             ok |= hmac.compare_digest(_mac(keyed, body), given)
         return ok
 
+    def verify_each(self, bodies: Sequence[bytes], signatures: Sequence[str]) -> list[bool]:
+        """``verify`` of each body with its signature, in order: the frames of one read in one
+        loop, without a call per frame and per step of the HMAC."""
+        compare, unhex = hmac.compare_digest, bytes.fromhex
+        keyed = self._keyed
+        verdicts: list[bool] = []
+        for body, signature in zip(bodies, signatures, strict=True):
+            try:
+                given = unhex(signature)
+            except ValueError:
+                verdicts.append(False)
+                continue
+            ok = False
+            for key in keyed:
+                mac = key.copy()
+                mac.update(body)
+                # No early exit: the time taken does not depend on which key matched.
+                ok |= compare(mac.digest(), given)
+            verdicts.append(ok)
+        return verdicts
+
     # -- HTTP, Stripe style: t=<unix seconds>,v1=<hex HMAC(key, "<t>." + body)> --
 
     def sign_header(self, body: bytes, unix_seconds: int) -> str:

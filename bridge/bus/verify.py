@@ -122,12 +122,13 @@ class Verifier:
         it was refused (counted).
 
         Each frame's size, signature (over the exact bytes) and envelope are checked on their
-        own; the bytes of the frames that need decoding are decoded together, as NDJSON ingest
-        decodes a batch, and a ``frame.decoded`` (the envelope an in-process publisher built
-        the bytes from, which never left this process) stands in for decoding once the bytes
-        verify. ``known[i]``, when given, is the envelope another path verified a moment ago
-        from the same bytes under the same signature (compared): only its replay check is
-        left, in this verifier's own memory.
+        own; the signatures are computed in one loop (``Keyring.verify_each``), the bytes of
+        the frames that verify and need decoding are decoded together, as NDJSON ingest decodes
+        a batch, and a ``frame.decoded`` (the envelope an in-process publisher built the bytes
+        from, which never left this process) stands in for decoding once the bytes verify.
+        ``known[i]``, when given, is the envelope another path verified a moment ago from the
+        same bytes under the same signature (compared): only its replay check is left, in this
+        verifier's own memory.
 
         The replay checks of the read are made at one instant, as for an ingest batch
         (``ReplayGuard.check_batch``); only when one of them is not fresh (or an id repeats
@@ -141,15 +142,41 @@ class Verifier:
             return [alone if isinstance(alone, Rejection) else self._fresh(alone)]
         if known is None:
             known = [None] * len(frames)
+        max_bytes = self._max_bytes
+        # The frames whose signature is computed here: neither known nor refused before it
+        # (unsigned, too large). Their HMACs in one loop, then the bytes of those that verify
+        # decoded together.
+        signed = [
+            index
+            for index, (frame, verified) in enumerate(zip(frames, known, strict=True))
+            if verified is None and frame.signature and len(frame.body) <= max_bytes
+        ]
+        verdicts: list[bool | None] = [None] * len(frames)
+        for index, ok in zip(
+            signed,
+            self._keyring.verify_each(
+                [frames[index].body for index in signed],
+                [frames[index].signature or "" for index in signed],
+            ),
+            strict=True,
+        ):
+            verdicts[index] = ok
+        decoded = self._decoded(
+            frames, [index for index in signed if verdicts[index] and frames[index].decoded is None]
+        )
         authentic = self._authentic
         results: list[Envelope | Rejection] = []
         fresh: list[Envelope] = []  # the envelopes left for the replay check, in order
-        for frame, verified, envelope in zip(
-            frames, known, self._decoded(frames, known), strict=True
+        for frame, verified, envelope, verdict in zip(
+            frames, known, decoded, verdicts, strict=True
         ):
-            result: Envelope | Rejection = (
-                verified if verified is not None else authentic(frame, envelope)
-            )
+            result: Envelope | Rejection
+            if verified is not None:
+                result = verified
+            elif verdict and (taken := frame.decoded or envelope) is not None:
+                result = taken  # the common case, without a call
+            else:
+                result = authentic(frame, envelope, verdict)
             if not isinstance(result, Rejection):
                 fresh.append(result)
             results.append(result)
@@ -161,10 +188,12 @@ class Verifier:
                     results[index] = self._fresh(judged)
         return results
 
-    def _authentic(self, frame: Frame, decoded: Envelope | None) -> Envelope | Rejection:
+    def _authentic(
+        self, frame: Frame, decoded: Envelope | None, verdict: bool | None = None
+    ) -> Envelope | Rejection:
         """A frame's size, signature (over the exact bytes) and envelope checked: the envelope
         (``frame.decoded``, else ``decoded``, else its bytes decoded now), or why it was
-        refused (counted)."""
+        refused (counted). ``verdict``: whether its signature verified, when already computed."""
         body, signature = frame.body, frame.signature
         if len(body) > self._max_bytes:
             return self.reject(
@@ -172,7 +201,9 @@ class Verifier:
             )
         if not signature:
             return self.reject(Rejection(RejectReason.UNSIGNED, "the message has no signature"))
-        if not self._keyring.verify(body, signature):
+        if verdict is None:
+            verdict = self._keyring.verify(body, signature)
+        if not verdict:
             return self.reject(
                 Rejection(RejectReason.INVALID_SIGNATURE, "the signature does not match")
             )
@@ -186,28 +217,16 @@ class Verifier:
             return self.reject(_replay_rejection(verdict, envelope.id))
         return envelope
 
-    def _decoded(
-        self, frames: Sequence[Frame], known: Sequence[Envelope | None]
-    ) -> list[Envelope | None]:
-        """The envelopes of the frames of a read that need decoding (neither ``known`` nor
-        ``frame.decoded``, signed, not too large), decoded together (the decoder's per-call
-        work shared); None for the others, and for every body from the first one the batch
-        decoder refuses on (``verify_read`` decodes those alone, and words the rejection).
-        Bytes are decoded before their signature is checked, but an envelope is taken only
-        once its bytes verify."""
-        wanted = [
-            (index, frame.body)
-            for index, (frame, verified) in enumerate(zip(frames, known, strict=True))
-            if verified is None
-            and frame.decoded is None
-            and frame.signature
-            and len(frame.body) <= self._max_bytes
-        ]
+    def _decoded(self, frames: Sequence[Frame], wanted: Sequence[int]) -> list[Envelope | None]:
+        """The envelopes of the frames of a read at ``wanted`` (those whose bytes verified and
+        need decoding), decoded together (the decoder's per-call work shared); None for the
+        others, and for every body from the first one the batch decoder refuses on
+        (``verify_read`` decodes those alone, and words the rejection)."""
         out: list[Envelope | None] = [None] * len(frames)
         if len(wanted) < 2:
             return out
-        envelopes, _ = decode_envelopes([body for _, body in wanted])
-        for (index, _), envelope in zip(wanted, envelopes, strict=False):
+        envelopes, _ = decode_envelopes([frames[index].body for index in wanted])
+        for index, envelope in zip(wanted, envelopes, strict=False):
             out[index] = envelope
         return out
 

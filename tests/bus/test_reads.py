@@ -4,9 +4,13 @@ replay checks of the read made at one instant."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from bridge.bus import Envelope, Frame, Keyring, MemoryTransport, RejectReason
+from bridge.bus.subscription import Inbox
 from bridge.bus.transport import FrameReceiver
 from bridge.messages import Message, NodeHealth, SystemAlert
 from tests.bus.helpers import BusKit, build_bus
@@ -105,6 +109,112 @@ async def test_a_read_of_many_frames_is_judged_for_replay_at_one_instant() -> No
     await async_wait_until(lambda: len(got) == 200, 5, "the read delivered")
     await kit.bus.aclose()
     assert [envelope.id for envelope in got] == [f"read-{n:04d}" for n in range(200)]
+
+
+async def test_the_signatures_of_a_read_are_checked_in_one_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signatures of a read of 200 frames are checked in one ``Keyring.verify_each`` call,
+    not frame by frame; a forged frame among them is still refused and counted."""
+    calls: list[int] = []
+    real = Keyring.verify_each
+
+    def each(self: Keyring, bodies: Sequence[bytes], signatures: Sequence[str]) -> list[bool]:
+        calls.append(len(bodies))
+        return real(self, bodies, signatures)
+
+    def alone(self: Keyring, body: bytes, signature: str) -> bool:
+        raise AssertionError("a frame of the read verified alone")
+
+    monkeypatch.setattr(Keyring, "verify_each", each)
+    monkeypatch.setattr(Keyring, "verify", alone)
+    transport = ReadingTransport()
+    kit = build_bus(KEYRING, transport)
+    got: list[Envelope] = []
+    kit.bus.subscribe("sink", got.append)
+    await kit.bus.start()
+    read = [health(f"read-{n:04d}") for n in range(200)]
+    read[7] = (read[7][0], OTHER_KEYRING.sign(read[7][0]))
+    assert transport.receive is not None
+    transport.receive([Frame("ex_esdb_health", body, signature) for body, signature in read])
+    await async_wait_until(lambda: len(got) == 199, 5, "the read delivered")
+    await kit.bus.aclose()
+    assert calls == [200]
+    assert rejected(kit) == {"invalid_signature": 1}
+
+
+async def test_a_read_is_queued_at_each_subscriber_in_one_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A read of 200 frames is queued at each subscriber taking them as one run (its share, in
+    order, charged its frames' bytes), not frame by frame."""
+    runs: list[tuple[str, int, int]] = []
+    real = Inbox.offer_many
+
+    def many(self: Inbox, envelopes: Sequence[Envelope], frame: Frame, size: int) -> int:
+        runs.append((self.name, len(envelopes), size))
+        return real(self, envelopes, frame, size)
+
+    def one(self: Inbox, envelope: Envelope, frame: Frame) -> bool:
+        raise AssertionError("a frame of the read queued alone")
+
+    monkeypatch.setattr(Inbox, "offer_many", many)
+    monkeypatch.setattr(Inbox, "offer", one)
+    transport = ReadingTransport()
+    kit = build_bus(KEYRING, transport)
+    every: list[Envelope] = []
+    alerts: list[Envelope] = []
+    kit.bus.subscribe("every", every.extend, batch=True)
+    kit.bus.subscribe("alerts", alerts.extend, instances=["ex_esdb_alerts"], batch=True)
+    kit.bus.subscribe("nothing", alerts.extend, instances=["ex_esdb_metrics"], batch=True)
+    await kit.bus.start()
+    read = [health(f"health-{n:04d}") if n % 4 else alert(f"alert-{n:04d}") for n in range(200)]
+    assert transport.receive is not None
+    transport.receive(
+        [
+            Frame("ex_esdb_health" if n % 4 else "ex_esdb_alerts", body, signature)
+            for n, (body, signature) in enumerate(read)
+        ]
+    )
+    await async_wait_until(lambda: len(every) == 200 and len(alerts) == 50, 5, "the read")
+    await kit.bus.aclose()
+    assert runs == [
+        ("every", 200, sum(len(body) for body, _ in read)),
+        ("alerts", 50, sum(len(body) for body, _ in read[::4])),
+    ]
+    assert [envelope.id for envelope in every] == [
+        f"health-{n:04d}" if n % 4 else f"alert-{n:04d}" for n in range(200)
+    ]
+    assert [envelope.id for envelope in alerts] == [f"alert-{n:04d}" for n in range(0, 200, 4)]
+
+
+@pytest.mark.parametrize("bound", ["messages", "bytes"])
+async def test_a_read_too_large_for_a_queue_is_queued_frame_by_frame(bound: str) -> None:
+    """A read that does not all fit in a subscriber's queue (in messages, or in bytes) is
+    queued as frame by frame: those that fit taken in order, each one past them dropped and
+    counted; a subscriber with room takes the whole read."""
+    read = [health(f"health-{n:04d}") for n in range(200)]
+    size = len(read[0][0])
+    assert all(len(body) == size for body, _ in read)
+    transport = ReadingTransport()
+    if bound == "messages":
+        kit = build_bus(KEYRING, transport, queue_size=150)
+    else:
+        kit = build_bus(KEYRING, transport, queue_bytes=150 * size + size // 2)
+    small: list[Envelope] = []
+    roomy: list[Envelope] = []
+    kit.bus.subscribe("small", small.extend, batch=True)
+    kit.bus.subscribe("roomy", roomy.extend, batch=True, queue_size=1_000)
+    await kit.bus.start()
+    assert transport.receive is not None
+    transport.receive([Frame("ex_esdb_health", body, signature) for body, signature in read])
+    await async_wait_until(lambda: len(small) == 150, 5, "what fits")
+    await kit.bus.aclose()
+    assert [envelope.id for envelope in small] == [f"health-{n:04d}" for n in range(150)]
+    assert kit.sample("exesdb_bus_dropped_total", subscriber="small") == 50
+    if bound == "messages":
+        assert len(roomy) == 200
+        assert kit.sample("exesdb_bus_dropped_total", subscriber="roomy") == 0
 
 
 async def test_each_frame_of_one_read_is_judged_as_if_it_came_alone() -> None:

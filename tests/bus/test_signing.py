@@ -107,6 +107,45 @@ def test_comparisons_use_the_constant_time_api(monkeypatch: pytest.MonkeyPatch) 
     assert len(calls) == 2
 
 
+def test_a_read_is_verified_frame_by_frame_in_one_call() -> None:
+    """``verify_each`` says of each body and signature in order what ``verify`` says: the
+    current key's and a retired key's accepted, tampered bytes, another key's signature and
+    malformed signatures refused, none of them raising."""
+    keyring = Keyring.from_secrets(KEY, [OLD_KEY])
+    other = BODY.replace(b"0123", b"4567")
+    pairs = [
+        (BODY, keyring.sign(BODY)),
+        (other, _mac(OLD_KEY, other)),
+        (BODY + b" ", keyring.sign(BODY)),
+        (BODY, _mac("some-other-key-that-is-long-enough-32", BODY)),
+        (BODY, "not hex at all"),
+        (BODY, ""),
+        (BODY, "é" * 64),
+        (other, keyring.sign(other).upper()),
+    ]
+    verdicts = keyring.verify_each([body for body, _ in pairs], [sig for _, sig in pairs])
+    assert verdicts == [keyring.verify(body, signature) for body, signature in pairs]
+    assert verdicts == [True, True, False, False, False, False, False, True]
+
+
+def test_a_read_is_verified_with_the_constant_time_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``verify_each`` compares each frame's MAC with hmac.compare_digest, under every key."""
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    keyring = Keyring.from_secrets(KEY, [OLD_KEY])
+    assert keyring.verify_each([BODY, BODY], [keyring.sign(BODY), _mac(OLD_KEY, BODY)]) == [
+        True,
+        True,
+    ]
+    assert len(calls) == 4  # every key tried for each frame: no early exit
+
+
 @pytest.mark.parametrize("length", [0, 1, 32, 63, 64, 65, 200])
 @pytest.mark.parametrize("body", [b"", BODY, BODY * 40], ids=["empty", "a frame", "a batch"])
 def test_signatures_are_the_standard_hmac_for_keys_of_any_length(length: int, body: bytes) -> None:
@@ -118,6 +157,8 @@ def test_signatures_are_the_standard_hmac_for_keys_of_any_length(length: int, bo
     assert keyring.verify(body, _mac(key, body))
     assert keyring.verify(body, _mac(KEY, body))
     assert not keyring.verify(body, _mac(key + "x", body))
+    signatures = [_mac(key, body), _mac(KEY, body), _mac(key + "x", body)]
+    assert keyring.verify_each([body] * 3, signatures) == [True, True, False]
 
 
 def test_a_frame_signature_does_not_hash_the_key_again(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,6 +173,7 @@ def test_a_frame_signature_does_not_hash_the_key_again(monkeypatch: pytest.Monke
     monkeypatch.setattr(hmac, "new", unwanted)
     assert keyring.sign(BODY) == _signed(KEY, BODY)
     assert keyring.verify(BODY, keyring.sign(BODY))
+    assert keyring.verify_each([BODY], [keyring.sign(BODY)]) == [True]
 
 
 def _signed(key: str, data: bytes) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from bridge.bus.redis.layout import Layout, read_reply, unpack_flat
+from bridge.bus.redis.layout import Layout, fan_out_frames, read_reply
 from bridge.bus.redis.link import Link, linger
-from bridge.bus.transport import Frame, FrameReceiver
+from bridge.bus.transport import FrameReceiver
 
 __all__ = ["FanOutReader"]
 
@@ -68,9 +68,7 @@ class FanOutReader:
             instance = self._layout.instance_of(key)
             last_ids[key.decode()] = entries[-1][0]
             # One batch per stream read: the bus verifies and dispatches it in one go.
-            self._deliver(
-                [Frame(instance, *unpack_flat(fields or []), group=False) for _, fields in entries]
-            )
+            self._deliver(fan_out_frames(instance, entries))
         return linger(read, self._batch)
 
     async def _find_tails(self) -> None:
