@@ -21,6 +21,11 @@ from bridge.bus import WORK_QUEUE_INSTANCES
 from bridge.messages import INSTANCES
 from tests.support import ROOT
 
+# One worker runs these checks under make test's --dist loadgroup: each worker running any of
+# them parses the whole project first (some 4 s of CPU on a quiet 2-core host, 9 s on a busy one).
+GROUP: Final = "architecture"
+pytestmark = pytest.mark.xdist_group(GROUP)
+
 PACKAGES = ("bridge", "collectors")
 # The edge: where the process, HTTP and wiring live. Only the edge may import the edge.
 # The command line, and the pages for people served by bridge.http.
@@ -936,3 +941,10 @@ def test_the_private_import_finder_finds_an_import_and_a_patch() -> None:
         "t.py:8 bridge.bus.decoding._decode_each",
         "t.py:9 bridge.pages.routes._AGES_KEPT_SECONDS",
     ]
+
+
+def test_the_checks_run_on_one_worker(request: pytest.FixtureRequest) -> None:
+    """Under ``--dist loadgroup`` (make test) the checks of this module are one group, sent to
+    one worker, which parses the project once for all of them."""
+    grouped = bool(request.config.getoption("loadgroup", default=False))
+    assert request.node.nodeid.endswith(f"@{GROUP}") == grouped, request.node.nodeid

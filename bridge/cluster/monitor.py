@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -76,7 +77,9 @@ class ClusterMonitor:
         kind per tick)."""
         self._bus = bus
         self.node = node
-        self._began = wall_clock()
+        # To the millisecond, as messages are dated: a left made the millisecond this one
+        # began is this run's, not dated before it.
+        self._began = math.floor(wall_clock() * 1000) / 1000
         self._interval_ms = interval_ms
         self._interval = interval_ms / 1000
         # Each node's limit of silence, by its own interval (which this one's floors).

@@ -4,9 +4,11 @@ injected sleep, and replicas that record what they hear."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
@@ -19,6 +21,8 @@ from tests.support import TEST_SECRET, async_wait_until
 __all__ = ["INTERVAL_MS", "Clock", "CutOffTransport", "Naps", "Replica", "envelope"]
 
 INTERVAL_MS = 1_000
+# Turns of the loop a settle looks at the subscribers after, before it polls them.
+SETTLE_TURNS = 20
 
 
 class Clock:
@@ -44,11 +48,16 @@ class Naps:
         self.taken = 0  # naps begun
         self.lengths: list[float] = []  # what each nap was asked to last
         self._wake: asyncio.Event | None = None
+        # Set as each nap begins, which is all that changes what the waits below look at: they
+        # wake then rather than polling (a poll's 20 ms, each tick, made the cadence tests'
+        # thousands of ticks a minute of sleep).
+        self._nap_begun = asyncio.Event()
 
     async def __call__(self, seconds: float) -> None:
         self.taken += 1
         self.lengths.append(seconds)
         self._wake = asyncio.Event()
+        self._nap_begun.set()
         await self._wake.wait()
 
     @property
@@ -58,7 +67,7 @@ class Naps:
 
     async def wake(self) -> int:
         """Once the loop naps, wake it for one tick (not waiting for the tick); the naps so far."""
-        await async_wait_until(lambda: self.napping, 5, "the monitor's loop napping")
+        await self._until(lambda: self.napping, "the monitor's loop napping")
         assert self._wake is not None
         taken = self.taken
         self._wake.set()
@@ -66,7 +75,18 @@ class Naps:
 
     async def napped_since(self, taken: int) -> None:
         """Wait until the loop naps again after the tick that ``taken`` naps woke."""
-        await async_wait_until(lambda: self.taken > taken, 5, "the monitor's tick done")
+        await self._until(lambda: self.taken > taken, "the monitor's tick done")
+
+    async def _until(self, condition: Callable[[], bool], what: str, within: float = 5.0) -> None:
+        """Wait until ``condition`` holds, looked at again as each nap begins; fail after
+        ``within`` seconds."""
+        try:
+            async with asyncio.timeout(within):
+                while not condition():
+                    self._nap_begun.clear()
+                    await self._nap_begun.wait()
+        except TimeoutError:
+            pytest.fail(f"timed out after {within}s waiting for {what}")
 
     async def tick(self) -> None:
         """Let the loop run one tick and wait until it is done."""
@@ -135,9 +155,18 @@ class Replica:
         return self
 
     async def settle(self) -> None:
-        await async_wait_until(
-            lambda: all(s.idle for s in self.bridge.bus.subscriptions), 5, "subscribers idle"
-        )
+        """Wait until every subscriber has handled what it was given (5 s at the most)."""
+        # A delivery takes a few turns of the loop: looked at after each of the first ones, as
+        # a poll every 20 ms made the thousands of ticks and messages of a test seconds of sleep.
+        for _ in range(SETTLE_TURNS):
+            if self.idle():
+                return
+            await asyncio.sleep(0)
+        await async_wait_until(self.idle, 5, "subscribers idle")
+
+    def idle(self) -> bool:
+        """Whether every subscriber has handled all it was given."""
+        return all(s.idle for s in self.bridge.bus.subscriptions)
 
     async def hear(self, node: str, message: Message | None = None) -> None:
         """Deliver a message published by ``node`` (a heartbeat unless told otherwise)."""

@@ -437,6 +437,23 @@ async def test_a_left_under_this_nodes_name_sent_before_it_started_is_an_earlier
     assert replica.monitor.health().total_nodes == 1
 
 
+async def test_a_left_under_this_nodes_name_in_the_millisecond_it_started_is_another_process(
+    make_replica, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A `left` under this bridge's own EXESDB_NODE dated the very millisecond this process
+    started (a message is dated to the millisecond, the start finer) is no earlier run's: it
+    is told as another process sharing the name."""
+    caplog.set_level(logging.INFO, "bridge.cluster")
+    second = int(datetime.now(UTC).timestamp())
+    replica = await make_replica("bridge-1", wall_clock=lambda: second + 0.0007)
+    dated = datetime.fromtimestamp(second, UTC)
+    await replica.hear(
+        "bridge-1", NodeLifecycle(node="bridge-1", event="left", cluster_size=1, timestamp=dated)
+    )
+    assert "two processes share EXESDB_NODE" in caplog.text
+    assert "a left of this node (bridge-1) made at " not in caplog.text
+
+
 async def test_a_refused_down_announcement_stays_pending_and_the_state_key_is_restored(
     make_replica, clock: Clock
 ) -> None:

@@ -179,6 +179,8 @@ def test_no_secret_appears_in_logs_pages_api_commands_or_otlp(
         "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": f"{otlp.endpoint}/v1/logs?api-key={OTLP_QUERY_TOKEN}",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_EXPORTER_OTLP_HEADERS": f"x-api-key={OTLP_HEADER}",
+        # Spans exported every 100 ms (the SDK's 5 s was most of the test's wait for them).
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
     process = BridgeProcess(state_dir=tmp_path / "state", headers=login, **env)
     seen: list[str] = []
