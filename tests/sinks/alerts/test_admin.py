@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -225,7 +226,7 @@ async def test_an_alert_changed_between_pages_with_the_clock_set_back_is_listed_
         ids = [f"a{n:02d}" for n in range(25)]  # more than a page
         for alert_id in ids:
             bridge.bus.publish("disk_full", system_alert(alert_id))
-            await async_wait_until(lambda a=alert_id: stored(sink.outbox, a), what=alert_id)
+            await async_wait_until(partial(stored, sink.outbox, alert_id), what=alert_id)
             clock.advance(1.0)
         keeper = SettingBackBetweenPages(sink, clock)
         async with served(keeper) as base:
