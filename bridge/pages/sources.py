@@ -16,7 +16,13 @@ from bridge.build import BuildInfo
 from bridge.component import Component, Readiness
 from bridge.settings import Settings
 from bridge.sinks.alerts.admin import AlertQuery, LeaseView, work_queue_lease
-from bridge.sinks.alerts.records import AlertDetail, AlertRecord, Delivery, Recipients
+from bridge.sinks.alerts.records import (
+    ActiveCounts,
+    AlertDetail,
+    AlertRecord,
+    Delivery,
+    Recipients,
+)
 from bridge.sinks.prometheus.nodes import NodeSummary
 
 __all__ = [
@@ -75,8 +81,9 @@ class AlertSource(LeaseView, Protocol):
     async def alert_detail(self, alert_id: str) -> AlertDetail | None:
         """One alert with its history and deliveries; None when unknown."""
 
-    def active_counts(self) -> Mapping[str, int]:
-        """Open alerts by severity, as last counted (once a second, not at each call)."""
+    def active_counts(self) -> ActiveCounts:
+        """Open alerts by severity, as last counted (once a second, not at each call), and
+        whether any fired since."""
 
     def recipients(self) -> Recipients:
         """The receivers alerts go to, by the keys the deliveries carry, and their labels."""

@@ -60,6 +60,10 @@ _ALERT_LINK: Final = Fragment(
     '<a class="title" href="${href}">${title}</a><span class="id">${alert_id}</span>'
 )
 _NODE_NAME: Final = Fragment('<span class="node-name">${node}</span>')
+# A name cut in its row, whole in its tooltip: up to 255 characters, every name an ExESDB node
+# can have (an Erlang atom), so 200 names of 4 096 characters cost ~200 kB more, not 3 MB.
+_NODE_NAME_CUT: Final = Fragment('<span class="node-name" title="${whole}">${node}</span>')
+_TITLE_TEXT: Final = 255
 # This bridge's own CPU before its first reading, which covers a whole health interval.
 _MEASURING: Final = Fragment('<span class="muted measuring" title="${title}">measuring…</span>')
 # A node heard from no more: its figures are the last it sent, until its series expire.
@@ -135,6 +139,8 @@ class StatusView:
     truncated: bool
     # Open alerts by severity, those not listed too (when truncated): the Active alerts card's.
     counts: Mapping[str, int]
+    # Some left out of the list fired since the sink last counted: there may be more.
+    at_least: bool
     lease: LeaseState  # whether the alerts are the cluster's (not on Redis without the lease)
     nodes: tuple[_Node, ...] | None  # None: no Prometheus sink
     admin: bool
@@ -156,6 +162,7 @@ async def status_view(
     alerts: list[AlertRecord] = []
     truncated = False
     counts: Mapping[str, int] = {}
+    at_least = False
     failing: tuple[_Failing, ...] = ()
     notified = True
     if alerts_from is not None:
@@ -167,7 +174,11 @@ async def status_view(
             truncated = truncated or len(found) > MAX_SHOWN
             alerts.extend(found[:MAX_SHOWN])
         alerts.sort(key=lambda record: record.starts_at, reverse=True)
-        counts = _counts(alerts, alerts_from.active_counts() if truncated else {})
+        if truncated:
+            counted = alerts_from.active_counts()
+            counts, at_least = _counts(alerts, counted.by_severity), counted.fired_since
+        else:
+            counts = _counts(alerts, {})
         recipients = alerts_from.recipients()
         notified = bool(recipients.webhooks) or recipients.alertmanager is not None
         labels = dict(recipients.webhooks)
@@ -188,6 +199,7 @@ async def status_view(
         alerts=tuple(alerts) if alerts_from is not None else None,
         truncated=truncated,
         counts=counts,
+        at_least=at_least,
         lease=lease_state(alerts_from),
         nodes=nodes,
         admin=shown.settings.admin_token is not None,
@@ -200,7 +212,7 @@ async def status_view(
 def _counts(listed: Sequence[AlertRecord], counted: Mapping[str, int]) -> dict[str, int]:
     """The open alerts by severity: those ``counted`` (as of the sink's last count, once a
     second: no count of the outbox at each refresh, of up to 45 000 open alerts), never fewer
-    than those ``listed`` (fired since that count)."""
+    than those ``listed`` (fired since that count; more may have: ``ActiveCounts.fired_since``)."""
     shown = Counter(record.severity for record in listed)
     severities = {*shown, *counted}
     return {severity: max(shown[severity], counted.get(severity, 0)) for severity in severities}
@@ -269,8 +281,8 @@ def status_live(view: StatusView, shown: Shown, *, root: str, now: float | None)
         node_detail=_breakdown(Counter(node.status or "unknown" for node in nodes))
         or "none heard yet",
         alert_tone=_alert_tone(alerts, view.lease.held),
-        alert_count=str(sum(view.counts.values())),
-        alert_detail=_alert_detail(view.counts, view.lease),
+        alert_count=f"{sum(view.counts.values())}{'+' if view.at_least else ''}",
+        alert_detail=_alert_detail(view.counts, view.lease, at_least=view.at_least),
         uptime=age_since(shown.started_at, now),
         started=timestamp(shown.started_at),
         lease=lease_notice(view.lease),
@@ -360,8 +372,10 @@ def _alert_tone(alerts: Sequence[AlertRecord], holds_work_queue: bool) -> str:
     return "warn" if alerts or not holds_work_queue else "good"
 
 
-def _alert_detail(by_severity: Mapping[str, int], lease: LeaseState) -> str:
+def _alert_detail(by_severity: Mapping[str, int], lease: LeaseState, *, at_least: bool) -> str:
     counts = _breakdown(by_severity, SEVERITIES[::-1])
+    if at_least:  # the sink counts again within a second
+        counts = f"at least {counts}: more fired since the last count"
     if not lease.reachable:
         return f"{counts or 'none here'}; may be incomplete (cannot use Redis)"
     if not lease.held:
@@ -475,7 +489,7 @@ def _nodes(nodes: Sequence[_Node], shown: Shown, *, present: bool, now: float | 
     ordered = ordered[:MAX_SHOWN]
     rows = [
         (
-            _NODE_NAME(node=_cut(node.node)),
+            _node_name(node.node),
             _health(node, shown, now),
             _cpu(node, shown),
             meter(node.memory, settings.memory_degraded, settings.memory_unhealthy),
@@ -492,6 +506,15 @@ def _nodes(nodes: Sequence[_Node], shown: Shown, *, present: bool, now: float | 
         " /metrics has every node's series."
     )
     return join((listing, note))
+
+
+def _node_name(name: str) -> Html:
+    """The node's name as its row shows it: cut to ``_ROW_TEXT`` characters, then whole in
+    the tooltip (cut there past ``_TITLE_TEXT``: /metrics has it whole)."""
+    if len(name) <= _ROW_TEXT:
+        return _NODE_NAME(node=name)
+    whole = name if len(name) <= _TITLE_TEXT else name[: _TITLE_TEXT - 1] + "…"
+    return _NODE_NAME_CUT(node=_cut(name), whole=whole)
 
 
 def _rank(node: _Node) -> int:

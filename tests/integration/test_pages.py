@@ -486,6 +486,35 @@ def test_a_long_node_name_wraps_inside_the_nodes_panel_on_a_desktop(
         assert node_cells(browser, LONG_NODE)[1:] == ["healthy", "40%", "50%", "60%"]
 
 
+NODE_NAME_TITLE = """
+const name = [...document.querySelectorAll("table.nodes .node-name")]
+  .find((name) => name.textContent.startsWith(arguments[0]));
+return name ? [name.textContent, name.title, name.querySelectorAll("*").length] : [];
+"""
+
+
+def test_a_node_name_cut_in_its_row_is_whole_in_its_tooltip(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A node name over 120 characters, its row showing the first 119 and "…", is whole in the
+    name's tooltip, markup in it shown as text; one over 255 (no ExESDB node's: an Erlang atom)
+    has its first 254 there; neither draws a CSP refusal."""
+    long = '<b class="x">ops & "night"</b>@' + "db-host-7.eu-west-1.compute.internal." * 5
+    longest = "y" * MAX_TEXT
+    with page_bridge(tmp_path) as server:
+        report_node(server, long, "healthy", cpu=40.0, memory=50.0)
+        report_node(server, longest, "healthy", cpu=40.0, memory=50.0)
+        browser.open(server.url + "/")
+        browser.wait_for_text("#nodes", "y" * 119 + "…")
+        browser.wait_for_text("#nodes", '"night"')
+        shown, title, elements = browser.run(NODE_NAME_TITLE, long[:20])
+        assert shown == long[:119] + "…"
+        assert title == long
+        assert elements == 0  # the markup in the name is text
+        assert browser.run(NODE_NAME_TITLE, "yyy")[:2] == ["y" * 119 + "…", "y" * 254 + "…"]
+        assert [line for line in browser.console() if "Content Security Policy" in line] == []
+
+
 def test_the_bars_facts_are_whole_on_a_desktop_whatever_the_nodes_name(
     tmp_path: Path, browser: Browser
 ) -> None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import pytest
 
 from bridge.pages.sources import lease_state
 from bridge.pages.widgets import lease_notice
 from bridge.sinks.alerts.admin import AlertQuery
-from bridge.sinks.alerts.records import AlertDetail, AlertRecord, Delivery, Recipients
+from bridge.sinks.alerts.records import (
+    ActiveCounts,
+    AlertDetail,
+    AlertRecord,
+    Delivery,
+    Recipients,
+)
 
 
 class Sink:
@@ -26,7 +32,7 @@ class Sink:
     async def alert_detail(self, alert_id: str) -> AlertDetail | None:
         return None
 
-    def active_counts(self) -> Mapping[str, int]:
+    def active_counts(self) -> ActiveCounts:
         raise NotImplementedError  # the banner does not read it
 
     def recipients(self) -> Recipients:

@@ -14,6 +14,7 @@ change is behind ``AlertKeeper`` (the alert sink is one).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import sqlite3
@@ -314,9 +315,15 @@ async def _send_alerts(
     ``query.limit``, each read as the one before is sent, then the lease fields."""
     await response.write(b'{"alerts": [')
     listed = 0
+    # An alert that changed between two pages with the wall clock set back (its updated_at
+    # below the cursor) would be read again: each alert is sent once, as first read. Ids by a
+    # 16-byte digest: 10 000 of them some 1.5 MB, where ids of 4 096 characters would be 40.
+    sent: set[bytes] = set()
     while page:
-        await response.write((", " if listed else "").encode() + _json_list(page))
-        listed += len(page)
+        fresh = [record for record in page if _first(record.alert_id, sent)]
+        if fresh:
+            await response.write((", " if listed else "").encode() + _json_list(fresh))
+        listed += len(fresh)
         left = query.limit - listed
         if len(page) < _PAGE or not left:
             break
@@ -329,6 +336,15 @@ async def _send_alerts(
     }
     await response.write(b"], " + json.dumps(lease)[1:].encode())
     await response.write_eof()
+
+
+def _first(alert_id: str, sent: set[bytes]) -> bool:
+    """Whether ``alert_id`` is not in ``sent`` (by its digest), which it is added to."""
+    digest = hashlib.blake2b(alert_id.encode(errors="surrogatepass"), digest_size=16).digest()
+    if digest in sent:
+        return False
+    sent.add(digest)
+    return True
 
 
 def _json_list(records: Sequence[AlertRecord]) -> bytes:

@@ -85,6 +85,7 @@ class AlertStore:
             rows = db.execute("SELECT alert_id FROM alerts WHERE state != :resolved", _RESOLVED)
             self._active: set[str] = {row[0] for row in rows}
         self._resolved: set[str] = set()  # resolved in the open transaction
+        self._count_mark = 0  # see count_mark
         database.on_end(self._ended)
 
     def _ended(self, committed: bool) -> None:
@@ -192,6 +193,14 @@ class AlertStore:
                 _RESOLVED,
             ).fetchall()
         return {str(severity): int(count) for severity, count in rows}
+
+    @property
+    def count_mark(self) -> int:
+        """A number that moves whenever an alert fires (first, or again once resolved) or
+        changes severity: ``active_counts`` taken while it stood still is whole, one taken
+        before it moved may count too few of a severity. It moves for a change rolled back
+        too (a count is then doubted, never wrongly trusted). Lock-free: read on the loop."""
+        return self._count_mark
 
     def may_be_active(self, alert_id: str) -> bool:
         """False when the alert is unknown or resolved (so a resolved event would change nothing).
@@ -447,6 +456,9 @@ class AlertStore:
             if record.state is AlertState.RESOLVED:
                 self._resolved.add(record.alert_id)
             else:
+                event = step.entry.event if step.entry is not None else None
+                fired = record.alert_id not in self._active
+                self._count_mark += fired or event is HistoryEvent.SEVERITY_CHANGED
                 self._active.add(record.alert_id)
                 self._resolved.discard(record.alert_id)
             db.execute(_STORE_ALERT, alert_params(record))

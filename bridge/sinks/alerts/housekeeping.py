@@ -164,7 +164,10 @@ class Housekeeping:
         superseded = await self._db.call(self._outbox.dead_letters.superseded_count)
         # Two reads: a dead letter retried between them is counted in neither, not below 0.
         self._metrics.depth = dataclasses.replace(depth, superseded=min(superseded, depth.dead))
+        # The mark before the count: an alert fired meanwhile is taken for one fired after it.
+        mark = self._outbox.alerts.count_mark
         self._metrics.active = await self._db.call(self._outbox.alerts.active_counts)
+        self._metrics.active_mark = mark
 
     async def _housekeeping(self) -> None:
         tick = min(_HOUSEKEEPING_SECONDS, self._escalator.after_seconds / 4)

@@ -63,6 +63,7 @@ class AlertMetrics:
     ) -> None:
         self.depth = OutboxDepth(0, 0, 0)
         self.active: dict[str, int] = {}
+        self.active_mark = 0  # AlertStore.count_mark when ``active`` was counted
         self._deliveries = Counter(
             "exesdb_webhook_deliveries",
             "Webhook delivery attempts by result: delivered, retry, rejected (a final 4xx, "

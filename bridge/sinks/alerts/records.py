@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -13,6 +14,7 @@ __all__ = [
     "MAX_LEVEL",
     "RETRIED_STATUSES",
     "Acknowledgement",
+    "ActiveCounts",
     "AlertDetail",
     "AlertRecord",
     "AlertState",
@@ -282,6 +284,15 @@ class HistoryEntry:
     at: float
     event: HistoryEvent
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveCounts:
+    """The open alerts by severity as the alert sink last counted them, and whether any alert
+    fired since (then there may be more than counted: the count is not known to be whole)."""
+
+    by_severity: Mapping[str, int]
+    fired_since: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ import logging
 import random as _random
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
@@ -62,6 +62,7 @@ from bridge.sinks.alerts.pending import PendingConditions
 from bridge.sinks.alerts.queue import BuildPayloads
 from bridge.sinks.alerts.records import (
     Acknowledgement,
+    ActiveCounts,
     AlertDetail,
     AlertRecord,
     AlertState,
@@ -792,9 +793,11 @@ class AlertSink:
             find, query.state, query.limit, alert_id=query.alert_id, by_start=by_start, after=after
         )
 
-    def active_counts(self) -> Mapping[str, int]:
-        """Open alerts by severity as of the last housekeeping pass (``exesdb_alerts_active``)."""
-        return self.metrics.active
+    def active_counts(self) -> ActiveCounts:
+        """Open alerts by severity as of the last housekeeping pass (``exesdb_alerts_active``),
+        and whether any fired since."""
+        fired_since = self.outbox.alerts.count_mark != self.metrics.active_mark
+        return ActiveCounts(self.metrics.active, fired_since)
 
     def recipients(self) -> Recipients:
         """The webhook receivers (outbox key and label) and the Alertmanager alerts go to, as

@@ -8,6 +8,8 @@ import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,10 +21,12 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from bridge.messages import AlertAck
 from bridge.routes import MAX_NAME_SHOWN, AdminGuard
-from bridge.sinks.alerts.admin import AckRequest, AlertQuery, alert_routes
+from bridge.sinks.alerts.admin import AckRequest, AlertKeeper, AlertQuery, alert_routes
 from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
+from bridge.sinks.alerts.sink import AlertSink
+from tests.sinks.alerts.helpers import T0, alert_bridge, stored, system_alert
 from tests.sinks.alerts.test_payload import record
-from tests.support import ADMIN_TOKEN
+from tests.support import ADMIN_TOKEN, ManualClock, async_wait_until
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -65,7 +69,7 @@ class Keeper:
 
 @asynccontextmanager
 async def served(
-    keeper: Keeper, token: str | None = ADMIN_TOKEN, middlewares: Sequence[Any] = ()
+    keeper: AlertKeeper, token: str | None = ADMIN_TOKEN, middlewares: Sequence[Any] = ()
 ) -> AsyncIterator[str]:
     """The admin routes on a free loopback port, bodies left to bridge.bodies to expand as the
     bridge's server leaves them; yields the base URL."""
@@ -180,6 +184,60 @@ async def test_a_client_gone_while_the_list_is_sent_is_no_error(
             await asyncio.wait_for(ended.wait(), 10)
     assert len(keeper.queries) < 100  # the answer stopped early, not sent to the end
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+class SettingBackBetweenPages:
+    """A real alert sink whose first alert listed is acknowledged, the wall clock set back an
+    hour, before the list's second page is read."""
+
+    def __init__(self, sink: AlertSink, clock: ManualClock) -> None:
+        self.sink, self.clock = sink, clock
+        self.first: AlertRecord | None = None
+
+    async def list_alerts(
+        self, query: AlertQuery, *, after: AlertRecord | None = None
+    ) -> Sequence[AlertRecord]:
+        if after is not None and self.first is None:
+            self.first = (await self.sink.list_alerts(query.model_copy(update={"limit": 1})))[0]
+            self.clock.now -= 3600
+            await self.sink.acknowledge(Acknowledgement(self.first.alert_id, "ops"))
+        return await self.sink.list_alerts(query, after=after)
+
+    async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
+        raise NotImplementedError  # the list does not acknowledge
+
+    def holds_work_queue(self) -> bool:
+        return self.sink.holds_work_queue()
+
+    def work_queue_holder(self) -> str | None:
+        return self.sink.work_queue_holder()
+
+    def work_queue_reachable(self) -> bool:
+        return self.sink.work_queue_reachable()
+
+
+async def test_an_alert_changed_between_pages_with_the_clock_set_back_is_listed_once(
+    tmp_path: Path,
+) -> None:
+    """An alert acknowledged while the list is sent, the wall clock set back (its updated_at
+    now below the page being read), is listed once, not again in a later page."""
+    clock = ManualClock(T0)
+    async with alert_bridge(tmp_path, clock=clock, serve_http=False) as (bridge, sink, _):
+        ids = [f"a{n:02d}" for n in range(25)]  # more than a page
+        for alert_id in ids:
+            bridge.bus.publish("disk_full", system_alert(alert_id))
+            await async_wait_until(partial(stored, sink.outbox, alert_id), what=alert_id)
+            clock.advance(1.0)
+        keeper = SettingBackBetweenPages(sink, clock)
+        async with served(keeper) as base:
+            status, body = await request(base, "GET", "/v1/alerts")
+        assert status == 200
+        assert keeper.first is not None
+        assert keeper.first.alert_id == "a24"
+        changed = stored(sink.outbox, "a24")
+        assert changed is not None
+        assert changed.updated_at < T0  # it did go back in the order
+    assert [alert["alert_id"] for alert in body["alerts"]] == ids[::-1]
 
 
 async def test_list_says_whether_the_alerts_are_current(keeper: Keeper) -> None:

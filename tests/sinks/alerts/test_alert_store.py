@@ -31,6 +31,25 @@ def test_severity_change_renotifies_and_keeps_the_start(outbox: Outbox) -> None:
     assert changed.starts_at == T0
 
 
+def test_the_count_mark_moves_when_an_alert_fires_or_changes_severity(outbox: Outbox) -> None:
+    """The mark a count of the open alerts is taken at moves when an alert fires, first or
+    again once resolved, or changes severity (the count by severity is short then), not when
+    one open is seen again or acknowledged."""
+    marks = [outbox.alerts.count_mark]
+    observe(outbox, event(severity="warning"), T0)
+    marks.append(outbox.alerts.count_mark)
+    observe(outbox, event(severity="warning"), T0 + 1)
+    outbox.alerts.acknowledge("node_failure:n1", "ops", T0 + 2)
+    marks.append(outbox.alerts.count_mark)
+    observe(outbox, event(severity="critical"), T0 + 3)
+    marks.append(outbox.alerts.count_mark)
+    observe(outbox, event(status="resolved", at=AT.replace(second=30)), T0 + 30)
+    marks.append(outbox.alerts.count_mark)
+    observe(outbox, event(at=AT.replace(second=40)), T0 + 40)
+    marks.append(outbox.alerts.count_mark)
+    assert marks == [0, 1, 1, 2, 2, 3]
+
+
 def test_resolve_of_unknown_alert_is_ignored(outbox: Outbox) -> None:
     """A condition clearing that never fired (or fired below the filter) sends nothing."""
     assert observe(outbox, event(status="resolved"), T0) is None
