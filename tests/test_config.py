@@ -190,6 +190,13 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_REDIS_SPOOL_BYTES", "1000", "at least 1048576"),
         ("EXESDB_BUS_QUEUE_BYTES", "1000", "from 1048576 to 1099511627776"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "udp", "'http/protobuf'"),
+        # The specification lists http/json; the Python SDK has no exporter for it.
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "http/json",
+            "must be 'grpc' or 'http/protobuf': the OpenTelemetry Python SDK has no http/json"
+            " exporter, only grpc (OTLP/gRPC) and http/protobuf (OTLP/HTTP) (got 'http/json')",
+        ),
         # The SDK reads "1" as false: neither meaning is guessed.
         ("OTEL_SDK_DISABLED", "1", "must be true or false"),
         ("OTEL_TRACES_EXPORTER", "console", "must be 'otlp' or 'none' (got 'console')"),
