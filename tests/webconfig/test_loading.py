@@ -86,7 +86,8 @@ def test_the_server_context_refuses_renegotiation(tmp_path: Path) -> None:
     """The TLS server context sets OP_NO_RENEGOTIATION, whatever OpenSSL the build links."""
     files = WebFiles(tmp_path)
     loaded = judge(files.write(files.tls_config())).loaded
-    assert loaded is not None and loaded.context is not None
+    assert loaded is not None
+    assert loaded.context is not None
     assert loaded.context.options & ssl.OP_NO_RENEGOTIATION
 
 
