@@ -93,3 +93,39 @@ async def test_a_holder_whose_outbox_disk_is_full_hands_the_work_queue_over(
             assert pending_entries(server) == 0
             assert (sink_a.holds_work_queue(), sink_b.holds_work_queue()) == (False, True)
     assert statuses(receiver, "n4") == ["firing"]
+
+
+async def test_a_lone_holder_whose_disk_is_full_leaves_the_lease_free_until_it_counts_as_fit(
+    small_disk: SmallDisk,
+    redis_server: Callable[[], RedisServer],
+    webhook_receiver: Callable[..., WebhookReceiver],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A lone holder whose disk fills up as it takes an alert gives the lease up and, the lease
+    free, does not take it back (said once); 30 s after the last write refused, the disk freed
+    meanwhile, it takes the lease again and sends the alert, once."""
+    caplog.set_level(logging.INFO)
+    server, receiver = redis_server(), webhook_receiver()
+    clock = ManualClock()
+    db = DbThread(clock=clock)
+    async with replica(small_disk.path, server, receiver, "a", db=db) as (a, sink_a, _):
+        await async_wait_until(sink_a.holds_work_queue, what="A holds the lease")
+        small_disk.fill()
+        a.bus.publish("lifecycle", down("n5"))
+        await async_wait_until(
+            lambda: "the work-queue lease is free but this replica" in caplog.text,
+            what="A declining the free lease",
+        )
+        assert "this replica no longer takes the work queue: the alert outbox's disk is full" in (
+            caplog.text
+        )
+        with server.client() as client:
+            assert client.get("exesdb:bus:leader") is None
+        small_disk.free()
+        clock.advance(30.0)  # past the last write refused: A counts as fit again
+        await async_wait_until(sink_a.holds_work_queue, what="A takes the lease again")
+        await async_wait_until(lambda: statuses(receiver, "n5") == ["firing"], what="n5")
+        await async_wait_until(lambda: settled(server, sink_a), what="settled")
+    assert statuses(receiver, "n5") == ["firing"]
+    declined = [r for r in caplog.records if "lease is free but" in r.getMessage()]
+    assert len(declined) == 1
