@@ -1,14 +1,17 @@
-"""Each OTLP signal's export: whether it goes out, and the protocol, timeout and compression.
+"""Each OTLP signal's export: whether it goes out, its protocol, timeout, compression and batching.
 
 Every signal has its own ``OTEL_EXPORTER_OTLP_<SIGNAL>_*`` variables beside the general ones,
 as the OpenTelemetry specification has them; what one of its exporters uses is its own when set,
 else the general one. The OTLP sink builds its exporters from these, and the checks at start
-(``bridge.settings_checks``) judge the endpoints and files of the signals exported.
+(``bridge.settings_checks``) judge the endpoints and files of the signals exported, and the
+numbers of the SDK's batch processors and metric reader (``otlp_number``), which are no
+settings: a bad one falls back on its default, as in the SDK, with a warning.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Mapping
+from typing import Final, cast
 
 from bridge.settings import OtlpCompression, OtlpProtocol, OtlpSignal, Settings
 
@@ -17,9 +20,28 @@ __all__ = [
     "otlp_enabled",
     "otlp_endpoint_of",
     "otlp_exports",
+    "otlp_number",
+    "otlp_number_warnings",
     "otlp_protocol_of",
     "otlp_timeout_of",
 ]
+
+# What each signal's batch processor (specification, "Batching processor") or metric reader
+# ("Periodic exporting MetricReader") reads as a number: the variable, its default and unit.
+_NUMBERS: Final[Mapping[OtlpSignal, tuple[tuple[str, float, str], ...]]] = {
+    "traces": (
+        ("OTEL_BSP_SCHEDULE_DELAY", 5000, "milliseconds"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, "records"),
+    ),
+    "logs": (
+        ("OTEL_BLRP_SCHEDULE_DELAY", 1000, "milliseconds"),
+        ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", 512, "records"),
+    ),
+    "metrics": (("OTEL_METRIC_EXPORT_INTERVAL", 60_000, "milliseconds"),),
+}
+_DEFAULTS: Final = {
+    name: (default, unit) for numbers in _NUMBERS.values() for name, default, unit in numbers
+}
 
 
 def otlp_enabled(settings: Settings) -> bool:
@@ -73,3 +95,48 @@ def otlp_compression_of(settings: Settings, signal: OtlpSignal) -> OtlpCompressi
 def _own_else_general(settings: Settings, signal: OtlpSignal, setting: str) -> object:
     """``otlp_<signal>_<setting>`` when set, else the general ``otlp_<setting>``."""
     return getattr(settings, f"otlp_{signal}_{setting}") or getattr(settings, f"otlp_{setting}")
+
+
+def otlp_number(environ: Mapping[str, str], name: str) -> tuple[float, str | None]:
+    """``name``'s value in ``environ`` (one of the batch processors' or the metric reader's
+    variables), a positive number of its unit (milliseconds or records), and the warning a bad
+    one gets: when it is no such number its default is used, as the SDK falls back on it, and
+    the warning says what to write. A duration written with its unit (``5s``), where
+    milliseconds go, is told the number meant. The default and None when unset."""
+    default, unit = _DEFAULTS[name]
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default, None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value > 0:
+        return value, None
+    meant = ""
+    if unit == "milliseconds":
+        # Only for a bad value: ``run`` imports no YAML reader unless given a file to read.
+        from bridge.yamlconfig import go_duration
+
+        try:
+            seconds = go_duration(raw)
+        except ValueError:
+            seconds = 0.0
+        if seconds > 0:
+            meant = f" (write {seconds * 1000:g} for {raw.strip()})"
+    return default, (
+        f"{name}={raw!r} is not a positive number of {unit}{meant}; using {default:g}, the default"
+    )
+
+
+def otlp_number_warnings(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """The warnings of ``otlp_number`` for the variables of each signal exported: those of
+    others are read by no exporter."""
+    signals: tuple[OtlpSignal, ...] = ("traces", "logs", "metrics")
+    return [
+        warning
+        for signal in signals
+        if otlp_exports(settings, signal)
+        for name, _, _ in _NUMBERS[signal]
+        if (warning := otlp_number(environ, name)[1]) is not None
+    ]

@@ -18,7 +18,13 @@ from urllib.parse import urlsplit
 
 from bridge.client_settings import MIN_SECRET_LENGTH
 from bridge.errors import ConfigError
-from bridge.otlp_settings import otlp_enabled, otlp_endpoint_of, otlp_exports, otlp_protocol_of
+from bridge.otlp_settings import (
+    otlp_enabled,
+    otlp_endpoint_of,
+    otlp_exports,
+    otlp_number_warnings,
+    otlp_protocol_of,
+)
 from bridge.probe_settings import client_certificate_problem, credential_warnings, variable_value
 from bridge.redaction import redact_urls, safe_url
 from bridge.settings import OtlpProtocol, OtlpSignal, Settings, unknown_variables
@@ -334,6 +340,7 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
             "EXESDB_OTLP_METRICS is true but neither OTEL_EXPORTER_OTLP_ENDPOINT nor "
             "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set: no metrics are exported over OTLP"
         )
+    notes += otlp_number_warnings(settings, environ)
     notes += _series_outlived_by_intervals(settings)
     notes += _grpc_tls_unsaid(settings, environ)
     notes += _http_signal_endpoints_without_path(settings)

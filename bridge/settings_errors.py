@@ -54,6 +54,12 @@ def describe_error(error: ErrorDetails, fields: Mapping[str, FieldInfo]) -> str:
         message = _BOOLEAN_ALLOWED  # pydantic's message does not say what it takes
     if error["type"] == "literal_error":
         message = f"must be {error['ctx']['expected']}"  # in the words of the other settings
+        if variable.endswith("_PROTOCOL") and str(error.get("input")).strip() == "http/json":
+            # The specification lists http/json; the Python SDK ships no exporter for it.
+            message += (
+                ": the OpenTelemetry Python SDK has no http/json exporter, only grpc (OTLP/gRPC)"
+                " and http/protobuf (OTLP/HTTP)"
+            )
     if error["type"] == "string_pattern_mismatch" and error["ctx"]["pattern"] == NODE_PATTERN:
         # Said in words: pydantic's message quotes the pattern, the very characters refused.
         message = f"a node name must not contain a control character or {NODE_REFUSES}"

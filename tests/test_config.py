@@ -190,6 +190,13 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_REDIS_SPOOL_BYTES", "1000", "at least 1048576"),
         ("EXESDB_BUS_QUEUE_BYTES", "1000", "from 1048576 to 1099511627776"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "udp", "'http/protobuf'"),
+        # The specification lists http/json; the Python SDK has no exporter for it.
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "http/json",
+            "must be 'grpc' or 'http/protobuf': the OpenTelemetry Python SDK has no http/json"
+            " exporter, only grpc (OTLP/gRPC) and http/protobuf (OTLP/HTTP) (got 'http/json')",
+        ),
         # The SDK reads "1" as false: neither meaning is guessed.
         ("OTEL_SDK_DISABLED", "1", "must be true or false"),
         ("OTEL_TRACES_EXPORTER", "console", "must be 'otlp' or 'none' (got 'console')"),
@@ -1600,6 +1607,77 @@ def test_a_bad_per_signal_otlp_protocol_stops_start_up(
     )
     assert status == 2
     assert "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" in err
+
+
+# Each bad number of the SDK's batch processors and metric reader, and the warning it gets.
+_BAD_OTLP_NUMBERS = [
+    (
+        {"OTEL_BSP_SCHEDULE_DELAY": "1s"},
+        "OTEL_BSP_SCHEDULE_DELAY='1s' is not a positive number of milliseconds (write 1000"
+        " for 1s); using 5000, the default",
+    ),
+    (
+        {"OTEL_BSP_SCHEDULE_DELAY": "soon"},
+        "OTEL_BSP_SCHEDULE_DELAY='soon' is not a positive number of milliseconds; using 5000,"
+        " the default",
+    ),
+    (
+        {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "-1"},
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE='-1' is not a positive number of records; using 512,"
+        " the default",
+    ),
+    (
+        {"OTEL_BLRP_SCHEDULE_DELAY": "0"},
+        "OTEL_BLRP_SCHEDULE_DELAY='0' is not a positive number of milliseconds; using 1000,"
+        " the default",
+    ),
+    (
+        {"OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": "many"},
+        "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE='many' is not a positive number of records; using 512,"
+        " the default",
+    ),
+    (
+        {"OTEL_METRIC_EXPORT_INTERVAL": "1m30s", "EXESDB_OTLP_METRICS": "true"},
+        "OTEL_METRIC_EXPORT_INTERVAL='1m30s' is not a positive number of milliseconds (write"
+        " 90000 for 1m30s); using 60000, the default",
+    ),
+]
+
+
+@pytest.mark.parametrize(("env", "said"), _BAD_OTLP_NUMBERS)
+def test_check_config_warns_of_a_bad_otlp_batching_number(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    said: str,
+) -> None:
+    """A bad OTEL_BSP_*, OTEL_BLRP_* or OTEL_METRIC_EXPORT_INTERVAL is warned of by check-config
+    in its unit, with the number meant for a duration, and the default it falls back on."""
+    status, _, err = check_config(
+        monkeypatch, capsys, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4317", **env
+    )
+    assert status == 0
+    assert f"exesdb-bridge: warning: {said}\n" in err
+
+
+def test_a_bad_batching_number_of_a_signal_not_exported_is_no_warning(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OTEL_BSP_* with traces off and OTEL_METRIC_EXPORT_INTERVAL without EXESDB_OTLP_METRICS
+    are read by no exporter: check-config says nothing of them."""
+    status, _, err = check_config(
+        monkeypatch,
+        capsys,
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4317",
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_BSP_SCHEDULE_DELAY="soon",
+        OTEL_METRIC_EXPORT_INTERVAL="soon",
+        OTEL_BLRP_SCHEDULE_DELAY="soon",
+    )
+    assert status == 0
+    assert "OTEL_BSP" not in err
+    assert "OTEL_METRIC" not in err
+    assert "OTEL_BLRP_SCHEDULE_DELAY='soon'" in err
 
 
 # OTEL_EXPORTER_OTLP_ENDPOINT values by protocol. http/protobuf: the SDK posts to the value plus

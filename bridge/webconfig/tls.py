@@ -91,6 +91,9 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
     # must not resume a session past a reload. Scrapers keep their connection open anyway.
     context.options |= ssl.OP_NO_TICKET
     context.num_tickets = 0
+    # No TLS 1.2 renegotiation a client asks for: each costs the server a handshake, a CPU
+    # denial of service. OpenSSL 3 refuses it already; a build against 1.1.1 would allow it.
+    context.options |= ssl.OP_NO_RENEGOTIATION
     try:
         # The schema requires a certificate and a key when TLS is on. An encrypted key fails here
         # rather than prompting on the terminal (nor does the toolkit take a passphrase).

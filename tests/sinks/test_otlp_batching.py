@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 
@@ -163,37 +162,6 @@ def test_batch_settings_read_the_sdk_variables(
 ) -> None:
     """OTEL_BSP_* values are read in milliseconds; bad ones fall back to the SDK defaults."""
     assert BatchSettings.from_env("OTEL_BSP", environ) == expected
-
-
-@pytest.mark.parametrize(
-    ("environ", "said"),
-    [
-        (
-            {"OTEL_BSP_SCHEDULE_DELAY": "1s"},
-            "OTEL_BSP_SCHEDULE_DELAY='1s' is not a positive number of milliseconds (write 1000"
-            " for 1s); using 5000, the default",
-        ),
-        (
-            {"OTEL_BSP_SCHEDULE_DELAY": "soon"},
-            "OTEL_BSP_SCHEDULE_DELAY='soon' is not a positive number of milliseconds; using 5000,"
-            " the default",
-        ),
-        (
-            {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "-1"},
-            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE='-1' is not a positive number of records; using 512,"
-            " the default",
-        ),
-    ],
-    ids=["a duration", "no number", "a negative size"],
-)
-def test_a_bad_batch_setting_is_told_in_its_unit_with_the_number_meant(
-    caplog: pytest.LogCaptureFixture, environ: dict[str, str], said: str
-) -> None:
-    """A bad OTEL_BSP_* value falls back on the SDK's default with a warning saying the unit it
-    is read in and, for a duration written with its unit (``1s``), the number meant."""
-    with caplog.at_level(logging.WARNING, logger="bridge.sinks.otlp"):
-        BatchSettings.from_env("OTEL_BSP", environ)
-    assert [r.getMessage() for r in caplog.records] == [said]
 
 
 def test_log_batches_default_to_the_log_processor_delay() -> None:

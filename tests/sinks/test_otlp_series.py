@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -252,23 +250,3 @@ class _Refusing(ConsoleMetricExporter):
 
     def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
         return MetricExportResult.FAILURE
-
-
-def test_a_metric_export_interval_written_as_a_duration_is_told_the_milliseconds_meant(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """OTEL_METRIC_EXPORT_INTERVAL=1m30s (a duration where milliseconds go) is told to write
-    90000, and the SDK's default minute is used meanwhile."""
-    with caplog.at_level(logging.WARNING, logger="bridge.sinks.otlp"):
-        MetricsMirror(
-            CollectorRegistry(),
-            ConsoleMetricExporter(out=io.StringIO()),
-            RESOURCE,
-            SCOPE,
-            lambda count, ok, seconds: None,
-            environ={"OTEL_METRIC_EXPORT_INTERVAL": "1m30s"},
-        )
-    assert [r.getMessage() for r in caplog.records] == [
-        "OTEL_METRIC_EXPORT_INTERVAL='1m30s' is not a positive number of milliseconds (write"
-        " 90000 for 1m30s); using 60000, the default"
-    ]

@@ -7,6 +7,7 @@ The opens are counted as the kernel reports them (``FileOpens``, inotify), patch
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 from pathlib import Path
 
@@ -79,6 +80,15 @@ def test_the_server_starts_from_the_version_read_at_start(tmp_path: Path) -> Non
         assert list(live.config.basic_auth_users) == ["alice"]
         assert asyncio.run(live.reload())
     assert list(live.config.basic_auth_users) == ["bob"]
+
+
+def test_the_server_context_refuses_renegotiation(tmp_path: Path) -> None:
+    """The TLS server context sets OP_NO_RENEGOTIATION, whatever OpenSSL the build links."""
+    files = WebFiles(tmp_path)
+    loaded = judge(files.write(files.tls_config())).loaded
+    assert loaded is not None
+    assert loaded.context is not None
+    assert loaded.context.options & ssl.OP_NO_RENEGOTIATION
 
 
 def test_run_reads_the_web_config_once_at_start(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ still gives acknowledgement, and a new holder claims what a dead one left pendin
 expires after ``lease_ms`` unless renewed (every third of it), so a dead holder's lapses. A
 lease set is renewed at once, before it is taken up: one Redis refuses to renew is told refused
 and given back (not taken up and lost again each lease, nor seen held by the other replicas).
-A holder unfit to serve (``require``: its alert outbox hangs) steps down and gives the lease back
-at its next renewal, and takes it again only once fit, so that a replica standing by serves.
+A holder unfit to serve (``require``: its alert outbox hangs, or its disk is full) steps down
+and gives the lease back at its next renewal, and takes it again only once fit, so that a
+replica standing by serves.
 """
 
 from __future__ import annotations

@@ -259,6 +259,7 @@ class AlertSink:
         if lease is not None:
             lease.on_lead(self._take_up)
             lease.require(self._db.hung)  # an outbox that hangs leaves the work queue to others
+            lease.require(self._db.full)  # so does one whose disk is full
         self._house_wake = asyncio.Event()
         self._housekeeping: Housekeeping | None = None
         self._alertmanager_section: AlertmanagerConfig | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,10 @@ __all__ = ["DbThread"]
 # Redis the work-queue lease goes to another replica. Past SQLite's busy timeout (10 s, the
 # longest a sound call waits for another process's lock) and ingest's wait for a commit (10 s).
 _HUNG_SECONDS: Final = 15.0
+# How long a write the disk refused for want of space (SQLITE_FULL) leaves the outbox unfit to
+# hold the work queue on Redis, for a replica standing by to serve. Time alone ends it: once
+# standing by, this replica writes no alert to learn that there is space again.
+_FULL_SECONDS: Final = 30.0
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -23,7 +28,8 @@ T = TypeVar("T")
 class DbThread:
     """Runs blocking calls, one at a time and in order, off the event loop.
 
-    ``clock`` (monotonic seconds) times the call running (``hung``).
+    ``clock`` (monotonic seconds) times the call running (``hung``) and how long ago the disk
+    was last full (``full``).
     """
 
     def __init__(
@@ -32,6 +38,7 @@ class DbThread:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._clock = clock
         self._since: float | None = None  # when the call running began
+        self._full: tuple[float, str] | None = None  # when a call last failed on a full disk
         self._closed = False
 
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -57,10 +64,25 @@ class DbThread:
             " disk hangs)"
         )
 
+    def full(self) -> str | None:
+        """Why the outbox cannot store alerts, for ``_FULL_SECONDS`` after a call failed on a
+        full disk (SQLITE_FULL); None otherwise."""
+        if (full := self._full) is None or (ago := self._clock() - full[0]) >= _FULL_SECONDS:
+            return None
+        return (
+            f"the alert outbox's disk is full ({full[1]}, {ago:.0f} s ago): it cannot store the"
+            " alerts it would take"
+        )
+
     def _timed(self, call: Callable[[], T]) -> T:
         self._since = self._clock()
         try:
             return call()
+        except sqlite3.OperationalError as exc:
+            # One raised by Python code, not by SQLite, carries no code.
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                self._full = (self._clock(), f"{type(exc).__name__}: {exc}")
+            raise
         finally:
             self._since = None
 

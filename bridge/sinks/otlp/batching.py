@@ -19,17 +19,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
+from bridge.otlp_settings import otlp_number
 from bridge.sinks.otlp.sizes import MAX_REQUEST_BYTES
 
-__all__ = ["BatchSettings", "BoundedBatcher", "positive_number"]
+__all__ = ["BatchSettings", "BoundedBatcher"]
 
 _logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Defaults of the OpenTelemetry SDK's BatchSpanProcessor / BatchLogRecordProcessor
+# The default of the OpenTelemetry SDK's BatchSpanProcessor / BatchLogRecordProcessor
 # (specification, "Batching processor").
-_DEFAULT_DELAY_MS: Final = {"OTEL_BSP": 5000, "OTEL_BLRP": 1000}
 _DEFAULT_BATCH: Final = 512
 
 
@@ -45,51 +45,11 @@ class BatchSettings:
         """Read ``<prefix>_SCHEDULE_DELAY`` (ms) and ``<prefix>_MAX_EXPORT_BATCH_SIZE``.
 
         ``prefix`` is ``OTEL_BSP`` (spans) or ``OTEL_BLRP`` (logs); a bad value falls back to
-        the SDK's default with a warning, as the SDK itself does.
+        the SDK's default, as the SDK itself does (warned of at start: ``otlp_number``).
         """
-        delay = positive_number(
-            environ, f"{prefix}_SCHEDULE_DELAY", _DEFAULT_DELAY_MS.get(prefix, 5000), "milliseconds"
-        )
-        batch = positive_number(
-            environ, f"{prefix}_MAX_EXPORT_BATCH_SIZE", _DEFAULT_BATCH, "records"
-        )
+        delay, _ = otlp_number(environ, f"{prefix}_SCHEDULE_DELAY")
+        batch, _ = otlp_number(environ, f"{prefix}_MAX_EXPORT_BATCH_SIZE")
         return cls(schedule_delay=delay / 1000, max_batch=max(1, int(batch)))
-
-
-def positive_number(environ: Mapping[str, str], name: str, default: float, unit: str) -> float:
-    """``name``'s value in ``environ``, a positive number of ``unit`` (``milliseconds`` or a
-    count); ``default`` when unset, or with a warning saying what to write when it is no such
-    number, as the SDK falls back on its default. A duration written with its unit (``5s``),
-    where milliseconds go, is told the number meant."""
-    raw = environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value > 0:
-        return value
-    meant = ""
-    if unit == "milliseconds":
-        # Only for a bad value: ``run`` imports no YAML reader unless given a file to read.
-        from bridge.yamlconfig import go_duration
-
-        try:
-            seconds = go_duration(raw)
-        except ValueError:
-            seconds = 0.0
-        if seconds > 0:
-            meant = f" (write {seconds * 1000:g} for {raw.strip()})"
-    _logger.warning(
-        "%s=%r is not a positive number of %s%s; using %g, the default",
-        name,
-        raw,
-        unit,
-        meant,
-        default,
-    )
-    return default
 
 
 class BoundedBatcher(Generic[T]):

@@ -49,8 +49,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric as PromFamily
 
 from bridge.component import HasExposition
+from bridge.otlp_settings import otlp_number
 from bridge.settings import TemporalityPreference
-from bridge.sinks.otlp.batching import positive_number
 from bridge.sinks.otlp.sizes import MAX_REQUEST_BYTES, point_bytes, text_bytes
 from bridge.sinks.otlp.temporality import DeltaSums, sends_deltas
 
@@ -58,7 +58,6 @@ __all__ = ["MetricsMirror", "registry_to_metrics"]
 
 _logger = logging.getLogger(__name__)
 
-_DEFAULT_INTERVAL_MS: Final = 60_000
 _CUMULATIVE: Final = AggregationTemporality.CUMULATIVE
 _COLLECT_TIMEOUT: Final = 10.0
 # A histogram point's min and max: None leaves the message's optional fields out (the SDK's
@@ -377,7 +376,6 @@ def _rebuilt(items: list[_Item]) -> MetricsData:
 
 
 def _interval(environ: Mapping[str, str]) -> float:
-    interval_ms = positive_number(
-        environ, "OTEL_METRIC_EXPORT_INTERVAL", _DEFAULT_INTERVAL_MS, "milliseconds"
-    )
+    # A bad value is warned of at start (``otlp_number``).
+    interval_ms, _ = otlp_number(environ, "OTEL_METRIC_EXPORT_INTERVAL")
     return interval_ms / 1000
