@@ -378,7 +378,7 @@ class _Tls32Refusal(requests.adapters.BaseAdapter):
 def test_an_https_export_to_a_collector_without_tls_over_openssl_3_2_says_to_write_http(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Over OpenSSL 3.2 or later (the image's Debian's), whose handshake with a port without
+    """Over OpenSSL 3.2 or later (Debian 13's among them), whose handshake with a port without
     TLS fails as a "record layer failure", the HTTP exporter given https:// is told to write
     http:// as over OpenSSL 3.0."""
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter

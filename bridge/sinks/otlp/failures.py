@@ -50,8 +50,8 @@ _NOT_RETRIED: Final = "Failed to export %s batch code: %s, reason: %s"
 # frame (a SETTINGS frame, type 4, after its 3-byte length), which requests shows as a
 # BadStatusLine of escaped bytes; an HTTP/1.1 port answers gRPC's HTTP/2 preface as HTTP/1.1
 # (gRPC finds no SETTINGS frame first, and may say why); a port without TLS answers a TLS
-# handshake with bytes OpenSSL reads as a wrong version number (OpenSSL 3.2 and later, the
-# image's Debian's, tell it as a record layer failure, the reason under it not shown).
+# handshake with bytes OpenSSL reads as a wrong version number (OpenSSL 3.2 and later, Debian
+# 13's among them, tell it as a record layer failure, the reason under it not shown).
 _HTTP2_ANSWER: Final = re.compile(r"BadStatusLine\('\\x00\\x00(?:\\x[0-9a-f]{2}|.)\\x04")
 _HTTP1_ANSWER: Final = re.compile(
     r"Trying to connect an http1\.x server|Expected SETTINGS frame as the first frame"
