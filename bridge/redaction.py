@@ -287,7 +287,9 @@ def redact_sent(
     webhook's path is often its key); the value of each header but ``shown`` (by name) and
     those that never hold one, whole and each word of it, of ``_SECRET_WORD`` characters or
     more but a number (the signature's MAC, not its time; an Authorization's credentials), as
-    ``<redacted>``."""
+    ``<redacted>``. A ``\\/`` in ``text`` is read as the ``/`` it stands for in JSON (PHP's
+    json_encode, Symfony's JsonResponse escape each), so that what it quotes is found."""
+    text = text.replace("\\/", "/")
     paths: set[str] = set()
     for url in urls:
         path = urlsplit(url).path.rstrip("/")

@@ -267,6 +267,30 @@ async def test_a_refusing_answer_that_echoes_the_receivers_path_does_not_log_it(
     assert token not in caplog.text
 
 
+async def test_a_refusing_answer_that_echoes_the_path_json_escaped_does_not_log_it(
+    tmp_path: Path, webhook_receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receiver whose JSON refusal quotes the path with each ``/`` escaped, as PHP's
+    json_encode and Symfony's JsonResponse write it by default, has that path shown as ``/…``
+    in the log line too, its key not logged."""
+    token = "Xq7rT2vLm9WcZ4bN8sKd1Yhf"
+    path = f"/services/T0AAAAAAA/B0BBBBBBB/{token}"
+    receiver: WebhookReceiver = webhook_receiver(path=path)
+    quoted = receiver.url.replace("/", "\\/")
+    symfony = f'{{"message":"No route found for \\"POST {quoted}\\""}}'
+    receiver.script(Answer(404, text=symfony))
+    caplog.set_level(logging.WARNING, "bridge.sinks.alerts")
+    async with alert_bridge(
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: sink.outbox.queue.depth().dead == 1, what="a dead letter")
+    said = [r.getMessage() for r in caplog.records if "webhook" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "/…" in said[0], said[0]
+    assert token not in caplog.text
+
+
 async def test_a_refusing_answer_that_echoes_the_bridges_credentials_does_not_log_them(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

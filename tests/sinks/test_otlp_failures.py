@@ -14,7 +14,11 @@ from typing import Any, Protocol
 
 import grpc
 import pytest
+import requests
 import trustme
+from urllib3 import HTTPSConnectionPool
+from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from bridge.sinks.otlp.failures import SDK_LOGGER, ExportFailures, SdkLogCapture
 from tests.support import ManualClock
@@ -354,6 +358,38 @@ def test_an_https_export_to_a_collector_without_tls_says_to_write_http(
     finally:
         collector.close()
     assert said == NO_TLS
+
+
+class _Tls32Refusal(requests.adapters.BaseAdapter):
+    """What requests raises, over OpenSSL 3.2 or later, for https:// to a port without TLS:
+    that OpenSSL words the failure "record layer failure" (this machine's, 3.0, cannot)."""
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        pool = HTTPSConnectionPool("127.0.0.1", 4318)
+        said = ssl.SSLError(1, "[SSL] record layer failure (_ssl.c:1006)")
+        raise requests.exceptions.SSLError(
+            MaxRetryError(pool, "/v1/logs", Urllib3SSLError(said)), request=request
+        )
+
+    def close(self) -> None:
+        """Nothing held."""
+
+
+def test_an_https_export_to_a_collector_without_tls_over_openssl_3_2_says_to_write_http(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Over OpenSSL 3.2 or later (Debian 13's among them), whose handshake with a port without
+    TLS fails as a "record layer failure", the HTTP exporter given https:// is told to write
+    http:// as over OpenSSL 3.0."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    session = requests.Session()
+    session.mount("https://", _Tls32Refusal())
+    exporter = OTLPLogExporter(
+        endpoint="https://127.0.0.1:4318/v1/logs", timeout=2.5, session=session
+    )
+    said = _failing_export_said(caplog, exporter)
+    assert said == NO_TLS.replace("wrong version number", "record layer failure")
 
 
 def test_a_grpc_export_with_tls_to_a_collector_without_it_says_to_write_http(

@@ -319,15 +319,17 @@ async def _send_alerts(
     # below the cursor) would be read again: each alert is sent once, as first read. Ids by a
     # 16-byte digest: 10 000 of them some 1.5 MB, where ids of 4 096 characters would be 40.
     sent: set[bytes] = set()
+    asked = min(_PAGE, query.limit)  # what the page read was asked for: fewer, and none is left
     while page:
         fresh = [record for record in page if _first(record.alert_id, sent)]
         if fresh:
             await response.write((", " if listed else "").encode() + _json_list(fresh))
         listed += len(fresh)
         left = query.limit - listed
-        if len(page) < _PAGE or not left:
+        if len(page) < asked or not left:
             break
-        after = query.model_copy(update={"limit": min(_PAGE, left)})
+        asked = min(_PAGE, left)
+        after = query.model_copy(update={"limit": asked})
         page = await keeper.list_alerts(after, after=page[-1])
     lease = {
         "work_queue_holder": keeper.holds_work_queue(),

@@ -190,8 +190,8 @@ class SettingBackBetweenPages:
     """A real alert sink whose first alert listed is acknowledged, the wall clock set back an
     hour, before the list's second page is read."""
 
-    def __init__(self, sink: AlertSink, clock: ManualClock) -> None:
-        self.sink, self.clock = sink, clock
+    def __init__(self, sink: AlertSink, clock: ManualClock, back: float = 3600) -> None:
+        self.sink, self.clock, self.back = sink, clock, back
         self.first: AlertRecord | None = None
 
     async def list_alerts(
@@ -199,7 +199,7 @@ class SettingBackBetweenPages:
     ) -> Sequence[AlertRecord]:
         if after is not None and self.first is None:
             self.first = (await self.sink.list_alerts(query.model_copy(update={"limit": 1})))[0]
-            self.clock.now -= 3600
+            self.clock.now -= self.back
             await self.sink.acknowledge(Acknowledgement(self.first.alert_id, "ops"))
         return await self.sink.list_alerts(query, after=after)
 
@@ -238,6 +238,29 @@ async def test_an_alert_changed_between_pages_with_the_clock_set_back_is_listed_
         assert changed is not None
         assert changed.updated_at < T0  # it did go back in the order
     assert [alert["alert_id"] for alert in body["alerts"]] == ids[::-1]
+
+
+async def test_an_alert_listed_again_in_a_capped_page_leaves_the_limit_filled(
+    tmp_path: Path,
+) -> None:
+    """An alert read again in the last page a ``limit`` leaves room for (changed with the wall
+    clock set back to within that page) takes no place of the limit: the list still holds
+    ``limit`` alerts, the one after the page's last included."""
+    clock = ManualClock(T0)
+    async with alert_bridge(tmp_path, clock=clock, serve_http=False) as (bridge, sink, _):
+        ids = [f"a{n:02d}" for n in range(25)]  # more than a page
+        for alert_id in ids:
+            bridge.bus.publish("disk_full", system_alert(alert_id))
+            await async_wait_until(partial(stored, sink.outbox, alert_id), what=alert_id)
+            clock.advance(1.0)
+        # Acknowledged at T0 + 2.5 s: between a02 and a03, inside the second page.
+        keeper = SettingBackBetweenPages(sink, clock, back=22.5)
+        async with served(keeper) as base:
+            status, body = await request(base, "GET", "/v1/alerts?limit=24")
+        assert status == 200
+        assert keeper.first is not None
+        assert keeper.first.alert_id == "a24"
+    assert [alert["alert_id"] for alert in body["alerts"]] == ids[::-1][:24]
 
 
 async def test_list_says_whether_the_alerts_are_current(keeper: Keeper) -> None:
