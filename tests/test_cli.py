@@ -1323,6 +1323,18 @@ def test_alerts_against_a_bridge_without_an_admin_token_says_the_bridge_needs_on
     )
 
 
+def test_a_plain_http_answer_told_as_openssl_3_2_words_it_is_named_too() -> None:
+    """OpenSSL 3.2 and later (Debian 13's) word a plain-http answer to the handshake as a
+    "record layer failure": the commands say the bridge may serve plain http then too, not to
+    trust a CA (this machine's OpenSSL, 3.0, says 'wrong version number')."""
+    from bridge.cli.exchange import Unreachable
+
+    failed = Unreachable("[SSL] record layer failure (_ssl.c:1000)", tls=True)
+    said = client.Target("https://127.0.0.1:9570").unreachable(failed)
+    assert said.startswith("TLS with https://127.0.0.1:9570 failed: [SSL] record layer failure")
+    assert "the bridge may serve plain http" in said
+
+
 def test_a_refusal_names_what_was_asked_and_plain_http_is_named_when_https_was_tried(
     bridges: Bridges, tmp_path: Path
 ) -> None:

@@ -180,10 +180,13 @@ class Target:
         """Why nothing answered (``exc``, from ``bridge.cli.exchange``), and what to check."""
         where = self._where(exc.redirected)
         if exc.tls:
+            # Imported here: it imports ssl, which a command needs only once it connects.
+            from bridge.httpclient.reasons import NO_TLS_ANSWER
+
             # OpenSSL's answer to a plain-http server: no CA would help.
             hint = (
                 "the bridge may serve plain http: use http:// unless its web config turns TLS on"
-                if "WRONG_VERSION_NUMBER" in exc.reason
+                if NO_TLS_ANSWER.search(exc.reason)
                 else "--cacert names a CA to trust"
             )
             return f"TLS with {where} failed: {exc.reason} ({hint})"

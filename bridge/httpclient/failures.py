@@ -15,7 +15,7 @@ from typing import Final
 import aiohttp
 
 from bridge.httpclient.files import ClientSetupError
-from bridge.httpclient.reasons import connection_reason
+from bridge.httpclient.reasons import NO_TLS_ANSWER, connection_reason
 from bridge.redaction import redact_urls
 
 __all__ = ["REQUEST_ERRORS", "RequestFailure", "request_failure"]
@@ -67,8 +67,7 @@ def _connection_error(exc: aiohttp.ClientConnectorError) -> str:
 
 
 def _plain_http(exc: aiohttp.ClientConnectorError) -> bool:
-    """The TLS handshake of ``exc`` failed on an answer that is no TLS record: OpenSSL's
-    WRONG_VERSION_NUMBER, what an https:// URL to a plain http server (Alertmanager's
-    9093 without a web config) gets."""
+    """The TLS handshake of ``exc`` failed on an answer that is no TLS record (``NO_TLS_ANSWER``),
+    what an https:// URL to a plain http server (Alertmanager's 9093 without a web config) gets."""
     error = exc.os_error
-    return isinstance(error, ssl.SSLError) and error.reason == "WRONG_VERSION_NUMBER"
+    return isinstance(error, ssl.SSLError) and NO_TLS_ANSWER.search(str(error)) is not None

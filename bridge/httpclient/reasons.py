@@ -2,17 +2,25 @@
 
 A refused connection is "Connection refused" whether aiohttp tried it (``failures``: the
 deliveries, the Alertmanager poster) or the standard library did (``bridge.cli.exchange``: the
-client commands), with no secret in the text.
+client commands), with no secret in the text. ``NO_TLS_ANSWER`` finds OpenSSL's words for a TLS
+handshake that a server without TLS answered, as an https:// URL to a plain http port gets.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import ssl
+from typing import Final
 
 from bridge.redaction import redact_urls
 
-__all__ = ["connection_reason"]
+__all__ = ["NO_TLS_ANSWER", "connection_reason"]
+
+# A TLS handshake answered by a server without TLS: its first bytes read as a wrong version
+# number, which OpenSSL 3.2 and later (Debian 13's among them) tell as a record layer failure,
+# the reason under it not shown.
+NO_TLS_ANSWER: Final = re.compile(r"WRONG_VERSION_NUMBER|record layer failure")
 
 
 def connection_reason(error: BaseException) -> str:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, get_args
 
+from bridge.httpclient.reasons import NO_TLS_ANSWER
 from bridge.redaction import redact_urls, safe_otlp_endpoint
 from bridge.sinks.otlp.metrics import Signal
 
@@ -50,13 +51,11 @@ _NOT_RETRIED: Final = "Failed to export %s batch code: %s, reason: %s"
 # frame (a SETTINGS frame, type 4, after its 3-byte length), which requests shows as a
 # BadStatusLine of escaped bytes; an HTTP/1.1 port answers gRPC's HTTP/2 preface as HTTP/1.1
 # (gRPC finds no SETTINGS frame first, and may say why); a port without TLS answers a TLS
-# handshake with bytes OpenSSL reads as a wrong version number (OpenSSL 3.2 and later, Debian
-# 13's among them, tell it as a record layer failure, the reason under it not shown).
+# handshake with bytes OpenSSL reads as a wrong version number (``NO_TLS_ANSWER``).
 _HTTP2_ANSWER: Final = re.compile(r"BadStatusLine\('\\x00\\x00(?:\\x[0-9a-f]{2}|.)\\x04")
 _HTTP1_ANSWER: Final = re.compile(
     r"Trying to connect an http1\.x server|Expected SETTINGS frame as the first frame"
 )
-_NO_TLS_ANSWER: Final = re.compile(r"WRONG_VERSION_NUMBER|record layer failure")
 # A collector's certificate refused: for a name it does not hold (gRPC's words, then Python's
 # ssl's), else as unverified (OpenSSL's code, gRPC cutting it; Python's ssl gives the reason).
 _NOT_ITS_NAME: Final = re.compile(
@@ -274,7 +273,7 @@ def _advised(text: str, signal: Signal) -> str:
             "the endpoint answers in HTTP/2, as an OTLP/gRPC port does (a collector's 4317), not"
             f" OTLP/HTTP: set {protocol} to grpc, or give the collector's OTLP/HTTP port (4318)"
         )
-    if found := _NO_TLS_ANSWER.search(text):
+    if found := NO_TLS_ANSWER.search(text):
         said = "wrong version number" if found[0] == "WRONG_VERSION_NUMBER" else found[0]
         return (
             f"TLS handshake failed: the endpoint answers without TLS (OpenSSL: {said}): write"
