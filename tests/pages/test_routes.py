@@ -261,13 +261,15 @@ async def test_an_unknown_alert_gets_a_404_page(
     assert "<b>gone" not in body
 
 
-async def test_an_unknown_alerts_page_asks_for_no_name_or_token(
-    tmp_path: Path, client: aiohttp.ClientSession
+@pytest.mark.parametrize("path", ["/alerts/gone", "/alert/gone"])
+async def test_a_404_page_asks_for_no_name_or_token(
+    tmp_path: Path, client: aiohttp.ClientSession, path: str
 ) -> None:
-    """The 404 page of an unknown alert, which has nothing to acknowledge and never refreshes,
-    hides the acknowledge bar instead of asking for a name and the admin token."""
+    """A 404 page (an unknown alert's, or nothing served there), which has nothing to
+    acknowledge and never refreshes, hides the acknowledge bar instead of asking for a name and
+    the admin token."""
     with page_bridge(tmp_path) as server:
-        status, _, body = await fetch(client, server.url + "/alerts/gone")
+        status, _, body = await fetch(client, server.url + path, Accept=BROWSER_ACCEPT)
     assert status == 404
     assert '<form class="ackbar" id="ack-form" autocomplete="off" hidden>' in body
 
