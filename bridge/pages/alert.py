@@ -212,7 +212,12 @@ def _deliveries(detail: AlertDetail, recipients: Recipients, now: float | None) 
         parts.append(
             empty(
                 f"Alertmanager at {recipients.alertmanager} is sent this alert's state too"
-                " (see its own UI)."
+                + (
+                    " (see its own UI)."
+                    if recipients.alertmanager_failing is None
+                    else f", but its posts fail: {recipients.alertmanager_failing}; retried"
+                    " until it takes them."
+                )
             )
         )
     return join(parts)

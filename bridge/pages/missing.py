@@ -56,6 +56,7 @@ def not_found(request: web.Request, shown: Shown) -> web.Response:
             etag=Rendered(live).etag,
             now=time.time(),
             refresh=0,
+            ack_hidden=True,  # nothing to acknowledge, and never refreshed into something
         )
         response = answer(request, Rendered(page), PAGE_HEADERS, status=404)
         response.headers[hdrs.VARY] = f"{hdrs.ACCEPT}, {hdrs.ACCEPT_ENCODING}"

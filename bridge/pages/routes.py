@@ -174,6 +174,7 @@ def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list
                 etag=gone.etag,
                 now=now,
                 refresh=0,
+                ack_hidden=True,  # nothing to acknowledge, and never refreshed into something
             )
             return answer(request, Rendered(page), PAGE_HEADERS, status=404)
         assert alerts is not None  # a detail came from it

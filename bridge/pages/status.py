@@ -96,6 +96,12 @@ _FAILING_RECEIVER: Final = Fragment(
     '<li><span class="origin">${label}</span> failing: ${result} (${attempts}); ${waiting},'
     " the oldest for ${oldest}; next attempt ${next}</li>"
 )
+# Alertmanager refusing or unreachable: routed alerts (its pager) may be hearing nothing.
+_ALERTMANAGER_FAILING: Final = Fragment(
+    '<section class="panel notice" id="alertmanager" role="status"><b>Alertmanager is not'
+    " taking the alerts:</b> posts to ${url} fail: ${why}; retried until it takes them"
+    " (check <code>EXESDB_ALERTMANAGER_URL</code> and that Alertmanager runs there).</section>"
+)
 # A node announced down or left: how long ago, its figures the last it sent.
 _GONE: Final = Fragment(' <span class="muted gone" title="${title}">for ${age}</span>')
 
@@ -147,6 +153,7 @@ class StatusView:
     publishing: bool  # the pubsub integration is enabled
     failing: tuple[_Failing, ...] = ()  # receivers whose oldest waiting delivery failed
     notified: bool = True  # a webhook receiver or an Alertmanager is configured
+    alertmanager_failing: tuple[str, str] | None = None  # its URL and why posts fail
 
 
 async def status_view(
@@ -165,6 +172,7 @@ async def status_view(
     at_least = False
     failing: tuple[_Failing, ...] = ()
     notified = True
+    alertmanager_failing: tuple[str, str] | None = None
     if alerts_from is not None:
         for state in _OPEN:
             # The newest fired: an alert changed since it fired (escalated) is no newer. One
@@ -182,6 +190,8 @@ async def status_view(
         recipients = alerts_from.recipients()
         notified = bool(recipients.webhooks) or recipients.alertmanager is not None
         labels = dict(recipients.webhooks)
+        if recipients.alertmanager is not None and recipients.alertmanager_failing is not None:
+            alertmanager_failing = (recipients.alertmanager, recipients.alertmanager_failing)
         failing = tuple(
             _failing(delivery, waiting, held, labels)
             for delivery, waiting, held in await alerts_from.failing_receivers()
@@ -206,6 +216,7 @@ async def status_view(
         publishing=shown.integration.enabled(),
         failing=failing,
         notified=notified,
+        alertmanager_failing=alertmanager_failing,
     )
 
 
@@ -299,7 +310,16 @@ def status_live(view: StatusView, shown: Shown, *, root: str, now: float | None)
         nodes=_nodes(nodes, shown, present=view.nodes is not None, now=now),
         components=_components(checks),
         integration=Html("") if view.publishing else _SWITCHED_OFF(),
-        receivers=_receivers(view.failing, now),
+        receivers=join(
+            [
+                _receivers(view.failing, now),
+                _ALERTMANAGER_FAILING(
+                    url=view.alertmanager_failing[0], why=view.alertmanager_failing[1]
+                )
+                if view.alertmanager_failing is not None
+                else Html(""),
+            ]
+        ),
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Final
@@ -23,6 +24,7 @@ from bridge.pages.status import MAX_SHOWN, StatusView, status_live, status_view
 from bridge.pages.widgets import utc
 from bridge.sinks.alerts import AlertState, alert_url
 from bridge.sinks.alerts.sources import MAX_DETAIL_VALUE
+from tests.integration.servers.alertmanager import AlertmanagerServer, alertmanager_server
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.pages.helpers import (
     NODE,
@@ -36,7 +38,7 @@ from tests.pages.helpers import (
 from tests.sinks.alerts.helpers import system_alert
 from tests.support import ADMIN_TOKEN, async_wait_until, free_port, wait_until
 
-__all__ = ["webhook_receiver"]  # the fixture, imported for the tests below
+__all__ = ["alertmanager_server", "webhook_receiver"]  # the fixtures, imported for the tests below
 
 # A signed receiver retried at once and often, so an attempt shows on the page soon.
 RETRYING_FAST: Final = {
@@ -259,6 +261,19 @@ async def test_an_unknown_alert_gets_a_404_page(
     assert "No such alert" in body
     assert "&lt;b&gt;gone" in body
     assert "<b>gone" not in body
+
+
+@pytest.mark.parametrize("path", ["/alerts/gone", "/alert/gone"])
+async def test_a_404_page_asks_for_no_name_or_token(
+    tmp_path: Path, client: aiohttp.ClientSession, path: str
+) -> None:
+    """A 404 page (an unknown alert's, or nothing served there), which has nothing to
+    acknowledge and never refreshes, hides the acknowledge bar instead of asking for a name and
+    the admin token."""
+    with page_bridge(tmp_path) as server:
+        status, _, body = await fetch(client, server.url + path, Accept=BROWSER_ACCEPT)
+    assert status == 404
+    assert '<form class="ackbar" id="ack-form" autocomplete="off" hidden>' in body
 
 
 async def test_html_in_a_message_is_shown_as_text(
@@ -1247,3 +1262,35 @@ async def test_the_status_page_asked_for_in_a_loop_is_rendered_with_its_ages_onc
     assert [status for status, _, _ in pages] == [200] * 5
     assert renders.count(None) == 1
     assert len(renders) == 2, renders
+
+
+async def test_the_pages_say_when_alertmanager_takes_no_posts(
+    tmp_path: Path, client: aiohttp.ClientSession, alertmanager_server
+) -> None:
+    """While Alertmanager takes the posts the pages say only that it is sent the alerts; once it
+    is gone (stopped, or EXESDB_ALERTMANAGER_URL naming the wrong port) the status page says
+    above the alerts that Alertmanager is not taking them and why, and the alert's page says
+    its posts fail."""
+    alertmanager: AlertmanagerServer = alertmanager_server()
+    with page_bridge(tmp_path, EXESDB_ALERTMANAGER_URL=alertmanager.url) as server:
+        raise_alert(server, "a1", "one alert")
+        wait_until(lambda: alertmanager.alerts(), what="the alert in Alertmanager")
+        _, _, taking = await fetch(client, server.url + "/")
+        alertmanager.stop()
+        raise_alert(server, "a2", "another alert")
+
+        async def status_says() -> str | None:
+            _, _, body = await fetch(client, server.url + "/")
+            return body if 'id="alertmanager"' in body else None
+
+        status = await async_wait_until(status_says, what="the Alertmanager notice")
+        _, _, page = await fetch(client, server.url + "/alerts/a2")
+    assert 'id="alertmanager"' not in taking
+    notice = " ".join(re.sub(r"<[^>]+>", " ", status.split('id="alertmanager"', 1)[1]).split())
+    assert f"Alertmanager is not taking the alerts: posts to {alertmanager.url}/" in notice
+    assert "Connection refused" in notice
+    text = unescape(" ".join(re.sub(r"<[^>]+>", " ", page).split()))
+    said = (
+        f"Alertmanager at {alertmanager.url}/… is sent this alert's state too, but its posts fail:"
+    )
+    assert said in text

@@ -191,6 +191,13 @@ class AlertmanagerPoster:
                 self._run(), name="alertmanager-poster"
             )
 
+    def failing(self) -> str | None:
+        """Why posts fail and how many failed in a row, as the pages say it, while they do;
+        None while Alertmanager takes them (or before the first post)."""
+        if not self._failures:
+            return None
+        return f"{self._failure} ({self._failures} failed post{'s' * (self._failures != 1)})"
+
     def wake(self) -> None:
         """An alert changed: post now."""
         self._wake.set()

@@ -299,10 +299,11 @@ class ActiveCounts:
 class Recipients:
     """Where the alert sink sends alerts, as the pages show it: each webhook receiver's outbox
     key and label (``receiver_label`` without user info), and the Alertmanager posted to
-    (``safe_url`` without user info), if any."""
+    (``safe_url`` without user info), if any, with why its posts fail while they do."""
 
     webhooks: tuple[tuple[str, str], ...]
     alertmanager: str | None = None
+    alertmanager_failing: str | None = None  # "<why> (<n> failed posts)"; None: taken
 
 
 @dataclass(frozen=True, slots=True)

@@ -809,6 +809,7 @@ class AlertSink:
                 for receiver in self.receivers
             ),
             safe_url(self.alertmanager.url, userinfo=False) if self.alertmanager else None,
+            self.alertmanager.failing() if self.alertmanager else None,
         )
 
     async def failing_receivers(self) -> tuple[tuple[Delivery, int, int], ...]:
