@@ -88,8 +88,8 @@ def test_repr_never_shows_a_key() -> None:
     assert OLD_KEY not in shown
 
 
-def test_comparisons_use_the_constant_time_api(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Frame and header checks compare MACs with hmac.compare_digest."""
+def compared(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes, bytes]]:
+    """The pairs hmac.compare_digest is called with from now on (it still compares them)."""
     calls: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest
 
@@ -98,6 +98,12 @@ def test_comparisons_use_the_constant_time_api(monkeypatch: pytest.MonkeyPatch) 
         return real(a, b)
 
     monkeypatch.setattr(hmac, "compare_digest", spy)
+    return calls
+
+
+def test_comparisons_use_the_constant_time_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frame and header checks compare MACs with hmac.compare_digest."""
+    calls = compared(monkeypatch)
     keyring = Keyring.from_secrets(KEY, [OLD_KEY])
     assert keyring.verify(BODY, keyring.sign(BODY))
     assert len(calls) == 2  # every key is tried: no early exit
@@ -130,14 +136,7 @@ def test_a_read_is_verified_frame_by_frame_in_one_call() -> None:
 
 def test_a_read_is_verified_with_the_constant_time_api(monkeypatch: pytest.MonkeyPatch) -> None:
     """``verify_each`` compares each frame's MAC with hmac.compare_digest, under every key."""
-    calls: list[tuple[bytes, bytes]] = []
-    real = hmac.compare_digest
-
-    def spy(a: bytes, b: bytes) -> bool:
-        calls.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(hmac, "compare_digest", spy)
+    calls = compared(monkeypatch)
     keyring = Keyring.from_secrets(KEY, [OLD_KEY])
     assert keyring.verify_each([BODY, BODY], [keyring.sign(BODY), _mac(OLD_KEY, BODY)]) == [
         True,

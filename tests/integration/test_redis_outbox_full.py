@@ -8,28 +8,23 @@ times how long ago the disk was full on a clock of the test's, so that it is fit
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from bridge.app import Bridge
-from bridge.sinks.alerts import AlertSink
 from bridge.sinks.alerts.thread import DbThread
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.servers.tmpfs import SmallDisk, small_disk
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.integration.test_redis_outbox_hang import (
-    CLAIM_IDLE_MS,
     down,
     pending_entries,
+    replica,
     settled,
     statuses,
 )
-from tests.sinks.alerts.helpers import Watcher, alert_bridge
-from tests.support import TEST_SECRET, ManualClock, async_wait_until
+from tests.support import ManualClock, async_wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -40,26 +35,6 @@ GAVE_UP = (
     " (OperationalError: database or disk is full, 0 s ago): it cannot store the alerts it would"
     " take; it gives the lease up, for another replica to take over"
 )
-
-
-@asynccontextmanager
-async def replica(
-    state_dir: Path, server: RedisServer, receiver: WebhookReceiver, node: str, **options: Any
-) -> AsyncIterator[tuple[Bridge, AlertSink, Watcher]]:
-    """A replica named ``node`` on ``server``'s bus, keeping its outbox in ``state_dir`` and
-    sending its alerts to ``receiver``."""
-    async with alert_bridge(
-        state_dir,
-        serve_http=False,
-        EXESDB_BUS=server.url,
-        EXESDB_NODE=node,
-        SECRET_KEY_BASE=TEST_SECRET,
-        EXESDB_WEBHOOK_URLS=receiver.url,
-        EXESDB_WEBHOOK_GROUP_WAIT_MS="100",
-        EXESDB_REDIS_CLAIM_IDLE_MS=CLAIM_IDLE_MS,
-        **options,
-    ) as started:
-        yield started
 
 
 async def test_a_holder_whose_outbox_disk_is_full_hands_the_work_queue_over(

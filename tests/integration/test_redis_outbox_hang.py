@@ -44,11 +44,12 @@ GAVE_UP = (
 
 @asynccontextmanager
 async def replica(
-    tmp_path: Path, server: RedisServer, receiver: WebhookReceiver, node: str, **options: Any
+    state_dir: Path, server: RedisServer, receiver: WebhookReceiver, node: str, **options: Any
 ) -> AsyncIterator[tuple[Bridge, AlertSink, Watcher]]:
-    """A replica named ``node`` on ``server``'s bus, sending its alerts to ``receiver``."""
+    """A replica named ``node`` on ``server``'s bus, keeping its outbox in ``state_dir`` and
+    sending its alerts to ``receiver``."""
     async with alert_bridge(
-        tmp_path / node,
+        state_dir,
         serve_http=False,
         EXESDB_BUS=server.url,
         EXESDB_NODE=node,
@@ -116,9 +117,9 @@ async def test_a_holder_whose_outbox_hangs_hands_the_work_queue_over_and_nothing
     server, receiver = redis_server(), webhook_receiver()
     clock = ManualClock()
     db = DbThread(clock=clock)
-    async with replica(tmp_path, server, receiver, "a", db=db) as (a, sink_a, _):
+    async with replica(tmp_path / "a", server, receiver, "a", db=db) as (a, sink_a, _):
         await async_wait_until(sink_a.holds_work_queue, what="A holds the lease")
-        async with replica(tmp_path, server, receiver, "b") as (b, sink_b, _):
+        async with replica(tmp_path / "b", server, receiver, "b") as (b, sink_b, _):
             await async_wait_until(
                 lambda: sink_b.work_queue_holder() is not None, what="B stands by"
             )
@@ -158,7 +159,7 @@ async def test_a_change_redis_took_before_the_holders_outbox_hung_is_sent_once_b
     server, receiver = redis_server(), webhook_receiver()
     clock = ManualClock()
     db = DbThread(clock=clock)
-    async with replica(tmp_path, server, receiver, "a", db=db) as (_a, sink_a, _):
+    async with replica(tmp_path / "a", server, receiver, "a", db=db) as (_a, sink_a, _):
         await async_wait_until(sink_a.holds_work_queue, what="A holds the lease")
         entered, release = threading.Event(), threading.Event()
         commit = sink_a.outbox.alerts.commit
@@ -171,7 +172,7 @@ async def test_a_change_redis_took_before_the_holders_outbox_hung_is_sent_once_b
             return commit(plan)
 
         sink_a.outbox.alerts.commit = hanging_commit  # type: ignore[method-assign]
-        async with replica(tmp_path, server, receiver, "b") as (b, sink_b, _):
+        async with replica(tmp_path / "b", server, receiver, "b") as (b, sink_b, _):
             await async_wait_until(
                 lambda: sink_b.work_queue_holder() is not None, what="B stands by"
             )
@@ -206,7 +207,7 @@ async def test_a_lone_replica_whose_outbox_hangs_leaves_the_lease_free_until_it_
     server, receiver = redis_server(), webhook_receiver()
     clock = ManualClock()
     db = DbThread(clock=clock)
-    async with replica(tmp_path, server, receiver, "a", db=db) as (a, sink_a, _):
+    async with replica(tmp_path / "a", server, receiver, "a", db=db) as (a, sink_a, _):
         await async_wait_until(sink_a.holds_work_queue, what="A holds the lease")
         release = await hold(db)
         a.bus.publish("lifecycle", down("n3"))
