@@ -326,7 +326,11 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
             "EXESDB_EXTERNAL_URL to the bridge's URL as people reach it"
         )
     if settings.webhook_urls and settings.webhook_secret is None:
-        notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
+        notes.append(
+            "EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned; set it to a random"
+            f" key of at least {MIN_SECRET_LENGTH} characters, e.g. $(openssl rand -hex 32), and"
+            " give each receiver the same key to verify the X-ExESDB-Signature header"
+        )
     notes += _receivers_at_alertmanagers_api(settings)
     hook_secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
     # Every delivery carries an HMAC of a known body: a short key is found offline from one.

@@ -554,14 +554,19 @@ def test_webhooks_without_a_signing_key_are_warned_about_even_when_it_is_set_emp
     secret: str | None,
     warned: bool,
 ) -> None:
-    """EXESDB_WEBHOOK_URLS without EXESDB_WEBHOOK_SECRET warns that deliveries go unsigned;
-    set but empty (the shipped Kubernetes Secret's value) is no key and warns the same."""
+    """EXESDB_WEBHOOK_URLS without EXESDB_WEBHOOK_SECRET warns that deliveries go unsigned, and
+    how to sign them; set but empty (the shipped Kubernetes Secret's value) is no key and warns
+    the same."""
     monkeypatch.delenv("EXESDB_WEBHOOK_SECRET", raising=False)
     if secret is not None:
         monkeypatch.setenv("EXESDB_WEBHOOK_SECRET", secret)
     status, out, err = check_config(monkeypatch, capsys, EXESDB_WEBHOOK_URLS="https://h.example/")
     assert status == 0
-    assert ("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned" in err) is warned
+    assert (
+        "EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned; set it to a random key"
+        " of at least 32 characters, e.g. $(openssl rand -hex 32), and give each receiver the same"
+        " key to verify the X-ExESDB-Signature header" in err
+    ) is warned
     assert re.search(r"^EXESDB_WEBHOOK_SECRET +<unset>$", out, re.M) is not None or not warned
 
 

@@ -406,6 +406,28 @@ async def test_a_lease_taken_by_a_set_whose_answer_was_lost_is_held(
         await async_wait_until(lambda: lease.leading, 10, "the lease taken up")
 
 
+async def test_an_unfit_replica_gives_back_a_lease_a_lost_set_took_in_its_name(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unfit replica (``require``: its outbox hung) finding the lease in its own name unawares
+    (a lost SET's) gives it back at once, not left a whole lease for the others to wait out."""
+    server = redis_server()
+    with server.client() as other:
+        other.set(LEADER, "a:1", px=60_000)
+
+    def leader() -> bytes | None:
+        with server.client() as other:
+            held: bytes | None = other.get(LEADER)
+            return held
+
+    with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
+        async with _running_lease(server) as lease:
+            lease.require(lambda: "the alert outbox has not answered for 15 s")
+            await async_wait_until(lambda: leader() is None, 10, "the lease given back")
+            assert not lease.leading
+            assert "does not take it: the alert outbox has not answered" in caplog.text
+
+
 async def test_a_holder_whose_renewal_goes_unanswered_steps_down_as_its_lease_runs_out(
     redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -18,6 +18,7 @@ from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.servers.tmpfs import SmallDisk, small_disk
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.integration.test_redis_outbox_hang import (
+    alerts_ready,
     down,
     pending_entries,
     replica,
@@ -77,8 +78,8 @@ async def test_a_lone_holder_whose_disk_is_full_leaves_the_lease_free_until_it_c
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A lone holder whose disk fills up as it takes an alert gives the lease up and, the lease
-    free, does not take it back (said once); 30 s after the last write refused, the disk freed
-    meanwhile, it takes the lease again and sends the alert, once."""
+    free, does not take it back (said once), not ready meanwhile; 30 s after the last write
+    refused, the disk freed meanwhile, it takes the lease again, ready, and sends the alert."""
     caplog.set_level(logging.INFO)
     server, receiver = redis_server(), webhook_receiver()
     clock = ManualClock()
@@ -96,9 +97,15 @@ async def test_a_lone_holder_whose_disk_is_full_leaves_the_lease_free_until_it_c
         )
         with server.client() as client:
             assert client.get("exesdb:bus:leader") is None
+        assert a.readiness()["alerts"]["reason"] == (
+            "the alert outbox's disk is full (OperationalError: database or disk is full, 0 s"
+            " ago): it cannot store the alerts it would take; it leaves the work queue to a"
+            " replica standing by meanwhile"
+        )
         small_disk.free()
         clock.advance(30.0)  # past the last write refused: A counts as fit again
         await async_wait_until(sink_a.holds_work_queue, what="A takes the lease again")
+        assert alerts_ready(a)
         await async_wait_until(lambda: statuses(receiver, "n5") == ["firing"], what="n5")
         await async_wait_until(lambda: settled(server, sink_a), what="settled")
     assert statuses(receiver, "n5") == ["firing"]

@@ -8,7 +8,8 @@ lease set is renewed at once, before it is taken up: one Redis refuses to renew 
 and given back (not taken up and lost again each lease, nor seen held by the other replicas).
 A holder unfit to serve (``require``: its alert outbox hangs, or its disk is full) steps down
 and gives the lease back at its next renewal, and takes it again only once fit, so that a
-replica standing by serves.
+replica standing by serves; an unfit replica finding the lease in its own name unawares (a
+``SET`` whose answer was lost) gives it back alike.
 """
 
 from __future__ import annotations
@@ -195,7 +196,10 @@ class Lease:
             elif not mine and self._leaving(epoch):
                 pass
             elif unfit is not None:
-                self._decline(unfit)  # (one a lost SET made this replica's runs out)
+                if mine:  # a lost SET's: given back at once, not left to run out a lease
+                    with contextlib.suppress(*RETRYABLE):
+                        await client.eval(_RELEASE, 1, self._key, self._consumer)
+                self._decline(unfit)
             elif taken := await self._take(mine):
                 self._holder = None  # the one last seen holds it no more: this replica took it
                 self._seen = None  # nor is it the last holder this replica knows of

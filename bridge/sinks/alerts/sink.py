@@ -506,14 +506,17 @@ class AlertSink:
 
     def readiness(self) -> str | None:
         """None once started and until closed, but while an outbox call hangs (its disk hung:
-        ``DbThread.hung``), and while the outbox cannot record a webhook attempt's outcome (its
-        disk full): that outcome is kept in memory meanwhile."""
+        ``DbThread.hung``), on the Redis bus while its disk counts as full (``DbThread.full``:
+        the work queue left to another replica), and while the outbox cannot record a webhook
+        attempt's outcome (its disk full): that outcome is kept in memory meanwhile."""
         if self._closed:
             return "the alert sink is closed"
         if not self._started:
             return "the alert sink has not started"
         if hung := self._db.hung():
             return f"{hung}: alerts taken meanwhile wait in memory, not yet on disk"
+        if self._lease is not None and (full := self._db.full()):
+            return f"{full}; it leaves the work queue to a replica standing by meanwhile"
         if kept := self._kept.unready:
             return kept
         for worker in self.workers.values():
