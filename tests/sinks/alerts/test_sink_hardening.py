@@ -288,7 +288,10 @@ async def test_a_batch_answered_uncommitted_that_the_outbox_refuses_is_kept_and_
             lambda: {f"k{n}" for n in range(3)} <= committed_ids(tmp_path),
             what="the kept batch stored",
         )
-        assert bridge.readiness()["alerts"]["reason"] is None
+        # The rows are read from the file as the commit lands, before the sink hears of it.
+        await async_wait_until(
+            lambda: bridge.readiness()["alerts"]["reason"] is None, what="the sink ready again"
+        )
         status, _, answer = await ingest(bridge, body)
         assert (status, answer["error"]) == (409, "replayed")
 
