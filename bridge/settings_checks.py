@@ -353,7 +353,9 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
         # A receiver named by its url_file shows that path, which may hold anything.
         redact_urls(
             f"EXESDB_WEBHOOK_CONFIG_FILE {receiver}: no secret nor secret_file, nor "
-            "EXESDB_WEBHOOK_SECRET: deliveries go unsigned"
+            "EXESDB_WEBHOOK_SECRET: deliveries go unsigned; set its secret (or secret_file) to a"
+            f" random key of at least {MIN_SECRET_LENGTH} characters, e.g. $(openssl rand -hex"
+            " 32), and give the receiver the same key to verify the X-ExESDB-Signature header"
         )
         for receiver in _unsigned_file_receivers(settings)
     ]

@@ -104,7 +104,12 @@ def test_an_external_url_with_a_query_or_fragment_stops_run_naming_the_variable(
     assert "sso" not in completed.stderr
 
 
-UNSIGNED = "no secret nor secret_file, nor EXESDB_WEBHOOK_SECRET: deliveries go unsigned"
+# The advice the EXESDB_WEBHOOK_URLS warning gives too (tests/test_config.py).
+UNSIGNED = (
+    "no secret nor secret_file, nor EXESDB_WEBHOOK_SECRET: deliveries go unsigned; set its secret"
+    " (or secret_file) to a random key of at least 32 characters, e.g. $(openssl rand -hex 32),"
+    " and give the receiver the same key to verify the X-ExESDB-Signature header"
+)
 
 
 @pytest.mark.parametrize("webhook_secret", [None, "k" * 32])
@@ -116,7 +121,8 @@ def test_check_config_warns_of_each_unsigned_receiver_of_the_receivers_file(
 ) -> None:
     """A receiver of EXESDB_WEBHOOK_CONFIG_FILE with no secret nor secret_file, and no
     EXESDB_WEBHOOK_SECRET, is warned of by check-config as start-up warns of it, named as
-    check-config lists it; one with its own secret, or with EXESDB_WEBHOOK_SECRET set, is not."""
+    check-config lists it, with how to sign; one with its own secret, or with
+    EXESDB_WEBHOOK_SECRET set, is not."""
     receivers = tmp_path / "receivers.yml"
     receivers.write_text(
         "webhook_configs:\n"

@@ -453,7 +453,7 @@ def _listing(
         (
             severity_badge(record.severity),
             _alert_link(record, root),
-            _cut(record.node),
+            _node_name(record.node),
             age_since(record.starts_at, now),
             badge(record.state),
             _level(record),
@@ -529,8 +529,9 @@ def _nodes(nodes: Sequence[_Node], shown: Shown, *, present: bool, now: float | 
 
 
 def _node_name(name: str) -> Html:
-    """The node's name as its row shows it: cut to ``_ROW_TEXT`` characters, then whole in
-    the tooltip (cut there past ``_TITLE_TEXT``: /metrics has it whole)."""
+    """A node's name as its row (in the nodes table or an alert's) shows it: cut to
+    ``_ROW_TEXT`` characters, then whole in the tooltip (cut there past ``_TITLE_TEXT``:
+    /metrics and the alert's page have it whole)."""
     if len(name) <= _ROW_TEXT:
         return _NODE_NAME(node=name)
     whole = name if len(name) <= _TITLE_TEXT else name[: _TITLE_TEXT - 1] + "…"

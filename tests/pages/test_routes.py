@@ -1020,6 +1020,24 @@ async def test_the_nodes_table_shows_the_start_of_long_node_names(
     assert len(body.encode()) < 500_000, f"{len(body.encode()) / 1e6:.1f} MB"
 
 
+async def test_an_alerts_node_cut_in_its_row_is_whole_in_its_tooltip(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """An alert's node over 120 characters, its row showing the first 119 and ``…``, has its
+    tooltip as the nodes table's names do: whole up to 255 characters, else its first 254 and
+    ``…``; a short one has none."""
+    cut, longest = "n" * 200, "m" * 4096
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "first", node=cut)
+        raise_alert(server, "a2", "second", node=longest)
+        raise_alert(server, "a3", "third", node="db-3")
+        _, _, body = await fetch(client, server.url + "/?part=live")
+    alerts = body.split('id="alerts"', 1)[1].split("</section>", 1)[0]
+    assert f'<span class="node-name" title="{cut}">{"n" * 119}…</span>' in alerts
+    assert f'<span class="node-name" title="{"m" * 254}…">{"m" * 119}…</span>' in alerts
+    assert '<span class="node-name">db-3</span>' in alerts
+
+
 async def test_nodes_announced_down_or_left_show_so_first_with_the_time_since(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:

@@ -8,8 +8,10 @@ import logging
 import socket
 import sys
 import threading
+from concurrent import futures
 from pathlib import Path
 
+import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -157,3 +159,35 @@ async def test_a_close_cut_short_by_the_stop_deadline_logs_no_asyncio_error(
         )
         silent.close()
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+
+
+async def test_readiness_says_the_export_fails_not_the_collector_unreachable_for_a_protocol(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Logs sent over OTLP/HTTP to a gRPC port fail for the protocol, not for want of a
+    collector: readiness says the export is failing, with that cause, not "unreachable"."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))  # no service: HTTP/2 only
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", f"http://127.0.0.1:{port}/v1/logs")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("OTEL_BLRP_SCHEDULE_DELAY", "10")
+    # The first attempt's failure is retried once, its cause logged, within it.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "2.5")
+    monkeypatch.setenv("EXESDB_STATE_DIR", str(tmp_path))
+    bridge = Bridge(load_settings(), registry=CollectorRegistry())
+    try:
+        await bridge.start(serve_http=False)
+        bridge.bus.publish("logs", LogEntry(level="info", message="m", module="m", node="n"))
+        await async_wait_until(
+            lambda: bridge.readiness()["otlp"]["reason"], 20, what="the export failed"
+        )
+        reason = bridge.readiness()["otlp"]["reason"]
+    finally:
+        await bridge.aclose()
+        server.stop(grace=None)
+    assert reason.startswith("OTLP export failing: logs: 1 failed export(s) in a row since "), (
+        reason
+    )
+    assert "(latest: the endpoint answers in HTTP/2, as an OTLP/gRPC port does" in reason
+    assert "unreachable" not in reason

@@ -472,8 +472,9 @@ class OtlpSink:
             self._mirror.start()
 
     def readiness(self) -> str | None:
-        """Why the collector looks unreachable, with each failing signal's latest cause
-        (informational: this sink is not required)."""
+        """Which signals' exports fail, each with its latest cause (an unreachable collector,
+        a refusal, a protocol or certificate it does not take); informational: this sink is not
+        required."""
         with self._failing_lock:
             failing = sorted(self._failing.items())
         problems = []
@@ -484,7 +485,7 @@ class OtlpSink:
             problems.append(f"{signal}: {streak} failed export(s) in a row since {when}{latest}")
         if not problems:
             return None
-        return "OTLP collector unreachable or refusing data: " + "; ".join(problems)
+        return "OTLP export failing: " + "; ".join(problems)
 
     async def aclose(self) -> None:
         """Flush for a bounded time, then stop, even when the collector never answers."""
