@@ -10,6 +10,8 @@ settings: a bad one falls back on its default, as in the SDK, with a warning.
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Mapping
 from typing import Final, cast
 
@@ -42,6 +44,9 @@ _NUMBERS: Final[Mapping[OtlpSignal, tuple[tuple[str, float, str], ...]]] = {
 _DEFAULTS: Final = {
     name: (default, unit) for numbers in _NUMBERS.values() for name, default, unit in numbers
 }
+# The longest delay or interval an export thread can wait (threading.TIMEOUT_MAX seconds, some
+# 292 years): a longer one, as an infinite one, fails the wait and stops the thread.
+_MOST_MILLISECONDS: Final = threading.TIMEOUT_MAX * 1000
 
 
 def otlp_enabled(settings: Settings) -> bool:
@@ -99,10 +104,11 @@ def _own_else_general(settings: Settings, signal: OtlpSignal, setting: str) -> o
 
 def otlp_number(environ: Mapping[str, str], name: str) -> tuple[float, str | None]:
     """``name``'s value in ``environ`` (one of the batch processors' or the metric reader's
-    variables), a positive number of its unit (milliseconds or records), and the warning a bad
-    one gets: when it is no such number its default is used, as the SDK falls back on it, and
-    the warning says what to write. A duration written with its unit (``5s``), where
-    milliseconds go, is told the number meant. The default and None when unset."""
+    variables), a positive number of its unit (milliseconds or records; finite, and milliseconds
+    no longer than a thread's longest wait), and the warning a bad one gets: when it is no such
+    number its default is used, as the SDK falls back on it, and the warning says what to
+    write. A duration written with its unit (``5s``), where milliseconds go, is told the number
+    meant. The default and None when unset."""
     default, unit = _DEFAULTS[name]
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
@@ -111,9 +117,13 @@ def otlp_number(environ: Mapping[str, str], name: str) -> tuple[float, str | Non
         value = float(raw)
     except ValueError:
         value = -1.0
-    if value > 0:
+    # float() takes "inf" and "1e400": no batch size (int()) nor wait is infinite.
+    most = _MOST_MILLISECONDS if unit == "milliseconds" else math.inf
+    if 0 < value < math.inf and value <= most:
         return value, None
     meant = ""
+    if 0 < value < math.inf:
+        meant = f" of at most {most:.0f} (a thread's longest wait)"
     if unit == "milliseconds":
         # Only for a bad value: ``run`` imports no YAML reader unless given a file to read.
         from bridge.yamlconfig import go_duration

@@ -1642,6 +1642,21 @@ _BAD_OTLP_NUMBERS = [
         " the default",
     ),
     (
+        {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "inf"},
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE='inf' is not a positive number of records; using 512,"
+        " the default",
+    ),
+    (
+        {"OTEL_METRIC_EXPORT_INTERVAL": "inf", "EXESDB_OTLP_METRICS": "true"},
+        "OTEL_METRIC_EXPORT_INTERVAL='inf' is not a positive number of milliseconds; using"
+        " 60000, the default",
+    ),
+    (
+        {"OTEL_METRIC_EXPORT_INTERVAL": "1e13", "EXESDB_OTLP_METRICS": "true"},
+        "OTEL_METRIC_EXPORT_INTERVAL='1e13' is not a positive number of milliseconds of at most"
+        " 9223372036000 (a thread's longest wait); using 60000, the default",
+    ),
+    (
         {"OTEL_METRIC_EXPORT_INTERVAL": "1m30s", "EXESDB_OTLP_METRICS": "true"},
         "OTEL_METRIC_EXPORT_INTERVAL='1m30s' is not a positive number of milliseconds (write"
         " 90000 for 1m30s); using 60000, the default",

@@ -486,3 +486,39 @@ async def test_a_holder_told_unreachable_by_the_socket_timeout_keeps_its_lease_u
     assert lease_s / 3 * 2 - 0.1 <= given_up <= lease_s + 1, given_up
     assert "the lease expired while Redis was unreachable" in caplog.text
     assert "no answer to the work-queue lease's renewal" not in caplog.text
+
+
+async def test_a_stop_while_taking_the_work_queue_up_gives_the_lease_back_at_once(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A graceful stop that comes while the replica takes the work queue up (the lease set,
+    the open alerts still being adopted) gives the lease back at once, as a holder's stop does,
+    not left for the replicas standing by to wait out."""
+    server = redis_server()
+    url = server.url
+    client = Redis.from_url(url)
+    link = Link(url, client, Backoff(0.01, 0.1, 0.0))
+    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=60_000)
+    begun = asyncio.Event()
+
+    async def hanging_take_up() -> None:
+        begun.set()
+        await asyncio.Event().wait()  # adopting many open alerts: the stop comes meanwhile
+
+    lease.on_lead(hanging_take_up)
+    running = asyncio.create_task(link.keep_running("lease", lease.run))
+    try:
+        await asyncio.wait_for(begun.wait(), 10)
+        with server.client() as other:
+            assert other.get(LEADER) == b"a:1"
+        # As WorkQueue.release stops it: the lease's task cancelled, then the lease released.
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await lease.release()
+        with server.client() as other:
+            assert other.get(LEADER) is None
+    finally:
+        link.stopping.set()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await client.aclose()

@@ -20,8 +20,10 @@ from typing import Any, Self
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
 from bridge.app import Bridge
+from bridge.backoff import Backoff
 from bridge.bus import (
     SIGNATURE_HEADER,
     Durability,
@@ -31,7 +33,10 @@ from bridge.bus import (
     decode_envelope,
     new_message_id,
 )
+from bridge.bus.redis.layout import Layout
+from bridge.bus.redis.link import Link
 from bridge.bus.redis.spool import Spool
+from bridge.bus.redis.writer import Writer
 from bridge.errors import ConfigError
 from bridge.messages import SystemAlert
 from bridge.settings import Settings
@@ -88,6 +93,10 @@ class Proxy:
 
     def stall(self) -> None:
         self._flowing.clear()
+
+    def resume(self) -> None:
+        """Let what was held back go on to Redis (a stall that ends)."""
+        self._flowing.set()
 
     async def aclose(self) -> None:
         if self._server is not None:
@@ -832,3 +841,54 @@ async def test_a_stop_whose_spool_disk_hangs_moving_the_head_ends_within_the_shu
         assert alert_ids(written) == ["spooled-0001", "spooled-0002"]  # type: ignore[arg-type]
     finally:
         await second.aclose()
+
+
+async def test_a_write_answered_after_a_stops_flush_gave_up_on_it_is_no_fault_of_the_writer(
+    redis_server: Callable[[], RedisServer], tmp_path: Path
+) -> None:
+    """A stop's flush that ends while a batch's write waits on a stalled Redis keeps the batch
+    in the spool; the write's answer, coming after all (the stall over before the writer is
+    stopped), is taken without a fault: no stage restarted, nothing counted failed."""
+    server = redis_server()
+    proxy = await Proxy(server.port).start()
+    client = Redis.from_url(proxy.url)
+    link = Link(proxy.url, client, Backoff(0.01, 0.1, 0.0))
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+    await spool.open()
+    positioned = asyncio.Event()
+    positioned.set()  # no fan-out reader here to find the tails
+    writer = Writer(
+        link,
+        Layout("exesdb"),
+        positioned=positioned,
+        buffer_size=100,
+        stream_maxlen=1000,
+        batch_size=10,
+        claim_idle_ms=30_000,
+        replay_window_ms=300_000,
+        clock=time.time,
+        spool=spool,
+    )
+    running = asyncio.create_task(link.keep_running("writer", writer.run))
+    # A fan-out instance: no work-queue frame is kept, so no other command is sent meanwhile.
+    frames = [Frame("ex_esdb_audit", b"body %d" % n, "00") for n in range(2)]
+    try:
+        writer.send(frames[0])
+        await async_wait_until(lambda: writer.written == 1, 10, "connected")
+        proxy.stall()
+        writer.send(frames[1])
+        await writer.flush(0.2)  # the write of the second waits on Redis all along
+        assert writer.buffered == 0
+        assert writer.spool_bytes > 0
+        proxy.resume()
+        await async_wait_until(
+            lambda: writer.written >= 2 or link.stage_errors > 0, 10, "the answer taken"
+        )
+        assert link.stage_errors == 0
+    finally:
+        link.stopping.set()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await spool.aclose()
+        await client.aclose()
+        await proxy.aclose()

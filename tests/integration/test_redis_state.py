@@ -18,7 +18,7 @@ from bridge.errors import TransportError
 from bridge.messages import AlertEscalation
 from bridge.sinks.alerts.index import TAKEN_OVER_REASON, AlertIndex
 from bridge.sinks.alerts.outbox import Outbox
-from bridge.sinks.alerts.records import HistoryEvent
+from bridge.sinks.alerts.records import Acknowledgement, AlertState, HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.sinks.alerts.helpers import (
@@ -428,3 +428,32 @@ async def test_open_alerts_redis_lost_under_the_holder_are_put_back(
                 return set(client.hkeys("exesdb:state:alerts")) == expected
 
         await async_wait_until(put_back, 10, "the open alerts back in Redis")
+
+
+async def test_an_ack_at_a_replica_without_the_lease_reaches_the_holder_with_the_switch_off(
+    tmp_path: Path, redis_server: Callable[[], RedisServer]
+) -> None:
+    """With the integration switch off (EXESDB_PUBSUB_INTEGRATION=false), an acknowledgement
+    made at a replica without the work-queue lease still goes out as its AlertAck, which is how
+    the holder hears of it: the alert is acknowledged once a holder takes the work queue, not
+    left firing after an answer that said acknowledged."""
+    server = redis_server()
+    switched_off = alert_bridge(tmp_path, EXESDB_BUS=server.url, EXESDB_PUBSUB_INTEGRATION="false")
+    async with switched_off as (bridge, sink, _):
+        await async_wait_until(sink.holds_work_queue, what="the work-queue lease")
+        bridge.bus.publish("disk_full", system_alert("a1", metadata={"requires_ack": True}))
+        await async_wait_until(lambda: stored(sink.outbox, "a1"), what="the alert stored")
+        hold(server, "b:1")  # another replica takes the lease: this one stands by
+        await async_wait_until(lambda: not sink.holds_work_queue(), what="stepped down")
+        record = await sink.acknowledge(Acknowledgement("a1", "ops"))
+        assert record is not None
+        assert record.state is AlertState.ACKNOWLEDGED  # as the answer says it
+        with server.client() as client:
+            client.delete("exesdb:bus:leader")  # that one gone: this one takes it back
+        await async_wait_until(sink.holds_work_queue, what="the lease taken back")
+
+        def acknowledged() -> bool:
+            found = stored(sink.outbox, "a1")
+            return found is not None and found.state is AlertState.ACKNOWLEDGED
+
+        await async_wait_until(acknowledged, 10, "the acknowledgement stored by the holder")

@@ -155,6 +155,13 @@ def test_close_returns_by_its_deadline_when_an_export_hangs() -> None:
             {"OTEL_BSP_SCHEDULE_DELAY": "soon", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "-1"},
             BatchSettings(5.0, 512),
         ),
+        # Numbers float() takes that no wait or batch can be: infinite, or past the longest
+        # wait a thread is given (threading.TIMEOUT_MAX, some 292 years).
+        (
+            {"OTEL_BSP_SCHEDULE_DELAY": "inf", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "Infinity"},
+            BatchSettings(5.0, 512),
+        ),
+        ({"OTEL_BSP_SCHEDULE_DELAY": "1e13"}, BatchSettings(5.0, 512)),
     ],
 )
 def test_batch_settings_read_the_sdk_variables(

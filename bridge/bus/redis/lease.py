@@ -87,6 +87,9 @@ class Lease:
         self._on_lead: list[Callable[[], Awaitable[None]]] = []
         self._checks: list[Callable[[], str | None]] = []  # see ``require``
         self._unfit_told = False  # a free lease was declined as unfit, logged, while it lasts
+        # Set from taking the lease until it is held or given back: a stop meanwhile (the
+        # take-up under way) gives it back too (``release``), not left for the others to wait out.
+        self._claiming = False
         # Take-overs failed in a row, and what the last one logged failed with.
         self._failed_takes = 0
         self._take_fault = ""
@@ -137,10 +140,12 @@ class Lease:
         )
 
     async def release(self) -> None:
-        """Give the lease back at once (rather than after it runs out), if held."""
-        if not self.held.is_set():
+        """Give the lease back at once (rather than after it runs out), if held or being
+        taken up."""
+        if not self.held.is_set() and not self._claiming:
             return
         self.held.clear()
+        self._claiming = False
         with contextlib.suppress(*RETRYABLE):
             await self._link.client.eval(_RELEASE, 1, self._key, self._consumer)
         _logger.info("this replica handed the work queue over (%s)", self._consumer)
@@ -200,7 +205,7 @@ class Lease:
                     with contextlib.suppress(*RETRYABLE):
                         await client.eval(_RELEASE, 1, self._key, self._consumer)
                 self._decline(unfit)
-            elif taken := await self._take(mine):
+            elif taken := await self._claim(mine):
                 self._holder = None  # the one last seen holds it no more: this replica took it
                 self._seen = None  # nor is it the last holder this replica knows of
                 if await self._took():
@@ -212,6 +217,7 @@ class Lease:
                     # give the lease back, try again in a moment.
                     await client.eval(_RELEASE, 1, self._key, self._consumer)
                     self._holder = None  # nobody, until the next look
+                self._claiming = False
             if not taken and self.refused:
                 # The renewal Redis refused was not tried: the lease found held (if only for
                 # the moment another replica refused alike sets it before giving it back) does
@@ -249,6 +255,18 @@ class Lease:
             if unsaid
             else "",
         )
+
+    async def _claim(self, mine: bool) -> bool:
+        """``_take``, noted (``_claiming``) until the lease is held or given back: a
+        cancellation (a stop) from here on leaves it to ``release`` to give back."""
+        self._claiming = True
+        try:
+            taken = await self._take(mine)
+        except Exception:
+            self._claiming = False  # set after all, the next look finds it this replica's
+            raise
+        self._claiming = taken
+        return taken
 
     async def _take(self, mine: bool) -> bool:
         """Set the lease to this replica if it is free, or renew it if a lost ``SET`` set it

@@ -230,8 +230,9 @@ class Writer:
                     await self._pass_ended.wait()
         if not self._buffer:
             return
-        left = list(self._buffer)
-        self._buffer.clear()
+        # A new buffer, not this one emptied: a write of it still under way (given up on)
+        # tells by that it was taken (``_write_buffered``).
+        left, self._buffer = list(self._buffer), deque()
         if self._spool is not None:
             # Past ``until`` (or half a second, what a healthy disk's fsync takes) the append is
             # left to the spool's close, which fails it.
@@ -414,10 +415,17 @@ class Writer:
         if not count:
             return
         self._refresh_old(count)
-        batch = [self._buffer[index] for index in range(count)]
+        buffer = self._buffer
+        batch = [buffer[index] for index in range(count)]
         replies = await self._xadd_all(batch)
+        if buffer is not self._buffer:
+            # A stop's flush gave up on this write meanwhile and took the buffer, this batch
+            # too, to the spool: what Redis took now is counted written (the spool's copy goes
+            # again at the next start: at least once), what it refused for now waits there.
+            self._written(batch, replies)
+            return
         for _ in range(count):
-            self._buffer.popleft()
+            buffer.popleft()
         again, refusal = self._written(batch, replies)
         if again:
             self._buffer.extendleft(reversed(again))

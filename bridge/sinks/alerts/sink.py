@@ -227,6 +227,10 @@ class AlertSink:
         )
         self._refusals = RefusalLog(max_open_alerts, clock=monotonic)
         self._errors = bus.metrics.handler_errors.labels(self.name).inc
+        # An acknowledgement's AlertAck goes on the bus whatever the integration switch says:
+        # on Redis a replica without the work-queue lease stores none, and the AlertAck is how
+        # the holder hears of it (switched off, an ack answered as made would be lost).
+        self._publish_ack = bus.publish
         self.subscription = bus.subscribe(
             self.name,
             self._on_batch,
@@ -845,7 +849,7 @@ class AlertSink:
         started = ack.starts_at
         if started is None and self.holds_work_queue():
             started = record.started
-        self._publish(
+        self._publish_ack(
             "alert_acknowledged",
             AlertAck(
                 alert_id=ack.alert_id,
