@@ -1,7 +1,8 @@
 """The durable outbox: one SQLite file holding the alert states and each receiver's deliveries.
 
-A delivery is committed here (WAL journal, ``synchronous=FULL``: fsync'd on commit) before its
-first attempt, so a crash or SIGKILL loses nothing: a new process on the same directory resumes.
+A delivery is committed here (WAL journal, on btrfs the rollback journal: ``tables``;
+``synchronous=FULL``: fsync'd on commit) before its first attempt, so a crash or SIGKILL loses
+nothing: a new process on the same directory resumes.
 ``Outbox`` opens the file and hands out its parts, which share one connection (``database``):
 
 - ``alerts`` (``alert_store.AlertStore``): each alert's state and history, changed by plans;

@@ -40,11 +40,16 @@ upgrades a file of any earlier version in place, one version at a
 time. ``connect`` refuses an SQLite file that is no outbox (another program's, with tables of its
 own) before it changes anything in it: a file marked as ours opens, and so does one without a
 mark that is empty (new) or holds version 1's tables (an outbox from before the mark).
+
+Its journal is WAL, but on btrfs the rollback journal (``_journal``): there the WAL's
+shared-memory file, which SQLite maps and writes in memory, takes disk space at each write, and a
+write finding the disk full kills the process (SIGBUS) instead of failing (SQLITE_FULL).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import sqlite3
 from collections.abc import Mapping
@@ -58,6 +63,8 @@ __all__ = ["connect", "migrate"]
 _SCHEMA_VERSION: Final = 14
 # The outbox's mark in the file's header (PRAGMA application_id): "EXOB".
 _APPLICATION_ID: Final = 0x45584F42
+# statfs(2)'s f_type of btrfs (linux/magic.h).
+_BTRFS_MAGIC: Final = 0x9123683E
 # Version 1's tables: a file without the mark that holds them is an outbox from before it.
 _FIRST_TABLES: Final = frozenset({"alerts", "queued", "deliveries"})
 # Columns added after version 1 (by version: table, column, definition).
@@ -260,9 +267,10 @@ _STEPS: Final[Mapping[int, str]] = {
 
 def connect(path: Path | str) -> sqlite3.Connection:
     """Open the outbox file as every user of it must: transactions explicit (``BEGIN
-    IMMEDIATE`` … ``COMMIT``), the WAL journal, and ``synchronous=FULL`` (the WAL is fsync'd
-    at every commit, so a committed delivery survives power loss); its queries may call
-    ``refused(last_status, last_error)`` (``records.refused``)."""
+    IMMEDIATE`` … ``COMMIT``), the WAL journal (on btrfs the rollback journal: ``_journal``),
+    and ``synchronous=FULL`` (the journal is fsync'd at every commit, so a committed delivery
+    survives power loss); its queries may call ``refused(last_status, last_error)``
+    (``records.refused``)."""
     if str(path) != ":memory:":
         # Made private before SQLite opens it: it holds alert bodies and the receiver keys'
         # secret, and SQLite gives the WAL and shared-memory files the same mode.
@@ -284,7 +292,7 @@ def connect(path: Path | str) -> sqlite3.Connection:
     # refused(last_status, last_error): whether a delivery's last answer was final, for queries
     # that pick dead letters by it (the one rule, records.refused, not a copy of it in SQL).
     db.create_function("refused", 2, refused, deterministic=True)
-    db.execute("PRAGMA journal_mode=WAL")
+    _journal(db, path)
     db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA busy_timeout=10000")
     return db
@@ -309,6 +317,49 @@ def migrate(db: sqlite3.Connection) -> None:
     for step in range(2, _SCHEMA_VERSION + 1):
         _step(db, step)
     db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+
+def _journal(db: sqlite3.Connection, path: Path | str) -> None:
+    """Put the file in WAL mode, or on btrfs in the rollback journal, kept between transactions
+    (TRUNCATE), so that a full disk fails a write (SQLITE_FULL) as it does elsewhere.
+
+    WAL's index of the log is a file beside it (``-shm``) that every process on the file maps
+    and writes in memory, readers too; btrfs copies a block on each write, so a mapped page
+    written again needs a new block, and when the disk (or its quota group) has none the kernel
+    answers the write with SIGBUS: the process dies mid-transaction, where a write(2) gets
+    ENOSPC. The rollback journal writes with write(2) alone, at about a third of WAL's commits
+    per second there (docs/performance.md). Leaving WAL needs the file to itself: while another
+    process has it open (a bridge of an earlier version beside this ``outbox`` command) it
+    stays in WAL until it is opened alone."""
+    if str(path) == ":memory:" or not _on_btrfs(path):
+        db.execute("PRAGMA journal_mode=WAL")
+        return
+    if db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        db.execute("PRAGMA busy_timeout=0")  # not waiting for a process that keeps it open
+        try:
+            db.execute("PRAGMA journal_mode=TRUNCATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+        return
+    # Kept, not deleted, between transactions: made again it would fail on a full disk as a
+    # file that cannot be opened (SQLITE_CANTOPEN), not as the full disk it is.
+    db.execute("PRAGMA journal_mode=TRUNCATE")
+
+
+def _on_btrfs(path: Path | str) -> bool:
+    """Whether the file ``path`` is on btrfs (statfs(2)); False when that cannot be told."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    buffer = ctypes.create_string_buffer(256)  # struct statfs: 120 bytes on 64-bit Linux
+    if libc.statfs(os.fsencode(path), buffer):
+        return False
+    # f_type comes first: a long on most platforms, 32 bits on some (s390x). Read as 32 bits it
+    # is right but on a big-endian long, read as 64 right but on a 32-bit field (then with
+    # f_bsize in its low half): either is the magic only on btrfs.
+    return _BTRFS_MAGIC in (
+        ctypes.c_uint32.from_buffer(buffer).value,
+        ctypes.c_uint64.from_buffer(buffer).value,
+    )
 
 
 def _refuse_another_programs(db: sqlite3.Connection) -> None:
