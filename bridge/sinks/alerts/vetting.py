@@ -88,18 +88,19 @@ class DeliveryVetting:
             # (a change whose note another replica took over, and notifies).
             found = await self._db.call(self._queue.deliveries, "pending", ids=[delivery.id])
             return found[0] if found else None
-        left = await self._db.call(
+        left, withheld = await self._db.call(
             self._queue.withhold, delivery.id, stale, self._clock(), STALE_REASON
         )
-        self._withheld(len(stale))
-        _logger.warning(
-            "alerts: left %d notification(s) out of delivery %s: another replica notified newer"
-            " states of those alerts while this one did not hold the lease (`exesdb-bridge"
-            " outbox list --state stale` lists them)",
-            len(stale),
-            delivery.id,
-        )
-        self._changed()
+        if withheld:  # none when left out meanwhile (and counted then), or no longer pending
+            self._withheld(withheld)
+            _logger.warning(
+                "alerts: left %d notification(s) out of delivery %s: another replica notified"
+                " newer states of those alerts while this one did not hold the lease"
+                " (`exesdb-bridge outbox list --state stale` lists them)",
+                withheld,
+                delivery.id,
+            )
+            self._changed()
         return left
 
     async def without_resolved(self, delivery: Delivery) -> Delivery | None:
@@ -110,17 +111,18 @@ class DeliveryVetting:
         resolved = await self._db.call(_resolved_among, self._alerts, delivery.alert_ids)
         if not resolved:
             return await self.vet(delivery)
-        left = await self._db.call(
+        left, withheld = await self._db.call(
             self._queue.withhold, delivery.id, resolved, self._clock(), _RESOLVED_REASON
         )
-        self._withheld(len(resolved))
-        _logger.info(
-            "alerts: left %d notification(s) out of delivery %s: their alerts resolved before"
-            " it was delivered, and the receiver has send_resolved: false",
-            len(resolved),
-            delivery.id,
-        )
-        self._changed()
+        if withheld:  # none when left out meanwhile (and counted then), or no longer pending
+            self._withheld(withheld)
+            _logger.info(
+                "alerts: left %d notification(s) out of delivery %s: their alerts resolved"
+                " before it was delivered, and the receiver has send_resolved: false",
+                withheld,
+                delivery.id,
+            )
+            self._changed()
         return await self.vet(left) if left is not None else None
 
 
