@@ -10,7 +10,7 @@ import hmac
 import socket
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from bridge.sinks.alerts import AlertRecord, AlertSink, DeliveryState, Outbox, b
 from bridge.sinks.alerts.delivery import Outcome, WebhookSender
 from bridge.sinks.alerts.records import Delivery
 from bridge.sinks.alerts.sources import alert_events
+from bridge.sinks.alerts.thread import DbThread
 from tests.integration.servers.webhook import (
     HANG,
     Answer,
@@ -547,6 +548,60 @@ async def test_send_resolved_false_is_not_sent_a_firing_that_resolved_while_it_w
         assert stale.last_error is not None
         assert "send_resolved: false" in stale.last_error
         assert stale_counted() == 1
+    assert not firing_only.accepted()
+
+
+class LeftOutMeanwhile(DbThread):
+    """The sink's database thread, on which the first ``withhold`` of a delivery finds it left
+    out already: another withhold ran just before (as the open-alert index's does when the
+    work-queue lease is taken up), and was counted by ``count``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count: Callable[[int], None] = lambda count: None
+        self.raced = False  # the raced withhold has returned (its caller resumes at once)
+
+    async def call(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn``, after one more withhold of the same the first time it is ``withhold``."""
+        if getattr(fn, "__name__", "") != "withhold" or self.raced:
+            return await super().call(fn, *args, **kwargs)
+        _left, withheld = await super().call(fn, *args, **kwargs)
+        self.count(withheld)
+        result = await super().call(fn, *args, **kwargs)
+        self.raced = True
+        return result
+
+
+async def test_notifications_left_out_meanwhile_are_not_counted_stale_twice(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A send_resolved: false receiver's delivery whose resolved alerts were left out meanwhile
+    (the delivery no longer pending once the check withholds them) is not counted again in
+    exesdb_webhook_stale_total: one notification, counted once."""
+    firing_only: WebhookReceiver = webhook_receiver()
+    firing_only.default = Answer(503)
+    config = write(
+        tmp_path / "receivers.yml",
+        f"webhook_configs:\n  - url: {firing_only.url}\n    send_resolved: false\n",
+    )
+    db = LeftOutMeanwhile()
+    bridge_of = alert_bridge(
+        tmp_path / "state", serve_http=False, db=db, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    )
+    async with bridge_of as (bridge, sink, _):
+        db.count = sink.metrics.withheld
+        bridge.bus.publish("lifecycle", NodeLifecycle(node="n9", event="down", cluster_size=2))
+        await async_wait_until(lambda: firing_only.requests, what="a failed attempt")
+        bridge.bus.publish(
+            "lifecycle", NodeLifecycle(node="n9", event="reconnected", cluster_size=3)
+        )
+        await async_wait_until(
+            lambda: not sink.outbox.alerts.find(state="firing"), what="the alert resolved"
+        )
+        firing_only.default = Answer(200)
+        await async_wait_until(lambda: db.raced, what="the check's withhold")
+        assert sink.outbox.queue.count(DeliveryState.STALE.value) == 1
+        assert bridge.registry.get_sample_value("exesdb_webhook_stale_total") == 1
     assert not firing_only.accepted()
 
 

@@ -3,9 +3,12 @@ nothing dropped there before an outbox stored it."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 from redis.asyncio import Redis
 
@@ -15,12 +18,13 @@ from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.link import Link
 from bridge.bus.redis.shared_state import RedisSharedState
 from bridge.errors import TransportError
-from bridge.messages import AlertEscalation
+from bridge.messages import AlertEscalation, DebugTrace
 from bridge.sinks.alerts.index import TAKEN_OVER_REASON, AlertIndex
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import Acknowledgement, AlertState, HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
 from tests.integration.servers.redis import RedisServer, redis_server
+from tests.integration.test_redis_spool import Proxy
 from tests.sinks.alerts.helpers import (
     T0,
     URL,
@@ -33,7 +37,7 @@ from tests.sinks.alerts.helpers import (
     stored,
     system_alert,
 )
-from tests.support import ManualClock, async_wait_until
+from tests.support import ADMIN_TOKEN, ManualClock, async_wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -457,3 +461,86 @@ async def test_an_ack_at_a_replica_without_the_lease_reaches_the_holder_with_the
             return found is not None and found.state is AlertState.ACKNOWLEDGED
 
         await async_wait_until(acknowledged, 10, "the acknowledgement stored by the holder")
+
+
+@pytest.mark.parametrize(
+    ("holding", "why"),
+    [(False, "does not hold the work-queue lease"), (True, "Redis did not take its change")],
+    ids=["without-the-lease", "holder"],
+)
+async def test_an_ack_stored_nowhere_whose_alertack_the_bus_cannot_take_is_answered_503(
+    tmp_path: Path,
+    redis_server: Callable[[], RedisServer],
+    caplog: pytest.LogCaptureFixture,
+    holding: bool,
+    why: str,
+) -> None:
+    """An acknowledgement stored nowhere (at a replica without the work-queue lease, which
+    stores none itself, or at the holder while Redis does not take its change) whose AlertAck
+    the bus refuses (its buffer for Redis full: Redis stalled) is answered 503 not_committed
+    with Retry-After and why, logged once, not 200 as if acknowledged while the alert goes on
+    firing; sent again once Redis is back, it is answered 200 and reaches the holder."""
+    server = redis_server()
+    proxy = await Proxy(server.port).start()
+    try:
+        bridge_of = alert_bridge(tmp_path, EXESDB_BUS=proxy.url, EXESDB_REDIS_BUFFER_SIZE="4")
+        async with bridge_of as (bridge, sink, _):
+            await async_wait_until(sink.holds_work_queue, what="the work-queue lease")
+            bridge.bus.publish("disk_full", system_alert("a1", metadata={"requires_ack": True}))
+            await async_wait_until(lambda: stored(sink.outbox, "a1"), what="the alert stored")
+            if not holding:
+                hold(server, "b:1")  # another replica takes the lease: this one stands by
+                await async_wait_until(lambda: not sink.holds_work_queue(), what="stepped down")
+            proxy.stall()  # the writer's next command waits for an answer: the buffer fills
+            trace = DebugTrace(component="c", operation="op", node="n")
+            filled = [bool(bridge.bus.publish("diag", trace)) for _ in range(6)]
+            assert not filled[-1], filled  # the buffer of 4, and one write under way at most
+            with caplog.at_level(logging.WARNING):
+                # (At the holder each waits for the stalled change to time out.)
+                refused = [await _ack(bridge) for _ in range(1 if holding else 2)]
+            assert sink.holds_work_queue() is holding  # (the lease outlasts the stall)
+            for status, headers, body in refused:
+                assert (status, headers.get("Retry-After"), body.get("error")) == (
+                    503,
+                    "1",
+                    "not_committed",
+                ), body
+                assert why in body["detail"]
+                assert "refused the AlertAck" in body["detail"]
+            said = [
+                r.getMessage() for r in caplog.records if "could not be stored" in r.getMessage()
+            ]
+            assert len(said) == 1, said
+            proxy.resume()
+            await async_wait_until(
+                lambda: bridge.registry.get_sample_value("exesdb_redis_buffer_depth") == 0,
+                what="the buffer written",
+            )
+            status, _headers, body = await _ack(bridge)
+            assert (status, body["alert"]["state"]) == (200, "acknowledged"), body
+            if not holding:
+                with server.client() as client:
+                    client.delete("exesdb:bus:leader")  # that one gone: this one takes it back
+                await async_wait_until(sink.holds_work_queue, what="the lease taken back")
+
+            def acknowledged() -> bool:
+                found = stored(sink.outbox, "a1")
+                return found is not None and found.state is AlertState.ACKNOWLEDGED
+
+            await async_wait_until(acknowledged, 10, "the acknowledgement stored by the holder")
+    finally:
+        await proxy.aclose()
+
+
+async def _ack(bridge: Any) -> tuple[int, dict[str, str], Any]:
+    """POST ops' acknowledgement of alert a1 to ``bridge``; (status, headers, JSON body)."""
+    host, port = bridge.address
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"http://{host}:{port}/v1/alerts/a1/ack",
+            json={"ack_by": "ops"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as response,
+    ):
+        return response.status, dict(response.headers), await response.json()

@@ -3,7 +3,8 @@
 Requests are read into pydantic models (``AlertQuery``, ``AckRequest``); a refusal names the
 field at fault in the shape every route shares (``bridge.routes.error_response``), and an ack
 whose body is not JSON by its headers is refused 415 as ingest refuses one
-(``bridge.routes.unsupported_json``). An ack the outbox cannot store (its disk full) is answered
+(``bridge.routes.unsupported_json``). An ack the outbox cannot store (its disk full), or on Redis
+one stored nowhere here whose AlertAck the bus refused (``AlertSink.acknowledge``), is answered
 503 ``not_committed`` with ``Retry-After``, as ingest answers a batch it cannot store, and logged
 once while the fault lasts. An ack naming the episode it is for (``starts_at``, as the alert was
 listed) that is not the alert's current one (it fired anew since, or the time given is not
@@ -34,6 +35,7 @@ from pydantic import (
 )
 
 from bridge.bodies import read_json
+from bridge.errors import TransportError
 from bridge.json_objects import DuplicateKey
 from bridge.listener import CLOSE_AFTER
 from bridge.messages import (
@@ -162,7 +164,9 @@ class AlertKeeper(LeaseView, Protocol):
         ``after`` (the last of the page before)."""
 
     async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
-        """Apply ``ack`` and announce it; the alert, or None when unknown."""
+        """Apply ``ack`` and announce it; the alert, or None when unknown. Raises ``OSError``
+        or ``sqlite3.Error`` when it could not be stored, ``TransportError`` when it was stored
+        nowhere here and its announcement could not be handed to the bus."""
 
 
 def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
@@ -238,7 +242,18 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
                 )
             )
         except (OSError, sqlite3.Error) as exc:  # rolled back: the outbox is as it was
-            return unstored.refusal(exc)
+            fault = str(exc)
+            return unstored.refusal(
+                fault, f"the acknowledgement could not be stored in the alert outbox ({fault})"
+            )
+        except TransportError as exc:  # on Redis, stored nowhere and not handed to the holder
+            fault = str(exc)
+            return unstored.refusal(
+                fault,
+                f"the acknowledgement could not be stored or handed on ({fault}; the bus's"
+                " buffer for Redis, EXESDB_REDIS_BUFFER_SIZE, fills while Redis is unreachable"
+                " or stalled)",
+            )
         unstored.stored()
         if record is None:
             return error_response(404, "unknown_alert", f"no alert {alert_id!r}", "alert_id")
@@ -271,8 +286,8 @@ class _UnstoredAcks:
         self._fault: str | None = None
         self._count = 0
 
-    def refusal(self, exc: BaseException) -> web.Response:
-        fault = str(exc)
+    def refusal(self, fault: str, detail: str) -> web.Response:
+        """The 503 of an ack refused for ``fault``, said as ``detail``."""
         self._count += 1
         if fault != self._fault:
             self._fault = fault
@@ -280,11 +295,7 @@ class _UnstoredAcks:
                 "alerts: an acknowledgement could not be stored (%s): answered 503 until it can",
                 fault,
             )
-        response = error_response(
-            503,
-            "not_committed",
-            f"the acknowledgement could not be stored in the alert outbox ({fault}); retry later",
-        )
+        response = error_response(503, "not_committed", f"{detail}; retry later")
         response.headers["Retry-After"] = str(_RETRY_AFTER_SECONDS)
         return response
 

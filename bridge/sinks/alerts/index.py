@@ -377,8 +377,7 @@ class AlertIndex:
                 if told[alert_id] != notified_state(kept.get(alert_id)):
                     stale.add(alert_id)
             if stale:
-                self._queue.withhold(delivery.id, stale, now, STALE_REASON)
-                count += len(stale)
+                count += self._queue.withhold(delivery.id, stale, now, STALE_REASON)[1]
         return count
 
     async def take_up(self) -> int:

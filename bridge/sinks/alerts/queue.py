@@ -283,12 +283,13 @@ class DeliveryQueue:
 
     def withhold(
         self, delivery_id: str, alert_ids: Collection[str], now: float, reason: str
-    ) -> Delivery | None:
+    ) -> tuple[Delivery | None, int]:
         """Leave the alerts of ``alert_ids`` out of a pending delivery, in one transaction: they
         go into a delivery of their own in state ``stale``, with ``reason`` as its last error
         (the whole delivery becomes it when they are all of its alerts); the delivery as it is
         to be sent now, with its id and place in the queue (None when nothing is left of it,
-        or it is no longer pending).
+        or it is no longer pending), and how many notifications were left out (none when it is
+        no longer pending, or holds none of them: left out meanwhile, they are counted once).
 
         Its id stays: a receiver that took the whole of it before (its answer lost) takes what
         is left as the same delivery.
@@ -299,11 +300,12 @@ class DeliveryQueue:
                 {"id": delivery_id, **_PENDING},
             ).fetchone()
             if row is None:
-                return None
+                return None, 0
             delivery = delivery_of(row)
             left = [a for a in delivery.alert_ids if a not in alert_ids]
-            if len(left) == len(delivery.alert_ids):
-                return delivery
+            withheld = len(delivery.alert_ids) - len(left)
+            if not withheld:
+                return delivery, 0
             finished = {"id": delivery_id, "state": DeliveryState.STALE.value, "now": now}
             if not left:
                 db.execute(
@@ -311,8 +313,8 @@ class DeliveryQueue:
                     " finished_at = :now WHERE id = :id",
                     {**finished, "reason": reason},
                 )
-                return None
-            kept, withheld = split_body(delivery.body, alert_ids)
+                return None, withheld
+            kept, stale = split_body(delivery.body, alert_ids)
             db.execute(
                 "UPDATE deliveries SET body = :body, alert_ids = :alert_ids WHERE id = :id",
                 {"id": delivery_id, "body": kept, "alert_ids": json.dumps(left)},
@@ -323,14 +325,14 @@ class DeliveryQueue:
                     **finished,
                     "id": new_message_id(),
                     "url": delivery.url,
-                    "body": withheld,
+                    "body": stale,
                     "alert_ids": json.dumps([a for a in delivery.alert_ids if a in alert_ids]),
                     "last_error": reason,
                     "finished_at": now,
                 },
             )
             row = db.execute("SELECT * FROM deliveries WHERE id = :id", {"id": delivery_id})
-            return delivery_of(row.fetchone())
+            return delivery_of(row.fetchone()), withheld
 
     def withhold_everywhere(self, alert_ids: Collection[str], now: float, reason: str) -> int:
         """Leave the alerts of ``alert_ids`` out of every pending delivery (``withhold``) and
@@ -347,8 +349,7 @@ class DeliveryQueue:
             for delivery in self.deliveries(DeliveryState.PENDING.value, None):
                 among = wanted.intersection(delivery.alert_ids)
                 if among:
-                    self.withhold(delivery.id, among, now, reason)
-                    count += len(among)
+                    count += self.withhold(delivery.id, among, now, reason)[1]
             return int(count)
 
     def deliveries(

@@ -11,8 +11,8 @@ and ``EXESDB_WEBHOOK_CONFIG_FILE``'s, see ``bridge.receivers``) then group, keep
 receiver wants (``min_severity``, ``send_resolved``) and deliver; a housekeeping loop
 (``housekeeping``) escalates, refreshes the depth gauges and prunes old rows; the Alertmanager
 poster mirrors alert states to Alertmanager when configured (on Redis, the lease holder's
-alone). The admin routes (``admin``), the index and the self-metrics (``metrics``) live in
-modules of their own.
+alone). The admin routes (``admin``), the index, the check of a delivery before each attempt
+(``vetting``) and the self-metrics (``metrics``) live in modules of their own.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 from bridge.backoff import Backoff
 from bridge.bus import WORK_QUEUE_INSTANCES, Bus, Envelope, SharedState, WorkQueueLease
 from bridge.component import Context, Deadline, HasClientSpans
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, TransportError
 from bridge.httpclient import ClientSettings, TokenSources
 from bridge.messages import AlertAck, Message, NotificationStatus
 from bridge.operations import OperationRecorder
@@ -40,7 +40,6 @@ from bridge.redaction import safe_url
 from bridge.routes import AdminGuard
 from bridge.settings import Settings
 from bridge.sinks.alerts.admin import AlertQuery, alert_routes
-from bridge.sinks.alerts.alert_store import AlertStore
 from bridge.sinks.alerts.alertmanager import AlertmanagerPoster
 from bridge.sinks.alerts.delivery import (
     AttemptResult,
@@ -53,7 +52,7 @@ from bridge.sinks.alerts.delivery import (
 )
 from bridge.sinks.alerts.escalation import Escalator
 from bridge.sinks.alerts.housekeeping import Housekeeping
-from bridge.sinks.alerts.index import STALE_REASON, AlertIndex
+from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.kept import KeptChanges
 from bridge.sinks.alerts.metrics import AlertMetrics, DeliveryResult
 from bridge.sinks.alerts.outbox import Outbox, unopenable_hint
@@ -65,7 +64,6 @@ from bridge.sinks.alerts.records import (
     ActiveCounts,
     AlertDetail,
     AlertRecord,
-    AlertState,
     Applied,
     Delivery,
     DeliveryState,
@@ -80,6 +78,7 @@ from bridge.sinks.alerts.sources import (
 )
 from bridge.sinks.alerts.states import AlertStates
 from bridge.sinks.alerts.thread import DbThread
+from bridge.sinks.alerts.vetting import DeliveryVetting
 from bridge.tracing import ClientSpan
 
 if TYPE_CHECKING:  # the receivers file's models: imported by Settings when it has receivers
@@ -107,13 +106,10 @@ _OUTBOX_REFUSING: Final = (
     "the alert outbox cannot store alerts now (its disk full, or failing): the batch is not"
     " taken; send it again"
 )
-# How long a delivery due at start waits for Redis's first answer before it goes unchecked.
-_FIRST_ANSWER_SECONDS: Final = 5.0
-# The last error of a delivery made of notifications withheld from a receiver that takes no
-# resolves.
-_RESOLVED_REASON: Final = (
-    "stale: these alerts resolved before this was delivered, and the receiver has"
-    " send_resolved: false (it would never hear of the resolve)"
+# Why an acknowledgement whose AlertAck the bus refused is stored nowhere (TransportError).
+_NOT_HOLDING: Final = "this replica does not hold the work-queue lease, so stores none of it"
+_HOLDER_FAILED: Final = (
+    "Redis did not take its change (should it have, unanswered, a retry finds it made)"
 )
 # The NotificationStatus ``status`` of each attempt result.
 _NOTIFICATION_STATUS: Final = {
@@ -329,7 +325,17 @@ class AlertSink:
             None if self._shared is None else self._make_index(self._shared, escalator)
         )
         self.senders = {receiver.key: self._make_sender(receiver) for receiver in self.receivers}
-        self.workers = {receiver.key: self._make_worker(receiver) for receiver in self.receivers}
+        vetting = DeliveryVetting(
+            states=self.states,
+            alerts=self.outbox.alerts,
+            queue=self.outbox.queue,
+            db=self._db,
+            lease=self._lease,
+            withheld=self.metrics.withheld,
+            changed=self._house_wake.set,  # the depth gauges
+            clock=self._clock,
+        )
+        self.workers = {r.key: self._make_worker(r, vetting) for r in self.receivers}
         self.alertmanager = self._make_alertmanager()
         self._housekeeping = housekeeping = self._make_housekeeping(escalator)
         for sender in self.senders.values():
@@ -432,8 +438,9 @@ class AlertSink:
             tokens=self._tokens,
         )
 
-    def _make_worker(self, receiver: Receiver) -> DeliveryWorker:
-        """``receiver``'s delivery worker, sending with its sender (made first)."""
+    def _make_worker(self, receiver: Receiver, vetting: DeliveryVetting) -> DeliveryWorker:
+        """``receiver``'s delivery worker, sending with its sender (made first), each delivery
+        checked by ``vetting`` before it is tried."""
         return DeliveryWorker(
             receiver.key,
             label=receiver.label,
@@ -444,7 +451,7 @@ class AlertSink:
             group_wait=self.settings.webhook_group_wait_ms / 1000,
             build=self._builder(receiver),
             keep=keep_for(receiver),
-            vet=self._vet if receiver.send_resolved else self._without_resolved,
+            vet=vetting.vet if receiver.send_resolved else vetting.without_resolved,
             report=self._report,
             clock=self._clock,
             sleep=self._sleep,
@@ -620,66 +627,6 @@ class AlertSink:
         replica does cannot be known here; True on the in-process bus."""
         return self._lease is None or self._lease.reachable
 
-    async def _vet(self, delivery: Delivery) -> Delivery | None:
-        """``delivery`` without the alerts whose newer notifications are another replica's
-        (``AlertIndex.stale``), asked of Redis while this replica does not hold the work-queue
-        lease: while it does, none is (it left them out as it took the lease up, and no other
-        replica changes alerts meanwhile). While Redis cannot tell (unreachable, NOPERM), the
-        delivery goes as made: held back, it would wait as long as the outage lasts; just
-        started, it waits up to ``_FIRST_ANSWER_SECONDS`` for Redis's first answer. None when
-        none of it goes now."""
-        if self.holds_work_queue():
-            return delivery
-        if not self.work_queue_reachable() and (
-            # Just started, Redis may not have answered yet: a moment's wait, rather than send
-            # unchecked what another replica may have resolved meanwhile.
-            self._lease is None
-            or not await self._lease.first_answer(_FIRST_ANSWER_SECONDS)
-            or not self.work_queue_reachable()
-        ):
-            return delivery  # not worth a read that would only time out first
-        stale = await self.states.stale(delivery.alert_ids)
-        if not stale:  # none, or Redis cannot tell now (None)
-            # As it stands once checked: the check's catch-up may have left some of it out
-            # (a change whose note another replica took over, and notifies).
-            found = await self._db.call(self.outbox.queue.deliveries, "pending", ids=[delivery.id])
-            return found[0] if found else None
-        left = await self._db.call(
-            self.outbox.queue.withhold, delivery.id, stale, self._clock(), STALE_REASON
-        )
-        self.metrics.withheld(len(stale))
-        _logger.warning(
-            "alerts: left %d notification(s) out of delivery %s: another replica notified newer"
-            " states of those alerts while this one did not hold the lease (`exesdb-bridge"
-            " outbox list --state stale` lists them)",
-            len(stale),
-            delivery.id,
-        )
-        self._house_wake.set()  # the depth gauges
-        return left
-
-    async def _without_resolved(self, delivery: Delivery) -> Delivery | None:
-        """``delivery``, to a receiver with ``send_resolved: false``, without the alerts that
-        resolved since it was made (the receiver down meanwhile), then as ``_vet`` leaves it;
-        None when none of it goes. Told they fire, the receiver would never hear of the resolve
-        and keep them firing; Alertmanager's next flush no longer holds them."""
-        store = self.outbox.alerts
-        resolved = await self._db.call(_resolved_among, store, delivery.alert_ids)
-        if not resolved:
-            return await self._vet(delivery)
-        left = await self._db.call(
-            self.outbox.queue.withhold, delivery.id, resolved, self._clock(), _RESOLVED_REASON
-        )
-        self.metrics.withheld(len(resolved))
-        _logger.info(
-            "alerts: left %d notification(s) out of delivery %s: their alerts resolved before"
-            " it was delivered, and the receiver has send_resolved: false",
-            len(resolved),
-            delivery.id,
-        )
-        self._house_wake.set()  # the depth gauges
-        return await self._vet(left) if left is not None else None
-
     async def _take_up(self) -> None:
         """On taking the work-queue lease: the open alerts kept in Redis become ours."""
         await self._ready.wait()
@@ -838,9 +785,13 @@ class AlertSink:
         and nothing is published. On Redis only the work-queue holder stores it (in the index,
         then here); any other replica answers with the alert as the holder will make it from
         the AlertAck, which it publishes whatever its own copy says (that may be stale).
+        Raises ``TransportError`` when the bus refuses the AlertAck of one stored nowhere here
+        (its buffer full: Redis unreachable or stalled for long): nothing is acknowledged,
+        unless Redis took a holder's change without answering.
         """
-        record, announce = await self.states.acknowledge(ack, self._clock())
-        if not announce or record is None:
+        made = await self.states.acknowledge(ack, self._clock())
+        record = made.record
+        if not made.announce or record is None:
             return record
         self._changed()
         # For the episode acknowledged: the one its maker saw, else where this replica's alerts
@@ -849,7 +800,7 @@ class AlertSink:
         started = ack.starts_at
         if started is None and self.holds_work_queue():
             started = record.started
-        self._publish_ack(
+        published = self._publish_ack(
             "alert_acknowledged",
             AlertAck(
                 alert_id=ack.alert_id,
@@ -859,6 +810,13 @@ class AlertSink:
                 alert_starts_at=started,
             ),
         )
+        if not published and not made.stored:
+            # Only the AlertAck would have told the holder: answered as made, the alert would
+            # go on firing and escalating.
+            raise TransportError(
+                f"{_HOLDER_FAILED if self.holds_work_queue() else _NOT_HOLDING}, and the bus"
+                f" refused the AlertAck that tells the lease holder: {published.reason}"
+            )
         return record
 
 
@@ -889,9 +847,3 @@ def _outbox_failure(doing: str, state_dir: str, exc: BaseException) -> ConfigErr
             + (f"; {hint}" if hint else "")
         ]
     )
-
-
-def _resolved_among(store: AlertStore, alert_ids: Sequence[str]) -> list[str]:
-    """Those of ``alert_ids`` whose alert is resolved now (one pruned since is not judged)."""
-    records = (store.get(alert_id) for alert_id in alert_ids)
-    return [r.alert_id for r in records if r is not None and r.state is AlertState.RESOLVED]

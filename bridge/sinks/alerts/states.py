@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from bridge.errors import TransportError
 from bridge.sinks.alerts.alert_store import AlertStore, escalations, resolutions
@@ -20,7 +21,7 @@ from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.transitions import Effect, Plan, on_ack
 
-__all__ = ["AlertStates"]
+__all__ = ["Acknowledged", "AlertStates"]
 
 _logger = logging.getLogger(__name__)
 
@@ -117,17 +118,15 @@ class AlertStates:
         )
         return resolutions(applied)
 
-    async def acknowledge(
-        self, ack: Acknowledgement, now: float
-    ) -> tuple[AlertRecord | None, bool]:
+    async def acknowledge(self, ack: Acknowledgement, now: float) -> Acknowledged:
         """Store ``ack`` (on Redis only while ``holding()``: this replica holds the work
-        queue); the alert as it stands after it (None when unknown), and whether to announce it.
+        queue); the alert as it stands after it, whether to announce it, whether it was stored.
 
         On the in-process bus an alert acknowledged already, or resolved, is returned as it is,
         not to be announced, and so, on Redis too, is one an ack names another episode of
         (``starts_at``) at the holder. On Redis any other replica returns the alert as the
         holder will make it from the AlertAck, to be announced whatever its own copy says (that
-        may be stale).
+        may be stale), and not stored: so is one at the holder that Redis did not take.
         """
         if self._index is None:
             # One call on the database thread, read and store: another acknowledgement of the
@@ -138,21 +137,36 @@ class AlertStates:
         if holding and current is not None and ack.starts_at not in (None, current.started):
             # For an episode that ended: the holder's copy is current, so it changes nothing
             # and is not announced (the admin API answers 409 another_episode).
-            return current, False
+            return Acknowledged(current, announce=False, stored=True)
         record = on_ack(current, ack, now).record
+        stored = False
         if record is not None and holding:
             try:
                 await self._index.change(self._alerts.plan, [ack], now)
+                stored = True
             except TransportError as exc:
                 _logger.warning("alerts: the acknowledgement waits for the holder: %s", exc)
-        return record, record is not None
+        return Acknowledged(record, announce=record is not None, stored=stored)
 
-    def _acknowledged(self, ack: Acknowledgement, now: float) -> tuple[AlertRecord | None, bool]:
+    def _acknowledged(self, ack: Acknowledgement, now: float) -> Acknowledged:
         """``acknowledge`` on the in-process bus, on the database thread."""
         current = self._alerts.get(ack.alert_id)
         if current is None or on_ack(current, ack, now).effect is Effect.NONE:
-            return current, False  # unknown, or acknowledged or resolved already
+            # Unknown, or acknowledged or resolved already.
+            return Acknowledged(current, announce=False, stored=True)
         record = self._alerts.acknowledge(
             ack.alert_id, ack.ack_by, now, ack_note=ack.ack_note, resolution=ack.resolution
         )
-        return record, True
+        return Acknowledged(record, announce=True, stored=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """What ``AlertStates.acknowledge`` made of an acknowledgement: the alert as it stands
+    after it (None when unknown), whether to announce it (publish its AlertAck), and whether
+    this replica stored it (on Redis, one it did not store reaches the work-queue holder only
+    through that AlertAck)."""
+
+    record: AlertRecord | None
+    announce: bool
+    stored: bool

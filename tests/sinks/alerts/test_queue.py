@@ -185,8 +185,9 @@ def test_stale_alerts_leave_a_delivery_that_keeps_its_id_and_place(outbox: Outbo
     assert queue.group(URL, T0 + 3, 0.5, _together) == 1
     first = queue.next_due(URL, T0 + 3)
     assert first is not None
-    left = queue.withhold(first.id, {"b"}, T0 + 4, "stale: newer elsewhere")
+    left, withheld = queue.withhold(first.id, {"b"}, T0 + 4, "stale: newer elsewhere")
     assert left is not None
+    assert withheld == 1
     assert (left.id, left.alert_ids, _sent(left.body)) == (first.id, ("a",), [("a", "firing")])
     assert queue.next_due(URL, T0 + 4) == left
     [stale] = queue.deliveries(DeliveryState.STALE.value)
@@ -197,7 +198,9 @@ def test_stale_alerts_leave_a_delivery_that_keeps_its_id_and_place(outbox: Outbo
     )
     assert _sent(stale.body) == [("b", "firing")]
     assert json.loads(stale.body)["commonLabels"]["alert_id"] == "b"
-    assert queue.withhold(first.id, {"a"}, T0 + 5, "stale: newer elsewhere") is None
+    assert queue.withhold(first.id, {"a"}, T0 + 5, "stale: newer elsewhere") == (None, 1)
+    # No longer pending: nothing more is left out, nor counted.
+    assert queue.withhold(first.id, {"a"}, T0 + 6, "stale: newer elsewhere") == (None, 0)
     due = queue.next_due(URL, T0 + 5)
     assert due is not None
     assert due.alert_ids == ("c",)
