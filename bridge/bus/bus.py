@@ -95,7 +95,7 @@ class Bus:
         self.transport: Transport = transport or MemoryTransport()
         self._keyring = keyring
         self._verifier = verifier
-        self._work = WorkQueueReceiver(verifier, metrics, self._dispatch)
+        self._work = WorkQueueReceiver(verifier, metrics, self._group_takers)
         # Set at start when a shared transport delivers work-queue frames here too.
         self._recent: RecentlyVerified | None = None
         # A transport that buffers through outages (Redis) re-signs frames grown old there and
@@ -658,23 +658,24 @@ class Bus:
             route = self._route(envelope.instance, envelope.tag)
         return any(inbox.group and inbox.matches(envelope.topic) for inbox in route)
 
+    def _group_takers(self, envelope: Envelope) -> list[Inbox]:
+        """The group subscribers taking a work-queue ``envelope``."""
+        route = self._routes.get((envelope.instance, envelope.tag))
+        if route is None:
+            route = self._route(envelope.instance, envelope.tag)
+        topic = envelope.topic
+        return [inbox for inbox in route if inbox.group and inbox.matches(topic)]
+
     def _dispatch(self, envelope: Envelope, frame: Frame) -> None:
+        """Offer an in-process or fan-out frame (no acknowledgement to share out: work-queue
+        frames go through ``WorkQueueReceiver``) to its subscribers."""
         group, topic = frame.group, envelope.topic
         route = self._routes.get((envelope.instance, envelope.tag))
         if route is None:
             route = self._route(envelope.instance, envelope.tag)
-        if frame.ack is None:
-            # In-process and fan-out frames (the hot path): no acknowledgement to share out.
-            for inbox in route:
-                if (group is None or group == inbox.group) and inbox.matches(topic):
-                    inbox.offer(envelope, frame)
-            return
-        takers = [
-            inbox
-            for inbox in route
-            if (group is None or group == inbox.group) and inbox.matches(topic)
-        ]
-        self._work.hand_out(takers, envelope, frame)
+        for inbox in route:
+            if (group is None or group == inbox.group) and inbox.matches(topic):
+                inbox.offer(envelope, frame)
 
     # -- life cycle --
 
