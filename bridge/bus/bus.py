@@ -47,6 +47,8 @@ _logger = logging.getLogger(__name__)
 # Ids of the newest messages this bus published that it remembers, to tell its own apart when
 # they come back (on Redis after a round trip, or after an outage in its buffer of 10 000).
 _OWN_IDS: Final = 16_384
+# Kinds of work-queue message (instance, tag, topic) whose group subscribers are remembered.
+_TAKERS_KEPT: Final = 4096
 # What a stop gives the durable stores still under way once the transport closed, at least.
 _LATE_STORES_SECONDS: Final = 0.1
 
@@ -95,7 +97,7 @@ class Bus:
         self.transport: Transport = transport or MemoryTransport()
         self._keyring = keyring
         self._verifier = verifier
-        self._work = WorkQueueReceiver(verifier, metrics, self._dispatch)
+        self._work = WorkQueueReceiver(verifier, metrics, self._group_takers)
         # Set at start when a shared transport delivers work-queue frames here too.
         self._recent: RecentlyVerified | None = None
         # A transport that buffers through outages (Redis) re-signs frames grown old there and
@@ -114,6 +116,9 @@ class Bus:
         # (instance, tag) -> the inboxes taking that tag, built on first use and cleared
         # whenever the subscriptions change.
         self._routes: dict[tuple[str, str], tuple[Inbox, ...]] = {}
+        # (instance, tag, topic) -> the group subscribers taking a work-queue frame of them,
+        # likewise; at most _TAKERS_KEPT (topics are the senders').
+        self._takers: dict[tuple[str, str, str], tuple[Inbox, ...]] = {}
         self._published = {
             (name, tag): metrics.published.labels(name, tag) for name, tag in MESSAGE_TYPES
         }
@@ -251,6 +256,7 @@ class Bus:
         for instance in chosen:
             self._by_instance[instance].append(inbox)
         self._routes.clear()
+        self._takers.clear()
         if self._started:
             subscription.start()
         return subscription
@@ -265,6 +271,7 @@ class Bus:
             for instance in subscription.inbox.instances:
                 self._by_instance[instance].remove(subscription.inbox)
             self._routes.clear()
+            self._takers.clear()
         await subscription.stop(0.0)
 
     @property
@@ -653,28 +660,33 @@ class Bus:
 
     def _taken_here(self, envelope: Envelope) -> bool:
         """True when a group subscriber takes ``envelope``."""
-        route = self._routes.get((envelope.instance, envelope.tag))
-        if route is None:
-            route = self._route(envelope.instance, envelope.tag)
-        return any(inbox.group and inbox.matches(envelope.topic) for inbox in route)
+        return bool(self._group_takers(envelope))
+
+    def _group_takers(self, envelope: Envelope) -> tuple[Inbox, ...]:
+        """The group subscribers taking a work-queue ``envelope``."""
+        key = (envelope.instance, envelope.tag, envelope.topic)
+        takers = self._takers.get(key)
+        if takers is None:
+            route = self._routes.get(key[:2])
+            if route is None:
+                route = self._route(envelope.instance, envelope.tag)
+            if len(self._takers) >= _TAKERS_KEPT:
+                self._takers.clear()
+            takers = self._takers[key] = tuple(
+                inbox for inbox in route if inbox.group and inbox.matches(envelope.topic)
+            )
+        return takers
 
     def _dispatch(self, envelope: Envelope, frame: Frame) -> None:
+        """Offer an in-process or fan-out frame (no acknowledgement to share out: work-queue
+        frames go through ``WorkQueueReceiver``) to its subscribers."""
         group, topic = frame.group, envelope.topic
         route = self._routes.get((envelope.instance, envelope.tag))
         if route is None:
             route = self._route(envelope.instance, envelope.tag)
-        if frame.ack is None:
-            # In-process and fan-out frames (the hot path): no acknowledgement to share out.
-            for inbox in route:
-                if (group is None or group == inbox.group) and inbox.matches(topic):
-                    inbox.offer(envelope, frame)
-            return
-        takers = [
-            inbox
-            for inbox in route
-            if (group is None or group == inbox.group) and inbox.matches(topic)
-        ]
-        self._work.hand_out(takers, envelope, frame)
+        for inbox in route:
+            if (group is None or group == inbox.group) and inbox.matches(topic):
+                inbox.offer(envelope, frame)
 
     # -- life cycle --
 

@@ -224,6 +224,32 @@ class Inbox:
         self._bytes += size
         return True
 
+    def offer_each(self, envelopes: Sequence[Envelope], frames: Sequence[Frame]) -> list[int]:
+        """Queue messages each with its own frame (work-queue frames, each acknowledged alone),
+        in order, as ``offer`` would one by one; the positions of those not queued (dropped
+        and counted, or all of them when stopped). In one step when all of them fit."""
+        if self._stopped:
+            return list(range(len(frames)))
+        sizes = [len(frame.body) for frame in frames]
+        size = sum(sizes)
+        if self._depth + len(frames) > self.max_queue or self._bytes + size > self.max_bytes:
+            return [
+                index
+                for index, (envelope, frame) in enumerate(zip(envelopes, frames, strict=True))
+                if not self.offer(envelope, frame)
+            ]
+        if not frames:
+            return []
+        if not self._queue:
+            self._drained.clear()
+            self._wakeup.set()
+        self._queue.extend(
+            [((e,), frame, n) for e, frame, n in zip(envelopes, frames, sizes, strict=True)]
+        )
+        self._depth += len(frames)
+        self._bytes += size
+        return []
+
     def offer_many(self, envelopes: Sequence[Envelope], frame: Frame, size: int) -> int:
         """Queue several messages sharing ``frame`` at once, ``size`` bytes in all; returns how
         many were queued: those past the queue's count are dropped and counted, and all of them

@@ -46,20 +46,21 @@ _RECENT_SIZE: Final = 8192
 # Taking messages past the replay window is logged for the first and every this many more.
 _WARN_EVERY: Final = 1000
 
-Dispatch = Callable[[Envelope, Frame], None]
+Takers = Callable[[Envelope], Sequence[Inbox]]
+"""The group subscribers here taking a verified work-queue envelope."""
 
 
 class WorkQueueReceiver:
     """Receives work-queue frames for a bus and shares out their acknowledgements."""
 
-    __slots__ = ("_dispatch", "_handling", "_metrics", "_told", "_verifier", "_waited_count")
+    __slots__ = ("_handling", "_metrics", "_takers", "_told", "_verifier", "_waited_count")
 
-    def __init__(self, verifier: Verifier, metrics: BusMetrics, dispatch: Dispatch) -> None:
-        """``verifier`` is the bus's (a fresh replay memory is made from it); ``dispatch``
-        hands a verified envelope to the subscribers taking it."""
+    def __init__(self, verifier: Verifier, metrics: BusMetrics, takers: Takers) -> None:
+        """``verifier`` is the bus's (a fresh replay memory is made from it); ``takers``
+        names the group subscribers taking a verified envelope."""
         self._verifier = verifier.with_fresh_replay(counted=False)
         self._metrics = metrics
-        self._dispatch = dispatch
+        self._takers = takers
         # Ids of frames handed out here and neither acknowledged nor left unacknowledged yet
         # (how many frames carry each): bounded by the transport's frames in flight.
         self._handling: dict[str, int] = {}
@@ -71,29 +72,63 @@ class WorkQueueReceiver:
     def receive(
         self, frames: Sequence[Frame], known: Sequence[Envelope | None] | None = None
     ) -> list[Envelope | Rejection]:
-        """Verify the work-queue frames of one read and dispatch each verified one; a refused
-        one is settled (acknowledged), or it would come back forever. ``known`` as for
+        """Verify the work-queue frames of one read and queue each verified one at every group
+        subscriber taking it; a refused one, or one nobody here takes, is settled
+        (acknowledged), or it would come back forever. ``known`` as for
         ``Verifier.verify_read``: a frame byte for byte the same as one verified a moment ago
         needs only its replay check. What became of each frame, in order.
 
         The ids are remembered at once, so a second entry carrying one (a claimed copy) is
         refused as a replay while the first is handled, and forgotten again when the first is
-        left unacknowledged (``nack``): the redelivery of the entry is then taken.
+        left unacknowledged (``nack``): the redelivery of the entry is then taken. Each
+        subscriber's share of the read is queued in one step once every frame was judged
+        (``Inbox.offer_each``): one it cannot queue is left unacknowledged.
         """
         results = self._verifier.verify_read(frames, known)
+        takers_of = self._takers
+        # Each subscriber's share of the read, in order: its envelopes and their frames.
+        shares: dict[Inbox, tuple[list[Envelope], list[Frame]]] = {}
         for index, (frame, result) in enumerate(zip(frames, results, strict=True)):
-            if isinstance(result, Envelope):
-                self._hand(frame, result)
-                continue
-            # The envelope refused, when at hand (else decoded again: a rare path).
-            envelope = (known[index] if known is not None else None) or frame.decoded
-            if result.reason is RejectReason.EXPIRED:
-                waited = self._waited(frame, envelope)
-                if waited is not None:
-                    results[index] = waited
-                    self._hand(frame, waited)
+            if isinstance(result, Rejection):
+                # The envelope refused, when at hand (else decoded again: a rare path).
+                envelope = (known[index] if known is not None else None) or frame.decoded
+                waited = (
+                    self._waited(frame, envelope) if result.reason is RejectReason.EXPIRED else None
+                )
+                if waited is None:
+                    self._refused(frame, result, envelope)
                     continue
-            self._refused(frame, result, envelope)
+                results[index] = result = waited
+            takers = takers_of(result)
+            if not takers:
+                self.settle(frame)  # nobody's work here
+                continue
+            if frame.ack is not None:
+                handling = _Handling(
+                    self._handling, self._verifier, result, frame.ack, frame.nack, len(takers)
+                )
+                frame = Frame(
+                    frame.instance,
+                    frame.body,
+                    frame.signature,
+                    frame.decoded,
+                    True,
+                    handling.ack,
+                    handling.nack,
+                    frame.written,
+                )
+            for inbox in takers:
+                share = shares.get(inbox)
+                if share is None:
+                    shares[inbox] = ([result], [frame])
+                else:
+                    share[0].append(result)
+                    share[1].append(frame)
+        for inbox, (envelopes, taken) in shares.items():
+            for index in inbox.offer_each(envelopes, taken):
+                nack = taken[index].nack
+                if nack is not None:
+                    nack()  # dropped (full queue) or stopping: left for a redelivery
         return results
 
     def _waited(self, frame: Frame, decoded: Envelope | None) -> Envelope | None:
@@ -147,64 +182,6 @@ class WorkQueueReceiver:
                 return False
             envelope = decoded
         return envelope.id in self._handling
-
-    def _hand(self, frame: Frame, envelope: Envelope) -> None:
-        if frame.ack is not None:
-            ack, nack = self._tracked(envelope, frame.ack, frame.nack)
-            frame = Frame(
-                frame.instance,
-                frame.body,
-                frame.signature,
-                frame.decoded,
-                True,
-                ack,
-                nack,
-                frame.written,
-            )
-        self._dispatch(envelope, frame)
-
-    def _tracked(
-        self, envelope: Envelope, ack: Callable[[], None], nack: Callable[[], None] | None
-    ) -> tuple[Callable[[], None], Callable[[], None]]:
-        """The ack and nack of a dispatched frame, which end its handling here (once, whichever
-        comes first); the nack also forgets its id, so the redelivery is taken."""
-        handling, verifier, message_id = self._handling, self._verifier, envelope.id
-        handling[message_id] = handling.get(message_id, 0) + 1
-        ended = False
-
-        def end() -> None:
-            nonlocal ended
-            if ended:
-                return
-            ended = True
-            left = handling.pop(message_id, 1) - 1
-            if left > 0:
-                handling[message_id] = left
-
-        def handled() -> None:
-            end()
-            ack()
-
-        def unhandled() -> None:
-            end()
-            verifier.forget((envelope,))
-            if nack is not None:
-                nack()
-
-        return handled, unhandled
-
-    def hand_out(self, takers: Sequence[Inbox], envelope: Envelope, frame: Frame) -> None:
-        """Queue a frame that needs acknowledging at every subscriber taking it: acknowledged
-        once all of them have handled it, at once when none takes it, left pending for a
-        redelivery when one cannot queue it."""
-        if not takers:
-            self.settle(frame)
-            return
-        if len(takers) > 1 and frame.ack is not None:
-            frame = frame._replace(ack=_after_all(len(takers), frame.ack))
-        for inbox in takers:
-            if not inbox.offer(envelope, frame) and frame.nack is not None:
-                frame.nack()  # dropped (full queue) or stopping: left for a redelivery
 
     def settle(self, frame: Frame) -> None:
         """Acknowledge a frame nobody here will handle (refused, or nobody's work)."""
@@ -276,14 +253,50 @@ class RecentlyVerified:
         self._entries[signature] = (frame.body, envelope)
 
 
-def _after_all(count: int, ack: Callable[[], None]) -> Callable[[], None]:
-    """An ack that acknowledges once all ``count`` subscribers taking a frame have called it."""
-    left = count
+class _Handling:
+    """The ack and nack of a work-queue frame handed to ``takers`` subscribers: acknowledged
+    once all of them have handled it; left unacknowledged (and its id forgotten, so that the
+    redelivery is taken) as soon as one could not. Either ends its handling here, once."""
 
-    def countdown() -> None:
-        nonlocal left
-        left -= 1
-        if left == 0:
-            ack()
+    __slots__ = ("_ack", "_ended", "_envelope", "_handling", "_left", "_nack", "_verifier")
 
-    return countdown
+    def __init__(
+        self,
+        handling: dict[str, int],
+        verifier: Verifier,
+        envelope: Envelope,
+        ack: Callable[[], None],
+        nack: Callable[[], None] | None,
+        takers: int,
+    ) -> None:
+        self._handling = handling
+        self._verifier = verifier
+        self._envelope = envelope
+        self._ack = ack
+        self._nack = nack
+        self._left = takers
+        self._ended = False
+        handling[envelope.id] = handling.get(envelope.id, 0) + 1
+
+    def ack(self) -> None:
+        """One taker handled the frame: acknowledged once the last one has."""
+        self._left -= 1
+        if self._left == 0:
+            self._end()
+            self._ack()
+
+    def nack(self) -> None:
+        """One taker could not handle the frame: left pending for a redelivery."""
+        self._end()
+        self._verifier.forget((self._envelope,))
+        if self._nack is not None:
+            self._nack()
+
+    def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        handling, message_id = self._handling, self._envelope.id
+        left = handling.pop(message_id, 1) - 1
+        if left > 0:
+            handling[message_id] = left

@@ -3,6 +3,7 @@ replay checks of the read made at one instant."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -298,3 +299,86 @@ async def test_each_work_queue_frame_of_one_read_is_judged_as_if_it_came_alone()
     await kit.bus.aclose()
     assert [envelope.id for envelope in taken] == ["alert-0001", "alert-0002", "alert-0003"]
     assert rejected(kit) == {"expired": 1}
+
+
+async def test_a_work_queue_read_is_queued_at_each_group_subscriber_in_one_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A work-queue read of 200 frames is queued at each group subscriber taking them in one
+    step, not frame by frame: each subscriber gets its share in order, and each frame is
+    acknowledged once, after every subscriber taking it handled it."""
+
+    def one(self: Inbox, envelope: Envelope, frame: Frame) -> bool:
+        raise AssertionError("a frame of the read queued alone")
+
+    monkeypatch.setattr(Inbox, "offer", one)
+    transport = ReadingTransport()
+    kit = build_bus(KEYRING, transport)
+    every: list[Envelope] = []
+    alerts: list[Envelope] = []
+    kit.bus.subscribe("every", every.extend, group=True, batch=True)
+    kit.bus.subscribe("alerts", alerts.extend, instances=["ex_esdb_alerts"], group=True, batch=True)
+    await kit.bus.start()
+    read = [health(f"health-{n:04d}") if n % 4 else alert(f"alert-{n:04d}") for n in range(200)]
+    acks = [Acks() for _ in read]
+    assert transport.receive is not None
+    transport.receive(
+        [
+            Frame(
+                "ex_esdb_health" if n % 4 else "ex_esdb_alerts",
+                body,
+                signature,
+                group=True,
+                ack=ack,
+            )
+            for n, ((body, signature), ack) in enumerate(zip(read, acks, strict=True))
+        ]
+    )
+    await async_wait_until(lambda: all(ack.count for ack in acks), 5, "every frame handled")
+    await kit.bus.aclose()
+    assert [ack.count for ack in acks] == [1] * 200
+    assert [envelope.id for envelope in every] == [
+        f"health-{n:04d}" if n % 4 else f"alert-{n:04d}" for n in range(200)
+    ]
+    assert [envelope.id for envelope in alerts] == [f"alert-{n:04d}" for n in range(0, 200, 4)]
+
+
+async def test_work_queue_frames_of_one_read_are_acknowledged_only_once_handled() -> None:
+    """Each frame of a work-queue read is acknowledged once every group subscriber taking it
+    has handled it, not before; one that a subscriber's full queue cannot take is left
+    unacknowledged (counted as dropped there), for a redelivery, though another handled it."""
+    transport = ReadingTransport()
+    kit = build_bus(KEYRING, transport)
+    release = asyncio.Event()
+    fast: list[Envelope] = []
+    slow: list[Envelope] = []
+
+    async def held(envelopes: Sequence[Envelope]) -> None:
+        await release.wait()
+        slow.extend(envelopes)
+
+    kit.bus.subscribe("fast", fast.extend, instances=["ex_esdb_alerts"], group=True, batch=True)
+    kit.bus.subscribe(
+        "slow", held, instances=["ex_esdb_alerts"], group=True, batch=True, queue_size=3
+    )
+    await kit.bus.start()
+    read = [alert(f"alert-{n:04d}") for n in range(4)]
+    acks = [Acks() for _ in read]
+    nacks = [Acks() for _ in read]
+    assert transport.receive is not None
+    transport.receive(
+        [
+            Frame("ex_esdb_alerts", body, signature, group=True, ack=ack, nack=nack)
+            for (body, signature), ack, nack in zip(read, acks, nacks, strict=True)
+        ]
+    )
+    await async_wait_until(lambda: len(fast) == 4, 5, "the fast subscriber's batch")
+    assert [ack.count for ack in acks] == [0, 0, 0, 0]
+    assert [nack.count for nack in nacks] == [0, 0, 0, 1]
+    release.set()
+    await async_wait_until(lambda: len(slow) == 3, 5, "the slow subscriber's batch")
+    await async_wait_until(lambda: sum(ack.count for ack in acks) == 3, 5, "the acks")
+    await kit.bus.aclose()
+    assert [ack.count for ack in acks] == [1, 1, 1, 0]
+    assert [nack.count for nack in nacks] == [0, 0, 0, 1]
+    assert kit.sample("exesdb_bus_dropped_total", subscriber="slow") == 1

@@ -144,6 +144,36 @@ class SharedTransport(CapturingTransport):
         return TransportCapabilities(shared=True, coordinator=LocalCoordinator())
 
 
+async def test_group_subscribers_added_or_removed_while_running_take_the_next_frames() -> None:
+    """A group subscriber subscribed while work-queue frames flow takes the next one (acknowledged
+    once both took it), and one unsubscribed takes nothing more; a frame of the same kind
+    nobody takes any longer is acknowledged at once."""
+    transport = SharedTransport()
+    bus = build_bus(KEYRING, transport).bus
+    first: list[Envelope] = []
+    second: list[Envelope] = []
+    subscription = bus.subscribe("first", first.append, instances=["ex_esdb_alerts"], group=True)
+    await bus.start()
+
+    async def send() -> Acks:
+        ack = Acks()
+        transport.send(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack))
+        await async_wait_until(lambda: ack.count == 1, 5)
+        return ack
+
+    await send()
+    added = bus.subscribe("second", second.append, instances=["ex_esdb_alerts"], group=True)
+    await send()
+    assert (len(first), len(second)) == (2, 1)
+    await bus.unsubscribe(subscription)
+    await send()
+    assert (len(first), len(second)) == (2, 2)
+    await bus.unsubscribe(added)
+    await send()
+    await bus.aclose()
+    assert (len(first), len(second)) == (2, 2)
+
+
 async def test_the_work_queue_copy_of_a_message_verified_on_the_fanout_is_handled_once() -> None:
     """The work-queue copy of a message the fan-out copy brought a moment ago: taken by the
     group subscriber when it takes that type, acknowledged at once when none does."""
