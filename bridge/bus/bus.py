@@ -51,6 +51,12 @@ _OWN_IDS: Final = 16_384
 _TAKERS_KEPT: Final = 4096
 # What a stop gives the durable stores still under way once the transport closed, at least.
 _LATE_STORES_SECONDS: Final = 0.1
+# Why ``publish_durably`` published nothing, by the transport's answer.
+_NOT_STORED: Final = {
+    Durability.FULL: "the transport has no room for it (on Redis: the spool is full)",
+    Durability.FAILED: "the transport could not store it (on Redis: the spool's disk refused it,"
+    " or the bus is stopping)",
+}
 
 
 class PublishStatus(Enum):
@@ -293,6 +299,41 @@ class Bus:
         """
         if self._closed:
             return PublishResult(PublishStatus.REJECTED, reason="closed")
+        frame, envelope = self._signed(topic, payload, message_id)
+        if self._loop is not None and threading.get_ident() != self._loop_thread:
+            self._loop.call_soon_threadsafe(self._send, frame)
+        elif not self._send(frame):
+            return PublishResult(PublishStatus.REJECTED, envelope.id, "transport buffer full")
+        self._published[(envelope.instance, envelope.tag)].inc()
+        return PublishResult(PublishStatus.PUBLISHED, envelope.id)
+
+    async def publish_durably(
+        self, topic: str, payload: Message, seconds: float
+    ) -> tuple[PublishResult, Durability]:
+        """``publish``, answered once ``payload`` is safe from a crash of this process or
+        ``seconds`` passed, as ingest's ``publish_verified_durably`` is; on the event loop only.
+
+        On a shared transport it is safe once the transport stored it (``send_durably``: on
+        Redis, in the spool on disk, which a restart after a crash sends again): COMMITTED,
+        PENDING (a store that then fails drops it, counted in
+        ``exesdb_bus_dropped_total{subscriber="transport"}`` and logged), or FULL or FAILED
+        with nothing taken (REJECTED, uncounted: the publisher is told). In process it is
+        handed to the subscribers at once, as ``publish`` hands it (COMMITTED).
+        """
+        if self._closed:
+            return PublishResult(PublishStatus.REJECTED, reason="closed"), Durability.FAILED
+        frame, envelope = self._signed(topic, payload, None)
+        count, outcome = await self._send_durably([frame], [envelope], seconds, None)
+        if not count:
+            reason = _NOT_STORED.get(outcome, outcome.value)
+            return PublishResult(PublishStatus.REJECTED, envelope.id, reason), outcome
+        return PublishResult(PublishStatus.PUBLISHED, envelope.id), outcome
+
+    def _signed(
+        self, topic: str, payload: Message, message_id: str | None
+    ) -> tuple[Frame, Envelope]:
+        """``payload`` in an envelope of this node's, signed, its id remembered as this bus's
+        own; the frame and the envelope."""
         check_topic(topic)
         now = utc_now()
         # The envelope names the publishing node; a payload's own node may be another
@@ -312,12 +353,7 @@ class Bus:
         check_depth(body)
         frame = Frame(envelope.instance, body, self._keyring.sign(body), envelope)
         self._remember_own(envelope.id)
-        if self._loop is not None and threading.get_ident() != self._loop_thread:
-            self._loop.call_soon_threadsafe(self._send, frame)
-        elif not self._send(frame):
-            return PublishResult(PublishStatus.REJECTED, envelope.id, "transport buffer full")
-        self._published[(envelope.instance, envelope.tag)].inc()
-        return PublishResult(PublishStatus.PUBLISHED, envelope.id)
+        return frame, envelope
 
     def _remember_own(self, message_id: str) -> None:
         # From any thread: a race at worst forgets an id early (its series then counts as a
@@ -436,7 +472,11 @@ class Bus:
         """
         batch = list(envelopes)
         if self.transport.capabilities.shared:
-            return await self._send_durably(batch, seconds, lost)
+            frames = []
+            for envelope in batch:
+                body = envelope.to_bytes()
+                frames.append(Frame(envelope.instance, body, self._keyring.sign(body), envelope))
+            return await self._send_durably(frames, batch, seconds, lost)
         durable = [(s, s.mark) for s in self._batches if s.durable]
         count = self.publish_verified(batch, sizes)
         # Read right after the (synchronous) dispatch: the marks cover exactly these envelopes.
@@ -468,14 +508,14 @@ class Bus:
 
     async def _send_durably(
         self,
+        frames: Sequence[Frame],
         envelopes: Sequence[Envelope],
         seconds: float,
         lost: Callable[[Sequence[Envelope]], None] | None,
     ) -> tuple[int, Durability]:
-        frames = []
-        for envelope in envelopes:
-            body = envelope.to_bytes()
-            frames.append(Frame(envelope.instance, body, self._keyring.sign(body), envelope))
+        """Store ``frames`` (those of ``envelopes``) through ``send_durably``, waiting up to
+        ``seconds``; the count published and where they stand (see
+        ``publish_verified_durably``)."""
         # Shielded: a store under way when the wait ends still completes (PENDING).
         storing = asyncio.ensure_future(self.transport.send_durably(frames))
         try:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bridge.bus import (
+    Durability,
     Envelope,
     Frame,
     MemoryTransport,
@@ -383,6 +384,34 @@ async def test_aclose_is_idempotent_and_publishing_after_it_is_refused(
     result = kit.bus.publish("health", _health())
     assert result.status is PublishStatus.REJECTED
     assert not result
+
+
+async def test_publish_durably_hands_a_message_over_as_publish_does(
+    make_bus: BusFactory,
+) -> None:
+    """publish_durably delivers a message as publish does (signed and verified, naming this
+    node, counted, known as this bus's own), COMMITTED in process; after close it is refused."""
+    kit = await _started(make_bus)
+    got = Collected()
+    kit.bus.subscribe("sink", got)
+    result, durability = await kit.bus.publish_durably("disk", _alert(), 5.0)
+    assert (result.status, durability) == (PublishStatus.PUBLISHED, Durability.COMMITTED)
+    await async_wait_until(lambda: got.envelopes, what="the message delivered")
+    assert [(e.id, e.node, e.topic) for e in got.envelopes] == [
+        (result.message_id, kit.bus.node, "disk")
+    ]
+    assert result.message_id is not None
+    assert kit.bus.published_here(result.message_id)
+    assert (
+        kit.sample("exesdb_bus_published_total", pubsub="ex_esdb_alerts", tag="system_alert") == 1
+    )
+    await kit.bus.aclose()
+    result, durability = await kit.bus.publish_durably("disk", _alert(), 5.0)
+    assert (result.status, result.reason, durability) == (
+        PublishStatus.REJECTED,
+        "closed",
+        Durability.FAILED,
+    )
 
 
 async def test_publish_from_another_thread(make_bus: BusFactory) -> None:

@@ -13,12 +13,12 @@ import pytest
 from redis.asyncio import Redis
 
 from bridge.backoff import Backoff
-from bridge.bus import StateChange
+from bridge.bus import Durability, Envelope, StateChange, new_message_id
 from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.link import Link
 from bridge.bus.redis.shared_state import RedisSharedState
 from bridge.errors import TransportError
-from bridge.messages import AlertEscalation, DebugTrace
+from bridge.messages import AlertAck, AlertEscalation, DebugTrace, Message, utc_now
 from bridge.sinks.alerts.index import TAKEN_OVER_REASON, AlertIndex
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import Acknowledgement, AlertState, HistoryEvent
@@ -464,8 +464,11 @@ async def test_an_ack_at_a_replica_without_the_lease_reaches_the_holder_with_the
 
 
 @pytest.mark.parametrize(
-    ("holding", "why"),
-    [(False, "does not hold the work-queue lease"), (True, "Redis did not take its change")],
+    ("holding", "why", "fills"),
+    [
+        (False, "does not hold the work-queue lease", "EXESDB_REDIS_SPOOL_BYTES"),
+        (True, "Redis did not take its change", "EXESDB_REDIS_BUFFER_SIZE"),
+    ],
     ids=["without-the-lease", "holder"],
 )
 async def test_an_ack_stored_nowhere_whose_alertack_the_bus_cannot_take_is_answered_503(
@@ -474,16 +477,23 @@ async def test_an_ack_stored_nowhere_whose_alertack_the_bus_cannot_take_is_answe
     caplog: pytest.LogCaptureFixture,
     holding: bool,
     why: str,
+    fills: str,
 ) -> None:
-    """An acknowledgement stored nowhere (at a replica without the work-queue lease, which
-    stores none itself, or at the holder while Redis does not take its change) whose AlertAck
-    the bus refuses (its buffer for Redis full: Redis stalled) is answered 503 not_committed
-    with Retry-After and why, logged once, not 200 as if acknowledged while the alert goes on
-    firing; sent again once Redis is back, it is answered 200 and reaches the holder."""
+    """An acknowledgement stored nowhere whose AlertAck the bus cannot take (Redis stalled: at a
+    replica without the work-queue lease, which stores none itself, the spool on disk full; at
+    the holder, whose change Redis does not take, the buffer for Redis full) is answered 503
+    not_committed with Retry-After and why, logged once, not 200 as if acknowledged while the
+    alert goes on firing; sent again once Redis is back, it is answered 200 and reaches the
+    holder."""
     server = redis_server()
     proxy = await Proxy(server.port).start()
     try:
-        bridge_of = alert_bridge(tmp_path, EXESDB_BUS=proxy.url, EXESDB_REDIS_BUFFER_SIZE="4")
+        bridge_of = alert_bridge(
+            tmp_path,
+            EXESDB_BUS=proxy.url,
+            EXESDB_REDIS_BUFFER_SIZE="4",
+            EXESDB_REDIS_SPOOL_BYTES=str(1024 * 1024),  # the least allowed
+        )
         async with bridge_of as (bridge, sink, _):
             await async_wait_until(sink.holds_work_queue, what="the work-queue lease")
             bridge.bus.publish("disk_full", system_alert("a1", metadata={"requires_ack": True}))
@@ -491,10 +501,13 @@ async def test_an_ack_stored_nowhere_whose_alertack_the_bus_cannot_take_is_answe
             if not holding:
                 hold(server, "b:1")  # another replica takes the lease: this one stands by
                 await async_wait_until(lambda: not sink.holds_work_queue(), what="stepped down")
-            proxy.stall()  # the writer's next command waits for an answer: the buffer fills
-            trace = DebugTrace(component="c", operation="op", node="n")
-            filled = [bool(bridge.bus.publish("diag", trace)) for _ in range(6)]
-            assert not filled[-1], filled  # the buffer of 4, and one write under way at most
+            proxy.stall()  # the writer's next command waits for an answer: buffer, spool fill
+            if holding:
+                trace = DebugTrace(component="c", operation="op", node="n")
+                filled = [bool(bridge.bus.publish("diag", trace)) for _ in range(6)]
+                assert not filled[-1], filled  # the buffer of 4, and one write under way at most
+            else:
+                await _fill_spool(bridge)
             with caplog.at_level(logging.WARNING):
                 # (At the holder each waits for the stalled change to time out.)
                 refused = [await _ack(bridge) for _ in range(1 if holding else 2)]
@@ -507,15 +520,20 @@ async def test_an_ack_stored_nowhere_whose_alertack_the_bus_cannot_take_is_answe
                 ), body
                 assert why in body["detail"]
                 assert "refused the AlertAck" in body["detail"]
+                assert fills in body["detail"]
             said = [
                 r.getMessage() for r in caplog.records if "could not be stored" in r.getMessage()
             ]
             assert len(said) == 1, said
             proxy.resume()
-            await async_wait_until(
-                lambda: bridge.registry.get_sample_value("exesdb_redis_buffer_depth") == 0,
-                what="the buffer written",
-            )
+
+            def written() -> bool:
+                return all(
+                    bridge.registry.get_sample_value(name) == 0
+                    for name in ("exesdb_redis_buffer_depth", "exesdb_redis_spool_bytes")
+                )
+
+            await async_wait_until(written, what="the buffer and the spool written")
             status, _headers, body = await _ack(bridge)
             assert (status, body["alert"]["state"]) == (200, "acknowledged"), body
             if not holding:
@@ -530,6 +548,40 @@ async def test_an_ack_stored_nowhere_whose_alertack_the_bus_cannot_take_is_answe
             await async_wait_until(acknowledged, 10, "the acknowledgement stored by the holder")
     finally:
         await proxy.aclose()
+
+
+async def _fill_spool(bridge: Any) -> None:
+    """Fill ``bridge``'s spool (1 MiB) until it has no room for an AlertAck of alert a1: with
+    batches of 16 DebugTraces of 8 kB, then one at a time, then AlertAcks of an alert of the
+    same id length that no one knows, each stage until the spool refuses it."""
+    pad = {"pad": "x" * 8000}
+    stages: list[tuple[int, Message]] = [
+        (16, DebugTrace(component="c", operation="op", node="n", trace_data=pad)),
+        (1, DebugTrace(component="c", operation="op", node="n", trace_data=pad)),
+        (1, AlertAck(alert_id="zz", ack_by="ops")),
+    ]
+    for count, payload in stages:
+        for _ in range(200):  # bounded: 1 MiB takes fewer than 100 of any stage
+            now = utc_now()
+            batch = [
+                Envelope(
+                    new_message_id(),
+                    payload.INSTANCE,
+                    "alert_acknowledged" if isinstance(payload, AlertAck) else "diag",
+                    payload.TAG,
+                    bridge.bus.node,
+                    now,
+                    payload,
+                    now.timestamp(),
+                )
+                for _ in range(count)
+            ]
+            _count, outcome = await bridge.bus.publish_verified_durably(batch, 10)
+            if outcome is Durability.FULL:
+                break
+            assert outcome is Durability.COMMITTED, outcome
+        else:
+            raise AssertionError(f"the spool took 200 batches of {count} {payload.TAG}")
 
 
 async def _ack(bridge: Any) -> tuple[int, dict[str, str], Any]:

@@ -12,6 +12,8 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -28,7 +30,7 @@ from bridge.sinks.alerts.transitions import Plan, escalation, on_event
 from tests.integration.servers.prometheus import PrometheusServer
 from tests.integration.servers.redis import RedisServer
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
-from tests.integration.test_alert_crash import QUIET
+from tests.integration.test_alert_crash import AUTH, QUIET, listed_alerts
 from tests.integration.test_dashboards import (
     RULE_FILES,
     cluster_names,
@@ -607,6 +609,56 @@ def test_alerts_answered_202_while_redis_is_down_are_delivered_once_after_a_sigk
         wait_until(lambda: settled([again], server), 30, "outbox empty, nothing pending")
         counts = delivered_counts(receiver, "down-")
         assert [k for k, v in counts.items() if v != 1] == []
+    finally:
+        server.stop()
+
+
+def acknowledge(bridge_url: str, alert_id: str) -> tuple[int, dict[str, Any]]:
+    """POST ops' acknowledgement of ``alert_id`` to a bridge's admin API; (status, JSON body)."""
+    request = urllib.request.Request(
+        f"{bridge_url}/v1/alerts/{alert_id}/ack",
+        data=json.dumps({"ack_by": "ops"}).encode(),
+        method="POST",
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_an_ack_answered_200_while_redis_is_down_reaches_the_holder_after_a_sigkill(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """Redis goes down after an alert that needs an acknowledgement fired: the bridge, its
+    work-queue lease lapsed, answers an ack 200 only once its AlertAck is in the spool on disk;
+    it is SIGKILLed; Redis and the bridge start again: the AlertAck reaches the lease holder,
+    which acknowledges the alert."""
+    receiver: WebhookReceiver = webhook_receiver()
+    server = RedisServer().start(tmp_path / "redis")
+    try:
+        bridge = start_replica(tmp_path, bridge_processes, server.url, "bridge-0", receiver)
+        leader([bridge])
+        needs_ack = SystemAlert.model_validate(
+            {**alert("acked-1")[2].model_dump(), "metadata": {"requires_ack": True}}
+        )
+        ingest(bridge.url, [("disk_full", "app-1", needs_ack)])
+        wait_until(lambda: notifications(receiver, "acked-1"), 15, "the alert notified")
+        server.stop()
+        wait_until(gauge(bridge, "exesdb_redis_work_queue_leader", 0), 15, "the lease lapsed")
+        spooled = metric(bridge.url, "exesdb_redis_spooled_total") or 0  # the ingested alert
+        status, body = acknowledge(bridge.url, "acked-1")
+        assert (status, body["alert"]["state"]) == (200, "acknowledged"), body
+        assert metric(bridge.url, "exesdb_redis_spooled_total") == spooled + 1  # the AlertAck
+        bridge.kill()
+        server.start()
+        again = restart(bridge, bridge_processes, tmp_path)
+        wait_until(
+            lambda: [a["state"] for a in listed_alerts(again.url)] == ["acknowledged"],
+            30,
+            "the holder acknowledged the alert",
+        )
     finally:
         server.stop()
 

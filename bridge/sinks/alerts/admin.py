@@ -249,10 +249,7 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         except TransportError as exc:  # on Redis, stored nowhere and not handed to the holder
             fault = str(exc)
             return unstored.refusal(
-                fault,
-                f"the acknowledgement could not be stored or handed on ({fault}; the bus's"
-                " buffer for Redis, EXESDB_REDIS_BUFFER_SIZE, fills while Redis is unreachable"
-                " or stalled)",
+                fault, f"the acknowledgement could not be stored or handed on ({fault})"
             )
         unstored.stored()
         if record is None:

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 from bridge.backoff import Backoff
 from bridge.bus import WORK_QUEUE_INSTANCES, Bus, Envelope, SharedState, WorkQueueLease
 from bridge.component import Context, Deadline, HasClientSpans
-from bridge.errors import BridgeError, ConfigError, TransportError
+from bridge.errors import BridgeError, ConfigError
 from bridge.httpclient import ClientSettings, TokenSources
 from bridge.messages import AlertAck, Message, NotificationStatus
 from bridge.operations import OperationRecorder
@@ -41,6 +41,7 @@ from bridge.routes import AdminGuard
 from bridge.settings import Settings
 from bridge.sinks.alerts.admin import AlertQuery, alert_routes
 from bridge.sinks.alerts.alertmanager import AlertmanagerPoster
+from bridge.sinks.alerts.announce import AckAnnouncer
 from bridge.sinks.alerts.delivery import (
     AttemptResult,
     DeliveryWorker,
@@ -105,11 +106,6 @@ _SILENT_INTERVALS: Final = 2.5
 _OUTBOX_REFUSING: Final = (
     "the alert outbox cannot store alerts now (its disk full, or failing): the batch is not"
     " taken; send it again"
-)
-# Why an acknowledgement whose AlertAck the bus refused is stored nowhere (TransportError).
-_NOT_HOLDING: Final = "this replica does not hold the work-queue lease, so stores none of it"
-_HOLDER_FAILED: Final = (
-    "Redis did not take its change (should it have, unanswered, a retry finds it made)"
 )
 # The NotificationStatus ``status`` of each attempt result.
 _NOTIFICATION_STATUS: Final = {
@@ -223,10 +219,7 @@ class AlertSink:
         )
         self._refusals = RefusalLog(max_open_alerts, clock=monotonic)
         self._errors = bus.metrics.handler_errors.labels(self.name).inc
-        # An acknowledgement's AlertAck goes on the bus whatever the integration switch says:
-        # on Redis a replica without the work-queue lease stores none, and the AlertAck is how
-        # the holder hears of it (switched off, an ack answered as made would be lost).
-        self._publish_ack = bus.publish
+        self._announcer = AckAnnouncer(bus, self.holds_work_queue)
         self.subscription = bus.subscribe(
             self.name,
             self._on_batch,
@@ -785,38 +778,17 @@ class AlertSink:
         and nothing is published. On Redis only the work-queue holder stores it (in the index,
         then here); any other replica answers with the alert as the holder will make it from
         the AlertAck, which it publishes whatever its own copy says (that may be stale).
-        Raises ``TransportError`` when the bus refuses the AlertAck of one stored nowhere here
-        (its buffer full: Redis unreachable or stalled for long): nothing is acknowledged,
-        unless Redis took a holder's change without answering.
+        One stored nowhere here returns only once the bus took its AlertAck (``AckAnnouncer``:
+        at a replica without the lease, in the spool on disk) and raises ``TransportError``
+        when it could not: nothing is acknowledged, unless Redis took a holder's change without
+        answering.
         """
         made = await self.states.acknowledge(ack, self._clock())
         record = made.record
         if not made.announce or record is None:
             return record
         self._changed()
-        # For the episode acknowledged: the one its maker saw, else where this replica's alerts
-        # are current the one it stored the ack on. Looping back (the bus, the work queue)
-        # after the alert fired anew, the AlertAck changes nothing.
-        started = ack.starts_at
-        if started is None and self.holds_work_queue():
-            started = record.started
-        published = self._publish_ack(
-            "alert_acknowledged",
-            AlertAck(
-                alert_id=ack.alert_id,
-                ack_by=ack.ack_by,
-                ack_note=ack.ack_note,
-                resolution=ack.resolution,
-                alert_starts_at=started,
-            ),
-        )
-        if not published and not made.stored:
-            # Only the AlertAck would have told the holder: answered as made, the alert would
-            # go on firing and escalating.
-            raise TransportError(
-                f"{_HOLDER_FAILED if self.holds_work_queue() else _NOT_HOLDING}, and the bus"
-                f" refused the AlertAck that tells the lease holder: {published.reason}"
-            )
+        await self._announcer.announce(ack, made)
         return record
 
 
