@@ -11,6 +11,7 @@ takes it or refuses it in ``load_settings``' words, so a refusal reads the same 
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from collections.abc import Callable, Mapping
@@ -34,6 +35,7 @@ __all__ = [
     "Secret",
     "SecretValue",
     "read_plainly",
+    "state_dir_problem",
 ]
 
 DEFAULT_STATE_DIR: Final = "./.exesdb-bridge"
@@ -187,8 +189,30 @@ def _node(value: str | None) -> str:
     return node
 
 
+def state_dir_problem(state_dir: str) -> str | None:
+    """Why ``state_dir`` (trimmed) names no folder the user meant, judged by its text alone:
+    one beginning with ``~``, which only a shell expands (unquoted, at the start of a word), so
+    that the bridge would keep its state in a folder named ``~`` in the working directory (one
+    a later ``rm -rf ~`` takes for the home folder); None otherwise."""
+    if not state_dir.startswith("~"):
+        return None
+    meant = os.path.expanduser(state_dir)
+    example = f", e.g. {meant}" if meant != state_dir else ""
+    return (
+        "begins with ~, which only a shell expands (not in quotes, an env file, a systemd unit"
+        " or a container's environment), so the bridge would make a folder named"
+        f" {state_dir.partition('/')[0]!r} in its working directory; allowed: the full"
+        f" path{example}"
+    )
+
+
 def _state_dir(value: str | None) -> str:
-    return DEFAULT_STATE_DIR if value is None else value.strip()
+    # StateDir: trimmed, and no path beginning with ~ (state_dir_problem).
+    if value is None:
+        return DEFAULT_STATE_DIR
+    if state_dir_problem(state_dir := value.strip()) is not None:
+        raise _NotPlain
+    return state_dir
 
 
 _READERS: Final[Mapping[str, Callable[[str | None], object]]] = {

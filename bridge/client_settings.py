@@ -34,6 +34,7 @@ from bridge.client_environment import (
     ClientValues,
     OutboxValues,
     PublishValues,
+    state_dir_problem,
 )
 from bridge.errors import ConfigError
 from bridge.hidden import NODE_PATTERN
@@ -54,6 +55,7 @@ __all__ = [
     "OutboxSettings",
     "PublishSettings",
     "SettingsModel",
+    "StateDir",
     "Trimmed",
     "read_client_settings",
     "read_settings",
@@ -98,6 +100,12 @@ def _listen_address(value: str) -> str:
     return value
 
 
+def _state_dir(value: str) -> str:
+    if (problem := state_dir_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
 # A name or a path, taken without the blanks around it.
 Trimmed = Annotated[str, BeforeValidator(trimmed)]
 # The constraints first: pydantic then words a refusal as one of a string ("at most 255
@@ -112,6 +120,8 @@ BaseUrl = Annotated[str | None, BeforeValidator(trimmed), AfterValidator(_base_u
 # host:port, as the bridge listens (``split_addr``).
 ListenAddress = Annotated[str, AfterValidator(_listen_address)]
 AdminToken = Annotated[SecretStr | None, BeforeValidator(_token)]
+# EXESDB_STATE_DIR: a path, trimmed, not one beginning with ~ (``state_dir_problem``).
+StateDir = Annotated[str, BeforeValidator(trimmed), AfterValidator(_state_dir)]
 
 
 class _Environment(EnvSettingsSource):
@@ -182,7 +192,7 @@ class PublishSettings(BridgeLocation):
 class OutboxSettings(FromEnvironment):
     """What ``outbox`` reads: the state directory holding the alert outbox."""
 
-    state_dir: Trimmed = setting("EXESDB_STATE_DIR", default=DEFAULT_STATE_DIR)
+    state_dir: StateDir = setting("EXESDB_STATE_DIR", default=DEFAULT_STATE_DIR)
 
 
 def read_settings(model: type[SettingsModel]) -> SettingsModel:

@@ -40,6 +40,7 @@ from bridge.client_settings import (
     FromEnvironment,
     ListenAddress,
     NodeName,
+    StateDir,
     Trimmed,
     setting,
     trimmed,
@@ -215,7 +216,7 @@ class Settings(FromEnvironment):
     # Origins whose links in alert metadata are shown whole (sinks/alerts/sources.py);
     # empty: every URL there shows its origin only.
     alert_link_origins: OriginList = setting("EXESDB_ALERT_LINK_ORIGINS", default=())
-    state_dir: Trimmed = setting("EXESDB_STATE_DIR", default=DEFAULT_STATE_DIR)
+    state_dir: StateDir = setting("EXESDB_STATE_DIR", default=DEFAULT_STATE_DIR)
 
     # Logging.
     log_level: LogLevel = setting("EXESDB_LOG_LEVEL", default="info")

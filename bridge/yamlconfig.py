@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import os
 import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -232,7 +233,7 @@ def read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([redact_urls(f"{path}: cannot read: {_unreadable(exc)}")]) from None
+        raise ConfigError([redact_urls(f"{path}: cannot read: {_unreadable(exc, path)}")]) from None
 
 
 def read_text_and_bytes(path: Path, *, limit: int | None = None) -> tuple[str, bytes]:
@@ -254,14 +255,24 @@ def read_text_and_bytes(path: Path, *, limit: int | None = None) -> tuple[str, b
         # Decoded as Path.read_text decodes (newlines included), so the text is read_text's.
         return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read(), data
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([redact_urls(f"{path}: cannot read: {_unreadable(exc)}")]) from None
+        raise ConfigError([redact_urls(f"{path}: cannot read: {_unreadable(exc, path)}")]) from None
 
 
-def _unreadable(exc: OSError | UnicodeDecodeError) -> str:
-    """Why a file could not be read, in the system's few words (the path is said already)."""
+def _unreadable(exc: OSError | UnicodeDecodeError, path: Path) -> str:
+    """Why the file at ``path`` could not be read, in the system's few words (the path is said
+    already); for a path beginning with ``~`` not found, that only a shell expands it (an env
+    file, a systemd unit or a quoted value leaves it as it is), with the path meant."""
     if isinstance(exc, UnicodeDecodeError):
         return f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
-    return exc.strerror or str(exc)
+    said = exc.strerror or str(exc)
+    if isinstance(exc, FileNotFoundError) and str(path).startswith("~"):
+        meant = os.path.expanduser(path)  # unchanged when the home folder is unknown
+        example = f", e.g. {meant}" if meant != str(path) else ""
+        said += (
+            "; only a shell expands ~ (not in quotes, an env file, a systemd unit or a"
+            f" container's environment): give the full path{example}"
+        )
+    return said
 
 
 def parse_yaml(

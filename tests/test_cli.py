@@ -709,6 +709,26 @@ def test_a_state_directory_that_is_a_file_is_refused_as_one_before_start(
     assert (tmp_path / "a-file").read_text() == ""
 
 
+@pytest.mark.parametrize("command", ["run", "check-config", "outbox list"])
+def test_a_state_directory_beginning_with_a_tilde_is_refused_not_made_in_the_working_folder(
+    tmp_path: Path, command: str
+) -> None:
+    """EXESDB_STATE_DIR=~/state, as an env file or a quoted value leaves it, stops start-up,
+    check-config and outbox (exit 2) saying only a shell expands ~ and giving the full path,
+    rather than making a folder named ~ in the working folder."""
+    home = tmp_path / "home"
+    env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": "~/state", "HOME": str(home)}
+    completed = cli(*command.split(), cwd=tmp_path, **env)
+    assert completed.returncode == 2, completed.stderr
+    assert (
+        "exesdb-bridge: bad configuration:\n  EXESDB_STATE_DIR: begins with ~, which only a shell"
+        " expands (not in quotes, an env file, a systemd unit or a container's environment), so"
+        " the bridge would make a folder named '~' in its working directory; allowed: the full"
+        f" path, e.g. {home}/state (got '~/state')\n"
+    ) in completed.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("command", "status", "said"),
     [

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 import errno
+import fcntl
 import json
 import os
+import select
 import shutil
 import socket
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ from tests.support import (
     ADMIN_TOKEN,
     TEST_SECRET,
     ThreadedBridge,
+    bridge_env,
     run_command,
     run_without_terminal,
     unavailable,
@@ -167,6 +171,51 @@ def test_user_without_a_password_and_nothing_to_ask_it_on_is_a_usage_error(
         "exesdb-bridge: --user ops: no password given, and none could be asked for (no terminal,"
         " and stdin ended): give it as --user ops:PASSWORD\n"
     )
+
+
+def _terminal_output(master: int, until: bytes, within: float = 30.0) -> bytes:
+    """What the program on the pseudo-terminal ``master`` wrote, read until ``until`` is in it
+    or the program closed the terminal (EOF), within ``within`` seconds."""
+    output, deadline = b"", time.monotonic() + within
+    while until not in output and time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], deadline - time.monotonic())
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: every end of the terminal's other side is closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    return output
+
+
+def test_ctrl_c_at_the_password_prompt_ends_its_line_and_exits_130() -> None:
+    """Ctrl-C at the terminal's --user password prompt ends the prompt's line (it echoes
+    nothing, so the shell's next prompt followed on that line) and exits 130, no traceback."""
+    master, slave = os.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "alerts", "list", "--user", "ops"],
+            env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, EXESDB_URL="http://127.0.0.1:9"),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            # The pseudo-terminal becomes the new session's controlling one: /dev/tty, where
+            # getpass asks, and where Ctrl-C comes from.
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+        )
+        os.close(slave)
+        asked = _terminal_output(master, b"password for ops: ")
+        assert asked.endswith(b"password for ops: "), asked
+        os.write(master, b"\x03")  # Ctrl-C, as the terminal sends it
+        rest = _terminal_output(master, b"\0")  # to the end
+        assert process.wait(30) == 130
+    finally:
+        os.close(master)
+    assert rest == b"\r\n", rest
 
 
 def test_the_admin_token_moves_aside_for_basic_auth() -> None:

@@ -146,7 +146,7 @@ VALUES: Final = {
     "EXESDB_ADMIN_TOKEN": [" token-from-a-file\n", "\t"],
     "SECRET_KEY_BASE": [" a key with blanks ", "k\udcff"],
     "EXESDB_NODE": [" node-1 ", "n" * 255, "n" * 256, "node-1\u200b", "node\x07", "n\udcff"],
-    "EXESDB_STATE_DIR": [" /srv/state ", "state\udcff"],
+    "EXESDB_STATE_DIR": [" /srv/state ", "state\udcff", " ~/state", "~"],
 }
 KINDS: Final = (AdminClientValues, PublishValues, OutboxValues)
 

@@ -2426,6 +2426,22 @@ def test_a_config_file_that_cannot_be_read_is_named_once_with_its_fault(
     assert f"\n  {variable}: {path}: cannot read: {fault}\n" in err
 
 
+@pytest.mark.parametrize("variable", ["EXESDB_WEB_CONFIG_FILE", "EXESDB_WEBHOOK_CONFIG_FILE"])
+def test_a_config_file_named_with_a_tilde_is_told_that_only_a_shell_expands_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str
+) -> None:
+    """A web config or receivers file named ``~/…`` (an env file or a quoted value leaves the ~)
+    is not found, and the line says only a shell expands ~, giving the full path meant."""
+    monkeypatch.setenv("HOME", "/home/ops")
+    status, _, err = check_config(monkeypatch, capsys, **{variable: "~/bridge.yml"})
+    assert status == 2
+    assert (
+        f"\n  {variable}: ~/bridge.yml: cannot read: No such file or directory; only a shell"
+        " expands ~ (not in quotes, an env file, a systemd unit or a container's environment):"
+        " give the full path, e.g. /home/ops/bridge.yml\n"
+    ) in err
+
+
 def test_good_otlp_certificate_and_key_files_load(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:

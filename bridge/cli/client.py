@@ -224,6 +224,9 @@ def _ask_password(name: str) -> str:
         warnings.simplefilter("ignore", getpass.GetPassWarning)
         try:
             return getpass.getpass(f"password for {name}: ")
+        except KeyboardInterrupt:
+            _end_prompt_line()
+            raise
         except EOFError:
             pass
         except AttributeError:
@@ -236,6 +239,16 @@ def _ask_password(name: str) -> str:
             f" and stdin ended): give it as --user {name}:PASSWORD"
         ]
     )
+
+
+def _end_prompt_line() -> None:
+    """End the password prompt's line, where getpass wrote it (the terminal, else stderr): Ctrl-C
+    at the prompt echoes nothing, and the shell's next prompt would follow on that line."""
+    try:
+        with open("/dev/tty", "w") as terminal:
+            terminal.write("\n")
+    except OSError:
+        sys.stderr.write("\n")
 
 
 def target(

@@ -479,6 +479,7 @@ class DeliveryWorker:
         # the write is tried again, never the send, until it goes through.
         self._unrecorded: _Attempted | None = None
         self._unrecorded_fault: str | None = None
+        self._sending = False  # an attempt is waiting on the receiver's answer
 
     @property
     def unrecorded_fault(self) -> str | None:
@@ -510,10 +511,25 @@ class DeliveryWorker:
         task, self._task = self._task, None
         if task is None:
             return
+        # Said, as the stop would otherwise wait in silence (a hanging receiver: half the
+        # shutdown's deadline), and what becomes of the delivery.
+        in_flight = self._sending and grace > 0
+        if in_flight:
+            _logger.info(
+                "stopping: the delivery in flight to webhook receiver %s gets %.1fs to end",
+                self.label,
+                grace,
+            )
         try:
             if grace > 0:
                 await asyncio.wait({task}, timeout=grace)
         finally:  # cancelled meanwhile too: the attempt is abandoned, and the caller told
+            if in_flight and self._sending:  # nothing lost: no failure to warn of
+                _logger.info(
+                    "stopping: the delivery in flight to webhook receiver %s did not end: it"
+                    " stays pending in the outbox and is sent again at the next start",
+                    self.label,
+                )
             await cancel_and_wait(task)
 
     async def _run(self) -> None:
@@ -578,7 +594,11 @@ class DeliveryWorker:
     async def attempt(self, delivery: Delivery) -> DeliveryState:
         """Send ``delivery`` once and record the outcome durably; raises when the outbox cannot
         record it (a full disk): the outcome is kept, and written again at the next step."""
-        result = await self._sender.send(delivery)
+        self._sending = True
+        try:
+            result = await self._sender.send(delivery)
+        finally:
+            self._sending = False
         number = delivery.attempts + 1
         now = self._clock()
         next_at: float | None = now

@@ -80,6 +80,9 @@ class Housekeeping:
         # The first housekeeping prunes: a bridge restarted within the hour must prune too.
         self._last_prune = float("-inf")
         self._closed = False
+        # Why escalation and expiry wait (Redis unreachable, the lease gone), as last logged:
+        # a pass each second finds it again, and it is said once until they go on.
+        self._waiting: str | None = None
 
     def start(self) -> None:
         """Start the loop."""
@@ -115,7 +118,15 @@ class Housekeeping:
                     self._tell()
             except TransportError as exc:
                 # Redis unreachable, or the lease just went to another replica: its turn.
-                _logger.warning("alerts: escalation and expiry wait: %s", exc)
+                if str(exc) != self._waiting:
+                    self._waiting = str(exc)
+                    _logger.warning("alerts: escalation and expiry wait: %s", exc)
+            else:
+                if self._waiting is not None:
+                    self._waiting = None
+                    _logger.info("alerts: escalation and expiry go on again")
+        else:
+            self._waiting = None  # the holder's to do; a wait when held again is said anew
         await self.refresh_gauges()
         now = self._clock()
         self._pending.forget_older_than(now)

@@ -20,6 +20,7 @@ from bridge.sinks.alerts.delivery import (
     Sender,
     classify,
     parse_retry_after,
+    wait_or_wake,
 )
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import AlertRecord, Delivery, DeliveryState
@@ -423,6 +424,55 @@ async def test_a_stop_cancelled_while_the_worker_unwinds_stays_cancelled(outbox:
         assert closer.cancelled()
     finally:
         db.close()
+
+
+async def test_a_stop_with_a_delivery_in_flight_says_what_it_waits_for_and_what_is_left(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stop while an attempt waits on a hanging receiver logs the grace it gives that
+    delivery, then, the grace out, that it stays pending for the next start: the stop's wait
+    is no silent one."""
+    sender = SlowToUnwind()
+    sender.unwind.set()  # cancelled, the attempt ends at once
+    db = DbThread()
+    worker = _failing_worker(outbox, db, sender, lambda seconds, wake: asyncio.sleep(0), [], [])
+    worker.start()
+    try:
+        await asyncio.wait_for(sender.sending.wait(), 10)
+        with caplog.at_level("INFO", logger="bridge.sinks.alerts.delivery"):
+            await asyncio.wait_for(worker.aclose(0.05), 10)
+    finally:
+        db.close()
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert logged == [
+        (
+            "INFO",
+            f"stopping: the delivery in flight to webhook receiver {worker.label} gets 0.1s to end",
+        ),
+        (
+            "INFO",
+            f"stopping: the delivery in flight to webhook receiver {worker.label} did not end:"
+            " it stays pending in the outbox and is sent again at the next start",
+        ),
+    ]
+    assert outbox.queue.depth().pending == 1
+
+
+async def test_a_stop_with_no_delivery_in_flight_says_nothing(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stop while the worker waits for work, nothing in flight, logs nothing about deliveries."""
+    db = DbThread()
+    sender = ScriptedSender([result(Outcome.DELIVERED, 200)])
+    worker = _failing_worker(outbox, db, sender, wait_or_wake, [], [])
+    worker.start()
+    try:
+        await async_wait_until(lambda: sender.sent)  # answered: nothing in flight any more
+        with caplog.at_level("INFO", logger="bridge.sinks.alerts.delivery"):
+            await asyncio.wait_for(worker.aclose(5.0), 10)
+    finally:
+        db.close()
+    assert caplog.records == []
 
 
 async def test_a_stop_while_a_delivery_is_vetted_starts_no_attempt(outbox: Outbox) -> None:

@@ -776,6 +776,45 @@ class Unanswering(State):
         return await super().read(name, keys)
 
 
+class Unreachable(State):
+    """A replica's view of a ``Store`` that Redis stops answering once ``down`` is set."""
+
+    down = False
+
+    async def holds(self, name: str) -> bool:
+        if self.down:
+            raise TransportError("Redis at redis://redis:6379/… is unreachable: Error 111")
+        return await super().holds(name)
+
+
+async def test_escalation_and_expiry_waiting_on_redis_is_told_once_not_at_every_pass(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While Redis does not answer the work-queue holder, housekeeping (a pass a second) says
+    once that escalation and expiry wait, not at every pass, and once that they go on when it
+    answers again."""
+    store = Store()
+    store.holder = "b"
+    transport = SharedTransport(store)
+    transport.state = state = Unreachable(store, "b")
+    async with alert_bridge(tmp_path, transport=transport, serve_http=False) as (bridge, sink, _):
+        await transport.lease.take()
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: stored(sink.outbox, "a1"), what="a1 stored")
+        with caplog.at_level("INFO", logger="bridge.sinks.alerts.housekeeping"):
+            state.down = True
+            for _ in range(3):
+                await sink.housekeeping.housekeep()
+            state.down = False
+            await sink.housekeeping.housekeep()
+    said = [r.getMessage() for r in caplog.records if r.name == "bridge.sinks.alerts.housekeeping"]
+    assert said == [
+        "alerts: escalation and expiry wait: Redis at redis://redis:6379/… is unreachable: Error"
+        " 111",
+        "alerts: escalation and expiry go on again",
+    ]
+
+
 @contextlib.asynccontextmanager
 async def firing_left_pending(
     tmp_path: Path, receiver: Receiver, transport: SharedTransport, store: Store
