@@ -140,7 +140,10 @@ class PsutilProbe:
         )
 
     def io(self) -> IoCounters:
-        disk = psutil.disk_io_counters()
+        try:
+            disk = psutil.disk_io_counters()
+        except NotImplementedError:  # no /proc/diskstats nor /sys/block (gVisor): no counters
+            disk = None
         nics = [
             counters
             for name, counters in self._nic_counters().items()

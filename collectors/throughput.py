@@ -101,8 +101,11 @@ class ThroughputCollector:
             record(operations[instance], latency if latency > 0.0 else 0.0, count)
 
     async def start(self) -> None:
-        """Start the schedule; the first collection covers the first interval."""
+        """Start the schedule; the first collection covers the first interval (the host I/O
+        counters read again now: the bytes the bridge's start moved are no part of it)."""
         self._last_drain = self._clock()
+        if self._probe is not None:
+            self._last_io = self._probe.io()
         self.schedule.start()
 
     def readiness(self) -> str | None:

@@ -20,6 +20,7 @@ from bridge.messages import (
     Message,
     NodeHealth,
     NodeLifecycle,
+    PerformanceMetric,
     ResourceUsage,
     SystemAlert,
     ThroughputMetric,
@@ -167,6 +168,44 @@ def test_throughput_spans_the_clock_time_between_steps() -> None:
     clock.now += 2.5
     durations = {m.duration_ms for m in of(cluster.step(), ThroughputMetric)}
     assert durations == {2500.0}
+
+
+def test_throughput_counts_the_successes_and_the_failures_apart() -> None:
+    """As the throughput collector reports them: the ``metrics`` ThroughputMetric counts the
+    operations that succeeded, the ``metrics:error`` one those that failed, and its rate is
+    that of every operation, so the two counts add up to the rate over the step."""
+    clock = ManualClock()
+    cluster = simulation(seed=3, stress_chance=1.0, clock=clock)  # stressed: many failures
+    failed = 0
+    stored: dict[tuple[str, str], float] = {}
+    for _ in range(20):
+        clock.now += 1.0
+        step = cluster.step()
+        # The events a store holds grow by the appends that succeeded, not by those that failed.
+        for m in of(step, PerformanceMetric):
+            if m.metric_name == "events_stored":
+                before = stored.get((m.node, m.component))
+                stored[(m.node, m.component)] = m.value
+                if before is not None:
+                    [appended] = [
+                        a.count
+                        for t, a in step
+                        if isinstance(a, ThroughputMetric)
+                        and t == "metrics"
+                        and (a.node, a.operation) == (m.node, f"{m.component}.stream_append")
+                    ]
+                    assert m.value - before == appended
+        errors = {
+            (m.node, m.operation): m.count
+            for t, m in step
+            if isinstance(m, ThroughputMetric) and t == "metrics:error"
+        }
+        failed += sum(n for (_, operation), n in errors.items() if operation.endswith("append"))
+        for topic, m in step:
+            if isinstance(m, ThroughputMetric) and topic == "metrics":
+                operations = m.rate_per_sec * m.duration_ms / 1000
+                assert m.count + errors[(m.node, m.operation)] == pytest.approx(operations)
+    assert failed > 0
 
 
 def test_every_instance_gets_traffic() -> None:

@@ -6,8 +6,11 @@ import socket
 from collections import namedtuple
 
 import psutil
+import pytest
 
+from collectors import ThroughputCollector
 from collectors.host import PsutilProbe
+from tests.collectors.fakes import make_integration
 from tests.support import unavailable
 
 Nic = namedtuple("Nic", "bytes_sent bytes_recv")
@@ -33,6 +36,22 @@ def test_a_host_with_loopback_alone_has_no_network_bytes() -> None:
     assert only_loopback.net_received_bytes is None
     assert only_loopback.net_sent_bytes is None
     assert PsutilProbe(nic_counters=dict).io().net_received_bytes is None
+
+
+def test_a_host_that_shows_no_disk_counters_has_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the kernel shows no disk counters (gVisor, as on Cloud Run, where psutil raises)
+    the disk counters are None, as on a host psutil finds no disk on: the throughput collector
+    is still made, and the network's counters are still read."""
+
+    def no_disk_counters(*args: object, **kwargs: object) -> None:
+        raise NotImplementedError("/proc/diskstats nor /sys/block are available on this system")
+
+    monkeypatch.setattr(psutil, "disk_io_counters", no_disk_counters)
+    probe = PsutilProbe(nic_counters=lambda: {"eth0": Nic(300, 4000)})
+    counters = probe.io()
+    assert (counters.disk_read_bytes, counters.disk_write_bytes) == (None, None)
+    assert (counters.net_received_bytes, counters.net_sent_bytes) == (4000, 300)
+    ThroughputCollector(make_integration(), probe=probe)
 
 
 def test_traffic_on_loopback_is_not_counted_on_this_host() -> None:

@@ -122,6 +122,27 @@ def test_host_io_becomes_byte_rates():
     assert {m.unit for m in integration.of(PerformanceMetric)} == {"bytes_per_second"}
 
 
+async def test_the_first_io_rates_leave_out_the_bytes_moved_before_start():
+    """The first disk and network rates count the first interval's bytes, not the start's."""
+    probe = FakeProbe()
+    collector, integration, virtual = _collector(probe=probe)
+    # Made, then started half a minute later (files opened, Redis reached, bytes moved).
+    probe.counters = IoCounters(1000 + 90_000, 2000, 3000 + 60_000, 4000)
+    virtual.now += 30.0
+    await collector.start()
+    probe.counters = IoCounters(1000 + 90_000 + 5000, 2000, 3000 + 60_000 + 2000, 4000)
+    virtual.now += 10.0
+    collector.collect()
+    await collector.aclose()
+    rates = {m.metric_name: m.value for m in integration.of(PerformanceMetric)}
+    assert rates == {
+        "disk_read_bytes_per_second": 500.0,
+        "disk_write_bytes_per_second": 0.0,
+        "network_receive_bytes_per_second": 200.0,
+        "network_transmit_bytes_per_second": 0.0,
+    }
+
+
 def test_publishes_nothing_while_disabled():
     """With the integration off nothing is published (and the figures wait for later)."""
     collector, integration, virtual = _collector(integration=make_integration(enabled=False))

@@ -36,7 +36,7 @@ from bridge.messages import (
 )
 from bridge.sinks.alerts import alert_sink
 from bridge.sinks.otlp import otlp_component
-from bridge.sinks.prometheus import prometheus_sink
+from bridge.sinks.prometheus import PrometheusSink, prometheus_sink
 from tests.integration.servers.otlp import (
     GrpcOtlpReceiver,
     HttpOtlpReceiver,
@@ -532,6 +532,37 @@ async def test_prometheus_series_are_mirrored_as_otlp_metrics(
         )
     finally:
         await bridge.aclose()
+
+
+async def test_at_shutdown_the_mirror_exports_what_it_counted_since_its_last_export(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bridge that stops exports its series once more, as the SDK's metric reader does at
+    shutdown: what was counted since the last export reaches the collector, not lost."""
+    _export_to(receiver, monkeypatch)
+    monkeypatch.setenv("EXESDB_OTLP_METRICS", "true")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "3600000")  # no export but at shutdown
+    bridge = Bridge(load_settings(), registry=CollectorRegistry(), components=SINKS)
+    await bridge.start(serve_http=False)
+    [sink] = [c for c in bridge.components if isinstance(c, PrometheusSink)]
+    try:
+        for _ in range(3):
+            bridge.bus.publish("logs", LogEntry(level="info", message="x", module="m", node="n"))
+        await async_wait_until(
+            lambda: sink.store.values("exesdb_log_entries") == {("n", "info"): 3.0},
+            15,
+            "the Prometheus sink's count",
+        )
+    finally:
+        await bridge.aclose()
+    sent = [
+        value
+        for metric in receiver.metrics
+        if metric.name == "exesdb_log_entries"
+        for labels, value in metric.points
+        if labels == {"node": "n", "level": "info"}
+    ]
+    assert sent == [3.0]
 
 
 async def test_with_delta_temporality_the_collector_receives_increases(

@@ -293,3 +293,24 @@ def test_a_stop_while_an_export_retries_logs_no_warning(
     log = process.log()
     assert re.search(r"OTLP logs: \d+ record\(s\) not sent: the bridge stopped while retrying", log)
     assert "WARNING" not in log, log
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_a_stop_while_the_last_metrics_export_retries_logs_no_warning(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], protocol: str
+) -> None:
+    """The metrics mirror's last export at shutdown, retried until the exporter's shutdown cuts
+    it short, is said at INFO as the bridge stopping, as the other signals' are: no warning."""
+    process = _exporting(
+        tmp_path,
+        bridge_processes,
+        f"http://127.0.0.1:{free_port()}",
+        OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+        EXESDB_OTLP_METRICS="true",
+    )
+    assert process.stop() == 0
+    log = process.log()
+    assert re.search(
+        r"OTLP metrics: \d+ record\(s\) not sent: the bridge stopped while retrying", log
+    )
+    assert log.count("WARNING") == 0, log

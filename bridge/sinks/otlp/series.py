@@ -2,7 +2,8 @@
 
 Every ``OTEL_METRIC_EXPORT_INTERVAL`` (ms, default 60000) everything ``GET /metrics`` shows is
 collected on the event loop, as a scrape would be: the registry, and the families of the
-components that render their own series (the Prometheus sink's store), read as values. Each
+components that render their own series (the Prometheus sink's store), read as values; and once
+more at shutdown (``MetricsMirror.close``). Each
 family is sent in the OTLP form the OpenTelemetry Collector's prometheus receiver gives it:
 counters as monotonic sums (named without ``_total``, as OpenTelemetry's Prometheus
 compatibility rules have it), gauges, info and state sets as gauges, a histogram's series each as
@@ -307,14 +308,27 @@ class MetricsMirror:
             self._deltas.exported(part)
         self._on_export(count, ok, time.monotonic() - started)
 
-    def close(self, grace: float) -> None:
-        """Stop; shut the exporter down (aborting retries); wait at most ``grace`` seconds."""
+    def close(self, grace: float, flush: float = 0.0) -> None:
+        """Stop; export a last collection, as the SDK's metric reader does at shutdown (what
+        was counted since the last export), for up to ``flush`` seconds; then shut the exporter
+        down (aborting retries) and wait for that and for the exports it cuts short, ``grace``
+        seconds for each. Blocks for at most about ``flush + 2 * grace``."""
         self._stop.set()
+        exporting = [self._thread]
+        if flush > 0 and self._loop is not None:
+            # In a thread of its own: an export that hangs is left behind, as the others are.
+            last = threading.Thread(target=self.export_once, name="otlp-metrics-last", daemon=True)
+            last.start()
+            last.join(flush)
+            exporting.append(last)
         stopper = threading.Thread(target=self._exporter.shutdown, daemon=True)
         stopper.start()
         stopper.join(grace)
-        if self._thread is not None:
-            self._thread.join(grace)
+        # The exports the shutdown cut short end (and say so) while the sink still hears them.
+        deadline = time.monotonic() + grace
+        for thread in exporting:
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _points(data: MetricsData) -> int:

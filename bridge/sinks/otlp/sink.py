@@ -503,7 +503,9 @@ class OtlpSink:
         ]
         if self._mirror is not None:
             closers.append(
-                _in_thread(functools.partial(self._mirror.close, grace), "otlp-metrics-close")
+                _in_thread(
+                    functools.partial(self._mirror.close, grace, flush), "otlp-metrics-close"
+                )
             )
         gathered = asyncio.gather(*closers)
         try:
