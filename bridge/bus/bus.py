@@ -2,7 +2,9 @@
 
 Publishing never blocks: a message is signed, handed to the transport and, once verified on
 arrival, offered to every matching subscriber's queue (``bridge.bus.subscription``); work-queue
-frames from a shared transport take their own receive path (``bridge.bus.work_queue``).
+frames from a shared transport take their own receive path (``bridge.bus.work_queue``). A durable
+publish waits until its messages are safe, and a store or handler ending late is settled, in
+``bridge.bus.durable``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from enum import Enum
 from typing import Final, Literal, overload
 
 from bridge.bus.depth import check_depth
+from bridge.bus.durable import DurableStores, wait_for_subscribers
 from bridge.bus.envelope import Envelope, Rejection, check_topic, name_shown
 from bridge.bus.ids import new_message_id
 from bridge.bus.metrics import BusMetrics
@@ -134,9 +137,7 @@ class Bus:
         self._closed = False
         self._own_ids: set[str] = set()
         self._own_order: deque[str] = deque()
-        # Stores on a shared transport whose publisher was not told they ended (PENDING, or it
-        # stopped waiting): what each one's end does to its envelopes.
-        self._late: dict[asyncio.Future[Durability], _StoredLate] = {}
+        self._stores = DurableStores(self.transport, metrics, self._count_published)
 
     # -- subscribing --
 
@@ -323,7 +324,7 @@ class Bus:
         if self._closed:
             return PublishResult(PublishStatus.REJECTED, reason="closed"), Durability.FAILED
         frame, envelope = self._signed(topic, payload, None)
-        count, outcome = await self._send_durably([frame], [envelope], seconds, None)
+        count, outcome = await self._stores.send([frame], [envelope], seconds, None)
         if not count:
             reason = _NOT_STORED.get(outcome, outcome.value)
             return PublishResult(PublishStatus.REJECTED, envelope.id, reason), outcome
@@ -476,67 +477,12 @@ class Bus:
             for envelope in batch:
                 body = envelope.to_bytes()
                 frames.append(Frame(envelope.instance, body, self._keyring.sign(body), envelope))
-            return await self._send_durably(frames, batch, seconds, lost)
+            return await self._stores.send(frames, batch, seconds, lost)
         durable = [(s, s.mark) for s in self._batches if s.durable]
         count = self.publish_verified(batch, sizes)
         # Read right after the (synchronous) dispatch: the marks cover exactly these envelopes.
         waits = [(s, before, s.mark) for s, before in durable if s.mark != before]
-        deadline = time.monotonic() + seconds
-        outcome = Durability.COMMITTED
-        late: list[tuple[BatchSubscription, int, int]] = []
-        try:
-            for subscription, before, mark in waits:
-                left = max(0.0, deadline - time.monotonic())
-                if not await subscription.wait_handled(mark, left):
-                    outcome = Durability.PENDING
-                    late.append((subscription, before, mark))
-                elif subscription.failed_between(before, mark):
-                    return count, Durability.FAILED
-        except asyncio.CancelledError:
-            # The publisher stopped waiting, told nothing (its request ended at a stop): what a
-            # subscriber then fails on, or stops without handling, is lost as for PENDING.
-            if lost is not None:
-                failed = _FailedLate(batch, lost, answered=False)
-                for subscription, before, mark in waits:
-                    subscription.when_failed(before, mark, failed)
-            raise
-        if late and lost is not None:
-            failed = _FailedLate(batch, lost)
-            for subscription, before, mark in late:
-                subscription.when_failed(before, mark, failed)
-        return count, outcome
-
-    async def _send_durably(
-        self,
-        frames: Sequence[Frame],
-        envelopes: Sequence[Envelope],
-        seconds: float,
-        lost: Callable[[Sequence[Envelope]], None] | None,
-    ) -> tuple[int, Durability]:
-        """Store ``frames`` (those of ``envelopes``) through ``send_durably``, waiting up to
-        ``seconds``; the count published and where they stand (see
-        ``publish_verified_durably``)."""
-        # Shielded: a store under way when the wait ends still completes (PENDING).
-        storing = asyncio.ensure_future(self.transport.send_durably(frames))
-        try:
-            async with asyncio.timeout(seconds):
-                outcome = await asyncio.shield(storing)
-        except TimeoutError:
-            self._store_late(storing, _StoredLate(self.metrics, envelopes, lost))
-            outcome = Durability.PENDING
-        except asyncio.CancelledError:
-            # The publisher stopped waiting, told nothing (its request ended at a stop): a store
-            # that then fails, or that the stop leaves unfinished, lost them as for PENDING.
-            # One stored after all is published, as it would have been counted unended.
-            unanswered = _StoredLate(
-                self.metrics, envelopes, lost, answered=False, stored=self._count_published
-            )
-            self._store_late(storing, unanswered)
-            raise
-        if outcome not in (Durability.COMMITTED, Durability.PENDING):
-            return 0, outcome
-        self._count_published(envelopes)
-        return len(frames), outcome
+        return count, await wait_for_subscribers(waits, batch, seconds, lost)
 
     def _count_published(self, envelopes: Sequence[Envelope]) -> None:
         published: dict[tuple[str, str], int] = {}
@@ -545,15 +491,6 @@ class Bus:
             published[key] = published.get(key, 0) + 1
         for key, number in published.items():
             self._published[key].inc(number)
-
-    def _store_late(self, storing: asyncio.Future[Durability], settle: _StoredLate) -> None:
-        self._late[storing] = settle
-        storing.add_done_callback(self._stored_late)
-
-    def _stored_late(self, storing: asyncio.Future[Durability]) -> None:
-        settle = self._late.pop(storing, None)
-        if settle is not None:
-            settle(storing)
 
     def _resign(self, envelope: Envelope) -> Frame:
         """``envelope`` with a fresh ``ts`` and the SAME id, signed again: for a frame that
@@ -767,15 +704,7 @@ class Bus:
         # After the drain, so that the acknowledgements it produced are still written.
         # Bounded too: a spool whose disk hangs in fsync would hold the stop past its time.
         await self.transport.aclose(max(_LATE_STORES_SECONDS, deadline - time.monotonic()))
-        if self._late:
-            # Settled before this returns: the caller then keeps the ingest replay memory (at a
-            # graceful stop), which must not hold the ids of envelopes a store lost. One still
-            # unfinished counts as lost (if it stored them after all, they come twice).
-            left = max(_LATE_STORES_SECONDS, deadline - time.monotonic())
-            await asyncio.wait(list(self._late), timeout=left)
-            for storing in list(self._late):
-                storing.cancel()
-                self._stored_late(storing)
+        await self._stores.settle(max(_LATE_STORES_SECONDS, deadline - time.monotonic()))
         self._started = False
 
 
@@ -802,82 +731,3 @@ def _charge(taken: int, count: int, total: int, largest: int) -> int:
 
 # A tag's (instance, tag): what exesdb_bus_published_total counts its messages under.
 _KINDS: Final = {tag: (instance, tag) for instance, tag in MESSAGE_TYPES}
-
-
-class _FailedLate:
-    """What a durable subscriber's failure does to envelopes whose publisher was told they were
-    pending (or, not ``answered``, stopped waiting for them): logged and handed to ``lost``
-    (once, however many subscribers failed on them)."""
-
-    __slots__ = ("_answered", "_envelopes", "_lost")
-
-    def __init__(
-        self,
-        envelopes: Sequence[Envelope],
-        lost: Callable[[Sequence[Envelope]], None],
-        *,
-        answered: bool = True,
-    ) -> None:
-        self._envelopes: Sequence[Envelope] | None = envelopes
-        self._lost = lost
-        self._answered = answered
-
-    def __call__(self) -> None:
-        envelopes, self._envelopes = self._envelopes, None
-        if envelopes is None:
-            return
-        _logger.error(
-            "a durable subscriber failed on %d message(s) after their publisher %s: lost unless"
-            " sent again",
-            len(envelopes),
-            "was told they were pending" if self._answered else "stopped waiting for them",
-        )
-        self._lost(envelopes)
-
-
-class _StoredLate:
-    """What the end of a store on a shared transport does to envelopes whose publisher was told
-    they were pending (or, not ``answered``, stopped waiting for them): one that failed, was
-    cancelled or is not done (the bus closed) dropped them, counted, logged, and handed to
-    ``lost``; once. One stored is handed to ``stored``, if given."""
-
-    __slots__ = ("_answered", "_envelopes", "_lost", "_metrics", "_stored")
-
-    def __init__(
-        self,
-        metrics: BusMetrics,
-        envelopes: Sequence[Envelope],
-        lost: Callable[[Sequence[Envelope]], None] | None,
-        *,
-        answered: bool = True,
-        stored: Callable[[Sequence[Envelope]], None] | None = None,
-    ) -> None:
-        self._metrics = metrics
-        self._envelopes: Sequence[Envelope] | None = envelopes
-        self._lost = lost
-        self._answered = answered
-        self._stored = stored
-
-    def __call__(self, storing: asyncio.Future[Durability]) -> None:
-        envelopes, self._envelopes = self._envelopes, None
-        if envelopes is None:
-            return
-        if not storing.done() or storing.cancelled():
-            why = "unfinished at the stop"
-        elif (error := storing.exception()) is not None:
-            why = str(error)
-        elif storing.result() in (Durability.COMMITTED, Durability.PENDING):
-            if self._stored is not None:
-                self._stored(envelopes)
-            return
-        else:
-            why = storing.result().value
-        self._metrics.dropped.labels("transport").inc(len(envelopes))
-        _logger.error(
-            "the transport failed to store %d message(s) after their publisher %s (%s): dropped",
-            len(envelopes),
-            "was told they were pending" if self._answered else "stopped waiting for them",
-            why,
-        )
-        if self._lost is not None:
-            self._lost(envelopes)
