@@ -225,7 +225,12 @@ async def test_a_refusing_answer_is_told_in_the_log_on_one_line_and_nowhere_else
         await async_wait_until(lambda: sink.outbox.queue.depth().dead == 1, what="a dead letter")
         [dead] = sink.outbox.queue.deliveries("dead")
         shown = sink.receivers[0].label
-        told = [s.error_reason for s in watcher.of(NotificationStatus)]
+        # Published once the dead letter is committed: heard a moment after it is seen.
+        statuses = await async_wait_until(
+            lambda: len(watcher.of(NotificationStatus)) == 2 and watcher.of(NotificationStatus),
+            what="both attempts' NotificationStatus",
+        )
+        told = [s.error_reason for s in statuses]
     said = [r.getMessage() for r in caplog.records if "webhook" in r.getMessage()]
     assert said == [
         f"webhook receiver {shown} failing: HTTP 503: upstream down: see"
