@@ -546,6 +546,9 @@ LIBRARY_HOOKS: Final = {
     "formatTime": "logging.Formatter",
     "on_emit": "opentelemetry's LogRecordProcessor",
     "force_flush": "opentelemetry's LogRecordProcessor",
+    "handle_starttag": "html.parser.HTMLParser",
+    "handle_endtag": "html.parser.HTMLParser",
+    "handle_data": "html.parser.HTMLParser",
 }
 
 

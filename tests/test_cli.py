@@ -1251,6 +1251,54 @@ def test_tail_and_alerts_without_the_admin_token_exit_2(
 
 
 @pytest.mark.parametrize(
+    ("command", "refused"),
+    [
+        (["alerts", "list", "--state", "Firing", "--url", "http://127.0.0.1:9"], "cannot reach"),
+        (["tail", "--instance", "EX_ESDB_Health", "--url", "http://127.0.0.1:9"], "cannot reach"),
+        (["outbox", "list", "--state", "DEAD"], "no alert outbox"),
+    ],
+)
+def test_an_options_word_is_taken_in_any_letter_case(
+    command: list[str], refused: str, tmp_path: Path
+) -> None:
+    """A word an option takes from a few (``--state``, ``--instance``) is taken in any letter
+    case, as the settings take theirs: the command goes on (to the bridge, the outbox)."""
+    completed = cli(*command, EXESDB_ADMIN_TOKEN="t", EXESDB_STATE_DIR=str(tmp_path))
+    assert completed.returncode == 1, completed.stderr
+    assert refused in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "line"),
+    [
+        (
+            ["tail", "--instance", "health"],
+            "exesdb-bridge tail: error: argument --instance: invalid choice: 'health'; did you"
+            " mean 'ex_esdb_health'? (choose from 'ex_esdb_system', 'ex_esdb_health',",
+        ),
+        (
+            ["alerts", "list", "--state", "acknowleged"],
+            "exesdb-bridge alerts list: error: argument --state: invalid choice: 'acknowleged';"
+            " did you mean 'acknowledged'? (choose from 'firing', 'acknowledged', 'resolved',"
+            " 'all')",
+        ),
+        (
+            ["RUN"],
+            "exesdb-bridge: error: argument COMMAND: invalid choice: 'RUN'; did you mean 'run'?",
+        ),
+    ],
+)
+def test_a_word_no_option_takes_is_refused_naming_the_word_meant(
+    command: list[str], line: str
+) -> None:
+    """A word like one an option (or the command) takes, but none of them, is a usage error
+    naming the word meant beside the choices, as a misspelt command is."""
+    completed = cli(*command, "--url", "http://127.0.0.1:9", EXESDB_ADMIN_TOKEN="t")
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines()[-1].startswith(line), completed.stderr
+
+
+@pytest.mark.parametrize(
     ("option", "message"),
     [
         (["--instance", "ex_esdb_alert"], "invalid choice: 'ex_esdb_alert'"),

@@ -32,6 +32,7 @@ from bridge.cli.shared import (
     Commands,
     at_least_zero,
     client_settings_or_exit,
+    one_of,
     print_table,
 )
 from bridge.redaction import safe_url
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["add_alerts_command"]
 
+_STATES: Final = ("firing", "acknowledged", "resolved", "all")  # what --state takes
 # When the answers for the states disagree on the lease, no one answer names whom to ask.
 _LEASE_MOVED: Final = (
     "the work-queue lease moved to or from the replica at {url} while it listed its alerts:"
@@ -71,7 +73,8 @@ def add_alerts_command(commands: Commands) -> None:
     )
     alerts_list.add_argument(
         "--state",
-        choices=["firing", "acknowledged", "resolved", "all"],
+        type=one_of(_STATES),
+        choices=_STATES,
         help="only alerts in this state, or all (default: firing and acknowledged)",
     )
     alerts_list.add_argument(

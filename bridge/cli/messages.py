@@ -25,6 +25,7 @@ from bridge.cli.shared import (
     EXIT_USAGE,
     Commands,
     client_settings_or_exit,
+    one_of,
     positive,
 )
 from bridge.json_objects import DuplicateKey, once_each
@@ -74,7 +75,9 @@ def add_message_commands(commands: Commands) -> None:
             " stream, with EXESDB_ADMIN_TOKEN, the admin token the bridge runs with."
         ),
     )
-    tail.add_argument("--instance", choices=INSTANCES, help="only this bus instance")
+    tail.add_argument(
+        "--instance", type=one_of(INSTANCES), choices=INSTANCES, help="only this bus instance"
+    )
     tail.add_argument(
         "--topic", type=_stream_topic, help="only this topic (a trailing * matches a prefix)"
     )

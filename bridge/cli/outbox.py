@@ -18,6 +18,7 @@ from bridge.cli.shared import (
     Commands,
     at_least_zero,
     client_settings_or_exit,
+    one_of,
     print_table,
 )
 
@@ -31,6 +32,7 @@ __all__ = ["add_outbox_command"]
 
 # How many deliveries `outbox list` shows unless --limit says (0: all of them).
 _DEFAULT_LIMIT: Final = 100
+_STATES: Final = ("pending", "delivered", "dead", "stale")  # what --state takes
 # Each column named by its key in `--json` (upper case), so the table and a script agree.
 _DELIVERY_COLUMNS: Final = (
     "ID",
@@ -66,7 +68,8 @@ def add_outbox_command(commands: Commands) -> None:
     )
     outbox_list.add_argument(
         "--state",
-        choices=["pending", "delivered", "dead", "stale"],
+        type=one_of(_STATES),
+        choices=_STATES,
         help="only deliveries in this state (default: every state)",
     )
     outbox_list.add_argument(

@@ -14,7 +14,13 @@ from bridge.cli.alerts import add_alerts_command
 from bridge.cli.messages import add_message_commands
 from bridge.cli.outbox import add_outbox_command
 from bridge.cli.service import add_service_commands
-from bridge.cli.shared import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from bridge.cli.shared import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    meant_choice,
+    refused_choice,
+)
 from bridge.messages import INSTANCES
 from bridge.schema import add_schema_command
 
@@ -310,16 +316,9 @@ def _refuse_variables_before_the_command(parser: argparse.ArgumentParser, argv: 
 def _refuse_an_unknown_command(parser: argparse.ArgumentParser, given: str) -> None:
     """A command that is not one is refused as argparse refuses it, with the command it most
     resembles, when one is alike enough to be the one meant (``runn``: ``run``;
-    ``check_config``: ``check-config``), as ``schema`` names the tag meant."""
-    import difflib
-
+    ``check_config``: ``check-config``; ``RUN``: ``run``), as ``schema`` names the tag meant."""
     commands = parser.get_default("command_names")
     if given.startswith("-") or given in commands:
         return
-    close = difflib.get_close_matches(given, commands, n=1)
-    if close:
-        choices = ", ".join(repr(name) for name in commands)
-        parser.error(
-            f"argument COMMAND: invalid choice: {given!r}; did you mean {close[0]!r}?"
-            f" (choose from {choices})"
-        )
+    if meant_choice(given, commands):
+        parser.error(f"argument COMMAND: {refused_choice(given, commands)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence, Set
+from collections.abc import Callable, Sequence, Set
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from bridge.errors import ConfigError
@@ -23,8 +23,11 @@ __all__ = [
     "EXIT_USAGE",
     "Commands",
     "client_settings_or_exit",
+    "meant_choice",
+    "one_of",
     "positive",
     "print_table",
+    "refused_choice",
     "settings_or_exit",
     "warn",
 ]
@@ -159,6 +162,46 @@ def at_least_zero(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
     return value
+
+
+def one_of(choices: Sequence[str]) -> Callable[[str], str]:
+    """An argparse type for an option taking one of ``choices`` (given as its ``choices`` too,
+    which ``--help`` shows): the choice in any letter case, as the settings take theirs
+    (``--state Firing`` is ``firing``); any other word is refused naming the choice it most
+    resembles (``meant_choice``), as argparse words a refused choice."""
+    by_folded = {choice.casefold(): choice for choice in choices}
+
+    def choice(given: str) -> str:
+        found = by_folded.get(given.casefold())
+        if found is None:
+            raise argparse.ArgumentTypeError(refused_choice(given, choices))
+        return found
+
+    return choice
+
+
+def refused_choice(given: str, choices: Sequence[str]) -> str:
+    """argparse's refusal of ``given`` as none of ``choices``, with the choice meant when one is
+    alike enough (``meant_choice``): ``invalid choice: 'fired'; did you mean 'firing'? (choose
+    from 'firing', …)``."""
+    meant = meant_choice(given, choices)
+    hint = f"; did you mean {meant!r}?" if meant else ""
+    return f"invalid choice: {given!r}{hint} (choose from {', '.join(map(repr, choices))})"
+
+
+def meant_choice(given: str, choices: Sequence[str]) -> str | None:
+    """The one of ``choices`` that ``given`` most resembles, letter case aside, when one does
+    enough (``runn``: ``run``; ``RUN``: ``run``); one ending in ``_`` and ``given`` first
+    (``health``: ``ex_esdb_health``)."""
+    import difflib
+
+    folded = given.casefold()
+    by_folded = {choice.casefold(): choice for choice in choices}
+    ending = [choice for key, choice in by_folded.items() if key.endswith("_" + folded)]
+    if len(ending) == 1:
+        return ending[0]
+    close = difflib.get_close_matches(folded, by_folded, n=1)
+    return by_folded[close[0]] if close else None
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], none: str) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import logging
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -244,6 +246,47 @@ async def test_a_refusing_answer_is_told_in_the_log_on_one_line_and_nowhere_else
     assert told == ["HTTP 503; will retry", "HTTP 404; dead-lettered"]
 
 
+async def test_an_html_refusal_is_told_as_the_text_of_its_page(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receiver answering with an HTML page (Python's http.server, which takes no POST: its
+    501 page) is warned of with the text the page shows, not its markup cut off mid-tag."""
+
+    class NoPost(http.server.SimpleHTTPRequestHandler):
+        def do_POST(self) -> None:
+            # Read first: a body left unread makes the close a reset that may lose the page.
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_error(501, f"Unsupported method ({self.command!r})")
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoPost)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/hook"
+    caplog.set_level(logging.WARNING, "bridge.sinks.alerts")
+    try:
+        async with alert_bridge(tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=url, **FAST) as (
+            bridge,
+            sink,
+            _,
+        ):
+            bridge.bus.publish("disk_full", system_alert("a1"))
+            warned = await async_wait_until(
+                lambda: [r.getMessage() for r in caplog.records if "failing" in r.getMessage()],
+                what="the receiver's failure warned of",
+            )
+            shown = sink.receivers[0].label
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert warned == [
+        f"webhook receiver {shown} failing: HTTP 501: Error response Error code: 501 Message:"
+        " Unsupported method ('POST'). Error code explanation: 501 - Server does not support"
+        " this operation.; retrying, the alerts wait in the outbox"
+    ]
+
+
 async def test_a_refusing_answer_that_echoes_the_receivers_path_does_not_log_it(
     tmp_path: Path, webhook_receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -268,7 +311,7 @@ async def test_a_refusing_answer_that_echoes_the_receivers_path_does_not_log_it(
     said = [r.getMessage() for r in caplog.records if "webhook" in r.getMessage()]
     assert len(said) == 2, said
     assert '"path":"/…"' in said[0], said[0]
-    assert "<pre>Cannot POST /…</pre>" in said[1], said[1]
+    assert "404: Cannot POST /…;" in said[1], said[1]
     assert token not in caplog.text
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import threading
 import time
@@ -474,6 +475,32 @@ async def test_what_a_stop_could_not_write_is_kept_in_the_spool_for_the_next_sta
         for replica in replicas:
             await replica.aclose()
         server.stop()
+
+
+async def test_a_stop_says_what_the_spool_holds_in_all_not_only_its_own_frames(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stop with Redis down says how many frames it left in the spool and how many the
+    spool holds in all: with those an earlier stop left there, still unsent."""
+    server = RedisServer().start(tmp_path / "redis")
+    server.stop()  # down before either run: what they publish stays with them
+    counts = []
+    for run, published in enumerate((3, 2)):
+        replica = Replica(server.url, "node-a", group=False, spool_dir=tmp_path / "spool")
+        await replica.start()
+        for n in range(published):
+            replica.publish_alert(10 * run + n)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, "bridge.bus.redis.writer"):
+            await replica.aclose()
+        counts.append([r.getMessage() for r in caplog.records if "stopped" in r.getMessage()])
+    assert counts == [
+        [
+            f"Redis bus stopped with {unwritten} frame(s) unwritten: kept in the spool, which"
+            f" holds {held} frame(s) in all for the next start to write"
+        ]
+        for unwritten, held in ((3, 3), (2, 5))
+    ]
 
 
 async def test_a_spool_that_cannot_be_opened_stops_start_naming_the_state_dir(

@@ -27,6 +27,7 @@ from bridge.messages import (
 from bridge.sinks.otlp import LOG_TAGS, SPAN_TAGS, LogSpec, SpanSpec, mapping, translate
 from bridge.sinks.otlp.mapping import (
     MAX_ARRAY_ITEMS,
+    MAX_KEY_LENGTH,
     MAX_PAYLOAD_ATTRIBUTES,
     MAX_PAYLOAD_CHARACTERS,
     MAX_STRING_LENGTH,
@@ -392,6 +393,27 @@ def test_an_attribute_past_the_text_left_is_dropped_and_a_shorter_one_after_it_k
     one after a dropped array of long strings is still kept."""
     attributes = flatten_payload({"a": ["x" * 1000] * 9, "b": "short", "c": 7})
     assert attributes == {"exesdb.b": "short", "exesdb.c": 7, "exesdb.attributes_dropped": 1}
+
+
+def test_an_attribute_whose_cut_key_another_has_is_dropped_not_put_over_it() -> None:
+    """Two keys alike in their first MAX_KEY_LENGTH characters, cut to one (or ``a.b`` and
+    ``a``'s ``b``): the first keeps it, the second is counted in exesdb.attributes_dropped, and
+    its text is not counted against MAX_PAYLOAD_CHARACTERS (it would have replaced the first
+    value, its text counted twice)."""
+    stem = "k" * MAX_KEY_LENGTH
+    text = "x" * MAX_STRING_LENGTH
+    others = {f"c{n}": text for n in range(MAX_PAYLOAD_CHARACTERS // MAX_STRING_LENGTH - 1)}
+    attributes = flatten_payload(
+        {"metadata": {f"{stem}1": text, f"{stem}2": text}, "a.b": 1, "a": {"b": 2}, **others}
+    )
+    [cut] = [key for key in attributes if key.startswith("exesdb.metadata.k")]
+    assert len(cut) == MAX_KEY_LENGTH
+    assert attributes == {
+        cut: text,
+        "exesdb.a.b": 1,
+        **{f"exesdb.{key}": value for key, value in others.items()},
+        "exesdb.attributes_dropped": 2,
+    }
 
 
 def test_a_whole_number_past_int64_travels_as_text_cut_as_a_string_is() -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -243,6 +245,44 @@ async def test_a_failed_export_is_counted_as_failed():
     finally:
         await asyncio.to_thread(mirror.close, 1.0)
     assert [ok for _, ok in reports] == [False]
+
+
+async def test_a_collection_the_loop_did_not_get_to_in_time_is_called_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An export whose collection the event loop did not start in time (the loop blocked) fails,
+    and that collection is called off: the loop, back, does not make it for nobody; the next
+    export's it makes."""
+    collections: list[int] = []
+
+    def expositions() -> tuple[SeriesStore, ...]:
+        collections.append(len(collections))
+        return ()
+
+    reports: list[bool] = []
+    mirror = MetricsMirror(
+        CollectorRegistry(),
+        ConsoleMetricExporter(out=io.StringIO()),
+        RESOURCE,
+        SCOPE,
+        lambda count, ok, seconds: reports.append(ok),
+        environ={"OTEL_METRIC_EXPORT_INTERVAL": "3600000"},
+        expositions=expositions,
+        collect_timeout=0.2,
+    )
+    mirror.start()
+    try:
+        given_up = threading.Thread(target=mirror.export_once)
+        given_up.start()
+        given_up.join(10)  # on the loop's thread: the loop blocked until the export gave up
+        assert not given_up.is_alive()
+        assert (reports, collections) == ([False], [])
+        # Queued behind the first collection: by its end the loop has been to that one too.
+        await asyncio.to_thread(mirror.export_once)
+    finally:
+        await asyncio.to_thread(mirror.close, 1.0)
+    assert (reports, collections) == ([False, True], [0])
+    assert "OTLP metrics collection raised" in caplog.text
 
 
 class _Refusing(ConsoleMetricExporter):

@@ -116,11 +116,19 @@ class Spool:
         # count loses the other's change.
         self._stored = 0
         self._sent = 0
+        # The same for records (frames), for what a stop says the spool holds.
+        self._stored_frames = 0
+        self._sent_frames = 0
 
     @property
     def pending_bytes(self) -> int:
         """Bytes of records not yet sent (what ``max_bytes`` bounds)."""
         return self._stored - self._sent
+
+    @property
+    def pending_frames(self) -> int:
+        """Records (frames) not yet sent: this run's and those an earlier run left."""
+        return self._stored_frames - self._sent_frames
 
     # -- from the event loop --
 
@@ -177,12 +185,12 @@ class Spool:
         _logger.info(
             "spool: Redis already holds records up to byte %d of %s", offset, batch.segment
         )
-        await self._call(self._move, batch.segment, offset)
+        await self._call(self._move, batch.segment, offset, None)
         return True
 
     async def advance(self, batch: SpoolBatch) -> list[str]:
         """Move the head past ``batch`` (now in Redis); the ids of the segments now spent."""
-        return await self._call(self._move, batch.segment, batch.end)
+        return await self._call(self._move, batch.segment, batch.end, len(batch.frames))
 
     async def aclose(self, seconds: float | None = None) -> None:
         """Finish what is being written (for up to ``seconds``; None: however long the disk
@@ -256,6 +264,7 @@ class Spool:
                 # Stored in the very step the batch stops being one written (nothing awaited
                 # before the next one is): append never counts it twice, as both.
                 self._stored += sum(len(data) for data, _, _ in self._writing)
+                self._stored_frames += sum(count for _, count, _ in self._writing)
                 for _, _, future in self._writing:
                     if not future.done():
                         future.set_result(True)
@@ -298,6 +307,7 @@ class Spool:
         self._head = min(head, found[0].size) if found else 0
         # Set here, on the spool's thread, before the event loop counts anything.
         self._stored, self._sent = sum(segment.size for segment in found), self._head
+        self._stored_frames, self._sent_frames = waiting, 0
         self._opened = True
         return waiting
 
@@ -336,15 +346,21 @@ class Spool:
             return None
         return _read(self._segments[0], self._head, count)
 
-    def _move(self, segment_id: str, offset: int) -> list[str]:
+    def _move(self, segment_id: str, offset: int, frames: int | None) -> list[str]:
+        """Move the head to ``offset``, past ``frames`` records (None: not known, counted)."""
         if not self._segments or self._segments[0].id != segment_id:
             return []
         first = self._segments[0]
         moved = min(offset, first.size) - self._head
         if moved <= 0:
             return []
+        if frames is None:  # Redis's progress (``resume``): rare, so read rather than kept
+            with first.path.open("rb") as file:
+                file.seek(self._head)
+                frames = _count(file.read(moved))[0]
         self._head += moved
         self._sent += moved
+        self._sent_frames += frames
         spent: list[str] = []
         # A segment sent to the end goes, the last one too (the next append starts a new one):
         # the spool's files hold only what waits.
@@ -534,21 +550,7 @@ def _repair(path: Path, start: int) -> tuple[int, int]:
     (damaged records with whole ones after them stay, to be skipped when read); returns
     (records, the file's new size)."""
     data = path.read_bytes()
-    count, good = 0, start
-    while True:
-        records, consumed = _records(data[good:], len(data))
-        count += len(records)
-        good += consumed
-        found = _resync(data, good) if good < len(data) else None
-        if found is None:
-            break
-        _logger.error(
-            "spool segment %s: a damaged record at byte %d, whole records again from byte %d",
-            path,
-            good,
-            found,
-        )
-        good = found
+    count, good = _count(data, start, path)
     if good < len(data):
         _logger.warning(
             "spool segment %s: cutting off %d byte(s) after the last whole record",
@@ -558,6 +560,29 @@ def _repair(path: Path, start: int) -> tuple[int, int]:
         with path.open("r+b") as file:
             file.truncate(good)
             os.fsync(file.fileno())
+    return count, good
+
+
+def _count(data: bytes, start: int = 0, path: Path | None = None) -> tuple[int, int]:
+    """The whole records of ``data`` from ``start`` (damaged ones with whole ones after them
+    skipped: logged, as found in the segment ``path``, when given), and the offset after the
+    last."""
+    count, good = 0, start
+    while True:
+        records, consumed = _records(data[good:], len(data))
+        count += len(records)
+        good += consumed
+        found = _resync(data, good) if good < len(data) else None
+        if found is None:
+            break
+        if path is not None:
+            _logger.error(
+                "spool segment %s: a damaged record at byte %d, whole records again from byte %d",
+                path,
+                good,
+                found,
+            )
+        good = found
     return count, good
 
 

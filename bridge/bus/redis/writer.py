@@ -241,10 +241,12 @@ class Writer:
                 async with asyncio.timeout(spool_seconds):
                     stored = await self._spool.append(left)
                 if stored:
+                    # The spool may hold more: ingested batches, an earlier run's frames.
                     _logger.warning(
-                        "Redis bus stopped with %d frame(s) unwritten: kept in the spool for the "
-                        "next start",
+                        "Redis bus stopped with %d frame(s) unwritten: kept in the spool, which"
+                        " holds %d frame(s) in all for the next start to write",
                         len(left),
+                        self._spool.pending_frames,
                     )
                     return
         _logger.warning("Redis bus stopped with %d frame(s) unwritten", len(left))

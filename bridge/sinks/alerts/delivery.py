@@ -37,6 +37,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Final, Protocol
 
 import aiohttp
@@ -44,6 +45,7 @@ import aiohttp
 from bridge import __version__
 from bridge.backoff import Backoff
 from bridge.bus import SIGNATURE_HEADER, Keyring
+from bridge.hidden import on_one_line
 from bridge.httpclient import (
     REQUEST_ERRORS,
     ClientSettings,
@@ -141,14 +143,69 @@ def classify(status: int) -> Outcome:
 
 def answer_said(head: bytes, url: str, response: aiohttp.ClientResponse) -> str:
     """The start of ``head``, the body of ``response`` refusing a post to ``url``, as a log line
-    shows it: on one line (a server's "404 page not found\n" or HTML page would break it), every
-    URL in it redacted, and what the request sent that may be a secret hidden, should the
-    answer quote it (``redact_sent``: the path of ``url`` and of the URL a redirect led to, and
-    the request's headers but the delivery's id), at most 200 characters."""
+    shows it: an HTML page (by its ``Content-Type`` or a leading ``<``) as the text a browser
+    shows of it (``_page_text``), on one line (a server's "404 page not found\n" would break
+    it), every URL in it redacted, and what the request sent that may be a secret hidden, should
+    the answer quote it (``redact_sent``: the path of ``url`` and of the URL a redirect led to,
+    and the request's headers but the delivery's id), at most 200 characters, a control
+    character in it shown as its escape."""
     sent = response.request_info.headers
     text = head.decode(errors="replace")
+    if "html" in response.headers.get("Content-Type", "").lower() or text.lstrip().startswith("<"):
+        text = _page_text(text)
     text = redact_sent(text, (url, str(response.url)), sent, shown={DELIVERY_HEADER})
-    return " ".join(redact_urls(text).split())[:200]
+    return on_one_line(" ".join(redact_urls(text).split())[:_SAID_LIMIT])
+
+
+_SAID_LIMIT: Final = 200  # characters of a refusal's body a log line quotes
+# An HTML page is read a piece at a time, until it has given enough text to quote.
+_PAGE_PIECE: Final = 4096
+
+
+class _PageText(HTMLParser):
+    """The text of an HTML page as a browser shows it: its body's words, not its markup, head,
+    scripts or styles; and its title apart."""
+
+    _UNSHOWN: Final = frozenset({"head", "script", "style", "template", "noscript"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.words: list[str] = []
+        self.title: list[str] = []
+        self.length = 0
+        self._unshown = 0
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._UNSHOWN:
+            self._unshown += 1
+        self._in_title = self._in_title or tag == "title"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._UNSHOWN:
+            self._unshown = max(self._unshown - 1, 0)
+        self._in_title = self._in_title and tag != "title"
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title.append(data)
+        elif not self._unshown:
+            words = data.split()
+            self.words.extend(words)
+            self.length += sum(len(word) + 1 for word in words)
+
+
+def _page_text(page: str) -> str:
+    """What of an HTML ``page`` a log line quotes: its body's text (Python's http.server 501:
+    "Error response Error code: 501 Message: Unsupported method ('POST')..."), or else its
+    title, or else "an HTML page"; read only as far as it needs to fill the line."""
+    parser = _PageText()
+    for start in range(0, len(page), _PAGE_PIECE):
+        parser.feed(page[start : start + _PAGE_PIECE])
+        if parser.length > 2 * _SAID_LIMIT:  # room for what redaction shortens
+            break
+    words = parser.words or " ".join(parser.title).split()
+    return " ".join(words) if words else "an HTML page"
 
 
 async def read_answer(

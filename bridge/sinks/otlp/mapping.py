@@ -72,6 +72,7 @@ __all__ = [
     "INFO",
     "LOG_TAGS",
     "MAX_ARRAY_ITEMS",
+    "MAX_KEY_LENGTH",
     "MAX_PAYLOAD_ATTRIBUTES",
     "MAX_PAYLOAD_CHARACTERS",
     "MAX_STRING_LENGTH",
@@ -241,10 +242,11 @@ def flatten_payload(
 
     Nested objects become dotted keys (up to ``MAX_DEPTH`` levels, deeper ones JSON text);
     homogeneous lists of scalars become arrays of at most ``MAX_ARRAY_ITEMS``; strings (a
-    whole number past int64's as text too) are cut to ``MAX_STRING_LENGTH``; after
-    ``MAX_PAYLOAD_ATTRIBUTES`` the rest, and each attribute whose text would take the
-    attributes past ``MAX_PAYLOAD_CHARACTERS`` in all (a shorter one after it is still kept),
-    are counted in ``exesdb.attributes_dropped``. A payload ``node`` equal to the envelope's is
+    whole number past int64's as text too) are cut to ``MAX_STRING_LENGTH``, keys to
+    ``MAX_KEY_LENGTH``; after ``MAX_PAYLOAD_ATTRIBUTES`` the rest, each attribute whose text
+    would take the attributes past ``MAX_PAYLOAD_CHARACTERS`` in all (a shorter one after it is
+    still kept), and each whose key an attribute before it has (two keys cut alike) are counted
+    in ``exesdb.attributes_dropped``. A payload ``node`` equal to the envelope's is
     left out.
     """
     out: Attributes = {}
@@ -268,11 +270,14 @@ def flatten_payload(
             scalar = _scalar(value)
             converted = _truncate(str(value)) if scalar is None else scalar
         size = _text_size(converted)
-        if len(out) >= MAX_PAYLOAD_ATTRIBUTES or size > left:
+        name = _truncate(key, MAX_KEY_LENGTH)
+        # A key another attribute has already (two long ones cut alike, ``a.b`` and ``a``'s
+        # ``b``) would replace its value, its text counted twice: the first one stays.
+        if name in out or len(out) >= MAX_PAYLOAD_ATTRIBUTES or size > left:
             dropped += 1
             return
         left -= size
-        out[_truncate(key, MAX_KEY_LENGTH)] = converted
+        out[name] = converted
 
     for name, value in payload.items():
         if name in exclude:

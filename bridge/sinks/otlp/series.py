@@ -29,6 +29,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any, Final
 
 from opentelemetry.sdk.metrics.export import (
@@ -216,7 +217,9 @@ class MetricsMirror:
 
     ``temporality`` is ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE``'s value
     (``sends_deltas`` says what it makes of it); ``clock`` (nanoseconds since 1970) dates the
-    mirror's start and each collection.
+    mirror's start and each collection; ``collect_timeout`` is how long an export waits for the
+    event loop to collect (a loop blocked or swamped past it fails that export, and its
+    collection is called off: the loop, back, does not make it for nobody).
     """
 
     def __init__(
@@ -231,6 +234,7 @@ class MetricsMirror:
         *,
         temporality: TemporalityPreference = "cumulative",
         clock: Callable[[], int] = time.time_ns,
+        collect_timeout: float = _COLLECT_TIMEOUT,
     ) -> None:
         self._registry = registry
         self._exporter = exporter
@@ -240,6 +244,7 @@ class MetricsMirror:
         self._expositions = expositions
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock = clock
+        self._collect_timeout = collect_timeout
         self._start_ns = clock()
         self._deltas = DeltaSums() if sends_deltas(temporality) else None
         # One export at a time: each delta starts where the previous export ended.
@@ -264,7 +269,18 @@ class MetricsMirror:
         while not self._stop.wait(self._interval):
             self.export_once()
 
-    async def _collect(self) -> tuple[MetricsData, int]:
+    def _collect_on_loop(self, collecting: Future[tuple[MetricsData, int]]) -> None:
+        # Not run_coroutine_threadsafe's task: cancelled before the loop got to it, that task
+        # would still make its first step, the whole collection; this future, cancelled, is
+        # left (the concurrent.futures protocol).
+        if not collecting.set_running_or_notify_cancel():
+            return
+        try:
+            collecting.set_result(self._collect())
+        except Exception as exc:  # for the exporting thread to log
+            collecting.set_exception(exc)
+
+    def _collect(self) -> tuple[MetricsData, int]:
         now_ns = self._clock()
         data = registry_to_metrics(
             self._registry,
@@ -283,8 +299,13 @@ class MetricsMirror:
         with self._exporting:
             started = time.monotonic()
             try:
-                collecting = asyncio.run_coroutine_threadsafe(self._collect(), self._loop)
-                data, now_ns = collecting.result(_COLLECT_TIMEOUT)
+                collecting: Future[tuple[MetricsData, int]] = Future()
+                self._loop.call_soon_threadsafe(self._collect_on_loop, collecting)
+                try:
+                    data, now_ns = collecting.result(self._collect_timeout)
+                except TimeoutError:
+                    collecting.cancel()  # still queued on the loop: it is not made
+                    raise
                 if self._deltas is not None:
                     data = self._deltas.deltas(data, now_ns)
                 requests = _split_requests(data)

@@ -258,6 +258,31 @@ async def test_progress_redis_reports_moves_the_head_once_per_segment(open_spool
     assert await drain(spool) == [4, 5, 6, 7, 8, 9]
 
 
+async def test_the_spool_counts_the_frames_it_holds_across_a_reopen_and_progress_redis_reports(
+    open_spool,
+) -> None:
+    """``pending_frames`` counts the records not yet sent: those a reopen finds, those
+    appended, less those advanced past and those Redis says it already holds."""
+    spool = await open_spool(segment_bytes=1 << 20)
+    await spool.append([frame(n) for n in range(6)])
+    await spool.aclose()
+    spool = await open_spool(segment_bytes=1 << 20)
+    await spool.append([frame(n) for n in range(6, 10)])
+    assert spool.pending_frames == 10
+    first = await spool.peek(3)
+    assert first is not None
+    await spool.advance(first)
+    assert spool.pending_frames == 7
+    second = await spool.peek(7)
+    assert second is not None
+    held = await spool.peek(2)  # what Redis says it took of the rest
+    assert held is not None
+    assert await spool.resume(second, held.end)
+    assert spool.pending_frames == 5
+    assert await drain(spool) == [5, 6, 7, 8, 9]
+    assert spool.pending_frames == 0
+
+
 async def test_a_second_bridge_on_the_same_spool_is_refused(open_spool, tmp_path: Path) -> None:
     """One bridge per spool: opening it again while it is open fails, saying why; once closed
     it opens again."""

@@ -572,6 +572,38 @@ async def test_a_refusal_with_a_page_of_lines_is_logged_on_one_line(
     ]
 
 
+async def test_a_refusing_html_page_showing_no_text_is_logged_as_its_title_escaped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A proxy's HTML page (by its Content-Type) whose body shows no text is quoted as its
+    title, a control character in it (a terminal's escape) shown as its escape, not sent to the
+    terminal reading the log."""
+    results: list[PostResult] = []
+    page = "\n<html><head><title>Bad \x1b[2J gateway</title></head><body> </body></html>"
+
+    async def bad_gateway(request: web.Request) -> web.Response:
+        return web.Response(status=502, text=page, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_post("/api/v2/alerts", bad_gateway)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    caplog.set_level(logging.WARNING, "bridge.sinks.alerts.alertmanager")
+    try:
+        async with poster_to(url, tmp_path, count=results.append) as (poster, outbox, clock):
+            outbox.alerts.apply([firing_event("a1")], clock.now)
+            poster.start()
+            await async_wait_until(lambda: results, what="a refused post")
+    finally:
+        await runner.cleanup()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"cannot post to Alertmanager {url}/…: it answered 502: Bad \\u001b[2J gateway;"
+        " trying again until it takes them (counted in exesdb_alertmanager_posts_total)"
+    ]
+
+
 async def test_changes_while_alertmanager_fails_do_not_post_faster_than_the_first_retry(
     tmp_path: Path,
 ) -> None:
