@@ -22,6 +22,9 @@ __all__ = ["redis_server"]  # the fixture, imported for the tests below
 SLOW_MS = 3_000
 FAST_MS = 500
 STEP = 0.25  # seconds of the shared clock between two ticks of the replicas
+RECORDED = ("ex_esdb_lifecycle", "ex_esdb_health", "ex_esdb_alerts")  # what a Replica records
+# What a monitor hears: any message of a node on these is a sign of life of it.
+HEARD = ("ex_esdb_lifecycle", "ex_esdb_health")
 
 
 def lifecycle_from(listener: Replica, sender: Replica) -> list[str]:
@@ -60,69 +63,13 @@ async def heard_through(replicas: list[Replica]) -> None:
         await replica.settle()
 
 
-async def test_replicas_of_different_intervals_find_no_false_down_and_real_silence(
-    redis_server: Callable[[], RedisServer],
-) -> None:
-    """On a Redis bus, a replica at 3 s and one at 500 ms started after it announce no down
-    over six of the slow one's intervals, each hearing all the other says; the slow one then
-    silent (its loop stopped), the fast one finds it down three of its 3 s intervals on,
-    within a step of the shared clock."""
-    server = redis_server()
-    clock = Clock()
-    replicas: list[Replica] = []
-    try:
-        slow = await on_redis(server, clock, "bridge-slow", interval_ms=SLOW_MS)
-        replicas.append(slow)
-        fast = await on_redis(server, clock, "bridge-fast", interval_ms=FAST_MS)
-        replicas.append(fast)
-
-        slow_said = clock.now  # when the slow replica last published, on the shared clock
-
-        async def step(ticking: list[Replica]) -> None:
-            nonlocal slow_said
-            clock.forward(STEP)
-            before = published(slow)
-            for replica in ticking:
-                await replica.naps.tick()
-            await heard_through(replicas)
-            if published(slow) > before:
-                slow_said = clock.now
-
-        await introduced(slow, fast)
-        # A replica that ticked before its Redis link was up gives every node fresh intervals
-        # on its next tick: that tick first.
-        await step(replicas)
-        began = clock.now
-        while clock.now - began < 6 * SLOW_MS / 1000:
-            await step(replicas)
-        for replica in replicas:
-            for node in ("bridge-slow", "bridge-fast"):
-                assert announced(replica, node, "down") == []
-
-        limit = 3 * SLOW_MS / 1000
-        while not announced(fast, "bridge-slow", "down"):
-            assert clock.now - slow_said <= limit, "the silent replica not found down in time"
-            await step([fast])
-        assert limit < clock.now - slow_said <= limit + STEP
-    finally:
-        for replica in replicas:
-            await replica.monitor.aclose()
-            await replica.bridge.aclose()
-
-
-OLD_MS = 1_000  # the restarted node's interval before its restart
-NEW_MS = 10_000  # and after it
-REJOIN_STEP = 0.5  # seconds of the shared clock between two ticks, in the restart's test
-RECORDED = ("ex_esdb_lifecycle", "ex_esdb_health", "ex_esdb_alerts")  # what a Replica records
-
-
-def sent(replica: Replica) -> float:
-    """Every message ``replica`` published on the instances a Replica records."""
+def sent(replica: Replica, instances: tuple[str, ...] = RECORDED) -> float:
+    """Every message ``replica`` published on ``instances`` (those a Replica records)."""
     return sum(
         sample.value
         for metric in replica.bridge.registry.collect()
         for sample in metric.samples
-        if sample.name == "exesdb_bus_published_total" and sample.labels["pubsub"] in RECORDED
+        if sample.name == "exesdb_bus_published_total" and sample.labels["pubsub"] in instances
     )
 
 
@@ -149,6 +96,79 @@ async def heard_all(replicas: list[Replica], since: dict[str, int]) -> None:
     await async_wait_until(through, 10, "every replica's messages heard by all")
     for replica in replicas:
         await replica.settle()
+
+
+async def test_replicas_of_different_intervals_find_no_false_down_and_real_silence(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """On a Redis bus, a replica at 3 s and one at 500 ms started after it announce no down
+    over six of the slow one's intervals, each hearing all the other says; the slow one then
+    silent (its loop stopped), its last message a ClusterHealth after its last heartbeat, the
+    fast one finds it down three of its 3 s intervals after that message, within a step of the
+    shared clock."""
+    server = redis_server()
+    clock = Clock()
+    replicas: list[Replica] = []
+    try:
+        slow = await on_redis(server, clock, "bridge-slow", interval_ms=SLOW_MS)
+        replicas.append(slow)
+        fast = await on_redis(server, clock, "bridge-fast", interval_ms=FAST_MS)
+        replicas.append(fast)
+
+        # When the slow replica last said anything the fast one hears, on the shared clock: its
+        # heartbeats, and each ClusterHealth it publishes (when a period of Redis's clock began
+        # since the fast one's last), which the fast one takes as a sign of life as well.
+        slow_said = clock.now
+
+        async def step(ticking: list[Replica]) -> None:
+            nonlocal slow_said
+            clock.forward(STEP)
+            before = sent(slow, HEARD)
+            for replica in ticking:
+                await replica.naps.tick()
+            # Everything, not only the NodeLifecycle: each message is heard on the clock of
+            # the step it was published in.
+            await heard_all(replicas, since)
+            if sent(slow, HEARD) > before:
+                slow_said = clock.now
+
+        await introduced(slow, fast)
+        # Counted from here, once each heard all its own back: what each published before the
+        # other read the streams is never heard there.
+        await async_wait_until(
+            lambda: all(len(own(r)) == sent(r) for r in replicas), 10, "each heard its own back"
+        )
+        since = {r.monitor.node: len(own(r)) for r in replicas}
+        # A replica that ticked before its Redis link was up gives every node fresh intervals
+        # on its next tick: that tick first.
+        await step(replicas)
+        began = clock.now
+        while clock.now - began < 6 * SLOW_MS / 1000:
+            await step(replicas)
+        # Its last message a ClusterHealth, a step after its last heartbeat: the period's claim
+        # let go, the slow one (ticking first) takes it.
+        with server.client() as client:
+            client.delete("exesdb:cluster:health")
+        await step(replicas)
+        assert slow_said == clock.now, "the slow replica published nothing at its last tick"
+        for replica in replicas:
+            for node in ("bridge-slow", "bridge-fast"):
+                assert announced(replica, node, "down") == []
+
+        limit = 3 * SLOW_MS / 1000
+        while not announced(fast, "bridge-slow", "down"):
+            assert clock.now - slow_said <= limit, "the silent replica not found down in time"
+            await step([fast])
+        assert limit < clock.now - slow_said <= limit + STEP
+    finally:
+        for replica in replicas:
+            await replica.monitor.aclose()
+            await replica.bridge.aclose()
+
+
+OLD_MS = 1_000  # the restarted node's interval before its restart
+NEW_MS = 10_000  # and after it
+REJOIN_STEP = 0.5  # seconds of the shared clock between two ticks, in the restart's test
 
 
 async def test_a_replica_that_missed_a_nodes_restart_at_a_longer_interval_finds_it_down_once(
