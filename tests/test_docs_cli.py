@@ -202,3 +202,34 @@ def test_the_cli_page_gives_each_option_default_the_parser_has() -> None:
             assert float(said.group(1)) == action.default, f"{sub.prog} {option}"
             checked.append(option)
     assert sorted(checked) == ["--limit", "--limit", "--timeout"]
+
+
+# Options whose words are named elsewhere than on their command's row, with where.
+_CHOICES_NAMED_ELSEWHERE = {
+    "--instance": "the bus instances: `exesdb-bridge schema` and docs/messages.md list them",
+}
+
+
+def test_the_cli_page_names_every_word_an_option_takes() -> None:
+    """Each word an option of a few takes (`outbox list --state delivered`, `alerts list
+    --state resolved`) is on its command's row of docs/cli.md, in a code span of its own or
+    after the option, so a reader learns them before a usage error lists them."""
+    from bridge.cli import build_parser
+
+    rows = [line for line in page("cli").splitlines() if line.startswith("| `exesdb-bridge ")]
+    unnamed, checked = [], []
+    for sub in _parsers(build_parser()):
+        for action in sub._actions:
+            if not action.option_strings or not action.choices:
+                continue
+            option = action.option_strings[-1]
+            if option in _CHOICES_NAMED_ELSEWHERE:
+                continue
+            name = sub.prog.removeprefix("exesdb-bridge ").split()[0]
+            [row] = [row for row in rows if row.startswith(f"| `exesdb-bridge {name} ")]
+            for choice in action.choices:
+                checked.append(f"{sub.prog} {option} {choice}")
+                if f"`{choice}`" not in row and f"{option} {choice}" not in row:
+                    unnamed.append(f"{sub.prog} {option} {choice}")
+    assert "exesdb-bridge outbox list --state delivered" in checked  # the check sees them
+    assert unnamed == [], f"name these on their rows of docs/cli.md: {unnamed}"

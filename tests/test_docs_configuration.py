@@ -3,6 +3,7 @@ bounds and choices, and the errors the pages show."""
 
 from __future__ import annotations
 
+import ast
 import enum
 import itertools
 import re
@@ -19,7 +20,7 @@ from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.settings import Settings, known_variables, unknown_variables
 from tests.doc_text import fenced, page, pages
-from tests.support import make_settings
+from tests.support import ROOT, make_settings
 
 
 def _table_rows(text: str) -> dict[str, str]:
@@ -229,6 +230,52 @@ def test_the_bound_reader_reads_figures_as_the_rows_write_them() -> None:
     """The check above can fail: it reads grouped figures and MiB, not parts of other words."""
     row = "| (1 024 to 268 435 456, 256 MiB; ≥ 100, 10,000) level1 2.5 |"
     assert _row_figures(row) == {1024, 268_435_456, 256, 100, 10_000, 2.5}
+
+
+def _contradictions() -> list[tuple[str, str]]:
+    """Each pair of settings the start-up checks hold against each other (a degraded threshold
+    above its unhealthy one, the spool below twice a body: ``_blaming_the_one_set``'s calls in
+    bridge/settings_checks.py), by variable; the thresholds' pair, one rule for the three
+    resources, as the cpu one."""
+    tree = ast.parse((ROOT / "bridge" / "settings_checks.py").read_text())
+    pairs = []
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) == "_blaming_the_one_set"
+            and isinstance(node.args[1], ast.Tuple)
+        ):
+            continue
+        fields = [
+            "".join(
+                str(part.value) if isinstance(part, ast.Constant) else "cpu"
+                for part in (element.values if isinstance(element, ast.JoinedStr) else [element])
+            )
+            for element in node.args[1].elts
+        ]
+        first, second = (str(Settings.model_fields[field].validation_alias) for field in fields)
+        pairs.append((first, second))
+    return pairs
+
+
+def test_the_configuration_page_says_which_settings_must_agree() -> None:
+    """Two settings start-up refuses in contradiction (`EXESDB_WEBHOOK_BACKOFF_MS` above
+    `EXESDB_WEBHOOK_MAX_BACKOFF_MS`) are named on each other's rows, one on the other's at least,
+    so a user learns the rule before the error tells it."""
+    rows = {
+        match.group(1): line
+        for line in page("configuration").splitlines()
+        if (match := re.match(r"\| `([A-Z0-9_]+)` \|", line))
+    }
+    pairs = _contradictions()
+    assert ("EXESDB_CPU_DEGRADED", "EXESDB_CPU_UNHEALTHY") in pairs  # the check reads them all
+    assert ("EXESDB_WEBHOOK_BACKOFF_MS", "EXESDB_WEBHOOK_MAX_BACKOFF_MS") in pairs
+    unsaid = [
+        f"{first} and {second}"
+        for first, second in pairs
+        if f"`{second}`" not in rows[first] and f"`{first}`" not in rows[second]
+    ]
+    assert unsaid == [], f"say on docs/configuration.md which settings must agree: {unsaid}"
 
 
 @pytest.mark.parametrize("path", pages(), ids=lambda path: path.name)

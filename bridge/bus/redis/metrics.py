@@ -52,7 +52,9 @@ class RedisCollector(Collector):
         )
         yield GaugeMetricFamily(
             "exesdb_redis_spool_bytes",
-            "Bytes of ingested frames in the spool on disk, not yet written to Redis.",
+            "Bytes of frames in the spool on disk, not yet written to Redis: ingested ones, the "
+            "AlertAcks of acknowledgements at a replica without the work-queue lease, and those an "
+            "earlier stop could not write.",
             value=writer.spool_bytes,
         )
         yield GaugeMetricFamily(
@@ -97,7 +99,9 @@ class RedisCollector(Collector):
         )
         yield CounterMetricFamily(
             "exesdb_redis_spooled",
-            "Ingested frames stored in the spool on disk (answered 202) to be written to Redis.",
+            "Frames stored in the spool on disk to be written to Redis: ingested ones (answered "
+            "202) and the AlertAcks of acknowledgements at a replica without the work-queue lease "
+            "(answered 200).",
             value=writer.spooled,
         )
         yield CounterMetricFamily(
