@@ -10,6 +10,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -191,6 +192,15 @@ def _terminal_output(master: int, until: bytes, within: float = 30.0) -> bytes:
     return output
 
 
+def _at_a_terminal() -> None:
+    """In the child: the pseudo-terminal becomes the new session's controlling one (/dev/tty,
+    where getpass asks, and where Ctrl-C comes from), and Ctrl-C interrupts, as at a shell's
+    prompt, even when the suite runs in the background (``&`` ignores SIGINT, and a child
+    keeps an ignored signal ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 def test_ctrl_c_at_the_password_prompt_ends_its_line_and_exits_130() -> None:
     """Ctrl-C at the terminal's --user password prompt ends the prompt's line (it echoes
     nothing, so the shell's next prompt followed on that line) and exits 130, no traceback."""
@@ -203,9 +213,7 @@ def test_ctrl_c_at_the_password_prompt_ends_its_line_and_exits_130() -> None:
             stdout=slave,
             stderr=slave,
             start_new_session=True,
-            # The pseudo-terminal becomes the new session's controlling one: /dev/tty, where
-            # getpass asks, and where Ctrl-C comes from.
-            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+            preexec_fn=_at_a_terminal,
         )
         os.close(slave)
         asked = _terminal_output(master, b"password for ops: ")
