@@ -522,3 +522,46 @@ async def test_a_stop_while_taking_the_work_queue_up_gives_the_lease_back_at_onc
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         await client.aclose()
+
+
+class _SetAnswerLost(Redis):
+    """A client whose ``SET`` of the lease Redis runs, its answer then lost (a timeout)."""
+
+    lost = asyncio.Event()
+
+    async def set(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+        """Run the SET, then raise as if its answer never came."""
+        await super().set(*args, **kwargs)  # type: ignore[arg-type]
+        type(self).lost.set()
+        raise redis_py.exceptions.TimeoutError("Timeout reading from the socket")
+
+
+async def test_a_stop_after_a_take_whose_answer_was_lost_gives_the_lease_back(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A graceful stop that comes after a take whose answer was lost (Redis set the lease, the
+    replica told only a timeout, retrying after its backoff) gives the lease back at once, not
+    left for the replicas standing by to wait out."""
+    server = redis_server()
+    url = server.url
+    _SetAnswerLost.lost = asyncio.Event()
+    client = _SetAnswerLost.from_url(url)
+    link = Link(url, client, Backoff(60.0, 60.0, 0.0))  # the retry comes after the stop
+    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=60_000)
+    running = asyncio.create_task(lease.run())
+    try:
+        await asyncio.wait_for(_SetAnswerLost.lost.wait(), 10)
+        with server.client() as other:
+            assert other.get(LEADER) == b"a:1"
+        assert not lease.leading
+        # As WorkQueue.release stops it: the lease's task cancelled, then the lease released.
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await lease.release()
+        with server.client() as other:
+            assert other.get(LEADER) is None
+    finally:
+        link.stopping.set()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await client.aclose()

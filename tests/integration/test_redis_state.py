@@ -464,11 +464,8 @@ async def test_an_ack_at_a_replica_without_the_lease_reaches_the_holder_with_the
 
 
 @pytest.mark.parametrize(
-    ("holding", "why", "fills"),
-    [
-        (False, "does not hold the work-queue lease", "EXESDB_REDIS_SPOOL_BYTES"),
-        (True, "Redis did not take its change", "EXESDB_REDIS_BUFFER_SIZE"),
-    ],
+    ("holding", "why"),
+    [(False, "does not hold the work-queue lease"), (True, "Redis did not take its change")],
     ids=["without-the-lease", "holder"],
 )
 async def test_an_ack_stored_nowhere_whose_alertack_the_bus_cannot_take_is_answered_503(
@@ -477,21 +474,18 @@ async def test_an_ack_stored_nowhere_whose_alertack_the_bus_cannot_take_is_answe
     caplog: pytest.LogCaptureFixture,
     holding: bool,
     why: str,
-    fills: str,
 ) -> None:
-    """An acknowledgement stored nowhere whose AlertAck the bus cannot take (Redis stalled: at a
-    replica without the work-queue lease, which stores none itself, the spool on disk full; at
-    the holder, whose change Redis does not take, the buffer for Redis full) is answered 503
-    not_committed with Retry-After and why, logged once, not 200 as if acknowledged while the
-    alert goes on firing; sent again once Redis is back, it is answered 200 and reaches the
-    holder."""
+    """An acknowledgement stored nowhere (at a replica without the work-queue lease, which
+    stores none itself; at the holder, whose change Redis does not take) whose AlertAck the bus
+    cannot store (Redis stalled, the spool on disk full) is answered 503 not_committed with
+    Retry-After and why, logged once, not 200 as if acknowledged while the alert goes on firing;
+    sent again once Redis is back, it is answered 200 and reaches the holder."""
     server = redis_server()
     proxy = await Proxy(server.port).start()
     try:
         bridge_of = alert_bridge(
             tmp_path,
             EXESDB_BUS=proxy.url,
-            EXESDB_REDIS_BUFFER_SIZE="4",
             EXESDB_REDIS_SPOOL_BYTES=str(1024 * 1024),  # the least allowed
         )
         async with bridge_of as (bridge, sink, _):
@@ -501,13 +495,8 @@ async def test_an_ack_stored_nowhere_whose_alertack_the_bus_cannot_take_is_answe
             if not holding:
                 hold(server, "b:1")  # another replica takes the lease: this one stands by
                 await async_wait_until(lambda: not sink.holds_work_queue(), what="stepped down")
-            proxy.stall()  # the writer's next command waits for an answer: buffer, spool fill
-            if holding:
-                trace = DebugTrace(component="c", operation="op", node="n")
-                filled = [bool(bridge.bus.publish("diag", trace)) for _ in range(6)]
-                assert not filled[-1], filled  # the buffer of 4, and one write under way at most
-            else:
-                await _fill_spool(bridge)
+            proxy.stall()  # the writer's next command waits for an answer: the spool fills
+            await _fill_spool(bridge)
             with caplog.at_level(logging.WARNING):
                 # (At the holder each waits for the stalled change to time out.)
                 refused = [await _ack(bridge) for _ in range(1 if holding else 2)]
@@ -520,7 +509,7 @@ async def test_an_ack_stored_nowhere_whose_alertack_the_bus_cannot_take_is_answe
                 ), body
                 assert why in body["detail"]
                 assert "refused the AlertAck" in body["detail"]
-                assert fills in body["detail"]
+                assert "EXESDB_REDIS_SPOOL_BYTES" in body["detail"]
             said = [
                 r.getMessage() for r in caplog.records if "could not be stored" in r.getMessage()
             ]
@@ -540,6 +529,40 @@ async def test_an_ack_stored_nowhere_whose_alertack_the_bus_cannot_take_is_answe
                 with server.client() as client:
                     client.delete("exesdb:bus:leader")  # that one gone: this one takes it back
                 await async_wait_until(sink.holds_work_queue, what="the lease taken back")
+
+            def acknowledged() -> bool:
+                found = stored(sink.outbox, "a1")
+                return found is not None and found.state is AlertState.ACKNOWLEDGED
+
+            await async_wait_until(acknowledged, 10, "the acknowledgement stored by the holder")
+    finally:
+        await proxy.aclose()
+
+
+async def test_an_ack_at_the_holder_whose_change_redis_does_not_take_is_answered_once_spooled(
+    tmp_path: Path, redis_server: Callable[[], RedisServer]
+) -> None:
+    """At the work-queue holder, an acknowledgement whose change Redis does not take (stalled)
+    is answered 200 only once its AlertAck, then all that tells the holder, is in the spool on
+    disk, as at a replica without the lease, not while it waits in memory (lost to a crash);
+    Redis back, the holder stores it."""
+    server = redis_server()
+    proxy = await Proxy(server.port).start()
+    try:
+        async with alert_bridge(tmp_path, EXESDB_BUS=proxy.url) as (bridge, sink, _):
+            await async_wait_until(sink.holds_work_queue, what="the work-queue lease")
+            bridge.bus.publish("disk_full", system_alert("a1", metadata={"requires_ack": True}))
+            await async_wait_until(lambda: stored(sink.outbox, "a1"), what="the alert stored")
+            spooled = bridge.registry.get_sample_value("exesdb_redis_spooled_total") or 0
+            proxy.stall()  # the holder's change waits for an answer, then times out
+            status, _headers, body = await _ack(bridge)
+            assert (status, body["alert"]["state"]) == (200, "acknowledged"), body
+            assert sink.holds_work_queue()  # (the lease outlasts the stall)
+            kept = stored(sink.outbox, "a1")
+            assert kept is not None
+            assert kept.state is AlertState.FIRING  # stored nowhere here
+            assert bridge.registry.get_sample_value("exesdb_redis_spooled_total") == spooled + 1
+            proxy.resume()
 
             def acknowledged() -> bool:
                 found = stored(sink.outbox, "a1")

@@ -87,8 +87,9 @@ class Lease:
         self._on_lead: list[Callable[[], Awaitable[None]]] = []
         self._checks: list[Callable[[], str | None]] = []  # see ``require``
         self._unfit_told = False  # a free lease was declined as unfit, logged, while it lasts
-        # Set from taking the lease until it is held or given back: a stop meanwhile (the
-        # take-up under way) gives it back too (``release``), not left for the others to wait out.
+        # Set from taking the lease until it is held or given back (or taken again, after a take
+        # that failed, maybe set): a stop meanwhile (the take-up under way) gives it back too
+        # (``release``), not left for the others to wait out.
         self._claiming = False
         # Take-overs failed in a row, and what the last one logged failed with.
         self._failed_takes = 0
@@ -142,13 +143,16 @@ class Lease:
     async def release(self) -> None:
         """Give the lease back at once (rather than after it runs out), if held or being
         taken up."""
-        if not self.held.is_set() and not self._claiming:
+        held = self.held.is_set()
+        if not held and not self._claiming:
             return
         self.held.clear()
         self._claiming = False
+        released = 0
         with contextlib.suppress(*RETRYABLE):
-            await self._link.client.eval(_RELEASE, 1, self._key, self._consumer)
-        _logger.info("this replica handed the work queue over (%s)", self._consumer)
+            released = await self._link.client.eval(_RELEASE, 1, self._key, self._consumer)
+        if held or released:  # a take whose answer was lost may not have set it after all
+            _logger.info("this replica handed the work queue over (%s)", self._consumer)
 
     async def _step(self) -> float | None:
         self._stepped_down.clear()
@@ -258,13 +262,11 @@ class Lease:
 
     async def _claim(self, mine: bool) -> bool:
         """``_take``, noted (``_claiming``) until the lease is held or given back: a
-        cancellation (a stop) from here on leaves it to ``release`` to give back."""
+        cancellation (a stop) from here on leaves it to ``release`` to give back, and so does
+        a failure (its answer lost, the SET may have set it: ``release`` deletes only this
+        replica's)."""
         self._claiming = True
-        try:
-            taken = await self._take(mine)
-        except Exception:
-            self._claiming = False  # set after all, the next look finds it this replica's
-            raise
+        taken = await self._take(mine)
         self._claiming = taken
         return taken
 

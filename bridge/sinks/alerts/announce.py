@@ -1,10 +1,11 @@
 """An acknowledgement's AlertAck on the bus: stored durably where only it tells the lease holder.
 
-On Redis a replica without the work-queue lease stores no acknowledgement itself: the AlertAck
-it publishes is all that tells the holder, so it is answered only once that AlertAck is safe
-from a crash of this replica (``Bus.publish_durably``: in the spool on disk, which a restart
-sends again), as ingest answers 202. Anywhere else (the in-process bus, the holder) the ack is
-stored here first, and the AlertAck goes as ``Bus.publish`` sends any message.
+On Redis a replica without the work-queue lease stores no acknowledgement itself, nor does the
+holder whose change Redis did not take: the AlertAck it publishes is then all that tells the
+holder, so it is answered only once that AlertAck is safe from a crash of this replica
+(``Bus.publish_durably``: in the spool on disk, which a restart sends again), as ingest answers
+202. Anywhere else (the in-process bus, the holder) the ack is stored here first, and the
+AlertAck goes as ``Bus.publish`` sends any message.
 """
 
 from __future__ import annotations
@@ -25,16 +26,11 @@ _NOT_HOLDING: Final = "this replica does not hold the work-queue lease, so store
 _HOLDER_FAILED: Final = (
     "Redis did not take its change (should it have, unanswered, a retry finds it made)"
 )
-# How long an acknowledgement at a replica without the lease waits for its AlertAck to be
-# stored (on Redis, the spool's fsync), as ingest waits for a batch.
+# How long an acknowledgement stored nowhere here waits for its AlertAck to be stored (on
+# Redis, the spool's fsync), as ingest waits for a batch.
 _STORE_SECONDS: Final = 10.0
 _SLOW: Final = f"not stored within {_STORE_SECONDS:g} s"
-# What fills up while Redis does not take what the bus sends: the buffer (what ``publish``
-# sends), the spool (what ``publish_durably`` stores).
-_BUFFER_FILLS: Final = (
-    "the bus's buffer for Redis, EXESDB_REDIS_BUFFER_SIZE, fills while Redis is unreachable"
-    " or stalled"
-)
+# What fills up while Redis does not take what ``publish_durably`` stores.
 _SPOOL_FILLS: Final = (
     "the spool, EXESDB_REDIS_SPOOL_BYTES, fills while Redis is unreachable or stalled"
 )
@@ -53,10 +49,9 @@ class AckAnnouncer:
 
     async def announce(self, ack: Acknowledgement, made: Acknowledged) -> None:
         """Publish ``ack``'s AlertAck (``made``: what ``AlertStates.acknowledge`` made of it,
-        an alert to announce); raises ``TransportError`` when it was stored nowhere here and the
-        bus could not take its AlertAck (durably, at a replica without the lease: the spool
-        full, or its disk failing; at the holder whose change Redis did not take, into the
-        buffer for Redis, full while Redis is unreachable or stalled)."""
+        an alert to announce); raises ``TransportError`` when it was stored nowhere here (at a
+        replica without the lease, or the holder whose change Redis did not take) and the bus
+        could not store its AlertAck durably (the spool full, or its disk failing)."""
         holding = self._holding()
         # For the episode acknowledged: the one its maker saw, else where this replica's alerts
         # are current the one it stored the ack on. Looping back (the bus, the work queue)
@@ -73,19 +68,17 @@ class AckAnnouncer:
         )
         # Published whatever the integration switch says: switched off, an ack answered as
         # made at a replica without the lease would be lost.
-        fills: str | None = _BUFFER_FILLS
-        if made.stored or holding:
-            published = self._bus.publish("alert_acknowledged", announced)
-            refused = None if published else published.reason
-        else:
-            # Answered as made while it waited in memory (Redis unreachable), it would be lost
-            # to a crash of this replica, and the alert go on firing and escalating.
-            published, stored = await self._bus.publish_durably(
-                "alert_acknowledged", announced, _STORE_SECONDS
-            )
-            refused = None if stored is Durability.COMMITTED else published.reason or _SLOW
+        if made.stored:
+            self._bus.publish("alert_acknowledged", announced)
+            return
+        # Answered as made while it waited in memory (Redis unreachable), it would be lost to a
+        # crash of this replica, and the alert go on firing and escalating.
+        published, stored = await self._bus.publish_durably(
+            "alert_acknowledged", announced, _STORE_SECONDS
+        )
+        if stored is not Durability.COMMITTED:
+            refused = published.reason or _SLOW
             fills = _SPOOL_FILLS if stored is Durability.FULL else None
-        if refused is not None and not made.stored:
             raise TransportError(
                 f"{_HOLDER_FAILED if holding else _NOT_HOLDING}, and the bus refused the"
                 f" AlertAck that tells the lease holder: {refused}"

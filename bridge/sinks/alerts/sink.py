@@ -778,8 +778,8 @@ class AlertSink:
         and nothing is published. On Redis only the work-queue holder stores it (in the index,
         then here); any other replica answers with the alert as the holder will make it from
         the AlertAck, which it publishes whatever its own copy says (that may be stale).
-        One stored nowhere here returns only once the bus took its AlertAck (``AckAnnouncer``:
-        at a replica without the lease, in the spool on disk) and raises ``TransportError``
+        One stored nowhere here returns only once the bus stored its AlertAck (``AckAnnouncer``:
+        in the spool on disk) and raises ``TransportError``
         when it could not: nothing is acknowledged, unless Redis took a holder's change without
         answering.
         """
