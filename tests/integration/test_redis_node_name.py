@@ -175,7 +175,7 @@ def stopped_while_redis_is_paused(server: RedisServer, first: BridgeProcess) -> 
         stopped = time.time()
     finally:
         os.kill(server.process.pid, signal.SIGCONT)
-    assert "kept in the spool for the next start" in first.log()
+    assert "unwritten: kept in the spool, which holds" in first.log()
     return stopped
 
 
