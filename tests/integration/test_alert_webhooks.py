@@ -301,7 +301,7 @@ async def test_a_refusing_answer_that_echoes_the_receivers_path_does_not_log_it(
         f"<title>Error</title>\n</head>\n<body>\n<pre>Cannot POST {path}</pre>\n</body>\n</html>\n"
     )
     spring = f'{{"status":404,"error":"Not Found","path":"{path}"}}'
-    receiver.script(Answer(503, text=spring), Answer(404, text=express))
+    receiver.script(Answer(503, text=spring), Answer(404, text=express, content_type="text/html"))
     caplog.set_level(logging.WARNING, "bridge.sinks.alerts")
     async with alert_bridge(
         tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST

@@ -4,6 +4,9 @@ nothing dropped there before an outbox stored it."""
 from __future__ import annotations
 
 import logging
+import os
+import re
+import signal
 from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 from typing import Any
@@ -395,6 +398,44 @@ async def test_a_wall_clock_set_back_restarts_an_escalation_period_on_redis_too(
         escalated = stored(sink.outbox, "a1")
         assert escalated is not None
         assert escalated.level == 2
+
+
+async def test_escalation_and_expiry_waiting_out_an_outage_is_told_once_whatever_its_cause(
+    tmp_path: Path, redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An outage of Redis under the holder (cut off while it is down, then timing out while it
+    is paused) is told once, with its first cause, and its end with how many passes failed."""
+    server = redis_server()
+    assert server.process is not None
+    async with alert_bridge(tmp_path, EXESDB_BUS=server.url) as (bridge, sink, _):
+        await async_wait_until(sink.holds_work_queue, what="the work-queue lease")
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: stored(sink.outbox, "a1"), what="a1 stored")
+        with caplog.at_level("INFO", logger="bridge.sinks.alerts.housekeeping"):
+            with server.client() as client:
+                client.save()  # loaded by the start again: the lease and alerts kept
+            server.stop()
+            await sink.housekeeping.housekeep()
+            server.start()
+            os.kill(server.process.pid, signal.SIGSTOP)
+            try:
+                await sink.housekeeping.housekeep()  # timing out: the cause worded anew
+            finally:
+                os.kill(server.process.pid, signal.SIGCONT)
+            await async_wait_until(
+                lambda: "go on again" in caplog.text, 20, "escalation and expiry going on"
+            )
+    said = [r.getMessage() for r in caplog.records if "escalation and expiry" in r.getMessage()]
+    assert len(said) == 2, said
+    port = server.port
+    assert said[0].startswith(
+        f"alerts: escalation and expiry wait: Redis at redis://127.0.0.1:{port}/… could not"
+    ), said
+    assert "Timeout" not in said[0], said  # the outage's first cause, not its latest
+    assert re.fullmatch(
+        r"alerts: escalation and expiry go on again after (\d+) failed pass\(es\) in [\d.]+s",
+        said[1],
+    ), said
 
 
 @pytest.mark.parametrize("lost", ["flushall", "deleted", "emptied"])

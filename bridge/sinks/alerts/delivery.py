@@ -143,21 +143,25 @@ def classify(status: int) -> Outcome:
 
 def answer_said(head: bytes, url: str, response: aiohttp.ClientResponse) -> str:
     """The start of ``head``, the body of ``response`` refusing a post to ``url``, as a log line
-    shows it: an HTML page (by its ``Content-Type`` or a leading ``<``) as the text a browser
-    shows of it (``_page_text``), on one line (a server's "404 page not found\n" would break
+    shows it: an HTML page (by its ``Content-Type``, or a leading ``<`` when it has none or a
+    generic one: Go's "<nil>" said as text/plain is not a page) as the text a browser shows of
+    it (``_page_text``), on one line (a server's "404 page not found\n" would break
     it), every URL in it redacted, and what the request sent that may be a secret hidden, should
     the answer quote it (``redact_sent``: the path of ``url`` and of the URL a redirect led to,
     and the request's headers but the delivery's id), at most 200 characters, a control
     character in it shown as its escape."""
     sent = response.request_info.headers
     text = head.decode(errors="replace")
-    if "html" in response.headers.get("Content-Type", "").lower() or text.lstrip().startswith("<"):
-        text = _page_text(text)
+    kind = response.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+    if "html" in kind or (kind in _UNTYPED and text.lstrip().startswith("<")):
+        text = _page_text(text) or text
     text = redact_sent(text, (url, str(response.url)), sent, shown={DELIVERY_HEADER})
     return on_one_line(" ".join(redact_urls(text).split())[:_SAID_LIMIT])
 
 
 _SAID_LIMIT: Final = 200  # characters of a refusal's body a log line quotes
+# Content-Types that say nothing of what a body is (aiohttp's when the answer names none).
+_UNTYPED: Final = frozenset({"", "application/octet-stream"})
 # An HTML page is read a piece at a time, until it has given enough text to quote.
 _PAGE_PIECE: Final = 4096
 
@@ -175,6 +179,7 @@ class _PageText(HTMLParser):
         self.length = 0
         self._unshown = 0
         self._in_title = False
+        self.markup = False  # an element closed: a page, not "<nil>"
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self._UNSHOWN:
@@ -182,6 +187,7 @@ class _PageText(HTMLParser):
         self._in_title = self._in_title or tag == "title"
 
     def handle_endtag(self, tag: str) -> None:
+        self.markup = True
         if tag in self._UNSHOWN:
             self._unshown = max(self._unshown - 1, 0)
         self._in_title = self._in_title and tag != "title"
@@ -195,17 +201,21 @@ class _PageText(HTMLParser):
             self.length += sum(len(word) + 1 for word in words)
 
 
-def _page_text(page: str) -> str:
+def _page_text(page: str) -> str | None:
     """What of an HTML ``page`` a log line quotes: its body's text (Python's http.server 501:
     "Error response Error code: 501 Message: Unsupported method ('POST')..."), or else its
-    title, or else "an HTML page"; read only as far as it needs to fill the line."""
+    title, or else "an HTML page" if it is markup (an element closed), or else None
+    (``<no value>`` is no page: quoted as it came); read only as far as it needs to fill the
+    line."""
     parser = _PageText()
     for start in range(0, len(page), _PAGE_PIECE):
         parser.feed(page[start : start + _PAGE_PIECE])
         if parser.length > 2 * _SAID_LIMIT:  # room for what redaction shortens
             break
     words = parser.words or " ".join(parser.title).split()
-    return " ".join(words) if words else "an HTML page"
+    if words:
+        return " ".join(words)
+    return "an HTML page" if parser.markup else None
 
 
 async def read_answer(

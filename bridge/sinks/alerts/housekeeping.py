@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Final
 
@@ -33,6 +34,15 @@ _logger = logging.getLogger(__name__)
 
 _HOUSEKEEPING_SECONDS: Final = 1.0
 _PRUNE_EVERY_SECONDS: Final = 3600.0
+
+
+@dataclasses.dataclass
+class _Outage:
+    """Escalation and expiry waiting: since when (``time.monotonic``), and how many passes
+    failed since."""
+
+    since: float
+    failed: int = 0
 
 
 class Housekeeping:
@@ -80,9 +90,9 @@ class Housekeeping:
         # The first housekeeping prunes: a bridge restarted within the hour must prune too.
         self._last_prune = float("-inf")
         self._closed = False
-        # Why escalation and expiry wait (Redis unreachable, the lease gone), as last logged:
-        # a pass each second finds it again, and it is said once until they go on.
-        self._waiting: str | None = None
+        # Escalation and expiry waiting (Redis unreachable, the lease gone): a pass each second
+        # finds it again, its cause worded anew (refused, then timing out), and it is said once.
+        self._outage: _Outage | None = None
 
     def start(self) -> None:
         """Start the loop."""
@@ -118,15 +128,21 @@ class Housekeeping:
                     self._tell()
             except TransportError as exc:
                 # Redis unreachable, or the lease just went to another replica: its turn.
-                if str(exc) != self._waiting:
-                    self._waiting = str(exc)
+                if self._outage is None:
+                    self._outage = _Outage(time.monotonic())
                     _logger.warning("alerts: escalation and expiry wait: %s", exc)
+                self._outage.failed += 1
             else:
-                if self._waiting is not None:
-                    self._waiting = None
-                    _logger.info("alerts: escalation and expiry go on again")
+                if (outage := self._outage) is not None:
+                    self._outage = None
+                    _logger.info(
+                        "alerts: escalation and expiry go on again after %d failed pass(es) in"
+                        " %.1fs",
+                        outage.failed,
+                        time.monotonic() - outage.since,
+                    )
         else:
-            self._waiting = None  # the holder's to do; a wait when held again is said anew
+            self._outage = None  # the holder's to do; a wait when held again is said anew
         await self.refresh_gauges()
         now = self._clock()
         self._pending.forget_older_than(now)

@@ -11,7 +11,7 @@ and logged.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Final
 
 from bridge.bus import WorkQueueLease
@@ -88,20 +88,14 @@ class DeliveryVetting:
             # (a change whose note another replica took over, and notifies).
             found = await self._db.call(self._queue.deliveries, "pending", ids=[delivery.id])
             return found[0] if found else None
-        left, withheld = await self._db.call(
-            self._queue.withhold, delivery.id, stale, self._clock(), STALE_REASON
+        return await self._withhold(
+            delivery,
+            stale,
+            STALE_REASON,
+            logging.WARNING,
+            "another replica notified newer states of those alerts while this one did not hold"
+            " the lease (`exesdb-bridge outbox list --state stale` lists them)",
         )
-        if withheld:  # none when left out meanwhile (and counted then), or no longer pending
-            self._withheld(withheld)
-            _logger.warning(
-                "alerts: left %d notification(s) out of delivery %s: another replica notified"
-                " newer states of those alerts while this one did not hold the lease"
-                " (`exesdb-bridge outbox list --state stale` lists them)",
-                withheld,
-                delivery.id,
-            )
-            self._changed()
-        return left
 
     async def without_resolved(self, delivery: Delivery) -> Delivery | None:
         """``delivery``, to a receiver with ``send_resolved: false``, without the alerts that
@@ -111,19 +105,37 @@ class DeliveryVetting:
         resolved = await self._db.call(_resolved_among, self._alerts, delivery.alert_ids)
         if not resolved:
             return await self.vet(delivery)
+        left = await self._withhold(
+            delivery,
+            resolved,
+            _RESOLVED_REASON,
+            logging.INFO,
+            "their alerts resolved before it was delivered, and the receiver has"
+            " send_resolved: false",
+        )
+        return await self.vet(left) if left is not None else None
+
+    async def _withhold(
+        self, delivery: Delivery, alert_ids: Collection[str], reason: str, level: int, why: str
+    ) -> Delivery | None:
+        """``delivery`` without the notifications of ``alert_ids``, which go into a ``stale``
+        delivery of their own whose last error is ``reason`` (``DeliveryQueue.withhold``);
+        counted, logged at ``level`` saying ``why``, and ``changed`` told, when some were. None
+        when none of it is left."""
         left, withheld = await self._db.call(
-            self._queue.withhold, delivery.id, resolved, self._clock(), _RESOLVED_REASON
+            self._queue.withhold, delivery.id, alert_ids, self._clock(), reason
         )
         if withheld:  # none when left out meanwhile (and counted then), or no longer pending
             self._withheld(withheld)
-            _logger.info(
-                "alerts: left %d notification(s) out of delivery %s: their alerts resolved"
-                " before it was delivered, and the receiver has send_resolved: false",
+            _logger.log(
+                level,
+                "alerts: left %d notification(s) out of delivery %s: %s",
                 withheld,
                 delivery.id,
+                why,
             )
             self._changed()
-        return await self.vet(left) if left is not None else None
+        return left
 
 
 def _resolved_among(store: AlertStore, alert_ids: Sequence[str]) -> list[str]:

@@ -42,16 +42,17 @@ __all__ = ["HANG", "Answer", "Received", "WebhookReceiver", "webhook_receiver"]
 @dataclass(frozen=True)
 class Answer:
     """What the receiver answers one request: a status, maybe Retry-After, maybe ``delay``
-    seconds late, maybe a hang, maybe
-    a body of ``flood`` bytes (streamed) or a ``text`` in place of the usual small JSON; or,
-    after the status, a body cut off by a reset (``cut``) or one trickling a byte a tenth of a
-    second until the client leaves (``trickle``)."""
+    seconds late, maybe a hang, maybe a body of ``flood`` bytes (streamed) or a ``text`` (as
+    ``content_type``) in place of the usual small JSON; or, after the status, a body cut off by
+    a reset (``cut``) or one trickling a byte a tenth of a second until the client leaves
+    (``trickle``)."""
 
     status: int = 200
     retry_after: str | None = None
     hang: bool = False
     flood: int = 0
     text: str | None = None
+    content_type: str = "text/plain"
     cut: bool = False
     trickle: bool = False
     delay: float = 0.0
@@ -200,7 +201,12 @@ class WebhookReceiver:
         if answer.cut or answer.trickle:
             return await self._break_off(request, answer)
         if answer.text is not None:
-            return web.Response(text=answer.text, status=answer.status, headers=headers)
+            return web.Response(
+                text=answer.text,
+                content_type=answer.content_type,
+                status=answer.status,
+                headers=headers,
+            )
         return web.json_response({"status": answer.status}, status=answer.status, headers=headers)
 
     async def _flood(self, request: web.Request, answer: Answer) -> web.StreamResponse:

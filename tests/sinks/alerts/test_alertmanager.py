@@ -604,6 +604,49 @@ async def test_a_refusing_html_page_showing_no_text_is_logged_as_its_title_escap
     ]
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type", "quoted"),
+    [
+        (b"<nil>", "text/plain", "<nil>"),  # Go's nil, said as plain text
+        (b"<no value>\n", "application/octet-stream", "<no value>"),  # no markup: as it came
+        (
+            b"<html><body><h1>Bad</h1> gateway</body></html>",
+            "application/octet-stream",
+            "Bad gateway",
+        ),
+        (b"<html><body></body></html>", "application/octet-stream", "an HTML page"),
+    ],
+)
+async def test_a_refusal_is_read_as_a_page_only_when_it_is_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, body: bytes, content_type: str, quoted: str
+) -> None:
+    """A refusal starting with "<" is read as an HTML page only when its Content-Type is not
+    another's and it is markup; else it is quoted as it came."""
+    results: list[PostResult] = []
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.Response(status=500, body=body, content_type=content_type)
+
+    app = web.Application()
+    app.router.add_post("/api/v2/alerts", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    caplog.set_level(logging.WARNING, "bridge.sinks.alerts.alertmanager")
+    try:
+        async with poster_to(url, tmp_path, count=results.append) as (poster, outbox, clock):
+            outbox.alerts.apply([firing_event("a1")], clock.now)
+            poster.start()
+            await async_wait_until(lambda: results, what="a refused post")
+    finally:
+        await runner.cleanup()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"cannot post to Alertmanager {url}/…: it answered 500: {quoted};"
+        " trying again until it takes them (counted in exesdb_alertmanager_posts_total)"
+    ]
+
+
 async def test_changes_while_alertmanager_fails_do_not_post_faster_than_the_first_retry(
     tmp_path: Path,
 ) -> None:
