@@ -200,7 +200,11 @@ async def test_client_error_is_final_and_dead_lettered(tmp_path: Path, webhook_r
         await async_wait_until(lambda: receiver.accepted(), what="the second alert")
         assert [r.answer.status for r in receiver.requests] == [400, 200]
         assert receiver.requests[1].alert_ids() == ["a2"]
-        bounced = [s for s in watcher.of(NotificationStatus) if s.status == "bounced"]
+        # Published before the second alert's attempt, handed to the watcher by its own task.
+        bounced = await async_wait_until(
+            lambda: [s for s in watcher.of(NotificationStatus) if s.status == "bounced"],
+            what="the bounce's NotificationStatus",
+        )
         assert [(s.alert_id, s.error_reason) for s in bounced] == [
             ("a1", "HTTP 400; dead-lettered")
         ]
