@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -541,18 +541,16 @@ async def test_a_run_of_failed_posts_is_logged_once_and_its_end_once(
     ]
 
 
-async def test_a_refusal_with_a_page_of_lines_is_logged_on_one_line(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A URL that is not Alertmanager's (Prometheus's: Go's "404 page not found" and a line
-    break; a proxy's HTML page) is warned about on one line, the answer's lines joined."""
+async def _refusal_logged(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    answer: Callable[[web.Request], Awaitable[web.Response]],
+) -> tuple[str, list[str]]:
+    """Alertmanager's URL at a server on a free loopback port answering each post with
+    ``answer``, and what the poster logged once its first post was refused."""
     results: list[PostResult] = []
-
-    async def not_found(request: web.Request) -> web.Response:
-        return web.Response(status=404, text="404 page not found\n<p>\n  try /graph\n</p>\n")
-
     app = web.Application()
-    app.router.add_post("/api/v2/alerts", not_found)
+    app.router.add_post("/api/v2/alerts", answer)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -565,7 +563,20 @@ async def test_a_refusal_with_a_page_of_lines_is_logged_on_one_line(
             await async_wait_until(lambda: results, what="a refused post")
     finally:
         await runner.cleanup()
-    assert [r.getMessage() for r in caplog.records] == [
+    return url, [r.getMessage() for r in caplog.records]
+
+
+async def test_a_refusal_with_a_page_of_lines_is_logged_on_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A URL that is not Alertmanager's (Prometheus's: Go's "404 page not found" and a line
+    break; a proxy's HTML page) is warned about on one line, the answer's lines joined."""
+
+    async def not_found(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="404 page not found\n<p>\n  try /graph\n</p>\n")
+
+    url, logged = await _refusal_logged(tmp_path, caplog, not_found)
+    assert logged == [
         f"cannot post to Alertmanager {url}/…: it answered 404: 404 page not found <p> try"
         " /graph </p>; trying again until it takes them (counted in"
         " exesdb_alertmanager_posts_total)"
@@ -578,27 +589,13 @@ async def test_a_refusing_html_page_showing_no_text_is_logged_as_its_title_escap
     """A proxy's HTML page (by its Content-Type) whose body shows no text is quoted as its
     title, a control character in it (a terminal's escape) shown as its escape, not sent to the
     terminal reading the log."""
-    results: list[PostResult] = []
     page = "\n<html><head><title>Bad \x1b[2J gateway</title></head><body> </body></html>"
 
     async def bad_gateway(request: web.Request) -> web.Response:
         return web.Response(status=502, text=page, content_type="text/html")
 
-    app = web.Application()
-    app.router.add_post("/api/v2/alerts", bad_gateway)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    caplog.set_level(logging.WARNING, "bridge.sinks.alerts.alertmanager")
-    try:
-        async with poster_to(url, tmp_path, count=results.append) as (poster, outbox, clock):
-            outbox.alerts.apply([firing_event("a1")], clock.now)
-            poster.start()
-            await async_wait_until(lambda: results, what="a refused post")
-    finally:
-        await runner.cleanup()
-    assert [r.getMessage() for r in caplog.records] == [
+    url, logged = await _refusal_logged(tmp_path, caplog, bad_gateway)
+    assert logged == [
         f"cannot post to Alertmanager {url}/…: it answered 502: Bad \\u001b[2J gateway;"
         " trying again until it takes them (counted in exesdb_alertmanager_posts_total)"
     ]
@@ -622,26 +619,12 @@ async def test_a_refusal_is_read_as_a_page_only_when_it_is_one(
 ) -> None:
     """A refusal starting with "<" is read as an HTML page only when its Content-Type is not
     another's and it is markup; else it is quoted as it came."""
-    results: list[PostResult] = []
 
     async def refuse(request: web.Request) -> web.Response:
         return web.Response(status=500, body=body, content_type=content_type)
 
-    app = web.Application()
-    app.router.add_post("/api/v2/alerts", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    caplog.set_level(logging.WARNING, "bridge.sinks.alerts.alertmanager")
-    try:
-        async with poster_to(url, tmp_path, count=results.append) as (poster, outbox, clock):
-            outbox.alerts.apply([firing_event("a1")], clock.now)
-            poster.start()
-            await async_wait_until(lambda: results, what="a refused post")
-    finally:
-        await runner.cleanup()
-    assert [r.getMessage() for r in caplog.records] == [
+    url, logged = await _refusal_logged(tmp_path, caplog, refuse)
+    assert logged == [
         f"cannot post to Alertmanager {url}/…: it answered 500: {quoted};"
         " trying again until it takes them (counted in exesdb_alertmanager_posts_total)"
     ]
