@@ -291,6 +291,20 @@ async def test_an_html_refusal_is_told_as_the_text_of_its_page(
     ]
 
 
+async def _webhook_lines_until_dead(
+    tmp_path: Path, receiver: WebhookReceiver, caplog: pytest.LogCaptureFixture
+) -> list[str]:
+    """The webhook lines the alert sink logged until an alert sent to ``receiver`` (which
+    refuses it as scripted) was dead-lettered."""
+    caplog.set_level(logging.WARNING, "bridge.sinks.alerts")
+    async with alert_bridge(
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: sink.outbox.queue.depth().dead == 1, what="a dead letter")
+    return [r.getMessage() for r in caplog.records if "webhook" in r.getMessage()]
+
+
 async def test_a_refusing_answer_that_echoes_the_receivers_path_does_not_log_it(
     tmp_path: Path, webhook_receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -306,13 +320,7 @@ async def test_a_refusing_answer_that_echoes_the_receivers_path_does_not_log_it(
     )
     spring = f'{{"status":404,"error":"Not Found","path":"{path}"}}'
     receiver.script(Answer(503, text=spring), Answer(404, text=express, content_type="text/html"))
-    caplog.set_level(logging.WARNING, "bridge.sinks.alerts")
-    async with alert_bridge(
-        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
-    ) as (bridge, sink, _):
-        bridge.bus.publish("disk_full", system_alert("a1"))
-        await async_wait_until(lambda: sink.outbox.queue.depth().dead == 1, what="a dead letter")
-    said = [r.getMessage() for r in caplog.records if "webhook" in r.getMessage()]
+    said = await _webhook_lines_until_dead(tmp_path, receiver, caplog)
     assert len(said) == 2, said
     assert '"path":"/…"' in said[0], said[0]
     assert "404: Cannot POST /…;" in said[1], said[1]
@@ -331,13 +339,7 @@ async def test_a_refusing_answer_that_echoes_the_path_json_escaped_does_not_log_
     quoted = receiver.url.replace("/", "\\/")
     symfony = f'{{"message":"No route found for \\"POST {quoted}\\""}}'
     receiver.script(Answer(404, text=symfony))
-    caplog.set_level(logging.WARNING, "bridge.sinks.alerts")
-    async with alert_bridge(
-        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
-    ) as (bridge, sink, _):
-        bridge.bus.publish("disk_full", system_alert("a1"))
-        await async_wait_until(lambda: sink.outbox.queue.depth().dead == 1, what="a dead letter")
-    said = [r.getMessage() for r in caplog.records if "webhook" in r.getMessage()]
+    said = await _webhook_lines_until_dead(tmp_path, receiver, caplog)
     assert len(said) == 1, said
     assert "/…" in said[0], said[0]
     assert token not in caplog.text

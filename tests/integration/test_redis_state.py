@@ -68,6 +68,16 @@ def hold(server: RedisServer, consumer: str) -> None:
         client.set("exesdb:bus:leader", consumer)
 
 
+async def _stored_acknowledged(outbox: Outbox, alert_id: str) -> None:
+    """Wait until ``alert_id`` is stored acknowledged in ``outbox`` (by the lease holder)."""
+
+    def acknowledged() -> bool:
+        found = stored(outbox, alert_id)
+        return found is not None and found.state is AlertState.ACKNOWLEDGED
+
+    await async_wait_until(acknowledged, 10, "the acknowledgement stored by the holder")
+
+
 async def test_only_the_lease_holder_changes_the_records(states) -> None:
     """Nothing is kept before the first change (None); the holder's change is made whole, a
     replica without the lease changes nothing."""
@@ -497,11 +507,7 @@ async def test_an_ack_at_a_replica_without_the_lease_reaches_the_holder_with_the
             client.delete("exesdb:bus:leader")  # that one gone: this one takes it back
         await async_wait_until(sink.holds_work_queue, what="the lease taken back")
 
-        def acknowledged() -> bool:
-            found = stored(sink.outbox, "a1")
-            return found is not None and found.state is AlertState.ACKNOWLEDGED
-
-        await async_wait_until(acknowledged, 10, "the acknowledgement stored by the holder")
+        await _stored_acknowledged(sink.outbox, "a1")
 
 
 @pytest.mark.parametrize(
@@ -571,11 +577,7 @@ async def test_an_ack_stored_nowhere_whose_alertack_the_bus_cannot_take_is_answe
                     client.delete("exesdb:bus:leader")  # that one gone: this one takes it back
                 await async_wait_until(sink.holds_work_queue, what="the lease taken back")
 
-            def acknowledged() -> bool:
-                found = stored(sink.outbox, "a1")
-                return found is not None and found.state is AlertState.ACKNOWLEDGED
-
-            await async_wait_until(acknowledged, 10, "the acknowledgement stored by the holder")
+            await _stored_acknowledged(sink.outbox, "a1")
     finally:
         await proxy.aclose()
 
@@ -605,11 +607,7 @@ async def test_an_ack_at_the_holder_whose_change_redis_does_not_take_is_answered
             assert bridge.registry.get_sample_value("exesdb_redis_spooled_total") == spooled + 1
             proxy.resume()
 
-            def acknowledged() -> bool:
-                found = stored(sink.outbox, "a1")
-                return found is not None and found.state is AlertState.ACKNOWLEDGED
-
-            await async_wait_until(acknowledged, 10, "the acknowledgement stored by the holder")
+            await _stored_acknowledged(sink.outbox, "a1")
     finally:
         await proxy.aclose()
 

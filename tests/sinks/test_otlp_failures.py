@@ -427,23 +427,33 @@ def _grpc_tls_port(leaf: trustme.LeafCert) -> tuple[grpc.Server, int]:
     return server, port
 
 
+def _grpc_tls_export_said(
+    caplog: pytest.LogCaptureFixture, leaf: trustme.LeafCert, trusting: trustme.CA, host: str
+) -> str:
+    """What the gRPC log exporter's one failing export to ``host`` says, at a TLS port
+    serving ``leaf``, the exporter trusting ``trusting``'s certificate alone."""
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+    server, port = _grpc_tls_port(leaf)
+    trusted = grpc.ssl_channel_credentials(root_certificates=trusting.cert_pem.bytes())
+    try:
+        exporter = OTLPLogExporter(
+            endpoint=f"https://{host}:{port}", credentials=trusted, **ONE_ATTEMPT
+        )
+        return _failing_export_said(caplog, exporter)
+    finally:
+        server.stop(grace=None)
+
+
 def test_a_grpc_collector_certificate_no_ca_trusted_signed_says_which_variable_to_set(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The gRPC exporter refusing a collector's certificate that the CA it trusts did not sign
     is told to set the certificate variables to the signing CA's file, not OpenSSL's code cut
     short."""
-    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-
-    server, port = _grpc_tls_port(trustme.CA().issue_cert("127.0.0.1"))
-    trusted = grpc.ssl_channel_credentials(root_certificates=trustme.CA().cert_pem.bytes())
-    try:
-        exporter = OTLPLogExporter(
-            endpoint=f"https://127.0.0.1:{port}", credentials=trusted, **ONE_ATTEMPT
-        )
-        said = _failing_export_said(caplog, exporter)
-    finally:
-        server.stop(grace=None)
+    said = _grpc_tls_export_said(
+        caplog, trustme.CA().issue_cert("127.0.0.1"), trustme.CA(), "127.0.0.1"
+    )
     assert said == (
         "TLS handshake failed: the collector's certificate did not verify: set"
         " OTEL_EXPORTER_OTLP_CERTIFICATE (or OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE) to the file of"
@@ -456,18 +466,8 @@ def test_a_grpc_collector_certificate_for_another_name_says_to_use_a_name_it_hol
 ) -> None:
     """The gRPC exporter dialling ``localhost`` where the certificate holds only 127.0.0.1 is
     told to give the endpoint by a name its certificate holds."""
-    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-
     ca = trustme.CA()
-    server, port = _grpc_tls_port(ca.issue_cert("127.0.0.1"))
-    trusted = grpc.ssl_channel_credentials(root_certificates=ca.cert_pem.bytes())
-    try:
-        exporter = OTLPLogExporter(
-            endpoint=f"https://localhost:{port}", credentials=trusted, **ONE_ATTEMPT
-        )
-        said = _failing_export_said(caplog, exporter)
-    finally:
-        server.stop(grace=None)
+    said = _grpc_tls_export_said(caplog, ca.issue_cert("127.0.0.1"), ca, "localhost")
     assert said == (
         "TLS handshake failed: the collector's certificate does not hold the endpoint's host"
         " name: give the endpoint by a name (or address) its certificate holds"
