@@ -291,3 +291,32 @@ def test_outbox_retry_force_help_names_every_dead_letter_it_sends_all_the_same()
         if words not in text
     ]
     assert unnamed == [], f"name in --force's help and docs/cli.md: {unnamed}"
+
+
+# Each default an option's --help gives in words (`(default: the tag)`), with the words docs/cli.md
+# says it in (the test above checks the figures).
+_WORD_DEFAULTS = {
+    "the tag": "the topic is the tag unless `--topic` gives one",
+    "firing and acknowledged": "firing and acknowledged ones (`--state` keeps one state",
+    "every state": "lists deliveries of every state",
+    "EXESDB_URL, else the address in EXESDB_HTTP_ADDR": (
+        "else at `EXESDB_URL`, else at the address the bridge itself listens on"
+    ),
+}
+
+
+def test_the_cli_page_says_each_default_an_option_s_help_gives_in_words() -> None:
+    """A default an option's --help gives in words (`publish --topic`: the tag) is said in
+    docs/cli.md too: one added to a help text fails here until the page says it."""
+    from bridge.cli import build_parser
+
+    given = {
+        found.group(1)
+        for sub in _parsers(build_parser())
+        for action in sub._actions
+        if (found := re.search(r"\(default: (\D[^)]*)\)", action.help or ""))
+    }
+    assert given == set(_WORD_DEFAULTS)
+    text = " ".join(page("cli").split())
+    unsaid = sorted(default for default, words in _WORD_DEFAULTS.items() if words not in text)
+    assert unsaid == [], f"say these defaults in docs/cli.md: {unsaid}"
