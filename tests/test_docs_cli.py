@@ -233,3 +233,90 @@ def test_the_cli_page_names_every_word_an_option_takes() -> None:
                     unnamed.append(f"{sub.prog} {option} {choice}")
     assert "exesdb-bridge outbox list --state delivered" in checked  # the check sees them
     assert unnamed == [], f"name these on their rows of docs/cli.md: {unnamed}"
+
+
+def _help_of(prog: str) -> str:
+    """The --help of ``exesdb-bridge <prog>``, its lines joined."""
+    from bridge.cli import build_parser
+
+    [sub] = [sub for sub in _parsers(build_parser()) if sub.prog == f"exesdb-bridge {prog}"]
+    return " ".join(sub.format_help().split())
+
+
+def test_each_state_directory_a_command_s_row_names_is_in_its_help() -> None:
+    """A state directory docs/cli.md gives on a command's row (`run --demo`'s
+    ./.exesdb-bridge-demo) is one that command's --help gives too."""
+    rows = [line for line in page("cli").splitlines() if line.startswith("| `exesdb-bridge ")]
+    unsaid = []
+    for row in rows:
+        command = row.removeprefix("| `exesdb-bridge ").split()[0]
+        for directory in set(re.findall(r"\./\.exesdb-bridge[\w-]*", row)):
+            if directory not in _help_of(command):
+                unsaid.append(f"{command}: {directory}")
+    assert unsaid == [], f"say in --help what docs/cli.md says: {unsaid}"
+
+
+# The dead letters `outbox retry` leaves unless --force, by the field of Unretryable that says
+# why, with the words naming them in --force's help and on the outbox row of docs/cli.md.
+_FORCED = {
+    "resolved": "whose resolve",
+    "refired": "firing again",
+    "superseded": "superseded",
+    "resolves_dead": "without the dead-lettered resolve",
+}
+
+
+def test_outbox_retry_force_help_names_every_dead_letter_it_sends_all_the_same() -> None:
+    """`outbox retry --force`'s help names each kind of dead letter retry leaves unless forced,
+    as docs/cli.md does (one for a receiver the bridge did not start with stays left)."""
+    from bridge.cli import build_parser
+    from bridge.sinks.alerts.records import Unretryable
+
+    why = {field.name for field in dataclasses.fields(Unretryable)}
+    assert set(_FORCED) == why - {"delivery_id", "receiver", "configured"}
+    [row] = [
+        line for line in page("cli").splitlines() if line.startswith("| `exesdb-bridge outbox")
+    ]
+    [force] = [
+        str(action.help)
+        for sub in _parsers(build_parser())
+        if sub.prog == "exesdb-bridge outbox retry"
+        for action in sub._actions
+        if "--force" in action.option_strings
+    ]
+    unnamed = [
+        f"{where}: {words!r}"
+        for words in _FORCED.values()
+        for where, text in (("--help", force), ("docs/cli.md", row))
+        if words not in text
+    ]
+    assert unnamed == [], f"name in --force's help and docs/cli.md: {unnamed}"
+
+
+# Each default an option's --help gives in words (`(default: the tag)`), with the words docs/cli.md
+# says it in (the test above checks the figures).
+_WORD_DEFAULTS = {
+    "the tag": "the topic is the tag unless `--topic` gives one",
+    "firing and acknowledged": "firing and acknowledged ones (`--state` keeps one state",
+    "every state": "lists deliveries of every state",
+    "EXESDB_URL, else the address in EXESDB_HTTP_ADDR": (
+        "else at `EXESDB_URL`, else at the address the bridge itself listens on"
+    ),
+}
+
+
+def test_the_cli_page_says_each_default_an_option_s_help_gives_in_words() -> None:
+    """A default an option's --help gives in words (`publish --topic`: the tag) is said in
+    docs/cli.md too: one added to a help text fails here until the page says it."""
+    from bridge.cli import build_parser
+
+    given = {
+        found.group(1)
+        for sub in _parsers(build_parser())
+        for action in sub._actions
+        if (found := re.search(r"\(default: (\D[^)]*)\)", action.help or ""))
+    }
+    assert given == set(_WORD_DEFAULTS)
+    text = " ".join(page("cli").split())
+    unsaid = sorted(default for default, words in _WORD_DEFAULTS.items() if words not in text)
+    assert unsaid == [], f"say these defaults in docs/cli.md: {unsaid}"

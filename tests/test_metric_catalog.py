@@ -1,4 +1,5 @@
-"""docs/metrics.md's catalog lists the series the bridge can emit, their types and labels."""
+"""docs/metrics.md's catalog lists the series the bridge can emit, their types and labels, each
+meaning opening with the series' help text."""
 
 from __future__ import annotations
 
@@ -67,8 +68,8 @@ _SUFFIXES = {
 }
 
 
-def _rows() -> dict[str, tuple[str, set[str]]]:
-    """Each series name of the catalog's tables: its row's type and label names."""
+def _rows() -> dict[str, tuple[str, set[str], str]]:
+    """Each series name of the catalog's tables: its row's type, label names and meaning."""
     rows = {}
     for line in _catalog().splitlines():
         cells = [cell.strip() for cell in line.split("|")[1:-1]]
@@ -76,14 +77,15 @@ def _rows() -> dict[str, tuple[str, set[str]]]:
             continue
         labels = set(re.findall(r"`([a-z_]+)`", cells[2]))
         for name in re.findall(r"`([a-z_]+)`", cells[0]):
-            rows[name] = (cells[1], labels)
+            rows[name] = (cells[1], labels, cells[3])
     return rows
 
 
-def _families(web_config: Path) -> dict[str, tuple[str, set[str]]]:
-    """Each series name the bridge can emit, under every configuration: its family's type
-    and the label names its series carry (the Prometheus sink's as it declares them)."""
-    found: dict[str, tuple[str, set[str]]] = {}
+def _families(web_config: Path) -> dict[str, tuple[str, set[str], str]]:
+    """Each series name the bridge can emit, under every configuration: its family's type,
+    the label names its series carry (the Prometheus sink's as it declares them) and its help
+    text, as `# HELP` gives it on /metrics."""
+    found: dict[str, tuple[str, set[str], str]] = {}
     # With a CA file in EXESDB_BUS's query the Redis transport adds the gauges of its reloads.
     ca = pem_files(web_config.parent)["ca.pem"]
     tls = {
@@ -100,7 +102,8 @@ def _families(web_config: Path) -> dict[str, tuple[str, set[str]]]:
         for family in bridge.registry.collect():
             for sample in family.samples:
                 if not sample.name.endswith("_created"):
-                    _, labels = found.setdefault(sample.name, (family.type, set()))
+                    shown = (family.type, set[str](), family.documentation)
+                    _, labels, _ = found.setdefault(sample.name, shown)
                     labels.update(sample.labels)
         sink = next(c for c in bridge.components if isinstance(c, PrometheusSink))
         for store_family in sink.store.families:
@@ -109,7 +112,7 @@ def _families(web_config: Path) -> dict[str, tuple[str, set[str]]]:
                 labels = set(store_family.labelnames)
                 if kind == "summary" and suffix == "":
                     labels.add("quantile")
-                found.setdefault(store_family.name + suffix, (kind, labels))
+                found.setdefault(store_family.name + suffix, (kind, labels, store_family.help))
     return found
 
 
@@ -134,15 +137,46 @@ def test_every_catalog_row_gives_its_series_type_and_labels(web_config: Path) ->
     histogram's row: `le`, its buckets')."""
     emitted = _families(web_config)
     wrong = []
-    for name, (kind, labels) in _rows().items():
+    for name, (kind, labels, _) in _rows().items():
         if name not in emitted:
             continue  # the test above reports it
-        family_kind, family_labels = emitted[name]
+        family_kind, family_labels, _ = emitted[name]
         row_labels = labels - {"le"} if not name.endswith("_bucket") else labels
         if family_kind not in kind or row_labels != family_labels:
             wrong.append(
                 f"{name}: {kind} {sorted(labels)}, the code {family_kind} {sorted(family_labels)}"
             )
+    assert wrong == []
+
+
+def _as_help(meaning: str) -> str:
+    """A catalog row's meaning as plain text: no code spans' backticks, no link in parentheses
+    (`([Alerts](alerts.md))`)."""
+    return re.sub(r" \(\[[^]]*\]\([^)]*\)\)", "", meaning).replace("`", "")
+
+
+def test_every_catalog_row_opens_with_its_series_help_text(web_config: Path) -> None:
+    """A row's meaning opens with the `# HELP` text /metrics gives its series, word for word:
+    the catalog says no less and nothing else first (prometheus_client's own series aside)."""
+    emitted = _families(web_config)
+    wrong = [
+        f"{name}:\n  # HELP {emitted[name][2]}\n  catalog {meaning}"
+        for name, (_, _, meaning) in _rows().items()
+        if name.startswith("exesdb_") and name in emitted
+        if not f"{_as_help(meaning)} ".startswith(f"{emitted[name][2]} ")
+    ]
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_every_help_text_is_one_plain_sentence(web_config: Path) -> None:
+    """Each `# HELP` text of the bridge's own series is one sentence of plain text: a capital
+    or a figure first, a full stop last and nowhere before, no Markdown."""
+    wrong = sorted(
+        f"{name}: {help_text}"
+        for name, (_, _, help_text) in _families(web_config).items()
+        if name.startswith("exesdb_")
+        if not re.fullmatch(r"[A-Z0-9][^`;]*[^.]\.", help_text) or re.search(r"\. [A-Z]", help_text)
+    )
     assert wrong == []
 
 

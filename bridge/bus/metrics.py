@@ -21,27 +21,29 @@ class BusMetrics:
         )
         self.rejected = Counter(
             "exesdb_bus_rejected",
-            "Messages refused for what they are, by verification or at ingest, by reason.",
+            "Messages refused for what they are, by verification or at ingest, by reason (the "
+            "refusal's error code).",
             ["reason"],
             registry=registry,
         )
         self.dropped = Counter(
             "exesdb_bus_dropped",
-            "Messages a subscriber's full queue (or the transport: a full buffer, a store "
-            "failing after ingest answered 202) had to drop.",
+            "Messages dropped, by subscriber: its queue was full, or the transport could not "
+            "keep them.",
             ["subscriber"],
             registry=registry,
         )
         self.handler_errors = Counter(
             "exesdb_sink_errors",
-            "Messages a subscriber (sink) failed to handle.",
+            "Messages a subscriber (sink) failed to handle, and the alert sink's failed "
+            "background steps, by subscriber.",
             ["subscriber"],
             registry=registry,
         )
         self.waited = Counter(
             "exesdb_bus_waited",
-            "Work-queue messages taken past the replay window: fresh when the shared store took "
-            "them, they waited there for a replica.",
+            "Work-queue messages taken past the replay window after waiting in Redis for a "
+            "replica.",
             registry=registry,
         )
         for reason in RejectReason:

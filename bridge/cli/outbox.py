@@ -104,8 +104,9 @@ def add_outbox_command(commands: Commands) -> None:
         "--force",
         action="store_true",
         help=(
-            "also those firing alerts whose resolve the receiver was sent since, and those"
-            " superseded by a later delivery it took"
+            "also those that fire alerts whose resolve the receiver was sent since, resolve"
+            " alerts it was sent firing again since, or are superseded by a later delivery it"
+            " took, and one named without the dead-lettered resolve of an alert it fires"
         ),
     )
     outbox.set_defaults(handler=_outbox, command_names=tuple(outbox_commands.choices))

@@ -56,7 +56,12 @@ def add_service_commands(commands: Commands) -> None:
         ),
     )
     run.add_argument(
-        "--demo", action="store_true", help="add a simulated three-node ExESDB cluster's traffic"
+        "--demo",
+        action="store_true",
+        help=(
+            "add a simulated three-node ExESDB cluster's traffic, keeping the state in"
+            f" {DEMO_STATE_DIR} unless EXESDB_STATE_DIR is set"
+        ),
     )
     run.set_defaults(handler=_run)
 

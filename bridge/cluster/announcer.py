@@ -111,8 +111,8 @@ class Announcer:
         self._stopped = False
         self._farewells_dropped = Counter(
             "exesdb_cluster_farewells_dropped",
-            "Forgotten down nodes never announced left: their farewells outgrew the backlog, which "
-            "holds as many as the monitor tracks nodes.",
+            "Forgotten down nodes never announced left because the backlog of announcements was "
+            "full.",
             registry=registry,
         )
 

@@ -81,8 +81,8 @@ class DownGroups:
         self._last_group = float("-inf")
         self._storms = Counter(
             "exesdb_cluster_down_storms",
-            f"Storms of node downs: more than {ALERTS_PER_INTERVAL} found within one health "
-            "interval, after which every down until three intervals pass without one is grouped.",
+            f"Storms of node downs (more than {ALERTS_PER_INTERVAL} within one health interval), "
+            "during which downs are grouped into one node_failure alert per interval.",
             registry=registry,
         )
 

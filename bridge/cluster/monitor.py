@@ -116,8 +116,8 @@ class ClusterMonitor:
         registry = registry if registry is not None else CollectorRegistry()
         self._forgotten = Counter(
             "exesdb_cluster_nodes_forgotten",
-            "Nodes the cluster monitor stopped tracking: silent for EXESDB_NODE_FORGET_MS after "
-            "going down, or evicted (longest silent first) to track a new node at the cap.",
+            "Nodes the cluster monitor stopped tracking, by reason: silent (down and silent for "
+            "EXESDB_NODE_FORGET_MS) or evicted (the longest silent, at the cap on tracked nodes).",
             ["reason"],
             registry=registry,
         )

@@ -135,11 +135,8 @@ class ConnectionGuard:
         ).set_function(lambda: float(self.max_connections))
         self._closed = Counter(
             "exesdb_http_connections_closed",
-            "HTTP connections the bridge closed: a head, TLS handshake or body too slow "
-            "(header_timeout, body_timeout), the longest idle at the cap (evicted), the slowest "
-            "body at the cap with none idle (slow_body), the longest of too many answers not "
-            "read (stalled), an answer its client took nothing of for the write timeout "
-            "(write_timeout), or over the cap (refused).",
+            "HTTP connections the bridge closed, by reason (header_timeout, body_timeout, "
+            "evicted, slow_body, stalled, write_timeout, refused).",
             ["reason"],
             registry=registry,
         )

@@ -94,11 +94,8 @@ class HandshakeFailures:
         self._throttle = LogThrottle(clock=clock)
         self._counter = Counter(
             "exesdb_http_tls_handshake_failures",
-            "TLS handshakes that failed, by kind: plain_http (no TLS spoken; plain HTTP is"
-            " answered 400), client_certificate"
-            " (none, or one the client CA does not sign), server_certificate (the client refused"
-            " the bridge's), version_or_cipher (none in common), closed (the client left"
-            " mid-handshake: a port check), other.",
+            "TLS handshakes that failed, by kind (plain_http, client_certificate,"
+            " server_certificate, version_or_cipher, closed, other).",
             ["kind"],
             registry=registry,
         )

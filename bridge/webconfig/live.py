@@ -91,8 +91,7 @@ class LiveWebConfig:
         self._next_look = clock() + check_interval
         checks = Counter(
             "exesdb_web_config_password_checks",
-            "Basic auth passwords checked with bcrypt, by result (accepted, refused); an outcome "
-            "remembered from an earlier check costs none.",
+            "Basic auth passwords checked with bcrypt, by result (accepted, refused).",
             ["result"],
             registry=registry,
         )
@@ -100,8 +99,8 @@ class LiveWebConfig:
             checks.labels(result)
         busy = Counter(
             "exesdb_web_config_password_checks_busy",
-            "Requests answered 429 password_checks_busy, their password not checked: too many "
-            "checks were waiting for their client (limit client) or in all (limit all).",
+            "Requests answered 429 password_checks_busy, their password not checked, by limit: "
+            "too many checks waiting for their client (client) or in all (all).",
             ["limit"],
             registry=registry,
         )
@@ -120,12 +119,13 @@ class LiveWebConfig:
             self.ssl_context.sni_callback = self._hand_over
         self._reloaded = Gauge(
             "exesdb_web_config_last_reload_successful",
-            "1 when the last look at a changed web config file took it, 0 when it was refused.",
+            "1 when the latest change to EXESDB_WEB_CONFIG_FILE (or a file it names) was taken, "
+            "0 while a bad one is refused and the previous version stays in force.",
             registry=registry,
         )
         self._reloaded_at = Gauge(
             "exesdb_web_config_last_reload_success_timestamp_seconds",
-            "When the web config file in force was loaded (Unix seconds).",
+            "When the web config in force was loaded, in Unix seconds.",
             registry=registry,
         )
         self._reloaded.set(1)

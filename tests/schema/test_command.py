@@ -67,12 +67,17 @@ def test_without_a_tag_json_maps_instances_to_tags() -> None:
 
 
 def test_help_says_what_schema_alone_and_with_json_print() -> None:
-    """`schema --help` says that without TAG it lists every type, and what --json prints then."""
+    """`schema --help` says that without TAG it lists every type, and what --json prints then,
+    as the command's row of docs/cli.md does."""
     completed = schema("--help")
     assert completed.returncode == 0, completed.stderr
     said = " ".join(completed.stdout.split())
     assert "without TAG, list every type by bus instance" in said
     assert "(without TAG: the types by instance, as JSON)" in said
+    [row] = [
+        line for line in page("cli").splitlines() if line.startswith("| `exesdb-bridge schema")
+    ]
+    assert "without TAG, every type by bus instance (with `--json`, as JSON" in row
 
 
 def test_an_unknown_tag_exits_2_naming_the_closest() -> None:

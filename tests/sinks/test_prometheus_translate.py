@@ -238,16 +238,16 @@ GOLDEN = [
         _h(
             "exesdb_metric_alerts",
             "counter",
-            "MetricAlert messages: a metric crossed its threshold.",
+            "MetricAlert messages (a metric crossed its threshold), by metric and severity.",
         )
         + 'exesdb_metric_alerts_total{node="n1",metric="cpu_usage_percent",severity="critical"}'
         " 1.0\n"
         + _h(
             "exesdb_alerts",
             "counter",
-            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a"
-            " SystemAlert sent again with its alert_id, or a host resource's MetricAlert while it"
-            " breaches, is not raised again).",
+            "Alerts raised by SystemAlert, MetricAlert, SecurityAlert and AccessViolation"
+            " messages, by severity and category (a repeat of an alert still open is not raised"
+            " again).",
         )
         + 'exesdb_alerts_total{severity="critical",category="performance"} 1.0\n',
     ),
@@ -270,7 +270,7 @@ GOLDEN = [
             "exesdb_node_start_time_seconds",
             "gauge",
             "When the node last started, in Unix seconds: the time of its own latest"
-            " NodeLifecycle joined that is no heartbeat (a restart sets it anew).",
+            " NodeLifecycle joined that is no heartbeat.",
         )
         + 'exesdb_node_start_time_seconds{node="n1"} 1795824000.0\n',
     ),
@@ -325,9 +325,9 @@ GOLDEN = [
         _h(
             "exesdb_alerts",
             "counter",
-            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a"
-            " SystemAlert sent again with its alert_id, or a host resource's MetricAlert while it"
-            " breaches, is not raised again).",
+            "Alerts raised by SystemAlert, MetricAlert, SecurityAlert and AccessViolation"
+            " messages, by severity and category (a repeat of an alert still open is not raised"
+            " again).",
         )
         + 'exesdb_alerts_total{severity="error",category="data"} 1.0\n',
     ),
@@ -477,9 +477,9 @@ GOLDEN = [
         _h(
             "exesdb_alerts",
             "counter",
-            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a"
-            " SystemAlert sent again with its alert_id, or a host resource's MetricAlert while it"
-            " breaches, is not raised again).",
+            "Alerts raised by SystemAlert, MetricAlert, SecurityAlert and AccessViolation"
+            " messages, by severity and category (a repeat of an alert still open is not raised"
+            " again).",
         )
         + 'exesdb_alerts_total{severity="error",category="security"} 1.0\n'
         + _h("exesdb_access_violations", "counter", "Access violations, by type and severity.")
@@ -497,9 +497,9 @@ GOLDEN = [
         _h(
             "exesdb_alerts",
             "counter",
-            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a"
-            " SystemAlert sent again with its alert_id, or a host resource's MetricAlert while it"
-            " breaches, is not raised again).",
+            "Alerts raised by SystemAlert, MetricAlert, SecurityAlert and AccessViolation"
+            " messages, by severity and category (a repeat of an alert still open is not raised"
+            " again).",
         )
         + 'exesdb_alerts_total{severity="info",category="security"} 1.0\n'
         + _h("exesdb_security_alerts", "counter", "Security alerts, by type and severity.")

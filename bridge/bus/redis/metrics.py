@@ -77,13 +77,14 @@ class RedisCollector(Collector):
         if self._tls is not None:
             yield GaugeMetricFamily(
                 "exesdb_redis_tls_files_last_reload_successful",
-                "1 when the last look at changed TLS files EXESDB_BUS names took them, 0 while "
-                "they are refused (the connections keep the files they loaded).",
+                "1 when the latest change to the TLS files named in EXESDB_BUS's query was taken, "
+                "0 while a change that does not load is refused.",
                 value=1.0 if self._tls.last_reload_successful else 0.0,
             )
             yield GaugeMetricFamily(
                 "exesdb_redis_tls_files_last_reload_success_timestamp_seconds",
-                "When the TLS files EXESDB_BUS names that are in force were loaded (Unix seconds).",
+                "When the TLS files named in EXESDB_BUS's query that are in force were loaded, in "
+                "Unix seconds.",
                 value=self._tls.loaded_at,
             )
         yield CounterMetricFamily(
@@ -106,7 +107,8 @@ class RedisCollector(Collector):
         )
         yield CounterMetricFamily(
             "exesdb_redis_stage_errors",
-            "Unexpected failures of a Redis bus background stage (logged; the stage restarts).",
+            "Unexpected failures of a Redis bus background stage, each logged and the stage "
+            "restarted.",
             value=link.stage_errors,
         )
         yield CounterMetricFamily(

@@ -14,7 +14,6 @@ from bridge.messages import SEVERITIES
 from bridge.sinks.alerts.alertmanager import PostResult
 from bridge.sinks.alerts.delivery import AttemptResult, Outcome
 from bridge.sinks.alerts.records import DeliveryState, OutboxDepth
-from bridge.sinks.alerts.transitions import event_alert_cap
 
 __all__ = ["AlertMetrics", "DeliveryResult"]
 
@@ -57,7 +56,6 @@ class AlertMetrics:
         self,
         registry: CollectorRegistry,
         *,
-        max_open: int,
         waiting: Callable[[], int] = lambda: 0,
         holds_work_queue: Callable[[], bool],
     ) -> None:
@@ -66,7 +64,7 @@ class AlertMetrics:
         self.active_mark = 0  # AlertStore.count_mark when ``active`` was counted
         self._deliveries = Counter(
             "exesdb_webhook_deliveries",
-            "Webhook delivery attempts by result: delivered, retry, rejected (a final 4xx, "
+            "Webhook delivery attempts, by result: delivered, retry, rejected (a final 4xx, "
             "dead-lettered) or expired (deadline passed, dead-lettered).",
             ["result"],
             registry=registry,
@@ -81,14 +79,13 @@ class AlertMetrics:
         )
         Gauge(
             "exesdb_webhook_outbox_depth",
-            "Alert notifications not yet delivered: in a grouping window or a pending delivery.",
+            "Alert notifications not yet delivered (in a grouping window or a pending delivery).",
             registry=registry,
         ).set_function(lambda: float(self.depth.queued + self.depth.pending))
         dead_letters = Gauge(
             "exesdb_webhook_dead_letters",
-            "Dead-lettered webhook deliveries (kept EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS or until "
-            "`exesdb-bridge outbox retry`), by state: superseded (the receiver took a later "
-            "delivery of each of its alerts) or needs_action (the others).",
+            "Dead-lettered webhook deliveries, by state: needs_action, or superseded when the "
+            "receiver took a later delivery of each of their alerts.",
             ["state"],
             registry=registry,
         )
@@ -99,35 +96,31 @@ class AlertMetrics:
         self._renotified = Counter(
             "exesdb_webhook_renotified",
             "Open alerts queued again for a receiver whose latest notification of them was "
-            "dead-lettered (at once once it takes deliveries again, else after "
-            "EXESDB_WEBHOOK_RENOTIFY_INTERVAL_MS).",
+            "dead-lettered.",
             registry=registry,
         )
         self._stale = Counter(
             "exesdb_webhook_stale",
             "Alert notifications left out of a delivery, never to be sent, because another "
-            "replica made a newer one of the alert since, or makes the same one (Redis bus: it "
-            "took over the note of its change), or the alert resolved "
-            "before they reached a receiver with send_resolved: false (`exesdb-bridge outbox "
-            "list --state stale` lists them).",
+            "replica notified their alert since or it resolved before they reached a receiver "
+            "with send_resolved false.",
             registry=registry,
         )
         self._refused = Counter(
             "exesdb_alerts_refused",
-            f"New alerts refused because {max_open} alerts were already open "
-            f"({event_alert_cap(max_open)} for an event alert).",
+            "New alerts refused because the cap on open alerts was reached.",
             registry=registry,
         )
         registry.register(_ActiveAlerts(self, holds_work_queue))
         Gauge(
             "exesdb_alerts_pending",
-            "Health conditions read as degraded or unhealthy that have not yet lasted "
-            "EXESDB_ALERT_FOR_MS (they alert once they have).",
+            "Health conditions degraded or unhealthy for less than EXESDB_ALERT_FOR_MS, not yet "
+            "alerted on.",
             registry=registry,
         ).set_function(lambda: float(waiting()))
         self._posts = Counter(
             "exesdb_alertmanager_posts",
-            "Posts of the current alerts to Alertmanager, by result: ok or failed.",
+            "Posts of the current alerts to Alertmanager, by result (ok, failed).",
             ["result"],
             registry=registry,
         )  # its series made by posting(), when there is a poster
@@ -171,9 +164,8 @@ class _ActiveAlerts(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "exesdb_alerts_active",
-            "Alerts firing or acknowledged (not resolved) in the alert outbox, by severity; "
-            "on Redis 0 at a replica without the work-queue lease (the holder's are the "
-            "cluster's).",
+            "Alerts open (firing or acknowledged) in the alert outbox by severity, 0 at a "
+            "replica without the work-queue lease on Redis.",
             labels=["severity"],
         )
         # Read at each scrape: a replica that loses the lease shows 0 from that moment, and one

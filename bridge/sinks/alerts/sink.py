@@ -213,7 +213,6 @@ class AlertSink:
         self._lease = lease
         self.metrics = AlertMetrics(
             registry,
-            max_open=max_open_alerts,
             waiting=self._pending.waiting,
             holds_work_queue=self.holds_work_queue,
         )

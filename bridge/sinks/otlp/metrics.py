@@ -25,25 +25,27 @@ class OtlpMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.exported = Counter(
             "exesdb_otlp_exported",
-            "Spans, log records and metric data points the OTLP collector accepted.",
+            "Spans, log records and metric data points the OTLP collector accepted, by signal.",
             ["signal"],
             registry=registry,
         )
         self.export_failures = Counter(
             "exesdb_otlp_export_failures",
-            "Records (or data points) lost because their export failed, after the SDK's retries.",
+            "Records lost because their OTLP export failed after the exporter's retries, by "
+            "signal.",
             ["signal"],
             registry=registry,
         )
         self.dropped = Counter(
             "exesdb_otlp_dropped",
-            "Spans and log records dropped before export: queue full or shutting down.",
+            "Spans and log records dropped before OTLP export (queue full or shutting down), by "
+            "signal.",
             ["signal"],
             registry=registry,
         )
         self.queue_depth = Gauge(
             "exesdb_otlp_queue_depth",
-            "Spans and log records waiting for export.",
+            "Spans and log records waiting for OTLP export, by signal.",
             ["signal"],
             registry=registry,
         )

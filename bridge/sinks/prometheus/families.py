@@ -114,15 +114,14 @@ FAMILIES: Final[dict[str, tuple[MetricType, str, tuple[str, ...]]]] = {
     ),
     "exesdb_metric_alerts": (
         C,
-        "MetricAlert messages: a metric crossed its threshold.",
+        "MetricAlert messages (a metric crossed its threshold), by metric and severity.",
         ("node", "metric", "severity"),
     ),
     # alerts
     "exesdb_alerts": (
         C,
-        "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a SystemAlert"
-        " sent again with its alert_id, or a host resource's MetricAlert while it breaches, is"
-        " not raised again).",
+        "Alerts raised by SystemAlert, MetricAlert, SecurityAlert and AccessViolation messages,"
+        " by severity and category (a repeat of an alert still open is not raised again).",
         ("severity", "category"),
     ),
     "exesdb_alert_acknowledgements": (
@@ -163,7 +162,7 @@ FAMILIES: Final[dict[str, tuple[MetricType, str, tuple[str, ...]]]] = {
     "exesdb_node_start_time_seconds": (
         G,
         "When the node last started, in Unix seconds: the time of its own latest NodeLifecycle "
-        "joined that is no heartbeat (a restart sets it anew).",
+        "joined that is no heartbeat.",
         ("node",),
     ),
     "exesdb_process_lifecycle_events": (
