@@ -182,6 +182,12 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
             "http//user:pw@h.example/x",
             "with a host, e.g. http://user:<redacted>@h.example/…",
         ),
+        # Separated by a blank or ';' the two URLs were one, sent to the first host's /x%20http…
+        ("EXESDB_WEBHOOK_URLS", "http://a.example/x http://b.example/y", "a second URL after a"),
+        ("EXESDB_WEBHOOK_URLS", "http://a.example/x;http://b.example/y", "separates several with"),
+        # An env file keeps a comment after a value: the receiver would get the path "/x%20".
+        ("EXESDB_WEBHOOK_URLS", "http://a.example/x # ops", "put the comment on a line of its"),
+        ("EXESDB_EXTERNAL_URL", "http://bridge.example:9570 # public", "holds a comment (' #"),
         ("EXESDB_LOG_LEVEL", "chatty", "must be 'debug', 'info', 'warning' or 'error' (got"),
         ("EXESDB_LOG_FORMAT", "xml", "must be 'text' or 'json' (got 'xml')"),
         ("EXESDB_CPU_DEGRADED", "-1", "above 1 and at most 100"),
