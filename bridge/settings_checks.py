@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Final, Literal, cast
 from urllib.parse import urlsplit
 
+from bridge.client_environment import env_file_comments
 from bridge.client_settings import MIN_SECRET_LENGTH
 from bridge.errors import ConfigError
 from bridge.otlp_settings import (
@@ -40,7 +41,6 @@ from bridge.urls import grpc_target_without_scheme, names_a_host, otlp_endpoint_
 __all__ = [
     "MIN_SECRET_LENGTH",
     "cross_checks",
-    "env_file_comments",
     "receivers_file_warnings",
     "start_warnings",
 ]
@@ -71,20 +71,6 @@ _OTLP_HEADER: Final = re.compile(
     r"=[ \t]*[\x20\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*[ \t]*"
 )
 _OTLP_HEADERS_DELIMITER: Final = re.compile(r"[ \t]*,[ \t]*")
-# A comment written after a value in an env file, which docker's --env-file and systemd's
-# EnvironmentFile= keep in the value: "X=v # note" is "v # note", and "X="v" # note" (systemd
-# drops the quotes) is "v# note".
-_ENV_FILE_COMMENT: Final = re.compile(r"\s#|#\s")
-# The URL settings whose check refuses such a comment itself, saying so (bridge.urls).
-_URLS_REFUSING_COMMENTS: Final = frozenset(
-    {
-        "EXESDB_URL",
-        "EXESDB_EXTERNAL_URL",
-        "EXESDB_WEBHOOK_URLS",
-        "EXESDB_ALERTMANAGER_URL",
-        "EXESDB_ALERT_LINK_ORIGINS",
-    }
-)
 
 
 def cross_checks(settings: Settings, *, webhook_urls: Mapping[int, str] | None = None) -> list[str]:
@@ -319,25 +305,12 @@ def _otlp_header_problems(settings: Settings, environ: Mapping[str, str]) -> lis
     return problems
 
 
-def env_file_comments(environ: Mapping[str, str]) -> list[str]:
-    """A warning for each setting of ``environ`` whose value holds what reads as a comment an
-    env file kept in it, naming the variable only (its value may be a secret); one with a
-    refused value too, as the comment may be why."""
-    return [
-        f"{name} holds what reads as a comment written after its value in an env file (a '#'"
-        " beside a blank; the value not shown): docker --env-file and systemd EnvironmentFile="
-        " keep it as part of the value; put the comment on a line of its own"
-        for name in sorted(known_variables() - _URLS_REFUSING_COMMENTS)
-        if _ENV_FILE_COMMENT.search(environ.get(name, "").strip())
-    ]
-
-
 def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None) -> list[str]:
     """Things that work but that an operator should know about at start-up, among them the
     variables of ``environ`` (the process environment) that look meant for the bridge but
     are not among its settings."""
     environ = os.environ if environ is None else environ
-    notes = unknown_variables(environ) + env_file_comments(environ)
+    notes = unknown_variables(environ) + env_file_comments(environ, known_variables())
     secret = settings.secret_key_base.get_secret_value() if settings.secret_key_base else ""
     # Unset is no warning: it is refused with ingest or a Redis bus, so the key is the
     # in-process bus's alone, nothing outside to sign or verify (an info line at start).
