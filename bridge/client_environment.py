@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, Protocol, TypeVar
 
@@ -34,6 +34,7 @@ __all__ = [
     "PublishValues",
     "Secret",
     "SecretValue",
+    "env_file_comments",
     "read_plainly",
     "state_dir_problem",
 ]
@@ -45,6 +46,33 @@ MIN_SECRET_LENGTH: Final = 32
 # The longest EXESDB_NODE (``bridge.client_settings.NodeName``).
 MAX_NODE_LENGTH: Final = 255
 _NODE: Final = re.compile(NODE_PATTERN)
+# A comment written after a value in an env file, which docker's --env-file and systemd's
+# EnvironmentFile= keep in the value: "X=v # note" is "v # note", and "X="v" # note" (systemd
+# drops the quotes) is "v# note".
+_ENV_FILE_COMMENT: Final = re.compile(r"\s#|#\s")
+# The URL settings whose check refuses such a comment itself, saying so (bridge.urls).
+_URLS_REFUSING_COMMENTS: Final = frozenset(
+    {
+        "EXESDB_URL",
+        "EXESDB_EXTERNAL_URL",
+        "EXESDB_WEBHOOK_URLS",
+        "EXESDB_ALERTMANAGER_URL",
+        "EXESDB_ALERT_LINK_ORIGINS",
+    }
+)
+
+
+def env_file_comments(environ: Mapping[str, str], names: Iterable[str]) -> list[str]:
+    """A warning for each of the settings ``names`` whose value in ``environ`` holds what reads
+    as a comment an env file kept in it, naming the variable only (its value may be a secret);
+    for ``run`` and ``check-config`` one with a refused value too, as the comment may be why."""
+    return [
+        f"{name} holds what reads as a comment written after its value in an env file (a '#'"
+        " beside a blank; the value not shown): docker --env-file and systemd EnvironmentFile="
+        " keep it as part of the value; put the comment on a line of its own"
+        for name in sorted(set(names) - _URLS_REFUSING_COMMENTS)
+        if _ENV_FILE_COMMENT.search(environ.get(name, "").strip())
+    ]
 
 
 class SecretValue(Protocol):

@@ -35,9 +35,10 @@ from pydantic import (
     model_validator,
 )
 
+from bridge.client_environment import MIN_SECRET_LENGTH
 from bridge.errors import ConfigError
 from bridge.httpclient import HTTPClientConfig
-from bridge.httpclient.files import read_problem
+from bridge.httpclient.files import WatchedFile, read_problem
 from bridge.httpclient.schema import SECRET_KEYS, UNSUPPORTED_KEYS
 from bridge.messages import SEVERITIES, AlertSeverity
 from bridge.receiver_keys import FILE_KEY_PREFIX, ReceiverKeys, receiver_label
@@ -641,6 +642,7 @@ def file_warnings(
     for index, hook in parts.hooks:
         who = f"webhook_configs.{index} {hook.shown}"
         notes += _unreadable(f"{who}: ", hook.own_files)
+        notes += _short_secret(who, hook)
         if index in parts.inheriting:  # global's files: warned of once, under their own key
             takers.append((f"webhook_configs.{index}", _plain(hook.url, hook.http_config)))
         else:
@@ -651,6 +653,33 @@ def file_warnings(
             "alertmanager", section.url or alertmanager_url, section.http_config, "its posts"
         )
     return notes + _global_warnings(parts.global_config, takers, taken=bool(parts.inheriting))
+
+
+def _short_secret(who: str, hook: WebhookConfig) -> list[str]:
+    """A warning when the receiver's own signing key (its ``secret``, or what its readable
+    ``secret_file`` holds) is shorter than ``EXESDB_WEBHOOK_SECRET`` may be without one: every
+    delivery carries an HMAC of a known body, from which a short key is found offline."""
+    if hook.secret is not None:
+        key, length = "its secret", len(hook.secret.get_secret_value())
+    elif hook.secret_file is not None:
+        try:
+            key, length = (
+                f"the key in its secret_file {hook.secret_file}",
+                len(WatchedFile(hook.secret_file).read()),
+            )
+        except (OSError, UnicodeDecodeError):
+            return []  # _unreadable says so
+        if length == 0:
+            return []  # each delivery refuses an empty one, saying so
+    else:
+        return []
+    if length >= MIN_SECRET_LENGTH:
+        return []
+    return [
+        f"{who}: {key} is shorter than {MIN_SECRET_LENGTH} characters: one signed delivery"
+        " lets anyone who sees it try keys offline; use a long random one, e.g. $(openssl rand"
+        " -hex 32)"
+    ]
 
 
 def _plain(url: str | None, config: HTTPClientConfig) -> bool:

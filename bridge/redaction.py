@@ -65,6 +65,7 @@ _URL: Final = r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^\s/?#]*@)?[^\s
 # What ends a URL in a sentence but is not of it (_without_trailing_punctuation), and the
 # bracket each closing one closes.
 _TRAILING: Final = frozenset(".:;!?)]>")
+_SCHEME_ALONE: Final = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
 _OPENING: Final = {")": "(", "]": "[", ">": "<"}
 # An HTTP authorization's credentials after their scheme (RFC 9110 token68), in any letter case;
 # after ``Basic`` only when they are what Basic sends, so that "a basic check" stays as it is,
@@ -367,7 +368,8 @@ def redact_urls(text: str) -> str:
         at = match.end()
         if match.group("url") is not None:
             url = _without_trailing_punctuation(match.group("url"))
-            shown.append(safe_url_or_key(url))
+            # A scheme alone, as a sentence names one ("EXESDB_BUS is redis://)"), holds nothing.
+            shown.append(url if _SCHEME_ALONE.fullmatch(url) else safe_url_or_key(url))
             at = match.start() + len(url)  # what follows it is read as text
         elif match.group("auth") is not None:
             if _credentials(text, match):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Final, Literal, cast
 from urllib.parse import urlsplit
 
+from bridge.client_environment import env_file_comments
 from bridge.client_settings import MIN_SECRET_LENGTH
 from bridge.errors import ConfigError
 from bridge.otlp_settings import (
@@ -27,7 +28,13 @@ from bridge.otlp_settings import (
 )
 from bridge.probe_settings import client_certificate_problem, credential_warnings, variable_value
 from bridge.redaction import redact_urls, safe_url
-from bridge.settings import OtlpProtocol, OtlpSignal, Settings, unknown_variables
+from bridge.settings import (
+    OtlpProtocol,
+    OtlpSignal,
+    Settings,
+    known_variables,
+    unknown_variables,
+)
 from bridge.tlsutil import pem_file_problem
 from bridge.urls import grpc_target_without_scheme, names_a_host, otlp_endpoint_problem
 
@@ -303,7 +310,7 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
     variables of ``environ`` (the process environment) that look meant for the bridge but
     are not among its settings."""
     environ = os.environ if environ is None else environ
-    notes = unknown_variables(environ)
+    notes = unknown_variables(environ) + env_file_comments(environ, known_variables())
     secret = settings.secret_key_base.get_secret_value() if settings.secret_key_base else ""
     # Unset is no warning: it is refused with ingest or a Redis bus, so the key is the
     # in-process bus's alone, nothing outside to sign or verify (an info line at start).

@@ -70,6 +70,9 @@ _SCHEME_SLIP: Final = re.compile(
 )
 # A scheme, perhaps mistyped, before the rest: no host:port typed without one (ftp:/host).
 _SCHEME_START: Final = re.compile(r"(?i:https?)[:/]|[A-Za-z][A-Za-z0-9+.-]*(?::/|//)")
+# A comment written after a value in an env file, and a URL written after another.
+_COMMENT: Final = re.compile(r"\s#")
+_SECOND_URL: Final = re.compile(r"(?P<between>[\s;|]+)(?i:https?)://")
 _HTTP_ENDPOINT: Final = "an http:// or https:// URL with a host, e.g. http://collector:4318"
 # What no link shown whole holds: a space or a control character (it would be text with a URL in
 # it, or a URL a client reads otherwise than it is shown: urlsplit drops a tab or line break),
@@ -89,6 +92,9 @@ def http_url_problem(url: str, what: str = "URL") -> str | None:
         parts = urlsplit(url)
     except ValueError:
         return f"not a {what}; allowed: an http:// or https:// {what} with a host"
+    joined = _joined_text(url, parts.netloc, what)
+    if joined is not None:
+        return joined
     try:
         parts.port  # noqa: B018 - raises ValueError for a port that is not one
     except ValueError:
@@ -115,6 +121,32 @@ def http_url_problem(url: str, what: str = "URL") -> str | None:
         # Alertmanager expands Go templates in a webhook URL; sent as written, it would reach
         # some other path without a word.
         return f"holds a template ({{{{ … }}}}), which the bridge does not expand; give the {what}"
+    return None
+
+
+def _joined_text(url: str, netloc: str, what: str) -> str | None:
+    """Why ``url`` holds more than one URL: a comment an env file kept in the value, or a second
+    URL after a blank, ``;`` or ``|``; None otherwise. A password (before the host's ``@``) may
+    hold anything and is not looked in; a blank in the host is the host check's to name."""
+    userinfo, at, _ = netloc.rpartition("@")
+    rest = url.replace(userinfo + at, "", 1) if at else url
+    if _COMMENT.search(rest):
+        # docker's --env-file, compose's env_file and systemd's EnvironmentFile= keep a "#" after
+        # a value in it: the path would end in a blank and the comment be its fragment.
+        return (
+            f"holds a comment (' #…') after the {what}: an env file (docker --env-file, systemd"
+            " EnvironmentFile=) keeps it as part of the value; put the comment on a line of its"
+            f" own; allowed: an http:// or https:// {what} with a host"
+        )
+    joined = _SECOND_URL.search(rest)
+    if joined is not None:
+        between = joined.group("between").strip()
+        return (
+            f"holds a second URL after {repr(between) if between else 'a blank'}, and taken as"
+            " one it would go to the first one's host, at a path no one serves; give one URL per"
+            " setting or entry (EXESDB_WEBHOOK_URLS separates several with commas); allowed: an"
+            f" http:// or https:// {what} with a host"
+        )
     return None
 
 

@@ -114,6 +114,30 @@ def test_a_bad_value_in_a_setting_the_command_reads_exits_2_naming_it_alone(
     assert named_unrelated(completed) == []
 
 
+@pytest.mark.parametrize(
+    ("command", "variable", "value", "code"),
+    [
+        (["publish", *ALERT], "SECRET_KEY_BASE", f"{TEST_SECRET} # the cluster's key", 1),
+        (["alerts", "list"], "EXESDB_ADMIN_TOKEN", f"{ADMIN_TOKEN} # ops", 1),
+        (["publish", *ALERT], "EXESDB_NODE", "app-1 # this host", 0),
+    ],
+)
+def test_a_value_the_command_reads_with_an_env_file_s_comment_in_it_is_warned_of(
+    bridge: BridgeProcess, command: list[str], variable: str, value: str, code: int
+) -> None:
+    """A value the command reads holding an env file's comment (a key the bridge then refuses
+    as another) is warned of first, naming the variable, not the value."""
+    completed = run_bridge(*command, env=client_env(bridge, **{variable: value}), timeout=30)
+    assert completed.returncode == code, completed.stderr
+    assert completed.stderr.startswith(
+        f"exesdb-bridge: warning: {variable} holds what reads as a comment written after its"
+        " value in an env file (a '#' beside a blank; the value not shown): docker --env-file"
+        " and systemd EnvironmentFile= keep it as part of the value; put the comment on a line"
+        " of its own\n"
+    )
+    assert value.partition("#")[2] not in completed.stderr
+
+
 def test_the_web_config_file_is_read_only_when_the_address_is_asked(
     bridge: BridgeProcess, tmp_path: Path
 ) -> None:

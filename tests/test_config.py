@@ -182,6 +182,12 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
             "http//user:pw@h.example/x",
             "with a host, e.g. http://user:<redacted>@h.example/…",
         ),
+        # Separated by a blank or ';' the two URLs were one, sent to the first host's /x%20http…
+        ("EXESDB_WEBHOOK_URLS", "http://a.example/x http://b.example/y", "a second URL after a"),
+        ("EXESDB_WEBHOOK_URLS", "http://a.example/x;http://b.example/y", "separates several with"),
+        # An env file keeps a comment after a value: the receiver would get the path "/x%20".
+        ("EXESDB_WEBHOOK_URLS", "http://a.example/x # ops", "put the comment on a line of its"),
+        ("EXESDB_EXTERNAL_URL", "http://bridge.example:9570 # public", "holds a comment (' #"),
         ("EXESDB_LOG_LEVEL", "chatty", "must be 'debug', 'info', 'warning' or 'error' (got"),
         ("EXESDB_LOG_FORMAT", "xml", "must be 'text' or 'json' (got 'xml')"),
         ("EXESDB_CPU_DEGRADED", "-1", "above 1 and at most 100"),
@@ -568,6 +574,65 @@ def test_webhooks_without_a_signing_key_are_warned_about_even_when_it_is_set_emp
         " key to verify the X-ExESDB-Signature header" in err
     ) is warned
     assert re.search(r"^EXESDB_WEBHOOK_SECRET +<unset>$", out, re.M) is not None or not warned
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        # docker --env-file and systemd EnvironmentFile= keep a comment after a value in it.
+        ("SECRET_KEY_BASE", f"{TEST_SECRET} # the cluster's key"),
+        ("EXESDB_ADMIN_TOKEN", "0123456789abcdef0123 # ops"),
+        ("EXESDB_NODE", "bridge-1 # this host"),
+        # systemd drops the quotes of "v" # note, the blank before the '#' with them.
+        ("EXESDB_WEBHOOK_SECRET", f"{TEST_SECRET}# the receivers' key"),
+    ],
+)
+def test_a_value_an_env_file_left_a_comment_in_is_warned_about_unshown(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str, value: str
+) -> None:
+    """A setting taken with what reads as an env file's comment in it is warned about, the
+    warning naming the variable, never its value (it may be a secret)."""
+    status, _, err = check_config(monkeypatch, capsys, **{variable: value})
+    assert status == 0
+    assert (
+        f"exesdb-bridge: warning: {variable} holds what reads as a comment written after its value"
+        " in an env file (a '#' beside a blank; the value not shown): docker --env-file and"
+        " systemd EnvironmentFile= keep it as part of the value; put the comment on a line of its"
+        " own" in err
+    )
+    assert value.partition("#")[2] not in err
+
+
+def test_a_value_refused_for_an_env_file_s_comment_is_followed_by_the_warning(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refused value holding an env file's comment is followed by the warning saying why."""
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_INGEST="true # on")
+    assert status == 2
+    problem, _, warnings = err.partition("exesdb-bridge: warning: ")
+    assert "EXESDB_INGEST: must be true or false" in problem
+    assert "EXESDB_INGEST holds what reads as a comment written after its value" in warnings
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "EXESDB_URL",
+        "EXESDB_EXTERNAL_URL",
+        "EXESDB_WEBHOOK_URLS",
+        "EXESDB_ALERTMANAGER_URL",
+        "EXESDB_ALERT_LINK_ORIGINS",
+    ],
+)
+def test_a_url_setting_refuses_an_env_file_s_comment_saying_so_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str
+) -> None:
+    """A URL setting with an env file's comment in it is refused saying so, without the
+    warning every other setting gets besides."""
+    status, _, err = check_config(monkeypatch, capsys, **{variable: "https://h.example # hooks"})
+    assert status == 2
+    assert "holds a comment (' #…') after the URL: an env file" in err
+    assert "holds what reads as a comment" not in err
 
 
 def test_an_unknown_variable_far_from_every_setting_points_at_the_list(

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bridge.cli.healthcheck import READINESS, pinned_context, probe, probe_url
+from bridge.cli.healthcheck import LIVENESS, READINESS, Endpoint, pinned_context, probe, probe_url
 from bridge.headers import HEALTHZ_BODY, REALM
 from bridge.http import healthz
 from tests.support import (
@@ -129,8 +129,8 @@ def test_probe_url_asks_over_https_when_told_the_bridge_serves_tls() -> None:
 
 
 async def test_healthy_on_200(server: Server) -> None:
-    """200 from /healthz is healthy, and the line names the URL."""
-    await server.start(answer(200))
+    """The bridge's 200 from /healthz is healthy, and the line names the URL."""
+    await server.start(bridge_healthz)
     verdict = await asyncio.to_thread(probe, server.url())
     assert verdict.healthy
     assert verdict.line == f"healthy: {server.url()} answered 200"
@@ -243,8 +243,9 @@ async def test_credentials_are_sent_as_basic_auth_and_never_shown(server: Server
     """(user, password) goes out as an Authorization header; the line does not carry it."""
 
     async def guarded(request: web.Request) -> web.Response:
-        ok = request.headers.get("Authorization") == "Basic b3BzOnMzY3JldA=="
-        return web.Response(status=200 if ok else 401)
+        if request.headers.get("Authorization") == "Basic b3BzOnMzY3JldA==":
+            return web.json_response(HEALTHZ_BODY)
+        return web.Response(status=401)
 
     await server.start(guarded)
     verdict = await asyncio.to_thread(probe, server.url(), credentials=("ops", "s3cret"))
@@ -276,7 +277,7 @@ async def test_tls_is_checked_with_the_given_context(server: Server, tmp_path: P
     cert, key = self_signed(tmp_path)
     serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     serving.load_cert_chain(cert, key)
-    await server.start(answer(200), ssl_context=serving)
+    await server.start(bridge_healthz, ssl_context=serving)
     url = server.url("https")
     trusting = ssl.create_default_context(cafile=str(cert))
     assert (await asyncio.to_thread(probe, url, ssl_context=trusting)).healthy
@@ -415,7 +416,7 @@ async def test_a_pinned_certificate_is_trusted_whatever_name_it_carries(
     leaf = files.ca.issue_cert("bridge.example.test")  # no 127.0.0.1 in it
     served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     leaf.configure_cert(served)
-    await server.start(answer(200), ssl_context=served)
+    await server.start(bridge_healthz, ssl_context=served)
     pem = tmp_path / "leaf.pem"
     pem.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
     verdict = await asyncio.to_thread(probe, server.url("https"), ssl_context=pinned_context(pem))
@@ -429,7 +430,7 @@ async def test_another_certificate_of_the_same_ca_is_refused(
     files = WebFiles(tmp_path)
     served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     files.ca.issue_cert("127.0.0.1").configure_cert(served)
-    await server.start(answer(200), ssl_context=served)
+    await server.start(bridge_healthz, ssl_context=served)
     sibling = tmp_path / "sibling.pem"
     sibling.write_bytes(files.ca.issue_cert("127.0.0.1").cert_chain_pems[0].bytes())
     url = server.url("https")
@@ -667,7 +668,11 @@ async def test_a_503_that_is_not_the_bridge_s_is_not_ready_without_parts(server:
     ("status", "line"),
     [
         (503, "not ready: {url} answered 503 Service Unavailable"),
-        (200, "ready: {url} answered 200"),
+        (
+            200,
+            "not ready: {url} answered 200, but not as the bridge's /readyz answers: another"
+            " server listens there; EXESDB_HTTP_ADDR must be the address the bridge listens on",
+        ),
     ],
 )
 async def test_a_readyz_body_nested_past_the_parser_s_depth_is_not_the_bridge_s(
@@ -683,8 +688,24 @@ async def test_a_readyz_body_nested_past_the_parser_s_depth_is_not_the_bridge_s(
     await server.start(deep)
     url = server.url(path="/readyz")
     verdict = await asyncio.to_thread(probe, url, endpoint=READINESS)
-    assert (verdict.healthy, verdict.line) == (status == 200, line.format(url=url))
+    assert (verdict.healthy, verdict.line) == (False, line.format(url=url))
     assert not verdict.from_bridge
+
+
+@pytest.mark.parametrize(("endpoint", "path"), [(LIVENESS, "/healthz"), (READINESS, "/readyz")])
+async def test_another_server_s_200_at_the_address_is_not_the_bridge_healthy(
+    server: Server, endpoint: Endpoint, path: str
+) -> None:
+    """Another server holding the address and answering 200 to anything (the bridge could not
+    listen there, or EXESDB_HTTP_ADDR names another service) is unhealthy, saying so."""
+    await server.start(answer(200))
+    url = server.url(path=path)
+    verdict = await asyncio.to_thread(probe, url, endpoint=endpoint)
+    assert not verdict.healthy
+    assert verdict.line == (
+        f"{endpoint.bad}: {url} answered 200, but not as the bridge's {path} answers: another"
+        " server listens there; EXESDB_HTTP_ADDR must be the address the bridge listens on"
+    )
 
 
 @pytest.mark.parametrize(

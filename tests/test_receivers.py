@@ -334,6 +334,10 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "webhook_configs:\n  - url: http://h/x\n    http_config:\n      follow_redirects:\n",
             "webhook_configs.0.http_config.follow_redirects: empty (null); give a value",
         ),
+        (  # one entry per receiver: taken as one URL, the second would never be sent to
+            "webhook_configs:\n  - url: https://a.example/tok3n https://b.example/tok3n\n",
+            "webhook_configs.0.url: holds a second URL after a blank",
+        ),
         (  # another kind of file named by mistake: its lines are no keys to show
             "root:$6$tok3n:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",
             "(top level): a key that is no name (not shown: is this the file meant?); allowed",

@@ -1,5 +1,6 @@
 """The receivers file's warnings at start and from check-config: a file a receiver names that
-cannot be read now, a tls_config (a receiver's or oauth2's) that no TLS handshake uses."""
+cannot be read now, a tls_config (a receiver's or oauth2's) that no TLS handshake uses, a
+signing key too short."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def test_check_config_warns_of_each_receiver_file_it_cannot_read_now(
     exits 0 and names the receiver (origin or url_file), the key and the file, never a content;
     readable files are not named."""
     (tmp_path / "a-folder").mkdir()
-    (tmp_path / "readable-secret").write_text("secret-tok3n\n")
+    (tmp_path / "readable-secret").write_text(f"secret-tok3n-{'k' * 32}\n")
     (tmp_path / "readable-password").write_text("password-tok3n\n")
     monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(write(tmp_path, UNREADABLE_AT_START)))
     assert main(["check-config"]) == 0
@@ -324,3 +325,42 @@ def test_a_file_listing_no_receiver_is_warned_of(
     monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(write(tmp_path, text)))
     assert main(["check-config"]) == 0
     assert (NO_RECEIVER in capsys.readouterr().err.splitlines()) is warned
+
+
+def test_a_receiver_s_own_short_signing_key_is_warned_of_as_the_variable_s_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A receiver's secret, or the key its secret_file holds, under 32 characters is warned of
+    as a short EXESDB_WEBHOOK_SECRET is, naming the receiver and never the key; a long one and
+    an empty file (each delivery refuses it) are not."""
+    (tmp_path / "short-key").write_text("tok3n\n")
+    (tmp_path / "long-key").write_text(f"tok3n{'k' * 32}\n")
+    (tmp_path / "empty-key").write_text("\n")
+    text = f"""
+webhook_configs:
+  - url: https://a.example/hook
+    secret: tok3n
+  - url: https://b.example/hook
+    secret_file: short-key
+  - url: https://c.example/hook
+    secret_file: long-key
+  - url: https://d.example/hook
+    secret: tok3n{"k" * 32}
+  - url: https://e.example/hook
+    secret_file: empty-key
+"""
+    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(write(tmp_path, text)))
+    assert main(["check-config"]) == 0
+    captured = capsys.readouterr()
+    assert "tok3n" not in captured.out + captured.err
+    warned = [line for line in captured.err.splitlines() if "is shorter than 32" in line]
+    tail = (
+        "is shorter than 32 characters: one signed delivery lets anyone who sees it try keys"
+        " offline; use a long random one, e.g. $(openssl rand -hex 32)"
+    )
+    assert warned == [
+        "exesdb-bridge: warning: EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.0"
+        f" https://a.example/…: its secret {tail}",
+        "exesdb-bridge: warning: EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.1"
+        f" https://b.example/…: the key in its secret_file {tmp_path / 'short-key'} {tail}",
+    ]

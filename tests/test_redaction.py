@@ -154,6 +154,13 @@ def test_redact_urls_rewrites_every_url_in_a_text() -> None:
         # A bracket the URL opened is its own.
         ("http://[::1]:9570", "http://[::1]:9570"),
         ("https://<redacted>@h.example", "https://<redacted>@h.example"),
+        # A scheme alone, named in a sentence, is no URL to hide.
+        (
+            "(for such a Redis, EXESDB_BUS is redis://)",
+            "(for such a Redis, EXESDB_BUS is redis://)",
+        ),
+        ("give https://.", "give https://."),
+        ("https://h.example/tok://)", "https://h.example/…)"),
     ],
 )
 def test_redact_urls_leaves_punctuation_after_a_url_outside_it(text: str, shown: str) -> None:

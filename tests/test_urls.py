@@ -87,6 +87,13 @@ def test_the_default_external_url_is_https_when_the_web_config_serves_tls(tmp_pa
         ("https://hooks.exa mple/t0k3n", "its host holds a blank (a space), which no host name"),
         ("http://u:pw@hooks t0k3n:8080/", "its host holds a blank (a space), which no host name"),
         ("https://u:p w@hooks.example/t0k3n", None),  # the password's, not the host's
+        # Two URLs in one, or an env file's comment: the first host would get a path it lacks.
+        ("http://a.example/t0k3n http://b.example/t0k3n", "holds a second URL after a blank,"),
+        ("http://a.example/t0k3n;https://b.example/", "holds a second URL after ';', and"),
+        ("http://a.example/t0k3n | http://b.example/", "holds a second URL after '|', and"),
+        ("http://a.example:9093 # t0k3n", "holds a comment (' #…') after the URL: an env file"),
+        ("http://a.example/go?to=http://b.example/", None),  # a URL in a query is one URL
+        ("http://a.example/my hook", None),  # a blank in a path: sent as %20
     ],
 )
 def test_a_url_given_is_http_or_https_with_a_host_and_never_echoed(

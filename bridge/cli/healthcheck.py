@@ -6,8 +6,10 @@ configuration), asks the address the bridge listens on (a wildcard host means lo
 prints one line saying what it found; when unhealthy, a warning line follows for each set
 ``EXESDB_*`` variable that is no setting (``EXESDB_PORT``: did you mean ``EXESDB_HTTP_ADDR``?),
 as the other commands give it. Exit 0 when healthy, else 1, even for a bad configuration:
-Docker reserves exit 2 in health checks. A bad option (``--timeout 0``) is a usage error, exit 2,
-as in every command: a mistake in the probe's command, not a state of the bridge. With
+Docker reserves exit 2 in health checks. Only the bridge's own 200 (its ``/healthz`` or
+``/readyz`` body) is healthy: another server's 200 at that address is not. A bad option
+(``--timeout 0``) is a usage error, exit 2, as in every command: a mistake in the probe's
+command, not a state of the bridge. With
 ``--ready`` it asks ``/readyz`` the same way (the readiness probe, which an ``httpGet`` probe
 could not make through client certificates or without the password in the pod spec), and a
 503 line names the required parts the bridge says are not ready, with their reasons.
@@ -231,8 +233,10 @@ def _probe(
         connection.close()
     if endpoint.readiness and status in (200, 503):
         return _readiness_verdict(url, status, reason, body)
+    if status == 200 and _is_healthz(body):
+        return Verdict(True, f"{good}: {url} answered 200", status, from_bridge=True)
     if status == 200:
-        return Verdict(True, f"{good}: {url} answered 200", status, from_bridge=_is_healthz(body))
+        return Verdict(False, _not_the_bridge(bad, url, "/healthz"), status)
     line = f"{bad}: {url} answered {status} {reason}".rstrip()
     refused = status == 401 and bool(_REALM.search(challenge))
     if refused:
@@ -252,12 +256,23 @@ def _readiness_verdict(url: str, status: int, reason: str, body: bytes) -> Verdi
     required parts ``body`` says are not ready, with their reasons, when it is the bridge's."""
     said = _readyz(body)
     from_bridge = said is not None and said[0] == (status == 200)
+    if status == 200 and from_bridge:
+        return Verdict(True, f"ready: {url} answered 200", status, from_bridge=True)
     if status == 200:
-        return Verdict(True, f"ready: {url} answered 200", status, from_bridge=from_bridge)
+        return Verdict(False, _not_the_bridge("not ready", url, "/readyz"), status)
     line = f"not ready: {url} answered {status} {reason}".rstrip()
     if said is not None and said[1]:
         line += f": waiting for {', '.join(said[1])}"
     return Verdict(False, line, status, from_bridge=from_bridge)
+
+
+def _not_the_bridge(bad: str, url: str, path: str) -> str:
+    """The line for a 200 whose body is not the bridge's ``path`` answer: another server holds
+    the address (the bridge could not listen there, or listens elsewhere)."""
+    return (
+        f"{bad}: {url} answered 200, but not as the bridge's {path} answers: another server"
+        " listens there; EXESDB_HTTP_ADDR must be the address the bridge listens on"
+    )
 
 
 def _readyz(body: bytes) -> tuple[bool, tuple[str, ...]] | None:

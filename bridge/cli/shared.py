@@ -52,20 +52,26 @@ class Commands(Protocol):
 
 def settings_or_exit(*, logged: bool = False) -> Settings:
     """The whole configuration (``run``, ``check-config``), or exit 2 listing every problem,
-    followed by a warning about each set ``EXESDB_*`` variable that is no setting and each
-    misspelt ``OTEL_*`` one (``run`` and ``check-config`` give them with their other warnings
-    otherwise): a misspelt name is often why a required setting is missing. ``logged`` (``run``,
+    followed by a warning about each set ``EXESDB_*`` variable that is no setting, each
+    misspelt ``OTEL_*`` one and each setting holding an env file's comment (``run`` and
+    ``check-config`` give them with their other warnings otherwise): a misspelt name is often
+    why a required setting is missing, a comment why a value is refused. ``logged`` (``run``,
     whose stderr is its log): with ``EXESDB_LOG_FORMAT=json`` in the environment the problems
     and warnings are JSON log records, one each, as every other line of that log."""
+    from bridge.client_environment import env_file_comments
     from bridge.config import load_settings
+    from bridge.settings import known_variables
 
     try:
         return load_settings()
     except ConfigError as exc:
+        # A comment an env file kept in a value is often why that value is refused.
+        notes = _unknown_variables() + env_file_comments(os.environ, known_variables())
         if logged:
-            _log_refusal(exc, _unknown_variables())
+            _log_refusal(exc, notes)
         _say_refused(exc)
-        _warn_unknown_variables()
+        for note in notes:
+            warn(note)
         raise SystemExit(EXIT_USAGE) from None
 
 
@@ -74,12 +80,16 @@ def client_settings_or_exit(kind: type[Values]) -> Values:
     listing each refused value (a bad value in a variable the command does not read does not
     stop it). First a warning on stderr about each set ``EXESDB_*`` variable that is no setting (a
     typo of the one the command needs, often) and each misspelt ``OTEL_*`` one, as ``run`` and
-    ``check-config`` give them; the names of every setting are read only when some such
-    variable beside the command's own is set. Plainly good values are read without pydantic;
-    pydantic judges any other (``bridge.client_settings``) and words its refusal."""
-    from bridge.client_environment import read_plainly
+    ``check-config`` give them, and each of its own variables holding an env file's comment;
+    the names of every setting are read only when some such variable beside the command's own is
+    set. Plainly good values are read without pydantic; pydantic judges any other
+    (``bridge.client_settings``) and words its refusal."""
+    from bridge.client_environment import env_file_comments, read_plainly
 
     _warn_unknown_variables(frozenset(kind.VARIABLES.values()))
+    # A key or token with an env file's comment in it is refused by the bridge as a wrong one.
+    for note in env_file_comments(os.environ, kind.VARIABLES.values()):
+        warn(note)
     found = read_plainly(kind, os.environ)
     if found is not None:
         return found
@@ -107,7 +117,7 @@ def warn(note: str) -> None:
     print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
 
 
-def _log_refusal(exc: ConfigError, unknown: list[str]) -> None:
+def _log_refusal(exc: ConfigError, notes: list[str]) -> None:
     """Each problem an error record and each warning a warning record, then exit 2, when the
     raw environment asks for JSON logs (the settings that would say so failed to load);
     otherwise return, for the plain text."""
@@ -120,7 +130,7 @@ def _log_refusal(exc: ConfigError, unknown: list[str]) -> None:
     logger = logging.getLogger("bridge")
     for problem in exc.problems:
         logger.error("bad configuration: %s", problem)
-    for note in (*exc.warnings, *unknown):
+    for note in (*exc.warnings, *notes):
         logger.warning("%s", note)
     raise SystemExit(EXIT_USAGE) from None
 

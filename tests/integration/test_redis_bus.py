@@ -28,7 +28,14 @@ from bridge.bus.redis import GROUP, RedisTransport
 from bridge.messages import SecurityAlert, SystemAlert, utc_now
 from bridge.settings import Settings
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.support import TEST_SECRET, async_wait_until, free_port, pem_files
+from tests.support import (
+    TEST_SECRET,
+    BridgeProcess,
+    async_wait_until,
+    free_port,
+    pem_files,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -1133,6 +1140,30 @@ async def test_a_rediss_url_at_a_redis_without_tls_says_it_may_be_meant_as_redis
     assert "is unreachable" in replica.reason(), replica.reason()
     assert "a Redis without TLS never answers" in replica.reason(), replica.reason()
     assert "EXESDB_BUS is redis://" in replica.reason(), replica.reason()
+
+
+def test_the_log_tells_a_rediss_url_at_a_redis_without_tls_the_scheme_meant(
+    tmp_path: Path, redis_server: Callable[[], RedisServer]
+) -> None:
+    """A bridge process's log, every line of it redacted, keeps the scheme the hint names for a
+    rediss:// URL at a Redis without TLS, not ``<not a URL>`` in its place."""
+    port = redis_server().port
+    process = BridgeProcess(
+        state_dir=tmp_path / "state",
+        EXESDB_BUS=f"rediss://:pw@127.0.0.1:{port}/0",
+        SECRET_KEY_BASE=TEST_SECRET,
+    ).start(tmp_path)
+    try:
+        line = wait_until(
+            lambda: next((x for x in process.log().splitlines() if "Timeout" in x), None),
+            15,
+            "the timeout logged",
+        )
+    finally:
+        process.stop()
+    assert "for such a Redis, EXESDB_BUS is redis://)" in line, line
+    assert "<not a URL>" not in line
+    assert ":pw@" not in line
 
 
 async def test_a_rediss_url_naming_another_host_than_the_certificate_is_not_told_to_name_its_ca(
