@@ -12,6 +12,7 @@ them: no probe can cost less. Byte code is cached, as in an installed package or
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import threading
@@ -32,15 +33,20 @@ from bench._util import (
     table,
     timed_call,
 )
+from bridge.headers import HEALTHZ_BODY
 
 _INTERPRETER: Final = "python -c pass"
 
 
 class _Healthy(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        self.send_response(200 if self.path == "/healthz" else 404)
-        self.send_header("Content-Length", "0")
+        # The bridge's own body: the probe takes no other server's 200 for healthy.
+        body = json.dumps(HEALTHZ_BODY).encode() if self.path == "/healthz" else b""
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the table is the output."""
