@@ -48,6 +48,7 @@ from pydantic_core import InitErrorDetails
 
 from bridge.errors import ConfigError
 from bridge.redaction import redact_urls
+from bridge.regular_files import open_regular
 
 __all__ = [
     "GoBool",
@@ -241,7 +242,7 @@ def read_text_and_bytes(path: Path, *, limit: int | None = None) -> tuple[str, b
     read (a hash of the bytes is then of that very text); ConfigError as ``read_text``'s, or
     when the file holds more than ``limit`` bytes (read no further)."""
     try:
-        with path.open("rb") as file:
+        with open_regular(path) as file:
             data = file.read() if limit is None else file.read(limit + 1)
         if limit is not None and len(data) > limit:
             raise ConfigError(

@@ -13,7 +13,7 @@ import pytest
 
 from bridge.webconfig.live import SETTLE_SECONDS, LiveWebConfig
 from bridge.webconfig.loading import MAX_FILE_BYTES, judge
-from tests.support import ManualClock, async_wait_until
+from tests.support import FifoReleaser, ManualClock, async_wait_until
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 from tests.webconfig.test_serving import refused_connection, request, served, serving
 
@@ -122,3 +122,32 @@ async def test_a_file_too_large_for_a_web_config_is_refused_unread_and_the_bridg
     [refusal] = [r.getMessage() for r in caplog.records if "not reloaded" in r.getMessage()]
     assert took < 1, f"the reload took {took:.2f}s"
     assert f"larger than {MAX_FILE_BYTES // 1024} KiB" in refusal
+
+
+@pytest.mark.parametrize("name", ["web.yml", "server.pem", "server.key", "client-ca.pem"])
+def test_a_file_replaced_by_a_fifo_is_refused_without_waiting_for_a_writer(
+    files: WebFiles, caplog: pytest.LogCaptureFixture, name: str
+):
+    """A web config file, or a certificate, key or client CA it names, replaced by a FIFO is
+    refused at the look that finds it, logged once saying what it is, the version before kept:
+    opened on the event loop, it waited for a writer that never came, and the bridge answered
+    nothing, SIGTERM included."""
+    caplog.set_level(logging.ERROR, "bridge.webconfig")
+    tls = files.tls_config(
+        "client_ca_file: client-ca.pem\nclient_auth_type: RequireAndVerifyClientCert"
+    )
+    path = files.write(tls)
+    clock = ManualClock()
+    live = LiveWebConfig(judge(path), check_interval=0, clock=clock)
+    in_force = live.config
+    with FifoReleaser(files.folder / name) as fifo:
+        began = time.monotonic()
+        assert not live.refresh()  # the change seen
+        clock.advance(SETTLE_SECONDS)
+        assert not live.refresh()  # read the same again, and refused
+        assert not live.refresh()  # already told
+        took = time.monotonic() - began
+    assert (fifo.released, took < 1) == (0, True), f"{fifo.released} waits, {took:.1f} s"
+    [refusal] = [r.getMessage() for r in caplog.records if "not reloaded" in r.getMessage()]
+    assert "a FIFO (named pipe), not a regular file" in refusal
+    assert live.config is in_force
