@@ -128,6 +128,18 @@ def not_in_its_charset(conn: socket.socket, asked: Asked) -> None:
     )
 
 
+def events(body: bytes) -> Answer:
+    """A 200 event stream (``text/event-stream``) whose body is ``body``, then the end."""
+
+    def answer(conn: socket.socket, asked: Asked) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: text/event-stream\r\n\r\n"
+            + body
+        )
+
+    return answer
+
+
 def healthy(conn: socket.socket, asked: Asked) -> None:
     """The bridge's /healthz answer."""
     body = json.dumps({"status": "ok"}).encode()
