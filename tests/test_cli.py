@@ -1507,7 +1507,9 @@ def test_tail_on_another_program_s_event_stream_says_so_without_a_traceback(data
 def test_tail_takes_a_message_of_megabytes_in_time_growing_with_its_size() -> None:
     """A message of 48 MiB is printed within seconds: each read of the stream added to all the
     line had so far took time growing with the square of its size (64 MiB: 54 s)."""
-    envelope: dict[str, object] = {field: "x" for field in ("ts", "instance", "topic", "tag", "node")}
+    envelope: dict[str, object] = {
+        field: "x" for field in ("ts", "instance", "topic", "tag", "node")
+    }
     envelope["payload"] = {"text": "x" * (48 << 20)}
     data = json.dumps(envelope).encode()
     with answering(events(b"event: log_entry\ndata: " + data + b"\n\n")) as server:
