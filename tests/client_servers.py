@@ -8,6 +8,7 @@ import json
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -138,6 +139,18 @@ def events(body: bytes) -> Answer:
         )
 
     return answer
+
+
+def trickling(conn: socket.socket, asked: Asked) -> None:
+    """A 200 whose body comes a byte every 0.1 s, for 5 s, then ends."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n")
+    until = time.monotonic() + 5
+    try:
+        while time.monotonic() < until:
+            conn.sendall(b" ")
+            time.sleep(0.1)  # a byte at a time, each well within a client's timeout
+    except OSError:
+        return  # the client gave up and closed
 
 
 def healthy(conn: socket.socket, asked: Asked) -> None:

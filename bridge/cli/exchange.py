@@ -53,6 +53,8 @@ __all__ = [
 _MOST_REQUESTS: Final = 10
 # The answers followed to another URL (aiohttp's allow_redirects).
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+# How much of an answer's body one read takes, at most.
+_READ: Final = 65536
 # What aiohttp says of a connection closed before any answer (ServerDisconnectedError).
 _DISCONNECTED: Final = "Server disconnected"
 _NOT_HTTP: Final = "the program there answered with something that is not HTTP"
@@ -258,8 +260,24 @@ def send(request: Request, context: ssl.SSLContext | None, timeout: float) -> tu
     """The answer to ``request``: its status and text, decoded as aiohttp decodes it; raises
     ``TimeoutError`` after ``timeout`` seconds, ``Unreachable`` or ``CutShort``."""
     deadline = _Deadline(timeout)
-    with _exchanged(request, context, deadline, waits=False) as (at, answer), _told(at):
-        return answer.status, answer_text(answer)
+    with _exchanged(request, context, deadline, waits=False) as (at, answer, sock), _told(at):
+        return answer.status, _decoded(answer, _body(answer, sock, deadline))
+
+
+def _body(answer: http.client.HTTPResponse, sock: socket.socket, deadline: _Deadline) -> bytes:
+    """The body of ``answer``, read by ``deadline`` (TimeoutError past it): the socket's timeout
+    alone bounds each read, and a server sending a byte a second was read for ever;
+    IncompleteRead when it ends short of its Content-Length."""
+    parts = []
+    while True:
+        sock.settimeout(deadline.left())
+        if not (chunk := answer.read1(_READ)):
+            break
+        parts.append(chunk)
+    body = b"".join(parts)
+    if answer.length:  # what its Content-Length said was left when the connection closed
+        raise http.client.IncompleteRead(body, answer.length)
+    return body
 
 
 @contextmanager
@@ -268,23 +286,29 @@ def stream(
 ) -> Iterator[http.client.HTTPResponse]:
     """The answer to ``request`` once its head has come (raising as ``send`` does until then),
     its body then read without a deadline: the bridge's message stream waits for messages."""
-    with _exchanged(request, context, _Deadline(timeout), waits=True) as (_redirected, answer):
+    deadline = _Deadline(timeout)
+    with _exchanged(request, context, deadline, waits=True) as (_redirected, answer, _sock):
         yield answer
 
 
 def answer_text(answer: http.client.HTTPResponse) -> str:
     """The body of ``answer`` decoded as aiohttp's ``text()`` decodes it, bytes not in its
     charset replaced (a proxy's page is told, not a traceback)."""
-    return answer.read().decode(_encoding(answer.getheader("Content-Type", "")), "replace")
+    return _decoded(answer, answer.read())
+
+
+def _decoded(answer: http.client.HTTPResponse, body: bytes) -> str:
+    return body.decode(_encoding(answer.getheader("Content-Type", "")), "replace")
 
 
 @contextmanager
 def _exchanged(
     request: Request, context: ssl.SSLContext | None, deadline: _Deadline, *, waits: bool
-) -> Iterator[tuple[str | None, http.client.HTTPResponse]]:
-    """The URL a redirect led to (None: ``request``'s own), redirects followed, and its answer
-    once its head has come, the body read until ``deadline`` (or with none, ``waits``); the
-    connection closed on leaving. Nothing is asked twice but by a redirect."""
+) -> Iterator[tuple[str | None, http.client.HTTPResponse, socket.socket]]:
+    """The URL a redirect led to (None: ``request``'s own), redirects followed, its answer
+    once its head has come and the socket it comes on, each read of the body timed out at
+    ``deadline`` (or with none, ``waits``); the connection closed on leaving. Nothing is asked
+    twice but by a redirect."""
     asked, redirected = request, None
     for _ in range(_MOST_REQUESTS):
         parts = urlsplit(asked.url)
@@ -303,7 +327,7 @@ def _exchanged(
                 else:
                     asked = _redirected(asked, answer.status, location)
             if location is None:
-                yield redirected, answer
+                yield redirected, answer, sock
                 return
         finally:
             connection.close()
