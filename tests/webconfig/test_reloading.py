@@ -151,3 +151,25 @@ def test_a_file_replaced_by_a_fifo_is_refused_without_waiting_for_a_writer(
     [refusal] = [r.getMessage() for r in caplog.records if "not reloaded" in r.getMessage()]
     assert "a FIFO (named pipe), not a regular file" in refusal
     assert live.config is in_force
+
+
+def test_a_file_whose_alias_names_its_own_node_is_refused_at_the_look_not_raised(
+    files: WebFiles, caplog: pytest.LogCaptureFixture
+):
+    """A web config replaced by one whose alias names the node it is in (``&a [*a]``) is
+    refused and logged once, the version before kept: walked, it raised RecursionError out of
+    the look, a 500 to the request that made it and a traceback, again at every look."""
+    caplog.set_level(logging.ERROR, "bridge.webconfig")
+    path = files.write("basic_auth_users:\n" + ALICE)
+    clock = ManualClock()
+    live = LiveWebConfig(judge(path), check_interval=0, clock=clock)
+    in_force = live.config
+    files.write("basic_auth_users:\n" + ALICE + "loop: &loop [*loop]\n")
+    assert not live.refresh()
+    clock.advance(SETTLE_SECONDS)
+    assert not live.refresh()
+    clock.advance(SETTLE_SECONDS)
+    assert not live.refresh()
+    [refusal] = [r.getMessage() for r in caplog.records if "not reloaded" in r.getMessage()]
+    assert "an alias names a node it is inside of" in refusal
+    assert live.config is in_force
