@@ -259,7 +259,9 @@ def read_text(path: Path) -> str:
     """The file's text; ConfigError saying why it cannot be read (the path, which the error
     repeats, shown as ``redact_urls`` shows text: a folder may be named ``password=…``)."""
     try:
-        return path.read_text(encoding="utf-8")
+        # Decoded as Path.read_text decodes, newlines included.
+        with io.TextIOWrapper(open_regular(path, pipes=True), encoding="utf-8") as file:
+            return file.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([redact_urls(f"{path}: cannot read: {_unreadable(exc, path)}")]) from None
 
