@@ -153,6 +153,26 @@ def trickling(conn: socket.socket, asked: Asked) -> None:
         return  # the client gave up and closed
 
 
+def endless_page(sent: list[int]) -> Answer:
+    """A 404 page that goes on (up to 128 MiB, sent as fast as it is read): ``sent`` gets how
+    many bytes of it were sent before the client closed."""
+
+    def answer(conn: socket.socket, asked: Asked) -> None:
+        conn.sendall(
+            b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: text/html\r\n\r\n"
+        )
+        count = 0
+        try:
+            while count < 128 << 20:
+                conn.sendall(b"<p>" + b"x" * 65533)
+                count += 65536
+        except OSError:
+            pass  # the client had enough and closed
+        sent.append(count)
+
+    return answer
+
+
 def healthy(conn: socket.socket, asked: Asked) -> None:
     """The bridge's /healthz answer."""
     body = json.dumps({"status": "ok"}).encode()

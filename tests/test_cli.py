@@ -33,7 +33,7 @@ from bridge import __version__
 from bridge.cli import client
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.outbox import FILE_NAME
-from tests.client_servers import answering, events
+from tests.client_servers import answering, endless_page, events
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_alert_crash import ingest_alerts, listed_alerts
 from tests.pages.helpers import page_bridge, sink_of
@@ -1502,6 +1502,19 @@ def test_tail_on_another_program_s_event_stream_says_so_without_a_traceback(data
         f"exesdb-bridge: {server.url}/v1/stream answered 200 but not with the bridge's messages:"
         " is a bridge there? (--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is)\n"
     )
+
+
+def test_tail_reads_no_more_than_a_mebibyte_of_a_refusal_without_end() -> None:
+    """A server answering the stream with a page that goes on without end (a 404 here) is told
+    from the first MiB of it, as another server's page, and no more is read: read whole, it
+    was held in memory as fast as it came (2.3 GB in 6 s) and tail never ended."""
+    sent: list[int] = []
+    with answering(endless_page(sent)) as server:
+        completed = cli("tail", "--url", server.url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert completed.returncode == 1
+    assert completed.stderr.startswith(f"exesdb-bridge: {server.url}/v1/stream answered 404 but")
+    [count] = sent
+    assert count < 32 << 20, f"{count >> 20} MiB sent"
 
 
 def test_tail_takes_a_message_of_megabytes_in_time_growing_with_its_size() -> None:

@@ -42,8 +42,8 @@ from bridge.redaction import redact_urls, safe_url
 __all__ = [
     "CutShort",
     "Request",
+    "Streamed",
     "Unreachable",
-    "answer_text",
     "send",
     "stream",
 ]
@@ -55,6 +55,9 @@ _MOST_REQUESTS: Final = 10
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 # How much of an answer's body one read takes, at most.
 _READ: Final = 65536
+# How much of a refusal to the message stream is read, at most: the bridge's are JSON of a few
+# KiB, and a page is told as one from its start.
+_MOST_REFUSAL: Final = 1 << 20
 # What aiohttp says of a connection closed before any answer (ServerDisconnectedError).
 _DISCONNECTED: Final = "Server disconnected"
 _NOT_HTTP: Final = "the program there answered with something that is not HTTP"
@@ -264,40 +267,58 @@ def send(request: Request, context: ssl.SSLContext | None, timeout: float) -> tu
         return answer.status, _decoded(answer, _body(answer, sock, deadline))
 
 
-def _body(answer: http.client.HTTPResponse, sock: socket.socket, deadline: _Deadline) -> bytes:
+def _body(
+    answer: http.client.HTTPResponse,
+    sock: socket.socket,
+    deadline: _Deadline,
+    *,
+    most: int | None = None,
+) -> bytes:
     """The body of ``answer``, read by ``deadline`` (TimeoutError past it): the socket's timeout
-    alone bounds each read, and a server sending a byte a second was read for ever;
-    IncompleteRead when it ends short of its Content-Length."""
-    parts = []
-    while True:
+    alone bounds each read, and a server sending a byte a second was read for ever; with
+    ``most``, its first ``most`` bytes, the rest left unread. IncompleteRead when it ends
+    short of its Content-Length."""
+    parts: list[bytes] = []
+    size = 0
+    while most is None or size < most:
         sock.settimeout(deadline.left())
-        if not (chunk := answer.read1(_READ)):
+        if not (chunk := answer.read1(_READ if most is None else min(_READ, most - size))):
+            if answer.length:  # what its Content-Length said was left when the connection closed
+                raise http.client.IncompleteRead(b"".join(parts), answer.length)
             break
         parts.append(chunk)
-    body = b"".join(parts)
-    if answer.length:  # what its Content-Length said was left when the connection closed
-        raise http.client.IncompleteRead(body, answer.length)
-    return body
+        size += len(chunk)
+    return b"".join(parts)
+
+
+class Streamed(NamedTuple):
+    """``stream``'s answer: its head, and for an answer other than 200 its text (None for a
+    200, whose body is the stream)."""
+
+    answer: http.client.HTTPResponse
+    refusal: str | None
 
 
 @contextmanager
-def stream(
-    request: Request, context: ssl.SSLContext | None, timeout: float
-) -> Iterator[http.client.HTTPResponse]:
-    """The answer to ``request`` once its head has come (raising as ``send`` does until then),
-    its body then read without a deadline: the bridge's message stream waits for messages."""
+def stream(request: Request, context: ssl.SSLContext | None, timeout: float) -> Iterator[Streamed]:
+    """The answer to ``request`` once its head has come (raising as ``send`` does until then):
+    a 200's body then read without a deadline (the bridge's message stream waits for
+    messages), another's text read as ``send`` reads it, by the deadline, its first
+    ``_MOST_REFUSAL`` bytes (read whole, a page without end was held in memory without end)."""
     deadline = _Deadline(timeout)
-    with _exchanged(request, context, deadline, waits=True) as (_redirected, answer, _sock):
-        yield answer
-
-
-def answer_text(answer: http.client.HTTPResponse) -> str:
-    """The body of ``answer`` decoded as aiohttp's ``text()`` decodes it, bytes not in its
-    charset replaced (a proxy's page is told, not a traceback)."""
-    return _decoded(answer, answer.read())
+    with _exchanged(request, context, deadline, waits=True) as (at, answer, sock):
+        if answer.status == 200:
+            yield Streamed(answer, None)
+            return
+        with _told(at):
+            sock.settimeout(deadline.left())
+            refusal = _decoded(answer, _body(answer, sock, deadline, most=_MOST_REFUSAL))
+        yield Streamed(answer, refusal)
 
 
 def _decoded(answer: http.client.HTTPResponse, body: bytes) -> str:
+    """``body`` decoded as aiohttp's ``text()`` decodes it, bytes not in the charset
+    ``answer`` names replaced (a proxy's page is told, not a traceback)."""
     return body.decode(_encoding(answer.getheader("Content-Type", "")), "replace")
 
 

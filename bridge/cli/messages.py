@@ -328,13 +328,9 @@ def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
         # The stream waits for messages without end, but the bridge opens it at once: a port
         # that takes the connection and never answers is said, not followed in silence.
         headers = bridge.admin_headers(token)
-        with bridge.stream("/v1/stream", headers=headers, params=params) as response:
-            if response.status != 200:
-                try:
-                    text = exchange.answer_text(response)
-                except (http.client.HTTPException, OSError):
-                    return _broke_off(bridge, printed)
-                say_refused(bridge, "/v1/stream", response.status, text)
+        with bridge.stream("/v1/stream", headers=headers, params=params) as (response, refusal):
+            if refusal is not None:
+                say_refused(bridge, "/v1/stream", response.status, refusal)
                 return EXIT_FAILED
             if response.headers.get_content_type() != "text/event-stream":
                 # Another server on that port: its page is no stream the bridge ended.
@@ -367,6 +363,8 @@ def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
     except exchange.Unreachable as exc:
         print(f"exesdb-bridge: {bridge.unreachable(exc)}", file=sys.stderr)
         return EXIT_FAILED
+    except exchange.CutShort:  # a refusal broken off
+        return _broke_off(bridge, printed)
     return _closed(bridge, printed)
 
 
