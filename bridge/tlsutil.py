@@ -289,10 +289,10 @@ def _in_memory(text: str) -> Iterator[str]:
         os.close(fd)
 
 
-def stamp_files(names: Iterable[str]) -> Stamp:
+def stamp_files(names: Iterable[str], *, limit: int | None = None) -> Stamp:
     """Each file of ``names`` read and hashed (a few KiB each), to tell when one changes (file
-    times can miss a quick rewrite)."""
-    return tuple(stamp_file(name) for name in names)
+    times can miss a quick rewrite); with ``limit``, as ``stamp_file`` reads each."""
+    return tuple(stamp_file(name, limit=limit) for name in names)
 
 
 def stamp_file(name: str, *, limit: int | None = None) -> tuple[object, ...]:

@@ -173,3 +173,31 @@ def test_a_file_whose_alias_names_its_own_node_is_refused_at_the_look_not_raised
     [refusal] = [r.getMessage() for r in caplog.records if "not reloaded" in r.getMessage()]
     assert "an alias names a node it is inside of" in refusal
     assert live.config is in_force
+
+
+def test_a_certificate_too_large_is_refused_and_read_no_further_at_each_look(
+    files: WebFiles, caplog: pytest.LogCaptureFixture
+):
+    """A certificate file replaced by 256 MiB (a log or an image copied over it by mistake) is
+    refused by its size, logged once, the version before kept, and each look after reads no
+    more than MAX_FILE_BYTES of it: read and hashed whole at every look, once a second on the
+    event loop, 500 MB held every request for 1 to 4 s."""
+    caplog.set_level(logging.ERROR, "bridge.webconfig")
+    path = files.write(files.tls_config())
+    clock = ManualClock()
+    live = LiveWebConfig(judge(path), check_interval=0, clock=clock)
+    in_force = live.config
+    certificate = files.folder / "server.pem"
+    with certificate.open("r+b") as grown:
+        grown.truncate(256 << 20)  # sparse: nothing written, each read is of zeros
+    assert not live.refresh()
+    clock.advance(SETTLE_SECONDS)
+    assert not live.refresh()  # refused
+    began = time.monotonic()
+    for _ in range(3):
+        assert not live.refresh()  # already told
+    took = time.monotonic() - began
+    [refusal] = [r.getMessage() for r in caplog.records if "not reloaded" in r.getMessage()]
+    assert f"tls_server_config.cert_file: {certificate}: larger than 1024 KiB" in refusal
+    assert live.config is in_force
+    assert took < 0.3, f"three looks took {took:.2f} s"
