@@ -21,8 +21,9 @@ import ssl
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import Final, Literal
+
+from bridge.regular_files import open_regular, refuse_irregular
 
 __all__ = [
     "KEY_NOT_THE_CERTIFICATES",
@@ -161,7 +162,8 @@ def pem_file_problem(
     Missing, unreadable or a directory is told by the system's reason.
     """
     try:
-        data = Path(path).read_bytes()
+        with open_regular(path) as file:
+            data = file.read()
     except OSError as exc:
         return f"cannot read {path}: {load_error(exc)}"
     # OpenSSL reads PEM among any other text, such as a bundle's labels in UTF-8 (p11-kit's):
@@ -263,6 +265,9 @@ def load_cert_chain(
     in-memory file (Linux ``memfd``): a key given inline never touches a disk. OSError or
     ssl.SSLError when they do not load; an encrypted key fails rather than prompting.
     """
+    for path in (cert_file, key_file):
+        if path:
+            refuse_irregular(path)  # OpenSSL's open of a FIFO would wait for a writer
     with ExitStack() as stack:
         cert_path = cert_file or stack.enter_context(_in_memory(cert or ""))
         key_path = key_file or stack.enter_context(_in_memory(key or ""))
@@ -284,10 +289,10 @@ def _in_memory(text: str) -> Iterator[str]:
         os.close(fd)
 
 
-def stamp_files(names: Iterable[str]) -> Stamp:
+def stamp_files(names: Iterable[str], *, limit: int | None = None) -> Stamp:
     """Each file of ``names`` read and hashed (a few KiB each), to tell when one changes (file
-    times can miss a quick rewrite)."""
-    return tuple(stamp_file(name) for name in names)
+    times can miss a quick rewrite); with ``limit``, as ``stamp_file`` reads each."""
+    return tuple(stamp_file(name, limit=limit) for name in names)
 
 
 def stamp_file(name: str, *, limit: int | None = None) -> tuple[object, ...]:
@@ -295,7 +300,7 @@ def stamp_file(name: str, *, limit: int | None = None) -> tuple[object, ...]:
     first ``limit + 1`` bytes at most (a reader refusing a file over ``limit`` bytes needs no
     more to tell it changed)."""
     try:
-        with Path(name).open("rb") as file:
+        with open_regular(name) as file:
             content = file.read() if limit is None else file.read(limit + 1)
     except OSError:
         return (name,)

@@ -48,6 +48,7 @@ from pydantic_core import InitErrorDetails
 
 from bridge.errors import ConfigError
 from bridge.redaction import redact_urls
+from bridge.regular_files import open_regular
 
 __all__ = [
     "GoBool",
@@ -134,8 +135,35 @@ class _GoWord(str):
     __slots__ = ()
 
 
+# The most values a document may make with its aliases expanded, and the deepest it may nest.
+# Anchors and aliases let a file of a kilobyte make a hundred million values (each level of ten
+# aliases to the level below: a "billion laughs"), which every reader of the document walks:
+# minutes on the event loop at a web config reload. Go's yaml.v2, which Prometheus and
+# Alertmanager read with, refuses excessive aliasing too ("document contains excessive
+# aliasing"). A file written out in full makes far fewer: 1 MiB of "a," is half a million.
+MOST_VALUES: Final = 1_000_000
+DEEPEST: Final = 100
+
+
+class _TooDeep(Exception):
+    """A document nested deeper than ``DEEPEST`` levels as written."""
+
+
 class _GoLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading an unquoted ``y``/``n`` as Go's yaml.v2 does (``_GoWord``)."""
+    """PyYAML's safe loader, reading an unquoted ``y``/``n`` as Go's yaml.v2 does (``_GoWord``),
+    composing no deeper than ``DEEPEST`` levels (``_TooDeep``): its composer recurses once a
+    level, and "[" a thousand times over took a second to run out of stack."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > DEEPEST:
+                raise _TooDeep
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _go_bool_or_word(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool | _GoWord:
@@ -231,7 +259,9 @@ def read_text(path: Path) -> str:
     """The file's text; ConfigError saying why it cannot be read (the path, which the error
     repeats, shown as ``redact_urls`` shows text: a folder may be named ``password=…``)."""
     try:
-        return path.read_text(encoding="utf-8")
+        # Decoded as Path.read_text decodes, newlines included.
+        with io.TextIOWrapper(open_regular(path, pipes=True), encoding="utf-8") as file:
+            return file.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([redact_urls(f"{path}: cannot read: {_unreadable(exc, path)}")]) from None
 
@@ -241,7 +271,7 @@ def read_text_and_bytes(path: Path, *, limit: int | None = None) -> tuple[str, b
     read (a hash of the bytes is then of that very text); ConfigError as ``read_text``'s, or
     when the file holds more than ``limit`` bytes (read no further)."""
     try:
-        with path.open("rb") as file:
+        with open_regular(path) as file:
             data = file.read() if limit is None else file.read(limit + 1)
         if limit is not None and len(data) > limit:
             raise ConfigError(
@@ -310,7 +340,11 @@ def read_yaml(text: str, path: Path) -> Any:
     (``_GoLoader``), an empty one as an empty mapping; ConfigError when it is not YAML."""
     loader = _GoLoader(text)
     try:
-        raw = loader.get_single_data()
+        try:
+            node = loader.get_single_node()
+        except _TooDeep:
+            raise ConfigError([_too_deep(path)]) from None
+        raw = None if node is None else loader.construct_document(_bounded(node, path))
     except yaml.YAMLError as exc:
         marked = exc if isinstance(exc, yaml.MarkedYAMLError) else None
         mark = marked.problem_mark if marked is not None else None
@@ -332,6 +366,83 @@ def read_yaml(text: str, path: Path) -> Any:
     finally:
         loader.dispose()
     return {} if raw is None else raw
+
+
+def _too_deep(path: Path) -> str:
+    return f"{path}: nested more than {DEEPEST} levels deep: is it the right file?"
+
+
+def _bounded(root: yaml.Node, path: Path) -> yaml.Node:
+    """``root``, a composed document, when it makes at most ``MOST_VALUES`` values with its
+    aliases expanded (an anchored node counted each time it is named), nests at most ``DEEPEST``
+    levels deep and names no node from inside it (``&a [*a]``, which a walk of the values would
+    follow for ever); ConfigError otherwise. Each node is looked at once, however often named.
+    A merge (``<<: *anchor``) adds its mapping's entries at the merging mapping's own level,
+    and one that merges a mapping it is inside of adds nothing more (as PyYAML, and
+    ``_repeated_keys``, follow each merge once)."""
+    made: dict[int, int] = {}  # the values each node makes, its own included
+    deepest: dict[int, int] = {}  # the levels each node makes, its own included
+    inside: set[int] = set()  # the nodes whose values are being counted: a path from the root
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, counted = stack.pop()
+        values, merged = _parts(node)
+        if counted:
+            inside.discard(id(node))
+            made[id(node)] = (
+                1
+                + sum(made[id(value)] for value in values)
+                # A merged mapping's entries, not the mapping: each merge copies them in.
+                + sum(made.get(id(mapping), 1) - 1 for mapping in merged)
+            )
+            deepest[id(node)] = max(
+                [1 + deepest[id(value)] for value in values]
+                + [deepest.get(id(mapping), 1) for mapping in merged]
+                + [1]
+            )
+            if made[id(node)] > MOST_VALUES:
+                raise ConfigError(
+                    [
+                        f"{path}: its anchors and aliases make more than {MOST_VALUES} values:"
+                        " is it the right file? (Prometheus and Alertmanager refuse such"
+                        " excessive aliasing too)"
+                    ]
+                )
+            if deepest[id(node)] > DEEPEST:
+                raise ConfigError([_too_deep(path)])
+            continue
+        if id(node) in made:
+            continue
+        if id(node) in inside:
+            raise ConfigError([f"{path}: an alias names a node it is inside of (&a [*a])"])
+        inside.add(id(node))
+        stack.append((node, True))
+        stack.extend((value, False) for value in values if id(value) not in made)
+        stack.extend(
+            (mapping, False)
+            for mapping in merged
+            if id(mapping) not in made and id(mapping) not in inside
+        )
+    return root
+
+
+def _parts(node: yaml.Node) -> tuple[list[yaml.Node], list[yaml.Node]]:
+    """The nodes ``node`` holds (a mapping's keys and values, a sequence's items), and the
+    mappings it merges (``<<: *anchor`` or ``<<: [*a, *b]``)."""
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value), []
+    if not isinstance(node, yaml.MappingNode):
+        return [], []
+    values: list[yaml.Node] = []
+    merged: list[yaml.Node] = []
+    for key, value in node.value:
+        if key.tag != _MERGE_TAG:
+            values += [key, value]
+        elif isinstance(value, yaml.SequenceNode):
+            merged += value.value
+        else:
+            merged.append(value)
+    return values, merged
 
 
 def check_yaml(

@@ -8,6 +8,7 @@ import json
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -126,6 +127,50 @@ def not_in_its_charset(conn: socket.socket, asked: Asked) -> None:
         b"Content-Type: text/html; charset=utf-8\r\n"
         b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
     )
+
+
+def events(body: bytes) -> Answer:
+    """A 200 event stream (``text/event-stream``) whose body is ``body``, then the end."""
+
+    def answer(conn: socket.socket, asked: Asked) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: text/event-stream\r\n\r\n"
+            + body
+        )
+
+    return answer
+
+
+def trickling(conn: socket.socket, asked: Asked) -> None:
+    """A 200 whose body comes a byte every 0.1 s, for 5 s, then ends."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n")
+    until = time.monotonic() + 5
+    try:
+        while time.monotonic() < until:
+            conn.sendall(b" ")
+            time.sleep(0.1)  # a byte at a time, each well within a client's timeout
+    except OSError:
+        return  # the client gave up and closed
+
+
+def endless_page(sent: list[int]) -> Answer:
+    """A 404 page that goes on (up to 128 MiB, sent as fast as it is read): ``sent`` gets how
+    many bytes of it were sent before the client closed."""
+
+    def answer(conn: socket.socket, asked: Asked) -> None:
+        conn.sendall(
+            b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: text/html\r\n\r\n"
+        )
+        count = 0
+        try:
+            while count < 128 << 20:
+                conn.sendall(b"<p>" + b"x" * 65533)
+                count += 65536
+        except OSError:
+            pass  # the client had enough and closed
+        sent.append(count)
+
+    return answer
 
 
 def healthy(conn: socket.socket, asked: Asked) -> None:

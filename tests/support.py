@@ -294,6 +294,41 @@ class FileOpens:
         os.close(self._fd)
 
 
+class FifoReleaser:
+    """A FIFO at ``path``, made in place of the file there; a reader still waiting for a writer
+    after ``after`` seconds is let go (a writer opens it and closes at once: the reader sees
+    its end), so a test of a reader that must not wait fails rather than hanging. A context
+    manager; ``released`` counts the readers that had waited."""
+
+    def __init__(self, path: Path, after: float = 3.0) -> None:
+        path.unlink(missing_ok=True)
+        os.mkfifo(path)
+        self.path = path
+        self.released = 0
+        self._after = after
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._release, daemon=True)
+
+    def _release(self) -> None:
+        if self._done.wait(self._after):
+            return
+        while not self._done.wait(0.05):  # a waiting reader is let go within 50 ms
+            try:
+                # Succeeds only with a reader waiting (ENXIO otherwise): it sees the end.
+                os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                continue
+            self.released += 1
+
+    def __enter__(self) -> FifoReleaser:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
 def http_get(
     url: str,
     headers: Mapping[str, str] | None = None,

@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +33,7 @@ from bridge import __version__
 from bridge.cli import client
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.outbox import FILE_NAME
+from tests.client_servers import answering, endless_page, events
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_alert_crash import ingest_alerts, listed_alerts
 from tests.pages.helpers import page_bridge, sink_of
@@ -1482,6 +1484,54 @@ def test_a_server_that_is_no_bridge_is_named_without_a_traceback(
     assert "<html" not in completed.stdout + completed.stderr
     assert completed.stdout == ""
     assert completed.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"<p>a page</p>", b"{}", b"[1]", b"\xff\xfe", b"[" * 100_000],
+    ids=["not-json", "no-envelope", "not-an-object", "not-utf-8", "nested-past-the-parser"],
+)
+def test_tail_on_another_program_s_event_stream_says_so_without_a_traceback(data: bytes) -> None:
+    """An event stream (200, text/event-stream) whose data is no envelope the bridge sends (not
+    JSON, not UTF-8, nested past the parser's depth, no object with an envelope's fields): exit
+    1 with one line asking whether a bridge is there, not a traceback."""
+    with answering(events(b"data: " + data + b"\n\n")) as server:
+        completed = cli("tail", "--url", server.url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert (completed.returncode, completed.stdout) == (1, "")
+    assert completed.stderr == (
+        f"exesdb-bridge: {server.url}/v1/stream answered 200 but not with the bridge's messages:"
+        " is a bridge there? (--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is)\n"
+    )
+
+
+def test_tail_reads_no_more_than_a_mebibyte_of_a_refusal_without_end() -> None:
+    """A server answering the stream with a page that goes on without end (a 404 here) is told
+    from the first MiB of it, as another server's page, and no more is read: read whole, it
+    was held in memory as fast as it came (2.3 GB in 6 s) and tail never ended."""
+    sent: list[int] = []
+    with answering(endless_page(sent)) as server:
+        completed = cli("tail", "--url", server.url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert completed.returncode == 1
+    assert completed.stderr.startswith(f"exesdb-bridge: {server.url}/v1/stream answered 404 but")
+    [count] = sent
+    assert count < 32 << 20, f"{count >> 20} MiB sent"
+
+
+def test_tail_takes_a_message_of_megabytes_in_time_growing_with_its_size() -> None:
+    """A message of 48 MiB is printed within seconds: each read of the stream added to all the
+    line had so far took time growing with the square of its size (64 MiB: 54 s)."""
+    envelope: dict[str, object] = {
+        field: "x" for field in ("ts", "instance", "topic", "tag", "node")
+    }
+    envelope["payload"] = {"text": "x" * (48 << 20)}
+    data = json.dumps(envelope).encode()
+    with answering(events(b"event: log_entry\ndata: " + data + b"\n\n")) as server:
+        began = time.monotonic()
+        completed = cli("tail", "--count", "1", "--url", server.url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+        took = time.monotonic() - began
+    assert completed.returncode == 0, completed.stderr
+    assert len(completed.stdout) == (48 << 20) + len('x x x x x {"text":""}\n')
+    assert took < 10, f"took {took:.1f} s"
 
 
 def test_outbox_on_a_file_that_is_no_outbox_says_so_without_a_traceback(tmp_path: Path) -> None:

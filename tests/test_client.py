@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from bridge.cli import exchange
 from bridge.cli.client import Target, bridge_url, target, url_argument, user_argument
 from bridge.client_settings import BridgeLocation
 from bridge.errors import ConfigError
@@ -39,6 +40,7 @@ from tests.client_servers import (
     not_in_its_charset,
     redirect,
     reset,
+    trickling,
 )
 from tests.support import (
     ADMIN_TOKEN,
@@ -422,6 +424,18 @@ def test_a_get_answer_cut_short_is_told_as_broken_off() -> None:
         f"the answer from {server.url} was cut short after 1 of its 100 bytes (the bridge"
         " stopped, or the connection was lost)"
     )
+
+
+def test_an_answer_sent_a_byte_at_a_time_ends_at_the_request_s_deadline() -> None:
+    """A body that keeps coming a byte at a time ends the request at its one deadline, as
+    aiohttp's total timeout did: each read came within the socket's timeout, and the commands
+    read it for as long as the server sent."""
+    with answering(trickling) as server:
+        began = time.monotonic()
+        with pytest.raises(TimeoutError):
+            exchange.send(exchange.Request(server.url + "/v1/alerts", "GET", {}), None, 1.0)
+        took = time.monotonic() - began
+    assert took < 3, f"took {took:.1f} s"
 
 
 def test_an_answer_is_read_in_the_charset_it_names() -> None:

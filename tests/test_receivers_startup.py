@@ -3,6 +3,8 @@ stopped (exit 2) by a bad receivers file, every problem named at once beside its
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -221,3 +223,31 @@ def test_a_bad_variable_beside_the_file_keeps_its_warnings(tmp_path: Path) -> No
     assert last.startswith("exesdb-bridge: warning: EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.1 ")
     assert "secret_file" in last
     assert "cannot be read now" in last
+
+
+def test_a_device_given_as_the_receivers_file_is_refused_unread(tmp_path: Path) -> None:
+    """A receivers file that is a device (a link to /dev/zero, say) is refused at once saying
+    what it is: read whole, /dev/zero took 6 GB in 5 s (/dev/null here: a test without the
+    refusal ends)."""
+    path = tmp_path / "receivers.yml"
+    path.symlink_to("/dev/null")
+    said = f"{path}: cannot read: a character device, not a regular file"
+    assert read_receivers_file(path).problems == (said,)
+
+
+def test_a_receivers_file_a_shell_gives_as_a_pipe_is_read(tmp_path: Path) -> None:
+    """A receivers file given as a FIFO, as a shell's <(…) gives one, is read: it is read
+    once, at start, and its writer is there."""
+    path = tmp_path / "receivers.yml"
+    os.mkfifo(path)
+
+    def write_once() -> None:
+        with path.open("w") as pipe:  # waits for the reader
+            pipe.write("webhook_configs:\n  - url: https://hooks.example/alerts\n")
+
+    writer = threading.Thread(target=write_once, daemon=True)
+    writer.start()
+    read = read_receivers_file(path)
+    writer.join(10)
+    urls = [str(hook.url) for _, hook in read.hooks]
+    assert (read.problems, urls) == ((), ["https://hooks.example/alerts"])

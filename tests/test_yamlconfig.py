@@ -4,6 +4,7 @@ one mapping is refused, as promtool (exporter-toolkit) and amtool (Alertmanager)
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -410,3 +411,64 @@ def test_a_user_written_bare_and_in_quotes_is_given_twice_as_go_reads_it(
     )
     assert refused.returncode == 1
     assert "already set in map" in refused.stdout + refused.stderr
+
+
+def _laughs(levels: int) -> str:
+    """Ten strings, then each level a list of ten aliases to the level before: 10**levels."""
+    lines = ["l0: &l0 [" + ", ".join(["TLS_AES_128_GCM_SHA256"] * 10) + "]"]
+    lines += [f"l{n}: &l{n} [" + ", ".join([f"*l{n - 1}"] * 10) + "]" for n in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+# Documents no reader should walk: what each is refused with.
+UNWALKABLE = {
+    "aliases-making-ten-million": (
+        _laughs(7),
+        "its anchors and aliases make more than 1000000 values: is it the right file?",
+    ),
+    "an-alias-inside-its-anchor": ("a: &a [b, *a]\n", "an alias names a node it is inside of"),
+    "nested-past-the-composer": (
+        "a: " + "[" * 5000 + "]" * 5000 + "\n",
+        "nested more than 100 levels deep: is it the right file?",
+    ),
+    "nested-deep-by-aliases": (
+        "a: &a " + "[" * 60 + "]" * 60 + "\nb: " + "[" * 60 + "*a" + "]" * 60 + "\n",
+        "nested more than 100 levels deep",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", ["web config", "receivers file"])
+@pytest.mark.parametrize("text", list(UNWALKABLE), ids=list(UNWALKABLE))
+def test_a_document_no_reader_can_walk_is_refused_at_once(
+    tmp_path: Path, kind: str, text: str
+) -> None:
+    """A file whose anchors and aliases make millions of values from a kilobyte (a "billion
+    laughs"), whose alias names the node it is in, or nested past a hundred levels (as written,
+    or through aliases) is refused in a line, within a second: walked, the first took minutes
+    (the web config's reload on the event loop), and the others ended in RecursionError (a
+    traceback at start, a 500 to a request at each reload)."""
+    document, said = UNWALKABLE[text]
+    path = tmp_path / "file.yml"
+    path.write_text(document)
+    began = time.monotonic()
+    with pytest.raises(ConfigError) as caught:
+        load(path) if kind == "web config" else load_receivers(path)
+    took = time.monotonic() - began
+    [problem] = caught.value.problems
+    assert problem.startswith(f"{path}: {said}")
+    assert took < 1, f"took {took:.1f} s"
+
+
+def test_anchors_and_aliases_within_the_bound_are_read_as_written(tmp_path: Path) -> None:
+    """A receivers file sharing one http_config among its receivers by an anchor is taken."""
+    path = tmp_path / "receivers.yml"
+    path.write_text(
+        "webhook_configs:\n"
+        "  - url: https://a.example/alerts\n"
+        "    http_config: &shared {basic_auth: {username: alerts, password: hook-tok3n}}\n"
+        "  - url: https://b.example/alerts\n"
+        "    http_config: *shared\n"
+    )
+    second = load_receivers(path).webhook_configs[1]
+    assert second.http_config.basic_auth is not None

@@ -30,11 +30,10 @@ from bridge.redaction import redact_urls, safe_url
 from bridge.urls import PICKED_PORT, http_url_problem, own_url, split_userinfo, url_meant
 
 if TYPE_CHECKING:
-    import http.client
     import ssl
     from contextlib import AbstractContextManager
 
-    from bridge.cli.exchange import CutShort, Unreachable
+    from bridge.cli.exchange import CutShort, Streamed, Unreachable
     from bridge.client_environment import Location
 
 __all__ = [
@@ -154,9 +153,10 @@ class Target:
 
     def stream(
         self, path: str, *, headers: dict[str, str], params: dict[str, str]
-    ) -> AbstractContextManager[http.client.HTTPResponse]:
-        """``GET path``: its answer once the head has come, its body then read without a
-        deadline (raising as ``bridge.cli.exchange.stream`` does)."""
+    ) -> AbstractContextManager[Streamed]:
+        """``GET path``: its answer once the head has come, a 200's body then read without a
+        deadline, another's text read by it (``bridge.cli.exchange.stream``, raising as it
+        does)."""
         from bridge.cli import exchange
 
         asked = exchange.Request(self.url + path, "GET", self._headers() | headers, params)

@@ -42,8 +42,8 @@ from bridge.redaction import redact_urls, safe_url
 __all__ = [
     "CutShort",
     "Request",
+    "Streamed",
     "Unreachable",
-    "answer_text",
     "send",
     "stream",
 ]
@@ -53,6 +53,11 @@ __all__ = [
 _MOST_REQUESTS: Final = 10
 # The answers followed to another URL (aiohttp's allow_redirects).
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+# How much of an answer's body one read takes, at most.
+_READ: Final = 65536
+# How much of a refusal to the message stream is read, at most: the bridge's are JSON of a few
+# KiB, and a page is told as one from its start.
+_MOST_REFUSAL: Final = 1 << 20
 # What aiohttp says of a connection closed before any answer (ServerDisconnectedError).
 _DISCONNECTED: Final = "Server disconnected"
 _NOT_HTTP: Final = "the program there answered with something that is not HTTP"
@@ -258,33 +263,73 @@ def send(request: Request, context: ssl.SSLContext | None, timeout: float) -> tu
     """The answer to ``request``: its status and text, decoded as aiohttp decodes it; raises
     ``TimeoutError`` after ``timeout`` seconds, ``Unreachable`` or ``CutShort``."""
     deadline = _Deadline(timeout)
-    with _exchanged(request, context, deadline, waits=False) as (at, answer), _told(at):
-        return answer.status, answer_text(answer)
+    with _exchanged(request, context, deadline, waits=False) as (at, answer, sock), _told(at):
+        return answer.status, _decoded(answer, _body(answer, sock, deadline))
+
+
+def _body(
+    answer: http.client.HTTPResponse,
+    sock: socket.socket,
+    deadline: _Deadline,
+    *,
+    most: int | None = None,
+) -> bytes:
+    """The body of ``answer``, read by ``deadline`` (TimeoutError past it): the socket's timeout
+    alone bounds each read, and a server sending a byte a second was read for ever; with
+    ``most``, its first ``most`` bytes, the rest left unread. IncompleteRead when it ends
+    short of its Content-Length."""
+    parts: list[bytes] = []
+    size = 0
+    while most is None or size < most:
+        sock.settimeout(deadline.left())
+        if not (chunk := answer.read1(_READ if most is None else min(_READ, most - size))):
+            if answer.length:  # what its Content-Length said was left when the connection closed
+                raise http.client.IncompleteRead(b"".join(parts), answer.length)
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
+class Streamed(NamedTuple):
+    """``stream``'s answer: its head, and for an answer other than 200 its text (None for a
+    200, whose body is the stream)."""
+
+    answer: http.client.HTTPResponse
+    refusal: str | None
 
 
 @contextmanager
-def stream(
-    request: Request, context: ssl.SSLContext | None, timeout: float
-) -> Iterator[http.client.HTTPResponse]:
-    """The answer to ``request`` once its head has come (raising as ``send`` does until then),
-    its body then read without a deadline: the bridge's message stream waits for messages."""
-    with _exchanged(request, context, _Deadline(timeout), waits=True) as (_redirected, answer):
-        yield answer
+def stream(request: Request, context: ssl.SSLContext | None, timeout: float) -> Iterator[Streamed]:
+    """The answer to ``request`` once its head has come (raising as ``send`` does until then):
+    a 200's body then read without a deadline (the bridge's message stream waits for
+    messages), another's text read as ``send`` reads it, by the deadline, its first
+    ``_MOST_REFUSAL`` bytes (read whole, a page without end was held in memory without end)."""
+    deadline = _Deadline(timeout)
+    with _exchanged(request, context, deadline, waits=True) as (at, answer, sock):
+        if answer.status == 200:
+            yield Streamed(answer, None)
+            return
+        with _told(at):
+            sock.settimeout(deadline.left())
+            refusal = _decoded(answer, _body(answer, sock, deadline, most=_MOST_REFUSAL))
+        yield Streamed(answer, refusal)
 
 
-def answer_text(answer: http.client.HTTPResponse) -> str:
-    """The body of ``answer`` decoded as aiohttp's ``text()`` decodes it, bytes not in its
-    charset replaced (a proxy's page is told, not a traceback)."""
-    return answer.read().decode(_encoding(answer.getheader("Content-Type", "")), "replace")
+def _decoded(answer: http.client.HTTPResponse, body: bytes) -> str:
+    """``body`` decoded as aiohttp's ``text()`` decodes it, bytes not in the charset
+    ``answer`` names replaced (a proxy's page is told, not a traceback)."""
+    return body.decode(_encoding(answer.getheader("Content-Type", "")), "replace")
 
 
 @contextmanager
 def _exchanged(
     request: Request, context: ssl.SSLContext | None, deadline: _Deadline, *, waits: bool
-) -> Iterator[tuple[str | None, http.client.HTTPResponse]]:
-    """The URL a redirect led to (None: ``request``'s own), redirects followed, and its answer
-    once its head has come, the body read until ``deadline`` (or with none, ``waits``); the
-    connection closed on leaving. Nothing is asked twice but by a redirect."""
+) -> Iterator[tuple[str | None, http.client.HTTPResponse, socket.socket]]:
+    """The URL a redirect led to (None: ``request``'s own), redirects followed, its answer
+    once its head has come and the socket it comes on, each read of the body timed out at
+    ``deadline`` (or with none, ``waits``); the connection closed on leaving. Nothing is asked
+    twice but by a redirect."""
     asked, redirected = request, None
     for _ in range(_MOST_REQUESTS):
         parts = urlsplit(asked.url)
@@ -303,7 +348,7 @@ def _exchanged(
                 else:
                     asked = _redirected(asked, answer.status, location)
             if location is None:
-                yield redirected, answer
+                yield redirected, answer, sock
                 return
         finally:
             connection.close()

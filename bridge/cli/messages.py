@@ -41,6 +41,8 @@ __all__ = ["add_message_commands"]
 
 # How much of the message stream one read takes, at most.
 _READ: Final = 65536
+# The fields of an envelope that ``tail`` prints.
+_ENVELOPE_FIELDS: Final = frozenset({"ts", "instance", "topic", "tag", "node", "payload"})
 
 
 def add_message_commands(commands: Commands) -> None:
@@ -326,13 +328,9 @@ def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
         # The stream waits for messages without end, but the bridge opens it at once: a port
         # that takes the connection and never answers is said, not followed in silence.
         headers = bridge.admin_headers(token)
-        with bridge.stream("/v1/stream", headers=headers, params=params) as response:
-            if response.status != 200:
-                try:
-                    text = exchange.answer_text(response)
-                except (http.client.HTTPException, OSError):
-                    return _broke_off(bridge, printed)
-                say_refused(bridge, "/v1/stream", response.status, text)
+        with bridge.stream("/v1/stream", headers=headers, params=params) as (response, refusal):
+            if refusal is not None:
+                say_refused(bridge, "/v1/stream", response.status, refusal)
                 return EXIT_FAILED
             if response.headers.get_content_type() != "text/event-stream":
                 # Another server on that port: its page is no stream the bridge ended.
@@ -347,10 +345,15 @@ def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
                     return _broke_off(bridge, printed)
                 if raw is None:
                     break
-                line = raw.decode().rstrip("\n")
-                if not line.startswith("data: "):
+                if not raw.startswith(b"data: "):
                     continue
-                print(_one_line(json.loads(line[6:])), flush=True)
+                if (shown := _one_line(raw[6:])) is None:
+                    # Another program's event stream: its events are no envelopes the bridge
+                    # sends, and no traceback tells that.
+                    said = bridge.not_a_bridge("/v1/stream", "the bridge's messages")
+                    print(f"exesdb-bridge: {said}", file=sys.stderr)
+                    return EXIT_FAILED
+                print(shown, flush=True)
                 printed += 1
                 if args.count and printed >= args.count:
                     return EXIT_OK
@@ -360,6 +363,8 @@ def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
     except exchange.Unreachable as exc:
         print(f"exesdb-bridge: {bridge.unreachable(exc)}", file=sys.stderr)
         return EXIT_FAILED
+    except exchange.CutShort:  # a refusal broken off
+        return _broke_off(bridge, printed)
     return _closed(bridge, printed)
 
 
@@ -367,14 +372,22 @@ def _lines(response: http.client.HTTPResponse) -> Iterator[bytes]:
     """The lines of ``response``'s body as they come (the last one may lack its line break);
     IncompleteRead when the body breaks off. ``readline`` would end quietly there: its look
     ahead takes a broken chunk for the end."""
-    held = b""
+    # The pieces of a line not yet ended, joined once it ends: a line of megabytes adding each
+    # read to all it had so far took time growing with its square (64 MiB: 54 s).
+    held: list[bytes] = []
     while chunk := response.read1(_READ):
-        *lines, held = (held + chunk).split(b"\n")
-        yield from lines
+        first, *lines = chunk.split(b"\n")
+        held.append(first)
+        if lines:
+            *ended, start = lines
+            yield b"".join(held)
+            yield from ended
+            held = [start]
+    rest = b"".join(held)
     if response.length:  # short of its Content-Length
-        raise http.client.IncompleteRead(held)
-    if held:
-        yield held
+        raise http.client.IncompleteRead(rest)
+    if rest:
+        yield rest
 
 
 def _closed(bridge: Target, printed: int) -> int:
@@ -400,7 +413,16 @@ def _broke_off(bridge: Target, printed: int) -> int:
     return EXIT_FAILED
 
 
-def _one_line(envelope: dict[str, Any]) -> str:
+def _one_line(data: bytes) -> str | None:
+    """The line ``tail`` prints for an event's ``data`` (an envelope as JSON); None when it is
+    none (not UTF-8, not JSON, nested past the parser's depth, not an object with an envelope's
+    fields)."""
+    try:
+        envelope = json.loads(data.decode())
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueError
+        return None
+    if not isinstance(envelope, dict) or not envelope.keys() >= _ENVELOPE_FIELDS:
+        return None
     payload = json.dumps(envelope["payload"], separators=(",", ":"), sort_keys=True)
     return (
         f"{envelope['ts']} {envelope['instance']} {envelope['topic']} "

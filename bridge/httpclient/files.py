@@ -8,11 +8,13 @@ Kubernetes secret volume swaps a symlink, which changes the inode seen through i
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from pathlib import Path
 
 from bridge.errors import BridgeError
+from bridge.regular_files import open_regular
 
 __all__ = ["ClientSetupError", "FileSetting", "WatchedFile", "read_problem", "stamp"]
 
@@ -46,7 +48,9 @@ class WatchedFile:
         now = stamp(self.path)
         with self._lock:
             if now != self._stamp:
-                self._text = self.path.read_text(encoding="utf-8").strip()
+                # Decoded as Path.read_text decodes, newlines included.
+                with io.TextIOWrapper(open_regular(self.path), encoding="utf-8") as file:
+                    self._text = file.read().strip()
                 self._stamp = now
             return self._text
 

@@ -48,8 +48,9 @@ _CLIENT_AUTH_DEMANDS: Final = {"RequireAnyClientCert": 1, "RequireAndVerifyClien
 
 
 def _stamp(path: Path, config: WebConfig) -> Stamp:
-    # The file as judge() reads it: no further than a file it refuses by its size.
-    return (stamp_file(str(path), limit=MAX_FILE_BYTES), *stamp_files(tls_files(config.tls)))
+    # The files as judge() reads them: no further than a file it refuses by its size.
+    files = stamp_files(tls_files(config.tls), limit=MAX_FILE_BYTES)
+    return (stamp_file(str(path), limit=MAX_FILE_BYTES), *files)
 
 
 def _client_auth_demand(tls: TLSServerConfig | None) -> int:

@@ -9,6 +9,7 @@ the reloader (``bridge.webconfig.live``) reads the file again, when it changes.
 from __future__ import annotations
 
 import hashlib
+import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,9 @@ __all__ = [
 
 # The most a web config file may hold: ten thousand users fit (730 KiB). Read and parsed on the
 # event loop, a file copied over it by mistake held every request ~1 s a MiB (100 MB: 90 s).
+# The most a certificate, key or client CA file it names may hold too (a system's CA bundle
+# holds some 200 KiB): each is read and hashed at every look, once a second, on the event loop,
+# and 500 MB copied over a certificate held every request for 1 to 4 s.
 MAX_FILE_BYTES: Final = 1024 * 1024
 
 
@@ -96,7 +100,10 @@ def judge(path: Path) -> Judged:
         tls, meant = tls_section(raw, path)
         return Judged(path, None, (*exc.problems, *_tls_problems(tls, path)), tls, meant)
     tls = config.tls
-    stamp = ((str(path), hashlib.sha256(content).digest()), *stamp_files(tls_files(tls)))
+    files = stamp_files(tls_files(tls), limit=MAX_FILE_BYTES)
+    stamp = ((str(path), hashlib.sha256(content).digest()), *files)
+    if oversized := _oversized(tls, path):
+        return Judged(path, None, oversized, tls, True)
     try:
         context = server_context(tls) if tls is not None else None
     except ConfigError as exc:
@@ -110,6 +117,31 @@ def tls_files(tls: TLSServerConfig | None) -> list[str]:
     if tls is None:
         return []
     return [name for name in (tls.cert_file, tls.key_file, tls.client_ca_file) if name]
+
+
+def _oversized(tls: TLSServerConfig | None, path: Path) -> tuple[str, ...]:
+    """A line for each file ``tls`` names that holds more than ``MAX_FILE_BYTES``, refused
+    unloaded; none for a file that cannot be seen (its load says why)."""
+    if tls is None:
+        return ()
+    named = (
+        ("cert_file", tls.cert_file),
+        ("key_file", tls.key_file),
+        ("client_ca_file", tls.client_ca_file),
+    )
+    return tuple(
+        f"{path}: tls_server_config.{key}: {name}: larger than {MAX_FILE_BYTES // 1024} KiB,"
+        " the most a certificate, key or CA file may hold: is it the right file?"
+        for key, name in named
+        if name and _size(name) > MAX_FILE_BYTES
+    )
+
+
+def _size(name: str) -> int:
+    try:
+        return os.stat(name).st_size
+    except OSError:
+        return 0
 
 
 def _tls_problems(tls: TLSServerConfig | None, path: Path) -> list[str]:

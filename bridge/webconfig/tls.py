@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from bridge.errors import ConfigError
+from bridge.regular_files import refuse_irregular
 from bridge.tlsutil import cert_chain_error, load_cert_chain, load_error, set_versions
 from bridge.webconfig.schema import TLSServerConfig
 
@@ -113,6 +114,7 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
         problems.append(f"tls_server_config.{cert} with {key}: {reason}")
     if tls.client_ca_file:
         try:
+            refuse_irregular(tls.client_ca_file)  # OpenSSL's open of a FIFO would wait
             context.load_verify_locations(cafile=tls.client_ca_file)
         except (OSError, ssl.SSLError) as exc:
             problems.append(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
+import re
 import ssl
 import warnings
 from collections.abc import AsyncIterator
@@ -22,6 +24,7 @@ from bridge.httpclient import (
     HTTPClientConfig,
     WatchedFile,
 )
+from tests.support import FifoReleaser
 
 URL = "https://hooks.example/alerts"
 
@@ -53,6 +56,26 @@ def test_an_unreadable_file_names_its_key_and_path_not_its_content(tmp_path: Pat
     setting = FileSetting("authorization.credentials_file", None, str(tmp_path / "missing"))
     with pytest.raises(ClientSetupError, match=r"cannot read authorization.credentials_file .*"):
         setting.get()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_fifo_or_a_device_is_refused_without_being_read(tmp_path: Path, kind: str) -> None:
+    """A secret file that is a FIFO, or a link to a device, fails the request at once with
+    ClientSetupError saying what it is: each delivery reads it on the event loop, where a
+    FIFO's open waited for a writer (the whole bridge with it) and /dev/zero never ended
+    (/dev/null here: a test without the refusal ends)."""
+    path = tmp_path / "secret"
+    if kind == "device":
+        path.symlink_to("/dev/null")
+    setting = FileSetting("secret_file", None, str(path))
+    said = "a FIFO (named pipe)" if kind == "fifo" else "a character device"
+    said = re.escape(f"secret_file {path}: {said}, not a regular file")
+    with (
+        FifoReleaser(path) if kind == "fifo" else contextlib.nullcontext() as fifo,
+        pytest.raises(ClientSetupError, match=said),
+    ):
+        setting.get()
+    assert getattr(fifo, "released", 0) == 0
 
 
 def test_authorization_from_a_file_is_sent_with_its_type(tmp_path: Path) -> None:

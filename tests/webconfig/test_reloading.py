@@ -13,7 +13,7 @@ import pytest
 
 from bridge.webconfig.live import SETTLE_SECONDS, LiveWebConfig
 from bridge.webconfig.loading import MAX_FILE_BYTES, judge
-from tests.support import ManualClock, async_wait_until
+from tests.support import FifoReleaser, ManualClock, async_wait_until
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 from tests.webconfig.test_serving import refused_connection, request, served, serving
 
@@ -122,3 +122,82 @@ async def test_a_file_too_large_for_a_web_config_is_refused_unread_and_the_bridg
     [refusal] = [r.getMessage() for r in caplog.records if "not reloaded" in r.getMessage()]
     assert took < 1, f"the reload took {took:.2f}s"
     assert f"larger than {MAX_FILE_BYTES // 1024} KiB" in refusal
+
+
+@pytest.mark.parametrize("name", ["web.yml", "server.pem", "server.key", "client-ca.pem"])
+def test_a_file_replaced_by_a_fifo_is_refused_without_waiting_for_a_writer(
+    files: WebFiles, caplog: pytest.LogCaptureFixture, name: str
+):
+    """A web config file, or a certificate, key or client CA it names, replaced by a FIFO is
+    refused at the look that finds it, logged once saying what it is, the version before kept:
+    opened on the event loop, it waited for a writer that never came, and the bridge answered
+    nothing, SIGTERM included."""
+    caplog.set_level(logging.ERROR, "bridge.webconfig")
+    tls = files.tls_config(
+        "client_ca_file: client-ca.pem\nclient_auth_type: RequireAndVerifyClientCert"
+    )
+    path = files.write(tls)
+    clock = ManualClock()
+    live = LiveWebConfig(judge(path), check_interval=0, clock=clock)
+    in_force = live.config
+    with FifoReleaser(files.folder / name) as fifo:
+        began = time.monotonic()
+        assert not live.refresh()  # the change seen
+        clock.advance(SETTLE_SECONDS)
+        assert not live.refresh()  # read the same again, and refused
+        assert not live.refresh()  # already told
+        took = time.monotonic() - began
+    assert (fifo.released, took < 1) == (0, True), f"{fifo.released} waits, {took:.1f} s"
+    [refusal] = [r.getMessage() for r in caplog.records if "not reloaded" in r.getMessage()]
+    assert "a FIFO (named pipe), not a regular file" in refusal
+    assert live.config is in_force
+
+
+def test_a_file_whose_alias_names_its_own_node_is_refused_at_the_look_not_raised(
+    files: WebFiles, caplog: pytest.LogCaptureFixture
+):
+    """A web config replaced by one whose alias names the node it is in (``&a [*a]``) is
+    refused and logged once, the version before kept: walked, it raised RecursionError out of
+    the look, a 500 to the request that made it and a traceback, again at every look."""
+    caplog.set_level(logging.ERROR, "bridge.webconfig")
+    path = files.write("basic_auth_users:\n" + ALICE)
+    clock = ManualClock()
+    live = LiveWebConfig(judge(path), check_interval=0, clock=clock)
+    in_force = live.config
+    files.write("basic_auth_users:\n" + ALICE + "loop: &loop [*loop]\n")
+    assert not live.refresh()
+    clock.advance(SETTLE_SECONDS)
+    assert not live.refresh()
+    clock.advance(SETTLE_SECONDS)
+    assert not live.refresh()
+    [refusal] = [r.getMessage() for r in caplog.records if "not reloaded" in r.getMessage()]
+    assert "an alias names a node it is inside of" in refusal
+    assert live.config is in_force
+
+
+def test_a_certificate_too_large_is_refused_and_read_no_further_at_each_look(
+    files: WebFiles, caplog: pytest.LogCaptureFixture
+):
+    """A certificate file replaced by 256 MiB (a log or an image copied over it by mistake) is
+    refused by its size, logged once, the version before kept, and each look after reads no
+    more than MAX_FILE_BYTES of it: read and hashed whole at every look, once a second on the
+    event loop, 500 MB held every request for 1 to 4 s."""
+    caplog.set_level(logging.ERROR, "bridge.webconfig")
+    path = files.write(files.tls_config())
+    clock = ManualClock()
+    live = LiveWebConfig(judge(path), check_interval=0, clock=clock)
+    in_force = live.config
+    certificate = files.folder / "server.pem"
+    with certificate.open("r+b") as grown:
+        grown.truncate(256 << 20)  # sparse: nothing written, each read is of zeros
+    assert not live.refresh()
+    clock.advance(SETTLE_SECONDS)
+    assert not live.refresh()  # refused
+    began = time.monotonic()
+    for _ in range(3):
+        assert not live.refresh()  # already told
+    took = time.monotonic() - began
+    [refusal] = [r.getMessage() for r in caplog.records if "not reloaded" in r.getMessage()]
+    assert f"tls_server_config.cert_file: {certificate}: larger than 1024 KiB" in refusal
+    assert live.config is in_force
+    assert took < 0.3, f"three looks took {took:.2f} s"

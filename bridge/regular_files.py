@@ -1,0 +1,77 @@
+"""Files read while the bridge runs, opened only when regular: a FIFO or a device is refused.
+
+The web config file and its certificates are looked at on requests and handshakes, a receiver's
+``secret_file`` or ``url_file`` at each delivery, all on the event loop: opening a FIFO there
+waits for a writer (the whole bridge stopped, its probes unanswered, SIGTERM too, until one
+came) and reading a device such as ``/dev/zero`` never ends. Such a file is refused at once,
+``OSError`` (EINVAL) saying what it is, as a missing or unreadable file is refused; a folder or a
+symlink to a regular file (a Kubernetes secret volume's) is opened as ``open`` opens it. A file
+read once at start (the receivers file) may be a FIFO, a shell's ``<(…)``, but no device: read
+whole, ``/dev/zero`` took 6 GB in 5 s.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import BinaryIO, Final
+
+__all__ = ["open_regular", "refuse_irregular"]
+
+# What a path that is no regular file is, as said in a refusal.
+_KINDS: Final = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _irregular(mode: int) -> str | None:
+    for test, kind in _KINDS:
+        if test(mode):
+            return kind
+    return None
+
+
+def _is_fifo(path: str | os.PathLike[str]) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _refusal(kind: str) -> OSError:
+    return OSError(errno.EINVAL, f"{kind}, not a regular file")
+
+
+def refuse_irregular(path: str | os.PathLike[str]) -> None:
+    """Raise ``OSError`` (EINVAL) when ``path`` is a FIFO, a device or a socket, before a reader
+    that opens it itself (OpenSSL) would wait on it; nothing when it is missing or anything
+    else (that reader says why it cannot read it, as before)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if (kind := _irregular(mode)) is not None:
+        raise _refusal(kind)
+
+
+def open_regular(path: str | os.PathLike[str], *, pipes: bool = False) -> BinaryIO:
+    """``path`` opened for reading, in binary; ``OSError`` as ``open`` raises it, or EINVAL for a
+    FIFO, a device or a socket (never opened: a device's open may act; a FIFO put in its place
+    since is opened without waiting, and refused). ``pipes``: a FIFO is opened too, waiting for
+    its writer, for a file read once at start, which a shell's ``<(…)`` gives as one."""
+    if pipes and _is_fifo(path):
+        return open(path, "rb")
+    refuse_irregular(path)
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if (kind := _irregular(os.fstat(descriptor).st_mode)) is not None:
+            raise _refusal(kind)
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
