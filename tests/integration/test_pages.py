@@ -23,7 +23,7 @@ from bridge.sinks.alerts.payload import alert_path
 from bridge.sinks.alerts.records import Acknowledgement
 from bridge.sinks.alerts.retention import RESOLVED_KEPT_SECONDS
 from collectors import health_collector
-from tests.integration.servers.chromium import Browser, browser, require_chromium
+from tests.integration.servers.chromium import Browser, browser, require_chromium, shared_chromium
 from tests.integration.servers.tmpfs import SmallDisk, small_disk
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.pages import screenshots
@@ -47,7 +47,7 @@ from tests.support import (
 pytestmark = pytest.mark.integration
 
 # The fixtures, imported for the tests below.
-__all__ = ["browser", "small_disk", "webhook_receiver"]
+__all__ = ["browser", "shared_chromium", "small_disk", "webhook_receiver"]
 
 ROW = """
 return [...document.querySelectorAll("table.alerts tbody tr")]
