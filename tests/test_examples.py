@@ -27,6 +27,9 @@ from tests.support import (
 
 __all__ = ["secured", "webhook_receiver"]  # the fixtures, imported for the tests below
 
+# One pytest-xdist worker runs the module: its bridges (module fixtures) start once.
+pytestmark = pytest.mark.xdist_group("examples-bridges")
+
 EXAMPLES = ROOT / "examples"
 HEALTHY = '{"status": "healthy"}'
 

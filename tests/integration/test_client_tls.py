@@ -13,7 +13,8 @@ from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess
 from tests.test_cli import ALERT_FIELDS, cli
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
-pytestmark = pytest.mark.integration
+# One pytest-xdist worker runs the module: the secured bridge (a module fixture) starts once.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("client-tls-bridge")]
 
 USERS = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw')}\n"
 

@@ -44,7 +44,8 @@ from tests.support import (
     wait_until,
 )
 
-pytestmark = pytest.mark.integration
+# One pytest-xdist worker runs the module: its Chromium (a module fixture) starts once.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chromium")]
 
 # The fixtures, imported for the tests below.
 __all__ = ["browser", "shared_chromium", "small_disk", "webhook_receiver"]
