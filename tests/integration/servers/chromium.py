@@ -18,7 +18,16 @@ import pytest
 
 from tests.support import unavailable, wait_until
 
-__all__ = ["FLAGS", "Browser", "browser", "shared_chromium", "start_chromium"]
+__all__ = [
+    "FLAGS",
+    "HEIGHT",
+    "WIDTH",
+    "Browser",
+    "SharedChromium",
+    "browser",
+    "shared_chromium",
+    "start_chromium",
+]
 
 FLAGS = (
     "--headless",
@@ -147,7 +156,7 @@ class Browser:
             self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
-class _Shared:
+class SharedChromium:
     """One headless Chromium for a module's tests, started when first asked for."""
 
     def __init__(self, profiles: Path) -> None:
@@ -192,9 +201,9 @@ def _reset(driver: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def shared_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Shared]:
+def shared_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedChromium]:
     """One headless Chromium for the module's tests (starting one takes seconds); quit after."""
-    shared = _Shared(tmp_path_factory.mktemp("chromium"))
+    shared = SharedChromium(tmp_path_factory.mktemp("chromium"))
     try:
         yield shared
     finally:
@@ -202,7 +211,7 @@ def shared_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Share
 
 
 @pytest.fixture
-def browser(shared_chromium: _Shared) -> Browser:
+def browser(shared_chromium: SharedChromium) -> Browser:
     """A headless Chromium as fresh as a new one: one blank tab, nothing kept from a test before."""
     require_chromium()
     return Browser(shared_chromium.fresh())
