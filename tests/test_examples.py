@@ -7,7 +7,7 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,9 @@ from tests.support import (
 
 __all__ = ["secured", "webhook_receiver"]  # the fixtures, imported for the tests below
 
+# One pytest-xdist worker runs the module: its bridges (module fixtures) start once.
+pytestmark = pytest.mark.xdist_group("examples-bridges")
+
 EXAMPLES = ROOT / "examples"
 HEALTHY = '{"status": "healthy"}'
 
@@ -35,13 +38,23 @@ def _run(command: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     return run_command(command, env)
 
 
-@pytest.fixture
-def ingesting(tmp_path: Path, bridge_processes: list[BridgeProcess]) -> BridgeProcess:
-    """A bridge with ingest on, listening on every address at a free port."""
-    process = BridgeProcess(state_dir=tmp_path / "state", EXESDB_INGEST="true")
+@pytest.fixture(scope="module")
+def ingesting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
+    """A bridge with ingest on, listening on every address at a free port, shared by the
+    module's tests (each reads the counts it checks before and after); its own health is
+    broadcast hourly, so not while they run: only the signers' messages move the counts."""
+    folder = tmp_path_factory.mktemp("ingesting")
+    process = BridgeProcess(
+        state_dir=folder / "state",
+        EXESDB_INGEST="true",
+        EXESDB_HEALTH_BROADCAST_INTERVAL=str(3_600_000),
+    )
     process.env["EXESDB_HTTP_ADDR"] = f"0.0.0.0:{process.port}"
-    bridge_processes.append(process)
-    return process.start(tmp_path)
+    process.start(folder)
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 def _health_messages(process: BridgeProcess) -> float:

@@ -27,6 +27,14 @@ from tests.webconfig.test_serving import serving
 
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n"
 USERS: Final = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw')}\n"
+# alice-pw's bcrypt hashes at cost 13 (~0.8 s a check) and 15 (~2 s), made once: making one
+# takes as long as checking it, seconds the tests would spend before their bridge starts.
+SLOW_USERS: Final = (
+    "basic_auth_users:\n  alice: $2b$13$EKNtMkI5lhrkbHpPHUBPPeR7fqNi6WXr6JWO4N4A4tn0AyYZ4Kf5W\n"
+)
+SLOWER_USERS: Final = (
+    "basic_auth_users:\n  alice: $2b$15$AI0WEVcg4dQrv4QfI7wvNuhc4IA18yMK7DHwn/BM6PxhrSdevrLmu\n"
+)
 ALICE: Final = basic("alice", "alice-pw")
 
 
@@ -403,7 +411,7 @@ async def test_the_body_timeout_runs_from_100_continue_not_from_the_head(
     checked (bcrypt, longer than EXESDB_HTTP_BODY_TIMEOUT_MS) is given the whole body timeout
     from the ``100``: a body sent at once then is taken (202); half of one is answered 408 naming
     the setting, no sooner than the timeout after the ``100``."""
-    users = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw', 13)}\n"  # ~0.8 s a check
+    users = SLOW_USERS
     body, signature = signed_envelope()
     fields = ["Content-Type: application/json", f"Authorization: {ALICE}"]
     fields.append(f"{SIGNATURE_HEADER}: {signature}")
@@ -453,7 +461,7 @@ async def test_at_the_cap_a_body_not_asked_for_yet_is_not_a_slow_body(files: Web
     BODY_GRACE), its body not asked for yet, is not taken for the slowest body and closed to
     make room for a new connection: it waits on the bridge, not on its client; once asked for
     its body, it is given BODY_GRACE from then, not from its head, and is served."""
-    users = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw', 15)}\n"  # ~2 s a check
+    users = SLOWER_USERS
     body, signature = signed_envelope()
     fields = ["Content-Type: application/json", f"Authorization: {ALICE}"]
     fields.append(f"{SIGNATURE_HEADER}: {signature}")

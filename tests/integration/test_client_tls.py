@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,26 +13,33 @@ from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess
 from tests.test_cli import ALERT_FIELDS, cli
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
-pytestmark = pytest.mark.integration
+# One pytest-xdist worker runs the module: the secured bridge (a module fixture) starts once.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("client-tls-bridge")]
 
 USERS = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw')}\n"
 
 
-@pytest.fixture
-def secured(tmp_path: Path, bridge_processes: list[BridgeProcess]) -> tuple[BridgeProcess, Path]:
-    """A bridge with TLS (a throwaway CA) and basic auth for alice, ingest on; the CA file."""
-    files = WebFiles(tmp_path / "web")
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BridgeProcess, Path]]:
+    """A bridge with TLS (a throwaway CA) and basic auth for alice, ingest on; the CA file.
+    The module's tests share it (only one publishes an alert); its own health is broadcast
+    hourly, so not while they run: only what they send moves the counts they read."""
+    folder = tmp_path_factory.mktemp("secured")
+    files = WebFiles(folder / "web")
     files.write(files.tls_config() + USERS)
     process = BridgeProcess(
-        state_dir=tmp_path / "state",
+        state_dir=folder / "state",
         context=files.client_context(),
         headers={"Authorization": basic("alice", "alice-pw")},
         EXESDB_WEB_CONFIG_FILE=str(files.folder / "web.yml"),
         EXESDB_INGEST="true",
+        EXESDB_HEALTH_BROADCAST_INTERVAL=str(3_600_000),
     )
-    bridge_processes.append(process)
-    process.start(tmp_path)
-    return process, files.ca_file
+    process.start(folder)
+    try:
+        yield process, files.ca_file
+    finally:
+        process.stop()
 
 
 def _env(process: BridgeProcess) -> dict[str, Any]:

@@ -23,7 +23,15 @@ from bridge.sinks.alerts.payload import alert_path
 from bridge.sinks.alerts.records import Acknowledgement
 from bridge.sinks.alerts.retention import RESOLVED_KEPT_SECONDS
 from collectors import health_collector
-from tests.integration.servers.chromium import Browser, browser, require_chromium
+from tests.integration.servers.chromium import (
+    HEIGHT,
+    WIDTH,
+    Browser,
+    SharedChromium,
+    browser,
+    require_chromium,
+    shared_chromium,
+)
 from tests.integration.servers.tmpfs import SmallDisk, small_disk
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.pages import screenshots
@@ -44,10 +52,11 @@ from tests.support import (
     wait_until,
 )
 
-pytestmark = pytest.mark.integration
+# One pytest-xdist worker runs the module: its Chromium (a module fixture) starts once.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chromium")]
 
 # The fixtures, imported for the tests below.
-__all__ = ["browser", "small_disk", "webhook_receiver"]
+__all__ = ["browser", "shared_chromium", "small_disk", "webhook_receiver"]
 
 ROW = """
 return [...document.querySelectorAll("table.alerts tbody tr")]
@@ -104,6 +113,29 @@ def delivered_alert(receiver: WebhookReceiver, alert_id: str) -> dict[str, Any]:
             if alert["labels"]["alert_id"] == alert_id:
                 return dict(alert)
     raise AssertionError(f"no delivered alert {alert_id}")
+
+
+def test_a_page_test_is_given_the_shared_chromium_as_a_new_one_would_be(
+    tmp_path: Path, browser: Browser, shared_chromium: SharedChromium
+) -> None:
+    """The module's tests share one Chromium: what a test leaves (another tab, a phone's
+    screen, a narrower window, a token stored for the tab, an unread console message) is gone
+    for the next, which is given one blank tab as a new Chromium would give it."""
+    with page_bridge(tmp_path) as server:
+        browser.open(server.url + "/")
+        browser.run("sessionStorage.setItem('exesdb-bridge.admin-token', 'left'); console.log('x')")
+        phone = {"width": 375, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+        browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", phone)
+        browser.driver.set_window_size(800, 500)
+        browser.driver.switch_to.new_window("tab")
+        next_one = Browser(shared_chromium.fresh())
+        assert len(next_one.driver.window_handles) == 1
+        assert next_one.driver.current_url == "about:blank"
+        assert next_one.driver.get_window_size() == {"width": WIDTH, "height": HEIGHT}
+        assert next_one.console() == []
+        next_one.open(server.url + "/")
+        assert next_one.run("return document.documentElement.clientWidth") == WIDTH
+        assert next_one.run("return sessionStorage.length") == 0
 
 
 def test_the_status_page_lists_a_node_and_an_alert_just_published(

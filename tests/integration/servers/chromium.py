@@ -3,7 +3,8 @@
 Debian's ``chromium`` and ``chromium-driver`` (``make test`` installs them when missing and run
 as root). The machine's network is closed: without the flags below Chromium stalls on refused
 connections to its update, sync and QUIC endpoints. Each browser gets a fresh profile directory.
-Tests use the ``browser`` fixture; with ``CI=true`` a missing browser fails, else it skips.
+Tests use the ``browser`` fixture; with ``CI=true`` a missing browser fails, else it skips. A
+module's tests share one Chromium (``shared_chromium``), each given it as a new one would be.
 """
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ import pytest
 
 from tests.support import unavailable, wait_until
 
-__all__ = ["FLAGS", "Browser", "browser", "start_chromium"]
+__all__ = [
+    "FLAGS",
+    "HEIGHT",
+    "WIDTH",
+    "Browser",
+    "SharedChromium",
+    "browser",
+    "shared_chromium",
+    "start_chromium",
+]
 
 FLAGS = (
     "--headless",
@@ -30,6 +40,7 @@ FLAGS = (
     "--disable-sync",
 )
 WIDTH = 1280
+HEIGHT = 900
 
 
 def _binaries() -> tuple[str, str]:
@@ -51,7 +62,7 @@ def require_chromium() -> None:
         unavailable(str(exc))
 
 
-def start_chromium(profile: Path, width: int = WIDTH, height: int = 900) -> Any:
+def start_chromium(profile: Path, width: int = WIDTH, height: int = HEIGHT) -> Any:
     """A selenium ``WebDriver`` on a fresh headless Chromium using ``profile`` as its profile."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -145,12 +156,62 @@ class Browser:
             self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
-    """A fresh headless Chromium; quit afterwards."""
-    require_chromium()
-    driver = start_chromium(tmp_path / "chromium-profile")
+class SharedChromium:
+    """One headless Chromium for a module's tests, started when first asked for."""
+
+    def __init__(self, profiles: Path) -> None:
+        self._profiles = profiles
+        self._driver: Any = None
+        self._started = 0
+
+    def fresh(self) -> Any:
+        """The driver in a tab of its own, as a new Chromium starts: the other tabs closed (and
+        with them their device metrics and blocked URLs), the window at its first size, no
+        cookies, no cache, the console read; a new Chromium when that cannot be done."""
+        if self._driver is not None:
+            try:
+                _reset(self._driver)
+            except Exception:  # e.g. a dialog left open by a failed test: start again
+                self.quit()
+        if self._driver is None:
+            self._started += 1
+            self._driver = start_chromium(self._profiles / f"chromium-{self._started}")
+        return self._driver
+
+    def quit(self) -> None:
+        if self._driver is not None:
+            driver, self._driver = self._driver, None
+            driver.quit()
+
+
+def _reset(driver: Any) -> None:
+    """Leave ``driver`` with one new blank tab, at the window size it started with, with no
+    cookies, nothing cached and no console message unread."""
+    used = list(driver.window_handles)
+    driver.switch_to.new_window("tab")  # a new tab: sessionStorage and emulation of its own
+    for handle in used:
+        driver.switch_to.window(handle)
+        driver.close()
+    [tab] = driver.window_handles
+    driver.switch_to.window(tab)
+    driver.set_window_size(WIDTH, HEIGHT)
+    driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    driver.execute_cdp_cmd("Network.clearBrowserCache", {})
+    driver.get_log("browser")
+
+
+@pytest.fixture(scope="module")
+def shared_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedChromium]:
+    """One headless Chromium for the module's tests (starting one takes seconds); quit after."""
+    shared = SharedChromium(tmp_path_factory.mktemp("chromium"))
     try:
-        yield Browser(driver)
+        yield shared
     finally:
-        driver.quit()
+        shared.quit()
+
+
+@pytest.fixture
+def browser(shared_chromium: SharedChromium) -> Browser:
+    """A headless Chromium as fresh as a new one: one blank tab, nothing kept from a test before."""
+    require_chromium()
+    return Browser(shared_chromium.fresh())
