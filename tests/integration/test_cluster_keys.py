@@ -2,14 +2,15 @@
 what the keys carry across a restart of every replica, and back after Redis lost its data, a down
 node evicted by every replica announced back once on the Redis bus, a left whose winner died
 announced by another, and one ClusterHealth a period of Redis's clock from replicas of different
-intervals, or whose clocks differ (by their own where the ACL refuses them TIME)."""
+intervals, or whose clocks differ (by their own where the ACL refuses them TIME), and a claim the
+ACL refused told until the next claim, of any key, gets through."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from bridge.bus.redis import RedisTransport
 from bridge.bus.redis.coordination import RedisCoordinator
 from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.link import Link
+from bridge.errors import TransportError
 from bridge.messages import ClusterMembership, NodeHealth, NodeLifecycle
 from bridge.sinks.alerts.sources import alert_events
 from tests.cluster.helpers import Clock, Replica, envelope
@@ -648,5 +650,43 @@ async def test_a_user_refused_time_claims_by_the_replicas_clock_and_is_told_once
         assert "refuses the bridge's user TIME" in told[0]
         assert "pw" not in told[0]
         assert "goes by Redis's clock again" in told[1]
+    finally:
+        await client.aclose()
+
+
+# Each coordination call, given the nodes it names: the second call names others than the first
+# (another key, or another count of keys).
+_VARIED: list[tuple[str, Callable[[RedisCoordinator, list[str]], Awaitable[object]]]] = [
+    ("once", lambda c, nodes: c.once(f"cluster:unheard:{nodes[-1]}:down", 1_000)),
+    ("swap", lambda c, nodes: c.swap(f"cluster:node:{nodes[-1]}", "up", 1_000)),
+    ("refresh", lambda c, nodes: c.refresh({f"cluster:node:{n}": "up" for n in nodes}, 1_000)),
+]
+
+
+@pytest.mark.parametrize(("name", "call"), _VARIED, ids=[name for name, _ in _VARIED])
+async def test_a_refused_claim_ends_when_the_next_of_another_key_gets_through(
+    redis_server: Callable[[], RedisServer],
+    name: str,
+    call: Callable[[RedisCoordinator, list[str]], Awaitable[object]],
+) -> None:
+    """A coordination call the ACL refused is told as refused until that work next gets
+    through, whatever key it names: the next is often of another node's key, and one of the
+    same key may never come, the refusal told for nothing until it aged out."""
+    server = redis_server()
+    with server.client() as admin:
+        admin.execute_command("ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", "-set")
+    url = f"redis://limited:pw@127.0.0.1:{server.port}/0"
+    client = Redis.from_url(url)
+    link = Link(url, client, Backoff(0.01, 0.1, 0.0))
+    coordinator = RedisCoordinator(link, Layout("exesdb"), owner="bridge-1:a", data_losses=int)
+    try:
+        link.up()  # the loops get through: only the coordination call is refused
+        with pytest.raises(TransportError):
+            await call(coordinator, ["n1"])
+        assert "NOPERM" in (link.trouble() or ""), name
+        with server.client() as admin:
+            admin.execute_command("ACL", "SETUSER", "limited", "+set")
+        await call(coordinator, ["n1", "n2"])
+        assert (link.trouble(), link.usable) == (None, True)
     finally:
         await client.aclose()

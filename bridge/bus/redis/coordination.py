@@ -81,7 +81,7 @@ class RedisCoordinator:
 
         Raises ``TransportError`` when Redis cannot be reached.
         """
-        with self._link.boundary(f"swap {key}"):
+        with self._link.boundary(f"swap {key}", work="swap"):
             old: Any = await self._link.client.set(
                 self._layout.coordination(key), value, px=ttl_ms, get=True
             )
@@ -92,7 +92,7 @@ class RedisCoordinator:
 
         Raises ``TransportError`` when Redis cannot be reached.
         """
-        with self._link.boundary(f"claim {key}"):
+        with self._link.boundary(f"claim {key}", work="claim once"):
             return bool(
                 await self._link.client.set(
                     self._layout.coordination(key), self._owner, nx=True, px=ttl_ms
@@ -108,7 +108,7 @@ class RedisCoordinator:
         """
         if not keys:
             return
-        with self._link.boundary(f"refresh the expiry of {len(keys)} keys"):
+        with self._link.boundary(f"refresh the expiry of {len(keys)} keys", work="refresh"):
             pipe = self._link.client.pipeline(transaction=False)
             for key, value in keys.items():
                 name = self._layout.coordination(key)
@@ -126,7 +126,7 @@ class RedisCoordinator:
         Raises ``TransportError`` when Redis cannot be reached.
         """
         now_ms = int(self._wall_clock() * 1000)
-        with self._link.boundary(f"claim {key}"):
+        with self._link.boundary(f"claim {key}", work="claim once a period"):
             try:
                 claimed, by_redis = await self._link.client.eval(
                     _ONCE_PER_PERIOD, 1, self._layout.coordination(key), period_ms, now_ms

@@ -422,12 +422,14 @@ class Link:
                 await self.pause(self._restart_seconds)
 
     @contextlib.contextmanager
-    def boundary(self, doing: str) -> Iterator[None]:
+    def boundary(self, doing: str, *, work: str | None = None) -> Iterator[None]:
         """Turn a Redis failure inside the block into ``TransportError`` (saying what was
         being done, and where), for a caller outside the transport. A refusal (an ACL user
         without a rule) is told as the loops' are, until that same work gets through: its
-        caller may only log it, and a lease never taken up for it would look ready."""
-        owner = ("boundary", doing)
+        caller may only log it, and a lease never taken up for it would look ready. ``work``
+        names that work when ``doing`` varies (a claim names its key, which the next claim may
+        not share): its next success ends the refusal, not the next of the same key."""
+        owner = ("boundary", doing if work is None else work)
         try:
             yield
         except RETRYABLE as exc:
