@@ -262,14 +262,23 @@ class DeliveryQueue:
 
         A delivery made (or retried) after ``now`` (the wall clock was set back since) is dated
         ``now``, so that its next attempt, reckoned on this clock, waits its backoff (see
-        ``next_due``).
+        ``next_due``). One no longer pending (left out as stale while its attempt was in flight:
+        ``withhold``, on Redis as the lease is taken up) keeps its state and last error, its
+        attempt only counted: made pending again by a failed attempt, it would be sent after the
+        newer notifications it was left out for.
         """
         with self._database.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET attempts = attempts + 1, last_status = :status"
+                " WHERE id = :id AND state != :pending",
+                {"id": delivery_id, "status": status, **_PENDING},
+            )
             db.execute(
                 "UPDATE deliveries SET attempts = attempts + 1, state = :state,"
                 " created_at = MIN(created_at, :now), retried_at = MIN(retried_at, :now),"
                 " next_attempt_at = :next_attempt_at, last_status = :status,"
-                " last_error = :error, finished_at = :finished_at WHERE id = :id",
+                " last_error = :error, finished_at = :finished_at"
+                " WHERE id = :id AND state = :pending",
                 {
                     "id": delivery_id,
                     "state": state.value,
@@ -278,6 +287,7 @@ class DeliveryQueue:
                     "error": error,
                     "finished_at": None if state is DeliveryState.PENDING else now,
                     "now": now,
+                    **_PENDING,
                 },
             )
 
