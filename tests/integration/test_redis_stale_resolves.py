@@ -1,4 +1,5 @@
-"""Resolves left out as stale on a real redis-server: what a receiver was told firing stands."""
+"""Resolves on a real redis-server, past stale notifications and notes taken over: a receiver
+told an alert firing hears it resolve."""
 
 from __future__ import annotations
 
