@@ -164,12 +164,12 @@ async def test_a_change_redis_took_before_the_holders_outbox_hung_is_sent_once_b
         entered, release = threading.Event(), threading.Event()
         commit = sink_a.outbox.alerts.commit
 
-        def hanging_commit(plan: Plan) -> Any:
+        def hanging_commit(plan: Plan, *, tell: bool = False) -> Any:
             """The outbox's commit, hanging (until released) on the change that fires n2."""
             if any(s.record and s.record.alert_id == "node_failure:n2" for s in plan.steps):
                 entered.set()
                 release.wait(30)
-            return commit(plan)
+            return commit(plan, tell=tell)
 
         sink_a.outbox.alerts.commit = hanging_commit  # type: ignore[method-assign]
         async with replica(tmp_path / "b", server, receiver, "b") as (b, sink_b, _):

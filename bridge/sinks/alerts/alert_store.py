@@ -365,9 +365,16 @@ class AlertStore:
         steps = (expiry(record_of(row), now, after_seconds, stale_after) for row in rows)
         return Plan(new_message_id(), now, tuple(s for s in steps if s.effect is not Effect.NONE))
 
-    def commit(self, plan: Plan) -> Applied:
+    def commit(self, plan: Plan, *, tell: bool = False) -> Applied:
         """Store ``plan`` in one transaction, once: a plan stored before (its id is remembered
-        for a week, see ``retention``) changes nothing again."""
+        for a week, see ``retention``) changes nothing again.
+
+        ``tell``: the plan may be another replica's (its note taken over with the lease),
+        which told receivers of alerts this outbox never told them of: every receiver counts as
+        told of the alerts it resolves, so that their resolves are sent rather than kept from a
+        receiver showing them firing (``DeliveryQueue.tell_all``; those it leaves open are told
+        as the open alerts are taken up).
+        """
         with self._database.transaction() as db:
             seen = db.execute("SELECT 1 FROM plans WHERE id = :id", {"id": plan.id}).fetchone()
             if seen is not None:
@@ -376,7 +383,12 @@ class AlertStore:
                 "INSERT INTO plans (id, stored_at) VALUES (:id, :now)",
                 {"id": plan.id, "now": plan.now},
             )
-            return self._store_plan(plan)
+            applied = self._store_plan(plan)
+            if tell:
+                self._queue.tell_all(
+                    record.alert_id for record in applied.changed if not record.open
+                )
+            return applied
 
     def withdraw(self, plans: Sequence[Plan], now: float, reason: str) -> int:
         """Leave out of this outbox the notifications of ``plans`` it stored whose notes another

@@ -242,7 +242,10 @@ class AlertIndex:
         async with self._lock:
             return await self._catch_up()
 
-    async def _catch_up(self) -> int:
+    async def _catch_up(self, *, taken_over: bool = False) -> int:
+        """``catch_up`` under the lock; ``taken_over``: the notes include other replicas'
+        (taken over with the lease), whose receivers count as told of the alerts they resolve
+        (``AlertStore.commit``)."""
         notes = await self._state.notes(NAME)
         stored = 0
         raised: list[Escalated] = []
@@ -250,7 +253,7 @@ class AlertIndex:
             kept = _decoded(await self._state.load(NAME))
             for plan in sorted(_plans(notes), key=lambda p: p.now):
                 current = _still_current(plan, kept)
-                applied = await self._db.call(self._alerts.commit, current)
+                applied = await self._db.call(self._alerts.commit, current, tell=taken_over)
                 if applied.changed:
                     stored += 1
                     raised += escalations(current, applied)
@@ -391,8 +394,8 @@ class AlertIndex:
         adopted = await self._state.adopt(NAME)
         if adopted:
             _logger.info("alerts: took over %d note(s) other replicas left in Redis", adopted)
-        await self.catch_up()
         async with self._lock:
+            await self._catch_up(taken_over=True)
             raw = await self._state.load(NAME)
             if raw is None:
                 mine = await self._db.call(self._open_alerts)

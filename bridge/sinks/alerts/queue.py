@@ -23,7 +23,7 @@ from typing import Final
 
 from bridge.bus import new_message_id
 from bridge.sinks.alerts.database import Database
-from bridge.sinks.alerts.payload import split_body
+from bridge.sinks.alerts.payload import alerts_told, split_body
 from bridge.sinks.alerts.records import AlertRecord, Delivery, DeliveryState, OutboxDepth
 from bridge.sinks.alerts.rows import delivery_of, matching, one_of, record_of
 
@@ -262,14 +262,23 @@ class DeliveryQueue:
 
         A delivery made (or retried) after ``now`` (the wall clock was set back since) is dated
         ``now``, so that its next attempt, reckoned on this clock, waits its backoff (see
-        ``next_due``).
+        ``next_due``). One no longer pending (left out as stale while its attempt was in flight:
+        ``withhold``, on Redis as the lease is taken up) keeps its state and last error, its
+        attempt only counted: made pending again by a failed attempt, it would be sent after the
+        newer notifications it was left out for.
         """
         with self._database.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET attempts = attempts + 1, last_status = :status"
+                " WHERE id = :id AND state != :pending",
+                {"id": delivery_id, "status": status, **_PENDING},
+            )
             db.execute(
                 "UPDATE deliveries SET attempts = attempts + 1, state = :state,"
                 " created_at = MIN(created_at, :now), retried_at = MIN(retried_at, :now),"
                 " next_attempt_at = :next_attempt_at, last_status = :status,"
-                " last_error = :error, finished_at = :finished_at WHERE id = :id",
+                " last_error = :error, finished_at = :finished_at"
+                " WHERE id = :id AND state = :pending",
                 {
                     "id": delivery_id,
                     "state": state.value,
@@ -278,6 +287,7 @@ class DeliveryQueue:
                     "error": error,
                     "finished_at": None if state is DeliveryState.PENDING else now,
                     "now": now,
+                    **_PENDING,
                 },
             )
 
@@ -292,7 +302,9 @@ class DeliveryQueue:
         no longer pending, or holds none of them: left out meanwhile, they are counted once).
 
         Its id stays: a receiver that took the whole of it before (its answer lost) takes what
-        is left as the same delivery.
+        is left as the same delivery. A resolve left out leaves the receiver counted as told of
+        its alert (``_untell``): the receiver may still show it firing, and its next resolve
+        must not be kept from it (``Keep``).
         """
         with self._database.transaction() as db:
             row = db.execute(
@@ -313,8 +325,10 @@ class DeliveryQueue:
                     " finished_at = :now WHERE id = :id",
                     {**finished, "reason": reason},
                 )
+                self._untell(delivery.url, delivery.body)
                 return None, withheld
             kept, stale = split_body(delivery.body, alert_ids)
+            self._untell(delivery.url, stale)
             db.execute(
                 "UPDATE deliveries SET body = :body, alert_ids = :alert_ids WHERE id = :id",
                 {"id": delivery_id, "body": kept, "alert_ids": json.dumps(left)},
@@ -333,6 +347,17 @@ class DeliveryQueue:
             )
             row = db.execute("SELECT * FROM deliveries WHERE id = :id", {"id": delivery_id})
             return delivery_of(row.fetchone()), withheld
+
+    def _untell(self, url: str, body: bytes) -> None:
+        """The resolves ``body`` held, withheld from ``url``: it was not told of them, so what
+        it was told of those alerts open stands (``told``), and a later resolve of them is
+        still sent (in the caller's transaction)."""
+        resolved = [a for a, (status, _) in alerts_told(body).items() if status == "resolved"]
+        with self._database.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO told (url, alert_id) VALUES (:url, :alert_id)",
+                [{"url": url, "alert_id": alert_id} for alert_id in resolved],
+            )
 
     def withhold_everywhere(self, alert_ids: Collection[str], now: float, reason: str) -> int:
         """Leave the alerts of ``alert_ids`` out of every pending delivery (``withhold``) and

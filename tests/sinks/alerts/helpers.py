@@ -234,10 +234,10 @@ class CrashingStore(AlertStore):
 
     crash = False
 
-    def commit(self, plan: Plan) -> Applied:
+    def commit(self, plan: Plan, *, tell: bool = False) -> Applied:
         if self.crash:
             raise RuntimeError("killed before the outbox stored the plan")
-        return super().commit(plan)
+        return super().commit(plan, tell=tell)
 
 
 class CrashingOutbox(Outbox):

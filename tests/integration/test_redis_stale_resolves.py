@@ -1,0 +1,265 @@
+"""Resolves on a real redis-server, past stale notifications and notes taken over: a receiver
+told an alert firing hears it resolve."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from bridge.backoff import Backoff
+from bridge.bus.redis.layout import Layout
+from bridge.bus.redis.link import Link
+from bridge.bus.redis.shared_state import RedisSharedState
+from bridge.receivers import Receiver, resolve_receivers
+from bridge.sinks.alerts.delivery import DeliveryWorker, RetryPolicy, WebhookSender, keep_for
+from bridge.sinks.alerts.index import AlertIndex
+from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.payload import build_payloads
+from bridge.sinks.alerts.states import AlertStates
+from bridge.sinks.alerts.thread import DbThread
+from bridge.sinks.alerts.vetting import DeliveryVetting
+from tests.integration.servers.redis import RedisServer, redis_server
+from tests.integration.servers.webhook import Answer, WebhookReceiver, webhook_receiver
+from tests.integration.test_redis_state import KilledBeforeTheDrop, hold, states
+from tests.sinks.alerts.helpers import T0, db, event
+from tests.support import ManualClock
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["db", "redis_server", "states", "webhook_receiver"]  # the fixtures used below
+
+LEADER = "exesdb:bus:leader"
+
+
+class Lease:
+    """The work-queue lease as one replica sees it: held while Redis names its consumer."""
+
+    def __init__(self, server: RedisServer, consumer: str) -> None:
+        self._server = server
+        self._consumer = consumer
+        self.reachable = True
+
+    @property
+    def leading(self) -> bool:
+        """Whether Redis names this replica's consumer as the holder."""
+        with self._server.client() as client:
+            return client.get(LEADER) == self._consumer.encode()
+
+    async def first_answer(self, within: float) -> bool:
+        """Redis has answered (it runs)."""
+        return True
+
+
+@dataclass
+class Replica:
+    """One replica's alert stage, down to its webhook worker (no bus, no housekeeping)."""
+
+    outbox: Outbox
+    states: AlertStates
+    worker: DeliveryWorker
+    sender: WebhookSender
+
+
+def replica(
+    server: RedisServer,
+    state: RedisSharedState,
+    consumer: str,
+    outbox: Outbox,
+    db: DbThread,
+    clock: ManualClock,
+    hook: Receiver,
+) -> Replica:
+    """The alert stage of the replica whose consumer is ``consumer``, on ``outbox``, as it
+    stands when (re)started: its shared state ``state``, its worker sending to ``hook``."""
+    lease = Lease(server, consumer)
+
+    def holding() -> bool:
+        return lease.leading
+
+    index = AlertIndex(
+        state,
+        alerts=outbox.alerts,
+        queue=outbox.queue,
+        db=db,
+        clock=clock,
+        limit=100,
+        holding=holding,
+    )
+    alert_states = AlertStates(
+        outbox.alerts,
+        db=db,
+        index=index,
+        max_open=100,
+        resolve_after=3600.0,
+        stale_after=3600.0,
+        hold_seconds=0.0,
+        holding=holding,
+        monotonic=clock,
+    )
+    vetting = DeliveryVetting(
+        states=alert_states,
+        alerts=outbox.alerts,
+        queue=outbox.queue,
+        db=db,
+        lease=lease,  # type: ignore[arg-type]  # the members vetting reads
+        withheld=lambda count: None,
+        changed=lambda: None,
+        clock=clock,
+    )
+    sender = WebhookSender(hook, clock=clock)
+    worker = DeliveryWorker(
+        hook.key,
+        queue=outbox.queue,
+        db=db,
+        sender=sender,
+        policy=RetryPolicy(Backoff(base=1.0, cap=4.0, rng=lambda: 0.5), deadline=3600.0),
+        group_wait=0.0,
+        build=lambda records: build_payloads(records, max_alerts=50, external_url="http://b"),
+        keep=keep_for(hook),
+        vet=vetting.vet,
+        report=lambda delivery, result, state, number: None,
+        clock=clock,
+    )
+    return Replica(outbox, alert_states, worker, sender)
+
+
+@dataclass
+class Cluster:
+    """Replicas a and b on one redis-server sending to one receiver, and what (re)starts them."""
+
+    server: RedisServer
+    receiver: WebhookReceiver
+    clock: ManualClock
+    a: Replica
+    b: Replica
+    start: Callable[[RedisSharedState, str, Outbox], Replica]
+
+
+@pytest.fixture
+async def cluster(
+    tmp_path: Path,
+    states: tuple[RedisServer, RedisSharedState, RedisSharedState],
+    db: DbThread,
+    webhook_receiver: Callable[..., WebhookReceiver],
+) -> AsyncIterator[Cluster]:
+    """Replicas a and b on one redis-server, each with its outbox, sending to one receiver."""
+    server, a_state, b_state = states
+    receiver = webhook_receiver()
+    [hook], _ = resolve_receivers(
+        [receiver.url], None, secret=None, timeout=5.0, max_alerts=50, min_severity="info"
+    )
+    clock = ManualClock(T0)
+    made: list[Replica] = []
+
+    def start(state: RedisSharedState, consumer: str, outbox: Outbox) -> Replica:
+        made.append(replica(server, state, consumer, outbox, db, clock, hook))
+        return made[-1]
+
+    a = start(a_state, "a:1", Outbox.in_dir(tmp_path / "a", urls=[hook.key]))
+    b = start(b_state, "b:1", Outbox.in_dir(tmp_path / "b", urls=[hook.key]))
+    try:
+        yield Cluster(server, receiver, clock, a, b, start)
+    finally:
+        for started in made:
+            await started.sender.aclose()
+        a.outbox.close()
+        b.outbox.close()
+
+
+def told(receiver: WebhookReceiver) -> list[str]:
+    """What the receiver took of alert ``x``, in order: ``firing`` or ``resolved``."""
+    return [r.json()["alerts"][0]["status"] for r in receiver.accepted()]
+
+
+async def change(replica: Replica, clock: ManualClock, status: str) -> None:
+    """Alert ``x`` fires (a new episode, when it was resolved) or resolves at ``replica``, the
+    holder, a second on."""
+    clock.advance(1.0)
+    at = datetime.fromtimestamp(clock.now, UTC)
+    await replica.states.apply([event("x", status, at=at)], clock.now)
+
+
+async def take(server: RedisServer, replica: Replica, consumer: str) -> None:
+    """``replica`` takes the work-queue lease and takes the open alerts up."""
+    hold(server, consumer)
+    await replica.states.take_up()
+
+
+async def test_a_resolve_made_after_one_left_out_as_stale_reaches_the_receiver(
+    cluster: Cluster,
+) -> None:
+    """A receiver told an alert firing, whose resolve at replica b is left out as stale (a,
+    holding the lease meanwhile, fired it anew and resolved it, and that resolve is left out in
+    turn as b fires it anew): the resolve b makes next still reaches it, so it does not keep the
+    alert firing while every replica has it resolved."""
+    server, receiver, clock, a, b = (
+        cluster.server,
+        cluster.receiver,
+        cluster.clock,
+        cluster.a,
+        cluster.b,
+    )
+    await take(server, a, "a:1")
+    await change(a, clock, "firing")
+    await a.worker.step()
+    assert told(receiver) == ["firing"]
+    await take(server, b, "b:1")
+    receiver.default = Answer(503)
+    await change(b, clock, "resolved")
+    await b.worker.step()  # the resolve fails: retried, and b's next notifications wait
+    await change(b, clock, "firing")
+    await take(server, a, "a:1")
+    await change(a, clock, "resolved")
+    await take(server, b, "b:1")  # b's resolve is left out: a notifies a newer state
+    await change(b, clock, "firing")
+    await a.worker.step()  # a's resolve is left out: b fired it anew since
+    await change(b, clock, "resolved")
+    receiver.default = Answer(200)
+    clock.advance(60.0)
+    for _ in range(3):
+        await b.worker.step()
+        await a.worker.step()
+    assert told(receiver)[-1] == "resolved"
+
+
+async def test_a_resolve_whose_note_the_next_holder_took_over_reaches_the_receiver(
+    cluster: Cluster, states: tuple[RedisServer, RedisSharedState, RedisSharedState]
+) -> None:
+    """A holder killed after its outbox stored a resolve, before its note went: the next holder,
+    which never told the receiver of that alert, takes the note over and sends the resolve (the
+    killed one, back, leaves its own out), so the receiver told the alert firing by the killed
+    holder does not keep it firing."""
+    server, receiver, clock, a, b = (
+        cluster.server,
+        cluster.receiver,
+        cluster.clock,
+        cluster.a,
+        cluster.b,
+    )
+    await take(server, b, "b:1")
+    await change(b, clock, "firing")
+    await b.worker.step()
+    assert told(receiver) == ["firing"]
+    client = Redis.from_url(server.url)
+    try:
+        killed = KilledBeforeTheDrop(
+            Link(server.url, client, Backoff(0.01, 0.1, 0.0)),
+            Layout("exesdb"),
+            consumer="b:1",
+            node="b",
+        )
+        await change(cluster.start(killed, "b:1", b.outbox), clock, "resolved")
+    finally:
+        await client.aclose()
+    await take(server, a, "a:1")  # a takes the note over, and notifies the resolve
+    back = cluster.start(states[2], "b:1", b.outbox)
+    await back.states.catch_up()  # b, back, leaves its resolve out: a sends it
+    for _ in range(2):
+        await a.worker.step()
+        await back.worker.step()
+    assert told(receiver) == ["firing", "resolved"]
