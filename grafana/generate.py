@@ -741,7 +741,7 @@ INTERNALS = [
             ),
         ],
         "ops",
-        description="Delivery attempts by result: delivered, retry, rejected, expired.",
+        description="Delivery attempts by result: delivered, retry, rejected, expired, stale.",
     ),
     series(
         "Webhook outbox",

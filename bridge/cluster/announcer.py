@@ -22,7 +22,7 @@ from bridge.cluster.cadence import MISSED_INTERVALS
 from bridge.cluster.groups import DownGroups
 from bridge.cluster.nodes import Dropped, Node, Reason, State
 from bridge.cluster.reports import Change
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, TransportError
 from bridge.messages import NodeLifecycle
 
 __all__ = ["Announcer"]
@@ -235,7 +235,7 @@ class Announcer:
         the transition this replica announced (or found announced) last: a node up for days
         keeps its key, so a replica started later finds it known rather than announcing it
         ``node_added``. Nodes forgotten or evicted are no longer tracked: their keys still
-        expire."""
+        expire. Raises what else fails (a fault of the bridge's own)."""
         data_losses = self._coordinator.data_losses
         if now - self._refreshed < self._refresh_every and data_losses == self._data_losses:
             return
@@ -244,7 +244,7 @@ class Announcer:
             # the others set, if any, and sets none.
             keys = {f"cluster:node:{name}": node.announced for name, node in self._nodes.items()}
             await self._coordinator.refresh(keys, self._state_ttl_ms)
-        except Exception as exc:  # e.g. Redis unreachable: retried on the next tick
+        except TransportError as exc:  # Redis unreachable (the bus says so): the next tick
             _logger.debug("cluster state keys not refreshed: %s", exc)
         else:
             self._refreshed = now

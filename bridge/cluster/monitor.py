@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +25,7 @@ from bridge.cluster.groups import NAMED, DownGroups
 from bridge.cluster.nodes import MAX_NODES, Dropped, EvictedDowns, Node, Reason
 from bridge.cluster.reports import Change, cluster_health, memberships
 from bridge.component import Context
+from bridge.errors import TransportError
 from bridge.messages import (
     ClusterHealth,
     Message,
@@ -44,6 +46,37 @@ Sleep = Callable[[float], Awaitable[None]]
 # Read once: a pydantic model's class attribute goes through its metaclass's hook.
 _NODE_HEALTH_TAG: Final = NodeHealth.TAG
 _NODE_LIFECYCLE_TAG: Final = NodeLifecycle.TAG
+
+
+_ANNOUNCING: Final = "cluster announcement"
+_REFRESHING: Final = "refreshing the cluster state keys"
+_HEALTH: Final = "the periodic ClusterHealth"
+
+
+class _Faults:
+    """The faults of the bridge's own that a tick's steps failed with, as the log told them:
+    each logged with its traceback when it first fails the step, not again at every tick (a
+    tick a second) while the same fault repeats, and the step working again said once."""
+
+    __slots__ = ("_told",)
+
+    def __init__(self) -> None:
+        self._told: dict[str, str] = {}  # step: the fault it last failed with
+
+    def failed(self, step: str) -> None:
+        """``step`` failed with the exception being handled."""
+        exc = sys.exc_info()[1]
+        fault = f"{type(exc).__name__}: {exc}"
+        if self._told.get(step) != fault:
+            self._told[step] = fault
+            _logger.exception(
+                "%s failed (a fault of the bridge's own): tried again each tick", step
+            )
+
+    def worked(self, step: str) -> None:
+        """``step`` went through."""
+        if self._told.pop(step, None) is not None:
+            _logger.info("%s works again", step)
 
 
 class ClusterMonitor:
@@ -113,6 +146,7 @@ class ClusterMonitor:
         self._sleeping = False  # the loop waits between ticks: nothing is under way
         self._started = False
         self._closed = False
+        self._faults = _Faults()
         registry = registry if registry is not None else CollectorRegistry()
         self._forgotten = Counter(
             "exesdb_cluster_nodes_forgotten",
@@ -378,17 +412,29 @@ class ClusterMonitor:
         self._find_silent(now)
         self._log_dropped()
         changes: dict[Change, list[str]] = {"node_added": [], "node_removed": []}
+        # Each step below is tried again at the next tick. Redis unreachable or refusing
+        # (TransportError) is said by the bus, so only noted here; anything else is a fault of
+        # the bridge's own, logged with its traceback (``_Faults``).
         try:
             await self._announcer.announce(changes, self._up_count())
-        except Exception as exc:  # e.g. Redis unreachable: retried on the next tick
+        except TransportError as exc:
             _logger.debug("cluster announcement deferred: %s", exc)
+        except Exception:
+            self._faults.failed(_ANNOUNCING)
+        else:
+            self._faults.worked(_ANNOUNCING)
         finally:
             # What was announced before a failure (or a stop) still gets its membership and
             # health.
             self._publish_changes(changes)
             self._downs.publish(now)
             self._downs.resolve()
-        await self._announcer.refresh_states(now)
+        try:
+            await self._announcer.refresh_states(now)
+        except Exception:
+            self._faults.failed(_REFRESHING)
+        else:
+            self._faults.worked(_REFRESHING)
         try:
             # One replica a period, whatever the others' intervals: the shortest one sets the
             # pace, and one of a longer interval takes over should it stop.
@@ -396,8 +442,12 @@ class ClusterMonitor:
                 "cluster:health", self._interval_ms
             ):
                 self._publish("cluster:health", self.health())
-        except Exception as exc:
+        except TransportError as exc:
             _logger.debug("cluster health deferred: %s", exc)
+        except Exception:
+            self._faults.failed(_HEALTH)
+        else:
+            self._faults.worked(_HEALTH)
 
     def _find_silent(self, now: float) -> None:
         for name in self._evicted.expire(now):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from bridge.app import Bridge
 from bridge.bus import LocalCoordinator
 from bridge.cluster import cluster_monitor
+from bridge.errors import TransportError
 from bridge.messages import ClusterHealth, ClusterMembership, LogEntry, NodeHealth, NodeLifecycle
 from bridge.sinks.alerts.sources import alert_events
 from tests.cluster.helpers import Clock, envelope
@@ -498,3 +499,80 @@ async def test_the_bridges_monitor_takes_its_interval_and_forget_time_from_the_s
         await async_wait_until(lambda: forgotten() == 1, 10, "app-1 down, then forgotten")
     finally:
         await bridge.aclose()
+
+
+class FaultyCoordinator(LocalCoordinator):
+    """The lone bridge's coordinator, whose swaps, refreshes and ClusterHealth claims raise
+    what the test sets: ``fault`` (None: they work); ``losses`` its data losses."""
+
+    fault: Exception | None = None
+    losses = 0
+
+    @property
+    def data_losses(self) -> int:
+        return self.losses
+
+    async def refresh(self, keys, ttl_ms: int) -> None:
+        if self.fault is not None:
+            raise self.fault
+        await super().refresh(keys, ttl_ms)
+
+    async def swap(self, key: str, value: str, ttl_ms: int) -> str | None:
+        if self.fault is not None:
+            raise self.fault
+        return await super().swap(key, value, ttl_ms)
+
+    async def once_per_period(self, key: str, period_ms: int) -> bool:
+        if self.fault is not None:
+            raise self.fault
+        return await super().once_per_period(key, period_ms)
+
+
+async def test_a_fault_of_the_bridges_own_in_a_tick_is_logged_with_its_traceback_once(
+    make_replica, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An announcement, a refresh of the state keys or a ClusterHealth claim failing with
+    anything but a TransportError (a bug) is logged as an error with its traceback, once while
+    it repeats, and its recovery said; Redis unreachable (TransportError) stays a debug line,
+    the bus saying why."""
+    coordinator = FaultyCoordinator(clock)
+    replica = await make_replica("bridge-1", coordinator)
+    await replica.hear("app-1")
+    caplog.set_level(logging.INFO, "bridge.cluster")
+    coordinator.fault = TransportError("Redis at redis://r:6379 unreachable")
+    clock.advance(3.5)
+    await replica.tick()
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    coordinator.fault = KeyError("app-1")
+    coordinator.losses += 1  # Redis lost its data: the state keys are refreshed at once
+    for _ in range(3):
+        clock.advance(1)
+        await replica.tick()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [(r.levelno, r.getMessage()) for r in errors] == [
+        (
+            logging.ERROR,
+            "cluster announcement failed (a fault of the bridge's own): tried again each tick",
+        ),
+        (
+            logging.ERROR,
+            "refreshing the cluster state keys failed (a fault of the bridge's own): tried again"
+            " each tick",
+        ),
+        (
+            logging.ERROR,
+            "the periodic ClusterHealth failed (a fault of the bridge's own): tried again each"
+            " tick",
+        ),
+    ]
+    assert all(r.exc_info is not None and r.exc_info[0] is KeyError for r in errors)
+    caplog.clear()
+    coordinator.fault = None
+    clock.advance(1)
+    await replica.tick()
+    assert [r.getMessage() for r in caplog.records if "works again" in r.getMessage()] == [
+        "cluster announcement works again",
+        "refreshing the cluster state keys works again",
+        "the periodic ClusterHealth works again",
+    ]
+    assert [m.node for m in replica.published(NodeLifecycle, event="down")] == ["app-1"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,14 +12,15 @@ import pytest
 from aiohttp import web
 
 from bridge.backoff import Backoff
+from bridge.messages import NotificationStatus
 from bridge.receivers import resolve_receivers
 from bridge.sinks.alerts.delivery import DeliveryWorker, RetryPolicy, WebhookSender
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.payload import build_payloads
 from bridge.sinks.alerts.records import DeliveryState
 from bridge.sinks.alerts.thread import DbThread
-from tests.sinks.alerts.helpers import T0, db, event
-from tests.support import ManualClock
+from tests.sinks.alerts.helpers import T0, alert_bridge, db, event, system_alert
+from tests.support import ManualClock, async_wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -107,3 +109,42 @@ async def test_a_delivery_withheld_while_in_flight_is_not_tried_again(
     finally:
         await sender.aclose()
         outbox.close()
+
+
+async def test_a_failed_attempt_of_a_delivery_withheld_meanwhile_is_reported_as_not_retried(
+    tmp_path: Path, gated: GatedReceiver, db: DbThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 503 to a delivery left out as stale while in flight is reported as what it came to:
+    counted as result stale (not retry), its NotificationStatus and log line saying it is not
+    retried, never that it will be."""
+    async with alert_bridge(
+        tmp_path,
+        serve_http=False,
+        db=db,
+        EXESDB_WEBHOOK_URLS=gated.url,
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="0",
+    ) as (bridge, sink, watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await asyncio.wait_for(gated.arrived.wait(), 10)
+        [delivery] = await db.call(sink.outbox.queue.deliveries, "pending")
+        await db.call(sink.outbox.queue.withhold, delivery.id, ["a1"], T0, "stale: a test's")
+        with caplog.at_level(logging.INFO, logger="bridge.sinks.alerts"):
+            gated.answer.set()
+            [status] = await async_wait_until(
+                lambda: watcher.of(NotificationStatus), what="the attempt's NotificationStatus"
+            )
+        assert (status.status, status.attempts) == ("failed", 1)
+        assert status.error_reason == "HTTP 503; left out as stale while in flight, not retried"
+        counts = {
+            result: bridge.registry.get_sample_value(
+                "exesdb_webhook_deliveries_total", {"result": result}
+            )
+            for result in ("retry", "stale")
+        }
+        assert counts == {"retry": 0.0, "stale": 1.0}
+        [worker] = sink.workers.values()
+        said = [r.getMessage() for r in caplog.records if r.name.startswith("bridge.sinks")]
+        assert said == [
+            f"webhook delivery {delivery.id} to {worker.label} failed: HTTP 503; not retried:"
+            " it was left out as stale while in flight; the receiver is failing"
+        ]

@@ -475,7 +475,8 @@ class WebhookSender:
 
 
 Report = Callable[[Delivery, AttemptResult, DeliveryState, int], None]
-"""Told of every attempt: the delivery, the result, the new state and the attempt number."""
+"""Told of every attempt: the delivery, the result, the state the outbox left it in (``stale``
+when it was left out while the attempt was in flight) and the attempt number."""
 Vet = Callable[[Delivery], Awaitable[Delivery | None]]
 """Before each attempt: the delivery as it may go now (without the alerts whose newer
 notifications are another replica's), or None when none of it may go now (all of it
@@ -659,8 +660,9 @@ class DeliveryWorker:
         return self._stopping
 
     async def attempt(self, delivery: Delivery) -> DeliveryState:
-        """Send ``delivery`` once and record the outcome durably; raises when the outbox cannot
-        record it (a full disk): the outcome is kept, and written again at the next step."""
+        """Send ``delivery`` once and record the outcome durably; returns the state it is left
+        in. Raises when the outbox cannot record it (a full disk): the outcome is kept, and
+        written again at the next step."""
         self._sending = True
         try:
             result = await self._sender.send(delivery)
@@ -678,21 +680,21 @@ class DeliveryWorker:
                 delivery.deadline_from, number, now, result.retry_after
             )
             state = DeliveryState.PENDING if next_at is not None else DeliveryState.DEAD
-        self._log.attempted(delivery.id, state, result.error, number, result.said)
         self._unrecorded = _Attempted(
             delivery, result, state, number, now if next_at is None else next_at, now
         )
-        await self._record()
-        return state
+        return await self._record() or state
 
-    async def _record(self) -> None:
-        """Record the outcome of the attempt made last, if it is not yet; raises when the
-        outbox cannot (the outcome is then kept, and written again at the next step)."""
+    async def _record(self) -> DeliveryState | None:
+        """Record the outcome of the attempt made last, if it is not yet, then log and report
+        it; raises when the outbox cannot (the outcome is then kept, and written again at the
+        next step). Returns the state its delivery is left in: that of the outcome, but for one
+        left out as stale while in flight (``DeliveryQueue.finish_attempt``), reported so."""
         attempted = self._unrecorded
         if attempted is None:
-            return
+            return None
         try:
-            await self._db.call(
+            kept = await self._db.call(
                 self._queue.finish_attempt,
                 attempted.delivery.id,
                 state=attempted.state,
@@ -705,4 +707,10 @@ class DeliveryWorker:
             self._unrecorded_fault = f"{type(exc).__name__}: {exc}"
             raise
         self._unrecorded = self._unrecorded_fault = None
-        self._report(attempted.delivery, attempted.result, attempted.state, attempted.number)
+        state = kept or attempted.state  # None: the delivery is gone (pruned meanwhile)
+        result = attempted.result
+        self._log.attempted(
+            attempted.delivery.id, state, result.error, attempted.number, result.said
+        )
+        self._report(attempted.delivery, result, state, attempted.number)
+        return state

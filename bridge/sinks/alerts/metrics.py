@@ -31,12 +31,15 @@ class DeliveryResult(StrEnum):
     RETRY = "retry"
     REJECTED = "rejected"  # a final answer (4xx...): dead-lettered
     EXPIRED = "expired"  # still failing at the deadline: dead-lettered
+    STALE = "stale"  # failed, its delivery left out as stale while in flight: not retried
 
     @classmethod
     def of(cls, result: AttemptResult, state: DeliveryState) -> DeliveryResult:
         """The result of an attempt that left its delivery in ``state``."""
         if result.outcome is Outcome.DELIVERED:
             return cls.DELIVERED
+        if state is DeliveryState.STALE:
+            return cls.STALE
         if result.outcome is Outcome.REJECTED:
             return cls.REJECTED
         return cls.EXPIRED if state is DeliveryState.DEAD else cls.RETRY
@@ -65,7 +68,8 @@ class AlertMetrics:
         self._deliveries = Counter(
             "exesdb_webhook_deliveries",
             "Webhook delivery attempts, by result: delivered, retry, rejected (a final 4xx, "
-            "dead-lettered) or expired (deadline passed, dead-lettered).",
+            "dead-lettered), expired (deadline passed, dead-lettered) or stale (failed, its "
+            "delivery left out as stale while in flight, not retried).",
             ["result"],
             registry=registry,
         )

@@ -257,15 +257,16 @@ class DeliveryQueue:
         status: int | None,
         error: str | None,
         now: float,
-    ) -> None:
-        """Record one attempt's outcome.
+    ) -> DeliveryState | None:
+        """Record one attempt's outcome; returns the state the delivery is left in (None when
+        it is gone: pruned meanwhile).
 
         A delivery made (or retried) after ``now`` (the wall clock was set back since) is dated
         ``now``, so that its next attempt, reckoned on this clock, waits its backoff (see
         ``next_due``). One no longer pending (left out as stale while its attempt was in flight:
         ``withhold``, on Redis as the lease is taken up) keeps its state and last error, its
         attempt only counted: made pending again by a failed attempt, it would be sent after the
-        newer notifications it was left out for.
+        newer notifications it was left out for; the caller reports it so, not as retried.
         """
         with self._database.transaction() as db:
             db.execute(
@@ -290,6 +291,10 @@ class DeliveryQueue:
                     **_PENDING,
                 },
             )
+            row = db.execute(
+                "SELECT state FROM deliveries WHERE id = :id", {"id": delivery_id}
+            ).fetchone()
+            return None if row is None else DeliveryState(row[0])
 
     def withhold(
         self, delivery_id: str, alert_ids: Collection[str], now: float, reason: str

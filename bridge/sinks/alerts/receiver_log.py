@@ -3,7 +3,8 @@
 One line per receiver and change of state, never one per attempt: a receiver that is down for an
 hour gives a warning when it starts failing and a line when it takes deliveries again, however
 many retries lie between (each is still counted in ``exesdb_webhook_deliveries_total`` and
-published as a NotificationStatus).
+published as a NotificationStatus). A failed attempt whose delivery was left out as stale
+meanwhile (on Redis) ends that delivery, as a dead letter does: it is told too.
 """
 
 from __future__ import annotations
@@ -43,7 +44,20 @@ class ReceiverLog:
         answer's body, shown after the error."""
         if said:
             error = f"{error}: {said}"
-        if state is DeliveryState.DELIVERED:
+        if state is DeliveryState.STALE and error is not None:
+            # Left out while the attempt was in flight (on Redis): not tried again, so said
+            # each time, and the receiver's first failure as such.
+            self._failures += 1
+            _logger.warning(
+                "webhook delivery %s to %s failed: %s; not retried: it was left out as stale"
+                " while in flight%s",
+                delivery_id,
+                self._shown_url,
+                error,
+                "; the receiver is failing" if self._failures == 1 else "",
+            )
+            return
+        if state in (DeliveryState.DELIVERED, DeliveryState.STALE):  # the receiver took it
             if self._failures:
                 _logger.info(
                     "webhook receiver %s recovered after %d failed attempt(s)",

@@ -113,6 +113,12 @@ _NOTIFICATION_STATUS: Final = {
     DeliveryResult.REJECTED: "bounced",
     DeliveryResult.RETRY: "failed",
     DeliveryResult.EXPIRED: "failed",
+    DeliveryResult.STALE: "failed",
+}
+# What becomes of a delivery after a failed attempt, as its NotificationStatus says.
+_THEN: Final = {
+    DeliveryState.DEAD: "dead-lettered",
+    DeliveryState.STALE: "left out as stale while in flight, not retried",
 }
 
 Publish = Callable[[str, Message], Any]
@@ -696,7 +702,7 @@ class AlertSink:
             self._recorder.record("webhook.delivery", result.seconds, result.ok)
         reason = None
         if not result.ok:
-            then = "dead-lettered" if state is DeliveryState.DEAD else "will retry"
+            then = _THEN.get(state, "will retry")
             reason = f"{result.error}; {then}"
         # As before receiver keys: the origin and a path marker (url_file receivers: the key).
         key = delivery.url
