@@ -11,15 +11,13 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bridge.backoff import Backoff
 from bridge.messages import NotificationStatus
 from bridge.receivers import resolve_receivers
-from bridge.sinks.alerts.delivery import DeliveryWorker, RetryPolicy, WebhookSender
+from bridge.sinks.alerts.delivery import WebhookSender
 from bridge.sinks.alerts.outbox import Outbox
-from bridge.sinks.alerts.payload import build_payloads
 from bridge.sinks.alerts.records import DeliveryState
 from bridge.sinks.alerts.thread import DbThread
-from tests.sinks.alerts.helpers import T0, alert_bridge, db, event, system_alert
+from tests.sinks.alerts.helpers import T0, alert_bridge, db, event, system_alert, webhook_worker
 from tests.support import ManualClock, async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -79,17 +77,7 @@ async def test_a_delivery_withheld_while_in_flight_is_not_tried_again(
     outbox = Outbox.in_dir(tmp_path, urls=[hook.key])
     clock = ManualClock(T0)
     sender = WebhookSender(hook, clock=clock)
-    worker = DeliveryWorker(
-        hook.key,
-        queue=outbox.queue,
-        db=db,
-        sender=sender,
-        policy=RetryPolicy(Backoff(base=1.0, cap=4.0, rng=lambda: 0.5), deadline=600.0),
-        group_wait=0.0,
-        build=lambda records: build_payloads(records, max_alerts=50, external_url="http://b"),
-        report=lambda delivery, result, state, number: None,
-        clock=clock,
-    )
+    worker = webhook_worker(outbox, db, sender, clock, deadline=600.0)
     try:
         outbox.alerts.apply([event("a1", "firing", at=datetime.fromtimestamp(T0, UTC))], clock.now)
         step = asyncio.ensure_future(worker.step())

@@ -7,15 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from bridge.backoff import Backoff
 from bridge.receivers import resolve_receivers
-from bridge.sinks.alerts.delivery import DeliveryWorker, RetryPolicy, WebhookSender
+from bridge.sinks.alerts.delivery import WebhookSender
 from bridge.sinks.alerts.outbox import Outbox
-from bridge.sinks.alerts.payload import build_payloads
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.thread import DbThread
 from tests.integration.servers.webhook import Answer, WebhookReceiver, webhook_receiver
-from tests.sinks.alerts.helpers import T0, db, event
+from tests.sinks.alerts.helpers import T0, db, event, webhook_worker
 from tests.support import ManualClock
 
 pytestmark = pytest.mark.integration
@@ -45,17 +43,7 @@ async def run_outage(
     outbox = Outbox.in_dir(tmp_path, urls=[hook.key])
     clock = ManualClock(T0)
     sender = WebhookSender(hook, clock=clock)
-    worker = DeliveryWorker(
-        hook.key,
-        queue=outbox.queue,
-        db=db,
-        sender=sender,
-        policy=RetryPolicy(Backoff(base=1.0, cap=4.0, rng=lambda: 0.5), deadline=DEADLINE),
-        group_wait=WINDOW,
-        build=lambda records: build_payloads(records, max_alerts=50, external_url="http://b"),
-        report=lambda delivery, result, state, number: None,
-        clock=clock,
-    )
+    worker = webhook_worker(outbox, db, sender, clock, deadline=DEADLINE, group_wait=WINDOW)
     receiver.default = Answer(503)
     try:
         outbox.alerts.apply(

@@ -16,17 +16,16 @@ from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.link import Link
 from bridge.bus.redis.shared_state import RedisSharedState
 from bridge.receivers import Receiver, resolve_receivers
-from bridge.sinks.alerts.delivery import DeliveryWorker, RetryPolicy, WebhookSender, keep_for
+from bridge.sinks.alerts.delivery import DeliveryWorker, WebhookSender, keep_for
 from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.outbox import Outbox
-from bridge.sinks.alerts.payload import build_payloads
 from bridge.sinks.alerts.states import AlertStates
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.vetting import DeliveryVetting
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.servers.webhook import Answer, WebhookReceiver, webhook_receiver
 from tests.integration.test_redis_state import KilledBeforeTheDrop, hold, states
-from tests.sinks.alerts.helpers import T0, db, event
+from tests.sinks.alerts.helpers import T0, db, event, webhook_worker
 from tests.support import ManualClock
 
 pytestmark = pytest.mark.integration
@@ -112,18 +111,8 @@ def replica(
         clock=clock,
     )
     sender = WebhookSender(hook, clock=clock)
-    worker = DeliveryWorker(
-        hook.key,
-        queue=outbox.queue,
-        db=db,
-        sender=sender,
-        policy=RetryPolicy(Backoff(base=1.0, cap=4.0, rng=lambda: 0.5), deadline=3600.0),
-        group_wait=0.0,
-        build=lambda records: build_payloads(records, max_alerts=50, external_url="http://b"),
-        keep=keep_for(hook),
-        vet=vetting.vet,
-        report=lambda delivery, result, state, number: None,
-        clock=clock,
+    worker = webhook_worker(
+        outbox, db, sender, clock, deadline=3600.0, keep=keep_for(hook), vet=vetting.vet
     )
     return Replica(outbox, alert_states, worker, sender)
 
@@ -138,6 +127,11 @@ class Cluster:
     a: Replica
     b: Replica
     start: Callable[[RedisSharedState, str, Outbox], Replica]
+
+    @property
+    def parts(self) -> tuple[RedisServer, WebhookReceiver, ManualClock, Replica, Replica]:
+        """The server, the receiver, the clock and replicas a and b, to be named at once."""
+        return self.server, self.receiver, self.clock, self.a, self.b
 
 
 @pytest.fixture
@@ -197,13 +191,7 @@ async def test_a_resolve_made_after_one_left_out_as_stale_reaches_the_receiver(
     holding the lease meanwhile, fired it anew and resolved it, and that resolve is left out in
     turn as b fires it anew): the resolve b makes next still reaches it, so it does not keep the
     alert firing while every replica has it resolved."""
-    server, receiver, clock, a, b = (
-        cluster.server,
-        cluster.receiver,
-        cluster.clock,
-        cluster.a,
-        cluster.b,
-    )
+    server, receiver, clock, a, b = cluster.parts
     await take(server, a, "a:1")
     await change(a, clock, "firing")
     await a.worker.step()
@@ -234,13 +222,7 @@ async def test_a_resolve_whose_note_the_next_holder_took_over_reaches_the_receiv
     which never told the receiver of that alert, takes the note over and sends the resolve (the
     killed one, back, leaves its own out), so the receiver told the alert firing by the killed
     holder does not keep it firing."""
-    server, receiver, clock, a, b = (
-        cluster.server,
-        cluster.receiver,
-        cluster.clock,
-        cluster.a,
-        cluster.b,
-    )
+    server, receiver, clock, a, b = cluster.parts
     await take(server, b, "b:1")
     await change(b, clock, "firing")
     await b.worker.step()

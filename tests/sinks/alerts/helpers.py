@@ -19,18 +19,21 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
+from bridge.backoff import Backoff
 from bridge.bus import Envelope, Transport, new_message_id
 from bridge.component import Context
 from bridge.messages import Message, MetricAlert, SystemAlert
 from bridge.settings import Settings
 from bridge.sinks.alerts import AlertSink, Outbox
 from bridge.sinks.alerts.alert_store import AlertStore
+from bridge.sinks.alerts.delivery import DeliveryWorker, RetryPolicy, WebhookSender
+from bridge.sinks.alerts.payload import build_payloads
 from bridge.sinks.alerts.records import AlertRecord, Applied
 from bridge.sinks.alerts.sink import MAX_OPEN_ALERTS
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.transitions import Plan
-from tests.support import ADMIN_TOKEN, async_wait_until
+from tests.support import ADMIN_TOKEN, ManualClock, async_wait_until
 
 T0 = 1_800_000_000.0
 URL = "http://127.0.0.1:9/hook"
@@ -323,3 +326,30 @@ def insert_deliveries(
                 for url, alert_ids, state, finished_at in rows
             ],
         )
+
+
+def webhook_worker(
+    outbox: Outbox,
+    db: DbThread,
+    sender: WebhookSender,
+    clock: ManualClock,
+    *,
+    deadline: float,
+    group_wait: float = 0.0,
+    **options: Any,
+) -> DeliveryWorker:
+    """A worker of ``sender``'s receiver on ``clock``: retries after 1 s doubling to 4 s
+    (random() = 0.5) until ``deadline``, payloads of up to 50 alerts, attempts reported to
+    nobody; ``options`` (``keep``, ``vet``) as DeliveryWorker takes them."""
+    return DeliveryWorker(
+        sender.receiver.key,
+        queue=outbox.queue,
+        db=db,
+        sender=sender,
+        policy=RetryPolicy(Backoff(base=1.0, cap=4.0, rng=lambda: 0.5), deadline=deadline),
+        group_wait=group_wait,
+        build=lambda records: build_payloads(records, max_alerts=50, external_url="http://b"),
+        report=lambda delivery, result, state, number: None,
+        clock=clock,
+        **options,
+    )

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from bridge.app import Bridge
 from bridge.messages import AlertAck
 from bridge.routes import MAX_NAME_SHOWN, AdminGuard
 from bridge.sinks.alerts.admin import AckRequest, AlertKeeper, AlertQuery, alert_routes
@@ -216,6 +217,17 @@ class SettingBackBetweenPages:
         return self.sink.work_queue_reachable()
 
 
+async def more_than_a_page(bridge: Bridge, sink: AlertSink, clock: ManualClock) -> list[str]:
+    """Alerts a00 to a24 (more than a page of the list), each stored a second after the one
+    before; their ids, oldest first."""
+    ids = [f"a{n:02d}" for n in range(25)]
+    for alert_id in ids:
+        bridge.bus.publish("disk_full", system_alert(alert_id))
+        await async_wait_until(partial(stored, sink.outbox, alert_id), what=alert_id)
+        clock.advance(1.0)
+    return ids
+
+
 async def test_an_alert_changed_between_pages_with_the_clock_set_back_is_listed_once(
     tmp_path: Path,
 ) -> None:
@@ -223,11 +235,7 @@ async def test_an_alert_changed_between_pages_with_the_clock_set_back_is_listed_
     now below the page being read), is listed once, not again in a later page."""
     clock = ManualClock(T0)
     async with alert_bridge(tmp_path, clock=clock, serve_http=False) as (bridge, sink, _):
-        ids = [f"a{n:02d}" for n in range(25)]  # more than a page
-        for alert_id in ids:
-            bridge.bus.publish("disk_full", system_alert(alert_id))
-            await async_wait_until(partial(stored, sink.outbox, alert_id), what=alert_id)
-            clock.advance(1.0)
+        ids = await more_than_a_page(bridge, sink, clock)
         keeper = SettingBackBetweenPages(sink, clock)
         async with served(keeper) as base:
             status, body = await request(base, "GET", "/v1/alerts")
@@ -266,11 +274,7 @@ async def test_an_alert_changed_before_its_page_is_read_is_left_out_and_listed_f
     a snapshot: docs/http-api.md); the next answer lists it first."""
     clock = ManualClock(T0)
     async with alert_bridge(tmp_path, clock=clock, serve_http=False) as (bridge, sink, _):
-        ids = [f"a{n:02d}" for n in range(25)]  # more than a page
-        for alert_id in ids:
-            bridge.bus.publish("disk_full", system_alert(alert_id))
-            await async_wait_until(partial(stored, sink.outbox, alert_id), what=alert_id)
-            clock.advance(1.0)
+        ids = await more_than_a_page(bridge, sink, clock)
         keeper = ChangingBetweenPages(sink, clock, "a00")  # the oldest: in the second page
         async with served(keeper) as base:
             status, body = await request(base, "GET", "/v1/alerts")
@@ -290,11 +294,7 @@ async def test_an_alert_listed_again_in_a_capped_page_leaves_the_limit_filled(
     ``limit`` alerts, the one after the page's last included."""
     clock = ManualClock(T0)
     async with alert_bridge(tmp_path, clock=clock, serve_http=False) as (bridge, sink, _):
-        ids = [f"a{n:02d}" for n in range(25)]  # more than a page
-        for alert_id in ids:
-            bridge.bus.publish("disk_full", system_alert(alert_id))
-            await async_wait_until(partial(stored, sink.outbox, alert_id), what=alert_id)
-            clock.advance(1.0)
+        ids = await more_than_a_page(bridge, sink, clock)
         # Acknowledged at T0 + 2.5 s: between a02 and a03, inside the second page.
         keeper = SettingBackBetweenPages(sink, clock, back=22.5)
         async with served(keeper) as base:
