@@ -43,6 +43,7 @@ from bridge.httpclient.schema import SECRET_KEYS, UNSUPPORTED_KEYS
 from bridge.messages import SEVERITIES, AlertSeverity
 from bridge.receiver_keys import FILE_KEY_PREFIX, ReceiverKeys, receiver_label
 from bridge.redaction import redact_urls, safe_url
+from bridge.regular_files import MAX_FILE_BYTES, MAX_SECRET_BYTES
 from bridge.tlsutil import pem_file_problem
 from bridge.urls import require_alertmanager_url, require_http_url
 from bridge.yamlconfig import (
@@ -696,7 +697,10 @@ def _unreadable(
     used (``_pem_problem``), its key after ``where``, saying that ``whose`` fail."""
     notes = []
     for key, path in files:
-        if (problem := read_problem(path)) is not None:
+        # A certificate, key or CA file may hold more than a secret (a CA bundle's 200 KiB).
+        tls = any(key.endswith(ends) for ends in _PEM_KINDS)
+        limit = MAX_FILE_BYTES if tls else MAX_SECRET_BYTES
+        if (problem := read_problem(path, limit=limit)) is not None:
             said = f"cannot be read now ({problem})"
         elif (problem := _pem_problem(key, path)) is not None:
             said = f"cannot be used now ({problem})"

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Final, Literal
 
-from bridge.regular_files import open_regular, refuse_irregular
+from bridge.regular_files import MAX_FILE_BYTES, open_regular, read_bounded, refuse_irregular
 
 __all__ = [
     "KEY_NOT_THE_CERTIFICATES",
@@ -159,11 +159,11 @@ def pem_file_problem(
       with ``if_encrypted`` said of it (the OTLP exporters take no pass phrase), or, None, will
       do unread (its pass phrase is given, and loading it with its certificate tells the rest).
 
-    Missing, unreadable or a directory is told by the system's reason.
+    Missing, unreadable or a directory is told by the system's reason, a file over
+    ``MAX_FILE_BYTES`` by its size (read no further).
     """
     try:
-        with open_regular(path) as file:
-            data = file.read()
+        data = read_bounded(path, MAX_FILE_BYTES)
     except OSError as exc:
         return f"cannot read {path}: {load_error(exc)}"
     # OpenSSL reads PEM among any other text, such as a bundle's labels in UTF-8 (p11-kit's):

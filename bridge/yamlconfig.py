@@ -48,7 +48,7 @@ from pydantic_core import InitErrorDetails
 
 from bridge.errors import ConfigError
 from bridge.redaction import redact_urls
-from bridge.regular_files import open_regular
+from bridge.regular_files import MAX_FILE_BYTES, read_bounded
 
 __all__ = [
     "GoBool",
@@ -256,33 +256,23 @@ def not_supported(why: str) -> Any:
 
 
 def read_text(path: Path) -> str:
-    """The file's text; ConfigError saying why it cannot be read (the path, which the error
-    repeats, shown as ``redact_urls`` shows text: a folder may be named ``password=…``)."""
-    try:
-        # Decoded as Path.read_text decodes, newlines included.
-        with io.TextIOWrapper(open_regular(path, pipes=True), encoding="utf-8") as file:
-            return file.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([redact_urls(f"{path}: cannot read: {_unreadable(exc, path)}")]) from None
+    """The file's text (a FIFO's too: a shell's ``<(…)``), no more than ``MAX_FILE_BYTES``;
+    ConfigError saying why it cannot be read (the path, which the error repeats, shown as
+    ``redact_urls`` shows text: a folder may be named ``password=…``)."""
+    return _read(path, pipes=True)[0]
 
 
-def read_text_and_bytes(path: Path, *, limit: int | None = None) -> tuple[str, bytes]:
-    """The file's text, as ``read_text`` reads it, and the bytes it was decoded from, in one
-    read (a hash of the bytes is then of that very text); ConfigError as ``read_text``'s, or
-    when the file holds more than ``limit`` bytes (read no further)."""
+def read_text_and_bytes(path: Path) -> tuple[str, bytes]:
+    """The file's text, as ``read_text`` reads it (but no FIFO), and the bytes it was decoded
+    from, in one read (a hash of the bytes is then of that very text); ConfigError as
+    ``read_text``'s."""
+    return _read(path, pipes=False)
+
+
+def _read(path: Path, *, pipes: bool) -> tuple[str, bytes]:
     try:
-        with open_regular(path) as file:
-            data = file.read() if limit is None else file.read(limit + 1)
-        if limit is not None and len(data) > limit:
-            raise ConfigError(
-                [
-                    redact_urls(
-                        f"{path}: larger than {limit // 1024} KiB, the most this file may hold"
-                        " (it holds a few KiB): is it the right file?"
-                    )
-                ]
-            )
-        # Decoded as Path.read_text decodes (newlines included), so the text is read_text's.
+        data = read_bounded(path, MAX_FILE_BYTES, pipes=pipes)
+        # Decoded as Path.read_text decodes (newlines included).
         return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read(), data
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([redact_urls(f"{path}: cannot read: {_unreadable(exc, path)}")]) from None

@@ -15,6 +15,7 @@ from bridge.bus.redis.link import OWN_OPTIONS
 from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.otlp_settings import otlp_enabled
+from bridge.regular_files import MAX_FILE_BYTES
 from bridge.settings import Settings, known_variables, unknown_variables
 from bridge.settings_checks import MIN_SECRET_LENGTH, start_warnings
 from bridge.unknown_variables import SETTINGS_WITHOUT_PREFIX
@@ -2470,6 +2471,10 @@ def test_a_bad_otlp_certificate_or_key_file_stops_start_up_naming_its_variable(
         ("missing.yml", "No such file or directory"),
         ("a-folder", "Is a directory"),
         ("latin-1.yml", "not UTF-8 text (byte 0xe9 at offset 5)"),
+        (
+            "too-large.yml",
+            "larger than 1024 KiB, the most this file may hold: is it the right file?",
+        ),
     ],
 )
 def test_a_config_file_that_cannot_be_read_is_named_once_with_its_fault(
@@ -2480,11 +2485,12 @@ def test_a_config_file_that_cannot_be_read_is_named_once_with_its_fault(
     file: str,
     fault: str,
 ) -> None:
-    """A web config or receivers file missing, a folder or not UTF-8 is exit 2 in check-config,
-    one line naming the variable and the file once, then the fault in a few words: neither the
-    system's errno nor Python's codec message."""
+    """A web config or receivers file missing, a folder, not UTF-8 or over MAX_FILE_BYTES (read
+    no further) is exit 2 in check-config, one line naming the variable and the file once, then
+    the fault in a few words: neither the system's errno nor Python's codec message."""
     (tmp_path / "a-folder").mkdir()
     (tmp_path / "latin-1.yml").write_bytes("# caf\u00e9 config\n".encode("latin-1"))
+    (tmp_path / "too-large.yml").write_bytes(b"#" * MAX_FILE_BYTES + b"\n")
     path = tmp_path / file
     status, _, err = check_config(monkeypatch, capsys, **{variable: str(path)})
     assert status == 2

@@ -8,10 +8,11 @@ asks for; ``request_options`` gives the rest.
 ``ClientSettings.request_options()`` is asked at every attempt. Secrets given as ``*_file`` are
 read again when the file changed (``files.WatchedFile``); the SSL context is built again when
 ``ca_file``, ``cert_file`` or ``key_file`` changed, and only for a request that makes a TLS
-handshake (an ``https://`` URL, or an ``https://`` proxy). A file that cannot be read, a secret that
-cannot go in a header (a line break inside a file), or a certificate that does not load, raises
-``ClientSetupError`` naming the key, never its content: the caller counts the attempt as failed
-and retries it, as it would a refused connection.
+handshake (an ``https://`` URL, or an ``https://`` proxy). A secret file may hold 64 KiB at most,
+a certificate, key or CA file 1 MiB (``bridge.regular_files``). A file that cannot be read or is
+larger, a secret that cannot go in a header (a line break inside a file), or a certificate that
+does not load, raises ``ClientSetupError`` naming the key, never its content: the caller counts
+the attempt as failed and retries it, as it would a refused connection.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
 from bridge.httpclient.proxy import ProxyRule
+from bridge.regular_files import MAX_FILE_BYTES
 from bridge.tlsutil import cert_chain_error, load_cert_chain, load_error, set_versions
 from bridge.urls import split_userinfo
 
@@ -81,11 +83,17 @@ class _TLS:
             path = getattr(config, key)
             if path:
                 try:
-                    stamps.append(stamp(path))
+                    stamps.append(now := stamp(path))
                 except OSError as exc:
                     raise ClientSetupError(
                         f"cannot read tls_config.{key} {path}: {exc.strerror or exc}"
                     ) from None
+                if now[1] > MAX_FILE_BYTES:  # OpenSSL would read it whole, on the event loop
+                    raise ClientSetupError(
+                        f"cannot read tls_config.{key} {path}: larger than"
+                        f" {MAX_FILE_BYTES // 1024} KiB, the most this file may hold: is it the"
+                        " right file?"
+                    )
         with self._lock:
             if self._context is None or tuple(stamps) != self._stamps:
                 self._context = _build_context(config)

@@ -3,7 +3,10 @@
 Each use asks ``os.stat`` (microseconds) and reads the file only when its inode, size, change or
 modification time moved since the last read, so a rotated token, password or certificate is
 taken at the next request without a restart and without reading the file at every request. A
-Kubernetes secret volume swaps a symlink, which changes the inode seen through it.
+Kubernetes secret volume swaps a symlink, which changes the inode seen through it. Read on
+the event loop at each attempt after a change, a file is read no further than the most it may
+hold (``bridge.regular_files.MAX_SECRET_BYTES``: 64 KiB), and one over it refused as an
+unreadable one is, its delivery failed and retried.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import threading
 from pathlib import Path
 
 from bridge.errors import BridgeError
-from bridge.regular_files import open_regular
+from bridge.regular_files import MAX_SECRET_BYTES, read_bounded
 
 __all__ = ["ClientSetupError", "FileSetting", "WatchedFile", "read_problem", "stamp"]
 
@@ -35,22 +38,26 @@ def stamp(path: str | Path) -> Stamp:
 class WatchedFile:
     """The text of one file, trimmed as prometheus/common trims secret files."""
 
-    __slots__ = ("_lock", "_stamp", "_text", "path")
+    __slots__ = ("_limit", "_lock", "_stamp", "_text", "path")
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, limit: int = MAX_SECRET_BYTES) -> None:
+        """``limit``: the most the file may hold (a secret's, by default; a certificate's
+        ``MAX_FILE_BYTES``): a file over it is refused, read no further."""
         self.path = Path(path)
+        self._limit = limit
         self._stamp: Stamp | None = None
         self._text = ""
         self._lock = threading.Lock()
 
     def read(self) -> str:
-        """The current content; OSError (or UnicodeDecodeError) when it cannot be read."""
+        """The current content; OSError (or UnicodeDecodeError) when it cannot be read, EFBIG
+        when it holds more than its limit."""
         now = stamp(self.path)
         with self._lock:
             if now != self._stamp:
+                data = read_bounded(self.path, self._limit)
                 # Decoded as Path.read_text decodes, newlines included.
-                with io.TextIOWrapper(open_regular(self.path), encoding="utf-8") as file:
-                    self._text = file.read().strip()
+                self._text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read().strip()
                 self._stamp = now
             return self._text
 
@@ -77,11 +84,11 @@ class FileSetting:
             ) from None
 
 
-def read_problem(path: str | Path) -> str | None:
+def read_problem(path: str | Path, *, limit: int = MAX_SECRET_BYTES) -> str | None:
     """Why the file cannot be read now as a request reads it ("No such file or directory"), or
     None when it can; what it holds is never shown."""
     try:
-        WatchedFile(path).read()
+        WatchedFile(path, limit=limit).read()
     except (OSError, UnicodeDecodeError) as exc:
         return _reason(exc)
     return None

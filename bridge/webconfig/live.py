@@ -26,9 +26,10 @@ from typing import Final
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from bridge.errors import ConfigError
+from bridge.regular_files import MAX_FILE_BYTES
 from bridge.tlsutil import Stamp, stamp_file, stamp_files
 from bridge.webconfig.basic_auth import BUSY_LIMITS, CACHE_SIZE, BasicAuthChecker
-from bridge.webconfig.loading import MAX_FILE_BYTES, Judged, Loaded, judge, tls_files
+from bridge.webconfig.loading import Judged, Loaded, judge, tls_files
 from bridge.webconfig.rate_limit import RateLimiter
 from bridge.webconfig.schema import RateLimit, TLSServerConfig, WebConfig
 from bridge.webconfig.tls import apply_handshake_settings

@@ -13,16 +13,15 @@ import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
 from bridge.errors import ConfigError
+from bridge.regular_files import MAX_FILE_BYTES
 from bridge.tlsutil import Stamp, stamp_files
 from bridge.webconfig.schema import TLSServerConfig, WebConfig, parse_web_config, tls_section
 from bridge.webconfig.tls import server_context
 from bridge.yamlconfig import read_text_and_bytes, read_yaml
 
 __all__ = [
-    "MAX_FILE_BYTES",
     "Judged",
     "Loaded",
     "describe_web_config",
@@ -30,13 +29,6 @@ __all__ = [
     "load",
     "tls_files",
 ]
-
-# The most a web config file may hold: ten thousand users fit (730 KiB). Read and parsed on the
-# event loop, a file copied over it by mistake held every request ~1 s a MiB (100 MB: 90 s).
-# The most a certificate, key or client CA file it names may hold too (a system's CA bundle
-# holds some 200 KiB): each is read and hashed at every look, once a second, on the event loop,
-# and 500 MB copied over a certificate held every request for 1 to 4 s.
-MAX_FILE_BYTES: Final = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +81,9 @@ def judge(path: Path) -> Judged:
     """The file at ``path`` read and parsed once: its configuration checked and its certificates
     loaded, every problem found (bad keys and certificates that do not load alike)."""
     try:
-        text, content = read_text_and_bytes(path, limit=MAX_FILE_BYTES)
+        # Read and parsed on the event loop at a reload, a file of megabytes copied over it by
+        # mistake held every request ~1 s a MiB (100 MB: 90 s): it is read no further.
+        text, content = read_text_and_bytes(path)
         raw = read_yaml(text, path)
     except ConfigError as exc:
         return Judged(path, None, tuple(exc.problems), tls_meant=None)
@@ -100,6 +94,8 @@ def judge(path: Path) -> Judged:
         tls, meant = tls_section(raw, path)
         return Judged(path, None, (*exc.problems, *_tls_problems(tls, path)), tls, meant)
     tls = config.tls
+    # Each file is read and hashed at every look, once a second, on the event loop: 500 MB
+    # copied over a certificate held every request for 1 to 4 s, when read whole.
     files = stamp_files(tls_files(tls), limit=MAX_FILE_BYTES)
     stamp = ((str(path), hashlib.sha256(content).digest()), *files)
     if oversized := _oversized(tls, path):

@@ -24,6 +24,7 @@ from bridge.httpclient import (
     HTTPClientConfig,
     WatchedFile,
 )
+from bridge.regular_files import MAX_FILE_BYTES, MAX_SECRET_BYTES
 from tests.support import FifoReleaser
 
 URL = "https://hooks.example/alerts"
@@ -76,6 +77,28 @@ def test_a_fifo_or_a_device_is_refused_without_being_read(tmp_path: Path, kind: 
     ):
         setting.get()
     assert getattr(fifo, "released", 0) == 0
+
+
+@pytest.mark.parametrize(
+    "key", ["secret_file", "url_file", "authorization.credentials_file", "basic_auth.password_file"]
+)
+def test_a_file_over_the_secret_limit_is_refused_naming_it_and_read_no_further(
+    tmp_path: Path, key: str
+) -> None:
+    """A secret or URL file holding more than MAX_SECRET_BYTES (a log copied over it by
+    mistake) fails the request with ClientSetupError naming the key, the file and the limit,
+    read no further: each attempt after a change read it whole on the event loop; one at the
+    limit is read, and a rotation back to a small one is taken."""
+    path = tmp_path / "secret"
+    path.write_bytes(b"k" * MAX_SECRET_BYTES)
+    setting = FileSetting(key, None, str(path))
+    assert setting.get() == "k" * MAX_SECRET_BYTES
+    replace(path, "k" * (MAX_SECRET_BYTES + 1))
+    said = f"cannot read {key} {path}: larger than 64 KiB, the most this file may hold"
+    with pytest.raises(ClientSetupError, match=re.escape(said)):
+        setting.get()
+    replace(path, "small\n")
+    assert setting.get() == "small"
 
 
 def test_authorization_from_a_file_is_sent_with_its_type(tmp_path: Path) -> None:
@@ -222,6 +245,25 @@ def test_a_bad_ca_file_fails_the_request_naming_the_key(tmp_path: Path) -> None:
     settings = ClientSettings(config(tls_config={"ca_file": str(ca_file)}))
     with pytest.raises(ClientSetupError, match=r"tls_config\.ca_file"):
         settings.request_options(URL)
+
+
+def test_a_ca_file_over_its_limit_fails_the_request_unloaded_and_its_return_is_taken(
+    tmp_path: Path,
+) -> None:
+    """A tls_config.ca_file grown over MAX_FILE_BYTES (the CA, then a log copied after it by
+    mistake, which OpenSSL would load whole on the event loop) raises ClientSetupError naming
+    the key, the file and the limit; the CA put back is trusted at the next request."""
+    ca_file = tmp_path / "ca.pem"
+    ca = trustme.CA().cert_pem.bytes().decode()
+    replace(ca_file, ca + "#" * MAX_FILE_BYTES + "\n")
+    settings = ClientSettings(config(tls_config={"ca_file": str(ca_file)}))
+    said = f"cannot read tls_config.ca_file {ca_file}: larger than 1024 KiB, the most this file"
+    with pytest.raises(ClientSetupError, match=re.escape(said)):
+        settings.request_options(URL)
+    replace(ca_file, ca)
+    trusted = settings.request_options(URL).ssl
+    assert isinstance(trusted, ssl.SSLContext)
+    assert len(trusted.get_ca_certs()) == 1
 
 
 def test_a_client_certificate_file_that_is_none_fails_the_request_naming_it(

@@ -24,6 +24,7 @@ from bridge.httpclient.client import basic_auth
 from bridge.messages import NodeHealth, NodeLifecycle, NotificationStatus
 from bridge.receiver_keys import ReceiverKeys
 from bridge.receivers import Receiver, read_receivers_file, resolve_receivers
+from bridge.regular_files import MAX_SECRET_BYTES
 from bridge.sinks.alerts import AlertRecord, AlertSink, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.delivery import Outcome, WebhookSender
 from bridge.sinks.alerts.records import Delivery
@@ -842,6 +843,39 @@ async def test_an_emptied_secret_file_fails_the_attempt_instead_of_sending_unsig
         [request] = await async_wait_until(lambda: receiver.accepted(), what="the delivery")
     assert receiver.requests == [request]
     assert signed_with("key-two", request)
+
+
+@pytest.mark.parametrize("key", ["secret_file", "url_file"])
+async def test_a_file_grown_over_its_limit_fails_the_attempt_until_it_is_put_right(
+    tmp_path: Path, webhook_receiver, key: str
+) -> None:
+    """A secret_file or url_file grown over 64 KiB (a log copied over it by mistake) fails the
+    attempt, naming the file and its limit, as an unreadable one does, rather than reading it
+    whole on the event loop; the retry after it is put right delivers, nothing lost."""
+    receiver: WebhookReceiver = webhook_receiver()
+    path = write(tmp_path / "file", ("key-one" if key == "secret_file" else receiver.url) + "\n")
+    hook = (
+        f"url: {receiver.url}\n    secret_file: {path}"
+        if key == "secret_file"
+        else f"{key}: {path}"
+    )
+    config = write(tmp_path / "receivers.yml", f"webhook_configs:\n  - {hook}\n")
+    async with configured(tmp_path / "state", config) as (bridge, _, watcher):
+        whole = path.read_text()
+        write(path.with_suffix(".new"), whole + "#" * (MAX_SECRET_BYTES + 1)).replace(path)
+        bridge.bus.publish("disk_full", system_alert("grown-1"))
+        failed = await async_wait_until(
+            lambda: [s for s in watcher.of(NotificationStatus) if s.status == "failed"],
+            what="the failed attempt reported",
+        )
+        assert failed[0].error_reason == (
+            f"cannot read {key} {path}: larger than 64 KiB, the most this file may hold: is it"
+            " the right file?; will retry"
+        )
+        write(path.with_suffix(".new"), whole).replace(path)
+        [request] = await async_wait_until(lambda: receiver.accepted(), what="the delivery")
+    assert request.alert_ids() == ["grown-1"]
+    assert receiver.requests == [request]
 
 
 async def test_deliveries_waiting_under_a_key_of_an_earlier_version_are_delivered(

@@ -26,6 +26,7 @@ from bridge.app import Bridge
 from bridge.bus import Envelope, Frame, Keyring, new_message_id
 from bridge.bus.redis import GROUP, RedisTransport
 from bridge.messages import SecurityAlert, SystemAlert, utc_now
+from bridge.regular_files import MAX_FILE_BYTES
 from bridge.settings import Settings
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.support import (
@@ -1027,6 +1028,47 @@ async def test_a_ca_file_rewritten_with_what_does_not_load_is_not_taken(
 
 RELOADED = "exesdb_redis_tls_files_last_reload_successful"
 LOADED_AT = "exesdb_redis_tls_files_last_reload_success_timestamp_seconds"
+
+
+async def test_a_tls_file_grown_over_its_limit_is_refused_and_the_one_loaded_kept(
+    tmp_path: Path, replicas: list[Replica], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rediss:// URL's CA file grown over MAX_FILE_BYTES (the CA with a log copied after it
+    by mistake, which OpenSSL would load) is refused, logged once naming the query option, the
+    file and the limit, and not taken (the reload gauge at 0): read and hashed whole each second
+    on the event loop, 500 MB there held every request for most of each second. The replica's
+    connections, dropped by Redis, open again with the CA loaded before and deliver; the file
+    put back is taken."""
+    server, ca, url = tls_server_and_ca_file(tmp_path)
+    certificate = ca.read_bytes()
+    staged = tmp_path / "redis-ca.pem.new"
+
+    def refusals() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "do not load;" in r.getMessage()]
+
+    try:
+        with caplog.at_level(logging.INFO, logger="bridge.bus.redis"):
+            replica = await Replica(url, "node-a").start()
+            replicas.append(replica)
+            await async_wait_until(replica.ready, 10, "connected")
+            staged.write_bytes(certificate + b"#" * MAX_FILE_BYTES + b"\n")
+            staged.replace(ca)
+            await async_wait_until(lambda: replica.sample(RELOADED) == 0, 10, "the file refused")
+            with server.client() as client:
+                client.client_kill_filter(_type="normal")
+            published = [replica.publish_alert(1)]
+            await async_wait_until(partial(has_seen, replica, published), 10, "delivered")
+            staged.write_bytes(certificate)
+            staged.replace(ca)
+            await async_wait_until(lambda: replica.sample(RELOADED) == 1, 10, "put back")
+        [refusal] = refusals()
+        said = f"query option 'ssl_ca_certs': cannot read {ca}: larger than 1024 KiB, the most"
+        assert said in refusal, refusal
+        assert "TLS files changed" not in caplog.text
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
 
 
 @pytest.mark.parametrize("rotation", ["ca half-written", "certificate before its key"])

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from bridge.regular_files import MAX_FILE_BYTES
 from bridge.webconfig.live import SETTLE_SECONDS, LiveWebConfig
-from bridge.webconfig.loading import MAX_FILE_BYTES, judge
+from bridge.webconfig.loading import judge
 from tests.support import FifoReleaser, ManualClock, async_wait_until
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 from tests.webconfig.test_serving import refused_connection, request, served, serving

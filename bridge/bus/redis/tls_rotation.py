@@ -9,12 +9,12 @@ config's are (``bridge.webconfig.live``): read and hashed; a change read the sam
 it then. The old pool's idle connections are closed at once, the rest once the commands they
 carry have ended (``command_seconds``): no command fails for it, and the loops go on as they
 would. A change that does not load (a certificate written before its key, a file half-written
-when judged) is logged once and left: the old pool's connections, those it opens meanwhile
-too, keep what it loaded, and readiness is not touched. Whether the last change was taken, and
-when the files in force were loaded, are the bus's self-metrics (``bridge.bus.redis.metrics``),
-as the web config's are. An ``ssl_ca_path`` folder is not looked at (OpenSSL reads it as it
-verifies). A client the caller gives the transport is not looked after: its pool is the
-caller's.
+when judged, one over ``MAX_FILE_BYTES``, of which no more is read) is logged once and left: the
+old pool's connections, those it opens meanwhile too, keep what it loaded, and readiness is not
+touched. Whether the last change was taken, and when the files in force were loaded, are the
+bus's self-metrics (``bridge.bus.redis.metrics``), as the web config's are. An ``ssl_ca_path``
+folder is not looked at (OpenSSL reads it as it verifies). A client the caller gives the
+transport is not looked after: its pool is the caller's.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from redis.asyncio import ConnectionPool
 from bridge.bus.redis.link import RETRYABLE, Link, command_seconds, redis_pool
 from bridge.bus.redis.tls_files import pem_files_named, tls_file_problems
 from bridge.redaction import redact_urls, safe_url
+from bridge.regular_files import MAX_FILE_BYTES
 from bridge.tlsutil import Stamp, load_error, stamp_files
 
 __all__ = ["TLSRotation"]
@@ -100,7 +101,9 @@ class TLSRotation:
                 await pool.aclose()
 
     def _read(self) -> Stamp:
-        return stamp_files(self._files.values())
+        # No further than a file tls_file_problems refuses by its size: read and hashed whole
+        # each second on the event loop, 500 MB copied over a CA file stalled every request.
+        return stamp_files(self._files.values(), limit=MAX_FILE_BYTES)
 
     async def _look(self) -> float:
         """Look at the files now, and take a change that settled and loads; returns how long

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
+from bridge.regular_files import MAX_FILE_BYTES
 from tests.support import TEST_SECRET, check_config, pem_files, run_bridge
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -122,6 +123,28 @@ def test_a_tls_file_redis_py_would_not_load_stops_check_config_naming_it(
     [line] = [line for line in err.splitlines() if line.startswith("  EXESDB_BUS: ")]
     assert line.startswith(f"  EXESDB_BUS: {filled(said, files)}"), line
     assert PASSWORD not in out + err
+
+
+def test_a_tls_file_over_its_limit_stops_check_config_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A CA file EXESDB_BUS names holding more than MAX_FILE_BYTES (the CA, then a log copied
+    after it by mistake, which OpenSSL would load) is exit 2 in check-config, naming the query
+    option, the file and the limit: the bus's rotation would read it at every look."""
+    ca = Path(pem_files(tmp_path)["ca.pem"])
+    grown = tmp_path / "grown-ca.pem"
+    grown.write_bytes(ca.read_bytes() + b"#" * MAX_FILE_BYTES + b"\n")
+    status, _, err = check_config(
+        monkeypatch,
+        capsys,
+        EXESDB_BUS=bus(f"ssl_ca_certs={grown}", {}),
+        SECRET_KEY_BASE=TEST_SECRET,
+    )
+    assert status == 2
+    assert (
+        f"  EXESDB_BUS: query option 'ssl_ca_certs': cannot read {grown}: larger than 1024 KiB,"
+        " the most this file may hold: is it the right file?\n"
+    ) in err
 
 
 @pytest.mark.parametrize(
