@@ -1772,6 +1772,9 @@ class BoundedTransport:
     def readiness(self) -> str | None:
         return None
 
+    def hearing(self) -> str | None:
+        return None
+
     async def aclose(self, seconds: float | None = None) -> None:
         """Nothing to close."""
 

@@ -690,6 +690,13 @@ class Bus:
             return "the bus is not running"
         return self.transport.readiness()
 
+    def hearing(self) -> str | None:
+        """None while messages other processes publish reach this bus (``Transport.hearing``),
+        else why not."""
+        if not self._started or self._closed:
+            return "the bus is not running"
+        return self.transport.hearing()
+
     async def aclose(self, drain_seconds: float = 5.0) -> None:
         """Stop taking messages, drain every subscriber (for up to ``drain_seconds``), then stop
         the transport (which writes what it still holds, in what is left of ``drain_seconds``,

@@ -110,6 +110,11 @@ class Transport(Protocol):
     def readiness(self) -> str | None:
         """None when ready, else why not."""
 
+    def hearing(self) -> str | None:
+        """None while frames the other processes sharing it send reach this one, else why not:
+        narrower than ``readiness``, which a refusal of any command (a coordination key's, a
+        write's) takes away, so a cluster monitor reading silence goes by this."""
+
     async def aclose(self, seconds: float | None = None) -> None:
         """Stop, within about ``seconds`` (None: no limit); idempotent. Frames already accepted
         by ``send`` are flushed if possible; a durable store not finished by then fails."""
@@ -164,6 +169,9 @@ class MemoryTransport:
 
     def readiness(self) -> str | None:
         return None if self._receive is not None else "the in-process bus has not started"
+
+    def hearing(self) -> str | None:
+        return self.readiness()  # what this process sends is all there is to hear
 
     async def aclose(self, seconds: float | None = None) -> None:
         self._receive = None

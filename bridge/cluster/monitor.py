@@ -396,8 +396,9 @@ class ClusterMonitor:
         if self._greet or now - self._last_beat >= self._interval:
             self._beat(now)
         self._log_dropped()
-        if self._bus.readiness() is not None:
-            # Cut off from the bus: silence says nothing about the others.
+        if self._bus.hearing() is not None:
+            # Cut off from the others' messages: silence says nothing about them. Not readiness:
+            # a refusal of this monitor's own claims would stop the ticks that try them again.
             self._blind = True
             return
         if self._blind or self._paused:

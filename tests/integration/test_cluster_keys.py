@@ -24,7 +24,7 @@ from bridge.bus.redis.coordination import RedisCoordinator
 from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.link import Link
 from bridge.errors import TransportError
-from bridge.messages import ClusterMembership, NodeHealth, NodeLifecycle
+from bridge.messages import ClusterHealth, ClusterMembership, NodeHealth, NodeLifecycle
 from bridge.sinks.alerts.sources import alert_events
 from tests.cluster.helpers import Clock, Replica, envelope
 from tests.integration.servers.redis import RedisServer, redis_server
@@ -690,3 +690,34 @@ async def test_a_refused_claim_ends_when_the_next_of_another_key_gets_through(
         assert (link.trouble(), link.usable) == (None, True)
     finally:
         await client.aclose()
+
+
+async def test_a_refused_cluster_health_claim_is_tried_again_until_granted_and_then_ready(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A replica whose Redis user may not run the periodic ClusterHealth's claim (a script) is
+    unready, saying so, but its monitor goes on ticking (it still hears the bus) and tries the
+    claim again: granted, the next tick claims and publishes, and the replica is ready at once,
+    not once the refusal ages out."""
+    server = redis_server()
+    with server.client() as admin:
+        admin.execute_command(
+            "ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", "-eval", "-evalsha"
+        )
+    url = f"redis://limited:pw@127.0.0.1:{server.port}/0"
+    replica = await on_redis(server, Clock(), "bridge-1", url=url)
+    try:
+        for _ in range(2):
+            await replica.tick()
+        said = replica.bridge.bus.readiness() or ""
+        assert "no permissions to run the 'eval' command" in said, said
+        assert replica.published(ClusterHealth) == []
+        with server.client() as admin:
+            admin.execute_command("ACL", "SETUSER", "limited", "+eval", "+evalsha")
+        await replica.tick()
+        assert replica.bridge.bus.readiness() is None
+        # What it published comes back through Redis, as the others hear it.
+        await async_wait_until(lambda: replica.published(ClusterHealth), 5, "its ClusterHealth")
+    finally:
+        await replica.monitor.aclose()
+        await replica.bridge.aclose()

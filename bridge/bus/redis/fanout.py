@@ -33,7 +33,13 @@ class FanOutReader:
 
     async def run(self) -> None:
         """Read until the transport stops."""
-        await self._link.keep_trying(self._step, failed=self._tried.set)
+        await self._link.keep_trying(self._step, failed=self._tried.set, owner=self)
+
+    @property
+    def reading(self) -> bool:
+        """True while the reader gets through: positioned, Redis answering, its reads not
+        refused."""
+        return self.positioned.is_set() and self._link.connected and not self._link.refused(self)
 
     async def first_try(self, within: float) -> bool:
         """Wait until the reader knows where each stream ends, or its first try failed (Redis

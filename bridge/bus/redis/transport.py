@@ -282,6 +282,13 @@ class RedisTransport:
             return f"connecting to Redis at {safe_url(self.url)}"
         return None
 
+    def hearing(self) -> str | None:
+        if self._receive is None or self._closed:
+            return "the Redis bus is not running"
+        if not self._fanout.reading:
+            return f"Redis at {safe_url(self.url)} does not give this replica the bus's messages"
+        return None
+
     async def aclose(self, seconds: float | None = None, *, flush_seconds: float = 2.0) -> None:
         """Write what is buffered (for up to ``flush_seconds`` while connected), then stop,
         within ``seconds`` (None: no limit), the spool's disk given half a second at least to
