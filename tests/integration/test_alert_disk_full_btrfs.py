@@ -56,7 +56,8 @@ def test_a_bridge_on_a_full_btrfs_refuses_alerts_and_stays_up(
         small_btrfs.fill()
         write_back(state)
         try:
-            status, said = signed_post(bridge.url, ndjson(system_alert("while-full")))
+            # Answered once ingest's 10 s wait for the commit is over: more than that to hear it.
+            status, said = signed_post(bridge.url, ndjson(system_alert("while-full")), timeout=30.0)
         except (OSError, http.client.HTTPException) as exc:  # the connection dropped
             status, said = 0, repr(exc).encode()
         assert bridge.process is not None
