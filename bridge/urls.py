@@ -129,7 +129,8 @@ def _joined_text(url: str, netloc: str, what: str) -> str | None:
     URL after a blank, ``;`` or ``|``; None otherwise. A password (before the host's ``@``) may
     hold anything and is not looked in; a blank in the host is the host check's to name."""
     userinfo, at, _ = netloc.rpartition("@")
-    rest = url.replace(userinfo + at, "", 1) if at else url
+    # A blank before the URL is no separator: urlsplit, and the clients, drop it.
+    rest = (url.replace(userinfo + at, "", 1) if at else url).lstrip()
     if _COMMENT.search(rest):
         # docker's --env-file, compose's env_file and systemd's EnvironmentFile= keep a "#" after
         # a value in it: the path would end in a blank and the comment be its fragment.

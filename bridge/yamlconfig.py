@@ -367,9 +367,9 @@ def _bounded(root: yaml.Node, path: Path) -> yaml.Node:
     aliases expanded (an anchored node counted each time it is named), nests at most ``DEEPEST``
     levels deep and names no node from inside it (``&a [*a]``, which a walk of the values would
     follow for ever); ConfigError otherwise. Each node is looked at once, however often named.
-    A merge (``<<: *anchor``) adds its mapping's entries at the merging mapping's own level,
-    and one that merges a mapping it is inside of adds nothing more (as PyYAML, and
-    ``_repeated_keys``, follow each merge once)."""
+    A merge (``<<: *anchor``) adds its mapping's entries at the merging mapping's own level;
+    one of a mapping it is inside of is refused as such an alias is, and one of itself adds
+    nothing (as PyYAML, and ``_repeated_keys``, follow each merge once)."""
     made: dict[int, int] = {}  # the values each node makes, its own included
     deepest: dict[int, int] = {}  # the levels each node makes, its own included
     inside: set[int] = set()  # the nodes whose values are being counted: a path from the root
@@ -403,7 +403,11 @@ def _bounded(root: yaml.Node, path: Path) -> yaml.Node:
             continue
         if id(node) in made:
             continue
-        if id(node) in inside:
+        # A merge of a mapping around this one makes a value holding itself, as &a [*a] does
+        # (&a {c: {<<: *a}} gives {'c': {'c': ...}}); a mapping merging itself adds nothing.
+        if id(node) in inside or any(
+            id(mapping) in inside and mapping is not node for mapping in merged
+        ):
             raise ConfigError([f"{path}: an alias names a node it is inside of (&a [*a])"])
         inside.add(id(node))
         stack.append((node, True))

@@ -94,6 +94,7 @@ def test_the_default_external_url_is_https_when_the_web_config_serves_tls(tmp_pa
         ("http://a.example:9093 # t0k3n", "holds a comment (' #…') after the URL: an env file"),
         ("http://a.example/go?to=http://b.example/", None),  # a URL in a query is one URL
         ("http://a.example/my hook", None),  # a blank in a path: sent as %20
+        (" http://a.example/t0k3n", None),  # a blank before: dropped, as the clients drop it
     ],
 )
 def test_a_url_given_is_http_or_https_with_a_host_and_never_echoed(

@@ -427,6 +427,11 @@ UNWALKABLE = {
         "its anchors and aliases make more than 1000000 values: is it the right file?",
     ),
     "an-alias-inside-its-anchor": ("a: &a [b, *a]\n", "an alias names a node it is inside of"),
+    # Constructed, the merge makes the inner mapping hold itself ({'c': {'c': ...}}).
+    "a-merge-inside-its-anchor": (
+        "a: &a {b: 1, c: {<<: *a}}\n",
+        "an alias names a node it is inside of",
+    ),
     "nested-past-the-composer": (
         "a: " + "[" * 5000 + "]" * 5000 + "\n",
         "nested more than 100 levels deep: is it the right file?",

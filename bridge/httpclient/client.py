@@ -9,10 +9,11 @@ asks for; ``request_options`` gives the rest.
 read again when the file changed (``files.WatchedFile``); the SSL context is built again when
 ``ca_file``, ``cert_file`` or ``key_file`` changed, and only for a request that makes a TLS
 handshake (an ``https://`` URL, or an ``https://`` proxy). A secret file may hold 64 KiB at most,
-a certificate, key or CA file 1 MiB (``bridge.regular_files``). A file that cannot be read or is
-larger, a secret that cannot go in a header (a line break inside a file), or a certificate that
-does not load, raises ``ClientSetupError`` naming the key, never its content: the caller counts
-the attempt as failed and retries it, as it would a refused connection.
+a certificate, key or CA file 1 MiB (``bridge.regular_files``). A file that cannot be read, is
+no regular file (a FIFO, a device: OpenSSL would wait on it) or is larger, a secret that cannot
+go in a header (a line break inside a file), or a certificate that does not load, raises
+``ClientSetupError`` naming the key, never its content: the caller counts the attempt as failed
+and retries it, as it would a refused connection.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
 from bridge.httpclient.proxy import ProxyRule
-from bridge.regular_files import MAX_FILE_BYTES
+from bridge.regular_files import MAX_FILE_BYTES, refuse_irregular
 from bridge.tlsutil import cert_chain_error, load_cert_chain, load_error, set_versions
 from bridge.urls import split_userinfo
 
@@ -84,6 +85,9 @@ class _TLS:
             if path:
                 try:
                     stamps.append(now := stamp(path))
+                    # OpenSSL's open of a FIFO waits for a writer, and it reads a device without
+                    # end: on the event loop.
+                    refuse_irregular(path)
                 except OSError as exc:
                     raise ClientSetupError(
                         f"cannot read tls_config.{key} {path}: {exc.strerror or exc}"

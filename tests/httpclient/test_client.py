@@ -266,6 +266,27 @@ def test_a_ca_file_over_its_limit_fails_the_request_unloaded_and_its_return_is_t
     assert len(trusted.get_ca_certs()) == 1
 
 
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_ca_file_that_is_a_fifo_or_a_device_fails_the_request_unread(
+    tmp_path: Path, kind: str
+) -> None:
+    """A tls_config.ca_file that is a FIFO, or a link to a device, raises ClientSetupError
+    naming the key and saying what it is, unopened: OpenSSL's open of a FIFO waited for a
+    writer on the event loop, and it reads a device such as /dev/zero without end."""
+    ca_file = tmp_path / "ca.pem"
+    if kind == "device":
+        ca_file.symlink_to("/dev/null")
+    settings = ClientSettings(config(tls_config={"ca_file": str(ca_file)}))
+    said = "a FIFO (named pipe)" if kind == "fifo" else "a character device"
+    said = re.escape(f"tls_config.ca_file {ca_file}: {said}, not a regular file")
+    with (
+        FifoReleaser(ca_file) if kind == "fifo" else contextlib.nullcontext() as fifo,
+        pytest.raises(ClientSetupError, match=said),
+    ):
+        settings.request_options(URL)
+    assert getattr(fifo, "released", 0) == 0
+
+
 def test_a_client_certificate_file_that_is_none_fails_the_request_naming_it(
     tmp_path: Path,
 ) -> None:
