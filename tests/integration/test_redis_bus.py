@@ -992,6 +992,19 @@ async def test_a_rotated_ca_file_is_taken_by_the_running_bus_without_a_restart(
         server.stop()
 
 
+def tls_refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The log lines refusing TLS files that do not load."""
+    return [r.getMessage() for r in caplog.records if "do not load;" in r.getMessage()]
+
+
+async def connected_replica(url: str, replicas: list[Replica]) -> Replica:
+    """Replica node-a on ``url``, started (stopped with ``replicas``) and connected to Redis."""
+    replica = await Replica(url, "node-a").start()
+    replicas.append(replica)
+    await async_wait_until(replica.ready, 10, "connected")
+    return replica
+
+
 async def test_a_ca_file_rewritten_with_what_does_not_load_is_not_taken(
     tmp_path: Path, replicas: list[Replica], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -1001,23 +1014,20 @@ async def test_a_ca_file_rewritten_with_what_does_not_load_is_not_taken(
     server, ca, url = tls_server_and_ca_file(tmp_path)
     certificate = ca.read_bytes()
 
-    def refusals() -> list[str]:
-        return [r.getMessage() for r in caplog.records if "do not load;" in r.getMessage()]
-
     try:
         with caplog.at_level(logging.INFO, logger="bridge.bus.redis"):
-            replica = await Replica(url, "node-a").start()
-            replicas.append(replica)
-            await async_wait_until(replica.ready, 10, "connected")
+            replica = await connected_replica(url, replicas)
             ca.write_bytes(certificate[: len(certificate) // 2])
             await async_wait_until(
-                lambda: refusals() or "TLS files changed" in caplog.text, 10, "the change judged"
+                lambda: tls_refusals(caplog) or "TLS files changed" in caplog.text,
+                10,
+                "the change judged",
             )
             with server.client() as client:
                 client.client_kill_filter(_type="normal")
             published = [replica.publish_alert(1)]
             await async_wait_until(partial(has_seen, replica, published), 10, "delivered")
-        [refusal] = refusals()
+        [refusal] = tls_refusals(caplog)
         assert f"query option 'ssl_ca_certs': {ca}" in refusal, refusal
         assert "TLS files changed" not in caplog.text
     finally:
@@ -1043,14 +1053,9 @@ async def test_a_tls_file_grown_over_its_limit_is_refused_and_the_one_loaded_kep
     certificate = ca.read_bytes()
     staged = tmp_path / "redis-ca.pem.new"
 
-    def refusals() -> list[str]:
-        return [r.getMessage() for r in caplog.records if "do not load;" in r.getMessage()]
-
     try:
         with caplog.at_level(logging.INFO, logger="bridge.bus.redis"):
-            replica = await Replica(url, "node-a").start()
-            replicas.append(replica)
-            await async_wait_until(replica.ready, 10, "connected")
+            replica = await connected_replica(url, replicas)
             staged.write_bytes(certificate + b"#" * MAX_FILE_BYTES + b"\n")
             staged.replace(ca)
             await async_wait_until(lambda: replica.sample(RELOADED) == 0, 10, "the file refused")
@@ -1061,7 +1066,7 @@ async def test_a_tls_file_grown_over_its_limit_is_refused_and_the_one_loaded_kep
             staged.write_bytes(certificate)
             staged.replace(ca)
             await async_wait_until(lambda: replica.sample(RELOADED) == 1, 10, "put back")
-        [refusal] = refusals()
+        [refusal] = tls_refusals(caplog)
         said = f"query option 'ssl_ca_certs': cannot read {ca}: larger than 1024 KiB, the most"
         assert said in refusal, refusal
         assert "TLS files changed" not in caplog.text
