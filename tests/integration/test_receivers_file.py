@@ -513,6 +513,33 @@ webhook_configs:
     assert [r.json()["status"] for r in firing_only.requests] == ["firing"]
 
 
+def failing_firing_only(
+    tmp_path: Path, webhook_receiver: Callable[[], WebhookReceiver]
+) -> tuple[WebhookReceiver, Path]:
+    """A receiver answering 503, and a receivers file naming it with send_resolved: false."""
+    firing_only = webhook_receiver()
+    firing_only.default = Answer(503)
+    config = write(
+        tmp_path / "receivers.yml",
+        f"webhook_configs:\n  - url: {firing_only.url}\n    send_resolved: false\n",
+    )
+    return firing_only, config
+
+
+async def fire_and_resolve_while_failing(
+    bridge: Bridge, sink: AlertSink, receiver: WebhookReceiver
+) -> None:
+    """Node n9 goes down (an attempt to ``receiver`` fails) and comes back (the alert
+    resolved), then ``receiver`` answers 200 again."""
+    bridge.bus.publish("lifecycle", NodeLifecycle(node="n9", event="down", cluster_size=2))
+    await async_wait_until(lambda: receiver.requests, what="a failed attempt")
+    bridge.bus.publish("lifecycle", NodeLifecycle(node="n9", event="reconnected", cluster_size=3))
+    await async_wait_until(
+        lambda: not sink.outbox.alerts.find(state="firing"), what="the alert resolved"
+    )
+    receiver.default = Answer(200)
+
+
 async def test_send_resolved_false_is_not_sent_a_firing_that_resolved_while_it_waited(
     tmp_path: Path, webhook_receiver
 ) -> None:
@@ -520,22 +547,9 @@ async def test_send_resolved_false_is_not_sent_a_firing_that_resolved_while_it_w
     sent the firing once it answers again: it would never hear of the resolve and keep the
     alert firing (Alertmanager's next flush no longer holds it); the notification is kept in a
     delivery in state stale, counted in exesdb_webhook_stale_total."""
-    firing_only: WebhookReceiver = webhook_receiver()
-    firing_only.default = Answer(503)
-    config = write(
-        tmp_path / "receivers.yml",
-        f"webhook_configs:\n  - url: {firing_only.url}\n    send_resolved: false\n",
-    )
+    firing_only, config = failing_firing_only(tmp_path, webhook_receiver)
     async with configured(tmp_path / "state", config) as (bridge, sink, _):
-        bridge.bus.publish("lifecycle", NodeLifecycle(node="n9", event="down", cluster_size=2))
-        await async_wait_until(lambda: firing_only.requests, what="a failed attempt")
-        bridge.bus.publish(
-            "lifecycle", NodeLifecycle(node="n9", event="reconnected", cluster_size=3)
-        )
-        await async_wait_until(
-            lambda: not sink.outbox.alerts.find(state="firing"), what="the alert resolved"
-        )
-        firing_only.default = Answer(200)
+        await fire_and_resolve_while_failing(bridge, sink, firing_only)
 
         def stale_counted() -> float | None:
             return bridge.registry.get_sample_value("exesdb_webhook_stale_total")
@@ -579,27 +593,14 @@ async def test_notifications_left_out_meanwhile_are_not_counted_stale_twice(
     """A send_resolved: false receiver's delivery whose resolved alerts were left out meanwhile
     (the delivery no longer pending once the check withholds them) is not counted again in
     exesdb_webhook_stale_total: one notification, counted once."""
-    firing_only: WebhookReceiver = webhook_receiver()
-    firing_only.default = Answer(503)
-    config = write(
-        tmp_path / "receivers.yml",
-        f"webhook_configs:\n  - url: {firing_only.url}\n    send_resolved: false\n",
-    )
+    firing_only, config = failing_firing_only(tmp_path, webhook_receiver)
     db = LeftOutMeanwhile()
     bridge_of = alert_bridge(
         tmp_path / "state", serve_http=False, db=db, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
     )
     async with bridge_of as (bridge, sink, _):
         db.count = sink.metrics.withheld
-        bridge.bus.publish("lifecycle", NodeLifecycle(node="n9", event="down", cluster_size=2))
-        await async_wait_until(lambda: firing_only.requests, what="a failed attempt")
-        bridge.bus.publish(
-            "lifecycle", NodeLifecycle(node="n9", event="reconnected", cluster_size=3)
-        )
-        await async_wait_until(
-            lambda: not sink.outbox.alerts.find(state="firing"), what="the alert resolved"
-        )
-        firing_only.default = Answer(200)
+        await fire_and_resolve_while_failing(bridge, sink, firing_only)
         await async_wait_until(lambda: db.raced, what="the check's withhold")
         assert sink.outbox.queue.count(DeliveryState.STALE.value) == 1
         assert bridge.registry.get_sample_value("exesdb_webhook_stale_total") == 1

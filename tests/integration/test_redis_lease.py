@@ -488,6 +488,13 @@ async def test_a_holder_told_unreachable_by_the_socket_timeout_keeps_its_lease_u
     assert "no answer to the work-queue lease's renewal" not in caplog.text
 
 
+async def release_as_the_work_queue_does(running: asyncio.Task[None], lease: Lease) -> None:
+    """Stop ``lease`` as WorkQueue.release does: its task cancelled, then the lease released."""
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    await lease.release()
+
+
 async def test_a_stop_while_taking_the_work_queue_up_gives_the_lease_back_at_once(
     redis_server: Callable[[], RedisServer],
 ) -> None:
@@ -511,10 +518,7 @@ async def test_a_stop_while_taking_the_work_queue_up_gives_the_lease_back_at_onc
         await asyncio.wait_for(begun.wait(), 10)
         with server.client() as other:
             assert other.get(LEADER) == b"a:1"
-        # As WorkQueue.release stops it: the lease's task cancelled, then the lease released.
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await lease.release()
+        await release_as_the_work_queue_does(running, lease)
         with server.client() as other:
             assert other.get(LEADER) is None
     finally:
@@ -554,10 +558,7 @@ async def test_a_stop_after_a_take_whose_answer_was_lost_gives_the_lease_back(
         with server.client() as other:
             assert other.get(LEADER) == b"a:1"
         assert not lease.leading
-        # As WorkQueue.release stops it: the lease's task cancelled, then the lease released.
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await lease.release()
+        await release_as_the_work_queue_does(running, lease)
         with server.client() as other:
             assert other.get(LEADER) is None
     finally:

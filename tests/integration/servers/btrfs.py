@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.servers.tmpfs import SmallDisk
+from tests.integration.servers.tmpfs import SmallDisk, mounted
 from tests.support import require_binary, unavailable
 
 __all__ = ["small_btrfs"]
@@ -31,18 +31,6 @@ def small_btrfs(tmp_path: Path) -> Iterator[SmallDisk]:
     with image.open("wb") as made:
         made.truncate(16 << 20)  # sparse: blocks are taken as the file system writes them
     subprocess.run([mkfs, "-q", "--mixed", str(image)], capture_output=True, check=True)
-    mount = tmp_path / "state"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "btrfs", "-o", "loop", str(image), str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode:
-        unavailable(f"cannot mount a btrfs image (a loop device): {done.stderr.strip()}")
-    try:
-        yield SmallDisk(mount)
-    finally:
-        # The loop device mount -o loop set up is detached with the file system (autoclear).
-        subprocess.run(["umount", str(mount)], check=True)
+    how = ["-t", "btrfs", "-o", "loop", str(image)]
+    with mounted(tmp_path / "state", how, "a btrfs image (a loop device)") as disk:
+        yield disk

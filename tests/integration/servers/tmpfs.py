@@ -17,7 +17,7 @@ import pytest
 
 from tests.support import unavailable
 
-__all__ = ["SmallDisk", "small_disk"]
+__all__ = ["SmallDisk", "mounted", "small_disk"]
 
 
 class SmallDisk:
@@ -50,19 +50,23 @@ class SmallDisk:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
     """A 3 MB tmpfs of the test's own (mounting needs root: elsewhere the test cannot run)."""
-    mount = tmp_path / "state"
-    mount.mkdir()
     if os.geteuid() != 0:
         unavailable("mounting a small tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    with mounted(tmp_path / "state", ["-t", "tmpfs", "-o", "size=3m", "tmpfs"], "a tmpfs") as disk:
+        yield disk
+
+
+@contextlib.contextmanager
+def mounted(mount: Path, how: list[str], what: str) -> Iterator[SmallDisk]:
+    """``what`` mounted at ``mount`` (made here) by ``mount`` with ``how``, unmounted on leaving;
+    one that cannot be mounted makes the test unavailable, saying why."""
+    mount.mkdir()
+    done = subprocess.run(["mount", *how, str(mount)], capture_output=True, text=True, check=False)
     if done.returncode:
-        unavailable(f"cannot mount a tmpfs: {done.stderr.strip()}")
+        unavailable(f"cannot mount {what}: {done.stderr.strip()}")
     try:
         yield SmallDisk(mount)
     finally:
+        # Lazily: a file the test left open does not hold the mount (a loop device mount -o
+        # loop set up is detached with the file system: autoclear).
         subprocess.run(["umount", "-l", str(mount)], check=True)
