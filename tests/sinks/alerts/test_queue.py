@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -206,6 +207,52 @@ def test_stale_alerts_leave_a_delivery_that_keeps_its_id_and_place(outbox: Outbo
     assert due.alert_ids == ("c",)
     assert queue.count(DeliveryState.STALE.value) == 2
     assert queue.depth().pending == 1
+
+
+# What an attempt's outcome makes of a delivery in each state as it finishes (one left out as
+# stale, or dead-lettered, meanwhile): finish_attempt's table.
+_FINISHED = {
+    ("pending", "delivered"): "delivered",
+    ("pending", "pending"): "pending",
+    ("pending", "dead"): "dead",
+    ("stale", "delivered"): "delivered",
+    ("stale", "pending"): "stale",
+    ("stale", "dead"): "stale",
+    ("dead", "delivered"): "delivered",
+    ("dead", "pending"): "dead",
+    ("dead", "dead"): "dead",
+    ("delivered", "delivered"): "delivered",
+    ("delivered", "pending"): "delivered",
+    ("delivered", "dead"): "delivered",
+}
+
+
+@pytest.mark.parametrize(("before", "outcome"), sorted(_FINISHED))
+def test_an_attempts_outcome_moves_a_delivery_as_the_transition_table_says(
+    outbox: Outbox, before: str, outcome: str
+) -> None:
+    """An attempt the receiver took makes its delivery delivered whatever became of it while
+    in flight; a failed one moves a pending delivery only, and leaves another's state and last
+    error as they were, its attempt counted."""
+    insert_deliveries(outbox, [(URL, ["a"], before, None if before == "pending" else T0)])
+    [delivery] = outbox.queue.deliveries()
+    with outbox.database.transaction() as db:
+        db.execute("UPDATE deliveries SET last_error = 'then'")
+    error = None if outcome == "delivered" else "HTTP 503"
+    status = 200 if outcome == "delivered" else 503
+    left = outbox.queue.finish_attempt(
+        delivery.id,
+        state=DeliveryState(outcome),
+        next_attempt_at=T0 + 2,
+        status=status,
+        error=error,
+        now=T0 + 1,
+    )
+    expected = DeliveryState(_FINISHED[before, outcome])
+    [after] = outbox.queue.deliveries()
+    assert (left, after.state, after.attempts, after.last_status) == (expected, expected, 1, status)
+    moved = before == "pending" or outcome == "delivered"
+    assert after.last_error == (error if moved else "then")
 
 
 @settings(max_examples=100, deadline=None)
