@@ -7,7 +7,9 @@ not start with, a firing its receiver has since heard resolved, or one supersede
 took a later delivery of each of its alerts; ``superseded``, ``superseded_count``: what
 ``outbox list`` and the dead-letters gauge tell apart). An alert still open whose
 latest notification to a receiver was dead-lettered is queued for it again as it stands
-(``renotify``), so a receiver down past the deadline hears of what still fires once it is back.
+(``renotify``), so a receiver down past the deadline hears of what still fires once it is back;
+so is a resolved one whose dead-lettered notification was its resolve, so that it does not keep
+showing the alert firing.
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ from bridge.sinks.alerts.rows import one_of, record_of
 
 __all__ = ["DeadLetters"]
 
-# The alerts of a dead letter (``alert_ids``, its ``rowid``, for ``url``) still open, waiting
-# for ``url`` in no grouping window, and in no delivery to it made since: those it was the last
-# to tell ``url`` of; but, when it was refused with a final answer (``:refused``), not those
-# whose delivery to ``url`` before it was so refused too (twice in a row: sent again every
-# interval, each would be refused anew, a dead letter more each time).
+# The alerts of a dead letter (``alert_ids``, its ``rowid``, for ``url``) still open, or resolved
+# when it told their resolve (``:resolves``), waiting for ``url`` in no grouping window, and in no
+# delivery to it made since: those it was the last to tell ``url`` of; but, when it was refused
+# with a final answer (``:refused``), not those whose delivery to ``url`` before it was so refused
+# too (twice in a row: sent again every interval, each would be refused anew, a dead letter more
+# each time).
 # The deliveries carrying each alert are read from its key in ``carried`` (``tables``), each by
 # its id: reading each delivery to ``url`` made since the dead letter (and, refused, before it)
 # with its alert ids took 48 ms for an alert no later one carried, with a day of 86 000
@@ -43,7 +46,7 @@ __all__ = ["DeadLetters"]
 _STILL_UNTOLD: Final = """
 SELECT sent.value FROM json_each(:alert_ids) AS sent
 JOIN alerts ON alerts.alert_id = sent.value
-WHERE alerts.state != :resolved
+WHERE (alerts.state != :resolved OR sent.value IN (SELECT value FROM json_each(:resolves)))
 AND NOT EXISTS (SELECT 1 FROM queued WHERE queued.url = :url AND queued.alert_id = sent.value)
 AND NOT EXISTS (
     SELECT 1 FROM carried JOIN deliveries AS later ON later.id = carried.delivery_id
@@ -64,7 +67,7 @@ ORDER BY sent.key
 # was set back), or else refused by no final answer and followed by a delivery its receiver
 # took (it is back).
 _DUE: Final = """
-SELECT rowid, url, alert_ids, refused(last_status, last_error) AS refused
+SELECT rowid, url, alert_ids, body, refused(last_status, last_error) AS refused
 FROM deliveries AS letter
 WHERE state = :dead AND renotified_at IS NULL AND {named}
 AND (
@@ -165,22 +168,24 @@ class DeadLetters:
         return one_of("url", self._queue.urls, negate=True)
 
     def renotify(self, now: float, after: float, limit: int = 100) -> dict[str, int]:
-        """Queue again, for each configured receiver, the open alerts of its dead letters that
-        are its latest delivery of them and wait for it in no grouping window; how many, by
-        receiver.
+        """Queue again, for each configured receiver, the alerts of its dead letters that are
+        its latest delivery of them and wait for it in no grouping window: those still open,
+        and those resolved whose resolve the dead letter told; how many, by receiver.
 
         Each is queued as it stands (the receiver's worker builds the delivery from the alert's
         record), and each dead letter once (``renotified_at``; ``retry`` clears it): the new
-        delivery is the alert's latest, and only its own death queues the alert again. A dead
-        letter is due ``after`` seconds after it died (at once when that is after ``now``: the
-        wall clock was set back since), and sooner once the receiver took a delivery made after
-        it (it is back), unless its last answer was final (``refused``): sent again then, it
-        would be refused again at every delivery the receiver takes. Nor is an alert queued
-        again from a dead letter so refused whose delivery to the receiver before it was so
-        refused too (twice in a row: it would be refused anew every ``after``, a dead letter
-        more each time); its next change is sent as ever. At most ``limit`` dead
-        letters are taken up in one call (the oldest due), so one transaction stays short after
-        a long outage; the next call takes the rest.
+        delivery is the alert's latest, and only its own death queues the alert again. A
+        resolve is queued as the receiver was told of its alert (``told``), as it was when the
+        resolve was made for it: the receiver may show the alert firing, so its filters
+        (``Keep``) let the resolve go. A dead letter is due ``after`` seconds after it died (at
+        once when that is after ``now``: the wall clock was set back since), and sooner once
+        the receiver took a delivery made after it (it is back), unless its last answer was
+        final (``refused``): sent again then, it would be refused again at every delivery the
+        receiver takes. Nor is an alert queued again from a dead letter so refused whose
+        delivery to the receiver before it was so refused too (twice in a row: it would be
+        refused anew every ``after``, a dead letter more each time); its next change is sent as
+        ever. At most ``limit`` dead letters are taken up in one call (the oldest due), so one
+        transaction stays short after a long outage; the next call takes the rest.
         """
         if not self._queue.urls:
             return {}
@@ -201,6 +206,11 @@ class DeadLetters:
             ).fetchall()
             for letter in letters:
                 url = str(letter["url"])
+                resolves = [
+                    alert_id
+                    for alert_id, (status, _) in alerts_told(bytes(letter["body"])).items()
+                    if status == AlertState.RESOLVED.value
+                ]
                 alert_ids = [
                     row[0]
                     for row in db.execute(
@@ -210,15 +220,21 @@ class DeadLetters:
                             "rowid": letter["rowid"],
                             "alert_ids": letter["alert_ids"],
                             "resolved": AlertState.RESOLVED.value,
+                            "resolves": json.dumps(resolves),
                             "refused": letter["refused"],
                             "dead": DeliveryState.DEAD.value,
                         },
                     )
                 ]
+                rows = [{"url": url, "alert_id": alert_id, "now": now} for alert_id in alert_ids]
                 db.executemany(
                     "INSERT OR IGNORE INTO queued (url, alert_id, queued_at)"
                     " VALUES (:url, :alert_id, :now)",
-                    [{"url": url, "alert_id": alert_id, "now": now} for alert_id in alert_ids],
+                    rows,
+                )
+                db.executemany(
+                    "INSERT OR IGNORE INTO told (url, alert_id) VALUES (:url, :alert_id)",
+                    [row for row in rows if row["alert_id"] in resolves],
                 )
                 db.execute(
                     "UPDATE deliveries SET renotified_at = :now WHERE rowid = :rowid",
