@@ -33,9 +33,10 @@ from bridge.sinks.alerts.rows import one_of, record_of
 
 __all__ = ["DeadLetters"]
 
-# The alerts of a dead letter (``alert_ids``, its ``rowid``, for ``url``) still open, or resolved
-# when it told their resolve (``:resolves``), waiting for ``url`` in no grouping window, and in no
-# delivery to it made since: those it was the last to tell ``url`` of; but, when it was refused
+# The alerts of a dead letter (``alert_ids``, its ``rowid``, for ``url``), each with whether it is
+# resolved now (``renotify`` takes a resolved one only when the dead letter told its resolve),
+# waiting for ``url`` in no grouping window, and in no delivery to it made since: those it was
+# the last to tell ``url`` of; but, when it was refused
 # with a final answer (``:refused``), not those whose delivery to ``url`` before it was so refused
 # too (twice in a row: sent again every interval, each would be refused anew, a dead letter more
 # each time).
@@ -44,10 +45,9 @@ __all__ = ["DeadLetters"]
 # with its alert ids took 48 ms for an alert no later one carried, with a day of 86 000
 # deliveries, and a pass of 100 dead letters 0.54 to 0.58 s (docs/performance.md: 5 ms now).
 _STILL_UNTOLD: Final = """
-SELECT sent.value FROM json_each(:alert_ids) AS sent
+SELECT sent.value, alerts.state = :resolved FROM json_each(:alert_ids) AS sent
 JOIN alerts ON alerts.alert_id = sent.value
-WHERE (alerts.state != :resolved OR sent.value IN (SELECT value FROM json_each(:resolves)))
-AND NOT EXISTS (SELECT 1 FROM queued WHERE queued.url = :url AND queued.alert_id = sent.value)
+WHERE NOT EXISTS (SELECT 1 FROM queued WHERE queued.url = :url AND queued.alert_id = sent.value)
 AND NOT EXISTS (
     SELECT 1 FROM carried JOIN deliveries AS later ON later.id = carried.delivery_id
     WHERE carried.alert_id = sent.value AND later.url = :url AND later.rowid > :rowid
@@ -67,7 +67,7 @@ ORDER BY sent.key
 # was set back), or else refused by no final answer and followed by a delivery its receiver
 # took (it is back).
 _DUE: Final = """
-SELECT rowid, url, alert_ids, body, refused(last_status, last_error) AS refused
+SELECT rowid, url, alert_ids, refused(last_status, last_error) AS refused
 FROM deliveries AS letter
 WHERE state = :dead AND renotified_at IS NULL AND {named}
 AND (
@@ -206,26 +206,19 @@ class DeadLetters:
             ).fetchall()
             for letter in letters:
                 url = str(letter["url"])
-                resolves = [
-                    alert_id
-                    for alert_id, (status, _) in alerts_told(bytes(letter["body"])).items()
-                    if status == AlertState.RESOLVED.value
-                ]
-                alert_ids = [
-                    row[0]
-                    for row in db.execute(
-                        _STILL_UNTOLD,
-                        {
-                            "url": url,
-                            "rowid": letter["rowid"],
-                            "alert_ids": letter["alert_ids"],
-                            "resolved": AlertState.RESOLVED.value,
-                            "resolves": json.dumps(resolves),
-                            "refused": letter["refused"],
-                            "dead": DeliveryState.DEAD.value,
-                        },
-                    )
-                ]
+                untold = db.execute(
+                    _STILL_UNTOLD,
+                    {
+                        "url": url,
+                        "rowid": letter["rowid"],
+                        "alert_ids": letter["alert_ids"],
+                        "resolved": AlertState.RESOLVED.value,
+                        "refused": letter["refused"],
+                        "dead": DeliveryState.DEAD.value,
+                    },
+                ).fetchall()
+                resolves = self._resolves(db, letter["rowid"], [r[0] for r in untold if r[1]])
+                alert_ids = [row[0] for row in untold if not row[1] or row[0] in resolves]
                 rows = [{"url": url, "alert_id": alert_id, "now": now} for alert_id in alert_ids]
                 db.executemany(
                     "INSERT OR IGNORE INTO queued (url, alert_id, queued_at)"
@@ -243,6 +236,16 @@ class DeadLetters:
                 if alert_ids:
                     queued[url] = queued.get(url, 0) + len(alert_ids)
         return queued
+
+    @staticmethod
+    def _resolves(db: sqlite3.Connection, rowid: int, alert_ids: Sequence[str]) -> set[str]:
+        """Those of ``alert_ids`` (resolved now) whose resolve the delivery of ``rowid`` told;
+        its body read only when there are some (most dead letters tell firings)."""
+        if not alert_ids:
+            return set()
+        body = db.execute("SELECT body FROM deliveries WHERE rowid = :rowid", {"rowid": rowid})
+        told = alerts_told(bytes(body.fetchone()[0]))
+        return {a for a in alert_ids if told.get(a, ("",))[0] == AlertState.RESOLVED.value}
 
     def superseded(self, delivery_ids: Sequence[str]) -> set[str]:
         """Those of ``delivery_ids`` that are dead letters superseded: their receiver took a
