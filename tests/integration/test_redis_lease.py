@@ -572,8 +572,11 @@ async def test_a_stop_after_a_take_whose_answer_was_lost_gives_the_lease_back(
 
 class LostRead(Proxy):
     """A proxy that, once, cuts the connection instead of passing back the answer of a consumer
-    group's read that got entries: Redis holds them pending at the reader, which never saw
-    them (as when a Redis that stalled past the socket timeout serves a blocked read)."""
+    group's read that got entries of ex_esdb_alerts: Redis holds them pending at the reader,
+    which never saw them (as when a Redis that stalled past the socket timeout serves a blocked
+    read)."""
+
+    READ = b"XREADGROUP"
 
     def __init__(self, upstream_port: int) -> None:
         super().__init__(upstream_port)
@@ -590,7 +593,7 @@ class LostRead(Proxy):
 
         async def upstream() -> None:
             while data := await client_r.read(65536):
-                if b"XREADGROUP" in data:
+                if self.READ in data:
                     reading.set()
                 else:
                     reading.clear()
@@ -599,7 +602,7 @@ class LostRead(Proxy):
 
         async def downstream() -> None:
             while data := await server_r.read(65536):
-                if reading.is_set() and not self.cut and f"exesdb:bus:{ALERTS}".encode() in data:
+                if reading.is_set() and not self.cut and ALERTS.encode() in data:
                     self.cut = True
                     return
                 client_w.write(data)
@@ -625,6 +628,40 @@ async def test_entries_a_group_read_got_whose_answer_was_lost_are_taken_at_once(
         await async_wait_until(lambda: proxy.cut, 10, "the read's answer lost")
         await async_wait_until(lambda: holder.taken_alerts() == ["forged"], 10, "taken")
         assert holder.sample("exesdb_redis_claimed_total") == 0
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        replicas.clear()
+        await proxy.aclose()
+
+
+class LostClaim(LostRead):
+    """``LostRead`` for a claim (XAUTOCLAIM) that got entries."""
+
+    READ = b"XAUTOCLAIM"
+
+
+async def test_entries_a_claim_got_whose_answer_was_lost_are_taken_at_once(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """The holder's claim of an entry a dead replica left gets it and its answer is lost (the
+    connection cut): Redis holds the entry pending at the holder, idle no more, which takes it
+    at its next read from its own pending entries, not another claim's idle time later."""
+    server = redis_server()
+    stream = f"exesdb:bus:{ALERTS}"
+    with server.client() as client:
+        client.xgroup_create(stream, "exesdb-bridge", id="0", mkstream=True)
+        entry = client.xadd(stream, signed_entry())
+        client.xreadgroup("exesdb-bridge", "dead:1", {stream: ">"})
+        # Idle past the claim's idle time already: the first claim round takes it.
+        client.xclaim(stream, "exesdb-bridge", "dead:1", 0, [entry], idle=120_000)
+    proxy = await LostClaim(server.port).start()
+    try:
+        holder = await Replica(proxy.url, "node-a", claim_idle_ms=4_000).start()
+        replicas.append(holder)
+        await async_wait_until(lambda: proxy.cut, 10, "the claim's answer lost")
+        # Claimed again it would be 4 s later at the soonest (idle once more).
+        await async_wait_until(lambda: holder.taken_alerts() == ["forged"], 3, "taken")
     finally:
         for replica in replicas:
             await replica.aclose()

@@ -261,8 +261,14 @@ class ConsumerGroup:
         # unawares would take entries the holder is handling, whose acknowledgement is late.
         if not self._holds(await self._link.client.get(self._layout.leader)):
             return 0.0
-        for key in self._keys:
-            await self._claim(key)
+        try:
+            for key in self._keys:
+                await self._claim(key)
+        except BaseException:
+            # A claim whose answer was lost made the entries this consumer's, untaken and idle
+            # no more: the next read takes them from this consumer's history (see _read_step).
+            self._history = dict.fromkeys(self._keys, b"0-0")
+            raise
         self._claim_rounds += 1
         if self._claim_rounds % _CONSUMER_SWEEP_CYCLES == 0:
             await self._forget_departed_consumers()
