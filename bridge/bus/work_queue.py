@@ -17,7 +17,8 @@ again later. A replayed message written anew carries a fresh ``written`` and is 
 expired. The replay memory forgets an id a window after its timestamp, so the ids taken so are
 kept apart, each for a window after it was taken: a second entry of the message (a publisher's
 write retried after its answer was lost, both run) is refused as a replay however late both are
-read, and counted.
+read, and counted. So is the id of a copy left pending beside its first: claimed again once
+idle, it may come past the window.
 """
 
 from __future__ import annotations
@@ -202,8 +203,11 @@ class WorkQueueReceiver:
         *,
         counted: bool = False,
     ) -> None:
-        if rejection.reason is RejectReason.REPLAYED and self._in_hand(frame, envelope):
+        if rejection.reason is RejectReason.REPLAYED and (held := self._in_hand(frame, envelope)):
             _logger.debug("work-queue frame left pending: its first copy is being handled")
+            # This copy, claimed again once idle, may come past the replay window: its id is
+            # kept as taken late is (and forgotten too should the first copy fail).
+            self._late.add(held)
             if frame.nack is not None:
                 frame.nack()
             return
@@ -223,16 +227,16 @@ class WorkQueueReceiver:
         # be accepted.
         self.settle(frame)
 
-    def _in_hand(self, frame: Frame, envelope: Envelope | None) -> bool:
-        """True when another frame carrying this frame's id is being handled here."""
+    def _in_hand(self, frame: Frame, envelope: Envelope | None) -> str | None:
+        """This frame's id when another frame carrying it is being handled here, else None."""
         if not self._handling:
-            return False
+            return None
         if envelope is None:
             decoded = decode_envelope(frame.body)
             if isinstance(decoded, Rejection):
-                return False
+                return None
             envelope = decoded
-        return envelope.id in self._handling
+        return envelope.id if envelope.id in self._handling else None
 
     def settle(self, frame: Frame) -> None:
         """Acknowledge a frame nobody here will handle (refused, or nobody's work)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -703,4 +704,36 @@ async def test_a_message_taken_past_the_replay_window_and_dropped_is_taken_when_
     transport.send(late_frame(ids[2], 600, ack=again))
     await async_wait_until(lambda: again.count == 1, 5)
     assert taken == ids
+    await bus.aclose()
+
+
+async def test_a_copy_left_pending_beside_its_first_is_not_taken_when_claimed_past_the_window() -> (
+    None
+):
+    """A second entry of a message, come while its first is handled, is left pending; claimed
+    again once the replay window has passed (the first handled meanwhile), it is acknowledged
+    as a replay, not taken."""
+    now = [time.time()]
+    transport = CapturingTransport()
+    bus = build_bus(KEYRING, transport, clock=lambda: now[0]).bus
+    release = asyncio.Event()
+    taken: list[Envelope] = []
+
+    async def handler(envelope: Envelope) -> None:
+        await release.wait()
+        taken.append(envelope)
+
+    bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True)
+    await bus.start()
+    message_id = new_message_id()
+    first, second, claimed = Acks(), Nacks(), Acks()
+    transport.send(late_frame(message_id, 0, ack=first))
+    transport.send(late_frame(message_id, 0, ack=Acks(), nack=second))
+    await async_wait_until(lambda: second.count == 1, 5, "the second left pending")
+    release.set()
+    await async_wait_until(lambda: first.count == 1, 5, "the first handled")
+    now[0] += 600  # the second entry idle long enough to be claimed, past the window
+    transport.send(late_frame(message_id, 0, ack=claimed))
+    await async_wait_until(lambda: claimed.count == 1, 5)
+    assert len(taken) == 1
     await bus.aclose()
