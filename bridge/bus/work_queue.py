@@ -250,7 +250,8 @@ class WorkQueueReceiver:
 
 
 class _TakenLate:
-    """The ids of messages taken past the replay window, each for a window after it was taken.
+    """The ids of messages taken past the replay window (or with a copy left pending), each for
+    a window after it was put.
 
     Bounded: the oldest go first when full (only a backlog read fills it)."""
 
