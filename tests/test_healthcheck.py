@@ -405,6 +405,16 @@ def test_command_refuses_a_timeout_that_is_not_positive(timeout: str) -> None:
     assert "Traceback" not in completed.stderr
 
 
+def test_help_states_the_timeouts_range() -> None:
+    """`healthcheck --help` gives --timeout's range, the one a usage error names."""
+    completed = run_bridge("healthcheck", "--help", env={"COLUMNS": "200"})
+    assert completed.returncode == 0
+    assert (
+        "--timeout SECONDS  how long the whole probe may take (connect, TLS handshake, request"
+        " and answer): more than 0, at most 86400, a day (default: 2)\n"
+    ) in completed.stdout
+
+
 # -- pinning the server's own certificate --
 
 
