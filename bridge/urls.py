@@ -73,6 +73,7 @@ _SCHEME_START: Final = re.compile(r"(?i:https?)[:/]|[A-Za-z][A-Za-z0-9+.-]*(?::/
 # A comment written after a value in an env file, and a URL written after another.
 _COMMENT: Final = re.compile(r"\s#")
 _SECOND_URL: Final = re.compile(r"(?P<between>[\s;|]+)(?i:https?)://")
+_URL_START: Final = re.compile(r"(?i:https?)://")
 _HTTP_ENDPOINT: Final = "an http:// or https:// URL with a host, e.g. http://collector:4318"
 # What no link shown whole holds: a space or a control character (it would be text with a URL in
 # it, or a URL a client reads otherwise than it is shown: urlsplit drops a tab or line break),
@@ -126,8 +127,10 @@ def http_url_problem(url: str, what: str = "URL") -> str | None:
 
 def _joined_text(url: str, netloc: str, what: str) -> str | None:
     """Why ``url`` holds more than one URL: a comment an env file kept in the value, or a second
-    URL after a blank, ``;`` or ``|``; None otherwise. A password (before the host's ``@``) may
-    hold anything and is not looked in; a blank in the host is the host check's to name."""
+    URL after a blank, ``;`` or ``|``; None otherwise. A ``;`` or ``|`` before a URL in a query
+    that holds one already is no second URL: it lists URLs as a query's value. A password
+    (before the host's ``@``) may hold anything and is not looked in; a blank in the host is the
+    host check's to name."""
     userinfo, at, _ = netloc.rpartition("@")
     # A blank before the URL is no separator: urlsplit, and the clients, drop it.
     rest = (url.replace(userinfo + at, "", 1) if at else url).lstrip()
@@ -139,16 +142,41 @@ def _joined_text(url: str, netloc: str, what: str) -> str | None:
             " EnvironmentFile=) keeps it as part of the value; put the comment on a line of its"
             f" own; allowed: an http:// or https:// {what} with a host"
         )
-    joined = _SECOND_URL.search(rest)
-    if joined is not None:
-        between = joined.group("between").strip()
+    query = _query_span(rest)
+    for joined in _SECOND_URL.finditer(rest):
+        between = joined.group("between")
+        in_query = query[0] < joined.start() < query[1]
+        if (
+            in_query
+            and not any(char.isspace() for char in between)
+            and _URL_START.search(rest, query[0], joined.start())
+        ):
+            # A list of URLs as a query's value (?to=https://b|https://c) is one URL, which a
+            # relay reads them from. Not after a blank: a URL's query holds it encoded.
+            continue
+        between = between.strip()
+        if 0 <= rest.find("#") < joined.start():
+            where = "the second in its fragment, which is never sent"
+        elif in_query:
+            where = "with the second in its query"
+        else:
+            where = "at a path no one serves"
         return (
             f"holds a second URL after {repr(between) if between else 'a blank'}, and taken as"
-            " one it would go to the first one's host, at a path no one serves; give one URL per"
-            " setting or entry (EXESDB_WEBHOOK_URLS separates several with commas); allowed: an"
-            f" http:// or https:// {what} with a host"
+            f" one it would go to the first one's host, {where}; give one URL per setting or"
+            " entry (EXESDB_WEBHOOK_URLS separates several with commas); allowed: an http:// or"
+            f" https:// {what} with a host"
         )
     return None
+
+
+def _query_span(url: str) -> tuple[int, int]:
+    """Where ``url``'s query is: from its ``?`` to its fragment's ``#`` or the end; (-1, -1)
+    when it has none (a ``?`` after the ``#`` is the fragment's)."""
+    question, hash_ = url.find("?"), url.find("#")
+    if question < 0 or 0 <= hash_ < question:
+        return (-1, -1)
+    return (question, hash_ if hash_ >= 0 else len(url))
 
 
 def otlp_endpoint_problem(
