@@ -433,6 +433,24 @@ async def test_a_pinned_certificate_is_trusted_whatever_name_it_carries(
     assert verdict.healthy, verdict.line
 
 
+async def test_a_certificate_file_labelled_in_latin_1_is_pinned_as_the_server_loads_it(
+    server: Server, tmp_path: Path
+) -> None:
+    """A server certificate file whose label before the PEM is Latin-1 (no UTF-8), which the
+    bridge's server loads, is pinned by the probe too, not a UnicodeDecodeError."""
+    files = WebFiles(tmp_path)
+    leaf = files.ca.issue_cert("127.0.0.1")
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(served)
+    await server.start(bridge_healthz, ssl_context=served)
+    pem = tmp_path / "leaf.pem"
+    pem.write_bytes(
+        "# Serveur de l'\u00e9quipe\n".encode("latin-1") + leaf.cert_chain_pems[0].bytes()
+    )
+    verdict = await asyncio.to_thread(probe, server.url("https"), ssl_context=pinned_context(pem))
+    assert verdict.healthy, verdict.line
+
+
 async def test_another_certificate_of_the_same_ca_is_refused(
     server: Server, tmp_path: Path
 ) -> None:
