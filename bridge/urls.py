@@ -7,7 +7,7 @@ shows the URL only as ``safe_url`` shows it, and text that is no URL at all not 
 be a URL mistyped around a password). ``link_origin`` is the origin a link in alert metadata is
 judged by, and ``allowed_link`` how one on an allowed origin is shown. ``grpc_dials_tls`` reads an
 OTLP endpoint as the SDK's gRPC exporter does, to say whether it is dialled with TLS, and
-``grpc_target_without_scheme`` whether it was written without a scheme that says so.
+``grpc_tls_unsaid`` whether it was written without a scheme that says so.
 
 ``own_url`` is the bridge's own base URL, from the address it listens on: for a client on this
 host (the command line's default target, the health check, the start-up line) or, given the name
@@ -31,7 +31,7 @@ __all__ = [
     "PICKED_PORT",
     "allowed_link",
     "grpc_dials_tls",
-    "grpc_target_without_scheme",
+    "grpc_tls_unsaid",
     "http_url_problem",
     "link_origin",
     "names_a_host",
@@ -238,18 +238,26 @@ def otlp_endpoint_problem(
     return None
 
 
-def grpc_target_without_scheme(endpoint: str) -> bool:
-    """True for an OTLP gRPC endpoint written as ``host[:port]`` (``collector:4317``), neither an
-    ``http://`` or ``https://`` URL nor a gRPC target URI (``unix:/path``, ``dns:///host``): one
-    the SDK's exporter dials with TLS unless ``OTEL_EXPORTER_OTLP_INSECURE`` says otherwise, as
-    the specification's Insecure option has it for an endpoint without a scheme."""
+def grpc_tls_unsaid(endpoint: str) -> tuple[str, str] | None:
+    """For an OTLP gRPC endpoint whose scheme does not say whether TLS is used, what is said of
+    it and the ``host[:port]`` dialled; None for an ``http://`` or ``https://`` URL or a gRPC
+    target URI (``unix:/path``, ``dns:///host``). The SDK's exporter dials it with TLS unless
+    ``OTEL_EXPORTER_OTLP_INSECURE`` says otherwise, as the specification's Insecure option has
+    it for an endpoint without the http or https scheme: one written as ``host[:port]``
+    (``collector:4317``: "has no scheme"), and a URL of another scheme, of which the exporter
+    dials the ``host:port`` (``grpc://collector:4317``, a mistyped ``htp://``)."""
     try:
-        if urlsplit(endpoint).netloc:
-            return False
+        parts = urlsplit(endpoint)
     except ValueError:
-        return False
+        return None
+    if parts.netloc:
+        if parts.scheme.lower() in HTTP_SCHEMES:
+            return None
+        return (f"has the scheme {parts.scheme!r}, neither http nor https", parts.netloc)
     scheme, sep, _ = endpoint.partition(":")
-    return not (sep and scheme.lower() in _GRPC_TARGET_SCHEMES)
+    if sep and scheme.lower() in _GRPC_TARGET_SCHEMES:
+        return None
+    return ("has no scheme", endpoint)
 
 
 def url_root(url: str) -> str | None:

@@ -1995,6 +1995,36 @@ def test_a_grpc_endpoint_without_a_scheme_is_taken_warning_that_it_is_dialled_wi
     assert [line for line in err.splitlines() if "TLS" in line] == warned
 
 
+@pytest.mark.parametrize(
+    ("value", "scheme", "dialled", "port"),
+    [
+        ("grpc://collector:4317", "grpc", "collector:4317", ""),
+        ("htp://collector:4317", "htp", "collector:4317", ""),
+        ("grpc://collector", "grpc", "collector", " (nor port: 443 is dialled)"),
+    ],
+)
+def test_a_grpc_endpoint_of_another_scheme_is_warned_that_it_is_dialled_with_tls(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    value: str,
+    scheme: str,
+    dialled: str,
+    port: str,
+) -> None:
+    """A gRPC endpoint URL whose scheme is neither http nor https (grpc://, a mistyped htp://),
+    whose host:port the exporter dials with TLS as it dials one without a scheme, is warned of
+    as that one is, saying what to write instead."""
+    status, _, err = check_config(monkeypatch, capsys, OTEL_EXPORTER_OTLP_ENDPOINT=value)
+    assert status == 0, err
+    assert [line for line in err.splitlines() if "TLS" in line] == [
+        f"exesdb-bridge: warning: OTEL_EXPORTER_OTLP_ENDPOINT {value} has the scheme {scheme!r},"
+        f" neither http nor https{port}, so the grpc exporter dials it with TLS (the OpenTelemetry"
+        " specification's default while OTEL_EXPORTER_OTLP_INSECURE is unset), and every export"
+        f" to a collector without TLS fails: write http://{dialled} for one without TLS, or"
+        f" https://{dialled} to say TLS"
+    ]
+
+
 def _port_warning(variable: str, value: str, signals: str, protocol: str, said: str) -> str:
     """The warning of an endpoint naming the other protocol's standard port."""
     port, kind, other, right, its = (
