@@ -135,7 +135,10 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_BUS", "localhost:6379", "URL with a host, e.g. redis://localhost:6379"),
         ("EXESDB_BUS", "myredis:6380", "URL with a host, e.g. redis://myredis:6380"),
         ("EXESDB_BUS", "u:hunter2@myredis:6380", "e.g. redis://u:<redacted>@myredis:6380"),
-        ("EXESDB_BUS", "redis:/myredis", "URL with a host, e.g. redis://127.0.0.1:6379"),
+        # ... and so is one whose :// is mistyped, as an http URL setting's is.
+        ("EXESDB_BUS", "redis:/myredis", "URL with a host, e.g. redis://myredis"),
+        ("EXESDB_BUS", "redis//myredis:6380", "URL with a host, e.g. redis://myredis:6380"),
+        ("EXESDB_BUS", "rediss:///u:hunter2@r:1", "e.g. rediss://u:<redacted>@r:1"),
         ("EXESDB_BUS", "redis://redis:notaport/0", "a port from 1 to 65535"),
         ("EXESDB_BUS", "rediss://redis:70000", "a port from 1 to 65535"),
         ("EXESDB_BUS", "redis://redis/0?socket_timeout=soon", "'socket_timeout'"),
