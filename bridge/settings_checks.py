@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final, Literal, cast
 from urllib.parse import urlsplit
 
-from bridge.client_environment import env_file_comments
+from bridge.client_environment import env_file_slips
 from bridge.client_settings import MIN_SECRET_LENGTH
 from bridge.errors import ConfigError
 from bridge.otlp_settings import (
@@ -310,7 +310,7 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
     variables of ``environ`` (the process environment) that look meant for the bridge but
     are not among its settings."""
     environ = os.environ if environ is None else environ
-    notes = unknown_variables(environ) + env_file_comments(environ, known_variables())
+    notes = unknown_variables(environ) + env_file_slips(environ, known_variables())
     secret = settings.secret_key_base.get_secret_value() if settings.secret_key_base else ""
     # Unset is no warning: it is refused with ingest or a Redis bus, so the key is the
     # in-process bus's alone, nothing outside to sign or verify (an info line at start).

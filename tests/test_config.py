@@ -639,6 +639,35 @@ def test_a_url_setting_refuses_an_env_file_s_comment_saying_so_once(
     assert "holds what reads as a comment" not in err
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "status"),
+    [
+        ("SECRET_KEY_BASE", f'"{TEST_SECRET}"', 0),  # taken: it would sign with its quotes
+        ("EXESDB_WEBHOOK_URLS", "'https://hooks.example/t0k3n'", 2),  # refused as no URL
+        ("EXESDB_INGEST", "'true'", 2),
+    ],
+)
+def test_a_value_in_quotes_is_warned_about_unshown(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    status: int,
+) -> None:
+    """A setting wholly in quotes, as docker --env-file passes "X='v'" on, is warned about by
+    name, its value never shown: taken, or after the problem its refusal names."""
+    found, _, err = check_config(monkeypatch, capsys, **{variable: value})
+    assert found == status
+    quote = value[0]
+    assert err.endswith(
+        f"exesdb-bridge: warning: {variable} is in quotes ({quote}…{quote}, the value not shown):"
+        " docker --env-file keeps them as part of the value, as compose does those of"
+        f" '- {variable}=\"…\"' under environment:; write it without quotes\n"
+    ), err
+    assert "t0k3n" not in err
+    assert TEST_SECRET not in err
+
+
 def test_an_unknown_variable_far_from_every_setting_points_at_the_list(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
