@@ -136,7 +136,7 @@ def read_password(password_file: str) -> str:
     try:
         return Path(password_file).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else type(exc).__name__
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else "not UTF-8 text"
         problem = f"cannot read EXESDB_HEALTHCHECK_PASSWORD_FILE {password_file}: {reason}"
         raise ConfigError([problem]) from None
 

@@ -349,7 +349,9 @@ def pinned_context(cert_file: str | Path) -> ssl.SSLContext:
     probe asks the listening address (loopback for a wildcard), which the certificate need not
     name.
     """
-    return _pinned(Path(cert_file).read_text(encoding="utf-8"), str(cert_file))
+    # PEM is ASCII; the text around it (a bundle's labels) may be in any encoding, which
+    # OpenSSL passes over as the bridge's server loads the file: read byte for byte.
+    return _pinned(Path(cert_file).read_bytes().decode("latin-1"), str(cert_file))
 
 
 def _pinned(text: str, where: str) -> ssl.SSLContext:
