@@ -281,12 +281,15 @@ class DeliveryQueue:
         whatever became of it meanwhile, and holds again what was ``sent``: alerts withheld
         from it meanwhile were taken all the same, so the stale delivery they went into is
         dropped, and the receiver counts as having taken them (``taken``: a dead letter of
-        theirs is superseded by it).
+        theirs is superseded by it). One dead-lettered leaves its receiver told of the alerts
+        it resolved (``_untell_dead``).
         """
         taken = state is DeliveryState.DELIVERED
         with self._database.transaction() as db:
             if taken and sent is not None:
                 self._as_sent(sent)
+            if state is DeliveryState.DEAD:
+                self._untell_dead(delivery_id)
             db.execute(
                 "UPDATE deliveries SET attempts = attempts + 1, last_status = :status"
                 " WHERE id = :id AND state != :pending AND NOT :taken",
@@ -314,6 +317,19 @@ class DeliveryQueue:
                 "SELECT state FROM deliveries WHERE id = :id", {"id": delivery_id}
             ).fetchone()
             return None if row is None else DeliveryState(row[0])
+
+    def _untell_dead(self, delivery_id: str) -> None:
+        """The resolves of a pending delivery about to be dead-lettered, which its receiver was
+        not told of: it may still show their alerts firing, so it counts as told of them
+        (``_untell``), and a later resolve is sent to it (``Keep``) even when the dead letter is
+        not queued again (its alert queued already, fired anew) (in the caller's transaction)."""
+        with self._database.transaction() as db:
+            row = db.execute(
+                "SELECT url, body FROM deliveries WHERE id = :id AND state = :pending",
+                {"id": delivery_id, **_PENDING},
+            ).fetchone()
+            if row is not None:
+                self._untell(str(row["url"]), bytes(row["body"]))
 
     def _as_sent(self, sent: Delivery) -> None:
         """Give the delivery of ``sent``, which its receiver took, back the alerts ``withhold``
