@@ -342,11 +342,16 @@ class DeliveryQueue:
             if row is None or tuple(json.loads(row["alert_ids"])) == sent.alert_ids:
                 return
             left_out = set(sent.alert_ids).difference(json.loads(row["alert_ids"]))
-            # Each went into a stale delivery of its own, made after it: the part of the body
-            # sent with those alerts alone (``split_body``, whatever was split off before).
+            # Each went into a stale delivery split off from it (made finished, never tried),
+            # made after it: the part of the body sent with those alerts alone (``split_body``,
+            # whatever was split off before). Another delivery's notifications of them may read
+            # the same, a delivery of their own or split off from one, left out by the same
+            # ``withhold_everywhere``: so one split-off per alert, not each that reads so, the
+            # newest first (that pass leaves the newest deliveries out first, this one last).
             for stale in db.execute(
                 "SELECT id, alert_ids, body FROM deliveries"
-                " WHERE url = :url AND state = :stale AND rowid > :rowid",
+                " WHERE url = :url AND state = :stale AND rowid > :rowid"
+                " AND attempts = 0 AND created_at = finished_at ORDER BY rowid DESC",
                 {"url": sent.url, "stale": DeliveryState.STALE.value, "rowid": row["rowid"]},
             ).fetchall():
                 ids = json.loads(stale["alert_ids"])
@@ -358,6 +363,7 @@ class DeliveryQueue:
                     break
                 if bytes(stale["body"]) == part:
                     db.execute("DELETE FROM deliveries WHERE id = :id", {"id": stale["id"]})
+                    left_out.difference_update(ids)
             db.execute(
                 "UPDATE deliveries SET body = :body, alert_ids = :alert_ids WHERE id = :id",
                 {"id": sent.id, "body": sent.body, "alert_ids": json.dumps(list(sent.alert_ids))},

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from bench.outbox_before import DEPTH_BEFORE, OF_ALERT_BEFORE
 from bridge.sinks.alerts.outbox import Outbox
-from bridge.sinks.alerts.payload import build_payloads
+from bridge.sinks.alerts.payload import build_payloads, split_body
 from bridge.sinks.alerts.records import (
     AlertRecord,
     DeliveryState,
@@ -398,6 +398,42 @@ def test_an_alerts_page_reads_no_delivery_but_its_newest(outbox: Outbox) -> None
     assert deliveries[0] == "SEARCH carried USING PRIMARY KEY (alert_id=?)", plans
     assert deliveries[1].startswith("SEARCH deliveries USING "), plans
     assert deliveries[1].endswith(" (id=?)"), plans
+
+
+def test_an_attempt_taken_drops_no_other_deliverys_notification_that_reads_the_same(
+    outbox: Outbox,
+) -> None:
+    """An alert left out of every pending delivery while the first is in flight (as a replica
+    takes the lease up), a later one telling the same of it: once the receiver takes the
+    attempt, only the stale delivery split off from the first goes; the later ones, whole
+    deliveries of their own or split off from one, stay stale with their ids."""
+    queue = outbox.queue
+    observe(outbox, event("a"), T0)
+    observe(outbox, event("b"), T0)
+    queue.group(URL, T0, 0.0, _together)
+    observe(outbox, event("a", severity="warning"), T0 + 1)
+    queue.group(URL, T0 + 1, 0.0, _together)
+    for alert_id in "ac":  # a critical again: told as the first tells it
+        observe(outbox, event(alert_id), T0 + 2)
+    queue.group(URL, T0 + 2, 0.0, _together)
+    observe(outbox, event("a", severity="warning"), T0 + 3)
+    observe(outbox, event("a"), T0 + 4)  # critical again, alone
+    queue.group(URL, T0 + 4, 0.0, _together)
+    sent = queue.next_due(URL, T0 + 4)
+    assert sent is not None
+    assert sent.alert_ids == ("a", "b")
+    assert queue.withhold_everywhere({"a"}, T0 + 5, "stale: newer elsewhere") == 4
+    before = {d.id: d for d in queue.deliveries("stale")}
+    queue.finish_attempt(
+        sent.id, state=DeliveryState.DELIVERED, next_attempt_at=T0 + 6, status=200, error=None,
+        now=T0 + 6, sent=sent,
+    )  # fmt: skip
+    after = {d.id: d for d in queue.deliveries("stale")}
+    assert len(before) - len(after) == 1
+    [gone] = set(before) - set(after)
+    assert before[gone].body == split_body(sent.body, ["a"])[1]
+    assert len(after) == 3
+    assert sum(d.body == before[gone].body for d in after.values()) == 2
 
 
 # Withholds made while the first of two pending deliveries is in flight, in order, each (the
