@@ -23,7 +23,7 @@ from typing import Final
 
 from bridge.bus import new_message_id
 from bridge.sinks.alerts.database import Database
-from bridge.sinks.alerts.payload import alerts_told, split_body
+from bridge.sinks.alerts.payload import alerts_told, split_body, webhook_alert
 from bridge.sinks.alerts.records import AlertRecord, Delivery, DeliveryState, OutboxDepth
 from bridge.sinks.alerts.rows import delivery_of, matching, one_of, record_of
 
@@ -281,11 +281,15 @@ class DeliveryQueue:
         whatever became of it meanwhile, and holds again what was ``sent``: alerts withheld
         from it meanwhile were taken all the same, so the stale delivery they went into is
         dropped, and the receiver counts as having taken them (``taken``: a dead letter of
-        theirs is superseded by it). One dead-lettered leaves its receiver told of the alerts
-        it resolved (``_untell_dead``).
+        theirs is superseded by it). Either way, those of its alerts left out while in flight
+        that another replica changed meanwhile are queued for the receiver again
+        (``_tell_again``). One dead-lettered leaves its receiver told of the alerts it resolved
+        (``_untell_dead``).
         """
         taken = state is DeliveryState.DELIVERED
         with self._database.transaction() as db:
+            if sent is not None:
+                self._tell_again(sent, now)
             if taken and sent is not None:
                 self._as_sent(sent)
             if state is DeliveryState.DEAD:
@@ -367,6 +371,45 @@ class DeliveryQueue:
             db.execute(
                 "UPDATE deliveries SET body = :body, alert_ids = :alert_ids WHERE id = :id",
                 {"id": sent.id, "body": sent.body, "alert_ids": json.dumps(list(sent.alert_ids))},
+            )
+
+    def _tell_again(self, sent: Delivery, now: float) -> None:
+        """Queue for the receiver of ``sent`` again the alerts left out of its delivery while
+        the attempt was in flight (``withhold``) that ``sent`` told otherwise than they stand
+        now: another replica notified their newer state meanwhile, which may have reached the
+        receiver first, the older one then left standing there (taken, or so the receiver may
+        have, its answer lost); sent again as they stand, they reach it last (in the caller's
+        transaction)."""
+        with self._database.transaction() as db:
+            row = db.execute(
+                "SELECT alert_ids, state FROM deliveries WHERE id = :id", {"id": sent.id}
+            ).fetchone()
+            if row is None:
+                return
+            alert_ids = set(sent.alert_ids)
+            if row["state"] != DeliveryState.STALE.value:  # not all of it left out: which
+                alert_ids.difference_update(json.loads(row["alert_ids"]))
+            if not alert_ids:
+                return
+            try:
+                data = json.loads(sent.body)
+                entries = {str(e["labels"]["alert_id"]): e for e in data["alerts"]}
+                external = str(data["externalURL"])
+            except (ValueError, TypeError, KeyError):  # not in the format: nothing to compare
+                return
+            rows = db.execute(
+                "SELECT * FROM alerts WHERE alert_id IN (SELECT value FROM json_each(:ids))",
+                {"ids": json.dumps(sorted(alert_ids))},
+            ).fetchall()
+            changed = [
+                record.alert_id
+                for record in map(record_of, rows)
+                if webhook_alert(record, external).as_json() != entries.get(record.alert_id)
+            ]
+            db.executemany(
+                "INSERT OR IGNORE INTO queued (url, alert_id, queued_at)"
+                " VALUES (:url, :alert_id, :now)",
+                [{"url": sent.url, "alert_id": alert_id, "now": now} for alert_id in changed],
             )
 
     def withhold(
