@@ -23,7 +23,7 @@ from typing import Final
 
 from bridge.bus import new_message_id
 from bridge.sinks.alerts.database import Database
-from bridge.sinks.alerts.payload import alerts_told, split_body
+from bridge.sinks.alerts.payload import alerts_told, split_body, webhook_alert
 from bridge.sinks.alerts.records import AlertRecord, Delivery, DeliveryState, OutboxDepth
 from bridge.sinks.alerts.rows import delivery_of, matching, one_of, record_of
 
@@ -281,12 +281,19 @@ class DeliveryQueue:
         whatever became of it meanwhile, and holds again what was ``sent``: alerts withheld
         from it meanwhile were taken all the same, so the stale delivery they went into is
         dropped, and the receiver counts as having taken them (``taken``: a dead letter of
-        theirs is superseded by it).
+        theirs is superseded by it). Either way, those of its alerts left out while in flight
+        that another replica changed meanwhile are queued for the receiver again
+        (``_tell_again``). One dead-lettered leaves its receiver told of the alerts it resolved
+        (``_untell_dead``).
         """
         taken = state is DeliveryState.DELIVERED
         with self._database.transaction() as db:
+            if sent is not None:
+                self._tell_again(sent, now)
             if taken and sent is not None:
                 self._as_sent(sent)
+            if state is DeliveryState.DEAD:
+                self._untell_dead(delivery_id)
             db.execute(
                 "UPDATE deliveries SET attempts = attempts + 1, last_status = :status"
                 " WHERE id = :id AND state != :pending AND NOT :taken",
@@ -315,6 +322,19 @@ class DeliveryQueue:
             ).fetchone()
             return None if row is None else DeliveryState(row[0])
 
+    def _untell_dead(self, delivery_id: str) -> None:
+        """The resolves of a pending delivery about to be dead-lettered, which its receiver was
+        not told of: it may still show their alerts firing, so it counts as told of them
+        (``_untell``), and a later resolve is sent to it (``Keep``) even when the dead letter is
+        not queued again (its alert queued already, fired anew) (in the caller's transaction)."""
+        with self._database.transaction() as db:
+            row = db.execute(
+                "SELECT url, body FROM deliveries WHERE id = :id AND state = :pending",
+                {"id": delivery_id, **_PENDING},
+            ).fetchone()
+            if row is not None:
+                self._untell(str(row["url"]), bytes(row["body"]))
+
     def _as_sent(self, sent: Delivery) -> None:
         """Give the delivery of ``sent``, which its receiver took, back the alerts ``withhold``
         left out of it while the attempt was in flight, dropping the stale deliveries they went
@@ -326,11 +346,16 @@ class DeliveryQueue:
             if row is None or tuple(json.loads(row["alert_ids"])) == sent.alert_ids:
                 return
             left_out = set(sent.alert_ids).difference(json.loads(row["alert_ids"]))
-            # Each went into a stale delivery of its own, made after it: the part of the body
-            # sent with those alerts alone (``split_body``, whatever was split off before).
+            # Each went into a stale delivery split off from it (made finished, never tried),
+            # made after it: the part of the body sent with those alerts alone (``split_body``,
+            # whatever was split off before). Another delivery's notifications of them may read
+            # the same, a delivery of their own or split off from one, left out by the same
+            # ``withhold_everywhere``: so one split-off per alert, not each that reads so, the
+            # newest first (that pass leaves the newest deliveries out first, this one last).
             for stale in db.execute(
                 "SELECT id, alert_ids, body FROM deliveries"
-                " WHERE url = :url AND state = :stale AND rowid > :rowid",
+                " WHERE url = :url AND state = :stale AND rowid > :rowid"
+                " AND attempts = 0 AND created_at = finished_at ORDER BY rowid DESC",
                 {"url": sent.url, "stale": DeliveryState.STALE.value, "rowid": row["rowid"]},
             ).fetchall():
                 ids = json.loads(stale["alert_ids"])
@@ -342,9 +367,49 @@ class DeliveryQueue:
                     break
                 if bytes(stale["body"]) == part:
                     db.execute("DELETE FROM deliveries WHERE id = :id", {"id": stale["id"]})
+                    left_out.difference_update(ids)
             db.execute(
                 "UPDATE deliveries SET body = :body, alert_ids = :alert_ids WHERE id = :id",
                 {"id": sent.id, "body": sent.body, "alert_ids": json.dumps(list(sent.alert_ids))},
+            )
+
+    def _tell_again(self, sent: Delivery, now: float) -> None:
+        """Queue for the receiver of ``sent`` again the alerts left out of its delivery while
+        the attempt was in flight (``withhold``) that ``sent`` told otherwise than they stand
+        now: another replica notified their newer state meanwhile, which may have reached the
+        receiver first, the older one then left standing there (taken, or so the receiver may
+        have, its answer lost); sent again as they stand, they reach it last (in the caller's
+        transaction)."""
+        with self._database.transaction() as db:
+            row = db.execute(
+                "SELECT alert_ids, state FROM deliveries WHERE id = :id", {"id": sent.id}
+            ).fetchone()
+            if row is None:
+                return
+            alert_ids = set(sent.alert_ids)
+            if row["state"] != DeliveryState.STALE.value:  # not all of it left out: which
+                alert_ids.difference_update(json.loads(row["alert_ids"]))
+            if not alert_ids:
+                return
+            try:
+                data = json.loads(sent.body)
+                entries = {str(e["labels"]["alert_id"]): e for e in data["alerts"]}
+                external = str(data["externalURL"])
+            except (ValueError, TypeError, KeyError):  # not in the format: nothing to compare
+                return
+            rows = db.execute(
+                "SELECT * FROM alerts WHERE alert_id IN (SELECT value FROM json_each(:ids))",
+                {"ids": json.dumps(sorted(alert_ids))},
+            ).fetchall()
+            changed = [
+                record.alert_id
+                for record in map(record_of, rows)
+                if webhook_alert(record, external).as_json() != entries.get(record.alert_id)
+            ]
+            db.executemany(
+                "INSERT OR IGNORE INTO queued (url, alert_id, queued_at)"
+                " VALUES (:url, :alert_id, :now)",
+                [{"url": sent.url, "alert_id": alert_id, "now": now} for alert_id in changed],
             )
 
     def withhold(

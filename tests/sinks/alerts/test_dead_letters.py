@@ -238,6 +238,34 @@ def test_a_resolve_dead_lettered_is_queued_again_for_the_receiver_that_was_told_
     assert alerts_told(again.body)["a1"][0] == "resolved"
 
 
+def test_a_resolve_dead_lettered_while_its_alert_fires_again_lets_the_next_resolve_go(
+    outbox: Outbox,
+) -> None:
+    """A resolve dead-lettered while its alert, fired anew, waits in the grouping window (so it
+    is not queued again) leaves the receiver told of the alert: the next resolve goes to it,
+    which would otherwise be kept from it as from one never told, leaving it firing for good."""
+    observe(outbox, event("a1", requires_ack=False), T0)
+    outbox.queue.group(URL, T0, 0.0, _build, _keep)
+    [firing] = outbox.queue.deliveries("pending")
+    outbox.queue.finish_attempt(
+        firing.id, state=DeliveryState.DELIVERED, next_attempt_at=T0, status=200, error=None,
+        now=T0,
+    )  # fmt: skip
+    observe(outbox, event("a1", status="resolved"), T0 + 1)
+    outbox.queue.group(URL, T0 + 1, 0.0, _build, _keep)
+    [resolve] = outbox.queue.deliveries("pending")
+    observe(outbox, event("a1", requires_ack=False, severity="warning"), T0 + 2)  # waits
+    outbox.queue.finish_attempt(
+        resolve.id, state=DeliveryState.DEAD, next_attempt_at=T0 + 3, status=None,
+        error="timed out after 10s", now=T0 + 3,
+    )  # fmt: skip
+    assert outbox.dead_letters.renotify(T0 + HOUR + 3, HOUR) == {}  # a1 waits already
+    observe(outbox, event("a1", status="resolved"), T0 + HOUR + 4)
+    assert outbox.queue.group(URL, T0 + HOUR + 4, 0.0, _build, _keep) == 1
+    [again] = outbox.queue.deliveries("pending")
+    assert alerts_told(again.body)["a1"][0] == "resolved"
+
+
 def test_a_dead_letter_dated_after_now_is_due_at_once(outbox: Outbox) -> None:
     """A dead letter that died after ``now`` (the wall clock was set back since) is due at once,
     not as much later as the clock went back."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from bench.outbox_before import DEPTH_BEFORE, OF_ALERT_BEFORE
 from bridge.sinks.alerts.outbox import Outbox
-from bridge.sinks.alerts.payload import build_payloads
+from bridge.sinks.alerts.payload import build_payloads, split_body
 from bridge.sinks.alerts.records import (
     AlertRecord,
     DeliveryState,
@@ -398,6 +399,80 @@ def test_an_alerts_page_reads_no_delivery_but_its_newest(outbox: Outbox) -> None
     assert deliveries[0] == "SEARCH carried USING PRIMARY KEY (alert_id=?)", plans
     assert deliveries[1].startswith("SEARCH deliveries USING "), plans
     assert deliveries[1].endswith(" (id=?)"), plans
+
+
+def test_an_attempt_taken_drops_no_other_deliverys_notification_that_reads_the_same(
+    outbox: Outbox,
+) -> None:
+    """An alert left out of every pending delivery while the first is in flight (as a replica
+    takes the lease up), a later one telling the same of it: once the receiver takes the
+    attempt, only the stale delivery split off from the first goes; the later ones, whole
+    deliveries of their own or split off from one, stay stale with their ids."""
+    queue = outbox.queue
+    observe(outbox, event("a"), T0)
+    observe(outbox, event("b"), T0)
+    queue.group(URL, T0, 0.0, _together)
+    observe(outbox, event("a", severity="warning"), T0 + 1)
+    queue.group(URL, T0 + 1, 0.0, _together)
+    for alert_id in "ac":  # a critical again: told as the first tells it
+        observe(outbox, event(alert_id), T0 + 2)
+    queue.group(URL, T0 + 2, 0.0, _together)
+    observe(outbox, event("a", severity="warning"), T0 + 3)
+    observe(outbox, event("a"), T0 + 4)  # critical again, alone
+    queue.group(URL, T0 + 4, 0.0, _together)
+    sent = queue.next_due(URL, T0 + 4)
+    assert sent is not None
+    assert sent.alert_ids == ("a", "b")
+    assert queue.withhold_everywhere({"a"}, T0 + 5, "stale: newer elsewhere") == 4
+    before = {d.id: d for d in queue.deliveries("stale")}
+    queue.finish_attempt(
+        sent.id, state=DeliveryState.DELIVERED, next_attempt_at=T0 + 6, status=200, error=None,
+        now=T0 + 6, sent=sent,
+    )  # fmt: skip
+    after = {d.id: d for d in queue.deliveries("stale")}
+    assert len(before) - len(after) == 1
+    [gone] = set(before) - set(after)
+    assert before[gone].body == split_body(sent.body, ["a"])[1]
+    assert len(after) == 3
+    assert sum(d.body == before[gone].body for d in after.values()) == 2
+
+
+@pytest.mark.parametrize("eased", [True, False])
+@pytest.mark.parametrize("outcome", [DeliveryState.DELIVERED, DeliveryState.PENDING])
+def test_an_attempt_queues_again_what_it_told_that_another_replica_changed_meanwhile(
+    outbox: Outbox, eased: bool, outcome: DeliveryState
+) -> None:
+    """An alert left out of a delivery in flight as the replica takes the lease up, another
+    replica having changed it meanwhile (adopted here), is queued again for the receiver once
+    the attempt ends, taken or failed (its answer maybe lost), so the receiver hears the
+    alert's state now after the older one; one left out as it stands (the same change, whose
+    note another replica took over) is not."""
+    queue = outbox.queue
+    observe(outbox, event("a"), T0)
+    observe(outbox, event("b"), T0)
+    queue.group(URL, T0, 0.0, _together)
+    sent = queue.next_due(URL, T0)
+    assert sent is not None
+    kept = {r.alert_id: r for r in map(outbox.alerts.get, "ab") if r is not None}
+    if eased:
+        kept["a"] = dataclasses.replace(kept["a"], severity="warning")
+    queue.withhold(sent.id, {"a"}, T0 + 1, "stale: newer elsewhere")
+    outbox.alerts.adopt_open_alerts(kept, T0 + 1)
+    queue.finish_attempt(
+        sent.id, state=outcome, next_attempt_at=T0 + 2, status=None, error="timed out",
+        now=T0 + 2, sent=sent,
+    )  # fmt: skip
+    if outcome is DeliveryState.PENDING:  # what was not left out goes again first
+        [retried] = queue.deliveries("pending")
+        queue.finish_attempt(
+            retried.id, state=DeliveryState.DELIVERED, next_attempt_at=T0 + 2, status=200,
+            error=None, now=T0 + 2, sent=retried,
+        )  # fmt: skip
+    assert queue.group(URL, T0 + 2, 0.0, _together) == int(eased)
+    if eased:
+        [again] = queue.deliveries("pending")
+        [told] = json.loads(again.body)["alerts"]
+        assert (told["labels"]["alert_id"], told["labels"]["severity"]) == ("a", "warning")
 
 
 # Withholds made while the first of two pending deliveries is in flight, in order, each (the
