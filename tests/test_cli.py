@@ -33,7 +33,7 @@ from bridge import __version__
 from bridge.cli import client
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.outbox import FILE_NAME
-from tests.client_servers import answering, endless_page, events
+from tests.client_servers import aiohttp_answering, answering, endless_page, events, flood
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_alert_crash import ingest_alerts, listed_alerts
 from tests.pages.helpers import page_bridge, sink_of
@@ -1515,6 +1515,23 @@ def test_tail_reads_no_more_than_a_mebibyte_of_a_refusal_without_end() -> None:
     assert completed.stderr.startswith(f"exesdb-bridge: {server.url}/v1/stream answered 404 but")
     [count] = sent
     assert count < 32 << 20, f"{count >> 20} MiB sent"
+
+
+def test_alerts_list_reads_no_more_of_an_endless_answer_than_the_most_of_one() -> None:
+    """A server answering ``alerts list`` with a 200 that goes on (faster than a bridge could)
+    ends it in one line naming the most one answer may hold, and no more is read: read until
+    the deadline, it took 4.4 GB in 10 s, then said the bridge did not answer."""
+    sent: list[int] = []
+    with aiohttp_answering(flood(sent, client.MOST_ANSWER + (32 << 20))) as url:
+        completed = cli("alerts", "list", "--url", url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert (completed.returncode, completed.stdout) == (1, "")
+    assert completed.stderr == (
+        f"exesdb-bridge: the answer from {url} held more than 64 MiB, the most a command reads of"
+        " one answer: the rest was left unread (is a bridge there? --url, EXESDB_URL or"
+        " EXESDB_HTTP_ADDR says where it is)\n"
+    )
+    [count] = sent
+    assert count < client.MOST_ANSWER + (16 << 20), f"{count >> 20} MiB sent"
 
 
 def test_tail_takes_a_message_of_megabytes_in_time_growing_with_its_size() -> None:

@@ -22,17 +22,26 @@ from typing import Any
 import pytest
 
 from bridge.cli import exchange
-from bridge.cli.client import Target, bridge_url, target, url_argument, user_argument
+from bridge.cli.client import (
+    MOST_ANSWER,
+    Target,
+    bridge_url,
+    target,
+    url_argument,
+    user_argument,
+)
 from bridge.client_settings import BridgeLocation
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
 from tests.client_servers import (
     Answer,
+    aiohttp_answering,
     answering,
     black_holed,
     by_path,
     closed_at_once,
     cut_short,
+    flood,
     healthy,
     latin_1,
     moved_to,
@@ -318,7 +327,8 @@ resolver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 resolver.bind(("127.0.0.1", 53))
 started = time.monotonic()
 try:
-    send(Request("http://bridge.example:9570/healthz", "GET", {}), None, float(sys.argv[1]))
+    asked = Request("http://bridge.example:9570/healthz", "GET", {})
+    send(asked, None, float(sys.argv[1]), most=256)
     told = "answered"
 except Unreachable as exc:
     told = exc.reason
@@ -433,7 +443,9 @@ def test_an_answer_sent_a_byte_at_a_time_ends_at_the_request_s_deadline() -> Non
     with answering(trickling) as server:
         began = time.monotonic()
         with pytest.raises(TimeoutError):
-            exchange.send(exchange.Request(server.url + "/v1/alerts", "GET", {}), None, 1.0)
+            exchange.send(
+                exchange.Request(server.url + "/v1/alerts", "GET", {}), None, 1.0, most=1 << 20
+            )
         took = time.monotonic() - began
     assert took < 3, f"took {took:.1f} s"
 
@@ -505,4 +517,41 @@ def test_a_redirect_loop_ends_after_ten_requests() -> None:
     assert text == (
         f"cannot reach the bridge at {server.url} (redirected to {server.url}/…):"
         f" redirected more than 9 times {WHERE}"
+    )
+
+
+@pytest.mark.parametrize("declared", [False, True], ids=["chunked", "with its length"])
+def test_an_answer_past_the_most_of_one_answer_is_told_and_left_unread(declared: bool) -> None:
+    """An answer of more than the most one answer may hold (64 MiB) is told in one line naming
+    that most, and read no further (one whose Content-Length says so not at all): read whole
+    until the deadline, an endless one took 4.4 GB in 10 s."""
+    sent: list[int] = []
+    with aiohttp_answering(flood(sent, MOST_ANSWER + (64 << 20), declared=declared)) as url:
+        began = time.monotonic()
+        status, text = Target(url).request("GET", "/v1/alerts")
+        took = time.monotonic() - began
+    assert (status, text) == (
+        0,
+        f"the answer from {url} held more than 64 MiB, the most a command reads of one answer:"
+        f" the rest was left unread (is a bridge there? {WHERE[1:-1]})",
+    )
+    [count] = sent
+    # What the sockets' buffers took beside what was read.
+    assert count < (0 if declared else MOST_ANSWER) + (16 << 20), f"{count >> 20} MiB sent"
+    assert took < 5, f"took {took:.1f} s"
+
+
+def test_answers_past_the_most_a_command_reads_in_all_are_told() -> None:
+    """Each answer to one command draws on the most its answers may hold together: the one that
+    would take them past it is told in one line naming that most, the rest of it left unread."""
+    sent: list[int] = []
+    with aiohttp_answering(flood(sent, 400 << 10)) as url:
+        bridge = Target(url, most_answer=512 << 10, most_in_all=1 << 20)
+        first, second = (bridge.request("GET", "/v1/alerts") for _ in range(2))
+        third = bridge.request("GET", "/v1/alerts")
+    assert [status for status, _text in (first, second)] == [200, 200]
+    assert third == (
+        0,
+        f"the answers from {url} held more than 1 MiB in all, the most a command reads: the rest"
+        f" was left unread (is a bridge there? {WHERE[1:-1]})",
     )
