@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import ssl
@@ -23,6 +24,7 @@ from bridge.headers import HEALTHZ_BODY, REALM
 from bridge.http import healthz
 from tests.support import (
     BridgeProcess,
+    FifoReleaser,
     ThreadedBridge,
     free_port,
     http_get,
@@ -423,6 +425,22 @@ async def test_a_pinned_certificate_is_trusted_whatever_name_it_carries(
     assert verdict.healthy, verdict.line
 
 
+async def test_a_certificate_file_with_other_text_than_utf_8_beside_its_pem_is_pinned(
+    server: Server, tmp_path: Path
+) -> None:
+    """A certificate file with a label in Latin-1 before its PEM (which OpenSSL, and so the
+    bridge, loads) is pinned all the same: read as UTF-8, the probe ended in a traceback."""
+    files = WebFiles(tmp_path)
+    leaf = files.ca.issue_cert("127.0.0.1")
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(served)
+    await server.start(bridge_healthz, ssl_context=served)
+    pem = tmp_path / "leaf.pem"
+    pem.write_bytes(b"Caf\xe9 server\n" + leaf.cert_chain_pems[0].bytes())
+    verdict = await asyncio.to_thread(probe, server.url("https"), ssl_context=pinned_context(pem))
+    assert verdict.healthy, verdict.line
+
+
 async def test_another_certificate_of_the_same_ca_is_refused(
     server: Server, tmp_path: Path
 ) -> None:
@@ -565,6 +583,53 @@ def test_command_with_a_certificate_of_another_ca_is_refused_by_the_server(secur
     assert completed.returncode == 1
     assert completed.stderr.startswith("unhealthy: ")
     assert "healthy: https" not in completed.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "kind", "said"),
+    [
+        ("PASSWORD", "fifo", "cannot read {name} {path}: a FIFO (named pipe), not a regular file"),
+        ("CERT", "fifo", "cannot load {name} {path}: a FIFO (named pipe), not a regular file"),
+        ("KEY", "fifo", "cannot load {name} {path}: a FIFO (named pipe), not a regular file"),
+        ("PASSWORD", "device", "cannot read {name} {path}: a character device, not a regular file"),
+        ("KEY", "device", "cannot load {name} {path}: a character device, not a regular file"),
+        (
+            "PASSWORD",
+            "large",
+            "cannot read {name} {path}: larger than 64 KiB, the most this file may hold: is it"
+            " the right file?",
+        ),
+        (
+            "CERT",
+            "large",
+            "cannot load {name} {path}: larger than 1024 KiB, the most this file may hold: is it"
+            " the right file?",
+        ),
+    ],
+)
+def test_a_probe_file_that_is_a_fifo_a_device_or_too_large_is_refused_within_the_timeout(
+    secured, tmp_path: Path, variable: str, kind: str, said: str
+) -> None:
+    """The probe's password, certificate or key file that is a FIFO or a device is refused
+    unopened, and one over the most such a file holds (64 KiB for a password, 1 MiB for a
+    certificate or key) unread, the line naming the variable and why, within --timeout: a FIFO
+    held the probe past its timeout until a writer came, and ``/dev/zero`` as the password took
+    8 GB in 15 s."""
+    env = dict(secured[1])
+    name = f"EXESDB_HEALTHCHECK_{variable}_FILE"
+    path = tmp_path / "file"
+    if kind == "device":
+        path = Path("/dev/null")
+    elif kind == "large":
+        path.write_bytes(b"#" * ((1 << 20) + 1))
+    # A reader still waiting after the probe's timeout is let go, so the test fails, not hangs.
+    with FifoReleaser(tmp_path / "file", after=6.0) if kind == "fifo" else contextlib.nullcontext():
+        began = time.monotonic()
+        completed = healthcheck("--timeout", "5", **{**env, name: str(path)})
+        took = time.monotonic() - began
+    assert completed.returncode == 1
+    assert completed.stderr == f"unhealthy: cannot probe: {said.format(name=name, path=path)}\n"
+    assert took < 5, f"took {took:.1f} s"
 
 
 # -- readiness: `healthcheck --ready` --

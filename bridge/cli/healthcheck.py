@@ -349,7 +349,10 @@ def pinned_context(cert_file: str | Path) -> ssl.SSLContext:
     probe asks the listening address (loopback for a wildcard), which the certificate need not
     name.
     """
-    return _pinned(Path(cert_file).read_text(encoding="utf-8"), str(cert_file))
+    from bridge.regular_files import MAX_FILE_BYTES, read_bounded  # with a web config alone
+
+    # PEM is ASCII: any other byte is no part of the certificate looked for.
+    return _pinned(read_bounded(cert_file, MAX_FILE_BYTES).decode("latin-1"), str(cert_file))
 
 
 def _pinned(text: str, where: str) -> ssl.SSLContext:
