@@ -157,6 +157,20 @@ def trickling(conn: socket.socket, asked: Asked) -> None:
         return  # the client gave up and closed
 
 
+def trickling_head(conn: socket.socket, asked: Asked) -> None:
+    """A 200 whose head comes a byte every 0.1 s, for 5 s (a header without end), then ends."""
+    head = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1000
+    until = time.monotonic() + 5
+    try:
+        for byte in head:
+            if time.monotonic() >= until:
+                return
+            conn.sendall(bytes([byte]))
+            time.sleep(0.1)  # a byte at a time, each well within a client's timeout
+    except OSError:
+        return  # the client gave up and closed
+
+
 def endless_page(sent: list[int]) -> Answer:
     """A 404 page that goes on (up to 128 MiB, sent as fast as it is read): ``sent`` gets how
     many bytes of it were sent before the client closed."""

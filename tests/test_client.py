@@ -50,6 +50,7 @@ from tests.client_servers import (
     redirect,
     reset,
     trickling,
+    trickling_head,
 )
 from tests.support import (
     ADMIN_TOKEN,
@@ -446,6 +447,28 @@ def test_an_answer_sent_a_byte_at_a_time_ends_at_the_request_s_deadline() -> Non
             exchange.send(
                 exchange.Request(server.url + "/v1/alerts", "GET", {}), None, 1.0, most=1 << 20
             )
+        took = time.monotonic() - began
+    assert took < 3, f"took {took:.1f} s"
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["request", "stream"])
+def test_a_head_sent_a_byte_at_a_time_ends_at_the_request_s_deadline(streamed: bool) -> None:
+    """A head that keeps coming a byte at a time ends the request at its one deadline, a
+    stream's too (tail's): each read came within the socket's timeout, and alerts list, publish
+    and tail waited for as long as the server sent (40 s and more against a 10 s deadline)."""
+
+    def ask(url: str) -> None:
+        asked = exchange.Request(url + "/v1/stream", "GET", {})
+        if not streamed:
+            exchange.send(asked, None, 1.0, most=1 << 20)
+            return
+        with exchange.stream(asked, None, 1.0):
+            pass
+
+    with answering(trickling_head) as server:
+        began = time.monotonic()
+        with pytest.raises(TimeoutError):
+            ask(server.url)
         took = time.monotonic() - began
     assert took < 3, f"took {took:.1f} s"
 

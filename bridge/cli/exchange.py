@@ -29,6 +29,7 @@ from __future__ import annotations
 import codecs
 import errno
 import http.client
+import io
 import os
 import selectors
 import socket
@@ -265,6 +266,35 @@ class _Connection(http.client.HTTPConnection):
         raise http.client.NotConnected
 
 
+class _Reads(io.RawIOBase):
+    """The reads of an answer from its socket, each timed out at ``deadline`` (None: waiting
+    without end): the socket's own timeout bounds each read alone, and a server sending its
+    head or body a byte a second was read for ever."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline | None) -> None:
+        super().__init__()
+        self._sock = sock
+        self.deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self._sock.settimeout(None if self.deadline is None else self.deadline.left())
+        return self._sock.recv_into(buffer)
+
+
+class _Answer(http.client.HTTPResponse):
+    """An answer read from ``sock`` by ``deadline`` (``reads``: its deadline may be lifted once
+    its head has come), head and body alike."""
+
+    def __init__(self, sock: socket.socket, method: str, deadline: _Deadline) -> None:
+        super().__init__(sock, method=method)
+        self.fp.close()  # the socket's own file, whose reads only the socket's timeout bounds
+        self.reads = _Reads(sock, deadline)
+        self.fp = io.BufferedReader(self.reads)
+
+
 class Request(NamedTuple):
     """What to send: ``method`` of ``url``, its query extended by ``params``."""
 
@@ -290,26 +320,21 @@ def send(
     ``TimeoutError`` after ``timeout`` seconds, ``Unreachable``, ``CutShort``, or ``TooLarge``
     for a body of more than ``most`` bytes (one saying so in its Content-Length is not read)."""
     deadline = _Deadline(timeout)
-    with _exchanged(request, context, deadline, waits=False) as (at, answer, sock), _told(at):
+    with _exchanged(request, context, deadline, waits=False) as (at, answer), _told(at):
         if answer.length is not None and answer.length > most:
             raise TooLarge(most)
-        body = _body(answer, sock, deadline, most=most + 1)  # a byte past it tells it is over
+        body = _body(answer, most=most + 1)  # a byte past it tells it is over
         if len(body) > most:
             raise TooLarge(most)
         return Answered(answer.status, _decoded(answer, body), len(body))
 
 
-def _body(
-    answer: http.client.HTTPResponse, sock: socket.socket, deadline: _Deadline, *, most: int
-) -> bytearray:
-    """The first ``most`` bytes of ``answer``'s body (the rest left unread), read by
-    ``deadline`` (TimeoutError past it): the socket's timeout alone bounds each read, and a
-    server sending a byte a second was read for ever. IncompleteRead when it ends short of its
-    Content-Length."""
+def _body(answer: _Answer, *, most: int) -> bytearray:
+    """The first ``most`` bytes of ``answer``'s body (the rest left unread), read by its
+    deadline (TimeoutError past it). IncompleteRead when it ends short of its Content-Length."""
     # Grown in place: pieces joined at the end took twice the body's size at once.
     body = bytearray()
     while len(body) < most:
-        sock.settimeout(deadline.left())
         if not (chunk := answer.read1(min(_READ, most - len(body)))):
             if answer.length:  # what its Content-Length said was left when the connection closed
                 raise http.client.IncompleteRead(bytes(body), answer.length)
@@ -333,13 +358,13 @@ def stream(request: Request, context: ssl.SSLContext | None, timeout: float) -> 
     messages), another's text read as ``send`` reads it, by the deadline, its first
     ``_MOST_REFUSAL`` bytes (read whole, a page without end was held in memory without end)."""
     deadline = _Deadline(timeout)
-    with _exchanged(request, context, deadline, waits=True) as (at, answer, sock):
+    with _exchanged(request, context, deadline, waits=True) as (at, answer):
         if answer.status == 200:
             yield Streamed(answer, None)
             return
+        answer.reads.deadline = deadline
         with _told(at):
-            sock.settimeout(deadline.left())
-            refusal = _decoded(answer, _body(answer, sock, deadline, most=_MOST_REFUSAL))
+            refusal = _decoded(answer, _body(answer, most=_MOST_REFUSAL))
         yield Streamed(answer, refusal)
 
 
@@ -352,11 +377,11 @@ def _decoded(answer: http.client.HTTPResponse, body: bytes | bytearray) -> str:
 @contextmanager
 def _exchanged(
     request: Request, context: ssl.SSLContext | None, deadline: _Deadline, *, waits: bool
-) -> Iterator[tuple[str | None, http.client.HTTPResponse, socket.socket]]:
-    """The URL a redirect led to (None: ``request``'s own), redirects followed, its answer
-    once its head has come and the socket it comes on, each read of the body timed out at
-    ``deadline`` (or with none, ``waits``); the connection closed on leaving. Nothing is asked
-    twice but by a redirect."""
+) -> Iterator[tuple[str | None, _Answer]]:
+    """The URL a redirect led to (None: ``request``'s own), redirects followed, and its answer
+    once its head has come by ``deadline``, each read of its body timed out at ``deadline`` too
+    (or with none, ``waits``); the connection closed on leaving. Nothing is asked twice but by
+    a redirect."""
     asked, redirected = request, None
     for _ in range(_MOST_REQUESTS):
         parts = urlsplit(asked.url)
@@ -368,14 +393,16 @@ def _exchanged(
                 sock.settimeout(deadline.left())
                 target = _request_target(parts, asked)
                 connection.request(asked.method, target, asked.body, dict(asked.headers))
-                answer = connection.getresponse()
+                # Read here, not by getresponse: each read of the head by the deadline too.
+                answer = _Answer(sock, asked.method, deadline)
+                answer.begin()
                 location = answer.getheader("Location") if answer.status in _REDIRECTS else None
                 if location is None:
-                    sock.settimeout(None if waits else deadline.left())
+                    answer.reads.deadline = None if waits else deadline
                 else:
                     asked = _redirected(asked, answer.status, location)
             if location is None:
-                yield redirected, answer, sock
+                yield redirected, answer
                 return
         finally:
             connection.close()
