@@ -328,3 +328,13 @@ def flood(sent: list[int], size: int, *, declared: bool = False) -> Handler:
         return response
 
     return answer
+
+
+def answering_with(status: int, body: bytes) -> Handler:
+    """Every request answered ``status`` with ``body``, of JSON's type."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        return web.Response(status=status, body=body, content_type="application/json")
+
+    return answer

@@ -33,7 +33,14 @@ from bridge import __version__
 from bridge.cli import client
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.outbox import FILE_NAME
-from tests.client_servers import aiohttp_answering, answering, endless_page, events, flood
+from tests.client_servers import (
+    aiohttp_answering,
+    answering,
+    answering_with,
+    endless_page,
+    events,
+    flood,
+)
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_alert_crash import ingest_alerts, listed_alerts
 from tests.pages.helpers import page_bridge, sink_of
@@ -1532,6 +1539,46 @@ def test_alerts_list_reads_no_more_of_an_endless_answer_than_the_most_of_one() -
     )
     [count] = sent
     assert count < client.MOST_ANSWER + (16 << 20), f"{count >> 20} MiB sent"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"alerts": "x", "alert": "x"}',
+        '{"alerts": [1], "alert": 1}',
+        '{"alerts": [{"alert_id": 1}], "alert": {"state": "firing"}}',
+        '{"alerts": [{"alert_id": "a", "labels": {}}], "alert": []}',
+    ],
+)
+@pytest.mark.parametrize("command", [["list"], ["ack", "a1", "--by", "alice"]], ids=["list", "ack"])
+def test_alerts_from_json_not_shaped_as_the_bridge_s_are_told_not_a_traceback(
+    body: str, command: list[str]
+) -> None:
+    """Another server's JSON holding ``alerts`` or ``alert`` but not shaped as the bridge's
+    (a text, numbers, alerts without their fields) ends ``alerts list`` and ``alerts ack`` in
+    one line asking whether a bridge is there, exit 1: it ended them in a traceback."""
+    with aiohttp_answering(answering_with(200, body.encode())) as url:
+        completed = cli("alerts", *command, "--url", url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    path = "/v1/alerts" if command == ["list"] else "/v1/alerts/a1/ack"
+    assert (completed.returncode, completed.stdout) == (1, "")
+    assert completed.stderr == (
+        f"exesdb-bridge: {url}{path} answered 200 but not with its alerts as JSON: is a bridge"
+        " there? (--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is)\n"
+    )
+
+
+def test_a_refusal_s_control_characters_are_shown_as_escapes_not_sent_to_the_terminal() -> None:
+    """A refusal in the bridge's shape whose words hold a line break or an escape sequence (a
+    hostile server's: clearing the screen, colouring what follows) is told on one line, each
+    such character as its escape: they went to the terminal as they came."""
+    refusal = {"error": "bad\x1b[31m", "detail": "one\ntwo \x1b[2J", "field": "f\x07"}
+    with aiohttp_answering(answering_with(400, json.dumps(refusal).encode())) as url:
+        completed = cli("alerts", "list", "--url", url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        f"exesdb-bridge: {url}/v1/alerts answered 400: one\\u000atwo \\u001b[2J"
+        " (bad\\u001b[31m, field f\\u0007)\n"
+    )
 
 
 def test_tail_takes_a_message_of_megabytes_in_time_growing_with_its_size() -> None:
