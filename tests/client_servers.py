@@ -191,6 +191,26 @@ def endless_page(sent: list[int]) -> Answer:
     return answer
 
 
+def endless_event(sent: list[int]) -> Answer:
+    """A 200 event stream whose one line goes on (up to 1 GiB, sent as fast as it is read):
+    ``sent`` gets how many bytes of it were sent before the client closed."""
+
+    def answer(conn: socket.socket, asked: Asked) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: text/event-stream\r\n\r\ndata: "
+        )
+        count, piece = 0, b"x" * (1 << 20)
+        try:
+            while count < 1 << 30:
+                conn.sendall(piece)
+                count += len(piece)
+        except OSError:
+            pass  # the client had enough and closed
+        sent.append(count)
+
+    return answer
+
+
 def healthy(conn: socket.socket, asked: Asked) -> None:
     """The bridge's /healthz answer."""
     body = json.dumps({"status": "ok"}).encode()

@@ -37,6 +37,7 @@ from tests.client_servers import (
     aiohttp_answering,
     answering,
     answering_with,
+    endless_event,
     endless_page,
     events,
     flood,
@@ -1579,6 +1580,35 @@ def test_a_refusal_s_control_characters_are_shown_as_escapes_not_sent_to_the_ter
         f"exesdb-bridge: {url}/v1/alerts answered 400: one\\u000atwo \\u001b[2J"
         " (bad\\u001b[31m, field f\\u0007)\n"
     )
+
+
+def test_tail_reads_no_more_of_a_line_without_end_than_the_longest_a_bridge_sends() -> None:
+    """A stream whose line goes on without end is told past 512 MiB (twice the largest
+    message a bridge takes) as no bridge's, exit 1, and no more of it is read: held whole as
+    it came, it took 1.2 GB in 10 s and tail never ended."""
+    sent: list[int] = []
+    with answering(endless_event(sent)) as server:
+        completed = cli("tail", "--url", server.url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert (completed.returncode, completed.stdout) == (1, "")
+    assert completed.stderr == (
+        f"exesdb-bridge: {server.url}/v1/stream answered 200 but not with lines of 512 MiB at"
+        " most: is a bridge there? (--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is)\n"
+    )
+    [count] = sent
+    assert count < (512 + 32) << 20, f"{count >> 20} MiB sent"
+
+
+def test_tail_shows_a_server_s_control_characters_as_escapes() -> None:
+    """An event whose envelope's fields hold an escape sequence or a line break (another
+    server's: a bridge's hold none) is printed on one line, each as its escape: they went to
+    the terminal as they came."""
+    envelope = {field: "x" for field in ("ts", "instance", "topic", "tag")}
+    envelope |= {"node": "n\x1b[2J\nforged", "payload": {"text": "\x1b[31m"}}
+    data = json.dumps(envelope).encode()
+    with answering(events(b"data: " + data + b"\n\n")) as server:
+        completed = cli("tail", "--count", "1", "--url", server.url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == 'x x x x n\\u001b[2J\\u000aforged {"text":"\\u001b[31m"}\n'
 
 
 def test_tail_takes_a_message_of_megabytes_in_time_growing_with_its_size() -> None:
