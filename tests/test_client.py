@@ -532,6 +532,26 @@ def test_a_redirect_asks_again_as_aiohttp_asked(status: int, method: str, then: 
     assert ("content-type" in second.headers) == kept
 
 
+@pytest.mark.parametrize(
+    ("location", "why"),
+    [
+        ("http://127.0.0.1:99999/v1/alerts", "Port out of range 0-65535"),
+        ("http://127.0.0.1:port/v1/alerts", "Port could not be cast to integer value as 'port'"),
+        ("http://[::1/v1/alerts", "Invalid IPv6 URL"),
+    ],
+)
+def test_a_redirect_to_what_is_no_url_is_told_not_a_traceback(location: str, why: str) -> None:
+    """A Location that is no URL (a port out of range or not a number, an IPv6 address not
+    closed) is told as such, asked once: it ended the command in a traceback."""
+    with answering(redirect(302, location)) as server:
+        status, text = target(BridgeLocation(EXESDB_URL=server.url)).request("GET", "/v1/alerts")
+    assert (status, len(server.asked)) == (0, 1)
+    assert text == (
+        f"cannot reach the bridge at {server.url}: redirected to a Location that is no URL ({why})"
+        f" {WHERE}"
+    )
+
+
 def test_a_redirect_loop_ends_after_ten_requests() -> None:
     """A server redirecting without end is asked ten times, as aiohttp asked it, and told."""
     with answering(redirect(307, "/v1/alerts")) as server:

@@ -420,8 +420,12 @@ def _redirected(request: Request, status: int, location: str) -> Request:
     """What to ask next for a redirect to ``location`` (relative to ``request``'s URL), as
     aiohttp asked it: 303 (and 301 or 302 to a POST) a GET without the body, the others the same
     method and body; the credentials left out for another origin."""
-    url = urljoin(request.url, location.strip()).partition("#")[0]
-    parts = urlsplit(url)
+    try:
+        url = urljoin(request.url, location.strip()).partition("#")[0]
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (read for its refusal: a port out of range, or not a number)
+    except ValueError as exc:  # an IPv6 address unclosed too: tracebacks, until said so
+        raise Unreachable(f"redirected to a Location that is no URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Unreachable(f"redirected to {safe_url(url)}, not an http:// or https:// URL")
     method, body, dropped = request.method, request.body, set[str]()
