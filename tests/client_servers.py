@@ -145,6 +145,20 @@ def events(body: bytes) -> Answer:
     return answer
 
 
+def gone_silent(conn: socket.socket, asked: Asked) -> None:
+    """A 200 event stream that opens with a comment, then sends nothing, the connection held
+    open until the client closes it (10 s at most), as a connection lost unannounced is."""
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: text/event-stream\r\n\r\n"
+        b": connected\n\n"
+    )
+    conn.settimeout(10)
+    try:
+        conn.recv(1)  # b"" once the client closes
+    except OSError:
+        return
+
+
 def trickling(conn: socket.socket, asked: Asked) -> None:
     """A 200 whose body comes a byte every 0.1 s, for 5 s, then ends."""
     conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n")

@@ -1602,7 +1602,7 @@ def test_tail_shows_a_server_s_control_characters_as_escapes() -> None:
     """An event whose envelope's fields hold an escape sequence or a line break (another
     server's: a bridge's hold none) is printed on one line, each as its escape: they went to
     the terminal as they came."""
-    envelope = {field: "x" for field in ("ts", "instance", "topic", "tag")}
+    envelope: dict[str, object] = {field: "x" for field in ("ts", "instance", "topic", "tag")}
     envelope |= {"node": "n\x1b[2J\nforged", "payload": {"text": "\x1b[31m"}}
     data = json.dumps(envelope).encode()
     with answering(events(b"data: " + data + b"\n\n")) as server:

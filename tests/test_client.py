@@ -42,6 +42,7 @@ from tests.client_servers import (
     closed_at_once,
     cut_short,
     flood,
+    gone_silent,
     healthy,
     latin_1,
     moved_to,
@@ -462,7 +463,7 @@ def test_a_head_sent_a_byte_at_a_time_ends_at_the_request_s_deadline(streamed: b
         if not streamed:
             exchange.send(asked, None, 1.0, most=1 << 20)
             return
-        with exchange.stream(asked, None, 1.0):
+        with exchange.stream(asked, None, 1.0, idle=60.0):
             pass
 
     with answering(trickling_head) as server:
@@ -471,6 +472,22 @@ def test_a_head_sent_a_byte_at_a_time_ends_at_the_request_s_deadline(streamed: b
             ask(server.url)
         took = time.monotonic() - began
     assert took < 3, f"took {took:.1f} s"
+
+
+def test_a_stream_sending_nothing_for_its_silence_ends_there() -> None:
+    """A stream's 200 whose server then sends nothing (a connection lost unannounced, a bridge
+    stuck) ends the first read waiting longer than the stream's silence, TimeoutError, though
+    the stream has no deadline: such a read waited for ever."""
+    with answering(gone_silent) as server:
+        asked = exchange.Request(server.url + "/v1/stream", "GET", {})
+        with exchange.stream(asked, None, 5.0, idle=0.5) as (answer, refusal):
+            assert refusal is None
+            assert answer.read1(65536) == b": connected\n\n"
+            began = time.monotonic()
+            with pytest.raises(TimeoutError):
+                answer.read1(65536)
+            took = time.monotonic() - began
+    assert 0.4 < took < 3, f"took {took:.1f} s"
 
 
 def test_an_answer_is_read_in_the_charset_it_names() -> None:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MOST_ANSWER",
     "MOST_IN_ALL",
+    "STREAM_SILENCE",
     "TIMEOUT",
     "Target",
     "bridge_url",
@@ -49,6 +50,9 @@ __all__ = [
 ]
 
 TIMEOUT: Final = 10.0
+# How long the message stream may send nothing before its connection is taken for lost: three
+# times the 15 s after which a bridge sends a keep-alive line while no message comes.
+STREAM_SILENCE: Final = 45.0
 # The most of one answer a command reads: GET /v1/alerts's 10 000 alerts of a state at some 6 kB
 # each (a bridge's are some 1 kB: labels, title, description). Parsed, an answer takes some
 # five times its size in memory.
@@ -179,12 +183,12 @@ class Target:
         self, path: str, *, headers: dict[str, str], params: dict[str, str]
     ) -> AbstractContextManager[Streamed]:
         """``GET path``: its answer once the head has come, a 200's body then read without a
-        deadline, another's text read by it (``bridge.cli.exchange.stream``, raising as it
-        does)."""
+        deadline but for ``STREAM_SILENCE`` seconds without a byte, another's text read by it
+        (``bridge.cli.exchange.stream``, raising as it does)."""
         from bridge.cli import exchange
 
         asked = exchange.Request(self.url + path, "GET", self._headers() | headers, params)
-        return exchange.stream(asked, self.ssl_context, TIMEOUT)
+        return exchange.stream(asked, self.ssl_context, TIMEOUT, idle=STREAM_SILENCE)
 
     def _headers(self) -> dict[str, str]:
         """The headers every request carries: basic auth, when given."""

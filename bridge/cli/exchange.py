@@ -267,20 +267,21 @@ class _Connection(http.client.HTTPConnection):
 
 
 class _Reads(io.RawIOBase):
-    """The reads of an answer from its socket, each timed out at ``deadline`` (None: waiting
-    without end): the socket's own timeout bounds each read alone, and a server sending its
-    head or body a byte a second was read for ever."""
+    """The reads of an answer from its socket, each timed out at ``deadline`` (None: each at
+    ``idle`` seconds after it began, or waiting without end): the socket's own timeout bounds
+    each read alone, and a server sending its head or body a byte a second was read for ever."""
 
     def __init__(self, sock: socket.socket, deadline: _Deadline | None) -> None:
         super().__init__()
         self._sock = sock
         self.deadline = deadline
+        self.idle: float | None = None
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        self._sock.settimeout(None if self.deadline is None else self.deadline.left())
+        self._sock.settimeout(self.idle if self.deadline is None else self.deadline.left())
         return self._sock.recv_into(buffer)
 
 
@@ -352,14 +353,19 @@ class Streamed(NamedTuple):
 
 
 @contextmanager
-def stream(request: Request, context: ssl.SSLContext | None, timeout: float) -> Iterator[Streamed]:
+def stream(
+    request: Request, context: ssl.SSLContext | None, timeout: float, *, idle: float
+) -> Iterator[Streamed]:
     """The answer to ``request`` once its head has come (raising as ``send`` does until then):
     a 200's body then read without a deadline (the bridge's message stream waits for
-    messages), another's text read as ``send`` reads it, by the deadline, its first
+    messages), but for ``idle``: a read of it getting nothing for that long raises
+    TimeoutError (the bridge sends something every 15 s: a connection lost unannounced waited
+    for ever); another's text read as ``send`` reads it, by the deadline, its first
     ``_MOST_REFUSAL`` bytes (read whole, a page without end was held in memory without end)."""
     deadline = _Deadline(timeout)
     with _exchanged(request, context, deadline, waits=True) as (at, answer):
         if answer.status == 200:
+            answer.reads.idle = idle
             yield Streamed(answer, None)
             return
         answer.reads.deadline = deadline

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from bridge.cli.client import Target
+from bridge.cli.client import STREAM_SILENCE, Target
 from bridge.cli.remote import (
     BRIDGE_ANSWER,
     admin_token_or_exit,
@@ -346,6 +346,8 @@ def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
             while True:
                 try:
                     raw = next(lines, None)
+                except TimeoutError:  # nothing, not even a keep-alive, for STREAM_SILENCE
+                    return _went_silent(bridge, printed)
                 except (http.client.HTTPException, OSError):
                     return _broke_off(bridge, printed)
                 except _LineTooLong:  # no more of it read
@@ -428,6 +430,19 @@ def _broke_off(bridge: Target, printed: int) -> int:
     print(
         f"exesdb-bridge: the stream from {safe_url(bridge.url)} broke off after {printed}"
         " message(s): the bridge stopped without ending it, or the connection was lost",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
+
+
+def _went_silent(bridge: Target, printed: int) -> int:
+    """Say that the stream sent nothing for ``STREAM_SILENCE`` seconds after ``printed``
+    messages, though a bridge sends a keep-alive line every 15 s: the connection was lost
+    unannounced (a network cut, a host gone), or the bridge is stuck. Exit 1."""
+    print(
+        f"exesdb-bridge: the stream from {safe_url(bridge.url)} sent nothing for"
+        f" {STREAM_SILENCE:g} s after {printed} message(s), though a bridge sends a keep-alive"
+        " every 15 s: the connection was lost, or the bridge is stuck",
         file=sys.stderr,
     )
     return EXIT_FAILED
