@@ -22,6 +22,7 @@ from aiohttp import web
 from bridge.cli.healthcheck import LIVENESS, READINESS, Endpoint, pinned_context, probe, probe_url
 from bridge.headers import HEALTHZ_BODY, REALM
 from bridge.http import healthz
+from tests.client_servers import Asked, answering
 from tests.support import (
     BridgeProcess,
     FifoReleaser,
@@ -405,6 +406,19 @@ def test_command_refuses_a_timeout_that_is_not_positive(timeout: str) -> None:
         in completed.stderr
     )
     assert "Traceback" not in completed.stderr
+
+
+def test_a_reason_phrase_s_control_characters_are_shown_as_escapes() -> None:
+    """A status line whose reason holds an escape sequence (another server's, on the bridge's
+    port) is told on the probe's one line with each control character as its escape: it went
+    to the terminal, or the container's health log, as it came."""
+
+    def answer(conn: socket.socket, asked: Asked) -> None:
+        conn.sendall(b"HTTP/1.1 503 Gone\x1b[2J\x07\r\nContent-Length: 0\r\n\r\n")
+
+    with answering(answer) as server:
+        verdict = probe(server.url + "/healthz")
+    assert verdict.line == f"unhealthy: {server.url}/healthz answered 503 Gone\\u001b[2J\\u0007"
 
 
 # -- pinning the server's own certificate --

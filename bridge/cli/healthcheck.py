@@ -47,6 +47,7 @@ from urllib.parse import urlsplit
 from bridge.cli.healthcheck_options import DEFAULT_TIMEOUT
 from bridge.errors import BridgeError, ConfigError
 from bridge.headers import HEALTHZ_BODY, REALM
+from bridge.hidden import on_one_line
 from bridge.probe_settings import (
     REQUIRES_CERTIFICATE,
     ProbeCredentials,
@@ -210,7 +211,8 @@ def _probe(
     try:
         connection.request("GET", parts.path or "/", headers=headers)
         response = connection.getresponse()
-        status, reason = response.status, response.reason
+        # Shown in the probe's one line: a server's control characters shown as their escapes.
+        status, reason = response.status, on_one_line(response.reason)
         challenge = response.getheader("WWW-Authenticate") or ""
         if endpoint.readiness:
             body = response.read(_MOST_READYZ_BODY + 1) if status in (200, 503) else b""
