@@ -646,6 +646,32 @@ def test_a_probe_file_that_is_a_fifo_a_device_or_too_large_is_refused_within_the
     assert took < 5, f"took {took:.1f} s"
 
 
+def test_a_web_config_whose_certificate_is_a_fifo_is_told_within_the_timeout(
+    tmp_path: Path,
+) -> None:
+    """A web config whose server certificate file is a FIFO is refused, and the probe's line
+    says so within --timeout: the probe read the certificate to pin it, and waited on the FIFO
+    for a writer past its timeout (15 s and more against 2)."""
+    files = WebFiles(tmp_path)
+    files.write(files.tls_config())
+    # A reader still waiting after the probe's timeout is let go, so the test fails, not hangs.
+    with FifoReleaser(tmp_path / "server.pem", after=6.0) as fifo:
+        began = time.monotonic()
+        completed = healthcheck(
+            "--timeout",
+            "5",
+            EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}",
+            EXESDB_WEB_CONFIG_FILE=str(tmp_path / "web.yml"),
+        )
+        took = time.monotonic() - began
+    assert (completed.returncode, fifo.released) == (1, 0)
+    assert (
+        f"cannot trust the server's cert_file {fifo.path}: [Errno 22] a FIFO (named pipe), not a"
+        " regular file" in completed.stderr
+    )
+    assert took < 5, f"took {took:.1f} s"
+
+
 # -- readiness: `healthcheck --ready` --
 
 
