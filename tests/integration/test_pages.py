@@ -274,7 +274,6 @@ def test_keyboard_focus_stays_on_its_alert_across_a_refresh(
     with page_bridge(tmp_path) as server:
         raise_alert(server, "a1", "the first alert")
         raise_alert(server, "a2", "the second alert")
-        browser.hasten()
         browser.open(server.url + "/")
         browser.type_ack_form("alice", ADMIN_TOKEN)
         browser.css("button[data-ack='a1']").send_keys("")  # focus, as Tab would
@@ -401,7 +400,6 @@ def test_the_bridges_own_cpu_says_measuring_until_its_first_reading(
         tmp_path, health_collector, EXESDB_HEALTH_BROADCAST_INTERVAL="600000"
     ) as server:
         report_node(server, "db-5@cluster", "healthy", cpu=None, memory=20.0)
-        browser.hasten()
         browser.open(server.url + "/")
         browser.wait_for_text("#nodes", "db-5@cluster")
         cells = node_cells(browser, NODE)
@@ -721,7 +719,6 @@ def test_acknowledge_on_a_page_shown_before_the_alert_fired_again_leaves_the_new
     new episode, its Acknowledge acknowledges that one."""
     with page_bridge(tmp_path) as server:
         raise_alert(server, "a1", "Queue backed up")
-        browser.hasten()
         browser.open(server.url + "/")
         browser.type_ack_form("alice", ADMIN_TOKEN)
         shown = browser.css("button[data-ack='a1']").get_attribute("data-starts-at")
@@ -758,7 +755,6 @@ def test_a_resolved_alerts_page_says_why_it_has_no_acknowledge_bar_until_it_fire
         raise_alert(server, "a1", "Queue backed up")
         server.run(sink_of(server).acknowledge(Acknowledgement("a1", "bob", resolution="fixed")))
         wait_for_alert(server, "a1", lambda record: record.state is AlertState.RESOLVED)
-        browser.hasten()
         browser.open(server.url + alert_path("a1"))
         assert not browser.css("#ack-form").is_displayed()
         assert browser.text("#cannot-ack") == "Resolved: there is nothing to acknowledge."

@@ -137,7 +137,16 @@ class Browser:
         return list(self.driver.find_elements(By.CSS_SELECTOR, selector))
 
     def text(self, selector: str) -> str:
-        """The visible text of the first element matching ``selector``, or "" when none."""
+        """The visible text of the first element matching ``selector``, or "" when none; found
+        again when a refresh swapped it out between finding and reading it."""
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        for _ in range(3):
+            try:
+                found = self.all(selector)
+                return str(found[0].text) if found else ""
+            except StaleElementReferenceException:
+                continue  # the live part was swapped in between: find it in the new one
         found = self.all(selector)
         return str(found[0].text) if found else ""
 
