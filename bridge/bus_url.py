@@ -22,20 +22,30 @@ _NAMED_PARAMETER: Final = ("POSITIONAL_OR_KEYWORD", "KEYWORD_ONLY")
 # own URLs write it. redis-py reads any other path as no database (0) or drops its slashes
 # (/0/1 is database 1), without a word.
 _DATABASE_PATH: Final = re.compile(r"/?|/[0-9]+/?")
+# redis or rediss and a mistyped ``://`` (``:/``, ``//``, ``:///``, a colon alone before no port),
+# then the rest of the URL meant (``redis:6379`` is a host named redis and its port).
+_SCHEME_SLIP: Final = re.compile(
+    r"(?P<scheme>(?i:rediss?))(?P<between>:/+|/+|:(?![\d/]))(?P<rest>.+)", re.DOTALL
+)
 
 
 def _bus_meant(value: str) -> str | None:
     """The redis:// URL ``value`` was likely meant as, shown safely: ``host:port`` typed without
-    its scheme (``myredis:6380``), as ``EXESDB_URL`` is answered; None when no URL is sure."""
-    if "://" in value or ":" not in value:
+    its scheme (``myredis:6380``), or with its ``://`` mistyped (``redis:/myredis``,
+    ``rediss//myredis:6380``), as ``EXESDB_URL`` is answered; None when no URL is sure."""
+    slip = _SCHEME_SLIP.fullmatch(value)
+    if slip is not None and slip["between"] != "://":
+        meant = f"{slip['scheme'].lower()}://{slip['rest']}"
+    elif "://" in value or ":" not in value:
         return None
-    meant = f"redis://{value}"
+    else:
+        meant = f"redis://{value}"
     try:
         parts = urlsplit(meant)
         port = parts.port
     except ValueError:
         return None
-    if not parts.hostname or port is None or "@" in parts.path:
+    if not parts.hostname or (port is None and slip is None) or "@" in parts.path:
         return None
     return safe_url(meant)
 

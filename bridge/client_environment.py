@@ -34,7 +34,7 @@ __all__ = [
     "PublishValues",
     "Secret",
     "SecretValue",
-    "env_file_comments",
+    "env_file_slips",
     "read_plainly",
     "state_dir_problem",
 ]
@@ -50,6 +50,9 @@ _NODE: Final = re.compile(NODE_PATTERN)
 # EnvironmentFile= keep in the value: "X=v # note" is "v # note", and "X="v" # note" (systemd
 # drops the quotes) is "v# note".
 _ENV_FILE_COMMENT: Final = re.compile(r"\s#|#\s")
+# The quotes a value may be wrapped in: docker's --env-file keeps them, and compose those of an
+# environment list's "- NAME="value"" (systemd's EnvironmentFile= drops them).
+_QUOTES: Final = "\"'"
 # The URL settings whose check refuses such a comment itself, saying so (bridge.urls).
 _URLS_REFUSING_COMMENTS: Final = frozenset(
     {
@@ -62,17 +65,28 @@ _URLS_REFUSING_COMMENTS: Final = frozenset(
 )
 
 
-def env_file_comments(environ: Mapping[str, str], names: Iterable[str]) -> list[str]:
+def env_file_slips(environ: Mapping[str, str], names: Iterable[str]) -> list[str]:
     """A warning for each of the settings ``names`` whose value in ``environ`` holds what reads
-    as a comment an env file kept in it, naming the variable only (its value may be a secret);
-    for ``run`` and ``check-config`` one with a refused value too, as the comment may be why."""
-    return [
-        f"{name} holds what reads as a comment written after its value in an env file (a '#'"
-        " beside a blank; the value not shown): docker --env-file and systemd EnvironmentFile="
-        " keep it as part of the value; put the comment on a line of its own"
-        for name in sorted(set(names) - _URLS_REFUSING_COMMENTS)
-        if _ENV_FILE_COMMENT.search(environ.get(name, "").strip())
-    ]
+    as a comment an env file kept in it, or is wholly in quotes, which ``docker --env-file``
+    keeps, naming the variable only (its value may be a secret); for ``run`` and
+    ``check-config`` one with a refused value too, as the slip may be why."""
+    notes = []
+    for name in sorted(set(names)):
+        value = environ.get(name, "").strip()
+        if name not in _URLS_REFUSING_COMMENTS and _ENV_FILE_COMMENT.search(value):
+            notes.append(
+                f"{name} holds what reads as a comment written after its value in an env file (a"
+                " '#' beside a blank; the value not shown): docker --env-file and systemd"
+                " EnvironmentFile= keep it as part of the value; put the comment on a line of"
+                " its own"
+            )
+        elif len(value) > 1 and value[0] == value[-1] and value[0] in _QUOTES:
+            notes.append(
+                f"{name} is in quotes ({value[0]}…{value[0]}, the value not shown): docker"
+                " --env-file keeps them as part of the value, as compose does those of"
+                f" '- {name}=\"…\"' under environment:; write it without quotes"
+            )
+    return notes
 
 
 class SecretValue(Protocol):

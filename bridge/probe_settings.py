@@ -139,7 +139,7 @@ def read_password(password_file: str) -> str:
     try:
         return read_bounded(password_file, MAX_SECRET_BYTES).decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else type(exc).__name__
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else "not UTF-8 text"
         problem = f"cannot read EXESDB_HEALTHCHECK_PASSWORD_FILE {password_file}: {reason}"
         raise ConfigError([problem]) from None
 

@@ -700,7 +700,7 @@ def _unreadable(
         # A certificate, key or CA file may hold more than a secret (a CA bundle's 200 KiB).
         tls = any(key.endswith(ends) for ends in _PEM_KINDS)
         limit = MAX_FILE_BYTES if tls else MAX_SECRET_BYTES
-        if (problem := read_problem(path, limit=limit)) is not None:
+        if (problem := read_problem(path, limit=limit, text=not tls)) is not None:
             said = f"cannot be read now ({problem})"
         elif (problem := _pem_problem(key, path)) is not None:
             said = f"cannot be used now ({problem})"

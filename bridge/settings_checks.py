@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final, Literal, cast
 from urllib.parse import urlsplit
 
-from bridge.client_environment import env_file_comments
+from bridge.client_environment import env_file_slips
 from bridge.client_settings import MIN_SECRET_LENGTH
 from bridge.errors import ConfigError
 from bridge.otlp_settings import (
@@ -36,7 +36,7 @@ from bridge.settings import (
     unknown_variables,
 )
 from bridge.tlsutil import pem_file_problem
-from bridge.urls import grpc_target_without_scheme, names_a_host, otlp_endpoint_problem
+from bridge.urls import grpc_tls_unsaid, names_a_host, otlp_endpoint_problem
 
 __all__ = [
     "MIN_SECRET_LENGTH",
@@ -310,7 +310,7 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
     variables of ``environ`` (the process environment) that look meant for the bridge but
     are not among its settings."""
     environ = os.environ if environ is None else environ
-    notes = unknown_variables(environ) + env_file_comments(environ, known_variables())
+    notes = unknown_variables(environ) + env_file_slips(environ, known_variables())
     secret = settings.secret_key_base.get_secret_value() if settings.secret_key_base else ""
     # Unset is no warning: it is refused with ingest or a Redis bus, so the key is the
     # in-process bus's alone, nothing outside to sign or verify (an info line at start).
@@ -403,8 +403,9 @@ def _series_outlived_by_intervals(settings: Settings) -> list[str]:
 
 
 def _grpc_tls_unsaid(settings: Settings, environ: Mapping[str, str]) -> list[str]:
-    """A note for each gRPC endpoint in use written without a scheme (``collector:4317``) while
-    no ``OTEL_EXPORTER_OTLP_[<SIGNAL>_]INSECURE`` is set: the exporter dials it with TLS, the
+    """A note for each gRPC endpoint in use written without a scheme (``collector:4317``), or with
+    one neither http nor https (``grpc://collector:4317``), while no
+    ``OTEL_EXPORTER_OTLP_[<SIGNAL>_]INSECURE`` is set: the exporter dials it with TLS, the
     specification's default there, which a collector without TLS fails at every export."""
     notes: dict[str, str] = {}
     signals: tuple[OtlpSignal, ...] = ("traces", "logs", "metrics")
@@ -416,17 +417,19 @@ def _grpc_tls_unsaid(settings: Settings, environ: Mapping[str, str]) -> list[str
         prefix = f"OTEL_EXPORTER_OTLP_{signal.upper()}_" if own else "OTEL_EXPORTER_OTLP_"
         variable, insecure = prefix + "ENDPOINT", prefix + "INSECURE"
         said = (f"OTEL_EXPORTER_OTLP_{signal.upper()}_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE")
-        if variable in notes or not grpc_target_without_scheme(value):
+        unsaid = grpc_tls_unsaid(value)
+        if variable in notes or unsaid is None:
             continue
         if any(variable_value(environ, name) is not None for name in said):
             continue
+        what, dialled = unsaid
         # A bare host is dialled at 443, gRPC's default port, whatever the scheme.
-        port = "" if ":" in value.rpartition("]")[2] else " (nor port: 443 is dialled)"
+        port = "" if ":" in dialled.rpartition("]")[2] else " (nor port: 443 is dialled)"
         notes[variable] = redact_urls(
-            f"{variable} {value} has no scheme{port}, so the grpc exporter dials it with TLS (the "
+            f"{variable} {value} {what}{port}, so the grpc exporter dials it with TLS (the "
             f"OpenTelemetry specification's default while {insecure} is unset), and every "
-            f"export to a collector without TLS fails: write http://{value} for one without "
-            f"TLS, or https://{value} to say TLS"
+            f"export to a collector without TLS fails: write http://{dialled} for one without "
+            f"TLS, or https://{dialled} to say TLS"
         )
     return list(notes.values())
 

@@ -7,7 +7,7 @@ shows the URL only as ``safe_url`` shows it, and text that is no URL at all not 
 be a URL mistyped around a password). ``link_origin`` is the origin a link in alert metadata is
 judged by, and ``allowed_link`` how one on an allowed origin is shown. ``grpc_dials_tls`` reads an
 OTLP endpoint as the SDK's gRPC exporter does, to say whether it is dialled with TLS, and
-``grpc_target_without_scheme`` whether it was written without a scheme that says so.
+``grpc_tls_unsaid`` whether it was written without a scheme that says so.
 
 ``own_url`` is the bridge's own base URL, from the address it listens on: for a client on this
 host (the command line's default target, the health check, the start-up line) or, given the name
@@ -31,7 +31,7 @@ __all__ = [
     "PICKED_PORT",
     "allowed_link",
     "grpc_dials_tls",
-    "grpc_target_without_scheme",
+    "grpc_tls_unsaid",
     "http_url_problem",
     "link_origin",
     "names_a_host",
@@ -73,6 +73,7 @@ _SCHEME_START: Final = re.compile(r"(?i:https?)[:/]|[A-Za-z][A-Za-z0-9+.-]*(?::/
 # A comment written after a value in an env file, and a URL written after another.
 _COMMENT: Final = re.compile(r"\s#")
 _SECOND_URL: Final = re.compile(r"(?P<between>[\s;|]+)(?i:https?)://")
+_URL_START: Final = re.compile(r"(?i:https?)://")
 _HTTP_ENDPOINT: Final = "an http:// or https:// URL with a host, e.g. http://collector:4318"
 # What no link shown whole holds: a space or a control character (it would be text with a URL in
 # it, or a URL a client reads otherwise than it is shown: urlsplit drops a tab or line break),
@@ -126,8 +127,10 @@ def http_url_problem(url: str, what: str = "URL") -> str | None:
 
 def _joined_text(url: str, netloc: str, what: str) -> str | None:
     """Why ``url`` holds more than one URL: a comment an env file kept in the value, or a second
-    URL after a blank, ``;`` or ``|``; None otherwise. A password (before the host's ``@``) may
-    hold anything and is not looked in; a blank in the host is the host check's to name."""
+    URL after a blank, ``;`` or ``|``; None otherwise. A ``;`` or ``|`` before a URL in a query
+    that holds one already is no second URL: it lists URLs as a query's value. A password
+    (before the host's ``@``) may hold anything and is not looked in; a blank in the host is the
+    host check's to name."""
     userinfo, at, _ = netloc.rpartition("@")
     # A blank before the URL is no separator: urlsplit, and the clients, drop it.
     rest = (url.replace(userinfo + at, "", 1) if at else url).lstrip()
@@ -139,16 +142,41 @@ def _joined_text(url: str, netloc: str, what: str) -> str | None:
             " EnvironmentFile=) keeps it as part of the value; put the comment on a line of its"
             f" own; allowed: an http:// or https:// {what} with a host"
         )
-    joined = _SECOND_URL.search(rest)
-    if joined is not None:
-        between = joined.group("between").strip()
+    query = _query_span(rest)
+    for joined in _SECOND_URL.finditer(rest):
+        between = joined.group("between")
+        in_query = query[0] < joined.start() < query[1]
+        if (
+            in_query
+            and not any(char.isspace() for char in between)
+            and _URL_START.search(rest, query[0], joined.start())
+        ):
+            # A list of URLs as a query's value (?to=https://b|https://c) is one URL, which a
+            # relay reads them from. Not after a blank: a URL's query holds it encoded.
+            continue
+        between = between.strip()
+        if 0 <= rest.find("#") < joined.start():
+            where = "the second in its fragment, which is never sent"
+        elif in_query:
+            where = "with the second in its query"
+        else:
+            where = "at a path no one serves"
         return (
             f"holds a second URL after {repr(between) if between else 'a blank'}, and taken as"
-            " one it would go to the first one's host, at a path no one serves; give one URL per"
-            " setting or entry (EXESDB_WEBHOOK_URLS separates several with commas); allowed: an"
-            f" http:// or https:// {what} with a host"
+            f" one it would go to the first one's host, {where}; give one URL per setting or"
+            " entry (EXESDB_WEBHOOK_URLS separates several with commas); allowed: an http:// or"
+            f" https:// {what} with a host"
         )
     return None
+
+
+def _query_span(url: str) -> tuple[int, int]:
+    """Where ``url``'s query is: from its ``?`` to its fragment's ``#`` or the end; (-1, -1)
+    when it has none (a ``?`` after the ``#`` is the fragment's)."""
+    question, hash_ = url.find("?"), url.find("#")
+    if question < 0 or 0 <= hash_ < question:
+        return (-1, -1)
+    return (question, hash_ if hash_ >= 0 else len(url))
 
 
 def otlp_endpoint_problem(
@@ -210,18 +238,26 @@ def otlp_endpoint_problem(
     return None
 
 
-def grpc_target_without_scheme(endpoint: str) -> bool:
-    """True for an OTLP gRPC endpoint written as ``host[:port]`` (``collector:4317``), neither an
-    ``http://`` or ``https://`` URL nor a gRPC target URI (``unix:/path``, ``dns:///host``): one
-    the SDK's exporter dials with TLS unless ``OTEL_EXPORTER_OTLP_INSECURE`` says otherwise, as
-    the specification's Insecure option has it for an endpoint without a scheme."""
+def grpc_tls_unsaid(endpoint: str) -> tuple[str, str] | None:
+    """For an OTLP gRPC endpoint whose scheme does not say whether TLS is used, what is said of
+    it and the ``host[:port]`` dialled; None for an ``http://`` or ``https://`` URL or a gRPC
+    target URI (``unix:/path``, ``dns:///host``). The SDK's exporter dials it with TLS unless
+    ``OTEL_EXPORTER_OTLP_INSECURE`` says otherwise, as the specification's Insecure option has
+    it for an endpoint without the http or https scheme: one written as ``host[:port]``
+    (``collector:4317``: "has no scheme"), and a URL of another scheme, of which the exporter
+    dials the ``host:port`` (``grpc://collector:4317``, a mistyped ``htp://``)."""
     try:
-        if urlsplit(endpoint).netloc:
-            return False
+        parts = urlsplit(endpoint)
     except ValueError:
-        return False
+        return None
+    if parts.netloc:
+        if parts.scheme.lower() in HTTP_SCHEMES:
+            return None
+        return (f"has the scheme {parts.scheme!r}, neither http nor https", parts.netloc)
     scheme, sep, _ = endpoint.partition(":")
-    return not (sep and scheme.lower() in _GRPC_TARGET_SCHEMES)
+    if sep and scheme.lower() in _GRPC_TARGET_SCHEMES:
+        return None
+    return ("has no scheme", endpoint)
 
 
 def url_root(url: str) -> str | None:

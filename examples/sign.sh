@@ -17,7 +17,8 @@
 # USER:PASSWORD sends basic auth (--user USER: curl asks for the password; a user:password@ in
 # EXESDB_URL is taken too). Prints the HTTP status and the bridge's answer; exits 0 on 202, 1
 # on another answer or none, 2 on bad usage (as sign.py), a PAYLOAD_JSON that is no JSON included
-# (the bridge's 400, named by the payload's own character).
+# (the bridge's 400, named by the payload's own character), and so is a --cacert FILE missing or
+# holding no PEM certificate, before anything is sent.
 # The envelope and the signature: docs/messages.md#envelope, docs/http-api.md#ingest.
 # openssl takes the key as an argument, so other users of the host can read it in the process
 # list while openssl runs: on a shared host sign with examples/sign.py or exesdb-bridge publish.
@@ -31,7 +32,23 @@ usage() {
 curl_options=()
 while [[ $# -gt 0 && $1 == --* ]]; do
     case $1 in
-        --cacert | --user) [[ $# -ge 2 ]] || usage; curl_options+=("$1" "$2"); shift 2 ;;
+        --cacert | --user) [[ $# -ge 2 ]] || usage; curl_options+=("$1" "$2") ;;&
+        --cacert)
+            # Refused before anything is sent, as sign.py and publish refuse it: curl, over
+            # https, would fail with no answer (and over http never read it).
+            if [[ ! -e $2 ]]; then
+                problem="No such file or directory"
+            elif [[ ! -f $2 || ! -r $2 ]]; then
+                problem="not a file this user can read"
+            elif ! grep -qs -e '-----BEGIN CERTIFICATE-----' -e '-----BEGIN TRUSTED CERTIFICATE-----' "$2"; then
+                problem="holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+            fi
+            if [[ -n ${problem:-} ]]; then
+                echo "$0: --cacert $2: $problem" >&2
+                exit 2
+            fi
+            shift 2 ;;
+        --user) shift 2 ;;
         *) usage ;;
     esac
 done

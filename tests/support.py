@@ -141,6 +141,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
+def refusing_port() -> Iterator[int]:
+    """A loopback port held bound but not listening while in use: a connection to it is
+    refused, and no other process can take it meanwhile (as one free a moment ago could be)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
+
+
 def wait_until(
     condition: Callable[[], Any], timeout: float = 10.0, what: str = "", *, every: float = 0.05
 ) -> Any:

@@ -135,7 +135,10 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_BUS", "localhost:6379", "URL with a host, e.g. redis://localhost:6379"),
         ("EXESDB_BUS", "myredis:6380", "URL with a host, e.g. redis://myredis:6380"),
         ("EXESDB_BUS", "u:hunter2@myredis:6380", "e.g. redis://u:<redacted>@myredis:6380"),
-        ("EXESDB_BUS", "redis:/myredis", "URL with a host, e.g. redis://127.0.0.1:6379"),
+        # ... and so is one whose :// is mistyped, as an http URL setting's is.
+        ("EXESDB_BUS", "redis:/myredis", "URL with a host, e.g. redis://myredis"),
+        ("EXESDB_BUS", "redis//myredis:6380", "URL with a host, e.g. redis://myredis:6380"),
+        ("EXESDB_BUS", "rediss:///u:hunter2@r:1", "e.g. rediss://u:<redacted>@r:1"),
         ("EXESDB_BUS", "redis://redis:notaport/0", "a port from 1 to 65535"),
         ("EXESDB_BUS", "rediss://redis:70000", "a port from 1 to 65535"),
         ("EXESDB_BUS", "redis://redis/0?socket_timeout=soon", "'socket_timeout'"),
@@ -634,6 +637,35 @@ def test_a_url_setting_refuses_an_env_file_s_comment_saying_so_once(
     assert status == 2
     assert "holds a comment (' #…') after the URL: an env file" in err
     assert "holds what reads as a comment" not in err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "status"),
+    [
+        ("SECRET_KEY_BASE", f'"{TEST_SECRET}"', 0),  # taken: it would sign with its quotes
+        ("EXESDB_WEBHOOK_URLS", "'https://hooks.example/t0k3n'", 2),  # refused as no URL
+        ("EXESDB_INGEST", "'true'", 2),
+    ],
+)
+def test_a_value_in_quotes_is_warned_about_unshown(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    status: int,
+) -> None:
+    """A setting wholly in quotes, as docker --env-file passes "X='v'" on, is warned about by
+    name, its value never shown: taken, or after the problem its refusal names."""
+    found, _, err = check_config(monkeypatch, capsys, **{variable: value})
+    assert found == status
+    quote = value[0]
+    assert err.endswith(
+        f"exesdb-bridge: warning: {variable} is in quotes ({quote}…{quote}, the value not shown):"
+        " docker --env-file keeps them as part of the value, as compose does those of"
+        f" '- {variable}=\"…\"' under environment:; write it without quotes\n"
+    ), err
+    assert "t0k3n" not in err
+    assert TEST_SECRET not in err
 
 
 def test_an_unknown_variable_far_from_every_setting_points_at_the_list(
@@ -1993,6 +2025,36 @@ def test_a_grpc_endpoint_without_a_scheme_is_taken_warning_that_it_is_dialled_wi
     status, _, err = check_config(monkeypatch, capsys, **env)
     assert status == 0, err
     assert [line for line in err.splitlines() if "TLS" in line] == warned
+
+
+@pytest.mark.parametrize(
+    ("value", "scheme", "dialled", "port"),
+    [
+        ("grpc://collector:4317", "grpc", "collector:4317", ""),
+        ("htp://collector:4317", "htp", "collector:4317", ""),
+        ("grpc://collector", "grpc", "collector", " (nor port: 443 is dialled)"),
+    ],
+)
+def test_a_grpc_endpoint_of_another_scheme_is_warned_that_it_is_dialled_with_tls(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    value: str,
+    scheme: str,
+    dialled: str,
+    port: str,
+) -> None:
+    """A gRPC endpoint URL whose scheme is neither http nor https (grpc://, a mistyped htp://),
+    whose host:port the exporter dials with TLS as it dials one without a scheme, is warned of
+    as that one is, saying what to write instead."""
+    status, _, err = check_config(monkeypatch, capsys, OTEL_EXPORTER_OTLP_ENDPOINT=value)
+    assert status == 0, err
+    assert [line for line in err.splitlines() if "TLS" in line] == [
+        f"exesdb-bridge: warning: OTEL_EXPORTER_OTLP_ENDPOINT {value} has the scheme {scheme!r},"
+        f" neither http nor https{port}, so the grpc exporter dials it with TLS (the OpenTelemetry"
+        " specification's default while OTEL_EXPORTER_OTLP_INSECURE is unset), and every export"
+        f" to a collector without TLS fails: write http://{dialled} for one without TLS, or"
+        f" https://{dialled} to say TLS"
+    ]
 
 
 def _port_warning(variable: str, value: str, signals: str, protocol: str, said: str) -> str:

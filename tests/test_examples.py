@@ -235,6 +235,32 @@ def test_a_signer_says_when_no_bridge_answers(name: str, said: str) -> None:
     assert "Traceback" not in completed.stderr
 
 
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+@pytest.mark.parametrize(
+    ("cacert", "said"),
+    [("missing.pem", "No such file or directory"), ("key.pem", "")],
+    ids=["missing", "no certificate"],
+)
+def test_a_signer_refuses_a_cacert_it_cannot_use_before_sending(
+    name: str, cacert: str, said: str, tmp_path: Path
+) -> None:
+    """A --cacert FILE that does not exist or holds no PEM certificate is bad usage, exit 2
+    naming it, before anything is sent (nothing listens at the address: trying would be exit
+    1), as publish refuses it; sign.sh no longer leaves it to curl's 'no answer'."""
+    (tmp_path / "key.pem").write_text(
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+    )
+    completed = _run(
+        [*_signer(name), "--cacert", str(tmp_path / cacert), "x", "y", HEALTHY],
+        SECRET_KEY_BASE=TEST_SECRET,
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}",
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert f"--cacert {tmp_path / cacert}: " in completed.stderr
+    assert said in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
 def test_the_python_signer_asking_a_plain_http_bridge_over_https_says_so(
     ingesting: BridgeProcess,
 ) -> None:

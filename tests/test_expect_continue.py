@@ -87,7 +87,8 @@ class Client:
         await self.writer.drain()
 
     async def status_line(self) -> bytes:
-        return await asyncio.wait_for(self.reader.readline(), 10)
+        # A minute: the cost-15 password check takes 2 s quiet, past 10 s on a busy machine.
+        return await asyncio.wait_for(self.reader.readline(), 60)
 
     async def answer(self, status_line: bytes | None = None) -> Answer:
         """The next answer (its status line already read, if given)."""

@@ -421,6 +421,16 @@ def test_a_reason_phrase_s_control_characters_are_shown_as_escapes() -> None:
     assert verdict.line == f"unhealthy: {server.url}/healthz answered 503 Gone\\u001b[2J\\u0007"
 
 
+def test_help_states_the_timeouts_range() -> None:
+    """`healthcheck --help` gives --timeout's range, the one a usage error names."""
+    completed = run_bridge("healthcheck", "--help", env={"COLUMNS": "200"})
+    assert completed.returncode == 0
+    assert (
+        "--timeout SECONDS  how long the whole probe may take (connect, TLS handshake, request"
+        " and answer): more than 0, at most 86400, a day (default: 2)\n"
+    ) in completed.stdout
+
+
 # -- pinning the server's own certificate --
 
 
@@ -439,18 +449,20 @@ async def test_a_pinned_certificate_is_trusted_whatever_name_it_carries(
     assert verdict.healthy, verdict.line
 
 
-async def test_a_certificate_file_with_other_text_than_utf_8_beside_its_pem_is_pinned(
+async def test_a_certificate_file_labelled_in_latin_1_is_pinned_as_the_server_loads_it(
     server: Server, tmp_path: Path
 ) -> None:
-    """A certificate file with a label in Latin-1 before its PEM (which OpenSSL, and so the
-    bridge, loads) is pinned all the same: read as UTF-8, the probe ended in a traceback."""
+    """A server certificate file whose label before the PEM is Latin-1 (no UTF-8), which the
+    bridge's server loads, is pinned by the probe too, not a UnicodeDecodeError."""
     files = WebFiles(tmp_path)
     leaf = files.ca.issue_cert("127.0.0.1")
     served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     leaf.configure_cert(served)
     await server.start(bridge_healthz, ssl_context=served)
     pem = tmp_path / "leaf.pem"
-    pem.write_bytes(b"Caf\xe9 server\n" + leaf.cert_chain_pems[0].bytes())
+    pem.write_bytes(
+        "# Serveur de l'\u00e9quipe\n".encode("latin-1") + leaf.cert_chain_pems[0].bytes()
+    )
     verdict = await asyncio.to_thread(probe, server.url("https"), ssl_context=pinned_context(pem))
     assert verdict.healthy, verdict.line
 

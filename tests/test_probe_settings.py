@@ -142,12 +142,14 @@ def check_config(
 
 def probe_files(folder: Path, users: str = "probe") -> dict[str, str]:
     """A web config whose basic auth knows ``users`` (comma-separated; none: no basic auth), a
-    readable password file and a folder ``secrets``: the environment naming the web config."""
+    readable password file, one in Latin-1 and a folder ``secrets``: the environment naming the
+    web config."""
     names = [name for name in users.split(",") if name]
     listed = "".join(f"  {name}: '{bcrypt_hash(PROBE_PASSWORD)}'\n" for name in names)
     (folder / "web.yml").write_text(f"basic_auth_users:\n{listed}" if listed else "{}\n")
     (folder / "password").write_text(PROBE_PASSWORD + "\n")
     (folder / "secrets").mkdir()
+    (folder / "latin-1").write_bytes("pass\u00e9\n".encode("latin-1"))  # no UTF-8
     return {"EXESDB_WEB_CONFIG_FILE": str(folder / "web.yml")}
 
 
@@ -184,6 +186,13 @@ FAILS = "so exesdb-bridge healthcheck fails against the web config's basic auth"
             "cannot read EXESDB_HEALTHCHECK_PASSWORD_FILE {folder}/secrets: Is a directory, "
             f"{FAILS}",
             id="password-file-a-directory",
+        ),
+        pytest.param(
+            "probe",
+            "latin-1",
+            "cannot read EXESDB_HEALTHCHECK_PASSWORD_FILE {folder}/latin-1: not UTF-8 text, "
+            f"{FAILS}",
+            id="password-file-not-utf-8",
         ),
         pytest.param(
             "probe",

@@ -93,6 +93,13 @@ def test_the_default_external_url_is_https_when_the_web_config_serves_tls(tmp_pa
         ("http://a.example/t0k3n | http://b.example/", "holds a second URL after '|', and"),
         ("http://a.example:9093 # t0k3n", "holds a comment (' #…') after the URL: an env file"),
         ("http://a.example/go?to=http://b.example/", None),  # a URL in a query is one URL
+        # A list of URLs as a query's value, after a URL there: one URL, the relay's.
+        ("https://a.example/t0k3n?to=https://b|https://c", None),
+        ("https://a.example/t0k3n?k=v&to=https://b;https://c", None),
+        ("https://a.example/t0k3n?to=1|https://c", "holds a second URL after '|', and taken as"),
+        ("https://a.example/t0k3n?to=https://b https://c", "holds a second URL after a blank"),
+        ("https://a.example/t0k3n?to=https://b | https://c", "holds a second URL after '|'"),
+        ("https://a.example/t0k3n#to=https://b|https://c", "holds a second URL after '|'"),
         ("http://a.example/my hook", None),  # a blank in a path: sent as %20
         (" http://a.example/t0k3n", None),  # a blank before: dropped, as the clients drop it
     ],
@@ -110,6 +117,22 @@ def test_a_url_given_is_http_or_https_with_a_host_and_never_echoed(
         assert found.startswith(problem)
         assert "pw" not in found
         assert "t0k3n" not in found
+
+
+@pytest.mark.parametrize(
+    ("url", "where"),
+    [
+        ("https://a.example/t0k3n|https://c", "at a path no one serves;"),
+        ("https://a.example/t0k3n?to=1|https://c", "with the second in its query;"),
+        ("https://a.example/t0k3n?to=1#x|https://c", "the second in its fragment, which is never"),
+    ],
+)
+def test_a_second_url_is_said_to_land_where_it_would(url: str, where: str) -> None:
+    """A second URL refused says where the first one's request would carry it: its path, its
+    query or its fragment (never sent)."""
+    found = http_url_problem(url)
+    assert found is not None
+    assert f"it would go to the first one's host, {where}" in found
 
 
 def _requests_refuses(url: str) -> bool:

@@ -450,7 +450,7 @@ def test_a_document_no_reader_can_walk_is_refused_at_once(
 ) -> None:
     """A file whose anchors and aliases make millions of values from a kilobyte (a "billion
     laughs"), whose alias names the node it is in, or nested past a hundred levels (as written,
-    or through aliases) is refused in a line, within a second: walked, the first took minutes
+    or through aliases) is refused in a line, within seconds: walked, the first took minutes
     (the web config's reload on the event loop), and the others ended in RecursionError (a
     traceback at start, a 500 to a request at each reload)."""
     document, said = UNWALKABLE[text]
@@ -462,7 +462,8 @@ def test_a_document_no_reader_can_walk_is_refused_at_once(
     took = time.monotonic() - began
     [problem] = caught.value.problems
     assert problem.startswith(f"{path}: {said}")
-    assert took < 1, f"took {took:.1f} s"
+    # 0.3 s on a quiet machine, 2.4 s seen on a busy one; walked, the first took minutes.
+    assert took < 10, f"took {took:.1f} s"
 
 
 def test_anchors_and_aliases_within_the_bound_are_read_as_written(tmp_path: Path) -> None:

@@ -721,6 +721,10 @@ def _unknown_tag(instance: str, tag: object) -> str:
 def _parse_ts(value: Any) -> datetime | None:
     if not isinstance(value, str) or len(value) > TS_MAX_LENGTH:
         return None
+    if value[-1:] == "z":
+        # RFC 3339 (section 5.6) allows "z" for "Z", which fromisoformat does not read (its
+        # "t" it does).
+        value = value[:-1] + "Z"
     try:
         ts = datetime.fromisoformat(value)
         # OverflowError: an instant that falls outside years 1-9999 once converted to UTC.

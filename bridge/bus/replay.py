@@ -218,6 +218,12 @@ class ReplayGuard:
             self._floor = max(self._floor, floor)
         return taken
 
+    def holds(self, message_id: str) -> bool:
+        """Whether ``message_id`` is remembered now, whatever the timestamp of a copy of it (one
+        past the window is judged expired before its id is looked at)."""
+        self._forget_expired(self._clock())
+        return message_id in self._seen
+
     def forget(self, message_ids: Iterable[str]) -> None:
         """Forget ids remembered for messages that were then not taken after all (their
         sender is told to send them again); a later copy is then fresh."""

@@ -311,6 +311,10 @@ class Verifier:
             return self.reject(_at_line(rejection, _number(numbers, index), len(envelopes)))
         return envelopes
 
+    def holds(self, envelope: Envelope) -> bool:
+        """Whether ``envelope``'s id is remembered as accepted, whatever its timestamp."""
+        return self._replay.holds(envelope.id)
+
     def forget(self, envelopes: Iterable[Envelope]) -> None:
         """Forget admitted envelopes that were then not taken, so that a resend is accepted."""
         self._replay.forget(envelope.id for envelope in envelopes)

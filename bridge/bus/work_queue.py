@@ -14,13 +14,18 @@ A frame past the replay window (every replica was down, or the lease holder's al
 failing, longer than ``EXESDB_REPLAY_WINDOW_MS``) is still taken when its timestamp was inside
 the window of when the store took it (``Frame.written``): it waited there, it was not written
 again later. A replayed message written anew carries a fresh ``written`` and is refused as
-expired.
+expired. The replay memory forgets an id a window after its timestamp, so the ids taken so are
+kept apart, each for a window after it was taken: a second entry of the message (a publisher's
+write retried after its answer was lost, both run) is refused as a replay however late both are
+read, and counted. So is the id of a copy left pending beside its first: claimed again once
+idle, it may come past the window.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -45,6 +50,9 @@ _COUNTED_REJECTIONS: Final = frozenset({RejectReason.EXPIRED})
 _RECENT_SIZE: Final = 8192
 # Taking messages past the replay window is logged for the first and every this many more.
 _WARN_EVERY: Final = 1000
+# Ids of messages taken past the replay window kept at most (a backlog's copies of one message
+# are read a few entries apart): the replay memory's default capacity.
+_LATE_SIZE: Final = 100_000
 
 Takers = Callable[[Envelope], Sequence[Inbox]]
 """The group subscribers here taking a verified work-queue envelope."""
@@ -53,12 +61,28 @@ Takers = Callable[[Envelope], Sequence[Inbox]]
 class WorkQueueReceiver:
     """Receives work-queue frames for a bus and shares out their acknowledgements."""
 
-    __slots__ = ("_handling", "_metrics", "_takers", "_told", "_verifier", "_waited_count")
+    __slots__ = (
+        "_handling",
+        "_late",
+        "_metrics",
+        "_takers",
+        "_told",
+        "_verifier",
+        "_waited_count",
+    )
 
-    def __init__(self, verifier: Verifier, metrics: BusMetrics, takers: Takers) -> None:
+    def __init__(
+        self,
+        verifier: Verifier,
+        metrics: BusMetrics,
+        takers: Takers,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """``verifier`` is the bus's (a fresh replay memory is made from it); ``takers``
         names the group subscribers taking a verified envelope."""
         self._verifier = verifier.with_fresh_replay(counted=False)
+        self._late = _TakenLate(verifier.window_seconds, clock)
         self._metrics = metrics
         self._takers = takers
         # Ids of frames handed out here and neither acknowledged nor left unacknowledged yet
@@ -98,14 +122,21 @@ class WorkQueueReceiver:
                 if waited is None:
                     self._refused(frame, result, envelope)
                     continue
+                if self._late.holds(waited.id) or self._verifier.holds(waited):
+                    results[index] = self._late_copy(frame, waited)
+                    continue
+                self._taken_late(waited)
                 results[index] = result = waited
+            elif self._late and self._late.holds(result.id):
+                results[index] = self._late_copy(frame, result)
+                continue
             takers = takers_of(result)
             if not takers:
                 self.settle(frame)  # nobody's work here
                 continue
             if frame.ack is not None:
                 handling = _Handling(
-                    self._handling, self._verifier, result, frame.ack, frame.nack, len(takers)
+                    self._handling, self._forget, result, frame.ack, frame.nack, len(takers)
                 )
                 frame = Frame(
                     frame.instance,
@@ -141,6 +172,20 @@ class WorkQueueReceiver:
             return None
         if abs(frame.written - envelope.unix_ts) > self._verifier.window_seconds:
             return None
+        return envelope
+
+    def _late_copy(self, frame: Frame, envelope: Envelope) -> Rejection:
+        """Refuse a copy of a message taken past the replay window (or beside one), counted:
+        the fan-out path never judged both copies inside the window."""
+        rejection = Rejection(
+            RejectReason.REPLAYED, f"message {envelope.id} was already accepted", "id"
+        )
+        self._refused(frame, rejection, envelope, counted=True)
+        return rejection
+
+    def _taken_late(self, envelope: Envelope) -> None:
+        """Remember, count and tell a message taken past the replay window."""
+        self._late.add(envelope.id)
         self._metrics.waited.inc()
         self._waited_count += 1
         if self._waited_count % _WARN_EVERY == 1:  # a backlog is thousands of them
@@ -149,17 +194,27 @@ class WorkQueueReceiver:
                 "the store for a replica; counted in exesdb_bus_waited_total",
                 self._waited_count,
             )
-        return envelope
 
     def _refused(
-        self, frame: Frame, rejection: Rejection, envelope: Envelope | None = None
+        self,
+        frame: Frame,
+        rejection: Rejection,
+        envelope: Envelope | None = None,
+        *,
+        counted: bool = False,
     ) -> None:
-        if rejection.reason is RejectReason.REPLAYED and self._in_hand(frame, envelope):
+        if rejection.reason is RejectReason.REPLAYED and (held := self._in_hand(frame, envelope)):
             _logger.debug("work-queue frame left pending: its first copy is being handled")
+            # This copy, claimed again once idle, may come past the replay window: its id is
+            # kept as taken late is (and forgotten too should the first copy fail).
+            self._late.add(held)
             if frame.nack is not None:
                 frame.nack()
             return
-        if rejection.reason in _COUNTED_REJECTIONS:
+        if counted:
+            self._metrics.count_rejection(rejection.reason)
+            _logger.debug("work-queue frame refused: %s", rejection.detail)
+        elif rejection.reason in _COUNTED_REJECTIONS:
             self._metrics.count_rejection(rejection.reason)
             if (untold := self._told.due(rejection.reason)) is not None:
                 since = f" ({untold} more since the last line)" if untold else ""
@@ -172,21 +227,67 @@ class WorkQueueReceiver:
         # be accepted.
         self.settle(frame)
 
-    def _in_hand(self, frame: Frame, envelope: Envelope | None) -> bool:
-        """True when another frame carrying this frame's id is being handled here."""
+    def _in_hand(self, frame: Frame, envelope: Envelope | None) -> str | None:
+        """This frame's id when another frame carrying it is being handled here, else None."""
         if not self._handling:
-            return False
+            return None
         if envelope is None:
             decoded = decode_envelope(frame.body)
             if isinstance(decoded, Rejection):
-                return False
+                return None
             envelope = decoded
-        return envelope.id in self._handling
+        return envelope.id if envelope.id in self._handling else None
 
     def settle(self, frame: Frame) -> None:
         """Acknowledge a frame nobody here will handle (refused, or nobody's work)."""
         if frame.ack is not None:
             frame.ack()
+
+    def _forget(self, envelope: Envelope) -> None:
+        """Forget a message left unacknowledged, so that its redelivery is taken."""
+        self._verifier.forget((envelope,))
+        self._late.discard(envelope.id)
+
+
+class _TakenLate:
+    """The ids of messages taken past the replay window (or with a copy left pending), each for
+    a window after it was put.
+
+    Bounded: the oldest go first when full (only a backlog read fills it)."""
+
+    __slots__ = ("_clock", "_ids", "_window")
+
+    def __init__(self, window_seconds: float, clock: Callable[[], float]) -> None:
+        self._window = window_seconds
+        self._clock = clock
+        # id -> when taken, in that order (an OrderedDict's oldest goes in O(1), a dict's in
+        # a scan over the slots its earlier deletions left).
+        self._ids: OrderedDict[str, float] = OrderedDict()
+
+    def __bool__(self) -> bool:
+        return bool(self._ids)
+
+    def holds(self, message_id: str) -> bool:
+        """Whether a message carrying ``message_id`` was taken late within a window."""
+        self._expire()
+        return message_id in self._ids
+
+    def add(self, message_id: str) -> None:
+        """Remember ``message_id`` as taken now."""
+        self._expire()
+        self._ids[message_id] = self._clock()
+        if len(self._ids) > _LATE_SIZE:
+            self._ids.popitem(last=False)
+
+    def discard(self, message_id: str) -> None:
+        """Forget ``message_id`` (its message was left unacknowledged after all)."""
+        self._ids.pop(message_id, None)
+
+    def _expire(self) -> None:
+        ids = self._ids
+        horizon = self._clock() - self._window
+        while ids and ids[next(iter(ids))] < horizon:
+            ids.popitem(last=False)
 
 
 class RecentlyVerified:
@@ -258,19 +359,19 @@ class _Handling:
     once all of them have handled it; left unacknowledged (and its id forgotten, so that the
     redelivery is taken) as soon as one could not. Either ends its handling here, once."""
 
-    __slots__ = ("_ack", "_ended", "_envelope", "_handling", "_left", "_nack", "_verifier")
+    __slots__ = ("_ack", "_ended", "_envelope", "_forget", "_handling", "_left", "_nack")
 
     def __init__(
         self,
         handling: dict[str, int],
-        verifier: Verifier,
+        forget: Callable[[Envelope], None],
         envelope: Envelope,
         ack: Callable[[], None],
         nack: Callable[[], None] | None,
         takers: int,
     ) -> None:
         self._handling = handling
-        self._verifier = verifier
+        self._forget = forget
         self._envelope = envelope
         self._ack = ack
         self._nack = nack
@@ -288,7 +389,7 @@ class _Handling:
     def nack(self) -> None:
         """One taker could not handle the frame: left pending for a redelivery."""
         self._end()
-        self._verifier.forget((self._envelope,))
+        self._forget(self._envelope)
         if self._nack is not None:
             self._nack()
 

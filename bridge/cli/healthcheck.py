@@ -353,7 +353,9 @@ def pinned_context(cert_file: str | Path) -> ssl.SSLContext:
     """
     from bridge.regular_files import MAX_FILE_BYTES, read_bounded  # with a web config alone
 
-    # PEM is ASCII: any other byte is no part of the certificate looked for.
+    # PEM is ASCII; the text around it (a bundle's labels) may be in any encoding, which
+    # OpenSSL passes over as the bridge's server loads the file: read byte for byte, no more
+    # than such a file may hold, and never a FIFO (waited on for a writer past --timeout).
     return _pinned(read_bounded(cert_file, MAX_FILE_BYTES).decode("latin-1"), str(cert_file))
 
 

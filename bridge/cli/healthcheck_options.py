@@ -40,8 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help=(
-            "how long the whole probe may take: connect, TLS handshake, request and answer"
-            f" (default: {DEFAULT_TIMEOUT:g})"
+            "how long the whole probe may take (connect, TLS handshake, request and answer):"
+            f" more than 0, at most {_MOST_TIMEOUT:g}, a day (default: {DEFAULT_TIMEOUT:g})"
         ),
     )
     parser.add_argument(

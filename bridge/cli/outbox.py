@@ -326,7 +326,7 @@ def _left_why(delivery: Unretryable) -> str:
 def _delivery_row(summary: dict[str, Any]) -> tuple[str, ...]:
     values = [summary[column.lower()] for column in _DELIVERY_COLUMNS]
     # A dead letter's state says, after a comma (one word still), whether it is superseded and
-    # whether its open alerts were queued again; --json gives both as fields of their own.
+    # whether its alerts were queued again; --json gives both as fields of their own.
     notes = (["superseded"] if summary["superseded"] else []) + (
         ["renotified"] if summary["renotified_at"] else []
     )

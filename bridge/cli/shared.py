@@ -58,7 +58,7 @@ def settings_or_exit(*, logged: bool = False) -> Settings:
     why a required setting is missing, a comment why a value is refused. ``logged`` (``run``,
     whose stderr is its log): with ``EXESDB_LOG_FORMAT=json`` in the environment the problems
     and warnings are JSON log records, one each, as every other line of that log."""
-    from bridge.client_environment import env_file_comments
+    from bridge.client_environment import env_file_slips
     from bridge.config import load_settings
     from bridge.settings import known_variables
 
@@ -66,7 +66,7 @@ def settings_or_exit(*, logged: bool = False) -> Settings:
         return load_settings()
     except ConfigError as exc:
         # A comment an env file kept in a value is often why that value is refused.
-        notes = _unknown_variables() + env_file_comments(os.environ, known_variables())
+        notes = _unknown_variables() + env_file_slips(os.environ, known_variables())
         if logged:
             _log_refusal(exc, notes)
         _say_refused(exc)
@@ -84,11 +84,11 @@ def client_settings_or_exit(kind: type[Values]) -> Values:
     the names of every setting are read only when some such variable beside the command's own is
     set. Plainly good values are read without pydantic; pydantic judges any other
     (``bridge.client_settings``) and words its refusal."""
-    from bridge.client_environment import env_file_comments, read_plainly
+    from bridge.client_environment import env_file_slips, read_plainly
 
     _warn_unknown_variables(frozenset(kind.VARIABLES.values()))
     # A key or token with an env file's comment in it is refused by the bridge as a wrong one.
-    for note in env_file_comments(os.environ, kind.VARIABLES.values()):
+    for note in env_file_slips(os.environ, kind.VARIABLES.values()):
         warn(note)
     found = read_plainly(kind, os.environ)
     if found is not None:

@@ -84,15 +84,24 @@ class FileSetting:
             ) from None
 
 
-def read_problem(path: str | Path, *, limit: int = MAX_SECRET_BYTES) -> str | None:
+def read_problem(
+    path: str | Path, *, limit: int = MAX_SECRET_BYTES, text: bool = True
+) -> str | None:
     """Why the file cannot be read now as a request reads it ("No such file or directory"), or
-    None when it can; what it holds is never shown."""
+    None when it can; what it holds is never shown. ``text``: read as a secret's UTF-8 text;
+    else as bytes, as OpenSSL reads a certificate, key or CA file (among which a bundle's
+    labels may be in any encoding)."""
     try:
-        WatchedFile(path, limit=limit).read()
+        if text:
+            WatchedFile(path, limit=limit).read()
+        else:
+            read_bounded(path, limit)
     except (OSError, UnicodeDecodeError) as exc:
         return _reason(exc)
     return None
 
 
 def _reason(exc: OSError | UnicodeDecodeError) -> str:
-    return exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"  # which byte is not shown: it is a secret's
+    return exc.strerror or type(exc).__name__

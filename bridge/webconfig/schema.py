@@ -61,6 +61,8 @@ ClientAuthType = Literal[
     "VerifyClientCertIfGiven",
     "RequireAndVerifyClientCert",
 ]
+# RequireAnyClientCert's old name, which the toolkit still takes.
+_OLD_REQUIRE_ANY: Final = "RequireClientCert"
 TLS_VERSIONS: Final = ("TLS10", "TLS11", "TLS12", "TLS13")
 TLSVersionName = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
 # The client-auth types that verify a certificate. Python's ssl cannot accept a certificate
@@ -153,7 +155,7 @@ def _toolkit_spellings(data: Any) -> Any:
     if not isinstance(data, Mapping):
         return data
     data = {k: v for k, v in data.items() if v not in ("", None) or k not in _BLANK_IS_UNSET}
-    if data.get("client_auth_type") == "RequireClientCert":
+    if data.get("client_auth_type") == _OLD_REQUIRE_ANY:
         data["client_auth_type"] = "RequireAnyClientCert"
     return data
 
@@ -164,11 +166,12 @@ def _given(value: Any) -> bool:
     return value is not None and value != "" and value != []
 
 
-def _tls_server_problems(values: Mapping[str, Any]) -> list[str]:
+def _tls_server_problems(values: Mapping[str, Any], *, old_name: bool = False) -> list[str]:
     """What the keys of ``tls_server_config`` (as ``_toolkit_spellings`` gives them) get wrong
-    together. While TLS is off (the toolkit's rule: no certificate, key, client CA or client-auth
-    type), each other key given is one: it would do nothing, and an allow-list or a minimum version
-    that protects nothing must not pass for one that does (the toolkit silently serves HTTP)."""
+    together (``old_name``: the file wrote RequireAnyClientCert as RequireClientCert). While TLS
+    is off (the toolkit's rule: no certificate, key, client CA or client-auth type), each other
+    key given is one: it would do nothing, and an allow-list or a minimum version that protects
+    nothing must not pass for one that does (the toolkit silently serves HTTP)."""
     if not _BLANK_IS_UNSET & set(values):
         return [
             f"{key} does nothing while TLS is off: give cert_file and key_file (or cert and key) "
@@ -200,8 +203,9 @@ def _tls_server_problems(values: Mapping[str, Any]) -> list[str]:
             "use RequireAndVerifyClientCert to check client certificates"
         )
     if auth_type == "RequireAnyClientCert" and not given:
+        written = f"{_OLD_REQUIRE_ANY} (RequireAnyClientCert)" if old_name else auth_type
         problems.append(
-            "client_auth_type RequireAnyClientCert needs client_ca_file or client_ca (Python's"
+            f"client_auth_type {written} needs client_ca_file or client_ca (Python's"
             " ssl verifies every certificate it asks for, so it cannot take any certificate as"
             " Go does)"
         )
@@ -226,8 +230,12 @@ class TLSServerConfig(Strict):
     @model_validator(mode="wrap")
     @classmethod
     def _check(cls, data: Any, handler: ModelWrapValidatorHandler[TLSServerConfig]) -> Any:
+        # The old name, as written, is what a problem about it names.
+        old = isinstance(data, Mapping) and data.get("client_auth_type") == _OLD_REQUIRE_ANY
         data = _toolkit_spellings(data)
-        return checked_together(data, handler, _tls_server_problems)
+        return checked_together(
+            data, handler, lambda values: _tls_server_problems(values, old_name=old)
+        )
 
     cert_file: str | None = None
     key_file: str | None = None

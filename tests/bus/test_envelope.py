@@ -249,3 +249,13 @@ def test_rejects_invalid_topics(topic: Any) -> None:
     """Anything else is refused with a ValueError naming the topic."""
     with pytest.raises(ValueError, match="topic"):
         check_topic(topic)
+
+
+@pytest.mark.parametrize(
+    "ts", ["2026-11-28T00:00:00.123z", "2026-11-28t00:00:00.123z", "2026-11-28 00:00:00.123z"]
+)
+def test_a_ts_with_a_lower_case_z_is_taken_as_rfc_3339_allows(ts: str) -> None:
+    """RFC 3339 lets "T" and "Z" be written "t" and "z": the envelope's ts takes either."""
+    envelope = _decode(_envelope(ts=ts))
+    assert isinstance(envelope, Envelope), envelope
+    assert envelope.ts == datetime(2026, 11, 28, 0, 0, 0, 123000, tzinfo=UTC)

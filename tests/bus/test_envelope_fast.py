@@ -43,6 +43,7 @@ from bridge.messages import (
     LogEntry,
     LogSummary,
     Message,
+    NodeHealth,
     PerformanceMetric,
     SystemAlert,
     ThroughputMetric,
@@ -995,6 +996,51 @@ def test_a_number_no_float_holds_is_refused_in_every_numeric_field_naming_it(
                     RejectReason.MALFORMED,
                     f"payload.{name}",
                 )
+
+
+# Numbers in JSON spellings json.dumps never writes: exponents, a negative zero, a whole number
+# with a fraction or an exponent, an underflow to zero, more digits than a float holds, and the
+# last digits before a float's range ends (the second rounds to an infinity, the first does not).
+NUMBER_SPELLINGS = [
+    "1e2",
+    "1E2",
+    "1e+2",
+    "1.5e-3",
+    "0e0",
+    "-0",
+    "-0.0",
+    "100.0",
+    "100.5",
+    "1e19",
+    "9.223372036854775807e18",
+    "9223372036854775807.0",
+    "100000000000000000000000",
+    "1e-400",
+    "-2.5e-324",
+    "0.1000000000000000055511151231257827",
+    "1.7976931348623158e308",
+    "1.7976931348623159e308",
+]
+
+
+@pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
+def test_numbers_in_any_json_spelling_decode_as_the_reference_does(model: type[Message]) -> None:
+    """Each numeric field of each type, and a free-form object, given a number in a spelling
+    json.dumps never writes, in a complete and in a minimal payload: the fast paths take exactly
+    what the reference accepts, with its values, and refuse the rest as it does."""
+    case = CASES[model]
+    numeric = [
+        name
+        for name, value in case.full.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+    for text in NUMBER_SPELLINGS:
+        for name in numeric:
+            for base in (case.full, case.minimal):
+                payload = {**base, name: "#"}
+                _agree(_with_number(_body(payload, model), text), payload, model)
+        payload = {**HEALTH, "checks": {"disk": [1, "#"]}}
+        _agree(_with_number(_health(payload=payload), text), payload, NodeHealth)
 
 
 @pytest.mark.parametrize("text", NOT_FINITE)

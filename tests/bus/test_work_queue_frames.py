@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -635,4 +636,104 @@ async def test_frames_of_one_read_are_judged_each_as_alone_though_decoded_togeth
         for reason in ("invalid_signature", "invalid_payload", "unsigned", "replayed")
     }
     assert rejected == dict.fromkeys(rejected, 1.0)
+    await bus.aclose()
+
+
+def late_frame(message_id: str, ago: float, **handlers: Any) -> Frame:
+    """A work-queue frame of a SystemAlert dated ``ago`` seconds back, taken by the store then
+    (it waited there for a replica)."""
+    at = datetime.now(UTC) - timedelta(seconds=ago)
+    alert = SystemAlert(
+        severity="critical", category="system", title="t", description="d", source="s", node="n"
+    )
+    body = Envelope(
+        message_id, alert.INSTANCE, "t", alert.TAG, "app", at, alert, at.timestamp()
+    ).to_bytes()
+    return Frame(
+        "ex_esdb_alerts", body, KEYRING.sign(body), group=True, written=at.timestamp(), **handlers
+    )
+
+
+async def test_a_message_taken_past_the_replay_window_is_not_taken_again_signed_anew() -> None:
+    """A message taken past the replay window (it waited in the store) and a copy of it signed
+    anew (same id, fresh ts: a publisher's retry that waited half the window) are taken once;
+    the copy is acknowledged and counted as replayed."""
+    bus, transport, registry = make_bus()
+    taken: list[Envelope] = []
+    bus.subscribe("alerts", taken.append, instances=["ex_esdb_alerts"], group=True)
+    await bus.start()
+    message_id = new_message_id()
+    first, again = Acks(), Acks()
+    transport.send(late_frame(message_id, 600, ack=first))
+    await async_wait_until(lambda: first.count == 1, 5)
+    transport.send(late_frame(message_id, 0, ack=again))
+    await async_wait_until(lambda: again.count == 1, 5)
+    assert len(taken) == 1
+    assert registry.get_sample_value("exesdb_bus_rejected_total", {"reason": "replayed"}) == 1
+    await bus.aclose()
+
+
+async def test_a_message_taken_past_the_replay_window_and_dropped_is_taken_when_redelivered() -> (
+    None
+):
+    """A message taken past the replay window that a full queue dropped (left unacknowledged)
+    is taken when the store delivers it again: its id is not kept as taken."""
+    bus, transport, _ = make_bus()
+    release = asyncio.Event()
+    entered: list[str] = []
+    taken: list[str] = []
+
+    async def handler(envelope: Envelope) -> None:
+        entered.append(envelope.id)
+        await release.wait()
+        taken.append(envelope.id)
+
+    bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True, queue_size=1)
+    await bus.start()
+    ids = [new_message_id() for _ in range(3)]
+    nacks = [Nacks() for _ in ids]
+    for message_id, nack in zip(ids, nacks, strict=True):
+        transport.send(late_frame(message_id, 600, ack=Acks(), nack=nack))
+        if not entered:
+            await async_wait_until(lambda: entered, 5, "the first one in the handler")
+    # One being handled, one queued, the third dropped.
+    assert [nack.count for nack in nacks] == [0, 0, 1]
+    release.set()
+    await async_wait_until(lambda: len(taken) == 2, 5, "two taken")
+    again = Acks()
+    transport.send(late_frame(ids[2], 600, ack=again))
+    await async_wait_until(lambda: again.count == 1, 5)
+    assert taken == ids
+    await bus.aclose()
+
+
+async def test_a_copy_left_pending_beside_its_first_is_not_taken_when_claimed_past_the_window() -> (
+    None
+):
+    """A second entry of a message, come while its first is handled, is left pending; claimed
+    again once the replay window has passed (the first handled meanwhile), it is acknowledged
+    as a replay, not taken."""
+    now = [time.time()]
+    transport = CapturingTransport()
+    bus = build_bus(KEYRING, transport, clock=lambda: now[0]).bus
+    release = asyncio.Event()
+    taken: list[Envelope] = []
+
+    async def handler(envelope: Envelope) -> None:
+        await release.wait()
+        taken.append(envelope)
+
+    bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True)
+    await bus.start()
+    message_id = new_message_id()
+    first, second, claimed = Acks(), Nacks(), Acks()
+    transport.send(late_frame(message_id, 0, ack=first))
+    transport.send(late_frame(message_id, 0, ack=Acks(), nack=second))
+    await async_wait_until(lambda: second.count == 1, 5, "the second left pending")
+    release.set()
+    await async_wait_until(lambda: first.count == 1, 5, "the first handled")
+    now[0] += 600  # the second entry idle long enough to be claimed, past the window
+    transport.send(late_frame(message_id, 0, ack=claimed))
+    await async_wait_until(lambda: claimed.count == 1, 5)
+    assert len(taken) == 1
     await bus.aclose()

@@ -99,6 +99,54 @@ async def test_a_delivery_withheld_while_in_flight_is_not_tried_again(
         outbox.close()
 
 
+@pytest.fixture
+async def taking() -> AsyncIterator[GatedReceiver]:
+    """A receiver answering 200 once let go."""
+    async for receiver in GatedReceiver(200).serve():
+        yield receiver
+
+
+@pytest.mark.parametrize(
+    ("withheld", "stale_left"),
+    [(["a1", "a2"], "the whole delivery"), (["a1"], "a delivery split off for a1")],
+)
+async def test_a_delivery_withheld_while_in_flight_that_the_receiver_took_is_delivered(
+    tmp_path: Path, taking: GatedReceiver, db: DbThread, withheld: list[str], stale_left: str
+) -> None:
+    """A delivery whose alerts (all, or some) are left out as stale while its attempt is in
+    flight, and which the receiver then takes (200), is delivered, holding what was sent: the
+    outbox lists no stale delivery the receiver in fact took."""
+    [hook], _ = resolve_receivers(
+        [taking.url], None, secret=None, timeout=30.0, max_alerts=50, min_severity="info"
+    )
+    outbox = Outbox.in_dir(tmp_path, urls=[hook.key])
+    clock = ManualClock(T0)
+    sender = WebhookSender(hook, clock=clock)
+    worker = webhook_worker(outbox, db, sender, clock, deadline=600.0)
+    try:
+        at = datetime.fromtimestamp(T0, UTC)
+        outbox.alerts.apply([event("a1", at=at), event("a2", at=at)], clock.now)
+        step = asyncio.ensure_future(worker.step())
+        await asyncio.wait_for(taking.arrived.wait(), 10)
+        [delivery] = await db.call(outbox.queue.deliveries, "pending")
+        assert sorted(delivery.alert_ids) == ["a1", "a2"]
+        await db.call(outbox.queue.withhold, delivery.id, withheld, clock.now, "stale: a test's")
+        assert await db.call(outbox.queue.deliveries, "stale"), stale_left
+        taking.answer.set()
+        await asyncio.wait_for(step, 10)
+        [after] = await db.call(outbox.queue.deliveries, None)
+        assert (after.id, after.state, after.body, after.last_error) == (
+            delivery.id,
+            DeliveryState.DELIVERED,
+            taking.bodies[0],
+            None,
+        )
+        assert sorted(after.alert_ids) == ["a1", "a2"]
+    finally:
+        await sender.aclose()
+        outbox.close()
+
+
 async def test_a_failed_attempt_of_a_delivery_withheld_meanwhile_is_reported_as_not_retried(
     tmp_path: Path, gated: GatedReceiver, db: DbThread, caplog: pytest.LogCaptureFixture
 ) -> None:

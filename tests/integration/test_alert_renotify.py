@@ -12,7 +12,7 @@ import pytest
 
 from bridge.sinks.alerts import Outbox
 from bridge.sinks.alerts.records import Acknowledgement
-from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.integration.servers.webhook import Answer, WebhookReceiver, webhook_receiver
 from tests.integration.test_alert_webhooks import FAST, counted
 from tests.sinks.alerts.helpers import T0, URL, alert_bridge, event, observe, system_alert
 from tests.support import ManualClock, async_wait_until
@@ -75,6 +75,44 @@ async def test_an_alert_dead_lettered_through_a_long_outage_reaches_the_receiver
         await sink.housekeeping.housekeep()
         assert (len(receiver.requests), renotified(bridge)) == (3, 1.0)
         assert sink.outbox.queue.depth().queued == 0
+
+
+async def test_a_resolve_dead_lettered_through_a_long_outage_reaches_the_receiver_once_back(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A resolve dead-lettered after a receiver that took the alert's firing was down past
+    EXESDB_WEBHOOK_DEADLINE_MS is sent again as soon as the receiver takes a later delivery,
+    once, so it does not show the alert firing for good; the dead letter is then superseded."""
+    receiver: WebhookReceiver = webhook_receiver()
+    clock = ManualClock(T0)
+    async with alert_bridge(
+        tmp_path, clock=clock, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **OPEN
+    ) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("a1", severity="warning"))
+        await async_wait_until(partial(taken, receiver, "a1"), what="a1 taken")
+        receiver.default = Answer(503)  # down from here on
+        await sink.acknowledge(Acknowledgement("a1", "ops", None, "freed space"))
+        await async_wait_until(lambda: counted(bridge, "retry") >= 1, what="a1's resolve refused")
+        clock.advance(86_400.0 + 1)  # a day later: its next attempt is past the deadline
+        for worker in sink.workers.values():
+            worker.wake()
+        await async_wait_until(lambda: counted(bridge, "expired") == 1, what="it dead-lettered")
+        [dead] = sink.outbox.queue.deliveries("dead")
+        receiver.default = Answer()  # back
+        bridge.bus.publish("disk_full", system_alert("a2", severity="warning"))
+        await async_wait_until(lambda: len(receiver.accepted()) == 3, what="a1's resolve again")
+        [_, later, again] = receiver.accepted()
+        assert (later.alert_ids(), again.alert_ids()) == (["a2"], ["a1"])
+        assert again.json()["alerts"][0]["status"] == "resolved"
+        assert again.delivery_id != dead.id
+        assert renotified(bridge) == 1.0
+        await async_wait_until(
+            lambda: dead_letters(bridge) == {"needs_action": 0.0, "superseded": 1.0},
+            what="the dead letter counted superseded by housekeeping",
+        )
+        clock.advance(5 * 3600.0)  # past EXESDB_WEBHOOK_RENOTIFY_INTERVAL_MS: nothing more
+        await sink.housekeeping.housekeep()
+        assert (len(receiver.accepted()), renotified(bridge)) == (3, 1.0)
 
 
 async def test_an_alert_refused_is_sent_again_only_after_the_renotify_interval(

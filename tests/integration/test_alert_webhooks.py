@@ -505,6 +505,24 @@ async def test_deliveries_go_unsigned_without_a_secret(tmp_path: Path, webhook_r
     assert request.delivery_id
 
 
+async def test_a_url_listing_urls_in_its_query_is_one_receiver(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A webhook URL whose query lists URLs (?to=https://b|https://c, as a relay takes them) is
+    one receiver, posted to at its path with that query whole."""
+    receiver: WebhookReceiver = webhook_receiver()
+    url = f"{receiver.url}?to=https://b.example/x|https://c.example/y"
+    async with alert_bridge(tmp_path, serve_http=False, **FAST, EXESDB_WEBHOOK_URLS=url) as (
+        bridge,
+        _sink,
+        _watcher,
+    ):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        [request] = await async_wait_until(lambda: receiver.accepted(), what="a delivery")
+    assert request.path == "/hook"
+    assert request.query == {"to": "https://b.example/x|https://c.example/y"}
+
+
 async def test_a_hanging_webhook_does_not_delay_the_others(
     tmp_path: Path, webhook_receiver
 ) -> None:

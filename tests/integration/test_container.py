@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import socket
 import sqlite3
 import threading
 import uuid
@@ -39,7 +38,14 @@ from tests.integration.servers.podman import (
     podman,
 )
 from tests.integration.servers.webhook import HANG, WebhookReceiver, webhook_receiver
-from tests.support import TEST_SECRET, free_port, http_get, run_bridge, wait_until
+from tests.support import (
+    TEST_SECRET,
+    free_port,
+    http_get,
+    refusing_port,
+    run_bridge,
+    wait_until,
+)
 from tests.webconfig.files import WebFiles, bcrypt_hash
 
 # One pytest-xdist worker runs the module: it builds the image (a session fixture) once.
@@ -86,15 +92,6 @@ def other_port(*taken: int) -> int:
         lambda: (port := free_port()) not in {DEFAULT_PORT, *taken} and port,
         what="a free port other than the default",
     )
-
-
-@contextmanager
-def refusing_port() -> Iterator[int]:
-    """A loopback port held bound but not listening while in use: a connection to it is
-    refused, and no other process can take it meanwhile (as one free a moment ago could be)."""
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
-        yield int(held.getsockname()[1])
 
 
 class Running(NamedTuple):

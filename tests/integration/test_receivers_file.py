@@ -23,7 +23,8 @@ from bridge.app import Bridge
 from bridge.httpclient.client import basic_auth
 from bridge.messages import NodeHealth, NodeLifecycle, NotificationStatus
 from bridge.receiver_keys import ReceiverKeys
-from bridge.receivers import Receiver, read_receivers_file, resolve_receivers
+from bridge.receivers import Receiver, file_warnings, read_receivers_file, resolve_receivers
+from bridge.redaction import safe_url
 from bridge.regular_files import MAX_SECRET_BYTES
 from bridge.sinks.alerts import AlertRecord, AlertSink, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.delivery import Outcome, WebhookSender
@@ -171,6 +172,67 @@ webhook_configs:
     assert request.headers["Authorization"] == "Bearer s3cr3t-t0ken"
     assert request.alert_ids() == ["tls-1"]
     assert signed_with("receiver-own-signing-key", request)
+
+
+async def test_a_ca_bundle_labelled_in_latin_1_is_not_warned_of_and_is_trusted(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A CA bundle whose labels are Latin-1 (no UTF-8) loads as OpenSSL reads it, which skips
+    the text between PEM blocks: no start-up warning that it cannot be read, and the HTTPS
+    receiver its CA signed for gets the alert."""
+    ca = trustme.CA()
+    label = "# Soci\u00e9t\u00e9 G\u00e9n\u00e9rale Racine\n".encode("latin-1")
+    (tmp_path / "bundle.pem").write_bytes(label + ca.cert_pem.bytes())
+    receiver: WebhookReceiver = webhook_receiver(ssl_context=served_by(ca))
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    secret: {"k" * 32}
+    http_config:
+      tls_config:
+        ca_file: bundle.pem
+""",
+    )
+    assert file_warnings(read_receivers_file(config)) == []
+    await delivered(tmp_path / "state", config, receiver, "latin-1")
+    assert receiver.requests[0].alert_ids() == ["latin-1"]
+
+
+async def test_a_password_file_in_latin_1_is_warned_of_and_fails_each_attempt(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A basic_auth password_file that is no UTF-8 text (a password saved in Latin-1) is warned
+    of at start as not UTF-8 text, and each attempt fails saying so, nothing sent."""
+    receiver: WebhookReceiver = webhook_receiver(authorization=basic_auth("ops", "pass\u00e9"))
+    (tmp_path / "password").write_bytes("pass\u00e9\n".encode("latin-1"))
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    secret: {"k" * 32}
+    http_config:
+      basic_auth: {{username: ops, password_file: password}}
+""",
+    )
+    assert file_warnings(read_receivers_file(config)) == [
+        f"webhook_configs.0 {safe_url(receiver.url)}: basic_auth.password_file"
+        f" {tmp_path / 'password'} cannot be read now (not UTF-8 text); its deliveries fail and"
+        " are retried until it can be"
+    ]
+    async with configured(tmp_path / "state", config) as (bridge, sink, watcher):
+        bridge.bus.publish("disk_full", system_alert("latin-1"))
+        await async_wait_until(
+            lambda: any(s.status == "failed" for s in watcher.of(NotificationStatus)),
+            what="a failed attempt reported",
+        )
+        [delivery] = sink.outbox.queue.deliveries()
+    assert (delivery.last_error or "").endswith(
+        f"cannot read basic_auth.password_file {tmp_path / 'password'}: not UTF-8 text"
+    ), delivery.last_error
+    assert receiver.requests == []
 
 
 async def test_https_receiver_trusted_through_an_inline_ca_gets_the_alert(

@@ -1534,3 +1534,34 @@ async def test_alerts_that_waited_in_redis_past_the_replay_window_are_taken_and_
     )
     assert second.sample("exesdb_bus_waited_total") == 3
     assert sorted(second.taken_alerts()) == expected
+
+
+async def test_two_entries_of_one_message_that_waited_past_the_replay_window_are_taken_once(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """A publisher's write retried after its answer was lost (a Redis stalled past the socket
+    timeout runs both) leaves two entries of one message; read only after the replay window
+    (every replica down), the next holder takes it once and acknowledges both entries."""
+    server = redis_server()
+    first = await Replica(server.url, "node-a", replay_window_ms=1_000).start()
+    await async_wait_until(lambda: first.sample("exesdb_redis_work_queue_leader") == 1, 10)
+    await first.aclose()  # the consumer group stays, nobody reads it
+    stream = f"exesdb:bus:{ALERTS}"
+    began = time.time()
+    once, twice = signed_entry(), signed_entry()
+    with server.client() as client:
+        for fields in (once, twice, twice):
+            last = client.xadd(stream, fields)
+    await async_wait_until(lambda: time.time() > began + 1.5, 5, "the replay window passed")
+    second = await Replica(server.url, "node-b", replay_window_ms=1_000).start()
+    replicas.append(second)
+
+    def all_acknowledged() -> bool:
+        with server.client() as client:
+            (group,) = client.xinfo_groups(stream)
+        return bool(group["last-delivered-id"] == last and group["pending"] == 0)
+
+    await async_wait_until(all_acknowledged, 15, "every entry taken and acknowledged")
+    assert len(second.taken) == 2
+    assert second.sample("exesdb_bus_waited_total") == 2
+    assert second.sample("exesdb_bus_rejected_total", reason="replayed") == 1

@@ -1,5 +1,6 @@
-"""The work-queue lease on a real redis-server: why a holder steps down is said as it is, and
-the holder a replica names is never one it saw before it took the lease itself."""
+"""The work-queue lease on a real redis-server: why a holder steps down is said as it is, the
+holder a replica names is never one it saw before it took the lease itself, and what a read
+under it got is taken though its answer was lost."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from functools import partial
+from typing import Any
 
 import pytest
 import redis as redis_py
@@ -19,13 +21,13 @@ from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.lease import Lease
 from bridge.bus.redis.link import Link
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_redis_bus import calls
+from tests.integration.test_redis_bus import ALERTS, Replica, calls, replicas, signed_entry
 from tests.integration.test_redis_spool import Proxy
 from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["redis_server"]  # the fixture, imported for the tests below
+__all__ = ["redis_server", "replicas"]  # the fixtures, imported for the tests below
 
 LEADER = "exesdb:bus:leader"
 
@@ -566,3 +568,102 @@ async def test_a_stop_after_a_take_whose_answer_was_lost_gives_the_lease_back(
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         await client.aclose()
+
+
+class LostRead(Proxy):
+    """A proxy that, once, cuts the connection instead of passing back the answer of a consumer
+    group's read that got entries of ex_esdb_alerts: Redis holds them pending at the reader,
+    which never saw them (as when a Redis that stalled past the socket timeout serves a blocked
+    read)."""
+
+    READ = b"XREADGROUP"
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port)
+        self.cut = False
+
+    def _pipes(
+        self,
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        server_r: asyncio.StreamReader,
+        server_w: asyncio.StreamWriter,
+    ) -> tuple[Coroutine[Any, Any, None], Coroutine[Any, Any, None]]:
+        reading = asyncio.Event()  # the connection's last command was a group read
+
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                if self.READ in data:
+                    reading.set()
+                else:
+                    reading.clear()
+                server_w.write(data)
+                await server_w.drain()
+
+        async def downstream() -> None:
+            while data := await server_r.read(65536):
+                if reading.is_set() and not self.cut and ALERTS.encode() in data:
+                    self.cut = True
+                    return
+                client_w.write(data)
+                await client_w.drain()
+
+        return upstream(), downstream()
+
+
+async def test_entries_a_group_read_got_whose_answer_was_lost_are_taken_at_once(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """The holder's read of the consumer group gets an entry and its answer is lost (the
+    connection cut): Redis holds the entry pending at the holder, which takes it at its next
+    read from its own pending entries, not a claim's idle time later."""
+    server = redis_server()
+    proxy = await LostRead(server.port).start()
+    try:
+        holder = await Replica(proxy.url, "node-a", claim_idle_ms=60_000).start()
+        replicas.append(holder)
+        await async_wait_until(lambda: holder.sample("exesdb_redis_work_queue_leader") == 1, 10)
+        with server.client() as client:
+            client.xadd(f"exesdb:bus:{ALERTS}", signed_entry())
+        await async_wait_until(lambda: proxy.cut, 10, "the read's answer lost")
+        await async_wait_until(lambda: holder.taken_alerts() == ["forged"], 10, "taken")
+        assert holder.sample("exesdb_redis_claimed_total") == 0
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        replicas.clear()
+        await proxy.aclose()
+
+
+class LostClaim(LostRead):
+    """``LostRead`` for a claim (XAUTOCLAIM) that got entries."""
+
+    READ = b"XAUTOCLAIM"
+
+
+async def test_entries_a_claim_got_whose_answer_was_lost_are_taken_at_once(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """The holder's claim of an entry a dead replica left gets it and its answer is lost (the
+    connection cut): Redis holds the entry pending at the holder, idle no more, which takes it
+    at its next read from its own pending entries, not another claim's idle time later."""
+    server = redis_server()
+    stream = f"exesdb:bus:{ALERTS}"
+    with server.client() as client:
+        client.xgroup_create(stream, "exesdb-bridge", id="0", mkstream=True)
+        entry = client.xadd(stream, signed_entry())
+        client.xreadgroup("exesdb-bridge", "dead:1", {stream: ">"})
+        # Idle past the claim's idle time already: the first claim round takes it.
+        client.xclaim(stream, "exesdb-bridge", "dead:1", 0, [entry], idle=120_000)
+    proxy = await LostClaim(server.port).start()
+    try:
+        holder = await Replica(proxy.url, "node-a", claim_idle_ms=4_000).start()
+        replicas.append(holder)
+        await async_wait_until(lambda: proxy.cut, 10, "the claim's answer lost")
+        # Claimed again it would be 4 s later at the soonest (idle once more).
+        await async_wait_until(lambda: holder.taken_alerts() == ["forged"], 3, "taken")
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        replicas.clear()
+        await proxy.aclose()

@@ -287,6 +287,37 @@ async def test_a_spool_write_whose_answer_was_lost_is_not_sent_twice(
         await proxy.aclose()
 
 
+class LostBufferedReply(LostReply):
+    """``LostReply`` for the script writing a batch of published frames (the only EVALSHA of a
+    replica without a spool or the work queue)."""
+
+    MARK = b"EVALSHA"
+
+
+async def test_a_buffered_batch_whose_answer_was_lost_is_not_written_twice(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """The connection drops after Redis ran the script writing a batch of published frames and
+    before its answer came (as when a Redis stalled past the socket timeout runs it on
+    resuming): the batch, written again under its number, is not written twice."""
+    server = redis_server()
+    proxy = await LostBufferedReply(server.port).start()
+    try:
+        replica = Replica(proxy.url, "node-a", group=False)
+        replicas.append(replica)
+        await replica.start()
+        for number in range(5):
+            replica.publish_alert(number)
+        await async_wait_until(lambda: replica.sample("exesdb_redis_written_total") == 5, 15)
+        assert proxy.cut
+        with server.client() as client:
+            assert client.xlen(f"exesdb:bus:{ALERTS}") == 5
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        await proxy.aclose()
+
+
 async def test_a_close_that_loses_redis_while_flushing_returns_at_once_with_the_frames_spooled(
     redis_server: Callable[[], RedisServer], tmp_path: Path, replicas: list[Replica]
 ) -> None:

@@ -217,6 +217,11 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
             "  client_auth_type: RequireAnyClientCert\n",
             "RequireAnyClientCert needs client_ca_file or client_ca (Python's ssl verifies every",
         ),
+        (  # named as written: the toolkit's old name for it
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n"
+            "  client_auth_type: RequireClientCert\n",
+            "client_auth_type RequireClientCert (RequireAnyClientCert) needs client_ca_file or",
+        ),
         (
             "tls_server_config:\n  cert_file: ''\n  key_file: b\n",
             "TLS needs cert_file",

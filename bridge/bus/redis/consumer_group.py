@@ -5,7 +5,8 @@ claimed with XAUTOCLAIM after ``claim_idle_ms``. Each is acknowledged (XACK, by 
 once its subscribers returned, and left pending when they could not handle it. Each read, and
 each claim round, asks Redis whose the lease is: a replica that lost it unawares (with a Redis
 restart's data) steps down rather than take entries beside the new holder, and should it hold
-the lease again first, takes what that read left pending at once, from its own history.
+the lease again first, takes what that read left pending at once, from its own history. So
+does the next read after one whose answer was lost.
 """
 
 from __future__ import annotations
@@ -139,7 +140,15 @@ class ConsumerGroup:
             *ids,
         )
         pipe.get(self._layout.leader)
-        reply, holder = await pipe.execute()
+        try:
+            reply, holder = await pipe.execute()
+        except BaseException:
+            # The read may have got entries and only its answer been lost (a reset, a timeout:
+            # a Redis that stalled serves the blocked read as it resumes): Redis holds them
+            # pending here, untaken. The next read takes them from this consumer's history,
+            # rather than leave them for a claim once idle, behind the entries read since.
+            self._history = dict.fromkeys(self._keys, b"0-0")
+            raise
         if not self._holds(holder):
             # What was read stays pending here, untaken: the holder claims it once idle, or
             # this replica takes it from its history should it hold the lease again first
@@ -252,8 +261,14 @@ class ConsumerGroup:
         # unawares would take entries the holder is handling, whose acknowledgement is late.
         if not self._holds(await self._link.client.get(self._layout.leader)):
             return 0.0
-        for key in self._keys:
-            await self._claim(key)
+        try:
+            for key in self._keys:
+                await self._claim(key)
+        except BaseException:
+            # A claim whose answer was lost made the entries this consumer's, untaken and idle
+            # no more: the next read takes them from this consumer's history (see _read_step).
+            self._history = dict.fromkeys(self._keys, b"0-0")
+            raise
         self._claim_rounds += 1
         if self._claim_rounds % _CONSUMER_SWEEP_CYCLES == 0:
             await self._forget_departed_consumers()

@@ -72,6 +72,10 @@ class Layout:
         """How far a bridge's spool segment ``segment`` (a random id) has been written here."""
         return f"{self.prefix}:spool:{segment}"
 
+    def written(self, consumer: str) -> str:
+        """The number of the last batch the writer of ``consumer`` (one process) wrote here."""
+        return f"{self.prefix}:bus:written:{consumer}"
+
     def coordination(self, key: str) -> str:
         """A cluster monitor's coordination key."""
         return f"{self.prefix}:{key}"

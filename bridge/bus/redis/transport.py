@@ -127,6 +127,7 @@ class RedisTransport:
             replay_window_ms=replay_window_ms,
             clock=clock,
             spool=self._spool,
+            consumer=self.consumer,
         )
         lease = Lease(link, layout, consumer=self.consumer, lease_ms=claim_idle_ms)
         group = ConsumerGroup(

@@ -5,7 +5,9 @@ batches (one round trip and one script each), through reconnections and backoff;
 half the replay window there is signed again (fresh ``ts``, same id) so that it is not refused
 as expired. ``send_durably`` (HTTP ingest) answers once its frames are in the spool on disk
 (``spool.py``), which ``run`` sends to Redis in order, each batch in one script call with the
-spool's progress, so that a restart sends nothing twice. Work-queue frames written lately are
+spool's progress, so that a restart sends nothing twice; a buffered batch goes with a mark of
+its own, so that one whose answer was lost (a Redis that stalled past the socket timeout runs it
+once it resumes) is not written again beside the first. Work-queue frames written lately are
 retained until a consumer group has acknowledged them (taken and handled), and written again if
 Redis turns out to have lost its data meanwhile (a restart without persistence).
 """
@@ -47,14 +49,21 @@ _PROGRESS_KEPT_MS: Final = 7 * 24 * 3600 * 1000
 # and the spool's progress with them when asked: one command and one reply for the batch, where
 # a pipeline of XADDs costs redis-py several times the CPU per entry. An entry Redis refuses is
 # answered "!<error>" in its place. KEYS: each entry's stream, then the progress key if any.
-# ARGV: the number of entries, MAXLEN, body and signature of each, then progress and its TTL.
+# ARGV: the number of entries, MAXLEN, body and signature of each, then progress, its TTL, and
+# "1" when the progress is a buffered batch's number, which the script writes only once: it
+# answers 0, writing nothing, when the key holds that number or a later one already.
 # The progress is set first: Redis keeps what a script wrote before a command it refuses (an
 # ACL user without SET on the spool's keys), and each retry of the batch would write its entries
 # again; the XADDs after it are answered each on its own, so the script ends with them.
 _XADD_ALL: Final = """
 local count = tonumber(ARGV[1])
 if #KEYS > count then
-  redis.call('SET', KEYS[count + 1], ARGV[3 + 2 * count], 'PX', ARGV[4 + 2 * count])
+  local key, progress = KEYS[count + 1], ARGV[3 + 2 * count]
+  if ARGV[5 + 2 * count] == '1'
+     and tonumber(redis.call('GET', key) or '0') >= tonumber(progress) then
+    return 0
+  end
+  redis.call('SET', key, progress, 'PX', ARGV[4 + 2 * count])
 end
 local out = {}
 for i = 1, count do
@@ -72,6 +81,11 @@ _WRITING_SPOOLED: Final = (
 # Redis's words when the ACL refuses a command itself (``… no permissions to run the 'evalsha'
 # command``), not one of its keys.
 _RUN_REFUSED: Final = "no permissions to run the '"
+
+# How long a buffered batch's number stays in Redis (refreshed by each batch): a copy of the
+# batch that a stalled Redis runs later than the replay window after it was signed is refused
+# as expired by every reader anyway.
+_MARK_KEPT_MIN_MS: Final = 3600 * 1000
 
 # A work-queue frame written: (when, entry id, frame), per stream.
 _Retained = deque[tuple[float, bytes, Frame]]
@@ -95,10 +109,13 @@ class Writer:
         replay_window_ms: int,
         clock: Callable[[], float],
         spool: Spool | None = None,
+        consumer: str = "",
     ) -> None:
         """``positioned`` is set once the fan-out reader knows where each stream ends: our own
         frames must come after the tail it reads from, or it would miss them. Without a
-        ``spool`` (an embedding bridge), ``send_durably`` buffers in memory as ``send`` does."""
+        ``spool`` (an embedding bridge), ``send_durably`` buffers in memory as ``send`` does.
+        ``consumer`` (this process's, unique) names the key of the buffered batches' mark;
+        without one, a batch whose answer was lost is written again."""
         self._link = link
         self._layout = layout
         self._positioned = positioned
@@ -110,6 +127,12 @@ class Writer:
         self._spool = spool
         self._script = link.client.register_script(_XADD_ALL)
         self._buffer: deque[Frame] = deque()
+        # The buffered batches' numbers in Redis (None: not kept), and the number and size of
+        # the batch whose write failed without an answer, written again under that number.
+        self._mark = layout.written(consumer) if consumer else None
+        self._mark_ms = max(_MARK_KEPT_MIN_MS, 2 * replay_window_ms)
+        self._batches = 0
+        self._unsure: tuple[int, int] | None = None
         # Work-queue frames written but maybe not yet acknowledged by a consumer group, per
         # stream in the order written; written again if Redis turns out to have lost its data.
         self._retained: dict[str, _Retained] = {}
@@ -412,22 +435,40 @@ class Writer:
             self._link.taken_aside((self, "acks"))
 
     async def _write_buffered(self) -> None:
-        """One batch of the buffer, in one round trip; refused frames go back to its front."""
-        count = min(self._batch, len(self._buffer))
+        """One batch of the buffer, in one round trip; refused frames go back to its front.
+
+        A batch whose write failed (no answer) is written again as the same batch, under its
+        number (the mark), so that Redis, having run the first, writes nothing again."""
+        if self._unsure is None:
+            self._batches += 1
+            self._unsure = (self._batches, min(self._batch, len(self._buffer)))
+        number, count = self._unsure
+        count = min(count, len(self._buffer))
         if not count:
+            self._unsure = None
             return
         self._refresh_old(count)
         buffer = self._buffer
         batch = [buffer[index] for index in range(count)]
-        replies = await self._xadd_all(batch)
-        if buffer is not self._buffer:
+        mark = None if self._mark is None else (self._mark, number)
+        replies = await self._xadd_all(batch, progress=mark, once=True)
+        self._unsure = None
+        if replies is None:
+            # Redis ran the batch's first write, whose answer was lost: its ids are unknown, so
+            # its work-queue frames are not kept to be written again should Redis lose its data.
+            _logger.info("a batch of %d frame(s) whose answer was lost had been written", count)
+            self.written += count
+        elif buffer is not self._buffer:
             # A stop's flush gave up on this write meanwhile and took the buffer, this batch
             # too, to the spool: what Redis took now is counted written (the spool's copy goes
             # again at the next start: at least once), what it refused for now waits there.
             self._written(batch, replies)
+        if buffer is not self._buffer:
             return
         for _ in range(count):
             buffer.popleft()
+        if replies is None:
+            return
         again, refusal = self._written(batch, replies)
         if again:
             self._buffer.extendleft(reversed(again))
@@ -460,6 +501,7 @@ class Writer:
             # The script may have run and only its answer been lost (a reset, a timeout).
             spool.recheck(batch)
             raise
+        assert replies is not None  # only a buffered batch's mark answers "written already"
         self._written(frames, replies, retry=False)
         spent = await spool.advance(batch)
         if spent:
@@ -467,10 +509,16 @@ class Writer:
                 await self._link.client.delete(*(self._layout.spool(i) for i in spent))
 
     async def _xadd_all(
-        self, frames: Sequence[Frame], *, progress: tuple[str, int] | None = None
-    ) -> list[bytes | ResponseError]:
+        self,
+        frames: Sequence[Frame],
+        *,
+        progress: tuple[str, int] | None = None,
+        once: bool = False,
+    ) -> list[bytes | ResponseError] | None:
         """XADD every frame in one round trip and one script (``_XADD_ALL``), and set the
-        spool's ``progress`` key with them; each entry's id, or why Redis refused it."""
+        spool's ``progress`` key with them; each entry's id, or why Redis refused it. ``once``:
+        ``progress`` is a buffered batch's mark; None when Redis holds it already (nothing
+        written)."""
         streams = self._layout.streams
         keys = [streams[frame.instance] for frame in frames]
         args: list[Any] = [len(frames), self._maxlen]
@@ -478,12 +526,17 @@ class Writer:
             args += [frame.body, frame.signature or ""]
         if progress is not None:
             keys.append(progress[0])
-            args += [progress[1], _PROGRESS_KEPT_MS]
+            args += [progress[1], self._mark_ms if once else _PROGRESS_KEPT_MS, int(once)]
         try:
-            replies: list[bytes] = await self._script(keys=keys, args=args)
+            replies: list[bytes] | int = await self._script(keys=keys, args=args)
         except ResponseError as exc:
             if temporary(exc):
                 raise
+            if once:
+                # Refused for good (NOPERM: an ACL keeps EVALSHA, the mark's key or one of the
+                # streams from us): one XADD each, without the mark, so that only the entries
+                # refused are dropped.
+                return await self._xadd_each(frames, None)
             named = script_named(exc, _WRITING_SPOOLED)
             if named is not exc:
                 # The script ran, and the ACL refused it the progress (set first: nothing was
@@ -496,6 +549,8 @@ class Writer:
             # Refused whole for good (NOPERM: an ACL keeps EVALSHA, or one of the streams, from
             # us): one XADD each, so that only the entries refused are dropped.
             return await self._xadd_each(frames, progress)
+        if isinstance(replies, int):
+            return None
         return [
             ResponseError(reply[1:].decode(errors="replace")) if reply[:1] == b"!" else reply
             for reply in replies

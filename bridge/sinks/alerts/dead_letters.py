@@ -7,7 +7,9 @@ not start with, a firing its receiver has since heard resolved, or one supersede
 took a later delivery of each of its alerts; ``superseded``, ``superseded_count``: what
 ``outbox list`` and the dead-letters gauge tell apart). An alert still open whose
 latest notification to a receiver was dead-lettered is queued for it again as it stands
-(``renotify``), so a receiver down past the deadline hears of what still fires once it is back.
+(``renotify``), so a receiver down past the deadline hears of what still fires once it is back;
+so is a resolved one whose dead-lettered notification was its resolve, so that it does not keep
+showing the alert firing.
 """
 
 from __future__ import annotations
@@ -31,20 +33,21 @@ from bridge.sinks.alerts.rows import one_of, record_of
 
 __all__ = ["DeadLetters"]
 
-# The alerts of a dead letter (``alert_ids``, its ``rowid``, for ``url``) still open, waiting
-# for ``url`` in no grouping window, and in no delivery to it made since: those it was the last
-# to tell ``url`` of; but, when it was refused with a final answer (``:refused``), not those
-# whose delivery to ``url`` before it was so refused too (twice in a row: sent again every
-# interval, each would be refused anew, a dead letter more each time).
+# The alerts of a dead letter (``alert_ids``, its ``rowid``, for ``url``), each with whether it is
+# resolved now (``renotify`` takes a resolved one only when the dead letter told its resolve),
+# waiting for ``url`` in no grouping window, and in no delivery to it made since: those it was
+# the last to tell ``url`` of; but, when it was refused
+# with a final answer (``:refused``), not those whose delivery to ``url`` before it was so refused
+# too (twice in a row: sent again every interval, each would be refused anew, a dead letter more
+# each time).
 # The deliveries carrying each alert are read from its key in ``carried`` (``tables``), each by
 # its id: reading each delivery to ``url`` made since the dead letter (and, refused, before it)
 # with its alert ids took 48 ms for an alert no later one carried, with a day of 86 000
 # deliveries, and a pass of 100 dead letters 0.54 to 0.58 s (docs/performance.md: 5 ms now).
 _STILL_UNTOLD: Final = """
-SELECT sent.value FROM json_each(:alert_ids) AS sent
+SELECT sent.value, alerts.state = :resolved FROM json_each(:alert_ids) AS sent
 JOIN alerts ON alerts.alert_id = sent.value
-WHERE alerts.state != :resolved
-AND NOT EXISTS (SELECT 1 FROM queued WHERE queued.url = :url AND queued.alert_id = sent.value)
+WHERE NOT EXISTS (SELECT 1 FROM queued WHERE queued.url = :url AND queued.alert_id = sent.value)
 AND NOT EXISTS (
     SELECT 1 FROM carried JOIN deliveries AS later ON later.id = carried.delivery_id
     WHERE carried.alert_id = sent.value AND later.url = :url AND later.rowid > :rowid
@@ -165,22 +168,24 @@ class DeadLetters:
         return one_of("url", self._queue.urls, negate=True)
 
     def renotify(self, now: float, after: float, limit: int = 100) -> dict[str, int]:
-        """Queue again, for each configured receiver, the open alerts of its dead letters that
-        are its latest delivery of them and wait for it in no grouping window; how many, by
-        receiver.
+        """Queue again, for each configured receiver, the alerts of its dead letters that are
+        its latest delivery of them and wait for it in no grouping window: those still open,
+        and those resolved whose resolve the dead letter told; how many, by receiver.
 
         Each is queued as it stands (the receiver's worker builds the delivery from the alert's
         record), and each dead letter once (``renotified_at``; ``retry`` clears it): the new
-        delivery is the alert's latest, and only its own death queues the alert again. A dead
-        letter is due ``after`` seconds after it died (at once when that is after ``now``: the
-        wall clock was set back since), and sooner once the receiver took a delivery made after
-        it (it is back), unless its last answer was final (``refused``): sent again then, it
-        would be refused again at every delivery the receiver takes. Nor is an alert queued
-        again from a dead letter so refused whose delivery to the receiver before it was so
-        refused too (twice in a row: it would be refused anew every ``after``, a dead letter
-        more each time); its next change is sent as ever. At most ``limit`` dead
-        letters are taken up in one call (the oldest due), so one transaction stays short after
-        a long outage; the next call takes the rest.
+        delivery is the alert's latest, and only its own death queues the alert again. A
+        resolve is queued as the receiver was told of its alert (``told``), as it was when the
+        resolve was made for it: the receiver may show the alert firing, so its filters
+        (``Keep``) let the resolve go. A dead letter is due ``after`` seconds after it died (at
+        once when that is after ``now``: the wall clock was set back since), and sooner once
+        the receiver took a delivery made after it (it is back), unless its last answer was
+        final (``refused``): sent again then, it would be refused again at every delivery the
+        receiver takes. Nor is an alert queued again from a dead letter so refused whose
+        delivery to the receiver before it was so refused too (twice in a row: it would be
+        refused anew every ``after``, a dead letter more each time); its next change is sent as
+        ever. At most ``limit`` dead letters are taken up in one call (the oldest due), so one
+        transaction stays short after a long outage; the next call takes the rest.
         """
         if not self._queue.urls:
             return {}
@@ -201,24 +206,28 @@ class DeadLetters:
             ).fetchall()
             for letter in letters:
                 url = str(letter["url"])
-                alert_ids = [
-                    row[0]
-                    for row in db.execute(
-                        _STILL_UNTOLD,
-                        {
-                            "url": url,
-                            "rowid": letter["rowid"],
-                            "alert_ids": letter["alert_ids"],
-                            "resolved": AlertState.RESOLVED.value,
-                            "refused": letter["refused"],
-                            "dead": DeliveryState.DEAD.value,
-                        },
-                    )
-                ]
+                untold = db.execute(
+                    _STILL_UNTOLD,
+                    {
+                        "url": url,
+                        "rowid": letter["rowid"],
+                        "alert_ids": letter["alert_ids"],
+                        "resolved": AlertState.RESOLVED.value,
+                        "refused": letter["refused"],
+                        "dead": DeliveryState.DEAD.value,
+                    },
+                ).fetchall()
+                resolves = self._resolves(db, letter["rowid"], [r[0] for r in untold if r[1]])
+                alert_ids = [row[0] for row in untold if not row[1] or row[0] in resolves]
+                rows = [{"url": url, "alert_id": alert_id, "now": now} for alert_id in alert_ids]
                 db.executemany(
                     "INSERT OR IGNORE INTO queued (url, alert_id, queued_at)"
                     " VALUES (:url, :alert_id, :now)",
-                    [{"url": url, "alert_id": alert_id, "now": now} for alert_id in alert_ids],
+                    rows,
+                )
+                db.executemany(
+                    "INSERT OR IGNORE INTO told (url, alert_id) VALUES (:url, :alert_id)",
+                    [row for row in rows if row["alert_id"] in resolves],
                 )
                 db.execute(
                     "UPDATE deliveries SET renotified_at = :now WHERE rowid = :rowid",
@@ -227,6 +236,16 @@ class DeadLetters:
                 if alert_ids:
                     queued[url] = queued.get(url, 0) + len(alert_ids)
         return queued
+
+    @staticmethod
+    def _resolves(db: sqlite3.Connection, rowid: int, alert_ids: Sequence[str]) -> set[str]:
+        """Those of ``alert_ids`` (resolved now) whose resolve the delivery of ``rowid`` told;
+        its body read only when there are some (most dead letters tell firings)."""
+        if not alert_ids:
+            return set()
+        body = db.execute("SELECT body FROM deliveries WHERE rowid = :rowid", {"rowid": rowid})
+        told = alerts_told(bytes(body.fetchone()[0]))
+        return {a for a in alert_ids if told.get(a, ("",))[0] == AlertState.RESOLVED.value}
 
     def superseded(self, delivery_ids: Sequence[str]) -> set[str]:
         """Those of ``delivery_ids`` that are dead letters superseded: their receiver took a

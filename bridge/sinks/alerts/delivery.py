@@ -475,8 +475,9 @@ class WebhookSender:
 
 
 Report = Callable[[Delivery, AttemptResult, DeliveryState, int], None]
-"""Told of every attempt: the delivery, the result, the state the outbox left it in (``stale``
-when it was left out while the attempt was in flight) and the attempt number."""
+"""Told of every attempt: the delivery as sent, the result, the state the outbox left it in
+(``stale`` when it was left out while the attempt was in flight and the attempt failed) and the
+attempt number."""
 Vet = Callable[[Delivery], Awaitable[Delivery | None]]
 """Before each attempt: the delivery as it may go now (without the alerts whose newer
 notifications are another replica's), or None when none of it may go now (all of it
@@ -689,7 +690,8 @@ class DeliveryWorker:
         """Record the outcome of the attempt made last, if it is not yet, then log and report
         it; raises when the outbox cannot (the outcome is then kept, and written again at the
         next step). Returns the state its delivery is left in: that of the outcome, but for one
-        left out as stale while in flight (``DeliveryQueue.finish_attempt``), reported so."""
+        left out as stale while in flight and not taken by the receiver, which stays so
+        (``DeliveryQueue.finish_attempt``) and is reported so."""
         attempted = self._unrecorded
         if attempted is None:
             return None
@@ -702,6 +704,7 @@ class DeliveryWorker:
                 status=attempted.result.status,
                 error=attempted.result.error,
                 now=attempted.at,
+                sent=attempted.delivery,
             )
         except Exception as exc:
             self._unrecorded_fault = f"{type(exc).__name__}: {exc}"

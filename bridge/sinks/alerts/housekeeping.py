@@ -169,14 +169,14 @@ class Housekeeping:
             self._house_wake.clear()
 
     async def _renotify(self, now: float) -> int:
-        """Queue again the open alerts whose latest notification to a receiver died (see
-        ``DeadLetters.renotify``); how many, each receiver's logged."""
+        """Queue again the alerts, open or of a resolve, whose latest notification to a
+        receiver died (see ``DeadLetters.renotify``); how many, each receiver's logged."""
         after = self._renotify_after
         queued = await self._db.call(self._outbox.dead_letters.renotify, now, after)
         for key, count in queued.items():
             self._metrics.renotified(count)
             _logger.info(
-                "alerts: %d open alert(s) whose notification to %s was dead-lettered queued"
+                "alerts: %d alert(s) whose notification to %s was dead-lettered queued"
                 " for it again, as they stand",
                 count,
                 self._labels[key],

@@ -99,8 +99,8 @@ class AlertMetrics:
         dead_letters.labels(_SUPERSEDED).set_function(lambda: float(self.depth.superseded))
         self._renotified = Counter(
             "exesdb_webhook_renotified",
-            "Open alerts queued again for a receiver whose latest notification of them was "
-            "dead-lettered.",
+            "Alerts queued again for a receiver whose latest notification of them was "
+            "dead-lettered, open ones or resolved ones whose resolve it was.",
             registry=registry,
         )
         self._stale = Counter(

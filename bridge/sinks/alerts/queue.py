@@ -257,29 +257,47 @@ class DeliveryQueue:
         status: int | None,
         error: str | None,
         now: float,
+        sent: Delivery | None = None,
     ) -> DeliveryState | None:
-        """Record one attempt's outcome; returns the state the delivery is left in (None when
-        it is gone: pruned meanwhile).
+        """Record one attempt's outcome (``state``: what it makes of a pending delivery);
+        returns the state the delivery is left in (None when it is gone: pruned meanwhile).
+        ``sent`` is the delivery as the attempt sent it.
 
         A delivery made (or retried) after ``now`` (the wall clock was set back since) is dated
         ``now``, so that its next attempt, reckoned on this clock, waits its backoff (see
-        ``next_due``). One no longer pending (left out as stale while its attempt was in flight:
-        ``withhold``, on Redis as the lease is taken up) keeps its state and last error, its
-        attempt only counted: made pending again by a failed attempt, it would be sent after the
-        newer notifications it was left out for; the caller reports it so, not as retried.
+        ``next_due``). The states it moves between (``DeliveryState``)::
+
+            pending ── attempt taken (2xx) ──> delivered
+            pending ── attempt failed ──> pending (retried), or dead (final answer, deadline)
+            pending ── withhold ──> stale (all its alerts left out: see there)
+            stale, dead, delivered ── attempt taken (2xx) ──> delivered
+            stale, dead, delivered ── attempt failed ──> as it was (the attempt counted)
+            dead ── outbox retry ──> pending (``dead_letters``)
+
+        One left out as stale while its attempt was in flight (``withhold``, on Redis as the
+        lease is taken up) keeps its state and last error when the attempt failed: made pending
+        again, it would be sent after the newer notifications it was left out for; the caller
+        reports it so, not as retried. When the receiver took the attempt it is delivered,
+        whatever became of it meanwhile, and holds again what was ``sent``: alerts withheld
+        from it meanwhile were taken all the same, so the stale delivery they went into is
+        dropped, and the receiver counts as having taken them (``taken``: a dead letter of
+        theirs is superseded by it).
         """
+        taken = state is DeliveryState.DELIVERED
         with self._database.transaction() as db:
+            if taken and sent is not None:
+                self._as_sent(sent)
             db.execute(
                 "UPDATE deliveries SET attempts = attempts + 1, last_status = :status"
-                " WHERE id = :id AND state != :pending",
-                {"id": delivery_id, "status": status, **_PENDING},
+                " WHERE id = :id AND state != :pending AND NOT :taken",
+                {"id": delivery_id, "status": status, "taken": taken, **_PENDING},
             )
             db.execute(
                 "UPDATE deliveries SET attempts = attempts + 1, state = :state,"
                 " created_at = MIN(created_at, :now), retried_at = MIN(retried_at, :now),"
                 " next_attempt_at = :next_attempt_at, last_status = :status,"
                 " last_error = :error, finished_at = :finished_at"
-                " WHERE id = :id AND state = :pending",
+                " WHERE id = :id AND (state = :pending OR :taken)",
                 {
                     "id": delivery_id,
                     "state": state.value,
@@ -288,6 +306,7 @@ class DeliveryQueue:
                     "error": error,
                     "finished_at": None if state is DeliveryState.PENDING else now,
                     "now": now,
+                    "taken": taken,
                     **_PENDING,
                 },
             )
@@ -295,6 +314,38 @@ class DeliveryQueue:
                 "SELECT state FROM deliveries WHERE id = :id", {"id": delivery_id}
             ).fetchone()
             return None if row is None else DeliveryState(row[0])
+
+    def _as_sent(self, sent: Delivery) -> None:
+        """Give the delivery of ``sent``, which its receiver took, back the alerts ``withhold``
+        left out of it while the attempt was in flight, dropping the stale deliveries they went
+        into (in the caller's transaction)."""
+        with self._database.transaction() as db:
+            row = db.execute(
+                "SELECT rowid, alert_ids FROM deliveries WHERE id = :id", {"id": sent.id}
+            ).fetchone()
+            if row is None or tuple(json.loads(row["alert_ids"])) == sent.alert_ids:
+                return
+            left_out = set(sent.alert_ids).difference(json.loads(row["alert_ids"]))
+            # Each went into a stale delivery of its own, made after it: the part of the body
+            # sent with those alerts alone (``split_body``, whatever was split off before).
+            for stale in db.execute(
+                "SELECT id, alert_ids, body FROM deliveries"
+                " WHERE url = :url AND state = :stale AND rowid > :rowid",
+                {"url": sent.url, "stale": DeliveryState.STALE.value, "rowid": row["rowid"]},
+            ).fetchall():
+                ids = json.loads(stale["alert_ids"])
+                if not ids or not left_out.issuperset(ids):
+                    continue
+                try:
+                    part = split_body(sent.body, ids)[1]
+                except ValueError:  # a body not in the format, which withhold never splits
+                    break
+                if bytes(stale["body"]) == part:
+                    db.execute("DELETE FROM deliveries WHERE id = :id", {"id": stale["id"]})
+            db.execute(
+                "UPDATE deliveries SET body = :body, alert_ids = :alert_ids WHERE id = :id",
+                {"id": sent.id, "body": sent.body, "alert_ids": json.dumps(list(sent.alert_ids))},
+            )
 
     def withhold(
         self, delivery_id: str, alert_ids: Collection[str], now: float, reason: str

@@ -57,7 +57,7 @@ class ReceiverLog:
                 "; the receiver is failing" if self._failures == 1 else "",
             )
             return
-        if state in (DeliveryState.DELIVERED, DeliveryState.STALE):  # the receiver took it
+        if state is DeliveryState.DELIVERED:  # the receiver took it
             if self._failures:
                 _logger.info(
                     "webhook receiver %s recovered after %d failed attempt(s)",

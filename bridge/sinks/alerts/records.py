@@ -60,7 +60,9 @@ class HistoryEvent(StrEnum):
 class DeliveryState(StrEnum):
     """Where a delivery is: still to send, sent, dead-lettered (kept for ``outbox retry``), or
     stale: never to be sent, its alerts' newer notifications (or the same ones, of a change whose
-    note it took over) being another replica's (on Redis, ``DeliveryQueue.withhold``)."""
+    note it took over) being another replica's (on Redis, ``DeliveryQueue.withhold``); one left
+    out while an attempt was in flight that the receiver took is delivered all the same. The
+    moves between them: ``DeliveryQueue.finish_attempt``."""
 
     PENDING = "pending"
     DELIVERED = "delivered"

@@ -8,7 +8,7 @@ Nine tables:
 - ``deliveries``: the frozen payloads (body and delivery id never change across retries), their
   attempts, next attempt time and state (pending, delivered, dead, stale), when each was made
   and when ``outbox retry`` last put it back (its deadline runs from then), and, for a dead letter,
-  when its open alerts were queued again (``dead_letters.DeadLetters.renotify``); delivered ones
+  when its alerts were queued again (``dead_letters.DeadLetters.renotify``); delivered ones
   are kept a day (but those that supersede a dead letter: see ``retention``), dead letters
   ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS``;
 - ``history``: what happened to each alert and when (fired, escalated, acknowledged, …), for its

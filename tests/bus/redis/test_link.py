@@ -22,7 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from bridge.backoff import Backoff
 from bridge.bus.redis.link import OWN_OPTIONS, Link, redis_client, script_named, temporary
 from bridge.errors import TransportError
-from tests.support import ManualClock, pem_files
+from tests.support import ManualClock, pem_files, refusing_port
 
 URL = "redis://:hunter2@127.0.0.1:1/0"
 
@@ -513,7 +513,14 @@ async def test_a_tls_file_gone_since_start_is_told_as_such_not_as_redis_unreacha
     connection before Redis is tried: the retries, readiness and the boundary say the file and
     what is wrong with it, not Redis unreachable; while it loads, a failure is Redis's."""
     ca = pem_files(tmp_path)["ca.pem"]
-    url = f"rediss://:hunter2@127.0.0.1:1/0?ssl_ca_certs={ca}"
+    # A port held refusing: 1, like the other tests', was once found answering (not TLS).
+    with refusing_port() as port:
+        await _told_the_file_gone(ca, port, caplog)
+
+
+async def _told_the_file_gone(ca: str, port: int, caplog: pytest.LogCaptureFixture) -> None:
+    """The test above, against a port that refuses connections."""
+    url = f"rediss://:hunter2@127.0.0.1:{port}/0?ssl_ca_certs={ca}"
 
     async def failure() -> BaseException:
         """How a PING over a new connection (which loads the TLS files anew) fails."""
@@ -540,7 +547,7 @@ async def test_a_tls_file_gone_since_start_is_told_as_such_not_as_redis_unreacha
         f"a TLS file EXESDB_BUS names does not load: query option 'ssl_ca_certs': cannot read"
         f" {ca}: No such file or directory"
     )
-    where = "Redis at rediss://:<redacted>@127.0.0.1:1/…"
+    where = f"Redis at rediss://:<redacted>@127.0.0.1:{port}/…"
     warned = [record.getMessage() for record in caplog.records]
     assert warned[0].startswith(f"{where} is unreachable: Error 111 connecting"), warned
     assert warned[1:] == [f"{where} is not connected: {gone}; retrying with backoff"]

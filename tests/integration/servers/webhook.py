@@ -70,6 +70,7 @@ class Received:
     body: bytes
     answer: Answer
     at: float = field(default_factory=time.monotonic)
+    query: dict[str, str] = field(default_factory=dict)
 
     def json(self) -> Any:
         """The body parsed as JSON."""
@@ -188,7 +189,13 @@ class WebhookReceiver:
             answer = self._next_answer()
         with self._lock:
             self._requests.append(
-                Received(request.path, dict(request.headers.items()), body, answer)
+                Received(
+                    request.path,
+                    dict(request.headers.items()),
+                    body,
+                    answer,
+                    query=dict(request.query.items()),
+                )
             )
         if answer.hang:
             assert self._release is not None

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from bench.outbox_before import STILL_UNTOLD_BEFORE
 from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.payload import alerts_told, build_payloads
 from bridge.sinks.alerts.records import (
     AlertRecord,
     DeliveryState,
@@ -196,6 +197,45 @@ def test_only_open_alerts_the_dead_letter_last_told_of_are_queued_again(outbox: 
     assert outbox.dead_letters.renotify(T0 + HOUR + 2, HOUR) == {URL: 1}
     waiting = {a for a in ("gone", "later", "waiting", "open") if outbox.queue.of_alert(a)[1]}
     assert waiting == {"waiting", "open"}
+
+
+def _keep(record: AlertRecord, told: bool) -> bool:
+    """A receiver with ``send_resolved``: every alert, a resolve of one it was told of."""
+    return told or record.open
+
+
+def _build(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
+    """The bridge's payloads, as a receiver is sent them."""
+    return build_payloads(records, max_alerts=50, external_url="http://b")
+
+
+def test_a_resolve_dead_lettered_is_queued_again_for_the_receiver_that_was_told_it_fires(
+    outbox: Outbox,
+) -> None:
+    """A resolve dead-lettered to a receiver that took the alert's firing is queued again for
+    it, once, the interval after it died, and goes into its next delivery, its filters letting
+    it through: left dead, the receiver would show the alert firing for good."""
+    observe(outbox, event("a1", requires_ack=False), T0)
+    outbox.queue.group(URL, T0, 0.0, _build, _keep)
+    [firing] = outbox.queue.deliveries("pending")
+    outbox.queue.finish_attempt(
+        firing.id, state=DeliveryState.DELIVERED, next_attempt_at=T0, status=200, error=None,
+        now=T0,
+    )  # fmt: skip
+    observe(outbox, event("a1", status="resolved"), T0 + 1)
+    outbox.queue.group(URL, T0 + 1, 0.0, _build, _keep)
+    [resolve] = outbox.queue.deliveries("pending")
+    outbox.queue.finish_attempt(
+        resolve.id, state=DeliveryState.DEAD, next_attempt_at=T0 + 1, status=None,
+        error="timed out after 10s", now=T0 + 1,
+    )  # fmt: skip
+    assert outbox.dead_letters.renotify(T0 + HOUR + 1, HOUR) == {URL: 1}
+    assert outbox.dead_letters.renotify(T0 + 3 * HOUR, HOUR) == {}  # each dead letter once
+    assert outbox.queue.group(URL, T0 + HOUR + 1, 0.0, _build, _keep) == 1
+    [again] = outbox.queue.deliveries("pending")
+    assert again.id != resolve.id
+    assert alerts_told(again.body) == alerts_told(resolve.body)
+    assert alerts_told(again.body)["a1"][0] == "resolved"
 
 
 def test_a_dead_letter_dated_after_now_is_due_at_once(outbox: Outbox) -> None:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -208,6 +209,52 @@ def test_stale_alerts_leave_a_delivery_that_keeps_its_id_and_place(outbox: Outbo
     assert queue.depth().pending == 1
 
 
+# What an attempt's outcome makes of a delivery in each state as it finishes (one left out as
+# stale, or dead-lettered, meanwhile): finish_attempt's table.
+_FINISHED = {
+    ("pending", "delivered"): "delivered",
+    ("pending", "pending"): "pending",
+    ("pending", "dead"): "dead",
+    ("stale", "delivered"): "delivered",
+    ("stale", "pending"): "stale",
+    ("stale", "dead"): "stale",
+    ("dead", "delivered"): "delivered",
+    ("dead", "pending"): "dead",
+    ("dead", "dead"): "dead",
+    ("delivered", "delivered"): "delivered",
+    ("delivered", "pending"): "delivered",
+    ("delivered", "dead"): "delivered",
+}
+
+
+@pytest.mark.parametrize(("before", "outcome"), sorted(_FINISHED))
+def test_an_attempts_outcome_moves_a_delivery_as_the_transition_table_says(
+    outbox: Outbox, before: str, outcome: str
+) -> None:
+    """An attempt the receiver took makes its delivery delivered whatever became of it while
+    in flight; a failed one moves a pending delivery only, and leaves another's state and last
+    error as they were, its attempt counted."""
+    insert_deliveries(outbox, [(URL, ["a"], before, None if before == "pending" else T0)])
+    [delivery] = outbox.queue.deliveries()
+    with outbox.database.transaction() as db:
+        db.execute("UPDATE deliveries SET last_error = 'then'")
+    error = None if outcome == "delivered" else "HTTP 503"
+    status = 200 if outcome == "delivered" else 503
+    left = outbox.queue.finish_attempt(
+        delivery.id,
+        state=DeliveryState(outcome),
+        next_attempt_at=T0 + 2,
+        status=status,
+        error=error,
+        now=T0 + 1,
+    )
+    expected = DeliveryState(_FINISHED[before, outcome])
+    [after] = outbox.queue.deliveries()
+    assert (left, after.state, after.attempts, after.last_status) == (expected, expected, 1, status)
+    moved = before == "pending" or outcome == "delivered"
+    assert after.last_error == (error if moved else "then")
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     states=st.lists(st.sampled_from([state.value for state in DeliveryState]), max_size=30),
@@ -351,3 +398,66 @@ def test_an_alerts_page_reads_no_delivery_but_its_newest(outbox: Outbox) -> None
     assert deliveries[0] == "SEARCH carried USING PRIMARY KEY (alert_id=?)", plans
     assert deliveries[1].startswith("SEARCH deliveries USING "), plans
     assert deliveries[1].endswith(" (id=?)"), plans
+
+
+# Withholds made while the first of two pending deliveries is in flight, in order, each (the
+# first or the second, the alerts left out of it): some, all, or none it still holds.
+_WITHHOLDS = st.lists(
+    st.tuples(st.sampled_from((0, 1)), st.sets(st.sampled_from("abc"), min_size=1)), max_size=5
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(withholds=_WITHHOLDS)
+@example([(1, {"a"}), (0, {"a"}), (0, {"b"}), (1, {"b"})])  # the same alert out of both
+def test_an_attempt_taken_gives_back_what_was_withheld_from_it_alone(
+    withholds: list[tuple[int, set[str]]],
+) -> None:
+    """Whatever is left out of a delivery in flight, and of one behind it carrying some of the
+    same alerts, when the receiver takes the attempt the first is delivered holding what was
+    sent, the stale deliveries split off from it are gone, those split off from the other stay,
+    and what each receiver took and each delivery carries follows the rows."""
+    outbox = Outbox(":memory:", urls=[URL])
+    try:
+        for alert_id in "abc":
+            observe(outbox, event(alert_id), T0)
+        outbox.queue.group(URL, T0, 0.0, _together)
+        for alert_id in "ab":  # eased: the same alerts, told otherwise, in a delivery behind
+            observe(outbox, event(alert_id, severity="warning"), T0 + 1)
+        outbox.queue.group(URL, T0 + 1, 0.0, _together)
+        sent, behind = sorted(outbox.queue.deliveries("pending"), key=lambda d: d.created_at)
+        split_off: dict[str, int] = {}  # each stale delivery: which it was split off from
+        for which, alert_ids in withholds:
+            before = {d.id for d in outbox.queue.deliveries("stale")}
+            outbox.queue.withhold((sent, behind)[which].id, alert_ids, T0 + 2, "stale: newer")
+            for stale in outbox.queue.deliveries("stale"):
+                if stale.id not in before and stale.id not in (sent.id, behind.id):
+                    split_off[stale.id] = which
+        outbox.queue.finish_attempt(
+            sent.id, state=DeliveryState.DELIVERED, next_attempt_at=T0 + 3, status=200,
+            error=None, now=T0 + 3, sent=sent,
+        )  # fmt: skip
+        [taken] = outbox.queue.deliveries(ids=[sent.id])
+        assert (taken.state, taken.body, taken.alert_ids) == (
+            DeliveryState.DELIVERED,
+            sent.body,
+            sent.alert_ids,
+        )
+        left_stale = {d.id for d in outbox.queue.deliveries("stale")} - {behind.id}
+        assert left_stale == {d for d, which in split_off.items() if which == 1}
+        with outbox.database.read() as db:
+            carried = {
+                tuple(row) for row in db.execute("SELECT alert_id, delivery_id FROM carried")
+            }
+            carrying = db.execute(
+                "SELECT sent.value, deliveries.id FROM deliveries, json_each(alert_ids) AS sent"
+            )
+            assert carried == {tuple(row) for row in carrying}
+            took = {tuple(row) for row in db.execute("SELECT alert_id, delivery FROM taken")}
+            delivered = db.execute(
+                "SELECT sent.value, deliveries.rowid FROM deliveries, json_each(alert_ids) AS sent"
+                " WHERE state = 'delivered'"
+            )
+            assert took == {tuple(row) for row in delivered}
+    finally:
+        outbox.close()
