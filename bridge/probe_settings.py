@@ -16,7 +16,6 @@ import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
 from bridge.errors import ConfigError
@@ -132,9 +131,13 @@ def client_certificate_problem(cert_file: str | None, key_file: str | None) -> s
 
 def read_password(password_file: str) -> str:
     """The probe's password: ``password_file``'s text, surrounding whitespace trimmed (it is read
-    at each probe); ConfigError naming the file and why when it cannot be read."""
+    at each probe); ConfigError naming the file and why when it cannot be read, is a FIFO or a
+    device (``bridge.regular_files``: read, a FIFO held the probe past its timeout until a writer
+    came, and ``/dev/zero`` took 8 GB in 15 s) or holds more than ``MAX_SECRET_BYTES``."""
+    from bridge.regular_files import MAX_SECRET_BYTES, read_bounded
+
     try:
-        return Path(password_file).read_text(encoding="utf-8").strip()
+        return read_bounded(password_file, MAX_SECRET_BYTES).decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else "not UTF-8 text"
         problem = f"cannot read EXESDB_HEALTHCHECK_PASSWORD_FILE {password_file}: {reason}"
@@ -145,9 +148,19 @@ def load_client_certificate(context: ssl.SSLContext, cert_file: str, key_file: s
     """Have ``context`` present the probe's client certificate; ConfigError saying why when it
     cannot be loaded (a file missing, a key that is not the certificate's, one encrypted: the
     empty password given makes OpenSSL refuse it rather than ask for a pass phrase on the
-    terminal, or read one from standard input, at each probe and each start-up)."""
+    terminal, or read one from standard input, at each probe and each start-up), or a file is a
+    FIFO or a device, or holds more than ``MAX_FILE_BYTES`` (``bridge.regular_files``, refused
+    unread: OpenSSL's open of a FIFO waits for a writer, and it reads a device without end)."""
     import ssl  # here: the client commands read this module's settings and use no TLS
 
+    from bridge.regular_files import MAX_FILE_BYTES, refuse_irregular
+
+    for name, path in (("CERT", cert_file), ("KEY", key_file)):
+        try:
+            refuse_irregular(path, limit=MAX_FILE_BYTES)
+        except OSError as exc:
+            problem = f"cannot load EXESDB_HEALTHCHECK_{name}_FILE {path}: {exc.strerror}"
+            raise ConfigError([redact_urls(problem)]) from None
     try:
         context.load_cert_chain(cert_file, key_file, password=b"")
     except ssl.SSLError as exc:

@@ -60,16 +60,27 @@ def _refusal(kind: str) -> OSError:
     return OSError(errno.EINVAL, f"{kind}, not a regular file")
 
 
-def refuse_irregular(path: str | os.PathLike[str]) -> None:
+def refuse_irregular(path: str | os.PathLike[str], *, limit: int | None = None) -> None:
     """Raise ``OSError`` (EINVAL) when ``path`` is a FIFO, a device or a socket, before a reader
-    that opens it itself (OpenSSL) would wait on it; nothing when it is missing or anything
-    else (that reader says why it cannot read it, as before)."""
+    that opens it itself (OpenSSL) would wait on it; with ``limit``, EFBIG (as ``read_bounded``
+    says it) for a file of more than ``limit`` bytes, which that reader would read whole;
+    nothing when it is missing or anything else (that reader says why it cannot read it, as
+    before)."""
     try:
-        mode = os.stat(path).st_mode
+        found = os.stat(path)
     except OSError:
         return
-    if (kind := _irregular(mode)) is not None:
+    if (kind := _irregular(found.st_mode)) is not None:
         raise _refusal(kind)
+    if limit is not None and stat.S_ISREG(found.st_mode) and found.st_size > limit:
+        raise _too_large(limit)
+
+
+def _too_large(limit: int) -> OSError:
+    return OSError(
+        errno.EFBIG,
+        f"larger than {limit // 1024} KiB, the most this file may hold: is it the right file?",
+    )
 
 
 def open_regular(path: str | os.PathLike[str], *, pipes: bool = False) -> BinaryIO:
@@ -98,8 +109,5 @@ def read_bounded(path: str | os.PathLike[str], limit: int, *, pipes: bool = Fals
     with open_regular(path, pipes=pipes) as file:
         data = file.read(limit + 1)
     if len(data) > limit:
-        raise OSError(
-            errno.EFBIG,
-            f"larger than {limit // 1024} KiB, the most this file may hold: is it the right file?",
-        )
+        raise _too_large(limit)
     return data

@@ -1,18 +1,22 @@
 """Servers on loopback ports for the client commands' tests: each reads a request, notes it, and
 answers it in one way (a bridge's 200, a redirect, a connection closed or reset, no HTTP, an
-answer cut short), one request a connection (``Connection: close``)."""
+answer cut short), one request a connection (``Connection: close``); and a real aiohttp server
+(``aiohttp_answering``) answering as a hostile or broken one would (``flood``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from aiohttp import web
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,20 @@ def events(body: bytes) -> Answer:
     return answer
 
 
+def gone_silent(conn: socket.socket, asked: Asked) -> None:
+    """A 200 event stream that opens with a comment, then sends nothing, the connection held
+    open until the client closes it (10 s at most), as a connection lost unannounced is."""
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: text/event-stream\r\n\r\n"
+        b": connected\n\n"
+    )
+    conn.settimeout(10)
+    try:
+        conn.recv(1)  # b"" once the client closes
+    except OSError:
+        return
+
+
 def trickling(conn: socket.socket, asked: Asked) -> None:
     """A 200 whose body comes a byte every 0.1 s, for 5 s, then ends."""
     conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n")
@@ -148,6 +166,20 @@ def trickling(conn: socket.socket, asked: Asked) -> None:
     try:
         while time.monotonic() < until:
             conn.sendall(b" ")
+            time.sleep(0.1)  # a byte at a time, each well within a client's timeout
+    except OSError:
+        return  # the client gave up and closed
+
+
+def trickling_head(conn: socket.socket, asked: Asked) -> None:
+    """A 200 whose head comes a byte every 0.1 s, for 5 s (a header without end), then ends."""
+    head = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1000
+    until = time.monotonic() + 5
+    try:
+        for byte in head:
+            if time.monotonic() >= until:
+                return
+            conn.sendall(bytes([byte]))
             time.sleep(0.1)  # a byte at a time, each well within a client's timeout
     except OSError:
         return  # the client gave up and closed
@@ -166,6 +198,26 @@ def endless_page(sent: list[int]) -> Answer:
             while count < 128 << 20:
                 conn.sendall(b"<p>" + b"x" * 65533)
                 count += 65536
+        except OSError:
+            pass  # the client had enough and closed
+        sent.append(count)
+
+    return answer
+
+
+def endless_event(sent: list[int]) -> Answer:
+    """A 200 event stream whose one line goes on (up to 1 GiB, sent as fast as it is read):
+    ``sent`` gets how many bytes of it were sent before the client closed."""
+
+    def answer(conn: socket.socket, asked: Asked) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: text/event-stream\r\n\r\ndata: "
+        )
+        count, piece = 0, b"x" * (1 << 20)
+        try:
+            while count < 1 << 30:
+                conn.sendall(piece)
+                count += len(piece)
         except OSError:
             pass  # the client had enough and closed
         sent.append(count)
@@ -255,3 +307,68 @@ def black_holed(host: str, port: int) -> Iterator[None]:
         for attempt in held:
             attempt.close()
         listener.close()
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@contextmanager
+def aiohttp_answering(handler: Handler) -> Iterator[str]:
+    """A real aiohttp server on a loopback port, in a thread of its own, answering every
+    request with ``handler``; its URL."""
+    started = threading.Event()
+    loop = asyncio.new_event_loop()
+    runner: list[web.AppRunner] = []
+
+    async def serve() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        runner.append(web.AppRunner(app, access_log=None, shutdown_timeout=0.5))
+        await runner[0].setup()
+        await web.TCPSite(runner[0], "127.0.0.1", 0).start()
+        started.set()
+
+    thread = threading.Thread(target=loop.run_forever, name="aiohttp-answering", daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(serve(), loop).result(10)
+    try:
+        yield f"http://127.0.0.1:{runner[0].addresses[0][1]}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner[0].cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def flood(sent: list[int], size: int, *, declared: bool = False) -> Handler:
+    """A 200 answer of JSON's type whose body is ``size`` bytes, sent as fast as it is read:
+    ``sent`` gets how many bytes of it were sent before the client closed; ``declared``, with
+    its Content-Length (else chunked)."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if declared:
+            response.content_length = size
+        await response.prepare(request)
+        count = 0
+        try:
+            while count < size:
+                piece = min(65536, size - count)
+                await response.write(b" " * piece)
+                count += piece
+        except ConnectionError:
+            pass  # the client had enough and closed
+        sent.append(count)
+        return response
+
+    return answer
+
+
+def answering_with(status: int, body: bytes) -> Handler:
+    """Every request answered ``status`` with ``body``, of JSON's type."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        return web.Response(status=status, body=body, content_type="application/json")
+
+    return answer

@@ -549,6 +549,7 @@ LIBRARY_HOOKS: Final = {
     "handle_starttag": "html.parser.HTMLParser",
     "handle_endtag": "html.parser.HTMLParser",
     "handle_data": "html.parser.HTMLParser",
+    "readinto": "io.BufferedReader, reading an io.RawIOBase",
 }
 
 

@@ -33,7 +33,15 @@ from bridge import __version__
 from bridge.cli import client
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.outbox import FILE_NAME
-from tests.client_servers import answering, endless_page, events
+from tests.client_servers import (
+    aiohttp_answering,
+    answering,
+    answering_with,
+    endless_event,
+    endless_page,
+    events,
+    flood,
+)
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_alert_crash import ingest_alerts, listed_alerts
 from tests.pages.helpers import page_bridge, sink_of
@@ -1515,6 +1523,92 @@ def test_tail_reads_no_more_than_a_mebibyte_of_a_refusal_without_end() -> None:
     assert completed.stderr.startswith(f"exesdb-bridge: {server.url}/v1/stream answered 404 but")
     [count] = sent
     assert count < 32 << 20, f"{count >> 20} MiB sent"
+
+
+def test_alerts_list_reads_no_more_of_an_endless_answer_than_the_most_of_one() -> None:
+    """A server answering ``alerts list`` with a 200 that goes on (faster than a bridge could)
+    ends it in one line naming the most one answer may hold, and no more is read: read until
+    the deadline, it took 4.4 GB in 10 s, then said the bridge did not answer."""
+    sent: list[int] = []
+    with aiohttp_answering(flood(sent, client.MOST_ANSWER + (32 << 20))) as url:
+        completed = cli("alerts", "list", "--url", url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert (completed.returncode, completed.stdout) == (1, "")
+    assert completed.stderr == (
+        f"exesdb-bridge: the answer from {url} held more than 64 MiB, the most a command reads of"
+        " one answer: the rest was left unread (is a bridge there? --url, EXESDB_URL or"
+        " EXESDB_HTTP_ADDR says where it is)\n"
+    )
+    [count] = sent
+    assert count < client.MOST_ANSWER + (16 << 20), f"{count >> 20} MiB sent"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"alerts": "x", "alert": "x"}',
+        '{"alerts": [1], "alert": 1}',
+        '{"alerts": [{"alert_id": 1}], "alert": {"state": "firing"}}',
+        '{"alerts": [{"alert_id": "a", "labels": {}}], "alert": []}',
+    ],
+)
+@pytest.mark.parametrize("command", [["list"], ["ack", "a1", "--by", "alice"]], ids=["list", "ack"])
+def test_alerts_from_json_not_shaped_as_the_bridge_s_are_told_not_a_traceback(
+    body: str, command: list[str]
+) -> None:
+    """Another server's JSON holding ``alerts`` or ``alert`` but not shaped as the bridge's
+    (a text, numbers, alerts without their fields) ends ``alerts list`` and ``alerts ack`` in
+    one line asking whether a bridge is there, exit 1: it ended them in a traceback."""
+    with aiohttp_answering(answering_with(200, body.encode())) as url:
+        completed = cli("alerts", *command, "--url", url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    path = "/v1/alerts" if command == ["list"] else "/v1/alerts/a1/ack"
+    assert (completed.returncode, completed.stdout) == (1, "")
+    assert completed.stderr == (
+        f"exesdb-bridge: {url}{path} answered 200 but not with its alerts as JSON: is a bridge"
+        " there? (--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is)\n"
+    )
+
+
+def test_a_refusal_s_control_characters_are_shown_as_escapes_not_sent_to_the_terminal() -> None:
+    """A refusal in the bridge's shape whose words hold a line break or an escape sequence (a
+    hostile server's: clearing the screen, colouring what follows) is told on one line, each
+    such character as its escape: they went to the terminal as they came."""
+    refusal = {"error": "bad\x1b[31m", "detail": "one\ntwo \x1b[2J", "field": "f\x07"}
+    with aiohttp_answering(answering_with(400, json.dumps(refusal).encode())) as url:
+        completed = cli("alerts", "list", "--url", url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        f"exesdb-bridge: {url}/v1/alerts answered 400: one\\u000atwo \\u001b[2J"
+        " (bad\\u001b[31m, field f\\u0007)\n"
+    )
+
+
+def test_tail_reads_no_more_of_a_line_without_end_than_the_longest_a_bridge_sends() -> None:
+    """A stream whose line goes on without end is told past 512 MiB (twice the largest
+    message a bridge takes) as no bridge's, exit 1, and no more of it is read: held whole as
+    it came, it took 1.2 GB in 10 s and tail never ended."""
+    sent: list[int] = []
+    with answering(endless_event(sent)) as server:
+        completed = cli("tail", "--url", server.url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert (completed.returncode, completed.stdout) == (1, "")
+    assert completed.stderr == (
+        f"exesdb-bridge: {server.url}/v1/stream answered 200 but not with lines of 512 MiB at"
+        " most: is a bridge there? (--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is)\n"
+    )
+    [count] = sent
+    assert count < (512 + 32) << 20, f"{count >> 20} MiB sent"
+
+
+def test_tail_shows_a_server_s_control_characters_as_escapes() -> None:
+    """An event whose envelope's fields hold an escape sequence or a line break (another
+    server's: a bridge's hold none) is printed on one line, each as its escape: they went to
+    the terminal as they came."""
+    envelope: dict[str, object] = {field: "x" for field in ("ts", "instance", "topic", "tag")}
+    envelope |= {"node": "n\x1b[2J\nforged", "payload": {"text": "\x1b[31m"}}
+    data = json.dumps(envelope).encode()
+    with answering(events(b"data: " + data + b"\n\n")) as server:
+        completed = cli("tail", "--count", "1", "--url", server.url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == 'x x x x n\\u001b[2J\\u000aforged {"text":"\\u001b[31m"}\n'
 
 
 def test_tail_takes_a_message_of_megabytes_in_time_growing_with_its_size() -> None:

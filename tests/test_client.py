@@ -22,17 +22,27 @@ from typing import Any
 import pytest
 
 from bridge.cli import exchange
-from bridge.cli.client import Target, bridge_url, target, url_argument, user_argument
+from bridge.cli.client import (
+    MOST_ANSWER,
+    Target,
+    bridge_url,
+    target,
+    url_argument,
+    user_argument,
+)
 from bridge.client_settings import BridgeLocation
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
 from tests.client_servers import (
     Answer,
+    aiohttp_answering,
     answering,
     black_holed,
     by_path,
     closed_at_once,
     cut_short,
+    flood,
+    gone_silent,
     healthy,
     latin_1,
     moved_to,
@@ -41,6 +51,7 @@ from tests.client_servers import (
     redirect,
     reset,
     trickling,
+    trickling_head,
 )
 from tests.support import (
     ADMIN_TOKEN,
@@ -318,7 +329,8 @@ resolver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 resolver.bind(("127.0.0.1", 53))
 started = time.monotonic()
 try:
-    send(Request("http://bridge.example:9570/healthz", "GET", {}), None, float(sys.argv[1]))
+    asked = Request("http://bridge.example:9570/healthz", "GET", {})
+    send(asked, None, float(sys.argv[1]), most=256)
     told = "answered"
 except Unreachable as exc:
     told = exc.reason
@@ -433,9 +445,49 @@ def test_an_answer_sent_a_byte_at_a_time_ends_at_the_request_s_deadline() -> Non
     with answering(trickling) as server:
         began = time.monotonic()
         with pytest.raises(TimeoutError):
-            exchange.send(exchange.Request(server.url + "/v1/alerts", "GET", {}), None, 1.0)
+            exchange.send(
+                exchange.Request(server.url + "/v1/alerts", "GET", {}), None, 1.0, most=1 << 20
+            )
         took = time.monotonic() - began
     assert took < 3, f"took {took:.1f} s"
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["request", "stream"])
+def test_a_head_sent_a_byte_at_a_time_ends_at_the_request_s_deadline(streamed: bool) -> None:
+    """A head that keeps coming a byte at a time ends the request at its one deadline, a
+    stream's too (tail's): each read came within the socket's timeout, and alerts list, publish
+    and tail waited for as long as the server sent (40 s and more against a 10 s deadline)."""
+
+    def ask(url: str) -> None:
+        asked = exchange.Request(url + "/v1/stream", "GET", {})
+        if not streamed:
+            exchange.send(asked, None, 1.0, most=1 << 20)
+            return
+        with exchange.stream(asked, None, 1.0, idle=60.0):
+            pass
+
+    with answering(trickling_head) as server:
+        began = time.monotonic()
+        with pytest.raises(TimeoutError):
+            ask(server.url)
+        took = time.monotonic() - began
+    assert took < 3, f"took {took:.1f} s"
+
+
+def test_a_stream_sending_nothing_for_its_silence_ends_there() -> None:
+    """A stream's 200 whose server then sends nothing (a connection lost unannounced, a bridge
+    stuck) ends the first read waiting longer than the stream's silence, TimeoutError, though
+    the stream has no deadline: such a read waited for ever."""
+    with answering(gone_silent) as server:
+        asked = exchange.Request(server.url + "/v1/stream", "GET", {})
+        with exchange.stream(asked, None, 5.0, idle=0.5) as (answer, refusal):
+            assert refusal is None
+            assert answer.read1(65536) == b": connected\n\n"
+            began = time.monotonic()
+            with pytest.raises(TimeoutError):
+                answer.read1(65536)
+            took = time.monotonic() - began
+    assert 0.4 < took < 3, f"took {took:.1f} s"
 
 
 def test_an_answer_is_read_in_the_charset_it_names() -> None:
@@ -497,6 +549,26 @@ def test_a_redirect_asks_again_as_aiohttp_asked(status: int, method: str, then: 
     assert ("content-type" in second.headers) == kept
 
 
+@pytest.mark.parametrize(
+    ("location", "why"),
+    [
+        ("http://127.0.0.1:99999/v1/alerts", "Port out of range 0-65535"),
+        ("http://127.0.0.1:port/v1/alerts", "Port could not be cast to integer value as 'port'"),
+        ("http://[::1/v1/alerts", "Invalid IPv6 URL"),
+    ],
+)
+def test_a_redirect_to_what_is_no_url_is_told_not_a_traceback(location: str, why: str) -> None:
+    """A Location that is no URL (a port out of range or not a number, an IPv6 address not
+    closed) is told as such, asked once: it ended the command in a traceback."""
+    with answering(redirect(302, location)) as server:
+        status, text = target(BridgeLocation(EXESDB_URL=server.url)).request("GET", "/v1/alerts")
+    assert (status, len(server.asked)) == (0, 1)
+    assert text == (
+        f"cannot reach the bridge at {server.url}: redirected to a Location that is no URL ({why})"
+        f" {WHERE}"
+    )
+
+
 def test_a_redirect_loop_ends_after_ten_requests() -> None:
     """A server redirecting without end is asked ten times, as aiohttp asked it, and told."""
     with answering(redirect(307, "/v1/alerts")) as server:
@@ -505,4 +577,41 @@ def test_a_redirect_loop_ends_after_ten_requests() -> None:
     assert text == (
         f"cannot reach the bridge at {server.url} (redirected to {server.url}/…):"
         f" redirected more than 9 times {WHERE}"
+    )
+
+
+@pytest.mark.parametrize("declared", [False, True], ids=["chunked", "with its length"])
+def test_an_answer_past_the_most_of_one_answer_is_told_and_left_unread(declared: bool) -> None:
+    """An answer of more than the most one answer may hold (64 MiB) is told in one line naming
+    that most, and read no further (one whose Content-Length says so not at all): read whole
+    until the deadline, an endless one took 4.4 GB in 10 s."""
+    sent: list[int] = []
+    with aiohttp_answering(flood(sent, MOST_ANSWER + (64 << 20), declared=declared)) as url:
+        began = time.monotonic()
+        status, text = Target(url).request("GET", "/v1/alerts")
+        took = time.monotonic() - began
+    assert (status, text) == (
+        0,
+        f"the answer from {url} held more than 64 MiB, the most a command reads of one answer:"
+        f" the rest was left unread (is a bridge there? {WHERE[1:-1]})",
+    )
+    [count] = sent
+    # What the sockets' buffers took beside what was read.
+    assert count < (0 if declared else MOST_ANSWER) + (16 << 20), f"{count >> 20} MiB sent"
+    assert took < 5, f"took {took:.1f} s"
+
+
+def test_answers_past_the_most_a_command_reads_in_all_are_told() -> None:
+    """Each answer to one command draws on the most its answers may hold together: the one that
+    would take them past it is told in one line naming that most, the rest of it left unread."""
+    sent: list[int] = []
+    with aiohttp_answering(flood(sent, 400 << 10)) as url:
+        bridge = Target(url, most_answer=512 << 10, most_in_all=1 << 20)
+        first, second = (bridge.request("GET", "/v1/alerts") for _ in range(2))
+        third = bridge.request("GET", "/v1/alerts")
+    assert [status for status, _text in (first, second)] == [200, 200]
+    assert third == (
+        0,
+        f"the answers from {url} held more than 1 MiB in all, the most a command reads: the rest"
+        f" was left unread (is a bridge there? {WHERE[1:-1]})",
     )

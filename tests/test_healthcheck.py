@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import ssl
@@ -21,8 +22,10 @@ from aiohttp import web
 from bridge.cli.healthcheck import LIVENESS, READINESS, Endpoint, pinned_context, probe, probe_url
 from bridge.headers import HEALTHZ_BODY, REALM
 from bridge.http import healthz
+from tests.client_servers import Asked, answering
 from tests.support import (
     BridgeProcess,
+    FifoReleaser,
     ThreadedBridge,
     free_port,
     http_get,
@@ -405,6 +408,19 @@ def test_command_refuses_a_timeout_that_is_not_positive(timeout: str) -> None:
     assert "Traceback" not in completed.stderr
 
 
+def test_a_reason_phrase_s_control_characters_are_shown_as_escapes() -> None:
+    """A status line whose reason holds an escape sequence (another server's, on the bridge's
+    port) is told on the probe's one line with each control character as its escape: it went
+    to the terminal, or the container's health log, as it came."""
+
+    def answer(conn: socket.socket, asked: Asked) -> None:
+        conn.sendall(b"HTTP/1.1 503 Gone\x1b[2J\x07\r\nContent-Length: 0\r\n\r\n")
+
+    with answering(answer) as server:
+        verdict = probe(server.url + "/healthz")
+    assert verdict.line == f"unhealthy: {server.url}/healthz answered 503 Gone\\u001b[2J\\u0007"
+
+
 def test_help_states_the_timeouts_range() -> None:
     """`healthcheck --help` gives --timeout's range, the one a usage error names."""
     completed = run_bridge("healthcheck", "--help", env={"COLUMNS": "200"})
@@ -593,6 +609,82 @@ def test_command_with_a_certificate_of_another_ca_is_refused_by_the_server(secur
     assert completed.returncode == 1
     assert completed.stderr.startswith("unhealthy: ")
     assert "healthy: https" not in completed.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "kind", "said"),
+    [
+        ("PASSWORD", "fifo", "cannot read {name} {path}: a FIFO (named pipe), not a regular file"),
+        ("CERT", "fifo", "cannot load {name} {path}: a FIFO (named pipe), not a regular file"),
+        ("KEY", "fifo", "cannot load {name} {path}: a FIFO (named pipe), not a regular file"),
+        ("PASSWORD", "device", "cannot read {name} {path}: a character device, not a regular file"),
+        ("KEY", "device", "cannot load {name} {path}: a character device, not a regular file"),
+        (
+            "PASSWORD",
+            "large",
+            "cannot read {name} {path}: larger than 64 KiB, the most this file may hold: is it"
+            " the right file?",
+        ),
+        (
+            "CERT",
+            "large",
+            "cannot load {name} {path}: larger than 1024 KiB, the most this file may hold: is it"
+            " the right file?",
+        ),
+    ],
+)
+def test_a_probe_file_that_is_a_fifo_a_device_or_too_large_is_refused_within_the_timeout(
+    secured, tmp_path: Path, variable: str, kind: str, said: str
+) -> None:
+    """The probe's password, certificate or key file that is a FIFO or a device is refused
+    unopened, and one over the most such a file holds (64 KiB for a password, 1 MiB for a
+    certificate or key) unread, the line naming the variable and why, within --timeout: a FIFO
+    held the probe past its timeout until a writer came, and ``/dev/zero`` as the password took
+    8 GB in 15 s."""
+    env = dict(secured[1])
+    name = f"EXESDB_HEALTHCHECK_{variable}_FILE"
+    path = tmp_path / "file"
+    if kind == "device":
+        path = Path("/dev/null")
+    elif kind == "large":
+        path.write_bytes(b"#" * ((1 << 20) + 1))
+    # A reader still waiting after the probe's timeout is let go, so the test fails, not hangs.
+    # (10 s: the command's start, on a busy machine, counts too.)
+    fifo = FifoReleaser(tmp_path / "file", after=12.0) if kind == "fifo" else None
+    with fifo or contextlib.nullcontext():
+        began = time.monotonic()
+        completed = healthcheck("--timeout", "10", **{**env, name: str(path)})
+        took = time.monotonic() - began
+    assert completed.returncode == 1
+    assert completed.stderr == f"unhealthy: cannot probe: {said.format(name=name, path=path)}\n"
+    assert took < 10, f"took {took:.1f} s"
+
+
+def test_a_web_config_whose_certificate_is_a_fifo_is_told_within_the_timeout(
+    tmp_path: Path,
+) -> None:
+    """A web config whose server certificate file is a FIFO is refused, and the probe's line
+    says so within --timeout: the probe read the certificate to pin it, and waited on the FIFO
+    for a writer past its timeout (15 s and more against 2)."""
+    files = WebFiles(tmp_path)
+    files.write(files.tls_config())
+    # A reader still waiting after the probe's timeout is let go, so the test fails, not hangs.
+    # (10 s: the command's start, on a busy machine, counts too.)
+    with FifoReleaser(tmp_path / "server.pem", after=12.0) as fifo:
+        began = time.monotonic()
+        completed = healthcheck(
+            "--timeout",
+            "10",
+            EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}",
+            EXESDB_WEB_CONFIG_FILE=str(tmp_path / "web.yml"),
+        )
+        took = time.monotonic() - began
+    assert (completed.returncode, fifo.released) == (1, 0)
+    assert (
+        f"cannot trust the server's cert_file {fifo.path}: [Errno 22] a FIFO (named pipe), not a"
+        " regular file" in completed.stderr
+    )
+    assert took < 10, f"took {took:.1f} s"
 
 
 # -- readiness: `healthcheck --ready` --

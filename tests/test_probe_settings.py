@@ -15,7 +15,7 @@ from bridge.errors import ConfigError
 from bridge.probe_settings import ProbeSettings, credential_warnings
 from bridge.settings_checks import start_warnings
 from bridge.webconfig.loading import load as load_web_config
-from tests.support import BridgeProcess, make_settings, run_bridge
+from tests.support import BridgeProcess, FifoReleaser, make_settings, run_bridge
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -229,6 +229,23 @@ def test_check_config_warns_of_probe_credentials_basic_auth_would_refuse(
     notes = [line for line in err.splitlines() if "EXESDB_HEALTHCHECK" in line]
     assert notes == [f"exesdb-bridge: warning: {warned.format(folder=tmp_path)}"]
     assert PROBE_PASSWORD not in out + err
+
+
+def test_check_config_warns_of_a_probe_password_file_that_is_a_fifo_without_waiting_on_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A probe password file that is a FIFO is warned of as one, unopened: check-config (and
+    start-up, which warns alike) waited on it for a writer without end."""
+    env = probe_files(tmp_path) | {"EXESDB_HEALTHCHECK_USERNAME": "probe"}
+    # A reader still waiting is let go after 5 s, so the test fails, not hangs.
+    with FifoReleaser(tmp_path / "fifo", after=5.0) as fifo:
+        env["EXESDB_HEALTHCHECK_PASSWORD_FILE"] = str(fifo.path)
+        status, _, err = check_config(monkeypatch, capsys, env)
+    assert (status, fifo.released) == (0, 0), err
+    assert [line for line in err.splitlines() if "EXESDB_HEALTHCHECK" in line] == [
+        f"exesdb-bridge: warning: cannot read EXESDB_HEALTHCHECK_PASSWORD_FILE {fifo.path}: a FIFO"
+        f" (named pipe), not a regular file, {FAILS}"
+    ]
 
 
 @pytest.mark.parametrize(

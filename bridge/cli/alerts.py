@@ -173,7 +173,7 @@ def _alerts(args: argparse.Namespace) -> int:
             if unknown and (note := _not_the_holder(bridge, _asked_again(bridge, headers))):
                 print(f"exesdb-bridge: {note}", file=sys.stderr)
             return EXIT_FAILED
-        if (one := bridge_json(text, key)) is None:
+        if (one := bridge_json(text, key)) is None or not _shaped(one, key):
             said = bridge.not_a_bridge(path, "its alerts as JSON")
             print(f"exesdb-bridge: {said}", file=sys.stderr)
             return EXIT_FAILED
@@ -197,6 +197,32 @@ def _alerts(args: argparse.Namespace) -> int:
     if args.alerts_command == "ack" and (note := _ack_unchanged(args, answer["alert"])):
         print(f"exesdb-bridge: {note}", file=sys.stderr)
     return EXIT_OK
+
+
+# What the command reads of each alert the bridge lists (``GET /v1/alerts``), and of the one it
+# answers an ack with (docs/http-api.md#alerts), with the labels and annotations it shows.
+_LISTED: Final = frozenset(
+    {"alert_id", "state", "level", "severity", "labels", "annotations", "starts_at", "updated_at"}
+)
+_ACKED: Final = _LISTED | {"ack_by", "ack_note", "ack_at", "resolution"}
+
+
+def _shaped(answer: dict[str, Any], key: str) -> bool:
+    """Whether ``answer`` holds its alerts (``key``: ``alerts``, a list, or ``alert``, one) in
+    the bridge's shape, each with the fields the command reads: another server's JSON holding
+    the key ended the command in a traceback."""
+    alerts = answer[key] if key == "alerts" else [answer[key]]
+    fields = _LISTED if key == "alerts" else _ACKED
+    return isinstance(alerts, list) and all(
+        isinstance(alert, dict)
+        and alert.keys() >= fields
+        and isinstance(alert["alert_id"], str)
+        and isinstance(alert["labels"], dict)
+        and alert["labels"].keys() >= {"alertname", "node"}
+        and isinstance(alert["annotations"], dict)
+        and "title" in alert["annotations"]
+        for alert in alerts
+    )
 
 
 def _asked_again(bridge: Target, headers: dict[str, str]) -> dict[str, Any] | None:

@@ -7,7 +7,8 @@ The bridge is at ``--url``, else ``EXESDB_URL``, else the address it listens on
 sends basic auth, and then the admin token travels in ``X-ExESDB-Admin-Token`` since
 ``Authorization`` is taken. Answers come back as (status, text), status 0 when nothing answered.
 
-Requests are made with the standard library (``bridge.cli.exchange``), redirects followed, and
+Requests are made with the standard library (``bridge.cli.exchange``), redirects followed, an
+answer read to ``MOST_ANSWER`` bytes at most and a command's answers to ``MOST_IN_ALL``, and
 nothing is ever sent twice: the command line builds its parser with this module's argument
 types, and no command pays for aiohttp to send a request or two.
 """
@@ -33,10 +34,13 @@ if TYPE_CHECKING:
     import ssl
     from contextlib import AbstractContextManager
 
-    from bridge.cli.exchange import CutShort, Streamed, Unreachable
+    from bridge.cli.exchange import CutShort, Streamed, TooLarge, Unreachable
     from bridge.client_environment import Location
 
 __all__ = [
+    "MOST_ANSWER",
+    "MOST_IN_ALL",
+    "STREAM_SILENCE",
     "TIMEOUT",
     "Target",
     "bridge_url",
@@ -46,6 +50,16 @@ __all__ = [
 ]
 
 TIMEOUT: Final = 10.0
+# How long the message stream may send nothing before its connection is taken for lost: three
+# times the 15 s after which a bridge sends a keep-alive line while no message comes.
+STREAM_SILENCE: Final = 45.0
+# The most of one answer a command reads: GET /v1/alerts's 10 000 alerts of a state at some 6 kB
+# each (a bridge's are some 1 kB: labels, title, description). Parsed, an answer takes some
+# five times its size in memory.
+MOST_ANSWER: Final = 64 << 20
+# The most a command reads of all its answers together: ``alerts list``'s two at their most (the
+# firing and the acknowledged alerts, both held until printed: some 400 MB of memory then).
+MOST_IN_ALL: Final = 128 << 20
 _WHERE: Final = "--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is"
 
 
@@ -114,11 +128,17 @@ def user_argument(text: str) -> tuple[str, str | None]:
 
 @dataclass(frozen=True)
 class Target:
-    """A bridge to talk to: its base URL, the TLS context for https, basic auth credentials."""
+    """A bridge to talk to: its base URL, the TLS context for https, basic auth credentials, and
+    the most of its answers to one command that is read: ``most_answer`` bytes of each,
+    ``most_in_all`` of them together."""
 
     url: str
     ssl_context: ssl.SSLContext | None = None
     basic_auth: tuple[str, str] | None = field(default=None, repr=False)
+    most_answer: int = field(default=MOST_ANSWER, repr=False)
+    most_in_all: int = field(default=MOST_IN_ALL, repr=False)
+    # The bytes of answers read so far, in a list: the target is frozen, what it read is not.
+    _read: list[int] = field(default_factory=lambda: [0], init=False, repr=False, compare=False)
 
     def admin_headers(self, token: str) -> dict[str, str]:
         """The header carrying the admin token: ``Authorization`` unless basic auth has it."""
@@ -136,31 +156,39 @@ class Target:
         body: bytes | None = None,
     ) -> tuple[int, str]:
         """One request to ``path``, redirects followed; (status, text), or (0, why) when
-        nothing answered or its answer broke off (``bridge.cli.exchange``; never sent twice)."""
+        nothing answered, its answer broke off (``bridge.cli.exchange``; never sent twice) or
+        held more than is read (``most_answer``, or what is left of ``most_in_all``)."""
         from bridge.cli import exchange
 
         asked = exchange.Request(
             self.url + path, method, self._headers() | (headers or {}), params, body
         )
+        left = self.most_in_all - self._read[0]
         try:
-            return exchange.send(asked, self.ssl_context, TIMEOUT)
+            answered = exchange.send(
+                asked, self.ssl_context, TIMEOUT, most=min(self.most_answer, left)
+            )
         except exchange.Unreachable as exc:
             return 0, self.unreachable(exc)
         except exchange.CutShort as exc:
             return 0, self.cut_short(exc, method)
+        except exchange.TooLarge as exc:
+            return 0, self._too_large(exc, in_all=left < self.most_answer)
         except TimeoutError:  # connecting or answering, as aiohttp's total timeout
             return 0, self.silent()
+        self._read[0] += answered.size
+        return answered.status, answered.text
 
     def stream(
         self, path: str, *, headers: dict[str, str], params: dict[str, str]
     ) -> AbstractContextManager[Streamed]:
         """``GET path``: its answer once the head has come, a 200's body then read without a
-        deadline, another's text read by it (``bridge.cli.exchange.stream``, raising as it
-        does)."""
+        deadline but for ``STREAM_SILENCE`` seconds without a byte, another's text read by it
+        (``bridge.cli.exchange.stream``, raising as it does)."""
         from bridge.cli import exchange
 
         asked = exchange.Request(self.url + path, "GET", self._headers() | headers, params)
-        return exchange.stream(asked, self.ssl_context, TIMEOUT)
+        return exchange.stream(asked, self.ssl_context, TIMEOUT, idle=STREAM_SILENCE)
 
     def _headers(self) -> dict[str, str]:
         """The headers every request carries: basic auth, when given."""
@@ -201,6 +229,19 @@ class Target:
             return f"{said} (the bridge stopped, or the connection was lost)"
         return f"{said}: the request may have been taken, so check before sending it again"
 
+    def _too_large(self, exc: TooLarge, *, in_all: bool) -> str:
+        """What to say when an answer (``exc``) held more than is read of it: ``in_all``, more
+        than the answers before it left of what a command reads."""
+        where = self._where(exc.redirected)
+        said = (
+            f"the answers from {where} held more than {_mib(self.most_in_all)} in all, the most"
+            " a command reads"
+            if in_all
+            else f"the answer from {where} held more than {_mib(self.most_answer)}, the most a"
+            " command reads of one answer"
+        )
+        return f"{said}: the rest was left unread (is a bridge there? {_WHERE})"
+
     def _where(self, redirected: str | None) -> str:
         """The bridge's URL as shown, and the one a redirect led to when it did."""
         shown = safe_url(self.url)
@@ -211,6 +252,11 @@ class Target:
         there, or a proxy's page)."""
         asked = safe_url(self.url).rstrip("/") + path
         return f"{asked} answered {status} but not with {what}: is a bridge there? ({_WHERE})"
+
+
+def _mib(size: int) -> str:
+    """``size`` bytes in MiB, as the limits are said."""
+    return f"{size / (1 << 20):g} MiB"
 
 
 def _ask_password(name: str) -> str:

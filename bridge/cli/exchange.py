@@ -12,11 +12,16 @@ POST's 301/302 asked again with GET and no body, 307/308 with the same method an
 credentials (``Authorization``, the admin token's header) sent to the target's origin alone
 (docs/cli.md#finding-the-bridge).
 
+An answer is read no further than the most its caller asks (``TooLarge`` past it, the rest left
+unread): read whole by the deadline alone, a server sending an endless answer as fast as loopback
+goes had ``alerts list`` take 4.4 GB in its 10 s.
+
 Each failure is raised in the terms ``Target`` tells: ``Unreachable`` with the reason (the
 system's words, or these for an answer that is not HTTP and a redirect not followed),
 ``CutShort`` for an answer broken off (the request may have been taken: nothing is ever sent
-twice), or ``TimeoutError`` (nothing connected or answered in time, as aiohttp's total timeout
-raised it; a name the resolver did not look up in time is ``Unreachable``, saying so).
+twice), ``TooLarge`` for an answer past its bound, or ``TimeoutError`` (nothing connected or
+answered in time, as aiohttp's total timeout raised it; a name the resolver did not look up in
+time is ``Unreachable``, saying so).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import codecs
 import errno
 import http.client
+import io
 import os
 import selectors
 import socket
@@ -40,9 +46,11 @@ from bridge.httpclient.reasons import connection_reason
 from bridge.redaction import redact_urls, safe_url
 
 __all__ = [
+    "Answered",
     "CutShort",
     "Request",
     "Streamed",
+    "TooLarge",
     "Unreachable",
     "send",
     "stream",
@@ -98,6 +106,15 @@ class CutShort(_Failed):
         super().__init__(received, expected)
         self.received = received
         self.expected = expected
+
+
+class TooLarge(_Failed):
+    """The answer held more than ``most`` bytes, the most asked to be read of it: the rest was
+    left unread."""
+
+    def __init__(self, most: int) -> None:
+        super().__init__(most)
+        self.most = most
 
 
 class _Deadline:
@@ -249,6 +266,36 @@ class _Connection(http.client.HTTPConnection):
         raise http.client.NotConnected
 
 
+class _Reads(io.RawIOBase):
+    """The reads of an answer from its socket, each timed out at ``deadline`` (None: each at
+    ``idle`` seconds after it began, or waiting without end): the socket's own timeout bounds
+    each read alone, and a server sending its head or body a byte a second was read for ever."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline | None) -> None:
+        super().__init__()
+        self._sock = sock
+        self.deadline = deadline
+        self.idle: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self._sock.settimeout(self.idle if self.deadline is None else self.deadline.left())
+        return self._sock.recv_into(buffer)
+
+
+class _Answer(http.client.HTTPResponse):
+    """An answer read from ``sock`` by ``deadline`` (``reads``: its deadline may be lifted once
+    its head has come), head and body alike."""
+
+    def __init__(self, sock: socket.socket, method: str, deadline: _Deadline) -> None:
+        super().__init__(sock, method=method)
+        self.fp.close()  # the socket's own file, whose reads only the socket's timeout bounds
+        self.reads = _Reads(sock, deadline)
+        self.fp = io.BufferedReader(self.reads)
+
+
 class Request(NamedTuple):
     """What to send: ``method`` of ``url``, its query extended by ``params``."""
 
@@ -259,36 +306,42 @@ class Request(NamedTuple):
     body: bytes | None = None
 
 
-def send(request: Request, context: ssl.SSLContext | None, timeout: float) -> tuple[int, str]:
-    """The answer to ``request``: its status and text, decoded as aiohttp decodes it; raises
-    ``TimeoutError`` after ``timeout`` seconds, ``Unreachable`` or ``CutShort``."""
+class Answered(NamedTuple):
+    """``send``'s answer: its status, its text, and the bytes of its body."""
+
+    status: int
+    text: str
+    size: int
+
+
+def send(
+    request: Request, context: ssl.SSLContext | None, timeout: float, *, most: int
+) -> Answered:
+    """The answer to ``request``, its text decoded as aiohttp decodes it; raises
+    ``TimeoutError`` after ``timeout`` seconds, ``Unreachable``, ``CutShort``, or ``TooLarge``
+    for a body of more than ``most`` bytes (one saying so in its Content-Length is not read)."""
     deadline = _Deadline(timeout)
-    with _exchanged(request, context, deadline, waits=False) as (at, answer, sock), _told(at):
-        return answer.status, _decoded(answer, _body(answer, sock, deadline))
+    with _exchanged(request, context, deadline, waits=False) as (at, answer), _told(at):
+        if answer.length is not None and answer.length > most:
+            raise TooLarge(most)
+        body = _body(answer, most=most + 1)  # a byte past it tells it is over
+        if len(body) > most:
+            raise TooLarge(most)
+        return Answered(answer.status, _decoded(answer, body), len(body))
 
 
-def _body(
-    answer: http.client.HTTPResponse,
-    sock: socket.socket,
-    deadline: _Deadline,
-    *,
-    most: int | None = None,
-) -> bytes:
-    """The body of ``answer``, read by ``deadline`` (TimeoutError past it): the socket's timeout
-    alone bounds each read, and a server sending a byte a second was read for ever; with
-    ``most``, its first ``most`` bytes, the rest left unread. IncompleteRead when it ends
-    short of its Content-Length."""
-    parts: list[bytes] = []
-    size = 0
-    while most is None or size < most:
-        sock.settimeout(deadline.left())
-        if not (chunk := answer.read1(_READ if most is None else min(_READ, most - size))):
+def _body(answer: _Answer, *, most: int) -> bytearray:
+    """The first ``most`` bytes of ``answer``'s body (the rest left unread), read by its
+    deadline (TimeoutError past it). IncompleteRead when it ends short of its Content-Length."""
+    # Grown in place: pieces joined at the end took twice the body's size at once.
+    body = bytearray()
+    while len(body) < most:
+        if not (chunk := answer.read1(min(_READ, most - len(body)))):
             if answer.length:  # what its Content-Length said was left when the connection closed
-                raise http.client.IncompleteRead(b"".join(parts), answer.length)
+                raise http.client.IncompleteRead(bytes(body), answer.length)
             break
-        parts.append(chunk)
-        size += len(chunk)
-    return b"".join(parts)
+        body += chunk
+    return body
 
 
 class Streamed(NamedTuple):
@@ -300,23 +353,28 @@ class Streamed(NamedTuple):
 
 
 @contextmanager
-def stream(request: Request, context: ssl.SSLContext | None, timeout: float) -> Iterator[Streamed]:
+def stream(
+    request: Request, context: ssl.SSLContext | None, timeout: float, *, idle: float
+) -> Iterator[Streamed]:
     """The answer to ``request`` once its head has come (raising as ``send`` does until then):
     a 200's body then read without a deadline (the bridge's message stream waits for
-    messages), another's text read as ``send`` reads it, by the deadline, its first
+    messages), but for ``idle``: a read of it getting nothing for that long raises
+    TimeoutError (the bridge sends something every 15 s: a connection lost unannounced waited
+    for ever); another's text read as ``send`` reads it, by the deadline, its first
     ``_MOST_REFUSAL`` bytes (read whole, a page without end was held in memory without end)."""
     deadline = _Deadline(timeout)
-    with _exchanged(request, context, deadline, waits=True) as (at, answer, sock):
+    with _exchanged(request, context, deadline, waits=True) as (at, answer):
         if answer.status == 200:
+            answer.reads.idle = idle
             yield Streamed(answer, None)
             return
+        answer.reads.deadline = deadline
         with _told(at):
-            sock.settimeout(deadline.left())
-            refusal = _decoded(answer, _body(answer, sock, deadline, most=_MOST_REFUSAL))
+            refusal = _decoded(answer, _body(answer, most=_MOST_REFUSAL))
         yield Streamed(answer, refusal)
 
 
-def _decoded(answer: http.client.HTTPResponse, body: bytes) -> str:
+def _decoded(answer: http.client.HTTPResponse, body: bytes | bytearray) -> str:
     """``body`` decoded as aiohttp's ``text()`` decodes it, bytes not in the charset
     ``answer`` names replaced (a proxy's page is told, not a traceback)."""
     return body.decode(_encoding(answer.getheader("Content-Type", "")), "replace")
@@ -325,11 +383,11 @@ def _decoded(answer: http.client.HTTPResponse, body: bytes) -> str:
 @contextmanager
 def _exchanged(
     request: Request, context: ssl.SSLContext | None, deadline: _Deadline, *, waits: bool
-) -> Iterator[tuple[str | None, http.client.HTTPResponse, socket.socket]]:
-    """The URL a redirect led to (None: ``request``'s own), redirects followed, its answer
-    once its head has come and the socket it comes on, each read of the body timed out at
-    ``deadline`` (or with none, ``waits``); the connection closed on leaving. Nothing is asked
-    twice but by a redirect."""
+) -> Iterator[tuple[str | None, _Answer]]:
+    """The URL a redirect led to (None: ``request``'s own), redirects followed, and its answer
+    once its head has come by ``deadline``, each read of its body timed out at ``deadline`` too
+    (or with none, ``waits``); the connection closed on leaving. Nothing is asked twice but by
+    a redirect."""
     asked, redirected = request, None
     for _ in range(_MOST_REQUESTS):
         parts = urlsplit(asked.url)
@@ -341,14 +399,16 @@ def _exchanged(
                 sock.settimeout(deadline.left())
                 target = _request_target(parts, asked)
                 connection.request(asked.method, target, asked.body, dict(asked.headers))
-                answer = connection.getresponse()
+                # Read here, not by getresponse: each read of the head by the deadline too.
+                answer = _Answer(sock, asked.method, deadline)
+                answer.begin()
                 location = answer.getheader("Location") if answer.status in _REDIRECTS else None
                 if location is None:
-                    sock.settimeout(None if waits else deadline.left())
+                    answer.reads.deadline = None if waits else deadline
                 else:
                     asked = _redirected(asked, answer.status, location)
             if location is None:
-                yield redirected, answer, sock
+                yield redirected, answer
                 return
         finally:
             connection.close()
@@ -366,8 +426,12 @@ def _redirected(request: Request, status: int, location: str) -> Request:
     """What to ask next for a redirect to ``location`` (relative to ``request``'s URL), as
     aiohttp asked it: 303 (and 301 or 302 to a POST) a GET without the body, the others the same
     method and body; the credentials left out for another origin."""
-    url = urljoin(request.url, location.strip()).partition("#")[0]
-    parts = urlsplit(url)
+    try:
+        url = urljoin(request.url, location.strip()).partition("#")[0]
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (read for its refusal: a port out of range, or not a number)
+    except ValueError as exc:  # an IPv6 address unclosed too: tracebacks, until said so
+        raise Unreachable(f"redirected to a Location that is no URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Unreachable(f"redirected to {safe_url(url)}, not an http:// or https:// URL")
     method, body, dropped = request.method, request.body, set[str]()

@@ -47,6 +47,7 @@ from urllib.parse import urlsplit
 from bridge.cli.healthcheck_options import DEFAULT_TIMEOUT
 from bridge.errors import BridgeError, ConfigError
 from bridge.headers import HEALTHZ_BODY, REALM
+from bridge.hidden import on_one_line
 from bridge.probe_settings import (
     REQUIRES_CERTIFICATE,
     ProbeCredentials,
@@ -210,7 +211,8 @@ def _probe(
     try:
         connection.request("GET", parts.path or "/", headers=headers)
         response = connection.getresponse()
-        status, reason = response.status, response.reason
+        # Shown in the probe's one line: a server's control characters shown as their escapes.
+        status, reason = response.status, on_one_line(response.reason)
         challenge = response.getheader("WWW-Authenticate") or ""
         if endpoint.readiness:
             body = response.read(_MOST_READYZ_BODY + 1) if status in (200, 503) else b""
@@ -349,9 +351,12 @@ def pinned_context(cert_file: str | Path) -> ssl.SSLContext:
     probe asks the listening address (loopback for a wildcard), which the certificate need not
     name.
     """
+    from bridge.regular_files import MAX_FILE_BYTES, read_bounded  # with a web config alone
+
     # PEM is ASCII; the text around it (a bundle's labels) may be in any encoding, which
-    # OpenSSL passes over as the bridge's server loads the file: read byte for byte.
-    return _pinned(Path(cert_file).read_bytes().decode("latin-1"), str(cert_file))
+    # OpenSSL passes over as the bridge's server loads the file: read byte for byte, no more
+    # than such a file may hold, and never a FIFO (waited on for a writer past --timeout).
+    return _pinned(read_bounded(cert_file, MAX_FILE_BYTES).decode("latin-1"), str(cert_file))
 
 
 def _pinned(text: str, where: str) -> ssl.SSLContext:

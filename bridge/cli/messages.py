@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from bridge.cli.client import Target
+from bridge.cli.client import STREAM_SILENCE, Target
 from bridge.cli.remote import (
     BRIDGE_ANSWER,
     admin_token_or_exit,
@@ -28,6 +28,7 @@ from bridge.cli.shared import (
     one_of,
     positive,
 )
+from bridge.hidden import on_one_line
 from bridge.json_objects import DuplicateKey, once_each
 from bridge.messages import INSTANCES
 from bridge.redaction import clipped, safe_url
@@ -43,6 +44,10 @@ __all__ = ["add_message_commands"]
 _READ: Final = 65536
 # The fields of an envelope that ``tail`` prints.
 _ENVELOPE_FIELDS: Final = frozenset({"ts", "instance", "topic", "tag", "node", "payload"})
+# The longest line of the stream tail reads: one message, which a bridge takes of up to
+# EXESDB_MAX_BODY_BYTES at its most (256 MiB), with as much again for how it writes it back (a
+# number sent as 1e5 comes back as 100000.0). A line without end was held whole as it came.
+_MOST_LINE: Final = 512 << 20
 
 
 def add_message_commands(commands: Commands) -> None:
@@ -341,8 +346,16 @@ def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
             while True:
                 try:
                     raw = next(lines, None)
+                except TimeoutError:  # nothing, not even a keep-alive, for STREAM_SILENCE
+                    return _went_silent(bridge, printed)
                 except (http.client.HTTPException, OSError):
                     return _broke_off(bridge, printed)
+                except _LineTooLong:  # no more of it read
+                    said = bridge.not_a_bridge(
+                        "/v1/stream", f"lines of {_MOST_LINE >> 20} MiB at most"
+                    )
+                    print(f"exesdb-bridge: {said}", file=sys.stderr)
+                    return EXIT_FAILED
                 if raw is None:
                     break
                 if not raw.startswith(b"data: "):
@@ -368,21 +381,30 @@ def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
     return _closed(bridge, printed)
 
 
+class _LineTooLong(Exception):
+    """A line of the stream went on past ``_MOST_LINE`` bytes."""
+
+
 def _lines(response: http.client.HTTPResponse) -> Iterator[bytes]:
     """The lines of ``response``'s body as they come (the last one may lack its line break);
-    IncompleteRead when the body breaks off. ``readline`` would end quietly there: its look
-    ahead takes a broken chunk for the end."""
+    IncompleteRead when the body breaks off, ``_LineTooLong`` for a line past ``_MOST_LINE``
+    bytes (no more of it read). ``readline`` would end quietly there: its look ahead takes a
+    broken chunk for the end."""
     # The pieces of a line not yet ended, joined once it ends: a line of megabytes adding each
     # read to all it had so far took time growing with its square (64 MiB: 54 s).
     held: list[bytes] = []
+    size = 0  # of the pieces held
     while chunk := response.read1(_READ):
         first, *lines = chunk.split(b"\n")
         held.append(first)
+        size += len(first)
+        if size > _MOST_LINE:
+            raise _LineTooLong
         if lines:
             *ended, start = lines
             yield b"".join(held)
             yield from ended
-            held = [start]
+            held, size = [start], len(start)
     rest = b"".join(held)
     if response.length:  # short of its Content-Length
         raise http.client.IncompleteRead(rest)
@@ -413,6 +435,19 @@ def _broke_off(bridge: Target, printed: int) -> int:
     return EXIT_FAILED
 
 
+def _went_silent(bridge: Target, printed: int) -> int:
+    """Say that the stream sent nothing for ``STREAM_SILENCE`` seconds after ``printed``
+    messages, though a bridge sends a keep-alive line every 15 s: the connection was lost
+    unannounced (a network cut, a host gone), or the bridge is stuck. Exit 1."""
+    print(
+        f"exesdb-bridge: the stream from {safe_url(bridge.url)} sent nothing for"
+        f" {STREAM_SILENCE:g} s after {printed} message(s), though a bridge sends a keep-alive"
+        " every 15 s: the connection was lost, or the bridge is stuck",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
+
+
 def _one_line(data: bytes) -> str | None:
     """The line ``tail`` prints for an event's ``data`` (an envelope as JSON); None when it is
     none (not UTF-8, not JSON, nested past the parser's depth, not an object with an envelope's
@@ -424,7 +459,9 @@ def _one_line(data: bytes) -> str | None:
     if not isinstance(envelope, dict) or not envelope.keys() >= _ENVELOPE_FIELDS:
         return None
     payload = json.dumps(envelope["payload"], separators=(",", ":"), sort_keys=True)
-    return (
-        f"{envelope['ts']} {envelope['instance']} {envelope['topic']} "
-        f"{envelope['tag']} {envelope['node']} {payload}"
+    # A bridge's fields hold no control character; another server's escape sequence is shown as
+    # its escape, not sent to the terminal.
+    fields = (
+        on_one_line(str(envelope[name])) for name in ("ts", "instance", "topic", "tag", "node")
     )
+    return " ".join((*fields, payload))

@@ -11,6 +11,7 @@ from bridge.cli.client import Target, target, url_argument, user_argument
 from bridge.cli.shared import EXIT_USAGE
 from bridge.errors import ConfigError
 from bridge.headers import PLAIN_HTTP_REFUSAL
+from bridge.hidden import on_one_line
 from bridge.redaction import safe_url
 from bridge.urls import url_root
 
@@ -120,9 +121,11 @@ def say_refused(bridge: Target, path: str, status: int, text: str) -> None:
 
 def _refusal_words(answer: dict[str, Any]) -> str:
     """The bridge's JSON refusal (docs/http-api.md#errors) as a person reads it: its sentence,
-    then the code and the field at fault in brackets."""
+    then the code and the field at fault in brackets, on one line (``on_one_line``: a server's
+    control characters, a line break or an escape sequence clearing the screen, are shown as
+    their escapes, never sent to the terminal)."""
     error = str(answer["error"])
     detail = answer.get("detail")
     field = answer.get("field")
     code = error if field is None else f"{error}, field {field}"
-    return f"{detail} ({code})" if detail else code
+    return on_one_line(f"{detail} ({code})" if detail else code)
