@@ -18,7 +18,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -70,7 +70,23 @@ __all__ = [
 ]
 
 LogLevel = Literal["debug", "info", "warning", "error"]
-PositiveMs = Annotated[int, Field(gt=0)]
+# The longest a duration setting may say, by what a user could mean by it. Past them a value is a
+# slip (a stray zero, seconds typed as milliseconds times a thousand) and, far past them, one the
+# bridge cannot keep: a retry planned past the year 9999 is no time its pages and the outbox's
+# rows can show, a claim time past 2**63 ms one Redis refuses.
+_HOUR_MS: Final = 3_600_000
+_DAY_MS: Final = 24 * _HOUR_MS
+_WEEK_MS: Final = 7 * _DAY_MS
+_MONTH_MS: Final = 30 * _DAY_MS
+_YEAR_MS: Final = 365 * _DAY_MS
+# Up to an hour: how long the bridge waits on a stop, on a client, or before a first delivery.
+UpToAnHourMs = Annotated[int, Field(gt=0, le=_HOUR_MS)]
+# Up to a day: the collectors' intervals, retries' waits, the clock skew taken, a lease.
+UpToADayMs = Annotated[int, Field(gt=0, le=_DAY_MS)]
+UpToAWeekMs = Annotated[int, Field(gt=0, le=_WEEK_MS)]
+# Up to 30 days: how long an alert is followed before the bridge gives it up or says it again.
+UpToAMonthMs = Annotated[int, Field(gt=0, le=_MONTH_MS)]
+UpToAYearMs = Annotated[int, Field(gt=0, le=_YEAR_MS)]
 # A resource threshold: above 100 no reading reaches it (100 turns the status off), and 1 or
 # less is a fraction meant as percent (0.85), so nearly every sample would be degraded.
 Percent = Annotated[float, Field(gt=1, le=100)]
@@ -106,19 +122,21 @@ class Settings(FromEnvironment):
     secret_key_base_previous: Annotated[tuple[SecretStr, ...], NoDecode] = setting(
         "EXESDB_SECRET_KEY_BASE_PREVIOUS", default=()
     )
-    replay_window_ms: PositiveMs = setting("EXESDB_REPLAY_WINDOW_MS", default=300_000)
-    replay_memory: Annotated[int, Field(ge=1000)] = setting("EXESDB_REPLAY_MEMORY", default=200_000)
+    replay_window_ms: UpToADayMs = setting("EXESDB_REPLAY_WINDOW_MS", default=300_000)
+    replay_memory: Annotated[int, Field(ge=1000, le=100_000_000)] = setting(
+        "EXESDB_REPLAY_MEMORY", default=200_000
+    )
 
     # The integration and its collectors.
     pubsub_integration: bool = setting("EXESDB_PUBSUB_INTEGRATION", default=True)
-    health_broadcast_interval: Annotated[int, Field(ge=100)] = setting(
+    health_broadcast_interval: Annotated[int, Field(ge=100, le=_DAY_MS)] = setting(
         "EXESDB_HEALTH_BROADCAST_INTERVAL", default=30_000
     )
-    metrics_broadcast_interval: Annotated[int, Field(ge=100)] = setting(
+    metrics_broadcast_interval: Annotated[int, Field(ge=100, le=_DAY_MS)] = setting(
         "EXESDB_METRICS_BROADCAST_INTERVAL", default=60_000
     )
     node: NodeName = setting("EXESDB_NODE", default_factory=socket.gethostname)
-    node_forget_ms: PositiveMs = setting("EXESDB_NODE_FORGET_MS", default=86_400_000)
+    node_forget_ms: UpToAMonthMs = setting("EXESDB_NODE_FORGET_MS", default=86_400_000)
     cpu_degraded: Percent = setting("EXESDB_CPU_DEGRADED", default=85.0)
     cpu_unhealthy: Percent = setting("EXESDB_CPU_UNHEALTHY", default=95.0)
     memory_degraded: Percent = setting("EXESDB_MEMORY_DEGRADED", default=85.0)
@@ -137,14 +155,14 @@ class Settings(FromEnvironment):
     bus_queue_bytes: Annotated[int, Field(ge=1_048_576, le=2**40)] = setting(
         "EXESDB_BUS_QUEUE_BYTES", default=134_217_728
     )
-    redis_stream_maxlen: Annotated[int, Field(ge=100)] = setting(
+    redis_stream_maxlen: Annotated[int, Field(ge=100, le=1_000_000_000)] = setting(
         "EXESDB_REDIS_STREAM_MAXLEN", default=100_000
     )
-    redis_buffer_size: Annotated[int, Field(ge=1)] = setting(
+    redis_buffer_size: Annotated[int, Field(ge=1, le=10_000_000)] = setting(
         "EXESDB_REDIS_BUFFER_SIZE", default=10_000
     )
-    redis_claim_idle_ms: PositiveMs = setting("EXESDB_REDIS_CLAIM_IDLE_MS", default=30_000)
-    redis_spool_bytes: Annotated[int, Field(ge=1_048_576)] = setting(
+    redis_claim_idle_ms: UpToADayMs = setting("EXESDB_REDIS_CLAIM_IDLE_MS", default=30_000)
+    redis_spool_bytes: Annotated[int, Field(ge=1_048_576, le=2**40)] = setting(
         "EXESDB_REDIS_SPOOL_BYTES", default=268_435_456
     )
 
@@ -165,10 +183,10 @@ class Settings(FromEnvironment):
     )
     healthcheck_cert_file: str | None = setting("EXESDB_HEALTHCHECK_CERT_FILE", default=None)
     healthcheck_key_file: str | None = setting("EXESDB_HEALTHCHECK_KEY_FILE", default=None)
-    shutdown_timeout_ms: PositiveMs = setting("EXESDB_SHUTDOWN_TIMEOUT_MS", default=8_000)
-    http_header_timeout_ms: PositiveMs = setting("EXESDB_HTTP_HEADER_TIMEOUT_MS", default=10_000)
-    http_body_timeout_ms: PositiveMs = setting("EXESDB_HTTP_BODY_TIMEOUT_MS", default=60_000)
-    http_idle_timeout_ms: PositiveMs = setting("EXESDB_HTTP_IDLE_TIMEOUT_MS", default=75_000)
+    shutdown_timeout_ms: UpToAnHourMs = setting("EXESDB_SHUTDOWN_TIMEOUT_MS", default=8_000)
+    http_header_timeout_ms: UpToAnHourMs = setting("EXESDB_HTTP_HEADER_TIMEOUT_MS", default=10_000)
+    http_body_timeout_ms: UpToAnHourMs = setting("EXESDB_HTTP_BODY_TIMEOUT_MS", default=60_000)
+    http_idle_timeout_ms: UpToAnHourMs = setting("EXESDB_HTTP_IDLE_TIMEOUT_MS", default=75_000)
     # TCP_USER_TIMEOUT takes a C int of milliseconds.
     http_write_timeout_ms: Annotated[int, Field(gt=0, le=2**31 - 1)] = setting(
         "EXESDB_HTTP_WRITE_TIMEOUT_MS", default=60_000
@@ -178,9 +196,11 @@ class Settings(FromEnvironment):
     )
 
     # The Prometheus sink.
-    series_ttl_ms: PositiveMs = setting("EXESDB_SERIES_TTL_MS", default=600_000)
-    max_series: Annotated[int, Field(ge=1)] = setting("EXESDB_MAX_SERIES", default=10_000)
-    max_series_bytes: Annotated[int, Field(ge=1_048_576)] = setting(
+    series_ttl_ms: UpToAWeekMs = setting("EXESDB_SERIES_TTL_MS", default=600_000)
+    max_series: Annotated[int, Field(ge=1, le=10_000_000)] = setting(
+        "EXESDB_MAX_SERIES", default=10_000
+    )
+    max_series_bytes: Annotated[int, Field(ge=1_048_576, le=2**40)] = setting(
         "EXESDB_MAX_SERIES_BYTES", default=67_108_864
     )
 
@@ -188,30 +208,35 @@ class Settings(FromEnvironment):
     webhook_urls: HttpUrlList = setting("EXESDB_WEBHOOK_URLS", default=())
     webhook_config_file: str | None = setting("EXESDB_WEBHOOK_CONFIG_FILE", default=None)
     webhook_secret: SecretStr | None = setting("EXESDB_WEBHOOK_SECRET", default=None)
-    webhook_backoff_ms: PositiveMs = setting("EXESDB_WEBHOOK_BACKOFF_MS", default=1_000)
-    webhook_max_backoff_ms: PositiveMs = setting("EXESDB_WEBHOOK_MAX_BACKOFF_MS", default=300_000)
-    webhook_deadline_ms: PositiveMs = setting("EXESDB_WEBHOOK_DEADLINE_MS", default=86_400_000)
-    webhook_dead_letter_ttl_ms: PositiveMs = setting(
+    webhook_backoff_ms: UpToADayMs = setting("EXESDB_WEBHOOK_BACKOFF_MS", default=1_000)
+    webhook_max_backoff_ms: UpToADayMs = setting("EXESDB_WEBHOOK_MAX_BACKOFF_MS", default=300_000)
+    webhook_deadline_ms: UpToAMonthMs = setting("EXESDB_WEBHOOK_DEADLINE_MS", default=86_400_000)
+    webhook_dead_letter_ttl_ms: UpToAYearMs = setting(
         "EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS", default=7 * 86_400_000
     )
-    webhook_renotify_interval_ms: PositiveMs = setting(
+    webhook_renotify_interval_ms: UpToAMonthMs = setting(
         "EXESDB_WEBHOOK_RENOTIFY_INTERVAL_MS", default=4 * 3_600_000
     )
-    webhook_timeout_ms: PositiveMs = setting("EXESDB_WEBHOOK_TIMEOUT_MS", default=10_000)
+    # Up to ten minutes, as the OTLP exporters' timeouts: an attempt is not waited on longer.
+    webhook_timeout_ms: Annotated[int, Field(gt=0, le=600_000)] = setting(
+        "EXESDB_WEBHOOK_TIMEOUT_MS", default=10_000
+    )
     webhook_min_severity: AlertSeverity = setting("EXESDB_WEBHOOK_MIN_SEVERITY", default="warning")
-    webhook_group_wait_ms: Annotated[int, Field(ge=0)] = setting(
+    webhook_group_wait_ms: Annotated[int, Field(ge=0, le=_HOUR_MS)] = setting(
         "EXESDB_WEBHOOK_GROUP_WAIT_MS", default=500
     )
-    webhook_max_alerts: Annotated[int, Field(ge=1)] = setting(
+    webhook_max_alerts: Annotated[int, Field(ge=1, le=100_000)] = setting(
         "EXESDB_WEBHOOK_MAX_ALERTS", default=50
     )
     alertmanager_url: BaseUrl = setting("EXESDB_ALERTMANAGER_URL", default=None)
-    escalation_after_ms: PositiveMs = setting("EXESDB_ESCALATION_AFTER_MS", default=900_000)
-    alert_resolve_timeout_ms: PositiveMs = setting(
+    escalation_after_ms: UpToAMonthMs = setting("EXESDB_ESCALATION_AFTER_MS", default=900_000)
+    alert_resolve_timeout_ms: UpToAYearMs = setting(
         "EXESDB_ALERT_RESOLVE_TIMEOUT_MS", default=300_000
     )
     # How long a health condition must hold before it alerts; unset: two health intervals.
-    alert_for_ms: Annotated[int, Field(ge=0)] | None = setting("EXESDB_ALERT_FOR_MS", default=None)
+    alert_for_ms: Annotated[int, Field(ge=0, le=_WEEK_MS)] | None = setting(
+        "EXESDB_ALERT_FOR_MS", default=None
+    )
     external_url: BaseUrl = setting("EXESDB_EXTERNAL_URL", default=None)
     # Origins whose links in alert metadata are shown whole (sinks/alerts/sources.py);
     # empty: every URL there shows its origin only.
@@ -290,7 +315,9 @@ class Settings(FromEnvironment):
         "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", default=None
     )
     otel_service_name: str = setting("OTEL_SERVICE_NAME", default="exesdb-bridge")
-    otlp_queue_size: Annotated[int, Field(ge=1)] = setting("EXESDB_OTLP_QUEUE_SIZE", default=8_192)
+    otlp_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = setting(
+        "EXESDB_OTLP_QUEUE_SIZE", default=8_192
+    )
     otlp_metrics: bool = setting("EXESDB_OTLP_METRICS", default=False)
     otlp_metrics_temporality_preference: TemporalityPreference = setting(
         "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", default="cumulative"

@@ -19,7 +19,15 @@ from bridge.regular_files import MAX_FILE_BYTES
 from bridge.settings import Settings, known_variables, unknown_variables
 from bridge.settings_checks import MIN_SECRET_LENGTH, start_warnings
 from bridge.unknown_variables import SETTINGS_WITHOUT_PREFIX
-from tests.support import ROOT, TEST_SECRET, bridge_env, check_config, pem_files, run_bridge
+from tests.support import (
+    ROOT,
+    TEST_SECRET,
+    bridge_env,
+    check_config,
+    make_settings,
+    pem_files,
+    run_bridge,
+)
 
 LONG_SECRET = "s3cr3t-" + "k" * 40
 SHORT_SECRET = "short-s3cr3t-value"
@@ -95,7 +103,7 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     ("variable", "value", "allowed"),
     [
         ("EXESDB_REPLAY_WINDOW_MS", "abc", "whole number of milliseconds"),
-        ("EXESDB_REPLAY_WINDOW_MS", "0", "at least 1"),
+        ("EXESDB_REPLAY_WINDOW_MS", "0", "from 1 to 86400000"),
         ("EXESDB_HEALTH_BROADCAST_INTERVAL", "10", "100"),
         ("EXESDB_METRICS_BROADCAST_INTERVAL", "-5", "100"),
         (
@@ -195,9 +203,9 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_LOG_LEVEL", "chatty", "must be 'debug', 'info', 'warning' or 'error' (got"),
         ("EXESDB_LOG_FORMAT", "xml", "must be 'text' or 'json' (got 'xml')"),
         ("EXESDB_CPU_DEGRADED", "-1", "above 1 and at most 100"),
-        ("EXESDB_MAX_SERIES", "0", "at least 1"),
+        ("EXESDB_MAX_SERIES", "0", "from 1 to 10000000"),
         ("EXESDB_BUS_QUEUE_SIZE", "0", "from 1 to 10000000"),
-        ("EXESDB_REDIS_SPOOL_BYTES", "1000", "at least 1048576"),
+        ("EXESDB_REDIS_SPOOL_BYTES", "1000", "from 1048576 to 1099511627776"),
         ("EXESDB_BUS_QUEUE_BYTES", "1000", "from 1048576 to 1099511627776"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "udp", "'http/protobuf'"),
         # The specification lists http/json; the Python SDK has no exporter for it.
@@ -348,19 +356,19 @@ def test_bus_query_options_the_transport_leaves_alone_are_taken() -> None:
         (
             "EXESDB_SHUTDOWN_TIMEOUT_MS",
             "8s",
-            "EXESDB_SHUTDOWN_TIMEOUT_MS: must be a whole number of milliseconds, at least 1,"
-            " e.g. 8000; 8s is 8000 (got '8s')",
+            "EXESDB_SHUTDOWN_TIMEOUT_MS: must be a whole number of milliseconds from 1 to"
+            " 3600000, e.g. 8000; 8s is 8000 (got '8s')",
         ),
         (
             "EXESDB_HEALTH_BROADCAST_INTERVAL",
             "50",
-            "EXESDB_HEALTH_BROADCAST_INTERVAL: must be a whole number of milliseconds,"
-            " at least 100, e.g. 30000 (got '50')",
+            "EXESDB_HEALTH_BROADCAST_INTERVAL: must be a whole number of milliseconds"
+            " from 100 to 86400000, e.g. 30000 (got '50')",
         ),
         (
             "EXESDB_ALERT_FOR_MS",
             "1.5m",
-            "EXESDB_ALERT_FOR_MS: must be a whole number of milliseconds, at least 0;"
+            "EXESDB_ALERT_FOR_MS: must be a whole number of milliseconds from 0 to 604800000;"
             " 1.5m is 90000 (got '1.5m')",
         ),
         (
@@ -372,13 +380,14 @@ def test_bus_query_options_the_transport_leaves_alone_are_taken() -> None:
         (
             "EXESDB_REPLAY_MEMORY",
             "lots",
-            "EXESDB_REPLAY_MEMORY: must be a whole number, at least 1000, e.g. 200000 (got 'lots')",
+            "EXESDB_REPLAY_MEMORY: must be a whole number from 1000 to 100000000, e.g. 200000"
+            " (got 'lots')",
         ),
         (
             "EXESDB_WEBHOOK_TIMEOUT_MS",
             "2.5",
-            "EXESDB_WEBHOOK_TIMEOUT_MS: must be a whole number of milliseconds, at least 1,"
-            " e.g. 10000 (got '2.5')",
+            "EXESDB_WEBHOOK_TIMEOUT_MS: must be a whole number of milliseconds from 1 to"
+            " 600000, e.g. 10000 (got '2.5')",
         ),
         (
             "EXESDB_DISK_DEGRADED",
@@ -421,6 +430,64 @@ def test_a_bad_number_is_answered_with_its_unit_range_and_an_example(
     status, _, err = check_config(monkeypatch, capsys, **{variable: value})
     assert status == 2
     assert err.splitlines()[1:] == [f"  {line}"]
+
+
+# Each bounded setting's range. Far past it a bridge started and failed later (backoffs and a
+# deadline of 10**23 ms: a retry planned past the year 9999, which the alert page answered 500
+# and `outbox list` a traceback for; with a Redis bus, a stream length or claim time of 2**63
+# that Redis refused at every XADD or claim, a buffer of 2**63 that failed the writer), or
+# silently meant never (a group wait of 2**63 ms: no alert delivered).
+_LARGEST = {
+    "EXESDB_REPLAY_WINDOW_MS": ("milliseconds", 1, 86_400_000),
+    "EXESDB_REPLAY_MEMORY": ("", 1000, 100_000_000),
+    "EXESDB_HEALTH_BROADCAST_INTERVAL": ("milliseconds", 100, 86_400_000),
+    "EXESDB_METRICS_BROADCAST_INTERVAL": ("milliseconds", 100, 86_400_000),
+    "EXESDB_NODE_FORGET_MS": ("milliseconds", 1, 2_592_000_000),
+    "EXESDB_REDIS_STREAM_MAXLEN": ("", 100, 1_000_000_000),
+    "EXESDB_REDIS_BUFFER_SIZE": ("", 1, 10_000_000),
+    "EXESDB_REDIS_CLAIM_IDLE_MS": ("milliseconds", 1, 86_400_000),
+    "EXESDB_REDIS_SPOOL_BYTES": ("bytes", 1_048_576, 2**40),
+    "EXESDB_SHUTDOWN_TIMEOUT_MS": ("milliseconds", 1, 3_600_000),
+    "EXESDB_HTTP_HEADER_TIMEOUT_MS": ("milliseconds", 1, 3_600_000),
+    "EXESDB_HTTP_BODY_TIMEOUT_MS": ("milliseconds", 1, 3_600_000),
+    "EXESDB_HTTP_IDLE_TIMEOUT_MS": ("milliseconds", 1, 3_600_000),
+    "EXESDB_SERIES_TTL_MS": ("milliseconds", 1, 604_800_000),
+    "EXESDB_MAX_SERIES": ("", 1, 10_000_000),
+    "EXESDB_MAX_SERIES_BYTES": ("bytes", 1_048_576, 2**40),
+    "EXESDB_WEBHOOK_BACKOFF_MS": ("milliseconds", 1, 86_400_000),
+    "EXESDB_WEBHOOK_MAX_BACKOFF_MS": ("milliseconds", 1, 86_400_000),
+    "EXESDB_WEBHOOK_DEADLINE_MS": ("milliseconds", 1, 2_592_000_000),
+    "EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS": ("milliseconds", 1, 31_536_000_000),
+    "EXESDB_WEBHOOK_RENOTIFY_INTERVAL_MS": ("milliseconds", 1, 2_592_000_000),
+    "EXESDB_WEBHOOK_TIMEOUT_MS": ("milliseconds", 1, 600_000),
+    "EXESDB_WEBHOOK_GROUP_WAIT_MS": ("milliseconds", 0, 3_600_000),
+    "EXESDB_WEBHOOK_MAX_ALERTS": ("", 1, 100_000),
+    "EXESDB_ESCALATION_AFTER_MS": ("milliseconds", 1, 2_592_000_000),
+    "EXESDB_ALERT_RESOLVE_TIMEOUT_MS": ("milliseconds", 1, 31_536_000_000),
+    "EXESDB_ALERT_FOR_MS": ("milliseconds", 0, 604_800_000),
+    "EXESDB_OTLP_QUEUE_SIZE": ("", 1, 10_000_000),
+}
+
+
+@pytest.mark.parametrize("variable", sorted(_LARGEST))
+def test_a_setting_takes_its_largest_value_and_refuses_one_past_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str
+) -> None:
+    """A duration, size or count past what a user could mean (one more than the largest, 2**63,
+    10**23) stops check-config with exit 2, one line naming the variable and its range."""
+    unit, low, high = _LARGEST[variable]
+    # The pairs start-up holds together: the backoff at most its cap, the spool twice a body.
+    fitting = {"EXESDB_WEBHOOK_MAX_BACKOFF_MS": str(high)} if "BACKOFF" in variable else {}
+    taken = make_settings(**{**fitting, variable: str(high)})
+    field = next(n for n, i in Settings.model_fields.items() if i.validation_alias == variable)
+    assert getattr(taken, field) == high
+    what = f"a whole number of {unit}" if unit else "a whole number"
+    for past in (high + 1, 2**63, 10**23):
+        status, _, err = check_config(monkeypatch, capsys, **{**fitting, variable: str(past)})
+        assert status == 2
+        line = next(line for line in err.splitlines() if line.startswith(f"  {variable}:"))
+        assert f"must be {what} from {low} to {high}" in line, line
+        assert line.endswith(f"(got '{past}')"), line
 
 
 @pytest.mark.parametrize(
