@@ -3000,6 +3000,44 @@ def test_outbox_retry_leaves_a_dead_letter_superseded_by_a_later_delivery_unless
     assert forced.stdout == "1 dead-lettered delivery back to pending\n"
 
 
+def test_outbox_retry_leaves_dead_letters_another_replica_told_newer_of_unless_forced(
+    tmp_path: Path,
+) -> None:
+    """`outbox retry --all` leaves, naming why, exit 1, a dead firing of an alert resolved
+    elsewhere since (nothing of it to follow) and one whose alert's later notification was left
+    out as stale (another replica took it over); --force sends both."""
+    outbox = Outbox.in_dir(tmp_path)
+    outbox.queue.queue_for([_HOOK])
+    observe(outbox, event("b"), T0)
+    outbox.queue.group(_HOOK, T0, 0.0, _webhook_bodies)
+    [resolved] = outbox.queue.deliveries()
+    _finish(outbox, resolved.id, DeliveryState.DEAD, 404)
+    outbox.alerts.adopt_open_alerts({}, T0 + 10)  # another replica resolved b
+    observe(outbox, event("a"), T0 + 20)
+    outbox.queue.group(_HOOK, T0 + 20, 0.0, _webhook_bodies)
+    [taken_over] = outbox.queue.deliveries("pending")
+    _finish(outbox, taken_over.id, DeliveryState.DEAD, 404)
+    observe(outbox, event("a", severity="warning"), T0 + 30)
+    outbox.queue.group(_HOOK, T0 + 30, 0.0, _webhook_bodies)
+    assert outbox.queue.withhold_everywhere({"a"}, T0 + 40, "stale: taken over") == 1
+    outbox.close()
+    env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
+    every = cli("outbox", "retry", "--all", **env)
+    assert every.returncode == 1
+    assert (
+        f"delivery '{resolved.id}' left dead-lettered: it fires alerts resolved since ('b') of"
+        " which nothing is to follow it to https://hooks.example/…"
+    ) in every.stderr
+    assert (
+        f"delivery '{taken_over.id}' left dead-lettered: the latest notification to"
+        " https://hooks.example/… of alerts it tells of ('a') was left out as stale since"
+    ) in every.stderr
+    assert every.stdout == "0 dead-lettered deliveries back to pending\n"
+    forced = cli("outbox", "retry", "--all", "--force", **env)
+    assert (forced.returncode, forced.stderr) == (0, "")
+    assert forced.stdout == "2 dead-lettered deliveries back to pending\n"
+
+
 def test_outbox_list_shows_which_dead_letters_are_superseded_or_renotified(
     tmp_path: Path,
 ) -> None:

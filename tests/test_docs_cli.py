@@ -263,6 +263,8 @@ _FORCED = {
     "refired": "firing again",
     "superseded": "superseded",
     "resolves_dead": "without the dead-lettered resolve",
+    "left_out": "left out as `stale`",
+    "resolved_untold": "resolved since of which nothing",
 }
 
 

@@ -105,8 +105,10 @@ def add_outbox_command(commands: Commands) -> None:
         action="store_true",
         help=(
             "also those that fire alerts whose resolve the receiver was sent since, resolve"
-            " alerts it was sent firing again since, or are superseded by a later delivery it"
-            " took, and one named without the dead-lettered resolve of an alert it fires"
+            " alerts it was sent firing again since, are superseded by a later delivery it"
+            " took, or tell of alerts whose later notification was left out as `stale`, or fire"
+            " alerts resolved since of which nothing is to follow, and one named without the"
+            " dead-lettered resolve of an alert it fires"
         ),
     )
     outbox.set_defaults(handler=_outbox, command_names=tuple(outbox_commands.choices))
@@ -297,6 +299,21 @@ def _left_why(delivery: Unretryable) -> str:
             why.append(
                 f"it resolves alerts {receiver} was sent firing again since ({refired}), so sent"
                 " again it would show them resolved there while they fire"
+            )
+        if delivery.left_out:
+            left_out = ", ".join(repr(alert_id) for alert_id in delivery.left_out)
+            why.append(
+                f"the latest notification to {receiver} of alerts it tells of ({left_out}) was"
+                " left out as stale since (another replica notified a newer state of them, or,"
+                " to a receiver not sent resolves, they resolved), so sent again it would tell"
+                " it an older state last"
+            )
+        if delivery.resolved_untold:
+            gone = ", ".join(repr(alert_id) for alert_id in delivery.resolved_untold)
+            why.append(
+                f"it fires alerts resolved since ({gone}) of which nothing is to follow it to"
+                f" {receiver} (another replica resolved them, or the receiver is not sent"
+                " resolves), so sent again it would leave them firing there for good"
             )
         if delivery.resolves_dead:
             waiting = ", ".join(

@@ -5,7 +5,9 @@ no longer configured (``add_orphans``, at start). ``exesdb-bridge outbox retry``
 letters back to pending (``retry``), less those ``unretryable`` names: a receiver the bridge did
 not start with, a firing its receiver has since heard resolved, or one superseded (its receiver
 took a later delivery of each of its alerts; ``superseded``, ``superseded_count``: what
-``outbox list`` and the dead-letters gauge tell apart). An alert still open whose
+``outbox list`` and the dead-letters gauge tell apart), one whose alerts' latest notification
+since was left out as stale (another replica, on Redis, notified a newer state), or a firing of
+an alert resolved since with nothing to follow it to its receiver. An alert still open whose
 latest notification to a receiver was dead-lettered is queued for it again as it stands
 (``renotify``), so a receiver down past the deadline hears of what still fires once it is back;
 so is a resolved one whose dead-lettered notification was its resolve, so that it does not keep
@@ -98,6 +100,23 @@ AND NOT EXISTS (
     )
 )
 """
+# The latest delivery to a dead letter's receiver (``:url``) made after it (``:rowid``) that
+# carries one of its alerts (``:alert_id``) and was left out as stale (``withhold``): its rowid.
+_LEFT_OUT_SINCE: Final = """
+SELECT MAX(later.rowid) FROM carried JOIN deliveries AS later ON later.id = carried.delivery_id
+WHERE carried.alert_id = :alert_id AND later.url = :url AND later.rowid > :rowid
+AND later.state = 'stale'
+"""
+# A dead letter's alert (``:alert_id``) if resolved now, of which no delivery to its receiver
+# (``:url``) was made after it (``:rowid``), in any state, and none waits for it in a window.
+_RESOLVED_UNTOLD: Final = """
+SELECT 1 FROM alerts WHERE alert_id = :alert_id AND state = :resolved
+AND NOT EXISTS (SELECT 1 FROM queued WHERE url = :url AND alert_id = :alert_id)
+AND NOT EXISTS (
+    SELECT 1 FROM carried JOIN deliveries AS later ON later.id = carried.delivery_id
+    WHERE carried.alert_id = :alert_id AND later.url = :url AND later.rowid > :rowid
+)
+"""
 # The start-up line's hint (resend_hint), after its count of dead letters.
 _LIST_DEAD: Final = " (`exesdb-bridge outbox list --state dead` lists them"
 _RETRY_ALL: Final = ", `exesdb-bridge outbox retry --all` sends"
@@ -110,12 +129,18 @@ _ORPHAN_REASON: Final = (
 class _ToldSince:
     """What the receiver of a dead letter took since of its alerts, in deliveries made after it:
     those it fires whose resolve it took, with when each resolved (``resolved``); those it
-    resolves that it took firing again (``refired``); and whether it took each of them
-    (``superseded``)."""
+    resolves that it took firing again (``refired``); whether it took each of them
+    (``superseded``); those whose latest notification to it since was left out as stale
+    (``left_out``: never to be sent, another replica having notified a newer state, or, to a
+    receiver not sent resolves, resolved); and those it fires, resolved now, of which nothing
+    was made for it since nor waits for it (``resolved_untold``: another replica resolved
+    them, or it is not sent resolves)."""
 
     resolved: tuple[tuple[str, str], ...]
     refired: tuple[str, ...]
     superseded: bool
+    left_out: tuple[str, ...] = ()
+    resolved_untold: tuple[str, ...] = ()
 
 
 class DeadLetters:
@@ -324,7 +349,12 @@ class DeadLetters:
         took, so sent again (after it, deliveries going out in the order they were made) they
         would tell it an older state of them than the last it heard; and, among those named,
         a firing whose alerts' latest deliveries to the receiver since are resolves
-        dead-lettered and not named beside it: sent alone, it would leave them firing there."""
+        dead-lettered and not named beside it: sent alone, it would leave them firing there;
+        and, unless ``force``, one whose alerts' latest notification to the receiver since was
+        left out as stale (``withhold``: another replica, on Redis, notified a newer state of
+        them, which this older one would follow), and a firing of alerts resolved since of
+        which nothing was made for the receiver since nor waits for it (another replica
+        resolved them, or the receiver is not sent resolves): it would leave them firing."""
         configured = self._queue.configured()
         where, params = "", dict[str, str]()
         if delivery_ids is not None:
@@ -340,9 +370,17 @@ class DeadLetters:
                     left.append(Unretryable(row["id"], row["url"], configured=False))
                 elif not force:
                     since = self._told_since(db, row)
-                    if since.resolved or since.refired:
+                    if since.resolved or since.refired or since.left_out or since.resolved_untold:
                         left.append(
-                            Unretryable(row["id"], row["url"], True, since.resolved, since.refired)
+                            Unretryable(
+                                row["id"],
+                                row["url"],
+                                True,
+                                since.resolved,
+                                since.refired,
+                                left_out=since.left_out,
+                                resolved_untold=since.resolved_untold,
+                            )
                         )
                     elif since.superseded:
                         left.append(Unretryable(row["id"], row["url"], True, superseded=True))
@@ -381,19 +419,30 @@ class DeadLetters:
     @staticmethod
     def _told_since(db: sqlite3.Connection, dead: sqlite3.Row) -> _ToldSince:
         """What the receiver of ``dead`` took since of its alerts (see ``_ToldSince``)."""
-        resolved, refired, untold = [], [], 0
+        resolved, refired, left_out, resolved_untold, untold = [], [], [], [], 0
         told_then = alerts_told(bytes(dead["body"]))
         alert_ids = [str(alert_id) for alert_id in json.loads(dead["alert_ids"])]
         for alert_id in alert_ids:
+            of_alert = {"url": dead["url"], "rowid": dead["rowid"], "alert_id": alert_id}
             last = db.execute(
-                "SELECT body FROM deliveries WHERE rowid = (SELECT MAX(delivery) FROM taken"
+                "SELECT rowid, body FROM deliveries WHERE rowid = (SELECT MAX(delivery) FROM taken"
                 " WHERE url = :url AND alert_id = :alert_id AND delivery > :rowid)",
-                {"url": dead["url"], "rowid": dead["rowid"], "alert_id": alert_id},
+                of_alert,
             ).fetchone()
-            if last is None:
-                untold += 1
+            untold += last is None
+            stale = db.execute(_LEFT_OUT_SINCE, of_alert).fetchone()[0]
+            if stale is not None and (last is None or stale > last["rowid"]):
+                left_out.append(alert_id)
                 continue
             then = told_then.get(alert_id)
+            if last is None:
+                if then is not None and then[0] == "firing":
+                    gone = db.execute(
+                        _RESOLVED_UNTOLD, {**of_alert, "resolved": AlertState.RESOLVED.value}
+                    )
+                    if gone.fetchone() is not None:
+                        resolved_untold.append(alert_id)
+                continue
             told = alerts_told(bytes(last["body"])).get(alert_id)
             if then is None or told is None or told[0] == then[0]:
                 continue
@@ -401,7 +450,13 @@ class DeadLetters:
                 resolved.append((alert_id, told[1]))
             elif told[0] == "firing":
                 refired.append(alert_id)
-        return _ToldSince(tuple(resolved), tuple(refired), bool(alert_ids) and not untold)
+        return _ToldSince(
+            tuple(resolved),
+            tuple(refired),
+            bool(alert_ids) and not untold,
+            tuple(left_out),
+            tuple(resolved_untold),
+        )
 
     def retry(
         self, now: float, delivery_ids: Sequence[str] | None = None, *, leave: Sequence[str] = ()

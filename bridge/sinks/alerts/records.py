@@ -228,7 +228,14 @@ class Unretryable:
     the receiver took a later delivery of each of its alerts, so sent again it would tell it an
     older state of them after the newer one; or, named without them, it fires alerts whose
     resolves wait dead-lettered too (``resolves_dead``: each alert's id and the id of the
-    delivery of its resolve), so sent alone it would leave them firing at the receiver."""
+    delivery of its resolve), so sent alone it would leave them firing at the receiver; or a
+    later notification of some of its alerts to the receiver, the latest made of them, was
+    left out as stale (``left_out``: their ids): never to be sent (another replica notified a
+    newer state of them, on Redis, or they resolved before reaching a receiver not sent
+    resolves), so sent again this older one would tell the receiver an older state last; or
+    it fires alerts resolved since of which nothing was made for the receiver since nor waits
+    for it (``resolved_untold``: their ids; another replica resolved them, on Redis, or the
+    receiver is not sent resolves), so sent again it would leave them firing there for good."""
 
     delivery_id: str
     receiver: str
@@ -237,6 +244,8 @@ class Unretryable:
     refired: tuple[str, ...] = ()
     superseded: bool = False
     resolves_dead: tuple[tuple[str, str], ...] = ()
+    left_out: tuple[str, ...] = ()
+    resolved_untold: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

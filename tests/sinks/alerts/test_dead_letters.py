@@ -407,6 +407,62 @@ def test_a_dead_letter_is_superseded_once_its_receiver_took_a_later_delivery_of_
     assert outbox.dead_letters.superseded([]) == set()
 
 
+def test_a_dead_letter_whose_alerts_later_notification_was_left_out_as_stale_is_not_retried(
+    outbox: Outbox,
+) -> None:
+    """A dead letter firing a1 and a2, a later notification of a1 left out as stale since
+    (another replica took it over and told the receiver a newer state), is left by ``retry``
+    unless forced, naming a1: sent again it would tell the receiver an older state last; once
+    the receiver takes a later delivery of a1 from this outbox, that is what it last heard."""
+    for alert_id in ("a1", "a2"):
+        observe(outbox, event(alert_id, requires_ack=False), T0)
+    outbox.queue.group(URL, T0, 0.0, _build, _keep)
+    [letter] = outbox.queue.deliveries("pending")
+    assert letter.alert_ids == ("a1", "a2")
+    outbox.queue.finish_attempt(
+        letter.id, state=DeliveryState.DEAD, next_attempt_at=T0, status=None, error="x", now=T0
+    )
+    observe(outbox, event("a1", requires_ack=False, severity="warning"), T0 + 10)
+    outbox.queue.group(URL, T0 + 10, 0.0, _build, _keep)
+    assert outbox.queue.withhold_everywhere({"a1"}, T0 + 20, "stale: taken over") == 1
+    [left] = outbox.dead_letters.unretryable()
+    assert (left.delivery_id, left.left_out, left.superseded) == (letter.id, ("a1",), False)
+    assert outbox.dead_letters.unretryable(force=True) == []
+    assert outbox.dead_letters.retry(T0 + 30, leave=[left.delivery_id]) == 0
+    observe(outbox, event("a1", requires_ack=False), T0 + 40)
+    outbox.queue.group(URL, T0 + 40, 0.0, _build, _keep)
+    _attempt(outbox, T0 + 40, DeliveryState.DELIVERED, 200, "")
+    assert outbox.dead_letters.unretryable() == []  # a2 untold, a1 taken firing as it tells
+
+
+def test_a_dead_firing_of_an_alert_resolved_elsewhere_since_is_not_retried(
+    outbox: Outbox,
+) -> None:
+    """A dead letter firing a1, which another replica resolved since (closed here without a
+    notification as this one takes the lease up), nothing of a1 made or waiting for the
+    receiver since, is left by ``retry`` unless forced: sent, it would leave a1 firing there
+    for good; one whose resolve this outbox still sends after it is retried."""
+
+    def died(alert_id: str, now: float) -> str:
+        observe(outbox, event(alert_id, requires_ack=False), now)
+        outbox.queue.group(URL, now, 0.0, _build, _keep)
+        [firing] = outbox.queue.deliveries("pending")
+        outbox.queue.finish_attempt(
+            firing.id, state=DeliveryState.DEAD, next_attempt_at=now, status=None, error="x",
+            now=now,
+        )  # fmt: skip
+        return firing.id
+
+    letter = died("a1", T0)
+    outbox.alerts.adopt_open_alerts({}, T0 + 10)
+    [left] = outbox.dead_letters.unretryable()
+    assert (left.delivery_id, left.resolved_untold) == (letter, ("a1",))
+    assert outbox.dead_letters.unretryable(force=True) == []
+    mine = died("a2", T0 + 20)
+    observe(outbox, event("a2", status="resolved"), T0 + 30)  # its resolve waits
+    assert outbox.dead_letters.unretryable([mine]) == []
+
+
 def test_a_superseded_dead_letter_stays_so_once_moved_to_its_receivers_new_key(
     outbox: Outbox,
 ) -> None:

@@ -187,7 +187,7 @@ class _World:
             self.attempt(keys[which], outcome, left_out)
         elif kind == "renotify":
             self.box.dead_letters.renotify(self.now, (0.0, 3.0, 30.0)[which])
-        elif not self.lease_take_ups:  # retry: unchecked against another replica's sends
+        else:  # retry, leaving what a take-over left out since (``withhold``'s stale rows)
             left = [d.delivery_id for d in self.box.dead_letters.unretryable()]
             self.box.dead_letters.retry(self.now, leave=left)
 
@@ -233,6 +233,28 @@ class _World:
 )
 @example(  # the same, the receiver's answer lost
     steps=[("fire", 0, 1, 0), ("group", 0, 0, 0), ("attempt", 0, 3, 5)], lease_take_ups=True
+)
+@example(  # a firing dead-lettered, retried by hand once another replica resolved it
+    steps=[
+        ("fire", 0, 1, 0),
+        ("group", 0, 0, 0),
+        ("attempt", 0, 2, 0),
+        ("fire", 0, 0, 0),
+        ("group", 0, 0, 0),
+        ("attempt", 1, 1, 5),
+        ("retry", 0, 0, 0),
+    ],
+    lease_take_ups=True,
+)
+@example(  # the same, no notification of it waiting here to be left out
+    steps=[
+        ("fire", 0, 1, 0),
+        ("group", 0, 0, 0),
+        ("attempt", 0, 2, 0),
+        ("attempt", 1, 1, 5),
+        ("retry", 0, 0, 0),
+    ],
+    lease_take_ups=True,
 )
 @example(  # a resolve dead-lettered while its alert, fired anew and resolved, waits
     steps=[
