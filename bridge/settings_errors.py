@@ -88,8 +88,8 @@ def describe_error(error: ErrorDetails, fields: Mapping[str, FieldInfo]) -> str:
 
 def _number_allowed(variable: str, info: FieldInfo | None, given: object) -> str | None:
     """What a number setting (``variable``, its field ``info``) takes, its unit and range
-    (``must be a whole number of milliseconds, at least 100, e.g. 30000``), and a duration given
-    with a unit (``5s``) in milliseconds; None for a variable that is no number setting."""
+    (``must be a whole number of milliseconds from 100 to 86400000, e.g. 30000``), and a duration
+    given with a unit (``5s``) in milliseconds; None for a variable that is no number setting."""
     kind, bounds = _number_kind(info.annotation, list(info.metadata)) if info else (None, [])
     if info is None or kind is None:
         return None

@@ -180,8 +180,12 @@ def main() -> int:
     request = urllib.request.Request(f"{bridge}/v1/messages", data=body, headers=headers)
     try:
         context = ssl.create_default_context(cafile=args.cacert) if args.cacert else None
-    except (OSError, ssl.SSLError) as exc:  # no such file, or no certificate in it
-        parser.error(f"--cacert {args.cacert}: {exc}")
+    except ssl.SSLError:  # no certificate OpenSSL loads: said as sign.sh says it, not "PEM lib"
+        parser.error(
+            f"--cacert {args.cacert}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        )
+    except OSError as exc:  # no such file, or not one this user may read
+        parser.error(f"--cacert {args.cacert}: {exc.strerror or exc}")
     try:
         with urllib.request.urlopen(request, timeout=10, context=context) as answer:
             status, text = answer.status, answer.read().decode()

@@ -238,7 +238,10 @@ def test_a_signer_says_when_no_bridge_answers(name: str, said: str) -> None:
 @pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
 @pytest.mark.parametrize(
     ("cacert", "said"),
-    [("missing.pem", "No such file or directory"), ("key.pem", "")],
+    [
+        ("missing.pem", "No such file or directory"),
+        ("key.pem", "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+    ],
     ids=["missing", "no certificate"],
 )
 def test_a_signer_refuses_a_cacert_it_cannot_use_before_sending(
@@ -256,8 +259,7 @@ def test_a_signer_refuses_a_cacert_it_cannot_use_before_sending(
         EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}",
     )
     assert completed.returncode == 2, completed.stderr
-    assert f"--cacert {tmp_path / cacert}: " in completed.stderr
-    assert said in completed.stderr
+    assert f"--cacert {tmp_path / cacert}: {said}\n" in completed.stderr
     assert "Traceback" not in completed.stderr
 
 

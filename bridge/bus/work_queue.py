@@ -80,7 +80,8 @@ class WorkQueueReceiver:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``verifier`` is the bus's (a fresh replay memory is made from it); ``takers``
-        names the group subscribers taking a verified envelope."""
+        names the group subscribers taking a verified envelope; ``clock`` dates the ids kept as
+        taken past the replay window (``_TakenLate``)."""
         self._verifier = verifier.with_fresh_replay(counted=False)
         self._late = _TakenLate(verifier.window_seconds, clock)
         self._metrics = metrics
@@ -104,8 +105,11 @@ class WorkQueueReceiver:
 
         The ids are remembered at once, so a second entry carrying one (a claimed copy) is
         refused as a replay while the first is handled, and forgotten again when the first is
-        left unacknowledged (``nack``): the redelivery of the entry is then taken. Each
-        subscriber's share of the read is queued in one step once every frame was judged
+        left unacknowledged (``nack``): the redelivery of the entry is then taken. The ids of
+        messages taken past the replay window, and of copies left pending beside their first,
+        are kept apart for a window after (``_TakenLate``): a later entry of them is refused too,
+        however late it is read.
+        Each subscriber's share of the read is queued in one step once every frame was judged
         (``Inbox.offer_each``): one it cannot queue is left unacknowledged.
         """
         results = self._verifier.verify_read(frames, known)

@@ -461,8 +461,10 @@ def _secured(
                 if tls.cert_file
                 else _pinned(tls.cert or "", "the web config's cert")
             )
-        except (OSError, ssl.SSLError) as exc:
+        except ssl.SSLError as exc:
             raise _Untrusted(f"cannot trust the server's {source}: {exc}") from None
+        except OSError as exc:  # the system's words, as every other file's: no "[Errno 22]"
+            raise _Untrusted(f"cannot trust the server's {source}: {exc.strerror or exc}") from None
         context = _with_client_certificate(settings, tls, context)
     user, password_file = settings.healthcheck_username, settings.healthcheck_password_file
     if users is None and not (user and password_file):

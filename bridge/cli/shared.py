@@ -53,11 +53,12 @@ class Commands(Protocol):
 def settings_or_exit(*, logged: bool = False) -> Settings:
     """The whole configuration (``run``, ``check-config``), or exit 2 listing every problem,
     followed by a warning about each set ``EXESDB_*`` variable that is no setting, each
-    misspelt ``OTEL_*`` one and each setting holding an env file's comment (``run`` and
-    ``check-config`` give them with their other warnings otherwise): a misspelt name is often
-    why a required setting is missing, a comment why a value is refused. ``logged`` (``run``,
-    whose stderr is its log): with ``EXESDB_LOG_FORMAT=json`` in the environment the problems
-    and warnings are JSON log records, one each, as every other line of that log."""
+    misspelt ``OTEL_*`` one and each setting holding an env file's comment or wholly in quotes
+    (``run`` and ``check-config`` give them with their other warnings otherwise): a misspelt
+    name is often why a required setting is missing, a comment or quotes why a value is
+    refused. ``logged`` (``run``, whose stderr is its log): with ``EXESDB_LOG_FORMAT=json`` in
+    the environment the problems and warnings are JSON log records, one each, as every other
+    line of that log."""
     from bridge.client_environment import env_file_slips
     from bridge.config import load_settings
     from bridge.settings import known_variables
@@ -65,7 +66,7 @@ def settings_or_exit(*, logged: bool = False) -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
-        # A comment an env file kept in a value is often why that value is refused.
+        # A comment or quotes an env file kept in a value are often why that value is refused.
         notes = _unknown_variables() + env_file_slips(os.environ, known_variables())
         if logged:
             _log_refusal(exc, notes)
@@ -80,14 +81,15 @@ def client_settings_or_exit(kind: type[Values]) -> Values:
     listing each refused value (a bad value in a variable the command does not read does not
     stop it). First a warning on stderr about each set ``EXESDB_*`` variable that is no setting (a
     typo of the one the command needs, often) and each misspelt ``OTEL_*`` one, as ``run`` and
-    ``check-config`` give them, and each of its own variables holding an env file's comment;
-    the names of every setting are read only when some such variable beside the command's own is
-    set. Plainly good values are read without pydantic; pydantic judges any other
-    (``bridge.client_settings``) and words its refusal."""
+    ``check-config`` give them, and each of its own variables holding an env file's comment or
+    wholly in quotes; the names of every setting are read only when some such variable beside
+    the command's own is set. Plainly good values are read without pydantic; pydantic judges
+    any other (``bridge.client_settings``) and words its refusal."""
     from bridge.client_environment import env_file_slips, read_plainly
 
     _warn_unknown_variables(frozenset(kind.VARIABLES.values()))
-    # A key or token with an env file's comment in it is refused by the bridge as a wrong one.
+    # A key or token with an env file's comment or quotes in it is refused by the bridge as a
+    # wrong one.
     for note in env_file_slips(os.environ, kind.VARIABLES.values()):
         warn(note)
     found = read_plainly(kind, os.environ)

@@ -9,8 +9,9 @@ change. The keys the bridge started with are kept in the file's meta table too
 
 A delivery is committed here before its first attempt, so a crash or SIGKILL loses nothing; its
 body and id never change across retries, but for the alerts ``withhold`` leaves out of it (their
-newer notifications are another replica's, on Redis). A receiver's deliveries go out one at a
-time, in the order they were made (``next_due``); while the oldest fails, the receiver's
+newer notifications are another replica's, on Redis), given back should the receiver take the
+attempt in flight as they were left out (``finish_attempt``). A receiver's deliveries go out one
+at a time, in the order they were made (``next_due``); while the oldest fails, the receiver's
 grouping window is held open (``group``), so what an outage leaves waiting is bounded by the
 alerts, not by how often they change.
 """
@@ -280,11 +281,11 @@ class DeliveryQueue:
         reports it so, not as retried. When the receiver took the attempt it is delivered,
         whatever became of it meanwhile, and holds again what was ``sent``: alerts withheld
         from it meanwhile were taken all the same, so the stale delivery they went into is
-        dropped, and the receiver counts as having taken them (``taken``: a dead letter of
-        theirs is superseded by it). Either way, those of its alerts left out while in flight
-        that another replica changed meanwhile are queued for the receiver again
+        dropped, and the receiver counts as having taken them (the ``taken`` table: a dead
+        letter of theirs is superseded by it). Either way, those of its alerts left out while in
+        flight that another replica changed meanwhile are queued for the receiver again
         (``_tell_again``). One dead-lettered leaves its receiver told of the alerts it resolved
-        (``_untell_dead``).
+        (``_told_of_dead_resolves``).
         """
         taken = state is DeliveryState.DELIVERED
         with self._database.transaction() as db:
@@ -293,7 +294,7 @@ class DeliveryQueue:
             if taken and sent is not None:
                 self._as_sent(sent)
             if state is DeliveryState.DEAD:
-                self._untell_dead(delivery_id)
+                self._told_of_dead_resolves(delivery_id)
             db.execute(
                 "UPDATE deliveries SET attempts = attempts + 1, last_status = :status"
                 " WHERE id = :id AND state != :pending AND NOT :taken",
@@ -322,18 +323,19 @@ class DeliveryQueue:
             ).fetchone()
             return None if row is None else DeliveryState(row[0])
 
-    def _untell_dead(self, delivery_id: str) -> None:
-        """The resolves of a pending delivery about to be dead-lettered, which its receiver was
-        not told of: it may still show their alerts firing, so it counts as told of them
-        (``_untell``), and a later resolve is sent to it (``Keep``) even when the dead letter is
-        not queued again (its alert queued already, fired anew) (in the caller's transaction)."""
+    def _told_of_dead_resolves(self, delivery_id: str) -> None:
+        """Count the receiver of a pending delivery about to be dead-lettered as told of the
+        alerts it resolves (``_told_of_unsent_resolves``): never told of those resolves, it may
+        still show the alerts firing, so a later resolve is sent to it (``Keep``) even when the
+        dead letter is not queued again (its alert, fired anew, queued already). In the caller's
+        transaction."""
         with self._database.transaction() as db:
             row = db.execute(
                 "SELECT url, body FROM deliveries WHERE id = :id AND state = :pending",
                 {"id": delivery_id, **_PENDING},
             ).fetchone()
             if row is not None:
-                self._untell(str(row["url"]), bytes(row["body"]))
+                self._told_of_unsent_resolves(str(row["url"]), bytes(row["body"]))
 
     def _as_sent(self, sent: Delivery) -> None:
         """Give the delivery of ``sent``, which its receiver took, back the alerts ``withhold``
@@ -424,8 +426,8 @@ class DeliveryQueue:
 
         Its id stays: a receiver that took the whole of it before (its answer lost) takes what
         is left as the same delivery. A resolve left out leaves the receiver counted as told of
-        its alert (``_untell``): the receiver may still show it firing, and its next resolve
-        must not be kept from it (``Keep``).
+        its alert (``_told_of_unsent_resolves``): the receiver may still show it firing, and its
+        next resolve must not be kept from it (``Keep``).
         """
         with self._database.transaction() as db:
             row = db.execute(
@@ -446,10 +448,10 @@ class DeliveryQueue:
                     " finished_at = :now WHERE id = :id",
                     {**finished, "reason": reason},
                 )
-                self._untell(delivery.url, delivery.body)
+                self._told_of_unsent_resolves(delivery.url, delivery.body)
                 return None, withheld
             kept, stale = split_body(delivery.body, alert_ids)
-            self._untell(delivery.url, stale)
+            self._told_of_unsent_resolves(delivery.url, stale)
             db.execute(
                 "UPDATE deliveries SET body = :body, alert_ids = :alert_ids WHERE id = :id",
                 {"id": delivery_id, "body": kept, "alert_ids": json.dumps(left)},
@@ -469,10 +471,10 @@ class DeliveryQueue:
             row = db.execute("SELECT * FROM deliveries WHERE id = :id", {"id": delivery_id})
             return delivery_of(row.fetchone()), withheld
 
-    def _untell(self, url: str, body: bytes) -> None:
-        """The resolves ``body`` held, withheld from ``url``: it was not told of them, so what
-        it was told of those alerts open stands (``told``), and a later resolve of them is
-        still sent (in the caller's transaction)."""
+    def _told_of_unsent_resolves(self, url: str, body: bytes) -> None:
+        """Count ``url`` as told of the alerts whose resolves ``body`` held and it was not sent
+        (withheld, or dead-lettered): what it was told of them open stands (``told``), so a
+        later resolve of them is still sent to it (in the caller's transaction)."""
         resolved = [a for a, (status, _) in alerts_told(body).items() if status == "resolved"]
         with self._database.transaction() as db:
             db.executemany(

@@ -17,6 +17,7 @@ from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.payload import alerts_told, build_payloads
 from bridge.sinks.alerts.records import (
     AlertRecord,
+    Delivery,
     DeliveryState,
 )
 from tests.sinks.alerts.helpers import (
@@ -209,12 +210,8 @@ def _build(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
     return build_payloads(records, max_alerts=50, external_url="http://b")
 
 
-def test_a_resolve_dead_lettered_is_queued_again_for_the_receiver_that_was_told_it_fires(
-    outbox: Outbox,
-) -> None:
-    """A resolve dead-lettered to a receiver that took the alert's firing is queued again for
-    it, once, the interval after it died, and goes into its next delivery, its filters letting
-    it through: left dead, the receiver would show the alert firing for good."""
+def _resolve_after_its_firing_was_taken(outbox: Outbox) -> Delivery:
+    """The pending delivery of a1's resolve (at T0 + 1), the receiver having taken its firing."""
     observe(outbox, event("a1", requires_ack=False), T0)
     outbox.queue.group(URL, T0, 0.0, _build, _keep)
     [firing] = outbox.queue.deliveries("pending")
@@ -225,6 +222,16 @@ def test_a_resolve_dead_lettered_is_queued_again_for_the_receiver_that_was_told_
     observe(outbox, event("a1", status="resolved"), T0 + 1)
     outbox.queue.group(URL, T0 + 1, 0.0, _build, _keep)
     [resolve] = outbox.queue.deliveries("pending")
+    return resolve
+
+
+def test_a_resolve_dead_lettered_is_queued_again_for_the_receiver_that_was_told_it_fires(
+    outbox: Outbox,
+) -> None:
+    """A resolve dead-lettered to a receiver that took the alert's firing is queued again for
+    it, once, the interval after it died, and goes into its next delivery, its filters letting
+    it through: left dead, the receiver would show the alert firing for good."""
+    resolve = _resolve_after_its_firing_was_taken(outbox)
     outbox.queue.finish_attempt(
         resolve.id, state=DeliveryState.DEAD, next_attempt_at=T0 + 1, status=None,
         error="timed out after 10s", now=T0 + 1,
@@ -244,16 +251,7 @@ def test_a_resolve_dead_lettered_while_its_alert_fires_again_lets_the_next_resol
     """A resolve dead-lettered while its alert, fired anew, waits in the grouping window (so it
     is not queued again) leaves the receiver told of the alert: the next resolve goes to it,
     which would otherwise be kept from it as from one never told, leaving it firing for good."""
-    observe(outbox, event("a1", requires_ack=False), T0)
-    outbox.queue.group(URL, T0, 0.0, _build, _keep)
-    [firing] = outbox.queue.deliveries("pending")
-    outbox.queue.finish_attempt(
-        firing.id, state=DeliveryState.DELIVERED, next_attempt_at=T0, status=200, error=None,
-        now=T0,
-    )  # fmt: skip
-    observe(outbox, event("a1", status="resolved"), T0 + 1)
-    outbox.queue.group(URL, T0 + 1, 0.0, _build, _keep)
-    [resolve] = outbox.queue.deliveries("pending")
+    resolve = _resolve_after_its_firing_was_taken(outbox)
     observe(outbox, event("a1", requires_ack=False, severity="warning"), T0 + 2)  # waits
     outbox.queue.finish_attempt(
         resolve.id, state=DeliveryState.DEAD, next_attempt_at=T0 + 3, status=None,
