@@ -112,10 +112,11 @@ AND NOT EXISTS (SELECT 1 FROM json_each(letter.alert_ids) AS sent WHERE NOT {tol
 # The other dead letters (``{named}`` among them) that may be superseded: those of alerts
 # resolved now (``alerts``, looked up by its key first: most dead letters have none, and are
 # read no further; the planner would rather read every resolved alert for each), each not told
-# later (``untold``, their ids) among them. Superseded if nothing of those is to follow
-# (``_RESOLVED_UNTOLD``) and they told them firing (their body, read for these few alone).
+# later (``untold``, their ids) among them resolved with nothing of it made for the receiver
+# since nor waiting for it (as ``_RESOLVED_UNTOLD``), and some such. Superseded if they told
+# those firing (their ``body``, read for these few alone).
 _SUPERSEDED_RESOLVED: Final = """
-SELECT letter.id, letter.rowid, letter.url, (
+SELECT letter.id, letter.body, (
     SELECT json_group_array(sent.value) FROM json_each(letter.alert_ids) AS sent
     WHERE NOT {told_later}
 ) AS untold
@@ -125,8 +126,18 @@ WHERE letter.state = 'dead' AND {named} AND EXISTS (
     WHERE (SELECT state FROM alerts WHERE alerts.alert_id = sent.value) = 'resolved'
 )
 AND NOT EXISTS (
-    SELECT 1 FROM json_each(letter.alert_ids) AS sent WHERE NOT {told_later}
-    AND (SELECT state FROM alerts WHERE alerts.alert_id = sent.value) IS NOT 'resolved'
+    SELECT 1 FROM json_each(letter.alert_ids) AS sent
+    WHERE NOT {told_later} AND (
+        (SELECT state FROM alerts WHERE alerts.alert_id = sent.value) IS NOT 'resolved'
+        OR EXISTS (
+            SELECT 1 FROM queued WHERE queued.url = letter.url AND queued.alert_id = sent.value
+        )
+        OR EXISTS (
+            SELECT 1 FROM carried JOIN deliveries AS later ON later.id = carried.delivery_id
+            WHERE carried.alert_id = sent.value AND later.url = letter.url
+            AND later.rowid > letter.rowid
+        )
+    )
 )
 AND EXISTS (SELECT 1 FROM json_each(letter.alert_ids) AS sent WHERE NOT {told_later})
 """
@@ -335,20 +346,11 @@ class DeadLetters:
     ) -> set[str]:
         """The ids of the dead letters (``named``) superseded by alerts resolved since, the
         others told later, of which nothing is to follow (``_SUPERSEDED_RESOLVED``)."""
-        found = set()
         query = _SUPERSEDED_RESOLVED.format(named=named, indexed=indexed, told_later=_TOLD_LATER)
-        resolved = AlertState.RESOLVED.value
-        for delivery_id, rowid, url, untold in db.execute(query, params).fetchall():
-            alert_ids = json.loads(untold)
-            of_letter = {"url": url, "rowid": rowid, "resolved": resolved}
-            if not all(
-                db.execute(_RESOLVED_UNTOLD, {**of_letter, "alert_id": alert_id}).fetchone()
-                for alert_id in alert_ids
-            ):
-                continue
-            body = db.execute("SELECT body FROM deliveries WHERE rowid = :rowid", {"rowid": rowid})
-            told = alerts_told(bytes(body.fetchone()[0]))
-            if all(told.get(a, ("",))[0] == AlertState.FIRING.value for a in alert_ids):
+        found = set()
+        for delivery_id, body, untold in db.execute(query, params).fetchall():
+            told = alerts_told(bytes(body))
+            if all(told.get(a, ("",))[0] == AlertState.FIRING.value for a in json.loads(untold)):
                 found.add(str(delivery_id))
         return found
 
