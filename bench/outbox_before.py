@@ -1,5 +1,6 @@
 """The outbox's queries as they were before schema versions 10, 11 and 12 made them index-based.
 
+(And one index-based already, as it was before it counted more: ``SUPERSEDED_TAKEN_BEFORE``.)
 Kept as the baselines ``bench.dead_letters`` times the queries of today against, and as the
 references the tests hold those to (tests/sinks/alerts/): on any outbox both must give the same.
 Each read every delivery of the day, or each delivery to a receiver since a dead letter.
@@ -29,6 +30,20 @@ AND NOT EXISTS (
     SELECT 1 FROM json_each(letter.alert_ids) AS sent WHERE NOT EXISTS (
         SELECT 1 FROM told WHERE told.url = letter.url AND told.alert_id = sent.value
         AND told.last > letter.rowid
+    )
+)
+"""
+# The superseded count of version 10 to 13 before it counted dead letters another replica told
+# the receiver newer of, or firing alerts resolved since with nothing to follow (6 Dec 2026):
+# each alert of each dead letter looked up in ``taken`` alone, the dead letters found by the
+# index of them alone. Index-based already: the baseline of what counting those costs.
+SUPERSEDED_TAKEN_BEFORE: Final = """
+SELECT COUNT(*) FROM deliveries AS letter INDEXED BY dead_letters
+WHERE letter.state = 'dead' AND json_array_length(letter.alert_ids) > 0
+AND NOT EXISTS (
+    SELECT 1 FROM json_each(letter.alert_ids) AS sent WHERE NOT EXISTS (
+        SELECT 1 FROM taken WHERE taken.url = letter.url AND taken.alert_id = sent.value
+        AND taken.delivery > letter.rowid
     )
 )
 """

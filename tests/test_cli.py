@@ -2978,7 +2978,8 @@ def test_outbox_retry_leaves_a_dead_letter_superseded_by_a_later_delivery_unless
     assert outbox.dead_letters.resend_hint() == (
         " (`exesdb-bridge outbox list --state dead` lists them, `exesdb-bridge outbox retry"
         " --all` sends again the 1 not superseded; 1 superseded (their receivers took a later"
-        " delivery of each of their alerts) are not to be sent again)"
+        " delivery of each of their alerts, or another replica told them newer, or nothing is"
+        " to follow those resolved since) are not to be sent again)"
     )
     outbox.close()
     env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
@@ -3003,9 +3004,10 @@ def test_outbox_retry_leaves_a_dead_letter_superseded_by_a_later_delivery_unless
 def test_outbox_retry_leaves_dead_letters_another_replica_told_newer_of_unless_forced(
     tmp_path: Path,
 ) -> None:
-    """`outbox retry --all` leaves, naming why, exit 1, a dead firing of an alert resolved
-    elsewhere since (nothing of it to follow) and one whose alert's later notification was left
-    out as stale (another replica took it over); --force sends both."""
+    """`outbox retry --all` leaves, naming why, a dead firing of an alert resolved elsewhere
+    since (nothing of it to follow) and one whose alert's later notification was left out as
+    stale (another replica took it over), exit 0: superseded, as `outbox list` and the start-up
+    line say, they need nobody; named, exit 1; --force sends both."""
     outbox = Outbox.in_dir(tmp_path)
     outbox.queue.queue_for([_HOOK])
     observe(outbox, event("b"), T0)
@@ -3020,10 +3022,22 @@ def test_outbox_retry_leaves_dead_letters_another_replica_told_newer_of_unless_f
     observe(outbox, event("a", severity="warning"), T0 + 30)
     outbox.queue.group(_HOOK, T0 + 30, 0.0, _webhook_bodies)
     assert outbox.queue.withhold_everywhere({"a"}, T0 + 40, "stale: taken over") == 1
+    assert outbox.dead_letters.resend_hint() == (
+        " (`exesdb-bridge outbox list --state dead` lists them; 2 superseded (their receivers"
+        " took a later delivery of each of their alerts, or another replica told them newer, or"
+        " nothing is to follow those resolved since) are not to be sent again)"
+    )
     outbox.close()
     env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
+    listed = cli("outbox", "list", "--state", "dead", "--json", **env)
+    assert {(d["id"], d["superseded"]) for d in map(json.loads, listed.stdout.splitlines())} == {
+        (resolved.id, True),
+        (taken_over.id, True),
+    }
+    named = cli("outbox", "retry", resolved.id, **env)
+    assert named.returncode == 1
     every = cli("outbox", "retry", "--all", **env)
-    assert every.returncode == 1
+    assert every.returncode == 0
     assert (
         f"delivery '{resolved.id}' left dead-lettered: it fires alerts resolved since ('b') of"
         " which nothing is to follow it to https://hooks.example/…"

@@ -222,7 +222,8 @@ def _outbox(args: argparse.Namespace) -> int:
         count = outbox.dead_letters.retry(time.time(), ids, leave=[d.delivery_id for d in left])
         print(f"{count} dead-lettered deliver{'y' if count == 1 else 'ies'} back to pending")
         # A superseded one is as good as delivered: left out of --all as a delivered one is,
-        # a failure only when named, as naming a delivered one is.
+        # a failure only when named, as naming a delivered one is; so is one each of whose
+        # alerts another replica told the receiver of, or resolved with nothing to follow.
         failed = [d for d in left if ids is not None or not d.superseded]
         return EXIT_FAILED if failed else EXIT_OK
     finally:
@@ -281,7 +282,9 @@ def _left_why(delivery: Unretryable) -> str:
     if delivery.configured:
         receiver = receiver_label(delivery.receiver)
         why = []
-        if delivery.superseded and not (delivery.resolved or delivery.refired):
+        if delivery.superseded and not (
+            delivery.resolved or delivery.refired or delivery.left_out or delivery.resolved_untold
+        ):
             why.append(
                 f"superseded: {receiver} took a later delivery of each of its alerts, so sent"
                 " again it would tell it an older state of them after the newer one"

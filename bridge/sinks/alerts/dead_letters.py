@@ -3,15 +3,16 @@
 A delivery is dead-lettered after its last attempt (``delivery``), or here when its receiver is
 no longer configured (``add_orphans``, at start). ``exesdb-bridge outbox retry`` puts dead
 letters back to pending (``retry``), less those ``unretryable`` names: a receiver the bridge did
-not start with, a firing its receiver has since heard resolved, or one superseded (its receiver
-took a later delivery of each of its alerts; ``superseded``, ``superseded_count``: what
-``outbox list`` and the dead-letters gauge tell apart), one whose alerts' latest notification
-since was left out as stale (another replica, on Redis, notified a newer state), or a firing of
-an alert resolved since with nothing to follow it to its receiver. An alert still open whose
-latest notification to a receiver was dead-lettered is queued for it again as it stands
-(``renotify``), so a receiver down past the deadline hears of what still fires once it is back;
-so is a resolved one whose dead-lettered notification was its resolve, so that it does not keep
-showing the alert firing.
+not start with, a firing its receiver has since heard resolved, one superseded (its receiver
+took a later delivery of each of its alerts), one whose alerts' latest notification since was
+left out as stale (another replica, on Redis, notified a newer state), or a firing of an alert
+resolved since with nothing to follow it to its receiver. A dead letter each of whose alerts is
+one of these last three is superseded, needing nobody (``superseded``, ``superseded_count``:
+what ``outbox list``, the start-up line and the dead-letters gauge tell apart). An alert still
+open whose latest notification to a receiver was dead-lettered is queued for it again as it
+stands (``renotify``), so a receiver down past the deadline hears of what still fires once it is
+back; so is a resolved one whose dead-lettered notification was its resolve, so that it does not
+keep showing the alert firing.
 """
 
 from __future__ import annotations
@@ -83,22 +84,62 @@ AND (
 )
 ORDER BY rowid LIMIT :limit
 """
-# The superseded dead letters (``{selected}`` of them, ``{named}`` among them): those whose
-# receiver took a later delivery carrying each of their alerts: each alert looked up in
-# ``taken``'s key (``tables``), a few ms for 2 000 dead letters where reading each delivery
-# taken since took 0.3-0.5 s with a day of 86 000; the dead letters found by the index of them
-# alone (their state spelled out, not bound: that index serves only a query naming it), which
-# the count names (``{indexed}``): the planner would take the index by state, which holds no
-# alert ids, and read each dead letter's row and body (twice the time).
-_SUPERSEDED: Final = """
-SELECT {selected} FROM deliveries AS letter {indexed}
-WHERE letter.state = 'dead' AND {named} AND json_array_length(letter.alert_ids) > 0
-AND NOT EXISTS (
-    SELECT 1 FROM json_each(letter.alert_ids) AS sent WHERE NOT EXISTS (
+# Whether a later delivery to a dead letter's (``letter``) receiver carrying its alert
+# (``sent.value``) was taken (``taken``'s key, ``tables``) or left out as stale (``carried``'s,
+# looked up only for an alert not taken since).
+_TOLD_LATER: Final = """(
+    EXISTS (
         SELECT 1 FROM taken WHERE taken.url = letter.url AND taken.alert_id = sent.value
         AND taken.delivery > letter.rowid
     )
+    OR EXISTS (
+        SELECT 1 FROM carried JOIN deliveries AS later ON later.id = carried.delivery_id
+        WHERE carried.alert_id = sent.value AND later.url = letter.url
+        AND later.rowid > letter.rowid AND later.state = 'stale'
+    )
+)"""
+# The dead letters (``{selected}`` of them, ``{named}`` among them) each of whose alerts was
+# told later (``{told_later}``): superseded. A few ms for 2 000 dead letters where reading each
+# delivery taken since took 0.3-0.5 s with a day of 86 000; the dead letters found by the index
+# of them alone (their state spelled out, not bound: that index serves only a query naming it),
+# which the count names (``{indexed}``): the planner would take the index by state, which holds
+# no alert ids, and read each dead letter's row and body (twice the time).
+_SUPERSEDED: Final = """
+SELECT {selected} FROM deliveries AS letter {indexed}
+WHERE letter.state = 'dead' AND {named} AND json_array_length(letter.alert_ids) > 0
+AND NOT EXISTS (SELECT 1 FROM json_each(letter.alert_ids) AS sent WHERE NOT {told_later})
+"""
+# The other dead letters (``{named}`` among them) that may be superseded: those of alerts
+# resolved now (``alerts``, looked up by its key first: most dead letters have none, and are
+# read no further; the planner would rather read every resolved alert for each), each not told
+# later (``untold``, their ids) among them resolved with nothing of it made for the receiver
+# since nor waiting for it (as ``_RESOLVED_UNTOLD``), and some such. Superseded if they told
+# those firing (their ``body``, read for these few alone).
+_SUPERSEDED_RESOLVED: Final = """
+SELECT letter.id, letter.body, (
+    SELECT json_group_array(sent.value) FROM json_each(letter.alert_ids) AS sent
+    WHERE NOT {told_later}
+) AS untold
+FROM deliveries AS letter {indexed}
+WHERE letter.state = 'dead' AND {named} AND EXISTS (
+    SELECT 1 FROM json_each(letter.alert_ids) AS sent
+    WHERE (SELECT state FROM alerts WHERE alerts.alert_id = sent.value) = 'resolved'
 )
+AND NOT EXISTS (
+    SELECT 1 FROM json_each(letter.alert_ids) AS sent
+    WHERE NOT {told_later} AND (
+        (SELECT state FROM alerts WHERE alerts.alert_id = sent.value) IS NOT 'resolved'
+        OR EXISTS (
+            SELECT 1 FROM queued WHERE queued.url = letter.url AND queued.alert_id = sent.value
+        )
+        OR EXISTS (
+            SELECT 1 FROM carried JOIN deliveries AS later ON later.id = carried.delivery_id
+            WHERE carried.alert_id = sent.value AND later.url = letter.url
+            AND later.rowid > letter.rowid
+        )
+    )
+)
+AND EXISTS (SELECT 1 FROM json_each(letter.alert_ids) AS sent WHERE NOT {told_later})
 """
 # The latest delivery to a dead letter's receiver (``:url``) made after it (``:rowid``) that
 # carries one of its alerts (``:alert_id``) and was left out as stale (``withhold``): its rowid.
@@ -129,12 +170,13 @@ _ORPHAN_REASON: Final = (
 class _ToldSince:
     """What the receiver of a dead letter took since of its alerts, in deliveries made after it:
     those it fires whose resolve it took, with when each resolved (``resolved``); those it
-    resolves that it took firing again (``refired``); whether it took each of them
-    (``superseded``); those whose latest notification to it since was left out as stale
-    (``left_out``: never to be sent, another replica having notified a newer state, or, to a
-    receiver not sent resolves, resolved); and those it fires, resolved now, of which nothing
-    was made for it since nor waits for it (``resolved_untold``: another replica resolved
-    them, or it is not sent resolves)."""
+    resolves that it took firing again (``refired``); those whose latest notification to it
+    since was left out as stale (``left_out``: never to be sent, another replica having
+    notified a newer state, or, to a receiver not sent resolves, resolved); those it fires,
+    resolved now, of which nothing was made for it since nor waits for it
+    (``resolved_untold``: another replica resolved them, or it is not sent resolves); and
+    whether each of them is one of these three, or one it took since (``superseded``: the dead
+    letter needs nobody, what is left to tell of its alerts being elsewhere or nothing)."""
 
     resolved: tuple[tuple[str, str], ...]
     refired: tuple[str, ...]
@@ -273,30 +315,51 @@ class DeadLetters:
         return {a for a in alert_ids if told.get(a, ("",))[0] == AlertState.RESOLVED.value}
 
     def superseded(self, delivery_ids: Sequence[str]) -> set[str]:
-        """Those of ``delivery_ids`` that are dead letters superseded: their receiver took a
-        later delivery of each of their alerts (``unretryable``'s test, in one query), so they
-        need nobody: the receiver heard of each alert since."""
+        """Those of ``delivery_ids`` that are dead letters superseded (see ``_ToldSince``): the
+        receiver took, or another replica told it, a later state of each of their alerts, or
+        nothing is to follow them, resolved since; ``unretryable`` leaves them, and they need
+        nobody (``_SUPERSEDED``, ``_SUPERSEDED_RESOLVED``)."""
         if not delivery_ids:
             return set()
         named, params = one_of("id", delivery_ids)  # letter.id: the outer table's
-        query = _SUPERSEDED.format(selected="letter.id", named=named, indexed="")
-        with self._database.read() as db:
-            return {str(row[0]) for row in db.execute(query, params)}
-
-    def superseded_count(self) -> int:
-        """How many dead letters are ``superseded``, for the dead-letters gauge (one query:
-        see ``_SUPERSEDED``)."""
         query = _SUPERSEDED.format(
-            selected="COUNT(*)", named="1 = 1", indexed="INDEXED BY dead_letters"
+            selected="letter.id", named=named, indexed="", told_later=_TOLD_LATER
         )
         with self._database.read() as db:
-            return int(db.execute(query).fetchone()[0])
+            told = {str(row[0]) for row in db.execute(query, params)}
+            return told | self._resolved_untold(db, named, "", params)
+
+    def superseded_count(self) -> int:
+        """How many dead letters are ``superseded``, for the dead-letters gauge (two queries:
+        see ``_SUPERSEDED``)."""
+        indexed = "INDEXED BY dead_letters"
+        query = _SUPERSEDED.format(
+            selected="COUNT(*)", named="1 = 1", indexed=indexed, told_later=_TOLD_LATER
+        )
+        with self._database.read() as db:
+            told = int(db.execute(query).fetchone()[0])
+            return told + len(self._resolved_untold(db, "1 = 1", indexed, {}))
+
+    @staticmethod
+    def _resolved_untold(
+        db: sqlite3.Connection, named: str, indexed: str, params: dict[str, str]
+    ) -> set[str]:
+        """The ids of the dead letters (``named``) superseded by alerts resolved since, the
+        others told later, of which nothing is to follow (``_SUPERSEDED_RESOLVED``)."""
+        query = _SUPERSEDED_RESOLVED.format(named=named, indexed=indexed, told_later=_TOLD_LATER)
+        found = set()
+        for delivery_id, body, untold in db.execute(query, params).fetchall():
+            told = alerts_told(bytes(body))
+            if all(told.get(a, ("",))[0] == AlertState.FIRING.value for a in json.loads(untold)):
+                found.add(str(delivery_id))
+        return found
 
     def resend_hint(self) -> str:
         """For the start-up line: how to see and resend the dead letters, offering ``retry
         --all`` only for those whose receiver the bridge started with (it leaves the rest), and
-        not for those superseded (``unretryable``: their receiver took a later delivery of each
-        of their alerts), which it leaves too."""
+        not for those superseded (``unretryable``: their receiver took, or another replica
+        told it, a later state of each of their alerts, or nothing is to follow those resolved
+        since), which it leaves too."""
         configured = self._queue.configured()
         dead = stranded = superseded = 0
         with self._database.read() as db:
@@ -328,7 +391,8 @@ class DeadLetters:
         ) + (
             [
                 f"{superseded} superseded (their receivers took a later delivery of each of"
-                " their alerts) are not to be sent again"
+                " their alerts, or another replica told them newer, or nothing is to follow"
+                " those resolved since) are not to be sent again"
             ]
             if superseded
             else []
@@ -378,6 +442,9 @@ class DeadLetters:
                                 True,
                                 since.resolved,
                                 since.refired,
+                                # Needing nobody as one taken since: --all leaves it quietly.
+                                superseded=since.superseded
+                                and not (since.resolved or since.refired),
                                 left_out=since.left_out,
                                 resolved_untold=since.resolved_untold,
                             )
@@ -429,7 +496,6 @@ class DeadLetters:
                 " WHERE url = :url AND alert_id = :alert_id AND delivery > :rowid)",
                 of_alert,
             ).fetchone()
-            untold += last is None
             stale = db.execute(_LEFT_OUT_SINCE, of_alert).fetchone()[0]
             if stale is not None and (last is None or stale > last["rowid"]):
                 left_out.append(alert_id)
@@ -442,6 +508,8 @@ class DeadLetters:
                     )
                     if gone.fetchone() is not None:
                         resolved_untold.append(alert_id)
+                        continue
+                untold += 1
                 continue
             told = alerts_told(bytes(last["body"])).get(alert_id)
             if then is None or told is None or told[0] == then[0]:

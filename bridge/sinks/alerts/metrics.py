@@ -17,8 +17,9 @@ from bridge.sinks.alerts.records import DeliveryState, OutboxDepth
 
 __all__ = ["AlertMetrics", "DeliveryResult"]
 
-# The dead-letters gauge's ``state``: whether a dead letter needs a person (its receiver has not
-# heard of each of its alerts since) or is superseded (DeadLetters.superseded: it has).
+# The dead-letters gauge's ``state``: whether a dead letter needs a person or is superseded
+# (DeadLetters.superseded: its receiver heard of each of its alerts since, from this outbox or
+# another replica's, or nothing is to follow those resolved since; retry leaves it).
 _NEEDS_ACTION: Final = "needs_action"
 _SUPERSEDED: Final = "superseded"
 _LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -89,7 +90,8 @@ class AlertMetrics:
         dead_letters = Gauge(
             "exesdb_webhook_dead_letters",
             "Dead-lettered webhook deliveries, by state: needs_action, or superseded when the "
-            "receiver took a later delivery of each of their alerts.",
+            "receiver took a later delivery of each of their alerts, or another replica told it "
+            "newer, or nothing is to follow those resolved since.",
             ["state"],
             registry=registry,
         )

@@ -1,8 +1,8 @@
 """What the outbox forgets, and when: old deliveries, resolved alerts, history and dead letters.
 
 Nothing here is needed once gone: a delivered delivery is kept a day, as is a stale one (but
-the last a receiver took of each alert of its dead letters after them, which supersedes them:
-as long as they are), a resolved alert a week
+the last a receiver took of each alert of its dead letters after them, and those left out as
+stale after them, which supersede them: as long as they are), a resolved alert a week
 (and the ids of the plans stored as long), an alert's history to its newest ``HISTORY_KEPT``
 entries, and a dead letter ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS`` (a receiver refusing everything
 must not grow the file without bound); the alert sink's housekeeping calls these once an hour.
@@ -54,6 +54,25 @@ AND rowid NOT IN (
 )
 """
 
+# Stale deliveries older than ``:before``, but those made after a dead letter to their receiver
+# carrying one of their alerts: a later notification of it left out as stale (another replica
+# told the receiver newer) supersedes the dead letter (``dead_letters``), kept as long as it is
+# for the same reason. The dead letters read by the index of them alone, as above; the stale
+# ones by the index of deliveries by state.
+_FORGET_STALE: Final = """
+DELETE FROM deliveries WHERE state = :stale AND finished_at < :before
+AND rowid NOT IN (
+    WITH dead AS MATERIALIZED (
+        SELECT letter.url AS url, sent.value AS alert_id, MIN(letter.rowid) AS first
+        FROM deliveries AS letter INDEXED BY dead_letters, json_each(letter.alert_ids) AS sent
+        WHERE letter.state = 'dead' GROUP BY letter.url, sent.value
+    )
+    SELECT later.rowid FROM deliveries AS later, json_each(later.alert_ids) AS sent
+    JOIN dead ON dead.url = later.url AND dead.alert_id = sent.value
+    WHERE later.state = :stale AND later.finished_at < :before AND later.rowid > dead.first
+)
+"""
+
 
 class Retention:
     """Deletes from the outbox file what it no longer needs; see the module docstring."""
@@ -80,7 +99,7 @@ class Retention:
                 {"delivered": DeliveryState.DELIVERED.value, "before": now - delivered_for},
             ).rowcount
             gone += db.execute(
-                "DELETE FROM deliveries WHERE state = :stale AND finished_at < :before",
+                _FORGET_STALE,
                 {"stale": DeliveryState.STALE.value, "before": now - delivered_for},
             ).rowcount
             gone += db.execute(

@@ -461,6 +461,45 @@ def test_a_dead_firing_of_an_alert_resolved_elsewhere_since_is_not_retried(
     assert outbox.dead_letters.unretryable([mine]) == []
 
 
+def test_dead_letters_another_replica_told_newer_of_count_superseded_where_retry_leaves_them(
+    outbox: Outbox,
+) -> None:
+    """A dead letter whose alert's later notification was left out as stale, and a dead firing
+    of an alert resolved elsewhere since with nothing to follow, are superseded (the gauge's
+    count, ``outbox list``'s test, ``retry --all`` leaving them quietly); a dead letter with an
+    alert still to tell, or the dead resolve of an alert, is not."""
+
+    def died(alert_ids: tuple[str, ...], now: float, status: str = "firing") -> str:
+        for alert_id in alert_ids:
+            observe(outbox, event(alert_id, requires_ack=False, status=status), now)
+        outbox.queue.group(URL, now, 0.0, _build, _keep)
+        [letter] = outbox.queue.deliveries("pending")
+        outbox.queue.finish_attempt(
+            letter.id, state=DeliveryState.DEAD, next_attempt_at=now, status=None, error="x",
+            now=now,
+        )  # fmt: skip
+        return letter.id
+
+    gone = died(("b1",), T0)
+    outbox.alerts.adopt_open_alerts({}, T0 + 5)  # another replica resolved b1
+    stale = died(("a1",), T0 + 10)
+    still = died(("a2", "a3"), T0 + 10)
+    for alert_id in ("a1", "a2"):
+        observe(outbox, event(alert_id, requires_ack=False, severity="warning"), T0 + 20)
+    outbox.queue.group(URL, T0 + 20, 0.0, _build, _keep)
+    assert outbox.queue.withhold_everywhere({"a1", "a2"}, T0 + 30, "stale: taken over") == 2
+    fired = died(("c1",), T0 + 40)
+    told_resolved = died(("c1",), T0 + 50, status="resolved")
+    assert outbox.dead_letters.superseded([gone, stale, still, fired, told_resolved]) == {
+        gone,
+        stale,
+    }
+    assert outbox.dead_letters.superseded_count() == 2
+    left = {d.delivery_id: d.superseded for d in outbox.dead_letters.unretryable()}
+    assert left == {gone: True, stale: True, still: False}
+    assert outbox.dead_letters.unretryable([told_resolved, fired]) == []
+
+
 def test_a_superseded_dead_letter_stays_so_once_moved_to_its_receivers_new_key(
     outbox: Outbox,
 ) -> None:
@@ -499,7 +538,7 @@ def test_counting_superseded_dead_letters_reads_no_delivery_but_the_dead_letters
             outbox.dead_letters.superseded([letter.id]),
         ),
     )
-    assert len(plans) == 2
+    assert len(plans) == 4  # those told later, then those of alerts resolved since; each call
     scans = [line for plan in plans for line in plan if line.startswith("SCAN ")]
     assert scans, plans  # json_each() of each dead letter's alerts at least
     for line in scans:
@@ -509,6 +548,7 @@ def test_counting_superseded_dead_letters_reads_no_delivery_but_the_dead_letters
     assert any(line.startswith("SEARCH ") for line in plans[0]), plans  # each alert's lookup
     # The count reads them by that index, not by another that would read their bodies too.
     assert any(line.startswith("SCAN letter ") for line in plans[0]), plans
+    assert any(line.startswith("SCAN letter ") for line in plans[1]), plans
 
 
 _OTHER = "http://127.0.0.1:9/other"
