@@ -2834,7 +2834,8 @@ def test_outbox_retry_leaves_a_firing_whose_resolve_was_delivered_unless_forced(
     tmp_path: Path,
 ) -> None:
     """`outbox retry` of a dead-lettered firing whose alert's resolve the receiver was sent
-    since names the alert and when it resolved, exits 1 and leaves it; --force retries it."""
+    since names the alert and when it resolved, exits 1 and leaves it (`--all` too, exiting 0:
+    superseded, as the gauge counts it); --force retries it."""
     outbox = Outbox.in_dir(tmp_path)
     firing, resolve = _dead_firing_and_its_resolve(outbox)
     _finish(outbox, resolve, DeliveryState.DELIVERED, 200)
@@ -2851,7 +2852,9 @@ def test_outbox_retry_leaves_a_firing_whose_resolve_was_delivered_unless_forced(
     )
     assert f"'a' resolved at {resolved_at.replace('+00:00', 'Z')}" in refused.stderr
     assert "--force" in refused.stderr
-    assert cli("outbox", "retry", "--all", **env).returncode == 1
+    left = cli("outbox", "retry", "--all", **env)
+    assert (left.returncode, left.stdout) == (0, "0 dead-lettered deliveries back to pending\n")
+    assert f"delivery '{firing}' left dead-lettered: it fires alerts whose resolve" in left.stderr
     assert cli("outbox", "list", "--state", "dead", "--json", **env).stdout.count(firing) == 1
     forced = cli("outbox", "retry", "--force", firing, **env)
     assert (forced.returncode, forced.stderr) == (0, "")
@@ -2862,8 +2865,9 @@ def test_outbox_retry_leaves_a_resolve_of_an_alert_that_fired_again_unless_force
     tmp_path: Path,
 ) -> None:
     """`outbox retry` of a dead-lettered resolve whose alert the receiver was sent firing again
-    since names the alert, exits 1 and leaves it (sent, it would show the alert resolved while
-    it fires); --force retries it. A resolve whose alert's firing still waits is retried."""
+    since names the alert and leaves it (sent, it would show the alert resolved while it
+    fires), exiting 0 with --all (superseded, as the gauge counts it) and 1 named by id;
+    --force retries it. A resolve whose alert's firing still waits is retried."""
     url = "https://hooks.example/x"
     outbox = Outbox.in_dir(tmp_path)
     outbox.queue.queue_for([url])
@@ -2887,8 +2891,9 @@ def test_outbox_retry_leaves_a_resolve_of_an_alert_that_fired_again_unless_force
     ]
     outbox.close()
     env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
+    assert cli("outbox", "retry", resolve, **env).returncode == 1
     refused = cli("outbox", "retry", "--all", **env)
-    assert refused.returncode == 1
+    assert refused.returncode == 0
     assert f"delivery '{resolve}' left dead-lettered: it resolves alerts" in refused.stderr
     assert "('a'), so sent again it would show them resolved there while they fire" in (
         refused.stderr

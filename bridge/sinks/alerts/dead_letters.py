@@ -85,18 +85,19 @@ AND (
 ORDER BY rowid LIMIT :limit
 """
 # Whether a later delivery to a dead letter's (``letter``) receiver carrying its alert
-# (``sent.value``) was taken (``taken``'s key, ``tables``) or left out as stale (``carried``'s,
-# looked up only for an alert not taken since).
+# (``sent.value``) was taken (``taken``'s key, ``tables``), or the latest such was left out as
+# stale (``carried``'s, looked up only for an alert not taken since; as ``_LATEST_SINCE``: one
+# made after the stale one, pending or dead, tells the receiver of the alert after this one).
 _TOLD_LATER: Final = """(
     EXISTS (
         SELECT 1 FROM taken WHERE taken.url = letter.url AND taken.alert_id = sent.value
         AND taken.delivery > letter.rowid
     )
-    OR EXISTS (
-        SELECT 1 FROM carried JOIN deliveries AS later ON later.id = carried.delivery_id
+    OR (
+        SELECT later.state FROM carried JOIN deliveries AS later ON later.id = carried.delivery_id
         WHERE carried.alert_id = sent.value AND later.url = letter.url
-        AND later.rowid > letter.rowid AND later.state = 'stale'
-    )
+        AND later.rowid > letter.rowid ORDER BY later.rowid DESC LIMIT 1
+    ) IS 'stale'
 )"""
 # The dead letters (``{selected}`` of them, ``{named}`` among them) each of whose alerts was
 # told later (``{told_later}``): superseded. A few ms for 2 000 dead letters where reading each
@@ -142,11 +143,11 @@ AND NOT EXISTS (
 AND EXISTS (SELECT 1 FROM json_each(letter.alert_ids) AS sent WHERE NOT {told_later})
 """
 # The latest delivery to a dead letter's receiver (``:url``) made after it (``:rowid``) that
-# carries one of its alerts (``:alert_id``) and was left out as stale (``withhold``): its rowid.
-_LEFT_OUT_SINCE: Final = """
-SELECT MAX(later.rowid) FROM carried JOIN deliveries AS later ON later.id = carried.delivery_id
+# carries one of its alerts (``:alert_id``): whether it was left out as stale (``withhold``).
+_LATEST_SINCE: Final = """
+SELECT later.state = 'stale' FROM carried JOIN deliveries AS later ON later.id = carried.delivery_id
 WHERE carried.alert_id = :alert_id AND later.url = :url AND later.rowid > :rowid
-AND later.state = 'stale'
+ORDER BY later.rowid DESC LIMIT 1
 """
 # A dead letter's alert (``:alert_id``) if resolved now, of which no delivery to its receiver
 # (``:url``) was made after it (``:rowid``), in any state, and none waits for it in a window.
@@ -443,8 +444,7 @@ class DeadLetters:
                                 since.resolved,
                                 since.refired,
                                 # Needing nobody as one taken since: --all leaves it quietly.
-                                superseded=since.superseded
-                                and not (since.resolved or since.refired),
+                                superseded=since.superseded,
                                 left_out=since.left_out,
                                 resolved_untold=since.resolved_untold,
                             )
@@ -496,8 +496,10 @@ class DeadLetters:
                 " WHERE url = :url AND alert_id = :alert_id AND delivery > :rowid)",
                 of_alert,
             ).fetchone()
-            stale = db.execute(_LEFT_OUT_SINCE, of_alert).fetchone()[0]
-            if stale is not None and (last is None or stale > last["rowid"]):
+            # Left out only when the latest made since is stale: one made after it (pending,
+            # dead) would go out after this dead letter, telling the receiver of the alert last.
+            latest = db.execute(_LATEST_SINCE, of_alert).fetchone()
+            if latest is not None and latest[0]:
                 left_out.append(alert_id)
                 continue
             then = told_then.get(alert_id)

@@ -224,12 +224,13 @@ class Unretryable:
     it fires alerts whose resolve the receiver has since been sent (``resolved``: each alert's
     id and when it resolved, as the resolve said), so sent again it would leave them firing, or
     it resolves alerts the receiver has since been sent firing again (``refired``: their ids),
-    so sent again it would show them resolved while they fire; or else it is ``superseded``:
-    the receiver took a later delivery of each of its alerts, so sent again it would tell it an
-    older state of them after the newer one; or, named without them, it fires alerts whose
-    resolves wait dead-lettered too (``resolves_dead``: each alert's id and the id of the
-    delivery of its resolve), so sent alone it would leave them firing at the receiver; or a
-    later notification of some of its alerts to the receiver, the latest made of them, was
+    so sent again it would show them resolved while they fire; or it is ``superseded`` (with
+    these, and the last two below, too when each of its alerts is one of them or one taken
+    since): the receiver took a later delivery of each of its alerts, so sent again it would
+    tell it an older state of them after the newer one; or, named without them, it fires
+    alerts whose resolves wait dead-lettered too (``resolves_dead``: each alert's id and the id
+    of the delivery of its resolve), so sent alone it would leave them firing at the receiver;
+    or a later notification of some of its alerts to the receiver, the latest made of them, was
     left out as stale (``left_out``: their ids): never to be sent (another replica notified a
     newer state of them, on Redis, or they resolved before reaching a receiver not sent
     resolves), so sent again this older one would tell the receiver an older state last; or
