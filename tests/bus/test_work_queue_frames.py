@@ -431,19 +431,26 @@ async def test_a_fault_repeating_at_every_retry_of_work_queue_batches_is_logged_
     assert errors == 12  # three batches, four attempts each
 
 
+class Held:
+    """A group handler holding each envelope until released: the ids it got, and took."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.entered: list[str] = []
+        self.taken: list[str] = []
+
+    async def __call__(self, envelope: Envelope) -> None:
+        self.entered.append(envelope.id)
+        await self.release.wait()
+        self.taken.append(envelope.id)
+
+
 async def test_a_frame_a_full_queue_dropped_is_handled_when_redelivered() -> None:
     """A work-queue frame dropped by a full queue is left pending (nack), not remembered: its
     redelivery is handled."""
     bus, transport, _ = make_bus()
-    release = asyncio.Event()
-    entered: list[str] = []
-    taken: list[str] = []
-
-    async def handler(envelope: Envelope) -> None:
-        entered.append(envelope.id)
-        await release.wait()
-        taken.append(envelope.id)
-
+    handler = Held()
+    release, entered, taken = handler.release, handler.entered, handler.taken
     bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True, queue_size=1)
     await bus.start()
     frames = [signed() for _ in range(3)]
@@ -679,15 +686,8 @@ async def test_a_message_taken_past_the_replay_window_and_dropped_is_taken_when_
     """A message taken past the replay window that a full queue dropped (left unacknowledged)
     is taken when the store delivers it again: its id is not kept as taken."""
     bus, transport, _ = make_bus()
-    release = asyncio.Event()
-    entered: list[str] = []
-    taken: list[str] = []
-
-    async def handler(envelope: Envelope) -> None:
-        entered.append(envelope.id)
-        await release.wait()
-        taken.append(envelope.id)
-
+    handler = Held()
+    release, entered, taken = handler.release, handler.entered, handler.taken
     bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True, queue_size=1)
     await bus.start()
     ids = [new_message_id() for _ in range(3)]

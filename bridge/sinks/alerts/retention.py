@@ -25,24 +25,28 @@ DELIVERED_KEPT_SECONDS: Final = 86_400.0
 RESOLVED_KEPT_SECONDS: Final = 7 * 86_400.0
 
 
+# Each receiver's alerts in dead letters, with the first dead letter to it of each: read by the
+# index of dead letters alone (named: the planner would take the one by state, which holds no
+# alert ids, and read each dead letter's body).
+_FIRST_DEAD: Final = """dead AS MATERIALIZED (
+        SELECT letter.url AS url, sent.value AS alert_id, MIN(letter.rowid) AS first
+        FROM deliveries AS letter INDEXED BY dead_letters, json_each(letter.alert_ids) AS sent
+        WHERE letter.state = 'dead' GROUP BY letter.url, sent.value
+    )"""
+
 # Delivered deliveries older than ``:before``, but, for each receiver and each alert of its
 # dead letters, the last it took after the first of them: what supersedes a dead letter
 # (``dead_letters``), kept as long as dead letters are, so that one superseded does not read
 # as needing a person again (and `outbox retry --all` send it) once a day has passed.
-# It reads the old delivered ones by the index of deliveries by state, the dead letters by the
-# index of them alone (named: the planner would take the one by state, which holds no alert ids,
-# and read each dead letter's body), and the last delivery each receiver took of each of their
-# alerts as one lookup in ``taken``'s key (``tables``), kept when after the first dead letter:
-# an alert it never took (NULL) is not, so no NULL reaches ``NOT IN``, where it would keep every
-# delivery. Before version 11 it read every delivery and its body (docs/performance.md).
-_FORGET_DELIVERED: Final = """
+# It reads the old delivered ones by the index of deliveries by state, the dead letters as
+# ``_FIRST_DEAD`` says, and the last delivery each receiver took of each of their alerts as one
+# lookup in ``taken``'s key (``tables``), kept when after the first dead letter: an alert it
+# never took (NULL) is not, so no NULL reaches ``NOT IN``, where it would keep every delivery.
+# Before version 11 it read every delivery and its body (docs/performance.md).
+_FORGET_DELIVERED: Final = f"""
 DELETE FROM deliveries WHERE state = :delivered AND finished_at < :before
 AND rowid NOT IN (
-    WITH dead AS MATERIALIZED (
-        SELECT letter.url AS url, sent.value AS alert_id, MIN(letter.rowid) AS first
-        FROM deliveries AS letter INDEXED BY dead_letters, json_each(letter.alert_ids) AS sent
-        WHERE letter.state = 'dead' GROUP BY letter.url, sent.value
-    ),
+    WITH {_FIRST_DEAD},
     last AS MATERIALIZED (
         SELECT dead.first, (
             SELECT MAX(taken.delivery) FROM taken
@@ -52,26 +56,21 @@ AND rowid NOT IN (
     )
     SELECT delivery FROM last WHERE delivery > first
 )
-"""
+"""  # noqa: S608 (a constant fragment)
 
 # Stale deliveries older than ``:before``, but those made after a dead letter to their receiver
 # carrying one of their alerts: a later notification of it left out as stale (another replica
 # told the receiver newer) supersedes the dead letter (``dead_letters``), kept as long as it is
-# for the same reason. The dead letters read by the index of them alone, as above; the stale
-# ones by the index of deliveries by state.
-_FORGET_STALE: Final = """
+# for the same reason. The stale ones read by the index of deliveries by state.
+_FORGET_STALE: Final = f"""
 DELETE FROM deliveries WHERE state = :stale AND finished_at < :before
 AND rowid NOT IN (
-    WITH dead AS MATERIALIZED (
-        SELECT letter.url AS url, sent.value AS alert_id, MIN(letter.rowid) AS first
-        FROM deliveries AS letter INDEXED BY dead_letters, json_each(letter.alert_ids) AS sent
-        WHERE letter.state = 'dead' GROUP BY letter.url, sent.value
-    )
+    WITH {_FIRST_DEAD}
     SELECT later.rowid FROM deliveries AS later, json_each(later.alert_ids) AS sent
     JOIN dead ON dead.url = later.url AND dead.alert_id = sent.value
     WHERE later.state = :stale AND later.finished_at < :before AND later.rowid > dead.first
 )
-"""
+"""  # noqa: S608 (a constant fragment)
 
 
 class Retention:
