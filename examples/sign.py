@@ -39,6 +39,10 @@ import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 
+# A certificate whose chain verified, for another name or address than the one asked (OpenSSL's
+# X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH).
+_NOT_ITS_NAME = frozenset({62, 64})
+
 
 def bridge_url() -> str:
     """EXESDB_URL, else the address EXESDB_HTTP_ADDR names (a wildcard host is loopback), over
@@ -194,7 +198,13 @@ def main() -> int:
     except (urllib.error.URLError, OSError) as exc:  # refused, unresolvable, timed out, TLS
         reason = getattr(exc, "reason", exc)
         hint = ""
-        if isinstance(reason, ssl.SSLCertVerificationError):
+        if isinstance(reason, ssl.SSLCertVerificationError) and reason.verify_code in _NOT_ITS_NAME:
+            # The chain verified (OpenSSL checks the name after it): no CA would help.
+            hint = (
+                "; its certificate is not for the host asked: give EXESDB_URL a host name or"
+                " address its certificate holds"
+            )
+        elif isinstance(reason, ssl.SSLCertVerificationError):
             hint = "; --cacert FILE trusts a CA of your own"
         elif isinstance(reason, ssl.SSLError) and "WRONG_VERSION_NUMBER" in str(reason):
             # Plain http answering a TLS handshake: no CA would help.

@@ -2511,6 +2511,46 @@ def test_an_untrusted_certificate_is_told_by_openssl_s_reason(untrusted_tls_port
     assert "(1, '" not in refused.stderr
 
 
+def test_a_certificate_for_another_host_says_to_ask_by_its_name_not_for_a_ca(
+    tls_port_for_another_name: tuple[int, Path],
+) -> None:
+    """A certificate the --cacert CA verifies, for another host than the URL's: the hint says to
+    ask by a name it holds, not to trust a CA (trusted already)."""
+    port, ca_file = tls_port_for_another_name
+    url = f"https://127.0.0.1:{port}"
+    refused = cli(
+        "alerts", "list", "--url", url, "--cacert", str(ca_file), EXESDB_ADMIN_TOKEN=ADMIN_TOKEN
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"exesdb-bridge: TLS with {url} failed: ")
+    assert "IP address mismatch" in refused.stderr
+    assert refused.stderr.endswith(
+        " (its certificate is not for the host asked: give --url (or EXESDB_URL) a host name or"
+        " address its certificate holds)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("cacert", "problem"),
+    [
+        ("missing.pem", "No such file or directory"),
+        (".", "Is a directory"),
+        ("notes.txt", "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+    ],
+)
+def test_a_cacert_that_will_not_load_is_one_line_naming_the_file(
+    cacert: str, problem: str, tmp_path: Path
+) -> None:
+    """A --cacert missing, a folder or holding no certificate exits 2 in one line naming the
+    file and why, as examples/sign.py and sign.sh say it (not OpenSSL's code and source line)."""
+    (tmp_path / "notes.txt").write_text("no certificate here\n")
+    refused = cli(
+        "alerts", "list", "--cacert", cacert, cwd=tmp_path, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN
+    )
+    assert refused.returncode == 2
+    assert refused.stderr == f"exesdb-bridge: --cacert {cacert}: {problem}\n"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -279,6 +279,26 @@ def test_the_python_signer_asking_a_plain_http_bridge_over_https_says_so(
     assert "--cacert" not in completed.stderr
 
 
+def test_the_python_signer_told_a_certificate_for_another_host_says_to_ask_by_its_name(
+    tls_port_for_another_name: tuple[int, Path],
+) -> None:
+    """sign.py given the CA of a certificate for another host than EXESDB_URL's says to ask by
+    a name the certificate holds, not to trust a CA with --cacert (trusted already)."""
+    port, ca_file = tls_port_for_another_name
+    completed = _run(
+        [*_signer("sign.py"), "--cacert", str(ca_file), "ex_esdb_health", "node_health_updated",
+         HEALTHY],
+        SECRET_KEY_BASE=TEST_SECRET,
+        EXESDB_URL=f"https://127.0.0.1:{port}",
+    )  # fmt: skip
+    assert completed.returncode == 1, completed.stderr
+    assert "IP address mismatch" in completed.stderr
+    assert completed.stderr.endswith(
+        "; its certificate is not for the host asked: give EXESDB_URL a host name or address its"
+        " certificate holds\n"
+    )
+
+
 @pytest.mark.parametrize("name", ["sign.py", "sign.sh"])
 def test_a_signer_without_a_key_is_a_usage_error(name: str) -> None:
     """A signer with SECRET_KEY_BASE unset exits 2 (bad usage, as every other) saying to set it."""

@@ -209,14 +209,22 @@ class Target:
         where = self._where(exc.redirected)
         if exc.tls:
             # Imported here: it imports ssl, which a command needs only once it connects.
-            from bridge.httpclient.reasons import NO_TLS_ANSWER
+            from bridge.httpclient.reasons import NO_TLS_ANSWER, NOT_ITS_NAME
 
-            # OpenSSL's answer to a plain-http server: no CA would help.
-            hint = (
-                "the bridge may serve plain http: use http:// unless its web config turns TLS on"
-                if NO_TLS_ANSWER.search(exc.reason)
-                else "--cacert names a CA to trust"
-            )
+            # OpenSSL's answer to a plain-http server, or a trusted certificate for another
+            # name: no CA would help.
+            if NO_TLS_ANSWER.search(exc.reason):
+                hint = (
+                    "the bridge may serve plain http: use http:// unless its web config turns"
+                    " TLS on"
+                )
+            elif NOT_ITS_NAME.search(exc.reason):
+                hint = (
+                    "its certificate is not for the host asked: give --url (or EXESDB_URL) a"
+                    " host name or address its certificate holds"
+                )
+            else:
+                hint = "--cacert names a CA to trust"
             return f"TLS with {where} failed: {exc.reason} ({hint})"
         return f"cannot reach the bridge at {where}: {exc.reason} ({_WHERE})"
 
@@ -312,8 +320,14 @@ def target(
 
         try:
             context = ssl.create_default_context(cafile=cacert)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError([f"--cacert: cannot use {cacert!r}: {exc}"]) from None
+        except ssl.SSLError:
+            # No certificate OpenSSL loads: said as examples/sign.py and sign.sh say it, not by
+            # OpenSSL's code and source line.
+            raise ConfigError(
+                [f"--cacert {cacert}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)"]
+            ) from None
+        except OSError as exc:  # no such file, a directory, not one this user may read
+            raise ConfigError([f"--cacert {cacert}: {exc.strerror or exc}"]) from None
     # A user:password@ in the URL is basic auth, as curl takes it: aiohttp would refuse to send
     # it beside the admin token's Authorization.
     found, auth = split_userinfo(bridge_url(settings, url))
