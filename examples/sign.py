@@ -37,6 +37,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from datetime import UTC, datetime
 
 # A certificate whose chain verified, for another name or address than the one asked (OpenSSL's
@@ -119,17 +120,32 @@ def credentials(url: str, user: str | None) -> tuple[str, str | None]:
 def ask_password(user: str) -> str:
     """The password of --user USER, asked on the terminal, else read from stdin; ValueError
     when neither gives one (stdin empty, or closed: None, which getpass reads without a check)."""
-    try:
-        return getpass.getpass(f"password for {user}: ")
-    except EOFError:
-        pass
-    except AttributeError:
-        if sys.stdin is not None:
-            raise
+    with warnings.catch_warnings():
+        # Without a terminal getpass says "Password input may be echoed" itself; its Python
+        # warning would add a line of its source beside it.
+        warnings.simplefilter("ignore", getpass.GetPassWarning)
+        try:
+            return getpass.getpass(f"password for {user}: ")
+        except EOFError:
+            pass
+        except AttributeError:
+            if sys.stdin is not None:
+                raise
+    end_prompt_line()
     raise ValueError(
         f"--user {user}: no password given, and none could be asked for (no terminal,"
         f" and stdin ended): give it as --user {user}:PASSWORD"
     )
+
+
+def end_prompt_line() -> None:
+    """End the password prompt's line where getpass wrote it (the terminal, else stderr), so
+    that what follows goes on a line of its own."""
+    try:
+        with open("/dev/tty", "w") as terminal:
+            terminal.write("\n")
+    except OSError:
+        sys.stderr.write("\n")
 
 
 def sign(key: bytes, body: bytes, t: int) -> str:

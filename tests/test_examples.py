@@ -310,7 +310,8 @@ def test_a_signer_without_a_key_is_a_usage_error(name: str) -> None:
 @pytest.mark.parametrize("closed", [False, True], ids=["empty stdin", "closed stdin"])
 def test_the_python_signer_without_a_password_to_ask_for_is_a_usage_error(closed: bool) -> None:
     """sign.py --user USER with no terminal and an empty or closed stdin exits 2 saying to give
-    USER:PASSWORD, without getpass's traceback."""
+    USER:PASSWORD, its usage on a line of its own after getpass's prompt, without getpass's
+    traceback or Python's warning about echo."""
     arguments = ["ex_esdb_health", "node_health_updated", HEALTHY, "--user", "ops"]
     completed = run_without_terminal(
         [*_signer("sign.py"), *arguments],
@@ -319,6 +320,8 @@ def test_the_python_signer_without_a_password_to_ask_for_is_a_usage_error(closed
     )
     assert completed.returncode == 2, completed.stderr
     assert "Traceback" not in completed.stderr
+    assert "GetPassWarning" not in completed.stderr
+    assert "password for ops: \nusage: sign.py" in completed.stderr
     assert completed.stderr.endswith(
         "error: --user ops: no password given, and none could be asked for (no terminal, and"
         " stdin ended): give it as --user ops:PASSWORD\n"

@@ -287,6 +287,8 @@ def _ask_password(name: str) -> str:
             # A closed stdin (``<&-``) is None, which getpass reads without a check.
             if sys.stdin is not None:
                 raise
+    # The prompt was written, its line left open: the refusal goes on a line of its own.
+    _end_prompt_line()
     raise ConfigError(
         [
             f"--user {name}: no password given, and none could be asked for (no terminal,"
@@ -297,7 +299,7 @@ def _ask_password(name: str) -> str:
 
 def _end_prompt_line() -> None:
     """End the password prompt's line, where getpass wrote it (the terminal, else stderr): Ctrl-C
-    at the prompt echoes nothing, and the shell's next prompt would follow on that line."""
+    or the end of stdin at the prompt echoes nothing, and what follows would go on that line."""
     try:
         with open("/dev/tty", "w") as terminal:
             terminal.write("\n")
