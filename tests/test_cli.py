@@ -209,10 +209,22 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
     [
         (["tail", "EXESDB_ADMIN_TOKEN=hunter2"], "tail", "EXESDB_ADMIN_TOKEN=…"),
         (["alerts", "list", "--token=hunter2"], "alerts list", "--token=…"),
-        (["alerts", "list", "--usr", "ops:hunter2"], "alerts list", "--usr …"),
+        (
+            ["alerts", "list", "--usr", "ops:hunter2"],
+            "alerts list",
+            "--usr … (--usr: did you mean --user?)",
+        ),
         (["alerts", "list", "--tokn", "aHVudGVyMg=="], "alerts list", "--tokn …"),
-        (["alerts", "list", "--usr", "ops:hunter2=x"], "alerts list", "--usr …"),
-        (["alerts", "list", "--usr", "--tokn=hunter2"], "alerts list", "--usr --tokn=…"),
+        (
+            ["alerts", "list", "--usr", "ops:hunter2=x"],
+            "alerts list",
+            "--usr … (--usr: did you mean --user?)",
+        ),
+        (
+            ["alerts", "list", "--usr", "--tokn=hunter2"],
+            "alerts list",
+            "--usr --tokn=… (--usr: did you mean --user?)",
+        ),
         (
             ["healthcheck", "EXESDB_HEALTHCHECK_PASSWORD=hunter2"],
             "healthcheck",
@@ -334,6 +346,54 @@ def test_a_misspelt_command_is_named_with_the_command_meant(given: str, meant: s
     unlike = cli("nosuch")
     assert unlike.stderr.splitlines()[-1].startswith(
         f"exesdb-bridge: error: argument COMMAND: invalid choice: 'nosuch' {choices}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["outbox", "lst"], "exesdb-bridge outbox: error: argument {list,retry}: invalid choice:"
+         " 'lst'; did you mean 'list'? (choose from 'list', 'retry')"),
+        (["alerts", "ACK", "a1", "--by", "me"], "exesdb-bridge alerts: error: argument {list,ack}:"
+         " invalid choice: 'ACK'; did you mean 'ack'? (choose from 'list', 'ack')"),
+        (["alerts", "nosuch"], "exesdb-bridge alerts: error: argument {list,ack}: invalid choice:"
+         " 'nosuch' (choose from 'list', 'ack')"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_command_of_alerts_or_outbox_is_named_with_the_one_meant(
+    args: list[str], line: str
+) -> None:
+    """A command of ``alerts`` or ``outbox`` that is not one, but is like one, exits 2 naming
+    the one meant beside the choices, as a misspelt top-level command does."""
+    completed = cli(*args)
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert completed.stderr.startswith(f"usage: exesdb-bridge {args[0]} [-h]")
+    assert completed.stderr.splitlines()[-1] == line
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["tail", "--cout", "3"], "--cout … (--cout: did you mean --count?)"),
+        (["outbox", "list", "--limt=3"], "--limt=… (--limt: did you mean --limit?)"),
+        (["alerts", "ack", "a1", "--by", "me", "--notes", "hi"],
+         "--notes … (--notes: did you mean --note?)"),
+        (["healthcheck", "--tmeout", "3"], "--tmeout … (--tmeout: did you mean --timeout?)"),
+        (["run", "--dmeo"], "--dmeo (--dmeo: did you mean --demo?)"),
+        (["run", "--dmeo", "--port", "9571"], "--dmeo --port … (every setting is an environment"
+         " variable, not an option; --dmeo: did you mean --demo? --port: did you mean"
+         " EXESDB_HTTP_ADDR? exesdb-bridge check-config lists them, docs/configuration.md"
+         " describes each)"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_option_is_named_with_the_option_meant(args: list[str], named: str) -> None:
+    """An option a command does not take, spelt nearly as one it does, exits 2 naming that
+    option (``run --dmeo``: ``--demo``, not a setting), its value still shown as ``…``."""
+    completed = cli(*args)
+    assert (completed.returncode, completed.stdout) == (2, "")
+    command = " ".join(args[:2]) if args[0] in ("outbox", "alerts") else args[0]
+    assert completed.stderr.splitlines()[-1] == (
+        f"exesdb-bridge {command}: error: unrecognized arguments: {named}"
     )
 
 
