@@ -60,6 +60,11 @@ def bridge_url() -> str:
             parts = urllib.parse.urlsplit("")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"EXESDB_URL: {shown_origin(url)}, e.g. http://127.0.0.1:9570")
+        if "?" in url or "#" in url:  # the path added would be part of them: a POST to the page
+            raise ValueError(
+                "EXESDB_URL: has a query or fragment (? or #), after which the path added"
+                " (/v1/messages) would land; allowed: the bridge's URL without them"
+            )
         return url.rstrip("/")
     address = os.environ.get("EXESDB_HTTP_ADDR", "0.0.0.0:9570")
     host, colon, port = address.rpartition(":")

@@ -2622,6 +2622,16 @@ def test_a_cacert_that_will_not_load_is_one_line_naming_the_file(
             "--url: its port is not a number from 0 to 65535",
         ),
         (
+            ["alerts", "list", "--url", "http://127.0.0.1:9571/?x=1"],
+            "--url: has a query or fragment (? or #), after which the paths the commands add"
+            " (/v1/alerts, /v1/messages) would land; allowed: the bridge's URL without them,"
+            " e.g. http://127.0.0.1:9571",
+        ),
+        (
+            ["publish", "system_alert", "--url", "http://127.0.0.1:9571#top"],
+            "--url: has a query or fragment (? or #)",
+        ),
+        (
             ["publish", "system_alert", "--topic", "node failure"],
             "--topic: topic 'node failure' must be 1-128 characters",
         ),

@@ -163,6 +163,9 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_WEBHOOK_TIMEOUT_MS", "soon", "whole number of milliseconds"),
         ("EXESDB_ALERTMANAGER_URL", "am:9093", "http://"),
         ("EXESDB_URL", "127.0.0.1:9570", "URL with a host, e.g. http://127.0.0.1:9570"),
+        # The commands' paths would go after the ? or #: every request to the status page.
+        ("EXESDB_URL", "http://bridge:9570/?x=1", "query or fragment (? or #), after which"),
+        ("EXESDB_URL", "http://bridge:9570/#top", "without them, e.g. http://bridge:9570"),
         ("EXESDB_WEBHOOK_URLS", "hooks.example:8080/t0k3n", "e.g. http://hooks.example:8080/…"),
         ("EXESDB_ALERTMANAGER_URL", "http://am:9093/api/v2/alerts/", "Alertmanager's own URL"),
         # The URL meant is the one given without that path, as a URL may be shown.

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Final
 
 import pytest
 
@@ -127,22 +128,34 @@ def test_a_signer_refuses_an_address_the_bridge_would_refuse(
     assert _health_messages(ingesting) == before
 
 
+# What a signer's refusal of a URL that is none ends with.
+EXAMPLE: Final = ", e.g. http://127.0.0.1:9570"
+
+
 @pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
 def test_a_signer_refuses_an_exesdb_url_the_commands_would_refuse(name: str) -> None:
     """An EXESDB_URL that is no http(s) URL with a host is bad usage (exit 2) naming the
     variable, as `exesdb-bridge publish` refuses it, and the URL as it names one (its origin,
     the password redacted): sign.py raised urllib's traceback, sign.sh left curl to name only a
-    host it could not resolve."""
+    host it could not resolve; one with a query or fragment, after which the path added would
+    land, as the commands refuse it."""
     refused = {
-        "notaurl": "EXESDB_URL: not a URL; allowed: an http:// or https:// URL with a host",
+        "notaurl": "EXESDB_URL: not a URL; allowed: an http:// or https:// URL with a host"
+        f"{EXAMPLE}",
         "ftp://ops:hunter2@bridge.example/in?token=hunter2": (
             "EXESDB_URL: 'ftp://ops:<redacted>@bridge.example/…' is not an http:// or https://"
-            " URL with a host"
+            f" URL with a host{EXAMPLE}"
         ),
         "http://ops:hunter2@": (
             "EXESDB_URL: 'http://ops:<redacted>@' is not an http:// or https:// URL with a host"
+            f"{EXAMPLE}"
         ),
-        "http://h:x": "EXESDB_URL: 'http://h:x' is not an http:// or https:// URL with a host",
+        "http://h:x": "EXESDB_URL: 'http://h:x' is not an http:// or https:// URL with a host"
+        f"{EXAMPLE}",
+        # The path added would go after the ? or #: the message posted to the status page.
+        "http://127.0.0.1:9570/?x=1": "EXESDB_URL: has a query or fragment (? or #), after"
+        " which the path added (/v1/messages) would land; allowed: the bridge's URL without them",
+        "http://127.0.0.1:9570#top": "EXESDB_URL: has a query or fragment (? or #)",
     }
     for url, message in refused.items():
         completed = _run(
@@ -151,7 +164,7 @@ def test_a_signer_refuses_an_exesdb_url_the_commands_would_refuse(name: str) -> 
             EXESDB_URL=url,
         )
         assert completed.returncode == 2, (url, completed.stderr)
-        assert f"{message}, e.g. http://127.0.0.1:9570" in completed.stderr, url
+        assert message in completed.stderr, url
         assert "hunter2" not in completed.stderr
         assert "Traceback" not in completed.stderr
 

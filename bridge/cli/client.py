@@ -28,7 +28,14 @@ from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
 from bridge.probe_settings import DEFAULT_HTTP_ADDR, split_addr
 from bridge.redaction import redact_urls, safe_url
-from bridge.urls import PICKED_PORT, http_url_problem, own_url, split_userinfo, url_meant
+from bridge.urls import (
+    PICKED_PORT,
+    http_url_problem,
+    own_url,
+    require_bridge_url,
+    split_userinfo,
+    url_meant,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -100,7 +107,10 @@ def url_argument(text: str) -> str:
     if problem is not None:
         meant = url_meant(text) or _url_without_option()
         raise argparse.ArgumentTypeError(f"{problem}, e.g. {meant}")
-    return text
+    try:
+        return require_bridge_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _url_without_option() -> str:
