@@ -2635,6 +2635,8 @@ def test_a_cacert_that_will_not_load_is_one_line_naming_the_file(
             ["publish", "system_alert", "--topic", "node failure"],
             "--topic: topic 'node failure' must be 1-128 characters",
         ),
+        (["publish", "performance_metric", "-f", "value"], "--field 'value' must be name=value"),
+        (["publish", "performance_metric", "-f", "=12"], "--field '=12' must be name=value"),
         (["tail", "--count", "-1"], "--count: '-1' is not a whole number of at least 1"),
         (["tail", "--count", "0"], "--count: '0' is not a whole number of at least 1"),
         (["outbox", "list", "--limit", "-1"], "--limit: '-1' is not a whole number of 0 or more"),
