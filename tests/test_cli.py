@@ -2079,6 +2079,19 @@ def test_outbox_list_names_its_columns_by_the_keys_of_its_json(tmp_path: Path) -
     assert shown == expected
 
 
+def test_outbox_list_json_is_a_line_per_delivery_as_the_cli_page_says(tmp_path: Path) -> None:
+    """`outbox list --json` prints one JSON object per delivery, a line each, as docs/cli.md
+    says (a script reading it as one document, as `alerts list --json` is, would fail)."""
+    _outbox_of(tmp_path, 2)
+    as_json = cli("outbox", "list", "--json", EXESDB_STATE_DIR=str(tmp_path))
+    assert as_json.returncode == 0, as_json.stderr
+    lines = as_json.stdout.splitlines()
+    assert len(lines) == 2
+    assert all(isinstance(json.loads(line), dict) for line in lines)
+    said = " ".join((ROOT / "docs" / "cli.md").read_text().split())
+    assert "`--json` prints one JSON object per delivery, a line each (JSON lines" in said
+
+
 def _outbox_of(state_dir: Path, count: int) -> None:
     """An outbox in ``state_dir`` with ``count`` deliveries, one alert each, one after another."""
     from bridge.sinks.alerts import AlertEvent, Outbox
