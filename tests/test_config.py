@@ -374,11 +374,24 @@ def test_bus_query_options_the_transport_leaves_alone_are_taken() -> None:
             "EXESDB_ALERT_FOR_MS: must be a whole number of milliseconds from 0 to 604800000;"
             " 1.5m is 90000 (got '1.5m')",
         ),
+        # A size with a unit in bytes: a decimal unit both ways, as people use it for either.
         (
             "EXESDB_MAX_BODY_BYTES",
             "1MB",
             "EXESDB_MAX_BODY_BYTES: must be a whole number of bytes from 1024 to 268435456,"
-            " e.g. 1048576 (got '1MB')",
+            " e.g. 1048576; 1MB is 1048576 as MiB, 1000000 as MB (got '1MB')",
+        ),
+        (
+            "EXESDB_BUS_QUEUE_BYTES",
+            "256MiB",
+            "EXESDB_BUS_QUEUE_BYTES: must be a whole number of bytes from 1048576 to"
+            " 1099511627776, e.g. 134217728; 256MiB is 268435456 (got '256MiB')",
+        ),
+        (
+            "EXESDB_REDIS_SPOOL_BYTES",
+            "1Gi",
+            "EXESDB_REDIS_SPOOL_BYTES: must be a whole number of bytes from 1048576 to"
+            " 1099511627776, e.g. 268435456; 1Gi is 1073741824 (got '1Gi')",
         ),
         (
             "EXESDB_REPLAY_MEMORY",
@@ -428,8 +441,9 @@ def test_a_bad_number_is_answered_with_its_unit_range_and_an_example(
     value: str,
     line: str,
 ) -> None:
-    """A number setting's problem says its unit, its range and an example, and a duration
-    typed with a unit (`8s`, as the receivers file writes one) is given in milliseconds."""
+    """A number setting's problem says its unit, its range and an example, a duration typed
+    with a unit (`8s`, as the receivers file writes one) is given in milliseconds, and a size
+    typed with a unit (`256MiB`) in bytes."""
     status, _, err = check_config(monkeypatch, capsys, **{variable: value})
     assert status == 2
     assert err.splitlines()[1:] == [f"  {line}"]
