@@ -4,7 +4,7 @@ Retried, as Alertmanager and the OpenTelemetry HTTP exporters do: connection err
 408, 425, 429 and every 5xx (RFC 9110 and RFC 8470: a request timed out, or sent too early, may be
 repeated), after the delay ``bridge.backoff.Backoff`` gives (``backoff * 2**(attempt-1)``
 seconds, capped at the largest backoff, ±jitter), or after ``Retry-After`` when the receiver asks
-for longer.
+for longer, up to that largest backoff.
 Anything else that is not 2xx (400, 401, 404, a redirect...) is final, but for a 301, 302 or 303 to
 a receiver whose ``http_config`` follows redirects (the default), retried: only 307 and 308 are
 followed (``bridge.httpclient.redirects``), and the others would lose the alerts; and for a 401 to
