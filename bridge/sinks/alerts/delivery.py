@@ -525,7 +525,10 @@ class DeliveryWorker:
         label: str | None = None,
         keep: Keep | None = None,
         vet: Vet = _as_made,
+        told_again: Callable[[int], None] = lambda count: None,
     ) -> None:
+        """``told_again`` is called with how many alerts left out of an attempt in flight, and
+        changed since by another replica, were queued for the receiver again."""
         self.key = key
         self.label = label or receiver_label(key)
         self._queue = queue
@@ -537,6 +540,7 @@ class DeliveryWorker:
         self._keep = keep
         self._vet = vet
         self._report = report
+        self._told_again = told_again
         self._clock = clock
         self._sleep = sleep
         self._wake = asyncio.Event()
@@ -696,7 +700,7 @@ class DeliveryWorker:
         if attempted is None:
             return None
         try:
-            kept = await self._db.call(
+            kept, told_again = await self._db.call(
                 self._queue.finish_attempt,
                 attempted.delivery.id,
                 state=attempted.state,
@@ -716,4 +720,6 @@ class DeliveryWorker:
             attempted.delivery.id, state, result.error, attempted.number, result.said
         )
         self._report(attempted.delivery, result, state, attempted.number)
+        if told_again:
+            self._told_again(told_again)
         return state
