@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Final
 
 from bridge.headers import ADMIN_TOKEN_HEADER
-from bridge.messages import MAX_NAME, SEVERITIES, format_timestamp
+from bridge.messages import MAX_NAME, SEVERITIES, format_timestamp, utc_from_seconds
 from bridge.pages.html import Fragment, Html, escape, exact, join, template
 from bridge.pages.sources import LeaseState, Shown
 from bridge.sinks.alerts.records import AlertRecord
@@ -158,11 +157,11 @@ def utc(seconds: float) -> str:
     """A Unix time as ``2026-11-28 00:00:00 UTC``."""
     # isoformat writes every year in four digits, as format_timestamp does; strftime's %Y
     # writes the year 999 as "999" (glibc).
-    return datetime.fromtimestamp(seconds, UTC).isoformat(sep=" ", timespec="seconds")[:19] + " UTC"
+    return utc_from_seconds(seconds).isoformat(sep=" ", timespec="seconds")[:19] + " UTC"
 
 
 def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return utc_from_seconds(seconds).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def timestamp(seconds: float | None) -> Html:

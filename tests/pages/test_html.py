@@ -86,3 +86,16 @@ def test_times_before_the_year_1000_are_shown_with_four_digits_of_year() -> None
     shown = timestamp(YEAR_999_ENDS)
     assert "0999-12-31T23:59:59Z" in shown
     assert ">0999-12-31 23:59:59 UTC<" in shown
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(1e12, "9999-12-31 23:59:59 UTC"), (1e300, "9999-12-31 23:59:59 UTC"), (-1e12, "0001-01-01")],
+)
+def test_a_time_past_the_year_9999_is_shown_as_its_last_second_not_a_traceback(
+    seconds: float, shown: str
+) -> None:
+    """A time no datetime holds (a hand-edited outbox's, in the year 33658) reads as the
+    nearest one there is, in the text and the <time> alike."""
+    assert utc(seconds).startswith(shown)
+    assert shown.replace(" UTC", "") in timestamp(seconds)
