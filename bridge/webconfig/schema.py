@@ -28,6 +28,7 @@ from pydantic import (
 from bridge.tlsutil import pem_certificates
 from bridge.yamlconfig import (
     GoBool,
+    GoInt,
     Strict,
     check_yaml,
     checked_together,
@@ -349,7 +350,7 @@ class RateLimit(Strict):
     """``rate_limit``: at most ``burst`` requests at once, then one per ``interval``."""
 
     interval: Annotated[float, BeforeValidator(_bounded_interval)] = 0.0  # 0: no limit
-    burst: Annotated[int, AfterValidator(_bounded_burst)] = 0
+    burst: Annotated[GoInt, AfterValidator(_bounded_burst)] = 0
 
     @property
     def enabled(self) -> bool:

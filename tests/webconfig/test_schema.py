@@ -299,6 +299,11 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
         ),
         ("rate_limit:\n  interval: soon\n", "rate_limit.interval: 'soon' is not a duration"),
         ("rate_limit:\n  interval: 1s\n  burst: -1\n", "rate_limit.burst"),
+        (
+            "rate_limit:\n  interval: 1s\n  burst: '5'\n",
+            "rate_limit.burst: must be a whole number without quotes, as Go's YAML reader asks"
+            " (got '5')",
+        ),
         # Bounded as the environment's settings and the receivers file are: past them, a slip.
         (
             "rate_limit:\n  interval: 24h1s\n",
