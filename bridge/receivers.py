@@ -49,6 +49,7 @@ from bridge.tlsutil import pem_file_problem
 from bridge.urls import require_alertmanager_url, require_http_url
 from bridge.yamlconfig import (
     GoBool,
+    GoInt,
     Strict,
     checked_together,
     go_duration,
@@ -128,7 +129,7 @@ def _bounded_timeout(value: Any) -> float:
     return seconds
 
 
-MaxAlerts = Annotated[int, AfterValidator(_bounded_max_alerts)]
+MaxAlerts = Annotated[GoInt, AfterValidator(_bounded_max_alerts)]
 Timeout = Annotated[float, BeforeValidator(_bounded_timeout)]
 
 

@@ -112,6 +112,17 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "webhook_configs.0.max_alerts: must be a whole number from 0"
             " (EXESDB_WEBHOOK_MAX_ALERTS) to 100000, e.g. 50 (got -1)",
         ),
+        # Go's YAML reader takes no text in quotes nor a boolean into Alertmanager's uint64.
+        (
+            "webhook_configs:\n  - {url: 'http://h', max_alerts: '5'}\n",
+            "webhook_configs.0.max_alerts: must be a whole number without quotes, as Go's YAML"
+            " reader asks (got '5')",
+        ),
+        (
+            "webhook_configs:\n  - {url: 'http://h', max_alerts: true}\n",
+            "webhook_configs.0.max_alerts: must be a whole number without quotes, as Go's YAML"
+            " reader asks (got true)",
+        ),
         # Bounded as the environment's settings are: past them a value is a slip.
         (
             "webhook_configs:\n  - {url: 'http://h', max_alerts: 10000000000}\n",

@@ -31,8 +31,9 @@ _LAST: Final = datetime.max.replace(tzinfo=UTC)
 
 
 def utc_from_seconds(seconds: float) -> datetime:
-    """A Unix time as a UTC datetime, one outside years 1-9999 as the nearest instant a datetime
-    holds (``9999-12-31T23:59:59.999Z``): a hand-edited outbox may hold any number, where
+    """A Unix time as a UTC datetime, one outside years 1-9999 (infinite ones too) as the nearest
+    instant a datetime holds (``9999-12-31T23:59:59.999Z``), NaN as the first (Go's zero time,
+    which Alertmanager reads as unset): a hand-edited outbox may hold any number, where
     ``fromtimestamp`` raises, and ``outbox list``, the pages and deliveries must go on."""
     try:
         return datetime.fromtimestamp(seconds, UTC)
