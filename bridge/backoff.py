@@ -23,7 +23,9 @@ class Backoff:
 
     ``jitter`` spreads each delay uniformly over ``±jitter`` of itself (still at most ``cap``),
     so replicas that failed together do not retry together. A server's ``Retry-After`` wins
-    when it asks for longer, even past the cap: the server knows when it will take work again.
+    when it asks for longer, up to the cap: the server knows when it will take work again, but
+    the operator's cap bounds every wait (a receiver asking for a day would otherwise park its
+    alerts past the delivery deadline, dead-lettering them unsent).
     """
 
     base: float
@@ -42,4 +44,4 @@ class Backoff:
         exponent = min(max(failures - 1, 0), _MAX_EXPONENT)
         nominal = min(self.cap, self.base * 2.0**exponent)
         delay = min(self.cap, nominal * (1.0 + self.jitter * (2.0 * self.rng() - 1.0)))
-        return max(delay, retry_after) if retry_after is not None else delay
+        return delay if retry_after is None else max(delay, min(retry_after, self.cap))

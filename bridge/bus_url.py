@@ -8,6 +8,7 @@ in-process bus does without it.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -50,18 +51,29 @@ def _bus_meant(value: str) -> str | None:
     return safe_url(meant)
 
 
+def _memory_meant(value: str) -> bool:
+    """Whether ``value`` reads as ``memory`` mistyped (``mem``, ``memroy``, ``in-memory``), by
+    difflib's likeness as other near-miss names are told; never a URL or ``host:port``."""
+    if ":" in value or "/" in value:
+        return False
+    return bool(difflib.get_close_matches(value.strip().casefold(), ["memory"], n=1))
+
+
 def require_bus(value: str) -> str:
     """``value`` when it is ``memory`` or a redis:// or rediss:// URL with a host, a port, a
     database number or none as its path, and only query options the transport takes;
-    ValueError saying why otherwise."""
-    if value == "memory":
-        return value
+    ValueError saying why otherwise. ``memory`` is a word, taken in any letter case as the word
+    settings are."""
+    if value.strip().casefold() == "memory":
+        return "memory"
     parts = urlsplit(value)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ValueError(
-            "must be 'memory' or a redis:// or rediss:// URL with a host, e.g."
-            f" {_bus_meant(value) or 'redis://127.0.0.1:6379'}"
-        )
+        allowed = "must be 'memory' or a redis:// or rediss:// URL with a host"
+        if meant := _bus_meant(value):
+            raise ValueError(f"{allowed}, e.g. {meant}")
+        if _memory_meant(value):
+            raise ValueError(f"{allowed}; did you mean 'memory'?")
+        raise ValueError(f"{allowed}, e.g. redis://127.0.0.1:6379")
     try:
         port = parts.port  # None when not given; ValueError when no number or out of range
     except ValueError:

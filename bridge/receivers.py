@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     ModelWrapValidatorHandler,
     SecretStr,
@@ -48,7 +49,7 @@ from bridge.tlsutil import pem_file_problem
 from bridge.urls import require_alertmanager_url, require_http_url
 from bridge.yamlconfig import (
     GoBool,
-    GoDuration,
+    GoInt,
     Strict,
     checked_together,
     go_duration,
@@ -103,6 +104,34 @@ def _alertmanager_url(value: str | None) -> str | None:
 HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
 AlertmanagerUrl = Annotated[str | None, AfterValidator(_alertmanager_url)]
 
+# The bounds of EXESDB_WEBHOOK_MAX_ALERTS and EXESDB_WEBHOOK_TIMEOUT_MS, whose values a 0 here
+# stands for: past them a value is a slip (a stray zero, milliseconds written as seconds).
+_MOST_ALERTS: Final = 100_000
+_LONGEST_TIMEOUT: Final = 600.0
+
+
+def _bounded_max_alerts(value: int) -> int:
+    if not 0 <= value <= _MOST_ALERTS:
+        raise ValueError(
+            f"must be a whole number from 0 (EXESDB_WEBHOOK_MAX_ALERTS) to {_MOST_ALERTS},"
+            f" e.g. 50 (got {value})"
+        )
+    return value
+
+
+def _bounded_timeout(value: Any) -> float:
+    seconds = go_duration(value)
+    if seconds > _LONGEST_TIMEOUT:
+        raise ValueError(
+            f"must be a duration from 0 (EXESDB_WEBHOOK_TIMEOUT_MS) to {_LONGEST_TIMEOUT / 60:g}m,"
+            f" e.g. 10s (got {value!r})"
+        )
+    return seconds
+
+
+MaxAlerts = Annotated[GoInt, AfterValidator(_bounded_max_alerts)]
+Timeout = Annotated[float, BeforeValidator(_bounded_timeout)]
+
 
 def _credentials_twice(
     url: object, http_config: object, given_by: str = "http_config sets"
@@ -155,8 +184,8 @@ class WebhookConfig(Strict):
     url: HttpUrl = None
     url_file: str | None = None
     send_resolved: GoBool = True
-    max_alerts: Annotated[int, Field(ge=0)] = 0
-    timeout: GoDuration = 0.0
+    max_alerts: MaxAlerts = 0
+    timeout: Timeout = 0.0
     http_config: HTTPClientConfig = HTTPClientConfig()
     secret: SecretStr | None = None
     secret_file: str | None = None
@@ -205,7 +234,7 @@ class AlertmanagerConfig(Strict):
     """``alertmanager``: where and how the Alertmanager poster posts."""
 
     url: AlertmanagerUrl = None
-    timeout: GoDuration = 0.0
+    timeout: Timeout = 0.0
     http_config: HTTPClientConfig = HTTPClientConfig()
 
     @model_validator(mode="wrap")

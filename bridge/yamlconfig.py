@@ -16,9 +16,10 @@ path and both lines, as Go's strict reader (``yaml.UnmarshalStrict``, which Aler
 exporter-toolkit use) refuses it, where PyYAML alone would keep the last silently; merges
 (``<<``) count as that reader counts them (``_repeated_keys``). A boolean key (``GoBool``) takes
 what that reader takes: an unquoted ``true``/``false``, ``yes``/``no``, ``on``/``off`` or
-``y``/``n``, never text in quotes or a number; where text goes an unquoted ``y`` or ``n`` is that
-text, as in Go (``_GoWord``). A value under a secret key is never shown, nor a key below one (a
-user's name under ``basic_auth_users``): a problem there names the entry's line instead. A value
+``y``/``n``, never text in quotes or a number, and a whole number (``GoInt``) no text in quotes
+nor a boolean; where text goes an unquoted ``y`` or ``n`` is that text, as in Go (``_GoWord``).
+A value under a secret key is never shown, nor a key below one (a user's name under
+``basic_auth_users``): a problem there names the entry's line instead. A value
 Alertmanager's dump hides (``<secret>``) is refused where it would be used as the secret it
 stands for, not under a key the bridge accepts and never reads (``unread_paths``), naming the key
 that would give it from a file where the mapping holding it takes one (``_dump_mask_said``).
@@ -53,6 +54,7 @@ from bridge.regular_files import MAX_FILE_BYTES, read_bounded
 __all__ = [
     "GoBool",
     "GoDuration",
+    "GoInt",
     "Strict",
     "check_yaml",
     "checked_together",
@@ -125,6 +127,21 @@ def _go_bool(value: Any) -> bool:
 
 
 GoBool = Annotated[bool, BeforeValidator(_go_bool)]
+
+
+def _go_int(value: Any) -> Any:
+    """A whole number as Go's YAML reader takes one into an int or uint (``max_alerts``,
+    ``burst``): ValueError for text in quotes (``'5'``) or a boolean, which Go refuses ("cannot
+    unmarshal !!str") where pydantic alone would take them."""
+    if isinstance(value, str | bool):
+        got = str(value).lower() if isinstance(value, bool) else repr(value)
+        raise ValueError(
+            f"must be a whole number without quotes, as Go's YAML reader asks (got {got})"
+        )
+    return value
+
+
+GoInt = Annotated[int, BeforeValidator(_go_int)]
 
 
 class _GoWord(str):

@@ -30,10 +30,11 @@ def test_jitter_never_passes_the_cap() -> None:
     assert Backoff(base=1.0, cap=2.0, jitter=0.5, rng=lambda: 1.0).delay(5) == 2.0
 
 
-def test_a_longer_retry_after_wins_even_past_the_cap() -> None:
-    """Retry-After longer than the backoff is honoured; a shorter one is not."""
+def test_a_longer_retry_after_wins_up_to_the_cap() -> None:
+    """Retry-After longer than the backoff is honoured up to the cap; a shorter one is not."""
     backoff = Backoff(base=1.0, cap=5.0, jitter=0.0)
-    assert backoff.delay(1, retry_after=30.0) == 30.0
+    assert backoff.delay(1, retry_after=3.0) == 3.0
+    assert backoff.delay(1, retry_after=30.0) == 5.0
     assert backoff.delay(3, retry_after=0.1) == 4.0
 
 

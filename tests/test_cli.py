@@ -2092,6 +2092,24 @@ def test_outbox_list_json_is_a_line_per_delivery_as_the_cli_page_says(tmp_path: 
     assert "`--json` prints one JSON object per delivery, a line each (JSON lines" in said
 
 
+def test_outbox_list_shows_a_time_past_the_year_9999_as_its_last_instant(tmp_path: Path) -> None:
+    """`outbox list` of an outbox hand-edited to times past the year 9999 (or before the year 1)
+    shows them as the nearest instant a time can be, in the table and in --json, not a
+    traceback."""
+    _outbox_of(tmp_path, 1)
+    with contextlib.closing(sqlite3.connect(tmp_path / "alerts.sqlite3")) as db, db:
+        db.execute("UPDATE deliveries SET created_at = 1e12, next_attempt_at = -1e12")
+    table = cli("outbox", "list", EXESDB_STATE_DIR=str(tmp_path))
+    as_json = cli("outbox", "list", "--json", EXESDB_STATE_DIR=str(tmp_path))
+    assert (table.returncode, as_json.returncode) == (0, 0), table.stderr + as_json.stderr
+    assert "9999-12-31T23:59:59.999Z" in table.stdout
+    [delivery] = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert (delivery["created_at"], delivery["next_attempt_at"]) == (
+        "9999-12-31T23:59:59.999Z",
+        "0001-01-01T00:00:00.000Z",
+    )
+
+
 def _outbox_of(state_dir: Path, count: int) -> None:
     """An outbox in ``state_dir`` with ``count`` deliveries, one alert each, one after another."""
     from bridge.sinks.alerts import AlertEvent, Outbox

@@ -147,6 +147,11 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_BUS", "redis:/myredis", "URL with a host, e.g. redis://myredis"),
         ("EXESDB_BUS", "redis//myredis:6380", "URL with a host, e.g. redis://myredis:6380"),
         ("EXESDB_BUS", "rediss:///u:hunter2@r:1", "e.g. rediss://u:<redacted>@r:1"),
+        # ... and memory mistyped with the kind meant, as a misspelt name is.
+        ("EXESDB_BUS", "mem", "URL with a host; did you mean 'memory'?"),
+        ("EXESDB_BUS", "memroy", "URL with a host; did you mean 'memory'?"),
+        ("EXESDB_BUS", "in-memory", "URL with a host; did you mean 'memory'?"),
+        ("EXESDB_BUS", "redis", "URL with a host, e.g. redis://127.0.0.1:6379"),
         ("EXESDB_BUS", "redis://redis:notaport/0", "a port from 1 to 65535"),
         ("EXESDB_BUS", "rediss://redis:70000", "a port from 1 to 65535"),
         ("EXESDB_BUS", "redis://redis/0?socket_timeout=soon", "'socket_timeout'"),
@@ -263,6 +268,7 @@ def test_a_bad_value_stops_with_a_line_naming_the_variable(
         ("EXESDB_WEBHOOK_MIN_SEVERITY", "Critical", "critical"),
         ("OTEL_LOGS_EXPORTER", "None", "none"),
         ("OTEL_SDK_DISABLED", "TRUE", True),
+        ("EXESDB_BUS", " Memory ", "memory"),
         # Case-insensitive in the specification; the SDK's exporter trims it too.
         ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", " LowMemory ", "lowmemory"),
     ],

@@ -194,6 +194,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "model_for",
         "model_tagged",
         "random_hex",
+        "utc_from_seconds",
         "utc_now",
         "visible_name",
     ],

@@ -109,7 +109,39 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         ),
         (
             "webhook_configs:\n  - {url: 'http://h', max_alerts: -1}\n",
-            "webhook_configs.0.max_alerts: must be greater than or equal to 0",
+            "webhook_configs.0.max_alerts: must be a whole number from 0"
+            " (EXESDB_WEBHOOK_MAX_ALERTS) to 100000, e.g. 50 (got -1)",
+        ),
+        # Go's YAML reader takes no text in quotes nor a boolean into Alertmanager's uint64.
+        (
+            "webhook_configs:\n  - {url: 'http://h', max_alerts: '5'}\n",
+            "webhook_configs.0.max_alerts: must be a whole number without quotes, as Go's YAML"
+            " reader asks (got '5')",
+        ),
+        (
+            "webhook_configs:\n  - {url: 'http://h', max_alerts: true}\n",
+            "webhook_configs.0.max_alerts: must be a whole number without quotes, as Go's YAML"
+            " reader asks (got true)",
+        ),
+        # Bounded as the environment's settings are: past them a value is a slip.
+        (
+            "webhook_configs:\n  - {url: 'http://h', max_alerts: 10000000000}\n",
+            "webhook_configs.0.max_alerts: must be a whole number from 0"
+            " (EXESDB_WEBHOOK_MAX_ALERTS) to 100000, e.g. 50 (got 10000000000)",
+        ),
+        (
+            "webhook_configs:\n  - {url: 'http://h', timeout: 10m1s}\n",
+            "webhook_configs.0.timeout: must be a duration from 0 (EXESDB_WEBHOOK_TIMEOUT_MS)"
+            " to 10m, e.g. 10s (got '10m1s')",
+        ),
+        (
+            "webhook_configs:\n  - {url: 'http://h', timeout: 99999999999999999999999h}\n",
+            "webhook_configs.0.timeout: must be a duration from 0",
+        ),
+        (
+            "alertmanager:\n  timeout: 1h\n",
+            "alertmanager.timeout: must be a duration from 0 (EXESDB_WEBHOOK_TIMEOUT_MS)"
+            " to 10m, e.g. 10s (got '1h')",
         ),
         (
             "webhook_configs:\n  - {url: 'http://h', min_severity: loud}\n",
@@ -353,6 +385,21 @@ def test_a_bad_file_is_refused_naming_the_key_and_never_a_secret(
     problems = "\n".join(caught.value.problems)
     assert expected in problems
     assert "tok3n" not in problems
+
+
+def test_numbers_at_their_bounds_are_taken(tmp_path: Path) -> None:
+    """max_alerts 100000 and a timeout of 10m, the most the environment's settings take, load."""
+    loaded = load_receivers(
+        write(
+            tmp_path,
+            "webhook_configs:\n  - {url: 'http://h', max_alerts: 100000, timeout: 10m}\n"
+            "alertmanager: {timeout: 600s}\n",
+        )
+    )
+    [hook] = loaded.webhook_configs
+    assert (hook.max_alerts, hook.timeout) == (100_000, 600.0)
+    assert loaded.alertmanager is not None
+    assert loaded.alertmanager.timeout == 600.0
 
 
 def test_a_secret_hidden_by_alertmanagers_dump_is_said_to_be_one(tmp_path: Path) -> None:

@@ -166,6 +166,29 @@ def test_a_bad_receivers_file_stops_start_up_with_exit_2_naming_the_key(tmp_path
     assert "webhook_configs.0.sent_resolved: unknown key" in completed.stderr
 
 
+def test_a_number_past_its_bound_in_the_file_stops_check_config_with_exit_2(
+    tmp_path: Path,
+) -> None:
+    """A max_alerts or timeout past what the environment's settings take (100000, 10m) stops
+    `check-config` (exit 2), naming the key and its range, every one at once."""
+    path = write(
+        tmp_path,
+        "webhook_configs:\n  - {url: http://h, max_alerts: 100001, timeout: 100000h}\n"
+        "alertmanager: {timeout: 11m}\n",
+    )
+    completed = run_bridge("check-config", env={"EXESDB_WEBHOOK_CONFIG_FILE": str(path)})
+    assert completed.returncode == 2
+    problems = [line.split(": ", 2)[2] for line in completed.stderr.splitlines()[1:4]]
+    assert problems == [
+        "webhook_configs.0.max_alerts: must be a whole number from 0 (EXESDB_WEBHOOK_MAX_ALERTS)"
+        " to 100000, e.g. 50 (got 100001)",
+        "webhook_configs.0.timeout: must be a duration from 0 (EXESDB_WEBHOOK_TIMEOUT_MS) to 10m,"
+        " e.g. 10s (got '100000h')",
+        "alertmanager.timeout: must be a duration from 0 (EXESDB_WEBHOOK_TIMEOUT_MS) to 10m,"
+        " e.g. 10s (got '11m')",
+    ]
+
+
 def test_an_alertmanager_url_in_both_places_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

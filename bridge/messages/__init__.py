@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from bridge.messages.registry import MESSAGE_TYPES, TAGS, model_for
     from bridge.messages.security import AccessViolation, AuthEvent, SecurityAlert, SessionEvent
     from bridge.messages.system import FeatureToggle, SystemConfig, SystemLifecycle
-    from bridge.messages.timestamps import format_timestamp
+    from bridge.messages.timestamps import format_timestamp, utc_from_seconds
 
 __all__ = [
     "ALERT_ID_PATTERN",
@@ -125,6 +125,7 @@ __all__ = [
     "model_for",
     "model_tagged",
     "random_hex",
+    "utc_from_seconds",
     "utc_now",
     "visible_name",
 ]
@@ -240,7 +241,7 @@ __getattr__ = lazy_exports(
         ),
         "security": ("AccessViolation", "AuthEvent", "SecurityAlert", "SessionEvent"),
         "system": ("FeatureToggle", "SystemConfig", "SystemLifecycle"),
-        "timestamps": ("format_timestamp",),
+        "timestamps": ("format_timestamp", "utc_from_seconds"),
         "registry": ("MESSAGE_TYPES", "TAGS", "model_for"),
     },
 )

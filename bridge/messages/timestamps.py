@@ -1,7 +1,9 @@
 """Timestamps on the wire, written and read: RFC 3339 in UTC with milliseconds, without pydantic.
 
 The models serialize their timestamps with it (``bridge.messages._base``), and the alert outbox
-writes its times with it: ``outbox list`` opens the outbox without building a model. The envelope
+writes its times with it: ``outbox list`` opens the outbox without building a model, and reads
+them back with ``utc_from_seconds``, which shows a time past the year 9999 (a hand-edited outbox)
+as the last instant a datetime holds rather than fail. The envelope
 decoder's fast path reads RFC 3339 texts with it, and ``alerts ack --since`` judges its time
 with it, without the models.
 """
@@ -12,7 +14,7 @@ import re
 from datetime import UTC, datetime
 from typing import Final
 
-__all__ = ["format_timestamp", "parse_timestamp", "to_utc_ms"]
+__all__ = ["format_timestamp", "parse_timestamp", "to_utc_ms", "utc_from_seconds"]
 
 # RFC 3339's date-time (section 5.6), its "T" and "Z" in either case and a space for the "T",
 # as its notes allow and pydantic takes them too; up to nine fraction digits (Go's
@@ -21,6 +23,22 @@ _RFC3339: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
     r"([Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
+
+
+# The first and last instants a datetime holds (years 1 and 9999).
+_FIRST: Final = datetime.min.replace(tzinfo=UTC)
+_LAST: Final = datetime.max.replace(tzinfo=UTC)
+
+
+def utc_from_seconds(seconds: float) -> datetime:
+    """A Unix time as a UTC datetime, one outside years 1-9999 (infinite ones too) as the nearest
+    instant a datetime holds (``9999-12-31T23:59:59.999Z``), NaN as the first (Go's zero time,
+    which Alertmanager reads as unset): a hand-edited outbox may hold any number, where
+    ``fromtimestamp`` raises, and ``outbox list``, the pages and deliveries must go on."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):  # past time_t, or past the year 9999
+        return _LAST if seconds > 0 else _FIRST
 
 
 def format_timestamp(value: datetime) -> str:

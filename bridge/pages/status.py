@@ -131,8 +131,8 @@ class _Failing:
     attempts: int
     waiting: int  # deliveries waiting for it, that one included
     held: int  # alerts waiting in the grouping window that one holds
-    oldest_at: int  # when that one was made (Unix seconds)
-    next_at: int  # its next attempt
+    oldest_at: float  # when that one was made (Unix time)
+    next_at: float  # its next attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,8 +240,8 @@ def _failing(delivery: Delivery, waiting: int, held: int, labels: Mapping[str, s
         attempts=delivery.attempts,
         waiting=waiting,
         held=held,
-        oldest_at=int(delivery.created_at),
-        next_at=int(delivery.next_attempt_at),
+        oldest_at=delivery.created_at,
+        next_at=delivery.next_attempt_at,
     )
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from bridge.headers import ADMIN_TOKEN_HEADER
-from bridge.messages import MAX_NAME, SEVERITIES, format_timestamp
+from bridge.messages import MAX_NAME, SEVERITIES, format_timestamp, utc_from_seconds
 from bridge.pages.html import Fragment, Html, escape, exact, join, template
 from bridge.pages.sources import LeaseState, Shown
 from bridge.sinks.alerts.records import AlertRecord
@@ -32,6 +32,9 @@ __all__ = [
 ]
 
 REFRESH_SECONDS: Final = 5
+# The first and last whole seconds a datetime holds (years 1 and 9999), as Unix times.
+_FIRST_SECOND: Final = int(datetime.min.replace(tzinfo=UTC).timestamp())
+_LAST_SECOND: Final = int(datetime.max.replace(tzinfo=UTC, microsecond=0).timestamp())
 # The colour classes a badge may take (pages.css): any other value is shown in grey.
 _TONES: Final[dict[str, str]] = {
     **{str(severity): f"sev-{severity}" for severity in SEVERITIES},
@@ -158,11 +161,11 @@ def utc(seconds: float) -> str:
     """A Unix time as ``2026-11-28 00:00:00 UTC``."""
     # isoformat writes every year in four digits, as format_timestamp does; strftime's %Y
     # writes the year 999 as "999" (glibc).
-    return datetime.fromtimestamp(seconds, UTC).isoformat(sep=" ", timespec="seconds")[:19] + " UTC"
+    return utc_from_seconds(seconds).isoformat(sep=" ", timespec="seconds")[:19] + " UTC"
 
 
 def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return utc_from_seconds(seconds).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def timestamp(seconds: float | None) -> Html:
@@ -172,10 +175,19 @@ def timestamp(seconds: float | None) -> Html:
     return _TIME(iso=_iso(seconds), title=utc(seconds), shown=utc(seconds))
 
 
+def _whole(seconds: float) -> int:
+    """``seconds`` in whole seconds, as the data-since and data-until pages.js counts from; a time
+    no datetime holds (a hand-edited outbox's: past the year 9999, infinite, NaN) as the one
+    ``utc`` shows, so its age and countdown agree with its time on hover."""
+    if _FIRST_SECOND <= seconds < _LAST_SECOND + 1:  # False for NaN
+        return int(seconds)
+    return int(utc_from_seconds(seconds).replace(microsecond=0).timestamp())
+
+
 def age_since(seconds: float, now: float | None) -> Html:
     """How long ago ``seconds`` was at ``now`` (``3m 12s``, kept current by pages.js), the time
     itself on hover; None for ``now``: the time itself (the script counts the age)."""
-    at = int(seconds)
+    at = _whole(seconds)
     text = utc(seconds) if now is None else age(now - at)
     return _SINCE(iso=_iso(seconds), at=str(at), shown=utc(seconds), text=text)
 
@@ -183,7 +195,7 @@ def age_since(seconds: float, now: float | None) -> Html:
 def countdown(seconds: float, now: float | None) -> Html:
     """How long until ``seconds`` at ``now`` (``in 5s``, then ``due``: kept current by
     pages.js), the time itself on hover; None for ``now``: ``at`` the time itself."""
-    at = int(seconds)
+    at = _whole(seconds)
     if now is None:
         return _UNTIL(iso=_iso(seconds), at=str(at), shown=utc(seconds), text="at " + utc(seconds))
     text = "in " + age(at - now) if at > now else "due"

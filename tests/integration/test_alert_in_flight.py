@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -184,3 +185,41 @@ async def test_a_failed_attempt_of_a_delivery_withheld_meanwhile_is_reported_as_
             f"webhook delivery {delivery.id} to {worker.label} failed: HTTP 503; not retried:"
             " it was left out as stale while in flight; the receiver is failing"
         ]
+
+
+async def test_an_alert_changed_elsewhere_while_left_out_in_flight_is_counted_as_queued_again(
+    tmp_path: Path, taking: GatedReceiver, db: DbThread
+) -> None:
+    """An alert left out of an attempt in flight that another replica changed meanwhile is
+    queued for the receiver again once the receiver takes the attempt, and counted in
+    exesdb_webhook_renotified_total under reason changed_in_flight, not dead_lettered."""
+    async with alert_bridge(
+        tmp_path,
+        serve_http=False,
+        db=db,
+        EXESDB_WEBHOOK_URLS=taking.url,
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="0",
+    ) as (bridge, sink, _):
+
+        def counted(reason: str) -> float | None:
+            return bridge.registry.get_sample_value(
+                "exesdb_webhook_renotified_total", {"reason": reason}
+            )
+
+        assert (counted("changed_in_flight"), counted("dead_lettered")) == (0.0, 0.0)
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await asyncio.wait_for(taking.arrived.wait(), 10)
+        outbox = sink.outbox
+        [delivery] = await db.call(outbox.queue.deliveries, "pending")
+        current = await db.call(outbox.alerts.get, "a1")
+        assert current is not None
+        eased = dataclasses.replace(current, severity="warning")  # another replica's change
+        await db.call(outbox.queue.withhold, delivery.id, ["a1"], T0, "stale: a test's")
+        await db.call(outbox.alerts.adopt_open_alerts, {"a1": eased}, T0)
+        taking.answer.set()
+        await async_wait_until(
+            lambda: counted("changed_in_flight") == 1.0, what="a1 counted as queued again"
+        )
+        assert counted("dead_lettered") == 0.0
+        await async_wait_until(lambda: len(taking.bodies) == 2, what="a1 sent again")
+        assert b'"severity":"warning"' in taking.bodies[1]

@@ -31,8 +31,11 @@ def taken(receiver: WebhookReceiver, alert_id: str) -> bool:
 
 
 def renotified(bridge: Any) -> float:
-    """exesdb_webhook_renotified_total."""
-    return bridge.registry.get_sample_value("exesdb_webhook_renotified_total") or 0.0
+    """exesdb_webhook_renotified_total of the dead-lettered."""
+    value = bridge.registry.get_sample_value(
+        "exesdb_webhook_renotified_total", {"reason": "dead_lettered"}
+    )
+    return value or 0.0
 
 
 async def dead_letter_a1(bridge: Any, sink: Any, clock: ManualClock) -> None:

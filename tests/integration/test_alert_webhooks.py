@@ -31,6 +31,8 @@ FAST: dict[str, Any] = {
     "EXESDB_WEBHOOK_GROUP_WAIT_MS": "0",
     "EXESDB_WEBHOOK_SECRET": SECRET,
 }
+# Room for a Retry-After of a second: a receiver's Retry-After waits at most the largest backoff.
+ROOM_FOR_RETRY_AFTER: dict[str, Any] = {**FAST, "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "1500"}
 
 
 def readme_verify() -> Any:
@@ -56,7 +58,7 @@ async def test_retries_keep_one_delivery_id_until_accepted(
     receiver: WebhookReceiver = webhook_receiver()
     receiver.script(500, 503, Answer(429, retry_after="1"))
     async with alert_bridge(
-        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **ROOM_FOR_RETRY_AFTER
     ) as (bridge, sink, watcher):
         bridge.bus.publish("disk_full", system_alert("a1"))
         await async_wait_until(lambda: len(receiver.accepted()) == 1, what="an accepted delivery")
@@ -64,7 +66,7 @@ async def test_retries_keep_one_delivery_id_until_accepted(
         assert [r.answer.status for r in requests] == [500, 503, 429, 200]
         assert len({r.delivery_id for r in requests}) == 1
         assert requests[0].delivery_id
-        assert requests[3].at - requests[2].at >= 0.95  # Retry-After: 1 beat the 200 ms cap
+        assert requests[3].at - requests[2].at >= 0.95  # Retry-After: 1 beat the 100 ms backoff
         statuses = await async_wait_until(
             lambda: len(watcher.of(NotificationStatus)) == 4 and watcher.of(NotificationStatus),
             what="four NotificationStatus messages",
@@ -91,14 +93,14 @@ async def test_408_and_425_are_retried_as_429_is_honouring_retry_after(
     receiver: WebhookReceiver = webhook_receiver()
     receiver.script(Answer(408, retry_after="1"), 425)
     async with alert_bridge(
-        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **ROOM_FOR_RETRY_AFTER
     ) as (bridge, sink, watcher):
         bridge.bus.publish("disk_full", system_alert("a1"))
         await async_wait_until(lambda: len(receiver.accepted()) == 1, what="an accepted delivery")
         requests = receiver.requests
         assert [r.answer.status for r in requests] == [408, 425, 200]
         assert len({r.delivery_id for r in requests}) == 1
-        assert requests[1].at - requests[0].at >= 0.95  # Retry-After: 1 beat the 200 ms cap
+        assert requests[1].at - requests[0].at >= 0.95  # Retry-After: 1 beat the 100 ms backoff
         statuses = await async_wait_until(
             lambda: len(watcher.of(NotificationStatus)) == 3 and watcher.of(NotificationStatus),
             what="three NotificationStatus messages",
@@ -109,6 +111,29 @@ async def test_408_and_425_are_retried_as_429_is_honouring_retry_after(
             None,
         ]
         assert (counted(bridge, "retry"), counted(bridge, "rejected")) == (2.0, 0.0)
+        assert sink.outbox.queue.depth().dead == 0
+
+
+@pytest.mark.parametrize(
+    "retry_after", ["86400000", "Fri, 31 Dec 9999 23:59:59 GMT"], ids=["seconds", "http_date"]
+)
+async def test_a_retry_after_past_the_largest_backoff_waits_the_largest_backoff(
+    tmp_path: Path, webhook_receiver, retry_after: str
+) -> None:
+    """A 503 asking, by Retry-After, for a thousand days or until the year 9999 is tried again
+    after EXESDB_WEBHOOK_MAX_BACKOFF_MS (200 ms here), not parked past the deadline and
+    dead-lettered unsent."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(Answer(503, retry_after=retry_after))
+    async with alert_bridge(
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: len(receiver.accepted()) == 1, what="an accepted delivery")
+        first, second = receiver.requests
+        assert (first.answer.status, second.answer.status) == (503, 200)
+        assert second.at - first.at < 5.0  # the 200 ms cap and a loaded machine's slack
+        assert (counted(bridge, "retry"), counted(bridge, "expired")) == (1.0, 0.0)
         assert sink.outbox.queue.depth().dead == 0
 
 

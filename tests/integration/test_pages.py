@@ -274,14 +274,15 @@ def test_keyboard_focus_stays_on_its_alert_across_a_refresh(
     with page_bridge(tmp_path) as server:
         raise_alert(server, "a1", "the first alert")
         raise_alert(server, "a2", "the second alert")
+        browser.hasten()
         browser.open(server.url + "/")
         browser.type_ack_form("alice", ADMIN_TOKEN)
-        browser.css("button[data-ack='a1']").send_keys("")  # focus, as Tab would
+        browser.send_keys("button[data-ack='a1']", "")  # focus, as Tab would
         assert browser.run(FOCUSED) == "a1"
         raise_alert(server, "a3", "published while a button has the focus")
         wait_until(lambda: alert_row(browser, "published while"), 15, "the new alert")
         assert browser.run(FOCUSED) == "a1"
-        browser.css("button[data-ack='a1']").send_keys(Keys.ENTER)
+        browser.send_keys("button[data-ack='a1']", Keys.ENTER)
         wait_until(lambda: "acknowledged" in alert_row(browser, "the first alert"), 15, "acked")
         assert browser.run(FOCUSED) == "./alerts/a1"
 
@@ -400,11 +401,13 @@ def test_the_bridges_own_cpu_says_measuring_until_its_first_reading(
         tmp_path, health_collector, EXESDB_HEALTH_BROADCAST_INTERVAL="600000"
     ) as server:
         report_node(server, "db-5@cluster", "healthy", cpu=None, memory=20.0)
+        browser.hasten()
         browser.open(server.url + "/")
         browser.wait_for_text("#nodes", "db-5@cluster")
         cells = node_cells(browser, NODE)
         assert cells[2] == "measuring…"
-        hint = browser.css("#nodes .measuring").get_attribute("title")
+        hint = browser.attribute("#nodes .measuring", "title")
+        assert hint is not None
         assert "EXESDB_HEALTH_BROADCAST_INTERVAL" in hint
         assert cells[3].endswith("%")
         assert node_cells(browser, "db-5@cluster")[2] == "—"
@@ -719,17 +722,21 @@ def test_acknowledge_on_a_page_shown_before_the_alert_fired_again_leaves_the_new
     new episode, its Acknowledge acknowledges that one."""
     with page_bridge(tmp_path) as server:
         raise_alert(server, "a1", "Queue backed up")
+        browser.hasten()
         browser.open(server.url + "/")
         browser.type_ack_form("alice", ADMIN_TOKEN)
-        shown = browser.css("button[data-ack='a1']").get_attribute("data-starts-at")
-        # The tab's refreshes fail from now on (a network blip): the page shows what it did.
+        shown = browser.attribute("button[data-ack='a1']", "data-starts-at")
+        assert shown
+        # The tab's refreshes fail from now on (a network blip): the page shows what it did. One
+        # failed, no refresh sent before the blip is still to be answered (they run in turn).
         browser.driver.execute_cdp_cmd("Network.enable", {})
         browser.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*part=live*"]})
+        browser.wait_for_text("#refreshed", "Not updated since", 3 * REFRESH_SECONDS)
         fixed = Acknowledgement("a1", "bob", resolution="fixed")
         server.run(sink_of(server).acknowledge(fixed))
         raise_alert(server, "a1", "Queue backed up")
         wait_for_alert(server, "a1", lambda record: record.state is AlertState.FIRING)
-        browser.css("button[data-ack='a1']").click()
+        browser.click("button[data-ack='a1']")
         message = browser.wait_for_text("#ack-message", "fired again since")
         assert shown in message
         assert browser.css("#ack-message").get_attribute("class") == "error"
@@ -740,7 +747,7 @@ def test_acknowledge_on_a_page_shown_before_the_alert_fired_again_leaves_the_new
             15,
             "the page showing the new episode",
         )
-        browser.css("button[data-ack='a1']").click()
+        browser.click("button[data-ack='a1']")
         browser.wait_for_text("#ack-message", "Acknowledged: Queue backed up")
         assert api_state(server, "a1") == "acknowledged"
 
@@ -755,6 +762,7 @@ def test_a_resolved_alerts_page_says_why_it_has_no_acknowledge_bar_until_it_fire
         raise_alert(server, "a1", "Queue backed up")
         server.run(sink_of(server).acknowledge(Acknowledgement("a1", "bob", resolution="fixed")))
         wait_for_alert(server, "a1", lambda record: record.state is AlertState.RESOLVED)
+        browser.hasten()
         browser.open(server.url + alert_path("a1"))
         assert not browser.css("#ack-form").is_displayed()
         assert browser.text("#cannot-ack") == "Resolved: there is nothing to acknowledge."
@@ -764,7 +772,7 @@ def test_a_resolved_alerts_page_says_why_it_has_no_acknowledge_bar_until_it_fire
         assert browser.css("#ack-form").is_displayed()
         assert browser.all("#cannot-ack") == []
         browser.type_ack_form("alice", ADMIN_TOKEN)
-        browser.css("button[data-ack='a1']").click()
+        browser.click("button[data-ack='a1']")
         browser.wait_for_text("#ack-message", "Acknowledged: Queue backed up")
         assert api_state(server, "a1") == "acknowledged"
         browser.wait_for_text(

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from bridge.pages.html import Fragment, Html, escape, join
-from bridge.pages.widgets import ack_button, age, badge, meter, table, timestamp, utc
+from bridge.pages.widgets import (
+    ack_button,
+    age,
+    age_since,
+    badge,
+    countdown,
+    meter,
+    table,
+    timestamp,
+    utc,
+)
 from tests.sinks.alerts.test_transitions import alert
 
 HOSTILE = """<script>alert("x")</script>' onmouseover='y' & "z" """
@@ -86,3 +96,37 @@ def test_times_before_the_year_1000_are_shown_with_four_digits_of_year() -> None
     shown = timestamp(YEAR_999_ENDS)
     assert "0999-12-31T23:59:59Z" in shown
     assert ">0999-12-31 23:59:59 UTC<" in shown
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(1e12, "9999-12-31 23:59:59 UTC"), (1e300, "9999-12-31 23:59:59 UTC"), (-1e12, "0001-01-01")],
+)
+def test_a_time_past_the_year_9999_is_shown_as_its_last_second_not_a_traceback(
+    seconds: float, shown: str
+) -> None:
+    """A time no datetime holds (a hand-edited outbox's, in the year 33658) reads as the
+    nearest one there is, in the text and the <time> alike."""
+    assert utc(seconds).startswith(shown)
+    assert shown.replace(" UTC", "") in timestamp(seconds)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "moment", "shown"),
+    [
+        (float("inf"), 253_402_300_799, "9999-12-31 23:59:59 UTC"),
+        (float("-inf"), YEAR_1_STARTS, "0001-01-01 00:00:00 UTC"),
+        (float("nan"), YEAR_1_STARTS, "0001-01-01 00:00:00 UTC"),  # Go's zero time: unset
+    ],
+    ids=["inf", "-inf", "nan"],
+)
+def test_an_infinite_or_nan_time_is_counted_from_the_time_shown_not_a_traceback(
+    seconds: float, moment: int, shown: str
+) -> None:
+    """An age or countdown of an infinite or NaN time (a hand-edited outbox's) counts from the
+    nearest time there is, the one shown on hover, for the page and its script alike."""
+    for now in (1_764_288_000.0, None):
+        for counted, attribute in ((age_since, "data-since"), (countdown, "data-until")):
+            markup = counted(seconds, now)
+            assert f'{attribute}="{moment}"' in markup, markup
+            assert f'title="{"since" if counted is age_since else "at"} {shown}"' in markup

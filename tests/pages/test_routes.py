@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
@@ -816,6 +818,43 @@ async def test_an_alert_held_back_by_a_failing_delivery_says_what_holds_it_and_u
     ]
     assert head.next_attempt_at > head.created_at + 60  # its retry, not its first attempt
     assert "not tried yet" not in deliveries
+
+
+@pytest.mark.parametrize(
+    ("value", "moment"),
+    [("9e999", 253_402_300_799), ("'nan'", -62_135_596_800)],
+    ids=["infinite", "nan"],
+)
+async def test_an_outbox_hand_edited_to_an_infinite_or_nan_time_is_shown_not_a_500(
+    tmp_path: Path, client: aiohttp.ClientSession, webhook_receiver, value: str, moment: int
+) -> None:
+    """An outbox edited by hand to an infinite time (SQLite reads `9e999` as one) or a NaN for
+    an alert's start and a failing delivery's next attempt: the status page and the alert's
+    page, whole and live, count them from the nearest time there is (the year 9999's last
+    second; the year 1's for NaN, Go's zero time), as `outbox list` shows them."""
+    receiver: WebhookReceiver = webhook_receiver().script(*[503] * 5)
+    settings = {
+        "EXESDB_WEBHOOK_URLS": receiver.url,
+        "EXESDB_WEBHOOK_SECRET": "page-test-webhook-secret",
+        "EXESDB_WEBHOOK_GROUP_WAIT_MS": "0",
+        "EXESDB_WEBHOOK_BACKOFF_MS": "120000",  # no retry before the bridge stops
+    }
+    with page_bridge(tmp_path, **settings) as server:
+        raise_alert(server, "a1", "one alert")
+        wait_until(lambda: receiver.requests, 15, "the alert's delivery attempted")
+    with contextlib.closing(sqlite3.connect(tmp_path / "alerts.sqlite3")) as db, db:
+        db.execute(f"UPDATE alerts SET starts_at = {value}")
+        db.execute(f"UPDATE deliveries SET next_attempt_at = {value}")
+    with page_bridge(tmp_path, **settings) as server:
+        pages = {
+            path: await fetch(client, server.url + path)
+            for path in ("/", "/?part=live", "/alerts/a1", "/alerts/a1?part=live")
+        }
+    assert {path: status for path, (status, _, _) in pages.items()} == dict.fromkeys(pages, 200)
+    for path, (_, _, body) in pages.items():
+        assert f'data-since="{moment}"' in body, path  # the alert's start
+        if value == "9e999":  # a NaN is due: the bridge tries it again at once
+            assert f'data-until="{moment}"' in body, path  # the delivery's next attempt
 
 
 async def test_the_status_page_names_a_failing_receiver_with_why_and_when_it_is_tried_next(

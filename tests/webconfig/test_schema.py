@@ -119,6 +119,33 @@ def test_check_config_exits_2_naming_a_tls_setting_given_without_tls(
     assert "tls_server_config: client_allowed_sans does nothing while TLS is off" in err
 
 
+@pytest.mark.usefixtures("clean_env")
+def test_check_config_exits_2_naming_a_rate_limit_past_its_bounds(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+):
+    """check-config (as run) stops with exit status 2 on a rate_limit past 24h or a burst past
+    1000000, naming each key and its range, where a burst past a float's range passed it and
+    then stopped the bridge's start with a traceback."""
+    path = WebFiles(tmp_path / "web").write(
+        f"rate_limit:\n  interval: 99999999999999999999h\n  burst: {10**400}\n"
+    )
+    monkeypatch.setenv("EXESDB_WEB_CONFIG_FILE", str(path))
+    with pytest.raises(SystemExit) as stopped:
+        main(["check-config"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "rate_limit.interval: must be a duration from 0 (no limit) to 24h" in err
+    assert "rate_limit.burst: must be a whole number from 0 to 1000000" in err
+
+
+def test_a_rate_limit_at_its_bounds_is_taken():
+    """An interval of 24h and a burst of 1000000, the most rate_limit takes, load."""
+    config = parse_web_config("rate_limit:\n  interval: 24h\n  burst: 1000000\n", HERE)
+    assert (config.rate_limit.interval, config.rate_limit.burst) == (86_400.0, 1_000_000)
+
+
 def test_go_zero_values_and_nulls_read_as_absent_keys():
     """As in the toolkit, a refused key at its zero value ("", [], interval 0) and a null where a
     mapping goes (every user commented out) read as if left out."""
@@ -272,6 +299,21 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
         ),
         ("rate_limit:\n  interval: soon\n", "rate_limit.interval: 'soon' is not a duration"),
         ("rate_limit:\n  interval: 1s\n  burst: -1\n", "rate_limit.burst"),
+        (
+            "rate_limit:\n  interval: 1s\n  burst: '5'\n",
+            "rate_limit.burst: must be a whole number without quotes, as Go's YAML reader asks"
+            " (got '5')",
+        ),
+        # Bounded as the environment's settings and the receivers file are: past them, a slip.
+        (
+            "rate_limit:\n  interval: 24h1s\n",
+            "rate_limit.interval: must be a duration from 0 (no limit) to 24h, e.g. 1s"
+            " (got '24h1s')",
+        ),
+        (
+            "rate_limit:\n  interval: 1s\n  burst: 1000001\n",
+            "rate_limit.burst: must be a whole number from 0 to 1000000, e.g. 10 (got 1000001)",
+        ),
         ("tls_server_config: [\n", "not valid YAML at line"),
         (
             "tls_server_config:\n  cert_file a\n  key_file: b\n",

@@ -41,7 +41,6 @@ import random as _random
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
@@ -50,7 +49,7 @@ import aiohttp
 from bridge.backoff import Backoff
 from bridge.httpclient import REQUEST_ERRORS, ClientSettings, request_failure
 from bridge.httpclient.redirects import post, refused_redirect
-from bridge.messages import format_timestamp
+from bridge.messages import format_timestamp, utc_from_seconds
 from bridge.redaction import safe_url
 from bridge.sinks.alerts.alert_store import AlertStore
 from bridge.sinks.alerts.delivery import (
@@ -88,7 +87,7 @@ class PostResult(StrEnum):
 
 
 def _time(seconds: float) -> str:
-    return format_timestamp(datetime.fromtimestamp(seconds, UTC))
+    return format_timestamp(utc_from_seconds(seconds))
 
 
 def alertmanager_alert(

@@ -4,7 +4,7 @@ Retried, as Alertmanager and the OpenTelemetry HTTP exporters do: connection err
 408, 425, 429 and every 5xx (RFC 9110 and RFC 8470: a request timed out, or sent too early, may be
 repeated), after the delay ``bridge.backoff.Backoff`` gives (``backoff * 2**(attempt-1)``
 seconds, capped at the largest backoff, ±jitter), or after ``Retry-After`` when the receiver asks
-for longer.
+for longer, up to that largest backoff.
 Anything else that is not 2xx (400, 401, 404, a redirect...) is final, but for a 301, 302 or 303 to
 a receiver whose ``http_config`` follows redirects (the default), retried: only 307 and 308 are
 followed (``bridge.httpclient.redirects``), and the others would lose the alerts; and for a 401 to
@@ -525,7 +525,10 @@ class DeliveryWorker:
         label: str | None = None,
         keep: Keep | None = None,
         vet: Vet = _as_made,
+        told_again: Callable[[int], None] = lambda count: None,
     ) -> None:
+        """``told_again`` is called with how many alerts left out of an attempt in flight, and
+        changed since by another replica, were queued for the receiver again."""
         self.key = key
         self.label = label or receiver_label(key)
         self._queue = queue
@@ -537,6 +540,7 @@ class DeliveryWorker:
         self._keep = keep
         self._vet = vet
         self._report = report
+        self._told_again = told_again
         self._clock = clock
         self._sleep = sleep
         self._wake = asyncio.Event()
@@ -696,7 +700,7 @@ class DeliveryWorker:
         if attempted is None:
             return None
         try:
-            kept = await self._db.call(
+            kept, told_again = await self._db.call(
                 self._queue.finish_attempt,
                 attempted.delivery.id,
                 state=attempted.state,
@@ -716,4 +720,6 @@ class DeliveryWorker:
             attempted.delivery.id, state, result.error, attempted.number, result.said
         )
         self._report(attempted.delivery, result, state, attempted.number)
+        if told_again:
+            self._told_again(told_again)
         return state

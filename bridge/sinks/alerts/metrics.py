@@ -22,6 +22,9 @@ __all__ = ["AlertMetrics", "DeliveryResult"]
 # another replica's, or nothing is to follow those resolved since; retry leaves it).
 _NEEDS_ACTION: Final = "needs_action"
 _SUPERSEDED: Final = "superseded"
+# The renotified counter's ``reason``: why alerts were queued for a receiver again.
+_DEAD_LETTERED: Final = "dead_lettered"
+_CHANGED_IN_FLIGHT: Final = "changed_in_flight"
 _LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -101,10 +104,15 @@ class AlertMetrics:
         dead_letters.labels(_SUPERSEDED).set_function(lambda: float(self.depth.superseded))
         self._renotified = Counter(
             "exesdb_webhook_renotified",
-            "Alerts queued again for a receiver whose latest notification of them was "
-            "dead-lettered, open ones or resolved ones whose resolve it was.",
+            "Alerts queued again for a receiver, by reason: dead_lettered (their latest "
+            "notification to it was dead-lettered, open ones or resolved ones whose resolve it "
+            "was) or changed_in_flight (left out of an attempt in flight to it, another replica "
+            "changed them since).",
+            ["reason"],
             registry=registry,
         )
+        for reason in (_DEAD_LETTERED, _CHANGED_IN_FLIGHT):
+            self._renotified.labels(reason)
         self._stale = Counter(
             "exesdb_webhook_stale",
             "Alert notifications left out of a delivery, never to be sent, because another "
@@ -138,7 +146,12 @@ class AlertMetrics:
 
     def renotified(self, count: int) -> None:
         """Count open alerts queued again after their notification was dead-lettered."""
-        self._renotified.inc(count)
+        self._renotified.labels(_DEAD_LETTERED).inc(count)
+
+    def told_again(self, count: int) -> None:
+        """Count alerts queued again after another replica changed them while they were left
+        out of an attempt in flight (``DeliveryQueue.finish_attempt``)."""
+        self._renotified.labels(_CHANGED_IN_FLIGHT).inc(count)
 
     def withheld(self, count: int) -> None:
         """Count ``count`` alert notifications left out as stale."""

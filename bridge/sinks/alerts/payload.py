@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote
 
-from bridge.messages import format_timestamp
+from bridge.messages import format_timestamp, utc_from_seconds
 from bridge.sinks.alerts.records import AlertRecord, AlertState
 
 __all__ = [
@@ -142,10 +142,6 @@ def webhook_body(alerts: Iterable[WebhookAlert], *, external_url: str, truncated
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _datetime(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
 def webhook_alert(record: AlertRecord, external_url: str) -> WebhookAlert:
     """A stored alert as a payload entry, in its current state."""
     resolved = record.state is AlertState.RESOLVED
@@ -153,8 +149,10 @@ def webhook_alert(record: AlertRecord, external_url: str) -> WebhookAlert:
         status="resolved" if resolved else "firing",
         labels=record.labels,
         annotations=record.sent_annotations,
-        starts_at=_datetime(record.starts_at),
-        ends_at=_datetime(record.ends_at) if resolved and record.ends_at is not None else None,
+        starts_at=utc_from_seconds(record.starts_at),
+        ends_at=utc_from_seconds(record.ends_at)
+        if resolved and record.ends_at is not None
+        else None,
         generator_url=alert_url(external_url, record.alert_id),
     )
 

@@ -259,9 +259,10 @@ class DeliveryQueue:
         error: str | None,
         now: float,
         sent: Delivery | None = None,
-    ) -> DeliveryState | None:
+    ) -> tuple[DeliveryState | None, int]:
         """Record one attempt's outcome (``state``: what it makes of a pending delivery);
-        returns the state the delivery is left in (None when it is gone: pruned meanwhile).
+        returns the state the delivery is left in (None when it is gone: pruned meanwhile) and
+        how many of its alerts were queued for the receiver again (``_tell_again``).
         ``sent`` is the delivery as the attempt sent it.
 
         A delivery made (or retried) after ``now`` (the wall clock was set back since) is dated
@@ -288,9 +289,10 @@ class DeliveryQueue:
         (``_told_of_dead_resolves``).
         """
         taken = state is DeliveryState.DELIVERED
+        told_again = 0
         with self._database.transaction() as db:
             if sent is not None:
-                self._tell_again(sent, now)
+                told_again = self._tell_again(sent, now)
             if taken and sent is not None:
                 self._as_sent(sent)
             if state is DeliveryState.DEAD:
@@ -321,7 +323,7 @@ class DeliveryQueue:
             row = db.execute(
                 "SELECT state FROM deliveries WHERE id = :id", {"id": delivery_id}
             ).fetchone()
-            return None if row is None else DeliveryState(row[0])
+            return None if row is None else DeliveryState(row[0]), told_again
 
     def _told_of_dead_resolves(self, delivery_id: str) -> None:
         """Count the receiver of a pending delivery about to be dead-lettered as told of the
@@ -375,30 +377,30 @@ class DeliveryQueue:
                 {"id": sent.id, "body": sent.body, "alert_ids": json.dumps(list(sent.alert_ids))},
             )
 
-    def _tell_again(self, sent: Delivery, now: float) -> None:
+    def _tell_again(self, sent: Delivery, now: float) -> int:
         """Queue for the receiver of ``sent`` again the alerts left out of its delivery while
         the attempt was in flight (``withhold``) that ``sent`` told otherwise than they stand
         now: another replica notified their newer state meanwhile, which may have reached the
         receiver first, the older one then left standing there (taken, or so the receiver may
         have, its answer lost); sent again as they stand, they reach it last (in the caller's
-        transaction)."""
+        transaction). Returns how many were queued (not those waiting for it already)."""
         with self._database.transaction() as db:
             row = db.execute(
                 "SELECT alert_ids, state FROM deliveries WHERE id = :id", {"id": sent.id}
             ).fetchone()
             if row is None:
-                return
+                return 0
             alert_ids = set(sent.alert_ids)
             if row["state"] != DeliveryState.STALE.value:  # not all of it left out: which
                 alert_ids.difference_update(json.loads(row["alert_ids"]))
             if not alert_ids:
-                return
+                return 0
             try:
                 data = json.loads(sent.body)
                 entries = {str(e["labels"]["alert_id"]): e for e in data["alerts"]}
                 external = str(data["externalURL"])
             except (ValueError, TypeError, KeyError):  # not in the format: nothing to compare
-                return
+                return 0
             rows = db.execute(
                 "SELECT * FROM alerts WHERE alert_id IN (SELECT value FROM json_each(:ids))",
                 {"ids": json.dumps(sorted(alert_ids))},
@@ -408,11 +410,12 @@ class DeliveryQueue:
                 for record in map(record_of, rows)
                 if webhook_alert(record, external).as_json() != entries.get(record.alert_id)
             ]
-            db.executemany(
+            queued = db.executemany(
                 "INSERT OR IGNORE INTO queued (url, alert_id, queued_at)"
                 " VALUES (:url, :alert_id, :now)",
                 [{"url": sent.url, "alert_id": alert_id, "now": now} for alert_id in changed],
             )
+            return max(queued.rowcount, 0)  # the rows inserted, summed over the statements
 
     def withhold(
         self, delivery_id: str, alert_ids: Collection[str], now: float, reason: str

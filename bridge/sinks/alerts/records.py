@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from bridge.messages import format_timestamp
+from bridge.messages import format_timestamp, utc_from_seconds
 
 __all__ = [
     "MAX_LEVEL",
@@ -73,7 +73,7 @@ class DeliveryState(StrEnum):
 def _iso(seconds: float | None) -> str | None:
     if seconds is None:
         return None
-    return format_timestamp(datetime.fromtimestamp(seconds, UTC))
+    return format_timestamp(utc_from_seconds(seconds))
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +115,7 @@ class AlertRecord:
         shows it (``starts_at``): what names the episode an acknowledgement is for (truncated
         as a message's ``Timestamp`` is, without the models' module: ``outbox list`` reads
         records without pydantic)."""
-        started = datetime.fromtimestamp(self.starts_at, UTC)
+        started = utc_from_seconds(self.starts_at)
         return started.replace(microsecond=started.microsecond - started.microsecond % 1000)
 
     @property

@@ -454,6 +454,7 @@ class AlertSink:
             clock=self._clock,
             sleep=self._sleep,
             on_error=self._errors,
+            told_again=self.metrics.told_again,
         )
 
     def _make_alertmanager(self) -> AlertmanagerPoster | None:

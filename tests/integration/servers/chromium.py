@@ -12,9 +12,9 @@ test waiting on the pages' refresh hastens its tab (``Browser.hasten``): the pag
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -47,6 +47,7 @@ WIDTH = 1280
 HEIGHT = 900
 # How many times sooner than asked a hastened tab's timers fire: the pages' 5 s refresh, 0.5 s.
 HASTE = 10
+_T = TypeVar("_T")
 # Run before each page's own script in a hastened tab: setTimeout's delays cut by HASTE.
 _HASTENED = f"""
 (() => {{
@@ -136,19 +137,38 @@ class Browser:
 
         return list(self.driver.find_elements(By.CSS_SELECTOR, selector))
 
-    def text(self, selector: str) -> str:
-        """The visible text of the first element matching ``selector``, or "" when none; found
-        again when a refresh swapped it out between finding and reading it."""
+    def _found_afresh(self, selector: str, use: Callable[[list[Any]], _T]) -> _T:
+        """``use`` of the elements matching ``selector``, found again when a refresh swapped
+        them out between finding and using them (WebDriver refuses a swapped-out element before
+        it reads or does anything, so using it again does nothing twice)."""
         from selenium.common.exceptions import StaleElementReferenceException
 
         for _ in range(3):
             try:
-                found = self.all(selector)
-                return str(found[0].text) if found else ""
+                return use(self.all(selector))
             except StaleElementReferenceException:
                 continue  # the live part was swapped in between: find it in the new one
-        found = self.all(selector)
-        return str(found[0].text) if found else ""
+        return use(self.all(selector))
+
+    def text(self, selector: str) -> str:
+        """The visible text of the first element matching ``selector``, or "" when none; found
+        again when a refresh swapped it out between finding and reading it."""
+        return self._found_afresh(selector, lambda found: str(found[0].text) if found else "")
+
+    def attribute(self, selector: str, name: str) -> str | None:
+        """Attribute ``name`` of the first element matching ``selector`` (fails the test when
+        there is none), found again when a refresh swapped it out in between."""
+        return self._found_afresh(selector, lambda found: found[0].get_attribute(name))
+
+    def click(self, selector: str) -> None:
+        """Click the first element matching ``selector`` (fails the test when there is none),
+        found again when a refresh swapped it out in between."""
+        self._found_afresh(selector, lambda found: found[0].click())
+
+    def send_keys(self, selector: str, *keys: str) -> None:
+        """Type ``keys`` into the first element matching ``selector``, focusing it as Tab would
+        (fails the test when there is none), found again when a refresh swapped it out."""
+        self._found_afresh(selector, lambda found: found[0].send_keys(*keys))
 
     def wait_for_text(self, selector: str, text: str, timeout: float = 15.0) -> str:
         """Wait until the element matching ``selector`` shows ``text``."""

@@ -82,10 +82,12 @@ def test_retry_after_takes_seconds_or_an_http_date(
 
 
 def test_next_attempt_follows_the_backoff_from_the_last_attempt() -> None:
-    """The next try is the backoff's delay after the failed attempt, Retry-After when longer."""
+    """The next try is the backoff's delay after the failed attempt, Retry-After when longer,
+    up to the largest backoff."""
     policy = RetryPolicy(Backoff(base=1.0, cap=10.0, jitter=0.0), deadline=100.0)
     assert [policy.next_attempt(T0, n, T0 + 5) for n in (1, 2, 3)] == [T0 + 6, T0 + 7, T0 + 9]
-    assert policy.next_attempt(T0, 1, T0, retry_after=30.0) == T0 + 30
+    assert policy.next_attempt(T0, 1, T0, retry_after=8.0) == T0 + 8
+    assert policy.next_attempt(T0, 1, T0, retry_after=30.0) == T0 + 10
 
 
 @pytest.mark.parametrize(
@@ -94,7 +96,8 @@ def test_next_attempt_follows_the_backoff_from_the_last_attempt() -> None:
         (1, T0 + 98, None, T0 + 99),  # within the deadline
         (1, T0 + 99, None, T0 + 100),  # exactly at it: still tried
         (1, T0 + 99.5, None, None),  # past it: dead-lettered
-        (1, T0, 101.0, None),  # a Retry-After past it dead-letters too
+        (1, T0, 101.0, T0 + 10),  # a Retry-After past it waits the largest backoff
+        (1, T0 + 95, 30.0, None),  # ... which past it dead-letters
     ],
 )
 def test_no_attempt_is_planned_past_the_deadline(

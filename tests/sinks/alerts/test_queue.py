@@ -241,7 +241,7 @@ def test_an_attempts_outcome_moves_a_delivery_as_the_transition_table_says(
         db.execute("UPDATE deliveries SET last_error = 'then'")
     error = None if outcome == "delivered" else "HTTP 503"
     status = 200 if outcome == "delivered" else 503
-    left = outbox.queue.finish_attempt(
+    left, _ = outbox.queue.finish_attempt(
         delivery.id,
         state=DeliveryState(outcome),
         next_attempt_at=T0 + 2,
@@ -458,10 +458,11 @@ def test_an_attempt_queues_again_what_it_told_that_another_replica_changed_meanw
         kept["a"] = dataclasses.replace(kept["a"], severity="warning")
     queue.withhold(sent.id, {"a"}, T0 + 1, "stale: newer elsewhere")
     outbox.alerts.adopt_open_alerts(kept, T0 + 1)
-    queue.finish_attempt(
+    _, told_again = queue.finish_attempt(
         sent.id, state=outcome, next_attempt_at=T0 + 2, status=None, error="timed out",
         now=T0 + 2, sent=sent,
     )  # fmt: skip
+    assert told_again == int(eased)  # what the sink counts (exesdb_webhook_renotified_total)
     if outcome is DeliveryState.PENDING:  # what was not left out goes again first
         [retried] = queue.deliveries("pending")
         queue.finish_attempt(
