@@ -187,11 +187,12 @@ class _NotPlain(Exception):
 
 
 def _url(value: str | None) -> str | None:
-    # BaseUrl: trimmed, an http(s) URL with a host, its trailing slashes left out.
+    # BaseUrl: trimmed, an http(s) URL with a host, its trailing slashes left out; no query or
+    # fragment (require_bridge_url).
     if value is None:
         return None
     url = value.strip()
-    if http_url_problem(url) is not None:
+    if http_url_problem(url) is not None or "?" in url or "#" in url:
         raise _NotPlain
     return url.rstrip("/")
 

@@ -40,7 +40,7 @@ from bridge.errors import ConfigError
 from bridge.hidden import NODE_PATTERN
 from bridge.probe_settings import DEFAULT_HTTP_ADDR, split_addr
 from bridge.settings_errors import describe_error
-from bridge.urls import require_http_url
+from bridge.urls import require_bridge_url, require_http_url
 
 __all__ = [
     "DEFAULT_STATE_DIR",
@@ -49,6 +49,7 @@ __all__ = [
     "AdminToken",
     "BaseUrl",
     "BridgeLocation",
+    "BridgeUrl",
     "FromEnvironment",
     "ListenAddress",
     "NodeName",
@@ -95,6 +96,10 @@ def _base_url(value: str | None) -> str | None:
     return require_http_url(value).rstrip("/") if value else None
 
 
+def _bridge_url(value: str | None) -> str | None:
+    return require_bridge_url(value) if value else None
+
+
 def _listen_address(value: str) -> str:
     split_addr(value)
     return value
@@ -117,6 +122,8 @@ NodeName = Annotated[
 ]
 # An http:// or https:// URL with a host, its trailing slashes left out (unset: None).
 BaseUrl = Annotated[str | None, BeforeValidator(trimmed), AfterValidator(_base_url)]
+# EXESDB_URL: a BaseUrl without a query or fragment, after which the commands' paths would go.
+BridgeUrl = Annotated[BaseUrl, AfterValidator(_bridge_url)]
 # host:port, as the bridge listens (``split_addr``).
 ListenAddress = Annotated[str, AfterValidator(_listen_address)]
 AdminToken = Annotated[SecretStr | None, BeforeValidator(_token)]
@@ -166,7 +173,7 @@ class BridgeLocation(FromEnvironment):
     """Where a running bridge is: ``EXESDB_URL``, else the address it listens on
     (``EXESDB_HTTP_ADDR``), over https when its web config file turns TLS on."""
 
-    url: BaseUrl = setting("EXESDB_URL", default=None)
+    url: BridgeUrl = setting("EXESDB_URL", default=None)
     http_addr: ListenAddress = setting("EXESDB_HTTP_ADDR", default=DEFAULT_HTTP_ADDR)
     web_config_file: Trimmed | None = setting("EXESDB_WEB_CONFIG_FILE", default=None)
 

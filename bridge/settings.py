@@ -37,6 +37,7 @@ from bridge.client_settings import (
     DEFAULT_STATE_DIR,
     AdminToken,
     BaseUrl,
+    BridgeUrl,
     FromEnvironment,
     ListenAddress,
     NodeName,
@@ -174,7 +175,7 @@ class Settings(FromEnvironment):
     )
     admin_token: AdminToken = setting("EXESDB_ADMIN_TOKEN", default=None)
     # Where the client commands (publish, tail, alerts) find a bridge; unset: EXESDB_HTTP_ADDR.
-    url: BaseUrl = setting("EXESDB_URL", default=None)
+    url: BridgeUrl = setting("EXESDB_URL", default=None)
     web_config_file: Trimmed | None = setting("EXESDB_WEB_CONFIG_FILE", default=None)
     # What `exesdb-bridge healthcheck` presents when the web config asks for it.
     healthcheck_username: str | None = setting("EXESDB_HEALTHCHECK_USERNAME", default=None)

@@ -43,6 +43,10 @@ _NUMBER_ERRORS: Final = frozenset(
 # A duration as the receivers file (and Go) writes one: 5s, 1.5m, 250ms.
 _DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _MS_PER: Final = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000}
+# A size typed with a unit: binary as these docs (MiB) and Kubernetes (Mi) write it, or a
+# decimal one (MB, M), which people use for either.
+_SIZE: Final = re.compile(r"(\d+(?:\.\d+)?) ?([kKMGT])(i?)B?")
+_SIZE_POWER: Final = {"k": 1, "K": 1, "M": 2, "G": 3, "T": 4}
 
 
 def describe_error(error: ErrorDetails, fields: Mapping[str, FieldInfo]) -> str:
@@ -124,9 +128,32 @@ def _number_allowed(variable: str, info: FieldInfo | None, given: object) -> str
     duration = _DURATION.fullmatch(given.strip()) if in_ms and isinstance(given, str) else None
     if duration is not None and (ms := float(duration[1]) * _MS_PER[duration[2]]).is_integer():
         what += f"; {duration[0]} is {int(ms)}"
+    if variable.endswith("_BYTES") and isinstance(given, str):
+        what += _size_in_bytes(given.strip())
     if in_seconds:
         what += "; the Python SDK reads seconds, not the specification's milliseconds"
     return f"must be {what}"
+
+
+def _size_in_bytes(given: str) -> str:
+    """``given``, a size typed with a unit (``1MiB``, ``128M``), in bytes, as a bytes setting's
+    refusal ends with it (``; 1MiB is 1048576``; a decimal unit both ways); "" for another."""
+    size = _SIZE.fullmatch(given)
+    if size is None:
+        return ""
+    number, letter, binary = size[1], size[2], size[3]
+    power = _SIZE_POWER[letter]
+    in_binary = float(number) * 1024**power
+    if binary:
+        return f"; {given} is {int(in_binary)}" if in_binary.is_integer() else ""
+    in_decimal = float(number) * 1000**power
+    if not (in_binary.is_integer() and in_decimal.is_integer()):
+        return ""
+    unit = letter.upper() if letter != "k" else "K"
+    return (
+        f"; {given} is {int(in_binary)} as {unit}iB, {int(in_decimal)} as"
+        f" {'k' if unit == 'K' else unit}B"
+    )
 
 
 def _is_threshold(variable: str) -> bool:

@@ -38,6 +38,7 @@ __all__ = [
     "otlp_endpoint_problem",
     "own_url",
     "require_alertmanager_url",
+    "require_bridge_url",
     "require_external_url",
     "require_http_url",
     "require_link_origin",
@@ -435,6 +436,22 @@ def require_alertmanager_url(url: str) -> str:
             "has a query or fragment (? or #), as the address of Alertmanager's web UI has "
             "(/#/alerts): the bridge posts to Alertmanager's own URL + /api/v2/alerts, "
             f"so give that URL without them, e.g. {safe_url(meant)}"
+        )
+    return url
+
+
+def require_bridge_url(url: str) -> str:
+    """``url`` (``--url``, ``EXESDB_URL``: an http:// or https:// URL already) when it holds no
+    query or fragment; ValueError otherwise: the client commands add the bridge's paths
+    (``/v1/alerts``) to it, which after a ``?`` or ``#`` would be part of them, and every request
+    would go to the page at the URL's own path (the status page)."""
+    parts = urlsplit(url)
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        meant = urlunsplit(parts._replace(path=parts.path.rstrip("/"), query="", fragment=""))
+        raise ValueError(
+            "has a query or fragment (? or #), after which the paths the commands add"
+            " (/v1/alerts, /v1/messages) would land; allowed: the bridge's URL without them,"
+            f" e.g. {safe_url(meant)}"
         )
     return url
 

@@ -37,7 +37,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from datetime import UTC, datetime
+
+# A certificate whose chain verified, for another name or address than the one asked (OpenSSL's
+# X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH).
+_NOT_ITS_NAME = frozenset({62, 64})
 
 
 def bridge_url() -> str:
@@ -55,6 +60,11 @@ def bridge_url() -> str:
             parts = urllib.parse.urlsplit("")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"EXESDB_URL: {shown_origin(url)}, e.g. http://127.0.0.1:9570")
+        if "?" in url or "#" in url:  # the path added would be part of them: a POST to the page
+            raise ValueError(
+                "EXESDB_URL: has a query or fragment (? or #), after which the path added"
+                " (/v1/messages) would land; allowed: the bridge's URL without them"
+            )
         return url.rstrip("/")
     address = os.environ.get("EXESDB_HTTP_ADDR", "0.0.0.0:9570")
     host, colon, port = address.rpartition(":")
@@ -115,17 +125,32 @@ def credentials(url: str, user: str | None) -> tuple[str, str | None]:
 def ask_password(user: str) -> str:
     """The password of --user USER, asked on the terminal, else read from stdin; ValueError
     when neither gives one (stdin empty, or closed: None, which getpass reads without a check)."""
-    try:
-        return getpass.getpass(f"password for {user}: ")
-    except EOFError:
-        pass
-    except AttributeError:
-        if sys.stdin is not None:
-            raise
+    with warnings.catch_warnings():
+        # Without a terminal getpass says "Password input may be echoed" itself; its Python
+        # warning would add a line of its source beside it.
+        warnings.simplefilter("ignore", getpass.GetPassWarning)
+        try:
+            return getpass.getpass(f"password for {user}: ")
+        except EOFError:
+            pass
+        except AttributeError:
+            if sys.stdin is not None:
+                raise
+    end_prompt_line()
     raise ValueError(
         f"--user {user}: no password given, and none could be asked for (no terminal,"
         f" and stdin ended): give it as --user {user}:PASSWORD"
     )
+
+
+def end_prompt_line() -> None:
+    """End the password prompt's line where getpass wrote it (the terminal, else stderr), so
+    that what follows goes on a line of its own."""
+    try:
+        with open("/dev/tty", "w") as terminal:
+            terminal.write("\n")
+    except OSError:
+        sys.stderr.write("\n")
 
 
 def sign(key: bytes, body: bytes, t: int) -> str:
@@ -194,7 +219,13 @@ def main() -> int:
     except (urllib.error.URLError, OSError) as exc:  # refused, unresolvable, timed out, TLS
         reason = getattr(exc, "reason", exc)
         hint = ""
-        if isinstance(reason, ssl.SSLCertVerificationError):
+        if isinstance(reason, ssl.SSLCertVerificationError) and reason.verify_code in _NOT_ITS_NAME:
+            # The chain verified (OpenSSL checks the name after it): no CA would help.
+            hint = (
+                "; its certificate is not for the host asked: give EXESDB_URL a host name or"
+                " address its certificate holds"
+            )
+        elif isinstance(reason, ssl.SSLCertVerificationError):
             hint = "; --cacert FILE trusts a CA of your own"
         elif isinstance(reason, ssl.SSLError) and "WRONG_VERSION_NUMBER" in str(reason):
             # Plain http answering a TLS handshake: no CA would help.

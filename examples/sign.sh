@@ -80,6 +80,12 @@ if [[ -n "${EXESDB_URL:-}" ]]; then
         echo "EXESDB_URL: $problem, e.g. http://127.0.0.1:9570" >&2
         exit 2
     fi
+    if [[ $EXESDB_URL == *[?#]* ]]; then
+        # The path added would be part of them: the message posted to the page at the URL.
+        echo "EXESDB_URL: has a query or fragment (? or #), after which the path added" \
+            "(/v1/messages) would land; allowed: the bridge's URL without them" >&2
+        exit 2
+    fi
     bridge=${EXESDB_URL%/}
 else
     addr=${EXESDB_HTTP_ADDR:-0.0.0.0:9570}

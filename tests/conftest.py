@@ -37,7 +37,24 @@ def bridge_processes(tmp_path: Path) -> Iterator[list[BridgeProcess]]:
 @pytest.fixture
 def untrusted_tls_port() -> Iterator[int]:
     """A port of 127.0.0.1 serving TLS with a certificate from a CA nobody trusts."""
-    leaf = trustme.CA().issue_cert("127.0.0.1")
+    with _serving_tls(trustme.CA().issue_cert("127.0.0.1")) as port:
+        yield port
+
+
+@pytest.fixture
+def tls_port_for_another_name(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A port of 127.0.0.1 serving TLS with a certificate for bridge.example alone, and the
+    file of the CA that issued it."""
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with _serving_tls(ca.issue_cert("bridge.example")) as port:
+        yield port, ca_file
+
+
+@contextlib.contextmanager
+def _serving_tls(leaf: trustme.LeafCert) -> Iterator[int]:
+    """A port of 127.0.0.1 that takes one connection's TLS handshake with ``leaf``."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     leaf.configure_cert(context)
     with socket.create_server(("127.0.0.1", 0)) as listener:

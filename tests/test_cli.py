@@ -209,10 +209,22 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
     [
         (["tail", "EXESDB_ADMIN_TOKEN=hunter2"], "tail", "EXESDB_ADMIN_TOKEN=…"),
         (["alerts", "list", "--token=hunter2"], "alerts list", "--token=…"),
-        (["alerts", "list", "--usr", "ops:hunter2"], "alerts list", "--usr …"),
+        (
+            ["alerts", "list", "--usr", "ops:hunter2"],
+            "alerts list",
+            "--usr … (--usr: did you mean --user?)",
+        ),
         (["alerts", "list", "--tokn", "aHVudGVyMg=="], "alerts list", "--tokn …"),
-        (["alerts", "list", "--usr", "ops:hunter2=x"], "alerts list", "--usr …"),
-        (["alerts", "list", "--usr", "--tokn=hunter2"], "alerts list", "--usr --tokn=…"),
+        (
+            ["alerts", "list", "--usr", "ops:hunter2=x"],
+            "alerts list",
+            "--usr … (--usr: did you mean --user?)",
+        ),
+        (
+            ["alerts", "list", "--usr", "--tokn=hunter2"],
+            "alerts list",
+            "--usr --tokn=… (--usr: did you mean --user?)",
+        ),
         (
             ["healthcheck", "EXESDB_HEALTHCHECK_PASSWORD=hunter2"],
             "healthcheck",
@@ -334,6 +346,54 @@ def test_a_misspelt_command_is_named_with_the_command_meant(given: str, meant: s
     unlike = cli("nosuch")
     assert unlike.stderr.splitlines()[-1].startswith(
         f"exesdb-bridge: error: argument COMMAND: invalid choice: 'nosuch' {choices}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["outbox", "lst"], "exesdb-bridge outbox: error: argument {list,retry}: invalid choice:"
+         " 'lst'; did you mean 'list'? (choose from 'list', 'retry')"),
+        (["alerts", "ACK", "a1", "--by", "me"], "exesdb-bridge alerts: error: argument {list,ack}:"
+         " invalid choice: 'ACK'; did you mean 'ack'? (choose from 'list', 'ack')"),
+        (["alerts", "nosuch"], "exesdb-bridge alerts: error: argument {list,ack}: invalid choice:"
+         " 'nosuch' (choose from 'list', 'ack')"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_command_of_alerts_or_outbox_is_named_with_the_one_meant(
+    args: list[str], line: str
+) -> None:
+    """A command of ``alerts`` or ``outbox`` that is not one, but is like one, exits 2 naming
+    the one meant beside the choices, as a misspelt top-level command does."""
+    completed = cli(*args)
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert completed.stderr.startswith(f"usage: exesdb-bridge {args[0]} [-h]")
+    assert completed.stderr.splitlines()[-1] == line
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["tail", "--cout", "3"], "--cout … (--cout: did you mean --count?)"),
+        (["outbox", "list", "--limt=3"], "--limt=… (--limt: did you mean --limit?)"),
+        (["alerts", "ack", "a1", "--by", "me", "--notes", "hi"],
+         "--notes … (--notes: did you mean --note?)"),
+        (["healthcheck", "--tmeout", "3"], "--tmeout … (--tmeout: did you mean --timeout?)"),
+        (["run", "--dmeo"], "--dmeo (--dmeo: did you mean --demo?)"),
+        (["run", "--dmeo", "--port", "9571"], "--dmeo --port … (every setting is an environment"
+         " variable, not an option; --dmeo: did you mean --demo? --port: did you mean"
+         " EXESDB_HTTP_ADDR? exesdb-bridge check-config lists them, docs/configuration.md"
+         " describes each)"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_option_is_named_with_the_option_meant(args: list[str], named: str) -> None:
+    """An option a command does not take, spelt nearly as one it does, exits 2 naming that
+    option (``run --dmeo``: ``--demo``, not a setting), its value still shown as ``…``."""
+    completed = cli(*args)
+    assert (completed.returncode, completed.stdout) == (2, "")
+    command = " ".join(args[:2]) if args[0] in ("outbox", "alerts") else args[0]
+    assert completed.stderr.splitlines()[-1] == (
+        f"exesdb-bridge {command}: error: unrecognized arguments: {named}"
     )
 
 
@@ -2019,6 +2079,19 @@ def test_outbox_list_names_its_columns_by_the_keys_of_its_json(tmp_path: Path) -
     assert shown == expected
 
 
+def test_outbox_list_json_is_a_line_per_delivery_as_the_cli_page_says(tmp_path: Path) -> None:
+    """`outbox list --json` prints one JSON object per delivery, a line each, as docs/cli.md
+    says (a script reading it as one document, as `alerts list --json` is, would fail)."""
+    _outbox_of(tmp_path, 2)
+    as_json = cli("outbox", "list", "--json", EXESDB_STATE_DIR=str(tmp_path))
+    assert as_json.returncode == 0, as_json.stderr
+    lines = as_json.stdout.splitlines()
+    assert len(lines) == 2
+    assert all(isinstance(json.loads(line), dict) for line in lines)
+    said = " ".join((ROOT / "docs" / "cli.md").read_text().split())
+    assert "`--json` prints one JSON object per delivery, a line each (JSON lines" in said
+
+
 def test_outbox_list_shows_a_time_past_the_year_9999_as_its_last_instant(tmp_path: Path) -> None:
     """`outbox list` of an outbox hand-edited to times past the year 9999 (or before the year 1)
     shows them as the nearest instant a time can be, in the table and in --json, not a
@@ -2529,6 +2602,46 @@ def test_an_untrusted_certificate_is_told_by_openssl_s_reason(untrusted_tls_port
     assert "(1, '" not in refused.stderr
 
 
+def test_a_certificate_for_another_host_says_to_ask_by_its_name_not_for_a_ca(
+    tls_port_for_another_name: tuple[int, Path],
+) -> None:
+    """A certificate the --cacert CA verifies, for another host than the URL's: the hint says to
+    ask by a name it holds, not to trust a CA (trusted already)."""
+    port, ca_file = tls_port_for_another_name
+    url = f"https://127.0.0.1:{port}"
+    refused = cli(
+        "alerts", "list", "--url", url, "--cacert", str(ca_file), EXESDB_ADMIN_TOKEN=ADMIN_TOKEN
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"exesdb-bridge: TLS with {url} failed: ")
+    assert "IP address mismatch" in refused.stderr
+    assert refused.stderr.endswith(
+        " (its certificate is not for the host asked: give --url (or EXESDB_URL) a host name or"
+        " address its certificate holds)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("cacert", "problem"),
+    [
+        ("missing.pem", "No such file or directory"),
+        (".", "Is a directory"),
+        ("notes.txt", "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+    ],
+)
+def test_a_cacert_that_will_not_load_is_one_line_naming_the_file(
+    cacert: str, problem: str, tmp_path: Path
+) -> None:
+    """A --cacert missing, a folder or holding no certificate exits 2 in one line naming the
+    file and why, as examples/sign.py and sign.sh say it (not OpenSSL's code and source line)."""
+    (tmp_path / "notes.txt").write_text("no certificate here\n")
+    refused = cli(
+        "alerts", "list", "--cacert", cacert, cwd=tmp_path, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN
+    )
+    assert refused.returncode == 2
+    assert refused.stderr == f"exesdb-bridge: --cacert {cacert}: {problem}\n"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -2540,9 +2653,21 @@ def test_an_untrusted_certificate_is_told_by_openssl_s_reason(untrusted_tls_port
             "--url: its port is not a number from 0 to 65535",
         ),
         (
+            ["alerts", "list", "--url", "http://127.0.0.1:9571/?x=1"],
+            "--url: has a query or fragment (? or #), after which the paths the commands add"
+            " (/v1/alerts, /v1/messages) would land; allowed: the bridge's URL without them,"
+            " e.g. http://127.0.0.1:9571",
+        ),
+        (
+            ["publish", "system_alert", "--url", "http://127.0.0.1:9571#top"],
+            "--url: has a query or fragment (? or #)",
+        ),
+        (
             ["publish", "system_alert", "--topic", "node failure"],
             "--topic: topic 'node failure' must be 1-128 characters",
         ),
+        (["publish", "performance_metric", "-f", "value"], "--field 'value' must be name=value"),
+        (["publish", "performance_metric", "-f", "=12"], "--field '=12' must be name=value"),
         (["tail", "--count", "-1"], "--count: '-1' is not a whole number of at least 1"),
         (["tail", "--count", "0"], "--count: '0' is not a whole number of at least 1"),
         (["outbox", "list", "--limit", "-1"], "--limit: '-1' is not a whole number of 0 or more"),

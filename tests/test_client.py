@@ -171,7 +171,8 @@ def test_user_without_a_password_and_nothing_to_ask_it_on_is_a_usage_error(
     command: list[str], closed: bool
 ) -> None:
     """--user USER with no terminal and an empty or closed stdin (a script, a cron job) exits 2
-    saying to give USER:PASSWORD, not with getpass's traceback, before anything is sent."""
+    saying to give USER:PASSWORD on a line of its own after getpass's prompt, not with its
+    traceback, before anything is sent."""
     bridge = [sys.executable, "-m", "bridge", *command]
     completed = run_without_terminal(
         [*bridge, "--user", "ops", "--url", "http://127.0.0.1:9"],
@@ -182,7 +183,7 @@ def test_user_without_a_password_and_nothing_to_ask_it_on_is_a_usage_error(
     assert "Traceback" not in completed.stderr
     assert "GetPassWarning" not in completed.stderr
     assert completed.stderr.endswith(
-        "exesdb-bridge: --user ops: no password given, and none could be asked for (no terminal,"
+        "\nexesdb-bridge: --user ops: no password given, and none could be asked for (no terminal,"
         " and stdin ended): give it as --user ops:PASSWORD\n"
     )
 

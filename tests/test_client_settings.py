@@ -100,6 +100,7 @@ def test_a_bad_value_in_a_setting_the_command_does_not_read_does_not_stop_it(
         (["tail", "--count", "1"], "EXESDB_HTTP_ADDR", "http://127.0.0.1:9570"),
         (["publish", *ALERT], "EXESDB_NODE", "n" * 256),
         (["publish", *ALERT], "EXESDB_URL", "127.0.0.1:9570"),
+        (["alerts", "list"], "EXESDB_URL", "http://127.0.0.1:9570/?x=1"),
     ],
 )
 def test_a_bad_value_in_a_setting_the_command_reads_exits_2_naming_it_alone(
@@ -164,6 +165,8 @@ VALUES: Final = {
         " https://b.example/base// ",
         "b:9570",
         "http://\udcff",
+        "http://127.0.0.1:9570/?x=1",
+        "http://127.0.0.1:9570#top",
     ],
     "EXESDB_HTTP_ADDR": ["[::1]:9571", "  ", "9570", "http://127.0.0.1:9570", "h\udcff:1"],
     "EXESDB_WEB_CONFIG_FILE": [" /etc/web.yml\n", ""],

@@ -168,6 +168,9 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_WEBHOOK_TIMEOUT_MS", "soon", "whole number of milliseconds"),
         ("EXESDB_ALERTMANAGER_URL", "am:9093", "http://"),
         ("EXESDB_URL", "127.0.0.1:9570", "URL with a host, e.g. http://127.0.0.1:9570"),
+        # The commands' paths would go after the ? or #: every request to the status page.
+        ("EXESDB_URL", "http://bridge:9570/?x=1", "query or fragment (? or #), after which"),
+        ("EXESDB_URL", "http://bridge:9570/#top", "without them, e.g. http://bridge:9570"),
         ("EXESDB_WEBHOOK_URLS", "hooks.example:8080/t0k3n", "e.g. http://hooks.example:8080/…"),
         ("EXESDB_ALERTMANAGER_URL", "http://am:9093/api/v2/alerts/", "Alertmanager's own URL"),
         # The URL meant is the one given without that path, as a URL may be shown.
@@ -377,11 +380,24 @@ def test_bus_query_options_the_transport_leaves_alone_are_taken() -> None:
             "EXESDB_ALERT_FOR_MS: must be a whole number of milliseconds from 0 to 604800000;"
             " 1.5m is 90000 (got '1.5m')",
         ),
+        # A size with a unit in bytes: a decimal unit both ways, as people use it for either.
         (
             "EXESDB_MAX_BODY_BYTES",
             "1MB",
             "EXESDB_MAX_BODY_BYTES: must be a whole number of bytes from 1024 to 268435456,"
-            " e.g. 1048576 (got '1MB')",
+            " e.g. 1048576; 1MB is 1048576 as MiB, 1000000 as MB (got '1MB')",
+        ),
+        (
+            "EXESDB_BUS_QUEUE_BYTES",
+            "256MiB",
+            "EXESDB_BUS_QUEUE_BYTES: must be a whole number of bytes from 1048576 to"
+            " 1099511627776, e.g. 134217728; 256MiB is 268435456 (got '256MiB')",
+        ),
+        (
+            "EXESDB_REDIS_SPOOL_BYTES",
+            "1Gi",
+            "EXESDB_REDIS_SPOOL_BYTES: must be a whole number of bytes from 1048576 to"
+            " 1099511627776, e.g. 268435456; 1Gi is 1073741824 (got '1Gi')",
         ),
         (
             "EXESDB_REPLAY_MEMORY",
@@ -431,8 +447,9 @@ def test_a_bad_number_is_answered_with_its_unit_range_and_an_example(
     value: str,
     line: str,
 ) -> None:
-    """A number setting's problem says its unit, its range and an example, and a duration
-    typed with a unit (`8s`, as the receivers file writes one) is given in milliseconds."""
+    """A number setting's problem says its unit, its range and an example, a duration typed
+    with a unit (`8s`, as the receivers file writes one) is given in milliseconds, and a size
+    typed with a unit (`256MiB`) in bytes."""
     status, _, err = check_config(monkeypatch, capsys, **{variable: value})
     assert status == 2
     assert err.splitlines()[1:] == [f"  {line}"]

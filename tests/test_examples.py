@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Final
 
 import pytest
 
@@ -127,22 +128,34 @@ def test_a_signer_refuses_an_address_the_bridge_would_refuse(
     assert _health_messages(ingesting) == before
 
 
+# What a signer's refusal of a URL that is none ends with.
+EXAMPLE: Final = ", e.g. http://127.0.0.1:9570"
+
+
 @pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
 def test_a_signer_refuses_an_exesdb_url_the_commands_would_refuse(name: str) -> None:
     """An EXESDB_URL that is no http(s) URL with a host is bad usage (exit 2) naming the
     variable, as `exesdb-bridge publish` refuses it, and the URL as it names one (its origin,
     the password redacted): sign.py raised urllib's traceback, sign.sh left curl to name only a
-    host it could not resolve."""
+    host it could not resolve; one with a query or fragment, after which the path added would
+    land, as the commands refuse it."""
     refused = {
-        "notaurl": "EXESDB_URL: not a URL; allowed: an http:// or https:// URL with a host",
+        "notaurl": "EXESDB_URL: not a URL; allowed: an http:// or https:// URL with a host"
+        f"{EXAMPLE}",
         "ftp://ops:hunter2@bridge.example/in?token=hunter2": (
             "EXESDB_URL: 'ftp://ops:<redacted>@bridge.example/…' is not an http:// or https://"
-            " URL with a host"
+            f" URL with a host{EXAMPLE}"
         ),
         "http://ops:hunter2@": (
             "EXESDB_URL: 'http://ops:<redacted>@' is not an http:// or https:// URL with a host"
+            f"{EXAMPLE}"
         ),
-        "http://h:x": "EXESDB_URL: 'http://h:x' is not an http:// or https:// URL with a host",
+        "http://h:x": "EXESDB_URL: 'http://h:x' is not an http:// or https:// URL with a host"
+        f"{EXAMPLE}",
+        # The path added would go after the ? or #: the message posted to the status page.
+        "http://127.0.0.1:9570/?x=1": "EXESDB_URL: has a query or fragment (? or #), after"
+        " which the path added (/v1/messages) would land; allowed: the bridge's URL without them",
+        "http://127.0.0.1:9570#top": "EXESDB_URL: has a query or fragment (? or #)",
     }
     for url, message in refused.items():
         completed = _run(
@@ -151,7 +164,7 @@ def test_a_signer_refuses_an_exesdb_url_the_commands_would_refuse(name: str) -> 
             EXESDB_URL=url,
         )
         assert completed.returncode == 2, (url, completed.stderr)
-        assert f"{message}, e.g. http://127.0.0.1:9570" in completed.stderr, url
+        assert message in completed.stderr, url
         assert "hunter2" not in completed.stderr
         assert "Traceback" not in completed.stderr
 
@@ -279,6 +292,26 @@ def test_the_python_signer_asking_a_plain_http_bridge_over_https_says_so(
     assert "--cacert" not in completed.stderr
 
 
+def test_the_python_signer_told_a_certificate_for_another_host_says_to_ask_by_its_name(
+    tls_port_for_another_name: tuple[int, Path],
+) -> None:
+    """sign.py given the CA of a certificate for another host than EXESDB_URL's says to ask by
+    a name the certificate holds, not to trust a CA with --cacert (trusted already)."""
+    port, ca_file = tls_port_for_another_name
+    completed = _run(
+        [*_signer("sign.py"), "--cacert", str(ca_file), "ex_esdb_health", "node_health_updated",
+         HEALTHY],
+        SECRET_KEY_BASE=TEST_SECRET,
+        EXESDB_URL=f"https://127.0.0.1:{port}",
+    )  # fmt: skip
+    assert completed.returncode == 1, completed.stderr
+    assert "IP address mismatch" in completed.stderr
+    assert completed.stderr.endswith(
+        "; its certificate is not for the host asked: give EXESDB_URL a host name or address its"
+        " certificate holds\n"
+    )
+
+
 @pytest.mark.parametrize("name", ["sign.py", "sign.sh"])
 def test_a_signer_without_a_key_is_a_usage_error(name: str) -> None:
     """A signer with SECRET_KEY_BASE unset exits 2 (bad usage, as every other) saying to set it."""
@@ -290,7 +323,8 @@ def test_a_signer_without_a_key_is_a_usage_error(name: str) -> None:
 @pytest.mark.parametrize("closed", [False, True], ids=["empty stdin", "closed stdin"])
 def test_the_python_signer_without_a_password_to_ask_for_is_a_usage_error(closed: bool) -> None:
     """sign.py --user USER with no terminal and an empty or closed stdin exits 2 saying to give
-    USER:PASSWORD, without getpass's traceback."""
+    USER:PASSWORD, its usage on a line of its own after getpass's prompt, without getpass's
+    traceback or Python's warning about echo."""
     arguments = ["ex_esdb_health", "node_health_updated", HEALTHY, "--user", "ops"]
     completed = run_without_terminal(
         [*_signer("sign.py"), *arguments],
@@ -299,6 +333,8 @@ def test_the_python_signer_without_a_password_to_ask_for_is_a_usage_error(closed
     )
     assert completed.returncode == 2, completed.stderr
     assert "Traceback" not in completed.stderr
+    assert "GetPassWarning" not in completed.stderr
+    assert "password for ops: \nusage: sign.py" in completed.stderr
     assert completed.stderr.endswith(
         "error: --user ops: no password given, and none could be asked for (no terminal, and"
         " stdin ended): give it as --user ops:PASSWORD\n"

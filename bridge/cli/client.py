@@ -28,7 +28,14 @@ from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
 from bridge.probe_settings import DEFAULT_HTTP_ADDR, split_addr
 from bridge.redaction import redact_urls, safe_url
-from bridge.urls import PICKED_PORT, http_url_problem, own_url, split_userinfo, url_meant
+from bridge.urls import (
+    PICKED_PORT,
+    http_url_problem,
+    own_url,
+    require_bridge_url,
+    split_userinfo,
+    url_meant,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -100,7 +107,10 @@ def url_argument(text: str) -> str:
     if problem is not None:
         meant = url_meant(text) or _url_without_option()
         raise argparse.ArgumentTypeError(f"{problem}, e.g. {meant}")
-    return text
+    try:
+        return require_bridge_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _url_without_option() -> str:
@@ -209,14 +219,22 @@ class Target:
         where = self._where(exc.redirected)
         if exc.tls:
             # Imported here: it imports ssl, which a command needs only once it connects.
-            from bridge.httpclient.reasons import NO_TLS_ANSWER
+            from bridge.httpclient.reasons import NO_TLS_ANSWER, NOT_ITS_NAME
 
-            # OpenSSL's answer to a plain-http server: no CA would help.
-            hint = (
-                "the bridge may serve plain http: use http:// unless its web config turns TLS on"
-                if NO_TLS_ANSWER.search(exc.reason)
-                else "--cacert names a CA to trust"
-            )
+            # OpenSSL's answer to a plain-http server, or a trusted certificate for another
+            # name: no CA would help.
+            if NO_TLS_ANSWER.search(exc.reason):
+                hint = (
+                    "the bridge may serve plain http: use http:// unless its web config turns"
+                    " TLS on"
+                )
+            elif NOT_ITS_NAME.search(exc.reason):
+                hint = (
+                    "its certificate is not for the host asked: give --url (or EXESDB_URL) a"
+                    " host name or address its certificate holds"
+                )
+            else:
+                hint = "--cacert names a CA to trust"
             return f"TLS with {where} failed: {exc.reason} ({hint})"
         return f"cannot reach the bridge at {where}: {exc.reason} ({_WHERE})"
 
@@ -279,6 +297,8 @@ def _ask_password(name: str) -> str:
             # A closed stdin (``<&-``) is None, which getpass reads without a check.
             if sys.stdin is not None:
                 raise
+    # The prompt was written, its line left open: the refusal goes on a line of its own.
+    _end_prompt_line()
     raise ConfigError(
         [
             f"--user {name}: no password given, and none could be asked for (no terminal,"
@@ -289,7 +309,7 @@ def _ask_password(name: str) -> str:
 
 def _end_prompt_line() -> None:
     """End the password prompt's line, where getpass wrote it (the terminal, else stderr): Ctrl-C
-    at the prompt echoes nothing, and the shell's next prompt would follow on that line."""
+    or the end of stdin at the prompt echoes nothing, and what follows would go on that line."""
     try:
         with open("/dev/tty", "w") as terminal:
             terminal.write("\n")
@@ -312,8 +332,14 @@ def target(
 
         try:
             context = ssl.create_default_context(cafile=cacert)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError([f"--cacert: cannot use {cacert!r}: {exc}"]) from None
+        except ssl.SSLError:
+            # No certificate OpenSSL loads: said as examples/sign.py and sign.sh say it, not by
+            # OpenSSL's code and source line.
+            raise ConfigError(
+                [f"--cacert {cacert}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)"]
+            ) from None
+        except OSError as exc:  # no such file, a directory, not one this user may read
+            raise ConfigError([f"--cacert {cacert}: {exc.strerror or exc}"]) from None
     # A user:password@ in the URL is basic auth, as curl takes it: aiohttp would refuse to send
     # it beside the admin token's Authorization.
     found, auth = split_userinfo(bridge_url(settings, url))

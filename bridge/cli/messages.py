@@ -159,7 +159,7 @@ def _publish(args: argparse.Namespace) -> int:
         not_json: dict[str, str] = {}  # why a value written as an object or array is no JSON
         for item in args.field or ():
             key, sep, value = item.partition("=")
-            if not sep:
+            if not sep or not key:  # no name: it would be told as a field named "payload"
                 raise ValueError(f"--field {item!r} must be name=value")
             try:
                 fields[key] = _json(value)

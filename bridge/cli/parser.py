@@ -59,13 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     healthcheck_options.add_arguments(health)
     health.set_defaults(handler=_healthcheck)
     # What main tells an option given before the command by (_refuse_options_before_the_command),
-    # and one given between a command and its own (``alerts --user … list``).
+    # one given between a command and its own (``alerts --user … list``), and a command of its
+    # own misspelt (``outbox lst``).
     parser.set_defaults(
         command_names=tuple(commands.choices),
-        subcommand_names={
-            name: names
+        subcommand_parsers={
+            name: command
             for name, command in commands.choices.items()
-            if (names := command.get_default("command_names"))
+            if command.get_default("command_names")
         },
     )
     return parser
@@ -82,12 +83,18 @@ class _Parser(argparse.ArgumentParser):
     """A parser that is its own default ``usage_parser``; ``add_subparsers`` makes every
     subcommand's parser one too (argparse's ``parser_class`` defaults to the parent's type), and
     the innermost one chosen wins, so ``main`` can show that command's usage for an unknown
-    argument."""
+    argument, and name the option of it meant (``long_options``: its ``--`` options)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
+        self.long_options: list[str] = []  # before argparse adds --help
         super().__init__(*args, **kwargs)
         self.set_defaults(usage_parser=self)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.long_options.extend(name for name in action.option_strings if name.startswith("--"))
+        return action
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -152,8 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _refuse_options_before_the_command(parser, argv)
     _refuse_variables_before_the_command(parser, argv)
     _refuse_an_unknown_command(parser, argv[0])
-    if subcommands := parser.get_default("subcommand_names").get(argv[0]):
+    if command := parser.get_default("subcommand_parsers").get(argv[0]):
+        subcommands = command.get_default("command_names")
         _refuse_options_before_the_command(parser, argv[1:], subcommands, argv[0])
+        if len(argv) > 1:
+            _refuse_an_unknown_command(command, argv[1])
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         hint = ""
@@ -163,9 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f" ({args.tag!r} is a bus instance: publish takes the message type alone,"
                 " and its instance follows from it)"
             )
+        own = args.usage_parser.long_options
         if args.command in _SETTINGS_COMMANDS:
-            unknown, hint = _options_for_settings(args.command, unknown)
+            unknown, hint = _options_for_settings(args.command, unknown, own)
         else:
+            meant = [
+                f"{name}: did you mean {option}?" for name, option in _options_meant(unknown, own)
+            ]
+            hint = f" ({' '.join(meant)})" if meant and not hint else hint
             unknown = _values_hidden(unknown)
         args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     try:
@@ -193,14 +208,33 @@ _SETTINGS_COMMANDS: Final = frozenset({"run", "check-config"})
 _OPTION_LIKENESS: Final = 0.8
 
 
-def _options_for_settings(command: str, unknown: list[str]) -> tuple[list[str], str]:
+def _options_meant(unknown: list[str], own: Sequence[str]) -> list[tuple[str, str]]:
+    """Each option of ``unknown`` (its name, without a value given with ``=``) that resembles
+    one of the command's ``own`` options enough to be a misspelling of it (``--cout``:
+    ``--count``), with that option."""
+    import difflib
+
+    found: list[tuple[str, str]] = []
+    for arg in unknown:
+        name = arg.partition("=")[0]
+        if name.startswith("--"):
+            close = difflib.get_close_matches(name, own, n=1, cutoff=_OPTION_LIKENESS)
+            found += [(name, close[0])] if close else []
+    return found
+
+
+def _options_for_settings(
+    command: str, unknown: list[str], own: Sequence[str]
+) -> tuple[list[str], str]:
     """The ``unknown`` arguments of ``run`` or ``check-config`` (``command``) as shown, each
     option's value as ``…`` (it may be a key: ``--secret-key-base …``), and the hint after them:
-    every setting is an environment variable, with the one each option most likely means (and
-    ``run demo``'s ``--demo``)."""
+    the option of ``own`` one misspells (``run --dmeo``: ``--demo``), else that every setting
+    is an environment variable, with the one each option most likely means (and ``run demo``'s
+    ``--demo``)."""
     from bridge.settings import known_variables
     from bridge.unknown_variables import setting_meant
 
+    misspelt = dict(_options_meant(unknown, own))
     known = known_variables()
     shown: list[str] = []
     meant: list[str] = []
@@ -210,11 +244,13 @@ def _options_for_settings(command: str, unknown: list[str]) -> tuple[list[str], 
             name, equals, _ = arg.partition("=")
             shown.append(f"{name}=…" if equals else name)
             variable = "EXESDB_" + name.lstrip("-").upper().replace("-", "_").replace(".", "_")
-            if name.startswith("--") and (
+            if name in misspelt:
+                meant.append(f"{name}: did you mean {misspelt[name]}?")
+            elif name.startswith("--") and (
                 setting := setting_meant(variable, known, likeness=_OPTION_LIKENESS)
             ):
                 meant.append(f"{name}: did you mean {setting}?")
-            value_next = not equals
+            value_next = not equals and name not in misspelt
         else:
             name, equals, _ = arg.partition("=")
             if value_next:
@@ -228,6 +264,9 @@ def _options_for_settings(command: str, unknown: list[str]) -> tuple[list[str], 
                 if command == "run" and arg == "demo":
                     meant.append("demo: did you mean --demo?")
             value_next = False
+    if len(misspelt) == len(meant) == len(unknown):
+        # Only the command's own options, misspelt: no setting was guessed at.
+        return shown, f" ({' '.join(meant)})"
     return shown, (
         " (every setting is an environment variable, not an option; "
         + "".join(f"{one} " for one in meant)
@@ -314,11 +353,15 @@ def _refuse_variables_before_the_command(parser: argparse.ArgumentParser, argv: 
 
 
 def _refuse_an_unknown_command(parser: argparse.ArgumentParser, given: str) -> None:
-    """A command that is not one is refused as argparse refuses it, with the command it most
-    resembles, when one is alike enough to be the one meant (``runn``: ``run``;
-    ``check_config``: ``check-config``; ``RUN``: ``run``), as ``schema`` names the tag meant."""
+    """A command of ``parser`` that is not one is refused as argparse refuses it, with the
+    command it most resembles, when one is alike enough to be the one meant (``runn``: ``run``;
+    ``check_config``: ``check-config``; ``RUN``: ``run``; ``outbox lst``: ``list``), as
+    ``schema`` names the tag meant."""
     commands = parser.get_default("command_names")
     if given.startswith("-") or given in commands:
         return
     if meant_choice(given, commands):
-        parser.error(f"argument COMMAND: {refused_choice(given, commands)}")
+        # As argparse names the argument: the top level's metavar, a command's its choices.
+        top = parser.get_default("subcommand_parsers") is not None
+        argument = "COMMAND" if top else "{" + ",".join(commands) + "}"
+        parser.error(f"argument {argument}: {refused_choice(given, commands)}")

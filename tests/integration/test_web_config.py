@@ -7,6 +7,7 @@ as for any exporter behind exporter-toolkit (``scheme: https``, ``tls_config``, 
 from __future__ import annotations
 
 import http.client
+import re
 import ssl
 import subprocess
 import sys
@@ -235,7 +236,8 @@ def test_the_kubernetes_web_config_as_the_deployment_page_lays_it_out_serves_pro
 ):
     """The deployment page's Kubernetes web config, made as it says (its openssl line, the files
     its Secret holds, mounted where its patch says): the bridge serves it, the probes' commands
-    with the patch's variables are healthy and ready, and Prometheus scraping as its
+    with the patch's variables are healthy and ready, a command run in the pod as the page says
+    (``alerts list --cacert`` the Secret's certificate) reaches it, and Prometheus scraping as its
     ServiceMonitor says (https, the Secret's certificate for its serverName, basic auth) has the
     target up."""
     text = section(page("deployment"), "Kubernetes and systemd")
@@ -286,6 +288,19 @@ def test_the_kubernetes_web_config_as_the_deployment_page_lays_it_out_serves_pro
             check=False,
         )
         assert done.returncode == 0, done.stdout + done.stderr
+    # The page's command in a pod: --cacert the mounted certificate, --user the probe's.
+    [in_pod] = re.findall(r"`kubectl exec -it\s+exesdb-bridge-0 -- (exesdb-bridge [^`]+)`", text)
+    command = in_pod.replace(mount["mountPath"], str(folder)).split()
+    assert command[-2:] == ["--user", "probe"]
+    listed = subprocess.run(
+        [sys.executable, "-m", "bridge", *command[1:-1], "probe:probe-pw"],
+        env=bridge.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
     [endpoint] = monitor["spec"]["endpoints"]
     secret_file = {
         "ca": folder / endpoint["tlsConfig"]["ca"]["secret"]["key"],
