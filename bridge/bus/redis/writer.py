@@ -29,9 +29,10 @@ from redis.exceptions import NoPermissionError, ResponseError
 from bridge.bus.decoding import decode_envelope
 from bridge.bus.envelope import Envelope
 from bridge.bus.redis.layout import GROUP, Layout, entry_fields, stream_id, text
-from bridge.bus.redis.link import RETRYABLE, Link, script_named, temporary
+from bridge.bus.redis.link import RETRYABLE, Link, reason, script_named, temporary
 from bridge.bus.redis.spool import Spool
 from bridge.bus.transport import WORK_QUEUE_INSTANCES, Durability, Frame
+from bridge.redaction import safe_url
 
 __all__ = ["Writer"]
 
@@ -133,6 +134,11 @@ class Writer:
         self._mark_ms = max(_MARK_KEPT_MIN_MS, 2 * replay_window_ms)
         self._batches = 0
         self._unsure: tuple[int, int] | None = None
+        # The ACL refusing the mark's key (told once): batches go without it until the
+        # monotonic time ``_mark_after``, the backoff's cap after it was last refused, so that
+        # a grant is taken within seconds while few batches pay a refused call.
+        self._mark_refused = False
+        self._mark_after = 0.0
         # Work-queue frames written but maybe not yet acknowledged by a consumer group, per
         # stream in the order written; written again if Redis turns out to have lost its data.
         self._retained: dict[str, _Retained] = {}
@@ -450,8 +456,9 @@ class Writer:
         self._refresh_old(count)
         buffer = self._buffer
         batch = [buffer[index] for index in range(count)]
-        mark = None if self._mark is None else (self._mark, number)
-        replies = await self._xadd_all(batch, progress=mark, once=True)
+        marked = self._mark is not None and self._clock() >= self._mark_after
+        mark = (self._mark, number) if marked and self._mark is not None else None
+        replies = await self._xadd_all(batch, progress=mark, once=mark is not None)
         self._unsure = None
         if replies is None:
             # Redis ran the batch's first write, whose answer was lost: its ids are unknown, so
@@ -519,24 +526,15 @@ class Writer:
         spool's ``progress`` key with them; each entry's id, or why Redis refused it. ``once``:
         ``progress`` is a buffered batch's mark; None when Redis holds it already (nothing
         written)."""
-        streams = self._layout.streams
-        keys = [streams[frame.instance] for frame in frames]
-        args: list[Any] = [len(frames), self._maxlen]
-        for frame in frames:
-            args += [frame.body, frame.signature or ""]
-        if progress is not None:
-            keys.append(progress[0])
-            args += [progress[1], self._mark_ms if once else _PROGRESS_KEPT_MS, int(once)]
         try:
-            replies: list[bytes] | int = await self._script(keys=keys, args=args)
+            replies = await self._run_script(frames, progress, once=once)
         except ResponseError as exc:
             if temporary(exc):
                 raise
             if once:
                 # Refused for good (NOPERM: an ACL keeps EVALSHA, the mark's key or one of the
-                # streams from us): one XADD each, without the mark, so that only the entries
-                # refused are dropped.
-                return await self._xadd_each(frames, None)
+                # streams from us): without the mark (the script refused before it wrote).
+                return await self._unmarked(frames, exc)
             named = script_named(exc, _WRITING_SPOOLED)
             if named is not exc:
                 # The script ran, and the ACL refused it the progress (set first: nothing was
@@ -549,12 +547,67 @@ class Writer:
             # Refused whole for good (NOPERM: an ACL keeps EVALSHA, or one of the streams, from
             # us): one XADD each, so that only the entries refused are dropped.
             return await self._xadd_each(frames, progress)
+        if once and self._mark_refused:
+            self._mark_refused = False
+            _logger.info(
+                "Redis at %s takes the key %s again: batches of the bridge's own messages are"
+                " written with their number again",
+                safe_url(self._link.url),
+                self._mark,
+            )
+        return replies
+
+    async def _run_script(
+        self, frames: Sequence[Frame], progress: tuple[str, int] | None, *, once: bool
+    ) -> list[bytes | ResponseError] | None:
+        """Run ``_XADD_ALL`` (``_xadd_all``'s arguments), as it answers."""
+        streams = self._layout.streams
+        keys = [streams[frame.instance] for frame in frames]
+        args: list[Any] = [len(frames), self._maxlen]
+        for frame in frames:
+            args += [frame.body, frame.signature or ""]
+        if progress is not None:
+            keys.append(progress[0])
+            args += [progress[1], self._mark_ms if once else _PROGRESS_KEPT_MS, int(once)]
+        replies: list[bytes] | int = await self._script(keys=keys, args=args)
         if isinstance(replies, int):
             return None
         return [
             ResponseError(reply[1:].decode(errors="replace")) if reply[:1] == b"!" else reply
             for reply in replies
         ]
+
+    async def _unmarked(
+        self, frames: Sequence[Frame], refusal: ResponseError
+    ) -> list[bytes | ResponseError]:
+        """Write a buffered batch whose script the ACL refused with its mark, without it: in
+        one script, which taken says the mark's key was what was refused (then left out for a
+        while, so that each batch does not pay a refused call, and told once), or one XADD each
+        (EVALSHA or a stream refused), so that only the entries refused are dropped."""
+        if _RUN_REFUSED not in str(refusal):
+            try:
+                replies = await self._run_script(frames, None, once=False)
+            except ResponseError as exc:
+                if temporary(exc):
+                    raise
+            else:
+                assert replies is not None  # only a mark answers "written already"
+                self._mark_after = self._clock() + self._link.backoff.cap
+                if not self._mark_refused:
+                    self._mark_refused = True
+                    _logger.warning(
+                        "Redis at %s refuses the bridge's user the key %s (%s): batches of the"
+                        " bridge's own messages are written without their number, so one whose"
+                        " answer is lost (a Redis stalled past the socket timeout) may be"
+                        " written twice, each replica refusing the copy as a replay; give the"
+                        " user GET and SET on exesdb:bus:written:* (~exesdb:* +get +set:"
+                        " docs/redis.md#a-redis-user-for-the-bridge)",
+                        safe_url(self._link.url),
+                        self._mark,
+                        reason(refusal),
+                    )
+                return replies
+        return await self._xadd_each(frames, None)
 
     async def _xadd_each(
         self, frames: Sequence[Frame], progress: tuple[str, int] | None
