@@ -9,7 +9,8 @@ spool's progress, so that a restart sends nothing twice; a buffered batch goes w
 its own, so that one whose answer was lost (a Redis that stalled past the socket timeout runs it
 once it resumes) is not written again beside the first. Work-queue frames written lately are
 retained until a consumer group has acknowledged them (taken and handled), and written again if
-Redis turns out to have lost its data meanwhile (a restart without persistence).
+Redis turns out to have lost its data meanwhile (a restart without persistence), or only its
+latest writes (started again from an older snapshot: those after the last one it holds).
 """
 
 from __future__ import annotations
@@ -350,19 +351,56 @@ class Writer:
         epoch = text(await client.get(key))
         lost = self._epoch is not None and epoch != self._epoch
         self.data_losses += lost
-        if lost and self._retained:
-            # Back in the order they were first written (each stream's are in order already).
-            frames = [item[2] for item in heapq.merge(*self._retained.values(), key=_written_at)]
+        if lost:
+            lanes = list(self._retained.values())
             self._retained.clear()
-            self._buffer.extendleft(reversed(frames))
-            self.rewritten += len(frames)
-            if frames:  # streams whose frames were all taken already leave nothing to say
-                _logger.warning(
-                    "Redis lost its data; writing %d recent work-queue frame(s) again",
-                    len(frames),
-                )
+            said = "Redis lost its data"
+        else:
+            lanes = await self._rolled_back()
+            said = "Redis lost its latest writes (started again from older data)"
+        # Back in the order they were first written (each stream's are in order already).
+        frames = [item[2] for item in heapq.merge(*lanes, key=_written_at)]
+        self._buffer.extendleft(reversed(frames))
+        self.rewritten += len(frames)
+        if frames:  # streams whose frames were all taken already leave nothing to say
+            _logger.warning("%s; writing %d recent work-queue frame(s) again", said, len(frames))
         self._epoch = epoch
         self._epoch_unchecked = False
+
+    async def _rolled_back(self) -> list[_Retained]:
+        """Take out the retained frames that a Redis with the same epoch no longer holds: one
+        started again from a snapshot, or an append-only file fsync'd once a second, older
+        than its last writes (a crash of its machine), keeps the epoch and loses those.
+
+        What such a Redis holds is all it held at some moment, so the frames it lost are the
+        ones after the last of ours it still has. One look per stream at our latest entry; only
+        when that is gone, one at each entry kept there."""
+        keys = [key for key, items in self._retained.items() if items]
+        if not keys:
+            return []
+        pipe = self._link.client.pipeline(transaction=False)
+        for key in keys:
+            newest = self._retained[key][-1][1]
+            pipe.xrevrange(key, newest, newest)  # +xrevrange: the ACL user's, not +xrange
+        gone = [key for key, found in zip(keys, await pipe.execute(), strict=True) if not found]
+        if not gone:
+            return []
+        pipe = self._link.client.pipeline(transaction=False)
+        for key in gone:
+            for _, entry, _ in self._retained[key]:
+                pipe.xrevrange(key, entry, entry)
+        found = iter(await pipe.execute())
+        lanes: list[_Retained] = []
+        for key in gone:
+            items = self._retained[key]
+            held = [bool(next(found)) for _ in items]
+            # After the last one still held (an older one missing was trimmed, not lost).
+            last = max((index for index, there in enumerate(held) if there), default=-1)
+            lost = deque(list(items)[last + 1 :])
+            for _ in lost:
+                items.pop()
+            lanes.append(lost)
+        return lanes
 
     async def _prune_retained(self) -> None:
         self._last_prune = self._clock()
