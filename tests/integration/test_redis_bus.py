@@ -1597,3 +1597,26 @@ async def test_frames_a_redis_restarted_from_an_older_snapshot_lost_are_written_
     assert publisher.sample("exesdb_redis_rewritten_total") == len(lost)
     [said] = [r.getMessage() for r in caplog.records if "writing 10 recent" in r.getMessage()]
     assert said.replace("10", "3") in spans(page("redis"))
+
+
+async def test_entries_claimed_again_and_again_are_told_once_a_minute(
+    redis_server: Callable[[], RedisServer],
+    replicas: list[Replica],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An entry whose handling keeps failing (an alert stage that cannot store it: a Redis out
+    of memory) is claimed again each time it has been idle for the claim time: told in one line
+    for the stream, not one per claim."""
+    server = redis_server()
+    tries: list[str] = []
+
+    def failing(envelope: Envelope) -> None:
+        tries.append(envelope.payload.alert_id)  # type: ignore[attr-defined]
+        raise RuntimeError("cannot store it")
+
+    with caplog.at_level(logging.INFO, logger="bridge.bus.redis.consumer_group"):
+        publisher = await holder_and_publisher(server, replicas, failing)
+        publisher.publish_alert(1)
+        await async_wait_until(lambda: len(tries) >= 5 * 4, 30, "claimed four times")
+    said = [r.getMessage() for r in caplog.records if "claimed" in r.getMessage()]
+    assert said == [f"claimed 1 pending entr(y/ies) of exesdb:bus:{ALERTS}"]
