@@ -29,6 +29,7 @@ from bridge.bus import (
     new_message_id,
 )
 from bridge.bus.work_queue import RecentlyVerified, WorkQueueReceiver
+from bridge.errors import TransportError
 from bridge.messages import SystemAlert
 from tests.bus.helpers import build_bus
 from tests.support import TEST_SECRET, async_wait_until
@@ -431,6 +432,44 @@ async def test_a_fault_repeating_at_every_retry_of_work_queue_batches_is_logged_
     ]
     errors = registry.get_sample_value("exesdb_sink_errors_total", {"subscriber": "alerts"})
     assert errors == 12  # three batches, four attempts each
+
+
+async def test_a_batch_failed_for_the_transport_is_told_in_one_line_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A work-queue batch whose handler fails as the bus transport does (``TransportError``:
+    Redis unreachable as the alert stage stores a change) is told in one line each, the
+    warning and the error, naming what failed, without a traceback: the fault is the
+    transport's, which says why in its own lines."""
+
+    async def sleep(seconds: float) -> None:
+        """No wait: the test counts lines, not delays."""
+
+    bus, transport, _ = make_bus(sleep)
+    said = "Redis at redis://redis:6379/… could not change the alerts records: Connection closed"
+
+    def handler(envelopes: Sequence[Envelope]) -> None:
+        raise TransportError(said)
+
+    bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True, batch=True)
+    await bus.start()
+    with caplog.at_level(logging.INFO, logger="bridge.bus.subscription"):
+        nack = Nacks()
+        transport.send(Frame("ex_esdb_alerts", *signed(), group=True, ack=Acks(), nack=nack))
+        await async_wait_until(nack.called_once, 5)
+    await bus.aclose()
+    assert [
+        (r.levelname, r.getMessage(), bool(r.exc_info))
+        for r in caplog.records
+        if r.name == "bridge.bus.subscription"
+    ] == [
+        (
+            "WARNING",
+            f"subscriber alerts failed on a batch of 1: {said}; trying again in 0.10s",
+            False,
+        ),
+        ("ERROR", f"subscriber alerts failed on a batch of 1: {said}", False),
+    ]
 
 
 class Held:
