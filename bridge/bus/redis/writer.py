@@ -494,8 +494,9 @@ class Writer:
         self._refresh_old(count)
         buffer = self._buffer
         batch = [buffer[index] for index in range(count)]
-        marked = self._mark is not None and self._clock() >= self._mark_after
-        mark = (self._mark, number) if marked and self._mark is not None else None
+        mark = None
+        if self._mark is not None and self._clock() >= self._mark_after:
+            mark = (self._mark, number)
         replies = await self._xadd_all(batch, progress=mark, once=mark is not None)
         self._unsure = None
         if replies is None:
