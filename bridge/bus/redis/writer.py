@@ -150,6 +150,9 @@ class Writer:
         # A look at what was taken that the ACL refuses is told, and tried again with backoff.
         self._prune_refusals = 0
         self._prune_after = 0.0
+        # When Redis last refused a write for now (memory full, read-only, ...), and its
+        # words: every publisher is refused alike then. A frame written ends it.
+        self._held_back: tuple[float, str] | None = None
         self._acks: dict[str, list[bytes]] = {}
         self._ack_count = 0
         self._wake = asyncio.Event()  # anything to do
@@ -186,6 +189,16 @@ class Writer:
         """Work-queue frames written that no consumer group is known to have taken yet: what is
         written again should Redis lose its data."""
         return sum(map(len, self._retained.values()))
+
+    @property
+    def held_back(self) -> str | None:
+        """Redis's words when it refused a write for now (``OOM``, ``READONLY``, …) in the
+        last ``refusal_seconds`` and took no frame since, else None: it refuses every
+        publisher alike then, so nobody's messages reach it."""
+        held = self._held_back
+        if held is None or self._clock() - held[0] > self._link.refusal_seconds:
+            return None
+        return held[1]
 
     @property
     def spool_bytes(self) -> int:
@@ -317,11 +330,16 @@ class Writer:
         self._frames.clear()
         # Our own frames must come after the tail we read from, or we would miss them.
         await self._positioned.wait()
-        if self._epoch_unchecked:
-            await self._check_epoch()
-        await self._write_acks()
-        await self._write_buffered()
-        await self._write_spooled()
+        try:
+            if self._epoch_unchecked:
+                await self._check_epoch()  # SET NX: refused as the writes are
+            await self._write_acks()
+            await self._write_buffered()
+            await self._write_spooled()
+        except ResponseError as exc:
+            if temporary(exc):
+                self._held_back = (self._clock(), reason(exc))
+            raise
         if self._buffer or self.spool_bytes:
             self._frames.set()  # more than one batch waits: on with the next at once
             self._wake.set()
@@ -694,6 +712,7 @@ class Writer:
                     items = retained[key] = deque(maxlen=self._buffer_size)
                 items.append((now, reply, frame))
             self.written += 1
+            self._held_back = None
         if dropped:
             self._count_dropped(dropped)
         return again, refusal
