@@ -390,34 +390,26 @@ class Writer:
         started again from a snapshot, or an append-only file fsync'd once a second, older
         than its last writes (a crash of its machine), keeps the epoch and loses those.
 
-        What such a Redis holds is all it held at some moment, so the frames it lost are the
-        ones after the last of ours it still has. One look per stream at our latest entry; only
-        when that is gone, one at each entry kept there."""
+        What such a Redis holds is all it held at some moment, so the frames it lost are ours
+        after the latest entry it holds up to our latest: one look per stream. None held up to
+        there says nothing (a stream trimmed past our frames, or emptied), and is left alone."""
         keys = [key for key, items in self._retained.items() if items]
         if not keys:
             return []
         pipe = self._link.client.pipeline(transaction=False)
         for key in keys:
             newest = self._retained[key][-1][1]
-            pipe.xrevrange(key, newest, newest)  # +xrevrange: the ACL user's, not +xrange
-        gone = [key for key, found in zip(keys, await pipe.execute(), strict=True) if not found]
-        if not gone:
-            return []
-        pipe = self._link.client.pipeline(transaction=False)
-        for key in gone:
-            for _, entry, _ in self._retained[key]:
-                pipe.xrevrange(key, entry, entry)
-        found = iter(await pipe.execute())
+            pipe.xrevrange(key, newest, "-", count=1)  # +xrevrange: the ACL user's
         lanes: list[_Retained] = []
-        for key in gone:
-            items = self._retained[key]
-            held = [bool(next(found)) for _ in items]
-            # After the last one still held (an older one missing was trimmed, not lost).
-            last = max((index for index, there in enumerate(held) if there), default=-1)
-            lost = deque(list(items)[last + 1 :])
-            for _ in lost:
-                items.pop()
-            lanes.append(lost)
+        for key, found in zip(keys, await pipe.execute(), strict=True):
+            if not found:
+                continue
+            held, items = stream_id(found[0][0]), self._retained[key]
+            lost: _Retained = deque()
+            while items and stream_id(items[-1][1]) > held:
+                lost.appendleft(items.pop())
+            if lost:
+                lanes.append(lost)
         return lanes
 
     async def _prune_retained(self) -> None:
