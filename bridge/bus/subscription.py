@@ -22,6 +22,7 @@ from typing import Final, Protocol
 from bridge.backoff import Backoff
 from bridge.bus.envelope import Envelope
 from bridge.bus.transport import Frame
+from bridge.errors import TransportError
 from bridge.messages import MESSAGE_TYPES
 from bridge.tasks import cancel_and_wait
 
@@ -707,6 +708,10 @@ class BatchSubscription(_InboxBacked):
                 # under ingest or a work queue handing the same frames back) is logged once, not
                 # once an attempt: each is counted all the same.
                 fault = f"{type(exc).__name__}: {exc}"
+                # The transport failing (Redis unreachable) is its own to tell: one line here,
+                # naming it, not a traceback through the client library at each outage.
+                traced = not isinstance(exc, TransportError)
+                said = "" if traced else f": {exc}"
                 now = self._clock()
                 told = fault == self._fault and now - self._fault_told_at < _FAULT_TOLD_SECONDS
                 if failures > retries:
@@ -716,8 +721,12 @@ class BatchSubscription(_InboxBacked):
                         self._fault, self._fault_told_at = fault, now
                         self._fault_failed = True
                         self._failing += 1
-                        _logger.exception(
-                            "subscriber %s failed on a batch of %d", self.name, len(envelopes)
+                        _logger.error(
+                            "subscriber %s failed on a batch of %d%s",
+                            self.name,
+                            len(envelopes),
+                            said,
+                            exc_info=traced,
                         )
                     elif self._failing:  # failing still since it was told: its end is told
                         self._failing += 1
@@ -728,11 +737,12 @@ class BatchSubscription(_InboxBacked):
                     self._fault_failed = False
                     told_here = True
                     _logger.warning(
-                        "subscriber %s failed on a batch of %d; trying again in %.2fs",
+                        "subscriber %s failed on a batch of %d%s; trying again in %.2fs",
                         self.name,
                         len(envelopes),
+                        said,
                         delay,
-                        exc_info=True,
+                        exc_info=traced,
                     )
                 await self._sleep(delay)
 

@@ -113,7 +113,8 @@ class Transport(Protocol):
     def hearing(self) -> str | None:
         """None while frames the other processes sharing it send reach this one, else why not:
         narrower than ``readiness``, which a refusal of any command (a coordination key's, a
-        write's) takes away, so a cluster monitor reading silence goes by this."""
+        write's) takes away, so a cluster monitor reading silence goes by this. A store that
+        refuses every writer for now (Redis's memory full) leaves nothing to hear."""
 
     async def aclose(self, seconds: float | None = None) -> None:
         """Stop, within about ``seconds`` (None: no limit); idempotent. Frames already accepted

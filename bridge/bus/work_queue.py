@@ -78,12 +78,13 @@ class WorkQueueReceiver:
         takers: Takers,
         *,
         clock: Callable[[], float] = time.monotonic,
+        late_size: int = _LATE_SIZE,
     ) -> None:
         """``verifier`` is the bus's (a fresh replay memory is made from it); ``takers``
         names the group subscribers taking a verified envelope; ``clock`` dates the ids kept as
-        taken past the replay window (``_TakenLate``)."""
+        taken past the replay window (``_TakenLate``), ``late_size`` of them at most."""
         self._verifier = verifier.with_fresh_replay(counted=False)
-        self._late = _TakenLate(verifier.window_seconds, clock)
+        self._late = _TakenLate(verifier.window_seconds, clock, late_size)
         self._metrics = metrics
         self._takers = takers
         # Ids of frames handed out here and neither acknowledged nor left unacknowledged yet
@@ -259,11 +260,12 @@ class _TakenLate:
 
     Bounded: the oldest go first when full (only a backlog read fills it)."""
 
-    __slots__ = ("_clock", "_ids", "_window")
+    __slots__ = ("_clock", "_ids", "_size", "_window")
 
-    def __init__(self, window_seconds: float, clock: Callable[[], float]) -> None:
+    def __init__(self, window_seconds: float, clock: Callable[[], float], size: int) -> None:
         self._window = window_seconds
         self._clock = clock
+        self._size = size
         # id -> when taken, in that order (an OrderedDict's oldest goes in O(1), a dict's in
         # a scan over the slots its earlier deletions left).
         self._ids: OrderedDict[str, float] = OrderedDict()
@@ -277,10 +279,13 @@ class _TakenLate:
         return message_id in self._ids
 
     def add(self, message_id: str) -> None:
-        """Remember ``message_id`` as taken now."""
+        """Remember ``message_id`` as taken now (one kept already moves to the newest end:
+        updated in place, it would keep its old place, going first when full and holding
+        back the expiry of every id behind it)."""
         self._expire()
+        self._ids.pop(message_id, None)
         self._ids[message_id] = self._clock()
-        if len(self._ids) > _LATE_SIZE:
+        if len(self._ids) > self._size:
             self._ids.popitem(last=False)
 
     def discard(self, message_id: str) -> None:

@@ -21,12 +21,15 @@ from bridge.bus import (
     Keyring,
     LocalCoordinator,
     MemoryTransport,
+    Rejection,
+    RejectReason,
     ReplayGuard,
     TransportCapabilities,
     Verifier,
     new_message_id,
 )
-from bridge.bus.work_queue import RecentlyVerified
+from bridge.bus.work_queue import RecentlyVerified, WorkQueueReceiver
+from bridge.errors import TransportError
 from bridge.messages import SystemAlert
 from tests.bus.helpers import build_bus
 from tests.support import TEST_SECRET, async_wait_until
@@ -431,6 +434,44 @@ async def test_a_fault_repeating_at_every_retry_of_work_queue_batches_is_logged_
     assert errors == 12  # three batches, four attempts each
 
 
+async def test_a_batch_failed_for_the_transport_is_told_in_one_line_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A work-queue batch whose handler fails as the bus transport does (``TransportError``:
+    Redis unreachable as the alert stage stores a change) is told in one line each, the
+    warning and the error, naming what failed, without a traceback: the fault is the
+    transport's, which says why in its own lines."""
+
+    async def sleep(seconds: float) -> None:
+        """No wait: the test counts lines, not delays."""
+
+    bus, transport, _ = make_bus(sleep)
+    said = "Redis at redis://redis:6379/… could not change the alerts records: Connection closed"
+
+    def handler(envelopes: Sequence[Envelope]) -> None:
+        raise TransportError(said)
+
+    bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True, batch=True)
+    await bus.start()
+    with caplog.at_level(logging.INFO, logger="bridge.bus.subscription"):
+        nack = Nacks()
+        transport.send(Frame("ex_esdb_alerts", *signed(), group=True, ack=Acks(), nack=nack))
+        await async_wait_until(nack.called_once, 5)
+    await bus.aclose()
+    assert [
+        (r.levelname, r.getMessage(), bool(r.exc_info))
+        for r in caplog.records
+        if r.name == "bridge.bus.subscription"
+    ] == [
+        (
+            "WARNING",
+            f"subscriber alerts failed on a batch of 1: {said}; trying again in 0.10s",
+            False,
+        ),
+        ("ERROR", f"subscriber alerts failed on a batch of 1: {said}", False),
+    ]
+
+
 class Held:
     """A group handler holding each envelope until released: the ids it got, and took."""
 
@@ -737,3 +778,53 @@ async def test_a_copy_left_pending_beside_its_first_is_not_taken_when_claimed_pa
     await async_wait_until(lambda: claimed.count == 1, 5)
     assert len(taken) == 1
     await bus.aclose()
+
+
+class Taker:
+    """A group subscriber's inbox that keeps each (envelope, frame) it takes, unhandled."""
+
+    def __init__(self) -> None:
+        self.taken: list[tuple[Envelope, Frame]] = []
+
+    def offer_each(self, envelopes: Sequence[Envelope], frames: Sequence[Frame]) -> list[int]:
+        self.taken += zip(envelopes, frames, strict=True)
+        return []
+
+
+def test_an_id_taken_late_again_is_forgotten_after_older_ones_when_the_memory_is_full() -> None:
+    """The ids kept as taken past the replay window are forgotten oldest first when full, an id
+    kept again (a copy left pending beside its first, still handled) counting from then: a
+    later copy of that message is refused as a replay, not taken a second time."""
+    registry = CollectorRegistry()
+    metrics = BusMetrics(registry)
+    verifier = Verifier(
+        KEYRING, ReplayGuard(300.0, 10_000), window_seconds=300.0, max_bytes=1_048_576
+    )
+    taker = Taker()
+    now = [0.0]
+    receiver = WorkQueueReceiver(
+        verifier,
+        metrics,
+        lambda envelope: [taker],  # type: ignore[list-item]
+        clock=lambda: now[0],
+        late_size=2,
+    )
+    first, second, third = (new_message_id() for _ in range(3))
+    receiver.receive([late_frame(first, 600, ack=Acks())])  # handled until the end
+    now[0] = 1.0
+    receiver.receive([late_frame(second, 600, ack=Acks())])
+    taker.taken[-1][1].ack()  # type: ignore[misc]
+    now[0] = 2.0
+    pending = Nacks()
+    receiver.receive([late_frame(first, 600, ack=Acks(), nack=pending)])
+    assert pending.count == 1  # left pending beside its first: kept again from now
+    now[0] = 3.0
+    receiver.receive([late_frame(third, 600, ack=Acks())])  # full: the oldest goes
+    taker.taken[0][1].ack()  # type: ignore[misc]
+    now[0] = 4.0
+    again = Acks()
+    [result] = receiver.receive([late_frame(first, 600, ack=again)])
+    assert isinstance(result, Rejection)
+    assert result.reason is RejectReason.REPLAYED
+    assert again.count == 1
+    assert [envelope.id for envelope, _ in taker.taken] == [first, second, third]

@@ -5,7 +5,8 @@ Two replicas run on exactly those rules; one replica on that user without one of
 (``+xread``, ``+xadd``, ``+smembers`` which taking up the lease needs, ``+pexpire`` which
 renewing it needs, ``+xpending``, ``+xack``), or with a wrong password, is told refused (not
 unreachable) and is ready once Redis is put right; one whose lease's commands are refused at
-run time cannot tell where the lease is until they are granted back.
+run time cannot tell where the lease is until they are granted back. One that may only read the
+buffered batches' numbers (``exesdb:bus:written:*``) writes without them, told once, ready.
 """
 
 from __future__ import annotations
@@ -716,5 +717,75 @@ def test_a_replica_whose_lease_commands_are_refused_cannot_tell_where_the_lease_
     wait_until(lambda: lease_where(process) == "here", 20, "the lease held again")
     wait_until(gauge(process, "exesdb_redis_connected", 1), 20, "connected again")
     wait_until(lambda: bus_readiness(process) == (200, ""), 20, "ready again")
+    assert process.process is not None
+    assert process.process.poll() is None  # the same process: not restarted
+
+
+# Every key of docs/redis.md#keys but the buffered batches' numbers, which the user may only read.
+WITHOUT_THE_MARK = (
+    "resetkeys",
+    "~exesdb:bus:ex_*",
+    "~exesdb:bus:leader",
+    "~exesdb:bus:epoch",
+    "~exesdb:state:*",
+    "~exesdb:spool:*",
+    "~exesdb:cluster:*",
+    "%R~exesdb:bus:written:*",
+)
+
+
+def mark_refusals(server: RedisServer) -> int:
+    """How many times Redis refused the bridge's user an ``exesdb:bus:written:*`` key (ACL LOG
+    counts a repeated refusal in one entry)."""
+    with admin(server) as client:
+        entries = client.acl_log()
+    return sum(
+        int(entry["count"])
+        for entry in entries
+        if entry["object"].startswith("exesdb:bus:written:")
+    )
+
+
+def test_a_user_that_may_not_write_the_batches_number_is_told_once_and_loses_nothing(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess]
+) -> None:
+    """On the documented user allowed only to read ``exesdb:bus:written:*``, the bridge's own
+    messages are still written, and read back: one warning names the key and the rule to
+    grant, /readyz stays 200, and the refused script is tried again with backoff (a few times
+    a minute, not once per batch); granted, the batches carry their number again, told, without
+    a restart."""
+    set_rules(acl_redis, *WITHOUT_THE_MARK)
+    process = start_replica(tmp_path, bridge_processes, bus_url(acl_redis))
+    warning = "refuses the bridge's user the key exesdb:bus:written:bridge-0:"
+    wait_until(lambda: warning in process.log(), 15, "the refusal told")
+    began, refused = time.monotonic(), mark_refusals(acl_redis)
+    written = metric(process.url, "exesdb_redis_written_total") or 0
+    seen: list[tuple[int, str]] = []
+
+    def watched() -> bool:
+        seen.append(bus_readiness(process))
+        return time.monotonic() - began > 10  # two backoff caps (5 s): two tries at most
+
+    wait_until(watched, 20, "ten seconds watched")
+    assert set(seen) == {(200, "")}, seen
+    assert (metric(process.url, "exesdb_redis_written_total") or 0) >= written + 10
+    assert mark_refusals(acl_redis) - refused <= 3
+    wait_until(
+        lambda: (
+            metric(process.url, "exesdb_node_memory_usage_percent", node="bridge-0") is not None
+        ),
+        15,
+        "the replica's own NodeHealth read back",
+    )
+    [told] = [line for line in process.log().splitlines() if warning in line]
+    assert " WARNING " in told
+    assert "give the user GET and SET on exesdb:bus:written:*" in told
+    assert "docs/redis.md#a-redis-user-for-the-bridge" in told
+    set_rules(acl_redis, "~exesdb:*")
+    again = "takes the key exesdb:bus:written:bridge-0:"
+    wait_until(lambda: again in process.log(), 15, "the grant taken")
+    with admin(acl_redis) as client:
+        assert list(client.scan_iter("exesdb:bus:written:bridge-0:*"))
+    assert process.log().count(warning) == 1
     assert process.process is not None
     assert process.process.poll() is None  # the same process: not restarted

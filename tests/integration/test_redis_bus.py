@@ -28,6 +28,7 @@ from bridge.bus.redis import GROUP, RedisTransport
 from bridge.messages import SecurityAlert, SystemAlert, utc_now
 from bridge.regular_files import MAX_FILE_BYTES
 from bridge.settings import Settings
+from tests.doc_text import page, spans
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.support import (
     TEST_SECRET,
@@ -1565,3 +1566,57 @@ async def test_two_entries_of_one_message_that_waited_past_the_replay_window_are
     assert len(second.taken) == 2
     assert second.sample("exesdb_bus_waited_total") == 2
     assert second.sample("exesdb_bus_rejected_total", reason="replayed") == 1
+
+
+async def test_frames_a_redis_restarted_from_an_older_snapshot_lost_are_written_again(
+    redis_server: Callable[[], RedisServer],
+    replicas: list[Replica],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A Redis killed and started again from a snapshot taken before the last work-queue frames
+    were written (RDB, or an append-only file fsync'd once a second, on a machine crash) keeps
+    its epoch but not those frames: their publisher writes those again, and only those, with
+    the warning docs/redis.md quotes."""
+    server = redis_server()
+    publisher = await Replica(server.url, "publisher", group=False).start()
+    replicas.append(publisher)
+    await async_wait_until(publisher.ready, 10)
+    kept = publisher.publish_alert(0)
+    await async_wait_until(lambda: publisher.seen_alerts() == [kept], 10, "written")
+    with server.client() as client:
+        client.save()  # what a restart finds: the epoch and the first alert
+    lost = [publisher.publish_alert(n) for n in range(1, 11)]
+    await async_wait_until(lambda: len(publisher.seen_alerts()) == 11, 10, "written")
+    server.kill()
+    server.start()
+    consumer = await Replica(server.url, "consumer").start()
+    replicas.append(consumer)
+    await async_wait_until(
+        lambda: sorted(consumer.taken_alerts()) == [kept, *lost], 15, "the lost ones again"
+    )
+    assert publisher.sample("exesdb_redis_rewritten_total") == len(lost)
+    [said] = [r.getMessage() for r in caplog.records if "writing 10 recent" in r.getMessage()]
+    assert said.replace("10", "3") in spans(page("redis"))
+
+
+async def test_entries_claimed_again_and_again_are_told_once_a_minute(
+    redis_server: Callable[[], RedisServer],
+    replicas: list[Replica],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An entry whose handling keeps failing (an alert stage that cannot store it: a Redis out
+    of memory) is claimed again each time it has been idle for the claim time: told in one line
+    for the stream, not one per claim."""
+    server = redis_server()
+    tries: list[str] = []
+
+    def failing(envelope: Envelope) -> None:
+        tries.append(envelope.payload.alert_id)  # type: ignore[attr-defined]
+        raise RuntimeError("cannot store it")
+
+    with caplog.at_level(logging.INFO, logger="bridge.bus.redis.consumer_group"):
+        publisher = await holder_and_publisher(server, replicas, failing)
+        publisher.publish_alert(1)
+        await async_wait_until(lambda: len(tries) >= 5 * 4, 30, "claimed four times")
+    said = [r.getMessage() for r in caplog.records if "claimed" in r.getMessage()]
+    assert said == [f"claimed 1 pending entr(y/ies) of exesdb:bus:{ALERTS}"]

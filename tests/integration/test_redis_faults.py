@@ -30,6 +30,7 @@ from tests.integration.servers.webhook import HANG, WebhookReceiver, webhook_rec
 from tests.integration.test_replicas import (
     alert,
     delivered_counts,
+    health_ran,
     ingest,
     leader,
     metric,
@@ -431,6 +432,42 @@ def test_ingest_keeps_its_202_while_redis_is_out_of_memory(
     for replica in replicas:
         assert metric(replica.url, "exesdb_bus_dropped_total", subscriber="transport") == 0
         assert metric(replica.url, "exesdb_redis_spool_bytes") == 0
+
+
+def test_a_redis_out_of_memory_past_three_health_intervals_takes_no_node_for_down(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """Redis at maxmemory with noeviction refuses every publisher's writes, heartbeats too: for
+    longer than a node may be silent, no replica takes the other for down (nothing anyone says
+    can reach Redis: silence says nothing), nor after, and no node_failure reaches the
+    receiver."""
+    receiver: WebhookReceiver = webhook_receiver()
+    # A node may be silent 6 s: longer than a write refused waits to be tried again (5 s at
+    # most), so that each replica, once Redis takes writes again, is heard within it.
+    interval = {"EXESDB_HEALTH_BROADCAST_INTERVAL": "2000"}
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver, **interval)
+    leader(replicas)
+    health_ran(replicas, 2)
+    with redis.client() as client:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)
+    for replica in replicas:
+        wait_until(partial(answers, replica, 503), 20, "Redis said refusing")
+    health_ran(replicas, 4)  # past the three intervals a node may be silent
+    with redis.client() as client:
+        client.config_set("maxmemory", 0)
+    for replica in replicas:
+        wait_until(partial(answers, replica, 200), 20, "ready again")
+    health_ran(replicas, 4)
+    for replica in replicas:
+        assert "silent for" not in replica.log(), replica.log_path
+    failures = [
+        alert["labels"]
+        for request in receiver.requests
+        for alert in request.json()["alerts"]
+        if alert["labels"]["alertname"] == "node_failure"
+    ]
+    assert failures == []
 
 
 def test_a_holder_killed_with_a_delivery_in_flight_loses_no_alert(

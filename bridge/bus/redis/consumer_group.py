@@ -23,6 +23,7 @@ from bridge.bus.redis.layout import GROUP, Layout, RawEntries, read_reply, text,
 from bridge.bus.redis.lease import Lease
 from bridge.bus.redis.link import Link, linger
 from bridge.bus.transport import Frame, FrameReceiver
+from bridge.log_throttle import LogThrottle
 
 __all__ = ["ConsumerGroup"]
 
@@ -77,6 +78,9 @@ class ConsumerGroup:
         # left them pending here, untaken. None: nothing to look for.
         self._history: dict[str, bytes] | None = None
         self._claim_rounds = 0
+        # Claims told at most once a minute per stream: an entry whose handling keeps failing
+        # (an alert stage that cannot store it) is claimed again at every claim time.
+        self._told = LogThrottle()
         # Self-metrics, read at scrape time.
         self.claimed = 0
         self.trimmed = 0
@@ -293,7 +297,14 @@ class ConsumerGroup:
             ]
             if fresh:
                 self.claimed += len(fresh)
-                _logger.info("claimed %d pending entr(y/ies) of %s", len(fresh), key)
+                if (untold := self._told.due(key, len(fresh))) is not None:
+                    since = f" ({untold} more claimed since the last line like this)"
+                    _logger.info(
+                        "claimed %d pending entr(y/ies) of %s%s",
+                        len(fresh),
+                        key,
+                        since if untold else "",
+                    )
                 self._take(key, fresh)
             if start in (b"0-0", "0-0"):
                 return

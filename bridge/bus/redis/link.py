@@ -41,6 +41,7 @@ __all__ = [
     "Link",
     "command_seconds",
     "linger",
+    "reason",
     "redis_client",
     "redis_pool",
     "script_named",
@@ -434,7 +435,7 @@ class Link:
             yield
         except RETRYABLE as exc:
             files = None if self.refused_aside(exc, owner) else self._tls_files(exc)
-            why = _reason(exc) if files is None else f"{_TLS_FILE_BAD}: {files}"
+            why = reason(exc) if files is None else f"{_TLS_FILE_BAD}: {files}"
             raise TransportError(f"Redis at {safe_url(self.url)} could not {doing}: {why}") from exc
         self.taken_aside(owner)
 
@@ -580,10 +581,10 @@ def _refusal(exc: BaseException) -> str | None:
     (the credentials, or a command), with what to do about an ACL's; None when Redis could
     not be reached."""
     if isinstance(exc, (AuthenticationError, AuthorizationError)):
-        return f"refuses the bridge's credentials: {_reason(exc)} ({_CREDENTIALS_HINT})"
+        return f"refuses the bridge's credentials: {reason(exc)} ({_CREDENTIALS_HINT})"
     if not isinstance(exc, ResponseError) and getattr(exc, "status_code", None) is None:
         return None  # no answer from Redis (a reply's error carries its code: LOADING, ERR)
-    said = f"refuses the bridge's commands: {_reason(exc)}"
+    said = f"refuses the bridge's commands: {reason(exc)}"
     words = _pipeline_error(exc)[1]
     if isinstance(exc, NoPermissionError) or _SCRIPT_DENIED in words or _MULTI_DENIED in words:
         said += f" ({_PERMISSIONS_HINT})"
@@ -596,13 +597,13 @@ def _unreachable(exc: BaseException, *, tls: bool) -> str:
     """Why Redis could not be reached, with what to do when its TLS certificate's signer is
     not trusted, or when a ``tls`` connection timed out (a Redis without TLS: ``tls`` only
     before Redis first answered on the URL)."""
-    why = _reason(exc)
+    why = reason(exc)
     if _UNTRUSTED in why and any(words in why for words in _UNTRUSTED_SIGNER):
         return f"{why} ({_UNTRUSTED_HINT})"
     return f"{why} ({_PLAIN_REDIS_HINT})" if tls and isinstance(exc, RedisTimeout) else why
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
     """Redis's words for a failure on one line: with the error code redis-py takes off
     (``NOPERM``, ``WRONGPASS``), and for a command of a pipeline its name (not its arguments,
     which may be a signed entry) unless the words name it; the arguments Redis echoes of an

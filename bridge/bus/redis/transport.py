@@ -288,6 +288,10 @@ class RedisTransport:
             return "the Redis bus is not running"
         if not self._fanout.reading:
             return f"Redis at {safe_url(self.url)} does not give this replica the bus's messages"
+        held = self._writer.held_back
+        if held is not None:
+            # Memory full, read-only: every publisher is refused alike, heartbeats too.
+            return f"Redis at {safe_url(self.url)} refuses writes for now: {held}"
         return None
 
     async def aclose(self, seconds: float | None = None, *, flush_seconds: float = 2.0) -> None:

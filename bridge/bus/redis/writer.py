@@ -9,7 +9,8 @@ spool's progress, so that a restart sends nothing twice; a buffered batch goes w
 its own, so that one whose answer was lost (a Redis that stalled past the socket timeout runs it
 once it resumes) is not written again beside the first. Work-queue frames written lately are
 retained until a consumer group has acknowledged them (taken and handled), and written again if
-Redis turns out to have lost its data meanwhile (a restart without persistence).
+Redis turns out to have lost its data meanwhile (a restart without persistence), or only its
+latest writes (started again from an older snapshot: those after the last one it holds).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from redis.exceptions import NoPermissionError, ResponseError
 from bridge.bus.decoding import decode_envelope
 from bridge.bus.envelope import Envelope
 from bridge.bus.redis.layout import GROUP, Layout, entry_fields, stream_id, text
-from bridge.bus.redis.link import RETRYABLE, Link, script_named, temporary
+from bridge.bus.redis.link import RETRYABLE, Link, reason, script_named, temporary
 from bridge.bus.redis.spool import Spool
 from bridge.bus.transport import WORK_QUEUE_INSTANCES, Durability, Frame
+from bridge.redaction import safe_url
 
 __all__ = ["Writer"]
 
@@ -133,6 +135,11 @@ class Writer:
         self._mark_ms = max(_MARK_KEPT_MIN_MS, 2 * replay_window_ms)
         self._batches = 0
         self._unsure: tuple[int, int] | None = None
+        # The ACL refusing the mark's key (told once): batches go without it until the
+        # monotonic time ``_mark_after``, the backoff's cap after it was last refused, so that
+        # a grant is taken within seconds while few batches pay a refused call.
+        self._mark_refused = False
+        self._mark_after = 0.0
         # Work-queue frames written but maybe not yet acknowledged by a consumer group, per
         # stream in the order written; written again if Redis turns out to have lost its data.
         self._retained: dict[str, _Retained] = {}
@@ -143,6 +150,9 @@ class Writer:
         # A look at what was taken that the ACL refuses is told, and tried again with backoff.
         self._prune_refusals = 0
         self._prune_after = 0.0
+        # When Redis last refused a write for now (memory full, read-only, ...), and its
+        # words: every publisher is refused alike then. A frame written ends it.
+        self._held_back: tuple[float, str] | None = None
         self._acks: dict[str, list[bytes]] = {}
         self._ack_count = 0
         self._wake = asyncio.Event()  # anything to do
@@ -179,6 +189,16 @@ class Writer:
         """Work-queue frames written that no consumer group is known to have taken yet: what is
         written again should Redis lose its data."""
         return sum(map(len, self._retained.values()))
+
+    @property
+    def held_back(self) -> str | None:
+        """Redis's words when it refused a write for now (``OOM``, ``READONLY``, …) in the
+        last ``refusal_seconds`` and took no frame since, else None: it refuses every
+        publisher alike then, so nobody's messages reach it."""
+        held = self._held_back
+        if held is None or self._clock() - held[0] > self._link.refusal_seconds:
+            return None
+        return held[1]
 
     @property
     def spool_bytes(self) -> int:
@@ -310,11 +330,16 @@ class Writer:
         self._frames.clear()
         # Our own frames must come after the tail we read from, or we would miss them.
         await self._positioned.wait()
-        if self._epoch_unchecked:
-            await self._check_epoch()
-        await self._write_acks()
-        await self._write_buffered()
-        await self._write_spooled()
+        try:
+            if self._epoch_unchecked:
+                await self._check_epoch()  # SET NX: refused as the writes are
+            await self._write_acks()
+            await self._write_buffered()
+            await self._write_spooled()
+        except ResponseError as exc:
+            if temporary(exc):
+                self._held_back = (self._clock(), reason(exc))
+            raise
         if self._buffer or self.spool_bytes:
             self._frames.set()  # more than one batch waits: on with the next at once
             self._wake.set()
@@ -344,19 +369,48 @@ class Writer:
         epoch = text(await client.get(key))
         lost = self._epoch is not None and epoch != self._epoch
         self.data_losses += lost
-        if lost and self._retained:
-            # Back in the order they were first written (each stream's are in order already).
-            frames = [item[2] for item in heapq.merge(*self._retained.values(), key=_written_at)]
+        if lost:
+            lanes = list(self._retained.values())
             self._retained.clear()
-            self._buffer.extendleft(reversed(frames))
-            self.rewritten += len(frames)
-            if frames:  # streams whose frames were all taken already leave nothing to say
-                _logger.warning(
-                    "Redis lost its data; writing %d recent work-queue frame(s) again",
-                    len(frames),
-                )
+            said = "Redis lost its data"
+        else:
+            lanes = await self._rolled_back()
+            said = "Redis lost its latest writes (started again from older data)"
+        # Back in the order they were first written (each stream's are in order already).
+        frames = [item[2] for item in heapq.merge(*lanes, key=_written_at)]
+        self._buffer.extendleft(reversed(frames))
+        self.rewritten += len(frames)
+        if frames:  # streams whose frames were all taken already leave nothing to say
+            _logger.warning("%s; writing %d recent work-queue frame(s) again", said, len(frames))
         self._epoch = epoch
         self._epoch_unchecked = False
+
+    async def _rolled_back(self) -> list[_Retained]:
+        """Take out the retained frames that a Redis with the same epoch no longer holds: one
+        started again from a snapshot, or an append-only file fsync'd once a second, older
+        than its last writes (a crash of its machine), keeps the epoch and loses those.
+
+        What such a Redis holds is all it held at some moment, so the frames it lost are ours
+        after the latest entry it holds up to our latest: one look per stream. None held up to
+        there says nothing (a stream trimmed past our frames, or emptied), and is left alone."""
+        keys = [key for key, items in self._retained.items() if items]
+        if not keys:
+            return []
+        pipe = self._link.client.pipeline(transaction=False)
+        for key in keys:
+            newest = self._retained[key][-1][1]
+            pipe.xrevrange(key, newest, "-", count=1)  # +xrevrange: the ACL user's
+        lanes: list[_Retained] = []
+        for key, found in zip(keys, await pipe.execute(), strict=True):
+            if not found:
+                continue
+            held, items = stream_id(found[0][0]), self._retained[key]
+            lost: _Retained = deque()
+            while items and stream_id(items[-1][1]) > held:
+                lost.appendleft(items.pop())
+            if lost:
+                lanes.append(lost)
+        return lanes
 
     async def _prune_retained(self) -> None:
         self._last_prune = self._clock()
@@ -450,8 +504,10 @@ class Writer:
         self._refresh_old(count)
         buffer = self._buffer
         batch = [buffer[index] for index in range(count)]
-        mark = None if self._mark is None else (self._mark, number)
-        replies = await self._xadd_all(batch, progress=mark, once=True)
+        mark = None
+        if self._mark is not None and self._clock() >= self._mark_after:
+            mark = (self._mark, number)
+        replies = await self._xadd_all(batch, progress=mark, once=mark is not None)
         self._unsure = None
         if replies is None:
             # Redis ran the batch's first write, whose answer was lost: its ids are unknown, so
@@ -519,24 +575,15 @@ class Writer:
         spool's ``progress`` key with them; each entry's id, or why Redis refused it. ``once``:
         ``progress`` is a buffered batch's mark; None when Redis holds it already (nothing
         written)."""
-        streams = self._layout.streams
-        keys = [streams[frame.instance] for frame in frames]
-        args: list[Any] = [len(frames), self._maxlen]
-        for frame in frames:
-            args += [frame.body, frame.signature or ""]
-        if progress is not None:
-            keys.append(progress[0])
-            args += [progress[1], self._mark_ms if once else _PROGRESS_KEPT_MS, int(once)]
         try:
-            replies: list[bytes] | int = await self._script(keys=keys, args=args)
+            replies = await self._run_script(frames, progress, once=once)
         except ResponseError as exc:
             if temporary(exc):
                 raise
             if once:
                 # Refused for good (NOPERM: an ACL keeps EVALSHA, the mark's key or one of the
-                # streams from us): one XADD each, without the mark, so that only the entries
-                # refused are dropped.
-                return await self._xadd_each(frames, None)
+                # streams from us): without the mark (the script refused before it wrote).
+                return await self._unmarked(frames, exc)
             named = script_named(exc, _WRITING_SPOOLED)
             if named is not exc:
                 # The script ran, and the ACL refused it the progress (set first: nothing was
@@ -549,12 +596,67 @@ class Writer:
             # Refused whole for good (NOPERM: an ACL keeps EVALSHA, or one of the streams, from
             # us): one XADD each, so that only the entries refused are dropped.
             return await self._xadd_each(frames, progress)
+        if once and self._mark_refused:
+            self._mark_refused = False
+            _logger.info(
+                "Redis at %s takes the key %s again: batches of the bridge's own messages are"
+                " written with their number again",
+                safe_url(self._link.url),
+                self._mark,
+            )
+        return replies
+
+    async def _run_script(
+        self, frames: Sequence[Frame], progress: tuple[str, int] | None, *, once: bool
+    ) -> list[bytes | ResponseError] | None:
+        """Run ``_XADD_ALL`` (``_xadd_all``'s arguments), as it answers."""
+        streams = self._layout.streams
+        keys = [streams[frame.instance] for frame in frames]
+        args: list[Any] = [len(frames), self._maxlen]
+        for frame in frames:
+            args += [frame.body, frame.signature or ""]
+        if progress is not None:
+            keys.append(progress[0])
+            args += [progress[1], self._mark_ms if once else _PROGRESS_KEPT_MS, int(once)]
+        replies: list[bytes] | int = await self._script(keys=keys, args=args)
         if isinstance(replies, int):
             return None
         return [
             ResponseError(reply[1:].decode(errors="replace")) if reply[:1] == b"!" else reply
             for reply in replies
         ]
+
+    async def _unmarked(
+        self, frames: Sequence[Frame], refusal: ResponseError
+    ) -> list[bytes | ResponseError]:
+        """Write a buffered batch whose script the ACL refused with its mark, without it: in
+        one script, which taken says the mark's key was what was refused (then left out for a
+        while, so that each batch does not pay a refused call, and told once), or one XADD each
+        (EVALSHA or a stream refused), so that only the entries refused are dropped."""
+        if _RUN_REFUSED not in str(refusal):
+            try:
+                replies = await self._run_script(frames, None, once=False)
+            except ResponseError as exc:
+                if temporary(exc):
+                    raise
+            else:
+                assert replies is not None  # only a mark answers "written already"
+                self._mark_after = self._clock() + self._link.backoff.cap
+                if not self._mark_refused:
+                    self._mark_refused = True
+                    _logger.warning(
+                        "Redis at %s refuses the bridge's user the key %s (%s): batches of the"
+                        " bridge's own messages are written without their number, so one whose"
+                        " answer is lost (a Redis stalled past the socket timeout) may be"
+                        " written twice, each replica refusing the copy as a replay; give the"
+                        " user GET and SET on exesdb:bus:written:* (~exesdb:* +get +set:"
+                        " docs/redis.md#a-redis-user-for-the-bridge)",
+                        safe_url(self._link.url),
+                        self._mark,
+                        reason(refusal),
+                    )
+                return replies
+        return await self._xadd_each(frames, None)
 
     async def _xadd_each(
         self, frames: Sequence[Frame], progress: tuple[str, int] | None
@@ -602,6 +704,7 @@ class Writer:
                     items = retained[key] = deque(maxlen=self._buffer_size)
                 items.append((now, reply, frame))
             self.written += 1
+            self._held_back = None
         if dropped:
             self._count_dropped(dropped)
         return again, refusal
