@@ -1769,12 +1769,17 @@ def test_outbox_without_an_outbox_points_at_the_demos_when_there_is_one(tmp_path
 
 def test_outbox_without_an_outbox_names_the_whole_path_and_the_variable(tmp_path: Path) -> None:
     """Run where the default state directory is not, `outbox list` names the absolute path it
-    looked at and EXESDB_STATE_DIR (exit 1); `outbox retry` with nothing to retry is a usage
-    error (exit 2) wherever it runs."""
+    looked at and EXESDB_STATE_DIR, the folder as the default it is, unset (exit 1); `outbox
+    retry` with nothing to retry is a usage error (exit 2) wherever it runs."""
     listed = cli("outbox", "list", cwd=tmp_path)
     assert listed.returncode == 1
     where = tmp_path / ".exesdb-bridge" / "alerts.sqlite3"
-    assert f"no alert outbox at {where}: set EXESDB_STATE_DIR" in listed.stderr
+    assert listed.stderr == (
+        f"exesdb-bridge: no alert outbox at {where}: set EXESDB_STATE_DIR to the bridge's state"
+        " directory (unset, so the default './.exesdb-bridge')\n"
+    )
+    given = cli("outbox", "list", cwd=tmp_path, EXESDB_STATE_DIR="./.exesdb-bridge")
+    assert given.stderr.endswith(" state directory (now './.exesdb-bridge')\n"), given.stderr
     retried = cli("outbox", "retry", cwd=tmp_path)
     assert retried.returncode == 2
     assert "outbox retry needs delivery ids or --all" in retried.stderr
