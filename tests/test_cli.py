@@ -31,6 +31,7 @@ import pytest
 
 from bridge import __version__
 from bridge.cli import client
+from bridge.cli.shared import refused_choice
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.outbox import FILE_NAME
 from tests.client_servers import (
@@ -1366,6 +1367,19 @@ def test_a_word_no_option_takes_is_refused_naming_the_word_meant(
     completed = cli(*command, "--url", "http://127.0.0.1:9", EXESDB_ADMIN_TOKEN="t")
     assert completed.returncode == 2
     assert completed.stderr.splitlines()[-1].startswith(line), completed.stderr
+
+
+def test_the_refusals_the_choice_helper_quotes_are_the_ones_alerts_state_gives() -> None:
+    """Each refusal ``refused_choice``'s docstring quotes (a word meant named, a word like
+    none with the choices alone) is what ``alerts list --state`` answers that word: no example
+    there a reader would try in vain (``fired`` was quoted naming ``firing``)."""
+    said = " ".join(str(refused_choice.__doc__).split())
+    quoted = re.findall(r"invalid choice: '(\w+)'((?:; did you mean '\w+'\?)?) \(", said)
+    assert quoted, said
+    for given, meant in quoted:
+        completed = cli("alerts", "list", "--state", given, EXESDB_ADMIN_TOKEN="t")
+        assert completed.returncode == 2
+        assert f"invalid choice: {given!r}{meant} (choose from 'firing'," in completed.stderr
 
 
 @pytest.mark.parametrize(
