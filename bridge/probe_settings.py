@@ -79,6 +79,12 @@ def split_addr(value: str) -> tuple[str, int]:
             "must be host:port, the host an IP address ([::1] for IPv6) or a host name, e.g."
             " 0.0.0.0:9570"
         )
+    if ":" in host and not host.startswith("["):
+        # '::1:9570' is an IPv6 address whole too: Go's net.SplitHostPort, as Prometheus and
+        # the exporters read --web.listen-address, refuses it (too many colons).
+        raise ValueError(
+            f"must be host:port, an IPv6 host in brackets; did you mean [{host}]:{port}?"
+        )
     return listened or "0.0.0.0", int(port)  # noqa: S104
 
 

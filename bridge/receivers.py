@@ -646,7 +646,10 @@ def _timeout(seconds: float) -> str:
 
 
 def file_warnings(
-    receivers_file: ReceiversFileRead, *, alertmanager_url: str | None = None
+    receivers_file: ReceiversFileRead,
+    *,
+    alertmanager_url: str | None = None,
+    own: Mapping[int, Sequence[str]] | None = None,
 ) -> list[str]:
     """Warnings about the receivers of the file that are good on their own (in a file with
     problems too, to be said beside them), each naming the receiver as ``check-config`` does:
@@ -659,7 +662,9 @@ def file_warnings(
     reads its files again (so they can rotate), and one may still appear or be fixed before the
     first alert; Alertmanager takes such a ``tls_config`` silently. Then ``global``'s
     (``_global_warnings``). First, a good file that names nothing to send to: an empty one, one
-    whose entries are all commented out (a mount or template gone wrong reads so)."""
+    whose entries are all commented out (a mount or template gone wrong reads so). Each
+    receiver's warnings in the file's order, those ``own`` holds for its index (the settings'
+    checks of it, already worded) first."""
     parts = receivers_file
     notes: list[str] = []
     if not (parts.problems or parts.hooks) and parts.alertmanager is None:
@@ -671,6 +676,7 @@ def file_warnings(
     takers: list[tuple[str, bool]] = []  # each receiver taking global.http_config, if plain
     for index, hook in parts.hooks:
         who = f"webhook_configs.{index} {hook.shown}"
+        notes += own.get(index, ()) if own else ()
         notes += _unreadable(f"{who}: ", hook.own_files)
         notes += _short_secret(who, hook)
         if index in parts.inheriting:  # global's files: warned of once, under their own key

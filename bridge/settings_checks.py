@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final, Literal, cast
 from urllib.parse import urlsplit
@@ -356,16 +356,6 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
     notes += _grpc_tls_unsaid(settings, environ)
     notes += _http_signal_endpoints_without_path(settings)
     notes += _other_protocols_port(settings)
-    notes += [
-        # A receiver named by its url_file shows that path, which may hold anything.
-        redact_urls(
-            f"EXESDB_WEBHOOK_CONFIG_FILE {receiver}: no secret nor secret_file, nor "
-            "EXESDB_WEBHOOK_SECRET: deliveries go unsigned; set its secret (or secret_file) to a"
-            f" random key of at least {MIN_SECRET_LENGTH} characters, e.g. $(openssl rand -hex"
-            " 32), and give the receiver the same key to verify the X-ExESDB-Signature header"
-        )
-        for receiver in _unsigned_file_receivers(settings)
-    ]
     web = settings.web_config()
     if web is not None and web.loaded is not None:  # a bad file: what cross_checks names
         # Their paths (a password file's) may hold anything: shown as a value is.
@@ -378,7 +368,7 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
                 "CAs, as the toolkit does, so a certificate any of them issued for client "
                 "authentication is let in: give client_ca_file to let in only your own CA's"
             )
-    return notes + receivers_file_warnings(settings)
+    return notes + receivers_file_warnings(settings, own=_file_receivers_notes(settings))
 
 
 def _series_outlived_by_intervals(settings: Settings) -> list[str]:
@@ -510,60 +500,70 @@ def _port_of(endpoint: str) -> int | None:
 
 
 def _receivers_at_alertmanagers_api(settings: Settings) -> list[str]:
-    """A note for each webhook receiver whose URL is Alertmanager's alerts API (its path ending
-    in ``/api/v2/alerts`` or ``/api/v1/alerts``): that API takes a list of alerts, not a webhook's
-    notification, and answers every delivery 400 (each dead-lettered), where
-    ``EXESDB_ALERTMANAGER_URL`` posts the alerts as it takes them. Named as ``check-config``
-    lists receivers: no path shown."""
-    named = [
-        (f"EXESDB_WEBHOOK_URLS item {number} {safe_url(url)}", url)
+    """A note for each ``EXESDB_WEBHOOK_URLS`` receiver whose URL is Alertmanager's alerts API
+    (``_at_alertmanagers_api``); the receivers file's are said with its other warnings
+    (``_file_receivers_notes``). Named as ``check-config`` lists receivers: no path shown."""
+    return [
+        redact_urls(f"EXESDB_WEBHOOK_URLS item {number} {safe_url(url)}: {note}")
         for number, url in enumerate(settings.webhook_urls, 1)
+        if (note := _at_alertmanagers_api(url)) is not None
     ]
+
+
+def _at_alertmanagers_api(url: str) -> str | None:
+    """What to say of a webhook receiver's ``url`` whose path ends in ``/api/v2/alerts`` or
+    ``/api/v1/alerts``, Alertmanager's alerts API: that API takes a list of alerts, not a
+    webhook's notification, and answers every delivery 400 (each dead-lettered), where
+    ``EXESDB_ALERTMANAGER_URL`` posts the alerts as it takes them; None for any other."""
+    api = _ALERTMANAGER_API.search(urlsplit(url).path.rstrip("/"))
+    if api is None:
+        return None
+    return (
+        f"its path ends in {api.group(0)}, Alertmanager's alerts API, which takes a list of"
+        " alerts, not a webhook's notification, and answers every delivery 400: for"
+        " Alertmanager to take the bridge's alerts, set EXESDB_ALERTMANAGER_URL to its own URL"
+        f" (this one without {api.group(0)}) instead"
+    )
+
+
+def _file_receivers_notes(settings: Settings) -> dict[int, list[str]]:
+    """The start warnings of each receiver of ``EXESDB_WEBHOOK_CONFIG_FILE`` (by its index)
+    that are the settings' to give, not the file's: a URL at Alertmanager's alerts API
+    (``_at_alertmanagers_api``), and signing nothing (no ``secret``, no ``secret_file``, no
+    ``EXESDB_WEBHOOK_SECRET``; a bad file's problems are what cross_checks names). Each
+    begins with the receiver as ``check-config`` lists it."""
     read = settings.receivers_file()
-    if read is not None:
-        named += [
-            (f"EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.{index} {hook.shown}", hook.url)
-            for index, hook in read.hooks
-            if hook.url
-        ]
-    notes = []
-    for receiver, url in named:
-        api = _ALERTMANAGER_API.search(urlsplit(url).path.rstrip("/"))
-        if api is not None:
-            notes.append(
-                redact_urls(
-                    f"{receiver}: its path ends in {api.group(0)}, Alertmanager's alerts API,"
-                    " which takes a list of alerts, not a webhook's notification, and answers"
-                    " every delivery 400: for Alertmanager to take the bridge's alerts, set"
-                    " EXESDB_ALERTMANAGER_URL to its own URL (this one without"
-                    f" {api.group(0)}) instead"
-                )
+    if read is None:
+        return {}
+    unsigned = not read.problems and settings.webhook_secret is None
+    notes: dict[int, list[str]] = {}
+    for index, hook in read.hooks:
+        who = f"webhook_configs.{index} {hook.shown}"
+        if hook.url and (api := _at_alertmanagers_api(hook.url)) is not None:
+            notes.setdefault(index, []).append(f"{who}: {api}")
+        if unsigned and hook.secret is None and hook.secret_file is None:
+            notes.setdefault(index, []).append(
+                f"{who}: no secret nor secret_file, nor EXESDB_WEBHOOK_SECRET: deliveries go"
+                f" unsigned; set its secret (or secret_file) to a random key of at least"
+                f" {MIN_SECRET_LENGTH} characters, e.g. $(openssl rand -hex 32), and give the"
+                " receiver the same key to verify the X-ExESDB-Signature header"
             )
     return notes
 
 
-def _unsigned_file_receivers(settings: Settings) -> list[str]:
-    """The receivers of ``EXESDB_WEBHOOK_CONFIG_FILE`` that sign nothing (no ``secret``, no
-    ``secret_file``, no ``EXESDB_WEBHOOK_SECRET``), named as ``check-config`` lists them."""
-    read = settings.receivers_file()
-    if read is None or read.problems or settings.webhook_secret is not None:
-        return []  # a bad file's problems are what cross_checks names
-    return [
-        f"webhook_configs.{index} {hook.shown}"
-        for index, hook in read.hooks
-        if hook.secret is None and hook.secret_file is None
-    ]
-
-
-def receivers_file_warnings(settings: Settings) -> list[str]:
+def receivers_file_warnings(
+    settings: Settings, own: Mapping[int, Sequence[str]] | None = None
+) -> list[str]:
     """The warnings about ``EXESDB_WEBHOOK_CONFIG_FILE``'s receivers (``file_warnings``),
-    said with its problems too when it has some."""
+    said with its problems too when it has some; each receiver's in its place in the file,
+    ``own``'s for it (by index) first."""
     read = settings.receivers_file()
     if read is None:
         return []
     from bridge.receivers import file_warnings  # with the file only, as Settings reads it
 
+    # A receiver named by its url_file shows that path, which may hold anything.
     return [
         redact_urls(f"EXESDB_WEBHOOK_CONFIG_FILE {note}")
-        for note in file_warnings(read, alertmanager_url=settings.alertmanager_url)
+        for note in file_warnings(read, alertmanager_url=settings.alertmanager_url, own=own)
     ]

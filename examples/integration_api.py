@@ -80,8 +80,9 @@ if __name__ == "__main__":
             asyncio.run(main(state))
         except ConfigError as exc:
             # A bad setting in the environment (EXESDB_INGEST=true without SECRET_KEY_BASE, say):
-            # one line per problem, as `exesdb-bridge run` says them before it exits 2.
-            print("bad configuration:", file=sys.stderr)
+            # one line per problem, after the program's name, as `exesdb-bridge run` says them
+            # before it exits 2.
+            print(f"{os.path.basename(sys.argv[0])}: bad configuration:", file=sys.stderr)
             for problem in exc.problems:
                 print(f"  {problem}", file=sys.stderr)
             sys.exit(2)

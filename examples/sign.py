@@ -232,7 +232,9 @@ def main() -> int:
             hint = (
                 "; the bridge may serve plain http: use http:// unless its web config turns TLS on"
             )
-        print(f"cannot reach the bridge at {bridge}: {reason}{hint}", file=sys.stderr)
+        print(
+            f"{parser.prog}: cannot reach the bridge at {bridge}: {reason}{hint}", file=sys.stderr
+        )
         return 1
     print(status, text)
     return 0 if status == 202 else 1

@@ -77,12 +77,12 @@ if [[ -n "${EXESDB_URL:-}" ]]; then
             [[ -n $rest ]] && shown+="/…"
             problem="'$shown' is not an http:// or https:// URL with a host"
         fi
-        echo "EXESDB_URL: $problem, e.g. http://127.0.0.1:9570" >&2
+        echo "$0: EXESDB_URL: $problem, e.g. http://127.0.0.1:9570" >&2
         exit 2
     fi
     if [[ $EXESDB_URL == *[?#]* ]]; then
         # The path added would be part of them: the message posted to the page at the URL.
-        echo "EXESDB_URL: has a query or fragment (? or #), after which the path added" \
+        echo "$0: EXESDB_URL: has a query or fragment (? or #), after which the path added" \
             "(/v1/messages) would land; allowed: the bridge's URL without them" >&2
         exit 2
     fi
@@ -94,7 +94,7 @@ else
     # to send a signed message to.
     if [[ $addr != *:* || $addr == */* || ! $port =~ ^[0-9]{1,5}$ ]] \
         || ((10#$port < 1 || 10#$port > 65535)); then
-        echo "EXESDB_HTTP_ADDR: must be host:port as the bridge listens on it, e.g." \
+        echo "$0: EXESDB_HTTP_ADDR: must be host:port as the bridge listens on it, e.g." \
             "127.0.0.1:9570 (got '$addr'); a bridge's URL goes in EXESDB_URL" >&2
         exit 2
     fi

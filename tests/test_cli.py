@@ -31,6 +31,7 @@ import pytest
 
 from bridge import __version__
 from bridge.cli import client
+from bridge.cli.shared import refused_choice
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.outbox import FILE_NAME
 from tests.client_servers import (
@@ -1368,6 +1369,19 @@ def test_a_word_no_option_takes_is_refused_naming_the_word_meant(
     assert completed.stderr.splitlines()[-1].startswith(line), completed.stderr
 
 
+def test_the_refusals_the_choice_helper_quotes_are_the_ones_alerts_state_gives() -> None:
+    """Each refusal ``refused_choice``'s docstring quotes (a word meant named, a word like
+    none with the choices alone) is what ``alerts list --state`` answers that word: no example
+    there a reader would try in vain (``fired`` was quoted naming ``firing``)."""
+    said = " ".join(str(refused_choice.__doc__).split())
+    quoted = re.findall(r"invalid choice: '(\w+)'((?:; did you mean '\w+'\?)?) \(", said)
+    assert quoted, said
+    for given, meant in quoted:
+        completed = cli("alerts", "list", "--state", given, EXESDB_ADMIN_TOKEN="t")
+        assert completed.returncode == 2
+        assert f"invalid choice: {given!r}{meant} (choose from 'firing'," in completed.stderr
+
+
 @pytest.mark.parametrize(
     ("option", "message"),
     [
@@ -1769,12 +1783,17 @@ def test_outbox_without_an_outbox_points_at_the_demos_when_there_is_one(tmp_path
 
 def test_outbox_without_an_outbox_names_the_whole_path_and_the_variable(tmp_path: Path) -> None:
     """Run where the default state directory is not, `outbox list` names the absolute path it
-    looked at and EXESDB_STATE_DIR (exit 1); `outbox retry` with nothing to retry is a usage
-    error (exit 2) wherever it runs."""
+    looked at and EXESDB_STATE_DIR, the folder as the default it is, unset (exit 1); `outbox
+    retry` with nothing to retry is a usage error (exit 2) wherever it runs."""
     listed = cli("outbox", "list", cwd=tmp_path)
     assert listed.returncode == 1
     where = tmp_path / ".exesdb-bridge" / "alerts.sqlite3"
-    assert f"no alert outbox at {where}: set EXESDB_STATE_DIR" in listed.stderr
+    assert listed.stderr == (
+        f"exesdb-bridge: no alert outbox at {where}: set EXESDB_STATE_DIR to the bridge's state"
+        " directory (unset, so the default './.exesdb-bridge')\n"
+    )
+    given = cli("outbox", "list", cwd=tmp_path, EXESDB_STATE_DIR="./.exesdb-bridge")
+    assert given.stderr.endswith(" state directory (now './.exesdb-bridge')\n"), given.stderr
     retried = cli("outbox", "retry", cwd=tmp_path)
     assert retried.returncode == 2
     assert "outbox retry needs delivery ids or --all" in retried.stderr

@@ -121,6 +121,10 @@ def test_a_signer_refuses_an_address_the_bridge_would_refuse(
             EXESDB_HTTP_ADDR=address,
         )
         assert completed.returncode == 2, address
+        # After the program's name, as its other errors are (sign.py's: argparse's usage error).
+        assert f"{name}: {'error: ' if name == 'sign.py' else ''}EXESDB_HTTP_ADDR: must be" in (
+            completed.stderr
+        )
         assert "EXESDB_HTTP_ADDR: must be host:port as the bridge listens on it, e.g." in (
             completed.stderr
         )
@@ -165,6 +169,8 @@ def test_a_signer_refuses_an_exesdb_url_the_commands_would_refuse(name: str) -> 
         )
         assert completed.returncode == 2, (url, completed.stderr)
         assert message in completed.stderr, url
+        said = f"{name}: {'error: ' if name == 'sign.py' else ''}{message}"
+        assert said in completed.stderr, url
         assert "hunter2" not in completed.stderr
         assert "Traceback" not in completed.stderr
 
@@ -230,8 +236,8 @@ def test_the_shell_signer_names_a_payload_that_is_no_json_by_its_own_position(
 @pytest.mark.parametrize(
     ("name", "said"),
     [
-        ("sign.py", "cannot reach the bridge at http://127.0.0.1:{port}: "),
-        ("sign.sh", "no answer from the bridge, so nothing was sent"),
+        ("sign.py", "sign.py: cannot reach the bridge at http://127.0.0.1:{port}: "),
+        ("sign.sh", "sign.sh: no answer from the bridge, so nothing was sent"),
     ],
 )
 def test_a_signer_says_when_no_bridge_answers(name: str, said: str) -> None:
@@ -447,7 +453,7 @@ def test_the_integration_api_example_says_a_bad_setting_as_run_does(tmp_path: Pa
     )
     assert completed.returncode == 2, completed.stderr
     assert completed.stderr == (
-        "bad configuration:\n"
+        "integration_api.py: bad configuration:\n"
         "  SECRET_KEY_BASE: is not set; with EXESDB_INGEST=true it must be set to at least 32"
         " characters\n"
     )

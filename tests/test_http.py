@@ -351,6 +351,33 @@ async def test_an_unknown_instance_or_tag_is_answered_with_what_is_allowed(
     assert answer["detail"].startswith(detail)
 
 
+async def test_an_unknown_tag_like_one_of_its_instance_is_answered_with_the_tag_meant(
+    serve: ServerFactory,
+) -> None:
+    """An envelope whose tag is like one of its instance's (``node_health_update``) is answered
+    400 naming the tag meant, as ``publish`` and ``schema`` name it, in each of a batch's
+    problems too; one like none is answered without."""
+    server = await serve()
+    status, answer = await server.post(body_of(envelope(tag="node_health_update")))
+    assert (status, answer["error"]) == (400, "unknown_tag")
+    assert answer["detail"] == (
+        "'node_health_update' is not a message type of ex_esdb_health; its types:"
+        " node_health_updated, cluster_health_updated, component_health_updated,"
+        " health_check_completed; did you mean node_health_updated?"
+    )
+    lines = [
+        body_of(envelope(tag=tag))
+        for tag in ("node_health_updated", "nosuch", "healthcheck_completed")
+    ]
+    status, answer = await server.post(b"\n".join(lines), content_type=NDJSON)
+    assert status == 400
+    nosuch, meant = (problem["detail"] for problem in answer["problems"])
+    assert nosuch.startswith("line 2: 'nosuch' is not a message type of ex_esdb_health")
+    assert "did you mean" not in nosuch
+    assert meant.startswith("line 3: 'healthcheck_completed' is not a message type of")
+    assert meant.endswith("; did you mean health_check_completed?")
+
+
 _LONG_NAME: Final = "k" * 200_000
 _CUT_NAME: Final = "k" * 64 + "..."
 

@@ -270,3 +270,32 @@ def test_check_config_redacts_what_reads_as_a_secret_in_a_file_path(tmp_path: Pa
     assert "hunter2" not in line
     assert "secret_file " in line
     assert "credentials_file " in line
+
+
+def test_check_config_warns_of_the_file_s_receivers_in_their_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The warnings of the receivers file come receiver by receiver in the file's order, each
+    receiver's together: the settings' (unsigned, at Alertmanager's alerts API) beside the
+    file's (a secret_file it cannot read), not each kind in a heap of its own."""
+    monkeypatch.delenv("EXESDB_WEBHOOK_SECRET", raising=False)
+    text = (
+        "webhook_configs:\n"
+        f"  - {{url: https://a.example/hook, secret_file: {tmp_path / 'missing'}}}\n"
+        "  - {url: https://am.example/api/v2/alerts}\n"
+        "  - {url: https://c.example/hook, secret: short}\n"
+    )
+    status, _, err = check_config(
+        monkeypatch, capsys, EXESDB_WEBHOOK_CONFIG_FILE=str(write(tmp_path, text))
+    )
+    assert status == 0, err
+    prefix = "exesdb-bridge: warning: EXESDB_WEBHOOK_CONFIG_FILE webhook_configs."
+    said = [line.removeprefix(prefix) for line in err.splitlines() if line.startswith(prefix)]
+    expected = [
+        "0 https://a.example/…: secret_file ",
+        "1 https://am.example/…: its path ends in /api/v2/alerts",
+        "1 https://am.example/…: no secret nor secret_file",
+        "2 https://c.example/…: its secret is shorter",
+    ]
+    assert len(said) == len(expected), said
+    assert all(line.startswith(start) for line, start in zip(said, expected, strict=True)), said

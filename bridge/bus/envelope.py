@@ -89,6 +89,16 @@ def name_shown(name: object) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class TagRejection(Rejection):
+    """An ``unknown_tag`` rejection holding what was sent: ``instance`` (one of the bus's) and
+    ``tag`` (None when not text, or longer than ``NAME_SHOWN``), for a refusal answered to a
+    sender to name the tag meant (``bridge.bus.decoding.with_tag_meant``)."""
+
+    instance: str = ""
+    tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LineRejection(Rejection):
     """A batch (or a lone envelope) refused for what its lines hold, the first line at fault
     being the Rejection itself: the reason is ``malformed``, ``unknown_instance``,

@@ -11,7 +11,12 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final, TypeVar
 
-from bridge.bus.decoding import decode_envelope, decode_envelopes, decode_failures
+from bridge.bus.decoding import (
+    decode_envelope,
+    decode_envelopes,
+    decode_failures,
+    with_tag_meant,
+)
 from bridge.bus.envelope import Envelope, LineRejection, Rejection, RejectReason
 from bridge.bus.replay import ReplayGuard, ReplayVerdict
 from bridge.bus.signing import Keyring
@@ -359,17 +364,19 @@ def _line_rejection(
     lines: Sequence[bytes], numbers: Sequence[int] | None, index: int, first: Rejection
 ) -> LineRejection:
     """``first``, the rejection of the line at ``index``, with the lines at fault after it:
-    up to ``_PROBLEMS_LISTED`` in all, each worded as if it were the first, and counted until
-    there are ``_PROBLEMS_COUNTED`` (the rest of the batch is not decoded)."""
+    up to ``_PROBLEMS_LISTED`` in all, each worded as if it were the first (an unknown tag with
+    the tag meant, ``with_tag_meant``), and counted until there are ``_PROBLEMS_COUNTED`` (the
+    rest of the batch is not decoded)."""
     total = len(lines)
     later: list[Rejection] = []
     found = 1
     start = index + 1
     for offset, rejection in decode_failures(lines[start:]):
         if found < _PROBLEMS_LISTED:
-            later.append(_at_line(rejection, _number(numbers, start + offset), total))
+            meant = with_tag_meant(rejection)
+            later.append(_at_line(meant, _number(numbers, start + offset), total))
         found += 1
         if found == _PROBLEMS_COUNTED:
             break
-    first = _at_line(first, _number(numbers, index), total)
+    first = _at_line(with_tag_meant(first), _number(numbers, index), total)
     return LineRejection(first.reason, first.detail, first.field, tuple(later), found)

@@ -114,6 +114,18 @@ def add_outbox_command(commands: Commands) -> None:
     outbox.set_defaults(handler=_outbox, command_names=tuple(outbox_commands.choices))
 
 
+def _state_dir_said(state_dir: str) -> str:
+    """``state_dir`` as an error about the outbox names it: as set, or, EXESDB_STATE_DIR unset,
+    as the default it is (not as if someone had set it so)."""
+    import os
+
+    from bridge.probe_settings import variable_value
+
+    if variable_value(os.environ, "EXESDB_STATE_DIR") is None:
+        return f"unset, so the default {state_dir!r}"
+    return f"now {state_dir!r}"
+
+
 def _demo_hint() -> str:
     """Where `run --demo`'s outbox is, when EXESDB_STATE_DIR is unset and the demo made one: it
     keeps its state in a folder of its own, so a person who ran it finds nothing in the default."""
@@ -162,7 +174,8 @@ def _outbox(args: argparse.Namespace) -> int:
             )
         else:
             hint = unopenable_hint(settings.state_dir, exc) or (
-                f"is EXESDB_STATE_DIR the bridge's state directory (now {settings.state_dir!r})?"
+                "is EXESDB_STATE_DIR the bridge's state directory"
+                f" ({_state_dir_said(settings.state_dir)})?"
             )
         print(
             f"exesdb-bridge: cannot open the alert outbox at {path.absolute()}: {exc}; {hint}",
@@ -173,7 +186,7 @@ def _outbox(args: argparse.Namespace) -> int:
         # Absolute: the default state directory is relative to the folder the command runs in.
         print(
             f"exesdb-bridge: no alert outbox at {path.absolute()}: set EXESDB_STATE_DIR to the"
-            f" bridge's state directory (now {settings.state_dir!r}){_demo_hint()}",
+            f" bridge's state directory ({_state_dir_said(settings.state_dir)}){_demo_hint()}",
             file=sys.stderr,
         )
         return EXIT_FAILED

@@ -194,8 +194,9 @@ def one_of(choices: Sequence[str]) -> Callable[[str], str]:
 
 def refused_choice(given: str, choices: Sequence[str]) -> str:
     """argparse's refusal of ``given`` as none of ``choices``, with the choice meant when one is
-    alike enough (``meant_choice``): ``invalid choice: 'fired'; did you mean 'firing'? (choose
-    from 'firing', …)``."""
+    alike enough (``meant_choice``): ``invalid choice: 'acknowleged'; did you mean
+    'acknowledged'? (choose from 'firing', …)``; the choices alone for a word like none of them
+    (``invalid choice: 'fired' (choose from 'firing', …)``: under difflib's cutoff)."""
     meant = meant_choice(given, choices)
     hint = f"; did you mean {meant!r}?" if meant else ""
     return f"invalid choice: {given!r}{hint} (choose from {', '.join(map(repr, choices))})"
