@@ -76,6 +76,8 @@ _COLON_IN_VALUE: Final = "mapping values are not allowed here"
 # Go's time.ParseDuration (Alertmanager's `timeout`, the toolkit's `rate_limit.interval`): "1m30s".
 _DURATION: Final = re.compile(r"(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+")
 _PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+# A whole number as text: in a YAML file, one written in quotes.
+_WHOLE: Final = re.compile(r"[-+]?[0-9]+")
 _UNIT_SECONDS: Final = {
     "ns": 1e-9,
     "us": 1e-6,
@@ -131,13 +133,15 @@ GoBool = Annotated[bool, BeforeValidator(_go_bool)]
 
 def _go_int(value: Any) -> Any:
     """A whole number as Go's YAML reader takes one into an int or uint (``max_alerts``,
-    ``burst``): ValueError for text in quotes (``'5'``) or a boolean, which Go refuses ("cannot
-    unmarshal !!str") where pydantic alone would take them."""
-    if isinstance(value, str | bool):
-        got = str(value).lower() if isinstance(value, bool) else repr(value)
-        raise ValueError(
-            f"must be a whole number without quotes, as Go's YAML reader asks (got {got})"
-        )
+    ``burst``): ValueError for text (a number in quotes, ``'5'``, told to go without them) or a
+    boolean, which Go refuses ("cannot unmarshal !!str") where pydantic alone would take them."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a whole number, not a boolean (got {str(value).lower()})")
+    if isinstance(value, str):
+        # Only a number in quotes reads as one here: unquoted, the reader made it an int.
+        quoted = _WHOLE.fullmatch(value.strip()) is not None
+        how = " without quotes, as Go's YAML reader asks" if quoted else ""
+        raise ValueError(f"must be a whole number{how} (got {value!r})")
     return value
 
 

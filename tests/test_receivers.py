@@ -120,8 +120,12 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         ),
         (
             "webhook_configs:\n  - {url: 'http://h', max_alerts: true}\n",
-            "webhook_configs.0.max_alerts: must be a whole number without quotes, as Go's YAML"
-            " reader asks (got true)",
+            "webhook_configs.0.max_alerts: must be a whole number, not a boolean (got true)",
+        ),
+        # Text that is no number was written without quotes: not told to leave them out.
+        (
+            "webhook_configs:\n  - {url: 'http://h', max_alerts: ten}\n",
+            "webhook_configs.0.max_alerts: must be a whole number (got 'ten')",
         ),
         # Bounded as the environment's settings are: past them a value is a slip.
         (
