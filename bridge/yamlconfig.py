@@ -41,7 +41,6 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    Field,
     ValidationError,
     model_validator,
 )
@@ -53,12 +52,13 @@ from bridge.regular_files import MAX_FILE_BYTES, read_bounded
 
 __all__ = [
     "GoBool",
-    "GoDuration",
     "GoInt",
     "Strict",
     "check_yaml",
     "checked_together",
     "go_duration",
+    "go_duration_up_to",
+    "go_int_up_to",
     "not_supported",
     "parse_yaml",
     "read_text",
@@ -110,7 +110,22 @@ def go_duration(value: Any) -> float:
     return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _PART.findall(text))
 
 
-GoDuration = Annotated[float, BeforeValidator(go_duration), Field(ge=0)]
+def go_duration_up_to(longest: str, *, zero: str, example: str) -> BeforeValidator:
+    """The validator of a Go duration (``go_duration``) in seconds from 0 to ``longest`` (as
+    written: ``10m``), for an ``Annotated[float, ...]``: past it a value is a slip (a stray zero,
+    milliseconds written as seconds), refused naming the range, what 0 stands for (``zero``)
+    and an ``example``."""
+    most = go_duration(longest)
+
+    def bounded(value: Any) -> float:
+        seconds = go_duration(value)
+        if seconds > most:
+            raise ValueError(
+                f"must be a duration from 0 ({zero}) to {longest}, e.g. {example} (got {value!r})"
+            )
+        return seconds
+
+    return BeforeValidator(bounded)
 
 
 def _go_bool(value: Any) -> bool:
@@ -146,6 +161,22 @@ def _go_int(value: Any) -> Any:
 
 
 GoInt = Annotated[int, BeforeValidator(_go_int)]
+
+
+def go_int_up_to(most: int, *, example: int, zero: str = "") -> AfterValidator:
+    """The validator of a ``GoInt`` from 0 to ``most``, for an ``Annotated[GoInt, ...]``: past
+    it a value is a slip, refused naming the range, what 0 stands for (``zero``, if anything
+    but 0) and an ``example``."""
+    lowest = f"0 ({zero})" if zero else "0"
+
+    def bounded(value: int) -> int:
+        if not 0 <= value <= most:
+            raise ValueError(
+                f"must be a whole number from {lowest} to {most}, e.g. {example} (got {value})"
+            )
+        return value
+
+    return AfterValidator(bounded)
 
 
 class _GoWord(str):
