@@ -76,6 +76,13 @@ _COLON_IN_VALUE: Final = "mapping values are not allowed here"
 # Go's time.ParseDuration (Alertmanager's `timeout`, the toolkit's `rate_limit.interval`): "1m30s".
 _DURATION: Final = re.compile(r"(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+")
 _PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+# The words Go's yaml.v2 reads as a boolean (YAML 1.1): each in lower case, capitalised or upper
+# case, no other.
+_GO_BOOLEAN_WORDS: Final = frozenset(
+    spelt
+    for word in ("y", "yes", "on", "true", "n", "no", "off", "false")
+    for spelt in (word, word.capitalize(), word.upper())
+)
 # A whole number as text: in a YAML file, one written in quotes.
 _WHOLE: Final = re.compile(r"[-+]?[0-9]+")
 _UNIT_SECONDS: Final = {
@@ -131,16 +138,17 @@ def go_duration_up_to(longest: str, *, zero: str, example: str) -> BeforeValidat
 def _go_bool(value: Any) -> bool:
     """A boolean as Go's YAML reader takes one: only an unquoted ``true``/``false`` (or YAML 1.1's
     ``yes``/``no``, ``on``/``off``, ``y``/``n``, which ``read_yaml`` reads as Go does);
-    ValueError for text in quotes or a number, which Go refuses ("cannot unmarshal !!str")."""
+    ValueError for text (one of those words in quotes told to go without them) or a number,
+    which Go refuses ("cannot unmarshal !!str")."""
     if isinstance(value, bool):
         return value
     if isinstance(value, _GoWord):
         return value in ("y", "Y")
     got = f" (got {value!r})" if isinstance(value, str | int | float) else ""
-    raise ValueError(
-        "must be true or false without quotes, as Go's YAML reader asks (it also takes yes/no, "
-        f"on/off and y/n){got}"
-    )
+    # Only such a word in quotes reads as text here: unquoted, the reader made it a boolean.
+    quoted = isinstance(value, str) and value.strip() in _GO_BOOLEAN_WORDS
+    how = " without quotes, as Go's YAML reader asks" if quoted else ""
+    raise ValueError(f"must be true or false{how} (it also takes yes/no, on/off and y/n){got}")
 
 
 GoBool = Annotated[bool, BeforeValidator(_go_bool)]

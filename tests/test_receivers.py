@@ -578,7 +578,7 @@ def test_a_receiver_with_a_bad_key_still_has_its_keys_checked_together(
             "      bearer_token: tok3n\n      authorization: {type: Token}\n"
             "      no_proxy: example.com\n      enable_http2: maybe\n",
             [
-                "http_config.enable_http2: must be true or false without quotes",
+                "http_config.enable_http2: must be true or false (it also takes yes/no",
                 "http_config: authorization cannot be given with bearer_token or",
                 "http_config: no_proxy needs proxy_url",
             ],
