@@ -28,7 +28,6 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     Field,
     ModelWrapValidatorHandler,
     SecretStr,
@@ -53,6 +52,8 @@ from bridge.yamlconfig import (
     Strict,
     checked_together,
     go_duration,
+    go_duration_up_to,
+    go_int_up_to,
     not_supported,
     parse_yaml,
     read_text,
@@ -104,33 +105,12 @@ def _alertmanager_url(value: str | None) -> str | None:
 HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
 AlertmanagerUrl = Annotated[str | None, AfterValidator(_alertmanager_url)]
 
-# The bounds of EXESDB_WEBHOOK_MAX_ALERTS and EXESDB_WEBHOOK_TIMEOUT_MS, whose values a 0 here
+# Bounded as EXESDB_WEBHOOK_MAX_ALERTS and EXESDB_WEBHOOK_TIMEOUT_MS are, whose values a 0 here
 # stands for: past them a value is a slip (a stray zero, milliseconds written as seconds).
-_MOST_ALERTS: Final = 100_000
-_LONGEST_TIMEOUT: Final = 600.0
-
-
-def _bounded_max_alerts(value: int) -> int:
-    if not 0 <= value <= _MOST_ALERTS:
-        raise ValueError(
-            f"must be a whole number from 0 (EXESDB_WEBHOOK_MAX_ALERTS) to {_MOST_ALERTS},"
-            f" e.g. 50 (got {value})"
-        )
-    return value
-
-
-def _bounded_timeout(value: Any) -> float:
-    seconds = go_duration(value)
-    if seconds > _LONGEST_TIMEOUT:
-        raise ValueError(
-            f"must be a duration from 0 (EXESDB_WEBHOOK_TIMEOUT_MS) to {_LONGEST_TIMEOUT / 60:g}m,"
-            f" e.g. 10s (got {value!r})"
-        )
-    return seconds
-
-
-MaxAlerts = Annotated[GoInt, AfterValidator(_bounded_max_alerts)]
-Timeout = Annotated[float, BeforeValidator(_bounded_timeout)]
+MaxAlerts = Annotated[GoInt, go_int_up_to(100_000, zero="EXESDB_WEBHOOK_MAX_ALERTS", example=50)]
+Timeout = Annotated[
+    float, go_duration_up_to("10m", zero="EXESDB_WEBHOOK_TIMEOUT_MS", example="10s")
+]
 
 
 def _credentials_twice(

@@ -41,7 +41,6 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    Field,
     ValidationError,
     model_validator,
 )
@@ -53,12 +52,13 @@ from bridge.regular_files import MAX_FILE_BYTES, read_bounded
 
 __all__ = [
     "GoBool",
-    "GoDuration",
     "GoInt",
     "Strict",
     "check_yaml",
     "checked_together",
     "go_duration",
+    "go_duration_up_to",
+    "go_int_up_to",
     "not_supported",
     "parse_yaml",
     "read_text",
@@ -76,6 +76,15 @@ _COLON_IN_VALUE: Final = "mapping values are not allowed here"
 # Go's time.ParseDuration (Alertmanager's `timeout`, the toolkit's `rate_limit.interval`): "1m30s".
 _DURATION: Final = re.compile(r"(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+")
 _PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+# The words Go's yaml.v2 reads as a boolean (YAML 1.1): each in lower case, capitalised or upper
+# case, no other.
+_GO_BOOLEAN_WORDS: Final = frozenset(
+    spelt
+    for word in ("y", "yes", "on", "true", "n", "no", "off", "false")
+    for spelt in (word, word.capitalize(), word.upper())
+)
+# A whole number as text: in a YAML file, one written in quotes.
+_WHOLE: Final = re.compile(r"[-+]?[0-9]+")
 _UNIT_SECONDS: Final = {
     "ns": 1e-9,
     "us": 1e-6,
@@ -108,22 +117,38 @@ def go_duration(value: Any) -> float:
     return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _PART.findall(text))
 
 
-GoDuration = Annotated[float, BeforeValidator(go_duration), Field(ge=0)]
+def go_duration_up_to(longest: str, *, zero: str, example: str) -> BeforeValidator:
+    """The validator of a Go duration (``go_duration``) in seconds from 0 to ``longest`` (as
+    written: ``10m``), for an ``Annotated[float, ...]``: past it a value is a slip (a stray zero,
+    milliseconds written as seconds), refused naming the range, what 0 stands for (``zero``)
+    and an ``example``."""
+    most = go_duration(longest)
+
+    def bounded(value: Any) -> float:
+        seconds = go_duration(value)
+        if seconds > most:
+            raise ValueError(
+                f"must be a duration from 0 ({zero}) to {longest}, e.g. {example} (got {value!r})"
+            )
+        return seconds
+
+    return BeforeValidator(bounded)
 
 
 def _go_bool(value: Any) -> bool:
     """A boolean as Go's YAML reader takes one: only an unquoted ``true``/``false`` (or YAML 1.1's
     ``yes``/``no``, ``on``/``off``, ``y``/``n``, which ``read_yaml`` reads as Go does);
-    ValueError for text in quotes or a number, which Go refuses ("cannot unmarshal !!str")."""
+    ValueError for text (one of those words in quotes told to go without them) or a number,
+    which Go refuses ("cannot unmarshal !!str")."""
     if isinstance(value, bool):
         return value
     if isinstance(value, _GoWord):
         return value in ("y", "Y")
     got = f" (got {value!r})" if isinstance(value, str | int | float) else ""
-    raise ValueError(
-        "must be true or false without quotes, as Go's YAML reader asks (it also takes yes/no, "
-        f"on/off and y/n){got}"
-    )
+    # Only such a word in quotes reads as text here: unquoted, the reader made it a boolean.
+    quoted = isinstance(value, str) and value.strip() in _GO_BOOLEAN_WORDS
+    how = " without quotes, as Go's YAML reader asks" if quoted else ""
+    raise ValueError(f"must be true or false{how} (it also takes yes/no, on/off and y/n){got}")
 
 
 GoBool = Annotated[bool, BeforeValidator(_go_bool)]
@@ -131,17 +156,35 @@ GoBool = Annotated[bool, BeforeValidator(_go_bool)]
 
 def _go_int(value: Any) -> Any:
     """A whole number as Go's YAML reader takes one into an int or uint (``max_alerts``,
-    ``burst``): ValueError for text in quotes (``'5'``) or a boolean, which Go refuses ("cannot
-    unmarshal !!str") where pydantic alone would take them."""
-    if isinstance(value, str | bool):
-        got = str(value).lower() if isinstance(value, bool) else repr(value)
-        raise ValueError(
-            f"must be a whole number without quotes, as Go's YAML reader asks (got {got})"
-        )
+    ``burst``): ValueError for text (a number in quotes, ``'5'``, told to go without them) or a
+    boolean, which Go refuses ("cannot unmarshal !!str") where pydantic alone would take them."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a whole number, not a boolean (got {str(value).lower()})")
+    if isinstance(value, str):
+        # Only a number in quotes reads as one here: unquoted, the reader made it an int.
+        quoted = _WHOLE.fullmatch(value.strip()) is not None
+        how = " without quotes, as Go's YAML reader asks" if quoted else ""
+        raise ValueError(f"must be a whole number{how} (got {value!r})")
     return value
 
 
 GoInt = Annotated[int, BeforeValidator(_go_int)]
+
+
+def go_int_up_to(most: int, *, example: int, zero: str = "") -> AfterValidator:
+    """The validator of a ``GoInt`` from 0 to ``most``, for an ``Annotated[GoInt, ...]``: past
+    it a value is a slip, refused naming the range, what 0 stands for (``zero``, if anything
+    but 0) and an ``example``."""
+    lowest = f"0 ({zero})" if zero else "0"
+
+    def bounded(value: int) -> int:
+        if not 0 <= value <= most:
+            raise ValueError(
+                f"must be a whole number from {lowest} to {most}, e.g. {example} (got {value})"
+            )
+        return value
+
+    return AfterValidator(bounded)
 
 
 class _GoWord(str):

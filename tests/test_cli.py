@@ -377,6 +377,8 @@ def test_a_misspelt_command_of_alerts_or_outbox_is_named_with_the_one_meant(
     [
         (["tail", "--cout", "3"], "--cout … (--cout: did you mean --count?)"),
         (["outbox", "list", "--limt=3"], "--limt=… (--limt: did you mean --limit?)"),
+        # One of a group of options that exclude each other (ID ... | --all) is named too.
+        (["outbox", "retry", "--alll"], "--alll (--alll: did you mean --all?)"),
         (["alerts", "ack", "a1", "--by", "me", "--notes", "hi"],
          "--notes … (--notes: did you mean --note?)"),
         (["healthcheck", "--tmeout", "3"], "--tmeout … (--tmeout: did you mean --timeout?)"),

@@ -120,8 +120,12 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         ),
         (
             "webhook_configs:\n  - {url: 'http://h', max_alerts: true}\n",
-            "webhook_configs.0.max_alerts: must be a whole number without quotes, as Go's YAML"
-            " reader asks (got true)",
+            "webhook_configs.0.max_alerts: must be a whole number, not a boolean (got true)",
+        ),
+        # Text that is no number was written without quotes: not told to leave them out.
+        (
+            "webhook_configs:\n  - {url: 'http://h', max_alerts: ten}\n",
+            "webhook_configs.0.max_alerts: must be a whole number (got 'ten')",
         ),
         # Bounded as the environment's settings are: past them a value is a slip.
         (
@@ -574,7 +578,7 @@ def test_a_receiver_with_a_bad_key_still_has_its_keys_checked_together(
             "      bearer_token: tok3n\n      authorization: {type: Token}\n"
             "      no_proxy: example.com\n      enable_http2: maybe\n",
             [
-                "http_config.enable_http2: must be true or false without quotes",
+                "http_config.enable_http2: must be true or false (it also takes yes/no",
                 "http_config: authorization cannot be given with bearer_token or",
                 "http_config: no_proxy needs proxy_url",
             ],

@@ -87,14 +87,19 @@ class _Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
-        self.long_options: list[str] = []  # before argparse adds --help
         super().__init__(*args, **kwargs)
         self.set_defaults(usage_parser=self)
 
-    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
-        action = super().add_argument(*args, **kwargs)
-        self.long_options.extend(name for name in action.option_strings if name.startswith("--"))
-        return action
+    @property
+    def long_options(self) -> list[str]:
+        """Its ``--`` options, those added through a group too (``outbox retry``'s ``--all``,
+        which a group's own ``add_argument`` adds): argparse keeps every one in ``_actions``."""
+        return [
+            name
+            for action in self._actions
+            for name in action.option_strings
+            if name.startswith("--")
+        ]
 
 
 class _Formatter(argparse.HelpFormatter):

@@ -32,7 +32,8 @@ from bridge.yamlconfig import (
     Strict,
     check_yaml,
     checked_together,
-    go_duration,
+    go_duration_up_to,
+    go_int_up_to,
     read_yaml,
 )
 
@@ -326,31 +327,15 @@ def _users_mapping(value: Any) -> Any:
 # The most rate_limit takes, where the toolkit takes any Go duration and int: past them a value is
 # a slip (a stray zero, milliseconds written as seconds), as past the environment's settings' and
 # the receivers file's bounds; a burst past a float's range would stop the bridge at start.
-_LONGEST_INTERVAL: Final = 86_400.0
-_MOST_BURST: Final = 1_000_000
-
-
-def _bounded_interval(value: Any) -> float:
-    seconds = go_duration(value)
-    if seconds > _LONGEST_INTERVAL:
-        raise ValueError(
-            f"must be a duration from 0 (no limit) to {_LONGEST_INTERVAL / 3600:g}h, e.g. 1s"
-            f" (got {value!r})"
-        )
-    return seconds
-
-
-def _bounded_burst(value: int) -> int:
-    if not 0 <= value <= _MOST_BURST:
-        raise ValueError(f"must be a whole number from 0 to {_MOST_BURST}, e.g. 10 (got {value})")
-    return value
+_Interval = Annotated[float, go_duration_up_to("24h", zero="no limit", example="1s")]
+_Burst = Annotated[GoInt, go_int_up_to(1_000_000, example=10)]
 
 
 class RateLimit(Strict):
     """``rate_limit``: at most ``burst`` requests at once, then one per ``interval``."""
 
-    interval: Annotated[float, BeforeValidator(_bounded_interval)] = 0.0  # 0: no limit
-    burst: Annotated[GoInt, AfterValidator(_bounded_burst)] = 0
+    interval: _Interval = 0.0  # 0: no limit
+    burst: _Burst = 0
 
     @property
     def enabled(self) -> bool:

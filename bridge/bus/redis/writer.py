@@ -135,8 +135,8 @@ class Writer:
         self._mark_ms = max(_MARK_KEPT_MIN_MS, 2 * replay_window_ms)
         self._batches = 0
         self._unsure: tuple[int, int] | None = None
-        # The ACL refusing the mark's key (told once): batches go without it until the
-        # monotonic time ``_mark_after``, the backoff's cap after it was last refused, so that
+        # The ACL refusing the mark's key (told once): batches go without it until
+        # ``_mark_after`` (by ``clock``), the backoff's cap after it was last refused, so that
         # a grant is taken within seconds while few batches pay a refused call.
         self._mark_refused = False
         self._mark_after = 0.0
@@ -357,11 +357,13 @@ class Writer:
         )
 
     async def _check_epoch(self) -> None:
-        """Find out whether Redis lost its data (a restart without persistence) since we wrote.
+        """Find out whether Redis lost its data (a restart without persistence) since we wrote,
+        or only its latest writes (``_rolled_back``: started again from older data).
 
-        If it did, the work-queue frames written lately that no consumer group had taken yet
-        went with it: they are written again; and it is counted (``data_losses``), for the
-        cluster monitor to write its keys again.
+        If it lost its data, the work-queue frames written lately that no consumer group had
+        taken yet went with it: they are written again; and it is counted (``data_losses``), for
+        the cluster monitor to write its keys again. If only its latest writes, those of them
+        after the last one Redis holds are written again, not counted there.
         """
         client = self._link.client
         key = self._layout.epoch
