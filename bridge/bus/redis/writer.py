@@ -199,7 +199,8 @@ class Writer:
     def held_back(self) -> str | None:
         """Redis's words when it refused a write for now (``OOM``, ``READONLY``, …) in the
         last ``refusal_seconds`` and took no frame since, else None: it refuses every
-        publisher alike then, so nobody's messages reach it."""
+        publisher alike then, so nobody's messages reach it (all write to one Redis: one
+        replica pointed at a read replica is refused ``READONLY`` alone, and not ready)."""
         held = self._held_back
         if held is None or self._clock() - held[0] > self._link.refusal_seconds:
             return None
