@@ -1368,6 +1368,62 @@ async def test_a_write_refused_for_want_of_memory_is_retried_not_dropped(
     assert replica.sample("exesdb_bus_dropped_total", subscriber="transport") == 0
 
 
+def refused_writes(replica: Replica) -> bool:
+    """Whether the replica's bus tells its cluster monitor that Redis refuses writes (READONLY)."""
+    return "refuses writes for now: READONLY" in (replica.bridge.bus.hearing() or "")
+
+
+async def test_a_replica_on_a_read_replica_alone_is_held_back_and_not_ready(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica], tmp_path: Path
+) -> None:
+    """A replica whose Redis is a read replica (``replicaof``) is refused READONLY alone: not
+    ready, saying so, and taken by its cluster monitor for one hearing nothing, though it reads
+    the others' messages through replication; the replica on the primary hears all."""
+    primary = redis_server()
+    with primary.client() as client:
+        client.config_set("repl-diskless-sync-delay", 0)  # the first sync at once, not after 5 s
+    read_only = RedisServer(options=["--replicaof", "127.0.0.1", str(primary.port)])
+    read_only.start(tmp_path / "read-only")
+    try:
+        with read_only.client() as client:
+            await async_wait_until(
+                lambda: client.info("replication")["master_link_status"] == "up", 10, "in sync"
+            )
+        right = await Replica(primary.url, "node-a", group=False).start()
+        replicas.append(right)
+        wrong = await Replica(read_only.url, "node-b", group=False).start()
+        replicas.append(wrong)
+        wrong.publish_alert(1)
+        await async_wait_until(lambda: refused_writes(wrong), 10, "held back")
+        assert not wrong.ready()
+        said = wrong.reason()
+        assert "refuses the bridge's commands: READONLY" in said
+        [quoted] = [span for span in spans(page("redis")) if "commands: READONLY" in span]
+        assert all(part.strip() in said for part in quoted.split("…"))
+        heard = right.publish_alert(2)
+        await async_wait_until(lambda: wrong.seen_alerts() == [heard], 10, "read through")
+        assert right.ready()
+        assert right.bridge.bus.hearing() is None
+    finally:
+        read_only.stop()
+
+
+async def test_a_primary_demoted_under_two_replicas_holds_both_back(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """A primary turned into a replica (``REPLICAOF``, as a failover demotes it) refuses every
+    replica still connected to it READONLY alike: each is held back, declaring nobody down."""
+    old, new = redis_server(), redis_server()
+    pair = [await Replica(old.url, f"node-{n}", group=False).start() for n in "ab"]
+    replicas.extend(pair)
+    await async_wait_until(lambda: all(r.ready() for r in pair), 10, "ready")
+    with old.client() as client:
+        client.replicaof("127.0.0.1", new.port)
+    for number, replica in enumerate(pair):
+        replica.publish_alert(number)
+    await async_wait_until(lambda: all(refused_writes(r) for r in pair), 10, "both held back")
+
+
 async def test_a_frame_redis_refuses_for_good_is_dropped_and_counted(
     redis_server: Callable[[], RedisServer], replicas: list[Replica]
 ) -> None:

@@ -89,6 +89,9 @@ _RUN_REFUSED: Final = "no permissions to run the '"
 # as expired by every reader anyway.
 _MARK_KEPT_MIN_MS: Final = 3600 * 1000
 
+# Redis's words for XINFO STREAM of a key it does not hold.
+_NO_SUCH_KEY: Final = "no such key"
+
 # A work-queue frame written: (when, entry id, frame), per stream.
 _Retained = deque[tuple[float, bytes, Frame]]
 # XPENDING's page beyond the frames kept: room for other publishers' entries pending among them.
@@ -146,6 +149,8 @@ class Writer:
         self._retain_seconds = max(10.0, 2 * claim_idle_ms / 1000)
         self._epoch: str | None = None
         self._epoch_unchecked = True
+        # The ACL refusing XINFO STREAM (told once): rolled back streams held empty go unseen.
+        self._xinfo_refused = False
         self._last_prune = 0.0
         # A look at what was taken that the ACL refuses is told, and tried again with backoff.
         self._prune_refusals = 0
@@ -194,7 +199,8 @@ class Writer:
     def held_back(self) -> str | None:
         """Redis's words when it refused a write for now (``OOM``, ``READONLY``, …) in the
         last ``refusal_seconds`` and took no frame since, else None: it refuses every
-        publisher alike then, so nobody's messages reach it."""
+        publisher alike then, so nobody's messages reach it (all write to one Redis: one
+        replica pointed at a read replica is refused ``READONLY`` alone, and not ready)."""
         held = self._held_back
         if held is None or self._clock() - held[0] > self._link.refusal_seconds:
             return None
@@ -393,8 +399,10 @@ class Writer:
         than its last writes (a crash of its machine), keeps the epoch and loses those.
 
         What such a Redis holds is all it held at some moment, so the frames it lost are ours
-        after the latest entry it holds up to our latest: one look per stream. None held up to
-        there says nothing (a stream trimmed past our frames, or emptied), and is left alone."""
+        after the latest entry it holds up to our latest: one look per stream. A stream holding
+        none up to there was trimmed past our frames, or emptied since (left alone), unless the
+        last id it generated (``last-generated-id``, which trimming never lowers) is below our
+        latest: it held none of our frames after that id (a quiet stream, empty then)."""
         keys = [key for key, items in self._retained.items() if items]
         if not keys:
             return []
@@ -402,17 +410,62 @@ class Writer:
         for key in keys:
             newest = self._retained[key][-1][1]
             pipe.xrevrange(key, newest, "-", count=1)  # +xrevrange: the ACL user's
+            pipe.xinfo_stream(key)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        refusal = next((r for r in replies[::2] if isinstance(r, Exception)), None)
+        if refusal is not None:
+            raise refusal
+        generated = self._generated(replies[1::2])
         lanes: list[_Retained] = []
-        for key, found in zip(keys, await pipe.execute(), strict=True):
-            if not found:
+        for key, found, since in zip(keys, replies[::2], generated, strict=True):
+            items = self._retained[key]
+            if found:
+                held = stream_id(found[0][0])
+            elif since is not None and since < stream_id(items[-1][1]):
+                held = since
+            else:
                 continue
-            held, items = stream_id(found[0][0]), self._retained[key]
             lost: _Retained = deque()
             while items and stream_id(items[-1][1]) > held:
                 lost.appendleft(items.pop())
             if lost:
                 lanes.append(lost)
         return lanes
+
+    def _generated(self, infos: Sequence[Any]) -> list[tuple[int, int] | None]:
+        """Each stream's ``last-generated-id`` from its XINFO STREAM (``0-0`` for a stream
+        Redis does not hold), or None for each when the ACL refuses that (the rules of a
+        version before it): told once while it lasts, asked again at the next look."""
+        refusal = next((r for r in infos if isinstance(r, NoPermissionError)), None)
+        if refusal is not None:
+            if not self._xinfo_refused:
+                self._xinfo_refused = True
+                _logger.warning(
+                    "Redis at %s refuses the bridge's user XINFO STREAM (%s): a work-queue"
+                    " stream that Redis, started again from older data, holds empty cannot be"
+                    " told from one trimmed, and the frames it lost there are not written"
+                    " again; give the user +xinfo|stream"
+                    " (docs/redis.md#a-redis-user-for-the-bridge)",
+                    safe_url(self._link.url),
+                    reason(refusal),
+                )
+            return [None] * len(infos)
+        if self._xinfo_refused:
+            self._xinfo_refused = False
+            _logger.info(
+                "Redis at %s lets the bridge's user run XINFO STREAM again: a work-queue stream"
+                " held empty after a restart from older data is told from one trimmed",
+                safe_url(self._link.url),
+            )
+        generated: list[tuple[int, int] | None] = []
+        for info in infos:
+            if isinstance(info, ResponseError) and str(info) == _NO_SUCH_KEY:
+                generated.append((0, 0))  # none: made after the data Redis started from
+            elif isinstance(info, Exception):
+                raise info
+            else:
+                generated.append(stream_id(info["last-generated-id"]))
+        return generated
 
     async def _prune_retained(self) -> None:
         self._last_prune = self._clock()
