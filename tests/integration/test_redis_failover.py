@@ -4,14 +4,17 @@ new primary (a DNS name, a load balancer, a Kubernetes Service: here a TCP forwa
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from bridge.backoff import Backoff
+from bridge.bus.redis.link import Link, redis_client
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_bus import ALERTS, Replica, has_seen, refused_writes, replicas
 from tests.integration.test_redis_spool import Proxy
-from tests.support import async_wait_until
+from tests.support import ManualClock, async_wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -83,3 +86,46 @@ async def test_writes_held_back_by_a_demoted_primary_go_to_the_new_one_behind_th
     await async_wait_until(replica.ready, 10, "ready again")
     with new.client() as client:
         assert client.xlen(f"exesdb:bus:{ALERTS}") >= len(held)  # written to the new primary
+
+
+async def test_loops_refused_readonly_together_reconnect_once_per_backoff_step(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """Two loops refused READONLY again and again within one backoff step (the clock held) close
+    the connections once between them, not at each refusal; a step later, once again."""
+    old, new = redis_server(), redis_server()
+    with old.client() as client:
+        client.replicaof("127.0.0.1", new.port)
+    clock = ManualClock()
+    backoff = Backoff(base=0.001, cap=0.004, jitter=0.0)  # waits of 1-4 ms, on the held clock
+    link = Link(old.url, redis_client(old.url, block_ms=200), backoff, clock=clock)
+    failures = [0]
+
+    def failed() -> None:
+        failures[0] += 1
+
+    async def write() -> float:
+        await link.command("SET", "k", "v")
+        return 0.0
+
+    async def refused(times: int) -> None:
+        """Wait until the loops were refused ``times`` more times."""
+        until = failures[0] + times
+        await async_wait_until(lambda: failures[0] >= until, 10, f"{times} refusals")
+
+    stats = old.client()
+    try:
+        before = stats.info("stats")["total_connections_received"]
+        loops = [asyncio.create_task(link.keep_trying(write, failed=failed)) for _ in "ab"]
+        await refused(40)
+        opened = stats.info("stats")["total_connections_received"] - before
+        assert 3 <= opened <= 4  # one for each loop, again after the one reconnection
+        clock.advance(1.0)  # past the backoff step
+        await refused(40)
+        again = stats.info("stats")["total_connections_received"] - before - opened
+        assert 1 <= again <= 2
+        link.stopping.set()
+        await asyncio.gather(*loops)
+    finally:
+        stats.close()
+        await link.client.aclose()
