@@ -624,3 +624,50 @@ def test_a_holder_killed_before_it_dropped_a_stored_note_sends_its_change_once(
     assert [(line["state"], line["last_error"]) for line in lines] == [("stale", TAKEN_OVER_REASON)]
     with redis.client() as client:
         assert client.keys("exesdb:state:alerts:adopted:*") == []
+
+
+def refused_readonly(process: BridgeProcess) -> bool:
+    """Whether ``process``'s ``/readyz`` answers 503, saying Redis refuses writes READONLY."""
+    status, reason = bus_check(process)
+    return status == 503 and "refuses the bridge's commands: READONLY" in str(reason)
+
+
+def test_alerts_held_back_by_a_failover_reach_the_new_primary_behind_the_same_name(
+    tmp_path: Path,
+    redis: RedisServer,
+    partition: Partition,
+    bridge_processes: list[BridgeProcess],
+    webhook_receiver,
+) -> None:
+    """Two replicas reach Redis through one forwarder (a DNS name, a load balancer, a
+    Kubernetes Service) when a failover (FAILOVER) demotes it: refused READONLY, not ready,
+    ingest still answers 202; once the forwarder leads to the new primary, they connect to it
+    (redis-py alone would keep the old connections), and every alert reaches the receiver
+    once."""
+    receiver: WebhookReceiver = webhook_receiver()
+    new = RedisServer(options=["--replicaof", "127.0.0.1", str(redis.port)])
+    new.start(tmp_path / "new")
+    try:
+        replicas = start_replicas(tmp_path, bridge_processes, partition.url, 2, receiver)
+        leader(replicas)
+        ids = [f"moved-{n:04d}" for n in range(300)]
+        ingest(replicas[0].url, [alert(i) for i in ids[:100]])
+        wait_until(lambda: len(delivered_counts(receiver, "moved-")) == 100, 15, "the first 100")
+        with new.client() as client:
+            wait_until(
+                lambda: client.info("replication")["master_link_status"] == "up", 10, "in sync"
+            )
+        with redis.client() as client:
+            client.execute_command("FAILOVER", "TO", "127.0.0.1", new.port)
+            wait_until(lambda: client.info("replication")["role"] == "slave", 10, "demoted")
+        for first in range(100, 300, 50):  # each asserted 202
+            ingest(replicas[first // 50 % 2].url, [alert(i) for i in ids[first : first + 50]])
+        for replica in replicas:
+            wait_until(partial(refused_readonly, replica), 20, "Redis said refusing")
+        partition.upstream_port = new.port
+        once_each(receiver, "moved-", ids, replicas, new)
+        for replica in replicas:
+            wait_until(partial(answers, replica, 200), 20, "ready again")
+            assert metric(replica.url, "exesdb_bus_dropped_total", subscriber="transport") == 0
+    finally:
+        new.stop()

@@ -96,6 +96,17 @@ _TEMPORARY_REPLIES: Final = (
     "CLUSTERDOWN",
 )
 
+# What the bridge does after a refusal, said after it: a READONLY refusal comes of a primary that a
+# failover demoted, and redis-py's client keeps its connections to it (only its Sentinel client
+# drops them), while the name the URL gives may lead to the new primary now (DNS, a load
+# balancer, a Kubernetes Service): the pool's connections are closed, and the next connect
+# afresh.
+_RETRYING: Final = "; retrying with backoff"
+_RECONNECTING: Final = (
+    "; reconnecting (a failover may have moved the name it is reached by to the new primary)"
+    " and retrying with backoff"
+)
+
 # What the bridge's words add to Redis's when Redis refuses its credentials, or one of its
 # commands or keys (an ACL user without a rule the bridge needs).
 _CREDENTIALS_HINT: Final = (
@@ -221,6 +232,7 @@ class Link:
         self._restart_seconds = restart_seconds
         self._clock = clock
         self._refusals: dict[object, tuple[float, str]] = {}  # owner -> (when, what was said)
+        self._reconnect_after = 0.0  # when a READONLY refusal may close the connections again
         self._when_down: list[Callable[[], None]] = []
 
     async def command(self, *args: str | bytes | int) -> Any:
@@ -280,7 +292,7 @@ class Link:
         self.connection_errors += 1
         for callback in self._when_down:
             callback()
-        if self._told_refused(exc, owner, "; retrying with backoff"):
+        if self._told_refused(exc, owner, _RECONNECTING if _demoted(exc) else _RETRYING):
             return self.backoff.delay(failures)
         files = self._tls_files(exc)
         said, why = (
@@ -296,9 +308,7 @@ class Link:
         )
         # Once per outage and reason: the loops sharing the link fail together, alike.
         if self.connected or (failures == 1 and why != self.error):
-            _logger.warning(
-                "Redis at %s %s: %s; retrying with backoff", safe_url(self.url), said, why
-            )
+            _logger.warning("Redis at %s %s: %s%s", safe_url(self.url), said, why, _RETRYING)
         self._down_said = said
         self.connected = False
         self.error = why
@@ -404,9 +414,29 @@ class Link:
                 failures += 1
                 if failed is not None:
                     failed()
-                await self.pause(self.down(failure, failures, owner=owner))
+                wait = self.down(failure, failures, owner=owner)
+                if _demoted(failure):
+                    await self._reconnect(wait)
+                await self.pause(wait)
         finally:
             self._refusals.pop(owner, None)  # a loop that ended is refused nothing any more
+
+    async def _reconnect(self, wait: float) -> None:
+        """Close the client's connections (``_RECONNECTING``), at most once per ``wait`` (the
+        backoff step of the refusal that asks): the loops refused together close them once.
+        Those in use close as they are given back, so that no command under way is cut (a
+        redis-py without ``update_active_connections_for_reconnect`` cannot mark them: they go
+        as their own loops are refused)."""
+        now = self._clock()
+        if now < self._reconnect_after:
+            return
+        self._reconnect_after = now + wait
+        pool = self.client.connection_pool
+        mark = getattr(pool, "update_active_connections_for_reconnect", None)
+        with contextlib.suppress(*RETRYABLE):
+            if mark is not None:
+                await mark()
+            await pool.disconnect(inuse_connections=False)
 
     async def keep_running(self, name: str, stage: Callable[[], Awaitable[None]]) -> None:
         """Run one background stage; a bug in it is logged and counted, and the stage restarts."""
@@ -564,6 +594,13 @@ def temporary(exc: ResponseError) -> bool:
     if isinstance(exc, (OutOfMemoryError, ReadOnlyError)):
         return True
     return _code(exc) in _TEMPORARY_REPLIES
+
+
+def _demoted(exc: BaseException) -> bool:
+    """True for a READONLY refusal: the primary the client is connected to was demoted."""
+    return isinstance(exc, ReadOnlyError) or (
+        isinstance(exc, ResponseError) and _code(exc) == "READONLY"
+    )
 
 
 def script_named(exc: ResponseError, script: str) -> ResponseError:

@@ -1,0 +1,131 @@
+"""A failover on real redis-servers: the primary a replica writes to is demoted (``REPLICAOF``)
+and answers READONLY, while the name or address the replica reaches Redis by is moved to the
+new primary (a DNS name, a load balancer, a Kubernetes Service: here a TCP forwarder)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from bridge.backoff import Backoff
+from bridge.bus.redis.link import Link, redis_client
+from tests.integration.servers.redis import RedisServer, redis_server
+from tests.integration.test_redis_bus import ALERTS, Replica, has_seen, refused_writes, replicas
+from tests.integration.test_redis_spool import Proxy
+from tests.support import ManualClock, async_wait_until
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["redis_server", "replicas"]
+
+
+def client_ids(server: RedisServer) -> set[int]:
+    """The ids of the connections of clients other than this one (CLIENT LIST)."""
+    with server.client() as client:
+        own = client.client_id()
+        return {int(c["id"]) for c in client.client_list() if int(c["id"]) != own}
+
+
+@pytest.fixture
+async def proxy(redis_server: Callable[[], RedisServer]) -> AsyncIterator[Proxy]:
+    """A TCP forwarder, closed afterwards; its ``upstream_port`` is where new connections go."""
+    forwarder = await Proxy(0).start()
+    yield forwarder
+    await forwarder.aclose()
+
+
+async def test_a_readonly_refusal_drops_the_connections_it_came_on(
+    redis_server: Callable[[], RedisServer],
+    replicas: list[Replica],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After Redis refuses a write READONLY (its primary demoted), the replica does not keep
+    the connections it had (redis-py's client would): each is closed, and new ones opened
+    (CLIENT LIST); the warning says so."""
+    old, new = redis_server(), redis_server()
+    replica = await Replica(old.url, "node-a", group=False).start()
+    replicas.append(replica)
+    await async_wait_until(replica.ready, 10, "ready")
+    before = client_ids(old)
+    with old.client() as client:
+        client.replicaof("127.0.0.1", new.port)
+    replica.publish_alert(1)
+    await async_wait_until(lambda: refused_writes(replica), 10, "held back")
+    await async_wait_until(lambda: not client_ids(old) & before, 10, "the old ones closed")
+    assert client_ids(old), "no new connection"
+    told = [r.message for r in caplog.records if "READONLY" in r.message]
+    reconnecting = (
+        "; reconnecting (a failover may have moved the name it is reached by to the new"
+        " primary) and retrying with backoff"
+    )
+    assert told
+    assert all(message.endswith(reconnecting) for message in told), told
+
+
+async def test_writes_held_back_by_a_demoted_primary_go_to_the_new_one_behind_the_name(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica], proxy: Proxy
+) -> None:
+    """A replica reaching Redis through a forwarder keeps its alerts while the demoted primary
+    refuses them READONLY; once the forwarder leads to the new primary, every alert is written
+    there once and heard once, and the replica is ready again."""
+    old, new = redis_server(), redis_server()
+    proxy.upstream_port = old.port
+    replica = await Replica(proxy.url, "node-a", group=False).start()
+    replicas.append(replica)
+    await async_wait_until(replica.ready, 10, "ready")
+    first = replica.publish_alert(1)
+    await async_wait_until(lambda: has_seen(replica, [first]), 10, "the first heard")
+    with old.client() as client:
+        client.replicaof("127.0.0.1", new.port)  # the old primary's stream gone: new's is empty
+    held = [replica.publish_alert(number) for number in (2, 3)]
+    await async_wait_until(lambda: refused_writes(replica), 10, "held back")
+    proxy.upstream_port = new.port
+    await async_wait_until(lambda: has_seen(replica, [first, *held]), 15, "the held ones heard")
+    await async_wait_until(replica.ready, 10, "ready again")
+    with new.client() as client:
+        assert client.xlen(f"exesdb:bus:{ALERTS}") >= len(held)  # written to the new primary
+
+
+async def test_loops_refused_readonly_together_reconnect_once_per_backoff_step(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """Two loops refused READONLY again and again within one backoff step (the clock held) close
+    the connections once between them, not at each refusal; a step later, once again."""
+    old, new = redis_server(), redis_server()
+    with old.client() as client:
+        client.replicaof("127.0.0.1", new.port)
+    clock = ManualClock()
+    backoff = Backoff(base=0.001, cap=0.004, jitter=0.0)  # waits of 1-4 ms, on the held clock
+    link = Link(old.url, redis_client(old.url, block_ms=200), backoff, clock=clock)
+    failures = [0]
+
+    def failed() -> None:
+        failures[0] += 1
+
+    async def write() -> float:
+        await link.command("SET", "k", "v")
+        return 0.0
+
+    async def refused(times: int) -> None:
+        """Wait until the loops were refused ``times`` more times."""
+        until = failures[0] + times
+        await async_wait_until(lambda: failures[0] >= until, 10, f"{times} refusals")
+
+    stats = old.client()
+    try:
+        before = stats.info("stats")["total_connections_received"]
+        loops = [asyncio.create_task(link.keep_trying(write, failed=failed)) for _ in "ab"]
+        await refused(40)
+        opened = stats.info("stats")["total_connections_received"] - before
+        assert 3 <= opened <= 4  # one for each loop, again after the one reconnection
+        clock.advance(1.0)  # past the backoff step
+        await refused(40)
+        again = stats.info("stats")["total_connections_received"] - before - opened
+        assert 1 <= again <= 2
+        link.stopping.set()
+        await asyncio.gather(*loops)
+    finally:
+        stats.close()
+        await link.client.aclose()
