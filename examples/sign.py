@@ -49,7 +49,7 @@ def bridge_url() -> str:
     """EXESDB_URL, else the address EXESDB_HTTP_ADDR names (a wildcard host is loopback), over
     https when the web config file EXESDB_WEB_CONFIG_FILE has a tls_server_config section;
     ValueError for an EXESDB_URL that is no http(s) URL with a host, or an EXESDB_HTTP_ADDR
-    that is no host:port with a port from 1 to 65535."""
+    that is no host:port with a port from 1 to 65535 (an IPv6 host in brackets)."""
     url = os.environ.get("EXESDB_URL")
     if url:
         # As exesdb-bridge publish reads it: anything else would reach urllib as a traceback.
@@ -75,6 +75,12 @@ def bridge_url() -> str:
         raise ValueError(
             "EXESDB_HTTP_ADDR: must be host:port as the bridge listens on it, e.g. 127.0.0.1:9570"
             f" (got {address!r}); a bridge's URL goes in EXESDB_URL"
+        )
+    if ":" in host and not host.startswith("["):
+        # '::1:9570', as the bridge refuses it: the URL built would be http://::1:9570.
+        raise ValueError(
+            "EXESDB_HTTP_ADDR: must be host:port, an IPv6 host in brackets; did you mean"
+            f" [{host}]:{port}?"
         )
     host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)
     return f"{'https' if serves_tls() else 'http'}://{host}:{port}"

@@ -132,6 +132,27 @@ def test_a_signer_refuses_an_address_the_bridge_would_refuse(
     assert _health_messages(ingesting) == before
 
 
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+@pytest.mark.parametrize(
+    ("address", "meant"), [("::1:9570", "[::1]:9570"), (":::9570", "[::]:9570")]
+)
+def test_a_signer_refuses_an_ipv6_host_without_brackets_as_the_bridge_does(
+    name: str, address: str, meant: str
+) -> None:
+    """An IPv6 host without brackets in EXESDB_HTTP_ADDR is bad usage (exit 2) in the bridge's
+    own words, after the program's name: the signers built http://::1:9570 from it."""
+    completed = _run(
+        [*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY],
+        SECRET_KEY_BASE=TEST_SECRET,
+        EXESDB_HTTP_ADDR=address,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.endswith(
+        f"{name}: {'error: ' if name == 'sign.py' else ''}EXESDB_HTTP_ADDR: must be host:port,"
+        f" an IPv6 host in brackets; did you mean {meant}?\n"
+    )
+
+
 # What a signer's refusal of a URL that is none ends with.
 EXAMPLE: Final = ", e.g. http://127.0.0.1:9570"
 
