@@ -7,13 +7,15 @@ file), never by the file's content. ``set_versions`` sets both sides' versions, 
 and 1.1, when a file asks for them, really negotiate. ``pem_file_problem`` judges a certificate or
 key file another library will read (the OTLP exporters', redis-py's), before it does and as it
 loads it, and ``cert_chain_error`` names the file at fault where OpenSSL's reason is only "PEM
-lib".
+lib"; ``ca_file_refusal`` says why a CA file OpenSSL refused will not do (no PEM certificate,
+or one damaged).
 ``stamp_files`` tells when a certificate, key or CA file changed (the web config's reload, the
 Redis bus's TLS files).
 """
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import os
 import re
@@ -29,6 +31,7 @@ __all__ = [
     "KEY_NOT_THE_CERTIFICATES",
     "TLS_VERSIONS",
     "Stamp",
+    "ca_file_refusal",
     "cert_chain_error",
     "load_cert_chain",
     "load_error",
@@ -181,6 +184,36 @@ def pem_file_problem(
     except OSError as exc:  # gone since it was read
         return f"cannot read {path}: {load_error(exc)}"
     return None
+
+
+def ca_file_refusal(path: str) -> str:
+    """Why the CA file ``path``, which OpenSSL refused, will not do, in a few words: it holds no
+    PEM certificate (none between BEGIN and END lines), else the line of the first one OpenSSL
+    cannot read alone, its base64 or its DER damaged (OpenSSL says only "PEM lib" of each)."""
+    try:
+        text = read_bounded(path, MAX_FILE_BYTES).decode("latin-1")
+    except OSError as exc:  # gone since OpenSSL read it
+        return load_error(exc)
+    blocks = [block for block in _PEM_BLOCK.finditer(text) if block[1] in _CERTIFICATE_LABELS]
+    if not blocks:
+        return "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+    damaged = "holds a PEM certificate that cannot be read"
+    for block in blocks:
+        line = text.count("\n", 0, block.start()) + 1
+        # Between the BEGIN and END lines, without the line ends and blanks OpenSSL passes over.
+        base64 = re.sub(r"[ \t\r\n]", "", block[0].split("-----")[2])
+        try:
+            binascii.a2b_base64(base64, strict_mode=True)
+        except binascii.Error:
+            return f"{damaged} (line {line}: its base64 is damaged)"
+        try:
+            with _in_memory(block[0]) as alone:  # ASCII: its base64 read
+                ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=alone)
+        except ssl.SSLError:
+            return f"{damaged} (line {line}: its DER is no X.509 certificate)"
+        except OSError:  # no in-memory file (not Linux): its base64 read, said no further
+            return damaged
+    return "cannot be read by OpenSSL (PEM lib), though each PEM certificate in it reads alone"
 
 
 def _cert_file_problem(text: str, no_certificate: str) -> str | None:

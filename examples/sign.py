@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import binascii
 import getpass
 import hashlib
 import hmac
@@ -33,6 +34,7 @@ import secrets
 import socket
 import ssl
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -49,7 +51,7 @@ def bridge_url() -> str:
     """EXESDB_URL, else the address EXESDB_HTTP_ADDR names (a wildcard host is loopback), over
     https when the web config file EXESDB_WEB_CONFIG_FILE has a tls_server_config section;
     ValueError for an EXESDB_URL that is no http(s) URL with a host, or an EXESDB_HTTP_ADDR
-    that is no host:port with a port from 1 to 65535."""
+    that is no host:port with a port from 1 to 65535 (an IPv6 host in brackets)."""
     url = os.environ.get("EXESDB_URL")
     if url:
         # As exesdb-bridge publish reads it: anything else would reach urllib as a traceback.
@@ -75,6 +77,12 @@ def bridge_url() -> str:
         raise ValueError(
             "EXESDB_HTTP_ADDR: must be host:port as the bridge listens on it, e.g. 127.0.0.1:9570"
             f" (got {address!r}); a bridge's URL goes in EXESDB_URL"
+        )
+    if ":" in host and not host.startswith("["):
+        # '::1:9570', as the bridge refuses it: the URL built would be http://::1:9570.
+        raise ValueError(
+            "EXESDB_HTTP_ADDR: must be host:port, an IPv6 host in brackets; did you mean"
+            f" [{host}]:{port}?"
         )
     host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)
     return f"{'https' if serves_tls() else 'http'}://{host}:{port}"
@@ -153,6 +161,40 @@ def end_prompt_line() -> None:
         sys.stderr.write("\n")
 
 
+def ca_file_refusal(path: str) -> str:
+    """Why the CA file ``path``, which OpenSSL refused, will not do: it holds no PEM certificate,
+    else the line of the first one OpenSSL cannot read alone, its base64 or its DER damaged."""
+    try:
+        with open(path, encoding="latin-1") as file:
+            text = file.read()
+    except OSError as exc:  # gone since OpenSSL read it
+        return exc.strerror or str(exc)
+    blocks = re.finditer(
+        r"-----BEGIN ((?:X509 |TRUSTED )?CERTIFICATE)-----\r?\n.*?-----END \1-----", text, re.S
+    )
+    damaged = "holds a PEM certificate that cannot be read"
+    found = False
+    for block in blocks:
+        found = True
+        line = text.count("\n", 0, block.start()) + 1
+        # Between the BEGIN and END lines, without the line ends and blanks OpenSSL passes over.
+        base64_text = re.sub(r"[ \t\r\n]", "", block[0].split("-----")[2])
+        try:
+            binascii.a2b_base64(base64_text, strict_mode=True)
+        except binascii.Error:
+            return f"{damaged} (line {line}: its base64 is damaged)"
+        with tempfile.NamedTemporaryFile("w", suffix=".pem") as alone:
+            alone.write(block[0])
+            alone.flush()
+            try:
+                ssl.create_default_context(cafile=alone.name)
+            except ssl.SSLError:
+                return f"{damaged} (line {line}: its DER is no X.509 certificate)"
+    if not found:
+        return "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+    return "cannot be read by OpenSSL (PEM lib), though each PEM certificate in it reads alone"
+
+
 def sign(key: bytes, body: bytes, t: int) -> str:
     """The X-ExESDB-Signature header: HMAC-SHA256 over "<t>." + body, as lowercase hex."""
     return f"t={t},v1={hmac.new(key, f'{t}.'.encode() + body, hashlib.sha256).hexdigest()}"
@@ -205,10 +247,8 @@ def main() -> int:
     request = urllib.request.Request(f"{bridge}/v1/messages", data=body, headers=headers)
     try:
         context = ssl.create_default_context(cafile=args.cacert) if args.cacert else None
-    except ssl.SSLError:  # no certificate OpenSSL loads: said as sign.sh says it, not "PEM lib"
-        parser.error(
-            f"--cacert {args.cacert}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
-        )
+    except ssl.SSLError:  # said as publish says it, not "PEM lib"
+        parser.error(f"--cacert {args.cacert}: {ca_file_refusal(args.cacert)}")
     except OSError as exc:  # no such file, or not one this user may read
         parser.error(f"--cacert {args.cacert}: {exc.strerror or exc}")
     try:

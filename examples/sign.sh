@@ -98,6 +98,12 @@ else
             "127.0.0.1:9570 (got '$addr'); a bridge's URL goes in EXESDB_URL" >&2
         exit 2
     fi
+    if [[ $host == *:* && $host != \[* ]]; then
+        # '::1:9570', as the bridge refuses it: the URL built would be http://::1:9570.
+        echo "$0: EXESDB_HTTP_ADDR: must be host:port, an IPv6 host in brackets; did you mean" \
+            "[$host]:$port?" >&2
+        exit 2
+    fi
     case $host in "" | 0.0.0.0) host=127.0.0.1 ;; "[::]") host="[::1]" ;; esac
     scheme=http
     if grep -qs '^tls_server_config:' "${EXESDB_WEB_CONFIG_FILE:-/dev/null}"; then

@@ -694,6 +694,42 @@ def pem_files(directory: Path) -> dict[str, str]:
     return files
 
 
+def damaged_ca_files(directory: Path) -> dict[str, tuple[str, str]]:
+    """CA files in ``directory`` that OpenSSL refuses though each holds a PEM certificate, by
+    name, each with what a refusal says of it: a good CA then one whose base64 is broken (line
+    2 of the second), a labelled one whose base64 reads but is no certificate (DER), a TRUSTED
+    CERTIFICATE cut short (a line of its base64 lost), and a good CA beside a damaged CRL."""
+    import base64
+
+    ca = Path(pem_files(directory)["ca.pem"]).read_text()
+    lines = ca.splitlines(keepends=True)
+    broken = "".join([lines[0], "!" + lines[1][1:], *lines[2:]])
+    not_der = f"{lines[0]}{base64.b64encode(b'no DER here!').decode()}\n{lines[-1]}"
+    trusted = _trusted(ca.encode()).decode().splitlines(keepends=True)
+    damaged = "holds a PEM certificate that cannot be read"
+    contents = {
+        "bad-base64.pem": (
+            ca + broken,
+            f"{damaged} (line {len(lines) + 1}: its base64 is damaged)",
+        ),
+        "bad-der.pem": (
+            "# our CA\n" + not_der,
+            f"{damaged} (line 2: its DER is no X.509 certificate)",
+        ),
+        "cut-short.pem": (
+            "".join(trusted[:2] + trusted[3:]),
+            f"{damaged} (line 1: its DER is no X.509 certificate)",
+        ),
+        "bad-crl.pem": (
+            ca + "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+            "cannot be read by OpenSSL (PEM lib), though each PEM certificate in it reads alone",
+        ),
+    }
+    for name, (text, _) in contents.items():
+        (directory / name).write_text(text)
+    return {name: (str(directory / name), said) for name, (_, said) in contents.items()}
+
+
 def _trusted(certificate: bytes) -> bytes:
     """``certificate`` (PEM) as ``openssl x509 -trustout`` writes one with no trust settings:
     the same body under OpenSSL's own label."""

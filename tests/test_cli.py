@@ -55,6 +55,7 @@ from tests.support import (
     BridgeProcess,
     ThreadedBridge,
     bridge_env,
+    damaged_ca_files,
     free_port,
     http_get,
     run_bridge,
@@ -2661,6 +2662,21 @@ def test_a_cacert_that_will_not_load_is_one_line_naming_the_file(
     )
     assert refused.returncode == 2
     assert refused.stderr == f"exesdb-bridge: --cacert {cacert}: {problem}\n"
+
+
+@pytest.mark.parametrize(
+    "damaged", ["bad-base64.pem", "bad-der.pem", "cut-short.pem", "bad-crl.pem"]
+)
+def test_a_cacert_holding_a_damaged_certificate_is_told_as_damaged(
+    damaged: str, tmp_path: Path
+) -> None:
+    """A --cacert whose PEM armour holds a certificate OpenSSL cannot read (its base64 or its
+    DER damaged) exits 2 naming the line of that certificate and its damage (or, each reading
+    alone, that another block is at fault), not as a file holding no PEM certificate."""
+    cacert, said = damaged_ca_files(tmp_path)[damaged]
+    refused = cli("alerts", "list", "--cacert", cacert, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert refused.returncode == 2
+    assert refused.stderr == f"exesdb-bridge: --cacert {cacert}: {said}\n"
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from tests.support import (
     ROOT,
     TEST_SECRET,
     BridgeProcess,
+    damaged_ca_files,
     free_port,
     http_get,
     require_binary,
@@ -130,6 +131,27 @@ def test_a_signer_refuses_an_address_the_bridge_would_refuse(
         )
         assert f"(got '{address}'); a bridge's URL goes in EXESDB_URL" in completed.stderr
     assert _health_messages(ingesting) == before
+
+
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+@pytest.mark.parametrize(
+    ("address", "meant"), [("::1:9570", "[::1]:9570"), (":::9570", "[::]:9570")]
+)
+def test_a_signer_refuses_an_ipv6_host_without_brackets_as_the_bridge_does(
+    name: str, address: str, meant: str
+) -> None:
+    """An IPv6 host without brackets in EXESDB_HTTP_ADDR is bad usage (exit 2) in the bridge's
+    own words, after the program's name: the signers built http://::1:9570 from it."""
+    completed = _run(
+        [*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY],
+        SECRET_KEY_BASE=TEST_SECRET,
+        EXESDB_HTTP_ADDR=address,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.endswith(
+        f"{name}: {'error: ' if name == 'sign.py' else ''}EXESDB_HTTP_ADDR: must be host:port,"
+        f" an IPv6 host in brackets; did you mean {meant}?\n"
+    )
 
 
 # What a signer's refusal of a URL that is none ends with.
@@ -280,6 +302,25 @@ def test_a_signer_refuses_a_cacert_it_cannot_use_before_sending(
     assert completed.returncode == 2, completed.stderr
     assert f"--cacert {tmp_path / cacert}: {said}\n" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.parametrize(
+    "damaged", ["bad-base64.pem", "bad-der.pem", "cut-short.pem", "bad-crl.pem"]
+)
+def test_the_python_signer_tells_a_damaged_cacert_certificate_as_damaged(
+    damaged: str, tmp_path: Path
+) -> None:
+    """A --cacert whose PEM armour holds a certificate OpenSSL cannot read is bad usage, exit 2,
+    naming its line and damage as publish does (or, each reading alone, that another block is
+    at fault), not as a file holding no PEM certificate."""
+    cacert, said = damaged_ca_files(tmp_path)[damaged]
+    completed = _run(
+        [*_signer("sign.py"), "--cacert", cacert, "x", "y", HEALTHY],
+        SECRET_KEY_BASE=TEST_SECRET,
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}",
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.endswith(f"sign.py: error: --cacert {cacert}: {said}\n")
 
 
 def test_the_python_signer_asking_a_plain_http_bridge_over_https_says_so(

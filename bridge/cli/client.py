@@ -330,14 +330,14 @@ def target(
     if cacert is not None:
         import ssl  # here: outbox and --help build the parser with this module, and use no TLS
 
+        from bridge.tlsutil import ca_file_refusal
+
         try:
             context = ssl.create_default_context(cafile=cacert)
         except ssl.SSLError:
-            # No certificate OpenSSL loads: said as examples/sign.py and sign.sh say it, not by
-            # OpenSSL's code and source line.
-            raise ConfigError(
-                [f"--cacert {cacert}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)"]
-            ) from None
+            # No certificate, or a damaged one: said as examples/sign.py says it, not by
+            # OpenSSL's code and source line ("PEM lib" for each).
+            raise ConfigError([f"--cacert {cacert}: {ca_file_refusal(cacert)}"]) from None
         except OSError as exc:  # no such file, a directory, not one this user may read
             raise ConfigError([f"--cacert {cacert}: {exc.strerror or exc}"]) from None
     # A user:password@ in the URL is basic auth, as curl takes it: aiohttp would refuse to send
