@@ -96,11 +96,14 @@ _TEMPORARY_REPLIES: Final = (
     "CLUSTERDOWN",
 )
 
-# What the bridge does after a refusal, said after it: a READONLY refusal comes of a primary that a
-# failover demoted, and redis-py's client keeps its connections to it (only its Sentinel client
-# drops them), while the name the URL gives may lead to the new primary now (DNS, a load
-# balancer, a Kubernetes Service): the pool's connections are closed, and the next connect
-# afresh.
+# Redis's words as it cuts short the blocked reads of a primary turning into a replica.
+_TURNED_REPLICA: Final = "(master -> replica?)"
+
+# What the bridge does after a refusal, said after it: a READONLY refusal (or a blocked read cut
+# short, UNBLOCKED with _TURNED_REPLICA) comes of a primary that a failover demoted, and
+# redis-py's client keeps its connections to it (only its Sentinel client drops them), while the
+# name the URL gives may lead to the new primary now (DNS, a load balancer, a Kubernetes
+# Service): the pool's connections are closed, and the next connect afresh.
 _RETRYING: Final = "; retrying with backoff"
 _RECONNECTING: Final = (
     "; reconnecting (a failover may have moved the name it is reached by to the new primary)"
@@ -597,10 +600,15 @@ def temporary(exc: ResponseError) -> bool:
 
 
 def _demoted(exc: BaseException) -> bool:
-    """True for a READONLY refusal: the primary the client is connected to was demoted."""
-    return isinstance(exc, ReadOnlyError) or (
-        isinstance(exc, ResponseError) and _code(exc) == "READONLY"
-    )
+    """True for a READONLY refusal, or a blocked read that Redis cut short as it turned into a
+    replica (``UNBLOCKED … (master -> replica?)``): the primary the client is connected to
+    was demoted."""
+    if isinstance(exc, ReadOnlyError):
+        return True
+    if not isinstance(exc, ResponseError):
+        return False
+    code = _code(exc)
+    return code == "READONLY" or (code == "UNBLOCKED" and _TURNED_REPLICA in str(exc))
 
 
 def script_named(exc: ResponseError, script: str) -> ResponseError:
