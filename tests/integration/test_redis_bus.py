@@ -1406,6 +1406,36 @@ async def test_entries_taken_while_redis_is_out_of_memory_are_acknowledged_meanw
         client.config_set("maxmemory", 0)
 
 
+async def test_a_redis_out_of_memory_is_told_once_whichever_script_it_refused(
+    redis_server: Callable[[], RedisServer],
+    replicas: list[Replica],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis's OOM refusal of a script names the script (its hash): refusals of the lease
+    holder's scripts and of its other commands alike are one reason, warned of once."""
+    server = redis_server()
+    holder = await Replica(server.url, "holder").start()
+    replicas.append(holder)
+    await async_wait_until(lambda: holder.transport.leading, 10, "leading")
+    first = holder.publish_alert(0)
+    await async_wait_until(lambda: holder.taken_alerts() == [first], 10, "written and taken")
+    with server.client() as client:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)
+    errors = holder.sample("exesdb_redis_connection_errors_total")
+    holder.publish_alert(1)
+    await async_wait_until(  # each loop refused again and again: its script's and the rest
+        lambda: holder.sample("exesdb_redis_connection_errors_total") >= errors + 20,
+        20,
+        "twenty refusals",
+    )
+    told = [r.message for r in caplog.records if "OOM" in r.message]
+    assert len(told) == 1, told
+    assert "refuses the bridge's commands: OOM" in told[0]
+    with server.client() as client:
+        client.config_set("maxmemory", 0)
+
+
 def refused_writes(replica: Replica) -> bool:
     """Whether the replica's bus tells its cluster monitor that Redis refuses writes (READONLY)."""
     return "refuses writes for now: READONLY" in (replica.bridge.bus.hearing() or "")

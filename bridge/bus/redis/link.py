@@ -96,6 +96,9 @@ _TEMPORARY_REPLIES: Final = (
     "CLUSTERDOWN",
 )
 
+# Where Redis's words for a refusal inside a script name the script, after the refusal's own.
+_SCRIPT_NAMED: Final = re.compile(r"\. script: [0-9a-f]{40}, on @user_script:\d+")
+
 # Redis's words as it cuts short the blocked reads of a primary turning into a replica.
 _TURNED_REPLICA: Final = "(master -> replica?)"
 
@@ -339,7 +342,7 @@ class Link:
         said = _refusal(exc)
         if said is None:
             return False
-        if said not in (what for _, what in self._refused()):
+        if _alike(said) not in {_alike(what) for _, what in self._refused()}:
             _logger.warning("Redis at %s %s%s", safe_url(self.url), said, then)
         self._refusals[owner] = (self._clock(), said)
         return True
@@ -636,6 +639,13 @@ def _refusal(exc: BaseException) -> str | None:
     elif _DATABASE_REFUSED in words:
         said += f" ({_DATABASE_HINT})"
     return said
+
+
+def _alike(said: str) -> str:
+    """A refusal's words without the script they name (``… script: <sha1>, on
+    @user_script:<line>``): Redis refusing each of the bridge's scripts and its other commands
+    the same (``OOM``) is one refusal, warned of once."""
+    return _SCRIPT_NAMED.sub("", said)
 
 
 def _unreachable(exc: BaseException, *, tls: bool) -> str:
