@@ -21,6 +21,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
+from redis.exceptions import OutOfMemoryError
 
 from bridge.app import Bridge
 from bridge.bus import Envelope, Frame, Keyring, new_message_id
@@ -1366,6 +1367,73 @@ async def test_a_write_refused_for_want_of_memory_is_retried_not_dropped(
         client.config_set("maxmemory", 0)
     await async_wait_until(lambda: has_seen(replica, expected), 10, "written once Redis takes them")
     assert replica.sample("exesdb_bus_dropped_total", subscriber="transport") == 0
+
+
+async def test_entries_taken_while_redis_is_out_of_memory_are_acknowledged_meanwhile(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """While Redis refuses writes with OOM, the holder's acknowledgements still go through
+    (XACK frees memory, Redis takes it): entries it claims then are not left pending."""
+    server = redis_server()
+    holder = await Replica(server.url, "holder", claim_idle_ms=1000).start()
+    replicas.append(holder)
+    await async_wait_until(lambda: holder.transport.leading, 10, "leading")
+    first = holder.publish_alert(0)  # its first write: the epoch set
+    await async_wait_until(lambda: holder.taken_alerts() == [first], 10, "written and taken")
+    await async_wait_until(lambda: pending(server) == 0, 10, "acknowledged")
+    key = f"exesdb:bus:{ALERTS}"
+    with server.client() as client:
+        with client.pipeline(transaction=True) as pipe:  # taken by a consumer gone at once
+            for _ in range(5):
+                pipe.xadd(key, signed_entry())
+            pipe.xreadgroup(GROUP, "dead-replica", {key: ">"}, count=5)
+            pipe.execute()
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)
+    errors = holder.sample("exesdb_redis_connection_errors_total")
+    holder.publish_alert(1)  # its write refused: the epoch to be checked again
+    await async_wait_until(
+        lambda: holder.sample("exesdb_redis_connection_errors_total") > errors,
+        10,
+        "the write refused",
+    )
+    assert pending(server) == 5
+    await async_wait_until(lambda: len(holder.taken_alerts()) == 6, 10, "claimed")
+    await async_wait_until(lambda: pending(server) == 0, 10, "acknowledged under OOM")
+    with server.client() as client:
+        with pytest.raises(OutOfMemoryError):
+            client.set("still-full", "1")
+        client.config_set("maxmemory", 0)
+
+
+async def test_a_redis_out_of_memory_is_told_once_whichever_script_it_refused(
+    redis_server: Callable[[], RedisServer],
+    replicas: list[Replica],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis's OOM refusal of a script names the script (its hash): refusals of the lease
+    holder's scripts and of its other commands alike are one reason, warned of once."""
+    server = redis_server()
+    holder = await Replica(server.url, "holder").start()
+    replicas.append(holder)
+    await async_wait_until(lambda: holder.transport.leading, 10, "leading")
+    first = holder.publish_alert(0)
+    await async_wait_until(lambda: holder.taken_alerts() == [first], 10, "written and taken")
+    with server.client() as client:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)
+    errors = holder.sample("exesdb_redis_connection_errors_total")
+    holder.publish_alert(1)
+    await async_wait_until(  # each loop refused again and again: its script's and the rest
+        lambda: holder.sample("exesdb_redis_connection_errors_total") >= errors + 20,
+        20,
+        "twenty refusals",
+    )
+    told = [r.message for r in caplog.records if "OOM" in r.message]
+    assert len(told) == 1, told
+    assert "refuses the bridge's commands: OOM" in told[0]
+    with server.client() as client:
+        client.config_set("maxmemory", 0)
 
 
 def refused_writes(replica: Replica) -> bool:

@@ -20,6 +20,11 @@ pytestmark = pytest.mark.integration
 
 __all__ = ["redis_server", "replicas"]
 
+RECONNECTING = (
+    "; reconnecting (a failover may have moved the name it is reached by to the new primary)"
+    " and retrying with backoff"
+)
+
 
 def client_ids(server: RedisServer) -> set[int]:
     """The ids of the connections of clients other than this one (CLIENT LIST)."""
@@ -56,12 +61,8 @@ async def test_a_readonly_refusal_drops_the_connections_it_came_on(
     await async_wait_until(lambda: not client_ids(old) & before, 10, "the old ones closed")
     assert client_ids(old), "no new connection"
     told = [r.message for r in caplog.records if "READONLY" in r.message]
-    reconnecting = (
-        "; reconnecting (a failover may have moved the name it is reached by to the new"
-        " primary) and retrying with backoff"
-    )
     assert told
-    assert all(message.endswith(reconnecting) for message in told), told
+    assert all(message.endswith(RECONNECTING) for message in told), told
 
 
 async def test_writes_held_back_by_a_demoted_primary_go_to_the_new_one_behind_the_name(
@@ -129,3 +130,28 @@ async def test_loops_refused_readonly_together_reconnect_once_per_backoff_step(
     finally:
         stats.close()
         await link.client.aclose()
+
+
+async def test_a_read_cut_short_by_a_demotion_is_told_as_one_and_reconnects(
+    redis_server: Callable[[], RedisServer],
+    replicas: list[Replica],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A blocked read that a demotion cuts short (``UNBLOCKED … (master -> replica?)``) is taken
+    as the demotion it is, not a refusal of the bridge's commands: the warning says the bridge
+    reconnects, and the connections it had are closed (CLIENT LIST)."""
+    old, new = redis_server(), redis_server()
+    replica = await Replica(old.url, "node-a", group=False).start()
+    replicas.append(replica)
+    first = replica.publish_alert(1)
+    await async_wait_until(lambda: has_seen(replica, [first]), 10, "the first heard")
+    before = client_ids(old)
+    with old.client() as client:
+        client.replicaof("127.0.0.1", new.port)
+    await async_wait_until(
+        lambda: any("UNBLOCKED" in r.message for r in caplog.records), 10, "the read cut short"
+    )
+    told = [r.message for r in caplog.records if "UNBLOCKED" in r.message]
+    assert all("master -> replica" in message for message in told), told
+    assert all(message.endswith(RECONNECTING) for message in told), told
+    await async_wait_until(lambda: not client_ids(old) & before, 10, "the old ones closed")

@@ -96,11 +96,17 @@ _TEMPORARY_REPLIES: Final = (
     "CLUSTERDOWN",
 )
 
-# What the bridge does after a refusal, said after it: a READONLY refusal comes of a primary that a
-# failover demoted, and redis-py's client keeps its connections to it (only its Sentinel client
-# drops them), while the name the URL gives may lead to the new primary now (DNS, a load
-# balancer, a Kubernetes Service): the pool's connections are closed, and the next connect
-# afresh.
+# Where Redis's words for a refusal inside a script name the script, after the refusal's own.
+_SCRIPT_NAMED: Final = re.compile(r"\. script: [0-9a-f]{40}, on @user_script:\d+")
+
+# Redis's words as it cuts short the blocked reads of a primary turning into a replica.
+_TURNED_REPLICA: Final = "(master -> replica?)"
+
+# What the bridge does after a refusal, said after it: a READONLY refusal (or a blocked read cut
+# short, UNBLOCKED with _TURNED_REPLICA) comes of a primary that a failover demoted, and
+# redis-py's client keeps its connections to it (only its Sentinel client drops them), while the
+# name the URL gives may lead to the new primary now (DNS, a load balancer, a Kubernetes
+# Service): the pool's connections are closed, and the next connect afresh.
 _RETRYING: Final = "; retrying with backoff"
 _RECONNECTING: Final = (
     "; reconnecting (a failover may have moved the name it is reached by to the new primary)"
@@ -336,7 +342,7 @@ class Link:
         said = _refusal(exc)
         if said is None:
             return False
-        if said not in (what for _, what in self._refused()):
+        if _alike(said) not in {_alike(what) for _, what in self._refused()}:
             _logger.warning("Redis at %s %s%s", safe_url(self.url), said, then)
         self._refusals[owner] = (self._clock(), said)
         return True
@@ -597,10 +603,15 @@ def temporary(exc: ResponseError) -> bool:
 
 
 def _demoted(exc: BaseException) -> bool:
-    """True for a READONLY refusal: the primary the client is connected to was demoted."""
-    return isinstance(exc, ReadOnlyError) or (
-        isinstance(exc, ResponseError) and _code(exc) == "READONLY"
-    )
+    """True for a READONLY refusal, or a blocked read that Redis cut short as it turned into a
+    replica (``UNBLOCKED … (master -> replica?)``): the primary the client is connected to
+    was demoted."""
+    if isinstance(exc, ReadOnlyError):
+        return True
+    if not isinstance(exc, ResponseError):
+        return False
+    code = _code(exc)
+    return code == "READONLY" or (code == "UNBLOCKED" and _TURNED_REPLICA in str(exc))
 
 
 def script_named(exc: ResponseError, script: str) -> ResponseError:
@@ -628,6 +639,13 @@ def _refusal(exc: BaseException) -> str | None:
     elif _DATABASE_REFUSED in words:
         said += f" ({_DATABASE_HINT})"
     return said
+
+
+def _alike(said: str) -> str:
+    """A refusal's words without the script they name (``… script: <sha1>, on
+    @user_script:<line>``): Redis refusing each of the bridge's scripts and its other commands
+    the same (``OOM``) is one refusal, warned of once."""
+    return _SCRIPT_NAMED.sub("", said)
 
 
 def _unreachable(exc: BaseException, *, tls: bool) -> str:

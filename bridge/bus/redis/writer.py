@@ -338,7 +338,7 @@ class Writer:
         await self._positioned.wait()
         try:
             if self._epoch_unchecked:
-                await self._check_epoch()  # SET NX: refused as the writes are
+                await self._check_epoch()  # its SET NX, when needed, refused as the writes are
             await self._write_acks()
             await self._write_buffered()
             await self._write_spooled()
@@ -373,8 +373,13 @@ class Writer:
         """
         client = self._link.client
         key = self._layout.epoch
-        await client.set(key, secrets.token_hex(8), nx=True)
-        epoch = text(await client.get(key))
+        # Read first, set only when missing: a Redis out of memory refuses the SET (even one
+        # that would do nothing), and the acknowledgements after it would wait with it.
+        found = await client.get(key)
+        if found is None:
+            await client.set(key, secrets.token_hex(8), nx=True)
+            found = await client.get(key)
+        epoch = text(found)
         lost = self._epoch is not None and epoch != self._epoch
         self.data_losses += lost
         if lost:
