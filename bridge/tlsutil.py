@@ -122,6 +122,9 @@ KEY_NOT_THE_CERTIFICATES: Final = frozenset({"KEY_VALUES_MISMATCH", "NO_CERTIFIC
 # The label of each PEM block (-----BEGIN CERTIFICATE-----).
 _PEM_BLOCK: Final = re.compile(r"-----BEGIN ([A-Z0-9 .]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
 _PEM_BEGIN: Final = re.compile(r"-----BEGIN ([A-Z0-9 .]+)-----")
+# One PEM block whose body holds no other's lines (base64 has no "-"): a block cut off before
+# its END line is not read on into the next (a private key between, maybe) up to its END.
+_WHOLE_PEM_BLOCK: Final = re.compile(r"-----BEGIN ([A-Z0-9 .]+)-----\r?\n[^-]*-----END \1-----")
 # The certificates load_cert_chain reads in a certificate file: OpenSSL's first (the
 # certificate) as PEM_read_bio_X509_AUX reads it, the TRUSTED CERTIFICATE of `openssl x509
 # -trustout` too, as a CA file takes them all.
@@ -199,7 +202,7 @@ def ca_file_refusal(path: str) -> str:
     begun = [begin for begin in _PEM_BEGIN.finditer(text) if begin[1] in _CERTIFICATE_LABELS]
     if not begun:
         return "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
-    blocks = [block for block in _PEM_BLOCK.finditer(text) if block[1] in _CERTIFICATE_LABELS]
+    blocks = [block for block in _WHOLE_PEM_BLOCK.finditer(text) if block[1] in _CERTIFICATE_LABELS]
     damaged = "holds a PEM certificate that cannot be read"
     for block in blocks:
         line = text.count("\n", 0, block.start()) + 1

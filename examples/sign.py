@@ -174,7 +174,9 @@ def ca_file_refusal(path: str) -> str:
     begun = list(re.finditer(label, text))
     if not begun:
         return "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
-    blocks = list(re.finditer(label + r"\r?\n.*?-----END \1-----", text, re.S))
+    # A body holds no "-" (base64 has none): one cut off before its END line is not read on
+    # into the next block (a private key between, maybe), nor written whole to a file.
+    blocks = list(re.finditer(label + r"\r?\n[^-]*-----END \1-----", text))
     damaged = "holds a PEM certificate that cannot be read"
     for block in blocks:
         line = text.count("\n", 0, block.start()) + 1

@@ -305,7 +305,15 @@ def test_a_signer_refuses_a_cacert_it_cannot_use_before_sending(
 
 
 @pytest.mark.parametrize(
-    "damaged", ["bad-base64.pem", "bad-der.pem", "cut-short.pem", "no-end.pem", "bad-crl.pem"]
+    "damaged",
+    [
+        "bad-base64.pem",
+        "bad-der.pem",
+        "cut-short.pem",
+        "no-end.pem",
+        "no-end-then-key.pem",
+        "bad-crl.pem",
+    ],
 )
 def test_the_python_signer_tells_a_damaged_cacert_certificate_as_damaged(
     damaged: str, tmp_path: Path
