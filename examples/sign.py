@@ -79,7 +79,15 @@ def bridge_url() -> str:
             f" (got {address!r}); a bridge's URL goes in EXESDB_URL"
         )
     if ":" in host and not host.startswith("["):
-        # '::1:9570', as the bridge refuses it: the URL built would be http://::1:9570.
+        # '::1:9570', as the bridge refuses it: the URL built would be http://::1:9570. Brackets
+        # are suggested only to an IPv6 address: '::9570' or 'a:b:9570' has no host in them.
+        try:
+            socket.inet_pton(socket.AF_INET6, host.partition("%")[0])  # %eth0: a scope
+        except OSError:
+            raise ValueError(
+                "EXESDB_HTTP_ADDR: must be host:port, the host an IP address ([::1] for IPv6) or"
+                " a host name, e.g. 0.0.0.0:9570"
+            ) from None
         raise ValueError(
             "EXESDB_HTTP_ADDR: must be host:port, an IPv6 host in brackets; did you mean"
             f" [{host}]:{port}?"
