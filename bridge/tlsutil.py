@@ -121,6 +121,10 @@ def pem_certificates(value: str | None) -> str | None:
 KEY_NOT_THE_CERTIFICATES: Final = frozenset({"KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"})
 # The label of each PEM block (-----BEGIN CERTIFICATE-----).
 _PEM_BLOCK: Final = re.compile(r"-----BEGIN ([A-Z0-9 .]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
+_PEM_BEGIN: Final = re.compile(r"-----BEGIN ([A-Z0-9 .]+)-----")
+# One PEM block whose body holds no other's lines (base64 has no "-"): a block cut off before
+# its END line is not read on into the next (a private key between, maybe) up to its END.
+_WHOLE_PEM_BLOCK: Final = re.compile(r"-----BEGIN ([A-Z0-9 .]+)-----\r?\n[^-]*-----END \1-----")
 # The certificates load_cert_chain reads in a certificate file: OpenSSL's first (the
 # certificate) as PEM_read_bio_X509_AUX reads it, the TRUSTED CERTIFICATE of `openssl x509
 # -trustout` too, as a CA file takes them all.
@@ -189,14 +193,16 @@ def pem_file_problem(
 def ca_file_refusal(path: str) -> str:
     """Why the CA file ``path``, which OpenSSL refused, will not do, in a few words: it holds no
     PEM certificate (none between BEGIN and END lines), else the line of the first one OpenSSL
-    cannot read alone, its base64 or its DER damaged (OpenSSL says only "PEM lib" of each)."""
+    cannot read alone, its base64 or its DER damaged, or of one cut short before its END line
+    (OpenSSL says only "PEM lib" of each)."""
     try:
         text = read_bounded(path, MAX_FILE_BYTES).decode("latin-1")
     except OSError as exc:  # gone since OpenSSL read it
         return load_error(exc)
-    blocks = [block for block in _PEM_BLOCK.finditer(text) if block[1] in _CERTIFICATE_LABELS]
-    if not blocks:
+    begun = [begin for begin in _PEM_BEGIN.finditer(text) if begin[1] in _CERTIFICATE_LABELS]
+    if not begun:
         return "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+    blocks = [block for block in _WHOLE_PEM_BLOCK.finditer(text) if block[1] in _CERTIFICATE_LABELS]
     damaged = "holds a PEM certificate that cannot be read"
     for block in blocks:
         line = text.count("\n", 0, block.start()) + 1
@@ -213,6 +219,10 @@ def ca_file_refusal(path: str) -> str:
             return f"{damaged} (line {line}: its DER is no X.509 certificate)"
         except OSError:  # no in-memory file (not Linux): its base64 read, said no further
             return damaged
+    for begin in begun:
+        if not any(block.start() <= begin.start() < block.end() for block in blocks):
+            line = text.count("\n", 0, begin.start()) + 1  # a file cut short, a paste cut off
+            return f"{damaged} (line {line}: no -----END {begin[1]}----- line after it)"
     return "cannot be read by OpenSSL (PEM lib), though each PEM certificate in it reads alone"
 
 

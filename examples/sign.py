@@ -79,7 +79,15 @@ def bridge_url() -> str:
             f" (got {address!r}); a bridge's URL goes in EXESDB_URL"
         )
     if ":" in host and not host.startswith("["):
-        # '::1:9570', as the bridge refuses it: the URL built would be http://::1:9570.
+        # '::1:9570', as the bridge refuses it: the URL built would be http://::1:9570. Brackets
+        # are suggested only to an IPv6 address: '::9570' or 'a:b:9570' has no host in them.
+        try:
+            socket.inet_pton(socket.AF_INET6, host.partition("%")[0])  # %eth0: a scope
+        except OSError:
+            raise ValueError(
+                "EXESDB_HTTP_ADDR: must be host:port, the host an IP address ([::1] for IPv6) or"
+                " a host name, e.g. 0.0.0.0:9570"
+            ) from None
         raise ValueError(
             "EXESDB_HTTP_ADDR: must be host:port, an IPv6 host in brackets; did you mean"
             f" [{host}]:{port}?"
@@ -163,19 +171,22 @@ def end_prompt_line() -> None:
 
 def ca_file_refusal(path: str) -> str:
     """Why the CA file ``path``, which OpenSSL refused, will not do: it holds no PEM certificate,
-    else the line of the first one OpenSSL cannot read alone, its base64 or its DER damaged."""
+    else the line of the first one OpenSSL cannot read alone, its base64 or its DER damaged,
+    or of one cut short before its END line."""
     try:
         with open(path, encoding="latin-1") as file:
             text = file.read()
     except OSError as exc:  # gone since OpenSSL read it
         return exc.strerror or str(exc)
-    blocks = re.finditer(
-        r"-----BEGIN ((?:X509 |TRUSTED )?CERTIFICATE)-----\r?\n.*?-----END \1-----", text, re.S
-    )
+    label = r"-----BEGIN ((?:X509 |TRUSTED )?CERTIFICATE)-----"
+    begun = list(re.finditer(label, text))
+    if not begun:
+        return "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+    # A body holds no "-" (base64 has none): one cut off before its END line is not read on
+    # into the next block (a private key between, maybe), nor written whole to a file.
+    blocks = list(re.finditer(label + r"\r?\n[^-]*-----END \1-----", text))
     damaged = "holds a PEM certificate that cannot be read"
-    found = False
     for block in blocks:
-        found = True
         line = text.count("\n", 0, block.start()) + 1
         # Between the BEGIN and END lines, without the line ends and blanks OpenSSL passes over.
         base64_text = re.sub(r"[ \t\r\n]", "", block[0].split("-----")[2])
@@ -190,8 +201,10 @@ def ca_file_refusal(path: str) -> str:
                 ssl.create_default_context(cafile=alone.name)
             except ssl.SSLError:
                 return f"{damaged} (line {line}: its DER is no X.509 certificate)"
-    if not found:
-        return "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+    for begin in begun:
+        if not any(block.start() <= begin.start() < block.end() for block in blocks):
+            line = text.count("\n", 0, begin.start()) + 1  # a file cut short, a paste cut off
+            return f"{damaged} (line {line}: no -----END {begin[1]}----- line after it)"
     return "cannot be read by OpenSSL (PEM lib), though each PEM certificate in it reads alone"
 
 

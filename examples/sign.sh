@@ -99,9 +99,16 @@ else
         exit 2
     fi
     if [[ $host == *:* && $host != \[* ]]; then
-        # '::1:9570', as the bridge refuses it: the URL built would be http://::1:9570.
-        echo "$0: EXESDB_HTTP_ADDR: must be host:port, an IPv6 host in brackets; did you mean" \
-            "[$host]:$port?" >&2
+        # '::1:9570', as the bridge refuses it: the URL built would be http://::1:9570. Brackets
+        # are suggested only to what reads as an IPv6 address (hex, dots and two colons or more,
+        # a %scope after): '::9570' or 'a:b:9570' has no host the bridge takes in them.
+        if [[ ${host%%\%*} =~ ^[0-9A-Fa-f:.]+$ && $host == *:*:* ]]; then
+            echo "$0: EXESDB_HTTP_ADDR: must be host:port, an IPv6 host in brackets; did you" \
+                "mean [$host]:$port?" >&2
+        else
+            echo "$0: EXESDB_HTTP_ADDR: must be host:port, the host an IP address ([::1] for" \
+                "IPv6) or a host name, e.g. 0.0.0.0:9570" >&2
+        fi
         exit 2
     fi
     case $host in "" | 0.0.0.0) host=127.0.0.1 ;; "[::]") host="[::1]" ;; esac

@@ -698,10 +698,13 @@ def damaged_ca_files(directory: Path) -> dict[str, tuple[str, str]]:
     """CA files in ``directory`` that OpenSSL refuses though each holds a PEM certificate, by
     name, each with what a refusal says of it: a good CA then one whose base64 is broken (line
     2 of the second), a labelled one whose base64 reads but is no certificate (DER), a TRUSTED
-    CERTIFICATE cut short (a line of its base64 lost), and a good CA beside a damaged CRL."""
+    CERTIFICATE cut short (a line of its base64 lost), a good CA then one whose END line was
+    lost (a file or a paste cut off), one so cut off before a key and a good CA, and a good CA
+    beside a damaged CRL."""
     import base64
 
-    ca = Path(pem_files(directory)["ca.pem"]).read_text()
+    files = pem_files(directory)
+    ca = Path(files["ca.pem"]).read_text()
     lines = ca.splitlines(keepends=True)
     broken = "".join([lines[0], "!" + lines[1][1:], *lines[2:]])
     not_der = f"{lines[0]}{base64.b64encode(b'no DER here!').decode()}\n{lines[-1]}"
@@ -719,6 +722,14 @@ def damaged_ca_files(directory: Path) -> dict[str, tuple[str, str]]:
         "cut-short.pem": (
             "".join(trusted[:2] + trusted[3:]),
             f"{damaged} (line 1: its DER is no X.509 certificate)",
+        ),
+        "no-end.pem": (
+            ca + "".join(lines[:-1]),
+            f"{damaged} (line {len(lines) + 1}: no -----END CERTIFICATE----- line after it)",
+        ),
+        "no-end-then-key.pem": (
+            "".join(lines[:-1]) + Path(files["client.key"]).read_text() + ca,
+            f"{damaged} (line 1: no -----END CERTIFICATE----- line after it)",
         ),
         "bad-crl.pem": (
             ca + "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",

@@ -2665,7 +2665,15 @@ def test_a_cacert_that_will_not_load_is_one_line_naming_the_file(
 
 
 @pytest.mark.parametrize(
-    "damaged", ["bad-base64.pem", "bad-der.pem", "cut-short.pem", "bad-crl.pem"]
+    "damaged",
+    [
+        "bad-base64.pem",
+        "bad-der.pem",
+        "cut-short.pem",
+        "no-end.pem",
+        "no-end-then-key.pem",
+        "bad-crl.pem",
+    ],
 )
 def test_a_cacert_holding_a_damaged_certificate_is_told_as_damaged(
     damaged: str, tmp_path: Path

@@ -154,6 +154,25 @@ def test_a_signer_refuses_an_ipv6_host_without_brackets_as_the_bridge_does(
     )
 
 
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+@pytest.mark.parametrize("address", ["::9570", "a:b:9570"])
+def test_a_signer_suggests_no_brackets_round_a_host_that_is_no_ipv6_address(
+    name: str, address: str
+) -> None:
+    """An EXESDB_HTTP_ADDR whose host has a colon but is no IPv6 address is refused in the
+    bridge's words for a host it cannot take, not with brackets suggested round it ([:]:9570)."""
+    completed = _run(
+        [*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY],
+        SECRET_KEY_BASE=TEST_SECRET,
+        EXESDB_HTTP_ADDR=address,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.endswith(
+        f"{name}: {'error: ' if name == 'sign.py' else ''}EXESDB_HTTP_ADDR: must be host:port,"
+        " the host an IP address ([::1] for IPv6) or a host name, e.g. 0.0.0.0:9570\n"
+    )
+
+
 # What a signer's refusal of a URL that is none ends with.
 EXAMPLE: Final = ", e.g. http://127.0.0.1:9570"
 
@@ -305,7 +324,15 @@ def test_a_signer_refuses_a_cacert_it_cannot_use_before_sending(
 
 
 @pytest.mark.parametrize(
-    "damaged", ["bad-base64.pem", "bad-der.pem", "cut-short.pem", "bad-crl.pem"]
+    "damaged",
+    [
+        "bad-base64.pem",
+        "bad-der.pem",
+        "cut-short.pem",
+        "no-end.pem",
+        "no-end-then-key.pem",
+        "bad-crl.pem",
+    ],
 )
 def test_the_python_signer_tells_a_damaged_cacert_certificate_as_damaged(
     damaged: str, tmp_path: Path
