@@ -430,18 +430,15 @@ class Link:
     async def _reconnect(self, wait: float) -> None:
         """Close the client's connections (``_RECONNECTING``), at most once per ``wait`` (the
         backoff step of the refusal that asks): the loops refused together close them once.
-        Those in use close as they are given back, so that no command under way is cut (a
-        redis-py without ``update_active_connections_for_reconnect`` cannot mark them: they go
-        as their own loops are refused)."""
+        Those in use close as they are given back, so that no command under way is cut."""
         now = self._clock()
         if now < self._reconnect_after:
             return
         self._reconnect_after = now + wait
         pool = self.client.connection_pool
-        mark = getattr(pool, "update_active_connections_for_reconnect", None)
         with contextlib.suppress(*RETRYABLE):
-            if mark is not None:
-                await mark()
+            # redis-py 7.0 and later (pyproject pins it); the method has no annotations.
+            await pool.update_active_connections_for_reconnect()  # type: ignore[no-untyped-call]
             await pool.disconnect(inuse_connections=False)
 
     async def keep_running(self, name: str, stage: Callable[[], Awaitable[None]]) -> None:
