@@ -694,6 +694,17 @@ def pem_files(directory: Path) -> dict[str, str]:
     return files
 
 
+# The names damaged_ca_files writes, for tests parametrized over them.
+DAMAGED_CA_NAMES: Final = (
+    "bad-base64.pem",
+    "bad-der.pem",
+    "cut-short.pem",
+    "no-end.pem",
+    "no-end-then-key.pem",
+    "bad-crl.pem",
+)
+
+
 def damaged_ca_files(directory: Path) -> dict[str, tuple[str, str]]:
     """CA files in ``directory`` that OpenSSL refuses though each holds a PEM certificate, by
     name, each with what a refusal says of it: a good CA then one whose base64 is broken (line

@@ -50,6 +50,7 @@ from tests.pages.test_lease import CLAIM_IDLE_MS, alert_card
 from tests.sinks.alerts.helpers import T0, event, observe, one_each
 from tests.support import (
     ADMIN_TOKEN,
+    DAMAGED_CA_NAMES,
     ROOT,
     TEST_SECRET,
     BridgeProcess,
@@ -2664,17 +2665,7 @@ def test_a_cacert_that_will_not_load_is_one_line_naming_the_file(
     assert refused.stderr == f"exesdb-bridge: --cacert {cacert}: {problem}\n"
 
 
-@pytest.mark.parametrize(
-    "damaged",
-    [
-        "bad-base64.pem",
-        "bad-der.pem",
-        "cut-short.pem",
-        "no-end.pem",
-        "no-end-then-key.pem",
-        "bad-crl.pem",
-    ],
-)
+@pytest.mark.parametrize("damaged", DAMAGED_CA_NAMES)
 def test_a_cacert_holding_a_damaged_certificate_is_told_as_damaged(
     damaged: str, tmp_path: Path
 ) -> None:
