@@ -178,13 +178,15 @@ def pem_file_problem(
     text = data.decode("latin-1").encode("ascii", "replace").decode("ascii")
     if kind == "key":
         return _key_problem(path, text, if_encrypted)
-    no_certificate = f"{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----) OpenSSL loads"
     if kind == "cert_file":
+        no_certificate = (
+            f"{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----) OpenSSL loads"
+        )
         return _cert_file_problem(text, no_certificate)
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
-    except ssl.SSLError:
-        return no_certificate
+    except ssl.SSLError:  # none, or one damaged: told as the client commands' --cacert is
+        return f"{path} {ca_file_refusal(path)}"
     except OSError as exc:  # gone since it was read
         return f"cannot read {path}: {load_error(exc)}"
     return None

@@ -20,14 +20,17 @@ from bridge.settings import Settings, known_variables, unknown_variables
 from bridge.settings_checks import MIN_SECRET_LENGTH, start_warnings
 from bridge.unknown_variables import SETTINGS_WITHOUT_PREFIX
 from tests.support import (
+    DAMAGED_CA_NAMES,
     ROOT,
     TEST_SECRET,
     bridge_env,
     check_config,
+    damaged_ca_files,
     make_settings,
     pem_files,
     run_bridge,
 )
+from tests.webconfig.files import WebFiles
 
 LONG_SECRET = "s3cr3t-" + "k" * 40
 SHORT_SECRET = "short-s3cr3t-value"
@@ -2618,6 +2621,76 @@ def test_a_bad_otlp_certificate_or_key_file_stops_start_up_naming_its_variable(
     assert status == 2
     [line] = [line for line in err.splitlines() if line.startswith(f"  {variable}: ")]
     assert problem.format(path=path) in line
+
+
+@pytest.mark.parametrize("damaged", DAMAGED_CA_NAMES)
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+    ],
+)
+def test_an_otlp_ca_file_holding_a_damaged_certificate_is_told_as_damaged(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    variable: str,
+    damaged: str,
+) -> None:
+    """An OTLP CA file whose certificate OpenSSL cannot read is exit 2 in check-config, one line
+    naming the variable, the file and the damage as --cacert's is told, not as no certificate."""
+    path, said = damaged_ca_files(tmp_path)[damaged]
+    status, _, err = check_config(monkeypatch, capsys, **_COLLECTOR, **{variable: path})
+    assert status == 2
+    assert [line for line in err.splitlines() if variable in line] == [
+        f"  {variable}: {path} {said}"
+    ], err
+
+
+@pytest.mark.parametrize("damaged", DAMAGED_CA_NAMES)
+def test_a_rediss_ca_file_holding_a_damaged_certificate_is_told_as_damaged(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    damaged: str,
+) -> None:
+    """EXESDB_BUS's ssl_ca_certs holding a certificate OpenSSL cannot read is exit 2 in
+    check-config, one line naming the query option, the file and the damage."""
+    path, said = damaged_ca_files(tmp_path)[damaged]
+    status, _, err = check_config(
+        monkeypatch,
+        capsys,
+        EXESDB_BUS=f"rediss://redis:6380/0?ssl_ca_certs={path}",
+        SECRET_KEY_BASE="x" * 32,
+    )
+    assert status == 2
+    assert [line for line in err.splitlines() if "EXESDB_BUS" in line] == [
+        f"  EXESDB_BUS: query option 'ssl_ca_certs': {path} {said}"
+    ], err
+
+
+@pytest.mark.parametrize("damaged", DAMAGED_CA_NAMES)
+def test_a_web_client_ca_file_holding_a_damaged_certificate_is_told_as_damaged(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    damaged: str,
+) -> None:
+    """The web config's client_ca_file holding a certificate OpenSSL cannot read is exit 2 in
+    check-config, one line naming the key, the file and the damage, not OpenSSL's "PEM lib"."""
+    (tmp_path / "cas").mkdir()
+    path, said = damaged_ca_files(tmp_path / "cas")[damaged]
+    files = WebFiles(tmp_path)
+    web = files.write(
+        files.tls_config(f"client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: {path}")
+    )
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_WEB_CONFIG_FILE=str(web))
+    assert status == 2
+    assert [line for line in err.splitlines() if "EXESDB_WEB_CONFIG_FILE" in line] == [
+        f"  EXESDB_WEB_CONFIG_FILE: {web}: tls_server_config.client_ca_file: {path} {said}"
+    ], err
 
 
 @pytest.mark.parametrize("variable", ["EXESDB_WEB_CONFIG_FILE", "EXESDB_WEBHOOK_CONFIG_FILE"])

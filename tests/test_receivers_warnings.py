@@ -11,7 +11,7 @@ import trustme
 
 from bridge.cli import main
 from tests.receivers_support import write
-from tests.support import pem_files
+from tests.support import DAMAGED_CA_NAMES, damaged_ca_files, pem_files
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -149,7 +149,7 @@ def test_a_tls_config_file_that_reads_but_holds_no_pem_is_warned_of(
     ]
     failing = "; its deliveries fail and are retried until it can be"
     hooks = "webhook_configs.0 https://hooks.example.com/…: tls_config"
-    no_certificate = "holds no PEM certificate (-----BEGIN CERTIFICATE-----) OpenSSL loads"
+    no_certificate = "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
     assert warned == [
         f"{hooks}.ca_file {tmp_path / 'good.key'} cannot be used now ({no_certificate}){failing}",
         f"{hooks}.key_file {tmp_path / 'good.pem'} cannot be used now (holds no PEM private key"
@@ -157,6 +157,35 @@ def test_a_tls_config_file_that_reads_but_holds_no_pem_is_warned_of(
         f"global.http_config.tls_config.ca_file {tmp_path / 'notes.txt'} cannot be used now"
         f" ({no_certificate}); the deliveries of the receivers taking it (webhook_configs.2) fail"
         " and are retried until it can be",
+    ], warned
+
+
+@pytest.mark.parametrize("damaged", DAMAGED_CA_NAMES)
+def test_a_tls_config_ca_file_holding_a_damaged_certificate_is_told_as_damaged(
+    damaged: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A receiver's tls_config.ca_file whose certificate OpenSSL cannot read is warned of once,
+    naming the key, the file and the damage as --cacert's is told, not as no certificate."""
+    ca_file, said = damaged_ca_files(tmp_path)[damaged]
+    path = tmp_path / "receivers.yml"
+    path.write_text(
+        "webhook_configs:\n"
+        "  - url: https://hooks.example.com/hook\n    http_config:\n"
+        f"      tls_config: {{ca_file: {ca_file}}}\n"
+    )
+    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(path))
+    monkeypatch.setenv("EXESDB_WEBHOOK_SECRET", "k" * 32)  # no unsigned receiver to warn of
+    assert main(["check-config"]) == 0
+    warned = [
+        line.removeprefix("exesdb-bridge: warning: EXESDB_WEBHOOK_CONFIG_FILE ")
+        for line in capsys.readouterr().err.splitlines()
+    ]
+    assert warned == [
+        f"webhook_configs.0 https://hooks.example.com/…: tls_config.ca_file {ca_file} cannot be"
+        f" used now ({said}); its deliveries fail and are retried until it can be"
     ], warned
 
 

@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any, Final
 from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
 from bridge.httpclient.proxy import ProxyRule
 from bridge.regular_files import MAX_FILE_BYTES, refuse_irregular
-from bridge.tlsutil import cert_chain_error, load_cert_chain, load_error, set_versions
+from bridge.tlsutil import (
+    ca_file_refusal,
+    cert_chain_error,
+    load_cert_chain,
+    load_error,
+    set_versions,
+)
 from bridge.urls import split_userinfo
 
 if TYPE_CHECKING:
@@ -112,7 +118,12 @@ def _build_context(config: TLSConfig) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         try:
             context.load_verify_locations(cafile=config.ca_file)
-        except (OSError, ssl.SSLError) as exc:
+        except ssl.SSLError:  # none, or one damaged: told as check-config and --cacert tell it
+            raise ClientSetupError(
+                f"cannot load tls_config.ca_file {config.ca_file}:"
+                f" {ca_file_refusal(config.ca_file)}"
+            ) from None
+        except OSError as exc:
             raise ClientSetupError(
                 f"cannot load tls_config.ca_file {config.ca_file}: {load_error(exc)}"
             ) from None

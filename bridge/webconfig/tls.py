@@ -33,7 +33,13 @@ from typing import Any, Final
 
 from bridge.errors import ConfigError
 from bridge.regular_files import refuse_irregular
-from bridge.tlsutil import cert_chain_error, load_cert_chain, load_error, set_versions
+from bridge.tlsutil import (
+    ca_file_refusal,
+    cert_chain_error,
+    load_cert_chain,
+    load_error,
+    set_versions,
+)
 from bridge.webconfig.schema import TLSServerConfig
 
 __all__ = ["CIPHER_SUITES", "apply_handshake_settings", "client_names", "server_context"]
@@ -116,7 +122,12 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
         try:
             refuse_irregular(tls.client_ca_file)  # OpenSSL's open of a FIFO would wait
             context.load_verify_locations(cafile=tls.client_ca_file)
-        except (OSError, ssl.SSLError) as exc:
+        except ssl.SSLError:  # none, or one damaged: "PEM lib" or "no certificate" from OpenSSL
+            problems.append(
+                f"tls_server_config.client_ca_file: {tls.client_ca_file}"
+                f" {ca_file_refusal(tls.client_ca_file)}"
+            )
+        except OSError as exc:
             problems.append(
                 f"tls_server_config.client_ca_file: cannot load {tls.client_ca_file}: "
                 f"{load_error(exc)}"

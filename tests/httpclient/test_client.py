@@ -25,7 +25,7 @@ from bridge.httpclient import (
     WatchedFile,
 )
 from bridge.regular_files import MAX_FILE_BYTES, MAX_SECRET_BYTES
-from tests.support import FifoReleaser
+from tests.support import DAMAGED_CA_NAMES, FifoReleaser, damaged_ca_files
 
 URL = "https://hooks.example/alerts"
 
@@ -305,6 +305,19 @@ def test_a_client_certificate_file_that_is_none_fails_the_request_naming_it(
         f"cannot load tls_config.cert_file {cert_file} with key_file {key_file}: {cert_file} holds"
         " no PEM certificate (-----BEGIN CERTIFICATE-----) OpenSSL loads"
     )
+
+
+@pytest.mark.parametrize("damaged", DAMAGED_CA_NAMES)
+def test_a_ca_file_holding_a_damaged_certificate_is_told_as_damaged(
+    damaged: str, tmp_path: Path
+) -> None:
+    """A tls_config.ca_file whose certificate OpenSSL cannot read fails the request naming the
+    file, its line and its damage, as check-config warns of it, not OpenSSL's "PEM lib"."""
+    ca_file, said = damaged_ca_files(tmp_path)[damaged]
+    settings = ClientSettings(config(tls_config={"ca_file": ca_file}))
+    with pytest.raises(ClientSetupError) as caught:
+        settings.request_options(URL)
+    assert str(caught.value) == f"cannot load tls_config.ca_file {ca_file}: {said}"
 
 
 @pytest.mark.parametrize(
