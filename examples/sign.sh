@@ -17,9 +17,8 @@
 # USER:PASSWORD sends basic auth (--user USER: curl asks for the password; a user:password@ in
 # EXESDB_URL is taken too). Prints the HTTP status and the bridge's answer; exits 0 on 202, 1
 # on another answer or none, 2 on bad usage (as sign.py), a PAYLOAD_JSON that is no JSON included
-# (the bridge's 400, named by the payload's own character), and so is a --cacert FILE missing,
-# holding no PEM certificate or one OpenSSL cannot read (its line and damage said as publish says
-# them), before anything is sent.
+# (the bridge's 400, named by the payload's own character), and so is a --cacert FILE missing or
+# holding no PEM certificate, before anything is sent.
 # The envelope and the signature: docs/messages.md#envelope, docs/http-api.md#ingest.
 # openssl takes the key as an argument, so other users of the host can read it in the process
 # list while openssl runs: on a shared host sign with examples/sign.py or exesdb-bridge publish.
@@ -29,61 +28,6 @@ usage() {
     echo "usage: SECRET_KEY_BASE=... $0 [--cacert FILE] [--user USER[:PASSWORD]]" \
         "INSTANCE TAG PAYLOAD_JSON [TOPIC]" >&2
     exit 2
-}
-# Why the CA file $1, which holds a BEGIN CERTIFICATE line, will not load, as the bridge's
-# commands say it (bridge/tlsutil.py ca_file_refusal): the line of the first whole certificate
-# whose base64 or DER is damaged, else of one with no END line (cut off); nothing when it loads
-# as curl's OpenSSL loads a CA file.
-cacert_damage() {
-    openssl crl2pkcs7 -nocrl -certfile "$1" -out /dev/null 2>/dev/null && return
-    local line number=0 label="" start=0 body="" prefix cut="" damaged
-    local starts=() labels=() bodies=() i
-    while IFS= read -r line || [[ -n $line ]]; do
-        number=$((number + 1))
-        line=${line%$'\r'}
-        if [[ -n $label ]]; then
-            prefix=${line%%"-----END $label-----"*}
-            if [[ $prefix != "$line" && $prefix != *-* ]]; then
-                starts+=("$start") labels+=("$label") bodies+=("$body$prefix")
-                label=""
-                continue
-            elif [[ $line != *-* ]]; then
-                body+=$line
-                continue
-            fi
-            # Another block's line before this one's END: it was cut off.
-            cut=${cut:-"line $start: no -----END $label----- line after it"}
-            label=""
-        fi
-        if [[ $line =~ -----BEGIN\ ((TRUSTED |X509 )?CERTIFICATE)-----(.*)$ ]]; then
-            label=${BASH_REMATCH[1]} start=$number body=""
-            if [[ -n ${BASH_REMATCH[3]} ]]; then  # text after it on its line: no whole block
-                cut=${cut:-"line $start: no -----END $label----- line after it"}
-                label=""
-            fi
-        fi
-    done <"$1"
-    if [[ -n $label ]]; then  # the file ends inside it
-        cut=${cut:-"line $start: no -----END $label----- line after it"}
-    fi
-    damaged="holds a PEM certificate that cannot be read"
-    for i in "${!starts[@]}"; do
-        body=${bodies[i]//[$' \t']/}
-        if [[ ! $body =~ ^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$ ]]; then
-            echo "$damaged (line ${starts[i]}: its base64 is damaged)"
-            return
-        fi
-        if ! { echo "-----BEGIN ${labels[i]}-----"; fold -w 64 <<<"$body"
-            echo "-----END ${labels[i]}-----"; } | openssl x509 -noout 2>/dev/null; then
-            echo "$damaged (line ${starts[i]}: its DER is no X.509 certificate)"
-            return
-        fi
-    done
-    if [[ -n $cut ]]; then
-        echo "$damaged ($cut)"
-    else
-        echo "cannot be read by OpenSSL (PEM lib), though each PEM certificate in it reads alone"
-    fi
 }
 curl_options=()
 while [[ $# -gt 0 && $1 == --* ]]; do
@@ -98,8 +42,6 @@ while [[ $# -gt 0 && $1 == --* ]]; do
                 problem="not a file this user can read"
             elif ! grep -qs -e '-----BEGIN CERTIFICATE-----' -e '-----BEGIN TRUSTED CERTIFICATE-----' "$2"; then
                 problem="holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
-            elif command -v openssl >/dev/null; then
-                problem=$(cacert_damage "$2")
             fi
             if [[ -n ${problem:-} ]]; then
                 echo "$0: --cacert $2: $problem" >&2
