@@ -377,8 +377,12 @@ class Writer:
         # that would do nothing), and the acknowledgements after it would wait with it.
         found = await client.get(key)
         if found is None:
-            await client.set(key, secrets.token_hex(8), nx=True)
-            found = await client.get(key)
+            # Ours once set; else another's, unless the key went meanwhile (FLUSHALL, evicted):
+            # then the epoch is unknown, and asked again at the next pass.
+            token = secrets.token_hex(8)
+            found = token if await client.set(key, token, nx=True) else await client.get(key)
+            if found is None:
+                return
         epoch = text(found)
         lost = self._epoch is not None and epoch != self._epoch
         self.data_losses += lost
