@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from bridge.backoff import Backoff
 from bridge.bus import Frame
+from bridge.bus.redis import GROUP
 from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.link import Link
 from bridge.bus.redis.writer import Writer
@@ -126,3 +127,36 @@ async def test_an_epoch_gone_before_the_writer_read_it_is_asked_again_not_taken_
                 assert client.get(EPOCH) is not None
     finally:
         await proxy.aclose()
+
+
+async def test_entries_claimed_again_while_acks_wait_are_acknowledged_once_each(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """While a full Redis refuses the epoch's SET, entries handled again (claimed anew) queue no
+    second acknowledgement: once Redis takes writes, one XACK names each entry once, in order."""
+    server = redis_server()
+    with server.client() as client:
+        client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        ids = [client.xadd(STREAM, {"e": b"{}", "s": b"00"}) for _ in range(5)]
+        client.xreadgroup(GROUP, "tester", {STREAM: ">"})
+        client.config_set("slowlog-log-slower-than", 0)  # every command logged with its words
+        client.config_set("slowlog-max-len", 10_000)
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)
+    async with running_writer(server.url) as writer:
+        for _ in range(7):  # handled again after each claim
+            for entry_id in ids:
+                writer.acknowledge(STREAM, entry_id)
+            await async_wait_until(lambda: writer.held_back is not None, 10, "refused")
+        with server.client() as client:
+            client.slowlog_reset()
+            client.config_set("maxmemory", 0)
+            await async_wait_until(
+                lambda: client.xpending(STREAM, GROUP)["pending"] == 0, 10, "acknowledged"
+            )
+            acks = [
+                entry["command"].split()[3:]
+                for entry in client.slowlog_get(10_000)
+                if entry["command"].upper().startswith(b"XACK ")
+            ]
+    assert acks == [ids]
