@@ -158,7 +158,9 @@ class Writer:
         # When Redis last refused a write for now (memory full, read-only, ...), and its
         # words: every publisher is refused alike then. A frame written ends it.
         self._held_back: tuple[float, str] | None = None
-        self._acks: dict[str, list[bytes]] = {}
+        # Entry ids to acknowledge per stream, each once (an entry claimed again while they
+        # wait is acknowledged again), in the order handled; their number.
+        self._acks: dict[str, dict[bytes, None]] = {}
         self._ack_count = 0
         self._wake = asyncio.Event()  # anything to do
         self._frames = asyncio.Event()  # frames to write: lingering acknowledgements go now
@@ -250,8 +252,10 @@ class Writer:
 
     def acknowledge(self, key: str, entry_id: bytes) -> None:
         """Queue the XACK of a work-queue entry (acknowledgements are written in batches)."""
-        self._acks.setdefault(key, []).append(entry_id)
-        self._ack_count += 1
+        ids = self._acks.setdefault(key, {})
+        if entry_id not in ids:
+            ids[entry_id] = None
+            self._ack_count += 1
         self._wake.set()
 
     def wake(self) -> None:
@@ -377,8 +381,12 @@ class Writer:
         # that would do nothing), and the acknowledgements after it would wait with it.
         found = await client.get(key)
         if found is None:
-            await client.set(key, secrets.token_hex(8), nx=True)
-            found = await client.get(key)
+            # Ours once set; else another's, unless the key went meanwhile (FLUSHALL, evicted):
+            # then the epoch is unknown, and asked again at the next pass.
+            token = secrets.token_hex(8)
+            found = token if await client.set(key, token, nx=True) else await client.get(key)
+            if found is None:
+                return
         epoch = text(found)
         lost = self._epoch is not None and epoch != self._epoch
         self.data_losses += lost
@@ -541,9 +549,11 @@ class Writer:
             # E.g. the group is gone with a Redis that lost its data: nothing left to ack.
             _logger.debug("acknowledgements refused: %s", exc)
         except BaseException:
-            for key, ids in acks.items():
-                self._acks.setdefault(key, []).extend(ids)
-                self._ack_count += len(ids)
+            # Back in front of those queued meanwhile, each id still once.
+            for key, ids in self._acks.items():
+                acks.setdefault(key, {}).update(ids)
+            self._acks = acks
+            self._ack_count = sum(map(len, acks.values()))
             raise
         else:
             self._link.taken_aside((self, "acks"))

@@ -1,0 +1,162 @@
+"""The Redis writer on a real redis-server: the data set's epoch it holds, and acknowledgements that
+wait while Redis refuses its writes.
+
+A writer is built alone on a ``Link`` (as in ``test_redis_spool.py``); a proxy between it and Redis
+changes Redis's data between two of its commands, where a race would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from bridge.backoff import Backoff
+from bridge.bus import Frame
+from bridge.bus.redis import GROUP
+from bridge.bus.redis.layout import Layout
+from bridge.bus.redis.link import Link
+from bridge.bus.redis.writer import Writer
+from tests.integration.servers.redis import RedisServer, redis_server
+from tests.integration.test_redis_bus import ALERTS, calls
+from tests.integration.test_redis_spool import Proxy
+from tests.support import async_wait_until
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["redis_server"]
+
+STREAM = f"exesdb:bus:{ALERTS}"
+EPOCH = b"exesdb:bus:epoch"
+
+
+class EpochGoneAfterAnotherSetIt(Proxy):
+    """A proxy that, at the writer's first SET NX of the epoch, sets it first as another replica
+    would (so that the writer's is refused), and deletes it before the refusal reaches the writer
+    (a FLUSHALL, or an eviction under an allkeys-* policy, just then)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port)
+        self.done = False
+        self._redis = Redis(port=upstream_port)
+
+    def _pipes(
+        self,
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        server_r: asyncio.StreamReader,
+        server_w: asyncio.StreamWriter,
+    ) -> tuple[Coroutine[Any, Any, None], Coroutine[Any, Any, None]]:
+        armed = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                if not self.done and EPOCH in data and b"NX" in data:
+                    await self._redis.set(EPOCH, "another-replicas")
+                    armed.set()
+                server_w.write(data)
+                await server_w.drain()
+
+        async def downstream() -> None:
+            while data := await server_r.read(65536):
+                if armed.is_set() and not self.done:
+                    await self._redis.delete(EPOCH)
+                    self.done = True
+                client_w.write(data)
+                await client_w.drain()
+
+        return upstream(), downstream()
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self._redis.aclose()
+
+
+@asynccontextmanager
+async def running_writer(url: str) -> AsyncIterator[Writer]:
+    """A writer on Redis at ``url``, its loop running (and stopped afterwards)."""
+    client = Redis.from_url(url)
+    link = Link(url, client, Backoff(0.01, 0.1, 0.0))
+    positioned = asyncio.Event()
+    positioned.set()  # no fan-out reader here to find the tails
+    writer = Writer(
+        link,
+        Layout("exesdb"),
+        positioned=positioned,
+        buffer_size=100,
+        stream_maxlen=1000,
+        batch_size=10,
+        claim_idle_ms=30_000,
+        replay_window_ms=300_000,
+        clock=time.time,
+    )
+    running = asyncio.create_task(link.keep_running("writer", writer.run))
+    try:
+        yield writer
+    finally:
+        link.stopping.set()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await client.aclose()
+
+
+async def test_an_epoch_gone_before_the_writer_read_it_is_asked_again_not_taken_for_a_loss(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """The epoch another replica set vanishes between the writer's refused SET NX and its read:
+    the epoch is unknown and asked again, so no data loss is counted and nothing written twice."""
+    server = redis_server()
+    proxy = await EpochGoneAfterAnotherSetIt(server.port).start()
+    try:
+        async with running_writer(proxy.url) as writer:
+            writer.send(Frame(ALERTS, b"body", "00"))  # a work-queue frame: kept and looked at
+            await async_wait_until(lambda: writer.written == 1, 10, "written")
+            assert proxy.done
+            looks = calls(server, "xinfo|groups")
+            await async_wait_until(
+                lambda: calls(server, "xinfo|groups") >= looks + 2, 10, "looked twice"
+            )
+            assert (writer.data_losses, writer.rewritten) == (0, 0)
+            with server.client() as client:
+                assert client.xlen(STREAM) == 1
+                assert client.get(EPOCH) is not None
+    finally:
+        await proxy.aclose()
+
+
+async def test_entries_claimed_again_while_acks_wait_are_acknowledged_once_each(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """While a full Redis refuses the epoch's SET, entries handled again (claimed anew) queue no
+    second acknowledgement: once Redis takes writes, one XACK names each entry once, in order."""
+    server = redis_server()
+    with server.client() as client:
+        client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        ids = [client.xadd(STREAM, {"e": b"{}", "s": b"00"}) for _ in range(5)]
+        client.xreadgroup(GROUP, "tester", {STREAM: ">"})
+        client.config_set("slowlog-log-slower-than", 0)  # every command logged with its words
+        client.config_set("slowlog-max-len", 10_000)
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)
+    async with running_writer(server.url) as writer:
+        for _ in range(7):  # handled again after each claim
+            for entry_id in ids:
+                writer.acknowledge(STREAM, entry_id)
+            await async_wait_until(lambda: writer.held_back is not None, 10, "refused")
+        with server.client() as client:
+            client.slowlog_reset()
+            client.config_set("maxmemory", 0)
+            await async_wait_until(
+                lambda: client.xpending(STREAM, GROUP)["pending"] == 0, 10, "acknowledged"
+            )
+            acks = [
+                entry["command"].split()[3:]
+                for entry in client.slowlog_get(10_000)
+                if entry["command"].upper().startswith(b"XACK ")
+            ]
+    assert acks == [ids]
