@@ -140,13 +140,7 @@ def test_a_tls_config_file_that_reads_but_holds_no_pem_is_warned_of(
         "  - url: https://third.example.com/hook\n"
         "global:\n  http_config:\n    tls_config: {ca_file: notes.txt}\n"
     )
-    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(path))
-    monkeypatch.setenv("EXESDB_WEBHOOK_SECRET", "k" * 32)  # no unsigned receiver to warn of
-    assert main(["check-config"]) == 0
-    warned = [
-        line.removeprefix("exesdb-bridge: warning: EXESDB_WEBHOOK_CONFIG_FILE ")
-        for line in capsys.readouterr().err.splitlines()
-    ]
+    warned = _signed_file_warnings(path, monkeypatch, capsys)
     failing = "; its deliveries fail and are retried until it can be"
     hooks = "webhook_configs.0 https://hooks.example.com/…: tls_config"
     no_certificate = "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
@@ -176,13 +170,7 @@ def test_a_tls_config_ca_file_holding_a_damaged_certificate_is_told_as_damaged(
         "  - url: https://hooks.example.com/hook\n    http_config:\n"
         f"      tls_config: {{ca_file: {ca_file}}}\n"
     )
-    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(path))
-    monkeypatch.setenv("EXESDB_WEBHOOK_SECRET", "k" * 32)  # no unsigned receiver to warn of
-    assert main(["check-config"]) == 0
-    warned = [
-        line.removeprefix("exesdb-bridge: warning: EXESDB_WEBHOOK_CONFIG_FILE ")
-        for line in capsys.readouterr().err.splitlines()
-    ]
+    warned = _signed_file_warnings(path, monkeypatch, capsys)
     assert warned == [
         f"webhook_configs.0 https://hooks.example.com/…: tls_config.ca_file {ca_file} cannot be"
         f" used now ({said}); its deliveries fail and are retried until it can be"
@@ -205,13 +193,7 @@ def test_tls_config_files_are_judged_as_the_client_loads_them(
         f"      tls_config: {{cert_file: {files['client.pem']},"
         f" key_file: {files['openssh.key']}}}\n"
     )
-    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(path))
-    monkeypatch.setenv("EXESDB_WEBHOOK_SECRET", "k" * 32)  # no unsigned receiver to warn of
-    assert main(["check-config"]) == 0
-    warned = [
-        line.removeprefix("exesdb-bridge: warning: EXESDB_WEBHOOK_CONFIG_FILE ")
-        for line in capsys.readouterr().err.splitlines()
-    ]
+    warned = _signed_file_warnings(path, monkeypatch, capsys)
     assert warned == [
         f"webhook_configs.1 https://openssh.example.com/…: tls_config.key_file"
         f" {files['openssh.key']} cannot be used now (holds an OpenSSH private key (-----BEGIN"
@@ -272,6 +254,20 @@ def test_a_tls_config_an_http_url_never_uses_is_warned_of(
         ": tls_config is set, but its URL is http://, which no TLS protects: it has no effect"
         " (use the https:// URL, or leave tls_config out)"
     )
+
+
+def _signed_file_warnings(
+    path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> list[str]:
+    """What ``check-config`` (exit 0) warns of the receivers file at ``path``, each line after
+    the variable's name, with a signing key set so that no receiver is warned of as unsigned."""
+    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(path))
+    monkeypatch.setenv("EXESDB_WEBHOOK_SECRET", "k" * 32)
+    assert main(["check-config"]) == 0
+    return [
+        line.removeprefix("exesdb-bridge: warning: EXESDB_WEBHOOK_CONFIG_FILE ")
+        for line in capsys.readouterr().err.splitlines()
+    ]
 
 
 def _oauth2(token_url: str, extra: str = "") -> str:

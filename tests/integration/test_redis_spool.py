@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -901,18 +902,14 @@ async def test_a_stop_whose_spool_disk_hangs_moving_the_head_ends_within_the_shu
         await second.aclose()
 
 
-async def test_a_write_answered_after_a_stops_flush_gave_up_on_it_is_no_fault_of_the_writer(
-    redis_server: Callable[[], RedisServer], tmp_path: Path
-) -> None:
-    """A stop's flush that ends while a batch's write waits on a stalled Redis keeps the batch
-    in the spool; the write's answer, coming after all (the stall over before the writer is
-    stopped), is taken without a fault: no stage restarted, nothing counted failed."""
-    server = redis_server()
-    proxy = await Proxy(server.port).start()
-    client = Redis.from_url(proxy.url)
-    link = Link(proxy.url, client, Backoff(0.01, 0.1, 0.0))
-    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
-    await spool.open()
+@asynccontextmanager
+async def running_writer(
+    url: str, spool: Spool | None = None
+) -> AsyncIterator[tuple[Writer, Link]]:
+    """A writer (and its link) on Redis at ``url``, with ``spool`` if given, its loop running
+    (and stopped afterwards)."""
+    client = Redis.from_url(url)
+    link = Link(url, client, Backoff(0.01, 0.1, 0.0))
     positioned = asyncio.Event()
     positioned.set()  # no fan-out reader here to find the tails
     writer = Writer(
@@ -928,25 +925,41 @@ async def test_a_write_answered_after_a_stops_flush_gave_up_on_it_is_no_fault_of
         spool=spool,
     )
     running = asyncio.create_task(link.keep_running("writer", writer.run))
-    # A fan-out instance: no work-queue frame is kept, so no other command is sent meanwhile.
-    frames = [Frame("ex_esdb_audit", b"body %d" % n, "00") for n in range(2)]
     try:
-        writer.send(frames[0])
-        await async_wait_until(lambda: writer.written == 1, 10, "connected")
-        proxy.stall()
-        writer.send(frames[1])
-        await writer.flush(0.2)  # the write of the second waits on Redis all along
-        assert writer.buffered == 0
-        assert writer.spool_bytes > 0
-        proxy.resume()
-        await async_wait_until(
-            lambda: writer.written >= 2 or link.stage_errors > 0, 10, "the answer taken"
-        )
-        assert link.stage_errors == 0
+        yield writer, link
     finally:
         link.stopping.set()
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
-        await spool.aclose()
         await client.aclose()
+
+
+async def test_a_write_answered_after_a_stops_flush_gave_up_on_it_is_no_fault_of_the_writer(
+    redis_server: Callable[[], RedisServer], tmp_path: Path
+) -> None:
+    """A stop's flush that ends while a batch's write waits on a stalled Redis keeps the batch
+    in the spool; the write's answer, coming after all (the stall over before the writer is
+    stopped), is taken without a fault: no stage restarted, nothing counted failed."""
+    server = redis_server()
+    proxy = await Proxy(server.port).start()
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+    await spool.open()
+    # A fan-out instance: no work-queue frame is kept, so no other command is sent meanwhile.
+    frames = [Frame("ex_esdb_audit", b"body %d" % n, "00") for n in range(2)]
+    try:
+        async with running_writer(proxy.url, spool) as (writer, link):
+            writer.send(frames[0])
+            await async_wait_until(lambda: writer.written == 1, 10, "connected")
+            proxy.stall()
+            writer.send(frames[1])
+            await writer.flush(0.2)  # the write of the second waits on Redis all along
+            assert writer.buffered == 0
+            assert writer.spool_bytes > 0
+            proxy.resume()
+            await async_wait_until(
+                lambda: writer.written >= 2 or link.stage_errors > 0, 10, "the answer taken"
+            )
+            assert link.stage_errors == 0
+    finally:
+        await spool.aclose()
         await proxy.aclose()

@@ -8,23 +8,17 @@ changes Redis's data between two of its commands, where a race would.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
-from bridge.backoff import Backoff
 from bridge.bus import Frame
 from bridge.bus.redis import GROUP
-from bridge.bus.redis.layout import Layout
-from bridge.bus.redis.link import Link
-from bridge.bus.redis.writer import Writer
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_bus import ALERTS, calls
-from tests.integration.test_redis_spool import Proxy
+from tests.integration.test_redis_spool import Proxy, running_writer
 from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -77,34 +71,6 @@ class EpochGoneAfterAnotherSetIt(Proxy):
         await self._redis.aclose()
 
 
-@asynccontextmanager
-async def running_writer(url: str) -> AsyncIterator[Writer]:
-    """A writer on Redis at ``url``, its loop running (and stopped afterwards)."""
-    client = Redis.from_url(url)
-    link = Link(url, client, Backoff(0.01, 0.1, 0.0))
-    positioned = asyncio.Event()
-    positioned.set()  # no fan-out reader here to find the tails
-    writer = Writer(
-        link,
-        Layout("exesdb"),
-        positioned=positioned,
-        buffer_size=100,
-        stream_maxlen=1000,
-        batch_size=10,
-        claim_idle_ms=30_000,
-        replay_window_ms=300_000,
-        clock=time.time,
-    )
-    running = asyncio.create_task(link.keep_running("writer", writer.run))
-    try:
-        yield writer
-    finally:
-        link.stopping.set()
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await client.aclose()
-
-
 async def test_an_epoch_gone_before_the_writer_read_it_is_asked_again_not_taken_for_a_loss(
     redis_server: Callable[[], RedisServer],
 ) -> None:
@@ -113,7 +79,7 @@ async def test_an_epoch_gone_before_the_writer_read_it_is_asked_again_not_taken_
     server = redis_server()
     proxy = await EpochGoneAfterAnotherSetIt(server.port).start()
     try:
-        async with running_writer(proxy.url) as writer:
+        async with running_writer(proxy.url) as (writer, _):
             writer.send(Frame(ALERTS, b"body", "00"))  # a work-queue frame: kept and looked at
             await async_wait_until(lambda: writer.written == 1, 10, "written")
             assert proxy.done
@@ -143,7 +109,7 @@ async def test_entries_claimed_again_while_acks_wait_are_acknowledged_once_each(
         client.config_set("slowlog-max-len", 10_000)
         client.config_set("maxmemory-policy", "noeviction")
         client.config_set("maxmemory", 1)
-    async with running_writer(server.url) as writer:
+    async with running_writer(server.url) as (writer, _):
         for _ in range(7):  # handled again after each claim
             for entry_id in ids:
                 writer.acknowledge(STREAM, entry_id)
