@@ -1,4 +1,5 @@
-"""The test servers start on a port of their own even when another process takes it first."""
+"""The test servers start on a port of their own even when another process takes it first, and
+one missing fails its tests under CI."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.servers.podman import Podman
 from tests.integration.servers.prometheus import PrometheusServer
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.support import BridgeProcess, http_get, listens, require_binary
@@ -81,3 +83,21 @@ def test_a_bridge_whose_free_port_was_taken_starts_again_on_another(
     assert bridge.process is not None
     assert listens(bridge.process.pid, bridge.port)
     assert http_get(bridge.url + "/healthz")[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)]
+)
+def test_without_podman_the_container_tests_fail_under_ci_and_are_skipped_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
+    """With no podman on PATH, the container tests' podman fails them under CI=true (as .ci/run
+    sets it), so CI cannot pass without running them, and skips them elsewhere."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory
+    monkeypatch.setenv("CI", ci)
+    # Both caught, so that the wrong one fails here instead of ending the test as it would.
+    with pytest.raises(
+        (pytest.fail.Exception, pytest.skip.Exception), match="podman is not installed"
+    ) as ended:
+        Podman()
+    assert ended.type is outcome

@@ -148,16 +148,37 @@ def test_plain_http_to_the_tls_port_is_answered_400_as_go_answers_it(
     assert "server returned HTTP status 400 Bad Request" in target["lastError"], target
 
 
+def _handshake_failures(bridge: BridgeProcess, kind: str) -> float:
+    """exesdb_http_tls_handshake_failures_total{kind} as the bridge's /metrics gives it."""
+    exposition = http_get(bridge.url + "/metrics", ALICE, context=bridge.context)[1].decode()
+    found = re.search(
+        rf'^exesdb_http_tls_handshake_failures_total\{{kind="{kind}"\}} (\S+)$', exposition, re.M
+    )
+    return float(found.group(1)) if found else 0.0
+
+
 def test_require_and_verify_client_cert(tmp_path, bridge_processes, start_prometheus):
-    """No certificate: the connection is refused; Prometheus with one from the client CA scrapes."""
+    """No certificate: the connection is refused at once, the bridge counting a failed handshake
+    of kind client_certificate; Prometheus with one from the client CA scrapes."""
     files = WebFiles(tmp_path / "web")
     files.write(files.tls_config(MUTUAL_TLS) + USERS)
     client = files.client_cert(name="prometheus")
     client.cert_chain_pems[0].write_to_path(str(files.folder / "client.pem"))
     client.private_key_pem.write_to_path(str(files.folder / "client.key"))
     bridge = _start(tmp_path, bridge_processes, files, files.client_context(client))
-    with pytest.raises((ssl.SSLError, OSError)):
+    assert _handshake_failures(bridge, "client_certificate") == 0
+    # urllib wraps what fails while it sends (URLError); what fails on the answer comes as is.
+    with pytest.raises((ssl.SSLError, ConnectionError, urllib.error.URLError)) as refused:
         http_get(bridge.url + "/healthz", ALICE, context=files.client_context())
+    # Closed or refused by TLS, not left to time out, nor a port nobody listens on.
+    cause = getattr(refused.value, "reason", refused.value)
+    assert isinstance(cause, ssl.SSLError | ConnectionError), repr(refused.value)
+    assert not isinstance(cause, ConnectionRefusedError), repr(refused.value)
+    wait_until(
+        lambda: _handshake_failures(bridge, "client_certificate") == 1,
+        10,
+        "the refused handshake counted as the client certificate's",
+    )
     options = _prometheus_options(files)
     options["tls_config"] = {
         "ca_file": str(files.ca_file),
