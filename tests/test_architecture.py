@@ -670,6 +670,38 @@ def test_no_test_waits_with_an_unexplained_fixed_sleep() -> None:
     assert found == []
 
 
+SKIPPING: Final = frozenset({"skip", "skipif", "xfail", "importorskip"})
+
+
+def _skips(source: str, where: str) -> Iterator[str]:
+    """``pytest.skip``, ``pytest.importorskip``, ``pytest.xfail`` and the ``mark`` ones: ways a
+    test can end without showing its behaviour (``pytest.skip.Exception``, caught, is not)."""
+    nodes = list(_walk(source, where))
+    reached_into = {id(node.value) for node in nodes if isinstance(node, ast.Attribute)}
+    for node in sorted(nodes, key=lambda node: getattr(node, "lineno", 0)):
+        if (
+            isinstance(node, ast.Attribute)
+            and id(node) not in reached_into
+            and node.attr in SKIPPING
+            and (
+                (isinstance(node.value, ast.Name) and node.value.id == "pytest")
+                or (isinstance(node.value, ast.Attribute) and node.value.attr == "mark")
+            )
+        ):
+            yield f"{where}:{node.lineno} {ast.unparse(node)}"
+
+
+def test_the_only_skip_is_a_missing_server_outside_ci() -> None:
+    """A test skips only through tests/support.py's unavailable(), which fails under CI=true
+    instead: no other skip or expected failure hides a test from make test."""
+    found = [
+        skip
+        for path in sorted(TESTS.rglob("*.py"))
+        for skip in _skips(path.read_text(), str(path.relative_to(ROOT)))
+    ]
+    assert found == ["tests/support.py:261 pytest.skip"]
+
+
 # Library privates that have no public way, read by tests all the same (imports, such as
 # opentelemetry's ``semconv._incubating``, and module names in strings are not attribute reads).
 LIBRARY_PRIVATES: Final = {
@@ -745,6 +777,27 @@ def test_the_test_checks_find_what_they_look_for() -> None:
     )
     assert list(_tests_without_docstring(sample, "t.py")) == ["t.py:2 test_a"]
     assert list(_unexplained_sleeps(sample, "t.py")) == ["t.py:3 time.sleep(0.5)"]
+
+
+def test_the_skip_finder_finds_every_way_to_skip() -> None:
+    """The skip check can fail: a skip, an importorskip and the mark decorators are found; a
+    test's own ``skip`` variable and other marks are not."""
+    sample = (
+        "import pytest\n"
+        "pytest.skip('x')\n"
+        "yaml = pytest.importorskip('yaml')\n"
+        "@pytest.mark.skipif(True, reason='x')\n"
+        "@pytest.mark.xfail\n"
+        "@pytest.mark.parametrize('skip', [1])\n"
+        "def test_a(skip): skip.skip\n"
+        "pytest.raises(pytest.skip.Exception)\n"
+    )
+    assert list(_skips(sample, "t.py")) == [
+        "t.py:2 pytest.skip",
+        "t.py:3 pytest.importorskip",
+        "t.py:4 pytest.mark.skipif",
+        "t.py:5 pytest.mark.xfail",
+    ]
 
 
 # Where a test's module and names come from that are ours: a name of theirs starting with "_"
