@@ -554,6 +554,21 @@ async def test_every_column_of_the_status_page_is_named(
     assert [name for name in headers.names if not name.strip()] == []
 
 
+async def test_without_an_admin_token_the_alerts_have_no_acknowledge_column(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """With no EXESDB_ADMIN_TOKEN the alerts table has no Acknowledge column, whose every cell
+    would be empty: a screen reader names six columns, and each row has six cells."""
+    with page_bridge(tmp_path, EXESDB_ADMIN_TOKEN="") as server:
+        raise_alert(server, "a1", "one alert")
+        _, _, body = await fetch(client, server.url + "/")
+    alerts = body.split('<table class="grid alerts">', 1)[1].split("</table>", 1)[0]
+    headers = _Headers()
+    headers.feed(alerts)
+    assert headers.names == ["Severity", "Alert", "Node", "Age", "State", "Level"]
+    assert [len(row) for row in _cells(alerts)] == [6]
+
+
 async def test_a_bridge_that_notifies_no_one_says_so_above_its_alerts(
     tmp_path: Path, client: aiohttp.ClientSession, webhook_receiver
 ) -> None:
