@@ -10,8 +10,10 @@ change. The keys the bridge started with are kept in the file's meta table too
 A delivery is committed here before its first attempt, so a crash or SIGKILL loses nothing; its
 body and id never change across retries, but for the alerts ``withhold`` leaves out of it (their
 newer notifications are another replica's, on Redis), given back should the receiver take the
-attempt in flight as they were left out (``finish_attempt``). A receiver's deliveries go out one
-at a time, in the order they were made (``next_due``); while the oldest fails, the receiver's
+attempt in flight as they were left out (``finish_attempt``), and for a dead letter's alerts
+told as they stand when ``exesdb-bridge outbox retry`` puts it back (``dead_letters``). A
+receiver's deliveries go out one at a time, in the order they were made (``next_due``); while
+the oldest fails, the receiver's
 grouping window is held open (``group``), so what an outage leaves waiting is bounded by the
 alerts, not by how often they change.
 """

@@ -5,7 +5,8 @@ Nine tables:
 - ``alerts``: one row per condition (``alert_id``), its state (firing → acknowledged →
   resolved) and escalation level, as ``transitions`` decides them;
 - ``queued``: alerts waiting for their receiver's grouping window, one row per (receiver, alert);
-- ``deliveries``: the frozen payloads (body and delivery id never change across retries), their
+- ``deliveries``: the payloads (body and delivery id change across retries only as ``queue``
+  says: alerts withheld, a dead letter retried by hand told as its alerts stand), their
   attempts, next attempt time and state (pending, delivered, dead, stale), when each was made
   and when ``outbox retry`` last put it back (its deadline runs from then), and, for a dead letter,
   when its alerts were queued again (``dead_letters.DeadLetters.renotify``); delivered ones
