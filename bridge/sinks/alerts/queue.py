@@ -13,9 +13,8 @@ newer notifications are another replica's, on Redis), given back should the rece
 attempt in flight as they were left out (``finish_attempt``), and for a dead letter's alerts
 told as they stand when ``exesdb-bridge outbox retry`` puts it back (``dead_letters``). A
 receiver's deliveries go out one at a time, in the order they were made (``next_due``); while
-the oldest fails, the receiver's
-grouping window is held open (``group``), so what an outage leaves waiting is bounded by the
-alerts, not by how often they change.
+the oldest fails, the receiver's grouping window is held open (``group``), so what an outage
+leaves waiting is bounded by the alerts, not by how often they change.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 Nothing here is needed once gone: a delivered delivery is kept a day, as is a stale one (but
 the last a receiver took of each alert of its dead letters after them, and the one left out as
 stale after them when it is the latest of that alert to that receiver, which supersede them:
-as long as they are), a resolved alert a week
-(and the ids of the plans stored as long), an alert's history to its newest ``HISTORY_KEPT``
-entries, and a dead letter ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS`` (a receiver refusing everything
-must not grow the file without bound); the alert sink's housekeeping calls these once an hour.
+as long as they are), a resolved alert a week (and the ids of the plans stored as long), an
+alert's history to its newest ``HISTORY_KEPT`` entries, and a dead letter
+``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS`` (a receiver refusing everything must not grow the file
+without bound); the alert sink's housekeeping calls these once an hour.
 """
 
 from __future__ import annotations
