@@ -2,13 +2,14 @@
 
 A delivery is dead-lettered after its last attempt (``delivery``), or here when its receiver is
 no longer configured (``add_orphans``, at start). ``exesdb-bridge outbox retry`` puts dead
-letters back to pending (``retry``), less those ``unretryable`` names: a receiver the bridge did
-not start with, a firing its receiver has since heard resolved, one superseded (its receiver
-took a later delivery of each of its alerts), one whose alerts' latest notification since was
-left out as stale (another replica, on Redis, notified a newer state), or a firing of an alert
-resolved since with nothing to follow it to its receiver. A dead letter each of whose alerts is
-one of these last three is superseded, needing nobody (``superseded``, ``superseded_count``:
-what ``outbox list``, the start-up line and the dead-letters gauge tell apart). An alert still
+letters back to pending (``retry``, each alert still firing told as it stands then), less those
+``unretryable`` names: a receiver the bridge did not start with, a firing its receiver has
+since heard resolved, one superseded (its receiver took a later delivery of each of its
+alerts), one whose alerts' latest notification since was left out as stale (another replica, on
+Redis, notified a newer state), or a firing of an alert resolved since with nothing to follow
+it to its receiver. A dead letter each of whose alerts is one of these last three is
+superseded, needing nobody (``superseded``, ``superseded_count``: what ``outbox list``, the
+start-up line and the dead-letters gauge tell apart). An alert still
 open whose latest notification to a receiver was dead-lettered is queued for it again as it
 stands (``renotify``), so a receiver down past the deadline hears of what still fires once it is
 back; so is a resolved one whose dead-lettered notification was its resolve, so that it does not
@@ -23,8 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from bridge.bus import new_message_id
 from bridge.sinks.alerts.database import Database
-from bridge.sinks.alerts.payload import alerts_told
+from bridge.sinks.alerts.payload import alerts_told, restated
 from bridge.sinks.alerts.queue import BuildPayloads, DeliveryQueue
 from bridge.sinks.alerts.records import (
     AlertRecord,
@@ -535,8 +537,13 @@ class DeadLetters:
         pending; returns how many.
 
         The next attempt is due at once and the deadline starts afresh (from ``retried_at``);
-        the body, the delivery id, when it was made and the count of attempts made stay (so the
-        backoff goes on from that count).
+        its place in the receiver's order, when it was made and the count of attempts made stay
+        (so the backoff goes on from that count). Each alert it tells firing that is open now
+        is told as it stands now (``_restate``): one changed since (its severity, level, episode
+        or text) by another replica, on Redis, with no delivery of the change here to follow,
+        would otherwise reach the receiver in an older state, last. The body and the delivery
+        id stay unless that changed the body: then it has a new id, as a receiver that took the
+        old body under the old one would drop the new as a repeat.
         """
         query = (
             "UPDATE deliveries SET state = :pending, retried_at = :now, next_attempt_at = :now,"
@@ -556,4 +563,32 @@ class DeadLetters:
             query += f" AND {named}"
             params.update(ids)
         with self._database.transaction() as db:
-            return int(db.execute(query, params).rowcount)
+            retried = db.execute(query + " RETURNING rowid, body", params).fetchall()
+            for row in retried:
+                self._restate(db, int(row["rowid"]), bytes(row["body"]))
+            return len(retried)
+
+    @staticmethod
+    def _restate(db: sqlite3.Connection, rowid: int, body: bytes) -> None:
+        """Tell each alert the delivery of ``rowid`` (``body``) tells firing and that is open
+        now as it stands now (``payload.restated``), under a new delivery id should that change
+        the body; in the caller's transaction."""
+        firing = [
+            alert_id for alert_id, (status, _) in alerts_told(body).items() if status == "firing"
+        ]
+        if not firing:
+            return
+        records = [
+            record
+            for row in db.execute(
+                "SELECT * FROM alerts WHERE alert_id IN (SELECT value FROM json_each(:ids))",
+                {"ids": json.dumps(firing)},
+            )
+            if (record := record_of(row)).open
+        ]
+        now = restated(body, records)
+        if now is not None:
+            db.execute(
+                "UPDATE deliveries SET body = :body, id = :id WHERE rowid = :rowid",
+                {"body": now, "id": new_message_id(), "rowid": rowid},
+            )

@@ -292,8 +292,14 @@ class RetryPolicy:
         self, since: float, failures: int, now: float, retry_after: float | None = None
     ) -> float | None:
         """When to try again after ``failures`` failed attempts (the last one ``now``), or None
-        when that would fall after the deadline: the delivery is then dead-lettered."""
-        next_at = now + self.backoff.delay(failures, retry_after)
+        when that would fall after the deadline: the delivery is then dead-lettered. Never
+        later than the largest backoff after ``now``: a delay that is no number of seconds up
+        to it (NaN, infinite: an overflow) is that largest backoff, never a time that never
+        comes (the outbox refuses to store one)."""
+        delay = self.backoff.delay(failures, retry_after)
+        if not 0.0 <= delay <= self.backoff.cap:  # False for NaN too
+            delay = self.backoff.cap
+        next_at = now + delay
         return None if next_at > since + self.deadline else next_at
 
 
@@ -641,7 +647,8 @@ class DeliveryWorker:
         await self._db.call(
             self._queue.group, self.key, now, self._group_wait, self._build, self._keep
         )
-        delivery = await self._db.call(self._queue.next_due, self.key, now)
+        longest = self._policy.backoff.cap
+        delivery = await self._db.call(self._queue.next_due, self.key, now, longest)
         if delivery is not None and not self._stopping:  # stopping: no new attempt
             vetted = await self._vet(delivery)
             if self._stop_asked():  # while it was vetted (a read of Redis, or of the outbox)
@@ -650,7 +657,7 @@ class DeliveryWorker:
                 await self.attempt(vetted)
                 return 0.0
             # All of it stale: the next one is due at once, else a pause.
-            head = await self._db.call(self._queue.next_due, self.key, self._clock())
+            head = await self._db.call(self._queue.next_due, self.key, self._clock(), longest)
             if head is None or head.id != delivery.id:
                 return 0.0
             return _ERROR_PAUSE_SECONDS

@@ -33,6 +33,7 @@ __all__ = [
     "alerts_told",
     "build_payloads",
     "fingerprint",
+    "restated",
     "split_body",
     "webhook_alert",
     "webhook_body",
@@ -186,17 +187,41 @@ def split_body(body: bytes, alert_ids: Collection[str]) -> tuple[bytes, bytes]:
         )
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"not a webhook body: {exc}") from exc
-    bodies = []
-    for part in parts:
-        whole = {
-            **data,
-            "status": "firing" if any(e.get("status") == "firing" for e in part) else "resolved",
-            "commonLabels": _common([e.get("labels", {}) for e in part]),
-            "commonAnnotations": _common([e.get("annotations", {}) for e in part]),
-            "alerts": part,
-        }
-        bodies.append(json.dumps(whole, separators=(",", ":"), ensure_ascii=False).encode())
-    return bodies[0], bodies[1]
+    return _with_entries(data, parts[0]), _with_entries(data, parts[1])
+
+
+def restated(body: bytes, records: Sequence[AlertRecord]) -> bytes | None:
+    """A stored payload with each alert of ``records`` (open ones) that it tells firing as the
+    record stands now (``webhook_alert``, under the payload's ``externalURL``), its ``status``,
+    ``commonLabels`` and ``commonAnnotations`` made again; the rest as stored. None when that
+    changes none of its alerts, or for a body not in this format."""
+    now = {record.alert_id: record for record in records}
+    try:
+        data = json.loads(body)
+        external_url = str(data["externalURL"])
+        entries = data["alerts"]
+        changed = [
+            webhook_alert(now[alert_id], external_url).as_json()
+            if entry.get("status") == "firing" and (alert_id := entry["labels"]["alert_id"]) in now
+            else entry
+            for entry in entries
+        ]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return None if changed == entries else _with_entries(data, changed)
+
+
+def _with_entries(data: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]) -> bytes:
+    """The payload ``data`` holding ``entries`` as its alerts, its ``status``, ``commonLabels``
+    and ``commonAnnotations`` made for them."""
+    whole = {
+        **data,
+        "status": "firing" if any(e.get("status") == "firing" for e in entries) else "resolved",
+        "commonLabels": _common([e.get("labels", {}) for e in entries]),
+        "commonAnnotations": _common([e.get("annotations", {}) for e in entries]),
+        "alerts": entries,
+    }
+    return json.dumps(whole, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def alerts_told(body: bytes) -> dict[str, tuple[str, str]]:

@@ -10,15 +10,17 @@ change. The keys the bridge started with are kept in the file's meta table too
 A delivery is committed here before its first attempt, so a crash or SIGKILL loses nothing; its
 body and id never change across retries, but for the alerts ``withhold`` leaves out of it (their
 newer notifications are another replica's, on Redis), given back should the receiver take the
-attempt in flight as they were left out (``finish_attempt``). A receiver's deliveries go out one
-at a time, in the order they were made (``next_due``); while the oldest fails, the receiver's
-grouping window is held open (``group``), so what an outage leaves waiting is bounded by the
-alerts, not by how often they change.
+attempt in flight as they were left out (``finish_attempt``), and for a dead letter's alerts
+told as they stand when ``exesdb-bridge outbox retry`` puts it back (``dead_letters``). A
+receiver's deliveries go out one at a time, in the order they were made (``next_due``); while
+the oldest fails, the receiver's grouping window is held open (``group``), so what an outage
+leaves waiting is bounded by the alerts, not by how often they change.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Final
 
@@ -216,14 +218,17 @@ class DeliveryQueue:
             )
             return kept
 
-    def next_due(self, url: str, now: float) -> Delivery | None:
+    def next_due(self, url: str, now: float, longest: float = math.inf) -> Delivery | None:
         """``url``'s oldest pending delivery, when its next attempt is due.
 
         Oldest first, in the order they were made (rowid), whatever their attempt times: a
         resolve must not reach the receiver before the firing it ends, waiting for a retry.
         One made (or retried by hand) after ``now`` is due: the wall clock was set back since,
         and its next attempt time, reckoned on the clock before the jump, would hold the
-        receiver back by as much.
+        receiver back by as much. One planned more than ``longest`` seconds (the largest
+        backoff) after ``now`` (infinite, or years ahead: an older version's row, or one
+        edited by hand) would never be due, and hold back every later one: it is planned
+        ``longest`` after ``now`` instead, and stored so.
         """
         with self._database.read() as db:
             row = db.execute(_OLDEST_PENDING, {"url": url, **_PENDING}).fetchone()
@@ -231,8 +236,20 @@ class DeliveryQueue:
             return None
         delivery = delivery_of(row)
         if delivery.next_attempt_at > now and delivery.deadline_from <= now:
+            if delivery.next_attempt_at > now + longest:
+                self._plan_again(delivery.id, now + longest)
             return None
         return delivery
+
+    def _plan_again(self, delivery_id: str, at: float) -> None:
+        """Plan the next attempt of the pending delivery ``delivery_id`` at ``at``, should it
+        still be later (see ``next_due``)."""
+        with self._database.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET next_attempt_at = :at"
+                " WHERE id = :id AND state = :pending AND next_attempt_at > :at",
+                {"id": delivery_id, "at": at, **_PENDING},
+            )
 
     def next_wake(self, url: str, wait_seconds: float) -> float | None:
         """When ``url``'s worker next has something to do (its oldest pending delivery due, or

@@ -1,11 +1,12 @@
 """What the outbox forgets, and when: old deliveries, resolved alerts, history and dead letters.
 
 Nothing here is needed once gone: a delivered delivery is kept a day, as is a stale one (but
-the last a receiver took of each alert of its dead letters after them, and those left out as
-stale after them, which supersede them: as long as they are), a resolved alert a week
-(and the ids of the plans stored as long), an alert's history to its newest ``HISTORY_KEPT``
-entries, and a dead letter ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS`` (a receiver refusing everything
-must not grow the file without bound); the alert sink's housekeeping calls these once an hour.
+the last a receiver took of each alert of its dead letters after them, and the one left out as
+stale after them when it is the latest of that alert to that receiver, which supersede them:
+as long as they are), a resolved alert a week (and the ids of the plans stored as long), an
+alert's history to its newest ``HISTORY_KEPT`` entries, and a dead letter
+``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS`` (a receiver refusing everything must not grow the file
+without bound); the alert sink's housekeeping calls these once an hour.
 """
 
 from __future__ import annotations
@@ -58,10 +59,14 @@ AND rowid NOT IN (
 )
 """  # noqa: S608 (a constant fragment)
 
-# Stale deliveries older than ``:before``, but those made after a dead letter to their receiver
-# carrying one of their alerts: a later notification of it left out as stale (another replica
-# told the receiver newer) supersedes the dead letter (``dead_letters``), kept as long as it is
-# for the same reason. The stale ones read by the index of deliveries by state.
+# Stale deliveries older than ``:before``, but, for each receiver and each alert of its dead
+# letters, the one left out as stale after the first of them when it is the latest delivery to
+# that receiver carrying the alert: a notification of it left out so last (another replica told
+# the receiver newer) supersedes the dead letter (``dead_letters``), kept as long as it is for
+# the same reason. One followed by a later delivery of the alert (taken, pending, dead, stale
+# in turn) supersedes nothing: that later one tells what the receiver hears last. The stale
+# ones read by the index of deliveries by state, each later delivery of their alert by its key
+# in ``carried``.
 _FORGET_STALE: Final = f"""
 DELETE FROM deliveries WHERE state = :stale AND finished_at < :before
 AND rowid NOT IN (
@@ -69,6 +74,11 @@ AND rowid NOT IN (
     SELECT later.rowid FROM deliveries AS later, json_each(later.alert_ids) AS sent
     JOIN dead ON dead.url = later.url AND dead.alert_id = sent.value
     WHERE later.state = :stale AND later.finished_at < :before AND later.rowid > dead.first
+    AND NOT EXISTS (
+        SELECT 1 FROM carried JOIN deliveries AS newer ON newer.id = carried.delivery_id
+        WHERE carried.alert_id = sent.value AND newer.url = later.url
+        AND newer.rowid > later.rowid
+    )
 )
 """  # noqa: S608 (a constant fragment)
 

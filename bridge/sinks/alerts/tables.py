@@ -5,7 +5,8 @@ Nine tables:
 - ``alerts``: one row per condition (``alert_id``), its state (firing → acknowledged →
   resolved) and escalation level, as ``transitions`` decides them;
 - ``queued``: alerts waiting for their receiver's grouping window, one row per (receiver, alert);
-- ``deliveries``: the frozen payloads (body and delivery id never change across retries), their
+- ``deliveries``: the payloads (body and delivery id change across retries only as ``queue``
+  says: alerts withheld, a dead letter retried by hand told as its alerts stand), their
   attempts, next attempt time and state (pending, delivered, dead, stale), when each was made
   and when ``outbox retry`` last put it back (its deadline runs from then), and, for a dead letter,
   when its alerts were queued again (``dead_letters.DeadLetters.renotify``); delivered ones
@@ -30,12 +31,13 @@ Nine tables:
   order from the key of the alert, not every delivery of the day, and so does ``renotify``
   (``dead_letters``) whether a later delivery to a dead letter's receiver carried its alert.
 
-The schema is at version 14 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
+The schema is at version 15 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
 plans' ids, 6 ``told`` and an index of deliveries in order, 7 the deliveries' ``retried_at``, 8
 the alerts' ``source`` and ``details``, a SystemAlert's component and metadata annotations, 9 the
 deliveries' ``renotified_at``, 10 ``taken`` and an index of the dead letters, 11 an index of the
 deliveries by state and when they finished, 12 ``carried``, 13 the file's mark: ``PRAGMA
-application_id``, 14 indexes of the alerts in the orders they are listed in); ``migrate``
+application_id``, 14 indexes of the alerts in the orders they are listed in, 15 triggers that
+refuse a delivery's next attempt time that is no time: infinite, text); ``migrate``
 upgrades a file of any earlier version in place, one version at a
 time. ``connect`` refuses an SQLite file that is no outbox (another program's, with tables of its
 own) before it changes anything in it: a file marked as ours opens, and so does one without a
@@ -60,9 +62,18 @@ from bridge.sinks.alerts.records import refused
 
 __all__ = ["connect", "migrate"]
 
-_SCHEMA_VERSION: Final = 14
+_SCHEMA_VERSION: Final = 15
 # The outbox's mark in the file's header (PRAGMA application_id): "EXOB".
 _APPLICATION_ID: Final = 0x45584F42
+# A new delivery's next attempt time, or a changed one, that the triggers take (version 15),
+# and what they say of another.
+_A_TIME: Final = (
+    "(typeof(NEW.next_attempt_at) IN ('real', 'integer')"
+    " AND abs(NEW.next_attempt_at) <= 253402300799)"
+)
+_NOT_A_TIME: Final = (
+    "deliveries.next_attempt_at must be a time: Unix seconds, up to the end of the year 9999"
+)
 # statfs(2)'s f_type of btrfs (linux/magic.h).
 _BTRFS_MAGIC: Final = 0x9123683E
 # Version 1's tables: a file without the mark that holds them is an outbox from before it.
@@ -250,6 +261,23 @@ INSERT OR IGNORE INTO carried (alert_id, created_at, delivery_id)
 SELECT sent.value, deliveries.created_at, deliveries.id
 FROM deliveries, json_each(deliveries.alert_ids) AS sent;
 """
+# Version 15: a delivery's next attempt is a time, up to the last a timestamp can show (the end
+# of the year 9999): an infinite one (a backoff that overflowed, a hand edit) or text would never
+# be due and would hold back every later delivery to its receiver, so the triggers refuse to
+# store one. Text already stored is made infinite, so that the worker plans it again as it
+# plans one too far ahead (``DeliveryQueue.next_due``): not lost, nor sent at once.
+_NEXT_ATTEMPT: Final = f"""
+UPDATE deliveries SET next_attempt_at = 9e999
+WHERE typeof(next_attempt_at) NOT IN ('real', 'integer');
+CREATE TRIGGER IF NOT EXISTS next_attempt_made BEFORE INSERT ON deliveries
+WHEN NOT {_A_TIME} BEGIN
+    SELECT RAISE(ABORT, '{_NOT_A_TIME}');
+END;
+CREATE TRIGGER IF NOT EXISTS next_attempt_changed BEFORE UPDATE OF next_attempt_at ON deliveries
+WHEN NOT {_A_TIME} BEGIN
+    SELECT RAISE(ABORT, '{_NOT_A_TIME}');
+END;
+"""  # noqa: S608 (constant fragments)
 # What each version after 2 added to the one before.
 _STEPS: Final[Mapping[int, str]] = {
     3: _HISTORY,
@@ -262,6 +290,7 @@ _STEPS: Final[Mapping[int, str]] = {
     # Version 13: the mark, which migrate sets first of all (see there); again, to no effect.
     13: f"PRAGMA application_id={_APPLICATION_ID};",
     14: _BY_CHANGE,
+    15: _NEXT_ATTEMPT,
 }
 
 

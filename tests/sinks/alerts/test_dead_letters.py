@@ -72,6 +72,57 @@ def test_attempts_retry_dead_letter_and_manual_retry(outbox: Outbox) -> None:
     assert outbox.queue.deliveries(ids=[]) == []
 
 
+def _webhooks(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
+    """One group of alerts as webhook payloads, as the sink makes them."""
+    return build_payloads(records, max_alerts=50, external_url="https://bridge.example")
+
+
+def test_a_dead_letter_is_retried_as_its_alerts_stand_now(outbox: Outbox) -> None:
+    """A dead letter retried after its firing alert changed where this outbox made no delivery
+    of the change (on Redis, another replica raised it to critical and told the receiver) tells
+    that alert as it stands now, beside the others as they were, under a new delivery id, in
+    its place in the receiver's order; one whose alerts did not change keeps its id and body."""
+    observe(outbox, event("a", severity="warning"), T0)
+    observe(outbox, event("b", severity="warning"), T0)
+    outbox.queue.group(URL, T0, 0.0, _webhooks)
+    [dead] = outbox.queue.deliveries()
+    outbox.queue.finish_attempt(
+        dead.id, state=DeliveryState.DEAD, next_attempt_at=T0, status=503, error="HTTP 503", now=T0
+    )
+    observe(outbox, event("c", severity="warning"), T0 + 1)
+    outbox.queue.group(URL, T0 + 1, 0.0, _webhooks)
+    [same] = outbox.queue.deliveries("pending")
+    outbox.queue.finish_attempt(
+        same.id,
+        state=DeliveryState.DEAD,
+        next_attempt_at=T0,
+        status=503,
+        error="HTTP 503",
+        now=T0 + 1,
+    )
+    kept = {}
+    for alert_id in "abc":
+        record = outbox.alerts.get(alert_id)
+        assert record is not None
+        kept[alert_id] = record
+    raised = dataclasses.replace(kept["a"], severity="critical", updated_at=T0 + 2)
+    assert outbox.alerts.adopt_open_alerts({**kept, "a": raised}, T0 + 2) == 1
+    assert outbox.queue.group(URL, T0 + 2, 0.0, _webhooks) == 0  # nothing notified here
+    assert outbox.dead_letters.retry(T0 + 3) == 2
+    assert outbox.queue.deliveries(ids=[dead.id]) == []
+    first = outbox.queue.next_due(URL, T0 + 3)
+    assert first is not None
+    assert first.id != dead.id
+    assert (first.alert_ids, first.attempts, first.created_at) == (("a", "b"), 1, T0)
+    told = json.loads(first.body)
+    assert [e["labels"]["severity"] for e in told["alerts"]] == ["critical", "warning"]
+    assert told["alerts"][0] == json.loads(_webhooks([raised])[0][0])["alerts"][0]
+    assert told["alerts"][1] == json.loads(dead.body)["alerts"][1]
+    assert (told["status"], told["commonLabels"].get("severity")) == ("firing", None)
+    [left] = outbox.queue.deliveries(ids=[same.id])
+    assert (left.state, left.body) == (DeliveryState.PENDING, same.body)
+
+
 def test_a_retry_older_than_the_creation_time_does_not_start_the_deadline(
     outbox: Outbox,
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,6 +107,27 @@ def test_no_attempt_is_planned_past_the_deadline(
     """A next attempt that would fall after created_at + deadline is None (dead-lettered)."""
     policy = RetryPolicy(Backoff(base=1.0, cap=10.0, jitter=0.0), deadline=100.0)
     assert policy.next_attempt(T0, failures, now, retry_after) == next_at
+
+
+@pytest.mark.parametrize(
+    ("rng", "retry_after"),
+    [
+        (lambda: -math.inf, None),  # a delay that overflowed below nothing
+        (lambda: math.nan, math.inf),
+        (lambda: 0.5, math.nan),
+        (lambda: 0.5, math.inf),
+    ],
+    ids=["-inf delay", "nan delay, inf Retry-After", "nan Retry-After", "inf Retry-After"],
+)
+def test_a_next_attempt_is_a_time_within_the_largest_backoff(
+    rng: Callable[[], float], retry_after: float | None
+) -> None:
+    """Whatever the backoff's randomness or a Retry-After gave (NaN, infinite), the next attempt
+    is a time at most the largest backoff on, never one that never comes."""
+    policy = RetryPolicy(Backoff(base=1.0, cap=10.0, rng=rng), deadline=100.0)
+    next_at = policy.next_attempt(T0, 1, T0, retry_after)
+    assert next_at is not None
+    assert T0 <= next_at <= T0 + 10
 
 
 class ScriptedSender:
@@ -291,6 +313,27 @@ async def test_a_delivery_retried_by_hand_gets_a_deadline_from_its_retry(outbox:
     assert reports == [("dead", 1), ("pending", 2), ("pending", 3), ("dead", 4)]
     [again] = outbox.queue.deliveries(ids=[dead.id])
     assert again.created_at == dead.created_at == T0
+
+
+async def test_a_retry_planned_for_the_year_9999_is_made_after_the_largest_backoff(
+    outbox: Outbox,
+) -> None:
+    """A pending delivery whose next attempt an edited or older outbox put in the year 9999 is
+    tried the largest backoff (8 s) on, not never."""
+    clock = ManualClock(T0)
+    sender = ScriptedSender([result(Outcome.DELIVERED, 200)])
+    reports: list[tuple[str, int]] = []
+    worker = worker_for(outbox, sender, clock, reports)
+    outbox.queue.group(URL, T0, 0.0, one_each)
+    with outbox.database.transaction() as db:
+        db.execute("UPDATE deliveries SET next_attempt_at = 253402300799.0")
+    waited = 0.0
+    while not reports and waited < 60:
+        wait = await worker.step()
+        clock.advance(wait)
+        waited += wait
+    assert reports == [("delivered", 1)]
+    assert waited == 8.0
 
 
 class BrokenSender:

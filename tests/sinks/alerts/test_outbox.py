@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import math
 import os
 import sqlite3
 from dataclasses import fields
@@ -15,6 +16,7 @@ from bridge.sinks.alerts.outbox import FILE_NAME, LOCK_NAME, Outbox, unopenable_
 from bridge.sinks.alerts.records import (
     AlertRecord,
     AlertState,
+    DeliveryState,
     HistoryEvent,
 )
 from bridge.sinks.alerts.tables import connect
@@ -328,6 +330,11 @@ CREATE TRIGGER carried_deleted AFTER DELETE ON deliveries BEGIN
 END;
 """
 _V13_MARK = "PRAGMA application_id=1163415362;"  # "EXOB"
+_V14_BY_CHANGE = """
+CREATE INDEX alerts_by_change ON alerts (updated_at, alert_id);
+CREATE INDEX alerts_by_state_change ON alerts (state, updated_at, alert_id);
+CREATE INDEX alerts_by_state_start ON alerts (state, starts_at, alert_id);
+"""
 # Version 1 never set user_version (0, as a new file).
 _EARLIER_VERSIONS = [
     (0, _V1_QUEUES),
@@ -343,8 +350,9 @@ _EARLIER_VERSIONS = [
     (11, _V11_BY_STATE),
     (12, _V12_CARRIED),
     (13, _V13_MARK),
+    (14, _V14_BY_CHANGE),
 ]
-CURRENT_VERSION = 14
+CURRENT_VERSION = 15
 # The outbox's mark in the file's header (PRAGMA application_id), from version 13 on: "EXOB".
 OUTBOX_MARK = 0x45584F42
 ALL_TABLES = frozenset(
@@ -587,6 +595,49 @@ def test_a_dead_letter_superseded_before_version_10_reads_superseded_once_upgrad
         assert box.dead_letters.superseded_count() == 1
         left = [(u.delivery_id, u.superseded) for u in box.dead_letters.unretryable()]
         assert left == [("d-dead", True)]
+    finally:
+        box.close()
+
+
+def test_a_next_attempt_a_version_14_file_holds_that_never_comes_is_planned_again(
+    tmp_path: Path,
+) -> None:
+    """A version 14 file's pending deliveries whose next attempt never comes (infinite, text)
+    are kept once upgraded, each planned again the largest backoff on when it is the oldest
+    (not never), and the file takes no such time from then on."""
+    path = tmp_path / "alerts.sqlite3"
+    assert _earlier_file(path, 13) == 14  # 'old', in a pending delivery for URL
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("UPDATE deliveries SET next_attempt_at = 9e999")
+        db.execute(
+            "INSERT INTO deliveries (id, url, body, alert_ids, created_at, next_attempt_at,"
+            " state) VALUES ('d-text', ?, x'7b7d', '[\"old\"]', 1.0, 'soon', 'pending')",
+            (URL,),
+        )
+    finally:
+        db.close()
+    box = Outbox(path, urls=[URL])
+    try:
+        assert box.queue.next_due(URL, T0, longest=300.0) is None
+        first, text = box.queue.deliveries(ids=["d-old"]) + box.queue.deliveries(ids=["d-text"])
+        assert (first.id, first.next_attempt_at) == ("d-old", T0 + 300)
+        assert (text.id, text.next_attempt_at) == ("d-text", math.inf)
+        due = box.queue.next_due(URL, T0 + 300, longest=300.0)
+        assert due is not None
+        assert due.id == "d-old"
+        box.queue.finish_attempt(
+            due.id,
+            state=DeliveryState.DELIVERED,
+            next_attempt_at=T0,
+            status=200,
+            error=None,
+            now=T0 + 300,
+        )
+        assert box.queue.next_due(URL, T0 + 300, longest=300.0) is None
+        assert box.queue.deliveries(ids=["d-text"])[0].next_attempt_at == T0 + 600
+        with pytest.raises(sqlite3.IntegrityError), box.database.transaction() as db:
+            db.execute("UPDATE deliveries SET next_attempt_at = 9e999 WHERE id = 'd-text'")
     finally:
         box.close()
 

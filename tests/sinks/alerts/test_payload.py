@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bridge.sinks.alerts.payload import alert_url, build_payloads, fingerprint
+from bridge.sinks.alerts.payload import alert_url, build_payloads, fingerprint, restated
 from bridge.sinks.alerts.records import AlertRecord, AlertState
 from tests.sinks.alerts.helpers import T0
 
@@ -151,3 +151,31 @@ def test_a_system_alerts_source_is_a_label_and_its_metadata_annotations() -> Non
     )
     [(plain, _)] = build_payloads([record()], max_alerts=5, external_url=EXTERNAL)
     assert "source" not in json.loads(plain)["alerts"][0]["labels"]
+
+
+def test_restated_tells_the_firing_alerts_as_they_stand_and_leaves_the_rest() -> None:
+    """A stored payload restated with the alerts' current records tells each alert it fires as
+    its record stands (severity, level, text), under its own externalURL, with its common
+    labels made again; a resolve it tells, an alert without a record, and a payload already
+    telling them so, or not in the format, are left (None when nothing changed)."""
+    [(body, _)] = build_payloads(
+        [record("a1", severity="warning"), record("a2", severity="warning"),
+         record("a3", state=AlertState.RESOLVED, ends_at=T0 + 1)],
+        max_alerts=50,
+        external_url=EXTERNAL,
+    )  # fmt: skip
+    raised = record("a1", severity="critical", level=2)
+    now = restated(body, [raised, record("a3", severity="critical")])
+    assert now is not None
+    data, before = json.loads(now), json.loads(body)
+    assert [a["labels"]["severity"] for a in data["alerts"]] == ["critical", "warning", "critical"]
+    assert data["alerts"][0]["labels"]["escalation_level"] == raised.level_name
+    assert data["alerts"][0]["generatorURL"] == alert_url(EXTERNAL, "a1")
+    assert data["alerts"][1:] == before["alerts"][1:]  # a2 unchanged, a3 told resolved
+    assert "severity" not in data["commonLabels"]
+    assert {k: v for k, v in data.items() if k not in ("alerts", "commonLabels")} == {
+        k: v for k, v in before.items() if k not in ("alerts", "commonLabels")
+    }
+    assert restated(now, [raised]) is None
+    assert restated(body, []) is None
+    assert restated(b"[1]", [raised]) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,6 +75,71 @@ def test_a_wall_clock_set_back_holds_no_queued_alert_or_retry_back(outbox: Outbo
     assert queue.group(URL, back + 2, 0.5, one_each) == 1  # b, queued before the jump
     observe(outbox, event("c"), back + 3)
     assert queue.group(URL, back + 3.1, 0.5, one_each) == 0  # c, queued after it, waits
+
+
+@pytest.mark.parametrize("planned", [T0 + 1e10, 253402300799.0], ids=["years ahead", "year 9999"])
+def test_a_retry_planned_past_the_largest_backoff_is_planned_again_at_it(
+    outbox: Outbox, planned: float
+) -> None:
+    """A pending delivery whose next attempt lies further ahead than the largest backoff (an
+    edited row, an older version's) is planned again that backoff after now, and listed so,
+    then sent; the delivery behind it follows, rather than both waiting for good."""
+    observe(outbox, event("a"), T0)
+    observe(outbox, event("b"), T0)
+    assert outbox.queue.group(URL, T0, 0.0, one_each) == 2
+    with outbox.database.transaction() as db:
+        db.execute("UPDATE deliveries SET next_attempt_at = ?", (planned,))
+    assert outbox.queue.next_due(URL, T0 + 1, longest=300.0) is None
+    first, second = sorted(outbox.queue.deliveries(), key=lambda d: d.body)  # a, then b
+    assert first.next_attempt_at == T0 + 301
+    assert first.summary()["next_attempt_at"] == "2027-01-15T08:05:01.000Z"
+    assert second.next_attempt_at == planned  # planned again once it is the oldest
+    assert outbox.queue.next_due(URL, T0 + 300, longest=300.0) is None
+    due = outbox.queue.next_due(URL, T0 + 301, longest=300.0)
+    assert due is not None
+    assert due.id == first.id
+    outbox.queue.finish_attempt(
+        due.id,
+        state=DeliveryState.DELIVERED,
+        next_attempt_at=T0,
+        status=200,
+        error=None,
+        now=T0 + 301,
+    )
+    assert outbox.queue.next_due(URL, T0 + 302, longest=300.0) is None
+    behind = outbox.queue.next_due(URL, T0 + 602, longest=300.0)
+    assert behind is not None
+    assert behind.id == second.id
+
+
+@pytest.mark.parametrize(
+    "next_attempt_at", [float("inf"), float("-inf"), float("nan"), "soon", 253402300800.0]
+)
+def test_a_next_attempt_that_is_no_time_is_never_stored(
+    outbox: Outbox, next_attempt_at: float | str
+) -> None:
+    """A delivery's next attempt time that never comes (infinite, NaN, text, past the year 9999)
+    is refused, by a new delivery and by a change alike: the outbox stores none."""
+    observe(outbox, event("a"), T0)
+    assert outbox.queue.group(URL, T0, 0.0, one_each) == 1
+    [delivery] = outbox.queue.deliveries()
+    with pytest.raises(sqlite3.IntegrityError):
+        outbox.queue.finish_attempt(
+            delivery.id,
+            state=DeliveryState.PENDING,
+            next_attempt_at=next_attempt_at,  # type: ignore[arg-type]
+            status=503,
+            error="HTTP 503",
+            now=T0,
+        )
+    with pytest.raises(sqlite3.IntegrityError), outbox.database.transaction() as db:
+        db.execute(
+            "INSERT INTO deliveries (id, url, body, alert_ids, created_at, next_attempt_at,"
+            " state) VALUES ('d-2', ?, x'7b7d', '[]', ?, ?, 'pending')",
+            (URL, T0, next_attempt_at),
+        )
+    [kept] = outbox.queue.deliveries()
+    assert (kept.next_attempt_at, kept.attempts) == (T0, 0)
 
 
 def test_a_receivers_deliveries_go_out_in_the_order_they_were_made(outbox: Outbox) -> None:

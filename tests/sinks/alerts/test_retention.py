@@ -174,6 +174,38 @@ def test_the_delivery_that_supersedes_a_dead_letter_is_kept_as_long_as_the_dead_
     assert other not in {d.id for d in outbox.queue.deliveries()}
 
 
+def test_of_the_stale_deliveries_after_a_dead_letter_the_latest_of_its_alert_is_kept(
+    outbox: Outbox,
+) -> None:
+    """A day on, prune forgets the stale deliveries made after a dead letter of their alert to
+    their receiver but the latest of that alert (it alone supersedes the dead letter, which
+    stays superseded), and those a later delivery of their alert, still pending, follows; the
+    pending one and the dead letter stay."""
+    day = 86_400.0
+    insert_deliveries(
+        outbox,
+        [
+            (URL, ["a"], "dead", T0),
+            (URL, ["a"], "stale", T0),
+            (URL, ["a"], "stale", T0 + 1),  # the latest of 'a': kept
+            (URL, ["b"], "dead", T0),
+            (URL, ["b"], "stale", T0),
+            (URL, ["b"], "pending", None),  # tells the receiver of 'b' after the stale one
+        ],
+    )
+    made = {(d.alert_ids, d.state, d.finished_at): d.id for d in outbox.queue.deliveries()}
+    dead_a, dead_b = made[("a",), DeliveryState.DEAD, T0], made[("b",), DeliveryState.DEAD, T0]
+    assert outbox.dead_letters.superseded([dead_a, dead_b]) == {dead_a}
+    assert outbox.retention.prune(T0 + day + 2) == 2
+    assert {d.id for d in outbox.queue.deliveries()} == {
+        dead_a,
+        made[("a",), DeliveryState.STALE, T0 + 1],
+        dead_b,
+        made[("b",), DeliveryState.PENDING, None],
+    }
+    assert outbox.dead_letters.superseded([dead_a, dead_b]) == {dead_a}
+
+
 _STATES = tuple(state.value for state in DeliveryState)
 _RECEIVERS = ("r0", "r1")
 # Deliveries, each (receiver, alert ids: none, one repeated, one written with escapes, state,
@@ -218,6 +250,14 @@ def _ids(db: sqlite3.Connection) -> set[str]:
 @example(  # a stale one after a dead letter of its alert is kept, as it supersedes it
     [("r0", ["a"], "dead", 0.0), ("r0", ["a"], "stale", 0.0), ("r1", ["a"], "stale", 0.0)], [], 1
 )
+@example(  # of two stale ones after it, the latest alone is kept: it supersedes it
+    [("r0", ["a"], "dead", 0.0), ("r0", ["a"], "stale", 0.0), ("r0", ["a"], "stale", 0.0)], [], 1
+)
+@example(  # a stale one followed by a pending one of its alert supersedes nothing
+    [("r0", ["a"], "dead", 0.0), ("r0", ["a", "é"], "stale", 0.0), ("r0", ["a"], "pending", None)],
+    [],
+    1,
+)
 def test_prune_forgets_the_deliveries_the_query_before_version_11_forgot(
     deliveries: list[tuple[str, list[str], str, float | None]],
     changes: list[tuple[int, str | None, str]],
@@ -225,8 +265,9 @@ def test_prune_forgets_the_deliveries_the_query_before_version_11_forgot(
 ) -> None:
     """On any outbox (deliveries in every state to a few receivers, some changed or deleted
     since, alerts repeated or never taken), prune forgets the very deliveries the query that
-    read every delivery (before version 11) forgot, but the stale ones made after a dead letter
-    to their receiver of one of their alerts, and leaves as many dead letters superseded."""
+    read every delivery (before version 11) forgot, but each stale one made after a dead letter
+    to its receiver of one of its alerts that is the latest delivery of that alert to that
+    receiver, and leaves as many dead letters superseded."""
     outbox = Outbox(":memory:")
     reference = connect(":memory:")
     try:
@@ -253,8 +294,14 @@ def test_prune_forgets_the_deliveries_the_query_before_version_11_forgot(
             if later[3] == "stale" and later[5] is not None and later[5] < cutoff
             and any(
                 dead[3] == "dead" and dead[2] == later[2] and dead[0] < later[0]
-                and set(json.loads(dead[4])) & set(json.loads(later[4]))
+                and alert_id in json.loads(dead[4])
+                and not any(
+                    newer[2] == later[2] and newer[0] > later[0]
+                    and alert_id in json.loads(newer[4])
+                    for newer in rows
+                )
                 for dead in rows
+                for alert_id in json.loads(later[4])
             )
         }  # fmt: skip
         params = {**{state: state for state in _STATES}, "before": float(cutoff)}
@@ -273,8 +320,9 @@ def test_prune_reads_no_delivery_but_those_it_forgets_and_the_dead_letters(
     outbox: Outbox,
 ) -> None:
     """The hourly prune finds the old delivered and stale deliveries by an index, the dead
-    letters by the index of them alone, and the last delivery taken of each of their alerts by
-    a lookup: no whole table scanned, however many deliveries the receivers took (86 000 a
+    letters by the index of them alone, the last delivery taken of each of their alerts by a
+    lookup, and the deliveries carrying the alert of a stale one kept for a dead letter by the
+    alert's key: no whole table scanned, however many deliveries the receivers took (86 000 a
     day)."""
     insert_deliveries(
         outbox,
@@ -295,11 +343,17 @@ def test_prune_reads_no_delivery_but_those_it_forgets_and_the_dead_letters(
             if words[1] in made or words[1] == "taken":
                 continue
             # A delivery read is one of those it forgets (a stale one with its alert ids, to
-            # keep those made after a dead letter of them), or a dead letter.
-            assert line.endswith(" USING INDEX dead_letters") or (
-                line.startswith(
-                    ("SEARCH deliveries USING COVERING INDEX ", "SEARCH later USING INDEX ")
+            # keep those made after a dead letter of them), a dead letter, or one carrying the
+            # alert of such a stale one (its key in carried, then the delivery by its id).
+            assert (
+                line.endswith(" USING INDEX dead_letters")
+                or line == "SEARCH carried USING PRIMARY KEY (alert_id=?)"
+                or line == "SEARCH newer USING INDEX sqlite_autoindex_deliveries_1 (id=?)"
+                or (
+                    line.startswith(
+                        ("SEARCH deliveries USING COVERING INDEX ", "SEARCH later USING INDEX ")
+                    )
+                    and line.endswith(" AND finished_at<?)")
                 )
-                and line.endswith(" AND finished_at<?)")
             ), plans
     assert any(line.startswith("SEARCH taken USING PRIMARY KEY") for line in plans[0]), plans
