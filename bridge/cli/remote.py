@@ -42,7 +42,14 @@ def client_options(parser: argparse.ArgumentParser) -> None:
         type=url_argument,
         help="the bridge (default: EXESDB_URL, else the address in EXESDB_HTTP_ADDR)",
     )
-    parser.add_argument("--cacert", metavar="FILE", help="trust this CA (PEM) for https")
+    parser.add_argument(
+        "--cacert",
+        metavar="FILE",
+        help=(
+            "trust this CA (PEM) for https (default: the system's CAs; at EXESDB_HTTP_ADDR,"
+            " the certificate EXESDB_WEB_CONFIG_FILE names)"
+        ),
+    )
     parser.add_argument(
         "--user",
         type=user_argument,
