@@ -383,9 +383,9 @@ def target(
 
 
 def _own_certificate(tls: TLSServerConfig) -> ssl.SSLContext | None:
-    """A context trusting the certificate ``tls`` names alone; None (the system's CAs, as
-    before) when it cannot be read here (a file this user may not read): the failure's line
-    then names --cacert."""
+    """A context trusting the certificate ``tls`` names alone; None (the system's CAs) when
+    it cannot be read now, changed since the file was judged: a failure's line then names
+    --cacert."""
     import ssl
 
     from bridge.cli.healthcheck import own_certificate_context
