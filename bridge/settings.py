@@ -29,7 +29,7 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
     field_validator,
 )
-from pydantic_core import InitErrorDetails
+from pydantic_core import ErrorDetails, InitErrorDetails
 from pydantic_settings import NoDecode
 
 from bridge.bus_url import require_bus
@@ -53,6 +53,7 @@ from bridge.redaction import redact_urls, safe_url
 from bridge.settings_display import shown_setting
 from bridge.unknown_variables import unknown_variable_warnings
 from bridge.urls import (
+    commas_in_queries,
     own_url,
     require_alertmanager_url,
     require_external_url,
@@ -420,6 +421,9 @@ class Settings(FromEnvironment):
         # mistake (one of them may have been meant to be another URL). The good items are
         # compared even when another item is bad: every problem of the list at once.
         items = _split(value)
+        cut = commas_in_queries(items) if isinstance(items, tuple) else {}
+        if cut:
+            raise _with_items_cut(items, cut, handler)
         try:
             urls: tuple[str, ...] = handler(items)
         except ValidationError as exc:
@@ -606,22 +610,59 @@ def _repeated_receivers(urls: Mapping[int, str]) -> str | None:
     return f"{'; '.join(repeated)}; give each receiver once" if repeated else None
 
 
+def _with_items_cut(
+    items: tuple[str, ...], cut: Mapping[int, str], handler: ValidatorFunctionWrapHandler
+) -> ValidationError:
+    """The list's problems with the items a comma in a query may have cut (``cut``, by index)
+    told as such, each other item checked as usual."""
+    errors: list[InitErrorDetails] = [
+        {
+            "type": "value_error",
+            "loc": (index,),
+            "input": items[index],
+            "ctx": {"error": ValueError(why)},
+        }
+        for index, why in cut.items()
+    ]
+    refused: set[int | str] = set(cut)
+    try:
+        handler(items)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            refused.update(error["loc"][:1])
+            if not (error["loc"][:1] and error["loc"][0] in cut):  # else told above, as cut
+                errors.append(_kept(error))
+    # By item number, as the problems of a list are told.
+    errors.sort(key=lambda error: next(iter(error["loc"]), -1))
+    good = {index: url for index, url in enumerate(items) if index not in refused}
+    repeated = _repeated_receivers(good)
+    if repeated is not None:
+        errors.append(
+            {
+                "type": "value_error",
+                "loc": (),
+                "input": items,
+                "ctx": {"error": ValueError(repeated)},
+            }
+        )
+    return ValidationError.from_exception_data("Settings", errors)
+
+
 def _with_problem(exc: ValidationError, value: Any, problem: str) -> ValidationError:
     """``exc``'s errors (each bad item's) and ``problem``, one of the whole ``value``."""
-    errors: list[InitErrorDetails] = []
-    for error in exc.errors(include_url=False):
-        kept: InitErrorDetails = {
-            "type": error["type"],
-            "loc": error["loc"],
-            "input": error["input"],
-        }
-        if "ctx" in error:
-            kept["ctx"] = error["ctx"]  # a value error's own message is in it
-        errors.append(kept)
+    errors = [_kept(error) for error in exc.errors(include_url=False)]
     errors.append(
         {"type": "value_error", "loc": (), "input": value, "ctx": {"error": ValueError(problem)}}
     )
     return ValidationError.from_exception_data(exc.title, errors)
+
+
+def _kept(error: ErrorDetails) -> InitErrorDetails:
+    """``error`` as one to raise again among others."""
+    kept: InitErrorDetails = {"type": error["type"], "loc": error["loc"], "input": error["input"]}
+    if "ctx" in error:
+        kept["ctx"] = error["ctx"]  # a value error's own message is in it
+    return kept
 
 
 def known_variables() -> frozenset[str]:

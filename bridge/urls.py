@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final, Literal
 from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
@@ -30,6 +30,7 @@ __all__ = [
     "HTTP_SCHEMES",
     "PICKED_PORT",
     "allowed_link",
+    "commas_in_queries",
     "grpc_dials_tls",
     "grpc_tls_unsaid",
     "http_url_problem",
@@ -169,6 +170,39 @@ def _joined_text(url: str, netloc: str, what: str) -> str | None:
             f" https:// {what} with a host"
         )
     return None
+
+
+def commas_in_queries(items: Sequence[str]) -> dict[int, str]:
+    """The items of a comma-separated list of URLs (``EXESDB_WEBHOOK_URLS``, split at every
+    comma) that a comma in a query may have cut, by index, with why; shown without the URLs.
+
+    The list is split at every comma, and a comma in a URL is written ``%2C``. After an item
+    with a query, an item that is no URL (``?tags=a,b``: ``b``) was likely the query's rest, and
+    is told so rather than "not a URL"; an item whose query holds a URL (``?to=https://b``),
+    followed by a URL, is refused as ambiguous, either reading being likely (a relay's list of
+    URLs, or two receivers), with how to write each."""
+    cut: dict[int, str] = {}
+    for index in range(1, len(items)):
+        before = items[index - 1]
+        start, end = _query_span(before)
+        if start < 0:
+            continue
+        if not _URL_START.match(items[index]):
+            if "://" not in items[index]:
+                cut[index] = (
+                    f"not a URL, and it follows item {index}'s query: the list is split at every"
+                    " comma, so a comma in a URL is written %2C (?tags=a%2Cb), or the URL goes in"
+                    " the receivers file (EXESDB_WEBHOOK_CONFIG_FILE)"
+                )
+        elif "://" in before[start:end]:
+            cut[index - 1] = (
+                f"its query holds a URL and a comma follows it, so whether item {index + 1} is a"
+                " receiver of its own or the rest of this query is a guess; the list is split at"
+                " every comma: write a comma of the query as %2C (?to=URL%2CURL), or, for"
+                " receivers of their own, the URL in the query percent-encoded"
+                " (?to=https%3A%2F%2Fhost%2Fpath)"
+            )
+    return cut
 
 
 def _query_span(url: str) -> tuple[int, int]:

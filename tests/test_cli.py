@@ -403,6 +403,21 @@ def test_a_misspelt_option_is_named_with_the_option_meant(args: list[str], named
 
 
 @pytest.mark.parametrize(
+    "args",
+    [["alerts", "ack", "a1", "--bye", "alice"], ["alerts", "ack", "a1", "--bye=alice"]],
+)
+def test_a_required_option_misspelt_is_named_with_the_option_meant(args: list[str]) -> None:
+    """A required option given misspelt (``alerts ack ID --bye NAME``) is said missing naming
+    the one given for it, not only as missing, its value not shown."""
+    completed = cli(*args)
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert completed.stderr.splitlines()[-1] == (
+        "exesdb-bridge alerts ack: error: the following arguments are required: --by"
+        " (--bye: did you mean --by?)"
+    )
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--demo", "run"], "--demo: a command's options go after it: exesdb-bridge run --demo"),

@@ -25,7 +25,7 @@ from bridge.cli import exchange
 from bridge.cli.client import (
     MOST_ANSWER,
     Target,
-    bridge_url,
+    locate,
     target,
     url_argument,
     user_argument,
@@ -68,10 +68,10 @@ from tests.webconfig.files import WebFiles
 def test_url_flag_then_exesdb_url_then_the_http_addr() -> None:
     """--url wins, then EXESDB_URL, then the address EXESDB_HTTP_ADDR names."""
     settings = BridgeLocation(EXESDB_HTTP_ADDR="0.0.0.0:8123")
-    assert bridge_url(settings) == "http://127.0.0.1:8123"
+    assert locate(settings).url == "http://127.0.0.1:8123"
     with_url = BridgeLocation(EXESDB_HTTP_ADDR="0.0.0.0:8123", EXESDB_URL="http://b.example:1/")
-    assert bridge_url(with_url) == "http://b.example:1"
-    assert bridge_url(with_url, "https://c.example:2/") == "https://c.example:2"
+    assert locate(with_url).url == "http://b.example:1"
+    assert locate(with_url, "https://c.example:2/").url == "https://c.example:2"
 
 
 def test_port_0_in_the_http_addr_is_no_place_to_look() -> None:
@@ -79,14 +79,14 @@ def test_port_0_in_the_http_addr_is_no_place_to_look() -> None:
     --url or EXESDB_URL, which still work."""
     settings = BridgeLocation(EXESDB_HTTP_ADDR="127.0.0.1:0")
     with pytest.raises(ConfigError) as raised:
-        bridge_url(settings)
+        locate(settings)
     assert raised.value.problems == (
         "EXESDB_HTTP_ADDR: port 0 is a free port the bridge picks as it starts (its start-up line"
         " names it), so no command can find it there; give it with --url or EXESDB_URL",
     )
-    assert bridge_url(settings, "http://127.0.0.1:41234") == "http://127.0.0.1:41234"
+    assert locate(settings, "http://127.0.0.1:41234").url == "http://127.0.0.1:41234"
     with_url = BridgeLocation(EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_URL="http://127.0.0.1:41234")
-    assert bridge_url(with_url) == "http://127.0.0.1:41234"
+    assert locate(with_url).url == "http://127.0.0.1:41234"
 
 
 def test_the_http_addr_is_asked_over_https_when_the_web_config_serves_tls(tmp_path: Path) -> None:
@@ -94,10 +94,10 @@ def test_the_http_addr_is_asked_over_https_when_the_web_config_serves_tls(tmp_pa
     files = WebFiles(tmp_path)
     path = files.write(files.tls_config())
     settings = BridgeLocation(EXESDB_HTTP_ADDR="127.0.0.1:9443", EXESDB_WEB_CONFIG_FILE=str(path))
-    assert bridge_url(settings) == "https://127.0.0.1:9443"
+    assert locate(settings).url == "https://127.0.0.1:9443"
     plain = files.write("basic_auth_users: {}\n", name="plain.yml")
     settings = BridgeLocation(EXESDB_HTTP_ADDR="127.0.0.1:9443", EXESDB_WEB_CONFIG_FILE=str(plain))
-    assert bridge_url(settings) == "http://127.0.0.1:9443"
+    assert locate(settings).url == "http://127.0.0.1:9443"
 
 
 @pytest.mark.parametrize(

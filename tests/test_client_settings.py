@@ -30,7 +30,14 @@ from bridge.client_settings import (
     read_client_settings,
 )
 from bridge.errors import ConfigError
-from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess, ingesting_bridge, run_bridge
+from tests.support import (
+    ADMIN_TOKEN,
+    TEST_SECRET,
+    BridgeProcess,
+    ingesting_bridge,
+    run_bridge,
+    run_in_process,
+)
 
 # Settings no client command reads, each refused by the service: a bad value, a bad item of a
 # list, a check across two values and a file that cannot be read.
@@ -152,8 +159,28 @@ def test_the_web_config_file_is_read_only_when_the_address_is_asked(
     assert "EXESDB_WEB_CONFIG_FILE" not in given.stderr
     asked = run_bridge("alerts", "list", env=env, timeout=30)
     assert asked.returncode == 2
-    assert asked.stderr.startswith(f"exesdb-bridge: EXESDB_WEB_CONFIG_FILE: {bad}: ")
+    assert asked.stderr.startswith(
+        f"exesdb-bridge: bad configuration:\n  EXESDB_WEB_CONFIG_FILE: {bad}: "
+    )
     assert named_unrelated(asked) == []
+
+
+def test_a_refused_web_config_file_is_told_as_a_bad_configuration(tmp_path: Path) -> None:
+    """A web config file the bridge would refuse, read to find it, is told as every refused
+    setting is: a first line saying so, then each problem on a line of its own (exit 2)."""
+    bad = tmp_path / "web.yml"
+    bad.write_text("tls_server_config:\n  cert_file: server.pem\n  key_fil: server.key\n")
+    env = {"EXESDB_HTTP_ADDR": "127.0.0.1:9", "EXESDB_WEB_CONFIG_FILE": str(bad)}
+    told = run_in_process("alerts", "list", env=env | {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN})
+    assert told.returncode == 2
+    lines = told.stderr.splitlines()
+    assert lines[0] == "exesdb-bridge: bad configuration:"
+    assert lines[1].startswith(f"  EXESDB_WEB_CONFIG_FILE: {bad}: tls_server_config.key_fil: ")
+    assert (
+        lines[2]
+        == f"  EXESDB_WEB_CONFIG_FILE: {bad}: tls_server_config: TLS needs key_file (or key)"
+    )
+    assert len(lines) == 3
 
 
 # Values of each variable the client commands read: plainly good ones, ones trimmed or

@@ -604,6 +604,41 @@ def test_a_bad_webhook_url_does_not_hide_a_url_given_twice(
     ]
 
 
+def test_a_comma_in_a_webhook_url_s_query_is_told_as_the_list_s_split(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EXESDB_WEBHOOK_URLS is split at every comma: an item after a query that is no URL is told
+    as the query's rest, to be written %2C; a query holding a URL before a comma and a URL is
+    refused as a guess either way, saying how to write each; neither shows the URLs."""
+    status, _, err = check_config(
+        monkeypatch, capsys, EXESDB_WEBHOOK_URLS="https://a.example/t0k3n?tags=x,y"
+    )
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        "  EXESDB_WEBHOOK_URLS item 2: not a URL, and it follows item 1's query: the list is split"
+        " at every comma, so a comma in a URL is written %2C (?tags=a%2Cb), or the URL goes in"
+        " the receivers file (EXESDB_WEBHOOK_CONFIG_FILE)"
+    ]
+    relay = "https://a.example/t0k3n?to=https://b.example/s3cr3t"
+    status, _, err = check_config(
+        monkeypatch, capsys, EXESDB_WEBHOOK_URLS=f"{relay},https://c.example/x,https://c.example/x"
+    )
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        "  EXESDB_WEBHOOK_URLS item 1: its query holds a URL and a comma follows it, so whether"
+        " item 2 is a receiver of its own or the rest of this query is a guess; the list is split"
+        " at every comma: write a comma of the query as %2C (?to=URL%2CURL), or, for receivers of"
+        " their own, the URL in the query percent-encoded (?to=https%3A%2F%2Fhost%2Fpath)",
+        "  EXESDB_WEBHOOK_URLS: items 2 and 3 are the same URL, https://c.example/…;"
+        " give each receiver once",
+    ]
+    assert "t0k3n" not in err
+    assert "s3cr3t" not in err
+    for taken in (f"{relay}%2Chttps://c.example/x", "https://a.example/x?a=1,https://c.example/x"):
+        status, _, err = check_config(monkeypatch, capsys, EXESDB_WEBHOOK_URLS=taken)
+        assert status == 0, err
+
+
 @pytest.mark.parametrize(
     ("variable", "meant"),
     [

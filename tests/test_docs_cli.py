@@ -304,6 +304,9 @@ _WORD_DEFAULTS = {
     "EXESDB_URL, else the address in EXESDB_HTTP_ADDR": (
         "else at `EXESDB_URL`, else at the address the bridge itself listens on"
     ),
+    "the system's CAs; at EXESDB_HTTP_ADDR, the certificate EXESDB_WEB_CONFIG_FILE names": (
+        "is asked trusting that file's own certificate alone"
+    ),
 }
 
 

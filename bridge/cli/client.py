@@ -3,8 +3,9 @@
 The bridge is at ``--url``, else ``EXESDB_URL``, else the address it listens on
 (``EXESDB_HTTP_ADDR``, a wildcard host asked on loopback), over https when the web config file
 (``EXESDB_WEB_CONFIG_FILE``, read only then) turns TLS on: ``bridge.client_environment.Location``.
-``--cacert`` trusts a CA of one's own for https; ``--user`` (or a ``user:password@`` in the URL)
-sends basic auth, and then the admin token travels in ``X-ExESDB-Admin-Token`` since
+That address is asked trusting the file's own certificate alone, as the health check asks it;
+``--cacert`` trusts a CA of one's own for https instead; ``--user`` (or a ``user:password@`` in
+the URL) sends basic auth, and then the admin token travels in ``X-ExESDB-Admin-Token`` since
 ``Authorization`` is taken. Answers come back as (status, text), status 0 when nothing answered.
 
 Requests are made with the standard library (``bridge.cli.exchange``), redirects followed, an
@@ -43,14 +44,16 @@ if TYPE_CHECKING:
 
     from bridge.cli.exchange import CutShort, Streamed, TooLarge, Unreachable
     from bridge.client_environment import Location
+    from bridge.webconfig.schema import TLSServerConfig
 
 __all__ = [
     "MOST_ANSWER",
     "MOST_IN_ALL",
     "STREAM_SILENCE",
     "TIMEOUT",
+    "Located",
     "Target",
-    "bridge_url",
+    "locate",
     "target",
     "url_argument",
     "user_argument",
@@ -70,25 +73,37 @@ MOST_IN_ALL: Final = 128 << 20
 _WHERE: Final = "--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is"
 
 
-def bridge_url(settings: Location, given: str | None = None) -> str:
+@dataclass(frozen=True)
+class Located:
+    """Where the bridge is (``locate``): its URL, and the web config's ``tls_server_config``
+    when that URL is the bridge's own address over https, the file read to find it: the
+    certificate that address serves is the file's."""
+
+    url: str
+    tls: TLSServerConfig | None = None
+
+
+def locate(settings: Location, given: str | None = None) -> Located:
     """``given`` (``--url``), else ``EXESDB_URL``, else the address of ``EXESDB_HTTP_ADDR``,
     https when ``EXESDB_WEB_CONFIG_FILE`` turns TLS on (ConfigError for port 0, the port the
     bridge picked being known to it alone, and for a web config file the bridge would refuse)."""
     if given:
-        return given.rstrip("/")
+        return Located(given.rstrip("/"))
     if settings.url:
-        return settings.url
+        return Located(settings.url)
     host, port = settings.listen
     if port == 0:
         raise ConfigError([f"EXESDB_HTTP_ADDR: {PICKED_PORT}; give it with --url or EXESDB_URL"])
-    return own_url(host, port, tls=_serves_tls(settings.web_config_file))
+    tls = _served_tls(settings.web_config_file)
+    return Located(own_url(host, port, tls=tls is not None), tls)
 
 
-def _serves_tls(web_config_file: str | None) -> bool:
-    """Whether the web config file turns TLS on; ConfigError naming the variable and each
-    problem of a file the bridge would refuse (whether it serves https is not known then)."""
+def _served_tls(web_config_file: str | None) -> TLSServerConfig | None:
+    """The web config file's ``tls_server_config`` when it turns TLS on, else None;
+    ConfigError naming the variable and each problem of a file the bridge would refuse
+    (whether it serves https is not known then)."""
     if not web_config_file:
-        return False
+        return None
     from bridge.webconfig.loading import judge  # only with a web config: not light
 
     judged = judge(Path(web_config_file))
@@ -97,7 +112,7 @@ def _serves_tls(web_config_file: str | None) -> bool:
         raise ConfigError(
             [redact_urls(f"EXESDB_WEB_CONFIG_FILE: {problem}") for problem in judged.problems]
         )
-    return judged.serves_tls()
+    return judged.loaded.config.tls
 
 
 def url_argument(text: str) -> str:
@@ -145,6 +160,8 @@ class Target:
     url: str
     ssl_context: ssl.SSLContext | None = None
     basic_auth: tuple[str, str] | None = field(default=None, repr=False)
+    # Whether ``ssl_context`` trusts the web config's own certificate alone (``target``).
+    pinned: bool = field(default=False, repr=False)
     most_answer: int = field(default=MOST_ANSWER, repr=False)
     most_in_all: int = field(default=MOST_IN_ALL, repr=False)
     # The bytes of answers read so far, in a list: the target is frozen, what it read is not.
@@ -232,6 +249,12 @@ class Target:
                 hint = (
                     "its certificate is not for the host asked: give --url (or EXESDB_URL) a"
                     " host name or address its certificate holds"
+                )
+            elif self.pinned:
+                hint = (
+                    "it serves another certificate than EXESDB_WEB_CONFIG_FILE's, the one"
+                    " trusted here: is that the web config of the bridge at this address?"
+                    " --cacert names a CA to trust instead"
                 )
             else:
                 hint = "--cacert names a CA to trust"
@@ -325,7 +348,7 @@ def target(
     user: tuple[str, str | None] | None = None,
 ) -> Target:
     """The bridge the command line and the environment point at (ConfigError for a CA file
-    that cannot be read, and as ``bridge_url`` says)."""
+    that cannot be read, and as ``locate`` says)."""
     context = None
     if cacert is not None:
         import ssl  # here: outbox and --help build the parser with this module, and use no TLS
@@ -340,12 +363,34 @@ def target(
             raise ConfigError([f"--cacert {cacert}: {ca_file_refusal(cacert)}"]) from None
         except OSError as exc:  # no such file, a directory, not one this user may read
             raise ConfigError([f"--cacert {cacert}: {exc.strerror or exc}"]) from None
+    located = locate(settings, url)
+    pinned = False
+    if located.tls is not None and context is None:
+        # The bridge's own address, found with its web config: the certificate it serves is
+        # that file's, trusted alone as the health check trusts it (a self-signed one too, for
+        # whatever names it holds); --cacert asks for a CA's verification instead.
+        context = _own_certificate(located.tls)
+        pinned = context is not None
     # A user:password@ in the URL is basic auth, as curl takes it: aiohttp would refuse to send
     # it beside the admin token's Authorization.
-    found, auth = split_userinfo(bridge_url(settings, url))
+    found, auth = split_userinfo(located.url)
     if user is not None:
         name, password = user
         if password is None:
             password = _ask_password(name)
         auth = (name, password)
-    return Target(found, context, auth)
+    return Target(found, context, auth, pinned=pinned)
+
+
+def _own_certificate(tls: TLSServerConfig) -> ssl.SSLContext | None:
+    """A context trusting the certificate ``tls`` names alone; None (the system's CAs) when
+    it cannot be read now, changed since the file was judged: a failure's line then names
+    --cacert."""
+    import ssl
+
+    from bridge.cli.healthcheck import own_certificate_context
+
+    try:
+        return own_certificate_context(tls)
+    except (ssl.SSLError, OSError):
+        return None

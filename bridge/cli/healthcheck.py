@@ -72,6 +72,7 @@ __all__ = [
     "Target",
     "Verdict",
     "main",
+    "own_certificate_context",
     "pinned_context",
     "probe",
     "probe_url",
@@ -359,6 +360,15 @@ def pinned_context(cert_file: str | Path) -> ssl.SSLContext:
     return _pinned(read_bounded(cert_file, MAX_FILE_BYTES).decode("latin-1"), str(cert_file))
 
 
+def own_certificate_context(tls: TLSServerConfig) -> ssl.SSLContext:
+    """A client context trusting only the server's own certificate that ``tls`` names (its
+    ``cert_file``'s first, else its inline ``cert``'s), pinned as ``pinned_context`` pins it:
+    ssl.SSLError for no certificate there, OSError for a file that cannot be read."""
+    if tls.cert_file:
+        return pinned_context(tls.cert_file)
+    return _pinned(tls.cert or "", "the web config's cert")
+
+
 def _pinned(text: str, where: str) -> ssl.SSLContext:
     first = _CERTIFICATE.search(text)
     if first is None:
@@ -456,11 +466,7 @@ def _secured(
         # The schema requires cert_file or cert (inline) with TLS on.
         source = f"cert_file {tls.cert_file}" if tls.cert_file else "cert (inline)"
         try:
-            context = (
-                pinned_context(tls.cert_file)
-                if tls.cert_file
-                else _pinned(tls.cert or "", "the web config's cert")
-            )
+            context = own_certificate_context(tls)
         except ssl.SSLError as exc:
             raise _Untrusted(f"cannot trust the server's {source}: {exc}") from None
         except OSError as exc:  # the system's words, as every other file's: no "[Errno 22]"

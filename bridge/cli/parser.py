@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from bridge.cli import healthcheck_options
 from bridge.cli.alerts import add_alerts_command
@@ -89,6 +89,30 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
         self.set_defaults(usage_parser=self)
+        # The arguments it was last given (a subcommand's: those after its name), which error
+        # looks in for an option misspelt as a required one.
+        self._given: list[str] = []
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        """argparse's usage error, a required option said missing naming the argument given
+        for it when one is spelt nearly as it (``alerts ack ID --bye me``: ``--bye: did you
+        mean --by?``), which argparse tells only as missing."""
+        required = "the following arguments are required: "
+        if message.startswith(required):
+            missing = [name for name in message[len(required) :].split(", ") if name[:2] == "--"]
+            unknown = [arg for arg in self._given if arg.partition("=")[0] not in self.long_options]
+            meant = [
+                f"{name}: did you mean {option}?"
+                for name, option in _options_meant(unknown, missing)
+            ]
+            message += f" ({' '.join(meant)})" if meant else ""
+        super().error(message)
 
     @property
     def long_options(self) -> list[str]:

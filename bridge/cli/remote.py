@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Final
 
 from bridge.cli.client import Target, target, url_argument, user_argument
-from bridge.cli.shared import EXIT_USAGE
+from bridge.cli.shared import EXIT_USAGE, say_bad_configuration
 from bridge.errors import ConfigError
 from bridge.headers import PLAIN_HTTP_REFUSAL
 from bridge.hidden import on_one_line
@@ -42,7 +42,14 @@ def client_options(parser: argparse.ArgumentParser) -> None:
         type=url_argument,
         help="the bridge (default: EXESDB_URL, else the address in EXESDB_HTTP_ADDR)",
     )
-    parser.add_argument("--cacert", metavar="FILE", help="trust this CA (PEM) for https")
+    parser.add_argument(
+        "--cacert",
+        metavar="FILE",
+        help=(
+            "trust this CA (PEM) for https (default: the system's CAs; at EXESDB_HTTP_ADDR,"
+            " the certificate EXESDB_WEB_CONFIG_FILE names)"
+        ),
+    )
     parser.add_argument(
         "--user",
         type=user_argument,
@@ -57,7 +64,11 @@ def target_or_exit(args: argparse.Namespace, settings: Location) -> Target:
     try:
         return target(settings, url=args.url, cacert=args.cacert, user=args.user)
     except ConfigError as exc:
-        print(f"exesdb-bridge: {'; '.join(exc.problems)}", file=sys.stderr)
+        if exc.problems[0].startswith("EXESDB_"):
+            # The environment's (EXESDB_WEB_CONFIG_FILE, port 0), told as settings refused are.
+            say_bad_configuration(exc)
+        else:  # the command line's (--cacert, --user): one line, as argparse's own
+            print(f"exesdb-bridge: {'; '.join(exc.problems)}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
 
 

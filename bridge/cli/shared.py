@@ -28,6 +28,7 @@ __all__ = [
     "positive",
     "print_table",
     "refused_choice",
+    "say_bad_configuration",
     "settings_or_exit",
     "warn",
 ]
@@ -70,7 +71,7 @@ def settings_or_exit(*, logged: bool = False) -> Settings:
         notes = _unknown_variables() + env_file_slips(os.environ, known_variables())
         if logged:
             _log_refusal(exc, notes)
-        _say_refused(exc)
+        say_bad_configuration(exc)
         for note in notes:
             warn(note)
         raise SystemExit(EXIT_USAGE) from None
@@ -100,11 +101,11 @@ def client_settings_or_exit(kind: type[Values]) -> Values:
     try:
         return read_client_settings(kind)
     except ConfigError as exc:
-        _say_refused(exc)
+        say_bad_configuration(exc)
         raise SystemExit(EXIT_USAGE) from None
 
 
-def _say_refused(exc: ConfigError) -> None:
+def say_bad_configuration(exc: ConfigError) -> None:
     """A bad configuration on stderr: a line, then each problem indented, then each warning."""
     print("exesdb-bridge: bad configuration:", file=sys.stderr)
     for problem in exc.problems:

@@ -82,15 +82,47 @@ def test_the_start_up_line_names_https_urls_when_tls_is_on(
 def test_without_the_ca_or_the_password_the_command_says_why(
     secured: tuple[BridgeProcess, Path],
 ) -> None:
-    """An untrusted certificate names --cacert; a missing password is the bridge's 401."""
+    """A certificate untrusted at a URL given names --cacert; a missing password is the
+    bridge's 401."""
     process, ca = secured
-    untrusted = cli("alerts", "list", "--user", "alice:alice-pw", **_env(process))
+    options = ["--url", process.url, "--user", "alice:alice-pw"]
+    untrusted = cli("alerts", "list", *options, **_env(process))
     assert untrusted.returncode == 1
     assert f"TLS with {process.url} failed" in untrusted.stderr
     assert "--cacert" in untrusted.stderr
     unauthorised = cli("alerts", "list", "--cacert", str(ca), **_env(process))
     assert unauthorised.returncode == 1
     assert "401" in unauthorised.stderr
+
+
+def test_the_address_of_its_web_config_is_asked_trusting_its_own_certificate(
+    secured: tuple[BridgeProcess, Path],
+) -> None:
+    """Found through EXESDB_HTTP_ADDR, the bridge is asked trusting the certificate its web
+    config names, as the health check trusts it: no --cacert for a CA of one's own."""
+    process, _ = secured
+    metric = ["-f", "metric_name=depth", "-f", "value=1", "-f", "unit=m", "-f", "component=c"]
+    for command in (["alerts", "list", "--json"], ["publish", "performance_metric", *metric]):
+        told = cli(*command, "--user", "alice:alice-pw", **_env(process))
+        assert told.returncode == 0, told.stderr
+
+
+def test_a_web_config_of_another_certificate_is_said_to_be_so(
+    secured: tuple[BridgeProcess, Path], tmp_path: Path
+) -> None:
+    """A web config whose certificate is not the one served at EXESDB_HTTP_ADDR is named as
+    such, with --cacert to trust a CA instead."""
+    process, _ = secured
+    other = WebFiles(tmp_path / "other")
+    env = _env(process) | {"EXESDB_WEB_CONFIG_FILE": str(other.write(other.tls_config()))}
+    told = cli("alerts", "list", "--user", "alice:alice-pw", **env)
+    assert told.returncode == 1
+    assert told.stderr.startswith(f"exesdb-bridge: TLS with {process.url} failed: "), told.stderr
+    assert told.stderr.endswith(
+        "(it serves another certificate than EXESDB_WEB_CONFIG_FILE's, the one trusted here: is"
+        " that the web config of the bridge at this address? --cacert names a CA to trust"
+        " instead)\n"
+    ), told.stderr
 
 
 def test_a_basic_auth_refusal_says_what_to_send(secured: tuple[BridgeProcess, Path]) -> None:

@@ -258,9 +258,9 @@ def test_the_kubernetes_web_config_as_the_deployment_page_lays_it_out_serves_pro
     """The deployment page's Kubernetes web config, made as it says (its openssl line, the files
     its Secret holds, mounted where its patch says): the bridge serves it, the probes' commands
     with the patch's variables are healthy and ready, a command run in the pod as the page says
-    (``alerts list --cacert`` the Secret's certificate) reaches it, and Prometheus scraping as its
-    ServiceMonitor says (https, the Secret's certificate for its serverName, basic auth) has the
-    target up."""
+    (``alerts list``, trusting the web config's certificate) reaches it, and Prometheus
+    scraping as its ServiceMonitor says (https, the Secret's certificate for its serverName, basic
+    auth) has the target up."""
     text = section(page("deployment"), "Kubernetes and systemd")
     [openssl] = [
         line
@@ -309,7 +309,7 @@ def test_the_kubernetes_web_config_as_the_deployment_page_lays_it_out_serves_pro
             check=False,
         )
         assert done.returncode == 0, done.stdout + done.stderr
-    # The page's command in a pod: --cacert the mounted certificate, --user the probe's.
+    # The page's command in a pod: --user the probe's, the web config's certificate trusted.
     [in_pod] = re.findall(r"`kubectl exec -it\s+exesdb-bridge-0 -- (exesdb-bridge [^`]+)`", text)
     command = in_pod.replace(mount["mountPath"], str(folder)).split()
     assert command[-2:] == ["--user", "probe"]
