@@ -33,6 +33,7 @@ __all__ = [
     "Stamp",
     "ca_file_refusal",
     "cert_chain_error",
+    "certificate_problem",
     "load_cert_chain",
     "load_error",
     "pem_certificates",
@@ -226,6 +227,16 @@ def ca_file_refusal(path: str) -> str:
             line = text.count("\n", 0, begin.start()) + 1  # a file cut short, a paste cut off
             return f"{damaged} (line {line}: no -----END {begin[1]}----- line after it)"
     return "cannot be read by OpenSSL (PEM lib), though each PEM certificate in it reads alone"
+
+
+def certificate_problem(cert_file: str | None, cert: str | None) -> str | None:
+    """What keeps the certificate (chain) of ``cert_file``, else of ``cert`` given inline, from
+    loading as ``load_cert_chain`` loads it, in a few words (naming the file); None when it
+    loads. Its key is not read: a client of the server checks what it can read."""
+    if cert_file:
+        return pem_file_problem(cert_file, "cert_file")
+    no_certificate = "holds no PEM certificate (-----BEGIN CERTIFICATE-----) OpenSSL loads"
+    return _cert_file_problem(cert or "", no_certificate)
 
 
 def _cert_file_problem(text: str, no_certificate: str) -> str | None:

@@ -261,6 +261,21 @@ def unavailable(message: str) -> NoReturn:
     pytest.skip(message)
 
 
+def withhold(path: Path) -> list[str]:
+    """Make ``path`` a file the commands a test runs with the prefix returned may not read, as
+    a key of the bridge's user's alone (mode 0600) is to an operator: as root, ``path`` becomes
+    nobody's and the commands run without the capabilities that let root read any file
+    (setpriv); as another user, ``path`` loses its read permission."""
+    if os.geteuid() != 0:
+        path.chmod(0)
+        return []
+    if shutil.which("setpriv") is None:
+        unavailable("setpriv (util-linux) is needed to run a command as root without its overrides")
+    os.chown(path, 65534, 65534)  # nobody's: the bridge's user, say
+    path.chmod(0o600)
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
 # inotify(7) events: a file opened, and closed after reading only.
 _IN_OPEN: Final = 0x20
 _IN_CLOSE_NOWRITE: Final = 0x10

@@ -1782,6 +1782,39 @@ def test_an_sqlite_file_of_another_program_s_is_refused_not_made_an_outbox(
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("command", "status", "said"),
+    [
+        (
+            "outbox list",
+            1,
+            "exesdb-bridge: cannot open the alert outbox at {path}: file is not a database; is"
+            " EXESDB_STATE_DIR the bridge's state directory (now '{state}')?\n",
+        ),
+        (
+            "run",
+            2,
+            " ERROR bridge: EXESDB_STATE_DIR: cannot open the alert outbox in '{state}': file is"
+            " not a database\n",
+        ),
+    ],
+)
+def test_a_one_byte_file_is_refused_not_written_over_by_a_new_outbox(
+    tmp_path: Path, command: str, status: int, said: str
+) -> None:
+    """An alerts.sqlite3 of one byte, which SQLite takes for an empty database, is refused as
+    any file that is no database is (exit 1; exit 2 at start), and left as it is."""
+    state = tmp_path / "state"
+    state.mkdir()
+    path = state / "alerts.sqlite3"
+    path.write_bytes(b"\n")
+    completed = cli(*command.split(), EXESDB_STATE_DIR=str(state), EXESDB_HTTP_ADDR="127.0.0.1:0")
+    assert completed.returncode == status, completed.stderr
+    assert completed.stdout == ""
+    assert completed.stderr.endswith(said.format(path=path, state=state)), completed.stderr
+    assert path.read_bytes() == b"\n"
+
+
 def test_outbox_without_an_outbox_points_at_the_demos_when_there_is_one(tmp_path: Path) -> None:
     """Run where `run --demo` left its outbox and no other, `outbox list` says where the demo's
     is and how to read it; with EXESDB_STATE_DIR set, it does not."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -35,9 +36,13 @@ from tests.support import (
     TEST_SECRET,
     BridgeProcess,
     ingesting_bridge,
+    refusing_port,
     run_bridge,
+    run_command,
     run_in_process,
+    withhold,
 )
+from tests.webconfig.files import WebFiles
 
 # Settings no client command reads, each refused by the service: a bad value, a bad item of a
 # list, a check across two values and a file that cannot be read.
@@ -181,6 +186,83 @@ def test_a_refused_web_config_file_is_told_as_a_bad_configuration(tmp_path: Path
         == f"  EXESDB_WEB_CONFIG_FILE: {bad}: tls_server_config: TLS needs key_file (or key)"
     )
     assert len(lines) == 3
+
+
+def test_a_web_config_whose_key_this_user_may_not_read_finds_the_bridge(tmp_path: Path) -> None:
+    """A web config and certificate an operator may read, beside a key and client CA that are
+    the bridge's user's alone (0600), find the bridge at EXESDB_HTTP_ADDR over https: the key
+    and client CA are not read, a client needs neither (nothing answers here: exit 1)."""
+    files = WebFiles(tmp_path / "web")
+    client_auth = "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
+    path = files.write(files.tls_config(client_auth))
+    prefix = withhold(files.folder / "server.key")
+    withhold(files.client_ca_file)
+    with refusing_port() as port:
+        env = {"EXESDB_HTTP_ADDR": f"127.0.0.1:{port}", "EXESDB_WEB_CONFIG_FILE": str(path)}
+        told = run_command(
+            [*prefix, sys.executable, "-m", "bridge", "alerts", "list"],
+            env | {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN},
+        )
+    assert told.returncode == 1, told.stderr
+    assert told.stderr.startswith(
+        f"exesdb-bridge: cannot reach the bridge at https://127.0.0.1:{port}: Connection refused"
+    ), told.stderr
+
+
+@pytest.mark.parametrize(
+    ("files", "said"),
+    [
+        (
+            "cert_file: server.pem\nkey_file: server.key\ncipher_suites: [TLS_NO_SUCH_SUITE]",
+            "tls_server_config.cipher_suites: unknown TLS_NO_SUCH_SUITE; allowed: ",
+        ),
+        (
+            "cert_file: gone.pem\nkey_file: server.key",
+            "tls_server_config.cert_file: cannot read {folder}/gone.pem: No such file or directory",
+        ),
+        (
+            "cert_file: notes.pem\nkey_file: server.key",
+            "tls_server_config.cert_file: {folder}/notes.pem holds no PEM certificate",
+        ),
+        (
+            "cert_file: server.pem\nkey_file: gone.key",
+            "tls_server_config.key_file: cannot load {folder}/gone.key: No such file or directory",
+        ),
+        (
+            "cert_file: server.pem\nkey_file: server.key\n"
+            "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: gone-ca.pem",
+            "tls_server_config.client_ca_file: cannot load {folder}/gone-ca.pem: No such file or",
+        ),
+    ],
+    ids=[
+        "unknown cipher suite",
+        "missing certificate",
+        "no certificate",
+        "missing key",
+        "missing client CA",
+    ],
+)
+def test_a_web_config_the_bridge_would_refuse_is_told_so_with_its_key_unread(
+    tmp_path: Path, files: str, said: str
+) -> None:
+    """With a key this user may not read, a web config the bridge would refuse for another
+    reason (a cipher suite, its certificate, a key or client CA file that is not there) is
+    still told as a bad configuration (exit 2)."""
+    web = WebFiles(tmp_path / "web")
+    (web.folder / "notes.pem").write_text("no certificate\n")
+    path = web.write("tls_server_config:\n" + "".join(f"  {line}\n" for line in files.split("\n")))
+    prefix = withhold(web.folder / "server.key")
+    env = {"EXESDB_HTTP_ADDR": "127.0.0.1:9", "EXESDB_WEB_CONFIG_FILE": str(path)}
+    told = run_command(
+        [*prefix, sys.executable, "-m", "bridge", "alerts", "list"],
+        env | {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN},
+    )
+    assert told.returncode == 2, told.stderr
+    lines = told.stderr.splitlines()
+    assert lines[0] == "exesdb-bridge: bad configuration:"
+    expected = f"  EXESDB_WEB_CONFIG_FILE: {path}: {said.format(folder=web.folder)}"
+    assert lines[1].startswith(expected), lines
+    assert "server.key" not in told.stderr
 
 
 # Values of each variable the client commands read: plainly good ones, ones trimmed or

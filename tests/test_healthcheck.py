@@ -34,6 +34,7 @@ from tests.support import (
     run_bridge,
     run_command,
     wait_until,
+    withhold,
 )
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
@@ -531,6 +532,33 @@ def test_command_is_healthy_over_https_with_client_certificate_and_basic_auth(se
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == f"healthy: https://127.0.0.1:{bridge.port}/healthz answered 200\n"
     assert PASSWORD not in completed.stdout + completed.stderr
+
+
+@pytest.mark.parametrize("ready", [False, True], ids=["healthcheck", "healthcheck --ready"])
+def test_a_probe_that_may_not_read_the_key_or_client_ca_is_healthy_without_a_refusal(
+    secured, tmp_path: Path, ready: bool
+) -> None:
+    """A probe run as another user than the bridge's, who may not read its key and client CA
+    (0600, the bridge's user's), leaves them unread as a client command does: healthy (ready)
+    with no refusal in its line, the file the bridge serves being good."""
+    bridge, env, folder = secured
+    for name in ("server.key", "client-ca.pem"):
+        (tmp_path / name).write_bytes((folder / name).read_bytes())
+    web = (folder / "web.yml").read_text()
+    web = web.replace("cert_file: server.pem", f"cert_file: {folder / 'server.pem'}")
+    web = web.replace("key_file: server.key", f"key_file: {tmp_path / 'server.key'}")
+    web = web.replace("client_ca_file: client-ca.pem", f"client_ca_file: {tmp_path}/client-ca.pem")
+    (tmp_path / "web.yml").write_text(web)
+    prefix = withhold(tmp_path / "server.key")
+    withhold(tmp_path / "client-ca.pem")
+    args = ["--ready"] if ready else []
+    completed = run_command(
+        [*prefix, sys.executable, "-m", "bridge", "healthcheck", *args],
+        {**env, "EXESDB_WEB_CONFIG_FILE": str(tmp_path / "web.yml")},
+    )
+    assert completed.returncode == 0, completed.stderr
+    good, path = ("ready", "readyz") if ready else ("healthy", "healthz")
+    assert completed.stdout == f"{good}: https://127.0.0.1:{bridge.port}/{path} answered 200\n"
 
 
 async def test_the_bridge_s_401_says_why_in_publish_s_words(server: Server) -> None:

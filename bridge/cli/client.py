@@ -2,7 +2,8 @@
 
 The bridge is at ``--url``, else ``EXESDB_URL``, else the address it listens on
 (``EXESDB_HTTP_ADDR``, a wildcard host asked on loopback), over https when the web config file
-(``EXESDB_WEB_CONFIG_FILE``, read only then) turns TLS on: ``bridge.client_environment.Location``.
+(``EXESDB_WEB_CONFIG_FILE``, read only then, its key not) turns TLS on:
+``bridge.client_environment.Location``.
 That address is asked trusting the file's own certificate alone, as the health check asks it;
 ``--cacert`` trusts a CA of one's own for https instead; ``--user`` (or a ``user:password@`` in
 the URL) sends basic auth, and then the admin token travels in ``X-ExESDB-Admin-Token`` since
@@ -101,12 +102,13 @@ def locate(settings: Location, given: str | None = None) -> Located:
 def _served_tls(web_config_file: str | None) -> TLSServerConfig | None:
     """The web config file's ``tls_server_config`` when it turns TLS on, else None;
     ConfigError naming the variable and each problem of a file the bridge would refuse
-    (whether it serves https is not known then)."""
+    (whether it serves https is not known then), but for its key and client CA files, which are
+    not read: only the bridge needs them, and the key may be its user's alone."""
     if not web_config_file:
         return None
     from bridge.webconfig.loading import judge  # only with a web config: not light
 
-    judged = judge(Path(web_config_file))
+    judged = judge(Path(web_config_file), server_files="none")
     if judged.loaded is None:
         # Redacted as the settings' own checks are: a path, a file's problem, may hold anything.
         raise ConfigError(

@@ -400,7 +400,9 @@ def target(settings: ProbeSource, endpoint: Endpoint = LIVENESS) -> Target:
         return Target(probe_url(settings, endpoint=endpoint))
     from bridge.webconfig.loading import judge  # only with a web config: not light
 
-    judged = judge(Path(settings.web_config_file))
+    # The key and client CA files are read only when this user may read them: a probe run as
+    # the bridge's user tells a bad rotation of them; one run as another user finds the bridge.
+    judged = judge(Path(settings.web_config_file), server_files="readable")
     if judged.loaded is not None:
         config = judged.loaded.config
         users = bool(config.basic_auth_users)

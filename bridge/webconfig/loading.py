@@ -3,7 +3,9 @@
 Without the serving side (aiohttp, prometheus_client): the health check reads the file with it.
 The bridge reads it once at start (``judge``, kept by ``Settings.web_config``): the checks, the
 warnings, ``check-config`` and the server's first version all take that one ``Judged``; only
-the reloader (``bridge.webconfig.live``) reads the file again, when it changes.
+the reloader (``bridge.webconfig.live``) reads the file again, when it changes. The client
+commands and the health check judge it without the files only a server reads (``server_files``):
+the key, often the bridge's user's alone, and the client CA.
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from bridge.errors import ConfigError
 from bridge.regular_files import MAX_FILE_BYTES
 from bridge.tlsutil import Stamp, stamp_files
 from bridge.webconfig.schema import TLSServerConfig, WebConfig, parse_web_config, tls_section
-from bridge.webconfig.tls import server_context
+from bridge.webconfig.tls import served_problems, server_context
 from bridge.yamlconfig import read_text_and_bytes, read_yaml
+
+# Which of the files only a server reads (its key, the client CA) a reading reads: ``judge``.
+_ServerFiles = Literal["all", "none", "readable"]
 
 __all__ = [
     "Judged",
@@ -33,7 +39,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """The file's configuration and, with TLS, the server context built from it."""
+    """The file's configuration and, with TLS, the server context built from it (None for a
+    reading that left the key or the client CA file unread: ``judge``'s ``server_files``)."""
 
     config: WebConfig
     context: ssl.SSLContext | None
@@ -52,8 +59,9 @@ class Judged:
     tls: TLSServerConfig | None = None
     # Whether the section turns TLS on, good or not; None when the file is unreadable or no YAML.
     tls_meant: bool | None = False
-    # When loaded: the file as read and the files it names as hashed just before they were
-    # loaded, which the reloader compares the files with (so a change after is seen, none missed).
+    # When loaded with every file (the bridge's reading): the file as read and the files it names
+    # as hashed just before they were loaded, which the reloader compares the files with (so a
+    # change after is seen, none missed).
     stamp: Stamp = ()
 
     def serves_tls(self) -> bool:
@@ -77,9 +85,16 @@ def load(path: Path) -> Loaded:
     return judged.loaded
 
 
-def judge(path: Path) -> Judged:
+def judge(path: Path, *, server_files: _ServerFiles = "all") -> Judged:
     """The file at ``path`` read and parsed once: its configuration checked and its certificates
-    loaded, every problem found (bad keys and certificates that do not load alike)."""
+    loaded, every problem found (bad keys and certificates that do not load alike).
+
+    ``server_files`` says which of the files only a server reads are read: ``"all"`` (the
+    bridge); ``"none"``, the key file and the client CA file left unread, the certificate checked
+    alone (a client command, which needs neither: an operator may read the web config and the
+    certificate but not the key); ``"readable"``, those this user may read (the health check: as
+    the bridge's user it reads them all, so a key that is not the certificate's is told).
+    """
     try:
         # Read and parsed on the event loop at a reload, a file of megabytes copied over it by
         # mistake held every request ~1 s a MiB (100 MB: 90 s): it is read no further.
@@ -92,16 +107,19 @@ def judge(path: Path) -> Judged:
     except ConfigError as exc:
         # Bad keys elsewhere do not hide a certificate that does not load: every problem at once.
         tls, meant = tls_section(raw, path)
-        return Judged(path, None, (*exc.problems, *_tls_problems(tls, path)), tls, meant)
+        problems = (*exc.problems, *_tls_problems(tls, path, server_files))
+        return Judged(path, None, problems, tls, meant)
     tls = config.tls
-    # Each file is read and hashed at every look, once a second, on the event loop: 500 MB
-    # copied over a certificate held every request for 1 to 4 s, when read whole.
-    files = stamp_files(tls_files(tls), limit=MAX_FILE_BYTES)
-    stamp = ((str(path), hashlib.sha256(content).digest()), *files)
+    stamp: Stamp = ()
+    if server_files == "all":  # for the reloader: a client's reading is read once
+        # Each file is read and hashed at every look, once a second, on the event loop: 500 MB
+        # copied over a certificate held every request for 1 to 4 s, when read whole.
+        files = stamp_files(tls_files(tls), limit=MAX_FILE_BYTES)
+        stamp = ((str(path), hashlib.sha256(content).digest()), *files)
     if oversized := _oversized(tls, path):
         return Judged(path, None, oversized, tls, True)
     try:
-        context = server_context(tls) if tls is not None else None
+        context = _context(tls, server_files) if tls is not None else None
     except ConfigError as exc:
         problems = tuple(f"{path}: {problem}" for problem in exc.problems)
         return Judged(path, None, problems, tls, True)
@@ -140,11 +158,40 @@ def _size(name: str) -> int:
         return 0
 
 
-def _tls_problems(tls: TLSServerConfig | None, path: Path) -> list[str]:
+def _context(tls: TLSServerConfig, server_files: _ServerFiles) -> ssl.SSLContext | None:
+    """The server context of ``tls``, or None when ``server_files`` leaves its key or client CA
+    file unread (``judge``); ConfigError naming each problem found."""
+    if server_files == "none":
+        key = client_ca = False
+    else:
+        key = server_files == "all" or not _withheld(tls.key_file)
+        client_ca = server_files == "all" or not _withheld(tls.client_ca_file)
+    if key and client_ca:
+        return server_context(tls)
+    if problems := served_problems(tls, key=key, client_ca=client_ca):
+        raise ConfigError(problems)
+    return None
+
+
+def _withheld(name: str | None) -> bool:
+    """Whether the file ``name`` is there but this user may not read it (the bridge's user may,
+    whose alone a key is): missing, the bridge could not read it either."""
+    if not name or os.access(name, os.R_OK):
+        return False
+    try:
+        os.stat(name)
+    except PermissionError:  # a folder on its way this user may not search
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _tls_problems(tls: TLSServerConfig | None, path: Path, server_files: _ServerFiles) -> list[str]:
     """What keeps ``tls``'s files from loading, each line naming the web config file."""
     try:
         if tls is not None:
-            server_context(tls)
+            _context(tls, server_files)
     except ConfigError as exc:
         return [f"{path}: {problem}" for problem in exc.problems]
     return []

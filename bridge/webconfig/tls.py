@@ -27,6 +27,7 @@ in its handshake: that would be too late for the connection's own client-auth mo
 from __future__ import annotations
 
 import ipaddress
+import os
 import ssl
 from collections.abc import Mapping
 from typing import Any, Final
@@ -36,13 +37,20 @@ from bridge.regular_files import refuse_irregular
 from bridge.tlsutil import (
     ca_file_refusal,
     cert_chain_error,
+    certificate_problem,
     load_cert_chain,
     load_error,
     set_versions,
 )
 from bridge.webconfig.schema import TLSServerConfig
 
-__all__ = ["CIPHER_SUITES", "apply_handshake_settings", "client_names", "server_context"]
+__all__ = [
+    "CIPHER_SUITES",
+    "apply_handshake_settings",
+    "client_names",
+    "served_problems",
+    "server_context",
+]
 
 _VERIFY_MODES: Final = {
     "NoClientCert": ssl.CERT_NONE,
@@ -85,6 +93,25 @@ _CURVES: Final = {
 
 def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
     """A server context loaded from ``tls``'s files; ConfigError naming each key at fault."""
+    context, problems = _loaded(tls, key=True, client_ca=True)
+    if problems:
+        raise ConfigError(problems)
+    return context
+
+
+def served_problems(tls: TLSServerConfig, *, key: bool, client_ca: bool) -> list[str]:
+    """What ``server_context`` would refuse in ``tls``, its key file read only with ``key`` (the
+    certificate then checked alone) and its client CA file only with ``client_ca``: a client of
+    the bridge needs neither, and may not read the key (the bridge's user's alone). A file left
+    unread is still looked at: one missing, a FIFO or a device is refused."""
+    return _loaded(tls, key=key, client_ca=client_ca)[1]
+
+
+def _loaded(
+    tls: TLSServerConfig, *, key: bool, client_ca: bool
+) -> tuple[ssl.SSLContext, list[str]]:
+    """A server context loaded from ``tls``'s files (the key file only with ``key``, the client
+    CA file only with ``client_ca``) and every problem found: none when it can serve."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     # Every problem at once: the cipher suites, the certificate and key, the client CA.
     problems: list[str] = []
@@ -101,6 +128,29 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
     # No TLS 1.2 renegotiation a client asks for: each costs the server a handshake, a CPU
     # denial of service. OpenSSL 3 refuses it already; a build against 1.1.1 would allow it.
     context.options |= ssl.OP_NO_RENEGOTIATION
+    if key or not tls.key_file:  # a key given inline was read with the web config file
+        problems += _chain_problems(tls, context)
+    else:
+        if (problem := certificate_problem(tls.cert_file, tls.cert)) is not None:
+            where = "cert_file" if tls.cert_file else "cert"
+            problems.append(f"tls_server_config.{where}: {problem}")
+        problems += _unread_file_problems("key_file", tls.key_file)
+    if tls.client_ca_file:
+        if client_ca:
+            problems += _client_ca_problems(tls.client_ca_file, context)
+        else:  # only the server verifies client certificates
+            problems += _unread_file_problems("client_ca_file", tls.client_ca_file)
+    elif tls.client_ca:
+        context.load_verify_locations(cadata=tls.client_ca)  # checked by the schema
+    elif tls.system_client_cas:
+        # Go's crypto/tls verifies against the system's roots when ClientCAs is nil; OpenSSL
+        # reads them (SSL_CERT_FILE, SSL_CERT_DIR or its defaults) for the client's purpose.
+        context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+    return context, problems
+
+
+def _chain_problems(tls: TLSServerConfig, context: ssl.SSLContext) -> list[str]:
+    """What keeps ``tls``'s certificate and key from loading into ``context``: none, or one."""
     try:
         # The schema requires a certificate and a key when TLS is on. An encrypted key fails here
         # rather than prompting on the terminal (nor does the toolkit take a passphrase).
@@ -117,30 +167,37 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
         )
         key = f"key_file {tls.key_file}" if tls.key_file else "the key given inline"
         reason = cert_chain_error(exc, cert_file=tls.cert_file, key_file=tls.key_file)
-        problems.append(f"tls_server_config.{cert} with {key}: {reason}")
-    if tls.client_ca_file:
-        try:
-            refuse_irregular(tls.client_ca_file)  # OpenSSL's open of a FIFO would wait
-            context.load_verify_locations(cafile=tls.client_ca_file)
-        except ssl.SSLError:  # none, or one damaged: "PEM lib" or "no certificate" from OpenSSL
-            problems.append(
-                f"tls_server_config.client_ca_file: {tls.client_ca_file}"
-                f" {ca_file_refusal(tls.client_ca_file)}"
-            )
-        except OSError as exc:
-            problems.append(
-                f"tls_server_config.client_ca_file: cannot load {tls.client_ca_file}: "
-                f"{load_error(exc)}"
-            )
-    elif tls.client_ca:
-        context.load_verify_locations(cadata=tls.client_ca)  # checked by the schema
-    elif tls.system_client_cas:
-        # Go's crypto/tls verifies against the system's roots when ClientCAs is nil; OpenSSL
-        # reads them (SSL_CERT_FILE, SSL_CERT_DIR or its defaults) for the client's purpose.
-        context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
-    if problems:
-        raise ConfigError(problems)
-    return context
+        return [f"tls_server_config.{cert} with {key}: {reason}"]
+    return []
+
+
+def _unread_file_problems(option: str, name: str) -> list[str]:
+    """What the server would find wrong with the file ``name`` (its ``option``) that a look at
+    it, without reading it, tells: that it is missing, a FIFO or a device."""
+    try:
+        os.stat(name)
+        refuse_irregular(name)
+    except PermissionError:  # a folder on its way this user may not search: the bridge's may
+        return []
+    except OSError as exc:
+        return [f"tls_server_config.{option}: cannot load {name}: {load_error(exc)}"]
+    return []
+
+
+def _client_ca_problems(client_ca_file: str, context: ssl.SSLContext) -> list[str]:
+    """What keeps the client CA file from loading into ``context``: none, or one."""
+    try:
+        refuse_irregular(client_ca_file)  # OpenSSL's open of a FIFO would wait
+        context.load_verify_locations(cafile=client_ca_file)
+    except ssl.SSLError:  # none, or one damaged: "PEM lib" or "no certificate" from OpenSSL
+        return [
+            f"tls_server_config.client_ca_file: {client_ca_file} {ca_file_refusal(client_ca_file)}"
+        ]
+    except OSError as exc:
+        return [
+            f"tls_server_config.client_ca_file: cannot load {client_ca_file}: {load_error(exc)}"
+        ]
+    return []
 
 
 # The SAN kinds Go's toolkit compares (DNS names, emails, IP addresses, URIs), as Python's

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess
+from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess, run_command, withhold
 from tests.test_cli import ALERT_FIELDS, cli
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
@@ -105,6 +106,29 @@ def test_the_address_of_its_web_config_is_asked_trusting_its_own_certificate(
     for command in (["alerts", "list", "--json"], ["publish", "performance_metric", *metric]):
         told = cli(*command, "--user", "alice:alice-pw", **_env(process))
         assert told.returncode == 0, told.stderr
+
+
+def test_an_operator_who_may_not_read_the_key_reaches_the_bridge(
+    secured: tuple[BridgeProcess, Path], tmp_path: Path
+) -> None:
+    """Found through EXESDB_HTTP_ADDR with a web config whose key is the bridge's user's alone
+    (0600), which the operator may not read, the bridge is asked trusting the certificate: the
+    key is not read, a client has no use for it."""
+    process, _ = secured
+    folder = Path(process.env["EXESDB_WEB_CONFIG_FILE"]).parent
+    (tmp_path / "server.key").write_bytes((folder / "server.key").read_bytes())
+    web = tmp_path / "web.yml"
+    web.write_text(
+        f"tls_server_config:\n  cert_file: {folder / 'server.pem'}\n"
+        f"  key_file: {tmp_path / 'server.key'}\n{USERS}"
+    )
+    prefix = withhold(tmp_path / "server.key")
+    env = _env(process) | {"EXESDB_WEB_CONFIG_FILE": str(web)}
+    told = run_command(
+        [*prefix, sys.executable, "-m", "bridge", "alerts", "list", "--user", "alice:alice-pw"],
+        env,
+    )
+    assert told.returncode == 0, told.stderr
 
 
 def test_a_web_config_of_another_certificate_is_said_to_be_so(

@@ -39,9 +39,11 @@ deliveries by state and when they finished, 12 ``carried``, 13 the file's mark: 
 application_id``, 14 indexes of the alerts in the orders they are listed in, 15 triggers that
 refuse a delivery's next attempt time that is no time: infinite, text); ``migrate``
 upgrades a file of any earlier version in place, one version at a
-time. ``connect`` refuses an SQLite file that is no outbox (another program's, with tables of its
-own) before it changes anything in it: a file marked as ours opens, and so does one without a
-mark that is empty (new) or holds version 1's tables (an outbox from before the mark).
+time. ``connect`` refuses a file that is no SQLite database (one byte too, which SQLite would take
+for a new one and write over; an empty file is a new outbox) and an SQLite file that is no outbox
+(another program's, with tables of its own) before it changes anything in it: a file marked as
+ours opens, and so does one without a mark that is empty (new) or holds version 1's tables (an
+outbox from before the mark).
 
 Its journal is WAL, but on btrfs the rollback journal (``_journal``): there the WAL's
 shared-memory file, which SQLite maps and writes in memory, takes disk space at each write, and a
@@ -58,6 +60,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+from bridge.regular_files import open_regular
 from bridge.sinks.alerts.records import refused
 
 __all__ = ["connect", "migrate"]
@@ -76,6 +79,8 @@ _NOT_A_TIME: Final = (
 )
 # statfs(2)'s f_type of btrfs (linux/magic.h).
 _BTRFS_MAGIC: Final = 0x9123683E
+# The first 16 bytes of every SQLite database file (sqlite.org/fileformat.html, 1.3.1).
+_SQLITE_HEADER: Final = b"SQLite format 3\x00"
 # Version 1's tables: a file without the mark that holds them is an outbox from before it.
 _FIRST_TABLES: Final = frozenset({"alerts", "queued", "deliveries"})
 # Columns added after version 1 (by version: table, column, definition).
@@ -305,6 +310,7 @@ def connect(path: Path | str) -> sqlite3.Connection:
         # secret, and SQLite gives the WAL and shared-memory files the same mode.
         with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        _refuse_no_database(path)
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
     try:
         # Before anything is changed in it: not its mode, nor its journal (WAL is in its header).
@@ -389,6 +395,19 @@ def _on_btrfs(path: Path | str) -> bool:
         ctypes.c_uint32.from_buffer(buffer).value,
         ctypes.c_uint64.from_buffer(buffer).value,
     )
+
+
+def _refuse_no_database(path: Path | str) -> None:
+    """DatabaseError, in SQLite's words, when the file ``path`` holds bytes but does not begin as
+    an SQLite database does: SQLite refuses most such files at its first read, but takes one of a
+    single byte for a new, empty database and writes an outbox over it."""
+    try:
+        with open_regular(path) as file:
+            head = file.read(len(_SQLITE_HEADER))
+    except OSError:
+        return  # a folder, a file this user may not read: SQLite's open says why
+    if head and head != _SQLITE_HEADER:  # empty: a new outbox, as SQLite takes it
+        raise sqlite3.DatabaseError("file is not a database")
 
 
 def _refuse_another_programs(db: sqlite3.Connection) -> None:

@@ -7,6 +7,7 @@ import fcntl
 import math
 import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
@@ -528,6 +529,59 @@ def test_an_sqlite_file_of_another_program_s_is_refused_and_left_as_it_was(
     # The directory's lock is released: the file replaced by an outbox, a bridge opens it.
     path.unlink()
     Outbox.in_dir(tmp_path).close()
+
+
+def _truncated_outbox(path: Path) -> bytes:
+    """A real outbox holding an alert, cut off after its first two pages; its bytes."""
+    box = Outbox(path, urls=[URL])
+    observe(box, event("a"), T0)
+    box.close()  # its log checkpointed into the file: nothing left beside it
+    path.write_bytes(path.read_bytes()[:8192])
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(lambda path: b"x", id="one byte"),
+        pytest.param(
+            lambda path: b"not an outbox, and no SQLite file at all. " * 2 + b"x" * 16,
+            id="100 bytes of text",
+        ),
+        pytest.param(lambda path: bytes(100), id="100 zeroes"),
+        pytest.param(lambda path: bytes(4096), id="a page of zeroes"),
+        pytest.param(_truncated_outbox, id="a truncated outbox"),
+    ],
+)
+@pytest.mark.parametrize("opened", ["by a bridge", "by the CLI"])
+def test_a_file_that_is_no_sqlite_database_is_refused_and_left_as_it_was(
+    tmp_path: Path, content: Callable[[Path], bytes], opened: str
+) -> None:
+    """A file that is no SQLite database, one byte (which SQLite takes for a new, empty one)
+    as well as text, zeroes or an outbox cut short, is refused as a bridge or `exesdb-bridge
+    outbox` opens it, never written over by a new outbox: its bytes and its mode are kept."""
+    path = tmp_path / FILE_NAME
+    path.write_bytes(content(path))
+    path.chmod(0o644)
+    before = path.read_bytes()
+    with pytest.raises(sqlite3.DatabaseError) as refused:
+        Outbox.in_dir(tmp_path).close() if opened == "by a bridge" else Outbox(path).close()
+    assert str(refused.value) in {"file is not a database", "database disk image is malformed"}
+    assert path.read_bytes() == before
+    assert path.stat().st_mode & 0o777 == 0o644
+    # The directory's lock is released: the file replaced by an outbox, a bridge opens it.
+    path.unlink()
+    Outbox.in_dir(tmp_path).close()
+
+
+def test_an_empty_file_is_made_an_outbox(tmp_path: Path) -> None:
+    """A file of no bytes (made, then the bridge stopped before SQLite wrote it) is made an
+    outbox, as a missing file is."""
+    path = tmp_path / FILE_NAME
+    path.touch()
+    Outbox.in_dir(tmp_path).close()
+    assert schema(path) == (CURRENT_VERSION, ALL_TABLES)
+    assert mark(path) == OUTBOX_MARK
 
 
 def test_an_sqlite_file_without_tables_is_made_an_outbox(tmp_path: Path) -> None:
