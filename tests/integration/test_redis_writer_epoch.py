@@ -19,7 +19,7 @@ from bridge.bus.redis import GROUP
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_bus import ALERTS, calls
 from tests.integration.test_redis_spool import Proxy, running_writer
-from tests.support import async_wait_until
+from tests.support import async_wait_until, refusing_port
 
 pytestmark = pytest.mark.integration
 
@@ -126,3 +126,33 @@ async def test_entries_claimed_again_while_acks_wait_are_acknowledged_once_each(
                 if entry["command"].upper().startswith(b"XACK ")
             ]
     assert acks == [ids]
+
+
+async def test_acknowledgements_refused_for_now_wait_and_go_once_redis_takes_writes(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """Acknowledgements a Redis refuses for now (READONLY: a primary demoted) are kept, not
+    dropped: once it takes writes again (promoted back) every entry is acknowledged."""
+    server = redis_server()
+    with server.client() as client:
+        client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        ids = [client.xadd(STREAM, {"e": b"{}", "s": b"00"}) for _ in range(3)]
+        client.xreadgroup(GROUP, "tester", {STREAM: ">"})
+        client.set(EPOCH, "ours")  # a data set's: the writer only reads it
+        with refusing_port() as port:
+            client.replicaof("127.0.0.1", port)  # read-only, its data kept: no primary to sync
+            async with running_writer(server.url) as (writer, _):
+                for entry_id in ids:
+                    writer.acknowledge(STREAM, entry_id)
+                await async_wait_until(lambda: rejected(server, "xack") >= 1, 10, "refused")
+                client.replicaof("no", "one")
+                await async_wait_until(
+                    lambda: client.xpending(STREAM, GROUP)["pending"] == 0, 10, "acknowledged"
+                )
+
+
+def rejected(server: RedisServer, command: str) -> int:
+    """How many times Redis refused ``command`` on ``server`` (READONLY, OOM, …)."""
+    with server.client() as client:
+        stats = client.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("rejected_calls", 0))

@@ -546,17 +546,26 @@ class Writer:
             # and acknowledged once the rule is granted.
             self._link.refused_aside(exc, (self, "acks"))
         except ResponseError as exc:
+            if temporary(exc):
+                # Refused for now (READONLY: a demoted primary; MISCONF, LOADING, BUSY): kept
+                # and written after the backoff, as the frames are.
+                self._put_back(acks)
+                raise
             # E.g. the group is gone with a Redis that lost its data: nothing left to ack.
             _logger.debug("acknowledgements refused: %s", exc)
         except BaseException:
-            # Back in front of those queued meanwhile, each id still once.
-            for key, ids in self._acks.items():
-                acks.setdefault(key, {}).update(ids)
-            self._acks = acks
-            self._ack_count = sum(map(len, acks.values()))
+            self._put_back(acks)
             raise
         else:
             self._link.taken_aside((self, "acks"))
+
+    def _put_back(self, acks: dict[str, dict[bytes, None]]) -> None:
+        """Queue ``acks``, whose write failed, again: in front of those queued meanwhile, each id
+        still once."""
+        for key, ids in self._acks.items():
+            acks.setdefault(key, {}).update(ids)
+        self._acks = acks
+        self._ack_count = sum(map(len, acks.values()))
 
     async def _write_buffered(self) -> None:
         """One batch of the buffer, in one round trip; refused frames go back to its front.
