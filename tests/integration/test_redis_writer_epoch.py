@@ -1,5 +1,5 @@
 """The Redis writer on a real redis-server: the data set's epoch it holds, and acknowledgements that
-wait while Redis refuses its writes.
+wait while Redis refuses them for now.
 
 A writer is built alone on a ``Link`` (as in ``test_redis_spool.py``); a proxy between it and Redis
 changes Redis's data between two of its commands, where a race would.
@@ -98,33 +98,36 @@ async def test_an_epoch_gone_before_the_writer_read_it_is_asked_again_not_taken_
 async def test_entries_claimed_again_while_acks_wait_are_acknowledged_once_each(
     redis_server: Callable[[], RedisServer],
 ) -> None:
-    """While a full Redis refuses the epoch's SET, entries handled again (claimed anew) queue no
-    second acknowledgement: once Redis takes writes, one XACK names each entry once, in order."""
+    """While Redis refuses the acknowledgements for now (READONLY), entries handled again
+    (claimed anew) queue no second one: once Redis takes writes, one XACK names each entry once,
+    in order."""
     server = redis_server()
     with server.client() as client:
         client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
         ids = [client.xadd(STREAM, {"e": b"{}", "s": b"00"}) for _ in range(5)]
         client.xreadgroup(GROUP, "tester", {STREAM: ">"})
+        client.set(EPOCH, "ours")  # a data set's: the writer only reads it
         client.config_set("slowlog-log-slower-than", 0)  # every command logged with its words
         client.config_set("slowlog-max-len", 10_000)
-        client.config_set("maxmemory-policy", "noeviction")
-        client.config_set("maxmemory", 1)
-    async with running_writer(server.url) as (writer, _):
-        for _ in range(7):  # handled again after each claim
-            for entry_id in ids:
-                writer.acknowledge(STREAM, entry_id)
-            await async_wait_until(lambda: writer.held_back is not None, 10, "refused")
-        with server.client() as client:
-            client.slowlog_reset()
-            client.config_set("maxmemory", 0)
-            await async_wait_until(
-                lambda: client.xpending(STREAM, GROUP)["pending"] == 0, 10, "acknowledged"
-            )
-            acks = [
-                entry["command"].split()[3:]
-                for entry in client.slowlog_get(10_000)
-                if entry["command"].upper().startswith(b"XACK ")
-            ]
+        with refusing_port() as port:
+            client.replicaof("127.0.0.1", port)  # read-only, its data kept: no primary to sync
+            async with running_writer(server.url) as (writer, _):
+                for round_ in range(7):  # handled again after each claim
+                    for entry_id in ids:
+                        writer.acknowledge(STREAM, entry_id)
+                    await async_wait_until(
+                        lambda r=round_: rejected(server, "xack") > r, 10, "refused"
+                    )
+                client.slowlog_reset()
+                client.replicaof("no", "one")
+                await async_wait_until(
+                    lambda: client.xpending(STREAM, GROUP)["pending"] == 0, 10, "acknowledged"
+                )
+        acks = [
+            entry["command"].split()[3:]
+            for entry in client.slowlog_get(10_000)
+            if entry["command"].upper().startswith(b"XACK ")
+        ]
     assert acks == [ids]
 
 
@@ -156,3 +159,28 @@ def rejected(server: RedisServer, command: str) -> int:
     with server.client() as client:
         stats = client.info("commandstats")
     return int(stats.get(f"cmdstat_{command}", {}).get("rejected_calls", 0))
+
+
+async def test_acknowledgements_go_through_a_full_redis_that_lost_the_epoch(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A Redis out of memory (noeviction) without the epoch key refuses its SET, but the
+    acknowledgements queued meanwhile still go through (XACK frees memory)."""
+    server = redis_server()
+    with server.client() as client:
+        client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        ids = [client.xadd(STREAM, {"e": b"{}", "s": b"00"}) for _ in range(3)]
+        client.xreadgroup(GROUP, "tester", {STREAM: ">"})
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)
+        try:
+            async with running_writer(server.url) as (writer, _):
+                for entry_id in ids:
+                    writer.acknowledge(STREAM, entry_id)
+                await async_wait_until(
+                    lambda: client.xpending(STREAM, GROUP)["pending"] == 0, 10, "acknowledged"
+                )
+                assert writer.held_back is not None  # the epoch's SET refused all along
+                assert client.get(EPOCH) is None
+        finally:
+            client.config_set("maxmemory", 0)

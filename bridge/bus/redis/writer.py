@@ -341,9 +341,12 @@ class Writer:
         # Our own frames must come after the tail we read from, or we would miss them.
         await self._positioned.wait()
         try:
+            # Acknowledgements first: they need no epoch (one of a Redis that lost its data names
+            # no entry it holds), and a Redis out of memory, which refuses the epoch's SET when
+            # the key is gone, takes XACK (it frees memory).
+            await self._write_acks()
             if self._epoch_unchecked:
                 await self._check_epoch()  # its SET NX, when needed, refused as the writes are
-            await self._write_acks()
             await self._write_buffered()
             await self._write_spooled()
         except ResponseError as exc:
@@ -378,7 +381,7 @@ class Writer:
         client = self._link.client
         key = self._layout.epoch
         # Read first, set only when missing: a Redis out of memory refuses the SET (even one
-        # that would do nothing), and the acknowledgements after it would wait with it.
+        # that would do nothing), and the frames and the look at what was taken would wait.
         found = await client.get(key)
         if found is None:
             # Ours once set; else another's, unless the key went meanwhile (FLUSHALL, evicted):
