@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from bridge.bus import Frame
 from bridge.bus.redis import GROUP
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_redis_bus import ALERTS, calls
+from tests.integration.test_redis_bus import ALERTS, Replica, calls, signed_entry
 from tests.integration.test_redis_spool import Proxy, running_writer
 from tests.support import async_wait_until, refusing_port
 
@@ -115,9 +115,7 @@ async def test_entries_claimed_again_while_acks_wait_are_acknowledged_once_each(
                 for round_ in range(7):  # handled again after each claim
                     for entry_id in ids:
                         writer.acknowledge(STREAM, entry_id)
-                    await async_wait_until(
-                        lambda r=round_: rejected(server, "xack") > r, 10, "refused"
-                    )
+                    await refused_xacks(server, round_ + 1)
                 client.slowlog_reset()
                 client.replicaof("no", "one")
                 await async_wait_until(
@@ -147,11 +145,16 @@ async def test_acknowledgements_refused_for_now_wait_and_go_once_redis_takes_wri
             async with running_writer(server.url) as (writer, _):
                 for entry_id in ids:
                     writer.acknowledge(STREAM, entry_id)
-                await async_wait_until(lambda: rejected(server, "xack") >= 1, 10, "refused")
+                await refused_xacks(server, 1)
                 client.replicaof("no", "one")
                 await async_wait_until(
                     lambda: client.xpending(STREAM, GROUP)["pending"] == 0, 10, "acknowledged"
                 )
+
+
+async def refused_xacks(server: RedisServer, count: int) -> None:
+    """Wait until ``server`` refused XACK ``count`` times in all."""
+    await async_wait_until(lambda: rejected(server, "xack") >= count, 10, f"{count} refused")
 
 
 def rejected(server: RedisServer, command: str) -> int:
@@ -184,3 +187,64 @@ async def test_acknowledgements_go_through_a_full_redis_that_lost_the_epoch(
                 assert client.get(EPOCH) is None
         finally:
             client.config_set("maxmemory", 0)
+
+
+class AcksCut(Proxy):
+    """A proxy that cuts each connection an XACK comes on while ``cutting`` (Redis unreachable
+    for the acknowledgements alone), counting them in ``cut``."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port)
+        self.cutting = True
+        self.cut = 0
+
+    def _pipes(
+        self,
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        server_r: asyncio.StreamReader,
+        server_w: asyncio.StreamWriter,
+    ) -> tuple[Coroutine[Any, Any, None], Coroutine[Any, Any, None]]:
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                if self.cutting and b"XACK" in data.upper():
+                    self.cut += 1
+                    return
+                server_w.write(data)
+                await server_w.drain()
+
+        async def downstream() -> None:
+            while data := await server_r.read(65536):
+                client_w.write(data)
+                await client_w.drain()
+
+        return upstream(), downstream()
+
+
+async def test_the_holder_takes_no_more_entries_while_its_acknowledgements_pile_up(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """While Redis takes no acknowledgement, the lease holder stops taking entries once
+    ``max_inflight`` of them wait (fewer than twice that taken): the rest wait in Redis, and
+    once the acknowledgements go, every entry is taken once and acknowledged."""
+    server = redis_server()
+    proxy = await AcksCut(server.port).start()
+    holder = await Replica(proxy.url, "node-a", max_inflight=10).start()
+    try:
+        await async_wait_until(
+            lambda: holder.sample("exesdb_redis_work_queue_leader") == 1, 10, "leads"
+        )
+        with server.client() as client:
+            ids = [client.xadd(STREAM, signed_entry()) for _ in range(100)]
+        await async_wait_until(lambda: proxy.cut >= 5, 20, "acknowledgements cut again and again")
+        assert 10 <= len(holder.taken) < 20, len(holder.taken)
+        proxy.cutting = False
+        await async_wait_until(lambda: len(holder.taken) == len(ids), 20, "all taken")
+        with server.client() as client:
+            await async_wait_until(
+                lambda: client.xpending(STREAM, GROUP)["pending"] == 0, 20, "all acknowledged"
+            )
+        assert len({e.id for e in holder.taken}) == len(ids)
+    finally:
+        await holder.aclose()
+        await proxy.aclose()

@@ -162,6 +162,8 @@ class Writer:
         # wait is acknowledged again), in the order handled; their number.
         self._acks: dict[str, dict[bytes, None]] = {}
         self._ack_count = 0
+        self._acks_sending = 0  # taken out of the queue by a write under way
+        self._acks_written: list[Callable[[], None]] = []
         self._wake = asyncio.Event()  # anything to do
         self._frames = asyncio.Event()  # frames to write: lingering acknowledgements go now
         # Set at the end of each pass and on each failed command: ``flush`` looks again.
@@ -257,6 +259,16 @@ class Writer:
             ids[entry_id] = None
             self._ack_count += 1
         self._wake.set()
+
+    @property
+    def unacknowledged(self) -> int:
+        """Acknowledgements queued, or being written: not written yet."""
+        return self._ack_count + self._acks_sending
+
+    def when_acknowledged(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` each time the acknowledgements queued were written (or dropped,
+        refused for good): fewer wait."""
+        self._acks_written.append(callback)
 
     def wake(self) -> None:
         """Look for work now (e.g. frames buffered or spooled before the loop started)."""
@@ -536,7 +548,7 @@ class Writer:
 
     async def _write_acks(self) -> None:
         acks, self._acks = self._acks, {}
-        self._ack_count = 0
+        self._acks_sending, self._ack_count = self._ack_count, 0
         if not acks:
             return
         try:
@@ -561,6 +573,10 @@ class Writer:
             raise
         else:
             self._link.taken_aside((self, "acks"))
+        finally:
+            self._acks_sending = 0
+        for callback in self._acks_written:
+            callback()
 
     def _put_back(self, acks: dict[str, dict[bytes, None]]) -> None:
         """Queue ``acks``, whose write failed, again: in front of those queued meanwhile, each id
