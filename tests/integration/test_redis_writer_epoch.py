@@ -248,3 +248,65 @@ async def test_the_holder_takes_no_more_entries_while_its_acknowledgements_pile_
     finally:
         await holder.aclose()
         await proxy.aclose()
+
+
+class AcksHeld(Proxy):
+    """A proxy that holds back what comes with an XACK (and after it on that connection) until
+    ``release()``; ``seen`` is set once one came."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port)
+        self.seen = asyncio.Event()
+        self._released = asyncio.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def _pipes(
+        self,
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        server_r: asyncio.StreamReader,
+        server_w: asyncio.StreamWriter,
+    ) -> tuple[Coroutine[Any, Any, None], Coroutine[Any, Any, None]]:
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                if b"XACK" in data.upper():
+                    self.seen.set()
+                    await self._released.wait()
+                server_w.write(data)
+                await server_w.drain()
+
+        async def downstream() -> None:
+            while data := await server_r.read(65536):
+                client_w.write(data)
+                await client_w.drain()
+
+        return upstream(), downstream()
+
+
+async def test_a_stop_waits_for_the_acknowledgements_being_written(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A stop's flush that begins while acknowledgements are on their way to Redis waits for
+    them (within its time), not only for those still queued: their entries are acknowledged
+    when it returns, not left for the next holder to take again."""
+    server = redis_server()
+    with server.client() as client:
+        client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        entry_id = client.xadd(STREAM, {"e": b"{}", "s": b"00"})
+        client.xreadgroup(GROUP, "tester", {STREAM: ">"})
+    proxy = await AcksHeld(server.port).start()
+    try:
+        async with running_writer(proxy.url) as (writer, link):
+            writer.send(Frame("ex_esdb_audit", b"body", "00"))  # fan-out: nothing kept
+            await async_wait_until(lambda: link.connected, 10, "connected")
+            writer.acknowledge(STREAM, entry_id)
+            await async_wait_until(proxy.seen.is_set, 10, "the XACK on its way")
+            # The XACK held a moment longer than the flush's first look.
+            asyncio.get_running_loop().call_later(0.2, proxy.release)
+            await writer.flush(5.0)
+            with server.client() as client:
+                assert client.xpending(STREAM, GROUP)["pending"] == 0
+    finally:
+        await proxy.aclose()

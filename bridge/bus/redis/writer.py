@@ -283,7 +283,7 @@ class Writer:
         without one."""
         self._closed = True
         deadline = time.monotonic() + seconds
-        while (self._buffer or self._acks) and self._link.connected:
+        while (self._buffer or self.unacknowledged) and self._link.connected:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
