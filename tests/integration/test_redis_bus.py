@@ -63,6 +63,7 @@ class Replica:
         spool_dir: Path | None = None,
         block_ms: int = 200,
         http: bool = False,
+        max_inflight: int = 4_000,
     ) -> None:
         self.registry = CollectorRegistry()
         self.http = http  # served on a loopback port (``scrape``)
@@ -83,6 +84,7 @@ class Replica:
             replay_window_ms=replay_window_ms,
             spool_dir=spool_dir,
             block_ms=block_ms,
+            max_inflight=max_inflight,
             backoff_seconds=0.05,
             max_backoff_seconds=0.5,
             registry=self.registry,

@@ -14,7 +14,7 @@ from bridge.bus.redis.link import Link, redis_client
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_bus import ALERTS, Replica, has_seen, refused_writes, replicas
 from tests.integration.test_redis_spool import Proxy
-from tests.support import ManualClock, async_wait_until
+from tests.support import ManualClock, async_wait_until, refusing_port
 
 pytestmark = pytest.mark.integration
 
@@ -155,3 +155,48 @@ async def test_a_read_cut_short_by_a_demotion_is_told_as_one_and_reconnects(
     assert all("master -> replica" in message for message in told), told
     assert all(message.endswith(RECONNECTING) for message in told), told
     await async_wait_until(lambda: not client_ids(old) & before, 10, "the old ones closed")
+
+
+async def test_readonly_past_a_minute_of_reconnections_says_once_the_url_names_a_read_replica(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis that still refuses writes READONLY a minute of reconnections on (the URL names a
+    read replica, not a primary a failover demoted) is told once to be one, with what to do."""
+    server = redis_server()
+    clock = ManualClock()
+    backoff = Backoff(base=0.001, cap=0.004, jitter=0.0)
+    link = Link(server.url, redis_client(server.url, block_ms=200), backoff, clock=clock)
+    failures = [0]
+
+    def failed() -> None:
+        failures[0] += 1
+
+    async def write() -> float:
+        await link.command("SET", "k", "v")
+        return 0.0
+
+    def told() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "read replica" in r.getMessage()]
+
+    with refusing_port() as port, server.client() as client:
+        client.replicaof("127.0.0.1", port)  # a read replica whose primary is away
+        loop = asyncio.create_task(link.keep_trying(write, failed=failed))
+        try:
+            for step in range(30):  # a minute, then another, in steps within one refusal
+                clock.advance(4.0)
+                await refused_again(failures, 3)
+                if step < 14 or step >= 16:  # the first refusal came at 0 or 4 s
+                    assert len(told()) == (step >= 16), (step, told())
+        finally:
+            link.stopping.set()
+            await asyncio.gather(loop)
+            await link.client.aclose()
+    [said] = told()
+    assert "EXESDB_BUS names a read replica" in said
+    assert "point EXESDB_BUS at the primary" in said
+
+
+async def refused_again(failures: list[int], times: int) -> None:
+    """Wait until ``failures[0]`` (a loop's failures) grew by ``times``."""
+    until = failures[0] + times
+    await async_wait_until(lambda: failures[0] >= until, 10, f"{times} refusals")

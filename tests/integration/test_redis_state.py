@@ -193,6 +193,30 @@ async def test_scripts_whose_pexpire_the_acl_refuses_are_told_naming_them(
         await client.aclose()
 
 
+async def test_a_refused_read_of_some_records_ends_with_the_next_such_read_whatever_its_size(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A read of some records that the ACL refuses (HMGET) is told until the next such read
+    gets through once granted, however many records that one asks for."""
+    server = redis_server()
+    with server.client() as admin:
+        admin.execute_command("ACL", "SETUSER", "bridge", "on", ">pw", "~*", "+@all", "-hmget")
+    url = f"redis://bridge:pw@127.0.0.1:{server.port}/0"
+    client = Redis.from_url(url)
+    link = Link(url, client, Backoff(0.01, 0.1, 0.0))
+    a = RedisSharedState(link, Layout("exesdb"), consumer="a:1", node="a")
+    try:
+        with pytest.raises(TransportError, match="NOPERM"):
+            await a.read("alerts", ["x", "y", "z"])
+        assert "NOPERM" in (link.trouble() or "")
+        with server.client() as admin:
+            admin.execute_command("ACL", "SETUSER", "bridge", "+hmget")
+        assert await a.read("alerts", ["x"]) is None
+        assert "NOPERM" not in (link.trouble() or "")
+    finally:
+        await client.aclose()
+
+
 async def test_records_lost_with_redis_read_as_none_and_can_be_put_back_whole(states) -> None:
     """After Redis lost its data the records read as None (not empty); a restoring change puts
     them back whole."""

@@ -1,5 +1,5 @@
 """The Redis writer on a real redis-server: the data set's epoch it holds, and acknowledgements that
-wait while Redis refuses its writes.
+wait while Redis refuses them for now.
 
 A writer is built alone on a ``Link`` (as in ``test_redis_spool.py``); a proxy between it and Redis
 changes Redis's data between two of its commands, where a race would.
@@ -17,9 +17,9 @@ from redis.asyncio import Redis
 from bridge.bus import Frame
 from bridge.bus.redis import GROUP
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_redis_bus import ALERTS, calls
+from tests.integration.test_redis_bus import ALERTS, Replica, calls, signed_entry
 from tests.integration.test_redis_spool import Proxy, running_writer
-from tests.support import async_wait_until
+from tests.support import async_wait_until, refusing_port
 
 pytestmark = pytest.mark.integration
 
@@ -98,31 +98,215 @@ async def test_an_epoch_gone_before_the_writer_read_it_is_asked_again_not_taken_
 async def test_entries_claimed_again_while_acks_wait_are_acknowledged_once_each(
     redis_server: Callable[[], RedisServer],
 ) -> None:
-    """While a full Redis refuses the epoch's SET, entries handled again (claimed anew) queue no
-    second acknowledgement: once Redis takes writes, one XACK names each entry once, in order."""
+    """While Redis refuses the acknowledgements for now (READONLY), entries handled again
+    (claimed anew) queue no second one: once Redis takes writes, one XACK names each entry once,
+    in order."""
     server = redis_server()
     with server.client() as client:
         client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
         ids = [client.xadd(STREAM, {"e": b"{}", "s": b"00"}) for _ in range(5)]
         client.xreadgroup(GROUP, "tester", {STREAM: ">"})
+        client.set(EPOCH, "ours")  # a data set's: the writer only reads it
         client.config_set("slowlog-log-slower-than", 0)  # every command logged with its words
         client.config_set("slowlog-max-len", 10_000)
+        with refusing_port() as port:
+            client.replicaof("127.0.0.1", port)  # read-only, its data kept: no primary to sync
+            async with running_writer(server.url) as (writer, _):
+                for round_ in range(7):  # handled again after each claim
+                    for entry_id in ids:
+                        writer.acknowledge(STREAM, entry_id)
+                    await refused_xacks(server, round_ + 1)
+                client.slowlog_reset()
+                client.replicaof("no", "one")
+                await async_wait_until(
+                    lambda: client.xpending(STREAM, GROUP)["pending"] == 0, 10, "acknowledged"
+                )
+        acks = [
+            entry["command"].split()[3:]
+            for entry in client.slowlog_get(10_000)
+            if entry["command"].upper().startswith(b"XACK ")
+        ]
+    assert acks == [ids]
+
+
+async def test_acknowledgements_refused_for_now_wait_and_go_once_redis_takes_writes(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """Acknowledgements a Redis refuses for now (READONLY: a primary demoted) are kept, not
+    dropped: once it takes writes again (promoted back) every entry is acknowledged."""
+    server = redis_server()
+    with server.client() as client:
+        client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        ids = [client.xadd(STREAM, {"e": b"{}", "s": b"00"}) for _ in range(3)]
+        client.xreadgroup(GROUP, "tester", {STREAM: ">"})
+        client.set(EPOCH, "ours")  # a data set's: the writer only reads it
+        with refusing_port() as port:
+            client.replicaof("127.0.0.1", port)  # read-only, its data kept: no primary to sync
+            async with running_writer(server.url) as (writer, _):
+                for entry_id in ids:
+                    writer.acknowledge(STREAM, entry_id)
+                await refused_xacks(server, 1)
+                client.replicaof("no", "one")
+                await async_wait_until(
+                    lambda: client.xpending(STREAM, GROUP)["pending"] == 0, 10, "acknowledged"
+                )
+
+
+async def refused_xacks(server: RedisServer, count: int) -> None:
+    """Wait until ``server`` refused XACK ``count`` times in all."""
+    await async_wait_until(lambda: rejected(server, "xack") >= count, 10, f"{count} refused")
+
+
+def rejected(server: RedisServer, command: str) -> int:
+    """How many times Redis refused ``command`` on ``server`` (READONLY, OOM, …)."""
+    with server.client() as client:
+        stats = client.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("rejected_calls", 0))
+
+
+async def test_acknowledgements_go_through_a_full_redis_that_lost_the_epoch(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A Redis out of memory (noeviction) without the epoch key refuses its SET, but the
+    acknowledgements queued meanwhile still go through (XACK frees memory)."""
+    server = redis_server()
+    with server.client() as client:
+        client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        ids = [client.xadd(STREAM, {"e": b"{}", "s": b"00"}) for _ in range(3)]
+        client.xreadgroup(GROUP, "tester", {STREAM: ">"})
         client.config_set("maxmemory-policy", "noeviction")
         client.config_set("maxmemory", 1)
-    async with running_writer(server.url) as (writer, _):
-        for _ in range(7):  # handled again after each claim
-            for entry_id in ids:
-                writer.acknowledge(STREAM, entry_id)
-            await async_wait_until(lambda: writer.held_back is not None, 10, "refused")
-        with server.client() as client:
-            client.slowlog_reset()
+        try:
+            async with running_writer(server.url) as (writer, _):
+                for entry_id in ids:
+                    writer.acknowledge(STREAM, entry_id)
+                await async_wait_until(
+                    lambda: client.xpending(STREAM, GROUP)["pending"] == 0, 10, "acknowledged"
+                )
+                assert writer.held_back is not None  # the epoch's SET refused all along
+                assert client.get(EPOCH) is None
+        finally:
             client.config_set("maxmemory", 0)
+
+
+class AcksCut(Proxy):
+    """A proxy that cuts each connection an XACK comes on while ``cutting`` (Redis unreachable
+    for the acknowledgements alone), counting them in ``cut``."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port)
+        self.cutting = True
+        self.cut = 0
+
+    def _pipes(
+        self,
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        server_r: asyncio.StreamReader,
+        server_w: asyncio.StreamWriter,
+    ) -> tuple[Coroutine[Any, Any, None], Coroutine[Any, Any, None]]:
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                if self.cutting and b"XACK" in data.upper():
+                    self.cut += 1
+                    return
+                server_w.write(data)
+                await server_w.drain()
+
+        async def downstream() -> None:
+            while data := await server_r.read(65536):
+                client_w.write(data)
+                await client_w.drain()
+
+        return upstream(), downstream()
+
+
+async def test_the_holder_takes_no_more_entries_while_its_acknowledgements_pile_up(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """While Redis takes no acknowledgement, the lease holder stops taking entries once
+    ``max_inflight`` of them wait (fewer than twice that taken): the rest wait in Redis, and
+    once the acknowledgements go, every entry is taken once and acknowledged."""
+    server = redis_server()
+    proxy = await AcksCut(server.port).start()
+    holder = await Replica(proxy.url, "node-a", max_inflight=10).start()
+    try:
+        await async_wait_until(
+            lambda: holder.sample("exesdb_redis_work_queue_leader") == 1, 10, "leads"
+        )
+        with server.client() as client:
+            ids = [client.xadd(STREAM, signed_entry()) for _ in range(100)]
+        await async_wait_until(lambda: proxy.cut >= 5, 20, "acknowledgements cut again and again")
+        assert 10 <= len(holder.taken) < 20, len(holder.taken)
+        proxy.cutting = False
+        await async_wait_until(lambda: len(holder.taken) == len(ids), 20, "all taken")
+        with server.client() as client:
             await async_wait_until(
-                lambda: client.xpending(STREAM, GROUP)["pending"] == 0, 10, "acknowledged"
+                lambda: client.xpending(STREAM, GROUP)["pending"] == 0, 20, "all acknowledged"
             )
-            acks = [
-                entry["command"].split()[3:]
-                for entry in client.slowlog_get(10_000)
-                if entry["command"].upper().startswith(b"XACK ")
-            ]
-    assert acks == [ids]
+        assert len({e.id for e in holder.taken}) == len(ids)
+    finally:
+        await holder.aclose()
+        await proxy.aclose()
+
+
+class AcksHeld(Proxy):
+    """A proxy that holds back what comes with an XACK (and after it on that connection) until
+    ``release()``; ``seen`` is set once one came."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port)
+        self.seen = asyncio.Event()
+        self._released = asyncio.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def _pipes(
+        self,
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        server_r: asyncio.StreamReader,
+        server_w: asyncio.StreamWriter,
+    ) -> tuple[Coroutine[Any, Any, None], Coroutine[Any, Any, None]]:
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                if b"XACK" in data.upper():
+                    self.seen.set()
+                    await self._released.wait()
+                server_w.write(data)
+                await server_w.drain()
+
+        async def downstream() -> None:
+            while data := await server_r.read(65536):
+                client_w.write(data)
+                await client_w.drain()
+
+        return upstream(), downstream()
+
+
+async def test_a_stop_waits_for_the_acknowledgements_being_written(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A stop's flush that begins while acknowledgements are on their way to Redis waits for
+    them (within its time), not only for those still queued: their entries are acknowledged
+    when it returns, not left for the next holder to take again."""
+    server = redis_server()
+    with server.client() as client:
+        client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        entry_id = client.xadd(STREAM, {"e": b"{}", "s": b"00"})
+        client.xreadgroup(GROUP, "tester", {STREAM: ">"})
+    proxy = await AcksHeld(server.port).start()
+    try:
+        async with running_writer(proxy.url) as (writer, link):
+            writer.send(Frame("ex_esdb_audit", b"body", "00"))  # fan-out: nothing kept
+            await async_wait_until(lambda: link.connected, 10, "connected")
+            writer.acknowledge(STREAM, entry_id)
+            await async_wait_until(proxy.seen.is_set, 10, "the XACK on its way")
+            # The XACK held a moment longer than the flush's first look.
+            asyncio.get_running_loop().call_later(0.2, proxy.release)
+            await writer.flush(5.0)
+            with server.client() as client:
+                assert client.xpending(STREAM, GROUP)["pending"] == 0
+    finally:
+        await proxy.aclose()

@@ -47,6 +47,7 @@ class ConsumerGroup:
         consumer: str,
         deliver: FrameReceiver,
         acknowledge: Callable[[str, bytes], None],
+        unacknowledged: Callable[[], int],
         claim_idle_ms: int,
         replay_window_ms: int,
         batch_size: int,
@@ -54,13 +55,16 @@ class ConsumerGroup:
         max_inflight: int,
         clock: Callable[[], float],
     ) -> None:
-        """``acknowledge(stream, entry id)`` queues the XACK of an entry once handled."""
+        """``acknowledge(stream, entry id)`` queues the XACK of an entry once handled;
+        ``unacknowledged()`` says how many queued wait to be written (``acks_written`` is called
+        as they go): from ``max_inflight`` of them on, nothing more is read or claimed."""
         self._link = link
         self._layout = layout
         self._lease = lease
         self.consumer = consumer
         self._deliver = deliver
         self._acknowledge = acknowledge
+        self._unacknowledged = unacknowledged
         self._claim_idle_ms = claim_idle_ms
         self._replay_window_ms = replay_window_ms
         self._batch = batch_size
@@ -111,7 +115,7 @@ class ConsumerGroup:
 
     async def _read_step(self) -> float | None:
         await self._lease.held.wait()
-        room = self._max_inflight - len(self._inflight)
+        room = self._room_left()
         if room <= 0:
             self._room.clear()
             await self._room.wait()
@@ -245,6 +249,20 @@ class ConsumerGroup:
         if frames:
             self._deliver(frames)
 
+    def _room_left(self) -> int:
+        """How many more entries may be taken now: up to ``max_inflight`` in hand, and none while
+        ``max_inflight`` acknowledgements wait (Redis refusing them, unreachable for them): those
+        entries stay in Redis, rather than their ids pile up here. So at most twice
+        ``max_inflight`` acknowledgements wait (those in hand, settled, join them)."""
+        return min(
+            self._max_inflight - len(self._inflight),
+            self._max_inflight - self._unacknowledged(),
+        )
+
+    def acks_written(self) -> None:
+        """The writer wrote (or gave up on) the acknowledgements queued: room to read again."""
+        self._room.set()
+
     def _settle(self, key: str, entry_id: bytes) -> None:
         """The ack of a work-queue frame: queued for the writer, which batches XACKs."""
         self._inflight.pop((key, entry_id), None)
@@ -281,8 +299,8 @@ class ConsumerGroup:
 
     async def _claim(self, key: str) -> None:
         start: bytes | str = "0-0"
-        while len(self._inflight) < self._max_inflight:
-            count = min(self._batch, self._max_inflight - len(self._inflight))
+        while (room := self._room_left()) > 0:
+            count = min(self._batch, room)
             reply = await self._link.command(
                 "XAUTOCLAIM", key, GROUP, self.consumer, self._claim_idle_ms, start, "COUNT", count
             )

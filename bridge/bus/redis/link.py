@@ -113,6 +113,11 @@ _RECONNECTING: Final = (
     " and retrying with backoff"
 )
 
+# How long a Redis may go on refusing writes READONLY through reconnections before it is told to
+# be a read replica that EXESDB_BUS names, not a primary a failover demoted: a failover moves a
+# name to the new primary within seconds (a Service, a managed endpoint) or a DNS TTL.
+_READ_REPLICA_SECONDS: Final = 60.0
+
 # What the bridge's words add to Redis's when Redis refuses its credentials, or one of its
 # commands or keys (an ACL user without a rule the bridge needs).
 _CREDENTIALS_HINT: Final = (
@@ -239,6 +244,9 @@ class Link:
         self._clock = clock
         self._refusals: dict[object, tuple[float, str]] = {}  # owner -> (when, what was said)
         self._reconnect_after = 0.0  # when a READONLY refusal may close the connections again
+        # The READONLY refusals going on: when the first and the last came, the reconnections
+        # since, and whether the URL was told to name a read replica.
+        self._readonly: tuple[float, float, int, bool] = (0.0, -float("inf"), 0, False)
         self._when_down: list[Callable[[], None]] = []
 
     async def command(self, *args: str | bytes | int) -> Any:
@@ -432,14 +440,41 @@ class Link:
         backoff step of the refusal that asks): the loops refused together close them once.
         Those in use close as they are given back, so that no command under way is cut."""
         now = self._clock()
+        self._still_demoted(now)
         if now < self._reconnect_after:
             return
         self._reconnect_after = now + wait
+        first, last, reconnections, told = self._readonly
+        self._readonly = (first, last, reconnections + 1, told)
         pool = self.client.connection_pool
         with contextlib.suppress(*RETRYABLE):
             # redis-py 7.0 and later (pyproject pins it); the method has no annotations.
             await pool.update_active_connections_for_reconnect()  # type: ignore[no-untyped-call]
             await pool.disconnect(inuse_connections=False)
+
+    def _still_demoted(self, now: float) -> None:
+        """Note a READONLY refusal at ``now``: one going on for ``_READ_REPLICA_SECONDS``
+        through reconnections comes of a read replica, told once while the refusals go on (none
+        for ``refusal_seconds`` ends them)."""
+        first, last, reconnections, told = self._readonly
+        if now - last > self.refusal_seconds:
+            first, reconnections, told = now, 0, False
+        if not told and reconnections and now - first >= _READ_REPLICA_SECONDS:
+            told = True
+            _logger.warning(
+                "Redis at %s has refused the bridge's writes READONLY for %d s through %d"
+                " reconnection(s): EXESDB_BUS names a read replica (or a name that a failover"
+                " did not move to the new primary); point EXESDB_BUS at the primary, or at a"
+                " name that leads to it through a failover (a Sentinel-managed Service, a managed"
+                " Redis's primary endpoint): until then the bridge writes nothing there (its"
+                " frames wait in its buffer and spool, /readyz answers 503), and reconnects at"
+                " most once every %g s",
+                safe_url(self.url),
+                now - first,
+                reconnections,
+                self.backoff.cap,
+            )
+        self._readonly = (first, now, reconnections, told)
 
     async def keep_running(self, name: str, stage: Callable[[], Awaitable[None]]) -> None:
         """Run one background stage; a bug in it is logged and counted, and the stage restarts."""

@@ -191,7 +191,9 @@ class RedisSharedState:
         """
         key = self._layout.state(name)
         wanted = list(keys)
-        with self._link.boundary(f"read {len(wanted)} of the {name} records"):
+        with self._link.boundary(
+            f"read {len(wanted)} of the {name} records", work=f"read some of the {name} records"
+        ):
             pipe = self._link.client.pipeline(transaction=True)
             pipe.exists(f"{key}:kept")
             pipe.exists(key)

@@ -137,6 +137,7 @@ class RedisTransport:
             consumer=self.consumer,
             deliver=self._deliver,
             acknowledge=self._writer.acknowledge,
+            unacknowledged=lambda: self._writer.unacknowledged,
             claim_idle_ms=claim_idle_ms,
             replay_window_ms=replay_window_ms,
             batch_size=batch_size,
@@ -144,6 +145,7 @@ class RedisTransport:
             max_inflight=max_inflight,
             clock=clock,
         )
+        self._writer.when_acknowledged(group.acks_written)
         self._work_queue = WorkQueue(link, lease, group)
         self._node_name = RedisNodeNameCheck(link, layout, node=node, lease_ms=claim_idle_ms)
         self._capabilities = TransportCapabilities(

@@ -162,6 +162,8 @@ class Writer:
         # wait is acknowledged again), in the order handled; their number.
         self._acks: dict[str, dict[bytes, None]] = {}
         self._ack_count = 0
+        self._acks_sending = 0  # taken out of the queue by a write under way
+        self._acks_written: list[Callable[[], None]] = []
         self._wake = asyncio.Event()  # anything to do
         self._frames = asyncio.Event()  # frames to write: lingering acknowledgements go now
         # Set at the end of each pass and on each failed command: ``flush`` looks again.
@@ -258,6 +260,16 @@ class Writer:
             self._ack_count += 1
         self._wake.set()
 
+    @property
+    def unacknowledged(self) -> int:
+        """Acknowledgements queued, or being written: not written yet."""
+        return self._ack_count + self._acks_sending
+
+    def when_acknowledged(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` each time the acknowledgements queued were written (or dropped,
+        refused for good): fewer wait."""
+        self._acks_written.append(callback)
+
     def wake(self) -> None:
         """Look for work now (e.g. frames buffered or spooled before the loop started)."""
         if self._buffer or self.spool_bytes:
@@ -265,13 +277,13 @@ class Writer:
             self._wake.set()
 
     async def flush(self, seconds: float, *, until: float | None = None) -> None:
-        """Stop taking frames; write what is buffered (for up to ``seconds``, while connected);
-        keep what is left in the spool for the next start (its disk waited for until the
+        """Stop taking frames; write what is buffered and the acknowledgements queued or under
+        way (for up to ``seconds``, while connected); keep what is left in the spool for the next start (its disk waited for until the
         monotonic time ``until``, if given, half a second at least), or count it as dropped
         without one."""
         self._closed = True
         deadline = time.monotonic() + seconds
-        while (self._buffer or self._acks) and self._link.connected:
+        while (self._buffer or self.unacknowledged) and self._link.connected:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -341,9 +353,12 @@ class Writer:
         # Our own frames must come after the tail we read from, or we would miss them.
         await self._positioned.wait()
         try:
+            # Acknowledgements first: they need no epoch (one of a Redis that lost its data names
+            # no entry it holds), and a Redis out of memory, which refuses the epoch's SET when
+            # the key is gone, takes XACK (it frees memory).
+            await self._write_acks()
             if self._epoch_unchecked:
                 await self._check_epoch()  # its SET NX, when needed, refused as the writes are
-            await self._write_acks()
             await self._write_buffered()
             await self._write_spooled()
         except ResponseError as exc:
@@ -378,7 +393,7 @@ class Writer:
         client = self._link.client
         key = self._layout.epoch
         # Read first, set only when missing: a Redis out of memory refuses the SET (even one
-        # that would do nothing), and the acknowledgements after it would wait with it.
+        # that would do nothing), and the frames and the look at what was taken would wait.
         found = await client.get(key)
         if found is None:
             # Ours once set; else another's, unless the key went meanwhile (FLUSHALL, evicted):
@@ -533,7 +548,7 @@ class Writer:
 
     async def _write_acks(self) -> None:
         acks, self._acks = self._acks, {}
-        self._ack_count = 0
+        self._acks_sending, self._ack_count = self._ack_count, 0
         if not acks:
             return
         try:
@@ -546,17 +561,30 @@ class Writer:
             # and acknowledged once the rule is granted.
             self._link.refused_aside(exc, (self, "acks"))
         except ResponseError as exc:
+            if temporary(exc):
+                # Refused for now (READONLY: a demoted primary; MISCONF, LOADING, BUSY): kept
+                # and written after the backoff, as the frames are.
+                self._put_back(acks)
+                raise
             # E.g. the group is gone with a Redis that lost its data: nothing left to ack.
             _logger.debug("acknowledgements refused: %s", exc)
         except BaseException:
-            # Back in front of those queued meanwhile, each id still once.
-            for key, ids in self._acks.items():
-                acks.setdefault(key, {}).update(ids)
-            self._acks = acks
-            self._ack_count = sum(map(len, acks.values()))
+            self._put_back(acks)
             raise
         else:
             self._link.taken_aside((self, "acks"))
+        finally:
+            self._acks_sending = 0
+        for callback in self._acks_written:
+            callback()
+
+    def _put_back(self, acks: dict[str, dict[bytes, None]]) -> None:
+        """Queue ``acks``, whose write failed, again: in front of those queued meanwhile, each id
+        still once."""
+        for key, ids in self._acks.items():
+            acks.setdefault(key, {}).update(ids)
+        self._acks = acks
+        self._ack_count = sum(map(len, acks.values()))
 
     async def _write_buffered(self) -> None:
         """One batch of the buffer, in one round trip; refused frames go back to its front.
