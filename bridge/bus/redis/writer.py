@@ -278,9 +278,9 @@ class Writer:
 
     async def flush(self, seconds: float, *, until: float | None = None) -> None:
         """Stop taking frames; write what is buffered and the acknowledgements queued or under
-        way (for up to ``seconds``, while connected); keep what is left in the spool for the next start (its disk waited for until the
-        monotonic time ``until``, if given, half a second at least), or count it as dropped
-        without one."""
+        way (for up to ``seconds``, while connected); keep what is left in the spool for the
+        next start (its disk waited for until the monotonic time ``until``, if given, half a
+        second at least), or count it as dropped without one."""
         self._closed = True
         deadline = time.monotonic() + seconds
         while (self._buffer or self.unacknowledged) and self._link.connected:
