@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Final
@@ -58,8 +59,11 @@ class ConsumerGroup:
         block_ms: int,
         max_inflight: int,
         clock: Callable[[], float],
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``acknowledge(stream, entry id)`` queues the XACK of an entry once handled."""
+        """``acknowledge(stream, entry id)`` queues the XACK of an entry once handled;
+        ``monotonic`` times the wait, as this replica takes the lease, for what another left
+        pending to settle."""
         self._link = link
         self._layout = layout
         self._lease = lease
@@ -72,6 +76,7 @@ class ConsumerGroup:
         self._block_ms = block_ms
         self._max_inflight = max_inflight
         self._clock = clock
+        self._monotonic = monotonic
         self._keys: list[str] = []
         self._ready = False
         # Entries handed to the bus and not yet settled, and since when.
@@ -209,7 +214,7 @@ class ConsumerGroup:
         if not self._holds(await self._link.client.get(self._layout.leader)):
             return 0.0
         if self._take_over_until is None:
-            self._take_over_until = self._clock() + self._settled_ms / 1000
+            self._take_over_until = self._monotonic() + self._settled_ms / 1000
         keys = await self._others_pending()
         try:
             for key in self._keys if keys is None else keys:
@@ -218,7 +223,7 @@ class ConsumerGroup:
             # As in a claim round: what an answer lost made this consumer's is in its history.
             self._history = dict.fromkeys(self._keys, b"0-0")
             raise
-        if keys and await self._others_pending() and self._clock() < self._take_over_until:
+        if keys and await self._others_pending() and self._monotonic() < self._take_over_until:
             return _TAKE_OVER_LOOK_SECONDS  # some too young yet: claimed once settled
         self._taking_over = False
         self._take_over_until = None
