@@ -228,7 +228,12 @@ def start_listening(
     chosen = port
     for _ in range(tries if movable else 1):
         process = spawn(chosen)
-        wait_until(partial(_settled, process, chosen, ready), timeout, what())
+        try:
+            wait_until(partial(_settled, process, chosen, ready), timeout, what())
+        except BaseException:
+            # Not ready in time (a loaded machine): the caller never gets the process to stop.
+            terminate(process, 5.0)
+            raise
         if process.poll() is None:
             return process
         if not movable or taken.lower() not in log().lower():

@@ -303,6 +303,34 @@ async def test_entries_pending_on_a_dead_consumer_are_claimed_by_a_live_replica(
     assert rescuer.sample("exesdb_redis_claimed_total") == 5
 
 
+async def test_a_new_holder_takes_what_a_dead_one_left_pending_before_anything_newer(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """Entries a holder took and died holding are taken by the next holder as it takes the
+    lease, once idle for half a lease, before the entries written after them: a node's return
+    read before its going down would raise the node_failure again."""
+    server = redis_server()
+    publisher = await Replica(server.url, "publisher", group=False).start()
+    replicas.append(publisher)
+    key = f"exesdb:bus:{ALERTS}"
+    with server.client() as client:
+        client.xgroup_create(key, GROUP, id="0", mkstream=True)
+    await async_wait_until(publisher.ready, 10)
+    left = [publisher.publish_alert(n) for n in range(3)]
+    await async_wait_until(lambda: len(publisher.seen_alerts()) == 3, 10, "written")
+    with server.client() as client:  # the holder that takes them, then dies
+        assert len(client.xreadgroup(GROUP, "dead-holder", {key: ">"}, count=100)[0][1]) == 3
+    newer = [publisher.publish_alert(n) for n in range(3, 6)]
+    await async_wait_until(lambda: len(publisher.seen_alerts()) == 6, 10, "written")
+    # Read a moment ago: a claim round takes them once idle for 2 s, after the newer ones.
+    heir = await Replica(server.url, "heir", claim_idle_ms=2_000).start()
+    replicas.append(heir)
+    await async_wait_until(lambda: len(heir.taken_alerts()) == 6, 10, "all six taken")
+    assert heir.taken_alerts() == left + newer
+    await async_wait_until(lambda: pending(server) == 0, 10, "acknowledged")
+    assert heir.sample("exesdb_redis_claimed_total") == 3
+
+
 @pytest.mark.parametrize(
     ("fields", "reason"),
     [

@@ -8,7 +8,7 @@ Layout, with ``exesdb`` as the key prefix (``layout.py``)::
          (only the instances with group subscribers here, and only by the replica holding
          the work-queue lease ``exesdb:bus:leader``; each entry is acknowledged once its
          subscribers returned; when the holder dies its lease lapses after ``claim_idle_ms``
-         and the next holder claims its pending entries with XAUTOCLAIM)
+         and the next holder claims its pending entries with XAUTOCLAIM, before newer ones)
     exesdb:state:<name>        records the lease holder keeps for the next (the open alerts),
                                changed only under the lease (``shared_state.py``)
     exesdb:state:replica:<node>  the random id of the process last marking node name <node>:

@@ -1,23 +1,27 @@
 """The consumer group: the lease holder reads the work queue and claims what a silent one left.
 
 New entries are read with XREADGROUP; entries left pending by a replica that went silent are
-claimed with XAUTOCLAIM after ``claim_idle_ms``. Each is acknowledged (XACK, by the writer)
-once its subscribers returned, and left pending when they could not handle it. Each read, and
-each claim round, asks Redis whose the lease is: a replica that lost it unawares (with a Redis
-restart's data) steps down rather than take entries beside the new holder, and should it hold
-the lease again first, takes what that read left pending at once, from its own history. So
-does the next read after one whose answer was lost.
+claimed with XAUTOCLAIM after ``claim_idle_ms``, and by a replica as it takes the lease once idle
+for half of that, before it reads anything newer: a holder killed just after it took an entry (a
+node going down) would otherwise have it claimed after a newer one (the node back) was handled,
+raising again the alert that one resolved. Each is acknowledged (XACK, by the writer) once its
+subscribers returned, and left pending when they could not handle it. Each read, and each claim
+round, asks Redis whose the lease is: a replica that lost it unawares (with a Redis restart's data)
+steps down rather than take entries beside the new holder, and should it hold the lease again
+first, takes what that read left pending at once, from its own history. So does the next read after
+one whose answer was lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Final
 
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, ResponseError
 
 from bridge.bus.redis.layout import GROUP, Layout, RawEntries, read_reply, text, unpack_flat
 from bridge.bus.redis.lease import Lease
@@ -33,6 +37,8 @@ _logger = logging.getLogger(__name__)
 _CONSUMER_SWEEP_CYCLES: Final = 20
 # Claim rounds are at most this far apart.
 _MAX_CLAIM_INTERVAL_SECONDS: Final = 5.0
+# As it takes the lease, a replica looks this often whether what another left has settled.
+_TAKE_OVER_LOOK_SECONDS: Final = 0.1
 
 
 class ConsumerGroup:
@@ -54,10 +60,13 @@ class ConsumerGroup:
         block_ms: int,
         max_inflight: int,
         clock: Callable[[], float],
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """``acknowledge(stream, entry id)`` queues the XACK of an entry once handled;
         ``unacknowledged()`` says how many queued wait to be written (``acks_written`` is called
-        as they go): from ``max_inflight`` of them on, nothing more is read or claimed."""
+        as they go): from ``max_inflight`` of them on, nothing more is read or claimed.
+        ``monotonic`` times the wait, as this replica takes the lease, for what another left
+        pending to settle."""
         self._link = link
         self._layout = layout
         self._lease = lease
@@ -71,6 +80,7 @@ class ConsumerGroup:
         self._block_ms = block_ms
         self._max_inflight = max_inflight
         self._clock = clock
+        self._monotonic = monotonic
         self._keys: list[str] = []
         self._ready = False
         # Entries handed to the bus and not yet settled, and since when.
@@ -82,6 +92,17 @@ class ConsumerGroup:
         # left them pending here, untaken. None: nothing to look for.
         self._history: dict[str, bytes] | None = None
         self._claim_rounds = 0
+        # Set as this replica takes the lease: what the holders before it left pending is
+        # claimed before the first read of new entries (``_take_over``).
+        self._taking_over = False
+        self._take_over_until: float | None = None  # the wait for entries to settle ends then
+        # How long another consumer's entry is left idle before this replica, taking the lease,
+        # claims it: half a lease. A holder renews its lease every third of one, so a killed
+        # one's entries are older than that as its lease runs out, and taken at once; one that
+        # gave the lease up after handling them has its acknowledgements written by then (its
+        # writer lingers 10 ms for more): they are not handled here again.
+        self._settled_ms = claim_idle_ms // 2
+        lease.on_lead(self._on_lead)
         # Claims told at most once a minute per stream: an entry whose handling keeps failing
         # (an alert stage that cannot store it) is claimed again at every claim time.
         self._told = LogThrottle()
@@ -123,6 +144,8 @@ class ConsumerGroup:
         if not self._ready:
             await self._create()
         history = self._history
+        if history is None and self._taking_over:
+            return await self._take_over()
         ids: list[bytes | str]
         if history is not None:
             keys, ids = list(history), list(history.values())
@@ -179,6 +202,54 @@ class ConsumerGroup:
             self._history = further or None
             return 0.0
         return linger(read, self._batch)
+
+    async def _on_lead(self) -> None:
+        self._taking_over = True
+        self._take_over_until = None
+
+    async def _take_over(self) -> float:
+        """Claim what the holders before this one left pending before this replica reads
+        anything newer: claimed after a newer entry was handled (a node's return read before
+        its going down, taken by a holder killed before it acknowledged it), an entry would undo
+        what that one did. Entries are claimed once idle for half a lease, not the whole
+        (``_settled_ms``), waiting for those younger, for half a lease at most (then the claim
+        rounds take them)."""
+        # Under the lease as Redis has it, as a claim round (see _read_step).
+        if not self._holds(await self._link.client.get(self._layout.leader)):
+            return 0.0
+        if self._take_over_until is None:
+            self._take_over_until = self._monotonic() + self._settled_ms / 1000
+        keys = await self._others_pending()
+        try:
+            for key in self._keys if keys is None else keys:
+                await self._claim(key, min_idle_ms=self._settled_ms)
+        except BaseException:
+            # As in a claim round: what an answer lost made this consumer's is in its history.
+            self._history = dict.fromkeys(self._keys, b"0-0")
+            raise
+        if keys and await self._others_pending() and self._monotonic() < self._take_over_until:
+            return _TAKE_OVER_LOOK_SECONDS  # some too young yet: claimed once settled
+        self._taking_over = False
+        self._take_over_until = None
+        return 0.0
+
+    async def _others_pending(self) -> list[str] | None:
+        """The streams where consumers other than this one have entries pending; None when
+        Redis does not let this user ask (XPENDING refused): each is claimed from once, and
+        what is too young then is left to the claim rounds."""
+        pipe = self._link.client.pipeline(transaction=False)
+        for key in self._keys:
+            pipe.xpending(key, GROUP)
+        replies = await pipe.execute(raise_on_error=False)
+        keys = []
+        for key, reply in zip(self._keys, replies, strict=True):
+            if isinstance(reply, NoPermissionError):
+                return None
+            if isinstance(reply, Exception):
+                raise reply
+            if any(text(c["name"]) != self.consumer for c in reply.get("consumers") or ()):
+                keys.append(key)
+        return keys
 
     async def _create(self) -> None:
         # Start no further back than the replay window: older entries were written before any
@@ -297,12 +368,14 @@ class ConsumerGroup:
         self._forget_stale_inflight()
         return 0.0
 
-    async def _claim(self, key: str) -> None:
+    async def _claim(self, key: str, *, min_idle_ms: int | None = None) -> None:
+        """Claim the entries of ``key`` idle for ``min_idle_ms`` (``claim_idle_ms``: None)."""
+        idle = self._claim_idle_ms if min_idle_ms is None else min_idle_ms
         start: bytes | str = "0-0"
         while (room := self._room_left()) > 0:
             count = min(self._batch, room)
             reply = await self._link.command(
-                "XAUTOCLAIM", key, GROUP, self.consumer, self._claim_idle_ms, start, "COUNT", count
+                "XAUTOCLAIM", key, GROUP, self.consumer, idle, start, "COUNT", count
             )
             start, entries = reply[0], reply[1]
             deleted = reply[2] if len(reply) > 2 else []
