@@ -655,14 +655,31 @@ async def _json_refusals(request: web.Request, handler: Route) -> web.StreamResp
 
 def _transfer_coding_refused(request: web.Request) -> web.Response | None:
     """501 for a request whose ``Transfer-Encoding`` is other than ``chunked`` alone, as RFC 9112
-    asks of a transfer coding the server does not understand, and the connection closed.
+    asks of a transfer coding the server does not understand, 400 for an HTTP/1.0 request with
+    one at all, and the connection closed.
 
     aiohttp frames such a body by its final ``chunked`` and ignores the codings before it
     (``gzip, chunked`` read as plain JSON, ``identity, chunked`` as chunked): a proxy in front
     that reads the framing otherwise would disagree with the bridge on where a request ends.
     """
     coding = request.headers.get("Transfer-Encoding")
-    if coding is None or coding.strip().lower() == "chunked":
+    if coding is None:
+        return None
+    if request.version < (1, 1):
+        # RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing, and the
+        # connection closes. aiohttp would read such a body chunked and keep the connection;
+        # Go's server (so a proxy or exporter in front) ignores the header on HTTP/1.0 and
+        # frames by Content-Length: the two would disagree on where the request ends.
+        answer = error_response(
+            400,
+            "bad_request",
+            "Transfer-Encoding is not part of HTTP/1.0: send the body with a Content-Length,"
+            " or the request as HTTP/1.1",
+            "Transfer-Encoding",
+        )
+        answer.force_close()  # the body is not read: its framing is not trusted
+        return answer
+    if coding.strip().lower() == "chunked":
         return None
     shown = clipped(repr(coding), MAX_NAME_SHOWN)
     answer = error_response(

@@ -1307,6 +1307,40 @@ async def test_a_transfer_coding_other_than_chunked_is_501_and_the_connection_cl
     assert server.bridge.integration.enabled()
 
 
+async def test_an_http_1_0_request_with_a_transfer_encoding_is_400_and_the_connection_closes(
+    serve: ServerFactory,
+) -> None:
+    """An HTTP/1.0 request with ``Transfer-Encoding: chunked`` and keep-alive is not read as
+    chunked (RFC 9112 6.1: its framing is faulty; Go's server frames it by Content-Length): 400
+    naming the header, the connection closes, and what follows is not read as a request."""
+    server = await serve()
+    assert server.bridge.address is not None
+    reader, writer = await asyncio.open_connection(*server.bridge.address)
+    body = b'{"enabled": false}'
+    try:
+        writer.write(
+            b"POST /v1/integration HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n"
+            + f"Content-Type: application/json\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n".encode()
+            + b"Transfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+            + b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+        )
+        await writer.drain()
+        answers = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    head, _, rest = answers.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 400"), head
+    assert b"keep-alive" not in head.lower()
+    assert json.loads(rest) == {
+        "error": "bad_request",
+        "detail": "Transfer-Encoding is not part of HTTP/1.0: send the body with a"
+        " Content-Length, or the request as HTTP/1.1",
+        "field": "Transfer-Encoding",
+    }
+    assert server.bridge.integration.enabled()
+
+
 @pytest.mark.parametrize(
     ("accept_encoding", "gzipped"),
     [
