@@ -1183,6 +1183,19 @@ async def test_two_envelopes_sent_as_json_are_told_to_go_as_ndjson(serve: Server
     assert server.delivered == []
 
 
+async def test_ndjson_lines_split_at_carriage_returns_are_told_to_end_in_line_feeds(
+    serve: ServerFactory,
+) -> None:
+    """NDJSON whose envelopes are split by a CR alone is one line holding several: 400 saying
+    each line ends in a line feed, not only to send them as NDJSON, which it did."""
+    server = await serve()
+    body = json.dumps(envelope()).encode() + b"\r" + json.dumps(envelope()).encode()
+    status, answer = await server.post(body, content_type=NDJSON)
+    assert (status, answer["error"], answer["field"]) == (400, "malformed", "line 1")
+    assert "each line ending in a line feed" in answer["detail"]
+    assert server.delivered == []
+
+
 # -- probes and metrics --
 
 
