@@ -198,9 +198,10 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         response.headers["Content-Encoding"] = "gzip"
     response.content_length = len(body)
     await response.prepare(request)
-    if not head:
-        await response.write(body)
-    await response.write_eof()
+    # The body given to write_eof, which waits for the socket to take it (aiohttp's write waits
+    # only past 64 KiB): a client pipelining requests for /metrics and reading none of the
+    # answers would otherwise have every exposition it asked for kept in the bridge's memory.
+    await response.write_eof(b"" if head else body)
     return response
 
 
