@@ -51,6 +51,7 @@ from bridge.routes import (
     error_body,
     error_response,
     key_given_twice,
+    media_type,
     unknown_field,
     unknown_parameter,
     unsupported_coding,
@@ -329,7 +330,7 @@ def _refused_by_head(request: web.Request) -> Rejection | web.Response | None:
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return _too_large(limit)
-    content_type = request.content_type
+    content_type = media_type(request)
     if content_type not in (_JSON, _NDJSON):
         detail = f"send {_JSON} (one envelope) or {_NDJSON} (many), not {content_type or 'nothing'}"
         return error_response(415, _UNSUPPORTED_MEDIA_TYPE, detail)

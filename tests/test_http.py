@@ -885,6 +885,25 @@ async def test_ingest_answers_415_for_other_content_types(
     assert server.rejected("unsupported_media_type") == 1
 
 
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/integration"])
+async def test_a_content_type_too_long_to_be_json_is_refused_415_unparsed(
+    serve: ServerFactory, path: str
+) -> None:
+    """A Content-Type of 7 KiB (``application/json`` and 1 000 parameters, which aiohttp's parse
+    takes some 0.1 s of the loop for) is refused 415 saying its length, not parsed, on ingest
+    and on an admin route."""
+    server = await serve()
+    content_type = JSON + "".join(f";p{n}=v" for n in range(1_000))
+    body = b'{"enabled": false}' if path == "/v1/integration" else body_of(envelope())
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    status, answer = await server.post(body, content_type=content_type, headers=headers, path=path)
+    shown = f"a Content-Type of {len(content_type)} characters"
+    assert (status, answer.get("error")) == (415, "unsupported_media_type"), answer
+    assert answer["detail"].endswith(f"not {shown})" if path == "/v1/integration" else shown)
+    assert server.bridge.integration.enabled()
+    assert server.delivered == []
+
+
 @pytest.mark.parametrize("encoding", ["foo", "x-gzip", "compress", "gzip, deflate", "br", "zstd"])
 async def test_ingest_answers_415_for_a_content_encoding_it_does_not_expand(
     serve: ServerFactory, encoding: str
