@@ -624,18 +624,17 @@ async def _json_refusals(request: web.Request, handler: Route) -> web.StreamResp
     # path or method is served is not asked, as Go's server answers 417 before its handler.
     if (refusal := _expectation_refused(request)) is not None:
         return refusal
+    # A path or method the router serves not: answered without the raise. The router keeps the
+    # exception on the request's match info, and raised, its traceback holds the request and its
+    # head (up to a megabyte): a cycle only the collector frees, which the thresholds of
+    # bridge.cli.service make run after some 500 such requests, each head held until then.
+    unmatched = request.match_info.http_exception
+    if isinstance(unmatched, (web.HTTPMethodNotAllowed, web.HTTPNotFound)):
+        return _not_served(request, unmatched)
     try:
         return await handler(request)
-    except web.HTTPMethodNotAllowed as exc:
-        allowed = ", ".join(sorted(exc.allowed_methods))
-        answer = error_response(
-            405, "method_not_allowed", f"{request.method} is not allowed here; allowed: {allowed}"
-        )
-        answer.headers["Allow"] = allowed
-        return answer
-    except web.HTTPNotFound:
-        # A browser is shown a page, every other client the JSON error (bridge.pages.missing).
-        return not_found(request, request.app[BRIDGE_KEY])
+    except (web.HTTPMethodNotAllowed, web.HTTPNotFound) as exc:
+        return _not_served(request, exc)  # a route's own (bridge.pages' static files)
     except web.HTTPRequestEntityTooLarge:
         # Raised by aiohttp reading a body past client_max_size (an admin route's JSON).
         limit = request.app[BRIDGE_KEY].settings.max_body_bytes
@@ -653,6 +652,21 @@ async def _json_refusals(request: web.Request, handler: Route) -> web.StreamResp
         # server answering (aiohttp's own 500 is a plain-text page).
         _logger.exception("%s %s failed", request.method, request.path)
         return error_response(500, "internal", "the bridge failed answering; its log says why")
+
+
+def _not_served(
+    request: web.Request, refused: web.HTTPMethodNotAllowed | web.HTTPNotFound
+) -> web.Response:
+    """405 naming the methods the path takes, or 404: a page for a browser, for every other
+    client the JSON error (bridge.pages.missing)."""
+    if isinstance(refused, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(refused.allowed_methods))
+        answer = error_response(
+            405, "method_not_allowed", f"{request.method} is not allowed here; allowed: {allowed}"
+        )
+        answer.headers["Allow"] = allowed
+        return answer
+    return not_found(request, request.app[BRIDGE_KEY])
 
 
 def _transfer_coding_refused(request: web.Request) -> web.Response | None:
