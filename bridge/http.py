@@ -51,6 +51,7 @@ from bridge.routes import (
     error_body,
     error_response,
     key_given_twice,
+    media_type,
     unknown_field,
     unknown_parameter,
     unsupported_coding,
@@ -198,9 +199,10 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         response.headers["Content-Encoding"] = "gzip"
     response.content_length = len(body)
     await response.prepare(request)
-    if not head:
-        await response.write(body)
-    await response.write_eof()
+    # The body given to write_eof, which waits for the socket to take it (aiohttp's write waits
+    # only past 64 KiB): a client pipelining requests for /metrics and reading none of the
+    # answers would otherwise have every exposition it asked for kept in the bridge's memory.
+    await response.write_eof(b"" if head else body)
     return response
 
 
@@ -328,7 +330,7 @@ def _refused_by_head(request: web.Request) -> Rejection | web.Response | None:
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return _too_large(limit)
-    content_type = request.content_type
+    content_type = media_type(request)
     if content_type not in (_JSON, _NDJSON):
         detail = f"send {_JSON} (one envelope) or {_NDJSON} (many), not {content_type or 'nothing'}"
         return error_response(415, _UNSUPPORTED_MEDIA_TYPE, detail)
@@ -622,18 +624,17 @@ async def _json_refusals(request: web.Request, handler: Route) -> web.StreamResp
     # path or method is served is not asked, as Go's server answers 417 before its handler.
     if (refusal := _expectation_refused(request)) is not None:
         return refusal
+    # A path or method the router serves not: answered without the raise. The router keeps the
+    # exception on the request's match info, and raised, its traceback holds the request and its
+    # head (up to a megabyte): a cycle only the collector frees, which the thresholds of
+    # bridge.cli.service make run after some 500 such requests, each head held until then.
+    unmatched = request.match_info.http_exception
+    if isinstance(unmatched, (web.HTTPMethodNotAllowed, web.HTTPNotFound)):
+        return _not_served(request, unmatched)
     try:
         return await handler(request)
-    except web.HTTPMethodNotAllowed as exc:
-        allowed = ", ".join(sorted(exc.allowed_methods))
-        answer = error_response(
-            405, "method_not_allowed", f"{request.method} is not allowed here; allowed: {allowed}"
-        )
-        answer.headers["Allow"] = allowed
-        return answer
-    except web.HTTPNotFound:
-        # A browser is shown a page, every other client the JSON error (bridge.pages.missing).
-        return not_found(request, request.app[BRIDGE_KEY])
+    except (web.HTTPMethodNotAllowed, web.HTTPNotFound) as exc:
+        return _not_served(request, exc)  # a route's own (bridge.pages' static files)
     except web.HTTPRequestEntityTooLarge:
         # Raised by aiohttp reading a body past client_max_size (an admin route's JSON).
         limit = request.app[BRIDGE_KEY].settings.max_body_bytes
@@ -653,16 +654,48 @@ async def _json_refusals(request: web.Request, handler: Route) -> web.StreamResp
         return error_response(500, "internal", "the bridge failed answering; its log says why")
 
 
+def _not_served(
+    request: web.Request, refused: web.HTTPMethodNotAllowed | web.HTTPNotFound
+) -> web.Response:
+    """405 naming the methods the path takes, or 404: a page for a browser, for every other
+    client the JSON error (bridge.pages.missing)."""
+    if isinstance(refused, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(refused.allowed_methods))
+        answer = error_response(
+            405, "method_not_allowed", f"{request.method} is not allowed here; allowed: {allowed}"
+        )
+        answer.headers["Allow"] = allowed
+        return answer
+    return not_found(request, request.app[BRIDGE_KEY])
+
+
 def _transfer_coding_refused(request: web.Request) -> web.Response | None:
     """501 for a request whose ``Transfer-Encoding`` is other than ``chunked`` alone, as RFC 9112
-    asks of a transfer coding the server does not understand, and the connection closed.
+    asks of a transfer coding the server does not understand, 400 for an HTTP/1.0 request with
+    one at all, and the connection closed.
 
     aiohttp frames such a body by its final ``chunked`` and ignores the codings before it
     (``gzip, chunked`` read as plain JSON, ``identity, chunked`` as chunked): a proxy in front
     that reads the framing otherwise would disagree with the bridge on where a request ends.
     """
     coding = request.headers.get("Transfer-Encoding")
-    if coding is None or coding.strip().lower() == "chunked":
+    if coding is None:
+        return None
+    if request.version < (1, 1):
+        # RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing, and the
+        # connection closes. aiohttp would read such a body chunked and keep the connection;
+        # Go's server (so a proxy or exporter in front) ignores the header on HTTP/1.0 and
+        # frames by Content-Length: the two would disagree on where the request ends.
+        answer = error_response(
+            400,
+            "bad_request",
+            "Transfer-Encoding is not part of HTTP/1.0: send the body with a Content-Length,"
+            " or the request as HTTP/1.1",
+            "Transfer-Encoding",
+        )
+        answer.force_close()  # the body is not read: its framing is not trusted
+        return answer
+    if coding.strip().lower() == "chunked":
         return None
     shown = clipped(repr(coding), MAX_NAME_SHOWN)
     answer = error_response(

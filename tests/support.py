@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import http.client
 import io
 import json
@@ -858,3 +859,55 @@ class ThreadedBridge:
         """The server thread runs and /healthz answers 200."""
         status, _ = http_get(f"http://{self.host}:{self.port}/healthz")
         return self.thread.is_alive() and status == 200
+
+
+async def answered_unread(
+    address: tuple[str, int], request: bytes, count: int, answered: Callable[[], int]
+) -> int:
+    """How many of ``count`` copies of ``request``, pipelined on one connection to ``address``
+    by a client that reads nothing (a 4 KiB receive buffer), the server has answered
+    (``answered``) once that number has stood still for a second."""
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel keeps little
+    client.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(client, address)
+    seen = [-1, time.monotonic()]  # the number answered, and since when
+
+    def still() -> bool:
+        if answered() != seen[0]:
+            seen[:] = [answered(), time.monotonic()]
+        return time.monotonic() - seen[1] >= 1.0
+
+    try:
+        await loop.sock_sendall(client, request * count)
+        await async_wait_until(still, within=60, what="the answers to stop")
+    finally:
+        client.close()
+    return int(seen[0])
+
+
+def unread_bound(size: int) -> int:
+    """How many answers of ``size`` bytes the kernel and aiohttp take at most for a client that
+    reads none (``answered_unread``): the server's send buffer at its largest (Linux's
+    ``tcp_wmem``), the client's receive buffer and what aiohttp keeps before it waits for the
+    socket, each of those two some 64 KiB at most, and the answers in the making."""
+    largest = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    return (largest + 3 * 65_536) // size + 2
+
+
+@contextlib.contextmanager
+def collector_off() -> Iterator[None]:
+    """The cycle collector off (after a collection), as the bridge's raised thresholds leave it
+    for hundreds of requests: what a cycle holds stays held, what nothing holds is let go."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def alive(kind: type, which: Callable[[Any], bool] = lambda _: True) -> int:
+    """How many objects of ``kind`` (those ``which`` picks) are alive."""
+    return sum(1 for found in gc.get_objects() if isinstance(found, kind) and which(found))

@@ -699,7 +699,10 @@ def test_the_only_skip_is_a_missing_server_outside_ci() -> None:
         for path in sorted(TESTS.rglob("*.py"))
         for skip in _skips(path.read_text(), str(path.relative_to(ROOT)))
     ]
-    assert found == ["tests/support.py:266 pytest.skip"]
+    # The line aside: where unavailable() sits moves as tests/support.py grows.
+    assert [f"{skip.partition(':')[0]} {skip.partition(' ')[2]}" for skip in found] == [
+        "tests/support.py pytest.skip"
+    ]
 
 
 # Library privates that have no public way, read by tests all the same (imports, such as

@@ -226,7 +226,11 @@ def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
     except ValueError as exc:
         detail = f"not JSON: {exc}"
         if isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data":
-            detail += " (one envelope per body: send several as application/x-ndjson, one per line)"
+            # Said so for an NDJSON line too: its sender split lines at something else (a CR).
+            detail += (
+                " (one envelope per JSON body, one per line of application/x-ndjson: send several"
+                " as application/x-ndjson, each line ending in a line feed)"
+            )
         return Rejection(RejectReason.MALFORMED, detail)
     if openings(body) > MAX_DEPTH:
         where = too_deep(data)

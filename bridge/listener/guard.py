@@ -559,11 +559,12 @@ class ConnectionGuard:
             )
             answer.cookies.update(exc.cookies)
             return answer
-        except ConnectionResetError:
+        except ConnectionError:
             if request.transport is not None and not request.transport.is_closing():
                 raise
-            # The client left mid-request (a trickle given up): nobody reads an answer, and
-            # aiohttp would log the traceback as an error.
+            # The client left mid-request (a trickle given up, or an answer it stopped reading:
+            # aiohttp's wait for the socket raises a bare ConnectionError): nobody reads an
+            # answer, and aiohttp would log the traceback as an error.
             _logger.debug("HTTP client went away during %s %s", request.method, request.path)
             return error_response(400, "connection_lost", "the client closed the connection")
         except _BodyTimeout:

@@ -22,8 +22,12 @@ from aiohttp import hdrs, web
 
 from bridge.pages.html import Html
 
-__all__ = ["Rendered", "answer", "none_match"]
+__all__ = ["LIST_ITEMS_READ", "Rendered", "answer", "none_match"]
 
+# The items of a list header (If-None-Match, Accept, Accept-Encoding) read; those after are
+# left out. A browser sends one tag and some ten media ranges, and a request's head may hold a
+# megabyte of fields: read whole, 130 000 tags held the loop 0.3 s.
+LIST_ITEMS_READ: Final = 64
 # Below this a body gains little from gzip and costs a header and a little CPU.
 _COMPRESS_FROM: Final = 1024
 # zlib's default level: 274 kB of the status page's markup in 0.7 ms to 6.2 kB; level 9 took
@@ -60,43 +64,48 @@ def _opaque(tag: str) -> str:
 def none_match(fields: Iterable[str], etag: str) -> bool:
     """Whether ``If-None-Match`` (its fields, a list of entity tags or ``*``) names ``etag``,
     compared weakly (RFC 9110 13.1.2: ``W/"x"`` matches ``"x"``); a field that is no such list
-    is ignored, as if not sent."""
+    is ignored, as if not sent, and so are the tags past the first ``LIST_ITEMS_READ`` (a 200
+    in place of a 304 is always a right answer)."""
+    read = 0
     for field in fields:
         if field.strip() == "*":
             return True
         listed, position = [], 0
-        while position < len(field):
+        while position < len(field) and read < LIST_ITEMS_READ:
             found = _ELEMENT.match(field, position)
             if found is None or found.end() == position:
                 break
+            read += 1
             if found.group(1):
                 listed.append(found.group(1))
             position = found.end()
         else:
             if _opaque(etag) in {_opaque(tag) for tag in listed}:
                 return True
+        if read >= LIST_ITEMS_READ:
+            break
     return False
 
 
 def _accepts_gzip(request: web.Request) -> bool:
     """Whether ``Accept-Encoding`` accepts gzip: named at a q above 0, or, when not named,
     ``*`` at a q above 0 (RFC 9110 12.5.3: ``*`` stands for the codings not named, so
-    ``gzip;q=0, *`` refuses gzip)."""
+    ``gzip;q=0, *`` refuses gzip); its first ``LIST_ITEMS_READ`` items only."""
     weights: dict[str, float] = {}
-    for field in request.headers.getall(hdrs.ACCEPT_ENCODING, []):
-        for item in field.split(","):
-            name, _, parameters = item.partition(";")
-            name = name.strip().lower()
-            if name not in ("gzip", "x-gzip", "*"):
-                continue
-            weight = parameters.strip().lower()
-            try:
-                q = float(weight[2:]) if weight.startswith("q=") else 1.0
-            except ValueError:
-                continue
-            # x-gzip is gzip (RFC 9110 8.4.1.3); a coding named twice is taken at its best.
-            key = "*" if name == "*" else "gzip"
-            weights[key] = max(q, weights.get(key, q))
+    fields = ",".join(request.headers.getall(hdrs.ACCEPT_ENCODING, []))
+    for item in fields.split(",", LIST_ITEMS_READ)[:LIST_ITEMS_READ]:
+        name, _, parameters = item.partition(";")
+        name = name.strip().lower()
+        if name not in ("gzip", "x-gzip", "*"):
+            continue
+        weight = parameters.strip().lower()
+        try:
+            q = float(weight[2:]) if weight.startswith("q=") else 1.0
+        except ValueError:
+            continue
+        # x-gzip is gzip (RFC 9110 8.4.1.3); a coding named twice is taken at its best.
+        key = "*" if name == "*" else "gzip"
+        weights[key] = max(q, weights.get(key, q))
     return weights.get("gzip", weights.get("*", 0.0)) > 0
 
 

@@ -17,7 +17,7 @@ from typing import Final
 
 from aiohttp import hdrs, web
 
-from bridge.pages.conditional import Rendered, answer
+from bridge.pages.conditional import LIST_ITEMS_READ, Rendered, answer
 from bridge.pages.html import template
 from bridge.pages.routes import PAGE_HEADERS
 from bridge.pages.sources import Shown
@@ -68,9 +68,10 @@ def not_found(request: web.Request, shown: Shown) -> web.Response:
 
 def _ranks_html_first(accept: str) -> bool:
     """Whether ``accept`` ranks HTML above JSON, as a browser's navigation does
-    (``text/html,…,*/*;q=0.8``); ``*/*`` alone, none, or JSON as high: an API client."""
+    (``text/html,…,*/*;q=0.8``); ``*/*`` alone, none, or JSON as high: an API client. Its
+    first ``LIST_ITEMS_READ`` media ranges only."""
     html = json = 0.0
-    for item in accept.split(","):
+    for item in accept.split(",", LIST_ITEMS_READ)[:LIST_ITEMS_READ]:
         media, *parameters = (part.strip() for part in item.split(";"))
         weight = 1.0
         for parameter in parameters:

@@ -61,13 +61,17 @@ async def get(
         (['"a,b"'], False),  # a comma inside a tag belongs to it
         ([""], False),
         ([], False),
+        ([", ".join([OTHER] * 63 + [TAG])], True),
+        ([", ".join([OTHER] * 64 + [TAG])], False),  # the 65th tag is not read
+        ([OTHER] * 64 + [TAG], False),  # nor on a line of its own
     ],
 )
 def test_if_none_match_compares_weakly_over_each_listed_tag(
     fields: list[str], matches: bool
 ) -> None:
     """If-None-Match names the ETag when any listed tag has its opaque part (W/ or not), or is
-    ``*``; a field that is not a list of quoted tags names nothing."""
+    ``*``; a field that is not a list of quoted tags names nothing, and tags past the 64th are
+    not read (a head may hold a megabyte of them)."""
     assert none_match(fields, TAG) is matches
     assert none_match(fields, "W/" + TAG) is matches
 
@@ -165,7 +169,8 @@ async def test_gzip_refused_by_name_is_not_taken_from_a_star(
 ) -> None:
     """``*`` in Accept-Encoding stands only for the codings not named (RFC 9110 12.5.3): with
     gzip named at q=0 the part is sent as it is, whatever ``*`` says and wherever it stands;
-    ``*`` or ``x-gzip`` above q=0, gzip not named at 0, get it gzip-coded."""
+    ``*`` or ``x-gzip`` above q=0, gzip not named at 0, get it gzip-coded; codings past the
+    64th are not read."""
     fields = {
         "gzip;q=0, *": False,
         "*, gzip;q=0": False,
@@ -174,6 +179,7 @@ async def test_gzip_refused_by_name_is_not_taken_from_a_star(
         "*;q=0.5": True,
         "x-gzip": True,
         "gzip;q=0.1, *;q=0": True,
+        ", ".join(["identity"] * 64) + ", gzip": False,  # the 65th coding is not read
     }
     with page_bridge(tmp_path) as server:
         raise_alert(server, "a1", "one alert")

@@ -442,13 +442,20 @@ async def test_a_path_of_thousands_of_levels_gets_the_json_error_not_a_page(
         ("/v1/nope", BROWSER_ACCEPT),
         ("/v1/alerts/a1/nope", "text/html"),
         ("/static/nope.js", "*/*"),
+        # Only the first 64 media ranges are read (a head may hold a megabyte of them).
+        pytest.param(
+            "/index.html",
+            ", ".join(["application/json;q=0.1"] * 64) + ", text/html",
+            id="html-past-64-ranges",
+        ),
     ],
 )
 async def test_an_api_client_gets_the_json_error_where_nothing_is_served(
     tmp_path: Path, client: aiohttp.ClientSession, path: str, accept: str | None
 ) -> None:
-    """No Accept, curl's */*, JSON ranked as high as HTML, or any path under /v1/ (whatever
-    the Accept) gets the JSON error not_found, as every refusal is shaped."""
+    """No Accept, curl's */*, JSON ranked as high as HTML (in the first 64 media ranges, the
+    rest unread), or any path under /v1/ (whatever the Accept) gets the JSON error not_found, as
+    every refusal is shaped."""
     headers = {} if accept is None else {"Accept": accept}
     with page_bridge(tmp_path) as server:
         async with client.get(

@@ -100,9 +100,10 @@ class AlertQuery(BaseModel):
     @field_validator("limit", mode="before")
     @classmethod
     def _digits_only(cls, value: object) -> object:
-        # Plain digits only: no sign, space or decimal point.
+        # Plain ASCII digits only: no sign, space or decimal point, nor the other scripts'
+        # digits str.isdigit() and int() take (a fullwidth or Arabic-Indic 5).
         if isinstance(value, str):
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit()):
                 raise ValueError("limit must be digits")
             return int(value)
         return value

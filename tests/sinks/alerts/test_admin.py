@@ -350,6 +350,8 @@ async def test_list_says_which_replica_holds_the_lease_or_that_none_can_be_known
         ("limit=-1", "limit"),
         ("limit=%2B5", "limit"),
         ("limit=5.0", "limit"),
+        ("limit=%EF%BC%95", "limit"),  # a fullwidth 5, which int() reads as 5
+        ("limit=%D9%A5", "limit"),  # an Arabic-Indic 5, likewise
         ("limit=", "limit"),
         ("state=bogus&limit=0", "state"),
     ],
