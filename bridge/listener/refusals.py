@@ -15,6 +15,7 @@ errors (a 500 or 504 no middleware answered) are left to aiohttp.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -101,11 +102,17 @@ class NamedRefusals(web.RequestHandler):
         # What the parser queued and no handler took, let go with the connection (aiohttp keeps
         # it): a refusal among it, of a piece read before handle_error ran, is in a cycle through
         # its traceback as above (aiohttp's frame that queued it holds it), which is cut here.
-        for message, _ in self._messages:
+        # Its queue is aiohttp's private: another version without it (or of another shape) leaves
+        # the cycle to the collector, as before, rather than failing every connection's close.
+        queued = getattr(self, "_messages", None)
+        if not isinstance(queued, deque):
+            return
+        for item in queued:
+            message = item[0] if isinstance(item, tuple) else item
             refusal = getattr(message, "exc", None)  # aiohttp's error in place of a request
             if isinstance(refusal, BaseException):
                 refusal.__traceback__ = None
-        self._messages.clear()
+        queued.clear()
 
 
 def named_refusals(server: web.Server, **handler_args: Any) -> Callable[[], web.RequestHandler]:
