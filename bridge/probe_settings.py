@@ -60,7 +60,7 @@ def split_addr(value: str) -> tuple[str, int]:
     if any(character.isspace() for character in value):  # " 127.0.0.1:9570" from an env file
         meant = _address_or_default("".join(value.split()))
         raise ValueError(f"must be host:port without spaces or other blanks, e.g. {meant}")
-    if value.isdigit():  # a port alone, as other tools' --port takes it
+    if value.isascii() and value.isdigit():  # a port alone, as other tools' --port takes it
         raise ValueError(
             f"must be host:port, not a port alone: 0.0.0.0:{value} on every interface,"
             f" 127.0.0.1:{value} on loopback only"
@@ -71,7 +71,9 @@ def split_addr(value: str) -> tuple[str, int]:
         host = value if bracketed or not sep else host
         meant = f"{host}:9570" if host and _listen_host(host) is not None else DEFAULT_HTTP_ADDR
         raise ValueError(f"must be host:port, and the port is missing, e.g. {meant}")
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
+    # ASCII digits only: str.isdigit() takes a superscript, which int() refuses, and int() a
+    # fullwidth or Arabic-Indic port, which Go's tools in front refuse.
+    if not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ValueError("must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:9570")
     listened = _listen_host(host)
     if listened is None:  # '::9570', 'a?b:9570', a control character: no name, no address

@@ -178,24 +178,30 @@ def commas_in_queries(items: Sequence[str]) -> dict[int, str]:
 
     The list is split at every comma, and a comma in a URL is written ``%2C``. After an item
     with a query, an item that is no URL (``?tags=a,b``: ``b``) was likely the query's rest, and
-    is told so rather than "not a URL"; an item whose query holds a URL (``?to=https://b``),
+    is told so rather than "not a URL", as is each such item after it (``?tags=a,b,c``: ``c``
+    too); an item whose query holds a URL (``?to=https://b``),
     followed by a URL, is refused as ambiguous, either reading being likely (a relay's list of
     URLs, or two receivers), with how to write each."""
     cut: dict[int, str] = {}
+    rest_of: dict[int, int] = {}  # an item told as a query's rest: the index of the query's item
     for index in range(1, len(items)):
-        before = items[index - 1]
+        # The item whose query this one may be the rest of: the one before, or the one whose
+        # rest that is (?tags=a,b,c: c, as b, is item 1's).
+        owner = rest_of.get(index - 1, index - 1)
+        before = items[owner]
         start, end = _query_span(before)
         if start < 0:
             continue
         if not _URL_START.match(items[index]):
             if "://" not in items[index]:
+                rest_of[index] = owner
                 cut[index] = (
-                    f"not a URL, and it follows item {index}'s query: the list is split at every"
-                    " comma, so a comma in a URL is written %2C (?tags=a%2Cb), or the URL goes in"
-                    " the receivers file (EXESDB_WEBHOOK_CONFIG_FILE)"
+                    f"not a URL, and it follows item {owner + 1}'s query: the list is split at"
+                    " every comma, so a comma in a URL is written %2C (?tags=a%2Cb), or the URL"
+                    " goes in the receivers file (EXESDB_WEBHOOK_CONFIG_FILE)"
                 )
         elif "://" in before[start:end]:
-            cut[index - 1] = (
+            cut[owner] = (
                 f"its query holds a URL and a comma follows it, so whether item {index + 1} is a"
                 " receiver of its own or the rest of this query is a guess; the list is split at"
                 " every comma: write a comma of the query as %2C (?to=URL%2CURL), or, for"

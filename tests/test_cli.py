@@ -1506,6 +1506,25 @@ def test_a_plain_http_answer_told_as_openssl_3_2_words_it_is_named_too() -> None
     assert "the bridge may serve plain http" in said
 
 
+def test_a_certificate_out_of_its_dates_is_told_to_be_renewed() -> None:
+    """A certificate OpenSSL finds expired (the web config's own, pinned, or one a CA signed) is
+    told to be renewed, not to be another certificate than the web config's, nor to want
+    --cacert (OpenSSL 3.0's words, as a pinned context says them of an expired certificate)."""
+    from bridge.cli.exchange import Unreachable
+
+    reason = (
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: certificate has expired"
+        " (_ssl.c:1006)"
+    )
+    for pinned in (True, False):
+        target = client.Target("https://127.0.0.1:9570", pinned=pinned)
+        assert target.unreachable(Unreachable(reason, tls=True)) == (
+            f"TLS with https://127.0.0.1:9570 failed: {reason} (its certificate is out of its"
+            " dates: renew it, or set this machine's clock right; trusting another CA would not"
+            " help)"
+        )
+
+
 def test_a_refusal_names_what_was_asked_and_plain_http_is_named_when_https_was_tried(
     bridges: Bridges, tmp_path: Path
 ) -> None:

@@ -639,6 +639,39 @@ def test_a_comma_in_a_webhook_url_s_query_is_told_as_the_list_s_split(
         assert status == 0, err
 
 
+def test_each_item_a_comma_cut_from_a_webhook_url_s_query_is_told_as_its_rest(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every item no URL after a query, not only the first (`?tags=x,y,z`: `y` and `z`), is told
+    as that query's rest, naming the item the query is in; a URL after them, that query holding
+    a URL, is refused as a guess as it is right after the query."""
+    rest = (
+        "not a URL, and it follows item 1's query: the list is split at every comma, so a comma"
+        " in a URL is written %2C (?tags=a%2Cb), or the URL goes in the receivers file"
+        " (EXESDB_WEBHOOK_CONFIG_FILE)"
+    )
+    status, _, err = check_config(
+        monkeypatch, capsys, EXESDB_WEBHOOK_URLS="https://a.example/t0k3n?tags=x,y,z"
+    )
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        f"  EXESDB_WEBHOOK_URLS item 2: {rest}",
+        f"  EXESDB_WEBHOOK_URLS item 3: {rest}",
+    ]
+    relay = "https://a.example/t0k3n?to=https://b.example/s3cr3t"
+    status, _, err = check_config(
+        monkeypatch, capsys, EXESDB_WEBHOOK_URLS=f"{relay},x,https://c.example/x"
+    )
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        "  EXESDB_WEBHOOK_URLS item 1: its query holds a URL and a comma follows it, so whether"
+        " item 3 is a receiver of its own or the rest of this query is a guess; the list is split"
+        " at every comma: write a comma of the query as %2C (?to=URL%2CURL), or, for receivers of"
+        " their own, the URL in the query percent-encoded (?to=https%3A%2F%2Fhost%2Fpath)",
+        f"  EXESDB_WEBHOOK_URLS item 2: {rest}",
+    ]
+
+
 @pytest.mark.parametrize(
     ("variable", "meant"),
     [

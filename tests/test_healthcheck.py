@@ -370,14 +370,18 @@ def test_command_exits_1_not_2_on_a_bad_configuration() -> None:
         ("bridge\x01:9570", "must be host:port, the host an IP address ([::1] for IPv6) or a"),
         ("::9570", "must be host:port, the host an IP address ([::1] for IPv6) or a"),
         ("localhost", "must be host:port, and the port is missing, e.g. localhost:9570"),
+        # Digits int() takes, or str.isdigit() alone, that are no ASCII digits.
+        ("127.0.0.1:\uff19\uff15\uff17\uff10", "must be host:port with a port from 0 to 65535"),
+        ("127.0.0.1:\u0669\u0665\u0667\u0660", "must be host:port with a port from 0 to 65535"),
+        ("0.0.0.0:\u00b2", "must be host:port with a port from 0 to 65535"),
     ],
 )
 def test_command_says_an_address_it_cannot_ask_is_a_bad_configuration(
     addr: str, fault: str
 ) -> None:
     """EXESDB_HTTP_ADDR with a stray blank before its host (an env file's 'X= value'), a control
-    character, no host at all or no port is a bad configuration line naming the variable, exit 1,
-    not a traceback from http.client."""
+    character, no host at all, no port or one not in ASCII digits is a bad configuration line
+    naming the variable, exit 1, not a traceback from http.client."""
     completed = healthcheck(EXESDB_HTTP_ADDR=addr)
     assert completed.returncode == 1
     assert completed.stderr.startswith(f"unhealthy: bad configuration: EXESDB_HTTP_ADDR: {fault}")

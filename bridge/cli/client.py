@@ -238,7 +238,7 @@ class Target:
         where = self._where(exc.redirected)
         if exc.tls:
             # Imported here: it imports ssl, which a command needs only once it connects.
-            from bridge.httpclient.reasons import NO_TLS_ANSWER, NOT_ITS_NAME
+            from bridge.httpclient.reasons import NO_TLS_ANSWER, NOT_ITS_NAME, OUT_OF_DATE
 
             # OpenSSL's answer to a plain-http server, or a trusted certificate for another
             # name: no CA would help.
@@ -251,6 +251,12 @@ class Target:
                 hint = (
                     "its certificate is not for the host asked: give --url (or EXESDB_URL) a"
                     " host name or address its certificate holds"
+                )
+            elif OUT_OF_DATE.search(exc.reason):
+                # The web config's own certificate, pinned, too: it is the one served.
+                hint = (
+                    "its certificate is out of its dates: renew it, or set this machine's clock"
+                    " right; trusting another CA would not help"
                 )
             elif self.pinned:
                 hint = (

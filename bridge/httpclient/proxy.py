@@ -129,9 +129,15 @@ def _split_port(entry: str) -> tuple[str, int | None]:
     """(host, port) of ``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address."""
     if entry.startswith("["):
         name, _, rest = entry[1:].partition("]")
-        port_text = rest.removeprefix(":")
-        return name, int(port_text) if port_text.isdigit() else None
+        return name, _port(rest.removeprefix(":"))
     if entry.count(":") == 1:
         name, _, port_text = entry.partition(":")
-        return name, int(port_text) if port_text.isdigit() else None
+        return name, _port(port_text)
     return entry, None
+
+
+def _port(text: str) -> int | None:
+    """``text`` as a port, or None: ASCII digits only (str.isdigit() takes a superscript, which
+    int() refuses: every request's look at no_proxy raised; int() takes a fullwidth port, which
+    Go's httpproxy never matches)."""
+    return int(text) if text.isascii() and text.isdigit() else None

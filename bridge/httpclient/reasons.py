@@ -4,7 +4,8 @@ A refused connection is "Connection refused" whether aiohttp tried it (``failure
 deliveries, the Alertmanager poster) or the standard library did (``bridge.cli.exchange``: the
 client commands), with no secret in the text. ``NO_TLS_ANSWER`` finds OpenSSL's words for a TLS
 handshake that a server without TLS answered, as an https:// URL to a plain http port gets;
-``NOT_ITS_NAME`` Python's words for a certificate that verified but is not for the host asked.
+``NOT_ITS_NAME`` Python's words for a certificate that verified but is not for the host asked;
+``OUT_OF_DATE`` OpenSSL's for one that would verify but for its dates.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Final
 
 from bridge.redaction import redact_urls
 
-__all__ = ["NOT_ITS_NAME", "NO_TLS_ANSWER", "connection_reason"]
+__all__ = ["NOT_ITS_NAME", "NO_TLS_ANSWER", "OUT_OF_DATE", "connection_reason"]
 
 # A TLS handshake answered by a server without TLS: its first bytes read as a wrong version
 # number, which OpenSSL 3.2 and later (Debian 13's among them) tell as a record layer failure,
@@ -25,6 +26,9 @@ NO_TLS_ANSWER: Final = re.compile(r"WRONG_VERSION_NUMBER|record layer failure")
 # A certificate whose chain verified, for another host name or address than the one asked: OpenSSL
 # checks the name only once the chain is trusted, so no CA would help.
 NOT_ITS_NAME: Final = re.compile(r"Hostname mismatch|IP address mismatch")
+# A certificate of the chain out of its dates (expired, or not yet valid: a clock set wrong), the
+# chain otherwise trusted: another CA would not help, nor is it another certificate.
+OUT_OF_DATE: Final = re.compile(r"certificate has expired|certificate is not yet valid")
 
 
 def connection_reason(error: BaseException) -> str:

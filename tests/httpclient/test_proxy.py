@@ -36,6 +36,8 @@ PROXY = "http://proxy.example:3128"
         ("http://localhost:9000/a", "other.test", True),
         ("http://[::1]:9000/a", "other.test", True),
         ("http://127.0.0.1:9000/a", "", False),
+        # A port of digits that are no ASCII digits (a superscript: int() refuses it) is no port.
+        ("https://hooks.example.com/a", "other.test:\u00b2, example.com", True),
     ],
 )
 def test_no_proxy_matches_as_go_httpproxy_does(url: str, no_proxy: str, bypassed: bool) -> None:

@@ -288,7 +288,8 @@ class Spool:
         found: list[_Segment] = []
         for path in self.directory.glob(f"*{_SUFFIX}"):
             seq, _, token = path.stem.partition("-")
-            if seq.isdigit() and token:
+            # ASCII digits only: str.isdigit() takes a superscript, which int() refuses.
+            if seq.isascii() and seq.isdigit() and token:
                 found.append(_Segment(int(seq), token, path, path.stat().st_size))
         found.sort(key=lambda segment: segment.seq)
         head_seq, head = self._read_head()

@@ -87,6 +87,18 @@ async def test_what_was_appended_survives_a_reopen_and_what_was_sent_does_not_re
     assert await drain(again, 7) == list(range(25, 60))
 
 
+async def test_a_file_named_as_a_segment_with_no_ascii_number_is_passed_over(
+    open_spool, tmp_path: Path
+) -> None:
+    """A file in the spool's folder named as a segment but for its number, a superscript two
+    (str.isdigit() takes it, int() does not), is no segment: the spool opens, holding nothing."""
+    folder = tmp_path / "spool"
+    folder.mkdir(mode=0o700)
+    (folder / "\u00b2-x.spool").write_bytes(b"")
+    spool = await open_spool()
+    assert await drain(spool) == []
+
+
 async def test_sent_segments_are_deleted_and_the_files_hold_only_what_waits(
     open_spool, tmp_path: Path
 ) -> None:
