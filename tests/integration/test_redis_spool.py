@@ -128,7 +128,13 @@ class Proxy:
         connection = asyncio.current_task()
         assert connection is not None
         self._connections.add(connection)
-        server_r, server_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except BaseException:
+            # Redis gone (or the proxy closing): the client is cut, as Redis would cut it,
+            # rather than its socket left open for the garbage collector to warn about.
+            client_w.close()
+            raise
         pipes = self._pipes(client_r, client_w, server_r, server_w)
         tasks = [asyncio.create_task(pipe) for pipe in pipes]
         self._tasks.update(tasks)
