@@ -2092,6 +2092,36 @@ def test_the_demo_on_a_redis_bus_warns_to_run_it_on_one_replica_only(
     assert "WARNING" in line
 
 
+# This Python's SQLite as RHEL 9's (3.34.1), older than the outbox's queries need.
+_OLD_SQLITE: Final = """
+import sqlite3, sys
+sqlite3.sqlite_version_info, sqlite3.sqlite_version = (3, 34, 1), "3.34.1"
+from bridge.cli.parser import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(("command", "status"), [("run", 2), ("outbox list", 1)])
+def test_an_sqlite_too_old_for_the_outbox_is_named_with_the_version_needed(
+    tmp_path: Path, command: str, status: int
+) -> None:
+    """On a Python whose SQLite is older than 3.35 (RHEL 9's), the bridge stops at start and
+    the outbox command fails, each saying which SQLite it has and which it needs, rather than
+    failing at a query later; the outbox file is left as it is."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "alerts.sqlite3").write_bytes(b"")  # as a bridge leaves it at its first open
+    done = run_command(
+        [sys.executable, "-c", _OLD_SQLITE, *command.split()],
+        {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state)},
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == status, output
+    assert "this Python's SQLite is 3.34.1; the outbox needs 3.35.0 or newer" in output
+    assert "Traceback" not in output
+    assert (state / "alerts.sqlite3").read_bytes() == b""
+
+
 # A fault no handler foresaw, raised where start-up runs, its text holding a password.
 _BROKEN_START: Final = """
 import sys

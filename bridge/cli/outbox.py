@@ -166,6 +166,9 @@ def _outbox(args: argparse.Namespace) -> int:
     except (OSError, sqlite3.Error) as exc:
         # A file that is no SQLite database, or one this user may not open: said in the system's
         # words with what to do, not as a traceback.
+        if isinstance(exc, sqlite3.NotSupportedError):  # this Python's SQLite, too old
+            print(f"exesdb-bridge: cannot open the alert outbox: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         if isinstance(exc, PermissionError):
             # The bridge makes its state its user's alone (0700, 0600).
             hint = (

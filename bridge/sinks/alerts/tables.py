@@ -81,6 +81,9 @@ _NOT_A_TIME: Final = (
 _BTRFS_MAGIC: Final = 0x9123683E
 # The first 16 bytes of every SQLite database file (sqlite.org/fileformat.html, 1.3.1).
 _SQLITE_HEADER: Final = b"SQLite format 3\x00"
+# The oldest SQLite the outbox's queries run on: RETURNING and MATERIALIZED (3.35.0, 2021).
+# Python's sqlite3 uses the system's library: RHEL 9's is 3.34.
+_OLDEST_SQLITE: Final = (3, 35, 0)
 # Version 1's tables: a file without the mark that holds them is an outbox from before it.
 _FIRST_TABLES: Final = frozenset({"alerts", "queued", "deliveries"})
 # Columns added after version 1 (by version: table, column, definition).
@@ -304,7 +307,13 @@ def connect(path: Path | str) -> sqlite3.Connection:
     IMMEDIATE`` … ``COMMIT``), the WAL journal (on btrfs the rollback journal: ``_journal``),
     and ``synchronous=FULL`` (the journal is fsync'd at every commit, so a committed delivery
     survives power loss); its queries may call ``refused(last_status, last_error)``
-    (``records.refused``)."""
+    (``records.refused``); NotSupportedError on an SQLite older than ``_OLDEST_SQLITE``."""
+    if sqlite3.sqlite_version_info < _OLDEST_SQLITE:
+        oldest = ".".join(map(str, _OLDEST_SQLITE))
+        raise sqlite3.NotSupportedError(
+            f"this Python's SQLite is {sqlite3.sqlite_version}; the outbox needs {oldest} or newer"
+            " (a Python built with a newer SQLite: python.org's, Debian 12's, Ubuntu 22.04's)"
+        )
     if str(path) != ":memory:":
         # Made private before SQLite opens it: it holds alert bodies and the receiver keys'
         # secret, and SQLite gives the WAL and shared-memory files the same mode.
