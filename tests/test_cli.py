@@ -6,6 +6,7 @@ the bridge is not what a test is about."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -3277,10 +3278,42 @@ def test_outbox_retry_leaves_a_dead_letter_superseded_by_a_later_delivery_unless
     assert every.returncode == 0
     assert f"delivery '{alone.id}' left dead-lettered: superseded" in every.stderr
     assert both.id not in every.stderr
-    assert every.stdout == "1 dead-lettered delivery back to pending\n"
+    assert every.stdout.splitlines()[0] == "1 dead-lettered delivery back to pending"
     forced = cli("outbox", "retry", "--force", alone.id, **env)
     assert (forced.returncode, forced.stderr) == (0, "")
-    assert forced.stdout == "1 dead-lettered delivery back to pending\n"
+    # Sent as its alert stands now, newer than it told it: under a new id, said.
+    assert forced.stdout.startswith("1 dead-lettered delivery back to pending\n")
+    assert f"\n{alone.id} is now " in forced.stdout
+
+
+def test_outbox_retry_names_the_new_id_of_a_dead_letter_its_alerts_changed(
+    tmp_path: Path,
+) -> None:
+    """A dead letter whose alert another replica changed since is sent by `outbox retry` as the
+    alert stands now, under a new delivery id: the command says which id it is now, and `outbox
+    list` shows it pending under that id."""
+    outbox = Outbox.in_dir(tmp_path)
+    outbox.queue.queue_for([_HOOK])
+    observe(outbox, event("a", severity="warning"), T0)
+    outbox.queue.group(_HOOK, T0, 0.0, _webhook_bodies)
+    [dead] = outbox.queue.deliveries()
+    _finish(outbox, dead.id, DeliveryState.DEAD, 503)
+    record = outbox.alerts.get("a")
+    assert record is not None
+    raised = dataclasses.replace(record, severity="critical", updated_at=T0 + 2)
+    assert outbox.alerts.adopt_open_alerts({"a": raised}, T0 + 2) == 1  # another replica's
+    outbox.close()
+    env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
+    retried = cli("outbox", "retry", dead.id, **env)
+    assert retried.returncode == 0, retried.stderr
+    first, renamed = retried.stdout.splitlines()
+    assert first == "1 dead-lettered delivery back to pending"
+    was, _, now = renamed.partition(" is now ")
+    assert was == dead.id
+    assert now.endswith(": its alerts told as they stand now")
+    listed = cli("outbox", "list", "--json", **env)
+    [shown] = map(json.loads, listed.stdout.splitlines())
+    assert (shown["id"], shown["state"]) == (now.partition(":")[0], "pending")
 
 
 def test_outbox_retry_leaves_dead_letters_another_replica_told_newer_of_unless_forced(
@@ -3331,7 +3364,9 @@ def test_outbox_retry_leaves_dead_letters_another_replica_told_newer_of_unless_f
     assert every.stdout == "0 dead-lettered deliveries back to pending\n"
     forced = cli("outbox", "retry", "--all", "--force", **env)
     assert (forced.returncode, forced.stderr) == (0, "")
-    assert forced.stdout == "2 dead-lettered deliveries back to pending\n"
+    # a's told as it stands now (warning), under a new id; b's resolved since: sent as it was.
+    assert forced.stdout.splitlines()[0] == "2 dead-lettered deliveries back to pending"
+    assert [line.partition(" ")[0] for line in forced.stdout.splitlines()[1:]] == [taken_over.id]
 
 
 def test_outbox_list_shows_which_dead_letters_are_superseded_or_renotified(

@@ -235,8 +235,12 @@ def _outbox(args: argparse.Namespace) -> int:
         left = outbox.dead_letters.unretryable(ids, force=args.force)
         for delivery in left:
             print(f"exesdb-bridge: {_left_why(delivery)}", file=sys.stderr)
-        count = outbox.dead_letters.retry(time.time(), ids, leave=[d.delivery_id for d in left])
+        retried = outbox.dead_letters.retry(time.time(), ids, leave=[d.delivery_id for d in left])
+        count = len(retried)
         print(f"{count} dead-lettered deliver{'y' if count == 1 else 'ies'} back to pending")
+        for was, now in retried.items():
+            if now != was:  # its alerts changed since: `outbox list` shows it by its new id
+                print(f"{was} is now {now}: its alerts told as they stand now")
         # A superseded one is as good as delivered: left out of --all as a delivered one is,
         # a failure only when named, as naming a delivered one is; so is one each of whose
         # alerts another replica told the receiver of, or resolved with nothing to follow.

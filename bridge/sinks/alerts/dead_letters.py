@@ -532,9 +532,9 @@ class DeadLetters:
 
     def retry(
         self, now: float, delivery_ids: Sequence[str] | None = None, *, leave: Sequence[str] = ()
-    ) -> int:
+    ) -> dict[str, str]:
         """Put dead-lettered deliveries (all, or those named, but those of ``leave``) back to
-        pending; returns how many.
+        pending; returns the id of each put back, mapped to its id now.
 
         The next attempt is due at once and the deadline starts afresh (from ``retried_at``);
         its place in the receiver's order, when it was made and the count of attempts made stay
@@ -558,26 +558,27 @@ class DeadLetters:
         }
         if delivery_ids is not None:
             if not delivery_ids:
-                return 0
+                return {}
             named, ids = one_of("id", delivery_ids)
             query += f" AND {named}"
             params.update(ids)
         with self._database.transaction() as db:
-            retried = db.execute(query + " RETURNING rowid, body", params).fetchall()
-            for row in retried:
-                self._restate(db, int(row["rowid"]), bytes(row["body"]))
-            return len(retried)
+            retried = db.execute(query + " RETURNING rowid, id, body", params).fetchall()
+            return {
+                row["id"]: self._restate(db, int(row["rowid"]), row["id"], bytes(row["body"]))
+                for row in retried
+            }
 
     @staticmethod
-    def _restate(db: sqlite3.Connection, rowid: int, body: bytes) -> None:
-        """Tell each alert the delivery of ``rowid`` (``body``) tells firing and that is open
-        now as it stands now (``payload.restated``), under a new delivery id should that change
-        the body; in the caller's transaction."""
+    def _restate(db: sqlite3.Connection, rowid: int, delivery_id: str, body: bytes) -> str:
+        """Tell each alert the delivery of ``rowid`` (``delivery_id``, ``body``) tells firing and
+        that is open now as it stands now (``payload.restated``), under a new delivery id should
+        that change the body; in the caller's transaction. Returns the delivery's id now."""
         firing = [
             alert_id for alert_id, (status, _) in alerts_told(body).items() if status == "firing"
         ]
         if not firing:
-            return
+            return delivery_id
         records = [
             record
             for row in db.execute(
@@ -587,8 +588,11 @@ class DeadLetters:
             if (record := record_of(row)).open
         ]
         now = restated(body, records)
-        if now is not None:
-            db.execute(
-                "UPDATE deliveries SET body = :body, id = :id WHERE rowid = :rowid",
-                {"body": now, "id": new_message_id(), "rowid": rowid},
-            )
+        if now is None:
+            return delivery_id
+        renamed = new_message_id()
+        db.execute(
+            "UPDATE deliveries SET body = :body, id = :id WHERE rowid = :rowid",
+            {"body": now, "id": renamed, "rowid": rowid},
+        )
+        return renamed

@@ -62,8 +62,8 @@ def test_attempts_retry_dead_letter_and_manual_retry(outbox: Outbox) -> None:
     )
     assert outbox.queue.depth().dead == 1
     assert outbox.queue.next_due(URL, T0 + 100) is None
-    assert outbox.dead_letters.retry(T0 + 200, ["other"]) == 0
-    assert outbox.dead_letters.retry(T0 + 200) == 1
+    assert len(outbox.dead_letters.retry(T0 + 200, ["other"])) == 0
+    assert len(outbox.dead_letters.retry(T0 + 200)) == 1
     revived = outbox.queue.next_due(URL, T0 + 200)
     assert revived is not None
     assert (revived.id, revived.attempts, revived.created_at) == (first.id, 2, T0)
@@ -108,7 +108,7 @@ def test_a_dead_letter_is_retried_as_its_alerts_stand_now(outbox: Outbox) -> Non
     raised = dataclasses.replace(kept["a"], severity="critical", updated_at=T0 + 2)
     assert outbox.alerts.adopt_open_alerts({**kept, "a": raised}, T0 + 2) == 1
     assert outbox.queue.group(URL, T0 + 2, 0.0, _webhooks) == 0  # nothing notified here
-    assert outbox.dead_letters.retry(T0 + 3) == 2
+    assert len(outbox.dead_letters.retry(T0 + 3)) == 2
     assert outbox.queue.deliveries(ids=[dead.id]) == []
     first = outbox.queue.next_due(URL, T0 + 3)
     assert first is not None
@@ -160,7 +160,7 @@ def test_orphaned_work_is_dead_lettered_and_stays_retryable(tmp_path: Path) -> N
         assert {d.alert_ids for d in dead} == {("q1",), ("p1",)}
         assert all("EXESDB_WEBHOOK_URLS" in (d.last_error or "") for d in dead)
         assert box.dead_letters.add_orphans(T0 + 2, one_each) == 0
-        assert box.dead_letters.retry(T0 + 3) == 2
+        assert len(box.dead_letters.retry(T0 + 3)) == 2
     finally:
         box.close()
 
@@ -331,7 +331,7 @@ def test_a_dead_letter_retried_by_hand_is_due_again_once_it_dies_anew(outbox: Ou
     assert _renotified_at(outbox, dead.id) == T0 + HOUR
     _attempt(outbox, T0 + HOUR, DeliveryState.DELIVERED, 200, "")  # the receiver took it
     outbox.retention.prune(T0 + 2 * DAY)  # keeps it: it supersedes the dead letter
-    assert outbox.dead_letters.retry(T0 + 2 * DAY, [dead.id]) == 1
+    assert len(outbox.dead_letters.retry(T0 + 2 * DAY, [dead.id])) == 1
     assert _renotified_at(outbox, dead.id) is None
     again = _attempt(outbox, T0 + 2 * DAY, DeliveryState.DEAD, None, "timed out after 10s")
     assert again.id == dead.id
@@ -477,7 +477,7 @@ def test_a_dead_letter_whose_alerts_later_notification_was_left_out_as_stale_is_
     [left] = outbox.dead_letters.unretryable()
     assert (left.delivery_id, left.left_out, left.superseded) == (letter.id, ("a1",), False)
     assert outbox.dead_letters.unretryable(force=True) == []
-    assert outbox.dead_letters.retry(T0 + 30, leave=[left.delivery_id]) == 0
+    assert len(outbox.dead_letters.retry(T0 + 30, leave=[left.delivery_id])) == 0
     observe(outbox, event("a1", requires_ack=False), T0 + 40)
     outbox.queue.group(URL, T0 + 40, 0.0, _build, _keep)
     _attempt(outbox, T0 + 40, DeliveryState.DELIVERED, 200, "")

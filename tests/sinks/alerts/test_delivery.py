@@ -306,7 +306,7 @@ async def test_a_delivery_retried_by_hand_gets_a_deadline_from_its_retry(outbox:
     await worker.step()
     [dead] = outbox.queue.deliveries(DeliveryState.DEAD.value)
     clock.advance(1000.0)
-    assert outbox.dead_letters.retry(clock.now, [dead.id]) == 1
+    assert len(outbox.dead_letters.retry(clock.now, [dead.id])) == 1
     for _ in range(6):
         clock.advance(await worker.step())
     # The backoff goes on from the count (2 s, 4 s): 6 s fit in 10 s, 8 s more would not.

@@ -779,7 +779,7 @@ async def test_queued_alerts_for_a_removed_url_are_dead_lettered_at_start(
     assert [(d.delivery_id, d.configured) for d in outbox.dead_letters.unretryable()] == [
         (dead.id, False)
     ]
-    assert outbox.dead_letters.retry(time.time()) == 1
+    assert len(outbox.dead_letters.retry(time.time())) == 1
     assert outbox.queue.depth().pending == 1
     outbox.close()
 
