@@ -254,19 +254,30 @@ class AlertStore:
         opened = 0  # alerts the plan opened, less those it closed
         open_count: int | None = None
         with self._database.read():
+            # A firing event for an alert not active needs it looked up only when it is
+            # resolved (superseded: resolved by a newer event than this one), and a burst of
+            # new alerts is the hot path: which of them the table holds is one query.
+            resolved = self._stored(
+                [
+                    change.alert_id
+                    for change in changes
+                    if not isinstance(change, Acknowledgement)
+                    and change.firing
+                    and change.alert_id not in self._active
+                ]
+            )
             for change in changes:
                 alert_id = change.alert_id
                 if alert_id in planned:
                     current = planned[alert_id]
                 elif (
-                    isinstance(change, Acknowledgement) or alert_id in self._active or change.firing
+                    isinstance(change, Acknowledgement)
+                    or alert_id in self._active
+                    or alert_id in resolved
                 ):
-                    # A firing event for an alert not active too: resolved, it may have been
-                    # resolved by a newer event than this one (superseded).
                     current = self.get(alert_id)
                 else:
-                    # A resolved event for an alert not active (unknown or resolved) changes
-                    # nothing: the lookup can be skipped.
+                    # Unknown (or, for a resolved event, resolved: it changes nothing).
                     current = None
                 if isinstance(change, Acknowledgement):
                     step = on_ack(current, change, now)
@@ -299,6 +310,17 @@ class AlertStore:
                 if open_count is not None:
                     open_count += change_in_open
         return Plan(new_message_id(), now, tuple(steps), refused, stale)
+
+    def _stored(self, alert_ids: Sequence[str]) -> set[str]:
+        """Those of ``alert_ids`` the alerts table holds (inside a read)."""
+        if not alert_ids:
+            return set()
+        with self._database.read() as db:
+            rows = db.execute(
+                "SELECT alert_id FROM alerts WHERE alert_id IN (SELECT value FROM json_each(:ids))",
+                {"ids": json.dumps(alert_ids)},
+            )
+            return {row[0] for row in rows}
 
     def acknowledge(
         self,

@@ -8,6 +8,8 @@ functions what follows, and stores that in the same transaction. The transitions
     firing ── escalation ──> firing at the next level (level1 → level2 → level3)
     firing, acknowledged ── resolved event, ack with a resolution, expiry ──> resolved
 
+An event sent before the one that last changed the alert (``superseded``) moves nothing.
+
 Each change also says what happened, in a sentence, for the alert's history. A ``Plan`` is
 the transitions one change makes (a batch of events, an escalation tick), worked out before
 anything is stored; on the Redis bus it is made in Redis first (see ``index``). ``adopted``
