@@ -67,8 +67,8 @@ def test_a_former_holder_started_again_keeps_no_resolved_alert_active_in_alertma
     again = restart(holder, bridge_processes, tmp_path)
     # A's poster has looked once: it posted its outbox (firing), or left posting to B.
     wait_until(lambda: posted(again) or STANDING_BY in again.log(), 15, "A posted, or left it to B")
-    assert not firing(server)
     assert posted(again) == 0
+    assert not firing(server)
     assert other.stop() == 0
     wait_until(lambda: metric(again.url, "exesdb_redis_work_queue_leader") == 1, 15, "A leads")
     wait_until(lambda: posted(again), 15, "A's full post as the holder")

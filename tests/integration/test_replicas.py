@@ -678,6 +678,33 @@ def test_a_sigkilled_holders_open_alert_is_resolved_by_the_next_holder(
     assert statuses == ["firing", "resolved"]
 
 
+def test_a_down_taken_again_after_the_next_holder_resolved_it_fires_nothing(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """A node_failure fires on the lease holder A; A is SIGKILLed; B resolves it on the node's
+    return, then takes the node's down again (sent before that return, as a redelivery of A's
+    entry brings it): the alert stays resolved, the receiver hears nothing more, and B counts
+    the down stale."""
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver)
+    holder = leader(replicas)
+    survivor = next(r for r in replicas if r is not holder)
+    down = NodeLifecycle(node="app-4", event="down", cluster_size=1)
+    ingest(holder.url, [("lifecycle", holder.env["EXESDB_NODE"], down)])
+    wait_until(lambda: notifications(receiver, "node_failure:app-4"), 15, "the node_failure")
+    holder.kill()
+    resolved_by_the_next_holder(survivor, receiver, "app-4")
+    ingest(survivor.url, [("lifecycle", holder.env["EXESDB_NODE"], down)])
+    wait_until(
+        lambda: metric(survivor.url, "exesdb_alerts_stale_events_total") == 1,
+        15,
+        "B counts the old down stale",
+    )
+    wait_until(lambda: settled([survivor], redis), 15, "outbox empty, nothing pending")
+    statuses = [n["status"] for n in notifications(receiver, "node_failure:app-4")]
+    assert statuses == ["firing", "resolved"]
+
+
 def test_only_the_lease_holder_shows_the_open_alerts(
     tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
 ) -> None:

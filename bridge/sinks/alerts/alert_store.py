@@ -13,6 +13,7 @@ Times are Unix seconds from the injected wall clock, since they must survive a r
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Final
@@ -46,6 +47,7 @@ from bridge.sinks.alerts.transitions import (
     on_event,
     open_cap,
     opens,
+    superseded,
 )
 
 if TYPE_CHECKING:  # sources imports the cluster and the bus: `outbox list` needs neither
@@ -57,18 +59,20 @@ _STORE_ALERT: Final = """
 INSERT OR REPLACE INTO alerts (
     alert_id, alertname, severity, category, node, title, description, requires_ack, state,
     level, starts_at, updated_at, ends_at, level_since, ack_by, ack_note, ack_at, resolution,
-    auto_resolve, last_seen, source, details
+    auto_resolve, last_seen, source, details, event_at
 ) VALUES (
     :alert_id, :alertname, :severity, :category, :node, :title, :description, :requires_ack,
     :state, :level, :starts_at, :updated_at, :ends_at, :level_since, :ack_by, :ack_note,
-    :ack_at, :resolution, :auto_resolve, :last_seen, :source, :details
+    :ack_at, :resolution, :auto_resolve, :last_seen, :source, :details, :event_at
 )
 """
 _SEEN_ALERT: Final = (
-    "UPDATE alerts SET last_seen = :last_seen, auto_resolve = :auto_resolve"
-    " WHERE alert_id = :alert_id"
+    "UPDATE alerts SET last_seen = :last_seen, auto_resolve = :auto_resolve,"
+    " event_at = :event_at WHERE alert_id = :alert_id"
 )
 _RESOLVED: Final = {"resolved": AlertState.RESOLVED.value}
+
+_logger = logging.getLogger(__name__)
 
 
 class AlertStore:
@@ -228,7 +232,9 @@ class AlertStore:
 
         Each goes through ``transitions.on_event`` / ``on_ack``. A new alert beyond
         ``max_open`` open alerts (an event alert beyond nine tenths of it:
-        ``transitions.open_cap``) is refused (counted in ``Applied.refused``).
+        ``transitions.open_cap``) is refused (counted in ``Applied.refused``); an event older
+        than the one that last changed its alert (``transitions.superseded``) changes nothing
+        (counted in ``Applied.stale``).
         """
         with self._database.transaction():
             return self._store_plan(self.plan(changes, now, max_open=max_open))
@@ -244,22 +250,47 @@ class AlertStore:
         steps: list[Transition] = []
         # The plan's own results so far: a later change of the same alert starts from them.
         planned: dict[str, AlertRecord | None] = {}
-        refused = 0
+        refused = stale = 0
         opened = 0  # alerts the plan opened, less those it closed
         open_count: int | None = None
         with self._database.read():
+            # A firing event for an alert not active needs it looked up only when it is
+            # resolved (superseded: resolved by a newer event than this one), and a burst of
+            # new alerts is the hot path: which of them the table holds is one query.
+            resolved = self._stored(
+                [
+                    change.alert_id
+                    for change in changes
+                    if not isinstance(change, Acknowledgement)
+                    and change.firing
+                    and change.alert_id not in self._active
+                ]
+            )
             for change in changes:
                 alert_id = change.alert_id
                 if alert_id in planned:
                     current = planned[alert_id]
-                elif isinstance(change, Acknowledgement) or alert_id in self._active:
+                elif (
+                    isinstance(change, Acknowledgement)
+                    or alert_id in self._active
+                    or alert_id in resolved
+                ):
                     current = self.get(alert_id)
                 else:
-                    # An alert not active is unknown or resolved, which no event tells apart:
-                    # the lookup (the hot path of a burst of new alerts) can be skipped.
+                    # Unknown (or, for a resolved event, resolved: it changes nothing).
                     current = None
                 if isinstance(change, Acknowledgement):
                     step = on_ack(current, change, now)
+                elif superseded(current, change, now):
+                    stale += 1
+                    _logger.debug(
+                        "alerts: a %s event for %s sent at %s, before the event that last"
+                        " changed it, is stale: left out",
+                        change.status,
+                        alert_id,
+                        change.at.isoformat(),
+                    )
+                    continue
                 else:
                     if max_open is not None and opens(current, change):
                         if open_count is None:
@@ -278,7 +309,18 @@ class AlertStore:
                 opened += change_in_open
                 if open_count is not None:
                     open_count += change_in_open
-        return Plan(new_message_id(), now, tuple(steps), refused)
+        return Plan(new_message_id(), now, tuple(steps), refused, stale)
+
+    def _stored(self, alert_ids: Sequence[str]) -> set[str]:
+        """Those of ``alert_ids`` the alerts table holds (inside a read)."""
+        if not alert_ids:
+            return set()
+        with self._database.read() as db:
+            rows = db.execute(
+                "SELECT alert_id FROM alerts WHERE alert_id IN (SELECT value FROM json_each(:ids))",
+                {"ids": json.dumps(alert_ids)},
+            )
+            return {row[0] for row in rows}
 
     def acknowledge(
         self,
@@ -378,7 +420,7 @@ class AlertStore:
         with self._database.transaction() as db:
             seen = db.execute("SELECT 1 FROM plans WHERE id = :id", {"id": plan.id}).fetchone()
             if seen is not None:
-                return Applied([], plan.refused)
+                return Applied([], plan.refused, plan.stale)
             db.execute(
                 "INSERT INTO plans (id, stored_at) VALUES (:id, :now)",
                 {"id": plan.id, "now": plan.now},
@@ -446,7 +488,7 @@ class AlertStore:
             record = self._store_step(step, plan.now)
             if record is not None:
                 changed[record.alert_id] = record
-        return Applied(list(changed.values()), plan.refused)
+        return Applied(list(changed.values()), plan.refused, plan.stale)
 
     def _store_step(self, step: Transition, now: float) -> AlertRecord | None:
         """Store what a transition asks for (inside a transaction); the alert when it is
@@ -462,6 +504,7 @@ class AlertStore:
                         "alert_id": record.alert_id,
                         "last_seen": record.last_seen,
                         "auto_resolve": int(record.auto_resolve),
+                        "event_at": record.event_at,
                     },
                 )
                 return None

@@ -199,7 +199,7 @@ class AlertIndex:
             await self._put_back()
             plan = await self._db.call(planner, *args, **kwargs)
             if not plan.steps:
-                return Applied([], plan.refused)
+                return Applied([], plan.refused, plan.stale)
             put: dict[str, bytes] = {}
             gone: set[str] = set()
             for record in plan.records:
@@ -485,6 +485,8 @@ def _fields(record: AlertRecord) -> dict[str, Any]:
     for newer in ("source", "details"):
         if not fields[newer]:
             del fields[newer]
+    # Never written: every record would have it (see ``transitions.adopted``).
+    del fields["event_at"]
     return fields
 
 

@@ -125,6 +125,12 @@ class AlertMetrics:
             "New alerts refused because the cap on open alerts was reached.",
             registry=registry,
         )
+        self._stale_events = Counter(
+            "exesdb_alerts_stale_events",
+            "Alert events left out because their message was sent before the event that last "
+            "changed their alert (delivered late or again).",
+            registry=registry,
+        )
         registry.register(_ActiveAlerts(self, holds_work_queue))
         Gauge(
             "exesdb_alerts_pending",
@@ -160,6 +166,10 @@ class AlertMetrics:
     def refused(self, count: int) -> None:
         """Count new alerts refused by the open-alert cap."""
         self._refused.inc(count)
+
+    def stale_events(self, count: int) -> None:
+        """Count alert events left out as older than their alert's last change."""
+        self._stale_events.inc(count)
 
     def posting(self) -> None:
         """An Alertmanager poster is configured: show its posts counter at 0 for each result

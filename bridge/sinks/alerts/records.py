@@ -103,6 +103,10 @@ class AlertRecord:
     # A SystemAlert's component and its metadata as annotations (sources.details_of).
     source: str | None = None
     details: tuple[tuple[str, str], ...] = ()
+    # When the newest message that fired, kept up, changed or resolved it was sent (its
+    # timestamp, never after its receipt): an event older than it is stale (transitions.on_event).
+    # None for an alert stored before it was kept, or taken from Redis, which does not carry it.
+    event_at: float | None = None
 
     @property
     def open(self) -> bool:
@@ -272,10 +276,12 @@ class Acknowledgement:
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """What a batch of changes did: the alerts receivers must hear of, and refusals."""
+    """What a batch of changes did: the alerts receivers must hear of, refusals, and the
+    events left out as stale (older than the event that last changed their alert)."""
 
     changed: list[AlertRecord]
     refused: int = 0
+    stale: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ def alert_params(record: AlertRecord) -> dict[str, object]:
         "last_seen": record.last_seen,
         "source": record.source,
         "details": json.dumps(record.details, ensure_ascii=False),
+        "event_at": record.event_at,
     }
 
 
@@ -85,6 +86,7 @@ def record_of(row: sqlite3.Row) -> AlertRecord:
         None if row[19] is None else float(row[19]),
         row[20],
         tuple((name, value) for name, value in json.loads(row[21])),
+        None if row[22] is None else float(row[22]),
     )
 
 

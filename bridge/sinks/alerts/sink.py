@@ -657,6 +657,8 @@ class AlertSink:
         if applied.refused:
             self.metrics.refused(applied.refused)
             self._refusals.refused(applied.refused)
+        if applied.stale:
+            self.metrics.stale_events(applied.stale)
         if applied.changed:
             self._changed()
 

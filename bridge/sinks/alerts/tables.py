@@ -65,7 +65,7 @@ from bridge.sinks.alerts.records import refused
 
 __all__ = ["connect", "migrate"]
 
-_SCHEMA_VERSION: Final = 15
+_SCHEMA_VERSION: Final = 16
 # The outbox's mark in the file's header (PRAGMA application_id): "EXOB".
 _APPLICATION_ID: Final = 0x45584F42
 # A new delivery's next attempt time, or a changed one, that the triggers take (version 15),
@@ -92,6 +92,7 @@ _ADDED_COLUMNS: Final[Mapping[int, tuple[tuple[str, str, str], ...]]] = {
     7: (("deliveries", "retried_at", "REAL"),),
     8: (("alerts", "source", "TEXT"), ("alerts", "details", "TEXT NOT NULL DEFAULT '[]'")),
     9: (("deliveries", "renotified_at", "REAL"),),
+    16: (("alerts", "event_at", "REAL"),),
 }
 # Version 1's tables (already with the columns later versions added: a new file's columns then
 # stand in the order an upgraded file's do); later versions' tables come from _step.
@@ -118,7 +119,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     auto_resolve INTEGER NOT NULL DEFAULT 0,
     last_seen REAL,
     source TEXT,
-    details TEXT NOT NULL DEFAULT '[]'
+    details TEXT NOT NULL DEFAULT '[]',
+    event_at REAL
 );
 CREATE INDEX IF NOT EXISTS alerts_by_state ON alerts (state, level_since);
 CREATE TABLE IF NOT EXISTS queued (

@@ -8,6 +8,8 @@ functions what follows, and stores that in the same transaction. The transitions
     firing ── escalation ──> firing at the next level (level1 → level2 → level3)
     firing, acknowledged ── resolved event, ack with a resolution, expiry ──> resolved
 
+An event sent before the one that last changed the alert (``superseded``) moves nothing.
+
 Each change also says what happened, in a sentence, for the alert's history. A ``Plan`` is
 the transitions one change makes (a batch of events, an escalation tick), worked out before
 anything is stored; on the Redis bus it is made in Redis first (see ``index``). ``adopted``
@@ -47,6 +49,7 @@ __all__ = [
     "on_event",
     "open_cap",
     "opens",
+    "superseded",
 ]
 
 
@@ -84,13 +87,15 @@ class Transition:
 @dataclass(frozen=True, slots=True)
 class Plan:
     """What one change does to the alerts, in order: the transitions that ask something of the
-    store (each with its record), the new alerts refused (the open-alert cap), its id, and the
-    time it is stored at."""
+    store (each with its record), the new alerts refused (the open-alert cap), the events left
+    out as stale (``superseded``: counted where the plan was made, not carried in its note),
+    its id, and the time it is stored at."""
 
     id: str
     now: float
     steps: tuple[Transition, ...] = ()
     refused: int = 0
+    stale: int = 0
 
     @property
     def records(self) -> list[AlertRecord]:
@@ -126,6 +131,21 @@ def event_alert_cap(max_open: int) -> int:
     return max_open - max_open // 10
 
 
+def superseded(current: AlertRecord | None, event: AlertEvent, now: float) -> bool:
+    """True when ``event`` would re-open, resolve, or change the severity of ``current`` but
+    was sent before the event that last fired, kept up, changed or resolved it
+    (``AlertRecord.event_at``): a message delivered late (redelivered after a work-queue
+    holder died, or overtaken on the way) must not undo a newer one. Only the times of messages
+    about the same alert are compared, each as ``on_event`` takes it (never after its receipt);
+    an alert without ``event_at`` (stored before it was kept) takes every event, as before.
+    """
+    if current is None or current.event_at is None or _when(event, now) >= current.event_at:
+        return False
+    if event.firing:
+        return not current.open or current.severity != event.severity
+    return current.open
+
+
 def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Transition:
     """An alert event: a firing one opens or updates the alert, a resolved one ends it.
 
@@ -134,8 +154,10 @@ def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Tran
     notified again. At another severity it is notified again, keeping its start, and needs
     acknowledging as the event says (a warning turned critical escalates from then on). An
     event alert repeated by a condition alert becomes a condition alert. A resolved event for
-    an unknown or resolved alert changes nothing.
+    an unknown or resolved alert changes nothing, and so does a ``superseded`` event.
     """
+    if superseded(current, event, now):
+        return Transition(current)
     if not event.firing:
         if current is None or not current.open:
             return Transition(current)
@@ -144,6 +166,7 @@ def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Tran
             state=AlertState.RESOLVED,
             ends_at=max(_when(event, now), current.starts_at),
             updated_at=now,
+            event_at=_when(event, now),
         )
         cleared = HistoryEntry(now, HistoryEvent.RESOLVED, "the condition cleared")
         return Transition(ended, Effect.NOTIFY, cleared)
@@ -151,8 +174,12 @@ def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Tran
         fired = HistoryEntry(now, HistoryEvent.FIRED, f"{event.severity} on {event.node}")
         return Transition(_new(event, now), Effect.NOTIFY, fired)
     auto_resolve = current.auto_resolve and event.auto_resolve
+    # The newest of the events that kept it up (one older than it, at the same severity, is
+    # still seen: it changes nothing a receiver hears of).
+    event_at = max(_when(event, now), current.event_at or 0.0)
     if current.severity == event.severity:
-        return Transition(replace(current, last_seen=now, auto_resolve=auto_resolve), Effect.SEEN)
+        seen = replace(current, last_seen=now, auto_resolve=auto_resolve, event_at=event_at)
+        return Transition(seen, Effect.SEEN)
     # Whether it needs acknowledging follows the severity; the escalation period starts when
     # it begins to.
     needs_ack = event.requires_ack and not current.requires_ack
@@ -167,6 +194,7 @@ def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Tran
         level_since=now if needs_ack else current.level_since,
         last_seen=now,
         auto_resolve=auto_resolve,
+        event_at=event_at,
     )
     entry = HistoryEntry(
         now, HistoryEvent.SEVERITY_CHANGED, f"{current.severity} → {event.severity}"
@@ -201,6 +229,7 @@ def _new(event: AlertEvent, now: float) -> AlertRecord:
         last_seen=now,
         source=event.source,
         details=event.details,
+        event_at=_when(event, now),
     )
 
 
@@ -322,6 +351,10 @@ def adopted(current: AlertRecord | None, kept: AlertRecord | None, now: float) -
     so nothing is notified: a kept record replaces ours, and an alert open here but not there
     was resolved by another holder."""
     if kept is not None:
+        # Redis does not carry event_at (a replica of the version before it could not read a
+        # record that does): ours stands for the same episode; of another, none is known.
+        if current is not None and kept.event_at is None and current.starts_at == kept.starts_at:
+            kept = replace(kept, event_at=current.event_at)
         if current == kept:
             return Transition(current)
         taken = f"taken over {kept.state} at {kept.level_name}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,55 @@ def test_refiring_after_resolve_starts_a_new_episode(outbox: Outbox) -> None:
     again = observe(outbox, event(), T0 + 3)
     assert again is not None
     assert (again.state, again.level, again.ack_by) == (AlertState.FIRING, 1, None)
+
+
+def test_a_fire_sent_before_the_resolve_reopens_nothing_and_is_counted(outbox: Outbox) -> None:
+    """A node's down handled again after the reconnected that resolved its alert (sent before
+    it) leaves the alert resolved, queues nothing and is counted stale; a newer down re-opens
+    it as before, starting when it was sent."""
+    observe(outbox, event(at=AT), T0)
+    observe(outbox, event(status="resolved", at=AT + timedelta(seconds=30)), T0 + 30)
+    queued = outbox.queue.depth().queued
+    applied = outbox.alerts.apply([event(at=AT)], T0 + 40)
+    assert (applied.changed, applied.stale) == ([], 1)
+    resolved = stored(outbox, "node_failure:n1")
+    assert resolved is not None
+    assert (resolved.state, resolved.ends_at) == (AlertState.RESOLVED, T0 + 30)
+    assert outbox.queue.depth().queued == queued
+    applied = outbox.alerts.apply([event(at=AT + timedelta(seconds=50))], T0 + 50)
+    assert applied.stale == 0
+    [again] = applied.changed
+    assert (again.state, again.starts_at) == (AlertState.FIRING, T0 + 50)
+
+
+def test_a_resolve_or_severity_sent_before_the_last_change_changes_nothing(
+    outbox: Outbox,
+) -> None:
+    """A resolve, or another severity, sent before the fire of the episode under way leaves it
+    firing as it is (both counted stale); the same severity sent before is only seen."""
+    observe(outbox, event(at=AT + timedelta(seconds=30)), T0 + 30)
+    older = AT + timedelta(seconds=10)
+    changes = [event(status="resolved", at=older), event(severity="warning", at=older)]
+    applied = outbox.alerts.apply(changes, T0 + 40)
+    assert (applied.changed, applied.stale) == ([], 2)
+    firing = stored(outbox, "node_failure:n1")
+    assert firing is not None
+    assert (firing.state, firing.severity) == (AlertState.FIRING, "critical")
+    assert outbox.alerts.apply([event(at=older)], T0 + 41).stale == 0
+    seen = stored(outbox, "node_failure:n1")
+    assert seen is not None
+    assert (seen.last_seen, seen.event_at) == (T0 + 41, T0 + 30)
+
+
+def test_an_alert_stored_before_event_times_were_kept_takes_every_event(outbox: Outbox) -> None:
+    """An alert resolved without the time of its last event (stored by an earlier version, or
+    taken from Redis) re-opens on any fire, as before."""
+    observe(outbox, event(at=AT + timedelta(seconds=30)), T0 + 30)
+    observe(outbox, event(status="resolved", at=AT + timedelta(seconds=40)), T0 + 40)
+    with outbox.database.transaction() as db:
+        db.execute("UPDATE alerts SET event_at = NULL")
+    applied = outbox.alerts.apply([event(at=AT)], T0 + 50)
+    assert (len(applied.changed), applied.stale) == (1, 0)
 
 
 def test_an_alert_taken_over_from_another_holder_counts_as_told_to_every_receiver(

@@ -336,6 +336,21 @@ CREATE INDEX alerts_by_change ON alerts (updated_at, alert_id);
 CREATE INDEX alerts_by_state_change ON alerts (state, updated_at, alert_id);
 CREATE INDEX alerts_by_state_start ON alerts (state, starts_at, alert_id);
 """
+_NOT_A_TIME = (
+    "deliveries.next_attempt_at must be a time: Unix seconds, up to the end of the year 9999"
+)
+_V15_NEXT_ATTEMPT = f"""
+CREATE TRIGGER next_attempt_made BEFORE INSERT ON deliveries
+WHEN NOT (typeof(NEW.next_attempt_at) IN ('real', 'integer')
+AND abs(NEW.next_attempt_at) <= 253402300799) BEGIN
+    SELECT RAISE(ABORT, '{_NOT_A_TIME}');
+END;
+CREATE TRIGGER next_attempt_changed BEFORE UPDATE OF next_attempt_at ON deliveries
+WHEN NOT (typeof(NEW.next_attempt_at) IN ('real', 'integer')
+AND abs(NEW.next_attempt_at) <= 253402300799) BEGIN
+    SELECT RAISE(ABORT, '{_NOT_A_TIME}');
+END;
+"""
 # Version 1 never set user_version (0, as a new file).
 _EARLIER_VERSIONS = [
     (0, _V1_QUEUES),
@@ -352,8 +367,9 @@ _EARLIER_VERSIONS = [
     (12, _V12_CARRIED),
     (13, _V13_MARK),
     (14, _V14_BY_CHANGE),
+    (15, _V15_NEXT_ATTEMPT),
 ]
-CURRENT_VERSION = 15
+CURRENT_VERSION = 16
 # The outbox's mark in the file's header (PRAGMA application_id), from version 13 on: "EXOB".
 OUTBOX_MARK = 0x45584F42
 ALL_TABLES = frozenset(
@@ -450,7 +466,7 @@ def test_a_file_of_any_earlier_version_is_upgraded_to_the_current_one(
         assert old is not None
         assert old.state is AlertState.FIRING
         assert old.auto_resolve is False
-        assert (old.source, old.details) == (None, ())
+        assert (old.source, old.details, old.event_at) == (None, (), None)
         assert box.queue.depth() == box.queue.depth().__class__(1, 1, 0)
         old_detail = box.alerts.detail("old")
         assert old_detail is not None

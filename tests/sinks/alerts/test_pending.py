@@ -195,10 +195,8 @@ async def test_a_healthy_reading_is_passed_over_while_another_node_waits(
             ComponentHealth(component="store", node="n2", status="degraded", timestamp=_at(0)),
         )
         bridge.bus.publish("health", NodeHealth(node="n3", status="degraded", timestamp=_at(0)))
-        bridge.bus.publish(
-            "metric_alert",
-            critical_cpu(),
-        )
+        # Dated as the readings are: a healthy one sent before it would be stale.
+        bridge.bus.publish("metric_alert", critical_cpu().model_copy(update={"timestamp": _at(0)}))
         await _settled(bridge, sink, "m1")
         assert stored(sink.outbox, cpu) is not None
         # n2's store and n3 wait in the hold.

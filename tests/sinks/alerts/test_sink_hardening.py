@@ -718,7 +718,8 @@ async def test_metric_threshold_resolves_on_healthy_node_health_and_fires_again(
         await async_wait_until(
             lambda: field_of(sink, alert_id, "state") == "resolved", what="resolved"
         )
-        bridge.bus.publish("metric_alert", crossing)
+        # A new sample: the first one sent again was sent before the healthy reading (stale).
+        bridge.bus.publish("metric_alert", crossing.model_copy(update={"timestamp": utc_now()}))
         await async_wait_until(
             lambda: field_of(sink, alert_id, "state") == "firing", what="fired again"
         )

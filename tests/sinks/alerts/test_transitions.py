@@ -85,54 +85,63 @@ NOW = T0 + 100
         pytest.param(
             None,
             event(),
-            Transition(alert(updated_at=NOW, level_since=NOW, last_seen=NOW), Effect.NOTIFY),
+            Transition(
+                alert(updated_at=NOW, level_since=NOW, last_seen=NOW, event_at=T0), Effect.NOTIFY
+            ),
             id="a new alert fires and is notified, starting when it happened",
         ),
         pytest.param(
             alert(),
             event(),
-            Transition(alert(last_seen=NOW), Effect.SEEN),
+            Transition(alert(last_seen=NOW, event_at=T0), Effect.SEEN),
             id="firing again at the same severity is only seen",
         ),
         pytest.param(
             alert(state=ACKNOWLEDGED, ack_by="ops", ack_at=T0 + 1),
             event(),
             Transition(
-                alert(state=ACKNOWLEDGED, ack_by="ops", ack_at=T0 + 1, last_seen=NOW), Effect.SEEN
+                alert(state=ACKNOWLEDGED, ack_by="ops", ack_at=T0 + 1, last_seen=NOW, event_at=T0),
+                Effect.SEEN,
             ),
             id="an acknowledged alert firing again stays acknowledged, only seen",
         ),
         pytest.param(
             alert(auto_resolve=True),
             event(auto_resolve=False),
-            Transition(alert(auto_resolve=False, last_seen=NOW), Effect.SEEN),
+            Transition(alert(auto_resolve=False, last_seen=NOW, event_at=T0), Effect.SEEN),
             id="an event alert repeated by a condition becomes a condition",
         ),
         pytest.param(
             alert(auto_resolve=True),
             event(auto_resolve=True),
-            Transition(alert(auto_resolve=True, last_seen=NOW), Effect.SEEN),
+            Transition(alert(auto_resolve=True, last_seen=NOW, event_at=T0), Effect.SEEN),
             id="an event alert repeated stays an event alert",
         ),
         pytest.param(
             alert(severity="warning", level=2),
             event(severity="critical", title="disk fuller", at=T0 + 50),
             Transition(
-                alert(title="disk fuller", level=2, updated_at=NOW, last_seen=NOW), Effect.NOTIFY
+                alert(
+                    title="disk fuller", level=2, updated_at=NOW, last_seen=NOW, event_at=T0 + 50
+                ),
+                Effect.NOTIFY,
             ),
             id="a new severity is notified again, keeping its start and level",
         ),
         pytest.param(
             alert(),
             event("resolved", at=T0 + 30),
-            Transition(alert(state=RESOLVED, ends_at=T0 + 30, updated_at=NOW), Effect.NOTIFY),
+            Transition(
+                alert(state=RESOLVED, ends_at=T0 + 30, updated_at=NOW, event_at=T0 + 30),
+                Effect.NOTIFY,
+            ),
             id="a resolved event ends an open alert when it happened",
         ),
         pytest.param(
             None,
             event(at=NOW + 10**9),
             Transition(
-                alert(starts_at=NOW, updated_at=NOW, level_since=NOW, last_seen=NOW),
+                alert(starts_at=NOW, updated_at=NOW, level_since=NOW, last_seen=NOW, event_at=NOW),
                 Effect.NOTIFY,
             ),
             id="a new alert dated by a clock far ahead starts now, not in the future",
@@ -140,14 +149,18 @@ NOW = T0 + 100
         pytest.param(
             alert(),
             event("resolved", at=NOW + 10**9),
-            Transition(alert(state=RESOLVED, ends_at=NOW, updated_at=NOW), Effect.NOTIFY),
+            Transition(
+                alert(state=RESOLVED, ends_at=NOW, updated_at=NOW, event_at=NOW), Effect.NOTIFY
+            ),
             id="a resolved event dated by a clock far ahead ends the alert now",
         ),
         pytest.param(
             alert(state=ACKNOWLEDGED, ack_by="ops"),
             event("resolved", at=T0 + 30),
             Transition(
-                alert(state=RESOLVED, ack_by="ops", ends_at=T0 + 30, updated_at=NOW),
+                alert(
+                    state=RESOLVED, ack_by="ops", ends_at=T0 + 30, updated_at=NOW, event_at=T0 + 30
+                ),
                 Effect.NOTIFY,
             ),
             id="a resolved event ends an acknowledged alert",
@@ -156,7 +169,13 @@ NOW = T0 + 100
             alert(starts_at=T0 + 60),
             event("resolved", at=T0 + 30),
             Transition(
-                alert(starts_at=T0 + 60, state=RESOLVED, ends_at=T0 + 60, updated_at=NOW),
+                alert(
+                    starts_at=T0 + 60,
+                    state=RESOLVED,
+                    ends_at=T0 + 60,
+                    updated_at=NOW,
+                    event_at=T0 + 30,
+                ),
                 Effect.NOTIFY,
             ),
             id="an alert never ends before it started",
@@ -177,7 +196,13 @@ NOW = T0 + 100
             alert(state=RESOLVED, level=3, ack_by="ops", resolution="fixed", ends_at=T0 + 5),
             event(at=T0 + 90),
             Transition(
-                alert(starts_at=T0 + 90, updated_at=NOW, level_since=NOW, last_seen=NOW),
+                alert(
+                    starts_at=T0 + 90,
+                    updated_at=NOW,
+                    level_since=NOW,
+                    last_seen=NOW,
+                    event_at=T0 + 90,
+                ),
                 Effect.NOTIFY,
             ),
             id="firing after resolving starts a new episode at level1",

@@ -1,0 +1,51 @@
+"""The alert sink past late and redelivered events: one sent before the event that last changed
+its alert changes nothing, and is counted (docs/alerts.md, late and redelivered events)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bridge.messages import NodeLifecycle
+from bridge.sinks.alerts.records import AlertState
+from tests.sinks.alerts.helpers import alert_bridge, stored, system_alert
+from tests.support import async_wait_until
+
+STALE = "exesdb_alerts_stale_events_total"
+
+
+def _lifecycle(event: str, sent: float) -> NodeLifecycle:
+    """NodeLifecycle ``event`` of node app-5, sent ``sent`` seconds ago."""
+    return NodeLifecycle(
+        node="app-5",
+        event=event,
+        cluster_size=3,
+        timestamp=datetime.fromtimestamp(time.time() - sent, UTC),
+    )
+
+
+async def test_a_down_handled_again_after_its_reconnected_fires_no_alert(tmp_path: Path) -> None:
+    """A node's down, then its reconnected, then the down again (redelivered) leave its
+    node_failure resolved, count the down stale and notify nothing more; a later down fires
+    again."""
+    async with alert_bridge(tmp_path) as (bridge, sink, _):
+        down = _lifecycle("down", sent=60)
+        bridge.bus.publish("lifecycle", down)
+        bridge.bus.publish("lifecycle", _lifecycle("reconnected", sent=30))
+        bridge.bus.publish("lifecycle", down)
+        # Everything published before it reached the outbox once the marker did.
+        bridge.bus.publish("marker", system_alert("m1", severity="warning"))
+        await async_wait_until(lambda: stored(sink.outbox, "m1"), what="the marker alert")
+        resolved = stored(sink.outbox, "node_failure:app-5")
+        assert resolved is not None
+        assert resolved.state is AlertState.RESOLVED
+        assert bridge.registry.get_sample_value(STALE) == 1
+        bridge.bus.publish("lifecycle", _lifecycle("down", sent=0))
+
+        def fired_again() -> bool:
+            record = stored(sink.outbox, "node_failure:app-5")
+            return record is not None and record.state is AlertState.FIRING
+
+        await async_wait_until(fired_again, what="node_failure fired again")
+        assert bridge.registry.get_sample_value(STALE) == 1
