@@ -18,7 +18,7 @@ from typing import Any, Final, Protocol
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
-from bridge.bodies import content_coding, read_body, read_json
+from bridge.bodies import content_coding, read_json, read_judged
 from bridge.build import BuildInfo
 from bridge.bus import (
     SIGNATURE_HEADER,
@@ -222,14 +222,19 @@ async def ingest(request: web.Request) -> web.Response:
     limit = bridge.settings.max_body_bytes
     content_type = request.content_type
     encoding = content_coding(request)
+    header = request.headers.get(SIGNATURE_HEADER)
+    keyring, window = verifier.keyring, verifier.window_seconds
     try:
-        body = await read_body(request)
+        # The signature checked where the body is expanded: a compressed one in a worker thread,
+        # as what a few bytes sent expand to (1 KB to a 1 MiB body) is checked before the
+        # sender is known to hold a key.
+        body, check = await read_judged(
+            request, lambda body: keyring.check_header(header, body, time.time(), window)
+        )
     except web.HTTPRequestEntityTooLarge:
         return _rejected(verifier.reject(_too_large(limit)))
     except web.RequestPayloadError as exc:
         return _unreadable_answer(request, verifier.reject(_unreadable(exc)))
-    header = request.headers.get(SIGNATURE_HEADER)
-    check = verifier.keyring.check_header(header, body, time.time(), verifier.window_seconds)
     if check is not HeaderCheck.OK:
         reason = RejectReason(check.value)
         detail = {

@@ -436,6 +436,57 @@ async def test_a_compressed_body_is_signed_as_it_expands(
     assert "compressing" not in answer["detail"]  # no hint where nothing was compressed
 
 
+async def test_a_compressed_body_is_expanded_and_its_signature_checked_off_the_event_loop(
+    serve: ServerFactory,
+) -> None:
+    """A small gzip body that expands to a large one, unsigned by any key, is answered 401 while
+    the event loop goes on serving: it never stalls for most of the time the answer takes."""
+    limit = 64 * 1024 * 1024
+    server = await serve(EXESDB_MAX_BODY_BYTES=str(limit))
+    packed = gzip.compress(b" " * limit)  # some 64 KB, which expand to the limit
+    stalls: list[float] = []
+    answered = asyncio.Event()
+
+    async def tick() -> None:
+        while not answered.is_set():
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)  # a timer fired only once the loop is free: not a wait
+            stalls.append(time.perf_counter() - before)
+
+    ticker = asyncio.create_task(tick())
+    start = time.perf_counter()
+    status, answer = await server.post(
+        packed, signature=signed(b"another body"), headers={"Content-Encoding": "gzip"}
+    )
+    took = time.perf_counter() - start
+    answered.set()
+    await ticker
+    assert (status, answer["error"]) == (401, "invalid_signature")
+    # On the loop, expanding 64 MiB and its HMAC were one stall of nearly all of it.
+    assert max(stalls) < took / 4, (max(stalls), took)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+async def test_a_body_expanding_to_several_mebibytes_is_checked_as_sent(
+    serve: ServerFactory, coding: str
+) -> None:
+    """A compressed body that expands to several MiB (in gzip, two members) is expanded byte for
+    byte: its signature matches, and its JSON is then judged (400: not JSON)."""
+    server = await serve(EXESDB_MAX_BODY_BYTES=str(4 * 1024 * 1024))
+    body = b"{" + bytes(range(32, 127)) * 36_000 + b"}"  # 3.4 MB, not JSON
+    half = len(body) // 2 + 7
+    packed = (
+        gzip.compress(body[:half]) + gzip.compress(body[half:])
+        if coding == "gzip"
+        else zlib.compress(body)
+    )
+    status, answer = await server.post(
+        packed, signature=signed(body), headers={"Content-Encoding": coding}
+    )
+    assert (status, answer["error"], answer["field"]) == (400, "malformed", "body")
+    assert answer["detail"].startswith("not JSON"), answer["detail"]
+
+
 def _raw(text: str) -> bytes:
     """An envelope's JSON with ``{{...}}`` standing for the rest of a valid envelope's fields."""
     fields = json.dumps(envelope())[1:-1]
