@@ -659,6 +659,11 @@ class AlertSink:
             self._refusals.refused(applied.refused)
         if applied.stale:
             self.metrics.stale_events(applied.stale)
+            _logger.debug(
+                "alerts: %d event(s) sent before the event that last changed their alert left"
+                " out as stale",
+                applied.stale,
+            )
         if applied.changed:
             self._changed()
 
