@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -632,6 +633,16 @@ def refused_readonly(process: BridgeProcess) -> bool:
     return status == 503 and "refuses the bridge's commands: READONLY" in str(reason)
 
 
+def replica_online(primary: Any, port: int) -> bool:
+    """Whether the primary (a client of it) lists its replica on ``port`` as online."""
+    replication = primary.info("replication")
+    return any(
+        isinstance(value, dict) and value.get("port") == port and value.get("state") == "online"
+        for name, value in replication.items()
+        if name.startswith("slave")
+    )
+
+
 def test_alerts_held_back_by_a_failover_reach_the_new_primary_behind_the_same_name(
     tmp_path: Path,
     redis: RedisServer,
@@ -658,6 +669,9 @@ def test_alerts_held_back_by_a_failover_reach_the_new_primary_behind_the_same_na
                 lambda: client.info("replication")["master_link_status"] == "up", 10, "in sync"
             )
         with redis.client() as client:
+            # FAILOVER asks the primary's own view of its replica, which says online a moment
+            # after the replica says its link is up.
+            wait_until(partial(replica_online, client, new.port), 10, "online to the primary")
             client.execute_command("FAILOVER", "TO", "127.0.0.1", new.port)
             wait_until(lambda: client.info("replication")["role"] == "slave", 10, "demoted")
         for first in range(100, 300, 50):  # each asserted 202
