@@ -122,7 +122,7 @@ class Proxy:
                 server_w.write(data)
                 await server_w.drain()
 
-        return upstream(), _copy(server_r, client_w)
+        return upstream(), copy_stream(server_r, client_w)
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         connection = asyncio.current_task()
@@ -150,7 +150,8 @@ class Proxy:
                     await writer.wait_closed()
 
 
-async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def copy_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """What ``reader`` reads written to ``writer``, until it ends (one direction of a proxy)."""
     while data := await reader.read(65536):
         writer.write(data)
         await writer.drain()

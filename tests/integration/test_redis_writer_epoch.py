@@ -18,7 +18,7 @@ from bridge.bus import Frame
 from bridge.bus.redis import GROUP
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_bus import ALERTS, Replica, calls, signed_entry
-from tests.integration.test_redis_spool import Proxy, running_writer
+from tests.integration.test_redis_spool import Proxy, copy_stream, running_writer
 from tests.support import async_wait_until, refusing_port
 
 pytestmark = pytest.mark.integration
@@ -213,12 +213,7 @@ class AcksCut(Proxy):
                 server_w.write(data)
                 await server_w.drain()
 
-        async def downstream() -> None:
-            while data := await server_r.read(65536):
-                client_w.write(data)
-                await client_w.drain()
-
-        return upstream(), downstream()
+        return upstream(), copy_stream(server_r, client_w)
 
 
 async def test_the_holder_takes_no_more_entries_while_its_acknowledgements_pile_up(
@@ -277,12 +272,7 @@ class AcksHeld(Proxy):
                 server_w.write(data)
                 await server_w.drain()
 
-        async def downstream() -> None:
-            while data := await server_r.read(65536):
-                client_w.write(data)
-                await client_w.drain()
-
-        return upstream(), downstream()
+        return upstream(), copy_stream(server_r, client_w)
 
 
 async def test_a_stop_waits_for_the_acknowledgements_being_written(
