@@ -331,7 +331,8 @@ class Writer:
 
     async def _step(self) -> float | None:
         if not self._has_work():
-            if not self._retained:
+            # A stream's lane stays once its frames are all forgotten: only frames kept wake it.
+            if not any(self._retained.values()):
                 await self._wake.wait()
             else:
                 # Wake now and then to forget retained frames a consumer group has taken.
