@@ -112,7 +112,7 @@ async def test_a_replica_whose_clock_is_behind_dates_a_down_and_a_return_by_redi
         node="bridge-behind",
         interval_ms=INTERVAL_MS,
         coordinator=skewed.transport.capabilities.coordinator,
-        wall_clock=lambda: time.time(),
+        wall_clock=time.time,  # this host's, as patched above
     )
     replicas.append(await skewed.start())
     await monitor.start()
