@@ -69,6 +69,11 @@ class Coordinator(Protocol):
         shortest takes over. The claim holds for two of the caller's periods. ``period_ms`` is
         at least 1 (the interval settings' floor is 100)."""
 
+    async def unix_time(self) -> float:
+        """Seconds since the Unix epoch by the coordinator's clock: the shared store's (Redis's
+        ``TIME``), so that what replicas whose clocks differ date goes in the order it happened;
+        a lone bridge's own wall clock."""
+
 
 class WorkQueueLease(Protocol):
     """The lease that makes one replica at a time the reader of the work queue."""
@@ -179,10 +184,16 @@ class LocalCoordinator:
     """
 
     def __init__(
-        self, clock: Callable[[], float] = time.monotonic, *, max_keys: int = _MAX_LOCAL_KEYS
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_keys: int = _MAX_LOCAL_KEYS,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock`` times the keys' expiries; ``wall_clock`` (Unix seconds) is ``unix_time``."""
         self._values: dict[str, tuple[str, float]] = {}
         self._clock = clock
+        self._wall_clock = wall_clock
         self._max_keys = max_keys
 
     @property
@@ -230,6 +241,9 @@ class LocalCoordinator:
         self._values[key] = (f"{now_ms}:{period_ms}", now + 2 * period_ms / 1000)
         self._sweep(now)
         return True
+
+    async def unix_time(self) -> float:
+        return self._wall_clock()
 
     def _sweep(self, now: float) -> None:
         if len(self._values) <= self._max_keys:

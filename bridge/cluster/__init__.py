@@ -56,12 +56,13 @@ replicas expire too (``bridge.cluster.announcer`` says when). A replica that can
 bus (Redis unreachable) declares nobody down: it is the one cut off; nor does one that did not
 run (paused, its event loop busy) before it hears what came meanwhile.
 
-The parts: ``monitor.py`` is the component (hearing, tracking, ticking); ``announcer.py`` how
-it announces each transition once across the replicas; ``nodes.py`` the nodes it tracks and
-the bounds; ``cadence.py`` how long each may stay silent; ``reports.py`` the ClusterHealth and
-ClusterMembership it publishes of them; ``groups.py`` the downs past the per-interval budget,
-alerted as one. Each name is imported from its module when first asked for
-(``bridge.exports``): the alert sink reads ``MAX_NODES`` without the monitor.
+The parts: ``monitor.py`` is the component (hearing, tracking, ticking); ``announcer.py`` how it
+announces each transition once across the replicas; ``nodes.py`` the nodes it tracks and the bounds;
+``cadence.py`` how long each may stay silent; ``reports.py`` the ClusterHealth and ClusterMembership
+it publishes of them; ``groups.py`` the downs past the per-interval budget, alerted as one;
+``shared_clock.py`` the clock its messages are dated by (Redis's, so that a return announced by a
+replica whose clock is behind is not older than the down). Each name is imported from its module
+when first asked for (``bridge.exports``): the alert sink reads ``MAX_NODES`` without the monitor.
 """
 
 from __future__ import annotations

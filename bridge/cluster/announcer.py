@@ -22,6 +22,7 @@ from bridge.cluster.cadence import MISSED_INTERVALS
 from bridge.cluster.groups import DownGroups
 from bridge.cluster.nodes import Dropped, Node, Reason, State
 from bridge.cluster.reports import Change
+from bridge.cluster.shared_clock import SharedClock
 from bridge.errors import BridgeError, TransportError
 from bridge.messages import NodeLifecycle
 
@@ -59,6 +60,7 @@ class Announcer:
         "_per_tick",
         "_refresh_every",
         "_refreshed",
+        "_shared_clock",
         "_state_ttl_ms",
         "_stopped",
         "_unheard",
@@ -77,13 +79,16 @@ class Announcer:
         coordinator: Coordinator,
         downs: DownGroups,
         clock: Callable[[], float],
+        shared_clock: SharedClock,
         max_nodes: int,
         per_tick: int,
         registry: CollectorRegistry,
     ) -> None:
         """``nodes`` are the monitor's (read, never added to or removed from); ``node`` is this
-        replica's, which it names as the detector; ``per_tick`` bounds the announcements of each
-        kind a tick, ``max_nodes`` the farewells waiting."""
+        replica's, which it names as the detector; ``shared_clock`` dates the announcements, so
+        that a return announced here is not taken as older than a down another replica
+        announced; ``per_tick`` bounds the announcements of each kind a tick, ``max_nodes`` the
+        farewells waiting."""
         self._bus = bus
         self._nodes = nodes
         self._me = node
@@ -96,6 +101,7 @@ class Announcer:
         self._data_losses = coordinator.data_losses  # at the last refresh
         self._downs = downs
         self._clock = clock
+        self._shared_clock = shared_clock
         self._max_nodes = max_nodes
         self._per_tick = per_tick
         self._pending: dict[str, State] = {}  # transitions still to announce
@@ -286,7 +292,13 @@ class Announcer:
             return "node_added" if previous in (None, _FORGOTTEN) else None
         published = self._bus.publish(
             "lifecycle",
-            NodeLifecycle(node=name, event=event, cluster_size=up, metadata=metadata),
+            NodeLifecycle(
+                node=name,
+                event=event,
+                cluster_size=up,
+                metadata=metadata,
+                timestamp=self._shared_clock.now(),
+            ),
         )
         if not published:
             # The transition is ours to announce; refused (e.g. the Redis buffer is full), it
@@ -345,7 +357,13 @@ class Announcer:
                 metadata["grouped"] = group
         else:
             event = "reconnected"
-        message = NodeLifecycle(node=name, event=event, cluster_size=up, metadata=metadata)
+        message = NodeLifecycle(
+            node=name,
+            event=event,
+            cluster_size=up,
+            metadata=metadata,
+            timestamp=self._shared_clock.now(),
+        )
         if not self._bus.publish("lifecycle", message):
             self._downs.uncount(name, grouped="grouped" in metadata, down=state == "down")
             return None  # refused: tried again an interval on
@@ -385,6 +403,7 @@ class Announcer:
                 event="left",
                 cluster_size=up,
                 metadata={"forgotten": reason, "detected_by": self._me},
+                timestamp=self._shared_clock.now(),
             ),
         )
         if not published:
@@ -420,6 +439,7 @@ class Announcer:
             event="left",
             cluster_size=up,
             metadata={"forgotten": reason, "detected_by": self._me, "unheard": True},
+            timestamp=self._shared_clock.now(),
         )
         if not self._bus.publish("lifecycle", message):
             return  # refused: tried again an interval on

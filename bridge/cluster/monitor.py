@@ -24,6 +24,7 @@ from bridge.cluster.cadence import INTERVAL_KEY, MISSED_INTERVALS, Cadence, Paci
 from bridge.cluster.groups import NAMED, DownGroups
 from bridge.cluster.nodes import MAX_NODES, Dropped, EvictedDowns, Node, Reason
 from bridge.cluster.reports import Change, cluster_health, memberships
+from bridge.cluster.shared_clock import SharedClock
 from bridge.component import Context
 from bridge.errors import TransportError
 from bridge.messages import (
@@ -104,8 +105,9 @@ class ClusterMonitor:
         """``clock`` times silence and intervals (and, with no ``coordinator``, the ClusterHealth
         periods; a shared one times them by the shared store's clock), ``sleep`` is what the
         loop waits with between ticks, ``nap_clock`` (``clock`` unless given) times those naps,
-        to tell when this process did not run; ``wall_clock`` (seconds since the epoch) dates
-        this monitor's start, to tell an earlier process's ``left`` under this node's name;
+        to tell when this process did not run; ``wall_clock`` (seconds since the epoch), set to
+        the coordinator's clock (``SharedClock``), dates what it publishes and its start, to
+        tell an earlier process's ``left`` under this node's name;
         ``max_nodes`` and ``per_tick`` are the bounds (nodes tracked, announcements of each
         kind per tick)."""
         self._bus = bus
@@ -118,7 +120,12 @@ class ClusterMonitor:
         # Each node's limit of silence, by its own interval (which this one's floors).
         self._pacing = Pacing(self._interval)
         self._forget_after = forget_ms / 1000
-        self._coordinator: Coordinator = coordinator or LocalCoordinator(clock)
+        self._coordinator: Coordinator = coordinator or LocalCoordinator(
+            clock, wall_clock=wall_clock
+        )
+        self._shared_clock = SharedClock(
+            self._coordinator, every=self._interval, clock=clock, wall_clock=wall_clock
+        )
         self._clock = clock
         self._nap_clock = nap_clock or clock
         self._max_nodes = max_nodes
@@ -175,6 +182,7 @@ class ClusterMonitor:
             coordinator=self._coordinator,
             downs=self._downs,
             clock=clock,
+            shared_clock=self._shared_clock,
             max_nodes=max_nodes,
             per_tick=per_tick,
             registry=registry,
@@ -393,6 +401,8 @@ class ClusterMonitor:
 
     async def _tick(self) -> None:
         now = self._clock()
+        if self._bus.hearing() is None:
+            await self._shared_clock.look()  # once an interval; not while Redis is out of reach
         if self._greet or now - self._last_beat >= self._interval:
             self._beat(now)
         self._log_dropped()
@@ -553,6 +563,7 @@ class ClusterMonitor:
                 metadata={INTERVAL_KEY: self._interval_ms}
                 if first
                 else {"heartbeat": True, INTERVAL_KEY: self._interval_ms},
+                timestamp=self._shared_clock.now(),
             ),
         )
 
@@ -569,6 +580,11 @@ class ClusterMonitor:
     async def start(self) -> None:
         """Join (this node is tracked and heard at once), tick once, then tick on a loop."""
         self._started = True
+        # The start dated as this node's messages are, by the coordinator's clock: an earlier
+        # run's left is told by it (see _arrived).
+        if self._bus.hearing() is None:
+            await self._shared_clock.look()
+        self._began = math.floor(self._shared_clock.unix_time() * 1000) / 1000
         self._nodes.setdefault(self.node, Node(self._clock(), self._pacing.new()))
         await self.tick()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="cluster-monitor")
@@ -623,7 +639,12 @@ class ClusterMonitor:
         self._downs.resolve()
         self._publish(
             "lifecycle",
-            NodeLifecycle(node=self.node, event="left", cluster_size=max(0, self._up_count() - 1)),
+            NodeLifecycle(
+                node=self.node,
+                event="left",
+                cluster_size=max(0, self._up_count() - 1),
+                timestamp=self._shared_clock.now(),
+            ),
         )
 
 

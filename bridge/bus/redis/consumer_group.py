@@ -99,8 +99,8 @@ class ConsumerGroup:
         # How long another consumer's entry is left idle before this replica, taking the lease,
         # claims it: half a lease. A holder renews its lease every third of one, so a killed
         # one's entries are older than that as its lease runs out, and taken at once; one that
-        # gave the lease up after handling them has its acknowledgements written by then (its
-        # writer lingers 10 ms for more): they are not handled here again.
+        # gave the lease up after handling them wrote their acknowledgements before (its
+        # ``WorkQueue.release``): they are not handled here again.
         self._settled_ms = claim_idle_ms // 2
         lease.on_lead(self._on_lead)
         # Claims told at most once a minute per stream: an entry whose handling keeps failing

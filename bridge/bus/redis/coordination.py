@@ -44,6 +44,12 @@ end
 redis.call('SET', KEYS[1], string.format('%d:%d', now, period), 'PX', 2 * period)
 return {1, by_redis}
 """
+# Redis's clock, or false where the ACL refuses this user TIME (asked first, as the claim does:
+# a refusal would be logged in the ACL LOG each time; Redis before 7 cannot be asked).
+_TIME = """
+if redis.acl_check_cmd and not redis.acl_check_cmd('TIME') then return false end
+return redis.call('TIME')
+"""
 # What a refusal of the claim says it refused: Redis's words for a script's do not say.
 _CLAIMING: Final = "the periodic ClusterHealth's claim, a script running TIME, GET and SET"
 
@@ -62,14 +68,15 @@ class RedisCoordinator:
     ) -> None:
         """``owner`` is the value a ``once`` key is set to (this replica's consumer name);
         ``data_losses`` counts the data losses the transport found (a new ``exesdb:bus:epoch``);
-        ``wall_clock`` (Unix seconds) dates a ``once_per_period`` claim only when Redis's ACL
-        refuses this user ``TIME``."""
+        ``wall_clock`` (Unix seconds) dates a ``once_per_period`` claim, and is ``unix_time``,
+        only when Redis's ACL refuses this user ``TIME``."""
         self._link = link
         self._layout = layout
         self._owner = owner
         self._data_losses = data_losses
         self._wall_clock = wall_clock
         self._by_redis = True  # whether the last claim went by Redis's clock
+        self._time_refused = False  # the ACL refuses TIME (told once while it lasts)
 
     @property
     def data_losses(self) -> int:
@@ -149,3 +156,26 @@ class RedisCoordinator:
                     safe_url(self._link.url),
                 )
         return bool(claimed)
+
+    async def unix_time(self) -> float:
+        """Redis's clock (``TIME``), in Unix seconds (``Coordinator``); this replica's own where
+        the ACL refuses this user ``TIME`` (Redis 7 is asked first), said once while it does.
+
+        Raises ``TransportError`` when Redis cannot be reached.
+        """
+        with self._link.boundary("read its clock (TIME)", work="time"):
+            now: Any = await self._link.client.eval(_TIME, 0)
+        if now is not None:
+            self._time_refused = False
+            return int(now[0]) + int(now[1]) / 1_000_000
+        if not self._time_refused:
+            self._time_refused = True
+            _logger.warning(
+                "Redis at %s refuses the bridge's user TIME: the cluster monitor dates its"
+                " announcements by each replica's own clock, so a node's return announced by a"
+                " replica whose clock is behind may be taken as older than its down, and its"
+                " node_failure left open (give the user +time:"
+                " docs/redis.md#a-redis-user-for-the-bridge)",
+                safe_url(self._link.url),
+            )
+        return self._wall_clock()

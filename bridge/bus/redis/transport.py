@@ -146,7 +146,7 @@ class RedisTransport:
             clock=clock,
         )
         self._writer.when_acknowledged(group.acks_written)
-        self._work_queue = WorkQueue(link, lease, group)
+        self._work_queue = WorkQueue(link, lease, group, write_acks=self._writer.write_acks)
         self._node_name = RedisNodeNameCheck(link, layout, node=node, lease_ms=claim_idle_ms)
         self._capabilities = TransportCapabilities(
             shared=True,

@@ -2,14 +2,18 @@
 
 This is the transport's ``WorkQueueLease`` (``bridge.bus.capabilities``): it runs the lease
 (``lease.py``) and the consumer group (``consumer_group.py``), and stops reading when the alert
-stage begins a graceful stop. What the holder keeps for the next one is ``shared_state.py``.
+stage begins a graceful stop; a graceful hand-over writes the acknowledgements of what this
+replica handled before it gives the lease up. What the holder keeps for the next one is
+``shared_state.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from bridge.bus.redis.consumer_group import ConsumerGroup
 from bridge.bus.redis.lease import Lease
@@ -18,12 +22,28 @@ from bridge.tasks import cancel_and_wait
 
 __all__ = ["WorkQueue"]
 
+_logger = logging.getLogger(__name__)
+
+# How long a graceful hand-over waits for the acknowledgements of what this replica handled
+# (written within milliseconds while Redis takes them): as long as the writer's flush at a stop.
+_ACKS_SECONDS: Final = 2.0
+
 
 class WorkQueue:
     """Runs the lease and the consumer group of one replica."""
 
-    def __init__(self, link: Link, lease: Lease, group: ConsumerGroup) -> None:
+    def __init__(
+        self,
+        link: Link,
+        lease: Lease,
+        group: ConsumerGroup,
+        *,
+        write_acks: Callable[[float], Awaitable[bool]],
+    ) -> None:
+        """``write_acks(seconds)`` writes the acknowledgements queued now, within ``seconds``
+        (whether it did: the writer's)."""
         self._link = link
+        self._write_acks = write_acks
         self._lease = lease
         self._group = group
         self._lease_task: asyncio.Task[None] | None = None
@@ -92,12 +112,21 @@ class WorkQueue:
         await cancel_and_wait(*readers)
 
     async def release(self) -> None:
-        """Stop reading the consumer group and release the lease at once (rather than after it
-        runs out), so that another replica takes the work queue over."""
+        """Stop reading the consumer group, write the acknowledgements of what was handled (for
+        up to 2 s, the lease still renewed), and release the lease at once (rather than after it
+        runs out), so that another replica takes the work queue over. Written after the lease
+        went, they would race the next holder, which claims what it finds pending: entries
+        handled here would be handled there again."""
         if self._released:
             return
         self._released = True
         await self.stop_reading()
+        if self._lease.leading and not await self._write_acks(_ACKS_SECONDS):
+            _logger.warning(
+                "handing the work queue over with acknowledgements unwritten (Redis did not take"
+                " them within %g s): the next holder may handle those entries again",
+                _ACKS_SECONDS,
+            )
         if self._lease_task is not None:
             await cancel_and_wait(self._lease_task)
             self._lease_task = None

@@ -282,17 +282,7 @@ class Writer:
         next start (its disk waited for until the monotonic time ``until``, if given, half a
         second at least), or count it as dropped without one."""
         self._closed = True
-        deadline = time.monotonic() + seconds
-        while (self._buffer or self.unacknowledged) and self._link.connected:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            self._pass_ended.clear()
-            self._frames.set()
-            self._wake.set()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(remaining):
-                    await self._pass_ended.wait()
+        await self._passes_until(lambda: not (self._buffer or self.unacknowledged), seconds)
         if not self._buffer:
             return
         # A new buffer, not this one emptied: a write of it still under way (given up on)
@@ -317,6 +307,28 @@ class Writer:
         _logger.warning("Redis bus stopped with %d frame(s) unwritten", len(left))
         self._count_dropped(len(left))
 
+    async def write_acks(self, seconds: float) -> bool:
+        """Write the acknowledgements queued or under way now, without their linger (for up to
+        ``seconds``, while connected); whether none is left unwritten. Before a graceful
+        hand-over of the work queue: the next holder must not claim what this one handled."""
+        await self._passes_until(lambda: not self.unacknowledged, seconds)
+        return not self.unacknowledged
+
+    async def _passes_until(self, done: Callable[[], bool], seconds: float) -> None:
+        """Have the loop make passes at once, each after the last, until ``done()``, Redis
+        is found unreachable, or ``seconds`` are out."""
+        deadline = time.monotonic() + seconds
+        while not done() and self._link.connected:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._pass_ended.clear()
+            self._frames.set()
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._pass_ended.wait()
+
     async def run(self) -> None:
         """Write until the transport stops; a refusal as a whole drops nothing (retried, and
         told as the link tells every refusal)."""
@@ -331,7 +343,8 @@ class Writer:
 
     async def _step(self) -> float | None:
         if not self._has_work():
-            if not self._retained:
+            # A stream's lane stays once its frames are all forgotten: only frames kept wake it.
+            if not any(self._retained.values()):
                 await self._wake.wait()
             else:
                 # Wake now and then to forget retained frames a consumer group has taken.

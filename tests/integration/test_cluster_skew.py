@@ -1,0 +1,165 @@
+"""A replica whose clock is off dates its cluster announcements by Redis's clock (a real server).
+
+A node's ``down`` and its ``reconnected`` may be announced by different replicas, and the alert
+stage takes a resolve dated before the down it follows as stale: dated by a replica's own clock,
+behind by more than the outage, a return would leave the node's ``node_failure`` open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+from redis.asyncio import Redis
+
+from bridge.backoff import Backoff
+from bridge.bus import Envelope, decode_envelope
+from bridge.bus.redis.coordination import RedisCoordinator
+from bridge.bus.redis.layout import Layout
+from bridge.bus.redis.link import Link
+from bridge.cluster import ClusterMonitor
+from bridge.messages import NodeLifecycle
+from tests.integration.servers.redis import RedisServer, redis_server
+from tests.integration.test_redis_bus import Replica, replicas
+from tests.support import async_wait_until
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["redis_server", "replicas"]
+
+LIFECYCLE = "exesdb:bus:ex_esdb_lifecycle"
+# How far behind Redis's clock this process's runs: within the replay window (300 s), whose
+# readers would refuse the replica's every message past it, and longer than the outage.
+SKEW = 120.0
+INTERVAL_MS = 100
+# How close to Redis's clock an announcement must be dated: the round trip measuring the skew
+# errs by half of it at most, a loaded host's scheduling included.
+TOLERANCE = 5.0
+
+
+def redis_seconds(server: RedisServer) -> float:
+    """Now by Redis's clock (TIME)."""
+    with server.client() as client:
+        seconds, microseconds = client.time()
+    return seconds + microseconds / 1_000_000
+
+
+def announced(server: RedisServer, node: str) -> dict[str, float]:
+    """The NodeLifecycle events announced of ``node`` on the bus, each with its date (the
+    last of each event)."""
+    with server.client() as client:
+        entries = client.xrange(LIFECYCLE)
+    dates: dict[str, float] = {}
+    for _, fields in entries:
+        envelope = decode_envelope(fields[b"e"])
+        assert isinstance(envelope, Envelope)
+        payload = envelope.payload
+        if isinstance(payload, NodeLifecycle) and payload.node == node:
+            dates[payload.event] = payload.timestamp.timestamp()
+    return dates
+
+
+@asynccontextmanager
+async def heartbeats(app: Replica) -> AsyncIterator[asyncio.Event]:
+    """Publish ``app``'s heartbeat every half interval while the event yielded is set."""
+    beating = asyncio.Event()
+    beating.set()
+
+    async def beat() -> None:
+        while True:
+            await beating.wait()
+            app.bridge.bus.publish(
+                "lifecycle",
+                NodeLifecycle(
+                    node=app.bridge.settings.node,
+                    event="joined",
+                    cluster_size=1,
+                    metadata={"heartbeat": True, "interval_ms": INTERVAL_MS},
+                ),
+            )
+            await asyncio.sleep(INTERVAL_MS / 2000)  # a heartbeat each half interval
+
+    task = asyncio.create_task(beat())
+    try:
+        yield beating
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_replica_whose_clock_is_behind_dates_a_down_and_a_return_by_redis_clock(
+    redis_server: Callable[[], RedisServer],
+    replicas: list[Replica],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A replica on a host whose clock is two minutes behind Redis's dates the down and the
+    return it announces by Redis's clock, not its own: a return it announces after another
+    replica's down is not older than that down."""
+    server = redis_server()
+    real_time, real_time_ns = time.time, time.time_ns
+    # This process's host clock, behind: what every message is dated by unless told otherwise.
+    monkeypatch.setattr(time, "time", lambda: real_time() - SKEW)
+    monkeypatch.setattr(time, "time_ns", lambda: real_time_ns() - int(SKEW * 1e9))
+    app = await Replica(server.url, "app-1", group=False).start()
+    replicas.append(app)
+    skewed = Replica(server.url, "bridge-behind", group=False)
+    monitor = ClusterMonitor(
+        skewed.bridge.bus,
+        node="bridge-behind",
+        interval_ms=INTERVAL_MS,
+        coordinator=skewed.transport.capabilities.coordinator,
+        wall_clock=time.time,  # this host's, as patched above
+    )
+    replicas.append(await skewed.start())
+    await monitor.start()
+    try:
+        async with heartbeats(app) as beating:
+            await async_wait_until(lambda: monitor.health().total_nodes == 2, 10, "app-1 heard")
+            beating.clear()
+            await async_wait_until(lambda: "down" in announced(server, "app-1"), 10, "down")
+            beating.set()
+            await async_wait_until(
+                lambda: "reconnected" in announced(server, "app-1"), 10, "reconnected"
+            )
+        now = redis_seconds(server)
+        dates = announced(server, "app-1")
+        assert now - TOLERANCE < dates["down"] < dates["reconnected"] < now + TOLERANCE
+    finally:
+        await monitor.aclose()
+
+
+async def test_a_redis_refusing_time_dates_by_the_replicas_clock_said_once(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where the ACL refuses the bridge's user TIME, the coordinator's clock is the replica's
+    own (dates are not refused), one warning saying so."""
+    server = redis_server()
+    with server.client() as admin:
+        admin.execute_command("ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", "-time")
+    url = f"redis://limited:pw@127.0.0.1:{server.port}/0"
+    client = Redis.from_url(url)
+    link = Link(url, client, Backoff(0.01, 0.1, 0.0))
+    coordinator = RedisCoordinator(
+        link,
+        Layout("exesdb"),
+        owner="bridge-1:a",
+        data_losses=lambda: 0,
+        wall_clock=lambda: 1_800_000_010.25,
+    )
+    caplog.set_level(logging.INFO, "bridge.bus.redis.coordination")
+    try:
+        assert await coordinator.unix_time() == 1_800_000_010.25
+        assert await coordinator.unix_time() == 1_800_000_010.25
+        with server.client() as admin:
+            admin.execute_command("ACL", "SETUSER", "limited", "+time")
+        assert abs(await coordinator.unix_time() - redis_seconds(server)) < TOLERANCE
+        told = [r.getMessage() for r in caplog.records]
+        assert len(told) == 1, told
+        assert "refuses the bridge's user TIME" in told[0]
+        assert "pw" not in told[0]
+    finally:
+        await client.aclose()
