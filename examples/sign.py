@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import errno
 import getpass
 import hashlib
 import hmac
@@ -35,6 +36,7 @@ import re
 import secrets
 import socket
 import ssl
+import stat
 import sys
 import tempfile
 import time
@@ -117,10 +119,21 @@ def shown_origin(url: str) -> str:
 def serves_tls() -> bool:
     """True when EXESDB_WEB_CONFIG_FILE names a readable file with a tls_server_config key."""
     try:
-        with open(os.environ.get("EXESDB_WEB_CONFIG_FILE") or os.devnull) as config:
-            return re.search(r"^tls_server_config:", config.read(), re.M) is not None
+        config = read_file(os.environ.get("EXESDB_WEB_CONFIG_FILE") or os.devnull)
     except OSError:
         return False
+    return re.search(r"^tls_server_config:", config, re.M) is not None
+
+
+def read_file(path: str) -> str:
+    """The text of the file ``path``, 1 MiB at most (the most the bridge reads of a web config
+    or a certificate file), bytes that are no UTF-8 kept as escapes; OSError when it cannot be
+    read or is no regular file (a FIFO's open would wait for a writer, a device's read never
+    end)."""
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return file.read(1 << 20).decode("utf-8", "surrogateescape")
 
 
 def own_certificate() -> str | None:
@@ -129,8 +142,7 @@ def own_certificate() -> str | None:
     (a YAML block scalar, cert: |), as PEM; None when the file names neither (written in YAML's
     flow style, say); ValueError naming the cert_file that cannot be read or holds none."""
     path = os.environ.get("EXESDB_WEB_CONFIG_FILE") or os.devnull
-    with open(path, encoding="utf-8", errors="surrogateescape") as config:  # any path in it
-        text = config.read() + "\n"
+    text = read_file(path) + "\n"
     # The section: its key at the line's start, then every line indented, blank or a comment.
     section = re.search(
         r"^tls_server_config:[ \t]*(?:#.*)?\n((?:[ \t]+.*\n|[ \t]*\n)*)", text, re.M
@@ -144,8 +156,7 @@ def own_certificate() -> str | None:
     if named:
         cert_file = os.path.join(os.path.dirname(path), next(filter(None, named.groups())))
         try:
-            with open(cert_file, encoding="latin-1") as file:  # PEM is ASCII, the rest anything
-                pem = file.read(1 << 20)  # the most the bridge reads of it
+            pem = read_file(cert_file)
         except OSError as exc:  # missing, or not this user's to read: the bridge's user's alone
             raise ValueError(
                 f"EXESDB_WEB_CONFIG_FILE: tls_server_config.cert_file {cert_file}:"
@@ -332,6 +343,8 @@ def main() -> int:
             parser.error(str(exc))
         except ssl.SSLError as exc:  # a PEM block OpenSSL cannot read
             parser.error(f"EXESDB_WEB_CONFIG_FILE: its certificate cannot be read: {exc}")
+        except OSError as exc:  # the web config itself, gone since it was first read
+            parser.error(f"EXESDB_WEB_CONFIG_FILE: {exc.strerror or exc}")
     try:
         with urllib.request.urlopen(request, timeout=10, context=context) as answer:
             status, text = answer.status, answer.read().decode()

@@ -157,7 +157,8 @@ else
     fi
     case $host in "" | 0.0.0.0) host=127.0.0.1 ;; "[::]") host="[::1]" ;; esac
     scheme=http
-    if grep -qs '^tls_server_config:' "${EXESDB_WEB_CONFIG_FILE:-/dev/null}"; then
+    # A regular file only: grep would wait on a FIFO for a writer.
+    if [[ -f ${EXESDB_WEB_CONFIG_FILE:-} ]] && grep -qs '^tls_server_config:' "$EXESDB_WEB_CONFIG_FILE"; then
         scheme=https
     fi
     bridge="$scheme://$host:$port"

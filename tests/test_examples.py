@@ -21,6 +21,7 @@ from tests.support import (
     ROOT,
     TEST_SECRET,
     BridgeProcess,
+    FifoReleaser,
     damaged_ca_files,
     free_port,
     http_get,
@@ -553,6 +554,35 @@ def test_a_signer_names_a_web_config_certificate_it_cannot_read(
         f"EXESDB_WEB_CONFIG_FILE: tls_server_config.cert_file {cert}: {why}; --cacert FILE"
         " trusts a CA of your own instead\n"
     )
+
+
+@pytest.mark.parametrize("name", ["sign.py", "sign.sh"])
+@pytest.mark.parametrize("fifo", ["web.yml", "server.pem"])
+def test_a_signer_never_waits_on_a_web_config_or_certificate_that_is_a_fifo(
+    name: str, fifo: str, tmp_path: Path
+) -> None:
+    """A web config, or its cert_file, that is a FIFO is not opened (a reader would wait for a
+    writer): the web config is then left unread, as one that cannot be read (plain http, to
+    nothing listening there: exit 1); its cert_file is named, exit 2."""
+    web_config = tmp_path / "web.yml"
+    web_config.write_text("tls_server_config:\n  cert_file: server.pem\n  key_file: k.pem\n")
+    with FifoReleaser(tmp_path / fifo) as released:
+        completed = _run(
+            [*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY],
+            SECRET_KEY_BASE=TEST_SECRET,
+            EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}",
+            EXESDB_WEB_CONFIG_FILE=str(web_config),
+        )
+    assert released.released == 0
+    assert "Traceback" not in completed.stderr
+    if fifo == "web.yml":
+        assert completed.returncode == 1, completed.stderr
+    else:
+        why = "not a regular file" if name == "sign.py" else "not a file this user can read"
+        assert completed.returncode == 2, completed.stderr
+        assert (
+            f"EXESDB_WEB_CONFIG_FILE: tls_server_config.cert_file {tmp_path / fifo}: {why}"
+        ) in completed.stderr
 
 
 def test_the_integration_api_example_broadcasts_and_reads_its_metrics(tmp_path: Path) -> None:
