@@ -2170,6 +2170,20 @@ def test_a_demo_takes_up_its_own_folder_left_unmarked_by_an_earlier_version(
     assert "holds a real bridge's alert outbox" not in again.log()
 
 
+def test_a_demo_does_not_wait_on_a_fifo_in_place_of_its_mark(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """`run --demo` on a directory whose demo-state is a FIFO starts without waiting on it for
+    a reader (which held start-up and SIGTERM): the FIFO marks the directory as the demo's."""
+    state = tmp_path / "state"
+    state.mkdir()
+    demo = BridgeProcess(["--demo"], EXESDB_STATE_DIR=str(state))
+    bridge_processes.append(demo)
+    os.mkfifo(state / "demo-state")
+    demo.start(tmp_path)  # it waited, without a reader to come, past its start's deadline
+    assert demo.stop() == 0
+
+
 def test_the_demo_on_a_redis_bus_warns_to_run_it_on_one_replica_only(
     bridge_processes: list[BridgeProcess],
     tmp_path: Path,
