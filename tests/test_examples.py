@@ -557,6 +557,29 @@ def test_a_signer_names_a_web_config_certificate_it_cannot_read(
 
 
 @pytest.mark.parametrize("name", ["sign.py", "sign.sh"])
+def test_a_signer_refuses_a_web_config_certificate_that_holds_none(
+    name: str, tmp_path: Path
+) -> None:
+    """A web config whose cert_file holds no PEM certificate (its key named twice) is bad usage,
+    exit 2, saying so before anything is sent, not a TLS failure against what is there."""
+    (tmp_path / "server.key").write_text(
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+    )
+    web_config = tmp_path / "web.yml"
+    web_config.write_text("tls_server_config:\n  cert_file: server.key\n  key_file: server.key\n")
+    completed = _run(
+        [*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY],
+        SECRET_KEY_BASE=TEST_SECRET,
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}",
+        EXESDB_WEB_CONFIG_FILE=str(web_config),
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "EXESDB_WEB_CONFIG_FILE: tls_server_config" in completed.stderr
+    assert "holds no PEM certificate" in completed.stderr
+    assert "AAAA" not in completed.stderr
+
+
+@pytest.mark.parametrize("name", ["sign.py", "sign.sh"])
 @pytest.mark.parametrize("fifo", ["web.yml", "server.pem"])
 def test_a_signer_never_waits_on_a_web_config_or_certificate_that_is_a_fifo(
     name: str, fifo: str, tmp_path: Path
