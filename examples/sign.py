@@ -11,9 +11,11 @@ one that then goes silent is declared down with a critical alert (docs/http-api.
 
 The bridge is EXESDB_URL, else the address in EXESDB_HTTP_ADDR (default 0.0.0.0:9570; a wildcard
 host is asked on loopback; over https when EXESDB_WEB_CONFIG_FILE names a file with a
-tls_server_config section), as for `exesdb-bridge publish`. The bridge needs EXESDB_INGEST=true.
-Against a bridge whose web config serves TLS with a CA of your own or asks for basic auth, as
-with `exesdb-bridge publish`: --cacert FILE trusts that CA (PEM), --user USER:PASSWORD sends
+tls_server_config section, trusting that file's own certificate alone, the first of its cert_file
+or of its inline cert, whatever host it names), as for `exesdb-bridge publish`. The bridge needs
+EXESDB_INGEST=true. Against a bridge at EXESDB_URL serving TLS with a CA of your own, or one
+asking for basic auth, as with `exesdb-bridge publish`: --cacert FILE trusts that CA (PEM; through
+EXESDB_HTTP_ADDR too, instead of the file's certificate), --user USER:PASSWORD sends
 basic auth (--user USER: the password is asked for; a user:password@ in EXESDB_URL is taken
 too). Prints the HTTP status and the bridge's answer; exits 0 on 202. The envelope and the
 signature: docs/messages.md#envelope, docs/http-api.md#ingest.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import errno
 import getpass
 import hashlib
 import hmac
@@ -33,6 +36,7 @@ import re
 import secrets
 import socket
 import ssl
+import stat
 import sys
 import tempfile
 import time
@@ -45,6 +49,8 @@ from datetime import UTC, datetime
 # A certificate whose chain verified, for another name or address than the one asked (OpenSSL's
 # X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH).
 _NOT_ITS_NAME = frozenset({62, 64})
+# A certificate not yet valid or expired (X509_V_ERR_CERT_NOT_YET_VALID, _HAS_EXPIRED).
+_OUT_OF_DATE = frozenset({9, 10})
 
 
 def bridge_url() -> str:
@@ -113,10 +119,73 @@ def shown_origin(url: str) -> str:
 def serves_tls() -> bool:
     """True when EXESDB_WEB_CONFIG_FILE names a readable file with a tls_server_config key."""
     try:
-        with open(os.environ.get("EXESDB_WEB_CONFIG_FILE") or os.devnull) as config:
-            return re.search(r"^tls_server_config:", config.read(), re.M) is not None
+        config = read_file(os.environ.get("EXESDB_WEB_CONFIG_FILE") or os.devnull)
     except OSError:
         return False
+    return re.search(r"^tls_server_config:", config, re.M) is not None
+
+
+def read_file(path: str) -> str:
+    """The text of the file ``path``, 1 MiB at most (the most the bridge reads of a web config
+    or a certificate file), bytes that are no UTF-8 kept as escapes; OSError when it cannot be
+    read or is no regular file (a FIFO's open would wait for a writer, a device's read never
+    end)."""
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return file.read(1 << 20).decode("utf-8", "surrogateescape")
+
+
+def own_certificate() -> str | None:
+    """The certificate the bridge serves, as EXESDB_WEB_CONFIG_FILE names it: the first one of
+    its tls_server_config's cert_file (relative to the file's folder), else of its inline cert
+    (a YAML block scalar, cert: |), as PEM; None when the file names neither (written in YAML's
+    flow style, say); ValueError naming the cert_file that cannot be read or holds none."""
+    path = os.environ.get("EXESDB_WEB_CONFIG_FILE") or os.devnull
+    text = read_file(path) + "\n"
+    # The section: its key at the line's start, then every line indented, blank or a comment.
+    section = re.search(
+        r"^tls_server_config:[ \t]*(?:#.*)?\n((?:[ \t]+.*\n|[ \t]*\n)*)", text, re.M
+    )
+    body = section.group(1) if section else ""
+    value = r"""(?:"([^"]*)"|'([^']*)'|(\S(?:.*?\S)??))[ \t]*(?:[ \t]#.*)?$"""
+    named = re.search(rf"^[ \t]+cert_file:[ \t]*{value}", body, re.M)
+    inline = re.search(
+        r"^([ \t]+)cert:[ \t]*[|>][-+0-9]*[ \t]*(?:#.*)?\n((?:\1[ \t]+.*\n|[ \t]*\n)*)", body, re.M
+    )
+    if named:
+        cert_file = os.path.join(os.path.dirname(path), next(filter(None, named.groups())))
+        try:
+            pem = read_file(cert_file)
+        except OSError as exc:  # missing, or not this user's to read: the bridge's user's alone
+            raise ValueError(
+                f"EXESDB_WEB_CONFIG_FILE: tls_server_config.cert_file {cert_file}:"
+                f" {exc.strerror or exc}; --cacert FILE trusts a CA of your own instead"
+            ) from None
+    elif inline:
+        pem = re.sub(r"^[ \t]+", "", inline.group(2), flags=re.M)
+    else:
+        return None
+    first = re.search(r"-----BEGIN CERTIFICATE-----\r?\n[^-]*-----END CERTIFICATE-----", pem)
+    if first is None:
+        where = f"cert_file {cert_file}" if named else "cert"
+        raise ValueError(
+            f"EXESDB_WEB_CONFIG_FILE: tls_server_config.{where} holds no PEM certificate"
+            " (-----BEGIN CERTIFICATE-----)"
+        )
+    return first.group(0)
+
+
+def pinned(certificate: str) -> ssl.SSLContext:
+    """A client context trusting ``certificate`` alone, as exesdb-bridge publish trusts the web
+    config's: the only trust anchor (OpenSSL's partial-chain flag lets a server's own certificate
+    be one), so no other passes, whoever signed it; its host is not checked, since the address
+    asked is the one the bridge listens on (loopback for a wildcard), which it need not name."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False  # safe: the one certificate trusted is pinned
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    context.load_verify_locations(cadata=certificate)
+    return context
 
 
 def credentials(url: str, user: str | None) -> tuple[str, str | None]:
@@ -264,6 +333,18 @@ def main() -> int:
         parser.error(f"--cacert {args.cacert}: {ca_file_refusal(args.cacert)}")
     except OSError as exc:  # no such file, or not one this user may read
         parser.error(f"--cacert {args.cacert}: {exc.strerror or exc}")
+    own = None
+    if context is None and bridge.startswith("https:") and not os.environ.get("EXESDB_URL"):
+        # The bridge's own address, whose certificate is the web config's: trusted alone.
+        try:
+            own = own_certificate()
+            context = pinned(own) if own is not None else None
+        except ValueError as exc:
+            parser.error(str(exc))
+        except ssl.SSLError as exc:  # a PEM block OpenSSL cannot read
+            parser.error(f"EXESDB_WEB_CONFIG_FILE: its certificate cannot be read: {exc}")
+        except OSError as exc:  # the web config itself, gone since it was first read
+            parser.error(f"EXESDB_WEB_CONFIG_FILE: {exc.strerror or exc}")
     try:
         with urllib.request.urlopen(request, timeout=10, context=context) as answer:
             status, text = answer.status, answer.read().decode()
@@ -277,6 +358,20 @@ def main() -> int:
             hint = (
                 "; its certificate is not for the host asked: give EXESDB_URL a host name or"
                 " address its certificate holds"
+            )
+        elif (
+            isinstance(reason, ssl.SSLCertVerificationError) and reason.verify_code in _OUT_OF_DATE
+        ):
+            # The web config's own certificate, pinned, too: it is the one served.
+            hint = (
+                "; its certificate is out of its dates: renew it, or set this machine's clock"
+                " right; trusting another CA would not help"
+            )
+        elif isinstance(reason, ssl.SSLCertVerificationError) and own is not None:
+            hint = (
+                "; it serves another certificate than EXESDB_WEB_CONFIG_FILE's, the one trusted"
+                " here: is that the web config of the bridge at this address? --cacert FILE"
+                " trusts a CA instead"
             )
         elif isinstance(reason, ssl.SSLCertVerificationError):
             hint = "; --cacert FILE trusts a CA of your own"

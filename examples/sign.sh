@@ -11,9 +11,12 @@
 # one that then goes silent is declared down with a critical alert (docs/http-api.md#ingest).
 # The bridge is EXESDB_URL, else the address in EXESDB_HTTP_ADDR (default 0.0.0.0:9570; a
 # wildcard host is asked on loopback; over https when EXESDB_WEB_CONFIG_FILE names a file with a
-# tls_server_config section), as for `exesdb-bridge publish`. The bridge needs
-# EXESDB_INGEST=true. Against a bridge whose web config serves TLS with a CA of your own or asks
-# for basic auth, as with `exesdb-bridge publish`: --cacert FILE trusts that CA (PEM), --user
+# tls_server_config section, trusting that file's own certificate alone, the first of its
+# cert_file or of its inline cert, whatever host it names: its public key pinned, so curl checks
+# neither its name nor its dates), as for `exesdb-bridge publish`. The bridge needs
+# EXESDB_INGEST=true. Against a bridge at EXESDB_URL serving TLS with a CA of your own, or one
+# asking for basic auth, as with `exesdb-bridge publish`: --cacert FILE trusts that CA (PEM;
+# through EXESDB_HTTP_ADDR too, instead of the file's certificate), --user
 # USER:PASSWORD sends basic auth (--user USER: curl asks for the password; a user:password@ in
 # EXESDB_URL is taken too). Prints the HTTP status and the bridge's answer; exits 0 on 202, 1
 # on another answer or none, 2 on bad usage (as sign.py), a PAYLOAD_JSON that is no JSON included
@@ -23,6 +26,46 @@
 # openssl takes the key as an argument, so other users of the host can read it in the process
 # list while openssl runs: on a shared host sign with examples/sign.py or exesdb-bridge publish.
 set -euo pipefail
+
+# The certificate the bridge serves, as the web config file $1 names it, as exesdb-bridge
+# publish reads it: the first one of its tls_server_config's cert_file (relative to the file's
+# folder), else of its inline cert (a YAML block scalar, cert: |), printed as PEM; nothing
+# printed when it names neither (written in YAML's flow style, say). Exit 2 naming a cert_file
+# that cannot be read.
+own_certificate() {
+    local line section=false inline=false indent=0 value
+    while IFS= read -r line || [[ -n $line ]]; do
+        line=${line%$'\r'}
+        if $inline; then
+            # The block: every line more indented than its key, or blank.
+            value=${line#"${line%%[![:space:]]*}"}
+            if [[ -z $value ]] || ((${#line} - ${#value} > indent)); then
+                printf '%s\n' "$value"
+                continue
+            fi
+            return 0
+        fi
+        if [[ $line =~ ^tls_server_config:[[:space:]]*(#.*)?$ ]]; then
+            section=true
+        elif [[ $line =~ ^[^[:space:]#] ]]; then
+            section=false
+        elif $section && [[ $line =~ ^([[:space:]]+)cert_file:[[:space:]]*(.*)$ ]]; then
+            value=${BASH_REMATCH[2]%%[[:space:]]#*}
+            value=${value%"${value##*[![:space:]]}"}
+            case $value in \"*\" | \'*\') value=${value:1:${#value}-2} ;; esac
+            [[ $value == /* ]] || value="$(dirname "$1")/$value"
+            if [[ ! -f $value || ! -r $value ]]; then
+                echo "$0: EXESDB_WEB_CONFIG_FILE: tls_server_config.cert_file $value: not a file" \
+                    "this user can read; --cacert FILE trusts a CA of your own instead" >&2
+                exit 2
+            fi
+            cat -- "$value"
+            return 0
+        elif $section && [[ $line =~ ^([[:space:]]+)cert:[[:space:]]*[\|\>][-+0-9]*[[:space:]]*(#.*)?$ ]]; then
+            inline=true indent=${#BASH_REMATCH[1]}
+        fi
+    done <"$1"
+}
 
 usage() {
     echo "usage: SECRET_KEY_BASE=... $0 [--cacert FILE] [--user USER[:PASSWORD]]" \
@@ -47,6 +90,7 @@ while [[ $# -gt 0 && $1 == --* ]]; do
                 echo "$0: --cacert $2: $problem" >&2
                 exit 2
             fi
+            cacert=$2
             shift 2 ;;
         --user) shift 2 ;;
         *) usage ;;
@@ -113,10 +157,27 @@ else
     fi
     case $host in "" | 0.0.0.0) host=127.0.0.1 ;; "[::]") host="[::1]" ;; esac
     scheme=http
-    if grep -qs '^tls_server_config:' "${EXESDB_WEB_CONFIG_FILE:-/dev/null}"; then
+    # A regular file only: grep would wait on a FIFO for a writer.
+    if [[ -f ${EXESDB_WEB_CONFIG_FILE:-} ]] && grep -qs '^tls_server_config:' "$EXESDB_WEB_CONFIG_FILE"; then
         scheme=https
     fi
     bridge="$scheme://$host:$port"
+    if [[ $scheme == https && -z ${cacert:-} ]]; then
+        # The bridge's own address, whose certificate is the web config's: trusted alone, as
+        # publish trusts it, whatever host it names. curl checks no name then, nor dates: its
+        # public key is pinned (that of every certificate made with the bridge's key).
+        certificate=$(own_certificate "$EXESDB_WEB_CONFIG_FILE")
+        if [[ -n $certificate ]]; then
+            if ! key_hash=$(openssl x509 -pubkey -noout <<<"$certificate" 2>/dev/null \
+                | openssl pkey -pubin -outform der 2>/dev/null \
+                | openssl dgst -sha256 -binary | openssl base64 -A); then
+                echo "$0: EXESDB_WEB_CONFIG_FILE: tls_server_config's certificate holds no PEM" \
+                    "certificate openssl can read" >&2
+                exit 2
+            fi
+            curl_options+=(--insecure --pinnedpubkey "sha256//$key_hash")
+        fi
+    fi
 fi
 
 id=$(openssl rand -hex 16)

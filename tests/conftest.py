@@ -8,6 +8,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,20 @@ def tls_port_for_another_name(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     ca.cert_pem.write_to_path(str(ca_file))
     with _serving_tls(ca.issue_cert("bridge.example")) as port:
         yield port, ca_file
+
+
+@pytest.fixture
+def expired_tls_port(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A port of 127.0.0.1 serving TLS with a certificate that expired a day ago, and the file
+    of that certificate."""
+    now = datetime.now(UTC)
+    leaf = trustme.CA().issue_cert(
+        "127.0.0.1", not_before=now - timedelta(days=2), not_after=now - timedelta(days=1)
+    )
+    cert_file = tmp_path / "expired.pem"
+    leaf.cert_chain_pems[0].write_to_path(str(cert_file))
+    with _serving_tls(leaf) as port:
+        yield port, cert_file
 
 
 @contextlib.contextmanager

@@ -55,6 +55,7 @@ from tests.support import (
     ROOT,
     TEST_SECRET,
     BridgeProcess,
+    FifoReleaser,
     ThreadedBridge,
     bridge_env,
     damaged_ca_files,
@@ -65,6 +66,7 @@ from tests.support import (
     run_in_process,
     unavailable,
     wait_until,
+    withhold,
 )
 
 __all__ = ["redis_server"]
@@ -936,6 +938,97 @@ def test_outbox_list_of_an_outbox_it_may_not_read_says_to_run_as_the_bridge_s_us
         f"exesdb-bridge: cannot open the alert outbox at {outbox}: [Errno 13] Permission denied:"
         f" '{outbox}'; this user (uid 0) may not read and write it: run the command as the user"
         " the bridge runs as (the file's owner), or as root\n"
+    )
+
+
+def _not_a_file(outbox: Path, kind: str) -> contextlib.AbstractContextManager[object]:
+    """Put ``kind`` (a directory, a FIFO, a socket) where the outbox file ``outbox`` goes; the
+    context it lasts (a FIFO's reader waiting for a writer is let go after 3 s: a test that
+    one must not wait fails rather than hangs; a socket's listener is closed at its end)."""
+    outbox.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "FIFO":
+        return FifoReleaser(outbox)
+    if kind == "socket":
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(outbox))
+        return listener
+    outbox.mkdir()
+    return contextlib.nullcontext()
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        ("directory", "a directory"),
+        ("FIFO", "a FIFO (named pipe)"),
+        ("socket", "a socket"),
+    ],
+)
+@pytest.mark.parametrize(("command", "status"), [("run", 2), ("outbox list", 1)])
+def test_an_outbox_path_that_is_no_file_is_named_not_its_directory(
+    tmp_path: Path, kind: str, said: str, command: str, status: int
+) -> None:
+    """A directory, a FIFO or a socket where the outbox file goes stops start-up (exit 2) and
+    `outbox list` (exit 1) at once, naming EXESDB_STATE_DIR's outbox file and what is there,
+    not the directory with SQLite's "unable to open database file" or "disk I/O error"; no
+    wait on the FIFO, no traceback, and nothing made in its place."""
+    state = tmp_path / "state"
+    outbox = state / FILE_NAME
+    env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state)}
+    with _not_a_file(outbox, kind) as made:
+        completed = run_command([sys.executable, "-m", "bridge", *command.split()], env)
+    assert "Traceback" not in completed.stderr, completed.stderr
+    assert completed.returncode == status, completed.stderr
+    refusal = (
+        f"it is {said}, not a file; move it out of the way (the bridge keeps its outbox in that"
+        " file), or give a directory of the bridge's own\n"
+    )
+    if command == "run":
+        assert completed.stderr.endswith(
+            f"ERROR bridge: EXESDB_STATE_DIR: cannot open the alert outbox '{outbox}': {refusal}"
+        )
+    else:
+        assert completed.stderr == (
+            f"exesdb-bridge: cannot open the alert outbox at {outbox}: {refusal}"
+        )
+    assert not isinstance(made, FifoReleaser) or made.released == 0
+    assert sorted(path.name for path in state.iterdir()) == [FILE_NAME]
+
+
+def test_run_names_the_state_directory_it_may_not_write_not_a_file_tried_in_it(
+    tmp_path: Path,
+) -> None:
+    """A state directory the bridge's user may not write stops start-up (exit 2) naming that
+    directory, not the temporary file the write was tried with, and what to do."""
+    state = tmp_path / "state"
+    state.mkdir()
+    prefix = withhold(state)
+    env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state)}
+    completed = run_command([*prefix, sys.executable, "-m", "bridge", "run"], env)
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.endswith(
+        f"ERROR bridge: EXESDB_STATE_DIR: cannot open the alert outbox in '{state}': [Errno 13]"
+        f" Permission denied: '{state}'; the bridge's user (uid {os.geteuid()}) may not write"
+        " there: give a directory it may write, or make this one writable by it (chown, chmod"
+        " u+w)\n"
+    )
+
+
+def test_run_says_to_give_the_outbox_file_it_may_not_write_to_its_user(tmp_path: Path) -> None:
+    """An outbox file the bridge's user may not read and write, in a directory it may, stops
+    start-up (exit 2) naming the file and to make it that user's, not to make the directory
+    writable."""
+    state = tmp_path / "state"
+    Outbox.in_dir(state).close()
+    outbox = state / FILE_NAME
+    prefix = withhold(outbox)
+    env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state)}
+    completed = run_command([*prefix, sys.executable, "-m", "bridge", "run"], env)
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.endswith(
+        f"ERROR bridge: EXESDB_STATE_DIR: cannot open the alert outbox in '{state}': [Errno 13]"
+        f" Permission denied: '{outbox}'; the bridge's user (uid {os.geteuid()}) may not read"
+        " and write it: make it that user's (chown), or run the bridge as its owner\n"
     )
 
 
@@ -2075,6 +2168,20 @@ def test_a_demo_takes_up_its_own_folder_left_unmarked_by_an_earlier_version(
     bridge_processes.append(again)
     again.start(tmp_path)
     assert "holds a real bridge's alert outbox" not in again.log()
+
+
+def test_a_demo_does_not_wait_on_a_fifo_in_place_of_its_mark(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """`run --demo` on a directory whose demo-state is a FIFO starts without waiting on it for
+    a reader (which held start-up and SIGTERM): the FIFO marks the directory as the demo's."""
+    state = tmp_path / "state"
+    state.mkdir()
+    demo = BridgeProcess(["--demo"], EXESDB_STATE_DIR=str(state))
+    bridge_processes.append(demo)
+    os.mkfifo(state / "demo-state")
+    demo.start(tmp_path)  # it waited, without a reader to come, past its start's deadline
+    assert demo.stop() == 0
 
 
 def test_the_demo_on_a_redis_bus_warns_to_run_it_on_one_replica_only(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Final
 
 import pytest
+import trustme
 
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.integration.test_client_tls import secured
@@ -20,12 +21,14 @@ from tests.support import (
     ROOT,
     TEST_SECRET,
     BridgeProcess,
+    FifoReleaser,
     damaged_ca_files,
     free_port,
     http_get,
     require_binary,
     run_command,
     run_without_terminal,
+    withhold,
 )
 
 __all__ = ["secured", "webhook_receiver"]  # the fixtures, imported for the tests below
@@ -423,13 +426,186 @@ def test_a_signer_posts_over_https_with_a_ca_of_its_own_and_basic_auth(
     sent = _run([*_signer(name), *trusted, *message], **shell, EXESDB_URL=in_url)
     assert sent.returncode == 0, sent.stdout + sent.stderr
     assert _health_messages(process) == before + 2
-    untrusted = _run([*_signer(name), "--user", "alice:alice-pw", *message], **shell)
+    # At EXESDB_URL, not the address the web config's certificate is served at: the CA it is.
+    untrusted = _run(
+        [*_signer(name), "--user", "alice:alice-pw", *message], **shell, EXESDB_URL=process.url
+    )
     assert untrusted.returncode != 0
     assert "certificate" in untrusted.stderr.lower()
     unauthorised = _run([*_signer(name), *trusted, *message], **shell)
     assert unauthorised.returncode == 1
     assert unauthorised.stdout.startswith("401 ")
     assert _health_messages(process) == before + 2
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+@pytest.mark.parametrize("written", ["cert_file", "cert"])
+def test_a_signer_trusts_the_web_configs_own_certificate_at_the_bridges_address(
+    name: str, written: str, secured: tuple[BridgeProcess, Path], tmp_path: Path
+) -> None:
+    """Found through EXESDB_HTTP_ADDR, a bridge whose web config serves TLS with a certificate
+    no CA of the system's signed is asked trusting that file's own certificate alone (its
+    cert_file's first, or its inline cert), as publish asks it: 202 without --cacert."""
+    process, _ = secured
+    web_config = Path(process.env["EXESDB_WEB_CONFIG_FILE"])
+    if written == "cert":
+        served = (web_config.parent / "server.pem").read_text()
+        inline = "".join(f"    {line}\n" for line in served.splitlines())
+        web_config = tmp_path / "web.yml"
+        web_config.write_text(f"tls_server_config:\n  key_file: k.pem\n  cert: |\n{inline}")
+    shell = {
+        "SECRET_KEY_BASE": TEST_SECRET,
+        "EXESDB_HTTP_ADDR": process.env["EXESDB_HTTP_ADDR"],
+        "EXESDB_WEB_CONFIG_FILE": str(web_config),
+    }
+    before = _health_messages(process)
+    sent = _run(
+        [*_signer(name), "--user", "alice:alice-pw", "ex_esdb_health", "node_health_updated",
+         HEALTHY],
+        **shell,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert sent.stdout.strip() == '202 {"accepted": 1}'
+    assert _health_messages(process) == before + 1
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        (
+            "sign.py",
+            "it serves another certificate than EXESDB_WEB_CONFIG_FILE's, the one trusted here",
+        ),
+        ("sign.sh", "public key does not match pinned public key"),
+    ],
+)
+def test_a_signer_refuses_a_bridge_serving_another_certificate_than_its_web_configs(
+    name: str, said: str, secured: tuple[BridgeProcess, Path], tmp_path: Path
+) -> None:
+    """A bridge at EXESDB_HTTP_ADDR serving another certificate than the web config file's is
+    not trusted, even one from the same CA: exit 1, saying so, nothing sent."""
+    process, _ = secured
+    other = tmp_path / "other.pem"
+    trustme.CA().issue_cert("127.0.0.1").cert_chain_pems[0].write_to_path(str(other))
+    web_config = tmp_path / "web.yml"
+    web_config.write_text(f"tls_server_config:\n  cert_file: {other}\n  key_file: k.pem\n")
+    before = _health_messages(process)
+    refused = _run(
+        [*_signer(name), "--user", "alice:alice-pw", "ex_esdb_health", "node_health_updated",
+         HEALTHY],
+        SECRET_KEY_BASE=TEST_SECRET,
+        EXESDB_HTTP_ADDR=process.env["EXESDB_HTTP_ADDR"],
+        EXESDB_WEB_CONFIG_FILE=str(web_config),
+    )  # fmt: skip
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert said in refused.stderr
+    assert _health_messages(process) == before
+
+
+def test_the_python_signer_told_its_web_configs_certificate_expired_says_to_renew_it(
+    expired_tls_port: tuple[int, Path], tmp_path: Path
+) -> None:
+    """sign.py asking the bridge's address, whose web config's own certificate (trusted alone)
+    is out of its dates, says to renew it, not that another certificate is served."""
+    port, cert = expired_tls_port
+    web_config = tmp_path / "web.yml"
+    web_config.write_text(f"tls_server_config:\n  cert_file: {cert}\n  key_file: k.pem\n")
+    completed = _run(
+        [*_signer("sign.py"), "ex_esdb_health", "node_health_updated", HEALTHY],
+        SECRET_KEY_BASE=TEST_SECRET,
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{port}",
+        EXESDB_WEB_CONFIG_FILE=str(web_config),
+    )
+    assert completed.returncode == 1, completed.stderr
+    assert "certificate has expired" in completed.stderr
+    assert completed.stderr.endswith(
+        "; its certificate is out of its dates: renew it, or set this machine's clock right;"
+        " trusting another CA would not help\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("sign.py", "Permission denied"),
+        ("sign.sh", "not a file this user can read"),
+    ],
+)
+def test_a_signer_names_a_web_config_certificate_it_cannot_read(
+    name: str, why: str, tmp_path: Path
+) -> None:
+    """A web config whose cert_file this user may not read (the bridge's user's alone) is bad
+    usage, exit 2, naming the file and why, before anything is sent; --cacert is the way round."""
+    cert = tmp_path / "server.pem"
+    trustme.CA().issue_cert("127.0.0.1").cert_chain_pems[0].write_to_path(str(cert))
+    prefix = withhold(cert)
+    web_config = tmp_path / "web.yml"
+    web_config.write_text("tls_server_config:\n  cert_file: server.pem\n  key_file: k.pem\n")
+    completed = _run(
+        [*prefix, *_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY],
+        SECRET_KEY_BASE=TEST_SECRET,
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}",
+        EXESDB_WEB_CONFIG_FILE=str(web_config),
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.endswith(
+        f"EXESDB_WEB_CONFIG_FILE: tls_server_config.cert_file {cert}: {why}; --cacert FILE"
+        " trusts a CA of your own instead\n"
+    )
+
+
+@pytest.mark.parametrize("name", ["sign.py", "sign.sh"])
+def test_a_signer_refuses_a_web_config_certificate_that_holds_none(
+    name: str, tmp_path: Path
+) -> None:
+    """A web config whose cert_file holds no PEM certificate (its key named twice) is bad usage,
+    exit 2, saying so before anything is sent, not a TLS failure against what is there."""
+    (tmp_path / "server.key").write_text(
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+    )
+    web_config = tmp_path / "web.yml"
+    web_config.write_text("tls_server_config:\n  cert_file: server.key\n  key_file: server.key\n")
+    completed = _run(
+        [*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY],
+        SECRET_KEY_BASE=TEST_SECRET,
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}",
+        EXESDB_WEB_CONFIG_FILE=str(web_config),
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "EXESDB_WEB_CONFIG_FILE: tls_server_config" in completed.stderr
+    assert "holds no PEM certificate" in completed.stderr
+    assert "AAAA" not in completed.stderr
+
+
+@pytest.mark.parametrize("name", ["sign.py", "sign.sh"])
+@pytest.mark.parametrize("fifo", ["web.yml", "server.pem"])
+def test_a_signer_never_waits_on_a_web_config_or_certificate_that_is_a_fifo(
+    name: str, fifo: str, tmp_path: Path
+) -> None:
+    """A web config, or its cert_file, that is a FIFO is not opened (a reader would wait for a
+    writer): the web config is then left unread, as one that cannot be read (plain http, to
+    nothing listening there: exit 1); its cert_file is named, exit 2."""
+    web_config = tmp_path / "web.yml"
+    web_config.write_text("tls_server_config:\n  cert_file: server.pem\n  key_file: k.pem\n")
+    with FifoReleaser(tmp_path / fifo) as released:
+        completed = _run(
+            [*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY],
+            SECRET_KEY_BASE=TEST_SECRET,
+            EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}",
+            EXESDB_WEB_CONFIG_FILE=str(web_config),
+        )
+    assert released.released == 0
+    assert "Traceback" not in completed.stderr
+    if fifo == "web.yml":
+        assert completed.returncode == 1, completed.stderr
+    else:
+        why = "not a regular file" if name == "sign.py" else "not a file this user can read"
+        assert completed.returncode == 2, completed.stderr
+        assert (
+            f"EXESDB_WEB_CONFIG_FILE: tls_server_config.cert_file {tmp_path / fifo}: {why}"
+        ) in completed.stderr
 
 
 def test_the_integration_api_example_broadcasts_and_reads_its_metrics(tmp_path: Path) -> None:

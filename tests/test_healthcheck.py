@@ -719,6 +719,43 @@ def test_a_web_config_whose_certificate_is_a_fifo_is_told_within_the_timeout(
     assert took < 10, f"took {took:.1f} s"
 
 
+@pytest.mark.parametrize("fault", ["unreadable", "no certificate"])
+def test_a_web_config_certificate_the_probe_cannot_use_is_named_with_why(
+    tmp_path: Path, fault: str
+) -> None:
+    """A web config whose server certificate file the probe may not read, or which holds no
+    certificate (the key given as cert_file), is named in the probe's line with why, in the
+    system's or the bridge's words (not a Python tuple), as a bad file is; exit 1, nothing of
+    the key shown."""
+    files = WebFiles(tmp_path)
+    prefix: list[str] = []
+    cert = tmp_path / "server.pem"
+    if fault == "unreadable":
+        files.write(files.tls_config())
+        prefix = withhold(cert)
+        why, refusal = "Permission denied", f"cannot read {cert}: Permission denied"
+    else:
+        cert = tmp_path / "server.key"
+        files.write("tls_server_config:\n  cert_file: server.key\n  key_file: server.key\n")
+        why = f"no PEM certificate in {cert}"
+        refusal = f"cannot load {cert} with key_file {cert}: {cert} holds no PEM certificate"
+    completed = run_command(
+        [*prefix, sys.executable, "-m", "bridge", "healthcheck"],
+        {
+            "EXESDB_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+            "EXESDB_WEB_CONFIG_FILE": str(tmp_path / "web.yml"),
+        },
+    )
+    assert completed.returncode == 1, completed.stderr
+    assert f"(cannot trust the server's cert_file {cert}: {why});" in completed.stderr
+    assert (
+        f"the web config file is bad: {tmp_path / 'web.yml'}: tls_server_config.cert_file:"
+        f" {refusal}"
+    ) in completed.stderr
+    key = (tmp_path / "server.key").read_text().splitlines()[1]
+    assert key not in completed.stdout + completed.stderr
+
+
 # -- readiness: `healthcheck --ready` --
 
 

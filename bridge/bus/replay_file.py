@@ -18,6 +18,7 @@ from typing import Final
 
 from bridge.bus.replay import ReplayGuard
 from bridge.disk import sync_directory
+from bridge.regular_files import open_regular
 
 __all__ = ["FILE_NAME", "load", "save"]
 
@@ -60,7 +61,10 @@ def load(guard: ReplayGuard, state_dir: str | Path) -> int:
     with contextlib.suppress(OSError):
         path.with_suffix(".partial").unlink()
     try:
-        saved = json.loads(path.read_text())
+        # Never a FIFO (an open would wait for a writer, start-up and SIGTERM with it) nor a
+        # device: refused unopened, as a file that cannot be read.
+        with open_regular(path) as file:
+            saved = json.loads(file.read())
         if saved["v"] != _VERSION:
             raise ValueError(f"written in format {saved['v']!r}, this version reads {_VERSION}")
         held = [(str(message_id), float(timestamp)) for message_id, timestamp in saved["ids"]]
@@ -68,6 +72,9 @@ def load(guard: ReplayGuard, state_dir: str | Path) -> int:
     except FileNotFoundError:
         return 0
     except (OSError, ValueError, TypeError, KeyError) as exc:
-        _logger.warning("ingest replay memory %s not read (%s): its ids are forgotten", path, exc)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        _logger.warning(
+            "ingest replay memory %s not read (%s): its ids are forgotten", path, reason
+        )
         return 0
     return guard.restore(held, floor)

@@ -372,7 +372,7 @@ def own_certificate_context(tls: TLSServerConfig) -> ssl.SSLContext:
 def _pinned(text: str, where: str) -> ssl.SSLContext:
     first = _CERTIFICATE.search(text)
     if first is None:
-        raise ssl.SSLError(f"no PEM certificate in {where}")
+        raise ssl.SSLError(0, f"no PEM certificate in {where}")  # said as its text alone
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False  # safe: the one trusted certificate is pinned
     context.verify_mode = ssl.CERT_REQUIRED

@@ -150,7 +150,7 @@ def _outbox(args: argparse.Namespace) -> int:
 
     from bridge.client_environment import OutboxValues
     from bridge.receiver_keys import receiver_label
-    from bridge.sinks.alerts.outbox import FILE_NAME, Outbox, refuse_unwritable, unopenable_hint
+    from bridge.sinks.alerts.outbox import FILE_NAME, Outbox, refuse_unusable, unopenable_hint
     from bridge.sinks.alerts.records import DeliveryState
 
     settings = client_settings_or_exit(OutboxValues)
@@ -159,9 +159,10 @@ def _outbox(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     path = Path(settings.state_dir) / FILE_NAME
     try:
-        # Raises for a folder on the way this user may not search, and for a file it may not
-        # read and write, where SQLite would say only "unable to open database file".
-        refuse_unwritable(path)
+        # Raises for a folder on the way this user may not search, for a file it may not read
+        # and write, and for a folder or a FIFO there, where SQLite would say only "unable to
+        # open database file" or "disk I/O error".
+        refuse_unusable(path)
         outbox = Outbox(path) if path.exists() else None
     except (OSError, sqlite3.Error) as exc:
         # A file that is no SQLite database, or one this user may not open: said in the system's

@@ -265,7 +265,10 @@ def _mixed_state(state_dir: str, *, demo: bool) -> str | None:
         )
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        (directory / _DEMO_MARK).write_text(_DEMO_MARK_TEXT)
+        # Not waiting on a FIFO there for a reader: refused at once (ENXIO), it marks already.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK
+        with open(os.open(directory / _DEMO_MARK, flags, 0o644), "w") as mark:
+            mark.write(_DEMO_MARK_TEXT)
     except OSError:
         pass  # the outbox says why the directory cannot be used, as the bridge starts
     return None

@@ -162,6 +162,8 @@ def _chain_problems(tls: TLSServerConfig, context: ssl.SSLContext) -> list[str]:
             key=tls.key.get_secret_value() if tls.key else None,
         )
     except (OSError, ssl.SSLError) as exc:
+        if not isinstance(exc, ssl.SSLError) and (unread := _unread_file(tls)) is not None:
+            return [unread]
         cert = (
             f"cert_file: cannot load {tls.cert_file}" if tls.cert_file else "cert: cannot load it"
         )
@@ -169,6 +171,20 @@ def _chain_problems(tls: TLSServerConfig, context: ssl.SSLContext) -> list[str]:
         reason = cert_chain_error(exc, cert_file=tls.cert_file, key_file=tls.key_file)
         return [f"tls_server_config.{cert} with {key}: {reason}"]
     return []
+
+
+def _unread_file(tls: TLSServerConfig) -> str | None:
+    """The problem of ``tls``'s certificate or key file that cannot be opened (missing, not this
+    user's to read), naming its option and the file: OpenSSL's refusal names neither."""
+    for option, name in (("cert_file", tls.cert_file), ("key_file", tls.key_file)):
+        if not name:
+            continue
+        try:
+            # Not a FIFO, nor a device: load_cert_chain refused those unopened.
+            os.close(os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+        except OSError as exc:
+            return f"tls_server_config.{option}: cannot read {name}: {load_error(exc)}"
+    return None
 
 
 def _unread_file_problems(option: str, name: str) -> list[str]:

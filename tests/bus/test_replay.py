@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from bridge.bus import ReplayGuard, ReplayVerdict, replay_file
 from tests.bus.test_batches import check_pairs
-from tests.support import ManualClock
+from tests.support import FifoReleaser, ManualClock
 
 WINDOW = 300.0
 NOW = 1_800_000_000.0
@@ -418,6 +418,28 @@ def test_a_replay_file_that_cannot_be_read_is_logged_and_its_ids_forgotten(
         assert replay_file.load(guard, tmp_path) == 0
     assert "its ids are forgotten" in caplog.text
     assert guard.check("id-now-0001", NOW) is ReplayVerdict.FRESH
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [("FIFO", "a FIFO (named pipe), not a regular file"), ("directory", "Is a directory")],
+)
+def test_a_replay_file_that_is_no_file_is_set_aside_without_waiting_on_it(
+    tmp_path: Path, kind: str, said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A FIFO or a directory in the replay file's place is set aside at once with a warning
+    saying what it is: a FIFO's open, waiting for a writer, held start-up and SIGTERM."""
+    path = tmp_path / replay_file.FILE_NAME
+    guard = _guard()
+    with caplog.at_level(logging.WARNING, "bridge.bus.replay_file"):
+        if kind == "FIFO":
+            with FifoReleaser(path) as fifo:
+                assert replay_file.load(guard, tmp_path) == 0
+            assert fifo.released == 0
+        else:
+            path.mkdir()
+            assert replay_file.load(guard, tmp_path) == 0
+    assert f"ingest replay memory {path} not read ({said}): its ids are forgotten" in caplog.text
 
 
 def test_no_replay_file_is_nothing_remembered(tmp_path: Path) -> None:

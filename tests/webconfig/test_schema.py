@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from bridge.errors import ConfigError
 from bridge.webconfig.loading import load
 from bridge.webconfig.schema import WebConfig, parse_web_config
 from tests.doc_text import fenced, page
-from tests.support import rsa_key_pem
+from tests.support import free_port, rsa_key_pem, run_command, withhold
 from tests.webconfig.files import WebFiles, bcrypt_hash
 
 HASH = bcrypt_hash("pw")
@@ -633,6 +634,34 @@ def test_a_certificate_that_does_not_load_is_refused_saying_which_file_and_why(
         + reason.format(cert=cert, key=key)
     ), problem
     assert "PEM lib" not in problem
+
+
+@pytest.mark.parametrize("command", ["run", "check-config"])
+@pytest.mark.parametrize(
+    ("option", "name"), [("cert_file", "server.pem"), ("key_file", "server.key")]
+)
+def test_a_certificate_or_key_the_bridge_may_not_read_is_named_with_why(
+    tmp_path: Path, command: str, option: str, name: str
+):
+    """A web config's certificate or key file the bridge's user may not read stops start-up and
+    check-config (exit 2) naming that file, its option and why, not the two files together with
+    the system's words alone; nothing of the key is shown."""
+    files = WebFiles(tmp_path)
+    path = files.write(files.tls_config())
+    prefix = withhold(tmp_path / name)
+    env = {
+        "EXESDB_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+        "EXESDB_STATE_DIR": str(tmp_path / "state"),
+        "EXESDB_WEB_CONFIG_FILE": str(path),
+    }
+    completed = run_command([*prefix, sys.executable, "-m", "bridge", command], env)
+    assert completed.returncode == 2, completed.stderr
+    assert (
+        f"  EXESDB_WEB_CONFIG_FILE: {path}: tls_server_config.{option}: cannot read"
+        f" {tmp_path / name}: Permission denied\n"
+    ) in completed.stderr
+    key = (tmp_path / "server.key").read_text().splitlines()[1]
+    assert key not in completed.stdout + completed.stderr
 
 
 def test_loading_checks_the_client_ca_file(tmp_path: Path):

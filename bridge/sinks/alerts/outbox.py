@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import stat
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,17 +33,48 @@ from bridge.sinks.alerts.queue import DeliveryQueue
 from bridge.sinks.alerts.retention import Retention
 from bridge.statelock import hold
 
-__all__ = ["FILE_NAME", "LOCK_NAME", "Outbox", "refuse_unwritable", "unopenable_hint"]
+__all__ = [
+    "FILE_NAME",
+    "LOCK_NAME",
+    "NotAFile",
+    "Outbox",
+    "refuse_unusable",
+    "unopenable_hint",
+]
 
 FILE_NAME: Final = "alerts.sqlite3"
 LOCK_NAME: Final = "alerts.lock"  # held (flock) by the bridge that has the outbox open
 
+# What a path that is there but no file is, as a refusal says it.
+_KINDS: Final = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
-def refuse_unwritable(path: Path) -> None:
-    """PermissionError when the outbox file ``path`` exists and this user may not read and write
-    it: SQLite would open it read-only without a word, or say only "unable to open database
-    file"."""
-    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+
+class NotAFile(OSError):
+    """The outbox file's path holds something else than a file (``filename``: that path); its
+    message says what, without an errno."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def refuse_unusable(path: Path) -> None:
+    """Refuse the outbox file ``path``, before SQLite opens it, when it is there but cannot be
+    the outbox: NotAFile for a directory, a FIFO, a device or a socket (SQLite would say only
+    "unable to open database file" or "disk I/O error"), PermissionError for a file this user
+    may not read and write (SQLite would open it read-only without a word)."""
+    if not path.exists():  # PermissionError for a folder on the way this user may not search
+        return
+    mode = path.stat().st_mode
+    for test, kind in _KINDS:
+        if test(mode):
+            raise NotAFile(errno.EINVAL, f"it is {kind}, not a file", str(path))
+    if not os.access(path, os.R_OK | os.W_OK):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
 
@@ -77,10 +109,13 @@ class Outbox:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         # SQLite opens a file it cannot write read-only, without a word, and fails at the
         # first write, after start-up: a write is tried here instead, for the system's reason.
-        with tempfile.TemporaryFile(dir=directory):
-            pass
+        try:
+            with tempfile.TemporaryFile(dir=directory):
+                pass
+        except PermissionError as exc:  # named as the folder, not as the file tried in it
+            raise PermissionError(exc.errno, exc.strerror, str(directory)) from None
         path = directory / FILE_NAME
-        refuse_unwritable(path)
+        refuse_unusable(path)
         # Two bridges on one outbox would each send its deliveries and keep alert states of
         # their own: the second is refused. `exesdb-bridge outbox` opens the file unlocked.
         lock = hold(
@@ -106,6 +141,16 @@ def unopenable_hint(state_dir: Path | str, exc: BaseException) -> str | None:
     """What to do when ``Outbox.in_dir(state_dir)`` raised ``exc`` (the system's words say only
     what failed); None when its message says it already (another bridge holds the directory)."""
     directory = Path(state_dir)
+    if isinstance(exc, NotAFile):
+        return (
+            "move it out of the way (the bridge keeps its outbox in that file), or give a"
+            " directory of the bridge's own"
+        )
+    if isinstance(exc, PermissionError) and exc.filename == str(directory / FILE_NAME):
+        return (
+            f"the bridge's user (uid {os.geteuid()}) may not read and write it: make it that"
+            " user's (chown), or run the bridge as its owner"
+        )
     if isinstance(exc, FileExistsError) and not directory.is_dir():  # mkdir on what is there
         what = "a file" if directory.is_file() else "something else"
         return f"it is {what}, not a directory: give a directory (it is made when missing)"

@@ -40,7 +40,8 @@ application_id``, 14 indexes of the alerts in the orders they are listed in, 15 
 refuse a delivery's next attempt time that is no time: infinite, text); ``migrate``
 upgrades a file of any earlier version in place, one version at a
 time. ``connect`` refuses a file that is no SQLite database (one byte too, which SQLite would take
-for a new one and write over; an empty file is a new outbox) and an SQLite file that is no outbox
+for a new one and write over; an empty file is a new outbox), an outbox cut short (which SQLite
+would open, the bytes missing read as zeroes) and an SQLite file that is no outbox
 (another program's, with tables of its own) before it changes anything in it: a file marked as
 ours opens, and so does one without a mark that is empty (new) or holds version 1's tables (an
 outbox from before the mark).
@@ -81,6 +82,8 @@ _NOT_A_TIME: Final = (
 _BTRFS_MAGIC: Final = 0x9123683E
 # The first 16 bytes of every SQLite database file (sqlite.org/fileformat.html, 1.3.1).
 _SQLITE_HEADER: Final = b"SQLite format 3\x00"
+# The database header's length: its page size, change counter and page count are in it (1.3).
+_HEADER_BYTES: Final = 100
 # The oldest SQLite the outbox's queries run on: RETURNING and MATERIALIZED (3.35.0, 2021).
 # Python's sqlite3 uses the system's library: RHEL 9's is 3.34.
 _OLDEST_SQLITE: Final = (3, 35, 0)
@@ -325,7 +328,7 @@ def connect(path: Path | str) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
     try:
         # Before anything is changed in it: not its mode, nor its journal (WAL is in its header).
-        _refuse_another_programs(db)
+        _refuse_another_programs(db, path)
     except BaseException:
         db.close()
         raise
@@ -421,14 +424,54 @@ def _refuse_no_database(path: Path | str) -> None:
         raise sqlite3.DatabaseError("file is not a database")
 
 
-def _refuse_another_programs(db: sqlite3.Connection) -> None:
-    """DatabaseError when the file is an SQLite database but no outbox: marked by another
-    program, or unmarked with tables and not version 1's (see the module docstring)."""
+def _refuse_cut_short(path: Path | str) -> None:
+    """DatabaseError when the database file ``path`` was cut short: a part of a page, or whole
+    pages its header counts (sqlite.org/fileformat.html, 1.3.2 and 1.3.8). SQLite reads the
+    missing bytes as zeroes: an outbox one byte short opened with an index broken, and the
+    bridge wrote on over it. Called in a read transaction, where no other process is part way
+    through writing the file; with a journal or a log beside it holding anything (a crash
+    leaves one, from which SQLite makes the file whole), it is not judged."""
+    for beside in (f"{path}-wal", f"{path}-journal"):
+        with contextlib.suppress(OSError):  # none there
+            if os.path.getsize(beside):
+                return
+    try:
+        with open_regular(path) as file:
+            head = file.read(_HEADER_BYTES)
+            size = os.fstat(file.fileno()).st_size
+    except OSError:
+        return  # SQLite has it open: it says why it cannot read it, if it cannot
+    if not head:
+        return  # a new outbox, not written yet
+    problem = None
+    page = int.from_bytes(head[16:18], "big")
+    page = 65536 if page == 1 else page  # 1 stands for 65 536
+    # The page count in the header holds when the change counter beside it matches (1.3.8).
+    pages = int.from_bytes(head[28:32], "big")
+    if len(head) < _HEADER_BYTES:
+        problem = f"{size} bytes, less than its {_HEADER_BYTES}-byte header"
+    elif size % page:
+        problem = f"{size} bytes, not a whole number of its {page}-byte pages"
+    elif head[24:28] == head[92:96] and size < pages * page:
+        problem = f"{size // page} of the {pages} pages its header counts"
+    if problem is not None:
+        raise sqlite3.DatabaseError(
+            f"file is an SQLite database cut short ({problem}): part of the outbox is lost;"
+            " restore it whole, or move it out of the way for a new one"
+        )
+
+
+def _refuse_another_programs(db: sqlite3.Connection, path: Path | str) -> None:
+    """DatabaseError when the file ``path`` is an SQLite database but no outbox: marked by
+    another program, or unmarked with tables and not version 1's (see the module docstring);
+    or an outbox cut short (``_refuse_cut_short``)."""
     # One read transaction: the mark and the tables as one state of the file, so a file being
     # made meanwhile (marked first, by migrate) is never seen with some tables and no mark.
     db.execute("BEGIN")
     try:
         mark = int(db.execute("PRAGMA application_id").fetchone()[0])
+        if str(path) != ":memory:" and mark in (_APPLICATION_ID, 0):
+            _refuse_cut_short(path)  # once read from: SQLite holds its lock on the file
         if mark == _APPLICATION_ID:
             return
         rows = db.execute(

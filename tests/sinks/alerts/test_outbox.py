@@ -590,6 +590,37 @@ def test_a_file_that_is_no_sqlite_database_is_refused_and_left_as_it_was(
     Outbox.in_dir(tmp_path).close()
 
 
+@pytest.mark.parametrize("short", [1, 100])
+@pytest.mark.parametrize("opened", ["by a bridge", "by the CLI"])
+def test_an_outbox_cut_short_of_a_whole_page_is_refused_and_left_as_it_was(
+    tmp_path: Path, short: int, opened: str
+) -> None:
+    """An outbox a byte (or more) short of its last page, which SQLite opens and reads the
+    missing bytes of as zeroes (an index broken, the alerts in it listed wrong), is refused as
+    a bridge or `exesdb-bridge outbox` opens it, saying so, and left as it was."""
+    path = tmp_path / FILE_NAME
+    box = Outbox(path, urls=[URL])
+    observe(box, event("a"), T0)
+    box.close()  # its log checkpointed into the file: nothing left beside it
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-short])
+    with pytest.raises(sqlite3.DatabaseError) as refused:
+        Outbox.in_dir(tmp_path).close() if opened == "by a bridge" else Outbox(path).close()
+    assert str(refused.value) == (
+        f"file is an SQLite database cut short ({len(whole) - short} bytes, not a whole number"
+        " of its 4096-byte pages): part of the outbox is lost; restore it whole, or move it out"
+        " of the way for a new one"
+    )
+    assert path.read_bytes() == whole[:-short]
+    assert not Path(f"{path}-wal").exists()
+    path.write_bytes(whole)  # restored whole, it opens with its alert
+    restored = Outbox.in_dir(tmp_path)
+    try:
+        assert restored.alerts.get("a") is not None
+    finally:
+        restored.close()
+
+
 def test_an_empty_file_is_made_an_outbox(tmp_path: Path) -> None:
     """A file of no bytes (made, then the bridge stopped before SQLite wrote it) is made an
     outbox, as a missing file is."""
