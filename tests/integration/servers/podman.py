@@ -28,6 +28,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -120,6 +121,7 @@ class PipSettings:
         return [flag for path in self.paths for flag in ("--volume", f"{path}:{path}:ro")]
 
 
+@cache  # asked by the base image and the build: pip's start-up is most of a second each
 def host_pip_settings() -> PipSettings:
     """What ``pip config list`` says about indexes here; environment variables win over files."""
     listed = subprocess.run(
