@@ -1662,7 +1662,10 @@ def not_a_bridge(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() returns once the loop next looks, every poll_interval (0.5 s by default).
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", status
@@ -2761,7 +2764,10 @@ def lease_moving_replica() -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Replica)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() returns once the loop next looks, every poll_interval (0.5 s by default).
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

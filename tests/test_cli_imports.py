@@ -202,13 +202,18 @@ def test_admin_commands_import_none_of_the_service(tmp_path: Path, argv: list[st
     assert "bridge.cli.exchange" in imported
 
 
+ON_THE_RUNNING_BRIDGE = pytest.mark.xdist_group("cli-imports-bridge")
+
+
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
-    """A bridge taking signed messages (``ingesting_bridge``)."""
+    """A bridge taking signed messages (``ingesting_bridge``); the tests using it are one
+    pytest-xdist group (``ON_THE_RUNNING_BRIDGE``), so that one worker starts it, not each."""
     with ingesting_bridge(tmp_path_factory.mktemp("answering")) as process:
         yield process
 
 
+@ON_THE_RUNNING_BRIDGE
 @pytest.mark.parametrize(
     ("argv", "status"),
     [
@@ -243,6 +248,7 @@ COMMANDS: Final = {
 }
 
 
+@ON_THE_RUNNING_BRIDGE
 @pytest.mark.parametrize("answer", ["redirect", "cut short", "not HTTP"])
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_commands_import_no_aiohttp_whatever_the_server_answers(

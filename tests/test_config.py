@@ -29,6 +29,7 @@ from tests.support import (
     make_settings,
     pem_files,
     run_bridge,
+    run_in_process,
 )
 from tests.webconfig.files import WebFiles
 
@@ -2624,8 +2625,8 @@ EMPTY_SAMPLE = (
 def test_check_config_shows_empty_or_blank_variables_as_unset(value: str) -> None:
     """`check-config` with a sample of variables set to "" or to blanks only prints and warns
     exactly what it does with none of them set, an empty SECRET_KEY_BASE as <unset>."""
-    unset = run_bridge("check-config")
-    empty = run_bridge("check-config", env=dict.fromkeys(EMPTY_SAMPLE, value))
+    unset = run_in_process("check-config")
+    empty = run_in_process("check-config", env=dict.fromkeys(EMPTY_SAMPLE, value))
     assert (empty.returncode, unset.returncode) == (0, 0), empty.stderr
     assert empty.stdout == unset.stdout
     assert empty.stderr == unset.stderr
@@ -2645,8 +2646,8 @@ def test_an_empty_secret_is_refused_as_an_unset_one_where_it_must_be_set(
 ) -> None:
     """With ingest or a Redis bus, SECRET_KEY_BASE="" (or blanks) stops `check-config` (exit 2)
     with the very lines an unset one gives: no empty key ever signs or verifies."""
-    unset = run_bridge("check-config", env=env)
-    empty = run_bridge("check-config", env={**env, "SECRET_KEY_BASE": value})
+    unset = run_in_process("check-config", env=env)
+    empty = run_in_process("check-config", env={**env, "SECRET_KEY_BASE": value})
     assert (empty.returncode, unset.returncode) == (2, 2)
     assert empty.stderr == unset.stderr
     assert (

@@ -111,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         driver = None
         try:
             bridge.start(work)
-            wait_until(lambda: _ready(bridge), _SETTLE_SECONDS, "the demo's alerts and nodes")
+            # Chromium starts (seconds) while the demo raises its events.
             driver = start_chromium(work / "chromium")
+            wait_until(lambda: _ready(bridge), _SETTLE_SECONDS, "the demo's alerts and nodes")
             web = Browser(driver)
             subject = _raise_subject(bridge)
             wait_until(lambda: subject in receiver.accepted_alert_ids(), 20, "its webhook")

@@ -6,8 +6,11 @@ passwd; bookworm's Python is 3.11), with this machine's CA bundle and pip index 
 network re-signs TLS, and the build's pip must ask the same indexes), and imports it. An image of
 the same recipe already present is reused; a fresh machine builds it once. ``build_image()``
 builds ``deploy/Dockerfile`` on it through its ``PYTHON_IMAGE`` argument, in Docker format (the
-OCI format has no ``HEALTHCHECK``), without keeping layers: a cached build stage is an image of
-its own that removing the tag leaves behind (70 MB a run). Containers get explicit ulimits:
+OCI format has no ``HEALTHCHECK``), with its layers cached as a builder's are: the build stage's
+dependency layer (some 40 s of pip) is kept under a tag of its own and reused until
+``pyproject.toml`` or its README and LICENSE change, for a day at most; the build stage's code
+layers after it are removed at once (each run's would be left behind, 10 MB a run), the image's
+own with its tag. Containers get explicit ulimits:
 podman's defaults exceed this machine's hard limits and runc refuses them. Tests use the
 session-scoped ``podman`` and ``bridge_image`` fixtures and the ``containers`` factory, whose
 containers and volumes are removed afterwards.
@@ -25,6 +28,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -48,7 +52,10 @@ PACKAGES = ("python3", "python3-venv", "passwd", "ca-certificates")
 BASE_REPOSITORY = "localhost/exesdb-bridge-test-python"
 # The project's image, one tag per run; a run removes its own unless it was interrupted.
 IMAGE_REPOSITORY = "localhost/exesdb-bridge-test"
-# Older than this, a run's image is one such run left behind (a run lasts minutes).
+# The build stage's dependency layer, kept between runs under a tag naming its image id.
+DEPENDENCIES_REPOSITORY = "localhost/exesdb-bridge-test-dependencies"
+# Older than this, a run's image is one such run left behind (a run lasts minutes), and a
+# dependency layer is installed afresh (a dependency's new release reaches the image a day late).
 STALE_IMAGE_AGE = "24h"
 STATE_DIR = "/var/lib/exesdb-bridge"
 # As production runs it: read-only root without podman's tmpfs mounts, no capabilities.
@@ -114,6 +121,7 @@ class PipSettings:
         return [flag for path in self.paths for flag in ("--volume", f"{path}:{path}:ro")]
 
 
+@cache  # asked by the base image and the build: pip's start-up is most of a second each
 def host_pip_settings() -> PipSettings:
     """What ``pip config list`` says about indexes here; environment variables win over files."""
     listed = subprocess.run(
@@ -207,11 +215,13 @@ def _import(podman: Podman, rootfs: Path, tag: str) -> None:
 
 def remove_stale_images(podman: Podman, *, base: str) -> None:
     """Remove the project's images that interrupted runs left, once a day old (some 70 MB
-    each), then the base images of older recipes (some 300 MB each), all but ``base``. Only
-    ``IMAGE_REPOSITORY``'s and ``BASE_REPOSITORY``'s tags (podman's reference filter matches the
-    repository whole); ``podman rmi`` without ``--force`` leaves an image a container uses or
-    another image is built on, and of an image with other tags only this one goes."""
-    for repository in (IMAGE_REPOSITORY, BASE_REPOSITORY):
+    each), the dependency layers a day old (the current one too: installed afresh), then the
+    base images of older recipes (some 300 MB each), all but ``base``. Only
+    ``IMAGE_REPOSITORY``'s, ``DEPENDENCIES_REPOSITORY``'s and ``BASE_REPOSITORY``'s tags
+    (podman's reference filter matches the repository whole); ``podman rmi`` without
+    ``--force`` leaves an image a container uses or another image is built on, and of an image
+    with other tags only this one goes."""
+    for repository in (IMAGE_REPOSITORY, DEPENDENCIES_REPOSITORY, BASE_REPOSITORY):
         listed = podman(
             "images",
             f"--filter=reference={repository}",
@@ -224,26 +234,54 @@ def remove_stale_images(podman: Podman, *, base: str) -> None:
                 podman("rmi", tag, check=False)
 
 
-def build_image(podman: Podman, base: str, tag: str, revision: str) -> str:
-    """``deploy/Dockerfile`` built from this tree on ``base`` as ``revision``; returns the tag."""
+def build_image(podman: Podman, base: str, tag: str, revision: str, workdir: Path) -> str:
+    """``deploy/Dockerfile`` built from this tree on ``base`` as ``revision``; returns the tag.
+
+    Built twice with the layers cached: its build stage alone first (the id of its last layer,
+    which the second build reuses), then the image. The build stage's dependency layer is
+    tagged in ``DEPENDENCIES_REPOSITORY``, and the build stage's later layers removed: podman
+    removes an untagged image's untagged parents with it, down to that tag.
+    """
     deploy = ROOT / "deploy"
-    podman(
+    stage_id = workdir / "build-stage.id"
+    common = [
         "build",
         "--format=docker",
         "--pull=never",
-        "--layers=false",
+        "--layers=true",
         "--network=host",
         *podman.ulimits(),
         *host_pip_settings().build_volumes(),
         f"--build-arg=PYTHON_IMAGE={base}",
-        f"--build-arg=REVISION={revision}",
         f"--file={deploy / 'Dockerfile'}",
         f"--ignorefile={deploy / 'Dockerfile.dockerignore'}",
-        f"--tag={tag}",
-        str(ROOT),
-        timeout=600,
-    )
+    ]
+    podman(*common, "--target=build", f"--iidfile={stage_id}", str(ROOT), timeout=600)
+    stage = stage_id.read_text().strip()
+    dependencies = _dependency_layer(podman, stage)
+    if dependencies is not None:
+        name = dependencies.removeprefix("sha256:")[:12]
+        podman("tag", dependencies, f"{DEPENDENCIES_REPOSITORY}:{name}")
+    podman(*common, f"--build-arg=REVISION={revision}", f"--tag={tag}", str(ROOT), timeout=600)
+    podman("rmi", stage, check=False)
     return tag
+
+
+def _dependency_layer(podman: Podman, stage: str) -> str | None:
+    """The id of the build stage's layer that installed the dependencies: the nearest of
+    ``stage``'s ancestors made by a ``pip install`` without ``--no-deps``. None when the stage
+    is gone already (another run from the same tree removed it: it is rebuilt, uncached)."""
+    image = stage
+    while image:
+        made_by = podman("history", "--no-trunc", "--format={{.CreatedBy}}", image, check=False)
+        step = made_by.stdout.splitlines()[0] if made_by.stdout else ""
+        if made_by.returncode != 0:
+            return None
+        if "pip install" in step and "--no-deps" not in step:
+            return image
+        parent = podman("image", "inspect", "--format={{.Parent}}", image, check=False)
+        image = parent.stdout.strip() if parent.returncode == 0 else ""
+    return None
 
 
 @dataclass(frozen=True)
@@ -377,7 +415,8 @@ def bridge_image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> It
     remove_stale_images(podman, base=base)
     name = uuid.uuid4().hex[:12]
     revision = f"test-{name}"  # stands in for the commit a release build names
-    tag = build_image(podman, base, f"{IMAGE_REPOSITORY}:{name}", revision)
+    workdir = tmp_path_factory.mktemp("build")
+    tag = build_image(podman, base, f"{IMAGE_REPOSITORY}:{name}", revision, workdir)
     yield BridgeImage(tag, base, revision)
     podman("rmi", tag, check=False)
 
