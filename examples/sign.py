@@ -2,7 +2,7 @@
 """Sign one message with SECRET_KEY_BASE and post it to a bridge's ingest (standard library only).
 
     SECRET_KEY_BASE=... python3 examples/sign.py INSTANCE TAG PAYLOAD_JSON [--topic TOPIC]
-        [--cacert FILE] [--user USER[:PASSWORD]]
+        [--cacert FILE] [--user USER[:PASSWORD]] [--timeout SECONDS]
     SECRET_KEY_BASE=... python3 examples/sign.py ex_esdb_metrics performance_metric \\
         '{"metric_name": "queue_depth", "value": 12, "unit": "messages", "component": "orders"}'
 
@@ -17,8 +17,9 @@ EXESDB_INGEST=true. Against a bridge at EXESDB_URL serving TLS with a CA of your
 asking for basic auth, as with `exesdb-bridge publish`: --cacert FILE trusts that CA (PEM; through
 EXESDB_HTTP_ADDR too, instead of the file's certificate), --user USER:PASSWORD sends
 basic auth (--user USER: the password is asked for; a user:password@ in EXESDB_URL is taken
-too). Prints the HTTP status and the bridge's answer; exits 0 on 202. The envelope and the
-signature: docs/messages.md#envelope, docs/http-api.md#ingest.
+too); --timeout SECONDS (default 10) bounds each wait for the bridge. Prints the HTTP status
+and the bridge's answer; exits 0 on 202. The envelope and the signature: docs/messages.md#envelope,
+docs/http-api.md#ingest.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import getpass
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import secrets
@@ -293,6 +295,17 @@ def json_object(text: str) -> dict[str, object]:
     return value
 
 
+def positive_seconds(text: str) -> float:
+    """The --timeout argument: a positive, finite number of seconds."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return seconds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Sign one message and post it to a bridge.")
     parser.add_argument("instance", help="the bus instance, e.g. ex_esdb_health")
@@ -301,6 +314,13 @@ def main() -> int:
     parser.add_argument("--topic", help="the topic (default: the tag)")
     parser.add_argument("--cacert", metavar="FILE", help="trust this CA (PEM) for https")
     parser.add_argument("--user", metavar="USER[:PASSWORD]", help="send basic auth")
+    parser.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=positive_seconds,
+        default=10.0,
+        help="wait at most this long for the bridge (default 10)",
+    )
     args = parser.parse_args()
     key = os.environ.get("SECRET_KEY_BASE")
     if not key:
@@ -346,7 +366,7 @@ def main() -> int:
         except OSError as exc:  # the web config itself, gone since it was first read
             parser.error(f"EXESDB_WEB_CONFIG_FILE: {exc.strerror or exc}")
     try:
-        with urllib.request.urlopen(request, timeout=10, context=context) as answer:
+        with urllib.request.urlopen(request, timeout=args.timeout, context=context) as answer:
             status, text = answer.status, answer.read().decode()
     except urllib.error.HTTPError as refused:
         status, text = refused.code, refused.read().decode()

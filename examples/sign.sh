@@ -3,7 +3,7 @@
 # curl only.
 #
 #   SECRET_KEY_BASE=... examples/sign.sh [--cacert FILE] [--user USER[:PASSWORD]] \
-#       INSTANCE TAG PAYLOAD_JSON [TOPIC]
+#       [--timeout SECONDS] INSTANCE TAG PAYLOAD_JSON [TOPIC]
 #   SECRET_KEY_BASE=... examples/sign.sh ex_esdb_metrics performance_metric \
 #       '{"metric_name": "queue_depth", "value": 12, "unit": "messages", "component": "orders"}'
 #
@@ -18,10 +18,11 @@
 # asking for basic auth, as with `exesdb-bridge publish`: --cacert FILE trusts that CA (PEM;
 # through EXESDB_HTTP_ADDR too, instead of the file's certificate), --user
 # USER:PASSWORD sends basic auth (--user USER: curl asks for the password; a user:password@ in
-# EXESDB_URL is taken too). Prints the HTTP status and the bridge's answer; exits 0 on 202, 1
-# on another answer or none, 2 on bad usage (as sign.py), a PAYLOAD_JSON that is no JSON included
-# (the bridge's 400, named by the payload's own character), and so is a --cacert FILE missing or
-# holding no PEM certificate, before anything is sent.
+# EXESDB_URL is taken too); --timeout SECONDS (default 10, as sign.py's) bounds the request.
+# Prints the HTTP status and the bridge's answer; exits 0 on 202, 1 on another answer or none, 2
+# on bad usage (as sign.py), a PAYLOAD_JSON that is no JSON included (the bridge's 400, named by
+# the payload's own character), and so is a --cacert FILE missing or holding no PEM certificate,
+# before anything is sent.
 # The envelope and the signature: docs/messages.md#envelope, docs/http-api.md#ingest.
 # openssl takes the key as an argument, so other users of the host can read it in the process
 # list while openssl runs: on a shared host sign with examples/sign.py or exesdb-bridge publish.
@@ -69,10 +70,11 @@ own_certificate() {
 
 usage() {
     echo "usage: SECRET_KEY_BASE=... $0 [--cacert FILE] [--user USER[:PASSWORD]]" \
-        "INSTANCE TAG PAYLOAD_JSON [TOPIC]" >&2
+        "[--timeout SECONDS] INSTANCE TAG PAYLOAD_JSON [TOPIC]" >&2
     exit 2
 }
 curl_options=()
+timeout=10
 while [[ $# -gt 0 && $1 == --* ]]; do
     case $1 in
         --cacert | --user) [[ $# -ge 2 ]] || usage; curl_options+=("$1" "$2") ;;&
@@ -93,6 +95,11 @@ while [[ $# -gt 0 && $1 == --* ]]; do
             cacert=$2
             shift 2 ;;
         --user) shift 2 ;;
+        --timeout)
+            # A positive number of seconds, as curl's --max-time takes it.
+            [[ $# -ge 2 && $2 =~ ^[0-9]*\.?[0-9]+$ && ! $2 =~ ^[0.]+$ ]] || usage
+            timeout=$2
+            shift 2 ;;
         *) usage ;;
     esac
 done
@@ -194,10 +201,10 @@ signature=$(printf '%s.%s' "$t" "$body" | openssl dgst -sha256 -hmac "$SECRET_KE
 
 answer=$(mktemp)
 trap 'rm -f "$answer"' EXIT
-# At most 10 s, as sign.py waits: a port that takes the request and never answers ends it.
+# At most --timeout, as sign.py waits: a port that takes the request and never answers ends it.
 # No answer is exit 1, as sign.py's, not curl's own status; curl has said why (no password).
 if ! status=$(curl -sS ${curl_options[@]+"${curl_options[@]}"} -o "$answer" -w '%{http_code}' \
-    --max-time 10 -X POST "$bridge/v1/messages" \
+    --max-time "$timeout" -X POST "$bridge/v1/messages" \
     -H "Content-Type: application/json" \
     -H "X-ExESDB-Signature: t=$t,v1=$signature" \
     --data-binary "$body"); then

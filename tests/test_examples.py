@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
@@ -212,21 +213,33 @@ def test_a_signer_refuses_an_exesdb_url_the_commands_would_refuse(name: str) -> 
         assert "Traceback" not in completed.stderr
 
 
-def test_the_shell_signer_gives_up_on_a_port_that_never_answers() -> None:
-    """Against a port that takes the connection and never answers, sign.sh stops after its 10 s
-    saying it timed out, exit status not 0, rather than waiting for good (curl waits for good
-    unless told; sign.py's urlopen has had its timeout from the start)."""
-    name = "sign.sh"
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+def test_a_signer_gives_up_on_a_port_that_never_answers_after_its_timeout(name: str) -> None:
+    """Against a port that takes the connection and never answers, a signer stops after its
+    --timeout saying it timed out, exit 1, rather than waiting for good (curl waits for good
+    unless told); a --timeout that is no positive number of seconds is bad usage (exit 2)."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)  # the kernel completes each connection; nothing ever reads or answers
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        message = ["ex_esdb_health", "node_health_updated", HEALTHY]
+        for timeout in ("0", "-1", "soon"):
+            refused = _run(
+                [*_signer(name), "--timeout", timeout, *message],
+                SECRET_KEY_BASE=TEST_SECRET,
+                EXESDB_HTTP_ADDR=address,
+            )
+            assert refused.returncode == 2, (timeout, refused.stderr)
+        started = time.monotonic()
         completed = _run(
-            [*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY],
+            [*_signer(name), "--timeout", "0.5", *message],
             SECRET_KEY_BASE=TEST_SECRET,
-            EXESDB_HTTP_ADDR=f"127.0.0.1:{silent.getsockname()[1]}",
+            EXESDB_HTTP_ADDR=address,
         )
-    assert completed.returncode != 0
+    assert completed.returncode == 1, completed.stderr
     assert "timed out" in completed.stderr.lower()
+    # Its own timeout, not the default 10 s (headroom for a loaded host's start-up).
+    assert time.monotonic() - started < 8
 
 
 @pytest.mark.parametrize(
