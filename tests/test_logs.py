@@ -281,7 +281,7 @@ def test_a_record_that_cannot_be_formatted_is_reported_not_raised(
     ("fault", "said"),
     [
         ("a path through a file", "EXESDB_STATE_DIR: '"),
-        ("an outbox file unopenable", "cannot open the alert outbox in "),
+        ("an outbox file unopenable", "cannot open the alert outbox '"),
     ],
 )
 def test_exesdb_bridge_run_writes_a_secret_in_an_error_redacted(
