@@ -1245,10 +1245,12 @@ def imported_by_healthcheck(*args: str, **env: str) -> set[str]:
 
 def test_command_imports_none_of_the_bridge_s_libraries() -> None:
     """A probe without a web config imports no aiohttp, pydantic, OpenTelemetry, prometheus_client
-    or redis: it stays cheap enough to run every few seconds."""
+    or redis, nor dataclasses (with inspect, a sixth of its own imports' cost): it stays cheap
+    enough to run every few seconds."""
     imported = imported_by_healthcheck(EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}")
     assert "bridge" in imported
     assert imported.isdisjoint(HEAVY), sorted(imported & set(HEAVY))
+    assert imported.isdisjoint({"dataclasses", "inspect"}), sorted(imported)
 
 
 def test_command_with_a_web_config_imports_its_reader_but_not_the_server(tmp_path: Path) -> None:
