@@ -2,24 +2,18 @@
 
 What becomes what: docs/opentelemetry.md.
 
-This package is light: the SDK and its exporters are imported (by ``bridge.sinks.otlp.sink``),
-and the mapping, the batching and the sink's metrics, only when ``otlp_component`` finds a
-signal to export (an OTLP endpoint configured, and not turned off by ``OTEL_SDK_DISABLED`` or
-``OTEL_<SIGNAL>_EXPORTER=none``).
+This package is light: the SDK and its exporters are imported (by ``bridge.sinks.otlp.sink``)
+only when ``otlp_component`` finds a signal to export (an OTLP endpoint configured, and not
+turned off by ``OTEL_SDK_DISABLED`` or ``OTEL_<SIGNAL>_EXPORTER=none``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from bridge.exports import lazy_exports
+from bridge.component import Component, Context
 from bridge.otlp_settings import otlp_enabled
-
-if TYPE_CHECKING:
-    from bridge.component import Component, Context
-    from bridge.sinks.otlp.batching import BatchSettings, BoundedBatcher
-    from bridge.sinks.otlp.mapping import LOG_TAGS, SPAN_TAGS, LogSpec, SpanSpec, translate
-    from bridge.sinks.otlp.metrics import SIGNALS, OtlpMetrics
+from bridge.sinks.otlp.batching import BatchSettings, BoundedBatcher
+from bridge.sinks.otlp.mapping import LOG_TAGS, SPAN_TAGS, LogSpec, SpanSpec, translate
+from bridge.sinks.otlp.metrics import SIGNALS, OtlpMetrics
 
 __all__ = [
     "LOG_TAGS",
@@ -33,16 +27,6 @@ __all__ = [
     "otlp_component",
     "translate",
 ]
-
-# Each imported when first asked for: with nothing exported, run imports none of the mapping.
-__getattr__ = lazy_exports(
-    __name__,
-    {
-        "batching": ("BatchSettings", "BoundedBatcher"),
-        "mapping": ("LOG_TAGS", "SPAN_TAGS", "LogSpec", "SpanSpec", "translate"),
-        "metrics": ("SIGNALS", "OtlpMetrics"),
-    },
-)
 
 
 def otlp_component(context: Context) -> Component | None:
