@@ -6,17 +6,12 @@ lists; the scheduled ones run on a ``Schedule`` and publish nothing while the in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from bridge.exports import lazy_exports
-
-if TYPE_CHECKING:
-    from collectors.demo import DemoCluster, demo_component
-    from collectors.health import HealthCollector, Thresholds, health_collector
-    from collectors.host import HostProbe, HostSample, IoCounters, PsutilProbe
-    from collectors.lifecycle import LifecycleCollector, lifecycle_collector, public_config
-    from collectors.scheduler import CollectorMetrics, Schedule
-    from collectors.throughput import ThroughputCollector, throughput_collector
+from collectors.demo import DemoCluster, demo_component
+from collectors.health import HealthCollector, Thresholds, health_collector
+from collectors.host import HostProbe, HostSample, IoCounters, PsutilProbe
+from collectors.lifecycle import LifecycleCollector, lifecycle_collector, public_config
+from collectors.scheduler import CollectorMetrics, Schedule
+from collectors.throughput import ThroughputCollector, throughput_collector
 
 __all__ = [
     "CollectorMetrics",
@@ -36,16 +31,3 @@ __all__ = [
     "public_config",
     "throughput_collector",
 ]
-
-# Each imported when first asked for: ``run`` without ``--demo`` imports none of the demo.
-__getattr__ = lazy_exports(
-    __name__,
-    {
-        "demo": ("DemoCluster", "demo_component"),
-        "health": ("HealthCollector", "Thresholds", "health_collector"),
-        "host": ("HostProbe", "HostSample", "IoCounters", "PsutilProbe"),
-        "lifecycle": ("LifecycleCollector", "lifecycle_collector", "public_config"),
-        "scheduler": ("CollectorMetrics", "Schedule"),
-        "throughput": ("ThroughputCollector", "throughput_collector"),
-    },
-)
