@@ -39,7 +39,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
@@ -57,6 +56,8 @@ from bridge.probe_settings import (
 from bridge.urls import PICKED_PORT, own_url
 
 if TYPE_CHECKING:  # the schema imports pydantic, which a probe without a web config skips
+    from pathlib import Path
+
     from bridge.webconfig.loading import Judged
     from bridge.webconfig.schema import TLSServerConfig
 
@@ -394,6 +395,8 @@ def target(settings: ProbeSource, endpoint: Endpoint = LIVENESS) -> Target:
         raise _Unusable(f"EXESDB_HTTP_ADDR: {PICKED_PORT}; give the probe a fixed port")
     if not settings.web_config_file:
         return Target(probe_url(settings, endpoint=endpoint))
+    from pathlib import Path  # here too: a probe without a web config needs no pathlib
+
     from bridge.webconfig.loading import judge  # only with a web config: not light
 
     # The key and client CA files are read only when this user may read them: a probe run as
