@@ -15,8 +15,7 @@ import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
 from bridge.errors import ConfigError
 from bridge.redaction import redact_urls
@@ -257,8 +256,7 @@ def _none_set_warnings(web: WebConfig) -> list[str]:
     return notes
 
 
-@dataclass(frozen=True)
-class ProbeSettings:
+class ProbeSettings(NamedTuple):  # not a dataclass: the probe imports no dataclasses
     """What ``healthcheck`` reads from the environment, under the names ``Settings`` gives them."""
 
     http_addr: str = DEFAULT_HTTP_ADDR

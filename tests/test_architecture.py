@@ -715,6 +715,9 @@ LIBRARY_PRIVATES: Final = {
     # A named tuple's documented copy with changes (the underscore keeps it apart from field
     # names): bridge.bus.Frame is one.
     "_replace": "typing.NamedTuple",
+    # And its documented field names: bridge.probe_settings.ProbeSettings lists the variables
+    # the health check reads with them.
+    "_fields": "typing.NamedTuple",
 }
 
 

@@ -382,11 +382,13 @@ def run_until_healthy(tmp_path: Path, **env: str) -> dict[str, Any]:
 
 def test_run_without_files_or_ingest_imports_none_of_their_models(tmp_path: Path) -> None:
     """``run`` with no receivers file, webhook URL, web config or ingest answers /healthz with
-    none of their models imported (``FILE_MODELS``, ``bridge.yamlconfig``, bcrypt), the
-    decoders not built (it decodes no bytes: the in-process bus hands over envelopes), and the
-    cycle collector on again."""
+    none of their models imported (``FILE_MODELS``, ``bridge.yamlconfig``, YAML, bcrypt) nor, with
+    no OTLP endpoint or Redis bus, OpenTelemetry, grpc or redis-py; the decoders not built (it
+    decodes no bytes: the in-process bus hands over envelopes), and the cycle collector on
+    again."""
     found = run_until_healthy(tmp_path)
-    assert among(set(found["modules"]), [*FILE_MODELS, "bridge.yamlconfig", "bcrypt"]) == []
+    files = [*FILE_MODELS, "bridge.yamlconfig", "yaml", "bcrypt"]
+    assert among(set(found["modules"]), [*files, "opentelemetry", "grpc", "redis"]) == []
     assert "bridge.bus.structs" in found["modules"]
     assert found["built"] is False
     assert found["gc"] is True

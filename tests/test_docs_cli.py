@@ -45,7 +45,7 @@ def _reads() -> dict[str, frozenset[str]]:
         return frozenset(str(info.validation_alias) for info in model.model_fields.values())
 
     admin = variables(AdminClientSettings)
-    probe = frozenset(f"EXESDB_{field.name.upper()}" for field in dataclasses.fields(ProbeSettings))
+    probe = frozenset(f"EXESDB_{name.upper()}" for name in ProbeSettings._fields)
     return {
         "run": variables(Settings),
         "check-config": variables(Settings),

@@ -1228,10 +1228,13 @@ HEAVY = ("aiohttp", "pydantic", "pydantic_settings", "opentelemetry", "prometheu
 PROBE = {"bridge.cli.healthcheck", "bridge.cli.healthcheck_options"}
 
 
-def modules_imported_by_healthcheck(*args: str, **env: str) -> set[str]:
-    """The modules ``python -X importtime -m bridge healthcheck`` imports."""
+def modules_imported_by_healthcheck(*args: str, site: bool = True, **env: str) -> set[str]:
+    """The modules ``python -X importtime -m bridge healthcheck`` imports; without ``site``
+    (``-S``), those of the probe alone, as an installed bridge's: this checkout's editable
+    install imports pathlib and re as the interpreter starts."""
+    flags = [] if site else ["-S"]
     completed = run_command(
-        [sys.executable, "-X", "importtime", "-m", "bridge", "healthcheck", *args], env
+        [sys.executable, *flags, "-X", "importtime", "-m", "bridge", "healthcheck", *args], env
     )
     lines = [line for line in completed.stderr.splitlines() if line.startswith("import time:")]
     assert lines, completed.stderr
@@ -1240,15 +1243,19 @@ def modules_imported_by_healthcheck(*args: str, **env: str) -> set[str]:
 
 def imported_by_healthcheck(*args: str, **env: str) -> set[str]:
     """The top-level packages ``python -X importtime -m bridge healthcheck`` imports."""
-    return {name.split(".")[0] for name in modules_imported_by_healthcheck(*args, **env)}
+    return {name.split(".")[0] for name in modules_imported_by_healthcheck(*args, site=True, **env)}
 
 
 def test_command_imports_none_of_the_bridge_s_libraries() -> None:
     """A probe without a web config imports no aiohttp, pydantic, OpenTelemetry, prometheus_client
-    or redis: it stays cheap enough to run every few seconds."""
+    or redis, nor dataclasses (with inspect, a sixth of its own imports' cost) or pathlib: it
+    stays cheap enough to run every few seconds."""
     imported = imported_by_healthcheck(EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}")
     assert "bridge" in imported
     assert imported.isdisjoint(HEAVY), sorted(imported & set(HEAVY))
+    alone = modules_imported_by_healthcheck(site=False, EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}")
+    assert "bridge.cli.healthcheck" in alone
+    assert alone.isdisjoint({"dataclasses", "inspect", "pathlib"}), sorted(alone)
 
 
 def test_command_with_a_web_config_imports_its_reader_but_not_the_server(tmp_path: Path) -> None:

@@ -39,9 +39,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from bridge.cli.healthcheck_options import DEFAULT_TIMEOUT
@@ -58,6 +56,8 @@ from bridge.probe_settings import (
 from bridge.urls import PICKED_PORT, own_url
 
 if TYPE_CHECKING:  # the schema imports pydantic, which a probe without a web config skips
+    from pathlib import Path
+
     from bridge.webconfig.loading import Judged
     from bridge.webconfig.schema import TLSServerConfig
 
@@ -97,13 +97,12 @@ _MOST_REASON: Final = 300
 _CERTIFICATE: Final = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 # The variables the probe reads (ProbeSettings's fields): another EXESDB_* one set may be a
 # misspelling of one of them (EXESDB_PORT for EXESDB_HTTP_ADDR), or of any other setting.
-_PROBE_VARIABLES: Final = frozenset(
-    f"EXESDB_{field.name.upper()}" for field in fields(ProbeSettings)
-)
+_PROBE_VARIABLES: Final = frozenset(f"EXESDB_{name.upper()}" for name in ProbeSettings._fields)
 
 
-@dataclass(frozen=True)
-class Endpoint:
+# The probe's values are named tuples: importing dataclasses (with inspect) was a sixth of what
+# a probe's imports cost.
+class Endpoint(NamedTuple):
     """What a probe asks (``path``), the words its line says the answer with, and whether the
     answer is judged as ``/readyz``'s: a 503 body naming the parts not ready, and the bridge's
     401 no answer (it says the bridge runs, not whether it is ready)."""
@@ -118,8 +117,7 @@ LIVENESS: Final = Endpoint("/healthz", "healthy", "unhealthy")
 READINESS: Final = Endpoint("/readyz", "ready", "not ready", readiness=True)
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     """What one probe found: healthy or not, and the line that says why."""
 
     healthy: bool
@@ -315,8 +313,7 @@ def _is_healthz(body: bytes) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """What to ask and how: the URL, the TLS context (for https) and basic auth credentials, and
     the problems of a web config file the bridge refuses (told in the verdict's line).
 
@@ -398,6 +395,8 @@ def target(settings: ProbeSource, endpoint: Endpoint = LIVENESS) -> Target:
         raise _Unusable(f"EXESDB_HTTP_ADDR: {PICKED_PORT}; give the probe a fixed port")
     if not settings.web_config_file:
         return Target(probe_url(settings, endpoint=endpoint))
+    from pathlib import Path  # here too: a probe without a web config needs no pathlib
+
     from bridge.webconfig.loading import judge  # only with a web config: not light
 
     # The key and client CA files are read only when this user may read them: a probe run as
@@ -419,14 +418,14 @@ def _despite_refusal(settings: ProbeSource, judged: Judged, endpoint: Endpoint) 
         raise ConfigError([f"EXESDB_WEB_CONFIG_FILE: {problem}" for problem in judged.problems])
     if tls is None:
         found = _secured(settings, None, users=None, endpoint=endpoint)
-        return replace(found, refusal=judged.problems)
+        return found._replace(refusal=judged.problems)
     # The bridge serves the certificate of the version before, which may not be the file's.
     unverified = _with_client_certificate(settings, tls, _open_context())
     try:
         found = _secured(settings, tls, users=None, endpoint=endpoint)
     except _Untrusted as exc:
         found = Target(probe_url(settings, tls=True, endpoint=endpoint), untrusted=str(exc))
-    return replace(found, refusal=judged.problems, unverified=unverified)
+    return found._replace(refusal=judged.problems, unverified=unverified)
 
 
 def _open_context() -> ssl.SSLContext:
@@ -533,7 +532,7 @@ def _ask(
         line = f"{endpoint.bad}: {where.url} answered {answer.status}"
         answer = Verdict(False, f"{line}, but not as the bridge answers", answer.status)
     caveat = f"its certificate not verified and no credentials sent ({why})"
-    return _told(replace(answer, line=f"{answer.line}, {caveat}"), where.refusal)
+    return _told(answer._replace(line=f"{answer.line}, {caveat}"), where.refusal)
 
 
 def _told(verdict: Verdict, refusal: tuple[str, ...]) -> Verdict:
@@ -546,7 +545,7 @@ def _told(verdict: Verdict, refusal: tuple[str, ...]) -> Verdict:
         if verdict.healthy
         else "the web config file is bad"
     )
-    return replace(verdict, line=f"{verdict.line}; {told}: {'; '.join(refusal)}")
+    return verdict._replace(line=f"{verdict.line}; {told}: {'; '.join(refusal)}")
 
 
 def main(timeout: float = DEFAULT_TIMEOUT, *, ready: bool = False) -> int:
