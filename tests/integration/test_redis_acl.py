@@ -306,8 +306,9 @@ def refused_until_put_right(
         (503, True)
     }, seen
     put_right()
-    # Ready at once when the refused command is tried again; after refusal_seconds (16 s)
-    # without a frame refused when it was a write, which is not tried again.
+    # Ready at once when the refused command is tried again; after refusal_seconds without a
+    # frame refused when it was a write, which is not tried again (8 s: twice the replicas'
+    # backoff cap, 1 s, and the 6 s socket timeout).
     wait_until(lambda: bus_readiness(process) == (200, ""), 40, "ready once Redis is put right")
     assert process.process is not None
     assert process.process.poll() is None  # the same process: not restarted
@@ -596,9 +597,10 @@ def test_a_replica_refused_the_renewal_that_finds_the_lease_held_still_says_so(
     def watched() -> bool:
         status, reason = bus_readiness(process)
         seen.append((status, reason.startswith(refusal), lease_where(process)))
-        # Past the backoff's cap (5 s) and a step: it has looked at the lease since; within
-        # refusal_seconds (16 s) of its last refusal, which does not age out meanwhile.
-        return time.monotonic() - began > 7
+        # Past the backoff's cap (the replicas' 1 s) and a step: it has looked at the lease
+        # since; within refusal_seconds (8 s) of its last refusal, which does not age out
+        # meanwhile.
+        return time.monotonic() - began > 3
 
     wait_until(watched, 20, "the held lease looked at")
     assert {(status, refused) for status, refused, _ in seen} == {(503, True)}, seen
@@ -751,11 +753,14 @@ def test_a_user_that_may_not_write_the_batches_number_is_told_once_and_loses_not
 ) -> None:
     """On the documented user allowed only to read ``exesdb:bus:written:*``, the bridge's own
     messages are still written, and read back: one warning names the key and the rule to
-    grant, /readyz stays 200, and the refused script is tried again with backoff (a few times
-    a minute, not once per batch); granted, the batches carry their number again, told, without
-    a restart."""
+    grant, /readyz stays 200, and the refused script is tried again with backoff (once per
+    backoff cap, ``EXESDB_REDIS_MAX_BACKOFF_MS``, not once per batch); granted, the batches
+    carry their number again, told, without a restart."""
     set_rules(acl_redis, *WITHOUT_THE_MARK)
-    process = start_replica(tmp_path, bridge_processes, bus_url(acl_redis))
+    # A NodeHealth every 100 ms: some 60 batches while six backoff caps (1 s) are watched.
+    process = start_replica(
+        tmp_path, bridge_processes, bus_url(acl_redis), EXESDB_HEALTH_BROADCAST_INTERVAL="100"
+    )
     warning = "refuses the bridge's user the key exesdb:bus:written:bridge-0:"
     wait_until(lambda: warning in process.log(), 15, "the refusal told")
     began, refused = time.monotonic(), mark_refusals(acl_redis)
@@ -764,12 +769,13 @@ def test_a_user_that_may_not_write_the_batches_number_is_told_once_and_loses_not
 
     def watched() -> bool:
         seen.append(bus_readiness(process))
-        return time.monotonic() - began > 10  # two backoff caps (5 s): two tries at most
+        return time.monotonic() - began > 6  # six backoff caps: some six tries
 
-    wait_until(watched, 20, "ten seconds watched")
+    wait_until(watched, 20, "six seconds watched")
     assert set(seen) == {(200, "")}, seen
-    assert (metric(process.url, "exesdb_redis_written_total") or 0) >= written + 10
-    assert mark_refusals(acl_redis) - refused <= 3
+    assert (metric(process.url, "exesdb_redis_written_total") or 0) >= written + 20
+    # Tried again each cap (1 s), not each batch, nor each 5 s (the default cap: two at most).
+    assert 3 <= mark_refusals(acl_redis) - refused <= 8
     wait_until(
         lambda: (
             metric(process.url, "exesdb_node_memory_usage_percent", node="bridge-0") is not None

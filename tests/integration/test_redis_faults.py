@@ -443,9 +443,10 @@ def test_a_redis_out_of_memory_past_three_health_intervals_takes_no_node_for_dow
     can reach Redis: silence says nothing), nor after, and no node_failure reaches the
     receiver."""
     receiver: WebhookReceiver = webhook_receiver()
-    # A node may be silent 6 s: longer than a write refused waits to be tried again (5 s at
-    # most), so that each replica, once Redis takes writes again, is heard within it.
-    interval = {"EXESDB_HEALTH_BROADCAST_INTERVAL": "2000"}
+    # A node may be silent 3 s: longer than a write refused waits to be tried again (the
+    # replicas' backoff cap, 1 s), so that each replica, once Redis takes writes again, is
+    # heard within it.
+    interval = {"EXESDB_HEALTH_BROADCAST_INTERVAL": "1000"}
     replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver, **interval)
     leader(replicas)
     health_ran(replicas, 2)

@@ -57,6 +57,9 @@ __all__ = ["webhook_receiver"]
 
 HEALTH_INTERVAL_MS = 500
 CLAIM_IDLE_MS = 1_500
+# The Redis transport's tries a second apart at most (5 s by default): a Redis back (started
+# again, un-paused, put right) is taken within a second of it.
+REDIS_MAX_BACKOFF_MS = 1_000
 
 
 @pytest.fixture
@@ -76,6 +79,7 @@ def replica_env(url: str, node: str, receiver: WebhookReceiver | None = None) ->
         "EXESDB_HEALTH_BROADCAST_INTERVAL": str(HEALTH_INTERVAL_MS),
         "EXESDB_METRICS_BROADCAST_INTERVAL": "60000",
         "EXESDB_REDIS_CLAIM_IDLE_MS": str(CLAIM_IDLE_MS),
+        "EXESDB_REDIS_MAX_BACKOFF_MS": str(REDIS_MAX_BACKOFF_MS),
         "EXESDB_WEBHOOK_GROUP_WAIT_MS": "100",
         "EXESDB_WEBHOOK_BACKOFF_MS": "200",
         "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "1000",
