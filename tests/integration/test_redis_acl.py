@@ -35,8 +35,9 @@ from tests.integration.test_replicas import (
     ingest,
     leader,
     metric,
+    new_replica,
     notifications,
-    replica_env,
+    start_together,
 )
 from tests.support import (
     ADMIN_TOKEN,
@@ -142,28 +143,22 @@ def start_replica(
     **env: str,
 ) -> BridgeProcess:
     """One replica ``node`` on the bus at ``url`` (``env`` added), its state its own."""
-    environment = {**replica_env(url, node, receiver), **env}
-    process = BridgeProcess(state_dir=tmp_path / f"state-{node}", **environment)  # type: ignore[arg-type]
-    started.append(process)
-    return process.start(tmp_path)
+    return new_replica(tmp_path, started, url, node, receiver, **env).start(tmp_path)
 
 
 def start_replicas(
     tmp_path: Path, started: list[BridgeProcess], server: RedisServer, receiver: WebhookReceiver
 ) -> list[BridgeProcess]:
-    """Two replicas as ``exesdb``, with a lease short enough that a gone replica's consumer is
-    deleted (after ten lease lengths) within the test."""
-    return [
-        start_replica(
-            tmp_path,
-            started,
-            bus_url(server),
-            node,
-            receiver,
-            EXESDB_REDIS_CLAIM_IDLE_MS=str(CLAIM_IDLE_MS),
-        )
-        for node in ("bridge-0", "bridge-1")
-    ]
+    """Two replicas as ``exesdb``, started together, with a lease short enough that a gone
+    replica's consumer is deleted (after ten lease lengths) within the test."""
+    short = {"EXESDB_REDIS_CLAIM_IDLE_MS": str(CLAIM_IDLE_MS)}
+    return start_together(
+        tmp_path,
+        [
+            new_replica(tmp_path, started, bus_url(server), node, receiver, **short)
+            for node in ("bridge-0", "bridge-1")
+        ],
+    )
 
 
 # How /readyz and the log tell each refusal: "Redis at <url> " and these.

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,24 @@ def replica_env(url: str, node: str, receiver: WebhookReceiver | None = None) ->
     return env
 
 
+def new_replica(
+    tmp_path: Path,
+    started: list[BridgeProcess],
+    url: str,
+    node: str,
+    receiver: WebhookReceiver | None = None,
+    **extra: str,
+) -> BridgeProcess:
+    """Replica ``node`` on the bus at ``url``, its state directory its own, not started yet (put
+    in ``started``, so that it is stopped after the test)."""
+    env = replica_env(url, node, receiver)
+    env["EXESDB_STATE_DIR"] = str(tmp_path / f"state-{node}")
+    env.update(extra)
+    process = BridgeProcess(**env)  # type: ignore[arg-type]
+    started.append(process)
+    return process
+
+
 def start_replica(
     tmp_path: Path,
     started: list[BridgeProcess],
@@ -97,12 +116,14 @@ def start_replica(
     receiver: WebhookReceiver | None = None,
     **extra: str,
 ) -> BridgeProcess:
-    env = replica_env(url, node, receiver)
-    env["EXESDB_STATE_DIR"] = str(tmp_path / f"state-{node}")
-    env.update(extra)
-    process = BridgeProcess(**env)  # type: ignore[arg-type]
-    started.append(process)
-    return process.start(tmp_path)
+    return new_replica(tmp_path, started, url, node, receiver, **extra).start(tmp_path)
+
+
+def start_together(tmp_path: Path, processes: list[BridgeProcess]) -> list[BridgeProcess]:
+    """Start ``processes`` at once, as a deployment starts its replicas, and wait until each
+    answers: one start-up's time, not one each."""
+    with ThreadPoolExecutor(len(processes)) as pool:
+        return list(pool.map(lambda process: process.start(tmp_path), processes))
 
 
 def start_replicas(
@@ -113,12 +134,12 @@ def start_replicas(
     receiver: WebhookReceiver | None = None,
     **extra: str,
 ) -> list[BridgeProcess]:
-    """Replicas bridge-0 … bridge-<count - 1> on the bus at ``url``, started one after another
+    """Replicas bridge-0 … bridge-<count - 1> on the bus at ``url``, started together
     (``extra``: settings of their own)."""
-    return [
-        start_replica(tmp_path, started, url, f"bridge-{n}", receiver, **extra)
-        for n in range(count)
-    ]
+    names = [f"bridge-{n}" for n in range(count)]
+    return start_together(
+        tmp_path, [new_replica(tmp_path, started, url, name, receiver, **extra) for name in names]
+    )
 
 
 def restart(process: BridgeProcess, started: list[BridgeProcess], tmp_path: Path) -> BridgeProcess:
