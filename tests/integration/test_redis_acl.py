@@ -44,7 +44,7 @@ from tests.support import (
     TEST_SECRET,
     BridgeProcess,
     http_get,
-    run_bridge,
+    run_in_process,
     wait_until,
 )
 
@@ -220,7 +220,7 @@ def test_two_replicas_run_on_the_documented_acl_user_with_nothing_refused(
     ``check-config`` shows the URL with the password redacted."""
     with pytest.raises(redis_py.AuthenticationError):  # the default user is really off
         acl_redis.ping()
-    shown = run_bridge("check-config", env={"EXESDB_BUS": bus_url(acl_redis), **SIGNED}).stdout
+    shown = run_in_process("check-config", env={"EXESDB_BUS": bus_url(acl_redis), **SIGNED}).stdout
     assert f"redis://exesdb:<redacted>@127.0.0.1:{acl_redis.port}/" in shown
     assert PASSWORD not in shown
     receiver: WebhookReceiver = webhook_receiver()
@@ -387,7 +387,7 @@ def test_a_wrong_password_is_told_as_refused_credentials_until_redis_takes_it(
     start-up warning say Redis refuses its credentials (WRONGPASS), never the password; once
     Redis takes that password the bridge is ready without a restart."""
     wrong = bus_url(acl_redis).replace(PASSWORD, "not-the-password")
-    checked = run_bridge("check-config", env={"EXESDB_BUS": wrong, **SIGNED})
+    checked = run_in_process("check-config", env={"EXESDB_BUS": wrong, **SIGNED})
     assert checked.returncode == 0, checked.stderr
     assert f"redis://exesdb:<redacted>@127.0.0.1:{acl_redis.port}/" in checked.stdout
     process = start_replica(tmp_path, bridge_processes, wrong)
@@ -703,7 +703,7 @@ def test_a_replica_whose_lease_commands_are_refused_cannot_tell_where_the_lease_
     assert metric(process.url, "exesdb_redis_connected") == 0
     status, reason = bus_readiness(process)
     assert (status, reason.startswith(told(url, REFUSES_COMMANDS))) == (503, True), reason
-    listed = run_bridge(
+    listed = run_in_process(
         "alerts", "list", "--url", process.url, env={"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}
     )
     assert f"the replica at {process.url} cannot use Redis" in listed.stderr, listed.stderr

@@ -43,7 +43,7 @@ from tests.integration.test_replicas import (
     start_replica,
     start_replicas,
 )
-from tests.support import ADMIN_TOKEN, BridgeProcess, http_get, run_bridge, wait_until
+from tests.support import ADMIN_TOKEN, BridgeProcess, http_get, run_in_process, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -558,9 +558,7 @@ def test_a_killed_holders_firing_resolved_meanwhile_by_the_next_holder_is_never_
     )
     assert [n["status"] for n in notifications(receiver, "node_failure:app-4")] == resolved_only
     assert metric(again.url, "exesdb_webhook_stale_total") == 1
-    listed = run_bridge(
-        "outbox", "list", "--state", "stale", "--json", env={**holder.env}, timeout=60
-    )
+    listed = run_in_process("outbox", "list", "--state", "stale", "--json", env={**holder.env})
     lines = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [(line["state"], line["alerts"]) for line in lines] == [("stale", 1)]
     assert "another replica notified a newer state" in lines[0]["last_error"]
@@ -619,9 +617,7 @@ def test_a_holder_killed_before_it_dropped_a_stored_note_sends_its_change_once(
     )
     assert [n["status"] for n in notifications(receiver, "dropped-1")] == ["firing"]
     assert metric(again.url, "exesdb_webhook_stale_total") == 1
-    listed = run_bridge(
-        "outbox", "list", "--state", "stale", "--json", env={**holder.env}, timeout=60
-    )
+    listed = run_in_process("outbox", "list", "--state", "stale", "--json", env={**holder.env})
     lines = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [(line["state"], line["last_error"]) for line in lines] == [("stale", TAKEN_OVER_REASON)]
     with redis.client() as client:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -45,10 +43,10 @@ from tests.support import (
     ADMIN_TOKEN,
     TEST_SECRET,
     BridgeProcess,
-    bridge_env,
     free_port,
     http_get,
     post_signed,
+    run_in_process,
     wait_until,
 )
 
@@ -836,9 +834,6 @@ def alert_event(alert_id: str) -> AlertEvent:
     )
 
 
-ACK_GONE = [sys.executable, "-m", "bridge", "alerts", "ack", "gone-1", "--by", "ops"]
-
-
 def test_alerts_list_and_ack_on_a_replica_without_the_lease_say_to_ask_the_holder(
     tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess]
 ) -> None:
@@ -848,16 +843,9 @@ def test_alerts_list_and_ack_on_a_replica_without_the_lease_say_to_ask_the_holde
     replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2)
     holder = leader(replicas)
     other = next(r for r in replicas if r is not holder)
-    env = bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    env = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}
     asked = {
-        process: subprocess.run(
-            [sys.executable, "-m", "bridge", "alerts", "list", "--url", process.url],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        process: run_in_process("alerts", "list", "--url", process.url, env=env)
         for process in (holder, other)
     }
     assert [asked[p].returncode for p in (holder, other)] == [0, 0]
@@ -865,13 +853,8 @@ def test_alerts_list_and_ack_on_a_replica_without_the_lease_say_to_ask_the_holde
     assert f"the replica at {other.url} does not hold the work-queue lease" in asked[other].stderr
     # An acknowledgement of an alert the replica never held: 404 at either, the hint at the other.
     acked = {
-        process: subprocess.run(
-            [*ACK_GONE, "--url", process.url],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        process: run_in_process(
+            "alerts", "ack", "gone-1", "--by", "ops", "--url", process.url, env=env
         )
         for process in (holder, other)
     }
