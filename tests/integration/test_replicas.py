@@ -119,9 +119,13 @@ def start_replica(
 
 def start_together(tmp_path: Path, processes: list[BridgeProcess]) -> list[BridgeProcess]:
     """Start ``processes`` at once, as a deployment starts its replicas, and wait until each
-    answers: one start-up's time, not one each."""
+    answers: one start-up's time, not one each, where the cores are free.
+
+    Each has the start-up deadline of all of them one after another (a start-up's 20 s each): on
+    cores taken by others they share them, and each may take as long as all of them would."""
+    deadline = 20.0 * len(processes)
     with ThreadPoolExecutor(len(processes)) as pool:
-        return list(pool.map(lambda process: process.start(tmp_path), processes))
+        return list(pool.map(lambda process: process.start(tmp_path, deadline), processes))
 
 
 def start_replicas(
