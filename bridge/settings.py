@@ -164,6 +164,11 @@ class Settings(FromEnvironment):
         "EXESDB_REDIS_BUFFER_SIZE", default=10_000
     )
     redis_claim_idle_ms: UpToADayMs = setting("EXESDB_REDIS_CLAIM_IDLE_MS", default=30_000)
+    # The longest wait between the Redis transport's tries (its first is 100 ms): up to a minute,
+    # for a refusal stays told two of these after its last try (docs/redis.md).
+    redis_max_backoff_ms: Annotated[int, Field(ge=100, le=60_000)] = setting(
+        "EXESDB_REDIS_MAX_BACKOFF_MS", default=5_000
+    )
     redis_spool_bytes: Annotated[int, Field(ge=1_048_576, le=2**40)] = setting(
         "EXESDB_REDIS_SPOOL_BYTES", default=268_435_456
     )

@@ -35,15 +35,16 @@ from tests.integration.test_replicas import (
     ingest,
     leader,
     metric,
+    new_replica,
     notifications,
-    replica_env,
+    start_together,
 )
 from tests.support import (
     ADMIN_TOKEN,
     TEST_SECRET,
     BridgeProcess,
     http_get,
-    run_bridge,
+    run_in_process,
     wait_until,
 )
 
@@ -142,28 +143,22 @@ def start_replica(
     **env: str,
 ) -> BridgeProcess:
     """One replica ``node`` on the bus at ``url`` (``env`` added), its state its own."""
-    environment = {**replica_env(url, node, receiver), **env}
-    process = BridgeProcess(state_dir=tmp_path / f"state-{node}", **environment)  # type: ignore[arg-type]
-    started.append(process)
-    return process.start(tmp_path)
+    return new_replica(tmp_path, started, url, node, receiver, **env).start(tmp_path)
 
 
 def start_replicas(
     tmp_path: Path, started: list[BridgeProcess], server: RedisServer, receiver: WebhookReceiver
 ) -> list[BridgeProcess]:
-    """Two replicas as ``exesdb``, with a lease short enough that a gone replica's consumer is
-    deleted (after ten lease lengths) within the test."""
-    return [
-        start_replica(
-            tmp_path,
-            started,
-            bus_url(server),
-            node,
-            receiver,
-            EXESDB_REDIS_CLAIM_IDLE_MS=str(CLAIM_IDLE_MS),
-        )
-        for node in ("bridge-0", "bridge-1")
-    ]
+    """Two replicas as ``exesdb``, started together, with a lease short enough that a gone
+    replica's consumer is deleted (after ten lease lengths) within the test."""
+    short = {"EXESDB_REDIS_CLAIM_IDLE_MS": str(CLAIM_IDLE_MS)}
+    return start_together(
+        tmp_path,
+        [
+            new_replica(tmp_path, started, bus_url(server), node, receiver, **short)
+            for node in ("bridge-0", "bridge-1")
+        ],
+    )
 
 
 # How /readyz and the log tell each refusal: "Redis at <url> " and these.
@@ -225,7 +220,7 @@ def test_two_replicas_run_on_the_documented_acl_user_with_nothing_refused(
     ``check-config`` shows the URL with the password redacted."""
     with pytest.raises(redis_py.AuthenticationError):  # the default user is really off
         acl_redis.ping()
-    shown = run_bridge("check-config", env={"EXESDB_BUS": bus_url(acl_redis), **SIGNED}).stdout
+    shown = run_in_process("check-config", env={"EXESDB_BUS": bus_url(acl_redis), **SIGNED}).stdout
     assert f"redis://exesdb:<redacted>@127.0.0.1:{acl_redis.port}/" in shown
     assert PASSWORD not in shown
     receiver: WebhookReceiver = webhook_receiver()
@@ -306,8 +301,9 @@ def refused_until_put_right(
         (503, True)
     }, seen
     put_right()
-    # Ready at once when the refused command is tried again; after refusal_seconds (16 s)
-    # without a frame refused when it was a write, which is not tried again.
+    # Ready at once when the refused command is tried again; after refusal_seconds without a
+    # frame refused when it was a write, which is not tried again (8 s: twice the replicas'
+    # backoff cap, 1 s, and the 6 s socket timeout).
     wait_until(lambda: bus_readiness(process) == (200, ""), 40, "ready once Redis is put right")
     assert process.process is not None
     assert process.process.poll() is None  # the same process: not restarted
@@ -391,7 +387,7 @@ def test_a_wrong_password_is_told_as_refused_credentials_until_redis_takes_it(
     start-up warning say Redis refuses its credentials (WRONGPASS), never the password; once
     Redis takes that password the bridge is ready without a restart."""
     wrong = bus_url(acl_redis).replace(PASSWORD, "not-the-password")
-    checked = run_bridge("check-config", env={"EXESDB_BUS": wrong, **SIGNED})
+    checked = run_in_process("check-config", env={"EXESDB_BUS": wrong, **SIGNED})
     assert checked.returncode == 0, checked.stderr
     assert f"redis://exesdb:<redacted>@127.0.0.1:{acl_redis.port}/" in checked.stdout
     process = start_replica(tmp_path, bridge_processes, wrong)
@@ -596,9 +592,10 @@ def test_a_replica_refused_the_renewal_that_finds_the_lease_held_still_says_so(
     def watched() -> bool:
         status, reason = bus_readiness(process)
         seen.append((status, reason.startswith(refusal), lease_where(process)))
-        # Past the backoff's cap (5 s) and a step: it has looked at the lease since; within
-        # refusal_seconds (16 s) of its last refusal, which does not age out meanwhile.
-        return time.monotonic() - began > 7
+        # Past the backoff's cap (the replicas' 1 s) and a step: it has looked at the lease
+        # since; within refusal_seconds (8 s) of its last refusal, which does not age out
+        # meanwhile.
+        return time.monotonic() - began > 3
 
     wait_until(watched, 20, "the held lease looked at")
     assert {(status, refused) for status, refused, _ in seen} == {(503, True)}, seen
@@ -706,7 +703,7 @@ def test_a_replica_whose_lease_commands_are_refused_cannot_tell_where_the_lease_
     assert metric(process.url, "exesdb_redis_connected") == 0
     status, reason = bus_readiness(process)
     assert (status, reason.startswith(told(url, REFUSES_COMMANDS))) == (503, True), reason
-    listed = run_bridge(
+    listed = run_in_process(
         "alerts", "list", "--url", process.url, env={"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}
     )
     assert f"the replica at {process.url} cannot use Redis" in listed.stderr, listed.stderr
@@ -751,11 +748,14 @@ def test_a_user_that_may_not_write_the_batches_number_is_told_once_and_loses_not
 ) -> None:
     """On the documented user allowed only to read ``exesdb:bus:written:*``, the bridge's own
     messages are still written, and read back: one warning names the key and the rule to
-    grant, /readyz stays 200, and the refused script is tried again with backoff (a few times
-    a minute, not once per batch); granted, the batches carry their number again, told, without
-    a restart."""
+    grant, /readyz stays 200, and the refused script is tried again with backoff (once per
+    backoff cap, ``EXESDB_REDIS_MAX_BACKOFF_MS``, not once per batch); granted, the batches
+    carry their number again, told, without a restart."""
     set_rules(acl_redis, *WITHOUT_THE_MARK)
-    process = start_replica(tmp_path, bridge_processes, bus_url(acl_redis))
+    # A NodeHealth every 100 ms: some 60 batches while six backoff caps (1 s) are watched.
+    process = start_replica(
+        tmp_path, bridge_processes, bus_url(acl_redis), EXESDB_HEALTH_BROADCAST_INTERVAL="100"
+    )
     warning = "refuses the bridge's user the key exesdb:bus:written:bridge-0:"
     wait_until(lambda: warning in process.log(), 15, "the refusal told")
     began, refused = time.monotonic(), mark_refusals(acl_redis)
@@ -764,12 +764,13 @@ def test_a_user_that_may_not_write_the_batches_number_is_told_once_and_loses_not
 
     def watched() -> bool:
         seen.append(bus_readiness(process))
-        return time.monotonic() - began > 10  # two backoff caps (5 s): two tries at most
+        return time.monotonic() - began > 6  # six backoff caps: some six tries
 
-    wait_until(watched, 20, "ten seconds watched")
+    wait_until(watched, 20, "six seconds watched")
     assert set(seen) == {(200, "")}, seen
-    assert (metric(process.url, "exesdb_redis_written_total") or 0) >= written + 10
-    assert mark_refusals(acl_redis) - refused <= 3
+    assert (metric(process.url, "exesdb_redis_written_total") or 0) >= written + 20
+    # Tried again each cap (1 s), not each batch, nor each 5 s (the default cap: two at most).
+    assert 3 <= mark_refusals(acl_redis) - refused <= 8
     wait_until(
         lambda: (
             metric(process.url, "exesdb_node_memory_usage_percent", node="bridge-0") is not None

@@ -43,7 +43,7 @@ from tests.integration.test_replicas import (
     start_replica,
     start_replicas,
 )
-from tests.support import ADMIN_TOKEN, BridgeProcess, http_get, run_bridge, wait_until
+from tests.support import ADMIN_TOKEN, BridgeProcess, http_get, run_in_process, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -443,9 +443,10 @@ def test_a_redis_out_of_memory_past_three_health_intervals_takes_no_node_for_dow
     can reach Redis: silence says nothing), nor after, and no node_failure reaches the
     receiver."""
     receiver: WebhookReceiver = webhook_receiver()
-    # A node may be silent 6 s: longer than a write refused waits to be tried again (5 s at
-    # most), so that each replica, once Redis takes writes again, is heard within it.
-    interval = {"EXESDB_HEALTH_BROADCAST_INTERVAL": "2000"}
+    # A node may be silent 3 s: longer than a write refused waits to be tried again (the
+    # replicas' backoff cap, 1 s), so that each replica, once Redis takes writes again, is
+    # heard within it.
+    interval = {"EXESDB_HEALTH_BROADCAST_INTERVAL": "1000"}
     replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver, **interval)
     leader(replicas)
     health_ran(replicas, 2)
@@ -557,9 +558,7 @@ def test_a_killed_holders_firing_resolved_meanwhile_by_the_next_holder_is_never_
     )
     assert [n["status"] for n in notifications(receiver, "node_failure:app-4")] == resolved_only
     assert metric(again.url, "exesdb_webhook_stale_total") == 1
-    listed = run_bridge(
-        "outbox", "list", "--state", "stale", "--json", env={**holder.env}, timeout=60
-    )
+    listed = run_in_process("outbox", "list", "--state", "stale", "--json", env={**holder.env})
     lines = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [(line["state"], line["alerts"]) for line in lines] == [("stale", 1)]
     assert "another replica notified a newer state" in lines[0]["last_error"]
@@ -618,9 +617,7 @@ def test_a_holder_killed_before_it_dropped_a_stored_note_sends_its_change_once(
     )
     assert [n["status"] for n in notifications(receiver, "dropped-1")] == ["firing"]
     assert metric(again.url, "exesdb_webhook_stale_total") == 1
-    listed = run_bridge(
-        "outbox", "list", "--state", "stale", "--json", env={**holder.env}, timeout=60
-    )
+    listed = run_in_process("outbox", "list", "--state", "stale", "--json", env={**holder.env})
     lines = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [(line["state"], line["last_error"]) for line in lines] == [("stale", TAKEN_OVER_REASON)]
     with redis.client() as client:

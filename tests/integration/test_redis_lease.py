@@ -106,7 +106,8 @@ async def test_a_replica_standing_by_says_so_once_per_holder_naming_it(
     with server.client() as other:
         other.set(LEADER, "b:2")
     with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
-        async with _running_lease(server, lease_ms=3000) as lease:
+        # A lease of 900 ms: the holder looked at every 300 ms.
+        async with _running_lease(server, lease_ms=900) as lease:
             await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding it")
             # Two more looks (each GETs the lease and the epoch), b:2 still holding it: not
             # told again.
@@ -118,7 +119,7 @@ async def test_a_replica_standing_by_says_so_once_per_holder_naming_it(
     said = [r.getMessage() for r in caplog.records if "stands by" in r.getMessage()]
     assert said == [
         f"the work queue is taken by {holder}: this replica (a:1) stands by, and takes it over"
-        " once that one stops or its lease runs out (3000 ms)"
+        " once that one stops or its lease runs out (900 ms)"
         for holder in ("b:2", "c:3")
     ]
 
@@ -137,7 +138,8 @@ async def test_a_replica_standing_by_names_holders_going_back_and_forth_once_a_m
         return [r.getMessage() for r in caplog.records if "stands by" in r.getMessage()]
 
     with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
-        async with _running_lease(server, lease_ms=3000, clock=lambda: now[0]) as lease:
+        # A lease of 900 ms: the holder looked at every 300 ms (each change seen within it).
+        async with _running_lease(server, lease_ms=900, clock=lambda: now[0]) as lease:
 
             def seen(holder: str) -> bool:
                 return lease.holder == holder
@@ -154,7 +156,7 @@ async def test_a_replica_standing_by_names_holders_going_back_and_forth_once_a_m
             await async_wait_until(lambda: len(said()) == 4, 10, "d:4 named")
     line = (
         "the work queue is taken by {}: this replica (a:1) stands by, and takes it over once"
-        " that one stops or its lease runs out (3000 ms)"
+        " that one stops or its lease runs out (900 ms)"
     )
     assert said() == [
         line.format("b:2"),

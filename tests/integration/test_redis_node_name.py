@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_replicas import replica_env
+from tests.integration.test_replicas import replica_env, start_together
 from tests.support import BridgeProcess, http_get, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -28,7 +28,7 @@ MARK = f"exesdb:state:replica:{NODE}"
 TOLD = f"another bridge process on this Redis runs with EXESDB_NODE={NODE}"
 
 
-def start(
+def twin(
     tmp_path: Path,
     processes: list[BridgeProcess],
     url: str,
@@ -37,12 +37,24 @@ def start(
     **extra: str,
 ) -> BridgeProcess:
     """A bridge named ``NODE`` on ``url`` with the state directory ``state`` (one per process),
-    and the settings ``extra``."""
+    and the settings ``extra``; not started yet."""
     env = {**replica_env(url, NODE), "EXESDB_REDIS_CLAIM_IDLE_MS": claim_idle_ms, **extra}
     env["EXESDB_STATE_DIR"] = str(tmp_path / state)
     process = BridgeProcess(**env)  # type: ignore[arg-type]
     processes.append(process)
-    return process.start(tmp_path)
+    return process
+
+
+def start(
+    tmp_path: Path,
+    processes: list[BridgeProcess],
+    url: str,
+    state: str,
+    claim_idle_ms: str = CLAIM_IDLE_MS,
+    **extra: str,
+) -> BridgeProcess:
+    """``twin``, started."""
+    return twin(tmp_path, processes, url, state, claim_idle_ms, **extra).start(tmp_path)
 
 
 def shared(process: BridgeProcess) -> float | None:
@@ -81,8 +93,10 @@ def test_two_processes_under_one_node_name_are_both_told_until_one_stops(
     """Two live processes with one EXESDB_NODE each log it once, show the gauge at 1 and an
     optional readiness reason (still ready); once one stops, the other clears."""
     url = redis_server().url
-    first = start(tmp_path, bridge_processes, url, "state-a")
-    second = start(tmp_path, bridge_processes, url, "state-b")
+    first, second = start_together(
+        tmp_path,
+        [twin(tmp_path, bridge_processes, url, state) for state in ("state-a", "state-b")],
+    )
     for process in (first, second):
         wait_until(lambda p=process: shared(p) == 1.0, 10, "the shared name told")  # type: ignore[misc]
         status, check = node_name_check(process)

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -44,10 +43,10 @@ from tests.support import (
     ADMIN_TOKEN,
     TEST_SECRET,
     BridgeProcess,
-    bridge_env,
     free_port,
     http_get,
     post_signed,
+    run_in_process,
     wait_until,
 )
 
@@ -57,6 +56,9 @@ __all__ = ["webhook_receiver"]
 
 HEALTH_INTERVAL_MS = 500
 CLAIM_IDLE_MS = 1_500
+# The Redis transport's tries a second apart at most (5 s by default): a Redis back (started
+# again, un-paused, put right) is taken within a second of it.
+REDIS_MAX_BACKOFF_MS = 1_000
 
 
 @pytest.fixture
@@ -76,6 +78,7 @@ def replica_env(url: str, node: str, receiver: WebhookReceiver | None = None) ->
         "EXESDB_HEALTH_BROADCAST_INTERVAL": str(HEALTH_INTERVAL_MS),
         "EXESDB_METRICS_BROADCAST_INTERVAL": "60000",
         "EXESDB_REDIS_CLAIM_IDLE_MS": str(CLAIM_IDLE_MS),
+        "EXESDB_REDIS_MAX_BACKOFF_MS": str(REDIS_MAX_BACKOFF_MS),
         "EXESDB_WEBHOOK_GROUP_WAIT_MS": "100",
         "EXESDB_WEBHOOK_BACKOFF_MS": "200",
         "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "1000",
@@ -83,6 +86,24 @@ def replica_env(url: str, node: str, receiver: WebhookReceiver | None = None) ->
     if receiver is not None:
         env["EXESDB_WEBHOOK_URLS"] = receiver.url
     return env
+
+
+def new_replica(
+    tmp_path: Path,
+    started: list[BridgeProcess],
+    url: str,
+    node: str,
+    receiver: WebhookReceiver | None = None,
+    **extra: str,
+) -> BridgeProcess:
+    """Replica ``node`` on the bus at ``url``, its state directory its own, not started yet (put
+    in ``started``, so that it is stopped after the test)."""
+    env = replica_env(url, node, receiver)
+    env["EXESDB_STATE_DIR"] = str(tmp_path / f"state-{node}")
+    env.update(extra)
+    process = BridgeProcess(**env)  # type: ignore[arg-type]
+    started.append(process)
+    return process
 
 
 def start_replica(
@@ -93,12 +114,18 @@ def start_replica(
     receiver: WebhookReceiver | None = None,
     **extra: str,
 ) -> BridgeProcess:
-    env = replica_env(url, node, receiver)
-    env["EXESDB_STATE_DIR"] = str(tmp_path / f"state-{node}")
-    env.update(extra)
-    process = BridgeProcess(**env)  # type: ignore[arg-type]
-    started.append(process)
-    return process.start(tmp_path)
+    return new_replica(tmp_path, started, url, node, receiver, **extra).start(tmp_path)
+
+
+def start_together(tmp_path: Path, processes: list[BridgeProcess]) -> list[BridgeProcess]:
+    """Start ``processes`` at once, as a deployment starts its replicas, and wait until each
+    answers: one start-up's time, not one each, where the cores are free.
+
+    Each has the start-up deadline of all of them one after another (a start-up's 20 s each): on
+    cores taken by others they share them, and each may take as long as all of them would."""
+    deadline = 20.0 * len(processes)
+    with ThreadPoolExecutor(len(processes)) as pool:
+        return list(pool.map(lambda process: process.start(tmp_path, deadline), processes))
 
 
 def start_replicas(
@@ -109,12 +136,12 @@ def start_replicas(
     receiver: WebhookReceiver | None = None,
     **extra: str,
 ) -> list[BridgeProcess]:
-    """Replicas bridge-0 … bridge-<count - 1> on the bus at ``url``, started one after another
+    """Replicas bridge-0 … bridge-<count - 1> on the bus at ``url``, started together
     (``extra``: settings of their own)."""
-    return [
-        start_replica(tmp_path, started, url, f"bridge-{n}", receiver, **extra)
-        for n in range(count)
-    ]
+    names = [f"bridge-{n}" for n in range(count)]
+    return start_together(
+        tmp_path, [new_replica(tmp_path, started, url, name, receiver, **extra) for name in names]
+    )
 
 
 def restart(process: BridgeProcess, started: list[BridgeProcess], tmp_path: Path) -> BridgeProcess:
@@ -811,9 +838,6 @@ def alert_event(alert_id: str) -> AlertEvent:
     )
 
 
-ACK_GONE = [sys.executable, "-m", "bridge", "alerts", "ack", "gone-1", "--by", "ops"]
-
-
 def test_alerts_list_and_ack_on_a_replica_without_the_lease_say_to_ask_the_holder(
     tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess]
 ) -> None:
@@ -823,16 +847,9 @@ def test_alerts_list_and_ack_on_a_replica_without_the_lease_say_to_ask_the_holde
     replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2)
     holder = leader(replicas)
     other = next(r for r in replicas if r is not holder)
-    env = bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    env = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}
     asked = {
-        process: subprocess.run(
-            [sys.executable, "-m", "bridge", "alerts", "list", "--url", process.url],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        process: run_in_process("alerts", "list", "--url", process.url, env=env)
         for process in (holder, other)
     }
     assert [asked[p].returncode for p in (holder, other)] == [0, 0]
@@ -840,13 +857,8 @@ def test_alerts_list_and_ack_on_a_replica_without_the_lease_say_to_ask_the_holde
     assert f"the replica at {other.url} does not hold the work-queue lease" in asked[other].stderr
     # An acknowledgement of an alert the replica never held: 404 at either, the hint at the other.
     acked = {
-        process: subprocess.run(
-            [*ACK_GONE, "--url", process.url],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        process: run_in_process(
+            "alerts", "ack", "gone-1", "--by", "ops", "--url", process.url, env=env
         )
         for process in (holder, other)
     }

@@ -180,6 +180,7 @@ class RedisTransport:
             replay_window_ms=settings.replay_window_ms,
             spool_dir=Path(settings.state_dir) / "spool",
             spool_bytes=settings.redis_spool_bytes,
+            max_backoff_seconds=settings.redis_max_backoff_ms / 1000,
             registry=registry,
         )
 
