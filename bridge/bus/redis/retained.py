@@ -19,8 +19,14 @@ from bridge.bus.transport import Frame
 
 __all__ = ["Lane", "Retained"]
 
-# How often the frames kept are checked against the consumer groups.
-_PRUNE_SECONDS: Final = 0.05
+# How often the frames kept are checked against the consumer groups: soon after a frame is kept
+# or a look (or an acknowledgement of this replica's) finds some handled, a holder reading at
+# once, then half as often after each look that forgot none, down to once a second: what no
+# group has read (no holder, or one behind) may wait a minute, waking the writer 20 times a
+# second at a steady 50 ms. Forgotten a second late, a frame is at worst written again should
+# Redis lose its data in that second, and refused then as a replay.
+_LOOK_SOON_SECONDS: Final = 0.05
+_LOOK_SLOWEST_SECONDS: Final = 1.0
 # XPENDING's page beyond the frames kept: room for other publishers' entries pending among them.
 _PENDING_ROOM: Final = 1_000
 
@@ -49,6 +55,7 @@ class Retained:
         self.lanes: dict[str, Lane] = {}
         """The frames kept, per stream (a stream's lane stays once emptied)."""
         self._last_look = 0.0
+        self._interval = _LOOK_SOON_SECONDS
         # A look at what was taken that the ACL refuses is told, and tried again with backoff.
         self._refusals = 0
         self._look_after = 0.0
@@ -64,6 +71,12 @@ class Retained:
         if items is None:
             items = self.lanes[key] = deque(maxlen=self._size)
         items.append((now, entry_id, frame))
+        self._interval = _LOOK_SOON_SECONDS
+
+    def look_soon(self) -> None:
+        """Look at the consumer groups again soon: they may have handled frames kept (this
+        replica, reading, acknowledged entries)."""
+        self._interval = _LOOK_SOON_SECONDS
 
     def take_all(self) -> list[Lane]:
         """Every stream's frames kept, forgotten here (to be written again)."""
@@ -73,8 +86,8 @@ class Retained:
 
     @property
     def interval(self) -> float:
-        """Seconds from one look at the consumer groups to the next."""
-        return _PRUNE_SECONDS
+        """Seconds from one look at the consumer groups to the next, as it stands."""
+        return self._interval
 
     def due(self) -> bool:
         """Whether a look at the consumer groups is due."""
@@ -86,6 +99,7 @@ class Retained:
         False when Redis holds another epoch: it lost its data, and its groups say nothing
         about our frames."""
         self._last_look = self._clock()
+        self._interval = min(2 * self._interval, _LOOK_SLOWEST_SECONDS)
         horizon = self._last_look - self._seconds
         for items in self.lanes.values():
             while items and items[0][0] < horizon:
@@ -124,22 +138,22 @@ class Retained:
             if isinstance(groups, Exception) or isinstance(pending, Exception):
                 continue
             for group in groups:
-                if text(group.get("name")) == GROUP:
-                    _forget_handled(
-                        self.lanes[key],
-                        delivered=stream_id(group.get("last-delivered-id")),
-                        pending=pending,
-                        room=rooms[key],
-                    )
+                if text(group.get("name")) == GROUP and _forget_handled(
+                    self.lanes[key],
+                    delivered=stream_id(group.get("last-delivered-id")),
+                    pending=pending,
+                    room=rooms[key],
+                ):
+                    self._interval = _LOOK_SOON_SECONDS  # a group at work: more soon
         return True
 
 
 def _forget_handled(
     items: Lane, *, delivered: tuple[int, int], pending: list[dict[str, Any]], room: int
-) -> None:
-    """Forget the kept frames a replica has handled: delivered and no longer pending. Handled
-    ones go one by one, not only up to the oldest pending entry: one entry stuck pending must
-    not keep every later frame to be written twice.
+) -> bool:
+    """Forget the kept frames a replica has handled (whether any): delivered and no longer
+    pending. Handled ones go one by one, not only up to the oldest pending entry: one entry
+    stuck pending must not keep every later frame to be written twice.
 
     ``items`` are in the order written, so in id order: only their delivered front is looked
     at, and a group far behind (every frame kept) costs nothing here."""
@@ -147,6 +161,7 @@ def _forget_handled(
     # A full answer may have left later pending entries out: past its last, keep everything.
     horizon = min(delivered, max(pending_ids)) if len(pending) >= room else delivered
     still: list[tuple[float, bytes, Frame]] = []
+    kept = len(items)
     while items:
         entry = stream_id(items[0][1])
         if entry > horizon:
@@ -155,3 +170,4 @@ def _forget_handled(
         if entry in pending_ids:
             still.append(item)
     items.extendleft(reversed(still))
+    return len(items) < kept

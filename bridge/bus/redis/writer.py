@@ -338,7 +338,8 @@ class Writer:
             if not self._retained.count:
                 await self._wake.wait()
             else:
-                # Wake now and then to forget retained frames a consumer group has taken.
+                # Wake now and then to forget retained frames a consumer group has taken: less
+                # often while none is (``retained.py``).
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._retained.interval):
                         await self._wake.wait()
@@ -533,6 +534,7 @@ class Writer:
             raise
         else:
             self._link.taken_aside((self, "acks"))
+            self._retained.look_soon()  # frames kept may be among those handled
         finally:
             self._acks_sending = 0
         for callback in self._acks_written:
