@@ -7,12 +7,20 @@ it took, and gives the lease up; the replica standing by then takes the work que
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from typing import Any, cast
 
 import pytest
+from redis.asyncio import Redis
 
+from bridge.backoff import Backoff
 from bridge.bus import Envelope
 from bridge.bus.redis import GROUP
+from bridge.bus.redis.layout import Layout
+from bridge.bus.redis.lease import Lease
+from bridge.bus.redis.link import Link
+from bridge.bus.redis.writer import Writer
 from bridge.messages import SystemAlert
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_bus import ALERTS, Replica, replicas
@@ -78,3 +86,77 @@ async def test_a_graceful_hand_over_leaves_nothing_handled_for_the_next_holder(
     standby.publish_alert(99)
     await async_wait_until(lambda: "alert-0099" in alert_ids(standby.taken), 10, "read on")
     assert not alert_ids(handled) & alert_ids(standby.taken)
+
+
+class ReleaseWatched(Redis):
+    """A client noting, each time it sends the lease's release (the script deleting it), how
+    many entries Redis holds pending then (``server``'s, set after it is made)."""
+
+    server: RedisServer
+    pending_at_release: list[int]
+
+    async def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any:
+        """Note the entries pending before a release goes, then send the script."""
+        if "'del'" in script:
+            with self.server.client() as client:
+                self.pending_at_release.append(int(client.xpending(STREAM, GROUP)["pending"]))
+        return await super().eval(script, numkeys, *keys_and_args)
+
+
+async def test_an_unfit_holder_writes_its_acknowledgements_before_it_gives_the_lease_up(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A holder found unfit (its outbox hung) just after it handled an entry writes that entry's
+    acknowledgement before it gives the lease up, not 10 ms after (lingering for company), when
+    the replica taking over may claim it and handle it again."""
+    server = redis_server()
+    with server.client() as client:
+        client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        entry_id = client.xadd(STREAM, {"e": b"handled"})
+        client.xreadgroup(GROUP, "a:1", {STREAM: ">"})
+    redis = cast(ReleaseWatched, ReleaseWatched.from_url(server.url))  # the class's own
+    redis.server, redis.pending_at_release = server, []
+    link = Link(server.url, redis, Backoff(0.01, 0.1, 0.0))
+    positioned = asyncio.Event()
+    positioned.set()  # no fan-out reader here to find the tails
+    writer = Writer(
+        link,
+        Layout("exesdb"),
+        positioned=positioned,
+        buffer_size=100,
+        stream_maxlen=1000,
+        batch_size=10,
+        claim_idle_ms=LEASE_MS,
+        replay_window_ms=300_000,
+        clock=time.time,
+    )
+    lease = Lease(
+        link, Layout("exesdb"), consumer="a:1", lease_ms=LEASE_MS, write_acks=writer.write_acks
+    )
+    hung = asyncio.Event()
+
+    def check() -> str | None:
+        if not hung.is_set():
+            return None
+        if not writer.unacknowledged and not redis.pending_at_release:
+            # The entry's handling ends as the outbox is found hung: its acknowledgement is
+            # queued by the time the holder gives the lease up.
+            writer.acknowledge(STREAM, entry_id)
+        return "the alert outbox has not answered for 15 s"
+
+    lease.require(check)
+    tasks = [
+        asyncio.create_task(link.keep_running("writer", writer.run)),
+        asyncio.create_task(lease.run()),
+    ]
+    try:
+        await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+        hung.set()
+        await async_wait_until(lambda: redis.pending_at_release, 10, "the lease given up")
+        assert redis.pending_at_release[0] == 0
+    finally:
+        link.stopping.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await redis.aclose()

@@ -172,9 +172,10 @@ class RedisCoordinator:
             self._time_refused = True
             _logger.warning(
                 "Redis at %s refuses the bridge's user TIME: the cluster monitor dates its"
-                " announcements by each replica's own clock, so a node's return announced by a"
-                " replica whose clock is behind may be taken as older than its down, and its"
-                " node_failure left open (give the user +time:"
+                " announcements, and the alert stage caps the dates of events, by each replica's"
+                " own clock, so a node's return announced by, or handled on, a replica whose"
+                " clock is behind may be taken as older than its down, and its node_failure"
+                " left open (give the user +time:"
                 " docs/redis.md#a-redis-user-for-the-bridge)",
                 safe_url(self._link.url),
             )

@@ -8,8 +8,9 @@ lease set is renewed at once, before it is taken up: one Redis refuses to renew 
 and given back (not taken up and lost again each lease, nor seen held by the other replicas).
 A holder unfit to serve (``require``: its alert outbox hangs, or its disk is full) steps down
 and gives the lease back at its next renewal, and takes it again only once fit, so that a
-replica standing by serves; an unfit replica finding the lease in its own name unawares (a
-``SET`` whose answer was lost) gives it back alike.
+replica standing by serves (the acknowledgements of what it handled written first, for up to a
+second); an unfit replica finding the lease in its own name unawares (a ``SET`` whose answer
+was lost) gives it back alike.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ _STANDBY_SECONDS: Final = 1.0
 # given back: adopting the 50 000 open alerts of the cap takes seconds, a stage stuck forever
 # must not keep the lease from a replica that would serve.
 _TAKE_UP_SECONDS: Final = 60.0
+# How long an unfit holder giving the lease up waits for the acknowledgements of what it handled
+# (written within milliseconds while Redis takes them), a third of the lease at most: it was
+# renewed a third of one ago at most, so the lease does not run out meanwhile.
+_ACKS_SECONDS: Final = 1.0
 
 
 class Lease:
@@ -60,9 +65,13 @@ class Lease:
         consumer: str,
         lease_ms: int,
         clock: Callable[[], float] = time.monotonic,
+        write_acks: Callable[[float], Awaitable[bool]] | None = None,
     ) -> None:
-        """``clock`` (monotonic seconds) times the lease's expiry while Redis is unreachable."""
+        """``clock`` (monotonic seconds) times the lease's expiry while Redis is unreachable.
+        ``write_acks(seconds)`` writes the acknowledgements queued now, within ``seconds``
+        (whether it did: the writer's), before an unfit holder gives the lease up."""
         self._link = link
+        self._write_acks = write_acks
         self._clock = clock
         self._key = layout.leader
         self._consumer = consumer
@@ -341,10 +350,19 @@ class Lease:
 
     async def _give_up(self, why: str) -> None:
         """Step down first (nothing here acts as the holder from then on, a call that hung
-        returning later included), then give the lease back at once: a replica standing by
-        takes it within a second, not a lease later."""
+        returning later included), write the acknowledgements of what was handled (for up to
+        a second: written after the lease went, they would race the next holder's claims, and
+        what was handled here would be handled there again), then give the lease back at once:
+        a replica standing by takes it within a second, not a lease later."""
         self._holder = None
         self._step_down(f"{why}; it gives the lease up, for another replica to take over")
+        seconds = min(_ACKS_SECONDS, self._period)
+        if self._write_acks is not None and not await self._write_acks(seconds):
+            _logger.warning(
+                "giving the work-queue lease up with acknowledgements unwritten (Redis did not"
+                " take them within %g s): the next holder may handle those entries again",
+                seconds,
+            )
         with contextlib.suppress(*RETRYABLE):  # unreachable: the lease runs out meanwhile
             await self._link.client.eval(_RELEASE, 1, self._key, self._consumer)
 

@@ -129,7 +129,13 @@ class RedisTransport:
             spool=self._spool,
             consumer=self.consumer,
         )
-        lease = Lease(link, layout, consumer=self.consumer, lease_ms=claim_idle_ms)
+        lease = Lease(
+            link,
+            layout,
+            consumer=self.consumer,
+            lease_ms=claim_idle_ms,
+            write_acks=self._writer.write_acks,
+        )
         group = ConsumerGroup(
             link,
             layout,

@@ -31,6 +31,7 @@ from bridge.bus.decoding import decode_envelope
 from bridge.bus.envelope import Envelope
 from bridge.bus.redis.layout import GROUP, Layout, entry_fields, stream_id, text
 from bridge.bus.redis.link import RETRYABLE, Link, reason, script_named, temporary
+from bridge.bus.redis.retained import Lane, Retained
 from bridge.bus.redis.spool import Spool
 from bridge.bus.transport import WORK_QUEUE_INSTANCES, Durability, Frame
 from bridge.redaction import safe_url
@@ -39,8 +40,6 @@ __all__ = ["Writer"]
 
 _logger = logging.getLogger(__name__)
 
-# How often retained work-queue frames are checked against the consumer groups.
-_PRUNE_SECONDS: Final = 0.05
 # Acknowledgements wait this long for company when there is nothing else to write (they only
 # keep entries from being claimed again, which takes far longer): fewer round trips.
 _ACK_LINGER_SECONDS: Final = 0.01
@@ -92,11 +91,6 @@ _MARK_KEPT_MIN_MS: Final = 3600 * 1000
 # Redis's words for XINFO STREAM of a key it does not hold.
 _NO_SUCH_KEY: Final = "no such key"
 
-# A work-queue frame written: (when, entry id, frame), per stream.
-_Retained = deque[tuple[float, bytes, Frame]]
-# XPENDING's page beyond the frames kept: room for other publishers' entries pending among them.
-_PENDING_ROOM: Final = 1_000
-
 
 class Writer:
     """The local buffer of frames, the spool, acknowledgements, and the loop that writes them."""
@@ -145,16 +139,13 @@ class Writer:
         self._mark_after = 0.0
         # Work-queue frames written but maybe not yet acknowledged by a consumer group, per
         # stream in the order written; written again if Redis turns out to have lost its data.
-        self._retained: dict[str, _Retained] = {}
-        self._retain_seconds = max(10.0, 2 * claim_idle_ms / 1000)
+        self._retained = Retained(
+            link, layout, size=buffer_size, claim_idle_ms=claim_idle_ms, clock=clock
+        )
         self._epoch: str | None = None
         self._epoch_unchecked = True
         # The ACL refusing XINFO STREAM (told once): rolled back streams held empty go unseen.
         self._xinfo_refused = False
-        self._last_prune = 0.0
-        # A look at what was taken that the ACL refuses is told, and tried again with backoff.
-        self._prune_refusals = 0
-        self._prune_after = 0.0
         # When Redis last refused a write for now (memory full, read-only, ...), and its
         # words: every publisher is refused alike then. A frame written ends it.
         self._held_back: tuple[float, str] | None = None
@@ -197,7 +188,7 @@ class Writer:
     def retained(self) -> int:
         """Work-queue frames written that no consumer group is known to have taken yet: what is
         written again should Redis lose its data."""
-        return sum(map(len, self._retained.values()))
+        return self._retained.count
 
     @property
     def held_back(self) -> str | None:
@@ -344,12 +335,13 @@ class Writer:
     async def _step(self) -> float | None:
         if not self._has_work():
             # A stream's lane stays once its frames are all forgotten: only frames kept wake it.
-            if not any(self._retained.values()):
+            if not self._retained.count:
                 await self._wake.wait()
             else:
-                # Wake now and then to forget retained frames a consumer group has taken.
+                # Wake now and then to forget retained frames a consumer group has taken: less
+                # often while none is (``retained.py``).
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_PRUNE_SECONDS):
+                    async with asyncio.timeout(self._retained.interval):
                         await self._wake.wait()
             self._wake.clear()
             if not self._has_work():
@@ -381,7 +373,7 @@ class Writer:
         if self._buffer or self.spool_bytes:
             self._frames.set()  # more than one batch waits: on with the next at once
             self._wake.set()
-        if self._clock() - self._last_prune >= _PRUNE_SECONDS:
+        if self._retained.due():
             await self._prune_retained()
         self._pass_ended.set()
         return 0.0
@@ -391,7 +383,7 @@ class Writer:
             self._buffer
             or self._acks
             or self.spool_bytes
-            or (self._retained and self._epoch_unchecked)
+            or (self._retained.lanes and self._epoch_unchecked)
         )
 
     async def _check_epoch(self) -> None:
@@ -419,8 +411,7 @@ class Writer:
         lost = self._epoch is not None and epoch != self._epoch
         self.data_losses += lost
         if lost:
-            lanes = list(self._retained.values())
-            self._retained.clear()
+            lanes = self._retained.take_all()
             said = "Redis lost its data"
         else:
             lanes = await self._rolled_back()
@@ -434,7 +425,7 @@ class Writer:
         self._epoch = epoch
         self._epoch_unchecked = False
 
-    async def _rolled_back(self) -> list[_Retained]:
+    async def _rolled_back(self) -> list[Lane]:
         """Take out the retained frames that a Redis with the same epoch no longer holds: one
         started again from a snapshot, or an append-only file fsync'd once a second, older
         than its last writes (a crash of its machine), keeps the epoch and loses those.
@@ -444,12 +435,13 @@ class Writer:
         none up to there was trimmed past our frames, or emptied since (left alone), unless the
         last id it generated (``last-generated-id``, which trimming never lowers) is below our
         latest: it held none of our frames after that id (a quiet stream, empty then)."""
-        keys = [key for key, items in self._retained.items() if items]
+        retained = self._retained.lanes
+        keys = [key for key, items in retained.items() if items]
         if not keys:
             return []
         pipe = self._link.client.pipeline(transaction=False)
         for key in keys:
-            newest = self._retained[key][-1][1]
+            newest = retained[key][-1][1]
             pipe.xrevrange(key, newest, "-", count=1)  # +xrevrange: the ACL user's
             pipe.xinfo_stream(key)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
@@ -457,16 +449,16 @@ class Writer:
         if refusal is not None:
             raise refusal
         generated = self._generated(replies[1::2])
-        lanes: list[_Retained] = []
+        lanes: list[Lane] = []
         for key, found, since in zip(keys, replies[::2], generated, strict=True):
-            items = self._retained[key]
+            items = retained[key]
             if found:
                 held = stream_id(found[0][0])
             elif since is not None and since < stream_id(items[-1][1]):
                 held = since
             else:
                 continue
-            lost: _Retained = deque()
+            lost: Lane = deque()
             while items and stream_id(items[-1][1]) > held:
                 lost.appendleft(items.pop())
             if lost:
@@ -509,55 +501,11 @@ class Writer:
         return generated
 
     async def _prune_retained(self) -> None:
-        self._last_prune = self._clock()
-        horizon = self._last_prune - self._retain_seconds
-        for items in self._retained.values():
-            while items and items[0][0] < horizon:
-                items.popleft()
-        keys = sorted(key for key, items in self._retained.items() if items)
-        if not keys or not self._link.connected or self._epoch_unchecked:
-            return
-        if self._last_prune < self._prune_after:
-            return
-        pipe = self._link.client.pipeline(transaction=False)
-        pipe.get(self._layout.epoch)
-        # The entries still pending from the oldest kept one on; other publishers' entries may
-        # be among them, hence the room above what is kept (fixed now: frames kept meanwhile).
-        rooms = {key: len(self._retained[key]) + _PENDING_ROOM for key in keys}
-        for key in keys:
-            pipe.xinfo_groups(key)
-            pipe.xpending_range(key, GROUP, self._retained[key][0][1], "+", rooms[key])
-        # A stream without the group yet answers XPENDING with NOGROUP: nothing taken there.
-        replies: list[Any] = await pipe.execute(raise_on_error=False)
-        if isinstance(replies[0], Exception):
-            raise replies[0]
-        if replies[0] is None or text(replies[0]) != self._epoch:
-            # A Redis that lost its data: its groups say nothing about our frames.
+        """Forget the retained frames a consumer group has handled (or kept too long); a
+        Redis found holding another epoch is checked again (it lost its data)."""
+        if not await self._retained.prune(None if self._epoch_unchecked else self._epoch):
             self._epoch_unchecked = True
             self._wake.set()
-            return
-        refusal = next((r for r in replies if isinstance(r, NoPermissionError)), None)
-        if refusal is not None:
-            # Without +xpending or +xinfo|groups nothing is forgotten: after Redis lost its data,
-            # frames handled already would be written again.
-            self._link.refused_aside(refusal, (self, "taken"))
-            self._prune_refusals += 1
-            self._prune_after = self._last_prune + self._link.backoff.delay(self._prune_refusals)
-            return
-        self._prune_refusals = 0
-        self._link.taken_aside((self, "taken"))
-        for index, key in enumerate(keys):
-            groups, pending = replies[1 + 2 * index], replies[2 + 2 * index]
-            if isinstance(groups, Exception) or isinstance(pending, Exception):
-                continue
-            for group in groups:
-                if text(group.get("name")) == GROUP:
-                    _forget_handled(
-                        self._retained[key],
-                        delivered=stream_id(group.get("last-delivered-id")),
-                        pending=pending,
-                        room=rooms[key],
-                    )
 
     async def _write_acks(self) -> None:
         acks, self._acks = self._acks, {}
@@ -586,6 +534,7 @@ class Writer:
             raise
         else:
             self._link.taken_aside((self, "acks"))
+            self._retained.look_soon()  # frames kept may be among those handled
         finally:
             self._acks_sending = 0
         for callback in self._acks_written:
@@ -793,7 +742,7 @@ class Writer:
         """Sort out the replies of XADDs: the frames to try again (refused for now, when
         ``retry``), and the first such refusal; those refused for good are dropped."""
         now = self._clock()
-        streams, retained = self._layout.streams, self._retained
+        streams = self._layout.streams
         again: list[Frame] = []
         refusal: ResponseError | None = None
         dropped = 0
@@ -809,11 +758,7 @@ class Writer:
                     self._link.refused_for_good(reply)
                 continue
             if frame.instance in WORK_QUEUE_INSTANCES:
-                key = streams[frame.instance]
-                items = retained.get(key)
-                if items is None:
-                    items = retained[key] = deque(maxlen=self._buffer_size)
-                items.append((now, reply, frame))
+                self._retained.keep(streams[frame.instance], reply, frame, now)
             self.written += 1
             self._held_back = None
         if dropped:
@@ -851,26 +796,3 @@ class Writer:
 
 def _written_at(item: tuple[float, bytes, Frame]) -> float:
     return item[0]
-
-
-def _forget_handled(
-    items: _Retained, *, delivered: tuple[int, int], pending: list[dict[str, Any]], room: int
-) -> None:
-    """Forget the kept frames a replica has handled: delivered and no longer pending. Handled
-    ones go one by one, not only up to the oldest pending entry: one entry stuck pending must
-    not keep every later frame to be written twice.
-
-    ``items`` are in the order written, so in id order: only their delivered front is looked
-    at, and a group far behind (every frame kept) costs nothing here."""
-    pending_ids = {stream_id(entry["message_id"]) for entry in pending}
-    # A full answer may have left later pending entries out: past its last, keep everything.
-    horizon = min(delivered, max(pending_ids)) if len(pending) >= room else delivered
-    still: list[tuple[float, bytes, Frame]] = []
-    while items:
-        entry = stream_id(items[0][1])
-        if entry > horizon:
-            break
-        item = items.popleft()
-        if entry in pending_ids:
-            still.append(item)
-    items.extendleft(reversed(still))

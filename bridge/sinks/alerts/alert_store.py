@@ -224,6 +224,7 @@ class AlertStore:
         now: float,
         *,
         max_open: int | None = None,
+        latest: float | None = None,
     ) -> Applied:
         """Apply alert events and acknowledgements, in order, in ONE transaction.
 
@@ -231,10 +232,11 @@ class AlertStore:
         ``max_open`` open alerts (an event alert beyond nine tenths of it:
         ``transitions.open_cap``) is refused (counted in ``Applied.refused``); an event older
         than the one that last changed its alert (``transitions.superseded``) changes nothing
-        (counted in ``Applied.stale``).
+        (counted in ``Applied.stale``). ``latest`` (``now`` when None), now by the clock the
+        replicas share, caps each event's date (``transitions.on_event``).
         """
         with self._database.transaction():
-            return self._store_plan(self.plan(changes, now, max_open=max_open))
+            return self._store_plan(self.plan(changes, now, max_open=max_open, latest=latest))
 
     def plan(
         self,
@@ -242,6 +244,7 @@ class AlertStore:
         now: float,
         *,
         max_open: int | None = None,
+        latest: float | None = None,
     ) -> Plan:
         """What ``apply`` would do, stored by nobody yet."""
         steps: list[Transition] = []
@@ -278,7 +281,7 @@ class AlertStore:
                     current = None
                 if isinstance(change, Acknowledgement):
                     step = on_ack(current, change, now)
-                elif superseded(current, change, now):
+                elif superseded(current, change, now, latest=latest):
                     stale += 1  # logged by the sink: `outbox list` imports no logging
                     continue
                 else:
@@ -288,7 +291,7 @@ class AlertStore:
                         if open_count >= open_cap(change, max_open):
                             refused += 1
                             continue
-                    step = on_event(current, change, now)
+                    step = on_event(current, change, now, latest=latest)
                 record = step.record
                 if step.effect is Effect.NONE or record is None:
                     continue

@@ -29,7 +29,15 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from bridge.backoff import Backoff
-from bridge.bus import WORK_QUEUE_INSTANCES, Bus, Envelope, SharedState, WorkQueueLease
+from bridge.bus import (
+    WORK_QUEUE_INSTANCES,
+    Bus,
+    Coordinator,
+    Envelope,
+    SharedState,
+    WorkQueueLease,
+)
+from bridge.cluster.shared_clock import SharedClock
 from bridge.component import Context, Deadline, HasClientSpans
 from bridge.errors import BridgeError, ConfigError
 from bridge.httpclient import ClientSettings, TokenSources
@@ -102,6 +110,9 @@ MAX_OPEN_ALERTS: Final = 50_000
 # Health readings this many health intervals apart are a silence (as the health collector's own
 # are), when that is longer than EXESDB_ALERT_RESOLVE_TIMEOUT_MS.
 _SILENT_INTERVALS: Final = 2.5
+# How often the difference between this replica's clock and the shared store's (Redis's) is
+# measured again, at the next batch: clocks drift apart by milliseconds a day.
+_SHARED_CLOCK_SECONDS: Final = 60.0
 # Ingest's answer to a batch holding alerts while the outbox cannot store one (KeptChanges).
 _OUTBOX_REFUSING: Final = (
     "the alert outbox cannot store alerts now (its disk full, or failing): the batch is not"
@@ -154,6 +165,7 @@ class AlertSink:
         recorder: OperationRecorder | None = None,
         lease: WorkQueueLease | None = None,
         state: SharedState | None = None,
+        coordinator: Coordinator | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
@@ -174,6 +186,15 @@ class AlertSink:
         self._publish = publish
         self._recorder = recorder
         self._clock = clock
+        # An event is dated never later than now by the clock the replicas share (the
+        # coordinator's: Redis's), not this replica's own (``transitions._when``).
+        self._shared_clock = (
+            None
+            if coordinator is None
+            else SharedClock(
+                coordinator, every=_SHARED_CLOCK_SECONDS, clock=monotonic, wall_clock=clock
+            )
+        )
         self._random = random
         self._sleep = sleep
         self._alertmanager_interval = alertmanager_interval
@@ -673,7 +694,11 @@ class AlertSink:
         self.subscription.refusing = _OUTBOX_REFUSING if refusing else None
 
     async def _apply(self, changes: Sequence[AlertEvent | Acknowledgement], now: float) -> Applied:
-        return await self.states.apply(changes, now)
+        shared = self._shared_clock
+        if shared is None:
+            return await self.states.apply(changes, now)
+        await shared.look()
+        return await self.states.apply(changes, now, shared.unix_time())
 
     def _changed(self) -> None:
         for worker in self.workers.values():
@@ -816,6 +841,7 @@ def alert_sink(context: Context) -> AlertSink:
         recorder=context.recorder,
         lease=context.capabilities.lease,
         state=context.capabilities.state,
+        coordinator=context.capabilities.coordinator,
         client_spans=context.client_spans,
         shutdown=context.shutdown,
         bound_port=context.bound_port,

@@ -80,11 +80,21 @@ class AlertStates:
             return set()
         return await self._index.stale(alert_ids)
 
-    async def apply(self, changes: Sequence[AlertEvent | Acknowledgement], now: float) -> Applied:
-        """Apply a batch's events and acknowledgements (new alerts beyond ``max_open`` refused)."""
+    async def apply(
+        self,
+        changes: Sequence[AlertEvent | Acknowledgement],
+        now: float,
+        latest: float | None = None,
+    ) -> Applied:
+        """Apply a batch's events and acknowledgements (new alerts beyond ``max_open`` refused),
+        their dates capped at ``latest`` (``AlertStore.apply``)."""
         if self._index is None:
-            return await self._db.call(self._alerts.apply, changes, now, max_open=self._max_open)
-        return await self._index.change(self._alerts.plan, changes, now, max_open=self._max_open)
+            return await self._db.call(
+                self._alerts.apply, changes, now, max_open=self._max_open, latest=latest
+            )
+        return await self._index.change(
+            self._alerts.plan, changes, now, max_open=self._max_open, latest=latest
+        )
 
     async def escalate(self, now: float, after_seconds: float) -> list[Escalated]:
         """Move the alerts due up one level (``Escalator``'s ``escalate``)."""

@@ -131,22 +131,28 @@ def event_alert_cap(max_open: int) -> int:
     return max_open - max_open // 10
 
 
-def superseded(current: AlertRecord | None, event: AlertEvent, now: float) -> bool:
+def superseded(
+    current: AlertRecord | None, event: AlertEvent, now: float, *, latest: float | None = None
+) -> bool:
     """True when ``event`` would re-open, resolve, or change the severity of ``current`` but
     was sent before the event that last fired, kept up, changed or resolved it
     (``AlertRecord.event_at``): a message delivered late (redelivered after a work-queue
     holder died, or overtaken on the way) must not undo a newer one. Only the times of messages
     about the same alert are compared, each as ``on_event`` takes it (never after its receipt);
     an alert without ``event_at`` (stored before it was kept) takes every event, as before.
+    ``latest`` (``now`` when None) is now by the clock the replicas share: see ``_when``.
     """
-    if current is None or current.event_at is None or _when(event, now) >= current.event_at:
+    latest = now if latest is None else latest
+    if current is None or current.event_at is None or _when(event, latest) >= current.event_at:
         return False
     if event.firing:
         return not current.open or current.severity != event.severity
     return current.open
 
 
-def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Transition:
+def on_event(
+    current: AlertRecord | None, event: AlertEvent, now: float, *, latest: float | None = None
+) -> Transition:
     """An alert event: a firing one opens or updates the alert, a resolved one ends it.
 
     A firing event for an alert already open at the same severity only records that it was seen
@@ -154,9 +160,11 @@ def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Tran
     notified again. At another severity it is notified again, keeping its start, and needs
     acknowledging as the event says (a warning turned critical escalates from then on). An
     event alert repeated by a condition alert becomes a condition alert. A resolved event for
-    an unknown or resolved alert changes nothing, and so does a ``superseded`` event.
+    an unknown or resolved alert changes nothing, and so does a ``superseded`` event (``latest``
+    as there).
     """
-    if superseded(current, event, now):
+    latest = now if latest is None else latest
+    if superseded(current, event, now, latest=latest):
         return Transition(current)
     if not event.firing:
         if current is None or not current.open:
@@ -164,19 +172,19 @@ def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Tran
         ended = replace(
             current,
             state=AlertState.RESOLVED,
-            ends_at=max(_when(event, now), current.starts_at),
+            ends_at=max(_when(event, latest), current.starts_at),
             updated_at=now,
-            event_at=_when(event, now),
+            event_at=_when(event, latest),
         )
         cleared = HistoryEntry(now, HistoryEvent.RESOLVED, "the condition cleared")
         return Transition(ended, Effect.NOTIFY, cleared)
     if current is None or not current.open:
         fired = HistoryEntry(now, HistoryEvent.FIRED, f"{event.severity} on {event.node}")
-        return Transition(_new(event, now), Effect.NOTIFY, fired)
+        return Transition(_new(event, now, latest), Effect.NOTIFY, fired)
     auto_resolve = current.auto_resolve and event.auto_resolve
     # The newest of the events that kept it up (one older than it, at the same severity, is
     # still seen: it changes nothing a receiver hears of).
-    event_at = max(_when(event, now), current.event_at or 0.0)
+    event_at = max(_when(event, latest), current.event_at or 0.0)
     if current.severity == event.severity:
         seen = replace(current, last_seen=now, auto_resolve=auto_resolve, event_at=event_at)
         return Transition(seen, Effect.SEEN)
@@ -202,14 +210,16 @@ def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Tran
     return Transition(changed, Effect.NOTIFY, entry)
 
 
-def _when(event: AlertEvent, now: float) -> float:
-    """When ``event`` happened, by its message's timestamp, but never after ``now``: a sender
-    whose clock runs ahead would otherwise start (or end) an alert in the future, which
-    Alertmanager holds active until then whatever ``endsAt`` says later."""
-    return min(event.at.timestamp(), now)
+def _when(event: AlertEvent, latest: float) -> float:
+    """When ``event`` happened, by its message's timestamp, but never after ``latest``: a
+    sender whose clock runs ahead would otherwise start (or end) an alert in the future, which
+    Alertmanager holds active until then whatever ``endsAt`` says later. ``latest`` is now by
+    the clock the replicas share (Redis's): by a holder's own, behind the last holder's by more
+    than an outage, a node's return dated by Redis would be taken as older than its down."""
+    return min(event.at.timestamp(), latest)
 
 
-def _new(event: AlertEvent, now: float) -> AlertRecord:
+def _new(event: AlertEvent, now: float, latest: float) -> AlertRecord:
     return AlertRecord(
         alert_id=event.alert_id,
         alertname=event.alertname,
@@ -221,7 +231,7 @@ def _new(event: AlertEvent, now: float) -> AlertRecord:
         requires_ack=event.requires_ack,
         state=AlertState.FIRING,
         level=1,
-        starts_at=_when(event, now),
+        starts_at=_when(event, latest),
         updated_at=now,
         ends_at=None,
         level_since=now,
@@ -229,7 +239,7 @@ def _new(event: AlertEvent, now: float) -> AlertRecord:
         last_seen=now,
         source=event.source,
         details=event.details,
-        event_at=_when(event, now),
+        event_at=_when(event, latest),
     )
 
 

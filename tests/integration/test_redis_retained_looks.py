@@ -1,0 +1,58 @@
+"""A writer on a real redis-server keeping work-queue frames no group has read looks less often.
+
+Such frames are kept for up to a minute by default (a replica standing by, none holding the
+lease): the writer looks at the consumer group soon after it wrote them, then half as often
+after each look that found none handled, down to once a second, not 20 times a second all along.
+The writer's ``clock`` counts its reads: each look reads it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+
+from bridge.bus import Frame
+from bridge.bus.redis import GROUP
+from tests.integration.servers.redis import RedisServer, redis_server
+from tests.integration.test_redis_bus import ALERTS
+from tests.integration.test_redis_writer_idle import CountingClock, counted_writer
+from tests.support import async_wait_until
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["redis_server"]
+
+STREAM = f"exesdb:bus:{ALERTS}"
+# How long the looks take to slow down to once a second: 0.1 + 0.2 + 0.4 + 0.8 s, and a margin.
+SLOWING_SECONDS = 2.0
+# How long the slowed looks are counted: two of them, where 50 ms looks made forty.
+WATCHED_SECONDS = 2.0
+
+
+async def test_a_writer_keeping_frames_no_group_read_looks_once_a_second_and_forgets_them_once_read(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A work-queue frame no consumer reads keeps the writer looking at the group once a second
+    at most once it has looked a few times in vain, not every 50 ms, and the frame is still
+    forgotten soon after a consumer takes and handles it."""
+    server = redis_server()
+    with server.client() as client:
+        client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    clock = CountingClock()
+    async with counted_writer(server.url, clock) as writer:
+        assert writer.send(Frame(ALERTS, b"unread", "00"))
+        await async_wait_until(lambda: writer.written == 1, 10, "written")
+        await asyncio.sleep(SLOWING_SECONDS)  # the looks slowing down: no condition to wait on
+        reads, started = clock.reads, time.monotonic()
+        await asyncio.sleep(WATCHED_SECONDS)  # the stretch watched: no condition to wait on
+        looks = clock.reads - reads
+        per_second = looks / (time.monotonic() - started)
+        assert per_second <= 2, f"{looks} looks in {WATCHED_SECONDS:g} s"
+        assert writer.retained == 1
+        with server.client() as client:
+            [[_, [(entry_id, _)]]] = client.xreadgroup(GROUP, "tester", {STREAM: ">"})
+            client.xack(STREAM, GROUP, entry_id)
+        await async_wait_until(lambda: writer.retained == 0, 10, "forgotten once handled")
