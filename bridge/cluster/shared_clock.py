@@ -20,6 +20,11 @@ from bridge.messages import utc_from_seconds
 
 __all__ = ["SharedClock"]
 
+# A look that failed is tried again no sooner than this (or half of ``every`` if less): an alert
+# batch applied while Redis does not answer waits on the client's connect timeout at most that
+# often, not once a batch; a monitor ticking every ``every`` seconds still tries at each tick.
+_RETRY_SECONDS = 1.0
+
 
 class SharedClock:
     """This replica's wall clock set to the coordinator's, the difference looked at again
@@ -46,7 +51,8 @@ class SharedClock:
         """Measure the difference again, if ``every`` seconds passed since the last look: one
         round trip, its middle taken as the moment the coordinator read its clock. One that
         fails (Redis unreachable, or refusing it: said by the bus) keeps the last difference,
-        and is tried again at the next look: a refusal told ends as soon as it is granted."""
+        and is tried again at a look ``_RETRY_SECONDS`` later (or half of ``every``, if less): a
+        refusal told ends soon after it is granted."""
         now = self._clock()
         if now < self._next:
             return
@@ -54,6 +60,7 @@ class SharedClock:
         try:
             shared = await self._coordinator.unix_time()
         except TransportError:
+            self._next = now + min(_RETRY_SECONDS, self._every / 2)
             return
         self._offset = shared - (before + self._wall_clock()) / 2
         self._next = now + self._every

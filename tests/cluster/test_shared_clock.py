@@ -1,0 +1,53 @@
+"""The shared clock: the coordinator's time, looked at once in a while, never at every call."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bridge.bus import LocalCoordinator
+from bridge.cluster.shared_clock import SharedClock
+from bridge.errors import TransportError
+
+
+class _Unreachable(LocalCoordinator):
+    """A coordinator whose store answers nothing: each look at its clock fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    async def unix_time(self) -> float:
+        self.asked += 1
+        raise TransportError("Redis at redis://127.0.0.1:1 could not read its clock (TIME)")
+
+
+def test_a_failed_look_is_not_tried_again_at_every_call_but_a_moment_later() -> None:
+    """While the store does not answer, the looks of one moment ask it once (each would wait
+    on the client's connect timeout), and ask again once a little time passed; the clock
+    meanwhile is this replica's own."""
+    now = [100.0]
+    coordinator = _Unreachable()
+    clock = SharedClock(coordinator, every=60.0, clock=lambda: now[0], wall_clock=lambda: 5.0)
+
+    async def looks(count: int) -> None:
+        for _ in range(count):
+            await clock.look()
+
+    asyncio.run(looks(5))
+    assert coordinator.asked == 1
+    assert clock.unix_time() == 5.0
+    now[0] += 1.0
+    asyncio.run(looks(5))
+    assert coordinator.asked == 2
+
+
+def test_a_monitor_ticking_every_interval_tries_again_at_each_tick() -> None:
+    """A clock looked at every ``every`` seconds (the cluster monitor's tick) asks a store that
+    failed again at the very next tick, however short the interval."""
+    now = [0.0]
+    coordinator = _Unreachable()
+    clock = SharedClock(coordinator, every=0.2, clock=lambda: now[0])
+    for tick in range(4):
+        now[0] = tick * 0.2
+        asyncio.run(clock.look())
+    assert coordinator.asked == 4
