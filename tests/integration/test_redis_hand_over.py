@@ -160,3 +160,41 @@ async def test_an_unfit_holder_writes_its_acknowledgements_before_it_gives_the_l
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await redis.aclose()
+
+
+async def test_a_stop_while_an_unfit_holder_writes_its_acknowledgements_still_gives_the_lease_back(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A graceful stop that comes while a holder found unfit waits for its acknowledgements
+    (cancelling that wait) still gives the lease back at once, not left for the replica standing
+    by to wait out."""
+    server = redis_server()
+    redis = Redis.from_url(server.url)
+    link = Link(server.url, redis, Backoff(0.01, 0.1, 0.0))
+    writing = asyncio.Event()
+
+    async def slow_acks(seconds: float) -> bool:
+        writing.set()
+        await asyncio.sleep(seconds)  # Redis taking its time with them: the stop comes first
+        return True
+
+    lease_ms = 3_000  # renewed each second: a lease left behind holds for seconds after it
+    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=lease_ms, write_acks=slow_acks)
+    unfit = asyncio.Event()
+    lease.require(lambda: "the alert outbox has not answered for 15 s" if unfit.is_set() else None)
+    task = asyncio.create_task(lease.run())
+    try:
+        await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+        unfit.set()
+        await asyncio.wait_for(writing.wait(), 20)  # found unfit at its next renewal
+        link.stopping.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await lease.release()
+        with server.client() as client:
+            assert client.get(Layout("exesdb").leader) is None
+    finally:
+        link.stopping.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await redis.aclose()

@@ -100,6 +100,9 @@ class Lease:
         # that failed, maybe set): a stop meanwhile (the take-up under way) gives it back too
         # (``release``), not left for the others to wait out.
         self._claiming = False
+        # Between stepping down and giving the lease back (writing acknowledgements first):
+        # a ``release`` meanwhile, which cancels that, gives it back itself.
+        self._giving_up = False
         # Take-overs failed in a row, and what the last one logged failed with.
         self._failed_takes = 0
         self._take_fault = ""
@@ -153,10 +156,10 @@ class Lease:
         """Give the lease back at once (rather than after it runs out), if held or being
         taken up."""
         held = self.held.is_set()
-        if not held and not self._claiming:
+        if not held and not self._claiming and not self._giving_up:
             return
         self.held.clear()
-        self._claiming = False
+        self._claiming = self._giving_up = False
         released = 0
         with contextlib.suppress(*RETRYABLE):
             released = await self._link.client.eval(_RELEASE, 1, self._key, self._consumer)
@@ -356,6 +359,7 @@ class Lease:
         a replica standing by takes it within a second, not a lease later."""
         self._holder = None
         self._step_down(f"{why}; it gives the lease up, for another replica to take over")
+        self._giving_up = True
         seconds = min(_ACKS_SECONDS, self._period)
         if self._write_acks is not None and not await self._write_acks(seconds):
             _logger.warning(
@@ -363,6 +367,7 @@ class Lease:
                 " take them within %g s): the next holder may handle those entries again",
                 seconds,
             )
+        self._giving_up = False
         with contextlib.suppress(*RETRYABLE):  # unreachable: the lease runs out meanwhile
             await self._link.client.eval(_RELEASE, 1, self._key, self._consumer)
 
