@@ -108,8 +108,9 @@ class WorkQueueLease(Protocol):
     async def stop_reading(self) -> None:
         """Take no more work-queue entries (keep the lease until ``release``)."""
 
-    async def release(self) -> None:
-        """Stop reading and give the lease up at once, so that another replica takes over."""
+    async def release(self, within: float = 2.0) -> None:
+        """Stop reading and give the lease up at once, so that another replica takes over,
+        after writing the acknowledgements of what was handled for up to ``within`` seconds."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,6 +88,27 @@ async def test_a_graceful_hand_over_leaves_nothing_handled_for_the_next_holder(
     assert not alert_ids(handled) & alert_ids(standby.taken)
 
 
+async def test_a_hand_over_cut_short_by_the_stop_deadline_is_done_by_the_next_release(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """A graceful hand-over cancelled part way (the stop's deadline passing while it writes
+    acknowledgements) leaves the lease to the next release (the transport's stop), which gives
+    it back at once rather than leaving it for the replica standing by to wait out."""
+    server = redis_server()
+    holder = Replica(server.url, "holder", claim_idle_ms=LEASE_MS)
+    replicas.append(await holder.start())
+    await async_wait_until(lambda: holder.transport.leading, 10, "the lease taken")
+    lease = holder.transport.capabilities.lease
+    assert lease is not None
+    cut_short = asyncio.create_task(lease.release())
+    await asyncio.sleep(0)  # under way: suspended in its first step, stopping the readers
+    cut_short.cancel()
+    await asyncio.gather(cut_short, return_exceptions=True)
+    await lease.release()
+    with server.client() as client:
+        assert client.get(Layout("exesdb").leader) is None
+
+
 class ReleaseWatched(Redis):
     """A client noting, each time it sends the lease's release (the script deleting it), how
     many entries Redis holds pending then (``server``'s, set after it is made)."""

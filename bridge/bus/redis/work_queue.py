@@ -111,23 +111,26 @@ class WorkQueue:
         readers, self._readers = self._readers, []
         await cancel_and_wait(*readers)
 
-    async def release(self) -> None:
+    async def release(self, within: float = _ACKS_SECONDS) -> None:
         """Stop reading the consumer group, write the acknowledgements of what was handled (for
-        up to 2 s, the lease still renewed), and release the lease at once (rather than after it
-        runs out), so that another replica takes the work queue over. Written after the lease
-        went, they would race the next holder, which claims what it finds pending: entries
-        handled here would be handled there again."""
+        up to ``within`` seconds, 2 s at most, the lease still renewed), and release the lease
+        at once (rather than after it runs out), so that another replica takes the work queue
+        over. Written after the lease went, they would race the next holder, which claims what
+        it finds pending: entries handled here would be handled there again. A release
+        cancelled part way (the stop's deadline) is done again by the next call, the
+        transport's stop."""
         if self._released:
             return
-        self._released = True
         await self.stop_reading()
-        if self._lease.leading and not await self._write_acks(_ACKS_SECONDS):
+        seconds = max(0.0, min(within, _ACKS_SECONDS))
+        if self._lease.leading and not await self._write_acks(seconds):
             _logger.warning(
                 "handing the work queue over with acknowledgements unwritten (Redis did not take"
                 " them within %g s): the next holder may handle those entries again",
-                _ACKS_SECONDS,
+                seconds,
             )
         if self._lease_task is not None:
             await cancel_and_wait(self._lease_task)
             self._lease_task = None
         await self._lease.release()
+        self._released = True

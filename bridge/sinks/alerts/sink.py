@@ -584,7 +584,8 @@ class AlertSink:
             await self.subscription.stop(left - min(_CLOSE_MARGIN_SECONDS, left / 5))
             if self._lease is not None:
                 try:
-                    await self._lease.release()
+                    # Within half of what is left: the workers and the outbox close after.
+                    await self._lease.release(self._shutdown.left() / 2)
                 except Exception:
                     self._errors()
                     _logger.exception("alerts: giving the work-queue lease up failed")

@@ -598,7 +598,7 @@ class Lease:
     async def stop_reading(self) -> None:
         """Nothing is read from a work queue here."""
 
-    async def release(self) -> None:
+    async def release(self, within: float = 2.0) -> None:
         """Nothing to give up here."""
 
     async def first_answer(self, within: float) -> bool:
