@@ -9,6 +9,7 @@ own wall clock plus their difference, measured with one round trip once an inter
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
@@ -47,19 +48,21 @@ class SharedClock:
         self._offset = 0.0  # the coordinator's clock less this replica's: none until looked at
         self._next = -math.inf
 
-    async def look(self) -> None:
+    async def look(self, within: float | None = None) -> None:
         """Measure the difference again, if ``every`` seconds passed since the last look: one
         round trip, its middle taken as the moment the coordinator read its clock. One that
         fails (Redis unreachable, or refusing it: said by the bus) keeps the last difference,
         and is tried again at a look ``_RETRY_SECONDS`` later (or half of ``every``, if less): a
-        refusal told ends soon after it is granted."""
+        refusal told ends soon after it is granted. ``within``: seconds the round trip may take
+        before it counts as failed (its caller cannot wait on a Redis that does not answer)."""
         now = self._clock()
         if now < self._next:
             return
         before = self._wall_clock()
         try:
-            shared = await self._coordinator.unix_time()
-        except TransportError:
+            async with asyncio.timeout(within):
+                shared = await self._coordinator.unix_time()
+        except (TransportError, TimeoutError):
             self._next = now + min(_RETRY_SECONDS, self._every / 2)
             return
         self._offset = shared - (before + self._wall_clock()) / 2

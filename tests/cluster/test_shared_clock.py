@@ -51,3 +51,23 @@ def test_a_monitor_ticking_every_interval_tries_again_at_each_tick() -> None:
         now[0] = tick * 0.2
         asyncio.run(clock.look())
     assert coordinator.asked == 4
+
+
+class _Silent(LocalCoordinator):
+    """A coordinator whose store takes the question and never answers."""
+
+    async def unix_time(self) -> float:
+        await asyncio.Event().wait()  # nothing ever answers
+        raise AssertionError("unreachable")
+
+
+def test_a_look_given_a_time_limit_ends_by_then_keeping_the_last_difference() -> None:
+    """A look with ``within`` gives up on a store that never answers by then, the clock left
+    as it was (this replica's own), rather than holding its caller (an alert batch) for good."""
+    clock = SharedClock(_Silent(), every=60.0, wall_clock=lambda: 5.0)
+
+    async def look() -> None:
+        await asyncio.wait_for(clock.look(within=0.05), 10)
+
+    asyncio.run(look())
+    assert clock.unix_time() == 5.0

@@ -113,6 +113,8 @@ _SILENT_INTERVALS: Final = 2.5
 # How often the difference between this replica's clock and the shared store's (Redis's) is
 # measured again, at the next batch: clocks drift apart by milliseconds a day.
 _SHARED_CLOCK_SECONDS: Final = 60.0
+# How long a batch waits for that measure: a Redis slow to answer leaves the last one in force.
+_SHARED_CLOCK_WAIT_SECONDS: Final = 0.5
 # Ingest's answer to a batch holding alerts while the outbox cannot store one (KeptChanges).
 _OUTBOX_REFUSING: Final = (
     "the alert outbox cannot store alerts now (its disk full, or failing): the batch is not"
@@ -698,7 +700,7 @@ class AlertSink:
         shared = self._shared_clock
         if shared is None:
             return await self.states.apply(changes, now)
-        await shared.look()
+        await shared.look(within=_SHARED_CLOCK_WAIT_SECONDS)
         return await self.states.apply(changes, now, shared.unix_time())
 
     def _changed(self) -> None:
