@@ -172,7 +172,7 @@ def on_event(
         ended = replace(
             current,
             state=AlertState.RESOLVED,
-            ends_at=max(_when(event, latest), current.starts_at),
+            ends_at=max(min(_when(event, latest), now), current.starts_at),
             updated_at=now,
             event_at=_when(event, latest),
         )
@@ -215,7 +215,9 @@ def _when(event: AlertEvent, latest: float) -> float:
     sender whose clock runs ahead would otherwise start (or end) an alert in the future, which
     Alertmanager holds active until then whatever ``endsAt`` says later. ``latest`` is now by
     the clock the replicas share (Redis's): by a holder's own, behind the last holder's by more
-    than an outage, a node's return dated by Redis would be taken as older than its down."""
+    than an outage, a node's return dated by Redis would be taken as older than its down. The
+    times receivers are told (``starts_at``, ``ends_at``) are capped at ``now`` as well: a Redis
+    clock ahead of this replica's must not put them in the future either."""
     return min(event.at.timestamp(), latest)
 
 
@@ -231,7 +233,7 @@ def _new(event: AlertEvent, now: float, latest: float) -> AlertRecord:
         requires_ack=event.requires_ack,
         state=AlertState.FIRING,
         level=1,
-        starts_at=_when(event, latest),
+        starts_at=min(_when(event, latest), now),
         updated_at=now,
         ends_at=None,
         level_since=now,

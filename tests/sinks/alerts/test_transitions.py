@@ -711,3 +711,16 @@ def test_an_alert_keeps_the_source_it_opened_with_and_takes_new_details_with_a_s
         "backup-job",
         (("metadata_try", "2"),),
     )
+
+
+def test_times_told_to_receivers_stay_within_this_replicas_now_whatever_the_shared_clock() -> None:
+    """With the shared clock (Redis's) ahead of this replica's, an event dated by it orders
+    alerts by that date, but the start and end receivers are told are no later than now by
+    this replica's clock: never in the future, where Alertmanager would hold them."""
+    ahead = NOW + 120
+    opened = on_event(None, event(at=ahead), NOW, latest=ahead).record
+    assert opened is not None
+    assert (opened.starts_at, opened.event_at) == (NOW, ahead)
+    ended = on_event(opened, event("resolved", at=ahead + 1), NOW + 1, latest=ahead + 1).record
+    assert ended is not None
+    assert (ended.ends_at, ended.event_at) == (NOW + 1, ahead + 1)
