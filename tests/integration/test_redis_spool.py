@@ -911,10 +911,10 @@ async def test_a_stop_whose_spool_disk_hangs_moving_the_head_ends_within_the_shu
 
 @asynccontextmanager
 async def running_writer(
-    url: str, spool: Spool | None = None
+    url: str, spool: Spool | None = None, *, clock: Callable[[], float] = time.time
 ) -> AsyncIterator[tuple[Writer, Link]]:
-    """A writer (and its link) on Redis at ``url``, with ``spool`` if given, its loop running
-    (and stopped afterwards)."""
+    """A writer (and its link) on Redis at ``url``, with ``spool`` if given, reading ``clock``,
+    its loop running (and stopped afterwards)."""
     client = Redis.from_url(url)
     link = Link(url, client, Backoff(0.01, 0.1, 0.0))
     positioned = asyncio.Event()
@@ -928,7 +928,7 @@ async def running_writer(
         batch_size=10,
         claim_idle_ms=30_000,
         replay_window_ms=300_000,
-        clock=time.time,
+        clock=clock,
         spool=spool,
     )
     running = asyncio.create_task(link.keep_running("writer", writer.run))

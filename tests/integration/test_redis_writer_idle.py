@@ -12,16 +12,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
-from redis.asyncio import Redis
 
-from bridge.backoff import Backoff
 from bridge.bus import Frame
 from bridge.bus.redis import GROUP
-from bridge.bus.redis.layout import Layout
-from bridge.bus.redis.link import Link
 from bridge.bus.redis.writer import Writer
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_bus import ALERTS
+from tests.integration.test_redis_spool import running_writer
 from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -47,29 +44,8 @@ class CountingClock:
 @asynccontextmanager
 async def counted_writer(url: str, clock: CountingClock) -> AsyncIterator[Writer]:
     """A writer on Redis at ``url`` reading ``clock``, its loop running (stopped afterwards)."""
-    client = Redis.from_url(url)
-    link = Link(url, client, Backoff(0.01, 0.1, 0.0))
-    positioned = asyncio.Event()
-    positioned.set()  # no fan-out reader here to find the tails
-    writer = Writer(
-        link,
-        Layout("exesdb"),
-        positioned=positioned,
-        buffer_size=100,
-        stream_maxlen=1000,
-        batch_size=10,
-        claim_idle_ms=30_000,
-        replay_window_ms=300_000,
-        clock=clock,
-    )
-    running = asyncio.create_task(link.keep_running("writer", writer.run))
-    try:
+    async with running_writer(url, clock=clock) as (writer, _):
         yield writer
-    finally:
-        link.stopping.set()
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await client.aclose()
 
 
 async def test_a_writer_whose_work_queue_frames_were_all_taken_sleeps_until_there_is_work(
