@@ -21,28 +21,25 @@ from bridge.messages import utc_from_seconds
 
 __all__ = ["SharedClock"]
 
-# A look that failed is tried again no sooner than this (or half of ``every`` if less): an alert
-# batch applied while Redis does not answer waits on the client's connect timeout at most that
-# often, not once a batch; a monitor ticking every ``every`` seconds still tries at each tick.
-_RETRY_SECONDS = 1.0
-
 
 class SharedClock:
     """This replica's wall clock set to the coordinator's, the difference looked at again
-    every ``every`` seconds (by ``clock``)."""
+    every ``every`` seconds (by ``clock``), or ``retry`` seconds after a look that failed."""
 
-    __slots__ = ("_clock", "_coordinator", "_every", "_next", "_offset", "_wall_clock")
+    __slots__ = ("_clock", "_coordinator", "_every", "_next", "_offset", "_retry", "_wall_clock")
 
     def __init__(
         self,
         coordinator: Coordinator,
         *,
         every: float,
+        retry: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._coordinator = coordinator
         self._every = every
+        self._retry = retry
         self._clock = clock
         self._wall_clock = wall_clock
         self._offset = 0.0  # the coordinator's clock less this replica's: none until looked at
@@ -52,9 +49,10 @@ class SharedClock:
         """Measure the difference again, if ``every`` seconds passed since the last look: one
         round trip, its middle taken as the moment the coordinator read its clock. One that
         fails (Redis unreachable, or refusing it: said by the bus) keeps the last difference,
-        and is tried again at a look ``_RETRY_SECONDS`` later (or half of ``every``, if less): a
-        refusal told ends soon after it is granted. ``within``: seconds the round trip may take
-        before it counts as failed (its caller cannot wait on a Redis that does not answer)."""
+        and is tried again at the first look ``retry`` seconds later (the next, by default: a
+        refusal told ends as soon as it is granted; alert batches, far more frequent than the
+        monitor's ticks, would each wait on a Redis that does not answer). ``within``: seconds
+        the round trip may take before it counts as failed."""
         now = self._clock()
         if now < self._next:
             return
@@ -63,7 +61,7 @@ class SharedClock:
             async with asyncio.timeout(within):
                 shared = await self._coordinator.unix_time()
         except (TransportError, TimeoutError):
-            self._next = now + min(_RETRY_SECONDS, self._every / 2)
+            self._next = now + self._retry
             return
         self._offset = shared - (before + self._wall_clock()) / 2
         self._next = now + self._every

@@ -113,8 +113,10 @@ _SILENT_INTERVALS: Final = 2.5
 # How often the difference between this replica's clock and the shared store's (Redis's) is
 # measured again, at the next batch: clocks drift apart by milliseconds a day.
 _SHARED_CLOCK_SECONDS: Final = 60.0
-# How long a batch waits for that measure: a Redis slow to answer leaves the last one in force.
+# How long a batch waits for that measure: a Redis slow to answer leaves the last one in force;
+# one that failed is taken again at a batch a second later at the soonest, not at every batch.
 _SHARED_CLOCK_WAIT_SECONDS: Final = 0.5
+_SHARED_CLOCK_RETRY_SECONDS: Final = 1.0
 # Ingest's answer to a batch holding alerts while the outbox cannot store one (KeptChanges).
 _OUTBOX_REFUSING: Final = (
     "the alert outbox cannot store alerts now (its disk full, or failing): the batch is not"
@@ -194,7 +196,11 @@ class AlertSink:
             None
             if coordinator is None
             else SharedClock(
-                coordinator, every=_SHARED_CLOCK_SECONDS, clock=monotonic, wall_clock=clock
+                coordinator,
+                every=_SHARED_CLOCK_SECONDS,
+                retry=_SHARED_CLOCK_RETRY_SECONDS,
+                clock=monotonic,
+                wall_clock=clock,
             )
         )
         self._random = random
