@@ -59,11 +59,12 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-# Three pytest-xdist workers on two cores (PYTEST_WORKERS=0 runs in one process): much of the
+# Four pytest-xdist workers on two cores (PYTEST_WORKERS=0 runs in one process): much of the
 # suite waits on real servers and bridge processes. Measured on a quiet 2-core host, two workers
-# kept the cores busy 67% of the time (614 s), three 82% (518 s). Each module whose servers are
-# started once (xdist_group) stays on one worker.
-PYTEST_WORKERS ?= 3
+# kept the cores busy 67% of the time (614 s), three 82% (518 s); on 6 Dec 2026, on a host then
+# at half speed, three 77% (587 s), four 87% (526 s). Each module whose servers are started once
+# (xdist_group) stays on one worker.
+PYTEST_WORKERS ?= 4
 PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 
 PYTEST := $(BIN)/pytest $(PYTEST_XDIST)
