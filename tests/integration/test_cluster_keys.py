@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -615,6 +616,28 @@ async def test_a_claim_per_period_in_redis_is_dated_by_redis_and_lasts_two_perio
         assert await replica.once_per_period("cluster:mixed", 1_500)
 
 
+@asynccontextmanager
+async def time_refused(server: RedisServer) -> AsyncIterator[RedisCoordinator]:
+    """A coordinator on ``server`` as the user ``limited`` (password ``pw``), whom the ACL
+    refuses TIME (granted with ``ACL SETUSER limited +time``), its own clock fixed at
+    1 800 000 010.25 s; its client closed afterwards."""
+    with server.client() as admin:
+        admin.execute_command("ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", "-time")
+    url = f"redis://limited:pw@127.0.0.1:{server.port}/0"
+    client = Redis.from_url(url)
+    link = Link(url, client, Backoff(0.01, 0.1, 0.0))
+    try:
+        yield RedisCoordinator(
+            link,
+            Layout("exesdb"),
+            owner="bridge-1:a",
+            data_losses=lambda: 0,
+            wall_clock=lambda: 1_800_000_010.25,
+        )
+    finally:
+        await client.aclose()
+
+
 async def test_a_user_refused_time_claims_by_the_replicas_clock_and_is_told_once(
     redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -622,20 +645,8 @@ async def test_a_user_refused_time_claims_by_the_replicas_clock_and_is_told_once
     replica's own clock rather than refused (every period would go unclaimed), one warning
     saying so; granted TIME, claims go by Redis's clock again, and that is said once too."""
     server = redis_server()
-    with server.client() as admin:
-        admin.execute_command("ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", "-time")
-    url = f"redis://limited:pw@127.0.0.1:{server.port}/0"
-    client = Redis.from_url(url)
-    link = Link(url, client, Backoff(0.01, 0.1, 0.0))
-    coordinator = RedisCoordinator(
-        link,
-        Layout("exesdb"),
-        owner="bridge-1:a",
-        data_losses=lambda: 0,
-        wall_clock=lambda: 1_800_000_010.25,
-    )
     caplog.set_level(logging.INFO, "bridge.bus.redis.coordination")
-    try:
+    async with time_refused(server) as coordinator:
         assert await coordinator.once_per_period("cluster:health", 1_000)
         assert not await coordinator.once_per_period("cluster:health", 1_000)
         with server.client() as admin:
@@ -650,8 +661,6 @@ async def test_a_user_refused_time_claims_by_the_replicas_clock_and_is_told_once
         assert "refuses the bridge's user TIME" in told[0]
         assert "pw" not in told[0]
         assert "goes by Redis's clock again" in told[1]
-    finally:
-        await client.aclose()
 
 
 # Each coordination call, given the nodes it names: the second call names others than the first

@@ -14,16 +14,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
-from redis.asyncio import Redis
 
-from bridge.backoff import Backoff
 from bridge.bus import Envelope, decode_envelope
-from bridge.bus.redis.coordination import RedisCoordinator
-from bridge.bus.redis.layout import Layout
-from bridge.bus.redis.link import Link
 from bridge.cluster import ClusterMonitor
 from bridge.messages import NodeLifecycle
 from tests.integration.servers.redis import RedisServer, redis_server
+from tests.integration.test_cluster_keys import time_refused
 from tests.integration.test_redis_bus import Replica, replicas
 from tests.support import async_wait_until
 
@@ -138,20 +134,8 @@ async def test_a_redis_refusing_time_dates_by_the_replicas_clock_said_once(
     """Where the ACL refuses the bridge's user TIME, the coordinator's clock is the replica's
     own (dates are not refused), one warning saying so."""
     server = redis_server()
-    with server.client() as admin:
-        admin.execute_command("ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", "-time")
-    url = f"redis://limited:pw@127.0.0.1:{server.port}/0"
-    client = Redis.from_url(url)
-    link = Link(url, client, Backoff(0.01, 0.1, 0.0))
-    coordinator = RedisCoordinator(
-        link,
-        Layout("exesdb"),
-        owner="bridge-1:a",
-        data_losses=lambda: 0,
-        wall_clock=lambda: 1_800_000_010.25,
-    )
     caplog.set_level(logging.INFO, "bridge.bus.redis.coordination")
-    try:
+    async with time_refused(server) as coordinator:
         assert await coordinator.unix_time() == 1_800_000_010.25
         assert await coordinator.unix_time() == 1_800_000_010.25
         with server.client() as admin:
@@ -161,5 +145,3 @@ async def test_a_redis_refusing_time_dates_by_the_replicas_clock_said_once(
         assert len(told) == 1, told
         assert "refuses the bridge's user TIME" in told[0]
         assert "pw" not in told[0]
-    finally:
-        await client.aclose()

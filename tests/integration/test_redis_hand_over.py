@@ -7,7 +7,6 @@ it took, and gives the lease up; the replica standing by then takes the work que
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -20,10 +19,10 @@ from bridge.bus.redis import GROUP
 from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.lease import Lease
 from bridge.bus.redis.link import Link
-from bridge.bus.redis.writer import Writer
 from bridge.messages import SystemAlert
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_bus import ALERTS, Replica, replicas
+from tests.integration.test_redis_spool import running_writer
 from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -137,50 +136,36 @@ async def test_an_unfit_holder_writes_its_acknowledgements_before_it_gives_the_l
         client.xreadgroup(GROUP, "a:1", {STREAM: ">"})
     redis = cast(ReleaseWatched, ReleaseWatched.from_url(server.url))  # the class's own
     redis.server, redis.pending_at_release = server, []
-    link = Link(server.url, redis, Backoff(0.01, 0.1, 0.0))
-    positioned = asyncio.Event()
-    positioned.set()  # no fan-out reader here to find the tails
-    writer = Writer(
-        link,
-        Layout("exesdb"),
-        positioned=positioned,
-        buffer_size=100,
-        stream_maxlen=1000,
-        batch_size=10,
-        claim_idle_ms=LEASE_MS,
-        replay_window_ms=300_000,
-        clock=time.time,
-    )
-    lease = Lease(
-        link, Layout("exesdb"), consumer="a:1", lease_ms=LEASE_MS, write_acks=writer.write_acks
-    )
-    hung = asyncio.Event()
+    async with running_writer(server.url, client=redis) as (writer, link):
+        lease = Lease(
+            link,
+            Layout("exesdb"),
+            consumer="a:1",
+            lease_ms=LEASE_MS,
+            write_acks=writer.write_acks,
+        )
+        hung = asyncio.Event()
 
-    def check() -> str | None:
-        if not hung.is_set():
-            return None
-        if not writer.unacknowledged and not redis.pending_at_release:
-            # The entry's handling ends as the outbox is found hung: its acknowledgement is
-            # queued by the time the holder gives the lease up.
-            writer.acknowledge(STREAM, entry_id)
-        return "the alert outbox has not answered for 15 s"
+        def check() -> str | None:
+            if not hung.is_set():
+                return None
+            if not writer.unacknowledged and not redis.pending_at_release:
+                # The entry's handling ends as the outbox is found hung: its acknowledgement is
+                # queued by the time the holder gives the lease up.
+                writer.acknowledge(STREAM, entry_id)
+            return "the alert outbox has not answered for 15 s"
 
-    lease.require(check)
-    tasks = [
-        asyncio.create_task(link.keep_running("writer", writer.run)),
-        asyncio.create_task(lease.run()),
-    ]
-    try:
-        await async_wait_until(lambda: lease.leading, 10, "the lease taken")
-        hung.set()
-        await async_wait_until(lambda: redis.pending_at_release, 10, "the lease given up")
-        assert redis.pending_at_release[0] == 0
-    finally:
-        link.stopping.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await redis.aclose()
+        lease.require(check)
+        leasing = asyncio.create_task(lease.run())
+        try:
+            await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+            hung.set()
+            await async_wait_until(lambda: redis.pending_at_release, 10, "the lease given up")
+            assert redis.pending_at_release[0] == 0
+        finally:
+            link.stopping.set()
+            leasing.cancel()
+            await asyncio.gather(leasing, return_exceptions=True)
 
 
 async def test_a_stop_while_an_unfit_holder_writes_its_acknowledgements_still_gives_the_lease_back(

@@ -911,11 +911,16 @@ async def test_a_stop_whose_spool_disk_hangs_moving_the_head_ends_within_the_shu
 
 @asynccontextmanager
 async def running_writer(
-    url: str, spool: Spool | None = None, *, clock: Callable[[], float] = time.time
+    url: str,
+    spool: Spool | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    client: Redis | None = None,
 ) -> AsyncIterator[tuple[Writer, Link]]:
     """A writer (and its link) on Redis at ``url``, with ``spool`` if given, reading ``clock``,
-    its loop running (and stopped afterwards)."""
-    client = Redis.from_url(url)
+    through ``client`` if given (closed afterwards), its loop running (and stopped
+    afterwards)."""
+    client = Redis.from_url(url) if client is None else client
     link = Link(url, client, Backoff(0.01, 0.1, 0.0))
     positioned = asyncio.Event()
     positioned.set()  # no fan-out reader here to find the tails
