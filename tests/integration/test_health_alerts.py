@@ -302,6 +302,13 @@ async def test_a_single_cpu_spike_sends_nothing(tmp_path: Path, receiver: Webhoo
     assert _cpu_alerts_sent(receiver) == []
 
 
+def _cpu_episodes(receiver: WebhookReceiver, alertname: str) -> set[str]:
+    """The distinct ``startsAt`` sent for one CPU alert: one per time it was raised."""
+    return {
+        a["startsAt"] for a in _cpu_alerts_sent(receiver) if a["labels"]["alertname"] == alertname
+    }
+
+
 def _cpu_statuses(receiver: WebhookReceiver, alertname: str) -> list[str]:
     """The statuses sent for one CPU alert, in order."""
     return [
@@ -315,7 +322,9 @@ async def test_a_resource_alert_is_resolved_only_by_its_resource_and_raised_agai
     """The review's case, end to end: CPU held at 99 %, both CPU alerts sent. A NodeHealth for
     the bridge's node saying only ``healthy`` (another sender's) resolves node_health but
     leaves metric_threshold firing; one reporting the cpu check healthy resolves it, and the
-    collector's next sample, still at 99 %, raises it again."""
+    collector's next sample, still at 99 %, raises it again: a new episode, told after the
+    resolve, or in its place when the re-raise came before the resolve was sent (a receiver is
+    told each alert's latest state)."""
     probe = ScriptedProbe([], after=99.0)
     bridge = _bridge(tmp_path, probe, receiver)
     await bridge.start(serve_http=False)
@@ -352,9 +361,16 @@ async def test_a_resource_alert_is_resolved_only_by_its_resource_and_raised_agai
         checked = NodeHealth(node=node, status="healthy", checks={"cpu": {"status": "healthy"}})
         bridge.integration.publish("node:health", checked)
         await async_wait_until(
-            lambda: _cpu_statuses(receiver, "metric_threshold") == ["firing", "resolved", "firing"],
+            lambda: (
+                _cpu_statuses(receiver, "metric_threshold")[-1:] == ["firing"]
+                and len(_cpu_episodes(receiver, "metric_threshold")) == 2
+            ),
             15,
             "the cpu alert resolved, then raised again by the next sample",
+        )
+        assert _cpu_statuses(receiver, "metric_threshold") in (
+            ["firing", "resolved", "firing"],
+            ["firing", "firing"],
         )
     finally:
         await bridge.aclose()
