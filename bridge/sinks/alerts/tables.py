@@ -64,7 +64,7 @@ from typing import Final
 from bridge.regular_files import open_regular
 from bridge.sinks.alerts.records import refused
 
-__all__ = ["connect", "migrate"]
+__all__ = ["connect", "migrate", "refuse_unfit"]
 
 _SCHEMA_VERSION: Final = 16
 # The outbox's mark in the file's header (PRAGMA application_id): "EXOB".
@@ -409,6 +409,26 @@ def _on_btrfs(path: Path | str) -> bool:
         ctypes.c_uint32.from_buffer(buffer).value,
         ctypes.c_uint64.from_buffer(buffer).value,
     )
+
+
+def refuse_unfit(path: Path | str) -> None:
+    """DatabaseError, in ``connect``'s words, when the file ``path`` is no outbox (no SQLite
+    database, another program's) or an outbox cut short, judged without writing anything, not
+    even a journal beside it (``check-config``). A file with a log or a journal beside it holding
+    anything is left unjudged: a bridge may be writing it, or SQLite makes it whole from them."""
+    _refuse_no_database(path)
+    for beside in (f"{path}-wal", f"{path}-journal"):
+        with contextlib.suppress(OSError):  # none there
+            if os.path.getsize(beside):
+                return
+    # immutable: no lock taken and no shared-memory file or log made beside it, as a read-only
+    # open of a WAL file makes them.
+    uri = f"{Path(path).absolute().as_uri()}?mode=ro&immutable=1"
+    db = sqlite3.connect(uri, uri=True, isolation_level=None)
+    try:
+        _refuse_another_programs(db, path)
+    finally:
+        db.close()
 
 
 def _refuse_no_database(path: Path | str) -> None:
