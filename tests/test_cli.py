@@ -1048,6 +1048,19 @@ def test_check_config_refuses_an_outbox_run_refuses_in_the_same_words(
         assert after == before
 
 
+def test_outbox_list_of_an_outbox_cut_short_says_what_to_do_and_no_more(tmp_path: Path) -> None:
+    """`outbox list` on an outbox cut short says so in the bridge's words, which end with what to
+    do (restore it, or move it out of the way), and nothing after them: no doubt about
+    EXESDB_STATE_DIR, which is the bridge's (exit 1)."""
+    state = tmp_path / "state"
+    said = _cut_short(state / FILE_NAME)
+    listed = cli("outbox", "list", EXESDB_STATE_DIR=str(state))
+    assert listed.returncode == 1
+    assert listed.stderr == (
+        f"exesdb-bridge: cannot open the alert outbox at {state / FILE_NAME}: {said}\n"
+    )
+
+
 def test_check_config_makes_and_changes_nothing_in_the_state_directory(tmp_path: Path) -> None:
     """check-config reads the outbox a bridge left without writing a byte or making a file
     beside it (no log, no shared memory: a read-only SQLite open makes both), and makes no state
@@ -1918,7 +1931,8 @@ def test_outbox_on_a_file_that_is_no_outbox_says_so_without_a_traceback(tmp_path
     assert listed.returncode == 1
     assert listed.stderr == (
         f"exesdb-bridge: cannot open the alert outbox at {state / 'alerts.sqlite3'}: file is not"
-        f" a database; is EXESDB_STATE_DIR the bridge's state directory (now '{state}')?\n"
+        f" a database; set EXESDB_STATE_DIR to the bridge's state directory (now '{state}'), or,"
+        " if it is that, move the file out of the way (the bridge refuses it too)\n"
     )
 
 
@@ -1929,15 +1943,17 @@ def test_outbox_on_a_file_that_is_no_outbox_says_so_without_a_traceback(tmp_path
             "outbox list",
             1,
             "exesdb-bridge: cannot open the alert outbox at {path}: file is an SQLite database of"
-            " another program's (its tables: 'x'), not an alert outbox; is EXESDB_STATE_DIR the"
-            " bridge's state directory (now '{state}')?\n",
+            " another program's (its tables: 'x'), not an alert outbox; set EXESDB_STATE_DIR to"
+            " the bridge's state directory (now '{state}'), or, if it is that, move the file out"
+            " of the way (the bridge refuses it too)\n",
         ),
         (
             "outbox retry --all",
             1,
             "exesdb-bridge: cannot open the alert outbox at {path}: file is an SQLite database of"
-            " another program's (its tables: 'x'), not an alert outbox; is EXESDB_STATE_DIR the"
-            " bridge's state directory (now '{state}')?\n",
+            " another program's (its tables: 'x'), not an alert outbox; set EXESDB_STATE_DIR to"
+            " the bridge's state directory (now '{state}'), or, if it is that, move the file out"
+            " of the way (the bridge refuses it too)\n",
         ),
         (
             "run",
@@ -1975,8 +1991,9 @@ def test_an_sqlite_file_of_another_program_s_is_refused_not_made_an_outbox(
         (
             "outbox list",
             1,
-            "exesdb-bridge: cannot open the alert outbox at {path}: file is not a database; is"
-            " EXESDB_STATE_DIR the bridge's state directory (now '{state}')?\n",
+            "exesdb-bridge: cannot open the alert outbox at {path}: file is not a database; set"
+            " EXESDB_STATE_DIR to the bridge's state directory (now '{state}'), or, if it is"
+            " that, move the file out of the way (the bridge refuses it too)\n",
         ),
         (
             "run",

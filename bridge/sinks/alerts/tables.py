@@ -64,7 +64,7 @@ from typing import Final
 from bridge.regular_files import open_regular
 from bridge.sinks.alerts.records import refused
 
-__all__ = ["connect", "migrate", "refuse_unfit"]
+__all__ = ["CutShort", "connect", "migrate", "refuse_unfit"]
 
 _SCHEMA_VERSION: Final = 16
 # The outbox's mark in the file's header (PRAGMA application_id): "EXOB".
@@ -307,6 +307,10 @@ _STEPS: Final[Mapping[int, str]] = {
 }
 
 
+class CutShort(sqlite3.DatabaseError):
+    """The outbox file was cut short (``_refuse_cut_short``); its message says what to do."""
+
+
 def connect(path: Path | str) -> sqlite3.Connection:
     """Open the outbox file as every user of it must: transactions explicit (``BEGIN
     IMMEDIATE`` … ``COMMIT``), the WAL journal (on btrfs the rollback journal: ``_journal``),
@@ -475,7 +479,7 @@ def _refuse_cut_short(path: Path | str) -> None:
     elif head[24:28] == head[92:96] and size < pages * page:
         problem = f"{size // page} of the {pages} pages its header counts"
     if problem is not None:
-        raise sqlite3.DatabaseError(
+        raise CutShort(
             f"file is an SQLite database cut short ({problem}): part of the outbox is lost;"
             " restore it whole, or move it out of the way for a new one"
         )
