@@ -225,7 +225,9 @@ if ! status=$(curl -sS ${curl_options[@]+"${curl_options[@]}"} -o "$answer" -w '
     -H "Content-Type: application/json" \
     -H "X-ExESDB-Signature: t=$t,v1=$signature" \
     --data-binary "$body"); then
-    echo "$0: no answer from the bridge, so nothing was sent" >&2
+    # Named as sign.py names it: without a user:password@ of EXESDB_URL's (curl sent them).
+    [[ $bridge =~ ^([^:/]+://)[^/]*@(.*)$ ]] && bridge=${BASH_REMATCH[1]}${BASH_REMATCH[2]}
+    echo "$0: no answer from the bridge at $bridge, so nothing was sent" >&2
     exit 1
 fi
 echo "$status $(cat "$answer")"

@@ -289,20 +289,26 @@ def test_the_shell_signer_names_a_payload_that_is_no_json_by_its_own_position(
     ("name", "said"),
     [
         ("sign.py", "sign.py: cannot reach the bridge at http://127.0.0.1:{port}: "),
-        ("sign.sh", "sign.sh: no answer from the bridge, so nothing was sent"),
+        ("sign.sh", "sign.sh: no answer from the bridge at http://127.0.0.1:{port}, so nothing"),
     ],
 )
-def test_a_signer_says_when_no_bridge_answers(name: str, said: str) -> None:
+@pytest.mark.parametrize("found", ["EXESDB_HTTP_ADDR", "EXESDB_URL"])
+def test_a_signer_says_when_no_bridge_answers(name: str, said: str, found: str) -> None:
     """A signer with nothing listening at the address exits 1 (sign.sh too, not curl's own
-    status) saying so, without a traceback."""
+    status) saying so and naming the bridge's URL it asked (a wrong port is seen at once), its
+    password never, without a traceback."""
     port = free_port()
+    where = {"EXESDB_HTTP_ADDR": f"127.0.0.1:{port}"}
+    if found == "EXESDB_URL":
+        where = {"EXESDB_URL": f"http://alice:hunter2@127.0.0.1:{port}"}
     completed = _run(
         [*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY],
         SECRET_KEY_BASE=TEST_SECRET,
-        EXESDB_HTTP_ADDR=f"127.0.0.1:{port}",
+        **where,
     )
     assert completed.returncode == 1, completed.stderr
     assert said.format(port=port) in completed.stderr
+    assert "hunter2" not in completed.stderr
     assert "Traceback" not in completed.stderr
 
 
