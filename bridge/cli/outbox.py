@@ -128,8 +128,8 @@ def _state_dir_said(state_dir: str) -> str:
 
 def _not_an_outbox_hint(state_dir: str, exc: BaseException) -> str:
     """What to do when the outbox file could not be opened (``exc``) for no reason the system's
-    words explain: the wrong EXESDB_STATE_DIR, most often, or, a file there that is no outbox
-    (not SQLite's, another program's), one the bridge refuses too."""
+    words explain: the wrong EXESDB_STATE_DIR most often, or a file there that is no outbox (not
+    SQLite's, another program's), which the bridge refuses too."""
     import sqlite3
 
     hint = f"set EXESDB_STATE_DIR to the bridge's state directory ({_state_dir_said(state_dir)})"
