@@ -13,7 +13,8 @@
 # wildcard host is asked on loopback; over https when EXESDB_WEB_CONFIG_FILE names a file with a
 # tls_server_config section, trusting that file's own certificate alone, the first of its
 # cert_file or of its inline cert, whatever host it names: its public key pinned, so curl checks
-# neither its name nor its dates), as for `exesdb-bridge publish`. The bridge needs
+# not its name; its dates are checked here, one expired or not yet valid refused, exit 1, as
+# sign.py refuses it), as for `exesdb-bridge publish`. The bridge needs
 # EXESDB_INGEST=true. Against a bridge at EXESDB_URL serving TLS with a CA of your own, or one
 # asking for basic auth, as with `exesdb-bridge publish`: --cacert FILE trusts that CA (PEM;
 # through EXESDB_HTTP_ADDR too, instead of the file's certificate), --user
@@ -182,6 +183,22 @@ else
                     "certificate openssl can read" >&2
                 exit 2
             fi
+            # Its dates, which --insecure leaves unchecked: verified as sign.py's TLS verifies
+            # them, the certificate its own trust anchor (OpenSSL's codes 9 and 10 at depth 0).
+            verified=$(openssl verify -partial_chain -CAfile <(printf '%s\n' "$certificate") \
+                2>&1 <<<"$certificate") || true
+            case $verified in
+                *"error 10 at 0 depth"*)
+                    dated="has expired ($(openssl x509 -noout -enddate <<<"$certificate"))" ;;
+                *"error 9 at 0 depth"*)
+                    dated="is not yet valid ($(openssl x509 -noout -startdate <<<"$certificate"))" ;;
+            esac
+            if [[ -n ${dated:-} ]]; then
+                echo "$0: the bridge's certificate (EXESDB_WEB_CONFIG_FILE's) $dated, so nothing" \
+                    "was sent: renew it, or set this machine's clock right; trusting another CA" \
+                    "would not help" >&2
+                exit 1
+            fi
             curl_options+=(--insecure --pinnedpubkey "sha256//$key_hash")
         fi
     fi
@@ -208,7 +225,9 @@ if ! status=$(curl -sS ${curl_options[@]+"${curl_options[@]}"} -o "$answer" -w '
     -H "Content-Type: application/json" \
     -H "X-ExESDB-Signature: t=$t,v1=$signature" \
     --data-binary "$body"); then
-    echo "$0: no answer from the bridge, so nothing was sent" >&2
+    # Named as sign.py names it: without a user:password@ of EXESDB_URL's (curl sent them).
+    [[ $bridge =~ ^([^:/]+://)[^/]*@(.*)$ ]] && bridge=${BASH_REMATCH[1]}${BASH_REMATCH[2]}
+    echo "$0: no answer from the bridge at $bridge, so nothing was sent" >&2
     exit 1
 fi
 echo "$status $(cat "$answer")"

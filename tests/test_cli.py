@@ -964,14 +964,17 @@ def _not_a_file(outbox: Path, kind: str) -> contextlib.AbstractContextManager[ob
         ("socket", "a socket"),
     ],
 )
-@pytest.mark.parametrize(("command", "status"), [("run", 2), ("outbox list", 1)])
+@pytest.mark.parametrize(
+    ("command", "status"), [("run", 2), ("check-config", 2), ("outbox list", 1)]
+)
 def test_an_outbox_path_that_is_no_file_is_named_not_its_directory(
     tmp_path: Path, kind: str, said: str, command: str, status: int
 ) -> None:
-    """A directory, a FIFO or a socket where the outbox file goes stops start-up (exit 2) and
-    `outbox list` (exit 1) at once, naming EXESDB_STATE_DIR's outbox file and what is there,
-    not the directory with SQLite's "unable to open database file" or "disk I/O error"; no
-    wait on the FIFO, no traceback, and nothing made in its place."""
+    """A directory, a FIFO or a socket where the outbox file goes stops start-up and
+    check-config (exit 2, in the same words) and `outbox list` (exit 1) at once, naming
+    EXESDB_STATE_DIR's outbox file and what is there, not the directory with SQLite's "unable
+    to open database file" or "disk I/O error"; no wait on the FIFO, no traceback, and nothing
+    made in its place."""
     state = tmp_path / "state"
     outbox = state / FILE_NAME
     env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state)}
@@ -987,12 +990,93 @@ def test_an_outbox_path_that_is_no_file_is_named_not_its_directory(
         assert completed.stderr.endswith(
             f"ERROR bridge: EXESDB_STATE_DIR: cannot open the alert outbox '{outbox}': {refusal}"
         )
+    elif command == "check-config":
+        assert completed.stdout == ""
+        assert completed.stderr.startswith(
+            "exesdb-bridge: bad configuration:\n  EXESDB_STATE_DIR: cannot open the alert outbox"
+            f" '{outbox}': {refusal}"
+        ), completed.stderr
     else:
         assert completed.stderr == (
             f"exesdb-bridge: cannot open the alert outbox at {outbox}: {refusal}"
         )
     assert not isinstance(made, FifoReleaser) or made.released == 0
     assert sorted(path.name for path in state.iterdir()) == [FILE_NAME]
+
+
+def _cut_short(outbox: Path) -> str:
+    """A stopped bridge's outbox at ``outbox``, cut 100 bytes short; the refusal's words."""
+    Outbox.in_dir(outbox.parent).close()
+    whole = outbox.read_bytes()
+    outbox.write_bytes(whole[:-100])
+    return (
+        f"file is an SQLite database cut short ({len(whole) - 100} bytes, not a whole number of"
+        " its 4096-byte pages): part of the outbox is lost; restore it whole, or move it out of"
+        " the way for a new one"
+    )
+
+
+def _no_database(outbox: Path) -> str:
+    """Text at ``outbox``; the refusal's words."""
+    outbox.parent.mkdir()
+    outbox.write_text("not a database\n")
+    return "file is not a database"
+
+
+@pytest.mark.parametrize(
+    ("command", "begins"),
+    [("run", " ERROR bridge: "), ("check-config", "exesdb-bridge: bad configuration:\n  ")],
+)
+@pytest.mark.parametrize("fault", [_cut_short, _no_database], ids=["cut short", "no database"])
+def test_check_config_refuses_an_outbox_run_refuses_in_the_same_words(
+    tmp_path: Path, command: str, begins: str, fault: Callable[[Path], str]
+) -> None:
+    """An outbox file cut short, or no SQLite database, stops check-config as it stops start-up:
+    exit 2 and the same line, the file left as it was and, by check-config, nothing made beside
+    it."""
+    state = tmp_path / "state"
+    said = fault(state / FILE_NAME)
+    before = {path.name: path.read_bytes() for path in state.iterdir()}
+    completed = cli(command, EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_STATE_DIR=str(state))
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stdout == ""
+    line = f"EXESDB_STATE_DIR: cannot open the alert outbox in '{state}': {said}\n"
+    assert f"{begins}{line}" in completed.stderr, completed.stderr
+    after = {path.name: path.read_bytes() for path in state.iterdir()}
+    assert after[FILE_NAME] == before[FILE_NAME]
+    if command == "check-config":  # run takes the directory's lock file before it opens
+        assert after == before
+
+
+def test_outbox_list_of_an_outbox_cut_short_says_what_to_do_and_no_more(tmp_path: Path) -> None:
+    """`outbox list` on an outbox cut short says so in the bridge's words, which end with what to
+    do (restore it, or move it out of the way), and nothing after them: no doubt about
+    EXESDB_STATE_DIR, which is the bridge's (exit 1)."""
+    state = tmp_path / "state"
+    said = _cut_short(state / FILE_NAME)
+    listed = cli("outbox", "list", EXESDB_STATE_DIR=str(state))
+    assert listed.returncode == 1
+    assert listed.stderr == (
+        f"exesdb-bridge: cannot open the alert outbox at {state / FILE_NAME}: {said}\n"
+    )
+
+
+def test_check_config_makes_and_changes_nothing_in_the_state_directory(tmp_path: Path) -> None:
+    """check-config reads the outbox a bridge left without writing a byte or making a file
+    beside it (no log, no shared memory: a read-only SQLite open makes both), and makes no state
+    directory where there is none (exit 0 for each)."""
+    state = tmp_path / "state"
+    outbox = Outbox.in_dir(state)
+    observe(outbox, event("a"), T0)
+    outbox.close()
+    before = {path.name: path.read_bytes() for path in state.iterdir()}
+    assert not (state / f"{FILE_NAME}-wal").exists()
+    completed = cli("check-config", EXESDB_STATE_DIR=str(state))
+    assert completed.returncode == 0, completed.stderr
+    assert {path.name: path.read_bytes() for path in state.iterdir()} == before
+    missing = tmp_path / "missing"
+    assert cli("check-config", EXESDB_STATE_DIR=str(missing)).returncode == 0
+    assert not missing.exists()
 
 
 def test_run_names_the_state_directory_it_may_not_write_not_a_file_tried_in_it(
@@ -1847,7 +1931,8 @@ def test_outbox_on_a_file_that_is_no_outbox_says_so_without_a_traceback(tmp_path
     assert listed.returncode == 1
     assert listed.stderr == (
         f"exesdb-bridge: cannot open the alert outbox at {state / 'alerts.sqlite3'}: file is not"
-        f" a database; is EXESDB_STATE_DIR the bridge's state directory (now '{state}')?\n"
+        f" a database; set EXESDB_STATE_DIR to the bridge's state directory (now '{state}'), or,"
+        " if it is that, move the file out of the way (the bridge refuses it too)\n"
     )
 
 
@@ -1858,15 +1943,17 @@ def test_outbox_on_a_file_that_is_no_outbox_says_so_without_a_traceback(tmp_path
             "outbox list",
             1,
             "exesdb-bridge: cannot open the alert outbox at {path}: file is an SQLite database of"
-            " another program's (its tables: 'x'), not an alert outbox; is EXESDB_STATE_DIR the"
-            " bridge's state directory (now '{state}')?\n",
+            " another program's (its tables: 'x'), not an alert outbox; set EXESDB_STATE_DIR to"
+            " the bridge's state directory (now '{state}'), or, if it is that, move the file out"
+            " of the way (the bridge refuses it too)\n",
         ),
         (
             "outbox retry --all",
             1,
             "exesdb-bridge: cannot open the alert outbox at {path}: file is an SQLite database of"
-            " another program's (its tables: 'x'), not an alert outbox; is EXESDB_STATE_DIR the"
-            " bridge's state directory (now '{state}')?\n",
+            " another program's (its tables: 'x'), not an alert outbox; set EXESDB_STATE_DIR to"
+            " the bridge's state directory (now '{state}'), or, if it is that, move the file out"
+            " of the way (the bridge refuses it too)\n",
         ),
         (
             "run",
@@ -1904,8 +1991,9 @@ def test_an_sqlite_file_of_another_program_s_is_refused_not_made_an_outbox(
         (
             "outbox list",
             1,
-            "exesdb-bridge: cannot open the alert outbox at {path}: file is not a database; is"
-            " EXESDB_STATE_DIR the bridge's state directory (now '{state}')?\n",
+            "exesdb-bridge: cannot open the alert outbox at {path}: file is not a database; set"
+            " EXESDB_STATE_DIR to the bridge's state directory (now '{state}'), or, if it is"
+            " that, move the file out of the way (the bridge refuses it too)\n",
         ),
         (
             "run",

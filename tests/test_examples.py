@@ -3,12 +3,14 @@ port that is not the default one."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
@@ -287,20 +289,26 @@ def test_the_shell_signer_names_a_payload_that_is_no_json_by_its_own_position(
     ("name", "said"),
     [
         ("sign.py", "sign.py: cannot reach the bridge at http://127.0.0.1:{port}: "),
-        ("sign.sh", "sign.sh: no answer from the bridge, so nothing was sent"),
+        ("sign.sh", "sign.sh: no answer from the bridge at http://127.0.0.1:{port}, so nothing"),
     ],
 )
-def test_a_signer_says_when_no_bridge_answers(name: str, said: str) -> None:
+@pytest.mark.parametrize("found", ["EXESDB_HTTP_ADDR", "EXESDB_URL"])
+def test_a_signer_says_when_no_bridge_answers(name: str, said: str, found: str) -> None:
     """A signer with nothing listening at the address exits 1 (sign.sh too, not curl's own
-    status) saying so, without a traceback."""
+    status) saying so and naming the bridge's URL it asked (a wrong port is seen at once), its
+    password never, without a traceback."""
     port = free_port()
+    where = {"EXESDB_HTTP_ADDR": f"127.0.0.1:{port}"}
+    if found == "EXESDB_URL":
+        where = {"EXESDB_URL": f"http://alice:hunter2@127.0.0.1:{port}"}
     completed = _run(
         [*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY],
         SECRET_KEY_BASE=TEST_SECRET,
-        EXESDB_HTTP_ADDR=f"127.0.0.1:{port}",
+        **where,
     )
     assert completed.returncode == 1, completed.stderr
     assert said.format(port=port) in completed.stderr
+    assert "hunter2" not in completed.stderr
     assert "Traceback" not in completed.stderr
 
 
@@ -536,6 +544,47 @@ def test_the_python_signer_told_its_web_configs_certificate_expired_says_to_rene
     assert completed.stderr.endswith(
         "; its certificate is out of its dates: renew it, or set this machine's clock right;"
         " trusting another CA would not help\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("days", "said"),
+    [((-2, -1), "has expired (notAfter="), ((1, 2), "is not yet valid (notBefore=")],
+    ids=["expired", "not yet valid"],
+)
+def test_the_shell_signer_refuses_its_web_configs_certificate_out_of_its_dates(
+    days: tuple[int, int], said: str, tmp_path: Path
+) -> None:
+    """sign.sh, which pins the web config's own certificate by its public key (curl then checks
+    no dates), refuses one expired or not yet valid as sign.py does: exit 1, one line saying so
+    and what to do, without connecting to the bridge's address."""
+    now = datetime.now(UTC)
+    leaf = trustme.CA().issue_cert(
+        "127.0.0.1",
+        not_before=now + timedelta(days=days[0]),
+        not_after=now + timedelta(days=days[1]),
+    )
+    leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "server.pem"))
+    web_config = tmp_path / "web.yml"
+    web_config.write_text("tls_server_config:\n  cert_file: server.pem\n  key_file: k.pem\n")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        completed = _run(
+            [*_signer("sign.sh"), "--timeout", "2", "ex_esdb_health", "node_health_updated",
+             HEALTHY],
+            SECRET_KEY_BASE=TEST_SECRET,
+            EXESDB_HTTP_ADDR=f"127.0.0.1:{listener.getsockname()[1]}",
+            EXESDB_WEB_CONFIG_FILE=str(web_config),
+        )  # fmt: skip
+        with contextlib.suppress(BlockingIOError):  # none in the backlog: curl never connected
+            listener.accept()[0].close()
+            pytest.fail("sign.sh connected to the bridge's address")
+    assert completed.returncode == 1, completed.stderr
+    [line] = completed.stderr.splitlines()
+    assert f": the bridge's certificate (EXESDB_WEB_CONFIG_FILE's) {said}" in line
+    assert line.endswith(
+        ", so nothing was sent: renew it, or set this machine's clock right; trusting another CA"
+        " would not help"
     )
 
 

@@ -9,7 +9,7 @@ import shlex
 import pytest
 
 from bridge.cli import build_parser
-from tests.doc_text import DOCS, README, fenced, links, section
+from tests.doc_text import DOCS, README, fenced, links, pages, section
 
 TEXT = README.read_text()
 
@@ -134,3 +134,19 @@ def test_the_readme_runs_alertmanager_by_debians_name_where_the_bridge_posts() -
         assert "--storage.path=" in line, line  # Debian's default is root's
         [listen] = re.findall(r"--web\.listen-address=(\S+)", line)
         assert any(f"EXESDB_ALERTMANAGER_URL=http://{listen} " in other for other in lines)
+
+
+def test_every_silent_curl_of_the_docs_still_says_why_it_failed() -> None:
+    """A ``curl -s`` in the README's or a page's shell blocks is ``-sS``: the progress meter
+    hidden, but not the error, so a request to a port the bridge does not listen on (the shell's
+    EXESDB_HTTP_ADDR not the bridge's) says so rather than printing nothing into its grep."""
+    quiet = []
+    for path in pages():
+        for block in fenced(path.read_text(), "sh"):
+            for line in block.replace("\\\n", " ").splitlines():
+                # Each curl's options, up to the end of its command (a pipe, ;, && or ||).
+                for command in re.findall(r"(?:^|[\s|;&(])curl\s([^|;&]*)", line):
+                    flags = "".join(re.findall(r"(?:^|\s)-([A-Za-z]+)\b", command))
+                    if "s" in flags and "S" not in flags:
+                        quiet.append(f"{path.name}: {line.strip()}")
+    assert not quiet, quiet

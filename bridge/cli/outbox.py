@@ -126,6 +126,18 @@ def _state_dir_said(state_dir: str) -> str:
     return f"now {state_dir!r}"
 
 
+def _not_an_outbox_hint(state_dir: str, exc: BaseException) -> str:
+    """What to do when the outbox file could not be opened (``exc``) for no reason the system's
+    words explain: the wrong EXESDB_STATE_DIR most often, or a file there that is no outbox (not
+    SQLite's, another program's), which the bridge refuses too."""
+    import sqlite3
+
+    hint = f"set EXESDB_STATE_DIR to the bridge's state directory ({_state_dir_said(state_dir)})"
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        hint += ", or, if it is that, move the file out of the way (the bridge refuses it too)"
+    return hint
+
+
 def _demo_hint() -> str:
     """Where `run --demo`'s outbox is, when EXESDB_STATE_DIR is unset and the demo made one: it
     keeps its state in a folder of its own, so a person who ran it finds nothing in the default."""
@@ -152,6 +164,7 @@ def _outbox(args: argparse.Namespace) -> int:
     from bridge.receiver_keys import receiver_label
     from bridge.sinks.alerts.outbox import FILE_NAME, Outbox, refuse_unusable, unopenable_hint
     from bridge.sinks.alerts.records import DeliveryState
+    from bridge.sinks.alerts.tables import CutShort
 
     settings = client_settings_or_exit(OutboxValues)
     if args.outbox_command == "retry" and not args.all and not args.ids:
@@ -176,13 +189,15 @@ def _outbox(args: argparse.Namespace) -> int:
                 f"this user (uid {os.geteuid()}) may not read and write it: run the command as"
                 " the user the bridge runs as (the file's owner), or as root"
             )
+        elif isinstance(exc, CutShort):
+            hint = ""  # its words say what to do, as the bridge's start gives them
         else:
-            hint = unopenable_hint(settings.state_dir, exc) or (
-                "is EXESDB_STATE_DIR the bridge's state directory"
-                f" ({_state_dir_said(settings.state_dir)})?"
+            hint = unopenable_hint(settings.state_dir, exc) or _not_an_outbox_hint(
+                settings.state_dir, exc
             )
         print(
-            f"exesdb-bridge: cannot open the alert outbox at {path.absolute()}: {exc}; {hint}",
+            f"exesdb-bridge: cannot open the alert outbox at {path.absolute()}: {exc}"
+            + (f"; {hint}" if hint else ""),
             file=sys.stderr,
         )
         return EXIT_FAILED

@@ -15,6 +15,7 @@ from bridge.cli.shared import (
     EXIT_OK,
     EXIT_USAGE,
     Commands,
+    say_bad_configuration,
     settings_or_exit,
     warn,
 )
@@ -309,8 +310,15 @@ def _alert_destinations(settings: Settings) -> list[str]:
 
 def _check_config(args: argparse.Namespace) -> int:
     from bridge.settings_checks import start_warnings
+    from bridge.sinks.alerts.outbox import outbox_problem
 
     settings = settings_or_exit()
+    # What `run` would stop on at start, past the settings: the outbox file there already (a
+    # directory, no outbox, one cut short), read without making or changing anything.
+    if (problem := outbox_problem(settings.state_dir)) is not None:
+        # Its warnings too: a misspelt EXESDB_STATE_DIR is a likely reason for the wrong folder.
+        say_bad_configuration(ConfigError([problem], warnings=start_warnings(settings)))
+        return EXIT_USAGE
     shown = settings.redacted()
     if (web_config := settings.web_config()) is not None:
         from bridge.webconfig import describe_web_config  # each file's modules with the file

@@ -31,6 +31,7 @@ from bridge.sinks.alerts.database import Database
 from bridge.sinks.alerts.dead_letters import DeadLetters
 from bridge.sinks.alerts.queue import DeliveryQueue
 from bridge.sinks.alerts.retention import Retention
+from bridge.sinks.alerts.tables import refuse_unfit
 from bridge.statelock import hold
 
 __all__ = [
@@ -38,8 +39,10 @@ __all__ = [
     "LOCK_NAME",
     "NotAFile",
     "Outbox",
+    "outbox_problem",
     "refuse_unusable",
     "unopenable_hint",
+    "unopenable_problem",
 ]
 
 FILE_NAME: Final = "alerts.sqlite3"
@@ -175,4 +178,35 @@ def unopenable_hint(state_dir: Path | str, exc: BaseException) -> str | None:
             "it cannot be created there: give a directory the bridge may write"
             " (in a container, a volume)"
         )
+    return None
+
+
+def unopenable_problem(doing: str, state_dir: str, exc: BaseException) -> str:
+    """The problem a bridge's start stops on when the outbox could not be opened or written
+    (``doing``), raising ``exc``: ``EXESDB_STATE_DIR``, the outbox file when the fault is in it
+    rather than in the directory, the system's words and, when one is known, what to do."""
+    hint = unopenable_hint(state_dir, exc)
+    where = f"in {state_dir!r}"
+    if isinstance(exc, NotAFile):
+        where = repr(exc.filename)
+    return f"EXESDB_STATE_DIR: cannot {doing} the alert outbox {where}: {exc}" + (
+        f"; {hint}" if hint else ""
+    )
+
+
+def outbox_problem(state_dir: str) -> str | None:
+    """The problem a bridge's start would stop on at the outbox file in ``state_dir``, in its
+    words (``unopenable_problem``): something there that is no file, no outbox, or an outbox cut
+    short; found without making or changing anything (``check-config``). None when the bridge
+    would open it, when there is none yet (the bridge makes it), and when only this user's
+    permissions refuse it: check-config may run as another user than the bridge's."""
+    path = Path(state_dir) / FILE_NAME
+    try:
+        refuse_unusable(path)
+        if path.exists():
+            refuse_unfit(path)
+    except PermissionError:
+        return None
+    except (OSError, sqlite3.Error) as exc:
+        return unopenable_problem("open", state_dir, exc)
     return None

@@ -64,7 +64,7 @@ from bridge.sinks.alerts.housekeeping import Housekeeping
 from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.kept import KeptChanges
 from bridge.sinks.alerts.metrics import AlertMetrics, DeliveryResult
-from bridge.sinks.alerts.outbox import NotAFile, Outbox, unopenable_hint
+from bridge.sinks.alerts.outbox import Outbox, unopenable_problem
 from bridge.sinks.alerts.payload import build_payloads
 from bridge.sinks.alerts.pending import PendingConditions
 from bridge.sinks.alerts.queue import BuildPayloads
@@ -858,16 +858,5 @@ def alert_sink(context: Context) -> AlertSink:
 
 
 def _outbox_failure(doing: str, state_dir: str, exc: BaseException) -> ConfigError:
-    """The start-up error for an outbox that could not be opened or written (``doing``),
-    naming ``EXESDB_STATE_DIR``, the outbox file when the fault is in it rather than in the
-    directory, and, when one is known, what to do."""
-    hint = unopenable_hint(state_dir, exc)
-    where = f"in {state_dir!r}"
-    if isinstance(exc, NotAFile):
-        where = repr(exc.filename)
-    return ConfigError(
-        [
-            f"EXESDB_STATE_DIR: cannot {doing} the alert outbox {where}: {exc}"
-            + (f"; {hint}" if hint else "")
-        ]
-    )
+    """The start-up error for an outbox that could not be opened or written (``doing``)."""
+    return ConfigError([unopenable_problem(doing, state_dir, exc)])

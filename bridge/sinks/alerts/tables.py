@@ -64,7 +64,7 @@ from typing import Final
 from bridge.regular_files import open_regular
 from bridge.sinks.alerts.records import refused
 
-__all__ = ["connect", "migrate"]
+__all__ = ["CutShort", "connect", "migrate", "refuse_unfit"]
 
 _SCHEMA_VERSION: Final = 16
 # The outbox's mark in the file's header (PRAGMA application_id): "EXOB".
@@ -307,6 +307,10 @@ _STEPS: Final[Mapping[int, str]] = {
 }
 
 
+class CutShort(sqlite3.DatabaseError):
+    """The outbox file was cut short (``_refuse_cut_short``); its message says what to do."""
+
+
 def connect(path: Path | str) -> sqlite3.Connection:
     """Open the outbox file as every user of it must: transactions explicit (``BEGIN
     IMMEDIATE`` … ``COMMIT``), the WAL journal (on btrfs the rollback journal: ``_journal``),
@@ -411,6 +415,26 @@ def _on_btrfs(path: Path | str) -> bool:
     )
 
 
+def refuse_unfit(path: Path | str) -> None:
+    """DatabaseError, in ``connect``'s words, when the file ``path`` is no outbox (no SQLite
+    database, another program's) or an outbox cut short, judged without writing anything, not
+    even a journal beside it (``check-config``). A file with a log or a journal beside it holding
+    anything is left unjudged: a bridge may be writing it, or SQLite makes it whole from them."""
+    _refuse_no_database(path)
+    for beside in (f"{path}-wal", f"{path}-journal"):
+        with contextlib.suppress(OSError):  # none there
+            if os.path.getsize(beside):
+                return
+    # immutable: no lock taken and no shared-memory file or log made beside it, as a read-only
+    # open of a WAL file makes them.
+    uri = f"{Path(path).absolute().as_uri()}?mode=ro&immutable=1"
+    db = sqlite3.connect(uri, uri=True, isolation_level=None)
+    try:
+        _refuse_another_programs(db, path)
+    finally:
+        db.close()
+
+
 def _refuse_no_database(path: Path | str) -> None:
     """DatabaseError, in SQLite's words, when the file ``path`` holds bytes but does not begin as
     an SQLite database does: SQLite refuses most such files at its first read, but takes one of a
@@ -455,7 +479,7 @@ def _refuse_cut_short(path: Path | str) -> None:
     elif head[24:28] == head[92:96] and size < pages * page:
         problem = f"{size // page} of the {pages} pages its header counts"
     if problem is not None:
-        raise sqlite3.DatabaseError(
+        raise CutShort(
             f"file is an SQLite database cut short ({problem}): part of the outbox is lost;"
             " restore it whole, or move it out of the way for a new one"
         )
