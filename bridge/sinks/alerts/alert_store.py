@@ -245,8 +245,10 @@ class AlertStore:
         *,
         max_open: int | None = None,
         latest: float | None = None,
+        ended: Mapping[str, float] | None = None,
     ) -> Plan:
-        """What ``apply`` would do, stored by nobody yet."""
+        """What ``apply`` would do, stored by nobody yet; ``ended``: when other work-queue
+        holders resolved alerts, by their events (``superseded``'s ``ended_at``)."""
         steps: list[Transition] = []
         # The plan's own results so far: a later change of the same alert starts from them.
         planned: dict[str, AlertRecord | None] = {}
@@ -281,7 +283,13 @@ class AlertStore:
                     current = None
                 if isinstance(change, Acknowledgement):
                     step = on_ack(current, change, now)
-                elif superseded(current, change, now, latest=latest):
+                elif superseded(
+                    current,
+                    change,
+                    now,
+                    latest=latest,
+                    ended_at=None if ended is None else ended.get(alert_id),
+                ):
                     stale += 1  # logged by the sink: `outbox list` imports no logging
                     continue
                 else:
