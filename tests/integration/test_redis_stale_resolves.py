@@ -295,3 +295,27 @@ async def test_a_down_and_return_delivered_again_to_the_next_holder_are_told_not
     await change(b, clock, "firing")  # the node down again, since: not lost
     await b.worker.step()
     assert told(receiver) == ["firing", "resolved", "firing"]
+
+
+async def test_a_return_delivered_again_after_the_node_went_down_anew_is_told_nothing(
+    cluster: Cluster,
+) -> None:
+    """A node's down, its return and its next down, all handled by a holder and delivered
+    again, one claim at a time, to the next (the first killed before its acknowledgements
+    were written): the receiver, told the alert fire, resolve and fire again, hears nothing
+    more, not a resolve of the alert still firing and a firing after it."""
+    server, receiver, clock, a, b = cluster.parts
+    await take(server, a, "a:1")
+    dates = []
+    for status in ("firing", "resolved", "firing"):
+        await change(a, clock, status)
+        dates.append(clock.now)
+        await a.worker.step()
+    assert told(receiver) == ["firing", "resolved", "firing"]
+    await take(server, b, "b:1")  # b takes the alert up, open
+    for status, at in zip(("firing", "resolved", "firing"), dates, strict=True):
+        clock.advance(1.0)
+        await b.states.apply([event("x", status, at=datetime.fromtimestamp(at, UTC))], clock.now)
+        clock.advance(60.0)
+        await b.worker.step()
+    assert told(receiver) == ["firing", "resolved", "firing"]

@@ -98,7 +98,7 @@ class AlertStates:
             now,
             max_open=self._max_open,
             latest=latest,
-            ended=self._index.ended,
+            dates=self._index.dates,
         )
 
     async def escalate(self, now: float, after_seconds: float) -> list[Escalated]:

@@ -137,7 +137,7 @@ def superseded(
     now: float,
     *,
     latest: float | None = None,
-    ended_at: float | None = None,
+    known_at: float | None = None,
 ) -> bool:
     """True when ``event`` would re-open, resolve, or change the severity of ``current`` but
     was sent before the event that last fired, kept up, changed or resolved it
@@ -146,18 +146,13 @@ def superseded(
     about the same alert are compared, each as ``on_event`` takes it (never after its receipt);
     an alert without ``event_at`` (stored before it was kept) takes every event, as before.
     ``latest`` (``now`` when None) is now by the clock the replicas share: see ``_when``.
-    ``ended_at``: the ``event_at`` of the alert as another work-queue holder resolved it
-    (``AlertIndex.ended``), which a firing event sent before it does not re-open here either,
-    where it is unknown or not open: that holder's resolving event may never come here again.
+    ``known_at``: the date of the alert's last notified change at the work-queue holders
+    (``AlertIndex.dates``), which a firing event sent before it does not re-open where the
+    alert is unknown either: the event of that change may never come here again.
     """
     latest = now if latest is None else latest
-    if (
-        ended_at is not None
-        and event.firing
-        and (current is None or not current.open)
-        and _when(event, latest) < ended_at
-    ):
-        return True
+    if current is None and known_at is not None and event.firing:
+        return _when(event, latest) < known_at
     if current is None or current.event_at is None or _when(event, latest) >= current.event_at:
         return False
     if event.firing:
