@@ -24,6 +24,12 @@ note dropped. A crash (SIGKILL) at any point:
   (``AlertStore.withdraw``), and forgets it stored the plan, so that should the note come back
   to it (the next holder killed before storing it) it stores and notifies it anew.
 
+The work-queue entries a holder handled but had not acknowledged when it was killed come
+again to the next one, one claim at a time: a node's down before its return, which would fire
+anew an alert resolved already. So the date of each alert's last notified change (by its
+events, which the open records in Redis do not carry) is kept in Redis too (``DATES``, a day),
+read by the next holder as it takes the lease up: an event sent before it undoes nothing.
+
 Dropping a note tells whether it was still there (``SharedState.forget``); one taken over
 meanwhile (its copy is read after the drop) is left out alike, so a replica that catches up
 while the next holder takes its notes over sends each change once too. A note that comes back
