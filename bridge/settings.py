@@ -169,6 +169,11 @@ class Settings(FromEnvironment):
     redis_max_backoff_ms: Annotated[int, Field(ge=100, le=60_000)] = setting(
         "EXESDB_REDIS_MAX_BACKOFF_MS", default=5_000
     )
+    # How long a Redis command waits for its answer (the socket timeout): above the 1 s its
+    # blocking reads wait, so that a blocked read is not taken for a dead server.
+    redis_timeout_ms: Annotated[int, Field(ge=1_500, le=60_000)] = setting(
+        "EXESDB_REDIS_TIMEOUT_MS", default=6_000
+    )
     redis_spool_bytes: Annotated[int, Field(ge=1_048_576, le=2**40)] = setting(
         "EXESDB_REDIS_SPOOL_BYTES", default=268_435_456
     )

@@ -485,14 +485,25 @@ def run_bridge(
     )
 
 
+class _Hung(BaseException):
+    """Raised into a command ``run_in_process`` runs once its time is out: a BaseException, so
+    that no ``except Exception`` of the command takes it for a failure of its own."""
+
+
 def run_in_process(
-    *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None, cwd: Path = ROOT
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+    cwd: Path = ROOT,
+    timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``exesdb-bridge`` with ``args`` in this process, as ``run_bridge`` runs it in a new
     one, at a fraction of the cost (a new process spends most of its time importing): the same
     entry point (``bridge.__main__.main``), environment (``bridge_env`` with ``env`` added),
     working folder and stdin, for this call only; its output captured, a ``SystemExit`` taken as
-    the exit status the process would have had.
+    the exit status the process would have had. A command still running after ``timeout``
+    seconds (``run_command``'s) is interrupted (SIGALRM: call this from the main thread) and the
+    test fails saying so, with what it wrote, rather than hang the suite.
 
     For the client commands and usage errors; not ``run``, whose server, signal handlers and
     logging would outlive the call (``run_bridge`` runs it in a process of its own).
@@ -500,7 +511,13 @@ def run_in_process(
     from bridge.__main__ import main
 
     assert args[:1] != ("run",), "run serves until stopped: run it with run_bridge"
+    assert threading.current_thread() is threading.main_thread(), "SIGALRM times the command"
     out, err = io.StringIO(), io.StringIO()
+    hung = False
+
+    def time_out(signum: int, frame: object) -> NoReturn:
+        raise _Hung
+
     with (
         pytest.MonkeyPatch.context() as patch,
         contextlib.redirect_stdout(out),
@@ -513,6 +530,8 @@ def run_in_process(
         patch.chdir(cwd)
         if stdin is not None:
             patch.setattr(sys, "stdin", io.StringIO(stdin))
+        before = signal.signal(signal.SIGALRM, time_out)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
             status = main(list(args))
         except SystemExit as exc:  # as the interpreter ends a process on it
@@ -521,6 +540,17 @@ def run_in_process(
             else:
                 print(exc.code, file=sys.stderr)
                 status = 1
+        except _Hung:
+            hung = True
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, before)
+    if hung:
+        pytest.fail(
+            f"exesdb-bridge {' '.join(args)} did not end within {timeout:g} s (hung?);"
+            f" stdout so far: {out.getvalue()!r}; stderr so far: {err.getvalue()!r}",
+            pytrace=False,
+        )
     return subprocess.CompletedProcess(
         ["exesdb-bridge", *args], status, out.getvalue(), err.getvalue()
     )

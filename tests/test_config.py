@@ -479,6 +479,7 @@ _LARGEST = {
     "EXESDB_REDIS_CLAIM_IDLE_MS": ("milliseconds", 1, 86_400_000),
     "EXESDB_REDIS_SPOOL_BYTES": ("bytes", 1_048_576, 2**40),
     "EXESDB_REDIS_MAX_BACKOFF_MS": ("milliseconds", 100, 60_000),
+    "EXESDB_REDIS_TIMEOUT_MS": ("milliseconds", 1_500, 60_000),
     "EXESDB_SHUTDOWN_TIMEOUT_MS": ("milliseconds", 1, 3_600_000),
     "EXESDB_HTTP_HEADER_TIMEOUT_MS": ("milliseconds", 1, 3_600_000),
     "EXESDB_HTTP_BODY_TIMEOUT_MS": ("milliseconds", 1, 3_600_000),

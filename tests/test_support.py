@@ -1,13 +1,16 @@
-"""The test helpers of ``tests/support.py`` that start server processes."""
+"""The test helpers of ``tests/support.py`` that start server processes or run commands."""
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
-from tests.support import free_port, start_listening, wait_until
+from tests.support import ADMIN_TOKEN, free_port, run_in_process, start_listening, wait_until
 
 
 def test_a_server_not_ready_in_time_is_stopped_before_the_test_fails() -> None:
@@ -35,3 +38,22 @@ def test_a_server_not_ready_in_time_is_stopped_before_the_test_fails() -> None:
     finally:
         started[0].kill()
         started[0].wait()
+
+
+def test_a_command_run_in_process_that_hangs_fails_the_test_saying_so() -> None:
+    """A command ``run_in_process`` runs that does not end within its timeout (a client waiting
+    on a server that takes the connection and never answers) is interrupted and fails the test,
+    naming the command and its time, with the SIGALRM handler as it was; the next runs."""
+    before = signal.getsignal(signal.SIGALRM)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(
+            pytest.fail.Exception, match=r"alerts list --url \S+ did not end within 0.5 s"
+        ):
+            run_in_process(
+                "alerts", "list", "--url", url, env={"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}, timeout=0.5
+            )
+        assert time.monotonic() - started < 5.0
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert run_in_process("--version").returncode == 0

@@ -49,6 +49,8 @@ _NODE_HEALTH_TAG: Final = NodeHealth.TAG
 _NODE_LIFECYCLE_TAG: Final = NodeLifecycle.TAG
 
 
+# Lefts under this node's name kept to be judged once its start is dated: one is the rule.
+_LEFTS_KEPT: Final = 16
 _ANNOUNCING: Final = "cluster announcement"
 _REFRESHING: Final = "refreshing the cluster state keys"
 _HEALTH: Final = "the periodic ClusterHealth"
@@ -115,6 +117,11 @@ class ClusterMonitor:
         # To the millisecond, as messages are dated: a left made the millisecond this one
         # began is this run's, not dated before it.
         self._began = math.floor(wall_clock() * 1000) / 1000
+        self._began_at = clock()  # the start by ``clock``: dated by the shared clock from it
+        self._dated = False  # whether _began is by the shared clock (see _date_start)
+        # Lefts under this node's name heard before the start could be dated by the shared
+        # clock (Redis out of reach then): judged once it is.
+        self._lefts: list[NodeLifecycle] = []
         self._interval_ms = interval_ms
         self._interval = interval_ms / 1000
         # Each node's limit of silence, by its own interval (which this one's floors).
@@ -252,6 +259,40 @@ class ClusterMonitor:
             except Exception:
                 self._subscription.failed_on(envelope)
 
+    def _own_left(self, lifecycle: NodeLifecycle) -> None:
+        """A leaving or left under this node's name: another process sharing the name now, or
+        one made before this process began (by the shared clock, as messages are dated), an
+        earlier run's stop come late (its frames written to Redis from the spool by this run,
+        Redis having been out of reach as that one stopped), ignored. The payload's time, not
+        the envelope's: a frame that waited long in the spool is signed again with a fresh ts
+        (Bus._resign)."""
+        if lifecycle.timestamp.timestamp() < self._began:
+            _logger.info(
+                "a left of this node (%s) made at %s, before this process started (an"
+                " earlier run's, come late): ignored",
+                self.node,
+                format_timestamp(lifecycle.timestamp),
+            )
+            return
+        self._leave(self.node)
+        self._announcer.heard(self.node, lifecycle.event)
+
+    def _date_start(self) -> None:
+        """Date this process's start by the shared clock (to the millisecond, as messages are
+        dated: a left made the millisecond this one began is this run's, not dated before
+        it), as long before now by it as by ``clock``; the lefts heard meanwhile judged by
+        it. Its own clock's date stands while the shared one could not be read (Redis out of
+        reach at start): by a host clock behind Redis's, an earlier run's stop dated by Redis
+        would be taken for another process's, and this node for one that left."""
+        if not self._shared_clock.measured:
+            return
+        since = max(0.0, self._clock() - self._began_at)
+        self._began = math.floor((self._shared_clock.unix_time() - since) * 1000) / 1000
+        self._dated = True
+        lefts, self._lefts = self._lefts, []
+        for lifecycle in lefts:
+            self._own_left(lifecycle)
+
     def _arrived(self, envelope: Envelope, node: Node | None, now: float) -> Node | None:
         """What hearing ``envelope`` takes besides the publisher's node heard (and a NodeHealth's
         reported health): a node that leaves let go (None), one heard for the first time
@@ -271,21 +312,13 @@ class ClusterMonitor:
             and lifecycle.node == publisher
             and lifecycle.event in ("leaving", "left")
         ):
-            if publisher == self.node and lifecycle.timestamp.timestamp() < self._began:
-                # Made before this process began: an earlier run's stop under this name, come
-                # late (its frames written to Redis from the spool by this run, Redis having
-                # been out of reach as that one stopped), not a process sharing the name now.
-                # The payload's time, not the envelope's: a frame that waited long in the
-                # spool is signed again with a fresh ts (Bus._resign).
-                _logger.info(
-                    "a left of this node (%s) made at %s, before this process started (an"
-                    " earlier run's, come late): ignored",
-                    publisher,
-                    format_timestamp(lifecycle.timestamp),
-                )
-                return None
-            self._leave(publisher)
-            self._announcer.heard(publisher, lifecycle.event)
+            if publisher != self.node:
+                self._leave(publisher)
+                self._announcer.heard(publisher, lifecycle.event)
+            elif self._dated:
+                self._own_left(lifecycle)
+            elif len(self._lefts) < _LEFTS_KEPT:
+                self._lefts.append(lifecycle)  # judged once the start is dated (see _tick)
             return None
         if node is None:
             if len(self._nodes) >= self._max_nodes:
@@ -403,6 +436,8 @@ class ClusterMonitor:
         now = self._clock()
         if self._bus.hearing() is None:
             await self._shared_clock.look()  # once an interval; not while Redis is out of reach
+            if not self._dated:
+                self._date_start()
         if self._greet or now - self._last_beat >= self._interval:
             self._beat(now)
         self._log_dropped()
@@ -581,10 +616,12 @@ class ClusterMonitor:
         """Join (this node is tracked and heard at once), tick once, then tick on a loop."""
         self._started = True
         # The start dated as this node's messages are, by the coordinator's clock: an earlier
-        # run's left is told by it (see _arrived).
+        # run's left is told by it (see _own_left); at a later tick, when it cannot be read now.
         if self._bus.hearing() is None:
             await self._shared_clock.look()
+        self._began_at = self._clock()
         self._began = math.floor(self._shared_clock.unix_time() * 1000) / 1000
+        self._date_start()
         self._nodes.setdefault(self.node, Node(self._clock(), self._pacing.new()))
         await self.tick()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="cluster-monitor")

@@ -26,7 +26,16 @@ class SharedClock:
     """This replica's wall clock set to the coordinator's, the difference looked at again
     every ``every`` seconds (by ``clock``), or ``retry`` seconds after a look that failed."""
 
-    __slots__ = ("_clock", "_coordinator", "_every", "_next", "_offset", "_retry", "_wall_clock")
+    __slots__ = (
+        "_clock",
+        "_coordinator",
+        "_every",
+        "_next",
+        "_offset",
+        "_retry",
+        "_wall_clock",
+        "measured",
+    )
 
     def __init__(
         self,
@@ -44,6 +53,9 @@ class SharedClock:
         self._wall_clock = wall_clock
         self._offset = 0.0  # the coordinator's clock less this replica's: none until looked at
         self._next = -math.inf
+        self.measured = False
+        """Whether a look has had the coordinator's answer: until then this is the replica's
+        own clock."""
 
     async def look(self, within: float | None = None) -> None:
         """Measure the difference again, if ``every`` seconds passed since the last look: one
@@ -65,6 +77,7 @@ class SharedClock:
             return
         self._offset = shared - (before + self._wall_clock()) / 2
         self._next = now + self._every
+        self.measured = True
 
     def unix_time(self) -> float:
         """Now by the coordinator's clock, in Unix seconds."""

@@ -1,4 +1,4 @@
-"""A replica whose clock is off dates its cluster announcements by Redis's clock (a real server).
+"""A replica whose clock is off dates its cluster announcements and its start by Redis's clock.
 
 A node's ``down`` and its ``reconnected`` may be announced by different replicas, and the alert
 stage takes a resolve dated before the down it follows as stale: dated by a replica's own clock,
@@ -12,12 +12,20 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import pytest
+from redis.asyncio import Redis
 
+from bridge.backoff import Backoff
 from bridge.bus import Envelope, decode_envelope
+from bridge.bus.redis.coordination import RedisCoordinator
+from bridge.bus.redis.layout import Layout
+from bridge.bus.redis.link import Link
 from bridge.cluster import ClusterMonitor
 from bridge.messages import NodeLifecycle
+from tests.cluster.helpers import Clock
+from tests.cluster.helpers import Replica as Monitored
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_cluster_keys import time_refused
 from tests.integration.test_redis_bus import Replica, replicas
@@ -145,3 +153,39 @@ async def test_a_redis_refusing_time_dates_by_the_replicas_clock_said_once(
         assert len(told) == 1, told
         assert "refuses the bridge's user TIME" in told[0]
         assert "pw" not in told[0]
+
+
+@pytest.mark.parametrize("heard", ["before", "after"])
+async def test_a_start_redis_could_not_date_is_dated_by_its_clock_once_it_answers(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture, heard: str
+) -> None:
+    """A replica started while Redis was out of reach, on a host two minutes behind Redis's
+    clock, dates its start by Redis's clock once Redis answers: an earlier run's left under its
+    name, dated by Redis just before this run started (written late from that run's spool), is
+    told as that run's, and this node stays in the cluster, heard before Redis's clock was
+    first read or after."""
+    server = redis_server()
+    client = Redis.from_url(server.url)
+    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
+    coordinator = RedisCoordinator(link, Layout("exesdb"), owner="bridge-1:a", data_losses=int)
+    stopped = datetime.fromtimestamp(redis_seconds(server), UTC)
+    server.stop()  # out of reach as this run starts
+    caplog.set_level(logging.INFO, "bridge.cluster")
+    replica = Monitored("bridge-1", Clock(), coordinator, wall_clock=lambda: time.time() - SKEW)
+    await replica.start()
+    try:
+        server.start()
+        left = NodeLifecycle(node="bridge-1", event="left", cluster_size=1, timestamp=stopped)
+        if heard == "before":
+            await replica.hear("bridge-1", left)
+        await replica.tick()  # Redis's clock read
+        if heard == "after":
+            await replica.hear("bridge-1", left)
+        await replica.tick()
+        assert "two processes share EXESDB_NODE" not in caplog.text
+        assert "a left of this node (bridge-1) made at " in caplog.text
+        assert replica.monitor.health().total_nodes == 1
+    finally:
+        await replica.monitor.aclose()
+        await replica.bridge.aclose()
+        await client.aclose()

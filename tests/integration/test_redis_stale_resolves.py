@@ -245,3 +245,77 @@ async def test_a_resolve_whose_note_the_next_holder_took_over_reaches_the_receiv
         await a.worker.step()
         await back.worker.step()
     assert told(receiver) == ["firing", "resolved"]
+
+
+async def redeliver(replica: Replica, clock: ManualClock, *dates: float, batches: int) -> None:
+    """Alert ``x``'s down (fired at ``dates[0]``) and return (resolved at ``dates[1]``)
+    delivered again to ``replica``, the holder, in one batch or two (its worker sending
+    between them), a second on."""
+    clock.advance(1.0)
+    down, back = (datetime.fromtimestamp(at, UTC) for at in dates)
+    events = [event("x", at=down), event("x", "resolved", at=back)]
+    if batches == 1:
+        await replica.states.apply(events, clock.now)
+        return
+    for one in events:
+        await replica.states.apply([one], clock.now)
+        clock.advance(60.0)
+        await replica.worker.step()
+
+
+@pytest.mark.parametrize("batches", [1, 2], ids=["one-batch", "two-batches"])
+@pytest.mark.parametrize("standing_by", [False, True], ids=["taking-the-lease", "standing-by"])
+async def test_a_down_and_return_delivered_again_to_the_next_holder_are_told_nothing(
+    cluster: Cluster, standing_by: bool, batches: int
+) -> None:
+    """A node's down and its return, both handled by a holder and delivered again to the next
+    (the first killed before its acknowledgements were written), tell the receiver nothing,
+    whether in one batch or two, and whether the next holder, standing by, had taken the alert
+    up open: it heard the alert fire and resolve once, not a second firing and resolve for an
+    alert resolved already; the node going down again after is told."""
+    server, receiver, clock, a, b = cluster.parts
+    await take(server, a, "a:1")
+    await change(a, clock, "firing")
+    down = clock.now
+    await a.worker.step()
+    if standing_by:
+        await b.states.catch_up()  # b takes the open alert up from Redis
+    await change(a, clock, "resolved")
+    back = clock.now
+    await a.worker.step()
+    assert told(receiver) == ["firing", "resolved"]
+    if standing_by:
+        await b.states.catch_up()  # b hears that a resolved it
+    await take(server, b, "b:1")
+    await redeliver(b, clock, down, back, batches=batches)
+    clock.advance(60.0)
+    for _ in range(2):
+        await b.worker.step()
+    assert told(receiver) == ["firing", "resolved"]
+    await change(b, clock, "firing")  # the node down again, since: not lost
+    await b.worker.step()
+    assert told(receiver) == ["firing", "resolved", "firing"]
+
+
+async def test_a_return_delivered_again_after_the_node_went_down_anew_is_told_nothing(
+    cluster: Cluster,
+) -> None:
+    """A node's down, its return and its next down, all handled by a holder and delivered
+    again, one claim at a time, to the next (the first killed before its acknowledgements
+    were written): the receiver, told the alert fire, resolve and fire again, hears nothing
+    more, not a resolve of the alert still firing and a firing after it."""
+    server, receiver, clock, a, b = cluster.parts
+    await take(server, a, "a:1")
+    dates = []
+    for status in ("firing", "resolved", "firing"):
+        await change(a, clock, status)
+        dates.append(clock.now)
+        await a.worker.step()
+    assert told(receiver) == ["firing", "resolved", "firing"]
+    await take(server, b, "b:1")  # b takes the alert up, open
+    for status, at in zip(("firing", "resolved", "firing"), dates, strict=True):
+        clock.advance(1.0)
+        await b.states.apply([event("x", status, at=datetime.fromtimestamp(at, UTC))], clock.now)
+        clock.advance(60.0)
+        await b.worker.step()
+    assert told(receiver) == ["firing", "resolved", "firing"]

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import replace
 from pathlib import Path
@@ -46,6 +47,10 @@ from tests.support import ADMIN_TOKEN, ManualClock, async_wait_until
 pytestmark = pytest.mark.integration
 
 __all__ = ["boxes", "db", "redis_server"]  # the fixtures, imported for the tests below
+
+# The stalled change an acknowledgement at the holder waits out: 2 s (the default is 6 s), still
+# well above the 1 s the bus's blocking reads wait, which are not to time out meanwhile.
+TIMEOUT_MS = 2_000
 
 
 @pytest.fixture
@@ -562,6 +567,7 @@ async def test_an_ack_stored_nowhere_whose_alertack_the_bus_cannot_take_is_answe
             tmp_path,
             EXESDB_BUS=proxy.url,
             EXESDB_REDIS_SPOOL_BYTES=str(1024 * 1024),  # the least allowed
+            EXESDB_REDIS_TIMEOUT_MS=str(TIMEOUT_MS),
         )
         async with bridge_of as (bridge, sink, _):
             await async_wait_until(sink.holds_work_queue, what="the work-queue lease")
@@ -620,14 +626,20 @@ async def test_an_ack_at_the_holder_whose_change_redis_does_not_take_is_answered
     server = redis_server()
     proxy = await Proxy(server.port).start()
     try:
-        async with alert_bridge(tmp_path, EXESDB_BUS=proxy.url) as (bridge, sink, _):
+        bridge_of = alert_bridge(
+            tmp_path, EXESDB_BUS=proxy.url, EXESDB_REDIS_TIMEOUT_MS=str(TIMEOUT_MS)
+        )
+        async with bridge_of as (bridge, sink, _):
             await async_wait_until(sink.holds_work_queue, what="the work-queue lease")
             bridge.bus.publish("disk_full", system_alert("a1", metadata={"requires_ack": True}))
             await async_wait_until(lambda: stored(sink.outbox, "a1"), what="the alert stored")
             spooled = bridge.registry.get_sample_value("exesdb_redis_spooled_total") or 0
             proxy.stall()  # the holder's change waits for an answer, then times out
+            began = time.monotonic()
             status, _headers, body = await _ack(bridge)
             assert (status, body["alert"]["state"]) == (200, "acknowledged"), body
+            # Answered once EXESDB_REDIS_TIMEOUT_MS ran out, not the default 6 s.
+            assert TIMEOUT_MS / 1000 <= time.monotonic() - began < 5.0
             assert sink.holds_work_queue()  # (the lease outlasts the stall)
             kept = stored(sink.outbox, "a1")
             assert kept is not None

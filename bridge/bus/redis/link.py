@@ -59,7 +59,7 @@ OWN_OPTIONS: Final = MappingProxyType(
     {
         "socket_timeout": (
             "the Redis transport's own, above the XREAD block time so that a blocked read is not"
-            " taken for a dead server"
+            " taken for a dead server: EXESDB_REDIS_TIMEOUT_MS sets it"
         ),
         "socket_connect_timeout": (
             "the Redis transport's own, short so that an unreachable Redis is told in readiness"
@@ -215,10 +215,12 @@ class Link:
         backoff: Backoff,
         *,
         block_ms: int = 1_000,
+        timeout_ms: int | None = None,
         restart_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``block_ms``: how long the loops' blocking reads wait (as given to ``redis_client``);
+        """``block_ms``: how long the loops' blocking reads wait, ``timeout_ms`` how long a
+        command waits for its answer (both as given to ``redis_client``);
         ``restart_seconds``: how long a stage that failed unexpectedly waits to restart;
         ``clock`` (monotonic seconds) ages the refusals."""
         self.url = url
@@ -239,7 +241,7 @@ class Link:
         # each answered within the socket timeout): a refusal not heard again for twice the cap
         # and one socket timeout is no longer made. With the transport's defaults (a 5 s cap,
         # 1 s blocking reads, so a 6 s socket timeout) that is docs/redis.md's 16 s.
-        self.refusal_seconds = 2 * backoff.cap + _answer_seconds(block_ms)
+        self.refusal_seconds = 2 * backoff.cap + _answer_seconds(block_ms, timeout_ms)
         self._restart_seconds = restart_seconds
         self._clock = clock
         self._refusals: dict[object, tuple[float, str]] = {}  # owner -> (when, what was said)
@@ -528,21 +530,25 @@ class Link:
         return redact_urls("; ".join(problems)) if problems else None
 
 
-def redis_client(url: str, *, block_ms: int) -> Redis:
-    """The transport's client for ``url``, whose blocking reads wait up to ``block_ms``; it sets
-    the options of ``OWN_OPTIONS`` (``EXESDB_BUS`` may not)."""
-    return Redis.from_pool(redis_pool(url, block_ms=block_ms))
+def redis_client(url: str, *, block_ms: int, timeout_ms: int | None = None) -> Redis:
+    """The transport's client for ``url``, whose blocking reads wait up to ``block_ms`` and
+    whose commands wait up to ``timeout_ms`` for an answer (the socket timeout, above
+    ``block_ms``; None: 5 s above it); it sets the options of ``OWN_OPTIONS`` (``EXESDB_BUS``
+    may not)."""
+    return Redis.from_pool(redis_pool(url, block_ms=block_ms, timeout_ms=timeout_ms))
 
 
-def redis_pool(url: str, *, block_ms: int, load_tls: bool = False) -> ConnectionPool:
-    """The connection pool of ``redis_client(url, block_ms=block_ms)``: a new one loads the TLS
-    files ``url`` names anew, once, and its connections keep them (``_OneTLSContextPool``).
-    ``load_tls``: load them now (OSError or ssl.SSLError when they do not load), not as its
-    first connection opens."""
+def redis_pool(
+    url: str, *, block_ms: int, timeout_ms: int | None = None, load_tls: bool = False
+) -> ConnectionPool:
+    """The connection pool of ``redis_client(url, block_ms=block_ms, timeout_ms=timeout_ms)``: a
+    new one loads the TLS files ``url`` names anew, once, and its connections keep them
+    (``_OneTLSContextPool``). ``load_tls``: load them now (OSError or ssl.SSLError when they do
+    not load), not as its first connection opens."""
     pool = _OneTLSContextPool.from_url(
         url,
         socket_connect_timeout=_CONNECT_SECONDS,
-        socket_timeout=_answer_seconds(block_ms),
+        socket_timeout=_answer_seconds(block_ms, timeout_ms),
         retry=Retry(NoBackoff(), 0),  # reconnection is ours, with backoff and readiness
         health_check_interval=10,
         decode_responses=False,  # the default, said here: entries are verified as the bytes signed
@@ -587,17 +593,20 @@ class _OneTLSContextPool(ConnectionPool):
             self._tls.get()
 
 
-def command_seconds(block_ms: int) -> float:
+def command_seconds(block_ms: int, timeout_ms: int | None = None) -> float:
     """The longest a command of a client made by ``redis_client`` may last, connecting
-    included, when blocking reads wait up to ``block_ms``: then it has an answer or failed."""
-    return _CONNECT_SECONDS + _answer_seconds(block_ms)
+    included, when blocking reads wait up to ``block_ms`` and answers up to ``timeout_ms``:
+    then it has an answer or failed."""
+    return _CONNECT_SECONDS + _answer_seconds(block_ms, timeout_ms)
 
 
-def _answer_seconds(block_ms: int) -> float:
-    """How long a command waits for Redis's answer (the client's socket timeout) when blocking
-    reads wait up to ``block_ms``: above that, so a blocked read is not taken for a dead
-    server."""
-    return block_ms / 1000 + _ANSWER_MARGIN_SECONDS
+def _answer_seconds(block_ms: int, timeout_ms: int | None) -> float:
+    """How long a command waits for Redis's answer (the client's socket timeout): ``timeout_ms``
+    (``EXESDB_REDIS_TIMEOUT_MS``), or by default ``_ANSWER_MARGIN_SECONDS`` above the blocking
+    reads' ``block_ms``, so a blocked read is not taken for a dead server."""
+    if timeout_ms is None:
+        return block_ms / 1000 + _ANSWER_MARGIN_SECONDS
+    return timeout_ms / 1000
 
 
 def linger(read: int, batch: int) -> float:

@@ -62,9 +62,9 @@ local function refused(checks)
 end
 """
 
-# KEYS: lease, records, kept, notes, the set of nodes with notes. ARGV: consumer, restore (0/1),
-# note id ("" for none), note, the number of records put, then key, value for each, then the
-# keys removed, then (last) this replica's node.
+# KEYS: lease, records, kept, and with a note, notes and the set of nodes with notes. ARGV:
+# consumer, restore (0/1), note id ("" for none), note, the number of records put, then key,
+# value for each, then the keys removed, then (last) this replica's node.
 _COMMIT: Final = (
     _ASK_FIRST
     + """
@@ -226,13 +226,11 @@ class RedisSharedState:
         for field, value in change.put.items():
             args += [field, value]
         args += [*change.remove, self._node]
+        keys = [self._layout.leader, key, f"{key}:kept"]
+        if note_id:  # the keys of notes are named only when one is written
+            keys += [self._notes(name), f"{key}:noted"]
         with self._link.boundary(f"change the {name} records"):
-            done = await self._run(
-                _COMMIT,
-                _COMMITTING.format(name=name),
-                [self._layout.leader, key, f"{key}:kept", self._notes(name), f"{key}:noted"],
-                args,
-            )
+            done = await self._run(_COMMIT, _COMMITTING.format(name=name), keys, args)
         return bool(done)
 
     async def notes(self, name: str) -> dict[str, bytes]:

@@ -53,14 +53,17 @@ class TLSRotation:
         link: Link,
         *,
         block_ms: int,
+        timeout_ms: int | None = None,
         check_seconds: float = _CHECK_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        """``link``'s client is to be ``redis_client(link.url, block_ms=block_ms)``'s (its new
-        pools are made alike); the files are read now, as they were judged at start."""
+        """``link``'s client is to be ``redis_client(link.url, block_ms=block_ms,
+        timeout_ms=timeout_ms)``'s (its new pools are made alike); the files are read now, as
+        they were judged at start."""
         self._link = link
         self._block_ms = block_ms
+        self._timeout_ms = timeout_ms
         self._check_seconds = check_seconds
         self._clock = clock
         self._wall_clock = wall_clock
@@ -155,7 +158,9 @@ class TLSRotation:
         if problems := tls_file_problems(self._link.url):
             return None, problems
         try:
-            return redis_pool(self._link.url, block_ms=self._block_ms, load_tls=True), []
+            return redis_pool(
+                self._link.url, block_ms=self._block_ms, timeout_ms=self._timeout_ms, load_tls=True
+            ), []
         except (OSError, ssl.SSLError) as exc:  # judged fine, yet OpenSSL refuses them
             return None, [f"the TLS files do not load: {load_error(exc)}"]
 
@@ -167,7 +172,8 @@ class TLSRotation:
         # Each command takes the pool in force as it starts, and gives its connection back to
         # that pool: the commands under way end on the old one.
         client.connection_pool = pool
-        self._retired.append((old, self._clock() + command_seconds(self._block_ms)))
+        ends = self._clock() + command_seconds(self._block_ms, self._timeout_ms)
+        self._retired.append((old, ends))
         with contextlib.suppress(*RETRYABLE):
             await old.disconnect(inuse_connections=False)
 

@@ -62,7 +62,9 @@ class RedisTransport:
     ``client``, when given, is used instead of the one ``url`` makes, and is the caller's: its
     pool, options and TLS files are taken as they are, never looked at for a rotation nor
     replaced (``TLSRotation`` watches only the transport's own client, whose pools it makes
-    alike), and the TLS files gauges are not shown. ``aclose`` closes it.
+    alike), and the TLS files gauges are not shown. ``aclose`` closes it. ``timeout_ms``: how
+    long a command of its own client waits for Redis's answer (``EXESDB_REDIS_TIMEOUT_MS``, above
+    ``block_ms``; None: 5 s above it).
     """
 
     name = "redis"
@@ -78,6 +80,7 @@ class RedisTransport:
         replay_window_ms: int = 300_000,
         prefix: str = "exesdb",
         block_ms: int = 1_000,
+        timeout_ms: int | None = None,
         batch_size: int = 1_000,
         max_inflight: int = 4_000,
         spool_dir: Path | str | None = None,
@@ -95,14 +98,17 @@ class RedisTransport:
         self.consumer = f"{node}:{secrets.token_hex(4)}"
         link = self._link = Link(
             url,
-            client or redis_client(url, block_ms=block_ms),
+            client or redis_client(url, block_ms=block_ms, timeout_ms=timeout_ms),
             Backoff(backoff_seconds, max_backoff_seconds, jitter, rng),
             block_ms=block_ms,
+            timeout_ms=timeout_ms,
         )
         # Stops every background loop (set by aclose, or by whoever simulates a crash).
         self._stopping = link.stopping
         # Only for a client of its own: new pools are made as redis_client made its first.
-        self._tls = TLSRotation(link, block_ms=block_ms) if client is None else None
+        self._tls = (
+            TLSRotation(link, block_ms=block_ms, timeout_ms=timeout_ms) if client is None else None
+        )
         layout = Layout(prefix)
         self._fanout = FanOutReader(
             link, layout, deliver=self._deliver, batch_size=batch_size, block_ms=block_ms
@@ -187,6 +193,7 @@ class RedisTransport:
             spool_dir=Path(settings.state_dir) / "spool",
             spool_bytes=settings.redis_spool_bytes,
             max_backoff_seconds=settings.redis_max_backoff_ms / 1000,
+            timeout_ms=settings.redis_timeout_ms,
             registry=registry,
         )
 

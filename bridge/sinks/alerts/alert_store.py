@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from dataclasses import replace
 from typing import TYPE_CHECKING, Final
 
 from bridge.bus import new_message_id
@@ -245,8 +246,11 @@ class AlertStore:
         *,
         max_open: int | None = None,
         latest: float | None = None,
+        dates: Mapping[str, float] | None = None,
     ) -> Plan:
-        """What ``apply`` would do, stored by nobody yet."""
+        """What ``apply`` would do, stored by nobody yet; ``dates``: the dates of the alerts'
+        last notified changes at the work-queue holders (``AlertIndex.dates``), which events
+        sent before them do not undo (``superseded``)."""
         steps: list[Transition] = []
         # The plan's own results so far: a later change of the same alert starts from them.
         planned: dict[str, AlertRecord | None] = {}
@@ -279,9 +283,18 @@ class AlertStore:
                 else:
                     # Unknown (or, for a resolved event, resolved: it changes nothing).
                     current = None
+                known = None if dates is None else dates.get(alert_id)
+                if (
+                    known is not None
+                    and alert_id not in planned
+                    and current is not None
+                    and (current.event_at is None or current.event_at < known)
+                ):
+                    # Redis's open records carry no event_at: taken up, this one may have none.
+                    current = replace(current, event_at=known)
                 if isinstance(change, Acknowledgement):
                     step = on_ack(current, change, now)
-                elif superseded(current, change, now, latest=latest):
+                elif superseded(current, change, now, latest=latest, known_at=known):
                     stale += 1  # logged by the sink: `outbox list` imports no logging
                     continue
                 else:

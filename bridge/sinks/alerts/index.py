@@ -24,6 +24,12 @@ note dropped. A crash (SIGKILL) at any point:
   (``AlertStore.withdraw``), and forgets it stored the plan, so that should the note come back
   to it (the next holder killed before storing it) it stores and notifies it anew.
 
+The work-queue entries a holder handled but had not acknowledged when it was killed come
+again to the next one, one claim at a time: a node's down before its return, which would fire
+anew an alert resolved already. So the date of each alert's last notified change (by its
+events, which the open records in Redis do not carry) is kept in Redis too (``DATES``, a day),
+read by the next holder as it takes the lease up: an event sent before it undoes nothing.
+
 Dropping a note tells whether it was still there (``SharedState.forget``); one taken over
 meanwhile (its copy is read after the drop) is left out alike, so a replica that catches up
 while the next holder takes its notes over sends each change once too. A note that comes back
@@ -82,7 +88,7 @@ from bridge.sinks.alerts.records import (
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.transitions import Effect, Plan, Transition, notified_state
 
-__all__ = ["NAME", "AlertIndex", "decode", "decode_plan", "encode", "encode_plan"]
+__all__ = ["DATES", "NAME", "AlertIndex", "decode", "decode_plan", "encode", "encode_plan"]
 
 _logger = logging.getLogger(__name__)
 
@@ -99,6 +105,15 @@ TAKEN_OVER_REASON: Final = (
 )
 """The last error of a delivery of notifications left out because another replica notifies
 their change (``AlertStore.withdraw``)."""
+DATES: Final = "alerts:dates"
+"""What the dates of the alerts' last notified changes are kept under."""
+# How long the date of an alert's last notified change is kept in Redis for the holders after
+# this one: a work-queue entry handled before it (a node's down, handled with its return) comes
+# again to the next holder only while it waits unacknowledged, some seconds past a holder's
+# crash, unless every replica is down longer. The holder drops the older dates as it notifies
+# changes, at most once an hour.
+_DATES_KEPT_SECONDS: Final = 86_400.0
+_PRUNE_SECONDS: Final = 3_600.0
 # Why a change is refused: another replica holds the lease (or this one has yet to take it up).
 _NOT_HOLDING: Final = (
     "this replica no longer holds the work-queue lease: its alert changes are left to the holder"
@@ -177,6 +192,15 @@ class AlertIndex:
         # has made in Redis but not yet stored here.
         self._lock = asyncio.Lock()
         self._untold = False  # stale() could not ask Redis last time (logged once)
+        self.dates: dict[str, float] = {}
+        """The date of each alert's last notified change (fired, resolved, its severity
+        changed) kept in Redis (``DATES``: by this replica, and by the holders before it as it
+        took the lease up), by its events (``AlertRecord.event_at``, which the open records in
+        Redis do not carry): an event sent before that, delivered again to this holder (the
+        last one killed before it acknowledged its entries), undoes none of them
+        (``superseded``), though this replica may have never heard of the alert, nor be
+        delivered the events of those changes again."""
+        self._pruned_at = -float("inf")  # when the dates kept too long were last dropped
         self.caught_up = False
         """True while no note of this replica waits to be stored or dropped: its notes from
         before a restart were, and no change since failed between Redis and the outbox or left
@@ -207,6 +231,17 @@ class AlertIndex:
                     put[record.alert_id] = encode(record)
                 else:
                     gone.add(record.alert_id)
+            dates = {
+                step.record.alert_id: step.record.event_at
+                for step in plan.steps
+                if step.effect is Effect.NOTIFY
+                and step.record is not None
+                and step.record.event_at is not None
+            }
+            if dates:
+                # First: kept without the change (Redis failing between the two) they are
+                # dates of events sent, which an event sent before rightly gives way to.
+                await self._keep_dates(dates, plan.now)
             change = StateChange(put=put, remove=sorted(gone), note=(plan.id, encode_plan(plan)))
             # From here until the outbox stored the plan, Redis may hold it (an answer lost on
             # the way, the outbox failing): its note is then what the next change stores first.
@@ -232,6 +267,25 @@ class AlertIndex:
                 self.caught_up = False
                 raise
             return applied
+
+    async def _keep_dates(self, dates: dict[str, float], now: float) -> None:
+        """Keep in Redis the dates of the alerts' notified changes ``dates`` (``self.dates``),
+        for the holders after this one; with them, at most once an hour, drop those kept longer
+        than ``_DATES_KEPT_SECONDS``. Under the lock."""
+        old: list[str] = []
+        if now >= self._pruned_at + _PRUNE_SECONDS:
+            horizon = now - _DATES_KEPT_SECONDS
+            old = [alert_id for alert_id, at in self.dates.items() if at < horizon]
+        self._fence()
+        put = {alert_id: repr(at).encode() for alert_id, at in dates.items()}
+        gone = [alert_id for alert_id in old if alert_id not in dates]
+        if not await self._state.commit(DATES, StateChange(put=put, remove=gone)):
+            raise TransportError(_NOT_HOLDING)
+        if now >= self._pruned_at + _PRUNE_SECONDS:
+            self._pruned_at = now
+        for alert_id in gone:
+            del self.dates[alert_id]
+        self.dates.update(dates)
 
     async def catch_up(self) -> int:
         """Store this replica's notes left by a crash or a failed change (a change Redis took
@@ -396,6 +450,7 @@ class AlertIndex:
             _logger.info("alerts: took over %d note(s) other replicas left in Redis", adopted)
         async with self._lock:
             await self._catch_up(taken_over=True)
+            self.dates = _dates(await self._state.load(DATES))
             raw = await self._state.load(NAME)
             if raw is None:
                 mine = await self._db.call(self._open_alerts)
@@ -463,6 +518,17 @@ def _still_current(plan: Plan, kept: dict[str, AlertRecord] | None) -> Plan:
         )
     )
     return dataclasses.replace(plan, steps=steps)
+
+
+def _dates(raw: dict[str, bytes] | None) -> dict[str, float]:
+    """The dates ``_keep_dates`` kept, those malformed skipped (logged)."""
+    dates: dict[str, float] = {}
+    for alert_id, value in (raw or {}).items():
+        try:
+            dates[alert_id] = float(value)
+        except ValueError:
+            _logger.warning("alerts: an alert's date kept in Redis is malformed; skipped")
+    return dates
 
 
 def _decoded(raw: dict[str, bytes] | None) -> dict[str, AlertRecord] | None:

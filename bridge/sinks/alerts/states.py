@@ -93,7 +93,12 @@ class AlertStates:
                 self._alerts.apply, changes, now, max_open=self._max_open, latest=latest
             )
         return await self._index.change(
-            self._alerts.plan, changes, now, max_open=self._max_open, latest=latest
+            self._alerts.plan,
+            changes,
+            now,
+            max_open=self._max_open,
+            latest=latest,
+            dates=self._index.dates,
         )
 
     async def escalate(self, now: float, after_seconds: float) -> list[Escalated]:

@@ -132,7 +132,12 @@ def event_alert_cap(max_open: int) -> int:
 
 
 def superseded(
-    current: AlertRecord | None, event: AlertEvent, now: float, *, latest: float | None = None
+    current: AlertRecord | None,
+    event: AlertEvent,
+    now: float,
+    *,
+    latest: float | None = None,
+    known_at: float | None = None,
 ) -> bool:
     """True when ``event`` would re-open, resolve, or change the severity of ``current`` but
     was sent before the event that last fired, kept up, changed or resolved it
@@ -141,8 +146,13 @@ def superseded(
     about the same alert are compared, each as ``on_event`` takes it (never after its receipt);
     an alert without ``event_at`` (stored before it was kept) takes every event, as before.
     ``latest`` (``now`` when None) is now by the clock the replicas share: see ``_when``.
+    ``known_at``: the date of the alert's last notified change at the work-queue holders
+    (``AlertIndex.dates``), which a firing event sent before it does not re-open where the
+    alert is unknown either: the event of that change may never come here again.
     """
     latest = now if latest is None else latest
+    if current is None and known_at is not None and event.firing:
+        return _when(event, latest) < known_at
     if current is None or current.event_at is None or _when(event, latest) >= current.event_at:
         return False
     if event.firing:

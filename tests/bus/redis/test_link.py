@@ -555,6 +555,15 @@ async def _told_the_file_gone(ca: str, port: int, caplog: pytest.LogCaptureFixtu
     assert str(told.value) == f"{where} could not read the notes: {gone}"
 
 
+def test_a_timeout_given_is_the_socket_timeout_and_ages_the_refusals() -> None:
+    """A command timeout given (``EXESDB_REDIS_TIMEOUT_MS``) is the client's socket timeout in
+    place of the block time and its margin, and a refusal is told for twice the cap and it."""
+    made = redis_client(URL, block_ms=1_000, timeout_ms=2_500).connection_pool.connection_kwargs
+    assert made["socket_timeout"] == 2.5
+    link = Link(URL, Redis.from_url(URL), Backoff(0.1, 5.0), block_ms=1_000, timeout_ms=2_500)
+    assert link.refusal_seconds == 12.5
+
+
 def test_every_option_the_transport_sets_itself_is_one_exesdb_bus_refuses() -> None:
     """The options redis_client adds to a URL's are all in OWN_OPTIONS, which EXESDB_BUS's query
     may not hold: one the transport sets that a URL could override without a word is caught."""
