@@ -42,6 +42,14 @@ SERVICE: Final = (
     "bridge.sinks",
     "bridge.bus.bus",
 )
+# The service less the alert outbox's file, which check-config and outbox list open: the sink,
+# its senders and the other sinks.
+SERVICE_BUT_THE_OUTBOX: Final = (
+    *(name for name in SERVICE if name != "bridge.sinks"),
+    *(f"bridge.sinks.alerts.{name}" for name in ("sink", "delivery", "sources")),
+    "bridge.sinks.prometheus",
+    "bridge.sinks.otlp",
+)
 # What checking and sending a message needs, and reading the configuration or the parser not.
 CLIENT: Final = ("aiohttp", "msgspec", "bridge.bus.envelope")
 # One message's fields, for publish.
@@ -131,12 +139,12 @@ def test_help_and_usage_errors_import_only_the_parser(tmp_path: Path, argv: list
 
 
 def test_check_config_imports_the_configuration_alone(tmp_path: Path) -> None:
-    """``check-config`` reads the settings (pydantic) and imports no HTTP client, no bus, one
-    message module of nine (the alert severities), and none of the models of the files it is not
-    given (the receivers file's, the web config's)."""
-    imported = imported_by(tmp_path, "check-config")
-    assert "bridge.config" in imported
-    assert among(imported, SERVICE + CLIENT + MODELS) == []
+    """``check-config`` reads the settings (pydantic) and the outbox file's header, and imports
+    no HTTP client, no bus, no sink, one message module of nine (the alert severities), and none
+    of the models of the files it is not given (the receivers file's, the web config's)."""
+    imported = imported_by(tmp_path, "check-config", EXESDB_STATE_DIR=str(tmp_path))
+    assert {"bridge.config", "bridge.sinks.alerts.outbox"} <= imported
+    assert among(imported, [*SERVICE_BUT_THE_OUTBOX, *CLIENT, *MODELS]) == []
     # Nor, with no receivers file, webhook URL or web config, their models.
     assert among(imported, [*FILE_MODELS, "bridge.yamlconfig"]) == []
     assert among(imported, [f"bridge.messages.{name}" for name in ("health", "logs")]) == []
@@ -156,7 +164,9 @@ def test_check_config_of_a_redis_bus_imports_its_link_but_not_the_transport(
     )
     assert {"bridge.config", "bridge.bus.redis.link", "redis.asyncio.connection"} <= imported
     # redis-py's client imports OpenTelemetry and psutil itself (its observability module).
-    service = [name for name in SERVICE if name not in ("redis", "opentelemetry", "psutil")]
+    service = [
+        name for name in SERVICE_BUT_THE_OUTBOX if name not in ("redis", "opentelemetry", "psutil")
+    ]
     assert among(imported, [*service, "bridge.bus.redis.transport"]) == []
 
 
@@ -278,9 +288,7 @@ def test_outbox_list_imports_the_outbox_but_none_of_the_service(tmp_path: Path) 
     Outbox(tmp_path / FILE_NAME).close()
     imported = imported_by(tmp_path, "outbox", "list", EXESDB_STATE_DIR=str(tmp_path))
     assert "bridge.sinks.alerts.outbox" in imported
-    sink = [f"bridge.sinks.alerts.{name}" for name in ("sink", "delivery", "sources")]
-    service = [name for name in SERVICE if name != "bridge.sinks"]
-    left_out = [*service, *sink, "aiohttp", "bridge.cluster", *DECODERS, *MODELS, *FILES]
+    left_out = [*SERVICE_BUT_THE_OUTBOX, "aiohttp", "bridge.cluster", *DECODERS, *MODELS, *FILES]
     assert among(imported, left_out) == []
     envelope = ["bridge.bus.envelope", "bridge.messages._base"]
     assert among(imported, ["pydantic", "pydantic_core", "msgspec", *envelope]) == []
