@@ -181,7 +181,10 @@ async def test_a_stop_while_an_unfit_holder_writes_its_acknowledgements_still_gi
 
     async def slow_acks(seconds: float) -> bool:
         writing.set()
-        await asyncio.sleep(seconds)  # Redis taking its time with them: the stop comes first
+        # Redis taking its time with them, past ``seconds``: the stop comes first, however
+        # slowly the test runs (a wait of ``seconds`` could end before it, the lease given up
+        # then for being unfit, not for the stop).
+        await asyncio.Event().wait()
         return True
 
     lease_ms = 3_000  # renewed each second: a lease left behind holds for seconds after it

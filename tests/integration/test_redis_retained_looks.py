@@ -26,8 +26,10 @@ pytestmark = pytest.mark.integration
 __all__ = ["redis_server"]
 
 STREAM = f"exesdb:bus:{ALERTS}"
-# How long the looks take to slow down to once a second: 0.1 + 0.2 + 0.4 + 0.8 s, and a margin.
-SLOWING_SECONDS = 2.0
+# Clock reads after the write until the looks have slowed: each look in vain reads it once and
+# doubles the wait from 50 ms; five reads (one may be the writer's check, as it wrote, whether
+# a look is due) are four looks or more, 0.8 s apart or more by then.
+SLOWING_READS = 5
 # How long the slowed looks are counted: two of them, where 50 ms looks made forty.
 WATCHED_SECONDS = 2.0
 
@@ -45,7 +47,8 @@ async def test_a_writer_keeping_frames_no_group_read_looks_once_a_second_and_for
     async with counted_writer(server.url, clock) as writer:
         assert writer.send(Frame(ALERTS, b"unread", "00"))
         await async_wait_until(lambda: writer.written == 1, 10, "written")
-        await asyncio.sleep(SLOWING_SECONDS)  # the looks slowing down: no condition to wait on
+        slowed = clock.reads + SLOWING_READS
+        await async_wait_until(lambda: clock.reads >= slowed, 10, "the looks slowed down")
         reads, started = clock.reads, time.monotonic()
         await asyncio.sleep(WATCHED_SECONDS)  # the stretch watched: no condition to wait on
         looks = clock.reads - reads

@@ -7,6 +7,7 @@ aiohttp over real TLS; every request opens a new connection, so a handshake sees
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import ssl
@@ -25,7 +26,6 @@ from bridge.bus import SIGNATURE_HEADER, Keyring
 from bridge.cli.healthcheck import probe, target
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
-from bridge.webconfig.live import CHECK_INTERVAL_SECONDS, SETTLE_SECONDS
 from tests.support import (
     ADMIN_TOKEN,
     TEST_SECRET,
@@ -707,22 +707,50 @@ async def test_client_auth_can_be_required_without_restart(files: WebFiles):
         assert await served(bridge, files.client_context(files.client_cert()), {})
 
 
+TAKEN_AT = "exesdb_web_config_last_reload_success_timestamp_seconds"
+
+
+async def handshake_completes(bridge: Bridge, context: ssl.SSLContext) -> bool:
+    """True when a TLS 1.2 handshake with ``context`` completes, False when it is refused (in
+    TLS 1.2 a missing client certificate fails the handshake itself); no request is sent, so
+    the file is looked at only as the connection is made."""
+    assert bridge.address is not None
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        _, writer = await asyncio.open_connection(*bridge.address, ssl=context)
+    except (ssl.SSLError, ConnectionError):
+        return False
+    writer.close()
+    with contextlib.suppress(ssl.SSLError, ConnectionError):
+        await writer.wait_closed()
+    return True
+
+
 async def test_the_connection_that_finds_a_changed_file_is_made_under_it(files: WebFiles):
-    """The first connection after the file turned RequireAndVerifyClientCert on, its handshake
-    the look that takes the file, is refused without a client certificate: OpenSSL fixes the
-    client-auth mode when it makes the connection, so the file is looked at before that, not
-    only in the handshake, which would let that connection in under the old mode. (The look
-    before, which first saw the change, leaves it to settle: its connection is the old mode's.)"""
+    """The connection whose look takes a file turning RequireAndVerifyClientCert on is refused
+    without a client certificate: OpenSSL fixes the client-auth mode when it makes the
+    connection, so the file is looked at before that, not only in the handshake, which would
+    let that connection in under the old mode. (Those made before it, the one whose look first
+    saw the change among them, are let in: the change is left to settle.)"""
     async with serving(files, files.tls_config()) as bridge:
+        loaded_at = bridge.registry.get_sample_value(TAKEN_AT)
         files.write(
             files.tls_config(
                 "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
             )
         )
-        await asyncio.sleep(CHECK_INTERVAL_SECONDS)  # due for a look: the next one sees it
-        assert await served(bridge, files.client_context(), {})
-        await asyncio.sleep(SETTLE_SECONDS)  # due for the look that takes it: the next one
-        assert await refused_connection(bridge, files.client_context())
+        # Connections one after another until one is refused, each noting whether the file
+        # was taken (its reload's time set) before it was made.
+        deadline = time.monotonic() + 10
+        while True:
+            taken_before = bridge.registry.get_sample_value(TAKEN_AT) != loaded_at
+            if not await handshake_completes(bridge, files.client_context()):
+                break
+            assert not taken_before, "a connection made after the file was taken was let in"
+            assert time.monotonic() < deadline, "no connection refused within 10 s"
+            await asyncio.sleep(0.05)  # the file is looked at once a second: no need to spin
+        assert not taken_before, "the first connection refused was made after the file's take"
+        assert bridge.registry.get_sample_value(TAKEN_AT) != loaded_at
         assert await served(bridge, files.client_context(files.client_cert()), {})
 
 
