@@ -352,8 +352,12 @@ def watch():
     while not healthy() and time.monotonic() < deadline:
         time.sleep(0.01)  # polled until healthy, under the deadline
     built = "CLEAN" in vars(sys.modules["bridge.bus.structs"])
+    modules = sorted(sys.modules)
+    from bridge.messages import TAGS
+    models = sorted(tag for tag, model in TAGS.items() if model.__pydantic_complete__)
     with open(sys.argv[1], "w") as out:
-        json.dump({"modules": sorted(sys.modules), "built": built, "gc": gc.isenabled()}, out)
+        found = {"modules": modules, "built": built, "models": models, "gc": gc.isenabled()}
+        json.dump(found, out)
     os.kill(os.getpid(), signal.SIGTERM)
 
 threading.Thread(target=watch, daemon=True).start()
@@ -363,7 +367,8 @@ main(["run"])
 
 def run_until_healthy(tmp_path: Path, **env: str) -> dict[str, Any]:
     """What ``python -m bridge run`` has imported and built once ``/healthz`` answers 200: its
-    modules, whether it built the decoders and whether the cycle collector is on."""
+    modules, whether it built the decoders, the tags of the message models it built and whether
+    the cycle collector is on."""
     listing = tmp_path / "run.json"
     port = free_port()
     completed = run_command(
@@ -399,3 +404,14 @@ def test_run_with_ingest_builds_the_decoders_as_it_starts(tmp_path: Path) -> Non
     heap is frozen), not for the first batch."""
     found = run_until_healthy(tmp_path, EXESDB_INGEST="true")
     assert found["built"] is True
+    assert found["models"] == sorted(TAGS)
+
+
+def test_run_builds_a_message_model_when_first_used(tmp_path: Path) -> None:
+    """``run`` on the in-process bus builds a message model as its first message is made, not
+    as the models are imported: by /healthz none of the audit, security or diagnostics models,
+    which nothing it runs publishes, is built."""
+    found = run_until_healthy(tmp_path)
+    unused = ("ex_esdb_audit", "ex_esdb_security", "ex_esdb_diagnostics")
+    assert [tag for tag in found["models"] if TAGS[tag].INSTANCE in unused] == []
+    assert "system_lifecycle_event" in found["models"]  # the start, published as it starts
