@@ -407,6 +407,15 @@ def test_run_without_files_or_ingest_imports_none_of_their_models(tmp_path: Path
     assert found["gc"] is True
 
 
+def test_run_imports_neither_the_parser_nor_another_command(tmp_path: Path) -> None:
+    """``run``, as a container or a unit starts the service, is run with its own module alone
+    (``bridge.cli.service``): neither the command line's parser nor another command's module is
+    imported."""
+    found = run_until_healthy(tmp_path)
+    others = ["bridge.cli.parser", "bridge.cli.alerts", "bridge.cli.messages", "bridge.cli.outbox"]
+    assert among(set(found["modules"]), [*others, "bridge.cli.remote", "bridge.schema"]) == []
+
+
 def test_run_with_ingest_builds_the_decoders_as_it_starts(tmp_path: Path) -> None:
     """``run`` with ingest on has built the decoders by the time /healthz answers (before its
     heap is frozen), not for the first batch."""
