@@ -1,10 +1,11 @@
-"""``python -m bridge`` and the ``exesdb-bridge`` command: ``healthcheck`` on a light path.
+"""``python -m bridge``, the ``exesdb-bridge`` command: ``healthcheck`` and ``run`` on a light path.
 
 An exec probe runs ``exesdb-bridge healthcheck`` every few seconds: that command is parsed and
 run here with the standard library and ``bridge.cli.healthcheck`` (with its options) alone
-(``bridge.cli`` imports its parser when first asked for it); every other command, and a
-``healthcheck`` whose options this light parser does not take, goes to ``bridge.cli``'s parser,
-which imports each command's own modules when it runs.
+(``bridge.cli`` imports its parser when first asked for it); so is ``run`` (or ``run --demo``),
+with ``bridge.cli.service`` alone. Every other command, and a ``healthcheck`` whose options this
+light parser does not take, goes to ``bridge.cli``'s parser, which imports each command's own
+modules when it runs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Final, NoReturn
 __all__ = ["main"]
 
 _EXIT_INTERRUPTED: Final = 130  # as bridge.cli's commands report Ctrl-C
+# How a container or a unit starts the service: no parser of the other commands needed.
+_PLAIN_RUNS: Final = (["run"], ["run", "--demo"])
 _STOPPED_WHILE_STARTING: Final = "stopped while starting (SIGTERM): nothing was running yet"
 
 
@@ -53,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Importing the parser and its commands takes a good part of a second on a busy host:
         # Ctrl-C pressed meanwhile stops the command as quietly as once it runs.
+        if args in _PLAIN_RUNS:
+            from bridge.cli.service import run
+
+            return run(demo=args == ["run", "--demo"])
         from bridge.cli import main as full
 
         return full(args)

@@ -147,13 +147,16 @@ class FromEnvironment(BaseSettings):
 
     # A variable set to the empty string is unset (docker compose's ${X:-}, an empty Kubernetes
     # value), as the OpenTelemetry environment-variable specification asks: its default, never
-    # a refusal or an empty path; so is one set to blanks only (_Environment).
+    # a refusal or an empty path; so is one set to blanks only (_Environment). Each model is
+    # built when first read, not at import: a process reads one of them (the service
+    # ``Settings``, a client command its own).
     model_config = SettingsConfigDict(
         case_sensitive=True,
         extra="ignore",
         frozen=True,
         populate_by_name=False,
         env_ignore_empty=True,
+        defer_build=True,
     )
 
     @classmethod

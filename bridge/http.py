@@ -503,7 +503,7 @@ class _Switch(BaseModel):
     """``POST /v1/integration`` body; any other field is refused, as the ack route's are: one
     the bridge does not read (``{"enabled": false, "for": "1h"}``) would seem to be taken."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)  # built when asked
 
     enabled: StrictBool
 

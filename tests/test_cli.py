@@ -662,8 +662,8 @@ sys.exit(main(sys.argv[2:]))
 @pytest.mark.parametrize(
     ("module", "last_line"),
     [
-        # Importing the command line, before any logging: a plain line.
-        ("bridge.cli.parser", "exesdb-bridge: stopped while starting"),
+        # Importing the command, before any logging: a plain line.
+        ("bridge.cli.service", "exesdb-bridge: stopped while starting"),
         # Importing the app, the log set up: a line of the log.
         ("bridge.app", " INFO bridge: stopped while starting"),
     ],
@@ -3097,14 +3097,15 @@ def test_ctrl_c_while_waiting_on_the_bridge_exits_130_without_a_traceback(
     assert out == ""
 
 
-# Ctrl-C pressed while a command's modules are still importing, made certain: the import of the
-# command line's parser raises KeyboardInterrupt, as Python does when SIGINT comes then.
+# Ctrl-C pressed while a command's modules are still importing, made certain: the import of
+# what the commands share (every command's, ``run``'s too, which needs no parser) raises
+# KeyboardInterrupt, as Python does when SIGINT comes then.
 INTERRUPTED_IMPORT: Final = """
 import sys
 
 class CtrlC:
     def find_spec(self, name, path=None, target=None):
-        if name == "bridge.cli.parser":
+        if name == "bridge.cli.shared":
             raise KeyboardInterrupt
         return None
 

@@ -360,8 +360,20 @@ def watch():
     while not healthy() and time.monotonic() < deadline:
         time.sleep(0.01)  # polled until healthy, under the deadline
     built = "CLEAN" in vars(sys.modules["bridge.bus.structs"])
+    modules = sorted(sys.modules)
+    from bridge import client_settings, settings
+    from bridge.messages import TAGS
+    from bridge.sinks.alerts import admin
+    models = sorted(tag for tag, model in TAGS.items() if model.__pydantic_complete__)
+    others = [
+        settings.Settings, client_settings.BridgeLocation, client_settings.AdminClientSettings,
+        client_settings.PublishSettings, client_settings.OutboxSettings, admin.AlertQuery,
+        admin.AckRequest,
+    ]
+    models += sorted(model.__name__ for model in others if model.__pydantic_complete__)
     with open(sys.argv[1], "w") as out:
-        json.dump({"modules": sorted(sys.modules), "built": built, "gc": gc.isenabled()}, out)
+        found = {"modules": modules, "built": built, "models": models, "gc": gc.isenabled()}
+        json.dump(found, out)
     os.kill(os.getpid(), signal.SIGTERM)
 
 threading.Thread(target=watch, daemon=True).start()
@@ -371,7 +383,8 @@ main(["run"])
 
 def run_until_healthy(tmp_path: Path, **env: str) -> dict[str, Any]:
     """What ``python -m bridge run`` has imported and built once ``/healthz`` answers 200: its
-    modules, whether it built the decoders and whether the cycle collector is on."""
+    modules, whether it built the decoders, the models it built (a message model by its tag, the
+    settings' and the admin API's by name) and whether the cycle collector is on."""
     listing = tmp_path / "run.json"
     port = free_port()
     completed = run_command(
@@ -402,8 +415,35 @@ def test_run_without_files_or_ingest_imports_none_of_their_models(tmp_path: Path
     assert found["gc"] is True
 
 
+def test_run_imports_neither_the_parser_nor_another_command(tmp_path: Path) -> None:
+    """``run``, as a container or a unit starts the service, is run with its own module alone
+    (``bridge.cli.service``): neither the command line's parser nor another command's module is
+    imported."""
+    found = run_until_healthy(tmp_path)
+    others = ["bridge.cli.parser", "bridge.cli.alerts", "bridge.cli.messages", "bridge.cli.outbox"]
+    assert among(set(found["modules"]), [*others, "bridge.cli.remote", "bridge.schema"]) == []
+
+
 def test_run_with_ingest_builds_the_decoders_as_it_starts(tmp_path: Path) -> None:
     """``run`` with ingest on has built the decoders by the time /healthz answers (before its
     heap is frozen), not for the first batch."""
     found = run_until_healthy(tmp_path, EXESDB_INGEST="true")
     assert found["built"] is True
+    assert set(TAGS) <= set(found["models"])
+
+
+def test_run_builds_a_message_model_when_first_used(tmp_path: Path) -> None:
+    """``run`` on the in-process bus builds a message model as its first message is made, not
+    as the models are imported: by /healthz none of the audit, security or diagnostics models,
+    which nothing it runs publishes, is built."""
+    found = run_until_healthy(tmp_path)
+    unused = ("ex_esdb_audit", "ex_esdb_security", "ex_esdb_diagnostics")
+    assert [tag for tag in found["models"] if tag in TAGS and TAGS[tag].INSTANCE in unused] == []
+    assert "system_lifecycle_event" in found["models"]  # the start, published as it starts
+
+
+def test_run_builds_the_settings_it_reads_and_no_request_model(tmp_path: Path) -> None:
+    """``run`` builds the model of its settings as it reads them, and neither the client
+    commands' settings models nor the admin API's request models, which a request builds."""
+    found = run_until_healthy(tmp_path)
+    assert [model for model in found["models"] if model not in TAGS] == ["Settings"]

@@ -608,8 +608,9 @@ def _wire_schema() -> CoreSchema:
 def _wire() -> tuple[SchemaValidator, dict[type[Message], _Shape]]:
     """The pydantic-core path's validator and each message type's ``_Shape``: built when first
     asked for, as the msgspec path's decoders are (``build_decoders``)."""
+    schema = _wire_schema()  # builds the models no message has built yet, before the marks
     with _incomplete_models():
-        validator = SchemaValidator(_wire_schema())
+        validator = SchemaValidator(schema)
     shapes = {
         model: ("node" in model.__pydantic_fields__, model.DERIVED, structs.object_fields(model))
         for model in MESSAGE_TYPES.values()

@@ -333,7 +333,7 @@ def _field(
 
 def _fields_schema(model: type[Message]) -> tuple[dict[str, Any], dict[str, Any], list[Any]]:
     """The model's ``model-fields`` schema, its config and its after-validators."""
-    schema: Any = model.__pydantic_core_schema__
+    schema: Any = model.built_core_schema()
     after = []
     while schema["type"] in ("function-after", "function-before"):
         if schema["type"] == "function-after":

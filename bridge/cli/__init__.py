@@ -9,9 +9,10 @@ holds ``run`` and ``check-config``, ``messages.py`` ``publish`` and ``tail``, ``
 the commands asking a running bridge share, ``client.py`` how they reach it, ``shared.py`` what
 every command does. ``schema`` is ``bridge.schema``'s.
 
-``bridge.__main__`` runs a plain ``healthcheck`` through ``healthcheck.py`` alone, without the
-parser: so this package imports ``parser.py`` when ``build_parser`` or ``main`` is first asked
-for (``bridge.exports``), and an exec probe pays for neither.
+``bridge.__main__`` runs a plain ``healthcheck`` through ``healthcheck.py`` alone, and a plain
+``run`` through ``service.py``, without the parser: so this package imports ``parser.py`` when
+``build_parser`` or ``main`` is first asked for (``bridge.exports``), and an exec probe or the
+service pays for neither.
 
 Each command imports what it uses, in its handler: building the parser and ``--help`` import
 none of pydantic, aiohttp or the models, and no client command imports the service's libraries

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from bridge.app import Bridge
     from bridge.settings import Settings
 
-__all__ = ["add_service_commands"]
+__all__ = ["add_service_commands", "run"]
 
 
 # The cycle collector's generation thresholds once running (docs/performance.md measures them).
@@ -46,7 +46,7 @@ def _logger() -> logging.Logger:
 
 def add_service_commands(commands: Commands) -> None:
     """Add ``run`` and ``check-config`` to the subcommands of ``exesdb-bridge``."""
-    run = commands.add_parser(
+    serve = commands.add_parser(
         "run",
         help="run the bridge service",
         description=(
@@ -56,7 +56,7 @@ def add_service_commands(commands: Commands) -> None:
             " command prints them all, and docs/configuration.md describes each."
         ),
     )
-    run.add_argument(
+    serve.add_argument(
         "--demo",
         action="store_true",
         help=(
@@ -64,7 +64,7 @@ def add_service_commands(commands: Commands) -> None:
             f" {DEMO_STATE_DIR} unless EXESDB_STATE_DIR is set"
         ),
     )
-    run.set_defaults(handler=_run)
+    serve.set_defaults(handler=_run)
 
     check = commands.add_parser(
         "check-config",
@@ -169,7 +169,7 @@ def _settle_heap() -> None:
     """Once started: what start-up built lives as long as the process, so the cycle collector
     leaves it alone (``gc.freeze``), and collects after ``_GC_THRESHOLDS[0]`` new container
     objects rather than 700, which at ingest rates meant a collection every few messages. The
-    collector, off while starting (``_run``), is on again from here."""
+    collector, off while starting (``run``), is on again from here."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*_GC_THRESHOLDS)
@@ -177,17 +177,23 @@ def _settle_heap() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    return run(demo=args.demo)
+
+
+def run(demo: bool = False) -> int:
+    """``exesdb-bridge run`` (with ``demo``: ``--demo``): start the bridge and serve until
+    SIGTERM or Ctrl-C; the exit status."""
     # Start-up imports and builds what lives as long as the process: the collector's passes
     # over it (about 170 while importing) found a few thousand objects and cost 4-7% of the
     # start's CPU. The one collection in _settle_heap, once started, takes what they took.
     gc.disable()
     try:
-        return _start_and_serve(args)
+        return _start_and_serve(demo)
     finally:
         gc.enable()
 
 
-def _start_and_serve(args: argparse.Namespace) -> int:
+def _start_and_serve(demo: bool) -> int:
     import asyncio
 
     from bridge.logs import configure_logging
@@ -195,7 +201,7 @@ def _start_and_serve(args: argparse.Namespace) -> int:
 
     settings = settings_or_exit(logged=True)
     configure_logging(settings)  # the bridge logs its start warnings as it starts (Bridge.start)
-    if args.demo and variable_value(os.environ, "EXESDB_STATE_DIR") is None:
+    if demo and variable_value(os.environ, "EXESDB_STATE_DIR") is None:
         # The demo's made-up alerts (brute force on exesdb-2@demo) would otherwise stay in the
         # outbox of the bridge run next from this folder, escalating to its real receivers.
         settings = settings.model_copy(update={"state_dir": DEMO_STATE_DIR})
@@ -204,10 +210,10 @@ def _start_and_serve(args: argparse.Namespace) -> int:
             " (set EXESDB_STATE_DIR for another)",
             DEMO_STATE_DIR,
         )
-    if problem := _mixed_state(settings.state_dir, demo=args.demo):
+    if problem := _mixed_state(settings.state_dir, demo=demo):
         _logger().error("%s", problem)
         return EXIT_USAGE
-    if args.demo and (delivered_to := _alert_destinations(settings)):
+    if demo and (delivered_to := _alert_destinations(settings)):
         # Documented (docs/deployment.md#demo-traffic): the compose stack shows its alerts in
         # Alertmanager. Said loudly, since a receiver may be a pager.
         _logger().warning(
@@ -216,14 +222,14 @@ def _start_and_serve(args: argparse.Namespace) -> int:
             "this bridge",
             " and ".join(delivered_to),
         )
-    if args.demo and settings.uses_redis:
+    if demo and settings.uses_redis:
         _logger().warning(
             "demo: the simulated cluster goes onto the shared Redis bus (EXESDB_BUS), where every"
             " replica run with --demo publishes it again: run the demo on one replica only, or"
             " each of its alerts is raised once per replica"
         )
     try:
-        return asyncio.run(_serve(settings, args.demo))
+        return asyncio.run(_serve(settings, demo))
     except Exception:  # a fault of the bridge's own: its traceback through the redacting log
         _logger().exception("exesdb-bridge stopped on an unexpected error")
         return EXIT_FAILED

@@ -242,8 +242,11 @@ class Message(BaseModel):
 
     # No NaN or infinity in a float field, whatever the form ("NaN" as text included): JSON
     # has none, and a label or sample the sinks would make of one is meaningless.
+    # Each model is built (its schema and validator made) when first used, not at import: a
+    # bridge whose bus decodes no bytes makes a few of the 36 types as it starts. One that
+    # decodes builds them all as it starts (its decoders read ``built_core_schema``).
     model_config = ConfigDict(
-        extra="forbid", frozen=True, str_max_length=65536, allow_inf_nan=False
+        extra="forbid", frozen=True, str_max_length=65536, allow_inf_nan=False, defer_build=True
     )
 
     TAG: ClassVar[str]
@@ -307,8 +310,14 @@ class Message(BaseModel):
         :meth:`fill_derived`); and the model's before-validators (which only fill those) are
         left out.
         """
-        schema: CoreSchema = _wire(cls.__pydantic_core_schema__, frozenset(cls.FILLED))
+        schema: CoreSchema = _wire(cls.built_core_schema(), frozenset(cls.FILLED))
         return schema
+
+    @classmethod
+    def built_core_schema(cls) -> CoreSchema:
+        """The model's core schema, the model built first if no message of it has been yet."""
+        cls.model_rebuild()  # nothing to do once built
+        return cls.__pydantic_core_schema__
 
     def fill_derived(self, node: str) -> None:
         """Give the ``DERIVED`` fields a :meth:`wire_schema` payload left None their defaults.

@@ -91,7 +91,8 @@ Name = Annotated[
 class AlertQuery(BaseModel):
     """``GET /v1/alerts`` query parameters: each filter given narrows the list."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # Built for the first request that reads one, not as the bridge starts (so is AckRequest).
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     state: AlertState | None = None
     alert_id: str | None = None
@@ -130,7 +131,7 @@ class AckRequest(BaseModel):
     listed: the ack applies to that episode only); any other field is refused (a misspelt
     ``resolution`` would otherwise acknowledge without resolving)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     ack_by: Name
     ack_note: Text | None = None
