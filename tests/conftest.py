@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 import trustme
 
+from tests.scheduling import group_integration_modules, interleaved
 from tests.support import BridgeProcess, is_bridge_variable
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``--dist loadgroup`` (make test), the order of ``tests/scheduling.py``."""
+    if config.getoption("loadgroup", default=False):
+        group_integration_modules(items)
+        items[:] = interleaved(items)
 
 
 @pytest.fixture
