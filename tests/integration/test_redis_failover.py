@@ -33,6 +33,13 @@ def client_ids(server: RedisServer) -> set[int]:
         return {int(c["id"]) for c in client.client_list() if int(c["id"]) != own}
 
 
+def blocked_reads(server: RedisServer) -> int:
+    """How many clients wait in a blocking read (CLIENT LIST's flag ``b``)."""
+    with server.client() as client:
+        listed = client.client_list()
+    return sum("b" in c["flags"] and c["cmd"] in ("xread", "xreadgroup") for c in listed)
+
+
 @pytest.fixture
 async def proxy(redis_server: Callable[[], RedisServer]) -> AsyncIterator[Proxy]:
     """A TCP forwarder, closed afterwards; its ``upstream_port`` is where new connections go."""
@@ -146,6 +153,9 @@ async def test_a_read_cut_short_by_a_demotion_is_told_as_one_and_reconnects(
     first = replica.publish_alert(1)
     await async_wait_until(lambda: has_seen(replica, [first]), 10, "the first heard")
     before = client_ids(old)
+    # A read blocked now (each waits a second): the demotion cuts it short, where one between
+    # reads (the bridge slow on a loaded host) would meet no error, XREAD being served replicas.
+    await async_wait_until(lambda: blocked_reads(old), 10, "a read blocked")
     with old.client() as client:
         client.replicaof("127.0.0.1", new.port)
     await async_wait_until(
