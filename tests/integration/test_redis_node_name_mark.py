@@ -7,12 +7,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from bridge.backoff import Backoff
 from bridge.bus.redis.layout import Layout
-from bridge.bus.redis.link import Link, redis_client
+from bridge.bus.redis.link import Link, redis_client, redis_pool
 from bridge.bus.redis.node_name import RedisNodeNameCheck
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.support import async_wait_until
@@ -57,6 +59,39 @@ async def test_forget_deletes_the_mark_it_holds(
         await check.forget(FORGET_SECONDS)
         with server.client() as other:
             assert other.get(MARK) is None
+
+
+class AnswerCutOff(Redis):
+    """The transport's client whose SET reaches Redis but whose answer never comes back (the
+    stop cancelling the write on its way back)."""
+
+    async def set(self, *args: Any, **kwargs: Any) -> Any:
+        await super().set(*args, **kwargs)
+        await asyncio.Event().wait()  # the answer lost: until cancelled
+
+
+async def test_forget_deletes_a_mark_whose_write_the_stop_cut_off_before_its_answer(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A stop cancelling the first mark's write after Redis took it, before its answer: forget
+    deletes it all the same (it holds this process's id), rather than leaving it for the lease."""
+    server = redis_server()
+    client = AnswerCutOff.from_pool(redis_pool(server.url, block_ms=1_000))
+    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
+    check = RedisNodeNameCheck(link, Layout("exesdb"), node=NODE, lease_ms=60_000)
+    marking = asyncio.create_task(check.run())
+    try:
+        with server.client() as other:
+            await async_wait_until(lambda: other.get(MARK), 10, "the name marked")
+            link.stopping.set()
+            marking.cancel()
+            await asyncio.gather(marking, return_exceptions=True)
+            await check.forget(FORGET_SECONDS)
+            assert other.get(MARK) is None
+    finally:
+        marking.cancel()
+        await asyncio.gather(marking, return_exceptions=True)
+        await client.aclose()
 
 
 async def test_forget_gives_up_on_a_redis_that_does_not_answer_within_its_bound(

@@ -58,6 +58,8 @@ class RedisNodeNameCheck:
         self._period = lease_ms / 3000
         self._clock = clock
         self._written = False  # whether this process's id is known to be in Redis
+        # Whether it may be: a write sent, its answer perhaps cut off by the stop.
+        self._sent = False
         self._seen = float("-inf")  # when another's id was last read
         self._shared = False
 
@@ -85,12 +87,13 @@ class RedisNodeNameCheck:
         has stopped), waiting ``seconds`` at most: a process started under the name next
         reads none. Redis unreachable, slow or refusing, the mark expires after the lease as
         after a crash."""
-        if not self._written:
+        if not self._sent:
             return
         with contextlib.suppress(*RETRYABLE, TimeoutError):
             await asyncio.wait_for(self._link.client.eval(_FORGET, 1, self._key, self._id), seconds)
 
     async def _step(self) -> float:
+        self._sent = True
         old: Any = await self._link.client.set(self._key, self._id, px=self._lease_ms, get=True)
         now = self._clock()
         # Only once this process's id was in Redis does another id mean a live writer: the
