@@ -64,7 +64,8 @@ typecheck: $(VENV)/.installed-test
 # kept the cores busy 67% of the time (614 s), three 82% (518 s); on 6 Dec 2026, on a host then
 # at half speed, three 77% (587 s), four 87% (526 s). Each module whose servers are started once
 # (xdist_group) stays on one worker, and so does each integration module, spread through the
-# other tests in the order collected (tests/scheduling.py says why).
+# other tests in the order collected (tests/scheduling.py says why): 458 s where file order took
+# 538 s, side by side (docs/performance.md).
 PYTEST_WORKERS ?= 4
 PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
