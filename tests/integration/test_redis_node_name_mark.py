@@ -30,10 +30,13 @@ FORGET_SECONDS = 0.5
 
 
 @contextlib.asynccontextmanager
-async def _marked(server: RedisServer) -> AsyncIterator[RedisNodeNameCheck]:
+async def _marked(
+    server: RedisServer, client: Redis | None = None
+) -> AsyncIterator[RedisNodeNameCheck]:
     """A check on ``server`` that has marked the name and stopped marking it, as the transport's
-    stop leaves it before ``forget``; its client is the transport's own (``redis_client``)."""
-    client = redis_client(server.url, block_ms=1_000)
+    stop leaves it before ``forget``; its client ``client``, by default the transport's own
+    (``redis_client``)."""
+    client = client or redis_client(server.url, block_ms=1_000)
     link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
     check = RedisNodeNameCheck(link, Layout("exesdb"), node=NODE, lease_ms=60_000)
     marking = asyncio.create_task(check.run())
@@ -76,22 +79,11 @@ async def test_forget_deletes_a_mark_whose_write_the_stop_cut_off_before_its_ans
     """A stop cancelling the first mark's write after Redis took it, before its answer: forget
     deletes it all the same (it holds this process's id), rather than leaving it for the lease."""
     server = redis_server()
-    client = AnswerCutOff.from_pool(redis_pool(server.url, block_ms=1_000))
-    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
-    check = RedisNodeNameCheck(link, Layout("exesdb"), node=NODE, lease_ms=60_000)
-    marking = asyncio.create_task(check.run())
-    try:
+    cut_off = AnswerCutOff.from_pool(redis_pool(server.url, block_ms=1_000))
+    async with _marked(server, cut_off) as check:
+        await check.forget(FORGET_SECONDS)
         with server.client() as other:
-            await async_wait_until(lambda: other.get(MARK), 10, "the name marked")
-            link.stopping.set()
-            marking.cancel()
-            await asyncio.gather(marking, return_exceptions=True)
-            await check.forget(FORGET_SECONDS)
             assert other.get(MARK) is None
-    finally:
-        marking.cancel()
-        await asyncio.gather(marking, return_exceptions=True)
-        await client.aclose()
 
 
 async def test_forget_gives_up_on_a_redis_that_does_not_answer_within_its_bound(
