@@ -1144,10 +1144,12 @@ async def test_tls_files_caught_mid_rotation_leave_every_connection_on_the_ones_
         assert state is not None
         # More commands at once than the loops keep connections for: the pool opens new ones.
         await asyncio.gather(*(state.load(f"burst-{n}") for n in range(20)))
-        assert replica.ready(), replica.bridge.readiness()
+        # Ready, or again within seconds: twenty TLS handshakes on a loaded host can hold the
+        # 300 ms lease's renewal past its end, which is not the files refused.
+        await async_wait_until(replica.ready, 10, "ready after the burst")
         published = [replica.publish_alert(1)]
         await async_wait_until(partial(has_seen, replica, published), 10, "delivered")
-        assert replica.ready(), replica.bridge.readiness()
+        await async_wait_until(replica.ready, 10, "ready after the delivery")
         spoiled.write_bytes(whole)
         await async_wait_until(lambda: replica.sample(RELOADED) == 1, 10, "put right")
     finally:
