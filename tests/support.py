@@ -231,8 +231,12 @@ def start_listening(
         process = spawn(chosen)
         try:
             wait_until(partial(_settled, process, chosen, ready), timeout, what())
+        except pytest.fail.Exception as late:
+            # Not ready in time (a loaded machine): the caller never gets the process to stop,
+            # and its log, in a temporary directory, is often gone before anyone reads it.
+            terminate(process, 5.0)
+            pytest.fail(f"{late}\nits log:\n{log()[-4000:]}")
         except BaseException:
-            # Not ready in time (a loaded machine): the caller never gets the process to stop.
             terminate(process, 5.0)
             raise
         if process.poll() is None:

@@ -14,8 +14,9 @@ from tests.support import ADMIN_TOKEN, free_port, run_in_process, start_listenin
 
 
 def test_a_server_not_ready_in_time_is_stopped_before_the_test_fails() -> None:
-    """``start_listening`` fails the test when the server never gets ready, and leaves no
-    process of it running: the caller, failed, never gets it to stop."""
+    """``start_listening`` fails the test when the server never gets ready, with the end of the
+    server's log (its file may be gone when someone reads the failure), and leaves no process
+    of it running: the caller, failed, never gets it to stop."""
     started: list[subprocess.Popen[bytes]] = []
 
     def spawn(port: int) -> subprocess.Popen[bytes]:
@@ -23,16 +24,19 @@ def test_a_server_not_ready_in_time_is_stopped_before_the_test_fails() -> None:
         started.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
         return started[-1]
 
-    with pytest.raises(pytest.fail.Exception, match="timed out"):
+    with pytest.raises(
+        pytest.fail.Exception, match=r"(?s)timed out.*its log:.*on its lock$"
+    ) as failed:
         start_listening(
             spawn,
             lambda: False,
-            lambda: "",
+            lambda: "starting\n" * 1000 + "waiting on its lock",
             port=free_port(),
             movable=False,
             timeout=0.5,
             what=lambda: "a server that never listens",
         )
+    assert len(str(failed.value)) < 5000  # the log's end, not the whole of it
     try:
         wait_until(lambda: started[0].poll() is not None, 10, "the server stopped")
     finally:
