@@ -7,13 +7,17 @@ from __future__ import annotations
 import asyncio
 import asyncio.sslproto
 import contextlib
+import fcntl
 import gc
 import itertools
 import logging
 import ssl
+import struct
+import termios
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -184,6 +188,17 @@ async def test_a_stopping_bridge_closes_the_connections_still_to_say_tls_or_http
         assert await closed_within(begun, 5) == b""
 
 
+def _unread_by_server(client: asyncio.StreamWriter) -> int:
+    """The bytes ``client`` sent that the server's end of its connection, in this process, has
+    not read yet (Linux's FIONREAD on that socket)."""
+    sockname = client.get_extra_info("sockname")[:2]
+    for found in psutil.Process().net_connections("tcp"):
+        if found.raddr and tuple(found.raddr) == sockname:
+            unread = fcntl.ioctl(found.fd, termios.FIONREAD, bytes(4))
+            return int(struct.unpack("i", unread)[0])
+    raise AssertionError(f"no server end of the connection from {sockname} in this process")
+
+
 async def _tls_get_in_pieces(
     bridge: Bridge, context: ssl.SSLContext, cuts: tuple[int, ...]
 ) -> bytes:
@@ -206,7 +221,8 @@ async def _tls_get_in_pieces(
     for start, end in itertools.pairwise(bounds):
         writer.write(hello[start:end])
         await writer.drain()
-        await asyncio.sleep(0.05)  # not a wait: each piece in a read of its own
+        # Each piece in a read of its own: the next is sent once the bridge read this one.
+        await async_wait_until(lambda: _unread_by_server(writer) == 0, what="the piece read")
     while True:
         try:
             tls.do_handshake()
