@@ -7,17 +7,13 @@ from __future__ import annotations
 import asyncio
 import asyncio.sslproto
 import contextlib
-import fcntl
 import gc
 import itertools
 import logging
 import ssl
-import struct
-import termios
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -25,7 +21,7 @@ from bridge.app import Bridge
 from bridge.listener.handshakes import HandshakeFailures
 from bridge.log_throttle import LOG_EVERY
 from tests.listener_support import Serve, clients, closed, closed_within, connect, serve
-from tests.support import async_wait_until
+from tests.support import async_wait_until, unread_by_server
 from tests.webconfig.files import WebFiles
 
 __all__ = ["serve"]  # the fixture, imported for the tests below
@@ -188,22 +184,13 @@ async def test_a_stopping_bridge_closes_the_connections_still_to_say_tls_or_http
         assert await closed_within(begun, 5) == b""
 
 
-def _unread_by_server(client: asyncio.StreamWriter) -> int:
-    """The bytes ``client`` sent that the server's end of its connection, in this process, has
-    not read yet (Linux's FIONREAD on that socket)."""
-    sockname = client.get_extra_info("sockname")[:2]
-    for found in psutil.Process().net_connections("tcp"):
-        if found.raddr and tuple(found.raddr) == sockname:
-            unread = fcntl.ioctl(found.fd, termios.FIONREAD, bytes(4))
-            return int(struct.unpack("i", unread)[0])
-    raise AssertionError(f"no server end of the connection from {sockname} in this process")
-
-
 async def _tls_get_in_pieces(
     bridge: Bridge, context: ssl.SSLContext, cuts: tuple[int, ...]
 ) -> bytes:
     """GET /healthz over TLS made by hand (Python's ssl over memory buffers), its ClientHello
     written in pieces cut at ``cuts``; the answer's status line."""
+    assert bridge.address is not None
+    port = bridge.address[1]
     reader, writer = await connect(bridge)
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
@@ -222,7 +209,7 @@ async def _tls_get_in_pieces(
         writer.write(hello[start:end])
         await writer.drain()
         # Each piece in a read of its own: the next is sent once the bridge read this one.
-        await async_wait_until(lambda: _unread_by_server(writer) == 0, what="the piece read")
+        await async_wait_until(lambda: unread_by_server(port) == 0, what="the piece read")
     while True:
         try:
             tls.do_handshake()
