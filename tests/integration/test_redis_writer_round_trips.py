@@ -1,4 +1,5 @@
-"""The Redis writer on a real redis-server writes each batch of frames in one round trip.
+"""The Redis writer on a real redis-server writes each batch of frames in one round trip, and
+the acknowledgements queued, whatever their streams, in one.
 
 A proxy between the writer and Redis keeps each piece the writer sends: each round trip sends at
 least one (the next command waits for the answer), so a writer taking one round trip per frame
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from bridge.bus import Durability, Frame
+from bridge.bus.redis import GROUP
 from bridge.bus.redis.spool import Spool
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_spool import Proxy, copy_stream, running_writer
@@ -102,3 +104,37 @@ async def test_a_burst_of_frames_goes_to_redis_in_one_round_trip_per_batch(
         await proxy.aclose()
         if spool is not None:
             await spool.aclose()
+
+
+async def test_acknowledgements_of_several_streams_go_to_redis_in_one_round_trip(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """Acknowledgements queued together, of entries in three streams, reach Redis in one round
+    trip (one XACK a stream, pipelined), not one per entry nor one per stream."""
+    server = redis_server()
+    streams = [f"exesdb:bus:acked-{n}" for n in range(3)]
+    with server.client() as client:
+        for stream in streams:
+            client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            for n in range(BATCH):
+                client.xadd(stream, {"e": b"body %d" % n, "s": b"00"})
+        taken = client.xreadgroup(GROUP, "tester", {stream: ">" for stream in streams})
+    proxy = await CountingProxy(server.port).start()
+    try:
+        async with running_writer(proxy.url) as (writer, _):
+            # The first write connects, loads the script and reads the data set's epoch.
+            writer.send(frames(1)[0])
+            await async_wait_until(lambda: writer.written == 1, 10, "the first frame written")
+            proxy.pieces.clear()
+            for stream, entries in taken:
+                for entry_id, _fields in entries:
+                    writer.acknowledge(stream.decode(), entry_id)
+            with server.client() as client:
+                await async_wait_until(
+                    lambda: all(client.xpending(s, GROUP)["pending"] == 0 for s in streams),
+                    10,
+                    "every entry acknowledged",
+                )
+            assert len(proxy.pieces) == 1, proxy.pieces
+    finally:
+        await proxy.aclose()
