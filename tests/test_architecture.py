@@ -861,17 +861,16 @@ def test_every_test_states_its_behaviour_in_a_docstring() -> None:
 
 
 def _unexplained_sleeps(source: str, where: str) -> Iterator[str]:
-    """``sleep(n)`` calls with a literal n > 0 and no comment on their line saying why: a fixed
-    sleep is no way to wait for something (wait on a condition with a deadline)."""
+    """``sleep(n)`` calls, n anything but a literal 0 (a yield to the loop), with no comment on
+    their line saying why: a fixed sleep is no way to wait for something (wait on a condition
+    with a deadline), nor is one given by a name (``sleep(DELAY)``)."""
     lines = source.splitlines()
     for node in _walk(source, where):
         if (
             isinstance(node, ast.Call)
             and _called(node) == "sleep"
             and node.args
-            and isinstance(seconds := node.args[0], ast.Constant)
-            and isinstance(seconds.value, int | float)
-            and seconds.value > 0
+            and not (isinstance(seconds := node.args[0], ast.Constant) and seconds.value == 0)
             and "#" not in lines[node.lineno - 1]
         ):
             yield f"{where}:{node.lineno} {ast.unparse(node)}"
@@ -989,8 +988,9 @@ def test_the_private_read_finder_finds_a_read() -> None:
 
 
 def test_the_test_checks_find_what_they_look_for() -> None:
-    """The two checks above can fail: a test without a docstring and a bare sleep are found; a
-    test with one, a yield to the loop and a sleep with its reason are not."""
+    """The two checks above can fail: a test without a docstring and a bare sleep, of a number
+    or of a name, are found; a test with one, a yield to the loop and a sleep with its reason
+    are not."""
     sample = (
         "import asyncio, time\n"
         "def test_a():\n"
@@ -999,9 +999,14 @@ def test_the_test_checks_find_what_they_look_for() -> None:
         '    """Shows b."""\n'
         "    await asyncio.sleep(0)\n"
         "    await asyncio.sleep(0.01)  # a paced publisher, not a wait\n"
+        "    await asyncio.sleep(DELAY)\n"
+        "    await asyncio.sleep(DELAY)  # a slow receiver, as the test asks\n"
     )
     assert list(_tests_without_docstring(sample, "t.py")) == ["t.py:2 test_a"]
-    assert list(_unexplained_sleeps(sample, "t.py")) == ["t.py:3 time.sleep(0.5)"]
+    assert sorted(_unexplained_sleeps(sample, "t.py")) == [
+        "t.py:3 time.sleep(0.5)",
+        "t.py:8 asyncio.sleep(DELAY)",
+    ]
 
 
 def test_the_skip_finder_finds_every_way_to_skip() -> None:
