@@ -282,11 +282,10 @@ def _names_in(node: ast.AST) -> set[str]:
     return found
 
 
-def _typed_as_transport(source: str, where: str) -> frozenset[str]:
-    """The names ``source`` gives a transport or a capability type: parameters and variables
-    (``self._x`` too) annotated with one, functions or properties returning one, and the
-    names assigned one of those (``self._x = x``)."""
-    types = _transport_types()
+def _typed_as(source: str, where: str, types: frozenset[str]) -> frozenset[str]:
+    """The names ``source`` gives one of ``types``: parameters and variables (``self._x`` too)
+    annotated with one, functions or properties returning one, and the names assigned one of
+    those (``self._x = x``)."""
     found: set[str] = set()
     nodes = _walk(source, where)
     for node in nodes:
@@ -368,7 +367,7 @@ def _type_compared(node: ast.AST, typed: frozenset[str]) -> bool:
 
 
 def _probes(source: str, where: str) -> Iterator[str]:
-    typed = _typed_as_transport(source, where)
+    typed = _typed_as(source, where, _transport_types())
     for node in _walk(source, where):
         if isinstance(node, ast.expr) and (_probe_call(node, typed) or _type_compared(node, typed)):
             yield f"{where}:{node.lineno} {ast.unparse(node)}"
@@ -447,12 +446,14 @@ def _names_the_bus(node: ast.expr) -> bool:
 def _transport_reads(source: str, where: str) -> Iterator[str]:
     """Reads of the Bus's ``transport``: what it offers comes to a component declared
     (``bridge.bus.capabilities``, passed by the app), not found on the transport behind it.
-    Other ``.transport`` attributes (asyncio's and aiohttp's connections) are not the bus's."""
+    Other ``.transport`` attributes (asyncio's and aiohttp's connections) are not the bus's.
+    A bus is known by its name, or by its type (a name ``_typed_as`` a ``Bus``)."""
+    buses = _typed_as(source, where, frozenset({"Bus"}))
     for node in _walk(source, where):
         if (
             isinstance(node, ast.Attribute)
             and node.attr == "transport"
-            and _names_the_bus(node.value)
+            and (_names_the_bus(node.value) or _own_name(node.value) in buses)
         ):
             yield f"{where}:{node.lineno} {ast.unparse(node)}"
 
@@ -470,20 +471,25 @@ def test_no_bus_transport_is_read_outside_the_bus() -> None:
 
 
 def test_the_transport_read_finder_finds_a_read() -> None:
-    """The check above can fail: the bus's transport read by any name of the bus is found; a
-    connection's or a request's transport is not."""
+    """The check above can fail: the bus's transport read by any name of the bus, or by a name
+    typed as a Bus (or assigned one), is found; a connection's or a request's transport is not."""
     sample = (
-        "def f(self, bus, bridge, request, connection):\n"
+        "def f(self, bus, bridge, request, connection, carrier: Bus):\n"
         "    bus.transport.send(b'')\n"
         "    self._bus.transport\n"
         "    bridge.bus.transport\n"
         "    request.transport.is_closing()\n"
         "    connection.transport.abort()\n"
+        "    carrier.transport\n"
+        "    self._carrier = carrier\n"
+        "    self._carrier.transport\n"
     )
     assert sorted(_transport_reads(sample, "s.py")) == [
         "s.py:2 bus.transport",
         "s.py:3 self._bus.transport",
         "s.py:4 bridge.bus.transport",
+        "s.py:7 carrier.transport",
+        "s.py:9 self._carrier.transport",
     ]
 
 
