@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import gc
 import http.client
 import io
@@ -24,6 +25,7 @@ import ssl
 import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 import unicodedata
@@ -188,6 +190,17 @@ async def async_wait_until(
                 return result
         await asyncio.sleep(0.02)
     pytest.fail(f"timed out after {within}s waiting for {what or condition}: {last_error!r}")
+
+
+def unread_by_server(port: int) -> int:
+    """The bytes sent to the server listening on ``port`` in this process that it has not read
+    yet, over all its connections (Linux's FIONREAD on each): 0 once it read all sent so far."""
+    unread = 0
+    for found in psutil.Process().net_connections("tcp"):
+        if found.raddr and found.laddr.port == port:
+            answer = fcntl.ioctl(found.fd, termios.FIONREAD, bytes(4))
+            unread += int(struct.unpack("i", answer)[0])
+    return unread
 
 
 def listens(pid: int, port: int) -> bool:

@@ -51,6 +51,8 @@ PROBES = frozenset({"getattr", "hasattr", "isinstance", "issubclass", "type"})
 DYNAMIC_IMPORTS = frozenset({"import_module", "__import__"})
 # Words naming a transport or what it may offer (bridge.bus.capabilities).
 TRANSPORT_WORDS = ("transport", "capabilit", "coordinator", "lease", "hand_over", "shared_state")
+# Where the protocols of a transport and of what it offers are declared.
+TRANSPORT_PROTOCOLS = ("bridge.bus.transport", "bridge.bus.capabilities")
 
 
 _PARSED: dict[str, ast.Module] = {}
@@ -207,8 +209,123 @@ def test_lower_layers_do_not_import_higher_ones(layer: str) -> None:
     assert wrong == set()
 
 
-def _mentions_transport(node: ast.AST) -> bool:
-    """Whether ``node`` names a transport or a capability: a name, an attribute or a string."""
+def _class_members(cls: ast.ClassDef) -> set[str]:
+    """What ``cls`` defines: its methods and properties, the names its body annotates or
+    assigns, and the attributes its methods set on ``self``."""
+    found: set[str] = set()
+    for node in cls.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found.add(node.name)
+        elif isinstance(node, ast.AnnAssign | ast.Assign):
+            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
+            found.update(target.id for target in targets if isinstance(target, ast.Name))
+    for sub in ast.walk(cls):
+        if isinstance(sub, ast.AnnAssign | ast.Assign):
+            targets = [sub.target] if isinstance(sub, ast.AnnAssign) else sub.targets
+            found.update(
+                target.attr
+                for target in targets
+                if isinstance(target, ast.Attribute)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "self"
+            )
+    return found
+
+
+@cache
+def _transport_classes() -> dict[str, frozenset[str]]:
+    """The protocols of a transport and of what it offers (``TRANSPORT_PROTOCOLS``' Protocol
+    classes), and the container of its capabilities, each with the classes of bridge/bus that
+    implement it: those defining every member it declares, whatever their name."""
+    protocols: dict[str, set[str]] = {}
+    for module in TRANSPORT_PROTOCOLS:
+        path = _modules()[module]
+        for node in _walk(path.read_text(), str(path)):
+            if isinstance(node, ast.ClassDef) and any(
+                ast.unparse(base) == "Protocol" for base in node.bases
+            ):
+                declared = _class_members(node)
+                protocols[node.name] = {name for name in declared if not name.startswith("__")}
+    implementers: dict[str, set[str]] = {name: set() for name in protocols}
+    for module, path in _modules().items():
+        if not _within(module, "bridge.bus"):
+            continue
+        for node in _walk(path.read_text(), str(path)):
+            if isinstance(node, ast.ClassDef) and node.name not in protocols:
+                defined = _class_members(node)
+                for name, declared in protocols.items():
+                    if declared <= defined:
+                        implementers[name].add(node.name)
+    return {
+        "TransportCapabilities": frozenset(),
+        **{name: frozenset(found) for name, found in implementers.items()},
+    }
+
+
+@cache
+def _transport_types() -> frozenset[str]:
+    """Every class name ``_transport_classes`` holds: protocols, implementers, the container."""
+    classes = _transport_classes()
+    return frozenset(classes) | frozenset().union(*classes.values())
+
+
+def _names_in(node: ast.AST) -> set[str]:
+    """The names and attribute names within ``node``, and those of string annotations."""
+    found: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name):
+            found.add(sub.id)
+        elif isinstance(sub, ast.Attribute):
+            found.add(sub.attr)
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            found.update(re.findall(r"\w+", sub.value))
+    return found
+
+
+def _typed_as(source: str, where: str, types: frozenset[str]) -> frozenset[str]:
+    """The names ``source`` gives one of ``types``: parameters and variables (``self._x`` too)
+    annotated with one, functions or properties returning one, and the names assigned one of
+    those (``self._x = x``)."""
+    found: set[str] = set()
+    nodes = _walk(source, where)
+    for node in nodes:
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            if _names_in(node.annotation) & types:
+                found.add(node.arg)
+        elif isinstance(node, ast.AnnAssign) and _names_in(node.annotation) & types:
+            found.add(_own_name(node.target))  # empty for ``x[i]: T``, dropped below
+        elif (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.returns is not None
+            and _names_in(node.returns) & types
+        ):
+            found.add(node.name)
+    found.discard("")
+    # ``x = y``, ``self._x = self.y``: ``x`` typed as ``y`` is (``x = y.z``: as ``z``, not ``y``).
+    copies = [
+        (_own_name(node.value), _own_name(target))
+        for node in nodes
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+    ]
+    grown = True
+    while grown:
+        before = len(found)
+        found.update(target for value, target in copies if value in found and target)
+        grown = len(found) > before
+    return frozenset(found)
+
+
+def _own_name(node: ast.AST) -> str:
+    """``x`` for the name ``x`` and for ``….x``; empty for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    return node.attr if isinstance(node, ast.Attribute) else ""
+
+
+def _mentions_transport(node: ast.AST, typed: frozenset[str] = frozenset()) -> bool:
+    """Whether ``node`` names a transport or a capability: a name, an attribute or a string
+    with one of ``TRANSPORT_WORDS``, one of their classes, or a name ``typed`` as one."""
 
     def words(sub: ast.AST) -> str:
         if isinstance(sub, ast.Name):
@@ -219,28 +336,48 @@ def _mentions_transport(node: ast.AST) -> bool:
             return sub.value
         return ""
 
-    return any(word in words(sub).lower() for sub in ast.walk(node) for word in TRANSPORT_WORDS)
+    names = [words(sub) for sub in ast.walk(node)]
+    known = _transport_types() | typed
+    return any(
+        name in known or any(word in name.lower() for word in TRANSPORT_WORDS) for name in names
+    )
+
+
+def _probe_call(node: ast.AST, typed: frozenset[str]) -> bool:
+    """Whether ``node`` is a ``PROBES`` call on, or for, a transport or a capability."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in PROBES
+        and any(_mentions_transport(argument, typed) for argument in node.args)
+    )
+
+
+def _type_compared(node: ast.AST, typed: frozenset[str]) -> bool:
+    """Whether ``node`` compares a ``type(…)`` with a transport or a capability (``type(x) is
+    RedisTransport``: the class compared with is outside the call)."""
+    return (
+        isinstance(node, ast.Compare)
+        and any(
+            isinstance(side, ast.Call) and _called(side) == "type"
+            for side in (node.left, *node.comparators)
+        )
+        and any(_mentions_transport(side, typed) for side in node.comparators)
+    )
 
 
 def _probes(source: str, where: str) -> Iterator[str]:
+    typed = _typed_as(source, where, _transport_types())
     for node in _walk(source, where):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id in PROBES
-            and any(_mentions_transport(argument) for argument in node.args)
-        ):
+        if isinstance(node, ast.expr) and (_probe_call(node, typed) or _type_compared(node, typed)):
             yield f"{where}:{node.lineno} {ast.unparse(node)}"
-        elif (
-            # ``match transport: case RedisTransport(): …`` is isinstance by another name.
-            isinstance(node, ast.Match)
-            and _mentions_transport(node.subject)
-            and any(
-                isinstance(pattern, ast.MatchClass)
-                for case in node.cases
-                for pattern in ast.walk(case.pattern)
-            )
+        elif isinstance(node, ast.Match) and any(
+            isinstance(pattern, ast.MatchClass)
+            and (_mentions_transport(node.subject, typed) or _mentions_transport(pattern.cls))
+            for case in node.cases
+            for pattern in ast.walk(case.pattern)
         ):
+            # ``match transport: case RedisTransport(): …`` is isinstance by another name.
             yield f"{where}:{node.lineno} match {ast.unparse(node.subject)}"
 
 
@@ -255,6 +392,51 @@ def test_no_transport_is_probed_outside_the_bus() -> None:
     assert found == []
 
 
+def _concrete_transports_named(source: str, where: str) -> Iterator[str]:
+    """Names of a class implementing ``Transport`` (``MemoryTransport``, ``RedisTransport``,
+    found by their members): in an import, a name or an attribute."""
+    concrete = _transport_classes()["Transport"]
+    for node in _walk(source, where):
+        if isinstance(node, ast.ImportFrom | ast.Import):
+            names = [alias.name.rpartition(".")[2] for alias in node.names]
+        elif isinstance(node, ast.Name):
+            names = [node.id]
+        elif isinstance(node, ast.Attribute):
+            names = [node.attr]
+        else:
+            continue
+        for name in names:
+            if name in concrete:
+                yield f"{where}:{node.lineno} {name}"
+
+
+def test_only_the_app_names_a_concrete_transport() -> None:
+    """Outside bridge/bus, only bridge/app.py, which picks the transport, names one: the rest
+    is given a ``Transport`` and what it offers, and cannot tell which it is."""
+    found = [
+        name
+        for module, path in _modules().items()
+        if not _within(module, "bridge.bus") and module != "bridge.app"
+        for name in _concrete_transports_named(path.read_text(), str(path.relative_to(ROOT)))
+    ]
+    assert found == []
+
+
+def test_the_concrete_transport_finder_finds_a_name() -> None:
+    """The check above can fail: a concrete transport imported, named or reached as an
+    attribute is found; the ``Transport`` protocol is not."""
+    sample = (
+        "from bridge.bus.redis import RedisTransport\n"
+        "import bridge.bus\n"
+        "def f(t: Transport) -> None:\n"
+        "    bridge.bus.MemoryTransport\n"
+    )
+    assert sorted(_concrete_transports_named(sample, "s.py")) == [
+        "s.py:1 RedisTransport",
+        "s.py:4 MemoryTransport",
+    ]
+
+
 def _names_the_bus(node: ast.expr) -> bool:
     """Whether ``node`` is a bus by its name: ``bus``, ``self._bus``, ``bridge.bus``."""
     name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", "")
@@ -264,12 +446,14 @@ def _names_the_bus(node: ast.expr) -> bool:
 def _transport_reads(source: str, where: str) -> Iterator[str]:
     """Reads of the Bus's ``transport``: what it offers comes to a component declared
     (``bridge.bus.capabilities``, passed by the app), not found on the transport behind it.
-    Other ``.transport`` attributes (asyncio's and aiohttp's connections) are not the bus's."""
+    Other ``.transport`` attributes (asyncio's and aiohttp's connections) are not the bus's.
+    A bus is known by its name, or by its type (a name ``_typed_as`` a ``Bus``)."""
+    buses = _typed_as(source, where, frozenset({"Bus"}))
     for node in _walk(source, where):
         if (
             isinstance(node, ast.Attribute)
             and node.attr == "transport"
-            and _names_the_bus(node.value)
+            and (_names_the_bus(node.value) or _own_name(node.value) in buses)
         ):
             yield f"{where}:{node.lineno} {ast.unparse(node)}"
 
@@ -287,20 +471,25 @@ def test_no_bus_transport_is_read_outside_the_bus() -> None:
 
 
 def test_the_transport_read_finder_finds_a_read() -> None:
-    """The check above can fail: the bus's transport read by any name of the bus is found; a
-    connection's or a request's transport is not."""
+    """The check above can fail: the bus's transport read by any name of the bus, or by a name
+    typed as a Bus (or assigned one), is found; a connection's or a request's transport is not."""
     sample = (
-        "def f(self, bus, bridge, request, connection):\n"
+        "def f(self, bus, bridge, request, connection, carrier: Bus):\n"
         "    bus.transport.send(b'')\n"
         "    self._bus.transport\n"
         "    bridge.bus.transport\n"
         "    request.transport.is_closing()\n"
         "    connection.transport.abort()\n"
+        "    carrier.transport\n"
+        "    self._carrier = carrier\n"
+        "    self._carrier.transport\n"
     )
     assert sorted(_transport_reads(sample, "s.py")) == [
         "s.py:2 bus.transport",
         "s.py:3 self._bus.transport",
         "s.py:4 bridge.bus.transport",
+        "s.py:7 carrier.transport",
+        "s.py:9 self._carrier.transport",
     ]
 
 
@@ -323,6 +512,42 @@ def test_the_probe_finder_finds_a_probe() -> None:
         "        case 'memory': pass\n"
     )
     assert len(list(_probes(sample, "sample.py"))) == 7
+
+
+def test_the_probe_finder_finds_a_transport_by_its_type_whatever_its_name() -> None:
+    """The check above can fail on names without a transport's words: a probe of a name
+    annotated as a transport or a capability (or assigned from one, or a property returning
+    one) is found, as is a probe for a class implementing one (found by its members)."""
+    sample = (
+        "class Sink:\n"
+        "    def __init__(self, q: WorkQueueLease | None, other: str) -> None:\n"
+        "        self._q = q\n"
+        "        self._held: 'Coordinator | None' = None\n"
+        "        hasattr(q, 'hand_over')\n"
+        "    @property\n"
+        "    def held(self) -> Coordinator:\n"
+        "        return self._held\n"
+        "    def f(self, thing, other: str) -> None:\n"
+        "        getattr(self._q, 'release', None)\n"
+        "        getattr(self._held, 'swap', None)\n"
+        "        isinstance(self.held, object)\n"
+        "        isinstance(thing, WorkQueue)\n"
+        "        type(thing) is RedisCoordinator\n"
+        "        match thing:\n"
+        "            case MemoryTransport(): pass\n"
+        "        getattr(other, 'name')\n"
+        "        isinstance(thing, str)\n"
+    )
+    found = sorted(_probes(sample, "s.py"), key=lambda probe: int(probe.split(" ")[0][5:]))
+    assert found == [
+        "s.py:5 hasattr(q, 'hand_over')",
+        "s.py:10 getattr(self._q, 'release', None)",
+        "s.py:11 getattr(self._held, 'swap', None)",
+        "s.py:12 isinstance(self.held, object)",
+        "s.py:13 isinstance(thing, WorkQueue)",
+        "s.py:14 type(thing) is RedisCoordinator",
+        "s.py:15 match thing",
+    ]
 
 
 def test_the_import_finder_finds_every_kind_of_import() -> None:
@@ -642,17 +867,16 @@ def test_every_test_states_its_behaviour_in_a_docstring() -> None:
 
 
 def _unexplained_sleeps(source: str, where: str) -> Iterator[str]:
-    """``sleep(n)`` calls with a literal n > 0 and no comment on their line saying why: a fixed
-    sleep is no way to wait for something (wait on a condition with a deadline)."""
+    """``sleep(n)`` calls, n anything but a literal 0 (a yield to the loop), with no comment on
+    their line saying why: a fixed sleep is no way to wait for something (wait on a condition
+    with a deadline), nor is one given by a name (``sleep(DELAY)``)."""
     lines = source.splitlines()
     for node in _walk(source, where):
         if (
             isinstance(node, ast.Call)
             and _called(node) == "sleep"
             and node.args
-            and isinstance(seconds := node.args[0], ast.Constant)
-            and isinstance(seconds.value, int | float)
-            and seconds.value > 0
+            and not (isinstance(seconds := node.args[0], ast.Constant) and seconds.value == 0)
             and "#" not in lines[node.lineno - 1]
         ):
             yield f"{where}:{node.lineno} {ast.unparse(node)}"
@@ -770,8 +994,9 @@ def test_the_private_read_finder_finds_a_read() -> None:
 
 
 def test_the_test_checks_find_what_they_look_for() -> None:
-    """The two checks above can fail: a test without a docstring and a bare sleep are found; a
-    test with one, a yield to the loop and a sleep with its reason are not."""
+    """The two checks above can fail: a test without a docstring and a bare sleep, of a number
+    or of a name, are found; a test with one, a yield to the loop and a sleep with its reason
+    are not."""
     sample = (
         "import asyncio, time\n"
         "def test_a():\n"
@@ -780,9 +1005,14 @@ def test_the_test_checks_find_what_they_look_for() -> None:
         '    """Shows b."""\n'
         "    await asyncio.sleep(0)\n"
         "    await asyncio.sleep(0.01)  # a paced publisher, not a wait\n"
+        "    await asyncio.sleep(DELAY)\n"
+        "    await asyncio.sleep(DELAY)  # a slow receiver, as the test asks\n"
     )
     assert list(_tests_without_docstring(sample, "t.py")) == ["t.py:2 test_a"]
-    assert list(_unexplained_sleeps(sample, "t.py")) == ["t.py:3 time.sleep(0.5)"]
+    assert sorted(_unexplained_sleeps(sample, "t.py")) == [
+        "t.py:3 time.sleep(0.5)",
+        "t.py:8 asyncio.sleep(DELAY)",
+    ]
 
 
 def test_the_skip_finder_finds_every_way_to_skip() -> None:

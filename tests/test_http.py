@@ -53,6 +53,7 @@ from tests.support import (
     collector_off,
     make_settings,
     unread_bound,
+    unread_by_server,
 )
 
 KEYRING = Keyring.from_secrets(TEST_SECRET)
@@ -908,11 +909,15 @@ async def test_ingest_accepts_a_body_at_the_limit_sent_in_many_chunks(
     item["payload"]["checks"]["pad"] = "x" * (2048 - len(body_of(item)))
     body = body_of(item)
     assert len(body) == 2048
+    assert server.bridge.address is not None
+    port = server.bridge.address[1]
 
     async def chunks() -> AsyncIterator[bytes]:
         for start in range(0, len(body), 100):
             yield body[start : start + 100]
-            await asyncio.sleep(0)  # each piece its own read, not gathered into one
+            # Each piece its own read: the next is sent once the bridge read this one (a turn
+            # of the loop let two pieces in each read).
+            await async_wait_until(lambda: unread_by_server(port) == 0, what="the piece read")
 
     headers = {"Content-Type": JSON, SIGNATURE_HEADER: signed(body)}
     async with server.session.post(

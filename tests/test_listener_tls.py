@@ -21,7 +21,7 @@ from bridge.app import Bridge
 from bridge.listener.handshakes import HandshakeFailures
 from bridge.log_throttle import LOG_EVERY
 from tests.listener_support import Serve, clients, closed, closed_within, connect, serve
-from tests.support import async_wait_until
+from tests.support import async_wait_until, unread_by_server
 from tests.webconfig.files import WebFiles
 
 __all__ = ["serve"]  # the fixture, imported for the tests below
@@ -189,6 +189,8 @@ async def _tls_get_in_pieces(
 ) -> bytes:
     """GET /healthz over TLS made by hand (Python's ssl over memory buffers), its ClientHello
     written in pieces cut at ``cuts``; the answer's status line."""
+    assert bridge.address is not None
+    port = bridge.address[1]
     reader, writer = await connect(bridge)
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
@@ -206,7 +208,8 @@ async def _tls_get_in_pieces(
     for start, end in itertools.pairwise(bounds):
         writer.write(hello[start:end])
         await writer.drain()
-        await asyncio.sleep(0.05)  # not a wait: each piece in a read of its own
+        # Each piece in a read of its own: the next is sent once the bridge read this one.
+        await async_wait_until(lambda: unread_by_server(port) == 0, what="the piece read")
     while True:
         try:
             tls.do_handshake()

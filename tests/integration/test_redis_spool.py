@@ -70,6 +70,16 @@ def alert(number: int) -> Envelope:
     )
 
 
+def awaiting(task: asyncio.Task[Any]) -> list[str]:
+    """The names of the coroutines ``task`` is suspended in, the outermost first."""
+    names = []
+    awaited: Any = task.get_coro()
+    while awaited is not None and hasattr(awaited, "cr_code"):
+        names.append(awaited.cr_code.co_name)
+        awaited = awaited.cr_await
+    return names
+
+
 def alert_ids(envelopes: list[Envelope]) -> list[str]:
     return [e.payload.alert_id for e in envelopes if isinstance(e.payload, SystemAlert)]
 
@@ -343,7 +353,8 @@ async def test_a_close_that_loses_redis_while_flushing_returns_at_once_with_the_
         unwritten = [replica.publish_alert(n) for n in range(1, 6)]
         started = time.monotonic()
         closing = asyncio.create_task(replica.transport.aclose(flush_seconds=30))
-        await asyncio.sleep(0)  # one turn: the close runs until it waits for the writer
+        # The close stops the node name's marking first, then waits in the writer's flush.
+        await async_wait_until(lambda: "flush" in awaiting(closing), 10, "the close flushing")
         assert not closing.done()
         assert replica.transport.connected
         assert replica.transport.buffered == len(unwritten)

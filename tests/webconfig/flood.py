@@ -27,7 +27,8 @@ async def _connection(url: str, context: ssl.SSLContext, user: str, source: str,
                     await response.read()
                     # Told to wait, it waits (as Prometheus does till its next scrape): a client
                     # that does not costs the bridge a 429 a request, which rate_limit bounds.
-                    await asyncio.sleep(float(response.headers.get("Retry-After", 0)))
+                    told = float(response.headers.get("Retry-After", 0))
+                    await asyncio.sleep(told)  # the Retry-After told, as Prometheus waits
             except aiohttp.ClientError:
                 await asyncio.sleep(0.05)  # the bridge refused the connection: not a busy loop
 

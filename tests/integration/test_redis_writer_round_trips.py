@@ -1,0 +1,140 @@
+"""The Redis writer on a real redis-server writes each batch of frames in one round trip, and
+the acknowledgements queued, whatever their streams, in one.
+
+A proxy between the writer and Redis keeps each piece the writer sends: each round trip sends at
+least one (the next command waits for the answer), so a writer taking one round trip per frame
+sends at least as many pieces as frames, where one taking one per batch sends one per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.bus import Durability, Frame
+from bridge.bus.redis import GROUP
+from bridge.bus.redis.spool import Spool
+from tests.integration.servers.redis import RedisServer, redis_server
+from tests.integration.test_redis_spool import Proxy, copy_stream, running_writer
+from tests.support import async_wait_until
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["redis_server"]
+
+# The writer's batch in ``running_writer``, and the batches of a burst.
+BATCH = 10
+BATCHES = 3
+
+
+class CountingProxy(Proxy):
+    """A proxy that keeps the start of each piece clients send (each read of what one sent)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port)
+        self.pieces: list[bytes] = []
+
+    def _pipes(
+        self,
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        server_r: asyncio.StreamReader,
+        server_w: asyncio.StreamWriter,
+    ) -> tuple[Coroutine[Any, Any, None], Coroutine[Any, Any, None]]:
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                self.pieces.append(data[:40])
+                server_w.write(data)
+                await server_w.drain()
+
+        return upstream(), copy_stream(server_r, client_w)
+
+
+def frames(count: int, start: int = 0) -> list[Frame]:
+    """``count`` frames of a fan-out instance (none kept for a consumer group to take, so the
+    writer sends nothing else meanwhile)."""
+    return [Frame("ex_esdb_audit", b"body %d" % n, "00") for n in range(start, start + count)]
+
+
+@pytest.mark.parametrize("durably", [False, True], ids=["buffered", "spooled"])
+async def test_a_burst_of_frames_goes_to_redis_in_one_round_trip_per_batch(
+    redis_server: Callable[[], RedisServer], tmp_path: Path, durably: bool
+) -> None:
+    """Frames sent together, buffered or spooled, reach Redis in one round trip per batch (its
+    XADDs in one script call), not one per frame: 30 frames in batches of 10 are 3 round trips,
+    and a spool segment's 2 more (its progress asked before its first batch, deleted after
+    its last)."""
+    server = redis_server()
+    proxy = await CountingProxy(server.port).start()
+    spool = None
+    if durably:
+        spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+        await spool.open()
+    try:
+        async with running_writer(proxy.url, spool) as (writer, _):
+
+            async def send(burst: list[Frame]) -> None:
+                if durably:
+                    assert await writer.send_durably(burst) is Durability.COMMITTED
+                else:
+                    # Each taken before the loop can run: the burst waits in the buffer whole.
+                    assert all([writer.send(frame) for frame in burst])
+
+            # The first write connects, loads the script and reads the data set's epoch.
+            await send(frames(1))
+            await async_wait_until(lambda: writer.written == 1, 10, "the first frame written")
+            with server.client() as client:
+                # A spent segment's progress is deleted after its frames are counted written.
+                await async_wait_until(
+                    lambda: not client.keys("exesdb:spool:*"), 10, "the first segment's end"
+                )
+            proxy.pieces.clear()
+            await send(frames(BATCH * BATCHES, start=1))
+            await async_wait_until(
+                lambda: writer.written == 1 + BATCH * BATCHES, 10, "the burst written"
+            )
+            assert len(proxy.pieces) <= BATCHES + (2 if durably else 0), proxy.pieces
+        with server.client() as client:
+            assert client.xlen("exesdb:bus:ex_esdb_audit") == 1 + BATCH * BATCHES
+    finally:
+        await proxy.aclose()
+        if spool is not None:
+            await spool.aclose()
+
+
+async def test_acknowledgements_of_several_streams_go_to_redis_in_one_round_trip(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """Acknowledgements queued together, of entries in three streams, reach Redis in one round
+    trip (one XACK a stream, pipelined), not one per entry nor one per stream."""
+    server = redis_server()
+    streams = [f"exesdb:bus:acked-{n}" for n in range(3)]
+    with server.client() as client:
+        for stream in streams:
+            client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            for n in range(BATCH):
+                client.xadd(stream, {"e": b"body %d" % n, "s": b"00"})
+        taken = client.xreadgroup(GROUP, "tester", {stream: ">" for stream in streams})
+    proxy = await CountingProxy(server.port).start()
+    try:
+        async with running_writer(proxy.url) as (writer, _):
+            # The first write connects, loads the script and reads the data set's epoch.
+            writer.send(frames(1)[0])
+            await async_wait_until(lambda: writer.written == 1, 10, "the first frame written")
+            proxy.pieces.clear()
+            for stream, entries in taken:
+                for entry_id, _fields in entries:
+                    writer.acknowledge(stream.decode(), entry_id)
+            with server.client() as client:
+                await async_wait_until(
+                    lambda: all(client.xpending(s, GROUP)["pending"] == 0 for s in streams),
+                    10,
+                    "every entry acknowledged",
+                )
+            assert len(proxy.pieces) == 1, proxy.pieces
+    finally:
+        await proxy.aclose()
