@@ -203,9 +203,9 @@ def outbox_problems(state_dir: str | None) -> list[str]:
     (``unopenable_problem``), found without making or changing anything (``check-config``):
     this Python's SQLite, too old (``tables.sqlite_problem``), and at the outbox file in
     ``state_dir`` (None: no directory to look in), something there that is no file, no outbox,
-    or an outbox cut short. None found there when the bridge would open it, when there is none
-    yet (the bridge makes it), and when only this user's permissions refuse it: check-config may
-    run as another user than the bridge's."""
+    or an outbox cut short. Nothing is found there when the bridge would open it, when there is
+    none yet (the bridge makes it), and when only this user's permissions refuse it:
+    check-config may run as another user than the bridge's."""
     problems = []
     if (too_old := sqlite_problem(sqlite3.sqlite_version_info)) is not None:
         unopenable = sqlite3.NotSupportedError(too_old)
