@@ -43,6 +43,7 @@ __all__ = [
     "cross_checks",
     "receivers_file_warnings",
     "start_warnings",
+    "unusable_state_dir",
 ]
 
 # Below this an admin token can be guessed by trying: the admin endpoints do not slow refusals.
@@ -160,7 +161,7 @@ def _cross_checks(settings: Settings, webhook_urls: Mapping[int, str] | None) ->
         from bridge.bus.redis.tls_files import tls_file_problems  # redis-py: a Redis bus only
 
         problems += [f"EXESDB_BUS: {problem}" for problem in tls_file_problems(settings.bus)]
-    if (state := _state_dir_problem(settings.state_dir)) is not None:
+    if (state := unusable_state_dir(settings.state_dir)) is not None:
         problems.append(f"EXESDB_STATE_DIR: {state}")
     problems += _otlp_endpoint_problems(settings)
     problems += _otlp_file_problems(settings)
@@ -191,7 +192,7 @@ def _blaming_the_one_set(
     return said_of_second if only_second else said
 
 
-def _state_dir_problem(state_dir: str) -> str | None:
+def unusable_state_dir(state_dir: str) -> str | None:
     """Why the bridge could keep no state in ``state_dir`` (made when missing, with its
     parents): it, or the nearest part of it that exists, is not a directory, or is on a
     read-only file system; None when it could. Said before the outbox tries it, whose error

@@ -1048,6 +1048,83 @@ def test_check_config_refuses_an_outbox_run_refuses_in_the_same_words(
         assert after == before
 
 
+@pytest.mark.parametrize(
+    ("env", "refusals"),
+    [
+        (
+            {"EXESDB_ALERTMANAGER_URL": "ftp://alerts:hunter2-am@am.example/"},
+            ["EXESDB_ALERTMANAGER_URL: 'ftp://alerts:<redacted>@am.example' is not an http://"],
+        ),
+        (
+            {"EXESDB_INGEST": "true", "SECRET_KEY_BASE": "hunter2-short"},
+            ["SECRET_KEY_BASE: has 13 characters; with EXESDB_INGEST=true it must be set"],
+        ),
+        (
+            {
+                "EXESDB_ALERTMANAGER_URL": "ftp://alerts:hunter2-am@am.example/",
+                "EXESDB_INGEST": "maybe",
+            },
+            [
+                "EXESDB_INGEST: must be true or false",
+                "EXESDB_ALERTMANAGER_URL: 'ftp://alerts:<redacted>@am.example' is not an http://",
+            ],
+        ),
+    ],
+    ids=["a value refused", "values at odds", "two values refused"],
+)
+@pytest.mark.parametrize("fault", [_cut_short, _no_database], ids=["cut short", "no database"])
+def test_check_config_lists_bad_settings_and_the_outbox_s_fault_at_once(
+    tmp_path: Path, env: dict[str, str], refusals: list[str], fault: Callable[[Path], str]
+) -> None:
+    """check-config with bad settings and an outbox file start-up would refuse lists every
+    problem in one go (exit 2): the settings' first, then the outbox's in start-up's words, so
+    that a second round finds nothing new; no secret of the settings is shown."""
+    state = tmp_path / "state"
+    said = fault(state / FILE_NAME)
+    env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state), **env}
+    completed = run_in_process("check-config", env=env)
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stdout == ""
+    lines = completed.stderr.splitlines()
+    assert lines[0] == "exesdb-bridge: bad configuration:"
+    problems = [line.removeprefix("  ") for line in lines[1:] if line.startswith("  ")]
+    assert len(problems) == len(refusals) + 1, completed.stderr
+    for problem, refusal in zip(problems, refusals, strict=False):
+        assert problem.startswith(refusal), completed.stderr
+    assert problems[-1] == f"EXESDB_STATE_DIR: cannot open the alert outbox in '{state}': {said}"
+    assert "hunter2" not in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("state_dir", "refusal"),
+    [
+        ("~/state", "EXESDB_STATE_DIR: begins with ~, which only a shell expands"),
+        ("{long}", "EXESDB_STATE_DIR: '{long}' cannot be used: File name too long"),
+    ],
+    ids=["refused", "unusable"],
+)
+def test_check_config_looks_for_no_outbox_where_the_state_directory_is_at_fault(
+    tmp_path: Path, state_dir: str, refusal: str
+) -> None:
+    """check-config with EXESDB_STATE_DIR refused (a path beginning with ~) or naming a
+    directory the bridge could not use (a name longer than the system takes) beside another bad
+    setting lists their problems alone, one for the directory: no outbox is looked for in it
+    (exit 2)."""
+    long = str(tmp_path / ("s" * 300))
+    env = {"EXESDB_STATE_DIR": state_dir.format(long=long), "EXESDB_INGEST": "maybe"}
+    completed = cli(
+        "check-config", cwd=tmp_path, HOME=str(tmp_path), EXESDB_HTTP_ADDR="127.0.0.1:0", **env
+    )
+    assert completed.returncode == 2, completed.stderr
+    problems = [line[2:] for line in completed.stderr.splitlines() if line.startswith("  ")]
+    assert [problem.split(":")[0] for problem in problems] == [
+        "EXESDB_INGEST",
+        "EXESDB_STATE_DIR",
+    ], completed.stderr
+    assert problems[1].startswith(refusal.format(long=long)), completed.stderr
+    assert "alert outbox" not in completed.stderr
+
+
 def test_outbox_list_of_an_outbox_cut_short_says_what_to_do_and_no_more(tmp_path: Path) -> None:
     """`outbox list` on an outbox cut short says so in the bridge's words, which end with what to
     do (restore it, or move it out of the way), and nothing after them: no doubt about
@@ -2300,13 +2377,21 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize(("command", "status"), [("run", 2), ("outbox list", 1)])
+@pytest.mark.parametrize(
+    ("command", "status", "begins"),
+    [
+        ("run", 2, " ERROR bridge: cannot open the alert outbox: "),
+        ("check-config", 2, "exesdb-bridge: bad configuration:\n  cannot open the alert outbox: "),
+        ("outbox list", 1, "exesdb-bridge: cannot open the alert outbox: "),
+    ],
+)
 def test_an_sqlite_too_old_for_the_outbox_is_named_with_the_version_needed(
-    tmp_path: Path, command: str, status: int
+    tmp_path: Path, command: str, status: int, begins: str
 ) -> None:
-    """On a Python whose SQLite is older than 3.35 (RHEL 9's), the bridge stops at start and
-    the outbox command fails, each saying which SQLite it has and which it needs, rather than
-    failing at a query later; the outbox file is left as it is."""
+    """On a Python whose SQLite is older than 3.35 (RHEL 9's), the bridge stops at start,
+    check-config says so (exit 2) and the outbox command fails, each saying which SQLite it has
+    and which it needs, not blaming EXESDB_STATE_DIR, rather than failing at a query later; the
+    outbox file is left as it is."""
     state = tmp_path / "state"
     state.mkdir()
     (state / "alerts.sqlite3").write_bytes(b"")  # as a bridge leaves it at its first open
@@ -2316,7 +2401,7 @@ def test_an_sqlite_too_old_for_the_outbox_is_named_with_the_version_needed(
     )
     output = done.stdout + done.stderr
     assert done.returncode == status, output
-    assert "this Python's SQLite is 3.34.1; the outbox needs 3.35.0 or newer" in output
+    assert f"{begins}this Python's SQLite is 3.34.1; the outbox needs 3.35.0 or newer" in output
     assert "Traceback" not in output
     assert (state / "alerts.sqlite3").read_bytes() == b""
 

@@ -15,6 +15,7 @@ import yaml
 from bridge.messages import MESSAGE_TYPES
 from bridge.receivers import read_receivers_file
 from bridge.redaction import _ABOUT_A_SECRET, _HARMLESS_KEY_KINDS, _SECRET_PARTS, _SECRET_WORDS
+from bridge.sinks.alerts.tables import sqlite_problem
 from tests.doc_text import README, anchors, broken_links, fenced, page, pages, prose, section
 from tests.support import ROOT
 
@@ -262,3 +263,21 @@ def test_every_count_of_the_message_types_is_the_registry_s() -> None:
         if int(found.group(1)) != len(MESSAGE_TYPES)
     ]
     assert wrong == []
+
+
+# "SQLite 3.35 or newer", wrapped or not: the oldest SQLite a page says the bridge runs on.
+_SQLITE_NEEDED: Final = re.compile(r"SQLite\s+(\d+)\.(\d+)\s+or\s+newer")
+
+
+def test_the_sqlite_the_docs_require_is_the_oldest_the_outbox_takes() -> None:
+    """Each "SQLite X.Y or newer" of the README and the deployment page is the oldest SQLite the
+    outbox's check takes: X.Y.0 passes it, the release before X.Y is refused."""
+    found = [
+        (int(major), int(minor))
+        for text in (README.read_text(), page("deployment"))
+        for major, minor in _SQLITE_NEEDED.findall(text)
+    ]
+    assert len(found) >= 2, found
+    for major, minor in found:
+        assert sqlite_problem((major, minor, 0)) is None
+        assert sqlite_problem((major, minor - 1, 99)) is not None

@@ -314,16 +314,30 @@ def _alert_destinations(settings: Settings) -> list[str]:
 # -- check-config --
 
 
+def _state_dir_taken() -> str | None:
+    """``EXESDB_STATE_DIR`` as the settings take it, or None when they refuse it or it names no
+    directory the bridge could use (their problems say so: the outbox in it is not looked at)."""
+    from bridge.client_environment import OutboxValues, read_plainly
+    from bridge.settings_checks import unusable_state_dir
+
+    taken = read_plainly(OutboxValues, os.environ)
+    if taken is None or unusable_state_dir(taken.state_dir) is not None:
+        return None
+    return taken.state_dir
+
+
 def _check_config(args: argparse.Namespace) -> int:
     from bridge.settings_checks import start_warnings
-    from bridge.sinks.alerts.outbox import outbox_problem
+    from bridge.sinks.alerts.outbox import outbox_problems
 
-    settings = settings_or_exit()
-    # What `run` would stop on at start, past the settings: the outbox file there already (a
-    # directory, no outbox, one cut short), read without making or changing anything.
-    if (problem := outbox_problem(settings.state_dir)) is not None:
+    # What `run` would stop on at start, past the settings: this Python's SQLite, too old, and
+    # the outbox file there already (a directory, no outbox, one cut short), read without making
+    # or changing anything; with the settings' problems when they have some, so that all are
+    # mended in one round (EXESDB_STATE_DIR's folder looked in when that variable is good).
+    settings = settings_or_exit(beside=lambda: outbox_problems(_state_dir_taken()))
+    if problems := outbox_problems(settings.state_dir):
         # Its warnings too: a misspelt EXESDB_STATE_DIR is a likely reason for the wrong folder.
-        say_bad_configuration(ConfigError([problem], warnings=start_warnings(settings)))
+        say_bad_configuration(ConfigError(problems, warnings=start_warnings(settings)))
         return EXIT_USAGE
     shown = settings.redacted()
     if (web_config := settings.web_config()) is not None:

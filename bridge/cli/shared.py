@@ -51,8 +51,11 @@ class Commands(Protocol):
     def add_parser(self, name: str, *args: Any, **kwargs: Any) -> argparse.ArgumentParser: ...
 
 
-def settings_or_exit(*, logged: bool = False) -> Settings:
-    """The whole configuration (``run``, ``check-config``), or exit 2 listing every problem,
+def settings_or_exit(
+    *, logged: bool = False, beside: Callable[[], Sequence[str]] | None = None
+) -> Settings:
+    """The whole configuration (``run``, ``check-config``), or exit 2 listing every problem
+    (then those ``beside`` finds, which do not need the settings: ``check-config``'s outbox),
     followed by a warning about each set ``EXESDB_*`` variable that is no setting, each
     misspelt ``OTEL_*`` one and each setting holding an env file's comment or wholly in quotes
     (``run`` and ``check-config`` give them with their other warnings otherwise): a misspelt
@@ -66,7 +69,10 @@ def settings_or_exit(*, logged: bool = False) -> Settings:
 
     try:
         return load_settings()
-    except ConfigError as exc:
+    except ConfigError as refused:
+        exc = refused
+        if beside is not None:
+            exc = ConfigError([*exc.problems, *beside()], warnings=exc.warnings)
         # A comment or quotes an env file kept in a value are often why that value is refused.
         notes = _unknown_variables() + env_file_slips(os.environ, known_variables())
         if logged:

@@ -7,6 +7,8 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
+import tomllib
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -690,6 +692,36 @@ def test_every_probe_waits_longer_than_the_health_check_s_own_timeout() -> None:
         for where, wait in waits.items()
         if float(wait.removesuffix("s")) <= DEFAULT_TIMEOUT
     } == {}
+
+
+def test_dockerfile_builds_the_bridge_with_the_backend_its_dependency_layer_installs() -> None:
+    """The build stage's dependency layer installs the build backend pyproject.toml's
+    build-system requires (the list its command prints, written where the next command reads
+    it), and each `pip install .` after it builds with that backend (--no-build-isolation): a
+    rebuild after a code change fetches no setuptools into a throwaway environment."""
+    instructions = dockerfile()
+    last = max(i for i, (op, _) in enumerate(instructions) if op == "FROM")
+    commands = [
+        shlex.split(command)
+        for op, arg in instructions[:last]
+        if op == "RUN"
+        for command in arg.split(" && ")
+    ]
+    [listing] = [command for command in commands if command[:2] == ["python3", "-c"]]
+    listed = subprocess.run(
+        [sys.executable, "-c", listing[2]], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        requires = tomllib.load(file)["build-system"]["requires"]
+    assert listed.stdout.splitlines() == requires
+    assert listing[3:] == [">/tmp/build-requires.txt"]
+    installs = [command for command in commands if command[1:2] == ["install"]]
+    assert "--requirement" in installs[0]
+    assert installs[0][installs[0].index("--requirement") + 1] == "/tmp/build-requires.txt"
+    builds = [command for command in installs if command[-1] == "."]
+    assert len(builds) == 2  # the dependencies' layer, then the code's
+    assert all("--no-build-isolation" in command for command in builds)
+    assert commands.index(installs[0]) < commands.index(builds[0])
 
 
 def test_dockerfile_ships_only_the_installed_bridge() -> None:

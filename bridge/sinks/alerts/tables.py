@@ -64,7 +64,7 @@ from typing import Final
 from bridge.regular_files import open_regular
 from bridge.sinks.alerts.records import refused
 
-__all__ = ["CutShort", "connect", "migrate", "refuse_unfit"]
+__all__ = ["CutShort", "connect", "migrate", "refuse_unfit", "sqlite_problem"]
 
 _SCHEMA_VERSION: Final = 16
 # The outbox's mark in the file's header (PRAGMA application_id): "EXOB".
@@ -84,8 +84,9 @@ _BTRFS_MAGIC: Final = 0x9123683E
 _SQLITE_HEADER: Final = b"SQLite format 3\x00"
 # The database header's length: its page size, change counter and page count are in it (1.3).
 _HEADER_BYTES: Final = 100
-# The oldest SQLite the outbox's queries run on: RETURNING and MATERIALIZED (3.35.0, 2021).
-# Python's sqlite3 uses the system's library: RHEL 9's is 3.34.
+# The oldest SQLite the outbox's queries run on: RETURNING (dead_letters) and MATERIALIZED
+# (retention) came in 3.35.0 (2021), the newest of what they use (window functions: 3.25,
+# json_each: 3.9). Python's sqlite3 uses the system's library: RHEL 9's is 3.34.
 _OLDEST_SQLITE: Final = (3, 35, 0)
 # Version 1's tables: a file without the mark that holds them is an outbox from before it.
 _FIRST_TABLES: Final = frozenset({"alerts", "queued", "deliveries"})
@@ -317,12 +318,8 @@ def connect(path: Path | str) -> sqlite3.Connection:
     and ``synchronous=FULL`` (the journal is fsync'd at every commit, so a committed delivery
     survives power loss); its queries may call ``refused(last_status, last_error)``
     (``records.refused``); NotSupportedError on an SQLite older than ``_OLDEST_SQLITE``."""
-    if sqlite3.sqlite_version_info < _OLDEST_SQLITE:
-        oldest = ".".join(map(str, _OLDEST_SQLITE))
-        raise sqlite3.NotSupportedError(
-            f"this Python's SQLite is {sqlite3.sqlite_version}; the outbox needs {oldest} or newer"
-            " (a Python built with a newer SQLite: python.org's, Debian 12's, Ubuntu 22.04's)"
-        )
+    if (problem := sqlite_problem(sqlite3.sqlite_version_info)) is not None:
+        raise sqlite3.NotSupportedError(problem)
     if str(path) != ":memory:":
         # Made private before SQLite opens it: it holds alert bodies and the receiver keys'
         # secret, and SQLite gives the WAL and shared-memory files the same mode.
@@ -349,6 +346,19 @@ def connect(path: Path | str) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA busy_timeout=10000")
     return db
+
+
+def sqlite_problem(version: tuple[int, ...]) -> str | None:
+    """Why the outbox cannot run on the SQLite library of ``version`` (this Python's is
+    ``sqlite3.sqlite_version_info``): older than ``_OLDEST_SQLITE``, in words that name both
+    and what to do; None when it is new enough."""
+    if version >= _OLDEST_SQLITE:
+        return None
+    found, oldest = (".".join(map(str, each)) for each in (version, _OLDEST_SQLITE))
+    return (
+        f"this Python's SQLite is {found}; the outbox needs {oldest} or newer"
+        " (a Python built with a newer SQLite: python.org's, Debian 12's, Ubuntu 22.04's)"
+    )
 
 
 def migrate(db: sqlite3.Connection) -> None:

@@ -20,7 +20,7 @@ from bridge.sinks.alerts.records import (
     DeliveryState,
     HistoryEvent,
 )
-from bridge.sinks.alerts.tables import connect
+from bridge.sinks.alerts.tables import connect, sqlite_problem
 from tests.sinks.alerts.helpers import T0, URL, event, observe, one_each, stored
 
 
@@ -32,6 +32,35 @@ def test_database_is_wal_and_fsyncs_every_commit(outbox: Outbox) -> None:
     db = connect(outbox.path)  # how the outbox (and the CLI) open the file
     assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     db.close()
+
+
+@pytest.mark.parametrize(
+    ("version", "said"),
+    [
+        ((3, 34, 1), "this Python's SQLite is 3.34.1; the outbox needs 3.35.0 or newer"),
+        ((3, 24, 0), "this Python's SQLite is 3.24.0; the outbox needs 3.35.0 or newer"),
+        ((2, 99, 99), "this Python's SQLite is 2.99.99; the outbox needs 3.35.0 or newer"),
+        ((3, 35, 0), None),
+        ((3, 35, 5), None),
+        ((4, 0, 0), None),
+        (sqlite3.sqlite_version_info, None),
+    ],
+)
+def test_an_sqlite_older_than_3_35_is_named_with_the_version_needed(
+    version: tuple[int, int, int], said: str | None
+) -> None:
+    """An SQLite library older than 3.35.0 (RETURNING and MATERIALIZED, which the outbox's
+    queries use) is a problem naming its version, the one needed and where to find one; 3.35.0,
+    anything newer and this Python's own are none."""
+    problem = sqlite_problem(version)
+    if said is None:
+        assert problem is None
+    else:
+        assert problem is not None
+        assert problem.startswith(said)
+        assert problem.endswith(
+            "(a Python built with a newer SQLite: python.org's, Debian 12's, Ubuntu 22.04's)"
+        )
 
 
 def test_one_bridge_at_a_time_holds_the_state_directory(tmp_path: Path) -> None:
