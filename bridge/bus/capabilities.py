@@ -121,13 +121,15 @@ class StateChange:
     replica alone until it calls ``SharedState.forget``: what it has yet to do on its own side
     of the change, found again after a crash; ``restore`` puts the records back into a store
     that lost them, and is refused (nothing changed) when the store holds any: a record kept
-    there is never dropped unread.
+    there is never dropped unread; ``along``: the records of other names changed in the same
+    step (their ``put`` and ``remove`` alone), all or nothing with these.
     """
 
     put: Mapping[str, bytes] = field(default_factory=dict)
     remove: Collection[str] = ()
     note: tuple[str, bytes] | None = None
     restore: bool = False
+    along: Mapping[str, StateChange] = field(default_factory=dict)
 
 
 class SharedState(Protocol):

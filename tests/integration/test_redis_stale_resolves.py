@@ -19,6 +19,7 @@ from bridge.receivers import Receiver, resolve_receivers
 from bridge.sinks.alerts.delivery import DeliveryWorker, WebhookSender, keep_for
 from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.records import Acknowledgement
 from bridge.sinks.alerts.states import AlertStates
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.vetting import DeliveryVetting
@@ -318,4 +319,44 @@ async def test_a_return_delivered_again_after_the_node_went_down_anew_is_told_no
         await b.states.apply([event("x", status, at=datetime.fromtimestamp(at, UTC))], clock.now)
         clock.advance(60.0)
         await b.worker.step()
+    assert told(receiver) == ["firing", "resolved", "firing"]
+
+
+@pytest.mark.parametrize("by", ["api", "message"], ids=["ack-api", "alert-ack"])
+@pytest.mark.parametrize("knew", [False, True], ids=["unknown-to-it", "taken-up-open"])
+async def test_a_down_delivered_again_after_an_ack_resolved_its_alert_is_told_nothing(
+    cluster: Cluster, by: str, knew: bool
+) -> None:
+    """A node's down handled by a holder, its alert then resolved there by an acknowledgement
+    with a resolution (through the ack API, or an AlertAck message): the down (and the
+    AlertAck) delivered again to the next holder (the first killed before its acknowledgements
+    were written) change nothing and tell the receiver nothing, whether or not the next holder
+    had taken the alert up open before: no second firing (nor resolve) of an alert resolved
+    already; the node going down again after is told."""
+    server, receiver, clock, a, b = cluster.parts
+    await take(server, a, "a:1")
+    await change(a, clock, "firing")
+    down = datetime.fromtimestamp(clock.now, UTC)
+    await a.worker.step()
+    if knew:
+        await take(server, b, "b:1")  # b takes the alert up open, and gives the lease back
+        await take(server, a, "a:1")
+    clock.advance(1.0)
+    ack = Acknowledgement("x", "ops", resolution="the node was replaced")
+    if by == "api":
+        assert (await a.states.acknowledge(ack, clock.now)).stored
+    else:
+        await a.states.apply([ack], clock.now)
+    await a.worker.step()
+    assert told(receiver) == ["firing", "resolved"]
+    await take(server, b, "b:1")
+    clock.advance(1.0)
+    again = [event("x", at=down)] + ([ack] if by == "message" else [])
+    assert (await b.states.apply(again, clock.now)).changed == []  # not fired anew, nor resolved
+    clock.advance(60.0)
+    for _ in range(2):
+        await b.worker.step()
+    assert told(receiver) == ["firing", "resolved"]
+    await change(b, clock, "firing")  # the node down again, since: not lost
+    await b.worker.step()
     assert told(receiver) == ["firing", "resolved", "firing"]

@@ -101,6 +101,27 @@ async def test_only_the_lease_holder_changes_the_records(states) -> None:
     assert not await a.commit("alerts", StateChange(put={"late": b"!"}))
 
 
+async def test_records_of_other_names_go_along_with_a_change_all_or_nothing(states) -> None:
+    """Records of other names carried along with a change are put and removed in its step, its
+    note kept; refused (no lease), neither the change nor what it carries is made."""
+    server, a, b = states
+    hold(server, "a:1")
+    dates = StateChange(put={"x": b"1.5", "y": b"2.5"})
+    change = StateChange(put={"x": b"{}"}, note=("p1", b"plan"), along={"alerts:dates": dates})
+    assert await a.commit("alerts", change)
+    assert await a.load("alerts") == {"x": b"{}"}
+    assert await a.load("alerts:dates") == {"x": b"1.5", "y": b"2.5"}
+    assert await a.notes("alerts") == {"p1": b"plan"}
+    dates = StateChange(put={"x": b"3.5"}, remove=["y"])
+    later = StateChange(remove=["x"], along={"alerts:dates": dates})
+    assert not await b.commit("alerts", later)
+    assert await b.load("alerts") == {"x": b"{}"}
+    assert await b.load("alerts:dates") == {"x": b"1.5", "y": b"2.5"}
+    assert await a.commit("alerts", later)
+    assert await a.load("alerts") == {}
+    assert await a.load("alerts:dates") == {"x": b"3.5"}
+
+
 async def test_notes_are_kept_per_replica_with_the_change(states) -> None:
     """A note goes in with its change; each replica reads and forgets only its own."""
     server, a, b = states

@@ -7,10 +7,11 @@ leave them, are still read, never dropped), and each replica's notes under
 ``<prefix>:state:<name>:notes:<node>``, each node that kept one listed in the set
 ``<prefix>:state:<name>:noted``, and the notes another replica took over from it under
 ``<prefix>:state:<name>:adopted:<node>`` until it has read them. A change is one Lua script: it
-checks that the lease key still names this replica's consumer, then changes the records and keeps
-the note, all or nothing, so a replica that lost the lease (slow, cut off) can no longer change what
-the next holder reads. A new holder moves the other replicas' notes to its own (``adopt``), one
-script per node the set lists, fenced the same way, so each note is acted on by one replica; the
+checks that the lease key still names this replica's consumer, then changes the records (and those
+of other names the change carries ``along``) and keeps the note, all or nothing, so a replica that
+lost the lease (slow, cut off) can no longer change what the next holder reads. A new holder moves
+the other replicas' notes to its own (``adopt``), one script per node the set lists, fenced the
+same way, so each note is acted on by one replica; the
 same script keeps a copy of each note it moved for the replica it took it from (``taken_over``),
 which may have stored it and not dropped it (killed in between): so told, that replica sends nothing
 of it. A replica drops its notes (``forget``) in a script too, which drops that copy of a note it
@@ -62,36 +63,49 @@ local function refused(checks)
 end
 """
 
-# KEYS: lease, records, kept, and with a note, notes and the set of nodes with notes. ARGV:
-# consumer, restore (0/1), note id ("" for none), note, the number of records put, then key,
-# value for each, then the keys removed, then (last) this replica's node.
+# KEYS: lease, then records and kept of each name changed (the change's own first, then those
+# ``along``), and with a note, notes and the set of nodes with notes. ARGV: consumer, restore
+# (0/1), note id ("" for none), note, the number of names changed, then for each the number of
+# records put, key and value of each, the number of records removed and their keys, then (last)
+# this replica's node.
 _COMMIT: Final = (
     _ASK_FIRST
     + """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] == '1' and redis.call('exists', KEYS[2]) == 1 then return 0 end
-local checks = {{'set', KEYS[3], '1'}, {'hset', KEYS[2], 'f', 'v'}, {'hdel', KEYS[2], 'f'}}
+local names = tonumber(ARGV[5])
+local notes = 2 + 2 * names
+local checks = {}
+for n = 1, names do
+  table.insert(checks, {'set', KEYS[2 * n + 1], '1'})
+  table.insert(checks, {'hset', KEYS[2 * n], 'f', 'v'})
+  table.insert(checks, {'hdel', KEYS[2 * n], 'f'})
+end
 if ARGV[3] ~= '' then
-  table.insert(checks, {'hset', KEYS[4], 'f', 'v'})
-  table.insert(checks, {'pexpire', KEYS[4], '1'})
-  table.insert(checks, {'sadd', KEYS[5], 'm'})
+  table.insert(checks, {'hset', KEYS[notes], 'f', 'v'})
+  table.insert(checks, {'pexpire', KEYS[notes], '1'})
+  table.insert(checks, {'sadd', KEYS[notes + 1], 'm'})
 end
 local no = refused(checks)
 if no then return no end
-redis.call('set', KEYS[3], '1')
 local i = 6
-for _ = 1, tonumber(ARGV[5]) do
-  redis.call('hset', KEYS[2], ARGV[i], ARGV[i + 1])
-  i = i + 2
-end
-while i < #ARGV do
-  redis.call('hdel', KEYS[2], ARGV[i])
-  i = i + 1
+for n = 1, names do
+  redis.call('set', KEYS[2 * n + 1], '1')
+  local put = tonumber(ARGV[i])
+  for j = 1, put do
+    redis.call('hset', KEYS[2 * n], ARGV[i + 2 * j - 1], ARGV[i + 2 * j])
+  end
+  i = i + 1 + 2 * put
+  local removed = tonumber(ARGV[i])
+  for j = 1, removed do
+    redis.call('hdel', KEYS[2 * n], ARGV[i + j])
+  end
+  i = i + 1 + removed
 end
 if ARGV[3] ~= '' then
-  redis.call('hset', KEYS[4], ARGV[3], ARGV[4])
-  redis.call('pexpire', KEYS[4], NOTES_KEPT_MS)
-  redis.call('sadd', KEYS[5], ARGV[#ARGV])
+  redis.call('hset', KEYS[notes], ARGV[3], ARGV[4])
+  redis.call('pexpire', KEYS[notes], NOTES_KEPT_MS)
+  redis.call('sadd', KEYS[notes + 1], ARGV[#ARGV])
 end
 return 1
 """
@@ -221,12 +235,17 @@ class RedisSharedState:
         """
         key = self._layout.state(name)
         note_id, note = change.note if change.note is not None else ("", b"")
+        changes = {name: change, **change.along}
         args: list[Any] = [self._consumer, "1" if change.restore else "0", note_id, note]
-        args.append(len(change.put))
-        for field, value in change.put.items():
-            args += [field, value]
-        args += [*change.remove, self._node]
-        keys = [self._layout.leader, key, f"{key}:kept"]
+        args.append(len(changes))
+        keys = [self._layout.leader]
+        for changed, records in changes.items():
+            keys += [self._layout.state(changed), f"{self._layout.state(changed)}:kept"]
+            args.append(len(records.put))
+            for field, value in records.put.items():
+                args += [field, value]
+            args += [len(records.remove), *records.remove]
+        args.append(self._node)
         if note_id:  # the keys of notes are named only when one is written
             keys += [self._notes(name), f"{key}:noted"]
         with self._link.boundary(f"change the {name} records"):

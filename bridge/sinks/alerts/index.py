@@ -27,8 +27,9 @@ note dropped. A crash (SIGKILL) at any point:
 The work-queue entries a holder handled but had not acknowledged when it was killed come
 again to the next one, one claim at a time: a node's down before its return, which would fire
 anew an alert resolved already. So the date of each alert's last notified change (by its
-events, which the open records in Redis do not carry) is kept in Redis too (``DATES``, a day),
-read by the next holder as it takes the lease up: an event sent before it undoes nothing.
+events, which the open records in Redis do not carry) is kept in Redis too, made with the change
+(``DATES``, a day), read by the next holder as it takes the lease up: an event sent before it
+undoes nothing.
 
 Dropping a note tells whether it was still there (``SharedState.forget``); one taken over
 meanwhile (its copy is read after the drop) is left out alike, so a replica that catches up
@@ -70,7 +71,7 @@ import asyncio
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final, ParamSpec
 
 from bridge.bus import SharedState, StateChange
@@ -238,17 +239,19 @@ class AlertIndex:
                 and step.record is not None
                 and step.record.event_at is not None
             }
-            if dates:
-                # First: kept without the change (Redis failing between the two) they are
-                # dates of events sent, which an event sent before rightly gives way to.
-                await self._keep_dates(dates, plan.now)
-            change = StateChange(put=put, remove=sorted(gone), note=(plan.id, encode_plan(plan)))
+            # The dates go with the change, in the same step: no round trip of their own.
+            along = {DATES: self._dates_change(dates, plan.now)} if dates else {}
+            change = StateChange(
+                put=put, remove=sorted(gone), note=(plan.id, encode_plan(plan)), along=along
+            )
             # From here until the outbox stored the plan, Redis may hold it (an answer lost on
             # the way, the outbox failing): its note is then what the next change stores first.
             self.caught_up = False
             self._fence()
             if not await self._state.commit(NAME, change):
                 raise TransportError(_NOT_HOLDING)
+            if dates:
+                self._dates_kept(dates, along[DATES].remove, plan.now)
             applied = await self._db.call(self._alerts.commit, plan)
             self.caught_up = True
             try:
@@ -268,22 +271,23 @@ class AlertIndex:
                 raise
             return applied
 
-    async def _keep_dates(self, dates: dict[str, float], now: float) -> None:
-        """Keep in Redis the dates of the alerts' notified changes ``dates`` (``self.dates``),
-        for the holders after this one; with them, at most once an hour, drop those kept longer
-        than ``_DATES_KEPT_SECONDS``. Under the lock."""
+    def _dates_change(self, dates: dict[str, float], now: float) -> StateChange:
+        """The change that keeps in Redis the dates of the alerts' notified changes ``dates``
+        (``self.dates``), for the holders after this one; with them, at most once an hour, it
+        drops those kept longer than ``_DATES_KEPT_SECONDS``. Under the lock."""
         old: list[str] = []
         if now >= self._pruned_at + _PRUNE_SECONDS:
             horizon = now - _DATES_KEPT_SECONDS
             old = [alert_id for alert_id, at in self.dates.items() if at < horizon]
-        self._fence()
         put = {alert_id: repr(at).encode() for alert_id, at in dates.items()}
-        gone = [alert_id for alert_id in old if alert_id not in dates]
-        if not await self._state.commit(DATES, StateChange(put=put, remove=gone)):
-            raise TransportError(_NOT_HOLDING)
+        return StateChange(put=put, remove=[alert_id for alert_id in old if alert_id not in dates])
+
+    def _dates_kept(self, dates: dict[str, float], removed: Collection[str], now: float) -> None:
+        """``self.dates`` as Redis keeps them once it took the change ``_dates_change`` made of
+        ``dates``, which removed ``removed``."""
         if now >= self._pruned_at + _PRUNE_SECONDS:
             self._pruned_at = now
-        for alert_id in gone:
+        for alert_id in removed:
             del self.dates[alert_id]
         self.dates.update(dates)
 
@@ -521,7 +525,7 @@ def _still_current(plan: Plan, kept: dict[str, AlertRecord] | None) -> Plan:
 
 
 def _dates(raw: dict[str, bytes] | None) -> dict[str, float]:
-    """The dates ``_keep_dates`` kept, those malformed skipped (logged)."""
+    """The dates ``_dates_change`` kept, those malformed skipped (logged)."""
     dates: dict[str, float] = {}
     for alert_id, value in (raw or {}).items():
         try:

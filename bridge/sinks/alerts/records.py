@@ -105,6 +105,7 @@ class AlertRecord:
     details: tuple[tuple[str, str], ...] = ()
     # When the newest message that fired, kept up, changed or resolved it was sent (its
     # timestamp, never after its receipt): an event older than it is stale (transitions.on_event).
+    # Resolved by an acknowledgement's resolution, just after it (transitions.on_ack).
     # None for an alert stored before it was kept, or taken from Redis, which does not carry it.
     event_at: float | None = None
 

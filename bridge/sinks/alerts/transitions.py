@@ -18,6 +18,7 @@ brings a replica's alert in line with the open alerts kept in Redis.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Final
@@ -256,7 +257,8 @@ def _new(event: AlertEvent, now: float, latest: float) -> AlertRecord:
 
 
 def on_ack(current: AlertRecord | None, ack: Acknowledgement, now: float) -> Transition:
-    """An acknowledgement; one with a ``resolution`` also resolves the alert (and notifies).
+    """An acknowledgement; one with a ``resolution`` also resolves the alert (and notifies),
+    dated (``event_at``) just after the newest event the alert had seen.
 
     Acknowledging twice, or after the alert resolved, changes nothing (the alert is returned as
     it is), nor does an ack for another episode of it (``ack.starts_at``: it resolved and fired
@@ -268,6 +270,13 @@ def on_ack(current: AlertRecord | None, ack: Acknowledgement, now: float) -> Tra
         return Transition(current)
     if current.state is AlertState.ACKNOWLEDGED and ack.resolution is None:
         return Transition(current)
+    event_at = current.event_at
+    if ack.resolution and event_at is not None:
+        # The resolve is dated just after the newest event the alert had seen, the date the
+        # next work-queue holders keep (``AlertIndex.dates``): every event it had seen then,
+        # one delivered again among them, is ``superseded``; any sent since fires it anew.
+        # Not by the clock: an event's date is its sender's, a holder's own may run ahead.
+        event_at = math.nextafter(event_at, math.inf)
     changed = replace(
         current,
         state=AlertState.RESOLVED if ack.resolution else AlertState.ACKNOWLEDGED,
@@ -277,6 +286,7 @@ def on_ack(current: AlertRecord | None, ack: Acknowledgement, now: float) -> Tra
         resolution=ack.resolution,
         updated_at=now,
         ends_at=now if ack.resolution else current.ends_at,
+        event_at=event_at,
     )
     if ack.resolution:
         resolved = HistoryEntry(now, HistoryEvent.RESOLVED, f"by {ack.ack_by}: {ack.resolution}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -274,6 +275,23 @@ def test_alert_events(
                 Effect.NOTIFY,
             ),
             id="an acknowledged alert resolves with a later resolution",
+        ),
+        pytest.param(
+            alert(event_at=T0 + 30),
+            Acknowledgement("a1", "ops", None, "fixed"),
+            Transition(
+                alert(
+                    state=RESOLVED,
+                    ack_by="ops",
+                    ack_at=NOW,
+                    resolution="fixed",
+                    updated_at=NOW,
+                    ends_at=NOW,
+                    event_at=math.nextafter(T0 + 30, math.inf),
+                ),
+                Effect.NOTIFY,
+            ),
+            id="a resolution is dated just after the newest event the alert saw, none redone",
         ),
         pytest.param(
             alert(state=RESOLVED, ends_at=T0 + 5),
