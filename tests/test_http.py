@@ -468,6 +468,32 @@ async def test_a_compressed_body_is_expanded_and_its_signature_checked_off_the_e
     assert max(stalls) < took / 4, (max(stalls), took)
 
 
+@pytest.mark.parametrize(("size", "apart"), [(1024 * 1024, True), (512 * 1024, False)])
+async def test_a_body_of_a_mebibyte_or_more_has_its_signature_checked_off_the_loop(
+    serve: ServerFactory, monkeypatch: pytest.MonkeyPatch, size: int, apart: bool
+) -> None:
+    """A body sent as it is of 1 MiB or more has its HMAC computed in the worker thread, not on
+    the event loop (up to a quarter-second for the largest limit); a smaller one on the loop,
+    where the hand-over would cost more than the HMAC."""
+    server = await serve(EXESDB_MAX_BODY_BYTES=str(4 * 1024 * 1024))
+    body = body_of(envelope()) + b" " * (size - len(body_of(envelope())))
+    threads: list[threading.Thread] = []
+    check = Keyring.check_header
+
+    def noted(keyring: Keyring, *args: Any) -> Any:
+        threads.append(threading.current_thread())
+        return check(keyring, *args)
+
+    monkeypatch.setattr(Keyring, "check_header", noted)
+    headers = {"Content-Type": NDJSON, SIGNATURE_HEADER: signed(body)}
+    # A file-like body: aiohttp's client warns of a large one given as bytes.
+    async with server.session.post(
+        server.url + "/v1/messages", data=io.BytesIO(body), headers=headers
+    ) as response:
+        assert response.status == 202
+    assert [thread is threading.main_thread() for thread in threads] == [not apart]
+
+
 async def test_a_request_is_answered_while_a_body_of_millions_of_lines_is_decoded(
     serve: ServerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
