@@ -239,7 +239,7 @@ async def test_a_tls_client_hello_arriving_in_pieces_is_handshaken_and_served(
 
 
 def _tls_state_held() -> int:
-    """How many TLS connections' states (asyncio's, each with its 256 KiB read buffer) are
+    """How many TLS connections' states (asyncio's, each with its 64 KiB read buffer) are
     alive in this process, reachable or not."""
     return sum(isinstance(o, asyncio.sslproto.SSLProtocol) for o in gc.get_objects())
 
@@ -248,9 +248,9 @@ async def test_a_failed_tls_handshake_lets_its_state_go_as_its_connection_closes
     serve: Serve, tmp_path: Path
 ) -> None:
     """With TLS, a handshake that fails (a ClientHello, whole or cut short, then nothing until
-    the header timeout; bytes that are no TLS) lets go of its TLS state (a 256 KiB read buffer)
+    the header timeout; bytes that are no TLS) lets go of its TLS state (a 64 KiB read buffer)
     as its connection closes, not at a cyclic garbage collection, which a busy bridge makes
-    seldom: 1 000 such handshakes grew one by 280 MB that stayed."""
+    seldom: 1 000 such handshakes grew one by 280 MB that stayed (with 256 KiB buffers)."""
     bridge = await serve(**_tls_bridge_env(tmp_path, EXESDB_HTTP_HEADER_TIMEOUT_MS="300"))
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
