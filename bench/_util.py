@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from bench.workload import SECRET
-from bridge.bus import Envelope, HeaderCheck, Rejection, Verifier
+from bridge.bus import Envelope, HeaderCheck, Rejection, Verifier, decode_lines
 from bridge.cli.service import _GC_THRESHOLDS
 
 _LIBC: Final = ctypes.CDLL(None, use_errno=True)
@@ -278,7 +278,7 @@ def verified_batch(verifier: Verifier, body: bytes, header: str) -> list[Envelop
     if check is not HeaderCheck.OK:
         raise RuntimeError(f"header check failed: {check}")
     lines = [line for line in body.split(b"\n") if line and not line.isspace()]
-    envelopes = verifier.verify_batch(lines, whole=body)
+    envelopes = verifier.verify_batch(decode_lines(lines, whole=body))
     if isinstance(envelopes, Rejection):
         raise RuntimeError(f"batch refused: {envelopes}")
     return envelopes

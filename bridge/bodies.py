@@ -7,7 +7,8 @@ further gzip members, RFC 1952, up to ``MAX_GZIP_MEMBERS``) raises ``web.Request
 (answered 400 naming ``body``); one that expands past the limit raises
 ``web.HTTPRequestEntityTooLarge`` (413) before more than the limit is expanded. The expansion runs
 in a worker thread, never on the event loop, and so does what a caller asks done with the body
-expanded (``read_judged``: ingest checks its signature there). A client waiting for
+expanded (``read_judged``: ingest checks its signature there), as it does for a body of a MiB or
+more sent as it is. A client waiting for
 ``100 Continue`` is sent it as its body is first read (``bridge.expect_continue``).
 """
 
@@ -63,6 +64,10 @@ _MMAP_LEAST: Final = 1024 * 1024
 _THREAD: Final = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exesdb-bodies")
 # What one call to zlib expands at most (see _expand).
 _STEP: Final = 1024 * 1024
+# A body sent as it is of this many bytes or more is judged in the thread too: ingest's HMAC takes
+# 1 ms a MiB (4 on a loaded host), a quarter-second of the loop for 256 MiB, the most
+# EXESDB_MAX_BODY_BYTES allows. Below, the hand-over would cost more than it saves.
+_JUDGED_APART: Final = 1024 * 1024
 
 _T = TypeVar("_T")
 
@@ -115,8 +120,8 @@ async def read_body(request: web.Request) -> bytes:
 async def read_judged(request: web.Request, judge: Callable[[bytes], _T]) -> tuple[bytes, _T]:
     """The body as ``read_body`` reads it, and ``judge(body)``: called in the thread a compressed
     body is expanded in, right after (in one hand-over: two cost some 200 page faults a 1 MiB
-    body), so that work over what a few bytes sent expand to keeps off the loop too; on the loop
-    for a body read as sent."""
+    body), so that work over what a few bytes sent expand to keeps off the loop too; for a body
+    read as sent, in that thread too from ``_JUDGED_APART`` bytes, else on the loop."""
     declared = request.content_length
     if declared is not None and declared > request.client_max_size:
         # Refused unread, before a client waiting for 100 Continue is asked to send it.
@@ -134,7 +139,9 @@ async def read_judged(request: web.Request, judge: Callable[[bytes], _T]) -> tup
     del received
     coding = content_coding(request)
     if coding not in EXPANDED_CODINGS or not body:
-        return body, judge(body)
+        if len(body) < _JUDGED_APART or judge is _unjudged:
+            return body, judge(body)
+        return body, await asyncio.get_running_loop().run_in_executor(_THREAD, judge, body)
     return await asyncio.get_running_loop().run_in_executor(
         _THREAD, _expand_judged, body, coding, request.client_max_size, judge
     )

@@ -7,11 +7,13 @@ import functools
 import gzip
 import hashlib
 import hmac
+import io
 import json
 import logging
 import re
 import secrets
 import socket
+import threading
 import time
 import tracemalloc
 import zlib
@@ -465,6 +467,67 @@ async def test_a_compressed_body_is_expanded_and_its_signature_checked_off_the_e
     assert (status, answer["error"]) == (401, "invalid_signature")
     # On the loop, expanding 64 MiB and its HMAC were one stall of nearly all of it.
     assert max(stalls) < took / 4, (max(stalls), took)
+
+
+@pytest.mark.parametrize(("size", "apart"), [(1024 * 1024, True), (512 * 1024, False)])
+async def test_a_body_of_a_mebibyte_or_more_has_its_signature_checked_off_the_loop(
+    serve: ServerFactory, monkeypatch: pytest.MonkeyPatch, size: int, apart: bool
+) -> None:
+    """A body sent as it is of 1 MiB or more has its HMAC computed in the worker thread, not on
+    the event loop (up to a quarter-second for the largest limit); a smaller one on the loop,
+    where the hand-over would cost more than the HMAC."""
+    server = await serve(EXESDB_MAX_BODY_BYTES=str(4 * 1024 * 1024))
+    body = body_of(envelope()) + b" " * (size - len(body_of(envelope())))
+    threads: list[threading.Thread] = []
+    check = Keyring.check_header
+
+    def noted(keyring: Keyring, *args: Any) -> Any:
+        threads.append(threading.current_thread())
+        return check(keyring, *args)
+
+    monkeypatch.setattr(Keyring, "check_header", noted)
+    headers = {"Content-Type": NDJSON, SIGNATURE_HEADER: signed(body)}
+    # A file-like body: aiohttp's client warns of a large one given as bytes.
+    async with server.session.post(
+        server.url + "/v1/messages", data=io.BytesIO(body), headers=headers
+    ) as response:
+        assert response.status == 202
+    assert [thread is threading.main_thread() for thread in threads] == [not apart]
+
+
+async def test_a_request_is_answered_while_a_body_of_millions_of_lines_is_decoded(
+    serve: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a signed NDJSON body of four million short lines is cut and decoded, the loop
+    serves others: a /healthz asked once the body's signature is being checked is answered
+    before the body is, which still names its line at fault by its number."""
+    server = await serve(EXESDB_MAX_BODY_BYTES=str(8 * 1024 * 1024))
+    blank = 4 * 1024 * 1024  # newlines: the last line is the one after them
+    body = body_of(envelope()) + b"\n" * blank + b"{}"
+    checking = threading.Event()  # set in the thread the check may run in
+    check = Keyring.check_header
+
+    def noted(keyring: Keyring, *args: Any) -> Any:
+        checking.set()
+        return check(keyring, *args)
+
+    async def post() -> tuple[int, dict[str, Any]]:
+        headers = {"Content-Type": NDJSON, SIGNATURE_HEADER: signed(body)}
+        # A file-like body: aiohttp's client warns of a large one given as bytes.
+        sent = io.BytesIO(body)
+        async with server.session.post(
+            server.url + "/v1/messages", data=sent, headers=headers
+        ) as r:
+            return r.status, await r.json()
+
+    monkeypatch.setattr(Keyring, "check_header", noted)
+    posted = asyncio.create_task(post())
+    await async_wait_until(checking.is_set, what="the body's signature being checked")
+    assert await server.get("/healthz") == (200, {"status": "ok"})
+    # Decoded in one go, the body held the loop until it was answered, /healthz after it.
+    assert not posted.done()
+    status, answer = await posted
+    assert (status, answer["field"]) == (400, f"line {blank + 1}: id")
 
 
 @pytest.mark.parametrize("coding", ["gzip", "deflate"])

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from bridge.exports import lazy_exports
 
 if TYPE_CHECKING:
+    from bridge.bus.batches import DecodedBatch, decode_lines, decode_ndjson
     from bridge.bus.bus import Bus, Durability, PublishResult, PublishStatus
     from bridge.bus.capabilities import (
         Coordinator,
@@ -57,6 +58,7 @@ __all__ = [
     "Bus",
     "BusMetrics",
     "Coordinator",
+    "DecodedBatch",
     "Durability",
     "Envelope",
     "Frame",
@@ -86,6 +88,8 @@ __all__ = [
     "check_payload_depth",
     "check_topic",
     "decode_envelope",
+    "decode_lines",
+    "decode_ndjson",
     "new_message_id",
     "register_queue_depth",
 ]
@@ -94,6 +98,7 @@ __all__ = [
 __getattr__ = lazy_exports(
     __name__,
     {
+        "batches": ("DecodedBatch", "decode_lines", "decode_ndjson"),
         "bus": ("Bus", "Durability", "PublishResult", "PublishStatus"),
         "capabilities": (
             "Coordinator",

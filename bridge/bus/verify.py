@@ -11,13 +11,9 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final, TypeVar
 
-from bridge.bus.decoding import (
-    decode_envelope,
-    decode_envelopes,
-    decode_failures,
-    with_tag_meant,
-)
-from bridge.bus.envelope import Envelope, LineRejection, Rejection, RejectReason
+from bridge.bus.batches import DecodedBatch, decode_lines, line_number, located
+from bridge.bus.decoding import decode_envelope, decode_envelopes
+from bridge.bus.envelope import Envelope, Rejection, RejectReason
 from bridge.bus.replay import ReplayGuard, ReplayVerdict
 from bridge.bus.signing import Keyring
 from bridge.bus.transport import Frame
@@ -30,11 +26,6 @@ _logger = logging.getLogger(__name__)
 RejectCounter = Callable[[RejectReason], None]
 Refusal = TypeVar("Refusal")
 
-# A batch refused for its lines names up to _PROBLEMS_LISTED of them and counts them up to
-# _PROBLEMS_COUNTED, where decoding stops: each one costs a run of the reference decoder
-# (docs/http-api.md#ingest).
-_PROBLEMS_LISTED: Final = 20
-_PROBLEMS_COUNTED: Final = 1_000
 # What an operator does about each reason, in its log line.
 _WHAT_TO_DO: Final = {
     RejectReason.INVALID_SIGNATURE: "a sender signs with another key than SECRET_KEY_BASE",
@@ -237,50 +228,42 @@ class Verifier:
 
     def verify_batch(
         self,
-        lines: Sequence[bytes],
-        numbers: Sequence[int] | None = None,
+        batch: DecodedBatch | Sequence[bytes],
         *,
         refuse: Callable[[list[Envelope]], Refusal | None] | None = None,
-        whole: bytes | None = None,
     ) -> list[Envelope] | Rejection | Refusal:
         """``judge_batch``, then ``admit``: the envelopes of a batch whose enclosing body was
         already authenticated, their ids remembered; or the first line at fault.
 
         ``refuse``, asked between the two with the judged batch, may turn it away (HTTP
         ingest: a congested subscriber, answered 503); what it returns is returned and no id
-        is remembered, so the same batch can be sent again as it is. ``numbers`` and ``whole``
-        as for ``judge_batch``.
+        is remembered, so the same batch can be sent again as it is. ``batch`` as for
+        ``judge_batch``.
         """
-        judged = self.judge_batch(lines, numbers, whole=whole)
+        if not isinstance(batch, DecodedBatch):
+            batch = decode_lines(batch)
+        judged = self.judge_batch(batch)
         if isinstance(judged, Rejection):
             return judged
         if refuse is not None and (refusal := refuse(judged)) is not None:
             self._judged = None  # let go: the largest batches are refused (413)
             return refusal
-        return self.admit(judged, numbers)
+        return self.admit(judged, batch.numbers)
 
-    def judge_batch(
-        self,
-        lines: Sequence[bytes],
-        numbers: Sequence[int] | None = None,
-        *,
-        whole: bytes | None = None,
-    ) -> list[Envelope] | Rejection:
-        """Decode envelopes whose enclosing body was already authenticated; all or nothing,
-        and no id remembered: the caller may still refuse the batch (e.g. 503 when a subscriber
-        is congested) and then ``admit`` it or not (``verify_batch`` does both).
+    def judge_batch(self, batch: DecodedBatch | Sequence[bytes]) -> list[Envelope] | Rejection:
+        """The envelopes of a batch whose enclosing body was already authenticated (its lines,
+        decoded here, or as ``decode_ndjson`` decoded them); all or nothing, and no id
+        remembered: the caller may still refuse the batch (e.g. 503 when a subscriber is
+        congested) and then ``admit`` it or not (``verify_batch`` does both).
 
         The first line at fault is reported, as if each line were decoded and then checked for
         replay in turn; the replay checks are made at one instant. When it is a line that does
         not decode, a ``LineRejection`` also names the lines after it that do not (replays
         among those are not looked for).
-
-        ``numbers``: each line's number in the body (blank lines left out), for a rejection to
-        name; by default 1, 2, 3... ``whole``: the body the lines were split from, nothing but
-        ASCII whitespace besides them (``decode_envelopes`` reads it rather than join them).
         """
-        envelopes, failure = decode_envelopes(lines, whole)
-        total = len(lines)
+        if not isinstance(batch, DecodedBatch):
+            batch = decode_lines(batch)
+        envelopes = batch.envelopes
         # The lines before a bad one are judged too: a replay among them is reported first.
         # List comprehensions: map() over an attrgetter makes an argument tuple per call (3.11).
         ids = [envelope.id for envelope in envelopes]
@@ -289,10 +272,10 @@ class Verifier:
         stale = self._replay.judge_batch(ids, times)
         if stale is not None:
             index, verdict = stale
-            rejection = _batch_replay_rejection(verdict, envelopes, index, numbers)
-            return self.reject(_at_line(rejection, _number(numbers, index), total))
-        if failure is not None:
-            return self.reject(_line_rejection(lines, numbers, *failure))
+            rejection = _batch_replay_rejection(verdict, envelopes, index, batch.numbers)
+            return self.reject(located(rejection, index, batch.numbers, batch.lines))
+        if batch.fault is not None:
+            return self.reject(batch.fault)
         self._judged = (envelopes, ids, times, generation)
         return envelopes
 
@@ -300,7 +283,8 @@ class Verifier:
         self, envelopes: list[Envelope], numbers: Sequence[int] | None = None
     ) -> list[Envelope] | Rejection:
         """Remember the ids of a judged batch, all at one instant; a Rejection only if a copy
-        was admitted since it was judged (``numbers`` as for ``judge_batch``)."""
+        was admitted since it was judged (``numbers``: each line's number in the body, blank
+        lines left out, as ``DecodedBatch`` has them)."""
         judged, self._judged = self._judged, None
         if judged is not None and judged[0] is envelopes:
             # Just judged: unless ids were remembered since, they need not be looked up again.
@@ -313,7 +297,7 @@ class Verifier:
         if failure is not None:
             index, verdict = failure
             rejection = _batch_replay_rejection(verdict, envelopes, index, numbers)
-            return self.reject(_at_line(rejection, _number(numbers, index), len(envelopes)))
+            return self.reject(located(rejection, index, numbers, len(envelopes)))
         return envelopes
 
     def holds(self, envelope: Envelope) -> bool:
@@ -343,40 +327,7 @@ def _batch_replay_rejection(
     if verdict is ReplayVerdict.REPLAYED:
         for earlier, envelope in enumerate(envelopes[:index]):
             if envelope.id == message_id:
-                line = _number(numbers, earlier)
+                line = line_number(numbers, earlier)
                 detail = f"message {message_id} repeats line {line}'s id in this batch"
                 return Rejection(RejectReason.REPLAYED, detail, "id")
     return _replay_rejection(verdict, message_id)
-
-
-def _number(numbers: Sequence[int] | None, index: int) -> int:
-    return numbers[index] if numbers is not None else index + 1
-
-
-def _at_line(rejection: Rejection, number: int, total: int) -> Rejection:
-    if total < 2:
-        return rejection
-    where = f"line {number}" + (f": {rejection.field}" if rejection.field else "")
-    return Rejection(rejection.reason, f"line {number}: {rejection.detail}", where)
-
-
-def _line_rejection(
-    lines: Sequence[bytes], numbers: Sequence[int] | None, index: int, first: Rejection
-) -> LineRejection:
-    """``first``, the rejection of the line at ``index``, with the lines at fault after it:
-    up to ``_PROBLEMS_LISTED`` in all, each worded as if it were the first (an unknown tag with
-    the tag meant, ``with_tag_meant``), and counted until there are ``_PROBLEMS_COUNTED`` (the
-    rest of the batch is not decoded)."""
-    total = len(lines)
-    later: list[Rejection] = []
-    found = 1
-    start = index + 1
-    for offset, rejection in decode_failures(lines[start:]):
-        if found < _PROBLEMS_LISTED:
-            meant = with_tag_meant(rejection)
-            later.append(_at_line(meant, _number(numbers, start + offset), total))
-        found += 1
-        if found == _PROBLEMS_COUNTED:
-            break
-    first = _at_line(with_tag_meant(first), _number(numbers, index), total)
-    return LineRejection(first.reason, first.detail, first.field, tuple(later), found)

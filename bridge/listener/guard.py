@@ -12,6 +12,7 @@ go (the package docstring says why each); at a stop it lets the bodies still arr
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import errno
 import logging
 import socket
@@ -69,6 +70,13 @@ _SOONEST: Final = 0.001
 # The socket option of the write timeout: Linux's (other systems have none, and the kernel's own
 # limits stand there).
 _USER_TIMEOUT: Final[int | None] = getattr(socket, "TCP_USER_TIMEOUT", None)
+# The read buffer of asyncio's TLS protocol (start_tls makes one for each connection, and keeps
+# it, zeroed so resident, for the connection's life): 256 KiB by default, which made an idle TLS
+# connection hold 284 KiB against 7 KiB over plain HTTP (bridge process, 400 idle connections,
+# 6 Dec 2026). 64 KiB, four TLS records, took 92 KiB a connection; a larger read only takes more
+# turns of the loop. Set for the process, so the Redis bus's and the senders' TLS too.
+_TLS_READ: Final = 64 * 1024
+asyncio.sslproto.SSLProtocol.max_size = _TLS_READ
 _REASONS: Final = (
     "header_timeout",
     "body_timeout",
@@ -405,8 +413,9 @@ class ConnectionGuard:
                 self._handshake_failures.failed(exc, raw.get_extra_info("peername"))
             self._abandon(connection, raw)
             # The traceback holds start_tls's frame, which holds its waiter, which holds exc: a
-            # cycle keeping the SSL protocol (and its 256 KiB read buffer) until a cyclic
-            # collection, seldom in a busy bridge (1 000 stalled handshakes held 280 MB).
+            # cycle keeping the SSL protocol (and its read buffer, _TLS_READ) until a cyclic
+            # collection, seldom in a busy bridge (1 000 stalled handshakes held 280 MB, with
+            # asyncio's 256 KiB buffer).
             exc.__traceback__ = None
             return
         if tls is None:  # the connection closed as the handshake ended

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tracemalloc
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from bridge.bus import (
+    DecodedBatch,
     Envelope,
     Keyring,
     Rejection,
@@ -17,7 +19,10 @@ from bridge.bus import (
     ReplayGuard,
     ReplayVerdict,
     Verifier,
+    decode_lines,
+    decode_ndjson,
 )
+from bridge.bus.batches import GROUP, PIECE, PROBLEMS_COUNTED
 from tests.bus.helpers import BusFactory
 from tests.support import async_wait_until
 
@@ -280,3 +285,97 @@ async def test_publish_verified_delivers_in_order_and_counts_per_instance_and_ta
     published = "exesdb_bus_published_total"
     assert kit.sample(published, pubsub="ex_esdb_health", tag="node_health_updated") == 2
     assert kit.sample(published, pubsub="ex_esdb_alerts", tag="system_alert") == 1
+
+
+def _at_once(body: bytes) -> DecodedBatch | None:
+    """``body``'s lines cut and decoded in one go, as ingest did before it decoded in steps."""
+    split = body.split(b"\n")
+    lines = [line for line in split if line and not line.isspace()]
+    numbers = [n for n, line in enumerate(split, 1) if line and not line.isspace()]
+    return decode_lines(lines, numbers, body) if lines else None
+
+
+def _numbered(batch: DecodedBatch) -> list[int]:
+    """The line number of each envelope of ``batch``."""
+    numbers = batch.numbers
+    return [numbers[n] if numbers else n + 1 for n in range(len(batch.envelopes))]
+
+
+_ONE = _line("msg-00000000")
+_MANY = (PIECE // len(_ONE)) * 3 + 5  # lines across four pieces
+_SHORT = b"{}"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\n".join(_line(f"msg-{n:08d}") for n in range(_MANY)),
+        b"\n".join(_line(f"msg-{n:08d}") for n in range(_MANY)) + b"\n\n",
+        b"\n".join(_line(f"msg-{n:08d}") for n in range(GROUP * 5 // 2)),
+        # Blank lines, and a line in CRLF, on each side of where the pieces are cut.
+        b"\n\n".join(_line(f"msg-{n:08d}") + (b"\r" if n % 97 == 0 else b"") for n in range(_MANY)),
+        b"\n \n" + b"\n".join(_line(f"msg-{n:08d}") for n in range(_MANY)),
+        b"\n" * (PIECE + 3) + _ONE,
+        # Lines at fault after many good ones, in a later group, and beyond what is counted.
+        b"\n".join([*(_line(f"msg-{n:08d}") for n in range(_MANY)), b"{nope", _ONE, b"[]"]),
+        b"\n".join([_line("msg-00000001"), *[_SHORT] * (GROUP + 7), b"\n", _SHORT]),
+        b"\n".join([_ONE, *[_SHORT] * (PROBLEMS_COUNTED + 5)]),
+        b"\n".join([_ONE, b"\n" * (PIECE + 1), _SHORT, *[_SHORT + b" " * 90] * 3 * GROUP]),
+        b"\n".join([_SHORT] * (PIECE // 2)),
+        _ONE,
+        b" \n\n",
+        b"",
+    ],
+    ids=[
+        "good",
+        "good-then-blank",
+        "good-groups",
+        "blank-between",
+        "blank-first",
+        "blank-piece",
+        "faults-late",
+        "faults-across-groups",
+        "faults-past-counted",
+        "faults-after-blank-piece",
+        "short-lines",
+        "one",
+        "blank",
+        "empty",
+    ],
+)
+async def test_a_body_decoded_in_steps_is_decoded_as_its_lines_at_once(body: bytes) -> None:
+    """An NDJSON body cut and decoded a piece at a time (blank lines and faults on either side of
+    the cuts) gives the envelopes, sizes, line numbers and refusal of its lines at once."""
+    stepped, whole = await decode_ndjson(body), _at_once(body)
+    if whole is None or stepped is None:
+        assert stepped is whole is None
+        return
+    assert stepped.envelopes == whole.envelopes
+    assert _numbered(stepped) == _numbered(whole)
+    assert stepped.fault == whole.fault
+    if whole.fault is None:
+        assert (stepped.sizes, stepped.lines) == (whole.sizes, whole.lines)
+
+
+async def test_decoding_a_body_of_many_lines_lets_the_loop_run_between_steps() -> None:
+    """A body of two million blank lines and an envelope is decoded with the loop run between
+    its steps: a task waiting for its turn runs before the decoding ends."""
+    turns = 0
+
+    async def count() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)  # not a wait: one turn of the loop each
+
+    counter = asyncio.create_task(count())
+    await asyncio.sleep(0)  # the counter started: one turn
+    try:
+        before = turns
+        decoded = await decode_ndjson(b"\n" * (32 * PIECE) + _ONE)
+        assert turns > before
+    finally:
+        counter.cancel()
+    assert decoded is not None
+    assert decoded.fault is None
+    assert _numbered(decoded) == [32 * PIECE + 1]
