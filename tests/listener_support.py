@@ -1,6 +1,6 @@
 """Helpers for the listener's tests: a bridge served on a loopback port (the ``serve`` fixture),
-raw connections to it, closed within a deadline, the descriptor limit lowered for a block, and
-the listener's warnings logged."""
+raw connections to it, closed within a deadline or still served, the descriptor limit lowered
+for a block, and the listener's warnings logged."""
 
 from __future__ import annotations
 
@@ -77,6 +77,16 @@ async def get(bridge: Bridge, path: str) -> tuple[asyncio.StreamReader, bytes]:
     writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     await writer.drain()
     return reader, await asyncio.wait_for(reader.readline(), 10)
+
+
+async def answered(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    """The status line of a GET /healthz sent on an open connection (b"" when it has closed)."""
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        return await asyncio.wait_for(reader.readline(), 10)
+    except ConnectionError:  # reset: closed by the server
+        return b""
 
 
 def closed(bridge: Bridge, reason: str) -> float:

@@ -165,6 +165,11 @@ class BasicAuthChecker:
         self.replace(users)
 
     @property
+    def waiting(self) -> int:
+        """The checks waiting their turn or running (those sharing one counted once)."""
+        return len(self._pending)
+
+    @property
     def enabled(self) -> bool:
         """True when any user is configured (no users: no basic auth, as in the toolkit)."""
         return bool(self._users)

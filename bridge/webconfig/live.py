@@ -115,6 +115,11 @@ class LiveWebConfig:
             checked=lambda accepted: checks.labels("accepted" if accepted else "refused").inc(),
             busy=lambda limit: busy.labels(limit).inc(),
         )
+        Gauge(
+            "exesdb_web_config_password_checks_waiting",
+            "Basic auth password checks waiting their turn or running.",
+            registry=registry,
+        ).set_function(lambda: float(self.auth.waiting))
         # The listening socket's context, for the server's whole life (see bridge.webconfig.tls).
         self.ssl_context = loaded.context
         if self.ssl_context is not None:

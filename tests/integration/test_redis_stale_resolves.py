@@ -280,14 +280,14 @@ async def test_a_down_and_return_delivered_again_to_the_next_holder_are_told_not
     down = clock.now
     await a.worker.step()
     if standing_by:
-        await b.states.catch_up()  # b takes the open alert up from Redis
+        hold(server, "b:1")  # b takes the open alert up, and gives the lease back
+        assert await b.states.take_up()
+        await take(server, a, "a:1")
     await change(a, clock, "resolved")
     back = clock.now
     await a.worker.step()
     assert told(receiver) == ["firing", "resolved"]
-    if standing_by:
-        await b.states.catch_up()  # b hears that a resolved it
-    await take(server, b, "b:1")
+    await take(server, b, "b:1")  # standing by, b finds its open alert resolved by another
     await redeliver(b, clock, down, back, batches=batches)
     clock.advance(60.0)
     for _ in range(2):

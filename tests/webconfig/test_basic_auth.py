@@ -10,6 +10,7 @@ import pytest
 
 from bridge.webconfig import BasicAuthChecker
 from bridge.webconfig.basic_auth import KEPT, KNOWN_CLIENTS, WAITING, WAITING_PER_CLIENT, Verdict
+from tests.support import async_wait_until
 from tests.webconfig.files import basic, bcrypt_hash
 
 ALICE = bcrypt_hash("alice-pw")
@@ -19,6 +20,12 @@ BOB = bcrypt_hash("bob-pw")
 async def accepted(checker: BasicAuthChecker, header: str | None, client: str = "") -> bool:
     """True when ``checker`` lets ``header`` in (neither refused nor busy)."""
     return await checker.check(header, client) is Verdict.ACCEPTED
+
+
+async def places_taken(checker: BasicAuthChecker, count: int) -> None:
+    """Until ``count`` checks wait their turn (or run) at ``checker``: those asked have taken
+    their places."""
+    await async_wait_until(lambda: checker.waiting == count, what=f"{count} checks waiting")
 
 
 async def test_the_right_password_passes():
@@ -201,19 +208,21 @@ async def test_checks_waiting_are_bounded_per_client_and_in_all():
         release.wait(10)  # the test lets the checks go once the queue is full
         return bcrypt.checkpw(password.encode(), hashed)
 
+    # Nothing remembered: a check of the same credentials made after the one it should have
+    # shared would be a check more, not an outcome remembered.
     checker = BasicAuthChecker(
-        {"alice": ALICE}, checked=checks.append, busy=limits.append, matches=held
+        {"alice": ALICE}, cache_size=0, checked=checks.append, busy=limits.append, matches=held
     )
 
     def guess(i: int, client: str) -> asyncio.Task[Verdict]:
         return asyncio.create_task(checker.check(basic("alice", f"guess{i}"), client))
 
     first = [guess(i, f"2001:db8::{i}") for i in range(WAITING_PER_CLIENT)]
-    await asyncio.sleep(0)  # let them take their places
+    await places_taken(checker, WAITING_PER_CLIENT)
     assert await checker.check(basic("alice", "one-more"), "2001:db8::ff") is Verdict.BUSY
     others = [guess(100 + i, f"192.0.2.{i}") for i in range(WAITING - WAITING_PER_CLIENT)]
-    shared = guess(0, "198.51.100.1")  # the same credentials as a waiting check
-    await asyncio.sleep(0)
+    shared = guess(0, "198.51.100.1")  # the same credentials as a waiting check: no place
+    await places_taken(checker, WAITING)
     assert await checker.check(basic("alice", "alice-pw"), "198.51.100.2") is Verdict.BUSY
     release.set()
     assert await asyncio.gather(*first, *others, shared) == [Verdict.REFUSED] * (WAITING + 1)
@@ -271,17 +280,17 @@ async def test_places_are_kept_for_loopback_and_addresses_let_in_before():
     held.release.clear()
     flooding = flood(checker, "user0")
     try:
-        await asyncio.sleep(0)  # let them take their places
+        await places_taken(checker, WAITING)
         assert await busy_now(checker, basic("user0", "pw0"), "203.0.113.9")
         kept = [asyncio.create_task(checker.check(basic("user0", "pw0"), clients[0]))]
-        await asyncio.sleep(0)
+        await places_taken(checker, WAITING + 1)
         assert await busy_now(checker, basic("user1", "guess"), clients[0])
         kept += [
             asyncio.create_task(checker.check(basic(f"user{n}", f"pw{n}"), client))
             for n, client in enumerate(clients[1:], 1)
         ]
         assert len(kept) == KEPT
-        await asyncio.sleep(0)
+        await places_taken(checker, WAITING + KEPT)
         last = basic(f"user{KEPT}", f"pw{KEPT}")
         assert await busy_now(checker, last, "2001:db8:1::8")
     finally:
@@ -302,10 +311,10 @@ async def test_only_the_latest_addresses_let_in_are_known():
     held.release.clear()
     flooding = flood(checker, "alice")
     try:
-        await asyncio.sleep(0)  # let them take their places
+        await places_taken(checker, WAITING)
         assert await busy_now(checker, basic("alice", "alice-pw"), "10.0.0.0")
         latest = asyncio.create_task(checker.check(basic("alice", "alice-pw"), "10.0.1.0"))
-        await asyncio.sleep(0)
+        await places_taken(checker, WAITING + 1)
     finally:
         held.release.set()  # a failure must not leave the checks held
     assert await latest is Verdict.ACCEPTED
@@ -324,13 +333,13 @@ async def test_loopback_takes_one_kept_place_at_a_time_from_any_of_its_addresses
     held.release.clear()
     flooding = flood(checker, "alice")
     try:
-        await asyncio.sleep(0)  # let them take their places
+        await places_taken(checker, WAITING)
         local = asyncio.create_task(checker.check(basic("alice", "local"), "127.0.0.5"))
-        await asyncio.sleep(0)
+        await places_taken(checker, WAITING + 1)
         for i, client in enumerate(("127.0.0.6", "::1", "::ffff:127.0.0.7")):
             assert await busy_now(checker, basic("alice", f"local{i}"), client), client
         known = asyncio.create_task(checker.check(basic("alice", "alice-pw"), "198.51.100.7"))
-        await asyncio.sleep(0)
+        await places_taken(checker, WAITING + 2)
     finally:
         held.release.set()  # a failure must not leave the checks held
     assert await local is Verdict.REFUSED

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bridge.cli.healthcheck import DEFAULT_TIMEOUT
+from bridge.webconfig.basic_auth import WAITING_PER_CLIENT
 from tests.support import ROOT, async_wait_until, run_bridge
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 from tests.webconfig.test_serving import request, serving
@@ -135,3 +136,32 @@ async def test_each_password_check_refused_as_busy_is_counted_in_the_metrics(fil
         )
     }
     assert counted == {"client": len(busy), "all": 0.0}
+
+
+async def test_the_password_checks_waiting_are_shown_in_the_metrics(files: WebFiles):
+    """``exesdb_web_config_password_checks_waiting`` counts the checks waiting their turn or
+    running: WAITING_PER_CLIENT new wrong passwords sent at once (at cost 12, about a quarter of
+    a second a check) all wait, and none once they are answered."""
+    text = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw', 12)}\n"
+    async with serving(files, text) as bridge:
+
+        def waiting() -> float | None:
+            return bridge.registry.get_sample_value("exesdb_web_config_password_checks_waiting")
+
+        assert waiting() == 0
+        answers = asyncio.gather(
+            *(
+                request(
+                    bridge,
+                    "/metrics",
+                    scheme="http",
+                    headers={"Authorization": basic("alice", f"guess-{n}")},
+                )
+                for n in range(WAITING_PER_CLIENT)
+            )
+        )
+        await async_wait_until(
+            lambda: waiting() == WAITING_PER_CLIENT, 10, "the checks all waiting"
+        )
+        assert [status for status, _, _ in await answers] == [401] * WAITING_PER_CLIENT
+        assert waiting() == 0
