@@ -749,6 +749,27 @@ def test_the_integration_api_example_says_a_bad_setting_as_run_does(tmp_path: Pa
     assert completed.stdout == ""
 
 
+def test_the_integration_api_example_answers_help_without_starting_a_bridge(
+    tmp_path: Path,
+) -> None:
+    """``integration_api.py --help`` prints what the example does and exits 0, and an argument it
+    does not take is a usage error (exit 2): neither starts a bridge."""
+    helped = _run(
+        [sys.executable, str(EXAMPLES / "integration_api.py"), "--help"],
+        EXESDB_STATE_DIR=str(tmp_path),
+    )
+    assert (helped.returncode, helped.stderr) == (0, ""), helped.stderr
+    assert helped.stdout.startswith("usage: integration_api.py [-h]\n")
+    assert "Run a bridge inside your application" in helped.stdout
+    assert "bridge at" not in helped.stdout
+    wrong = _run(
+        [sys.executable, str(EXAMPLES / "integration_api.py"), "--port", "9571"],
+        EXESDB_STATE_DIR=str(tmp_path),
+    )
+    assert (wrong.returncode, wrong.stdout) == (2, "")
+    assert "unrecognized arguments: --port 9571" in wrong.stderr
+
+
 RUN_BY: dict[str, Callable[..., None]] = {
     "sign.sh": test_a_signer_posts_a_message_the_bridge_accepts,
     "sign.py": test_a_signer_posts_a_message_the_bridge_accepts,
