@@ -74,10 +74,24 @@ usage() {
         "[--timeout SECONDS] INSTANCE TAG PAYLOAD_JSON [TOPIC]" >&2
     exit 2
 }
+# -h or --help: the usage and an example on stdout, exit 0, as sign.py answers it: a reader
+# asking for help is not told off with a usage error.
+help() {
+    echo "usage: SECRET_KEY_BASE=... $0 [--cacert FILE] [--user USER[:PASSWORD]]" \
+        "[--timeout SECONDS] INSTANCE TAG PAYLOAD_JSON [TOPIC]"
+    echo "e.g.:  SECRET_KEY_BASE=... $0 ex_esdb_metrics performance_metric" \
+        "'{\"metric_name\": \"queue_depth\", \"value\": 12, \"unit\": \"messages\"," \
+        "\"component\": \"orders\"}'"
+    echo "Signs one message with SECRET_KEY_BASE and posts it to the bridge's ingest; the" \
+        "comment at the top of $0 says the rest."
+    exit 0
+}
 curl_options=()
 timeout=10
-while [[ $# -gt 0 && $1 == --* ]]; do
+# Every option before INSTANCE, which never begins with a dash.
+while [[ $# -gt 0 && $1 == -* ]]; do
     case $1 in
+        -h | --help) help ;;
         --cacert | --user) [[ $# -ge 2 ]] || usage; curl_options+=("$1" "$2") ;;&
         --cacert)
             # Refused before anything is sent, as sign.py and publish refuse it: curl, over

@@ -102,6 +102,17 @@ def test_a_signer_posts_a_message_the_bridge_accepts(name: str, ingesting: Bridg
 
 
 @pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+@pytest.mark.parametrize("asked", [["--help"], ["-h"], ["--timeout", "3", "--help"]])
+def test_a_signer_asked_for_help_prints_its_usage_and_exits_0(name: str, asked: list[str]) -> None:
+    """``--help`` (or ``-h``, after other options too) prints the signer's usage on stdout and
+    exits 0, sending nothing: a reader asking for help is not answered with a usage error."""
+    helped = _run([*_signer(name), *asked])
+    assert (helped.returncode, helped.stderr) == (0, ""), helped.stderr
+    assert helped.stdout.startswith("usage: ")
+    assert re.search(r"\binstance tag payload", helped.stdout, re.I), helped.stdout
+
+
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
 def test_a_signer_takes_exesdb_url_and_a_topic(name: str, ingesting: BridgeProcess) -> None:
     """With EXESDB_URL set the signer asks there; a wrong key is the bridge's 401."""
     args = ["ex_esdb_health", "node_health_updated", HEALTHY]
