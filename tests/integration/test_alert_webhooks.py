@@ -267,8 +267,9 @@ async def test_a_refusing_answer_is_told_in_the_log_on_one_line_and_nowhere_else
         f"webhook receiver {shown} failing: HTTP 503: upstream down: see"
         " https://ops:<redacted>@status.example/…; retrying, the alerts wait in the outbox",
         f"webhook delivery {dead.id} to {shown} dead-lettered after 2"
-        f" attempt(s): HTTP 404: 404 page not found; `exesdb-bridge outbox retry {dead.id}`"
-        " sends it again",
+        f" attempt(s): HTTP 404: 404 page not found; the receiver refused it, which is final:"
+        " mend what it refused (the URL's path, its credentials), then"
+        f" `exesdb-bridge outbox retry {dead.id}` sends it again",
     ]
     assert "hunter2" not in caplog.text
     assert dead.last_error == "HTTP 404"
