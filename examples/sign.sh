@@ -23,7 +23,7 @@
 # Prints the HTTP status and the bridge's answer; exits 0 on 202, 1 on another answer or none, 2
 # on bad usage (as sign.py), a PAYLOAD_JSON that is no JSON included (the bridge's 400, named by
 # the payload's own character), and so is a --cacert FILE missing or holding no PEM certificate,
-# before anything is sent.
+# before anything is sent; -h or --help prints the usage and an example, exit 0.
 # The envelope and the signature: docs/messages.md#envelope, docs/http-api.md#ingest.
 # openssl takes the key as an argument, so other users of the host can read it in the process
 # list while openssl runs: on a shared host sign with examples/sign.py or exesdb-bridge publish.
