@@ -82,8 +82,9 @@ def _held_back(
     waiting: list[str], found: list[tuple[dict[str, Any], list[str]]], kept: list[str]
 ) -> list[str]:
     """Each problem a reading of the refused values found and ``kept`` leaves out, once, told
-    with the reading that finds it (``with EXESDB_INGEST=true: SECRET_KEY_BASE: ...``): what the
-    next round brings once they are mended. A switch or choice every reading of which finds it
+    with the reading that finds it (``with EXESDB_CPU_UNHEALTHY at its default (95): ...``; one
+    whose words name that reading, ``... with EXESDB_INGEST=true it must ...``, as it is): what
+    the next round brings once they are mended. A switch or choice every reading of which finds it
     is left out of its words; a variable read at its default alone is said so."""
     if not waiting:
         return []
@@ -102,7 +103,11 @@ def _held_back(
                 words.append(f"{variable} at its default ({_shown_value(meanings[0])})")
             elif values and len(values) < len(meanings):
                 words.append(f"{variable}={'/'.join(_shown_value(v) for v in values)}")
-        held.append(f"with {', '.join(words)}: {line}" if words else f"once mended: {line}")
+        said = [word for word in words if f"with {word} " not in line]
+        if words and not said:
+            held.append(line)  # it names its reading itself: "with EXESDB_INGEST=true it must"
+        else:
+            held.append(f"with {', '.join(said)}: {line}" if said else f"once mended: {line}")
     return held
 
 

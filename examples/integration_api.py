@@ -12,6 +12,7 @@ exit 2. The integration API is described in docs/integration.md.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import sys
@@ -75,6 +76,11 @@ async def main(state_dir: str) -> None:
 
 
 if __name__ == "__main__":
+    # It takes no arguments: --help prints the docstring above, and any other argument is a
+    # usage error, where the program would start a bridge whatever was asked of it.
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     with tempfile.TemporaryDirectory(prefix="exesdb-example-") as state:
         try:
             asyncio.run(main(state))

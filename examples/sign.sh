@@ -23,7 +23,7 @@
 # Prints the HTTP status and the bridge's answer; exits 0 on 202, 1 on another answer or none, 2
 # on bad usage (as sign.py), a PAYLOAD_JSON that is no JSON included (the bridge's 400, named by
 # the payload's own character), and so is a --cacert FILE missing or holding no PEM certificate,
-# before anything is sent.
+# before anything is sent; -h or --help prints the usage and an example, exit 0.
 # The envelope and the signature: docs/messages.md#envelope, docs/http-api.md#ingest.
 # openssl takes the key as an argument, so other users of the host can read it in the process
 # list while openssl runs: on a shared host sign with examples/sign.py or exesdb-bridge publish.
@@ -74,10 +74,24 @@ usage() {
         "[--timeout SECONDS] INSTANCE TAG PAYLOAD_JSON [TOPIC]" >&2
     exit 2
 }
+# -h or --help: the usage and an example on stdout, exit 0, as sign.py answers it: a reader
+# asking for help is not told off with a usage error.
+help() {
+    echo "usage: SECRET_KEY_BASE=... $0 [--cacert FILE] [--user USER[:PASSWORD]]" \
+        "[--timeout SECONDS] INSTANCE TAG PAYLOAD_JSON [TOPIC]"
+    echo "e.g.:  SECRET_KEY_BASE=... $0 ex_esdb_metrics performance_metric" \
+        "'{\"metric_name\": \"queue_depth\", \"value\": 12, \"unit\": \"messages\"," \
+        "\"component\": \"orders\"}'"
+    echo "Signs one message with SECRET_KEY_BASE and posts it to the bridge's ingest; the" \
+        "comment at the top of $0 says the rest."
+    exit 0
+}
 curl_options=()
 timeout=10
-while [[ $# -gt 0 && $1 == --* ]]; do
+# Every option before INSTANCE, which never begins with a dash.
+while [[ $# -gt 0 && $1 == -* ]]; do
     case $1 in
+        -h | --help) help ;;
         --cacert | --user) [[ $# -ge 2 ]] || usage; curl_options+=("$1" "$2") ;;&
         --cacert)
             # Refused before anything is sent, as sign.py and publish refuse it: curl, over

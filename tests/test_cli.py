@@ -2552,6 +2552,18 @@ def test_outbox_list_limit_0_lists_every_delivery_as_alerts_list_does(tmp_path: 
         assert listed == {"2": 2, "0": 3}, extra
 
 
+def test_outbox_list_of_an_empty_outbox_names_the_file_it_read(tmp_path: Path) -> None:
+    """An outbox with no deliveries is said to be empty by its whole path, so a user whose bridge
+    runs with another EXESDB_STATE_DIR (its status page showing deliveries waiting) sees that
+    the command read another folder's outbox, not that the bridge has none."""
+    Outbox.in_dir(tmp_path, urls=["https://hooks.example/"]).close()
+    listed = cli("outbox", "list", EXESDB_STATE_DIR=str(tmp_path))
+    assert (listed.returncode, listed.stdout) == (0, "")
+    assert listed.stderr == (
+        f"exesdb-bridge: no deliveries in the alert outbox at {tmp_path / 'alerts.sqlite3'}\n"
+    )
+
+
 def test_outbox_list_says_on_stderr_how_many_its_limit_left_out_as_alerts_list_does(
     tmp_path: Path,
 ) -> None:
@@ -2571,7 +2583,10 @@ def test_outbox_list_says_on_stderr_how_many_its_limit_left_out_as_alerts_list_d
             listed = cli("outbox", "list", *every, *extra, EXESDB_STATE_DIR=str(tmp_path))
             assert (listed.returncode, listed.stderr) == (0, ""), every
     dead = cli("outbox", "list", "--state", "dead", "--limit", "1", EXESDB_STATE_DIR=str(tmp_path))
-    assert (dead.returncode, dead.stderr) == (0, "exesdb-bridge: no deliveries\n")
+    assert (dead.returncode, dead.stderr) == (
+        0,
+        f"exesdb-bridge: no dead deliveries in the alert outbox at {tmp_path / 'alerts.sqlite3'}\n",
+    )
 
 
 def test_outbox_list_says_on_stderr_how_many_notifications_wait_to_be_grouped(
@@ -2595,7 +2610,10 @@ def test_outbox_list_says_on_stderr_how_many_notifications_wait_to_be_grouped(
         assert listed.returncode == 0, listed.stderr
         assert listed.stderr.endswith(said), (extra, listed.stderr)
     dead = cli("outbox", "list", "--state", "dead", EXESDB_STATE_DIR=str(tmp_path))
-    assert (dead.returncode, dead.stderr) == (0, "exesdb-bridge: no deliveries\n")
+    assert (dead.returncode, dead.stderr) == (
+        0,
+        f"exesdb-bridge: no dead deliveries in the alert outbox at {tmp_path / 'alerts.sqlite3'}\n",
+    )
 
 
 # -- finding the bridge, usage errors, output --

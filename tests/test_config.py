@@ -1442,13 +1442,14 @@ def test_a_refused_switch_names_what_its_other_reading_would_find(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """EXESDB_INGEST=maybe with SECRET_KEY_BASE unset: the warning says what the next round
-    brings if true was meant (the secret must be set), not only that a check waits."""
+    brings if true was meant (the secret must be set), not only that a check waits, naming
+    that reading once: the problem's own words name it."""
     monkeypatch.delenv("SECRET_KEY_BASE", raising=False)
     status, _, err = check_config(monkeypatch, capsys, EXESDB_INGEST="maybe")
     assert status == 2
     assert [line for line in err.splitlines() if "warning" in line] == [
-        "exesdb-bridge: warning: with EXESDB_INGEST=true: SECRET_KEY_BASE: is not set; with"
-        " EXESDB_INGEST=true it must be set to at least 32 characters"
+        "exesdb-bridge: warning: SECRET_KEY_BASE: is not set; with EXESDB_INGEST=true it must"
+        " be set to at least 32 characters"
     ]
 
 

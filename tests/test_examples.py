@@ -102,6 +102,17 @@ def test_a_signer_posts_a_message_the_bridge_accepts(name: str, ingesting: Bridg
 
 
 @pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+@pytest.mark.parametrize("asked", [["--help"], ["-h"], ["--timeout", "3", "--help"]])
+def test_a_signer_asked_for_help_prints_its_usage_and_exits_0(name: str, asked: list[str]) -> None:
+    """``--help`` (or ``-h``, after other options too) prints the signer's usage on stdout and
+    exits 0, sending nothing: a reader asking for help is not answered with a usage error."""
+    helped = _run([*_signer(name), *asked])
+    assert (helped.returncode, helped.stderr) == (0, ""), helped.stderr
+    assert helped.stdout.startswith("usage: ")
+    assert re.search(r"\binstance tag payload", helped.stdout, re.I), helped.stdout
+
+
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
 def test_a_signer_takes_exesdb_url_and_a_topic(name: str, ingesting: BridgeProcess) -> None:
     """With EXESDB_URL set the signer asks there; a wrong key is the bridge's 401."""
     args = ["ex_esdb_health", "node_health_updated", HEALTHY]
@@ -747,6 +758,27 @@ def test_the_integration_api_example_says_a_bad_setting_as_run_does(tmp_path: Pa
         " characters\n"
     )
     assert completed.stdout == ""
+
+
+def test_the_integration_api_example_answers_help_without_starting_a_bridge(
+    tmp_path: Path,
+) -> None:
+    """``integration_api.py --help`` prints what the example does and exits 0, and an argument it
+    does not take is a usage error (exit 2): neither starts a bridge."""
+    helped = _run(
+        [sys.executable, str(EXAMPLES / "integration_api.py"), "--help"],
+        EXESDB_STATE_DIR=str(tmp_path),
+    )
+    assert (helped.returncode, helped.stderr) == (0, ""), helped.stderr
+    assert helped.stdout.startswith("usage: integration_api.py [-h]\n")
+    assert "Run a bridge inside your application" in helped.stdout
+    assert "bridge at" not in helped.stdout
+    wrong = _run(
+        [sys.executable, str(EXAMPLES / "integration_api.py"), "--port", "9571"],
+        EXESDB_STATE_DIR=str(tmp_path),
+    )
+    assert (wrong.returncode, wrong.stdout) == (2, "")
+    assert "unrecognized arguments: --port 9571" in wrong.stderr
 
 
 RUN_BY: dict[str, Callable[..., None]] = {

@@ -227,7 +227,11 @@ def _outbox(args: argparse.Namespace) -> int:
                     print(json.dumps(summary))
             else:
                 rows = [_delivery_row(summary) for summary in summaries]
-                print_table(_DELIVERY_COLUMNS, rows, "no deliveries")
+                # The file named: a bridge run with another EXESDB_STATE_DIR has its own.
+                kept = f"{args.state} deliveries" if args.state else "deliveries"
+                print_table(
+                    _DELIVERY_COLUMNS, rows, f"no {kept} in the alert outbox at {path.absolute()}"
+                )
             if note := _left_out(outbox.queue, args.state, args.limit, len(listed)):
                 print(f"exesdb-bridge: {note}", file=sys.stderr)
             if args.state in (None, DeliveryState.PENDING.value) and (

@@ -102,6 +102,13 @@ _ALERTMANAGER_FAILING: Final = Fragment(
     " taking the alerts:</b> posts to ${url} fail: ${why}; retried until it takes them"
     " (check <code>EXESDB_ALERTMANAGER_URL</code> and that Alertmanager runs there).</section>"
 )
+# Deliveries no receiver took and none will retry by itself: their alerts reached nobody there.
+_DEAD_LETTERS: Final = Fragment(
+    '<section class="panel notice" id="dead-letters" role="status"><b>${what}:</b> ${told}.'
+    " <code>exesdb-bridge outbox list --state dead</code> says why;"
+    " <code>exesdb-bridge outbox retry --all</code> sends again what can be (run with the"
+    " bridge's <code>EXESDB_STATE_DIR</code>).</section>"
+)
 # A node announced down or left: how long ago, its figures the last it sent.
 _GONE: Final = Fragment(' <span class="muted gone" title="${title}">for ${age}</span>')
 
@@ -154,6 +161,7 @@ class StatusView:
     failing: tuple[_Failing, ...] = ()  # receivers whose oldest waiting delivery failed
     notified: bool = True  # a webhook receiver or an Alertmanager is configured
     alertmanager_failing: tuple[str, str] | None = None  # its URL and why posts fail
+    dead_letters: int = 0  # dead-lettered deliveries that need someone
 
 
 async def status_view(
@@ -173,6 +181,7 @@ async def status_view(
     failing: tuple[_Failing, ...] = ()
     notified = True
     alertmanager_failing: tuple[str, str] | None = None
+    dead_letters = 0
     if alerts_from is not None:
         for state in _OPEN:
             # The newest fired: an alert changed since it fired (escalated) is no newer. One
@@ -189,6 +198,7 @@ async def status_view(
             counts = _counts(alerts, {})
         recipients = alerts_from.recipients()
         notified = bool(recipients.webhooks) or recipients.alertmanager is not None
+        dead_letters = recipients.dead_letters
         labels = dict(recipients.webhooks)
         if recipients.alertmanager is not None and recipients.alertmanager_failing is not None:
             alertmanager_failing = (recipients.alertmanager, recipients.alertmanager_failing)
@@ -217,6 +227,7 @@ async def status_view(
         failing=failing,
         notified=notified,
         alertmanager_failing=alertmanager_failing,
+        dead_letters=dead_letters,
     )
 
 
@@ -318,6 +329,7 @@ def status_live(view: StatusView, shown: Shown, *, root: str, now: float | None)
                 )
                 if view.alertmanager_failing is not None
                 else Html(""),
+                _dead_letters(view.dead_letters),
             ]
         ),
     )
@@ -352,6 +364,22 @@ def _receivers(failing: Sequence[_Failing], now: float | None) -> Html:
         else f"{len(failing)} webhook receivers are failing:"
     )
     return _FAILING(what=what, receivers=join(items))
+
+
+def _dead_letters(count: int) -> Html:
+    if not count:
+        return Html("")
+    if count == 1:
+        return _DEAD_LETTERS(
+            what="A webhook delivery is dead-lettered",
+            told="its receiver did not take it and it is not tried again, so its alerts may not"
+            " have reached that receiver",
+        )
+    return _DEAD_LETTERS(
+        what=f"{count} webhook deliveries are dead-lettered",
+        told="their receivers did not take them and they are not tried again, so their alerts"
+        " may not have reached those receivers",
+    )
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:

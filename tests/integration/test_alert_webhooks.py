@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import logging
 import re
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from aiohttp import web
 from bridge.messages import NodeLifecycle, NotificationStatus
 from bridge.redaction import safe_url
 from bridge.sinks.alerts.sources import MAX_DETAIL_VALUE
+from bridge.urls import own_url
 from tests.integration.servers.webhook import HANG, Answer, WebhookReceiver, webhook_receiver
 from tests.sinks.alerts.helpers import T0, alert_bridge, system_alert
 from tests.support import ROOT, ManualClock, async_wait_until
@@ -267,8 +270,9 @@ async def test_a_refusing_answer_is_told_in_the_log_on_one_line_and_nowhere_else
         f"webhook receiver {shown} failing: HTTP 503: upstream down: see"
         " https://ops:<redacted>@status.example/…; retrying, the alerts wait in the outbox",
         f"webhook delivery {dead.id} to {shown} dead-lettered after 2"
-        f" attempt(s): HTTP 404: 404 page not found; `exesdb-bridge outbox retry {dead.id}`"
-        " sends it again",
+        f" attempt(s): HTTP 404: 404 page not found; the receiver refused it, which is final:"
+        " mend what it refused (the URL's path, its credentials), then"
+        f" `exesdb-bridge outbox retry {dead.id}` sends it again",
     ]
     assert "hunter2" not in caplog.text
     assert dead.last_error == "HTTP 404"
@@ -838,3 +842,43 @@ async def test_a_receiver_answering_a_huge_body_is_read_no_further_than_its_star
         await async_wait_until(lambda: counted(bridge, "delivered") == 1, 60, "delivered")
         await async_wait_until(lambda: receiver.flooded, what="the receiver done answering")
         assert receiver.flooded[0] < flood / 4, receiver.flooded
+
+
+async def test_the_status_page_tells_of_dead_letters_and_how_to_send_them_again(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A delivery the receiver refused is dead-lettered and never retried by itself: the status
+    page says so above the alerts, with the commands that list and resend it, where it showed
+    nothing of it before (the failing-receiver notice ends with the last attempt)."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(Answer(404, text="404 page not found\n"))
+    async with alert_bridge(tmp_path, EXESDB_WEBHOOK_URLS=receiver.url, **FAST) as (
+        bridge,
+        sink,
+        _,
+    ):
+        assert bridge.address is not None
+        page_url = own_url(*bridge.address) + "/?part=live"
+
+        def page() -> str:
+            with urllib.request.urlopen(page_url, timeout=5) as answer:
+                return str(answer.read().decode())
+
+        assert 'id="dead-letters"' not in await asyncio.to_thread(page)
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: sink.outbox.queue.depth().dead == 1, what="a dead letter")
+
+        async def told() -> str | None:
+            # Counted by the sink's housekeeping, once a second: not at once.
+            text = await asyncio.to_thread(page)
+            return text if 'id="dead-letters"' in text else None
+
+        live = await async_wait_until(told, what="the dead-letter notice")
+    notice = live.split('id="dead-letters"', 1)[1].split("</section>", 1)[0]
+    text = re.sub(r"<[^>]+>", "", notice.split(">", 1)[1])
+    assert text == (
+        "A webhook delivery is dead-lettered: its receiver did not take it and it is not tried"
+        " again, so its alerts may not have reached that receiver. exesdb-bridge outbox list"
+        " --state dead says why; exesdb-bridge outbox retry --all sends again what can be (run"
+        " with the bridge's EXESDB_STATE_DIR)."
+    )

@@ -724,7 +724,12 @@ class DeliveryWorker:
         state = kept or attempted.state  # None: the delivery is gone (pruned meanwhile)
         result = attempted.result
         self._log.attempted(
-            attempted.delivery.id, state, result.error, attempted.number, result.said
+            attempted.delivery.id,
+            state,
+            result.error,
+            attempted.number,
+            result.said,
+            refused=result.outcome is Outcome.REJECTED,
         )
         self._report(attempted.delivery, result, state, attempted.number)
         if told_again:

@@ -39,9 +39,12 @@ class ReceiverLog:
         error: str | None,
         attempt: int,
         said: str | None = None,
+        *,
+        refused: bool = False,
     ) -> None:
         """Tell the log what one attempt changed, if anything; ``said``: the start of a refusing
-        answer's body, shown after the error."""
+        answer's body, shown after the error; ``refused``: the answer was final (a 4xx but 408,
+        425 and 429), which sending it again unchanged would only meet again."""
         if said:
             error = f"{error}: {said}"
         if state is DeliveryState.STALE and error is not None:
@@ -69,12 +72,17 @@ class ReceiverLog:
         self._failures += 1
         if state is DeliveryState.DEAD:
             _logger.warning(
-                "webhook delivery %s to %s dead-lettered after %d attempt(s): %s; "
+                "webhook delivery %s to %s dead-lettered after %d attempt(s): %s; %s"
                 "`exesdb-bridge outbox retry %s` sends it again",
                 delivery_id,
                 self._shown_url,
                 attempt,
                 error,
+                # A refusal is not retried: a wrong path or token would refuse a retry too.
+                "the receiver refused it, which is final: mend what it refused (the URL's path,"
+                " its credentials), then "
+                if refused
+                else "",
                 delivery_id,
             )
         elif self._failures == 1:

@@ -318,11 +318,13 @@ class ActiveCounts:
 class Recipients:
     """Where the alert sink sends alerts, as the pages show it: each webhook receiver's outbox
     key and label (``receiver_label`` without user info), and the Alertmanager posted to
-    (``safe_url`` without user info), if any, with why its posts fail while they do."""
+    (``safe_url`` without user info), if any, with why its posts fail while they do, and how
+    many dead-lettered deliveries need someone (not superseded) as last counted."""
 
     webhooks: tuple[tuple[str, str], ...]
     alertmanager: str | None = None
     alertmanager_failing: str | None = None  # "<why> (<n> failed posts)"; None: taken
+    dead_letters: int = 0
 
 
 @dataclass(frozen=True, slots=True)

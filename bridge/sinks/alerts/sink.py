@@ -804,6 +804,7 @@ class AlertSink:
             ),
             safe_url(self.alertmanager.url, userinfo=False) if self.alertmanager else None,
             self.alertmanager.failing() if self.alertmanager else None,
+            self.metrics.depth.dead - self.metrics.depth.superseded,  # as the gauge counts them
         )
 
     async def failing_receivers(self) -> tuple[tuple[Delivery, int, int], ...]:

@@ -254,7 +254,8 @@ async def test_the_log_tells_a_failing_receiver_once_and_its_recovery(
 async def test_the_log_tells_each_dead_letter(
     outbox: Outbox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A final answer dead-letters with one warning naming the delivery and how to retry it."""
+    """A final answer dead-letters with one warning naming the delivery, that the receiver
+    refused it (a retry unchanged would meet the same 404) and how to retry it once mended."""
     clock = ManualClock(T0)
     worker = worker_for(outbox, ScriptedSender([result(Outcome.REJECTED, 404)]), clock, [])
     with caplog.at_level("INFO", logger="bridge.sinks.alerts"):
@@ -264,7 +265,8 @@ async def test_the_log_tells_each_dead_letter(
     assert record.levelname == "WARNING"
     assert record.getMessage() == (
         f"webhook delivery {dead.id} to http://127.0.0.1:9/… dead-lettered after 1 attempt(s): "
-        f"HTTP 404; `exesdb-bridge outbox retry {dead.id}` sends it again"
+        "HTTP 404; the receiver refused it, which is final: mend what it refused (the URL's"
+        f" path, its credentials), then `exesdb-bridge outbox retry {dead.id}` sends it again"
     )
 
 
@@ -293,6 +295,24 @@ async def test_worker_dead_letters_at_the_deadline(outbox: Outbox) -> None:
     # 1 + 2 + 4 = 7 s of waiting fits in 10 s; the 4th failure would wait 8 s more.
     assert reports == [("pending", 1), ("pending", 2), ("pending", 3), ("dead", 4)]
     assert outbox.queue.depth().dead == 1
+
+
+async def test_a_dead_letter_at_the_deadline_is_not_told_as_refused(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A delivery dead-lettered at EXESDB_WEBHOOK_DEADLINE_MS, its receiver failing rather than
+    refusing, is told with how to retry it and nothing of mending a refusal."""
+    clock = ManualClock(T0)
+    sender = ScriptedSender([result(Outcome.RETRY, 503)] * 10)
+    worker = worker_for(outbox, sender, clock, [], deadline=10.0)
+    with caplog.at_level("WARNING", logger="bridge.sinks.alerts"):
+        for _ in range(10):
+            clock.advance(await worker.step())
+    [dead] = outbox.queue.deliveries(DeliveryState.DEAD.value)
+    assert caplog.records[-1].getMessage() == (
+        f"webhook delivery {dead.id} to http://127.0.0.1:9/… dead-lettered after 4 attempt(s): "
+        f"HTTP 503; `exesdb-bridge outbox retry {dead.id}` sends it again"
+    )
 
 
 async def test_a_delivery_retried_by_hand_gets_a_deadline_from_its_retry(outbox: Outbox) -> None:
