@@ -1073,16 +1073,21 @@ def test_check_config_refuses_an_outbox_run_refuses_in_the_same_words(
     ids=["a value refused", "values at odds", "two values refused"],
 )
 @pytest.mark.parametrize("fault", [_cut_short, _no_database], ids=["cut short", "no database"])
-def test_check_config_lists_bad_settings_and_the_outbox_s_fault_at_once(
-    tmp_path: Path, env: dict[str, str], refusals: list[str], fault: Callable[[Path], str]
+@pytest.mark.parametrize("command", ["check-config", "run"])
+def test_bad_settings_and_the_outbox_s_fault_are_listed_at_once(
+    tmp_path: Path,
+    command: str,
+    env: dict[str, str],
+    refusals: list[str],
+    fault: Callable[[Path], str],
 ) -> None:
-    """check-config with bad settings and an outbox file start-up would refuse lists every
-    problem in one go (exit 2): the settings' first, then the outbox's in start-up's words, so
-    that a second round finds nothing new; no secret of the settings is shown."""
+    """check-config and run with bad settings and an outbox file start-up would refuse list
+    every problem in one go (exit 2): the settings' first, then the outbox's in start-up's words,
+    so that a second round finds nothing new; no secret of the settings is shown."""
     state = tmp_path / "state"
     said = fault(state / FILE_NAME)
     env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state), **env}
-    completed = run_in_process("check-config", env=env)
+    completed = cli(command, **env)  # type: ignore[arg-type]
     assert completed.returncode == 2, completed.stderr
     assert completed.stdout == ""
     lines = completed.stderr.splitlines()
@@ -1093,6 +1098,27 @@ def test_check_config_lists_bad_settings_and_the_outbox_s_fault_at_once(
         assert problem.startswith(refusal), completed.stderr
     assert problems[-1] == f"EXESDB_STATE_DIR: cannot open the alert outbox in '{state}': {said}"
     assert "hunter2" not in completed.stderr
+
+
+def test_run_demo_with_bad_settings_lists_the_fault_of_the_demo_s_own_outbox(
+    tmp_path: Path,
+) -> None:
+    """`run --demo` with a bad setting and EXESDB_STATE_DIR unset lists the fault of the outbox
+    in the demo's own folder (./.exesdb-bridge-demo, which it would open) beside the setting's,
+    not of one in the folder a run without --demo uses (exit 2)."""
+    demo_outbox = tmp_path / ".exesdb-bridge-demo" / FILE_NAME
+    said = _no_database(demo_outbox)
+    _no_database(tmp_path / ".exesdb-bridge" / FILE_NAME)  # a real run's: not looked at
+    completed = cli("run", "--demo", cwd=tmp_path, EXESDB_INGEST="maybe")
+    assert completed.returncode == 2, completed.stderr
+    problems = [line[2:] for line in completed.stderr.splitlines() if line.startswith("  ")]
+    assert [problem.split(":")[0] for problem in problems] == [
+        "EXESDB_INGEST",
+        "EXESDB_STATE_DIR",
+    ], completed.stderr
+    assert problems[1] == (
+        f"EXESDB_STATE_DIR: cannot open the alert outbox in './.exesdb-bridge-demo': {said}"
+    )
 
 
 @pytest.mark.parametrize(
