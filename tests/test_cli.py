@@ -2401,6 +2401,21 @@ sqlite3.sqlite_version_info, sqlite3.sqlite_version = (3, 34, 1), "3.34.1"
 from bridge.cli.parser import main
 sys.exit(main(sys.argv[1:]))
 """
+# This Python's SQLite as one built without the JSON functions: each connection refuses them.
+_SQLITE_WITHOUT_JSON: Final = """
+import sqlite3, sys
+connect = sqlite3.connect
+def refused(action, arg1, arg2, *rest):
+    json = action == sqlite3.SQLITE_FUNCTION and (arg2 or "").startswith("json")
+    return sqlite3.SQLITE_DENY if json else sqlite3.SQLITE_OK
+def without_json(*args, **kwargs):
+    db = connect(*args, **kwargs)
+    db.set_authorizer(refused)
+    return db
+sqlite3.connect = without_json
+from bridge.cli.parser import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 @pytest.mark.parametrize(
@@ -2428,6 +2443,37 @@ def test_an_sqlite_too_old_for_the_outbox_is_named_with_the_version_needed(
     output = done.stdout + done.stderr
     assert done.returncode == status, output
     assert f"{begins}this Python's SQLite is 3.34.1; the outbox needs 3.35.0 or newer" in output
+    assert "Traceback" not in output
+    assert (state / "alerts.sqlite3").read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    ("command", "status", "begins"),
+    [
+        ("run", 2, " ERROR bridge: cannot open the alert outbox: "),
+        ("check-config", 2, "exesdb-bridge: bad configuration:\n  cannot open the alert outbox: "),
+        ("outbox list", 1, "exesdb-bridge: cannot open the alert outbox: "),
+    ],
+)
+def test_an_sqlite_without_json_functions_is_named_at_start(
+    tmp_path: Path, command: str, status: int, begins: str
+) -> None:
+    """On a Python whose SQLite has no JSON functions (built without them), the bridge stops at
+    start, check-config says so (exit 2) and the outbox command fails, each naming what SQLite
+    lacks, rather than failing at the outbox's first query of them; the outbox file is left as
+    it is."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "alerts.sqlite3").write_bytes(b"")  # as a bridge leaves it at its first open
+    done = run_command(
+        [sys.executable, "-c", _SQLITE_WITHOUT_JSON, *command.split()],
+        {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state)},
+        timeout=20,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == status, output
+    found = f"this Python's SQLite ({sqlite3.sqlite_version}) has no JSON functions"
+    assert f"{begins}{found}" in output
     assert "Traceback" not in output
     assert (state / "alerts.sqlite3").read_bytes() == b""
 
