@@ -192,6 +192,18 @@ async def async_wait_until(
     pytest.fail(f"timed out after {within}s waiting for {what or condition}: {last_error!r}")
 
 
+async def each_turn_until(
+    condition: Callable[[], Any], within: float = 5.0, what: str = ""
+) -> None:
+    """``async_wait_until`` checked at each turn of the loop, not each 20 ms: for a state a task
+    passes through within a few turns (the step it is suspended in), which a poll would miss."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {within}s waiting for {what or condition}")
+        await asyncio.sleep(0)  # not a wait: one turn of the loop, then the condition again
+
+
 def unread_by_server(port: int) -> int:
     """The bytes sent to the server listening on ``port`` in this process that it has not read
     yet, over all its connections (Linux's FIONREAD on each): 0 once it read all sent so far."""

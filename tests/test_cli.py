@@ -1073,16 +1073,21 @@ def test_check_config_refuses_an_outbox_run_refuses_in_the_same_words(
     ids=["a value refused", "values at odds", "two values refused"],
 )
 @pytest.mark.parametrize("fault", [_cut_short, _no_database], ids=["cut short", "no database"])
-def test_check_config_lists_bad_settings_and_the_outbox_s_fault_at_once(
-    tmp_path: Path, env: dict[str, str], refusals: list[str], fault: Callable[[Path], str]
+@pytest.mark.parametrize("command", ["check-config", "run"])
+def test_bad_settings_and_the_outbox_s_fault_are_listed_at_once(
+    tmp_path: Path,
+    command: str,
+    env: dict[str, str],
+    refusals: list[str],
+    fault: Callable[[Path], str],
 ) -> None:
-    """check-config with bad settings and an outbox file start-up would refuse lists every
-    problem in one go (exit 2): the settings' first, then the outbox's in start-up's words, so
-    that a second round finds nothing new; no secret of the settings is shown."""
+    """check-config and run with bad settings and an outbox file start-up would refuse list
+    every problem in one go (exit 2): the settings' first, then the outbox's in start-up's words,
+    so that a second round finds nothing new; no secret of the settings is shown."""
     state = tmp_path / "state"
     said = fault(state / FILE_NAME)
     env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state), **env}
-    completed = run_in_process("check-config", env=env)
+    completed = cli(command, **env)  # type: ignore[arg-type]
     assert completed.returncode == 2, completed.stderr
     assert completed.stdout == ""
     lines = completed.stderr.splitlines()
@@ -1093,6 +1098,27 @@ def test_check_config_lists_bad_settings_and_the_outbox_s_fault_at_once(
         assert problem.startswith(refusal), completed.stderr
     assert problems[-1] == f"EXESDB_STATE_DIR: cannot open the alert outbox in '{state}': {said}"
     assert "hunter2" not in completed.stderr
+
+
+def test_run_demo_with_bad_settings_lists_the_fault_of_the_demo_s_own_outbox(
+    tmp_path: Path,
+) -> None:
+    """`run --demo` with a bad setting and EXESDB_STATE_DIR unset lists the fault of the outbox
+    in the demo's own folder (./.exesdb-bridge-demo, which it would open) beside the setting's,
+    not of one in the folder a run without --demo uses (exit 2)."""
+    demo_outbox = tmp_path / ".exesdb-bridge-demo" / FILE_NAME
+    said = _no_database(demo_outbox)
+    _no_database(tmp_path / ".exesdb-bridge" / FILE_NAME)  # a real run's: not looked at
+    completed = cli("run", "--demo", cwd=tmp_path, EXESDB_INGEST="maybe")
+    assert completed.returncode == 2, completed.stderr
+    problems = [line[2:] for line in completed.stderr.splitlines() if line.startswith("  ")]
+    assert [problem.split(":")[0] for problem in problems] == [
+        "EXESDB_INGEST",
+        "EXESDB_STATE_DIR",
+    ], completed.stderr
+    assert problems[1] == (
+        f"EXESDB_STATE_DIR: cannot open the alert outbox in './.exesdb-bridge-demo': {said}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -2375,6 +2401,21 @@ sqlite3.sqlite_version_info, sqlite3.sqlite_version = (3, 34, 1), "3.34.1"
 from bridge.cli.parser import main
 sys.exit(main(sys.argv[1:]))
 """
+# This Python's SQLite as one built without the JSON functions: each connection refuses them.
+_SQLITE_WITHOUT_JSON: Final = """
+import sqlite3, sys
+connect = sqlite3.connect
+def refused(action, arg1, arg2, *rest):
+    json = action == sqlite3.SQLITE_FUNCTION and (arg2 or "").startswith("json")
+    return sqlite3.SQLITE_DENY if json else sqlite3.SQLITE_OK
+def without_json(*args, **kwargs):
+    db = connect(*args, **kwargs)
+    db.set_authorizer(refused)
+    return db
+sqlite3.connect = without_json
+from bridge.cli.parser import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 @pytest.mark.parametrize(
@@ -2402,6 +2443,37 @@ def test_an_sqlite_too_old_for_the_outbox_is_named_with_the_version_needed(
     output = done.stdout + done.stderr
     assert done.returncode == status, output
     assert f"{begins}this Python's SQLite is 3.34.1; the outbox needs 3.35.0 or newer" in output
+    assert "Traceback" not in output
+    assert (state / "alerts.sqlite3").read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    ("command", "status", "begins"),
+    [
+        ("run", 2, " ERROR bridge: cannot open the alert outbox: "),
+        ("check-config", 2, "exesdb-bridge: bad configuration:\n  cannot open the alert outbox: "),
+        ("outbox list", 1, "exesdb-bridge: cannot open the alert outbox: "),
+    ],
+)
+def test_an_sqlite_without_json_functions_is_named_at_start(
+    tmp_path: Path, command: str, status: int, begins: str
+) -> None:
+    """On a Python whose SQLite has no JSON functions (built without them), the bridge stops at
+    start, check-config says so (exit 2) and the outbox command fails, each naming what SQLite
+    lacks, rather than failing at the outbox's first query of them; the outbox file is left as
+    it is."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "alerts.sqlite3").write_bytes(b"")  # as a bridge leaves it at its first open
+    done = run_command(
+        [sys.executable, "-c", _SQLITE_WITHOUT_JSON, *command.split()],
+        {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state)},
+        timeout=20,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == status, output
+    found = f"this Python's SQLite ({sqlite3.sqlite_version}) has no JSON functions"
+    assert f"{begins}{found}" in output
     assert "Traceback" not in output
     assert (state / "alerts.sqlite3").read_bytes() == b""
 

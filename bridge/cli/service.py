@@ -199,7 +199,10 @@ def _start_and_serve(demo: bool) -> int:
     from bridge.logs import configure_logging
     from bridge.probe_settings import variable_value
 
-    settings = settings_or_exit(logged=True)
+    # Refused settings are listed with what the start would stop on next, at the outbox, as
+    # check-config lists them: all mended in one round. Looked for only then (the outbox says it
+    # at start otherwise), so that a good start imports nothing of it before the bridge does.
+    settings = settings_or_exit(logged=True, beside=lambda: _outbox_problems(demo=demo))
     configure_logging(settings)  # the bridge logs its start warnings as it starts (Bridge.start)
     if demo and variable_value(os.environ, "EXESDB_STATE_DIR") is None:
         # The demo's made-up alerts (brute force on exesdb-2@demo) would otherwise stay in the
@@ -314,16 +317,30 @@ def _alert_destinations(settings: Settings) -> list[str]:
 # -- check-config --
 
 
-def _state_dir_taken() -> str | None:
-    """``EXESDB_STATE_DIR`` as the settings take it, or None when they refuse it or it names no
-    directory the bridge could use (their problems say so: the outbox in it is not looked at)."""
+def _outbox_problems(*, demo: bool = False) -> list[str]:
+    """What a start (``demo``: ``run --demo``) would stop on at the outbox, beside refused
+    settings (``outbox_problems``): this Python's SQLite, and the outbox file in
+    ``EXESDB_STATE_DIR`` when that variable is good; unset, a demo's in ``DEMO_STATE_DIR``."""
+    from bridge.sinks.alerts.outbox import outbox_problems
+
+    return outbox_problems(_state_dir_taken(demo=demo))
+
+
+def _state_dir_taken(*, demo: bool) -> str | None:
+    """``EXESDB_STATE_DIR`` as the settings take it (unset, for a ``demo``: ``DEMO_STATE_DIR``),
+    or None when they refuse it or it names no directory the bridge could use (their problems
+    say so: the outbox in it is not looked at)."""
     from bridge.client_environment import OutboxValues, read_plainly
+    from bridge.probe_settings import variable_value
     from bridge.settings_checks import unusable_state_dir
 
     taken = read_plainly(OutboxValues, os.environ)
-    if taken is None or unusable_state_dir(taken.state_dir) is not None:
+    if taken is None:
         return None
-    return taken.state_dir
+    state_dir = taken.state_dir
+    if demo and variable_value(os.environ, "EXESDB_STATE_DIR") is None:
+        state_dir = DEMO_STATE_DIR  # as _start_and_serve gives a demo
+    return None if unusable_state_dir(state_dir) is not None else state_dir
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -334,7 +351,7 @@ def _check_config(args: argparse.Namespace) -> int:
     # the outbox file there already (a directory, no outbox, one cut short), read without making
     # or changing anything; with the settings' problems when they have some, so that all are
     # mended in one round (EXESDB_STATE_DIR's folder looked in when that variable is good).
-    settings = settings_or_exit(beside=lambda: outbox_problems(_state_dir_taken()))
+    settings = settings_or_exit(beside=_outbox_problems)
     if problems := outbox_problems(settings.state_dir):
         # Its warnings too: a misspelt EXESDB_STATE_DIR is a likely reason for the wrong folder.
         say_bad_configuration(ConfigError(problems, warnings=start_warnings(settings)))

@@ -4,10 +4,12 @@ meanwhile and the death of the replica that won it lose no announcement."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 
 from bridge.bus import LocalCoordinator
 from bridge.messages import NodeHealth, NodeLifecycle
 from tests.cluster.helpers import Clock, Replica
+from tests.support import each_turn_until
 
 
 class GatedCoordinator(LocalCoordinator):
@@ -27,6 +29,18 @@ class GatedCoordinator(LocalCoordinator):
             self.waiting.set()
             await self.gate.wait()
         return previous
+
+
+def waits_on_a_future(task: asyncio.Task[None]) -> bool:
+    """Whether ``task`` is suspended on a future (the monitor's stop: on the ticks under way),
+    not in a coroutine it awaits nor for a turn of the loop (``asyncio.sleep(0)``'s generator)."""
+    coroutine = task.get_coro()
+    if not inspect.iscoroutine(coroutine):
+        return False
+    awaited = coroutine.cr_await
+    return inspect.getcoroutinestate(coroutine) == inspect.CORO_SUSPENDED and not (
+        inspect.iscoroutine(awaited) or inspect.isgenerator(awaited)
+    )
 
 
 async def tick_held_in_a_swap(replica: Replica, coordinator: GatedCoordinator, clock: Clock) -> int:
@@ -84,7 +98,7 @@ async def test_a_stop_during_a_down_announcement_still_publishes_what_the_key_sa
     replica = await make_replica("bridge-1", coordinator)
     await tick_held_in_a_swap(replica, coordinator, clock)
     closing = asyncio.create_task(replica.monitor.aclose())
-    await asyncio.sleep(0)  # one turn of the loop: the stop takes its first step
+    await each_turn_until(lambda: waits_on_a_future(closing), 5, "the stop waiting on the tick")
     coordinator.gate.set()
     await asyncio.wait_for(closing, 5)
     await replica.settle()

@@ -22,8 +22,8 @@ from bridge.bus.redis.link import Link
 from bridge.messages import SystemAlert
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_bus import ALERTS, Replica, replicas
-from tests.integration.test_redis_spool import running_writer
-from tests.support import async_wait_until
+from tests.integration.test_redis_spool import awaiting, running_writer
+from tests.support import async_wait_until, each_turn_until
 
 pytestmark = pytest.mark.integration
 
@@ -90,9 +90,10 @@ async def test_a_graceful_hand_over_leaves_nothing_handled_for_the_next_holder(
 async def test_a_hand_over_cut_short_by_the_stop_deadline_is_done_by_the_next_release(
     redis_server: Callable[[], RedisServer], replicas: list[Replica]
 ) -> None:
-    """A graceful hand-over cancelled part way (the stop's deadline passing while it writes
-    acknowledgements) leaves the lease to the next release (the transport's stop), which gives
-    it back at once rather than leaving it for the replica standing by to wait out."""
+    """A graceful hand-over cancelled part way (the stop's deadline passing while it stops its
+    readers, the lease still held) leaves the lease to the next release (the transport's stop),
+    which gives it back at once rather than leaving it for the replica standing by to wait
+    out."""
     server = redis_server()
     holder = Replica(server.url, "holder", claim_idle_ms=LEASE_MS)
     replicas.append(await holder.start())
@@ -100,12 +101,16 @@ async def test_a_hand_over_cut_short_by_the_stop_deadline_is_done_by_the_next_re
     lease = holder.transport.capabilities.lease
     assert lease is not None
     cut_short = asyncio.create_task(lease.release())
-    await asyncio.sleep(0)  # under way: suspended in its first step, stopping the readers
+    await each_turn_until(lambda: "stop_reading" in awaiting(cut_short), 5, "readers stopping")
     cut_short.cancel()
     await asyncio.gather(cut_short, return_exceptions=True)
+    leader = Layout("exesdb").leader
+    with server.client() as client:
+        assert cut_short.cancelled()
+        assert client.get(leader) is not None  # cut short before it gave the lease back
     await lease.release()
     with server.client() as client:
-        assert client.get(Layout("exesdb").leader) is None
+        assert client.get(leader) is None
 
 
 class ReleaseWatched(Redis):

@@ -31,7 +31,7 @@ from bridge.sinks.alerts.database import Database
 from bridge.sinks.alerts.dead_letters import DeadLetters
 from bridge.sinks.alerts.queue import DeliveryQueue
 from bridge.sinks.alerts.retention import Retention
-from bridge.sinks.alerts.tables import refuse_unfit, sqlite_problem
+from bridge.sinks.alerts.tables import refuse_unfit, this_sqlite_problem
 from bridge.statelock import hold
 
 __all__ = [
@@ -185,7 +185,7 @@ def unopenable_problem(doing: str, state_dir: str, exc: BaseException) -> str:
     """The problem a bridge's start stops on when the outbox could not be opened or written
     (``doing``), raising ``exc``: ``EXESDB_STATE_DIR``, the outbox file when the fault is in it
     rather than in the directory, the system's words and, when one is known, what to do; this
-    Python's SQLite, when too old (``NotSupportedError``), without the variable: it is not at
+    Python's SQLite, when unfit (``NotSupportedError``), without the variable: it is not at
     fault."""
     if isinstance(exc, sqlite3.NotSupportedError):  # this Python's SQLite (tables.sqlite_problem)
         return f"cannot {doing} the alert outbox: {exc}"  # no fault of EXESDB_STATE_DIR's
@@ -201,14 +201,14 @@ def unopenable_problem(doing: str, state_dir: str, exc: BaseException) -> str:
 def outbox_problems(state_dir: str | None) -> list[str]:
     """The problems a bridge's start would stop on at the outbox, in its words
     (``unopenable_problem``), found without making or changing anything (``check-config``):
-    this Python's SQLite, too old (``tables.sqlite_problem``), and at the outbox file in
-    ``state_dir`` (None: no directory to look in), something there that is no file, no outbox,
-    or an outbox cut short. Nothing is found there when the bridge would open it, when there is
-    none yet (the bridge makes it), and when only this user's permissions refuse it:
-    check-config may run as another user than the bridge's."""
+    this Python's SQLite, too old or without JSON functions (``tables.sqlite_problem``), and at
+    the outbox file in ``state_dir`` (None: no directory to look in), something there that is
+    no file, no outbox, or an outbox cut short. Nothing is found there when the bridge would
+    open it, when there is none yet (the bridge makes it), and when only this user's
+    permissions refuse it: check-config may run as another user than the bridge's."""
     problems = []
-    if (too_old := sqlite_problem(sqlite3.sqlite_version_info)) is not None:
-        unopenable = sqlite3.NotSupportedError(too_old)
+    if (unfit := this_sqlite_problem()) is not None:
+        unopenable = sqlite3.NotSupportedError(unfit)
         problems.append(unopenable_problem("open", state_dir or "", unopenable))
     if state_dir is None:
         return problems

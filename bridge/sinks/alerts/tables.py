@@ -64,7 +64,14 @@ from typing import Final
 from bridge.regular_files import open_regular
 from bridge.sinks.alerts.records import refused
 
-__all__ = ["CutShort", "connect", "migrate", "refuse_unfit", "sqlite_problem"]
+__all__ = [
+    "CutShort",
+    "connect",
+    "migrate",
+    "refuse_unfit",
+    "sqlite_problem",
+    "this_sqlite_problem",
+]
 
 _SCHEMA_VERSION: Final = 16
 # The outbox's mark in the file's header (PRAGMA application_id): "EXOB".
@@ -88,6 +95,13 @@ _HEADER_BYTES: Final = 100
 # (retention) came in 3.35.0 (2021), the newest of what they use (window functions: 3.25,
 # json_each: 3.9). Python's sqlite3 uses the system's library: RHEL 9's is 3.34.
 _OLDEST_SQLITE: Final = (3, 35, 0)
+# The JSON functions the outbox's queries use, in one query: json_each, json_group_array and
+# json_array_length. An SQLite may be built without them, past the version check (before 3.38
+# they came with SQLITE_ENABLE_JSON1 only; since, SQLITE_OMIT_JSON leaves them out), and the
+# outbox would fail at its first query of them instead of at start.
+_JSON_PROBE: Final = "SELECT json_array_length(json_group_array(value)) FROM json_each('[1]')"
+# Where to find a Python whose SQLite the outbox runs on.
+_FIT_PYTHONS: Final = "python.org's, Debian 12's, Ubuntu 22.04's"
 # Version 1's tables: a file without the mark that holds them is an outbox from before it.
 _FIRST_TABLES: Final = frozenset({"alerts", "queued", "deliveries"})
 # Columns added after version 1 (by version: table, column, definition).
@@ -317,8 +331,9 @@ def connect(path: Path | str) -> sqlite3.Connection:
     IMMEDIATE`` … ``COMMIT``), the WAL journal (on btrfs the rollback journal: ``_journal``),
     and ``synchronous=FULL`` (the journal is fsync'd at every commit, so a committed delivery
     survives power loss); its queries may call ``refused(last_status, last_error)``
-    (``records.refused``); NotSupportedError on an SQLite older than ``_OLDEST_SQLITE``."""
-    if (problem := sqlite_problem(sqlite3.sqlite_version_info)) is not None:
+    (``records.refused``); NotSupportedError on an SQLite the outbox cannot run on
+    (``this_sqlite_problem``)."""
+    if (problem := this_sqlite_problem()) is not None:
         raise sqlite3.NotSupportedError(problem)
     if str(path) != ":memory:":
         # Made private before SQLite opens it: it holds alert bodies and the receiver keys'
@@ -348,17 +363,33 @@ def connect(path: Path | str) -> sqlite3.Connection:
     return db
 
 
-def sqlite_problem(version: tuple[int, ...]) -> str | None:
-    """Why the outbox cannot run on the SQLite library of ``version`` (this Python's is
-    ``sqlite3.sqlite_version_info``): older than ``_OLDEST_SQLITE``, in words that name both
-    and what to do; None when it is new enough."""
-    if version >= _OLDEST_SQLITE:
-        return None
-    found, oldest = (".".join(map(str, each)) for each in (version, _OLDEST_SQLITE))
-    return (
-        f"this Python's SQLite is {found}; the outbox needs {oldest} or newer"
-        " (a Python built with a newer SQLite: python.org's, Debian 12's, Ubuntu 22.04's)"
-    )
+def this_sqlite_problem() -> str | None:
+    """``sqlite_problem`` of this Python's SQLite library: its version, and its JSON functions
+    tried on an in-memory database (some 0.1 ms)."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        return sqlite_problem(sqlite3.sqlite_version_info, db)
+
+
+def sqlite_problem(version: tuple[int, ...], db: sqlite3.Connection) -> str | None:
+    """Why the outbox cannot run on the SQLite library of ``version`` that ``db`` (an in-memory
+    database) is opened with: older than ``_OLDEST_SQLITE``, or without the JSON functions the
+    outbox's queries use (``_JSON_PROBE`` fails on ``db``), in words that name what it has,
+    what it needs and where to find that; None when it can."""
+    found = ".".join(map(str, version))
+    if version < _OLDEST_SQLITE:
+        oldest = ".".join(map(str, _OLDEST_SQLITE))
+        return (
+            f"this Python's SQLite is {found}; the outbox needs {oldest} or newer"
+            f" (a Python built with a newer SQLite: {_FIT_PYTHONS})"
+        )
+    try:
+        db.execute(_JSON_PROBE).fetchall()
+    except sqlite3.Error as exc:
+        return (
+            f"this Python's SQLite ({found}) has no JSON functions ({exc}); the outbox's queries"
+            f" need them (a Python built with an SQLite that has them: {_FIT_PYTHONS})"
+        )
+    return None
 
 
 def migrate(db: sqlite3.Connection) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import math
@@ -20,7 +21,7 @@ from bridge.sinks.alerts.records import (
     DeliveryState,
     HistoryEvent,
 )
-from bridge.sinks.alerts.tables import connect, sqlite_problem
+from bridge.sinks.alerts.tables import connect, sqlite_problem, this_sqlite_problem
 from tests.sinks.alerts.helpers import T0, URL, event, observe, one_each, stored
 
 
@@ -52,7 +53,8 @@ def test_an_sqlite_older_than_3_35_is_named_with_the_version_needed(
     """An SQLite library older than 3.35.0 (RETURNING and MATERIALIZED, which the outbox's
     queries use) is a problem naming its version, the one needed and where to find one; 3.35.0,
     anything newer and this Python's own are none."""
-    problem = sqlite_problem(version)
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        problem = sqlite_problem(version, db)
     if said is None:
         assert problem is None
     else:
@@ -61,6 +63,32 @@ def test_an_sqlite_older_than_3_35_is_named_with_the_version_needed(
         assert problem.endswith(
             "(a Python built with a newer SQLite: python.org's, Debian 12's, Ubuntu 22.04's)"
         )
+
+
+def _without_json(action: int, arg1: str | None, arg2: str | None, *_: str | None) -> int:
+    """An authorizer refusing every JSON function, as an SQLite built without them has none."""
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").startswith("json"):
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def test_an_sqlite_without_json_functions_is_named_as_such() -> None:
+    """An SQLite new enough but whose JSON functions fail (json_each, which the outbox's queries
+    use, left out of its build; here refused on the connection) is a problem naming its version,
+    SQLite's words and where to find one that has them; this Python's own is none, and an SQLite
+    too old is named for its version alone."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.set_authorizer(_without_json)
+        problem = sqlite_problem((3, 45, 1), db)
+        too_old = sqlite_problem((3, 34, 1), db)
+    assert problem == (
+        "this Python's SQLite (3.45.1) has no JSON functions (not authorized to use function:"
+        " json_array_length); the outbox's queries need them (a Python built with an SQLite that"
+        " has them: python.org's, Debian 12's, Ubuntu 22.04's)"
+    )
+    assert too_old is not None
+    assert too_old.startswith("this Python's SQLite is 3.34.1; the outbox needs 3.35.0 or newer")
+    assert this_sqlite_problem() is None
 
 
 def test_one_bridge_at_a_time_holds_the_state_directory(tmp_path: Path) -> None:
