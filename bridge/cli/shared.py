@@ -55,7 +55,7 @@ def settings_or_exit(
     *, logged: bool = False, beside: Callable[[], Sequence[str]] | None = None
 ) -> Settings:
     """The whole configuration (``run``, ``check-config``), or exit 2 listing every problem
-    (then those ``beside`` finds, which do not need the settings: ``check-config``'s outbox),
+    (then those ``beside`` finds, which do not need the settings: the outbox's and SQLite's),
     followed by a warning about each set ``EXESDB_*`` variable that is no setting, each
     misspelt ``OTEL_*`` one and each setting holding an env file's comment or wholly in quotes
     (``run`` and ``check-config`` give them with their other warnings otherwise): a misspelt
