@@ -33,8 +33,7 @@ async def test_an_idle_holders_claim_rounds_claim_nothing_and_still_take_what_a_
     replicas.append(holder)
     await async_wait_until(lambda: holder.transport.leading, 10, "the holder holds the lease")
     claims, looks = calls(server, "xautoclaim"), calls(server, "xpending")
-    # A window of a few claim rounds, all idle: what the holder asks Redis in them is counted.
-    await asyncio.sleep(ROUNDS * CLAIM_IDLE_MS / 2000)
+    await asyncio.sleep(ROUNDS * CLAIM_IDLE_MS / 2000)  # a window of idle rounds, counted
     assert calls(server, "xautoclaim") - claims == 0
     assert calls(server, "xpending") - looks >= ROUNDS - 1
     key = f"exesdb:bus:{ALERTS}"
