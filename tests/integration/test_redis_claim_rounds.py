@@ -46,3 +46,27 @@ async def test_an_idle_holders_claim_rounds_claim_nothing_and_still_take_what_a_
     assert len(taken[0][1]) == 1
     await async_wait_until(lambda: holder.taken_alerts() == ["forged"], 10, "claimed, handled")
     assert calls(server, "xautoclaim") - claims >= 1
+
+
+async def test_a_holder_refused_xpending_claims_from_every_stream_each_round(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """A holder whose Redis user may not run XPENDING cannot ask which streams hold an entry to
+    claim: its claim rounds claim from every stream, as before they asked, and a dead consumer's
+    entry is still claimed and handled."""
+    server = redis_server()
+    with server.client() as client:
+        client.execute_command(
+            "ACL", "SETUSER", "limited", "on", ">pw", "~*", "&*", "+@all", "-xpending"
+        )
+    url = f"redis://limited:pw@127.0.0.1:{server.port}/0"
+    holder = await Replica(url, "holder", claim_idle_ms=CLAIM_IDLE_MS).start()
+    replicas.append(holder)
+    await async_wait_until(lambda: holder.transport.leading, 10, "the holder holds the lease")
+    key = f"exesdb:bus:{ALERTS}"
+    with server.client() as client, client.pipeline(transaction=True) as pipe:
+        # As above: taken by a consumer that then dies, before the holder's blocked read.
+        pipe.xadd(key, signed_entry())
+        pipe.xreadgroup(GROUP, "dead-replica", {key: ">"}, count=1)
+        pipe.execute()
+    await async_wait_until(lambda: holder.taken_alerts() == ["forged"], 10, "claimed, handled")
