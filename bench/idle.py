@@ -12,10 +12,11 @@ an asyncio loop, so the table shows what the bridge itself adds.
 ``redis-server`` of the set's own, idle in the same window beside the in-process bridge: each
 replica's CPU and RSS by its role (the work-queue lease holder, a replica standing by), and
 redis-server's CPU and the commands it ran per second (``INFO commandstats``, the commands of
-scripts counted too), by name below the table. ``--repeats`` starts every process afresh that
-many times, one window each, all processes measured in the same window (the host is shared: what
-loads it loads them alike); the table gives medians, and the runs' range. ``--baseline REV``
-(again for more) runs the same bridges from ``git archive REV`` too, in the same windows.
+scripts counted too), by name below the table; and a redis-server no client uses (its floor).
+``--repeats`` starts every process afresh that many times, one window each, all processes
+measured in the same window (the host is shared: what loads it loads them alike); the table
+gives medians, and the runs' range. ``--baseline REV`` (again for more) runs the same bridges
+from ``git archive REV`` too, in the same windows.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ _BASELINE: Final = (
 )
 _BRIDGE: Final = "bridge (python -m bridge run)"
 _THIS: Final = Tree("this tree", ROOT)
+_BARE_REDIS: Final = "redis-server with no client"
 _BASE: Final = "baseline: bare interpreter, same libraries"
 _HOLDING: Final = re.compile(rb"^exesdb_redis_work_queue_leader 1(\.0)?$", re.MULTILINE)
 
@@ -142,12 +144,20 @@ def run(
                     sets.append(_RedisSet(named, replicas, server, url, bridges))
                 bridge = stack.enter_context(BridgeProcess(tree.path))
                 bridges_in_process[f"{named}: {_BRIDGE}" if named else _BRIDGE] = bridge
+            bare = None
+            if sets:
+                # redis-server's own floor (its cron), beside those the bridges use.
+                (scratch / "redis-bare").mkdir()
+                bare, _ = redis_server(scratch / "redis-bare")
+                stack.callback(_stop, bare)
             # Start-up settles (the lease taken up, the first broadcasts sent) before the window.
             time.sleep(warmup)
             pids = {name: bridge.pid for name, bridge in bridges_in_process.items()}
             for each in sets:
                 pids.update(sorted(zip(each.roles(), (b.pid for b in each.bridges), strict=True)))
                 pids[each.name("redis-server")] = each.server.pid
+            if bare is not None:
+                pids[_BARE_REDIS] = bare.pid
             pids[_BASE] = baseline.pid
             start = {name: proc_stat(pid) for name, pid in pids.items()}
             counted = [each.commands() for each in sets]
@@ -187,7 +197,7 @@ def _table(
             if name in per_second
             else float("nan")
         )
-        bridge_process = name not in per_second and name != _BASE
+        bridge_process = name not in per_second and name not in (_BASE, _BARE_REDIS)
         target = (
             (
                 "met"
