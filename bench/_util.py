@@ -19,6 +19,7 @@ import json
 import os
 import resource
 import selectors
+import shutil
 import signal
 import socket
 import statistics
@@ -35,6 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
+
+import redis
 
 from bench.workload import SECRET
 from bridge.bus import Envelope, HeaderCheck, Rejection, Verifier, decode_lines
@@ -367,6 +370,43 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def redis_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A throw-away ``redis-server`` on a free loopback port (no persistence, ``workdir`` its
+    folder), answering: the process and its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (make test installs it)")
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    client.close()
+    return server, f"redis://127.0.0.1:{port}/0"
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:

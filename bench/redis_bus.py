@@ -44,8 +44,6 @@ import contextlib
 import gc
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,9 +58,9 @@ from bench._util import (
     Child,
     Tree,
     argument_parser,
-    free_port,
     median,
     proc_stat,
+    redis_server,
     revision_trees,
     table,
 )
@@ -74,41 +72,6 @@ _TARGET_P99_MS: Final = 50.0
 
 
 # -- the processes --
-
-
-def _redis_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed (make test installs it)")
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    client.close()
-    return server, f"redis://127.0.0.1:{port}/0"
 
 
 def _replicas(tree: Tree, url: str, args: argparse.Namespace) -> list[Child]:
@@ -307,7 +270,7 @@ def _failover(replicas: list[Child], publisher: Child) -> float:
 def _setting(args: argparse.Namespace) -> Iterator[tuple[str, int, Child, list[Tree]]]:
     with tempfile.TemporaryDirectory(prefix="exesdb-bench-redis-") as scratch:
         trees = revision_trees(args.baseline, Path(scratch))
-        server, url = _redis_server(Path(scratch))
+        server, url = redis_server(Path(scratch))
         publisher = Child([sys.executable, "-m", "bench.redis_bus", "--publisher", url])
         try:
             yield url, server.pid, publisher, trees

@@ -594,11 +594,12 @@ async def test_replicas_of_different_intervals_publish_one_cluster_health_a_peri
 async def test_a_claim_per_period_in_redis_is_dated_by_redis_and_lasts_two_periods(shared) -> None:
     """The claim's key holds when it was made, by Redis's clock, and the claimer's period, and
     expires two of its periods on; a claim of a later period (a clock ahead) holds for an
-    earlier one, of the shorter of the two periods; a key holding something else is no claim."""
+    earlier one, of the shorter of the two periods; a key holding something else is no claim.
+    (Each set by hand is asked about by a replica that has not asked before: one that has knows
+    when the period it found claimed ends, and does not ask Redis again before.)"""
     server, coordinator = shared
-    replica = coordinator("bridge-1:a")
     before = redis_ms(server)
-    assert await replica.once_per_period("cluster:health", 30_000)
+    assert await coordinator("bridge-1:a").once_per_period("cluster:health", 30_000)
     after = redis_ms(server)
     with server.client() as client:
         at, period = client.get("exesdb:cluster:health").decode().split(":")
@@ -607,13 +608,46 @@ async def test_a_claim_per_period_in_redis_is_dated_by_redis_and_lasts_two_perio
         assert 59_000 < client.pttl("exesdb:cluster:health") <= 60_000
         for value in ("not a claim", "1800000010000", "1800000010000:0"):
             client.set("exesdb:cluster:health", value)
-            assert await replica.once_per_period("cluster:health", 1_000)
+            assert await coordinator("bridge-2:b").once_per_period("cluster:health", 1_000)
         # A 1.5 s claimer beside a 1 s one goes by seconds: a claim two seconds ahead holds,
         # one two seconds behind does not.
         client.set("exesdb:cluster:mixed", f"{redis_ms(server) + 2_000}:1000")
-        assert not await replica.once_per_period("cluster:mixed", 1_500)
+        assert not await coordinator("bridge-3:c").once_per_period("cluster:mixed", 1_500)
         client.set("exesdb:cluster:mixed", f"{redis_ms(server) - 2_000}:1000")
-        assert await replica.once_per_period("cluster:mixed", 1_500)
+        assert await coordinator("bridge-4:d").once_per_period("cluster:mixed", 1_500)
+
+
+def scripts_run(server: RedisServer) -> int:
+    """How many scripts (EVAL, EVALSHA) redis-server ran so far (``INFO commandstats``)."""
+    with server.client() as client:
+        stats = client.info("commandstats")
+    return sum(
+        int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("eval", "evalsha")
+    )
+
+
+async def test_a_claim_per_period_asked_at_every_tick_runs_its_script_once_a_period(
+    shared,
+) -> None:
+    """Asked for the periodic claim eight times a period (a monitor's ticks), a replica runs the
+    claim's script on Redis once a period, not at every tick, and still claims each period once
+    and as it begins: Redis said when the period it found claimed ends."""
+    server, coordinator = shared
+    replica = coordinator("bridge-1:a")
+    period_ms, periods = 400, 6
+    before = scripts_run(server)
+    end = (redis_ms(server) // period_ms + periods + 1) * period_ms
+    claimed: list[int] = []
+    while (now := redis_ms(server)) < end:
+        if await replica.once_per_period("cluster:health", period_ms):
+            claimed.append(now)
+        await asyncio.sleep(period_ms / 8000)  # ticks eight to a period, as a loop's are
+    ran = scripts_run(server) - before
+    assert ran <= 2 * (periods + 1), f"{ran} scripts for {periods + 1} periods"
+    by_period = [at // period_ms for at in claimed]
+    assert len(set(by_period)) == len(by_period) >= periods, claimed
+    # Each claimed within the first two ticks of its period, not a period late.
+    assert all(at % period_ms < period_ms / 4 for at in claimed[1:]), claimed
 
 
 @asynccontextmanager

@@ -352,11 +352,25 @@ class ConsumerGroup:
             return None
         # Claim only under the lease as Redis has it (see _read_step): a replica that lost it
         # unawares would take entries the holder is handling, whose acknowledgement is late.
-        if not self._holds(await self._link.client.get(self._layout.leader)):
+        # Asked in the same round trip: which streams hold an entry idle long enough to be
+        # claimed (one each at most). Mostly none: a claim each would be a round trip each.
+        pipe = self._link.client.pipeline(transaction=False)
+        pipe.get(self._layout.leader)
+        for key in self._keys:
+            pipe.xpending_range(key, GROUP, "-", "+", 1, idle=self._claim_idle_ms)
+        holder, *idle = await pipe.execute(raise_on_error=False)
+        for reply in (holder, *idle):
+            # XPENDING refused (NOPERM): that stream is claimed from without asking, as before.
+            if isinstance(reply, Exception) and not isinstance(reply, NoPermissionError):
+                raise reply
+        if isinstance(holder, Exception):
+            raise holder
+        if not self._holds(holder):
             return 0.0
         try:
-            for key in self._keys:
-                await self._claim(key)
+            for key, found in zip(self._keys, idle, strict=True):
+                if found:  # an entry to claim, or not known (refused)
+                    await self._claim(key)
         except BaseException:
             # A claim whose answer was lost made the entries this consumer's, untaken and idle
             # no more: the next read takes them from this consumer's history (see _read_step).

@@ -25,7 +25,8 @@ _logger = logging.getLogger(__name__)
 # period of now (or a later one, by a clock ahead: another Redis's after a failover, or a
 # replica's), the shorter of the two periods, it holds; else the claim is this caller's, for two
 # of its periods. A value of another shape (not set by this) is no claim. Returns whether it
-# claimed, and whether by Redis's clock.
+# claimed, whether by Redis's clock, and the milliseconds until the period that holds ends (the
+# caller's own, claimed): no claim of the caller's can be made before then.
 _ONCE_PER_PERIOD = """
 local now, by_redis = tonumber(ARGV[2]), 0
 if not redis.acl_check_cmd or redis.acl_check_cmd('TIME') then
@@ -37,12 +38,13 @@ local at, by = string.match(redis.call('GET', KEYS[1]) or '', '^(%d+):(%d+)$')
 at, by = tonumber(at), tonumber(by)
 if at and by and by > 0 then
     local shortest = math.min(period, by)
-    if math.floor(at / shortest) >= math.floor(now / shortest) then
-        return {0, by_redis}
+    local held = math.floor(at / shortest)
+    if held >= math.floor(now / shortest) then
+        return {0, by_redis, (held + 1) * shortest - now}
     end
 end
 redis.call('SET', KEYS[1], string.format('%d:%d', now, period), 'PX', 2 * period)
-return {1, by_redis}
+return {1, by_redis, (math.floor(now / period) + 1) * period - now}
 """
 # Redis's clock, or false where the ACL refuses this user TIME (asked first, as the claim does:
 # a refusal would be logged in the ACL LOG each time; Redis before 7 cannot be asked).
@@ -65,11 +67,13 @@ class RedisCoordinator:
         owner: str,
         data_losses: Callable[[], int],
         wall_clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """``owner`` is the value a ``once`` key is set to (this replica's consumer name);
         ``data_losses`` counts the data losses the transport found (a new ``exesdb:bus:epoch``);
         ``wall_clock`` (Unix seconds) dates a ``once_per_period`` claim, and is ``unix_time``,
-        only when Redis's ACL refuses this user ``TIME``."""
+        only when Redis's ACL refuses this user ``TIME``; ``monotonic`` times how long a
+        ``once_per_period`` key is known claimed."""
         self._link = link
         self._layout = layout
         self._owner = owner
@@ -77,6 +81,10 @@ class RedisCoordinator:
         self._wall_clock = wall_clock
         self._by_redis = True  # whether the last claim went by Redis's clock
         self._time_refused = False  # the ACL refuses TIME (told once while it lasts)
+        self._monotonic = monotonic
+        # Per once_per_period key: until when (``monotonic``) a claim is known to hold, so that
+        # Redis is not asked at every tick (a second) for a claim that cannot be made before.
+        self._held_until: dict[str, float] = {}
 
     @property
     def data_losses(self) -> int:
@@ -129,13 +137,19 @@ class RedisCoordinator:
         ``period_ms`` or the last claimer's if shorter (``Coordinator``): one Lua script, a
         ``TIME``, a ``GET`` and a ``SET``. Where the ACL refuses this user ``TIME`` (Redis 7
         is asked first), the period is this replica's clock's, and a warning says so once.
+        Redis says when the period that holds ends; until then (a period of ``period_ms`` at
+        most, should a clock ahead have dated the claim far on) this answers False without
+        asking it, as it would answer: a caller ticking each second asks once a period.
 
         Raises ``TransportError`` when Redis cannot be reached.
         """
+        asked = self._monotonic()
+        if asked < self._held_until.get(key, asked):
+            return False
         now_ms = int(self._wall_clock() * 1000)
         with self._link.boundary(f"claim {key}", work="claim once a period"):
             try:
-                claimed, by_redis = await self._link.client.eval(
+                claimed, by_redis, held_ms = await self._link.client.eval(
                     _ONCE_PER_PERIOD, 1, self._layout.coordination(key), period_ms, now_ms
                 )
             except ResponseError as exc:
@@ -143,6 +157,8 @@ class RedisCoordinator:
                 if named is exc:
                     raise
                 raise named from exc
+        # From before the question: Redis's answer came later, never sooner, than it was made.
+        self._held_until[key] = asked + min(int(held_ms), period_ms) / 1000
         if bool(by_redis) != self._by_redis:
             self._by_redis = bool(by_redis)
             if by_redis:

@@ -101,7 +101,8 @@ class Spool:
         self._segment_bytes = segment_bytes
         self._segments: list[_Segment] = []
         self._head = 0  # offset in the first segment
-        self._checked: set[str] = set()  # segments whose progress in Redis was asked
+        # Segments whose progress in Redis was asked, or that this spool made (none to ask).
+        self._checked: set[str] = set()
         self._head_failing = False  # the head file could not be written last time
         self._pool = _Thread("redis-spool")
         # Appends waiting for the thread, and those it writes (touched on the event loop only).
@@ -168,7 +169,8 @@ class Spool:
         return await self._call(self._peek, count)
 
     def checked(self, batch: SpoolBatch) -> bool:
-        """True once Redis was asked how far the writer got through ``batch``'s segment."""
+        """True once Redis was asked how far the writer got through ``batch``'s segment, and
+        for a segment this spool made since it opened (Redis cannot know it before a write)."""
         return batch.segment in self._checked
 
     def recheck(self, batch: SpoolBatch) -> None:
@@ -340,6 +342,9 @@ class Spool:
         if not self._segments:
             self._head = 0
         self._segments.append(segment)
+        # Made here, under a new id: Redis holds no progress through it to ask for (until a
+        # write of it fails, which asks again: ``recheck``).
+        self._checked.add(segment.id)
         return segment
 
     def _peek(self, count: int) -> SpoolBatch | None:
