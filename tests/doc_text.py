@@ -77,10 +77,11 @@ def links(text: str) -> Iterator[str]:
 
 
 def anchors(text: str) -> set[str]:
-    """The anchors GitHub gives the headings of ``text`` (duplicates get ``-1``, ``-2``...)."""
-    found: set[str] = set()
-    seen: dict[str, int] = {}
+    """The anchors GitHub gives the headings of ``text`` (duplicates get ``-1``, ``-2``...), and
+    those of its HTML anchors (``<a id="command-run"></a>`` in a table row)."""
     without_code = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    found = set(re.findall(r'<a (?:id|name)="([^"]+)"></a>', _SPAN.sub("", without_code)))
+    seen: dict[str, int] = {}
     for heading in re.findall(r"^#{1,6} (.+?)\s*$", without_code, re.M):
         slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
         count = seen.get(slug, 0)

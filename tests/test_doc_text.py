@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.doc_text import prose, spans
+from tests.doc_text import anchors, prose, spans
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,13 @@ def test_spans_are_the_code_spans_markdown_shows(text: str, found: list[str]) ->
 def test_prose_leaves_out_a_code_span_wrapped_over_a_line_break() -> None:
     """A wrapped code span is no prose: a link written inside it is not read as a link."""
     assert prose("see `a](b\nc` and [d](e)") == "see  and [d](e)"
+
+
+def test_anchors_are_the_headings_and_the_html_anchors_of_a_page() -> None:
+    """A link may lead to a heading or to an HTML anchor (`<a id>` in a table row), never to one
+    shown as code or in a fenced block."""
+    text = (
+        '# Title\n\n| `run` | <a id="command-run"></a>the service |\n\n'
+        '`<a id="in-code"></a>`\n\n```\n<a id="in-block"></a>\n```\n'
+    )
+    assert anchors(text) == {"title", "command-run"}

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from bridge.client_settings import FromEnvironment
 from bridge.settings import Settings
-from tests.doc_text import page
+from tests.doc_text import page, section, spans
 from tests.support import ROOT
 
 
@@ -325,3 +325,79 @@ def test_the_cli_page_says_each_default_an_option_s_help_gives_in_words() -> Non
     text = " ".join(page("cli").split())
     unsaid = sorted(default for default, words in _WORD_DEFAULTS.items() if words not in text)
     assert unsaid == [], f"say these defaults in docs/cli.md: {unsaid}"
+
+
+def _leaves() -> set[str]:
+    """Every command the parser runs, by its name after ``exesdb-bridge`` (`alerts ack`)."""
+    from bridge.cli import build_parser
+
+    return {
+        sub.prog.removeprefix("exesdb-bridge ")
+        for sub in _parsers(build_parser())
+        if not any(isinstance(action, argparse._SubParsersAction) for action in sub._actions)
+    }
+
+
+# A row of docs/cli.md's At a glance table: | [`command`](#anchor) | for | needs | `example` |
+_GLANCE_ROW = re.compile(r"^\| \[`([a-z -]+)`\]\(#([\w-]+)\) \|[^|]+\|[^|]+\| `([^`]+)` \|$", re.M)
+
+
+def _glance(text: str) -> dict[str, tuple[str, str]]:
+    """The commands the At a glance table of ``text`` lists, with the anchor each links to and
+    its example."""
+    rows = _GLANCE_ROW.findall(section(text, "At a glance"))
+    assert len(rows) == section(text, "At a glance").count("\n| [`"), "a row not read"
+    return {command: (anchor, example) for command, anchor, example in rows}
+
+
+def test_the_cli_page_at_a_glance_lists_every_command_and_no_other() -> None:
+    """docs/cli.md's At a glance table has a row for each command the parser runs (`alerts ack`,
+    `outbox retry` too) and none it does not: a command added or removed fails here until the
+    table says so."""
+    listed = set(_glance(page("cli")))
+    assert "alerts ack" in listed  # the check reads the table
+    assert sorted(_leaves() - listed) == [], "add these to At a glance in docs/cli.md"
+    assert sorted(listed - _leaves()) == [], "no such commands: take them out of At a glance"
+
+
+def test_each_at_a_glance_row_links_to_its_command_s_row_and_shows_that_command() -> None:
+    """Each command of docs/cli.md's At a glance links to the detailed row of that command
+    (where its `<a id>` is) and its example runs that command."""
+    rows = [line for line in page("cli").splitlines() if line.startswith("| `exesdb-bridge ")]
+    wrong = []
+    for command, (anchor, example) in _glance(page("cli")).items():
+        [row] = [row for row in rows if f'<a id="{anchor}"></a>' in row]
+        if not row.startswith(f"| `exesdb-bridge {command.split()[0]}"):
+            wrong.append(f"{command}: #{anchor} is another command's row")
+        if not example.startswith(f"exesdb-bridge {command}"):
+            wrong.append(f"{command}: its example is {example!r}")
+    assert wrong == []
+
+
+def test_every_command_the_cli_page_s_summaries_show_is_valid_usage() -> None:
+    """Each `exesdb-bridge ...` of docs/cli.md's At a glance and Common tasks parses as the
+    command line would parse it: an option renamed or removed fails here."""
+    from bridge.cli import build_parser
+
+    shown = [
+        span
+        for title in ("At a glance", "Common tasks")
+        for span in spans(section(page("cli"), title))
+        if span.startswith("exesdb-bridge ")
+    ]
+    assert len(shown) >= len(_leaves())  # the check finds them
+    refused = []
+    for line in shown:
+        try:
+            build_parser().parse_args(line.split()[1:])
+        except SystemExit:
+            refused.append(line)
+    assert refused == [], f"docs/cli.md shows usage the parser refuses: {refused}"
+
+
+def test_the_glance_reader_reads_the_rows_and_fails_on_a_command_left_out() -> None:
+    """The checks above can fail: a table without `outbox retry` is one command short."""
+    text = page("cli")
+    row = next(line for line in text.splitlines() if line.startswith("| [`outbox retry`]"))
+    assert "outbox retry" not in _glance(text.replace(row + "\n", ""))
+    assert _leaves() - set(_glance(text.replace(row + "\n", ""))) == {"outbox retry"}

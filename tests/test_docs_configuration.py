@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.settings import Settings, known_variables, unknown_variables
-from tests.doc_text import fenced, page, pages
+from tests.doc_text import fenced, page, pages, section
 from tests.support import ROOT, make_settings
 
 
@@ -409,3 +409,38 @@ def test_the_page_names_every_spelling_a_boolean_setting_takes() -> None:
     short = ("".join(chars) for n in (1, 2, 3) for chars in itertools.product(alphabet, repeat=n))
     longer = ["true", "false", "none", "null", "enable", "enabled", "disable", "disabled", "yes "]
     assert sorted(w for w in (*short, *longer) if taken(w)) == sorted(_boolean_spellings())
+
+
+# A row of docs/configuration.md's summary: | [`VARIABLE`](#anchor) | default | what to set |
+_SUMMARY_ROW = re.compile(r"^\| \[`([A-Z0-9_]+)`\]\(#([\w-]+)\) \| ([^|]+) \|", re.M)
+
+
+def _summary() -> dict[str, tuple[str, str]]:
+    """The settings docs/configuration.md's "The settings most people set" lists, with the
+    anchor each links to and the default it gives."""
+    text = section(page("configuration"), "The settings most people set")
+    rows = _SUMMARY_ROW.findall(text)
+    assert len(rows) == text.count("\n| [`"), "a row not read"
+    return {variable: (anchor, shown.strip().strip("`")) for variable, anchor, shown in rows}
+
+
+def test_the_settings_most_people_set_are_settings_with_their_defaults() -> None:
+    """Each variable of docs/configuration.md's short list is a setting, shown with the default
+    Settings has, so the summary cannot drift from the code or the full table."""
+    summary = _summary()
+    assert {"EXESDB_HTTP_ADDR", "SECRET_KEY_BASE", "EXESDB_STATE_DIR"} <= set(summary)
+    assert sorted(set(summary) - set(_defaults())) == [], "no such settings"
+    for variable, (_, shown) in summary.items():
+        _assert_shows_the_default(variable, shown)
+
+
+def test_each_setting_most_people_set_links_to_its_row() -> None:
+    """Each variable of docs/configuration.md's short list links to its own row of the full
+    table, where its `<a id>` is."""
+    rows = page("configuration").splitlines()
+    wrong = []
+    for variable, (anchor, _) in _summary().items():
+        found = [row for row in rows if f'<a id="{anchor}"></a>' in row]
+        if [row.startswith(f"| `{variable}` |") for row in found] != [True]:
+            wrong.append(f"{variable}: #{anchor}")
+    assert wrong == [], f"link these to their rows of the table: {wrong}"
