@@ -6,8 +6,9 @@ from the message models (``bridge.bus.structs``), or, in a form only the models'
 (a number as a string, a timestamp not written as RFC 3339), by one pydantic-core call; the
 reference decoder (``json.loads`` and field-by-field checks) words the rejections. A batch is
 decoded at once; a body of it those paths do not take is decoded again alone, not the batch.
-A refused batch is decoded on past its first fault, for the refusal to name the others; a refused
-envelope's rejection words each of its problems, not only its first (``Rejection.also``).
+A refused batch is decoded on past its first fault, for the refusal to name the others; the
+refusal a sender is answered words each problem of a line, not only its first
+(``with_every_problem``).
 How deep an envelope may nest, and where one goes past it, is ``bridge.bus.depth``'s.
 """
 

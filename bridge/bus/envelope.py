@@ -74,9 +74,10 @@ class Rejection:
     """A refused message: the reason, the field at fault (if any) and a short explanation.
 
     A message refused for what it holds may have more problems than its first (fields missing,
-    of the wrong type): ``also`` words the others, in order, each as it would be were it the
-    only one (its ``field`` always set), a few of them only; ``also_found`` counts them all.
-    The reason is the first problem's alone, whatever the others'.
+    of the wrong type): where they are asked for (``decoding.with_every_problem``, for a refusal
+    answered to its sender), ``also`` words the others, in order, each as it would be were it
+    the only one (its ``field`` always set), a few of them only, and ``also_found`` counts them
+    all. The reason is the first problem's alone, whatever the others'.
     """
 
     reason: RejectReason
