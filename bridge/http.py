@@ -152,8 +152,17 @@ def _rejected(rejection: Rejection) -> web.Response:
 
 
 def _problem(rejection: Rejection) -> dict[str, Any]:
-    """One line at fault as an answer names it: its error, detail and field."""
-    return error_body(rejection.reason.value, rejection.detail, rejection.field)
+    """One line at fault as an answer names it: its error, detail and field; when its message
+    has several problems, the detail says each of them and ``fields`` lists their fields."""
+    if not rejection.also:
+        return error_body(rejection.reason.value, rejection.detail, rejection.field)
+    details = [rejection.detail, *(problem.detail for problem in rejection.also)]
+    unlisted = rejection.also_found - len(rejection.also)
+    if unlisted:
+        details.append(f"and {unlisted} more problem{'s' if unlisted > 1 else ''}")
+    body = error_body(rejection.reason.value, "; ".join(details), rejection.field)
+    body["fields"] = [rejection.field, *(problem.field for problem in rejection.also)]
+    return body
 
 
 # -- probes and metrics --

@@ -102,6 +102,23 @@ def test_a_signer_posts_a_message_the_bridge_accepts(name: str, ingesting: Bridg
 
 
 @pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+def test_a_signer_prints_every_field_the_bridge_finds_missing(
+    name: str, ingesting: BridgeProcess
+) -> None:
+    """A performance metric sent without value, unit and component is answered naming all
+    three, which the signer prints with the status: one resend mends them."""
+    env = {"SECRET_KEY_BASE": TEST_SECRET, "EXESDB_HTTP_ADDR": f"0.0.0.0:{ingesting.port}"}
+    payload = '{"metric_name": "queue_depth"}'
+    refused = _run([*_signer(name), "ex_esdb_metrics", "performance_metric", payload], **env)
+    assert refused.returncode == 1
+    assert refused.stdout.startswith('400 {"error": "invalid_payload"')
+    assert (
+        '"detail": "payload.value: Field required; payload.unit: Field required;'
+        ' payload.component: Field required"'
+    ) in refused.stdout
+
+
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
 @pytest.mark.parametrize("asked", [["--help"], ["-h"], ["--timeout", "3", "--help"]])
 def test_a_signer_asked_for_help_prints_its_usage_and_exits_0(name: str, asked: list[str]) -> None:
     """``--help`` (or ``-h``, after other options too) prints the signer's usage on stdout and

@@ -1279,6 +1279,92 @@ async def test_a_lone_envelope_refused_lists_itself_as_its_one_problem(
     assert answer["problems_total"] == 1
 
 
+# A performance metric that names its metric and nothing else: value, unit and component missing.
+_METRIC_ONLY: Final = {
+    "instance": "ex_esdb_metrics",
+    "topic": "metrics",
+    "tag": "performance_metric",
+    "payload": {"metric_name": "queue_depth"},
+}
+
+
+def _worded(answer: dict[str, Any]) -> dict[str, Any]:
+    """An ingest refusal's error, detail, field and fields, as one of its ``problems`` holds
+    them."""
+    return {key: answer[key] for key in ("error", "detail", "field", "fields")}
+
+
+async def test_a_payload_missing_three_fields_is_answered_naming_all_three(
+    serve: ServerFactory,
+) -> None:
+    """A performance metric missing value, unit and component is answered one 400 whose detail
+    says all three, its ``field`` the first and ``fields`` each, counted as one refusal."""
+    server = await serve()
+    status, answer = await server.post(body_of(envelope(**_METRIC_ONLY)))
+    assert (status, answer["error"], answer["field"]) == (400, "invalid_payload", "payload.value")
+    assert answer["fields"] == ["payload.value", "payload.unit", "payload.component"]
+    assert answer["detail"] == (
+        "payload.value: Field required; payload.unit: Field required;"
+        " payload.component: Field required"
+    )
+    assert answer["problems"] == [_worded(answer)]
+    assert answer["problems_total"] == 1
+    assert server.rejected("invalid_payload") == 1
+    assert server.delivered == []
+
+
+async def test_a_batch_line_with_envelope_and_payload_problems_names_them_all(
+    serve: ServerFactory,
+) -> None:
+    """A line whose ts is no timestamp, whose tag is misspelt, and a line whose payload misses
+    three fields: each line's entry names every problem it has (the line once, before the
+    detail; before each field), the tag meant too, and the batch is counted once, by its first
+    problem's error."""
+    server = await serve()
+    misspelt = envelope(**{**_METRIC_ONLY, "tag": "performance_metrc", "ts": "yesterday"})
+    body = b"\n".join([body_of(envelope()), body_of(misspelt), body_of(envelope(**_METRIC_ONLY))])
+    status, answer = await server.post(body, content_type=NDJSON)
+    assert (status, answer["error"]) == (400, "malformed")
+    first, second = answer["problems"]
+    assert first == _worded(answer)
+    assert first["fields"] == ["line 2: ts", "line 2: tag"]
+    assert first["detail"].startswith("line 2: ts must be an RFC 3339 timestamp; 'performance_m")
+    assert first["detail"].endswith("; did you mean performance_metric?")
+    assert second["error"] == "invalid_payload"
+    assert second["fields"] == [
+        f"line 3: payload.{name}" for name in ("value", "unit", "component")
+    ]
+    assert second["detail"] == (
+        "line 3: payload.value: Field required; payload.unit: Field required;"
+        " payload.component: Field required"
+    )
+    assert answer["problems_total"] == 2
+    assert server.rejected("malformed") == 1
+    assert server.rejected("unknown_tag") == server.rejected("invalid_payload") == 0
+
+
+async def test_a_message_with_many_problems_is_answered_with_ten_and_a_count(
+    serve: ServerFactory,
+) -> None:
+    """A payload with 12 unknown keys besides its three missing fields names its first ten
+    problems and says how many more it has."""
+    unknown = {f"key{n:02}": n for n in range(12)}
+    payload = {"metric_name": "queue_depth", **unknown}
+    server = await serve()
+    status, answer = await server.post(body_of(envelope(**{**_METRIC_ONLY, "payload": payload})))
+    assert status == 400
+    assert len(answer["fields"]) == 10
+    assert answer["fields"][:4] == [
+        "payload.value",
+        "payload.unit",
+        "payload.component",
+        "payload.key00",
+    ]
+    assert answer["detail"].endswith(
+        "; payload.key06: Extra inputs are not permitted; and 5 more problems"
+    )
+
+
 @pytest.mark.parametrize(
     ("lines", "status", "field"),
     [

@@ -6,9 +6,9 @@ for some 280 ms of CPU, ``/metrics`` and every other request waiting. ``decode_n
 the loop run once it has held it ``HOLD`` seconds: a batch of the usual size is decoded without
 a pause. From the first line at fault on (the batch is refused whole) no envelope is kept: the
 lines after it are decoded only to find those at fault too, which the refusal lists (up to
-``PROBLEMS_LISTED``) and counts (up to ``PROBLEMS_COUNTED``, where decoding stops). No id is
-remembered here: ``Verifier.verify_batch`` judges the decoded batch for replay and admits it,
-at one instant.
+``PROBLEMS_LISTED``, each with every problem it has) and counts (up to ``PROBLEMS_COUNTED``,
+where decoding stops). No id is remembered here: ``Verifier.verify_batch`` judges the decoded
+batch for replay and admits it, at one instant.
 """
 
 from __future__ import annotations
@@ -19,7 +19,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from bridge.bus.decoding import decode_envelopes, decode_failures, with_tag_meant
+from bridge.bus.decoding import (
+    decode_envelopes,
+    decode_failures,
+    with_every_problem,
+    with_tag_meant,
+)
 from bridge.bus.envelope import Envelope, LineRejection, Rejection
 
 __all__ = [
@@ -184,14 +189,17 @@ class _Decoding:
                 self.sizes.extend(map(len, lines))
                 return
             index, rejection = failure
-            self.first = (numbers[index], rejection)
+            self.first = (numbers[index], with_every_problem(lines[index], rejection))
             self.found = 1
             start = index + 1
             yield
-        # Each one a run of the reference decoder: 6 µs for a line of one byte, 2 ms for 1 MiB.
+        # Each one a run of the reference decoder: 6 µs for a line of one byte, 2 ms for 1 MiB;
+        # those listed, a second run, which words every problem of the line.
         for offset, rejection in decode_failures(lines[start:]):
             if self.found < PROBLEMS_LISTED:
-                self.later.append((numbers[start + offset], with_tag_meant(rejection)))
+                line = lines[start + offset]
+                worded = with_tag_meant(with_every_problem(line, rejection))
+                self.later.append((numbers[start + offset], worded))
             self.found += 1
             if self.found == PROBLEMS_COUNTED:
                 self.done = True
@@ -205,7 +213,15 @@ class _Decoding:
             number, rejection = self.first
             first = _at_line(with_tag_meant(rejection), number, lines)
             later = tuple(_at_line(meant, at, lines) for at, meant in self.later)
-            fault = LineRejection(first.reason, first.detail, first.field, later, self.found)
+            fault = LineRejection(
+                first.reason,
+                first.detail,
+                first.field,
+                later,
+                self.found,
+                also=first.also,
+                also_found=first.also_found,
+            )
         return DecodedBatch(self.envelopes, self.sizes, numbers, lines, fault)
 
 
@@ -224,7 +240,20 @@ def located(
 
 
 def _at_line(rejection: Rejection, number: int, lines: int) -> Rejection:
+    """``rejection`` naming its line (the ``number``-th of ``lines``) before its detail and
+    field; the message's other problems (``also``) before their fields only: an answer says
+    their details after the first's, the line named once."""
     if lines < 2:
         return rejection
     where = f"line {number}" + (f": {rejection.field}" if rejection.field else "")
-    return Rejection(rejection.reason, f"line {number}: {rejection.detail}", where)
+    also = tuple(
+        Rejection(problem.reason, problem.detail, f"line {number}: {problem.field}")
+        for problem in rejection.also
+    )
+    return Rejection(
+        rejection.reason,
+        f"line {number}: {rejection.detail}",
+        where,
+        also=also,
+        also_found=rejection.also_found,
+    )

@@ -6,25 +6,28 @@ from the message models (``bridge.bus.structs``), or, in a form only the models'
 (a number as a string, a timestamp not written as RFC 3339), by one pydantic-core call; the
 reference decoder (``json.loads`` and field-by-field checks) words the rejections. A batch is
 decoded at once; a body of it those paths do not take is decoded again alone, not the batch.
-A refused batch is decoded on past its first fault, for the refusal to name the others.
+A refused batch is decoded on past its first fault, for the refusal to name the others; the
+refusal a sender is answered words each problem of a line, not only its first
+(``with_every_problem``).
 How deep an envelope may nest, and where one goes past it, is ``bridge.bus.depth``'s.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, partial
 from typing import Any, Final
 
 from pydantic import ValidationError
-from pydantic_core import CoreSchema, SchemaValidator, core_schema
+from pydantic_core import CoreSchema, ErrorDetails, SchemaValidator, core_schema
 
 from bridge.bus import structs
 from bridge.bus.depth import MAX_DEPTH, TOO_DEEP_DETAIL, openings, too_deep, too_deep_text
@@ -65,6 +68,7 @@ __all__ = [
     "decode_envelope_reference",
     "decode_envelopes",
     "decode_failures",
+    "with_every_problem",
 ]
 
 _KNOWN_INSTANCES: Final = frozenset(INSTANCES)
@@ -199,8 +203,11 @@ def decode_failures(bodies: Sequence[bytes]) -> Iterator[tuple[int, Rejection]]:
                 yield start + index, alone
 
 
-def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
+def decode_envelope_reference(body: bytes | str, *, every: bool = False) -> Envelope | Rejection:
     """The reference decoder: ``json.loads`` then field-by-field checks (and every rejection).
+
+    ``every``: a refused envelope's Rejection words each of its problems, not only its first
+    (see :func:`decode_envelope_object`).
 
     A key given twice in any object of the envelope is refused, naming it: the two parsers
     would each keep the last, but a sender that repeats ``id`` means something else by it. So
@@ -238,7 +245,7 @@ def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
             return Rejection(RejectReason.MALFORMED, TOO_DEEP_DETAIL, where)
     if pairs.repeated or pairs.unbounded or (_may_escape(body) and _holds_surrogate(data)):
         return _first_refused(data)
-    return decode_envelope_object(data)
+    return decode_envelope_object(data, every=every)
 
 
 def _may_escape(body: bytes | str) -> bool:
@@ -361,68 +368,157 @@ def _quoted(value: object) -> str:
     return repr(name_shown(value)) if isinstance(value, str) else name_shown(repr(value))
 
 
-def decode_envelope_object(data: Any) -> Envelope | Rejection:
-    """Validate an already-parsed envelope object."""
+def decode_envelope_object(data: Any, *, every: bool = False) -> Envelope | Rejection:
+    """Validate an already-parsed envelope object.
+
+    Refused, the Rejection is its first problem (in the order of the checks below); with
+    ``every``, it words the others beside it (``Rejection.also``, up to ``_PROBLEMS_WORDED`` in
+    all): each envelope field missing, unknown or wrong, and, once the instance and tag name a
+    model, each problem of the payload. Without, the payload of an envelope refused already is
+    not validated, and no problem but the first is worded.
+    """
     if not isinstance(data, dict):
         return Rejection(RejectReason.MALFORMED, "an envelope must be a JSON object")
-    missing = _ENVELOPE_KEYS - data.keys()
-    if missing:
-        name = sorted(missing)[0]
-        return Rejection(RejectReason.MALFORMED, f"envelope field {name!r} is missing", name)
-    extra = data.keys() - _ENVELOPE_KEYS
-    if extra:
-        name = name_shown(sorted(extra)[0])
-        return Rejection(RejectReason.MALFORMED, f"unknown envelope field {name!r}", name)
-    if data["v"] != ENVELOPE_VERSION or isinstance(data["v"], bool):
-        return Rejection(RejectReason.MALFORMED, "envelope version must be 1", "v")
-    message_id, topic, node = data["id"], data["topic"], data["node"]
-    if not isinstance(message_id, str) or not ID_PATTERN.fullmatch(message_id):
-        detail = f"id must be {ID_MIN_LENGTH}-{ID_MAX_LENGTH} characters of [A-Za-z0-9_-]"
-        return Rejection(RejectReason.MALFORMED, detail, "id")
-    if not isinstance(topic, str) or not TOPIC_PATTERN.fullmatch(topic):
-        detail = f"topic must be 1-{TOPIC_MAX_LENGTH} characters of [A-Za-z0-9_.:-]"
-        return Rejection(RejectReason.MALFORMED, detail, "topic")
-    if (
-        not isinstance(node, str)
-        or not 0 < len(node) <= NODE_MAX_LENGTH
-        or _NOT_IN_NODE.search(node) is not None
-    ):
-        return Rejection(
-            RejectReason.MALFORMED,
-            f"node must be a string of 1-{NODE_MAX_LENGTH} characters, none of them a control "
-            f"character, {NODE_REFUSES} or a lone surrogate",
-            "node",
-        )
-    ts = _parse_ts(data["ts"])
-    if ts is None:
-        return Rejection(RejectReason.MALFORMED, "ts must be an RFC 3339 timestamp", "ts")
-    instance, tag = data["instance"], data["tag"]
-    if not isinstance(instance, str) or instance not in _KNOWN_INSTANCES:
-        allowed = ", ".join(INSTANCES)
-        return Rejection(
-            RejectReason.UNKNOWN_INSTANCE,
-            f"unknown bus instance {_quoted(instance)}; allowed: {allowed}",
-            "instance",
-        )
-    model = model_for(instance, tag) if isinstance(tag, str) else None
-    if model is None:
-        sent = tag if isinstance(tag, str) and len(tag) <= NAME_SHOWN else None
-        detail = _unknown_tag(instance, tag)
-        return TagRejection(RejectReason.UNKNOWN_TAG, detail, "tag", instance, sent)
-    payload = data["payload"]
-    if not isinstance(payload, dict):
-        return Rejection(RejectReason.INVALID_PAYLOAD, "payload must be a JSON object", "payload")
-    try:
-        message = model.model_validate(payload, context={"node": node})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(name_shown(part) for part in ("payload", *first["loc"]))
-        why = first["msg"]
-        if first["type"] == "string_pattern_mismatch":
-            # Said in words: pydantic's message quotes the pattern, the very characters refused.
-            why = _PATTERN_REFUSALS.get((first.get("ctx") or {}).get("pattern", ""), why)
-        return Rejection(RejectReason.INVALID_PAYLOAD, f"{where}: {why}", where)
+    # Each problem found, worded only if it is to be said; without ``every``, no check is made
+    # past the group that finds the first (most refusals are counted, not said).
+    problems: list[Callable[[], Rejection]] = []
+    unworded = 0  # problems counted, not worded
+    missing, extra = _ENVELOPE_KEYS - data.keys(), data.keys() - _ENVELOPE_KEYS
+    if (missing or extra) and not every:
+        return _missing_key(min(missing)) if missing else _unknown_key(min(extra))
+    if missing or extra:
+        problems += [partial(_missing_key, name) for name in sorted(missing)]
+        unknown = sorted(extra)
+        problems += [partial(_unknown_key, name) for name in unknown[:_PROBLEMS_WORDED]]
+        unworded = max(len(unknown) - _PROBLEMS_WORDED, 0)
+    if "v" in data and (data["v"] != ENVELOPE_VERSION or isinstance(data["v"], bool)):
+        problems.append(_WRONG_VERSION)
+    # Any: each one is checked below before it is used as what it must be.
+    message_id: Any = data.get("id")
+    topic: Any = data.get("topic")
+    node: Any = data.get("node")
+    if "id" in data and (not isinstance(message_id, str) or not ID_PATTERN.fullmatch(message_id)):
+        problems.append(_WRONG_ID)
+    if "topic" in data and (not isinstance(topic, str) or not TOPIC_PATTERN.fullmatch(topic)):
+        problems.append(_WRONG_TOPIC)
+    node_taken = (
+        isinstance(node, str)
+        and 0 < len(node) <= NODE_MAX_LENGTH
+        and _NOT_IN_NODE.search(node) is None
+    )
+    if "node" in data and not node_taken:
+        problems.append(_WRONG_NODE)
+    ts = _parse_ts(data["ts"]) if "ts" in data else None
+    if "ts" in data and ts is None:
+        problems.append(_WRONG_TS)
+    if problems and not every:
+        return problems[0]()
+    instance: Any = data.get("instance")
+    tag: Any = data.get("tag")
+    model = None
+    if "instance" in data and (not isinstance(instance, str) or instance not in _KNOWN_INSTANCES):
+        problems.append(partial(_unknown_instance, instance))
+    elif "instance" in data and "tag" in data:
+        model = model_for(instance, tag) if isinstance(tag, str) else None
+        if model is None:
+            problems.append(partial(_unknown_tag_rejection, instance, tag))
+    if problems and not every:
+        return problems[0]()
+    payload = data.get("payload")
+    message = None
+    if model is None or "payload" not in data:
+        pass  # nothing to validate the payload with, or no payload: a problem found already
+    elif not isinstance(payload, dict):
+        problems.append(_NOT_AN_OBJECT)
+    else:
+        # A node the envelope refuses is not taken into the payload, where it would be refused
+        # again: a stand-in fills the payload's node instead, for its other problems.
+        context = {"node": node if node_taken else _STAND_IN_NODE}
+        try:
+            message = model.model_validate(payload, context=context)
+        except ValidationError as exc:
+            errors = exc.errors()
+            problems += [partial(_payload_problem, error) for error in errors[:_PROBLEMS_WORDED]]
+            unworded += max(len(errors) - _PROBLEMS_WORDED, 0)
+    if problems or message is None or ts is None:  # the last two: a key missing, so a problem
+        return _refused(problems, unworded, every)
     return Envelope(message_id, instance, topic, tag, node, ts, message, ts.timestamp())
+
+
+# The problems of one message a refusal words, the first among them: enough for a payload with
+# every field wrong or missing; past them, each one more is a sentence the sender must read.
+_PROBLEMS_WORDED: Final = 10
+# Any node name the envelope takes (NODE_PATTERN).
+_STAND_IN_NODE: Final = "node"
+_WRONG_VERSION: Final = partial(
+    Rejection, RejectReason.MALFORMED, f"envelope version must be {ENVELOPE_VERSION}", "v"
+)
+_WRONG_ID: Final = partial(
+    Rejection,
+    RejectReason.MALFORMED,
+    f"id must be {ID_MIN_LENGTH}-{ID_MAX_LENGTH} characters of [A-Za-z0-9_-]",
+    "id",
+)
+_WRONG_TOPIC: Final = partial(
+    Rejection,
+    RejectReason.MALFORMED,
+    f"topic must be 1-{TOPIC_MAX_LENGTH} characters of [A-Za-z0-9_.:-]",
+    "topic",
+)
+_WRONG_NODE: Final = partial(
+    Rejection,
+    RejectReason.MALFORMED,
+    f"node must be a string of 1-{NODE_MAX_LENGTH} characters, none of them a control character,"
+    f" {NODE_REFUSES} or a lone surrogate",
+    "node",
+)
+_WRONG_TS: Final = partial(
+    Rejection, RejectReason.MALFORMED, "ts must be an RFC 3339 timestamp", "ts"
+)
+_NOT_AN_OBJECT: Final = partial(
+    Rejection, RejectReason.INVALID_PAYLOAD, "payload must be a JSON object", "payload"
+)
+
+
+def _refused(problems: list[Callable[[], Rejection]], unworded: int, every: bool) -> Rejection:
+    """The Rejection of a message with ``problems`` (in order) and ``unworded`` more: the first,
+    with ``every`` the others beside it."""
+    first = problems[0]()
+    if not every or len(problems) == 1:
+        return first
+    also = tuple(problem() for problem in problems[1:_PROBLEMS_WORDED])
+    return dataclasses.replace(first, also=also, also_found=len(problems) - 1 + unworded)
+
+
+def _missing_key(name: str) -> Rejection:
+    return Rejection(RejectReason.MALFORMED, f"envelope field {name!r} is missing", name)
+
+
+def _unknown_key(name: str) -> Rejection:
+    shown = name_shown(name)
+    return Rejection(RejectReason.MALFORMED, f"unknown envelope field {shown!r}", shown)
+
+
+def _unknown_instance(instance: object) -> Rejection:
+    allowed = ", ".join(INSTANCES)
+    detail = f"unknown bus instance {_quoted(instance)}; allowed: {allowed}"
+    return Rejection(RejectReason.UNKNOWN_INSTANCE, detail, "instance")
+
+
+def _unknown_tag_rejection(instance: str, tag: object) -> TagRejection:
+    sent = tag if isinstance(tag, str) and len(tag) <= NAME_SHOWN else None
+    detail = _unknown_tag(instance, tag)
+    return TagRejection(RejectReason.UNKNOWN_TAG, detail, "tag", instance, sent)
+
+
+def _payload_problem(error: ErrorDetails) -> Rejection:
+    """One of pydantic's errors for a payload, worded as a rejection words it."""
+    where = ".".join(name_shown(part) for part in ("payload", *error["loc"]))
+    why = error["msg"]
+    if error["type"] == "string_pattern_mismatch":
+        # Said in words: pydantic's message quotes the pattern, the very characters refused.
+        why = _PATTERN_REFUSALS.get((error.get("ctx") or {}).get("pattern", ""), why)
+    return Rejection(RejectReason.INVALID_PAYLOAD, f"{where}: {why}", where)
 
 
 _PATTERN_REFUSALS: Final = {
@@ -727,11 +823,29 @@ def _unknown_tag(instance: str, tag: object) -> str:
     return f"{detail} ({tag} is one of {elsewhere.INSTANCE})" if elsewhere else detail
 
 
+def with_every_problem(body: bytes | str, rejection: Rejection) -> Rejection:
+    """``rejection`` (the decoders' of ``body``) with each of the message's other problems
+    worded beside its first (``Rejection.also``): decoded again, for a refusal a sender is
+    answered (a batch lists 20), where decoding may word 1 000 bad lines, their first alone."""
+    every = decode_envelope_reference(body, every=True)
+    return every if isinstance(every, Rejection) else rejection
+
+
 def with_tag_meant(rejection: Rejection) -> Rejection:
     """``rejection``, when an ``unknown_tag`` one of a tag like one of its instance's
     (``node_health_update``), with the tag meant after its detail, as ``publish`` and
-    ``schema`` name it; any other as it is. Asked only for the refusals a sender is answered
-    (a batch lists 20): each costs a difflib run, where decoding may word 1 000 bad lines."""
+    ``schema`` name it, and so each of the message's other problems (``also``); any other as
+    it is. Asked only for the refusals a sender is answered (a batch lists 20): each costs a
+    difflib run, where decoding may word 1 000 bad lines."""
+    if rejection.also:
+        # An unknown tag is never first among several (the envelope's other fields are checked
+        # before it, its payload not at all): it is one of the others.
+        also = tuple(map(_tag_meant, rejection.also))
+        return dataclasses.replace(rejection, also=also)
+    return _tag_meant(rejection)
+
+
+def _tag_meant(rejection: Rejection) -> Rejection:
     if not isinstance(rejection, TagRejection) or rejection.tag is None:
         return rejection
     if rejection.tag in TAGS:  # another instance's: named with it already

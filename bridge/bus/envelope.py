@@ -7,6 +7,7 @@ is ``bridge.bus.ids``', which the alert outbox takes without msgspec or pydantic
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -70,11 +71,20 @@ class RejectReason(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """A refused message: the reason, the field at fault (if any) and a short explanation."""
+    """A refused message: the reason, the field at fault (if any) and a short explanation.
+
+    A message refused for what it holds may have more problems than its first (fields missing,
+    of the wrong type): where they are asked for (``decoding.with_every_problem``, for a refusal
+    answered to its sender), ``also`` words the others, in order, each as it would be were it
+    the only one (its ``field`` always set), a few of them only, and ``also_found`` counts them
+    all. The reason is the first problem's alone, whatever the others'.
+    """
 
     reason: RejectReason
     detail: str
     field: str | None = None
+    also: tuple[Rejection, ...] = dataclasses.field(default=(), kw_only=True)
+    also_found: int = dataclasses.field(default=0, kw_only=True)
 
 
 # The characters of a key, tag or instance a rejection quotes (in its detail and its field): a

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bridge.bus import Envelope, Rejection, RejectReason, check_topic, decode_envelope
+from bridge.bus.decoding import with_every_problem
 from bridge.messages import NodeHealth, SystemAlert
 
 TS = "2026-11-28T00:00:00.123Z"
@@ -234,6 +235,42 @@ def test_rejects_an_invalid_payload_naming_the_field(payload: Any, field: str) -
     rejection = _rejection(_envelope(payload=payload))
     assert (rejection.reason, rejection.field) == (RejectReason.INVALID_PAYLOAD, field)
     assert field in rejection.detail
+
+
+def _every_problem(data: Any) -> Rejection:
+    body = json.dumps(data).encode()
+    return with_every_problem(body, _rejection(data))
+
+
+def test_a_refusal_words_every_problem_of_the_envelope_and_its_payload() -> None:
+    """An envelope with no id, a bad topic and a payload with two problems is refused for its
+    first (the id missing); asked for every problem, each of the others is worded beside it,
+    in order, as it would be alone."""
+    data = _envelope(topic="bad topic", payload={"status": "sick", "load_avg": "high"})
+    del data["id"]
+    first = _rejection(data)
+    assert (first.reason, first.field, first.also) == (RejectReason.MALFORMED, "id", ())
+    rejection = _every_problem(data)
+    assert (rejection.reason, rejection.detail, rejection.field) == (
+        first.reason,
+        first.detail,
+        first.field,
+    )
+    assert [(p.reason, p.field) for p in rejection.also] == [
+        (RejectReason.MALFORMED, "topic"),
+        (RejectReason.INVALID_PAYLOAD, "payload.status"),
+        (RejectReason.INVALID_PAYLOAD, "payload.load_avg"),
+    ]
+    assert rejection.also_found == 3
+    assert rejection.also[0] == _rejection(_envelope(topic="bad topic"))
+
+
+def test_a_node_the_envelope_refuses_is_not_refused_again_in_its_payload() -> None:
+    """A payload without a node of its own is not refused for the envelope's bad node, which
+    it would have taken: that problem is the envelope's alone."""
+    rejection = _every_problem(_envelope(node="", payload={"status": "sick"}))
+    assert rejection.field == "node"
+    assert [p.field for p in rejection.also] == ["payload.status"]
 
 
 @pytest.mark.parametrize(
