@@ -23,6 +23,7 @@ from enum import Enum
 from typing import Any, Concatenate, Final, Never, ParamSpec, Protocol, TypeVar
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from bridge.bus import PublishResult, PublishStatus, check_payload_depth, check_topic
 from bridge.errors import MessageError
@@ -97,11 +98,21 @@ _CLUSTER_EVENTS: Final = {
 _BY_KEYWORD: Final = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 _NOT_INSTALLED: Final = PublishResult(PublishStatus.DISABLED, reason="no bridge is installed")
 _DISABLED: Final = PublishResult(PublishStatus.DISABLED, reason="integration disabled")
+# A message refused for its fields names up to this many of its problems, as ingest's 400 does.
+_PROBLEMS_WORDED: Final = 10
 
 
 def _name(value: Any) -> Any:
     """An Elixir-style atom (an Enum) as its string; other values as they are."""
     return value.value if isinstance(value, Enum) else value
+
+
+def _worded(model: type[Message], error: ErrorDetails) -> str:
+    """One of pydantic's errors for ``model``: where, what and the value it got (none for a
+    field missing, whose input is the whole message)."""
+    where = ".".join(str(part) for part in error["loc"]) or model.__name__
+    got = "" if error["type"] == "missing" else f" (got {error.get('input')!r})"
+    return f"{model.__name__}.{where}: {error['msg']}{got}"
 
 
 def _refuse_misspelt(call: Callable[..., Any], misspelt: Mapping[str, Any]) -> None:
@@ -217,12 +228,12 @@ class Integration:
                 {k: _name(v) for k, v in fields.items()}, context={"node": self.bus.node}
             )
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or model.__name__
-            given = first.get("input")
-            raise MessageError(
-                f"{model.__name__}.{where}: {first['msg']} (got {given!r})"
-            ) from None
+            # Every problem, as ingest answers them: three missing fields are one round, not three.
+            errors = exc.errors()
+            problems = [_worded(model, error) for error in errors[:_PROBLEMS_WORDED]]
+            if len(errors) > _PROBLEMS_WORDED:
+                problems.append(f"and {len(errors) - _PROBLEMS_WORDED} more problems")
+            raise MessageError("; ".join(problems)) from None
 
     def publish(self, topic: str, message: Message) -> PublishResult:
         """Publish a built message on ``topic`` when enabled (a bad topic raises either way)."""

@@ -520,6 +520,20 @@ def test_bad_arguments_raise_the_same_error_without_a_bridge(
     assert re.search(field, expected)
 
 
+def test_a_message_with_several_faults_names_each_of_them() -> None:
+    """A message missing two fields and giving a third of the wrong type raises one MessageError
+    naming all three, as ingest's 400 does: one round of mending, not three; a missing field's
+    message is not followed by the whole message as what it got."""
+    message = _error_of(
+        lambda target: target.broadcast("performance_metric", metric_name="m", unit=3), api
+    )
+    assert message == (
+        "PerformanceMetric.value: Field required; "
+        "PerformanceMetric.unit: Input should be a valid string (got 3); "
+        "PerformanceMetric.component: Field required"
+    )
+
+
 @pytest.mark.parametrize(
     "call", [call for _, call, _ in BROADCASTS], ids=[name for name, _, _ in BROADCASTS]
 )
