@@ -49,6 +49,7 @@ from tests.support import (
     ThreadedBridge,
     free_port,
     http_get,
+    refusing_port,
     wait_until,
 )
 
@@ -506,6 +507,56 @@ def test_on_a_phone_an_alerts_deliveries_read_without_scrolling_sideways(
             ".map((cell) => getComputedStyle(cell, '::before').content)"
         )
         assert named == ['"Created "', '"State "', '"Attempts "', '"Last result "', '"Finished "']
+
+
+# Each "(" just before and ")" just after a code element matched by a selector: the gap from
+# the glyph's edge to the code's text, beside the width of a space in the text around it.
+PARENTHESES = """
+const space = (text) => {
+  const context = document.createElement("canvas").getContext("2d");
+  context.font = getComputedStyle(text.parentElement).font;
+  return context.measureText(" ").width;
+};
+const glyph = (text, at) => {
+  const range = document.createRange();
+  range.setStart(text, at);
+  range.setEnd(text, at + 1);
+  return range.getBoundingClientRect();
+};
+const out = [];
+for (const code of document.querySelectorAll(arguments[0])) {
+  const inside = document.createRange();
+  inside.selectNodeContents(code);
+  const lines = inside.getClientRects();
+  const before = code.previousSibling;
+  const after = code.nextSibling;
+  if (before && before.nodeType === Node.TEXT_NODE && before.data.endsWith("(")) {
+    const gap = lines[0].left - glyph(before, before.data.length - 1).right;
+    out.push(["(" + code.textContent, gap, space(before)]);
+  }
+  if (after && after.nodeType === Node.TEXT_NODE && after.data.startsWith(")")) {
+    const gap = glyph(after, 0).left - lines[lines.length - 1].right;
+    out.push([code.textContent + ")", gap, space(after)]);
+  }
+}
+return out;
+"""
+
+
+def test_parentheses_hug_the_code_they_hold_in_the_lease_banner(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """In the banner of a replica that cannot use Redis, "(" sits against the code it opens on
+    as against a word, closer than a space, so "(/readyz says why" never reads "( /readyz"."""
+    with (
+        refusing_port() as port,
+        page_bridge(tmp_path, EXESDB_BUS=f"redis://127.0.0.1:{port}") as server,
+    ):
+        browser.open(server.url + "/")
+        browser.wait_for_text("#lease", "cannot use Redis")
+        gaps = browser.run(PARENTHESES, "#lease code")
+    assert [shown for shown, _, _ in gaps] == ["(/readyz"]
+    assert all(0 <= gap < space for _, gap, space in gaps), gaps
 
 
 # A node name as long as EXESDB_NODE allows people to make them: a host's full name.
