@@ -1669,6 +1669,42 @@ def test_a_word_no_option_takes_is_refused_naming_the_word_meant(
     assert completed.stderr.splitlines()[-1].startswith(line), completed.stderr
 
 
+@pytest.mark.parametrize(
+    ("command", "line"),
+    [
+        (
+            ["alerts", "list", "--state", "firing,acknowledged"],
+            "exesdb-bridge alerts list: error: argument --state: invalid choice:"
+            " 'firing,acknowledged': one state or 'all', not a list (choose from 'firing',"
+            " 'acknowledged', 'resolved', 'all'); without --state it lists firing and"
+            " acknowledged",
+        ),
+        (
+            ["outbox", "list", "--state", "pending,dead"],
+            "exesdb-bridge outbox list: error: argument --state: invalid choice: 'pending,dead':"
+            " one state, not a list (choose from 'pending', 'delivered', 'dead', 'stale');"
+            " without --state it lists every state",
+        ),
+        (
+            ["tail", "--instance", "ex_esdb_health,ex_esdb_alerts"],
+            "exesdb-bridge tail: error: argument --instance: invalid choice:"
+            " 'ex_esdb_health,ex_esdb_alerts': one instance, not a list (choose from"
+            " 'ex_esdb_system', 'ex_esdb_health',",
+        ),
+    ],
+)
+def test_a_comma_list_where_an_option_takes_one_word_is_refused_as_a_list(
+    command: list[str], line: str
+) -> None:
+    """A comma list given an option taking one word (``--state firing,acknowledged``) is a
+    usage error saying one is taken, not a list, with the choices and what leaving the option
+    out gives, not naming the one word of the list it most resembles."""
+    completed = cli(*command, EXESDB_ADMIN_TOKEN="t")
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines()[-1].startswith(line), completed.stderr
+    assert "did you mean" not in completed.stderr
+
+
 def test_the_refusals_the_choice_helper_quotes_are_the_ones_alerts_state_gives() -> None:
     """Each refusal ``refused_choice``'s docstring quotes (a word meant named, a word like
     none with the choices alone) is what ``alerts list --state`` answers that word: no example

@@ -73,7 +73,11 @@ def add_alerts_command(commands: Commands) -> None:
     )
     alerts_list.add_argument(
         "--state",
-        type=one_of(_STATES),
+        type=one_of(
+            _STATES,
+            one="one state or 'all'",
+            unset="without --state it lists firing and acknowledged",
+        ),
         choices=_STATES,
         help="only alerts in this state, or all (default: firing and acknowledged)",
     )

@@ -83,7 +83,14 @@ def add_message_commands(commands: Commands) -> None:
         ),
     )
     tail.add_argument(
-        "--instance", type=one_of(INSTANCES), choices=INSTANCES, help="only this bus instance"
+        "--instance",
+        type=one_of(
+            INSTANCES,
+            one="one instance",
+            unset="without --instance it prints every instance's messages",
+        ),
+        choices=INSTANCES,
+        help="only this bus instance",
     )
     tail.add_argument(
         "--topic", type=_stream_topic, help="only this topic (a trailing * matches a prefix)"

@@ -68,7 +68,7 @@ def add_outbox_command(commands: Commands) -> None:
     )
     outbox_list.add_argument(
         "--state",
-        type=one_of(_STATES),
+        type=one_of(_STATES, one="one state", unset="without --state it lists every state"),
         choices=_STATES,
         help="only deliveries in this state (default: every state)",
     )

@@ -183,18 +183,25 @@ def at_least_zero(text: str) -> int:
     return value
 
 
-def one_of(choices: Sequence[str]) -> Callable[[str], str]:
+def one_of(
+    choices: Sequence[str], *, one: str = "one of them", unset: str | None = None
+) -> Callable[[str], str]:
     """An argparse type for an option taking one of ``choices`` (given as its ``choices`` too,
     which ``--help`` shows): the choice in any letter case, as the settings take theirs
     (``--state Firing`` is ``firing``); any other word is refused naming the choice it most
-    resembles (``meant_choice``), as argparse words a refused choice."""
+    resembles (``meant_choice``), as argparse words a refused choice. A comma list is refused
+    saying the option takes ``one`` (``one state or all``), not a list, then the choices and
+    what the option left out gives (``unset``), rather than naming the one word it resembles."""
     by_folded = {choice.casefold(): choice for choice in choices}
 
     def choice(given: str) -> str:
         found = by_folded.get(given.casefold())
-        if found is None:
-            raise argparse.ArgumentTypeError(refused_choice(given, choices))
-        return found
+        if found is not None:
+            return found
+        if "," in given:
+            listed = f"invalid choice: {given!r}: {one}, not a list ({_choose_from(choices)})"
+            raise argparse.ArgumentTypeError(listed + (f"; {unset}" if unset else ""))
+        raise argparse.ArgumentTypeError(refused_choice(given, choices))
 
     return choice
 
@@ -206,7 +213,11 @@ def refused_choice(given: str, choices: Sequence[str]) -> str:
     (``invalid choice: 'fired' (choose from 'firing', …)``: under difflib's cutoff)."""
     meant = meant_choice(given, choices)
     hint = f"; did you mean {meant!r}?" if meant else ""
-    return f"invalid choice: {given!r}{hint} (choose from {', '.join(map(repr, choices))})"
+    return f"invalid choice: {given!r}{hint} ({_choose_from(choices)})"
+
+
+def _choose_from(choices: Sequence[str]) -> str:
+    return f"choose from {', '.join(map(repr, choices))}"
 
 
 def meant_choice(given: str, choices: Sequence[str]) -> str | None:

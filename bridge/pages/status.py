@@ -450,8 +450,8 @@ def _alerts(
     # A first start: "all clear" must not read as "and the pager would hear of it".
     alone = empty(
         "No webhook receiver or Alertmanager is configured (EXESDB_WEBHOOK_URLS,"
-        " EXESDB_WEBHOOK_CONFIG_FILE, EXESDB_ALERTMANAGER_URL): alerts are kept and shown here"
-        " only: nobody is notified."
+        " EXESDB_WEBHOOK_CONFIG_FILE, EXESDB_ALERTMANAGER_URL), so nobody is notified: alerts are"
+        " kept and shown here only."
     )
     return join((alone, listing))
 

@@ -33,7 +33,7 @@ from tests.integration.servers.chromium import (
     shared_chromium,
 )
 from tests.integration.servers.tmpfs import SmallDisk, small_disk
-from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.integration.servers.webhook import Answer, WebhookReceiver, webhook_receiver
 from tests.pages import screenshots
 from tests.pages.helpers import (
     NODE,
@@ -49,6 +49,7 @@ from tests.support import (
     ThreadedBridge,
     free_port,
     http_get,
+    refusing_port,
     wait_until,
 )
 
@@ -506,6 +507,87 @@ def test_on_a_phone_an_alerts_deliveries_read_without_scrolling_sideways(
             ".map((cell) => getComputedStyle(cell, '::before').content)"
         )
         assert named == ['"Created "', '"State "', '"Attempts "', '"Last result "', '"Finished "']
+
+
+# Each "(" just before and ")" just after a code element matched by a selector: the gap from
+# the glyph's edge to the code's text, beside the width of a space in the text around it.
+PARENTHESES = """
+const space = (text) => {
+  const context = document.createElement("canvas").getContext("2d");
+  context.font = getComputedStyle(text.parentElement).font;
+  return context.measureText(" ").width;
+};
+const glyph = (text, at) => {
+  const range = document.createRange();
+  range.setStart(text, at);
+  range.setEnd(text, at + 1);
+  return range.getBoundingClientRect();
+};
+const out = [];
+for (const code of document.querySelectorAll(arguments[0])) {
+  const inside = document.createRange();
+  inside.selectNodeContents(code);
+  const lines = inside.getClientRects();
+  const before = code.previousSibling;
+  const after = code.nextSibling;
+  if (before && before.nodeType === Node.TEXT_NODE && before.data.endsWith("(")) {
+    const gap = lines[0].left - glyph(before, before.data.length - 1).right;
+    out.push(["(" + code.textContent, gap, space(before)]);
+  }
+  if (after && after.nodeType === Node.TEXT_NODE && after.data.startsWith(")")) {
+    const gap = glyph(after, 0).left - lines[lines.length - 1].right;
+    out.push([code.textContent + ")", gap, space(after)]);
+  }
+}
+return out;
+"""
+
+
+def test_parentheses_hug_the_code_they_hold_in_the_lease_banner(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """In the banner of a replica that cannot use Redis, "(" sits against the code it opens on
+    as against a word, closer than a space, so "(/readyz says why" never reads "( /readyz"."""
+    with (
+        refusing_port() as port,
+        page_bridge(tmp_path, EXESDB_BUS=f"redis://127.0.0.1:{port}") as server,
+    ):
+        browser.open(server.url + "/")
+        browser.wait_for_text("#lease", "cannot use Redis")
+        gaps = browser.run(PARENTHESES, "#lease code")
+    assert [shown for shown, _, _ in gaps] == ["(/readyz"]
+    assert all(0 <= gap < space for _, gap, space in gaps), gaps
+
+
+def test_on_a_phone_the_dead_letter_notices_commands_read_whole(
+    tmp_path: Path, browser: Browser, webhook_receiver
+) -> None:
+    """On a phone 375 pixels wide the dead-letter notice shows each command it gives (to list
+    and to resend the dead letters) on one line, whole, nothing past the screen's edge nor its
+    panel's; the ")" after its last code sits against it, closer than a space."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(Answer(404, text="404 page not found\n"))  # refused: dead-lettered at once
+    with page_bridge(tmp_path, EXESDB_WEBHOOK_URLS=receiver.url, **HOOK_SETTINGS) as server:
+        raise_alert(server, "disk_full:db-1", "Disk almost full on db-1")
+        screen = {"width": 375, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+        browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", screen)
+        browser.hasten()
+        browser.open(server.url + "/")
+        browser.wait_for_text("#dead-letters", "dead-lettered")
+        assert browser.run("return document.documentElement.clientWidth") == 375
+        assert browser.run(OVERFLOW, ["#dead-letters code"]) == []
+        lines = browser.run(
+            "return [...document.querySelectorAll('#dead-letters code')]"
+            ".map((code) => [code.textContent, code.getClientRects().length])"
+        )
+        gaps = browser.run(PARENTHESES, "#dead-letters code")
+    assert lines == [
+        ["exesdb-bridge outbox list --state dead", 1],
+        ["exesdb-bridge outbox retry --all", 1],
+        ["EXESDB_STATE_DIR", 1],
+    ]
+    assert [shown for shown, _, _ in gaps] == ["EXESDB_STATE_DIR)"]
+    assert all(0 <= gap < space for _, gap, space in gaps), gaps
 
 
 # A node name as long as EXESDB_NODE allows people to make them: a host's full name.

@@ -581,15 +581,20 @@ async def test_a_bridge_that_notifies_no_one_says_so_above_its_alerts(
     tmp_path: Path, client: aiohttp.ClientSession, webhook_receiver
 ) -> None:
     """Without a webhook receiver or an Alertmanager (a first start) the status page says that
-    its alerts are kept and shown here only, nobody notified; with a receiver it does not."""
+    nobody is notified, its alerts kept and shown here only, in one sentence that reads (one colon,
+    not two in a row); with a receiver it does not."""
     with page_bridge(tmp_path / "alone") as server:
         _, _, alone = await fetch(client, server.url + "/?part=live")
     receiver: WebhookReceiver = webhook_receiver()
     with page_bridge(tmp_path / "hooked", EXESDB_WEBHOOK_URLS=receiver.url) as server:
         _, _, hooked = await fetch(client, server.url + "/?part=live")
-    said = "alerts are kept and shown here only: nobody is notified"
+    said = (
+        "No webhook receiver or Alertmanager is configured (EXESDB_WEBHOOK_URLS,"
+        " EXESDB_WEBHOOK_CONFIG_FILE, EXESDB_ALERTMANAGER_URL), so nobody is notified: alerts are"
+        " kept and shown here only."
+    )
     assert said in alone.split('id="alerts"', 1)[1]
-    assert said not in hooked
+    assert "nobody is notified" not in hooked
 
 
 async def test_the_acknowledge_bar_says_what_acknowledging_does(
