@@ -30,7 +30,7 @@ from bench.naive import naive_sink
 from bench.workload import SECRET, Source
 from bridge.app import Bridge
 from bridge.bus import Envelope, Frame, decode_envelope
-from bridge.bus.decoding import decode_envelope_reference
+from bridge.bus.problems import decode_envelope_reference
 from bridge.messages import MESSAGE_TYPES, Message
 from bridge.settings import Settings
 from bridge.sinks.prometheus.sink import prometheus_sink

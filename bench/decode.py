@@ -209,7 +209,11 @@ def _one_call() -> Decoder:
 
 
 def _jiter(lines: Sequence[bytes]) -> list[Any]:
-    return [wire.decode_envelope_object(pydantic_core.from_json(line)) for line in lines]
+    # Imported here, not with the module: a --baseline worker runs this script on a revision's
+    # bridge, which may have the reference decoder in bridge.bus.decoding (before the split).
+    from bridge.bus.problems import decode_envelope_object
+
+    return [decode_envelope_object(pydantic_core.from_json(line)) for line in lines]
 
 
 def _this_tree(lines: Sequence[bytes]) -> list[Any]:

@@ -1,7 +1,7 @@
 """JSON objects with each key once: one given twice is refused, not guessed at.
 
 Parsers differ on which of two equal keys counts (Python's keeps the last without a word), so a
-body or value holding one is refused, as ingest refuses one (``bridge.bus.decoding`` marks them
+body or value holding one is refused, as ingest refuses one (``bridge.bus.problems`` marks them
 its own way, to name where they are).
 """
 

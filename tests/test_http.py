@@ -37,7 +37,7 @@ from bridge.bus import (
     LocalCoordinator,
     TransportCapabilities,
 )
-from bridge.bus.decoding import decode_envelope_reference
+from bridge.bus.problems import decode_envelope_reference
 from bridge.cluster import cluster_monitor
 from bridge.component import ComponentFactory
 from bridge.http import build_app

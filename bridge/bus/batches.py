@@ -19,13 +19,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from bridge.bus.decoding import (
-    decode_envelopes,
-    decode_failures,
-    with_every_problem,
-    with_tag_meant,
-)
+from bridge.bus.decoding import decode_envelopes, decode_failures
 from bridge.bus.envelope import Envelope, LineRejection, Rejection
+from bridge.bus.problems import with_every_problem, with_tag_meant
 
 __all__ = [
     "GROUP",

@@ -74,7 +74,7 @@ class Rejection:
     """A refused message: the reason, the field at fault (if any) and a short explanation.
 
     A message refused for what it holds may have more problems than its first (fields missing,
-    of the wrong type): where they are asked for (``decoding.with_every_problem``, for a refusal
+    of the wrong type): where they are asked for (``problems.with_every_problem``, for a refusal
     answered to its sender), ``also`` words the others, in order, each as it would be were it
     the only one (its ``field`` always set), a few of them only, and ``also_found`` counts them
     all. The reason is the first problem's alone, whatever the others'.
@@ -102,7 +102,7 @@ def name_shown(name: object) -> str:
 class TagRejection(Rejection):
     """An ``unknown_tag`` rejection holding what was sent: ``instance`` (one of the bus's) and
     ``tag`` (None when not text, or longer than ``NAME_SHOWN``), for a refusal answered to a
-    sender to name the tag meant (``bridge.bus.decoding.with_tag_meant``)."""
+    sender to name the tag meant (``bridge.bus.problems.with_tag_meant``)."""
 
     instance: str = ""
     tag: str | None = None

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bridge.bus import Envelope, Rejection, RejectReason, check_topic, decode_envelope
-from bridge.bus.decoding import with_every_problem
+from bridge.bus.problems import with_every_problem
 from bridge.messages import NodeHealth, SystemAlert
 
 TS = "2026-11-28T00:00:00.123Z"

@@ -22,10 +22,10 @@ from bridge.bus import Envelope, Rejection, decode_envelope
 from bridge.bus.decoding import (
     _decode_fast,
     _keys_at_most,
-    decode_envelope_reference,
     decode_envelopes,
     decode_failures,
 )
+from bridge.bus.problems import decode_envelope_reference
 from bridge.messages import Message
 from tests.bus.test_envelope_fast import (
     assert_builds_the_reference,

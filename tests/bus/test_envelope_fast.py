@@ -33,9 +33,9 @@ from bridge.bus.decoding import (
     _decode_structs,
     _keys_at_most,
     _named_once,
-    decode_envelope_reference,
     decode_envelopes,
 )
+from bridge.bus.problems import decode_envelope_reference
 from bridge.client_settings import NodeName
 from bridge.messages import (
     AlertAck,
@@ -56,7 +56,7 @@ NODE = "node1@host"
 BRIDGE = str(Path(bridge.__file__).parent)
 DECODERS = {
     str(Path(bridge.__file__).parent / "bus" / name)
-    for name in ("envelope.py", "decoding.py", "structs.py")
+    for name in ("envelope.py", "decoding.py", "problems.py", "structs.py")
 }
 
 

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.bus import Envelope, Rejection, RejectReason, decode_envelope, structs
-from bridge.bus.decoding import decode_envelope_reference, decode_envelopes
+from bridge.bus.decoding import decode_envelopes
+from bridge.bus.problems import decode_envelope_reference
 from bridge.hidden import HIDDEN_CHARACTERS
 from bridge.messages import (
     NODE_PATTERN,

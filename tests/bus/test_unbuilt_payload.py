@@ -18,7 +18,8 @@ import msgspec
 import pytest
 
 from bridge.bus import Envelope, decode_envelope
-from bridge.bus.decoding import decode_envelope_reference, decode_envelopes
+from bridge.bus.decoding import decode_envelopes
+from bridge.bus.problems import decode_envelope_reference
 from bridge.bus.structs import PAYLOADS
 from bridge.messages import (
     ClusterHealth,

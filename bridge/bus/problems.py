@@ -1,0 +1,461 @@
+"""The reference decoder: an envelope's problems found and worded, as a refusal says them.
+
+``decode_envelope_reference`` reads a body with ``json.loads`` and checks it field by field;
+the fast paths (``bridge.bus.decoding``) hand it what they do not take, so a rejection's reason,
+detail and field are always its. A key given twice, a number no float holds and a lone
+surrogate are refused naming where they are. The refusal a sender is answered words more than
+a count needs: each problem of a message, not only its first (``with_every_problem``), and the
+tag meant beside one no instance carries (``with_tag_meant``); both are asked only for the
+refusals said, not for every line counted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Final
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from bridge.bus import structs
+from bridge.bus.depth import MAX_DEPTH, TOO_DEEP_DETAIL, openings, too_deep, too_deep_text
+from bridge.bus.envelope import (
+    ENVELOPE_VERSION,
+    ID_MAX_LENGTH,
+    ID_MIN_LENGTH,
+    ID_PATTERN,
+    NAME_SHOWN,
+    NODE_MAX_LENGTH,
+    TOPIC_MAX_LENGTH,
+    TOPIC_PATTERN,
+    TS_MAX_LENGTH,
+    Envelope,
+    Rejection,
+    RejectReason,
+    TagRejection,
+    name_shown,
+)
+from bridge.messages import (
+    ALERT_ID_PATTERN,
+    INSTANCES,
+    MESSAGE_TYPES,
+    NAME_PATTERN,
+    NAME_REFUSES,
+    NO_CONTROL_CHARACTERS,
+    NODE_PATTERN,
+    NODE_REFUSES,
+    TAGS,
+    model_for,
+)
+
+__all__ = [
+    "ENVELOPE_KEYS",
+    "decode_envelope_object",
+    "decode_envelope_reference",
+    "parse_ts",
+    "with_every_problem",
+    "with_tag_meant",
+]
+
+ENVELOPE_KEYS: Final = frozenset({"v", "id", "instance", "topic", "tag", "node", "ts", "payload"})
+_KNOWN_INSTANCES: Final = frozenset(INSTANCES)
+_NOT_IN_NODE: Final = re.compile(f"[{structs.NOT_IN_NODE}]")
+
+
+def decode_envelope_reference(body: bytes | str, *, every: bool = False) -> Envelope | Rejection:
+    """The reference decoder: ``json.loads`` then field-by-field checks (and every rejection).
+
+    ``every``: a refused envelope's Rejection words each of its problems, not only its first
+    (see :func:`decode_envelope_object`).
+
+    A key given twice in any object of the envelope is refused, naming it: the two parsers
+    would each keep the last, but a sender that repeats ``id`` means something else by it. So
+    is a number no float holds, naming where it is: ``NaN``, ``Infinity`` and ``-Infinity``
+    (which ``json.loads`` takes, but RFC 8259 does not) and a number past a float's range
+    (``1e400``), which would become an infinity; and a whole number too long to convert. And
+    so is a lone surrogate (an unpaired ``\\ud800`` escape) in any string or key: valid JSON,
+    but no text, which nothing could send on (``to_bytes``) or show. Bytes are read as UTF-8 (a
+    leading byte order mark skipped), never as the UTF-16 or UTF-32 ``json.loads`` would detect:
+    RFC 8259 has JSON between systems in UTF-8, and a body that is not is refused as it is.
+    """
+    pairs = _Pairs()
+    try:
+        data = json.loads(
+            body.decode("utf-8-sig") if isinstance(body, bytes) else body,
+            object_pairs_hook=pairs,
+            parse_constant=pairs.constant,
+            parse_float=pairs.number,
+            parse_int=pairs.integer,
+        )
+    except RecursionError:  # nesting deeper than the parser goes, so far past MAX_DEPTH
+        return Rejection(RejectReason.MALFORMED, TOO_DEEP_DETAIL, too_deep_text(body))
+    except ValueError as exc:
+        detail = f"not JSON: {exc}"
+        if isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data":
+            # Said so for an NDJSON line too: its sender split lines at something else (a CR).
+            detail += (
+                " (one envelope per JSON body, one per line of application/x-ndjson: send several"
+                " as application/x-ndjson, each line ending in a line feed)"
+            )
+        return Rejection(RejectReason.MALFORMED, detail)
+    if openings(body) > MAX_DEPTH:
+        where = too_deep(data)
+        if where is not None:
+            return Rejection(RejectReason.MALFORMED, TOO_DEEP_DETAIL, where)
+    if pairs.repeated or pairs.unbounded or (_may_escape(body) and _holds_surrogate(data)):
+        return _first_refused(data)
+    return decode_envelope_object(data, every=every)
+
+
+def _may_escape(body: bytes | str) -> bool:
+    """False when ``body`` cannot hold a lone surrogate: no escape, and (text) no raw one."""
+    return b"\\" in body if isinstance(body, bytes) else "\\" in body or not body.isascii()
+
+
+def _holds_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(map(_holds_surrogate, value)) or any(map(_holds_surrogate, value.values()))
+    if isinstance(value, list):
+        return any(map(_holds_surrogate, value))
+    return False
+
+
+class _Repeated(dict[str, Any]):
+    """A JSON object that named ``key`` twice (json.loads keeps the last value)."""
+
+    key = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Unbounded:
+    """A number no float holds (``NaN``, ``1e400``) or too long to convert, as written."""
+
+    text: str
+
+
+class _Pairs:
+    """The hooks of the reference decoder's ``json.loads``: each object as a dict, marked when
+    a key repeats; each number no float holds, or too long to convert, as an ``_Unbounded``."""
+
+    def __init__(self) -> None:
+        self.repeated = False
+        self.unbounded = False
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result = dict(pairs)
+        if len(result) == len(pairs):
+            return result
+        self.repeated = True
+        marked = _Repeated(result)
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                marked.key = key
+                break
+            seen.add(key)
+        return marked
+
+    def constant(self, text: str) -> _Unbounded:
+        """``NaN``, ``Infinity`` or ``-Infinity``."""
+        self.unbounded = True
+        return _Unbounded(text)
+
+    def number(self, text: str) -> float | _Unbounded:
+        """A number with a fraction or an exponent."""
+        value = float(text)
+        if math.isfinite(value):
+            return value
+        self.unbounded = True
+        return _Unbounded(text)
+
+    def integer(self, text: str) -> int | _Unbounded:
+        """A whole number (past sys.get_int_max_str_digits() digits, int() refuses it)."""
+        try:
+            return int(text)
+        except ValueError:
+            self.unbounded = True
+            return _Unbounded(text)
+
+
+def _first_refused(data: Any) -> Rejection:
+    """The rejection of the first key given twice, ``_Unbounded`` number or lone surrogate in
+    ``data``, naming where it is (``node``, ``payload.checks.disk``)."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str) and _SURROGATE.search(item):
+            return Rejection(RejectReason.MALFORMED, _LONE_SURROGATE, where or None)
+        if isinstance(item, dict) and any(_SURROGATE.search(key) for key in item):
+            detail = f"a key of {where or 'the envelope'} holds a lone surrogate"
+            return Rejection(RejectReason.MALFORMED, detail + _NO_TEXT, where or None)
+        if isinstance(item, _Repeated):
+            key = name_shown(item.key)
+            field = f"{where}.{key}" if where else key
+            return Rejection(RejectReason.MALFORMED, f"the key {key!r} is given twice", field)
+        if isinstance(item, _Unbounded):
+            text = item.text if len(item.text) <= _SHOWN else item.text[:_SHOWN] + "..."
+            if item.text in _CONSTANTS:
+                why = "is not a JSON number (RFC 8259 has no NaN or Infinity)"
+            elif item.text.lstrip("-").isdigit():
+                why = f"has more than {sys.get_int_max_str_digits()} digits"
+            else:
+                why = "is out of the range of a float (about ±1.8e308)"
+            return Rejection(RejectReason.MALFORMED, f"the number {text} {why}", where or None)
+        if isinstance(item, dict):
+            children = [
+                (v, f"{where}.{name_shown(k)}" if where else name_shown(k)) for k, v in item.items()
+            ]
+            stack.extend(reversed(children))
+        elif isinstance(item, list):
+            stack.extend(reversed([(v, f"{where}.{n}") for n, v in enumerate(item)]))
+    raise AssertionError("a repeated key, an unbounded number or a lone surrogate was found")
+
+
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
+_NO_TEXT: Final = " (an unpaired \\ud800-\\udfff escape: valid JSON, but no text)"
+_LONE_SURROGATE: Final = "the string holds a lone surrogate" + _NO_TEXT
+
+
+_CONSTANTS: Final = frozenset({"NaN", "Infinity", "-Infinity"})
+_SHOWN: Final = 40  # the characters of a number a rejection quotes
+
+
+def _quoted(value: object) -> str:
+    """``value`` quoted as a rejection quotes it (``repr``), cut as ``name_shown`` cuts it."""
+    return repr(name_shown(value)) if isinstance(value, str) else name_shown(repr(value))
+
+
+def decode_envelope_object(data: Any, *, every: bool = False) -> Envelope | Rejection:
+    """Validate an already-parsed envelope object.
+
+    Refused, the Rejection is its first problem (in the order of the checks below); with
+    ``every``, it words the others beside it (``Rejection.also``, up to ``_PROBLEMS_WORDED`` in
+    all): each envelope field missing, unknown or wrong, and, once the instance and tag name a
+    model, each problem of the payload. Without, the payload of an envelope refused already is
+    not validated, and no problem but the first is worded.
+    """
+    if not isinstance(data, dict):
+        return Rejection(RejectReason.MALFORMED, "an envelope must be a JSON object")
+    # Each problem found, worded only if it is to be said; without ``every``, no check is made
+    # past the group that finds the first (most refusals are counted, not said).
+    problems: list[Callable[[], Rejection]] = []
+    unworded = 0  # problems counted, not worded
+    missing, extra = ENVELOPE_KEYS - data.keys(), data.keys() - ENVELOPE_KEYS
+    if (missing or extra) and not every:
+        return _missing_key(min(missing)) if missing else _unknown_key(min(extra))
+    if missing or extra:
+        problems += [partial(_missing_key, name) for name in sorted(missing)]
+        unknown = sorted(extra)
+        problems += [partial(_unknown_key, name) for name in unknown[:_PROBLEMS_WORDED]]
+        unworded = max(len(unknown) - _PROBLEMS_WORDED, 0)
+    if "v" in data and (data["v"] != ENVELOPE_VERSION or isinstance(data["v"], bool)):
+        problems.append(_WRONG_VERSION)
+    # Any: each one is checked below before it is used as what it must be.
+    message_id: Any = data.get("id")
+    topic: Any = data.get("topic")
+    node: Any = data.get("node")
+    if "id" in data and (not isinstance(message_id, str) or not ID_PATTERN.fullmatch(message_id)):
+        problems.append(_WRONG_ID)
+    if "topic" in data and (not isinstance(topic, str) or not TOPIC_PATTERN.fullmatch(topic)):
+        problems.append(_WRONG_TOPIC)
+    node_taken = (
+        isinstance(node, str)
+        and 0 < len(node) <= NODE_MAX_LENGTH
+        and _NOT_IN_NODE.search(node) is None
+    )
+    if "node" in data and not node_taken:
+        problems.append(_WRONG_NODE)
+    ts = parse_ts(data["ts"]) if "ts" in data else None
+    if "ts" in data and ts is None:
+        problems.append(_WRONG_TS)
+    if problems and not every:
+        return problems[0]()
+    instance: Any = data.get("instance")
+    tag: Any = data.get("tag")
+    model = None
+    if "instance" in data and (not isinstance(instance, str) or instance not in _KNOWN_INSTANCES):
+        problems.append(partial(_unknown_instance, instance))
+    elif "instance" in data and "tag" in data:
+        model = model_for(instance, tag) if isinstance(tag, str) else None
+        if model is None:
+            problems.append(partial(_unknown_tag_rejection, instance, tag))
+    if problems and not every:
+        return problems[0]()
+    payload = data.get("payload")
+    message = None
+    if model is None or "payload" not in data:
+        pass  # nothing to validate the payload with, or no payload: a problem found already
+    elif not isinstance(payload, dict):
+        problems.append(_NOT_AN_OBJECT)
+    else:
+        # A node the envelope refuses is not taken into the payload, where it would be refused
+        # again: a stand-in fills the payload's node instead, for its other problems.
+        context = {"node": node if node_taken else _STAND_IN_NODE}
+        try:
+            message = model.model_validate(payload, context=context)
+        except ValidationError as exc:
+            errors = exc.errors()
+            problems += [partial(_payload_problem, error) for error in errors[:_PROBLEMS_WORDED]]
+            unworded += max(len(errors) - _PROBLEMS_WORDED, 0)
+    if problems or message is None or ts is None:  # the last two: a key missing, so a problem
+        return _refused(problems, unworded, every)
+    return Envelope(message_id, instance, topic, tag, node, ts, message, ts.timestamp())
+
+
+# The problems of one message a refusal words, the first among them: enough for a payload with
+# every field wrong or missing; past them, each one more is a sentence the sender must read.
+_PROBLEMS_WORDED: Final = 10
+# Any node name the envelope takes (NODE_PATTERN).
+_STAND_IN_NODE: Final = "node"
+_WRONG_VERSION: Final = partial(
+    Rejection, RejectReason.MALFORMED, f"envelope version must be {ENVELOPE_VERSION}", "v"
+)
+_WRONG_ID: Final = partial(
+    Rejection,
+    RejectReason.MALFORMED,
+    f"id must be {ID_MIN_LENGTH}-{ID_MAX_LENGTH} characters of [A-Za-z0-9_-]",
+    "id",
+)
+_WRONG_TOPIC: Final = partial(
+    Rejection,
+    RejectReason.MALFORMED,
+    f"topic must be 1-{TOPIC_MAX_LENGTH} characters of [A-Za-z0-9_.:-]",
+    "topic",
+)
+_WRONG_NODE: Final = partial(
+    Rejection,
+    RejectReason.MALFORMED,
+    f"node must be a string of 1-{NODE_MAX_LENGTH} characters, none of them a control character,"
+    f" {NODE_REFUSES} or a lone surrogate",
+    "node",
+)
+_WRONG_TS: Final = partial(
+    Rejection, RejectReason.MALFORMED, "ts must be an RFC 3339 timestamp", "ts"
+)
+_NOT_AN_OBJECT: Final = partial(
+    Rejection, RejectReason.INVALID_PAYLOAD, "payload must be a JSON object", "payload"
+)
+
+
+def _refused(problems: list[Callable[[], Rejection]], unworded: int, every: bool) -> Rejection:
+    """The Rejection of a message with ``problems`` (in order) and ``unworded`` more: the first,
+    with ``every`` the others beside it."""
+    first = problems[0]()
+    if not every or len(problems) == 1:
+        return first
+    also = tuple(problem() for problem in problems[1:_PROBLEMS_WORDED])
+    return dataclasses.replace(first, also=also, also_found=len(problems) - 1 + unworded)
+
+
+def _missing_key(name: str) -> Rejection:
+    return Rejection(RejectReason.MALFORMED, f"envelope field {name!r} is missing", name)
+
+
+def _unknown_key(name: str) -> Rejection:
+    shown = name_shown(name)
+    return Rejection(RejectReason.MALFORMED, f"unknown envelope field {shown!r}", shown)
+
+
+def _unknown_instance(instance: object) -> Rejection:
+    allowed = ", ".join(INSTANCES)
+    detail = f"unknown bus instance {_quoted(instance)}; allowed: {allowed}"
+    return Rejection(RejectReason.UNKNOWN_INSTANCE, detail, "instance")
+
+
+def _unknown_tag_rejection(instance: str, tag: object) -> TagRejection:
+    sent = tag if isinstance(tag, str) and len(tag) <= NAME_SHOWN else None
+    detail = _unknown_tag(instance, tag)
+    return TagRejection(RejectReason.UNKNOWN_TAG, detail, "tag", instance, sent)
+
+
+def _payload_problem(error: ErrorDetails) -> Rejection:
+    """One of pydantic's errors for a payload, worded as a rejection words it."""
+    where = ".".join(name_shown(part) for part in ("payload", *error["loc"]))
+    why = error["msg"]
+    if error["type"] == "string_pattern_mismatch":
+        # Said in words: pydantic's message quotes the pattern, the very characters refused.
+        why = _PATTERN_REFUSALS.get((error.get("ctx") or {}).get("pattern", ""), why)
+    return Rejection(RejectReason.INVALID_PAYLOAD, f"{where}: {why}", where)
+
+
+_PATTERN_REFUSALS: Final = {
+    NO_CONTROL_CHARACTERS: "a label value must not contain control characters",
+    ALERT_ID_PATTERN: "an alert id must not be . or .. (a link's path drops them: /alerts/.. is"
+    " /, so no alert page or generatorURL would reach it) or contain control characters",
+    NODE_PATTERN: "a node name must not contain a control character or " + NODE_REFUSES,
+    NAME_PATTERN: "a name must not be blank (spaces, other whitespace or invisible characters"
+    f" only) or contain a control character, {NAME_REFUSES}",
+}
+
+
+def _unknown_tag(instance: str, tag: object) -> str:
+    """The detail of a tag ``instance`` does not carry: its tags, and the instance that carries
+    ``tag`` when another one does."""
+    tags = ", ".join(t for i, t in MESSAGE_TYPES if i == instance)
+    detail = f"{_quoted(tag)} is not a message type of {instance}; its types: {tags}"
+    elsewhere = TAGS.get(tag) if isinstance(tag, str) else None
+    return f"{detail} ({tag} is one of {elsewhere.INSTANCE})" if elsewhere else detail
+
+
+def with_every_problem(body: bytes | str, rejection: Rejection) -> Rejection:
+    """``rejection`` (the decoders' of ``body``) with each of the message's other problems
+    worded beside its first (``Rejection.also``): decoded again, for a refusal a sender is
+    answered (a batch lists 20), where decoding may word 1 000 bad lines, their first alone."""
+    every = decode_envelope_reference(body, every=True)
+    return every if isinstance(every, Rejection) else rejection
+
+
+def with_tag_meant(rejection: Rejection) -> Rejection:
+    """``rejection``, when an ``unknown_tag`` one of a tag like one of its instance's
+    (``node_health_update``), with the tag meant after its detail, as ``publish`` and
+    ``schema`` name it, and so each of the message's other problems (``also``); any other as
+    it is. Asked only for the refusals a sender is answered (a batch lists 20): each costs a
+    difflib run, where decoding may word 1 000 bad lines."""
+    if rejection.also:
+        # An unknown tag is never first among several (the envelope's other fields are checked
+        # before it, its payload not at all): it is one of the others.
+        also = tuple(map(_tag_meant, rejection.also))
+        return dataclasses.replace(rejection, also=also)
+    return _tag_meant(rejection)
+
+
+def _tag_meant(rejection: Rejection) -> Rejection:
+    if not isinstance(rejection, TagRejection) or rejection.tag is None:
+        return rejection
+    if rejection.tag in TAGS:  # another instance's: named with it already
+        return rejection
+    import difflib
+
+    own = [tag for instance, tag in MESSAGE_TYPES if instance == rejection.instance]
+    close = difflib.get_close_matches(rejection.tag, own, n=1)
+    if not close:
+        return rejection
+    detail = f"{rejection.detail}; did you mean {close[0]}?"
+    return Rejection(rejection.reason, detail, rejection.field)
+
+
+def parse_ts(value: Any) -> datetime | None:
+    """``value`` read as an envelope's ``ts``: its instant in UTC, or None (not text, longer than
+    ``TS_MAX_LENGTH``, without an offset, or not a timestamp ``fromisoformat`` reads)."""
+    if not isinstance(value, str) or len(value) > TS_MAX_LENGTH:
+        return None
+    if value[-1:] == "z":
+        # RFC 3339 (section 5.6) allows "z" for "Z", which fromisoformat does not read (its
+        # "t" it does).
+        value = value[:-1] + "Z"
+    try:
+        ts = datetime.fromisoformat(value)
+        # OverflowError: an instant that falls outside years 1-9999 once converted to UTC.
+        return ts.astimezone(UTC) if ts.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        return None
