@@ -637,17 +637,19 @@ async def test_a_claim_per_period_asked_at_every_tick_runs_its_script_once_a_per
     period_ms, periods = 400, 6
     before = scripts_run(server)
     end = (redis_ms(server) // period_ms + periods + 1) * period_ms
-    claimed: list[int] = []
-    while (now := redis_ms(server)) < end:
-        if await replica.once_per_period("cluster:health", period_ms):
-            claimed.append(now)
-        await asyncio.sleep(period_ms / 8000)  # ticks eight to a period, as a loop's are
+    claimed: list[int] = []  # when Redis made each claim (the key holds it), not a tick's start
+    with server.client() as client:
+        while redis_ms(server) < end:
+            if await replica.once_per_period("cluster:health", period_ms):
+                claimed.append(int(client.get("exesdb:cluster:health").split(b":")[0]))
+            await asyncio.sleep(period_ms / 8000)  # ticks eight to a period, as a loop's are
     ran = scripts_run(server) - before
     assert ran <= 2 * (periods + 1), f"{ran} scripts for {periods + 1} periods"
     by_period = [at // period_ms for at in claimed]
     assert len(set(by_period)) == len(by_period) >= periods, claimed
-    # Each claimed within the first two ticks of its period, not a period late.
-    assert all(at % period_ms < period_ms / 4 for at in claimed[1:]), claimed
+    # Each claimed early in its period, not a period late (which would leave every other period
+    # unclaimed, too): within half of it, a loaded host's late ticks and answers allowed for.
+    assert all(at % period_ms < period_ms / 2 for at in claimed[1:]), claimed
 
 
 @asynccontextmanager
