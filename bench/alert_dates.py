@@ -25,8 +25,6 @@ with its ratio to the baseline's.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -38,7 +36,7 @@ from typing import Any, Final
 import redis
 from redis.asyncio import Redis
 
-from bench._util import argument_parser, cpu_seconds, free_port, median, table
+from bench._util import argument_parser, cpu_seconds, median, redis_server, table
 from bridge.backoff import Backoff
 from bridge.bus import StateChange
 from bridge.bus.redis.layout import Layout
@@ -130,42 +128,17 @@ class _Replica:
         return wall, cpu, redis_cpu
 
 
-def _redis_server(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed (make servers installs it)")
-    port = free_port()
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            # Not up yet: a redis-server starts in some milliseconds.
-            time.sleep(0.05)
-    client.close()
-    return server, port
-
-
 async def measure(sizes: list[int], count: int, scratch: Path) -> str:
     """Every variant's figures per batch size, interleaved batch by batch; the table."""
-    server, port = _redis_server(scratch)
-    client = Redis(port=port)
+    server, url = redis_server(scratch)
+    client = Redis.from_url(url)
     db = DbThread()
     replicas: dict[str, _Replica] = {}
     try:
-        link = Link(f"redis://127.0.0.1:{port}", client, Backoff(0.01, 0.1, 0.0))
+        link = Link(url, client, Backoff(0.01, 0.1, 0.0))
         for number, (name, wrap) in enumerate(VARIANTS.items()):
             prefix = f"bench{number}"
-            with redis.Redis(port=port) as sync:
+            with redis.Redis.from_url(url) as sync:
                 sync.set(f"{prefix}:bus:leader", "r:1")  # this replica holds the lease
             state = RedisSharedState(link, Layout(prefix), consumer="r:1", node="r")
             outbox = Outbox.in_dir(scratch / prefix, urls=[_HOOK])
