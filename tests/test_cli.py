@@ -2454,7 +2454,9 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize(
+# The three commands that open the outbox, the status each exits with when it cannot, and the
+# words its refusal begins with.
+EACH_OUTBOX_OPENER: Final = pytest.mark.parametrize(
     ("command", "status", "begins"),
     [
         ("run", 2, " ERROR bridge: cannot open the alert outbox: "),
@@ -2462,6 +2464,9 @@ sys.exit(main(sys.argv[1:]))
         ("outbox list", 1, "exesdb-bridge: cannot open the alert outbox: "),
     ],
 )
+
+
+@EACH_OUTBOX_OPENER
 def test_an_sqlite_too_old_for_the_outbox_is_named_with_the_version_needed(
     tmp_path: Path, command: str, status: int, begins: str
 ) -> None:
@@ -2483,14 +2488,7 @@ def test_an_sqlite_too_old_for_the_outbox_is_named_with_the_version_needed(
     assert (state / "alerts.sqlite3").read_bytes() == b""
 
 
-@pytest.mark.parametrize(
-    ("command", "status", "begins"),
-    [
-        ("run", 2, " ERROR bridge: cannot open the alert outbox: "),
-        ("check-config", 2, "exesdb-bridge: bad configuration:\n  cannot open the alert outbox: "),
-        ("outbox list", 1, "exesdb-bridge: cannot open the alert outbox: "),
-    ],
-)
+@EACH_OUTBOX_OPENER
 def test_an_sqlite_without_json_functions_is_named_at_start(
     tmp_path: Path, command: str, status: int, begins: str
 ) -> None:
