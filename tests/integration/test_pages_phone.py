@@ -1,0 +1,74 @@
+"""The status page on a phone's screen (and a desktop's) in a real headless Chromium: its
+sentences and tables read as a person expects, nothing to scroll sideways to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.servers.chromium import Browser, browser, shared_chromium
+from tests.integration.test_pages import OVERFLOW
+from tests.pages.helpers import page_bridge
+
+# One pytest-xdist worker runs the module: its Chromium (a module fixture) starts once.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chromium")]
+
+# The fixtures, imported for the tests below.
+__all__ = ["browser", "shared_chromium"]
+
+# Where each piece of an element's content (a text node, an element) lies, relative to the
+# element's content box, beside where it lies when the same content is a plain paragraph of the
+# same width and font: [piece, [left, top] of each of its boxes, the same in the paragraph].
+AS_A_PARAGRAPH = """
+const shown = document.querySelector(arguments[0]);
+const style = getComputedStyle(shown);
+const plain = document.createElement("p");
+plain.innerHTML = shown.innerHTML;
+const width = shown.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+Object.assign(plain.style, {
+  position: "absolute", left: "0", top: "0", margin: "0", padding: "0", border: "0",
+  font: style.font, width: width + "px",
+});
+document.body.append(plain);
+const boxes = (element) => {
+  const origin = element.getBoundingClientRect();
+  const left = origin.left + element.clientLeft + parseFloat(getComputedStyle(element).paddingLeft);
+  const top = origin.top + element.clientTop + parseFloat(getComputedStyle(element).paddingTop);
+  return [...element.childNodes].map((piece) => {
+    const range = document.createRange();
+    range.selectNode(piece);
+    return [...range.getClientRects()]
+      .filter((box) => box.width > 0)
+      .map((box) => [Math.round(box.left - left), Math.round(box.top - top)]);
+  });
+};
+const ours = boxes(shown);
+const theirs = boxes(plain);
+plain.remove();
+return [...shown.childNodes].map((piece, at) => [piece.textContent, ours[at], theirs[at]]);
+"""
+
+
+@pytest.mark.parametrize("width", [375, 1280], ids=["phone", "desktop"])
+def test_without_an_admin_token_the_acknowledging_is_off_sentence_reads_as_one_paragraph(
+    tmp_path: Path, browser: Browser, width: int
+) -> None:
+    """On a phone 375 pixels wide and on a desktop, the sentence saying acknowledging is off
+    (no admin token) wraps as a paragraph does, its words and its code where a plain paragraph
+    of its width would put them, not three blocks side by side or one under another; the page
+    never scrolls sideways."""
+    with page_bridge(tmp_path, EXESDB_ADMIN_TOKEN="") as server:
+        screen = {"width": width, "height": 844, "deviceScaleFactor": 1, "mobile": width < 600}
+        browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", screen)
+        browser.open(server.url + "/")
+        assert "EXESDB_ADMIN_TOKEN" in browser.text("#ack-off")
+        assert browser.run("return document.documentElement.clientWidth") == width
+        assert browser.run(OVERFLOW, ["#ack-off code"]) == []
+        pieces = browser.run(AS_A_PARAGRAPH, "#ack-off")
+    assert [text for text, _, _ in pieces] == [
+        "Acknowledging from this page is off: set ",
+        "EXESDB_ADMIN_TOKEN",
+        " on the bridge to enable it.",
+    ]
+    assert all(ours == theirs for _, ours, theirs in pieces), pieces
