@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.servers.chromium import Browser, browser, shared_chromium
-from tests.integration.test_pages import OVERFLOW
-from tests.pages.helpers import page_bridge
+from tests.integration.test_pages import LONG_NODE, OVERFLOW
+from tests.pages.helpers import page_bridge, report_node
 
 # One pytest-xdist worker runs the module: its Chromium (a module fixture) starts once.
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chromium")]
@@ -72,3 +72,44 @@ def test_without_an_admin_token_the_acknowledging_is_off_sentence_reads_as_one_p
         " on the bridge to enable it.",
     ]
     assert all(ours == theirs for _, ours, theirs in pieces), pieces
+
+
+# Each node row's name (its text and the lines it lies on), the right edge of its health, and
+# the left edge of each figure beside the left edge of the column head above it.
+NODE_ROWS = """
+const heads = [...document.querySelectorAll("table.nodes th")];
+return [...document.querySelectorAll("table.nodes tbody tr")].map((row) => {
+  const name = row.querySelector(".node-name");
+  return [
+    name.textContent,
+    name.getClientRects().length,
+    [...row.cells].slice(2).map((cell, at) => [
+      Math.round(cell.getBoundingClientRect().left),
+      Math.round(heads[at + 2].getBoundingClientRect().left),
+    ]),
+  ];
+});
+"""
+
+
+def test_on_a_phone_each_nodes_name_reads_whole_above_its_figures(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """On a phone 375 pixels wide each node's name reads on one line (not "exes", "db-1@d",
+    "emo" a column a fifth of the screen wide), a host's long name wrapped inside its panel,
+    and its CPU, memory and disk figures lie under their columns' heads."""
+    with page_bridge(tmp_path) as server:
+        report_node(server, "exesdb-1@demo", "unhealthy", cpu=97.0, memory=40.0, disk=90.0)
+        report_node(server, LONG_NODE, "healthy", cpu=40.0, memory=50.0, disk=60.0)
+        screen = {"width": 375, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+        browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", screen)
+        browser.open(server.url + "/")
+        browser.wait_for_text("#nodes", "exesdb-1@demo")
+        browser.wait_for_text("#nodes", LONG_NODE)
+        assert browser.run("return document.documentElement.clientWidth") == 375
+        assert browser.run(OVERFLOW, ["table.nodes td", "table.nodes .badge"]) == []
+        rows = browser.run(NODE_ROWS)
+    lines = {name: count for name, count, _ in rows}
+    assert lines["exesdb-1@demo"] == 1
+    assert lines[LONG_NODE] > 1  # wrapped, not past the panel (OVERFLOW above)
+    assert all(cell == head for _, _, figures in rows for cell, head in figures), rows
