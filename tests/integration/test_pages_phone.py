@@ -113,3 +113,41 @@ def test_on_a_phone_each_nodes_name_reads_whole_above_its_figures(
     assert lines["exesdb-1@demo"] == 1
     assert lines[LONG_NODE] > 1  # wrapped, not past the panel (OVERFLOW above)
     assert all(cell == head for _, _, figures in rows for cell, head in figures), rows
+
+
+# Each label of the bar's facts ("node", "bus", the version) with the value after it, and
+# whether the value starts on the line the label ends on.
+FACT_LINES = """
+const walker = document.createTreeWalker(document.querySelector("header.bar .facts"), 4);
+const out = [];
+while (walker.nextNode()) {
+  const label = walker.currentNode;
+  const value = label.nextSibling;
+  if (!/^(node|bus|v[0-9].*)$/.test(label.data.trim()) || !value || !value.getClientRects) continue;
+  const range = document.createRange();
+  range.setStart(label, 0);
+  range.setEnd(label, label.data.trimEnd().length);
+  const ends = [...range.getClientRects()].pop();
+  const starts = value.getClientRects()[0];
+  out.push([label.data.trim(), value.textContent, Math.abs(ends.top - starts.top) < 4]);
+}
+return out;
+"""
+
+
+def test_on_a_phone_each_of_the_bars_facts_keeps_its_label_and_value_on_one_line(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """On a phone from 320 to 430 pixels wide the bar's facts wrap between facts, never
+    between a label and its value: "node" and the node's name, the version and its revision,
+    "bus" and "memory" each start on one line."""
+    with page_bridge(tmp_path) as server:
+        browser.open(server.url + "/")
+        split = []
+        for width in range(320, 431, 5):
+            screen = {"width": width, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+            browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", screen)
+            facts = browser.run(FACT_LINES)
+            assert {"node", "bus"} <= {label for label, _, _ in facts}, facts
+            split += [(width, label, value) for label, value, whole in facts if not whole]
+    assert split == [], facts
