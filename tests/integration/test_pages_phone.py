@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.headers import ADMIN_TOKEN_HEADER
 from tests.integration.servers.chromium import Browser, browser, shared_chromium
 from tests.integration.test_pages import LONG_NODE, OVERFLOW
 from tests.pages.helpers import page_bridge, report_node
@@ -151,3 +152,37 @@ def test_on_a_phone_each_of_the_bars_facts_keeps_its_label_and_value_on_one_line
             assert {"node", "bus"} <= {label for label, _, _ in facts}, facts
             split += [(width, label, value) for label, value, whole in facts if not whole]
     assert split == [], facts
+
+
+# The distinct lines (their tops) that ``arguments[1]`` lies on, wherever it is in the text of
+# the element ``arguments[0]`` matches (a text node of its own or not).
+LINES_OF = """
+const walker = document.createTreeWalker(document.querySelector(arguments[0]), 4);
+while (walker.nextNode()) {
+  const text = walker.currentNode;
+  const at = text.data.indexOf(arguments[1]);
+  if (at < 0) continue;
+  const range = document.createRange();
+  range.setStart(text, at);
+  range.setEnd(text, at + arguments[1].length);
+  return new Set([...range.getClientRects()].map((box) => Math.round(box.top))).size;
+}
+return 0;
+"""
+
+
+def test_on_a_phone_the_acknowledge_bar_names_the_tokens_header_whole(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """On a phone from 320 to 430 pixels wide the acknowledge bar's hint gives the header the
+    token is sent in on one line, whole as typed (not "X-ExESDB-Admin-" and "Token"), nothing
+    past the screen's edge."""
+    with page_bridge(tmp_path) as server:
+        browser.open(server.url + "/")
+        lines = {}
+        for width in range(320, 431, 5):
+            screen = {"width": width, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+            browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", screen)
+            lines[width] = browser.run(LINES_OF, "#ack-form .hint", ADMIN_TOKEN_HEADER)
+            assert browser.run(OVERFLOW, ["#ack-form .hint"]) == []
+    assert set(lines.values()) == {1}, lines
