@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from bridge.headers import ADMIN_TOKEN_HEADER
+from bridge.sinks.alerts.payload import alert_path
 from tests.integration.servers.chromium import Browser, browser, shared_chromium
 from tests.integration.test_pages import LONG_NODE, OVERFLOW
-from tests.pages.helpers import page_bridge, report_node
+from tests.pages.helpers import page_bridge, raise_alert, report_node
 
 # One pytest-xdist worker runs the module: its Chromium (a module fixture) starts once.
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chromium")]
@@ -154,18 +155,23 @@ def test_on_a_phone_each_of_the_bars_facts_keeps_its_label_and_value_on_one_line
     assert split == [], facts
 
 
-# The distinct lines (their tops) that ``arguments[1]`` lies on, wherever it is in the text of
-# the element ``arguments[0]`` matches (a text node of its own or not).
+# How many lines the text from ``arguments[1]`` to the end of ``arguments[2]`` (the first of
+# each in the text of the element ``arguments[0]`` matches, in one text node or not) lies on.
 LINES_OF = """
 const walker = document.createTreeWalker(document.querySelector(arguments[0]), 4);
+const range = document.createRange();
+let started = false;
 while (walker.nextNode()) {
   const text = walker.currentNode;
-  const at = text.data.indexOf(arguments[1]);
-  if (at < 0) continue;
-  const range = document.createRange();
-  range.setStart(text, at);
-  range.setEnd(text, at + arguments[1].length);
-  return new Set([...range.getClientRects()].map((box) => Math.round(box.top))).size;
+  if (!started && text.data.includes(arguments[1])) {
+    range.setStart(text, text.data.indexOf(arguments[1]));
+    started = true;
+  }
+  if (started && text.data.includes(arguments[2])) {
+    range.setEnd(text, text.data.indexOf(arguments[2]) + arguments[2].length);
+    const boxes = [...range.getClientRects()].filter((box) => box.width > 0);
+    return new Set(boxes.map((box) => Math.round(box.top))).size;
+  }
 }
 return 0;
 """
@@ -183,6 +189,31 @@ def test_on_a_phone_the_acknowledge_bar_names_the_tokens_header_whole(
         for width in range(320, 431, 5):
             screen = {"width": width, "height": 844, "deviceScaleFactor": 1, "mobile": True}
             browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", screen)
-            lines[width] = browser.run(LINES_OF, "#ack-form .hint", ADMIN_TOKEN_HEADER)
+            lines[width] = browser.run(LINES_OF, "#ack-form .hint", *[ADMIN_TOKEN_HEADER] * 2)
             assert browser.run(OVERFLOW, ["#ack-form .hint"]) == []
     assert set(lines.values()) == {1}, lines
+
+
+def test_on_a_phone_an_alerts_page_gives_its_node_and_its_age_whole(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """On a phone from 320 to 430 pixels wide an alert's page gives its node's name on one line
+    under its title and in its summary (not "exesdb-" above "1@demo"), and "started 20s ago"
+    on one line, nothing past the screen's edge (a host's long name wrapped inside)."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "Disk almost full on exesdb-1@demo", node="exesdb-1@demo")
+        browser.open(server.url + alert_path("a1"))
+        lines = {}
+        for width in range(320, 431, 5):
+            screen = {"width": width, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+            browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", screen)
+            lines[width] = [
+                browser.run(LINES_OF, ".alert-head .meta", "node", "exesdb-1@demo"),
+                browser.run(LINES_OF, ".alert-head .meta", "started", "ago"),
+                browser.run(LINES_OF, "dl.facts", *["exesdb-1@demo"] * 2),
+            ]
+            assert browser.run(OVERFLOW, [".alert-head .meta", "dl.facts dd"]) == []
+        raise_alert(server, "a2", "Disk almost full on a host", node=LONG_NODE)
+        browser.open(server.url + alert_path("a2"))
+        assert browser.run(OVERFLOW, [".alert-head .meta b", "dl.facts dd"]) == []
+    assert all(counts == [1, 1, 1] for counts in lines.values()), lines
