@@ -11,7 +11,7 @@ from bridge.headers import ADMIN_TOKEN_HEADER
 from bridge.sinks.alerts.payload import alert_path
 from tests.integration.servers.chromium import Browser, browser, shared_chromium
 from tests.integration.test_pages import LONG_NODE, OVERFLOW
-from tests.pages.helpers import page_bridge, raise_alert, report_node
+from tests.pages.helpers import NODE, page_bridge, raise_alert, report_node
 
 # One pytest-xdist worker runs the module: its Chromium (a module fixture) starts once.
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chromium")]
@@ -135,14 +135,22 @@ while (walker.nextNode()) {
 }
 return out;
 """
+# The "·" between the bar's facts that begin a line (each line's first box is at its left).
+SEPARATORS_FIRST = """
+const facts = document.querySelector("header.bar .facts");
+const left = facts.getBoundingClientRect().left;
+const starts = (sep) =>
+  sep.getBoundingClientRect().left - parseFloat(getComputedStyle(sep).marginLeft);
+return [...facts.querySelectorAll(".sep")].filter((sep) => starts(sep) < left + 1).length;
+"""
 
 
 def test_on_a_phone_each_of_the_bars_facts_keeps_its_label_and_value_on_one_line(
     tmp_path: Path, browser: Browser
 ) -> None:
     """On a phone from 320 to 430 pixels wide the bar's facts wrap between facts, never
-    between a label and its value: "node" and the node's name, the version and its revision,
-    "bus" and "memory" each start on one line."""
+    between a label and its value: "node" and the node's name (whole), the version and its
+    revision, "bus" and "memory" each start on one line, and no line begins with a "·"."""
     with page_bridge(tmp_path) as server:
         browser.open(server.url + "/")
         split = []
@@ -152,6 +160,10 @@ def test_on_a_phone_each_of_the_bars_facts_keeps_its_label_and_value_on_one_line
             facts = browser.run(FACT_LINES)
             assert {"node", "bus"} <= {label for label, _, _ in facts}, facts
             split += [(width, label, value) for label, value, whole in facts if not whole]
+            if browser.run(LINES_OF, "header.bar .facts", "node", NODE) != 1:
+                split.append((width, "node", NODE))
+            if browser.run(SEPARATORS_FIRST):
+                split.append((width, "a line begins with", "·"))
     assert split == [], facts
 
 
