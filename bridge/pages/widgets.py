@@ -98,7 +98,7 @@ _ACK_BAR: Final = Fragment(
     '<label class="sr" for="ack-token">Admin token</label>'
     '<input id="ack-token" name="token" type="password" placeholder="admin token" required>'
     '<button type="button" id="ack-forget" class="quiet">Forget</button>'
-    '<span class="hint">Kept in this tab only; sent as ${header}.</span>'
+    '<span class="hint">Kept in this tab only; sent as <code>${header}</code>.</span>'
     '<output id="ack-message" role="status" aria-live="polite"></output>'
     # What the button does, read before it is pressed (bridge/sinks/alerts/transitions.py).
     '<span class="hint ack-does">Acknowledging records your name and stops the alert\'s'
