@@ -1048,6 +1048,12 @@ def test_check_config_refuses_an_outbox_run_refuses_in_the_same_words(
         assert after == before
 
 
+def listed_problems(said: str) -> list[str]:
+    """The problems a refusal of the configuration lists (each on a line of its own, indented
+    under ``bad configuration:``), in order."""
+    return [line.removeprefix("  ") for line in said.splitlines() if line.startswith("  ")]
+
+
 @pytest.mark.parametrize(
     ("env", "refusals"),
     [
@@ -1092,7 +1098,7 @@ def test_bad_settings_and_the_outbox_s_fault_are_listed_at_once(
     assert completed.stdout == ""
     lines = completed.stderr.splitlines()
     assert lines[0] == "exesdb-bridge: bad configuration:"
-    problems = [line.removeprefix("  ") for line in lines[1:] if line.startswith("  ")]
+    problems = listed_problems(completed.stderr)
     assert len(problems) == len(refusals) + 1, completed.stderr
     for problem, refusal in zip(problems, refusals, strict=False):
         assert problem.startswith(refusal), completed.stderr
@@ -1111,7 +1117,7 @@ def test_run_demo_with_bad_settings_lists_the_fault_of_the_demo_s_own_outbox(
     _no_database(tmp_path / ".exesdb-bridge" / FILE_NAME)  # a real run's: not looked at
     completed = cli("run", "--demo", cwd=tmp_path, EXESDB_INGEST="maybe")
     assert completed.returncode == 2, completed.stderr
-    problems = [line[2:] for line in completed.stderr.splitlines() if line.startswith("  ")]
+    problems = listed_problems(completed.stderr)
     assert [problem.split(":")[0] for problem in problems] == [
         "EXESDB_INGEST",
         "EXESDB_STATE_DIR",
@@ -1142,7 +1148,7 @@ def test_check_config_looks_for_no_outbox_where_the_state_directory_is_at_fault(
         "check-config", cwd=tmp_path, HOME=str(tmp_path), EXESDB_HTTP_ADDR="127.0.0.1:0", **env
     )
     assert completed.returncode == 2, completed.stderr
-    problems = [line[2:] for line in completed.stderr.splitlines() if line.startswith("  ")]
+    problems = listed_problems(completed.stderr)
     assert [problem.split(":")[0] for problem in problems] == [
         "EXESDB_INGEST",
         "EXESDB_STATE_DIR",

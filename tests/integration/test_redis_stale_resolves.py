@@ -248,6 +248,20 @@ async def test_a_resolve_whose_note_the_next_holder_took_over_reaches_the_receiv
     assert told(receiver) == ["firing", "resolved"]
 
 
+async def nothing_more_told_and_a_later_down_fires(
+    b: Replica, clock: ManualClock, receiver: WebhookReceiver
+) -> None:
+    """A minute on, the receiver told the alert's firing and resolve alone; then the node down
+    again, since: not lost, its firing told."""
+    clock.advance(60.0)
+    for _ in range(2):
+        await b.worker.step()
+    assert told(receiver) == ["firing", "resolved"]
+    await change(b, clock, "firing")
+    await b.worker.step()
+    assert told(receiver) == ["firing", "resolved", "firing"]
+
+
 async def redeliver(replica: Replica, clock: ManualClock, *dates: float, batches: int) -> None:
     """Alert ``x``'s down (fired at ``dates[0]``) and return (resolved at ``dates[1]``)
     delivered again to ``replica``, the holder, in one batch or two (its worker sending
@@ -289,13 +303,7 @@ async def test_a_down_and_return_delivered_again_to_the_next_holder_are_told_not
     assert told(receiver) == ["firing", "resolved"]
     await take(server, b, "b:1")  # standing by, b finds its open alert resolved by another
     await redeliver(b, clock, down, back, batches=batches)
-    clock.advance(60.0)
-    for _ in range(2):
-        await b.worker.step()
-    assert told(receiver) == ["firing", "resolved"]
-    await change(b, clock, "firing")  # the node down again, since: not lost
-    await b.worker.step()
-    assert told(receiver) == ["firing", "resolved", "firing"]
+    await nothing_more_told_and_a_later_down_fires(b, clock, receiver)
 
 
 async def test_a_return_delivered_again_after_the_node_went_down_anew_is_told_nothing(
@@ -353,10 +361,4 @@ async def test_a_down_delivered_again_after_an_ack_resolved_its_alert_is_told_no
     clock.advance(1.0)
     again = [event("x", at=down)] + ([ack] if by == "message" else [])
     assert (await b.states.apply(again, clock.now)).changed == []  # not fired anew, nor resolved
-    clock.advance(60.0)
-    for _ in range(2):
-        await b.worker.step()
-    assert told(receiver) == ["firing", "resolved"]
-    await change(b, clock, "firing")  # the node down again, since: not lost
-    await b.worker.step()
-    assert told(receiver) == ["firing", "resolved", "firing"]
+    await nothing_more_told_and_a_later_down_fires(b, clock, receiver)
