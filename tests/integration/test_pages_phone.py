@@ -9,15 +9,13 @@ import pytest
 
 from bridge.headers import ADMIN_TOKEN_HEADER
 from bridge.sinks.alerts.payload import alert_path
-from tests.integration.servers.chromium import Browser, browser, shared_chromium
-from tests.integration.test_pages import LONG_NODE, OVERFLOW
+from tests.integration.pages_support import LONG_NODE, OVERFLOW
+from tests.integration.servers.chromium import Browser
 from tests.pages.helpers import NODE, page_bridge, raise_alert, report_node
 
-# One pytest-xdist worker runs the module: its Chromium (a module fixture) starts once.
+# The page modules run on one pytest-xdist worker, one after another: their Chromium (a fixture
+# of tests/integration/conftest.py) starts once.
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chromium")]
-
-# The fixtures, imported for the tests below.
-__all__ = ["browser", "shared_chromium"]
 
 # Where each piece of an element's content (a text node, an element) lies, relative to the
 # element's content box, beside where it lies when the same content is a plain paragraph of the
