@@ -28,14 +28,6 @@ def csp_refusals(web: Browser) -> list[str]:
     return [line for line in web.console() if "Content Security Policy" in line]
 
 
-# Each refresh of the live part the tab made: [HTTP status, body bytes received].
-LIVE_REFRESHES = """
-return performance.getEntriesByType("resource")
-  .filter((entry) => entry.name.includes("part=live"))
-  .map((entry) => [entry.responseStatus, entry.encodedBodySize]);
-"""
-
-
 # What lies beyond the viewport's right edge: the page's own width past it, and each element
 # (matched by a selector) whose box ends past it or past the panel holding it.
 OVERFLOW = """

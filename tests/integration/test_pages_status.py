@@ -15,7 +15,6 @@ from bridge.sinks.alerts.payload import alert_path
 from collectors import health_collector
 from tests.integration.pages_support import (
     HOOK_SETTINGS,
-    LIVE_REFRESHES,
     LONG_ID,
     LONG_NODE,
     OVERFLOW,
@@ -209,6 +208,12 @@ def test_a_tab_whose_bridge_stopped_answering_says_so_at_the_top(
     assert browser.run("return getComputedStyle(document.getElementById('live')).opacity") != "1"
 
 
+# Each refresh of the live part the tab made: [HTTP status, body bytes received].
+LIVE_REFRESHES = """
+return performance.getEntriesByType("resource")
+  .filter((entry) => entry.name.includes("part=live"))
+  .map((entry) => [entry.responseStatus, entry.encodedBodySize]);
+"""
 AGE = """
 const row = [...document.querySelectorAll("table.alerts tbody tr")]
   .find((row) => row.textContent.includes(arguments[0]));
