@@ -109,6 +109,12 @@ _DEAD_LETTERS: Final = Fragment(
     " <code>exesdb-bridge outbox retry --all</code> sends again what can be (run with the"
     " bridge's <code>EXESDB_STATE_DIR</code>).</section>"
 )
+# A first start: "all clear" must not read as "and the pager would hear of it".
+_NOBODY_NOTIFIED: Final = Fragment(
+    "No webhook receiver or Alertmanager is configured (<code>EXESDB_WEBHOOK_URLS</code>,"
+    " <code>EXESDB_WEBHOOK_CONFIG_FILE</code>, <code>EXESDB_ALERTMANAGER_URL</code>), so nobody"
+    " is notified: alerts are kept and shown here only."
+)
 # A node announced down or left: how long ago, its figures the last it sent.
 _GONE: Final = Fragment(' <span class="muted gone" title="${title}">for ${age}</span>')
 
@@ -447,13 +453,7 @@ def _alerts(
     listing = _listing(alerts, truncated, admin=admin, root=root, now=now, lease=lease)
     if notified:
         return listing
-    # A first start: "all clear" must not read as "and the pager would hear of it".
-    alone = empty(
-        "No webhook receiver or Alertmanager is configured (EXESDB_WEBHOOK_URLS,"
-        " EXESDB_WEBHOOK_CONFIG_FILE, EXESDB_ALERTMANAGER_URL), so nobody is notified: alerts are"
-        " kept and shown here only."
-    )
-    return join((alone, listing))
+    return join((empty(_NOBODY_NOTIFIED()), listing))
 
 
 def _listing(

@@ -9,15 +9,13 @@ import pytest
 
 from bridge.headers import ADMIN_TOKEN_HEADER
 from bridge.sinks.alerts.payload import alert_path
-from tests.integration.servers.chromium import Browser, browser, shared_chromium
-from tests.integration.test_pages import LONG_NODE, OVERFLOW
+from tests.integration.pages_support import LONG_NODE, OVERFLOW
+from tests.integration.servers.chromium import Browser
 from tests.pages.helpers import NODE, page_bridge, raise_alert, report_node
 
-# One pytest-xdist worker runs the module: its Chromium (a module fixture) starts once.
+# The page modules run on one pytest-xdist worker, one after another: their Chromium (a fixture
+# of tests/integration/conftest.py) starts once.
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chromium")]
-
-# The fixtures, imported for the tests below.
-__all__ = ["browser", "shared_chromium"]
 
 # Where each piece of an element's content (a text node, an element) lies, relative to the
 # element's content box, beside where it lies when the same content is a plain paragraph of the
@@ -229,3 +227,30 @@ def test_on_a_phone_an_alerts_page_gives_its_node_and_its_age_whole(
         browser.open(server.url + alert_path("a2"))
         assert browser.run(OVERFLOW, [".alert-head .meta b", "dl.facts dd"]) == []
     assert all(counts == [1, 1, 1] for counts in lines.values()), lines
+
+
+# Each line (by its top) the text of the bar's links to the endpoints lies on.
+NAV_LINES = """
+const tops = [...document.querySelectorAll("header.bar nav a")].flatMap((link) => {
+  const range = document.createRange();
+  range.selectNodeContents(link);
+  return [...range.getClientRects()].map((box) => Math.round(box.top));
+});
+return [...new Set(tops)];
+"""
+
+
+def test_on_a_phone_the_bars_links_to_the_endpoints_read_as_one_row(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """On a phone from 320 to 430 pixels wide the bar's links to /metrics, /healthz and /readyz
+    lie side by side on one line, not one under another, nothing past the screen's edge."""
+    with page_bridge(tmp_path) as server:
+        browser.open(server.url + "/")
+        lines = {}
+        for width in range(320, 431, 5):
+            screen = {"width": width, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+            browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", screen)
+            lines[width] = len(browser.run(NAV_LINES))
+            assert browser.run(OVERFLOW, ["header.bar nav a"]) == []
+    assert set(lines.values()) == {1}, lines

@@ -582,16 +582,18 @@ async def test_a_bridge_that_notifies_no_one_says_so_above_its_alerts(
 ) -> None:
     """Without a webhook receiver or an Alertmanager (a first start) the status page says that
     nobody is notified, its alerts kept and shown here only, in one sentence that reads (one colon,
-    not two in a row); with a receiver it does not."""
+    not two in a row), the settings named as code as the other notices name them; with a receiver
+    it does not."""
     with page_bridge(tmp_path / "alone") as server:
         _, _, alone = await fetch(client, server.url + "/?part=live")
     receiver: WebhookReceiver = webhook_receiver()
     with page_bridge(tmp_path / "hooked", EXESDB_WEBHOOK_URLS=receiver.url) as server:
         _, _, hooked = await fetch(client, server.url + "/?part=live")
     said = (
-        "No webhook receiver or Alertmanager is configured (EXESDB_WEBHOOK_URLS,"
-        " EXESDB_WEBHOOK_CONFIG_FILE, EXESDB_ALERTMANAGER_URL), so nobody is notified: alerts are"
-        " kept and shown here only."
+        '<p class="empty">No webhook receiver or Alertmanager is configured'
+        " (<code>EXESDB_WEBHOOK_URLS</code>, <code>EXESDB_WEBHOOK_CONFIG_FILE</code>,"
+        " <code>EXESDB_ALERTMANAGER_URL</code>), so nobody is notified: alerts are kept and shown"
+        " here only.</p>"
     )
     assert said in alone.split('id="alerts"', 1)[1]
     assert "nobody is notified" not in hooked

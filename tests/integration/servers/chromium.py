@@ -3,10 +3,12 @@
 Debian's ``chromium`` and ``chromium-driver`` (``make test`` installs them when missing and run
 as root). The machine's network is closed: without the flags below Chromium stalls on refused
 connections to its update, sync and QUIC endpoints. Each browser gets a fresh profile directory.
-Tests use the ``browser`` fixture; with ``CI=true`` a missing browser fails, else it skips. A
-module's tests share one Chromium (``shared_chromium``), each given it as a new one would be. A
-test waiting on the pages' refresh hastens its tab (``Browser.hasten``): the page's timers fire
-``HASTE`` times sooner, so it refreshes every half second and says and does the rest as written.
+Tests use the ``browser`` fixture; with ``CI=true`` a missing browser fails, else it skips. The
+page tests share one Chromium (``shared_chromium``), each given it as a new one would be, quit
+after the last of their group (``quit_after_its_group``): the page modules, one xdist group, run
+on one worker one after another, and so start one Chromium, not one each. A test waiting on the
+pages' refresh hastens its tab (``Browser.hasten``): the page's timers fire ``HASTE`` times
+sooner, so it refreshes every half second and says and does the rest as written.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, TypeVar
 import pytest
 
 from bridge.pages.widgets import REFRESH_SECONDS
+from tests.scheduling import group_of
 from tests.support import unavailable, wait_until
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "Browser",
     "SharedChromium",
     "browser",
+    "quit_after_its_group",
     "shared_chromium",
     "start_chromium",
 ]
@@ -48,6 +52,8 @@ HEIGHT = 900
 # How many times sooner than asked a hastened tab's timers fire: the pages' 5 s refresh, 0.5 s.
 HASTE = 10
 _T = TypeVar("_T")
+# The shared Chromium, for quit_after_its_group to find.
+_SHARED = pytest.StashKey["SharedChromium"]()
 # Run before each page's own script in a hastened tab: setTimeout's delays cut by HASTE.
 _HASTENED = f"""
 (() => {{
@@ -251,13 +257,26 @@ def _reset(driver: Any) -> None:
     driver.get_log("browser")
 
 
-@pytest.fixture(scope="module")
-def shared_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedChromium]:
-    """One headless Chromium for the module's tests (starting one takes seconds); quit after."""
+@pytest.fixture(scope="session")
+def shared_chromium(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedChromium]:
+    """One headless Chromium for the page tests (starting one takes seconds), started again
+    when a test asks for it after ``quit_after_its_group`` quit it; quit at the end."""
     shared = SharedChromium(tmp_path_factory.mktemp("chromium"))
+    request.config.stash[_SHARED] = shared
     try:
         yield shared
     finally:
+        shared.quit()
+
+
+def quit_after_its_group(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Quit the shared Chromium, if started, after ``item`` when ``nextitem`` (the next test
+    this process runs, if any) is of another group (``group_of``): the page modules, one group,
+    use it one after another, and no Chromium idles beside the rest of the run."""
+    shared = item.config.stash.get(_SHARED, None)
+    if shared is not None and (nextitem is None or group_of(nextitem) != group_of(item)):
         shared.quit()
 
 
