@@ -328,16 +328,19 @@ async def test_a_take_up_found_unfit_gives_the_lease_back_and_waits_until_fit(
 EPOCH = "exesdb:bus:epoch"
 
 
+@pytest.mark.parametrize("epoch", ["before", None], ids=["epoch written", "no epoch yet"])
 async def test_a_lease_lost_with_redis_data_is_left_to_its_holder_to_take_back(
-    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture, epoch: str | None
 ) -> None:
     """A replica that saw b:2 hold the lease, finding it gone with Redis's data (a new epoch),
     leaves it for b:2 to take back (b:2's open alerts went with Redis's copy) rather than take
-    it at once; b:2 taking it back, a:1 never took it (a 2 s lease: the test's own steps, a
+    it at once, also when no writer had written an epoch yet as it looked (the first moments of
+    a deployment); b:2 taking it back, a:1 never took it (a 2 s lease: the test's own steps, a
     synchronous client's, fit well within the lease a:1 leaves it for)."""
     server = redis_server()
     with server.client() as other:
-        other.set(EPOCH, "before")
+        if epoch is not None:
+            other.set(EPOCH, epoch)
         other.set(LEADER, "b:2")
     taken: list[int] = []
 

@@ -31,13 +31,15 @@ IDLE_SECONDS = 0.5
 
 
 class CountingClock:
-    """The wall clock, counting how often it is read."""
+    """The wall clock, counting how often it is read, and when (``times``: monotonic seconds)."""
 
     def __init__(self) -> None:
         self.reads = 0
+        self.times: list[float] = []
 
     def __call__(self) -> float:
         self.reads += 1
+        self.times.append(time.monotonic())
         return time.time()
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -209,6 +210,8 @@ class Lease:
             mine = holder is not None and text(holder) == self._consumer
             taken = False
             if holder is not None and not mine:
+                if epoch is None:
+                    epoch = await self._set_epoch()
                 self._holder = text(holder)
                 self._stand_by(self._holder)
                 self._renewed = self._clock()
@@ -330,6 +333,22 @@ class Lease:
             return True
         self._seen, self._leave_until = None, None
         return False
+
+    async def _set_epoch(self) -> bytes | None:
+        """Set the data set's epoch, found missing under another's lease (no writer has written
+        one yet: the first moments of a deployment, or of a Redis that lost its data), as a
+        writer sets it; the epoch Redis then holds. Without one the holder seen would be
+        recorded with nothing to tell a lease lost with Redis's data by (``_leaving``), and its
+        lease taken at once. None when Redis refuses the ``SET`` (out of memory): nothing to
+        tell by, as before."""
+        client = self._link.client
+        token = secrets.token_hex(8).encode()
+        with contextlib.suppress(ResponseError):
+            if await client.set(self._epoch_key, token, nx=True):
+                return token
+            found = await client.get(self._epoch_key)  # another's, set meanwhile
+            return None if found is None else text(found).encode()
+        return None
 
     def lost(self, holder: str | None) -> None:
         """Step down, if held: Redis says ``holder`` (None: nobody) holds the lease, as the
