@@ -75,9 +75,6 @@ SETTINGS: Final = ("pydantic", "pydantic_settings", "yaml", "asyncio")
 FILES: Final = ("bridge.httpclient.schema", "bridge.webconfig", "yaml", "bridge.settings")
 # The models of the files themselves, which the service imports only when given one.
 FILE_MODELS: Final = ("bridge.httpclient.schema", "bridge.webconfig", "bridge.receivers")
-# dataclasses, with inspect (which it imports): a tenth of the CPU of ``--help``, ``tail`` and
-# ``alerts``, whose own values are plain classes and named tuples.
-NOT_DATACLASSES: Final = ("dataclasses", "inspect")
 # What reads the client commands' settings with pydantic: only a value not plainly good needs it
 # (bridge.client_environment), to be judged and its refusal worded.
 SETTINGS_MODELS: Final = ("pydantic_settings", "bridge.client_settings")
@@ -139,8 +136,6 @@ def test_help_and_usage_errors_import_only_the_parser(tmp_path: Path, argv: list
     # Nor the health check's HTTP client (with the email package) or the probe, which its options
     # do not need, nor TLS, which no command uses before it runs.
     assert among(imported, ["http.client", "email", "ssl", *RUN_AND_PROBE]) == []
-    # Nor dataclasses (with inspect): the client's values are plain classes and named tuples.
-    assert among(imported, NOT_DATACLASSES) == []
 
 
 def test_check_config_imports_the_configuration_alone(tmp_path: Path) -> None:
@@ -223,12 +218,10 @@ def test_publish_imports_the_client_but_none_of_the_service(tmp_path: Path) -> N
 def test_admin_commands_import_none_of_the_service(tmp_path: Path, argv: list[str]) -> None:
     """``tail`` and ``alerts`` ask a bridge (the standard library's HTTP client) and import no
     model, no decoder and none of the service, not even the routes' helpers where the bridge
-    checks the token, nor aiohttp, and read no file they are not told of (``FILES``); nor
-    dataclasses (``NOT_DATACLASSES``)."""
+    checks the token, nor aiohttp, and read no file they are not told of (``FILES``)."""
     nothing = f"http://127.0.0.1:{free_port()}"
     imported = imported_by(tmp_path, *argv, "--url", nothing, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
     service = [*SERVICE, *MODELS, *AIOHTTP, "msgspec", "bridge.routes", *FILES, *RUN_AND_PROBE]
-    service += NOT_DATACLASSES
     assert among(imported, service) == []
     assert "bridge.cli.exchange" in imported
 

@@ -22,8 +22,9 @@ import base64
 import getpass
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final
 
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
@@ -73,7 +74,8 @@ MOST_IN_ALL: Final = 128 << 20
 _WHERE: Final = "--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is"
 
 
-class Located(NamedTuple):  # not a dataclass: --help and the client commands import none
+@dataclass(frozen=True)
+class Located:
     """Where the bridge is (``locate``): its URL, and the web config's ``tls_server_config``
     when that URL is the bridge's own address over https, the file read to find it: the
     certificate that address serves is the file's."""
@@ -151,41 +153,21 @@ def user_argument(text: str) -> tuple[str, str | None]:
     return user, password if colon else None
 
 
+@dataclass(frozen=True)
 class Target:
     """A bridge to talk to: its base URL, the TLS context for https, basic auth credentials, and
     the most of its answers to one command that is read: ``most_answer`` bytes of each,
-    ``most_in_all`` of them together.
+    ``most_in_all`` of them together."""
 
-    A plain class, not a dataclass: importing dataclasses (with inspect) was a tenth of the CPU
-    of ``--help``, which builds its parser with this module's argument types."""
-
-    __slots__ = (
-        "_read",
-        "basic_auth",
-        "most_answer",
-        "most_in_all",
-        "pinned",
-        "ssl_context",
-        "url",
-    )
-
-    def __init__(
-        self,
-        url: str,
-        ssl_context: ssl.SSLContext | None = None,
-        basic_auth: tuple[str, str] | None = None,
-        pinned: bool = False,
-        most_answer: int = MOST_ANSWER,
-        most_in_all: int = MOST_IN_ALL,
-    ) -> None:
-        self.url = url
-        self.ssl_context = ssl_context
-        self.basic_auth = basic_auth
-        # Whether ``ssl_context`` trusts the web config's own certificate alone (``target``).
-        self.pinned = pinned
-        self.most_answer = most_answer
-        self.most_in_all = most_in_all
-        self._read = 0  # the bytes of answers read so far
+    url: str
+    ssl_context: ssl.SSLContext | None = None
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
+    # Whether ``ssl_context`` trusts the web config's own certificate alone (``target``).
+    pinned: bool = field(default=False, repr=False)
+    most_answer: int = field(default=MOST_ANSWER, repr=False)
+    most_in_all: int = field(default=MOST_IN_ALL, repr=False)
+    # The bytes of answers read so far, in a list: the target is frozen, what it read is not.
+    _read: list[int] = field(default_factory=lambda: [0], init=False, repr=False, compare=False)
 
     def admin_headers(self, token: str) -> dict[str, str]:
         """The header carrying the admin token: ``Authorization`` unless basic auth has it."""
@@ -210,7 +192,7 @@ class Target:
         asked = exchange.Request(
             self.url + path, method, self._headers() | (headers or {}), params, body
         )
-        left = self.most_in_all - self._read
+        left = self.most_in_all - self._read[0]
         try:
             answered = exchange.send(
                 asked, self.ssl_context, TIMEOUT, most=min(self.most_answer, left)
@@ -223,7 +205,7 @@ class Target:
             return 0, self._too_large(exc, in_all=left < self.most_answer)
         except TimeoutError:  # connecting or answering, as aiohttp's total timeout
             return 0, self.silent()
-        self._read += answered.size
+        self._read[0] += answered.size
         return answered.status, answered.text
 
     def stream(
