@@ -2,8 +2,8 @@
 
 redis-py reads the URL the Redis transport connects with (``Redis.from_url``); what it would
 refuse, hand on unread or let override the transport's own options is refused here, at start-up,
-with the option named and never its value. redis-py is imported only for a Redis URL: the
-in-process bus does without it.
+with the option named and never its value. redis-py is imported only for a Redis URL with a
+query: the in-process bus and a plain ``redis://host:port/db`` do without it.
 """
 
 from __future__ import annotations
@@ -91,6 +91,12 @@ def require_bus(value: str) -> str:
             "the database is given twice, in the URL's path and as ?db= (which would win):"
             " give it once"
         )
+    if not parts.query and value[: len(parts.scheme) + 3].lower() == f"{parts.scheme}://":
+        # No query option: redis-py's parse_url would read only what is checked above (host,
+        # port, database, credentials) and could refuse none of it, so it is not imported here
+        # (nor the OpenTelemetry metrics redis-py imports with it): check-config of a plain
+        # Redis URL does without them; the transport imports them when it runs.
+        return value
     from redis.asyncio.connection import parse_url  # what the transport's from_url reads
 
     from bridge.bus.redis.link import OWN_OPTIONS

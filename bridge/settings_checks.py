@@ -157,8 +157,10 @@ def _cross_checks(settings: Settings, webhook_urls: Mapping[int, str] | None) ->
                 "at most that, or set EXESDB_BUS_QUEUE_BYTES higher too",
             )
         )
-    if settings.uses_redis:
-        from bridge.bus.redis.tls_files import tls_file_problems  # redis-py: a Redis bus only
+    if settings.uses_redis and urlsplit(settings.bus).query:
+        # TLS files are named in the URL's query alone; with none, redis-py (which reads them)
+        # is not imported to find none.
+        from bridge.bus.redis.tls_files import tls_file_problems
 
         problems += [f"EXESDB_BUS: {problem}" for problem in tls_file_problems(settings.bus)]
     if (state := unusable_state_dir(settings.state_dir)) is not None:

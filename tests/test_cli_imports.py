@@ -150,16 +150,30 @@ def test_check_config_imports_the_configuration_alone(tmp_path: Path) -> None:
     assert among(imported, [f"bridge.messages.{name}" for name in ("health", "logs")]) == []
 
 
-def test_check_config_of_a_redis_bus_imports_its_link_but_not_the_transport(
-    tmp_path: Path,
-) -> None:
-    """``check-config`` with a Redis ``EXESDB_BUS`` reads the options the transport sets itself
-    (``bridge.bus.redis.link``) and redis-py's URL parser, without the transport, its metrics
-    (prometheus_client) or the bus."""
+def test_check_config_of_a_plain_redis_url_imports_no_redis_py(tmp_path: Path) -> None:
+    """``check-config`` with a Redis ``EXESDB_BUS`` of a host, a port and a database alone (no
+    query option, so nothing for redis-py's parser to refuse and no TLS file to load) imports
+    none of redis-py, the OpenTelemetry metrics and psutil it imports, or the Redis bus."""
     imported = imported_by(
         tmp_path,
         "check-config",
         EXESDB_BUS=f"redis://127.0.0.1:{free_port()}/0",
+        SECRET_KEY_BASE=TEST_SECRET,
+    )
+    assert "bridge.bus_url" in imported
+    assert among(imported, ["redis", "opentelemetry", "psutil", "bridge.bus.redis"]) == []
+
+
+def test_check_config_of_a_redis_url_with_options_imports_its_link_but_not_the_transport(
+    tmp_path: Path,
+) -> None:
+    """``check-config`` with a Redis ``EXESDB_BUS`` giving a query option reads the options the
+    transport sets itself (``bridge.bus.redis.link``) and redis-py's URL parser, without the
+    transport, its metrics (prometheus_client) or the bus."""
+    imported = imported_by(
+        tmp_path,
+        "check-config",
+        EXESDB_BUS=f"redis://127.0.0.1:{free_port()}/0?client_name=bridge",
         SECRET_KEY_BASE=TEST_SECRET,
     )
     assert {"bridge.config", "bridge.bus.redis.link", "redis.asyncio.connection"} <= imported
