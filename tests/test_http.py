@@ -37,6 +37,7 @@ from bridge.bus import (
     LocalCoordinator,
     TransportCapabilities,
 )
+from bridge.bus.decoding import decode_envelopes
 from bridge.bus.problems import decode_envelope_reference
 from bridge.cluster import cluster_monitor
 from bridge.component import ComponentFactory
@@ -492,6 +493,30 @@ async def test_a_body_of_a_mebibyte_or_more_has_its_signature_checked_off_the_lo
         server.url + "/v1/messages", data=io.BytesIO(body), headers=headers
     ) as response:
         assert response.status == 202
+    assert [thread is threading.main_thread() for thread in threads] == [not apart]
+
+
+@pytest.mark.parametrize(("size", "apart"), [(4 * 1024, True), (4 * 1024 - 1, False)])
+async def test_a_large_json_envelope_is_decoded_off_the_loop(
+    serve: ServerFactory, monkeypatch: pytest.MonkeyPatch, size: int, apart: bool
+) -> None:
+    """An ``application/json`` body of 4 KiB or more, one envelope decoded in one go (up to
+    3.5 s of the loop for 1 MiB refused), is decoded in the worker thread; a smaller one on the
+    loop, where the hand-over would cost about as much as the decoding."""
+    server = await serve()
+    item = envelope(payload={"status": "healthy", "checks": {"note": ""}})
+    item["payload"]["checks"]["note"] = "x" * (size - len(body_of(item)))
+    body = body_of(item)
+    assert len(body) == size
+    threads: list[threading.Thread] = []
+    decode = decode_envelopes
+
+    def noted(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread())
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr("bridge.bus.batches.decode_envelopes", noted)
+    assert await server.post(body) == (202, {"accepted": 1})
     assert [thread is threading.main_thread() for thread in threads] == [not apart]
 
 
