@@ -31,6 +31,7 @@ __all__ = [
     "EXPANDED_CODINGS",
     "JSON_CHARSETS",
     "MAX_GZIP_MEMBERS",
+    "apart",
     "content_coding",
     "keep_heap_for_bodies",
     "read_body",
@@ -145,6 +146,14 @@ async def read_judged(request: web.Request, judge: Callable[[bytes], _T]) -> tup
     return await asyncio.get_running_loop().run_in_executor(
         _THREAD, _expand_judged, body, coding, request.client_max_size, judge
     )
+
+
+async def apart(call: Callable[[bytes], _T], body: bytes) -> _T:
+    """``call(body)`` in the thread compressed bodies are expanded in, one body at a time: for
+    work over a body read whole that cannot be cut into steps (one large JSON envelope decoded),
+    which would otherwise hold the event loop throughout. Python code there lets the loop in
+    every switch interval (5 ms); a long call into C that holds the GIL does not."""
+    return await asyncio.get_running_loop().run_in_executor(_THREAD, call, body)
 
 
 def _unjudged(body: bytes) -> None:

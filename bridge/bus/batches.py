@@ -31,6 +31,7 @@ __all__ = [
     "PROBLEMS_COUNTED",
     "PROBLEMS_LISTED",
     "DecodedBatch",
+    "Turns",
     "decode_lines",
     "decode_ndjson",
     "line_number",
@@ -43,7 +44,8 @@ PIECE: Final = 64 * 1024
 # some 340 KB, is one group): some 5 to 10 ms of msgspec for 1 024 envelopes.
 GROUP: Final = 1024
 GROUP_BYTES: Final = 512 * 1024
-# How long decoding holds the event loop before it lets others be served.
+# How long decoding (or making a batch's frames, ``Bus.publish_verified_durably``) holds the
+# event loop before it lets others be served.
 HOLD: Final = 0.005
 # A batch refused for its lines names up to PROBLEMS_LISTED of them and counts them up to
 # PROBLEMS_COUNTED, where decoding stops: each one costs a run of the reference decoder
@@ -87,7 +89,7 @@ async def decode_ndjson(body: bytes) -> DecodedBatch | None:
     """The lines of an NDJSON ``body`` (blank ones left out) decoded in steps, the event loop
     let run between them once they have held it ``HOLD`` seconds; None when it has no line."""
     decoding = _Decoding()
-    turns = _Turns()
+    turns = Turns()
     numbers: list[int] | None = None  # made once a blank line is left out before a line
     cut = taken = 0  # the lines cut, blank ones too; those kept
     pending: list[bytes] = []  # lines kept, not yet decoded
@@ -140,8 +142,8 @@ async def decode_ndjson(body: bytes) -> DecodedBatch | None:
     return decoding.decoded(numbers, taken) if taken else None
 
 
-class _Turns:
-    """Lets the event loop run others once the one decoding has held it ``HOLD`` seconds."""
+class Turns:
+    """Lets the event loop run others once a long piece of work has held it ``HOLD`` seconds."""
 
     __slots__ = ("since",)
 

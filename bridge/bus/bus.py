@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final, Literal, overload
 
+from bridge.bus.batches import Turns
 from bridge.bus.depth import check_depth
 from bridge.bus.durable import DurableStores, wait_for_subscribers
 from bridge.bus.envelope import Envelope, Rejection, check_topic, name_shown
@@ -52,6 +53,9 @@ _logger = logging.getLogger(__name__)
 _OWN_IDS: Final = 16_384
 # Kinds of work-queue message (instance, tag, topic) whose group subscribers are remembered.
 _TAKERS_KEPT: Final = 4096
+# The frames of a durable publish made between two looks at how long the loop has been held:
+# some 2 ms of encoding and signing; a batch of the usual 1 000 envelopes takes four looks.
+_FRAMES_AT_ONCE: Final = 128
 # What a stop gives the durable stores still under way once the transport closed, at least.
 _LATE_STORES_SECONDS: Final = 0.1
 # Why ``publish_durably`` published nothing, by the transport's answer.
@@ -466,23 +470,45 @@ class Bus:
         (count 0); a store answered PENDING that then fails drops the envelopes (counted in
         ``exesdb_bus_dropped_total{subscriber="transport"}``, logged) and hands them to ``lost``,
         and so does one whose wait was cancelled (its publisher told nothing) that then fails,
-        and one ``aclose`` leaves unfinished. In process, envelopes answered PENDING that a
-        durable subscriber then fails on (counted in ``exesdb_sink_errors_total``), or stops
-        without handling, are logged and handed to ``lost`` too, and so are those of a wait
-        cancelled (its publisher told nothing).
+        and one ``aclose`` leaves unfinished; one cancelled while its frames were made (in
+        steps, the loop serving others between them) stored none of them and hands them all to
+        ``lost``. In process, envelopes answered PENDING that a durable subscriber then fails on
+        (counted in ``exesdb_sink_errors_total``), or stops without handling, are logged and
+        handed to ``lost`` too, and so are those of a wait cancelled (its publisher told
+        nothing).
         """
         batch = list(envelopes)
         if self.transport.capabilities.shared:
-            frames = []
-            for envelope in batch:
-                body = envelope.to_bytes()
-                frames.append(Frame(envelope.instance, body, self._keyring.sign(body), envelope))
+            frames = await self._frames(batch, lost)
             return await self._stores.send(frames, batch, seconds, lost)
         durable = [(s, s.mark) for s in self._batches if s.durable]
         count = self.publish_verified(batch, sizes)
         # Read right after the (synchronous) dispatch: the marks cover exactly these envelopes.
         waits = [(s, before, s.mark) for s, before in durable if s.mark != before]
         return count, await wait_for_subscribers(waits, batch, seconds, lost)
+
+    async def _frames(
+        self, batch: list[Envelope], lost: Callable[[Sequence[Envelope]], None] | None
+    ) -> list[Frame]:
+        """``batch``'s frames, each envelope encoded and signed, the loop let run between
+        ``_FRAMES_AT_ONCE`` of them once they have held it ``HOLD``: some 15 us each, a batch
+        of 5 000 (1 MiB of ingest) held it 70-160 ms. A publisher cancelled meanwhile stored
+        none of them: all go to ``lost``."""
+        frames: list[Frame] = []
+        sign = self._keyring.sign
+        turns = Turns()
+        try:
+            for start in range(0, len(batch), _FRAMES_AT_ONCE):
+                if start:
+                    await turns.take()
+                for envelope in batch[start : start + _FRAMES_AT_ONCE]:
+                    body = envelope.to_bytes()
+                    frames.append(Frame(envelope.instance, body, sign(body), envelope))
+        except asyncio.CancelledError:
+            if lost is not None:
+                lost(batch)
+            raise
+        return frames
 
     def _count_published(self, envelopes: Sequence[Envelope]) -> None:
         published: dict[tuple[str, str], int] = {}

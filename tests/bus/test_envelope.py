@@ -265,6 +265,30 @@ def test_a_refusal_words_every_problem_of_the_envelope_and_its_payload() -> None
     assert rejection.also[0] == _rejection(_envelope(topic="bad topic"))
 
 
+def test_a_payload_of_many_unknown_fields_is_refused_naming_ten_and_counting_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A payload with 50 000 unknown fields beside a bad one is refused for the bad one, its
+    first nine unknown fields worded beside it and all of them counted; pydantic is never asked
+    about the unknown fields past those worded (each one an error it would build)."""
+    unknown = {f"f{n}": n for n in range(50_000)}
+    data = _envelope(payload={**unknown, "status": "sick"})
+    asked: list[int] = []
+    validate = NodeHealth.model_validate.__func__  # type: ignore[attr-defined]
+
+    def noted(model: type[NodeHealth], /, obj: Any, **options: Any) -> NodeHealth:
+        asked.append(len(obj))
+        return validate(model, obj, **options)
+
+    monkeypatch.setattr(NodeHealth, "model_validate", classmethod(noted))
+    rejection = _every_problem(data)
+    assert (rejection.reason, rejection.field) == (RejectReason.INVALID_PAYLOAD, "payload.status")
+    assert [p.field for p in rejection.also] == [f"payload.f{n}" for n in range(9)]
+    assert rejection.also_found == 50_000
+    assert asked
+    assert max(asked) <= len(NodeHealth.__pydantic_fields__) + 10
+
+
 def test_a_node_the_envelope_refuses_is_not_refused_again_in_its_payload() -> None:
     """A payload without a node of its own is not refused for the envelope's bad node, which
     it would have taken: that problem is the envelope's alone."""
