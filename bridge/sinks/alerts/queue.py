@@ -19,6 +19,7 @@ leaves waiting is bounded by the alerts, not by how often they change.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -27,7 +28,13 @@ from typing import Final
 from bridge.bus import new_message_id
 from bridge.sinks.alerts.database import Database
 from bridge.sinks.alerts.payload import alerts_told, split_body, webhook_alert
-from bridge.sinks.alerts.records import AlertRecord, Delivery, DeliveryState, OutboxDepth
+from bridge.sinks.alerts.records import (
+    AlertRecord,
+    AlertState,
+    Delivery,
+    DeliveryState,
+    OutboxDepth,
+)
 from bridge.sinks.alerts.rows import delivery_of, matching, one_of, record_of
 
 __all__ = ["BuildPayloads", "DeliveryQueue", "Keep"]
@@ -62,11 +69,19 @@ _WAITING: Final = (
     "SELECT alerts.* FROM queued JOIN alerts USING (alert_id) WHERE queued.url = :url"
     " ORDER BY queued.queued_at, queued.alert_id"
 )
+# Of ``ids``, the resolved alerts queued for ``url`` before they resolved (``updated_at``, the
+# resolve's time): queued while open, in the window still open (``_kept``).
+_QUEUED_OPEN: Final = (
+    "SELECT alert_id FROM queued JOIN alerts USING (alert_id) WHERE queued.url = :url"
+    " AND alerts.state = :resolved AND queued.queued_at < alerts.updated_at"
+    " AND alert_id IN (SELECT value FROM json_each(:ids))"
+)
 # A receiver's deliveries go out one at a time, in the order they were made (see next_due).
 _OLDEST_PENDING: Final = (
     "SELECT * FROM deliveries WHERE url = :url AND state = :pending ORDER BY rowid LIMIT 1"
 )
 _PENDING: Final = {"pending": DeliveryState.PENDING.value}
+_RESOLVED: Final = {"resolved": AlertState.RESOLVED.value}
 # The pending and dead deliveries by state, for ``depth`` (read every second): their entries of
 # the index by state alone, not the day of delivered ones (86 000) a ``state !=`` would scan.
 _WAITING_BY_STATE: Final = (
@@ -197,15 +212,31 @@ class DeliveryQueue:
 
     def _kept(self, url: str, records: Sequence[AlertRecord], keep: Keep) -> list[AlertRecord]:
         """The records ``keep`` keeps for ``url``, remembering which open ones it is told of
-        and forgetting those resolved (in the caller's transaction)."""
+        and forgetting those resolved (in the caller's transaction).
+
+        An alert that resolved in the window it was queued in while open (it fired, or changed,
+        and resolved before the window closed: a window held while a delivery fails, for as
+        long as the receiver is down) counts as told when ``keep`` would have kept it open: had
+        the window closed before the resolve, the receiver would have been told it fires, so
+        it is sent the resolve alone rather than never hear of the alert."""
+        ids = json.dumps([r.alert_id for r in records])
         with self._database.transaction() as db:
             told = {
                 row[0]
                 for row in db.execute(
                     "SELECT alert_id FROM told WHERE url = :url"
                     " AND alert_id IN (SELECT value FROM json_each(:ids))",
-                    {"url": url, "ids": json.dumps([r.alert_id for r in records])},
+                    {"url": url, "ids": ids},
                 )
+            }
+            queued_open = {
+                row[0] for row in db.execute(_QUEUED_OPEN, {"url": url, "ids": ids, **_RESOLVED})
+            }
+            told |= {
+                r.alert_id
+                for r in records
+                if r.alert_id in queued_open
+                and keep(dataclasses.replace(r, state=AlertState.FIRING), False)
             }
             kept = [r for r in records if keep(r, r.alert_id in told)]
             db.executemany(

@@ -13,6 +13,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bench.outbox_before import DEPTH_BEFORE, OF_ALERT_BEFORE
+from bridge.receivers import resolve_receivers
+from bridge.sinks.alerts.delivery import keep_for
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.payload import build_payloads, split_body
 from bridge.sinks.alerts.records import (
@@ -177,6 +179,74 @@ def test_a_receivers_deliveries_go_out_in_the_order_they_were_made(outbox: Outbo
     resolve = outbox.queue.next_due(URL, T0 + 10)
     assert resolve is not None
     assert resolve.alert_ids == ("node_failure:n1",)
+
+
+def _states(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
+    """One payload per alert, its body the alert's id and state."""
+    return [(f"{r.alert_id} {r.state.value}".encode(), [r.alert_id]) for r in records]
+
+
+def test_an_alert_that_fired_and_resolved_while_the_window_was_held_is_sent_its_resolve(
+    tmp_path: Path,
+) -> None:
+    """An alert that fires and resolves while a receiver's window is held (its delivery
+    failing) reaches it, back, as its resolve alone, when its filters take the alert firing:
+    never heard of at all, it would be lost; a critical-only receiver gets the critical one's
+    resolve alone, one with send_resolved: false neither."""
+    [base], _ = resolve_receivers(
+        ["http://127.0.0.1:9/hook"],
+        None,
+        secret=None,
+        timeout=7.0,
+        max_alerts=50,
+        min_severity="info",
+    )
+    receivers = {
+        "all": dataclasses.replace(base, key="all"),
+        "critical": dataclasses.replace(base, key="critical", min_severity="critical"),
+        "no_resolves": dataclasses.replace(base, key="no_resolves", send_resolved=False),
+    }
+    box = Outbox.in_dir(tmp_path / "state", urls=list(receivers))
+    try:
+        observe(box, event("held"), T0)
+        failing = {}
+        for key in receivers:
+            assert box.queue.group(key, T0, 0.0, _states, keep_for(receivers[key])) == 1
+            due = box.queue.next_due(key, T0)
+            assert due is not None
+            box.queue.finish_attempt(
+                due.id,
+                state=DeliveryState.PENDING,
+                next_attempt_at=T0 + 10,
+                status=500,
+                error="HTTP 500",
+                now=T0,
+            )
+            failing[key] = due.id
+        for alert_id, severity in (("brief", "critical"), ("minor", "warning")):
+            observe(box, event(alert_id, severity=severity), T0 + 1)
+            observe(box, event(alert_id, "resolved", severity=severity), T0 + 2)
+        told = {}
+        for key, receiver in receivers.items():
+            assert box.queue.group(key, T0 + 3, 0.0, _states, keep_for(receiver)) == 0  # held
+            box.queue.finish_attempt(
+                failing[key],
+                state=DeliveryState.DELIVERED,
+                next_attempt_at=T0 + 10,
+                status=200,
+                error=None,
+                now=T0 + 10,
+            )
+            box.queue.group(key, T0 + 10, 0.0, _states, keep_for(receiver))
+            told[key] = [d.body for d in box.queue.deliveries(state="pending") if d.url == key]
+        assert told == {
+            "all": [b"brief resolved", b"minor resolved"],
+            "critical": [b"brief resolved"],
+            "no_resolves": [],
+        }
+        assert box.queue.depth().queued == 0
+    finally:
+        box.close()
 
 
 def test_keep_is_told_which_alerts_the_receiver_was_sent_in_this_episode(outbox: Outbox) -> None:
