@@ -78,13 +78,15 @@ async def request(
     method: str = "GET",
     headers: dict[str, str] | None = None,
     body: bytes | None = None,
+    within: float = 10,
 ) -> tuple[int, Any, str]:
-    """(status, headers, body) over a new connection."""
+    """(status, headers, body) over a new connection, within ``within`` seconds in all."""
     assert bridge.address is not None
     host, port = bridge.address
     connector = aiohttp.TCPConnector(force_close=True, ssl=context if context else False)
+    limit = aiohttp.ClientTimeout(total=within)
     async with (
-        aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=10)) as s,
+        aiohttp.ClientSession(connector=connector, timeout=limit) as s,
         s.request(method, f"{scheme}://{host}:{port}{path}", headers=headers, data=body) as r,
     ):
         return r.status, r.headers, await r.text()
