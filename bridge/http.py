@@ -37,6 +37,7 @@ from bridge.bus import (
     decode_lines,
     decode_ndjson,
 )
+from bridge.bus.batches import APART
 from bridge.component import Component, HasRoutes, Readiness
 from bridge.expect_continue import unmet_expectation
 from bridge.headers import HEALTHZ_BODY
@@ -119,10 +120,6 @@ _STREAM_QUEUE: Final = 1_000
 _STREAM_QUEUE_BYTES: Final = 8 * 1024 * 1024
 _STREAM_HEARTBEAT_SECONDS: Final = 15.0
 _JSON: Final = "application/json"
-# An application/json body of this many bytes or more is decoded in the worker thread (the
-# hand-over some 50 us of the loop, what decoding 1 KiB of envelope takes): below, one held the
-# loop 9 ms at most (refused for a list of 2 000 wrong items), most under 2 ms.
-_JSON_APART: Final = 4 * 1024
 _NDJSON: Final = "application/x-ndjson"
 # What a sender must send, as docs/http-api.md#ingest gives it.
 _SIGN: Final = 'send t=<unix seconds>,v1=<hex HMAC-SHA256(SECRET_KEY_BASE, "<t>." + body)>'
@@ -270,7 +267,7 @@ async def ingest(request: web.Request) -> web.Response:
                 "changed after it was signed"
             )
         return _rejected(verifier.reject(Rejection(reason, detail, SIGNATURE_HEADER)))
-    if content_type == _JSON and len(body) >= _JSON_APART:
+    if content_type == _JSON and len(body) >= APART:
         # One envelope is decoded in one go, with no step between its parts: a large one in
         # the worker thread. On the loop, 1 MiB of one held it 30-140 ms valid (a map of 71 000
         # keys, a list of 88 000 lists), 0.2-0.9 s refused for 71 000 unknown fields, 3.5 s
@@ -281,8 +278,8 @@ async def ingest(request: web.Request) -> web.Response:
         batch = decode_lines([body], whole=body)
     else:
         # In steps, the loop serving others between them: a body of many lines held it for up
-        # to half a second of CPU.
-        decoded = await decode_ndjson(body)
+        # to half a second of CPU. A large line, one envelope, in the worker thread as above.
+        decoded = await decode_ndjson(body, apart)
         if decoded is None:
             return _rejected(
                 verifier.reject(

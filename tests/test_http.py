@@ -520,6 +520,52 @@ async def test_a_large_json_envelope_is_decoded_off_the_loop(
     assert [thread is threading.main_thread() for thread in threads] == [not apart]
 
 
+def _noting_threads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, int]]:
+    """Each later call of ``decode_envelopes``: whether on the main thread, and its lines."""
+    calls: list[tuple[bool, int]] = []
+    decode = decode_envelopes
+
+    def noted(lines: Sequence[bytes], *args: Any, **kwargs: Any) -> Any:
+        calls.append((threading.current_thread() is threading.main_thread(), len(lines)))
+        return decode(lines, *args, **kwargs)
+
+    monkeypatch.setattr("bridge.bus.batches.decode_envelopes", noted)
+    return calls
+
+
+@pytest.mark.parametrize(("size", "apart"), [(4 * 1024, True), (4 * 1024 - 1, False)])
+async def test_a_large_ndjson_line_is_decoded_off_the_loop(
+    serve: ServerFactory, monkeypatch: pytest.MonkeyPatch, size: int, apart: bool
+) -> None:
+    """An NDJSON line of 4 KiB or more, one envelope decoded in one go, is decoded alone in the
+    worker thread, in its place among the lines around it, which are decoded on the loop; with
+    none so large, the batch is decoded on the loop in one group."""
+    server = await serve()
+    item = envelope(payload={"status": "healthy", "checks": {"note": ""}})
+    item["payload"]["checks"]["note"] = "x" * (size - len(body_of(item)))
+    assert len(body_of(item)) == size
+    calls = _noting_threads(monkeypatch)
+    body = body_of(envelope(), envelope(), item, envelope())
+    assert await server.post(body, content_type=NDJSON) == (202, {"accepted": 4})
+    assert calls == ([(True, 2), (False, 1), (True, 1)] if apart else [(True, 4)])
+
+
+async def test_a_large_ndjson_line_at_fault_is_named_by_its_number(
+    serve: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused line decoded in the worker thread is named by its number in the body (blank
+    lines counted), before the lines at fault after it."""
+    server = await serve()
+    large = envelope(tag="nosuch", payload={"status": "healthy", "checks": {"note": "x" * 8192}})
+    lines = [body_of(envelope()), b"", body_of(large), body_of(envelope(tag="nosuch"))]
+    calls = _noting_threads(monkeypatch)
+    status, answer = await server.post(b"\n".join(lines), content_type=NDJSON)
+    assert (status, answer["field"]) == (400, "line 3: tag")
+    assert answer["detail"].startswith("line 3: 'nosuch' is not a message type of")
+    assert [problem["field"] for problem in answer["problems"]] == ["line 3: tag", "line 4: tag"]
+    assert calls == [(True, 1), (False, 1)]
+
+
 async def test_a_request_is_answered_while_a_body_of_millions_of_lines_is_decoded(
     serve: ServerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
