@@ -27,7 +27,7 @@ from typing import Any, Final
 from bridge.bus import new_message_id
 from bridge.sinks.alerts.database import Database
 from bridge.sinks.alerts.payload import alerts_told, restated
-from bridge.sinks.alerts.queue import BuildPayloads, DeliveryQueue
+from bridge.sinks.alerts.queue import QUEUE_ALERT, BuildPayloads, DeliveryQueue
 from bridge.sinks.alerts.records import (
     AlertRecord,
     AlertState,
@@ -290,11 +290,7 @@ class DeadLetters:
                 resolves = self._resolves(db, letter["rowid"], [r[0] for r in untold if r[1]])
                 alert_ids = [row[0] for row in untold if not row[1] or row[0] in resolves]
                 rows = [{"url": url, "alert_id": alert_id, "now": now} for alert_id in alert_ids]
-                db.executemany(
-                    "INSERT OR IGNORE INTO queued (url, alert_id, queued_at)"
-                    " VALUES (:url, :alert_id, :now)",
-                    rows,
-                )
+                db.executemany(QUEUE_ALERT, rows)
                 db.executemany(
                     "INSERT OR IGNORE INTO told (url, alert_id) VALUES (:url, :alert_id)",
                     [row for row in rows if row["alert_id"] in resolves],

@@ -26,6 +26,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Final
 
 from bridge.bus import new_message_id
+from bridge.messages import SEVERITIES
 from bridge.sinks.alerts.database import Database
 from bridge.sinks.alerts.payload import alerts_told, split_body, webhook_alert
 from bridge.sinks.alerts.records import (
@@ -37,7 +38,7 @@ from bridge.sinks.alerts.records import (
 )
 from bridge.sinks.alerts.rows import delivery_of, matching, one_of, record_of
 
-__all__ = ["BuildPayloads", "DeliveryQueue", "Keep"]
+__all__ = ["QUEUE_ALERT", "BuildPayloads", "DeliveryQueue", "Keep"]
 
 BuildPayloads = Callable[[Sequence[AlertRecord]], Sequence[tuple[bytes, Sequence[str]]]]
 """Turn one group of alerts into payloads: ``(body, alert_ids)`` each."""
@@ -69,13 +70,32 @@ _WAITING: Final = (
     "SELECT alerts.* FROM queued JOIN alerts USING (alert_id) WHERE queued.url = :url"
     " ORDER BY queued.queued_at, queued.alert_id"
 )
-# Of ``ids``, the resolved alerts queued for ``url`` before they resolved (``updated_at``, the
-# resolve's time): queued while open, in the window still open (``_kept``).
-_QUEUED_OPEN: Final = (
-    "SELECT alert_id FROM queued JOIN alerts USING (alert_id) WHERE queued.url = :url"
-    " AND alerts.state = :resolved AND queued.queued_at < alerts.updated_at"
+# Of ``ids``, those queued for ``url``: the most severe severity each had while queued in the
+# window still open (``peak``; NULL in a row queued before the outbox kept it), and whether it
+# is resolved and was queued before it resolved (``updated_at``, the resolve's time): queued
+# while open (``_kept``).
+_QUEUED_PEAKS: Final = (
+    "SELECT alert_id, peak, alerts.state = :resolved AND queued.queued_at < alerts.updated_at"
+    " FROM queued JOIN alerts USING (alert_id) WHERE queued.url = :url"
     " AND alert_id IN (SELECT value FROM json_each(:ids))"
 )
+
+
+def _rank(column: str) -> str:
+    """SQL ranking the severity in ``column`` as ``sources.meets`` does (-1: none of them)."""
+    ranks = " ".join(f"WHEN '{name}' THEN {rank}" for rank, name in enumerate(SEVERITIES))
+    return f"CASE {column} {ranks} ELSE -1 END"
+
+
+# Queue the alert ``alert_id`` for ``url`` (parameters: url, alert_id, now): one already waiting
+# keeps its place (and its window's start, ``queued_at``), its ``peak`` raised to the alert's
+# severity now when that is more severe.
+QUEUE_ALERT: Final = f"""
+INSERT INTO queued (url, alert_id, queued_at, peak)
+VALUES (:url, :alert_id, :now, (SELECT severity FROM alerts WHERE alert_id = :alert_id))
+ON CONFLICT (url, alert_id) DO UPDATE SET peak = excluded.peak
+WHERE queued.peak IS NULL OR {_rank("excluded.peak")} > {_rank("queued.peak")}
+"""  # noqa: S608 (constant fragments)
 # A receiver's deliveries go out one at a time, in the order they were made (see next_due).
 _OLDEST_PENDING: Final = (
     "SELECT * FROM deliveries WHERE url = :url AND state = :pending ORDER BY rowid LIMIT 1"
@@ -116,10 +136,8 @@ class DeliveryQueue:
         if not self.urls:
             return
         with self._database.transaction() as db:
-            # OR IGNORE: an alert already waiting keeps its place (and its window's start).
             db.executemany(
-                "INSERT OR IGNORE INTO queued (url, alert_id, queued_at)"
-                " VALUES (:url, :alert_id, :now)",
+                QUEUE_ALERT,
                 [{"url": url, "alert_id": alert_id, "now": now} for url in self.urls],
             )
 
@@ -214,11 +232,12 @@ class DeliveryQueue:
         """The records ``keep`` keeps for ``url``, remembering which open ones it is told of
         and forgetting those resolved (in the caller's transaction).
 
-        An alert that resolved in the window it was queued in while open (it fired, or changed,
-        and resolved before the window closed: a window held while a delivery fails, for as
-        long as the receiver is down) counts as told when ``keep`` would have kept it open: had
-        the window closed before the resolve, the receiver would have been told it fires, so
-        it is sent the resolve alone rather than never hear of the alert."""
+        An alert is judged by the most severe state it had while queued in the window (a
+        window held while a delivery fails, for as long as the receiver is down): one that
+        resolved in the window it was queued in while open, or that eased in it, counts as told
+        when ``keep`` would have kept it firing at its most severe: had the window closed then,
+        the receiver would have been told it fires, so it is sent the resolve alone (or the
+        alert as it stands) rather than never hear of the alert."""
         ids = json.dumps([r.alert_id for r in records])
         with self._database.transaction() as db:
             told = {
@@ -229,15 +248,20 @@ class DeliveryQueue:
                     {"url": url, "ids": ids},
                 )
             }
-            queued_open = {
-                row[0] for row in db.execute(_QUEUED_OPEN, {"url": url, "ids": ids, **_RESOLVED})
-            }
-            told |= {
-                r.alert_id
-                for r in records
-                if r.alert_id in queued_open
-                and keep(dataclasses.replace(r, state=AlertState.FIRING), False)
-            }
+            by_id = {r.alert_id: r for r in records}
+            for alert_id, peak, queued_open in db.execute(
+                _QUEUED_PEAKS, {"url": url, "ids": ids, **_RESOLVED}
+            ):
+                record = by_id[alert_id]
+                severity = record.severity if peak is None else peak
+                open_at_peak = record.open and severity == record.severity
+                # Told already; open at its peak (``keep`` is asked of it as it stands, below);
+                # or resolved and queued only once resolved (a resolve alone).
+                if alert_id in told or open_at_peak or not (record.open or queued_open):
+                    continue
+                state = record.state if record.open else AlertState.FIRING
+                if keep(dataclasses.replace(record, state=state, severity=severity), False):
+                    told.add(alert_id)
             kept = [r for r in records if keep(r, r.alert_id in told)]
             db.executemany(
                 "INSERT OR IGNORE INTO told (url, alert_id) VALUES (:url, :alert_id)",
@@ -458,12 +482,19 @@ class DeliveryQueue:
                 for record in map(record_of, rows)
                 if webhook_alert(record, external).as_json() != entries.get(record.alert_id)
             ]
-            queued = db.executemany(
-                "INSERT OR IGNORE INTO queued (url, alert_id, queued_at)"
-                " VALUES (:url, :alert_id, :now)",
+            waiting = {
+                row[0]
+                for row in db.execute(
+                    "SELECT alert_id FROM queued WHERE url = :url"
+                    " AND alert_id IN (SELECT value FROM json_each(:ids))",
+                    {"url": sent.url, "ids": json.dumps(changed)},
+                )
+            }
+            db.executemany(
+                QUEUE_ALERT,
                 [{"url": sent.url, "alert_id": alert_id, "now": now} for alert_id in changed],
             )
-            return max(queued.rowcount, 0)  # the rows inserted, summed over the statements
+            return len(set(changed) - waiting)
 
     def withhold(
         self, delivery_id: str, alert_ids: Collection[str], now: float, reason: str

@@ -4,7 +4,8 @@ Nine tables:
 
 - ``alerts``: one row per condition (``alert_id``), its state (firing → acknowledged →
   resolved) and escalation level, as ``transitions`` decides them;
-- ``queued``: alerts waiting for their receiver's grouping window, one row per (receiver, alert);
+- ``queued``: alerts waiting for their receiver's grouping window, one row per (receiver, alert),
+  with the most severe severity the alert had while waiting (``peak``: see ``queue``);
 - ``deliveries``: the payloads (body and delivery id change across retries only as ``queue``
   says: alerts withheld, a dead letter retried by hand told as its alerts stand), their
   attempts, next attempt time and state (pending, delivered, dead, stale), when each was made
@@ -31,13 +32,14 @@ Nine tables:
   order from the key of the alert, not every delivery of the day, and so does ``renotify``
   (``dead_letters``) whether a later delivery to a dead letter's receiver carried its alert.
 
-The schema is at version 15 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
+The schema is at version 17 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
 plans' ids, 6 ``told`` and an index of deliveries in order, 7 the deliveries' ``retried_at``, 8
 the alerts' ``source`` and ``details``, a SystemAlert's component and metadata annotations, 9 the
 deliveries' ``renotified_at``, 10 ``taken`` and an index of the dead letters, 11 an index of the
 deliveries by state and when they finished, 12 ``carried``, 13 the file's mark: ``PRAGMA
 application_id``, 14 indexes of the alerts in the orders they are listed in, 15 triggers that
-refuse a delivery's next attempt time that is no time: infinite, text); ``migrate``
+refuse a delivery's next attempt time that is no time: infinite or text, 16 the alerts'
+``event_at``, 17 the queued alerts' ``peak``); ``migrate``
 upgrades a file of any earlier version in place, one version at a
 time. ``connect`` refuses a file that is no SQLite database (one byte too, which SQLite would take
 for a new one and write over; an empty file is a new outbox), an outbox cut short (which SQLite
@@ -73,7 +75,7 @@ __all__ = [
     "this_sqlite_problem",
 ]
 
-_SCHEMA_VERSION: Final = 16
+_SCHEMA_VERSION: Final = 17
 # The outbox's mark in the file's header (PRAGMA application_id): "EXOB".
 _APPLICATION_ID: Final = 0x45584F42
 # A new delivery's next attempt time, or a changed one, that the triggers take (version 15),
@@ -111,6 +113,7 @@ _ADDED_COLUMNS: Final[Mapping[int, tuple[tuple[str, str, str], ...]]] = {
     8: (("alerts", "source", "TEXT"), ("alerts", "details", "TEXT NOT NULL DEFAULT '[]'")),
     9: (("deliveries", "renotified_at", "REAL"),),
     16: (("alerts", "event_at", "REAL"),),
+    17: (("queued", "peak", "TEXT"),),
 }
 # Version 1's tables (already with the columns later versions added: a new file's columns then
 # stand in the order an upgraded file's do); later versions' tables come from _step.
@@ -145,6 +148,7 @@ CREATE TABLE IF NOT EXISTS queued (
     url TEXT NOT NULL,
     alert_id TEXT NOT NULL,
     queued_at REAL NOT NULL,
+    peak TEXT,
     PRIMARY KEY (url, alert_id)
 );
 CREATE TABLE IF NOT EXISTS deliveries (

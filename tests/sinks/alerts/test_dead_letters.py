@@ -654,7 +654,10 @@ def _renotify_outbox(
     ids = [f"d{n * 37 % 101:03}" for n in range(len(deliveries))]
     with outbox.database.transaction() as db:
         db.execute("DELETE FROM queued")
-        db.executemany("INSERT OR IGNORE INTO queued VALUES (?, ?, ?)", [(*q, T0) for q in queued])
+        db.executemany(
+            "INSERT OR IGNORE INTO queued (url, alert_id, queued_at) VALUES (?, ?, ?)",
+            [(*q, T0) for q in queued],
+        )
         db.executemany(
             "INSERT INTO deliveries (id, url, body, alert_ids, created_at, next_attempt_at,"
             " state, last_status, last_error, finished_at) VALUES (?, ?, x'7b7d', ?, ?, 0, ?, ?,"

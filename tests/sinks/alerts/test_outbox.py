@@ -408,6 +408,9 @@ AND abs(NEW.next_attempt_at) <= 253402300799) BEGIN
     SELECT RAISE(ABORT, '{_NOT_A_TIME}');
 END;
 """
+_V16_EVENT_AT = """
+ALTER TABLE alerts ADD COLUMN event_at REAL;
+"""
 # Version 1 never set user_version (0, as a new file).
 _EARLIER_VERSIONS = [
     (0, _V1_QUEUES),
@@ -425,8 +428,9 @@ _EARLIER_VERSIONS = [
     (13, _V13_MARK),
     (14, _V14_BY_CHANGE),
     (15, _V15_NEXT_ATTEMPT),
+    (16, _V16_EVENT_AT),
 ]
-CURRENT_VERSION = 16
+CURRENT_VERSION = 17
 # The outbox's mark in the file's header (PRAGMA application_id), from version 13 on: "EXOB".
 OUTBOX_MARK = 0x45584F42
 ALL_TABLES = frozenset(
@@ -511,6 +515,7 @@ def test_a_file_of_any_earlier_version_is_upgraded_to_the_current_one(
     try:
         assert columns(path) == RECORD_FIELDS  # the new columns come last, as in a new file
         assert columns(path, "deliveries")[-2:] == ["retried_at", "renotified_at"]
+        assert columns(path, "queued") == ["url", "alert_id", "queued_at", "peak"]
         [kept] = box.queue.deliveries(ids=["d-old"])
         assert (kept.created_at, kept.retried_at) == (1.0, None)
         assert schema(path) == (CURRENT_VERSION, ALL_TABLES)

@@ -252,6 +252,68 @@ def test_an_alert_that_fired_and_resolved_while_the_window_was_held_is_sent_its_
         box.close()
 
 
+def test_an_alert_critical_while_the_window_was_held_reaches_a_critical_only_receiver(
+    tmp_path: Path,
+) -> None:
+    """An alert that was critical while a critical-only receiver's window was held reaches it
+    though it stands below critical when the window closes: one that fired critical, resolved
+    and fired again as a warning that resolved too is sent its resolve alone, one that eased
+    to a warning and still fires is sent as it stands; judged as they end, neither was sent."""
+    [base], _ = resolve_receivers(
+        ["http://127.0.0.1:9/hook"],
+        None,
+        secret=None,
+        timeout=7.0,
+        max_alerts=50,
+        min_severity="critical",
+    )
+    box = Outbox.in_dir(tmp_path / "state", urls=["critical"])
+    keep = keep_for(dataclasses.replace(base, key="critical"))
+
+    def bodies(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
+        """One payload per alert, its body the alert's id, state and severity."""
+        return [
+            (f"{r.alert_id} {r.state.value} {r.severity}".encode(), [r.alert_id]) for r in records
+        ]
+
+    try:
+        observe(box, event("held"), T0)
+        assert box.queue.group("critical", T0, 0.0, bodies, keep) == 1
+        due = box.queue.next_due("critical", T0)
+        assert due is not None
+        box.queue.finish_attempt(
+            due.id,
+            state=DeliveryState.PENDING,
+            next_attempt_at=T0 + 10,
+            status=500,
+            error="HTTP 500",
+            now=T0,
+        )
+        observe(box, event("twice"), T0 + 1)
+        observe(box, event("twice", "resolved"), T0 + 2)
+        observe(box, event("twice", severity="warning"), T0 + 3)
+        observe(box, event("twice", "resolved", severity="warning"), T0 + 4)
+        observe(box, event("eased"), T0 + 1)
+        observe(box, event("eased", severity="warning"), T0 + 2)
+        assert box.queue.group("critical", T0 + 5, 0.0, bodies, keep) == 0  # held
+        box.queue.finish_attempt(
+            due.id,
+            state=DeliveryState.DELIVERED,
+            next_attempt_at=T0 + 10,
+            status=200,
+            error=None,
+            now=T0 + 10,
+        )
+        box.queue.group("critical", T0 + 10, 0.0, bodies, keep)
+        assert sorted(d.body for d in box.queue.deliveries(state="pending")) == [
+            b"eased firing warning",
+            b"twice resolved warning",
+        ]
+        assert box.queue.depth().queued == 0
+    finally:
+        box.close()
+
+
 def test_keep_is_told_which_alerts_the_receiver_was_sent_in_this_episode(outbox: Outbox) -> None:
     """A receiver's filter learns whether it was sent the alert since it last fired: not at
     first, yes for its later changes and its resolve, not after a new firing; an alert the

@@ -75,9 +75,10 @@ class _World:
         self.keep = {key: keep_for(receiver) for key, receiver in self.receivers.items()}
         self.box = Outbox(":memory:", urls=list(self.receivers))
         self.heard: dict[str, dict[str, str]] = {key: {} for key in self.receivers}
-        # Of each receiver, the alerts it is owed a resolve of, told of them or not: open at or
-        # above its min_severity when they last resolved (docs/alerts.md, Filters: one that fired
-        # and resolved in a window, held or not, is sent its resolve alone).
+        # Of each receiver, the alerts it is owed a resolve of, told of them or not: ever open
+        # at or above its min_severity (docs/alerts.md, Filters: an alert is judged by its most
+        # severe state in a window, held or not; one that fired and resolved in it is sent its
+        # resolve alone).
         self.owed: dict[str, set[str]] = {key: set() for key in self.receivers}
         self.now = T0
         self.lease_take_ups = lease_take_ups
@@ -174,6 +175,14 @@ class _World:
             delivered = pairs.format("deliveries.rowid") + " WHERE state = 'delivered'"
             assert taken == set(map(tuple, db.execute(delivered)))
 
+    def owe(self, alert_id: str) -> None:
+        """Each receiver whose filters take ``alert_id`` as it stands, open, is owed its end."""
+        record = self.box.alerts.get(alert_id)
+        if record is not None and record.open:
+            for key, owed in self.owed.items():
+                if self.keep[key](record, False):
+                    owed.add(alert_id)
+
     def step(self, kind: str, which: int, outcome: int, left_out: int) -> None:
         """One drawn step (``_STEPS``), a little later than the last."""
         self.now += 1 + which
@@ -182,16 +191,10 @@ class _World:
             severity = _SEVERITIES[outcome % 2]
             alert_id = _ALERTS[which % len(_ALERTS)]
             observe(self.box, event(alert_id, severity=severity, requires_ack=False), self.now)
+            self.owe(alert_id)
         elif kind == "resolve":
             alert_id = _ALERTS[which % len(_ALERTS)]
-            record = self.box.alerts.get(alert_id)
-            # Its last resolve decides: an earlier one in the same window is not told apart.
-            if record is not None and record.open:
-                for key, owed in self.owed.items():
-                    if self.keep[key](record, False):
-                        owed.add(alert_id)
-                    else:
-                        owed.discard(alert_id)
+            self.owe(alert_id)
             observe(self.box, event(alert_id, status="resolved"), self.now)
         elif kind == "group":  # every receiver's window closes
             for key in keys:
@@ -252,6 +255,18 @@ class _World:
     ],
     lease_take_ups=False,
 )
+@example(  # critical, resolved, then a warning resolved, in a held window: a critical-only
+    steps=[  # receiver is sent the resolve alone, judged by the window's most severe state
+        ("fire", 1, 1, 0),
+        ("group", 0, 0, 0),
+        ("attempt", 1, 1, 0),
+        ("fire", 0, 1, 0),
+        ("resolve", 0, 0, 0),
+        ("fire", 0, 0, 0),
+        ("resolve", 0, 0, 0),
+    ],
+    lease_take_ups=False,
+)
 @example(  # resolved by another replica while a firing of it, left out, is in flight: taken
     steps=[("fire", 0, 1, 0), ("group", 0, 0, 0), ("attempt", 0, 0, 5)], lease_take_ups=True
 )
@@ -298,8 +313,8 @@ def test_every_receiver_ends_up_told_each_alerts_state(
 ) -> None:
     """Once every receiver is back and the queue drained, each receiver's last word on each
     alert is its state (firing at or above its min_severity; resolved with send_resolved, or
-    never heard of if below its min_severity when it last resolved), whatever failed, timed out,
-    was held in a window or was left out as stale while in flight."""
+    never heard of if never open at or above its min_severity), whatever failed, timed out, was
+    held in a window or was left out as stale while in flight."""
     world = _World(lease_take_ups)
     try:
         for step in steps:
