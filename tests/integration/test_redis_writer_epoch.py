@@ -183,7 +183,11 @@ async def test_acknowledgements_go_through_a_full_redis_that_lost_the_epoch(
                 await async_wait_until(
                     lambda: client.xpending(STREAM, GROUP)["pending"] == 0, 10, "acknowledged"
                 )
-                assert writer.held_back is not None  # the epoch's SET refused all along
+                # The acks are written before the epoch's SET is tried in the same pass: they
+                # may be seen a moment before its refusal is.
+                await async_wait_until(
+                    lambda: writer.held_back is not None, 10, "the epoch's SET refused"
+                )
                 assert client.get(EPOCH) is None
         finally:
             client.config_set("maxmemory", 0)
