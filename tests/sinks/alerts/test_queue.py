@@ -17,6 +17,7 @@ from bridge.receivers import resolve_receivers
 from bridge.sinks.alerts.delivery import keep_for
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.payload import build_payloads, split_body
+from bridge.sinks.alerts.queue import BuildPayloads, Keep
 from bridge.sinks.alerts.records import (
     AlertRecord,
     DeliveryState,
@@ -186,6 +187,35 @@ def _states(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
     return [(f"{r.alert_id} {r.state.value}".encode(), [r.alert_id]) for r in records]
 
 
+def held_window(box: Outbox, key: str, build: BuildPayloads, keep: Keep) -> str:
+    """Hold ``key``'s grouping window: the alert observed at T0 made its delivery, whose first
+    attempt failed (its retry due at T0 + 10); that delivery's id."""
+    assert box.queue.group(key, T0, 0.0, build, keep) == 1
+    due = box.queue.next_due(key, T0)
+    assert due is not None
+    box.queue.finish_attempt(
+        due.id,
+        state=DeliveryState.PENDING,
+        next_attempt_at=T0 + 10,
+        status=500,
+        error="HTTP 500",
+        now=T0,
+    )
+    return due.id
+
+
+def delivered_at(box: Outbox, delivery_id: str, now: float) -> None:
+    """The receiver took ``delivery_id`` at ``now``: its window is let go."""
+    box.queue.finish_attempt(
+        delivery_id,
+        state=DeliveryState.DELIVERED,
+        next_attempt_at=now,
+        status=200,
+        error=None,
+        now=now,
+    )
+
+
 def test_an_alert_that_fired_and_resolved_while_the_window_was_held_is_sent_its_resolve(
     tmp_path: Path,
 ) -> None:
@@ -209,34 +239,17 @@ def test_an_alert_that_fired_and_resolved_while_the_window_was_held_is_sent_its_
     box = Outbox.in_dir(tmp_path / "state", urls=list(receivers))
     try:
         observe(box, event("held"), T0)
-        failing = {}
-        for key in receivers:
-            assert box.queue.group(key, T0, 0.0, _states, keep_for(receivers[key])) == 1
-            due = box.queue.next_due(key, T0)
-            assert due is not None
-            box.queue.finish_attempt(
-                due.id,
-                state=DeliveryState.PENDING,
-                next_attempt_at=T0 + 10,
-                status=500,
-                error="HTTP 500",
-                now=T0,
-            )
-            failing[key] = due.id
+        failing = {
+            key: held_window(box, key, _states, keep_for(receiver))
+            for key, receiver in receivers.items()
+        }
         for alert_id, severity in (("brief", "critical"), ("minor", "warning")):
             observe(box, event(alert_id, severity=severity), T0 + 1)
             observe(box, event(alert_id, "resolved", severity=severity), T0 + 2)
         told = {}
         for key, receiver in receivers.items():
             assert box.queue.group(key, T0 + 3, 0.0, _states, keep_for(receiver)) == 0  # held
-            box.queue.finish_attempt(
-                failing[key],
-                state=DeliveryState.DELIVERED,
-                next_attempt_at=T0 + 10,
-                status=200,
-                error=None,
-                now=T0 + 10,
-            )
+            delivered_at(box, failing[key], T0 + 10)
             box.queue.group(key, T0 + 10, 0.0, _states, keep_for(receiver))
             # Made at the same moment, the deliveries come in no set order.
             told[key] = sorted(
@@ -278,17 +291,7 @@ def test_an_alert_critical_while_the_window_was_held_reaches_a_critical_only_rec
 
     try:
         observe(box, event("held"), T0)
-        assert box.queue.group("critical", T0, 0.0, bodies, keep) == 1
-        due = box.queue.next_due("critical", T0)
-        assert due is not None
-        box.queue.finish_attempt(
-            due.id,
-            state=DeliveryState.PENDING,
-            next_attempt_at=T0 + 10,
-            status=500,
-            error="HTTP 500",
-            now=T0,
-        )
+        failing = held_window(box, "critical", bodies, keep)
         observe(box, event("twice"), T0 + 1)
         observe(box, event("twice", "resolved"), T0 + 2)
         observe(box, event("twice", severity="warning"), T0 + 3)
@@ -296,14 +299,7 @@ def test_an_alert_critical_while_the_window_was_held_reaches_a_critical_only_rec
         observe(box, event("eased"), T0 + 1)
         observe(box, event("eased", severity="warning"), T0 + 2)
         assert box.queue.group("critical", T0 + 5, 0.0, bodies, keep) == 0  # held
-        box.queue.finish_attempt(
-            due.id,
-            state=DeliveryState.DELIVERED,
-            next_attempt_at=T0 + 10,
-            status=200,
-            error=None,
-            now=T0 + 10,
-        )
+        delivered_at(box, failing, T0 + 10)
         box.queue.group("critical", T0 + 10, 0.0, bodies, keep)
         assert sorted(d.body for d in box.queue.deliveries(state="pending")) == [
             b"eased firing warning",
