@@ -32,10 +32,8 @@ if TYPE_CHECKING:
     )
     from bridge.messages.alerts import (
         SECURITY_SEVERITY,
-        SEVERITIES,
         AlertAck,
         AlertEscalation,
-        AlertSeverity,
         NotificationStatus,
         RiskSeverity,
         SystemAlert,
@@ -64,6 +62,7 @@ if TYPE_CHECKING:
     )
     from bridge.messages.registry import MESSAGE_TYPES, TAGS, model_for
     from bridge.messages.security import AccessViolation, AuthEvent, SecurityAlert, SessionEvent
+    from bridge.messages.severities import SEVERITIES, AlertSeverity
     from bridge.messages.system import FeatureToggle, SystemConfig, SystemLifecycle
     from bridge.messages.timestamps import format_timestamp, utc_from_seconds
 
@@ -198,7 +197,7 @@ def model_tagged(tag: str) -> type[Message] | None:
     return model
 
 
-# ``check-config`` reads the alert severities without building the other models.
+# ``check-config`` and the outbox read the alert severities without building any model.
 __getattr__ = lazy_exports(
     __name__,
     {
@@ -219,10 +218,8 @@ __getattr__ = lazy_exports(
         ),
         "alerts": (
             "SECURITY_SEVERITY",
-            "SEVERITIES",
             "AlertAck",
             "AlertEscalation",
-            "AlertSeverity",
             "NotificationStatus",
             "RiskSeverity",
             "SystemAlert",
@@ -242,6 +239,7 @@ __getattr__ = lazy_exports(
         "security": ("AccessViolation", "AuthEvent", "SecurityAlert", "SessionEvent"),
         "system": ("FeatureToggle", "SystemConfig", "SystemLifecycle"),
         "timestamps": ("format_timestamp", "utc_from_seconds"),
+        "severities": ("SEVERITIES", "AlertSeverity"),
         "registry": ("MESSAGE_TYPES", "TAGS", "model_for"),
     },
 )

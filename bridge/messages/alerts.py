@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, ClassVar, Final, Literal, get_args
+from typing import Any, ClassVar, Final, Literal
 
 from pydantic import Field, model_validator
 
@@ -22,6 +22,7 @@ from bridge.messages._base import (
     random_hex,
     utc_now,
 )
+from bridge.messages.severities import SEVERITIES, AlertSeverity
 
 __all__ = [
     "ACK_BY_DEFAULT",
@@ -37,9 +38,6 @@ __all__ = [
 
 INSTANCE: Final = "ex_esdb_alerts"
 
-AlertSeverity = Literal["info", "warning", "error", "critical"]
-SEVERITIES: Final[tuple[AlertSeverity, ...]] = get_args(AlertSeverity)
-"""The alerting scale, lowest first: every alert, webhook and severity setting uses it."""
 RiskSeverity = Literal["low", "medium", "high", "critical"]
 """The scale of security reports and error analyses, lowest first."""
 SECURITY_SEVERITY: Final[Mapping[RiskSeverity, AlertSeverity]] = MappingProxyType(
