@@ -30,18 +30,22 @@ def fresh(code: str) -> str:
 
 
 def test_a_name_imports_its_own_submodule_alone() -> None:
-    """Asking ``bridge.messages`` for the alert severities imports their module and what it
-    is built on (``_base``, which writes timestamps with ``timestamps``), no other."""
+    """Asking ``bridge.messages`` for the alert severities imports their module alone (built on
+    nothing: no model, no pydantic), no other; a model imports its module and what it is built
+    on (``_base``, which writes timestamps with ``timestamps``)."""
     printed = fresh(
         "import sys\n"
         "import bridge.messages\n"
         "before = sorted(m for m in sys.modules if m.startswith('bridge.messages.'))\n"
         "bridge.messages.AlertSeverity\n"
         "after = sorted(m for m in sys.modules if m.startswith('bridge.messages.'))\n"
-        "print(before, after)"
+        "bridge.messages.SystemAlert\n"
+        "then = sorted(m for m in sys.modules if m.startswith('bridge.messages.'))\n"
+        "print(before, after, then)"
     )
     assert printed == (
-        "[] ['bridge.messages._base', 'bridge.messages.alerts', 'bridge.messages.timestamps']"
+        "[] ['bridge.messages.severities'] ['bridge.messages._base', 'bridge.messages.alerts',"
+        " 'bridge.messages.severities', 'bridge.messages.timestamps']"
     )
 
 
