@@ -7,10 +7,12 @@ real HTTP receiver on loopback, and their ``generatorURL`` is followed as an ope
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from tests.integration.servers.chromium import Browser, require_chromium
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.pages import screenshots
 from tests.pages.helpers import page_bridge, raise_alert, sink_of, wait_for_alert
-from tests.support import ADMIN_TOKEN, free_port, http_get, wait_until
+from tests.support import ADMIN_TOKEN, ThreadedBridge, free_port, http_get, wait_until
 
 # The page modules run on one pytest-xdist worker, one after another: their Chromium (a fixture
 # of tests/integration/conftest.py) starts once.
@@ -55,6 +57,17 @@ def delivered_alert(receiver: WebhookReceiver, alert_id: str) -> dict[str, Any]:
             if alert["labels"]["alert_id"] == alert_id:
                 return dict(alert)
     raise AssertionError(f"no delivered alert {alert_id}")
+
+
+@contextlib.contextmanager
+def delivered_from(
+    tmp_path: Path, receiver: WebhookReceiver, alert_id: str, title: str, **env: str
+) -> Iterator[tuple[ThreadedBridge, dict[str, Any]]]:
+    """A page bridge notifying ``receiver`` (``env``: settings of its own) with the alert
+    ``alert_id`` raised: the bridge, and the alert entry the receiver accepted for it."""
+    with page_bridge(tmp_path, EXESDB_WEBHOOK_URLS=receiver.url, **HOOK_SETTINGS, **env) as server:
+        raise_alert(server, alert_id, title)
+        yield server, delivered_alert(receiver, alert_id)
 
 
 # Run before the page's own script: counts the requests for its live part as they are sent (a
@@ -149,14 +162,13 @@ def test_a_delivered_webhooks_generator_url_opens_the_alerts_page(
     annotations the receiver got, summary among them."""
     receiver: WebhookReceiver = webhook_receiver()
     port = free_port()
-    with page_bridge(
+    with delivered_from(
         tmp_path,
+        receiver,
+        "node_failure:db-3@cluster",
+        "Node db-3 is down",
         EXESDB_HTTP_ADDR=f"127.0.0.1:{port}",
-        EXESDB_WEBHOOK_URLS=receiver.url,
-        **HOOK_SETTINGS,
-    ) as server:
-        raise_alert(server, "node_failure:db-3@cluster", "Node db-3 is down")
-        alert = delivered_alert(receiver, "node_failure:db-3@cluster")
+    ) as (_server, alert):
         url = alert["generatorURL"]
         assert url == f"http://127.0.0.1:{port}/alerts/node_failure%3Adb-3%40cluster"
         browser.open(url)
@@ -235,9 +247,11 @@ def test_an_alert_with_the_longest_id_is_reached_by_its_links_and_acknowledged(
     bytes."""
     receiver: WebhookReceiver = webhook_receiver()
     alert_id = "\N{GRINNING FACE}" * MAX_TEXT
-    with page_bridge(tmp_path, EXESDB_WEBHOOK_URLS=receiver.url, **HOOK_SETTINGS) as server:
-        raise_alert(server, alert_id, "An alert with a long id")
-        url = delivered_alert(receiver, alert_id)["generatorURL"]
+    with delivered_from(tmp_path, receiver, alert_id, "An alert with a long id") as (
+        server,
+        alert,
+    ):
+        url = alert["generatorURL"]
         assert len(url) > 49_000
         status, body = http_get(url)
         assert status == 200
@@ -258,14 +272,13 @@ def test_the_generator_url_answers_a_plain_get_without_a_token(
     """The generatorURL of a delivered webhook, fetched with no token, is 200 with the title."""
     receiver: WebhookReceiver = webhook_receiver()
     port = free_port()
-    with page_bridge(
+    with delivered_from(
         tmp_path,
+        receiver,
+        "disk_full:db-4",
+        "Disk full on db-4",
         EXESDB_HTTP_ADDR=f"127.0.0.1:{port}",
-        EXESDB_WEBHOOK_URLS=receiver.url,
-        **HOOK_SETTINGS,
-    ) as server:
-        raise_alert(server, "disk_full:db-4", "Disk full on db-4")
-        alert = delivered_alert(receiver, "disk_full:db-4")
+    ) as (server, alert):
         status, body = http_get(alert["generatorURL"])
         assert server.url == f"http://127.0.0.1:{port}"
     assert status == 200
@@ -276,11 +289,9 @@ def test_on_port_0_the_generator_url_names_the_port_bound(tmp_path: Path, webhoo
     """With EXESDB_HTTP_ADDR at port 0 (the system picks one) the generatorURL names the port the
     bridge listens on, not 0, and answers 200 with the alert's title."""
     receiver: WebhookReceiver = webhook_receiver()
-    with page_bridge(
-        tmp_path, EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_WEBHOOK_URLS=receiver.url, **HOOK_SETTINGS
-    ) as server:
-        raise_alert(server, "disk_full:db-5", "Disk full on db-5")
-        alert = delivered_alert(receiver, "disk_full:db-5")
+    with delivered_from(
+        tmp_path, receiver, "disk_full:db-5", "Disk full on db-5", EXESDB_HTTP_ADDR="127.0.0.1:0"
+    ) as (server, alert):
         assert alert["generatorURL"] == f"{server.url}/alerts/disk_full%3Adb-5"
         status, body = http_get(alert["generatorURL"])
     assert status == 200
@@ -295,15 +306,14 @@ def test_with_an_external_url_a_webhooks_generator_url_starts_with_it(
     the listen address, and it opens the alert's page."""
     receiver: WebhookReceiver = webhook_receiver()
     port = free_port()
-    with page_bridge(
+    with delivered_from(
         tmp_path,
+        receiver,
+        "disk_full:db-6",
+        "Disk full on db-6",
         EXESDB_HTTP_ADDR=f"127.0.0.1:{port}",
         EXESDB_EXTERNAL_URL=f"http://localhost:{port}/",
-        EXESDB_WEBHOOK_URLS=receiver.url,
-        **HOOK_SETTINGS,
-    ) as server:
-        raise_alert(server, "disk_full:db-6", "Disk full on db-6")
-        alert = delivered_alert(receiver, "disk_full:db-6")
+    ) as (_server, alert):
         assert alert["generatorURL"] == f"http://localhost:{port}/alerts/disk_full%3Adb-6"
         status, body = http_get(alert["generatorURL"])
     assert status == 200
