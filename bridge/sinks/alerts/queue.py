@@ -96,6 +96,16 @@ VALUES (:url, :alert_id, :now, (SELECT severity FROM alerts WHERE alert_id = :al
 ON CONFLICT (url, alert_id) DO UPDATE SET peak = excluded.peak
 WHERE queued.peak IS NULL OR {_rank("excluded.peak")} > {_rank("queued.peak")}
 """  # noqa: S608 (constant fragments)
+# Of an alert queued for both ``:old`` and ``:new``, the row under ``:new`` takes the earlier
+# start and the more severe peak of the two (``move_receiver_rows``).
+_MERGE_QUEUED: Final = f"""
+UPDATE queued SET
+    queued_at = MIN(queued.queued_at, earlier.queued_at),
+    peak = CASE WHEN {_rank("earlier.peak")} > {_rank("queued.peak")}
+        THEN earlier.peak ELSE queued.peak END
+FROM queued AS earlier
+WHERE queued.url = :new AND earlier.url = :old AND earlier.alert_id = queued.alert_id
+"""  # noqa: S608 (constant fragments)
 # A receiver's deliveries go out one at a time, in the order they were made (see next_due).
 _OLDEST_PENDING: Final = (
     "SELECT * FROM deliveries WHERE url = :url AND state = :pending ORDER BY rowid LIMIT 1"
@@ -684,7 +694,9 @@ class DeliveryQueue:
             return 0
         keys = {"old": old, "new": new}
         with self._database.transaction() as db:
-            # An alert queued under both keys keeps its place under the new one.
+            # An alert queued under both keys keeps its place under the new one, its window
+            # reckoned from the earlier start and at the more severe peak of the two (``_kept``).
+            db.execute(_MERGE_QUEUED, keys)
             moved = db.execute("UPDATE OR IGNORE queued SET url = :new WHERE url = :old", keys)
             count = moved.rowcount
             db.execute("DELETE FROM queued WHERE url = :old", keys)

@@ -362,6 +362,36 @@ def test_what_waits_under_a_raw_url_moves_to_the_receiver_key(tmp_path: Path) ->
     box.close()
 
 
+def test_an_alert_queued_under_both_keys_keeps_its_earlier_window_when_moved(
+    tmp_path: Path,
+) -> None:
+    """An alert queued while firing under a receiver's earlier key, and queued again under its
+    new key once resolved, keeps the earlier window's start and peak when the rows move: the
+    receiver, which never heard of it, gets its resolve (it fired while the window was open)
+    rather than nothing."""
+    [base], _ = resolve_receivers(
+        ["http://127.0.0.1:9/hook"],
+        None,
+        secret=None,
+        timeout=7.0,
+        max_alerts=50,
+        min_severity="critical",
+    )
+    key = "http://127.0.0.1:9/…#0123456789abcdef"
+    old = Outbox.in_dir(tmp_path, urls=[URL])
+    observe(old, event("brief"), T0)
+    old.close()
+    box = Outbox.in_dir(tmp_path, urls=[key])
+    try:
+        observe(box, event("brief", "resolved", severity="warning"), T0 + 1)
+        box.queue.move_receiver_rows(URL, key)
+        keep = keep_for(dataclasses.replace(base, key=key))
+        assert box.queue.group(key, T0 + 2, 0.0, _states, keep) == 1
+        assert [d.body for d in box.queue.deliveries()] == [b"brief resolved"]
+    finally:
+        box.close()
+
+
 def _together(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
     """A payload builder: every alert in one webhook body."""
     return build_payloads(records, max_alerts=10, external_url="http://bridge")
