@@ -13,7 +13,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bench.outbox_before import DEPTH_BEFORE, OF_ALERT_BEFORE
-from bridge.receivers import resolve_receivers
+from bridge.messages.severities import AlertSeverity
+from bridge.receivers import Receiver, resolve_receivers
 from bridge.sinks.alerts.delivery import keep_for
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.payload import build_payloads, split_body
@@ -187,6 +188,19 @@ def _states(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
     return [(f"{r.alert_id} {r.state.value}".encode(), [r.alert_id]) for r in records]
 
 
+def receiver_from(min_severity: AlertSeverity) -> Receiver:
+    """A webhook receiver taking alerts at ``min_severity`` and above, as configured."""
+    [receiver], _ = resolve_receivers(
+        ["http://127.0.0.1:9/hook"],
+        None,
+        secret=None,
+        timeout=7.0,
+        max_alerts=50,
+        min_severity=min_severity,
+    )
+    return receiver
+
+
 def held_window(box: Outbox, key: str, build: BuildPayloads, keep: Keep) -> str:
     """Hold ``key``'s grouping window: the alert observed at T0 made its delivery, whose first
     attempt failed (its retry due at T0 + 10); that delivery's id."""
@@ -223,14 +237,7 @@ def test_an_alert_that_fired_and_resolved_while_the_window_was_held_is_sent_its_
     failing) reaches it, back, as its resolve alone, when its filters take the alert firing:
     never heard of at all, it would be lost; a critical-only receiver gets the critical one's
     resolve alone, one with send_resolved: false neither."""
-    [base], _ = resolve_receivers(
-        ["http://127.0.0.1:9/hook"],
-        None,
-        secret=None,
-        timeout=7.0,
-        max_alerts=50,
-        min_severity="info",
-    )
+    base = receiver_from("info")
     receivers = {
         "all": dataclasses.replace(base, key="all"),
         "critical": dataclasses.replace(base, key="critical", min_severity="critical"),
@@ -272,14 +279,7 @@ def test_an_alert_critical_while_the_window_was_held_reaches_a_critical_only_rec
     though it stands below critical when the window closes: one that fired critical, resolved
     and fired again as a warning that resolved too is sent its resolve alone, one that eased
     to a warning and still fires is sent as it stands; judged as they end, neither was sent."""
-    [base], _ = resolve_receivers(
-        ["http://127.0.0.1:9/hook"],
-        None,
-        secret=None,
-        timeout=7.0,
-        max_alerts=50,
-        min_severity="critical",
-    )
+    base = receiver_from("critical")
     box = Outbox.in_dir(tmp_path / "state", urls=["critical"])
     keep = keep_for(dataclasses.replace(base, key="critical"))
 
@@ -369,14 +369,7 @@ def test_an_alert_queued_under_both_keys_keeps_its_earlier_window_when_moved(
     new key once resolved, keeps the earlier window's start and peak when the rows move: the
     receiver, which never heard of it, gets its resolve (it fired while the window was open)
     rather than nothing."""
-    [base], _ = resolve_receivers(
-        ["http://127.0.0.1:9/hook"],
-        None,
-        secret=None,
-        timeout=7.0,
-        max_alerts=50,
-        min_severity="critical",
-    )
+    base = receiver_from("critical")
     key = "http://127.0.0.1:9/…#0123456789abcdef"
     old = Outbox.in_dir(tmp_path, urls=[URL])
     observe(old, event("brief"), T0)
