@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from bridge.bus import Envelope, Rejection, RejectReason, check_topic, decode_envelope
 from bridge.bus.problems import with_every_problem
-from bridge.messages import NodeHealth, SystemAlert
+from bridge.messages import TAGS, ClusterMembership, NodeHealth, SystemAlert
 
 TS = "2026-11-28T00:00:00.123Z"
 
@@ -287,6 +288,79 @@ def test_a_payload_of_many_unknown_fields_is_refused_naming_ten_and_counting_all
     assert rejection.also_found == 50_000
     assert asked
     assert max(asked) <= len(NodeHealth.__pydantic_fields__) + 10
+
+
+def _membership(affected: list[Any], active: list[Any] | None = None) -> dict[str, Any]:
+    payload = {"event": "node_added", "affected_nodes": affected, "active_nodes": active or ["a"]}
+    return _envelope(
+        instance="ex_esdb_lifecycle",
+        tag="cluster_membership_changed",
+        payload={**payload, "originating_node": "a"},
+    )
+
+
+def _log_summary(counts: dict[str, Any]) -> dict[str, Any]:
+    payload = {"time_period": "1h", "log_counts": counts, "nodes_reporting": ["a"]}
+    return _envelope(instance="ex_esdb_logging", tag="log_summary", payload=payload)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(_membership([1] * 12_000), id="wrong-from-the-start"),
+        pytest.param(_membership(["a"] * 10_000 + [1] * 3_000), id="wrong-at-the-end"),
+        pytest.param(_membership(["a"] * 12_999 + [1]), id="one-wrong-last"),
+        pytest.param(_membership([1 if n % 700 == 0 else "a" for n in range(12_000)]), id="sparse"),
+        pytest.param(
+            _membership([1 if n % 3_000 == 5 else "a" for n in range(12_000)], [2] * 9_000),
+            id="a-few-then-the-next-field",
+        ),
+        pytest.param(_log_summary({f"k{n}": -1 for n in range(6_000)}), id="object"),
+    ],
+)
+def test_a_long_list_of_wrong_items_is_refused_naming_its_first_ten_and_counting_all(
+    data: dict[str, Any],
+) -> None:
+    """A payload whose lists (or objects) hold thousands of wrong items, at their start, at
+    their end or here and there, is refused naming the first ten problems as pydantic words
+    them for the whole payload, in its order, and counting every other one."""
+    model = TAGS[data["tag"]]
+    with pytest.raises(ValidationError) as raised:
+        model.model_validate(data["payload"])
+    errors = raised.value.errors()
+    words = [
+        (".".join(map(str, ("payload", *error["loc"]))), error["msg"]) for error in errors[:10]
+    ]
+    said = [(field, f"{field}: {msg}") for field, msg in words]
+    first = _rejection(data)
+    assert (first.field, first.detail) == said[0]
+    rejection = _every_problem(data)
+    problems = [rejection, *rejection.also]
+    assert [(p.field, p.detail) for p in problems] == said
+    assert rejection.also_found == len(errors) - 1
+
+
+def test_a_long_list_of_wrong_items_is_never_handed_to_the_model_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A payload with 50 000 wrong node names is refused without its model validating more than
+    a window of them (pydantic builds each error it finds, ~6 µs each, holding the GIL): its
+    items are checked a window at a time, their errors counted, not built."""
+    data = _membership([1] * 50_000, [2] * 50_000)
+    longest: list[int] = []
+    validate = ClusterMembership.model_validate.__func__  # type: ignore[attr-defined]
+
+    def noted(model: type[ClusterMembership], /, obj: Any, **options: Any) -> ClusterMembership:
+        longest.append(max(len(obj["affected_nodes"]), len(obj["active_nodes"])))
+        return validate(model, obj, **options)
+
+    monkeypatch.setattr(ClusterMembership, "model_validate", classmethod(noted))
+    first = _rejection(data)
+    rejection = _every_problem(data)
+    assert (first.field, rejection.field) == ("payload.affected_nodes.0",) * 2
+    assert rejection.also_found == 99_999
+    assert longest
+    assert max(longest) <= 100
 
 
 def test_a_node_the_envelope_refuses_is_not_refused_again_in_its_payload() -> None:

@@ -24,6 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import SchemaValidator
 
 import bridge
 import bridge.bus.decoding as decoding_module
@@ -40,6 +41,7 @@ from bridge.client_settings import NodeName
 from bridge.messages import (
     AlertAck,
     ClusterHealth,
+    ClusterMembership,
     LogEntry,
     LogSummary,
     Message,
@@ -1624,3 +1626,33 @@ def test_a_control_character_in_a_label_is_refused_in_a_batch_with_escapes_elsew
     expected = ([decode_envelope_reference(free)], (1, rejection))
     assert decode_envelopes(lines, b"\n".join(lines)) == decode_envelopes(lines) == expected
     assert decode_envelopes([free, free], b"\n".join([free, free]))[1] is None
+
+
+@pytest.mark.parametrize(
+    ("model", "payload"),
+    [
+        (
+            ClusterMembership,
+            {
+                "event": "node_added",
+                "affected_nodes": [1] * 1_000,
+                "active_nodes": ["a"],
+                "originating_node": "a",
+            },
+        ),
+        (LogSummary, {"time_period": "1h", "log_counts": {f"k{n}": 1 for n in range(1_000)}}),
+    ],
+)
+def test_the_wire_schema_stops_at_the_first_wrong_item_of_a_list_or_object(
+    model: type[Message], payload: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pydantic-core path's payload schema refuses a list (or object) of 1 000 wrong items
+    at its first (one error built, not 1 000: the path only asks whether a payload passes)."""
+    schema = model.wire_schema()
+    # As the decoder builds its validator: a complete model's own would be used instead.
+    monkeypatch.setattr(model, "__pydantic_complete__", False)
+    validator = SchemaValidator(schema)
+    monkeypatch.undo()
+    with pytest.raises(ValidationError) as raised:
+        validator.validate_python(payload)
+    assert raised.value.error_count() == 1
