@@ -210,13 +210,7 @@ class Lease:
             mine = holder is not None and text(holder) == self._consumer
             taken = False
             if holder is not None and not mine:
-                if epoch is None:
-                    epoch = await self._set_epoch()
-                self._holder = text(holder)
-                self._stand_by(self._holder)
-                self._renewed = self._clock()
-                self._seen = (self._holder, epoch)
-                self._leave_until = None
+                await self._saw(text(holder), epoch)
             elif not mine and self._leaving(epoch):
                 pass
             elif unfit is not None:
@@ -246,6 +240,17 @@ class Lease:
                 return None
         # Standing by, ask often: a released lease is taken over within a second.
         return self._period if self.held.is_set() else min(self._period, _STANDBY_SECONDS)
+
+    async def _saw(self, holder: str, epoch: bytes | None) -> None:
+        """Note ``holder``, another replica, found holding the lease in the data set of
+        ``epoch`` (set first if missing, as a writer sets it: ``_set_epoch``)."""
+        if epoch is None:
+            epoch = await self._set_epoch()
+        self._holder = holder
+        self._stand_by(holder)
+        self._renewed = self._clock()
+        self._seen = (holder, epoch)
+        self._leave_until = None
 
     def _stand_by(self, holder: str) -> None:
         """Say this replica stands by for ``holder``, the lease's holder found now, if another
@@ -293,7 +298,19 @@ class Lease:
         if mine:
             taken = await self._renew()
         else:
-            taken = bool(await client.set(self._key, self._consumer, nx=True, px=self._lease_ms))
+            # Who holds it and the epoch read in the same transaction (the epoch set if missing,
+            # as a writer sets it): a take lost to another replica records that holder at once,
+            # not at the next look a second later, so that a data loss meanwhile leaves the
+            # lease to it (``_leaving``) rather than have this replica take it at once.
+            pipe = client.pipeline(transaction=True)
+            pipe.set(self._key, self._consumer, nx=True, px=self._lease_ms)
+            pipe.set(self._epoch_key, secrets.token_hex(8), nx=True)
+            pipe.get(self._key)
+            pipe.get(self._epoch_key)
+            was_set, _, holder, epoch = await pipe.execute()
+            taken = bool(was_set)
+            if not taken and holder is not None and text(holder) != self._consumer:
+                await self._saw(text(holder), epoch)
             # Renewed at once, before it is taken up: a lease Redis lets this replica set but not
             # renew (an ACL user without PEXPIRE) would be taken up and lost each lease, the
             # refusal told and then ended by the next take; refused here, it is told until the
