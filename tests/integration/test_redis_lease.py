@@ -455,6 +455,97 @@ async def test_a_take_lost_to_another_leaves_it_the_lease_lost_with_redis_data_a
         await proxy.aclose()
 
 
+async def looked_again(server: RedisServer, taken: list[int]) -> None:
+    """Wait until replica a:1 looked at the lease twice since now, or took it (``taken``)."""
+    # Each look GETs the lease and the epoch: three more, two whole after now, unless a:1 took
+    # the lease (its take GETs both too, and is taken up before a GET more).
+    gets = calls(server, "get")
+    await async_wait_until(lambda: taken or calls(server, "get") >= gets + 6, 10, "looked")
+
+
+@pytest.mark.parametrize("looked", [True, False], ids=["found free", "taken back unseen"])
+async def test_a_lease_lost_with_redis_data_is_left_to_its_holder_whose_take_up_failed(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture, looked: bool
+) -> None:
+    """b:2, taking back the lease it lost with Redis's data (whether a:1 found it free first or
+    not), gives it back as a step of taking the work queue up failed: a:1 still leaves it to b:2
+    until a lease from the loss is out (b:2 tries again a second later; its open alerts are
+    only in its outbox), not taking it at once as if given up in the new data set; a:1 takes
+    it then."""
+    server = redis_server()
+    with server.client() as other:
+        other.set(EPOCH, "before")
+        other.set(LEADER, "b:2")
+    now = [0.0]
+    taken: list[int] = []
+
+    async def took() -> None:
+        taken.append(1)
+
+    def leaving() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "leaving it to b:2" in r.getMessage()]
+
+    with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
+        # A lease of 900 ms, looked at every 300 ms, timed by a clock that moves when told.
+        async with _running_lease(
+            server, on_lead=took, lease_ms=900, clock=lambda: now[0]
+        ) as lease:
+            await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding it")
+            with server.client() as other:
+                pipe = other.pipeline(transaction=True)
+                pipe.flushall()
+                if looked:
+                    pipe.execute()
+                    await async_wait_until(lambda: leaving() or taken, 10, "found free")
+                # b:2 takes its lease back, its writer writing a new epoch.
+                pipe.set(EPOCH, "after")
+                pipe.set(LEADER, "b:2")
+                pipe.execute()
+            await looked_again(server, taken)
+            with server.client() as other:
+                other.delete(LEADER)  # b:2's take-up failed: it gives the lease back
+            await looked_again(server, taken)
+            assert taken == []
+            assert len(leaving()) == 1
+            now[0] += 1.0  # a lease from the loss is out: b:2 stayed away
+            await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+            assert taken == [1]
+
+
+async def test_a_lease_taken_back_and_held_past_a_lease_from_the_loss_is_taken_at_once_given_up(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """b:2, having taken back the lease it lost with Redis's data and held it past a lease from
+    the loss (its work queue taken up), gives it up: a:1 takes it at once, as any lease given
+    up, not left for b:2 a lease more."""
+    server = redis_server()
+    with server.client() as other:
+        other.set(EPOCH, "before")
+        other.set(LEADER, "b:2")
+    now = [0.0]
+    taken: list[int] = []
+
+    async def took() -> None:
+        taken.append(1)
+
+    # A lease of 900 ms, looked at every 300 ms, timed by a clock that moves when told.
+    async with _running_lease(server, on_lead=took, lease_ms=900, clock=lambda: now[0]) as lease:
+        await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding it")
+        with server.client() as other:
+            pipe = other.pipeline(transaction=True)
+            pipe.flushall()  # Redis lost its data, and b:2 takes its lease back
+            pipe.set(EPOCH, "after")
+            pipe.set(LEADER, "b:2")
+            pipe.execute()
+        await looked_again(server, taken)
+        now[0] += 1.0  # a lease from the loss is out, b:2 holding the lease still
+        await looked_again(server, taken)
+        with server.client() as other:
+            other.delete(LEADER)  # b:2 stops
+        await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+    assert taken == [1]
+
+
 async def test_a_holder_whose_read_found_its_lease_gone_with_redis_data_takes_it_back_at_once(
     redis_server: Callable[[], RedisServer],
 ) -> None:
