@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from bridge.backoff import Backoff
 from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.lease import Lease
-from bridge.bus.redis.link import Link
+from bridge.bus.redis.link import Link, redis_client
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_bus import ALERTS, Replica, calls, replicas, signed_entry
 from tests.integration.test_redis_spool import Proxy
@@ -378,6 +378,174 @@ async def test_a_lease_lost_with_redis_data_goes_to_another_once_its_holder_stay
         await async_wait_until(lambda: lease.leading, 10, "the lease taken after a while")
 
 
+class TakeLostThenData(Proxy):
+    """A proxy that, at the lease's first SET NX of the lease, sets it first as replica b:2
+    would (so that the take fails), and empties Redis (a restart without persistence) before
+    the failed take's answer reaches the lease: the lease free again before its next look."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port)
+        self.done = False
+        self._redis = Redis(port=upstream_port)
+
+    def _pipes(
+        self,
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        server_r: asyncio.StreamReader,
+        server_w: asyncio.StreamWriter,
+    ) -> tuple[Coroutine[Any, Any, None], Coroutine[Any, Any, None]]:
+        armed = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                if not self.done and LEADER.encode() in data and b"\r\nNX\r\n" in data:
+                    await self._redis.set(LEADER, "b:2", px=30_000)
+                    armed.set()
+                server_w.write(data)
+                await server_w.drain()
+
+        async def downstream() -> None:
+            while data := await server_r.read(65536):
+                # Redis answers once it ran all the take sent: the data goes after the take.
+                if armed.is_set() and not self.done:
+                    await self._redis.flushall()
+                    self.done = True
+                client_w.write(data)
+                await client_w.drain()
+
+        return upstream(), downstream()
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self._redis.aclose()
+
+
+@pytest.mark.parametrize("epoch", ["before", None], ids=["epoch written", "no epoch yet"])
+async def test_a_take_lost_to_another_leaves_it_the_lease_lost_with_redis_data_at_once(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture, epoch: str | None
+) -> None:
+    """A replica whose first take of a free lease lost to b:2 records b:2 as its holder then,
+    not at its next look a second later: Redis losing its data in between, it leaves the lease
+    for b:2 to take back rather than take it at once (also with no epoch written yet, which
+    the take sets)."""
+    server = redis_server()
+    if epoch is not None:
+        with server.client() as other:
+            other.set(EPOCH, epoch)
+    proxy = await TakeLostThenData(server.port).start()
+    taken: list[int] = []
+
+    async def took() -> None:
+        taken.append(1)
+
+    try:
+        with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
+            # A clock that stands still: the lease is left to b:2 for as long as the test looks.
+            async with _running_lease(
+                server, on_lead=took, url=proxy.url, lease_ms=900, clock=lambda: 0.0
+            ) as lease:
+                await async_wait_until(lambda: proxy.done, 10, "the take lost, then the data")
+                await async_wait_until(
+                    lambda: "leaving it to b:2" in caplog.text or taken, 10, "the lease found free"
+                )
+                assert taken == []
+                assert not lease.leading
+    finally:
+        await proxy.aclose()
+
+
+async def looked_again(server: RedisServer, taken: list[int]) -> None:
+    """Wait until replica a:1 looked at the lease twice since now, or took it (``taken``)."""
+    # Each look GETs the lease and the epoch: three more, two whole after now, unless a:1 took
+    # the lease (its take GETs both too, and is taken up before a GET more).
+    gets = calls(server, "get")
+    await async_wait_until(lambda: taken or calls(server, "get") >= gets + 6, 10, "looked")
+
+
+@pytest.mark.parametrize("looked", [True, False], ids=["found free", "taken back unseen"])
+async def test_a_lease_lost_with_redis_data_is_left_to_its_holder_whose_take_up_failed(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture, looked: bool
+) -> None:
+    """b:2, taking back the lease it lost with Redis's data (whether a:1 found it free first or
+    not), gives it back as a step of taking the work queue up failed: a:1 still leaves it to b:2
+    until a lease from the loss is out (b:2 tries again a second later; its open alerts are
+    only in its outbox), not taking it at once as if given up in the new data set; a:1 takes
+    it then."""
+    server = redis_server()
+    with server.client() as other:
+        other.set(EPOCH, "before")
+        other.set(LEADER, "b:2")
+    now = [0.0]
+    taken: list[int] = []
+
+    async def took() -> None:
+        taken.append(1)
+
+    def leaving() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "leaving it to b:2" in r.getMessage()]
+
+    with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
+        # A lease of 900 ms, looked at every 300 ms, timed by a clock that moves when told.
+        async with _running_lease(
+            server, on_lead=took, lease_ms=900, clock=lambda: now[0]
+        ) as lease:
+            await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding it")
+            with server.client() as other:
+                pipe = other.pipeline(transaction=True)
+                pipe.flushall()
+                if looked:
+                    pipe.execute()
+                    await async_wait_until(lambda: leaving() or taken, 10, "found free")
+                # b:2 takes its lease back, its writer writing a new epoch.
+                pipe.set(EPOCH, "after")
+                pipe.set(LEADER, "b:2")
+                pipe.execute()
+            await looked_again(server, taken)
+            with server.client() as other:
+                other.delete(LEADER)  # b:2's take-up failed: it gives the lease back
+            await looked_again(server, taken)
+            assert taken == []
+            assert len(leaving()) == 1
+            now[0] += 1.0  # a lease from the loss is out: b:2 stayed away
+            await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+            assert taken == [1]
+
+
+async def test_a_lease_taken_back_and_held_past_a_lease_from_the_loss_is_taken_at_once_given_up(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """b:2, having taken back the lease it lost with Redis's data and held it past a lease from
+    the loss (its work queue taken up), gives it up: a:1 takes it at once, as any lease given
+    up, not left for b:2 a lease more."""
+    server = redis_server()
+    with server.client() as other:
+        other.set(EPOCH, "before")
+        other.set(LEADER, "b:2")
+    now = [0.0]
+    taken: list[int] = []
+
+    async def took() -> None:
+        taken.append(1)
+
+    # A lease of 900 ms, looked at every 300 ms, timed by a clock that moves when told.
+    async with _running_lease(server, on_lead=took, lease_ms=900, clock=lambda: now[0]) as lease:
+        await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding it")
+        with server.client() as other:
+            pipe = other.pipeline(transaction=True)
+            pipe.flushall()  # Redis lost its data, and b:2 takes its lease back
+            pipe.set(EPOCH, "after")
+            pipe.set(LEADER, "b:2")
+            pipe.execute()
+        await looked_again(server, taken)
+        now[0] += 1.0  # a lease from the loss is out, b:2 holding the lease still
+        await looked_again(server, taken)
+        with server.client() as other:
+            other.delete(LEADER)  # b:2 stops
+        await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+    assert taken == [1]
+
+
 async def test_a_holder_whose_read_found_its_lease_gone_with_redis_data_takes_it_back_at_once(
     redis_server: Callable[[], RedisServer],
 ) -> None:
@@ -535,33 +703,55 @@ async def test_a_stop_while_taking_the_work_queue_up_gives_the_lease_back_at_onc
         await client.aclose()
 
 
-class _SetAnswerLost(Redis):
-    """A client whose ``SET`` of the lease Redis runs, its answer then lost (a timeout)."""
+class TakeAnswerLost(Proxy):
+    """A proxy that, once, lets the lease's take (its SET NX) run and cuts the connection
+    instead of passing its answer back (a reset or timeout after Redis ran it)."""
 
-    lost = asyncio.Event()
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port)
+        self.cut = asyncio.Event()
 
-    async def set(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
-        """Run the SET, then raise as if its answer never came."""
-        await super().set(*args, **kwargs)  # type: ignore[arg-type]
-        type(self).lost.set()
-        raise redis_py.exceptions.TimeoutError("Timeout reading from the socket")
+    def _pipes(
+        self,
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        server_r: asyncio.StreamReader,
+        server_w: asyncio.StreamWriter,
+    ) -> tuple[Coroutine[Any, Any, None], Coroutine[Any, Any, None]]:
+        armed = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                if LEADER.encode() in data and b"\r\nNX\r\n" in data:
+                    armed.set()
+                server_w.write(data)
+                await server_w.drain()
+
+        async def downstream() -> None:
+            while data := await server_r.read(65536):
+                if armed.is_set() and not self.cut.is_set():
+                    self.cut.set()
+                    return
+                client_w.write(data)
+                await client_w.drain()
+
+        return upstream(), downstream()
 
 
 async def test_a_stop_after_a_take_whose_answer_was_lost_gives_the_lease_back(
     redis_server: Callable[[], RedisServer],
 ) -> None:
     """A graceful stop that comes after a take whose answer was lost (Redis set the lease, the
-    replica told only a timeout, retrying after its backoff) gives the lease back at once, not
-    left for the replicas standing by to wait out."""
+    replica told only that the connection broke, retrying after its backoff) gives the lease
+    back at once, not left for the replicas standing by to wait out."""
     server = redis_server()
-    url = server.url
-    _SetAnswerLost.lost = asyncio.Event()
-    client = _SetAnswerLost.from_url(url)
-    link = Link(url, client, Backoff(60.0, 60.0, 0.0))  # the retry comes after the stop
+    proxy = await TakeAnswerLost(server.port).start()
+    client = redis_client(proxy.url, block_ms=1_000)  # no retry of its own, as the bridge's
+    link = Link(proxy.url, client, Backoff(60.0, 60.0, 0.0))  # the retry comes after the stop
     lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=60_000)
     running = asyncio.create_task(lease.run())
     try:
-        await asyncio.wait_for(_SetAnswerLost.lost.wait(), 10)
+        await asyncio.wait_for(proxy.cut.wait(), 10)
         with server.client() as other:
             assert other.get(LEADER) == b"a:1"
         assert not lease.leading
@@ -573,6 +763,7 @@ async def test_a_stop_after_a_take_whose_answer_was_lost_gives_the_lease_back(
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         await client.aclose()
+        await proxy.aclose()
 
 
 class LostRead(Proxy):

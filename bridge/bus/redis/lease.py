@@ -10,7 +10,10 @@ A holder unfit to serve (``require``: its alert outbox hangs, or its disk is ful
 and gives the lease back at its next renewal, and takes it again only once fit, so that a
 replica standing by serves (the acknowledgements of what it handled written first, for up to a
 second); an unfit replica finding the lease in its own name unawares (a ``SET`` whose answer
-was lost) gives it back alike.
+was lost) gives it back alike. A lease lost with Redis's data (a new ``exesdb:bus:epoch``) is
+left by the replicas standing by to the one they saw hold it, whose open alerts are kept only
+in its outbox, for one lease from the loss, even while it takes it back and gives it back again
+(a take-up that failed): taken by another, those alerts' resolves would never be sent.
 """
 
 from __future__ import annotations
@@ -90,10 +93,12 @@ class Lease:
         self._unsaid_changes = 0
         self._epoch_key = layout.epoch
         # Another replica last seen holding the lease, with the data set's epoch then (kept
-        # through an outage, unlike ``_holder``); and until when a lease it lost with Redis's
-        # data is left for it to take back (``_leaving``).
+        # through an outage, unlike ``_holder``, and while it takes the lease back after a data
+        # loss: ``_taking_back``); and until when a lease it lost with Redis's data is left for
+        # it to take back (``_leaving``).
         self._seen: tuple[str, bytes | None] | None = None
         self._leave_until: float | None = None
+        self._leave_told = False  # that it is left, logged while ``_leave_until`` lasts
         self._on_lead: list[Callable[[], Awaitable[None]]] = []
         self._checks: list[Callable[[], str | None]] = []  # see ``require``
         self._unfit_told = False  # a free lease was declined as unfit, logged, while it lasts
@@ -210,13 +215,7 @@ class Lease:
             mine = holder is not None and text(holder) == self._consumer
             taken = False
             if holder is not None and not mine:
-                if epoch is None:
-                    epoch = await self._set_epoch()
-                self._holder = text(holder)
-                self._stand_by(self._holder)
-                self._renewed = self._clock()
-                self._seen = (self._holder, epoch)
-                self._leave_until = None
+                await self._saw(text(holder), epoch)
             elif not mine and self._leaving(epoch):
                 pass
             elif unfit is not None:
@@ -227,6 +226,7 @@ class Lease:
             elif taken := await self._claim(mine):
                 self._holder = None  # the one last seen holds it no more: this replica took it
                 self._seen = None  # nor is it the last holder this replica knows of
+                self._leave_until, self._leave_told = None, False
                 if await self._took():
                     self.held.set()
                     self._told_holder = None  # another holder after this one is news again
@@ -246,6 +246,36 @@ class Lease:
                 return None
         # Standing by, ask often: a released lease is taken over within a second.
         return self._period if self.held.is_set() else min(self._period, _STANDBY_SECONDS)
+
+    async def _saw(self, holder: str, epoch: bytes | None) -> None:
+        """Note ``holder``, another replica, found holding the lease in the data set of
+        ``epoch`` (set first if missing, as a writer sets it: ``_set_epoch``)."""
+        if epoch is None:
+            epoch = await self._set_epoch()
+        self._holder = holder
+        self._stand_by(holder)
+        self._renewed = self._clock()
+        if self._taking_back(holder, epoch):
+            return
+        self._seen = (holder, epoch)
+        self._leave_until, self._leave_told = None, False
+
+    def _taking_back(self, holder: str, epoch: bytes | None) -> bool:
+        """Whether ``holder``, found holding the lease in a new data set (``epoch``), is the
+        replica last seen holding it before Redis lost its data, taking it back within a lease
+        of the loss. Its take-up may yet fail (its alert stage not ready) and give the lease
+        back, to take it again a second later: left to it (``_leaving``) for the rest of that
+        lease, timed from the loss, not from this sighting. Recorded as holding it in the new
+        data set instead, the lease it gives back would look given up, and be taken at once
+        by this replica, which lacks its open alerts (kept only in its outbox); timed from each
+        sighting, a holder failing for good would keep the lease from the others for ever."""
+        seen = self._seen
+        if seen is None or seen[0] != holder or seen[1] is None or epoch == seen[1]:
+            return False
+        now = self._clock()
+        if self._leave_until is None:
+            self._leave_until = now + self._lease_ms / 1000
+        return now < self._leave_until
 
     def _stand_by(self, holder: str) -> None:
         """Say this replica stands by for ``holder``, the lease's holder found now, if another
@@ -293,7 +323,19 @@ class Lease:
         if mine:
             taken = await self._renew()
         else:
-            taken = bool(await client.set(self._key, self._consumer, nx=True, px=self._lease_ms))
+            # Who holds it and the epoch read in the same transaction (the epoch set if missing,
+            # as a writer sets it): a take lost to another replica records that holder at once,
+            # not at the next look a second later, so that a data loss meanwhile leaves the
+            # lease to it (``_leaving``) rather than have this replica take it at once.
+            pipe = client.pipeline(transaction=True)
+            pipe.set(self._key, self._consumer, nx=True, px=self._lease_ms)
+            pipe.set(self._epoch_key, secrets.token_hex(8), nx=True)
+            pipe.get(self._key)
+            pipe.get(self._epoch_key)
+            was_set, _, holder, epoch = await pipe.execute()
+            taken = bool(was_set)
+            if not taken and holder is not None and text(holder) != self._consumer:
+                await self._saw(text(holder), epoch)
             # Renewed at once, before it is taken up: a lease Redis lets this replica set but not
             # renew (an ACL user without PEXPIRE) would be taken up and lost each lease, the
             # refusal told and then ended by the next take; refused here, it is told until the
@@ -314,25 +356,28 @@ class Lease:
         this replica last saw another hold the lease) and with it that holder's lease, which
         it takes back at its next renewal. Its open alerts are kept only there (Redis's copy
         went with the data): taken by another replica, their resolves would never be sent.
-        Left for one lease from when it is first found free, the time that lease could still
-        have run; a holder that does not come back in that time lost its lease as a dead one
-        does."""
+        Left for one lease from when the loss is first found (the lease free, or that holder
+        taking it back: ``_taking_back``), the time that lease could still have run, however
+        often that holder takes it and gives it back meanwhile; a holder that does not come
+        back (and take the work queue up) in that time lost its lease as a dead one does."""
         if self._seen is None or self._seen[1] is None or epoch == self._seen[1]:
             return False  # given up, or run out (or no epoch to tell by): nothing lost with it
         now = self._clock()
         if self._leave_until is None:
             self._leave_until = now + self._lease_ms / 1000
+        if now >= self._leave_until:
+            self._seen, self._leave_until, self._leave_told = None, None, False
+            return False
+        if not self._leave_told:
+            self._leave_told = True
             _logger.info(
                 "Redis lost its data while %s held the work-queue lease: leaving it to %s for"
                 " %d ms to take back, with its open alerts",
                 self._seen[0],
                 self._seen[0],
-                self._lease_ms,
+                round((self._leave_until - now) * 1000),
             )
-        if now < self._leave_until:
-            return True
-        self._seen, self._leave_until = None, None
-        return False
+        return True
 
     async def _set_epoch(self) -> bytes | None:
         """Set the data set's epoch, found missing under another's lease (no writer has written
