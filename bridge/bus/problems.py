@@ -413,7 +413,9 @@ def _problems_in(
 def _items_adapter(model: type[Message], name: str, kind: type) -> TypeAdapter[Any] | None:
     """A validator of a window of field ``name``'s ``kind`` (list or dict) of items, checking each
     as the model does, or None when its items are not checked one by one: a field of another
-    type (a union), with a bound of its own (``max_length``) or a validator of its own."""
+    type (a union), with a bound of its own (``max_length``) or a validator of its own. The
+    models' own before-validators only fill the ``FILLED`` fields, never a list's items: one
+    that did would make the window's count and the model's differ."""
     field = model.__pydantic_fields__.get(name)
     annotation = field.annotation if field is not None and not field.metadata else None
     if annotation is None or get_origin(annotation) is not kind:

@@ -317,7 +317,9 @@ class Lease:
 
     async def _take(self, mine: bool) -> bool:
         """Set the lease to this replica if it is free, or renew it if a lost ``SET`` set it
-        already (``mine``): its whole length from now. Whether it is this replica's."""
+        already (``mine``): its whole length from now. Whether it is this replica's. A take
+        lost to another replica notes that one as the holder (``_saw``), with the data set's
+        epoch, set first if missing."""
         client = self._link.client
         sent = self._clock()
         if mine:
