@@ -150,7 +150,11 @@ def unknown_field(exc: ValidationError, fields: Iterable[str]) -> web.Response |
     if unknown is None:
         return None
     names = list(fields)
-    close = difflib.get_close_matches(unknown, names, n=1)
+    # Or the field it is the last word of ({"by": ...}, as ``alerts ack --by`` names ack_by):
+    # too short for difflib to find alike.
+    close = difflib.get_close_matches(unknown, names, n=1) or [
+        name for name in names if name.endswith(f"_{unknown}")
+    ]
     meant = f"; did you mean {close[0]!r}?" if close else ""
     shown = clipped(repr(unknown), MAX_NAME_SHOWN)
     detail = f"unknown field {shown}{meant} (the fields: {', '.join(names)})"

@@ -425,6 +425,7 @@ async def test_ack_passes_the_acknowledgement_and_shows_the_alert(keeper: Keeper
     [
         (b'{"ack_by": "alice", "resolutoin": "fixed"}', "resolutoin", "resolution"),
         (b'{"ackby": "alice"}', "ackby", "ack_by"),
+        (b'{"by": "alice"}', "by", "ack_by"),
         (b'{"ack_by": "alice", "ack_note": "n", "note": "n"}', "note", "ack_note"),
         (b'{"ack_by": "alice", "extra": 1}', "extra", None),
     ],
