@@ -33,6 +33,7 @@ from tests.support import (
     require_binary,
     run_bridge,
     run_command,
+    run_in_process,
     wait_until,
     withhold,
 )
@@ -98,7 +99,15 @@ def answer(status: int, **headers: str) -> Handler:
 
 
 def healthcheck(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m bridge healthcheck`` with a clean bridge environment plus ``env``."""
+    """Run ``exesdb-bridge healthcheck`` in this process (``run_in_process``: the entry point a
+    process runs, a clean bridge environment plus ``env``), at a fraction of a process's cost."""
+    return run_in_process("healthcheck", *args, env=env)
+
+
+def healthcheck_process(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``healthcheck`` in a ``python -m bridge`` process of its own: where the process is the
+    point (an exec probe's timeout holds for the whole process), or the caller is no main thread
+    (``run_in_process`` times a command with SIGALRM)."""
     return run_bridge("healthcheck", *args, env=env)
 
 
@@ -232,7 +241,7 @@ def test_command_against_a_trickling_server_exits_1_within_its_timeout() -> None
     second (an exec probe's timeout holds), one line saying it did not answer within 1s."""
     with trickling_server() as port:
         started = time.monotonic()
-        completed = healthcheck("--timeout", "1", EXESDB_HTTP_ADDR=f"127.0.0.1:{port}")
+        completed = healthcheck_process("--timeout", "1", EXESDB_HTTP_ADDR=f"127.0.0.1:{port}")
         took = time.monotonic() - started
     assert completed.returncode == 1
     assert completed.stderr == (
@@ -428,7 +437,7 @@ def test_a_reason_phrase_s_control_characters_are_shown_as_escapes() -> None:
 
 def test_help_states_the_timeouts_range() -> None:
     """`healthcheck --help` gives --timeout's range, the one a usage error names."""
-    completed = run_bridge("healthcheck", "--help", env={"COLUMNS": "200"})
+    completed = run_in_process("healthcheck", "--help", env={"COLUMNS": "200"})
     assert completed.returncode == 0
     assert (
         "--timeout SECONDS  how long the whole probe may take (connect, TLS handshake, request"
@@ -927,7 +936,7 @@ async def test_unverified_readiness_is_only_the_bridge_s_own_200(
     await server.start(handler, ssl_context=serving)
     path = files.write(rotate_badly(files, "mismatched-key") + "colour: vermilion\n")
     completed = await asyncio.to_thread(
-        healthcheck,
+        healthcheck_process,
         "--ready",
         EXESDB_HTTP_ADDR=f"127.0.0.1:{server.port}",
         EXESDB_WEB_CONFIG_FILE=str(path),
@@ -1073,7 +1082,7 @@ async def test_a_server_whose_certificate_is_not_verified_is_sent_no_password(
     path = files.write(rotate_badly(files, "mismatched-key") + "colour: vermilion\n")
     (tmp_path / "password").write_text(PASSWORD)
     completed = await asyncio.to_thread(
-        healthcheck,
+        healthcheck_process,
         EXESDB_HTTP_ADDR=f"127.0.0.1:{server.port}",
         EXESDB_WEB_CONFIG_FILE=str(path),
         EXESDB_HEALTHCHECK_USERNAME="probe",
@@ -1112,7 +1121,9 @@ async def test_unverified_only_the_bridge_s_own_answer_is_healthy(
     await server.start(handler, ssl_context=serving)
     path = files.write(rotate_badly(files, "mismatched-key") + "colour: vermilion\n")
     completed = await asyncio.to_thread(
-        healthcheck, EXESDB_HTTP_ADDR=f"127.0.0.1:{server.port}", EXESDB_WEB_CONFIG_FILE=str(path)
+        healthcheck_process,
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{server.port}",
+        EXESDB_WEB_CONFIG_FILE=str(path),
     )
     assert completed.returncode == 1, completed.stdout
     assert completed.stderr.startswith(
@@ -1140,7 +1151,9 @@ async def test_the_line_says_why_the_certificate_did_not_verify(
     tls = "tls_server_config:\n  cert_file: expired.pem\n  key_file: expired.key\n"
     path = files.write(tls + "colour: vermilion\n")
     completed = await asyncio.to_thread(
-        healthcheck, EXESDB_HTTP_ADDR=f"127.0.0.1:{server.port}", EXESDB_WEB_CONFIG_FILE=str(path)
+        healthcheck_process,
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{server.port}",
+        EXESDB_WEB_CONFIG_FILE=str(path),
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.startswith(
