@@ -1,7 +1,7 @@
-"""The exesdb-bridge command (docs/cli.md): ``run`` as a real process; the client commands in
-the test's own process (``run_in_process``), with a real process for each where the process is
-the point (the console script, Ctrl-C, a pipe, stdin), and an in-process bridge to talk to where
-the bridge is not what a test is about."""
+"""The exesdb-bridge command (docs/cli.md): ``run`` as a real process (its usage errors, refused
+before it starts, aside); the client commands in the test's own process (``run_in_process``),
+with a real process for each where the process is the point (the console script, Ctrl-C, a pipe,
+stdin), and an in-process bridge to talk to where the bridge is not what a test is about."""
 
 from __future__ import annotations
 
