@@ -44,6 +44,9 @@ from bridge.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-base-with-at-least-32-characters"
 ADMIN_TOKEN = "test-admin-token"
+# The arguments of a ``run`` that serves: any other ``run ...`` is refused by its parser (or
+# answered, for --help) before anything starts.
+PLAIN_RUNS: Final = (["run"], ["run", "--demo"])
 # Default_Ignorable_Code_Point in the BMP, from Unicode's DerivedCoreProperties.txt (which
 # unicodedata does not carry): characters drawn as nothing, so a name of them shows as no one.
 DEFAULT_IGNORABLE_BMP = (
@@ -225,8 +228,10 @@ def listens(pid: int, port: int) -> bool:
 
 
 def _settled(process: subprocess.Popen[Any], port: int, ready: Callable[[], bool]) -> bool:
-    """The process ended, or it listens on ``port`` itself and is ready."""
-    return process.poll() is not None or (listens(process.pid, port) and ready())
+    """The process ended, or it is ready and listens on ``port`` itself. Asked in that order:
+    ``ready()`` is refused at once while nothing listens, whereas ``listens`` reads every TCP
+    socket of the host (some 10 ms of CPU on a busy one), which each poll of a start paid."""
+    return process.poll() is not None or (ready() and listens(process.pid, port))
 
 
 def start_listening(
@@ -534,12 +539,14 @@ def run_in_process(
     seconds (``run_command``'s) is interrupted (SIGALRM: call this from the main thread) and the
     test fails saying so, with what it wrote, rather than hang the suite.
 
-    For the client commands and usage errors; not ``run``, whose server, signal handlers and
-    logging would outlive the call (``run_bridge`` runs it in a process of its own).
+    For the client commands and usage errors (``run``'s too: its parser refuses, or answers
+    ``--help``, before anything starts; the SIGTERM handler it sets meanwhile is put back);
+    not a plain ``run`` or ``run --demo``, whose server, signal handlers and logging would
+    outlive the call (``run_bridge`` runs it in a process of its own).
     """
     from bridge.__main__ import main
 
-    assert args[:1] != ("run",), "run serves until stopped: run it with run_bridge"
+    assert list(args) not in PLAIN_RUNS, "run serves until stopped: run it with run_bridge"
     assert threading.current_thread() is threading.main_thread(), "SIGALRM times the command"
     out, err = io.StringIO(), io.StringIO()
     hung = False
@@ -559,6 +566,7 @@ def run_in_process(
         patch.chdir(cwd)
         if stdin is not None:
             patch.setattr(sys, "stdin", io.StringIO(stdin))
+        terminated = signal.getsignal(signal.SIGTERM)  # `run ...` sets its own
         before = signal.signal(signal.SIGALRM, time_out)
         signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
@@ -574,6 +582,7 @@ def run_in_process(
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, before)
+            signal.signal(signal.SIGTERM, terminated)
     if hung:
         pytest.fail(
             f"exesdb-bridge {' '.join(args)} did not end within {timeout:g} s (hung?);"

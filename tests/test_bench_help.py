@@ -47,7 +47,9 @@ print(json.dumps(shown))
 
 @pytest.fixture(scope="module")
 def helps() -> dict[str, list[Any]]:
-    """Every benchmark's ``--help``: its exit status, stdout and stderr, by module."""
+    """Every benchmark's ``--help``: its exit status, stdout and stderr, by module. The tests
+    using it are one pytest-xdist group, so that one worker runs them all, not each worker that
+    takes one of them (each worker's module fixture ends when its next test is another module's)."""
     done = subprocess.run(
         [sys.executable, "-c", _ALL_HELPS, *BENCHMARKS],
         cwd=ROOT,
@@ -75,6 +77,7 @@ def test_python_m_bench_help_exits_0_in_a_process_of_its_own() -> None:
     assert done.stdout.startswith("usage: "), done.stdout
 
 
+@pytest.mark.xdist_group("bench-helps")
 @pytest.mark.parametrize("module", BENCHMARKS)
 def test_a_benchmarks_help_has_no_rst_quotes(module: str, helps: dict[str, list[Any]]) -> None:
     """`python -m <module> --help` exits 0 and shows no ``double backticks``."""

@@ -1,7 +1,7 @@
-"""The exesdb-bridge command (docs/cli.md): ``run`` as a real process; the client commands in
-the test's own process (``run_in_process``), with a real process for each where the process is
-the point (the console script, Ctrl-C, a pipe, stdin), and an in-process bridge to talk to where
-the bridge is not what a test is about."""
+"""The exesdb-bridge command (docs/cli.md): ``run`` as a real process (its usage errors, refused
+before it starts, aside); the client commands in the test's own process (``run_in_process``),
+with a real process for each where the process is the point (the console script, Ctrl-C, a pipe,
+stdin), and an in-process bridge to talk to where the bridge is not what a test is about."""
 
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ from tests.sinks.alerts.helpers import T0, event, observe, one_each
 from tests.support import (
     ADMIN_TOKEN,
     DAMAGED_CA_NAMES,
+    PLAIN_RUNS,
     ROOT,
     TEST_SECRET,
     BridgeProcess,
@@ -83,9 +84,10 @@ ALERT_FIELDS = [
 
 
 def cli(*args: str, stdin: str | None = None, cwd: Path = ROOT, **env: str) -> Completed:
-    """Run ``exesdb-bridge`` with the given arguments and environment in this process (``run``
-    in a process of its own, since it serves); capture its output."""
-    if args[:1] == ("run",):
+    """Run ``exesdb-bridge`` with the given arguments and environment in this process (a plain
+    ``run`` or ``run --demo`` in a process of its own, since it serves; ``run``'s usage errors
+    here, refused before anything starts); capture its output."""
+    if list(args) in PLAIN_RUNS:
         return run_bridge(*args, env=env, stdin=stdin, cwd=cwd)
     return run_in_process(*args, env=env, stdin=stdin, cwd=cwd)
 
@@ -979,7 +981,7 @@ def test_an_outbox_path_that_is_no_file_is_named_not_its_directory(
     outbox = state / FILE_NAME
     env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state)}
     with _not_a_file(outbox, kind) as made:
-        completed = run_command([sys.executable, "-m", "bridge", *command.split()], env)
+        completed = cli(*command.split(), **env)  # type: ignore[arg-type]
     assert "Traceback" not in completed.stderr, completed.stderr
     assert completed.returncode == status, completed.stderr
     refusal = (

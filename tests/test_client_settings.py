@@ -61,9 +61,14 @@ ALERT: Final = (
 )
 
 
+ON_THE_BRIDGE = pytest.mark.xdist_group("client-settings-bridge")
+
+
 @pytest.fixture(scope="module")
 def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
-    """A bridge taking signed messages (``ingesting_bridge``)."""
+    """A bridge taking signed messages (``ingesting_bridge``); the tests using it are one
+    pytest-xdist group (``ON_THE_BRIDGE``), so that one worker starts it, not each worker that
+    takes one of them (each worker's module fixture ends when its next test is another module's)."""
     with ingesting_bridge(tmp_path_factory.mktemp("client-settings")) as process:
         yield process
 
@@ -85,6 +90,7 @@ def named_unrelated(completed: subprocess.CompletedProcess[str]) -> list[str]:
     return [name for name in UNRELATED if name in completed.stderr]
 
 
+@ON_THE_BRIDGE
 @pytest.mark.parametrize(
     "command",
     [["alerts", "list"], ["outbox", "list"], ["publish", *ALERT], ["tail", "--count", "1"]],
@@ -105,6 +111,7 @@ def test_a_bad_value_in_a_setting_the_command_does_not_read_does_not_stop_it(
         assert len(completed.stdout.splitlines()) == 1
 
 
+@ON_THE_BRIDGE
 @pytest.mark.parametrize(
     ("command", "variable", "value"),
     [
@@ -127,6 +134,7 @@ def test_a_bad_value_in_a_setting_the_command_reads_exits_2_naming_it_alone(
     assert named_unrelated(completed) == []
 
 
+@ON_THE_BRIDGE
 @pytest.mark.parametrize(
     ("command", "variable", "value", "code"),
     [
@@ -151,6 +159,7 @@ def test_a_value_the_command_reads_with_an_env_file_s_comment_in_it_is_warned_of
     assert value.partition("#")[2] not in completed.stderr
 
 
+@ON_THE_BRIDGE
 def test_the_web_config_file_is_read_only_when_the_address_is_asked(
     bridge: BridgeProcess, tmp_path: Path
 ) -> None:

@@ -33,6 +33,7 @@ from tests.support import (
     require_binary,
     run_bridge,
     run_command,
+    run_in_process,
     wait_until,
     withhold,
 )
@@ -98,7 +99,15 @@ def answer(status: int, **headers: str) -> Handler:
 
 
 def healthcheck(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m bridge healthcheck`` with a clean bridge environment plus ``env``."""
+    """Run ``exesdb-bridge healthcheck`` in this process (``run_in_process``: the entry point a
+    process runs, a clean bridge environment plus ``env``), at a fraction of a process's cost."""
+    return run_in_process("healthcheck", *args, env=env)
+
+
+def healthcheck_process(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``healthcheck`` in a ``python -m bridge`` process of its own: where the process is the
+    point (an exec probe's timeout holds for the whole process), or the caller is no main thread
+    (``run_in_process`` times a command with SIGALRM)."""
     return run_bridge("healthcheck", *args, env=env)
 
 
@@ -232,7 +241,7 @@ def test_command_against_a_trickling_server_exits_1_within_its_timeout() -> None
     second (an exec probe's timeout holds), one line saying it did not answer within 1s."""
     with trickling_server() as port:
         started = time.monotonic()
-        completed = healthcheck("--timeout", "1", EXESDB_HTTP_ADDR=f"127.0.0.1:{port}")
+        completed = healthcheck_process("--timeout", "1", EXESDB_HTTP_ADDR=f"127.0.0.1:{port}")
         took = time.monotonic() - started
     assert completed.returncode == 1
     assert completed.stderr == (
@@ -428,7 +437,7 @@ def test_a_reason_phrase_s_control_characters_are_shown_as_escapes() -> None:
 
 def test_help_states_the_timeouts_range() -> None:
     """`healthcheck --help` gives --timeout's range, the one a usage error names."""
-    completed = run_bridge("healthcheck", "--help", env={"COLUMNS": "200"})
+    completed = run_in_process("healthcheck", "--help", env={"COLUMNS": "200"})
     assert completed.returncode == 0
     assert (
         "--timeout SECONDS  how long the whole probe may take (connect, TLS handshake, request"
@@ -927,7 +936,7 @@ async def test_unverified_readiness_is_only_the_bridge_s_own_200(
     await server.start(handler, ssl_context=serving)
     path = files.write(rotate_badly(files, "mismatched-key") + "colour: vermilion\n")
     completed = await asyncio.to_thread(
-        healthcheck,
+        healthcheck_process,
         "--ready",
         EXESDB_HTTP_ADDR=f"127.0.0.1:{server.port}",
         EXESDB_WEB_CONFIG_FILE=str(path),
@@ -959,10 +968,9 @@ def test_a_bad_new_web_config_leaves_the_bridge_healthy_while_it_serves_the_old_
     files = WebFiles(tmp_path)
     good = files.tls_config() + f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n"
     path = files.write(good)
-    bridge, env = probed_bridge(tmp_path, files, path)
-    completed = probe_a_refused_rewrite(tmp_path, bridge, env, files, good + bad)
+    port, _, completed = probe_a_refused_rewrite(tmp_path, files, path, good + bad)
     assert completed.returncode == 0, completed.stderr
-    url = f"https://127.0.0.1:{bridge.port}/healthz"
+    url = f"https://127.0.0.1:{port}/healthz"
     assert completed.stdout.startswith(
         f"healthy: {url} answered 200; the web config file is refused (the bridge serves the "
         f"version before it): {path}: "
@@ -970,53 +978,42 @@ def test_a_bad_new_web_config_leaves_the_bridge_healthy_while_it_serves_the_old_
     assert unshown not in completed.stdout  # a value in basic_auth_users may be a secret
 
 
-def probed_bridge(
-    folder: Path, files: WebFiles, path: Path
-) -> tuple[BridgeProcess, dict[str, str]]:
-    """A bridge (not started) serving the web config file ``path`` of ``files``, whose basic auth
-    knows ``probe``, and the environment of a probe that logs in as ``probe``."""
-    (folder / "password").write_text(PASSWORD)
-    bridge = BridgeProcess(
-        state_dir=folder / "state",
-        context=files.client_context(),
-        headers={"Authorization": basic("probe", PASSWORD)},
-        EXESDB_WEB_CONFIG_FILE=str(path),
-    )
-    env = {
-        "EXESDB_HTTP_ADDR": f"127.0.0.1:{bridge.port}",
-        "EXESDB_WEB_CONFIG_FILE": str(path),
-        "EXESDB_HEALTHCHECK_USERNAME": "probe",
-        "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(folder / "password"),
-    }
-    return bridge, env
-
-
 def probe_a_refused_rewrite(
-    folder: Path, bridge: BridgeProcess, env: dict[str, str], files: WebFiles, rewrite: str
-) -> subprocess.CompletedProcess[str]:
-    """Start ``bridge`` in ``folder``, write ``rewrite`` over its web config file and, once the
-    bridge refused it, run the probe with ``env``; the bridge is stopped after."""
-    bridge.start(folder)
-    try:
+    folder: Path, files: WebFiles, path: Path, rewrite: str
+) -> tuple[int, dict[str, str], subprocess.CompletedProcess[str]]:
+    """Start a bridge (in this process: what is tested is the probe) serving the web config
+    file ``path`` of ``files``, whose basic auth knows ``probe``; write ``rewrite`` over the file
+    and, once the bridge refused it, run the probe as ``probe``; the bridge is stopped after.
+    Its port, the probe's environment and what the probe said."""
+    (folder / "password").write_text(PASSWORD)
+    with ThreadedBridge(
+        EXESDB_WEB_CONFIG_FILE=str(path), EXESDB_STATE_DIR=str(folder / "state")
+    ) as bridge:
+        env = {
+            "EXESDB_HTTP_ADDR": f"127.0.0.1:{bridge.port}",
+            "EXESDB_WEB_CONFIG_FILE": str(path),
+            "EXESDB_HEALTHCHECK_USERNAME": "probe",
+            "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(folder / "password"),
+        }
         files.write(rewrite)
-        wait_for_refusal(bridge)
-        return healthcheck(**env)
-    finally:
-        bridge.stop()
+        wait_for_refusal(bridge.port, files)
+        return bridge.port, env, healthcheck(**env)
 
 
-def wait_for_refusal(bridge: BridgeProcess) -> None:
-    """Until the bridge has refused its changed web config file and still serves the old one.
+def wait_for_refusal(port: int, files: WebFiles) -> None:
+    """Until the bridge on ``port`` has refused its changed web config file (its reload gauge at
+    0, set as it logs "not reloaded") and still serves the old one.
 
     A request makes the bridge look at the file (at most once a second)."""
-    wait_until(
-        lambda: (
-            http_get(f"{bridge.url}/healthz", bridge.headers, context=bridge.context)[0] == 200
-            and "not reloaded" in bridge.log()
-        ),
-        15,
-        "the refusal",
-    )
+    login = {"Authorization": basic("probe", PASSWORD)}
+
+    def refused() -> bool:
+        status, exposition = http_get(
+            f"https://127.0.0.1:{port}/metrics", login, context=files.client_context()
+        )
+        return status == 200 and b"exesdb_web_config_last_reload_successful 0.0" in exposition
+
+    wait_until(refused, 15, "the refusal")
 
 
 def rotate_badly(files: WebFiles, how: str) -> str:
@@ -1041,12 +1038,11 @@ def test_a_bad_certificate_rotation_leaves_a_serving_bridge_healthy_saying_so(
     files = WebFiles(tmp_path)
     users = f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n"
     path = files.write(files.tls_config() + users)
-    bridge, env = probed_bridge(tmp_path, files, path)
-    completed = probe_a_refused_rewrite(
-        tmp_path, bridge, env, files, rotate_badly(files, how) + users
+    port, env, completed = probe_a_refused_rewrite(
+        tmp_path, files, path, rotate_badly(files, how) + users
     )
     assert completed.returncode == 0, completed.stderr
-    url = f"https://127.0.0.1:{bridge.port}/healthz"
+    url = f"https://127.0.0.1:{port}/healthz"
     assert completed.stdout.startswith(
         f"healthy: {url} answered 401, its certificate not verified and no credentials sent ("
     )
@@ -1073,7 +1069,7 @@ async def test_a_server_whose_certificate_is_not_verified_is_sent_no_password(
     path = files.write(rotate_badly(files, "mismatched-key") + "colour: vermilion\n")
     (tmp_path / "password").write_text(PASSWORD)
     completed = await asyncio.to_thread(
-        healthcheck,
+        healthcheck_process,
         EXESDB_HTTP_ADDR=f"127.0.0.1:{server.port}",
         EXESDB_WEB_CONFIG_FILE=str(path),
         EXESDB_HEALTHCHECK_USERNAME="probe",
@@ -1112,7 +1108,9 @@ async def test_unverified_only_the_bridge_s_own_answer_is_healthy(
     await server.start(handler, ssl_context=serving)
     path = files.write(rotate_badly(files, "mismatched-key") + "colour: vermilion\n")
     completed = await asyncio.to_thread(
-        healthcheck, EXESDB_HTTP_ADDR=f"127.0.0.1:{server.port}", EXESDB_WEB_CONFIG_FILE=str(path)
+        healthcheck_process,
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{server.port}",
+        EXESDB_WEB_CONFIG_FILE=str(path),
     )
     assert completed.returncode == 1, completed.stdout
     assert completed.stderr.startswith(
@@ -1140,7 +1138,9 @@ async def test_the_line_says_why_the_certificate_did_not_verify(
     tls = "tls_server_config:\n  cert_file: expired.pem\n  key_file: expired.key\n"
     path = files.write(tls + "colour: vermilion\n")
     completed = await asyncio.to_thread(
-        healthcheck, EXESDB_HTTP_ADDR=f"127.0.0.1:{server.port}", EXESDB_WEB_CONFIG_FILE=str(path)
+        healthcheck_process,
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{server.port}",
+        EXESDB_WEB_CONFIG_FILE=str(path),
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.startswith(

@@ -14,7 +14,7 @@ from bridge.errors import ConfigError
 from bridge.messages import AlertSeverity
 from bridge.receivers import AlertmanagerConfig, Receiver, read_receivers_file, resolve_receivers
 from tests.receivers_support import write
-from tests.support import run_bridge
+from tests.support import run_bridge, run_in_process
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -176,7 +176,7 @@ def test_a_number_past_its_bound_in_the_file_stops_check_config_with_exit_2(
         "webhook_configs:\n  - {url: http://h, max_alerts: 100001, timeout: 100000h}\n"
         "alertmanager: {timeout: 11m}\n",
     )
-    completed = run_bridge("check-config", env={"EXESDB_WEBHOOK_CONFIG_FILE": str(path)})
+    completed = run_in_process("check-config", env={"EXESDB_WEBHOOK_CONFIG_FILE": str(path)})
     assert completed.returncode == 2
     problems = [line.split(": ", 2)[2] for line in completed.stderr.splitlines()[1:4]]
     assert problems == [
@@ -220,7 +220,8 @@ def test_a_file_with_problems_is_also_warned_of_for_what_it_cannot_read(
     the file is mended in one go."""
     path = write(tmp_path, BAD_AND_UNREADABLE)
     env = {"EXESDB_WEBHOOK_CONFIG_FILE": str(path), "EXESDB_HTTP_ADDR": "127.0.0.1:0"}
-    completed = run_bridge(command, env=env)
+    # run in a process of its own (it serves once it starts); check-config in this one.
+    completed = (run_bridge if command == "run" else run_in_process)(command, env=env)
     assert completed.returncode == 2
     lines = completed.stderr.splitlines()
     assert lines[0] == "exesdb-bridge: bad configuration:"
@@ -236,7 +237,7 @@ def test_a_file_with_problems_is_also_warned_of_for_what_it_cannot_read(
 def test_a_bad_variable_beside_the_file_keeps_its_warnings(tmp_path: Path) -> None:
     """A bad value of another variable does not hide the receivers file's warnings."""
     path = write(tmp_path, BAD_AND_UNREADABLE)
-    completed = run_bridge(
+    completed = run_in_process(
         "check-config", env={"EXESDB_WEBHOOK_CONFIG_FILE": str(path), "EXESDB_INGEST": "maybe"}
     )
     assert completed.returncode == 2

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,14 @@ import yaml
 
 from bridge import __version__
 from tests.doc_text import fenced, page, section
-from tests.support import BridgeProcess, http_get, require_binary, run_bridge, wait_until
+from tests.support import (
+    BridgeProcess,
+    http_get,
+    require_binary,
+    run_bridge,
+    run_in_process,
+    wait_until,
+)
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
 pytestmark = pytest.mark.integration
@@ -48,6 +56,21 @@ def _start(
     )
     bridge_processes.append(bridge)
     return bridge.start(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BridgeProcess, WebFiles]]:
+    """A bridge serving HTTPS with alice's basic auth (``files.tls_config() + USERS``) and its
+    files, started once for the tests that only ask it (the module is one pytest-xdist group)."""
+    folder = tmp_path_factory.mktemp("served")
+    files = WebFiles(folder / "web")
+    files.write(files.tls_config() + USERS)
+    started: list[BridgeProcess] = []
+    try:
+        yield _start(folder, started, files, files.client_context()), files
+    finally:
+        for bridge in started:
+            bridge.stop()
 
 
 def _prometheus_options(files: WebFiles, password: str = "alice-pw") -> dict[str, object]:
@@ -81,12 +104,10 @@ def test_prometheus_scrapes_over_https_with_basic_auth(
 
 
 def test_without_credentials_or_with_a_wrong_password_the_bridge_answers_401(
-    tmp_path, bridge_processes, start_prometheus
+    served, start_prometheus
 ):
     """No credentials or a wrong password: 401 with a Basic challenge; Prometheus sees it down."""
-    files = WebFiles(tmp_path / "web")
-    files.write(files.tls_config() + USERS)
-    bridge = _start(tmp_path, bridge_processes, files, files.client_context())
+    bridge, files = served
     for headers in ({}, {"Authorization": basic("alice", "wrong")}):
         status, _ = http_get(bridge.url + "/metrics", headers, context=files.client_context())
         assert status == 401
@@ -98,11 +119,9 @@ def test_without_credentials_or_with_a_wrong_password_the_bridge_answers_401(
     assert "401" in target["lastError"], target
 
 
-def test_the_challenge_is_basic(tmp_path, bridge_processes):
+def test_the_challenge_is_basic(served):
     """A 401 carries WWW-Authenticate: Basic (a browser or curl then asks for a password)."""
-    files = WebFiles(tmp_path / "web")
-    files.write(files.tls_config() + USERS)
-    bridge = _start(tmp_path, bridge_processes, files, files.client_context())
+    bridge, files = served
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(bridge.url + "/healthz", context=files.client_context(), timeout=5)
     with refused.value:  # it holds the connection
@@ -110,15 +129,11 @@ def test_the_challenge_is_basic(tmp_path, bridge_processes):
         assert refused.value.headers["WWW-Authenticate"].startswith("Basic ")
 
 
-def test_plain_http_to_the_tls_port_is_answered_400_as_go_answers_it(
-    tmp_path, bridge_processes, start_prometheus
-):
+def test_plain_http_to_the_tls_port_is_answered_400_as_go_answers_it(served, start_prometheus):
     """http:// to the TLS port gets Go's 400, whole, in curl and Python's http.client (as from
     an exporter-toolkit exporter, not curl's "Empty reply from server"), and Prometheus scraping
     without scheme https says so; https is served."""
-    files = WebFiles(tmp_path / "web")
-    files.write(files.tls_config() + USERS)
-    bridge = _start(tmp_path, bridge_processes, files, files.client_context())
+    bridge, files = served
     curl = subprocess.run(
         [require_binary("curl"), "-sS", "-i", f"http://127.0.0.1:{bridge.port}/metrics"],
         capture_output=True,
@@ -224,7 +239,8 @@ def test_an_unknown_key_stops_start_up_with_exit_2_naming_it(tmp_path, command):
     """exesdb-bridge run and check-config exit 2 and name the unknown key and the variable."""
     files = WebFiles(tmp_path / "web")
     path = files.write(files.tls_config("client_auth: RequireAndVerifyClientCert"))
-    completed = run_bridge(
+    # run in a process of its own (it serves once it starts); check-config in this one.
+    completed = (run_bridge if command == "run" else run_in_process)(
         command,
         env={
             "EXESDB_WEB_CONFIG_FILE": str(path),
@@ -241,7 +257,7 @@ def test_check_config_summarises_the_file_without_secrets(tmp_path):
     """check-config shows the path, TLS on, the client-auth type and the user count, no hash."""
     files = WebFiles(tmp_path / "web")
     path = files.write(files.tls_config(MUTUAL_TLS) + USERS)
-    completed = run_bridge("check-config", env={"EXESDB_WEB_CONFIG_FILE": str(path)})
+    completed = run_in_process("check-config", env={"EXESDB_WEB_CONFIG_FILE": str(path)})
     assert completed.returncode == 0, completed.stderr
     [line] = [line for line in completed.stdout.splitlines() if "EXESDB_WEB_CONFIG_FILE" in line]
     assert str(path) in line

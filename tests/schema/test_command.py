@@ -1,4 +1,5 @@
-"""``exesdb-bridge schema``, run as a real process: a type's fields, its JSON Schema, the tags."""
+"""``exesdb-bridge schema``, run in this process as a process runs it (``run_in_process``): a
+type's fields, its JSON Schema, the tags."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from pathlib import Path
 from bridge.messages import INSTANCES, TAGS
 from bridge.schema import render_markdown
 from tests.doc_text import fenced, page, section
-from tests.support import TEST_SECRET, run_bridge, run_command
+from tests.support import TEST_SECRET, run_command, run_in_process
 
 
 def schema(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m bridge schema ARGS``; capture its output."""
-    return run_bridge("schema", *args)
+    """Run ``exesdb-bridge schema ARGS`` in this process (``run_in_process``); capture its
+    output."""
+    return run_in_process("schema", *args)
 
 
 def test_a_tag_prints_its_fields() -> None:
@@ -100,7 +102,9 @@ def test_an_unknown_tag_like_no_tag_names_none() -> None:
 
 def test_publish_refuses_an_unknown_tag_in_the_same_words() -> None:
     """`publish` and `schema` word an unknown message type alike, naming the tag meant."""
-    published = run_bridge("publish", "performance_metrics", env={"SECRET_KEY_BASE": TEST_SECRET})
+    published = run_in_process(
+        "publish", "performance_metrics", env={"SECRET_KEY_BASE": TEST_SECRET}
+    )
     assert published.returncode == 2
     assert published.stderr == schema("performance_metrics").stderr
 
@@ -120,7 +124,7 @@ def test_a_bus_instance_given_as_a_tag_is_named_as_one_with_its_types() -> None:
 def test_publish_given_an_instance_before_the_tag_says_to_give_the_tag_alone() -> None:
     """`publish ex_esdb_health node_health_updated` (sign.sh's order) is a usage error that says
     the first is a bus instance, not only that the tag is an unrecognized argument."""
-    completed = run_bridge(
+    completed = run_in_process(
         "publish",
         "ex_esdb_health",
         "node_health_updated",
