@@ -8,9 +8,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
-from typing import Any
 
 import pytest
 import redis as redis_py
@@ -388,33 +387,17 @@ class TakeLostThenData(Proxy):
         self.done = False
         self._redis = Redis(port=upstream_port)
 
-    def _pipes(
-        self,
-        client_r: asyncio.StreamReader,
-        client_w: asyncio.StreamWriter,
-        server_r: asyncio.StreamReader,
-        server_w: asyncio.StreamWriter,
-    ) -> tuple[Coroutine[Any, Any, None], Coroutine[Any, Any, None]]:
-        armed = asyncio.Event()
+    async def sent(self, data: bytes, marked: asyncio.Event) -> None:
+        if not self.done and LEADER.encode() in data and b"\r\nNX\r\n" in data:
+            await self._redis.set(LEADER, "b:2", px=30_000)
+            marked.set()
 
-        async def upstream() -> None:
-            while data := await client_r.read(65536):
-                if not self.done and LEADER.encode() in data and b"\r\nNX\r\n" in data:
-                    await self._redis.set(LEADER, "b:2", px=30_000)
-                    armed.set()
-                server_w.write(data)
-                await server_w.drain()
-
-        async def downstream() -> None:
-            while data := await server_r.read(65536):
-                # Redis answers once it ran all the take sent: the data goes after the take.
-                if armed.is_set() and not self.done:
-                    await self._redis.flushall()
-                    self.done = True
-                client_w.write(data)
-                await client_w.drain()
-
-        return upstream(), downstream()
+    async def answered(self, data: bytes, marked: asyncio.Event) -> bool:
+        # Redis answers once it ran all the take sent: the data goes after the take.
+        if marked.is_set() and not self.done:
+            await self._redis.flushall()
+            self.done = True
+        return True
 
     async def aclose(self) -> None:
         await super().aclose()
@@ -711,31 +694,15 @@ class TakeAnswerLost(Proxy):
         super().__init__(upstream_port)
         self.cut = asyncio.Event()
 
-    def _pipes(
-        self,
-        client_r: asyncio.StreamReader,
-        client_w: asyncio.StreamWriter,
-        server_r: asyncio.StreamReader,
-        server_w: asyncio.StreamWriter,
-    ) -> tuple[Coroutine[Any, Any, None], Coroutine[Any, Any, None]]:
-        armed = asyncio.Event()
+    async def sent(self, data: bytes, marked: asyncio.Event) -> None:
+        if LEADER.encode() in data and b"\r\nNX\r\n" in data:
+            marked.set()
 
-        async def upstream() -> None:
-            while data := await client_r.read(65536):
-                if LEADER.encode() in data and b"\r\nNX\r\n" in data:
-                    armed.set()
-                server_w.write(data)
-                await server_w.drain()
-
-        async def downstream() -> None:
-            while data := await server_r.read(65536):
-                if armed.is_set() and not self.cut.is_set():
-                    self.cut.set()
-                    return
-                client_w.write(data)
-                await client_w.drain()
-
-        return upstream(), downstream()
+    async def answered(self, data: bytes, marked: asyncio.Event) -> bool:
+        if marked.is_set() and not self.cut.is_set():
+            self.cut.set()
+            return False
+        return True
 
 
 async def test_a_stop_after_a_take_whose_answer_was_lost_gives_the_lease_back(
@@ -778,33 +745,18 @@ class LostRead(Proxy):
         super().__init__(upstream_port)
         self.cut = False
 
-    def _pipes(
-        self,
-        client_r: asyncio.StreamReader,
-        client_w: asyncio.StreamWriter,
-        server_r: asyncio.StreamReader,
-        server_w: asyncio.StreamWriter,
-    ) -> tuple[Coroutine[Any, Any, None], Coroutine[Any, Any, None]]:
-        reading = asyncio.Event()  # the connection's last command was a group read
+    async def sent(self, data: bytes, marked: asyncio.Event) -> None:
+        # Marked: the connection's last command was a group read.
+        if self.READ in data:
+            marked.set()
+        else:
+            marked.clear()
 
-        async def upstream() -> None:
-            while data := await client_r.read(65536):
-                if self.READ in data:
-                    reading.set()
-                else:
-                    reading.clear()
-                server_w.write(data)
-                await server_w.drain()
-
-        async def downstream() -> None:
-            while data := await server_r.read(65536):
-                if reading.is_set() and not self.cut and ALERTS.encode() in data:
-                    self.cut = True
-                    return
-                client_w.write(data)
-                await client_w.drain()
-
-        return upstream(), downstream()
+    async def answered(self, data: bytes, marked: asyncio.Event) -> bool:
+        if marked.is_set() and not self.cut and ALERTS.encode() in data:
+            self.cut = True
+            return False
+        return True
 
 
 async def test_entries_a_group_read_got_whose_answer_was_lost_are_taken_at_once(

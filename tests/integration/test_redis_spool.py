@@ -117,6 +117,15 @@ class Proxy:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._connections, return_exceptions=True)
 
+    async def sent(self, data: bytes, marked: asyncio.Event) -> None:
+        """What a client sent, seen before it goes on to Redis; ``marked`` is its connection's
+        mark, for ``answered`` to see (a subclass's: this one lets everything through)."""
+
+    async def answered(self, data: bytes, marked: asyncio.Event) -> bool:
+        """An answer of Redis, seen before it goes back to the client of the connection
+        ``marked`` is the mark of: False cuts that connection instead."""
+        return True
+
     def _pipes(
         self,
         client_r: asyncio.StreamReader,
@@ -125,14 +134,23 @@ class Proxy:
         server_w: asyncio.StreamWriter,
     ) -> tuple[Coroutine[Any, Any, None], Coroutine[Any, Any, None]]:
         """The two directions of one connection: what the client sends, what Redis answers."""
+        marked = asyncio.Event()
 
         async def upstream() -> None:
             while data := await client_r.read(65536):
                 await self._flowing.wait()
+                await self.sent(data, marked)
                 server_w.write(data)
                 await server_w.drain()
 
-        return upstream(), copy_stream(server_r, client_w)
+        async def downstream() -> None:
+            while data := await server_r.read(65536):
+                if not await self.answered(data, marked):
+                    return
+                client_w.write(data)
+                await client_w.drain()
+
+        return upstream(), downstream()
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         connection = asyncio.current_task()

@@ -39,32 +39,16 @@ class EpochGoneAfterAnotherSetIt(Proxy):
         self.done = False
         self._redis = Redis(port=upstream_port)
 
-    def _pipes(
-        self,
-        client_r: asyncio.StreamReader,
-        client_w: asyncio.StreamWriter,
-        server_r: asyncio.StreamReader,
-        server_w: asyncio.StreamWriter,
-    ) -> tuple[Coroutine[Any, Any, None], Coroutine[Any, Any, None]]:
-        armed = asyncio.Event()
+    async def sent(self, data: bytes, marked: asyncio.Event) -> None:
+        if not self.done and EPOCH in data and b"NX" in data:
+            await self._redis.set(EPOCH, "another-replicas")
+            marked.set()
 
-        async def upstream() -> None:
-            while data := await client_r.read(65536):
-                if not self.done and EPOCH in data and b"NX" in data:
-                    await self._redis.set(EPOCH, "another-replicas")
-                    armed.set()
-                server_w.write(data)
-                await server_w.drain()
-
-        async def downstream() -> None:
-            while data := await server_r.read(65536):
-                if armed.is_set() and not self.done:
-                    await self._redis.delete(EPOCH)
-                    self.done = True
-                client_w.write(data)
-                await client_w.drain()
-
-        return upstream(), downstream()
+    async def answered(self, data: bytes, marked: asyncio.Event) -> bool:
+        if marked.is_set() and not self.done:
+            await self._redis.delete(EPOCH)
+            self.done = True
+        return True
 
     async def aclose(self) -> None:
         await super().aclose()

@@ -9,9 +9,8 @@ sends at least as many pieces as frames, where one taking one per batch sends on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,7 +18,7 @@ from bridge.bus import Durability, Frame
 from bridge.bus.redis import GROUP
 from bridge.bus.redis.spool import Spool
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_redis_spool import Proxy, copy_stream, running_writer
+from tests.integration.test_redis_spool import Proxy, running_writer
 from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -38,20 +37,8 @@ class CountingProxy(Proxy):
         super().__init__(upstream_port)
         self.pieces: list[bytes] = []
 
-    def _pipes(
-        self,
-        client_r: asyncio.StreamReader,
-        client_w: asyncio.StreamWriter,
-        server_r: asyncio.StreamReader,
-        server_w: asyncio.StreamWriter,
-    ) -> tuple[Coroutine[Any, Any, None], Coroutine[Any, Any, None]]:
-        async def upstream() -> None:
-            while data := await client_r.read(65536):
-                self.pieces.append(data[:40])
-                server_w.write(data)
-                await server_w.drain()
-
-        return upstream(), copy_stream(server_r, client_w)
+    async def sent(self, data: bytes, marked: asyncio.Event) -> None:
+        self.pieces.append(data[:40])
 
 
 def frames(count: int, start: int = 0) -> list[Frame]:
