@@ -367,9 +367,7 @@ async def test_a_lease_lost_with_redis_data_goes_to_another_once_its_holder_stay
     """A lease lost with Redis's data whose holder does not come back is taken by a replica
     standing by after one lease, as a dead holder's is."""
     server = redis_server()
-    with server.client() as other:
-        other.set(EPOCH, "before")
-        other.set(LEADER, "b:2")
+    held_by_b2(server)
     async with _running_lease(server) as lease:
         await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding it")
         with server.client() as other:
@@ -446,6 +444,13 @@ async def looked_again(server: RedisServer, taken: list[int]) -> None:
     await async_wait_until(lambda: taken or calls(server, "get") >= gets + 6, 10, "looked")
 
 
+def held_by_b2(server: RedisServer) -> None:
+    """Redis as replica b:2 leaves it holding the lease, in the data set of epoch ``before``."""
+    with server.client() as other:
+        other.set(EPOCH, "before")
+        other.set(LEADER, "b:2")
+
+
 @pytest.mark.parametrize("looked", [True, False], ids=["found free", "taken back unseen"])
 async def test_a_lease_lost_with_redis_data_is_left_to_its_holder_whose_take_up_failed(
     redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture, looked: bool
@@ -456,9 +461,7 @@ async def test_a_lease_lost_with_redis_data_is_left_to_its_holder_whose_take_up_
     only in its outbox), not taking it at once as if given up in the new data set; a:1 takes
     it then."""
     server = redis_server()
-    with server.client() as other:
-        other.set(EPOCH, "before")
-        other.set(LEADER, "b:2")
+    held_by_b2(server)
     now = [0.0]
     taken: list[int] = []
 
@@ -502,9 +505,7 @@ async def test_a_lease_taken_back_and_held_past_a_lease_from_the_loss_is_taken_a
     the loss (its work queue taken up), gives it up: a:1 takes it at once, as any lease given
     up, not left for b:2 a lease more."""
     server = redis_server()
-    with server.client() as other:
-        other.set(EPOCH, "before")
-        other.set(LEADER, "b:2")
+    held_by_b2(server)
     now = [0.0]
     taken: list[int] = []
 
