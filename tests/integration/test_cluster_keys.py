@@ -653,10 +653,14 @@ async def test_a_claim_per_period_asked_at_every_tick_runs_its_script_once_a_per
 
 
 @asynccontextmanager
-async def time_refused(server: RedisServer) -> AsyncIterator[RedisCoordinator]:
+async def time_refused(
+    server: RedisServer,
+    wall_clock: Callable[[], float] = lambda: 1_800_000_010.25,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> AsyncIterator[RedisCoordinator]:
     """A coordinator on ``server`` as the user ``limited`` (password ``pw``), whom the ACL
-    refuses TIME (granted with ``ACL SETUSER limited +time``), its own clock fixed at
-    1 800 000 010.25 s; its client closed afterwards."""
+    refuses TIME (granted with ``ACL SETUSER limited +time``), its own clock ``wall_clock``
+    (fixed at 1 800 000 010.25 s unless given); its client closed afterwards."""
     with server.client() as admin:
         admin.execute_command("ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", "-time")
     url = f"redis://limited:pw@127.0.0.1:{server.port}/0"
@@ -668,7 +672,8 @@ async def time_refused(server: RedisServer) -> AsyncIterator[RedisCoordinator]:
             Layout("exesdb"),
             owner="bridge-1:a",
             data_losses=lambda: 0,
-            wall_clock=lambda: 1_800_000_010.25,
+            wall_clock=wall_clock,
+            monotonic=monotonic,
         )
     finally:
         await client.aclose()
@@ -697,6 +702,21 @@ async def test_a_user_refused_time_claims_by_the_replicas_clock_and_is_told_once
         assert "refuses the bridge's user TIME" in told[0]
         assert "pw" not in told[0]
         assert "goes by Redis's clock again" in told[1]
+
+
+async def test_a_claim_is_asked_again_as_soon_as_the_period_it_found_held_ends(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A claim made 0.1 ms before its period ends, dated 1 ms before (the clock cut to whole
+    milliseconds), does not keep the replica from asking 0.5 ms later, in the next period: it
+    claims that one, not a tick later (which, ticks a period apart, would leave it unclaimed)."""
+    server = redis_server()
+    wall, steady = [1_800_000_010.1999], [0.0]
+    async with time_refused(server, lambda: wall[0], lambda: steady[0]) as coordinator:
+        assert await coordinator.once_per_period("cluster:health", 200)
+        wall[0] += 0.0005
+        steady[0] += 0.0005
+        assert await coordinator.once_per_period("cluster:health", 200)
 
 
 # Each coordination call, given the nodes it names: the second call names others than the first

@@ -158,7 +158,9 @@ class RedisCoordinator:
                     raise
                 raise named from exc
         # From before the question: Redis's answer came later, never sooner, than it was made.
-        self._held_until[key] = asked + min(int(held_ms), period_ms) / 1000
+        # A millisecond less: the clock it was reckoned by is cut to whole milliseconds, so up
+        # to one of them had passed already (a tick just after the period ended would not ask).
+        self._held_until[key] = asked + (min(int(held_ms), period_ms) - 1) / 1000
         if bool(by_redis) != self._by_redis:
             self._by_redis = bool(by_redis)
             if by_redis:
