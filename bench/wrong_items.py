@@ -4,8 +4,9 @@
 tree with ingest on, and POSTs a signed ``cluster_membership_changed`` whose ``affected_nodes``
 holds N whole numbers where node names belong (520 000 by default: 1 MiB, the most
 ``EXESDB_MAX_BODY_BYTES`` takes by default) while another connection asks ``/healthz`` every 2 ms:
-each refusal's wall time, and the median and the longest ``/healthz`` wait meanwhile. Wall times
-on a shared machine: compare runs made one after the other.
+each refusal's wall time, and the median and the longest ``/healthz`` wait meanwhile, beside
+those of an idle second before (the baseline, same run) and the ratio of the longest. Wall
+times on a shared machine: compare runs made one after the other.
 """
 
 from __future__ import annotations
@@ -101,6 +102,14 @@ def main() -> None:
                     waits.append(time.perf_counter() - start)
                     done.wait(0.002)  # a probe every 2 ms, as a busy prober might
 
+            # The baseline, in the same run: the same prober for a second with nothing posted.
+            prober = threading.Thread(target=probe)
+            prober.start()
+            done.wait(1.0)  # the idle second the baseline is
+            done.set()
+            prober.join()
+            idle, waits = waits, []
+            done.clear()
             prober = threading.Thread(target=probe)
             prober.start()
             try:
@@ -110,10 +119,12 @@ def main() -> None:
             finally:
                 done.set()
                 prober.join()
-            print(
-                f"/healthz wait: median {median(waits) * 1000:.1f} ms,"
-                f" longest {max(waits) * 1000:.1f} ms ({len(waits)} asked)"
-            )
+            for name, seen in (("idle (baseline)", idle), ("while refusing", waits)):
+                print(
+                    f"/healthz wait {name}: median {median(seen) * 1000:.1f} ms,"
+                    f" longest {max(seen) * 1000:.1f} ms ({len(seen)} asked)"
+                )
+            print(f"longest wait against the idle one: {max(waits) / max(idle):.2f}x")
         finally:
             bridge.terminate()
             bridge.wait(timeout=30)
