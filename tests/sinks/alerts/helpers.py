@@ -28,7 +28,8 @@ from bridge.sinks.alerts import AlertSink, Outbox
 from bridge.sinks.alerts.alert_store import AlertStore
 from bridge.sinks.alerts.delivery import DeliveryWorker, RetryPolicy, WebhookSender
 from bridge.sinks.alerts.payload import build_payloads
-from bridge.sinks.alerts.records import AlertRecord, Applied
+from bridge.sinks.alerts.queue import BuildPayloads, Keep
+from bridge.sinks.alerts.records import AlertRecord, Applied, Delivery, DeliveryState
 from bridge.sinks.alerts.sink import MAX_OPEN_ALERTS
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.thread import DbThread
@@ -280,6 +281,31 @@ def boxes(tmp_path: Path) -> Iterator[dict[str, CrashingOutbox]]:
 def one_each(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
     """A payload builder: one delivery per alert, the body being the alert id."""
     return [(r.alert_id.encode(), [r.alert_id]) for r in records]
+
+
+def first_attempt_failed(
+    box: Outbox,
+    url: str,
+    build: BuildPayloads,
+    retry_at: float,
+    status: int,
+    keep: Keep | None = None,
+) -> Delivery:
+    """The one delivery ``url``'s window makes at T0 of what was observed, its first attempt
+    failed then with HTTP ``status`` and its retry due at ``retry_at`` (the window held), as it
+    was before that attempt."""
+    assert box.queue.group(url, T0, 0.0, build, keep) == 1
+    due = box.queue.next_due(url, T0)
+    assert due is not None
+    box.queue.finish_attempt(
+        due.id,
+        state=DeliveryState.PENDING,
+        next_attempt_at=retry_at,
+        status=status,
+        error=f"HTTP {status}",
+        now=T0,
+    )
+    return due
 
 
 def seed(path: Path, statement: str, params: Sequence[object] = ()) -> None:

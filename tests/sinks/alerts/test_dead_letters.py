@@ -24,6 +24,7 @@ from tests.sinks.alerts.helpers import (
     T0,
     URL,
     event,
+    first_attempt_failed,
     insert_deliveries,
     observe,
     one_each,
@@ -37,17 +38,7 @@ def test_attempts_retry_dead_letter_and_manual_retry(outbox: Outbox) -> None:
     due at once, with a fresh deadline (from its retry time), the attempts made so far still
     counted and its creation time kept."""
     observe(outbox, event(), T0)
-    outbox.queue.group(URL, T0, 0.0, one_each)
-    first = outbox.queue.next_due(URL, T0)
-    assert first is not None
-    outbox.queue.finish_attempt(
-        first.id,
-        state=DeliveryState.PENDING,
-        next_attempt_at=T0 + 2,
-        status=503,
-        error="HTTP 503",
-        now=T0,
-    )
+    first = first_attempt_failed(outbox, URL, one_each, T0 + 2, 503)
     assert outbox.queue.next_due(URL, T0 + 1) is None
     second = outbox.queue.next_due(URL, T0 + 2)
     assert second is not None

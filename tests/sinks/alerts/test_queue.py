@@ -27,6 +27,7 @@ from tests.sinks.alerts.helpers import (
     T0,
     URL,
     event,
+    first_attempt_failed,
     insert_deliveries,
     observe,
     one_each,
@@ -151,17 +152,7 @@ def test_a_receivers_deliveries_go_out_in_the_order_they_were_made(outbox: Outbo
     is not due yet, the worker told to wake when that retry is due (not at once, which would
     spin), and becomes a delivery once that one is delivered."""
     observe(outbox, event(), T0)
-    outbox.queue.group(URL, T0, 0.0, one_each)
-    firing = outbox.queue.next_due(URL, T0)
-    assert firing is not None
-    outbox.queue.finish_attempt(
-        firing.id,
-        state=DeliveryState.PENDING,
-        next_attempt_at=T0 + 10,
-        status=503,
-        error="HTTP 503",
-        now=T0,
-    )
+    firing = first_attempt_failed(outbox, URL, one_each, T0 + 10, 503)
     observe(outbox, event(status="resolved"), T0 + 1)
     assert outbox.queue.group(URL, T0 + 1, 0.0, one_each) == 0
     assert outbox.queue.next_due(URL, T0 + 1) is None
@@ -204,18 +195,7 @@ def receiver_from(min_severity: AlertSeverity) -> Receiver:
 def held_window(box: Outbox, key: str, build: BuildPayloads, keep: Keep) -> str:
     """Hold ``key``'s grouping window: the alert observed at T0 made its delivery, whose first
     attempt failed (its retry due at T0 + 10); that delivery's id."""
-    assert box.queue.group(key, T0, 0.0, build, keep) == 1
-    due = box.queue.next_due(key, T0)
-    assert due is not None
-    box.queue.finish_attempt(
-        due.id,
-        state=DeliveryState.PENDING,
-        next_attempt_at=T0 + 10,
-        status=500,
-        error="HTTP 500",
-        now=T0,
-    )
-    return due.id
+    return first_attempt_failed(box, key, build, T0 + 10, 500, keep).id
 
 
 def delivered_at(box: Outbox, delivery_id: str, now: float) -> None:
