@@ -34,9 +34,13 @@ async def test_a_down_handled_again_after_its_reconnected_fires_no_alert(tmp_pat
         bridge.bus.publish("lifecycle", down)
         bridge.bus.publish("lifecycle", _lifecycle("reconnected", sent=30))
         bridge.bus.publish("lifecycle", down)
-        # Everything published before it reached the outbox once the marker did.
+        # Everything published before it reached the outbox once the marker did; the batch is
+        # counted once its store returns, a moment after the outbox shows it.
         bridge.bus.publish("marker", system_alert("m1", severity="warning"))
-        await async_wait_until(lambda: stored(sink.outbox, "m1"), what="the marker alert")
+        await async_wait_until(
+            lambda: stored(sink.outbox, "m1") and bridge.registry.get_sample_value(STALE),
+            what="the marker alert, and the batch it came in counted",
+        )
         resolved = stored(sink.outbox, "node_failure:app-5")
         assert resolved is not None
         assert resolved.state is AlertState.RESOLVED
