@@ -498,6 +498,55 @@ async def test_a_lease_lost_with_redis_data_is_left_to_its_holder_whose_take_up_
             assert taken == [1]
 
 
+async def test_a_second_loss_of_redis_data_leaves_the_lease_a_lease_from_that_loss(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis losing its data again while a:1 leaves the lease to b:2 (b:2 took it back, and
+    lost it with the data once more) leaves it to b:2 for a lease from the second loss, not
+    only until a lease from the first is out: b:2 finds the second loss at its next renewal,
+    a third of a lease later at most, after the first loss's lease may be out."""
+    server = redis_server()
+    held_by_b2(server)
+    now = [0.0]
+    taken: list[int] = []
+
+    async def took() -> None:
+        taken.append(1)
+
+    def leaving() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "leaving it to b:2" in r.getMessage()]
+
+    with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
+        # A lease of 900 ms, looked at every 300 ms, timed by a clock that moves when told.
+        async with _running_lease(
+            server, on_lead=took, lease_ms=900, clock=lambda: now[0]
+        ) as lease:
+            await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding it")
+            with server.client() as other:
+                other.flushall()
+            await async_wait_until(lambda: leaving() or taken, 10, "the first loss found")
+            with server.client() as other:
+                pipe = other.pipeline(transaction=True)
+                pipe.set(EPOCH, "after")  # b:2 takes its lease back, its writer writing one
+                pipe.set(LEADER, "b:2")
+                pipe.execute()
+            await looked_again(server, taken)
+            now[0] += 0.6  # two thirds of a lease from the first loss
+            with server.client() as other:
+                pipe = other.pipeline(transaction=True)
+                pipe.flushall()  # Redis lost its data again, a writer writes a new epoch
+                pipe.set(EPOCH, "again")
+                pipe.execute()
+            await looked_again(server, taken)  # the second loss found, two thirds in
+            now[0] += 0.6  # a lease from the first loss is out, not from the second
+            await looked_again(server, taken)
+            assert taken == []
+            assert len(leaving()) == 2  # each loss told
+            now[0] += 0.4  # a lease from the second loss is out: b:2 stayed away
+            await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+            assert taken == [1]
+
+
 async def test_a_lease_taken_back_and_held_past_a_lease_from_the_loss_is_taken_at_once_given_up(
     redis_server: Callable[[], RedisServer],
 ) -> None:

@@ -12,8 +12,9 @@ replica standing by serves (the acknowledgements of what it handled written firs
 second); an unfit replica finding the lease in its own name unawares (a ``SET`` whose answer
 was lost) gives it back alike. A lease lost with Redis's data (a new ``exesdb:bus:epoch``) is
 left by the replicas standing by to the one they saw hold it, whose open alerts are kept only
-in its outbox, for one lease from the loss, even while it takes it back and gives it back again
-(a take-up that failed): taken by another, those alerts' resolves would never be sent.
+in its outbox, for one lease from the loss (from a second loss, found meanwhile), even while it
+takes it back and gives it back again (a take-up that failed): taken by another, those alerts'
+resolves would never be sent.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class Lease:
         # it to take back (``_leaving``).
         self._seen: tuple[str, bytes | None] | None = None
         self._leave_until: float | None = None
+        self._leave_epoch: bytes | None = None  # the data set ``_leave_until`` was timed in
         self._leave_told = False  # that it is left, logged while ``_leave_until`` lasts
         self._on_lead: list[Callable[[], Awaitable[None]]] = []
         self._checks: list[Callable[[], str | None]] = []  # see ``require``
@@ -226,7 +228,7 @@ class Lease:
             elif taken := await self._claim(mine):
                 self._holder = None  # the one last seen holds it no more: this replica took it
                 self._seen = None  # nor is it the last holder this replica knows of
-                self._leave_until, self._leave_told = None, False
+                self._leave_until, self._leave_epoch, self._leave_told = None, None, False
                 if await self._took():
                     self.held.set()
                     self._told_holder = None  # another holder after this one is news again
@@ -258,7 +260,7 @@ class Lease:
         if self._taking_back(holder, epoch):
             return
         self._seen = (holder, epoch)
-        self._leave_until, self._leave_told = None, False
+        self._leave_until, self._leave_epoch, self._leave_told = None, None, False
 
     def _taking_back(self, holder: str, epoch: bytes | None) -> bool:
         """Whether ``holder``, found holding the lease in a new data set (``epoch``), is the
@@ -272,10 +274,7 @@ class Lease:
         seen = self._seen
         if seen is None or seen[0] != holder or seen[1] is None or epoch == seen[1]:
             return False
-        now = self._clock()
-        if self._leave_until is None:
-            self._leave_until = now + self._lease_ms / 1000
-        return now < self._leave_until
+        return self._clock() < self._left_until(epoch)
 
     def _stand_by(self, holder: str) -> None:
         """Say this replica stands by for ``holder``, the lease's holder found now, if another
@@ -365,10 +364,9 @@ class Lease:
         if self._seen is None or self._seen[1] is None or epoch == self._seen[1]:
             return False  # given up, or run out (or no epoch to tell by): nothing lost with it
         now = self._clock()
-        if self._leave_until is None:
-            self._leave_until = now + self._lease_ms / 1000
-        if now >= self._leave_until:
-            self._seen, self._leave_until, self._leave_told = None, None, False
+        if now >= (until := self._left_until(epoch)):
+            self._seen, self._leave_until, self._leave_epoch = None, None, None
+            self._leave_told = False
             return False
         if not self._leave_told:
             self._leave_told = True
@@ -377,9 +375,25 @@ class Lease:
                 " %d ms to take back, with its open alerts",
                 self._seen[0],
                 self._seen[0],
-                round((self._leave_until - now) * 1000),
+                round((until - now) * 1000),
             )
         return True
+
+    def _left_until(self, epoch: bytes | None) -> float:
+        """Until when a lease lost with Redis's data, found lost (free, or taken back) in the
+        data set of ``epoch``, is left to the holder seen before it: one lease from when this
+        replica first found that loss, timed anew at a second loss found meanwhile (another
+        epoch, or none: the data gone again before a writer wrote one), which that holder finds
+        at its next renewal, a third of a lease later at most. Timed from the first loss, the
+        lease would be taken from it at the end of that lease, though it had not yet found the
+        second. The first epoch found after a window timed with none is the same loss's."""
+        now = self._clock()
+        if self._leave_until is None or (
+            self._leave_epoch is not None and epoch != self._leave_epoch
+        ):
+            self._leave_until, self._leave_told = now + self._lease_ms / 1000, False
+        self._leave_epoch = epoch
+        return self._leave_until
 
     async def _set_epoch(self) -> bytes | None:
         """Set the data set's epoch, found missing under another's lease (no writer has written
