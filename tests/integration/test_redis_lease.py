@@ -39,14 +39,15 @@ async def _running_lease(
     lease_ms: int = 300,
     socket_timeout: float | None = None,
     clock: Callable[[], float] = time.monotonic,
+    consumer: str = "a:1",
 ) -> AsyncIterator[Lease]:
-    """Replica a:1's lease (``lease_ms``, timed by ``clock``) on ``server`` (reached at ``url``,
-    if given, by a client with ``socket_timeout``, if given), running (``on_lead`` its step of
-    taking the work queue up, if given) until the block ends."""
+    """Replica ``consumer``'s lease (``lease_ms``, timed by ``clock``) on ``server`` (reached at
+    ``url``, if given, by a client with ``socket_timeout``, if given), running (``on_lead`` its
+    step of taking the work queue up, if given) until the block ends."""
     url = url or server.url
     client = Redis.from_url(url, socket_timeout=socket_timeout)
     link = Link(url, client, Backoff(0.01, 0.1, 0.0))
-    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=lease_ms, clock=clock)
+    lease = Lease(link, Layout("exesdb"), consumer=consumer, lease_ms=lease_ms, clock=clock)
     if on_lead is not None:
         lease.on_lead(on_lead)
     running = asyncio.create_task(lease.run())
@@ -599,6 +600,48 @@ async def test_a_holder_whose_read_found_its_lease_gone_with_redis_data_takes_it
         assert not lease.leading
         await async_wait_until(lambda: lease.leading, 3, "the lease taken back")
         assert taken == [1, 1]
+
+
+async def test_a_holder_taking_back_a_lease_lost_with_redis_data_keeps_it_through_a_failed_take_up(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A holder taking back the lease it lost with Redis's data, whose take-up hangs past the
+    lease and then fails, keeps the lease and takes the work queue up again, rather than give
+    it back: b:2 standing by, its wait for a:1 over by then, would take it at once, and lacks
+    a:1's open alerts (kept only in a:1's outbox)."""
+    server = redis_server()
+    attempts: list[int] = []
+    b2_took: list[int] = []
+
+    async def take_up() -> None:
+        attempts.append(len(attempts))
+        if len(attempts) == 2:  # the take-back's first
+            await asyncio.sleep(2.0)  # over two leases of 900 ms: Redis slow to take the alerts
+            raise ConnectionError("Redis closed the connection")
+
+    async def b2_take_up() -> None:
+        b2_took.append(1)
+
+    seen: set[object] = set()
+
+    def looked(other: redis_py.Redis) -> bool:
+        seen.add(other.get(LEADER))
+        return len(attempts) >= 3 or bool(b2_took)
+
+    # Leases of 900 ms, each looked at every 300 ms.
+    async with _running_lease(server, on_lead=take_up, lease_ms=900) as a1:
+        await async_wait_until(lambda: a1.leading, 10, "a:1 holding the lease")
+        async with _running_lease(server, on_lead=b2_take_up, lease_ms=900, consumer="b:2") as b2:
+            await async_wait_until(lambda: b2.holder == "a:1", 10, "b:2 seeing a:1 hold it")
+            with server.client() as other:
+                other.flushall()  # a restart without persistence: the lease gone with the data
+                await async_wait_until(lambda: len(attempts) >= 2, 10, "a:1 taking it back")
+                # async_wait_until looks every 20 ms: many looks within each lease.
+                await async_wait_until(lambda: looked(other), 10, "a:1 taking it up again")
+            await async_wait_until(lambda: a1.leading or b2_took, 10, "a:1 holding it again")
+            assert b2_took == []
+    assert seen == {b"a:1"}
+    assert attempts == [0, 1, 2]
 
 
 async def test_a_lease_taken_by_a_set_whose_answer_was_lost_is_held(

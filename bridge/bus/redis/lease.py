@@ -14,7 +14,8 @@ was lost) gives it back alike. A lease lost with Redis's data (a new ``exesdb:bu
 left by the replicas standing by to the one they saw hold it, whose open alerts are kept only
 in its outbox, for one lease from the loss (from a second loss, found meanwhile), even while it
 takes it back and gives it back again (a take-up that failed): taken by another, those alerts'
-resolves would never be sent.
+resolves would never be sent. That holder, having found its lease gone, keeps the lease it took
+back through a failed take-up (one may last longer than the lease), rather than give it back.
 """
 
 from __future__ import annotations
@@ -101,6 +102,11 @@ class Lease:
         self._leave_until: float | None = None
         self._leave_epoch: bytes | None = None  # the data set ``_leave_until`` was timed in
         self._leave_told = False  # that it is left, logged while ``_leave_until`` lasts
+        # The epoch of the data set this replica last took the lease in, and, once it found the
+        # lease it held gone, that of the data set it held it in: taken back in another (Redis
+        # lost its data), the lease is kept through a failed take-up (``_step``).
+        self._epoch_taken: bytes | None = None
+        self._lost_in: bytes | None = None
         self._on_lead: list[Callable[[], Awaitable[None]]] = []
         self._checks: list[Callable[[], str | None]] = []  # see ``require``
         self._unfit_told = False  # a free lease was declined as unfit, logged, while it lasts
@@ -229,16 +235,25 @@ class Lease:
                 self._holder = None  # the one last seen holds it no more: this replica took it
                 self._seen = None  # nor is it the last holder this replica knows of
                 self._leave_until, self._leave_epoch, self._leave_told = None, None, False
+                kept = False
                 if await self._took():
                     self.held.set()
+                    self._lost_in = None
                     self._told_holder = None  # another holder after this one is news again
                     _logger.info("this replica now takes the work queue (%s)", self._consumer)
+                elif self._lost_in is not None and self._epoch_taken != self._lost_in:
+                    # Taken back after Redis lost its data, and with it the lease this replica
+                    # held: its open alerts are only in its outbox. Given back, the lease would
+                    # be taken by a replica standing by whose wait is over (a take-up may last
+                    # longer than the lease), and their resolves never sent: kept (renewed at
+                    # the next look, within a second), the work queue is taken up again then.
+                    kept = True
                 else:
                     # Not ready to take over (e.g. the alert stage still opening its outbox):
                     # give the lease back, try again in a moment.
                     await client.eval(_RELEASE, 1, self._key, self._consumer)
                     self._holder = None  # nobody, until the next look
-                self._claiming = False
+                self._claiming = kept
             if not taken and self.refused:
                 # The renewal Redis refused was not tried: the lease found held (if only for
                 # the moment another replica refused alike sets it before giving it back) does
@@ -255,6 +270,7 @@ class Lease:
         if epoch is None:
             epoch = await self._set_epoch()
         self._holder = holder
+        self._lost_in = None  # another holds it: this replica does not take it back
         self._stand_by(holder)
         self._renewed = self._clock()
         if self._taking_back(holder, epoch):
@@ -335,6 +351,8 @@ class Lease:
             pipe.get(self._epoch_key)
             was_set, _, holder, epoch = await pipe.execute()
             taken = bool(was_set)
+            if taken:
+                self._epoch_taken = epoch
             if not taken and holder is not None and text(holder) != self._consumer:
                 await self._saw(text(holder), epoch)
             # Renewed at once, before it is taken up: a lease Redis lets this replica set but not
@@ -419,6 +437,8 @@ class Lease:
         pending, is taken then (``consumer_group.py``); held by another, this replica stands by."""
         self._holder = holder
         if self.held.is_set():
+            # Gone, not taken: if Redis lost its data, taken back in a new data set (``_step``).
+            self._lost_in = self._epoch_taken if holder is None else None
             self._told_holder = holder  # named as it steps down
             self._step_down(_gone_to(holder))
             self._stepped_down.set()
