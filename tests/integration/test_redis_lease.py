@@ -29,6 +29,7 @@ pytestmark = pytest.mark.integration
 __all__ = ["redis_server", "replicas"]  # the fixtures, imported for the tests below
 
 LEADER = "exesdb:bus:leader"
+EPOCH = "exesdb:bus:epoch"
 
 
 @contextlib.asynccontextmanager
@@ -94,6 +95,32 @@ async def test_a_holder_losing_the_lease_says_whether_another_replica_took_it(
             await async_wait_until(lambda: caplog.records, 10, "the step down logged")
         [record] = caplog.records
         assert record.getMessage() == f"this replica no longer takes the work queue: {reason}"
+
+
+async def test_a_holder_whose_lease_another_took_after_redis_lost_its_data_says_its_alerts_stay(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A holder finding the lease taken by b:2 in a data set Redis made anew (it lost its data,
+    and b:2, never having seen this replica hold it, took it first) warns that its open alerts,
+    kept only in its outbox, are taken up by nobody (their resolves are never sent): the loss
+    is told, not silent (a 2 s lease: no step down of its own on a loaded host)."""
+    server = redis_server()
+    async with _running_lease(server, lease_ms=2000) as lease:
+        await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+        with caplog.at_level(logging.WARNING, logger="bridge.bus.redis.lease"):
+            with server.client() as other:
+                pipe = other.pipeline(transaction=True)
+                pipe.flushall()  # a restart without persistence, and b:2 takes the lease
+                pipe.set(EPOCH, "after")
+                pipe.set(LEADER, "b:2")
+                pipe.execute()
+            await async_wait_until(lambda: len(caplog.records) >= 2, 10, "the loss told")
+    assert [r.getMessage() for r in caplog.records] == [
+        "this replica no longer takes the work queue: the lease went to another replica (b:2)",
+        "b:2 took the work-queue lease after Redis lost its data while this replica (a:1) held"
+        " it: this replica's open alerts, kept only in its outbox, are taken up by no replica"
+        " (their resolves are never sent)",
+    ]
 
 
 async def test_a_replica_standing_by_says_so_once_per_holder_naming_it(
@@ -323,9 +350,6 @@ async def test_a_take_up_found_unfit_gives_the_lease_back_and_waits_until_fit(
             await async_wait_until(lambda: lease.leading, 10, "the lease held once fit")
     declined = [r for r in caplog.records if "lease is free but" in r.getMessage()]
     assert len(declined) == 1
-
-
-EPOCH = "exesdb:bus:epoch"
 
 
 @pytest.mark.parametrize("epoch", ["before", None], ids=["epoch written", "no epoch yet"])

@@ -270,6 +270,17 @@ class Lease:
         if epoch is None:
             epoch = await self._set_epoch()
         self._holder = holder
+        if self._lost_in is not None and epoch != self._lost_in:
+            # Nothing else tells it: the replica now holding the lease did not leave it to this
+            # one (it never saw this one hold it: started, or cut off, meanwhile; or this one,
+            # found unfit as it took the work queue up, gave it back).
+            _logger.warning(
+                "%s took the work-queue lease after Redis lost its data while this replica (%s)"
+                " held it: this replica's open alerts, kept only in its outbox, are taken up by"
+                " no replica (their resolves are never sent)",
+                holder,
+                self._consumer,
+            )
         self._lost_in = None  # another holds it: this replica does not take it back
         self._stand_by(holder)
         self._renewed = self._clock()
@@ -437,8 +448,9 @@ class Lease:
         pending, is taken then (``consumer_group.py``); held by another, this replica stands by."""
         self._holder = holder
         if self.held.is_set():
-            # Gone, not taken: if Redis lost its data, taken back in a new data set (``_step``).
-            self._lost_in = self._epoch_taken if holder is None else None
+            # If Redis lost its data, the lease taken back in a new data set is kept (``_step``),
+            # and one found taken by another there is told (``_saw``).
+            self._lost_in = self._epoch_taken
             self._told_holder = holder  # named as it steps down
             self._step_down(_gone_to(holder))
             self._stepped_down.set()
