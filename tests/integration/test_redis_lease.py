@@ -29,6 +29,7 @@ pytestmark = pytest.mark.integration
 __all__ = ["redis_server", "replicas"]  # the fixtures, imported for the tests below
 
 LEADER = "exesdb:bus:leader"
+EPOCH = "exesdb:bus:epoch"
 
 
 @contextlib.asynccontextmanager
@@ -39,14 +40,15 @@ async def _running_lease(
     lease_ms: int = 300,
     socket_timeout: float | None = None,
     clock: Callable[[], float] = time.monotonic,
+    consumer: str = "a:1",
 ) -> AsyncIterator[Lease]:
-    """Replica a:1's lease (``lease_ms``, timed by ``clock``) on ``server`` (reached at ``url``,
-    if given, by a client with ``socket_timeout``, if given), running (``on_lead`` its step of
-    taking the work queue up, if given) until the block ends."""
+    """Replica ``consumer``'s lease (``lease_ms``, timed by ``clock``) on ``server`` (reached at
+    ``url``, if given, by a client with ``socket_timeout``, if given), running (``on_lead`` its
+    step of taking the work queue up, if given) until the block ends."""
     url = url or server.url
     client = Redis.from_url(url, socket_timeout=socket_timeout)
     link = Link(url, client, Backoff(0.01, 0.1, 0.0))
-    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=lease_ms, clock=clock)
+    lease = Lease(link, Layout("exesdb"), consumer=consumer, lease_ms=lease_ms, clock=clock)
     if on_lead is not None:
         lease.on_lead(on_lead)
     running = asyncio.create_task(lease.run())
@@ -93,6 +95,32 @@ async def test_a_holder_losing_the_lease_says_whether_another_replica_took_it(
             await async_wait_until(lambda: caplog.records, 10, "the step down logged")
         [record] = caplog.records
         assert record.getMessage() == f"this replica no longer takes the work queue: {reason}"
+
+
+async def test_a_holder_whose_lease_another_took_after_redis_lost_its_data_says_its_alerts_stay(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A holder finding the lease taken by b:2 in a data set Redis made anew (it lost its data,
+    and b:2, never having seen this replica hold it, took it first) warns that its open alerts,
+    kept only in its outbox, are taken up by nobody (their resolves are never sent): the loss
+    is told, not silent (a 2 s lease: no step down of its own on a loaded host)."""
+    server = redis_server()
+    async with _running_lease(server, lease_ms=2000) as lease:
+        await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+        with caplog.at_level(logging.WARNING, logger="bridge.bus.redis.lease"):
+            with server.client() as other:
+                pipe = other.pipeline(transaction=True)
+                pipe.flushall()  # a restart without persistence, and b:2 takes the lease
+                pipe.set(EPOCH, "after")
+                pipe.set(LEADER, "b:2")
+                pipe.execute()
+            await async_wait_until(lambda: len(caplog.records) >= 2, 10, "the loss told")
+    assert [r.getMessage() for r in caplog.records] == [
+        "this replica no longer takes the work queue: the lease went to another replica (b:2)",
+        "b:2 took the work-queue lease after Redis lost its data while this replica (a:1) held"
+        " it: this replica's open alerts, kept only in its outbox, are taken up by no replica"
+        " (their resolves are never sent)",
+    ]
 
 
 async def test_a_replica_standing_by_says_so_once_per_holder_naming_it(
@@ -324,9 +352,6 @@ async def test_a_take_up_found_unfit_gives_the_lease_back_and_waits_until_fit(
     assert len(declined) == 1
 
 
-EPOCH = "exesdb:bus:epoch"
-
-
 @pytest.mark.parametrize("epoch", ["before", None], ids=["epoch written", "no epoch yet"])
 async def test_a_lease_lost_with_redis_data_is_left_to_its_holder_to_take_back(
     redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture, epoch: str | None
@@ -498,6 +523,55 @@ async def test_a_lease_lost_with_redis_data_is_left_to_its_holder_whose_take_up_
             assert taken == [1]
 
 
+async def test_a_second_loss_of_redis_data_leaves_the_lease_a_lease_from_that_loss(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis losing its data again while a:1 leaves the lease to b:2 (b:2 took it back, and
+    lost it with the data once more) leaves it to b:2 for a lease from the second loss, not
+    only until a lease from the first is out: b:2 finds the second loss at its next renewal,
+    a third of a lease later at most, after the first loss's lease may be out."""
+    server = redis_server()
+    held_by_b2(server)
+    now = [0.0]
+    taken: list[int] = []
+
+    async def took() -> None:
+        taken.append(1)
+
+    def leaving() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "leaving it to b:2" in r.getMessage()]
+
+    with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
+        # A lease of 900 ms, looked at every 300 ms, timed by a clock that moves when told.
+        async with _running_lease(
+            server, on_lead=took, lease_ms=900, clock=lambda: now[0]
+        ) as lease:
+            await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding it")
+            with server.client() as other:
+                other.flushall()
+            await async_wait_until(lambda: leaving() or taken, 10, "the first loss found")
+            with server.client() as other:
+                pipe = other.pipeline(transaction=True)
+                pipe.set(EPOCH, "after")  # b:2 takes its lease back, its writer writing one
+                pipe.set(LEADER, "b:2")
+                pipe.execute()
+            await looked_again(server, taken)
+            now[0] += 0.6  # two thirds of a lease from the first loss
+            with server.client() as other:
+                pipe = other.pipeline(transaction=True)
+                pipe.flushall()  # Redis lost its data again, a writer writes a new epoch
+                pipe.set(EPOCH, "again")
+                pipe.execute()
+            await looked_again(server, taken)  # the second loss found, two thirds in
+            now[0] += 0.6  # a lease from the first loss is out, not from the second
+            await looked_again(server, taken)
+            assert taken == []
+            assert len(leaving()) == 2  # each loss told
+            now[0] += 0.4  # a lease from the second loss is out: b:2 stayed away
+            await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+            assert taken == [1]
+
+
 async def test_a_lease_taken_back_and_held_past_a_lease_from_the_loss_is_taken_at_once_given_up(
     redis_server: Callable[[], RedisServer],
 ) -> None:
@@ -550,6 +624,48 @@ async def test_a_holder_whose_read_found_its_lease_gone_with_redis_data_takes_it
         assert not lease.leading
         await async_wait_until(lambda: lease.leading, 3, "the lease taken back")
         assert taken == [1, 1]
+
+
+async def test_a_holder_taking_back_a_lease_lost_with_redis_data_keeps_it_through_a_failed_take_up(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A holder taking back the lease it lost with Redis's data, whose take-up hangs past the
+    lease and then fails, keeps the lease and takes the work queue up again, rather than give
+    it back: b:2 standing by, its wait for a:1 over by then, would take it at once, and lacks
+    a:1's open alerts (kept only in a:1's outbox)."""
+    server = redis_server()
+    attempts: list[int] = []
+    b2_took: list[int] = []
+
+    async def take_up() -> None:
+        attempts.append(len(attempts))
+        if len(attempts) == 2:  # the take-back's first
+            await asyncio.sleep(2.0)  # over two leases of 900 ms: Redis slow to take the alerts
+            raise ConnectionError("Redis closed the connection")
+
+    async def b2_take_up() -> None:
+        b2_took.append(1)
+
+    seen: set[object] = set()
+
+    def looked(other: redis_py.Redis) -> bool:
+        seen.add(other.get(LEADER))
+        return len(attempts) >= 3 or bool(b2_took)
+
+    # Leases of 900 ms, each looked at every 300 ms.
+    async with _running_lease(server, on_lead=take_up, lease_ms=900) as a1:
+        await async_wait_until(lambda: a1.leading, 10, "a:1 holding the lease")
+        async with _running_lease(server, on_lead=b2_take_up, lease_ms=900, consumer="b:2") as b2:
+            await async_wait_until(lambda: b2.holder == "a:1", 10, "b:2 seeing a:1 hold it")
+            with server.client() as other:
+                other.flushall()  # a restart without persistence: the lease gone with the data
+                await async_wait_until(lambda: len(attempts) >= 2, 10, "a:1 taking it back")
+                # async_wait_until looks every 20 ms: many looks within each lease.
+                await async_wait_until(lambda: looked(other), 10, "a:1 taking it up again")
+            await async_wait_until(lambda: a1.leading or b2_took, 10, "a:1 holding it again")
+            assert b2_took == []
+    assert seen == {b"a:1"}
+    assert attempts == [0, 1, 2]
 
 
 async def test_a_lease_taken_by_a_set_whose_answer_was_lost_is_held(

@@ -12,8 +12,10 @@ replica standing by serves (the acknowledgements of what it handled written firs
 second); an unfit replica finding the lease in its own name unawares (a ``SET`` whose answer
 was lost) gives it back alike. A lease lost with Redis's data (a new ``exesdb:bus:epoch``) is
 left by the replicas standing by to the one they saw hold it, whose open alerts are kept only
-in its outbox, for one lease from the loss, even while it takes it back and gives it back again
-(a take-up that failed): taken by another, those alerts' resolves would never be sent.
+in its outbox, for one lease from the loss (from a second loss, found meanwhile), even while it
+takes it back and gives it back again (a take-up that failed): taken by another, those alerts'
+resolves would never be sent. That holder, having found its lease gone, keeps the lease it took
+back through a failed take-up (one may last longer than the lease), rather than give it back.
 """
 
 from __future__ import annotations
@@ -98,7 +100,13 @@ class Lease:
         # it to take back (``_leaving``).
         self._seen: tuple[str, bytes | None] | None = None
         self._leave_until: float | None = None
+        self._leave_epoch: bytes | None = None  # the data set ``_leave_until`` was timed in
         self._leave_told = False  # that it is left, logged while ``_leave_until`` lasts
+        # The epoch of the data set this replica last took the lease in, and, once it found the
+        # lease it held gone, that of the data set it held it in: taken back in another (Redis
+        # lost its data), the lease is kept through a failed take-up (``_step``).
+        self._epoch_taken: bytes | None = None
+        self._lost_in: bytes | None = None
         self._on_lead: list[Callable[[], Awaitable[None]]] = []
         self._checks: list[Callable[[], str | None]] = []  # see ``require``
         self._unfit_told = False  # a free lease was declined as unfit, logged, while it lasts
@@ -226,17 +234,26 @@ class Lease:
             elif taken := await self._claim(mine):
                 self._holder = None  # the one last seen holds it no more: this replica took it
                 self._seen = None  # nor is it the last holder this replica knows of
-                self._leave_until, self._leave_told = None, False
+                self._leave_until, self._leave_epoch, self._leave_told = None, None, False
+                kept = False
                 if await self._took():
                     self.held.set()
+                    self._lost_in = None
                     self._told_holder = None  # another holder after this one is news again
                     _logger.info("this replica now takes the work queue (%s)", self._consumer)
+                elif self._lost_in is not None and self._epoch_taken != self._lost_in:
+                    # Taken back after Redis lost its data, and with it the lease this replica
+                    # held: its open alerts are only in its outbox. Given back, the lease would
+                    # be taken by a replica standing by whose wait is over (a take-up may last
+                    # longer than the lease), and their resolves never sent: kept (renewed at
+                    # the next look, within a second), the work queue is taken up again then.
+                    kept = True
                 else:
                     # Not ready to take over (e.g. the alert stage still opening its outbox):
                     # give the lease back, try again in a moment.
                     await client.eval(_RELEASE, 1, self._key, self._consumer)
                     self._holder = None  # nobody, until the next look
-                self._claiming = False
+                self._claiming = kept
             if not taken and self.refused:
                 # The renewal Redis refused was not tried: the lease found held (if only for
                 # the moment another replica refused alike sets it before giving it back) does
@@ -253,12 +270,24 @@ class Lease:
         if epoch is None:
             epoch = await self._set_epoch()
         self._holder = holder
+        if self._lost_in is not None and epoch != self._lost_in:
+            # Nothing else tells it: the replica now holding the lease did not leave it to this
+            # one (it never saw this one hold it: started, or cut off, meanwhile; or this one,
+            # found unfit as it took the work queue up, gave it back).
+            _logger.warning(
+                "%s took the work-queue lease after Redis lost its data while this replica (%s)"
+                " held it: this replica's open alerts, kept only in its outbox, are taken up by"
+                " no replica (their resolves are never sent)",
+                holder,
+                self._consumer,
+            )
+        self._lost_in = None  # another holds it: this replica does not take it back
         self._stand_by(holder)
         self._renewed = self._clock()
         if self._taking_back(holder, epoch):
             return
         self._seen = (holder, epoch)
-        self._leave_until, self._leave_told = None, False
+        self._leave_until, self._leave_epoch, self._leave_told = None, None, False
 
     def _taking_back(self, holder: str, epoch: bytes | None) -> bool:
         """Whether ``holder``, found holding the lease in a new data set (``epoch``), is the
@@ -272,10 +301,7 @@ class Lease:
         seen = self._seen
         if seen is None or seen[0] != holder or seen[1] is None or epoch == seen[1]:
             return False
-        now = self._clock()
-        if self._leave_until is None:
-            self._leave_until = now + self._lease_ms / 1000
-        return now < self._leave_until
+        return self._clock() < self._left_until(epoch)
 
     def _stand_by(self, holder: str) -> None:
         """Say this replica stands by for ``holder``, the lease's holder found now, if another
@@ -336,6 +362,8 @@ class Lease:
             pipe.get(self._epoch_key)
             was_set, _, holder, epoch = await pipe.execute()
             taken = bool(was_set)
+            if taken:
+                self._epoch_taken = epoch
             if not taken and holder is not None and text(holder) != self._consumer:
                 await self._saw(text(holder), epoch)
             # Renewed at once, before it is taken up: a lease Redis lets this replica set but not
@@ -365,10 +393,9 @@ class Lease:
         if self._seen is None or self._seen[1] is None or epoch == self._seen[1]:
             return False  # given up, or run out (or no epoch to tell by): nothing lost with it
         now = self._clock()
-        if self._leave_until is None:
-            self._leave_until = now + self._lease_ms / 1000
-        if now >= self._leave_until:
-            self._seen, self._leave_until, self._leave_told = None, None, False
+        if now >= (until := self._left_until(epoch)):
+            self._seen, self._leave_until, self._leave_epoch = None, None, None
+            self._leave_told = False
             return False
         if not self._leave_told:
             self._leave_told = True
@@ -377,9 +404,25 @@ class Lease:
                 " %d ms to take back, with its open alerts",
                 self._seen[0],
                 self._seen[0],
-                round((self._leave_until - now) * 1000),
+                round((until - now) * 1000),
             )
         return True
+
+    def _left_until(self, epoch: bytes | None) -> float:
+        """Until when a lease lost with Redis's data, found lost (free, or taken back) in the
+        data set of ``epoch``, is left to the holder seen before it: one lease from when this
+        replica first found that loss, timed anew at a second loss found meanwhile (another
+        epoch, or none: the data gone again before a writer wrote one), which that holder finds
+        at its next renewal, a third of a lease later at most. Timed from the first loss, the
+        lease would be taken from it at the end of that lease, though it had not yet found the
+        second. The first epoch found after a window timed with none is the same loss's."""
+        now = self._clock()
+        if self._leave_until is None or (
+            self._leave_epoch is not None and epoch != self._leave_epoch
+        ):
+            self._leave_until, self._leave_told = now + self._lease_ms / 1000, False
+        self._leave_epoch = epoch
+        return self._leave_until
 
     async def _set_epoch(self) -> bytes | None:
         """Set the data set's epoch, found missing under another's lease (no writer has written
@@ -405,6 +448,9 @@ class Lease:
         pending, is taken then (``consumer_group.py``); held by another, this replica stands by."""
         self._holder = holder
         if self.held.is_set():
+            # If Redis lost its data, the lease taken back in a new data set is kept (``_step``),
+            # and one found taken by another there is told (``_saw``).
+            self._lost_in = self._epoch_taken
             self._told_holder = holder  # named as it steps down
             self._step_down(_gone_to(holder))
             self._stepped_down.set()
