@@ -2378,8 +2378,10 @@ def test_a_demo_and_a_real_bridge_never_share_a_state_directory(
     assert real.returncode == 2
     assert f"EXESDB_STATE_DIR ({demo_dir}) holds the state of a demo" in real.stderr
     checked = cli("check-config", EXESDB_STATE_DIR=str(demo_dir))
-    assert checked.returncode == 0  # a warning: `run --demo` takes the directory
-    assert "`run` without --demo would stop: EXESDB_STATE_DIR" in checked.stderr
+    assert checked.returncode == 2
+    assert f"EXESDB_STATE_DIR ({demo_dir}) holds the state of a demo" in checked.stderr
+    assert "`check-config --demo` checks the configuration `run --demo` starts" in checked.stderr
+    assert cli("check-config", "--demo", EXESDB_STATE_DIR=str(demo_dir)).returncode == 0
     first = BridgeProcess(EXESDB_STATE_DIR=str(real_dir))
     bridge_processes.append(first)
     first.start(tmp_path)
@@ -2388,7 +2390,30 @@ def test_a_demo_and_a_real_bridge_never_share_a_state_directory(
     again = cli("run", "--demo", EXESDB_STATE_DIR=str(real_dir), EXESDB_HTTP_ADDR="127.0.0.1:0")
     assert again.returncode == 2
     assert f"EXESDB_STATE_DIR ({real_dir}) holds a real bridge's alert outbox" in again.stderr
+    checked = cli("check-config", "--demo", EXESDB_STATE_DIR=str(real_dir))
+    assert checked.returncode == 2
+    assert f"EXESDB_STATE_DIR ({real_dir}) holds a real bridge's alert outbox" in checked.stderr
     assert (real_dir / "alerts.sqlite3").stat().st_mtime_ns == before
+    assert not (real_dir / "demo-state").exists()
+
+
+def test_check_config_demo_checks_the_folder_run_demo_takes_and_makes_nothing(
+    tmp_path: Path,
+) -> None:
+    """`check-config --demo` with EXESDB_STATE_DIR unset shows and checks ./.exesdb-bridge-demo,
+    as `run --demo` takes it, without making it; a demo's folder and a refused setting are
+    listed together, all mended in one round."""
+    checked = cli("check-config", "--demo", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert re.search(r"^EXESDB_STATE_DIR +\./\.exesdb-bridge-demo$", checked.stdout, re.M)
+    assert not (tmp_path / _DEMO_STATE_FOLDER).exists()
+    demo_dir = tmp_path / "volume"
+    demo_dir.mkdir()
+    (demo_dir / "demo-state").write_text("marked by a demo\n")
+    refused = cli("check-config", EXESDB_STATE_DIR=str(demo_dir), EXESDB_HTTP_ADDR="nowhere")
+    assert refused.returncode == 2
+    assert "EXESDB_HTTP_ADDR" in refused.stderr
+    assert f"EXESDB_STATE_DIR ({demo_dir}) holds the state of a demo" in refused.stderr
 
 
 def test_a_demo_takes_up_its_own_folder_left_unmarked_by_an_earlier_version(

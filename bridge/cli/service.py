@@ -74,6 +74,14 @@ def add_service_commands(commands: Commands) -> None:
             " exit 2 listing every problem. docs/configuration.md describes each variable."
         ),
     )
+    check.add_argument(
+        "--demo",
+        action="store_true",
+        help=(
+            "check as `run --demo` would start: its state in"
+            f" {DEMO_STATE_DIR} unless EXESDB_STATE_DIR is set"
+        ),
+    )
     check.set_defaults(handler=_check_config)
 
 
@@ -202,12 +210,12 @@ def _start_and_serve(demo: bool) -> int:
     # Refused settings are listed with what the start would stop on next, at the outbox, as
     # check-config lists them: all mended in one round. Looked for only then (the outbox says it
     # at start otherwise), so that a good start imports nothing of it before the bridge does.
-    settings = settings_or_exit(logged=True, beside=lambda: _outbox_problems(demo=demo))
+    settings = settings_or_exit(
+        logged=True, beside=lambda: _state_problems(_state_dir_taken(demo=demo), demo=demo)
+    )
     configure_logging(settings)  # the bridge logs its start warnings as it starts (Bridge.start)
     if demo and variable_value(os.environ, "EXESDB_STATE_DIR") is None:
-        # The demo's made-up alerts (brute force on exesdb-2@demo) would otherwise stay in the
-        # outbox of the bridge run next from this folder, escalating to its real receivers.
-        settings = settings.model_copy(update={"state_dir": DEMO_STATE_DIR})
+        settings = _demo_settings(settings)
         _logger().info(
             "demo: state kept in %s, apart from a bridge run here without --demo"
             " (set EXESDB_STATE_DIR for another)",
@@ -216,6 +224,8 @@ def _start_and_serve(demo: bool) -> int:
     if problem := _mixed_state(settings.state_dir, demo=demo):
         _logger().error("%s", problem)
         return EXIT_USAGE
+    if demo:
+        _mark_demo(settings.state_dir)
     if demo and (delivered_to := _alert_destinations(settings)):
         # Documented (docs/deployment.md#demo-traffic): the compose stack shows its alerts in
         # Alertmanager. Said loudly, since a receiver may be a pager.
@@ -248,10 +258,17 @@ _DEMO_MARK_TEXT: Final = (
 )
 
 
+def _demo_settings(settings: Settings) -> Settings:
+    """``settings`` as ``run --demo`` takes them when ``EXESDB_STATE_DIR`` is unset: the demo's
+    made-up alerts (brute force on exesdb-2@demo) would otherwise stay in the outbox of the
+    bridge run next from this folder, escalating to its real receivers."""
+    return settings.model_copy(update={"state_dir": DEMO_STATE_DIR})
+
+
 def _mixed_state(state_dir: str, *, demo: bool) -> str | None:
     """Why a run (``demo`` or not) must not use ``state_dir``: a demo's made-up alerts would
-    reach a real bridge's receivers, or the demo's go into a real outbox; None when it may (a
-    demo's directory then marked, made if missing)."""
+    reach a real bridge's receivers, or the demo's go into a real outbox; None when it may.
+    Looks only, making and changing nothing (``check-config`` asks it too)."""
     if not demo:
         return _demos(state_dir)
     from pathlib import Path
@@ -273,6 +290,14 @@ def _mixed_state(state_dir: str, *, demo: bool) -> str | None:
             " demo another directory in EXESDB_STATE_DIR (a new folder on a container's volume;"
             f" unset, the demo keeps to {DEMO_STATE_DIR} in the working directory)"
         )
+    return None
+
+
+def _mark_demo(state_dir: str) -> None:
+    """Mark ``state_dir``, a demo's, so (made if missing): a run without --demo refuses it."""
+    from pathlib import Path
+
+    directory = Path(state_dir)
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Not waiting on a FIFO there for a reader: refused at once (ENXIO), it marks already.
@@ -281,7 +306,6 @@ def _mixed_state(state_dir: str, *, demo: bool) -> str | None:
             mark.write(_DEMO_MARK_TEXT)
     except OSError:
         pass  # the outbox says why the directory cannot be used, as the bridge starts
-    return None
 
 
 def _demos(state_dir: str) -> str | None:
@@ -317,13 +341,17 @@ def _alert_destinations(settings: Settings) -> list[str]:
 # -- check-config --
 
 
-def _outbox_problems(*, demo: bool = False) -> list[str]:
-    """What a start (``demo``: ``run --demo``) would stop on at the outbox, beside refused
-    settings (``outbox_problems``): this Python's SQLite, and the outbox file in
-    ``EXESDB_STATE_DIR`` when that variable is good; unset, a demo's in ``DEMO_STATE_DIR``."""
+def _state_problems(state_dir: str | None, *, demo: bool) -> list[str]:
+    """What a start (``demo``: ``run --demo``) would stop on in ``state_dir`` (None: no
+    directory the bridge could use, which the settings' problems name), beside refused settings,
+    found without making or changing anything: at the outbox (``outbox_problems``: this Python's
+    SQLite too), and a demo's state and a real bridge's mixed (``_mixed_state``)."""
     from bridge.sinks.alerts.outbox import outbox_problems
 
-    return outbox_problems(_state_dir_taken(demo=demo))
+    problems = outbox_problems(state_dir)
+    if state_dir is not None and (mixed := _mixed_state(state_dir, demo=demo)) is not None:
+        problems.append(mixed)
+    return problems
 
 
 def _state_dir_taken(*, demo: bool) -> str | None:
@@ -344,17 +372,26 @@ def _state_dir_taken(*, demo: bool) -> str | None:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from bridge.probe_settings import variable_value
     from bridge.settings_checks import start_warnings
-    from bridge.sinks.alerts.outbox import outbox_problems
 
-    # What `run` would stop on at start, past the settings: this Python's SQLite, too old, and
-    # the outbox file there already (a directory, no outbox, one cut short), read without making
-    # or changing anything; with the settings' problems when they have some, so that all are
-    # mended in one round (EXESDB_STATE_DIR's folder looked in when that variable is good).
-    settings = settings_or_exit(beside=_outbox_problems)
-    if problems := outbox_problems(settings.state_dir):
+    # What `run` (`--demo`) would stop on at start, past the settings: this Python's SQLite, too
+    # old, the outbox file there already (a directory, no outbox, one cut short), a demo's state
+    # and a real bridge's mixed, read without making or changing anything; with the settings'
+    # problems when they have some, so that all are mended in one round (EXESDB_STATE_DIR's
+    # folder looked in when that variable is good).
+    demo = args.demo
+    settings = settings_or_exit(
+        beside=lambda: _state_problems(_state_dir_taken(demo=demo), demo=demo)
+    )
+    if demo and variable_value(os.environ, "EXESDB_STATE_DIR") is None:
+        settings = _demo_settings(settings)
+    if problems := _state_problems(settings.state_dir, demo=demo):
         # Its warnings too: a misspelt EXESDB_STATE_DIR is a likely reason for the wrong folder.
-        say_bad_configuration(ConfigError(problems, warnings=start_warnings(settings)))
+        warnings = start_warnings(settings)
+        if not demo and _demos(settings.state_dir) is not None:
+            warnings.append("`check-config --demo` checks the configuration `run --demo` starts")
+        say_bad_configuration(ConfigError(problems, warnings=warnings))
         return EXIT_USAGE
     shown = settings.redacted()
     if (web_config := settings.web_config()) is not None:
@@ -376,6 +413,4 @@ def _check_config(args: argparse.Namespace) -> int:
                 print(f"  {line}")
     for note in start_warnings(settings):
         warn(note)
-    if demos := _demos(settings.state_dir):
-        warn(f"`run` without --demo would stop: {demos}")
     return EXIT_OK
