@@ -2755,6 +2755,25 @@ def test_outbox_list_says_on_stderr_how_many_notifications_wait_to_be_grouped(
     )
 
 
+def test_outbox_list_beside_a_bridge_started_again_sees_what_the_bridge_writes_after_it(
+    tmp_path: Path,
+) -> None:
+    """`outbox list` beside a bridge started again on its outbox leaves the bridge's log in
+    place: what the bridge writes after the listing is in the next one, not lost."""
+    Outbox.in_dir(tmp_path, urls=["https://hooks.example/"]).close()  # the bridge's first run
+    outbox = Outbox.in_dir(tmp_path, urls=["https://hooks.example/"])  # and its next
+    try:
+        first = cli_process("outbox", "list", EXESDB_STATE_DIR=str(tmp_path))
+        assert first.returncode == 0, first.stderr
+        observe(outbox, event("a1", requires_ack=False, at=datetime.now(UTC)), now=1.0)
+        listed = cli_process("outbox", "list", EXESDB_STATE_DIR=str(tmp_path))
+        assert listed.returncode == 0, listed.stderr
+        assert "1 alert notification(s) not yet in a delivery" in listed.stderr
+        assert (tmp_path / f"{FILE_NAME}-wal").exists()
+    finally:
+        outbox.close()
+
+
 # -- finding the bridge, usage errors, output --
 
 

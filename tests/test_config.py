@@ -218,6 +218,11 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_EXTERNAL_URL", "http://bridge.example:9570 # public", "holds a comment (' #"),
         ("EXESDB_LOG_LEVEL", "chatty", "must be 'debug', 'info', 'warning' or 'error' (got"),
         ("EXESDB_LOG_FORMAT", "xml", "must be 'text' or 'json' (got 'xml')"),
+        # A word mistyped is answered with the word meant, as EXESDB_BUS=memroy is.
+        ("EXESDB_LOG_FORMAT", "jsn", "must be 'text' or 'json'; did you mean 'json'? (got 'jsn')"),
+        ("EXESDB_WEBHOOK_MIN_SEVERITY", "warn", "or 'critical'; did you mean 'warning'? (got"),
+        ("EXESDB_WEBHOOK_MIN_SEVERITY", "Critcal", "or 'critical'; did you mean 'critical'? (got"),
+        ("OTEL_TRACES_EXPORTER", "otlp_grpc", "or 'none'; did you mean 'otlp'? (got 'otlp_grpc')"),
         ("EXESDB_CPU_DEGRADED", "-1", "above 1 and at most 100"),
         ("EXESDB_MAX_SERIES", "0", "from 1 to 10000000"),
         ("EXESDB_BUS_QUEUE_SIZE", "0", "from 1 to 10000000"),
@@ -246,7 +251,7 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         (
             "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
             "deltas",
-            "must be 'cumulative', 'delta' or 'lowmemory' (got 'deltas')",
+            "must be 'cumulative', 'delta' or 'lowmemory'; did you mean 'delta'? (got 'deltas')",
         ),
     ],
 )

@@ -345,13 +345,16 @@ def connect(path: Path | str) -> sqlite3.Connection:
         with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         _refuse_no_database(path)
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    try:
         # Before anything is changed in it: not its mode, nor its journal (WAL is in its header).
-        _refuse_another_programs(db, path)
-    except BaseException:
-        db.close()
-        raise
+        # On a connection of its own, closed before the one returned is opened: the check reads
+        # the file through a descriptor of its own, and closing that drops every POSIX lock this
+        # process holds on the file, SQLite's too. Without its shared lock, the next process to
+        # close the file (`exesdb-bridge outbox list` beside a bridge) takes itself for the last
+        # one and deletes the log (-wal) the bridge goes on writing: what it wrote then is lost.
+        probe = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        with contextlib.closing(probe):
+            _refuse_another_programs(probe, path)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
     if str(path) != ":memory:":
         # A file an earlier version made (0644), and its WAL and shared-memory files, too.
         for name in (str(path), f"{path}-wal", f"{path}-shm"):
