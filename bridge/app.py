@@ -262,7 +262,11 @@ class Bridge:
             taken = replay_file.load(self._replay, self.settings.state_dir)
             self._replay_kept = True
             if taken:
-                _logger.info("ingest replay memory: %d id(s) remembered from the last stop", taken)
+                _logger.info(
+                    "ingest replay memory: the ids of %d message(s) verified before the last stop"
+                    " (ingested, and the collectors' own) remembered: sent again, they are refused",
+                    taken,
+                )
         if serve_http:
             await self._bind()
         await self.bus.start()

@@ -47,7 +47,10 @@ def test_a_message_taken_before_a_graceful_restart_is_refused_as_replayed_after_
     assert first.stop() == 0
     second = _started(tmp_path, bridge_processes)
     assert post_signed(second.url, body, expect=409) == (409, "replayed")
-    assert "id(s) remembered from the last stop" in second.log()
+    assert (
+        "verified before the last stop (ingested, and the collectors' own) remembered"
+        in second.log()
+    )
 
 
 def test_after_a_crash_the_ids_since_the_last_stop_are_forgotten(
