@@ -476,6 +476,30 @@ def held_by_b2(server: RedisServer) -> None:
         other.set(LEADER, "b:2")
 
 
+class StandingBy:
+    """Replica a:1's lease standing by for b:2 (``held_by_b2``), timed by ``now[0]``, which
+    moves only when a test moves it; ``taken`` gets a 1 each time a:1 takes the lease."""
+
+    def __init__(self, lease: Lease, now: list[float], taken: list[int]) -> None:
+        self.lease, self.now, self.taken = lease, now, taken
+
+
+@contextlib.asynccontextmanager
+async def standing_by_for_b2(server: RedisServer) -> AsyncIterator[StandingBy]:
+    """a:1's lease of 900 ms (looked at every 300 ms) run against ``server`` once b:2 holds
+    it there, yielded once a:1 has seen b:2 hold it."""
+    held_by_b2(server)
+    now = [0.0]
+    taken: list[int] = []
+
+    async def took() -> None:
+        taken.append(1)
+
+    async with _running_lease(server, on_lead=took, lease_ms=900, clock=lambda: now[0]) as lease:
+        await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding it")
+        yield StandingBy(lease, now, taken)
+
+
 @pytest.mark.parametrize("looked", [True, False], ids=["found free", "taken back unseen"])
 async def test_a_lease_lost_with_redis_data_is_left_to_its_holder_whose_take_up_failed(
     redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture, looked: bool
@@ -486,22 +510,13 @@ async def test_a_lease_lost_with_redis_data_is_left_to_its_holder_whose_take_up_
     only in its outbox), not taking it at once as if given up in the new data set; a:1 takes
     it then."""
     server = redis_server()
-    held_by_b2(server)
-    now = [0.0]
-    taken: list[int] = []
-
-    async def took() -> None:
-        taken.append(1)
 
     def leaving() -> list[str]:
         return [r.getMessage() for r in caplog.records if "leaving it to b:2" in r.getMessage()]
 
     with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
-        # A lease of 900 ms, looked at every 300 ms, timed by a clock that moves when told.
-        async with _running_lease(
-            server, on_lead=took, lease_ms=900, clock=lambda: now[0]
-        ) as lease:
-            await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding it")
+        async with standing_by_for_b2(server) as a1:
+            lease, now, taken = a1.lease, a1.now, a1.taken
             with server.client() as other:
                 pipe = other.pipeline(transaction=True)
                 pipe.flushall()
@@ -531,22 +546,13 @@ async def test_a_second_loss_of_redis_data_leaves_the_lease_a_lease_from_that_lo
     only until a lease from the first is out: b:2 finds the second loss at its next renewal,
     a third of a lease later at most, after the first loss's lease may be out."""
     server = redis_server()
-    held_by_b2(server)
-    now = [0.0]
-    taken: list[int] = []
-
-    async def took() -> None:
-        taken.append(1)
 
     def leaving() -> list[str]:
         return [r.getMessage() for r in caplog.records if "leaving it to b:2" in r.getMessage()]
 
     with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
-        # A lease of 900 ms, looked at every 300 ms, timed by a clock that moves when told.
-        async with _running_lease(
-            server, on_lead=took, lease_ms=900, clock=lambda: now[0]
-        ) as lease:
-            await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding it")
+        async with standing_by_for_b2(server) as a1:
+            lease, now, taken = a1.lease, a1.now, a1.taken
             with server.client() as other:
                 other.flushall()
             await async_wait_until(lambda: leaving() or taken, 10, "the first loss found")
@@ -579,16 +585,8 @@ async def test_a_lease_taken_back_and_held_past_a_lease_from_the_loss_is_taken_a
     the loss (its work queue taken up), gives it up: a:1 takes it at once, as any lease given
     up, not left for b:2 a lease more."""
     server = redis_server()
-    held_by_b2(server)
-    now = [0.0]
-    taken: list[int] = []
-
-    async def took() -> None:
-        taken.append(1)
-
-    # A lease of 900 ms, looked at every 300 ms, timed by a clock that moves when told.
-    async with _running_lease(server, on_lead=took, lease_ms=900, clock=lambda: now[0]) as lease:
-        await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding it")
+    async with standing_by_for_b2(server) as a1:
+        lease, now, taken = a1.lease, a1.now, a1.taken
         with server.client() as other:
             pipe = other.pipeline(transaction=True)
             pipe.flushall()  # Redis lost its data, and b:2 takes its lease back
