@@ -500,6 +500,11 @@ async def standing_by_for_b2(server: RedisServer) -> AsyncIterator[StandingBy]:
         yield StandingBy(lease, now, taken)
 
 
+def leaving_to_b2(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The lines a:1 logged saying it leaves the lease to b:2 to take back."""
+    return [r.getMessage() for r in caplog.records if "leaving it to b:2" in r.getMessage()]
+
+
 @pytest.mark.parametrize("looked", [True, False], ids=["found free", "taken back unseen"])
 async def test_a_lease_lost_with_redis_data_is_left_to_its_holder_whose_take_up_failed(
     redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture, looked: bool
@@ -510,10 +515,7 @@ async def test_a_lease_lost_with_redis_data_is_left_to_its_holder_whose_take_up_
     only in its outbox), not taking it at once as if given up in the new data set; a:1 takes
     it then."""
     server = redis_server()
-
-    def leaving() -> list[str]:
-        return [r.getMessage() for r in caplog.records if "leaving it to b:2" in r.getMessage()]
-
+    leaving = partial(leaving_to_b2, caplog)
     with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
         async with standing_by_for_b2(server) as a1:
             lease, now, taken = a1.lease, a1.now, a1.taken
@@ -546,10 +548,7 @@ async def test_a_second_loss_of_redis_data_leaves_the_lease_a_lease_from_that_lo
     only until a lease from the first is out: b:2 finds the second loss at its next renewal,
     a third of a lease later at most, after the first loss's lease may be out."""
     server = redis_server()
-
-    def leaving() -> list[str]:
-        return [r.getMessage() for r in caplog.records if "leaving it to b:2" in r.getMessage()]
-
+    leaving = partial(leaving_to_b2, caplog)
     with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
         async with standing_by_for_b2(server) as a1:
             lease, now, taken = a1.lease, a1.now, a1.taken
