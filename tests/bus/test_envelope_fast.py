@@ -1659,6 +1659,50 @@ def test_the_wire_schema_stops_at_the_first_wrong_item_of_a_list_or_object(
     assert raised.value.error_count() == 1
 
 
+_MEMBERSHIP = {
+    "event": "node_added",
+    "affected_nodes": [f"n{n}" for n in range(1_000)],
+    "active_nodes": ["a"],
+    "originating_node": "a",
+}
+# A form only the models' lax rules take (a count as a string): the pydantic-core path's.
+_LAX = {**_MEMBERSHIP, "total_nodes": "1"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "edit"),
+    [
+        (_MEMBERSHIP, lambda body: body.replace(b'"v": 1', b'"v": 1.0')),
+        (_MEMBERSHIP, lambda body: body.replace(b'"v": 1', b'"v": 1e0')),
+        (_MEMBERSHIP, lambda body: b"\xef\xbb\xbf" + body),
+        (_LAX, lambda body: b"\xef\xbb\xbf" + body.replace(b'"v": 1', b'"v": 1.0')),
+        (_LAX, lambda body: body.replace(b'"v": 1', b'"v": 1.0').decode()),
+    ],
+    ids=["v-1.0", "v-1e0", "byte-order-mark", "lax-mark-and-1.0", "lax-text-1.0"],
+)  # fmt: skip
+def test_valid_envelopes_the_parsers_once_read_differently_take_the_fast_path(
+    payload: dict[str, Any], edit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A valid envelope whose ``v`` is written as a float (``1.0``, ``1e0``) or which opens
+    with a UTF-8 byte order mark, on the msgspec path or in a form only pydantic-core's takes,
+    is taken by the fast paths, alone and in a batch, and builds the reference's Envelope: the
+    reference decoder, which checks a long list twice, is not asked."""
+    body = edit(_body(payload, ClusterMembership))
+    fast = _agree(body if isinstance(body, bytes) else body.encode(), payload, ClusterMembership)
+    assert isinstance(fast, Envelope)
+
+    def refused(*args: Any, **options: Any) -> Any:
+        raise AssertionError("the reference decoder was asked")
+
+    monkeypatch.setattr(decoding_module, "decode_envelope_reference", refused)
+    assert isinstance(decode_envelope(body), Envelope)
+    if isinstance(body, bytes):
+        plain = _body(_MEMBERSHIP, ClusterMembership)
+        envelopes, failure = decode_envelopes([plain, body], plain + b"\n" + body)
+        assert failure is None
+        assert len(envelopes) == 2
+
+
 @pytest.mark.parametrize("where", ["envelope", "payload"])
 def test_unknown_fields_cost_the_pydantic_core_path_no_error_each(where: str) -> None:
     """An envelope of 1 000 unknown fields, in its envelope or its payload, passes the
