@@ -1728,3 +1728,19 @@ def test_unknown_fields_cost_the_pydantic_core_path_no_error_each(where: str) ->
     assert [problem.field for problem in (every, *every.also)][:2] == [first, first[:-1] + "1"]
     assert len(every.also) == 9
     assert every.also_found == 999
+
+
+def test_lists_of_strings_are_counted_by_their_length() -> None:
+    """A payload's lists of strings (node names) hold no key: the msgspec path counts their
+    items by the list's length rather than walk them as it walks a field that may hold objects,
+    and 100 000 names holding quotes and colons decode as the reference decodes them, with a
+    key given twice beside them refused as it refuses it."""
+    assert structs.object_fields(ClusterMembership) == ()
+    assert structs.object_fields(LogSummary) == ("log_counts", "top_errors")
+    names = ['a"b', "::1", 'say "x": y', "\\", "µ"] * 20_000
+    payload = {**_MEMBERSHIP, "affected_nodes": names}
+    body = _body(payload, ClusterMembership)
+    assert isinstance(_agree(body, payload, ClusterMembership), Envelope)
+    twice = _same(body[:-2] + b', "event": "node_removed"}}')
+    assert isinstance(twice, Rejection)
+    assert twice.field == "payload.event"
