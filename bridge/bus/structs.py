@@ -32,6 +32,7 @@ import msgspec
 
 from bridge.bus.depth import MAX_DEPTH
 from bridge.bus.envelope import (
+    ENVELOPE_VERSION,
     ID_MAX_LENGTH,
     ID_MIN_LENGTH,
     NODE_MAX_LENGTH,
@@ -720,7 +721,8 @@ def _envelope(payload: Payload, checked: bool) -> type[msgspec.Struct]:
     return msgspec.defstruct(
         f"{payload.model.__name__}Envelope",
         [
-            ("v", Literal[1]),
+            # A number equal to the version, as the reference reads it: 1.0 and 1e0 too.
+            ("v", Annotated[float, msgspec.Meta(ge=ENVELOPE_VERSION, le=ENVELOPE_VERSION)]),
             (
                 "id",
                 Annotated[str, msgspec.Meta(min_length=ID_MIN_LENGTH, max_length=ID_MAX_LENGTH)],

@@ -1744,3 +1744,14 @@ def test_lists_of_strings_are_counted_by_their_length() -> None:
     twice = _same(body[:-2] + b', "event": "node_removed"}}')
     assert isinstance(twice, Rejection)
     assert twice.field == "payload.event"
+
+
+@pytest.mark.parametrize("version", [b"1.0", b"1e0", b"10E-1", b"1.0000000000000001"])
+def test_a_version_written_as_a_float_is_taken_by_the_msgspec_path(version: bytes) -> None:
+    """``v`` written as a float equal to 1 is taken by the msgspec path itself, with either
+    decoder, and builds the reference's Envelope."""
+    body = _body(_MEMBERSHIP, ClusterMembership).replace(b'"v": 1', b'"v": ' + version)
+    taken = msgspec_paths(body)
+    assert len(taken) == 2
+    assert all(isinstance(envelope, Envelope) for envelope in taken)
+    _agree(body, _MEMBERSHIP, ClusterMembership)
