@@ -21,6 +21,7 @@ Source = importlib.import_module("bench.workload").Source
     [
         ["bench.decode", "--quick"],
         ["bench.alert_stage", "--alerts", "200", "--repeats", "1"],
+        ["bench.odd_envelopes", "--names", "2000", "--fields", "100", "--repeats", "1"],
     ],
 )
 def test_a_baseline_revision_gets_a_ratio_row(command: list[str]) -> None:

@@ -121,11 +121,15 @@ def _mostly(draw: st.DrawFn, usual: st.SearchStrategy[Any], odd: st.SearchStrate
 
 @st.composite
 def _envelope(draw: st.DrawFn, number: int = 0) -> tuple[bytes, dict[str, Any], type[Message]]:
-    """An envelope's bytes, its payload and its model."""
+    """An envelope's bytes, its payload and its model: now and then with ``v`` written as a
+    float or not 1, a byte order mark first, or an unknown field in the envelope or payload."""
     model = draw(st.sampled_from(MODELS))
     payload = draw(_payload(model))
+    unknown = draw(st.sampled_from([None] * 8 + ["envelope", "payload"]))
+    if unknown == "payload":
+        payload = {**payload, "unknown": draw(VALUES)}
     data: dict[str, Any] = {
-        "v": 1,
+        "v": draw(_mostly(st.just(1), st.sampled_from([1.0, 1.5, 2, 0, True, "1", None]))),
         "id": f"generated{number:06d}",
         "instance": model.INSTANCE,
         "topic": "some:topic",
@@ -134,6 +138,8 @@ def _envelope(draw: st.DrawFn, number: int = 0) -> tuple[bytes, dict[str, Any], 
         "ts": draw(_mostly(st.just("2026-11-28T00:00:00.123Z"), TIMESTAMP_TEXTS)),
         "payload": payload,
     }
+    if unknown == "envelope":
+        data["unknown"] = draw(VALUES)
     spaced, ascii_only = draw(st.booleans()), draw(st.booleans())
     separators = (", ", ": ") if spaced else (",", ":")
     body = json.dumps(data, separators=separators, ensure_ascii=ascii_only)
@@ -141,7 +147,8 @@ def _envelope(draw: st.DrawFn, number: int = 0) -> tuple[bytes, dict[str, Any], 
     if repeat is not None:  # a key given twice, at the envelope's end
         value = '"generated999999"' if "d" in repeat else json.dumps(model.TAG)
         body = body[:-1] + f'{separators[0]}"{repeat}"{separators[1]}{value}}}'
-    return body.encode(errors="surrogatepass"), payload, model
+    mark = draw(st.sampled_from([b""] * 9 + [b"\xef\xbb\xbf"]))  # UTF-8's byte order mark
+    return mark + body.encode(errors="surrogatepass"), payload, model
 
 
 def _same_or_same_rejection(

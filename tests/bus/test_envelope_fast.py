@@ -32,11 +32,12 @@ from bridge.bus import Envelope, Rejection, RejectReason, decode_envelope, depth
 from bridge.bus.decoding import (
     _decode_fast,
     _decode_structs,
+    _decode_unchecked,
     _keys_at_most,
     _named_once,
     decode_envelopes,
 )
-from bridge.bus.problems import decode_envelope_reference
+from bridge.bus.problems import decode_envelope_reference, with_every_problem
 from bridge.client_settings import NodeName
 from bridge.messages import (
     AlertAck,
@@ -1656,3 +1657,101 @@ def test_the_wire_schema_stops_at_the_first_wrong_item_of_a_list_or_object(
     with pytest.raises(ValidationError) as raised:
         validator.validate_python(payload)
     assert raised.value.error_count() == 1
+
+
+_MEMBERSHIP = {
+    "event": "node_added",
+    "affected_nodes": [f"n{n}" for n in range(1_000)],
+    "active_nodes": ["a"],
+    "originating_node": "a",
+}
+# A form only the models' lax rules take (a count as a string): the pydantic-core path's.
+_LAX = {**_MEMBERSHIP, "total_nodes": "1"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "edit"),
+    [
+        (_MEMBERSHIP, lambda body: body.replace(b'"v": 1', b'"v": 1.0')),
+        (_MEMBERSHIP, lambda body: body.replace(b'"v": 1', b'"v": 1e0')),
+        (_MEMBERSHIP, lambda body: b"\xef\xbb\xbf" + body),
+        (_LAX, lambda body: b"\xef\xbb\xbf" + body.replace(b'"v": 1', b'"v": 1.0')),
+        (_LAX, lambda body: body.replace(b'"v": 1', b'"v": 1.0').decode()),
+    ],
+    ids=["v-1.0", "v-1e0", "byte-order-mark", "lax-mark-and-1.0", "lax-text-1.0"],
+)  # fmt: skip
+def test_valid_envelopes_the_parsers_once_read_differently_take_the_fast_path(
+    payload: dict[str, Any], edit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A valid envelope whose ``v`` is written as a float (``1.0``, ``1e0``) or which opens
+    with a UTF-8 byte order mark, on the msgspec path or in a form only pydantic-core's takes,
+    is taken by the fast paths, alone and in a batch, and builds the reference's Envelope: the
+    reference decoder, which checks a long list twice, is not asked."""
+    body = edit(_body(payload, ClusterMembership))
+    fast = _agree(body if isinstance(body, bytes) else body.encode(), payload, ClusterMembership)
+    assert isinstance(fast, Envelope)
+
+    def refused(*args: Any, **options: Any) -> Any:
+        raise AssertionError("the reference decoder was asked")
+
+    monkeypatch.setattr(decoding_module, "decode_envelope_reference", refused)
+    assert isinstance(decode_envelope(body), Envelope)
+    if isinstance(body, bytes):
+        plain = _body(_MEMBERSHIP, ClusterMembership)
+        envelopes, failure = decode_envelopes([plain, body], plain + b"\n" + body)
+        assert failure is None
+        assert len(envelopes) == 2
+
+
+@pytest.mark.parametrize("where", ["envelope", "payload"])
+def test_unknown_fields_cost_the_pydantic_core_path_no_error_each(where: str) -> None:
+    """An envelope of 1 000 unknown fields, in its envelope or its payload, passes the
+    pydantic-core path's validator as if they were not there (no error built for each, 71 000
+    of them took 30 ms), its keys counted short of the body's: the reference refuses it as
+    before, its first ten named and all 1 000 counted."""
+    unknown = {f"x{n:04d}": n for n in range(1_000)}
+    if where == "payload":
+        body = _health(payload={**HEALTH, **unknown})
+        first = "payload.x0000"
+    else:
+        body = _health(**unknown)
+        first = "x0000"
+    decoded = _decode_unchecked(body)
+    assert decoded is not None, "the unknown fields were refused, an error built for each"
+    assert decoded[1] == len(_ENVELOPE) + 1 + len(HEALTH)
+    assert _decode_fast(body) is None
+    rejection = decode_envelope(body)
+    assert rejection == decode_envelope_reference(body)
+    assert isinstance(rejection, Rejection)
+    assert rejection.field == first
+    every = with_every_problem(body, rejection)
+    assert [problem.field for problem in (every, *every.also)][:2] == [first, first[:-1] + "1"]
+    assert len(every.also) == 9
+    assert every.also_found == 999
+
+
+def test_lists_of_strings_are_counted_by_their_length() -> None:
+    """A payload's lists of strings (node names) hold no key: the msgspec path counts their
+    items by the list's length rather than walk them as it walks a field that may hold objects,
+    and 100 000 names holding quotes and colons decode as the reference decodes them, with a
+    key given twice beside them refused as it refuses it."""
+    assert structs.object_fields(ClusterMembership) == ()
+    assert structs.object_fields(LogSummary) == ("log_counts", "top_errors")
+    names = ['a"b', "::1", 'say "x": y', "\\", "µ"] * 20_000
+    payload = {**_MEMBERSHIP, "affected_nodes": names}
+    body = _body(payload, ClusterMembership)
+    assert isinstance(_agree(body, payload, ClusterMembership), Envelope)
+    twice = _same(body[:-2] + b', "event": "node_removed"}}')
+    assert isinstance(twice, Rejection)
+    assert twice.field == "payload.event"
+
+
+@pytest.mark.parametrize("version", [b"1.0", b"1e0", b"10E-1", b"1.0000000000000001"])
+def test_a_version_written_as_a_float_is_taken_by_the_msgspec_path(version: bytes) -> None:
+    """``v`` written as a float equal to 1 is taken by the msgspec path itself, with either
+    decoder, and builds the reference's Envelope."""
+    body = _body(_MEMBERSHIP, ClusterMembership).replace(b'"v": 1', b'"v": ' + version)
+    taken = msgspec_paths(body)
+    assert len(taken) == 2
+    assert all(isinstance(envelope, Envelope) for envelope in taken)
+    _agree(body, _MEMBERSHIP, ClusterMembership)
