@@ -11,7 +11,8 @@ once it resumes) is not written again beside the first. Work-queue frames writte
 retained until a consumer group has acknowledged them (taken and handled), and written again if
 Redis turns out to have lost its data meanwhile (a restart without persistence, or FLUSHALL:
 each batch's script compares the data set's epoch first), or only its latest writes (started
-again from an older snapshot: those after the last one it holds).
+again from an older snapshot: those after the last one it holds); in the order first written,
+before anything newer, buffered or spooled.
 """
 
 from __future__ import annotations
@@ -157,6 +158,9 @@ class Writer:
         )
         self._epoch: str | None = None
         self._epoch_unchecked = True
+        # Frames written again at the buffer's front, not yet written: the spool waits for them
+        # (some were spooled frames, written before whatever the spool holds now).
+        self._rewriting = 0
         # The ACL refusing XINFO STREAM (told once): rolled back streams held empty go unseen.
         self._xinfo_refused = False
         # When Redis last refused a write for now (memory full, read-only, ...), and its
@@ -292,6 +296,7 @@ class Writer:
         # A new buffer, not this one emptied: a write of it still under way (given up on)
         # tells by that it was taken (``_write_buffered``).
         left, self._buffer = list(self._buffer), deque()
+        self._rewriting = 0
         if self._spool is not None:
             # Past ``until`` (or half a second, what a healthy disk's fsync takes) the append is
             # left to the spool's close, which fails it.
@@ -378,7 +383,8 @@ class Writer:
             if self._epoch_unchecked:
                 await self._check_epoch()  # its SET NX, when needed, refused as the writes are
             await self._write_buffered()
-            await self._write_spooled()
+            if not (self._rewriting and self._buffer):
+                await self._write_spooled()
         except _EpochChanged:
             # Redis lost its data since the last look, and no command failed for it (FLUSHALL,
             # or a restart whose closed connections redis-py made again): the next pass writes
@@ -437,6 +443,7 @@ class Writer:
         # Back in the order they were first written (each stream's are in order already).
         frames = [item[2] for item in heapq.merge(*lanes, key=_written_at)]
         self._buffer.extendleft(reversed(frames))
+        self._rewriting += len(frames)
         self.rewritten += len(frames)
         if frames:  # streams whose frames were all taken already leave nothing to say
             _logger.warning("%s; writing %d recent work-queue frame(s) again", said, len(frames))
@@ -602,8 +609,10 @@ class Writer:
         for _ in range(count):
             buffer.popleft()
         if replies is None:
+            self._rewriting = max(0, self._rewriting - count)
             return
         again, refusal = self._written(batch, replies)
+        self._rewriting = max(0, self._rewriting - count + len(again))
         if again:
             self._buffer.extendleft(reversed(again))
         if refusal is not None:
