@@ -273,3 +273,31 @@ async def test_a_user_without_xinfo_stream_is_told_once_and_rewrites_as_before_u
     # docs/redis.md quotes the warning, its elisions aside.
     [quoted] = [span for span in spans(page("redis")) if REFUSED in span]
     assert all(part.strip() in refused for part in quoted.split("…"))
+
+
+async def test_a_frame_published_just_after_flushall_goes_after_those_flushall_lost(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """FLUSHALL breaks no connection: a frame published just after it is written only after
+    the publisher wrote again the frames Redis lost, so a consumer takes the two in the order
+    published, not the newer first (a resolve before the firing it ends)."""
+    server = redis_server()
+    publisher, _ = await publisher_of(server, replicas, 0)
+    older = publisher.publish_alert(0)
+    with server.client() as client:
+        await async_wait_until(lambda: alerts_in(client) == [older], 10, "written")
+    # Just after a look at the consumer groups (XINFO), the next one a second away at most.
+    looks = calls(server, "xinfo|groups")
+    await async_wait_until(lambda: calls(server, "xinfo|groups") >= looks + 4, 10, "looked")
+    looks = calls(server, "xinfo|groups")
+    await async_wait_until(lambda: calls(server, "xinfo|groups") > looks, 10, "looked again")
+    with server.client() as client:
+        client.flushall()
+    newer = publisher.publish_alert(1)
+    await async_wait_until(
+        lambda: publisher.sample("exesdb_redis_rewritten_total") >= 1, 10, "written again"
+    )
+    consumer = await Replica(server.url, "consumer").start()
+    replicas.append(consumer)
+    await async_wait_until(lambda: len(set(consumer.taken_alerts())) == 2, 15, "both taken")
+    assert consumer.taken_alerts() == [older, newer]

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
-from bridge.bus import Frame
+from bridge.bus import Durability, Frame
 from bridge.bus.redis import GROUP
+from bridge.bus.redis.spool import Spool
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_bus import ALERTS, Replica, calls, signed_entry
 from tests.integration.test_redis_spool import Proxy, copy_stream, running_writer
@@ -288,3 +290,26 @@ async def test_a_stop_waits_for_the_acknowledgements_being_written(
                 assert client.xpending(STREAM, GROUP)["pending"] == 0
     finally:
         await proxy.aclose()
+
+
+async def test_spooled_frames_written_again_go_before_any_spooled_since_however_many_batches(
+    redis_server: Callable[[], RedisServer], tmp_path: Path
+) -> None:
+    """Spooled work-queue frames written again after Redis lost its data, more than a batch,
+    all go before a frame spooled since: the spool's next batch waits for the last of them."""
+    server = redis_server()
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+    await spool.open()
+    frames = [Frame(ALERTS, b"body %d" % n, "00") for n in range(13)]  # the writer's batch: 10
+    try:
+        async with running_writer(server.url, spool) as (writer, _):
+            assert await writer.send_durably(frames[:12]) is Durability.COMMITTED
+            await async_wait_until(lambda: writer.written == 12, 10, "written")
+            server.restart()  # without persistence: Redis loses them
+            assert await writer.send_durably(frames[12:]) is Durability.COMMITTED
+            with server.client() as client:
+                await async_wait_until(lambda: client.xlen(STREAM) == 13, 15, "written again")
+                bodies = [fields[b"e"] for _, fields in client.xrange(STREAM)]
+        assert bodies == [frame.body for frame in frames]
+    finally:
+        await spool.aclose()

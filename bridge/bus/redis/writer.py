@@ -9,8 +9,10 @@ spool's progress, so that a restart sends nothing twice; a buffered batch goes w
 its own, so that one whose answer was lost (a Redis that stalled past the socket timeout runs it
 once it resumes) is not written again beside the first. Work-queue frames written lately are
 retained until a consumer group has acknowledged them (taken and handled), and written again if
-Redis turns out to have lost its data meanwhile (a restart without persistence), or only its
-latest writes (started again from an older snapshot: those after the last one it holds).
+Redis turns out to have lost its data meanwhile (a restart without persistence, or FLUSHALL:
+each batch's script compares the data set's epoch first), or only its latest writes (started
+again from an older snapshot: those after the last one it holds); in the order first written,
+before anything newer, buffered or spooled.
 """
 
 from __future__ import annotations
@@ -49,27 +51,34 @@ _PROGRESS_KEPT_MS: Final = 7 * 24 * 3600 * 1000
 # Writes a batch of frames, each its own entry (as XADD ... MAXLEN ~ <n> * e <body> s <sig>),
 # and the spool's progress with them when asked: one command and one reply for the batch, where
 # a pipeline of XADDs costs redis-py several times the CPU per entry. An entry Redis refuses is
-# answered "!<error>" in its place. KEYS: each entry's stream, then the progress key if any.
-# ARGV: the number of entries, MAXLEN, body and signature of each, then progress, its TTL, and
-# "1" when the progress is a buffered batch's number, which the script writes only once: it
-# answers 0, writing nothing, when the key holds that number or a later one already.
-# The progress is set first: Redis keeps what a script wrote before a command it refuses (an
+# answered "!<error>" in its place. KEYS: the epoch's key, each entry's stream, then the
+# progress key if any. ARGV: the number of entries, MAXLEN, the epoch the writer last found (""
+# when none), body and signature of each, then progress, its TTL, and "1" when the progress is
+# a buffered batch's number, which the script writes only once: it answers 0, writing nothing,
+# when the key holds that number or a later one already.
+# The epoch is compared first: a Redis that lost its data since the writer last looked (FLUSHALL
+# breaks no connection) is answered -1, nothing written, so that what it lost is written again
+# before any newer frame, not after it (a resolve taken before the firing it ends).
+# The progress is set next: Redis keeps what a script wrote before a command it refuses (an
 # ACL user without SET on the spool's keys), and each retry of the batch would write its entries
 # again; the XADDs after it are answered each on its own, so the script ends with them.
 _XADD_ALL: Final = """
 local count = tonumber(ARGV[1])
-if #KEYS > count then
-  local key, progress = KEYS[count + 1], ARGV[3 + 2 * count]
-  if ARGV[5 + 2 * count] == '1'
+if ARGV[3] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[3] then
+  return -1
+end
+if #KEYS > count + 1 then
+  local key, progress = KEYS[count + 2], ARGV[4 + 2 * count]
+  if ARGV[6 + 2 * count] == '1'
      and tonumber(redis.call('GET', key) or '0') >= tonumber(progress) then
     return 0
   end
-  redis.call('SET', key, progress, 'PX', ARGV[4 + 2 * count])
+  redis.call('SET', key, progress, 'PX', ARGV[5 + 2 * count])
 end
 local out = {}
 for i = 1, count do
-  local id = redis.pcall('XADD', KEYS[i], 'MAXLEN', '~', ARGV[2], '*',
-                         'e', ARGV[1 + 2 * i], 's', ARGV[2 + 2 * i])
+  local id = redis.pcall('XADD', KEYS[i + 1], 'MAXLEN', '~', ARGV[2], '*',
+                         'e', ARGV[2 + 2 * i], 's', ARGV[3 + 2 * i])
   if type(id) == 'table' and id.err then out[i] = '!' .. id.err else out[i] = id end
 end
 return out
@@ -90,6 +99,11 @@ _MARK_KEPT_MIN_MS: Final = 3600 * 1000
 
 # Redis's words for XINFO STREAM of a key it does not hold.
 _NO_SUCH_KEY: Final = "no such key"
+
+
+class _EpochChanged(Exception):
+    """A batch's script found Redis holding another epoch than the writer last found (or
+    none): Redis lost its data meanwhile, and nothing was written."""
 
 
 class Writer:
@@ -144,6 +158,9 @@ class Writer:
         )
         self._epoch: str | None = None
         self._epoch_unchecked = True
+        # Frames written again at the buffer's front, not yet written: the spool waits for them
+        # (some were spooled frames, written before whatever the spool holds now).
+        self._rewriting = 0
         # The ACL refusing XINFO STREAM (told once): rolled back streams held empty go unseen.
         self._xinfo_refused = False
         # When Redis last refused a write for now (memory full, read-only, ...), and its
@@ -279,6 +296,7 @@ class Writer:
         # A new buffer, not this one emptied: a write of it still under way (given up on)
         # tells by that it was taken (``_write_buffered``).
         left, self._buffer = list(self._buffer), deque()
+        self._rewriting = 0
         if self._spool is not None:
             # Past ``until`` (or half a second, what a healthy disk's fsync takes) the append is
             # left to the spool's close, which fails it.
@@ -365,7 +383,13 @@ class Writer:
             if self._epoch_unchecked:
                 await self._check_epoch()  # its SET NX, when needed, refused as the writes are
             await self._write_buffered()
-            await self._write_spooled()
+            if not (self._rewriting and self._buffer):
+                await self._write_spooled()
+        except _EpochChanged:
+            # Redis lost its data since the last look, and no command failed for it (FLUSHALL,
+            # or a restart whose closed connections redis-py made again): the next pass writes
+            # again what it lost, then this batch.
+            self._epoch_unchecked = True
         except ResponseError as exc:
             if temporary(exc):
                 self._held_back = (self._clock(), reason(exc))
@@ -419,6 +443,7 @@ class Writer:
         # Back in the order they were first written (each stream's are in order already).
         frames = [item[2] for item in heapq.merge(*lanes, key=_written_at)]
         self._buffer.extendleft(reversed(frames))
+        self._rewriting += len(frames)
         self.rewritten += len(frames)
         if frames:  # streams whose frames were all taken already leave nothing to say
             _logger.warning("%s; writing %d recent work-queue frame(s) again", said, len(frames))
@@ -584,8 +609,10 @@ class Writer:
         for _ in range(count):
             buffer.popleft()
         if replies is None:
+            self._rewriting = max(0, self._rewriting - count)
             return
         again, refusal = self._written(batch, replies)
+        self._rewriting = max(0, self._rewriting - count + len(again))
         if again:
             self._buffer.extendleft(reversed(again))
         if refusal is not None:
@@ -669,10 +696,11 @@ class Writer:
     async def _run_script(
         self, frames: Sequence[Frame], progress: tuple[str, int] | None, *, once: bool
     ) -> list[bytes | ResponseError] | None:
-        """Run ``_XADD_ALL`` (``_xadd_all``'s arguments), as it answers."""
+        """Run ``_XADD_ALL`` (``_xadd_all``'s arguments), as it answers; ``_EpochChanged``
+        when it wrote nothing, Redis holding another epoch than the writer last found."""
         streams = self._layout.streams
-        keys = [streams[frame.instance] for frame in frames]
-        args: list[Any] = [len(frames), self._maxlen]
+        keys = [self._layout.epoch, *(streams[frame.instance] for frame in frames)]
+        args: list[Any] = [len(frames), self._maxlen, self._epoch or ""]
         for frame in frames:
             args += [frame.body, frame.signature or ""]
         if progress is not None:
@@ -680,6 +708,8 @@ class Writer:
             args += [progress[1], self._mark_ms if once else _PROGRESS_KEPT_MS, int(once)]
         replies: list[bytes] | int = await self._script(keys=keys, args=args)
         if isinstance(replies, int):
+            if replies < 0:
+                raise _EpochChanged
             return None
         return [
             ResponseError(reply[1:].decode(errors="replace")) if reply[:1] == b"!" else reply
