@@ -278,8 +278,10 @@ class ConnectionGuard:
         while self._open:
             late = loop.time() >= deadline
             for connection in [c for c in self._open.values() if late or _sent(c)]:
-                assert connection.transport is not None
-                connection.transport.abort()
+                # The socket's own transport: asyncio's TLS one, once closed twice (by close(),
+                # then by aiohttp's shutdown), has let go of its protocol and aborts nothing.
+                assert connection.raw is not None
+                connection.raw.abort()
             if late:
                 break
             # asyncio tells nothing when a transport has sent all it held: looked at again.
@@ -652,12 +654,10 @@ def _give_back(raw: asyncio.Transport, hello: bytes) -> None:
 
 
 def _sent(connection: Connection) -> bool:
-    """Nothing is left to send on ``connection`` (over TLS, nor in the socket's transport)."""
-    return all(
-        transport.get_write_buffer_size() == 0
-        for transport in (connection.transport, connection.raw)
-        if transport is not None
-    )
+    """Nothing is left to send on ``connection``: its socket's transport holds nothing (over
+    TLS, asyncio's protocol hands it each record as it is made; the TLS transport, closed
+    twice, has let go of its protocol and cannot say)."""
+    return connection.raw is None or connection.raw.get_write_buffer_size() == 0
 
 
 def _body_to_come(connection: Connection) -> bool:
