@@ -350,6 +350,10 @@ class Bridge:
             await self.connections.settle(self._requests_share)
         if self._runner is not None:
             await self._runner.cleanup()  # requests in progress get their share to finish
+            # Their answers are sent within what is left of the three shares requests may hold
+            # the stop for (docs/configuration.md); then no connection's socket is left open.
+            spent = self.shutdown.seconds - self.shutdown.left()
+            await self.connections.let_go(max(0.0, 3 * self._requests_share - spent))
         clean = True
         for component in reversed(self.components):
             try:

@@ -968,10 +968,9 @@ def test_a_bad_new_web_config_leaves_the_bridge_healthy_while_it_serves_the_old_
     files = WebFiles(tmp_path)
     good = files.tls_config() + f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n"
     path = files.write(good)
-    bridge, env = probed_bridge(tmp_path, files, path)
-    completed = probe_a_refused_rewrite(tmp_path, bridge, env, files, good + bad)
+    port, _, completed = probe_a_refused_rewrite(tmp_path, files, path, good + bad)
     assert completed.returncode == 0, completed.stderr
-    url = f"https://127.0.0.1:{bridge.port}/healthz"
+    url = f"https://127.0.0.1:{port}/healthz"
     assert completed.stdout.startswith(
         f"healthy: {url} answered 200; the web config file is refused (the bridge serves the "
         f"version before it): {path}: "
@@ -979,53 +978,42 @@ def test_a_bad_new_web_config_leaves_the_bridge_healthy_while_it_serves_the_old_
     assert unshown not in completed.stdout  # a value in basic_auth_users may be a secret
 
 
-def probed_bridge(
-    folder: Path, files: WebFiles, path: Path
-) -> tuple[BridgeProcess, dict[str, str]]:
-    """A bridge (not started) serving the web config file ``path`` of ``files``, whose basic auth
-    knows ``probe``, and the environment of a probe that logs in as ``probe``."""
-    (folder / "password").write_text(PASSWORD)
-    bridge = BridgeProcess(
-        state_dir=folder / "state",
-        context=files.client_context(),
-        headers={"Authorization": basic("probe", PASSWORD)},
-        EXESDB_WEB_CONFIG_FILE=str(path),
-    )
-    env = {
-        "EXESDB_HTTP_ADDR": f"127.0.0.1:{bridge.port}",
-        "EXESDB_WEB_CONFIG_FILE": str(path),
-        "EXESDB_HEALTHCHECK_USERNAME": "probe",
-        "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(folder / "password"),
-    }
-    return bridge, env
-
-
 def probe_a_refused_rewrite(
-    folder: Path, bridge: BridgeProcess, env: dict[str, str], files: WebFiles, rewrite: str
-) -> subprocess.CompletedProcess[str]:
-    """Start ``bridge`` in ``folder``, write ``rewrite`` over its web config file and, once the
-    bridge refused it, run the probe with ``env``; the bridge is stopped after."""
-    bridge.start(folder)
-    try:
+    folder: Path, files: WebFiles, path: Path, rewrite: str
+) -> tuple[int, dict[str, str], subprocess.CompletedProcess[str]]:
+    """Start a bridge (in this process: what is tested is the probe) serving the web config
+    file ``path`` of ``files``, whose basic auth knows ``probe``; write ``rewrite`` over the file
+    and, once the bridge refused it, run the probe as ``probe``; the bridge is stopped after.
+    Its port, the probe's environment and what the probe said."""
+    (folder / "password").write_text(PASSWORD)
+    with ThreadedBridge(
+        EXESDB_WEB_CONFIG_FILE=str(path), EXESDB_STATE_DIR=str(folder / "state")
+    ) as bridge:
+        env = {
+            "EXESDB_HTTP_ADDR": f"127.0.0.1:{bridge.port}",
+            "EXESDB_WEB_CONFIG_FILE": str(path),
+            "EXESDB_HEALTHCHECK_USERNAME": "probe",
+            "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(folder / "password"),
+        }
         files.write(rewrite)
-        wait_for_refusal(bridge)
-        return healthcheck(**env)
-    finally:
-        bridge.stop()
+        wait_for_refusal(bridge.port, files)
+        return bridge.port, env, healthcheck(**env)
 
 
-def wait_for_refusal(bridge: BridgeProcess) -> None:
-    """Until the bridge has refused its changed web config file and still serves the old one.
+def wait_for_refusal(port: int, files: WebFiles) -> None:
+    """Until the bridge on ``port`` has refused its changed web config file (its reload gauge at
+    0, set as it logs "not reloaded") and still serves the old one.
 
     A request makes the bridge look at the file (at most once a second)."""
-    wait_until(
-        lambda: (
-            http_get(f"{bridge.url}/healthz", bridge.headers, context=bridge.context)[0] == 200
-            and "not reloaded" in bridge.log()
-        ),
-        15,
-        "the refusal",
-    )
+    login = {"Authorization": basic("probe", PASSWORD)}
+
+    def refused() -> bool:
+        status, exposition = http_get(
+            f"https://127.0.0.1:{port}/metrics", login, context=files.client_context()
+        )
+        return status == 200 and b"exesdb_web_config_last_reload_successful 0.0" in exposition
+
+    wait_until(refused, 15, "the refusal")
 
 
 def rotate_badly(files: WebFiles, how: str) -> str:
@@ -1050,12 +1038,11 @@ def test_a_bad_certificate_rotation_leaves_a_serving_bridge_healthy_saying_so(
     files = WebFiles(tmp_path)
     users = f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n"
     path = files.write(files.tls_config() + users)
-    bridge, env = probed_bridge(tmp_path, files, path)
-    completed = probe_a_refused_rewrite(
-        tmp_path, bridge, env, files, rotate_badly(files, how) + users
+    port, env, completed = probe_a_refused_rewrite(
+        tmp_path, files, path, rotate_badly(files, how) + users
     )
     assert completed.returncode == 0, completed.stderr
-    url = f"https://127.0.0.1:{bridge.port}/healthz"
+    url = f"https://127.0.0.1:{port}/healthz"
     assert completed.stdout.startswith(
         f"healthy: {url} answered 401, its certificate not verified and no credentials sent ("
     )

@@ -1,6 +1,6 @@
-"""The HTTP listener: idle, head, body and write deadlines, heads the HTTP parser refuses, and
-heads too big to keep a connection alive, against a bridge serving on a loopback port, over raw
-sockets."""
+"""The HTTP listener: idle, head, body and write deadlines, heads the HTTP parser refuses,
+heads too big to keep a connection alive, and what a stop waits for, against a bridge serving
+on a loopback port, over raw sockets."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
+import re
 import socket
 import time
 from functools import partial
 
+import psutil
 import pytest
 
 from bridge.app import Bridge
@@ -433,6 +436,75 @@ async def test_a_stop_does_not_wait_for_a_body_an_answer_left_unsent(serve: Serv
     await asyncio.wait_for(stopping, 10)
     assert loop.time() - began < 1.0
     assert (await closed_within(unsent, 10)).startswith(b'{"error": "not_found"')  # its body
+
+
+async def test_a_stop_sends_answers_its_client_has_yet_to_read_in_full(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answers written but waiting on a client slow to read them (more than the sockets'
+    buffers hold) are sent in full before a stop returns (within the share of the shutdown
+    timeout requests get), not left to a loop that may stop next: only a connection with
+    nothing left to send is cut at once."""
+    bridge = await serve()
+    rendered: list[str] = []
+    render = bridge.render_metrics
+
+    def counted(accept: str) -> tuple[bytes, str]:
+        rendered.append(accept)
+        return render(accept)
+
+    monkeypatch.setattr(bridge, "render_metrics", counted)
+    assert bridge.address is not None
+    address = bridge.address
+    loop = asyncio.get_running_loop()
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel keeps little
+    client.setblocking(False)
+    try:
+        await loop.sock_connect(client, address)
+        await async_wait_until(lambda: _shrink_send_buffer(address), what="the accept")
+        request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
+        await loop.sock_sendall(
+            client, (request + b"\r\n") * 2 + request + b"Connection: close\r\n\r\n"
+        )
+        await async_wait_until(lambda: len(rendered) == 3, what="the third answer begun")
+        stopping = asyncio.create_task(bridge.aclose())
+        # Time for a stop that cut the answers to have ended: this one waits for them.
+        done, _ = await asyncio.wait({stopping}, timeout=0.3)
+        assert not done
+        received = bytearray()
+        while chunk := await asyncio.wait_for(loop.sock_recv(client, 65536), 10):
+            received += chunk
+        await asyncio.wait_for(stopping, 10)
+    finally:
+        client.close()
+    assert _whole_answers(bytes(received)) == 3
+
+
+def _shrink_send_buffer(address: tuple[str, int]) -> bool:
+    """Give the accepted connection to ``address`` (in this process) the smallest send buffer,
+    so that an answer not read waits in its transport; False while it is not accepted yet."""
+    for found in psutil.Process().net_connections("tcp"):
+        if found.raddr and found.laddr.port == address[1]:
+            with socket.socket(fileno=os.dup(found.fd)) as accepted:
+                accepted.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            return True
+    return False
+
+
+def _whole_answers(received: bytes) -> int:
+    """How many answers, each whole (its Content-Length of body), ``received`` holds; fails on
+    one cut short."""
+    count = 0
+    while received:
+        head, _, rest = received.partition(b"\r\n\r\n")
+        field = re.search(rb"\r\nContent-Length: (\d+)", head, re.IGNORECASE)
+        assert field is not None, head
+        length = int(field[1])
+        assert len(rest) >= length, f"an answer cut short: {len(rest)} of {length} bytes"
+        received = rest[length:]
+        count += 1
+    return count
 
 
 async def _refused(bridge: Bridge) -> bool:

@@ -1,16 +1,26 @@
-"""The test helpers of ``tests/support.py`` that start server processes or run commands."""
+"""The test helpers of ``tests/support.py`` that start server processes, run commands or run a
+bridge in a thread."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support import ADMIN_TOKEN, free_port, run_in_process, start_listening, wait_until
+from tests.support import (
+    ADMIN_TOKEN,
+    ThreadedBridge,
+    free_port,
+    run_in_process,
+    start_listening,
+    wait_until,
+)
 
 
 def test_a_server_not_ready_in_time_is_stopped_before_the_test_fails() -> None:
@@ -61,3 +71,27 @@ def test_a_command_run_in_process_that_hangs_fails_the_test_saying_so() -> None:
         assert time.monotonic() - started < 5.0
     assert signal.getsignal(signal.SIGALRM) is before
     assert run_in_process("--version").returncode == 0
+
+
+def test_a_threaded_bridge_ends_what_is_left_on_its_loop_before_the_loop_stops() -> None:
+    """A ``ThreadedBridge``'s exit ends its loop as ``asyncio.run`` does: a task still pending
+    is cancelled and an async generator begun is closed before the loop stops."""
+    closed: list[str] = []
+
+    async def counting() -> AsyncIterator[int]:
+        try:
+            yield 1
+            yield 2
+        finally:
+            closed.append("counting")
+
+    with ThreadedBridge() as server:
+        pending = server.call(server.loop.create_task, asyncio.Event().wait())
+        begun = counting()
+
+        async def first() -> int:
+            return await anext(begun)  # begun on the bridge's loop, which then knows of it
+
+        assert server.run(first()) == 1
+    assert pending.cancelled()
+    assert closed == ["counting"]

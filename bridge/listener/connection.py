@@ -69,6 +69,7 @@ class Connection(asyncio.Protocol):
         "closing",
         "live",
         "phase",
+        "raw",
         "reading",
         "reserved",
         "timer",
@@ -85,6 +86,9 @@ class Connection(asyncio.Protocol):
         self._early: list[bytes] = []  # TLS data before start_tls returned
         self._hello = bytearray()  # with TLS, the first bytes until they tell what they open
         self.transport: asyncio.Transport | None = None
+        # The socket's own transport; with TLS, ``transport`` becomes the one over it once
+        # handshaken, and what it sends waits here until the socket takes it.
+        self.raw: asyncio.Transport | None = None
         self.phase = Phase.IDLE
         self.reserved = False
         self.live = False  # counted against the cap (or the reserve) and not closing
@@ -100,7 +104,7 @@ class Connection(asyncio.Protocol):
         self.closing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
+        self.transport = self.raw = cast(asyncio.Transport, transport)
         if not self._guard.admit(self):
             return
         if self._tls is not None:

@@ -6,7 +6,8 @@ idle longest (else the slowest body) at the cap, keeps ``RESERVE`` more for the 
 the answers not read (and has the kernel reset a connection whose client takes none of its answer
 for the write timeout), and, as aiohttp's middleware, sends each answer itself and lets its body
 go (the package docstring says why each); at a stop it lets the bodies still arriving come in
-(``settle``) before aiohttp's shutdown, which reads nothing more.
+(``settle``) before aiohttp's shutdown, which reads nothing more, and after it lets every
+connection go, its socket closed, once its last answer is sent (``let_go``).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ _SOONEST: Final = 0.001
 # The socket option of the write timeout: Linux's (other systems have none, and the kernel's own
 # limits stand there).
 _USER_TIMEOUT: Final[int | None] = getattr(socket, "TCP_USER_TIMEOUT", None)
+# How often a stop looks again at the connections still sending their last answer (``let_go``).
+_SENT_POLL: Final = 0.01
 # The read buffer of asyncio's TLS protocol (start_tls makes one for each connection, and keeps
 # it, zeroed so resident, for the connection's life): 256 KiB by default, which made an idle TLS
 # connection hold 284 KiB against 7 KiB over plain HTTP (bridge process, 400 idle connections,
@@ -259,6 +262,34 @@ class ConnectionGuard:
                     if connection.transport is not None:
                         connection.transport.abort()
                 return
+
+    async def let_go(self, within: float) -> None:
+        """After aiohttp's shutdown, which closed every connection: until each is gone, its
+        socket closed. One with nothing left to send is aborted at once, the others once they
+        have had ``within`` seconds to send it.
+
+        A TLS connection closed has sent its close_notify and waits for the client's, which a
+        client keeping its connection open and reading nothing never sends: asyncio would hold
+        its socket for 30 s (its ``ssl_shutdown_timeout``), and, once the loop stops (``run``'s,
+        or that of a program running the bridge), for good, to be found unclosed when collected.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while self._open:
+            late = loop.time() >= deadline
+            for connection in [c for c in self._open.values() if late or _sent(c)]:
+                # The socket's own transport: asyncio's TLS one, once closed twice (by close(),
+                # then by aiohttp's shutdown), has let go of its protocol and aborts nothing.
+                assert connection.raw is not None
+                connection.raw.abort()
+            if late:
+                break
+            # asyncio tells nothing when a transport has sent all it held: looked at again.
+            await asyncio.sleep(_SENT_POLL)
+        # An aborted connection's socket closes at the loop's next turn (its TLS protocol is told
+        # at the one after): this stop returns with none left open.
+        for _ in range(2):
+            await asyncio.sleep(0)
 
     # -- the connections' phases --
 
@@ -620,6 +651,13 @@ def _give_back(raw: asyncio.Transport, hello: bytes) -> None:
         buffer[:size] = given[:size]
         tls.buffer_updated(size)
         given = given[size:]
+
+
+def _sent(connection: Connection) -> bool:
+    """Nothing is left to send on ``connection``: its socket's transport holds nothing (over
+    TLS, asyncio's protocol hands it each record as it is made; the TLS transport, closed
+    twice, has let go of its protocol and cannot say)."""
+    return connection.raw is None or connection.raw.get_write_buffer_size() == 0
 
 
 def _body_to_come(connection: Connection) -> bool:
