@@ -1524,18 +1524,22 @@ async def test_a_primary_demoted_under_two_replicas_holds_both_back(
     await async_wait_until(lambda: all(refused_writes(r) for r in pair), 10, "both held back")
 
 
+@pytest.mark.parametrize(
+    "scripts", [["+eval", "+evalsha"], ["-eval", "-evalsha"]], ids=["scripts", "no scripts"]
+)
 async def test_a_frame_redis_refuses_for_good_is_dropped_and_counted(
-    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+    redis_server: Callable[[], RedisServer], replicas: list[Replica], scripts: list[str]
 ) -> None:
     """A frame Redis refuses permanently (NOPERM: an ACL makes its stream read-only) is dropped
     and counted in exesdb_bus_dropped_total{subscriber="transport"}; the frames around it are
-    written."""
+    written, by a user without EVAL and EVALSHA too (one XADD each, in transactions)."""
     server = redis_server()
     with server.client() as client:
         client.execute_command(
             "ACL",
             "SETUSER",
             "default",
+            *scripts,
             "resetkeys",
             "%R~exesdb:bus:ex_esdb_security",
             "~exesdb:bus:ex_esdb_[a-rt-z]*",

@@ -10,9 +10,9 @@ its own, so that one whose answer was lost (a Redis that stalled past the socket
 once it resumes) is not written again beside the first. Work-queue frames written lately are
 retained until a consumer group has acknowledged them (taken and handled), and written again if
 Redis turns out to have lost its data meanwhile (a restart without persistence, or FLUSHALL:
-each batch's script compares the data set's epoch first), or only its latest writes (started
-again from an older snapshot: those after the last one it holds); in the order first written,
-before anything newer, buffered or spooled.
+each batch's script, or its transaction without one, compares the data set's epoch first), or
+only its latest writes (started again from an older snapshot: those after the last one it
+holds); in the order first written, before anything newer, buffered or spooled.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ from redis.exceptions import NoPermissionError, ResponseError
 
 from bridge.bus.decoding import decode_envelope
 from bridge.bus.envelope import Envelope
-from bridge.bus.redis.layout import GROUP, Layout, entry_fields, stream_id, text
+from bridge.bus.redis.layout import GROUP, Layout, stream_id, text
 from bridge.bus.redis.link import RETRYABLE, Link, reason, script_named, temporary
 from bridge.bus.redis.retained import Lane, Retained
 from bridge.bus.redis.spool import Spool
+from bridge.bus.redis.unscripted import Unscripted
 from bridge.bus.transport import WORK_QUEUE_INSTANCES, Durability, Frame
 from bridge.redaction import safe_url
 
@@ -139,6 +140,9 @@ class Writer:
         self._clock = clock
         self._spool = spool
         self._script = link.client.register_script(_XADD_ALL)
+        self._unscripted = Unscripted(
+            link, layout, maxlen=stream_maxlen, progress_ms=_PROGRESS_KEPT_MS, clock=clock
+        )
         self._buffer: deque[Frame] = deque()
         # The buffered batches' numbers in Redis (None: not kept), and the number and size of
         # the batch whose write failed without an answer, written again under that number.
@@ -751,20 +755,11 @@ class Writer:
     async def _xadd_each(
         self, frames: Sequence[Frame], progress: tuple[str, int] | None
     ) -> list[bytes | ResponseError]:
-        """``_xadd_all`` as a pipeline of XADDs (a transaction, with the progress)."""
-        streams = self._layout.streams
-        pipe = self._link.client.pipeline(transaction=progress is not None)
-        for frame in frames:
-            pipe.xadd(
-                streams[frame.instance],
-                entry_fields(frame.body, frame.signature),  # type: ignore[arg-type]
-                maxlen=self._maxlen,
-                approximate=True,
-            )
-        if progress is not None:
-            pipe.set(progress[0], progress[1], px=_PROGRESS_KEPT_MS)
-        replies: list[bytes | ResponseError] = await pipe.execute(raise_on_error=False)
-        return replies[: len(frames)]
+        """``_xadd_all`` as one XADD each (``unscripted.py``): ``_EpochChanged`` as the script."""
+        replies = await self._unscripted.write(frames, progress, self._epoch)
+        if replies is None:
+            raise _EpochChanged
+        return replies
 
     def _written(
         self, frames: Sequence[Frame], replies: Sequence[Any], *, retry: bool = True
