@@ -98,6 +98,7 @@ def replica(
         resolve_after=3600.0,
         stale_after=3600.0,
         hold_seconds=0.0,
+        remember_for=300.0,
         holding=holding,
         monotonic=clock,
     )
