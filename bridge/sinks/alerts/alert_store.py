@@ -41,6 +41,7 @@ from bridge.sinks.alerts.transitions import (
     Transition,
     adopted,
     escalation,
+    event_date,
     expiry,
     notified_state,
     on_ack,
@@ -53,7 +54,7 @@ from bridge.sinks.alerts.transitions import (
 if TYPE_CHECKING:  # sources imports the cluster and the bus: `outbox list` needs neither
     from bridge.sinks.alerts.sources import AlertEvent
 
-__all__ = ["AlertStore", "escalations", "resolutions"]
+__all__ = ["RESOLVES_REMEMBERED", "AlertStore", "escalations", "resolutions"]
 
 _STORE_ALERT: Final = """
 INSERT OR REPLACE INTO alerts (
@@ -71,6 +72,10 @@ _SEEN_ALERT: Final = (
     " event_at = :event_at WHERE alert_id = :alert_id"
 )
 _RESOLVED: Final = {"resolved": AlertState.RESOLVED.value}
+# The resolves of unknown alerts remembered at most (``AlertStore.plan``), the oldest forgotten
+# first: one per node that came back (node_failure) in the usual case, the cluster's nodes
+# being at most 10 000 (``bridge.cluster.MAX_NODES``).
+RESOLVES_REMEMBERED: Final = 10_000
 
 
 class AlertStore:
@@ -87,6 +92,9 @@ class AlertStore:
             rows = db.execute("SELECT alert_id FROM alerts WHERE state != :resolved", _RESOLVED)
             self._active: set[str] = {row[0] for row in rows}
         self._resolved: set[str] = set()  # resolved in the open transaction
+        # The resolves of alerts unknown here (alert id → the newest one's date, and until when
+        # it is kept), oldest first: see plan(). On the database thread, as plans are.
+        self._resolves: dict[str, tuple[float, float]] = {}
         self._count_mark = 0  # see count_mark
         database.on_end(self._ended)
 
@@ -226,18 +234,23 @@ class AlertStore:
         *,
         max_open: int | None = None,
         latest: float | None = None,
+        remember_for: float = 0.0,
     ) -> Applied:
         """Apply alert events and acknowledgements, in order, in ONE transaction.
 
         Each goes through ``transitions.on_event`` / ``on_ack``. A new alert beyond
         ``max_open`` open alerts (an event alert beyond nine tenths of it:
         ``transitions.open_cap``) is refused (counted in ``Applied.refused``); an event older
-        than the one that last changed its alert (``transitions.superseded``) changes nothing
-        (counted in ``Applied.stale``). ``latest`` (``now`` when None), now by the clock the
-        replicas share, caps each event's date (``transitions.on_event``).
+        than the one that last changed its alert (``transitions.superseded``), or than a
+        resolve of it remembered (``remember_for``, as in ``plan``), changes nothing (counted
+        in ``Applied.stale``). ``latest`` (``now`` when None), now by the clock the replicas
+        share, caps each event's date (``transitions.on_event``).
         """
         with self._database.transaction():
-            return self._store_plan(self.plan(changes, now, max_open=max_open, latest=latest))
+            plan = self.plan(
+                changes, now, max_open=max_open, latest=latest, remember_for=remember_for
+            )
+            return self._store_plan(plan)
 
     def plan(
         self,
@@ -247,26 +260,37 @@ class AlertStore:
         max_open: int | None = None,
         latest: float | None = None,
         dates: Mapping[str, float] | None = None,
+        remember_for: float = 0.0,
     ) -> Plan:
         """What ``apply`` would do, stored by nobody yet; ``dates``: the dates of the alerts'
         last notified changes at the work-queue holders (``AlertIndex.dates``), which events
-        sent before them do not undo (``superseded``)."""
+        sent before them do not undo (``superseded``).
+
+        A resolved event for an alert unknown here is remembered, once the plan is stored, for
+        ``remember_for`` seconds (the replay window: a message sent before it is refused after
+        that), at most ``RESOLVES_REMEMBERED`` of them: a firing event sent before it, delivered
+        after it (a sender's messages overtaking one another, frames Redis lost written again
+        in another order), is then ``superseded`` rather than opening an alert that nothing
+        would resolve.
+        """
+        latest = now if latest is None else latest
         steps: list[Transition] = []
         # The plan's own results so far: a later change of the same alert starts from them.
         planned: dict[str, AlertRecord | None] = {}
+        resolves: dict[str, float] = {}  # the plan's resolves of unknown alerts (Plan.resolves)
         refused = stale = 0
         opened = 0  # alerts the plan opened, less those it closed
         open_count: int | None = None
         with self._database.read():
-            # A firing event for an alert not active needs it looked up only when it is
-            # resolved (superseded: resolved by a newer event than this one), and a burst of
-            # new alerts is the hot path: which of them the table holds is one query.
+            # An event for an alert not active needs it looked up only when it is resolved (a
+            # firing one may be superseded: resolved by a newer event than this one; a resolved
+            # one moves its date), and a burst of new alerts is the hot path: which of them the
+            # table holds is one query.
             resolved = self._stored(
                 [
                     change.alert_id
                     for change in changes
                     if not isinstance(change, Acknowledgement)
-                    and change.firing
                     and change.alert_id not in self._active
                 ]
             )
@@ -281,9 +305,13 @@ class AlertStore:
                 ):
                     current = self.get(alert_id)
                 else:
-                    # Unknown (or, for a resolved event, resolved: it changes nothing).
-                    current = None
+                    current = None  # unknown
                 known = None if dates is None else dates.get(alert_id)
+                if current is None:
+                    # The newest resolve of it known: remembered, or earlier in this plan.
+                    for remembered in (self._remembered(alert_id, now), resolves.get(alert_id)):
+                        if remembered is not None and (known is None or remembered > known):
+                            known = remembered
                 if (
                     known is not None
                     and alert_id not in planned
@@ -304,6 +332,9 @@ class AlertStore:
                         if open_count >= open_cap(change, max_open):
                             refused += 1
                             continue
+                    if current is None and not change.firing and remember_for > 0:
+                        when = event_date(change, latest)
+                        resolves[alert_id] = max(when, resolves.get(alert_id, when))
                     step = on_event(current, change, now, latest=latest)
                 record = step.record
                 if step.effect is Effect.NONE or record is None:
@@ -315,7 +346,28 @@ class AlertStore:
                 opened += change_in_open
                 if open_count is not None:
                     open_count += change_in_open
-        return Plan(new_message_id(), now, tuple(steps), refused, stale)
+        until = now + remember_for
+        remember = tuple((alert_id, at, until) for alert_id, at in resolves.items())
+        return Plan(new_message_id(), now, tuple(steps), refused, stale, remember)
+
+    def _remembered(self, alert_id: str, now: float) -> float | None:
+        """The date of the newest resolve of ``alert_id`` remembered (``plan``) and still kept."""
+        kept = self._resolves.get(alert_id)
+        return kept[0] if kept is not None and kept[1] > now else None
+
+    def remember(self, plan: Plan) -> None:
+        """Remember the resolves of unknown alerts ``plan`` carries (``Plan.resolves``), as
+        storing it does: for a plan that stores nothing else. Those kept past their time are
+        forgotten first, then the oldest beyond ``RESOLVES_REMEMBERED``."""
+        memory = self._resolves
+        for alert_id, at, until in plan.resolves:
+            before = memory.pop(alert_id, None)  # put back last: the order is oldest first
+            memory[alert_id] = (at if before is None else max(at, before[0]), until)
+        while memory:
+            alert_id, (_, until) = next(iter(memory.items()))
+            if until > plan.now and len(memory) <= RESOLVES_REMEMBERED:
+                break
+            del memory[alert_id]
 
     def _stored(self, alert_ids: Sequence[str]) -> set[str]:
         """Those of ``alert_ids`` the alerts table holds (inside a read)."""
@@ -490,6 +542,8 @@ class AlertStore:
     def _store_plan(self, plan: Plan) -> Applied:
         """Store a plan's steps (inside a transaction); the alerts receivers must hear of."""
         changed: dict[str, AlertRecord] = {}
+        if plan.resolves:
+            self.remember(plan)
         for step in plan.steps:
             record = self._store_step(step, plan.now)
             if record is not None:

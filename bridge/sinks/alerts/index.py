@@ -195,12 +195,13 @@ class AlertIndex:
         self._untold = False  # stale() could not ask Redis last time (logged once)
         self.dates: dict[str, float] = {}
         """The date of each alert's last notified change (fired, resolved, its severity
-        changed) kept in Redis (``DATES``: by this replica, and by the holders before it as it
-        took the lease up), by its events (``AlertRecord.event_at``, which the open records in
-        Redis do not carry): an event sent before that, delivered again to this holder (the
-        last one killed before it acknowledged its entries), undoes none of them
-        (``superseded``), though this replica may have never heard of the alert, nor be
-        delivered the events of those changes again."""
+        changed; or a resolve of it resolved already) kept in Redis (``DATES``: by this
+        replica, and by the holders before it as it took the lease up), by its events
+        (``AlertRecord.event_at``, which the open records in Redis do not carry): an event sent
+        before that, delivered again to this holder (the last one killed before it
+        acknowledged its entries), undoes none of them (``superseded``), though this replica
+        may have never heard of the alert, nor be delivered the events of those changes
+        again."""
         self._pruned_at = -float("inf")  # when the dates kept too long were last dropped
         self.caught_up = False
         """True while no note of this replica waits to be stored or dropped: its notes from
@@ -224,6 +225,8 @@ class AlertIndex:
             await self._put_back()
             plan = await self._db.call(planner, *args, **kwargs)
             if not plan.steps:
+                if plan.resolves:  # kept by this replica alone: Redis has no part in them
+                    await self._db.call(self._alerts.remember, plan)
                 return Applied([], plan.refused, plan.stale)
             put: dict[str, bytes] = {}
             gone: set[str] = set()
@@ -232,12 +235,16 @@ class AlertIndex:
                     put[record.alert_id] = encode(record)
                 else:
                     gone.add(record.alert_id)
+            # A resolve of an alert resolved already (SEEN) moves its date as well.
             dates = {
                 step.record.alert_id: step.record.event_at
                 for step in plan.steps
-                if step.effect is Effect.NOTIFY
-                and step.record is not None
+                if step.record is not None
                 and step.record.event_at is not None
+                and (
+                    step.effect is Effect.NOTIFY
+                    or (step.effect is Effect.SEEN and not step.record.open)
+                )
             }
             # The dates go with the change, in the same step: no round trip of their own.
             along = {DATES: self._dates_change(dates, plan.now)} if dates else {}

@@ -191,7 +191,7 @@ class AlertSink:
         self._recorder = recorder
         self._clock = clock
         # An event is dated never later than now by the clock the replicas share (the
-        # coordinator's: Redis's), not this replica's own (``transitions._when``).
+        # coordinator's: Redis's), not this replica's own (``transitions.event_date``).
         self._shared_clock = (
             None
             if coordinator is None
@@ -417,6 +417,9 @@ class AlertSink:
             # /metrics.
             stale_after=settings.series_ttl_ms / 1000,
             hold_seconds=self._pending.for_seconds,
+            # A message sent before a resolve is refused once the replay window has passed
+            # since: remembering the resolve longer would stop nothing more.
+            remember_for=settings.replay_window_ms / 1000,
             holding=self.holds_work_queue,
             monotonic=self._monotonic,
         )

@@ -203,8 +203,9 @@ def alert_event(
     (or, for a health status, not yet: see ``held``).
 
     With ``active``, a resolved event is only made for an alert it says may be active (every
-    healthy health message is one: most would change nothing). ``links`` are the origins whose
-    links a SystemAlert's metadata shows whole (``details_of``).
+    healthy health message is one: most would change nothing), but for a node's return, which
+    is rare: the store remembers one of an unknown alert (``AlertStore.plan``). ``links`` are
+    the origins whose links a SystemAlert's metadata shows whole (``details_of``).
     """
     payload = envelope.payload
     at = payload.timestamp
@@ -293,7 +294,10 @@ def alert_event(
                 f"node {payload.node} went silent; cluster size now {payload.cluster_size}",
                 at,
             )
-        if payload.event in _NODE_BACK and (active is None or active(alert_id)):
+        if payload.event in _NODE_BACK:
+            # Made whether or not the alert may be active (lifecycle changes are rare): the
+            # store remembers one of an unknown alert, so that a down sent before it, delivered
+            # after it, fires nothing.
             return _resolved(alert_id, "node_failure", payload.node, at)
     return None
 
@@ -333,9 +337,10 @@ def batch_changes(
     as ``pending`` holds it.
 
     ``may_be_active`` holds the ids of the alerts that may be firing or acknowledged
-    (``AlertStore.maybe_active_ids``, tested four times a NodeHealth): a resolve of any other
-    would change nothing, so it is not even made; nor is it for an alert fired earlier in the
-    batch (a resolve must follow it).
+    (``AlertStore.maybe_active_ids``, tested four times a NodeHealth): a health reading's
+    resolve of any other would change nothing, so it is not even made; nor is it for an alert
+    fired earlier in the batch (a resolve must follow it). A node's return is made all the
+    same (``alert_event``).
     """
     changes: list[AlertEvent | Acknowledgement] = []
     fired: set[str] = set()  # firing earlier in this batch: a resolve must follow it

@@ -33,7 +33,8 @@ class AlertStates:
     ``stale_after`` is how long a health condition alert no reading keeps up lasts (its series'
     life on ``/metrics``); it is counted from the sink's start (or its taking the work queue)
     too, plus the hold (``hold_seconds``): the readings come anew, and keep an alert up only
-    once held anew (pending).
+    once held anew (pending). ``remember_for``: how long a resolve of an unknown alert is
+    remembered (``AlertStore.plan``; the replay window).
     """
 
     def __init__(
@@ -46,6 +47,7 @@ class AlertStates:
         resolve_after: float,
         stale_after: float,
         hold_seconds: float,
+        remember_for: float,
         holding: Callable[[], bool],
         monotonic: Callable[[], float],
     ) -> None:
@@ -56,6 +58,7 @@ class AlertStates:
         self._resolve_after = resolve_after
         self._stale_after = stale_after
         self._hold_seconds = hold_seconds
+        self._remember_for = remember_for
         self._holding = holding
         self._monotonic = monotonic
         self._started_at: float | None = None
@@ -90,7 +93,12 @@ class AlertStates:
         their dates capped at ``latest`` (``AlertStore.apply``)."""
         if self._index is None:
             return await self._db.call(
-                self._alerts.apply, changes, now, max_open=self._max_open, latest=latest
+                self._alerts.apply,
+                changes,
+                now,
+                max_open=self._max_open,
+                latest=latest,
+                remember_for=self._remember_for,
             )
         return await self._index.change(
             self._alerts.plan,
@@ -99,6 +107,7 @@ class AlertStates:
             max_open=self._max_open,
             latest=latest,
             dates=self._index.dates,
+            remember_for=self._remember_for,
         )
 
     async def escalate(self, now: float, after_seconds: float) -> list[Escalated]:

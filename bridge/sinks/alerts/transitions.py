@@ -8,7 +8,8 @@ functions what follows, and stores that in the same transaction. The transitions
     firing ── escalation ──> firing at the next level (level1 → level2 → level3)
     firing, acknowledged ── resolved event, ack with a resolution, expiry ──> resolved
 
-An event sent before the one that last changed the alert (``superseded``) moves nothing.
+An event sent before the one that last changed the alert (``superseded``) moves nothing; a
+resolved event for an alert resolved already moves only its date (``event_at``).
 
 Each change also says what happened, in a sentence, for the alert's history. A ``Plan`` is
 the transitions one change makes (a batch of events, an escalation tick), worked out before
@@ -44,6 +45,7 @@ __all__ = [
     "adopted",
     "escalation",
     "event_alert_cap",
+    "event_date",
     "expiry",
     "notified_state",
     "on_ack",
@@ -90,13 +92,16 @@ class Plan:
     """What one change does to the alerts, in order: the transitions that ask something of the
     store (each with its record), the new alerts refused (the open-alert cap), the events left
     out as stale (``superseded``: counted where the plan was made, not carried in its note),
-    its id, and the time it is stored at."""
+    its id, and the time it is stored at. ``resolves``: the resolved events of alerts unknown
+    here, as (alert id, date, until when it is kept), which the store remembers as it stores
+    the plan (``AlertStore.plan``; kept by this replica alone, not carried in its note)."""
 
     id: str
     now: float
     steps: tuple[Transition, ...] = ()
     refused: int = 0
     stale: int = 0
+    resolves: tuple[tuple[str, float, float], ...] = ()
 
     @property
     def records(self) -> list[AlertRecord]:
@@ -146,15 +151,15 @@ def superseded(
     holder died, or overtaken on the way) must not undo a newer one. Only the times of messages
     about the same alert are compared, each as ``on_event`` takes it (never after its receipt);
     an alert without ``event_at`` (stored before it was kept) takes every event, as before.
-    ``latest`` (``now`` when None) is now by the clock the replicas share: see ``_when``.
+    ``latest`` (``now`` when None) is now by the clock the replicas share: see ``event_date``.
     ``known_at``: the date of the alert's last notified change at the work-queue holders
     (``AlertIndex.dates``), which a firing event sent before it does not re-open where the
     alert is unknown either: the event of that change may never come here again.
     """
     latest = now if latest is None else latest
     if current is None and known_at is not None and event.firing:
-        return _when(event, latest) < known_at
-    if current is None or current.event_at is None or _when(event, latest) >= current.event_at:
+        return event_date(event, latest) < known_at
+    if current is None or current.event_at is None or event_date(event, latest) >= current.event_at:
         return False
     if event.firing:
         return not current.open or current.severity != event.severity
@@ -171,21 +176,28 @@ def on_event(
     notified again. At another severity it is notified again, keeping its start, and needs
     acknowledging as the event says (a warning turned critical escalates from then on). An
     event alert repeated by a condition alert becomes a condition alert. A resolved event for
-    an unknown or resolved alert changes nothing, and so does a ``superseded`` event (``latest``
-    as there).
+    a resolved alert only moves its date (``event_at``) forward, when sent after it, notifying
+    nobody: a firing event sent before the resolve, delivered after it, is then ``superseded``.
+    One for an unknown alert changes nothing here (``AlertStore.plan`` remembers its date for a
+    while), and neither does a ``superseded`` event (``latest`` as there).
     """
     latest = now if latest is None else latest
     if superseded(current, event, now, latest=latest):
         return Transition(current)
     if not event.firing:
-        if current is None or not current.open:
+        if current is None:
             return Transition(current)
+        if not current.open:
+            when = event_date(event, latest)
+            if current.event_at is not None and when <= current.event_at:
+                return Transition(current)
+            return Transition(replace(current, event_at=when), Effect.SEEN)
         ended = replace(
             current,
             state=AlertState.RESOLVED,
-            ends_at=max(min(_when(event, latest), now), current.starts_at),
+            ends_at=max(min(event_date(event, latest), now), current.starts_at),
             updated_at=now,
-            event_at=_when(event, latest),
+            event_at=event_date(event, latest),
         )
         cleared = HistoryEntry(now, HistoryEvent.RESOLVED, "the condition cleared")
         return Transition(ended, Effect.NOTIFY, cleared)
@@ -195,7 +207,7 @@ def on_event(
     auto_resolve = current.auto_resolve and event.auto_resolve
     # The newest of the events that kept it up (one older than it, at the same severity, is
     # still seen: it changes nothing a receiver hears of).
-    event_at = max(_when(event, latest), current.event_at or 0.0)
+    event_at = max(event_date(event, latest), current.event_at or 0.0)
     if current.severity == event.severity:
         seen = replace(current, last_seen=now, auto_resolve=auto_resolve, event_at=event_at)
         return Transition(seen, Effect.SEEN)
@@ -221,7 +233,7 @@ def on_event(
     return Transition(changed, Effect.NOTIFY, entry)
 
 
-def _when(event: AlertEvent, latest: float) -> float:
+def event_date(event: AlertEvent, latest: float) -> float:
     """When ``event`` happened, by its message's timestamp, but never after ``latest``: a
     sender whose clock runs ahead would otherwise start (or end) an alert in the future, which
     Alertmanager holds active until then whatever ``endsAt`` says later. ``latest`` is now by
@@ -244,7 +256,7 @@ def _new(event: AlertEvent, now: float, latest: float) -> AlertRecord:
         requires_ack=event.requires_ack,
         state=AlertState.FIRING,
         level=1,
-        starts_at=min(_when(event, latest), now),
+        starts_at=min(event_date(event, latest), now),
         updated_at=now,
         ends_at=None,
         level_since=now,
@@ -252,7 +264,7 @@ def _new(event: AlertEvent, now: float, latest: float) -> AlertRecord:
         last_seen=now,
         source=event.source,
         details=event.details,
-        event_at=_when(event, latest),
+        event_at=event_date(event, latest),
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.sinks.alerts.alert_store import RESOLVES_REMEMBERED
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import (
     AlertState,
@@ -113,6 +114,49 @@ def test_a_fire_sent_before_the_resolve_reopens_nothing_and_is_counted(outbox: O
     assert (again.state, again.starts_at) == (AlertState.FIRING, T0 + 50)
 
 
+def test_a_fire_sent_before_a_resolve_of_the_unknown_alert_opens_nothing(outbox: Outbox) -> None:
+    """A node's reconnected that comes first, its alert unknown, then its down sent before it
+    (overtaken on the way) open nothing, queue nothing and count the down stale, in one batch
+    or two; a down sent after the reconnected fires."""
+    back = event(status="resolved", at=AT + timedelta(seconds=30))
+    applied = outbox.alerts.apply([back, event(at=AT)], T0 + 40, remember_for=300)
+    assert (applied.changed, applied.stale) == ([], 1)
+    applied = outbox.alerts.apply([event(at=AT + timedelta(seconds=10))], T0 + 41)
+    assert (applied.changed, applied.stale) == ([], 1)
+    assert stored(outbox, "node_failure:n1") is None
+    assert outbox.queue.depth().queued == 0
+    applied = outbox.alerts.apply([event(at=AT + timedelta(seconds=31))], T0 + 42)
+    assert (len(applied.changed), applied.stale) == (1, 0)
+
+
+def test_a_resolve_of_an_unknown_alert_is_remembered_for_its_time_only(outbox: Outbox) -> None:
+    """A resolve of an unknown alert is remembered ``remember_for`` seconds after it came (a
+    message sent before it is refused at ingest after that); a fire sent before it and
+    delivered later opens the alert."""
+    back = event(status="resolved", at=AT + timedelta(seconds=30))
+    outbox.alerts.apply([back], T0 + 40, remember_for=300)
+    assert outbox.alerts.apply([event(at=AT)], T0 + 339).stale == 1
+    applied = outbox.alerts.apply([event(at=AT)], T0 + 340)
+    assert (len(applied.changed), applied.stale) == (1, 0)
+
+
+def test_the_resolves_of_unknown_alerts_remembered_are_capped_oldest_first(
+    outbox: Outbox,
+) -> None:
+    """At most ``RESOLVES_REMEMBERED`` resolves of unknown alerts are remembered: beyond, the
+    oldest is forgotten first, and a fire sent before it opens its alert."""
+    resolves = [
+        event(f"node_failure:n{index}", status="resolved", at=AT + timedelta(seconds=30))
+        for index in range(RESOLVES_REMEMBERED + 1)
+    ]
+    outbox.alerts.apply(resolves, T0 + 40, remember_for=300)
+    applied = outbox.alerts.apply([event("node_failure:n0"), event("node_failure:n1")], T0 + 41)
+    assert ([record.alert_id for record in applied.changed], applied.stale) == (
+        ["node_failure:n0"],
+        1,
+    )
+
+
 def test_a_resolve_or_severity_sent_before_the_last_change_changes_nothing(
     outbox: Outbox,
 ) -> None:
@@ -130,6 +174,29 @@ def test_a_resolve_or_severity_sent_before_the_last_change_changes_nothing(
     seen = stored(outbox, "node_failure:n1")
     assert seen is not None
     assert (seen.last_seen, seen.event_at) == (T0 + 41, T0 + 30)
+
+
+def test_a_fire_sent_between_two_resolves_of_a_resolved_alert_reopens_nothing(
+    outbox: Outbox,
+) -> None:
+    """An alert resolved at T0 + 10, resolved again by a message sent at T0 + 30 (nobody
+    notified: its date alone moves), stays resolved on a down sent at T0 + 20 delivered after
+    both, counted stale."""
+    observe(outbox, event(at=AT), T0)
+    observe(outbox, event(status="resolved", at=AT + timedelta(seconds=10)), T0 + 10)
+    queued = outbox.queue.depth().queued
+    again = outbox.alerts.apply([event(status="resolved", at=AT + timedelta(seconds=30))], T0 + 30)
+    assert again.changed == []
+    applied = outbox.alerts.apply([event(at=AT + timedelta(seconds=20))], T0 + 40)
+    assert (applied.changed, applied.stale) == ([], 1)
+    resolved = stored(outbox, "node_failure:n1")
+    assert resolved is not None
+    assert (resolved.state, resolved.ends_at, resolved.event_at) == (
+        AlertState.RESOLVED,
+        T0 + 10,
+        T0 + 30,
+    )
+    assert outbox.queue.depth().queued == queued
 
 
 def test_an_alert_stored_before_event_times_were_kept_takes_every_event(outbox: Outbox) -> None:

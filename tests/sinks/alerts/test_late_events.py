@@ -53,3 +53,42 @@ async def test_a_down_handled_again_after_its_reconnected_fires_no_alert(tmp_pat
 
         await async_wait_until(fired_again, what="node_failure fired again")
         assert bridge.registry.get_sample_value(STALE) == 1
+
+
+async def test_a_down_sent_before_the_reconnected_that_came_first_fires_no_alert(
+    tmp_path: Path,
+) -> None:
+    """A node's reconnected taken while its node_failure is unknown, then its down sent before
+    it (the two overtaking one another on the way) open no alert, notify nothing and count the
+    down stale."""
+    async with alert_bridge(tmp_path) as (bridge, sink, _):
+        bridge.bus.publish("lifecycle", _lifecycle("reconnected", sent=30))
+        bridge.bus.publish("lifecycle", _lifecycle("down", sent=60))
+        bridge.bus.publish("marker", system_alert("m1", severity="warning"))
+        await async_wait_until(
+            lambda: stored(sink.outbox, "m1") and bridge.registry.get_sample_value(STALE),
+            what="the marker alert, and the batch it came in counted",
+        )
+        assert stored(sink.outbox, "node_failure:app-5") is None
+        assert sink.outbox.alerts.find(state="firing") == [stored(sink.outbox, "m1")]
+        assert bridge.registry.get_sample_value(STALE) == 1
+
+
+async def test_a_down_sent_between_two_returns_leaves_its_alert_resolved(tmp_path: Path) -> None:
+    """A node_failure resolved by a reconnected, then a second reconnected, then a down sent
+    between the two (delivered late) leaves it resolved, notified of nothing more, the down
+    counted stale."""
+    async with alert_bridge(tmp_path) as (bridge, sink, _):
+        bridge.bus.publish("lifecycle", _lifecycle("down", sent=90))
+        bridge.bus.publish("lifecycle", _lifecycle("reconnected", sent=60))
+        bridge.bus.publish("lifecycle", _lifecycle("joined", sent=10))
+        bridge.bus.publish("lifecycle", _lifecycle("down", sent=30))
+        bridge.bus.publish("marker", system_alert("m1", severity="warning"))
+        await async_wait_until(
+            lambda: stored(sink.outbox, "m1") and bridge.registry.get_sample_value(STALE),
+            what="the marker alert, and the batch it came in counted",
+        )
+        resolved = stored(sink.outbox, "node_failure:app-5")
+        assert resolved is not None
+        assert resolved.state is AlertState.RESOLVED
+        assert bridge.registry.get_sample_value(STALE) == 1

@@ -25,6 +25,7 @@ from bridge.sinks.alerts.transitions import (
     on_ack,
     on_event,
     opens,
+    superseded,
 )
 from tests.sinks.alerts.helpers import T0
 
@@ -188,10 +189,22 @@ NOW = T0 + 100
             id="a resolved event for an unknown alert changes nothing",
         ),
         pytest.param(
+            alert(state=RESOLVED, ends_at=T0 + 5, event_at=T0 + 5),
+            event("resolved", at=T0 + 60),
+            Transition(alert(state=RESOLVED, ends_at=T0 + 5, event_at=T0 + 60), Effect.SEEN),
+            id="a resolved event for a resolved alert only moves its date, notifying nobody",
+        ),
+        pytest.param(
             alert(state=RESOLVED, ends_at=T0 + 5),
+            event("resolved", at=T0 + 60),
+            Transition(alert(state=RESOLVED, ends_at=T0 + 5, event_at=T0 + 60), Effect.SEEN),
+            id="a resolved event dates a resolved alert stored without a date",
+        ),
+        pytest.param(
+            alert(state=RESOLVED, ends_at=T0 + 5, event_at=T0 + 5),
             event("resolved"),
-            Transition(alert(state=RESOLVED, ends_at=T0 + 5)),
-            id="a resolved event for a resolved alert changes nothing",
+            Transition(alert(state=RESOLVED, ends_at=T0 + 5, event_at=T0 + 5)),
+            id="a resolved event older than a resolved alert's date changes nothing",
         ),
         pytest.param(
             alert(state=RESOLVED, level=3, ack_by="ops", resolution="fixed", ends_at=T0 + 5),
@@ -215,6 +228,18 @@ def test_alert_events(
 ) -> None:
     """Firing and resolved events move an alert as the table says."""
     assert on_event(current, happened, NOW) == expected
+
+
+def test_a_fire_sent_between_two_resolves_of_an_alert_is_superseded() -> None:
+    """An alert resolved at T0, resolved again by an event sent at T0 + 60, does not fire again
+    on a firing event sent at T0 + 30 delivered after both: it is stale (it would fire a false
+    alarm that no later resolve ends); one sent after the second resolve fires."""
+    resolved = alert(state=RESOLVED, ends_at=T0, event_at=T0)
+    again = on_event(resolved, event("resolved", at=T0 + 60), NOW).record
+    assert again is not None
+    assert superseded(again, event(at=T0 + 30), NOW)
+    assert on_event(again, event(at=T0 + 30), NOW) == Transition(again)
+    assert not superseded(again, event(at=T0 + 61), NOW)
 
 
 @pytest.mark.parametrize(
