@@ -847,6 +847,50 @@ async def test_a_stop_after_a_take_whose_answer_was_lost_gives_the_lease_back(
         await proxy.aclose()
 
 
+class TakeBackAnswerLost(TakeAnswerLost):
+    """``TakeAnswerLost`` once ``armed``: the take that takes the lease back, not the first."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port)
+        self.armed = False
+
+    async def sent(self, data: bytes, marked: asyncio.Event) -> None:
+        if self.armed:
+            await super().sent(data, marked)
+
+
+async def test_a_holder_taking_back_its_lease_by_a_set_whose_answer_was_lost_keeps_it_alike(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A holder taking back the lease it lost with Redis's data by a SET whose answer was lost
+    (the lease found in its own name at its next look, in the new data set) keeps it through a
+    failed take-up as it would had the answer come, rather than give it back."""
+    server = redis_server()
+    proxy = await TakeBackAnswerLost(server.port).start()
+    attempts: list[int] = []
+
+    async def take_up() -> None:
+        attempts.append(len(attempts))
+        if len(attempts) == 2:  # the take-back's first
+            raise ConnectionError("Redis closed the connection")
+
+    try:
+        async with _running_lease(server, on_lead=take_up, url=proxy.url, lease_ms=900) as lease:
+            await async_wait_until(lambda: lease.leading, 10, "a:1 holding the lease")
+            released = calls(server, "del")  # run by the release script alone, here
+            proxy.armed = True
+            with server.client() as other:
+                other.flushall()  # a restart without persistence: the lease gone with the data
+            await async_wait_until(proxy.cut.is_set, 10, "the take-back's answer lost")
+            await async_wait_until(
+                lambda: len(attempts) >= 3 and lease.leading, 10, "a:1 holding it again"
+            )
+            assert calls(server, "del") == released  # never given back
+    finally:
+        await proxy.aclose()
+    assert attempts == [0, 1, 2]
+
+
 class LostRead(Proxy):
     """A proxy that, once, cuts the connection instead of passing back the answer of a consumer
     group's read that got entries of ex_esdb_alerts: Redis holds them pending at the reader,

@@ -231,7 +231,7 @@ class Lease:
                     with contextlib.suppress(*RETRYABLE):
                         await client.eval(_RELEASE, 1, self._key, self._consumer)
                 self._decline(unfit)
-            elif taken := await self._claim(mine):
+            elif taken := await self._claim(mine, epoch):
                 self._holder = None  # the one last seen holds it no more: this replica took it
                 self._seen = None  # nor is it the last holder this replica knows of
                 self._leave_until, self._leave_epoch, self._leave_told = None, None, False
@@ -331,25 +331,31 @@ class Lease:
             else "",
         )
 
-    async def _claim(self, mine: bool) -> bool:
+    async def _claim(self, mine: bool, epoch: bytes | None) -> bool:
         """``_take``, noted (``_claiming``) until the lease is held or given back: a
         cancellation (a stop) from here on leaves it to ``release`` to give back, and so does
         a failure (its answer lost, the SET may have set it: ``release`` deletes only this
         replica's)."""
         self._claiming = True
-        taken = await self._take(mine)
+        taken = await self._take(mine, epoch)
         self._claiming = taken
         return taken
 
-    async def _take(self, mine: bool) -> bool:
+    async def _take(self, mine: bool, epoch_found: bytes | None) -> bool:
         """Set the lease to this replica if it is free, or renew it if a lost ``SET`` set it
-        already (``mine``): its whole length from now. Whether it is this replica's. A take
-        lost to another replica notes that one as the holder (``_saw``), with the data set's
-        epoch, set first if missing."""
+        already (``mine``, found so in the data set of ``epoch_found``): its whole length from
+        now. Whether it is this replica's. A take lost to another replica notes that one as the
+        holder (``_saw``), with the data set's epoch, set first if missing."""
         client = self._link.client
         sent = self._clock()
         if mine:
             taken = await self._renew()
+            if taken:
+                # The data set it took the lease in: the lost SET's, which set the epoch too
+                # (read with the lease, in the same round trip). Left at the one it held the
+                # lease in before, a take-back after Redis lost its data would look like none,
+                # and the lease be given back at a failed take-up (``_step``).
+                self._epoch_taken = epoch_found
         else:
             # Who holds it and the epoch read in the same transaction (the epoch set if missing,
             # as a writer sets it): a take lost to another replica records that holder at once,
