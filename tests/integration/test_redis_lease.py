@@ -665,6 +665,60 @@ async def test_a_holder_taking_back_a_lease_lost_with_redis_data_keeps_it_throug
     assert attempts == [0, 1, 2]
 
 
+async def test_a_holder_whose_take_up_keeps_failing_after_redis_lost_its_data_gives_it_back(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A holder taking back the lease it lost with Redis's data keeps it through failed take-ups
+    for three leases from the loss, past the lease b:2 left it, and, failing still (a corrupt
+    outbox), then gives it back, warning once that its open alerts are taken up by no replica:
+    b:2 serves the work queue, not nobody for ever."""
+    server = redis_server()
+    now = [0.0]  # both replicas' clock, moved only by the test
+    attempts: list[int] = []
+    b2_took: list[int] = []
+
+    async def take_up() -> None:
+        attempts.append(len(attempts))
+        if len(attempts) >= 2:  # each of the take-back's
+            raise RuntimeError("the alert outbox is corrupt")
+
+    async def b2_take_up() -> None:
+        b2_took.append(1)
+
+    async def failed_again() -> None:
+        tried = len(attempts)
+        await async_wait_until(lambda: len(attempts) >= tried + 2, 10, "a:1 failing again")
+
+    told = "their resolves are never sent"
+    # Leases of 900 ms, each looked at every 300 ms.
+    with caplog.at_level(logging.WARNING, logger="bridge.bus.redis.lease"):
+        async with _running_lease(
+            server, on_lead=take_up, lease_ms=900, clock=lambda: now[0]
+        ) as a1:
+            await async_wait_until(lambda: a1.leading, 10, "a:1 holding the lease")
+            async with _running_lease(
+                server, on_lead=b2_take_up, lease_ms=900, consumer="b:2", clock=lambda: now[0]
+            ) as b2:
+                await async_wait_until(lambda: b2.holder == "a:1", 10, "b:2 seeing a:1 hold it")
+                with server.client() as other:
+                    other.flushall()  # a restart without persistence: the lease gone with it
+                await failed_again()
+                now[0] += 1.8  # two leases from the loss: b:2's wait for a:1 is over
+                await failed_again()
+                assert b2_took == []
+                assert told not in caplog.text
+                now[0] += 1.0  # three leases from the loss
+                await async_wait_until(lambda: b2_took, 10, "b:2 taking the work queue up")
+                await async_wait_until(lambda: b2.leading, 10, "b:2 holding the lease")
+                await async_wait_until(lambda: a1.holder == "b:2", 10, "a:1 seeing b:2 hold it")
+    assert [r.getMessage() for r in caplog.records if told in r.getMessage()] == [
+        "taking the work queue up still fails 2700 ms after Redis lost its data while this"
+        " replica (a:1) held the work-queue lease: it gives the lease back, for another replica"
+        " to serve the work queue; this replica's open alerts, kept only in its outbox, are"
+        " taken up by no replica (their resolves are never sent)"
+    ]
+
+
 async def test_a_lease_taken_by_a_set_whose_answer_was_lost_is_held(
     redis_server: Callable[[], RedisServer],
 ) -> None:
