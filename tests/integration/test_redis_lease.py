@@ -637,7 +637,9 @@ async def test_a_holder_taking_back_a_lease_lost_with_redis_data_keeps_it_throug
     async def take_up() -> None:
         attempts.append(len(attempts))
         if len(attempts) == 2:  # the take-back's first
-            await asyncio.sleep(2.0)  # over two leases of 900 ms: Redis slow to take the alerts
+            # Two leases of 900 ms (Redis slow to take the alerts): past b:2's wait for a:1 (one
+            # lease from the loss), and as far from the three a:1 keeps it through at most.
+            await asyncio.sleep(1.8)
             raise ConnectionError("Redis closed the connection")
 
     async def b2_take_up() -> None:
