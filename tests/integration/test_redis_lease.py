@@ -637,7 +637,9 @@ async def test_a_holder_taking_back_a_lease_lost_with_redis_data_keeps_it_throug
     async def take_up() -> None:
         attempts.append(len(attempts))
         if len(attempts) == 2:  # the take-back's first
-            await asyncio.sleep(2.0)  # over two leases of 900 ms: Redis slow to take the alerts
+            # Two leases of 900 ms (Redis slow to take the alerts): past b:2's wait for a:1 (one
+            # lease from the loss), and as far from the three a:1 keeps it through at most.
+            await asyncio.sleep(1.8)
             raise ConnectionError("Redis closed the connection")
 
     async def b2_take_up() -> None:
@@ -663,6 +665,60 @@ async def test_a_holder_taking_back_a_lease_lost_with_redis_data_keeps_it_throug
             assert b2_took == []
     assert seen == {b"a:1"}
     assert attempts == [0, 1, 2]
+
+
+async def test_a_holder_whose_take_up_keeps_failing_after_redis_lost_its_data_gives_it_back(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A holder taking back the lease it lost with Redis's data keeps it through failed take-ups
+    for three leases from the loss, past the lease b:2 left it, and, failing still (a corrupt
+    outbox), then gives it back, warning once that its open alerts are taken up by no replica:
+    b:2 serves the work queue, not nobody for ever."""
+    server = redis_server()
+    now = [0.0]  # both replicas' clock, moved only by the test
+    attempts: list[int] = []
+    b2_took: list[int] = []
+
+    async def take_up() -> None:
+        attempts.append(len(attempts))
+        if len(attempts) >= 2:  # each of the take-back's
+            raise RuntimeError("the alert outbox is corrupt")
+
+    async def b2_take_up() -> None:
+        b2_took.append(1)
+
+    async def failed_again() -> None:
+        tried = len(attempts)
+        await async_wait_until(lambda: len(attempts) >= tried + 2, 10, "a:1 failing again")
+
+    told = "their resolves are never sent"
+    # Leases of 900 ms, each looked at every 300 ms.
+    with caplog.at_level(logging.WARNING, logger="bridge.bus.redis.lease"):
+        async with _running_lease(
+            server, on_lead=take_up, lease_ms=900, clock=lambda: now[0]
+        ) as a1:
+            await async_wait_until(lambda: a1.leading, 10, "a:1 holding the lease")
+            async with _running_lease(
+                server, on_lead=b2_take_up, lease_ms=900, consumer="b:2", clock=lambda: now[0]
+            ) as b2:
+                await async_wait_until(lambda: b2.holder == "a:1", 10, "b:2 seeing a:1 hold it")
+                with server.client() as other:
+                    other.flushall()  # a restart without persistence: the lease gone with it
+                await failed_again()
+                now[0] += 1.8  # two leases from the loss: b:2's wait for a:1 is over
+                await failed_again()
+                assert b2_took == []
+                assert told not in caplog.text
+                now[0] += 1.0  # three leases from the loss
+                await async_wait_until(lambda: b2_took, 10, "b:2 taking the work queue up")
+                await async_wait_until(lambda: b2.leading, 10, "b:2 holding the lease")
+                await async_wait_until(lambda: a1.holder == "b:2", 10, "a:1 seeing b:2 hold it")
+    assert [r.getMessage() for r in caplog.records if told in r.getMessage()] == [
+        "taking the work queue up still fails 2700 ms after Redis lost its data while this"
+        " replica (a:1) held the work-queue lease: it gives the lease back, for another replica"
+        " to serve the work queue; this replica's open alerts, kept only in its outbox, are"
+        " taken up by no replica (their resolves are never sent)"
+    ]
 
 
 async def test_a_lease_taken_by_a_set_whose_answer_was_lost_is_held(
@@ -845,6 +901,50 @@ async def test_a_stop_after_a_take_whose_answer_was_lost_gives_the_lease_back(
         await asyncio.gather(running, return_exceptions=True)
         await client.aclose()
         await proxy.aclose()
+
+
+class TakeBackAnswerLost(TakeAnswerLost):
+    """``TakeAnswerLost`` once ``armed``: the take that takes the lease back, not the first."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port)
+        self.armed = False
+
+    async def sent(self, data: bytes, marked: asyncio.Event) -> None:
+        if self.armed:
+            await super().sent(data, marked)
+
+
+async def test_a_holder_taking_back_its_lease_by_a_set_whose_answer_was_lost_keeps_it_alike(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A holder taking back the lease it lost with Redis's data by a SET whose answer was lost
+    (the lease found in its own name at its next look, in the new data set) keeps it through a
+    failed take-up as it would had the answer come, rather than give it back."""
+    server = redis_server()
+    proxy = await TakeBackAnswerLost(server.port).start()
+    attempts: list[int] = []
+
+    async def take_up() -> None:
+        attempts.append(len(attempts))
+        if len(attempts) == 2:  # the take-back's first
+            raise ConnectionError("Redis closed the connection")
+
+    try:
+        async with _running_lease(server, on_lead=take_up, url=proxy.url, lease_ms=900) as lease:
+            await async_wait_until(lambda: lease.leading, 10, "a:1 holding the lease")
+            released = calls(server, "del")  # run by the release script alone, here
+            proxy.armed = True
+            with server.client() as other:
+                other.flushall()  # a restart without persistence: the lease gone with the data
+            await async_wait_until(proxy.cut.is_set, 10, "the take-back's answer lost")
+            await async_wait_until(
+                lambda: len(attempts) >= 3 and lease.leading, 10, "a:1 holding it again"
+            )
+            assert calls(server, "del") == released  # never given back
+    finally:
+        await proxy.aclose()
+    assert attempts == [0, 1, 2]
 
 
 class LostRead(Proxy):

@@ -15,7 +15,9 @@ left by the replicas standing by to the one they saw hold it, whose open alerts 
 in its outbox, for one lease from the loss (from a second loss, found meanwhile), even while it
 takes it back and gives it back again (a take-up that failed): taken by another, those alerts'
 resolves would never be sent. That holder, having found its lease gone, keeps the lease it took
-back through a failed take-up (one may last longer than the lease), rather than give it back.
+back through a failed take-up (one may last longer than the lease), rather than give it back,
+for up to three leases from the loss; failing still, it gives it back, and says that its open
+alerts are taken up by no replica.
 """
 
 from __future__ import annotations
@@ -58,6 +60,12 @@ _TAKE_UP_SECONDS: Final = 60.0
 # (written within milliseconds while Redis takes them), a third of the lease at most: it was
 # renewed a third of one ago at most, so the lease does not run out meanwhile.
 _ACKS_SECONDS: Final = 1.0
+# For how many leases from finding its lease gone with Redis's data a holder taking it back keeps
+# it through failed take-ups: the one the replicas standing by leave it anyway, and two more for
+# a failure that passes (a connection reset, Redis slow to take the open alerts back) to be
+# tried again at each look. One that lasts (a corrupt outbox, a command Redis refuses, a bug)
+# then gives it back: the work queue is served by nobody while it is kept so.
+_KEEP_LEASES: Final = 3
 
 
 class Lease:
@@ -104,9 +112,10 @@ class Lease:
         self._leave_told = False  # that it is left, logged while ``_leave_until`` lasts
         # The epoch of the data set this replica last took the lease in, and, once it found the
         # lease it held gone, that of the data set it held it in: taken back in another (Redis
-        # lost its data), the lease is kept through a failed take-up (``_step``).
+        # lost its data), the lease is kept through a failed take-up (``_keeps_lease``).
         self._epoch_taken: bytes | None = None
         self._lost_in: bytes | None = None
+        self._keep_until = float("-inf")  # kept so until then at most (``_keeps_lease``)
         self._on_lead: list[Callable[[], Awaitable[None]]] = []
         self._checks: list[Callable[[], str | None]] = []  # see ``require``
         self._unfit_told = False  # a free lease was declined as unfit, logged, while it lasts
@@ -231,7 +240,7 @@ class Lease:
                     with contextlib.suppress(*RETRYABLE):
                         await client.eval(_RELEASE, 1, self._key, self._consumer)
                 self._decline(unfit)
-            elif taken := await self._claim(mine):
+            elif taken := await self._claim(mine, epoch):
                 self._holder = None  # the one last seen holds it no more: this replica took it
                 self._seen = None  # nor is it the last holder this replica knows of
                 self._leave_until, self._leave_epoch, self._leave_told = None, None, False
@@ -241,12 +250,7 @@ class Lease:
                     self._lost_in = None
                     self._told_holder = None  # another holder after this one is news again
                     _logger.info("this replica now takes the work queue (%s)", self._consumer)
-                elif self._lost_in is not None and self._epoch_taken != self._lost_in:
-                    # Taken back after Redis lost its data, and with it the lease this replica
-                    # held: its open alerts are only in its outbox. Given back, the lease would
-                    # be taken by a replica standing by whose wait is over (a take-up may last
-                    # longer than the lease), and their resolves never sent: kept (renewed at
-                    # the next look, within a second), the work queue is taken up again then.
+                elif self._keeps_lease():
                     kept = True
                 else:
                     # Not ready to take over (e.g. the alert stage still opening its outbox):
@@ -331,25 +335,31 @@ class Lease:
             else "",
         )
 
-    async def _claim(self, mine: bool) -> bool:
+    async def _claim(self, mine: bool, epoch: bytes | None) -> bool:
         """``_take``, noted (``_claiming``) until the lease is held or given back: a
         cancellation (a stop) from here on leaves it to ``release`` to give back, and so does
         a failure (its answer lost, the SET may have set it: ``release`` deletes only this
         replica's)."""
         self._claiming = True
-        taken = await self._take(mine)
+        taken = await self._take(mine, epoch)
         self._claiming = taken
         return taken
 
-    async def _take(self, mine: bool) -> bool:
+    async def _take(self, mine: bool, epoch_found: bytes | None) -> bool:
         """Set the lease to this replica if it is free, or renew it if a lost ``SET`` set it
-        already (``mine``): its whole length from now. Whether it is this replica's. A take
-        lost to another replica notes that one as the holder (``_saw``), with the data set's
-        epoch, set first if missing."""
+        already (``mine``, found so in the data set of ``epoch_found``): its whole length from
+        now. Whether it is this replica's. A take lost to another replica notes that one as the
+        holder (``_saw``), with the data set's epoch, set first if missing."""
         client = self._link.client
         sent = self._clock()
         if mine:
             taken = await self._renew()
+            if taken:
+                # The data set it took the lease in: the lost SET's, which set the epoch too
+                # (read with the lease, in the same round trip). Left at the one it held the
+                # lease in before, a take-back after Redis lost its data would look like none,
+                # and the lease be given back at a failed take-up (``_keeps_lease``).
+                self._epoch_taken = epoch_found
         else:
             # Who holds it and the epoch read in the same transaction (the epoch set if missing,
             # as a writer sets it): a take lost to another replica records that holder at once,
@@ -380,6 +390,29 @@ class Lease:
         if taken:
             self._renewed = sent
         return taken
+
+    def _keeps_lease(self) -> bool:
+        """Whether to keep the lease through the take-up that failed now: taken back after Redis
+        lost its data, and with it the lease this replica held, whose open alerts are only in
+        its outbox. Given back, the lease would be taken by a replica standing by whose wait is
+        over (a take-up may last longer than the lease), and their resolves never sent: kept
+        (renewed at the next look, within a second), the work queue is taken up again then.
+        Kept up to ``_KEEP_LEASES`` leases from the loss, while the work queue is served by
+        nobody, then given back, its open alerts said to be taken up by no replica."""
+        if self._lost_in is None or self._epoch_taken == self._lost_in:
+            return False
+        if self._clock() < self._keep_until:
+            return True
+        self._lost_in = None  # told here: not again as another takes it (``_saw``)
+        _logger.warning(
+            "taking the work queue up still fails %d ms after Redis lost its data while this"
+            " replica (%s) held the work-queue lease: it gives the lease back, for another"
+            " replica to serve the work queue; this replica's open alerts, kept only in its"
+            " outbox, are taken up by no replica (their resolves are never sent)",
+            _KEEP_LEASES * self._lease_ms,
+            self._consumer,
+        )
+        return False
 
     def _leaving(self, epoch: bytes | None) -> bool:
         """Whether to leave a free lease alone for now: Redis lost its data (a new epoch since
@@ -451,6 +484,7 @@ class Lease:
             # If Redis lost its data, the lease taken back in a new data set is kept (``_step``),
             # and one found taken by another there is told (``_saw``).
             self._lost_in = self._epoch_taken
+            self._keep_until = self._clock() + _KEEP_LEASES * self._lease_ms / 1000
             self._told_holder = holder  # named as it steps down
             self._step_down(_gone_to(holder))
             self._stepped_down.set()
