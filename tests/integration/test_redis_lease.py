@@ -639,7 +639,7 @@ async def test_a_holder_taking_back_a_lease_lost_with_redis_data_keeps_it_throug
         if len(attempts) == 2:  # the take-back's first
             # Two leases of 900 ms (Redis slow to take the alerts): past b:2's wait for a:1 (one
             # lease from the loss), and as far from the three a:1 keeps it through at most.
-            await asyncio.sleep(1.8)
+            await asyncio.sleep(1.8)  # the take-up hanging: not a wait for anything
             raise ConnectionError("Redis closed the connection")
 
     async def b2_take_up() -> None:
