@@ -15,6 +15,7 @@ from bridge.backoff import Backoff
 from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.link import Link
 from bridge.bus.redis.shared_state import RedisSharedState
+from bridge.errors import TransportError
 from bridge.receivers import Receiver, resolve_receivers
 from bridge.sinks.alerts.delivery import DeliveryWorker, WebhookSender, keep_for
 from bridge.sinks.alerts.index import AlertIndex
@@ -408,3 +409,70 @@ async def test_a_down_sent_between_two_returns_is_told_nothing_by_the_next_holde
     await a.worker.step()
     await b.worker.step()
     assert told(receiver) == ["firing", "resolved"]
+
+
+async def test_a_down_that_waited_in_a_spool_past_the_replay_window_is_told_nothing(
+    cluster: Cluster,
+) -> None:
+    """On Redis: a node's down spooled by a replica cut off from Redis, its return taken by the
+    holder 30 s later while the alert is unknown there, then the down written (signed again,
+    so not refused as expired) ten minutes on, past the replay window a resolve is remembered
+    for in memory: it opens nothing and tells the receiver nothing, counted stale; the node
+    going down again after is told."""
+    server, receiver, clock, a, _ = cluster.parts
+    await take(server, a, "a:1")
+    down = datetime.fromtimestamp(clock.now, UTC)
+    clock.advance(30.0)
+    back = datetime.fromtimestamp(clock.now, UTC)
+    assert (await a.states.apply([event("x", "resolved", at=back)], clock.now)).changed == []
+    clock.advance(600.0)  # the replica that spooled the down reaches Redis again
+    applied = await a.states.apply([event("x", at=down)], clock.now)
+    assert (applied.changed, applied.stale) == ([], 1)
+    await a.worker.step()
+    assert told(receiver) == []
+    await change(a, clock, "firing")
+    await a.worker.step()
+    assert told(receiver) == ["firing"]
+
+
+async def test_a_down_sent_before_a_return_the_last_holder_took_is_told_nothing(
+    cluster: Cluster,
+) -> None:
+    """On Redis: a node's return taken by a holder while its alert is unknown there, then its
+    down sent before it delivered to the next holder: it opens nothing and tells the receiver
+    nothing, counted stale there; the node going down again after is told."""
+    server, receiver, clock, a, b = cluster.parts
+    await take(server, a, "a:1")
+    clock.advance(1.0)
+    down, back = (datetime.fromtimestamp(clock.now - ago, UTC) for ago in (1.0, 0.5))
+    assert (await a.states.apply([event("x", "resolved", at=back)], clock.now)).changed == []
+    await take(server, b, "b:1")
+    clock.advance(1.0)
+    applied = await b.states.apply([event("x", at=down)], clock.now)
+    assert (applied.changed, applied.stale) == ([], 1)
+    await b.worker.step()
+    assert told(receiver) == []
+    await change(b, clock, "firing")
+    await b.worker.step()
+    assert told(receiver) == ["firing"]
+
+
+async def test_a_return_of_an_unknown_alert_at_a_replica_that_lost_the_lease_is_left_to_it(
+    cluster: Cluster,
+) -> None:
+    """On Redis: a node's return of an alert unknown at a replica that lost the work-queue lease
+    is refused there (its entries left to the holder, which keeps its date), and the down sent
+    before it, delivered to that holder, then opens nothing and tells the receiver nothing."""
+    server, receiver, clock, a, b = cluster.parts
+    await take(server, a, "a:1")
+    hold(server, "b:1")
+    clock.advance(1.0)
+    down, back = (datetime.fromtimestamp(clock.now - ago, UTC) for ago in (1.0, 0.5))
+    with pytest.raises(TransportError):
+        await a.states.apply([event("x", "resolved", at=back)], clock.now)
+    await b.states.take_up()
+    assert (await b.states.apply([event("x", "resolved", at=back)], clock.now)).changed == []
+    applied = await b.states.apply([event("x", at=down)], clock.now)
+    assert (applied.changed, applied.stale) == ([], 1)
+    await b.worker.step()
+    assert told(receiver) == []

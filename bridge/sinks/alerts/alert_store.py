@@ -271,7 +271,10 @@ class AlertStore:
         that), at most ``RESOLVES_REMEMBERED`` of them: a firing event sent before it, delivered
         after it (a sender's messages overtaking one another, frames Redis lost written again
         in another order), is then ``superseded`` rather than opening an alert that nothing
-        would resolve.
+        would resolve. On Redis the index keeps them with ``dates`` instead, as long as those
+        and for the next holders (``AlertIndex.change``): a frame that waited in a replica's
+        spool, cut off from Redis, is signed again as it is written, so it is not refused as
+        expired however old the event it carries.
         """
         latest = now if latest is None else latest
         steps: list[Transition] = []
@@ -355,10 +358,10 @@ class AlertStore:
         kept = self._resolves.get(alert_id)
         return kept[0] if kept is not None and kept[1] > now else None
 
-    def remember(self, plan: Plan) -> None:
+    def _remember(self, plan: Plan) -> None:
         """Remember the resolves of unknown alerts ``plan`` carries (``Plan.resolves``), as
-        storing it does: for a plan that stores nothing else. Those kept past their time are
-        forgotten first, then the oldest beyond ``RESOLVES_REMEMBERED``."""
+        storing it does. Those kept past their time are forgotten first, then the oldest beyond
+        ``RESOLVES_REMEMBERED``."""
         memory = self._resolves
         for alert_id, at, until in plan.resolves:
             before = memory.pop(alert_id, None)  # put back last: the order is oldest first
@@ -543,7 +546,7 @@ class AlertStore:
         """Store a plan's steps (inside a transaction); the alerts receivers must hear of."""
         changed: dict[str, AlertRecord] = {}
         if plan.resolves:
-            self.remember(plan)
+            self._remember(plan)
         for step in plan.steps:
             record = self._store_step(step, plan.now)
             if record is not None:

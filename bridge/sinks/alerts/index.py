@@ -29,7 +29,10 @@ again to the next one, one claim at a time: a node's down before its return, whi
 anew an alert resolved already. So the date of each alert's last notified change (by its
 events, which the open records in Redis do not carry) is kept in Redis too, made with the change
 (``DATES``, a day), read by the next holder as it takes the lease up: an event sent before it
-undoes nothing.
+undoes nothing. So is the date of a resolve of an alert unknown here (a node's return taken
+before its down, ``Plan.resolves``), alone when the change has nothing else: the firing sent
+before it may come long after (a frame that waited in a replica's spool while Redis was out of
+its reach, signed again as it is written), or to the next holder.
 
 Dropping a note tells whether it was still there (``SharedState.forget``); one taken over
 meanwhile (its copy is read after the drop) is left out alike, so a replica that catches up
@@ -107,7 +110,8 @@ TAKEN_OVER_REASON: Final = (
 """The last error of a delivery of notifications left out because another replica notifies
 their change (``AlertStore.withdraw``)."""
 DATES: Final = "alerts:dates"
-"""What the dates of the alerts' last notified changes are kept under."""
+"""What the dates of the alerts' last notified changes (and resolves of alerts unknown) are kept
+under."""
 # How long the date of an alert's last notified change is kept in Redis for the holders after
 # this one: a work-queue entry handled before it (a node's down, handled with its return) comes
 # again to the next holder only while it waits unacknowledged, some seconds past a holder's
@@ -195,12 +199,12 @@ class AlertIndex:
         self._untold = False  # stale() could not ask Redis last time (logged once)
         self.dates: dict[str, float] = {}
         """The date of each alert's last notified change (fired, resolved, its severity
-        changed; or a resolve of it resolved already) kept in Redis (``DATES``: by this
-        replica, and by the holders before it as it took the lease up), by its events
-        (``AlertRecord.event_at``, which the open records in Redis do not carry): an event sent
-        before that, delivered again to this holder (the last one killed before it
-        acknowledged its entries), undoes none of them (``superseded``), though this replica
-        may have never heard of the alert, nor be delivered the events of those changes
+        changed; or a resolve of it resolved already, or unknown here) kept in Redis
+        (``DATES``: by this replica, and by the holders before it as it took the lease up), by
+        its events (``AlertRecord.event_at``, which the open records in Redis do not carry): an
+        event sent before that, delivered again to this holder (the last one killed before it
+        acknowledged its entries), or late, undoes none of them (``superseded``), though this
+        replica may have never heard of the alert, nor be delivered the events of those changes
         again."""
         self._pruned_at = -float("inf")  # when the dates kept too long were last dropped
         self.caught_up = False
@@ -224,9 +228,13 @@ class AlertIndex:
                 await self._catch_up()
             await self._put_back()
             plan = await self._db.call(planner, *args, **kwargs)
+            # The resolves of unknown alerts are kept with the dates, not in this replica's
+            # memory (``AlertStore.plan``): as long as the dates, and for the next holder.
+            resolves = self._resolves(plan)
+            plan = dataclasses.replace(plan, resolves=())
             if not plan.steps:
-                if plan.resolves:  # kept by this replica alone: Redis has no part in them
-                    await self._db.call(self._alerts.remember, plan)
+                if resolves:  # one write of the dates alone (a node's return: rare)
+                    await self._keep_dates(resolves, plan.now)
                 return Applied([], plan.refused, plan.stale)
             put: dict[str, bytes] = {}
             gone: set[str] = set()
@@ -235,8 +243,9 @@ class AlertIndex:
                     put[record.alert_id] = encode(record)
                 else:
                     gone.add(record.alert_id)
-            # A resolve of an alert resolved already (SEEN) moves its date as well.
-            dates = {
+            # A resolve of an alert resolved already (SEEN) moves its date as well; a change
+            # of an alert after a resolve of it unknown, in the same plan, is newer.
+            dates = resolves | {
                 step.record.alert_id: step.record.event_at
                 for step in plan.steps
                 if step.record is not None
@@ -277,6 +286,25 @@ class AlertIndex:
                 self.caught_up = False
                 raise
             return applied
+
+    def _resolves(self, plan: Plan) -> dict[str, float]:
+        """The resolves of alerts unknown here ``plan`` carries (``Plan.resolves``) to keep with
+        the dates: those newer than the date kept of their alert (under the lock)."""
+        return {
+            alert_id: at
+            for alert_id, at, _ in plan.resolves
+            if alert_id not in self.dates or at > self.dates[alert_id]
+        }
+
+    async def _keep_dates(self, dates: dict[str, float], now: float) -> None:
+        """Keep ``dates`` in Redis alone (a change of no alert: the resolves of unknown ones),
+        fenced as a change is. Under the lock. Raises ``TransportError`` when Redis cannot take
+        them or this replica no longer holds the lease."""
+        change = self._dates_change(dates, now)
+        self._fence()
+        if not await self._state.commit(DATES, change):
+            raise TransportError(_NOT_HOLDING)
+        self._dates_kept(dates, change.remove, now)
 
     def _dates_change(self, dates: dict[str, float], now: float) -> StateChange:
         """The change that keeps in Redis the dates of the alerts' notified changes ``dates``

@@ -34,7 +34,8 @@ class AlertStates:
     life on ``/metrics``); it is counted from the sink's start (or its taking the work queue)
     too, plus the hold (``hold_seconds``): the readings come anew, and keep an alert up only
     once held anew (pending). ``remember_for``: how long a resolve of an unknown alert is
-    remembered (``AlertStore.plan``; the replay window).
+    remembered (``AlertStore.plan``; the replay window) on the in-process bus; on Redis it is
+    kept with the index's dates instead, as long as those (``AlertIndex.change``).
     """
 
     def __init__(

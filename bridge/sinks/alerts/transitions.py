@@ -94,7 +94,8 @@ class Plan:
     out as stale (``superseded``: counted where the plan was made, not carried in its note),
     its id, and the time it is stored at. ``resolves``: the resolved events of alerts unknown
     here, as (alert id, date, until when it is kept), which the store remembers as it stores
-    the plan (``AlertStore.plan``; kept by this replica alone, not carried in its note)."""
+    the plan (``AlertStore.plan``; kept by this replica alone, not carried in its note), or on
+    Redis the index keeps with the dates of notified changes (``AlertIndex.change``)."""
 
     id: str
     now: float
