@@ -596,7 +596,12 @@ class Writer:
         mark = None
         if self._mark is not None and self._clock() >= self._mark_after:
             mark = (self._mark, number)
-        replies = await self._xadd_all(batch, progress=mark, once=mark is not None)
+        try:
+            replies = await self._xadd_all(batch, progress=mark, once=mark is not None)
+        except _EpochChanged:
+            # Nothing written: the next pass's batch (the frames Redis lost first) is another.
+            self._unsure = None
+            raise
         self._unsure = None
         if replies is None:
             # Redis ran the batch's first write, whose answer was lost (or the ACL refused MULTI,
