@@ -8,6 +8,7 @@ user is docs/redis.md's without the scripts (``without_scripts``) and what each 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ import redis
 
 from bridge.bus import Frame
 from tests.integration.servers.redis import RedisServer, redis_server
+from tests.integration.test_redis_bus import calls
 from tests.integration.test_redis_retained import without_scripts
 from tests.integration.test_redis_spool import running_writer
 from tests.support import async_wait_until
@@ -63,18 +65,26 @@ async def test_a_user_without_multi_has_each_batch_written_once(
     redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A user without MULTI: the XADDs of the transaction that finds it out ran at once, so that
-    batch counts as written, not written again after each backoff; the next go unwatched, and
-    one warning names MULTI."""
+    batch counts as written, not written again after each backoff; the next go unwatched until
+    the transaction is tried again, and one warning names MULTI, none says it is granted."""
     server = redis_server()
     url = without_scripts(server, "+multi")
-    async with running_writer(url) as (writer, _):
-        writer.send(Frame(SYSTEM, b"first", "00"))
-        await async_wait_until(lambda: writer.written == 1, 10, "written")
-        writer.send(Frame(SYSTEM, b"second", "00"))
-        await async_wait_until(lambda: writer.written == 2, 10, "written")
-        with server.client() as client:
-            assert bodies(client, SYSTEM) == [b"first", b"second"]
+    sent: list[bytes] = []
+    with caplog.at_level(logging.INFO, logger="bridge.bus.redis.unscripted"):
+        async with running_writer(url) as (writer, _):
+
+            def tried_twice() -> bool:
+                # The transaction is tried again the backoff's cap (0.1 s here) after a refusal.
+                sent.append(b"%d" % len(sent))
+                writer.send(Frame(SYSTEM, sent[-1], "00"))
+                return calls(server, "watch") >= 2
+
+            await async_wait_until(tried_twice, 10, "the transaction tried twice")
+            await async_wait_until(lambda: writer.written == len(sent), 10, "written")
+            with server.client() as client:
+                assert bodies(client, SYSTEM) == sent
     assert len(warnings_naming(caplog, "MULTI")) == 1
+    assert not [r for r in caplog.records if "WATCH again" in r.getMessage()]
 
 
 async def test_a_stream_refused_in_a_watched_batch_drops_only_its_own_frames(

@@ -135,16 +135,18 @@ class Unscripted:
                 if refusal is not None:
                     self._refused(_Refused("UNWATCH", refusal))
                 return Unwritten.EPOCH_CHANGED
-            self._granted()
             pipe.multi()  # type: ignore[no-untyped-call]
             self._queue(pipe, frames, progress)
             try:
                 replies: Replies = await pipe.execute(raise_on_error=False)
             except WatchError:
                 # The key changed after the GET (FLUSHALL touches it): nothing ran.
+                self._granted()
                 return Unwritten.EPOCH_CHANGED
             except ResponseError as exc:
                 return _refused_in_transaction(exc)
+        # Granted once the whole transaction ran: WATCH granted, MULTI still refused, is no grant.
+        self._granted()
         return replies[: len(frames)]
 
     async def _by_stream(self, frames: Sequence[Frame], epoch: str) -> Replies | Unwritten:
