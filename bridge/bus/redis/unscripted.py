@@ -155,15 +155,21 @@ class Unscripted:
         streams = self._layout.streams
         keys = [streams[frame.instance] for frame in frames]
         placed: dict[int, bytes | ResponseError] = {}
+        unknown = False
         for key in dict.fromkeys(keys):
             places = [index for index, each in enumerate(keys) if each == key]
             written = await self.write([frames[index] for index in places], None, epoch)
-            if isinstance(written, Unwritten):
-                # Those written went with the data Redis lost: written again, after it (or MULTI
-                # refused meanwhile: the rest ran at once, their ids unknown too).
+            if written is Unwritten.EPOCH_CHANGED:
+                # Those written went with the data Redis lost: written again, after it.
                 return written
+            if written is Unwritten.IDS_UNKNOWN:
+                # MULTI refused since: those ran at once; the other streams' go on, unwatched.
+                unknown = True
+                continue
             for index, reply in zip(places, written, strict=True):
                 placed[index] = reply
+        if unknown:
+            return Unwritten.IDS_UNKNOWN
         return [placed[index] for index in range(len(frames))]
 
     async def _unwatched(
