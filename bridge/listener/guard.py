@@ -280,8 +280,9 @@ class ConnectionGuard:
             for connection in [c for c in self._open.values() if late or _sent(c)]:
                 # The socket's own transport: asyncio's TLS one, once closed twice (by close(),
                 # then by aiohttp's shutdown), has let go of its protocol and aborts nothing.
-                assert connection.raw is not None
-                connection.raw.abort()
+                # Set as the connection is made, before it is counted open.
+                if connection.raw is not None:
+                    connection.raw.abort()
             if late:
                 break
             # asyncio tells nothing when a transport has sent all it held: looked at again.

@@ -945,10 +945,11 @@ async def running_writer(
     *,
     clock: Callable[[], float] = time.time,
     client: Redis | None = None,
+    consumer: str = "",
 ) -> AsyncIterator[tuple[Writer, Link]]:
     """A writer (and its link) on Redis at ``url``, with ``spool`` if given, reading ``clock``,
     through ``client`` if given (closed afterwards), its loop running (and stopped
-    afterwards)."""
+    afterwards); ``consumer`` names its batches' mark (none by default)."""
     client = Redis.from_url(url) if client is None else client
     link = Link(url, client, Backoff(0.01, 0.1, 0.0))
     positioned = asyncio.Event()
@@ -964,6 +965,7 @@ async def running_writer(
         replay_window_ms=300_000,
         clock=clock,
         spool=spool,
+        consumer=consumer,
     )
     running = asyncio.create_task(link.keep_running("writer", writer.run))
     try:

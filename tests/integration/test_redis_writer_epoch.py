@@ -313,3 +313,55 @@ async def test_spooled_frames_written_again_go_before_any_spooled_since_however_
         assert bodies == [frame.body for frame in frames]
     finally:
         await spool.aclose()
+
+
+class BatchAnswerLostThenEvicted(Proxy):
+    """A proxy that lets the first batch holding ``body`` run and cuts its answer, then, as the
+    batch is written again, deletes the epoch's key and the stream first (evicted under an
+    allkeys-* policy), leaving the batch's number, kept elsewhere, in Redis."""
+
+    def __init__(self, upstream_port: int, body: bytes) -> None:
+        super().__init__(upstream_port)
+        self.body = body
+        self.sends = 0
+        self._redis = Redis(port=upstream_port)
+
+    async def sent(self, data: bytes, marked: asyncio.Event) -> None:
+        if self.body in data and b"EVALSHA" in data.upper():
+            self.sends += 1
+            if self.sends == 1:
+                marked.set()
+            elif self.sends == 2:
+                await self._redis.delete(EPOCH, STREAM)
+
+    async def answered(self, data: bytes, marked: asyncio.Event) -> bool:
+        if marked.is_set():
+            marked.clear()
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self._redis.aclose()
+
+
+async def test_frames_written_again_after_a_batch_whose_answer_was_lost_go_under_a_new_number(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A batch whose answer was lost, found at its next write to have met another epoch, keeps
+    not its number: the frames Redis lost, written again first, are a batch of their own, not
+    taken for it (whose number Redis may still hold) and skipped as written already."""
+    server = redis_server()
+    proxy = await BatchAnswerLostThenEvicted(server.port, b"second").start()
+    try:
+        async with running_writer(proxy.url, consumer="replica-0") as (writer, _):
+            writer.send(Frame(ALERTS, b"first", "00"))  # a work-queue frame: kept
+            await async_wait_until(lambda: writer.written == 1, 10, "written")
+            writer.send(Frame(ALERTS, b"second", "00"))
+            await async_wait_until(lambda: writer.written == 3, 10, "written again")
+            assert writer.rewritten == 1
+            with server.client() as client:
+                entries: Any = client.xrange(STREAM)
+                assert [fields[b"e"] for _, fields in entries] == [b"first", b"second"]
+    finally:
+        await proxy.aclose()

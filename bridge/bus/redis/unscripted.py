@@ -10,9 +10,12 @@ looked, and what it lost is written again before any newer frame, as with the sc
 
 from __future__ import annotations
 
+import enum
 import logging
+import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoPermissionError, ResponseError, WatchError
@@ -22,19 +25,38 @@ from bridge.bus.redis.link import Link, reason
 from bridge.bus.transport import Frame
 from bridge.redaction import safe_url
 
-__all__ = ["Unscripted"]
+__all__ = ["Unscripted", "Unwritten"]
 
 _logger = logging.getLogger(__name__)
 
 Replies = list[bytes | ResponseError]
 
+# redis-py's words for a queued command Redis refused, which abort the transaction whole
+# (``Command # 2 (XADD exesdb:bus:… MAXLEN ~ …) of pipeline caused error: …``): only such an
+# XADD is a stream refused; a NOPERM of UNWATCH (sent by the pipeline's reset) is not.
+_QUEUED: Final = re.compile(r"Command # \d+ \(")
+_XADD_REFUSED: Final = re.compile(r"Command # \d+ \(XADD ")
+# Redis's words for an EXEC whose MULTI the ACL refused: the XADDs between ran at once.
+_MULTI_REFUSED: Final = "EXEC without MULTI"
+# Redis's words naming a command the ACL refuses (``… no permissions to run the 'exec' command``).
+_RUN_REFUSED: Final = re.compile(r"no permissions to run the '([\w|]+)' command")
 
-class _WatchRefused(Exception):
-    """The ACL refuses the user WATCH: the batch goes unwatched."""
 
-    def __init__(self, refusal: NoPermissionError) -> None:
-        super().__init__(str(refusal))
-        self.refusal = refusal
+class Unwritten(enum.Enum):
+    """What a write answered instead of each entry's reply."""
+
+    EPOCH_CHANGED = "nothing written: Redis holds another epoch (it lost its data)"
+    IDS_UNKNOWN = "written, the entries' ids unknown (MULTI refused: the XADDs ran at once)"
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A command of the watched transaction the ACL refuses (WATCH, GET of the epoch, UNWATCH,
+    MULTI, EXEC): the batch goes unwatched, unless ``written`` already (MULTI refused)."""
+
+    command: str
+    refusal: ResponseError
+    written: bool = False
 
 
 class Unscripted:
@@ -56,71 +78,99 @@ class Unscripted:
         self._maxlen = maxlen
         self._progress_ms = progress_ms
         self._clock = clock
-        # The ACL refusing WATCH (told once): batches go unwatched until ``_watch_after``, the
-        # backoff's cap after it was last refused, so that a grant is taken within seconds.
+        # The ACL refusing a command of the watched transaction (told once): batches go unwatched
+        # until ``_watch_after``, the backoff's cap after it was last refused, so that a grant is
+        # taken within seconds.
         self._watch_refused = False
         self._watch_after = 0.0
 
     async def write(
         self, frames: Sequence[Frame], progress: tuple[str, int] | None, epoch: str | None
-    ) -> Replies | None:
+    ) -> Replies | Unwritten:
         """XADD each of ``frames`` (with the spool's ``progress``, in one transaction): each
-        entry's id, or why Redis refused it; None, nothing written, when Redis holds another
-        epoch than ``epoch`` (the one the writer last found; None: not compared)."""
+        entry's id, or why Redis refused it; else what it did instead (``Unwritten``) when
+        Redis holds another epoch than ``epoch`` (the one the writer last found; None: not
+        compared), or took the entries with their ids unknown (never with ``progress``)."""
         if epoch is None or self._clock() < self._watch_after:
             return await self._unwatched(frames, progress)
         try:
-            return await self._watched(frames, progress, epoch)
-        except _WatchRefused as exc:
-            self._refused(exc.refusal)
-            return await self._unwatched(frames, progress)
+            done = await self._watched(frames, progress, epoch)
         except NoPermissionError as exc:
             # A stream refused aborts the whole transaction: one per stream, so that only the
             # entries refused are dropped (with the progress, the batch waits whole).
-            if progress is not None:
+            if progress is not None or not _XADD_REFUSED.match(str(exc)):
                 raise
             streams = self._layout.streams
             if len({streams[frame.instance] for frame in frames}) == 1:
                 return [exc] * len(frames)
             return await self._by_stream(frames, epoch)
+        if not isinstance(done, _Refused):
+            return done
+        self._refused(done)
+        if done.written:
+            if progress is not None:
+                # The progress was set with them, not atomically: the spool looks at it again.
+                raise done.refusal
+            return Unwritten.IDS_UNKNOWN
+        return await self._unwatched(frames, progress)
 
     async def _watched(
         self, frames: Sequence[Frame], progress: tuple[str, int] | None, epoch: str
-    ) -> Replies | None:
-        """``write`` in a transaction run only while Redis holds ``epoch``."""
+    ) -> Replies | Unwritten | _Refused:
+        """``write`` in a transaction run only while Redis holds ``epoch``; a command of it the
+        ACL refuses, as ``_Refused``."""
         key = self._layout.epoch
         async with self._link.client.pipeline(transaction=True) as pipe:
             try:
                 await pipe.watch(key)
             except NoPermissionError as exc:
-                raise _WatchRefused(exc) from exc
-            self._granted()
-            found = await pipe.get(key)
+                return _Refused("WATCH", exc)
+            try:
+                found = await pipe.get(key)
+            except NoPermissionError as exc:
+                await _unwatch(pipe)
+                return _Refused("GET", exc)
             if found is None or text(found) != epoch:
-                return None  # the pipeline's reset UNWATCHes
+                refusal = await _unwatch(pipe)
+                if refusal is not None:
+                    self._refused(_Refused("UNWATCH", refusal))
+                return Unwritten.EPOCH_CHANGED
             pipe.multi()  # type: ignore[no-untyped-call]
             self._queue(pipe, frames, progress)
             try:
                 replies: Replies = await pipe.execute(raise_on_error=False)
             except WatchError:
-                return None  # the key changed after the GET (FLUSHALL touches it): nothing ran
+                # The key changed after the GET (FLUSHALL touches it): nothing ran.
+                self._granted()
+                return Unwritten.EPOCH_CHANGED
+            except ResponseError as exc:
+                return _refused_in_transaction(exc)
+        # Granted once the whole transaction ran: WATCH granted, MULTI still refused, is no grant.
+        self._granted()
         return replies[: len(frames)]
 
-    async def _by_stream(self, frames: Sequence[Frame], epoch: str) -> Replies | None:
+    async def _by_stream(self, frames: Sequence[Frame], epoch: str) -> Replies | Unwritten:
         """``write`` of each stream's frames on their own (in order within each stream, which is
         read on its own): each entry's reply in its place."""
         streams = self._layout.streams
         keys = [streams[frame.instance] for frame in frames]
-        replies: list[bytes | ResponseError | None] = [None] * len(frames)
+        placed: dict[int, bytes | ResponseError] = {}
+        unknown = False
         for key in dict.fromkeys(keys):
             places = [index for index, each in enumerate(keys) if each == key]
             written = await self.write([frames[index] for index in places], None, epoch)
-            if written is None:
+            if written is Unwritten.EPOCH_CHANGED:
                 # Those written went with the data Redis lost: written again, after it.
-                return None
+                return written
+            if written is Unwritten.IDS_UNKNOWN:
+                # MULTI refused since: those ran at once; the other streams' go on, unwatched.
+                unknown = True
+                continue
             for index, reply in zip(places, written, strict=True):
-                replies[index] = reply
-        return [reply for reply in replies if reply is not None]
+                placed[index] = reply
+        if unknown:
+            return Unwritten.IDS_UNKNOWN
+        return [placed[index] for index in range(len(frames))]
 
     async def _unwatched(
         self, frames: Sequence[Frame], progress: tuple[str, int] | None
@@ -141,19 +191,20 @@ class Unscripted:
         if progress is not None:
             pipe.set(progress[0], progress[1], px=self._progress_ms)
 
-    def _refused(self, refusal: NoPermissionError) -> None:
+    def _refused(self, refused: _Refused) -> None:
         self._watch_after = self._clock() + self._link.backoff.cap
         if self._watch_refused:
             return
         self._watch_refused = True
         _logger.warning(
-            "Redis at %s refuses the bridge's user WATCH (%s), and EVALSHA: batches are written"
+            "Redis at %s refuses the bridge's user %s (%s), and EVALSHA: batches are written"
             " without comparing the data set's epoch first, so a message published just after"
             " Redis lost its data without a restart (FLUSHALL) may be written before those it"
-            " lost are written again; give the user +watch +unwatch"
-            " (docs/redis.md#a-redis-user-for-the-bridge)",
+            " lost are written again; give the user +watch +unwatch +multi +exec and GET on"
+            " exesdb:bus:epoch (docs/redis.md#a-redis-user-for-the-bridge)",
             safe_url(self._link.url),
-            reason(refusal),
+            refused.command,
+            reason(refused.refusal),
         )
 
     def _granted(self) -> None:
@@ -164,3 +215,32 @@ class Unscripted:
                 " script compare the data set's epoch first",
                 safe_url(self._link.url),
             )
+
+
+async def _unwatch(pipe: Pipeline) -> NoPermissionError | None:
+    """End ``pipe``'s WATCH, its refusal returned: its connection is closed then, which ends
+    it too (the pipeline's reset would send UNWATCH again, and raise the refusal, giving the
+    connection back to the pool still watching)."""
+    try:
+        await pipe.unwatch()  # type: ignore[no-untyped-call]
+    except NoPermissionError as exc:
+        if pipe.connection is not None:
+            await pipe.connection.disconnect()
+        return exc
+    return None
+
+
+def _refused_in_transaction(exc: ResponseError) -> _Refused:
+    """The command of the transaction's own the ACL refused, which ``exc`` (raised by EXEC, or
+    by the UNWATCH of the pipeline's reset, the error before as its context) tells; else
+    ``exc`` again (an XADD or the progress's SET refused, the transaction aborted whole)."""
+    errors: list[BaseException] = [exc]
+    if exc.__context__ is not None:
+        errors.append(exc.__context__)
+    if any(_MULTI_REFUSED in str(error) for error in errors):
+        return _Refused("MULTI", exc, written=True)  # the XADDs between ran at once
+    named = _RUN_REFUSED.search(str(exc))
+    if isinstance(exc, NoPermissionError) and not _QUEUED.match(str(exc)) and named is not None:
+        # UNWATCH after an aborted transaction (nothing ran), or EXEC.
+        return _Refused(named.group(1).upper(), exc)
+    raise exc

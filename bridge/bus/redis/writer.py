@@ -35,7 +35,7 @@ from bridge.bus.redis.layout import GROUP, Layout, stream_id, text
 from bridge.bus.redis.link import RETRYABLE, Link, reason, script_named, temporary
 from bridge.bus.redis.retained import Lane, Retained
 from bridge.bus.redis.spool import Spool
-from bridge.bus.redis.unscripted import Unscripted
+from bridge.bus.redis.unscripted import Unscripted, Unwritten
 from bridge.bus.transport import WORK_QUEUE_INSTANCES, Durability, Frame
 from bridge.redaction import safe_url
 
@@ -596,11 +596,17 @@ class Writer:
         mark = None
         if self._mark is not None and self._clock() >= self._mark_after:
             mark = (self._mark, number)
-        replies = await self._xadd_all(batch, progress=mark, once=mark is not None)
+        try:
+            replies = await self._xadd_all(batch, progress=mark, once=mark is not None)
+        except _EpochChanged:
+            # Nothing written: the next pass's batch (the frames Redis lost first) is another.
+            self._unsure = None
+            raise
         self._unsure = None
         if replies is None:
-            # Redis ran the batch's first write, whose answer was lost: its ids are unknown, so
-            # its work-queue frames are not kept to be written again should Redis lose its data.
+            # Redis ran the batch's first write, whose answer was lost (or the ACL refused MULTI,
+            # and the XADDs ran at once): its ids are unknown, so its work-queue frames are not
+            # kept to be written again should Redis lose its data.
             _logger.info("a batch of %d frame(s) whose answer was lost had been written", count)
             self.written += count
         elif buffer is not self._buffer:
@@ -665,7 +671,7 @@ class Writer:
         """XADD every frame in one round trip and one script (``_XADD_ALL``), and set the
         spool's ``progress`` key with them; each entry's id, or why Redis refused it. ``once``:
         ``progress`` is a buffered batch's mark; None when Redis holds it already (nothing
-        written)."""
+        written), or took the frames with their ids unknown (``Unwritten.IDS_UNKNOWN``)."""
         try:
             replies = await self._run_script(frames, progress, once=once)
         except ResponseError as exc:
@@ -722,7 +728,7 @@ class Writer:
 
     async def _unmarked(
         self, frames: Sequence[Frame], refusal: ResponseError
-    ) -> list[bytes | ResponseError]:
+    ) -> list[bytes | ResponseError] | None:
         """Write a buffered batch whose script the ACL refused with its mark, without it: in
         one script, which taken says the mark's key was what was refused (then left out for a
         while, so that each batch does not pay a refused call, and told once), or one XADD each
@@ -754,11 +760,14 @@ class Writer:
 
     async def _xadd_each(
         self, frames: Sequence[Frame], progress: tuple[str, int] | None
-    ) -> list[bytes | ResponseError]:
-        """``_xadd_all`` as one XADD each (``unscripted.py``): ``_EpochChanged`` as the script."""
+    ) -> list[bytes | ResponseError] | None:
+        """``_xadd_all`` as one XADD each (``unscripted.py``): ``_EpochChanged`` as the script,
+        None for frames written with their ids unknown."""
         replies = await self._unscripted.write(frames, progress, self._epoch)
-        if replies is None:
+        if replies is Unwritten.EPOCH_CHANGED:
             raise _EpochChanged
+        if replies is Unwritten.IDS_UNKNOWN:
+            return None
         return replies
 
     def _written(
