@@ -187,6 +187,18 @@ async def take(server: RedisServer, replica: Replica, consumer: str) -> None:
     await replica.states.take_up()
 
 
+async def stale_down_then_told_a_new_one(cluster: Cluster, holder: Replica, down: datetime) -> None:
+    """Alert ``x``'s firing event dated ``down``, applied at ``holder``, is counted stale and
+    tells the receiver nothing; one a second on (the node going down again) is told."""
+    applied = await holder.states.apply([event("x", at=down)], cluster.clock.now)
+    assert (applied.changed, applied.stale) == ([], 1)
+    await holder.worker.step()
+    assert told(cluster.receiver) == []
+    await change(holder, cluster.clock, "firing")
+    await holder.worker.step()
+    assert told(cluster.receiver) == ["firing"]
+
+
 async def test_a_resolve_made_after_one_left_out_as_stale_reaches_the_receiver(
     cluster: Cluster,
 ) -> None:
@@ -373,18 +385,12 @@ async def test_a_down_sent_before_a_return_the_holder_took_first_is_told_nothing
     down sent before it (frames Redis lost written again in the other order) open nothing and
     tell the receiver nothing, the down counted stale; the node going down again after is
     told."""
-    server, receiver, clock, a, _ = cluster.parts
+    server, _, clock, a, _ = cluster.parts
     await take(server, a, "a:1")
     clock.advance(1.0)
     down, back = (datetime.fromtimestamp(clock.now - ago, UTC) for ago in (1.0, 0.5))
     assert (await a.states.apply([event("x", "resolved", at=back)], clock.now)).changed == []
-    applied = await a.states.apply([event("x", at=down)], clock.now)
-    assert (applied.changed, applied.stale) == ([], 1)
-    await a.worker.step()
-    assert told(receiver) == []
-    await change(a, clock, "firing")
-    await a.worker.step()
-    assert told(receiver) == ["firing"]
+    await stale_down_then_told_a_new_one(cluster, cluster.a, down)
 
 
 async def test_a_down_sent_between_two_returns_is_told_nothing_by_the_next_holder(
@@ -419,20 +425,14 @@ async def test_a_down_that_waited_in_a_spool_past_the_replay_window_is_told_noth
     so not refused as expired) ten minutes on, past the replay window a resolve is remembered
     for in memory: it opens nothing and tells the receiver nothing, counted stale; the node
     going down again after is told."""
-    server, receiver, clock, a, _ = cluster.parts
+    server, _, clock, a, _ = cluster.parts
     await take(server, a, "a:1")
     down = datetime.fromtimestamp(clock.now, UTC)
     clock.advance(30.0)
     back = datetime.fromtimestamp(clock.now, UTC)
     assert (await a.states.apply([event("x", "resolved", at=back)], clock.now)).changed == []
     clock.advance(600.0)  # the replica that spooled the down reaches Redis again
-    applied = await a.states.apply([event("x", at=down)], clock.now)
-    assert (applied.changed, applied.stale) == ([], 1)
-    await a.worker.step()
-    assert told(receiver) == []
-    await change(a, clock, "firing")
-    await a.worker.step()
-    assert told(receiver) == ["firing"]
+    await stale_down_then_told_a_new_one(cluster, cluster.a, down)
 
 
 async def test_a_down_sent_before_a_return_the_last_holder_took_is_told_nothing(
@@ -441,20 +441,14 @@ async def test_a_down_sent_before_a_return_the_last_holder_took_is_told_nothing(
     """On Redis: a node's return taken by a holder while its alert is unknown there, then its
     down sent before it delivered to the next holder: it opens nothing and tells the receiver
     nothing, counted stale there; the node going down again after is told."""
-    server, receiver, clock, a, b = cluster.parts
+    server, _, clock, a, b = cluster.parts
     await take(server, a, "a:1")
     clock.advance(1.0)
     down, back = (datetime.fromtimestamp(clock.now - ago, UTC) for ago in (1.0, 0.5))
     assert (await a.states.apply([event("x", "resolved", at=back)], clock.now)).changed == []
     await take(server, b, "b:1")
     clock.advance(1.0)
-    applied = await b.states.apply([event("x", at=down)], clock.now)
-    assert (applied.changed, applied.stale) == ([], 1)
-    await b.worker.step()
-    assert told(receiver) == []
-    await change(b, clock, "firing")
-    await b.worker.step()
-    assert told(receiver) == ["firing"]
+    await stale_down_then_told_a_new_one(cluster, cluster.b, down)
 
 
 async def test_a_return_of_an_unknown_alert_at_a_replica_that_lost_the_lease_is_left_to_it(

@@ -7,7 +7,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bridge.app import Bridge
 from bridge.messages import NodeLifecycle
+from bridge.sinks.alerts import AlertSink
 from bridge.sinks.alerts.records import AlertState
 from tests.sinks.alerts.helpers import alert_bridge, stored, system_alert
 from tests.support import async_wait_until
@@ -25,6 +27,17 @@ def _lifecycle(event: str, sent: float) -> NodeLifecycle:
     )
 
 
+async def marked(bridge: Bridge, sink: AlertSink) -> None:
+    """Publish marker alert m1 and wait until it is stored and its batch's stale events
+    counted: everything published before it has been handled then."""
+    bridge.bus.publish("marker", system_alert("m1", severity="warning"))
+    # The batch is counted once its store returns, a moment after the outbox shows it.
+    await async_wait_until(
+        lambda: stored(sink.outbox, "m1") and bridge.registry.get_sample_value(STALE),
+        what="the marker alert, and the batch it came in counted",
+    )
+
+
 async def test_a_down_handled_again_after_its_reconnected_fires_no_alert(tmp_path: Path) -> None:
     """A node's down, then its reconnected, then the down again (redelivered) leave its
     node_failure resolved, count the down stale and notify nothing more; a later down fires
@@ -34,13 +47,7 @@ async def test_a_down_handled_again_after_its_reconnected_fires_no_alert(tmp_pat
         bridge.bus.publish("lifecycle", down)
         bridge.bus.publish("lifecycle", _lifecycle("reconnected", sent=30))
         bridge.bus.publish("lifecycle", down)
-        # Everything published before it reached the outbox once the marker did; the batch is
-        # counted once its store returns, a moment after the outbox shows it.
-        bridge.bus.publish("marker", system_alert("m1", severity="warning"))
-        await async_wait_until(
-            lambda: stored(sink.outbox, "m1") and bridge.registry.get_sample_value(STALE),
-            what="the marker alert, and the batch it came in counted",
-        )
+        await marked(bridge, sink)
         resolved = stored(sink.outbox, "node_failure:app-5")
         assert resolved is not None
         assert resolved.state is AlertState.RESOLVED
@@ -64,11 +71,7 @@ async def test_a_down_sent_before_the_reconnected_that_came_first_fires_no_alert
     async with alert_bridge(tmp_path) as (bridge, sink, _):
         bridge.bus.publish("lifecycle", _lifecycle("reconnected", sent=30))
         bridge.bus.publish("lifecycle", _lifecycle("down", sent=60))
-        bridge.bus.publish("marker", system_alert("m1", severity="warning"))
-        await async_wait_until(
-            lambda: stored(sink.outbox, "m1") and bridge.registry.get_sample_value(STALE),
-            what="the marker alert, and the batch it came in counted",
-        )
+        await marked(bridge, sink)
         assert stored(sink.outbox, "node_failure:app-5") is None
         assert sink.outbox.alerts.find(state="firing") == [stored(sink.outbox, "m1")]
         assert bridge.registry.get_sample_value(STALE) == 1
@@ -83,11 +86,7 @@ async def test_a_down_sent_between_two_returns_leaves_its_alert_resolved(tmp_pat
         bridge.bus.publish("lifecycle", _lifecycle("reconnected", sent=60))
         bridge.bus.publish("lifecycle", _lifecycle("joined", sent=10))
         bridge.bus.publish("lifecycle", _lifecycle("down", sent=30))
-        bridge.bus.publish("marker", system_alert("m1", severity="warning"))
-        await async_wait_until(
-            lambda: stored(sink.outbox, "m1") and bridge.registry.get_sample_value(STALE),
-            what="the marker alert, and the batch it came in counted",
-        )
+        await marked(bridge, sink)
         resolved = stored(sink.outbox, "node_failure:app-5")
         assert resolved is not None
         assert resolved.state is AlertState.RESOLVED
