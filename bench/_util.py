@@ -58,6 +58,18 @@ def argument_parser(doc: str, **options: Any) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=doc.replace("``", ""), **options)
 
 
+def add_baseline_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--baseline REV``, given again for more: a git revision whose ``what`` (``decoder``,
+    ``alert stage``) runs beside this tree's."""
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="REV",
+        help=f"a git revision whose {what} runs beside this tree's (may be given again)",
+    )
+
+
 def missing_revision(revision: str, root: Path = ROOT) -> str | None:
     """Why ``git archive revision`` cannot run in ``root`` (no .git, or no such commit), or None:
     a single-branch clone of another branch, a detached depth-1 checkout or a tarball has no

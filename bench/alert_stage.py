@@ -24,7 +24,14 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry
 
-from bench._util import argument_parser, baseline_table, interleaved, revision_trees, serve
+from bench._util import (
+    add_baseline_argument,
+    argument_parser,
+    baseline_table,
+    interleaved,
+    revision_trees,
+    serve,
+)
 from bridge.app import Bridge
 from bridge.messages import SystemAlert
 from bridge.settings import Settings
@@ -108,13 +115,7 @@ def main() -> None:
     """Print both figures (beside each ``--baseline``'s, given any)."""
     parser = argument_parser(__doc__)
     parser.add_argument("--alerts", type=int, default=8000)
-    parser.add_argument(
-        "--baseline",
-        action="append",
-        default=[],
-        metavar="REV",
-        help="a git revision whose alert stage runs beside this tree's (may be given again)",
-    )
+    add_baseline_argument(parser, "alert stage")
     parser.add_argument("--repeats", type=int, default=3, help="with --baseline (3)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -54,6 +54,7 @@ from pydantic_core import SchemaValidator, core_schema
 from typing_extensions import TypedDict
 
 from bench._util import (
+    add_baseline_argument,
     argument_parser,
     baseline_table,
     interleaved,
@@ -413,13 +414,7 @@ def main() -> None:
     parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 repeats, not 7")
     parser.add_argument("--timestamps", choices=["distinct", "repeated"], default="distinct")
-    parser.add_argument(
-        "--baseline",
-        action="append",
-        default=[],
-        metavar="REV",
-        help="a git revision whose decoder runs beside this tree's (may be given again)",
-    )
+    add_baseline_argument(parser, "decoder")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

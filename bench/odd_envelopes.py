@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench._util import (
+    add_baseline_argument,
     argument_parser,
     baseline_table,
     interleaved,
@@ -186,13 +187,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--names", type=int, default=200_000, help="node names listed")
     parser.add_argument("--fields", type=int, default=71_000, help="unknown fields")
-    parser.add_argument(
-        "--baseline",
-        action="append",
-        default=[],
-        metavar="REV",
-        help="a git revision whose decoder runs beside this tree's (may be given again)",
-    )
+    add_baseline_argument(parser, "decoder")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
