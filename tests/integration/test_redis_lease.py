@@ -947,6 +947,60 @@ async def test_a_holder_taking_back_its_lease_by_a_set_whose_answer_was_lost_kee
     assert attempts == [0, 1, 2]
 
 
+class EpochEvictedTakeBack(TakeBackAnswerLost):
+    """``TakeBackAnswerLost`` that also deletes the epoch (as an eviction would) before cutting
+    the take's answer: the holder finds the lease in its own name with no epoch beside it."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port)
+        self._redis = Redis(port=upstream_port)
+
+    async def answered(self, data: bytes, marked: asyncio.Event) -> bool:
+        if marked.is_set() and not self.cut.is_set():
+            await self._redis.delete(EPOCH)
+        return await super().answered(data, marked)
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self._redis.aclose()
+
+
+async def test_a_take_back_that_found_no_epoch_keeps_the_lease_at_the_next_loss_alike(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A holder that took back its lease by a SET whose answer was lost, and found the epoch
+    gone beside it (evicted), sets one then: at the next loss of Redis's data it keeps the lease
+    through a failed take-up, as it would had the epoch been there, rather than give it back."""
+    server = redis_server()
+    proxy = await EpochEvictedTakeBack(server.port).start()
+    attempts: list[int] = []
+
+    async def take_up() -> None:
+        attempts.append(len(attempts))
+        if len(attempts) == 3:  # the second take-back's first
+            raise ConnectionError("Redis closed the connection")
+
+    try:
+        async with _running_lease(server, on_lead=take_up, url=proxy.url, lease_ms=900) as lease:
+            await async_wait_until(lambda: lease.leading, 10, "a:1 holding the lease")
+            proxy.armed = True
+            with server.client() as other:
+                other.flushall()  # the first loss: taken back, the answer lost, no epoch
+            await async_wait_until(
+                lambda: len(attempts) >= 2 and lease.leading, 10, "a:1 holding it again"
+            )
+            released = calls(server, "del")  # the proxy's DEL of the epoch counted already
+            with server.client() as other:
+                other.flushall()  # the second loss
+            await async_wait_until(
+                lambda: len(attempts) >= 4 and lease.leading, 10, "a:1 holding it once more"
+            )
+            assert calls(server, "del") == released  # never given back
+    finally:
+        await proxy.aclose()
+    assert attempts == [0, 1, 2, 3]
+
+
 class LostRead(Proxy):
     """A proxy that, once, cuts the connection instead of passing back the answer of a consumer
     group's read that got entries of ex_esdb_alerts: Redis holds them pending at the reader,

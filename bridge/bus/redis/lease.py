@@ -358,7 +358,10 @@ class Lease:
                 # The data set it took the lease in: the lost SET's, which set the epoch too
                 # (read with the lease, in the same round trip). Left at the one it held the
                 # lease in before, a take-back after Redis lost its data would look like none,
-                # and the lease be given back at a failed take-up (``_keeps_lease``).
+                # and the lease be given back at a failed take-up (``_keeps_lease``). Missing
+                # (evicted), set as the take's own transaction sets it: None would tell no loss.
+                if epoch_found is None:
+                    epoch_found = await self._set_epoch()
                 self._epoch_taken = epoch_found
         else:
             # Who holds it and the epoch read in the same transaction (the epoch set if missing,
