@@ -204,7 +204,8 @@ def alert_event(
 
     With ``active``, a resolved event is only made for an alert it says may be active (every
     healthy health message is one: most would change nothing), but for a node's return, which
-    is rare: the store remembers one of an unknown alert (``AlertStore.plan``). ``links`` are
+    is rare: the store remembers one of an unknown alert (``AlertStore.plan``); a heartbeat is
+    no return. ``links`` are
     the origins whose links a SystemAlert's metadata shows whole (``details_of``).
     """
     payload = envelope.payload
@@ -297,7 +298,12 @@ def alert_event(
         if payload.event in _NODE_BACK:
             # Made whether or not the alert may be active (lifecycle changes are rare): the
             # store remembers one of an unknown alert, so that a down sent before it, delivered
-            # after it, fires nothing.
+            # after it, fires nothing. Not a heartbeat (a `joined` each health interval while
+            # the node's collectors say nothing), as a health reading: remembered, each would be
+            # a write of the dates on Redis; the return the down's node makes is announced.
+            heartbeat = payload.metadata.get("heartbeat") is True
+            if heartbeat and active is not None and not active(alert_id):
+                return None
             return _resolved(alert_id, "node_failure", payload.node, at)
     return None
 

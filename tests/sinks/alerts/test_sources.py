@@ -512,6 +512,21 @@ def test_bridge_derives_its_own_alerts(
         assert event.node == alert_id.split(":")[1]  # the subject, not the publisher
 
 
+def test_a_heartbeat_resolves_only_a_node_failure_that_may_be_active() -> None:
+    """A node's heartbeat (a joined marked so) resolves its node_failure only where it may be
+    active, as a health reading does; a return (joined, reconnected) resolves it whatever the
+    alert, for the store to remember."""
+    beat = NodeLifecycle(node="n3", event="joined", cluster_size=3, metadata={"heartbeat": True})
+    joined = NodeLifecycle(node="n3", event="joined", cluster_size=3)
+    assert alert_event(envelope(beat), active=lambda _: False) is None
+    active = alert_event(envelope(beat), active=lambda alert_id: alert_id == "node_failure:n3")
+    assert active is not None
+    assert active.status == "resolved"
+    back = alert_event(envelope(joined), active=lambda _: False)
+    assert back is not None
+    assert back.status == "resolved"
+
+
 @pytest.mark.parametrize(
     "message",
     [
