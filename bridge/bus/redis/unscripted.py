@@ -225,7 +225,8 @@ class Unscripted:
                 # Those written went with the data Redis lost: written again, after it.
                 return written
             if written is Unwritten.IDS_UNKNOWN:
-                # MULTI refused since: those ran at once; the other streams' go on, unwatched.
+                # MULTI taken away since the probe: those ran at once; the other streams' go on,
+                # unwatched, their replies unknown with them (a refusal among them unseen).
                 unknown = True
                 continue
             for index, reply in zip(places, written, strict=True):
