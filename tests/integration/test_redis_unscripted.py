@@ -166,3 +166,22 @@ async def test_a_stream_refused_in_a_watched_batch_drops_only_its_own_frames(
         with server.client() as client:
             assert bodies(client, SYSTEM) == [b"one", b"two", b"three"]
             assert bodies(client, AUDIT) == []
+
+
+async def test_exec_taken_away_after_the_probe_writes_the_batch_once_unwatched(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """EXEC taken away once batches go watched: the batch that finds it out (EXECABORT, nothing
+    written) is written once, unwatched, and one warning names EXEC."""
+    server = redis_server()
+    url = without_scripts(server)
+    async with running_writer(url) as (writer, _):
+        writer.send(Frame(SYSTEM, b"one", "00"))
+        await async_wait_until(lambda: writer.written == 1, 10, "written, watched")
+        assert calls(server, "exec") == 2  # the probe's and the batch's
+        with server.client() as client:
+            client.execute_command("ACL", "SETUSER", "exesdb", "-exec")
+            writer.send(Frame(SYSTEM, b"two", "00"))
+            await async_wait_until(lambda: writer.written == 2, 10, "written")
+            assert bodies(client, SYSTEM) == [b"one", b"two"]
+    assert len(warnings_naming(caplog, "EXEC")) == 1
