@@ -1,6 +1,6 @@
 """Batches written one XADD each (an ACL user without EVAL and EVALSHA) on a real redis-server:
 only an XADD refused is a stream refused; a command of the watched transaction refused (UNWATCH,
-MULTI) drops nothing and writes nothing twice.
+MULTI, EXEC) drops nothing and writes nothing twice.
 
 A writer is built alone on a ``Link`` (``running_writer``, as in ``test_redis_spool.py``); its
 user is docs/redis.md's without the scripts (``without_scripts``) and what each test takes away.
@@ -8,6 +8,7 @@ user is docs/redis.md's without the scripts (``without_scripts``) and what each 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ import redis
 from bridge.bus import Frame
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_bus import calls
-from tests.integration.test_redis_retained import without_scripts
+from tests.integration.test_redis_retained import GRANTED, without_scripts
 from tests.integration.test_redis_spool import running_writer
 from tests.support import async_wait_until
 
@@ -64,9 +65,9 @@ async def test_a_frame_after_flushall_is_written_by_a_user_that_may_watch_but_no
 async def test_a_user_without_multi_has_each_batch_written_once(
     redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A user without MULTI: the XADDs of the transaction that finds it out ran at once, so that
-    batch counts as written, not written again after each backoff; the next go unwatched until
-    the transaction is tried again, and one warning names MULTI, none says it is granted."""
+    """A user without MULTI: the transaction that finds it out writes nothing, so each batch is
+    written once, unwatched, not again after each backoff; the transaction is tried again, one
+    warning names MULTI, none says it is granted."""
     server = redis_server()
     url = without_scripts(server, "+multi")
     sent: list[bytes] = []
@@ -74,17 +75,71 @@ async def test_a_user_without_multi_has_each_batch_written_once(
         async with running_writer(url) as (writer, _):
 
             def tried_twice() -> bool:
-                # The transaction is tried again the backoff's cap (0.1 s here) after a refusal.
+                # The transaction (two WATCHes) is tried again the backoff's cap (0.1 s here) after
+                # a refusal.
                 sent.append(b"%d" % len(sent))
                 writer.send(Frame(SYSTEM, sent[-1], "00"))
-                return calls(server, "watch") >= 2
+                return calls(server, "watch") >= 4
 
             await async_wait_until(tried_twice, 10, "the transaction tried twice")
             await async_wait_until(lambda: writer.written == len(sent), 10, "written")
             with server.client() as client:
                 assert bodies(client, SYSTEM) == sent
     assert len(warnings_naming(caplog, "MULTI")) == 1
-    assert not [r for r in caplog.records if "WATCH again" in r.getMessage()]
+    assert not [r for r in caplog.records if GRANTED in r.getMessage()]
+
+
+async def test_a_user_without_exec_writes_each_frame_once_told_once(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user without EXEC (Redis answers EXECABORT, no NOPERM): each frame is written once,
+    unwatched, the transaction tried again now and then, and one warning names EXEC."""
+    server = redis_server()
+    url = without_scripts(server, "+exec")
+    sent: list[bytes] = []
+    async with running_writer(url) as (writer, _):
+
+        def tried_twice() -> bool:
+            # The transaction (two WATCHes) is tried again the backoff's cap (0.1 s here) after
+            # a refusal.
+            sent.append(b"%d" % len(sent))
+            writer.send(Frame(SYSTEM, sent[-1], "00"))
+            return calls(server, "watch") >= 4
+
+        await async_wait_until(tried_twice, 10, "the transaction tried twice")
+        await async_wait_until(lambda: writer.written == len(sent), 10, "written")
+        with server.client() as client:
+            assert bodies(client, SYSTEM) == sent
+    assert len(warnings_naming(caplog, "EXEC")) == 1
+
+
+def refused_for_memory(server: RedisServer) -> int:
+    """How many commands ``server`` refused with OOM."""
+    with server.client() as client:
+        stats: Any = client.info("errorstats")
+    return int(stats.get("errorstat_OOM", {}).get("count", 0))
+
+
+async def test_a_user_without_multi_loses_no_frame_redis_refuses_for_memory(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A user without MULTI, Redis out of memory (maxmemory reached): the frame refused (OOM) is
+    not counted written but kept, and written once Redis has room."""
+    server = redis_server()
+    url = without_scripts(server, "+multi")
+    async with running_writer(url) as (writer, _):
+        writer.send(Frame(SYSTEM, b"one", "00"))
+        await async_wait_until(lambda: writer.written == 1, 10, "written")
+        with server.client() as client:
+            client.config_set("maxmemory", 1)
+        await asyncio.sleep(0.2)  # past the backoff's cap (0.1 s): the transaction is tried again
+        writer.send(Frame(SYSTEM, b"two", "00"))
+        await async_wait_until(lambda: refused_for_memory(server) >= 1, 10, "refused (OOM)")
+        assert writer.written == 1
+        with server.client() as client:
+            client.config_set("maxmemory", 0)
+            await async_wait_until(lambda: writer.written == 2, 10, "written once Redis has room")
+            assert bodies(client, SYSTEM) == [b"one", b"two"]
 
 
 async def test_a_stream_refused_in_a_watched_batch_drops_only_its_own_frames(
@@ -111,3 +166,22 @@ async def test_a_stream_refused_in_a_watched_batch_drops_only_its_own_frames(
         with server.client() as client:
             assert bodies(client, SYSTEM) == [b"one", b"two", b"three"]
             assert bodies(client, AUDIT) == []
+
+
+async def test_exec_taken_away_after_the_probe_writes_the_batch_once_unwatched(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """EXEC taken away once batches go watched: the batch that finds it out (EXECABORT, nothing
+    written) is written once, unwatched, and one warning names EXEC."""
+    server = redis_server()
+    url = without_scripts(server)
+    async with running_writer(url) as (writer, _):
+        writer.send(Frame(SYSTEM, b"one", "00"))
+        await async_wait_until(lambda: writer.written == 1, 10, "written, watched")
+        assert calls(server, "exec") == 2  # the probe's and the batch's
+        with server.client() as client:
+            client.execute_command("ACL", "SETUSER", "exesdb", "-exec")
+            writer.send(Frame(SYSTEM, b"two", "00"))
+            await async_wait_until(lambda: writer.written == 2, 10, "written")
+            assert bodies(client, SYSTEM) == [b"one", b"two"]
+    assert len(warnings_naming(caplog, "EXEC")) == 1

@@ -6,6 +6,13 @@ between (it breaks no connection). So the XADDs go in a transaction that WATCHes
 key: GET it, compare, then MULTI … EXEC, which Redis aborts should the key change meanwhile
 (FLUSHALL touches it). Nothing is written to a Redis that lost its data since the writer last
 looked, and what it lost is written again before any newer frame, as with the script.
+
+Whether the ACL lets the user run that transaction is found by a probe without XADDs (WATCH,
+UNWATCH, WATCH, GET, MULTI, EXEC of nothing, on one connection), never by a batch: a refusal
+there (told once, naming the commands) has batches written by a plain pipeline, each entry's
+reply kept, until a probe after the backoff's cap passes. A right revoked between the probe and
+a batch sends that batch unwatched too, but for MULTI: the XADDs queued after it ran at once,
+their replies unknown (``Unwritten.IDS_UNKNOWN``), the only batch counted written so.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoPermissionError, ResponseError, WatchError
+from redis.asyncio.connection import Connection
+from redis.exceptions import ExecAbortError, NoPermissionError, ResponseError, WatchError
 
 from bridge.bus.redis.layout import Layout, entry_fields, text
 from bridge.bus.redis.link import Link, reason
@@ -38,7 +46,8 @@ _QUEUED: Final = re.compile(r"Command # \d+ \(")
 _XADD_REFUSED: Final = re.compile(r"Command # \d+ \(XADD ")
 # Redis's words for an EXEC whose MULTI the ACL refused: the XADDs between ran at once.
 _MULTI_REFUSED: Final = "EXEC without MULTI"
-# Redis's words naming a command the ACL refuses (``… no permissions to run the 'exec' command``).
+# Redis's words naming a command the ACL refuses (``… no permissions to run the 'exec' command``),
+# as NOPERM or, EXEC refused, EXECABORT.
 _RUN_REFUSED: Final = re.compile(r"no permissions to run the '([\w|]+)' command")
 
 
@@ -51,8 +60,8 @@ class Unwritten(enum.Enum):
 
 @dataclass(frozen=True)
 class _Refused:
-    """A command of the watched transaction the ACL refuses (WATCH, GET of the epoch, UNWATCH,
-    MULTI, EXEC): the batch goes unwatched, unless ``written`` already (MULTI refused)."""
+    """A command of the watched transaction the ACL refused since the probe (WATCH, GET of the
+    epoch, UNWATCH, MULTI, EXEC): the batch goes unwatched, unless ``written`` already (MULTI)."""
 
     command: str
     refusal: ResponseError
@@ -60,8 +69,9 @@ class _Refused:
 
 
 class Unscripted:
-    """One XADD per frame in a transaction watching the epoch's key; without WATCH (the rules
-    of a version before it), a plain pipeline, told once, WATCH tried again now and then."""
+    """One XADD per frame in a transaction watching the epoch's key; the ACL refusing a command
+    of it (the rules of a version before it), a plain pipeline, told once, probed again now and
+    then."""
 
     def __init__(
         self,
@@ -78,11 +88,12 @@ class Unscripted:
         self._maxlen = maxlen
         self._progress_ms = progress_ms
         self._clock = clock
-        # The ACL refusing a command of the watched transaction (told once): batches go unwatched
-        # until ``_watch_after``, the backoff's cap after it was last refused, so that a grant is
-        # taken within seconds.
-        self._watch_refused = False
-        self._watch_after = 0.0
+        # Batches go watched only after a probe found the transaction's commands granted; one
+        # refused (told once), unwatched until ``_probe_after``, the backoff's cap after it, so
+        # that a grant is taken within seconds.
+        self._watching = False
+        self._told = False
+        self._probe_after = 0.0
 
     async def write(
         self, frames: Sequence[Frame], progress: tuple[str, int] | None, epoch: str | None
@@ -91,7 +102,9 @@ class Unscripted:
         entry's id, or why Redis refused it; else what it did instead (``Unwritten``) when
         Redis holds another epoch than ``epoch`` (the one the writer last found; None: not
         compared), or took the entries with their ids unknown (never with ``progress``)."""
-        if epoch is None or self._clock() < self._watch_after:
+        if epoch is None:
+            return await self._unwatched(frames, progress)
+        if not self._watching and (self._clock() < self._probe_after or not await self._probe()):
             return await self._unwatched(frames, progress)
         try:
             done = await self._watched(frames, progress, epoch)
@@ -106,7 +119,7 @@ class Unscripted:
             return await self._by_stream(frames, epoch)
         if not isinstance(done, _Refused):
             return done
-        self._refused(done)
+        self._refused([done.command], done.refusal)
         if done.written:
             if progress is not None:
                 # The progress was set with them, not atomically: the spool looks at it again.
@@ -124,30 +137,79 @@ class Unscripted:
             try:
                 await pipe.watch(key)
             except NoPermissionError as exc:
+                await _close(pipe.connection)
                 return _Refused("WATCH", exc)
             try:
                 found = await pipe.get(key)
             except NoPermissionError as exc:
-                await _unwatch(pipe)
+                await _close(pipe.connection)
                 return _Refused("GET", exc)
             if found is None or text(found) != epoch:
                 refusal = await _unwatch(pipe)
                 if refusal is not None:
-                    self._refused(_Refused("UNWATCH", refusal))
+                    self._refused(["UNWATCH"], refusal)
                 return Unwritten.EPOCH_CHANGED
             pipe.multi()  # type: ignore[no-untyped-call]
             self._queue(pipe, frames, progress)
+            connection = pipe.connection
             try:
                 replies: Replies = await pipe.execute(raise_on_error=False)
             except WatchError:
                 # The key changed after the GET (FLUSHALL touches it): nothing ran.
-                self._granted()
                 return Unwritten.EPOCH_CHANGED
             except ResponseError as exc:
+                # Given back to the pool by the pipeline's reset, maybe still watching or in
+                # MULTI (its UNWATCH refused too): closed, which ends both.
+                await _close(connection)
                 return _refused_in_transaction(exc)
-        # Granted once the whole transaction ran: WATCH granted, MULTI still refused, is no grant.
-        self._granted()
         return replies[: len(frames)]
+
+    async def _probe(self) -> bool:
+        """Whether the ACL lets the user run the watched transaction, found by running one that
+        queues nothing: then batches go watched; else told (once), with the commands refused."""
+        key = self._layout.epoch
+        commands = [
+            ("WATCH", key),
+            ("UNWATCH",),
+            ("WATCH", key),
+            ("GET", key),
+            ("MULTI",),
+            ("EXEC",),
+        ]
+        refused: dict[str, ResponseError] = {}
+        pool = self._link.client.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        clean = False
+        try:
+            for command in commands:
+                await connection.send_command(*command)
+                try:
+                    await connection.read_response()
+                except (NoPermissionError, ExecAbortError) as exc:  # EXECABORT: EXEC refused
+                    refused.setdefault(command[0], exc)
+                except ResponseError:
+                    if "MULTI" not in refused:  # else "EXEC without MULTI", as expected
+                        raise
+            clean = not refused
+        finally:
+            if not clean:
+                # Maybe still watching (UNWATCH refused, MULTI, or a reply not read): closed,
+                # which ends it, rather than given back so.
+                await _close(connection)
+            await pool.release(connection)
+        if refused:
+            self._refused(list(refused), next(iter(refused.values())))
+            return False
+        self._watching = True
+        if self._told:
+            self._told = False
+            _logger.info(
+                "Redis at %s lets the bridge's user run its watched transaction again (WATCH,"
+                " UNWATCH, GET, MULTI, EXEC): batches written without a script compare the data"
+                " set's epoch first",
+                safe_url(self._link.url),
+            )
+        return True
 
     async def _by_stream(self, frames: Sequence[Frame], epoch: str) -> Replies | Unwritten:
         """``write`` of each stream's frames on their own (in order within each stream, which is
@@ -163,7 +225,8 @@ class Unscripted:
                 # Those written went with the data Redis lost: written again, after it.
                 return written
             if written is Unwritten.IDS_UNKNOWN:
-                # MULTI refused since: those ran at once; the other streams' go on, unwatched.
+                # MULTI taken away since the probe: those ran at once; the other streams' go on,
+                # unwatched, their replies unknown with them (a refusal among them unseen).
                 unknown = True
                 continue
             for index, reply in zip(places, written, strict=True):
@@ -191,11 +254,12 @@ class Unscripted:
         if progress is not None:
             pipe.set(progress[0], progress[1], px=self._progress_ms)
 
-    def _refused(self, refused: _Refused) -> None:
-        self._watch_after = self._clock() + self._link.backoff.cap
-        if self._watch_refused:
+    def _refused(self, commands: list[str], refusal: ResponseError) -> None:
+        self._watching = False
+        self._probe_after = self._clock() + self._link.backoff.cap
+        if self._told:
             return
-        self._watch_refused = True
+        self._told = True
         _logger.warning(
             "Redis at %s refuses the bridge's user %s (%s), and EVALSHA: batches are written"
             " without comparing the data set's epoch first, so a message published just after"
@@ -203,18 +267,9 @@ class Unscripted:
             " lost are written again; give the user +watch +unwatch +multi +exec and GET on"
             " exesdb:bus:epoch (docs/redis.md#a-redis-user-for-the-bridge)",
             safe_url(self._link.url),
-            refused.command,
-            reason(refused.refusal),
+            " and ".join(commands),
+            reason(refusal),
         )
-
-    def _granted(self) -> None:
-        if self._watch_refused:
-            self._watch_refused = False
-            _logger.info(
-                "Redis at %s lets the bridge's user run WATCH again: batches written without a"
-                " script compare the data set's epoch first",
-                safe_url(self._link.url),
-            )
 
 
 async def _unwatch(pipe: Pipeline) -> NoPermissionError | None:
@@ -224,10 +279,16 @@ async def _unwatch(pipe: Pipeline) -> NoPermissionError | None:
     try:
         await pipe.unwatch()  # type: ignore[no-untyped-call]
     except NoPermissionError as exc:
-        if pipe.connection is not None:
-            await pipe.connection.disconnect()
+        await _close(pipe.connection)
         return exc
     return None
+
+
+async def _close(connection: Connection | None) -> None:
+    """Disconnect ``connection`` (None: the pipeline has none), whose WATCH or MULTI may last:
+    the pool opens it again when next taken."""
+    if connection is not None:
+        await connection.disconnect()
 
 
 def _refused_in_transaction(exc: ResponseError) -> _Refused:
@@ -240,7 +301,11 @@ def _refused_in_transaction(exc: ResponseError) -> _Refused:
     if any(_MULTI_REFUSED in str(error) for error in errors):
         return _Refused("MULTI", exc, written=True)  # the XADDs between ran at once
     named = _RUN_REFUSED.search(str(exc))
-    if isinstance(exc, NoPermissionError) and not _QUEUED.match(str(exc)) and named is not None:
+    if (
+        isinstance(exc, NoPermissionError | ExecAbortError)
+        and not _QUEUED.match(str(exc))
+        and named is not None
+    ):
         # UNWATCH after an aborted transaction (nothing ran), or EXEC.
         return _Refused(named.group(1).upper(), exc)
     raise exc
