@@ -62,40 +62,9 @@ async def test_a_frame_after_flushall_is_written_by_a_user_that_may_watch_but_no
     assert len(warnings_naming(caplog, "UNWATCH")) == 1
 
 
-async def test_a_user_without_multi_has_each_batch_written_once(
-    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
-) -> None:
-    """A user without MULTI: the transaction that finds it out writes nothing, so each batch is
-    written once, unwatched, not again after each backoff; the transaction is tried again, one
-    warning names MULTI, none says it is granted."""
-    server = redis_server()
-    url = without_scripts(server, "+multi")
-    sent: list[bytes] = []
-    with caplog.at_level(logging.INFO, logger="bridge.bus.redis.unscripted"):
-        async with running_writer(url) as (writer, _):
-
-            def tried_twice() -> bool:
-                # The transaction (two WATCHes) is tried again the backoff's cap (0.1 s here) after
-                # a refusal.
-                sent.append(b"%d" % len(sent))
-                writer.send(Frame(SYSTEM, sent[-1], "00"))
-                return calls(server, "watch") >= 4
-
-            await async_wait_until(tried_twice, 10, "the transaction tried twice")
-            await async_wait_until(lambda: writer.written == len(sent), 10, "written")
-            with server.client() as client:
-                assert bodies(client, SYSTEM) == sent
-    assert len(warnings_naming(caplog, "MULTI")) == 1
-    assert not [r for r in caplog.records if GRANTED in r.getMessage()]
-
-
-async def test_a_user_without_exec_writes_each_frame_once_told_once(
-    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
-) -> None:
-    """A user without EXEC (Redis answers EXECABORT, no NOPERM): each frame is written once,
-    unwatched, the transaction tried again now and then, and one warning names EXEC."""
-    server = redis_server()
-    url = without_scripts(server, "+exec")
+async def each_frame_written_once_while_probed_twice(server: RedisServer, url: str) -> None:
+    """A writer on ``url`` sends a frame at each look until the transaction was tried twice,
+    then writes each, once, in order."""
     sent: list[bytes] = []
     async with running_writer(url) as (writer, _):
 
@@ -110,6 +79,30 @@ async def test_a_user_without_exec_writes_each_frame_once_told_once(
         await async_wait_until(lambda: writer.written == len(sent), 10, "written")
         with server.client() as client:
             assert bodies(client, SYSTEM) == sent
+
+
+async def test_a_user_without_multi_has_each_batch_written_once(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user without MULTI: the transaction that finds it out writes nothing, so each batch is
+    written once, unwatched, not again after each backoff; the transaction is tried again, one
+    warning names MULTI, none says it is granted."""
+    server = redis_server()
+    url = without_scripts(server, "+multi")
+    with caplog.at_level(logging.INFO, logger="bridge.bus.redis.unscripted"):
+        await each_frame_written_once_while_probed_twice(server, url)
+    assert len(warnings_naming(caplog, "MULTI")) == 1
+    assert not [r for r in caplog.records if GRANTED in r.getMessage()]
+
+
+async def test_a_user_without_exec_writes_each_frame_once_told_once(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user without EXEC (Redis answers EXECABORT, no NOPERM): each frame is written once,
+    unwatched, the transaction tried again now and then, and one warning names EXEC."""
+    server = redis_server()
+    url = without_scripts(server, "+exec")
+    await each_frame_written_once_while_probed_twice(server, url)
     assert len(warnings_naming(caplog, "EXEC")) == 1
 
 
