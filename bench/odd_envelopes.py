@@ -39,6 +39,7 @@ from bench._util import (
     settled_heap,
     table,
 )
+from bench.workload import membership_body
 from bridge.bus import Envelope, decode_envelope, decoding
 from bridge.bus.decoding import build_decoders
 from bridge.bus.problems import decode_envelope_reference
@@ -47,18 +48,7 @@ _TS: Final = "2026-12-07T00:00:00.000Z"
 
 
 def _body(payload: dict[str, Any], **extra: Any) -> bytes:
-    envelope = {
-        "v": 1,
-        "id": "x" * 16,
-        "instance": "ex_esdb_lifecycle",
-        "topic": "cluster",
-        "tag": "cluster_membership_changed",
-        "node": "a",
-        "ts": _TS,
-        "payload": payload,
-        **extra,
-    }
-    return json.dumps(envelope, separators=(",", ":")).encode()
+    return membership_body(payload, _TS, **extra)
 
 
 def bodies(names: int, fields: int) -> dict[str, bytes]:

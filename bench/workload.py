@@ -238,6 +238,23 @@ class Source:
         return body, sign_header(body)
 
 
+def membership_body(payload: dict[str, Any], ts: str, **extra: Any) -> bytes:
+    """One ClusterMembership envelope of node ``a`` holding ``payload`` (written as given, right
+    or wrong), stamped ``ts``, with ``extra`` envelope fields: the odd bodies' benches."""
+    envelope = {
+        "v": 1,
+        "id": "x" * 16,
+        "instance": "ex_esdb_lifecycle",
+        "topic": "cluster",
+        "tag": "cluster_membership_changed",
+        "node": "a",
+        "ts": ts,
+        "payload": payload,
+        **extra,
+    }
+    return json.dumps(envelope, separators=(",", ":")).encode()
+
+
 def sign_header(body: bytes, unix_seconds: int | None = None) -> str:
     """``t=<unix seconds>,v1=<hex HMAC(key, "<t>." + body)>`` for ``body``."""
     t = int(time.time()) if unix_seconds is None else unix_seconds

@@ -11,7 +11,6 @@ times on a shared machine: compare runs made one after the other.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from bench._util import (
     median,
     wait_for,
 )
-from bench.workload import SECRET, sign_header
+from bench.workload import SECRET, membership_body, sign_header
 
 
 def _body(items: int) -> bytes:
@@ -39,17 +38,8 @@ def _body(items: int) -> bytes:
         "active_nodes": ["a"],
         "originating_node": "a",
     }
-    envelope = {
-        "v": 1,
-        "id": "x" * 16,
-        "instance": "ex_esdb_lifecycle",
-        "topic": "cluster",
-        "tag": "cluster_membership_changed",
-        "node": "a",
-        "ts": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
-        "payload": payload,
-    }
-    return json.dumps(envelope, separators=(",", ":")).encode() + b"\n"
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    return membership_body(payload, ts) + b"\n"
 
 
 def _healthy(base: str) -> bool:
