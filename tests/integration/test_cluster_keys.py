@@ -461,8 +461,9 @@ class Claims:
     def __init__(self, server: RedisServer) -> None:
         self.server = server
         # Each tick: Redis ms before and after it (for a claim, the time the key gives it when
-        # that falls between the two: when Redis made it), and the claimer if it claimed.
-        self.calls: list[tuple[int, int, str | None]] = []
+        # that falls between the two: when Redis made it), the claimer if it claimed, and the
+        # replica that ticked.
+        self.calls: list[tuple[int, int, str | None, str]] = []
 
     def key(self) -> bytes | None:
         with self.server.client() as client:
@@ -475,11 +476,11 @@ class Claims:
         await replica.naps.tick()
         after, now = redis_ms(self.server), self.key()
         if now == value or now is None:
-            self.calls.append((before, after, None))
+            self.calls.append((before, after, None, replica.monitor.node))
             return
         at = int(now.split(b":")[0])
         when = (at, at) if before <= at <= after else (before, after)
-        self.calls.append((*when, replica.monitor.node))
+        self.calls.append((*when, replica.monitor.node, replica.monitor.node))
 
     async def run(self, period_ms: int, periods: int, *order: Callable[[], list[Replica]]) -> None:
         """Tick the replicas ``order`` gives (asked again at each step) for ``periods`` whole
@@ -491,16 +492,21 @@ class Claims:
                     await self.tick(replica)
             await asyncio.sleep(period_ms / 8000)  # ticks a few to a period, as a loop's are
 
-    def check(self, period_ms: int, since: int = 0) -> dict[int, list[str]]:
+    def check(
+        self, period_ms: int, since: int = 0, pace: set[str] | None = None
+    ) -> dict[int, list[str]]:
         """The claims in each period of ``period_ms`` (by Redis's clock) from the first whole
         one on (and from Redis ms ``since``) in which a tick was made whole; asserts that none
-        has two claims sure to be in it, and that each has a claim that may be in it (one whose
-        time is not known but to be within a tick that spans two periods may be in either)."""
+        has two claims sure to be in it, and that each in which a tick of ``pace`` (by default
+        any replica) was made whole has a claim that may be in it (one whose time is not known
+        but to be within a tick that spans two periods may be in either). A replica of a
+        longer interval than ``period_ms`` is not asked while its own claim holds, for a period
+        of its own: a period in which only it ticked (the faster held up) may go unclaimed."""
         calls = [c for c in self.calls if c[0] >= since]
         first = calls[0][0] // period_ms + 1
         sure: dict[int, list[str]] = {}
         maybe: set[int] = set()
-        for before, after, claimer in calls:
+        for before, after, claimer, _ in calls:
             if claimer is None:
                 continue
             maybe.update(range(before // period_ms, after // period_ms + 1))
@@ -508,8 +514,9 @@ class Claims:
                 sure.setdefault(before // period_ms, []).append(claimer)
         ticked = {
             before // period_ms
-            for before, after, _ in calls
+            for before, after, _, ticker in calls
             if before // period_ms == after // period_ms >= first
+            and (pace is None or ticker in pace)
         }
         assert not {k: v for k, v in sure.items() if len(v) > 1}, "claimed twice in a period"
         assert sorted(ticked - maybe) == [], "periods nobody claimed"
@@ -575,14 +582,14 @@ async def test_replicas_of_different_intervals_publish_one_cluster_health_a_peri
             return [slow, fast] if (redis_ms(server) // 200) % 2 else [fast, slow]
 
         await claims.run(200, 8, either_first)
-        claimed = claims.check(200)
+        claimed = claims.check(200, pace={"bridge-1"})
         assert len(claimed) >= 7, claimed
         assert "bridge-2" in {name for names in claimed.values() for name in names}
         # The faster one stops ticking: after one more claim of a 200 ms period (the key still
         # says the faster's), the slower one claims once in each of its own periods.
         alone = redis_ms(server)
         await claims.run(600, 4, lambda: [slow])
-        taken_over = next(b for b, _, who in claims.calls if b >= alone and who is not None)
+        taken_over = next(b for b, _, who, _ in claims.calls if b >= alone and who is not None)
         per_period = claims.check(600, since=(taken_over // 600 + 1) * 600)
         assert len(per_period) >= 2, per_period
     finally:
