@@ -721,6 +721,64 @@ async def test_a_holder_whose_take_up_keeps_failing_after_redis_lost_its_data_gi
     ]
 
 
+async def test_a_second_loss_of_redis_data_while_the_lease_is_kept_times_three_leases_anew(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis losing its data again while a holder keeps the lease it took back through failed
+    take-ups gives it three leases from that second loss, as b:2 leaves it one lease from it:
+    timed from the first, a loss late in them had it give the lease back to nobody (b:2 still
+    leaving it alone), a take-up failing at once for a Redis that had just restarted."""
+    server = redis_server()
+    now = [0.0]  # both replicas' clock, moved only by the test
+    attempts: list[int] = []
+    b2_took: list[int] = []
+
+    async def take_up() -> None:
+        attempts.append(len(attempts))
+        if len(attempts) >= 2:  # each of the take-backs'
+            raise RuntimeError("the alert outbox is corrupt")
+
+    async def b2_take_up() -> None:
+        b2_took.append(1)
+
+    async def failed_again() -> None:
+        tried = len(attempts)
+        await async_wait_until(lambda: len(attempts) >= tried + 2, 10, "a:1 failing again")
+
+    told = "their resolves are never sent"
+    # Leases of 900 ms, each looked at every 300 ms.
+    with caplog.at_level(logging.WARNING, logger="bridge.bus.redis.lease"):
+        async with _running_lease(
+            server, on_lead=take_up, lease_ms=900, clock=lambda: now[0]
+        ) as a1:
+            await async_wait_until(lambda: a1.leading, 10, "a:1 holding the lease")
+            async with _running_lease(
+                server, on_lead=b2_take_up, lease_ms=900, consumer="b:2", clock=lambda: now[0]
+            ) as b2:
+                await async_wait_until(lambda: b2.holder == "a:1", 10, "b:2 seeing a:1 hold it")
+                with server.client() as other:
+                    other.flushall()  # the first loss: the lease gone with the data
+                await failed_again()
+                now[0] += 2.5  # two leases and a half from the first loss
+                await failed_again()
+                with server.client() as other:
+                    other.flushall()  # the second loss
+                await failed_again()  # taken back in the new data set, failing still
+                now[0] += 0.6  # past three leases from the first loss, within them from this
+                await failed_again()
+                assert told not in caplog.text
+                assert b2_took == []
+                now[0] += 2.2  # three leases from the second loss
+                await async_wait_until(lambda: b2_took, 10, "b:2 taking the work queue up")
+                await async_wait_until(lambda: b2.leading, 10, "b:2 holding the lease")
+    assert [r.getMessage() for r in caplog.records if told in r.getMessage()] == [
+        "taking the work queue up still fails 2700 ms after Redis lost its data while this"
+        " replica (a:1) held the work-queue lease: it gives the lease back, for another replica"
+        " to serve the work queue; this replica's open alerts, kept only in its outbox, are"
+        " taken up by no replica (their resolves are never sent)"
+    ]
+
+
 async def test_a_lease_taken_by_a_set_whose_answer_was_lost_is_held(
     redis_server: Callable[[], RedisServer],
 ) -> None:

@@ -16,8 +16,9 @@ in its outbox, for one lease from the loss (from a second loss, found meanwhile)
 takes it back and gives it back again (a take-up that failed): taken by another, those alerts'
 resolves would never be sent. That holder, having found its lease gone, keeps the lease it took
 back through a failed take-up (one may last longer than the lease), rather than give it back,
-for up to three leases from the loss; failing still, it gives it back, and says that its open
-alerts are taken up by no replica.
+for up to three leases from the loss (from a second loss, found as it takes the lease back
+again); failing still, it gives it back, and says that its open alerts are taken up by no
+replica.
 """
 
 from __future__ import annotations
@@ -376,6 +377,13 @@ class Lease:
             was_set, _, holder, epoch = await pipe.execute()
             taken = bool(was_set)
             if taken:
+                lost = self._lost_in
+                if lost is not None and lost != self._epoch_taken and epoch != self._epoch_taken:
+                    # Found free in another data set than the one it was taken back in: Redis
+                    # lost its data again while this replica kept the lease (``_keeps_lease``),
+                    # its three leases timed anew from this loss, as the replicas standing by
+                    # leave it one lease from it (``_left_until``).
+                    self._keep_until = sent + _KEEP_LEASES * self._lease_ms / 1000
                 self._epoch_taken = epoch
             if not taken and holder is not None and text(holder) != self._consumer:
                 await self._saw(text(holder), epoch)
@@ -401,7 +409,10 @@ class Lease:
         over (a take-up may last longer than the lease), and their resolves never sent: kept
         (renewed at the next look, within a second), the work queue is taken up again then.
         Kept up to ``_KEEP_LEASES`` leases from the loss, while the work queue is served by
-        nobody, then given back, its open alerts said to be taken up by no replica."""
+        nobody, then given back, its open alerts said to be taken up by no replica. A second
+        loss meanwhile (the lease found free in another data set: ``_take``) times them anew
+        from it: the replicas standing by leave the lease a lease from it, and a take-up
+        failing at once against a Redis that restarted again is a failure that passes."""
         if self._lost_in is None or self._epoch_taken == self._lost_in:
             return False
         if self._clock() < self._keep_until:
