@@ -30,6 +30,8 @@ __all__ = ["redis_server", "replicas"]  # the fixtures, imported for the tests b
 
 LEADER = "exesdb:bus:leader"
 EPOCH = "exesdb:bus:epoch"
+KEPT = "exesdb_redis_work_queue_lease_kept"
+GIVEN_BACK = "exesdb_redis_work_queue_lease_kept_given_back_total"
 
 
 @contextlib.asynccontextmanager
@@ -777,6 +779,60 @@ async def test_a_second_loss_of_redis_data_while_the_lease_is_kept_times_three_l
         " to serve the work queue; this replica's open alerts, kept only in its outbox, are"
         " taken up by no replica (their resolves are never sent)"
     ]
+
+
+async def _keeping_holder(
+    server: RedisServer, replicas: list[Replica], failures: int
+) -> tuple[Replica, list[int]]:
+    """A started replica holding the lease (of 900 ms) whose take-up fails ``failures`` times
+    once Redis lost its data, which it then did (FLUSHALL); each take-up's attempt listed."""
+    attempts: list[int] = []
+
+    async def take_up() -> None:
+        attempts.append(len(attempts))
+        if 2 <= len(attempts) <= failures + 1:  # the take-back's first ``failures``
+            raise RuntimeError("the alert outbox is corrupt")
+
+    holder = Replica(server.url, "node-a", claim_idle_ms=900)
+    lease = holder.transport.capabilities.lease
+    assert lease is not None
+    lease.on_lead(take_up)
+    replicas.append(await holder.start())
+    await async_wait_until(lambda: holder.sample("exesdb_redis_work_queue_leader") == 1, 10)
+    with server.client() as other:
+        other.flushall()  # a restart without persistence: the lease gone with the data
+    return holder, attempts
+
+
+async def test_a_holder_keeping_its_lease_after_redis_lost_its_data_shows_it_until_it_takes_up(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """A holder keeping the lease it took back after Redis lost its data through a failed
+    take-up shows ``exesdb_redis_work_queue_lease_kept`` 1 (its leader gauge 0: the work queue
+    served by nobody), and 0 again once a take-up works and it leads, nothing given back."""
+    holder, attempts = await _keeping_holder(redis_server(), replicas, failures=3)
+    await async_wait_until(lambda: holder.sample(KEPT) == 1, 10, "the lease shown kept")
+    assert holder.sample("exesdb_redis_work_queue_leader") == 0
+    await async_wait_until(
+        lambda: holder.sample("exesdb_redis_work_queue_leader") == 1, 10, "taken up"
+    )
+    assert holder.sample(KEPT) == 0
+    assert holder.sample(GIVEN_BACK) == 0
+    assert len(attempts) == 5
+
+
+async def test_a_holder_giving_back_a_lease_kept_after_redis_lost_its_data_counts_it(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """A holder whose take-up still fails three leases after Redis lost its data gives the lease
+    back, counted in ``exesdb_redis_work_queue_lease_kept_given_back_total``, and shows it kept
+    no more: its open alerts taken up by no replica is a count to alert on, not a log line."""
+    holder, _ = await _keeping_holder(redis_server(), replicas, failures=1_000)
+    await async_wait_until(lambda: holder.sample(KEPT) == 1, 10, "the lease shown kept")
+    assert holder.sample(GIVEN_BACK) == 0
+    await async_wait_until(lambda: holder.sample(GIVEN_BACK) == 1, 10, "the lease given back")
+    assert holder.sample(KEPT) == 0
+    assert holder.sample("exesdb_redis_work_queue_leader") == 0
 
 
 async def test_a_lease_taken_by_a_set_whose_answer_was_lost_is_held(
