@@ -835,6 +835,46 @@ async def test_a_holder_giving_back_a_lease_kept_after_redis_lost_its_data_count
     assert holder.sample("exesdb_redis_work_queue_leader") == 0
 
 
+@pytest.mark.parametrize("ended_by", ["unfit", "another holder", "Redis out of reach", "a stop"])
+async def test_a_lease_kept_after_redis_lost_its_data_is_shown_kept_no_more_once_it_ends(
+    redis_server: Callable[[], RedisServer], ended_by: str
+) -> None:
+    """A lease kept through failed take-ups after Redis lost its data is shown kept
+    (``exesdb_redis_work_queue_lease_kept``) no more once this replica, found unfit or stopping,
+    gives it back, or finds b:2 holding it, or its own runs out with Redis out of reach for
+    longer than the lease: none of them keeps the work queue from a replica standing by."""
+    server = redis_server()
+    now = [0.0]  # the replica's clock, moved only by the test
+    unfit: list[str] = []
+    taken: list[int] = []
+
+    async def take_up() -> None:
+        if taken:  # each of the take-backs'
+            raise RuntimeError("the alert outbox is corrupt")
+        taken.append(1)
+
+    # A lease of 900 ms, looked at every 300 ms.
+    async with _running_lease(server, on_lead=take_up, lease_ms=900, clock=lambda: now[0]) as a1:
+        a1.require(lambda: unfit[0] if unfit else None)
+        await async_wait_until(lambda: a1.leading, 10, "a:1 holding the lease")
+        with server.client() as other:
+            other.flushall()  # a restart without persistence: the lease gone with the data
+        await async_wait_until(lambda: a1.kept, 10, "a:1 keeping the lease")
+        if ended_by == "unfit":
+            unfit.append("the alert outbox has not answered for 15 s")
+        elif ended_by == "another holder":
+            with server.client() as other:
+                other.set(LEADER, "b:2", px=60_000)
+        elif ended_by == "a stop":
+            a1.stop_taking()
+            await a1.release()
+        else:
+            server.kill()
+            now[0] += 1.0  # past the lease since its last renewal
+        await async_wait_until(lambda: not a1.kept, 10, "the lease kept no more")
+        assert not a1.leading
+
+
 async def test_a_lease_taken_by_a_set_whose_answer_was_lost_is_held(
     redis_server: Callable[[], RedisServer],
 ) -> None:
