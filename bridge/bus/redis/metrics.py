@@ -70,9 +70,9 @@ class RedisCollector(Collector):
         )
         yield GaugeMetricFamily(
             "exesdb_redis_work_queue_lease_kept",
-            "1 while this replica keeps the work-queue lease it took back after Redis lost its "
-            "data through failed take-ups of the work queue, which no replica serves meanwhile, "
-            "else 0.",
+            "1 while this replica, having taken the work-queue lease back after Redis lost its "
+            "data, keeps it through failed take-ups of the work queue, which no replica serves "
+            "meanwhile, else 0.",
             value=1.0 if self._lease.kept else 0.0,
         )
         yield GaugeMetricFamily(
