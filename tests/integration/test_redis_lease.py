@@ -30,6 +30,8 @@ __all__ = ["redis_server", "replicas"]  # the fixtures, imported for the tests b
 
 LEADER = "exesdb:bus:leader"
 EPOCH = "exesdb:bus:epoch"
+KEPT = "exesdb_redis_work_queue_lease_kept"
+GIVEN_BACK = "exesdb_redis_work_queue_lease_kept_given_back_total"
 
 
 @contextlib.asynccontextmanager
@@ -719,6 +721,158 @@ async def test_a_holder_whose_take_up_keeps_failing_after_redis_lost_its_data_gi
         " to serve the work queue; this replica's open alerts, kept only in its outbox, are"
         " taken up by no replica (their resolves are never sent)"
     ]
+
+
+async def test_a_second_loss_of_redis_data_while_the_lease_is_kept_times_three_leases_anew(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis losing its data again while a holder keeps the lease it took back through failed
+    take-ups gives it three leases from that second loss, as b:2 leaves it one lease from it:
+    timed from the first, a loss late in them had it give the lease back to nobody (b:2 still
+    leaving it alone), a take-up failing at once for a Redis that had just restarted."""
+    server = redis_server()
+    now = [0.0]  # both replicas' clock, moved only by the test
+    attempts: list[int] = []
+    b2_took: list[int] = []
+
+    async def take_up() -> None:
+        attempts.append(len(attempts))
+        if len(attempts) >= 2:  # each of the take-backs'
+            raise RuntimeError("the alert outbox is corrupt")
+
+    async def b2_take_up() -> None:
+        b2_took.append(1)
+
+    async def failed_again() -> None:
+        tried = len(attempts)
+        await async_wait_until(lambda: len(attempts) >= tried + 2, 10, "a:1 failing again")
+
+    told = "their resolves are never sent"
+    # Leases of 900 ms, each looked at every 300 ms.
+    with caplog.at_level(logging.WARNING, logger="bridge.bus.redis.lease"):
+        async with _running_lease(
+            server, on_lead=take_up, lease_ms=900, clock=lambda: now[0]
+        ) as a1:
+            await async_wait_until(lambda: a1.leading, 10, "a:1 holding the lease")
+            async with _running_lease(
+                server, on_lead=b2_take_up, lease_ms=900, consumer="b:2", clock=lambda: now[0]
+            ) as b2:
+                await async_wait_until(lambda: b2.holder == "a:1", 10, "b:2 seeing a:1 hold it")
+                with server.client() as other:
+                    other.flushall()  # the first loss: the lease gone with the data
+                await failed_again()
+                now[0] += 2.5  # two leases and a half from the first loss
+                await failed_again()
+                with server.client() as other:
+                    other.flushall()  # the second loss
+                await failed_again()  # taken back in the new data set, failing still
+                now[0] += 0.6  # past three leases from the first loss, within them from this
+                await failed_again()
+                assert told not in caplog.text
+                assert b2_took == []
+                now[0] += 2.2  # three leases from the second loss
+                await async_wait_until(lambda: b2_took, 10, "b:2 taking the work queue up")
+                await async_wait_until(lambda: b2.leading, 10, "b:2 holding the lease")
+    assert [r.getMessage() for r in caplog.records if told in r.getMessage()] == [
+        "taking the work queue up still fails 2700 ms after Redis lost its data while this"
+        " replica (a:1) held the work-queue lease: it gives the lease back, for another replica"
+        " to serve the work queue; this replica's open alerts, kept only in its outbox, are"
+        " taken up by no replica (their resolves are never sent)"
+    ]
+
+
+async def _keeping_holder(
+    server: RedisServer, replicas: list[Replica], failures: int
+) -> tuple[Replica, list[int]]:
+    """A started replica holding the lease (of 900 ms) whose take-up fails ``failures`` times
+    once Redis lost its data, which it then did (FLUSHALL); each take-up's attempt listed."""
+    attempts: list[int] = []
+
+    async def take_up() -> None:
+        attempts.append(len(attempts))
+        if 2 <= len(attempts) <= failures + 1:  # the take-back's first ``failures``
+            raise RuntimeError("the alert outbox is corrupt")
+
+    holder = Replica(server.url, "node-a", claim_idle_ms=900)
+    lease = holder.transport.capabilities.lease
+    assert lease is not None
+    lease.on_lead(take_up)
+    replicas.append(await holder.start())
+    await async_wait_until(lambda: holder.sample("exesdb_redis_work_queue_leader") == 1, 10)
+    with server.client() as other:
+        other.flushall()  # a restart without persistence: the lease gone with the data
+    return holder, attempts
+
+
+async def test_a_holder_keeping_its_lease_after_redis_lost_its_data_shows_it_until_it_takes_up(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """A holder keeping the lease it took back after Redis lost its data through a failed
+    take-up shows ``exesdb_redis_work_queue_lease_kept`` 1 (its leader gauge 0: the work queue
+    served by nobody), and 0 again once a take-up works and it leads, nothing given back."""
+    holder, attempts = await _keeping_holder(redis_server(), replicas, failures=3)
+    await async_wait_until(lambda: holder.sample(KEPT) == 1, 10, "the lease shown kept")
+    assert holder.sample("exesdb_redis_work_queue_leader") == 0
+    await async_wait_until(
+        lambda: holder.sample("exesdb_redis_work_queue_leader") == 1, 10, "taken up"
+    )
+    assert holder.sample(KEPT) == 0
+    assert holder.sample(GIVEN_BACK) == 0
+    assert len(attempts) == 5
+
+
+async def test_a_holder_giving_back_a_lease_kept_after_redis_lost_its_data_counts_it(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """A holder whose take-up still fails three leases after Redis lost its data gives the lease
+    back, counted in ``exesdb_redis_work_queue_lease_kept_given_back_total``, and shows it kept
+    no more: its open alerts taken up by no replica is a count to alert on, not a log line."""
+    holder, _ = await _keeping_holder(redis_server(), replicas, failures=1_000)
+    await async_wait_until(lambda: holder.sample(KEPT) == 1, 10, "the lease shown kept")
+    assert holder.sample(GIVEN_BACK) == 0
+    await async_wait_until(lambda: holder.sample(GIVEN_BACK) == 1, 10, "the lease given back")
+    assert holder.sample(KEPT) == 0
+    assert holder.sample("exesdb_redis_work_queue_leader") == 0
+
+
+@pytest.mark.parametrize("ended_by", ["unfit", "another holder", "Redis out of reach", "a stop"])
+async def test_a_lease_kept_after_redis_lost_its_data_is_shown_kept_no_more_once_it_ends(
+    redis_server: Callable[[], RedisServer], ended_by: str
+) -> None:
+    """A lease kept through failed take-ups after Redis lost its data is shown kept
+    (``exesdb_redis_work_queue_lease_kept``) no more once this replica, found unfit or stopping,
+    gives it back, or finds b:2 holding it, or its own runs out with Redis out of reach for
+    longer than the lease: none of them keeps the work queue from a replica standing by."""
+    server = redis_server()
+    now = [0.0]  # the replica's clock, moved only by the test
+    unfit: list[str] = []
+    taken: list[int] = []
+
+    async def take_up() -> None:
+        if taken:  # each of the take-backs'
+            raise RuntimeError("the alert outbox is corrupt")
+        taken.append(1)
+
+    # A lease of 900 ms, looked at every 300 ms.
+    async with _running_lease(server, on_lead=take_up, lease_ms=900, clock=lambda: now[0]) as a1:
+        a1.require(lambda: unfit[0] if unfit else None)
+        await async_wait_until(lambda: a1.leading, 10, "a:1 holding the lease")
+        with server.client() as other:
+            other.flushall()  # a restart without persistence: the lease gone with the data
+        await async_wait_until(lambda: a1.kept, 10, "a:1 keeping the lease")
+        if ended_by == "unfit":
+            unfit.append("the alert outbox has not answered for 15 s")
+        elif ended_by == "another holder":
+            with server.client() as other:
+                other.set(LEADER, "b:2", px=60_000)
+        elif ended_by == "a stop":
+            a1.stop_taking()
+            await a1.release()
+        else:
+            server.kill()
+            now[0] += 1.0  # past the lease since its last renewal
+        await async_wait_until(lambda: not a1.kept, 10, "the lease kept no more")
+        assert not a1.leading
 
 
 async def test_a_lease_taken_by_a_set_whose_answer_was_lost_is_held(

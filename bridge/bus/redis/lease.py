@@ -16,8 +16,9 @@ in its outbox, for one lease from the loss (from a second loss, found meanwhile)
 takes it back and gives it back again (a take-up that failed): taken by another, those alerts'
 resolves would never be sent. That holder, having found its lease gone, keeps the lease it took
 back through a failed take-up (one may last longer than the lease), rather than give it back,
-for up to three leases from the loss; failing still, it gives it back, and says that its open
-alerts are taken up by no replica.
+for up to three leases from the loss (from a second loss, found as it takes the lease back
+again); failing still, it gives it back, and says that its open alerts are taken up by no
+replica.
 """
 
 from __future__ import annotations
@@ -116,6 +117,13 @@ class Lease:
         self._epoch_taken: bytes | None = None
         self._lost_in: bytes | None = None
         self._keep_until = float("-inf")  # kept so until then at most (``_keeps_lease``)
+        # Set while the lease is kept so (``kept``): from the first take-up that failed until one
+        # works, or it is given back (its time out, or found unfit), or this replica finds
+        # another holding it, or its own run out (Redis out of reach).
+        self._kept = False
+        self.kept_given_back = 0
+        """How many times this replica gave the lease back with its take-up still failing
+        ``_KEEP_LEASES`` leases after Redis lost its data (``_keeps_lease``)."""
         self._on_lead: list[Callable[[], Awaitable[None]]] = []
         self._checks: list[Callable[[], str | None]] = []  # see ``require``
         self._unfit_told = False  # a free lease was declined as unfit, logged, while it lasts
@@ -139,6 +147,14 @@ class Lease:
     def leading(self) -> bool:
         """True while this replica holds the lease."""
         return self.held.is_set()
+
+    @property
+    def kept(self) -> bool:
+        """True while this replica keeps the lease it took back after Redis lost its data, and
+        with it the lease it held, through failed take-ups of the work queue: held in Redis, the
+        work queue served by no replica meanwhile (for up to three leases from the loss, or
+        from a second one found meanwhile)."""
+        return self._kept
 
     @property
     def refused(self) -> bool:
@@ -182,7 +198,7 @@ class Lease:
         if not held and not self._claiming and not self._giving_up:
             return
         self.held.clear()
-        self._claiming = self._giving_up = False
+        self._claiming = self._giving_up = self._kept = False
         released = 0
         with contextlib.suppress(*RETRYABLE):
             released = await self._link.client.eval(_RELEASE, 1, self._key, self._consumer)
@@ -236,6 +252,7 @@ class Lease:
             elif not mine and self._leaving(epoch):
                 pass
             elif unfit is not None:
+                self._kept = False  # given back, if kept, to a replica fit to serve
                 if mine:  # a lost SET's: given back at once, not left to run out a lease
                     with contextlib.suppress(*RETRYABLE):
                         await client.eval(_RELEASE, 1, self._key, self._consumer)
@@ -257,7 +274,7 @@ class Lease:
                     # give the lease back, try again in a moment.
                     await client.eval(_RELEASE, 1, self._key, self._consumer)
                     self._holder = None  # nobody, until the next look
-                self._claiming = kept
+                self._claiming = self._kept = kept
             if not taken and self.refused:
                 # The renewal Redis refused was not tried: the lease found held (if only for
                 # the moment another replica refused alike sets it before giving it back) does
@@ -286,6 +303,7 @@ class Lease:
                 self._consumer,
             )
         self._lost_in = None  # another holds it: this replica does not take it back
+        self._kept = False
         self._stand_by(holder)
         self._renewed = self._clock()
         if self._taking_back(holder, epoch):
@@ -376,6 +394,13 @@ class Lease:
             was_set, _, holder, epoch = await pipe.execute()
             taken = bool(was_set)
             if taken:
+                lost = self._lost_in
+                if lost is not None and lost != self._epoch_taken and epoch != self._epoch_taken:
+                    # Found free in another data set than the one it was taken back in: Redis
+                    # lost its data again while this replica kept the lease (``_keeps_lease``),
+                    # its three leases timed anew from this loss, as the replicas standing by
+                    # leave it one lease from it (``_left_until``).
+                    self._keep_until = sent + _KEEP_LEASES * self._lease_ms / 1000
                 self._epoch_taken = epoch
             if not taken and holder is not None and text(holder) != self._consumer:
                 await self._saw(text(holder), epoch)
@@ -401,12 +426,17 @@ class Lease:
         over (a take-up may last longer than the lease), and their resolves never sent: kept
         (renewed at the next look, within a second), the work queue is taken up again then.
         Kept up to ``_KEEP_LEASES`` leases from the loss, while the work queue is served by
-        nobody, then given back, its open alerts said to be taken up by no replica."""
+        nobody, then given back, its open alerts said to be taken up by no replica. A second
+        loss meanwhile (the lease found free in another data set: ``_take``) times them anew
+        from it: the replicas standing by leave the lease a lease from it, and a take-up
+        failing at once against a Redis that restarted again is a failure that passes."""
         if self._lost_in is None or self._epoch_taken == self._lost_in:
             return False
         if self._clock() < self._keep_until:
             return True
         self._lost_in = None  # told here: not again as another takes it (``_saw``)
+        self._kept = False  # shown given back with the count, not after the release's wait
+        self.kept_given_back += 1
         _logger.warning(
             "taking the work queue up still fails %d ms after Redis lost its data while this"
             " replica (%s) held the work-queue lease: it gives the lease back, for another"
@@ -537,6 +567,7 @@ class Lease:
         # was seen holding it, this one or another, may hold it no more, and which does is not
         # known.
         self._holder = None
+        self._kept = False  # run out in Redis too: kept again only if taken again
         if self.held.is_set():
             self._step_down(
                 "the lease ran out: Redis refuses its renewal"

@@ -69,6 +69,13 @@ class RedisCollector(Collector):
             value=1.0 if self._lease.leading else 0.0,
         )
         yield GaugeMetricFamily(
+            "exesdb_redis_work_queue_lease_kept",
+            "1 while this replica, having taken the work-queue lease back after Redis lost its "
+            "data, keeps it through failed take-ups of the work queue, which no replica serves "
+            "meanwhile, else 0.",
+            value=1.0 if self._lease.kept else 0.0,
+        )
+        yield GaugeMetricFamily(
             "exesdb_redis_node_name_shared",
             "1 while another live bridge process on this Redis runs with this replica's "
             "EXESDB_NODE (give each replica its own), else 0.",
@@ -121,6 +128,13 @@ class RedisCollector(Collector):
             "exesdb_redis_rewritten",
             "Work-queue frames written again because Redis had lost its data.",
             value=writer.rewritten,
+        )
+        yield CounterMetricFamily(
+            "exesdb_redis_work_queue_lease_kept_given_back",
+            "Work-queue leases this replica gave back with its take-up still failing three leases "
+            "after Redis lost its data while it held the lease, its open alerts then taken up by "
+            "no replica.",
+            value=self._lease.kept_given_back,
         )
         yield CounterMetricFamily(
             "exesdb_redis_claimed",
