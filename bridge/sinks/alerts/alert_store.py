@@ -272,9 +272,9 @@ class AlertStore:
         after it (a sender's messages overtaking one another, frames Redis lost written again
         in another order), is then ``superseded`` rather than opening an alert that nothing
         would resolve. On Redis the index keeps them with ``dates`` instead, as long as those
-        and for the next holders (``AlertIndex.change``): a frame that waited in a replica's
-        spool, cut off from Redis, is signed again as it is written, so it is not refused as
-        expired however old the event it carries.
+        and for the next holders, up to ``RESOLVES_REMEMBERED`` too (``AlertIndex.change``): a
+        frame that waited in a replica's spool, cut off from Redis, is signed again as it is
+        written, so it is not refused as expired however old the event it carries.
         """
         latest = now if latest is None else latest
         steps: list[Transition] = []
@@ -358,19 +358,23 @@ class AlertStore:
         kept = self._resolves.get(alert_id)
         return kept[0] if kept is not None and kept[1] > now else None
 
-    def _remember(self, plan: Plan) -> None:
+    def _remember(self, plan: Plan) -> int:
         """Remember the resolves of unknown alerts ``plan`` carries (``Plan.resolves``), as
         storing it does. Those kept past their time are forgotten first, then the oldest beyond
-        ``RESOLVES_REMEMBERED``."""
+        ``RESOLVES_REMEMBERED``: how many of those."""
         memory = self._resolves
         for alert_id, at, until in plan.resolves:
             before = memory.pop(alert_id, None)  # put back last: the order is oldest first
             memory[alert_id] = (at if before is None else max(at, before[0]), until)
+        forgotten = 0
         while memory:
             alert_id, (_, until) = next(iter(memory.items()))
-            if until > plan.now and len(memory) <= RESOLVES_REMEMBERED:
-                break
+            if until > plan.now:
+                if len(memory) <= RESOLVES_REMEMBERED:
+                    break
+                forgotten += 1
             del memory[alert_id]
+        return forgotten
 
     def _stored(self, alert_ids: Sequence[str]) -> set[str]:
         """Those of ``alert_ids`` the alerts table holds (inside a read)."""
@@ -545,13 +549,12 @@ class AlertStore:
     def _store_plan(self, plan: Plan) -> Applied:
         """Store a plan's steps (inside a transaction); the alerts receivers must hear of."""
         changed: dict[str, AlertRecord] = {}
-        if plan.resolves:
-            self._remember(plan)
+        forgotten = self._remember(plan) if plan.resolves else 0
         for step in plan.steps:
             record = self._store_step(step, plan.now)
             if record is not None:
                 changed[record.alert_id] = record
-        return Applied(list(changed.values()), plan.refused, plan.stale)
+        return Applied(list(changed.values()), plan.refused, plan.stale, forgotten)
 
     def _store_step(self, step: Transition, now: float) -> AlertRecord | None:
         """Store what a transition asks for (inside a transaction); the alert when it is

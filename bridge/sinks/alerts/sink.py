@@ -690,6 +690,8 @@ class AlertSink:
         if applied.refused:
             self.metrics.refused(applied.refused)
             self._refusals.refused(applied.refused)
+        if applied.forgotten:
+            self.metrics.resolves_forgotten(applied.forgotten)
         if applied.stale:
             self.metrics.stale_events(applied.stale)
             _logger.debug(

@@ -144,12 +144,12 @@ def test_the_resolves_of_unknown_alerts_remembered_are_capped_oldest_first(
     outbox: Outbox,
 ) -> None:
     """At most ``RESOLVES_REMEMBERED`` resolves of unknown alerts are remembered: beyond, the
-    oldest is forgotten first, and a fire sent before it opens its alert."""
+    oldest is forgotten first (counted), and a fire sent before it opens its alert."""
     resolves = [
         event(f"node_failure:n{index}", status="resolved", at=AT + timedelta(seconds=30))
         for index in range(RESOLVES_REMEMBERED + 1)
     ]
-    outbox.alerts.apply(resolves, T0 + 40, remember_for=300)
+    assert outbox.alerts.apply(resolves, T0 + 40, remember_for=300).forgotten == 1
     applied = outbox.alerts.apply([event("node_failure:n0"), event("node_failure:n1")], T0 + 41)
     assert ([record.alert_id for record in applied.changed], applied.stale) == (
         ["node_failure:n0"],
