@@ -10,6 +10,7 @@ from pathlib import Path
 from bridge.app import Bridge
 from bridge.messages import NodeLifecycle
 from bridge.sinks.alerts import AlertSink
+from bridge.sinks.alerts.alert_store import RESOLVES_REMEMBERED
 from bridge.sinks.alerts.records import AlertState
 from bridge.sinks.alerts.thread import DbThread
 from tests.sinks.alerts.helpers import T0, alert_bridge, hold, stored, system_alert
@@ -130,4 +131,21 @@ async def test_a_down_taken_in_time_that_waited_in_the_queue_past_the_window_fir
         assert stored(sink.outbox, "node_failure:app-5") is None
         await async_wait_until(
             lambda: bridge.registry.get_sample_value(STALE) == 1, what="the down counted stale"
+        )
+
+
+async def test_resolves_of_unknown_alerts_forgotten_at_the_cap_are_counted(tmp_path: Path) -> None:
+    """In process: the returns of more distinct nodes than ``RESOLVES_REMEMBERED``, their alerts
+    unknown, count each resolve forgotten beyond the cap in
+    exesdb_alerts_resolves_forgotten_total."""
+    async with alert_bridge(tmp_path) as (bridge, _, _):
+        at = datetime.fromtimestamp(time.time() - 1, UTC)
+        for number in range(RESOLVES_REMEMBERED + 2):
+            back = NodeLifecycle(
+                node=f"n{number}", event="reconnected", cluster_size=3, timestamp=at
+            )
+            bridge.bus.publish("lifecycle", back)
+        await async_wait_until(
+            lambda: bridge.registry.get_sample_value("exesdb_alerts_resolves_forgotten_total") == 2,
+            what="two resolves counted forgotten",
         )
