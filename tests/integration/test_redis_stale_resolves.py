@@ -17,10 +17,12 @@ from bridge.bus.redis.link import Link
 from bridge.bus.redis.shared_state import RedisSharedState
 from bridge.errors import TransportError
 from bridge.receivers import Receiver, resolve_receivers
+from bridge.sinks.alerts.alert_store import RESOLVES_REMEMBERED
 from bridge.sinks.alerts.delivery import DeliveryWorker, WebhookSender, keep_for
 from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import Acknowledgement
+from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.states import AlertStates
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.vetting import DeliveryVetting
@@ -35,6 +37,7 @@ pytestmark = pytest.mark.integration
 __all__ = ["db", "redis_server", "states", "webhook_receiver"]  # the fixtures used below
 
 LEADER = "exesdb:bus:leader"
+DATES = "exesdb:state:alerts:dates"
 
 
 class Lease:
@@ -470,3 +473,47 @@ async def test_a_return_of_an_unknown_alert_at_a_replica_that_lost_the_lease_is_
     assert (applied.changed, applied.stale) == ([], 1)
     await b.worker.step()
     assert told(receiver) == []
+
+
+def returns(nodes: range, first: float) -> list[AlertEvent]:
+    """The returns of nodes ``n<i>`` for each ``i`` of ``nodes``, their alerts unknown: each
+    resolves ``node_failure:n<i>``, dated ``first`` plus ``i`` ms."""
+    return [
+        event(f"node_failure:n{i}", "resolved", at=datetime.fromtimestamp(first + i / 1000, UTC))
+        for i in nodes
+    ]
+
+
+async def test_the_resolves_of_unknown_alerts_kept_in_redis_are_capped_oldest_first(
+    cluster: Cluster,
+) -> None:
+    """On Redis: at most ``RESOLVES_REMEMBERED`` resolves of unknown alerts are kept in its
+    dates, across a change of holder: beyond, the oldest are forgotten first and counted, so a
+    flood of returns of distinct nodes does not grow Redis, a down sent before a resolve
+    forgotten opens its alert, and one sent before a resolve kept is counted stale."""
+    server, _, clock, a, b = cluster.parts
+    await take(server, a, "a:1")
+    clock.advance(60.0)
+    first = clock.now - 30.0
+    filled = await a.states.apply(returns(range(RESOLVES_REMEMBERED), first), clock.now)
+    clock.advance(1.0)
+    newer = range(RESOLVES_REMEMBERED, RESOLVES_REMEMBERED + 2)
+    applied = await a.states.apply(returns(newer, first), clock.now)
+    with server.client() as client:
+        assert client.hlen(DATES) == RESOLVES_REMEMBERED
+    assert (filled.changed, filled.forgotten, applied.forgotten) == ([], 0, 2)  # n0 and n1
+    await take(server, b, "b:1")
+    clock.advance(1.0)
+    newest = range(RESOLVES_REMEMBERED + 2, RESOLVES_REMEMBERED + 3)
+    assert (await b.states.apply(returns(newest, first), clock.now)).forgotten == 1  # n2
+    with server.client() as client:
+        assert client.hlen(DATES) == RESOLVES_REMEMBERED
+        assert client.hget(DATES, "node_failure:n2") is None
+    down = datetime.fromtimestamp(first - 1.0, UTC)
+    applied = await b.states.apply(
+        [event("node_failure:n2", at=down), event("node_failure:n3", at=down)], clock.now
+    )
+    assert ([record.alert_id for record in applied.changed], applied.stale) == (
+        ["node_failure:n2"],
+        1,
+    )

@@ -235,6 +235,7 @@ class AlertStore:
         max_open: int | None = None,
         latest: float | None = None,
         remember_for: float = 0.0,
+        arrived_after: float | None = None,
     ) -> Applied:
         """Apply alert events and acknowledgements, in order, in ONE transaction.
 
@@ -244,13 +245,19 @@ class AlertStore:
         than the one that last changed its alert (``transitions.superseded``), or than a
         resolve of it remembered (``remember_for``, as in ``plan``), changes nothing (counted
         in ``Applied.stale``). ``latest`` (``now`` when None), now by the clock the replicas
-        share, caps each event's date (``transitions.on_event``).
+        share, caps each event's date (``transitions.on_event``). ``arrived_after``: as in
+        ``plan``.
         """
         with self._database.transaction():
             plan = self.plan(
-                changes, now, max_open=max_open, latest=latest, remember_for=remember_for
+                changes,
+                now,
+                max_open=max_open,
+                latest=latest,
+                remember_for=remember_for,
+                arrived_after=arrived_after,
             )
-            return self._store_plan(plan)
+            return self._store_plan(plan, arrived_after)
 
     def plan(
         self,
@@ -261,6 +268,7 @@ class AlertStore:
         latest: float | None = None,
         dates: Mapping[str, float] | None = None,
         remember_for: float = 0.0,
+        arrived_after: float | None = None,
     ) -> Plan:
         """What ``apply`` would do, stored by nobody yet; ``dates``: the dates of the alerts'
         last notified changes at the work-queue holders (``AlertIndex.dates``), which events
@@ -272,11 +280,18 @@ class AlertStore:
         after it (a sender's messages overtaking one another, frames Redis lost written again
         in another order), is then ``superseded`` rather than opening an alert that nothing
         would resolve. On Redis the index keeps them with ``dates`` instead, as long as those
-        and for the next holders (``AlertIndex.change``): a frame that waited in a replica's
-        spool, cut off from Redis, is signed again as it is written, so it is not refused as
-        expired however old the event it carries.
+        and for the next holders, up to ``RESOLVES_REMEMBERED`` too (``AlertIndex.change``): a
+        frame that waited in a replica's spool, cut off from Redis, is signed again as it is
+        written, so it is not refused as expired however old the event it carries.
+
+        ``arrived_after`` (``now`` when None): when the alert stage's queue last handed over
+        all it held, every message of ``changes`` taken in after it. A resolve is remembered
+        for the messages taken in before its time ran out, however long they then waited in
+        that queue (an outbox refusing for a while): remembered until ``now`` alone, one taken
+        in time and handled after would open the alert.
         """
         latest = now if latest is None else latest
+        arrived = now if arrived_after is None else min(arrived_after, now)
         steps: list[Transition] = []
         # The plan's own results so far: a later change of the same alert starts from them.
         planned: dict[str, AlertRecord | None] = {}
@@ -312,7 +327,7 @@ class AlertStore:
                 known = None if dates is None else dates.get(alert_id)
                 if current is None:
                     # The newest resolve of it known: remembered, or earlier in this plan.
-                    for remembered in (self._remembered(alert_id, now), resolves.get(alert_id)):
+                    for remembered in (self._remembered(alert_id, arrived), resolves.get(alert_id)):
                         if remembered is not None and (known is None or remembered > known):
                             known = remembered
                 if (
@@ -353,24 +368,30 @@ class AlertStore:
         remember = tuple((alert_id, at, until) for alert_id, at in resolves.items())
         return Plan(new_message_id(), now, tuple(steps), refused, stale, remember)
 
-    def _remembered(self, alert_id: str, now: float) -> float | None:
-        """The date of the newest resolve of ``alert_id`` remembered (``plan``) and still kept."""
+    def _remembered(self, alert_id: str, arrived: float) -> float | None:
+        """The date of the newest resolve of ``alert_id`` remembered (``plan``) and still kept
+        for a message taken in after ``arrived``."""
         kept = self._resolves.get(alert_id)
-        return kept[0] if kept is not None and kept[1] > now else None
+        return kept[0] if kept is not None and kept[1] > arrived else None
 
-    def _remember(self, plan: Plan) -> None:
+    def _remember(self, plan: Plan, arrived: float) -> int:
         """Remember the resolves of unknown alerts ``plan`` carries (``Plan.resolves``), as
-        storing it does. Those kept past their time are forgotten first, then the oldest beyond
-        ``RESOLVES_REMEMBERED``."""
+        storing it does. Those kept past their time for the messages taken in after
+        ``arrived`` (``plan``'s ``arrived_after``) are forgotten first, then the oldest beyond
+        ``RESOLVES_REMEMBERED``: how many of those."""
         memory = self._resolves
         for alert_id, at, until in plan.resolves:
             before = memory.pop(alert_id, None)  # put back last: the order is oldest first
             memory[alert_id] = (at if before is None else max(at, before[0]), until)
+        forgotten = 0
         while memory:
             alert_id, (_, until) = next(iter(memory.items()))
-            if until > plan.now and len(memory) <= RESOLVES_REMEMBERED:
-                break
+            if until > arrived:
+                if len(memory) <= RESOLVES_REMEMBERED:
+                    break
+                forgotten += 1
             del memory[alert_id]
+        return forgotten
 
     def _stored(self, alert_ids: Sequence[str]) -> set[str]:
         """Those of ``alert_ids`` the alerts table holds (inside a read)."""
@@ -542,16 +563,19 @@ class AlertStore:
             ).fetchone()
         return int(row[0])
 
-    def _store_plan(self, plan: Plan) -> Applied:
-        """Store a plan's steps (inside a transaction); the alerts receivers must hear of."""
+    def _store_plan(self, plan: Plan, arrived_after: float | None = None) -> Applied:
+        """Store a plan's steps (inside a transaction); the alerts receivers must hear of.
+        ``arrived_after``: as ``plan`` took it."""
         changed: dict[str, AlertRecord] = {}
+        forgotten = 0
         if plan.resolves:
-            self._remember(plan)
+            arrived = plan.now if arrived_after is None else min(arrived_after, plan.now)
+            forgotten = self._remember(plan, arrived)
         for step in plan.steps:
             record = self._store_step(step, plan.now)
             if record is not None:
                 changed[record.alert_id] = record
-        return Applied(list(changed.values()), plan.refused, plan.stale)
+        return Applied(list(changed.values()), plan.refused, plan.stale, forgotten)
 
     def _store_step(self, step: Transition, now: float) -> AlertRecord | None:
         """Store what a transition asks for (inside a transaction); the alert when it is

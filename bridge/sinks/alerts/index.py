@@ -32,7 +32,9 @@ events, which the open records in Redis do not carry) is kept in Redis too, made
 undoes nothing. So is the date of a resolve of an alert unknown here (a node's return taken
 before its down, ``Plan.resolves``), alone when the change has nothing else: the firing sent
 before it may come long after (a frame that waited in a replica's spool while Redis was out of
-its reach, signed again as it is written), or to the next holder.
+its reach, signed again as it is written), or to the next holder. Those are marked there
+(``_RESOLVE_MARK``) and kept up to ``RESOLVES_REMEMBERED``, the oldest dropped first beyond, as
+in process: a flood of resolves of distinct unknown alerts would otherwise grow Redis for a day.
 
 Dropping a note tells whether it was still there (``SharedState.forget``); one taken over
 meanwhile (its copy is read after the drop) is left out alike, so a replica that catches up
@@ -72,14 +74,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import heapq
 import json
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, ParamSpec
 
 from bridge.bus import SharedState, StateChange
 from bridge.errors import TransportError
-from bridge.sinks.alerts.alert_store import AlertStore, escalations
+from bridge.sinks.alerts.alert_store import RESOLVES_REMEMBERED, AlertStore, escalations
 from bridge.sinks.alerts.queue import DeliveryQueue
 from bridge.sinks.alerts.records import (
     AlertRecord,
@@ -119,6 +122,9 @@ under."""
 # changes, at most once an hour.
 _DATES_KEPT_SECONDS: Final = 86_400.0
 _PRUNE_SECONDS: Final = 3_600.0
+# What marks the date of a resolve of an unknown alert in ``DATES`` (capped, unlike the dates of
+# notified changes): a leading plus sign, which ``float()`` reads as the versions before it did.
+_RESOLVE_MARK: Final = b"+"
 # Why a change is refused: another replica holds the lease (or this one has yet to take it up).
 _NOT_HOLDING: Final = (
     "this replica no longer holds the work-queue lease: its alert changes are left to the holder"
@@ -206,6 +212,9 @@ class AlertIndex:
         acknowledged its entries), or late, undoes none of them (``superseded``), though this
         replica may have never heard of the alert, nor be delivered the events of those changes
         again."""
+        # Those of ``dates`` that are of resolves of alerts unknown (``_RESOLVE_MARK``): at most
+        # RESOLVES_REMEMBERED.
+        self._unknown: dict[str, float] = {}
         self._pruned_at = -float("inf")  # when the dates kept too long were last dropped
         self.caught_up = False
         """True while no note of this replica waits to be stored or dropped: its notes from
@@ -233,9 +242,10 @@ class AlertIndex:
             resolves = self._resolves(plan)
             plan = dataclasses.replace(plan, resolves=())
             if not plan.steps:
+                forgotten = 0
                 if resolves:  # one write of the dates alone (a node's return: rare)
-                    await self._keep_dates(resolves, plan.now)
-                return Applied([], plan.refused, plan.stale)
+                    forgotten = await self._keep_dates(resolves, plan.now)
+                return Applied([], plan.refused, plan.stale, forgotten)
             put: dict[str, bytes] = {}
             gone: set[str] = set()
             for record in plan.records:
@@ -245,7 +255,7 @@ class AlertIndex:
                     gone.add(record.alert_id)
             # A resolve of an alert resolved already (SEEN) moves its date as well; a change
             # of an alert after a resolve of it unknown, in the same plan, is newer.
-            dates = resolves | {
+            notified = {
                 step.record.alert_id: step.record.event_at
                 for step in plan.steps
                 if step.record is not None
@@ -255,8 +265,12 @@ class AlertIndex:
                     or (step.effect is Effect.SEEN and not step.record.open)
                 )
             }
+            resolves = {a: at for a, at in resolves.items() if a not in notified}
             # The dates go with the change, in the same step: no round trip of their own.
-            along = {DATES: self._dates_change(dates, plan.now)} if dates else {}
+            along: dict[str, StateChange] = {}
+            forgotten = 0
+            if notified or resolves:
+                along[DATES], forgotten = self._dates_change(notified, resolves, plan.now)
             change = StateChange(
                 put=put, remove=sorted(gone), note=(plan.id, encode_plan(plan)), along=along
             )
@@ -266,9 +280,11 @@ class AlertIndex:
             self._fence()
             if not await self._state.commit(NAME, change):
                 raise TransportError(_NOT_HOLDING)
-            if dates:
-                self._dates_kept(dates, along[DATES].remove, plan.now)
-            applied = await self._db.call(self._alerts.commit, plan)
+            if along:
+                self._dates_kept(along[DATES], plan.now)
+            applied = dataclasses.replace(
+                await self._db.call(self._alerts.commit, plan), forgotten=forgotten
+            )
             self.caught_up = True
             try:
                 if await self._state.forget(NAME, [plan.id]):
@@ -296,35 +312,64 @@ class AlertIndex:
             if alert_id not in self.dates or at > self.dates[alert_id]
         }
 
-    async def _keep_dates(self, dates: dict[str, float], now: float) -> None:
-        """Keep ``dates`` in Redis alone (a change of no alert: the resolves of unknown ones),
-        fenced as a change is. Under the lock. Raises ``TransportError`` when Redis cannot take
+    async def _keep_dates(self, resolves: dict[str, float], now: float) -> int:
+        """Keep the dates of the resolves of unknown alerts ``resolves`` in Redis alone (a change
+        of no alert), fenced as a change is; how many resolves the cap forgot
+        (``_dates_change``). Under the lock. Raises ``TransportError`` when Redis cannot take
         them or this replica no longer holds the lease."""
-        change = self._dates_change(dates, now)
+        change, forgotten = self._dates_change({}, resolves, now)
         self._fence()
         if not await self._state.commit(DATES, change):
             raise TransportError(_NOT_HOLDING)
-        self._dates_kept(dates, change.remove, now)
+        self._dates_kept(change, now)
+        return forgotten
 
-    def _dates_change(self, dates: dict[str, float], now: float) -> StateChange:
-        """The change that keeps in Redis the dates of the alerts' notified changes ``dates``
-        (``self.dates``), for the holders after this one; with them, at most once an hour, it
-        drops those kept longer than ``_DATES_KEPT_SECONDS``. Under the lock."""
-        old: list[str] = []
+    def _dates_change(
+        self, notified: dict[str, float], resolves: dict[str, float], now: float
+    ) -> tuple[StateChange, int]:
+        """The change that keeps in Redis the dates of the alerts' notified changes
+        ``notified`` and of the resolves of unknown alerts ``resolves`` (``self.dates``), for
+        the holders after this one, and how many of those resolves it forgets. With them, at
+        most once an hour, it drops the dates kept longer than ``_DATES_KEPT_SECONDS``; and of
+        the resolves of unknown alerts it keeps ``RESOLVES_REMEMBERED`` at most, as in process,
+        forgetting the oldest (by date) beyond: a flood of them, each of another alert, would
+        otherwise grow Redis for a day. Under the lock."""
+        old: set[str] = set()
         if now >= self._pruned_at + _PRUNE_SECONDS:
             horizon = now - _DATES_KEPT_SECONDS
-            old = [alert_id for alert_id, at in self.dates.items() if at < horizon]
-        put = {alert_id: repr(at).encode() for alert_id, at in dates.items()}
-        return StateChange(put=put, remove=[alert_id for alert_id in old if alert_id not in dates])
+            old = {alert_id for alert_id, at in self.dates.items() if at < horizon}
+        forgotten: set[str] = set()
+        if resolves and len(self._unknown) + len(resolves) > RESOLVES_REMEMBERED:
+            kept = {
+                alert_id: at
+                for alert_id, at in self._unknown.items()
+                if alert_id not in old and alert_id not in notified and alert_id not in resolves
+            }
+            kept.update(resolves)
+            excess = len(kept) - RESOLVES_REMEMBERED
+            if excess > 0:
+                forgotten = set(heapq.nsmallest(excess, kept, key=kept.__getitem__))
+        put = {alert_id: repr(at).encode() for alert_id, at in notified.items()}
+        for alert_id, at in resolves.items():
+            if alert_id not in forgotten:
+                put[alert_id] = _RESOLVE_MARK + repr(at).encode()
+        # A resolve forgotten as it comes is not written; the date kept of its alert stays.
+        remove = (old | (forgotten & self._unknown.keys())) - put.keys()
+        return StateChange(put=put, remove=sorted(remove)), len(forgotten)
 
-    def _dates_kept(self, dates: dict[str, float], removed: Collection[str], now: float) -> None:
-        """``self.dates`` as Redis keeps them once it took the change ``_dates_change`` made of
-        ``dates``, which removed ``removed``."""
+    def _dates_kept(self, change: StateChange, now: float) -> None:
+        """``self.dates`` as Redis keeps them once it took ``change`` (``_dates_change``'s)."""
         if now >= self._pruned_at + _PRUNE_SECONDS:
             self._pruned_at = now
-        for alert_id in removed:
+        for alert_id in change.remove:
             del self.dates[alert_id]
-        self.dates.update(dates)
+            self._unknown.pop(alert_id, None)
+        for alert_id, value in change.put.items():
+            at = self.dates[alert_id] = float(value)
+            if value.startswith(_RESOLVE_MARK):
+                self._unknown[alert_id] = at
+            else:
+                self._unknown.pop(alert_id, None)
 
     async def catch_up(self) -> int:
         """Store this replica's notes left by a crash or a failed change (a change Redis took
@@ -489,7 +534,7 @@ class AlertIndex:
             _logger.info("alerts: took over %d note(s) other replicas left in Redis", adopted)
         async with self._lock:
             await self._catch_up(taken_over=True)
-            self.dates = _dates(await self._state.load(DATES))
+            self.dates, self._unknown = _dates(await self._state.load(DATES))
             raw = await self._state.load(NAME)
             if raw is None:
                 mine = await self._db.call(self._open_alerts)
@@ -559,15 +604,20 @@ def _still_current(plan: Plan, kept: dict[str, AlertRecord] | None) -> Plan:
     return dataclasses.replace(plan, steps=steps)
 
 
-def _dates(raw: dict[str, bytes] | None) -> dict[str, float]:
-    """The dates ``_dates_change`` kept, those malformed skipped (logged)."""
+def _dates(raw: dict[str, bytes] | None) -> tuple[dict[str, float], dict[str, float]]:
+    """The dates ``_dates_change`` kept, those malformed skipped (logged), and among them those
+    of resolves of unknown alerts."""
     dates: dict[str, float] = {}
+    unknown: dict[str, float] = {}
     for alert_id, value in (raw or {}).items():
         try:
             dates[alert_id] = float(value)
         except ValueError:
             _logger.warning("alerts: an alert's date kept in Redis is malformed; skipped")
-    return dates
+            continue
+        if value.startswith(_RESOLVE_MARK):
+            unknown[alert_id] = dates[alert_id]
+    return dates, unknown
 
 
 def _decoded(raw: dict[str, bytes] | None) -> dict[str, AlertRecord] | None:

@@ -131,6 +131,12 @@ class AlertMetrics:
             "changed their alert (delivered late or again).",
             registry=registry,
         )
+        self._forgotten = Counter(
+            "exesdb_alerts_resolves_forgotten",
+            "Resolves of alerts unknown to the bridge forgotten before their time because the "
+            "10 000 remembered were newer.",
+            registry=registry,
+        )
         registry.register(_ActiveAlerts(self, holds_work_queue))
         Gauge(
             "exesdb_alerts_pending",
@@ -170,6 +176,10 @@ class AlertMetrics:
     def stale_events(self, count: int) -> None:
         """Count alert events left out as older than their alert's last change."""
         self._stale_events.inc(count)
+
+    def resolves_forgotten(self, count: int) -> None:
+        """Count resolves of unknown alerts forgotten at the cap (``RESOLVES_REMEMBERED``)."""
+        self._forgotten.inc(count)
 
     def posting(self) -> None:
         """An Alertmanager poster is configured: show its posts counter at 0 for each result

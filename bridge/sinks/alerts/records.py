@@ -277,12 +277,14 @@ class Acknowledgement:
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """What a batch of changes did: the alerts receivers must hear of, refusals, and the
-    events left out as stale (older than the event that last changed their alert)."""
+    """What a batch of changes did: the alerts receivers must hear of, refusals, the events
+    left out as stale (older than the event that last changed their alert), and the resolves
+    of unknown alerts forgotten before their time (``RESOLVES_REMEMBERED`` kept already)."""
 
     changed: list[AlertRecord]
     refused: int = 0
     stale: int = 0
+    forgotten: int = 0
 
 
 @dataclass(frozen=True, slots=True)

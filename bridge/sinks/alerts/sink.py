@@ -287,6 +287,9 @@ class AlertSink:
             lease.on_lead(self._take_up)
             lease.require(self._db.hung)  # an outbox that hangs leaves the work queue to others
             lease.require(self._db.full)  # so does one whose disk is full
+        # When the sink's queue last handed over all it held, that batch handled since: every
+        # message not yet handled was taken in after it (see _on_batch).
+        self._arrived_after = -float("inf")
         self._house_wake = asyncio.Event()
         self._housekeeping: Housekeeping | None = None
         self._alertmanager_section: AlertmanagerConfig | None = None
@@ -418,7 +421,8 @@ class AlertSink:
             stale_after=settings.series_ttl_ms / 1000,
             hold_seconds=self._pending.for_seconds,
             # A message sent before a resolve is refused once the replay window has passed
-            # since: remembering the resolve longer would stop nothing more.
+            # since: remembering the resolve longer (than for those taken in by then, however
+            # long they wait in the queue: _on_batch) would stop nothing more.
             remember_for=settings.replay_window_ms / 1000,
             holding=self.holds_work_queue,
             monotonic=self._monotonic,
@@ -673,6 +677,15 @@ class AlertSink:
     # -- the bus stage --
 
     async def _on_batch(self, envelopes: Sequence[Envelope]) -> None:
+        # Read as the batch is handed over, before any wait: nothing left queued, every message
+        # taken in until now is in this batch or one handled before (AlertStore.plan's
+        # arrived_after, from once this batch is handled).
+        taken_at = self._clock() if self.subscription.depth == 0 else None
+        await self._take(envelopes)
+        if taken_at is not None:
+            self._arrived_after = max(self._arrived_after, taken_at)
+
+    async def _take(self, envelopes: Sequence[Envelope]) -> None:
         await self._ready.wait()  # messages may arrive between bus start and ours
         changes = batch_changes(
             envelopes,
@@ -690,6 +703,8 @@ class AlertSink:
         if applied.refused:
             self.metrics.refused(applied.refused)
             self._refusals.refused(applied.refused)
+        if applied.forgotten:
+            self.metrics.resolves_forgotten(applied.forgotten)
         if applied.stale:
             self.metrics.stale_events(applied.stale)
             _logger.debug(
@@ -708,7 +723,7 @@ class AlertSink:
     async def _apply(self, changes: Sequence[AlertEvent | Acknowledgement], now: float) -> Applied:
         shared = self._shared_clock
         if shared is None:
-            return await self.states.apply(changes, now)
+            return await self.states.apply(changes, now, arrived_after=self._arrived_after)
         await shared.look(within=_SHARED_CLOCK_WAIT_SECONDS)
         return await self.states.apply(changes, now, shared.unix_time())
 

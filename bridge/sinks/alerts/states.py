@@ -89,9 +89,11 @@ class AlertStates:
         changes: Sequence[AlertEvent | Acknowledgement],
         now: float,
         latest: float | None = None,
+        arrived_after: float | None = None,
     ) -> Applied:
         """Apply a batch's events and acknowledgements (new alerts beyond ``max_open`` refused),
-        their dates capped at ``latest`` (``AlertStore.apply``)."""
+        their dates capped at ``latest``, taken in after ``arrived_after`` (``AlertStore.apply``;
+        the in-process bus's alone: on Redis the index keeps the resolves)."""
         if self._index is None:
             return await self._db.call(
                 self._alerts.apply,
@@ -100,6 +102,7 @@ class AlertStates:
                 max_open=self._max_open,
                 latest=latest,
                 remember_for=self._remember_for,
+                arrived_after=arrived_after,
             )
         return await self._index.change(
             self._alerts.plan,

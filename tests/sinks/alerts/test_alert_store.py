@@ -140,16 +140,29 @@ def test_a_resolve_of_an_unknown_alert_is_remembered_for_its_time_only(outbox: O
     assert (len(applied.changed), applied.stale) == (1, 0)
 
 
+def test_a_resolve_of_an_unknown_alert_holds_for_what_came_in_its_time_handled_later(
+    outbox: Outbox,
+) -> None:
+    """A resolve of an unknown alert remembered ``remember_for`` seconds still holds for a fire
+    sent before it that came within that time (``arrived_after`` before its end), however late
+    it is handled; one that came after it opens the alert."""
+    back = event(status="resolved", at=AT + timedelta(seconds=30))
+    outbox.alerts.apply([back], T0 + 40, remember_for=300)
+    assert outbox.alerts.apply([event(at=AT)], T0 + 900, arrived_after=T0 + 339).stale == 1
+    applied = outbox.alerts.apply([event(at=AT)], T0 + 901, arrived_after=T0 + 340)
+    assert (len(applied.changed), applied.stale) == (1, 0)
+
+
 def test_the_resolves_of_unknown_alerts_remembered_are_capped_oldest_first(
     outbox: Outbox,
 ) -> None:
     """At most ``RESOLVES_REMEMBERED`` resolves of unknown alerts are remembered: beyond, the
-    oldest is forgotten first, and a fire sent before it opens its alert."""
+    oldest is forgotten first (counted), and a fire sent before it opens its alert."""
     resolves = [
         event(f"node_failure:n{index}", status="resolved", at=AT + timedelta(seconds=30))
         for index in range(RESOLVES_REMEMBERED + 1)
     ]
-    outbox.alerts.apply(resolves, T0 + 40, remember_for=300)
+    assert outbox.alerts.apply(resolves, T0 + 40, remember_for=300).forgotten == 1
     applied = outbox.alerts.apply([event("node_failure:n0"), event("node_failure:n1")], T0 + 41)
     assert ([record.alert_id for record in applied.changed], applied.stale) == (
         ["node_failure:n0"],

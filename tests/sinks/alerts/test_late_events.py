@@ -10,9 +10,11 @@ from pathlib import Path
 from bridge.app import Bridge
 from bridge.messages import NodeLifecycle
 from bridge.sinks.alerts import AlertSink
+from bridge.sinks.alerts.alert_store import RESOLVES_REMEMBERED
 from bridge.sinks.alerts.records import AlertState
-from tests.sinks.alerts.helpers import alert_bridge, stored, system_alert
-from tests.support import async_wait_until
+from bridge.sinks.alerts.thread import DbThread
+from tests.sinks.alerts.helpers import T0, alert_bridge, hold, stored, system_alert
+from tests.support import ManualClock, async_wait_until
 
 STALE = "exesdb_alerts_stale_events_total"
 
@@ -91,3 +93,59 @@ async def test_a_down_sent_between_two_returns_leaves_its_alert_resolved(tmp_pat
         assert resolved is not None
         assert resolved.state is AlertState.RESOLVED
         assert bridge.registry.get_sample_value(STALE) == 1
+
+
+def _dated(event: str, at: float) -> NodeLifecycle:
+    """NodeLifecycle ``event`` of node app-5, dated ``at`` (Unix seconds)."""
+    return NodeLifecycle(
+        node="app-5", event=event, cluster_size=3, timestamp=datetime.fromtimestamp(at, UTC)
+    )
+
+
+async def test_a_down_taken_in_time_that_waited_in_the_queue_past_the_window_fires_no_alert(
+    tmp_path: Path,
+) -> None:
+    """In process: a node's reconnected taken while its node_failure is unknown, then its down
+    sent before it, taken in while the resolve is remembered but waiting in the sink's queue
+    (behind a batch the outbox holds) until EXESDB_REPLAY_WINDOW_MS has passed since: the down
+    opens no alert and is counted stale, as handled at once it would have been."""
+    clock = ManualClock(T0)
+    db = DbThread()
+    async with alert_bridge(tmp_path, clock=clock, db=db) as (bridge, sink, _):
+        bridge.bus.publish("lifecycle", _dated("reconnected", T0 - 30))
+        bridge.bus.publish("marker", system_alert("m1", severity="warning"))
+        await async_wait_until(lambda: stored(sink.outbox, "m1"), what="the reconnected handled")
+        release = await hold(db)
+        try:
+            bridge.bus.publish("marker", system_alert("m2", severity="warning"))
+            await async_wait_until(
+                lambda: sink.subscription.depth == 0 and not sink.subscription.idle,
+                what="m2 taken by the handler, held by the outbox",
+            )
+            bridge.bus.publish("lifecycle", _dated("down", T0 - 60))
+            bridge.bus.publish("marker", system_alert("m3", severity="warning"))
+            clock.advance(sink.settings.replay_window_ms / 1000 + 1)
+        finally:
+            release.set()
+        await async_wait_until(lambda: stored(sink.outbox, "m3"), what="the down handled")
+        assert stored(sink.outbox, "node_failure:app-5") is None
+        await async_wait_until(
+            lambda: bridge.registry.get_sample_value(STALE) == 1, what="the down counted stale"
+        )
+
+
+async def test_resolves_of_unknown_alerts_forgotten_at_the_cap_are_counted(tmp_path: Path) -> None:
+    """In process: the returns of more distinct nodes than ``RESOLVES_REMEMBERED``, their alerts
+    unknown, count each resolve forgotten beyond the cap in
+    exesdb_alerts_resolves_forgotten_total."""
+    async with alert_bridge(tmp_path) as (bridge, _, _):
+        at = datetime.fromtimestamp(time.time() - 1, UTC)
+        for number in range(RESOLVES_REMEMBERED + 2):
+            back = NodeLifecycle(
+                node=f"n{number}", event="reconnected", cluster_size=3, timestamp=at
+            )
+            bridge.bus.publish("lifecycle", back)
+        await async_wait_until(
+            lambda: bridge.registry.get_sample_value("exesdb_alerts_resolves_forgotten_total") == 2,
+            what="two resolves counted forgotten",
+        )
