@@ -303,3 +303,58 @@ async def test_no_connection_goes_back_to_the_pool_watching_or_in_a_transaction(
             writer.send(Frame(SYSTEM, b"two", "00"))
             await async_wait_until(lambda: bodies(admin, SYSTEM) == [b"one", b"two"], 10, "written")
     assert given_back == []
+
+
+async def test_spooled_frames_redis_refuses_for_memory_wait_in_the_spool_without_multi(
+    redis_server: Callable[[], RedisServer], tmp_path: Path
+) -> None:
+    """A user without MULTI, Redis out of memory as a spooled batch goes (its XADDs and its
+    progress refused): the batch waits in the spool, and is written once Redis has room."""
+    server = redis_server()
+    url = without_scripts(server, "+multi")
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+    await spool.open()
+    sent = [Frame(SYSTEM, b"spooled %d" % n, "00") for n in range(3)]
+    try:
+        async with running_writer(url, spool) as (writer, _):
+            writer.send(Frame(SYSTEM, b"buffered", "00"))
+            await async_wait_until(lambda: writer.written == 1, 10, "the probe made")
+            with server.client() as client:
+                client.config_set("maxmemory", 1)
+                assert await writer.send_durably(sent) is Durability.COMMITTED
+                await async_wait_until(lambda: refused_for_memory(server) >= 2, 10, "refused")
+                assert writer.written == 1
+                client.config_set("maxmemory", 0)
+                await async_wait_until(
+                    lambda: writer.written == 4, 10, "written once Redis has room"
+                )
+                assert bodies(client, SYSTEM) == [b"buffered", *(f.body for f in sent)]
+    finally:
+        await spool.aclose()
+
+
+async def test_spooled_frames_go_on_when_their_progress_is_refused_without_a_transaction(
+    redis_server: Callable[[], RedisServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user without MULTI whose ACL keeps the spool's progress read-only: each spooled frame
+    is written once (the XADDs ran before the progress was refused), and one warning says so."""
+    server = redis_server()
+    url = without_scripts(server, "+multi")
+    with server.client() as client:
+        client.execute_command(
+            "ACL", "SETUSER", "exesdb", "resetkeys", "~exesdb:bus:*", "%R~exesdb:spool:*"
+        )
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+    await spool.open()
+    sent = [Frame(SYSTEM, b"spooled %d" % n, "00") for n in range(25)]  # the writer's batch: 10
+    try:
+        async with running_writer(url, spool) as (writer, _):
+            assert await writer.send_durably(sent) is Durability.COMMITTED
+            await async_wait_until(lambda: not writer.spool_bytes, 10, "the spool emptied")
+            assert writer.written == len(sent)
+            with server.client() as client:
+                assert bodies(client, SYSTEM) == [f.body for f in sent]
+    finally:
+        await spool.aclose()
+    said = "refuses the bridge's user the spool's progress"
+    assert len([r for r in caplog.records if said in r.getMessage()]) == 1
