@@ -337,8 +337,9 @@ async def test_spooled_frames_redis_refuses_for_memory_wait_in_the_spool_without
 async def test_spooled_frames_go_on_when_their_progress_is_refused_without_a_transaction(
     redis_server: Callable[[], RedisServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A user without MULTI whose ACL keeps the spool's progress read-only: each spooled frame
-    is written once (the XADDs ran before the progress was refused), and one warning says so."""
+    """A user without MULTI whose ACL keeps the spool's progress read-only: spooled frames Redis
+    refuses for memory wait in the spool; once it has room each is written once (the XADDs ran
+    before the progress was refused), and one warning says so."""
     server = redis_server()
     url = without_scripts(server, "+multi")
     with server.client() as client:
@@ -350,11 +351,17 @@ async def test_spooled_frames_go_on_when_their_progress_is_refused_without_a_tra
     sent = [Frame(SYSTEM, b"spooled %d" % n, "00") for n in range(25)]  # the writer's batch: 10
     try:
         async with running_writer(url, spool) as (writer, _):
-            assert await writer.send_durably(sent) is Durability.COMMITTED
-            await async_wait_until(lambda: not writer.spool_bytes, 10, "the spool emptied")
-            assert writer.written == len(sent)
+            writer.send(Frame(SYSTEM, b"buffered", "00"))
+            await async_wait_until(lambda: writer.written == 1, 10, "the epoch found")
             with server.client() as client:
-                assert bodies(client, SYSTEM) == [f.body for f in sent]
+                client.config_set("maxmemory", 1)
+                assert await writer.send_durably(sent) is Durability.COMMITTED
+                await async_wait_until(lambda: refused_for_memory(server) >= 20, 10, "refused")
+                assert writer.written == 1
+                client.config_set("maxmemory", 0)
+                await async_wait_until(lambda: not writer.spool_bytes, 10, "the spool emptied")
+                assert writer.written == 1 + len(sent)
+                assert bodies(client, SYSTEM) == [b"buffered", *(f.body for f in sent)]
     finally:
         await spool.aclose()
     said = "refuses the bridge's user the spool's progress"

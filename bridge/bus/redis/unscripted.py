@@ -281,15 +281,16 @@ class Unscripted:
 
     def _unrecorded(self, replies: Replies, kept: Any) -> None:
         """The spool's progress, set after ``replies`` (not in one transaction), answered
-        ``kept``: a refusal of it for now with an entry refused for now raises that refusal
-        (the spool looks at its progress again, and writes the batch again: those taken twice,
-        at least once); else the frames go on as written, the progress refused told once (a
-        crash before the spool's head moves past them writes them again at the next start)."""
+        ``kept``. Refused, with an entry refused for now: that refusal is raised (the spool
+        looks at its progress again and writes the batch again, those taken twice: at least
+        once); with none: the frames go on as written, the progress refused told once (a crash
+        before the spool's head moves past them writes them again at the next start). Taken,
+        an entry refused for now goes as refused for good (the spool cannot send it alone)."""
         if not isinstance(kept, ResponseError):
             self._progress_told = False
             return
         again = next((r for r in replies if isinstance(r, ResponseError) and temporary(r)), None)
-        if again is not None and temporary(kept):
+        if again is not None:
             raise again
         if self._progress_told:
             return
