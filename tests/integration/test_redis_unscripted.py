@@ -11,12 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection, Connection
+from redis.exceptions import ExecAbortError
 
-from bridge.bus import Frame
+from bridge.bus import Durability, Frame
+from bridge.bus.redis.spool import Spool
+from tests.doc_text import page, spans
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_bus import calls
 from tests.integration.test_redis_retained import GRANTED, without_scripts
@@ -178,3 +184,188 @@ async def test_exec_taken_away_after_the_probe_writes_the_batch_once_unwatched(
             await async_wait_until(lambda: writer.written == 2, 10, "written")
             assert bodies(client, SYSTEM) == [b"one", b"two"]
     assert len(warnings_naming(caplog, "EXEC")) == 1
+
+
+async def test_a_stream_refused_then_multi_taken_away_drops_only_the_refused_frame(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A watched batch of two streams, one read-only, MULTI taken away once the transaction
+    aborts: each stream written again finds MULTI refused, and each frame's reply is still
+    known, so the other stream's frames are written once and the refused one dropped."""
+    server = redis_server()
+    url = without_scripts(server)
+    with server.client() as client:
+        client.execute_command(
+            "ACL", "SETUSER", "exesdb", "resetkeys", "~exesdb:bus:epoch",
+            f"~exesdb:bus:{SYSTEM}", f"%R~exesdb:bus:{AUDIT}",
+        )  # fmt: skip
+
+    class TakingMultiAway(Connection):
+        """Takes MULTI away from the user as the first transaction aborts (EXECABORT)."""
+
+        async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await super().read_response(*args, **kwargs)
+            except ExecAbortError:
+                with server.client() as admin:
+                    admin.execute_command("ACL", "SETUSER", "exesdb", "-multi")
+                raise
+
+    client = Redis.from_pool(ConnectionPool.from_url(url, connection_class=TakingMultiAway))
+    dropped: list[int] = []
+    async with running_writer(url, client=client) as (writer, _):
+        writer.attach(resign=lambda envelope: pytest.fail("nothing waits"), dropped=dropped.append)
+        writer.send(Frame(SYSTEM, b"one", "00"))
+        await async_wait_until(lambda: writer.written == 1, 10, "the epoch found, watched next")
+        for body, instance in [(b"two", SYSTEM), (b"refused", AUDIT), (b"three", SYSTEM)]:
+            writer.send(Frame(instance, body, "00"))  # one batch: the loop runs at the next await
+        await async_wait_until(lambda: dropped == [1], 10, "the refused frame dropped")
+        assert writer.written == 3
+        with server.client() as admin:
+            assert bodies(admin, SYSTEM) == [b"one", b"two", b"three"]
+            assert bodies(admin, AUDIT) == []
+
+
+async def test_multi_and_exec_taken_away_after_the_probe_write_the_batch_once(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """MULTI and EXEC taken away once batches go watched: the batch that finds it out ran its
+    XADDs at once (MULTI refused), so it is not written again unwatched."""
+    server = redis_server()
+    url = without_scripts(server)
+    async with running_writer(url) as (writer, _):
+        writer.send(Frame(SYSTEM, b"one", "00"))
+        await async_wait_until(lambda: writer.written == 1, 10, "written, watched")
+        with server.client() as client:
+            client.execute_command("ACL", "SETUSER", "exesdb", "-multi", "-exec")
+            writer.send(Frame(SYSTEM, b"two", "00"))
+            await async_wait_until(lambda: writer.written == 2, 10, "written")
+            writer.send(Frame(SYSTEM, b"three", "00"))
+            await async_wait_until(lambda: writer.written == 3, 10, "the next one written")
+            assert bodies(client, SYSTEM) == [b"one", b"two", b"three"]
+
+
+@pytest.mark.parametrize("lacking", ["+multi", "+exec"])
+async def test_spooled_frames_of_a_user_without_a_transaction_are_each_written_once(
+    redis_server: Callable[[], RedisServer], tmp_path: Path, lacking: str
+) -> None:
+    """A user without MULTI or EXEC has spooled batches written by a plain pipeline with the
+    spool's progress, as the probe found: each frame written once and counted, none stalled."""
+    server = redis_server()
+    url = without_scripts(server, lacking)
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+    await spool.open()
+    sent = [Frame(SYSTEM, b"spooled %d" % n, "00") for n in range(15)]  # the writer's batch: 10
+    try:
+        async with running_writer(url, spool) as (writer, _):
+            writer.send(Frame(SYSTEM, b"buffered", "00"))
+            await async_wait_until(lambda: writer.written == 1, 10, "the probe made")
+            assert await writer.send_durably(sent) is Durability.COMMITTED
+            await async_wait_until(lambda: writer.written == 16, 10, "written and counted")
+            await async_wait_until(lambda: not writer.spool_bytes, 10, "the spool emptied")
+            with server.client() as client:
+                assert bodies(client, SYSTEM) == [b"buffered", *(f.body for f in sent)]
+    finally:
+        await spool.aclose()
+
+
+async def test_no_connection_goes_back_to_the_pool_watching_or_in_a_transaction(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """MULTI and UNWATCH taken away after the probe: the batch's EXEC without MULTI leaves its
+    connection watching, which is closed before it goes back to the pool, not after."""
+    server = redis_server()
+    url = without_scripts(server)
+    given_back: list[dict[str, Any]] = []
+
+    class Inspected(ConnectionPool):
+        """Notes each connection given back that Redis has watching or in MULTI."""
+
+        async def release(self, connection: AbstractConnection) -> None:
+            if connection.is_connected:
+                with server.client() as admin:
+                    epoch = admin.get("exesdb:bus:epoch")
+                    if epoch is not None:
+                        admin.set("exesdb:bus:epoch", epoch)  # a WATCH of it is flagged "d"
+                    users: Any = admin.client_list()
+                given_back.extend(
+                    each
+                    for each in users
+                    if each["user"] == "exesdb" and ("d" in each["flags"] or each["multi"] != "-1")
+                )
+            await super().release(connection)
+
+    client = Redis.from_pool(Inspected.from_url(url))
+    async with running_writer(url, client=client) as (writer, _):
+        writer.send(Frame(SYSTEM, b"one", "00"))
+        await async_wait_until(lambda: writer.written == 1, 10, "written, watched")
+        with server.client() as admin:
+            admin.execute_command("ACL", "SETUSER", "exesdb", "-multi", "-unwatch")
+            writer.send(Frame(SYSTEM, b"two", "00"))
+            await async_wait_until(lambda: bodies(admin, SYSTEM) == [b"one", b"two"], 10, "written")
+    assert given_back == []
+
+
+async def test_spooled_frames_redis_refuses_for_memory_wait_in_the_spool_without_multi(
+    redis_server: Callable[[], RedisServer], tmp_path: Path
+) -> None:
+    """A user without MULTI, Redis out of memory as a spooled batch goes (its XADDs and its
+    progress refused): the batch waits in the spool, and is written once Redis has room."""
+    server = redis_server()
+    url = without_scripts(server, "+multi")
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+    await spool.open()
+    sent = [Frame(SYSTEM, b"spooled %d" % n, "00") for n in range(3)]
+    try:
+        async with running_writer(url, spool) as (writer, _):
+            writer.send(Frame(SYSTEM, b"buffered", "00"))
+            await async_wait_until(lambda: writer.written == 1, 10, "the probe made")
+            with server.client() as client:
+                client.config_set("maxmemory", 1)
+                assert await writer.send_durably(sent) is Durability.COMMITTED
+                await async_wait_until(lambda: refused_for_memory(server) >= 2, 10, "refused")
+                assert writer.written == 1
+                client.config_set("maxmemory", 0)
+                await async_wait_until(
+                    lambda: writer.written == 4, 10, "written once Redis has room"
+                )
+                assert bodies(client, SYSTEM) == [b"buffered", *(f.body for f in sent)]
+    finally:
+        await spool.aclose()
+
+
+async def test_spooled_frames_go_on_when_their_progress_is_refused_without_a_transaction(
+    redis_server: Callable[[], RedisServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user without MULTI whose ACL keeps the spool's progress read-only: spooled frames Redis
+    refuses for memory wait in the spool; once it has room each is written once (the XADDs ran
+    before the progress was refused), and one warning says so."""
+    server = redis_server()
+    url = without_scripts(server, "+multi")
+    with server.client() as client:
+        client.execute_command(
+            "ACL", "SETUSER", "exesdb", "resetkeys", "~exesdb:bus:*", "%R~exesdb:spool:*"
+        )
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+    await spool.open()
+    sent = [Frame(SYSTEM, b"spooled %d" % n, "00") for n in range(25)]  # the writer's batch: 10
+    try:
+        async with running_writer(url, spool) as (writer, _):
+            writer.send(Frame(SYSTEM, b"buffered", "00"))
+            await async_wait_until(lambda: writer.written == 1, 10, "the epoch found")
+            with server.client() as client:
+                client.config_set("maxmemory", 1)
+                assert await writer.send_durably(sent) is Durability.COMMITTED
+                await async_wait_until(lambda: refused_for_memory(server) >= 20, 10, "refused")
+                assert writer.written == 1
+                client.config_set("maxmemory", 0)
+                await async_wait_until(lambda: not writer.spool_bytes, 10, "the spool emptied")
+                assert writer.written == 1 + len(sent)
+                assert bodies(client, SYSTEM) == [b"buffered", *(f.body for f in sent)]
+    finally:
+        await spool.aclose()
+    said = "refuses the bridge's user the spool's progress"
+    [told] = [r.getMessage() for r in caplog.records if said in r.getMessage()]
+    # docs/redis.md quotes the warning, its elisions aside.
+    [quoted] = [span for span in spans(page("redis")) if said in span]
+    assert all(part.strip() in told for part in quoted.split("…"))

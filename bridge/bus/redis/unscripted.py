@@ -10,9 +10,12 @@ looked, and what it lost is written again before any newer frame, as with the sc
 Whether the ACL lets the user run that transaction is found by a probe without XADDs (WATCH,
 UNWATCH, WATCH, GET, MULTI, EXEC of nothing, on one connection), never by a batch: a refusal
 there (told once, naming the commands) has batches written by a plain pipeline, each entry's
-reply kept, until a probe after the backoff's cap passes. A right revoked between the probe and
-a batch sends that batch unwatched too, but for MULTI: the XADDs queued after it ran at once,
-their replies unknown (``Unwritten.IDS_UNKNOWN``), the only batch counted written so.
+reply kept, until a probe after the backoff's cap passes; a spooled batch too, its progress set
+after its XADDs, when MULTI or EXEC is refused (else in a transaction of its own). A right
+revoked between the probe and a batch sends that batch unwatched too, but for MULTI: the XADDs
+queued after it ran at once, each reply read all the same. Each exchange is sent and read by
+hand on one connection of the pool, every reply kept (redis-py's pipeline drops those of a
+transaction whose EXEC failed); one that may be left watching is closed before it goes back.
 """
 
 from __future__ import annotations
@@ -22,14 +25,14 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Final
 
-from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection
-from redis.exceptions import ExecAbortError, NoPermissionError, ResponseError, WatchError
+from redis.exceptions import ExecAbortError, NoPermissionError, ResponseError
 
 from bridge.bus.redis.layout import Layout, entry_fields, text
-from bridge.bus.redis.link import Link, reason
+from bridge.bus.redis.link import Link, reason, temporary
 from bridge.bus.transport import Frame
 from bridge.redaction import safe_url
 
@@ -38,34 +41,46 @@ __all__ = ["Unscripted", "Unwritten"]
 _logger = logging.getLogger(__name__)
 
 Replies = list[bytes | ResponseError]
+Command = tuple[Any, ...]
 
-# redis-py's words for a queued command Redis refused, which abort the transaction whole
-# (``Command # 2 (XADD exesdb:bus:… MAXLEN ~ …) of pipeline caused error: …``): only such an
-# XADD is a stream refused; a NOPERM of UNWATCH (sent by the pipeline's reset) is not.
-_QUEUED: Final = re.compile(r"Command # \d+ \(")
-_XADD_REFUSED: Final = re.compile(r"Command # \d+ \(XADD ")
-# Redis's words for an EXEC whose MULTI the ACL refused: the XADDs between ran at once.
-_MULTI_REFUSED: Final = "EXEC without MULTI"
 # Redis's words naming a command the ACL refuses (``… no permissions to run the 'exec' command``),
 # as NOPERM or, EXEC refused, EXECABORT.
 _RUN_REFUSED: Final = re.compile(r"no permissions to run the '([\w|]+)' command")
+# The commands without which a spooled batch cannot go with its progress in one transaction.
+_TRANSACTION: Final = frozenset({"MULTI", "EXEC"})
 
 
 class Unwritten(enum.Enum):
     """What a write answered instead of each entry's reply."""
 
     EPOCH_CHANGED = "nothing written: Redis holds another epoch (it lost its data)"
-    IDS_UNKNOWN = "written, the entries' ids unknown (MULTI refused: the XADDs ran at once)"
 
 
 @dataclass(frozen=True)
 class _Refused:
-    """A command of the watched transaction the ACL refused since the probe (WATCH, GET of the
-    epoch, UNWATCH, MULTI, EXEC): the batch goes unwatched, unless ``written`` already (MULTI)."""
+    """A command of the transaction the ACL refused since the probe (WATCH, GET of the epoch,
+    UNWATCH, MULTI, EXEC): the batch goes unwatched, unless it ``ran`` (MULTI refused: the
+    replies of the commands queued after it, which ran at once)."""
 
     command: str
     refusal: ResponseError
-    written: bool = False
+    ran: list[Any] | None = None
+
+
+@dataclass(frozen=True)
+class _Aborted:
+    """A transaction Redis aborted whole (EXECABORT), for ``refusal`` of the ``number``th of
+    the commands queued, ``command``."""
+
+    number: int
+    command: str
+    refusal: ResponseError
+
+    def told(self) -> ResponseError:
+        """``refusal`` naming its command as redis-py's pipeline does (``link.reason`` reads
+        it), without its arguments (a signed entry)."""
+        said = f"Command # {self.number} ({self.command}) of pipeline caused error: {self.refusal}"
+        return type(self.refusal)(said)
 
 
 class Unscripted:
@@ -94,75 +109,91 @@ class Unscripted:
         self._watching = False
         self._told = False
         self._probe_after = 0.0
+        # Whether MULTI and EXEC are granted, as far as known: a spooled batch goes with its
+        # progress in a transaction, else in a plain pipeline (the progress refused: told once).
+        self._atomic = True
+        self._progress_told = False
 
     async def write(
         self, frames: Sequence[Frame], progress: tuple[str, int] | None, epoch: str | None
     ) -> Replies | Unwritten:
-        """XADD each of ``frames`` (with the spool's ``progress``, in one transaction): each
-        entry's id, or why Redis refused it; else what it did instead (``Unwritten``) when
-        Redis holds another epoch than ``epoch`` (the one the writer last found; None: not
-        compared), or took the entries with their ids unknown (never with ``progress``)."""
-        if epoch is None:
-            return await self._unwatched(frames, progress)
-        if not self._watching and (self._clock() < self._probe_after or not await self._probe()):
-            return await self._unwatched(frames, progress)
-        try:
-            done = await self._watched(frames, progress, epoch)
-        except NoPermissionError as exc:
+        """XADD each of ``frames`` (with the spool's ``progress``, in one transaction if the ACL
+        allows): each entry's id, or why Redis refused it; else ``Unwritten.EPOCH_CHANGED``,
+        nothing written, when Redis holds another epoch than ``epoch`` (the one the writer last
+        found; None: not compared)."""
+        if epoch is not None and not self._watching and self._clock() >= self._probe_after:
+            await self._probe()
+        watched = epoch if self._watching else None
+        commands = self._commands(frames, progress)
+        while True:
+            atomic = watched is not None or (progress is not None and self._atomic)
+            done = await self._exchange(commands, watched, atomic=atomic)
+            if not isinstance(done, _Refused):
+                break
+            # Unwatched next; MULTI or EXEC refused, in a plain pipeline (``_refused``).
+            self._refused([done.command], done.refusal)
+            watched = None
+            if done.ran is not None:
+                done, atomic = done.ran, False
+                break
+        if isinstance(done, _Aborted):
             # A stream refused aborts the whole transaction: one per stream, so that only the
             # entries refused are dropped (with the progress, the batch waits whole).
-            if progress is not None or not _XADD_REFUSED.match(str(exc)):
-                raise
+            refused = done.told()
+            if progress is not None or done.command != "XADD":
+                raise refused
+            if not isinstance(refused, NoPermissionError):
+                raise refused
             streams = self._layout.streams
-            if len({streams[frame.instance] for frame in frames}) == 1:
-                return [exc] * len(frames)
+            if epoch is None or len({streams[frame.instance] for frame in frames}) == 1:
+                return [refused] * len(frames)
             return await self._by_stream(frames, epoch)
-        if not isinstance(done, _Refused):
+        if isinstance(done, Unwritten):
             return done
-        self._refused([done.command], done.refusal)
-        if done.written:
-            if progress is not None:
-                # The progress was set with them, not atomically: the spool looks at it again.
-                raise done.refusal
-            return Unwritten.IDS_UNKNOWN
-        return await self._unwatched(frames, progress)
+        replies: Replies = done[: len(frames)]
+        if progress is not None and not atomic:
+            self._unrecorded(replies, done[len(frames)])
+        return replies
 
-    async def _watched(
-        self, frames: Sequence[Frame], progress: tuple[str, int] | None, epoch: str
-    ) -> Replies | Unwritten | _Refused:
-        """``write`` in a transaction run only while Redis holds ``epoch``; a command of it the
-        ACL refuses, as ``_Refused``."""
-        key = self._layout.epoch
-        async with self._link.client.pipeline(transaction=True) as pipe:
-            try:
-                await pipe.watch(key)
-            except NoPermissionError as exc:
-                await _close(pipe.connection)
-                return _Refused("WATCH", exc)
-            try:
-                found = await pipe.get(key)
-            except NoPermissionError as exc:
-                await _close(pipe.connection)
-                return _Refused("GET", exc)
-            if found is None or text(found) != epoch:
-                refusal = await _unwatch(pipe)
-                if refusal is not None:
-                    self._refused(["UNWATCH"], refusal)
-                return Unwritten.EPOCH_CHANGED
-            pipe.multi()  # type: ignore[no-untyped-call]
-            self._queue(pipe, frames, progress)
-            connection = pipe.connection
-            try:
-                replies: Replies = await pipe.execute(raise_on_error=False)
-            except WatchError:
-                # The key changed after the GET (FLUSHALL touches it): nothing ran.
-                return Unwritten.EPOCH_CHANGED
-            except ResponseError as exc:
-                # Given back to the pool by the pipeline's reset, maybe still watching or in
-                # MULTI (its UNWATCH refused too): closed, which ends both.
-                await _close(connection)
-                return _refused_in_transaction(exc)
-        return replies[: len(frames)]
+    async def _exchange(
+        self, commands: list[Command], watched: str | None, *, atomic: bool
+    ) -> list[Any] | Unwritten | _Refused | _Aborted:
+        """``commands`` on one connection of the pool, each reply read: in a transaction run
+        only while Redis holds the epoch ``watched`` (None: not compared), or in one unwatched
+        (``atomic``), or else in a plain pipeline. A connection that may be left watching, or
+        with a reply unread, is closed before it goes back to the pool."""
+        pool = self._link.client.connection_pool
+        connection: Connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        clean = False
+        try:
+            if watched is not None:
+                key = self._layout.epoch
+                watch, found = await _replies(connection, [("WATCH", key), ("GET", key)])
+                for command, reply in (("WATCH", watch), ("GET", found)):
+                    if isinstance(reply, NoPermissionError):
+                        return _Refused(command, reply)
+                    if isinstance(reply, ResponseError):
+                        raise reply
+                if found is None or text(found) != watched:
+                    (unwatch,) = await _replies(connection, [("UNWATCH",)])
+                    if isinstance(unwatch, NoPermissionError):
+                        self._refused(["UNWATCH"], unwatch)
+                    clean = not isinstance(unwatch, ResponseError)
+                    return Unwritten.EPOCH_CHANGED
+            if not atomic:
+                replies = await _replies(connection, commands)
+                clean = True
+                return replies
+            multi, *queued, executed = await _replies(
+                connection, [("MULTI",), *commands, ("EXEC",)]
+            )
+            # EXEC answered ends MULTI and any WATCH, but "EXEC without MULTI" (MULTI refused).
+            clean = watched is None or not isinstance(multi, ResponseError)
+            return _transaction(commands, multi, queued, executed)
+        finally:
+            if not clean:
+                await connection.disconnect()
+            await pool.release(connection)
 
     async def _probe(self) -> bool:
         """Whether the ACL lets the user run the watched transaction, found by running one that
@@ -195,12 +226,12 @@ class Unscripted:
             if not clean:
                 # Maybe still watching (UNWATCH refused, MULTI, or a reply not read): closed,
                 # which ends it, rather than given back so.
-                await _close(connection)
+                await connection.disconnect()
             await pool.release(connection)
         if refused:
             self._refused(list(refused), next(iter(refused.values())))
             return False
-        self._watching = True
+        self._watching = self._atomic = True
         if self._told:
             self._told = False
             _logger.info(
@@ -213,49 +244,68 @@ class Unscripted:
 
     async def _by_stream(self, frames: Sequence[Frame], epoch: str) -> Replies | Unwritten:
         """``write`` of each stream's frames on their own (in order within each stream, which is
-        read on its own): each entry's reply in its place."""
+        read on its own): each entry's reply in its place, whether written watched or not."""
         streams = self._layout.streams
         keys = [streams[frame.instance] for frame in frames]
         placed: dict[int, bytes | ResponseError] = {}
-        unknown = False
         for key in dict.fromkeys(keys):
             places = [index for index, each in enumerate(keys) if each == key]
             written = await self.write([frames[index] for index in places], None, epoch)
             if written is Unwritten.EPOCH_CHANGED:
-                # Those written went with the data Redis lost: written again, after it.
+                # Found by a watched write, so those before went watched too, with the data
+                # Redis lost since: written again, after it.
                 return written
-            if written is Unwritten.IDS_UNKNOWN:
-                # MULTI taken away since the probe: those ran at once; the other streams' go on,
-                # unwatched, their replies unknown with them (a refusal among them unseen).
-                unknown = True
-                continue
             for index, reply in zip(places, written, strict=True):
                 placed[index] = reply
-        if unknown:
-            return Unwritten.IDS_UNKNOWN
         return [placed[index] for index in range(len(frames))]
 
-    async def _unwatched(
-        self, frames: Sequence[Frame], progress: tuple[str, int] | None
-    ) -> Replies:
-        """A pipeline of XADDs (a transaction, with the progress), the epoch not compared."""
-        pipe = self._link.client.pipeline(transaction=progress is not None)
-        self._queue(pipe, frames, progress)
-        replies: Replies = await pipe.execute(raise_on_error=False)
-        return replies[: len(frames)]
-
-    def _queue(
-        self, pipe: Pipeline, frames: Sequence[Frame], progress: tuple[str, int] | None
-    ) -> None:
+    def _commands(self, frames: Sequence[Frame], progress: tuple[str, int] | None) -> list[Command]:
+        """An XADD per frame, then the SET of the spool's ``progress``: without a transaction,
+        the progress set never names a frame not sent before it."""
         streams = self._layout.streams
-        for frame in frames:
-            fields: Any = entry_fields(frame.body, frame.signature)
-            pipe.xadd(streams[frame.instance], fields, maxlen=self._maxlen, approximate=True)
+        commands: list[Command] = [
+            (
+                "XADD",
+                streams[frame.instance],
+                "MAXLEN",
+                "~",
+                self._maxlen,
+                "*",
+                *chain.from_iterable(entry_fields(frame.body, frame.signature).items()),
+            )
+            for frame in frames
+        ]
         if progress is not None:
-            pipe.set(progress[0], progress[1], px=self._progress_ms)
+            commands.append(("SET", progress[0], progress[1], "PX", self._progress_ms))
+        return commands
+
+    def _unrecorded(self, replies: Replies, kept: Any) -> None:
+        """The spool's progress, set after ``replies`` (not in one transaction), answered
+        ``kept``. Refused, with an entry refused for now: that refusal is raised (the spool
+        looks at its progress again and writes the batch again, those taken twice: at least
+        once); with none: the frames go on as written, the progress refused told once (a crash
+        before the spool's head moves past them writes them again at the next start). Taken,
+        an entry refused for now goes as refused for good (the spool cannot send it alone)."""
+        if not isinstance(kept, ResponseError):
+            self._progress_told = False
+            return
+        again = next((r for r in replies if isinstance(r, ResponseError) and temporary(r)), None)
+        if again is not None:
+            raise again
+        if self._progress_told:
+            return
+        self._progress_told = True
+        _logger.warning(
+            "Redis at %s refuses the bridge's user the spool's progress (%s), and a transaction:"
+            " spooled frames are written without it, so those a crash of the bridge catches"
+            " before its spool moves past them are written again at its next start",
+            safe_url(self._link.url),
+            reason(kept),
+        )
 
     def _refused(self, commands: list[str], refusal: ResponseError) -> None:
         self._watching = False
+        self._atomic = self._atomic and not _TRANSACTION.intersection(commands)
         self._probe_after = self._clock() + self._link.backoff.cap
         if self._told:
             return
@@ -272,40 +322,34 @@ class Unscripted:
         )
 
 
-async def _unwatch(pipe: Pipeline) -> NoPermissionError | None:
-    """End ``pipe``'s WATCH, its refusal returned: its connection is closed then, which ends
-    it too (the pipeline's reset would send UNWATCH again, and raise the refusal, giving the
-    connection back to the pool still watching)."""
-    try:
-        await pipe.unwatch()  # type: ignore[no-untyped-call]
-    except NoPermissionError as exc:
-        await _close(pipe.connection)
-        return exc
-    return None
+async def _replies(connection: Connection, commands: Sequence[Command]) -> list[Any]:
+    """Send ``commands`` in one write, then read each one's reply (a refusal in its place)."""
+    await connection.send_packed_command(connection.pack_commands(commands))
+    replies: list[Any] = []
+    for _ in commands:
+        try:
+            replies.append(await connection.read_response())
+        except ResponseError as exc:
+            replies.append(exc)
+    return replies
 
 
-async def _close(connection: Connection | None) -> None:
-    """Disconnect ``connection`` (None: the pipeline has none), whose WATCH or MULTI may last:
-    the pool opens it again when next taken."""
-    if connection is not None:
-        await connection.disconnect()
-
-
-def _refused_in_transaction(exc: ResponseError) -> _Refused:
-    """The command of the transaction's own the ACL refused, which ``exc`` (raised by EXEC, or
-    by the UNWATCH of the pipeline's reset, the error before as its context) tells; else
-    ``exc`` again (an XADD or the progress's SET refused, the transaction aborted whole)."""
-    errors: list[BaseException] = [exc]
-    if exc.__context__ is not None:
-        errors.append(exc.__context__)
-    if any(_MULTI_REFUSED in str(error) for error in errors):
-        return _Refused("MULTI", exc, written=True)  # the XADDs between ran at once
-    named = _RUN_REFUSED.search(str(exc))
-    if (
-        isinstance(exc, NoPermissionError | ExecAbortError)
-        and not _QUEUED.match(str(exc))
-        and named is not None
-    ):
-        # UNWATCH after an aborted transaction (nothing ran), or EXEC.
-        return _Refused(named.group(1).upper(), exc)
-    raise exc
+def _transaction(
+    commands: list[Command], multi: Any, queued: list[Any], executed: Any
+) -> list[Any] | Unwritten | _Refused | _Aborted:
+    """What MULTI, ``commands`` and EXEC answered (``multi``, ``queued``, ``executed``) say."""
+    if isinstance(multi, NoPermissionError):
+        return _Refused("MULTI", multi, ran=queued)  # the commands after it ran at once
+    if isinstance(multi, ResponseError):
+        raise multi
+    if executed is None:
+        return Unwritten.EPOCH_CHANGED  # the key watched changed (FLUSHALL): nothing ran
+    if not isinstance(executed, ResponseError):
+        return list(executed)
+    named = _RUN_REFUSED.search(str(executed))
+    if isinstance(executed, ExecAbortError) and named is not None:
+        return _Refused(named.group(1).upper(), executed)  # EXEC refused: nothing ran
+    for number, (command, reply) in enumerate(zip(commands, queued, strict=True), 1):
+        if isinstance(reply, ResponseError):
+            return _Aborted(number, command[0], reply)  # refused as queued: nothing ran
+    raise executed

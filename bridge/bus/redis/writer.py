@@ -604,9 +604,8 @@ class Writer:
             raise
         self._unsure = None
         if replies is None:
-            # Redis ran the batch's first write, whose answer was lost (or the ACL refused MULTI,
-            # and the XADDs ran at once): its ids are unknown, so its work-queue frames are not
-            # kept to be written again should Redis lose its data.
+            # Redis ran the batch's first write, whose answer was lost: its ids are unknown, so
+            # its work-queue frames are not kept to be written again should Redis lose its data.
             _logger.info("a batch of %d frame(s) whose answer was lost had been written", count)
             self.written += count
         elif buffer is not self._buffer:
@@ -671,7 +670,7 @@ class Writer:
         """XADD every frame in one round trip and one script (``_XADD_ALL``), and set the
         spool's ``progress`` key with them; each entry's id, or why Redis refused it. ``once``:
         ``progress`` is a buffered batch's mark; None when Redis holds it already (nothing
-        written), or took the frames with their ids unknown (``Unwritten.IDS_UNKNOWN``)."""
+        written)."""
         try:
             replies = await self._run_script(frames, progress, once=once)
         except ResponseError as exc:
@@ -760,14 +759,11 @@ class Writer:
 
     async def _xadd_each(
         self, frames: Sequence[Frame], progress: tuple[str, int] | None
-    ) -> list[bytes | ResponseError] | None:
-        """``_xadd_all`` as one XADD each (``unscripted.py``): ``_EpochChanged`` as the script,
-        None for frames written with their ids unknown."""
+    ) -> list[bytes | ResponseError]:
+        """``_xadd_all`` as one XADD each (``unscripted.py``): ``_EpochChanged`` as the script."""
         replies = await self._unscripted.write(frames, progress, self._epoch)
         if replies is Unwritten.EPOCH_CHANGED:
             raise _EpochChanged
-        if replies is Unwritten.IDS_UNKNOWN:
-            return None
         return replies
 
     def _written(
