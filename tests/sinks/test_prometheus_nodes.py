@@ -164,7 +164,7 @@ def test_a_node_heard_joined_is_listed_before_its_first_reading():
     """A node heard only by its NodeLifecycle ``joined`` (the heartbeat with which a replica
     answers another's start) is listed at once, without status or figures, silent since that
     event, until its first reading gives them or its series expire; so is one that joined again
-    after it left."""
+    after it left, and one heartbeating on after its readings expired."""
     clock = ManualClock()
     store, more = feed(clock, lifecycle("a", "joined"), lifecycle("b", "left"))
     clock.now += 5
@@ -176,5 +176,9 @@ def test_a_node_heard_joined_is_listed_before_its_first_reading():
     ]
     more(envelope("node_health_updated", node="a", status="healthy"))
     assert node_summaries(store)[0] == NodeSummary("a", "healthy", None, None, None, 0.0)
-    clock.now += 601  # past the default TTL of 600 s
+    clock.now += 590
+    more(lifecycle("a", "joined"))  # a heartbeat: a bridge whose broadcasts are off
+    clock.now += 11  # the reading past the default TTL of 600 s, the heartbeat 11 s old
+    assert node_summaries(store) == [NodeSummary("a", None, None, None, None, 11.0)]
+    clock.now += 600
     assert node_summaries(store) == []

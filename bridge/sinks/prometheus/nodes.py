@@ -25,9 +25,10 @@ class NodeSummary:
 
     A node whose latest word on the bus is NodeLifecycle ``down`` or ``left``, said after its
     latest reading (a health status of ``unknown`` aside), has that as its status and
-    ``gone_for``: the seconds since it was said. A node heard only by another NodeLifecycle so
-    far (``joined``: a replica just started hears the others' answers within a second, their
-    readings up to a health interval later) has no status nor figures yet.
+    ``gone_for``: the seconds since it was said. A node heard by another NodeLifecycle
+    (``joined``, a bridge's heartbeat among them) with no reading held has no status nor figures:
+    a replica just started hears the others' answers within a second, their readings up to a
+    health interval later.
     """
 
     node: str
