@@ -381,7 +381,6 @@ class Settings(FromEnvironment):
 
     @field_validator(
         "log_format",
-        "webhook_min_severity",
         "otel_traces_exporter",
         "otel_logs_exporter",
         "otel_metrics_exporter",
@@ -398,10 +397,11 @@ class Settings(FromEnvironment):
         # the blanks around it stray ones (an env file's "X=info ").
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "webhook_min_severity", mode="before")
     @classmethod
     def _warn_is_warning(cls, value: Any) -> Any:
-        # Python's logging takes WARN for WARNING, and the nodes' LogEntry levels spell it so.
+        # Python's logging takes WARN for WARNING, and the nodes' LogEntry levels spell it so:
+        # the least alert severity, a word of the same scale, takes it as the log level does.
         word = value.strip().lower() if isinstance(value, str) else value
         return "warning" if word == "warn" else word
 

@@ -220,7 +220,7 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_LOG_FORMAT", "xml", "must be 'text' or 'json' (got 'xml')"),
         # A word mistyped is answered with the word meant, as EXESDB_BUS=memroy is.
         ("EXESDB_LOG_FORMAT", "jsn", "must be 'text' or 'json'; did you mean 'json'? (got 'jsn')"),
-        ("EXESDB_WEBHOOK_MIN_SEVERITY", "warn", "or 'critical'; did you mean 'warning'? (got"),
+        ("EXESDB_WEBHOOK_MIN_SEVERITY", "eror", "or 'critical'; did you mean 'error'? (got"),
         ("EXESDB_WEBHOOK_MIN_SEVERITY", "Critcal", "or 'critical'; did you mean 'critical'? (got"),
         ("OTEL_TRACES_EXPORTER", "otlp_grpc", "or 'none'; did you mean 'otlp'? (got 'otlp_grpc')"),
         ("EXESDB_CPU_DEGRADED", "-1", "above 1 and at most 100"),
@@ -302,6 +302,14 @@ def test_the_log_level_warn_is_warning(monkeypatch: pytest.MonkeyPatch, value: s
     levels spell it (debug, info, warn, error, critical)."""
     monkeypatch.setenv("EXESDB_LOG_LEVEL", value)
     assert load_settings().log_level == "warning"
+
+
+@pytest.mark.parametrize("value", ["warn", "WARN", " Warn "])
+def test_the_min_severity_warn_is_warning(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """EXESDB_WEBHOOK_MIN_SEVERITY=warn is warning, as EXESDB_LOG_LEVEL takes it: the word the
+    refusal would only have answered with "did you mean 'warning'?"."""
+    monkeypatch.setenv("EXESDB_WEBHOOK_MIN_SEVERITY", value)
+    assert load_settings().webhook_min_severity == "warning"
 
 
 @pytest.mark.parametrize(

@@ -1230,8 +1230,8 @@ PROBE = {"bridge.cli.healthcheck", "bridge.cli.healthcheck_options"}
 
 def modules_imported_by_healthcheck(*args: str, site: bool = True, **env: str) -> set[str]:
     """The modules ``python -X importtime -m bridge healthcheck`` imports; without ``site``
-    (``-S``), those of the probe alone, as an installed bridge's: this checkout's editable
-    install imports pathlib and re as the interpreter starts."""
+    (``-S``), those of the probe alone, as an installed bridge's: no ``.pth`` of the site
+    packages runs, whatever the venv holds."""
     flags = [] if site else ["-S"]
     completed = run_command(
         [sys.executable, *flags, "-X", "importtime", "-m", "bridge", "healthcheck", *args], env

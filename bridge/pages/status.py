@@ -535,8 +535,8 @@ def _nodes(nodes: Sequence[_Node], shown: Shown, *, present: bool, now: float | 
         return empty("This bridge runs no Prometheus sink, so it knows no node figures.")
     if not nodes:
         return empty(
-            "No node has reported yet: nodes appear with their first NodeHealth or ResourceUsage"
-            " message."
+            "No node has reported yet: nodes appear with their first NodeHealth, ResourceUsage"
+            " or NodeLifecycle message."
         )
     settings = shown.settings
     ordered = sorted(nodes, key=lambda node: (_rank(node), node.node))

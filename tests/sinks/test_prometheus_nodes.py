@@ -149,16 +149,36 @@ def test_an_unknown_health_after_the_down_leaves_the_node_down():
 
 def test_a_gone_node_stays_listed_until_its_announcement_expires():
     """A down node whose readings expired is still listed as down (with no figures), until the
-    series of its announcement expires too; a node only ever heard as joined is not listed."""
+    series of its announcement expires too."""
     clock = ManualClock()
-    store, more = feed(
-        clock,
-        envelope("node_health_updated", node="a", status="healthy"),
-        lifecycle("z", "joined"),
-    )
+    store, more = feed(clock, envelope("node_health_updated", node="a", status="healthy"))
     clock.now += 100
     more(lifecycle("a", "down"))
     clock.now += 550  # the reading is 650 s old, past the default TTL of 600 s; the down 550 s
     assert node_summaries(store) == [NodeSummary("a", "down", None, None, None, 550.0, 550.0)]
     clock.now += 51
+    assert node_summaries(store) == []
+
+
+def test_a_node_heard_joined_is_listed_before_its_first_reading():
+    """A node heard only by its NodeLifecycle ``joined`` (the heartbeat with which a replica
+    answers another's start) is listed at once, without status or figures, silent since that
+    event, until its first reading gives them or its series expire; so is one that joined again
+    after it left, and one heartbeating on after its readings expired."""
+    clock = ManualClock()
+    store, more = feed(clock, lifecycle("a", "joined"), lifecycle("b", "left"))
+    clock.now += 5
+    more(lifecycle("b", "joined"))
+    clock.now += 2
+    assert node_summaries(store) == [
+        NodeSummary("a", None, None, None, None, 7.0),
+        NodeSummary("b", None, None, None, None, 2.0),
+    ]
+    more(envelope("node_health_updated", node="a", status="healthy"))
+    assert node_summaries(store)[0] == NodeSummary("a", "healthy", None, None, None, 0.0)
+    clock.now += 590
+    more(lifecycle("a", "joined"))  # a heartbeat: a bridge whose broadcasts are off
+    clock.now += 11  # the reading past the default TTL of 600 s, the heartbeat 11 s old
+    assert node_summaries(store) == [NodeSummary("a", None, None, None, None, 11.0)]
+    clock.now += 600
     assert node_summaries(store) == []

@@ -25,7 +25,10 @@ class NodeSummary:
 
     A node whose latest word on the bus is NodeLifecycle ``down`` or ``left``, said after its
     latest reading (a health status of ``unknown`` aside), has that as its status and
-    ``gone_for``: the seconds since it was said.
+    ``gone_for``: the seconds since it was said. A node heard by another NodeLifecycle
+    (``joined``, a bridge's heartbeat among them) with no reading held has no status nor figures:
+    a replica just started hears the others' answers within a second, their readings up to a
+    health interval later.
     """
 
     node: str
@@ -38,8 +41,8 @@ class NodeSummary:
 
 
 def node_summaries(store: SeriesStore) -> list[NodeSummary]:
-    """Every node with a health status or a resource reading in ``store``, or gone (down or
-    left), by name.
+    """Every node with a health status or a resource reading in ``store``, or heard by its
+    NodeLifecycle (gone: down or left; or joined, its readings to come), by name.
 
     Series expire (``EXESDB_SERIES_TTL_MS``), so a node silent for that long drops out, and a
     gone one once that long passed since it was announced. The lifecycle is read from the
@@ -69,9 +72,10 @@ def node_summaries(store: SeriesStore) -> list[NodeSummary]:
         if event in _GONE and seconds <= heard.get(node, seconds)
     }
     summaries: list[NodeSummary] = []
-    for node in sorted(silent.keys() | gone.keys()):
+    for node in sorted(silent.keys() | latest.keys()):
         status, gone_for = gone.get(node, (statuses.get(node), None))
-        silent_for = silent.get(node, gone_for or 0.0)
+        # Heard only by its lifecycle: silent since the latest event (a bridge's heartbeat).
+        silent_for = silent[node] if node in silent else latest[node][0]
         summaries.append(
             NodeSummary(
                 node, status, cpu.get(node), memory.get(node), disk.get(node), silent_for, gone_for
