@@ -778,6 +778,32 @@ INTERNALS = [
         ],
         "ops",
     ),
+    series(
+        "Resolves of unknown alerts forgotten",
+        [
+            Q(
+                f"sum by (instance) (increase(exesdb_alerts_resolves_forgotten_total{{{INSTANCE}}}[5m]))",
+                "{{instance}}",
+            )
+        ],
+        "short",
+        description="Resolves of alerts the bridge did not know (a node's return taken before its down) forgotten at the cap of 10 000, per 5 minutes: a flood of returns of distinct nodes, or a misbehaving sender; a late firing sent before one forgotten opens its alert again. ExesdbAlertResolvesForgotten fires for 15 minutes after each.",
+    ),
+    series(
+        "Work-queue lease kept through failed take-ups (Redis bus)",
+        [
+            Q(
+                f"max by (instance) (exesdb_redis_work_queue_lease_kept{{{INSTANCE}}})",
+                "kept {{instance}}",
+            ),
+            Q(
+                f"sum by (instance) (increase(exesdb_redis_work_queue_lease_kept_given_back_total{{{INSTANCE}}}[5m]))",
+                "given back still failing {{instance}}",
+            ),
+        ],
+        "short",
+        description="Kept: 1 while a replica that took the work-queue lease back after Redis lost its data keeps it through failed take-ups, the work queue served by no replica (ExesdbRedisWorkQueueLeaseKept fires after 5 minutes). Given back: leases it gave back still failing, per 5 minutes, its open alerts then taken up by no replica (ExesdbRedisWorkQueueLeaseGivenBack). Only on the Redis bus.",
+    ),
     Row("OpenTelemetry export"),
     series(
         "OTLP records exported",

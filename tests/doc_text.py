@@ -44,6 +44,26 @@ def section(text: str, title: str, level: int = 2) -> str:
     return "".join(body)
 
 
+# Labels Prometheus or a ServiceMonitor give every target: no catalog row lists them.
+TARGET_LABELS: Final = frozenset(
+    {"job", "instance", "pod", "namespace", "service", "endpoint", "container"}
+)
+
+
+def catalog_rows() -> dict[str, tuple[str, set[str], str]]:
+    """Each series name of docs/metrics.md's catalog tables: its row's type, label names and
+    meaning."""
+    rows = {}
+    for line in section(page("metrics"), "Metric catalog").splitlines():
+        cells = [cell.strip() for cell in line.split("|")[1:-1]]
+        if len(cells) != 4 or not cells[0].startswith("`"):
+            continue
+        labels = set(re.findall(r"`([a-z_]+)`", cells[2]))
+        for name in re.findall(r"`([a-z_]+)`", cells[0]):
+            rows[name] = (cells[1], labels, cells[3])
+    return rows
+
+
 def fenced(text: str, language: str) -> list[str]:
     """The contents of every fenced block in ``language``."""
     return re.findall(rf"^```{re.escape(language)}\n(.*?)^```", text, re.M | re.S)

@@ -15,7 +15,7 @@ from bridge.sinks.alerts import AlertSink
 from bridge.sinks.prometheus import FAMILIES, MetricType, PrometheusSink
 from bridge.webconfig.live import LiveWebConfig
 from bridge.webconfig.loading import judge
-from tests.doc_text import page, pages, section, spans
+from tests.doc_text import TARGET_LABELS, catalog_rows, page, pages, section, spans
 from tests.support import TEST_SECRET, pem_files
 
 
@@ -68,19 +68,6 @@ _SUFFIXES = {
 }
 
 
-def _rows() -> dict[str, tuple[str, set[str], str]]:
-    """Each series name of the catalog's tables: its row's type, label names and meaning."""
-    rows = {}
-    for line in _catalog().splitlines():
-        cells = [cell.strip() for cell in line.split("|")[1:-1]]
-        if len(cells) != 4 or not cells[0].startswith("`"):
-            continue
-        labels = set(re.findall(r"`([a-z_]+)`", cells[2]))
-        for name in re.findall(r"`([a-z_]+)`", cells[0]):
-            rows[name] = (cells[1], labels, cells[3])
-    return rows
-
-
 def _families(web_config: Path) -> dict[str, tuple[str, set[str], str]]:
     """Each series name the bridge can emit, under every configuration: its family's type,
     the label names its series carry (the Prometheus sink's as it declares them) and its help
@@ -128,7 +115,7 @@ def test_every_series_the_catalog_lists_is_one_the_bridge_can_emit(web_config: P
     """No row of the catalog names a series that no configuration of the bridge emits."""
     emitted = _families(web_config)
     assert "exesdb_web_config_password_checks_total" in emitted  # every configuration is seen
-    phantom = sorted(name for name in _rows() if name not in emitted)
+    phantom = sorted(name for name in catalog_rows() if name not in emitted)
     assert phantom == [], f"docs/metrics.md lists series the bridge never emits: {phantom}"
 
 
@@ -137,7 +124,7 @@ def test_every_catalog_row_gives_its_series_type_and_labels(web_config: Path) ->
     histogram's row: `le`, its buckets')."""
     emitted = _families(web_config)
     wrong = []
-    for name, (kind, labels, _) in _rows().items():
+    for name, (kind, labels, _) in catalog_rows().items():
         if name not in emitted:
             continue  # the test above reports it
         family_kind, family_labels, _ = emitted[name]
@@ -161,7 +148,7 @@ def test_every_catalog_row_opens_with_its_series_help_text(web_config: Path) -> 
     emitted = _families(web_config)
     wrong = [
         f"{name}:\n  # HELP {emitted[name][2]}\n  catalog {meaning}"
-        for name, (_, _, meaning) in _rows().items()
+        for name, (_, _, meaning) in catalog_rows().items()
         if name.startswith("exesdb_") and name in emitted
         if not f"{_as_help(meaning)} ".startswith(f"{emitted[name][2]} ")
     ]
@@ -190,8 +177,6 @@ _NOT_SERIES = {
     "exesdb_ingest": "EXESDB_INGEST written in lower case (docs/configuration.md)",
     "exesdb_bridge": "the component name of the bridge's own PerformanceMetrics",
 }
-# Labels Prometheus or a ServiceMonitor give every target: no row lists them.
-_TARGET_LABELS = {"job", "instance", "pod", "namespace", "service", "endpoint", "container"}
 
 
 def _named_series(text: str) -> list[tuple[str, list[str]]]:
@@ -211,7 +196,7 @@ def test_every_series_a_page_names_is_in_the_catalog_with_its_labels(path: Path)
     is one the catalog lists, and the labels given it are among its row's."""
     if path.name == "performance.md":
         return  # dated records of measurements, of series as they were named then
-    rows = _rows()
+    rows = catalog_rows()
     wrong = []
     for name, labels in _named_series(path.read_text()):
         if name in _NOT_SERIES:
@@ -219,7 +204,7 @@ def test_every_series_a_page_names_is_in_the_catalog_with_its_labels(path: Path)
         row = next((rows[n] for n in (name, f"{name}_total", f"{name}_bucket") if n in rows), None)
         if row is None:
             wrong.append(f"{name}: no such series in the catalog")
-        elif unknown := set(labels) - row[1] - _TARGET_LABELS - {"le"}:
+        elif unknown := set(labels) - row[1] - TARGET_LABELS - {"le"}:
             wrong.append(f"{name}: labels {sorted(unknown)} not on its row")
     assert wrong == []
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Mapping
 
 import pytest
 
 from tests.deploy.files import DEPLOY, load_yaml
+from tests.doc_text import TARGET_LABELS, catalog_rows
 from tests.support import require_binary
 
 PROMETHEUS = DEPLOY / "prometheus"
@@ -26,14 +28,17 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def alert_rules() -> list[dict[str, object]]:
+def rules() -> list[dict[str, object]]:
     return [
         rule
         for path in RULE_FILES
         for group in load_yaml(path)["groups"]
         for rule in group["rules"]
-        if "alert" in rule
     ]
+
+
+def alert_rules() -> list[dict[str, object]]:
+    return [rule for rule in rules() if "alert" in rule]
 
 
 def test_rule_files_are_shipped() -> None:
@@ -176,3 +181,85 @@ def test_the_deployment_page_gives_each_alert_s_severity_and_wait() -> None:
         if int(said.group(1)) != waits:
             wrong.append(f"{rule['alert']}: the page says {said.group(1)} min, the rule {waits}")
     assert wrong == []
+
+
+# A series a rule or a rule test selects, with its label matchers: `exesdb_x_total{a="b", c=~"d"}`.
+SELECTOR = re.compile(r"\b(exesdb_[a-z0-9_]*[a-z0-9])\b(?:\{([^}]*)\})?")
+MATCHED = re.compile(r"([a-z_]+)\s*(?:=~|!~|!=|=)")
+# The labels an aggregation keeps or drops, or a binary operation matches on: `by (node, status)`.
+GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
+
+
+def unknown_labels(
+    rule: Mapping[str, object], rows: dict[str, tuple[str, set[str], str]]
+) -> list[str]:
+    """The ``exesdb_`` series ``rule``'s expression selects that no catalog row of ``rows``
+    lists, the labels it matches on one that its row lacks, and the labels it groups or matches
+    on, or its annotations show (``{{ $labels.node }}``), that none of its series carries."""
+    expr = str(rule["expr"])
+    wrong = []
+    carried = set(TARGET_LABELS)
+    for name, matchers in SELECTOR.findall(expr):
+        if name not in rows:
+            wrong.append(f"{name}: no such series in the catalog")
+            continue
+        carried |= rows[name][1]
+        unknown = set(MATCHED.findall(matchers)) - rows[name][1] - TARGET_LABELS
+        wrong += [f"{name}: no label {label} on its row" for label in sorted(unknown)]
+    if not SELECTOR.search(expr):
+        return wrong  # up{job=...}: Prometheus' own series
+    used = {label for group in GROUPING.findall(expr) for label in re.findall(r"\w+", group)}
+    annotations = rule.get("annotations") or {}
+    assert isinstance(annotations, dict)
+    for text in annotations.values():
+        used |= set(re.findall(r"\$labels\.(\w+)", text))
+    wrong += [f"no series carries {label}" for label in sorted(used - carried)]
+    return wrong
+
+
+def test_every_series_and_label_a_rule_names_is_in_the_catalog() -> None:
+    """Each ``exesdb_`` series a rule selects is a row of docs/metrics.md's catalog, and each label
+    it matches, groups or matches on, or shows in an annotation, is on its series' rows (or one
+    every target gets): a series or label renamed in the bridge fails here, not as a rule that
+    never fires."""
+    rows = catalog_rows()
+    wrong = [
+        f"{rule.get('alert') or rule.get('record')}: {problem}"
+        for rule in rules()
+        for problem in unknown_labels(rule, rows)
+    ]
+    assert wrong == []
+
+
+def test_every_series_a_rule_test_feeds_is_in_the_catalog() -> None:
+    """Each ``exesdb_`` input series of the rule unit tests is a catalog row with its labels (or
+    those every target gets), so that no test of an alert not firing passes on a series gone."""
+    rows = catalog_rows()
+    wrong = []
+    for path in TEST_FILES:
+        for test in load_yaml(path)["tests"]:
+            for given in test["input_series"]:
+                fed = {"expr": given["series"]}
+                wrong += [f"{path.name}: {problem}" for problem in unknown_labels(fed, rows)]
+    assert wrong == []
+
+
+def test_the_catalog_check_finds_unknown_series_and_labels() -> None:
+    """The checks above can fail: a series no row lists, and a label matched, grouped on or shown
+    that its series lack, are each reported, and the right names are not."""
+    rows = {"exesdb_bus_dropped_total": ("counter", {"subscriber"}, "Messages dropped.")}
+    right = {
+        "expr": 'sum by (instance, subscriber) (exesdb_bus_dropped_total{subscriber="a"})',
+        "annotations": {"summary": "{{ $labels.subscriber }} drops on {{ $labels.instance }}"},
+    }
+    assert unknown_labels(right, rows) == []
+    wrong = {
+        "expr": 'sum by (sink) (rate(exesdb_bus_dropped_total{queue="a"}[5m])) + exesdb_bus_drops',
+        "annotations": {"summary": "{{ $labels.pubsub }}"},
+    }
+    assert unknown_labels(wrong, rows) == [
+        "exesdb_bus_dropped_total: no label queue on its row",
+        "exesdb_bus_drops: no such series in the catalog",
+        "no series carries pubsub",
+        "no series carries sink",
+    ]
