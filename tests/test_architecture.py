@@ -1047,14 +1047,12 @@ PRIVATES_ALLOWED: Final = {
     "tests/bus/test_envelope_fast.py": {
         "bridge.bus.decoding._decode_fast",
         "bridge.bus.decoding._decode_structs",
-        "bridge.bus.decoding._keys_at_most",
         "bridge.bus.decoding._named_once",
         "bridge.bus.decoding._decode_each",
         "bridge.bus.decoding._decode_unchecked",
     },
     "tests/bus/test_envelope_differential.py": {
         "bridge.bus.decoding._decode_fast",
-        "bridge.bus.decoding._keys_at_most",
     },
     # The name pattern the fast decoder hands msgspec, checked to take what the models' Rust
     # regex takes: a name the two read differently is decoded the same either way (the

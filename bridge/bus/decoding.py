@@ -213,9 +213,8 @@ def _decode_counted(body: bytes | str) -> Envelope | None:
     decoded = _decode_unchecked(body)
     if decoded is None:
         return None
-    # More keys named than held: one given twice or unknown, or (the count's corner) a string
-    # opening with a colon (``"::1"``), for which the reference decides.
-    return decoded[0] if _keys_at_most(body) == decoded[1] else None
+    data = body.encode(errors="surrogatepass") if isinstance(body, str) else body
+    return decoded[0] if _names_held(data, decoded[1]) else None
 
 
 _Decoded = tuple[list[Envelope | None], list[int], bool]
@@ -468,20 +467,56 @@ _ENVELOPE_KEY_COUNT: Final = len(ENVELOPE_KEYS)
 _ENVELOPE_STRING_COUNT: Final = 6
 _KEY_END: Final = b'":'
 _SPACED_KEY_END: Final = re.compile(rb'"[ \t\r\n]+:')
-_KEY_END_TEXT: Final = re.compile(r'"[ \t\r\n]*:')
+# JSON's opening quote follows one of these (whitespace between): all read as ":" by
+# _names_held, for one search to find an opening quote directly before a colon.
+_BEFORE_STRINGS: Final = bytes.maketrans(b",[{ \t\r\n", b":" * 7)
+# An escape: a backslash and the byte after it (the first of a \uXXXX's).
+_ESCAPE: Final = re.compile(rb"\\.", re.DOTALL)
+# From where the last match ended (a key's colon, or the body's start), in JSON without escapes
+# (every quote opens or closes a string): the strings that are not keys skipped, then the next
+# key, its colon captured, or the end. Possessive: no string is read twice.
+_NEXT_KEY: Final = re.compile(
+    rb'[^"]*+(?:"[^"]*+"(?![ \t\r\n]*+:)[^"]*+)*+(?:"[^"]*+"[ \t\r\n]*+(:)|\Z)'
+)
 
 
-def _keys_at_most(body: bytes | str) -> int:
-    """At least as many as the keys in ``body`` (for the pydantic-core path, which counts no
-    strings): each key's closing quote is followed by its colon (whitespace between). An
-    escaped quote before a colon (JSON quoted in a string) is not counted; a string opening
-    with a colon, or an escaped quote and whitespace before one, adds to the count (such a
-    body goes to the reference)."""
-    if isinstance(body, str):
-        return len(_KEY_END_TEXT.findall(body))
+def _names_held(body: bytes, held: int) -> bool:
+    """Whether ``body`` (JSON pydantic-core took) names exactly the ``held`` keys its envelope
+    holds: none given twice, none unknown (pydantic-core kept the last, or ignored it).
+
+    Counted from each key's closing quote and its colon (``_keys_at_most``), where a string
+    opening with a colon (``"::1"``, ``" :x"``) or an escaped quote, whitespace and a colon
+    (``"say \\"x\\" : y"``) count as one more key; only a body that may hold one has its keys
+    counted again, exactly (``_keys_in``), so that a body of unknown fields, refused, is not.
+    """
+    named, spaced = _keys_at_most(body)
+    if named == held:
+        return True
+    # One more only where a quote opening a string comes right before a colon (it follows
+    # ``:,[{`` or whitespace), or whitespace does (``spaced``).
+    if named < held or not (spaced or b':":' in body.translate(_BEFORE_STRINGS)):
+        return False
+    return _keys_in(body) == held
+
+
+def _keys_at_most(body: bytes) -> tuple[int, bool]:
+    """At least as many as the keys in ``body``, and whether whitespace comes right before a
+    colon anywhere in it: each key's closing quote is followed by its colon (whitespace
+    between). An escaped quote before a colon (JSON quoted in a string) is not counted; a
+    string opening with a colon, or an escaped quote and whitespace before one, adds to the
+    count."""
     keys = body.count(_KEY_END)
     if b"\\" in body:
         keys -= _escaped(body, _KEY_END)
-    if b" :" in body or b"\n:" in body or b"\t:" in body or b"\r:" in body:
+    spaced = b" :" in body or b"\n:" in body or b"\t:" in body or b"\r:" in body
+    if spaced:
         keys += len(_SPACED_KEY_END.findall(body))
-    return keys
+    return keys, spaced
+
+
+def _keys_in(body: bytes) -> int:
+    """The keys ``body`` (valid JSON) names, at any depth: its escapes left out, no quote is
+    left inside a string, and each string followed by a colon is a key."""
+    if b"\\" in body:
+        body = _ESCAPE.sub(b"", body)
+    return _NEXT_KEY.findall(body).count(b":")
