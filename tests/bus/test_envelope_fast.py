@@ -1828,3 +1828,29 @@ def test_many_names_opening_with_a_colon_in_a_lax_body_take_the_fast_path(
     assert twice.field == "payload.event"
     monkeypatch.setattr(decoding_module, "decode_envelope_reference", _never_asked)
     assert isinstance(decode_envelope(body), Envelope)
+
+
+# Texts made of what a key count could misread: colons, quotes, backslashes, whitespace and
+# the characters an opening quote follows.
+_COLON_TEXTS = st.text(alphabet=':" \\,[{}]\t\nab', max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    node=st.one_of(st.just("::1"), _COLON_TEXTS),
+    checks=st.lists(st.tuples(_COLON_TEXTS, _COLON_TEXTS), max_size=5),
+    extra=st.lists(st.tuples(st.sampled_from(["status", "node", "checks", ":x"]), _COLON_TEXTS),
+                   max_size=1),
+    style=st.sampled_from(list(_SEPARATORS)),
+)  # fmt: skip
+def test_lax_bodies_of_colons_quotes_and_keys_given_twice_decode_as_the_reference_does(
+    node: str, checks: list[tuple[str, str]], extra: list[tuple[str, str]], style: str
+) -> None:
+    """A lax envelope whose node and checks are drawn from colons, quotes, backslashes and
+    whitespace, a check or a payload key now and then given twice or unknown, is taken by the
+    fast paths exactly when the reference takes it, as bytes and as text, with its result."""
+    payload = [("status", "healthy"), ("load_avg", "1.5"), ("checks", checks), *extra]
+    envelope = [*_ENVELOPE.items(), ("payload", payload)]
+    text = _pairs_json([(k, node if k == "node" else v) for k, v in envelope], _SEPARATORS[style])
+    _agree(text.encode(), dict(payload), NodeHealth)
+    _same(text)
