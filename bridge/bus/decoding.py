@@ -468,7 +468,7 @@ _ENVELOPE_STRING_COUNT: Final = 6
 _KEY_END: Final = b'":'
 _SPACED_KEY_END: Final = re.compile(rb'"[ \t\r\n]+:')
 # JSON's opening quote follows one of these (whitespace between): all read as ":" by
-# _names_held, for one search to find an opening quote directly before a colon.
+# _names_held, for one count of the opening quotes that may come right before a colon.
 _BEFORE_STRINGS: Final = bytes.maketrans(b",[{ \t\r\n", b":" * 7)
 # An escape: a backslash and the byte after it (the first of a \uXXXX's).
 _ESCAPE: Final = re.compile(rb"\\.", re.DOTALL)
@@ -486,32 +486,38 @@ def _names_held(body: bytes, held: int) -> bool:
 
     Counted from each key's closing quote and its colon (``_keys_at_most``), where a string
     opening with a colon (``"::1"``, ``" :x"``) or an escaped quote, whitespace and a colon
-    (``"say \\"x\\" : y"``) count as one more key; only a body that may hold one has its keys
-    counted again, exactly (``_keys_in``), so that a body of unknown fields, refused, is not.
+    (``"say \\"x\\" : y"``) count as one more key; only a body that may hold as many as it
+    counted over has its keys counted again, exactly (``_keys_in``), so that a body of unknown
+    fields, refused, is not.
     """
     named, spaced = _keys_at_most(body)
     if named == held:
         return True
-    # One more only where a quote opening a string comes right before a colon (it follows
-    # ``:,[{`` or whitespace), or whitespace does (``spaced``).
-    if named < held or not (spaced or b':":' in body.translate(_BEFORE_STRINGS)):
+    if named < held:
+        return False
+    # What the count may have taken for keys: each quote followed by whitespace and a colon
+    # (``spaced``), and each quote opening a string right before one, which follows ``:,[{`` or
+    # whitespace: ``:":`` once those read as ``:``. Two such occurrences overlap where their
+    # quotes are one byte apart, and then one quote closes a string: counted apart, they fall
+    # short of no opening quote. Past that, a key was given twice or is unknown.
+    if named - held > spaced + body.translate(_BEFORE_STRINGS).count(b':":'):
         return False
     return _keys_in(body) == held
 
 
-def _keys_at_most(body: bytes) -> tuple[int, bool]:
-    """At least as many as the keys in ``body``, and whether whitespace comes right before a
-    colon anywhere in it: each key's closing quote is followed by its colon (whitespace
+def _keys_at_most(body: bytes) -> tuple[int, int]:
+    """At least as many as the keys in ``body``, and how many quotes in it are followed by
+    whitespace and a colon: each key's closing quote is followed by its colon (whitespace
     between). An escaped quote before a colon (JSON quoted in a string) is not counted; a
     string opening with a colon, or an escaped quote and whitespace before one, adds to the
     count."""
     keys = body.count(_KEY_END)
     if b"\\" in body:
         keys -= _escaped(body, _KEY_END)
-    spaced = b" :" in body or b"\n:" in body or b"\t:" in body or b"\r:" in body
-    if spaced:
-        keys += len(_SPACED_KEY_END.findall(body))
-    return keys, spaced
+    spaced = 0
+    if b" :" in body or b"\n:" in body or b"\t:" in body or b"\r:" in body:
+        spaced = len(_SPACED_KEY_END.findall(body))
+    return keys + spaced, spaced
 
 
 def _keys_in(body: bytes) -> int:

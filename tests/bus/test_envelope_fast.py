@@ -1830,6 +1830,26 @@ def test_many_names_opening_with_a_colon_in_a_lax_body_take_the_fast_path(
     assert isinstance(decode_envelope(body), Envelope)
 
 
+def test_unknown_fields_beside_a_string_opening_with_a_colon_are_not_counted_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lax envelope of 1 000 unknown payload fields beside a ``::1`` is refused as the
+    reference refuses it, its keys not counted again: the strings that may open with a colon
+    are fewer than the keys counted over."""
+    unknown = {f"x{n:04d}": n for n in range(1_000)}
+    body = _health(node="::1", payload={**_LAX_HEALTH, **unknown})
+
+    def counted_again(*args: Any) -> Any:
+        raise AssertionError("the keys were counted again")
+
+    monkeypatch.setattr(decoding_module, "_keys_in", counted_again)
+    assert _decode_fast(body) is None
+    rejection = decode_envelope(body)
+    assert rejection == decode_envelope_reference(body)
+    assert isinstance(rejection, Rejection)
+    assert rejection.field == "payload.x0000"
+
+
 # Texts made of what a key count could misread: colons, quotes, backslashes, whitespace and
 # the characters an opening quote follows.
 _COLON_TEXTS = st.text(alphabet=':" \\,[{}]\t\nab', max_size=6)
