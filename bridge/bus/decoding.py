@@ -497,9 +497,10 @@ def _names_held(body: bytes, held: int) -> bool:
         return False
     # What the count may have taken for keys: each quote followed by whitespace and a colon
     # (``spaced``), and each quote opening a string right before one, which follows ``:,[{`` or
-    # whitespace: ``:":`` once those read as ``:``. Two such occurrences overlap where their
-    # quotes are one byte apart, and then one quote closes a string: counted apart, they fall
-    # short of no opening quote. Past that, a key was given twice or is unknown.
+    # whitespace: ``:":`` once those read as ``:``. Of a run of such occurrences overlapping
+    # (quotes two bytes apart, so one opens and the next closes), at most every other quote
+    # opens a string, and ``count`` counts every other one. Past that, a key was given twice
+    # or is unknown.
     if named - held > spaced + body.translate(_BEFORE_STRINGS).count(b':":'):
         return False
     return _keys_in(body) == held
