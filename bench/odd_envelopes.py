@@ -7,11 +7,13 @@ decodes, in process with ``decode_envelope``, one body of each kind, interleaved
 - a valid ``cluster_membership_changed`` whose ``affected_nodes`` lists N node names, as senders
   write it (the baseline, same run), with ``"v": 1.0``, opening with a UTF-8 byte order mark,
   with a count written as a string (a form only the models' lax rules take: the pydantic-core
-  path), and the last with a node name opening with a colon (``::1``, which its key count reads
-  as one more key: left to the reference decoder);
-- envelopes of M unknown payload fields, and of M unknown envelope fields (refused), each beside
-  the reference decoder alone on the same body (the baseline: what the fast paths add before
-  it), and the fast paths alone (``_decode_fast``: what they spend only to leave it).
+  path), and the last with a node name opening with a colon (``::1``, which that path's first
+  key count reads as one more key: its keys are counted again, exactly) or with every listed
+  name opening with one (``:n1``, the most strings that count walks);
+- envelopes of M unknown payload fields (also beside a ``::1``, so that their keys are counted
+  again before the refusal), and of M unknown envelope fields (refused), each beside the
+  reference decoder alone on the same body (the baseline: what the fast paths add before it),
+  and the fast paths alone (``_decode_fast``: what they spend only to leave it).
 
 Each row prints its median, its baseline's and the ratio. ``--baseline REV`` (repeatable) runs
 the same in one process per tree (REV's from ``git archive REV``), interleaved, and prints each
@@ -53,9 +55,10 @@ def _body(payload: dict[str, Any], **extra: Any) -> bytes:
 
 def bodies(names: int, fields: int) -> dict[str, bytes]:
     """Each kind of body by figure name (``names`` node names, ``fields`` unknown fields)."""
+    affected = [f"n{n % 1000}" for n in range(names)]
     listed = {
         "event": "node_added",
-        "affected_nodes": [f"n{n % 1000}" for n in range(names)],
+        "affected_nodes": affected,
         "active_nodes": ["a"],
         "originating_node": "a",
     }
@@ -68,7 +71,13 @@ def bodies(names: int, fields: int) -> dict[str, bytes]:
         "names, byte order mark first": b"\xef\xbb\xbf" + plain,
         "names, a count as a string": _body(lax),
         "names, a count as a string and ::1": _body({**lax, "originating_node": "::1"}),
+        "names opening with a colon, a count as a string": _body(
+            {**lax, "affected_nodes": [f":{name}" for name in affected]}
+        ),
         "unknown payload fields": _body({**listed, "affected_nodes": ["a"], **unknown}),
+        "unknown payload fields and ::1": _body(
+            {**listed, "affected_nodes": ["a"], "originating_node": "::1", **unknown}
+        ),
         "unknown envelope fields": _body({**listed, "affected_nodes": ["a"]}, **unknown),
     }
 
@@ -80,7 +89,9 @@ _BASELINES: Final = {
     "names, byte order mark first": "names, as written",
     "names, a count as a string": "names, as written",
     "names, a count as a string and ::1": "names, a count as a string",
+    "names opening with a colon, a count as a string": "names, a count as a string",
     "unknown payload fields": None,
+    "unknown payload fields and ::1": None,
     "unknown envelope fields": None,
 }
 _REFERENCE: Final = "the reference decoder alone"

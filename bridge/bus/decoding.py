@@ -213,9 +213,8 @@ def _decode_counted(body: bytes | str) -> Envelope | None:
     decoded = _decode_unchecked(body)
     if decoded is None:
         return None
-    # More keys named than held: one given twice or unknown, or (the count's corner) a string
-    # opening with a colon (``"::1"``), for which the reference decides.
-    return decoded[0] if _keys_at_most(body) == decoded[1] else None
+    data = body.encode(errors="surrogatepass") if isinstance(body, str) else body
+    return decoded[0] if _names_held(data, decoded[1]) else None
 
 
 _Decoded = tuple[list[Envelope | None], list[int], bool]
@@ -468,20 +467,63 @@ _ENVELOPE_KEY_COUNT: Final = len(ENVELOPE_KEYS)
 _ENVELOPE_STRING_COUNT: Final = 6
 _KEY_END: Final = b'":'
 _SPACED_KEY_END: Final = re.compile(rb'"[ \t\r\n]+:')
-_KEY_END_TEXT: Final = re.compile(r'"[ \t\r\n]*:')
+# JSON's opening quote follows one of these (whitespace between): all read as ":" by
+# _names_held, for one count of the opening quotes that may come right before a colon.
+_BEFORE_STRINGS: Final = bytes.maketrans(b",[{ \t\r\n", b":" * 7)
+# An escape: a backslash and the byte after it (the first of a \uXXXX's).
+_ESCAPE: Final = re.compile(rb"\\.", re.DOTALL)
+# From where the last match ended (a key's colon, or the body's start), in JSON without escapes
+# (every quote opens or closes a string): the strings that are not keys skipped, then the next
+# key, its colon captured, or the end. Possessive: no string is read twice.
+_NEXT_KEY: Final = re.compile(
+    rb'[^"]*+(?:"[^"]*+"(?![ \t\r\n]*+:)[^"]*+)*+(?:"[^"]*+"[ \t\r\n]*+(:)|\Z)'
+)
 
 
-def _keys_at_most(body: bytes | str) -> int:
-    """At least as many as the keys in ``body`` (for the pydantic-core path, which counts no
-    strings): each key's closing quote is followed by its colon (whitespace between). An
-    escaped quote before a colon (JSON quoted in a string) is not counted; a string opening
-    with a colon, or an escaped quote and whitespace before one, adds to the count (such a
-    body goes to the reference)."""
-    if isinstance(body, str):
-        return len(_KEY_END_TEXT.findall(body))
+def _names_held(body: bytes, held: int) -> bool:
+    """Whether ``body`` (JSON pydantic-core took) names exactly the ``held`` keys its envelope
+    holds: none given twice, none unknown (pydantic-core kept the last, or ignored it).
+
+    Counted from each key's closing quote and its colon (``_keys_at_most``), where a string
+    opening with a colon (``"::1"``, ``" :x"``) or an escaped quote, whitespace and a colon
+    (``"say \\"x\\" : y"``) count as one more key; only a body that may hold as many as it
+    counted over has its keys counted again, exactly (``_keys_in``), so that a body of unknown
+    fields, refused, is not.
+    """
+    named, spaced = _keys_at_most(body)
+    if named == held:
+        return True
+    if named < held:
+        return False
+    # What the count may have taken for keys: each quote followed by whitespace and a colon
+    # (``spaced``), and each quote opening a string right before one, which follows ``:,[{`` or
+    # whitespace: ``:":`` once those read as ``:``. Of a run of such occurrences overlapping
+    # (quotes two bytes apart, so one opens and the next closes), at most every other quote
+    # opens a string, and ``count`` counts every other one. Past that, a key was given twice
+    # or is unknown.
+    if named - held > spaced + body.translate(_BEFORE_STRINGS).count(b':":'):
+        return False
+    return _keys_in(body) == held
+
+
+def _keys_at_most(body: bytes) -> tuple[int, int]:
+    """At least as many as the keys in ``body``, and how many quotes in it are followed by
+    whitespace and a colon: each key's closing quote is followed by its colon (whitespace
+    between). An escaped quote before a colon (JSON quoted in a string) is not counted; a
+    string opening with a colon, or an escaped quote and whitespace before one, adds to the
+    count."""
     keys = body.count(_KEY_END)
     if b"\\" in body:
         keys -= _escaped(body, _KEY_END)
+    spaced = 0
     if b" :" in body or b"\n:" in body or b"\t:" in body or b"\r:" in body:
-        keys += len(_SPACED_KEY_END.findall(body))
-    return keys
+        spaced = len(_SPACED_KEY_END.findall(body))
+    return keys + spaced, spaced
+
+
+def _keys_in(body: bytes) -> int:
+    """The keys ``body`` (valid JSON) names, at any depth: its escapes left out, no quote is
+    left inside a string, and each string followed by a colon is a key."""
+    if b"\\" in body:
+        body = _ESCAPE.sub(b"", body)
+    return _NEXT_KEY.findall(body).count(b":")

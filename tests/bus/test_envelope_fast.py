@@ -33,7 +33,6 @@ from bridge.bus.decoding import (
     _decode_fast,
     _decode_structs,
     _decode_unchecked,
-    _keys_at_most,
     _named_once,
     decode_envelopes,
 )
@@ -165,19 +164,6 @@ def drawn_fields(model: type[Message], payload: dict[str, Any]) -> set[str]:
     }
 
 
-def keys_named(body: bytes) -> int:
-    """How many keys the objects in ``body`` name, at any depth."""
-    named = 0
-
-    def count(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        nonlocal named
-        named += len(pairs)
-        return dict(pairs)
-
-    json.loads(body, object_pairs_hook=count)
-    return named
-
-
 def _agree(body: bytes, payload: dict[str, Any], model: type[Message]) -> Envelope | Rejection:
     """The fast path takes ``body`` exactly when the reference accepts it, and builds its Envelope.
 
@@ -189,10 +175,6 @@ def _agree(body: bytes, payload: dict[str, Any], model: type[Message]) -> Envelo
         assert fast is None, "the fast path accepted what the reference refuses"
         assert taken == [None] * len(taken), "the msgspec path accepted what the reference refuses"
         assert decode_envelope(body) == reference
-        return reference
-    if fast is None and _keys_at_most(body) > keys_named(body):
-        # A string opening with a colon looks like one more key to the count: the reference
-        # decodes such a body (as decode_envelope does).
         return reference
     assert isinstance(fast, Envelope), "a valid envelope missed the fast path"
     drawn = drawn_fields(model, payload)
@@ -1755,3 +1737,140 @@ def test_a_version_written_as_a_float_is_taken_by_the_msgspec_path(version: byte
     assert len(taken) == 2
     assert all(isinstance(envelope, Envelope) for envelope in taken)
     _agree(body, _MEMBERSHIP, ClusterMembership)
+
+
+# A NodeHealth in a form only the models' lax rules take (its load as a string): the
+# pydantic-core path's, whose key count a string opening with a colon once took one further.
+_LAX_HEALTH = {**HEALTH, "load_avg": "1.5"}
+
+
+def _never_asked(*args: Any, **options: Any) -> Any:
+    raise AssertionError("the reference decoder was asked")
+
+
+@pytest.mark.parametrize("style", ["compact", "spaced", "tabs"])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"node": "::1"},
+        {"payload": {**_LAX_HEALTH, "node": ":x"}},
+        {"payload": {**_LAX_HEALTH, "checks": {":x": "up", "::": ":", "a": ":"}}},
+        {"payload": {**_LAX_HEALTH, "checks": {"a": " :x", "b": "  :", "c": ", :"}}},
+        {"payload": {**_LAX_HEALTH, "checks": {"a": 'say "x" : y', 'b "c"': ':"', "d": "\\"}}},
+        {"payload": {**_LAX_HEALTH, "checks": {"a": 'say "x": y', "b": '{"c":":"}'}}},
+    ],
+    ids=["node", "payload-node", "colon-keys", "spaced-colons", "escaped-spaced", "escaped"],
+)
+def test_lax_envelopes_with_strings_opening_with_a_colon_take_the_fast_path(
+    changes: dict[str, Any], style: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A valid envelope in a lax form holding strings (keys or values) that open with a colon,
+    or an escaped quote and whitespace before a colon, as bytes or text, is taken by the fast
+    paths, alone and in a batch, and builds the reference's Envelope: the reference decoder is
+    not asked."""
+    data = {**_ENVELOPE, "payload": _LAX_HEALTH, **changes}
+    text = _pairs_json(data, _SEPARATORS[style])
+    body = text.encode()
+    assert isinstance(_agree(body, data["payload"], NodeHealth), Envelope)
+    monkeypatch.setattr(decoding_module, "decode_envelope_reference", _never_asked)
+    assert isinstance(decode_envelope(body), Envelope)
+    assert isinstance(decode_envelope(text), Envelope)
+    plain = _health()
+    envelopes, failure = decode_envelopes([plain, body], plain + b"\n" + body)
+    assert failure is None
+    assert len(envelopes) == 2
+
+
+_COLONS = [("status", "healthy"), ("load_avg", "1.5"), ("node", "::1"), ("checks", [(":x", ":")])]
+
+
+@pytest.mark.parametrize("style", ["compact", "spaced", "tabs"])
+@pytest.mark.parametrize(
+    ("pairs", "field"),
+    [
+        ([*_ENVELOPE.items(), ("payload", _COLONS), ("node", "::1")], "node"),
+        ([*_ENVELOPE.items(), ("payload", [*_COLONS, ("status", ":")])], "payload.status"),
+        ([*_ENVELOPE.items(), ("payload", [*_COLONS[:3], ("checks", [(":x", ":"), (":x", ":")])])],
+         "payload.checks.:x"),
+        ([*_ENVELOPE.items(), ("payload", _COLONS), (":x", ":")], ":x"),
+        ([*_ENVELOPE.items(), ("payload", [*_COLONS, (":x", ":")])], "payload.:x"),
+    ],
+    ids=["envelope-twice", "payload-twice", "nested-twice", "unknown", "unknown-in-payload"],
+)  # fmt: skip
+def test_a_key_given_twice_or_unknown_beside_colon_strings_is_refused_either_way(
+    pairs: list[tuple[str, Any]], field: str, style: str
+) -> None:
+    """A lax envelope holding strings that open with a colon, and a key given twice or one no
+    field has, is left by the fast paths to the reference, which refuses it naming the key,
+    alone and in a batch."""
+    body = _pairs_json(pairs, _SEPARATORS[style]).encode()
+    assert _decode_fast(body) is None
+    rejection = _same(body)
+    assert isinstance(rejection, Rejection)
+    assert rejection.field == field
+    envelopes, failure = decode_envelopes([_health(), body])
+    assert len(envelopes) == 1
+    assert failure == (1, rejection)
+
+
+def test_many_names_opening_with_a_colon_in_a_lax_body_take_the_fast_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """100 000 node names opening with a colon (or holding quotes before one) in a lax
+    envelope are taken by the fast paths without the reference decoder; one key more beside
+    them is refused as the reference refuses it."""
+    names = ["::1", ':"a":', ' :"', "\\:"] * 25_000
+    payload = {**_LAX, "affected_nodes": names}
+    body = _body(payload, ClusterMembership)
+    assert isinstance(_agree(body, payload, ClusterMembership), Envelope)
+    twice = _same(body[:-2] + b', "event": "node_removed"}}')
+    assert isinstance(twice, Rejection)
+    assert twice.field == "payload.event"
+    monkeypatch.setattr(decoding_module, "decode_envelope_reference", _never_asked)
+    assert isinstance(decode_envelope(body), Envelope)
+
+
+def test_unknown_fields_beside_a_string_opening_with_a_colon_are_not_counted_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lax envelope of 1 000 unknown payload fields beside a ``::1`` is refused as the
+    reference refuses it, its keys not counted again: the strings that may open with a colon
+    are fewer than the keys counted over."""
+    unknown = {f"x{n:04d}": n for n in range(1_000)}
+    body = _health(node="::1", payload={**_LAX_HEALTH, **unknown})
+
+    def counted_again(*args: Any) -> Any:
+        raise AssertionError("the keys were counted again")
+
+    monkeypatch.setattr(decoding_module, "_keys_in", counted_again)
+    assert _decode_fast(body) is None
+    rejection = decode_envelope(body)
+    assert rejection == decode_envelope_reference(body)
+    assert isinstance(rejection, Rejection)
+    assert rejection.field == "payload.x0000"
+
+
+# Texts made of what a key count could misread: colons, quotes, backslashes, whitespace and
+# the characters an opening quote follows.
+_COLON_TEXTS = st.text(alphabet=':" \\,[{}]\t\nab', max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    node=st.one_of(st.just("::1"), _COLON_TEXTS),
+    checks=st.lists(st.tuples(_COLON_TEXTS, _COLON_TEXTS), max_size=5),
+    extra=st.lists(st.tuples(st.sampled_from(["status", "node", "checks", ":x"]), _COLON_TEXTS),
+                   max_size=1),
+    style=st.sampled_from(list(_SEPARATORS)),
+)  # fmt: skip
+def test_lax_bodies_of_colons_quotes_and_keys_given_twice_decode_as_the_reference_does(
+    node: str, checks: list[tuple[str, str]], extra: list[tuple[str, str]], style: str
+) -> None:
+    """A lax envelope whose node and checks are drawn from colons, quotes, backslashes and
+    whitespace, a check or a payload key now and then given twice or unknown, is taken by the
+    fast paths exactly when the reference takes it, as bytes and as text, with its result."""
+    payload = [("status", "healthy"), ("load_avg", "1.5"), ("checks", checks), *extra]
+    envelope = [*_ENVELOPE.items(), ("payload", payload)]
+    text = _pairs_json([(k, node if k == "node" else v) for k, v in envelope], _SEPARATORS[style])
+    _agree(text.encode(), dict(payload), NodeHealth)
+    _same(text)
