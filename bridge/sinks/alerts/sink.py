@@ -680,6 +680,7 @@ class AlertSink:
             self._refusals.refused(applied.refused)
         if applied.forgotten:
             self.metrics.resolves_forgotten(applied.forgotten)
+            self._refusals.forgotten(applied.forgotten)
         if applied.stale:
             self.metrics.stale_events(applied.stale)
             _logger.debug(
