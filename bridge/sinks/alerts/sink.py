@@ -11,8 +11,9 @@ and ``EXESDB_WEBHOOK_CONFIG_FILE``'s, see ``bridge.receivers``) then group, keep
 receiver wants (``min_severity``, ``send_resolved``) and deliver; a housekeeping loop
 (``housekeeping``) escalates, refreshes the depth gauges and prunes old rows; the Alertmanager
 poster mirrors alert states to Alertmanager when configured (on Redis, the lease holder's
-alone). The admin routes (``admin``), the index, the check of a delivery before each attempt
-(``vetting``) and the self-metrics (``metrics``) live in modules of their own.
+alone). The admin routes (``admin``), the index, the dates a batch is judged by
+(``batch_dates``), the check of a delivery before each attempt (``vetting``) and the
+self-metrics (``metrics``) live in modules of their own.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from bridge.bus import (
     SharedState,
     WorkQueueLease,
 )
-from bridge.cluster.shared_clock import SharedClock
 from bridge.component import Context, Deadline, HasClientSpans
 from bridge.errors import BridgeError, ConfigError
 from bridge.httpclient import ClientSettings, TokenSources
@@ -50,6 +50,7 @@ from bridge.settings import Settings
 from bridge.sinks.alerts.admin import AlertQuery, alert_routes
 from bridge.sinks.alerts.alertmanager import AlertmanagerPoster
 from bridge.sinks.alerts.announce import AckAnnouncer
+from bridge.sinks.alerts.batch_dates import BatchDates
 from bridge.sinks.alerts.delivery import (
     AttemptResult,
     DeliveryWorker,
@@ -110,13 +111,6 @@ MAX_OPEN_ALERTS: Final = 50_000
 # Health readings this many health intervals apart are a silence (as the health collector's own
 # are), when that is longer than EXESDB_ALERT_RESOLVE_TIMEOUT_MS.
 _SILENT_INTERVALS: Final = 2.5
-# How often the difference between this replica's clock and the shared store's (Redis's) is
-# measured again, at the next batch: clocks drift apart by milliseconds a day.
-_SHARED_CLOCK_SECONDS: Final = 60.0
-# How long a batch waits for that measure: a Redis slow to answer leaves the last one in force;
-# one that failed is taken again at a batch a second later at the soonest, not at every batch.
-_SHARED_CLOCK_WAIT_SECONDS: Final = 0.5
-_SHARED_CLOCK_RETRY_SECONDS: Final = 1.0
 # Ingest's answer to a batch holding alerts while the outbox cannot store one (KeptChanges).
 _OUTBOX_REFUSING: Final = (
     "the alert outbox cannot store alerts now (its disk full, or failing): the batch is not"
@@ -190,19 +184,9 @@ class AlertSink:
         self._publish = publish
         self._recorder = recorder
         self._clock = clock
-        # An event is dated never later than now by the clock the replicas share (the
-        # coordinator's: Redis's), not this replica's own (``transitions.event_date``).
-        self._shared_clock = (
-            None
-            if coordinator is None
-            else SharedClock(
-                coordinator,
-                every=_SHARED_CLOCK_SECONDS,
-                retry=_SHARED_CLOCK_RETRY_SECONDS,
-                clock=monotonic,
-                wall_clock=clock,
-            )
-        )
+        # What a batch's events are dated by: the coordinator's clock (Redis's), or without
+        # one, when the queue last handed over all it held.
+        self._dates = BatchDates(coordinator, clock=clock, monotonic=monotonic)
         self._random = random
         self._sleep = sleep
         self._alertmanager_interval = alertmanager_interval
@@ -287,9 +271,6 @@ class AlertSink:
             lease.on_lead(self._take_up)
             lease.require(self._db.hung)  # an outbox that hangs leaves the work queue to others
             lease.require(self._db.full)  # so does one whose disk is full
-        # When the sink's queue last handed over all it held, that batch handled since: every
-        # message not yet handled was taken in after it (see _on_batch).
-        self._arrived_after = -float("inf")
         self._house_wake = asyncio.Event()
         self._housekeeping: Housekeeping | None = None
         self._alertmanager_section: AlertmanagerConfig | None = None
@@ -422,7 +403,7 @@ class AlertSink:
             hold_seconds=self._pending.for_seconds,
             # A message sent before a resolve is refused once the replay window has passed
             # since: remembering the resolve longer (than for those taken in by then, however
-            # long they wait in the queue: _on_batch) would stop nothing more.
+            # long they wait in the queue: batch_dates) would stop nothing more.
             remember_for=settings.replay_window_ms / 1000,
             holding=self.holds_work_queue,
             monotonic=self._monotonic,
@@ -677,13 +658,7 @@ class AlertSink:
     # -- the bus stage --
 
     async def _on_batch(self, envelopes: Sequence[Envelope]) -> None:
-        # Read as the batch is handed over, before any wait: nothing left queued, every message
-        # taken in until now is in this batch or one handled before (AlertStore.plan's
-        # arrived_after, from once this batch is handled).
-        taken_at = self._clock() if self.subscription.depth == 0 else None
-        await self._take(envelopes)
-        if taken_at is not None:
-            self._arrived_after = max(self._arrived_after, taken_at)
+        await self._dates.handle(self.subscription.depth, lambda: self._take(envelopes))
 
     async def _take(self, envelopes: Sequence[Envelope]) -> None:
         await self._ready.wait()  # messages may arrive between bus start and ours
@@ -705,6 +680,7 @@ class AlertSink:
             self._refusals.refused(applied.refused)
         if applied.forgotten:
             self.metrics.resolves_forgotten(applied.forgotten)
+            self._refusals.forgotten(applied.forgotten)
         if applied.stale:
             self.metrics.stale_events(applied.stale)
             _logger.debug(
@@ -721,11 +697,8 @@ class AlertSink:
         self.subscription.refusing = _OUTBOX_REFUSING if refusing else None
 
     async def _apply(self, changes: Sequence[AlertEvent | Acknowledgement], now: float) -> Applied:
-        shared = self._shared_clock
-        if shared is None:
-            return await self.states.apply(changes, now, arrived_after=self._arrived_after)
-        await shared.look(within=_SHARED_CLOCK_WAIT_SECONDS)
-        return await self.states.apply(changes, now, shared.unix_time())
+        dates = await self._dates.dates()
+        return await self.states.apply(changes, now, dates.latest, dates.arrived_after)
 
     def _changed(self) -> None:
         for worker in self.workers.values():

@@ -3,9 +3,12 @@ its alert changes nothing, and is counted (docs/alerts.md, late and redelivered 
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from bridge.app import Bridge
 from bridge.messages import NodeLifecycle
@@ -134,10 +137,13 @@ async def test_a_down_taken_in_time_that_waited_in_the_queue_past_the_window_fir
         )
 
 
-async def test_resolves_of_unknown_alerts_forgotten_at_the_cap_are_counted(tmp_path: Path) -> None:
+async def test_resolves_of_unknown_alerts_forgotten_at_the_cap_are_counted_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """In process: the returns of more distinct nodes than ``RESOLVES_REMEMBERED``, their alerts
     unknown, count each resolve forgotten beyond the cap in
-    exesdb_alerts_resolves_forgotten_total."""
+    exesdb_alerts_resolves_forgotten_total, and a warning says so."""
+    caplog.set_level(logging.WARNING, logger="bridge.sinks.alerts.refusals")
     async with alert_bridge(tmp_path) as (bridge, _, _):
         at = datetime.fromtimestamp(time.time() - 1, UTC)
         for number in range(RESOLVES_REMEMBERED + 2):
@@ -149,3 +155,8 @@ async def test_resolves_of_unknown_alerts_forgotten_at_the_cap_are_counted(tmp_p
             lambda: bridge.registry.get_sample_value("exesdb_alerts_resolves_forgotten_total") == 2,
             what="two resolves counted forgotten",
         )
+    forgot = [
+        record for record in caplog.records if "resolve(s) of alerts unknown" in record.getMessage()
+    ]
+    assert len(forgot) == 1  # both told at once, or the second within the minute after
+    assert forgot[0].levelno == logging.WARNING
