@@ -1,11 +1,12 @@
-"""The dates an alert batch is judged by: the replicas' shared clock, or the queue's hand-over.
+"""The dates an alert batch is judged by: the replicas' shared clock and the queue's hand-over.
 
 With a coordinator, an event is dated never later than now by the clock the replicas share (the
-coordinator's: Redis's ``TIME``), not this replica's own (``transitions.event_date``), its
-difference from this replica's measured again once a minute, at a batch. Without one, a resolve
-of an unknown alert is remembered for the replay window from when every message not yet handled
-was taken in (``AlertStore.plan``'s ``arrived_after``): when the sink's queue last handed over
-all it held, that batch handled since, however long a message then waits in the queue.
+coordinator's: Redis's ``TIME``, or the process's own on the in-process bus), not this replica's
+own (``transitions.event_date``), its difference from this replica's measured again once a
+minute, at a batch. A resolve of an unknown alert is remembered for the replay window from when
+every message not yet handled was taken in (``AlertStore.plan``'s ``arrived_after``, which the
+in-process bus's store reads; on Redis the index keeps them): when the sink's queue last handed
+over all it held, that batch handled since, however long a message then waits in the queue.
 """
 
 from __future__ import annotations
@@ -33,15 +34,15 @@ _SHARED_CLOCK_RETRY_SECONDS: Final = 1.0
 @dataclass(frozen=True, slots=True)
 class Dates:
     """What a batch's changes are applied with besides now (``AlertStates.apply``): ``latest``,
-    the shared clock's now, that no event is dated past; or ``arrived_after``, when every
-    message not yet handled was taken in by at the latest."""
+    the shared clock's now, that no event is dated past (None without a coordinator); and
+    ``arrived_after``, when every message not yet handled was taken in by at the latest."""
 
     latest: float | None = None
     arrived_after: float | None = None
 
 
 class BatchDates:
-    """The dates of the alert sink's batches: by ``coordinator``'s clock when there is one, else
+    """The dates of the alert sink's batches: by ``coordinator``'s clock when there is one, and
     by when its queue last handed over all it held (``clock``: Unix seconds; ``monotonic``
     times the shared clock's measures)."""
 
@@ -87,4 +88,4 @@ class BatchDates:
         if shared is None:
             return Dates(arrived_after=self._arrived_after)
         await shared.look(within=_SHARED_CLOCK_WAIT_SECONDS)
-        return Dates(latest=shared.unix_time())
+        return Dates(latest=shared.unix_time(), arrived_after=self._arrived_after)

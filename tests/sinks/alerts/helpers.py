@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
 from bridge.backoff import Backoff
-from bridge.bus import Envelope, Transport, new_message_id
+from bridge.bus import Coordinator, Envelope, Transport, new_message_id
 from bridge.component import Context
 from bridge.messages import Message, MetricAlert, SystemAlert
 from bridge.settings import Settings
@@ -88,13 +88,15 @@ async def alert_bridge(
     transport: Transport | None = None,
     max_open_alerts: int = MAX_OPEN_ALERTS,
     db: DbThread | None = None,
+    coordinator: Coordinator | None = None,
     **env: str,
 ) -> AsyncIterator[tuple[Bridge, AlertSink, Watcher]]:
     """An in-process bridge whose only component is the alert sink, and a bus watcher.
 
     ``env`` holds settings by variable name (``EXESDB_WEBHOOK_URLS=...``); ``db`` is the
     sink's database thread (see ``hold``); ``clock`` its wall clock, ``monotonic`` the clock it
-    measures how long it has run by (a test of the stale wait gives it the same ManualClock).
+    measures how long it has run by (a test of the stale wait gives it the same ManualClock);
+    ``coordinator`` the sink's, when not the bus's (one on ``clock``, whose dates it caps).
     Health readings alert at once unless ``env`` sets ``EXESDB_ALERT_FOR_MS`` (the tests of the
     hold do).
     """
@@ -108,6 +110,7 @@ async def alert_bridge(
             **env,
         }
     )
+    options: dict[str, Any] = {} if coordinator is None else {"coordinator": coordinator}
     bridge, sink = sink_bridge(
         settings,
         transport=transport,
@@ -116,6 +119,7 @@ async def alert_bridge(
         alertmanager_interval=alertmanager_interval,
         max_open_alerts=max_open_alerts,
         db=db,
+        **options,
     )
     watcher = Watcher()
     bridge.bus.subscribe("test-watcher", watcher, instances=["ex_esdb_alerts"])
@@ -136,7 +140,7 @@ def sink_bridge(
     """A bridge (with a registry of its own) whose only component is an AlertSink, and the sink.
 
     The sink is made from the bridge's context as ``alert_sink`` makes it (settings, bus,
-    publish, registry, recorder, the work-queue lease and shared state; with
+    publish, registry, recorder, the work-queue lease, shared state and coordinator; with
     ``bridge_deadline`` the bridge's stop deadline, else one of its own), with ``options``
     (``clock``, ``db``, …) on top. Nothing is started.
     """
@@ -152,7 +156,7 @@ def sink_bridge(
             lease=context.capabilities.lease,
             state=context.capabilities.state,
             shutdown=context.shutdown if bridge_deadline else None,
-            **options,
+            **{"coordinator": context.capabilities.coordinator, **options},
         )
         sinks.append(sink)
         return sink

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bridge.app import Bridge
+from bridge.bus import LocalCoordinator
 from bridge.messages import NodeLifecycle
 from bridge.sinks.alerts import AlertSink
 from bridge.sinks.alerts.alert_store import RESOLVES_REMEMBERED
@@ -111,10 +112,16 @@ async def test_a_down_taken_in_time_that_waited_in_the_queue_past_the_window_fir
     """In process: a node's reconnected taken while its node_failure is unknown, then its down
     sent before it, taken in while the resolve is remembered but waiting in the sink's queue
     (behind a batch the outbox holds) until EXESDB_REPLAY_WINDOW_MS has passed since: the down
-    opens no alert and is counted stale, as handled at once it would have been."""
+    opens no alert and is counted stale, as handled at once it would have been. The sink has
+    the in-process bus's coordinator, as ``alert_sink`` gives it (on the sink's clock here)."""
     clock = ManualClock(T0)
     db = DbThread()
-    async with alert_bridge(tmp_path, clock=clock, db=db) as (bridge, sink, _):
+    coordinator = LocalCoordinator(wall_clock=clock)
+    async with alert_bridge(tmp_path, clock=clock, db=db, coordinator=coordinator) as (
+        bridge,
+        sink,
+        _,
+    ):
         bridge.bus.publish("lifecycle", _dated("reconnected", T0 - 30))
         bridge.bus.publish("marker", system_alert("m1", severity="warning"))
         await async_wait_until(lambda: stored(sink.outbox, "m1"), what="the reconnected handled")
