@@ -790,8 +790,28 @@ INTERNALS = [
         description="Resolves of alerts the bridge did not know (a node's return taken before its down) forgotten at the cap of 10 000, per 5 minutes: a flood of returns of distinct nodes, or a misbehaving sender; a late firing sent before one forgotten opens its alert again. ExesdbAlertResolvesForgotten fires for 15 minutes after each.",
     ),
     series(
-        "Work-queue lease kept through failed take-ups (Redis bus)",
+        "Alerts refused and stale events",
         [
+            Q(
+                f"sum by (instance) (increase(exesdb_alerts_refused_total{{{INSTANCE}}}[5m]))",
+                "refused at the cap {{instance}}",
+            ),
+            Q(
+                f"sum by (instance) (increase(exesdb_alerts_stale_events_total{{{INSTANCE}}}[5m]))",
+                "stale events left out {{instance}}",
+            ),
+        ],
+        "short",
+        description="Per 5 minutes: new alerts refused because the cap on open alerts (50 000) was reached, and alert events left out because their message was sent before the event that last changed their alert (delivered late or again: a down redelivered after the return that resolved it re-opens nothing). On the Redis bus, at the work-queue lease holder.",
+    ),
+    series(
+        "Work-queue lease (Redis bus)",
+        [
+            # A deployment's replicas share one lease: the targets of one job in one namespace.
+            Q(
+                f"sum by (job, namespace) (exesdb_redis_work_queue_leader{{{INSTANCE}}})",
+                "holders {{job}} {{namespace}}",
+            ),
             Q(
                 f"max by (instance) (exesdb_redis_work_queue_lease_kept{{{INSTANCE}}})",
                 "kept {{instance}}",
@@ -802,7 +822,7 @@ INTERNALS = [
             ),
         ],
         "short",
-        description="Kept: 1 while a replica that took the work-queue lease back after Redis lost its data keeps it through failed take-ups, the work queue served by no replica (ExesdbRedisWorkQueueLeaseKept fires after 5 minutes). Given back: leases it gave back still failing, per 5 minutes, its open alerts then taken up by no replica (ExesdbRedisWorkQueueLeaseGivenBack). Only on the Redis bus.",
+        description="Holders: the replicas of a deployment (a job in a namespace) that hold the work-queue lease, 1 but for a hand-over (ExesdbRedisWorkQueueLeaseUnheld fires after 2 minutes at 0, ExesdbRedisWorkQueueLeaseHeldBySeveral after 2 minutes above 1). Kept: 1 while a replica that took the work-queue lease back after Redis lost its data keeps it through failed take-ups, the work queue served by no replica (ExesdbRedisWorkQueueLeaseKept fires after 5 minutes). Given back: leases it gave back still failing, per 5 minutes, its open alerts then taken up by no replica (ExesdbRedisWorkQueueLeaseGivenBack). Only on the Redis bus.",
     ),
     Row("OpenTelemetry export"),
     series(

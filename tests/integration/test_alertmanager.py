@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from bridge.sinks.alerts.payload import build_payloads, fingerprint
 from tests.integration.servers.alertmanager import AlertmanagerServer, alertmanager_server
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.sinks.alerts.helpers import alert_bridge, stored, system_alert
-from tests.support import async_wait_until, check_config, http_get
+from tests.support import ROOT, async_wait_until, check_config, http_get, wait_until
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
 pytestmark = pytest.mark.integration
@@ -371,3 +372,40 @@ async def test_a_webhook_receiver_at_alertmanagers_api_is_warned_of_and_refused_
         await async_wait_until(lambda: sink.outbox.queue.depth().dead == 1, what="a dead letter")
         [dead] = sink.outbox.queue.deliveries("dead")
         assert dead.last_status == 400, dead
+
+
+def test_a_replica_failing_its_scrapes_holds_back_its_own_alerts_not_its_deployments(
+    alertmanager_server,
+) -> None:
+    """Under the shipped inhibit rules, a replica Prometheus cannot scrape (a lease holder
+    killed) has its own alerts held back, but not the alert that no replica of its deployment
+    holds the work-queue lease, nor a cluster alert: neither carries an ``instance``."""
+    shipped = yaml.safe_load((ROOT / "deploy/alertmanager/alertmanager.yml").read_text())
+    server: AlertmanagerServer = alertmanager_server(inhibit_rules=shipped["inhibit_rules"])
+    replica = {"job": "exesdb-bridge", "instance": "10.0.0.1:9570"}
+    deployment = {"job": "exesdb-bridge", "namespace": "exesdb"}
+    sent = [
+        {"alertname": "ExesdbBridgeScrapeFailing", "severity": "critical", **replica},
+        {"alertname": "ExesdbBusDropping", "severity": "warning", **replica},
+        {"alertname": "ExesdbRedisWorkQueueLeaseUnheld", "severity": "critical", **deployment},
+        {"alertname": "ExesdbNodeDown", "severity": "critical", "state": "down"},
+    ]
+    request = urllib.request.Request(
+        server.url + "/api/v2/alerts",
+        data=json.dumps([{"labels": labels} for labels in sent]).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+    def states() -> dict[str, str] | None:
+        found = {a["labels"]["alertname"]: a["status"]["state"] for a in server.alerts()}
+        # Inhibition is marked as each alert's group is flushed, after its group_wait.
+        return found if found.get("ExesdbBusDropping") == "suppressed" else None
+
+    assert wait_until(states, 30, "the replica's own alert held back") == {
+        "ExesdbBridgeScrapeFailing": "active",
+        "ExesdbBusDropping": "suppressed",
+        "ExesdbRedisWorkQueueLeaseUnheld": "active",
+        "ExesdbNodeDown": "active",
+    }

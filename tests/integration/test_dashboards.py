@@ -379,6 +379,8 @@ LABEL_VALUES = {
 # The open alerts of a replica's outbox: on Redis shown by the work-queue lease holder alone (the
 # others show 0), so the holder's are the cluster's.
 OUTBOX = ("exesdb_alerts_active", ("severity",), MetricType.GAUGE)
+# Which replica holds the work-queue lease: 1 at the holder, 0 at the others.
+LEASE = "exesdb_redis_work_queue_leader"
 
 
 def message_families() -> list[tuple[str, tuple[str, ...], MetricType]]:
@@ -420,9 +422,7 @@ def replica_input() -> list[dict[str, str]]:
                 shown = "0x80" if no_lease else values
                 found.append({"series": selector(name, {**target, **labels}), "values": shown})
     for target, leader in zip(REPLICAS, ("1", "0"), strict=True):
-        found.append(
-            {"series": selector("exesdb_redis_work_queue_leader", target), "values": f"{leader}x80"}
-        )
+        found.append({"series": selector(LEASE, target), "values": f"{leader}x80"})
     return found
 
 
@@ -453,19 +453,21 @@ def rules() -> list[dict[str, Any]]:
 def cluster_names() -> set[str]:
     """The series the two-replica check gives: those of messages, the outbox, the lease."""
     messages = {name for name, _, _ in message_families()}
-    return messages | {OUTBOX[0], "exesdb_redis_work_queue_leader"}
+    return messages | {OUTBOX[0], LEASE}
 
 
 def cluster_queries() -> list[tuple[str, str]]:
-    """(where, expr) of each dashboard query and rule that reads only ``cluster_names()``, with
-    Grafana's variables replaced; ``where`` is a panel's dashboard and title, or a rule's name."""
+    """(where, expr) of each dashboard query and rule that reads only ``cluster_names()``, and
+    not the lease alone, with Grafana's variables replaced; ``where`` is a panel's dashboard and
+    title, or a rule's name. The lease is a deployment's, not the cluster's: one bridge on the
+    in-process bus shows none, its replicas one, and what counts its holders groups by job."""
     found = [(f"{uid} / {title}", substitute(expr, variables())) for uid, title, expr in queries()]
     found += [(rule.get("record") or rule["alert"], rule["expr"]) for rule in rules()]
     names = cluster_names()
     return [
         (where, expr)
         for where, expr in found
-        if metrics_named(expr) and metrics_named(expr) <= names
+        if (named := metrics_named(expr)) <= names and named - {LEASE}
     ]
 
 

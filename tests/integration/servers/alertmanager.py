@@ -2,10 +2,10 @@
 
 ``AlertmanagerServer(webhook_url=...).start(workdir)`` writes a configuration routing every alert
 to one webhook receiver (short ``group_wait`` so tests stay fast; or, given ``webhook_configs``,
-to those, and with ``global_section`` as its ``global``), starts Alertmanager on a free
-loopback port with clustering off and its storage in ``workdir``, and waits until that process
-listens and ``/-/ready`` answers (moving to another port when another process took the free one
-first).
+to those, and with ``global_section`` as its ``global`` and ``inhibit_rules`` as its own),
+starts Alertmanager on a free loopback port with clustering off and its storage in ``workdir``,
+and waits until that process listens and ``/-/ready`` answers (moving to another port when
+another process took the free one first).
 ``alerts()`` reads ``/api/v2/alerts``. With ``web_config`` (the text of an exporter-toolkit web
 config, absolute paths) it serves as that file says, asked with ``context`` and ``headers``.
 Tests use the ``alertmanager_server`` fixture, a factory whose servers are stopped afterwards.
@@ -51,6 +51,7 @@ class AlertmanagerServer:
         headers: Mapping[str, str] | None = None,
         webhook_configs: Sequence[Mapping[str, Any]] | None = None,
         global_section: Mapping[str, Any] | None = None,
+        inhibit_rules: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         self.binary = require_binary(BINARY)
         self.port = free_port()
@@ -60,6 +61,7 @@ class AlertmanagerServer:
         self.webhook_url = webhook_url
         self.webhook_configs = webhook_configs
         self.global_section = global_section
+        self.inhibit_rules = inhibit_rules
         self.group_wait = group_wait
         self.group_interval = group_interval
         self.repeat_interval = repeat_interval
@@ -90,6 +92,8 @@ class AlertmanagerServer:
         }
         if self.global_section is not None:
             config["global"] = dict(self.global_section)
+        if self.inhibit_rules is not None:
+            config["inhibit_rules"] = [dict(rule) for rule in self.inhibit_rules]
         return json.dumps(config, indent=2)
 
     def start(self, workdir: Path, ready_timeout: float = 30.0) -> AlertmanagerServer:
