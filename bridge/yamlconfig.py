@@ -44,6 +44,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
+from bridge.choices import choice_meant
 from bridge.errors import ConfigError
 from bridge.go_values import GoWord
 from bridge.redaction import redact_urls
@@ -737,6 +738,11 @@ def _describe(
     # secret, which it likely is (a webhook's URL may be its key).
     keys = _allowed_keys(model, loc, hidden) if error["type"] == "model_type" else []
     shows_secret = any(part in secret for part in (*loc, *keys))
+    # The word meant, as the settings answer EXESDB_WEBHOOK_MIN_SEVERITY=eror; the file takes
+    # only the exact word (as Go does) where the settings take warn and WARNING: it names it.
+    if error["type"] == "literal_error" and not shows_secret:
+        choice = choice_meant(given, str(error["ctx"]["expected"]))
+        message += f"; did you mean {choice!r}?" if choice is not None else ""
     if not shows_secret and isinstance(given, str | int | float) and error["type"] != "value_error":
         message += f" (got {given!r})"
     if keys and not isinstance(given, Mapping):
