@@ -15,6 +15,7 @@ import threading
 from collections.abc import Mapping
 from typing import Final, cast
 
+from bridge.go_values import go_duration
 from bridge.settings import OtlpCompression, OtlpProtocol, OtlpSignal, Settings
 
 __all__ = [
@@ -125,9 +126,6 @@ def otlp_number(environ: Mapping[str, str], name: str) -> tuple[float, str | Non
     if 0 < value < math.inf:
         meant = f" of at most {most:.0f} (a thread's longest wait)"
     if unit == "milliseconds":
-        # Only for a bad value: ``run`` imports no YAML reader unless given a file to read.
-        from bridge.yamlconfig import go_duration
-
         try:
             seconds = go_duration(raw)
         except ValueError:

@@ -37,6 +37,7 @@ from pydantic import (
 
 from bridge.client_environment import MIN_SECRET_LENGTH
 from bridge.errors import ConfigError
+from bridge.go_values import GoBool, GoInt, go_duration, go_duration_up_to, go_int_up_to
 from bridge.httpclient import HTTPClientConfig
 from bridge.httpclient.files import WatchedFile, read_problem
 from bridge.httpclient.schema import SECRET_KEYS, UNSUPPORTED_KEYS
@@ -47,13 +48,8 @@ from bridge.regular_files import MAX_FILE_BYTES, MAX_SECRET_BYTES
 from bridge.tlsutil import pem_file_problem
 from bridge.urls import require_alertmanager_url, require_http_url
 from bridge.yamlconfig import (
-    GoBool,
-    GoInt,
     Strict,
     checked_together,
-    go_duration,
-    go_duration_up_to,
-    go_int_up_to,
     not_supported,
     parse_yaml,
     read_text,

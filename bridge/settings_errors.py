@@ -7,7 +7,6 @@ it, showing a given value only as ``bridge.settings_display`` allows.
 
 from __future__ import annotations
 
-import difflib
 import re
 import typing
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ from typing import Any, Final
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
+from bridge.choices import choice_meant
 from bridge.messages import NODE_PATTERN, NODE_REFUSES
 from bridge.probe_settings import value_problem
 from bridge.redaction import redact_urls
@@ -59,7 +59,7 @@ def describe_error(error: ErrorDetails, fields: Mapping[str, FieldInfo]) -> str:
         message = _BOOLEAN_ALLOWED  # pydantic's message does not say what it takes
     if error["type"] == "literal_error":
         message = f"must be {error['ctx']['expected']}"  # in the words of the other settings
-        if (meant := _choice_meant(error)) is not None:
+        if (meant := choice_meant(error.get("input"), str(error["ctx"]["expected"]))) is not None:
             message += f"; did you mean {meant!r}?"  # as EXESDB_BUS=memroy is answered
         if variable.endswith("_PROTOCOL") and str(error.get("input")).strip() == "http/json":
             # The specification lists http/json; the Python SDK ships no exporter for it.
@@ -91,18 +91,6 @@ def describe_error(error: ErrorDetails, fields: Mapping[str, FieldInfo]) -> str:
     if variable in URL_VARIABLES:
         return f"{variable}: {message}"  # the message shows the URL as it may be shown
     return value_problem(variable, message, given)
-
-
-def _choice_meant(error: ErrorDetails) -> str | None:
-    """The choice of a refused one-of-a-few-words setting that its value is spelt nearly as
-    (``warn``: ``warning``, ``jsn``: ``json``), compared in any letter case as the settings take
-    their words; None when none is alike enough."""
-    given = error.get("input")
-    if not isinstance(given, str):
-        return None
-    choices = re.findall(r"'([^']*)'", str(error["ctx"]["expected"]))
-    close = difflib.get_close_matches(given.strip().casefold(), choices, n=1)
-    return close[0] if close else None
 
 
 def _number_allowed(variable: str, info: FieldInfo | None, given: object) -> str | None:

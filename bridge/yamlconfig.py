@@ -14,10 +14,9 @@ where a value goes is refused as empty (Go would take false or 0: ``send_resolve
 would turn resolved notifications off). A key given twice in one mapping is refused, naming its
 path and both lines, as Go's strict reader (``yaml.UnmarshalStrict``, which Alertmanager and the
 exporter-toolkit use) refuses it, where PyYAML alone would keep the last silently; merges
-(``<<``) count as that reader counts them (``_repeated_keys``). A boolean key (``GoBool``) takes
-what that reader takes: an unquoted ``true``/``false``, ``yes``/``no``, ``on``/``off`` or
-``y``/``n``, never text in quotes or a number, and a whole number (``GoInt``) no text in quotes
-nor a boolean; where text goes an unquoted ``y`` or ``n`` is that text, as in Go (``_GoWord``).
+(``<<``) count as that reader counts them (``_repeated_keys``). Values are taken as that reader
+takes them (``bridge.go_values``): the loader reads an unquoted ``y`` or ``n`` as Go does
+(``GoWord``).
 A value under a secret key is never shown, nor a key below one (a user's name under
 ``basic_auth_users``): a problem there names the entry's line instead. A value
 Alertmanager's dump hides (``<secret>``) is refused where it would be used as the secret it
@@ -33,32 +32,28 @@ import os
 import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Final, TypeVar, get_args
+from typing import Any, ClassVar, Final, TypeVar, get_args
 
 import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     ValidationError,
     model_validator,
 )
 from pydantic_core import InitErrorDetails
 
+from bridge.choices import choice_meant
 from bridge.errors import ConfigError
+from bridge.go_values import GoWord
 from bridge.redaction import redact_urls
 from bridge.regular_files import MAX_FILE_BYTES, read_bounded
 
 __all__ = [
-    "GoBool",
-    "GoInt",
     "Strict",
     "check_yaml",
     "checked_together",
-    "go_duration",
-    "go_duration_up_to",
-    "go_int_up_to",
     "not_supported",
     "parse_yaml",
     "read_text",
@@ -72,127 +67,6 @@ Model = TypeVar("Model", bound=BaseModel)
 _NO_COLON: Final = "while scanning a simple key"
 # ... and for a ": " inside what it reads as a value (plain text running on from the line above).
 _COLON_IN_VALUE: Final = "mapping values are not allowed here"
-
-# Go's time.ParseDuration (Alertmanager's `timeout`, the toolkit's `rate_limit.interval`): "1m30s".
-_DURATION: Final = re.compile(r"(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+")
-_PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-# The words Go's yaml.v2 reads as a boolean (YAML 1.1): each in lower case, capitalised or upper
-# case, no other.
-_GO_BOOLEAN_WORDS: Final = frozenset(
-    spelt
-    for word in ("y", "yes", "on", "true", "n", "no", "off", "false")
-    for spelt in (word, word.capitalize(), word.upper())
-)
-# A whole number as text: in a YAML file, one written in quotes.
-_WHOLE: Final = re.compile(r"[-+]?[0-9]+")
-_UNIT_SECONDS: Final = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-
-
-def go_duration(value: Any) -> float:
-    """A Go duration (``10s``, ``1m30s``, ``0``) in seconds; ValueError otherwise."""
-    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
-        return 0.0
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        # As Go says "missing unit": a number alone is no duration, and which unit is meant is
-        # the writer's to say (Alertmanager's examples are in seconds).
-        raise ValueError(
-            f"{value!r} has no unit: must be a duration such as 10s, 1m30s or 500ms "
-            f"({value}s for seconds)"
-        )
-    if not isinstance(value, str):
-        raise ValueError("must be a duration such as 10s, 1m30s or 500ms")
-    text = value.strip()
-    if text == "0":
-        return 0.0
-    if not _DURATION.fullmatch(text):
-        raise ValueError(f"{value!r} is not a duration such as 10s, 1m30s or 500ms")
-    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _PART.findall(text))
-
-
-def go_duration_up_to(longest: str, *, zero: str, example: str) -> BeforeValidator:
-    """The validator of a Go duration (``go_duration``) in seconds from 0 to ``longest`` (as
-    written: ``10m``), for an ``Annotated[float, ...]``: past it a value is a slip (a stray zero,
-    milliseconds written as seconds), refused naming the range, what 0 stands for (``zero``)
-    and an ``example``."""
-    most = go_duration(longest)
-
-    def bounded(value: Any) -> float:
-        seconds = go_duration(value)
-        if seconds > most:
-            raise ValueError(
-                f"must be a duration from 0 ({zero}) to {longest}, e.g. {example} (got {value!r})"
-            )
-        return seconds
-
-    return BeforeValidator(bounded)
-
-
-def _go_bool(value: Any) -> bool:
-    """A boolean as Go's YAML reader takes one: only an unquoted ``true``/``false`` (or YAML 1.1's
-    ``yes``/``no``, ``on``/``off``, ``y``/``n``, which ``read_yaml`` reads as Go does);
-    ValueError for text (one of those words in quotes told to go without them) or a number,
-    which Go refuses ("cannot unmarshal !!str")."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, _GoWord):
-        return value in ("y", "Y")
-    got = f" (got {value!r})" if isinstance(value, str | int | float) else ""
-    # Only such a word in quotes reads as text here: unquoted, the reader made it a boolean.
-    quoted = isinstance(value, str) and value.strip() in _GO_BOOLEAN_WORDS
-    how = " without quotes, as Go's YAML reader asks" if quoted else ""
-    raise ValueError(f"must be true or false{how} (it also takes yes/no, on/off and y/n){got}")
-
-
-GoBool = Annotated[bool, BeforeValidator(_go_bool)]
-
-
-def _go_int(value: Any) -> Any:
-    """A whole number as Go's YAML reader takes one into an int or uint (``max_alerts``,
-    ``burst``): ValueError for text (a number in quotes, ``'5'``, told to go without them) or a
-    boolean, which Go refuses ("cannot unmarshal !!str") where pydantic alone would take them."""
-    if isinstance(value, bool):
-        raise ValueError(f"must be a whole number, not a boolean (got {str(value).lower()})")
-    if isinstance(value, str):
-        # Only a number in quotes reads as one here: unquoted, the reader made it an int.
-        quoted = _WHOLE.fullmatch(value.strip()) is not None
-        how = " without quotes, as Go's YAML reader asks" if quoted else ""
-        raise ValueError(f"must be a whole number{how} (got {value!r})")
-    return value
-
-
-GoInt = Annotated[int, BeforeValidator(_go_int)]
-
-
-def go_int_up_to(most: int, *, example: int, zero: str = "") -> AfterValidator:
-    """The validator of a ``GoInt`` from 0 to ``most``, for an ``Annotated[GoInt, ...]``: past
-    it a value is a slip, refused naming the range, what 0 stands for (``zero``, if anything
-    but 0) and an ``example``."""
-    lowest = f"0 ({zero})" if zero else "0"
-
-    def bounded(value: int) -> int:
-        if not 0 <= value <= most:
-            raise ValueError(
-                f"must be a whole number from {lowest} to {most}, e.g. {example} (got {value})"
-            )
-        return value
-
-    return AfterValidator(bounded)
-
-
-class _GoWord(str):
-    """An unquoted ``y``, ``Y``, ``n`` or ``N``: a boolean to Go's yaml.v2 (YAML 1.1) where one
-    goes (``GoBool``), and the text as written where text goes (a user's name, a header's value),
-    as Go takes it; PyYAML alone reads it as text, which a boolean key must refuse in quotes."""
-
-    __slots__ = ()
 
 
 # The most values a document may make with its aliases expanded, and the deepest it may nest.
@@ -210,7 +84,7 @@ class _TooDeep(Exception):
 
 
 class _GoLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading an unquoted ``y``/``n`` as Go's yaml.v2 does (``_GoWord``),
+    """PyYAML's safe loader, reading an unquoted ``y``/``n`` as Go's yaml.v2 does (``GoWord``),
     composing no deeper than ``DEEPEST`` levels (``_TooDeep``): its composer recurses once a
     level, and "[" a thousand times over took a second to run out of stack."""
 
@@ -226,9 +100,9 @@ class _GoLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
-def _go_bool_or_word(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool | _GoWord:
+def _go_bool_or_word(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool | GoWord:
     if node.value in ("y", "Y", "n", "N"):
-        return _GoWord(node.value)
+        return GoWord(node.value)
     return loader.construct_yaml_bool(node)
 
 
@@ -864,6 +738,11 @@ def _describe(
     # secret, which it likely is (a webhook's URL may be its key).
     keys = _allowed_keys(model, loc, hidden) if error["type"] == "model_type" else []
     shows_secret = any(part in secret for part in (*loc, *keys))
+    # The word meant, as the settings answer EXESDB_WEBHOOK_MIN_SEVERITY=eror; the file takes
+    # only the exact word (as Go does) where the settings take warn and WARNING: it names it.
+    if error["type"] == "literal_error" and not shows_secret:
+        choice = choice_meant(given, str(error["ctx"]["expected"]))
+        message += f"; did you mean {choice!r}?" if choice is not None else ""
     if not shows_secret and isinstance(given, str | int | float) and error["type"] != "value_error":
         message += f" (got {given!r})"
     if keys and not isinstance(given, Mapping):

@@ -166,6 +166,32 @@ def test_a_bad_receivers_file_stops_start_up_with_exit_2_naming_the_key(tmp_path
     assert "webhook_configs.0.sent_resolved: unknown key" in completed.stderr
 
 
+@pytest.mark.parametrize("command", ["run", "check-config"])
+@pytest.mark.parametrize("written", ["warn", "WARNING"])
+def test_a_misspelt_word_in_the_file_stops_start_up_naming_the_key_and_the_word_meant(
+    tmp_path: Path, command: str, written: str
+) -> None:
+    """`run` and `check-config` with `min_severity: warn` (or `WARNING`, or a TLS version in
+    lower case) in the receivers file exit 2 naming each key and the word meant, as a misspelt
+    EXESDB_WEBHOOK_MIN_SEVERITY is answered: the file, unlike it, takes only the exact word."""
+    path = write(
+        tmp_path,
+        f"webhook_configs:\n  - url: http://h/hook\n    min_severity: {written}\n"
+        "    http_config: {tls_config: {min_version: tls13}}\n",
+    )
+    env = {"EXESDB_WEBHOOK_CONFIG_FILE": str(path), "EXESDB_HTTP_ADDR": "127.0.0.1:0"}
+    run = run_bridge if command == "run" else run_in_process
+    completed = run(command, env=env)
+    assert completed.returncode == 2
+    said = f"EXESDB_WEBHOOK_CONFIG_FILE: {path}: webhook_configs.0."
+    assert [line.strip() for line in completed.stderr.splitlines()[1:3]] == [
+        f"{said}http_config.tls_config.min_version: must be 'TLS10', 'TLS11', 'TLS12' or"
+        " 'TLS13'; did you mean 'TLS13'? (got 'tls13')",
+        f"{said}min_severity: must be 'info', 'warning', 'error' or 'critical';"
+        f" did you mean 'warning'? (got {written!r})",
+    ]
+
+
 def test_a_number_past_its_bound_in_the_file_stops_check_config_with_exit_2(
     tmp_path: Path,
 ) -> None:

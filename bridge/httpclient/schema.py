@@ -34,11 +34,12 @@ from pydantic import (
     model_validator,
 )
 
+from bridge.go_values import GoBool
 from bridge.redaction import safe_url
 from bridge.tlsutil import pem_certificates
 from bridge.urls import require_http_url
 from bridge.webconfig.schema import TLS_VERSIONS, TLSVersionName
-from bridge.yamlconfig import GoBool, Strict, checked_together, not_supported
+from bridge.yamlconfig import Strict, checked_together, not_supported
 
 __all__ = [
     "RESERVED_HEADERS",

@@ -25,17 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from bridge.go_values import GoBool, GoInt, go_duration_up_to, go_int_up_to
 from bridge.tlsutil import pem_certificates
-from bridge.yamlconfig import (
-    GoBool,
-    GoInt,
-    Strict,
-    check_yaml,
-    checked_together,
-    go_duration_up_to,
-    go_int_up_to,
-    read_yaml,
-)
+from bridge.yamlconfig import Strict, check_yaml, checked_together, read_yaml
 
 __all__ = [
     "CLIENT_AUTH_TYPES",

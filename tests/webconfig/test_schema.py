@@ -291,7 +291,7 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
         (
             "tls_server_config:\n  cert_file: a\n  key_file: b\n  curve_preferences: [P256]\n",
             "tls_server_config.curve_preferences.0: must be 'CurveP256', 'CurveP384', 'CurveP521'"
-            " or 'X25519' (got 'P256')",
+            " or 'X25519'; did you mean 'CurveP256'? (got 'P256')",
         ),
         # The toolkit refuses it too: yaml.v2 reads no string, "" included, into a []Curve.
         (
@@ -333,6 +333,33 @@ def test_a_bad_file_is_refused_naming_the_key(text: str, named: str):
     problems = _problems(text)
     assert any(named in problem for problem in problems), problems
     assert all(problem.startswith(f"{HERE}: ") for problem in problems)
+
+
+@pytest.mark.parametrize(
+    ("key", "written", "meant"),
+    [
+        ("client_auth_type", "RequireAndVerifyClientCerts", "RequireAndVerifyClientCert"),
+        ("client_auth_type", "requireandverifyclientcert", "RequireAndVerifyClientCert"),
+        ("min_version", "tls12", "TLS12"),
+        ("max_version", "TLS1.3", "TLS13"),
+    ],
+)
+def test_a_misspelt_word_is_refused_with_the_word_meant(key: str, written: str, meant: str):
+    """A word of tls_server_config spelt nearly as one it takes, or in another letter case, is
+    refused (the file takes the exact word, as the toolkit does) naming its key and the word
+    meant, as the settings answer a misspelt EXESDB_WEBHOOK_MIN_SEVERITY."""
+    text = f"tls_server_config:\n  cert_file: a\n  key_file: b\n  {key}: {written}\n"
+    [problem] = _problems(text)
+    assert problem.startswith(f"{HERE}: tls_server_config.{key}: must be ")
+    assert problem.endswith(f"; did you mean {meant!r}? (got {written!r})")
+
+
+def test_a_header_s_word_in_capitals_is_refused_with_the_word_meant():
+    """`X-Frame-Options: DENY` is refused (the toolkit takes only `deny`), offering `deny`."""
+    assert _problems("http_server_config:\n  headers:\n    X-Frame-Options: DENY\n") == [
+        f"{HERE}: http_server_config.headers.X-Frame-Options: must be 'deny' or 'sameorigin';"
+        " did you mean 'deny'? (got 'DENY')"
+    ]
 
 
 def test_a_null_curve_preferences_reads_as_left_out():
