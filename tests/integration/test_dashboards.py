@@ -29,6 +29,7 @@ from tests.doc_text import page
 from tests.integration.servers.alertmanager import AlertmanagerServer
 from tests.integration.servers.otlp import GrpcOtlpReceiver
 from tests.integration.servers.prometheus import PrometheusServer
+from tests.integration.servers.redis import RedisServer
 from tests.integration.servers.webhook import WebhookReceiver
 from tests.support import (
     ROOT,
@@ -529,14 +530,20 @@ def test_two_scraped_replicas_give_the_answers_of_one_bridge(tmp_path: Path) -> 
 @pytest.fixture(scope="module")
 def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BridgeProcess, Any]]:
     """A --demo bridge, its webhook receiver and Alertmanager, and a Prometheus scraping the
-    bridge every second with the shipped rules."""
+    bridge every second with the shipped rules. The bridge runs on a Redis bus over TLS and with
+    a web config file (serving plain HTTP, as an empty one does), so that the Redis bus and HTTP
+    edge panels have data too."""
     workdir = tmp_path_factory.mktemp("demo-stack")
+    redis = RedisServer(tls=True).start(workdir / "redis")
+    (workdir / "web.yml").write_text("{}\n")
     receiver = WebhookReceiver().start()
     collector = GrpcOtlpReceiver().start()
     alertmanager = AlertmanagerServer()
     bridge = BridgeProcess(
         args=["--demo"],
         state_dir=workdir / "state",
+        EXESDB_BUS=redis.url,
+        EXESDB_WEB_CONFIG_FILE=str(workdir / "web.yml"),
         EXESDB_HEALTH_BROADCAST_INTERVAL="500",
         EXESDB_METRICS_BROADCAST_INTERVAL="500",
         EXESDB_NODE="bridge-under-test",
@@ -567,6 +574,7 @@ def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Bridg
         alertmanager.stop()
         receiver.stop()
         collector.stop()
+        redis.stop()
 
 
 def run_all(prometheus: PrometheusServer) -> tuple[dict[str, str], list[str], list[str]]:
