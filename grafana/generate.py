@@ -701,6 +701,43 @@ INTERNALS = [
         ],
         "ops",
     ),
+    Row("Redis bus"),
+    series(
+        "Redis connection",
+        [
+            Q(
+                f"max by (instance) (exesdb_redis_connected{{{INSTANCE}}})",
+                "connected {{instance}}",
+            ),
+            Q(
+                f"max by (instance) (exesdb_redis_node_name_shared{{{INSTANCE}}})",
+                "node name shared {{instance}}",
+            ),
+            Q(
+                f"sum by (instance) (rate(exesdb_redis_connection_errors_total{{{INSTANCE}}}[{RATE}]))",
+                "failed commands {{instance}}",
+                unit="ops",
+            ),
+        ],
+        "short",
+        description="Connected: 1 while Redis answers the replica and refuses none of its commands, else 0 (ExesdbRedisUnusable fires after 5 minutes at 0; a deployment none of whose replicas is connected is not told as ExesdbRedisWorkQueueLeaseUnheld). Node name shared: 1 while another live bridge process on this Redis runs with the replica's EXESDB_NODE (ExesdbNodeNameShared fires after 5 minutes). Failed commands per second, right axis: Redis unreachable or refusing them (the credentials, an ACL permission, memory full). Only on the Redis bus.",
+    ),
+    series(
+        "Redis TLS files",
+        [
+            Q(
+                f"max by (instance) (exesdb_redis_tls_files_last_reload_successful{{{INSTANCE}}})",
+                "reload successful {{instance}}",
+            ),
+            Q(
+                f"time() - max by (instance) (exesdb_redis_tls_files_last_reload_success_timestamp_seconds{{{INSTANCE}}})",
+                "in force for {{instance}}",
+                unit="s",
+            ),
+        ],
+        "short",
+        description="Reload successful: 1 when the latest change to the TLS files named in EXESDB_BUS's query (ssl_ca_certs, ssl_certfile, ssl_keyfile) was taken, 0 while one that does not load is refused and the files loaded before stay in force (ExesdbRedisTLSFilesReloadFailed fires after 15 minutes). In force for, right axis: how long since the files in force were loaded. Only on the Redis bus with TLS files.",
+    ),
     Row("Alerts"),
     series(
         "Alerts raised by category",
@@ -849,6 +886,23 @@ INTERNALS = [
             Q(f"sum by (signal) (exesdb_otlp_queue_depth{{{INSTANCE}}})", "queued {{signal}}"),
         ],
         "short",
+    ),
+    Row("HTTP edge"),
+    series(
+        "Web config",
+        [
+            Q(
+                f"max by (instance) (exesdb_web_config_last_reload_successful{{{INSTANCE}}})",
+                "reload successful {{instance}}",
+            ),
+            Q(
+                f"time() - max by (instance) (exesdb_web_config_last_reload_success_timestamp_seconds{{{INSTANCE}}})",
+                "in force for {{instance}}",
+                unit="s",
+            ),
+        ],
+        "short",
+        description="Reload successful: 1 when the latest change to EXESDB_WEB_CONFIG_FILE (or a file it names) was taken, 0 while a bad one is refused and the version loaded before stays in force (ExesdbWebConfigReloadFailed fires after 15 minutes). In force for, right axis: how long since the web config in force was loaded. Only with EXESDB_WEB_CONFIG_FILE.",
     ),
     Row("Security, audit and logs"),
     series(
@@ -1137,7 +1191,7 @@ DASHBOARDS = [
     Dashboard(
         "exesdb-bridge-internals",
         "ExESDB / Alerts & bridge internals",
-        "Alerts, security, audit and logs, and the bridge itself: bus, sinks, webhooks, OTLP.",
+        "Alerts, security, audit and logs, and the bridge itself: bus, Redis bus, sinks, webhooks, OTLP, HTTP edge.",
         INTERNALS,
         [_query_variable("instance", "Bridge", "label_values(exesdb_build_info, instance)")],
     ),

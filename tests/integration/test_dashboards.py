@@ -29,6 +29,7 @@ from tests.doc_text import page
 from tests.integration.servers.alertmanager import AlertmanagerServer
 from tests.integration.servers.otlp import GrpcOtlpReceiver
 from tests.integration.servers.prometheus import PrometheusServer
+from tests.integration.servers.redis import RedisServer
 from tests.integration.servers.webhook import WebhookReceiver
 from tests.support import (
     ROOT,
@@ -523,20 +524,75 @@ def test_two_scraped_replicas_give_the_answers_of_one_bridge(tmp_path: Path) -> 
     assert result.returncode == 0, "\n".join(failed) or result.stdout + result.stderr
 
 
+# -- what a rule fires on, on a panel --
+
+
+def shown_series(exprs: list[str], records: list[dict[str, Any]]) -> set[str]:
+    """The ``exesdb_`` series the dashboard queries ``exprs`` show: those they name, and those
+    the recording rules of ``records`` read to record an ``exesdb:`` series they name."""
+    recorded_from = {rule["record"]: metrics_named(rule["expr"]) for rule in records}
+    shown: set[str] = set()
+    for expr in exprs:
+        shown |= metrics_named(expr)
+        for name in re.findall(r"\b(exesdb:[a-z0-9_:]+)", expr):
+            shown |= recorded_from.get(name, set())
+    return shown
+
+
+def unshown_series(shipped: list[dict[str, Any]], exprs: list[str]) -> list[str]:
+    """``rule: series`` for each ``exesdb_`` series a rule of ``shipped`` reads that no dashboard
+    query of ``exprs`` shows."""
+    shown = shown_series(exprs, [rule for rule in shipped if "record" in rule])
+    return [
+        f"{rule.get('alert') or rule['record']}: {name}"
+        for rule in shipped
+        for name in sorted(metrics_named(rule["expr"]) - shown)
+    ]
+
+
+def test_every_series_a_rule_reads_is_on_a_dashboard() -> None:
+    """Each ``exesdb_`` series a shipped rule reads is shown by some dashboard query, itself or
+    through a recorded series: an operator paged by an alert finds a panel of what fired."""
+    missing = unshown_series(rules(), [expr for _, _, expr in queries()])
+    assert missing == [], "on no dashboard:\n" + "\n".join(missing)
+
+
+def test_the_unshown_series_finder_finds_a_series_on_no_panel() -> None:
+    """The check above has teeth: a series an alert reads that no query names is reported, with
+    its rule; one a query names, or reads through a recorded series, is not."""
+    shipped = [
+        {
+            "record": "exesdb:bus_rejected:rate5m",
+            "expr": "sum(rate(exesdb_bus_rejected_total[5m]))",
+        },
+        {"alert": "Rejecting", "expr": "sum(rate(exesdb_bus_rejected_total[4m])) > 0"},
+        {"alert": "Unusable", "expr": "max(exesdb_redis_connected) == 0 or exesdb_build_info"},
+    ]
+    exprs = ["exesdb:bus_rejected:rate5m", 'exesdb_build_info{instance=~".*"}']
+    assert unshown_series(shipped, exprs) == ["Unusable: exesdb_redis_connected"]
+    assert unshown_series(shipped, [*exprs, "max(exesdb_redis_connected)"]) == []
+
+
 # -- the queries on a real Prometheus --
 
 
 @pytest.fixture(scope="module")
 def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BridgeProcess, Any]]:
     """A --demo bridge, its webhook receiver and Alertmanager, and a Prometheus scraping the
-    bridge every second with the shipped rules."""
+    bridge every second with the shipped rules. The bridge runs on a Redis bus over TLS and with
+    a web config file (serving plain HTTP, as an empty one does), so that the Redis bus and HTTP
+    edge panels have data too."""
     workdir = tmp_path_factory.mktemp("demo-stack")
+    redis = RedisServer(tls=True).start(workdir / "redis")
+    (workdir / "web.yml").write_text("{}\n")
     receiver = WebhookReceiver().start()
     collector = GrpcOtlpReceiver().start()
     alertmanager = AlertmanagerServer()
     bridge = BridgeProcess(
         args=["--demo"],
         state_dir=workdir / "state",
+        EXESDB_BUS=redis.url,
+        EXESDB_WEB_CONFIG_FILE=str(workdir / "web.yml"),
         EXESDB_HEALTH_BROADCAST_INTERVAL="500",
         EXESDB_METRICS_BROADCAST_INTERVAL="500",
         EXESDB_NODE="bridge-under-test",
@@ -567,6 +623,7 @@ def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Bridg
         alertmanager.stop()
         receiver.stop()
         collector.stop()
+        redis.stop()
 
 
 def run_all(prometheus: PrometheusServer) -> tuple[dict[str, str], list[str], list[str]]:
