@@ -369,3 +369,28 @@ async def test_spooled_frames_go_on_when_their_progress_is_refused_without_a_tra
     # docs/redis.md quotes the warning, its elisions aside.
     [quoted] = [span for span in spans(page("redis")) if said in span]
     assert all(part.strip() in told for part in quoted.split("…"))
+
+
+async def test_a_stream_refused_in_a_watched_batch_is_told_with_its_error_code(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A frame of a stream the ACL keeps read-only, refused in a watched batch, is told as
+    docs/redis.md says (``refuses the bridge's commands: NOPERM …``), as a plain pipeline's
+    refusal is: Redis's error code kept."""
+    server = redis_server()
+    url = without_scripts(server)
+    with server.client() as client:
+        client.execute_command(
+            "ACL", "SETUSER", "exesdb", "resetkeys", "~exesdb:bus:epoch",
+            f"~exesdb:bus:{SYSTEM}", f"%R~exesdb:bus:{AUDIT}",
+        )  # fmt: skip
+    dropped: list[int] = []
+    async with running_writer(url) as (writer, link):
+        writer.attach(resign=lambda envelope: pytest.fail("nothing waits"), dropped=dropped.append)
+        writer.send(Frame(SYSTEM, b"one", "00"))
+        await async_wait_until(lambda: writer.written == 1, 10, "the epoch found, watched next")
+        writer.send(Frame(AUDIT, b"refused", "00"))
+        await async_wait_until(lambda: dropped == [1], 10, "the refused frame dropped")
+        told = link.trouble()
+    assert told is not None
+    assert told.startswith("refuses the bridge's commands: NOPERM "), told

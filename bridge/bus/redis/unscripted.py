@@ -78,9 +78,10 @@ class _Aborted:
 
     def told(self) -> ResponseError:
         """``refusal`` naming its command as redis-py's pipeline does (``link.reason`` reads
-        it), without its arguments (a signed entry)."""
+        it), without its arguments (a signed entry), its error code kept (``NOPERM``: what
+        ``link.temporary`` and the words told read)."""
         said = f"Command # {self.number} ({self.command}) of pipeline caused error: {self.refusal}"
-        return type(self.refusal)(said)
+        return type(self.refusal)(said, status_code=self.refusal.status_code)
 
 
 class Unscripted:
