@@ -306,6 +306,52 @@ async def test_no_connection_goes_back_to_the_pool_watching_or_in_a_transaction(
     assert given_back == []
 
 
+async def test_a_connection_whose_closing_fails_is_given_back_to_the_pool_all_the_same(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """MULTI and UNWATCH taken away after the probe, and closing the connection left watching
+    times out: it goes back to the pool all the same, not left taken, and the batch is
+    written."""
+    server = redis_server()
+    url = without_scripts(server)
+    failures = [TimeoutError("closing timed out")]
+    armed: list[bool] = []  # set once MULTI is taken away: the batches' closes fail from then
+
+    class SlowToClose(Connection):
+        """Its first close once armed fails, as a close taking too long does."""
+
+        async def disconnect(self, *args: Any, **kwargs: Any) -> None:
+            await super().disconnect(*args, **kwargs)
+            if armed and failures:
+                raise failures.pop()
+
+    taken: set[int] = set()
+
+    class Counted(ConnectionPool):
+        """Notes which connections are taken and not yet given back."""
+
+        async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
+            connection: AbstractConnection = await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+            taken.add(id(connection))
+            return connection
+
+        async def release(self, connection: AbstractConnection) -> None:
+            taken.discard(id(connection))
+            await super().release(connection)
+
+    client = Redis.from_pool(Counted.from_url(url, connection_class=SlowToClose))
+    async with running_writer(url, client=client) as (writer, _):
+        writer.send(Frame(SYSTEM, b"one", "00"))
+        await async_wait_until(lambda: writer.written == 1, 10, "written, watched")
+        with server.client() as admin:
+            admin.execute_command("ACL", "SETUSER", "exesdb", "-multi", "-unwatch")
+            armed.append(True)
+            writer.send(Frame(SYSTEM, b"two", "00"))
+            await async_wait_until(lambda: b"two" in bodies(admin, SYSTEM), 10, "written")
+        await async_wait_until(lambda: not failures, 10, "the close failed")
+        await async_wait_until(lambda: not taken, 10, "every connection given back")
+
+
 async def test_spooled_frames_redis_refuses_for_memory_wait_in_the_spool_without_multi(
     redis_server: Callable[[], RedisServer], tmp_path: Path
 ) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Final
 
-from redis.asyncio.connection import Connection
+from redis.asyncio.connection import Connection, ConnectionPool
 from redis.exceptions import ExecAbortError, NoPermissionError, ResponseError
 
 from bridge.bus.redis.layout import Layout, entry_fields, text
@@ -192,9 +192,7 @@ class Unscripted:
             clean = watched is None or not isinstance(multi, ResponseError)
             return _transaction(commands, multi, queued, executed)
         finally:
-            if not clean:
-                await connection.disconnect()
-            await pool.release(connection)
+            await _give_back(pool, connection, clean=clean)
 
     async def _probe(self) -> bool:
         """Whether the ACL lets the user run the watched transaction, found by running one that
@@ -224,11 +222,9 @@ class Unscripted:
                         raise
             clean = not refused
         finally:
-            if not clean:
-                # Maybe still watching (UNWATCH refused, MULTI, or a reply not read): closed,
-                # which ends it, rather than given back so.
-                await connection.disconnect()
-            await pool.release(connection)
+            # Maybe still watching (UNWATCH refused, MULTI, or a reply not read) unless clean:
+            # closed, which ends it, rather than given back so.
+            await _give_back(pool, connection, clean=clean)
         if refused:
             self._refused(list(refused), next(iter(refused.values())))
             return False
@@ -321,6 +317,17 @@ class Unscripted:
             " and ".join(commands),
             reason(refusal),
         )
+
+
+async def _give_back(pool: ConnectionPool, connection: Connection, *, clean: bool) -> None:
+    """Release ``connection`` to ``pool``, closed first unless ``clean`` (it may be watching,
+    or hold a reply unread); released even when closing fails (a timeout, a second cancel),
+    not left taken."""
+    try:
+        if not clean:
+            await connection.disconnect()
+    finally:
+        await pool.release(connection)
 
 
 async def _replies(connection: Connection, commands: Sequence[Command]) -> list[Any]:
