@@ -1720,12 +1720,7 @@ def test_lists_of_strings_are_counted_by_their_length() -> None:
     assert structs.object_fields(ClusterMembership) == ()
     assert structs.object_fields(LogSummary) == ("log_counts", "top_errors")
     names = ['a"b', "::1", 'say "x": y', "\\", "µ"] * 20_000
-    payload = {**_MEMBERSHIP, "affected_nodes": names}
-    body = _body(payload, ClusterMembership)
-    assert isinstance(_agree(body, payload, ClusterMembership), Envelope)
-    twice = _same(body[:-2] + b', "event": "node_removed"}}')
-    assert isinstance(twice, Rejection)
-    assert twice.field == "payload.event"
+    _names_agree_and_a_key_more_is_refused(_MEMBERSHIP, names)
 
 
 @pytest.mark.parametrize("version", [b"1.0", b"1e0", b"10E-1", b"1.0000000000000001"])
@@ -1813,6 +1808,19 @@ def test_a_key_given_twice_or_unknown_beside_colon_strings_is_refused_either_way
     assert failure == (1, rejection)
 
 
+def _names_agree_and_a_key_more_is_refused(base: dict[str, Any], names: list[str]) -> bytes:
+    """A ClusterMembership body of ``base`` listing ``names``, decoded as the reference
+    decodes it, and refused naming the key given twice when ``event`` is added again: the
+    body."""
+    payload = {**base, "affected_nodes": names}
+    body = _body(payload, ClusterMembership)
+    assert isinstance(_agree(body, payload, ClusterMembership), Envelope)
+    twice = _same(body[:-2] + b', "event": "node_removed"}}')
+    assert isinstance(twice, Rejection)
+    assert twice.field == "payload.event"
+    return body
+
+
 def test_many_names_opening_with_a_colon_in_a_lax_body_take_the_fast_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -1820,12 +1828,7 @@ def test_many_names_opening_with_a_colon_in_a_lax_body_take_the_fast_path(
     envelope are taken by the fast paths without the reference decoder; one key more beside
     them is refused as the reference refuses it."""
     names = ["::1", ':"a":', ' :"', "\\:"] * 25_000
-    payload = {**_LAX, "affected_nodes": names}
-    body = _body(payload, ClusterMembership)
-    assert isinstance(_agree(body, payload, ClusterMembership), Envelope)
-    twice = _same(body[:-2] + b', "event": "node_removed"}}')
-    assert isinstance(twice, Rejection)
-    assert twice.field == "payload.event"
+    body = _names_agree_and_a_key_more_is_refused(_LAX, names)
     monkeypatch.setattr(decoding_module, "decode_envelope_reference", _never_asked)
     assert isinstance(decode_envelope(body), Envelope)
 
