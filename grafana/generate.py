@@ -19,6 +19,12 @@ them, differing only by target labels (``instance``, ``pod``, ...). Every query 
 such a series' own labels (of the rate, for a counter) before it sums, so each node counts once
 whatever the number of replicas scraped (docs/metrics.md#replicas); the bridge's own series are
 per replica (the ``instance`` variable).
+
+Panel ids are not positions: each panel and row has the id ``grafana/panel_ids.json`` gives its
+title in its dashboard, so a link to a panel (``viewPanel=``, ``editPanel=``, a runbook's) still
+opens it after panels are added, moved or removed around it. A panel without an id, or an id
+naming no panel (a renamed panel: carry its id over to the new title), stops the generator; the
+id of a removed panel goes to ``retired`` and is never given again.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "dashboards"
+IDS = HERE / "panel_ids.json"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 INPUT = "DS_PROMETHEUS"
 # What an imported dashboard needs, as Grafana's export for sharing externally lists it.
@@ -986,6 +993,47 @@ INTERNALS = [
 ]
 
 
+@dataclass(frozen=True)
+class PanelIds:
+    """One dashboard's panel ids: by title, and those of removed panels, never given again."""
+
+    panels: dict[str, int]
+    retired: tuple[int, ...] = ()
+
+    def next_free(self) -> int:
+        """The id to give a new panel: above every id given so far."""
+        return max([0, *self.panels.values(), *self.retired]) + 1
+
+
+def load_ids(path: Path = IDS) -> dict[str, PanelIds]:
+    """Each dashboard's panel ids, by dashboard uid."""
+    table = json.loads(path.read_text())
+    return {uid: PanelIds(entry["panels"], tuple(entry["retired"])) for uid, entry in table.items()}
+
+
+def _check_ids(uid: str, titles: list[str], ids: PanelIds) -> None:
+    """Refuse a title used twice, a panel without an id, an id naming no panel, an id given twice."""
+    where = f"{IDS.name}, dashboard {uid}"
+    for title in titles:
+        if titles.count(title) > 1:
+            raise ValueError(f"{where}: two panels have the title {title!r}, which keys its id")
+        if title not in ids.panels:
+            raise ValueError(
+                f"{where}: panel {title!r} has no id; give it {ids.next_free()} (the next free one)"
+            )
+    for title in ids.panels.keys() - set(titles):
+        raise ValueError(
+            f"{where}: {title!r} names no panel; a renamed panel keeps its id under its new "
+            "title, a removed one's id goes to retired"
+        )
+    given = [*ids.panels.values(), *ids.retired]
+    for panel_id in given:
+        if not isinstance(panel_id, int) or isinstance(panel_id, bool) or panel_id < 1:
+            raise ValueError(f"{where}: id {panel_id!r} is not a positive whole number")
+        if given.count(panel_id) > 1:
+            raise ValueError(f"{where}: id {panel_id} is given twice")
+
+
 @dataclass
 class Dashboard:
     """One dashboard file."""
@@ -1084,11 +1132,14 @@ def _panel(item: P | Row, panel_id: int, x: int, y: int) -> dict[str, Any]:
     return panel
 
 
-def build(dashboard: Dashboard) -> dict[str, Any]:
-    """The dashboard's JSON model, panels laid out left to right, top to bottom."""
+def build(dashboard: Dashboard, ids: PanelIds) -> dict[str, Any]:
+    """The dashboard's JSON model, panels laid out left to right, top to bottom, each with its
+    id from ``ids`` (a ``ValueError`` names the panel without one, or the id naming none)."""
+    _check_ids(dashboard.uid, [item.title for item in dashboard.panels], ids)
     panels: list[dict[str, Any]] = []
     x = y = row_height = 0
-    for panel_id, item in enumerate(dashboard.panels, start=1):
+    for item in dashboard.panels:
+        panel_id = ids.panels[item.title]
         if isinstance(item, Row):
             if x:
                 y, x, row_height = y + row_height, 0, 0
@@ -1198,14 +1249,21 @@ DASHBOARDS = [
 ]
 
 
-def render(dashboard: Dashboard) -> str:
+def render(dashboard: Dashboard, ids: PanelIds) -> str:
     """The file text of one dashboard."""
-    return json.dumps(build(dashboard), indent=2, sort_keys=False) + "\n"
+    return json.dumps(build(dashboard, ids), indent=2, sort_keys=False) + "\n"
 
 
 def files() -> dict[Path, str]:
     """Every dashboard file this generates, by path."""
-    return {OUT / f"{dashboard.uid}.json": render(dashboard) for dashboard in DASHBOARDS}
+    ids = load_ids()
+    unknown = ids.keys() - {dashboard.uid for dashboard in DASHBOARDS}
+    if unknown:
+        raise ValueError(f"{IDS.name}: no dashboard has the uid {sorted(unknown)[0]!r}")
+    return {
+        OUT / f"{dashboard.uid}.json": render(dashboard, ids.get(dashboard.uid, PanelIds({})))
+        for dashboard in DASHBOARDS
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1213,8 +1271,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="only compare, write nothing")
     args = parser.parse_args(argv)
+    try:
+        generated = files()
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     stale = [
-        path for path, text in files().items() if not path.exists() or path.read_text() != text
+        path for path, text in generated.items() if not path.exists() or path.read_text() != text
     ]
     if args.check:
         for path in stale:
@@ -1222,7 +1285,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if stale else 0
     OUT.mkdir(exist_ok=True)
     for path in stale:
-        path.write_text(files()[path])
+        path.write_text(generated[path])
         print(f"wrote {path}")
     return 0
 

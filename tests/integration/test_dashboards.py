@@ -6,6 +6,8 @@ then run every query of every panel (template variables replaced) through ``/api
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
 import re
 import subprocess
@@ -120,6 +122,73 @@ def test_dashboards_are_generated_from_the_table() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def generator() -> Any:
+    """grafana/generate.py as a module (a script, not in a package)."""
+    spec = importlib.util.spec_from_file_location("grafana_generate", ROOT / "grafana/generate.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while the class is made.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def ids_by_title(board: dict[str, Any]) -> dict[str, int]:
+    return {panel["title"]: panel["id"] for panel in panels(board)}
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_panel_ids_are_unique_positive_whole_numbers(path: Path) -> None:
+    """Each panel and row of a dashboard has an id of its own, a whole number from 1 up."""
+    ids = [panel["id"] for panel in panels(load(path))]
+    assert len(ids) == len(set(ids))
+    assert all(type(panel_id) is int and 1 <= panel_id < 2**31 for panel_id in ids), ids
+
+
+def test_panels_keep_their_ids_when_panels_are_added_moved_or_removed() -> None:
+    """A panel added first, the last two swapped and one removed leave every other id as it was."""
+    gen = generator()
+    table = gen.load_ids()
+    for dashboard in gen.DASHBOARDS:
+        ids = table[dashboard.uid]
+        before = ids_by_title(gen.build(dashboard, ids))
+        added = gen.stat("Added", "vector(1)", "short")
+        removed = dashboard.panels[1]
+        *rest, last_but_one, last = [item for item in dashboard.panels if item is not removed]
+        changed = dataclasses.replace(dashboard, panels=[added, *rest, last, last_but_one])
+        grown = {title: i for title, i in ids.panels.items() if title != removed.title}
+        new_ids = gen.PanelIds(
+            {**grown, "Added": ids.next_free()}, (*ids.retired, ids.panels[removed.title])
+        )
+        after = ids_by_title(gen.build(changed, new_ids))
+        del before[removed.title]
+        assert {title: after[title] for title in before} == before, dashboard.uid
+        assert after["Added"] not in before.values()
+
+
+def test_a_panel_without_an_id_is_refused_with_the_next_free_one() -> None:
+    """The generator refuses a panel whose title has no id (naming the id to give it), an id
+    whose title names no panel (a panel renamed without carrying its id) and a title used twice."""
+    gen = generator()
+    dashboard = gen.DASHBOARDS[0]
+    ids = gen.load_ids()[dashboard.uid]
+    added = dataclasses.replace(dashboard, panels=[*dashboard.panels, gen.Row("Added")])
+    with pytest.raises(ValueError, match=f"'Added' has no id; give it {ids.next_free()}"):
+        gen.build(added, ids)
+    old = dashboard.panels[1]
+    renamed = [
+        dataclasses.replace(old, title="Renamed") if item is old else item
+        for item in dashboard.panels
+    ]
+    grown = dataclasses.replace(ids, panels={**ids.panels, "Renamed": ids.next_free()})
+    with pytest.raises(ValueError, match=f"{old.title!r} names no panel"):
+        gen.build(dataclasses.replace(dashboard, panels=renamed), grown)
+    twice = dataclasses.replace(dashboard, panels=[*dashboard.panels, old])
+    with pytest.raises(ValueError, match=f"two panels have the title {old.title!r}"):
+        gen.build(twice, ids)
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
