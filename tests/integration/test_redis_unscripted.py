@@ -9,8 +9,9 @@ user is docs/redis.md's without the scripts (``without_scripts``) and what each 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ from redis.asyncio.connection import AbstractConnection, Connection
 from redis.exceptions import ExecAbortError
 
 from bridge.bus import Durability, Frame
+from bridge.bus.redis.link import Link
 from bridge.bus.redis.spool import Spool
+from bridge.bus.redis.writer import Writer
 from tests.doc_text import page, spans
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_bus import calls
@@ -141,6 +144,31 @@ async def test_a_user_without_multi_loses_no_frame_redis_refuses_for_memory(
             assert bodies(client, SYSTEM) == [b"one", b"two"]
 
 
+@contextlib.asynccontextmanager
+async def watched_writer_with_audit_read_only(
+    server: RedisServer, connection_class: type[Connection] | None = None
+) -> AsyncIterator[tuple[Writer, Link, list[int]]]:
+    """A running writer of docs/redis.md's user without the scripts whose ACL keeps AUDIT's
+    stream read-only (SYSTEM's and the epoch writable), on connections of ``connection_class``
+    if given, past its first SYSTEM frame (the epoch found: its batches go watched next);
+    yielded with its link and the counts of frames it dropped, in the order told."""
+    url = without_scripts(server)
+    with server.client() as admin:
+        admin.execute_command(
+            "ACL", "SETUSER", "exesdb", "resetkeys", "~exesdb:bus:epoch",
+            f"~exesdb:bus:{SYSTEM}", f"%R~exesdb:bus:{AUDIT}",
+        )  # fmt: skip
+    client = None
+    if connection_class is not None:
+        client = Redis.from_pool(ConnectionPool.from_url(url, connection_class=connection_class))
+    dropped: list[int] = []
+    async with running_writer(url, client=client) as (writer, link):
+        writer.attach(resign=lambda envelope: pytest.fail("nothing waits"), dropped=dropped.append)
+        writer.send(Frame(SYSTEM, b"one", "00"))
+        await async_wait_until(lambda: writer.written == 1, 10, "the epoch found, watched next")
+        yield writer, link, dropped
+
+
 async def test_a_stream_refused_in_a_watched_batch_drops_only_its_own_frames(
     redis_server: Callable[[], RedisServer],
 ) -> None:
@@ -148,17 +176,7 @@ async def test_a_stream_refused_in_a_watched_batch_drops_only_its_own_frames(
     transaction, aborted whole, is written again one stream at a time, so the other stream's
     frames are written, in order, and only the refused one's dropped."""
     server = redis_server()
-    url = without_scripts(server)
-    with server.client() as client:
-        client.execute_command(
-            "ACL", "SETUSER", "exesdb", "resetkeys", "~exesdb:bus:epoch",
-            f"~exesdb:bus:{SYSTEM}", f"%R~exesdb:bus:{AUDIT}",
-        )  # fmt: skip
-    dropped: list[int] = []
-    async with running_writer(url) as (writer, _):
-        writer.attach(resign=lambda envelope: pytest.fail("nothing waits"), dropped=dropped.append)
-        writer.send(Frame(SYSTEM, b"one", "00"))
-        await async_wait_until(lambda: writer.written == 1, 10, "the epoch found, watched next")
+    async with watched_writer_with_audit_read_only(server) as (writer, _, dropped):
         for body, instance in [(b"two", SYSTEM), (b"refused", AUDIT), (b"three", SYSTEM)]:
             writer.send(Frame(instance, body, "00"))  # one batch: the loop runs at the next await
         await async_wait_until(lambda: writer.written == 3 and dropped == [1], 10, "written")
@@ -193,12 +211,6 @@ async def test_a_stream_refused_then_multi_taken_away_drops_only_the_refused_fra
     aborts: each stream written again finds MULTI refused, and each frame's reply is still
     known, so the other stream's frames are written once and the refused one dropped."""
     server = redis_server()
-    url = without_scripts(server)
-    with server.client() as client:
-        client.execute_command(
-            "ACL", "SETUSER", "exesdb", "resetkeys", "~exesdb:bus:epoch",
-            f"~exesdb:bus:{SYSTEM}", f"%R~exesdb:bus:{AUDIT}",
-        )  # fmt: skip
 
     class TakingMultiAway(Connection):
         """Takes MULTI away from the user as the first transaction aborts (EXECABORT)."""
@@ -211,12 +223,7 @@ async def test_a_stream_refused_then_multi_taken_away_drops_only_the_refused_fra
                     admin.execute_command("ACL", "SETUSER", "exesdb", "-multi")
                 raise
 
-    client = Redis.from_pool(ConnectionPool.from_url(url, connection_class=TakingMultiAway))
-    dropped: list[int] = []
-    async with running_writer(url, client=client) as (writer, _):
-        writer.attach(resign=lambda envelope: pytest.fail("nothing waits"), dropped=dropped.append)
-        writer.send(Frame(SYSTEM, b"one", "00"))
-        await async_wait_until(lambda: writer.written == 1, 10, "the epoch found, watched next")
+    async with watched_writer_with_audit_read_only(server, TakingMultiAway) as (writer, _, dropped):
         for body, instance in [(b"two", SYSTEM), (b"refused", AUDIT), (b"three", SYSTEM)]:
             writer.send(Frame(instance, body, "00"))  # one batch: the loop runs at the next await
         await async_wait_until(lambda: dropped == [1], 10, "the refused frame dropped")
@@ -424,17 +431,7 @@ async def test_a_stream_refused_in_a_watched_batch_is_told_with_its_error_code(
     docs/redis.md says (``refuses the bridge's commands: NOPERM …``), as a plain pipeline's
     refusal is: Redis's error code kept."""
     server = redis_server()
-    url = without_scripts(server)
-    with server.client() as client:
-        client.execute_command(
-            "ACL", "SETUSER", "exesdb", "resetkeys", "~exesdb:bus:epoch",
-            f"~exesdb:bus:{SYSTEM}", f"%R~exesdb:bus:{AUDIT}",
-        )  # fmt: skip
-    dropped: list[int] = []
-    async with running_writer(url) as (writer, link):
-        writer.attach(resign=lambda envelope: pytest.fail("nothing waits"), dropped=dropped.append)
-        writer.send(Frame(SYSTEM, b"one", "00"))
-        await async_wait_until(lambda: writer.written == 1, 10, "the epoch found, watched next")
+    async with watched_writer_with_audit_read_only(server) as (writer, link, dropped):
         writer.send(Frame(AUDIT, b"refused", "00"))
         await async_wait_until(lambda: dropped == [1], 10, "the refused frame dropped")
         told = link.trouble()
