@@ -359,6 +359,31 @@ async def test_a_connection_whose_closing_fails_is_given_back_to_the_pool_all_th
         await async_wait_until(lambda: not taken, 10, "every connection given back")
 
 
+@contextlib.asynccontextmanager
+async def spooled_while_redis_is_full(
+    server: RedisServer, url: str, tmp_path: Path, sent: list[Frame], refused: int
+) -> AsyncIterator[tuple[Writer, redis.Redis]]:
+    """A running writer on Redis at ``url`` with a spool (in ``tmp_path``), past its first frame
+    (b"buffered"), that spooled ``sent`` while Redis was out of memory (maxmemory reached) until
+    ``server`` refused ``refused`` commands for them (none written); yielded, with an admin client,
+    once Redis has room again."""
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+    await spool.open()
+    try:
+        async with running_writer(url, spool) as (writer, _):
+            writer.send(Frame(SYSTEM, b"buffered", "00"))
+            await async_wait_until(lambda: writer.written == 1, 10, "the epoch found")
+            with server.client() as client:
+                client.config_set("maxmemory", 1)
+                assert await writer.send_durably(sent) is Durability.COMMITTED
+                await async_wait_until(lambda: refused_for_memory(server) >= refused, 10, "refused")
+                assert writer.written == 1
+                client.config_set("maxmemory", 0)
+                yield writer, client
+    finally:
+        await spool.aclose()
+
+
 async def test_spooled_frames_redis_refuses_for_memory_wait_in_the_spool_without_multi(
     redis_server: Callable[[], RedisServer], tmp_path: Path
 ) -> None:
@@ -366,25 +391,10 @@ async def test_spooled_frames_redis_refuses_for_memory_wait_in_the_spool_without
     progress refused): the batch waits in the spool, and is written once Redis has room."""
     server = redis_server()
     url = without_scripts(server, "+multi")
-    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
-    await spool.open()
     sent = [Frame(SYSTEM, b"spooled %d" % n, "00") for n in range(3)]
-    try:
-        async with running_writer(url, spool) as (writer, _):
-            writer.send(Frame(SYSTEM, b"buffered", "00"))
-            await async_wait_until(lambda: writer.written == 1, 10, "the probe made")
-            with server.client() as client:
-                client.config_set("maxmemory", 1)
-                assert await writer.send_durably(sent) is Durability.COMMITTED
-                await async_wait_until(lambda: refused_for_memory(server) >= 2, 10, "refused")
-                assert writer.written == 1
-                client.config_set("maxmemory", 0)
-                await async_wait_until(
-                    lambda: writer.written == 4, 10, "written once Redis has room"
-                )
-                assert bodies(client, SYSTEM) == [b"buffered", *(f.body for f in sent)]
-    finally:
-        await spool.aclose()
+    async with spooled_while_redis_is_full(server, url, tmp_path, sent, 2) as (writer, client):
+        await async_wait_until(lambda: writer.written == 4, 10, "written once Redis has room")
+        assert bodies(client, SYSTEM) == [b"buffered", *(f.body for f in sent)]
 
 
 async def test_spooled_frames_go_on_when_their_progress_is_refused_without_a_transaction(
@@ -399,24 +409,11 @@ async def test_spooled_frames_go_on_when_their_progress_is_refused_without_a_tra
         client.execute_command(
             "ACL", "SETUSER", "exesdb", "resetkeys", "~exesdb:bus:*", "%R~exesdb:spool:*"
         )
-    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
-    await spool.open()
     sent = [Frame(SYSTEM, b"spooled %d" % n, "00") for n in range(25)]  # the writer's batch: 10
-    try:
-        async with running_writer(url, spool) as (writer, _):
-            writer.send(Frame(SYSTEM, b"buffered", "00"))
-            await async_wait_until(lambda: writer.written == 1, 10, "the epoch found")
-            with server.client() as client:
-                client.config_set("maxmemory", 1)
-                assert await writer.send_durably(sent) is Durability.COMMITTED
-                await async_wait_until(lambda: refused_for_memory(server) >= 20, 10, "refused")
-                assert writer.written == 1
-                client.config_set("maxmemory", 0)
-                await async_wait_until(lambda: not writer.spool_bytes, 10, "the spool emptied")
-                assert writer.written == 1 + len(sent)
-                assert bodies(client, SYSTEM) == [b"buffered", *(f.body for f in sent)]
-    finally:
-        await spool.aclose()
+    async with spooled_while_redis_is_full(server, url, tmp_path, sent, 20) as (writer, client):
+        await async_wait_until(lambda: not writer.spool_bytes, 10, "the spool emptied")
+        assert writer.written == 1 + len(sent)
+        assert bodies(client, SYSTEM) == [b"buffered", *(f.body for f in sent)]
     said = "refuses the bridge's user the spool's progress"
     [told] = [r.getMessage() for r in caplog.records if said in r.getMessage()]
     # docs/redis.md quotes the warning, its elisions aside.
