@@ -669,69 +669,46 @@ async def test_a_holder_taking_back_a_lease_lost_with_redis_data_keeps_it_throug
     assert attempts == [0, 1, 2]
 
 
-async def test_a_holder_whose_take_up_keeps_failing_after_redis_lost_its_data_gives_it_back(
-    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
-) -> None:
-    """A holder taking back the lease it lost with Redis's data keeps it through failed take-ups
-    for three leases from the loss, past the lease b:2 left it, and, failing still (a corrupt
-    outbox), then gives it back, warning once that its open alerts are taken up by no replica:
-    b:2 serves the work queue, not nobody for ever."""
-    server = redis_server()
-    now = [0.0]  # both replicas' clock, moved only by the test
-    attempts: list[int] = []
-    b2_took: list[int] = []
+GIVING_BACK_TO_NOBODY = (
+    "taking the work queue up still fails 2700 ms after Redis lost its data while this"
+    " replica (a:1) held the work-queue lease: it gives the lease back, for another replica"
+    " to serve the work queue; this replica's open alerts, kept only in its outbox, are"
+    " taken up by no replica (their resolves are never sent)"
+)
 
-    async def take_up() -> None:
-        attempts.append(len(attempts))
-        if len(attempts) >= 2:  # each of the take-back's
-            raise RuntimeError("the alert outbox is corrupt")
 
-    async def b2_take_up() -> None:
-        b2_took.append(1)
-
-    async def failed_again() -> None:
-        tried = len(attempts)
-        await async_wait_until(lambda: len(attempts) >= tried + 2, 10, "a:1 failing again")
-
+def giving_back_to_nobody(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The lines a:1 logged saying it gives the lease back with its open alerts taken up by no
+    replica."""
     told = "their resolves are never sent"
-    # Leases of 900 ms, each looked at every 300 ms.
-    with caplog.at_level(logging.WARNING, logger="bridge.bus.redis.lease"):
-        async with _running_lease(
-            server, on_lead=take_up, lease_ms=900, clock=lambda: now[0]
-        ) as a1:
-            await async_wait_until(lambda: a1.leading, 10, "a:1 holding the lease")
-            async with _running_lease(
-                server, on_lead=b2_take_up, lease_ms=900, consumer="b:2", clock=lambda: now[0]
-            ) as b2:
-                await async_wait_until(lambda: b2.holder == "a:1", 10, "b:2 seeing a:1 hold it")
-                with server.client() as other:
-                    other.flushall()  # a restart without persistence: the lease gone with it
-                await failed_again()
-                now[0] += 1.8  # two leases from the loss: b:2's wait for a:1 is over
-                await failed_again()
-                assert b2_took == []
-                assert told not in caplog.text
-                now[0] += 1.0  # three leases from the loss
-                await async_wait_until(lambda: b2_took, 10, "b:2 taking the work queue up")
-                await async_wait_until(lambda: b2.leading, 10, "b:2 holding the lease")
-                await async_wait_until(lambda: a1.holder == "b:2", 10, "a:1 seeing b:2 hold it")
-    assert [r.getMessage() for r in caplog.records if told in r.getMessage()] == [
-        "taking the work queue up still fails 2700 ms after Redis lost its data while this"
-        " replica (a:1) held the work-queue lease: it gives the lease back, for another replica"
-        " to serve the work queue; this replica's open alerts, kept only in its outbox, are"
-        " taken up by no replica (their resolves are never sent)"
-    ]
+    return [r.getMessage() for r in caplog.records if told in r.getMessage()]
 
 
-async def test_a_second_loss_of_redis_data_while_the_lease_is_kept_times_three_leases_anew(
-    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
-) -> None:
-    """Redis losing its data again while a holder keeps the lease it took back through failed
-    take-ups gives it three leases from that second loss, as b:2 leaves it one lease from it:
-    timed from the first, a loss late in them had it give the lease back to nobody (b:2 still
-    leaving it alone), a take-up failing at once for a Redis that had just restarted."""
-    server = redis_server()
-    now = [0.0]  # both replicas' clock, moved only by the test
+class FailingTakeBack:
+    """a:1 (``a1``) taking back the lease it lost with Redis's data, every take-up after its
+    first failing (listed in ``attempts``), b:2 (``b2``) standing by (``b2_took`` gets a 1 each
+    time it takes the work queue up), both timed by ``now[0]``, which moves only when a test
+    moves it."""
+
+    def __init__(
+        self, a1: Lease, b2: Lease, now: list[float], attempts: list[int], b2_took: list[int]
+    ) -> None:
+        self.a1, self.b2, self.now, self.attempts, self.b2_took = a1, b2, now, attempts, b2_took
+
+    async def failed_again(self) -> None:
+        """Once a:1's take-up has failed twice more."""
+        tried = len(self.attempts)
+        await async_wait_until(lambda: len(self.attempts) >= tried + 2, 10, "a:1 failing again")
+
+
+@contextlib.asynccontextmanager
+async def a1_failing_to_take_back_the_lease(
+    server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[FailingTakeBack]:
+    """a:1 holding the lease (of 900 ms, looked at every 300 ms) on ``server``, b:2 seeing it
+    hold it, then Redis losing its data (FLUSHALL), after which each of a:1's take-ups fails (a
+    corrupt outbox); the lease's warnings captured in ``caplog`` until the block ends."""
+    now = [0.0]
     attempts: list[int] = []
     b2_took: list[int] = []
 
@@ -743,12 +720,6 @@ async def test_a_second_loss_of_redis_data_while_the_lease_is_kept_times_three_l
     async def b2_take_up() -> None:
         b2_took.append(1)
 
-    async def failed_again() -> None:
-        tried = len(attempts)
-        await async_wait_until(lambda: len(attempts) >= tried + 2, 10, "a:1 failing again")
-
-    told = "their resolves are never sent"
-    # Leases of 900 ms, each looked at every 300 ms.
     with caplog.at_level(logging.WARNING, logger="bridge.bus.redis.lease"):
         async with _running_lease(
             server, on_lead=take_up, lease_ms=900, clock=lambda: now[0]
@@ -759,26 +730,54 @@ async def test_a_second_loss_of_redis_data_while_the_lease_is_kept_times_three_l
             ) as b2:
                 await async_wait_until(lambda: b2.holder == "a:1", 10, "b:2 seeing a:1 hold it")
                 with server.client() as other:
-                    other.flushall()  # the first loss: the lease gone with the data
-                await failed_again()
-                now[0] += 2.5  # two leases and a half from the first loss
-                await failed_again()
-                with server.client() as other:
-                    other.flushall()  # the second loss
-                await failed_again()  # taken back in the new data set, failing still
-                now[0] += 0.6  # past three leases from the first loss, within them from this
-                await failed_again()
-                assert told not in caplog.text
-                assert b2_took == []
-                now[0] += 2.2  # three leases from the second loss
-                await async_wait_until(lambda: b2_took, 10, "b:2 taking the work queue up")
-                await async_wait_until(lambda: b2.leading, 10, "b:2 holding the lease")
-    assert [r.getMessage() for r in caplog.records if told in r.getMessage()] == [
-        "taking the work queue up still fails 2700 ms after Redis lost its data while this"
-        " replica (a:1) held the work-queue lease: it gives the lease back, for another replica"
-        " to serve the work queue; this replica's open alerts, kept only in its outbox, are"
-        " taken up by no replica (their resolves are never sent)"
-    ]
+                    other.flushall()  # a restart without persistence: the lease gone with it
+                yield FailingTakeBack(a1, b2, now, attempts, b2_took)
+
+
+async def test_a_holder_whose_take_up_keeps_failing_after_redis_lost_its_data_gives_it_back(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A holder taking back the lease it lost with Redis's data keeps it through failed take-ups
+    for three leases from the loss, past the lease b:2 left it, and, failing still (a corrupt
+    outbox), then gives it back, warning once that its open alerts are taken up by no replica:
+    b:2 serves the work queue, not nobody for ever."""
+    server = redis_server()
+    async with a1_failing_to_take_back_the_lease(server, caplog) as kept:
+        await kept.failed_again()
+        kept.now[0] += 1.8  # two leases from the loss: b:2's wait for a:1 is over
+        await kept.failed_again()
+        assert kept.b2_took == []
+        assert giving_back_to_nobody(caplog) == []
+        kept.now[0] += 1.0  # three leases from the loss
+        await async_wait_until(lambda: kept.b2_took, 10, "b:2 taking the work queue up")
+        await async_wait_until(lambda: kept.b2.leading, 10, "b:2 holding the lease")
+        await async_wait_until(lambda: kept.a1.holder == "b:2", 10, "a:1 seeing b:2 hold it")
+    assert giving_back_to_nobody(caplog) == [GIVING_BACK_TO_NOBODY]
+
+
+async def test_a_second_loss_of_redis_data_while_the_lease_is_kept_times_three_leases_anew(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis losing its data again while a holder keeps the lease it took back through failed
+    take-ups gives it three leases from that second loss, as b:2 leaves it one lease from it:
+    timed from the first, a loss late in them had it give the lease back to nobody (b:2 still
+    leaving it alone), a take-up failing at once for a Redis that had just restarted."""
+    server = redis_server()
+    async with a1_failing_to_take_back_the_lease(server, caplog) as kept:
+        await kept.failed_again()
+        kept.now[0] += 2.5  # two leases and a half from the first loss
+        await kept.failed_again()
+        with server.client() as other:
+            other.flushall()  # the second loss
+        await kept.failed_again()  # taken back in the new data set, failing still
+        kept.now[0] += 0.6  # past three leases from the first loss, within them from this
+        await kept.failed_again()
+        assert giving_back_to_nobody(caplog) == []
+        assert kept.b2_took == []
+        kept.now[0] += 2.2  # three leases from the second loss
+        await async_wait_until(lambda: kept.b2_took, 10, "b:2 taking the work queue up")
+        await async_wait_until(lambda: kept.b2.leading, 10, "b:2 holding the lease")
+    assert giving_back_to_nobody(caplog) == [GIVING_BACK_TO_NOBODY]
 
 
 async def _keeping_holder(

@@ -9,8 +9,9 @@ user is docs/redis.md's without the scripts (``without_scripts``) and what each 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ from redis.asyncio.connection import AbstractConnection, Connection
 from redis.exceptions import ExecAbortError
 
 from bridge.bus import Durability, Frame
+from bridge.bus.redis.link import Link
 from bridge.bus.redis.spool import Spool
+from bridge.bus.redis.writer import Writer
 from tests.doc_text import page, spans
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_bus import calls
@@ -141,6 +144,31 @@ async def test_a_user_without_multi_loses_no_frame_redis_refuses_for_memory(
             assert bodies(client, SYSTEM) == [b"one", b"two"]
 
 
+@contextlib.asynccontextmanager
+async def watched_writer_with_audit_read_only(
+    server: RedisServer, connection_class: type[Connection] | None = None
+) -> AsyncIterator[tuple[Writer, Link, list[int]]]:
+    """A running writer of docs/redis.md's user without the scripts whose ACL keeps AUDIT's
+    stream read-only (SYSTEM's and the epoch writable), on connections of ``connection_class``
+    if given, past its first SYSTEM frame (the epoch found: its batches go watched next);
+    yielded with its link and the counts of frames it dropped, in the order told."""
+    url = without_scripts(server)
+    with server.client() as admin:
+        admin.execute_command(
+            "ACL", "SETUSER", "exesdb", "resetkeys", "~exesdb:bus:epoch",
+            f"~exesdb:bus:{SYSTEM}", f"%R~exesdb:bus:{AUDIT}",
+        )  # fmt: skip
+    client = None
+    if connection_class is not None:
+        client = Redis.from_pool(ConnectionPool.from_url(url, connection_class=connection_class))
+    dropped: list[int] = []
+    async with running_writer(url, client=client) as (writer, link):
+        writer.attach(resign=lambda envelope: pytest.fail("nothing waits"), dropped=dropped.append)
+        writer.send(Frame(SYSTEM, b"one", "00"))
+        await async_wait_until(lambda: writer.written == 1, 10, "the epoch found, watched next")
+        yield writer, link, dropped
+
+
 async def test_a_stream_refused_in_a_watched_batch_drops_only_its_own_frames(
     redis_server: Callable[[], RedisServer],
 ) -> None:
@@ -148,17 +176,7 @@ async def test_a_stream_refused_in_a_watched_batch_drops_only_its_own_frames(
     transaction, aborted whole, is written again one stream at a time, so the other stream's
     frames are written, in order, and only the refused one's dropped."""
     server = redis_server()
-    url = without_scripts(server)
-    with server.client() as client:
-        client.execute_command(
-            "ACL", "SETUSER", "exesdb", "resetkeys", "~exesdb:bus:epoch",
-            f"~exesdb:bus:{SYSTEM}", f"%R~exesdb:bus:{AUDIT}",
-        )  # fmt: skip
-    dropped: list[int] = []
-    async with running_writer(url) as (writer, _):
-        writer.attach(resign=lambda envelope: pytest.fail("nothing waits"), dropped=dropped.append)
-        writer.send(Frame(SYSTEM, b"one", "00"))
-        await async_wait_until(lambda: writer.written == 1, 10, "the epoch found, watched next")
+    async with watched_writer_with_audit_read_only(server) as (writer, _, dropped):
         for body, instance in [(b"two", SYSTEM), (b"refused", AUDIT), (b"three", SYSTEM)]:
             writer.send(Frame(instance, body, "00"))  # one batch: the loop runs at the next await
         await async_wait_until(lambda: writer.written == 3 and dropped == [1], 10, "written")
@@ -193,12 +211,6 @@ async def test_a_stream_refused_then_multi_taken_away_drops_only_the_refused_fra
     aborts: each stream written again finds MULTI refused, and each frame's reply is still
     known, so the other stream's frames are written once and the refused one dropped."""
     server = redis_server()
-    url = without_scripts(server)
-    with server.client() as client:
-        client.execute_command(
-            "ACL", "SETUSER", "exesdb", "resetkeys", "~exesdb:bus:epoch",
-            f"~exesdb:bus:{SYSTEM}", f"%R~exesdb:bus:{AUDIT}",
-        )  # fmt: skip
 
     class TakingMultiAway(Connection):
         """Takes MULTI away from the user as the first transaction aborts (EXECABORT)."""
@@ -211,12 +223,7 @@ async def test_a_stream_refused_then_multi_taken_away_drops_only_the_refused_fra
                     admin.execute_command("ACL", "SETUSER", "exesdb", "-multi")
                 raise
 
-    client = Redis.from_pool(ConnectionPool.from_url(url, connection_class=TakingMultiAway))
-    dropped: list[int] = []
-    async with running_writer(url, client=client) as (writer, _):
-        writer.attach(resign=lambda envelope: pytest.fail("nothing waits"), dropped=dropped.append)
-        writer.send(Frame(SYSTEM, b"one", "00"))
-        await async_wait_until(lambda: writer.written == 1, 10, "the epoch found, watched next")
+    async with watched_writer_with_audit_read_only(server, TakingMultiAway) as (writer, _, dropped):
         for body, instance in [(b"two", SYSTEM), (b"refused", AUDIT), (b"three", SYSTEM)]:
             writer.send(Frame(instance, body, "00"))  # one batch: the loop runs at the next await
         await async_wait_until(lambda: dropped == [1], 10, "the refused frame dropped")
@@ -352,6 +359,31 @@ async def test_a_connection_whose_closing_fails_is_given_back_to_the_pool_all_th
         await async_wait_until(lambda: not taken, 10, "every connection given back")
 
 
+@contextlib.asynccontextmanager
+async def spooled_while_redis_is_full(
+    server: RedisServer, url: str, tmp_path: Path, sent: list[Frame], refused: int
+) -> AsyncIterator[tuple[Writer, redis.Redis]]:
+    """A running writer on Redis at ``url`` with a spool (in ``tmp_path``), past its first frame
+    (b"buffered"), that spooled ``sent`` while Redis was out of memory (maxmemory reached) until
+    ``server`` refused ``refused`` commands for them (none written); yielded, with an admin client,
+    once Redis has room again."""
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+    await spool.open()
+    try:
+        async with running_writer(url, spool) as (writer, _):
+            writer.send(Frame(SYSTEM, b"buffered", "00"))
+            await async_wait_until(lambda: writer.written == 1, 10, "the epoch found")
+            with server.client() as client:
+                client.config_set("maxmemory", 1)
+                assert await writer.send_durably(sent) is Durability.COMMITTED
+                await async_wait_until(lambda: refused_for_memory(server) >= refused, 10, "refused")
+                assert writer.written == 1
+                client.config_set("maxmemory", 0)
+                yield writer, client
+    finally:
+        await spool.aclose()
+
+
 async def test_spooled_frames_redis_refuses_for_memory_wait_in_the_spool_without_multi(
     redis_server: Callable[[], RedisServer], tmp_path: Path
 ) -> None:
@@ -359,25 +391,10 @@ async def test_spooled_frames_redis_refuses_for_memory_wait_in_the_spool_without
     progress refused): the batch waits in the spool, and is written once Redis has room."""
     server = redis_server()
     url = without_scripts(server, "+multi")
-    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
-    await spool.open()
     sent = [Frame(SYSTEM, b"spooled %d" % n, "00") for n in range(3)]
-    try:
-        async with running_writer(url, spool) as (writer, _):
-            writer.send(Frame(SYSTEM, b"buffered", "00"))
-            await async_wait_until(lambda: writer.written == 1, 10, "the probe made")
-            with server.client() as client:
-                client.config_set("maxmemory", 1)
-                assert await writer.send_durably(sent) is Durability.COMMITTED
-                await async_wait_until(lambda: refused_for_memory(server) >= 2, 10, "refused")
-                assert writer.written == 1
-                client.config_set("maxmemory", 0)
-                await async_wait_until(
-                    lambda: writer.written == 4, 10, "written once Redis has room"
-                )
-                assert bodies(client, SYSTEM) == [b"buffered", *(f.body for f in sent)]
-    finally:
-        await spool.aclose()
+    async with spooled_while_redis_is_full(server, url, tmp_path, sent, 2) as (writer, client):
+        await async_wait_until(lambda: writer.written == 4, 10, "written once Redis has room")
+        assert bodies(client, SYSTEM) == [b"buffered", *(f.body for f in sent)]
 
 
 async def test_spooled_frames_go_on_when_their_progress_is_refused_without_a_transaction(
@@ -392,24 +409,11 @@ async def test_spooled_frames_go_on_when_their_progress_is_refused_without_a_tra
         client.execute_command(
             "ACL", "SETUSER", "exesdb", "resetkeys", "~exesdb:bus:*", "%R~exesdb:spool:*"
         )
-    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
-    await spool.open()
     sent = [Frame(SYSTEM, b"spooled %d" % n, "00") for n in range(25)]  # the writer's batch: 10
-    try:
-        async with running_writer(url, spool) as (writer, _):
-            writer.send(Frame(SYSTEM, b"buffered", "00"))
-            await async_wait_until(lambda: writer.written == 1, 10, "the epoch found")
-            with server.client() as client:
-                client.config_set("maxmemory", 1)
-                assert await writer.send_durably(sent) is Durability.COMMITTED
-                await async_wait_until(lambda: refused_for_memory(server) >= 20, 10, "refused")
-                assert writer.written == 1
-                client.config_set("maxmemory", 0)
-                await async_wait_until(lambda: not writer.spool_bytes, 10, "the spool emptied")
-                assert writer.written == 1 + len(sent)
-                assert bodies(client, SYSTEM) == [b"buffered", *(f.body for f in sent)]
-    finally:
-        await spool.aclose()
+    async with spooled_while_redis_is_full(server, url, tmp_path, sent, 20) as (writer, client):
+        await async_wait_until(lambda: not writer.spool_bytes, 10, "the spool emptied")
+        assert writer.written == 1 + len(sent)
+        assert bodies(client, SYSTEM) == [b"buffered", *(f.body for f in sent)]
     said = "refuses the bridge's user the spool's progress"
     [told] = [r.getMessage() for r in caplog.records if said in r.getMessage()]
     # docs/redis.md quotes the warning, its elisions aside.
@@ -424,17 +428,7 @@ async def test_a_stream_refused_in_a_watched_batch_is_told_with_its_error_code(
     docs/redis.md says (``refuses the bridge's commands: NOPERM …``), as a plain pipeline's
     refusal is: Redis's error code kept."""
     server = redis_server()
-    url = without_scripts(server)
-    with server.client() as client:
-        client.execute_command(
-            "ACL", "SETUSER", "exesdb", "resetkeys", "~exesdb:bus:epoch",
-            f"~exesdb:bus:{SYSTEM}", f"%R~exesdb:bus:{AUDIT}",
-        )  # fmt: skip
-    dropped: list[int] = []
-    async with running_writer(url) as (writer, link):
-        writer.attach(resign=lambda envelope: pytest.fail("nothing waits"), dropped=dropped.append)
-        writer.send(Frame(SYSTEM, b"one", "00"))
-        await async_wait_until(lambda: writer.written == 1, 10, "the epoch found, watched next")
+    async with watched_writer_with_audit_read_only(server) as (writer, link, dropped):
         writer.send(Frame(AUDIT, b"refused", "00"))
         await async_wait_until(lambda: dropped == [1], 10, "the refused frame dropped")
         told = link.trouble()
