@@ -26,7 +26,6 @@ that would give it from a file where the mapping holding it takes one (``_dump_m
 
 from __future__ import annotations
 
-import difflib
 import io
 import os
 import re
@@ -44,7 +43,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
-from bridge.choices import choice_meant
+from bridge.choices import choice_meant, word_meant
 from bridge.errors import ConfigError
 from bridge.go_values import GoWord
 from bridge.redaction import redact_urls
@@ -706,9 +705,10 @@ def _describe(
         if not _KEY_NAME.fullmatch(loc[-1]):  # another kind of file: its lines are not shown
             where = ".".join(loc[:-1]) or "(top level)"
             return f"{where}: a key that is no name (not shown: is this the file meant?); {allowed}"
-        # A misspelling (send_resolve) is the usual unknown key: name the one meant first.
-        close = difflib.get_close_matches(loc[-1], keys, n=1)
-        meant = f"did you mean {close[0]}? " if close else ""
+        # A misspelling (send_resolve, SEND_RESOLVED) is the usual unknown key: name the one
+        # meant first, quoted as a word meant for a value is.
+        close = word_meant(loc[-1], keys)
+        meant = f"did you mean {close!r}? " if close is not None else ""
         return f"{key}: unknown key; {meant}{allowed}"
     given = error.get("input")
     if given is None and error["type"] != "missing":

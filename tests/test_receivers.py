@@ -87,8 +87,12 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         ),
         (
             "webhook_configs:\n  - url: http://h/x\n    send_resolve: true\n",
-            "webhook_configs.0.send_resolve: unknown key; did you mean send_resolved? allowed"
+            "webhook_configs.0.send_resolve: unknown key; did you mean 'send_resolved'? allowed"
             " here: url, url_file, send_resolved,",
+        ),
+        (  # the file takes its keys in their case only, as Go does: the one meant is named
+            "webhook_configs:\n  - url: http://h/x\n    SEND_RESOLVED: true\n",
+            "webhook_configs.0.SEND_RESOLVED: unknown key; did you mean 'send_resolved'? allowed",
         ),
         ("webhook_configs:\n  - send_resolved: true\n", "exactly one of url and url_file"),
         (
@@ -312,7 +316,7 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         ),
         (  # a key Alertmanager's global section does not have either
             "global:\n  smtp_frm: ops@example.com\nwebhook_configs:\n  - url: http://h\n",
-            "global.smtp_frm: unknown key; did you mean smtp_from? allowed here: http_config,"
+            "global.smtp_frm: unknown key; did you mean 'smtp_from'? allowed here: http_config,"
             " resolve_timeout,",
         ),
         (

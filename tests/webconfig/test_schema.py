@@ -206,7 +206,7 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
     [
         (
             "tls_server_config:\n  cert_fil: a.pem\n",
-            "tls_server_config.cert_fil: unknown key; did you mean cert_file? allowed here: ",
+            "tls_server_config.cert_fil: unknown key; did you mean 'cert_file'? allowed here: ",
         ),
         ("bogus: 1\n", "bogus: unknown key; allowed here: tls_server_config"),
         (
