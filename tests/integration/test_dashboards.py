@@ -125,12 +125,15 @@ def test_dashboards_are_generated_from_the_table() -> None:
 
 
 def generator() -> Any:
-    """grafana/generate.py as a module (a script, not in a package)."""
-    spec = importlib.util.spec_from_file_location("grafana_generate", ROOT / "grafana/generate.py")
+    """The grafana/generator package, loaded from its folder (grafana/ is no package)."""
+    folder = ROOT / "grafana/generator"
+    spec = importlib.util.spec_from_file_location(
+        "grafana_generator", folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
     assert spec
     assert spec.loader
     module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules while the class is made.
+    # Its relative imports, and dataclasses as a class is made, look it up in sys.modules.
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
