@@ -172,6 +172,69 @@ PANELS: list[P | Row] = [
         "short",
         description="Reload successful: 1 when the latest change to the TLS files named in EXESDB_BUS's query (ssl_ca_certs, ssl_certfile, ssl_keyfile) was taken, 0 while one that does not load is refused and the files loaded before stay in force (ExesdbRedisTLSFilesReloadFailed fires after 15 minutes). In force for, right axis: how long since the files in force were loaded. Only on the Redis bus with TLS files.",
     ),
+    series(
+        "Redis write backlog",
+        [
+            Q(
+                f"max by (instance) (exesdb_redis_buffer_depth{{{INSTANCE}}})",
+                "buffered {{instance}}",
+            ),
+            Q(
+                f"max by (instance) (exesdb_redis_retained{{{INSTANCE}}})",
+                "retained {{instance}}",
+            ),
+            Q(
+                f"max by (instance) (exesdb_redis_spool_bytes{{{INSTANCE}}})",
+                "spooled {{instance}}",
+                unit="bytes",
+            ),
+        ],
+        "short",
+        description="Buffered: frames the bridge published itself (collectors, alert stage) waiting in memory to be written to Redis, growing while Redis is unreachable; beyond EXESDB_REDIS_BUFFER_SIZE they are refused and counted (dropped transport, under Dropped and failed messages). Retained: work-queue frames written that no consumer group is known to have taken yet, written again should Redis lose its data. Spooled, right axis: bytes in the spool on disk not yet written to Redis (ingested batches answered 202, acknowledgements answered 200). Only on the Redis bus.",
+    ),
+    series(
+        "Redis frames written and spooled",
+        [
+            Q(
+                f"sum by (instance) (rate(exesdb_redis_written_total{{{INSTANCE}}}[{RATE}]))",
+                "written {{instance}}",
+            ),
+            Q(
+                f"sum by (instance) (rate(exesdb_redis_spooled_total{{{INSTANCE}}}[{RATE}]))",
+                "spooled {{instance}}",
+            ),
+        ],
+        "ops",
+        description="Frames written to Redis streams per second, and frames stored in the spool on disk on their way there (ingested ones, and acknowledgements at a replica without the work-queue lease): written falling to 0 while spooled goes on is Redis not taking writes. Only on the Redis bus.",
+    ),
+    series(
+        "Redis recoveries and losses",
+        [
+            Q(
+                f"sum by (instance) (increase(exesdb_redis_stage_errors_total{{{INSTANCE}}}[5m]))",
+                "stage restarted {{instance}}",
+            ),
+            Q(
+                f"sum by (instance) (increase(exesdb_redis_resigned_total{{{INSTANCE}}}[5m]))",
+                "signed again {{instance}}",
+            ),
+            Q(
+                f"sum by (instance) (increase(exesdb_redis_rewritten_total{{{INSTANCE}}}[5m]))",
+                "written again after a data loss {{instance}}",
+            ),
+            Q(
+                f"sum by (instance) (increase(exesdb_redis_claimed_total{{{INSTANCE}}}[5m]))",
+                "claimed from a silent replica {{instance}}",
+            ),
+            Q(
+                f"sum by (instance) (increase(exesdb_redis_trimmed_total{{{INSTANCE}}}[5m]))",
+                "lost to trimming {{instance}}",
+            ),
+        ],
+        "short",
+        width=24,
+        description="Per 5 minutes. Stage restarted: a Redis bus background stage failed unexpectedly, was logged and restarted. Signed again: frames re-signed with a fresh timestamp after waiting half the replay window in the local buffer (a long Redis outage). Written again after a data loss: work-queue frames written anew because Redis lost its data. Claimed from a silent replica: work-queue entries another replica left unacknowledged, taken over. Lost to trimming: unacknowledged work-queue entries trimmed away before a replica took them (raise EXESDB_REDIS_STREAM_MAXLEN above an outage's worth of traffic). Only on the Redis bus.",
+    ),
     Row("Alerts"),
     series(
         "Alerts raised by category",
@@ -337,6 +400,58 @@ PANELS: list[P | Row] = [
         ],
         "short",
         description="Reload successful: 1 when the latest change to EXESDB_WEB_CONFIG_FILE (or a file it names) was taken, 0 while a bad one is refused and the version loaded before stays in force (ExesdbWebConfigReloadFailed fires after 15 minutes). In force for, right axis: how long since the web config in force was loaded. Only with EXESDB_WEB_CONFIG_FILE.",
+    ),
+    series(
+        "HTTP connections",
+        [
+            Q(f"max by (instance) (exesdb_http_connections{{{INSTANCE}}})", "open {{instance}}"),
+            Q(f"max by (instance) (exesdb_http_max_connections{{{INSTANCE}}})", "cap {{instance}}"),
+        ],
+        "short",
+        description="Open HTTP connections and the cap in force (EXESDB_HTTP_MAX_CONNECTIONS, or lower when the descriptor limit allows fewer). At the cap a new connection closes the one idle longest, else the one reading a body slowest; with every connection busy otherwise, 32 more are taken for /healthz, /readyz and /metrics only (any other request there is answered 503 too_many_connections).",
+    ),
+    series(
+        "HTTP connections closed by reason",
+        [
+            Q(
+                f"sum by (reason) (rate(exesdb_http_connections_closed_total{{{INSTANCE}}}[{RATE}]))",
+                "{{reason}}",
+            )
+        ],
+        "ops",
+        description="Connections the bridge closed: a head, TLS handshake or body too slow (header_timeout, body_timeout), the longest idle one at the cap (evicted), the slowest body read at the cap with none idle (slow_body), the longest stalled of more than 32 answers their clients do not read (stalled), an answer its client took nothing of (write_timeout), or over the cap and its reserve (refused). Idle connections closed after their timeout are not counted.",
+    ),
+    series(
+        "TLS handshakes failed by kind",
+        [
+            Q(
+                f"sum by (kind) (rate(exesdb_http_tls_handshake_failures_total{{{INSTANCE}}}[{RATE}]))",
+                "{{kind}}",
+            )
+        ],
+        "ops",
+        description="plain_http: plain HTTP sent to the TLS port (answered 400); client_certificate: none, or one the client CA does not sign; server_certificate: the client refused the bridge's; version_or_cipher: none in common; closed: the client left mid-handshake (a port check). Each kind is logged at most once a minute. Only with TLS in EXESDB_WEB_CONFIG_FILE.",
+    ),
+    series(
+        "Basic auth password checks",
+        [
+            Q(
+                f"sum by (result) (rate(exesdb_web_config_password_checks_total{{{INSTANCE}}}[{RATE}]))",
+                "checked, {{result}}",
+            ),
+            Q(
+                f"sum by (limit) (rate(exesdb_web_config_password_checks_busy_total{{{INSTANCE}}}[{RATE}]))",
+                "answered 429, {{limit}} limit",
+            ),
+            Q(
+                f"max by (instance) (exesdb_web_config_password_checks_waiting{{{INSTANCE}}})",
+                "waiting {{instance}}",
+                unit="short",
+            ),
+        ],
+        "ops",
+        width=24,
+        description="Passwords checked with bcrypt per second by result (each outcome is remembered, so a scraper resending the same credentials costs one check: a growing refused rate is someone guessing), and requests answered 429 password_checks_busy, unchecked, by the limit they met (client or all). Waiting, right axis: checks waiting their turn or running; staying near 12 is a flood (a check from any other address is then answered 429). Only with basic_auth_users in EXESDB_WEB_CONFIG_FILE.",
     ),
     Row("Security, audit and logs"),
     series(
