@@ -27,7 +27,7 @@ from bridge.sinks.prometheus.store import SeriesStore
 from bridge.sinks.prometheus.translate import Translator
 from bridge.webconfig.live import LiveWebConfig
 from bridge.webconfig.loading import judge
-from tests.doc_text import page
+from tests.doc_text import catalog_rows, page
 from tests.integration.servers.alertmanager import AlertmanagerServer
 from tests.integration.servers.otlp import GrpcOtlpReceiver
 from tests.integration.servers.prometheus import PrometheusServer
@@ -125,12 +125,15 @@ def test_dashboards_are_generated_from_the_table() -> None:
 
 
 def generator() -> Any:
-    """grafana/generate.py as a module (a script, not in a package)."""
-    spec = importlib.util.spec_from_file_location("grafana_generate", ROOT / "grafana/generate.py")
+    """The grafana/generator package, loaded from its folder (grafana/ is no package)."""
+    folder = ROOT / "grafana/generator"
+    spec = importlib.util.spec_from_file_location(
+        "grafana_generator", folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
     assert spec
     assert spec.loader
     module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules while the class is made.
+    # Its relative imports, and dataclasses as a class is made, look it up in sys.modules.
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
@@ -624,6 +627,21 @@ def test_every_series_a_rule_reads_is_on_a_dashboard() -> None:
     through a recorded series: an operator paged by an alert finds a panel of what fired."""
     missing = unshown_series(rules(), [expr for _, _, expr in queries()])
     assert missing == [], "on no dashboard:\n" + "\n".join(missing)
+
+
+# The bridge's own series an operator reads in an incident on the bus or at the edge: the Redis
+# transport's, the HTTP listener's and the web config's.
+BUS_AND_EDGE = ("exesdb_redis_", "exesdb_http_", "exesdb_web_config_")
+
+
+def test_every_redis_bus_and_http_edge_series_is_on_a_dashboard() -> None:
+    """Each series of the metrics catalog from the Redis bus or the HTTP edge is shown by some
+    dashboard query: an operator looking into either in an incident finds all it reports."""
+    catalogued = {name for name in catalog_rows() if name.startswith(BUS_AND_EDGE)}
+    records = [rule for rule in rules() if "record" in rule]
+    shown = shown_series([expr for _, _, expr in queries()], records)
+    assert len(catalogued) >= 20
+    assert sorted(catalogued - shown) == [], "on no dashboard"
 
 
 def test_the_unshown_series_finder_finds_a_series_on_no_panel() -> None:
