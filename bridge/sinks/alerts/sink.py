@@ -184,8 +184,8 @@ class AlertSink:
         self._publish = publish
         self._recorder = recorder
         self._clock = clock
-        # What a batch's events are dated by: the coordinator's clock (Redis's), or without
-        # one, when the queue last handed over all it held.
+        # What a batch's events are dated by: the coordinator's clock (Redis's), and when every
+        # message the queue holds was taken in after.
         self._dates = BatchDates(coordinator, clock=clock, monotonic=monotonic)
         self._random = random
         self._sleep = sleep
@@ -658,7 +658,8 @@ class AlertSink:
     # -- the bus stage --
 
     async def _on_batch(self, envelopes: Sequence[Envelope]) -> None:
-        await self._dates.handle(self.subscription.depth, lambda: self._take(envelopes))
+        taken = self.subscription
+        await self._dates.handle(taken.mark, taken.depth, lambda: self._take(envelopes))
 
     async def _take(self, envelopes: Sequence[Envelope]) -> None:
         await self._ready.wait()  # messages may arrive between bus start and ours
