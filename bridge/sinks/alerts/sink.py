@@ -638,6 +638,12 @@ class AlertSink:
         one last saw it; None on the in-process bus, or when it saw none."""
         return None if self._lease is None else self._lease.holder
 
+    def work_queue_lease_kept(self) -> bool:
+        """On Redis, whether this replica keeps the work-queue lease without serving the work
+        queue (taken back after Redis lost its data, its take-up failing); never on the
+        in-process bus."""
+        return self._lease is not None and self._lease.kept
+
     def work_queue_reachable(self) -> bool:
         """Whether this replica can use the lease's store (Redis: it answers, and takes the
         lease's commands): while it cannot, and this replica does not hold the lease, which
