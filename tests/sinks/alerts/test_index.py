@@ -607,8 +607,8 @@ async def test_the_resolves_of_unknown_alerts_kept_at_the_cap_go_oldest_first(
     boxes, db: DbThread
 ) -> None:
     """At the cap, a batch of resolves of unknown alerts forgets the oldest of those kept and of
-    its own (one older than all kept is not written), counted; a resolve kept whose alert
-    changed since leaves its place to them."""
+    its own (one older than all kept is not written), counted; a resolve kept that a newer one
+    of its alert replaces leaves its place to them."""
     store = Store()
     state = Dated(store, "a")
     a = replica(store, boxes["a"], db, state=state)
@@ -638,10 +638,10 @@ async def test_the_resolves_of_unknown_alerts_kept_at_the_cap_go_oldest_first(
 
 
 async def test_a_resolve_of_an_unknown_alert_is_kept_in_redis_a_day(boxes, db: DbThread) -> None:
-    """On Redis a resolve of an unknown alert is kept a day, not the replay window: a down that
+    """On Redis a resolve of an unknown alert is kept a day, not the replay window (a down that
     waited that long in a spool cut off from Redis, signed again as it is written, is still
-    judged by it. After that it is dropped with a later change, not counted as forgotten (its
-    time ran out: it was not forgotten before it at the cap)."""
+    judged by it), then dropped with a later change, not counted as forgotten: its time ran
+    out, it was not forgotten before it at the cap."""
     store = Store()
     state = Dated(store, "a")
     a = replica(store, boxes["a"], db, state=state)
