@@ -93,6 +93,13 @@ class WorkQueueLease(Protocol):
         takes the lease's commands. While it does not (unreachable, or refusing them), no
         replica can be known here to hold the lease."""
 
+    @property
+    def kept(self) -> bool:
+        """True while this replica keeps the lease without serving the work queue: it took the
+        lease back after the store (Redis) lost its data, and with it the lease it held, and
+        keeps it through failed take-ups of the work queue (its open alerts are kept only
+        here), so that no replica serves it meanwhile."""
+
     async def first_answer(self, within: float) -> bool:
         """Wait at most ``within`` seconds for the store's first answer since this replica
         started (at once when it has answered before); whether it has answered."""

@@ -93,6 +93,10 @@ class AlertSource(LeaseView, Protocol):
         delivery, how many deliveries wait for it, and how many alerts wait in the grouping
         window that holds."""
 
+    def work_queue_lease_kept(self) -> bool:
+        """On Redis, whether this replica keeps the work-queue lease without serving the work
+        queue (taken back after Redis lost its data, its take-up failing)."""
+
 
 @runtime_checkable
 class NodeSource(Protocol):
@@ -114,19 +118,24 @@ class DownSource(Protocol):
 class LeaseState:
     """Whether this replica's alerts are the cluster's (``held``: it holds the work-queue lease,
     or runs the in-process bus, or no alert sink), and if not, who holds the lease, if known
-    (``reachable`` False: this replica cannot use Redis, so no one can be known to)."""
+    (``reachable`` False: this replica cannot use Redis, so no one can be known to), or
+    whether this replica keeps it without serving the work queue (``kept``: taken back after
+    Redis lost its data, its take-up failing)."""
 
     held: bool
     holder: str | None = None
     reachable: bool = True
+    kept: bool = False
 
 
 def lease_state(source: AlertSource | None) -> LeaseState:
     """What ``source`` (the alert sink, if any) says of the work-queue lease now, as
-    ``GET /v1/alerts`` says it (``work_queue_lease``)."""
+    ``GET /v1/alerts`` says it (``work_queue_lease``), and whether this replica keeps it."""
     where = "here" if source is None else work_queue_lease(source)
     if source is None or where == "here":
         return LeaseState(held=True)
+    if where == "elsewhere" and source.work_queue_lease_kept():
+        return LeaseState(held=False, kept=True)
     return LeaseState(held=False, holder=source.work_queue_holder(), reachable=where != "unknown")
 
 

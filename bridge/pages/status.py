@@ -430,6 +430,8 @@ def _alert_detail(by_severity: Mapping[str, int], lease: LeaseState, *, at_least
     counts = _breakdown(by_severity, SEVERITIES[::-1])
     if at_least:  # the sink counts again within a second
         counts = f"at least {counts}: more fired since the last count"
+    if lease.kept:
+        return f"{counts or 'none here'}; may be out of date (the work queue not taken up)"
     if not lease.reachable:
         return f"{counts or 'none here'}; may be incomplete (cannot use Redis)"
     if not lease.held:
@@ -469,6 +471,11 @@ def _listing(
         return empty(
             "No active alerts on this replica, which cannot use Redis: which replica holds the"
             " alert work-queue lease, and so the cluster's alerts, cannot be known here."
+        )
+    if not alerts and lease.kept:
+        return empty(
+            "No active alerts on this replica, which keeps the alert work-queue lease but has not"
+            " taken the work queue up: its alerts may be out of date."
         )
     if not alerts and not lease.held:
         return empty(

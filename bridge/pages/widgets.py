@@ -122,6 +122,18 @@ _HOLDER_UNKNOWN: Final = Fragment(
     " disk and are handled once Redis is back; notifications already in its outbox are still"
     " sent.</section>"
 )
+# Worded as docs/redis.md tells the lease kept after Redis lost its data.
+_LEASE_KEPT: Final = Fragment(
+    '<section class="panel notice lease" id="lease" role="status"><b>This replica keeps the'
+    " alert work-queue lease, and does not serve the work queue:</b> Redis lost its data while"
+    " this replica held the lease, and taking the work queue up fails (tried again each second;"
+    " the log says why). It keeps the lease rather than leave it to a replica standing by, as"
+    " its open alerts are kept only in its outbox: taken by another, their resolves would never"
+    " be sent. Meanwhile no replica serves the work queue (its entries wait in Redis) and its"
+    " alert list may be out of date; still failing three <code>EXESDB_REDIS_CLAIM_IDLE_MS</code>"
+    " after the loss, it gives the lease back (<code>exesdb_redis_work_queue_lease_kept"
+    " 1</code> on its <code>/metrics</code> meanwhile).</section>"
+)
 _HOLDER: Final = Fragment(
     ': <b class="holder" title="its consumer name: EXESDB_NODE, then a tag of its run">'
     "${consumer}</b>"
@@ -205,10 +217,13 @@ def countdown(seconds: float, now: float | None) -> Html:
 def lease_notice(lease: LeaseState) -> Html:
     """A banner saying this replica's alerts may be incomplete (on Redis, without the work-queue
     lease), naming the replica that holds it if known, or that none can be known while this
-    replica cannot use Redis; nothing when it holds the lease (or runs the in-process bus, or
-    no alert sink)."""
+    replica cannot use Redis, or that this replica keeps the lease without serving the work
+    queue (Redis lost its data, its take-up failing); nothing when it holds the lease (or runs
+    the in-process bus, or no alert sink)."""
     if lease.held:
         return Html("")
+    if lease.kept:
+        return _LEASE_KEPT()
     if not lease.reachable:
         return _HOLDER_UNKNOWN()
     holder = (

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
+from bridge.app import Bridge
 from bridge.pages.sources import lease_state
+from bridge.pages.status import status_live, status_view
 from bridge.pages.widgets import lease_notice
 from bridge.sinks.alerts.admin import AlertQuery
 from bridge.sinks.alerts.records import (
@@ -16,13 +20,18 @@ from bridge.sinks.alerts.records import (
     Delivery,
     Recipients,
 )
+from bridge.sinks.alerts.sink import AlertSink
+from tests.sinks.alerts.helpers import alert_bridge
+from tests.sinks.alerts.test_sink import LeaseTransport
 
 
 class Sink:
     """An alert sink that says what the test tells it of the work-queue lease."""
 
-    def __init__(self, *, holding: bool, reachable: bool, holder: str | None) -> None:
-        self.holding, self.reachable, self.holder = holding, reachable, holder
+    def __init__(
+        self, *, holding: bool, reachable: bool, holder: str | None, kept: bool = False
+    ) -> None:
+        self.holding, self.reachable, self.holder, self.kept = holding, reachable, holder, kept
 
     async def list_alerts(
         self, query: AlertQuery, *, by_start: bool = False
@@ -50,10 +59,16 @@ class Sink:
     def work_queue_reachable(self) -> bool:
         return self.reachable
 
+    def work_queue_lease_kept(self) -> bool:
+        return self.kept
 
-def banner(*, holding: bool, reachable: bool, holder: str | None = "bridge-1:aa") -> str:
+
+def banner(
+    *, holding: bool, reachable: bool, holder: str | None = "bridge-1:aa", kept: bool = False
+) -> str:
     """The banner's markup for a sink in that state."""
-    return str(lease_notice(lease_state(Sink(holding=holding, reachable=reachable, holder=holder))))
+    sink = Sink(holding=holding, reachable=reachable, holder=holder, kept=kept)
+    return str(lease_notice(lease_state(sink)))
 
 
 @pytest.mark.parametrize("reachable", [True, False], ids=["redis answers", "cut off"])
@@ -88,3 +103,50 @@ def test_a_replica_cut_off_from_redis_says_the_lease_holder_cannot_be_known() ->
     assert "wait in its spool on disk and are handled once Redis is back" in shown
     assert "bridge-1:aa" not in shown
     assert "does not hold" not in shown
+
+
+def test_a_replica_keeping_the_lease_after_redis_lost_its_data_says_it_keeps_it() -> None:
+    """A replica that keeps the lease it took back after Redis lost its data, its take-up of the
+    work queue failing, says it keeps the lease and why (its open alerts are kept only in its
+    outbox), that no replica serves the work queue meanwhile, and when it gives the lease back;
+    not that the holder is not known, nor that another replica holds it."""
+    shown = banner(holding=False, reachable=True, holder=None, kept=True)
+    assert shown.startswith(
+        '<section class="panel notice lease" id="lease" role="status"><b>This replica keeps the'
+        " alert work-queue lease, and does not serve the work queue:</b> Redis lost its data"
+        " while this replica held the lease, and taking the work queue up fails"
+    )
+    assert "its open alerts are kept only in its outbox" in shown
+    assert "no replica serves the work queue" in shown
+    assert "<code>exesdb_redis_work_queue_lease_kept 1</code>" in shown
+    assert "not known here" not in shown
+    assert "does not hold" not in shown
+    assert banner(holding=True, reachable=True, kept=True) == ""
+    assert "cannot use Redis" in banner(holding=False, reachable=False, kept=True)
+
+
+async def status_page(bridge: Bridge, sink: AlertSink) -> str:
+    """The status page's live part as ``bridge``, whose alert sink is ``sink``, shows it now."""
+    now = time.time()
+    view = await status_view(bridge, alerts_from=sink, nodes_from=None, down_from=None, now=now)
+    return str(status_live(view, bridge, root="/", now=now))
+
+
+async def test_the_status_page_of_a_replica_whose_sink_keeps_the_lease_says_it_keeps_it(
+    tmp_path: Path,
+) -> None:
+    """The status page of a replica whose alert sink's transport keeps the work-queue lease
+    (``exesdb_redis_work_queue_lease_kept`` 1: not leading, no holder seen) carries the banner
+    saying so, its Active alerts card and empty list say its alerts may be out of date; once it
+    takes the work queue up, no banner."""
+    transport = LeaseTransport()
+    transport.lease.kept = True
+    async with alert_bridge(tmp_path, transport=transport) as (bridge, sink, _):
+        kept = await status_page(bridge, sink)
+        transport.lease.kept, transport.lease.leading = False, True
+        taken_up = await status_page(bridge, sink)
+    assert "This replica keeps the alert work-queue lease" in kept
+    assert "not known here" not in kept
+    assert "none here; may be out of date (the work queue not taken up)" in kept
+    assert "which keeps the alert work-queue lease but has not taken the work queue up" in kept
+    assert 'id="lease"' not in taken_up

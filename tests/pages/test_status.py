@@ -59,6 +59,9 @@ class Sink:
     def work_queue_reachable(self) -> bool:
         return True
 
+    def work_queue_lease_kept(self) -> bool:
+        return False
+
 
 def shown(tmp_path: Path) -> Bridge:
     """A bridge, not started, for the pages to show (its settings, start and parts)."""

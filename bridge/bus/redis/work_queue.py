@@ -84,6 +84,12 @@ class WorkQueue:
         now); False before Redis first answered."""
         return self._link.connected and not self._lease.refused
 
+    @property
+    def kept(self) -> bool:
+        """True while this replica keeps the work-queue lease it took back after Redis lost its
+        data, through failed take-ups (``exesdb_redis_work_queue_lease_kept``)."""
+        return self._lease.kept
+
     async def first_answer(self, within: float) -> bool:
         """Wait at most ``within`` seconds for Redis's first answer since the start (at once
         when it has answered before); whether it has."""

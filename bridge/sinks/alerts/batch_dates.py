@@ -5,14 +5,19 @@ coordinator's: Redis's ``TIME``, or the process's own on the in-process bus), no
 own (``transitions.event_date``), its difference from this replica's measured again once a
 minute, at a batch. A resolve of an unknown alert is remembered for the replay window from when
 every message not yet handled was taken in (``AlertStore.plan``'s ``arrived_after``, which the
-in-process bus's store reads; on Redis the index keeps them): when the sink's queue last handed
-over all it held, that batch handled since, however long a message then waits in the queue.
+in-process bus's store reads; on Redis the index keeps them): when the sink's queue was handed a
+batch after which it took in all those, every message taken in before it handled since, however
+long a message then waits in the queue. Told by the queue's count of the messages it took in
+(``BatchSubscription.mark``), not only when it last handed over all it held: a queue that never
+empties (a flood it cannot keep up with) would keep that date where it last did, the resolves
+past their window, and count them forgotten at the cap.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
@@ -29,6 +34,10 @@ _SHARED_CLOCK_SECONDS: Final = 60.0
 # one that failed is taken again at a batch a second later at the soonest, not at every batch.
 _SHARED_CLOCK_WAIT_SECONDS: Final = 0.5
 _SHARED_CLOCK_RETRY_SECONDS: Final = 1.0
+# The hand-overs remembered while messages stay queued (``BatchDates.handle``): a queue that
+# never empties hands over a batch each time its handler is done, hundreds before a message
+# taken in at the first is handled only when batches are a few messages each.
+_HANDED_KEPT: Final = 1_024
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +52,10 @@ class Dates:
 
 class BatchDates:
     """The dates of the alert sink's batches: by ``coordinator``'s clock when there is one, and
-    by when its queue last handed over all it held (``clock``: Unix seconds; ``monotonic``
-    times the shared clock's measures)."""
+    by when every message its queue holds was taken in after (``clock``: Unix seconds;
+    ``monotonic`` times the shared clock's measures)."""
 
-    __slots__ = ("_arrived_after", "_clock", "_shared")
+    __slots__ = ("_arrived_after", "_clock", "_handed", "_shared")
 
     def __init__(
         self,
@@ -67,19 +76,30 @@ class BatchDates:
                 wall_clock=clock,
             )
         )
-        # When the sink's queue last handed over all it held, that batch handled since: every
-        # message not yet handled was taken in after it (see handle).
+        # Every message not yet handled was taken in after this (see handle).
         self._arrived_after = -math.inf
+        # The batches handed over since, each as (how many messages the queue had taken in by
+        # then, when), counts rising: once the messages up to one's count are handled, every
+        # message left was taken in after it. As many at most as messages wait, or as batches
+        # failed in a row; the oldest dropped beyond _HANDED_KEPT (the date then moves on at
+        # the next one's: later, never too soon).
+        self._handed: deque[tuple[int, float]] = deque(maxlen=_HANDED_KEPT)
 
-    async def handle(self, queued: int, handle: Callable[[], Awaitable[None]]) -> None:
-        """Run ``handle`` on a batch handed over with ``queued`` messages left in the queue."""
-        # Read as the batch is handed over, before any wait: nothing left queued, every message
-        # taken in until now is in this batch or one handled before (AlertStore.plan's
-        # arrived_after, from once this batch is handled).
-        taken_at = self._clock() if queued == 0 else None
+    async def handle(self, mark: int, queued: int, handle: Callable[[], Awaitable[None]]) -> None:
+        """Run ``handle`` on a batch handed over when the queue had taken in ``mark`` messages
+        (``BatchSubscription.mark``), ``queued`` of them left in it: the batch's last is
+        ``mark - queued``."""
+        # Read as the batch is handed over, before any wait: a message numbered past ``mark``
+        # is taken in after now.
+        handed = self._handed
+        if handed and handed[-1][0] == mark:
+            handed.pop()  # none taken in since (a batch tried again): now is the later bound
+        handed.append((mark, self._clock()))
         await handle()
-        if taken_at is not None:
-            self._arrived_after = max(self._arrived_after, taken_at)
+        # Handled: every message up to the batch's last (AlertStore.plan's arrived_after).
+        last = mark - queued
+        while handed and handed[0][0] <= last:
+            self._arrived_after = max(self._arrived_after, handed.popleft()[1])
 
     async def dates(self) -> Dates:
         """The dates a batch's changes are applied with now: with a coordinator, its clock's

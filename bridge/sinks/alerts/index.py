@@ -125,6 +125,9 @@ _PRUNE_SECONDS: Final = 3_600.0
 # What marks the date of a resolve of an unknown alert in ``DATES`` (capped, unlike the dates of
 # notified changes): a leading plus sign, which ``float()`` reads as the versions before it did.
 _RESOLVE_MARK: Final = b"+"
+# How many entries of the heap of their dates may no longer stand before it is made anew, beyond
+# as many as those that do: a few, so that a handful of resolves is not made anew at each change.
+_OLDEST_SLACK: Final = 64
 # Why a change is refused: another replica holds the lease (or this one has yet to take it up).
 _NOT_HOLDING: Final = (
     "this replica no longer holds the work-queue lease: its alert changes are left to the holder"
@@ -213,8 +216,12 @@ class AlertIndex:
         replica may have never heard of the alert, nor be delivered the events of those changes
         again."""
         # Those of ``dates`` that are of resolves of alerts unknown (``_RESOLVE_MARK``): at most
-        # RESOLVES_REMEMBERED.
+        # RESOLVES_REMEMBERED; and their (date, alert id), oldest first (a heap), so that a
+        # change at the cap finds the oldest without going through them all. An entry no longer
+        # in ``_unknown`` as it is (its alert's date moved, or dropped) stays until it comes to
+        # the top, or until such entries outnumber the others (``_dates_kept``).
         self._unknown: dict[str, float] = {}
+        self._oldest: list[tuple[float, str]] = []
         self._pruned_at = -float("inf")  # when the dates kept too long were last dropped
         self.caught_up = False
         """True while no note of this replica waits to be stored or dropped: its notes from
@@ -340,15 +347,13 @@ class AlertIndex:
             old = {alert_id for alert_id, at in self.dates.items() if at < horizon}
         forgotten: set[str] = set()
         if resolves and len(self._unknown) + len(resolves) > RESOLVES_REMEMBERED:
-            kept = {
-                alert_id: at
-                for alert_id, at in self._unknown.items()
-                if alert_id not in old and alert_id not in notified and alert_id not in resolves
-            }
-            kept.update(resolves)
-            excess = len(kept) - RESOLVES_REMEMBERED
+            # Counted, not copied: a change at the cap (one per node's return in a flood) costs
+            # what it brings, not the 10 000 kept.
+            replaced = old | notified.keys() | resolves.keys()
+            staying = len(self._unknown) - sum(1 for a in replaced if a in self._unknown)
+            excess = staying + len(resolves) - RESOLVES_REMEMBERED
             if excess > 0:
-                forgotten = set(heapq.nsmallest(excess, kept, key=kept.__getitem__))
+                forgotten = self._oldest_of(excess, replaced, resolves)
         put = {alert_id: repr(at).encode() for alert_id, at in notified.items()}
         for alert_id, at in resolves.items():
             if alert_id not in forgotten:
@@ -357,19 +362,57 @@ class AlertIndex:
         remove = (old | (forgotten & self._unknown.keys())) - put.keys()
         return StateChange(put=put, remove=sorted(remove)), len(forgotten)
 
+    def _oldest_of(self, count: int, replaced: set[str], resolves: dict[str, float]) -> set[str]:
+        """The ``count`` oldest (by date) of the resolves of unknown alerts kept but those
+        ``replaced`` and of the new ``resolves``: ``_oldest`` popped that far and given back
+        what it still holds (the entries that no longer stand dropped), so that it costs what
+        it takes (amortised), and changes nothing but those dropped: Redis may refuse the
+        change."""
+        unknown, heap = self._unknown, self._oldest
+        coming = sorted((at, alert_id) for alert_id, at in resolves.items())
+        taken = 0  # of ``coming``
+        popped: list[tuple[float, str]] = []
+        oldest: set[str] = set()
+        while len(oldest) < count:
+            while heap and (
+                unknown.get(heap[0][1]) != heap[0][0]
+                or heap[0][1] in replaced
+                or heap[0][1] in oldest  # the same entry twice (dropped, then kept again)
+            ):
+                entry = heapq.heappop(heap)
+                if unknown.get(entry[1]) == entry[0]:
+                    popped.append(entry)  # it stands: given back
+            if taken < len(coming) and (not heap or coming[taken] <= heap[0]):
+                oldest.add(coming[taken][1])  # forgotten as it comes
+                taken += 1
+            elif heap:
+                entry = heapq.heappop(heap)
+                popped.append(entry)
+                oldest.add(entry[1])
+            else:
+                break  # fewer than ``count`` (not so when called as ``_dates_change`` does)
+        for entry in popped:
+            heapq.heappush(heap, entry)
+        return oldest
+
     def _dates_kept(self, change: StateChange, now: float) -> None:
         """``self.dates`` as Redis keeps them once it took ``change`` (``_dates_change``'s)."""
         if now >= self._pruned_at + _PRUNE_SECONDS:
             self._pruned_at = now
+        unknown = self._unknown
         for alert_id in change.remove:
             del self.dates[alert_id]
-            self._unknown.pop(alert_id, None)
+            unknown.pop(alert_id, None)
         for alert_id, value in change.put.items():
             at = self.dates[alert_id] = float(value)
-            if value.startswith(_RESOLVE_MARK):
-                self._unknown[alert_id] = at
-            else:
-                self._unknown.pop(alert_id, None)
+            if not value.startswith(_RESOLVE_MARK):
+                unknown.pop(alert_id, None)
+            elif unknown.get(alert_id) != at:
+                unknown[alert_id] = at
+                heapq.heappush(self._oldest, (at, alert_id))
+        if len(self._oldest) > 2 * len(unknown) + _OLDEST_SLACK:
+            # Most of its entries no longer stand: made anew, once per as many changes.
+            self._oldest = _heap_of(unknown)
 
     async def catch_up(self) -> int:
         """Store this replica's notes left by a crash or a failed change (a change Redis took
@@ -535,6 +578,7 @@ class AlertIndex:
         async with self._lock:
             await self._catch_up(taken_over=True)
             self.dates, self._unknown = _dates(await self._state.load(DATES))
+            self._oldest = _heap_of(self._unknown)
             raw = await self._state.load(NAME)
             if raw is None:
                 mine = await self._db.call(self._open_alerts)
@@ -618,6 +662,14 @@ def _dates(raw: dict[str, bytes] | None) -> tuple[dict[str, float], dict[str, fl
         if value.startswith(_RESOLVE_MARK):
             unknown[alert_id] = dates[alert_id]
     return dates, unknown
+
+
+def _heap_of(unknown: dict[str, float]) -> list[tuple[float, str]]:
+    """The (date, alert id) of the resolves of unknown alerts ``unknown``, oldest first (a
+    heap)."""
+    heap = [(at, alert_id) for alert_id, at in unknown.items()]
+    heapq.heapify(heap)
+    return heap
 
 
 def _decoded(raw: dict[str, bytes] | None) -> dict[str, AlertRecord] | None:

@@ -184,8 +184,8 @@ class AlertSink:
         self._publish = publish
         self._recorder = recorder
         self._clock = clock
-        # What a batch's events are dated by: the coordinator's clock (Redis's), or without
-        # one, when the queue last handed over all it held.
+        # What a batch's events are dated by: the coordinator's clock (Redis's), and when every
+        # message the queue holds was taken in after.
         self._dates = BatchDates(coordinator, clock=clock, monotonic=monotonic)
         self._random = random
         self._sleep = sleep
@@ -638,6 +638,12 @@ class AlertSink:
         one last saw it; None on the in-process bus, or when it saw none."""
         return None if self._lease is None else self._lease.holder
 
+    def work_queue_lease_kept(self) -> bool:
+        """On Redis, whether this replica keeps the work-queue lease without serving the work
+        queue (taken back after Redis lost its data, its take-up failing); never on the
+        in-process bus."""
+        return self._lease is not None and self._lease.kept
+
     def work_queue_reachable(self) -> bool:
         """Whether this replica can use the lease's store (Redis: it answers, and takes the
         lease's commands): while it cannot, and this replica does not hold the lease, which
@@ -658,7 +664,8 @@ class AlertSink:
     # -- the bus stage --
 
     async def _on_batch(self, envelopes: Sequence[Envelope]) -> None:
-        await self._dates.handle(self.subscription.depth, lambda: self._take(envelopes))
+        taken = self.subscription
+        await self._dates.handle(taken.mark, taken.depth, lambda: self._take(envelopes))
 
     async def _take(self, envelopes: Sequence[Envelope]) -> None:
         await self._ready.wait()  # messages may arrive between bus start and ours

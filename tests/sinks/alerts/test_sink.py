@@ -588,6 +588,7 @@ class Lease:
     leading = False
     holder: str | None = None
     reachable = True
+    kept = False
 
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Taking the lease is the test's doing here: nothing to call back."""
