@@ -1384,6 +1384,33 @@ async def test_a_payload_missing_three_fields_is_answered_naming_all_three(
     assert server.delivered == []
 
 
+async def test_a_wrong_word_or_field_is_answered_with_what_is_allowed_and_the_one_meant(
+    serve: ServerFactory,
+) -> None:
+    """A status no node has and a misspelt field are answered naming the words the status takes
+    and each one meant, as publish and the integration API name them, in a batch's later lines
+    too; a field like none is said unknown alone."""
+    server = await serve()
+    payload = {"status": "helthy", "chekcs": {}, "zzz": 1}
+    body = b"\n".join([body_of(envelope(payload=payload))] * 2)
+    status, answer = await server.post(body, content_type=NDJSON)
+    assert (status, answer["error"], answer["field"]) == (
+        400,
+        "invalid_payload",
+        "line 1: payload.status",
+    )
+    detail = (
+        "payload.status: must be 'healthy', 'degraded', 'unhealthy' or 'unknown'; did you mean"
+        " 'healthy'?; payload.chekcs: not a field of node_health_updated; did you mean 'checks'?;"
+        " payload.zzz: not a field of node_health_updated"
+    )
+    assert answer["detail"] == f"line 1: {detail}"
+    assert [problem["detail"] for problem in answer["problems"]] == [
+        f"line 1: {detail}",
+        f"line 2: {detail}",
+    ]
+
+
 async def test_a_batch_line_with_envelope_and_payload_problems_names_them_all(
     serve: ServerFactory,
 ) -> None:
@@ -1432,7 +1459,7 @@ async def test_a_message_with_many_problems_is_answered_with_ten_and_a_count(
         "payload.key00",
     ]
     assert answer["detail"].endswith(
-        "; payload.key06: Extra inputs are not permitted; and 5 more problems"
+        "; payload.key06: not a field of performance_metric; and 5 more problems"
     )
 
 
