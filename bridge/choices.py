@@ -2,12 +2,13 @@
 
 pydantic refuses a value outside a ``Literal`` naming the choices (``'info', 'warning', 'error'
 or 'critical'``); ``choice_refused`` says it as every refusal does (``must be 'info', …``) and
-adds the choice the value is spelt nearly as, in any letter case. ``did_you_mean`` finds one
-among any words, for an unknown key or option; ``field_refused`` words a message's field refused
-for either. One wording for all who say these: the settings (``bridge.settings_errors``), the
-YAML files (``bridge.yamlconfig``), ``publish`` (``bridge.cli.messages``), the integration API
-(``bridge.integration``) and ingest's refusals (``bridge.bus.problems``). Here, with no import of
-the package, for them all.
+adds the choice the value is spelt nearly as, in any letter case. ``did_you_mean`` names one
+among any words (``word_meant`` finds it), for an unknown key, option, field or message type;
+``field_refused`` words a message's field refused for either. One wording for all who say these:
+the settings (``bridge.settings_errors``), the YAML files (``bridge.yamlconfig``), ``publish``
+and ``schema`` (``bridge.cli``, ``bridge.schema``), the integration API (``bridge.integration``),
+ingest's refusals (``bridge.bus.problems``) and the admin API's (``bridge.routes``). Here, with
+no import of the package, for them all.
 """
 
 from __future__ import annotations
@@ -16,23 +17,36 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["choice_refused", "did_you_mean", "field_refused"]
+__all__ = ["choice_refused", "did_you_mean", "field_refused", "word_meant"]
 
 
-def did_you_mean(given: object, words: Iterable[str]) -> str | None:
-    """``did you mean 'x'?``, ``x`` the one of ``words`` that ``given`` is spelt nearly as,
-    compared in any letter case and without the blanks around it (``warn``, ``WARNING``:
-    ``warning``), quoted as written among ``words``; None when ``given`` is no text or none is
-    alike enough."""
-    choices = {word.casefold(): word for word in words}
+def word_meant(
+    given: object, words: Iterable[str], aliases: Mapping[str, str] | None = None
+) -> str | None:
+    """The one of ``words`` that ``given`` is spelt nearly as, compared in any letter case and
+    without the blanks around it (``warn``, ``WARNING``: ``warning``), as written among
+    ``words``; ``aliases`` are other spellings of some of them (a class name for its tag). None
+    when ``given`` is no text or none is alike enough (difflib's cutoff, 0.6: one farther would
+    point the wrong way)."""
+    meant = {word.casefold(): word for word in words}
+    meant |= {alias.casefold(): word for alias, word in (aliases or {}).items()}
     # None is alike a text over 2.4 times as long as the longest (difflib's ratio, at least 0.6,
     # is twice the characters in common over both lengths): a sender's megabyte key is not read.
-    if not isinstance(given, str) or len(given) > 3 * max(map(len, choices), default=0):
+    if not isinstance(given, str) or len(given) > 3 * max(map(len, meant), default=0):
         return None
     import difflib  # here: a command that refuses nothing does not import it
 
-    close = difflib.get_close_matches(given.strip().casefold(), list(choices), n=1)
-    return f"did you mean {choices[close[0]]!r}?" if close else None
+    close = difflib.get_close_matches(given.strip().casefold(), list(meant), n=1)
+    return meant[close[0]] if close else None
+
+
+def did_you_mean(
+    given: object, words: Iterable[str], aliases: Mapping[str, str] | None = None
+) -> str | None:
+    """``did you mean 'x'?``, ``x`` the word ``given`` was likely meant as (``word_meant``),
+    quoted; None when there is none."""
+    meant = word_meant(given, words, aliases)
+    return f"did you mean {meant!r}?" if meant is not None else None
 
 
 def choice_refused(given: object, expected: str, *, hint: bool = True) -> str:

@@ -1401,7 +1401,12 @@ def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback
 @pytest.mark.parametrize(
     ("args", "stdin", "env", "message"),
     [
-        (["performance_metrc"], None, {"SECRET_KEY_BASE": TEST_SECRET}, "mean performance_metric?"),
+        (
+            ["performance_metrc"],
+            None,
+            {"SECRET_KEY_BASE": TEST_SECRET},
+            "mean 'performance_metric'?",
+        ),
         (
             ["system_alert", "-f", "severity=huge"],
             None,
@@ -1416,7 +1421,7 @@ def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback
         ),
         (["system_alert", "--stdin"], "not json", {"SECRET_KEY_BASE": TEST_SECRET}, "--stdin"),
         (["system_alert", "--stdin"], "[1, 2]", {"SECRET_KEY_BASE": TEST_SECRET}, "object"),
-        (["performance_metrc"], None, {}, "mean performance_metric?"),
+        (["performance_metrc"], None, {}, "mean 'performance_metric'?"),
         (
             ["system_alert", *ALERT_FIELDS, "-f", "severity=huge"],
             None,

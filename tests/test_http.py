@@ -371,7 +371,7 @@ async def test_an_unknown_tag_like_one_of_its_instance_is_answered_with_the_tag_
     assert answer["detail"] == (
         "'node_health_update' is not a message type of ex_esdb_health; its types:"
         " node_health_updated, cluster_health_updated, component_health_updated,"
-        " health_check_completed; did you mean node_health_updated?"
+        " health_check_completed; did you mean 'node_health_updated'?"
     )
     lines = [
         body_of(envelope(tag=tag))
@@ -383,7 +383,7 @@ async def test_an_unknown_tag_like_one_of_its_instance_is_answered_with_the_tag_
     assert nosuch.startswith("line 2: 'nosuch' is not a message type of ex_esdb_health")
     assert "did you mean" not in nosuch
     assert meant.startswith("line 3: 'healthcheck_completed' is not a message type of")
-    assert meant.endswith("; did you mean health_check_completed?")
+    assert meant.endswith("; did you mean 'health_check_completed'?")
 
 
 _LONG_NAME: Final = "k" * 200_000
@@ -1427,7 +1427,7 @@ async def test_a_batch_line_with_envelope_and_payload_problems_names_them_all(
     assert first == _worded(answer)
     assert first["fields"] == ["line 2: ts", "line 2: tag"]
     assert first["detail"].startswith("line 2: ts must be an RFC 3339 timestamp; 'performance_m")
-    assert first["detail"].endswith("; did you mean performance_metric?")
+    assert first["detail"].endswith("; did you mean 'performance_metric'?")
     assert second["error"] == "invalid_payload"
     assert second["fields"] == [
         f"line 3: payload.{name}" for name in ("value", "unit", "component")

@@ -43,7 +43,7 @@ from bridge.bus.envelope import (
     TagRejection,
     name_shown,
 )
-from bridge.choices import field_refused
+from bridge.choices import did_you_mean, field_refused
 from bridge.messages import (
     ALERT_ID_PATTERN,
     INSTANCES,
@@ -559,14 +559,11 @@ def _tag_meant(rejection: Rejection) -> Rejection:
         return rejection
     if rejection.tag in TAGS:  # another instance's: named with it already
         return rejection
-    import difflib
-
     own = [tag for instance, tag in MESSAGE_TYPES if instance == rejection.instance]
-    close = difflib.get_close_matches(rejection.tag, own, n=1)
-    if not close:
+    meant = did_you_mean(rejection.tag, own)
+    if meant is None:
         return rejection
-    detail = f"{rejection.detail}; did you mean {close[0]}?"
-    return Rejection(rejection.reason, detail, rejection.field)
+    return Rejection(rejection.reason, f"{rejection.detail}; {meant}", rejection.field)
 
 
 def parse_ts(value: Any) -> datetime | None:
