@@ -11,7 +11,6 @@ returns ``DISABLED``; the first such call logs one warning saying how to install
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 import logging
@@ -26,6 +25,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from bridge.bus import PublishResult, PublishStatus, check_payload_depth, check_topic
+from bridge.choices import did_you_mean, field_refused
 from bridge.errors import MessageError
 from bridge.messages import (
     TAGS,
@@ -109,10 +109,13 @@ def _name(value: Any) -> Any:
 
 def _worded(model: type[Message], error: ErrorDetails) -> str:
     """One of pydantic's errors for ``model``: where, what and the value it got (none for a
-    field missing, whose input is the whole message)."""
+    field missing, whose input is the whole message); a word the field does not take and a
+    field the model does not have are said as ``publish`` and ingest say them, with the one
+    meant (``must be 'info', …; did you mean 'warning'?``)."""
     where = ".".join(str(part) for part in error["loc"]) or model.__name__
+    why = field_refused(error, model.__pydantic_fields__, model.__name__) or error["msg"]
     got = "" if error["type"] == "missing" else f" (got {error.get('input')!r})"
-    return f"{model.__name__}.{where}: {error['msg']}{got}"
+    return f"{model.__name__}.{where}: {why}{got}"
 
 
 def _refuse_misspelt(call: Callable[..., Any], misspelt: Mapping[str, Any]) -> None:
@@ -128,8 +131,7 @@ def _refuse_misspelt(call: Callable[..., Any], misspelt: Mapping[str, Any]) -> N
     ]
     problems = []
     for name in misspelt:
-        close = difflib.get_close_matches(name, options, n=1)
-        meant = f"did you mean {close[0]!r}?" if close else f"its options: {', '.join(options)}"
+        meant = did_you_mean(name, options) or f"its options: {', '.join(options)}"
         problems.append(f"{name}: is not an option of {call.__name__} ({meant})")
     raise MessageError("; ".join(problems))
 

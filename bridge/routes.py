@@ -11,7 +11,6 @@ the web config's basic auth, ``X-ExESDB-Admin-Token``); with no token configured
 
 from __future__ import annotations
 
-import difflib
 import hmac
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
@@ -20,6 +19,7 @@ from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
 from bridge.bodies import EXPANDED_CODINGS, JSON_CHARSETS, content_coding
+from bridge.choices import word_meant
 from bridge.headers import ADMIN_TOKEN_HEADER, REALM
 from bridge.json_objects import DuplicateKey
 from bridge.redaction import clipped
@@ -152,10 +152,10 @@ def unknown_field(exc: ValidationError, fields: Iterable[str]) -> web.Response |
     names = list(fields)
     # Or the field it is the last word of ({"by": ...}, as ``alerts ack --by`` names ack_by):
     # too short for difflib to find alike.
-    close = difflib.get_close_matches(unknown, names, n=1) or [
-        name for name in names if name.endswith(f"_{unknown}")
-    ]
-    meant = f"; did you mean {close[0]!r}?" if close else ""
+    close = word_meant(unknown, names) or next(
+        (name for name in names if name.endswith(f"_{unknown}")), None
+    )
+    meant = f"; did you mean {close!r}?" if close else ""
     shown = clipped(repr(unknown), MAX_NAME_SHOWN)
     detail = f"unknown field {shown}{meant} (the fields: {', '.join(names)})"
     return error_response(400, "invalid", detail, clipped(unknown, MAX_NAME_SHOWN))

@@ -15,7 +15,7 @@ from typing import Any, Final
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from bridge.choices import choice_meant
+from bridge.choices import choice_refused
 from bridge.messages import NODE_PATTERN, NODE_REFUSES
 from bridge.probe_settings import value_problem
 from bridge.redaction import redact_urls
@@ -58,9 +58,8 @@ def describe_error(error: ErrorDetails, fields: Mapping[str, FieldInfo]) -> str:
     if error["type"] == "bool_parsing":
         message = _BOOLEAN_ALLOWED  # pydantic's message does not say what it takes
     if error["type"] == "literal_error":
-        message = f"must be {error['ctx']['expected']}"  # in the words of the other settings
-        if (meant := choice_meant(error.get("input"), str(error["ctx"]["expected"]))) is not None:
-            message += f"; did you mean {meant!r}?"  # as EXESDB_BUS=memroy is answered
+        # In the words of the other settings, the word meant named as EXESDB_BUS=memroy's is.
+        message = choice_refused(error.get("input"), str(error["ctx"]["expected"]))
         if variable.endswith("_PROTOCOL") and str(error.get("input")).strip() == "http/json":
             # The specification lists http/json; the Python SDK ships no exporter for it.
             message += (

@@ -43,7 +43,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
-from bridge.choices import choice_meant, word_meant
+from bridge.choices import choice_refused, did_you_mean
 from bridge.errors import ConfigError
 from bridge.go_values import GoWord
 from bridge.redaction import redact_urls
@@ -707,9 +707,8 @@ def _describe(
             return f"{where}: a key that is no name (not shown: is this the file meant?); {allowed}"
         # A misspelling (send_resolve, SEND_RESOLVED) is the usual unknown key: name the one
         # meant first, quoted as a word meant for a value is.
-        close = word_meant(loc[-1], keys)
-        meant = f"did you mean {close!r}? " if close is not None else ""
-        return f"{key}: unknown key; {meant}{allowed}"
+        meant = did_you_mean(loc[-1], keys)
+        return f"{key}: unknown key; {meant + ' ' if meant else ''}{allowed}"
     given = error.get("input")
     if given is None and error["type"] != "missing":
         # `send_resolved:` left empty (a template's unset value): Go would take its zero value.
@@ -740,9 +739,8 @@ def _describe(
     shows_secret = any(part in secret for part in (*loc, *keys))
     # The word meant, as the settings answer EXESDB_WEBHOOK_MIN_SEVERITY=eror; the file takes
     # only the exact word (as Go does) where the settings take warn and WARNING: it names it.
-    if error["type"] == "literal_error" and not shows_secret:
-        choice = choice_meant(given, str(error["ctx"]["expected"]))
-        message += f"; did you mean {choice!r}?" if choice is not None else ""
+    if error["type"] == "literal_error":
+        message = choice_refused(given, str(error["ctx"]["expected"]), hint=not shows_secret)
     if not shows_secret and isinstance(given, str | int | float) and error["type"] != "value_error":
         message += f" (got {given!r})"
     if keys and not isinstance(given, Mapping):

@@ -1401,7 +1401,12 @@ def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback
 @pytest.mark.parametrize(
     ("args", "stdin", "env", "message"),
     [
-        (["performance_metrc"], None, {"SECRET_KEY_BASE": TEST_SECRET}, "mean performance_metric?"),
+        (
+            ["performance_metrc"],
+            None,
+            {"SECRET_KEY_BASE": TEST_SECRET},
+            "mean 'performance_metric'?",
+        ),
         (
             ["system_alert", "-f", "severity=huge"],
             None,
@@ -1416,13 +1421,20 @@ def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback
         ),
         (["system_alert", "--stdin"], "not json", {"SECRET_KEY_BASE": TEST_SECRET}, "--stdin"),
         (["system_alert", "--stdin"], "[1, 2]", {"SECRET_KEY_BASE": TEST_SECRET}, "object"),
-        (["performance_metrc"], None, {}, "mean performance_metric?"),
+        (["performance_metrc"], None, {}, "mean 'performance_metric'?"),
         (
             ["system_alert", *ALERT_FIELDS, "-f", "severity=huge"],
             None,
             {},
-            "system_alert.severity: Input should be 'info', 'warning', 'error' or 'critical'"
-            " (got 'huge')",
+            "system_alert.severity: must be 'info', 'warning', 'error' or 'critical' (got 'huge')",
+        ),
+        (
+            ["system_alert", *ALERT_FIELDS, "-f", "severity=WARN"],
+            None,
+            {},
+            # The words listed and the one meant named, in any letter case, as ingest does.
+            "exesdb-bridge: system_alert.severity: must be 'info', 'warning', 'error' or"
+            " 'critical'; did you mean 'warning'? (got 'WARN')\n",
         ),
         (
             ["system_alert", *ALERT_FIELDS, "-f", "severity=" + "x" * 100],
@@ -1441,7 +1453,7 @@ def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback
             ["performance_metric", "-f", "metric_name=q", "-f", "valu=12", "-f", "value=1"],
             None,
             {},
-            "performance_metric.valu: not a field of performance_metric; did you mean value?"
+            "performance_metric.valu: not a field of performance_metric; did you mean 'value'?"
             " (got 12)\n",
         ),
         (
@@ -1450,7 +1462,7 @@ def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback
             {},
             # The misspelt field first, the missing ones it explains after it.
             "exesdb-bridge: performance_metric.valu: not a field of performance_metric; did you"
-            " mean value? (got 12)\nexesdb-bridge: performance_metric.value: required",
+            " mean 'value'? (got 12)\nexesdb-bridge: performance_metric.value: required",
         ),
         (
             ["performance_metric", "-f", 'tags={"a": "1", "a": "2"}'],
@@ -1513,7 +1525,8 @@ def test_publish_refuses_bad_input_with_exit_2(
     (which was meant is a guess), NaN or Infinity (no JSON, which a free-form object would carry
     on as null), bad stdin, no key to sign with or one shorter than any ingesting bridge's exit 2
     and say why, nothing sent; a missing or unknown field says what to give, and where the fields
-    are listed, a missing key what to set it to; a bad message is named before a missing key,
+    are listed, a word a field does not take names the words it takes and the one meant, a
+    missing key what to set it to; a bad message is named before a missing key,
     and an unknown field before the missing ones (the one it misspells among them)."""
     completed = cli("publish", *args, "--url", "http://127.0.0.1:9", stdin=stdin, **env)  # type: ignore[arg-type]
     assert completed.returncode == 2

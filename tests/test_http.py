@@ -371,7 +371,7 @@ async def test_an_unknown_tag_like_one_of_its_instance_is_answered_with_the_tag_
     assert answer["detail"] == (
         "'node_health_update' is not a message type of ex_esdb_health; its types:"
         " node_health_updated, cluster_health_updated, component_health_updated,"
-        " health_check_completed; did you mean node_health_updated?"
+        " health_check_completed; did you mean 'node_health_updated'?"
     )
     lines = [
         body_of(envelope(tag=tag))
@@ -383,7 +383,7 @@ async def test_an_unknown_tag_like_one_of_its_instance_is_answered_with_the_tag_
     assert nosuch.startswith("line 2: 'nosuch' is not a message type of ex_esdb_health")
     assert "did you mean" not in nosuch
     assert meant.startswith("line 3: 'healthcheck_completed' is not a message type of")
-    assert meant.endswith("; did you mean health_check_completed?")
+    assert meant.endswith("; did you mean 'health_check_completed'?")
 
 
 _LONG_NAME: Final = "k" * 200_000
@@ -1384,6 +1384,33 @@ async def test_a_payload_missing_three_fields_is_answered_naming_all_three(
     assert server.delivered == []
 
 
+async def test_a_wrong_word_or_field_is_answered_with_what_is_allowed_and_the_one_meant(
+    serve: ServerFactory,
+) -> None:
+    """A status no node has and a misspelt field are answered naming the words the status takes
+    and each one meant, as publish and the integration API name them, in a batch's later lines
+    too; a field like none is said unknown alone."""
+    server = await serve()
+    payload = {"status": "helthy", "chekcs": {}, "zzz": 1}
+    body = b"\n".join([body_of(envelope(payload=payload))] * 2)
+    status, answer = await server.post(body, content_type=NDJSON)
+    assert (status, answer["error"], answer["field"]) == (
+        400,
+        "invalid_payload",
+        "line 1: payload.status",
+    )
+    detail = (
+        "payload.status: must be 'healthy', 'degraded', 'unhealthy' or 'unknown'; did you mean"
+        " 'healthy'?; payload.chekcs: not a field of node_health_updated; did you mean 'checks'?;"
+        " payload.zzz: not a field of node_health_updated"
+    )
+    assert answer["detail"] == f"line 1: {detail}"
+    assert [problem["detail"] for problem in answer["problems"]] == [
+        f"line 1: {detail}",
+        f"line 2: {detail}",
+    ]
+
+
 async def test_a_batch_line_with_envelope_and_payload_problems_names_them_all(
     serve: ServerFactory,
 ) -> None:
@@ -1400,7 +1427,7 @@ async def test_a_batch_line_with_envelope_and_payload_problems_names_them_all(
     assert first == _worded(answer)
     assert first["fields"] == ["line 2: ts", "line 2: tag"]
     assert first["detail"].startswith("line 2: ts must be an RFC 3339 timestamp; 'performance_m")
-    assert first["detail"].endswith("; did you mean performance_metric?")
+    assert first["detail"].endswith("; did you mean 'performance_metric'?")
     assert second["error"] == "invalid_payload"
     assert second["fields"] == [
         f"line 3: payload.{name}" for name in ("value", "unit", "component")
@@ -1432,7 +1459,7 @@ async def test_a_message_with_many_problems_is_answered_with_ten_and_a_count(
         "payload.key00",
     ]
     assert answer["detail"].endswith(
-        "; payload.key06: Extra inputs are not permitted; and 5 more problems"
+        "; payload.key06: not a field of performance_metric; and 5 more problems"
     )
 
 

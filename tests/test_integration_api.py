@@ -535,6 +535,35 @@ def test_a_message_with_several_faults_names_each_of_them() -> None:
 
 
 @pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda target: target.broadcast_alert("disk_full", "warn", "x"),
+            "SystemAlert.severity: must be 'info', 'warning', 'error' or 'critical'; did you"
+            " mean 'warning'? (got 'warn')",
+        ),
+        (
+            lambda target: target.broadcast_alert("disk_full", "huge", "x"),
+            "SystemAlert.severity: must be 'info', 'warning', 'error' or 'critical' (got 'huge')",
+        ),
+        (
+            lambda target: target.broadcast("log_entry", level="info", message="m", modul="m"),
+            "LogEntry.module: Field required; LogEntry.modul: not a field of LogEntry; did you"
+            " mean 'module'? (got 'm')",
+        ),
+    ],
+    ids=["word-misspelt", "word-unlike-any", "field-misspelt"],
+)
+def test_a_wrong_word_or_field_is_named_with_what_is_allowed_and_the_one_meant(
+    call: Callable[[Any], Any], message: str
+) -> None:
+    """A word a field does not take names the words it takes, and a field the message type does
+    not have says so, each with the one meant when it is spelt nearly as one, as publish and
+    ingest say them."""
+    assert _error_of(call, api) == message
+
+
+@pytest.mark.parametrize(
     "call", [call for _, call, _ in BROADCASTS], ids=[name for name, _, _ in BROADCASTS]
 )
 def test_without_a_bridge_every_broadcast_returns_disabled(call: Callable[[Any], Any]) -> None:

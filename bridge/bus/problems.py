@@ -43,6 +43,7 @@ from bridge.bus.envelope import (
     TagRejection,
     name_shown,
 )
+from bridge.choices import did_you_mean, field_refused
 from bridge.messages import (
     ALERT_ID_PATTERN,
     INSTANCES,
@@ -314,7 +315,8 @@ def decode_envelope_object(data: Any, *, every: bool = False) -> Envelope | Reje
                 message = model.model_validate(payload, context=context)
         except ValidationError as exc:
             errors = exc.errors()
-            problems += [partial(_payload_problem, error) for error in errors[:_PROBLEMS_WORDED]]
+            worded = partial(_payload_problem, model, every)
+            problems += [partial(worded, error) for error in errors[:_PROBLEMS_WORDED]]
             unworded += max(exc.error_count() + cut_off - _PROBLEMS_WORDED, 0) + unasked
     if problems or message is None or ts is None:  # the last two: a key missing, so a problem
         return _refused(problems, unworded, every)
@@ -498,10 +500,13 @@ def _unknown_tag_rejection(instance: str, tag: object) -> TagRejection:
     return TagRejection(RejectReason.UNKNOWN_TAG, detail, "tag", instance, sent)
 
 
-def _payload_problem(error: ErrorDetails) -> Rejection:
-    """One of pydantic's errors for a payload, worded as a rejection words it."""
+def _payload_problem(model: type[Message], said: bool, error: ErrorDetails) -> Rejection:
+    """One of pydantic's errors for ``model``'s payload, worded as a rejection words it: a word
+    the field does not take and a field the model does not have as ``publish`` and the
+    integration API word them, with the one meant when ``said`` (a refusal a sender is answered:
+    only counted, it is not worth a difflib run)."""
     where = ".".join(name_shown(part) for part in ("payload", *error["loc"]))
-    why = error["msg"]
+    why = field_refused(error, model.__pydantic_fields__, model.TAG, hint=said) or error["msg"]
     if error["type"] == "string_pattern_mismatch":
         # Said in words: pydantic's message quotes the pattern, the very characters refused.
         why = _PATTERN_REFUSALS.get((error.get("ctx") or {}).get("pattern", ""), why)
@@ -554,14 +559,11 @@ def _tag_meant(rejection: Rejection) -> Rejection:
         return rejection
     if rejection.tag in TAGS:  # another instance's: named with it already
         return rejection
-    import difflib
-
     own = [tag for instance, tag in MESSAGE_TYPES if instance == rejection.instance]
-    close = difflib.get_close_matches(rejection.tag, own, n=1)
-    if not close:
+    meant = did_you_mean(rejection.tag, own)
+    if meant is None:
         return rejection
-    detail = f"{rejection.detail}; did you mean {close[0]}?"
-    return Rejection(rejection.reason, detail, rejection.field)
+    return Rejection(rejection.reason, f"{rejection.detail}; {meant}", rejection.field)
 
 
 def parse_ts(value: Any) -> datetime | None:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from bridge.choices import field_refused
 from bridge.cli.client import STREAM_SILENCE, Target
 from bridge.cli.remote import (
     BRIDGE_ANSWER,
@@ -131,16 +132,11 @@ def _stream_topic(text: str) -> str:
 
 
 def _field_problem(model: type[Message], problem: Mapping[str, Any]) -> str | None:
-    """A missing or unknown field said with what to do (pydantic says only what is wrong)."""
-    import difflib
-
-    name = str(problem["loc"][0])
-    if problem["type"] == "missing":
-        return f"required: give it with -f {name}=VALUE"
-    if problem["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(name, list(model.model_fields), n=1)
-        return f"not a field of {model.TAG}" + (f"; did you mean {close[0]}?" if close else "")
-    return None
+    """A missing or unknown field, or a word a field does not take, said with what to do
+    (pydantic says only what is wrong), as the integration API and ingest say it."""
+    if problem["type"] == "missing" and len(problem["loc"]) == 1:
+        return f"required: give it with -f {problem['loc'][0]}=VALUE"
+    return field_refused(problem, model.__pydantic_fields__, model.TAG)
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -197,8 +193,8 @@ def _publish(args: argparse.Namespace) -> int:
         problems = sorted(exc.errors(), key=lambda problem: problem["type"] != "extra_forbidden")
         for problem in problems:
             where = ".".join(str(part) for part in problem["loc"]) or "payload"
-            said = _field_problem(model, problem) if len(problem["loc"]) == 1 else None
-            named = named or said is not None
+            said = _field_problem(model, problem)
+            named = named or (said is not None and problem["type"] != "literal_error")
             given = (
                 "" if problem["type"] == "missing" else f" (got {clipped(repr(problem['input']))})"
             )

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence, Set
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
+from bridge.choices import word_meant
 from bridge.errors import ConfigError
 from bridge.hidden import on_one_line
 
@@ -224,15 +225,9 @@ def meant_choice(given: str, choices: Sequence[str]) -> str | None:
     """The one of ``choices`` that ``given`` most resembles, letter case aside, when one does
     enough (``runn``: ``run``; ``RUN``: ``run``); one ending in ``_`` and ``given`` first
     (``health``: ``ex_esdb_health``)."""
-    import difflib
-
     folded = given.casefold()
-    by_folded = {choice.casefold(): choice for choice in choices}
-    ending = [choice for key, choice in by_folded.items() if key.endswith("_" + folded)]
-    if len(ending) == 1:
-        return ending[0]
-    close = difflib.get_close_matches(folded, by_folded, n=1)
-    return by_folded[close[0]] if close else None
+    ending = [choice for choice in choices if choice.casefold().endswith("_" + folded)]
+    return ending[0] if len(ending) == 1 else word_meant(given, choices)
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], none: str) -> None:

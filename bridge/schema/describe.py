@@ -8,7 +8,6 @@ fields (a ``mode="after"`` validator) in ``RULES``; a test holds every such vali
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from functools import partial
 from types import MappingProxyType
 from typing import Any, Final
 
+from bridge.choices import word_meant
 from bridge.messages import (
     ALERT_ID_PATTERN,
     INSTANCES,
@@ -108,10 +108,7 @@ def model_named(name: str) -> type[Message] | None:
 def closest_tag(name: str) -> str | None:
     """The known tag nearest to ``name`` (by spelling, class names counted as their tag), or
     None when none is near enough to be what was meant (``nosuch``)."""
-    candidates = {tag: tag for tag in TAGS} | {m.__name__.lower(): m.TAG for m in TAGS.values()}
-    # difflib's own cutoff (0.6): a tag farther than that would point the wrong way.
-    close = difflib.get_close_matches(name.lower(), list(candidates), n=1)
-    return candidates[close[0]] if close else None
+    return word_meant(name, TAGS, {model.__name__: model.TAG for model in TAGS.values()})
 
 
 def unknown_tag_message(name: str) -> str:
@@ -125,7 +122,7 @@ def unknown_tag_message(name: str) -> str:
             " (give the type alone: its instance follows from it)"
         )
     meant = closest_tag(name)
-    hint = f"; did you mean {meant}?" if meant else ""
+    hint = f"; did you mean {meant!r}?" if meant else ""  # as ingest names it, and a word meant
     return f"unknown message type {name!r}{hint} (exesdb-bridge schema lists them all)"
 
 

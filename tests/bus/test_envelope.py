@@ -266,6 +266,15 @@ def test_a_refusal_words_every_problem_of_the_envelope_and_its_payload() -> None
     assert rejection.also[0] == _rejection(_envelope(topic="bad topic"))
 
 
+def test_a_misspelt_word_is_refused_naming_the_words_and_when_said_the_one_meant() -> None:
+    """A status spelt nearly as one the field takes is refused naming the words it takes; the
+    one meant (a difflib run) only when the refusal is to be said, not when only counted."""
+    data = _envelope(payload={"status": "Helthy"})
+    words = "payload.status: must be 'healthy', 'degraded', 'unhealthy' or 'unknown'"
+    assert _rejection(data).detail == words
+    assert _every_problem(data).detail == f"{words}; did you mean 'healthy'?"
+
+
 def test_a_payload_of_many_unknown_fields_is_refused_naming_ten_and_counting_all(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -323,13 +332,20 @@ def test_a_long_list_of_wrong_items_is_refused_naming_its_first_ten_and_counting
 ) -> None:
     """A payload whose lists (or objects) hold thousands of wrong items, at their start, at
     their end or here and there, is refused naming the first ten problems as pydantic words
-    them for the whole payload, in its order, and counting every other one."""
+    them for the whole payload (a word the field does not take as every refusal says it), in
+    its order, and counting every other one."""
     model = TAGS[data["tag"]]
     with pytest.raises(ValidationError) as raised:
         model.model_validate(data["payload"])
     errors = raised.value.errors()
     words = [
-        (".".join(map(str, ("payload", *error["loc"]))), error["msg"]) for error in errors[:10]
+        (
+            ".".join(map(str, ("payload", *error["loc"]))),
+            error["msg"].replace("Input should be ", "must be ")
+            if error["type"] == "literal_error"
+            else error["msg"],
+        )
+        for error in errors[:10]
     ]
     said = [(field, f"{field}: {msg}") for field, msg in words]
     first = _rejection(data)

@@ -83,10 +83,14 @@ def test_help_says_what_schema_alone_and_with_json_print() -> None:
 
 
 def test_an_unknown_tag_exits_2_naming_the_closest() -> None:
-    """A misspelt tag is a usage error (exit 2) that names the tag meant, and prints nothing."""
+    """A misspelt tag is a usage error (exit 2) that names the tag meant, quoted as ingest and
+    every other refusal quote the word meant, and prints nothing."""
     completed = schema("performance_metrics")
     assert completed.returncode == 2
-    assert "performance_metric?" in completed.stderr
+    assert completed.stderr == (
+        "exesdb-bridge: unknown message type 'performance_metrics'; did you mean"
+        " 'performance_metric'? (exesdb-bridge schema lists them all)\n"
+    )
     assert completed.stdout == ""
 
 

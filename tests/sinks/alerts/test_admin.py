@@ -428,13 +428,15 @@ async def test_ack_passes_the_acknowledgement_and_shows_the_alert(keeper: Keeper
         (b'{"by": "alice"}', "by", "ack_by"),
         (b'{"ack_by": "alice", "ack_note": "n", "note": "n"}', "note", "ack_note"),
         (b'{"ack_by": "alice", "extra": 1}', "extra", None),
+        (b'{"ack_by": "alice", "RESOLUTION": "fixed"}', "RESOLUTION", "resolution"),
     ],
 )
 async def test_ack_refuses_an_unknown_field_naming_it_and_the_one_meant(
     keeper: Keeper, body: bytes, field: str, meant: str | None
 ) -> None:
     """A field the body does not take is a 400 "invalid" naming it (and the field meant when one
-    is close), nothing acknowledged: a misspelt resolution would acknowledge without resolving."""
+    is close, in any letter case), nothing acknowledged: a misspelt resolution would acknowledge
+    without resolving."""
     async with served(keeper) as base:
         status, answer = await request(base, "POST", "/v1/alerts/a1/ack", body=body)
     assert (status, answer["error"], answer["field"]) == (400, "invalid", field)
