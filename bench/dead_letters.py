@@ -224,7 +224,7 @@ def superseded_counts_taken(path: Path, runs: int) -> tuple[float, float, int]:
 def _left_by_prune_before(db: sqlite3.Connection, now: float) -> tuple[float, list[str]]:
     """Seconds the prune's deletes of deliveries before version 11 take at ``now`` on ``db``
     (rolled back), and the ids they leave."""
-    params = {state: state for state in ("delivered", "dead", "stale")}
+    params: dict[str, str | float] = {state: state for state in ("delivered", "dead", "stale")}
     params["before"] = now - _DAY
     db.execute("BEGIN IMMEDIATE")
     try:
