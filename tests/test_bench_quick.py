@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import dead_letters
 from bench.decode import decoders, disagreeing
 from bench.workload import SHAPES, Source
 
@@ -12,3 +18,17 @@ def test_every_decode_alternative_decodes_as_this_tree_does() -> None:
     lines of both payload shapes into the envelopes `decode_envelopes` makes."""
     lines = {shape: Source(shape, nodes=125).envelopes(16, distinct_ts=True) for shape in SHAPES}
     assert disagreeing(decoders(), lines) == []
+
+
+def test_dead_letters_runs_on_a_small_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m bench.dead_letters` on 200 deliveries, one run of each figure and two commits
+    a copy prints every figure, the prune's beside the same without `carried`'s triggers."""
+    monkeypatch.chdir(tmp_path)  # its outbox files go where it runs
+    argv = ["--deliveries", "200", "--runs", "1", "--prune-runs", "1", "--commits", "2"]
+    monkeypatch.setattr(sys, "argv", ["bench.dead_letters", *argv])
+    dead_letters.main()
+    out = capsys.readouterr().out
+    assert "ms without carried's triggers" in out
+    assert out.splitlines()[-1].startswith("receiver keys (at start): ")
