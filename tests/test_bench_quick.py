@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import dead_letters
+from bench import dead_letters, render
 from bench.decode import decoders, disagreeing
 from bench.workload import SHAPES, Source
 
@@ -32,3 +32,12 @@ def test_dead_letters_runs_on_a_small_day(
     out = capsys.readouterr().out
     assert "ms without carried's triggers" in out
     assert out.splitlines()[-1].startswith("receiver keys (at start): ")
+
+
+def test_render_runs_on_a_hundred_series(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m bench.render --runs 1 --sizes 100` prints its row for 100 series."""
+    monkeypatch.setattr(sys, "argv", ["bench.render", "--runs", "1", "--sizes", "100"])
+    render.main()
+    assert capsys.readouterr().out.splitlines()[-1].split()[0] == "100"
