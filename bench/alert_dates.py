@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import redis
 from redis.asyncio import Redis
@@ -83,7 +83,7 @@ VARIANTS: Final[dict[str, Callable[[RedisSharedState], Any]]] = {
 }
 
 
-def _event(alert_id: str, status: str, at: float) -> AlertEvent:
+def _event(alert_id: str, status: Literal["firing", "resolved"], at: float) -> AlertEvent:
     return AlertEvent(
         alert_id=alert_id,
         alertname="node_failure",
@@ -111,7 +111,7 @@ class _Replica:
         """A batch of ``alerts`` alerts, firing them or resolving them in turn: its wall
         seconds, and the CPU seconds of this process (all its threads) and of ``server``'s."""
         self.now += 1.0
-        status = "resolved" if self.fired else "firing"
+        status: Literal["firing", "resolved"] = "resolved" if self.fired else "firing"
         events = [_event(f"n{alerts}-{k}", status, self.now) for k in range(alerts)]
         redis_cpu = cpu_seconds(server)
         cpu = time.process_time()

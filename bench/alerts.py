@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry
 
 from bench._util import argument_parser
 from bridge.app import Bridge
+from bridge.component import Context
 from bridge.messages import SystemAlert
 from bridge.settings import Settings
 from bridge.sinks.alerts import AlertSink, Outbox
@@ -160,18 +161,19 @@ async def _receiver(
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port: int = runner.addresses[0][1]
+    return runner, port
 
 
 async def _alerting_bridge(settings: Settings) -> Bridge:
     """An in-process bridge, started, whose one component is the alert sink."""
 
-    def sink(bridge: Bridge) -> AlertSink:
+    def sink(context: Context) -> AlertSink:
         return AlertSink(
-            bridge.settings,
-            bus=bridge.bus,
-            publish=bridge.integration.publish,
-            registry=bridge.registry,
+            context.settings,
+            bus=context.bus,
+            publish=context.integration.publish,
+            registry=context.registry,
         )
 
     bridge = Bridge(settings, registry=CollectorRegistry(), components=[sink])

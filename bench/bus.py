@@ -18,10 +18,11 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from functools import partial
+from typing import Final
 
 from prometheus_client import CollectorRegistry
 
@@ -51,7 +52,7 @@ class Result:
 
 
 def _settings() -> Settings:
-    return Settings(  # type: ignore[call-arg]
+    return Settings(
         SECRET_KEY_BASE=SECRET,
         EXESDB_INGEST=True,
         EXESDB_LOG_LEVEL="warning",
@@ -155,7 +156,9 @@ async def _publish(pipeline: _Pipeline, messages: Sequence[tuple[str, Message]])
         await pipeline.drained()
 
 
-async def _measure(name: str, run: Callable[[_Pipeline], Any], count: int) -> tuple[float, str]:
+async def _measure(
+    name: str, run: Callable[[_Pipeline], Awaitable[None]], count: int
+) -> tuple[float, str]:
     pipeline = _Pipeline()
     await pipeline.start()
     try:
@@ -195,11 +198,11 @@ def run(*, quick: bool = False) -> str:
         naive(frames, sink)
         results["naive"].per_message_us.append((time.process_time() - started) / count * 1e6)
 
-        us, sink_name = asyncio.run(_measure("frames", lambda p, f=frames: _frames(p, f), count))
+        us, sink_name = asyncio.run(_measure("frames", partial(_frames, frames=frames), count))
         results["frames"].per_message_us.append(us)
 
         batches = [source.batch(CHUNK) for _ in range(count // CHUNK)]
-        us, _ = asyncio.run(_measure("batch", lambda p, b=batches: _batches(p, b), count))
+        us, _ = asyncio.run(_measure("batch", partial(_batches, batches=batches), count))
         results["batch"].per_message_us.append(us)
 
         messages = _decoded(source.frames(count))
@@ -209,7 +212,7 @@ def run(*, quick: bool = False) -> str:
         results["naive_publish"].per_message_us.append(
             (time.process_time() - started) / count * 1e6
         )
-        us, _ = asyncio.run(_measure("publish", lambda p, m=messages: _publish(p, m), count))
+        us, _ = asyncio.run(_measure("publish", partial(_publish, messages=messages), count))
         results["publish"].per_message_us.append(us)
 
         bodies = [body for body, _ in frames]

@@ -3,6 +3,7 @@ superseded dead letters, the hourly prune, the depth, an alert's page, the re-no
 dead letters, and what a delivery made or marked delivered pays.
 
     .venv/bin/python -m bench.dead_letters [--deliveries 86000] [--runs 15] [--prune-runs 5]
+        [--commits 100]
 
 An outbox file holds a day of ``--deliveries`` deliveries to four receivers (one to three alerts
 each, of 300, with bodies of about 1 KB an alert): one receiver was down for a stretch (2 000
@@ -24,8 +25,9 @@ the day. The figures, measured side by side, each the median of ``--runs`` (the 
   deliveries by state); each in a transaction rolled back, so each run forgets the same (medians
   of ``--prune-runs``: the old one takes seconds). They must leave the same deliveries then,
   and a day after the day, when each forgets every delivered one but those it keeps for the
-  dead letters. ``Retention.prune`` on a copy as version 11 left it (without ``carried``, whose
-  triggers each delivery forgotten fires) is timed beside them;
+  dead letters. ``Retention.prune`` on a copy whose ``carried`` is kept no more (its triggers,
+  which each delivery forgotten fires, dropped; its rows left, as the prune reads them) is timed
+  beside them;
 - ``depth``: ``DeliveryQueue.depth`` (read every second), beside its queries before version 11
   (``DEPTH_BEFORE``) on that copy, which must count the same;
 - ``alert page``: ``DeliveryQueue.of_alert`` (an alert's page reads it at every refresh, every
@@ -224,7 +226,7 @@ def superseded_counts_taken(path: Path, runs: int) -> tuple[float, float, int]:
 def _left_by_prune_before(db: sqlite3.Connection, now: float) -> tuple[float, list[str]]:
     """Seconds the prune's deletes of deliveries before version 11 take at ``now`` on ``db``
     (rolled back), and the ids they leave."""
-    params = {state: state for state in ("delivered", "dead", "stale")}
+    params: dict[str, str | float] = {state: state for state in ("delivered", "dead", "stale")}
     params["before"] = now - _DAY
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -250,15 +252,15 @@ def _left_by_prune(outbox: Outbox, now: float) -> tuple[float, list[str]]:
 
 
 def prunes(
-    path: Path, before_path: Path, version_11: Path, runs: int
+    path: Path, before_path: Path, unkept: Path, runs: int
 ) -> tuple[float, float, float, int, int]:
     """Median seconds of the prune's deletes before (on ``before_path``, as version 10 left the
-    file), of ``Retention.prune`` now and of it on ``version_11`` (without ``carried``), an hour
-    after the day, alternated; how many deliveries each forgets then; and how many delivered
-    ones they keep for the dead letters a day after the day (every other delivered one
-    forgotten). They must leave the same deliveries."""
+    file), of ``Retention.prune`` now and of it on ``unkept`` (``carried`` not kept by
+    triggers), an hour after the day, alternated; how many deliveries each forgets then; and
+    how many delivered ones they keep for the dead letters a day after the day (every other
+    delivered one forgotten). They must leave the same deliveries."""
     outbox = Outbox(path, urls=list(_RECEIVERS))
-    outbox_11 = Outbox(version_11, urls=list(_RECEIVERS))
+    outbox_unkept = Outbox(unkept, urls=list(_RECEIVERS))
     before_db = connect(before_path)
     now, late = _START + _DAY + 3600.0, _START + 2 * _DAY
     try:
@@ -266,30 +268,30 @@ def prunes(
             total = int(db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0])
             other = "SELECT COUNT(*) FROM deliveries WHERE state != 'delivered'"
             undelivered = int(db.execute(other).fetchone()[0])
-        before_times, now_times, times_11, left = [], [], [], {}
+        before_times, now_times, unkept_times, left = [], [], [], {}
         for at in (late, *[now] * runs):
             took, left_before = _left_by_prune_before(before_db, at)
             before_times.append(took)
             took, left_now = _left_by_prune(outbox, at)
             now_times.append(took)
-            took, left_11 = _left_by_prune(outbox_11, at)
-            times_11.append(took)
-            if not sorted(left_now) == sorted(left_before) == sorted(left_11):
+            took, left_unkept = _left_by_prune(outbox_unkept, at)
+            unkept_times.append(took)
+            if not sorted(left_now) == sorted(left_before) == sorted(left_unkept):
                 raise AssertionError(
                     f"prune: {len(left_now)} deliveries left now, {len(left_before)} before"
-                    f" version 11, {len(left_11)} before version 12"
+                    f" version 11, {len(left_unkept)} without carried's triggers"
                 )
             left[at] = len(left_now)
         return (
             statistics.median(before_times[1:]),
             statistics.median(now_times[1:]),
-            statistics.median(times_11[1:]),
+            statistics.median(unkept_times[1:]),
             total - left[now],
             left[late] - undelivered,
         )
     finally:
         before_db.close()
-        outbox_11.close()
+        outbox_unkept.close()
         outbox.close()
 
 
@@ -573,6 +575,20 @@ def _without_triggers(path: Path, copy: Path) -> None:
         target.close()
 
 
+def _without_carried_triggers(path: Path, copy: Path) -> None:
+    """``path`` copied to ``copy``, its ``carried`` no longer kept: the triggers version 12 added
+    dropped, its rows left (today's prune reads them; a copy as version 11 left it has none)."""
+    source, target = connect(path), connect(copy)
+    try:
+        source.backup(target)
+        for statement in _ADDED[12]:
+            if statement.startswith("DROP TRIGGER "):
+                target.execute(statement)
+    finally:
+        source.close()
+        target.close()
+
+
 def _as_version(path: Path, copy: Path, version: int, *, upgraded: bool = False) -> None:
     """``path`` copied to ``copy`` without what the versions after ``version`` added (as that
     version left it); its user_version stays, so that an ``Outbox`` opening it adds them back
@@ -597,6 +613,9 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=86_000)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--prune-runs", type=int, default=5)
+    parser.add_argument(
+        "--commits", type=int, default=100, help="fsync'd commits a run of each copy times (100)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=".") as directory:
         path = Path(directory) / "alerts.sqlite3"
@@ -620,12 +639,15 @@ def main() -> None:
         _as_version(path, version_10, 10)
         version_11 = Path(directory) / "version-11.sqlite3"
         _as_version(path, version_11, 11)
-        before, now, as_11, gone, kept = prunes(path, version_10, version_11, args.prune_runs)
+        unkept = Path(directory) / "carried-unkept.sqlite3"
+        _without_carried_triggers(path, unkept)
+        before, now, as_unkept, gone, kept = prunes(path, version_10, unkept, args.prune_runs)
         print(
             f"prune, an hour after the day ({gone} deliveries forgotten; a day later, all"
             f" delivered but {kept} kept for dead letters): before {before * 1e3:.0f} ms,"
-            f" now {now * 1e3:.1f} ms, {before / now:.0f}x; {as_11 * 1e3:.1f} ms without"
-            f" carried ({now / as_11:.2f}x) (medians of {args.prune_runs}, each rolled back)"
+            f" now {now * 1e3:.1f} ms, {before / now:.0f}x; {as_unkept * 1e3:.1f} ms without"
+            f" carried's triggers ({now / as_unkept:.2f}x) (medians of {args.prune_runs}, each"
+            " rolled back)"
         )
         before, now = depths(path, version_10, args.runs)
         print(
@@ -639,8 +661,8 @@ def main() -> None:
             )
         made, made_11 = [], []
         for _ in range(args.runs):  # alternated: the file system's pace drifts
-            made.append(make_deliveries(path, 100))
-            made_11.append(make_deliveries(version_11, 100))
+            made.append(make_deliveries(path, args.commits))
+            made_11.append(make_deliveries(version_11, args.commits))
         for what, at in (("wall", 0), ("CPU", 1)):
             now_ms = statistics.median(m[at] for m in made) * 1e3
             as_11_ms = statistics.median(m[at] for m in made_11) * 1e3
@@ -654,7 +676,7 @@ def main() -> None:
         marks: dict[str, list[tuple[float, float]]] = {name: [] for name in copies}
         for _ in range(args.runs):  # alternated: the file system's pace drifts
             for name, copy in copies.items():
-                marks[name].append(mark_delivered(copy, 100))
+                marks[name].append(mark_delivered(copy, args.commits))
         for what, at in (("wall", 0), ("CPU", 1)):
             ms = {name: statistics.median(m[at] for m in marks[name]) * 1e3 for name in marks}
             now_ms = ms["now"]

@@ -123,7 +123,8 @@ def run(
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="exesdb-idle-")))
             baseline = subprocess.Popen([sys.executable, "-c", _BASELINE])
             stack.callback(_stop, baseline)
-            sets, bridges_in_process = [], {}
+            sets: list[_RedisSet] = []
+            bridges_in_process: dict[str, BridgeProcess] = {}
             for tree in trees:
                 named = tree.name if len(trees) > 1 else ""
                 for replicas in redis_sets:

@@ -61,9 +61,7 @@ async def _in_process(components: list[Any], batches: Sequence[tuple[bytes, str]
     """CPU us per message for ``batches`` (the first a warm-up) through an in-process bridge
     with ``components``."""
     with tempfile.TemporaryDirectory(prefix="exesdb-bench-") as state:
-        settings = Settings(  # type: ignore[call-arg]
-            SECRET_KEY_BASE=SECRET, EXESDB_INGEST=True, EXESDB_STATE_DIR=state
-        )
+        settings = Settings(SECRET_KEY_BASE=SECRET, EXESDB_INGEST=True, EXESDB_STATE_DIR=state)
         bridge = Bridge(settings, registry=CollectorRegistry(), components=components)
         await bridge.start(serve_http=False)
         subscriptions = bridge.bus.subscriptions

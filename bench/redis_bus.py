@@ -219,12 +219,16 @@ def _split(
             start: str = f"{since_ms}-0"
             while entries := client.xrange(key, start, "+", count=10_000):
                 for entry_id, fields in entries:
+                    # Bytes, as the client decodes no reply (redis-py's types allow str and None).
+                    assert isinstance(entry_id, bytes), entry_id
+                    assert fields is not None, entry_id
                     body = fields.get(b"e", b"")
+                    assert isinstance(body, bytes), entry_id
                     at = body.find(b'"id":"') + 6
                     if at >= 6:
                         message_id = body[at : body.index(b'"', at)].decode()
                         written[message_id] = int(entry_id.split(b"-", 1)[0]) / 1000
-                start = "(" + entries[-1][0].decode()
+                    start = "(" + entry_id.decode()
     finally:
         client.close()
     read: dict[str, float] = {}

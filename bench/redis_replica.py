@@ -105,7 +105,7 @@ async def _main(args: argparse.Namespace) -> None:
     for resource in ("CPU", "MEMORY", "DISK"):
         env[f"EXESDB_{resource}_DEGRADED"] = "100"
         env[f"EXESDB_{resource}_UNHEALTHY"] = "100"
-    settings = Settings(**env)  # type: ignore[arg-type]
+    settings = Settings(**env)
     registry = CollectorRegistry()
     bridge = Bridge(
         settings,

@@ -19,45 +19,61 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import generate_latest
 
 from bench._util import argument_parser
-from bridge.sinks.prometheus.store import MetricType, SeriesStore
+from bridge.sinks.prometheus.store import Family, MetricType, SeriesStore
 
 _FAMILIES = 4  # two gauge and two counter families share the series
+Labels = tuple[str, str, str]
 
 
-def _labels(size: int) -> list[tuple[str, str, str]]:
+def _labels(size: int) -> list[Labels]:
     per_family = size // _FAMILIES
     return [(f"node-{i % 7}", f"operation_{i // 5}", str(i % 5)) for i in range(per_family)]
 
 
-def _build(size: int) -> tuple[SeriesStore, list, CollectorRegistry, list]:
+@dataclass(frozen=True)
+class _Built:
+    """The same series in the store (each family with whether it counts, and its label values)
+    and in a registry (its counters and gauges apart, each with the same label values)."""
+
+    store: SeriesStore
+    families: list[tuple[Family, bool, list[Labels]]]
+    registry: CollectorRegistry
+    counters: list[Counter]
+    gauges: list[Gauge]
+    labels: list[Labels]
+
+
+def _build(size: int) -> _Built:
     labels = _labels(size)
-    store = SeriesStore(ttl_seconds=3600, max_series=size + 10)
-    registry = CollectorRegistry()
-    store_families = []
-    client_metrics = []
+    built = _Built(
+        SeriesStore(ttl_seconds=3600, max_series=size + 10), [], CollectorRegistry(), [], [], labels
+    )
+    labelnames = ("node", "operation", "slot")
     for index in range(_FAMILIES):
         counter = index % 2 == 1
         name = f"bench_family_{index}"
         kind = MetricType.COUNTER if counter else MetricType.GAUGE
-        family = store.family(name, kind, "A benchmark family.", ("node", "operation", "slot"))
-        cls = Counter if counter else Gauge
-        metric = cls(name, "A benchmark family.", ["node", "operation", "slot"], registry=registry)
-        for n, label in enumerate(labels):
-            value = float(n) * 1.5
-            if counter:
-                family.inc(label, value)
-                metric.labels(*label).inc(value)
-            else:
-                family.set(label, value)
-                metric.labels(*label).set(value)
-        store_families.append((family, counter, labels))
-        client_metrics.append((metric, counter, labels))
-    return store, store_families, registry, client_metrics
+        family = built.store.family(name, kind, "A benchmark family.", labelnames)
+        if counter:
+            counted = Counter(name, "A benchmark family.", labelnames, registry=built.registry)
+            for n, label in enumerate(labels):
+                family.inc(label, float(n) * 1.5)
+                counted.labels(*label).inc(float(n) * 1.5)
+            built.counters.append(counted)
+        else:
+            gauge = Gauge(name, "A benchmark family.", labelnames, registry=built.registry)
+            for n, label in enumerate(labels):
+                family.set(label, float(n) * 1.5)
+                gauge.labels(*label).set(float(n) * 1.5)
+            built.gauges.append(gauge)
+        built.families.append((family, counter, labels))
+    return built
 
 
 def _median(function: Callable[[], object], runs: int) -> float:
@@ -70,7 +86,8 @@ def _median(function: Callable[[], object], runs: int) -> float:
 
 
 def _measure(size: int, runs: int) -> tuple[float, float, float, float, float]:
-    store, families, registry, metrics = _build(size)
+    built = _build(size)
+    store, families, registry = built.store, built.families, built.registry
     assert len(store) == size // _FAMILIES * _FAMILIES
     tick = [0.0]
 
@@ -87,10 +104,12 @@ def _measure(size: int, runs: int) -> tuple[float, float, float, float, float]:
         return store.render().encode()
 
     def client_update_render() -> bytes:
-        for metric, counter, labels in metrics:
-            for n, label in enumerate(labels):
-                child = metric.labels(*label)
-                child.inc(1.0) if counter else child.set(float(n))
+        for counted in built.counters:
+            for label in built.labels:
+                counted.labels(*label).inc(1.0)
+        for gauge in built.gauges:
+            for n, label in enumerate(built.labels):
+                gauge.labels(*label).set(float(n))
         return generate_latest(registry)
 
     def store_update_render() -> bytes:

@@ -3,21 +3,16 @@ without their baseline columns rather than fail (docs/performance.md)."""
 
 from __future__ import annotations
 
-import importlib
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from bench import healthcheck, startup
+from bench.__main__ import baseline_revision, main
+from bench._util import missing_revision
 from tests.support import ROOT
-
-# Imported by name: bench is left out of mypy's files (pyproject.toml), and an import statement
-# would have mypy follow it here.
-healthcheck = importlib.import_module("bench.healthcheck")
-startup = importlib.import_module("bench.startup")
-baseline_revision = importlib.import_module("bench.__main__").baseline_revision
-missing_revision = importlib.import_module("bench._util").missing_revision
 
 
 def _git(folder: Path, *argv: str) -> None:
@@ -69,7 +64,6 @@ def test_health_check_and_start_up_run_without_a_baseline() -> None:
 def test_only_refuses_a_suite_it_does_not_have(capsys: pytest.CaptureFixture[str]) -> None:
     """`python -m bench --only ingst` (a typo) is a usage error naming the suites, rather than
     a run of nothing that exits 0."""
-    main = importlib.import_module("bench.__main__").main
     with pytest.raises(SystemExit) as exited:
         main(["--only", "ingst"])
     assert exited.value.code == 2

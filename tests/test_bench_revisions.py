@@ -3,17 +3,14 @@ each tree's code in its own process on the same input, a ratio per figure."""
 
 from __future__ import annotations
 
-import importlib
 import re
 import subprocess
 import sys
 
 import pytest
 
+from bench.workload import Source
 from tests.support import ROOT
-
-# Imported by name: bench is left out of mypy's files (pyproject.toml).
-Source = importlib.import_module("bench.workload").Source
 
 
 @pytest.mark.parametrize(
