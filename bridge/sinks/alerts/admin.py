@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from bridge.bodies import read_json
+from bridge.choices import choice_refused
 from bridge.errors import TransportError
 from bridge.json_objects import DuplicateKey
 from bridge.listener import CLOSE_AFTER
@@ -120,7 +121,6 @@ _ACK_REFUSALS: Final = {
 }
 
 _QUERY_REFUSALS: Final = {
-    "state": "state must be firing, acknowledged or resolved",
     "limit": f"limit must be an integer from 1 to {MAX_LIST}",
 }
 
@@ -186,7 +186,11 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
             query = AlertQuery.model_validate(dict(request.query))
         except ValidationError as exc:
             field = _field_of(exc)
-            detail = _QUERY_REFUSALS.get(field, f"{field} is not valid")
+            error = exc.errors()[0]
+            if error["type"] == "enum":  # ?state=, as every refused word is said
+                detail = f"{field} {choice_refused(error['input'], error['ctx']['expected'])}"
+            else:
+                detail = _QUERY_REFUSALS.get(field, f"{field} is not valid")
             return error_response(400, "invalid", detail, field)
         # Read and sent a page at a time: 10 000 alerts of the longest fields are gigabytes of
         # JSON, and one read of them all held the outbox's thread (ingest waits on it) for

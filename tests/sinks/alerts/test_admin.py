@@ -343,7 +343,6 @@ async def test_list_says_which_replica_holds_the_lease_or_that_none_can_be_known
     [
         ("state=bogus", "state"),
         ("state=", "state"),
-        ("state=FIRING", "state"),
         ("limit=0", "limit"),
         ("limit=10001", "limit"),
         ("limit=abc", "limit"),
@@ -364,10 +363,26 @@ async def test_list_refuses_a_bad_query_naming_the_parameter(
         status, body = await request(base, "GET", f"/v1/alerts?{query}")
     assert (status, body["error"], body["field"]) == (400, "invalid", field)
     allowed = {
-        "state": "state must be firing, acknowledged or resolved",
+        "state": "state must be 'firing', 'acknowledged' or 'resolved'",
         "limit": "limit must be an integer from 1 to 10000",
     }
     assert body["detail"] == allowed[field]
+    assert keeper.queries == []
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"), [("acknowleged", "acknowledged"), ("FIRING", "firing")]
+)
+async def test_list_refuses_a_misspelt_state_naming_the_one_meant(
+    keeper: Keeper, given: str, meant: str
+) -> None:
+    """A misspelt ?state= is refused with the states there are and the one it was meant as."""
+    async with served(keeper) as base:
+        status, body = await request(base, "GET", f"/v1/alerts?state={given}")
+    assert (status, body["field"]) == (400, "state")
+    assert body["detail"] == (
+        f"state must be 'firing', 'acknowledged' or 'resolved'; did you mean {meant!r}?"
+    )
     assert keeper.queries == []
 
 
