@@ -54,6 +54,42 @@ PANELS: list[P | Row] = [
     stat(
         "Scrape duration", f'max(scrape_duration_seconds{{job="exesdb-bridge", {INSTANCE}}})', "s"
     ),
+    series(
+        "Bridge process memory and CPU",
+        [
+            Q(
+                f'max by (instance) (process_resident_memory_bytes{{job="exesdb-bridge", {INSTANCE}}})',
+                "resident {{instance}}",
+            ),
+            Q(
+                f'sum by (instance) (rate(process_cpu_seconds_total{{job="exesdb-bridge", {INSTANCE}}}[{RATE}]))',
+                "CPU {{instance}}",
+                unit="percentunit",
+            ),
+        ],
+        "bytes",
+        description="The bridge process, from prometheus_client's process collector: its resident memory, and, right axis, the CPU it uses, 100% being one core busy the whole time.",
+    ),
+    series(
+        "Bridge file descriptors and uptime",
+        [
+            Q(
+                f'max by (instance) (process_open_fds{{job="exesdb-bridge", {INSTANCE}}})',
+                "open {{instance}}",
+            ),
+            Q(
+                f'max by (instance) (process_max_fds{{job="exesdb-bridge", {INSTANCE}}})',
+                "limit {{instance}}",
+            ),
+            Q(
+                f"time() - max by (instance) (exesdb_start_time_seconds{{{INSTANCE}}})",
+                "up for {{instance}}",
+                unit="s",
+            ),
+        ],
+        "short",
+        description="Open file descriptors and the limit (the HTTP connection cap is lowered to fit it: HTTP connections). Up for, right axis: since the bridge started (exesdb_start_time_seconds: when the bridge started, in Unix seconds); each drop is a restart.",
+    ),
     Row("Bus"),
     series(
         "Published by bus instance",
@@ -106,9 +142,19 @@ PANELS: list[P | Row] = [
                 f"sum(rate(exesdb_prometheus_series_refused_total{{{INSTANCE}}}[{RATE}]))",
                 "refused/s",
             ),
+            Q(
+                f"sum(rate(exesdb_prometheus_series_scans_total{{{INSTANCE}}}[{RATE}]))",
+                "expiry scans/s",
+            ),
+            Q(
+                f"sum(exesdb_prometheus_series_bytes{{{INSTANCE}}})",
+                "exposition bytes",
+                unit="bytes",
+            ),
         ],
         "short",
         width=24,
+        description="Series the Prometheus sink holds (under the cardinality cap, EXESDB_MAX_SERIES: Series limit), series dropped because they were not reported again within EXESDB_SERIES_TTL_MS, new label sets refused because the cardinality cap (or the byte cap) was reached, and scans of every series held for those past EXESDB_SERIES_TTL_MS (at most one a second, or at the cap one each time one of them can have expired). Exposition bytes, right axis: of the series held, under the byte cap EXESDB_MAX_SERIES_BYTES.",
     ),
     series(
         "Messages translated by the Prometheus sink",
@@ -128,12 +174,17 @@ PANELS: list[P | Row] = [
                 "{{collector}} {{result}}",
             ),
             Q(
+                f"sum by (collector) (rate(exesdb_collector_skipped_total{{{INSTANCE}}}[{RATE}]))",
+                "{{collector}} skipped",
+            ),
+            Q(
                 f"max by (collector) (exesdb_collector_duration_seconds{{{INSTANCE}}})",
                 "{{collector}} duration",
                 unit="s",
             ),
         ],
         "ops",
+        description="Collections run per second, by collector and result (ok, error), and ticks skipped because the collector's previous run was still going (a collector slower than its interval). Duration, right axis: how long the collector's latest run took.",
     ),
     Row("Redis bus"),
     series(
@@ -230,10 +281,14 @@ PANELS: list[P | Row] = [
                 f"sum by (instance) (increase(exesdb_redis_trimmed_total{{{INSTANCE}}}[5m]))",
                 "lost to trimming {{instance}}",
             ),
+            Q(
+                f"sum by (instance) (increase(exesdb_bus_waited_total{{{INSTANCE}}}[5m]))",
+                "taken late after waiting in Redis {{instance}}",
+            ),
         ],
         "short",
         width=24,
-        description="Per 5 minutes. Stage restarted: a Redis bus background stage failed unexpectedly, was logged and restarted. Signed again: frames re-signed with a fresh timestamp after waiting half the replay window in the local buffer (a long Redis outage). Written again after a data loss: work-queue frames written anew because Redis lost its data. Claimed from a silent replica: work-queue entries another replica left unacknowledged, taken over. Lost to trimming: unacknowledged work-queue entries trimmed away before a replica took them (raise EXESDB_REDIS_STREAM_MAXLEN above an outage's worth of traffic). Only on the Redis bus.",
+        description="Per 5 minutes. Stage restarted: a Redis bus background stage failed unexpectedly, was logged and restarted. Signed again: frames re-signed with a fresh timestamp after waiting half the replay window in the local buffer (a long Redis outage). Written again after a data loss: work-queue frames written anew because Redis lost its data. Claimed from a silent replica: work-queue entries another replica left unacknowledged, taken over. Lost to trimming: unacknowledged work-queue entries trimmed away before a replica took them (raise EXESDB_REDIS_STREAM_MAXLEN above an outage's worth of traffic). Taken late after waiting in Redis: work-queue messages taken past the replay window, fresh when Redis took them, while every replica was down, or the lease holder's alert stage failing, longer than EXESDB_REPLAY_WINDOW_MS. Only on the Redis bus.",
     ),
     Row("Alerts"),
     series(
@@ -249,8 +304,15 @@ PANELS: list[P | Row] = [
     ),
     series(
         "Active alerts by severity",
-        [Q(f"sum by (severity) ({ACTIVE_ALERTS})", "{{severity}}")],
+        [
+            Q(f"sum by (severity) ({ACTIVE_ALERTS})", "{{severity}}"),
+            Q(
+                f"sum(exesdb_alerts_pending{{{INSTANCE}}} unless exesdb_redis_work_queue_leader == 0)",
+                "pending",
+            ),
+        ],
         "short",
+        description="Alerts open (firing or acknowledged) in the alert outbox, by severity; on the Redis bus the work-queue lease holder's. Pending: health conditions degraded or unhealthy for less than EXESDB_ALERT_FOR_MS, not yet alerted on; they alert once they have lasted it.",
     ),
     series(
         "Acknowledgements and notifications",
@@ -263,8 +325,13 @@ PANELS: list[P | Row] = [
                 "max by (method, status) (increase(exesdb_alert_notifications_total[5m]))",
                 "{{method}} {{status}}",
             ),
+            Q(
+                "max by (level) (increase(exesdb_alert_escalations_total[5m]))",
+                "escalated to {{level}}",
+            ),
         ],
         "short",
+        description="Per 5 minutes: alerts acknowledged, by the severity the alert had; alert notification outcomes, by delivery method and status; alert escalations, by the level reached.",
     ),
     series(
         "Webhook deliveries",
@@ -301,6 +368,22 @@ PANELS: list[P | Row] = [
             ),
         ],
         "s",
+    ),
+    series(
+        "Webhook notifications queued again or left out",
+        [
+            Q(
+                f"sum by (reason) (increase(exesdb_webhook_renotified_total{{{INSTANCE}}}[5m]))",
+                "queued again, {{reason}}",
+            ),
+            Q(
+                f"sum(increase(exesdb_webhook_stale_total{{{INSTANCE}}}[5m]))",
+                "left out as stale",
+            ),
+        ],
+        "short",
+        width=24,
+        description="Per 5 minutes. Queued again: alerts queued again for a receiver, by reason: dead_lettered (their latest notification to it was dead-lettered; queued at once when the receiver takes deliveries again) or changed_in_flight (left out of an attempt in flight to it, another replica changed them since). Left out as stale: alert notifications left out of a delivery, never to be sent, because another replica notified their alert since or it resolved before they reached a receiver with send_resolved false.",
     ),
     series(
         "Alertmanager posts",
@@ -499,6 +582,21 @@ PANELS: list[P | Row] = [
         "ops",
     ),
     series(
+        "Audited admin actions and compliance events",
+        [
+            Q(
+                f"sum by (action) (max by (node, action) (increase(exesdb_audit_admin_actions_total{{{NODE}}}[5m])))",
+                "admin {{action}}",
+            ),
+            Q(
+                f"sum by (event_type) (max by (node, event_type) (increase(exesdb_audit_compliance_events_total{{{NODE}}}[5m])))",
+                "compliance {{event_type}}",
+            ),
+        ],
+        "short",
+        description="Per 5 minutes: audited admin actions, by type, and compliance events, by type.",
+    ),
+    series(
         "Log entries by level",
         [
             Q(
@@ -519,8 +617,17 @@ PANELS: list[P | Row] = [
                 f"sum by (error_type) (max by (node, error_type) (increase(exesdb_error_analyses_total{{{NODE}}}[5m])))",
                 "errors {{error_type}}",
             ),
+            Q(
+                f"max by (error_type) (exesdb_error_frequency{{{NODE}}})",
+                "frequency {{error_type}}",
+            ),
+            Q(
+                f"sum by (severity) (max by (node, component, analysis_type, severity) (increase(exesdb_performance_analyses_total{{{NODE}}}[5m])))",
+                "performance analyses {{severity}}",
+            ),
         ],
         "short",
+        description="Per 5 minutes: debug traces, by component; error analyses, by error type; performance analyses, by severity. Frequency: how often an error type occurred, as of its latest analysis (the highest a node reported).",
     ),
     series(
         "Sessions",

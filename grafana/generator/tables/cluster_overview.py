@@ -124,6 +124,23 @@ PANELS: list[P | Row] = [
         [Q("max by (event) (increase(exesdb_cluster_membership_events_total[5m]))", "{{event}}")],
         "short",
     ),
+    series(
+        "Down storms and forgotten nodes",
+        [
+            Q("max(increase(exesdb_cluster_down_storms_total[5m]))", "down storms"),
+            Q(
+                "max by (reason) (increase(exesdb_cluster_nodes_forgotten_total[5m]))",
+                "forgotten {{reason}}",
+            ),
+            Q(
+                "max(increase(exesdb_cluster_farewells_dropped_total[5m]))",
+                "farewells dropped",
+            ),
+        ],
+        "short",
+        width=24,
+        description="Per 5 minutes, the most any bridge replica's cluster monitor counted. Down storms: more than 10 node downs within one health interval, during which downs are grouped into one node_failure alert per interval. Forgotten: nodes the cluster monitor stopped tracking, by reason: silent (down and silent for EXESDB_NODE_FORGET_MS) or evicted (the longest silent, at the cap on tracked nodes); a silent one is announced left, which resolves its node_failure. Farewells dropped: forgotten down nodes never announced left because the backlog of announcements was full.",
+    ),
 ]
 
 CLUSTER_OVERVIEW = Dashboard(

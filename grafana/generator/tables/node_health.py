@@ -113,9 +113,14 @@ PANELS: list[P | Row] = [
             Q(
                 f'max by (node, resource) (exesdb_node_resource_used{{{NODE}, resource=~"memory|disk"}})',
                 "{{node}} {{resource}}",
-            )
+            ),
+            Q(
+                f'max by (node, resource) (exesdb_node_resource_available{{{NODE}, resource=~"memory|disk"}})',
+                "{{node}} {{resource}} total",
+            ),
         ],
         "bytes",
+        description="Memory and disk in use on each node, and each one's total (a resource's total in its own unit, bytes for memory and disk): the room left, for capacity planning.",
     ),
     Row("Stores"),
     table(
@@ -136,9 +141,61 @@ PANELS: list[P | Row] = [
                 f"max by (node, event) (increase(exesdb_node_lifecycle_events_total{{{NODE}}}[5m]))",
                 "{{node}} node {{event}}",
             ),
+            Q(
+                f"sum by (node, event) (max by (node, supervisor, event) (increase(exesdb_supervision_events_total{{{NODE}}}[5m])))",
+                "{{node}} supervision {{event}}",
+            ),
+            Q(
+                f"sum by (node, event) (max by (node, system, event) (increase(exesdb_system_lifecycle_events_total{{{NODE}}}[5m])))",
+                "{{node}} system {{event}}",
+            ),
         ],
         "short",
         width=24,
+        description="Per 5 minutes: process lifecycle events (started, stopped, crashed, restarted), node lifecycle events, supervision events (child_started, child_terminated, restart_limit_exceeded) and SystemLifecycle events (starting, started, stopping, stopped).",
+    ),
+    series(
+        "Systems not started",
+        [
+            Q(
+                f'sum by (node, system) (max by (node, system, state) (exesdb_system_lifecycle_state{{{NODE}, state!="started"}}))',
+                "{{node}} {{system}}",
+            )
+        ],
+        "none",
+        description="1 while a system's latest SystemLifecycle event is other than started (starting, stopping, stopped), from exesdb_system_lifecycle_state: a system's lifecycle as a state set, 1 for its latest event, 0 for the others.",
+    ),
+    series(
+        "Configuration changes and feature toggles",
+        [
+            Q(
+                f"sum by (node, component) (max by (node, component) (increase(exesdb_config_changes_total{{{NODE}}}[5m])))",
+                "{{node}} config {{component}}",
+            ),
+            Q(
+                f"max by (node, feature) (exesdb_feature_enabled{{{NODE}}})",
+                "{{node}} feature {{feature}} on",
+            ),
+        ],
+        "short",
+        description="SystemConfig messages per 5 minutes, by component (what changed before an incident), and each feature toggle: 1 while it is on, else 0.",
+    ),
+    series(
+        "System state",
+        [
+            Q(
+                f"max by (node) (exesdb_system_memory_bytes{{{NODE}}})",
+                "{{node}} memory",
+            ),
+            Q(
+                f"max by (node) (exesdb_system_processes{{{NODE}}})",
+                "{{node}} processes",
+                unit="short",
+            ),
+        ],
+        "bytes",
+        width=24,
+        description="Memory in the node's latest system state snapshot, and, right axis, processes in it.",
     ),
 ]
 
