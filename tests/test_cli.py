@@ -1424,6 +1424,20 @@ def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback
             "system_alert.severity: Input should be 'info', 'warning', 'error' or 'critical'"
             " (got 'huge')",
         ),
+        # A word misspelt, or in another letter case, is answered with the one meant.
+        (
+            ["system_alert", *ALERT_FIELDS, "-f", "severity=eror"],
+            None,
+            {},
+            "system_alert.severity: Input should be 'info', 'warning', 'error' or 'critical';"
+            " did you mean 'error'? (got 'eror')",
+        ),
+        (
+            ["system_alert", *ALERT_FIELDS, "-f", "category=Data"],
+            None,
+            {},
+            "did you mean 'data'? (got 'Data')",
+        ),
         (
             ["system_alert", *ALERT_FIELDS, "-f", "severity=" + "x" * 100],
             None,
@@ -1513,8 +1527,9 @@ def test_publish_refuses_bad_input_with_exit_2(
     (which was meant is a guess), NaN or Infinity (no JSON, which a free-form object would carry
     on as null), bad stdin, no key to sign with or one shorter than any ingesting bridge's exit 2
     and say why, nothing sent; a missing or unknown field says what to give, and where the fields
-    are listed, a missing key what to set it to; a bad message is named before a missing key,
-    and an unknown field before the missing ones (the one it misspells among them)."""
+    are listed, a word a field does not take the word meant, a missing key what to set it to; a
+    bad message is named before a missing key, and an unknown field before the missing ones (the
+    one it misspells among them)."""
     completed = cli("publish", *args, "--url", "http://127.0.0.1:9", stdin=stdin, **env)  # type: ignore[arg-type]
     assert completed.returncode == 2
     assert message in completed.stderr

@@ -192,6 +192,8 @@ def _publish(args: argparse.Namespace) -> int:
                 raise
             payload = model.model_validate(fields | as_text, context={"node": settings.node})
     except ValidationError as exc:
+        from bridge.choices import choice_meant
+
         named = False
         # Unknown fields first: a misspelt one is often why a required one is missing.
         problems = sorted(exc.errors(), key=lambda problem: problem["type"] != "extra_forbidden")
@@ -199,13 +201,20 @@ def _publish(args: argparse.Namespace) -> int:
             where = ".".join(str(part) for part in problem["loc"]) or "payload"
             said = _field_problem(model, problem) if len(problem["loc"]) == 1 else None
             named = named or said is not None
+            message = said or problem["msg"]
+            if problem["type"] == "literal_error" and (
+                meant := choice_meant(problem["input"], str(problem["ctx"]["expected"]))
+            ):
+                # A word misspelt, or in another case (Data): the one meant, as the settings
+                # answer EXESDB_WEBHOOK_MIN_SEVERITY=eror.
+                message += f"; did you mean {meant!r}?"
             given = (
                 "" if problem["type"] == "missing" else f" (got {clipped(repr(problem['input']))})"
             )
             if len(problem["loc"]) == 1 and (why := not_json.get(str(problem["loc"][0]))):
                 given += f"; it is not JSON: {why}"
             print(
-                f"exesdb-bridge: {args.tag}.{where}: {said or problem['msg']}{given}",
+                f"exesdb-bridge: {args.tag}.{where}: {message}{given}",
                 file=sys.stderr,
             )
         if named:
