@@ -1276,7 +1276,8 @@ def test_run_exits_2_when_another_bridge_holds_the_state_directory(
     bridges: Bridges, tmp_path: Path
 ) -> None:
     """A second bridge on another port but the same EXESDB_STATE_DIR (two shells in one folder)
-    stops at start naming EXESDB_STATE_DIR, instead of sending the first one's alerts too."""
+    stops at start naming EXESDB_STATE_DIR and the first one's process id, instead of sending
+    the first one's alerts too."""
     bridges(tmp_path)  # in this process, which holds the folder as a bridge process does
     completed = cli(
         "run", EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}", EXESDB_STATE_DIR=str(tmp_path / "state")
@@ -1284,6 +1285,7 @@ def test_run_exits_2_when_another_bridge_holds_the_state_directory(
     assert completed.returncode == 2
     assert "EXESDB_STATE_DIR: cannot open the alert outbox in " in completed.stderr
     assert "another bridge process has it open" in completed.stderr
+    assert f"(the process holding it: pid {os.getpid()})" in completed.stderr
     assert "Traceback" not in completed.stderr
 
 
