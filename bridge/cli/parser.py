@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from bridge.cli.shared import (
     refused_choice,
 )
 from bridge.messages import INSTANCES
+from bridge.redaction import safe_url
 from bridge.schema import add_schema_command
 
 __all__ = ["build_parser", "main"]
@@ -205,6 +207,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         own = args.usage_parser.long_options
         if args.command in _SETTINGS_COMMANDS:
             unknown, hint = _options_for_settings(args.command, unknown, own)
+        elif args.command == "healthcheck" and (address := _address_given(unknown)) is not None:
+            # `healthcheck --url …` as publish, tail and alerts take it, or the URL alone.
+            hint = (
+                " (healthcheck asks the address the bridge listens on, EXESDB_HTTP_ADDR:"
+                f" EXESDB_HTTP_ADDR={address} exesdb-bridge healthcheck)"
+            )
+            # A URL given alone is shown as its origin: it may hold a password.
+            unknown = [safe_url(arg) if "://" in arg else arg for arg in _values_hidden(unknown)]
         else:
             meant = [
                 f"{name}: did you mean {option}?" for name, option in _options_meant(unknown, own)
@@ -337,6 +347,34 @@ def _refuse_options_before_the_command(
     words = next((n for n, arg in enumerate(after) if arg.startswith("-")), len(after))
     meant = " ".join([shlex.join(after[:words]), *_masked(after[words:]), *shown])
     parser.error(f"{given}: a command's options go after it: {program} {meant}")
+
+
+def _address_given(unknown: list[str]) -> str | None:
+    """The ``host:port`` of a URL or address given to ``healthcheck`` as ``--url URL`` (as the
+    client commands take one) or alone, a URL or ``HOST:PORT`` (``HOST:PORT`` itself when it
+    names none), never its user or password; None when no such argument was given."""
+    from urllib.parse import urlsplit
+
+    given: str | None = None
+    for n, arg in enumerate(unknown):
+        if arg == "--url":
+            given = unknown[n + 1] if n + 1 < len(unknown) else ""
+        elif arg.startswith("--url="):
+            given = arg.partition("=")[2]
+        elif "://" in arg or re.fullmatch(r"[\w.-]*:\d+|\[[\w:.%]+\]:\d+", arg):
+            given = arg  # a URL, or HOST:PORT as EXESDB_HTTP_ADDR takes it
+        if given is not None:
+            break
+    if given is None:
+        return None
+    try:
+        parts = urlsplit(given if "://" in given else f"//{given}")
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port out of range, an IPv6 address not closed
+        host, port = None, None
+    if not host or port is None:
+        return "HOST:PORT"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _values_hidden(unknown: list[str]) -> list[str]:
