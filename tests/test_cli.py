@@ -216,7 +216,11 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
     ("args", "command", "named"),
     [
         (["tail", "EXESDB_ADMIN_TOKEN=hunter2"], "tail", "EXESDB_ADMIN_TOKEN=…"),
-        (["alerts", "list", "--token=hunter2"], "alerts list", "--token=…"),
+        (
+            ["alerts", "list", "--token=hunter2"],
+            "alerts list",
+            "--token=… (--token: did you mean EXESDB_ADMIN_TOKEN=… exesdb-bridge alerts list?)",
+        ),
         (
             ["alerts", "list", "--usr", "ops:hunter2"],
             "alerts list",
@@ -405,6 +409,37 @@ def test_a_misspelt_option_is_named_with_the_option_meant(args: list[str], named
     assert completed.stderr.splitlines()[-1] == (
         f"exesdb-bridge {command}: error: unrecognized arguments: {named}"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["outbox", "list", "--state-dir", "/srv/bridge"],
+         "--state-dir … (--state-dir: did you mean EXESDB_STATE_DIR=… exesdb-bridge outbox list?)"),
+        (["alerts", "list", "--admin-token=s3cr3t"],
+         "--admin-token=… (--admin-token: did you mean EXESDB_ADMIN_TOKEN=… exesdb-bridge alerts"
+         " list?)"),
+        (["tail", "--token", "s3cr3t"],
+         "--token … (--token: did you mean EXESDB_ADMIN_TOKEN=… exesdb-bridge tail?)"),
+        (["publish", "performance_metric", "--secret-key-base", "s3cr3t"],
+         "--secret-key-base … (--secret-key-base: did you mean SECRET_KEY_BASE=… exesdb-bridge"
+         " publish?)"),
+        # A variable the command does not read is not offered (tail reads no EXESDB_BUS).
+        (["tail", "--bus", "redis://cache"], "--bus …"),
+    ],
+)  # fmt: skip
+def test_an_option_naming_a_variable_the_command_reads_is_named_with_the_line_meant(
+    args: list[str], named: str
+) -> None:
+    """An option a client command does not take that names an environment variable it reads
+    (``outbox list --state-dir DIR``) exits 2 with the line meant, the value never shown."""
+    completed = cli(*args)
+    assert (completed.returncode, completed.stdout) == (2, "")
+    command = " ".join(args[:2]) if args[0] in ("outbox", "alerts") else args[0]
+    assert completed.stderr.splitlines()[-1] == (
+        f"exesdb-bridge {command}: error: unrecognized arguments: {named}"
+    )
+    assert "s3cr3t" not in completed.stderr
 
 
 @pytest.mark.parametrize(

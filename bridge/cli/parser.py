@@ -219,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             meant = [
                 f"{name}: did you mean {option}?" for name, option in _options_meant(unknown, own)
             ]
+            # An option naming a variable the command reads (outbox list --state-dir DIR).
+            meant += _variables_meant(
+                args, unknown, {name for name, _ in _options_meant(unknown, own)}
+            )
             hint = f" ({' '.join(meant)})" if meant and not hint else hint
             unknown = _values_hidden(unknown)
         args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
@@ -347,6 +351,49 @@ def _refuse_options_before_the_command(
     words = next((n for n, arg in enumerate(after) if arg.startswith("-")), len(after))
     meant = " ".join([shlex.join(after[:words]), *_masked(after[words:]), *shown])
     parser.error(f"{given}: a command's options go after it: {program} {meant}")
+
+
+def _variables_meant(args: argparse.Namespace, unknown: list[str], misspelt: set[str]) -> list[str]:
+    """For each option of ``unknown`` not a misspelling of the command's own (``misspelt``) that
+    names an environment variable the command reads (``outbox list --state-dir``:
+    ``EXESDB_STATE_DIR``; ``--token``: ``EXESDB_ADMIN_TOKEN``), the line meant, its value as
+    ``…``; the variables a command reads are its values class's (``bridge.client_environment``)."""
+    import difflib
+
+    from bridge.client_environment import (
+        AdminClientValues,
+        ClientValues,
+        OutboxValues,
+        PublishValues,
+    )
+
+    reads: dict[str, type[ClientValues]] = {
+        "publish": PublishValues,
+        "tail": AdminClientValues,
+        "alerts": AdminClientValues,
+        "outbox": OutboxValues,
+    }
+    if args.command not in reads:
+        return []
+    # Compared without the prefix, which would make every name look close (--bus, EXESDB_URL).
+    stems = {
+        variable.removeprefix("EXESDB_"): variable
+        for variable in reads[args.command].VARIABLES.values()
+    }
+    meant = []
+    for arg in unknown:
+        name = arg.partition("=")[0]
+        if not name.startswith("--") or name in misspelt:
+            continue
+        word = name.removeprefix("--").upper().replace("-", "_").removeprefix("EXESDB_")
+        close = difflib.get_close_matches(word, stems, n=1, cutoff=_OPTION_LIKENESS) or [
+            stem
+            for stem in stems
+            if stem.endswith(f"_{word}")  # --token: ADMIN_TOKEN
+        ]
+        if close:
+            meant.append(f"{name}: did you mean {stems[close[0]]}=… {args.usage_parser.prog}?")
+    return meant
 
 
 def _address_given(unknown: list[str]) -> str | None:
