@@ -3,7 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest pytest-prepared pytest-quick servers bench docs screenshots clean
+.PHONY: help run test lint typecheck pytest pytest-prepared pytest-quick servers bench docs screenshots clean
+
+# `make` alone lists the targets: the first rule below would otherwise be the goal, and a bare
+# `make` only made the virtualenv, saying '.venv/bin/python' is up to date.
+.DEFAULT_GOAL := help
 
 $(BIN)/python:
 	@# Debian splits venv out of python3; install it when missing and running as root.
@@ -20,6 +24,17 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 $(VENV)/.installed-test: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
+
+help:
+	@echo 'make run           start the bridge: in-process bus, collectors on, /metrics on :9570'
+	@echo '                   (EXESDB_HTTP_ADDR=127.0.0.1:9571 make run for another port)'
+	@echo 'make test          ruff, mypy and the whole suite, with the real servers it uses'
+	@echo 'make pytest-quick  the suite without the tests marked slow'
+	@echo 'make bench         the benchmarks (ARGS="--only ingest" passes options on)'
+	@echo 'make docs          docs/messages.md generated again from the models'
+	@echo 'make screenshots   the pictures of the pages in docs/img'
+	@echo 'make clean         remove .venv, the caches and the state in .exesdb-bridge(-demo)'
+	@echo 'Every setting is an environment variable: docs/configuration.md.'
 
 run: $(VENV)/.installed
 	$(BIN)/exesdb-bridge run

@@ -16,6 +16,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
@@ -257,6 +258,9 @@ class Bridge:
         for component in self.components:
             if isinstance(component, Prepares):
                 await component.prepare()
+        if not self.settings.uses_redis:
+            # After the components' files: this bridge alone has the directory now.
+            self._tell_of_a_redis_spool()
         if self._keeps_replay:
             # After the components' files: a second bridge on the directory stopped there.
             taken = replay_file.load(self._replay, self.settings.state_dir)
@@ -281,6 +285,22 @@ class Bridge:
             _logger.info("listening on %s://%s:%d", scheme, shown, port)
             if self.settings.ingest:
                 _logger.info("ingest on at POST /v1/messages (signed with SECRET_KEY_BASE)")
+
+    def _tell_of_a_redis_spool(self) -> None:
+        """Warn of frames a run on the Redis bus left in this state directory's spool: the
+        in-process bus never writes them, and they would wait there unsaid."""
+        from bridge.bus.redis.spool import FOLDER, waiting
+
+        folder = Path(self.settings.state_dir) / FOLDER
+        if folder.is_dir() and (count := waiting(folder)):
+            _logger.warning(
+                "EXESDB_STATE_DIR: %s holds %d frame(s) a run on the Redis bus took in and did"
+                " not write to Redis (batches ingest answered 202, acknowledgements, what it"
+                " published as it stopped); the in-process bus leaves them there: run this"
+                " bridge on that Redis again (EXESDB_BUS) to write them",
+                folder,
+                count,
+            )
 
     async def _bind(self) -> None:
         """Load the web config and bind the listening socket, which accepts nothing until

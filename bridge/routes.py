@@ -121,7 +121,10 @@ def unknown_parameter(request: web.Request, allowed: Iterable[str]) -> web.Respo
     unknown = sorted(request.query.keys() - set(names))
     if unknown:
         shown = clipped(repr(unknown[0]), MAX_NAME_SHOWN)
-        detail = f"unknown query parameter {shown}; allowed: {', '.join(names)}"
+        meant = _name_meant(unknown[0], names)
+        # As an unknown body field is answered: ?alertid= names alert_id.
+        meant_said = f" (did you mean {meant!r}?)" if meant is not None else ""
+        detail = f"unknown query parameter {shown}{meant_said}; allowed: {', '.join(names)}"
         return error_response(400, "invalid", detail, clipped(unknown[0], MAX_NAME_SHOWN))
     if len(request.query) > len(set(request.query)):
         twice = next(name for name in names if len(request.query.getall(name, ())) > 1)
@@ -150,15 +153,21 @@ def unknown_field(exc: ValidationError, fields: Iterable[str]) -> web.Response |
     if unknown is None:
         return None
     names = list(fields)
-    # Or the field it is the last word of ({"by": ...}, as ``alerts ack --by`` names ack_by):
-    # too short for difflib to find alike.
-    close = word_meant(unknown, names) or next(
-        (name for name in names if name.endswith(f"_{unknown}")), None
-    )
-    meant = f"; did you mean {close!r}?" if close else ""
+    close = _name_meant(unknown, names)
+    meant = f"; did you mean {close!r}?" if close is not None else ""
     shown = clipped(repr(unknown), MAX_NAME_SHOWN)
     detail = f"unknown field {shown}{meant} (the fields: {', '.join(names)})"
     return error_response(400, "invalid", detail, clipped(unknown, MAX_NAME_SHOWN))
+
+
+def _name_meant(unknown: str, names: list[str]) -> str | None:
+    """The one of ``names`` (a body's fields, a route's query parameters) ``unknown`` was likely
+    meant as, or None."""
+    # Or the name it is the last word of ({"by": ...}, as ``alerts ack --by`` names ack_by;
+    # ?id=): too short for difflib to find alike.
+    return word_meant(unknown, names) or next(
+        (name for name in names if name.endswith(f"_{unknown}")), None
+    )
 
 
 class AdminGuard:

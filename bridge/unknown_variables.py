@@ -46,6 +46,8 @@ _ALSO_CALLED: Final = {
     # node_exporter's flag, --web.listen-address, as `run --web.listen-address` gives it.
     "EXESDB_WEB_LISTEN_ADDRESS": "EXESDB_HTTP_ADDR",
     "EXESDB_DEBUG": "EXESDB_LOG_LEVEL",
+    # Alike to both EXESDB_LOG_LEVEL and EXESDB_LOG_FORMAT, so near neither: a level is meant.
+    "EXESDB_LOG": "EXESDB_LOG_LEVEL",
     "EXESDB_VERBOSE": "EXESDB_LOG_LEVEL",
     # The health check asks the address the bridge listens on (nearest: ..._USERNAME).
     "EXESDB_HEALTHCHECK_ADDR": "EXESDB_HTTP_ADDR",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -67,6 +68,22 @@ def catalog_rows() -> dict[str, tuple[str, set[str], str]]:
 def fenced(text: str, language: str) -> list[str]:
     """The contents of every fenced block in ``language``."""
     return re.findall(rf"^```{re.escape(language)}\n(.*?)^```", text, re.M | re.S)
+
+
+def shell_commands(text: str) -> list[list[str]]:
+    """Every ``exesdb-bridge`` command of the ``sh`` blocks of ``text``, as arguments after the
+    command (a line continued with a backslash read as one; ``VAR=value`` before it dropped)."""
+    commands = []
+    for block in fenced(text, "sh"):
+        for line in block.replace("\\\n", " ").splitlines():
+            if "exesdb-bridge" not in line:
+                continue  # another program's line, perhaps quoted over several (jq's filter)
+            words = shlex.split(line, comments=True)
+            while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
+                words.pop(0)  # VAR=value before the command
+            if words and words[0].endswith("exesdb-bridge"):
+                commands.append([word for word in words[1:] if word != "&"])
+    return commands
 
 
 # A code span: text between two backticks, which may run over a line break within its paragraph

@@ -13,7 +13,8 @@ import pytest
 
 from bridge import integration
 from bridge.app import Bridge
-from bridge.bus import Envelope
+from bridge.bus import Envelope, Frame
+from bridge.bus.redis.spool import Spool
 from bridge.component import Context
 from bridge.errors import ConfigError
 from bridge.messages import NodeHealth, NodeLifecycle, SystemAlert
@@ -259,6 +260,33 @@ async def test_the_start_up_says_ingest_is_on_when_it_is(caplog: pytest.LogCaptu
         lines = [(r.levelname, r.getMessage()) for r in caplog.records]
         line = ("INFO", "ingest on at POST /v1/messages (signed with SECRET_KEY_BASE)")
         assert (line in lines) == said, lines
+
+
+async def test_a_redis_spool_left_in_the_state_directory_is_warned_of_on_the_in_process_bus(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Frames a run on the Redis bus left in EXESDB_STATE_DIR's spool (Redis down as it
+    stopped) are warned of at a start on the in-process bus, which never writes them, naming
+    the folder, how many and what writes them; a state directory without them says nothing."""
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=4096)
+    await spool.open()
+    assert await spool.append([Frame("ex_esdb_alerts", b'{"n":1}', "ab" * 32)] * 3)
+    await spool.aclose()
+    for state_dir, said in ((tmp_path, True), (tmp_path / "other", False)):
+        caplog.clear()
+        bridge = Bridge(
+            make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_STATE_DIR=str(state_dir)),
+            components=[],
+        )
+        await bridge.start()
+        await bridge.aclose()
+        warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        line = (
+            f"EXESDB_STATE_DIR: {tmp_path / 'spool'} holds 3 frame(s) a run on the Redis bus took"
+            " in and did not write to Redis"
+        )
+        assert any(message.startswith(line) for message in warned) == said, warned
+        assert any("EXESDB_BUS" in message for message in warned) == said, warned
 
 
 def test_an_unset_secret_on_the_in_process_bus_is_said_not_warned_of(

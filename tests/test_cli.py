@@ -216,7 +216,11 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
     ("args", "command", "named"),
     [
         (["tail", "EXESDB_ADMIN_TOKEN=hunter2"], "tail", "EXESDB_ADMIN_TOKEN=…"),
-        (["alerts", "list", "--token=hunter2"], "alerts list", "--token=…"),
+        (
+            ["alerts", "list", "--token=hunter2"],
+            "alerts list",
+            "--token=… (--token: did you mean EXESDB_ADMIN_TOKEN=… exesdb-bridge alerts list?)",
+        ),
         (
             ["alerts", "list", "--usr", "ops:hunter2"],
             "alerts list",
@@ -405,6 +409,37 @@ def test_a_misspelt_option_is_named_with_the_option_meant(args: list[str], named
     assert completed.stderr.splitlines()[-1] == (
         f"exesdb-bridge {command}: error: unrecognized arguments: {named}"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["outbox", "list", "--state-dir", "/srv/bridge"],
+         "--state-dir … (--state-dir: did you mean EXESDB_STATE_DIR=… exesdb-bridge outbox list?)"),
+        (["alerts", "list", "--admin-token=s3cr3t"],
+         "--admin-token=… (--admin-token: did you mean EXESDB_ADMIN_TOKEN=… exesdb-bridge alerts"
+         " list?)"),
+        (["tail", "--token", "s3cr3t"],
+         "--token … (--token: did you mean EXESDB_ADMIN_TOKEN=… exesdb-bridge tail?)"),
+        (["publish", "performance_metric", "--secret-key-base", "s3cr3t"],
+         "--secret-key-base … (--secret-key-base: did you mean SECRET_KEY_BASE=… exesdb-bridge"
+         " publish?)"),
+        # A variable the command does not read is not offered (tail reads no EXESDB_BUS).
+        (["tail", "--bus", "redis://cache"], "--bus …"),
+    ],
+)  # fmt: skip
+def test_an_option_naming_a_variable_the_command_reads_is_named_with_the_line_meant(
+    args: list[str], named: str
+) -> None:
+    """An option a client command does not take that names an environment variable it reads
+    (``outbox list --state-dir DIR``) exits 2 with the line meant, the value never shown."""
+    completed = cli(*args)
+    assert (completed.returncode, completed.stdout) == (2, "")
+    command = " ".join(args[:2]) if args[0] in ("outbox", "alerts") else args[0]
+    assert completed.stderr.splitlines()[-1] == (
+        f"exesdb-bridge {command}: error: unrecognized arguments: {named}"
+    )
+    assert "s3cr3t" not in completed.stderr
 
 
 @pytest.mark.parametrize(
@@ -1276,7 +1311,8 @@ def test_run_exits_2_when_another_bridge_holds_the_state_directory(
     bridges: Bridges, tmp_path: Path
 ) -> None:
     """A second bridge on another port but the same EXESDB_STATE_DIR (two shells in one folder)
-    stops at start naming EXESDB_STATE_DIR, instead of sending the first one's alerts too."""
+    stops at start naming EXESDB_STATE_DIR and the first one's process id, instead of sending
+    the first one's alerts too."""
     bridges(tmp_path)  # in this process, which holds the folder as a bridge process does
     completed = cli(
         "run", EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}", EXESDB_STATE_DIR=str(tmp_path / "state")
@@ -1284,6 +1320,7 @@ def test_run_exits_2_when_another_bridge_holds_the_state_directory(
     assert completed.returncode == 2
     assert "EXESDB_STATE_DIR: cannot open the alert outbox in " in completed.stderr
     assert "another bridge process has it open" in completed.stderr
+    assert f"(the process holding it: pid {os.getpid()})" in completed.stderr
     assert "Traceback" not in completed.stderr
 
 
@@ -1435,6 +1472,20 @@ def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback
             # The words listed and the one meant named, in any letter case, as ingest does.
             "exesdb-bridge: system_alert.severity: must be 'info', 'warning', 'error' or"
             " 'critical'; did you mean 'warning'? (got 'WARN')\n",
+        ),
+        # A word misspelt, or in another letter case, is answered with the one meant.
+        (
+            ["system_alert", *ALERT_FIELDS, "-f", "severity=eror"],
+            None,
+            {},
+            "system_alert.severity: must be 'info', 'warning', 'error' or 'critical';"
+            " did you mean 'error'? (got 'eror')",
+        ),
+        (
+            ["system_alert", *ALERT_FIELDS, "-f", "category=Data"],
+            None,
+            {},
+            "did you mean 'data'? (got 'Data')",
         ),
         (
             ["system_alert", *ALERT_FIELDS, "-f", "severity=" + "x" * 100],

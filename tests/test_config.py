@@ -703,6 +703,7 @@ def test_each_item_a_comma_cut_from_a_webhook_url_s_query_is_told_as_its_rest(
         ("EXESDB_PORT", "EXESDB_HTTP_ADDR"),
         ("EXESDB_LISTEN_ADDRESS", "EXESDB_HTTP_ADDR"),  # node_exporter's --web.listen-address
         ("EXESDB_DEBUG", "EXESDB_LOG_LEVEL"),
+        ("EXESDB_LOG", "EXESDB_LOG_LEVEL"),  # EXESDB_LOG=debug
         ("exesdb_redis_url", "EXESDB_BUS"),
         # The health check asks EXESDB_HTTP_ADDR (nearest by spelling: ..._USERNAME).
         ("EXESDB_HEALTHCHECK_URL", "EXESDB_HTTP_ADDR"),

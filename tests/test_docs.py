@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import io
 import json
 import re
 import sqlite3
@@ -14,11 +15,23 @@ from typing import Any, Final
 import pytest
 import yaml
 
+from bridge.cli import build_parser
 from bridge.messages import MESSAGE_TYPES
 from bridge.receivers import read_receivers_file
 from bridge.redaction import _ABOUT_A_SECRET, _HARMLESS_KEY_KINDS, _SECRET_PARTS, _SECRET_WORDS
 from bridge.sinks.alerts.tables import sqlite_problem
-from tests.doc_text import README, anchors, broken_links, fenced, page, pages, prose, section
+from tests.doc_text import (
+    DOCS,
+    README,
+    anchors,
+    broken_links,
+    fenced,
+    page,
+    pages,
+    prose,
+    section,
+    shell_commands,
+)
 from tests.support import ROOT
 
 
@@ -71,6 +84,21 @@ def test_the_integration_page_gives_each_call_s_signature() -> None:
 def test_every_relative_link_reaches_a_file_and_heading(path: Path) -> None:
     """Each relative link of the README and docs/ points at a file that exists (and its heading)."""
     assert broken_links(path) == []
+
+
+@pytest.mark.parametrize("path", sorted(DOCS.glob("*.md")), ids=lambda path: path.name)
+def test_every_command_a_page_s_shell_blocks_show_is_valid_usage(path: Path) -> None:
+    """Each ``exesdb-bridge`` command of a page's ``sh`` blocks parses as the command line parses
+    it, as the README's do: a synopsis there (``[--state all]``, ``(ID ... | --all)``) is no
+    command a reader can paste into a shell."""
+    wrong = []
+    for args in shell_commands(path.read_text()):
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                build_parser().parse_args(args)
+        except SystemExit:
+            wrong.append(" ".join(args))
+    assert wrong == []
 
 
 def test_the_link_check_finds_broken_links(tmp_path: Path) -> None:

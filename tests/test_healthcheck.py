@@ -422,6 +422,33 @@ def test_command_refuses_a_timeout_that_is_not_positive(timeout: str) -> None:
     assert "Traceback" not in completed.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "shown", "address"),
+    [
+        (["--url", "http://127.0.0.1:9571/"], "--url …", "127.0.0.1:9571"),
+        (["--url=https://ops:hunter2@bridge.example:9570"], "--url=…", "bridge.example:9570"),
+        (["http://127.0.0.1:9571"], "http://127.0.0.1:9571", "127.0.0.1:9571"),
+        (["https://ops:hunter2@[::1]:9571/"], "https://ops:<redacted>@[::1]:9571", "[::1]:9571"),
+        (["localhost:9571"], "localhost:9571", "localhost:9571"),
+        (["--url"], "--url", "HOST:PORT"),
+    ],
+)
+def test_a_url_given_to_the_command_is_answered_with_the_address_it_asks(
+    args: list[str], shown: str, address: str
+) -> None:
+    """A URL or address given to healthcheck (``--url``, as publish, tail and alerts take it, or
+    alone) is a usage error that says the probe asks EXESDB_HTTP_ADDR, with the line meant, its
+    password never shown."""
+    completed = healthcheck(*args)
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines()[-1] == (
+        f"exesdb-bridge healthcheck: error: unrecognized arguments: {shown} (healthcheck asks the"
+        f" address the bridge listens on, EXESDB_HTTP_ADDR: EXESDB_HTTP_ADDR={address}"
+        " exesdb-bridge healthcheck)"
+    )
+    assert "hunter2" not in completed.stderr
+
+
 def test_a_reason_phrase_s_control_characters_are_shown_as_escapes() -> None:
     """A status line whose reason holds an escape sequence (another server's, on the bridge's
     port) is told on the probe's one line with each control character as its escape: it went

@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import argparse
 import re
-import shlex
 
 import pytest
 
 from bridge.cli import build_parser
-from tests.doc_text import DOCS, README, fenced, links, pages, section
+from tests.doc_text import DOCS, README, fenced, links, pages, section, shell_commands
 
 TEXT = README.read_text()
-
-
-def _command_lines(text: str) -> list[list[str]]:
-    """Every ``exesdb-bridge`` command of the shell blocks, as arguments after the command."""
-    commands = []
-    for block in fenced(text, "sh"):
-        for line in block.replace("\\\n", " ").splitlines():
-            words = shlex.split(line, comments=True)
-            while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
-                words.pop(0)  # VAR=value before the command
-            if words and words[0].endswith("exesdb-bridge"):
-                commands.append([word for word in words[1:] if word != "&"])
-    return commands
 
 
 def test_every_readme_block_is_a_shell_block_the_tests_run() -> None:
@@ -57,7 +43,7 @@ def test_the_redis_task_says_what_each_replica_needs_of_its_own() -> None:
         assert need in paragraph
 
 
-@pytest.mark.parametrize("args", _command_lines(TEXT), ids=" ".join)
+@pytest.mark.parametrize("args", shell_commands(TEXT), ids=" ".join)
 def test_every_readme_command_is_valid_usage(args: list[str]) -> None:
     """Each exesdb-bridge command the README shows parses as the command line would parse it."""
     parsed = build_parser().parse_args(args)
@@ -67,7 +53,7 @@ def test_every_readme_command_is_valid_usage(args: list[str]) -> None:
 def test_the_command_finder_finds_commands_and_bad_usage_fails() -> None:
     """The check above can fail: it finds prefixed and continued commands, and argparse refuses."""
     sample = "```sh\nA=1 B=2 exesdb-bridge run --demo &\nexesdb-bridge publish x \\\n -f a=1\n```\n"
-    assert _command_lines(sample) == [["run", "--demo"], ["publish", "x", "-f", "a=1"]]
+    assert shell_commands(sample) == [["run", "--demo"], ["publish", "x", "-f", "a=1"]]
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--no-such-option"])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from bridge.cli.shared import (
     refused_choice,
 )
 from bridge.messages import INSTANCES
+from bridge.redaction import safe_url
 from bridge.schema import add_schema_command
 
 __all__ = ["build_parser", "main"]
@@ -205,10 +207,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         own = args.usage_parser.long_options
         if args.command in _SETTINGS_COMMANDS:
             unknown, hint = _options_for_settings(args.command, unknown, own)
+        elif args.command == "healthcheck" and (address := _address_given(unknown)) is not None:
+            # `healthcheck --url …` as publish, tail and alerts take it, or the URL alone.
+            hint = (
+                " (healthcheck asks the address the bridge listens on, EXESDB_HTTP_ADDR:"
+                f" EXESDB_HTTP_ADDR={address} exesdb-bridge healthcheck)"
+            )
+            # A URL given alone is shown as its origin: it may hold a password.
+            unknown = [safe_url(arg) if "://" in arg else arg for arg in _values_hidden(unknown)]
         else:
             meant = [
                 f"{name}: did you mean {option}?" for name, option in _options_meant(unknown, own)
             ]
+            # An option naming a variable the command reads (outbox list --state-dir DIR).
+            meant += _variables_meant(
+                args, unknown, {name for name, _ in _options_meant(unknown, own)}
+            )
             hint = f" ({' '.join(meant)})" if meant and not hint else hint
             unknown = _values_hidden(unknown)
         args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
@@ -337,6 +351,77 @@ def _refuse_options_before_the_command(
     words = next((n for n, arg in enumerate(after) if arg.startswith("-")), len(after))
     meant = " ".join([shlex.join(after[:words]), *_masked(after[words:]), *shown])
     parser.error(f"{given}: a command's options go after it: {program} {meant}")
+
+
+def _variables_meant(args: argparse.Namespace, unknown: list[str], misspelt: set[str]) -> list[str]:
+    """For each option of ``unknown`` not a misspelling of the command's own (``misspelt``) that
+    names an environment variable the command reads (``outbox list --state-dir``:
+    ``EXESDB_STATE_DIR``; ``--token``: ``EXESDB_ADMIN_TOKEN``), the line meant, its value as
+    ``…``; the variables a command reads are its values class's (``bridge.client_environment``)."""
+    import difflib
+
+    from bridge.client_environment import (
+        AdminClientValues,
+        ClientValues,
+        OutboxValues,
+        PublishValues,
+    )
+
+    reads: dict[str, type[ClientValues]] = {
+        "publish": PublishValues,
+        "tail": AdminClientValues,
+        "alerts": AdminClientValues,
+        "outbox": OutboxValues,
+    }
+    if args.command not in reads:
+        return []
+    # Compared without the prefix, which would make every name look close (--bus, EXESDB_URL).
+    stems = {
+        variable.removeprefix("EXESDB_"): variable
+        for variable in reads[args.command].VARIABLES.values()
+    }
+    meant = []
+    for arg in unknown:
+        name = arg.partition("=")[0]
+        if not name.startswith("--") or name in misspelt:
+            continue
+        word = name.removeprefix("--").upper().replace("-", "_").removeprefix("EXESDB_")
+        close = difflib.get_close_matches(word, stems, n=1, cutoff=_OPTION_LIKENESS) or [
+            stem
+            for stem in stems
+            if stem.endswith(f"_{word}")  # --token: ADMIN_TOKEN
+        ]
+        if close:
+            meant.append(f"{name}: did you mean {stems[close[0]]}=… {args.usage_parser.prog}?")
+    return meant
+
+
+def _address_given(unknown: list[str]) -> str | None:
+    """The ``host:port`` of a URL or address given to ``healthcheck`` as ``--url URL`` (as the
+    client commands take one) or alone, a URL or ``HOST:PORT`` (``HOST:PORT`` itself when it
+    names none), never its user or password; None when no such argument was given."""
+    from urllib.parse import urlsplit
+
+    given: str | None = None
+    for n, arg in enumerate(unknown):
+        if arg == "--url":
+            given = unknown[n + 1] if n + 1 < len(unknown) else ""
+        elif arg.startswith("--url="):
+            given = arg.partition("=")[2]
+        elif "://" in arg or re.fullmatch(r"[\w.-]*:\d+|\[[\w:.%]+\]:\d+", arg):
+            given = arg  # a URL, or HOST:PORT as EXESDB_HTTP_ADDR takes it
+        if given is not None:
+            break
+    if given is None:
+        return None
+    try:
+        parts = urlsplit(given if "://" in given else f"//{given}")
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port out of range, an IPv6 address not closed
+        host, port = None, None
+    if not host or port is None:
+        return "HOST:PORT"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _values_hidden(unknown: list[str]) -> list[str]:

@@ -48,10 +48,11 @@ from bridge.disk import sync_directory
 from bridge.messages import INSTANCES
 from bridge.statelock import hold
 
-__all__ = ["Spool", "SpoolBatch"]
+__all__ = ["FOLDER", "Spool", "SpoolBatch", "waiting"]
 
 _logger = logging.getLogger(__name__)
 
+FOLDER: Final = "spool"  # in EXESDB_STATE_DIR
 _HEADER: Final = struct.Struct(">II")  # payload length, CRC-32 of the payload
 _FIXED: Final = struct.Struct(">BdB")  # instance index, Unix time, signature length
 _SUFFIX: Final = ".spool"
@@ -384,11 +385,7 @@ class Spool:
         return spent
 
     def _read_head(self) -> tuple[int, int]:
-        try:
-            seq, offset = (self.directory / _HEAD).read_text().split()
-            return int(seq), int(offset)
-        except (OSError, ValueError):
-            return 0, 0
+        return _head_of(self.directory)
 
     def _store_head(self, seq: int, offset: int) -> None:
         # Not fsync'd, and a failure to write it (a full disk) is only logged: Redis keeps the
@@ -590,6 +587,31 @@ def _count(data: bytes, start: int = 0, path: Path | None = None) -> tuple[int, 
             )
         good = found
     return count, good
+
+
+def waiting(directory: Path | str) -> int:
+    """The records the spool in ``directory`` holds not yet written to Redis, counted without
+    opening it (no lock taken, nothing cut off); 0 when there is none. A bridge started on the
+    in-process bus, which never writes them, tells of them."""
+    directory = Path(directory)
+    head_seq, head = _head_of(directory)
+    count = 0
+    for path in directory.glob(f"*{_SUFFIX}"):
+        seq, _, token = path.stem.partition("-")
+        if not (seq.isascii() and seq.isdigit() and token) or int(seq) < head_seq:
+            continue  # not a segment, or one spent (see Spool._open)
+        with contextlib.suppress(OSError):
+            count += _count(path.read_bytes(), head if int(seq) == head_seq else 0)[0]
+    return count
+
+
+def _head_of(directory: Path) -> tuple[int, int]:
+    """The spool's head file: the first segment's number and how far into it was written."""
+    try:
+        seq, offset = (directory / _HEAD).read_text().split()
+        return int(seq), int(offset)
+    except (OSError, ValueError):
+        return 0, 0
 
 
 def _unlink(path: Path) -> None:

@@ -27,6 +27,7 @@ from bridge.bus.redis.link import RETRYABLE, Link, redis_client
 from bridge.bus.redis.metrics import RedisCollector
 from bridge.bus.redis.node_name import RedisNodeNameCheck
 from bridge.bus.redis.shared_state import RedisSharedState
+from bridge.bus.redis.spool import FOLDER as SPOOL_FOLDER
 from bridge.bus.redis.spool import Spool
 from bridge.bus.redis.tls_rotation import TLSRotation
 from bridge.bus.redis.work_queue import WorkQueue
@@ -190,7 +191,7 @@ class RedisTransport:
             buffer_size=settings.redis_buffer_size,
             claim_idle_ms=settings.redis_claim_idle_ms,
             replay_window_ms=settings.replay_window_ms,
-            spool_dir=Path(settings.state_dir) / "spool",
+            spool_dir=Path(settings.state_dir) / SPOOL_FOLDER,
             spool_bytes=settings.redis_spool_bytes,
             max_backoff_seconds=settings.redis_max_backoff_ms / 1000,
             timeout_ms=settings.redis_timeout_ms,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bridge.bus import Frame
-from bridge.bus.redis.spool import Spool, SpoolBatch
+from bridge.bus.redis.spool import Spool, SpoolBatch, waiting
 from tests.support import async_wait_until
 
 SEGMENT = 4096
@@ -72,6 +72,23 @@ async def test_frames_come_back_in_the_order_they_were_appended(open_spool) -> N
     await spool.advance(batch)
     assert await drain(spool) == [3, 4, 5, 6, 7]
     assert spool.pending_bytes == 0
+
+
+async def test_waiting_counts_the_frames_not_yet_sent_without_opening_the_spool(
+    open_spool, tmp_path: Path
+) -> None:
+    """``waiting`` counts the records left after the head, over every segment, without taking
+    the lock (the spool may be open meanwhile); a missing or empty folder holds none."""
+    assert waiting(tmp_path / "spool") == 0
+    spool = await open_spool()
+    assert waiting(tmp_path / "spool") == 0
+    assert await spool.append([frame(n, size=300) for n in range(30)])  # several segments
+    batch = await spool.peek(5)
+    assert batch is not None
+    await spool.advance(batch)
+    assert waiting(tmp_path / "spool") == 25
+    assert await drain(spool) == list(range(5, 30))
+    assert waiting(tmp_path / "spool") == 0
 
 
 async def test_what_was_appended_survives_a_reopen_and_what_was_sent_does_not_return(

@@ -386,15 +386,29 @@ async def test_list_refuses_a_misspelt_state_naming_the_one_meant(
     assert keeper.queries == []
 
 
-@pytest.mark.parametrize("query", ["alertid=a1", "id=a1", "state=firing&limt=5"])
-async def test_list_refuses_an_unknown_parameter_naming_it(keeper: Keeper, query: str) -> None:
-    """A misspelt filter is a 400 "invalid" naming it and the three there are, not the whole
-    list as if no filter were given."""
+@pytest.mark.parametrize(
+    ("query", "meant"),
+    [
+        ("alertid=a1", "alert_id"),
+        ("id=a1", "alert_id"),
+        ("state=firing&limt=5", "limit"),
+        ("page=2", None),
+    ],
+)
+async def test_list_refuses_an_unknown_parameter_naming_it(
+    keeper: Keeper, query: str, meant: str | None
+) -> None:
+    """A misspelt filter is a 400 "invalid" naming it, the one meant when one is close (as an
+    unknown body field is answered) and the three there are, not the whole list as if no filter
+    were given."""
     name = query.rpartition("&")[2].partition("=")[0]
     async with served(keeper) as base:
         status, body = await request(base, "GET", f"/v1/alerts?{query}")
     assert (status, body["error"], body["field"]) == (400, "invalid", name)
-    assert body["detail"] == f"unknown query parameter {name!r}; allowed: alert_id, limit, state"
+    said = f" (did you mean {meant!r}?)" if meant else ""
+    assert body["detail"] == (
+        f"unknown query parameter {name!r}{said}; allowed: alert_id, limit, state"
+    )
     assert keeper.queries == []
 
 
