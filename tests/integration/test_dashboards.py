@@ -721,7 +721,7 @@ def test_the_off_dashboard_finder_reports_a_new_series_and_a_stale_exception() -
 def test_a_series_named_only_in_a_quoted_string_is_not_shown(expr: str) -> None:
     """A series named only inside a quoted label value or string argument is on no panel, so the
     catalog check still reports it and does not call its NOT_ON_A_DASHBOARD entry stale."""
-    catalog = {
+    catalog: dict[str, tuple[str, set[str], str]] = {
         "exesdb_new_total": ("counter", set(), "New."),
         "exesdb_old": ("gauge", set(), "Old."),
     }
