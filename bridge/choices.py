@@ -7,8 +7,9 @@ among any words (``word_meant`` finds it), for an unknown key, option, field or 
 ``field_refused`` words a message's field refused for either. One wording for all who say these:
 the settings (``bridge.settings_errors``), the YAML files (``bridge.yamlconfig``), ``publish``
 and ``schema`` (``bridge.cli``, ``bridge.schema``), the integration API (``bridge.integration``),
-ingest's refusals (``bridge.bus.problems``) and the admin API's (``bridge.routes``). Here, with
-no import of the package, for them all.
+ingest's refusals (``bridge.bus.problems``) and the admin API's (an unknown field of an ack in
+``bridge.routes``, a refused ``?state=`` in ``bridge.sinks.alerts.admin``). Here, with no import
+of the package, for them all.
 """
 
 from __future__ import annotations

@@ -113,7 +113,9 @@ def _worded(model: type[Message], error: ErrorDetails) -> str:
     field the model does not have are said as ``publish`` and ingest say them, with the one
     meant (``must be 'info', …; did you mean 'warning'?``)."""
     where = ".".join(str(part) for part in error["loc"]) or model.__name__
-    why = field_refused(error, model.__pydantic_fields__, model.__name__) or error["msg"]
+    # The field refused is of the message type by its tag (``not a field of log_entry``), as
+    # ``publish`` and ingest name it.
+    why = field_refused(error, model.__pydantic_fields__, model.TAG) or error["msg"]
     got = "" if error["type"] == "missing" else f" (got {error.get('input')!r})"
     return f"{model.__name__}.{where}: {why}{got}"
 

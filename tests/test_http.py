@@ -1388,8 +1388,9 @@ async def test_a_wrong_word_or_field_is_answered_with_what_is_allowed_and_the_on
     serve: ServerFactory,
 ) -> None:
     """A status no node has and a misspelt field are answered naming the words the status takes
-    and each one meant, as publish and the integration API name them, in a batch's later lines
-    too; a field like none is said unknown alone."""
+    and each one meant, as publish and the integration API name them, the first unknown field
+    with the fields the type has, in a batch's later lines too; a field like none is said
+    unknown alone."""
     server = await serve()
     payload = {"status": "helthy", "chekcs": {}, "zzz": 1}
     body = b"\n".join([body_of(envelope(payload=payload))] * 2)
@@ -1401,7 +1402,8 @@ async def test_a_wrong_word_or_field_is_answered_with_what_is_allowed_and_the_on
     )
     detail = (
         "payload.status: must be 'healthy', 'degraded', 'unhealthy' or 'unknown'; did you mean"
-        " 'healthy'?; payload.chekcs: not a field of node_health_updated; did you mean 'checks'?;"
+        " 'healthy'?; payload.chekcs: not a field of node_health_updated; did you mean 'checks'?"
+        " (its fields: timestamp, node, status, checks, load_avg, memory_usage, disk_usage);"
         " payload.zzz: not a field of node_health_updated"
     )
     assert answer["detail"] == f"line 1: {detail}"

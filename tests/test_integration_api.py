@@ -548,7 +548,7 @@ def test_a_message_with_several_faults_names_each_of_them() -> None:
         ),
         (
             lambda target: target.broadcast("log_entry", level="info", message="m", modul="m"),
-            "LogEntry.module: Field required; LogEntry.modul: not a field of LogEntry; did you"
+            "LogEntry.module: Field required; LogEntry.modul: not a field of log_entry; did you"
             " mean 'module'? (got 'm')",
         ),
     ],
@@ -558,8 +558,8 @@ def test_a_wrong_word_or_field_is_named_with_what_is_allowed_and_the_one_meant(
     call: Callable[[Any], Any], message: str
 ) -> None:
     """A word a field does not take names the words it takes, and a field the message type does
-    not have says so, each with the one meant when it is spelt nearly as one, as publish and
-    ingest say them."""
+    not have says so by its tag, each with the one meant when it is spelt nearly as one, as
+    publish and ingest say them."""
     assert _error_of(call, api) == message
 
 

@@ -316,7 +316,12 @@ def decode_envelope_object(data: Any, *, every: bool = False) -> Envelope | Reje
         except ValidationError as exc:
             errors = exc.errors()
             worded = partial(_payload_problem, model, every)
-            problems += [partial(worded, error) for error in errors[:_PROBLEMS_WORDED]]
+            # A refusal said lists the type's fields once, at its first field the type lacks.
+            lists = every
+            for error in errors[:_PROBLEMS_WORDED]:
+                listed = lists and error["type"] == "extra_forbidden"
+                lists &= not listed
+                problems.append(partial(worded, error, listed=listed))
             unworded += max(exc.error_count() + cut_off - _PROBLEMS_WORDED, 0) + unasked
     if problems or message is None or ts is None:  # the last two: a key missing, so a problem
         return _refused(problems, unworded, every)
@@ -500,13 +505,18 @@ def _unknown_tag_rejection(instance: str, tag: object) -> TagRejection:
     return TagRejection(RejectReason.UNKNOWN_TAG, detail, "tag", instance, sent)
 
 
-def _payload_problem(model: type[Message], said: bool, error: ErrorDetails) -> Rejection:
+def _payload_problem(
+    model: type[Message], said: bool, error: ErrorDetails, *, listed: bool = False
+) -> Rejection:
     """One of pydantic's errors for ``model``'s payload, worded as a rejection words it: a word
     the field does not take and a field the model does not have as ``publish`` and the
     integration API word them, with the one meant when ``said`` (a refusal a sender is answered:
-    only counted, it is not worth a difflib run)."""
+    only counted, it is not worth a difflib run); ``listed``, a field the model does not have
+    is said with the fields it has (``(its fields: metric_name, value, …)``)."""
     where = ".".join(name_shown(part) for part in ("payload", *error["loc"]))
     why = field_refused(error, model.__pydantic_fields__, model.TAG, hint=said) or error["msg"]
+    if listed:
+        why += f" (its fields: {', '.join(model.__pydantic_fields__)})"
     if error["type"] == "string_pattern_mismatch":
         # Said in words: pydantic's message quotes the pattern, the very characters refused.
         why = _PATTERN_REFUSALS.get((error.get("ctx") or {}).get("pattern", ""), why)

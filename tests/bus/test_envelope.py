@@ -275,6 +275,20 @@ def test_a_misspelt_word_is_refused_naming_the_words_and_when_said_the_one_meant
     assert _every_problem(data).detail == f"{words}; did you mean 'healthy'?"
 
 
+def test_an_unknown_field_is_said_with_the_fields_of_its_type_once_and_counted_without() -> None:
+    """A payload's fields its type lacks are refused as such; when the refusal is said, the first
+    of them names the one meant and lists the type's fields, the others neither list again,
+    and a refusal only counted lists nothing."""
+    data = _envelope(payload={"status": "healthy", "chekcs": {}, "zzz": 1})
+    assert _rejection(data).detail == "payload.chekcs: not a field of node_health_updated"
+    said = _every_problem(data)
+    assert said.detail == (
+        "payload.chekcs: not a field of node_health_updated; did you mean 'checks'? (its fields:"
+        " timestamp, node, status, checks, load_avg, memory_usage, disk_usage)"
+    )
+    assert [p.detail for p in said.also] == ["payload.zzz: not a field of node_health_updated"]
+
+
 def test_a_payload_of_many_unknown_fields_is_refused_naming_ten_and_counting_all(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -599,15 +599,23 @@ def test_two_scraped_replicas_give_the_answers_of_one_bridge(tmp_path: Path) -> 
 # -- what a rule fires on, on a panel --
 
 
+# A PromQL string (a label value, a regex): double- or single-quoted with escapes, or in backticks.
+PROMQL_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+# A series of the catalog by its name: a label name, a function or a keyword is none of these.
+SERIES_NAME = re.compile(r"\b((?:exesdb|process|python)_\w+)")
+
+
 def shown_series(exprs: list[str], records: list[dict[str, Any]]) -> set[str]:
-    """The series the dashboard queries ``exprs`` show: those they name (``exesdb_`` or any
-    other, as ``process_open_fds``), and the ``exesdb_`` series the recording rules of
-    ``records`` read to record an ``exesdb:`` series they name."""
+    """The series the dashboard queries ``exprs`` show: the metric names they select
+    (``exesdb_``, ``process_`` or ``python_``; a name inside a quoted label value selects
+    nothing), and the ``exesdb_`` series the recording rules of ``records`` read to record an
+    ``exesdb:`` series they name."""
     recorded_from = {rule["record"]: metrics_named(rule["expr"]) for rule in records}
     shown: set[str] = set()
     for expr in exprs:
-        shown |= set(re.findall(r"\b([a-z][a-z0-9_]*)\b", expr))
-        for name in re.findall(r"\b(exesdb:[a-z0-9_:]+)", expr):
+        selecting = PROMQL_STRING.sub('""', expr)
+        shown |= set(SERIES_NAME.findall(selecting))
+        for name in re.findall(r"\b(exesdb:[a-z0-9_:]+)", selecting):
             shown |= recorded_from.get(name, set())
     return shown
 
@@ -699,9 +707,33 @@ def test_the_off_dashboard_finder_reports_a_new_series_and_a_stale_exception() -
     )
 
 
+@pytest.mark.parametrize(
+    "expr",
+    [
+        'max(up{job="exesdb_old"})',
+        "max(up{job='it\\'s exesdb_old'})",
+        'max(up{job=~"a\\"|exesdb_old"})',
+        "max(up{job=~`exesdb_old|exesdb_new_total`})",
+        'label_replace(up, "exesdb_old", "$1", "exesdb_new_total", "(.*)")',
+    ],
+    ids=["double-quoted", "single-quoted-escape", "double-quoted-escape", "backticks", "arguments"],
+)
+def test_a_series_named_only_in_a_quoted_string_is_not_shown(expr: str) -> None:
+    """A series named only inside a quoted label value or string argument is on no panel, so the
+    catalog check still reports it and does not call its NOT_ON_A_DASHBOARD entry stale."""
+    catalog: dict[str, tuple[str, set[str], str]] = {
+        "exesdb_new_total": ("counter", set(), "New."),
+        "exesdb_old": ("gauge", set(), "Old."),
+    }
+    shown = shown_series([expr], [])
+    assert shown == set()
+    assert series_off_dashboards(catalog, shown, {"exesdb_old"}) == (["exesdb_new_total"], [])
+
+
 def test_the_unshown_series_finder_finds_a_series_on_no_panel() -> None:
-    """The check above has teeth: a series an alert reads that no query names is reported, with
-    its rule; one a query names, or reads through a recorded series, is not."""
+    """The check above has teeth: a series an alert reads that no query selects (naming it in a
+    quoted label value is not selecting it) is reported, with its rule; one a query selects, or
+    reads through a recorded series, is not."""
     shipped = [
         {
             "record": "exesdb:bus_rejected:rate5m",
@@ -712,6 +744,8 @@ def test_the_unshown_series_finder_finds_a_series_on_no_panel() -> None:
     ]
     exprs = ["exesdb:bus_rejected:rate5m", 'exesdb_build_info{instance=~".*"}']
     assert unshown_series(shipped, exprs) == ["Unusable: exesdb_redis_connected"]
+    quoted = 'exesdb_build_info{job="exesdb_redis_connected"}'  # a label value selects nothing
+    assert unshown_series(shipped, [*exprs, quoted]) == ["Unusable: exesdb_redis_connected"]
     assert unshown_series(shipped, [*exprs, "max(exesdb_redis_connected)"]) == []
 
 
