@@ -1,6 +1,7 @@
 """The alert stage on Redis: what keeping the dates of notified changes costs a batch.
 
     .venv/bin/python -m bench.alert_dates [--alerts 1 --alerts 100] [--batches 1000]
+    .venv/bin/python -m bench.alert_dates --cap [--changes 2000] [--runs 5] [--baseline REV]
 
 A throw-away redis-server and, in a scratch directory under the working directory (fsync'd as
 in production), an outbox per variant with one receiver; each variant's replica holds the
@@ -20,28 +21,50 @@ first in turn, so all see the machine's load drift alike), each on its own key p
 Per variant and batch size, the medians over its batches of: the wall time of a batch, the CPU
 of this process (the event loop and the outbox's database thread) and of redis-server, each
 with its ratio to the baseline's.
+
+``--cap``: the holder's side of a change at the cap of resolves of unknown alerts kept
+(``RESOLVES_REMEMBERED``, 10 000), timed alone, no Redis: ``AlertIndex._dates_change`` then
+``_dates_kept`` (what ``AlertIndex.change`` runs around Redis's commit), with 10 000 kept, for
+``--changes`` changes of one resolve each (a flood of returns of distinct nodes, each newer than
+all kept), every one forgetting the oldest. The median microseconds a change, per run; ``--runs``
+runs, each in a process of its own, of this tree and of each ``--baseline REV`` (``git archive
+REV``, 4e96f075 before the heap), interleaved; each tree's median of those and this tree's
+ratio against each REV.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import redis
 from redis.asyncio import Redis
 
-from bench._util import argument_parser, cpu_seconds, median, redis_server, table
+from bench._util import (
+    add_baseline_argument,
+    argument_parser,
+    baseline_table,
+    cpu_seconds,
+    interleaved,
+    median,
+    redis_server,
+    revision_trees,
+    serve,
+    table,
+)
 from bridge.backoff import Backoff
 from bridge.bus import StateChange
 from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.link import Link
 from bridge.bus.redis.shared_state import RedisSharedState
+from bridge.sinks.alerts.alert_store import RESOLVES_REMEMBERED
 from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.sources import AlertEvent
@@ -185,6 +208,53 @@ async def measure(sizes: list[int], count: int, scratch: Path) -> str:
     )
 
 
+def change_at_cap(changes: int) -> float:
+    """The median microseconds of the holder's side of a change of one resolve of an unknown
+    alert (``_dates_change``, then ``_dates_kept``) over ``changes`` of them, each forgetting the
+    oldest of the ``RESOLVES_REMEMBERED`` kept."""
+    # Only the dates are read and written: no Redis, outbox or database thread behind them.
+    nothing = cast(Any, None)
+    index = AlertIndex(
+        nothing, alerts=nothing, queue=nothing, db=nothing, clock=time.time, limit=50_000
+    )
+    now = _T0
+    kept = {f"k{n}": _T0 - 20 + n / 1e6 for n in range(RESOLVES_REMEMBERED)}
+    index._dates_kept(index._dates_change({}, kept, now)[0], now)
+    timings = []
+    for n in range(changes):
+        now += 0.001
+        started = time.perf_counter()
+        change, forgotten = index._dates_change({}, {f"n{n}": _T0 + n / 1e6}, now)
+        index._dates_kept(change, now)
+        timings.append(time.perf_counter() - started)
+        if forgotten != 1:
+            raise RuntimeError(f"a change at the cap forgot {forgotten} resolves, not 1")
+    return median(timings) * 1e6
+
+
+def at_cap(revisions: Sequence[str], changes: int, runs: int) -> str:
+    """``change_at_cap`` in a process of its own per tree (this one and each of ``revisions``),
+    ``runs`` times, interleaved; the table of medians and ratios."""
+    figures: dict[str, dict[str, list[float]]] = {"a change at the cap": {}}
+    with tempfile.TemporaryDirectory(prefix="exesdb-bench-alert-dates-") as scratch:
+        trees = revision_trees(revisions, Path(scratch))
+        workers = {tree.name: tree.script(Path(__file__), "--cap-worker") for tree in trees}
+        try:
+            for tree in interleaved(trees, runs):
+                answer = workers[tree.name].ask(str(changes))
+                figures["a change at the cap"].setdefault(tree.name, []).append(answer["us"])
+        finally:
+            for worker in workers.values():
+                worker.close()
+    return baseline_table(
+        f"A resolve of an unknown alert at the cap ({RESOLVES_REMEMBERED:,} kept), the holder's"
+        f" side (medians of {runs} runs of {changes:,} changes each, interleaved)",
+        "µs a change",
+        figures,
+        trees,
+    )
+
+
 def main() -> None:
     """Print the table."""
     parser = argument_parser(__doc__)
@@ -194,7 +264,24 @@ def main() -> None:
     parser.add_argument(
         "--batches", type=int, default=1000, help="batches of each variant and size (1000)"
     )
+    parser.add_argument(
+        "--cap", action="store_true", help="time a change at the cap of resolves kept instead"
+    )
+    parser.add_argument(
+        "--changes", type=int, default=2000, help="with --cap: changes a run (2000)"
+    )
+    parser.add_argument("--runs", type=int, default=5, help="with --cap: runs of each tree (5)")
+    add_baseline_argument(parser, "change at the cap (with --cap)")
+    parser.add_argument("--cap-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cap_worker:
+        serve(lambda words: {"us": change_at_cap(int(words[0]))})
+        return
+    if args.cap:
+        print(at_cap(args.baseline, args.changes, args.runs))
+        return
+    if args.baseline:
+        parser.error("--baseline is for --cap")
     # The outboxes go where the command runs (its disk, fsync'd), not /tmp (often memory).
     with tempfile.TemporaryDirectory(prefix="exesdb-bench-alert-dates-", dir=Path.cwd()) as d:
         print(asyncio.run(measure(args.alerts or [1, 100], args.batches, Path(d))))

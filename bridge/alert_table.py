@@ -50,7 +50,8 @@ _API_DEFAULT: Final = 1000
 API_MOST: Final = 10_000
 _ALL_LISTED: Final = "--limit 0 lists all"
 # GET /v1/alerts's work_queue_lease, said as the status page's banner (bridge/pages/widgets.py)
-# says it: another replica holds the lease (named when known), or none can be known from this one.
+# says it: another replica holds the lease (named when known), none can be known from this one,
+# or this one keeps it without serving the work queue.
 _NOT_THE_HOLDER: Final = (
     "the replica at {url} does not hold the work-queue lease: its alerts may be missing or out"
     " of date; ask the replica that holds it{holder} (exesdb_redis_work_queue_leader 1 on its"
@@ -62,6 +63,16 @@ _HOLDER_UNKNOWN: Final = (
     " unreachable, or refusing the bridge); batches ingested there meanwhile wait in its spool"
     " on disk and are handled once Redis is back, and notifications already in its outbox are"
     " still sent"
+)
+_LEASE_KEPT: Final = (
+    "the replica at {url} keeps the alert work-queue lease, and does not serve the work queue:"
+    " Redis lost its data while that replica held the lease, and taking the work queue up fails"
+    " (tried again each second; its log says why). It keeps the lease rather than leave it to a"
+    " replica standing by, as its open alerts are kept only in its outbox: taken by another,"
+    " their resolves would never be sent. Meanwhile no replica serves the work queue (its"
+    " entries wait in Redis) and its alerts may be out of date; still failing three"
+    " EXESDB_REDIS_CLAIM_IDLE_MS after the loss, it gives the lease back"
+    " (exesdb_redis_work_queue_lease_kept 1 on its /metrics meanwhile)"
 )
 
 
@@ -159,11 +170,14 @@ def lease_note(url: str, answer: dict[str, Any] | None) -> str | None:
     """What ``alerts`` says on stderr when ``answer`` (``GET /v1/alerts``'s, or ``merged``'s)
     comes from the Redis replica at ``url`` without the work-queue lease: that another replica
     holds it (named if the bridge knows it), or that none can be known because that replica
-    cannot use Redis (``work_queue_lease``: ``unknown``); None when it holds the lease."""
+    cannot use Redis (``work_queue_lease``: ``unknown``), or that it keeps the lease without
+    serving the work queue (``kept``: Redis lost its data); None when it holds the lease."""
     if answer is None or answer.get("work_queue_holder") is not False:
         return None
     if answer.get("work_queue_lease") == "unknown":
         return _HOLDER_UNKNOWN.format(url=url)
+    if answer.get("work_queue_lease") == "kept":
+        return _LEASE_KEPT.format(url=url)
     name = answer.get("work_queue_holder_name")
     # A consumer name read from Redis: one with a control character is shown escaped.
     shown = (name if name.isprintable() else ascii(name)) if isinstance(name, str) else None

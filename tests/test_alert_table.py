@@ -125,6 +125,23 @@ def test_alerts_list_at_a_replica_cut_off_from_redis_says_the_holder_cannot_be_k
     )
 
 
+def test_alerts_list_at_a_replica_keeping_the_lease_says_so_as_the_banner_does() -> None:
+    """At a replica that keeps the lease after Redis lost its data (work_queue_lease kept, no
+    holder named), alerts list says so as the status page's banner does, not to ask a holder
+    that does not exist."""
+    note = lease_note(URL, _answer(False, "kept"))
+    assert note == (
+        f"the replica at {URL} keeps the alert work-queue lease, and does not serve the work"
+        " queue: Redis lost its data while that replica held the lease, and taking the work"
+        " queue up fails (tried again each second; its log says why). It keeps the lease rather"
+        " than leave it to a replica standing by, as its open alerts are kept only in its"
+        " outbox: taken by another, their resolves would never be sent. Meanwhile no replica"
+        " serves the work queue (its entries wait in Redis) and its alerts may be out of date;"
+        " still failing three EXESDB_REDIS_CLAIM_IDLE_MS after the loss, it gives the lease"
+        " back (exesdb_redis_work_queue_lease_kept 1 on its /metrics meanwhile)"
+    )
+
+
 def test_the_answers_say_where_the_lease_is_as_the_last_that_says_it() -> None:
     """merged keeps work_queue_lease from the answers its flag comes from, the last that gives
     one; None from bridges without it."""

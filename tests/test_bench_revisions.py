@@ -19,6 +19,7 @@ from tests.support import ROOT
         ["bench.decode", "--quick"],
         ["bench.alert_stage", "--alerts", "200", "--repeats", "1"],
         ["bench.odd_envelopes", "--names", "2000", "--fields", "100", "--repeats", "1"],
+        ["bench.alert_dates", "--cap", "--changes", "50", "--runs", "1"],
     ],
 )
 def test_a_baseline_revision_gets_a_ratio_row(command: list[str]) -> None:

@@ -93,10 +93,6 @@ class AlertSource(LeaseView, Protocol):
         delivery, how many deliveries wait for it, and how many alerts wait in the grouping
         window that holds."""
 
-    def work_queue_lease_kept(self) -> bool:
-        """On Redis, whether this replica keeps the work-queue lease without serving the work
-        queue (taken back after Redis lost its data, its take-up failing)."""
-
 
 @runtime_checkable
 class NodeSource(Protocol):
@@ -130,11 +126,11 @@ class LeaseState:
 
 def lease_state(source: AlertSource | None) -> LeaseState:
     """What ``source`` (the alert sink, if any) says of the work-queue lease now, as
-    ``GET /v1/alerts`` says it (``work_queue_lease``), and whether this replica keeps it."""
+    ``GET /v1/alerts`` says it (``work_queue_lease``: ``kept`` too)."""
     where = "here" if source is None else work_queue_lease(source)
     if source is None or where == "here":
         return LeaseState(held=True)
-    if where == "elsewhere" and source.work_queue_lease_kept():
+    if where == "kept":
         return LeaseState(held=False, kept=True)
     return LeaseState(held=False, holder=source.work_queue_holder(), reachable=where != "unknown")
 

@@ -21,8 +21,7 @@ from bridge.sinks.alerts.records import (
     Recipients,
 )
 from bridge.sinks.alerts.sink import AlertSink
-from tests.sinks.alerts.helpers import alert_bridge
-from tests.sinks.alerts.test_sink import LeaseTransport
+from tests.sinks.alerts.helpers import LeaseTransport, alert_bridge
 
 
 class Sink:

@@ -155,6 +155,11 @@ class LeaseView(Protocol):
         lease's commands): while it cannot, and this replica does not hold the lease, which
         replica does cannot be known here; True on the in-process bus."""
 
+    def work_queue_lease_kept(self) -> bool:
+        """On Redis, whether this replica keeps the work-queue lease without serving the work
+        queue (taken back after Redis lost its data, its take-up failing); never on the
+        in-process bus."""
+
 
 class AlertKeeper(LeaseView, Protocol):
     """What the admin routes read and change."""
@@ -178,7 +183,7 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
     async def list_alerts(request: web.Request) -> web.StreamResponse:
         """Alerts with state, level, severity, labels and timestamps; ``?state=``, ``?limit=``,
         ``?alert_id=``; whether they are current (``work_queue_holder``), and if known which
-        replica's are (``work_queue_holder_name``); which of the three cases that is
+        replica's are (``work_queue_holder_name``); which of the four cases that is
         (``work_queue_lease``: ``work_queue_lease``'s words)."""
         if refusal := unknown_parameter(request, AlertQuery.model_fields):
             return refusal
@@ -311,12 +316,16 @@ class _UnstoredAcks:
 def work_queue_lease(keeper: LeaseView) -> str:
     """Where the work-queue lease is, as ``GET /v1/alerts`` says it: ``here`` (this replica
     holds it, or runs the in-process bus: its alerts are the cluster's), ``elsewhere`` (another
-    replica holds it, named in ``work_queue_holder_name`` when known: ask it), or ``unknown``
-    (this replica cannot use Redis: unreachable, or refusing the lease's commands; so whichever
-    replica holds it cannot be known here)."""
+    replica holds it, named in ``work_queue_holder_name`` when known: ask it), ``kept`` (this
+    replica keeps the lease it took back after Redis lost its data, its take-up of the work queue
+    failing: no replica serves the work queue meanwhile), or ``unknown`` (this replica cannot use
+    Redis: unreachable, or refusing the lease's commands; so whichever replica holds it cannot be
+    known here)."""
     if keeper.holds_work_queue():
         return "here"
-    return "elsewhere" if keeper.work_queue_reachable() else "unknown"
+    if not keeper.work_queue_reachable():
+        return "unknown"
+    return "kept" if keeper.work_queue_lease_kept() else "elsewhere"
 
 
 async def _send_alerts(

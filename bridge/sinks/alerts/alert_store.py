@@ -284,11 +284,13 @@ class AlertStore:
         frame that waited in a replica's spool, cut off from Redis, is signed again as it is
         written, so it is not refused as expired however old the event it carries.
 
-        ``arrived_after`` (``now`` when None): when the alert stage's queue last handed over
-        all it held, every message of ``changes`` taken in after it. A resolve is remembered
-        for the messages taken in before its time ran out, however long they then waited in
-        that queue (an outbox refusing for a while): remembered until ``now`` alone, one taken
-        in time and handled after would open the alert.
+        ``arrived_after`` (``now`` when None): a date every message still queued at the alert
+        stage, and every one of ``changes``, was taken in after (``BatchDates.handle``: when the
+        queue was handed a batch after which it took in all those, told by its count of the
+        messages taken in, ``BatchSubscription.mark``). A resolve is remembered for the
+        messages taken in before its time ran out, however long they then waited in that queue
+        (an outbox refusing for a while): remembered until ``now`` alone, one taken in time and
+        handled after would open the alert.
         """
         latest = now if latest is None else latest
         arrived = now if arrived_after is None else min(arrived_after, now)

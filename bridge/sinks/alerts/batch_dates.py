@@ -44,7 +44,8 @@ _HANDED_KEPT: Final = 1_024
 class Dates:
     """What a batch's changes are applied with besides now (``AlertStates.apply``): ``latest``,
     the shared clock's now, that no event is dated past (None without a coordinator); and
-    ``arrived_after``, when every message not yet handled was taken in by at the latest."""
+    ``arrived_after``, a date every message not yet handled was taken in after (a lower bound:
+    none of them was taken in before it)."""
 
     latest: float | None = None
     arrived_after: float | None = None
@@ -93,7 +94,9 @@ class BatchDates:
         # is taken in after now.
         handed = self._handed
         if handed and handed[-1][0] == mark:
-            handed.pop()  # none taken in since (a batch tried again): now is the later bound
+            # None taken in since the last hand-over (a batch tried again, or the next of
+            # those the queue held already): now bounds the same messages, and later.
+            handed.pop()
         handed.append((mark, self._clock()))
         await handle()
         # Handled: every message up to the batch's last (AlertStore.plan's arrived_after).

@@ -664,8 +664,10 @@ class AlertSink:
     # -- the bus stage --
 
     async def _on_batch(self, envelopes: Sequence[Envelope]) -> None:
-        taken = self.subscription
-        await self._dates.handle(taken.mark, taken.depth, lambda: self._take(envelopes))
+        subscription = self.subscription
+        await self._dates.handle(
+            subscription.mark, subscription.depth, lambda: self._take(envelopes)
+        )
 
     async def _take(self, envelopes: Sequence[Envelope]) -> None:
         await self._ready.wait()  # messages may arrive between bus start and ours

@@ -1,5 +1,6 @@
 """Helpers for the alert sink's tests: alert events, envelopes, a clock, an in-process bridge,
-outboxes that can be made to fail as a SIGKILL would and the fixtures that open them."""
+outboxes that can be made to fail as a SIGKILL would and the fixtures that open them, and a
+transport with a work-queue lease the test hands out."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -20,7 +21,15 @@ from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
 from bridge.backoff import Backoff
-from bridge.bus import Coordinator, Envelope, Transport, new_message_id
+from bridge.bus import (
+    Coordinator,
+    Envelope,
+    LocalCoordinator,
+    MemoryTransport,
+    Transport,
+    TransportCapabilities,
+    new_message_id,
+)
 from bridge.component import Context
 from bridge.messages import Message, MetricAlert, SystemAlert
 from bridge.settings import Settings
@@ -383,3 +392,40 @@ def webhook_worker(
         clock=clock,
         **options,
     )
+
+
+class Lease:
+    """A work-queue lease the test hands out (as the Redis transport's)."""
+
+    leading = False
+    holder: str | None = None
+    reachable = True
+    kept = False
+
+    def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Taking the lease is the test's doing here: nothing to call back."""
+
+    def require(self, check: Callable[[], str | None]) -> None:
+        """Giving the lease up is the test's doing here: nothing to check."""
+
+    async def stop_reading(self) -> None:
+        """Nothing is read from a work queue here."""
+
+    async def release(self, within: float = 2.0) -> None:
+        """Nothing to give up here."""
+
+    async def first_answer(self, within: float) -> bool:
+        """The test's store answers from the start, when reachable."""
+        return self.reachable
+
+
+class LeaseTransport(MemoryTransport):
+    """The in-process transport with a work-queue lease (as on Redis)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lease = Lease()
+
+    @property
+    def capabilities(self) -> TransportCapabilities:
+        return TransportCapabilities(shared=False, coordinator=LocalCoordinator(), lease=self.lease)

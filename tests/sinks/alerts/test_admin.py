@@ -42,6 +42,7 @@ class Keeper:
         self.holding = True
         self.holder: str | None = None
         self.reachable = True
+        self.kept = False
 
     async def list_alerts(
         self, query: AlertQuery, *, after: AlertRecord | None = None
@@ -66,6 +67,9 @@ class Keeper:
 
     def work_queue_reachable(self) -> bool:
         return self.reachable
+
+    def work_queue_lease_kept(self) -> bool:
+        return self.kept
 
 
 @asynccontextmanager
@@ -216,6 +220,9 @@ class SettingBackBetweenPages:
     def work_queue_reachable(self) -> bool:
         return self.sink.work_queue_reachable()
 
+    def work_queue_lease_kept(self) -> bool:
+        return self.sink.work_queue_lease_kept()
+
 
 async def more_than_a_page(bridge: Bridge, sink: AlertSink, clock: ManualClock) -> list[str]:
     """Alerts a00 to a24 (more than a page of the list), each stored a second after the one
@@ -317,22 +324,33 @@ async def test_list_says_whether_the_alerts_are_current(keeper: Keeper) -> None:
 
 
 @pytest.mark.parametrize(
-    ("holding", "reachable", "lease"),
+    ("holding", "reachable", "kept", "lease"),
     [
-        (True, True, "here"),
-        (True, False, "here"),
-        (False, True, "elsewhere"),
-        (False, False, "unknown"),
+        (True, True, False, "here"),
+        (True, False, False, "here"),
+        (False, True, False, "elsewhere"),
+        (False, False, False, "unknown"),
+        (False, True, True, "kept"),
+        (False, False, True, "unknown"),
     ],
-    ids=["holder", "holder-cut-off", "another-holds-it", "redis-unreachable"],
+    ids=[
+        "holder",
+        "holder-cut-off",
+        "another-holds-it",
+        "redis-unreachable",
+        "kept",
+        "kept-cut-off",
+    ],
 )
 async def test_list_says_which_replica_holds_the_lease_or_that_none_can_be_known(
-    keeper: Keeper, holding: bool, reachable: bool, lease: str
+    keeper: Keeper, holding: bool, reachable: bool, kept: bool, lease: str
 ) -> None:
     """work_queue_lease says here (this replica holds the lease, even cut off from Redis until
-    it lapses), elsewhere (another replica holds it), or unknown (Redis does not answer this
-    replica, which does not hold it), beside the older work_queue_holder."""
+    it lapses), elsewhere (another replica holds it), kept (this replica keeps the lease without
+    serving the work queue, as the status page's banner says), or unknown (Redis does not
+    answer this replica, which does not hold it), beside the older work_queue_holder."""
     keeper.holding, keeper.reachable, keeper.holder = holding, reachable, "bridge-1:5f3a"
+    keeper.kept = kept
     async with served(keeper) as base:
         status, body = await request(base, "GET", "/v1/alerts")
     assert (status, body["work_queue_lease"], body["work_queue_holder"]) == (200, lease, holding)

@@ -4,12 +4,19 @@ over that its outbox had stored is left out of it)."""
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import json
+import math
+import random
 import sqlite3
+import sys
 import tracemalloc
 from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
+from types import CodeType, FrameType
 from typing import Any
 
 import pytest
@@ -655,3 +662,140 @@ async def test_a_resolve_of_an_unknown_alert_is_kept_in_redis_a_day(boxes, db: D
     assert (stale.changed, stale.stale) == ([], 1)
     applied = await a.change(plan, returns(3, T0 + 90_000)[2:], T0 + 90_000, remember_for=300.0)
     assert (sorted(state.dates), applied.forgotten) == (["n1", "n2"], 0)
+
+
+# The index's horizons (bridge/sinks/alerts/index.py): a date is kept a day, and those kept
+# longer are dropped at most once an hour.
+DAY = 86_400.0
+HOUR = 3_600.0
+SMALL_CAP = 50
+
+
+class HeapUpkeep:
+    """Which of the index's two rare steps of its heap of dates ran, told by tracing the lines of
+    bridge/sinks/alerts/index.py (no public seam shows whether they ran): the heap made anew
+    once its stale entries outnumber the others, and an entry found twice in it (its resolve
+    dropped, then kept again) skipped."""
+
+    def __init__(self) -> None:
+        self.file = index.__file__
+        lines = Path(self.file).read_text().splitlines()
+        self.rebuild_line = 1 + next(
+            n for n, line in enumerate(lines) if "= _heap_of(unknown)" in line
+        )
+        self.twice_line = 1 + next(
+            n for n, line in enumerate(lines) if "in oldest  # the same entry twice" in line
+        )
+        self.rebuilt = 0
+        self.skipped_twice = 0
+        self.traced: dict[CodeType, bool] = {}
+
+    def __enter__(self) -> HeapUpkeep:
+        """Trace from here (again: the counts add up)."""
+        self.before = sys.gettrace()
+        sys.settrace(self.call)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.settrace(self.before)
+
+    def call(self, frame: FrameType, event: str, arg: object) -> Any:
+        code = frame.f_code
+        if code not in self.traced:  # each function once: whether it holds either line
+            lines = {line for *_, line in code.co_lines()}
+            self.traced[code] = code.co_filename == self.file and bool(
+                lines & {self.rebuild_line, self.twice_line}
+            )
+        return self.line if self.traced[code] else None
+
+    def line(self, frame: FrameType, event: str, arg: object) -> Any:
+        if event == "line" and frame.f_lineno == self.rebuild_line:
+            self.rebuilt += 1
+        elif event == "line" and frame.f_lineno == self.twice_line:
+            # Reached with the entry on top standing and not replaced: in oldest, it is twice.
+            top = frame.f_locals["heap"][0]
+            self.skipped_twice += top[1] in frame.f_locals["oldest"]
+        return self.line
+
+
+def kept_after(
+    kept: dict[str, float], pruned_at: float, resolves: dict[str, float], now: float
+) -> tuple[dict[str, float], set[str]]:
+    """The reference: the resolves of unknown alerts kept once ``resolves`` are (each newer than
+    its alert's date kept), and those of them and of ``kept`` forgotten at the cap, worked out
+    the simple way: those older than a day dropped when an hour went by since the last drop, then
+    the oldest of all the rest beyond ``SMALL_CAP`` forgotten."""
+    old = {a for a, at in kept.items() if at < now - DAY} if now >= pruned_at + HOUR else set()
+    rest = {a: at for a, at in kept.items() if a not in old and a not in resolves} | resolves
+    excess = len(rest) - SMALL_CAP
+    forgotten = set(heapq.nsmallest(excess, rest, key=rest.__getitem__)) if excess > 0 else set()
+    return {a: at for a, at in rest.items() if a not in forgotten}, forgotten
+
+
+async def test_the_resolves_kept_at_the_cap_are_those_a_copy_of_them_all_would_keep(
+    boxes, db: DbThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through 150 runs of 30 random changes of resolves of unknown alerts at a cap of 50 (some
+    delivered again, a tenth refused by Redis, dates a day old dropped), the index keeps and
+    forgets what sorting a copy of them all would, its heap made anew on the way and an entry in
+    it twice skipped."""
+    monkeypatch.setattr(index, "RESOLVES_REMEMBERED", SMALL_CAP)
+    rng = random.Random(20261207)
+    upkeep = HeapUpkeep()
+    for trial in range(150):
+        # Traced in the first runs alone (both steps run there): tracing every call is slow.
+        with upkeep if trial < 20 else contextlib.nullcontext():
+            await random_changes(rng, boxes["a"], db)
+    assert upkeep.rebuilt > 0
+    assert upkeep.skipped_twice > 0
+
+
+async def random_changes(rng: random.Random, outbox: Outbox, db: DbThread) -> None:
+    """30 random changes of resolves of unknown alerts through a new index, each checked against
+    ``kept_after``."""
+    store = Store()
+    state = Dated(store, "a")
+    a = replica(store, outbox, db, state=state)
+    model: dict[str, float] = {}
+    pruned_at, now = -math.inf, T0
+    sent: list[tuple[str, float]] = []
+    # Half the runs: a few alerts resolved anew at each change (their dates move, stale entries
+    # pile up: the heap made anew), then a flood of others, newer, that forgets them first at
+    # the cap. The others: a flood, dates up to two days old, some delivered again (forgotten
+    # at the cap, or dropped at the hour, then kept again).
+    moving = rng.choice([0, 15])
+    for change in range(30):
+        if change < moving:
+            alerts, spread, again, draws = 8, 30.0, 0.0, 24
+        else:
+            alerts, spread, again, draws = 200, 600.0 if moving else 2 * DAY, 0.25, 12
+        now += rng.choice([60.0, 4_000.0])
+        batch: dict[str, float] = {}
+        for _ in range(rng.randrange(1, draws + 1)):
+            if sent and rng.random() < again:
+                alert_id, at = rng.choice(sent)  # delivered again
+            else:
+                alert_id, at = f"n{rng.randrange(alerts)}", now - rng.uniform(0, spread)
+                sent.append((alert_id, at))
+            batch.setdefault(alert_id, at)
+        resolves = {a: at for a, at in batch.items() if a not in model or at > model[a]}
+        plan = Plan(id=f"p{now}", now=now, resolves=tuple((a, at, 0.0) for a, at in batch.items()))
+
+        def planner(plan: Plan = plan) -> Plan:
+            return plan
+
+        if resolves and rng.random() < 0.1:
+            store.holder = "b"  # Redis refuses it: nothing changes
+            with pytest.raises(TransportError):
+                await a.change(planner)
+            store.holder = "a"
+            assert a.dates == model
+            continue
+        applied = await a.change(planner)
+        forgotten: set[str] = set()  # none written, none dropped, without resolves
+        if resolves:
+            model, forgotten = kept_after(model, pruned_at, resolves, now)
+            pruned_at = now if now >= pruned_at + HOUR else pruned_at
+        assert applied.forgotten == len(forgotten)
+        assert a.dates == model
+        assert state.dates == {k: b"+" + repr(at).encode() for k, at in model.items()}

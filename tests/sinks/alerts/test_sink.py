@@ -32,6 +32,8 @@ from bridge.sinks.alerts.records import Acknowledgement
 from bridge.sinks.alerts.thread import DbThread
 from tests.sinks.alerts.helpers import (
     T0,
+    Lease,
+    LeaseTransport,
     alert_bridge,
     critical_cpu,
     envelope,
@@ -580,43 +582,6 @@ async def test_a_failed_start_stops_without_waiting_out_the_shutdown_deadline(
     await async_wait_until(lambda: sink.subscription.depth > 0, what="the alert queued")
     async with asyncio.timeout(30):  # far below the 600 s deadline the drain would wait for
         await bridge.aclose()
-
-
-class Lease:
-    """A work-queue lease the test hands out (as the Redis transport's)."""
-
-    leading = False
-    holder: str | None = None
-    reachable = True
-    kept = False
-
-    def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
-        """Taking the lease is the test's doing here: nothing to call back."""
-
-    def require(self, check: Callable[[], str | None]) -> None:
-        """Giving the lease up is the test's doing here: nothing to check."""
-
-    async def stop_reading(self) -> None:
-        """Nothing is read from a work queue here."""
-
-    async def release(self, within: float = 2.0) -> None:
-        """Nothing to give up here."""
-
-    async def first_answer(self, within: float) -> bool:
-        """The test's store answers from the start, when reachable."""
-        return self.reachable
-
-
-class LeaseTransport(MemoryTransport):
-    """The in-process transport with a work-queue lease (as on Redis)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lease = Lease()
-
-    @property
-    def capabilities(self) -> TransportCapabilities:
-        return TransportCapabilities(shared=False, coordinator=LocalCoordinator(), lease=self.lease)
 
 
 async def test_only_the_work_queue_holder_escalates(tmp_path: Path) -> None:
