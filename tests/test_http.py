@@ -1592,6 +1592,20 @@ async def test_metrics_speaks_text_openmetrics_and_gzip(serve: ServerFactory) ->
         assert b"exesdb_build_info" in gzip.decompress(await response.read())
 
 
+async def test_metrics_gives_the_prometheus_sinks_caps_as_configured(serve: ServerFactory) -> None:
+    """/metrics gives EXESDB_MAX_SERIES as exesdb_prometheus_series_limit and
+    EXESDB_MAX_SERIES_BYTES as exesdb_prometheus_series_bytes_limit, to draw and alert on what
+    is held against."""
+    server = await serve(
+        [prometheus_sink], EXESDB_MAX_SERIES="5000", EXESDB_MAX_SERIES_BYTES="3145728"
+    )
+    async with server.session.get(server.url + "/metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    assert "\nexesdb_prometheus_series_limit 5000.0\n" in text
+    assert "\nexesdb_prometheus_series_bytes_limit 3145728.0\n" in text
+
+
 async def test_metrics_pipelined_by_a_client_reading_nothing_are_rendered_as_the_socket_takes_them(
     serve: ServerFactory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -423,6 +423,7 @@ def test_series_past_the_byte_cap_are_refused_and_counted_whatever_their_number(
     held = sample(store, "exesdb_prometheus_series_bytes")
     assert held is not None
     assert 8 * 1024 * 1024 - 8_100 < held <= 8 * 1024 * 1024
+    assert sample(store, "exesdb_prometheus_series_bytes_limit") == 8 * 1024 * 1024
     assert gauge.set(("short", "label"), 1.0)  # a small one still fits in what is left
 
 

@@ -410,6 +410,12 @@ class SeriesStore:
             "The cardinality cap (EXESDB_MAX_SERIES).",
             expires=False,
         )
+        self._bytes_limit_gauge = self.family(
+            f"{namespace}_series_bytes_limit",
+            MetricType.GAUGE,
+            "The byte cap (EXESDB_MAX_SERIES_BYTES).",
+            expires=False,
+        )
         self._refused = self.family(
             f"{namespace}_series_refused",
             MetricType.COUNTER,
@@ -434,6 +440,7 @@ class SeriesStore:
             expires=False,
         )
         self._limit_gauge.set((), float(max_series))
+        self._bytes_limit_gauge.set((), float(max_bytes))
         self._expired.inc((), 0.0)
         self._scans.inc((), 0.0)
 

@@ -147,14 +147,19 @@ PANELS: list[P | Row] = [
                 "expiry scans/s",
             ),
             Q(
-                f"sum(exesdb_prometheus_series_bytes{{{INSTANCE}}})",
-                "exposition bytes",
+                f"max by (instance) (exesdb_prometheus_series_bytes{{{INSTANCE}}})",
+                "exposition bytes {{instance}}",
+                unit="bytes",
+            ),
+            Q(
+                f"max by (instance) (exesdb_prometheus_series_bytes_limit{{{INSTANCE}}})",
+                "byte cap {{instance}}",
                 unit="bytes",
             ),
         ],
         "short",
         width=24,
-        description="Series the Prometheus sink holds (under the cardinality cap, EXESDB_MAX_SERIES: Series limit), series dropped because they were not reported again within EXESDB_SERIES_TTL_MS, new label sets refused because the cardinality cap (or the byte cap) was reached, and scans of every series held for those past EXESDB_SERIES_TTL_MS (at most one a second, or at the cap one each time one of them can have expired). Exposition bytes, right axis: of the series held, under the byte cap EXESDB_MAX_SERIES_BYTES.",
+        description="Series the Prometheus sink holds (under the cardinality cap, EXESDB_MAX_SERIES: Series limit), series dropped because they were not reported again within EXESDB_SERIES_TTL_MS, new label sets refused because the cardinality cap (or the byte cap) was reached, and scans of every series held for those past EXESDB_SERIES_TTL_MS (at most one a second, or at the cap one each time one of them can have expired). Exposition bytes, right axis, each replica's: of the series held, against the byte cap EXESDB_MAX_SERIES_BYTES (byte cap; series other than the bridge's own are refused from nine tenths of it).",
     ),
     series(
         "Messages translated by the Prometheus sink",
