@@ -344,6 +344,10 @@ URL_SPLITTERS = {
         " reads an OTLP endpoint's scheme as the gRPC exporter does (grpc_dials_tls)"
     ),
     "bridge/cli/healthcheck.py": "connects to the URL it built from EXESDB_HTTP_ADDR",
+    "bridge/cli/parser.py": (
+        "the host and port of a URL given to healthcheck, for the EXESDB_HTTP_ADDR meant; never"
+        " its user or password"
+    ),
     "bridge/sinks/otlp/mapping.py": "the host for server.address; shows through redaction",
     "collectors/lifecycle.py": "names the bus's scheme only",
     "bridge/httpclient/proxy.py": "a URL's scheme, host and port against no_proxy; shows none",
