@@ -49,7 +49,9 @@ PANELS: list[P | Row] = [
             ]
         },
     ),
-    stat("Series held", f"sum(exesdb_prometheus_series{{{INSTANCE}}})", "short"),
+    # The most one replica holds: on the Redis bus each holds the same series, and a sum would
+    # reach the limit with no replica at it.
+    stat("Series held", f"max(exesdb_prometheus_series{{{INSTANCE}}})", "short"),
     stat("Series limit", f"min(exesdb_prometheus_series_limit{{{INSTANCE}}})", "short"),
     stat(
         "Scrape duration", f'max(scrape_duration_seconds{{job="exesdb-bridge", {INSTANCE}}})', "s"
@@ -133,7 +135,7 @@ PANELS: list[P | Row] = [
     series(
         "Prometheus sink series",
         [
-            Q(f"sum(exesdb_prometheus_series{{{INSTANCE}}})", "held"),
+            Q(f"max by (instance) (exesdb_prometheus_series{{{INSTANCE}}})", "held {{instance}}"),
             Q(
                 f"sum(rate(exesdb_prometheus_series_expired_total{{{INSTANCE}}}[{RATE}]))",
                 "expired/s",
