@@ -80,6 +80,15 @@ HEALTH_MAPPINGS = [
 ]
 
 
+def zero_one(zero: tuple[str, str], one: tuple[str, str]) -> dict[str, Any]:
+    """A stat's field defaults naming a 0/1 gauge's two values: each (text, colour)."""
+    options = {
+        "0": {"text": zero[0], "color": zero[1]},
+        "1": {"text": one[0], "color": one[1]},
+    }
+    return {"mappings": [{"type": "value", "options": options}]}
+
+
 def stat(title: str, expr: str, unit: str, legend: str = "", width: int = 4, **kw: Any) -> P:
     """A single-value panel showing the latest value."""
     options = {

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..panels import Dashboard, P, Q, Row, query_variable, series, stat
+from ..panels import Dashboard, P, Q, Row, query_variable, series, stat, zero_one
 from ..queries import ACTIVE_ALERTS, INSTANCE, NODE, RATE
 
 PANELS: list[P | Row] = [
@@ -13,17 +13,7 @@ PANELS: list[P | Row] = [
         f'up{{job="exesdb-bridge", {INSTANCE}}}',
         "none",
         "{{instance}}",
-        defaults={
-            "mappings": [
-                {
-                    "type": "value",
-                    "options": {
-                        "0": {"text": "down", "color": "red"},
-                        "1": {"text": "up", "color": "green"},
-                    },
-                }
-            ]
-        },
+        defaults=zero_one(("down", "red"), ("up", "green")),
     ),
     stat(
         "Version",
@@ -37,17 +27,7 @@ PANELS: list[P | Row] = [
         f"exesdb_integration_enabled{{{INSTANCE}}}",
         "none",
         "{{instance}}",
-        defaults={
-            "mappings": [
-                {
-                    "type": "value",
-                    "options": {
-                        "0": {"text": "disabled", "color": "orange"},
-                        "1": {"text": "enabled", "color": "green"},
-                    },
-                }
-            ]
-        },
+        defaults=zero_one(("disabled", "orange"), ("enabled", "green")),
     ),
     # The most one replica holds: on the Redis bus each holds the same series, and a sum would
     # reach the limit with no replica at it.

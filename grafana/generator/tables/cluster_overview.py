@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..panels import Dashboard, P, Q, Row, series, stat, thresholds, timeline
+from ..panels import Dashboard, P, Q, Row, series, stat, thresholds, timeline, zero_one
 from ..queries import ACTIVE_ALERTS, NODE, NODE_HEALTH_CODE, RATE
 
 PANELS: list[P | Row] = [
@@ -36,17 +36,7 @@ PANELS: list[P | Row] = [
         "Quorum",
         "min(exesdb_cluster_quorum_available)",
         "none",
-        defaults={
-            "mappings": [
-                {
-                    "type": "value",
-                    "options": {
-                        "0": {"text": "lost", "color": "red"},
-                        "1": {"text": "available", "color": "green"},
-                    },
-                }
-            ]
-        },
+        defaults=zero_one(("lost", "red"), ("available", "green")),
     ),
     stat(
         "Active alerts",
