@@ -33,7 +33,7 @@ help:
 	@echo 'make bench         the benchmarks (ARGS="--only ingest" passes options on)'
 	@echo 'make docs          docs/messages.md generated again from the models'
 	@echo 'make screenshots   the pictures of the pages in docs/img'
-	@echo 'make clean         remove .venv, the caches and the state in .exesdb-bridge(-demo)'
+	@echo 'make clean         remove .venv, the caches and the state in .exesdb-bridge(-2, -demo)'
 	@echo 'Every setting is an environment variable: docs/configuration.md.'
 
 run: $(VENV)/.installed
@@ -121,5 +121,7 @@ docs: $(VENV)/.installed
 screenshots: $(VENV)/.installed-test servers
 	$(BIN)/python -m tests.pages.screenshots docs/img
 
+# The state folders of `make run`, of the README's second bridge (EXESDB_STATE_DIR=.exesdb-bridge-2)
+# and of --demo.
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .exesdb-bridge .exesdb-bridge-demo
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .exesdb-bridge .exesdb-bridge-2 .exesdb-bridge-demo

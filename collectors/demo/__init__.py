@@ -8,9 +8,12 @@ What one step (about a second) publishes, per node that is up: NodeHealth, Resou
 memory, disk, network), PerformanceMetric, per store and operation a ThroughputMetric and the six
 LatencyMetric percentiles, ComponentHealth of each store's persistence and emitter pool, a
 HealthCheck; for the cluster: ClusterHealth, auth events and the odd access violation, audit
-changes, log entries and diagnostics. Resource use drifts and now and then a node is stressed
-into ``degraded`` or ``unhealthy``; now and then a node fails (NodeLifecycle ``down``,
-ClusterMembership, ClusterHealth, a critical ``node_failure`` SystemAlert) and later reconnects.
+changes (now and then a compliance event), log entries and diagnostics (now and then a
+performance analysis; each node's system state snapshot a minute), a feature toggle some 15 times
+an hour. Resource use drifts and now and then a node is stressed into ``degraded`` or
+``unhealthy``; now and then a node fails (NodeLifecycle ``down``, ClusterMembership,
+ClusterHealth, a critical ``node_failure`` SystemAlert, which the simulated cluster monitor
+escalates five steps later) and later reconnects.
 A security alert that waits for an acknowledgement gets one from a simulated security desk some
 minutes later (the component tells the simulation each message's envelope id, which the alert's
 id is made of).

@@ -1,9 +1,11 @@
-"""The simulated cluster's background activity: security, audit and diagnostics.
+"""The simulated cluster's background activity: security, audit, feature toggles and diagnostics.
 
 ``ex_esdb_security`` (logins, failures, brute force, violations, sessions, and the security
 desk acknowledging the alerts that wait for it), ``ex_esdb_audit``
-(data changes, accesses, admin actions) and ``ex_esdb_diagnostics`` (traces, error analyses,
-CPU hotspots), with the emitter restarts a crash brings (``ex_esdb_lifecycle``).
+(data changes, accesses, admin actions, compliance events), ``ex_esdb_system`` (feature toggles)
+and ``ex_esdb_diagnostics`` (traces, error analyses, performance analyses, CPU hotspots, each
+node's system state snapshot a minute), with the emitter restarts a crash brings
+(``ex_esdb_lifecycle``).
 """
 
 from __future__ import annotations
@@ -18,22 +20,40 @@ from bridge.messages import (
     AdminAction,
     AlertAck,
     AuthEvent,
+    ComplianceEvent,
     DataChange,
     DebugTrace,
     ErrorAnalysis,
+    FeatureToggle,
     Message,
     PerformanceAnalysis,
     SecurityAlert,
     SessionEvent,
     SupervisionEvent,
+    SystemState,
 )
 from bridge.messages.alerts import ACK_BY_DEFAULT
 from collectors.demo.lifecycle import process
 from collectors.demo.state import Build, ClusterState, Pairs, SimNode
 
-__all__ = ["acknowledgements", "audit", "diagnostics", "needs_ack", "security"]
+__all__ = [
+    "acknowledgements",
+    "audit",
+    "diagnostics",
+    "features",
+    "needs_ack",
+    "security",
+    "snapshots",
+]
 
 _USERS: Final = ("alice", "bob", "carol", "ops-bot", "billing-svc")
+_FEATURES: Final = ("snapshot_compression", "read_cache", "emitter_batching")
+# Steps between two system state snapshots of a node (a minute at a step a second); the nodes
+# take theirs a few steps apart, the first at step 1.
+_SNAPSHOT_EVERY: Final = 60
+_SNAPSHOT_STAGGER: Final = 3
+# The simulated nodes' memory, which a snapshot's memory_usage is the used part of.
+_NODE_MEMORY_BYTES: Final = 16 * 1024**3
 
 
 def security(state: ClusterState, build: Build) -> Pairs:
@@ -214,7 +234,59 @@ def audit(state: ClusterState, build: Build) -> Pairs:
                 ),
             )
         )
+    if state.chance(0.005, "compliance_event"):
+        out.append(("audit", _compliance(state, build, node)))
     return out
+
+
+def _compliance(state: ClusterState, build: Build, node: SimNode) -> Message:
+    """A retention run archiving old events, or a user's data exported or erased on request."""
+    rng = state.rng
+    store = rng.choice(state.stores)
+    kind = rng.choices(("data_retention", "data_export", "data_deletion"), (6, 2, 1))[0]
+    if kind == "data_retention":
+        return build(
+            ComplianceEvent,
+            event_type=kind,
+            compliance_rule="retain_events_90_days",
+            affected_data={"store_id": store, "events": rng.randint(100, 20_000)},
+            action_taken="archived the events older than 90 days",
+            automated=True,
+            node=node.name,
+        )
+    return build(
+        ComplianceEvent,
+        event_type=kind,
+        compliance_rule="gdpr_subject_request",
+        affected_data={"store_id": store, "streams": rng.randint(1, 12)},
+        action_taken="exported on request" if kind == "data_export" else "erased on request",
+        user_id="carol",
+        node=node.name,
+    )
+
+
+def features(state: ClusterState, build: Build) -> Pairs:
+    """Now and then an operator switches a feature on or off on one node."""
+    rng = state.rng
+    if not state.chance(1 / 240, "feature_toggle"):
+        return []
+    node = state.pick_up()
+    key = (node.name, rng.choice(_FEATURES))
+    before = state.features.get(key, False)
+    state.features[key] = not before
+    return [
+        (
+            "system",
+            build(
+                FeatureToggle,
+                feature=key[1],
+                enabled=not before,
+                previous_state=before,
+                changed_by="alice",
+                node=node.name,
+            ),
+        )
+    ]
 
 
 def diagnostics(state: ClusterState, build: Build) -> Pairs:
@@ -269,18 +341,64 @@ def diagnostics(state: ClusterState, build: Build) -> Pairs:
                 ),
             )
         )
+    if state.chance(0.005, "performance_analysis"):
+        # A routine look at a store's write path, finding nothing to worry about.
+        out.append(
+            (
+                "diagnostics",
+                build(
+                    PerformanceAnalysis,
+                    analysis_id=f"analysis_{rng.getrandbits(48):012x}",
+                    component=rng.choice(("persistence", "emitter_pool")),
+                    analysis_type=rng.choice(("bottleneck", "io_analysis")),
+                    findings={
+                        "store_id": rng.choice(state.stores),
+                        "p99_ms": round(rng.uniform(2, 9), 2),
+                    },
+                    recommendations=[],
+                    severity="low",
+                    node=node.name,
+                ),
+            )
+        )
     if node.status != "healthy" and rng.random() < 0.1:
         out.append(
             (
                 "diagnostics",
                 build(
                     PerformanceAnalysis,
+                    analysis_id=f"analysis_{rng.getrandbits(48):012x}",
                     component="persistence",
                     analysis_type="cpu_hotspot",
                     findings={"cpu_percent": round(node.cpu, 1)},
                     recommendations=["add a node", "lower the snapshot frequency"],
                     severity="high" if node.status == "unhealthy" else "medium",
                     node=node.name,
+                ),
+            )
+        )
+    return out
+
+
+def snapshots(state: ClusterState, build: Build) -> Pairs:
+    """Each node that is up takes a system state snapshot every ``_SNAPSHOT_EVERY`` steps."""
+    out: Pairs = []
+    rng = state.rng
+    for index, node in enumerate(state.nodes):
+        if not node.up or (state.steps - 1 - index * _SNAPSHOT_STAGGER) % _SNAPSHOT_EVERY:
+            continue
+        out.append(
+            (
+                "diagnostics",
+                build(
+                    SystemState,
+                    snapshot_id=f"snapshot_{rng.getrandbits(48):012x}",
+                    snapshot_type="partial",
+                    state_data={"schedulers": 8, "ets_tables": rng.randint(90, 140)},
+                    process_count=rng.randint(1_800, 2_600),
+                    memory_usage=int(_NODE_MEMORY_BYTES * node.memory / 100),
+                    node=node.name,
+                    trigger_reason="periodic",
                 ),
             )
         )

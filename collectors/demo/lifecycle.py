@@ -1,13 +1,17 @@
 """The simulated cluster's lifecycle: start-up, process events, membership, a node's ups and downs.
 
 Mostly ``ex_esdb_lifecycle``; a node's failure also raises the ``node_failure`` alert (the one
-the alert sink derives from NodeLifecycle ``down``) and its return acknowledges it.
+the alert sink derives from NodeLifecycle ``down``), the simulated cluster monitor escalates it
+while the node stays down, and its return acknowledges it.
 """
 
 from __future__ import annotations
 
+from typing import Final
+
 from bridge.messages import (
     AlertAck,
+    AlertEscalation,
     ClusterMembership,
     Message,
     NodeHealth,
@@ -19,7 +23,11 @@ from bridge.messages import (
 from collectors.demo.logs import log
 from collectors.demo.state import Build, ClusterState, Pairs, SimNode
 
-__all__ = ["announce", "failed", "process", "recovered"]
+__all__ = ["ESCALATE_AFTER_STEPS", "announce", "escalated", "failed", "process", "recovered"]
+
+ESCALATE_AFTER_STEPS: Final = 5
+"""Steps a node stays down before the simulated cluster monitor escalates its ``node_failure``
+alert to level2: every outage (15 to 30 steps, the showcase's 6) reaches it."""
 
 
 def announce(state: ClusterState, build: Build) -> Pairs:
@@ -131,6 +139,30 @@ def failed(state: ClusterState, build: Build, node: SimNode) -> Pairs:
             ),
         ),
         log(state, build, state.pick_up(), "error", f"node {node.name} is down"),
+    ]
+
+
+def escalated(build: Build, node: SimNode) -> Pairs:
+    """``node`` is still down: the cluster monitor escalates its ``node_failure`` alert.
+
+    Only the simulated cluster's own escalation, counted in ``exesdb_alert_escalations_total``
+    and exported as an OTLP log: the bridge's copy of the alert escalates on its own clock
+    (``EXESDB_ESCALATION_AFTER_MS``), and the node is back long before.
+    """
+    return [
+        (
+            "alert_escalated",
+            build(
+                AlertEscalation,
+                alert_id=_alert_id(node),
+                from_level="level1",
+                to_level="level2",
+                escalation_reason=(
+                    f"{node.name} still down {ESCALATE_AFTER_STEPS} heartbeats after it failed"
+                ),
+                escalated_by="demo_cluster_monitor",
+            ),
+        )
     ]
 
 

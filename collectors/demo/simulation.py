@@ -78,6 +78,9 @@ class Simulation:
         for node in state.nodes:
             if state.count_down(node):
                 out += lifecycle.recovered(state, build, node)
+        for node in state.nodes:
+            if not node.up and state.steps - node.down_since == lifecycle.ESCALATE_AFTER_STEPS:
+                out += lifecycle.escalated(build, node)
         failing = state.maybe_fail()
         if failing is not None:
             out += lifecycle.failed(state, build, failing)
@@ -90,8 +93,10 @@ class Simulation:
         out += activity.security(state, build)
         out += activity.acknowledgements(state, build)
         out += activity.audit(state, build)
+        out += activity.features(state, build)
         out += logs.logs(state, build)
         out += activity.diagnostics(state, build)
+        out += activity.snapshots(state, build)
         return out
 
     def published(self, message: Message, message_id: str) -> None:

@@ -38,7 +38,10 @@ _SHOWCASE: Final = {
     "brute_force": 4,
     "process_restart": 5,
     "admin_action": 6,
+    "compliance_event": 7,
     "node_failure": 8,
+    "performance_analysis": 9,
+    "feature_toggle": 10,
 }
 _SHOWCASE_DOWN_STEPS: Final = 6
 # A node fails only once the cluster has been whole this many steps: two outages back to back
@@ -52,7 +55,10 @@ Event = Literal[
     "brute_force",
     "process_restart",
     "admin_action",
+    "compliance_event",
     "node_failure",
+    "performance_analysis",
+    "feature_toggle",
 ]
 
 Pairs: TypeAlias = list[tuple[str, Message]]
@@ -77,6 +83,7 @@ class SimNode:
     network: float
     stress_left: int = 0
     down_left: int = 0
+    down_since: int = 0  # the step it last failed at
     status: Status | Literal["unknown"] = "healthy"
     events_stored: dict[str, int] = field(default_factory=dict)
 
@@ -114,6 +121,8 @@ class ClusterState:
         self.steps = 0
         # (step, alert id): the security desk's acknowledgements to come, due in that order.
         self.acks_due: deque[tuple[int, str]] = deque()
+        # (node, feature) -> on: the feature toggles switched so far (all start off).
+        self.features: dict[tuple[str, str], bool] = {}
         self.nodes = [self._new_node(name) for name in nodes]
         self._whole_since = -_WHOLE_STEPS  # the step the last node down came back at
 
@@ -196,6 +205,7 @@ class ClusterState:
             return None
         node = self.rng.choice(self.nodes)
         node.down_left = self.rng.randint(15, 30)
+        node.down_since = self.steps
         if self.showcase and self.steps == _SHOWCASE["node_failure"]:
             node.down_left = _SHOWCASE_DOWN_STEPS
         node.status = "unknown"

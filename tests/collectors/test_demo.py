@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
-from bridge.bus import Envelope
+from bridge.bus import Envelope, decode_envelope
 from bridge.messages import (
     MESSAGE_TYPES,
     AlertAck,
+    AlertEscalation,
     ClusterHealth,
+    FeatureToggle,
     LatencyMetric,
     Message,
     NodeHealth,
@@ -23,6 +26,7 @@ from bridge.messages import (
     PerformanceMetric,
     ResourceUsage,
     SystemAlert,
+    SystemState,
     ThroughputMetric,
 )
 from bridge.settings import Settings
@@ -212,8 +216,7 @@ def test_every_instance_gets_traffic() -> None:
     """Within a few minutes of steps, all nine bus instances carry demo messages."""
     cluster = simulation(failure_chance=0.02, stress_chance=0.05)
     seen = {m.INSTANCE for _ in range(200) for _, m in cluster.step()}
-    expected = {instance for instance, _ in MESSAGE_TYPES} - {"ex_esdb_system"}
-    assert seen >= expected
+    assert seen >= {instance for instance, _ in MESSAGE_TYPES}
 
 
 def test_showcase_shows_every_rare_event_within_fifteen_steps() -> None:
@@ -232,10 +235,45 @@ def test_showcase_shows_every_rare_event_within_fifteen_steps() -> None:
         "supervision_event",
         "system_alert",
         "alert_acknowledged",
+        "alert_escalated",
+        "compliance_event",
+        "performance_analysis",
+        "feature_toggle_changed",
+        "system_state",
     }
     events = [(i, m.event) for i, step in enumerate(steps, 1) for m in of(step, NodeLifecycle)]
     assert (8, "down") in events
     assert (14, "reconnected") in events
+
+
+def test_the_rarer_kinds_pass_the_wire_schema_ingest_applies() -> None:
+    """Each escalation, compliance event, performance analysis, feature toggle and system state
+    snapshot the showcase sends decodes, as an envelope on the wire, to the message sent."""
+    cluster = simulation(showcase=True)
+    kinds = {
+        "alert_escalated",
+        "compliance_event",
+        "performance_analysis",
+        "feature_toggle_changed",
+        "system_state",
+    }
+    sent = [(t, m) for _ in range(15) for t, m in cluster.step() if m.TAG in kinds]
+    assert {m.TAG for _, m in sent} == kinds
+    ts = datetime(2026, 12, 7, tzinfo=UTC)
+    for number, (topic, message) in enumerate(sent):
+        envelope = Envelope(
+            f"{number:016x}",
+            message.INSTANCE,
+            topic,
+            message.TAG,
+            "b1",
+            ts,
+            message,
+            ts.timestamp(),
+        )
+        decoded = decode_envelope(envelope.to_bytes())
+        assert isinstance(decoded, Envelope), decoded
+        assert decoded.payload == message
 
 
 def test_a_node_fails_then_reconnects() -> None:
@@ -253,6 +291,58 @@ def test_a_node_fails_then_reconnects() -> None:
     assert acks[0].alert_id == f"node_failure:{failed_node}"
     reconnected = [m for m in of(flat, NodeLifecycle) if m.event == "reconnected"]
     assert reconnected[0].node == failed_node
+
+
+def test_a_node_still_down_has_its_alert_escalated_once_by_the_cluster_monitor() -> None:
+    """Five steps after a node failed the simulated monitor escalates its node_failure alert to
+    level2, once, on the topic the bridge's own escalations go out on."""
+    cluster = simulation(failure_chance=1.0)
+    cluster.step()  # the announcement step fails one node, for 15 to 30 steps
+    [failed_node] = down(cluster)
+    steps = [cluster.step() for _ in range(40)]
+    escalations = [
+        (i, topic, m)
+        for i, step in enumerate(steps, 2)
+        for topic, m in step
+        if isinstance(m, AlertEscalation)
+    ]
+    assert [(i, topic) for i, topic, _ in escalations][:1] == [(6, "alert_escalated")]
+    first = escalations[0][2]
+    assert (first.alert_id, first.from_level, first.to_level, first.escalated_by) == (
+        f"node_failure:{failed_node}",
+        "level1",
+        "level2",
+        "demo_cluster_monitor",
+    )
+    assert [m.alert_id for _, _, m in escalations].count(first.alert_id) == 1
+
+
+def test_feature_toggles_say_what_they_switched_from() -> None:
+    """Each feature toggle's previous_state is what the last toggle of that feature on that
+    node set (off at first), and it always flips."""
+    cluster = simulation(showcase=True)
+    toggles = [m for _ in range(1500) for m in of(cluster.step(), FeatureToggle)]
+    assert len(toggles) >= 3
+    held: dict[tuple[str, str], bool] = {}
+    for toggle in toggles:
+        key = (toggle.node, toggle.feature)
+        assert toggle.previous_state == held.get(key, False)
+        assert toggle.enabled is not toggle.previous_state
+        held[key] = toggle.enabled
+
+
+def test_each_node_up_sends_a_system_state_snapshot_a_minute() -> None:
+    """Every node takes a snapshot in the first steps and then one every 60 steps, with its
+    process count and its used memory."""
+    cluster = simulation()
+    snapshots = [(i, m) for i in range(1, 122) for m in of(cluster.step(), SystemState)]
+    assert [(i, m.node) for i, m in snapshots] == [
+        (step + offset, node)
+        for step in (1, 61, 121)
+        for offset, node in zip((0, 3, 6), DEFAULT_NODES, strict=True)
+        if step + offset <= 121
+    ]
+    assert all(m.process_count > 0 and m.memory_usage > 0 for _, m in snapshots)
 
 
 def test_failure_step_contents() -> None:

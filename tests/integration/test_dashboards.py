@@ -57,7 +57,13 @@ BUILTINS = {
     "${__interval}": "15s",
     "${__range}": "5m",
 }
-MIN_WITH_DATA = 0.9
+# The series no demo run can honestly feed, each with why: a query naming one may return nothing.
+# Every other query must return data, so a panel the demo stops feeding fails the check.
+EMPTY_IN_THE_DEMO = {
+    # Refused only at the cardinality cap (EXESDB_MAX_SERIES): the demo's few thousand series
+    # stay far below it, and flooding made-up label sets to reach it would be no demo of use.
+    "exesdb_prometheus_series_refused_total",
+}
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -919,22 +925,30 @@ def test_the_deployment_page_counts_every_dashboard_query() -> None:
     """docs/deployment.md gives the number of panel queries the check below evaluates, and of a
     run's that returned data, out of all of them: a panel added leaves no stale count."""
     text = " ".join(page("deployment").split())
-    said = re.search(r"all (\d+) evaluate without error.*?\((\d+) of (\d+) in a typical run", text)
+    said = re.search(r"all (\d+) evaluate without error.*?\((\d+) of (\d+) in every passing run", text)
     assert said is not None
     assert (int(said[1]), int(said[3])) == (len(queries()), len(queries()))
-    assert int(said[2]) >= MIN_WITH_DATA * len(queries())
+    assert int(said[2]) >= len(queries()) - len(may_be_empty())
+
+
+def may_be_empty() -> list[str]:
+    """The dashboard queries that name a series of ``EMPTY_IN_THE_DEMO``."""
+    return [expr for _, _, expr in queries() if metrics_named(expr) & EMPTY_IN_THE_DEMO]
 
 
 @pytest.mark.integration
-def test_every_dashboard_query_evaluates_and_nearly_all_have_data(demo_stack) -> None:
-    """Every panel query evaluates without error, and at least 90% of them return demo data."""
+def test_every_dashboard_query_evaluates_and_all_but_the_named_few_have_data(demo_stack) -> None:
+    """Every panel query evaluates without error, and every one but those naming a series of
+    EMPTY_IN_THE_DEMO returns demo data."""
     _, prometheus = demo_stack
+    excused = may_be_empty()
+    assert 0 < len(excused) <= 2, excused  # a named few, each still on a panel
 
     def evaluated() -> tuple[dict[str, str], list[str], list[str]]:
         errors, with_data, empty = found = run_all(prometheus)
-        share = len(with_data) / len(queries())
+        unfed = [expr for expr in empty if expr not in excused]
         # Raised, not returned: the last shortfall is what a timeout reports.
-        assert errors or share >= MIN_WITH_DATA, f"{share:.0%} with data; empty: {empty}"
+        assert errors or not unfed, f"{len(with_data)} with data; empty: {unfed}"
         return found
 
     # The demo's rarer messages may need a few more seconds.
