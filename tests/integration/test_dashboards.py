@@ -925,7 +925,9 @@ def test_the_deployment_page_counts_every_dashboard_query() -> None:
     """docs/deployment.md gives the number of panel queries the check below evaluates, and of a
     run's that returned data, out of all of them: a panel added leaves no stale count."""
     text = " ".join(page("deployment").split())
-    said = re.search(r"all (\d+) evaluate without error.*?\((\d+) of (\d+) in every passing run", text)
+    said = re.search(
+        r"all (\d+) evaluate without error.*?\((\d+) of (\d+) in every passing run", text
+    )
     assert said is not None
     assert (int(said[1]), int(said[3])) == (len(queries()), len(queries()))
     assert int(said[2]) >= len(queries()) - len(may_be_empty())
