@@ -165,6 +165,14 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_BUS", "redis://redis/0?socket_timeout=soon", "'socket_timeout'"),
         ("EXESDB_BUS", "redis://redis/0?socket_timeout=1", "'socket_timeout' would override"),
         ("EXESDB_BUS", "rediss://redis/0?ssl_ca_cert=/ca.crt", "'ssl_ca_cert': not an option"),
+        # ... told with the option it is spelt nearly as, as a setting's misspelt word is.
+        ("EXESDB_BUS", "rediss://redis/0?ssl_ca_cert=/ca.crt", "; did you mean 'ssl_ca_certs'?"),
+        (
+            "EXESDB_BUS",
+            "redis://redis/0?max_conections=3&socket_keepalve=1",
+            "'max_conections': did you mean 'max_connections'?; 'socket_keepalve': did you mean"
+            " 'socket_keepalive'?",
+        ),
         ("EXESDB_BUS", "redis://redis/0?ssl_ca_certs=/ca.crt", "with rediss:// only"),
         ("EXESDB_BUS", "redis://redis/0?Hunter2=x", "query option (a name not shown)"),
         ("EXESDB_BUS", "redis://redis:6379/exesdb", "path is its database number"),
