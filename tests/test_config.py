@@ -139,9 +139,9 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         # A host that is no name nor address was taken, then listened on or asked mangled.
         ("EXESDB_HTTP_ADDR", "::9570", "the host an IP address ([::1] for IPv6) or a host name"),
         # An IPv6 host without its brackets, as Go's net.SplitHostPort refuses it.
-        ("EXESDB_HTTP_ADDR", "::1:9570", "IPv6 host in brackets; did you mean [::1]:9570?"),
-        ("EXESDB_HTTP_ADDR", ":::9570", "IPv6 host in brackets; did you mean [::]:9570?"),
-        ("EXESDB_HTTP_ADDR", "fe80::1%eth0:80", "did you mean [fe80::1%eth0]:80?"),
+        ("EXESDB_HTTP_ADDR", "::1:9570", "IPv6 host in brackets; did you mean '[::1]:9570'?"),
+        ("EXESDB_HTTP_ADDR", ":::9570", "IPv6 host in brackets; did you mean '[::]:9570'?"),
+        ("EXESDB_HTTP_ADDR", "fe80::1%eth0:80", "did you mean '[fe80::1%eth0]:80'?"),
         ("EXESDB_HTTP_ADDR", "[bridge:9570", "the host an IP address"),
         ("EXESDB_HTTP_ADDR", "bridge?x:9570", "the host an IP address"),
         ("EXESDB_HTTP_ADDR", "*:9570", "the host an IP address"),
