@@ -10,17 +10,17 @@ and ``schema`` (``bridge.cli``, ``bridge.schema``), the integration API (``bridg
 ingest's refusals (``bridge.bus.problems``) and the admin API's (an unknown field of an ack in
 ``bridge.routes``, a refused ``?state=`` in ``bridge.sinks.alerts.admin``), the message
 stream's ``?instance=`` (``bridge.bus``), ``EXESDB_BUS``'s query options (``bridge.bus_url``),
-the command line's options (``bridge.cli.parser``) and the variables nothing reads
-(``bridge.unknown_variables``). Here, with no import of the package, for them all.
+an IPv6 host without brackets (``bridge.probe_settings``), the command line's options
+(``bridge.cli.parser``) and the variables nothing reads (``bridge.unknown_variables``). Here, with no import of the package, for them all.
 
 One quoting rule: a word given as a value, or as a key or field inside one (a setting's word,
 a YAML key, a message field, a bus instance, a URL's query option), is quoted as Python quotes
 it (``did you mean 'warning'?``); a name typed as it stands on the command line or in the
 environment (an option, a variable, a command line) is not (``did you mean --count?``,
 ``did you mean EXESDB_LOG_LEVEL?``): quotes there would read as part of what to type.
-``name=True`` says the one meant is such a name. Names are compared as values are, but for
-``likeness`` (how alike, difflib's ratio) and ``prefix`` (one common to them all, left out: it
-would make every ``EXESDB_*`` name look close to every other).
+``meant_said(…, name=True)`` says one so. Names are found by ``word_meant`` as values are, but
+for ``likeness`` (how alike, difflib's ratio) and ``prefix`` (one common to them all, left out:
+it would make every ``EXESDB_*`` name look close to every other).
 """
 
 from __future__ import annotations
@@ -68,19 +68,12 @@ def _stem(word: str, prefix: str) -> str:
 
 
 def did_you_mean(
-    given: object,
-    words: Iterable[str],
-    aliases: Mapping[str, str] | None = None,
-    *,
-    likeness: float = _LIKENESS,
-    prefix: str = "",
-    name: bool = False,
+    given: object, words: Iterable[str], aliases: Mapping[str, str] | None = None
 ) -> str | None:
     """``did you mean 'x'?``, ``x`` the word ``given`` was likely meant as (``word_meant``),
-    quoted, or as it stands when ``name`` (``did you mean --count?``); None when there is
-    none."""
-    meant = word_meant(given, words, aliases, likeness=likeness, prefix=prefix)
-    return meant_said(meant, name=name) if meant is not None else None
+    quoted; None when there is none."""
+    meant = word_meant(given, words, aliases)
+    return meant_said(meant) if meant is not None else None
 
 
 def meant_said(meant: str, *, name: bool = False) -> str:

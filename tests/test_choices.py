@@ -184,16 +184,6 @@ def test_a_value_meant_is_quoted_and_a_name_meant_is_not(meant: str, name: bool,
     assert meant_said(meant, name=name) == said
 
 
-def test_did_you_mean_a_name_writes_it_as_typed() -> None:
-    """``did_you_mean`` of a name finds it as a word is found and writes it unquoted."""
-    assert did_you_mean("--cout", ("--count",), likeness=0.8, name=True) == (
-        "did you mean --count?"
-    )
-    assert did_you_mean("EXESDB_LOG_LEVL", ("EXESDB_LOG_LEVEL",), prefix="EXESDB_", name=True) == (
-        "did you mean EXESDB_LOG_LEVEL?"
-    )
-
-
 @pytest.mark.parametrize(
     ("given", "hint", "said"),
     [
