@@ -11,7 +11,8 @@ ingest's refusals (``bridge.bus.problems``) and the admin API's (an unknown fiel
 ``bridge.routes``, a refused ``?state=`` in ``bridge.sinks.alerts.admin``), the message
 stream's ``?instance=`` (``bridge.bus``), ``EXESDB_BUS``'s query options (``bridge.bus_url``),
 an IPv6 host without brackets (``bridge.probe_settings``), the command line's options
-(``bridge.cli.parser``) and the variables nothing reads (``bridge.unknown_variables``). Here, with no import of the package, for them all.
+(``bridge.cli.parser``) and the variables nothing reads (``bridge.unknown_variables``). Here,
+with no import of the package, for them all.
 
 One quoting rule: a word given as a value, or as a key or field inside one (a setting's word,
 a YAML key, a message field, a bus instance, a URL's query option), is quoted as Python quotes
