@@ -8,12 +8,12 @@ query: the in-process bus and a plain ``redis://host:port/db`` do without it.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
+from bridge.choices import did_you_mean, word_meant
 from bridge.redaction import safe_url
 
 __all__ = ["require_bus"]
@@ -53,10 +53,11 @@ def _bus_meant(value: str) -> str | None:
 
 def _memory_meant(value: str) -> bool:
     """Whether ``value`` reads as ``memory`` mistyped (``mem``, ``memroy``, ``in-memory``), by
-    difflib's likeness as other near-miss names are told; never a URL or ``host:port``."""
+    its spelling as other near-miss words are told (``bridge.choices``); never a URL or
+    ``host:port``."""
     if ":" in value or "/" in value:
         return False
-    return bool(difflib.get_close_matches(value.strip().casefold(), ["memory"], n=1))
+    return word_meant(value, ["memory"]) is not None
 
 
 def require_bus(value: str) -> str:
@@ -115,17 +116,25 @@ def require_bus(value: str) -> str:
     options = parse_url(value)
     # An option redis-py does not know it hands on as is, and the first connection then fails
     # with a TypeError, at every retry, for as long as the bridge runs.
-    unknown = sorted(set(options) - _redis_connection_options(options))
+    taken = _redis_connection_options(options)
+    unknown = sorted(set(options) - taken)
     if unknown:
-        names = ", ".join(
-            repr(name) if re.fullmatch(r"[a-z_]{1,40}", name) else "(a name not shown)"
-            for name in unknown
-        )
+        shown = [name for name in unknown if re.fullmatch(r"[a-z_]{1,40}", name)]
+        names = ", ".join(repr(name) if name in shown else "(a name not shown)" for name in unknown)
+        # The option each shown one is spelt nearly as (ssl_ca_cert: ssl_ca_certs), as a setting's
+        # misspelt word is told; of several, each named before its own.
+        hinted = {name: did_you_mean(name, sorted(taken)) for name in shown}
+        hints = [
+            said if len(unknown) == 1 else f"{name!r}: {said}"
+            for name, said in hinted.items()
+            if said is not None
+        ]
         raise ValueError(
             f"query option{'s' if len(unknown) > 1 else ''} {names}: not "
             f"{'options' if len(unknown) > 1 else 'an option'} a {parts.scheme}:// connection "
             "takes (redis-py's connection options; a private CA or a client certificate, "
             "with rediss:// only: ?ssl_ca_certs=FILE&ssl_certfile=FILE&ssl_keyfile=FILE)"
+            + "".join(f"; {hint}" for hint in hints)
         )
     return value
 

@@ -17,6 +17,7 @@ import socket
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
+from bridge.choices import meant_said
 from bridge.errors import ConfigError
 from bridge.redaction import redact_urls
 
@@ -84,7 +85,7 @@ def split_addr(value: str) -> tuple[str, int]:
         # '::1:9570' is an IPv6 address whole too: Go's net.SplitHostPort, as Prometheus and
         # the exporters read --web.listen-address, refuses it (too many colons).
         raise ValueError(
-            f"must be host:port, an IPv6 host in brackets; did you mean [{host}]:{port}?"
+            "must be host:port, an IPv6 host in brackets; " + meant_said(f"[{host}]:{port}")
         )
     return listened or "0.0.0.0", int(port)  # noqa: S104
 

@@ -19,7 +19,7 @@ from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
 from bridge.bodies import EXPANDED_CODINGS, JSON_CHARSETS, content_coding
-from bridge.choices import word_meant
+from bridge.choices import meant_said, word_meant
 from bridge.headers import ADMIN_TOKEN_HEADER, REALM
 from bridge.json_objects import DuplicateKey
 from bridge.redaction import clipped
@@ -123,8 +123,8 @@ def unknown_parameter(request: web.Request, allowed: Iterable[str]) -> web.Respo
         shown = clipped(repr(unknown[0]), MAX_NAME_SHOWN)
         meant = _name_meant(unknown[0], names)
         # As an unknown body field is answered: ?alertid= names alert_id.
-        meant_said = f" (did you mean {meant!r}?)" if meant is not None else ""
-        detail = f"unknown query parameter {shown}{meant_said}; allowed: {', '.join(names)}"
+        hint = f" ({meant_said(meant)})" if meant is not None else ""
+        detail = f"unknown query parameter {shown}{hint}; allowed: {', '.join(names)}"
         return error_response(400, "invalid", detail, clipped(unknown[0], MAX_NAME_SHOWN))
     if len(request.query) > len(set(request.query)):
         twice = next(name for name in names if len(request.query.getall(name, ())) > 1)
@@ -154,7 +154,7 @@ def unknown_field(exc: ValidationError, fields: Iterable[str]) -> web.Response |
         return None
     names = list(fields)
     close = _name_meant(unknown, names)
-    meant = f"; did you mean {close!r}?" if close is not None else ""
+    meant = f"; {meant_said(close)}" if close is not None else ""
     shown = clipped(repr(unknown), MAX_NAME_SHOWN)
     detail = f"unknown field {shown}{meant} (the fields: {', '.join(names)})"
     return error_response(400, "invalid", detail, clipped(unknown, MAX_NAME_SHOWN))

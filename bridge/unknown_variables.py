@@ -14,11 +14,11 @@ setting is unset: other programs sharing the environment read names of their own
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Mapping, Set
 from typing import Final
 
+from bridge.choices import meant_said, word_meant
 from bridge.probe_settings import variable_value
 
 __all__ = ["SETTINGS_WITHOUT_PREFIX", "set_beside", "setting_meant", "unknown_variable_warnings"]
@@ -119,7 +119,7 @@ def unknown_variable_warnings(environ: Mapping[str, str], known: Set[str]) -> li
             notes.append(note)
     notes += [
         f"{name} is set but is not a setting of the bridge (ignored) and {meant} is unset; "
-        + (_file_convention(name.upper(), {meant}) or f"did you mean {meant}?")
+        + (_file_convention(name.upper(), {meant}) or meant_said(meant, name=True))
         for name, meant in _near_misses(environ).items()
         if name not in known
     ]
@@ -151,18 +151,14 @@ def _near_misses(environ: Mapping[str, str]) -> dict[str, str]:
     unset = sorted(s for s in SETTINGS_WITHOUT_PREFIX if variable_value(environ, s) is None)
     if not unset:
         return {}
-    by_upper = {
-        name.upper(): name
+    near = {
+        name: word_meant(name, unset, likeness=_UNPREFIXED_LIKENESS)
         for name in sorted(environ)
         if name not in SETTINGS_WITHOUT_PREFIX
         and not name.upper().startswith((*_OURS, _OTEL))
         and variable_value(environ, name) is not None
     }
-    return {
-        by_upper[close]: setting
-        for setting in unset
-        for close in difflib.get_close_matches(setting, by_upper, n=3, cutoff=_UNPREFIXED_LIKENESS)
-    }
+    return {name: setting for name, setting in near.items() if setting is not None}
 
 
 def _unknown_setting(name: str, known: Set[str]) -> str:
@@ -173,7 +169,7 @@ def _unknown_setting(name: str, known: Set[str]) -> str:
         hint = file_hint
     else:
         meant = setting_meant(upper, known)
-        hint = f"did you mean {meant}?" if meant else "the settings: docs/configuration.md"
+        hint = meant_said(meant, name=True) if meant else "the settings: docs/configuration.md"
     return f"{name} is set but is not a setting of the bridge (ignored); {hint}"
 
 
@@ -182,11 +178,10 @@ def setting_meant(name: str, known: Set[str], *, likeness: float = 0.6) -> str |
     itself, the one it is another name for (``EXESDB_PORT``: ``EXESDB_HTTP_ADDR``), else the
     closest by spelling, at least ``likeness`` alike (difflib's ratio, the prefix left out);
     None when none is."""
+    if name in _ALSO_CALLED:
+        return _ALSO_CALLED[name]
     # Compared without the common prefix, which would make every name look close.
-    by_stem = {_stem(setting): setting for setting in known}
-    close = [_stem(_ALSO_CALLED[name])] if name in _ALSO_CALLED else []
-    close = close or difflib.get_close_matches(_stem(name), by_stem, n=1, cutoff=likeness)
-    return by_stem[close[0]] if close else None
+    return word_meant(name, sorted(known), likeness=likeness, prefix=_OURS[0])
 
 
 def _unread_otel(name: str, known: Set[str]) -> str | None:
@@ -201,18 +196,14 @@ def _unread_otel(name: str, known: Set[str]) -> str | None:
         # An extension of a read name is not its misspelling: the OpenTelemetry Operator sets
         # OTEL_RESOURCE_ATTRIBUTES_POD_NAME to be named in OTEL_RESOURCE_ATTRIBUTES.
         return None
-    if upper in read:
-        meant = upper
-    else:
-        by_stem = {variable.removeprefix(_OTEL): variable for variable in read}
-        stem = upper.removeprefix(_OTEL)
-        close = difflib.get_close_matches(stem, by_stem, n=1, cutoff=_OTEL_LIKENESS)
-        if not close:
-            return None
-        meant = by_stem[close[0]]
+    meant = (
+        upper if upper in read else word_meant(upper, read, likeness=_OTEL_LIKENESS, prefix=_OTEL)
+    )
+    if meant is None:
+        return None
     return (
         f"{name} is set but neither the bridge nor its OpenTelemetry SDK reads it (ignored); "
-        f"did you mean {meant}?"
+        + meant_said(meant, name=True)
     )
 
 

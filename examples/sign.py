@@ -98,7 +98,7 @@ def bridge_url() -> str:
             ) from None
         raise ValueError(
             "EXESDB_HTTP_ADDR: must be host:port, an IPv6 host in brackets; did you mean"
-            f" [{host}]:{port}?"
+            f" '[{host}]:{port}'?"
         )
     host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)
     return f"{'https' if serves_tls() else 'http'}://{host}:{port}"

@@ -170,7 +170,7 @@ else
         # a %scope after): '::9570' or 'a:b:9570' has no host the bridge takes in them.
         if [[ ${host%%\%*} =~ ^[0-9A-Fa-f:.]+$ && $host == *:*:* ]]; then
             echo "$0: EXESDB_HTTP_ADDR: must be host:port, an IPv6 host in brackets; did you" \
-                "mean [$host]:$port?" >&2
+                "mean '[$host]:$port'?" >&2
         else
             echo "$0: EXESDB_HTTP_ADDR: must be host:port, the host an IP address ([::1] for" \
                 "IPv6) or a host name, e.g. 0.0.0.0:9570" >&2

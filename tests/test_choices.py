@@ -8,7 +8,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bridge.choices import choice_refused, did_you_mean, field_refused, word_meant
+from bridge.choices import choice_refused, did_you_mean, field_refused, meant_said, word_meant
 
 SEVERITIES = ("info", "warning", "error", "critical")
 EXPECTED_SEVERITIES = "'info', 'warning', 'error' or 'critical'"
@@ -127,6 +127,61 @@ def test_did_you_mean_quotes_the_word_meant(
     """``did you mean`` quotes the word meant as Python quotes it, and says nothing when none is
     meant."""
     assert did_you_mean(given, words, aliases) == said
+
+
+@pytest.mark.parametrize(
+    ("given", "words", "likeness", "prefix", "meant"),
+    [
+        # The prefix every name shares is left out: with it, EXESDB_URL would look like any.
+        ("EXESDB_WEBHOOK_URL", ("EXESDB_WEBHOOK_URLS",), 0.6, "EXESDB_", "EXESDB_WEBHOOK_URLS"),
+        ("EXESDB_BOGUS", ("EXESDB_BUS", "EXESDB_URL"), 0.8, "EXESDB_", None),
+        ("EXESDB_BOGUS", ("EXESDB_BUS", "EXESDB_URL"), 0.8, "", "EXESDB_BUS"),
+        # Left out in any case, and from the words and the text given alone.
+        ("exesdb_log_levl", ("EXESDB_LOG_LEVEL",), 0.8, "EXESDB_", "EXESDB_LOG_LEVEL"),
+        ("STATE_DIRR", ("EXESDB_STATE_DIR",), 0.8, "EXESDB_", "EXESDB_STATE_DIR"),
+        ("SECRET_KEY", ("SECRET_KEY_BASE",), 0.8, "EXESDB_", "SECRET_KEY_BASE"),
+        # A likeness over difflib's cutoff keeps what it would name out (--ct scores 0.73).
+        ("--cout", ("--count",), 0.8, "", "--count"),
+        ("--COUNT", ("--count",), 0.8, "", "--count"),
+        ("--ct", ("--count",), 0.8, "", None),
+        ("--ct", ("--count",), 0.6, "", "--count"),
+    ],
+    ids=[
+        "prefix-left-out",
+        "prefix-left-out-like-none",
+        "prefix-kept-alike",
+        "prefix-in-lower-case",
+        "given-without-prefix",
+        "word-without-prefix",
+        "option-misspelt",
+        "option-upper-case",
+        "under-likeness",
+        "over-the-cutoff",
+    ],
+)  # fmt: skip
+def test_names_are_compared_without_their_prefix_and_as_alike_as_asked(
+    given: str, words: tuple[str, ...], likeness: float, prefix: str, meant: str | None
+) -> None:
+    """A name is meant as a word is, compared without the ``prefix`` every name shares and held
+    to a ``likeness`` of its own (an option's or an environment variable's)."""
+    assert word_meant(given, words, likeness=likeness, prefix=prefix) == meant
+
+
+@pytest.mark.parametrize(
+    ("meant", "name", "said"),
+    [
+        ("warning", False, "did you mean 'warning'?"),
+        ("--count", True, "did you mean --count?"),
+        ("EXESDB_LOG_LEVEL", True, "did you mean EXESDB_LOG_LEVEL?"),
+        ("EXESDB_STATE_DIR=… exesdb-bridge outbox list", True,
+         "did you mean EXESDB_STATE_DIR=… exesdb-bridge outbox list?"),
+    ],
+    ids=["value-quoted", "option-as-typed", "variable-as-typed", "command-line-as-typed"],
+)  # fmt: skip
+def test_a_value_meant_is_quoted_and_a_name_meant_is_not(meant: str, name: bool, said: str) -> None:
+    """The one meant is quoted when a value (``'warning'``), written as typed when a name on the
+    command line or in the environment (``--count``, ``EXESDB_LOG_LEVEL``)."""
+    assert meant_said(meant, name=name) == said
 
 
 @pytest.mark.parametrize(

@@ -387,6 +387,8 @@ def test_a_misspelt_command_of_alerts_or_outbox_is_named_with_the_one_meant(
     ("args", "named"),
     [
         (["tail", "--cout", "3"], "--cout … (--cout: did you mean --count?)"),
+        # In any letter case, as a word a setting takes is told (bridge.choices).
+        (["tail", "--COUNT", "3"], "--COUNT … (--COUNT: did you mean --count?)"),
         (["outbox", "list", "--limt=3"], "--limt=… (--limt: did you mean --limit?)"),
         # One of a group of options that exclude each other (ID ... | --all) is named too.
         (["outbox", "retry", "--alll"], "--alll (--alll: did you mean --all?)"),

@@ -139,9 +139,9 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         # A host that is no name nor address was taken, then listened on or asked mangled.
         ("EXESDB_HTTP_ADDR", "::9570", "the host an IP address ([::1] for IPv6) or a host name"),
         # An IPv6 host without its brackets, as Go's net.SplitHostPort refuses it.
-        ("EXESDB_HTTP_ADDR", "::1:9570", "IPv6 host in brackets; did you mean [::1]:9570?"),
-        ("EXESDB_HTTP_ADDR", ":::9570", "IPv6 host in brackets; did you mean [::]:9570?"),
-        ("EXESDB_HTTP_ADDR", "fe80::1%eth0:80", "did you mean [fe80::1%eth0]:80?"),
+        ("EXESDB_HTTP_ADDR", "::1:9570", "IPv6 host in brackets; did you mean '[::1]:9570'?"),
+        ("EXESDB_HTTP_ADDR", ":::9570", "IPv6 host in brackets; did you mean '[::]:9570'?"),
+        ("EXESDB_HTTP_ADDR", "fe80::1%eth0:80", "did you mean '[fe80::1%eth0]:80'?"),
         ("EXESDB_HTTP_ADDR", "[bridge:9570", "the host an IP address"),
         ("EXESDB_HTTP_ADDR", "bridge?x:9570", "the host an IP address"),
         ("EXESDB_HTTP_ADDR", "*:9570", "the host an IP address"),
@@ -165,6 +165,14 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_BUS", "redis://redis/0?socket_timeout=soon", "'socket_timeout'"),
         ("EXESDB_BUS", "redis://redis/0?socket_timeout=1", "'socket_timeout' would override"),
         ("EXESDB_BUS", "rediss://redis/0?ssl_ca_cert=/ca.crt", "'ssl_ca_cert': not an option"),
+        # ... told with the option it is spelt nearly as, as a setting's misspelt word is.
+        ("EXESDB_BUS", "rediss://redis/0?ssl_ca_cert=/ca.crt", "; did you mean 'ssl_ca_certs'?"),
+        (
+            "EXESDB_BUS",
+            "redis://redis/0?max_conections=3&socket_keepalve=1",
+            "'max_conections': did you mean 'max_connections'?; 'socket_keepalve': did you mean"
+            " 'socket_keepalive'?",
+        ),
         ("EXESDB_BUS", "redis://redis/0?ssl_ca_certs=/ca.crt", "with rediss:// only"),
         ("EXESDB_BUS", "redis://redis/0?Hunter2=x", "query option (a name not shown)"),
         ("EXESDB_BUS", "redis://redis:6379/exesdb", "path is its database number"),

@@ -176,8 +176,8 @@ _NO_HOST = "the host an IP address ([::1] for IPv6) or a host name, e.g. 0.0.0.0
 @pytest.mark.parametrize(
     ("address", "said"),
     [
-        ("::1:9570", f"{_BRACKETS} [::1]:9570?"),
-        (":::9570", f"{_BRACKETS} [::]:9570?"),
+        ("::1:9570", f"{_BRACKETS} '[::1]:9570'?"),
+        (":::9570", f"{_BRACKETS} '[::]:9570'?"),
         ("::9570", _NO_HOST),
         ("a:b:9570", _NO_HOST),
     ],

@@ -2129,24 +2129,36 @@ async def test_stream_refuses_bad_filters(
         assert (await response.json())["field"] == field
 
 
+_STREAM_INSTANCES = (
+    "allowed: ex_esdb_system, ex_esdb_health, ex_esdb_metrics, ex_esdb_lifecycle, ex_esdb_alerts,"
+    " ex_esdb_audit, ex_esdb_diagnostics, ex_esdb_security, ex_esdb_logging"
+)
+
+
+@pytest.mark.parametrize(
+    ("instance", "detail"),
+    [
+        ("ex_esdb_healt", f"unknown bus instance 'ex_esdb_healt'; {_STREAM_INSTANCES};"
+         " did you mean 'ex_esdb_health'?"),
+        ("EX_ESDB_ALERTS", f"unknown bus instance 'EX_ESDB_ALERTS'; {_STREAM_INSTANCES};"
+         " did you mean 'ex_esdb_alerts'?"),
+        ("nosuch", f"unknown bus instance 'nosuch'; {_STREAM_INSTANCES}"),
+    ],
+    ids=["misspelt", "upper-case", "like-none"],
+)  # fmt: skip
 async def test_stream_names_the_instances_it_takes_when_one_is_unknown(
-    serve: ServerFactory,
+    serve: ServerFactory, instance: str, detail: str
 ) -> None:
     """An unknown ?instance= is answered with the nine it takes, as ingest's unknown_instance
-    is, so that curl's user need not look them up."""
+    is, so that curl's user need not look them up, and the one meant when it is spelt nearly as
+    one, as a misspelt setting's word is."""
     server = await serve()
     auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    query = {"instance": "ex_esdb_healt"}
     async with server.session.get(
-        server.url + "/v1/stream", params=query, headers=auth
+        server.url + "/v1/stream", params={"instance": instance}, headers=auth
     ) as response:
         assert response.status == 400
-        detail = (await response.json())["detail"]
-    assert detail == (
-        "unknown bus instance 'ex_esdb_healt'; allowed: ex_esdb_system, ex_esdb_health,"
-        " ex_esdb_metrics, ex_esdb_lifecycle, ex_esdb_alerts, ex_esdb_audit,"
-        " ex_esdb_diagnostics, ex_esdb_security, ex_esdb_logging"
-    )
+        assert (await response.json())["detail"] == detail
 
 
 async def test_shutdown_is_not_held_by_a_connected_stream_client(serve: ServerFactory) -> None:

@@ -41,6 +41,7 @@ from bridge.bus.subscription import (
 from bridge.bus.transport import Durability, Frame, MemoryTransport, Transport
 from bridge.bus.verify import Verifier
 from bridge.bus.work_queue import RecentlyVerified, WorkQueueReceiver
+from bridge.choices import did_you_mean
 from bridge.errors import MessageError
 from bridge.messages import INSTANCES, MESSAGE_TYPES, Message, utc_now
 
@@ -219,7 +220,16 @@ class Bus:
             named = ", ".join(repr(name_shown(name)) for name in sorted(unknown))
             allowed = ", ".join(INSTANCES)
             plural = "s" if len(unknown) > 1 else ""
-            raise MessageError(f"unknown bus instance{plural} {named}; allowed: {allowed}")
+            # The instance each is spelt nearly as (GET /v1/stream?instance=ex_esdb_healt); of
+            # several, each named before its own.
+            meant = [
+                (name, said) for name in sorted(unknown) if (said := did_you_mean(name, INSTANCES))
+            ]
+            hints = "".join(
+                f"; {said}" if len(unknown) == 1 else f"; {name_shown(name)!r}: {said}"
+                for name, said in meant
+            )
+            raise MessageError(f"unknown bus instance{plural} {named}; allowed: {allowed}{hints}")
         if topic != ALL_TOPICS:
             check_topic(topic.removesuffix(ALL_TOPICS) or "x")
         taken_tags = None if tags is None else frozenset(tags)

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Final, NoReturn
 
+from bridge.choices import meant_said, word_meant
 from bridge.cli import healthcheck_options
 from bridge.cli.alerts import add_alerts_command
 from bridge.cli.messages import add_message_commands
@@ -110,7 +111,7 @@ class _Parser(argparse.ArgumentParser):
             missing = [name for name in message[len(required) :].split(", ") if name[:2] == "--"]
             unknown = [arg for arg in self._given if arg.partition("=")[0] not in self.long_options]
             meant = [
-                f"{name}: did you mean {option}?"
+                f"{name}: {meant_said(option, name=True)}"
                 for name, option in _options_meant(unknown, missing)
             ]
             message += f" ({' '.join(meant)})" if meant else ""
@@ -217,7 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             unknown = [safe_url(arg) if "://" in arg else arg for arg in _values_hidden(unknown)]
         else:
             meant = [
-                f"{name}: did you mean {option}?" for name, option in _options_meant(unknown, own)
+                f"{name}: {meant_said(option, name=True)}"
+                for name, option in _options_meant(unknown, own)
             ]
             # An option naming a variable the command reads (outbox list --state-dir DIR).
             meant += _variables_meant(
@@ -247,22 +249,21 @@ _SETTINGS_COMMANDS: Final = frozenset({"run", "check-config"})
 # How alike an option's name and a setting's must be to name the setting (difflib's ratio):
 # --loglevel scores 0.94 to EXESDB_LOG_LEVEL, --data-dir 0.82 to EXESDB_STATE_DIR; --bogus, no
 # setting at all, 0.75 to EXESDB_BUS (close enough for a variable set in the environment, which
-# the bridge reads only when spelt right, not for an option it has no such use for).
+# the bridge reads only when spelt right, not for an option it has no such use for). An option
+# misspelt as one of the command's own is held to it too (--cout: --count), the -- and all.
 _OPTION_LIKENESS: Final = 0.8
 
 
 def _options_meant(unknown: list[str], own: Sequence[str]) -> list[tuple[str, str]]:
     """Each option of ``unknown`` (its name, without a value given with ``=``) that resembles
     one of the command's ``own`` options enough to be a misspelling of it (``--cout``:
-    ``--count``), with that option."""
-    import difflib
-
+    ``--count``; in any letter case, ``--COUNT``), with that option."""
     found: list[tuple[str, str]] = []
     for arg in unknown:
         name = arg.partition("=")[0]
         if name.startswith("--"):
-            close = difflib.get_close_matches(name, own, n=1, cutoff=_OPTION_LIKENESS)
-            found += [(name, close[0])] if close else []
+            option = word_meant(name, own, likeness=_OPTION_LIKENESS)
+            found += [(name, option)] if option else []
     return found
 
 
@@ -288,11 +289,11 @@ def _options_for_settings(
             shown.append(f"{name}=…" if equals else name)
             variable = "EXESDB_" + name.lstrip("-").upper().replace("-", "_").replace(".", "_")
             if name in misspelt:
-                meant.append(f"{name}: did you mean {misspelt[name]}?")
+                meant.append(f"{name}: {meant_said(misspelt[name], name=True)}")
             elif name.startswith("--") and (
                 setting := setting_meant(variable, known, likeness=_OPTION_LIKENESS)
             ):
-                meant.append(f"{name}: did you mean {setting}?")
+                meant.append(f"{name}: {meant_said(setting, name=True)}")
             value_next = not equals and name not in misspelt
         else:
             name, equals, _ = arg.partition("=")
@@ -301,11 +302,12 @@ def _options_for_settings(
             elif equals:  # NAME=VALUE, set as the shell sets a variable: the value may be a key
                 shown.append(f"{name}=…")
                 if setting := setting_meant(name.upper(), known, likeness=_OPTION_LIKENESS):
-                    meant.append(f"{name}=…: did you mean {setting}=… exesdb-bridge {command}?")
+                    line = f"{setting}=… exesdb-bridge {command}"
+                    meant.append(f"{name}=…: {meant_said(line, name=True)}")
             else:
                 shown.append(arg)
                 if command == "run" and arg == "demo":
-                    meant.append("demo: did you mean --demo?")
+                    meant.append(f"demo: {meant_said('--demo', name=True)}")
             value_next = False
     if len(misspelt) == len(meant) == len(unknown):
         # Only the command's own options, misspelt: no setting was guessed at.
@@ -358,8 +360,6 @@ def _variables_meant(args: argparse.Namespace, unknown: list[str], misspelt: set
     names an environment variable the command reads (``outbox list --state-dir``:
     ``EXESDB_STATE_DIR``; ``--token``: ``EXESDB_ADMIN_TOKEN``), the line meant, its value as
     ``…``; the variables a command reads are its values class's (``bridge.client_environment``)."""
-    import difflib
-
     from bridge.client_environment import (
         AdminClientValues,
         ClientValues,
@@ -375,24 +375,21 @@ def _variables_meant(args: argparse.Namespace, unknown: list[str], misspelt: set
     }
     if args.command not in reads:
         return []
-    # Compared without the prefix, which would make every name look close (--bus, EXESDB_URL).
-    stems = {
-        variable.removeprefix("EXESDB_"): variable
-        for variable in reads[args.command].VARIABLES.values()
-    }
+    variables = reads[args.command].VARIABLES.values()
     meant = []
     for arg in unknown:
         name = arg.partition("=")[0]
         if not name.startswith("--") or name in misspelt:
             continue
         word = name.removeprefix("--").upper().replace("-", "_").removeprefix("EXESDB_")
-        close = difflib.get_close_matches(word, stems, n=1, cutoff=_OPTION_LIKENESS) or [
-            stem
-            for stem in stems
-            if stem.endswith(f"_{word}")  # --token: ADMIN_TOKEN
-        ]
-        if close:
-            meant.append(f"{name}: did you mean {stems[close[0]]}=… {args.usage_parser.prog}?")
+        # Compared without the prefix, which would make every name look close (--bus, EXESDB_URL).
+        variable = word_meant(word, variables, likeness=_OPTION_LIKENESS, prefix="EXESDB_") or next(
+            (one for one in variables if one.endswith(f"_{word}")),  # --token: EXESDB_ADMIN_TOKEN
+            None,
+        )
+        if variable:
+            line = f"{variable}=… {args.usage_parser.prog}"
+            meant.append(f"{name}: {meant_said(line, name=True)}")
     return meant
 
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence, Set
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
-from bridge.choices import word_meant
+from bridge.choices import meant_said, word_meant
 from bridge.errors import ConfigError
 from bridge.hidden import on_one_line
 
@@ -213,7 +213,7 @@ def refused_choice(given: str, choices: Sequence[str]) -> str:
     'acknowledged'? (choose from 'firing', …)``; the choices alone for a word like none of them
     (``invalid choice: 'fired' (choose from 'firing', …)``: under difflib's cutoff)."""
     meant = meant_choice(given, choices)
-    hint = f"; did you mean {meant!r}?" if meant else ""
+    hint = f"; {meant_said(meant)}" if meant else ""
     return f"invalid choice: {given!r}{hint} ({_choose_from(choices)})"
 
 

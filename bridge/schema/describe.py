@@ -15,7 +15,7 @@ from functools import partial
 from types import MappingProxyType
 from typing import Any, Final
 
-from bridge.choices import word_meant
+from bridge.choices import meant_said, word_meant
 from bridge.messages import (
     ALERT_ID_PATTERN,
     INSTANCES,
@@ -122,7 +122,7 @@ def unknown_tag_message(name: str) -> str:
             " (give the type alone: its instance follows from it)"
         )
     meant = closest_tag(name)
-    hint = f"; did you mean {meant!r}?" if meant else ""  # as ingest names it, and a word meant
+    hint = f"; {meant_said(meant)}" if meant else ""  # as ingest names it, and a word meant
     return f"unknown message type {name!r}{hint} (exesdb-bridge schema lists them all)"
 
 

@@ -221,6 +221,23 @@ async def test_subscribe_refuses_tags_its_instances_do_not_have(make_bus: BusFac
         kit.bus.subscribe("bad", Collected(), tags=["no_such_tag"])
 
 
+def test_subscribe_names_each_unknown_instance_with_the_one_meant(make_bus: BusFactory) -> None:
+    """Of several unknown instances, each spelt nearly as one is named before the one meant;
+    one like none is named alone."""
+    kit = make_bus()
+    with pytest.raises(MessageError) as caught:
+        kit.bus.subscribe(
+            "bad", Collected(), instances=["ex_esdb_alert", "nosuch", "ex_esdb_healt"]
+        )
+    assert str(caught.value).endswith(
+        "ex_esdb_logging; 'ex_esdb_alert': did you mean 'ex_esdb_alerts'?;"
+        " 'ex_esdb_healt': did you mean 'ex_esdb_health'?"
+    )
+    assert str(caught.value).startswith(
+        "unknown bus instances 'ex_esdb_alert', 'ex_esdb_healt', 'nosuch'; allowed:"
+    )
+
+
 @pytest.mark.parametrize(
     ("instances", "topic"),
     [(["ex_esdb_nothing"], "*"), (None, "bad topic*"), (None, "a*b"), (None, "**")],
