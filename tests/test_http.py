@@ -386,6 +386,34 @@ async def test_an_unknown_tag_like_one_of_its_instance_is_answered_with_the_tag_
     assert meant.endswith("; did you mean 'health_check_completed'?")
 
 
+async def test_an_unknown_instance_like_one_of_the_bus_is_answered_with_the_instance_meant(
+    serve: ServerFactory,
+) -> None:
+    """An envelope whose instance is like one of the bus's (``ex_esdb_healt``) is answered 400
+    naming the instance meant, as the message stream's ``?instance=`` does, alone, as a batch's
+    line, and after the envelope's other problems; one like none is answered without."""
+    server = await serve()
+    status, answer = await server.post(body_of(envelope(instance="ex_esdb_healt")))
+    assert (status, answer["error"]) == (400, "unknown_instance")
+    assert answer["detail"].startswith("unknown bus instance 'ex_esdb_healt'; allowed: ")
+    assert answer["detail"].endswith("; did you mean 'ex_esdb_health'?")
+    lines = [
+        body_of(envelope(instance=instance))
+        for instance in ("ex_esdb_health", "nosuch", "EX_ESDB_ALERT")
+    ]
+    status, answer = await server.post(b"\n".join(lines), content_type=NDJSON)
+    assert status == 400
+    nosuch, meant = (problem["detail"] for problem in answer["problems"])
+    assert nosuch.startswith("line 2: unknown bus instance 'nosuch'")
+    assert "did you mean" not in nosuch
+    assert meant.endswith("; did you mean 'ex_esdb_alerts'?")
+    # Among the envelope's other problems: said after them, with the instance meant.
+    status, answer = await server.post(body_of(envelope(instance="ex_esdb_metric", bogus=1)))
+    assert status == 400
+    assert answer["detail"].startswith("unknown envelope field 'bogus'; unknown bus instance")
+    assert answer["detail"].endswith("; did you mean 'ex_esdb_metrics'?")
+
+
 _LONG_NAME: Final = "k" * 200_000
 _CUT_NAME: Final = "k" * 64 + "..."
 

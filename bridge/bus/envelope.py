@@ -102,7 +102,9 @@ def name_shown(name: object) -> str:
 class TagRejection(Rejection):
     """An ``unknown_tag`` rejection holding what was sent: ``instance`` (one of the bus's) and
     ``tag`` (None when not text, or longer than ``NAME_SHOWN``), for a refusal answered to a
-    sender to name the tag meant (``bridge.bus.problems.with_tag_meant``)."""
+    sender to name the tag meant (``bridge.bus.problems.with_tag_meant``); an
+    ``unknown_instance`` one holds the instance sent alike (``instance``, empty when not text
+    or longer), for the instance meant."""
 
     instance: str = ""
     tag: str | None = None

@@ -496,7 +496,8 @@ def _unknown_key(name: str) -> Rejection:
 def _unknown_instance(instance: object) -> Rejection:
     allowed = ", ".join(INSTANCES)
     detail = f"unknown bus instance {_quoted(instance)}; allowed: {allowed}"
-    return Rejection(RejectReason.UNKNOWN_INSTANCE, detail, "instance")
+    sent = instance if isinstance(instance, str) and len(instance) <= NAME_SHOWN else ""
+    return TagRejection(RejectReason.UNKNOWN_INSTANCE, detail, "instance", sent)
 
 
 def _unknown_tag_rejection(instance: str, tag: object) -> TagRejection:
@@ -553,18 +554,34 @@ def with_every_problem(body: bytes | str, rejection: Rejection) -> Rejection:
 def with_tag_meant(rejection: Rejection) -> Rejection:
     """``rejection``, when an ``unknown_tag`` one of a tag like one of its instance's
     (``node_health_update``), with the tag meant after its detail, as ``publish`` and
-    ``schema`` name it, and so each of the message's other problems (``also``); any other as
+    ``schema`` name it, an ``unknown_instance`` one with the instance meant
+    (``ex_esdb_healt``), and so each of the message's other problems (``also``); any other as
     it is. Asked only for the refusals a sender is answered (a batch lists 20): each costs a
     difflib run, where decoding may word 1 000 bad lines."""
     if rejection.also:
-        # An unknown tag is never first among several (the envelope's other fields are checked
-        # before it, its payload not at all): it is one of the others.
+        # An unknown instance or tag is never first among several (the envelope's other fields
+        # are checked before them, its payload not at all): it is one of the others.
         also = tuple(map(_tag_meant, rejection.also))
         return dataclasses.replace(rejection, also=also)
     return _tag_meant(rejection)
 
 
+def _instance_meant(rejection: Rejection) -> Rejection:
+    """``rejection``, when an ``unknown_instance`` one of an instance like one of the bus's,
+    with the instance meant after its detail, as the message stream's ``?instance=`` says it."""
+    if not isinstance(rejection, TagRejection) or not rejection.instance:
+        return rejection
+    meant = did_you_mean(rejection.instance, INSTANCES)
+    return (
+        dataclasses.replace(rejection, detail=f"{rejection.detail}; {meant}")
+        if meant
+        else rejection
+    )
+
+
 def _tag_meant(rejection: Rejection) -> Rejection:
+    if rejection.reason is RejectReason.UNKNOWN_INSTANCE:
+        return _instance_meant(rejection)
     if not isinstance(rejection, TagRejection) or rejection.tag is None:
         return rejection
     if rejection.tag in TAGS:  # another instance's: named with it already
