@@ -251,6 +251,14 @@ def serve(answer: Callable[[list[str]], dict[str, Any]]) -> None:
         print(json.dumps(answer(words)), flush=True)
 
 
+@contextlib.contextmanager
+def tree_workers(trees: Sequence[Tree], script: Path, *args: str) -> Iterator[dict[str, Child]]:
+    """One ``script`` worker per tree (``Tree.script``), by the tree's name, each closed on
+    leaving (those started already, should one fail to start)."""
+    with contextlib.ExitStack() as stack:
+        yield {tree.name: stack.enter_context(tree.script(script, *args)) for tree in trees}
+
+
 def interleaved(trees: Sequence[Tree], repeats: int) -> Iterator[Tree]:
     """The trees ``repeats`` times over, every other repeat in reverse order (both see the
     machine's load drift alike)."""

@@ -27,7 +27,7 @@ with its ratio to the baseline's.
 ``_dates_kept`` (what ``AlertIndex.change`` runs around Redis's commit), with 10 000 kept, for
 ``--changes`` changes of one resolve each (a flood of returns of distinct nodes, each newer than
 all kept), every one forgetting the oldest. The median microseconds a change, per run; ``--runs``
-runs, each in a process of its own, of this tree and of each ``--baseline REV`` (``git archive
+runs in one process per tree, of this tree and of each ``--baseline REV`` (``git archive
 REV``, 4e96f075 before the heap), interleaved; each tree's median of those and this tree's
 ratio against each REV.
 """
@@ -58,6 +58,7 @@ from bench._util import (
     revision_trees,
     serve,
     table,
+    tree_workers,
 )
 from bridge.backoff import Backoff
 from bridge.bus import StateChange
@@ -238,14 +239,10 @@ def at_cap(revisions: Sequence[str], changes: int, runs: int) -> str:
     figures: dict[str, dict[str, list[float]]] = {"a change at the cap": {}}
     with tempfile.TemporaryDirectory(prefix="exesdb-bench-alert-dates-") as scratch:
         trees = revision_trees(revisions, Path(scratch))
-        workers = {tree.name: tree.script(Path(__file__), "--cap-worker") for tree in trees}
-        try:
+        with tree_workers(trees, Path(__file__), "--cap-worker") as workers:
             for tree in interleaved(trees, runs):
                 answer = workers[tree.name].ask(str(changes))
                 figures["a change at the cap"].setdefault(tree.name, []).append(answer["us"])
-        finally:
-            for worker in workers.values():
-                worker.close()
     return baseline_table(
         f"A resolve of an unknown alert at the cap ({RESOLVES_REMEMBERED:,} kept), the holder's"
         f" side (medians of {runs} runs of {changes:,} changes each, interleaved)",

@@ -31,6 +31,7 @@ from bench._util import (
     interleaved,
     revision_trees,
     serve,
+    tree_workers,
 )
 from bridge.app import Bridge
 from bridge.messages import SystemAlert
@@ -97,16 +98,12 @@ def against(revisions: Sequence[str], count: int, repeats: int) -> str:
     figures: dict[str, dict[str, list[float]]] = {label: {} for label in CAPS}
     with tempfile.TemporaryDirectory(prefix="exesdb-bench-alert-stage-") as scratch:
         trees = revision_trees(revisions, Path(scratch))
-        workers = {tree.name: tree.script(Path(__file__), "--worker") for tree in trees}
-        try:
+        with tree_workers(trees, Path(__file__), "--worker") as workers:
             for tree in interleaved(trees, repeats):
                 for label, cap in CAPS.items():
                     # The outboxes go where the command runs, as without --baseline (not /tmp).
                     answer = workers[tree.name].ask(f"{count} {cap} {Path.cwd()}")
                     figures[label].setdefault(tree.name, []).append(answer["rate"])
-        finally:
-            for worker in workers.values():
-                worker.close()
     return baseline_table(
         f"Alert stage, publish to outbox commit ({repeats} x {count:,} alerts, interleaved)",
         "alerts/s",

@@ -63,6 +63,7 @@ from bench._util import (
     serve,
     settled_heap,
     table,
+    tree_workers,
 )
 from bench.workload import SHAPES, Shape, Source
 from bridge.bus import Envelope, Rejection, structs
@@ -379,14 +380,10 @@ def _against(
         text = {shape: [line.decode() for line in lines[shape]] for shape in SHAPES}
         given.write_text(json.dumps(text))
         trees = revision_trees(revisions, Path(scratch))
-        workers = {tree.name: tree.script(Path(__file__), "--worker", str(given)) for tree in trees}
-        try:
+        with tree_workers(trees, Path(__file__), "--worker", str(given)) as workers:
             for tree in interleaved(trees, repeats):
                 for figure, us in workers[tree.name].ask("measure").items():
                     figures[figure].setdefault(tree.name, []).append(us)
-        finally:
-            for worker in workers.values():
-                worker.close()
     return baseline_table(
         f"decode_envelopes, same bytes ({repeats} x {COUNT:,} messages per shape, "
         f"{_stamps(distinct_ts)}, interleaved)",

@@ -40,6 +40,7 @@ from bench._util import (
     serve,
     settled_heap,
     table,
+    tree_workers,
 )
 from bench.workload import membership_body
 from bridge.bus import Envelope, decode_envelope, decoding
@@ -157,14 +158,10 @@ def _against(revisions: list[str], given: dict[str, bytes], repeats: int) -> str
         path = Path(scratch) / "bodies.json"
         path.write_text(json.dumps({name: body.hex() for name, body in given.items()}))
         trees = revision_trees(revisions, Path(scratch))
-        workers = {tree.name: tree.script(Path(__file__), "--worker", str(path)) for tree in trees}
-        try:
+        with tree_workers(trees, Path(__file__), "--worker", str(path)) as workers:
             for tree in interleaved(trees, repeats):
                 for figure, ms in workers[tree.name].ask("measure").items():
                     figures.setdefault(figure, {}).setdefault(tree.name, []).append(ms)
-        finally:
-            for worker in workers.values():
-                worker.close()
     return baseline_table(
         f"decode_envelope, same bodies ({repeats} runs per tree, interleaved)",
         "CPU ms a body",

@@ -95,9 +95,11 @@ def test_every_command_a_page_s_shell_blocks_show_is_valid_usage(path: Path) -> 
     for args in shell_commands(path.read_text()):
         try:
             with contextlib.redirect_stderr(io.StringIO()):
-                build_parser().parse_args(args)
+                parsed = build_parser().parse_args(args)
         except SystemExit:
             wrong.append(" ".join(args))
+            continue
+        assert callable(parsed.handler), args
     assert wrong == []
 
 

@@ -397,15 +397,13 @@ async def test_an_unknown_instance_like_one_of_the_bus_is_answered_with_the_inst
     assert (status, answer["error"]) == (400, "unknown_instance")
     assert answer["detail"].startswith("unknown bus instance 'ex_esdb_healt'; allowed: ")
     assert answer["detail"].endswith("; did you mean 'ex_esdb_health'?")
-    lines = [
-        body_of(envelope(instance=instance))
-        for instance in ("ex_esdb_health", "nosuch", "EX_ESDB_ALERT")
-    ]
-    status, answer = await server.post(b"\n".join(lines), content_type=NDJSON)
+    lines = [envelope(instance=one) for one in ("ex_esdb_health", "nosuch", "EX_ESDB_ALERT")]
+    status, answer = await server.post(body_of(*lines), content_type=NDJSON)
     assert status == 400
     nosuch, meant = (problem["detail"] for problem in answer["problems"])
     assert nosuch.startswith("line 2: unknown bus instance 'nosuch'")
     assert "did you mean" not in nosuch
+    assert meant.startswith("line 3: unknown bus instance 'EX_ESDB_ALERT'")
     assert meant.endswith("; did you mean 'ex_esdb_alerts'?")
     # Among the envelope's other problems: said after them, with the instance meant.
     status, answer = await server.post(body_of(envelope(instance="ex_esdb_metric", bogus=1)))

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-from tests.support import ROOT, unavailable
+from tests.support import ROOT, require_binary
 
 
 def test_make_alone_lists_the_targets_and_makes_nothing(tmp_path: Path) -> None:
     """``make`` with no target names ``make run``, ``make test`` and the other targets, each one
     of the Makefile's, and would make nothing, where it used to make the virtualenv alone (the
     first rule) and say no more."""
-    if shutil.which("make") is None:
-        unavailable("make is not installed")
+    require_binary("make")
     # A dry run in an empty folder: what a bare `make` would do there, none of it done.
     completed = subprocess.run(
         ["make", "--dry-run", "--file", str(ROOT / "Makefile")],
@@ -39,8 +37,7 @@ def test_make_clean_removes_every_state_folder_the_readme_and_the_defaults_make(
     """``make clean`` removes the state folders ``make run`` makes (``.exesdb-bridge``, the
     demo's ``.exesdb-bridge-demo``) and each ``EXESDB_STATE_DIR`` the README's commands give (a
     second bridge's ``.exesdb-bridge-2``), and leaves any other folder alone."""
-    if shutil.which("make") is None:
-        unavailable("make is not installed")
+    require_binary("make")
     readme = (ROOT / "README.md").read_text()
     named = set(re.findall(r"EXESDB_STATE_DIR=(\.[\w.-]+)", readme))
     assert ".exesdb-bridge-2" in named, "the README's second bridge has a folder of its own"

@@ -217,14 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             # A URL given alone is shown as its origin: it may hold a password.
             unknown = [safe_url(arg) if "://" in arg else arg for arg in _values_hidden(unknown)]
         else:
-            meant = [
-                f"{name}: {meant_said(option, name=True)}"
-                for name, option in _options_meant(unknown, own)
-            ]
+            options = _options_meant(unknown, own)
+            meant = [f"{name}: {meant_said(option, name=True)}" for name, option in options]
             # An option naming a variable the command reads (outbox list --state-dir DIR).
-            meant += _variables_meant(
-                args, unknown, {name for name, _ in _options_meant(unknown, own)}
-            )
+            meant += _variables_meant(args, unknown, {name for name, _ in options})
             hint = f" ({' '.join(meant)})" if meant and not hint else hint
             unknown = _values_hidden(unknown)
         args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")

@@ -60,8 +60,8 @@ BUILTINS = {
 # The series no demo run can honestly feed, each with why: a query naming one may return nothing.
 # Every other query must return data, so a panel the demo stops feeding fails the check.
 EMPTY_IN_THE_DEMO = {
-    # Refused only at the cardinality cap (EXESDB_MAX_SERIES): the demo's few thousand series
-    # stay far below it, and flooding made-up label sets to reach it would be no demo of use.
+    # Refused only at a cap (EXESDB_MAX_SERIES, EXESDB_MAX_SERIES_BYTES): the demo's series stay
+    # far below both, and flooding made-up label sets to reach it would be no demo of use.
     "exesdb_prometheus_series_refused_total",
 }
 
