@@ -26,7 +26,7 @@ from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import Acknowledgement, AlertState, Escalated, HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.transitions import Plan, on_event
-from tests.sinks.alerts.helpers import T0, boxes, db, event, observe
+from tests.sinks.alerts.helpers import T0, boxes, db, event, observe, returns
 from tests.sinks.alerts.test_payload import record
 
 __all__ = ["boxes", "db"]  # the fixtures, imported for the tests below
@@ -569,13 +569,8 @@ class Dated(State):
         return True
 
 
-def returns(count: int, first: float) -> list[Any]:
-    """The returns of nodes ``n0`` to ``n<count - 1>``, their alerts unknown: resolves dated
-    ``first`` plus a millisecond each."""
-    return [
-        event(f"n{i}", "resolved", at=datetime.fromtimestamp(first + i / 1000, UTC))
-        for i in range(count)
-    ]
+# The alerts of the returns of nodes n0, n1, n2 and n5 (``returns``).
+N0, N1, N2, N5 = (f"node_failure:n{i}" for i in (0, 1, 2, 5))
 
 
 async def test_the_resolves_of_unknown_alerts_kept_at_the_cap_go_oldest_first(
@@ -588,9 +583,9 @@ async def test_the_resolves_of_unknown_alerts_kept_at_the_cap_go_oldest_first(
     state = Dated(store, "a")
     a = replica(store, boxes["a"], db, state=state)
     plan = boxes["a"].alerts.plan
-    await a.change(plan, returns(RESOLVES_REMEMBERED, T0 - 20), T0, remember_for=300.0)
+    await a.change(plan, returns(range(RESOLVES_REMEMBERED), T0 - 20), T0, remember_for=300.0)
     batch = [
-        event("n5", "resolved", at=datetime.fromtimestamp(T0 - 1, UTC)),  # moves n5 up
+        event(N5, "resolved", at=datetime.fromtimestamp(T0 - 1, UTC)),  # moves n5 up
         event("older", "resolved", at=datetime.fromtimestamp(T0 - 30, UTC)),
         event("newer", "resolved", at=datetime.fromtimestamp(T0 - 1, UTC)),
         event("newest", "resolved", at=datetime.fromtimestamp(T0, UTC)),
@@ -598,7 +593,7 @@ async def test_the_resolves_of_unknown_alerts_kept_at_the_cap_go_oldest_first(
     applied = await a.change(plan, batch, T0 + 1, remember_for=300.0)
     assert applied.forgotten == 3  # older, n0 and n1
     assert len(state.dates) == RESOLVES_REMEMBERED
-    assert [n in state.dates for n in ("older", "n0", "n1", "n2", "n5", "newer", "newest")] == [
+    assert [n in state.dates for n in ("older", N0, N1, N2, N5, "newer", "newest")] == [
         False,
         False,
         False,
@@ -607,9 +602,9 @@ async def test_the_resolves_of_unknown_alerts_kept_at_the_cap_go_oldest_first(
         True,
         True,
     ]
-    assert state.dates["n5"] == b"+" + repr(T0 - 1).encode()
-    applied = await a.change(plan, returns(1, T0 + 1), T0 + 2, remember_for=300.0)
-    assert (applied.forgotten, "n2" in state.dates) == (1, False)
+    assert state.dates[N5] == b"+" + repr(T0 - 1).encode()
+    applied = await a.change(plan, returns(range(1), T0 + 1), T0 + 2, remember_for=300.0)
+    assert (applied.forgotten, N2 in state.dates) == (1, False)
 
 
 async def test_a_resolve_of_an_unknown_alert_is_kept_in_redis_a_day(boxes, db: DbThread) -> None:
@@ -621,15 +616,17 @@ async def test_a_resolve_of_an_unknown_alert_is_kept_in_redis_a_day(boxes, db: D
     state = Dated(store, "a")
     a = replica(store, boxes["a"], db, state=state)
     plan = boxes["a"].alerts.plan
-    await a.change(plan, returns(1, T0 - 1), T0, remember_for=300.0)
-    later = returns(2, T0 + 86_000)[1:]  # n1, a day on less 400 s
+    await a.change(plan, returns(range(1), T0 - 1), T0, remember_for=300.0)
+    later = returns(range(1, 2), T0 + 86_000)  # n1, a day on less 400 s
     applied = await a.change(plan, later, T0 + 86_000, remember_for=300.0)
-    assert (sorted(state.dates), applied.forgotten) == (["n0", "n1"], 0)
-    down = [event("n0", at=datetime.fromtimestamp(T0 - 2, UTC))]
+    assert (sorted(state.dates), applied.forgotten) == ([N0, N1], 0)
+    down = [event(N0, at=datetime.fromtimestamp(T0 - 2, UTC))]
     stale = await a.change(plan, down, T0 + 86_001, dates=a.dates)
     assert (stale.changed, stale.stale) == ([], 1)
-    applied = await a.change(plan, returns(3, T0 + 90_000)[2:], T0 + 90_000, remember_for=300.0)
-    assert (sorted(state.dates), applied.forgotten) == (["n1", "n2"], 0)
+    applied = await a.change(
+        plan, returns(range(2, 3), T0 + 90_000), T0 + 90_000, remember_for=300.0
+    )
+    assert (sorted(state.dates), applied.forgotten) == ([N1, N2], 0)
 
 
 # The index's horizons (bridge/sinks/alerts/index.py): a date is kept a day, and those kept
