@@ -305,19 +305,19 @@ def test_a_word_setting_takes_any_letter_case(
 
 
 @pytest.mark.parametrize("value", ["warn", "WARN", " Warn "])
-def test_the_log_level_warn_is_warning(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+@pytest.mark.parametrize(
+    ("variable", "field"),
+    [("EXESDB_LOG_LEVEL", "log_level"), ("EXESDB_WEBHOOK_MIN_SEVERITY", "webhook_min_severity")],
+)
+def test_warn_is_warning_as_a_log_level_and_a_min_severity(
+    monkeypatch: pytest.MonkeyPatch, variable: str, field: str, value: str
+) -> None:
     """EXESDB_LOG_LEVEL=warn is warning, as Python's logging takes WARN and the nodes' LogEntry
-    levels spell it (debug, info, warn, error, critical)."""
-    monkeypatch.setenv("EXESDB_LOG_LEVEL", value)
-    assert load_settings().log_level == "warning"
-
-
-@pytest.mark.parametrize("value", ["warn", "WARN", " Warn "])
-def test_the_min_severity_warn_is_warning(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
-    """EXESDB_WEBHOOK_MIN_SEVERITY=warn is warning, as EXESDB_LOG_LEVEL takes it: the word the
-    refusal would only have answered with "did you mean 'warning'?"."""
-    monkeypatch.setenv("EXESDB_WEBHOOK_MIN_SEVERITY", value)
-    assert load_settings().webhook_min_severity == "warning"
+    levels spell it (debug, info, warn, error, critical), and so is
+    EXESDB_WEBHOOK_MIN_SEVERITY=warn, which the refusal would only have answered with "did you
+    mean 'warning'?"."""
+    monkeypatch.setenv(variable, value)
+    assert getattr(load_settings(), field) == "warning"
 
 
 @pytest.mark.parametrize(
@@ -696,6 +696,21 @@ def test_each_item_a_comma_cut_from_a_webhook_url_s_query_is_told_as_its_rest(
     ]
 
 
+def no_setting_warned(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str, value: str
+) -> str:
+    """What check-config, passing, says of ``variable`` set to ``value`` in its one warning that
+    the variable is no setting, after "(ignored)"."""
+    status, _, err = check_config(monkeypatch, capsys, **{variable: value})
+    assert status == 0
+    [warning] = [line for line in err.splitlines() if variable + " " in line]
+    ignored = (
+        f"exesdb-bridge: warning: {variable} is set but is not a setting of the bridge (ignored)"
+    )
+    assert warning.startswith(ignored), warning
+    return warning.removeprefix(ignored)
+
+
 @pytest.mark.parametrize(
     ("variable", "meant"),
     [
@@ -726,13 +741,7 @@ def test_an_unknown_variable_is_warned_about_with_the_closest_setting(
 ) -> None:
     """A set EXESDB_* variable that is no setting is named in a warning with the one meant: the
     closest name, or the setting it is another name for."""
-    status, _, err = check_config(monkeypatch, capsys, **{variable: "x"})
-    assert status == 0
-    [warning] = [line for line in err.splitlines() if variable + " " in line]
-    assert warning == (
-        f"exesdb-bridge: warning: {variable} is set but is not a setting of the bridge (ignored); "
-        f"did you mean {meant}?"
-    )
+    assert no_setting_warned(monkeypatch, capsys, variable, "x") == f"; did you mean {meant}?"
 
 
 @pytest.mark.parametrize("length", [256, 5000])
@@ -893,13 +902,7 @@ def test_a_variable_for_a_commands_option_is_answered_with_the_option(
     """EXESDB_HEALTHCHECK_TIMEOUT and EXESDB_DEMO are no settings, nor misspellings of one: the
     warning names the command's option (healthcheck --timeout, run --demo), not
     EXESDB_HEALTHCHECK_USERNAME or the list of settings."""
-    status, _, err = check_config(monkeypatch, capsys, **{variable: value})
-    assert status == 0
-    [warning] = [line for line in err.splitlines() if variable in line]
-    assert warning == (
-        f"exesdb-bridge: warning: {variable} is set but is not a setting of the bridge (ignored);"
-        f" {answer}"
-    )
+    assert no_setting_warned(monkeypatch, capsys, variable, value) == f"; {answer}"
 
 
 @pytest.mark.parametrize(
@@ -922,11 +925,7 @@ def test_a_setting_named_with_a_file_suffix_is_answered_that_it_takes_the_value_
     no setting, saying the setting takes the value itself: not "did you mean" it, which would
     have its value set to the file's path (a token /run/secrets/token)."""
     monkeypatch.delenv(setting, raising=False)
-    status, _, err = check_config(monkeypatch, capsys, **{variable: "/run/secrets/x"})
-    assert status == 0
-    [warning] = [line for line in err.splitlines() if variable + " " in line]
-    assert warning == (
-        f"exesdb-bridge: warning: {variable} is set but is not a setting of the bridge (ignored)"
+    assert no_setting_warned(monkeypatch, capsys, variable, "/run/secrets/x") == (
         f"{unset}; {setting} takes the value itself, not a file's path:"
         f' {setting}="$(cat FILE)" reads it from the file'
     )
@@ -938,13 +937,8 @@ def test_a_healthcheck_password_variable_is_answered_with_the_file_setting(
     """EXESDB_HEALTHCHECK_PASSWORD is no setting: the warning says the health check reads its
     password from a file named in EXESDB_HEALTHCHECK_PASSWORD_FILE, rather than "did you mean"
     that setting, which would then be given the password for a path."""
-    status, _, err = check_config(monkeypatch, capsys, EXESDB_HEALTHCHECK_PASSWORD="s3cret")
-    assert status == 0
-    [warning] = [line for line in err.splitlines() if "EXESDB_HEALTHCHECK_PASSWORD " in line]
-    assert warning == (
-        "exesdb-bridge: warning: "
-        "EXESDB_HEALTHCHECK_PASSWORD is set but is not a setting of the bridge (ignored);"
-        " the health check reads its password from a file: put it in one and give that file's"
+    assert no_setting_warned(monkeypatch, capsys, "EXESDB_HEALTHCHECK_PASSWORD", "s3cret") == (
+        "; the health check reads its password from a file: put it in one and give that file's"
         " path in EXESDB_HEALTHCHECK_PASSWORD_FILE"
     )
 
@@ -2105,6 +2099,18 @@ def test_an_http_otlp_endpoint_without_its_scheme_is_refused_with_the_url_meant(
     )
 
 
+def warned_lines(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    saying: str,
+) -> list[str]:
+    """The lines of check-config's output, passing with ``env`` set, that say ``saying``."""
+    status, _, err = check_config(monkeypatch, capsys, **env)
+    assert status == 0, err
+    return [line for line in err.splitlines() if saying in line]
+
+
 def _tls_warning(variable: str, value: str, insecure: str, port: str = "") -> str:
     """The warning of a gRPC endpoint written without a scheme, dialled with TLS."""
     return (
@@ -2213,9 +2219,7 @@ def test_a_grpc_endpoint_without_a_scheme_is_taken_warning_that_it_is_dialled_wi
     accepted, and while no OTEL_EXPORTER_OTLP_[<SIGNAL>_]INSECURE is set check-config warns that
     the exporter dials it with TLS (the specification's Insecure default), what to write
     instead; a scheme, a gRPC target URI or an insecure setting says it, and nothing is warned."""
-    status, _, err = check_config(monkeypatch, capsys, **env)
-    assert status == 0, err
-    assert [line for line in err.splitlines() if "TLS" in line] == warned
+    assert warned_lines(monkeypatch, capsys, env, "TLS") == warned
 
 
 @pytest.mark.parametrize(
@@ -2357,9 +2361,7 @@ def test_an_endpoint_naming_the_other_protocols_port_is_warned_of(
     """An endpoint naming a collector's OTLP/HTTP port (4318) for signals sent over grpc, or its
     gRPC port (4317) for http/protobuf, is warned of, naming the signals, the protocol variable
     that decides theirs and the port meant; the right port, another one or export off: nothing."""
-    status, _, err = check_config(monkeypatch, capsys, **env)
-    assert status == 0, err
-    assert [line for line in err.splitlines() if "names port" in line] == warned
+    assert warned_lines(monkeypatch, capsys, env, "names port") == warned
 
 
 def _no_path_warning(signal: str, value: str) -> str:
@@ -2443,9 +2445,7 @@ def test_a_signals_own_http_endpoint_without_a_path_is_warned_of(
     exporter posts to as it is, so a collector answers 404) is warned of, saying to end it in
     /v1/<signal> or use the general endpoint; with the path, over gRPC, as the general endpoint
     or not exported, nothing is warned."""
-    status, _, err = check_config(monkeypatch, capsys, **env)
-    assert status == 0, err
-    assert [line for line in err.splitlines() if "has no path" in line] == warned
+    assert warned_lines(monkeypatch, capsys, env, "has no path") == warned
 
 
 @pytest.mark.parametrize(
@@ -2521,6 +2521,10 @@ def test_the_admin_token_is_trimmed_and_a_blank_one_is_none(
     assert (admin.get_secret_value() if admin is not None else None) == token
 
 
+# Stray blanks around a value: spaces, an env file's tab, a file's final line break.
+SURROUNDING_BLANKS = [(" ", " "), ("", "\n"), ("\t", "")]
+
+
 @pytest.mark.parametrize(
     ("variable", "field"),
     [
@@ -2533,7 +2537,7 @@ def test_the_admin_token_is_trimmed_and_a_blank_one_is_none(
         ("EXESDB_HEALTHCHECK_KEY_FILE", "healthcheck_key_file"),
     ],
 )
-@pytest.mark.parametrize("blanks", [(" ", " "), ("", "\n"), ("\t", "")], ids=repr)
+@pytest.mark.parametrize("blanks", SURROUNDING_BLANKS, ids=repr)
 def test_a_node_name_or_path_is_taken_without_surrounding_blanks(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
@@ -2568,7 +2572,7 @@ def test_a_node_name_or_path_is_taken_without_surrounding_blanks(
         ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "otlp_metrics_endpoint", "collector:4317"),
     ],
 )
-@pytest.mark.parametrize("blanks", [(" ", " "), ("", "\n"), ("\t", "")], ids=repr)
+@pytest.mark.parametrize("blanks", SURROUNDING_BLANKS, ids=repr)
 def test_a_url_setting_is_taken_without_surrounding_blanks(
     monkeypatch: pytest.MonkeyPatch,
     variable: str,

@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from bridge.cli import main
 from bridge.cli.healthcheck import target
 from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.probe_settings import ProbeSettings, credential_warnings
 from bridge.settings_checks import start_warnings
 from bridge.webconfig.loading import load as load_web_config
-from tests.support import BridgeProcess, FifoReleaser, make_settings, run_bridge
+from tests.support import BridgeProcess, FifoReleaser, check_config, make_settings, run_bridge
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -129,17 +128,6 @@ def test_the_probe_takes_a_variable_set_to_blanks_as_unset(
 PROBE_PASSWORD = "probe-Password-7"
 
 
-def check_config(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str]
-) -> tuple[int, str, str]:
-    """Run ``check-config`` in ``env``: (exit status, stdout, stderr)."""
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    status = main(["check-config"])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
 def probe_files(folder: Path, users: str = "probe") -> dict[str, str]:
     """A web config whose basic auth knows ``users`` (comma-separated; none: no basic auth), a
     readable password file, one in Latin-1 and a folder ``secrets``: the environment naming the
@@ -224,7 +212,7 @@ def test_check_config_warns_of_probe_credentials_basic_auth_would_refuse(
         env["EXESDB_HEALTHCHECK_USERNAME"] = username
     if password_file is not None:
         env["EXESDB_HEALTHCHECK_PASSWORD_FILE"] = str(tmp_path / password_file)
-    status, out, err = check_config(monkeypatch, capsys, env)
+    status, out, err = check_config(monkeypatch, capsys, **env)
     assert status == 0, err
     notes = [line for line in err.splitlines() if "EXESDB_HEALTHCHECK" in line]
     assert notes == [f"exesdb-bridge: warning: {warned.format(folder=tmp_path)}"]
@@ -240,7 +228,7 @@ def test_check_config_warns_of_a_probe_password_file_that_is_a_fifo_without_wait
     # A reader still waiting is let go after 5 s, so the test fails, not hangs.
     with FifoReleaser(tmp_path / "fifo", after=5.0) as fifo:
         env["EXESDB_HEALTHCHECK_PASSWORD_FILE"] = str(fifo.path)
-        status, _, err = check_config(monkeypatch, capsys, env)
+        status, _, err = check_config(monkeypatch, capsys, **env)
     assert (status, fifo.released) == (0, 0), err
     assert [line for line in err.splitlines() if "EXESDB_HEALTHCHECK" in line] == [
         f"exesdb-bridge: warning: cannot read EXESDB_HEALTHCHECK_PASSWORD_FILE {fifo.path}: a FIFO"
@@ -269,7 +257,7 @@ def test_check_config_is_quiet_about_probe_credentials_that_would_log_in(
     if credentials:
         env["EXESDB_HEALTHCHECK_USERNAME"] = "probe"
         env["EXESDB_HEALTHCHECK_PASSWORD_FILE"] = str(tmp_path / "password")
-    status, _, err = check_config(monkeypatch, capsys, env)
+    status, _, err = check_config(monkeypatch, capsys, **env)
     assert status == 0, err
     assert "EXESDB_HEALTHCHECK" not in err
 
@@ -284,7 +272,7 @@ def test_check_config_and_run_warn_of_basic_auth_with_no_probe_credentials_set(
     (an exec probe) fails at every probe, so check-config and start-up warn, naming the
     variables to set."""
     env = probe_files(tmp_path)
-    status, _, err = check_config(monkeypatch, capsys, env)
+    status, _, err = check_config(monkeypatch, capsys, **env)
     assert status == 0, err
     warned = (
         "the web config asks for basic auth (basic_auth_users) and neither "
@@ -320,7 +308,7 @@ def test_check_config_warns_of_a_required_client_certificate_with_no_probe_crede
         )
     )
     env = {"EXESDB_WEB_CONFIG_FILE": str(tmp_path / "web.yml")}
-    status, _, err = check_config(monkeypatch, capsys, env)
+    status, _, err = check_config(monkeypatch, capsys, **env)
     assert status == 0, err
     assert [line for line in err.splitlines() if "EXESDB_HEALTHCHECK" in line] == [
         "exesdb-bridge: warning: "
@@ -390,7 +378,7 @@ def test_check_config_warns_of_a_probe_client_certificate_tls_would_refuse(
     if certificate is not None:
         env["EXESDB_HEALTHCHECK_CERT_FILE"] = str(tmp_path / certificate[0])
         env["EXESDB_HEALTHCHECK_KEY_FILE"] = str(tmp_path / certificate[1])
-    status, _, err = check_config(monkeypatch, capsys, env)
+    status, _, err = check_config(monkeypatch, capsys, **env)
     assert status == 0, err
     notes = [line for line in err.splitlines() if "EXESDB_HEALTHCHECK" in line]
     if warned is None:

@@ -34,7 +34,7 @@ from bridge.messages import (
 )
 from bridge.messages.alerts import ACK_BY_DEFAULT
 from collectors.demo.lifecycle import process
-from collectors.demo.state import Build, ClusterState, Pairs, SimNode
+from collectors.demo.state import NODE_MEMORY_BYTES, Build, ClusterState, Pairs, SimNode
 
 __all__ = [
     "acknowledgements",
@@ -52,8 +52,6 @@ _FEATURES: Final = ("snapshot_compression", "read_cache", "emitter_batching")
 # take theirs a few steps apart, the first at step 1.
 _SNAPSHOT_EVERY: Final = 60
 _SNAPSHOT_STAGGER: Final = 3
-# The simulated nodes' memory, which a snapshot's memory_usage is the used part of.
-_NODE_MEMORY_BYTES: Final = 16 * 1024**3
 
 
 def security(state: ClusterState, build: Build) -> Pairs:
@@ -396,7 +394,7 @@ def snapshots(state: ClusterState, build: Build) -> Pairs:
                     snapshot_type="partial",
                     state_data={"schedulers": 8, "ets_tables": rng.randint(90, 140)},
                     process_count=rng.randint(1_800, 2_600),
-                    memory_usage=int(_NODE_MEMORY_BYTES * node.memory / 100),
+                    memory_usage=int(NODE_MEMORY_BYTES * node.memory / 100),
                     node=node.name,
                     trigger_reason="periodic",
                 ),

@@ -9,12 +9,17 @@ from __future__ import annotations
 from typing import Final
 
 from bridge.messages import ClusterHealth, ComponentHealth, HealthCheck, NodeHealth, ResourceUsage
-from collectors.demo.state import Build, ClusterState, Pairs, SimNode
+from collectors.demo.state import NODE_MEMORY_BYTES, Build, ClusterState, Pairs, SimNode
 
 __all__ = ["cluster_health", "node_health"]
 
 _GiB: Final = 1024.0**3
-_TOTALS: Final = {"cpu": 4.0, "memory": 16 * _GiB, "disk": 200 * _GiB, "network": 1e9}
+_TOTALS: Final = {
+    "cpu": 4.0,
+    "memory": float(NODE_MEMORY_BYTES),
+    "disk": 200 * _GiB,
+    "network": 1e9,
+}
 
 
 def node_health(state: ClusterState, build: Build, node: SimNode) -> Pairs:

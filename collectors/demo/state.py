@@ -23,11 +23,14 @@ from collectors.health import (
     worst_status,
 )
 
-__all__ = ["DEFAULT_THRESHOLDS", "Build", "ClusterState", "Pairs", "SimNode"]
+__all__ = ["DEFAULT_THRESHOLDS", "NODE_MEMORY_BYTES", "Build", "ClusterState", "Pairs", "SimNode"]
 
 DEFAULT_THRESHOLDS: Final = thresholds_from(Settings.model_construct())
 """The thresholds of the settings' defaults (unvalidated, no environment read: only defaults);
 the factory takes the configured ones."""
+NODE_MEMORY_BYTES: Final = 16 * 1024**3
+"""Each simulated node's memory: what its resource reports give as the total and its state
+snapshots' memory_usage is the used part of."""
 
 # The step at which each rare event happens once anyway, so every panel has data within
 # seconds of start: a node fails at step 8 and is back at step 14.

@@ -220,6 +220,18 @@ def test_every_instance_gets_traffic() -> None:
     assert seen >= {instance for instance, _ in MESSAGE_TYPES}
 
 
+# The rarer kinds of message the showcase sends within its first 15 steps.
+RARER_KINDS = frozenset(
+    {
+        "alert_escalated",
+        "compliance_event",
+        "performance_analysis",
+        "feature_toggle_changed",
+        "system_state",
+    }
+)
+
+
 def test_showcase_shows_every_rare_event_within_fifteen_steps() -> None:
     """By default each rare event happens once early: a node fails at step 8 and is back by 14."""
     cluster = simulation(showcase=True)
@@ -236,11 +248,7 @@ def test_showcase_shows_every_rare_event_within_fifteen_steps() -> None:
         "supervision_event",
         "system_alert",
         "alert_acknowledged",
-        "alert_escalated",
-        "compliance_event",
-        "performance_analysis",
-        "feature_toggle_changed",
-        "system_state",
+        *RARER_KINDS,
     }
     events = [(i, m.event) for i, step in enumerate(steps, 1) for m in of(step, NodeLifecycle)]
     assert (8, "down") in events
@@ -251,15 +259,8 @@ def test_the_rarer_kinds_pass_the_wire_schema_ingest_applies() -> None:
     """Each escalation, compliance event, performance analysis, feature toggle and system state
     snapshot the showcase sends decodes, as an envelope on the wire, to the message sent."""
     cluster = simulation(showcase=True)
-    kinds = {
-        "alert_escalated",
-        "compliance_event",
-        "performance_analysis",
-        "feature_toggle_changed",
-        "system_state",
-    }
-    sent = [(t, m) for _ in range(15) for t, m in cluster.step() if m.TAG in kinds]
-    assert {m.TAG for _, m in sent} == kinds
+    sent = [(t, m) for _ in range(15) for t, m in cluster.step() if m.TAG in RARER_KINDS]
+    assert {m.TAG for _, m in sent} == RARER_KINDS
     ts = datetime(2026, 12, 7, tzinfo=UTC)
     for number, (topic, message) in enumerate(sent):
         envelope = Envelope(

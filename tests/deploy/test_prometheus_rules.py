@@ -8,12 +8,11 @@ from collections.abc import Mapping
 
 import pytest
 
-from tests.deploy.files import DEPLOY, load_yaml
+from tests.deploy.files import DEPLOY, RULE_FILES, SELECTOR, load_yaml, rules
 from tests.doc_text import TARGET_LABELS, catalog_rows
 from tests.support import require_binary
 
 PROMETHEUS = DEPLOY / "prometheus"
-RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 TEST_FILES = sorted((PROMETHEUS / "tests").glob("*.yml"))
 
 
@@ -26,15 +25,6 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
-
-
-def rules() -> list[dict[str, object]]:
-    return [
-        rule
-        for path in RULE_FILES
-        for group in load_yaml(path)["groups"]
-        for rule in group["rules"]
-    ]
 
 
 def alert_rules() -> list[dict[str, object]]:
@@ -183,8 +173,7 @@ def test_the_deployment_page_gives_each_alert_s_severity_and_wait() -> None:
     assert wrong == []
 
 
-# A series a rule or a rule test selects, with its label matchers: `exesdb_x_total{a="b", c=~"d"}`.
-SELECTOR = re.compile(r"\b(exesdb_[a-z0-9_]*[a-z0-9])\b(?:\{([^}]*)\})?")
+# A label matcher of a series a rule or a rule test selects (``SELECTOR``'s second group).
 MATCHED = re.compile(r"([a-z_]+)\s*(?:=~|!~|!=|=)")
 # The labels an aggregation keeps or drops, or a binary operation matches on: `by (node, status)`.
 GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")

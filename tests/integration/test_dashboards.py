@@ -27,6 +27,7 @@ from bridge.sinks.prometheus.store import SeriesStore
 from bridge.sinks.prometheus.translate import Translator
 from bridge.webconfig.live import LiveWebConfig
 from bridge.webconfig.loading import judge
+from tests.deploy.files import RECORDED, RULE_FILES, SELECTOR, metrics_named, rules
 from tests.doc_text import catalog_rows, page
 from tests.integration.servers.alertmanager import AlertmanagerServer
 from tests.integration.servers.otlp import GrpcOtlpReceiver
@@ -47,7 +48,6 @@ from tests.support import (
 pytestmark = pytest.mark.xdist_group("demo-stack")
 
 DASHBOARDS = sorted((ROOT / "grafana/dashboards").glob("*.json"))
-RULE_FILES = sorted((ROOT / "deploy/prometheus/rules").glob("*.yml"))
 # What Grafana puts in place of its built-in variables, for an instant query over a short run.
 BUILTINS = {
     "$__rate_interval": "1m",
@@ -516,17 +516,7 @@ def restricted(expr: str, names: set[str], matcher: str) -> str:
         inner = matcher + (f", {matchers}" if matchers else "")
         return name + "{" + inner + "}"
 
-    return re.sub(r"\b(exesdb_[a-z_]+)\b(?:\{([^}]*)\})?", limit, expr)
-
-
-def rules() -> list[dict[str, Any]]:
-    """Every shipped recording and alerting rule."""
-    return [
-        rule
-        for path in RULE_FILES
-        for group in yaml.safe_load(path.read_text())["groups"]
-        for rule in group["rules"]
-    ]
+    return SELECTOR.sub(limit, expr)
 
 
 def cluster_names() -> set[str]:
@@ -621,7 +611,7 @@ def shown_series(exprs: list[str], records: list[dict[str, Any]]) -> set[str]:
     for expr in exprs:
         selecting = PROMQL_STRING.sub('""', expr)
         shown |= set(SERIES_NAME.findall(selecting))
-        for name in re.findall(r"\b(exesdb:[a-z0-9_:]+)", selecting):
+        for name in RECORDED.findall(selecting):
             shown |= recorded_from.get(name, set())
     return shown
 
@@ -882,14 +872,10 @@ def recorded() -> set[str]:
     return {rule["record"] for rule in rules() if "record" in rule}
 
 
-def metrics_named(text: str) -> set[str]:
-    return set(re.findall(r"\b(exesdb_[a-z_]+)", text))
-
-
 def unknown_series(text: str, samples: set[str], records: set[str]) -> list[str]:
     """The ``exesdb_`` samples ``text`` names that are not in ``samples`` and the ``exesdb:``
     series it names that no rule of ``records`` records: what would leave a panel empty."""
-    named = metrics_named(text) | set(re.findall(r"\b(exesdb:[a-z0-9_:]+)", text))
+    named = metrics_named(text) | set(RECORDED.findall(text))
     return sorted(name for name in named if name not in samples | records)
 
 

@@ -22,14 +22,13 @@ from bridge.sinks.alerts.delivery import DeliveryWorker, WebhookSender, keep_for
 from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import Acknowledgement
-from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.states import AlertStates
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.vetting import DeliveryVetting
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.servers.webhook import Answer, WebhookReceiver, webhook_receiver
 from tests.integration.test_redis_state import KilledBeforeTheDrop, hold, states
-from tests.sinks.alerts.helpers import T0, db, event, webhook_worker
+from tests.sinks.alerts.helpers import T0, db, event, returns, webhook_worker
 from tests.support import ManualClock
 
 pytestmark = pytest.mark.integration
@@ -473,15 +472,6 @@ async def test_a_return_of_an_unknown_alert_at_a_replica_that_lost_the_lease_is_
     assert (applied.changed, applied.stale) == ([], 1)
     await b.worker.step()
     assert told(receiver) == []
-
-
-def returns(nodes: range, first: float) -> list[AlertEvent]:
-    """The returns of nodes ``n<i>`` for each ``i`` of ``nodes``, their alerts unknown: each
-    resolves ``node_failure:n<i>``, dated ``first`` plus ``i`` ms."""
-    return [
-        event(f"node_failure:n{i}", "resolved", at=datetime.fromtimestamp(first + i / 1000, UTC))
-        for i in nodes
-    ]
 
 
 async def test_the_resolves_of_unknown_alerts_kept_in_redis_are_capped_oldest_first(

@@ -26,16 +26,15 @@ from bridge.messages import Message, NodeHealth, NodeLifecycle, SystemAlert, utc
 from bridge.sinks.alerts.index import encode, encode_plan
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.transitions import Plan, escalation, on_event
+from tests.deploy.files import RULE_FILES, rules
 from tests.integration.servers.prometheus import PrometheusServer
 from tests.integration.servers.redis import RedisServer
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.integration.test_alert_crash import AUTH, QUIET, listed_alerts
 from tests.integration.test_dashboards import (
-    RULE_FILES,
     cluster_names,
     queries,
     restricted,
-    rules,
     substitute,
     variables,
 )

@@ -9,7 +9,15 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -244,6 +252,16 @@ def event(
         at=AT,
     )
     return replace(base, status=status, **changes)  # type: ignore[arg-type]
+
+
+def returns(nodes: Iterable[int], first: float, step: float = 0.001) -> list[AlertEvent]:
+    """The returns of nodes ``n<i>`` for each ``i`` of ``nodes``, their alerts unknown: each
+    resolves ``node_failure:n<i>``, dated ``first`` plus ``i`` times ``step`` seconds (a
+    millisecond; 0: all at ``first``)."""
+    return [
+        event(f"node_failure:n{i}", "resolved", at=datetime.fromtimestamp(first + i * step, UTC))
+        for i in nodes
+    ]
 
 
 class CrashingStore(AlertStore):

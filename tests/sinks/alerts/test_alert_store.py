@@ -14,7 +14,17 @@ from bridge.sinks.alerts.records import (
     AlertState,
     HistoryEvent,
 )
-from tests.sinks.alerts.helpers import AT, T0, URL, event, observe, one_each, query_plans, stored
+from tests.sinks.alerts.helpers import (
+    AT,
+    T0,
+    URL,
+    event,
+    observe,
+    one_each,
+    query_plans,
+    returns,
+    stored,
+)
 
 
 def test_firing_twice_notifies_once(outbox: Outbox) -> None:
@@ -158,10 +168,7 @@ def test_the_resolves_of_unknown_alerts_remembered_are_capped_oldest_first(
 ) -> None:
     """At most ``RESOLVES_REMEMBERED`` resolves of unknown alerts are remembered: beyond, the
     oldest is forgotten first (counted), and a fire sent before it opens its alert."""
-    resolves = [
-        event(f"node_failure:n{index}", status="resolved", at=AT + timedelta(seconds=30))
-        for index in range(RESOLVES_REMEMBERED + 1)
-    ]
+    resolves = returns(range(RESOLVES_REMEMBERED + 1), T0 + 30, step=0)
     assert outbox.alerts.apply(resolves, T0 + 40, remember_for=300).forgotten == 1
     applied = outbox.alerts.apply([event("node_failure:n0"), event("node_failure:n1")], T0 + 41)
     assert ([record.alert_id for record in applied.changed], applied.stale) == (

@@ -14,7 +14,7 @@ from bridge.sinks.alerts.batch_dates import BatchDates
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import Applied
 from bridge.sinks.alerts.sources import AlertEvent
-from tests.sinks.alerts.helpers import AT, T0, event
+from tests.sinks.alerts.helpers import AT, T0, event, returns
 from tests.support import ManualClock
 
 
@@ -74,11 +74,7 @@ async def test_resolves_past_their_window_in_a_queue_never_empty_are_not_counted
     as forgotten at the cap, as they were while the date stayed where the queue last emptied."""
     clock = ManualClock(T0)
     dates = BatchDates(None, clock=clock)
-    back = AT - timedelta(seconds=1)
-    returns = [
-        event(f"node_failure:n{index}", status="resolved", at=back)
-        for index in range(RESOLVES_REMEMBERED)
-    ]
+    flood = returns(range(RESOLVES_REMEMBERED), T0 - 1, step=0)
     applied: list[Applied] = []
 
     async def apply(changes: Sequence[AlertEvent]) -> None:
@@ -88,8 +84,8 @@ async def test_resolves_past_their_window_in_a_queue_never_empty_are_not_counted
             )
         )
 
-    taken = len(returns) + 1
-    await dates.handle(taken, 1, lambda: apply(returns))
+    taken = len(flood) + 1
+    await dates.handle(taken, 1, lambda: apply(flood))
     for _ in range(3):  # each batch one message, one more taken in meanwhile
         clock.advance(200.0)
         taken += 1

@@ -4,19 +4,15 @@ over that its outbox had stored is left out of it)."""
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import json
 import math
 import random
 import sqlite3
-import sys
 import tracemalloc
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
-from types import CodeType, FrameType
 from typing import Any
 
 import pytest
@@ -30,7 +26,7 @@ from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import Acknowledgement, AlertState, Escalated, HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.transitions import Plan, on_event
-from tests.sinks.alerts.helpers import T0, boxes, db, event, observe
+from tests.sinks.alerts.helpers import T0, boxes, db, event, observe, returns
 from tests.sinks.alerts.test_payload import record
 
 __all__ = ["boxes", "db"]  # the fixtures, imported for the tests below
@@ -573,41 +569,8 @@ class Dated(State):
         return True
 
 
-def returns(count: int, first: float) -> list[Any]:
-    """The returns of nodes ``n0`` to ``n<count - 1>``, their alerts unknown: resolves dated
-    ``first`` plus a millisecond each."""
-    return [
-        event(f"n{i}", "resolved", at=datetime.fromtimestamp(first + i / 1000, UTC))
-        for i in range(count)
-    ]
-
-
-async def test_a_resolve_of_an_unknown_alert_at_the_cap_does_not_copy_those_kept(
-    boxes, db: DbThread
-) -> None:
-    """A resolve of an unknown alert with ``RESOLVES_REMEMBERED`` kept already forgets the
-    oldest in Redis (counted) without going through a copy of those kept: its change takes a
-    fraction of the memory such a copy takes (200 KB and more)."""
-    store = Store()
-    state = Dated(store, "a")
-    a = replica(store, boxes["a"], db, state=state)
-    plan = boxes["a"].alerts.plan
-    await a.change(plan, returns(RESOLVES_REMEMBERED, T0 - 20), T0, remember_for=300.0)
-    assert len(state.dates) == RESOLVES_REMEMBERED
-    newest = [event("newest", "resolved", at=datetime.fromtimestamp(T0, UTC))]
-    tracemalloc.start()
-    try:
-        applied = await a.change(plan, newest, T0 + 1, remember_for=300.0)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert applied.forgotten == 1
-    assert (len(state.dates), "n0" in state.dates, "newest" in state.dates) == (
-        RESOLVES_REMEMBERED,
-        False,
-        True,
-    )
-    assert peak < 64_000
+# The alerts of the returns of nodes n0, n1, n2 and n5 (``returns``).
+N0, N1, N2, N5 = (f"node_failure:n{i}" for i in (0, 1, 2, 5))
 
 
 async def test_the_resolves_of_unknown_alerts_kept_at_the_cap_go_oldest_first(
@@ -620,9 +583,9 @@ async def test_the_resolves_of_unknown_alerts_kept_at_the_cap_go_oldest_first(
     state = Dated(store, "a")
     a = replica(store, boxes["a"], db, state=state)
     plan = boxes["a"].alerts.plan
-    await a.change(plan, returns(RESOLVES_REMEMBERED, T0 - 20), T0, remember_for=300.0)
+    await a.change(plan, returns(range(RESOLVES_REMEMBERED), T0 - 20), T0, remember_for=300.0)
     batch = [
-        event("n5", "resolved", at=datetime.fromtimestamp(T0 - 1, UTC)),  # moves n5 up
+        event(N5, "resolved", at=datetime.fromtimestamp(T0 - 1, UTC)),  # moves n5 up
         event("older", "resolved", at=datetime.fromtimestamp(T0 - 30, UTC)),
         event("newer", "resolved", at=datetime.fromtimestamp(T0 - 1, UTC)),
         event("newest", "resolved", at=datetime.fromtimestamp(T0, UTC)),
@@ -630,7 +593,7 @@ async def test_the_resolves_of_unknown_alerts_kept_at_the_cap_go_oldest_first(
     applied = await a.change(plan, batch, T0 + 1, remember_for=300.0)
     assert applied.forgotten == 3  # older, n0 and n1
     assert len(state.dates) == RESOLVES_REMEMBERED
-    assert [n in state.dates for n in ("older", "n0", "n1", "n2", "n5", "newer", "newest")] == [
+    assert [n in state.dates for n in ("older", N0, N1, N2, N5, "newer", "newest")] == [
         False,
         False,
         False,
@@ -639,9 +602,9 @@ async def test_the_resolves_of_unknown_alerts_kept_at_the_cap_go_oldest_first(
         True,
         True,
     ]
-    assert state.dates["n5"] == b"+" + repr(T0 - 1).encode()
-    applied = await a.change(plan, returns(1, T0 + 1), T0 + 2, remember_for=300.0)
-    assert (applied.forgotten, "n2" in state.dates) == (1, False)
+    assert state.dates[N5] == b"+" + repr(T0 - 1).encode()
+    applied = await a.change(plan, returns(range(1), T0 + 1), T0 + 2, remember_for=300.0)
+    assert (applied.forgotten, N2 in state.dates) == (1, False)
 
 
 async def test_a_resolve_of_an_unknown_alert_is_kept_in_redis_a_day(boxes, db: DbThread) -> None:
@@ -653,15 +616,17 @@ async def test_a_resolve_of_an_unknown_alert_is_kept_in_redis_a_day(boxes, db: D
     state = Dated(store, "a")
     a = replica(store, boxes["a"], db, state=state)
     plan = boxes["a"].alerts.plan
-    await a.change(plan, returns(1, T0 - 1), T0, remember_for=300.0)
-    later = returns(2, T0 + 86_000)[1:]  # n1, a day on less 400 s
+    await a.change(plan, returns(range(1), T0 - 1), T0, remember_for=300.0)
+    later = returns(range(1, 2), T0 + 86_000)  # n1, a day on less 400 s
     applied = await a.change(plan, later, T0 + 86_000, remember_for=300.0)
-    assert (sorted(state.dates), applied.forgotten) == (["n0", "n1"], 0)
-    down = [event("n0", at=datetime.fromtimestamp(T0 - 2, UTC))]
+    assert (sorted(state.dates), applied.forgotten) == ([N0, N1], 0)
+    down = [event(N0, at=datetime.fromtimestamp(T0 - 2, UTC))]
     stale = await a.change(plan, down, T0 + 86_001, dates=a.dates)
     assert (stale.changed, stale.stale) == ([], 1)
-    applied = await a.change(plan, returns(3, T0 + 90_000)[2:], T0 + 90_000, remember_for=300.0)
-    assert (sorted(state.dates), applied.forgotten) == (["n1", "n2"], 0)
+    applied = await a.change(
+        plan, returns(range(2, 3), T0 + 90_000), T0 + 90_000, remember_for=300.0
+    )
+    assert (sorted(state.dates), applied.forgotten) == ([N1, N2], 0)
 
 
 # The index's horizons (bridge/sinks/alerts/index.py): a date is kept a day, and those kept
@@ -671,51 +636,81 @@ HOUR = 3_600.0
 SMALL_CAP = 50
 
 
-class HeapUpkeep:
-    """Which of the index's two rare steps of its heap of dates ran, told by tracing the lines of
-    bridge/sinks/alerts/index.py (no public seam shows whether they ran): the heap made anew
-    once its stale entries outnumber the others, and an entry found twice in it (its resolve
-    dropped, then kept again) skipped."""
+class CountedId(str):
+    """An alert id that counts how often it is hashed (``hashes``, across all of them): each
+    look-up of an alert in a dict or a set, so that a change's work is counted by the alerts it
+    looks at, not timed."""
 
-    def __init__(self) -> None:
-        self.file = index.__file__
-        lines = Path(self.file).read_text().splitlines()
-        self.rebuild_line = 1 + next(
-            n for n, line in enumerate(lines) if "= _heap_of(unknown)" in line
-        )
-        self.twice_line = 1 + next(
-            n for n, line in enumerate(lines) if "in oldest  # the same entry twice" in line
-        )
-        self.rebuilt = 0
-        self.skipped_twice = 0
-        self.traced: dict[CodeType, bool] = {}
+    hashes = 0
 
-    def __enter__(self) -> HeapUpkeep:
-        """Trace from here (again: the counts add up)."""
-        self.before = sys.gettrace()
-        sys.settrace(self.call)
-        return self
+    def __hash__(self) -> int:
+        CountedId.hashes += 1
+        return str.__hash__(self)
 
-    def __exit__(self, *exc: object) -> None:
-        sys.settrace(self.before)
 
-    def call(self, frame: FrameType, event: str, arg: object) -> Any:
-        code = frame.f_code
-        if code not in self.traced:  # each function once: whether it holds either line
-            lines = {line for *_, line in code.co_lines()}
-            self.traced[code] = code.co_filename == self.file and bool(
-                lines & {self.rebuild_line, self.twice_line}
-            )
-        return self.line if self.traced[code] else None
+def resolves_of(dated: dict[str, float], now: float) -> Callable[[], Plan]:
+    """A planner of the resolves of unknown alerts ``dated`` (alert id: date), its ids
+    ``CountedId``s, stored at ``now``."""
+    plan = Plan(
+        id=f"p{now}",
+        now=now,
+        resolves=tuple((CountedId(a), at, 0.0) for a, at in dated.items()),
+    )
+    return lambda: plan
 
-    def line(self, frame: FrameType, event: str, arg: object) -> Any:
-        if event == "line" and frame.f_lineno == self.rebuild_line:
-            self.rebuilt += 1
-        elif event == "line" and frame.f_lineno == self.twice_line:
-            # Reached with the entry on top standing and not replaced: in oldest, it is twice.
-            top = frame.f_locals["heap"][0]
-            self.skipped_twice += top[1] in frame.f_locals["oldest"]
-        return self.line
+
+async def hashes_of(a: AlertIndex, planner: Callable[[], Plan]) -> tuple[int, int]:
+    """How many resolves the change of ``planner`` forgot, and how many alert ids it hashed."""
+    before = CountedId.hashes
+    applied = await a.change(planner)
+    return applied.forgotten, CountedId.hashes - before
+
+
+async def test_a_resolve_at_the_cap_neither_copies_nor_looks_at_all_those_kept(
+    boxes, db: DbThread
+) -> None:
+    """With ``RESOLVES_REMEMBERED`` resolves of unknown alerts kept, each further one forgets the
+    oldest (counted) without a copy of those kept (a fraction of the 200 KB and more one takes)
+    and after looking at a few alerts, not at each of the 10 000 (as a scan would, even one that
+    copies nothing)."""
+    state = Dated(Store(), "a")
+    a = replica(Store(), boxes["a"], db, state=state)
+    kept = {f"n{i}": T0 - 20 + i / 1000 for i in range(RESOLVES_REMEMBERED)}
+    await a.change(resolves_of(kept, T0))
+    tracemalloc.start()
+    try:
+        await a.change(resolves_of({"newest": T0}, T0 + 1))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64_000
+    for i in range(1, 5):
+        forgotten, hashes = await hashes_of(a, resolves_of({f"new{i}": T0 + i}, T0 + 1 + i))
+        assert hashes < 100
+        assert (forgotten, f"n{i}" in state.dates, f"new{i}" in state.dates) == (1, False, True)
+    assert (len(state.dates), "n0" in state.dates, "newest" in state.dates) == (
+        RESOLVES_REMEMBERED,
+        False,
+        True,
+    )
+
+
+async def test_resolves_moved_again_and_again_leave_no_more_to_go_through_than_those_kept(
+    boxes, db: DbThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resolves of unknown alerts resolved anew 100 times (40 of the 50 kept at a cap of 50,
+    each time to a date still older than the other 10) leave a change at the cap to look at
+    about as many alerts as are kept, not at the 4 000 dates they had on the way."""
+    monkeypatch.setattr(index, "RESOLVES_REMEMBERED", SMALL_CAP)
+    a = replica(Store(), boxes["a"], db, state=Dated(Store(), "a"))
+    newer = {f"s{i}": T0 - 100 + i for i in range(10)}
+    await a.change(resolves_of(newer | {f"m{i}": T0 - 1000 + i / 1000 for i in range(40)}, T0))
+    for move in range(1, 101):
+        moved = {f"m{i}": T0 - 1000 + move + i / 1000 for i in range(40)}
+        assert (await hashes_of(a, resolves_of(moved, T0 + move)))[0] == 0
+    forgotten, hashes = await hashes_of(a, resolves_of({"new": T0}, T0 + 200))
+    assert (forgotten, "m0" in a.dates, "m1" in a.dates) == (1, False, True)
+    assert hashes < 1_000
 
 
 def kept_after(
@@ -737,28 +732,25 @@ async def test_the_resolves_kept_at_the_cap_are_those_a_copy_of_them_all_would_k
 ) -> None:
     """Through 150 runs of 30 random changes of resolves of unknown alerts at a cap of 50 (some
     delivered again, a tenth refused by Redis, dates a day old dropped), the index keeps and
-    forgets what sorting a copy of them all would, its heap made anew on the way and an entry in
-    it twice skipped."""
+    forgets what sorting a copy of them all would, some of them kept again at the date they had
+    before they were dropped."""
     monkeypatch.setattr(index, "RESOLVES_REMEMBERED", SMALL_CAP)
     rng = random.Random(20261207)
-    upkeep = HeapUpkeep()
-    for trial in range(150):
-        # Traced in the first runs alone (both steps run there): tracing every call is slow.
-        with upkeep if trial < 20 else contextlib.nullcontext():
-            await random_changes(rng, boxes["a"], db)
-    assert upkeep.rebuilt > 0
-    assert upkeep.skipped_twice > 0
+    kept_again = sum([await random_changes(rng, boxes["a"], db) for _ in range(150)])
+    assert kept_again > 0
 
 
-async def random_changes(rng: random.Random, outbox: Outbox, db: DbThread) -> None:
+async def random_changes(rng: random.Random, outbox: Outbox, db: DbThread) -> int:
     """30 random changes of resolves of unknown alerts through a new index, each checked against
-    ``kept_after``."""
+    ``kept_after``; how many resolves were kept again at the date they had when dropped."""
     store = Store()
     state = Dated(store, "a")
     a = replica(store, outbox, db, state=state)
     model: dict[str, float] = {}
     pruned_at, now = -math.inf, T0
     sent: list[tuple[str, float]] = []
+    dropped: dict[str, float] = {}  # the date each alert dropped had then
+    kept_again = 0
     # Half the runs: a few alerts resolved anew at each change (their dates move, stale entries
     # pile up: the heap made anew), then a flood of others, newer, that forgets them first at
     # the cap. The others: a flood, dates up to two days old, some delivered again (forgotten
@@ -779,11 +771,7 @@ async def random_changes(rng: random.Random, outbox: Outbox, db: DbThread) -> No
                 sent.append((alert_id, at))
             batch.setdefault(alert_id, at)
         resolves = {a: at for a, at in batch.items() if a not in model or at > model[a]}
-        plan = Plan(id=f"p{now}", now=now, resolves=tuple((a, at, 0.0) for a, at in batch.items()))
-
-        def planner(plan: Plan = plan) -> Plan:
-            return plan
-
+        planner = resolves_of(batch, now)
         if resolves and rng.random() < 0.1:
             store.holder = "b"  # Redis refuses it: nothing changes
             with pytest.raises(TransportError):
@@ -794,8 +782,14 @@ async def random_changes(rng: random.Random, outbox: Outbox, db: DbThread) -> No
         applied = await a.change(planner)
         forgotten: set[str] = set()  # none written, none dropped, without resolves
         if resolves:
+            before = model
             model, forgotten = kept_after(model, pruned_at, resolves, now)
             pruned_at = now if now >= pruned_at + HOUR else pruned_at
+            kept_again += sum(
+                1 for k, at in model.items() if k not in before and dropped.get(k) == at
+            )
+            dropped.update((k, at) for k, at in before.items() if k not in model)
         assert applied.forgotten == len(forgotten)
         assert a.dates == model
         assert state.dates == {k: b"+" + repr(at).encode() for k, at in model.items()}
+    return kept_again
