@@ -519,15 +519,15 @@ class BridgeProcess:
         return self.process.pid
 
     def __enter__(self) -> BridgeProcess:
-        log = (Path(self._dir.name) / "bridge.log").open("wb")
         self._env.setdefault("EXESDB_STATE_DIR", self._dir.name)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "run"],
-            env=self._env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=str(self._root),
-        )
+        with (Path(self._dir.name) / "bridge.log").open("wb") as log:  # the child keeps its own
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bridge", "run"],
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=str(self._root),
+            )
         wait_for(lambda: self._healthy(), 30.0, f"bridge on {self.url}")
         return self
 

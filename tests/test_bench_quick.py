@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import dead_letters, render
+from bench import dead_letters, pushgateway, render
+from bench._util import BridgeProcess, http_get, settle
 from bench.decode import decoders, disagreeing
-from bench.workload import SHAPES, Source
+from bench.ingest import BATCH, NODES, post_batches, warm_up
+from bench.workload import SHAPES, WRITTEN, Source
 
 
 def test_every_decode_alternative_decodes_as_this_tree_does() -> None:
@@ -41,3 +43,22 @@ def test_render_runs_on_a_hundred_series(
     monkeypatch.setattr(sys, "argv", ["bench.render", "--runs", "1", "--sizes", "100"])
     render.main()
     assert capsys.readouterr().out.splitlines()[-1].split()[0] == "100"
+
+
+def _series(exposition: bytes) -> set[bytes]:
+    return {line.rsplit(b" ", 1)[0] for line in exposition.splitlines() if line[:1] != b"#"}
+
+
+def test_pushgateway_is_pushed_the_series_a_batch_of_complete_messages_sets() -> None:
+    """The ingest bench's Pushgateway body, which the bridge's CPU per sample is divided by,
+    holds the series a bridge fed complete messages alone shows, not those the other shapes
+    add (the json.dumps shape's escaped µ is a unit, so a series, of its own)."""
+    with BridgeProcess(EXESDB_INGEST="true") as bridge:
+        pushed = warm_up(bridge, {shape: Source(shape, NODES) for shape in WRITTEN})
+        every_shape = http_get(bridge.url + "/metrics")[1].decode()
+    with BridgeProcess(EXESDB_INGEST="true") as alone:
+        post_batches(alone.port, [Source("complete", NODES).batch(BATCH)])
+        settle(alone.stat)  # the batch on /metrics, as warm_up reads it
+        complete = pushgateway.exposition(http_get(alone.url + "/metrics")[1].decode(), '@bench"')
+    assert _series(pushed) == _series(complete)
+    assert _series(pushed) < _series(pushgateway.exposition(every_shape, '@bench"'))
