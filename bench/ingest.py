@@ -71,7 +71,7 @@ async def _in_process(components: list[Any], batches: Sequence[tuple[bytes, str]
             for number, (body, header) in enumerate(batches):
                 if number == 1:  # the first batch creates the series: a warm-up, not counted
                     count, started = 0, time.process_time()
-                count += bridge.bus.publish_verified(verified_batch(verifier, body, header))
+                count += bridge.bus.publish_verified(*verified_batch(verifier, body, header))
                 while not all(s.idle for s in subscriptions):  # noqa: ASYNC110 (as in bench.bus)
                     await asyncio.sleep(0)
             elapsed = time.process_time() - started

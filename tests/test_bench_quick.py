@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from bench import dead_letters, pushgateway, render
-from bench._util import BridgeProcess, http_get, settle
+from bench._util import BridgeProcess, http_get, settle, verified_batch
 from bench.decode import decoders, disagreeing
 from bench.ingest import BATCH, NODES, post_batches, warm_up
-from bench.workload import SHAPES, WRITTEN, Source
+from bench.workload import SECRET, SHAPES, WRITTEN, Source
+from bridge.bus import Keyring, ReplayGuard, Verifier
 
 
 def test_every_decode_alternative_decodes_as_this_tree_does() -> None:
@@ -62,3 +63,16 @@ def test_pushgateway_is_pushed_the_series_a_batch_of_complete_messages_sets() ->
         complete = pushgateway.exposition(http_get(alone.url + "/metrics")[1].decode(), '@bench"')
     assert _series(pushed) == _series(complete)
     assert _series(pushed) < _series(pushgateway.exposition(every_shape, '@bench"'))
+
+
+def test_the_in_process_benches_weigh_each_envelope_by_its_line_as_ingest_does() -> None:
+    """bench's verified_batch gives each envelope's size as sent, as HTTP ingest hands the bus:
+    without them the bus encodes every envelope again to weigh it, and the in-process figures
+    ("Where ingest CPU goes", bench.bus) would count work that ingest never does."""
+    body, header = Source("complete", NODES).batch(20)
+    verifier = Verifier(
+        Keyring.from_secrets(SECRET), ReplayGuard(300), window_seconds=300, max_bytes=1 << 20
+    )
+    envelopes, sizes = verified_batch(verifier, body, header)
+    assert len(envelopes) == 20
+    assert list(sizes) == [len(line) for line in body.splitlines()]
