@@ -1,5 +1,6 @@
 """Benchmarks that no other test runs, in their quickest mode: they still run on this tree
-(mypy sees their types, not a query on a table or a schema built in the wrong order)."""
+(mypy sees their types, not a query on a table or a schema built in the wrong order); and what
+the ingest benchmark divides by and hands the bus, which its figures rest on."""
 
 from __future__ import annotations
 
