@@ -293,18 +293,23 @@ def baseline_table(
     )
 
 
-def verified_batch(verifier: Verifier, body: bytes, header: str) -> list[Envelope]:
+def verified_batch(
+    verifier: Verifier, body: bytes, header: str
+) -> tuple[list[Envelope], Sequence[int]]:
     """The envelopes of a signed NDJSON batch through the steps HTTP ingest takes with it: the
-    signature header checked, the body split into lines, the batch verified (ids remembered).
-    RuntimeError if any step refuses it."""
+    signature header checked, the body split into lines, the batch verified (ids remembered);
+    and each envelope's size as sent, which ingest hands ``publish_verified`` (without them the
+    bus encodes each envelope again to weigh it, work ingest never does). RuntimeError if any
+    step refuses it."""
     check = verifier.keyring.check_header(header, body, time.time(), verifier.window_seconds)
     if check is not HeaderCheck.OK:
         raise RuntimeError(f"header check failed: {check}")
     lines = [line for line in body.split(b"\n") if line and not line.isspace()]
-    envelopes = verifier.verify_batch(decode_lines(lines, whole=body))
+    batch = decode_lines(lines, whole=body)
+    envelopes = verifier.verify_batch(batch)
     if isinstance(envelopes, Rejection):
         raise RuntimeError(f"batch refused: {envelopes}")
-    return envelopes
+    return envelopes, batch.sizes
 
 
 def median(values: Sequence[float]) -> float:
@@ -519,15 +524,15 @@ class BridgeProcess:
         return self.process.pid
 
     def __enter__(self) -> BridgeProcess:
-        log = (Path(self._dir.name) / "bridge.log").open("wb")
         self._env.setdefault("EXESDB_STATE_DIR", self._dir.name)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "run"],
-            env=self._env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=str(self._root),
-        )
+        with (Path(self._dir.name) / "bridge.log").open("wb") as log:  # the child keeps its own
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bridge", "run"],
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=str(self._root),
+            )
         wait_for(lambda: self._healthy(), 30.0, f"bridge on {self.url}")
         return self
 

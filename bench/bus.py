@@ -143,7 +143,7 @@ async def _batches(pipeline: _Pipeline, batches: Sequence[tuple[bytes, str]]) ->
     bridge = pipeline.bridge
     verifier = bridge.verifier
     for body, header in batches:
-        bridge.bus.publish_verified(verified_batch(verifier, body, header))
+        bridge.bus.publish_verified(*verified_batch(verifier, body, header))
         await pipeline.drained()
 
 
