@@ -34,6 +34,7 @@ __all__ = [
     "PublishValues",
     "Secret",
     "SecretValue",
+    "admin_token_problem",
     "env_file_slips",
     "read_plainly",
     "state_dir_problem",
@@ -212,9 +213,29 @@ def _trimmed(value: str | None) -> str | None:
     return None if value is None else value.strip()
 
 
+def admin_token_problem(token: str) -> str | None:
+    """Why ``token`` (trimmed) cannot be the admin token, or None: a character past printable
+    ASCII, which no client sends as the bridge compares it (a browser's fetch sends Latin-1
+    bytes, or refuses the request, http.client sends Latin-1, curl UTF-8), so the status page's
+    Acknowledge and the ``alerts`` commands would be refused with the right token. The token
+    itself is never shown."""
+    if all(" " <= character <= "~" for character in token):
+        return None
+    return (
+        "holds a character other than printable ASCII, which browsers and HTTP clients send"
+        " as other bytes than the bridge compares (or cannot send), so acknowledging from the"
+        " status page or the alerts command would be refused; allowed: printable ASCII, e.g."
+        " $(openssl rand -hex 16)"
+    )
+
+
 def _token(value: str | None) -> Secret | None:
-    # AdminToken: trimmed (a token kept in a file ends in a line break).
-    return None if value is None else Secret(value.strip())
+    # AdminToken: trimmed (a token kept in a file ends in a line break), printable ASCII.
+    if value is None:
+        return None
+    if admin_token_problem(token := value.strip()) is not None:
+        raise _NotPlain
+    return Secret(token)
 
 
 def _secret(value: str | None) -> Secret | None:

@@ -34,6 +34,7 @@ from bridge.client_environment import (
     ClientValues,
     OutboxValues,
     PublishValues,
+    admin_token_problem,
     state_dir_problem,
 )
 from bridge.errors import ConfigError
@@ -88,7 +89,9 @@ def _token(value: Any) -> Any:
     # A token kept in a file (a Kubernetes secret) ends in a line break: trimmed, for the
     # bridge, its pages and the client commands alike; nothing left is no token.
     if isinstance(value, str):
-        return value.strip() or None
+        if (problem := admin_token_problem(token := value.strip())) is not None:
+            raise ValueError(problem)
+        return token or None
     return value
 
 

@@ -288,7 +288,7 @@ VALUES: Final = {
     ],
     "EXESDB_HTTP_ADDR": ["[::1]:9571", "  ", "9570", "http://127.0.0.1:9570", "h\udcff:1"],
     "EXESDB_WEB_CONFIG_FILE": [" /etc/web.yml\n", ""],
-    "EXESDB_ADMIN_TOKEN": [" token-from-a-file\n", "\t"],
+    "EXESDB_ADMIN_TOKEN": [" token-from-a-file\n", "\t", "t\u00f6ken", "a token with blanks"],
     "SECRET_KEY_BASE": [" a key with blanks ", "k\udcff"],
     "EXESDB_NODE": [" node-1 ", "n" * 255, "n" * 256, "node-1\u200b", "node\x07", "n\udcff"],
     "EXESDB_STATE_DIR": [" /srv/state ", "state\udcff", " ~/state", "~"],

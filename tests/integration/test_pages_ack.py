@@ -17,6 +17,7 @@ from tests.integration.servers.chromium import Browser
 from tests.integration.servers.tmpfs import SmallDisk, small_disk
 from tests.pages.helpers import page_bridge, raise_alert, sink_of, wait_for_alert
 from tests.support import ADMIN_TOKEN, ThreadedBridge, http_get, wait_until
+from tests.webconfig.files import bcrypt_hash
 
 # The page modules run on one pytest-xdist worker, one after another: their Chromium (a fixture
 # of tests/integration/conftest.py) starts once.
@@ -240,6 +241,27 @@ def test_a_resolved_alerts_page_says_why_it_has_no_acknowledge_bar_until_it_fire
         )
         assert browser.css("#ack-form").is_displayed()  # with what acknowledging said
         assert csp_refusals(browser) == []
+
+
+def test_a_page_opened_with_a_user_and_password_in_its_address_refreshes_and_acknowledges(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """Behind the web config's basic auth, a page opened as http://user:password@host/ (a
+    bookmark so written, as curl takes it) refreshes and acknowledges: fetch refuses a URL with
+    user info, so the page asks its own address without it, and the browser sends the password
+    it was given for the page."""
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw')}\n")
+    with page_bridge(tmp_path / "state", EXESDB_WEB_CONFIG_FILE=str(web)) as server:
+        raise_alert(server, "a1", "Queue backed up")
+        browser.hasten()
+        browser.open(server.url.replace("http://", "http://alice:alice-pw@", 1) + "/")
+        raise_alert(server, "a2", "Disk full on db-2")
+        wait_until(lambda: alert_row(browser, "Disk full on db-2"), 15, "a refresh")
+        browser.type_ack_form("alice", ADMIN_TOKEN)
+        browser.css("button[data-ack='a1']").click()
+        browser.wait_for_text("#ack-message", "Acknowledged: Queue backed up")
+        assert wait_for_alert(server, "a1", lambda record: record.ack_by == "alice")
 
 
 def test_a_wrong_token_shows_an_error(tmp_path: Path, browser: Browser) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shlex
 import struct
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ from bridge.messages import MAX_TEXT
 from bridge.pages.widgets import REFRESH_SECONDS
 from bridge.sinks.alerts.payload import alert_path
 from bridge.sinks.alerts.retention import RESOLVED_KEPT_SECONDS
+from tests.doc_text import README
 from tests.integration.pages_support import (
     HOOK_SETTINGS,
     LONG_ID,
@@ -31,9 +34,16 @@ from tests.integration.pages_support import (
 )
 from tests.integration.servers.chromium import Browser, require_chromium
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
-from tests.pages import screenshots
 from tests.pages.helpers import page_bridge, raise_alert, sink_of, wait_for_alert
-from tests.support import ADMIN_TOKEN, ThreadedBridge, free_port, http_get, wait_until
+from tests.support import (
+    ADMIN_TOKEN,
+    ROOT,
+    ThreadedBridge,
+    free_port,
+    http_get,
+    require_binary,
+    wait_until,
+)
 
 # The page modules run on one pytest-xdist worker, one after another: their Chromium (a fixture
 # of tests/integration/conftest.py) starts once.
@@ -352,13 +362,33 @@ def test_an_alerts_source_and_metadata_show_on_its_page_as_text(
         assert browser.all("#live img, #live i") == []
 
 
+def screenshots_command() -> list[str]:
+    """The command ``make screenshots`` runs, as its dry run prints it (the last line: the
+    virtualenv and the servers it needs come first, and are there already)."""
+    completed = subprocess.run(
+        [require_binary("make"), "--dry-run", "--no-print-directory", "screenshots"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return shlex.split(completed.stdout.strip().splitlines()[-1])
+
+
 def test_make_screenshots_writes_a_picture_of_each_page(tmp_path: Path) -> None:
     """`make screenshots` (the --demo bridge in Chromium) writes status.png and alert.png, PNGs
-    1280 pixels wide, into the folder it is given; the alert photographed shows the source and
-    metadata of the SystemAlert that raised it (main fails otherwise)."""
+    1280 pixels wide, into the folder the README's picture of the status page is in (here the
+    same command writes them into a folder of the test's); the alert photographed shows the
+    source and metadata of the SystemAlert that raised it (the command fails otherwise)."""
     require_chromium()
+    *command, pictures = screenshots_command()
+    assert f"]({pictures}/status.png)" in README.read_text()
     folder = tmp_path / "img"
-    assert screenshots.main([str(folder)]) == 0
+    completed = subprocess.run(
+        [*command, str(folder)], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
     for name in ("status.png", "alert.png"):
         data = (folder / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n", name

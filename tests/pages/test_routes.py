@@ -9,7 +9,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from html import unescape
+from html import escape, unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Final
@@ -55,6 +55,7 @@ BROWSER_ACCEPT: Final = (
     "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 )
 EVIL = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+EVIL_NODE = 'db-9"><img src=x onerror="window.pwned = 3">@cluster'
 
 
 @pytest.fixture
@@ -282,10 +283,20 @@ async def test_a_404_page_asks_for_no_name_or_token(
 async def test_html_in_a_message_is_shown_as_text(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
-    """A title holding HTML is escaped on the status page and on the alert's page."""
+    """A title holding HTML is escaped on the status page and on the alert's page, and so is
+    a node name holding HTML in the status page's nodes list."""
     with page_bridge(tmp_path) as server:
         raise_alert(server, "evil", EVIL, node='db"><script>x</script>')
+        report_node(server, EVIL_NODE, "healthy", cpu=10.0, memory=20.0)
+
+        async def heard() -> bool:
+            return "db-9" in (await fetch(client, server.url + "/?part=live"))[2]
+
+        await async_wait_until(heard, 15, "the node heard")
         pages = [(await fetch(client, server.url + path))[2] for path in ("/", "/alerts/evil")]
+    nodes = pages[0].split('id="nodes"', 1)[1].split("</section>", 1)[0]
+    assert escape(EVIL_NODE) in nodes
+    assert "<img" not in nodes
     for body in pages:
         assert "<script>window.pwned" not in body
         assert "<img src=x" not in body

@@ -18,6 +18,15 @@
   const TOKEN_KEY = "exesdb-bridge.admin-token";
   const NAME_KEY = "exesdb-bridge.ack-by";
   const byId = (id) => document.getElementById(id);
+  // A path on this page's server, without user info: a page opened as
+  // http://user:password@host/ keeps them in its address, and fetch refuses a URL that carries
+  // them (the browser sends the password it was given for the page by itself).
+  const here = (path) => {
+    const url = new URL(path, location.href);
+    url.username = "";
+    url.password = "";
+    return url;
+  };
 
   function remember(key, value) {
     try {
@@ -136,7 +145,7 @@
     busy = true;
     clearTimeout(timer);
     try {
-      const url = new URL(location.href);
+      const url = here(location.href);
       url.hash = "";
       url.searchParams.set("part", "live");
       const live = byId("live");
@@ -257,7 +266,8 @@
     if (focused) refocusing = keysOf(button);
     button.disabled = true;
     try {
-      const response = await fetch(root + "v1/alerts/" + encodeURIComponent(alertId) + "/ack", {
+      const ack = here(root + "v1/alerts/" + encodeURIComponent(alertId) + "/ack");
+      const response = await fetch(ack, {
         method: "POST",
         cache: "no-store",
         credentials: "same-origin",

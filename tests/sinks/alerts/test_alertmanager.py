@@ -320,6 +320,42 @@ async def test_the_receivers_file_gives_the_poster_its_url_and_http_config(
     assert set(receiver.authorizations) == {basic_auth("bridge", "am-pass")}
 
 
+async def test_a_new_password_in_the_posters_password_file_is_used_without_a_restart(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """The alertmanager section's password_file is read again at each post, as a receiver's
+    is: rotated as a deployment rotates a secret (a new file renamed over the old), the next
+    post carries the new password."""
+    password = tmp_path / "am-password"
+    password.write_text("first-pass\n")
+    config = tmp_path / "receivers.yml"
+    config.write_text(
+        f"alertmanager:\n  url: {receiver.url}\n  http_config:\n"
+        f"    basic_auth: {{username: bridge, password_file: {password}}}\n"
+    )
+
+    def posts_of(alert_id: str) -> list[int]:
+        """The indexes of the posts carrying ``alert_id``."""
+        return [
+            n
+            for n, alerts in enumerate(receiver.posts)
+            if any(alert["labels"]["alert_id"] == alert_id for alert in alerts)
+        ]
+
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config)
+    ) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("am-rot-1"))
+        await async_wait_until(lambda: posts_of("am-rot-1"), what="a post with the first alert")
+        rotated = tmp_path / "am-password.new"
+        rotated.write_text("second-pass\n")
+        rotated.replace(password)
+        bridge.bus.publish("disk_full", system_alert("am-rot-2"))
+        await async_wait_until(lambda: posts_of("am-rot-2"), what="a post with the second alert")
+    assert receiver.authorizations[posts_of("am-rot-1")[0]] == basic_auth("bridge", "first-pass")
+    assert receiver.authorizations[posts_of("am-rot-2")[0]] == basic_auth("bridge", "second-pass")
+
+
 async def test_the_posters_http_config_takes_http_headers_and_a_bearer_token_file(
     tmp_path: Path, receiver: Receiver
 ) -> None:
