@@ -951,7 +951,77 @@ LIBRARY_PRIVATES: Final = {
     # And its documented field names: bridge.probe_settings.ProbeSettings lists the variables
     # the health check reads with them.
     "_fields": "typing.NamedTuple",
+    # And its documented dict of fields: collectors.host compares two readings with it.
+    "_asdict": "typing.NamedTuple",
 }
+
+
+def _names_defined(sources: dict[str, str]) -> frozenset[str]:
+    """Every name ``sources`` define: functions, classes, arguments, names and attributes
+    assigned, names imported, and strings (``__slots__``' attribute names)."""
+    found: set[str] = set()
+    for where, source in sources.items():
+        for node in _walk(source, where):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                found.add(node.name)
+            elif isinstance(node, ast.Attribute | ast.Name) and isinstance(node.ctx, ast.Store):
+                found.add(_own_name(node))
+            elif isinstance(node, ast.arg):
+                found.add(node.arg)
+            elif isinstance(node, ast.alias):
+                found.add((node.asname or node.name).rpartition(".")[2])
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found.add(node.value)
+    return frozenset(found)
+
+
+def _library_private_reads(sources: dict[str, str]) -> Iterator[str]:
+    """``x._name`` in ``sources`` where no module of them defines ``_name``: a private of a
+    library (``site._server``, ``registry._names_to_collectors``), bar those with no public
+    way (``LIBRARY_PRIVATES``)."""
+    ours = _names_defined(sources)
+    for where, source in sources.items():
+        for node in _walk(source, where):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and node.attr not in ours
+                and node.attr not in LIBRARY_PRIVATES
+            ):
+                yield f"{where}:{node.lineno} {ast.unparse(node)}"
+
+
+def test_the_package_reads_no_private_attribute_of_a_library() -> None:
+    """bridge/ and collectors/ reach libraries through their public ways (the public
+    ``registry.collect()``, not ``registry._names_to_collectors``), bar the library privates
+    listed above."""
+    sources = {str(path.relative_to(ROOT)): path.read_text() for path in _modules().values()}
+    assert list(_library_private_reads(sources)) == []
+
+
+def test_the_library_private_finder_finds_a_read() -> None:
+    """The check above can fail: a library's private attribute, read or called, is found; the
+    package's own privates (an attribute set, a slot, a method, a module) and the allowed
+    ones are not."""
+    sources = {
+        "p/a.py": (
+            "class Store:\n"
+            "    __slots__ = ('_slot',)\n"
+            "    def _helper(self): pass\n"
+            "    def f(self, other, registry, site, parts):\n"
+            "        self._cache = {}\n"
+            "        other._cache, other._slot, other._helper()\n"
+            "        registry._names_to_collectors\n"
+            "        site._server.close()\n"
+            "        parts._replace(path='')\n"
+        ),
+        "p/b.py": "from p import _own\n_own.x\n",
+    }
+    assert list(_library_private_reads(sources)) == [
+        "p/a.py:7 registry._names_to_collectors",
+        "p/a.py:8 site._server",
+    ]
 
 
 def _private_reads(source: str, where: str) -> Iterator[str]:

@@ -12,6 +12,7 @@ from typing import Final
 import pytest
 
 from bridge.app import Bridge
+from bridge.headers import PLAIN_HTTP_REFUSAL
 from bridge.http import build_app
 from bridge.settings import Settings
 from tests.doc_text import fenced, page, section
@@ -44,6 +45,16 @@ def test_the_ingest_recipe_works(monkeypatch: pytest.MonkeyPatch, finder: str) -
             )
             == 1
         )
+
+
+def test_the_errors_section_names_the_one_refusal_that_is_no_json_object() -> None:
+    """The Errors section says every refusal is a JSON object with a ``field`` for a 400, and
+    names the exception: the plain HTTP request on the TLS port, answered in Go's words."""
+    errors = " ".join(section(page("http-api"), "Errors").split())
+    assert "Every refusal is a JSON object" in errors
+    assert "plain HTTP request sent to the TLS port" in errors
+    assert "(security.md#plain-http-on-the-tls-port)" in errors
+    assert PLAIN_HTTP_REFUSAL in " ".join(page("security").split())
 
 
 def test_the_http_page_names_every_status_code_of_ingest() -> None:

@@ -23,6 +23,7 @@ from bridge.listener import (
     ConnectionGuard,
     Limits,
 )
+from tests.doc_text import page
 from tests.listener_support import Serve, answered, closed, closed_within, connect, get, serve
 from tests.support import async_wait_until
 
@@ -179,6 +180,25 @@ def test_the_cap_is_lowered_to_what_the_descriptor_limit_allows(
         f" --ulimit nofile= for docker run), or set EXESDB_HTTP_MAX_CONNECTIONS to {cap} or less"
     ]
     assert ConnectionGuard(Limits(1, 1, 1, 100, 1)).fit(1_024) == 100
+
+
+def test_the_pages_give_the_descriptors_kept_and_the_reserve_as_the_guard_counts() -> None:
+    """docs/configuration.md and docs/http-api.md give the descriptors kept beside the cap
+    (limit minus N, cap + N), the burst of accepts, the probe reserve and the stalled answers held
+    as the guard counts them, so that a change to one of them shows on the pages."""
+    guard = ConnectionGuard(Limits(1, 1, 1, 4_096, 1), registry=CollectorRegistry())
+    kept = 1_024 - guard.fit(1_024)
+    burst = guard.descriptor_budget - guard.max_connections - RESERVE
+    minus = "\N{MINUS SIGN}"  # as the pages write it
+    configuration = " ".join(page("configuration").split())
+    http_api = " ".join(page("http-api").split())
+    assert f"(limit {minus} {kept})" in configuration
+    assert f"probes and `/metrics` have {RESERVE} more in reserve" in configuration
+    assert f"(cap + {kept})" in http_api
+    assert f"(limit {minus} {kept}: up to {burst} connections are accepted at once" in http_api
+    assert f"the kernel's queue of {burst}" in http_api
+    assert f"{RESERVE} more are taken for `GET /healthz`" in http_api
+    assert f"at most {MAX_STALLED} connections may hold an answer" in http_api
 
 
 def test_the_soft_descriptor_limit_is_raised_to_the_hard_limit() -> None:

@@ -219,7 +219,9 @@ def _first_refused(data: Any) -> Rejection:
             ]
             stack.extend(reversed(children))
         elif isinstance(item, list):
-            stack.extend(reversed([(v, f"{where}.{n}") for n, v in enumerate(item)]))
+            stack.extend(
+                reversed([(v, f"{where}.{n}" if where else str(n)) for n, v in enumerate(item)])
+            )
     raise AssertionError("a repeated key, an unbounded number or a lone surrogate was found")
 
 

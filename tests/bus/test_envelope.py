@@ -151,6 +151,26 @@ def test_arrays_nested_past_the_limit_are_refused_naming_the_first_too_deep(leve
 
 
 @pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'[{"a": 1, "a": 2}]', "0.a"),
+        (b"[1, NaN]", "1"),
+        (b'[{"x": [1e400]}]', "0.x.0"),
+        (b'["\\ud800"]', "0"),
+    ],
+)
+def test_a_body_that_is_an_array_names_the_place_at_fault_as_its_nesting_is_named(
+    body: bytes, field: str
+) -> None:
+    """A key given twice, a number no float holds or a lone surrogate within a body that is a
+    JSON array is named by its indexes and keys, as its nesting is (``0.x.0``), never with a
+    leading dot (``.0.x.0``)."""
+    result = decode_envelope(body)
+    assert isinstance(result, Rejection)
+    assert (result.reason, result.field) == (RejectReason.MALFORMED, field)
+
+
+@pytest.mark.parametrize(
     ("changes", "field"),
     [
         ({"v": 2}, "v"),
