@@ -14,6 +14,27 @@ from tests.doc_text import page, section, spans
 from tests.support import ROOT
 
 
+def _described(row: str) -> str:
+    """A command's row of docs/cli.md's Commands in detail with the sections the row links to
+    (`[more](#outbox-list-and-outbox-retry)`), where the row's details are, lines joined."""
+    text = page("cli")
+    said = [row]
+    for heading in re.findall(r"^### (.+?)\s*$", text, re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        if f"](#{slug})" in row:
+            said.append(section(text, heading, level=3))
+    return " ".join(" ".join(said).split())
+
+
+def test_each_long_command_row_links_to_its_details() -> None:
+    """The rows of docs/cli.md whose details are in a section below the table link to it, so
+    the checks of a row read its section too (`outbox`'s dead letters left unless --force)."""
+    rows = [line for line in page("cli").splitlines() if line.startswith("| `exesdb-bridge ")]
+    [outbox] = [row for row in rows if row.startswith("| `exesdb-bridge outbox")]
+    assert "unless `--force`, one superseded" in _described(outbox)
+    assert "unless `--force`, one superseded" not in outbox
+
+
 def test_the_cli_page_lists_every_subcommand() -> None:
     """docs/cli.md covers every subcommand the parser knows."""
     from bridge.cli import build_parser
@@ -244,13 +265,13 @@ def _help_of(prog: str) -> str:
 
 
 def test_each_state_directory_a_command_s_row_names_is_in_its_help() -> None:
-    """A state directory docs/cli.md gives on a command's row (`run --demo`'s
+    """A state directory docs/cli.md gives on a command's row or in its details (`run --demo`'s
     ./.exesdb-bridge-demo) is one that command's --help gives too."""
     rows = [line for line in page("cli").splitlines() if line.startswith("| `exesdb-bridge ")]
     unsaid = []
     for row in rows:
         command = row.removeprefix("| `exesdb-bridge ").split()[0]
-        for directory in set(re.findall(r"\./\.exesdb-bridge[\w-]*", row)):
+        for directory in set(re.findall(r"\./\.exesdb-bridge[\w-]*", _described(row))):
             if directory not in _help_of(command):
                 unsaid.append(f"{command}: {directory}")
     assert unsaid == [], f"say in --help what docs/cli.md says: {unsaid}"
@@ -270,14 +291,17 @@ _FORCED = {
 
 def test_outbox_retry_force_help_names_every_dead_letter_it_sends_all_the_same() -> None:
     """`outbox retry --force`'s help names each kind of dead letter retry leaves unless forced,
-    as docs/cli.md does (one for a receiver the bridge did not start with stays left)."""
+    as docs/cli.md's outbox row and its details do (one for a receiver the bridge did not start
+    with stays left)."""
     from bridge.cli import build_parser
     from bridge.sinks.alerts.records import Unretryable
 
     why = {field.name for field in dataclasses.fields(Unretryable)}
     assert set(_FORCED) == why - {"delivery_id", "receiver", "configured"}
     [row] = [
-        line for line in page("cli").splitlines() if line.startswith("| `exesdb-bridge outbox")
+        _described(line)
+        for line in page("cli").splitlines()
+        if line.startswith("| `exesdb-bridge outbox")
     ]
     [force] = [
         str(action.help)
