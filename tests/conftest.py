@@ -40,8 +40,11 @@ def bridge_processes(tmp_path: Path) -> Iterator[list[BridgeProcess]]:
     """A list to put started ``BridgeProcess`` objects in; every one is stopped afterwards."""
     started: list[BridgeProcess] = []
     yield started
-    for process in started:
+    for number, process in enumerate(started, 1):
         process.stop()
+        # Shown by pytest only when the test failed: what each bridge said.
+        print(f"--- bridge process {number} (port {process.port}), its log's end ---")
+        print(process.log()[-6000:])
 
 
 @pytest.fixture
