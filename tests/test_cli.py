@@ -3237,6 +3237,21 @@ def test_exesdb_url_is_asked_before_the_http_addr_and_url_before_both(
     assert "EXESDB_HTTP_ADDR" in missed.stderr  # says where the address comes from
 
 
+def test_alerts_list_of_one_state_says_none_of_that_state(bridges: Bridges, tmp_path: Path) -> None:
+    """`alerts list --state resolved` listing none says no resolved alerts, not "no alerts",
+    which read as though the bridge held none at all; `--state all` says no alerts."""
+    bridge = bridges(tmp_path)
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
+    resolved = cli("alerts", "list", "--state", "resolved", **env)
+    every = cli("alerts", "list", "--state", "all", **env)
+    assert (resolved.returncode, resolved.stdout, resolved.stderr) == (
+        0,
+        "",
+        "exesdb-bridge: no resolved alerts (--state all lists every state)\n",
+    )
+    assert (every.returncode, every.stdout, every.stderr) == (0, "", "exesdb-bridge: no alerts\n")
+
+
 def test_an_untrusted_certificate_is_told_by_openssl_s_reason(untrusted_tls_port: int) -> None:
     """A bridge whose certificate no trusted CA signed: OpenSSL's reason as it reads and the hint,
     not aiohttp's text around the error's args tuple (``ssl:True [SSLCertVerificationError: (1,
