@@ -976,6 +976,11 @@ async def test_ingest_answers_409_for_an_expired_envelope_timestamp(
     status, answer = await server.post(body_of(envelope(ts=ts)))
     assert status == 409
     assert (answer["error"], answer["field"]) == ("expired", "ts")
+    assert answer["detail"] == (
+        "ts is further than EXESDB_REPLAY_WINDOW_MS from the bridge's clock, or older than the"
+        " ids it still remembers (EXESDB_REPLAY_MEMORY): give ts the time the message is sent, on"
+        " a clock set right"
+    )
 
 
 @pytest.mark.parametrize("chunked", [False, True])
