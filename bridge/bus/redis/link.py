@@ -124,10 +124,12 @@ _CREDENTIALS_HINT: Final = (
     "the user name and password in EXESDB_BUS must be those of a Redis user that is on"
 )
 # NOAUTH: the URL gives no password, and Redis asks for one (requirepass, or the default user
-# off): where it goes, not that it is wrong.
+# off): where it goes, not that it is wrong. In words: the log's redaction would hide a URL
+# written out with a password in it.
 _NOAUTH_HINT: Final = (
-    "Redis asks for a password and EXESDB_BUS gives none: redis://:PASSWORD@HOST:PORT/0, or"
-    " redis://USER:PASSWORD@HOST:PORT/0 for a Redis user of its own"
+    "Redis asks for a password and EXESDB_BUS gives none: write it in the URL before the host,"
+    " after a colon and followed by @ (a Redis user's name before that colon),"
+    " docs/redis.md#settings"
 )
 _PERMISSIONS_HINT: Final = (
     "give the bridge's Redis user the rules of docs/redis.md#a-redis-user-for-the-bridge;"

@@ -157,8 +157,9 @@ CREDENTIALS = "the user name and password in EXESDB_BUS must be those of a Redis
             AuthenticationError("Authentication required.", status_code="NOAUTH"),
             # No password in the URL: where it goes, not that it is wrong.
             "refuses the bridge's credentials: NOAUTH Authentication required (Redis asks for a"
-            " password and EXESDB_BUS gives none: redis://:PASSWORD@HOST:PORT/0, or"
-            " redis://USER:PASSWORD@HOST:PORT/0 for a Redis user of its own)",
+            " password and EXESDB_BUS gives none: write it in the URL before the host, after a"
+            " colon and followed by @ (a Redis user's name before that colon),"
+            " docs/redis.md#settings)",
         ),
         (
             NoPermissionError(
