@@ -9,7 +9,18 @@ BIN := $(VENV)/bin
 # `make` only made the virtualenv, saying '.venv/bin/python' is up to date.
 .DEFAULT_GOAL := help
 
+# The oldest Python the bridge runs on: pyproject.toml's requires-python (a test keeps them
+# equal). pip refuses an older one saying only that it "requires a different Python", and the
+# .venv made with it stays, so that every make after, with a newer Python installed, failed the
+# same way: refused here, before a .venv is made, or naming the old .venv to remove.
+MIN_PYTHON := 3.11
+older_than_min = $(1) -c 'import sys; sys.exit(sys.version_info < tuple(map(int, "$(MIN_PYTHON)".split("."))))'
+WHICH_MAKE := make $(or $(firstword $(MAKECMDGOALS)),run)
+
 $(BIN)/python:
+	@$(call older_than_min,$(PYTHON)) 2>/dev/null || { echo "exesdb-bridge needs Python" \
+		"$(MIN_PYTHON) or newer, and $(PYTHON) is $$(command -v $(PYTHON) >/dev/null && $(PYTHON) -V 2>&1 || echo missing): name" \
+		"a newer one, e.g. $(WHICH_MAKE) PYTHON=python3.12" >&2; exit 1; }
 	@# Debian splits venv out of python3; install it when missing and running as root.
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { [ "$$(id -u)" = 0 ] \
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; } \
@@ -17,11 +28,20 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# A .venv an older Python made (before MIN_PYTHON was checked, or copied in) is named, not
+# handed to pip.
+VENV_PYTHON_OK = @$(call older_than_min,$(BIN)/python) || { echo "$(VENV) was made with" \
+	"$$($(BIN)/python -V 2>&1), older than the Python $(MIN_PYTHON) exesdb-bridge needs: remove" \
+	"it (rm -rf $(VENV)) and make it again with a newer one, e.g. $(WHICH_MAKE)" \
+	"PYTHON=python3.12" >&2; exit 1; }
+
 $(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(VENV_PYTHON_OK)
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
 $(VENV)/.installed-test: $(BIN)/python pyproject.toml
+	$(VENV_PYTHON_OK)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 

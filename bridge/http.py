@@ -222,6 +222,22 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 # -- ingest --
 
 
+def _out_of_window(header: str, window: float) -> str:
+    """The ``expired`` detail of a signature whose ``t`` is outside the replay window: by how
+    much and which way, so that a sender tells a clock set wrong from a signature made once and
+    sent again (told only once the signature matched: the sender holds the key)."""
+    signed_at = Keyring.header_time(header)
+    if signed_at is None:
+        return f"the {SIGNATURE_HEADER} timestamp is outside the replay window"
+    off = time.time() - signed_at
+    return (
+        f"the {SIGNATURE_HEADER} timestamp t={signed_at} is {abs(off):.0f} s"
+        f" {'behind' if off > 0 else 'ahead of'} the bridge's clock, outside its replay window of"
+        f" {window:g} s (EXESDB_REPLAY_WINDOW_MS): sign each request as it is sent, on a clock"
+        " set right"
+    )
+
+
 async def ingest(request: web.Request) -> web.Response:
     """Signed ingest: one envelope (JSON) or many (NDJSON), one signature over the body."""
     bridge = request.app[BRIDGE_KEY]
@@ -253,7 +269,7 @@ async def ingest(request: web.Request) -> web.Response:
         detail = {
             HeaderCheck.MISSING: f"the {SIGNATURE_HEADER} header is missing: {_SIGN}",
             HeaderCheck.BAD: f"the {SIGNATURE_HEADER} header does not match the body",
-            HeaderCheck.EXPIRED: f"the {SIGNATURE_HEADER} timestamp is outside the replay window",
+            HeaderCheck.EXPIRED: _out_of_window(header or "", window),
         }[check]
         fault = Keyring.header_fault(header or "") if check is HeaderCheck.BAD else None
         if fault is not None:

@@ -61,6 +61,15 @@ _OTLP_KINDS: Final[Mapping[str, Literal["ca_file", "cert_file", "key"]]] = {
 }
 # Alertmanager's alerts API, where a webhook is no body it takes.
 _ALERTMANAGER_API: Final = re.compile(r"/api/v[12]/alerts$")
+# Chat services' incoming webhooks, which take a message of their own (Slack's ``text``,
+# Discord's ``content``) and answer the bridge's Alertmanager-format notification 400, each one
+# dead-lettered: by host, and the path their incoming webhooks have (Slack's workflow webhooks,
+# /workflows/ and /triggers/, take variables of one's own and are left alone).
+_CHAT_WEBHOOKS: Final = {
+    "hooks.slack.com": ("Slack", re.compile(r"^/services/")),
+    "discord.com": ("Discord", re.compile(r"^/api/(v\d+/)?webhooks/")),
+    "discordapp.com": ("Discord", re.compile(r"^/api/(v\d+/)?webhooks/")),
+}
 # A collector's standard OTLP ports: each protocol's is the other's wrong one.
 _OTHER_PORT: Final[Mapping[OtlpProtocol, int]] = {"grpc": 4318, "http/protobuf": 4317}
 _PORT_KIND: Final[Mapping[int, str]] = {4317: "OTLP/gRPC", 4318: "OTLP/HTTP"}
@@ -341,7 +350,7 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
             f" key of at least {MIN_SECRET_LENGTH} characters, e.g. $(openssl rand -hex 32), and"
             " give each receiver the same key to verify the X-ExESDB-Signature header"
         )
-    notes += _receivers_at_alertmanagers_api(settings)
+    notes += _receivers_refusing_notifications(settings)
     hook_secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
     # Every delivery carries an HMAC of a known body: a short key is found offline from one.
     if hook_secret and len(hook_secret) < MIN_SECRET_LENGTH:
@@ -502,25 +511,27 @@ def _port_of(endpoint: str) -> int | None:
     return int(port) if ":" in endpoint.rpartition("]")[2] and port.isdigit() else None
 
 
-def _receivers_at_alertmanagers_api(settings: Settings) -> list[str]:
-    """A note for each ``EXESDB_WEBHOOK_URLS`` receiver whose URL is Alertmanager's alerts API
-    (``_at_alertmanagers_api``); the receivers file's are said with its other warnings
+def _receivers_refusing_notifications(settings: Settings) -> list[str]:
+    """A note for each ``EXESDB_WEBHOOK_URLS`` receiver whose URL refuses the notifications
+    the bridge sends (``_refuses_notifications``: Alertmanager's alerts API, a chat service's
+    incoming webhook); the receivers file's are said with its other warnings
     (``_file_receivers_notes``). Named as ``check-config`` lists receivers: no path shown."""
     return [
         redact_urls(f"EXESDB_WEBHOOK_URLS item {number} {safe_url(url)}: {note}")
         for number, url in enumerate(settings.webhook_urls, 1)
-        if (note := _at_alertmanagers_api(url)) is not None
+        if (note := _refuses_notifications(url)) is not None
     ]
 
 
-def _at_alertmanagers_api(url: str) -> str | None:
+def _refuses_notifications(url: str) -> str | None:
     """What to say of a webhook receiver's ``url`` whose path ends in ``/api/v2/alerts`` or
     ``/api/v1/alerts``, Alertmanager's alerts API: that API takes a list of alerts, not a
     webhook's notification, and answers every delivery 400 (each dead-lettered), where
-    ``EXESDB_ALERTMANAGER_URL`` posts the alerts as it takes them; None for any other."""
+    ``EXESDB_ALERTMANAGER_URL`` posts the alerts as it takes them; and of a chat service's
+    incoming webhook (``_at_a_chat_webhook``); None for any other."""
     api = _ALERTMANAGER_API.search(urlsplit(url).path.rstrip("/"))
     if api is None:
-        return None
+        return _at_a_chat_webhook(url)
     return (
         f"its path ends in {api.group(0)}, Alertmanager's alerts API, which takes a list of"
         " alerts, not a webhook's notification, and answers every delivery 400: for"
@@ -529,12 +540,30 @@ def _at_alertmanagers_api(url: str) -> str | None:
     )
 
 
+def _at_a_chat_webhook(url: str) -> str | None:
+    """What to say of a receiver's ``url`` that is a chat service's incoming webhook
+    (``_CHAT_WEBHOOKS``), which refuses the notification the bridge sends: send through
+    Alertmanager, whose receivers speak to it; None for any other URL."""
+    parts = urlsplit(url)
+    service, path = _CHAT_WEBHOOKS.get((parts.hostname or "").lower(), ("", None))
+    if path is None or not path.search(parts.path):
+        return None
+    return (
+        f"it is a {service} incoming webhook, which takes {service}'s own message, not the"
+        " Alertmanager-format notification the bridge sends, and answers every delivery 400:"
+        f" send alerts to {service} through an Alertmanager with a {service.lower()}_configs"
+        " receiver (EXESDB_ALERTMANAGER_URL), or a relay that turns the notification into a"
+        f" {service} message"
+    )
+
+
 def _file_receivers_notes(settings: Settings) -> dict[int, list[str]]:
     """The start warnings of each receiver of ``EXESDB_WEBHOOK_CONFIG_FILE`` (by its index)
-    that are the settings' to give, not the file's: a URL at Alertmanager's alerts API
-    (``_at_alertmanagers_api``), and signing nothing (no ``secret``, no ``secret_file``, no
-    ``EXESDB_WEBHOOK_SECRET``; a bad file's problems are what cross_checks names). Each
-    begins with the receiver as ``check-config`` lists it."""
+    that are the settings' to give, not the file's: a URL that refuses the notifications
+    (``_refuses_notifications``: Alertmanager's alerts API, a chat service's webhook), and
+    signing nothing (no ``secret``, no ``secret_file``, no ``EXESDB_WEBHOOK_SECRET``; a bad
+    file's problems are what cross_checks names). Each begins with the receiver as
+    ``check-config`` lists it."""
     read = settings.receivers_file()
     if read is None:
         return {}
@@ -542,7 +571,7 @@ def _file_receivers_notes(settings: Settings) -> dict[int, list[str]]:
     notes: dict[int, list[str]] = {}
     for index, hook in read.hooks:
         who = f"webhook_configs.{index} {hook.shown}"
-        if hook.url and (api := _at_alertmanagers_api(hook.url)) is not None:
+        if hook.url and (api := _refuses_notifications(hook.url)) is not None:
             notes.setdefault(index, []).append(f"{who}: {api}")
         if unsigned and hook.secret is None and hook.secret_file is None:
             notes.setdefault(index, []).append(

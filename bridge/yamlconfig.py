@@ -66,6 +66,14 @@ Model = TypeVar("Model", bound=BaseModel)
 _NO_COLON: Final = "while scanning a simple key"
 # ... and for a ": " inside what it reads as a value (plain text running on from the line above).
 _COLON_IN_VALUE: Final = "mapping values are not allowed here"
+# ... for a [ or { that its ] or } never closes (the parser stops where it gave up looking,
+# often the end of the file), and for a quote never closed: told at the line that opened it.
+_UNCLOSED: Final = {
+    "while parsing a flow sequence": "a [ opened on this line is not closed by its ]",
+    "while parsing a flow mapping": "a { opened on this line is not closed by its }",
+}
+_QUOTED: Final = "while scanning a quoted scalar"
+_STREAM_END: Final = "found unexpected end of stream"
 
 
 # The most values a document may make with its aliases expanded, and the deepest it may nest.
@@ -279,6 +287,12 @@ def read_yaml(text: str, path: Path) -> Any:
             # it, so the line is the one it began reading as a key.
             mark = marked.context_mark
             why = ": a line among key: value lines has no ': ' (a colon and a space after the key)"
+        elif marked is not None and marked.context_mark and marked.context in _UNCLOSED:
+            mark = marked.context_mark
+            why = f": {_UNCLOSED[marked.context]}"
+        elif marked is not None and marked.context == _QUOTED and marked.problem == _STREAM_END:
+            mark = marked.context_mark or mark
+            why = ": a quote opened on this line is not closed"
         elif marked is not None and marked.problem == _COLON_IN_VALUE:
             why = (
                 ": a ': ' where YAML reads a value: a value holding ': ' needs quotes, and a line"

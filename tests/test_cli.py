@@ -343,11 +343,22 @@ def test_a_variable_set_before_the_command_as_an_argument_is_named_not_its_value
 
 @pytest.mark.parametrize(
     ("given", "meant"),
-    [("runn", "run"), ("check_config", "check-config"), ("alert", "alerts"), ("publsh", "publish")],
+    [
+        ("runn", "run"),
+        ("check_config", "check-config"),
+        ("alert", "alerts"),
+        ("publsh", "publish"),
+        # Another word for one (start, serve) names it too, but not a word merely like that
+        # word: status, 0.73 alike start, is the health check asked for, not run.
+        ("start", "run"),
+        ("serve", "run"),
+        ("status", "healthcheck"),
+    ],
 )
 def test_a_misspelt_command_is_named_with_the_command_meant(given: str, meant: str) -> None:
-    """A command that is not one, but is like one, exits 2 naming the command meant beside the
-    choices, as ``schema`` names the tag meant; one like none lists the choices alone."""
+    """A command that is not one, but is like one or is another word for one, exits 2 naming
+    the command meant beside the choices, as ``schema`` names the tag meant; one like none
+    lists the choices alone."""
     completed = cli(given)
     assert (completed.returncode, completed.stdout) == (2, "")
     choices = "(choose from 'run', 'check-config', 'publish', 'tail', 'alerts', 'outbox', 'schema',"
@@ -370,6 +381,18 @@ def test_a_misspelt_command_is_named_with_the_command_meant(given: str, meant: s
          " invalid choice: 'ACK'; did you mean 'ack'? (choose from 'list', 'ack')"),
         (["alerts", "nosuch"], "exesdb-bridge alerts: error: argument {list,ack}: invalid choice:"
          " 'nosuch' (choose from 'list', 'ack')"),
+        # The status page's button says Acknowledge: the word, or nearly it, names ack.
+        (["alerts", "acknowledge", "a1", "--by", "me"], "exesdb-bridge alerts: error: argument"
+         " {list,ack}: invalid choice: 'acknowledge'; did you mean 'ack'? (choose from 'list',"
+         " 'ack')"),
+        (["alerts", "Acknowlege", "a1"], "exesdb-bridge alerts: error: argument {list,ack}:"
+         " invalid choice: 'Acknowlege'; did you mean 'ack'? (choose from 'list', 'ack')"),
+        (["outbox", "ls"], "exesdb-bridge outbox: error: argument {list,retry}: invalid choice:"
+         " 'ls'; did you mean 'list'? (choose from 'list', 'retry')"),
+        (["outbox", "resend", "d1"], "exesdb-bridge outbox: error: argument {list,retry}: invalid"
+         " choice: 'resend'; did you mean 'retry'? (choose from 'list', 'retry')"),
+        (["alerts", "help"], "exesdb-bridge alerts: error: argument {list,ack}: invalid choice:"
+         " 'help'; did you mean --help? (choose from 'list', 'ack')"),
     ],
 )  # fmt: skip
 def test_a_misspelt_command_of_alerts_or_outbox_is_named_with_the_one_meant(
@@ -381,6 +404,18 @@ def test_a_misspelt_command_of_alerts_or_outbox_is_named_with_the_one_meant(
     assert (completed.returncode, completed.stdout) == (2, "")
     assert completed.stderr.startswith(f"usage: exesdb-bridge {args[0]} [-h]")
     assert completed.stderr.splitlines()[-1] == line
+
+
+@pytest.mark.parametrize(("given", "option"), [("help", "--help"), ("Version", "--version")])
+def test_help_or_version_given_as_a_command_names_the_option(given: str, option: str) -> None:
+    """``exesdb-bridge help`` (or ``version``), as git and pip take it, exits 2 naming the
+    option meant, not the choices alone."""
+    completed = cli(given)
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert completed.stderr.splitlines()[-1].startswith(
+        f"exesdb-bridge: error: argument COMMAND: invalid choice: {given!r}; did you mean"
+        f" {option}? (choose from 'run', 'check-config',"
+    )
 
 
 @pytest.mark.parametrize(
@@ -3257,6 +3292,21 @@ def test_exesdb_url_is_asked_before_the_http_addr_and_url_before_both(
     assert missed.returncode == 1
     assert f"cannot reach the bridge at {nowhere}: Connection refused (" in missed.stderr
     assert "EXESDB_HTTP_ADDR" in missed.stderr  # says where the address comes from
+
+
+def test_alerts_list_of_one_state_says_none_of_that_state(bridges: Bridges, tmp_path: Path) -> None:
+    """`alerts list --state resolved` listing none says no resolved alerts, not "no alerts",
+    which read as though the bridge held none at all; `--state all` says no alerts."""
+    bridge = bridges(tmp_path)
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
+    resolved = cli("alerts", "list", "--state", "resolved", **env)
+    every = cli("alerts", "list", "--state", "all", **env)
+    assert (resolved.returncode, resolved.stdout, resolved.stderr) == (
+        0,
+        "",
+        "exesdb-bridge: no resolved alerts (--state all lists every state)\n",
+    )
+    assert (every.returncode, every.stdout, every.stderr) == (0, "", "exesdb-bridge: no alerts\n")
 
 
 def test_an_untrusted_certificate_is_told_by_openssl_s_reason(untrusted_tls_port: int) -> None:

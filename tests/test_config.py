@@ -3016,3 +3016,62 @@ def test_a_webhook_receiver_at_alertmanagers_alerts_api_is_warned_of(
         line.partition(": its path")[0].removeprefix("exesdb-bridge: warning: ") for line in lines
     ] == warned
     assert "alertmanager/api" not in err
+
+
+@pytest.mark.parametrize(
+    ("urls", "file", "warned"),
+    [
+        (
+            "https://hooks.slack.com/services/T0/B0/tok3n,https://discord.com/api/webhooks/1/tok3n",
+            "",
+            [
+                ("EXESDB_WEBHOOK_URLS item 1 https://hooks.slack.com/…", "Slack", "slack"),
+                ("EXESDB_WEBHOOK_URLS item 2 https://discord.com/…", "Discord", "discord"),
+            ],
+        ),
+        (
+            "",
+            "webhook_configs:\n  - url: https://discordapp.com/api/v10/webhooks/1/tok3n\n",
+            [
+                (
+                    "EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.0 https://discordapp.com/…",
+                    "Discord",
+                    "discord",
+                )
+            ],
+        ),
+        # Slack's workflow webhooks take variables of one's own; other hosts are anyone's.
+        ("https://hooks.slack.com/workflows/T0/A0/tok3n,https://hooks.example/services/x", "", []),
+    ],
+    ids=["slack and discord", "file, discord's versioned api", "workflow, other hosts"],
+)
+def test_a_chat_service_s_incoming_webhook_as_a_receiver_is_warned_of(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    urls: str,
+    file: str,
+    warned: list[tuple[str, str, str]],
+) -> None:
+    """A Slack or Discord incoming webhook given as a receiver, which takes its service's own
+    message and answers the bridge's Alertmanager-format notification 400 (every delivery
+    dead-lettered), is warned of with the way there, Alertmanager's receiver for it; its path,
+    a token, is not shown."""
+    env = {"EXESDB_WEBHOOK_SECRET": "k" * 32}
+    if urls:
+        env["EXESDB_WEBHOOK_URLS"] = urls
+    if file:
+        (tmp_path / "receivers.yml").write_text(file)
+        env["EXESDB_WEBHOOK_CONFIG_FILE"] = str(tmp_path / "receivers.yml")
+    status, _, err = check_config(monkeypatch, capsys, **env)
+    assert status == 0, err
+    lines = [line for line in err.splitlines() if "incoming webhook" in line]
+    assert lines == [
+        f"exesdb-bridge: warning: {who}: it is a {service} incoming webhook, which takes"
+        f" {service}'s own message, not the Alertmanager-format notification the bridge sends,"
+        f" and answers every delivery 400: send alerts to {service} through an Alertmanager with"
+        f" a {configs}_configs receiver (EXESDB_ALERTMANAGER_URL), or a relay that turns the"
+        f" notification into a {service} message"
+        for who, service, configs in warned
+    ]
+    assert "tok3n" not in err

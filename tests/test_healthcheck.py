@@ -149,9 +149,12 @@ async def test_healthy_on_200(server: Server) -> None:
     assert verdict.line == f"healthy: {server.url()} answered 200"
 
 
-@pytest.mark.parametrize(("status", "reason"), [(503, "Service Unavailable"), (404, "Not Found")])
+@pytest.mark.parametrize(
+    ("status", "reason"), [(503, "Service Unavailable"), (500, "Internal Server Error")]
+)
 async def test_unhealthy_on_any_other_status(server: Server, status: int, reason: str) -> None:
-    """Any status but 200 is unhealthy, and the line gives the status and reason."""
+    """Any status but 200 is unhealthy, and the line gives the status and reason (one the
+    bridge never answers says more: another server's 404, below)."""
     await server.start(answer(status))
     verdict = await asyncio.to_thread(probe, server.url())
     assert not verdict.healthy
@@ -930,6 +933,25 @@ async def test_another_server_s_200_at_the_address_is_not_the_bridge_healthy(
     assert verdict.line == (
         f"{endpoint.bad}: {url} answered 200, but not as the bridge's {path} answers: another"
         " server listens there; EXESDB_HTTP_ADDR must be the address the bridge listens on"
+    )
+
+
+@pytest.mark.parametrize(("endpoint", "path"), [(LIVENESS, "/healthz"), (READINESS, "/readyz")])
+@pytest.mark.parametrize(("status", "reason"), [(404, "Not Found"), (501, "Not Implemented")])
+async def test_another_server_s_404_at_the_address_says_another_server_listens_there(
+    server: Server, endpoint: Endpoint, path: str, status: int, reason: str
+) -> None:
+    """A status the bridge never answers its probes with (another server's 404, or python -m
+    http.server's 501) says another server listens there, as its 200 does, not the status alone
+    as though the bridge had answered it."""
+    await server.start(answer(status))
+    url = server.url(path=path)
+    verdict = await asyncio.to_thread(probe, url, endpoint=endpoint)
+    assert (verdict.healthy, verdict.status, verdict.from_bridge) == (False, status, False)
+    assert verdict.line == (
+        f"{endpoint.bad}: {url} answered {status} {reason}, which the bridge's {path} never"
+        " answers: another server listens there; EXESDB_HTTP_ADDR must be the address the bridge"
+        " listens on"
     )
 
 

@@ -946,13 +946,24 @@ async def test_ingest_answers_409_for_a_replayed_message(serve: ServerFactory) -
 async def test_ingest_answers_409_for_an_expired_header_timestamp(
     serve: ServerFactory, skew: int
 ) -> None:
-    """A valid signature whose t is outside the replay window (past or future) answers 409."""
+    """A valid signature whose t is outside the replay window (past or future) answers 409,
+    saying by how much and which way t is off the bridge's clock, the window and what to do."""
     server = await serve(EXESDB_REPLAY_WINDOW_MS="60000")
     body = body_of(envelope())
-    status, answer = await server.post(body, signature=signed(body, at=time.time() + skew))
+    signed_at = int(time.time() + skew)
+    status, answer = await server.post(body, signature=signed(body, at=signed_at))
     assert status == 409
     assert answer["error"] == "expired"
     assert server.rejected("expired") == 1
+    way = "behind" if skew < 0 else "ahead of"
+    told = re.fullmatch(
+        rf"the X-ExESDB-Signature timestamp t={signed_at} is (\d+) s {way} the bridge's clock,"
+        r" outside its replay window of 60 s \(EXESDB_REPLAY_WINDOW_MS\): sign each request as"
+        r" it is sent, on a clock set right",
+        answer["detail"],
+    )
+    assert told is not None, answer["detail"]
+    assert abs(int(told.group(1)) - abs(skew)) <= 2  # the seconds between signing and judging
 
 
 @pytest.mark.parametrize("skew", [-3_600, 3_600])
@@ -965,6 +976,11 @@ async def test_ingest_answers_409_for_an_expired_envelope_timestamp(
     status, answer = await server.post(body_of(envelope(ts=ts)))
     assert status == 409
     assert (answer["error"], answer["field"]) == ("expired", "ts")
+    assert answer["detail"] == (
+        "ts is further than EXESDB_REPLAY_WINDOW_MS from the bridge's clock, or older than the"
+        " ids it still remembers (EXESDB_REPLAY_MEMORY): give ts the time the message is sent, on"
+        " a clock set right"
+    )
 
 
 @pytest.mark.parametrize("chunked", [False, True])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import platform
 import re
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 from tests.support import ROOT, require_binary
@@ -54,3 +57,62 @@ def test_make_clean_removes_every_state_folder_the_readme_and_the_defaults_make(
         check=True,
     )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["keep-me"]
+
+
+def _make(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``make`` with the repository's Makefile in ``tmp_path``, beside a copy of its
+    pyproject.toml (a prerequisite of the install rules)."""
+    require_binary("make")
+    (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    return subprocess.run(
+        ["make", "--file", str(ROOT / "Makefile"), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_make_run_with_a_python_too_old_says_so_and_makes_no_virtualenv(tmp_path: Path) -> None:
+    """A Python older than the bridge needs (this one, against a minimum raised past it) is
+    refused before a .venv is made, saying which it is and how to name another, where pip said
+    only "requires a different Python" and left a .venv every make after failed on."""
+    completed = _make(tmp_path, "run", f"PYTHON={sys.executable}", "MIN_PYTHON=3.99")
+    version = f"Python {platform.python_version()}"
+    assert completed.returncode == 2
+    assert completed.stderr.startswith(
+        f"exesdb-bridge needs Python 3.99 or newer, and {sys.executable} is {version}: name a"
+        " newer one, e.g. make run PYTHON=python3.12\n"
+    )
+    assert not (tmp_path / ".venv").exists()
+    missing = _make(tmp_path, "test", "PYTHON=no-such-python3")
+    assert missing.stderr.startswith(
+        "exesdb-bridge needs Python 3.11 or newer, and no-such-python3 is missing: name a newer"
+        " one, e.g. make test PYTHON=python3.12\n"
+    )
+
+
+def test_a_virtualenv_an_older_python_made_is_named_to_remove(tmp_path: Path) -> None:
+    """A .venv made by a Python older than the bridge needs (before the check, or copied in)
+    is named, with how to make it again, instead of being handed to pip to refuse."""
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(tmp_path / ".venv")], check=True
+    )
+    completed = _make(tmp_path, "run", "MIN_PYTHON=3.99")
+    assert completed.returncode == 2
+    assert completed.stderr.startswith(
+        f".venv was made with Python {platform.python_version()}, older than the Python 3.99"
+        " exesdb-bridge needs: remove it (rm -rf .venv) and make it again with a newer one, e.g."
+        " make run PYTHON=python3.12\n"
+    )
+    assert "pip install" not in completed.stdout
+
+
+def test_the_makefile_s_oldest_python_is_the_package_s() -> None:
+    """MIN_PYTHON in the Makefile is pyproject.toml's requires-python, so that make refuses
+    exactly the Pythons pip would."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    minimum = re.search(r"^MIN_PYTHON := (\S+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert minimum is not None
+    assert pyproject["project"]["requires-python"] == f">={minimum.group(1)}"

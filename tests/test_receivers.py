@@ -329,6 +329,23 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             " hides a secret",
         ),
         ("webhook_configs: [\n", "not valid YAML at line"),
+        # A [ or { never closed, or a quote: told at the line that opened it, not where the
+        # parser gave up (the end of the file), and what is wrong, never the text.
+        (
+            "webhook_configs: [{url: http://h/tok3n}\nalertmanager: {url: http://am:9093}\n",
+            "receivers.yml: not valid YAML at line 1: a [ opened on this line is not closed by"
+            " its ]",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h/x\n    http_config: {authorization: {credentials:"
+            " tok3n}\n",
+            "receivers.yml: not valid YAML at line 3: a { opened on this line is not closed by"
+            " its }",
+        ),
+        (
+            'webhook_configs:\n  - url: "http://h/tok3n\n    send_resolved: true\n',
+            "receivers.yml: not valid YAML at line 2: a quote opened on this line is not closed",
+        ),
         (  # the parser stops on the line after it: the line without ': ' is named
             "webhook_configs:\n  - url: http://h/tok3n\n    send_resolved true\n"
             "    max_alerts: 3\n",

@@ -106,6 +106,12 @@ class Keyring:
         sake."""
         return _parse_header(header)[2]
 
+    @staticmethod
+    def header_time(header: str) -> int | None:
+        """The ``t`` of ``header`` in unix seconds, None when it has none readable: what an
+        ``EXPIRED`` answer measures the sender's clock by."""
+        return _parse_header(header)[0]
+
     def check_header(
         self, header: str | None, body: bytes, now: float, window_seconds: float
     ) -> HeaderCheck:

@@ -41,6 +41,13 @@ _WHAT_TO_DO: Final = {
     RejectReason.MALFORMED: "a sender's bodies are no well-formed JSON envelopes"
     " (docs/messages.md#envelope)",
 }
+# The envelope's ts judged stale: further than the window from now, or older than the ids the
+# replay memory still holds (EXESDB_REPLAY_MEMORY), which the verdict does not tell apart.
+_TS_OUT_OF_WINDOW: Final = (
+    "ts is further than EXESDB_REPLAY_WINDOW_MS from the bridge's clock, or older than the ids it"
+    " still remembers (EXESDB_REPLAY_MEMORY): give ts the time the message is sent, on a clock"
+    " set right"
+)
 _NOT_OURS: Final = "a sender's messages are not the bridge's types (docs/messages.md)"
 
 
@@ -312,7 +319,7 @@ class Verifier:
 def _replay_rejection(verdict: ReplayVerdict, message_id: str) -> Rejection:
     if verdict is ReplayVerdict.REPLAYED:
         return Rejection(RejectReason.REPLAYED, f"message {message_id} was already accepted", "id")
-    return Rejection(RejectReason.EXPIRED, "the timestamp is outside the replay window", "ts")
+    return Rejection(RejectReason.EXPIRED, _TS_OUT_OF_WINDOW, "ts")
 
 
 def _batch_replay_rejection(

@@ -50,6 +50,14 @@ _LEASE_MOVED: Final = (
 )
 
 
+def _none_listed(state: str | None) -> str:
+    """What ``alerts list`` says when it lists none: in the state asked for, so that no firing
+    alert is hidden behind a bare "no alerts" answering ``--state resolved``."""
+    if state is None:
+        return NO_OPEN_ALERTS
+    return "no alerts" if state == "all" else f"no {state} alerts (--state all lists every state)"
+
+
 def add_alerts_command(commands: Commands) -> None:
     """Add ``alerts list`` and ``alerts ack`` to the subcommands of ``exesdb-bridge``."""
     alerts = commands.add_parser(
@@ -191,7 +199,7 @@ def _alerts(args: argparse.Namespace) -> int:
         print(json.dumps(answer, indent=2))
     elif args.alerts_command == "list":
         rows = [alert_row(alert) for alert in answer["alerts"]]
-        print_table(ALERT_COLUMNS, rows, NO_OPEN_ALERTS if args.state is None else "no alerts")
+        print_table(ALERT_COLUMNS, rows, _none_listed(args.state))
     else:
         print_table(ALERT_COLUMNS, [alert_row(answer["alert"])], "")
     if left_out is not None:

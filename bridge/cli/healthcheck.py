@@ -100,6 +100,11 @@ _CERTIFICATE: Final = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIF
 _PROBE_VARIABLES: Final = frozenset(f"EXESDB_{name.upper()}" for name in ProbeSettings._fields)
 
 
+# Statuses the bridge never answers a GET of its probes with (it serves both, to GET, on every
+# address it listens on): another server's, which has no such path or method.
+_NEVER_THE_BRIDGE_S: Final = frozenset({404, 405, 501})
+
+
 # The probe's values are named tuples: importing dataclasses (with inspect) was a sixth of what
 # a probe's imports cost.
 class Endpoint(NamedTuple):
@@ -234,6 +239,9 @@ def _probe(
         connection.close()
     if endpoint.readiness and status in (200, 503):
         return _readiness_verdict(url, status, reason, body)
+    if status in _NEVER_THE_BRIDGE_S:
+        shown = f"{status} {reason}"
+        return Verdict(False, _not_the_bridge(bad, url, endpoint.path, shown), status)
     if status == 200 and _is_healthz(body):
         return Verdict(True, f"{good}: {url} answered 200", status, from_bridge=True)
     if status == 200:
@@ -267,12 +275,18 @@ def _readiness_verdict(url: str, status: int, reason: str, body: bytes) -> Verdi
     return Verdict(False, line, status, from_bridge=from_bridge)
 
 
-def _not_the_bridge(bad: str, url: str, path: str) -> str:
-    """The line for a 200 whose body is not the bridge's ``path`` answer: another server holds
-    the address (the bridge could not listen there, or listens elsewhere)."""
+def _not_the_bridge(bad: str, url: str, path: str, status: str = "") -> str:
+    """The line for a 200 whose body is not the bridge's ``path`` answer, or for a ``status``
+    (``404 Not Found``) the bridge never answers there: another server holds the address (the
+    bridge could not listen there, or listens elsewhere)."""
+    answered = (
+        f"{status.rstrip()}, which the bridge's {path} never answers"
+        if status
+        else f"200, but not as the bridge's {path} answers"
+    )
     return (
-        f"{bad}: {url} answered 200, but not as the bridge's {path} answers: another server"
-        " listens there; EXESDB_HTTP_ADDR must be the address the bridge listens on"
+        f"{bad}: {url} answered {answered}: another server listens there; EXESDB_HTTP_ADDR must"
+        " be the address the bridge listens on"
     )
 
 

@@ -459,16 +459,39 @@ def _refuse_variables_before_the_command(parser: argparse.ArgumentParser, argv: 
     )
 
 
+# Other words people try for a command (the status page's button says Acknowledge), and the
+# program's options typed as commands, as git and pip take them (``exesdb-bridge help``).
+_COMMAND_SYNONYMS: Final = {
+    "acknowledge": "ack",
+    "show": "list",
+    "ls": "list",
+    "start": "run",
+    "serve": "run",
+    "resend": "retry",
+    "status": "healthcheck",
+}
+_OPTIONS_AS_COMMANDS: Final = {"help": "--help", "version": "--version"}
+
+
 def _refuse_an_unknown_command(parser: argparse.ArgumentParser, given: str) -> None:
     """A command of ``parser`` that is not one is refused as argparse refuses it, with the
     command it most resembles, when one is alike enough to be the one meant (``runn``: ``run``;
-    ``check_config``: ``check-config``; ``RUN``: ``run``; ``outbox lst``: ``list``), as
-    ``schema`` names the tag meant."""
+    ``check_config``: ``check-config``; ``RUN``: ``run``; ``outbox lst``: ``list``), or that
+    another word for it names (``alerts acknowledge``: ``ack``; ``start``: ``run``), as
+    ``schema`` names the tag meant; ``help`` and, before any command, ``version`` with the
+    option meant (``--help``)."""
     commands = parser.get_default("command_names")
     if given.startswith("-") or given in commands:
         return
-    if meant_choice(given, commands):
-        # As argparse names the argument: the top level's metavar, a command's its choices.
-        top = parser.get_default("subcommand_parsers") is not None
-        argument = "COMMAND" if top else "{" + ",".join(commands) + "}"
-        parser.error(f"argument {argument}: {refused_choice(given, commands)}")
+    # As argparse names the argument: the top level's metavar, a command's its choices.
+    top = parser.get_default("subcommand_parsers") is not None
+    argument = "COMMAND" if top else "{" + ",".join(commands) + "}"
+    option = _OPTIONS_AS_COMMANDS.get(given.casefold())
+    if option is not None and (top or option == "--help"):
+        listed = ", ".join(map(repr, commands))
+        parser.error(
+            f"argument {argument}: invalid choice: {given!r};"
+            f" {meant_said(option, name=True)} (choose from {listed})"
+        )
+    if meant_choice(given, commands, _COMMAND_SYNONYMS):
+        parser.error(f"argument {argument}: {refused_choice(given, commands, _COMMAND_SYNONYMS)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from bridge.choices import meant_said, word_meant
@@ -207,12 +207,15 @@ def one_of(
     return choice
 
 
-def refused_choice(given: str, choices: Sequence[str]) -> str:
+def refused_choice(
+    given: str, choices: Sequence[str], aliases: Mapping[str, str] | None = None
+) -> str:
     """argparse's refusal of ``given`` as none of ``choices``, with the choice meant when one is
     alike enough (``meant_choice``): ``invalid choice: 'acknowleged'; did you mean
     'acknowledged'? (choose from 'firing', …)``; the choices alone for a word like none of them
-    (``invalid choice: 'fired' (choose from 'firing', …)``: under difflib's cutoff)."""
-    meant = meant_choice(given, choices)
+    (``invalid choice: 'fired' (choose from 'firing', …)``: under difflib's cutoff).
+    ``aliases`` are other words for some of them, as ``meant_choice`` takes them."""
+    meant = meant_choice(given, choices, aliases)
     hint = f"; {meant_said(meant)}" if meant else ""
     return f"invalid choice: {given!r}{hint} ({_choose_from(choices)})"
 
@@ -221,13 +224,29 @@ def _choose_from(choices: Sequence[str]) -> str:
     return f"choose from {', '.join(map(repr, choices))}"
 
 
-def meant_choice(given: str, choices: Sequence[str]) -> str | None:
+# How alike a word must be to another word for a choice to be taken for it: closer than to a
+# choice, since ``aliases`` hold words of their own (``status`` is 0.73 alike ``start``).
+_ALIAS_LIKENESS: Final = 0.8
+
+
+def meant_choice(
+    given: str, choices: Sequence[str], aliases: Mapping[str, str] | None = None
+) -> str | None:
     """The one of ``choices`` that ``given`` most resembles, letter case aside, when one does
     enough (``runn``: ``run``; ``RUN``: ``run``); one ending in ``_`` and ``given`` first
-    (``health``: ``ex_esdb_health``)."""
+    (``health``: ``ex_esdb_health``). ``aliases`` are other words for some of them
+    (``acknowledge``: ``ack``), when ``given`` is spelt as none of them: as one, or nearly
+    (``acknowlege``), but not as loosely as a choice (``status`` is not ``start``); those for
+    no choice are passed over."""
     folded = given.casefold()
     ending = [choice for choice in choices if choice.casefold().endswith("_" + folded)]
-    return ending[0] if len(ending) == 1 else word_meant(given, choices)
+    if len(ending) == 1:
+        return ending[0]
+    if (meant := word_meant(given, choices)) is not None:
+        return meant
+    others = {alias: word for alias, word in (aliases or {}).items() if word in choices}
+    alias = word_meant(given, others, likeness=_ALIAS_LIKENESS)
+    return others[alias] if alias is not None else None
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], none: str) -> None:

@@ -46,6 +46,8 @@ def request_failure(exc: BaseException, timeout: float) -> RequestFailure:
         reason = _connection_error(exc)
         if _plain_http(exc):
             reason += " (the server answered without TLS, as plain http does: is the URL http://?)"
+        elif _no_ca_trusted(exc):
+            reason += _NAME_ITS_CA
         return RequestFailure(kind, f"{kind}: cannot connect to {where}: {reason}")
     shown = redact_urls(str(exc))
     if isinstance(exc, aiohttp.ClientError):
@@ -64,6 +66,25 @@ def _connection_error(exc: aiohttp.ClientConnectorError) -> str:
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         error = exc.certificate_error
     return connection_reason(error)
+
+
+# OpenSSL's codes for a chain that leads to no CA the client trusts: a self-signed certificate
+# (18, 19) or one whose issuer is not among the CAs (2, 20, 21). Not a name or a date, which
+# another CA would not mend.
+_UNTRUSTED_CHAIN: Final = frozenset({2, 18, 19, 20, 21})
+_NAME_ITS_CA: Final = (
+    " (no CA trusted here signed its certificate: a receiver's or Alertmanager's own CA goes in"
+    " the tls_config ca_file of its http_config, in the receivers file EXESDB_WEBHOOK_CONFIG_FILE)"
+)
+
+
+def _no_ca_trusted(exc: aiohttp.ClientConnectorError) -> bool:
+    """The certificate of ``exc``'s server chains to no CA the client trusts (self-signed, or a
+    private CA's): what a receiver's own CA, given to the client, mends."""
+    if not isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return False
+    error = exc.certificate_error
+    return isinstance(error, ssl.SSLCertVerificationError) and error.verify_code in _UNTRUSTED_CHAIN
 
 
 def _plain_http(exc: aiohttp.ClientConnectorError) -> bool:

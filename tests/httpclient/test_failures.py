@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import ssl
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -143,3 +144,23 @@ async def test_an_untrusted_certificate_is_told_by_openssl_s_reason_not_a_tuple(
         "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"
     )
     assert "(1, '" not in failure.text
+    # And what mends it, since a receiver's private CA is the usual cause.
+    assert failure.text.endswith(
+        " (no CA trusted here signed its certificate: a receiver's or Alertmanager's own CA goes"
+        " in the tls_config ca_file of its http_config, in the receivers file"
+        " EXESDB_WEBHOOK_CONFIG_FILE)"
+    )
+
+
+async def test_a_certificate_for_another_host_is_not_told_to_name_a_ca(
+    tls_port_for_another_name: tuple[int, Path],
+) -> None:
+    """A certificate its CA (trusted) issued for another name is no matter of CAs: the failure
+    says OpenSSL's mismatch without the hint to give the receiver's CA."""
+    port, ca_file = tls_port_for_another_name
+    failure = await _failure_of(
+        f"https://127.0.0.1:{port}/hook", ssl.create_default_context(cafile=str(ca_file))
+    )
+    assert failure.kind == "ClientConnectorCertificateError"
+    assert "IP address mismatch" in failure.text
+    assert "no CA trusted here" not in failure.text

@@ -279,6 +279,31 @@ async def test_a_refusing_answer_is_told_in_the_log_on_one_line_and_nowhere_else
     assert told == ["HTTP 503; will retry", "HTTP 404; dead-lettered"]
 
 
+async def test_a_401_refusal_names_the_signing_key_beside_the_credentials(
+    tmp_path: Path, webhook_receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receiver's 401 (what one checking X-ExESDB-Signature with another key answers, the
+    usual refusal of a receiver just set up) is dead-lettered with what to mend: its credentials
+    or the key it verifies with, not the URL's path."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(Answer(401, text="bad signature"))
+    caplog.set_level(logging.WARNING, "bridge.sinks.alerts")
+    async with alert_bridge(
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: sink.outbox.queue.depth().dead == 1, what="a dead letter")
+        [dead] = sink.outbox.queue.deliveries("dead")
+    said = [r.getMessage() for r in caplog.records if "dead-lettered" in r.getMessage()]
+    assert said == [
+        f"webhook delivery {dead.id} to {sink.receivers[0].label} dead-lettered after 1"
+        " attempt(s): HTTP 401: bad signature; the receiver refused it, which is final: mend what"
+        " it refused (its credentials, or the key it checks X-ExESDB-Signature with: the"
+        " receiver's secret in the receivers file, else EXESDB_WEBHOOK_SECRET, must be the one it"
+        f" verifies with), then `exesdb-bridge outbox retry {dead.id}` sends it again"
+    ]
+
+
 async def test_an_html_refusal_is_told_as_the_text_of_its_page(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -402,6 +402,29 @@ def test_a_wrong_password_is_told_as_refused_credentials_until_redis_takes_it(
     assert "not-the-password" not in process.log()
 
 
+def test_no_password_where_redis_asks_for_one_is_told_where_it_goes(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess]
+) -> None:
+    """A URL without a password at a Redis that asks for one (its default user off): /readyz
+    and one start-up warning say NOAUTH and where the password goes, in words that the log's
+    redaction leaves whole; once Redis lets the bridge in, it is ready without a restart."""
+    bare = f"redis://127.0.0.1:{acl_redis.port}/0"
+    process = start_replica(tmp_path, bridge_processes, bare)
+    refusal = told(
+        bare,
+        REFUSES_CREDENTIALS + "NOAUTH Authentication required (Redis asks for a password and"
+        " EXESDB_BUS gives none: write it in the URL before the host, after a colon and followed"
+        " by @ (a Redis user's name before that colon), docs/redis.md#settings)",
+    )
+
+    def let_in() -> None:
+        with admin(acl_redis) as client:
+            client.execute_command("ACL", "SETUSER", "default", "on", "nopass", "~*", "&*", "+@all")
+
+    logged = refused_until_put_right(process, refusal, let_in)
+    assert len(logged) == 1, logged
+
+
 def test_frames_the_acl_user_may_not_write_are_told_as_refused_until_granted(
     tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess]
 ) -> None:

@@ -123,6 +123,14 @@ _READ_REPLICA_SECONDS: Final = 60.0
 _CREDENTIALS_HINT: Final = (
     "the user name and password in EXESDB_BUS must be those of a Redis user that is on"
 )
+# NOAUTH: the URL gives no password, and Redis asks for one (requirepass, or the default user
+# off): where it goes, not that it is wrong. In words: the log's redaction would hide a URL
+# written out with a password in it.
+_NOAUTH_HINT: Final = (
+    "Redis asks for a password and EXESDB_BUS gives none: write it in the URL before the host,"
+    " after a colon and followed by @ (a Redis user's name before that colon),"
+    " docs/redis.md#settings"
+)
 _PERMISSIONS_HINT: Final = (
     "give the bridge's Redis user the rules of docs/redis.md#a-redis-user-for-the-bridge;"
     " ACL LOG names what was refused"
@@ -670,7 +678,9 @@ def _refusal(exc: BaseException) -> str | None:
     (the credentials, or a command), with what to do about an ACL's; None when Redis could
     not be reached."""
     if isinstance(exc, (AuthenticationError, AuthorizationError)):
-        return f"refuses the bridge's credentials: {reason(exc)} ({_CREDENTIALS_HINT})"
+        noauth = getattr(exc, "status_code", None) == "NOAUTH"
+        hint = _NOAUTH_HINT if noauth else _CREDENTIALS_HINT
+        return f"refuses the bridge's credentials: {reason(exc)} ({hint})"
     if not isinstance(exc, ResponseError) and getattr(exc, "status_code", None) is None:
         return None  # no answer from Redis (a reply's error carries its code: LOADING, ERR)
     said = f"refuses the bridge's commands: {reason(exc)}"

@@ -730,6 +730,7 @@ class DeliveryWorker:
             attempted.number,
             result.said,
             refused=result.outcome is Outcome.REJECTED,
+            status=result.status,
         )
         self._report(attempted.delivery, result, state, attempted.number)
         if told_again:

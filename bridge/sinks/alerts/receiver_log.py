@@ -41,10 +41,12 @@ class ReceiverLog:
         said: str | None = None,
         *,
         refused: bool = False,
+        status: int | None = None,
     ) -> None:
         """Tell the log what one attempt changed, if anything; ``said``: the start of a refusing
         answer's body, shown after the error; ``refused``: the answer was final (a 4xx but 408,
-        425 and 429), which sending it again unchanged would only meet again."""
+        425 and 429), which sending it again unchanged would only meet again; ``status``: its
+        HTTP status, which says what to mend."""
         if said:
             error = f"{error}: {said}"
         if state is DeliveryState.STALE and error is not None:
@@ -79,8 +81,8 @@ class ReceiverLog:
                 attempt,
                 error,
                 # A refusal is not retried: a wrong path or token would refuse a retry too.
-                "the receiver refused it, which is final: mend what it refused (the URL's path,"
-                " its credentials), then "
+                "the receiver refused it, which is final: mend what it refused"
+                f" ({_to_mend(status)}), then "
                 if refused
                 else "",
                 delivery_id,
@@ -91,3 +93,15 @@ class ReceiverLog:
                 self._shown_url,
                 error,
             )
+
+
+def _to_mend(status: int | None) -> str:
+    """What a final refusal with ``status`` asks to mend: for 401 and 403, the credentials or
+    the signing key, which a receiver checking X-ExESDB-Signature refuses a delivery for when
+    its key is not the bridge's (the usual 401 of a new receiver)."""
+    if status in (401, 403):
+        return (
+            "its credentials, or the key it checks X-ExESDB-Signature with: the receiver's secret"
+            " in the receivers file, else EXESDB_WEBHOOK_SECRET, must be the one it verifies with"
+        )
+    return "the URL's path, its credentials"

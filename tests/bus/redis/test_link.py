@@ -155,7 +155,11 @@ CREDENTIALS = "the user name and password in EXESDB_BUS must be those of a Redis
         ),
         (
             AuthenticationError("Authentication required.", status_code="NOAUTH"),
-            f"refuses the bridge's credentials: NOAUTH Authentication required ({CREDENTIALS})",
+            # No password in the URL: where it goes, not that it is wrong.
+            "refuses the bridge's credentials: NOAUTH Authentication required (Redis asks for a"
+            " password and EXESDB_BUS gives none: write it in the URL before the host, after a"
+            " colon and followed by @ (a Redis user's name before that colon),"
+            " docs/redis.md#settings)",
         ),
         (
             NoPermissionError(
