@@ -62,7 +62,8 @@ run: $(VENV)/.installed
 # Real servers the integration tests start: installed when missing and running as root.
 # podman (with runc) runs the image the tests build on a Debian stand-in made by debootstrap;
 # headless chromium (driven through chromium-driver) opens the pages; systemd-analyze checks the
-# systemd unit; btrfs-progs makes the small btrfs the alert outbox fills up.
+# systemd unit; btrfs-progs makes the small btrfs the alert outbox fills up; the ingest bench's
+# smoke test runs Pushgateway beside the bridge.
 servers:
 	@missing=""; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
@@ -77,6 +78,7 @@ servers:
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	command -v mkfs.btrfs >/dev/null || missing="$$missing btrfs-progs"; \
+	command -v prometheus-pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing:$$missing"; \

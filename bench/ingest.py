@@ -1,5 +1,7 @@
 """Signed NDJSON ingest into a real bridge process, beside Prometheus Pushgateway in the same run.
 
+    .venv/bin/python -m bench.ingest [--repeats N] [--batches N]
+
 The bridge runs as ``python -m bridge run`` with ``EXESDB_INGEST=true`` on loopback; batches of
 1 000 signed envelopes are POSTed over two keep-alive connections, in both payload shapes
 (complete: every field set; minimal: only the required ones), and the complete one as Python's
@@ -10,7 +12,8 @@ the bridge's ``/metrics`` shows for a batch's messages, one body per batch. CPU 
 CPU-time clock (``bench._util.cpu_seconds``, not wall time), read once it is idle again; the
 loads take turns, their order rotating each repeat, and the tables show medians; the shapes
 are compared with the complete one by the median of each repeat's ratio (both measured within
-the repeat).
+the repeat). ``--repeats`` and ``--batches`` (per repeat, the first in process a warm-up) size
+both tables alike (by default 5 x 11 in process, 9 x 40 over HTTP): small ones for a smoke run.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from prometheus_client import CollectorRegistry
 from bench import pushgateway
 from bench._util import (
     BridgeProcess,
+    argument_parser,
     http_get,
     median,
     send,
@@ -79,8 +83,11 @@ async def _in_process(components: list[Any], batches: Sequence[tuple[bytes, str]
     return elapsed / count * 1e6
 
 
-def breakdown(*, quick: bool = False) -> str:
-    """Where an ingested message's CPU goes: the same batches with components added in turn."""
+def breakdown(
+    *, quick: bool = False, repeats: int | None = None, batches: int | None = None
+) -> str:
+    """Where an ingested message's CPU goes: the same batches with components added in turn;
+    ``repeats`` of ``batches`` each (the first a warm-up), else the ``quick`` or full sizes."""
     factories = {factory.__name__: factory for factory in default_components()}
     steps = [
         ("bus only (verify, decode, replay, dispatch)", []),
@@ -91,7 +98,8 @@ def breakdown(*, quick: bool = False) -> str:
         ),
         ("+ alert sink (all default components)", list(factories)),
     ]
-    repeats = 3 if quick else 5
+    repeats = repeats or (3 if quick else 5)
+    per_repeat = max(2, batches or (6 if quick else 11))  # one to warm up, one to measure
     sources = {shape: Source(shape, NODES) for shape in SHAPES}
     results: dict[tuple[str, Shape], list[float]] = {
         (name, shape): [] for name, _ in steps for shape in SHAPES
@@ -100,8 +108,8 @@ def breakdown(*, quick: bool = False) -> str:
         for name, chosen in steps:
             components = [factories[n] for n in chosen]
             for shape in SHAPES:
-                batches = [sources[shape].batch(BATCH) for _ in range(6 if quick else 11)]
-                results[name, shape].append(asyncio.run(_in_process(components, batches)))
+                sent = [sources[shape].batch(BATCH) for _ in range(per_repeat)]
+                results[name, shape].append(asyncio.run(_in_process(components, sent)))
     rows = []
     previous = dict.fromkeys(SHAPES, 0.0)
     for name, _ in steps:
@@ -143,10 +151,11 @@ def warm_up(bridge: BridgeProcess, sources: Mapping[Shape, Source]) -> bytes:
     return complete_samples
 
 
-def run(*, quick: bool = False) -> str:
-    """Measure ingest of both payload shapes beside Pushgateway; the tables."""
-    repeats = 3 if quick else 9
-    per_repeat = 20 if quick else 40  # 40 batches: ~0.2 s of CPU, several scheduler time slices
+def run(*, quick: bool = False, repeats: int | None = None, batches: int | None = None) -> str:
+    """Measure ingest of both payload shapes beside Pushgateway; the tables. ``repeats`` of
+    ``batches`` each size both, else the ``quick`` or full sizes."""
+    # 40 batches: ~0.2 s of CPU, several scheduler time slices.
+    per_repeat = batches or (20 if quick else 40)
     sources = {shape: Source(shape, NODES) for shape in WRITTEN}
     binary = pushgateway.installed()
     cpu: dict[str, list[float]] = {name: [] for name in (*WRITTEN, "pushgateway")}
@@ -178,19 +187,20 @@ def run(*, quick: bool = False) -> str:
 
             loads["pushgateway"] = push
         names = list(loads)
-        for repeat in range(repeats):
+        turns = repeats or (3 if quick else 9)
+        for repeat in range(turns):
             turn = repeat % len(names)
             for name in names[turn:] + names[:turn]:
-                seconds, wall, batches = loads[name]()
-                cpu[name].append(seconds / batches * 1e3)  # per batch: 1 000 messages' worth
-                rates[name].append(batches * BATCH / wall)
+                seconds, wall, sent = loads[name]()
+                cpu[name].append(seconds / sent * 1e3)  # per batch: 1 000 messages' worth
+                rates[name].append(sent * BATCH / wall)
         rss = bridge.stat().rss_bytes
         components = bridge.components()
     note = "" if binary else "Pushgateway not installed: apt-get install prometheus-pushgateway\n"
     return (
-        breakdown(quick=quick)
+        breakdown(quick=quick, repeats=repeats, batches=batches)
         + "\n"
-        + _tables(cpu, rates, samples, repeats, per_repeat, rss)
+        + _tables(cpu, rates, samples, turns, per_repeat, rss)
         + f"bridge components: {components}\n"
         + note
     )
@@ -256,5 +266,15 @@ def _tables(
     )
 
 
+def main() -> None:
+    parser = argument_parser(__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, help="repeats of each table (default 5 and 9)")
+    parser.add_argument(
+        "--batches", type=int, help="batches of 1 000 per repeat (default 11 and 40)"
+    )
+    args = parser.parse_args()
+    print(run(repeats=args.repeats, batches=args.batches))
+
+
 if __name__ == "__main__":
-    print(run())
+    main()

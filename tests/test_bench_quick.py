@@ -4,6 +4,7 @@ the ingest benchmark divides by and hands the bus, which its figures rest on."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from bench.decode import decoders, disagreeing
 from bench.ingest import BATCH, NODES, post_batches, warm_up
 from bench.workload import SECRET, SHAPES, WRITTEN, Source
 from bridge.bus import Keyring, ReplayGuard, Verifier
+from tests.support import ROOT, require_binary
 
 
 def test_every_decode_alternative_decodes_as_this_tree_does() -> None:
@@ -77,3 +79,88 @@ def test_the_in_process_benches_weigh_each_envelope_by_its_line_as_ingest_does()
     envelopes, sizes = verified_batch(verifier, body, header)
     assert len(envelopes) == 20
     assert list(sizes) == [len(line) for line in body.splitlines()]
+
+
+def _printed(*command: str) -> str:
+    """What ``python -m <command>`` prints, run as a reader runs it."""
+    done = subprocess.run(
+        [sys.executable, "-m", *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _tables(printed: str) -> dict[str, list[dict[str, str]]]:
+    """Each table in ``printed``, by its title's first words (up to a parenthesis), as rows of
+    cells by column."""
+    tables: dict[str, list[dict[str, str]]] = {}
+    header: list[str] = []
+    for line in printed.splitlines():
+        if line.startswith("### "):
+            rows = tables.setdefault(line[4:].partition(" (")[0], [])
+            header = []
+        elif line.startswith("|") and not line.startswith("|-"):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            if header:
+                rows.append(dict(zip(header, cells, strict=True)))
+            else:
+                header = cells
+    return tables
+
+
+def _figure(cell: str) -> float:
+    """A table's figure as a number (``60,562`` is 60562)."""
+    return float(cell.replace(",", ""))
+
+
+@pytest.mark.slow
+def test_ingest_runs_beside_pushgateway_on_a_few_batches() -> None:
+    """`python -m bench.ingest --repeats 1 --batches 4` prints both tables: every step of the
+    in-process one and every process of the Pushgateway one a figure above zero, and the ratio
+    of Pushgateway's CPU per sample to the bridge's for complete payloads."""
+    require_binary(pushgateway.BINARY)
+    printed = _printed("bench.ingest", "--repeats", "1", "--batches", "4")
+    assert "(1 x 4 batches of 1,000 each, interleaved" in printed
+    assert "(in-process, no HTTP, 1 repeats, median)" in printed
+    tables = _tables(printed)
+    steps = tables["Where ingest CPU goes"]
+    assert len(steps) == 4
+    assert all(_figure(step["complete: CPU ms / 1000 msgs"]) > 0 for step in steps)
+    processes = tables["Signed NDJSON ingest beside Pushgateway"]
+    assert [row["process"].partition(":")[0] for row in processes][-1] == "Pushgateway"
+    assert all(_figure(row["msgs/s (wall)"]) > 0 for row in processes)
+    assert all(_figure(row["CPU ms / 1000 msgs"]) > 0 for row in processes)
+    ratio = processes[0]["Pushgateway's CPU per sample / its"]
+    assert processes[0]["process"] == "bridge, complete payloads"
+    assert _figure(ratio) > 0
+
+
+@pytest.mark.slow
+def test_redis_bus_runs_two_replicas_on_a_few_thousand_messages() -> None:
+    """`python -m bench.redis_bus --messages 2000 --repeats 1 --seconds 0.3 --claim-idle-ms
+    500` prints its capacity and latency tables, each replica's figures above zero."""
+    require_binary("redis-server")
+    tables = _tables(
+        _printed(
+            "bench.redis_bus",
+            *("--messages", "2000", "--repeats", "1", "--seconds", "0.3", "--claim-idle-ms", "500"),
+        )
+    )
+    replicas = [
+        row
+        for row in tables["Redis bus, two replica processes: capacity"]
+        if row["replica"] in ("this tree: lease holder", "this tree: other replica")
+    ]
+    assert len(replicas) == 2
+    for column in ("msgs/s (wall)", "msgs per CPU-s", "CPU us/msg"):
+        assert all(_figure(row[column]) > 0 for row in replicas), column
+    paced = tables[
+        "Publish to delivery at half the target rate and at half the slower role's capacity"
+    ]
+    assert len(paced) >= 2
+    assert all(_figure(row["msgs/s"]) > 0 and _figure(row["p99 ms"]) > 0 for row in paced)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.servers.chromium import browser, quit_after_its_group, shared_chromium
+from tests.integration.servers.chromium import (
+    bidi_browser,
+    browser,
+    quit_after_its_group,
+    shared_chromium,
+)
 from tests.integration.servers.prometheus import start_prometheus
 
-__all__ = ["browser", "shared_chromium", "start_prometheus"]
+__all__ = ["bidi_browser", "browser", "shared_chromium", "start_prometheus"]
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:

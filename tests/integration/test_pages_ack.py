@@ -17,7 +17,7 @@ from tests.integration.servers.chromium import Browser
 from tests.integration.servers.tmpfs import SmallDisk, small_disk
 from tests.pages.helpers import page_bridge, raise_alert, sink_of, wait_for_alert
 from tests.support import ADMIN_TOKEN, ThreadedBridge, http_get, wait_until
-from tests.webconfig.files import bcrypt_hash
+from tests.webconfig.files import basic, bcrypt_hash
 
 # The page modules run on one pytest-xdist worker, one after another: their Chromium (a fixture
 # of tests/integration/conftest.py) starts once.
@@ -262,6 +262,34 @@ def test_a_page_opened_with_a_user_and_password_in_its_address_refreshes_and_ack
         browser.css("button[data-ack='a1']").click()
         browser.wait_for_text("#ack-message", "Acknowledged: Queue backed up")
         assert wait_for_alert(server, "a1", lambda record: record.ack_by == "alice")
+
+
+def test_a_page_whose_login_is_refused_says_so_and_keeps_the_admin_token(
+    tmp_path: Path, bidi_browser: Browser
+) -> None:
+    """Behind basic auth, an acknowledgement the web config refuses (alice's password changed
+    since the page was opened, the browser's login prompt cancelled) says the page's login was
+    refused and to reload it, not that the admin token is wrong, and keeps the token."""
+    browser = bidi_browser
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw')}\n")
+    with page_bridge(tmp_path / "state", EXESDB_WEB_CONFIG_FILE=str(web)) as server:
+        raise_alert(server, "a1", "Queue backed up")
+        browser.open(server.url.replace("http://", "http://alice:alice-pw@", 1) + "/")
+        browser.type_ack_form("alice", ADMIN_TOKEN)
+        browser.cancel_logins()
+        web.write_text(f"basic_auth_users:\n  alice: {bcrypt_hash('new-pw')}\n")
+        old_login = {"Authorization": basic("alice", "alice-pw")}
+        wait_until(lambda: http_get(server.url + "/", old_login)[0] == 401, 15, "the reload")
+        browser.css("button[data-ack='a1']").click()
+        message = browser.wait_for_text("#ack-message", "refused (401)")
+        assert message.startswith("The page's login was refused (401)")
+        assert "Reload the page" in message
+        assert "EXESDB_ADMIN_TOKEN" not in message
+        stored = browser.run("return sessionStorage.getItem('exesdb-bridge.admin-token')")
+        assert stored == ADMIN_TOKEN
+        assert browser.css("#ack-token").get_attribute("value") == ADMIN_TOKEN
+        assert wait_for_alert(server, "a1", lambda record: record.ack_by is None)
 
 
 def test_a_wrong_token_shows_an_error(tmp_path: Path, browser: Browser) -> None:

@@ -671,10 +671,16 @@ async def test_an_alerts_page_lists_its_labels_and_annotations(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
     """The alert's page lists each label and each annotation (summary, title, description)
-    with its value, as the webhook carries them."""
+    with its value, as the webhook carries them and GET /v1/alerts shows them (the data the
+    page is rendered from)."""
     with page_bridge(tmp_path) as server:
         record = raise_alert(server, "disk_full:db-1", "Disk almost full on db-1")
         _, _, body = await fetch(client, server.url + "/alerts/disk_full%3Adb-1")
+        async with client.get(
+            server.url + "/v1/alerts?alert_id=disk_full%3Adb-1",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as response:
+            [listed] = (await response.json())["alerts"]
 
     def pairs(section: str) -> dict[str, str]:
         part = body.split(f'id="{section}"', 1)[1].split("</section>", 1)[0]
@@ -687,6 +693,7 @@ async def test_an_alerts_page_lists_its_labels_and_annotations(
         "title": "Disk almost full on db-1",
         "description": "raised by a page test",
     }
+    assert (listed["labels"], listed["annotations"]) == (pairs("labels"), pairs("annotations"))
 
 
 async def test_a_runbook_link_on_an_allowed_origin_opens_from_the_alerts_page(

@@ -240,7 +240,17 @@
     });
   }
 
-  function refusal(status, answer) {
+  // A 401 of the web config's basic auth (its challenge is Basic; the admin token's is Bearer):
+  // the password the page was opened with no longer works, and the token may well be right.
+  const loginRefused = (response) =>
+    response.status === 401 && /^basic\b/i.test(response.headers.get("WWW-Authenticate") || "");
+
+  function refusal(status, answer, login) {
+    if (login) {
+      return "The page's login was refused (401): the web config's basic auth no longer takes"
+        + " the user and password the page was opened with. Reload the page to log in again;"
+        + " the admin token is kept.";
+    }
     if (status === 401) return "The admin token was refused (401): it must be the bridge's EXESDB_ADMIN_TOKEN.";
     if (status === 404) return "The bridge no longer knows this alert (404).";
     return (answer && answer.detail) || "The bridge answered HTTP " + status + ".";
@@ -281,10 +291,11 @@
         say("Acknowledged: " + button.dataset.title, false);
       } else {
         const answer = await response.json().catch(() => null);
-        say(refusal(response.status, answer), true);
+        const login = loginRefused(response);
+        say(refusal(response.status, answer, login), true);
         button.disabled = false;
         refocusing = [];
-        if (response.status === 401) {
+        if (response.status === 401 && !login) {
           // Not kept for the tab (a reload would fill it in again): typed over, here.
           remember(TOKEN_KEY, "");
           tokenField.focus();

@@ -43,6 +43,7 @@ from bridge.messages import (
     MAX_NAME,
     MAX_TEXT,
     NAME_PATTERN,
+    NO_CONTROL_CHARACTERS,
     Timestamp,
     format_timestamp,
     visible_name,
@@ -96,7 +97,9 @@ class AlertQuery(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     state: AlertState | None = None
-    alert_id: str | None = None
+    # Refused as a bad ?state= is, not answered with no alert: ingest refuses an alert id that
+    # holds a control character, so none could match.
+    alert_id: Annotated[str, StringConstraints(pattern=NO_CONTROL_CHARACTERS)] | None = None
     limit: int = Field(default=1000, ge=1, le=MAX_LIST)
 
     @field_validator("limit", mode="before")
@@ -121,6 +124,7 @@ _ACK_REFUSALS: Final = {
 }
 
 _QUERY_REFUSALS: Final = {
+    "alert_id": "alert_id must not contain control characters (no alert id holds one)",
     "limit": f"limit must be an integer from 1 to {MAX_LIST}",
 }
 

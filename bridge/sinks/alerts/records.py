@@ -165,7 +165,8 @@ class AlertRecord:
             "severity": self.severity,
             "requires_ack": self.requires_ack,
             "labels": self.labels,
-            "annotations": self.annotations,
+            # As receivers get them, as the alert's page shows them: one set of annotations.
+            "annotations": self.sent_annotations,
             "starts_at": _iso(self.starts_at),
             "updated_at": _iso(self.updated_at),
             "ends_at": _iso(self.ends_at),

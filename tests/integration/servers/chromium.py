@@ -31,6 +31,7 @@ __all__ = [
     "WIDTH",
     "Browser",
     "SharedChromium",
+    "bidi_browser",
     "browser",
     "quit_after_its_group",
     "shared_chromium",
@@ -83,8 +84,11 @@ def require_chromium() -> None:
         unavailable(str(exc))
 
 
-def start_chromium(profile: Path, width: int = WIDTH, height: int = HEIGHT) -> Any:
-    """A selenium ``WebDriver`` on a fresh headless Chromium using ``profile`` as its profile."""
+def start_chromium(
+    profile: Path, width: int = WIDTH, height: int = HEIGHT, *, bidi: bool = False
+) -> Any:
+    """A selenium ``WebDriver`` on a fresh headless Chromium using ``profile`` as its profile;
+    ``bidi`` for one speaking WebDriver BiDi too (``Browser.cancel_logins`` needs it)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -96,6 +100,7 @@ def start_chromium(profile: Path, width: int = WIDTH, height: int = HEIGHT) -> A
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={width},{height}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console messages
+    options.enable_bidi = bidi
     # Both paths given: selenium never tries to download a driver or a browser.
     web = webdriver.Chrome(options=options, service=Service(executable_path=driver))
     web.set_page_load_timeout(30)
@@ -125,6 +130,13 @@ class Browser:
         long, the page refreshing, and saying it refreshes, as it would."""
         self.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _HASTENED})
         return REFRESH_SECONDS / HASTE
+
+    def cancel_logins(self) -> None:
+        """From now on, cancel each basic auth prompt a request raises, as a person pressing
+        Cancel in the login dialog: the page then gets the 401 (a headless Chromium would wait
+        on a prompt no one sees). Needs a browser started with ``bidi`` (``bidi_browser``); a
+        script awaited in the browser (``execute_async_script``) holds the cancel back."""
+        self.driver.network.add_authentication_handler(lambda login: login.cancel())
 
     def css(self, selector: str) -> Any:
         """The first element matching ``selector`` (fails the test when there is none)."""
@@ -278,6 +290,18 @@ def quit_after_its_group(item: pytest.Item, nextitem: pytest.Item | None) -> Non
     shared = item.config.stash.get(_SHARED, None)
     if shared is not None and (nextitem is None or group_of(nextitem) != group_of(item)):
         shared.quit()
+
+
+@pytest.fixture
+def bidi_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """A headless Chromium of its own that speaks WebDriver BiDi (``Browser.cancel_logins``),
+    quit afterwards: the shared one does not, so that the other tests drive it as before."""
+    require_chromium()
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-bidi"), bidi=True)
+    try:
+        yield Browser(driver)
+    finally:
+        driver.quit()
 
 
 @pytest.fixture

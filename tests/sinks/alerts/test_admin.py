@@ -371,18 +371,25 @@ async def test_list_says_which_replica_holds_the_lease_or_that_none_can_be_known
         ("limit=%D9%A5", "limit"),  # an Arabic-Indic 5, likewise
         ("limit=", "limit"),
         ("state=bogus&limit=0", "state"),
+        ("alert_id=a%01b", "alert_id"),
+        ("alert_id=%00", "alert_id"),
+        ("alert_id=a%0Ab", "alert_id"),  # a line break
+        ("alert_id=a%7F", "alert_id"),  # DEL
+        ("alert_id=a%C2%85", "alert_id"),  # NEL, a C1 control
     ],
 )
 async def test_list_refuses_a_bad_query_naming_the_parameter(
     keeper: Keeper, query: str, field: str
 ) -> None:
-    """A bad ?state= or ?limit= is a 400 "invalid" naming the parameter and what is allowed."""
+    """A bad ?state= or ?limit=, or an ?alert_id= holding a control character (no alert's id
+    does: ingest refuses them), is a 400 "invalid" naming the parameter and what is allowed."""
     async with served(keeper) as base:
         status, body = await request(base, "GET", f"/v1/alerts?{query}")
     assert (status, body["error"], body["field"]) == (400, "invalid", field)
     allowed = {
         "state": "state must be 'firing', 'acknowledged' or 'resolved'",
         "limit": "limit must be an integer from 1 to 10000",
+        "alert_id": "alert_id must not contain control characters (no alert id holds one)",
     }
     assert body["detail"] == allowed[field]
     assert keeper.queries == []
