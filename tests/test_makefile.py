@@ -116,3 +116,14 @@ def test_the_makefile_s_oldest_python_is_the_package_s() -> None:
     minimum = re.search(r"^MIN_PYTHON := (\S+)$", (ROOT / "Makefile").read_text(), re.M)
     assert minimum is not None
     assert pyproject["project"]["requires-python"] == f">={minimum.group(1)}"
+
+
+def test_the_readme_names_every_package_make_test_installs() -> None:
+    """Each Debian package the Makefile's ``servers`` rule installs when missing is named in the
+    README's paragraph on what ``make test`` installs, so a reader without root knows them all."""
+    packages = re.findall(r'missing="\$\$missing ([a-z0-9.-]+)"', (ROOT / "Makefile").read_text())
+    readme = (ROOT / "README.md").read_text()
+    paragraph = readme[readme.index("`make test` installs the real servers") :]
+    paragraph = paragraph[: paragraph.index("\n\n")]
+    assert len(packages) >= 10
+    assert [name for name in packages if f"`{name}`" not in paragraph] == []
