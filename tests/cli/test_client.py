@@ -17,8 +17,6 @@ from tests.cli.helpers import ALERT_FIELDS, Bridges, cli
 from tests.integration.test_alert_crash import ingest_alerts
 from tests.support import ADMIN_TOKEN, ROOT, TEST_SECRET, ThreadedBridge, bridge_env, free_port
 
-# -- finding the bridge, usage errors, output --
-
 
 def _ingest(process: ThreadedBridge, count: int) -> None:
     ingest_alerts(process.url, [f"alert-{number:04d}" for number in range(count)])
