@@ -1,5 +1,5 @@
-"""The admin token the commands that ask a running bridge send (``bridge.cli.remote``), and the
-bridge's refusal of it."""
+"""The admin token the commands that ask a running bridge send (``bridge.cli.remote``): one
+past printable ASCII refused, as ``run`` refuses it, and a missing or wrong one told."""
 
 from __future__ import annotations
 
@@ -9,6 +9,28 @@ import pytest
 
 from tests.cli.helpers import Bridges, cli
 from tests.support import ADMIN_TOKEN
+
+
+@pytest.mark.parametrize("token", ["t\u00f6ken-" * 3, "\u0442\u043e\u043a\u0435\u043d-" * 3])
+@pytest.mark.parametrize("command", ["run", "check-config", "alerts list"])
+def test_an_admin_token_past_printable_ascii_is_refused_naming_what_is_allowed(
+    tmp_path: Path, command: str, token: str
+) -> None:
+    """EXESDB_ADMIN_TOKEN holding a character past printable ASCII (Latin-1's, Cyrillic) stops
+    start-up, check-config and the alerts commands (exit 2) saying what is allowed, never the
+    token: a browser's fetch sends it as Latin-1 bytes or refuses it, and http.client as
+    Latin-1, so the status page's Acknowledge and the alerts commands were refused with the
+    right token."""
+    env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_ADMIN_TOKEN": token}
+    completed = cli(*command.split(), cwd=tmp_path, **env)
+    assert completed.returncode == 2, completed.stderr
+    assert (
+        "exesdb-bridge: bad configuration:\n  EXESDB_ADMIN_TOKEN: holds a character other than"
+        " printable ASCII, which browsers and HTTP clients send as other bytes than the bridge"
+        " compares (or cannot send), so acknowledging from the status page or the alerts"
+        " command would be refused; allowed: printable ASCII, e.g. $(openssl rand -hex 16)\n"
+    ) in completed.stderr
+    assert token not in completed.stdout + completed.stderr
 
 
 def test_an_admin_token_ending_in_a_line_break_is_sent_trimmed(
