@@ -104,7 +104,7 @@ def test_an_external_url_with_a_query_or_fragment_stops_run_naming_the_variable(
     assert "sso" not in completed.stderr
 
 
-# The advice the EXESDB_WEBHOOK_URLS warning gives too (tests/test_config.py).
+# The advice the EXESDB_WEBHOOK_URLS warning gives too (tests/config/test_warnings.py).
 UNSIGNED = (
     "no secret nor secret_file, nor EXESDB_WEBHOOK_SECRET: deliveries go unsigned; set its secret"
     " (or secret_file) to a random key of at least 32 characters, e.g. $(openssl rand -hex 32),"

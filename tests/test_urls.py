@@ -16,8 +16,8 @@ from bridge.urls import (
     split_userinfo,
     url_meant,
 )
+from tests.config.helpers import OTLP_ENDPOINTS_ACCEPTED, OTLP_ENDPOINTS_REFUSED
 from tests.support import make_settings
-from tests.test_config import OTLP_ENDPOINTS_ACCEPTED, OTLP_ENDPOINTS_REFUSED
 from tests.webconfig.files import WebFiles
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.cli.helpers import ALERT_FIELDS, cli
 from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess, run_command, withhold
-from tests.test_cli import ALERT_FIELDS, cli
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
 # One pytest-xdist worker runs the module: the secured bridge (a module fixture) starts once.

@@ -40,7 +40,7 @@ CLIENT = re.compile(
 )
 SKIPPED = {
     'exesdb-bridge alerts ack ALERT_ID --by alice --note "rebooting"': (
-        "ALERT_ID stands for an alert the bridge holds: tests/test_cli.py acknowledges one"
+        "ALERT_ID stands for an alert the bridge holds: tests/cli/test_alerts.py acknowledges one"
     ),
     (
         "EXESDB_ADMIN_TOKEN=... exesdb-bridge alerts list --url https://bridge.example:9570 "

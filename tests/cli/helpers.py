@@ -1,0 +1,61 @@
+"""How the tests of ``tests/cli`` run the exesdb-bridge command (docs/cli.md).
+
+``run`` as a real process (its usage errors, refused before it starts, aside); the client
+commands in the test's own process (``run_in_process``), with a real process for each where the
+process is the point (the console script, Ctrl-C, a pipe, stdin), and an in-process bridge to
+talk to where the bridge is not what a test is about."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.support import (
+    PLAIN_RUNS,
+    ROOT,
+    BridgeProcess,
+    ThreadedBridge,
+    run_bridge,
+    run_in_process,
+)
+
+Completed = subprocess.CompletedProcess[str]
+
+
+ALERT_FIELDS = [
+    "-f", "severity=critical",
+    "-f", "category=system",
+    "-f", "title=Node down",
+    "-f", "description=node3 stopped answering",
+    "-f", "source=cli-test",
+]  # fmt: skip
+
+
+def cli(*args: str, stdin: str | None = None, cwd: Path = ROOT, **env: str) -> Completed:
+    """Run ``exesdb-bridge`` with the given arguments and environment in this process (a plain
+    ``run`` or ``run --demo`` in a process of its own, since it serves; ``run``'s usage errors
+    here, refused before anything starts); capture its output."""
+    if list(args) in PLAIN_RUNS:
+        return run_bridge(*args, env=env, stdin=stdin, cwd=cwd)
+    return run_in_process(*args, env=env, stdin=stdin, cwd=cwd)
+
+
+def cli_process(*args: str, stdin: str | None = None, cwd: Path = ROOT, **env: str) -> Completed:
+    """``cli`` in a real ``python -m bridge`` process, where the process is what is tested."""
+    return run_bridge(*args, env=env, stdin=stdin, cwd=cwd)
+
+
+# Starts an in-process bridge to talk to: ``bridges(folder, **settings)``.
+Bridges = Callable[..., ThreadedBridge]
+
+
+def start_bridge_process(
+    processes: list[BridgeProcess], tmp_path: Path, **env: str
+) -> BridgeProcess:
+    """Start a ``BridgeProcess`` with its state in ``tmp_path``'s ``state`` and ``env`` added to its
+    environment; it joins ``processes`` (the ``bridge_processes`` fixture's list) to be stopped."""
+    process = BridgeProcess(state_dir=tmp_path / "state")
+    process.env.update(env)
+    processes.append(process)
+    return process.start(tmp_path)

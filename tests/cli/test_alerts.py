@@ -1,0 +1,370 @@
+"""The ``alerts`` command (``bridge.cli.alerts``): a running bridge's alerts listed and
+acknowledged, on one replica or on several."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.cli.helpers import ALERT_FIELDS, Bridges, cli
+from tests.integration.servers.redis import RedisServer
+from tests.integration.test_alert_crash import ingest_alerts, listed_alerts
+from tests.pages.helpers import page_bridge, sink_of
+from tests.pages.test_lease import CLAIM_IDLE_MS, alert_card
+from tests.support import ADMIN_TOKEN, TEST_SECRET, free_port, http_get, wait_until
+
+
+def test_alerts_list_shows_the_alerts_that_want_attention_unless_asked_for_every_one(
+    bridges: Bridges, tmp_path: Path
+) -> None:
+    """`alerts list` lists firing and acknowledged alerts, most recently changed first, with
+    their titles cut to 60 characters; resolved ones only with `--state resolved` or `--state
+    all`, which lists every alert."""
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
+    long_title = "disk full on /var/lib/exesdb " + "x" * 80
+    for alert_id, title in (("gone", "fixed since"), ("old", "first"), ("new", long_title)):
+        published = cli(
+            "publish", "system_alert", "--topic", "disk_full", *ALERT_FIELDS,
+            "-f", f"alert_id={alert_id}", "-f", f"title={title}", "--url", bridge.url,
+            SECRET_KEY_BASE=TEST_SECRET,
+        )  # fmt: skip
+        assert published.returncode == 0, published.stderr
+    wait_until(lambda: len(listed_alerts(bridge.url)) == 3, 15, "3 alerts")
+    for alert_id, extra in (("old", []), ("gone", ["--resolution", "fixed"])):
+        acked = cli("alerts", "ack", alert_id, "--by", "alice", *extra, **env)
+        assert acked.returncode == 0, acked.stderr
+
+    listed = cli("alerts", "list", **env)
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split() for line in listed.stdout.splitlines()[1:]]
+    assert [row[:2] for row in rows] == [["old", "acknowledged"], ["new", "firing"]]
+    cut = listed.stdout.splitlines()[2].split("  ")[-1]
+    assert cut == long_title[:59] + "…"
+    every = cli("alerts", "list", "--state", "all", **env)
+    assert [line.split()[:2] for line in every.stdout.splitlines()[1:]] == [
+        ["gone", "resolved"],
+        ["old", "acknowledged"],
+        ["new", "firing"],
+    ]
+    resolved = cli("alerts", "list", "--state", "resolved", "--json", **env)
+    assert [alert["alert_id"] for alert in json.loads(resolved.stdout)["alerts"]] == ["gone"]
+
+
+def test_alerts_ack_since_an_episode_that_ended_acknowledges_nothing(
+    bridges: Bridges, tmp_path: Path
+) -> None:
+    """`alerts ack --since TIME` (the alert's SINCE as `alerts list` showed it) typed after the
+    alert resolved and fired again exits 1 saying so, the alert firing since left as it is;
+    with that one's SINCE, typed in lower case (RFC 3339 allows it, the bridge reads it), it
+    acknowledges it."""
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
+    ingest_alerts(bridge.url, ["a1"])
+    [first] = wait_until(lambda: listed_alerts(bridge.url), 15, "a1")
+    fixed = cli("alerts", "ack", "a1", "--by", "alice", "--resolution", "fixed", **env)
+    assert fixed.returncode == 0, fixed.stderr
+    ingest_alerts(bridge.url, ["a1"])
+    [second] = wait_until(
+        lambda: [a for a in listed_alerts(bridge.url) if a["state"] == "firing"],
+        15,
+        "a1 firing again",
+    )
+    late = cli("alerts", "ack", "a1", "--by", "bob", "--since", str(first["starts_at"]), **env)
+    assert late.returncode == 1
+    assert "409" in late.stderr
+    assert f"started at {second['starts_at']}, not at the" in late.stderr
+    assert "it fired again since" in late.stderr
+    assert [a["state"] for a in listed_alerts(bridge.url)] == ["firing"]
+    since = str(second["starts_at"]).lower()
+    acked = cli("alerts", "ack", "a1", "--by", "bob", "--since", since, **env)
+    assert acked.returncode == 0, acked.stderr
+    assert acked.stdout.splitlines()[1].split()[:2] == ["a1", "acknowledged"]
+
+
+def test_alerts_ack_with_a_resolution_of_an_alert_resolved_already_says_nothing_changed(
+    bridges: Bridges, tmp_path: Path
+) -> None:
+    """`alerts ack --resolution` of an alert that resolved before it (by its resolve timeout,
+    unacknowledged, or after someone else's ack) says on stderr it was resolved already, exit 0:
+    the table shows it resolved, but not by this ack, whose resolution is not recorded."""
+    bridge = bridges(tmp_path, EXESDB_INGEST="true", EXESDB_ALERT_RESOLVE_TIMEOUT_MS="100")
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
+    fields = [f if f != "severity=critical" else "severity=warning" for f in ALERT_FIELDS]
+    # A warning resolves by itself; one that requires an ack, only once acknowledged.
+    for alert_id, requires_ack in (("quiet", "false"), ("acked", "true")):
+        published = cli(
+            "publish", "system_alert", "--topic", "disk_full", *fields,
+            "-f", f"alert_id={alert_id}", "-f", f"requires_ack={requires_ack}",
+            "--url", bridge.url, SECRET_KEY_BASE=TEST_SECRET,
+        )  # fmt: skip
+        assert published.returncode == 0, published.stderr
+    wait_until(lambda: len(listed_alerts(bridge.url)) == 2, 15, "2 alerts")
+    assert cli("alerts", "ack", "acked", "--by", "alice", **env).returncode == 0
+    wait_until(
+        lambda: {a["state"] for a in listed_alerts(bridge.url)} == {"resolved"},
+        15,
+        "both resolved by their timeout",
+    )
+    for alert_id in ("quiet", "acked"):
+        late = cli("alerts", "ack", alert_id, "--by", "bob", "--resolution", "disk replaced", **env)
+        assert late.returncode == 0, late.stderr
+        assert late.stdout.splitlines()[1].split()[:2] == [alert_id, "resolved"]
+        assert late.stderr == (
+            f"exesdb-bridge: alert {alert_id} was resolved already; nothing changed\n"
+        )
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "yesterday",
+        "2026-12-05 lunchtime",
+        "1733400000",
+        # ISO 8601 forms Python reads and the bridge, as RFC 3339, does not.
+        "2026-12-05T11:40:00+02",
+        "20261205T114000Z",
+        " 2026-12-05T11:40:00Z",
+    ],
+)
+def test_alerts_ack_since_a_time_that_is_none_is_a_usage_error_naming_the_option(
+    since: str,
+) -> None:
+    """`alerts ack --since` with no RFC 3339 time exits 2 naming --since and the form meant,
+    nothing sent (the bridge, not reached here, would have refused its starts_at field)."""
+    nobody = f"http://127.0.0.1:{free_port()}"
+    refused = cli(
+        "alerts", "ack", "a1", "--by", "bob", "--since", since,
+        EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, EXESDB_URL=nobody,
+    )  # fmt: skip
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.endswith(
+        f"exesdb-bridge alerts ack: error: argument --since: {since!r} is no time: give the"
+        " alert's SINCE as alerts list shows it (RFC 3339, such as 2026-12-05T11:40:00.123Z)\n"
+    )
+
+
+def test_alerts_list_prints_the_most_recently_changed_up_to_its_limit_and_says_how_many_not(
+    bridges: Bridges, tmp_path: Path
+) -> None:
+    """`alerts list --limit N` prints the N most recently changed alerts (with --json too) and
+    says on stderr how many it left out of how many; --limit 0 prints every one, and so does the
+    default of 50 here; a negative or non-numeric limit is a usage error."""
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
+    for alert_id in ("a1", "a2", "a3", "a4"):
+        ingest_alerts(bridge.url, [alert_id])  # one at a time: each changed after the one before
+    wait_until(lambda: len(listed_alerts(bridge.url)) == 4, 15, "4 alerts")
+    acked = cli("alerts", "ack", "a1", "--by", "alice", **env)  # a1 now the latest changed
+    assert acked.returncode == 0, acked.stderr
+
+    two = cli("alerts", "list", "--limit", "2", **env)
+    assert two.returncode == 0, two.stderr
+    assert [line.split()[0] for line in two.stdout.splitlines()[1:]] == ["a1", "a4"]
+    assert two.stderr == (
+        "exesdb-bridge: 2 of 4 alerts not shown, the 2 most recently changed listed: --limit 0"
+        " lists all\n"
+    )
+    one = cli("alerts", "list", "--limit", "1", "--json", **env)
+    assert [alert["alert_id"] for alert in json.loads(one.stdout)["alerts"]] == ["a1"]
+    assert "3 of 4 alerts not shown" in one.stderr
+    for every in (["--limit", "0"], []):
+        listed = cli("alerts", "list", *every, **env)
+        assert (listed.returncode, listed.stderr) == (0, ""), every
+        rows = [line.split()[0] for line in listed.stdout.splitlines()[1:]]
+        assert rows == ["a1", "a4", "a3", "a2"], every
+    for bad in ("-1", "ten"):
+        refused = cli("alerts", "list", "--limit", bad, **env)
+        assert refused.returncode == 2
+        assert f"{bad!r} is not a whole number of 0 or more" in refused.stderr
+
+
+def test_alerts_on_a_redis_replica_without_the_lease_name_the_replica_that_holds_it(
+    tmp_path: Path, redis_server: Callable[[], RedisServer]
+) -> None:
+    """Of two replicas on one real Redis, GET /v1/alerts names the lease holder at either (its
+    consumer name), and `alerts list` (with --json too) and an `alerts ack` the other replica
+    answers 404 say on stderr that it does not hold the lease, naming the one that does, as the
+    status page's banner does."""
+    redis = redis_server()
+    bus = {"EXESDB_BUS": redis.url, "EXESDB_REDIS_CLAIM_IDLE_MS": CLAIM_IDLE_MS}
+    with page_bridge(tmp_path / "one", EXESDB_NODE="bridge-1", **bus) as holder:
+        wait_until(lambda: sink_of(holder).holds_work_queue(), 15, "bridge-1 holds the lease")
+        name = sink_of(holder).work_queue_holder()
+        assert name is not None
+        assert name.startswith("bridge-1:")
+        with page_bridge(tmp_path / "two", EXESDB_NODE="bridge-2", **bus) as other:
+            # bridge-2 reads the holder's name when it finds the lease taken, about once a second.
+            wait_until(lambda: sink_of(other).work_queue_holder() == name, 15, "bridge-2 sees it")
+            answers = {}
+            for replica in (holder, other):
+                status, body = http_get(
+                    replica.url + "/v1/alerts", {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+                )
+                assert status == 200
+                answers[replica.url] = json.loads(body)
+            env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}
+            listed = cli("alerts", "list", "--url", other.url, **env)
+            as_json = cli("alerts", "list", "--json", "--url", other.url, **env)
+            acked = cli("alerts", "ack", "gone-1", "--by", "ops", "--url", other.url, **env)
+            at_holder: list[subprocess.CompletedProcess[str]] = []
+
+            def holder_lists_without_a_warning() -> bool:
+                # On a loaded host a 1.5 s lease can lapse for a moment: the holder then warns.
+                at_holder[:] = [cli("alerts", "list", "--url", holder.url, **env)]
+                return "work-queue lease" not in at_holder[0].stderr
+
+            wait_until(holder_lists_without_a_warning, 15, "the holder lists with no warning")
+    assert answers[other.url] == {
+        "alerts": [],
+        "work_queue_holder": False,
+        "work_queue_holder_name": name,
+        "work_queue_lease": "elsewhere",
+    }
+    assert answers[holder.url]["work_queue_holder_name"] == name  # its own
+    warning = (
+        f"exesdb-bridge: the replica at {other.url} does not hold the work-queue lease: its alerts"
+        f" may be missing or out of date; ask the replica that holds it: {name}"
+        " (exesdb_redis_work_queue_leader 1 on its /metrics)\n"
+    )
+    assert listed.returncode == 0
+    assert listed.stderr.endswith(warning)
+    assert (as_json.returncode, as_json.stderr) == (0, warning)
+    assert json.loads(as_json.stdout)["work_queue_holder_name"] == name
+    assert acked.returncode == 1
+    assert acked.stderr.endswith(warning)
+    assert at_holder[0].returncode == 0
+
+
+@pytest.mark.integration
+def test_alerts_on_a_replica_cut_off_from_redis_say_the_lease_holder_cannot_be_known(
+    tmp_path: Path, redis_server: Callable[[], RedisServer]
+) -> None:
+    """With Redis stopped under a running replica that held the work-queue lease, once its lease
+    lapsed GET /v1/alerts says work_queue_lease unknown, and `alerts list` and the status page
+    say which replica holds the lease cannot be known because Redis is unreachable, not to ask
+    the replica that holds it."""
+    redis = redis_server()
+    bus = {"EXESDB_BUS": redis.url, "EXESDB_REDIS_CLAIM_IDLE_MS": CLAIM_IDLE_MS}
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with page_bridge(tmp_path / "one", EXESDB_NODE="bridge-1", **bus) as replica:
+        wait_until(lambda: sink_of(replica).holds_work_queue(), 15, "bridge-1 holds the lease")
+        redis.stop()
+
+        def answer() -> dict[str, Any]:
+            status, body = http_get(replica.url + "/v1/alerts", auth)
+            assert status == 200
+            return dict(json.loads(body))
+
+        # The lease lapses a lease (EXESDB_REDIS_CLAIM_IDLE_MS) after its last renewal, which
+        # only a failed command to Redis tells (and Redis stays stopped).
+        wait_until(lambda: answer()["work_queue_holder"] is False, 15, "the lease lapsed")
+        listed = cli("alerts", "list", "--url", replica.url, **env)
+        status, page = http_get(replica.url + "/")
+        said = answer()
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stderr.endswith(
+        f"exesdb-bridge: the replica at {replica.url} cannot use Redis, so which replica holds "
+        "the work-queue lease cannot be known there: its alerts may be missing or out of date "
+        "(its /readyz says why: Redis unreachable, or refusing the bridge); batches ingested "
+        "there meanwhile wait in its spool on disk and are handled once Redis is back, and "
+        "notifications already in its outbox are still sent\n"
+    )
+    assert "ask the replica that holds it" not in listed.stderr
+    assert status == 200
+    text = page.decode()
+    assert (
+        "<b>This replica cannot use Redis, so which replica holds the alert work-queue lease"
+        " cannot be known here:</b>" in text
+    )
+    assert "This replica does not hold the alert work-queue lease" not in text
+    assert alert_card(text) == ("warn", "none here; may be incomplete (cannot use Redis)")
+    assert (
+        "No active alerts on this replica, which cannot use Redis: which replica holds the"
+        " alert work-queue lease, and so the cluster&#x27;s alerts, cannot be known here." in text
+    )
+    assert "the replica that holds it may have some" not in text
+    assert said.get("work_queue_lease") == "unknown"
+
+
+@pytest.fixture
+def lease_moving_replica() -> Iterator[str]:
+    """The URL of a real HTTP server on loopback answering GET /v1/alerts as a Redis replica
+    that takes the work-queue lease between the requests for firing and acknowledged alerts:
+    without it (naming bridge-2) for the first, holding it (naming itself, bridge-1) after."""
+
+    class Replica(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state = parse_qs(urlsplit(self.path).query).get("state", [""])[0]
+            held = state != "firing"
+            holder = "bridge-1:aa" if held else "bridge-2:bb"
+            body = json.dumps(
+                {"alerts": [], "work_queue_holder": held, "work_queue_holder_name": holder}
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Replica)
+    # shutdown() returns once the loop next looks, every poll_interval (0.5 s by default).
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_alerts_list_says_the_lease_moved_while_listing_not_that_the_replica_should_ask_itself(
+    lease_moving_replica: str,
+) -> None:
+    """When a replica takes the work-queue lease between the requests for the two states,
+    `alerts list` says the lease moved while it listed and to list again, never that it does
+    not hold the lease and to ask itself; --json names the replica an answer without the lease
+    named."""
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}
+    listed = cli("alerts", "list", "--url", lease_moving_replica, **env)
+    as_json = cli("alerts", "list", "--json", "--url", lease_moving_replica, **env)
+    moved = (
+        f"exesdb-bridge: the work-queue lease moved to or from the replica at"
+        f" {lease_moving_replica} while it listed its alerts: they may be missing or out of"
+        " date; list them again\n"
+    )
+    assert (listed.returncode, as_json.returncode) == (0, 0)
+    assert listed.stderr.endswith(moved)
+    assert as_json.stderr == moved
+    assert "bridge-1" not in listed.stderr + as_json.stderr
+    answer = json.loads(as_json.stdout)
+    assert (answer["work_queue_holder"], answer["work_queue_holder_name"]) == (False, "bridge-2:bb")
+
+
+def test_alerts_list_of_one_state_says_none_of_that_state(bridges: Bridges, tmp_path: Path) -> None:
+    """`alerts list --state resolved` listing none says no resolved alerts, not "no alerts",
+    which read as though the bridge held none at all; `--state all` says no alerts."""
+    bridge = bridges(tmp_path)
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
+    resolved = cli("alerts", "list", "--state", "resolved", **env)
+    every = cli("alerts", "list", "--state", "all", **env)
+    assert (resolved.returncode, resolved.stdout, resolved.stderr) == (
+        0,
+        "",
+        "exesdb-bridge: no resolved alerts (--state all lists every state)\n",
+    )
+    assert (every.returncode, every.stdout, every.stderr) == (0, "", "exesdb-bridge: no alerts\n")

@@ -1,0 +1,471 @@
+"""``run`` (``bridge.cli.service``) as a real process: its configuration refused before start, its
+warnings, its stop on a signal and its failed starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from bridge.sinks.alerts import Outbox
+from bridge.sinks.alerts.outbox import FILE_NAME
+from tests.cli.helpers import Bridges, cli
+from tests.cli.helpers import start_bridge_process as _start
+from tests.integration.servers.redis import RedisServer
+from tests.support import (
+    ROOT,
+    TEST_SECRET,
+    BridgeProcess,
+    bridge_env,
+    free_port,
+    http_get,
+    run_bridge,
+    run_command,
+    wait_until,
+    withhold,
+)
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "variable"),
+    [
+        (["run"], {"EXESDB_INGEST": "true"}, "SECRET_KEY_BASE"),
+        (["run"], {"EXESDB_HTTP_ADDR": "nowhere"}, "EXESDB_HTTP_ADDR"),
+        (["check-config"], {"EXESDB_LOG_LEVEL": "loud"}, "EXESDB_LOG_LEVEL"),
+        (
+            ["run"],
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "notaurl",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            },
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ),
+        (["publish", "system_alert"], {"EXESDB_NODE": "n" * 256}, "EXESDB_NODE"),
+        (["tail"], {"EXESDB_URL": "nats://x"}, "EXESDB_URL"),
+    ],
+)
+def test_bad_configuration_exits_2_naming_the_variable(
+    command: list[str], env: dict[str, str], variable: str
+) -> None:
+    """Every subcommand refuses a bad value of a variable it reads with exit 2 and a line naming
+    the variable."""
+    completed = cli(*command, **env)  # type: ignore[arg-type]
+    assert completed.returncode == 2
+    assert f"  {variable}: " in completed.stderr
+
+
+# A bad start-up: a bad address, a Redis URL with a password and a bad port, a misspelt name.
+BAD_START: Final = {
+    "EXESDB_HTTP_ADDR": "nonsense",
+    "EXESDB_BUS": "redis://exesdb:hunter2-secret@redis.example:notaport/0",
+    "EXESDB_WEBHOOK_URL": "http://hooks.example/x",
+}
+
+
+@pytest.mark.parametrize("log_format", ["json", "JSON", "json "])
+def test_run_with_json_logs_writes_each_configuration_problem_as_a_json_record(
+    log_format: str,
+) -> None:
+    """`run` with EXESDB_LOG_FORMAT=json (in any letter case, blanks around it, as the settings
+    take it) and a bad configuration exits 2 with every stderr line a JSON log record in the
+    log's shape: an error naming each variable at fault, a warning for the misspelt name,
+    nothing secret."""
+    completed = run_bridge("run", env={"EXESDB_LOG_FORMAT": log_format, **BAD_START})
+    assert completed.returncode == 2
+    records = [json.loads(line) for line in completed.stderr.splitlines()]
+    for record in records:
+        assert set(record) == {"ts", "level", "logger", "message"}
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["ts"])
+    errors = [r["message"] for r in records if r["level"] == "error"]
+    assert [message.split(":")[:2] for message in errors] == [
+        ["bad configuration", " EXESDB_BUS"],
+        ["bad configuration", " EXESDB_HTTP_ADDR"],
+    ]
+    [warning] = [r["message"] for r in records if r["level"] == "warning"]
+    assert warning.startswith("EXESDB_WEBHOOK_URL is set but is not a setting")
+    assert {r["logger"] for r in records} == {"bridge"}
+    assert "hunter2" not in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "log_format"),
+    [(["run"], "text"), (["run"], "xml"), (["check-config"], "json")],
+)
+def test_a_bad_configuration_is_plain_text_unless_run_logs_json(
+    command: list[str], log_format: str
+) -> None:
+    """Text logs, an EXESDB_LOG_FORMAT the settings refuse (xml), and
+    `check-config` (for people, not a log) list the problems as plain lines, exit 2."""
+    completed = cli(*command, EXESDB_LOG_FORMAT=log_format, **BAD_START)  # type: ignore[arg-type]
+    assert completed.returncode == 2
+    lines = completed.stderr.splitlines()
+    assert lines[0] == "exesdb-bridge: bad configuration:"
+    assert "  EXESDB_HTTP_ADDR: must be host:port" in "\n".join(lines)
+    assert not any(line.startswith("{") for line in lines)
+    assert "hunter2" not in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "env"),
+    [
+        (["check-config"], {"EXESDB_ADMIN_TOKEN": "short-token"}),
+        (["check-config"], {"EXESDB_HTTP_ADDR": "nowhere"}),
+        (["outbox", "list"], {}),
+        (["healthcheck"], {}),
+    ],
+    ids=["check-config", "refused", "client-command", "healthcheck"],
+)
+def test_every_command_warns_on_its_own_line_after_one_prefix(
+    tmp_path: Path, command: list[str], env: dict[str, str]
+) -> None:
+    """check-config's warnings (a short admin token, a variable that is no setting), those after
+    a refused configuration, a client command's and an unhealthy probe's each begin
+    ``exesdb-bridge: warning:``, as docs/cli.md says: one prefix to grep for, whichever said it."""
+    env = {
+        "EXESDB_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+        "EXESDB_STATE_DIR": str(tmp_path),
+        "EXESDB_PORT": "9570",
+        **env,
+    }
+    completed = cli(*command, **env)  # type: ignore[arg-type]
+    warned = [line for line in completed.stderr.splitlines() if "warning:" in line]
+    assert any("EXESDB_PORT is set but is not a setting" in line for line in warned), warned
+    assert all(line.startswith("exesdb-bridge: warning: ") for line in warned), warned
+    if command == ["check-config"] and "EXESDB_ADMIN_TOKEN" in env:
+        assert any("EXESDB_ADMIN_TOKEN is shorter than 16" in line for line in warned), warned
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("key_file: server.key", "TLS needs cert_file (or cert)"),
+        ("cert_file: server.pem", "TLS needs key_file (or key)"),
+        ("client_allowed_sans: [a.example]", "client_allowed_sans does nothing while TLS is off"),
+    ],
+)
+def test_run_exits_2_on_a_tls_key_without_its_certificate_or_the_reverse(
+    tmp_path: Path, given: str, problem: str
+) -> None:
+    """A web config giving key_file without cert_file (or the reverse) stops start-up with exit
+    2, naming the key missing, as the toolkit stops ("missing one of cert or cert_file"); so does
+    an allow-list of client names without any certificate, which would protect nothing."""
+    web_config = tmp_path / "web.yml"
+    web_config.write_text(f"tls_server_config:\n  {given}\n")
+    completed = cli(
+        "run",
+        EXESDB_WEB_CONFIG_FILE=str(web_config),
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_STATE_DIR=str(tmp_path / "state"),
+    )
+    assert completed.returncode == 2
+    assert (
+        f"  EXESDB_WEB_CONFIG_FILE: {web_config}: tls_server_config: {problem}" in completed.stderr
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_run_exits_0_on_sigterm_and_sigint(
+    bridge_processes: list[BridgeProcess], tmp_path: Path, signum: signal.Signals
+) -> None:
+    """exesdb-bridge run stops accepting, drains and exits 0 on SIGTERM or SIGINT, its last
+    log line saying it stopped and in how long, beside what EXESDB_SHUTDOWN_TIMEOUT_MS allows."""
+    process = _start(bridge_processes, tmp_path)
+    assert process.process is not None
+    process.process.send_signal(signum)
+    assert process.process.wait(30) == 0
+    log = process.log()
+    assert "stopping" in log
+    assert re.search(
+        r" INFO bridge: stopped in \d+\.\ds \(EXESDB_SHUTDOWN_TIMEOUT_MS allows 8s\)$",
+        log.rstrip().splitlines()[-1],
+    ), log
+    assert "Traceback" not in log
+    with pytest.raises(urllib.error.URLError):  # no longer listening
+        http_get(process.url + "/healthz", timeout=2)
+
+
+# SIGTERM coming while run is still starting, made certain: the import of ``module`` sends it
+# to the process, whose handler then runs within that import.
+TERMINATED_IMPORT: Final = """
+import os, signal, sys
+
+class Stop:
+    def find_spec(self, name, path=None, target=None):
+        if name == sys.argv[1]:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return None
+
+sys.meta_path.insert(0, Stop())
+from bridge.__main__ import main
+
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "last_line"),
+    [
+        # Importing the command, before any logging: a plain line.
+        ("bridge.cli.service", "exesdb-bridge: stopped while starting"),
+        # Importing the app, the log set up: a line of the log.
+        ("bridge.app", " INFO bridge: stopped while starting"),
+    ],
+)
+def test_run_stopped_while_starting_exits_0_saying_so(
+    tmp_path: Path, module: str, last_line: str
+) -> None:
+    """A SIGTERM while run still imports its modules (a stop or a rollout just after a start)
+    ends it at once with exit 0 and a last line saying so, no traceback; Python's default
+    ended it silently, killed by the signal."""
+    completed = subprocess.run(
+        [sys.executable, "-c", TERMINATED_IMPORT, module, "run"],
+        env=bridge_env(
+            EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}", EXESDB_STATE_DIR=str(tmp_path / "state")
+        ),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert (
+        completed.stderr.rstrip()
+        .splitlines()[-1]
+        .endswith(f"{last_line} (SIGTERM): nothing was running yet")
+    ), completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert not (tmp_path / "state").exists()  # nothing started
+
+
+def test_run_keeps_running_on_sighup_and_reads_the_web_config_again(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """SIGHUP (systemctl reload) does not stop exesdb-bridge run: it reads the web config again
+    at once, says that other settings are read at start, and a SIGTERM still exits 0."""
+    web_config = tmp_path / "web.yml"
+    web_config.write_text("http_server_config:\n  headers:\n    X-Frame-Options: deny\n")
+    process = _start(bridge_processes, tmp_path, EXESDB_WEB_CONFIG_FILE=str(web_config))
+    assert process.process is not None
+    web_config.write_text("http_server_config:\n  headers:\n    X-Frame-Options: sameorigin\n")
+    process.process.send_signal(signal.SIGHUP)
+    # No request in between: only the signal can have read the file.
+    wait_until(lambda: "SIGHUP: web config read again" in process.log(), 10, "the reload")
+    assert "restart to change them" in process.log()
+    assert process.process.poll() is None
+    with urllib.request.urlopen(process.url + "/healthz", timeout=5) as response:
+        assert response.headers["X-Frame-Options"] == "sameorigin"
+    process.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: "SIGHUP: web config: nothing new taken" in process.log(), 10, "2nd")
+    assert "nothing new taken (unchanged)" in process.log()
+    web_config.write_text("http_server_config:\n  headers:\n    X-Frame-Options: 5\n")
+    process.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: "nothing new taken (the file is refused" in process.log(), 10, "refused")
+    process.process.send_signal(signal.SIGTERM)
+    assert process.process.wait(30) == 0
+
+
+def test_run_warns_at_start_of_a_receiver_file_it_cannot_read_and_runs(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """A receivers-file receiver whose credentials_file cannot be read yet is named in the
+    start-up log with the key and file (never a content); the bridge runs anyway, since the
+    file is read at each attempt and may appear later."""
+    config = tmp_path / "receivers.yml"
+    config.write_text(
+        "webhook_configs:\n"
+        f"  - url: http://127.0.0.1:{free_port()}/hooks/path-tok3n\n"
+        "    http_config:\n"
+        "      authorization:\n"
+        "        credentials_file: not-yet-there\n"
+    )
+    process = _start(bridge_processes, tmp_path, EXESDB_WEBHOOK_CONFIG_FILE=str(config))
+    log = process.log()
+    [line] = [line for line in log.splitlines() if "cannot be read now" in line]
+    assert " WARNING " in line
+    assert f"authorization.credentials_file {tmp_path / 'not-yet-there'} cannot be read" in line
+    assert "http://127.0.0.1:" in line
+    assert "tok3n" not in log
+
+
+def test_run_exits_1_when_the_address_is_taken(bridges: Bridges, tmp_path: Path) -> None:
+    """A second bridge on a port already in use says so, naming EXESDB_HTTP_ADDR and what to
+    do, and exits 1."""
+    first = bridges(tmp_path)  # in this process: it only holds the port
+    completed = cli(
+        "run",
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{first.port}",
+        EXESDB_STATE_DIR=str(tmp_path / "second"),  # not the working directory
+    )
+    assert completed.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{first.port} (EXESDB_HTTP_ADDR)" in completed.stderr
+    assert completed.stderr.rstrip().endswith(
+        "address already in use; another process listens there: stop it, or set "
+        "EXESDB_HTTP_ADDR to a free port"
+    ), completed.stderr
+
+
+def test_run_says_what_to_do_where_the_system_gives_only_an_errno(tmp_path: Path) -> None:
+    """A host name that does not resolve stops start-up with the system's words and what to
+    give instead, on one line."""
+    env = {"EXESDB_HTTP_ADDR": "nosuchhost.invalid:9570", "EXESDB_STATE_DIR": str(tmp_path)}
+    completed = run_bridge("run", env=env, cwd=tmp_path)
+    assert completed.returncode == 1
+    [line] = [line for line in completed.stderr.splitlines() if " ERROR " in line]
+    assert "cannot listen on nosuchhost.invalid:9570 (EXESDB_HTTP_ADDR): [Errno -" in line
+    assert line.endswith(
+        "; the host name does not resolve: give an IP address (0.0.0.0 for every one) or a name"
+        " this host resolves"
+    ), line
+
+
+def test_run_names_the_state_directory_it_may_not_write_not_a_file_tried_in_it(
+    tmp_path: Path,
+) -> None:
+    """A state directory the bridge's user may not write stops start-up (exit 2) naming that
+    directory, not the temporary file the write was tried with, and what to do."""
+    state = tmp_path / "state"
+    state.mkdir()
+    prefix = withhold(state)
+    env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state)}
+    completed = run_command([*prefix, sys.executable, "-m", "bridge", "run"], env)
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.endswith(
+        f"ERROR bridge: EXESDB_STATE_DIR: cannot open the alert outbox in '{state}': [Errno 13]"
+        f" Permission denied: '{state}'; the bridge's user (uid {os.geteuid()}) may not write"
+        " there: give a directory it may write, or make this one writable by it (chown, chmod"
+        " u+w)\n"
+    )
+
+
+def test_run_says_to_give_the_outbox_file_it_may_not_write_to_its_user(tmp_path: Path) -> None:
+    """An outbox file the bridge's user may not read and write, in a directory it may, stops
+    start-up (exit 2) naming the file and to make it that user's, not to make the directory
+    writable."""
+    state = tmp_path / "state"
+    Outbox.in_dir(state).close()
+    outbox = state / FILE_NAME
+    prefix = withhold(outbox)
+    env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state)}
+    completed = run_command([*prefix, sys.executable, "-m", "bridge", "run"], env)
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.endswith(
+        f"ERROR bridge: EXESDB_STATE_DIR: cannot open the alert outbox in '{state}': [Errno 13]"
+        f" Permission denied: '{outbox}'; the bridge's user (uid {os.geteuid()}) may not read"
+        " and write it: make it that user's (chown), or run the bridge as its owner\n"
+    )
+
+
+def _failed_start(tmp_path: Path, failure: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """Run a bridge whose start-up fails as ``failure`` says; its status, log and reason."""
+    if failure == "address taken":
+        taken = socket.create_server(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        with taken:
+            completed = cli("run", **{**env, "EXESDB_HTTP_ADDR": f"127.0.0.1:{port}"})  # type: ignore[arg-type]
+        return completed.returncode, completed.stderr, f"cannot listen on 127.0.0.1:{port}"
+    # A directory where the outbox's file goes: EXESDB_STATE_DIR is one, the outbox fails.
+    (tmp_path / "state" / FILE_NAME).mkdir(parents=True)
+    completed = cli("run", **{**env, "EXESDB_STATE_DIR": str(tmp_path / "state")})  # type: ignore[arg-type]
+    return completed.returncode, completed.stderr, "cannot open the alert outbox"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("bus", ["memory", "redis"])
+@pytest.mark.parametrize(("failure", "status"), [("address taken", 1), ("outbox unopenable", 2)])
+def test_a_failed_start_logs_its_one_reason_and_runs_nothing(
+    tmp_path: Path,
+    redis_server: Callable[[], RedisServer],
+    bus: str,
+    failure: str,
+    status: int,
+) -> None:
+    """A start-up that fails (address taken, outbox unopenable) logs its reason as the one
+    warning or error, and nothing after it (no node leaving, no message left unhandled): it
+    failed before the bus started, so on Redis it wrote nothing there."""
+    redis = redis_server() if bus == "redis" else None
+    env = {
+        "SECRET_KEY_BASE": TEST_SECRET,
+        "EXESDB_BUS": redis.url if redis else "memory",
+        "EXESDB_STATE_DIR": str(tmp_path / "state"),
+        "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+    }
+    code, log, reason = _failed_start(tmp_path, failure, env)
+    assert code == status
+    lines = log.splitlines()
+    [error] = [n for n, line in enumerate(lines) if " ERROR " in line or " WARNING " in line]
+    assert reason in lines[error]
+    assert lines[error + 1 :] == []
+    if redis is not None:
+        with redis.client() as client:
+            assert client.keys("*") == []
+
+
+def test_run_exits_2_when_another_bridge_holds_the_state_directory(
+    bridges: Bridges, tmp_path: Path
+) -> None:
+    """A second bridge on another port but the same EXESDB_STATE_DIR (two shells in one folder)
+    stops at start naming EXESDB_STATE_DIR and the first one's process id, instead of sending
+    the first one's alerts too."""
+    bridges(tmp_path)  # in this process, which holds the folder as a bridge process does
+    completed = cli(
+        "run", EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}", EXESDB_STATE_DIR=str(tmp_path / "state")
+    )
+    assert completed.returncode == 2
+    assert "EXESDB_STATE_DIR: cannot open the alert outbox in " in completed.stderr
+    assert "another bridge process has it open" in completed.stderr
+    assert f"(the process holding it: pid {os.getpid()})" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+# A fault no handler foresaw, raised where start-up runs, its text holding a password.
+_BROKEN_START: Final = """
+import sys
+from bridge.app import Bridge
+async def broken(self):
+    raise RuntimeError("lost redis://default:hunter2@cache:6379/0 mid-start")
+Bridge.start = broken
+from bridge.cli.parser import main
+sys.exit(main(["run"]))
+"""
+
+
+def test_an_unexpected_error_at_start_is_logged_redacted_and_exits_1(tmp_path: Path) -> None:
+    """An error of no kind start-up expects is logged with its traceback through the bridge's
+    own (redacting) log and the run exits 1: no password of its text reaches the terminal, as it
+    would from Python's own traceback printer."""
+    done = run_command(
+        [sys.executable, "-c", _BROKEN_START],
+        {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(tmp_path / "state")},
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "exesdb-bridge stopped on an unexpected error" in output
+    assert "RuntimeError: lost redis://default:<redacted>@cache:6379/… mid-start" in output
+    assert "hunter2" not in output
+
+
+def test_run_logs_ts_with_milliseconds_and_z_and_ends_start_up_with_the_urls(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """JSON log lines carry ts like 2030-01-01T00:00:00.123Z; the start-up ends with one line
+    naming / and /metrics on the bound address."""
+    process = _start(bridge_processes, tmp_path, EXESDB_LOG_FORMAT="json")
+    wait_until(lambda: "/metrics" in process.log(), 10, "the start-up line with the URLs")
+    entries = [json.loads(line) for line in process.log().splitlines()]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["ts"]) for e in entries)
+    messages = [entry["message"] for entry in entries]
+    opened = messages.index(f"open {process.url} (the status page; /metrics for Prometheus)")
+    assert " running as node " in messages[opened - 1]  # the start-up's last two lines
+    assert any(message.startswith("listening on") for message in messages[:opened])
