@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import ALERT_FIELDS, Bridges, cli, cli_process
-from tests.cli.helpers import start_bridge_process as _start
+from tests.cli.helpers import ALERT_FIELDS, Bridges, cli, cli_process, start_bridge_process
 from tests.support import (
     ADMIN_TOKEN,
     ROOT,
@@ -324,7 +323,7 @@ def test_tail_says_so_and_exits_1_when_the_bridge_ends_the_stream(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
     """A bridge stopping under tail ends it with exit 1 and a line saying the stream closed."""
-    process = _start(bridge_processes, tmp_path)
+    process = start_bridge_process(bridge_processes, tmp_path)
 
     def stop() -> None:
         assert process.stop() == 0
@@ -339,7 +338,7 @@ def test_tail_says_the_stream_broke_off_when_the_bridge_is_killed(
 ) -> None:
     """A bridge killed under tail: exit 1 saying the stream broke off, not that it is
     unreachable (it was reached), and no traceback."""
-    process = _start(bridge_processes, tmp_path)
+    process = start_bridge_process(bridge_processes, tmp_path)
     assert process.process is not None
     tail = _tail_until(process, process.process.kill)
     assert tail.returncode == 1

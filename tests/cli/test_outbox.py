@@ -16,8 +16,7 @@ import pytest
 
 from bridge.sinks.alerts import DeliveryState, Outbox
 from bridge.sinks.alerts.outbox import FILE_NAME
-from tests.cli.helpers import cli, cli_process
-from tests.cli.helpers import start_bridge_process as _start
+from tests.cli.helpers import cli, cli_process, start_bridge_process
 from tests.sinks.alerts.helpers import T0, event, observe, one_each
 from tests.support import ROOT, BridgeProcess, run_command, wait_until
 
@@ -161,7 +160,7 @@ def test_run_names_its_outbox_by_the_whole_path(
 ) -> None:
     """The start-up line names the outbox file by its absolute path, since the default state
     directory is relative to the folder the bridge started in."""
-    process = _start(bridge_processes, tmp_path, EXESDB_STATE_DIR=".state")
+    process = start_bridge_process(bridge_processes, tmp_path, EXESDB_STATE_DIR=".state")
     where = tmp_path / ".state" / "alerts.sqlite3"
     wait_until(lambda: "dead-lettered" in process.log(), 15, "the outbox line")
     assert f"outbox {where}: 0 pending, 0 dead-lettered" in process.log()
@@ -182,7 +181,7 @@ def test_run_says_how_to_see_and_resend_the_dead_letters_it_finds(
         dead.id, state=DeliveryState.DEAD, next_attempt_at=T0, status=400, error="HTTP 400", now=T0
     )
     outbox.close()
-    process = _start(bridge_processes, tmp_path, EXESDB_WEBHOOK_URLS=url)
+    process = start_bridge_process(bridge_processes, tmp_path, EXESDB_WEBHOOK_URLS=url)
     wait_until(lambda: "dead-lettered" in process.log(), 15, "the outbox line")
     assert (
         ": 0 pending, 1 dead-lettered (`exesdb-bridge outbox list --state dead` lists them,"
@@ -248,7 +247,7 @@ def test_run_offers_to_resend_only_dead_letters_whose_receiver_is_configured(
             dead.id, state=DeliveryState.DEAD, next_attempt_at=T0, status=400, error="x", now=T0
         )
         outbox.close()
-    process = _start(bridge_processes, tmp_path, EXESDB_WEBHOOK_URLS=urls)
+    process = start_bridge_process(bridge_processes, tmp_path, EXESDB_WEBHOOK_URLS=urls)
     wait_until(lambda: "dead-lettered" in process.log(), 15, "the outbox line")
     [line] = [line for line in process.log().splitlines() if "dead-lettered (" in line]
     assert line.endswith(f": 0 pending, {said}"), line

@@ -20,8 +20,7 @@ import pytest
 
 from bridge.sinks.alerts import Outbox
 from bridge.sinks.alerts.outbox import FILE_NAME
-from tests.cli.helpers import Bridges, cli
-from tests.cli.helpers import start_bridge_process as _start
+from tests.cli.helpers import Bridges, cli, start_bridge_process
 from tests.integration.servers.redis import RedisServer
 from tests.support import (
     ROOT,
@@ -180,7 +179,7 @@ def test_run_exits_0_on_sigterm_and_sigint(
 ) -> None:
     """exesdb-bridge run stops accepting, drains and exits 0 on SIGTERM or SIGINT, its last
     log line saying it stopped and in how long, beside what EXESDB_SHUTDOWN_TIMEOUT_MS allows."""
-    process = _start(bridge_processes, tmp_path)
+    process = start_bridge_process(bridge_processes, tmp_path)
     assert process.process is not None
     process.process.send_signal(signum)
     assert process.process.wait(30) == 0
@@ -256,7 +255,9 @@ def test_run_keeps_running_on_sighup_and_reads_the_web_config_again(
     at once, says that other settings are read at start, and a SIGTERM still exits 0."""
     web_config = tmp_path / "web.yml"
     web_config.write_text("http_server_config:\n  headers:\n    X-Frame-Options: deny\n")
-    process = _start(bridge_processes, tmp_path, EXESDB_WEB_CONFIG_FILE=str(web_config))
+    process = start_bridge_process(
+        bridge_processes, tmp_path, EXESDB_WEB_CONFIG_FILE=str(web_config)
+    )
     assert process.process is not None
     web_config.write_text("http_server_config:\n  headers:\n    X-Frame-Options: sameorigin\n")
     process.process.send_signal(signal.SIGHUP)
@@ -290,7 +291,9 @@ def test_run_warns_at_start_of_a_receiver_file_it_cannot_read_and_runs(
         "      authorization:\n"
         "        credentials_file: not-yet-there\n"
     )
-    process = _start(bridge_processes, tmp_path, EXESDB_WEBHOOK_CONFIG_FILE=str(config))
+    process = start_bridge_process(
+        bridge_processes, tmp_path, EXESDB_WEBHOOK_CONFIG_FILE=str(config)
+    )
     log = process.log()
     [line] = [line for line in log.splitlines() if "cannot be read now" in line]
     assert " WARNING " in line
@@ -461,7 +464,7 @@ def test_run_logs_ts_with_milliseconds_and_z_and_ends_start_up_with_the_urls(
 ) -> None:
     """JSON log lines carry ts like 2030-01-01T00:00:00.123Z; the start-up ends with one line
     naming / and /metrics on the bound address."""
-    process = _start(bridge_processes, tmp_path, EXESDB_LOG_FORMAT="json")
+    process = start_bridge_process(bridge_processes, tmp_path, EXESDB_LOG_FORMAT="json")
     wait_until(lambda: "/metrics" in process.log(), 10, "the start-up line with the URLs")
     entries = [json.loads(line) for line in process.log().splitlines()]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["ts"]) for e in entries)

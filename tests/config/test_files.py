@@ -10,7 +10,7 @@ import pytest
 
 from bridge.config import load_settings
 from bridge.regular_files import MAX_FILE_BYTES
-from tests.config.helpers import OTLP_COLLECTOR as _COLLECTOR
+from tests.config.helpers import OTLP_COLLECTOR
 from tests.support import DAMAGED_CA_NAMES, check_config, damaged_ca_files, pem_files
 from tests.webconfig.files import WebFiles
 
@@ -44,7 +44,7 @@ def test_a_bad_otlp_certificate_or_key_file_stops_start_up_naming_its_variable(
     missing, unreadable, no PEM of its kind, an encrypted key or an OpenSSH one is exit 2 in
     check-config, one line naming the variable, the file and its fault."""
     path = pem_files(tmp_path)[file]
-    status, _, err = check_config(monkeypatch, capsys, **_COLLECTOR, **{variable: path})
+    status, _, err = check_config(monkeypatch, capsys, **OTLP_COLLECTOR, **{variable: path})
     assert status == 2
     [line] = [line for line in err.splitlines() if line.startswith(f"  {variable}: ")]
     assert problem.format(path=path) in line
@@ -69,7 +69,7 @@ def test_an_otlp_ca_file_holding_a_damaged_certificate_is_told_as_damaged(
     """An OTLP CA file whose certificate OpenSSL cannot read is exit 2 in check-config, one line
     naming the variable, the file and the damage as --cacert's is told, not as no certificate."""
     path, said = damaged_ca_files(tmp_path)[damaged]
-    status, _, err = check_config(monkeypatch, capsys, **_COLLECTOR, **{variable: path})
+    status, _, err = check_config(monkeypatch, capsys, **OTLP_COLLECTOR, **{variable: path})
     assert status == 2
     assert [line for line in err.splitlines() if variable in line] == [
         f"  {variable}: {path} {said}"
@@ -192,13 +192,13 @@ def test_good_otlp_certificate_and_key_files_load(
     [
         {"OTEL_EXPORTER_OTLP_CERTIFICATE": "missing.pem"},
         {
-            **_COLLECTOR,
+            **OTLP_COLLECTOR,
             "OTEL_SDK_DISABLED": "true",
             "OTEL_EXPORTER_OTLP_CERTIFICATE": "missing.pem",
         },
-        {**_COLLECTOR, "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE": "missing.pem"},
+        {**OTLP_COLLECTOR, "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE": "missing.pem"},
         {
-            **_COLLECTOR,
+            **OTLP_COLLECTOR,
             "OTEL_TRACES_EXPORTER": "none",
             "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY": "missing.pem",
         },

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.config import load_settings
-from tests.config.helpers import OTLP_COLLECTOR as _COLLECTOR
+from tests.config.helpers import OTLP_COLLECTOR
 from tests.support import check_config
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -38,7 +38,7 @@ def test_otlp_headers_the_exporters_would_drop_stop_start_up_without_showing_the
     2 naming the variable and the item by number, never its text: the SDK would only warn and
     send without it, so a collector asking for a token would refuse every export."""
     status, _, err = check_config(
-        monkeypatch, capsys, **_COLLECTOR, OTEL_EXPORTER_OTLP_HEADERS=value
+        monkeypatch, capsys, **OTLP_COLLECTOR, OTEL_EXPORTER_OTLP_HEADERS=value
     )
     assert status == 2
     assert f"  OTEL_EXPORTER_OTLP_HEADERS: {which} no name=value pair" in err
@@ -52,7 +52,7 @@ def test_otlp_headers_the_exporters_send_whole_are_taken(
 ) -> None:
     """Headers every item of which the exporters send load, blanks in a value included (the
     SDK takes them as written, as other languages' SDKs do)."""
-    for name, given in {**_COLLECTOR, "OTEL_EXPORTER_OTLP_HEADERS": value}.items():
+    for name, given in {**OTLP_COLLECTOR, "OTEL_EXPORTER_OTLP_HEADERS": value}.items():
         monkeypatch.setenv(name, given)
     load_settings()
 
@@ -75,10 +75,10 @@ def test_the_headers_rule_is_the_sdk_s() -> None:
     "env",
     [
         {"OTEL_EXPORTER_OTLP_HEADERS": "Authorization: Bearer x"},
-        {**_COLLECTOR, "OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_HEADERS": "a:b"},
-        {**_COLLECTOR, "OTEL_EXPORTER_OTLP_METRICS_HEADERS": "a:b"},
+        {**OTLP_COLLECTOR, "OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_HEADERS": "a:b"},
+        {**OTLP_COLLECTOR, "OTEL_EXPORTER_OTLP_METRICS_HEADERS": "a:b"},
         {
-            **_COLLECTOR,
+            **OTLP_COLLECTOR,
             "OTEL_EXPORTER_OTLP_HEADERS": "a:b",
             "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "a=1",
             "OTEL_EXPORTER_OTLP_LOGS_HEADERS": "a=1",
@@ -101,7 +101,7 @@ def test_a_signal_s_own_headers_are_judged_under_their_own_name(
 ) -> None:
     """A signal's own headers variable the exporter would drop an item of is named as itself."""
     status, _, err = check_config(
-        monkeypatch, capsys, **_COLLECTOR, OTEL_EXPORTER_OTLP_LOGS_HEADERS="a=1,b"
+        monkeypatch, capsys, **OTLP_COLLECTOR, OTEL_EXPORTER_OTLP_LOGS_HEADERS="a=1,b"
     )
     assert status == 2
     assert "  OTEL_EXPORTER_OTLP_LOGS_HEADERS: item 2 of 2 is no name=value pair" in err
