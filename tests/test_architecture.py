@@ -893,11 +893,11 @@ def _unexplained_sleeps(source: str, where: str) -> Iterator[str]:
 
 def test_no_test_waits_with_an_unexplained_fixed_sleep() -> None:
     """A test that sleeps a fixed time says on that line why it is not a wait (a paced
-    publisher, a slow subscriber); waits go through tests/support.py's wait_until."""
+    publisher, a slow subscriber); waits go through tests/support/waiting.py's wait_until."""
     found = [
         sleep
         for path in sorted(TESTS.rglob("*.py"))
-        if path != TESTS / "support.py"
+        if path != TESTS / "support" / "waiting.py"
         for sleep in _unexplained_sleeps(path.read_text(), str(path.relative_to(ROOT)))
     ]
     assert found == []
@@ -925,16 +925,16 @@ def _skips(source: str, where: str) -> Iterator[str]:
 
 
 def test_the_only_skip_is_a_missing_server_outside_ci() -> None:
-    """A test skips only through tests/support.py's unavailable(), which fails under CI=true
-    instead: no other skip or expected failure hides a test from make test."""
+    """A test skips only through tests/support/binaries.py's unavailable(), which fails under
+    CI=true instead: no other skip or expected failure hides a test from make test."""
     found = [
         skip
         for path in sorted(TESTS.rglob("*.py"))
         for skip in _skips(path.read_text(), str(path.relative_to(ROOT)))
     ]
-    # The line aside: where unavailable() sits moves as tests/support.py grows.
+    # The line aside: where unavailable() sits moves as tests/support/binaries.py grows.
     assert [f"{skip.partition(':')[0]} {skip.partition(' ')[2]}" for skip in found] == [
-        "tests/support.py pytest.skip"
+        "tests/support/binaries.py pytest.skip"
     ]
 
 

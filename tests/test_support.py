@@ -1,4 +1,4 @@
-"""The test helpers of ``tests/support.py`` that start server processes, run commands or run a
+"""The test helpers of ``tests/support/`` that start server processes, run commands or run a
 bridge in a thread."""
 
 from __future__ import annotations

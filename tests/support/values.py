@@ -1,0 +1,47 @@
+"""Values the tests share: the repository's root, the test secret and admin token, Alertmanager's
+global section as its dump prints it, a map nested deep.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+TEST_SECRET = "test-secret-key-base-with-at-least-32-characters"
+ADMIN_TOKEN = "test-admin-token"
+
+
+# Alertmanager's global section as `amtool config show` prints it: its defaults, and each
+# secret hidden as <secret>; with an http_config of a token file and a CA (paths from the
+# receivers file's folder) and redirects followed.
+ALERTMANAGER_GLOBAL = """
+global:
+  resolve_timeout: 5m
+  http_config:
+    authorization:
+      credentials_file: token
+    tls_config:
+      ca_file: ca.pem
+    follow_redirects: true
+    enable_http2: true
+  smtp_from: alerts@example.com
+  smtp_hello: localhost
+  smtp_smarthost: smtp.example.com:587
+  smtp_auth_password: <secret>
+  smtp_require_tls: true
+  smtp_tls_config:
+    insecure_skip_verify: false
+  slack_api_url: <secret>
+  pagerduty_url: https://events.pagerduty.com/v2/enqueue
+  opsgenie_api_url: https://api.opsgenie.com/
+  telegram_api_url: https://api.telegram.org
+"""
+
+
+def nested_map(levels: int) -> dict[str, Any]:
+    """A map ``levels`` maps deep: {"a": {"a": ... {}}}."""
+    nested: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        nested = {"a": nested}
+    return nested
