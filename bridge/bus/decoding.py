@@ -101,17 +101,31 @@ def _named_once(data: bytes | str, held: int) -> bool:
 
 
 def _escaped(data: bytes, what: bytes) -> int:
-    """How many of the ``what`` in ``data`` follow an odd run of backslashes: escaped, in a
-    string (a quote closing one follows an even run, or none)."""
-    # A run of n backslashes is counted by the searches for 1..n of them: +1 -1 +1 ... sums to
-    # 1 for an odd run, 0 for an even one.
-    escaped, sign, backslashes = 0, 1, 1
-    while True:
-        found = data.count(b"\\" * backslashes + what)
-        if not found:
+    """How many of the ``what`` (``"`` or ``":``) in ``data`` follow an odd run of
+    backslashes: escaped, in a string (a quote closing one follows an even run, or none)."""
+    pattern = _ESCAPED[what]
+    match, find = pattern.match, data.find
+    escaped = 0
+    at = find(b"\\")
+    # Few backslashes (a batch holding a few escapes): each found by memchr, several times
+    # faster than re's scan for them; past one in about 1 000 bytes, the scan is.
+    for _ in range(len(data) >> 10):
+        if at < 0:
             return escaped
-        escaped += sign * found
-        sign, backslashes = -sign, backslashes + 1
+        found = match(data, at)
+        if found is None:
+            at = find(b"\\", at + 1)
+        else:
+            escaped += 1
+            at = find(b"\\", found.end())
+    return escaped if at < 0 else escaped + len(pattern.findall(data, at))
+
+
+# A run of backslashes not preceded by another, of odd length, then the quote (and colon): one
+# scan, each match tried from a backslash. A count of the two bytes ``\\"`` is three times slower
+# on the bytes a batch holds (a quote every few bytes), and a count per run length was
+# quadratic in a long run's.
+_ESCAPED: Final = {what: re.compile(rb"\\(?<!\\\\)(?:\\\\)*" + what) for what in (b'"', b'":')}
 
 
 def _decode_each(
