@@ -1631,6 +1631,54 @@ def test_one_odd_line_is_the_only_one_decoded_again(monkeypatch: pytest.MonkeyPa
     assert decoded == lines
 
 
+def test_a_batch_as_json_dumps_writes_it_is_decoded_once_a_line_by_msgspec(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch as Python's json.dumps writes it by default (spaces, µ as ``\\u00b5``, a newline
+    escaped in some lines' free text, isoformat() timestamps) is decoded once a line, by
+    msgspec: the lines holding the newline by the decoder checking the label patterns, the
+    others by the clean one, none by the other paths; as each line alone decodes it."""
+    stamp = "2026-11-28T00:00:00.123456+00:00"
+    lines = [
+        json.dumps(
+            {
+                **_ENVELOPE,
+                "id": f"id{n:08d}",
+                "ts": stamp,
+                "payload": {**HEALTH, "timestamp": stamp, "checks": {"disk": text}},
+            }
+        ).encode()
+        for n, text in enumerate("ok\nlast run fine" if n % 8 == 3 else "5 µs" for n in range(40))
+    ]
+    expected = ([decode_envelope_reference(line) for line in lines], None)
+    again: list[bytes] = []
+    for name in ("_decode_unchecked", "decode_envelope_reference"):
+        decoder = getattr(decoding_module, name)
+
+        def counted(body: bytes, decoder: Any = decoder) -> Any:
+            again.append(body)
+            return decoder(body)
+
+        monkeypatch.setattr(decoding_module, name, counted)
+    decoded: dict[str, list[bytes]] = {"CLEAN": [], "CHECKED": []}
+
+    class Counted:
+        def __init__(self, decoder: Any, name: str) -> None:
+            self.wrapped, self.name = decoder, name
+
+        def decode(self, body: bytes) -> Any:
+            decoded[self.name].append(body)
+            return self.wrapped.decode(body)
+
+    for name in ("CLEAN", "CHECKED"):
+        decoder, builders = getattr(structs, name)
+        monkeypatch.setattr(structs, name, (Counted(decoder, name), builders))
+    assert decode_envelopes(lines, b"\n".join(lines) + b"\n") == expected
+    assert again == []
+    assert decoded["CHECKED"] == [line for line in lines if b"\\n" in line]
+    assert decoded["CLEAN"] == [line for line in lines if b"\\n" not in line]
+
+
 @pytest.mark.parametrize("control", ["\n", "\x85", "\x7f", "\x1b"], ids=repr)
 @pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw"])
 def test_a_control_character_in_a_label_is_refused_in_a_batch_with_escapes_elsewhere(
