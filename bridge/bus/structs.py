@@ -23,9 +23,11 @@ import math
 import re
 import string
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import accumulate
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
 import msgspec
@@ -144,14 +146,43 @@ def _raw_unclean(data: bytes) -> bool:
 
 def unclean(bodies: Sequence[bytes], whole: bytes) -> list[int]:
     """The indexes of the ``bodies`` that are not ``is_clean`` (``whole``: the bytes they were
-    cut from, or all of them): searched for escapes only in those holding a backslash, unless
-    a character they may not hold is written raw in one of them."""
+    cut from, or all of them): the escapes searched for in the bodies joined, unless a
+    character they may not hold is written raw in one of them."""
     if _raw_unclean(whole):
         return [index for index, body in enumerate(bodies) if not is_clean(body)]
-    search = _UNCLEAN_ESCAPE.search
-    return [
-        index for index, body in enumerate(bodies) if b"\\" in body and search(body) is not None
-    ]
+    # Each escape found in the bodies joined is given to the body it is in by its offset: a
+    # search of each body, or a test of each for a backslash, costs more than finding the few
+    # escapes of a batch (Python's json.dumps writes \u00b5 for a µ). An escape is matched from
+    # its backslash over bytes that are none, so a body's own are found in the join as in it
+    # alone; a body ending inside an escape (not JSON: the decoder refused it) may be named too.
+    joined = b"".join(bodies)
+    ends = list(accumulate(map(len, bodies)))
+    found: list[int] = []
+    for start in _escapes(joined):
+        index = bisect_right(ends, start)
+        if not found or found[-1] != index:
+            found.append(index)
+    return found
+
+
+def _escapes(data: bytes) -> Iterator[int]:
+    """Where each ``_UNCLEAN_ESCAPE`` in ``data`` starts, in order."""
+    match, find = _UNCLEAN_ESCAPE.match, data.find
+    at = find(b"\\")
+    # Few backslashes: each found by memchr, several times faster than re's scan for them;
+    # past one in about 1 000 bytes, the scan is.
+    for _ in range(len(data) >> 10):
+        if at < 0:
+            return
+        escape = match(data, at)
+        if escape is None:
+            at = find(b"\\", at + 1)
+        else:
+            yield at
+            at = find(b"\\", escape.end())
+    if at >= 0:
+        for escape in _UNCLEAN_ESCAPE.finditer(data, at):
+            yield escape.start()
 
 
 # An escape of U+0000-U+001F, U+007F or U+0080-U+009F, or of a character NODE_PATTERN refuses

@@ -15,6 +15,7 @@ import json
 import math
 import re
 import sys
+import time
 import unicodedata
 from pathlib import Path
 from types import FrameType
@@ -1556,6 +1557,45 @@ def test_a_key_given_twice_escaped_in_a_batch_with_escapes_is_refused_at_its_lin
     assert decode_envelope(repeated) == rejection
 
 
+@pytest.mark.parametrize("fault", ["escaped-key-twice", "control-in-label", "none"])
+@pytest.mark.parametrize("escapes", ["few", "many"])
+def test_escapes_anywhere_in_a_long_batch_are_read_as_each_line_alone(
+    escapes: str, fault: str
+) -> None:
+    """In a batch of 60 lines written as json.dumps writes them (µ as ``\\u00b5``, quoted JSON,
+    newlines in free text), with a few escapes or with dozens in every line, a key given twice
+    (once escaped) or a control character in a label near the end is refused at its line as
+    alone, and a batch without either is taken whole: as the reference decodes each line."""
+    per_line = 1 if escapes == "few" else 40
+    message = 'took 5 µs: {"a": "b"}\n' * per_line
+    lines = [
+        _body({**CASES[LogEntry].full, "message": message if n % 30 == 0 or per_line > 1 else "x"},
+              LogEntry, id=f"message{n:04d}")
+        for n in range(60)
+    ]  # fmt: skip
+    if fault == "escaped-key-twice":
+        lines[55] = lines[55][:-1] + b', "i\\u0064": "01JDX0Y8C7H1V4N0W5Z3Q2M6TB"}'
+    elif fault == "control-in-label":
+        lines[55] = _body({**CASES[LogEntry].full, "node": "a\u0007b"}, LogEntry)
+    expected_lines = [decode_envelope_reference(line) for line in lines]
+    refused = [(n, e) for n, e in enumerate(expected_lines) if isinstance(e, Rejection)]
+    expected = (expected_lines[:55], refused[0]) if refused else (expected_lines, None)
+    assert len(refused) == (fault != "none")
+    whole = b"\n".join(lines) + b"\n"
+    assert decode_envelopes(lines, whole) == decode_envelopes(lines) == expected
+
+
+def test_a_long_run_of_backslashes_before_a_quote_is_counted_in_linear_time() -> None:
+    """A value of 40 000 backslashes escaped and then a quote (an 80 kB envelope) is decoded
+    in well under a second: each run of backslashes is read once (counted once per run length,
+    it took some 13 s of CPU, the event loop held)."""
+    line = _health(payload={**HEALTH, "checks": {"disk": "\\" * 40_000 + '"'}})
+    started = time.process_time()
+    decoded = decode_envelopes([line], line)
+    assert time.process_time() - started < 1.0
+    assert decoded == ([decode_envelope_reference(line)], None)
+
+
 def test_one_odd_line_is_the_only_one_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
     """In a batch of 40, a line only the pydantic-core path takes (a payload timestamp without
     its offset) and one with a key given twice are the only ones decoded again; the rest
@@ -1589,6 +1629,54 @@ def test_one_odd_line_is_the_only_one_decoded_again(monkeypatch: pytest.MonkeyPa
     assert decode_envelopes(lines, b"\n".join(lines)) == expected
     assert again == [lines[7], lines[30]]
     assert decoded == lines
+
+
+def test_a_batch_as_json_dumps_writes_it_is_decoded_once_a_line_by_msgspec(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch as Python's json.dumps writes it by default (spaces, µ as ``\\u00b5``, a newline
+    escaped in some lines' free text, isoformat() timestamps) is decoded once a line, by
+    msgspec: the lines holding the newline by the decoder checking the label patterns, the
+    others by the clean one, none by the other paths; as each line alone decodes it."""
+    stamp = "2026-11-28T00:00:00.123456+00:00"
+    lines = [
+        json.dumps(
+            {
+                **_ENVELOPE,
+                "id": f"id{n:08d}",
+                "ts": stamp,
+                "payload": {**HEALTH, "timestamp": stamp, "checks": {"disk": text}},
+            }
+        ).encode()
+        for n, text in enumerate("ok\nlast run fine" if n % 8 == 3 else "5 µs" for n in range(40))
+    ]
+    expected = ([decode_envelope_reference(line) for line in lines], None)
+    again: list[bytes] = []
+    for name in ("_decode_unchecked", "decode_envelope_reference"):
+        decoder = getattr(decoding_module, name)
+
+        def counted(body: bytes, decoder: Any = decoder) -> Any:
+            again.append(body)
+            return decoder(body)
+
+        monkeypatch.setattr(decoding_module, name, counted)
+    decoded: dict[str, list[bytes]] = {"CLEAN": [], "CHECKED": []}
+
+    class Counted:
+        def __init__(self, decoder: Any, name: str) -> None:
+            self.wrapped, self.name = decoder, name
+
+        def decode(self, body: bytes) -> Any:
+            decoded[self.name].append(body)
+            return self.wrapped.decode(body)
+
+    for name in ("CLEAN", "CHECKED"):
+        decoder, builders = getattr(structs, name)
+        monkeypatch.setattr(structs, name, (Counted(decoder, name), builders))
+    assert decode_envelopes(lines, b"\n".join(lines) + b"\n") == expected
+    assert again == []
+    assert decoded["CHECKED"] == [line for line in lines if b"\\n" in line]
+    assert decoded["CLEAN"] == [line for line in lines if b"\\n" not in line]
 
 
 @pytest.mark.parametrize("control", ["\n", "\x85", "\x7f", "\x1b"], ids=repr)
