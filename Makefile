@@ -1,5 +1,8 @@
 # The two commands of the quick start: `make run` and `make test`.
 PYTHON ?= python3
+# PYTHON= given empty (an unset variable in a script, PYTHON=$PY) is the default: left empty, each
+# recipe line would start with "-c", which make reads as "ignore this line's errors".
+override PYTHON := $(or $(strip $(PYTHON)),python3)
 VENV := .venv
 BIN := $(VENV)/bin
 

@@ -65,10 +65,14 @@ _ALERTMANAGER_API: Final = re.compile(r"/api/v[12]/alerts$")
 # Discord's ``content``) and answer the bridge's Alertmanager-format notification 400, each one
 # dead-lettered: by host, and the path their incoming webhooks have (Slack's workflow webhooks,
 # /workflows/ and /triggers/, take variables of one's own and are left alone).
+_DISCORD_WEBHOOK: Final = ("Discord", re.compile(r"^/api/(v\d+/)?webhooks/"))
 _CHAT_WEBHOOKS: Final = {
     "hooks.slack.com": ("Slack", re.compile(r"^/services/")),
-    "discord.com": ("Discord", re.compile(r"^/api/(v\d+/)?webhooks/")),
-    "discordapp.com": ("Discord", re.compile(r"^/api/(v\d+/)?webhooks/")),
+    "discord.com": _DISCORD_WEBHOOK,
+    "discordapp.com": _DISCORD_WEBHOOK,
+    # Discord's test clients copy a webhook's URL with their own host.
+    "ptb.discord.com": _DISCORD_WEBHOOK,
+    "canary.discord.com": _DISCORD_WEBHOOK,
 }
 # A collector's standard OTLP ports: each protocol's is the other's wrong one.
 _OTHER_PORT: Final[Mapping[OtlpProtocol, int]] = {"grpc": 4318, "http/protobuf": 4317}

@@ -287,7 +287,7 @@ def read_yaml(text: str, path: Path) -> Any:
             # it, so the line is the one it began reading as a key.
             mark = marked.context_mark
             why = ": a line among key: value lines has no ': ' (a colon and a space after the key)"
-        elif marked is not None and marked.context_mark and marked.context in _UNCLOSED:
+        elif marked is not None and marked.context in _UNCLOSED and _left_open(marked):
             mark = marked.context_mark
             why = f": {_UNCLOSED[marked.context]}"
         elif marked is not None and marked.context == _QUOTED and marked.problem == _STREAM_END:
@@ -303,6 +303,16 @@ def read_yaml(text: str, path: Path) -> Any:
     finally:
         loader.dispose()
     return {} if raw is None else raw
+
+
+def _left_open(marked: yaml.MarkedYAMLError) -> bool:
+    """Whether the [ or { that ``marked`` was parsing is one never closed: the parser ran past
+    its line, or met a closing bracket of the other kind. Not a bracket closed on its line
+    that holds a stray ': ' (``[x: y: z]``), which the parser refuses at that ':'."""
+    opened, stopped = marked.context_mark, marked.problem_mark
+    if opened is None or stopped is None:
+        return False
+    return stopped.line > opened.line or str(marked.problem).endswith(("got '}'", "got ']'"))
 
 
 def _too_deep(path: Path) -> str:

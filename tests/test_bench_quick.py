@@ -118,6 +118,23 @@ def _figure(cell: str) -> float:
     return float(cell.replace(",", ""))
 
 
+@pytest.mark.parametrize("option", ["--repeats", "--batches"])
+@pytest.mark.parametrize("count", ["0", "-1"])
+def test_ingest_refuses_a_count_below_one(option: str, count: str) -> None:
+    """``--repeats 0`` or ``--batches -1`` is refused before a bridge starts: 0 ran the default
+    sizes as though nothing were given, and -1 repeats ended in a median of nothing."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ingest", option, count],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert f"argument {option}: {count} is not a count of 1 or more" in done.stderr
+
+
 @pytest.mark.slow
 def test_ingest_runs_beside_pushgateway_on_a_few_batches() -> None:
     """`python -m bench.ingest --repeats 1 --batches 4` prints both tables: every step of the

@@ -937,13 +937,16 @@ async def test_another_server_s_200_at_the_address_is_not_the_bridge_healthy(
 
 
 @pytest.mark.parametrize(("endpoint", "path"), [(LIVENESS, "/healthz"), (READINESS, "/readyz")])
-@pytest.mark.parametrize(("status", "reason"), [(404, "Not Found"), (501, "Not Implemented")])
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(404, "Not Found"), (405, "Method Not Allowed"), (501, "Not Implemented")],
+)
 async def test_another_server_s_404_at_the_address_says_another_server_listens_there(
     server: Server, endpoint: Endpoint, path: str, status: int, reason: str
 ) -> None:
-    """A status the bridge never answers its probes with (another server's 404, or python -m
-    http.server's 501) says another server listens there, as its 200 does, not the status alone
-    as though the bridge had answered it."""
+    """A status the bridge never answers its probes with (another server's 404, a 405 of one
+    serving that path to POST only, or python -m http.server's 501) says another server listens
+    there, as its 200 does, not the status alone as though the bridge had answered it."""
     await server.start(answer(status))
     url = server.url(path=path)
     verdict = await asyncio.to_thread(probe, url, endpoint=endpoint)

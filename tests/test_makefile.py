@@ -93,6 +93,21 @@ def test_make_run_with_a_python_too_old_says_so_and_makes_no_virtualenv(tmp_path
     )
 
 
+def test_an_empty_python_is_the_default_one_and_its_version_still_checked(
+    tmp_path: Path,
+) -> None:
+    """PYTHON= given empty (a script's unset variable) names python3, as leaving it out does:
+    empty, the check's line began with "-c", which make took as "ignore its errors", and went on
+    to run "m venv .venv"."""
+    completed = _make(tmp_path, "run", "PYTHON=", "MIN_PYTHON=3.99")
+    assert completed.returncode == 2
+    assert completed.stderr.startswith(
+        "exesdb-bridge needs Python 3.99 or newer, and python3 is Python "
+    ), completed.stderr
+    assert "(ignored)" not in completed.stderr
+    assert not (tmp_path / ".venv").exists()
+
+
 def test_a_virtualenv_an_older_python_made_is_named_to_remove(tmp_path: Path) -> None:
     """A .venv made by a Python older than the bridge needs (before the check, or copied in)
     is named, with how to make it again, instead of being handed to pip to refuse."""

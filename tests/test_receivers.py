@@ -412,6 +412,22 @@ def test_a_bad_file_is_refused_naming_the_key_and_never_a_secret(
     assert "tok3n" not in problems
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["webhook_configs: [{url: http://h/x: y}]\n", "webhook_configs: [{url: http://h/x} y: z]\n"],
+)
+def test_a_bracket_closed_on_its_line_is_not_said_to_be_left_open(
+    tmp_path: Path, text: str
+) -> None:
+    """A [ or { closed on its own line, holding what YAML refuses, names that line without saying
+    the bracket is not closed, which would send the reader looking for a ] that is there."""
+    with pytest.raises(ConfigError) as caught:
+        load_receivers(write(tmp_path, text))
+    [problem] = caught.value.problems
+    assert problem.endswith("receivers.yml: not valid YAML at line 1"), problem
+    assert "not closed" not in problem
+
+
 def test_numbers_at_their_bounds_are_taken(tmp_path: Path) -> None:
     """max_alerts 100000 and a timeout of 10m, the most the environment's settings take, load."""
     loaded = load_receivers(

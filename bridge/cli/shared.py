@@ -236,17 +236,24 @@ def meant_choice(
     enough (``runn``: ``run``; ``RUN``: ``run``); one ending in ``_`` and ``given`` first
     (``health``: ``ex_esdb_health``). ``aliases`` are other words for some of them
     (``acknowledge``: ``ack``), when ``given`` is spelt as none of them: as one, or nearly
-    (``acknowlege``), but not as loosely as a choice (``status`` is not ``start``); those for
-    no choice are passed over."""
+    (``acknowlege``), but not as loosely as a choice (``status`` is not ``start``), nor as
+    nearly as two for different choices (``stat``); those for no choice are passed over."""
     folded = given.casefold()
     ending = [choice for choice in choices if choice.casefold().endswith("_" + folded)]
     if len(ending) == 1:
         return ending[0]
     if (meant := word_meant(given, choices)) is not None:
         return meant
-    others = {alias: word for alias, word in (aliases or {}).items() if word in choices}
-    alias = word_meant(given, others, likeness=_ALIAS_LIKENESS)
-    return others[alias] if alias is not None else None
+    others = {alias.casefold(): word for alias, word in (aliases or {}).items() if word in choices}
+    if folded.strip() in others:
+        return others[folded.strip()]
+    # A word nearly two commands' other words (``stat``: ``start``, ``status``) names neither.
+    near = {
+        word
+        for alias, word in others.items()
+        if word_meant(given, [alias], likeness=_ALIAS_LIKENESS)
+    }
+    return near.pop() if len(near) == 1 else None
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], none: str) -> None:

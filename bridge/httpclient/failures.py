@@ -24,6 +24,13 @@ __all__ = ["REQUEST_ERRORS", "RequestFailure", "request_failure"]
 REQUEST_ERRORS: Final = (TimeoutError, aiohttp.ClientError, OSError, ValueError, ClientSetupError)
 
 
+_NO_CA_TRUSTED: Final = "no CA trusted here signed its certificate"
+_RECEIVERS_CA: Final = (
+    "a receiver's or Alertmanager's own CA goes in the tls_config ca_file of its http_config"
+)
+_RECEIVERS_FILE: Final = "EXESDB_WEBHOOK_CONFIG_FILE"
+
+
 @dataclass(frozen=True, slots=True)
 class RequestFailure:
     """``kind``: the error's class name (OpenTelemetry's ``error.type``); ``text``: what to show."""
@@ -32,8 +39,12 @@ class RequestFailure:
     text: str
 
 
-def request_failure(exc: BaseException, timeout: float) -> RequestFailure:
-    """How ``exc``, raised by a request with a ``timeout`` of that many seconds, is told."""
+def request_failure(
+    exc: BaseException, timeout: float, *, whose_ca: str = _RECEIVERS_CA
+) -> RequestFailure:
+    """How ``exc``, raised by a request with a ``timeout`` of that many seconds, is told;
+    ``whose_ca``: where the CA of a server whose certificate chains to none trusted goes (the
+    oauth2 token endpoint's is not the receiver's)."""
     kind = type(exc).__name__
     if isinstance(exc, TimeoutError):
         return RequestFailure(kind, f"timed out after {timeout:g}s")
@@ -47,7 +58,7 @@ def request_failure(exc: BaseException, timeout: float) -> RequestFailure:
         if _plain_http(exc):
             reason += " (the server answered without TLS, as plain http does: is the URL http://?)"
         elif _no_ca_trusted(exc):
-            reason += _NAME_ITS_CA
+            reason += f" ({_NO_CA_TRUSTED}: {whose_ca}, in the receivers file {_RECEIVERS_FILE})"
         return RequestFailure(kind, f"{kind}: cannot connect to {where}: {reason}")
     shown = redact_urls(str(exc))
     if isinstance(exc, aiohttp.ClientError):
@@ -72,10 +83,6 @@ def _connection_error(exc: aiohttp.ClientConnectorError) -> str:
 # (18, 19) or one whose issuer is not among the CAs (2, 20, 21). Not a name or a date, which
 # another CA would not mend.
 _UNTRUSTED_CHAIN: Final = frozenset({2, 18, 19, 20, 21})
-_NAME_ITS_CA: Final = (
-    " (no CA trusted here signed its certificate: a receiver's or Alertmanager's own CA goes in"
-    " the tls_config ca_file of its http_config, in the receivers file EXESDB_WEBHOOK_CONFIG_FILE)"
-)
 
 
 def _no_ca_trusted(exc: aiohttp.ClientConnectorError) -> bool:

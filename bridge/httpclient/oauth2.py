@@ -55,6 +55,11 @@ _EXPIRY_MARGIN_SECONDS: Final = 10.0  # golang.org/x/oauth2's expiryDelta
 _ANSWER_LIMIT: Final = 1 << 20  # golang.org/x/oauth2 reads no more of a token answer
 _SHOWN_LIMIT: Final = 200  # of the endpoint's error_description
 _FORM: Final = "application/x-www-form-urlencoded"
+# The token request goes through the oauth2 block's own tls_config, not the http_config's.
+_IDENTITY_PROVIDER_CA: Final = (
+    "the token endpoint's own CA goes in the tls_config ca_file of the oauth2 block, not in its"
+    " http_config's"
+)
 # What no token may hold: RFC 6750's b64token is printable ASCII, and a header can carry no
 # control character (RFC 9110 section 5.5).
 _NOT_IN_TOKEN: Final = re.compile(r"[^\x20-\x7e]")
@@ -249,7 +254,7 @@ class TokenSource:
                 body = await _read(response)
                 status, content_type = response.status, response.content_type
         except REQUEST_ERRORS as exc:
-            failure = request_failure(exc, budget)
+            failure = request_failure(exc, budget, whose_ca=_IDENTITY_PROVIDER_CA)
             error = _TimedOut if isinstance(exc, TimeoutError) else TokenError
             raise error(f"oauth2 token_url {self.shown_url}: {failure.text}") from None
         fields = _fields(body, content_type)

@@ -266,6 +266,18 @@ def test_a_misspelt_command_is_named_with_the_command_meant(given: str, meant: s
     )
 
 
+def test_a_word_as_near_other_words_of_two_commands_names_neither() -> None:
+    """``stat``, as near ``start`` (run) as ``status`` (healthcheck), lists the choices alone:
+    a guess either way could be the wrong one, and run starts a service where a status was
+    asked for."""
+    completed = cli("stat")
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert completed.stderr.splitlines()[-1] == (
+        "exesdb-bridge: error: argument COMMAND: invalid choice: 'stat' (choose from 'run',"
+        " 'check-config', 'publish', 'tail', 'alerts', 'outbox', 'schema', 'healthcheck')"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "line"),
     [

@@ -385,10 +385,20 @@ def test_a_webhook_receiver_at_alertmanagers_alerts_api_is_warned_of(
                 )
             ],
         ),
+        (
+            "https://canary.discord.com/api/webhooks/1/tok3n",
+            "",
+            [("EXESDB_WEBHOOK_URLS item 1 https://canary.discord.com/…", "Discord", "discord")],
+        ),
         # Slack's workflow webhooks take variables of one's own; other hosts are anyone's.
         ("https://hooks.slack.com/workflows/T0/A0/tok3n,https://hooks.example/services/x", "", []),
     ],
-    ids=["slack and discord", "file, discord's versioned api", "workflow, other hosts"],
+    ids=[
+        "slack and discord",
+        "file, discord's versioned api",
+        "discord's test client's host",
+        "workflow, other hosts",
+    ],
 )
 def test_a_chat_service_s_incoming_webhook_as_a_receiver_is_warned_of(
     tmp_path: Path,

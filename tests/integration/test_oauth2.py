@@ -202,6 +202,30 @@ webhook_configs:
     assert bearers(receiver) == ["Bearer access-tok3n-1"]
 
 
+async def test_an_untrusted_token_endpoint_is_told_to_get_its_ca_in_the_oauth2_block(
+    tmp_path: Path, token_server, webhook_receiver
+) -> None:
+    """A token endpoint behind a private CA that the oauth2 block does not name fails the
+    attempt with the hint to give that CA in the oauth2 block's tls_config, where the token
+    request looks for it, not the http_config's, which is the receiver's."""
+    server: TokenServer = token_server(
+        CLIENT_ID, CLIENT_SECRET, ssl_context=served_by(trustme.CA())
+    )
+    receiver: WebhookReceiver = webhook_receiver()
+    sender = sender_for(receivers_file(tmp_path, receiver.url, server.url))
+    try:
+        result = await sender.send(delivery(1))
+    finally:
+        await sender.aclose()
+    assert result.error is not None
+    assert "CERTIFICATE_VERIFY_FAILED" in result.error
+    assert result.error.endswith(
+        " (no CA trusted here signed its certificate: the token endpoint's own CA goes in the"
+        " tls_config ca_file of the oauth2 block, not in its http_config's, in the receivers file"
+        " EXESDB_WEBHOOK_CONFIG_FILE)"
+    ), result.error
+
+
 async def test_only_the_token_request_goes_through_the_oauth2_blocks_proxy_url(
     tmp_path: Path, token_server, webhook_receiver
 ) -> None:
