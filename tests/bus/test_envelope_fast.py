@@ -63,7 +63,7 @@ DECODERS = {
 }
 
 
-def _body(
+def body_of(
     payload: dict[str, Any], model: type[Message], *, ascii_only: bool = True, **changes: Any
 ) -> bytes:
     data: dict[str, Any] = {
@@ -126,7 +126,7 @@ def _assert_fields_are(fields: Any, payload: Message, drawn: set[str]) -> None:
         assert type(getattr(fields, name)) is type(payload.__dict__[name])
 
 
-def _same(body: bytes | str) -> Envelope | Rejection:
+def decoded_alike(body: bytes | str) -> Envelope | Rejection:
     """Decode both ways (and on the msgspec path alone); they must agree exactly (types of
     the payloads included).
 
@@ -151,9 +151,9 @@ def test_full_payloads_take_the_fast_path_and_build_the_reference_envelope(
     model: type[Message],
 ) -> None:
     """Every message type with every field set decodes on the fast path to the same Envelope."""
-    body = _body(CASES[model].full, model)
+    body = body_of(CASES[model].full, model)
     assert _decode_fast(body) is not None
-    assert isinstance(_same(body), Envelope)
+    assert isinstance(decoded_alike(body), Envelope)
 
 
 def drawn_fields(model: type[Message], payload: dict[str, Any]) -> set[str]:
@@ -165,7 +165,7 @@ def drawn_fields(model: type[Message], payload: dict[str, Any]) -> set[str]:
     }
 
 
-def _agree(body: bytes, payload: dict[str, Any], model: type[Message]) -> Envelope | Rejection:
+def agreed(body: bytes, payload: dict[str, Any], model: type[Message]) -> Envelope | Rejection:
     """The fast path takes ``body`` exactly when the reference accepts it, and builds its Envelope.
 
     Fields drawn from the clock or randomness are compared for presence only.
@@ -192,7 +192,7 @@ def test_minimal_payloads_take_the_fast_path_with_the_node_from_the_envelope(
 ) -> None:
     """Payloads relying on defaults (node from the envelope included) decode on the fast path."""
     minimal = CASES[model].minimal
-    envelope = _agree(_body(minimal, model), minimal, model)
+    envelope = agreed(body_of(minimal, model), minimal, model)
     assert isinstance(envelope, Envelope)
     if "node" in model.__pydantic_fields__:
         assert envelope.payload.model_dump()["node"] == NODE
@@ -214,11 +214,11 @@ def test_valid_payloads_take_the_msgspec_path_with_either_decoder(
     out, and builds the reference's Envelope."""
     payload = getattr(CASES[model], shape)
     for ascii_only in (True, False):
-        body = _body(payload, model, ascii_only=ascii_only)
+        body = body_of(payload, model, ascii_only=ascii_only)
         taken = msgspec_paths(body)
         assert None not in taken
         assert len(taken) == (2 if structs.is_clean(body) else 1)
-        _agree(body, payload, model)
+        agreed(body, payload, model)
 
 
 @settings(max_examples=200, deadline=None)
@@ -235,8 +235,8 @@ def test_clean_bytes_hold_no_string_with_a_control_character(text: str) -> None:
 def test_a_batch_with_an_id_or_topic_outside_their_alphabets_is_refused_at_that_line() -> None:
     """The alphabets of ids and topics, checked a batch at once, still refuse the one line at
     fault with the reference's rejection."""
-    good = _health()
-    for bad in (_health(id="abcdefgh!"), _health(id="abcdéfgh"), _health(topic="a b")):
+    good = health_of()
+    for bad in (health_of(id="abcdefgh!"), health_of(id="abcdéfgh"), health_of(topic="a b")):
         envelopes, failure = decode_envelopes([good, bad, good.replace(b"TB", b"TC")])
         assert len(envelopes) == 1
         assert failure == (1, decode_envelope_reference(bad))
@@ -246,7 +246,7 @@ def test_a_key_longer_than_the_string_limit_is_refused_either_way() -> None:
     """A key in a payload map longer than the models' string limit (65 536) is refused as
     the reference refuses it; a value that long in a map is taken, as it is."""
     for checks, accepted in (({"k" * 65_537: 1}, False), ({"k": "v" * 65_537}, True)):
-        result = _same(_health(payload={**HEALTH, "checks": checks}))
+        result = decoded_alike(health_of(payload={**HEALTH, "checks": checks}))
         assert isinstance(result, Envelope) is accepted
 
 
@@ -261,7 +261,7 @@ def test_each_defaulted_field_left_out_or_null_is_filled_on_the_fast_path(
         payload = {key: item for key, item in full.items() if key != name}
         if value is None:
             payload[name] = None
-        _agree(_body(payload, model), payload, model)
+        agreed(body_of(payload, model), payload, model)
 
 
 # The checks a model runs in Python: rules across its fields, or past a pattern's reach.
@@ -273,7 +273,7 @@ def test_a_complete_canonical_payload_calls_no_python_validator(model: type[Mess
     """A canonical envelope is checked in pydantic-core, bar ClusterHealth's cross-field rules
     and AlertAck's visible_name (ack_by's check past what a pattern holds): no other model code
     runs in Python."""
-    called = _python_calls_decoding(_body(CASES[model].full, model))
+    called = _python_calls_decoding(body_of(CASES[model].full, model))
     assert called == _PYTHON_CHECKS.get(model, [])
 
 
@@ -310,7 +310,7 @@ def test_a_minimal_payload_runs_only_its_defaults_in_python(model: type[Message]
     """A payload leaving every defaulted field out runs no validator in Python on the fast
     path (ClusterHealth's cross-field rules and AlertAck's visible_name aside): only the code
     making its defaults."""
-    called = set(_python_calls_decoding(_body(CASES[model].minimal, model)))
+    called = set(_python_calls_decoding(body_of(CASES[model].minimal, model)))
     assert called <= DEFAULT_MAKERS | set(_PYTHON_CHECKS.get(model, []))
 
 
@@ -375,12 +375,12 @@ def test_boundary_numbers_in_every_numeric_field_decode_as_the_reference_does(
     case = CASES[model]
     for name, value in case.full.items():
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        if not numeric and name not in _TIMESTAMP_FIELDS:
+        if not numeric and name not in TIMESTAMP_FIELDS:
             continue
         for number in BOUNDARY_NUMBERS:
             for base in (case.full, case.minimal):
                 payload = {**base, name: number}
-                _agree(_body(payload, model), payload, model)
+                agreed(body_of(payload, model), payload, model)
 
 
 @pytest.mark.parametrize("value", TIMESTAMPS, ids=repr)
@@ -388,7 +388,7 @@ def test_boundary_numbers_in_every_numeric_field_decode_as_the_reference_does(
 def test_timestamps_in_any_form_decode_as_the_reference_does(value: Any, field: str) -> None:
     """Offsets, sub-millisecond digits, numbers and bad dates give the reference's result."""
     payload = {**CASES[AlertAck].full, field: value}
-    _agree(_body(payload, AlertAck), payload, AlertAck)
+    agreed(body_of(payload, AlertAck), payload, AlertAck)
 
 
 @pytest.mark.parametrize("value", [t for t in TIMESTAMPS if isinstance(t, str)], ids=repr)
@@ -399,7 +399,7 @@ def test_a_payload_timestamp_given_as_the_envelope_ts_decodes_as_the_reference_d
     once for both), in any form, gives the reference's result."""
     for model in (AlertAck, PerformanceMetric):
         payload = {**CASES[model].full, "timestamp": value}
-        _agree(_body(payload, model, ts=value), payload, model)
+        agreed(body_of(payload, model, ts=value), payload, model)
 
 
 def test_a_batch_whose_ts_changes_from_line_to_line_decodes_as_each_line_alone(
@@ -411,7 +411,7 @@ def test_a_batch_whose_ts_changes_from_line_to_line_decodes_as_each_line_alone(
     later, offset = "2026-11-28T00:00:01.500Z", "2026-11-28T02:00:00.123+02:00"
     stamps = [(TS, TS), (TS, later), (later, later), (TS, TS), (offset, TS), (TS, later)]
     bodies = [
-        _health(id=f"id{number:08d}", ts=ts, payload={**HEALTH, "timestamp": timestamp})
+        health_of(id=f"id{number:08d}", ts=ts, payload={**HEALTH, "timestamp": timestamp})
         for number, (ts, timestamp) in enumerate(stamps)
     ]
     references = [decode_envelope_reference(body) for body in bodies]
@@ -448,7 +448,7 @@ def test_batches_of_any_ts_and_payload_timestamps_decode_as_each_line_alone(
     of equal ones, forms the fast path does not take, invalid ones) decodes as its lines do one
     at a time, up to the first refused."""
     bodies = [
-        _health(id=f"id{number:08d}", ts=ts, payload={**HEALTH, "timestamp": timestamp})
+        health_of(id=f"id{number:08d}", ts=ts, payload={**HEALTH, "timestamp": timestamp})
         for number, (ts, timestamp) in enumerate(stamps)
     ]
     expected: list[Envelope] = []
@@ -468,7 +468,7 @@ def test_invalid_payloads_are_refused_with_the_reference_reason_and_field(
 ) -> None:
     """A payload field of the wrong type gets the reference's rejection, naming the field."""
     name, value = CASES[model].bad_type
-    rejection = _same(_body({**CASES[model].full, name: value}, model))
+    rejection = decoded_alike(body_of({**CASES[model].full, name: value}, model))
     assert isinstance(rejection, Rejection)
     assert rejection.field is not None
 
@@ -476,7 +476,7 @@ def test_invalid_payloads_are_refused_with_the_reference_reason_and_field(
 _FIRST = next(iter(CASES))
 HEALTH = {"status": "healthy", "node": NODE, "timestamp": TS}
 # An envelope's fields but its payload, in the order a sender writes them.
-_ENVELOPE = {
+ENVELOPE = {
     "v": 1,
     "id": "01JDX0Y8C7H1V4N0W5Z3Q2M6TB",
     "instance": "ex_esdb_health",
@@ -486,23 +486,23 @@ _ENVELOPE = {
     "ts": TS,
 }
 EDGE_CASES: dict[str, bytes | str] = {
-    "text input": _body(HEALTH, _FIRST).decode(),
+    "text input": body_of(HEALTH, _FIRST).decode(),
     "version as float": b"",
     "not json": b"{nope",
     "empty": b"",
     "top-level array": b"[1, 2]",
     "deep nesting": b"[" * 100_000 + b"]" * 100_000,
     "deep payload": b'{"v":1,"payload":' + b'{"a":' * 5_000 + b"1" + b"}" * 5_001,
-    "utf-8 bom": b"\xef\xbb\xbf" + _body(HEALTH, _FIRST),
-    "invalid utf-8": _body(HEALTH, _FIRST).replace(b"node1", b"n\xffde1"),
-    "trailing garbage": _body(HEALTH, _FIRST) + b"x",
-    "surrounding whitespace": b" \n" + _body(HEALTH, _FIRST) + b"\n ",
+    "utf-8 bom": b"\xef\xbb\xbf" + body_of(HEALTH, _FIRST),
+    "invalid utf-8": body_of(HEALTH, _FIRST).replace(b"node1", b"n\xffde1"),
+    "trailing garbage": body_of(HEALTH, _FIRST) + b"x",
+    "surrounding whitespace": b" \n" + body_of(HEALTH, _FIRST) + b"\n ",
 }
 
 
-def _health(**changes: Any) -> bytes:
-    """A NodeHealth envelope's JSON (_ENVELOPE's fields, then the payload), ``changes`` made."""
-    data: dict[str, Any] = {**_ENVELOPE, "payload": HEALTH}
+def health_of(**changes: Any) -> bytes:
+    """A NodeHealth envelope's JSON (ENVELOPE's fields, then the payload), ``changes`` made."""
+    data: dict[str, Any] = {**ENVELOPE, "payload": HEALTH}
     data.update(changes)
     return json.dumps(data, ensure_ascii=False).encode()
 
@@ -571,7 +571,7 @@ FIELD_CASES: list[tuple[str, Any]] = [
 @pytest.mark.parametrize(("field", "value"), FIELD_CASES, ids=lambda x: repr(x)[:40])
 def test_envelope_fields_decode_the_same_either_way(field: str, value: Any) -> None:
     """Every odd envelope field value gives the reference's Envelope or Rejection."""
-    _same(_health(**{field: value}))
+    decoded_alike(health_of(**{field: value}))
 
 
 @pytest.mark.parametrize(
@@ -579,9 +579,9 @@ def test_envelope_fields_decode_the_same_either_way(field: str, value: Any) -> N
 )
 def test_a_missing_envelope_field_is_refused_as_the_reference_does(missing: str) -> None:
     """Leaving out any envelope key gives the reference's rejection naming it."""
-    data = json.loads(_health())
+    data = json.loads(health_of())
     del data[missing]
-    rejection = _same(json.dumps(data).encode())
+    rejection = decoded_alike(json.dumps(data).encode())
     assert isinstance(rejection, Rejection)
     assert rejection.field == missing
 
@@ -589,59 +589,59 @@ def test_a_missing_envelope_field_is_refused_as_the_reference_does(missing: str)
 @pytest.mark.parametrize("name", list(EDGE_CASES))
 def test_odd_bodies_decode_the_same_either_way(name: str) -> None:
     """Bodies that are barely or not JSON give the reference's result, never an exception."""
-    body = EDGE_CASES[name] or _health().replace(b'"v": 1', b'"v": 1.0')
-    _same(body)
+    body = EDGE_CASES[name] or health_of().replace(b'"v": 1', b'"v": 1.0')
+    decoded_alike(body)
 
 
 @pytest.mark.parametrize(
     "body",
     [
         # Duplicate keys: the last one wins in both parsers.
-        _health()[:-1] + b', "node": "other@host"}',
-        _health()[:-1] + b', "tag": "resource_usage"}',
-        _health()[:-1] + b', "payload": {"status": "degraded"}}',
+        health_of()[:-1] + b', "node": "other@host"}',
+        health_of()[:-1] + b', "tag": "resource_usage"}',
+        health_of()[:-1] + b', "payload": {"status": "degraded"}}',
         # A lone surrogate escape: json.loads takes it, pydantic-core refuses it (then falls back).
-        _health().replace(b'"node1@host"', b'"\\ud800x"', 1),
-        _health().replace(b'"node1@host"', b'"n\\u0000x"', 1),
+        health_of().replace(b'"node1@host"', b'"\\ud800x"', 1),
+        health_of().replace(b'"node1@host"', b'"n\\u0000x"', 1),
         # UTF-16: json.loads detects it, pydantic-core does not (then falls back).
-        _health().decode().encode("utf-16"),
+        health_of().decode().encode("utf-16"),
     ],
     ids=["dup-node", "dup-tag", "dup-payload", "surrogate", "nul", "utf-16"],
 )
 def test_parser_corner_cases_decode_the_same_either_way(body: bytes) -> None:
     """Where the two JSON parsers could differ, the result is still the reference's."""
-    _same(body)
+    decoded_alike(body)
 
 
-def _pairs_json(value: Any, separators: tuple[str, str]) -> str:
+def pairs_json(value: Any, separators: tuple[str, str]) -> str:
     """JSON of ``value``, where a list of pairs is an object (so a key may repeat)."""
     item, key = separators
     if isinstance(value, list) and value and all(isinstance(p, tuple) for p in value):
-        inner = item.join(json.dumps(k) + key + _pairs_json(v, separators) for k, v in value)
+        inner = item.join(json.dumps(k) + key + pairs_json(v, separators) for k, v in value)
         return "{" + inner + "}"
     if isinstance(value, dict):
-        return _pairs_json(list(value.items()), separators)
+        return pairs_json(list(value.items()), separators)
     if isinstance(value, list):
-        return "[" + item.join(_pairs_json(v, separators) for v in value) + "]"
+        return "[" + item.join(pairs_json(v, separators) for v in value) + "]"
     return json.dumps(value)
 
 
-_SEPARATORS = {"compact": (",", ":"), "spaced": (", ", ": "), "before": (" ,", " : "),
+SEPARATORS = {"compact": (",", ":"), "spaced": (", ", ": "), "before": (" ,", " : "),
                "tabs": (",\t", "\t:\t"), "lines": (",\r\n", "\n:\n")}  # fmt: skip
 
 
-@pytest.mark.parametrize("style", list(_SEPARATORS))
+@pytest.mark.parametrize("style", list(SEPARATORS))
 @pytest.mark.parametrize(
     ("pairs", "field"),
     [
-        ([*_ENVELOPE.items(), ("id", "01JDX0Y8C7H1V4N0W5Z3Q2M6TC"), ("payload", HEALTH)], "id"),
-        ([*_ENVELOPE.items(), ("payload", HEALTH), ("node", "other@host")], "node"),
-        ([*_ENVELOPE.items(), ("payload", HEALTH), ("payload", HEALTH)], "payload"),
-        ([*_ENVELOPE.items(), ("payload", [("status", "degraded"), ("status", "healthy")])],
+        ([*ENVELOPE.items(), ("id", "01JDX0Y8C7H1V4N0W5Z3Q2M6TC"), ("payload", HEALTH)], "id"),
+        ([*ENVELOPE.items(), ("payload", HEALTH), ("node", "other@host")], "node"),
+        ([*ENVELOPE.items(), ("payload", HEALTH), ("payload", HEALTH)], "payload"),
+        ([*ENVELOPE.items(), ("payload", [("status", "degraded"), ("status", "healthy")])],
          "payload.status"),
-        ([*_ENVELOPE.items(), ("payload", [("status", "healthy"), ("node", "a"), ("node", "a")])],
+        ([*ENVELOPE.items(), ("payload", [("status", "healthy"), ("node", "a"), ("node", "a")])],
          "payload.node"),
-        ([*_ENVELOPE.items(), ("payload", [("status", "healthy"),
+        ([*ENVELOPE.items(), ("payload", [("status", "healthy"),
           ("checks", [("disk", [("x", [1, [("a", 1), ("b", 2), ("a", 3)]])])])])],
          "payload.checks.disk.x.1.a"),
     ],
@@ -651,17 +651,17 @@ def test_a_key_given_twice_is_refused_either_way_naming_it(
 ) -> None:
     """A key repeated in the envelope, the payload or deeper, however the JSON is spaced, is
     refused as malformed by both decoders, naming the key where it repeats."""
-    body = _pairs_json(pairs, _SEPARATORS[style]).encode()
+    body = pairs_json(pairs, SEPARATORS[style]).encode()
     assert _decode_fast(body) is None
-    rejection = _same(body)
+    rejection = decoded_alike(body)
     assert isinstance(rejection, Rejection)
     assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, field)
-    envelopes, failure = decode_envelopes([_health(), body])
+    envelopes, failure = decode_envelopes([health_of(), body])
     assert len(envelopes) == 1
     assert failure == (1, rejection)
 
 
-@pytest.mark.parametrize("style", [style for style in _SEPARATORS if style != "lines"])
+@pytest.mark.parametrize("style", [style for style in SEPARATORS if style != "lines"])
 @pytest.mark.parametrize("escaped", [False, True], ids=["clean", "escaped"])
 def test_a_key_given_twice_in_a_batch_cut_from_its_body_is_refused_as_alone(
     style: str, escaped: bool
@@ -670,14 +670,14 @@ def test_a_key_given_twice_in_a_batch_cut_from_its_body_is_refused_as_alone(
     around them), as ingest decodes it, refuses a key given twice as each line alone would, on
     clean bytes (the quotes counted in the body) and with an escape (the keys in the lines)."""
     node = "node\\u00e9@host" if escaped else NODE  # a backslash: the bytes are not clean
-    pairs = [*_ENVELOPE.items(), ("node", node), ("payload", HEALTH), ("node", "other@host")]
-    repeated = _pairs_json(pairs, _SEPARATORS[style]).encode()
-    good = _health(node=node)
+    pairs = [*ENVELOPE.items(), ("node", node), ("payload", HEALTH), ("node", "other@host")]
+    repeated = pairs_json(pairs, SEPARATORS[style]).encode()
+    good = health_of(node=node)
     whole = b"\n \t\n" + good + b"\r\n\n" + repeated + b"\n" + good + b"\n"
     lines = [line for line in whole.split(b"\n") if line and not line.isspace()]
-    rejection = _same(repeated)
+    rejection = decoded_alike(repeated)
     assert isinstance(rejection, Rejection)
-    expected = ([_same(good)], (1, rejection))
+    expected = ([decoded_alike(good)], (1, rejection))
     assert decode_envelopes(lines, whole) == decode_envelopes(lines) == expected
 
 
@@ -687,7 +687,7 @@ def test_a_clean_batch_cut_from_its_body_decodes_on_the_fast_path_as_its_lines(
     """Clean lines decoded with the body they were cut from (CRLF endings, blank and spaced
     lines between) give what the lines alone give, the batch on the fast path: the quotes
     counted in the body are the lines' own."""
-    lines = [_health(id=f"id{n:08d}") for n in range(3)]
+    lines = [health_of(id=f"id{n:08d}") for n in range(3)]
     whole = b"\r\n".join(lines) + b"\r\n\n  \n"
     cut = [line for line in whole.split(b"\n") if line and not line.isspace()]
     expected = decode_envelopes(cut)
@@ -705,12 +705,12 @@ def test_a_clean_batch_cut_from_its_body_decodes_on_the_fast_path_as_its_lines(
     "body",
     [
         # An escaped key is the same key.
-        _health()[:-1] + b', "n\\u006fde": "other@host"}',
-        _health().replace(b'{"status"', b'{"st\\u0061tus": "degraded", "status"'),
+        health_of()[:-1] + b', "n\\u006fde": "other@host"}',
+        health_of().replace(b'{"status"', b'{"st\\u0061tus": "degraded", "status"'),
         # A quote and colon inside strings, and strings opening with a colon: no key repeats.
-        _health(node='a":b', topic="x:y").replace(b": ", b":").replace(b", ", b","),
-        _health(payload={**HEALTH, "checks": {"::1": "up", 'say "x": y': ":"}}),
-        _health(payload={**HEALTH, "checks": {"a": {"a": {"a": 1}}, "b": [{"a": 1}, {"a": 1}]}}),
+        health_of(node='a":b', topic="x:y").replace(b": ", b":").replace(b", ", b","),
+        health_of(payload={**HEALTH, "checks": {"::1": "up", 'say "x": y': ":"}}),
+        health_of(payload={**HEALTH, "checks": {"a": {"a": {"a": 1}}, "b": [{"a": 1}, {"a": 1}]}}),
     ],
     ids=["escaped-envelope-key", "escaped-payload-key", "quoted-colons", "colon-strings",
          "same-keys-nested"],
@@ -718,7 +718,7 @@ def test_a_clean_batch_cut_from_its_body_decodes_on_the_fast_path_as_its_lines(
 def test_keys_that_look_alike_decode_the_same_either_way(body: bytes) -> None:
     """Escaped keys, quotes and colons inside strings and equal keys in different objects are
     read alike by both decoders (the fast path leaves the doubtful ones to the reference)."""
-    _same(body)
+    decoded_alike(body)
 
 
 @pytest.mark.parametrize(
@@ -747,10 +747,10 @@ def test_control_characters_in_node_and_labels_are_refused_either_way(
     """A C0 (NUL included), DEL or C1 control character in the envelope's node or a payload
     string that becomes a label value is refused by both decoders, naming the field."""
     for ascii_only in (True, False):
-        data = json.loads(_health())
+        data = json.loads(health_of())
         data.update(changes)
         body = json.dumps(data, ensure_ascii=ascii_only).encode()
-        rejection = _same(body)
+        rejection = decoded_alike(body)
         assert isinstance(rejection, Rejection)
         assert rejection.field == field
 
@@ -773,7 +773,7 @@ def test_an_alert_id_of_one_or_two_dots_alone_is_refused_either_way(
         "node": NODE,
     }
     for ascii_only in (True, False):
-        decoded = _same(_body(payload, SystemAlert, ascii_only=ascii_only))
+        decoded = decoded_alike(body_of(payload, SystemAlert, ascii_only=ascii_only))
         if alert_id in (".", ".."):
             assert isinstance(decoded, Rejection)
             assert decoded.field == "payload.alert_id"
@@ -787,13 +787,13 @@ def test_an_alert_id_of_one_or_two_dots_alone_is_refused_either_way(
 def test_a_lone_surrogate_in_node_is_refused_either_way(node: str) -> None:
     """An unpaired surrogate escape (``\\ud800``) in the envelope's node, which no UTF-8 text
     can carry, is refused by both decoders and on a batch's path, naming ``node``."""
-    data = json.loads(_health())
+    data = json.loads(health_of())
     data["node"] = node
     body = json.dumps(data).encode()  # the surrogate as its escape
-    rejection = _same(body)
+    rejection = decoded_alike(body)
     assert isinstance(rejection, Rejection)
     assert rejection.field == "node"
-    good = _health()
+    good = health_of()
     assert decode_envelopes([good, body, good])[1] == (1, rejection)
 
 
@@ -813,14 +813,14 @@ def test_a_lone_surrogate_anywhere_is_refused_either_way_naming_where(
     """An unpaired surrogate escape in a payload's free-form object (a value or a key, at any
     depth), which no envelope sent on could carry, is refused as malformed by both decoders
     and on a batch's path, naming where it is; a paired one (an emoji) is taken."""
-    body = json.dumps(json.loads(_health()) | {"payload": payload}).encode()
-    rejection = _same(body)
+    body = json.dumps(json.loads(health_of()) | {"payload": payload}).encode()
+    rejection = decoded_alike(body)
     assert isinstance(rejection, Rejection)
     assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, field)
     assert "lone surrogate" in rejection.detail
-    assert decode_envelopes([_health(), body])[1] == (1, rejection)
+    assert decode_envelopes([health_of(), body])[1] == (1, rejection)
     paired = body.replace(b"\\ud800", b"\\ud83d\\ude00").replace(b"\\udfff", b"\\ud83d\\ude00")
-    taken = _same(paired)
+    taken = decoded_alike(paired)
     assert isinstance(taken, Envelope)
     assert json.loads(taken.to_bytes())["payload"]["checks"]
 
@@ -841,9 +841,9 @@ def test_nesting_up_to_the_limit_is_taken_and_sent_on(lax: bool) -> None:
     payload = {**HEALTH, "checks": {"a": _nested(structs.MAX_DEPTH - 3)}}
     if lax:
         payload["load_avg"] = "1.5"
-    body = _health(payload=payload)
+    body = health_of(payload=payload)
     assert _decode_fast(body) is not None
-    envelope = _same(body)
+    envelope = decoded_alike(body)
     assert isinstance(envelope, Envelope)
     assert decode_envelope(envelope.to_bytes()) == envelope
 
@@ -857,13 +857,13 @@ def test_nesting_past_the_limit_is_refused_either_way_naming_where(levels: int, 
     payload = {**HEALTH, "checks": {"a": _nested(levels)}}
     if lax:
         payload["load_avg"] = "1.5"
-    body = _health(payload=payload)
-    rejection = _same(body)
+    body = health_of(payload=payload)
+    rejection = decoded_alike(body)
     assert isinstance(rejection, Rejection)
     where = "payload.checks.a" + ".0.x" * ((structs.MAX_DEPTH - 3) // 2) + ".0"
     assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, where)
     assert f"deeper than {structs.MAX_DEPTH} levels" in rejection.detail
-    assert decode_envelopes([_health(), body, _health()])[1] == (1, rejection)
+    assert decode_envelopes([health_of(), body, health_of()])[1] == (1, rejection)
 
 
 def _nested_text(levels: int) -> bytes:
@@ -880,13 +880,13 @@ def test_nesting_deeper_than_the_parser_goes_is_refused_naming_where(lax: bool) 
     payload = {**HEALTH, "checks": {"a": "#"}}
     if lax:
         payload["load_avg"] = "1.5"
-    body = _with_number(_health(payload=payload), _nested_text(10_000).decode())
-    rejection = _same(body)
+    body = with_number(health_of(payload=payload), _nested_text(10_000).decode())
+    rejection = decoded_alike(body)
     assert isinstance(rejection, Rejection)
     where = "payload.checks.a" + ".0.x" * ((structs.MAX_DEPTH - 3) // 2) + ".0"
     assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, where)
     assert rejection.detail.startswith(f"nested deeper than {structs.MAX_DEPTH} levels of")
-    assert decode_envelopes([_health(), body, _health()])[1] == (1, rejection)
+    assert decode_envelopes([health_of(), body, health_of()])[1] == (1, rejection)
     with pytest.raises(ValueError, match=f"^{re.escape(where)}: nested deeper than 64 levels"):
         depth.check_depth(body)
 
@@ -933,11 +933,11 @@ def test_the_docs_give_the_envelope_bounds_in_force() -> None:
             taken.append(int(bound.group(1)))
             refused.append(int(bound.group(1)) - 1)
         for length in taken:
-            body = _health(**{name: of_length(length)})
+            body = health_of(**{name: of_length(length)})
             assert isinstance(decode_envelope(body), Envelope), (name, length)
             assert isinstance(decode_envelope_reference(body), Envelope), (name, length)
         for length in refused:
-            body = _health(**{name: of_length(length)})
+            body = health_of(**{name: of_length(length)})
             for decoded in (decode_envelope(body), decode_envelope_reference(body)):
                 assert isinstance(decoded, Rejection), (name, length)
                 assert decoded.field == name, (name, length)
@@ -953,7 +953,7 @@ def test_the_docs_give_the_envelope_bounds_in_force() -> None:
 NOT_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1e999", "1" + "0" * 400 + ".5"]
 
 
-def _with_number(body: bytes, text: str) -> bytes:
+def with_number(body: bytes, text: str) -> bytes:
     """``body`` with the placeholder string ``"#"`` replaced by the JSON text ``text``."""
     assert body.count(b'"#"') == 1
     return body.replace(b'"#"', text.encode())
@@ -975,8 +975,8 @@ def test_a_number_no_float_holds_is_refused_in_every_numeric_field_naming_it(
     for name in numeric:
         for base in (case.full, case.minimal):
             for text in NOT_FINITE:
-                body = _with_number(_body({**base, name: "#"}, model), text)
-                rejection = _same(body)
+                body = with_number(body_of({**base, name: "#"}, model), text)
+                rejection = decoded_alike(body)
                 assert isinstance(rejection, Rejection), (name, text)
                 assert (rejection.reason, rejection.field) == (
                     RejectReason.MALFORMED,
@@ -1024,9 +1024,9 @@ def test_numbers_in_any_json_spelling_decode_as_the_reference_does(model: type[M
         for name in numeric:
             for base in (case.full, case.minimal):
                 payload = {**base, name: "#"}
-                _agree(_with_number(_body(payload, model), text), payload, model)
+                agreed(with_number(body_of(payload, model), text), payload, model)
         payload = {**HEALTH, "checks": {"disk": [1, "#"]}}
-        _agree(_with_number(_health(payload=payload), text), payload, NodeHealth)
+        agreed(with_number(health_of(payload=payload), text), payload, NodeHealth)
 
 
 @pytest.mark.parametrize("text", NOT_FINITE)
@@ -1045,12 +1045,12 @@ def test_a_number_no_float_holds_is_refused_in_a_json_object_naming_it(
 ) -> None:
     """Such a number anywhere in a payload's free-form object is refused as malformed by every
     decoder and on a batch's path, naming where it is, whichever fast path reads the rest."""
-    body = _with_number(_health(payload=payload), text)
-    rejection = _same(body)
+    body = with_number(health_of(payload=payload), text)
+    rejection = decoded_alike(body)
     assert isinstance(rejection, Rejection)
     assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, field)
     assert ("RFC 8259" if text.endswith(("NaN", "Infinity")) else "range") in rejection.detail
-    assert decode_envelopes([_health(), body])[1] == (1, rejection)
+    assert decode_envelopes([health_of(), body])[1] == (1, rejection)
 
 
 @pytest.mark.parametrize("text", ["NaN", "inf", "-Infinity", "1e400"])
@@ -1058,7 +1058,7 @@ def test_a_float_given_as_text_must_be_finite_too(text: str) -> None:
     """A float field given as text (a form the models' lax rules take) that reads as a NaN or
     an infinity is refused by both decoders, naming the field."""
     payload = {**CASES[PerformanceMetric].full, "value": text}
-    rejection = _agree(_body(payload, PerformanceMetric), payload, PerformanceMetric)
+    rejection = agreed(body_of(payload, PerformanceMetric), payload, PerformanceMetric)
     assert isinstance(rejection, Rejection)
     assert (rejection.reason, rejection.field) == (RejectReason.INVALID_PAYLOAD, "payload.value")
 
@@ -1068,7 +1068,7 @@ def test_a_given_rate_per_sec_reading_as_an_infinity_is_refused(text: str) -> No
     """A ThroughputMetric's rate_per_sec given as text that reads as an infinity (or a NaN) is
     invalid_payload on both decoders, naming the field: only a derived rate may be infinite."""
     payload = {**CASES[ThroughputMetric].full, "rate_per_sec": text}
-    rejection = _agree(_body(payload, ThroughputMetric), payload, ThroughputMetric)
+    rejection = agreed(body_of(payload, ThroughputMetric), payload, ThroughputMetric)
     assert isinstance(rejection, Rejection)
     assert (rejection.reason, rejection.field) == (
         RejectReason.INVALID_PAYLOAD,
@@ -1084,7 +1084,7 @@ def test_a_rate_per_sec_derived_from_a_vanishing_duration_is_infinite(rate: Any)
     payload = {**CASES[ThroughputMetric].full, "duration_ms": 5e-324, "rate_per_sec": rate}
     if rate == "left out":
         del payload["rate_per_sec"]
-    envelope = _agree(_body(payload, ThroughputMetric), payload, ThroughputMetric)
+    envelope = agreed(body_of(payload, ThroughputMetric), payload, ThroughputMetric)
     assert isinstance(envelope, Envelope)
     assert isinstance(envelope.payload, ThroughputMetric)
     assert envelope.payload.rate_per_sec == math.inf
@@ -1110,14 +1110,14 @@ def test_a_total_logs_derived_past_2_63_is_refused_either_way_naming_it(
     payload = {**CASES[LogSummary].full, "log_counts": counts, "total_logs": total}
     if total == "left out":
         del payload["total_logs"]
-    body = _body(payload, LogSummary)
-    rejection = _agree(body, payload, LogSummary)
+    body = body_of(payload, LogSummary)
+    rejection = agreed(body, payload, LogSummary)
     assert isinstance(rejection, Rejection)
     assert (rejection.reason, rejection.field) == (
         RejectReason.INVALID_PAYLOAD,
         "payload.total_logs",
     )
-    assert decode_envelopes([_body(CASES[LogSummary].full, LogSummary), body])[1] == (
+    assert decode_envelopes([body_of(CASES[LogSummary].full, LogSummary), body])[1] == (
         1,
         rejection,
     )
@@ -1126,10 +1126,10 @@ def test_a_total_logs_derived_past_2_63_is_refused_either_way_naming_it(
 @pytest.mark.parametrize("field", ["v", "payload"])
 def test_a_number_no_float_holds_in_the_envelope_is_refused_naming_it(field: str) -> None:
     """In the envelope itself too (``v``, or a payload that is one)."""
-    data = json.loads(_health())
+    data = json.loads(health_of())
     data[field] = "#"
-    body = _with_number(json.dumps(data).encode(), "NaN")
-    rejection = _same(body)
+    body = with_number(json.dumps(data).encode(), "NaN")
+    rejection = decoded_alike(body)
     assert isinstance(rejection, Rejection)
     assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, field)
 
@@ -1140,7 +1140,7 @@ def test_a_number_no_float_holds_in_the_envelope_is_refused_naming_it(field: str
 def test_every_node_field_refuses_control_characters(model: type[Message]) -> None:
     """Each message type's ``node`` (a label value everywhere) refuses a NUL on both paths."""
     payload = {**CASES[model].full, "node": "a\x00b"}
-    rejection = _agree(_body(payload, model), payload, model)
+    rejection = agreed(body_of(payload, model), payload, model)
     assert isinstance(rejection, Rejection)
     assert rejection.field == "payload.node"
 
@@ -1181,8 +1181,8 @@ def test_an_ack_by_with_a_separator_or_bidirectional_control_is_refused_either_w
         payload = {**base, "ack_by": name}
         if lax:
             payload["ack_timestamp"] = "2026-11-28T02:00:00.123+02:00"
-        body = _body(payload, AlertAck, ascii_only=ascii_only)
-        result = _agree(body, payload, AlertAck)
+        body = body_of(payload, AlertAck, ascii_only=ascii_only)
+        result = agreed(body, payload, AlertAck)
         if name in TAKEN_NAMES:
             assert isinstance(result, Envelope)
             assert isinstance(result.payload, AlertAck)
@@ -1194,7 +1194,7 @@ def test_an_ack_by_with_a_separator_or_bidirectional_control_is_refused_either_w
         assert not re.search(
             r"[\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]", result.detail
         )
-        good = _body(base, AlertAck, ascii_only=ascii_only, id="01JDX0Y8C7H1V4N0W5Z3Q2M6TA")
+        good = body_of(base, AlertAck, ascii_only=ascii_only, id="01JDX0Y8C7H1V4N0W5Z3Q2M6TA")
         assert decode_envelopes([good, body])[1] == (1, result)
         assert decode_envelopes([good, body], good + b"\n" + body)[1] == (1, result)
 
@@ -1207,7 +1207,7 @@ def test_an_ack_by_over_200_characters_is_refused_either_way(length: int, lax: b
     payload = {**CASES[AlertAck].minimal, "ack_by": "x" * length}
     if lax:
         payload["ack_timestamp"] = "2026-11-28T02:00:00.123+02:00"
-    result = _agree(_body(payload, AlertAck), payload, AlertAck)
+    result = agreed(body_of(payload, AlertAck), payload, AlertAck)
     if length <= 200:
         assert isinstance(result, Envelope)
         return
@@ -1234,12 +1234,12 @@ def test_a_blank_ack_by_is_refused_either_way(name: str, ascii_only: bool, lax: 
     payload = {**CASES[AlertAck].minimal, "ack_by": name}
     if lax:
         payload["ack_timestamp"] = "2026-11-28T02:00:00.123+02:00"
-    body = _body(payload, AlertAck, ascii_only=ascii_only)
-    result = _agree(body, payload, AlertAck)
+    body = body_of(payload, AlertAck, ascii_only=ascii_only)
+    result = agreed(body, payload, AlertAck)
     assert isinstance(result, Rejection)
     assert (result.reason, result.field) == (RejectReason.INVALID_PAYLOAD, "payload.ack_by")
     assert "must not be blank" in result.detail
-    good = _body(
+    good = body_of(
         CASES[AlertAck].minimal, AlertAck, ascii_only=ascii_only, id="01JDX0Y8C7H1V4N0W5Z3Q2M6TA"
     )
     assert decode_envelopes([good, body])[1] == (1, result)
@@ -1281,7 +1281,7 @@ def test_generated_ack_by_names_decode_the_same_and_as_unicode_says(
     control, separator or bidirectional control and is not whitespace or invisible only."""
     base = CASES[AlertAck].full if full else CASES[AlertAck].minimal
     payload = {**base, "ack_by": name}
-    result = _agree(_body(payload, AlertAck, ascii_only=ascii_only), payload, AlertAck)
+    result = agreed(body_of(payload, AlertAck, ascii_only=ascii_only), payload, AlertAck)
     if _shown_wrongly(name):
         assert isinstance(result, Rejection)
         assert result.field == "payload.ack_by"
@@ -1291,7 +1291,7 @@ def test_generated_ack_by_names_decode_the_same_and_as_unicode_says(
 
 def test_the_fast_path_is_taken_for_a_valid_envelope() -> None:
     """A well-formed envelope is decoded by the fast path (not by the fallback)."""
-    assert isinstance(_decode_fast(_health()), Envelope)
+    assert isinstance(_decode_fast(health_of()), Envelope)
 
 
 _json = st.recursive(
@@ -1317,13 +1317,13 @@ def test_random_field_values_decode_the_same_either_way(
     key: str, value: Any, payload_key: str, payload_value: Any
 ) -> None:
     """Arbitrary JSON in any envelope or payload field gives the reference's result."""
-    _same(_health(**{key: value}))
-    _same(_health(payload={**HEALTH, payload_key: payload_value}))
+    decoded_alike(health_of(**{key: value}))
+    decoded_alike(health_of(payload={**HEALTH, payload_key: payload_value}))
 
 
 def test_decode_envelopes_stops_at_the_first_refused_line() -> None:
     """A batch decodes in order up to its first refused line, reported with its index."""
-    good = _health()
+    good = health_of()
     envelopes, failure = decode_envelopes([good, good.replace(b'"v": 1', b'"v": 2'), b"{nope"])
     assert len(envelopes) == 1
     assert failure is not None
@@ -1344,7 +1344,7 @@ _plain_json = st.recursive(
     ),
     max_leaves=6,
 )
-_TIMESTAMP_FIELDS = frozenset(
+TIMESTAMP_FIELDS = frozenset(
     {"timestamp", "ack_timestamp", "first_seen", "last_seen", "last_check"}
 )
 
@@ -1361,7 +1361,7 @@ def _odd_values(model: type[Message], name: str) -> st.SearchStrategy[Any]:
     if model is AlertAck and name == "ack_by":
         odd.extend(REFUSED_NAMES)
     values = st.sampled_from(odd) | _plain_json
-    if name in _TIMESTAMP_FIELDS:
+    if name in TIMESTAMP_FIELDS:
         values = values | st.sampled_from(TIMESTAMPS)
     return values
 
@@ -1396,7 +1396,7 @@ def test_generated_payloads_of_every_type_decode_the_same_on_the_fast_path(
     """Generated payloads of each type, written with escapes or as raw UTF-8: the fast paths
     take exactly what the reference accepts."""
     payload = data.draw(_payloads(model))
-    result = _agree(_body(payload, model, ascii_only=ascii_only), payload, model)
+    result = agreed(body_of(payload, model, ascii_only=ascii_only), payload, model)
     if isinstance(result, Rejection):
         assert result.field is not None
 
@@ -1421,11 +1421,11 @@ def test_a_batch_of_valid_envelopes_is_taken_at_once(
     alone."""
     if escapes:
         nodes = ['a"quoted"node', "back\\slash", 'x"y']
-        bodies = _compact([_health(node=node) for node in nodes])
+        bodies = _compact([health_of(node=node) for node in nodes])
         assert all(b"\\" in body for body in bodies)
     else:
         payloads = [(m, p) for m, case in CASES.items() for p in (case.full, case.minimal)]
-        bodies = _compact([_body(payload, model) for model, payload in payloads])
+        bodies = _compact([body_of(payload, model) for model, payload in payloads])
         assert b"\\" not in b"".join(bodies)
 
     def alone(*args: Any) -> Any:
@@ -1444,7 +1444,7 @@ def test_a_decoded_message_s_fields_set_is_not_changed_by_another_s(model: type[
     as the reference decodes it."""
     full, minimal = CASES[model].full, CASES[model].minimal
     for payload in (minimal, full, minimal, full):  # each shape after the other
-        bodies = [_body(payload, model, id=f"message{n:04d}") for n in range(2)]
+        bodies = [body_of(payload, model, id=f"message{n:04d}") for n in range(2)]
         envelopes, failure = decode_envelopes(bodies)
         assert failure is None
         expected = decode_envelope_reference(bodies[0])
@@ -1466,7 +1466,7 @@ def _writers() -> dict[str, list[bytes]]:
         "python": [
             json.dumps(
                 {
-                    **json.loads(_body({**entry, "message": "took 5 µs"}, LogEntry)),
+                    **json.loads(body_of({**entry, "message": "took 5 µs"}, LogEntry)),
                     "id": f"py{n:06d}",
                 }
             ).encode()
@@ -1474,7 +1474,7 @@ def _writers() -> dict[str, list[bytes]]:
         ],
         "go": [
             json.dumps(
-                {**json.loads(_body(entry, LogEntry)), "id": f"golang{n:04d}"},
+                {**json.loads(body_of(entry, LogEntry)), "id": f"golang{n:04d}"},
                 separators=(",", ":"),
             )
             .replace("<", "\\u003c")
@@ -1489,13 +1489,13 @@ def _writers() -> dict[str, list[bytes]]:
     }
     for name, message in messages.items():
         lines[name] = [
-            _body({**entry, "message": message}, LogEntry, id=f"{name[:8]}{n:04d}")
+            body_of({**entry, "message": message}, LogEntry, id=f"{name[:8]}{n:04d}")
             for n in range(3)
         ]
     for name, stamp in {"micro": "2026-11-28T00:00:00.123456Z", "offset": "+00:00"}.items():
         text = stamp if name == "micro" else "2026-11-28T01:00:00.123456" + stamp
         lines[name] = [
-            _body({**entry, "timestamp": text}, LogEntry, id=f"{name}{n:04d}") for n in range(3)
+            body_of({**entry, "timestamp": text}, LogEntry, id=f"{name}{n:04d}") for n in range(3)
         ]
     return lines
 
@@ -1534,7 +1534,7 @@ def test_a_key_given_twice_escaped_in_a_batch_with_escapes_is_refused_at_its_lin
     whose other lines hold escapes in their values (µ as ``\\u00b5``, quoted JSON), is refused
     at its line as alone, naming the key: the quotes are counted, the escaped ones aside."""
     entry = {**CASES[LogEntry].full, "message": 'took 5 µs: {"a": 1}'}
-    good = [_body(entry, LogEntry, id=f"message{n:04d}") for n in range(3)]
+    good = [body_of(entry, LogEntry, id=f"message{n:04d}") for n in range(3)]
     if where == "envelope":
         value = '"log_entry"' if field == "tag" else '"01JDX0Y8C7H1V4N0W5Z3Q2M6TB"'
         repeated = good[1][:-1] + f", {key}: {value}}}".encode()
@@ -1569,14 +1569,15 @@ def test_escapes_anywhere_in_a_long_batch_are_read_as_each_line_alone(
     per_line = 1 if escapes == "few" else 40
     message = 'took 5 µs: {"a": "b"}\n' * per_line
     lines = [
-        _body({**CASES[LogEntry].full, "message": message if n % 30 == 0 or per_line > 1 else "x"},
-              LogEntry, id=f"message{n:04d}")
+        body_of({**CASES[LogEntry].full,
+                 "message": message if n % 30 == 0 or per_line > 1 else "x"},
+                LogEntry, id=f"message{n:04d}")
         for n in range(60)
     ]  # fmt: skip
     if fault == "escaped-key-twice":
         lines[55] = lines[55][:-1] + b', "i\\u0064": "01JDX0Y8C7H1V4N0W5Z3Q2M6TB"}'
     elif fault == "control-in-label":
-        lines[55] = _body({**CASES[LogEntry].full, "node": "a\u0007b"}, LogEntry)
+        lines[55] = body_of({**CASES[LogEntry].full, "node": "a\u0007b"}, LogEntry)
     expected_lines = [decode_envelope_reference(line) for line in lines]
     refused = [(n, e) for n, e in enumerate(expected_lines) if isinstance(e, Rejection)]
     expected = (expected_lines[:55], refused[0]) if refused else (expected_lines, None)
@@ -1589,7 +1590,7 @@ def test_a_long_run_of_backslashes_before_a_quote_is_counted_in_linear_time() ->
     """A value of 40 000 backslashes escaped and then a quote (an 80 kB envelope) is decoded
     in well under a second: each run of backslashes is read once (counted once per run length,
     it took some 13 s of CPU, the event loop held)."""
-    line = _health(payload={**HEALTH, "checks": {"disk": "\\" * 40_000 + '"'}})
+    line = health_of(payload={**HEALTH, "checks": {"disk": "\\" * 40_000 + '"'}})
     started = time.process_time()
     decoded = decode_envelopes([line], line)
     assert time.process_time() - started < 1.0
@@ -1600,8 +1601,8 @@ def test_one_odd_line_is_the_only_one_decoded_again(monkeypatch: pytest.MonkeyPa
     """In a batch of 40, a line only the pydantic-core path takes (a payload timestamp without
     its offset) and one with a key given twice are the only ones decoded again; the rest
     are decoded once, by msgspec, and all is as each line alone decodes it."""
-    lines = [_health(id=f"id{n:08d}") for n in range(40)]
-    lines[7] = _health(id="id00000007", payload={**HEALTH, "timestamp": "2026-11-28T00:00:00"})
+    lines = [health_of(id=f"id{n:08d}") for n in range(40)]
+    lines[7] = health_of(id="id00000007", payload={**HEALTH, "timestamp": "2026-11-28T00:00:00"})
     lines[30] = lines[30][:-1] + b', "node": "other@host"}'
     expected = ([decode_envelope(line) for line in lines[:30]], (30, decode_envelope(lines[30])))
     again: list[bytes] = []
@@ -1642,7 +1643,7 @@ def test_a_batch_as_json_dumps_writes_it_is_decoded_once_a_line_by_msgspec(
     lines = [
         json.dumps(
             {
-                **_ENVELOPE,
+                **ENVELOPE,
                 "id": f"id{n:08d}",
                 "ts": stamp,
                 "payload": {**HEALTH, "timestamp": stamp, "checks": {"disk": text}},
@@ -1688,8 +1689,8 @@ def test_a_control_character_in_a_label_is_refused_in_a_batch_with_escapes_elsew
     character in a label value (escaped or raw) is refused at its line, naming the field; the
     lines around it, whose controls are in free text, are taken."""
     entry = CASES[LogEntry].full
-    free = _body({**entry, "message": f"a{control}b µs"}, LogEntry, ascii_only=ascii_only)
-    label = _body({**entry, "node": f"a{control}b"}, LogEntry, ascii_only=ascii_only)
+    free = body_of({**entry, "message": f"a{control}b µs"}, LogEntry, ascii_only=ascii_only)
+    label = body_of({**entry, "node": f"a{control}b"}, LogEntry, ascii_only=ascii_only)
     lines = [free, label, free]
     rejection = decode_envelope_reference(label)
     assert isinstance(rejection, Rejection)
@@ -1757,8 +1758,8 @@ def test_valid_envelopes_the_parsers_once_read_differently_take_the_fast_path(
     with a UTF-8 byte order mark, on the msgspec path or in a form only pydantic-core's takes,
     is taken by the fast paths, alone and in a batch, and builds the reference's Envelope: the
     reference decoder, which checks a long list twice, is not asked."""
-    body = edit(_body(payload, ClusterMembership))
-    fast = _agree(body if isinstance(body, bytes) else body.encode(), payload, ClusterMembership)
+    body = edit(body_of(payload, ClusterMembership))
+    fast = agreed(body if isinstance(body, bytes) else body.encode(), payload, ClusterMembership)
     assert isinstance(fast, Envelope)
 
     def refused(*args: Any, **options: Any) -> Any:
@@ -1767,7 +1768,7 @@ def test_valid_envelopes_the_parsers_once_read_differently_take_the_fast_path(
     monkeypatch.setattr(decoding_module, "decode_envelope_reference", refused)
     assert isinstance(decode_envelope(body), Envelope)
     if isinstance(body, bytes):
-        plain = _body(_MEMBERSHIP, ClusterMembership)
+        plain = body_of(_MEMBERSHIP, ClusterMembership)
         envelopes, failure = decode_envelopes([plain, body], plain + b"\n" + body)
         assert failure is None
         assert len(envelopes) == 2
@@ -1781,14 +1782,14 @@ def test_unknown_fields_cost_the_pydantic_core_path_no_error_each(where: str) ->
     before, its first ten named and all 1 000 counted."""
     unknown = {f"x{n:04d}": n for n in range(1_000)}
     if where == "payload":
-        body = _health(payload={**HEALTH, **unknown})
+        body = health_of(payload={**HEALTH, **unknown})
         first = "payload.x0000"
     else:
-        body = _health(**unknown)
+        body = health_of(**unknown)
         first = "x0000"
     decoded = _decode_unchecked(body)
     assert decoded is not None, "the unknown fields were refused, an error built for each"
-    assert decoded[1] == len(_ENVELOPE) + 1 + len(HEALTH)
+    assert decoded[1] == len(ENVELOPE) + 1 + len(HEALTH)
     assert _decode_fast(body) is None
     rejection = decode_envelope(body)
     assert rejection == decode_envelope_reference(body)
@@ -1815,11 +1816,11 @@ def test_lists_of_strings_are_counted_by_their_length() -> None:
 def test_a_version_written_as_a_float_is_taken_by_the_msgspec_path(version: bytes) -> None:
     """``v`` written as a float equal to 1 is taken by the msgspec path itself, with either
     decoder, and builds the reference's Envelope."""
-    body = _body(_MEMBERSHIP, ClusterMembership).replace(b'"v": 1', b'"v": ' + version)
+    body = body_of(_MEMBERSHIP, ClusterMembership).replace(b'"v": 1', b'"v": ' + version)
     taken = msgspec_paths(body)
     assert len(taken) == 2
     assert all(isinstance(envelope, Envelope) for envelope in taken)
-    _agree(body, _MEMBERSHIP, ClusterMembership)
+    agreed(body, _MEMBERSHIP, ClusterMembership)
 
 
 # A NodeHealth in a form only the models' lax rules take (its load as a string): the
@@ -1851,14 +1852,14 @@ def test_lax_envelopes_with_strings_opening_with_a_colon_take_the_fast_path(
     or an escaped quote and whitespace before a colon, as bytes or text, is taken by the fast
     paths, alone and in a batch, and builds the reference's Envelope: the reference decoder is
     not asked."""
-    data = {**_ENVELOPE, "payload": _LAX_HEALTH, **changes}
-    text = _pairs_json(data, _SEPARATORS[style])
+    data = {**ENVELOPE, "payload": _LAX_HEALTH, **changes}
+    text = pairs_json(data, SEPARATORS[style])
     body = text.encode()
-    assert isinstance(_agree(body, data["payload"], NodeHealth), Envelope)
+    assert isinstance(agreed(body, data["payload"], NodeHealth), Envelope)
     monkeypatch.setattr(decoding_module, "decode_envelope_reference", _never_asked)
     assert isinstance(decode_envelope(body), Envelope)
     assert isinstance(decode_envelope(text), Envelope)
-    plain = _health()
+    plain = health_of()
     envelopes, failure = decode_envelopes([plain, body], plain + b"\n" + body)
     assert failure is None
     assert len(envelopes) == 2
@@ -1871,12 +1872,12 @@ _COLONS = [("status", "healthy"), ("load_avg", "1.5"), ("node", "::1"), ("checks
 @pytest.mark.parametrize(
     ("pairs", "field"),
     [
-        ([*_ENVELOPE.items(), ("payload", _COLONS), ("node", "::1")], "node"),
-        ([*_ENVELOPE.items(), ("payload", [*_COLONS, ("status", ":")])], "payload.status"),
-        ([*_ENVELOPE.items(), ("payload", [*_COLONS[:3], ("checks", [(":x", ":"), (":x", ":")])])],
+        ([*ENVELOPE.items(), ("payload", _COLONS), ("node", "::1")], "node"),
+        ([*ENVELOPE.items(), ("payload", [*_COLONS, ("status", ":")])], "payload.status"),
+        ([*ENVELOPE.items(), ("payload", [*_COLONS[:3], ("checks", [(":x", ":"), (":x", ":")])])],
          "payload.checks.:x"),
-        ([*_ENVELOPE.items(), ("payload", _COLONS), (":x", ":")], ":x"),
-        ([*_ENVELOPE.items(), ("payload", [*_COLONS, (":x", ":")])], "payload.:x"),
+        ([*ENVELOPE.items(), ("payload", _COLONS), (":x", ":")], ":x"),
+        ([*ENVELOPE.items(), ("payload", [*_COLONS, (":x", ":")])], "payload.:x"),
     ],
     ids=["envelope-twice", "payload-twice", "nested-twice", "unknown", "unknown-in-payload"],
 )  # fmt: skip
@@ -1886,12 +1887,12 @@ def test_a_key_given_twice_or_unknown_beside_colon_strings_is_refused_either_way
     """A lax envelope holding strings that open with a colon, and a key given twice or one no
     field has, is left by the fast paths to the reference, which refuses it naming the key,
     alone and in a batch."""
-    body = _pairs_json(pairs, _SEPARATORS[style]).encode()
+    body = pairs_json(pairs, SEPARATORS[style]).encode()
     assert _decode_fast(body) is None
-    rejection = _same(body)
+    rejection = decoded_alike(body)
     assert isinstance(rejection, Rejection)
     assert rejection.field == field
-    envelopes, failure = decode_envelopes([_health(), body])
+    envelopes, failure = decode_envelopes([health_of(), body])
     assert len(envelopes) == 1
     assert failure == (1, rejection)
 
@@ -1901,9 +1902,9 @@ def _names_agree_and_a_key_more_is_refused(base: dict[str, Any], names: list[str
     decodes it, and refused naming the key given twice when ``event`` is added again: the
     body."""
     payload = {**base, "affected_nodes": names}
-    body = _body(payload, ClusterMembership)
-    assert isinstance(_agree(body, payload, ClusterMembership), Envelope)
-    twice = _same(body[:-2] + b', "event": "node_removed"}}')
+    body = body_of(payload, ClusterMembership)
+    assert isinstance(agreed(body, payload, ClusterMembership), Envelope)
+    twice = decoded_alike(body[:-2] + b', "event": "node_removed"}}')
     assert isinstance(twice, Rejection)
     assert twice.field == "payload.event"
     return body
@@ -1928,7 +1929,7 @@ def test_unknown_fields_beside_a_string_opening_with_a_colon_are_not_counted_aga
     reference refuses it, its keys not counted again: the strings that may open with a colon
     are fewer than the keys counted over."""
     unknown = {f"x{n:04d}": n for n in range(1_000)}
-    body = _health(node="::1", payload={**_LAX_HEALTH, **unknown})
+    body = health_of(node="::1", payload={**_LAX_HEALTH, **unknown})
 
     def counted_again(*args: Any) -> Any:
         raise AssertionError("the keys were counted again")
@@ -1952,7 +1953,7 @@ _COLON_TEXTS = st.text(alphabet=':" \\,[{}]\t\nab', max_size=6)
     checks=st.lists(st.tuples(_COLON_TEXTS, _COLON_TEXTS), max_size=5),
     extra=st.lists(st.tuples(st.sampled_from(["status", "node", "checks", ":x"]), _COLON_TEXTS),
                    max_size=1),
-    style=st.sampled_from(list(_SEPARATORS)),
+    style=st.sampled_from(list(SEPARATORS)),
 )  # fmt: skip
 def test_lax_bodies_of_colons_quotes_and_keys_given_twice_decode_as_the_reference_does(
     node: str, checks: list[tuple[str, str]], extra: list[tuple[str, str]], style: str
@@ -1961,7 +1962,7 @@ def test_lax_bodies_of_colons_quotes_and_keys_given_twice_decode_as_the_referenc
     whitespace, a check or a payload key now and then given twice or unknown, is taken by the
     fast paths exactly when the reference takes it, as bytes and as text, with its result."""
     payload = [("status", "healthy"), ("load_avg", "1.5"), ("checks", checks), *extra]
-    envelope = [*_ENVELOPE.items(), ("payload", payload)]
-    text = _pairs_json([(k, node if k == "node" else v) for k, v in envelope], _SEPARATORS[style])
-    _agree(text.encode(), dict(payload), NodeHealth)
-    _same(text)
+    envelope = [*ENVELOPE.items(), ("payload", payload)]
+    text = pairs_json([(k, node if k == "node" else v) for k, v in envelope], SEPARATORS[style])
+    agreed(text.encode(), dict(payload), NodeHealth)
+    decoded_alike(text)
