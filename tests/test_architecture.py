@@ -1124,11 +1124,24 @@ PRIVATES_ALLOWED: Final = {
     # (differentially), and batches are checked to stay on the fast path (no body decoded
     # alone), and a refused body of unknown fields not counted twice: nothing public shows
     # which path decoded a batch, or which count refused a body, but the time it took.
-    "tests/bus/test_envelope_fast.py": {
+    "tests/bus/envelope_helpers.py": {
         "bridge.bus.decoding._decode_fast",
         "bridge.bus.decoding._decode_structs",
         "bridge.bus.decoding._named_once",
+    },
+    "tests/bus/test_envelope_fast.py": {"bridge.bus.decoding._decode_fast"},
+    "tests/bus/test_envelope_fast_values.py": {"bridge.bus.decoding._decode_each"},
+    "tests/bus/test_envelope_fast_fields.py": {
+        "bridge.bus.decoding._decode_fast",
         "bridge.bus.decoding._decode_each",
+    },
+    "tests/bus/test_envelope_fast_generated.py": {"bridge.bus.decoding._decode_fast"},
+    "tests/bus/test_envelope_fast_batches.py": {
+        "bridge.bus.decoding._decode_each",
+        "bridge.bus.decoding._decode_unchecked",
+    },
+    "tests/bus/test_envelope_fast_lax.py": {
+        "bridge.bus.decoding._decode_fast",
         "bridge.bus.decoding._decode_unchecked",
         "bridge.bus.decoding._keys_in",
     },

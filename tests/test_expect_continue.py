@@ -132,7 +132,7 @@ def head(request_line: str, *fields: str, length: int = 99) -> bytes:
 
 def signed_envelope() -> tuple[bytes, str]:
     """A signed ingest body and its signature header."""
-    from tests.test_http import envelope
+    from tests.http.helpers import envelope
 
     body = json.dumps(envelope()).encode()
     return body, Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time()))

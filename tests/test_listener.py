@@ -22,9 +22,9 @@ from bridge.app import Bridge
 from bridge.bus import SIGNATURE_HEADER, Keyring
 from bridge.listener import HEAD_KEPT, LINE_MAX
 from bridge.listener.refusals import NamedRefusals
+from tests.http.helpers import envelope
 from tests.listener_support import Serve, answered, closed, closed_within, connect, get, serve
 from tests.support import ADMIN_TOKEN, TEST_SECRET, alive, async_wait_until, collector_off
-from tests.test_http import envelope
 
 __all__ = ["serve"]  # the fixture, imported for the tests below
 

@@ -198,7 +198,7 @@ def decode_failures(bodies: Sequence[bytes]) -> Iterator[tuple[int, Rejection]]:
 # stricter than Python's), ``instance`` bound to the tag's instance and the model's wire schema
 # for the payload (Message.wire_schema: the model's lax rules, defaults filled after validation).
 # Neither may accept anything the reference refuses, and both build the reference's Envelope:
-# tests/bus/test_envelope_fast.py holds them to that.
+# tests/bus/test_envelope_fast*.py hold them to that.
 
 
 def _decode_fast(body: bytes | str) -> Envelope | None:

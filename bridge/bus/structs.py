@@ -207,8 +207,8 @@ class _Unsupported(Exception):
 # other writers use (parse_timestamp): more fraction digits (Python's isoformat, Go's
 # RFC3339Nano), a numeric offset (``+00:00``), a lower-case "t" or "z", which it turns to UTC
 # and truncates to the millisecond as pydantic's parse of them is
-# (tests/bus/test_envelope_fast.py holds the two to agreeing). Any other text goes on to the
-# pydantic-core path.
+# (tests/bus/test_envelope_fast_values.py holds the two to agreeing). Any other text goes on to
+# the pydantic-core path.
 _CANONICAL: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z"
 )

@@ -26,7 +26,7 @@ from bridge.bus.decoding import (
 )
 from bridge.bus.problems import decode_envelope_reference
 from bridge.messages import Message
-from tests.bus.test_envelope_fast import (
+from tests.bus.envelope_helpers import (
     assert_builds_the_reference,
     drawn_fields,
     msgspec_paths,

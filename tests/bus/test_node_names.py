@@ -23,7 +23,7 @@ from bridge.messages import (
     NodeHealth,
     SystemAlert,
 )
-from tests.bus.test_envelope_fast import assert_builds_the_reference, msgspec_paths
+from tests.bus.envelope_helpers import assert_builds_the_reference, msgspec_paths
 
 NODE = "node-1"
 # What a node name may not hold beyond control characters: zero-width characters and Unicode's

@@ -1,14 +1,15 @@
 """The fixtures the tests of ``tests/cli`` share: a bridge in the test's process, a Redis
-server."""
+server, a loopback server for ``healthcheck`` to ask."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.cli.healthcheck_helpers import Server
 from tests.cli.helpers import Bridges
 from tests.integration.servers.redis import redis_server
 from tests.pages.helpers import page_bridge
@@ -29,3 +30,11 @@ def bridges() -> Iterator[Bridges]:
 
     with contextlib.ExitStack() as started:
         yield start
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    """A started-on-demand loopback server, cleaned up afterwards."""
+    made = Server()
+    yield made
+    await made.aclose()

@@ -55,8 +55,8 @@ SKIPPED = {
         "EXESDB_HEALTHCHECK_CERT_FILE=/run/secrets/probe.crt "
         "EXESDB_HEALTHCHECK_KEY_FILE=/run/secrets/probe.key exesdb-bridge healthcheck"
     ): (
-        "the probe's files for a bridge serving TLS with basic auth: tests/test_healthcheck.py"
-        " and tests/integration/test_container.py probe one with them"
+        "the probe's files for a bridge serving TLS with basic auth: tests/cli/"
+        "test_healthcheck_secured.py and tests/integration/test_container.py probe one with them"
     ),
 }
 

@@ -226,7 +226,7 @@ async def test_admin_routes_need_the_admin_token_on_top(files: WebFiles):
 
 async def test_signed_ingest_keeps_its_signature_check(files: WebFiles):
     """Past basic auth, ingest still refuses an unsigned body and takes a signed one."""
-    from tests.test_http import envelope
+    from tests.http.helpers import envelope
 
     body = json.dumps(envelope()).encode()
     headers = {"Authorization": ALICE, "Content-Type": "application/json"}

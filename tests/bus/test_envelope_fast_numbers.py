@@ -1,0 +1,202 @@
+"""The fast decoders against the reference decoder on numbers no float holds and JSON spellings
+json.dumps never writes, in payloads and in the envelope."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+
+from bridge.bus import Envelope, Rejection, RejectReason
+from bridge.bus.decoding import decode_envelopes
+from bridge.messages import LogSummary, Message, NodeHealth, PerformanceMetric, ThroughputMetric
+from tests.bus.envelope_helpers import (
+    HEALTH,
+    agreed,
+    body_of,
+    decoded_alike,
+    health_of,
+    with_number,
+)
+from tests.messages.test_models import CASES
+
+# Numbers no float holds: tokens json.loads takes but RFC 8259 does not, and numbers past a
+# float's range (which parsers read as an infinity).
+NOT_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1e999", "1" + "0" * 400 + ".5"]
+
+
+@pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
+def test_a_number_no_float_holds_is_refused_in_every_numeric_field_naming_it(
+    model: type[Message],
+) -> None:
+    """NaN, Infinity, -Infinity or a number past a float's range in any numeric field of any
+    type, in a complete and in a minimal payload, is refused as malformed by both decoders,
+    naming the field."""
+    case = CASES[model]
+    numeric = [
+        name
+        for name, value in case.full.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+    for name in numeric:
+        for base in (case.full, case.minimal):
+            for text in NOT_FINITE:
+                body = with_number(body_of({**base, name: "#"}, model), text)
+                rejection = decoded_alike(body)
+                assert isinstance(rejection, Rejection), (name, text)
+                assert (rejection.reason, rejection.field) == (
+                    RejectReason.MALFORMED,
+                    f"payload.{name}",
+                )
+
+
+# Numbers in JSON spellings json.dumps never writes: exponents, a negative zero, a whole number
+# with a fraction or an exponent, an underflow to zero, more digits than a float holds, and the
+# last digits before a float's range ends (the second rounds to an infinity, the first does not).
+NUMBER_SPELLINGS = [
+    "1e2",
+    "1E2",
+    "1e+2",
+    "1.5e-3",
+    "0e0",
+    "-0",
+    "-0.0",
+    "100.0",
+    "100.5",
+    "1e19",
+    "9.223372036854775807e18",
+    "9223372036854775807.0",
+    "100000000000000000000000",
+    "1e-400",
+    "-2.5e-324",
+    "0.1000000000000000055511151231257827",
+    "1.7976931348623158e308",
+    "1.7976931348623159e308",
+]
+
+
+@pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
+def test_numbers_in_any_json_spelling_decode_as_the_reference_does(model: type[Message]) -> None:
+    """Each numeric field of each type, and a free-form object, given a number in a spelling
+    json.dumps never writes, in a complete and in a minimal payload: the fast paths take exactly
+    what the reference accepts, with its values, and refuse the rest as it does."""
+    case = CASES[model]
+    numeric = [
+        name
+        for name, value in case.full.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+    for text in NUMBER_SPELLINGS:
+        for name in numeric:
+            for base in (case.full, case.minimal):
+                payload = {**base, name: "#"}
+                agreed(with_number(body_of(payload, model), text), payload, model)
+        payload = {**HEALTH, "checks": {"disk": [1, "#"]}}
+        agreed(with_number(health_of(payload=payload), text), payload, NodeHealth)
+
+
+@pytest.mark.parametrize("text", NOT_FINITE)
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        # Complete: the msgspec path reads it.
+        ({**HEALTH, "checks": {"disk": {"free": [1, "#"]}}}, "payload.checks.disk.free.1"),
+        # A float as text, a lax form only the pydantic-core path reads.
+        ({**HEALTH, "checks": {"disk": "#"}, "load_avg": "1.5"}, "payload.checks.disk"),
+    ],
+    ids=["msgspec", "pydantic-core"],
+)
+def test_a_number_no_float_holds_is_refused_in_a_json_object_naming_it(
+    payload: dict[str, Any], field: str, text: str
+) -> None:
+    """Such a number anywhere in a payload's free-form object is refused as malformed by every
+    decoder and on a batch's path, naming where it is, whichever fast path reads the rest."""
+    body = with_number(health_of(payload=payload), text)
+    rejection = decoded_alike(body)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, field)
+    assert ("RFC 8259" if text.endswith(("NaN", "Infinity")) else "range") in rejection.detail
+    assert decode_envelopes([health_of(), body])[1] == (1, rejection)
+
+
+@pytest.mark.parametrize("text", ["NaN", "inf", "-Infinity", "1e400"])
+def test_a_float_given_as_text_must_be_finite_too(text: str) -> None:
+    """A float field given as text (a form the models' lax rules take) that reads as a NaN or
+    an infinity is refused by both decoders, naming the field."""
+    payload = {**CASES[PerformanceMetric].full, "value": text}
+    rejection = agreed(body_of(payload, PerformanceMetric), payload, PerformanceMetric)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (RejectReason.INVALID_PAYLOAD, "payload.value")
+
+
+@pytest.mark.parametrize("text", ["inf", "Infinity", "-inf", "1e400", "NaN"])
+def test_a_given_rate_per_sec_reading_as_an_infinity_is_refused(text: str) -> None:
+    """A ThroughputMetric's rate_per_sec given as text that reads as an infinity (or a NaN) is
+    invalid_payload on both decoders, naming the field: only a derived rate may be infinite."""
+    payload = {**CASES[ThroughputMetric].full, "rate_per_sec": text}
+    rejection = agreed(body_of(payload, ThroughputMetric), payload, ThroughputMetric)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (
+        RejectReason.INVALID_PAYLOAD,
+        "payload.rate_per_sec",
+    )
+    assert "finite" in rejection.detail
+
+
+@pytest.mark.parametrize("rate", [None, "left out"])
+def test_a_rate_per_sec_derived_from_a_vanishing_duration_is_infinite(rate: Any) -> None:
+    """Left out or null, rate_per_sec derived from a duration_ms too small for a finite rate is
+    an infinity, which both decoders accept."""
+    payload = {**CASES[ThroughputMetric].full, "duration_ms": 5e-324, "rate_per_sec": rate}
+    if rate == "left out":
+        del payload["rate_per_sec"]
+    envelope = agreed(body_of(payload, ThroughputMetric), payload, ThroughputMetric)
+    assert isinstance(envelope, Envelope)
+    assert isinstance(envelope.payload, ThroughputMetric)
+    assert envelope.payload.rate_per_sec == math.inf
+
+
+@pytest.mark.parametrize("total", [None, "left out"])
+@pytest.mark.parametrize(
+    "counts",
+    [
+        # Numbers: the msgspec path reads them.
+        {"error": 2**63 - 1, "info": 1},
+        # Numbers as text, a lax form only the pydantic-core path reads.
+        {"error": str(2**63 - 1), "warn": "2"},
+    ],
+    ids=["msgspec", "pydantic-core"],
+)
+def test_a_total_logs_derived_past_2_63_is_refused_either_way_naming_it(
+    counts: dict[str, Any], total: Any
+) -> None:
+    """A LogSummary's total_logs, left out or null, derived from log_counts each within
+    2^63 - 1 but adding up past it, is invalid_payload on every decoder and on a batch's path,
+    naming the field, as the reference refuses it; not taken by a fast path."""
+    payload = {**CASES[LogSummary].full, "log_counts": counts, "total_logs": total}
+    if total == "left out":
+        del payload["total_logs"]
+    body = body_of(payload, LogSummary)
+    rejection = agreed(body, payload, LogSummary)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (
+        RejectReason.INVALID_PAYLOAD,
+        "payload.total_logs",
+    )
+    assert decode_envelopes([body_of(CASES[LogSummary].full, LogSummary), body])[1] == (
+        1,
+        rejection,
+    )
+
+
+@pytest.mark.parametrize("field", ["v", "payload"])
+def test_a_number_no_float_holds_in_the_envelope_is_refused_naming_it(field: str) -> None:
+    """In the envelope itself too (``v``, or a payload that is one)."""
+    data = json.loads(health_of())
+    data[field] = "#"
+    body = with_number(json.dumps(data).encode(), "NaN")
+    rejection = decoded_alike(body)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, field)
