@@ -193,17 +193,34 @@ def stopped_while_redis_is_paused(server: RedisServer, first: BridgeProcess) -> 
     return stopped
 
 
+def refused_or_dropped(process: BridgeProcess) -> list[str]:
+    """The non-zero ``exesdb_bus_rejected_total`` and ``exesdb_bus_dropped_total`` series on
+    ``process``'s /metrics."""
+    return [
+        line
+        for line in http_get(f"{process.url}/metrics")[1].decode().splitlines()
+        if line.startswith(("exesdb_bus_rejected_total{", "exesdb_bus_dropped_total{"))
+        and not line.endswith(" 0.0")
+    ]
+
+
 def heard_as_an_earlier_runs(second: BridgeProcess) -> None:
     """``second`` hears the first process's late `left` and takes it for an earlier run's,
-    not a second process sharing the name."""
-    wait_until(
-        lambda: (
-            "before this process started (an earlier run's" in second.log()
-            or "share EXESDB_NODE" in second.log()
-        ),
-        20,
-        "the first process's left heard",
-    )
+    not a second process sharing the name; if it never does, the failure names what its bus
+    refused or dropped (a `left` refused as expired or replayed, or dropped from a full queue)."""
+    try:
+        wait_until(
+            lambda: (
+                "before this process started (an earlier run's" in second.log()
+                or "share EXESDB_NODE" in second.log()
+            ),
+            20,
+            "the first process's left heard",
+        )
+    except pytest.fail.Exception as exc:
+        pytest.fail(
+            f"{exc}; the replacement's bus refused or dropped: {refused_or_dropped(second)}"
+        )
     assert "share EXESDB_NODE" not in second.log()
     assert f"a left of this node ({NODE}) made at" in second.log()
 
