@@ -66,8 +66,11 @@ _ALERTMANAGER_API: Final = re.compile(r"/api/v[12]/alerts$")
 # dead-lettered: by host, and the path their incoming webhooks have (Slack's workflow webhooks,
 # /workflows/ and /triggers/, take variables of one's own and are left alone).
 _DISCORD_WEBHOOK: Final = ("Discord", re.compile(r"^/api/(v\d+/)?webhooks/"))
+_SLACK_WEBHOOK: Final = ("Slack", re.compile(r"^/services/"))
 _CHAT_WEBHOOKS: Final = {
-    "hooks.slack.com": ("Slack", re.compile(r"^/services/")),
+    "hooks.slack.com": _SLACK_WEBHOOK,
+    # Slack's GovSlack workspaces have incoming webhooks of their own host.
+    "hooks.slack-gov.com": _SLACK_WEBHOOK,
     "discord.com": _DISCORD_WEBHOOK,
     "discordapp.com": _DISCORD_WEBHOOK,
     # Discord's test clients copy a webhook's URL with their own host.

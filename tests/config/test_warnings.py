@@ -390,6 +390,11 @@ def test_a_webhook_receiver_at_alertmanagers_alerts_api_is_warned_of(
             "",
             [("EXESDB_WEBHOOK_URLS item 1 https://canary.discord.com/…", "Discord", "discord")],
         ),
+        (
+            "https://hooks.slack-gov.com/services/T0/B0/tok3n",
+            "",
+            [("EXESDB_WEBHOOK_URLS item 1 https://hooks.slack-gov.com/…", "Slack", "slack")],
+        ),
         # Slack's workflow webhooks take variables of one's own; other hosts are anyone's.
         ("https://hooks.slack.com/workflows/T0/A0/tok3n,https://hooks.example/services/x", "", []),
     ],
@@ -397,6 +402,7 @@ def test_a_webhook_receiver_at_alertmanagers_alerts_api_is_warned_of(
         "slack and discord",
         "file, discord's versioned api",
         "discord's test client's host",
+        "govslack's host",
         "workflow, other hosts",
     ],
 )
