@@ -65,19 +65,19 @@ async def client() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-def _words(row: str) -> list[str]:
+def row_words(row: str) -> list[str]:
     """A table row's words, each age (a ``<time data-since>``) as one word ``since=<moment>``."""
     row = re.sub(r'<time [^>]*data-since="(\d+)"[^>]*>.*?</time>', r" since=\1 ", row)
     return re.sub(r"<[^>]+>", " ", row).split()
 
 
-def _moments(markup: str) -> str:
+def moments_only(markup: str) -> str:
     """``markup`` with each counted time (``<time data-since>``, ``data-until``) read as its
     moment only, whatever text it shows."""
     return re.sub(r'<time [^>]*data-(?:since|until)="(\d+)"[^>]*>.*?</time>', r"\1", markup)
 
 
-def _cells(table: str) -> list[list[str]]:
+def table_cells(table: str) -> list[list[str]]:
     """The text of each cell of each row of ``table``'s body."""
     body = table.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
     return [
@@ -137,7 +137,7 @@ async def test_status_page_shows_the_bridge_and_its_active_alerts_newest_first(
     for part in ("bus", "prometheus", "alerts"):
         assert re.search(rf"<td>{part}</td><td><span [^>]*>ready</span>", components), part
     listed = body.split('id="alerts"', 1)[1].split("</section>", 1)[0]
-    rows = [_words(row) for row in listed.split("<tr>")[2:]]
+    rows = [row_words(row) for row in listed.split("<tr>")[2:]]
     assert [row[1] for row in rows] == ["newest", "middle", "oldest"]
     assert [row[0] for row in rows] == ["error", "warning", "critical"]
     assert [row[4] for row in rows] == ["db-1@cluster", "db-2@cluster", "db-1@cluster"]
@@ -320,7 +320,7 @@ async def test_the_live_part_is_a_fragment(tmp_path: Path, client: aiohttp.Clien
     assert "one alert" in live
     # The same part, but for the ages: the page as first sent shows them, the live part the
     # moments pages.js counts from.
-    assert _moments(live).strip() in _moments(whole)
+    assert moments_only(live).strip() in moments_only(whole)
     assert "<html" not in alert_live
     assert 'id="alert-title"' in alert_live
 
@@ -585,7 +585,7 @@ async def test_without_an_admin_token_the_alerts_have_no_acknowledge_column(
     headers = _Headers()
     headers.feed(alerts)
     assert headers.names == ["Severity", "Alert", "Node", "Age", "State", "Level"]
-    assert [len(row) for row in _cells(alerts)] == [6]
+    assert [len(row) for row in table_cells(alerts)] == [6]
 
 
 async def test_a_bridge_that_notifies_no_one_says_so_above_its_alerts(
@@ -658,7 +658,7 @@ async def test_the_alert_page_shows_its_history(
     assert first.ack_at is not None
     assert resolved.ends_at is not None
     assert resolved.ack_at is not None
-    when = {cells[1]: cells[0] for cells in _cells(history)}
+    when = {cells[1]: cells[0] for cells in table_cells(history)}
     assert when["Fired"] == utc(first.starts_at)
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", when["Escalated"])
     assert when["Acknowledged"] == utc(first.ack_at)
@@ -734,7 +734,7 @@ async def test_an_escalated_alert_shows_its_level_on_both_pages(
         _, _, status_page = await fetch(client, server.url + "/")
         _, _, alert_page = await fetch(client, server.url + "/alerts/a1")
     listed = status_page.split('id="alerts"', 1)[1].split("</section>", 1)[0]
-    [row] = [_words(row) for row in listed.split("<tr>")[2:]]
+    [row] = [row_words(row) for row in listed.split("<tr>")[2:]]
     assert row[6:8] == ["firing", "level3"]
     assert re.search(r">Escalation level<[^>]*>\s*<[^>]*>level3<", alert_page)
 
@@ -852,7 +852,7 @@ async def test_an_alert_held_back_by_a_failing_delivery_says_what_holds_it_and_u
             deliveries = body.split('id="deliveries"', 1)[1]
             return deliveries if "<tbody>" in deliveries else None
 
-        deliveries = _moments(await async_wait_until(queued, 15, "the second alert waiting"))
+        deliveries = moments_only(await async_wait_until(queued, 15, "the second alert waiting"))
     [row] = [
         [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
         for row in deliveries.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")[1:]
@@ -942,7 +942,7 @@ async def test_the_status_page_names_a_failing_receiver_with_why_and_when_it_is_
             _, _, body = await fetch(client, server.url + "/?part=live")
             return body if "1 alert held" in body else None
 
-        body = _moments(await async_wait_until(named, 15, "the failing receiver named"))
+        body = moments_only(await async_wait_until(named, 15, "the failing receiver named"))
     notice = body.split('id="receivers"', 1)[1].split("</section>", 1)[0]
     text = " ".join(re.sub(r"<[^>]+>", " ", notice).split())
     assert labels[0] in text
