@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from bridge.bus import SIGNATURE_HEADER, Keyring
 from bridge.messages import Message, format_timestamp
 from tests.http.helpers import body_of, envelope
-from tests.messages.test_models import CASES
+from tests.messages.helpers import CASES
 from tests.support import ADMIN_TOKEN, TEST_SECRET, ThreadedBridge, http_get
 
 KEYRING = Keyring.from_secrets(TEST_SECRET)

@@ -31,7 +31,7 @@ from tests.bus.envelope_helpers import (
     drawn_fields,
     msgspec_paths,
 )
-from tests.messages.test_models import CASES
+from tests.messages.helpers import CASES
 
 DIFFERENTIAL = settings(
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]

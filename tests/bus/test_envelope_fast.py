@@ -36,7 +36,7 @@ from tests.bus.envelope_helpers import (
     health_of,
     msgspec_paths,
 )
-from tests.messages.test_models import CASES
+from tests.messages.helpers import CASES
 
 BRIDGE = str(Path(bridge.__file__).parent)
 

@@ -16,7 +16,7 @@ from bridge.bus.decoding import decode_envelopes
 from bridge.bus.problems import decode_envelope_reference
 from bridge.messages import AlertAck, LogEntry, Message
 from tests.bus.envelope_helpers import ENVELOPE, HEALTH, body_of, health_of
-from tests.messages.test_models import CASES
+from tests.messages.helpers import CASES
 
 
 def _compact(bodies: list[bytes]) -> list[bytes]:

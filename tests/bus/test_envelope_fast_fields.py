@@ -30,7 +30,7 @@ from tests.bus.envelope_helpers import (
     pairs_json,
     with_number,
 )
-from tests.messages.test_models import CASES
+from tests.messages.helpers import CASES
 
 _FIRST = next(iter(CASES))
 

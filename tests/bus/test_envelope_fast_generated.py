@@ -23,7 +23,7 @@ from tests.bus.envelope_helpers import (
     decoded_alike,
     health_of,
 )
-from tests.messages.test_models import CASES
+from tests.messages.helpers import CASES
 
 
 def test_the_fast_path_is_taken_for_a_valid_envelope() -> None:

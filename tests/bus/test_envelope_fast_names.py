@@ -14,7 +14,7 @@ from bridge.bus import Envelope, Rejection, RejectReason
 from bridge.bus.decoding import decode_envelopes
 from bridge.messages import AlertAck, Message
 from tests.bus.envelope_helpers import REFUSED_NAMES, agreed, body_of
-from tests.messages.test_models import CASES
+from tests.messages.helpers import CASES
 from tests.support import drawn_as_nothing
 
 

@@ -20,7 +20,7 @@ from tests.bus.envelope_helpers import (
     health_of,
     with_number,
 )
-from tests.messages.test_models import CASES
+from tests.messages.helpers import CASES
 
 # Numbers no float holds: tokens json.loads takes but RFC 8259 does not, and numbers past a
 # float's range (which parsers read as an infinity).

@@ -24,7 +24,7 @@ from tests.bus.envelope_helpers import (
     decoded_alike,
     health_of,
 )
-from tests.messages.test_models import CASES
+from tests.messages.helpers import CASES
 
 # Numbers at the edges of what the parsers and the models hold: integer widths, a float's
 # range and precision (subnormals among them), and forms an integer field may be given in.

@@ -29,7 +29,7 @@ from bridge.messages import (
     ResourceUsage,
     ThroughputMetric,
 )
-from tests.messages.test_models import CASES
+from tests.messages.helpers import CASES
 
 TS = "2026-11-28T00:00:00.123Z"
 NODE = "node1@host"

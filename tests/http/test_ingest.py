@@ -14,7 +14,7 @@ from bridge.bus import Envelope, Keyring
 from bridge.bus.problems import decode_envelope_reference
 from bridge.messages import Message
 from tests.http.helpers import NDJSON, ServerFactory, body_of, envelope, signed
-from tests.messages.test_models import CASES
+from tests.messages.helpers import CASES
 from tests.support import async_wait_until
 
 

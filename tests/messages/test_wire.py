@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from bridge.messages import TAGS, ClusterHealth, Message, NodeHealth
 from bridge.messages._base import NonNegInt, OmittedWhenNone
-from tests.messages.test_models import CASES, TS, build
+from tests.messages.helpers import CASES, TS, build
 
 # The optional fields of the first release: None is written as null, as it always was (a
 # receiver may read the key). Any field added since is OmittedWhenNone.

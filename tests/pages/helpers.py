@@ -1,11 +1,15 @@
-"""Helpers for the page tests: a bridge with the two sinks the pages read, and what to publish."""
+"""Helpers for the page tests: a bridge with the two sinks the pages read, what to publish, and
+how a page is fetched and read."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+import aiohttp
 
 from bridge.bus import Envelope, new_message_id
 from bridge.component import ComponentFactory
@@ -23,6 +27,10 @@ from bridge.sinks.prometheus import prometheus_sink
 from tests.support import ADMIN_TOKEN, ThreadedBridge, post_signed, wait_until
 
 NODE = "bridge-pages"
+# What Chromium sends navigating to a page.
+BROWSER_ACCEPT: Final = (
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+)
 
 
 @contextmanager
@@ -144,3 +152,30 @@ def _from(node: str, topic: str, payload: Message) -> Envelope:
         ts=utc_now(),
         payload=payload,
     )
+
+
+def row_words(row: str) -> list[str]:
+    """A table row's words, each age (a ``<time data-since>``) as one word ``since=<moment>``."""
+    row = re.sub(r'<time [^>]*data-since="(\d+)"[^>]*>.*?</time>', r" since=\1 ", row)
+    return re.sub(r"<[^>]+>", " ", row).split()
+
+
+def moments_only(markup: str) -> str:
+    """``markup`` with each counted time (``<time data-since>``, ``data-until``) read as its
+    moment only, whatever text it shows."""
+    return re.sub(r'<time [^>]*data-(?:since|until)="(\d+)"[^>]*>.*?</time>', r"\1", markup)
+
+
+def table_cells(table: str) -> list[list[str]]:
+    """The text of each cell of each row of ``table``'s body."""
+    body = table.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for row in body.split("<tr>")[1:]
+    ]
+
+
+async def fetch(client: aiohttp.ClientSession, url: str, **headers: str) -> tuple[int, Any, str]:
+    """GET ``url``: status, headers and body."""
+    async with client.get(url, headers=headers) as response:
+        return response.status, response.headers, await response.text()

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from bridge.bus import Envelope
 from bridge.messages import Message
-from tests.messages.test_models import CASES
+from tests.messages.helpers import CASES
 from tests.sinks.prometheus_support import envelope
 
 MARK = "labelmark"

@@ -11,7 +11,7 @@ from bridge.bus import Envelope
 from bridge.bus.decoding import decode_envelopes
 from bridge.messages import MESSAGE_TYPES, Message
 from bridge.sinks.prometheus import SeriesStore, Translator
-from tests.messages.test_models import ALL_MODELS
+from tests.messages.helpers import ALL_MODELS
 from tests.sinks.label_support import fields_reaching, takes_a_control_character
 from tests.sinks.prometheus_support import (
     envelope,

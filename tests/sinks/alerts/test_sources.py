@@ -35,7 +35,7 @@ from bridge.sinks.alerts.sources import (
     meets,
 )
 from bridge.sinks.alerts.transitions import on_event
-from tests.messages.test_models import ALL_MODELS
+from tests.messages.helpers import ALL_MODELS
 from tests.sinks.alerts.helpers import envelope
 from tests.sinks.label_support import fields_reaching, takes_a_control_character
 

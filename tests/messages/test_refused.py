@@ -1,0 +1,140 @@
+"""What the message models refuse, naming the field: a value outside an enum or a range, a missing
+or unknown field, a wrong type, an unreadable timestamp or one past the years UTC holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from bridge.messages import (
+    AccessViolation,
+    AlertAck,
+    ClusterHealth,
+    HealthCheck,
+    LatencyMetric,
+    LogSummary,
+    Message,
+    ResourceUsage,
+    SystemConfig,
+    SystemState,
+    ThroughputMetric,
+)
+from tests.messages.helpers import ALL_MODELS, CASES, NODE, WITH_ENUMS, build, error_locations
+
+
+@pytest.mark.parametrize("model", WITH_ENUMS, ids=lambda m: m.__name__)
+def test_rejects_value_outside_enum(model: type[Message]) -> None:
+    """An enum field refuses a value the catalog does not list."""
+    case = CASES[model]
+    assert case.bad_enum is not None
+    field, value = case.bad_enum
+    with pytest.raises(ValidationError) as exc:
+        build(model, {**case.minimal, field: value})
+    assert error_locations(exc) == {field}
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+def test_rejects_missing_required_field(model: type[Message]) -> None:
+    """Leaving out a required field fails, naming that field."""
+    case = CASES[model]
+    payload = {key: value for key, value in case.minimal.items() if key != case.required}
+    assert payload != case.minimal, "the required field must be in the minimal payload"
+    with pytest.raises(ValidationError) as exc:
+        build(model, payload)
+    assert case.required in error_locations(exc)
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+def test_rejects_wrong_type(model: type[Message]) -> None:
+    """A value of the wrong type fails, naming only that field."""
+    case = CASES[model]
+    field, value = case.bad_type
+    with pytest.raises(ValidationError) as exc:
+        build(model, {**case.minimal, field: value})
+    assert error_locations(exc) == {field}
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+def test_rejects_unknown_field(model: type[Message]) -> None:
+    """A field the catalog does not define is refused, not dropped."""
+    with pytest.raises(ValidationError) as exc:
+        build(model, {**CASES[model].minimal, "surprise": 1})
+    assert error_locations(exc) == {"surprise"}
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("field", ["timestamp"])
+def test_rejects_unparseable_timestamp(model: type[Message], field: str) -> None:
+    """Every model's timestamp refuses a value that is not a date and time."""
+    with pytest.raises(ValidationError) as exc:
+        build(model, {**CASES[model].minimal, field: "not a time"})
+    assert error_locations(exc) == {field}
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_rejects_timestamp_outside_the_years_utc_holds(model: type[Message], value: str) -> None:
+    """A timestamp whose offset puts it before year 1 or after 9999 in UTC is refused as a
+    ValidationError naming the field (its conversion overflowed: an error no caller expects)."""
+    with pytest.raises(ValidationError) as exc:
+        build(model, {**CASES[model].minimal, "timestamp": value})
+    assert error_locations(exc) == {"timestamp"}
+
+
+@pytest.mark.parametrize("model", [ClusterHealth, AlertAck, AccessViolation])
+def test_payloads_documented_without_node_refuse_one(model: type[Message]) -> None:
+    """A payload the catalog documents with no node field has none and refuses one."""
+    assert "node" not in model.model_fields
+    with pytest.raises(ValidationError):
+        build(model, {**CASES[model].minimal, "node": NODE})
+
+
+@pytest.mark.parametrize("usage", [-0.1, 100.1, 250])
+def test_resource_usage_refuses_percent_outside_0_to_100(usage: float) -> None:
+    """usage_percent must lie in 0..100."""
+    with pytest.raises(ValidationError):
+        build(ResourceUsage, {**CASES[ResourceUsage].minimal, "usage_percent": usage})
+
+
+@pytest.mark.parametrize("usage", [0, 100])
+def test_resource_usage_accepts_percent_bounds(usage: float) -> None:
+    """usage_percent accepts 0 and 100 themselves."""
+    message = build(ResourceUsage, {**CASES[ResourceUsage].minimal, "usage_percent": usage})
+    assert isinstance(message, ResourceUsage)
+    assert message.usage_percent == usage
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "value"),
+    [
+        (ThroughputMetric, "duration_ms", 0),
+        (ThroughputMetric, "count", -1),
+        (HealthCheck, "duration_ms", -1),
+        (LatencyMetric, "latency_ms", -0.5),
+        (ClusterHealth, "healthy_nodes", -1),
+        (ClusterHealth, "healthy_nodes", 4),
+        (ClusterHealth, "degraded_count", -1),
+        (SystemState, "memory_usage", -1),
+        (LogSummary, "log_counts", {"info": -1}),
+        (SystemConfig, "component", ""),
+    ],
+)
+def test_rejects_out_of_range_value(model: type[Message], field: str, value: Any) -> None:
+    """Numbers outside their documented range and empty required strings are refused."""
+    with pytest.raises(ValidationError):
+        build(model, {**CASES[model].minimal, field: value})
+
+
+@pytest.mark.parametrize("kind", ["degraded", "unhealthy"])
+def test_cluster_health_refuses_a_count_below_the_nodes_its_list_names(kind: str) -> None:
+    """``degraded_count`` (``unhealthy_count``) counts at least the nodes its list names; the
+    error names the count."""
+    payload = {**CASES[ClusterHealth].minimal, f"{kind}_nodes": ["a", "b"], f"{kind}_count": 1}
+    with pytest.raises(ValidationError, match=f"{kind}_count must be >= the nodes"):
+        build(ClusterHealth, payload)
+    assert (
+        build(ClusterHealth, {**payload, f"{kind}_count": 2000}).model_dump()[f"{kind}_count"]
+        == 2000
+    )
