@@ -80,6 +80,13 @@ _REQUESTS_SHARE: Final = 0.25
 _REQUESTS_MAX_SECONDS: Final = 2.0
 # What a component past the deadline still gets to close what it holds (cancelled after it).
 _LAST_WORDS_SECONDS: Final = 0.1
+# The share of EXESDB_SHUTDOWN_TIMEOUT_MS kept from the components for what runs after their
+# deadline (at most 1 s): a cancelled component closing what it holds (the alert outbox), the
+# last words of those after it, and the bus's stop, whose transport has floors of its own (the
+# Redis spool's last write, the node name forgotten). Without it all of that ran past the setting
+# (0.7-1 s under load), which an orchestrator's stop grace is set from.
+_AFTER_COMPONENTS_SHARE: Final = 0.25
+_AFTER_COMPONENTS_MAX_SECONDS: Final = 1.0
 # What to do when the listening address cannot be bound, by errno (the OS's words say only what).
 _LISTEN_HINTS: Final = {
     errno.EADDRINUSE: (
@@ -183,6 +190,12 @@ class Bridge:
         )
         self._register_self_metrics()
         self.shutdown = Deadline(settings.shutdown_timeout_ms / 1000, monotonic)
+        # The components' own deadline, the reserve before the whole stop's kept for the bus.
+        self._components_shutdown = Deadline(
+            self.shutdown.seconds
+            - min(_AFTER_COMPONENTS_MAX_SECONDS, self.shutdown.seconds * _AFTER_COMPONENTS_SHARE),
+            monotonic,
+        )
         self._requests_share = min(_REQUESTS_MAX_SECONDS, self.shutdown.seconds * _REQUESTS_SHARE)
         self.components: list[Component] = []
         self.context = Context(
@@ -194,7 +207,7 @@ class Bridge:
             capabilities=transport.capabilities,
             readiness=self.readiness,
             expositions=self._expositions,
-            shutdown=self.shutdown,
+            shutdown=self._components_shutdown,
             client_spans=self._client_spans,
             bound_port=self._bound_port,
         )
@@ -363,6 +376,7 @@ class Bridge:
             return
         self._closed = True
         self.shutdown.begin()
+        self._components_shutdown.begin()
         if self._listener is not None:
             self._listener.close()  # no new connections; the runner closes the open ones
             self.connections.close()  # and TLS handshakes still under way end here
@@ -378,7 +392,8 @@ class Bridge:
         for component in reversed(self.components):
             try:
                 await asyncio.wait_for(
-                    component.aclose(), max(self.shutdown.left(), _LAST_WORDS_SECONDS)
+                    component.aclose(),
+                    max(self._components_shutdown.left(), _LAST_WORDS_SECONDS),
                 )
             except TimeoutError:
                 clean = False

@@ -38,7 +38,7 @@ from bridge.bus import (
     TransportCapabilities,
     new_message_id,
 )
-from bridge.component import Context
+from bridge.component import Context, Deadline
 from bridge.messages import Message, MetricAlert, SystemAlert
 from bridge.settings import Settings
 from bridge.sinks.alerts import AlertSink, Outbox
@@ -158,7 +158,8 @@ def sink_bridge(
 
     The sink is made from the bridge's context as ``alert_sink`` makes it (settings, bus,
     publish, registry, recorder, the work-queue lease, shared state and coordinator; with
-    ``bridge_deadline`` the bridge's stop deadline, else one of its own), with ``options``
+    ``bridge_deadline`` the bridge's stop deadline for its components, else one of its own as
+    long, begun when the sink stops), with ``options``
     (``clock``, ``db``, …) on top. Nothing is started.
     """
     sinks: list[AlertSink] = []
@@ -172,7 +173,7 @@ def sink_bridge(
             recorder=context.recorder,
             lease=context.capabilities.lease,
             state=context.capabilities.state,
-            shutdown=context.shutdown if bridge_deadline else None,
+            shutdown=context.shutdown if bridge_deadline else Deadline(context.shutdown.seconds),
             **{"coordinator": context.capabilities.coordinator, **options},
         )
         sinks.append(sink)
