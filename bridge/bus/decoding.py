@@ -104,22 +104,7 @@ def _named_once(data: bytes | str, held: int) -> bool:
 def _escaped(data: bytes, what: bytes) -> int:
     """How many of the ``what`` (``"`` or ``":``) in ``data`` follow an odd run of
     backslashes: escaped, in a string (a quote closing one follows an even run, or none)."""
-    pattern = _ESCAPED[what]
-    match, find = pattern.match, data.find
-    escaped = 0
-    at = find(b"\\")
-    # Few backslashes (a batch holding a few escapes): each found by memchr, several times
-    # faster than re's scan for them; past one in about 1 000 bytes, the scan is.
-    for _ in range(len(data) >> 10):
-        if at < 0:
-            return escaped
-        found = match(data, at)
-        if found is None:
-            at = find(b"\\", at + 1)
-        else:
-            escaped += 1
-            at = find(b"\\", found.end())
-    return escaped if at < 0 else escaped + len(pattern.findall(data, at))
+    return sum(1 for _ in structs.backslash_matches(_ESCAPED[what], data))
 
 
 # A run of backslashes not preceded by another, of odd length, then the quote (and colon): one

@@ -158,31 +158,32 @@ def unclean(bodies: Sequence[bytes], whole: bytes) -> list[int]:
     joined = b"".join(bodies)
     ends = list(accumulate(map(len, bodies)))
     found: list[int] = []
-    for start in _escapes(joined):
+    for start in backslash_matches(_UNCLEAN_ESCAPE, joined):
         index = bisect_right(ends, start)
         if not found or found[-1] != index:
             found.append(index)
     return found
 
 
-def _escapes(data: bytes) -> Iterator[int]:
-    """Where each ``_UNCLEAN_ESCAPE`` in ``data`` starts, in order."""
-    match, find = _UNCLEAN_ESCAPE.match, data.find
+def backslash_matches(pattern: re.Pattern[bytes], data: bytes) -> Iterator[int]:
+    """Where each match of ``pattern`` (one that starts with a backslash) in ``data`` starts,
+    in order."""
+    match, find = pattern.match, data.find
     at = find(b"\\")
     # Few backslashes: each found by memchr, several times faster than re's scan for them;
     # past one in about 1 000 bytes, the scan is.
     for _ in range(len(data) >> 10):
         if at < 0:
             return
-        escape = match(data, at)
-        if escape is None:
+        found = match(data, at)
+        if found is None:
             at = find(b"\\", at + 1)
         else:
             yield at
-            at = find(b"\\", escape.end())
+            at = find(b"\\", found.end())
     if at >= 0:
-        for escape in _UNCLEAN_ESCAPE.finditer(data, at):
-            yield escape.start()
+        for found in pattern.finditer(data, at):
+            yield found.start()
 
 
 # An escape of U+0000-U+001F, U+007F or U+0080-U+009F, or of a character NODE_PATTERN refuses
