@@ -145,6 +145,7 @@ class Bridge:
         alert sink holds that directory)."""
         self.settings = settings
         self.registry = registry or CollectorRegistry()
+        self.clock = clock  # the wall clock every message's time is judged by
         self.started_at = clock()
         self.build = build_info(settings.revision)
         keyring = _keyring(settings)

@@ -95,6 +95,10 @@ class Served(Protocol):
         """When the bridge started, in Unix seconds."""
 
     @property
+    def clock(self) -> Callable[[], float]:
+        """The wall clock (Unix seconds) a message's time is judged by."""
+
+    @property
     def bus_kind(self) -> str:
         """``redis`` or ``memory``."""
 
@@ -222,14 +226,15 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 # -- ingest --
 
 
-def _out_of_window(header: str, window: float) -> str:
-    """The ``expired`` detail of a signature whose ``t`` is outside the replay window: by how
-    much and which way, so that a sender tells a clock set wrong from a signature made once and
-    sent again (told only once the signature matched: the sender holds the key)."""
+def _out_of_window(header: str, window: float, now: float) -> str:
+    """The ``expired`` detail of a signature whose ``t`` is outside the replay window at
+    ``now``, the reading it was judged by: by how much and which way, so that a sender tells a
+    clock set wrong from a signature made once and sent again (told only once the signature
+    matched: the sender holds the key)."""
     signed_at = Keyring.header_time(header)
     if signed_at is None:
         return f"the {SIGNATURE_HEADER} timestamp is outside the replay window"
-    off = time.time() - signed_at
+    off = now - signed_at
     return (
         f"the {SIGNATURE_HEADER} timestamp t={signed_at} is {abs(off):.0f} s"
         f" {'behind' if off > 0 else 'ahead of'} the bridge's clock, outside its replay window of"
@@ -252,14 +257,19 @@ async def ingest(request: web.Request) -> web.Response:
     content_type = request.content_type
     encoding = content_coding(request)
     header = request.headers.get(SIGNATURE_HEADER)
-    keyring, window = verifier.keyring, verifier.window_seconds
+    keyring, window, clock = verifier.keyring, verifier.window_seconds, bridge.clock
+
+    def judge(body: bytes) -> tuple[HeaderCheck, float]:
+        # One reading of the clock, which the refusal's detail tells too: a second one could
+        # put t back inside the window the check found it outside of.
+        now = clock()
+        return keyring.check_header(header, body, now, window), now
+
     try:
         # The signature checked where the body is expanded: a compressed one in a worker thread,
         # as what a few bytes sent expand to (1 KB to a 1 MiB body) is checked before the
         # sender is known to hold a key.
-        body, check = await read_judged(
-            request, lambda body: keyring.check_header(header, body, time.time(), window)
-        )
+        body, (check, judged_at) = await read_judged(request, judge)
     except web.HTTPRequestEntityTooLarge:
         return _rejected(verifier.reject(_too_large(limit)))
     except web.RequestPayloadError as exc:
@@ -269,7 +279,7 @@ async def ingest(request: web.Request) -> web.Response:
         detail = {
             HeaderCheck.MISSING: f"the {SIGNATURE_HEADER} header is missing: {_SIGN}",
             HeaderCheck.BAD: f"the {SIGNATURE_HEADER} header does not match the body",
-            HeaderCheck.EXPIRED: _out_of_window(header or "", window),
+            HeaderCheck.EXPIRED: _out_of_window(header or "", window, judged_at),
         }[check]
         fault = Keyring.header_fault(header or "") if check is HeaderCheck.BAD else None
         if fault is not None:

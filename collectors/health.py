@@ -4,7 +4,9 @@ Every ``EXESDB_HEALTH_BROADCAST_INTERVAL`` ms it publishes a HealthCheck (with t
 measured duration), ResourceUsage for cpu, memory and disk, a NodeHealth whose status is the worst
 of the per-resource statuses (from the ``EXESDB_*_DEGRADED`` / ``EXESDB_*_UNHEALTHY``
 thresholds), PerformanceMetrics for the process's RSS and open file descriptors, and a
-ComponentHealth for the bus and each component. Every sample shows in those messages as read.
+ComponentHealth for the bus and each component. Every sample shows in those messages as read:
+the check fails when the NodeHealth beside it is unhealthy (or unknown: the reading failed),
+unheld as that status is, its ``error`` naming the unhealthy resources; a degraded node passes.
 A MetricAlert (warning or critical) is published when a resource's status has been degraded or
 unhealthy for ``EXESDB_ALERT_FOR_MS``, as a Prometheus rule's ``for:`` holds an alert back
 (``bridge.hold``), so one busy sample raises nothing; and again with every sample while it still
@@ -199,15 +201,32 @@ class HealthCollector:
         duration_ms: float,
         failure: str | None,
     ) -> None:
+        if sample is not None and failure is None:
+            failure = self._unhealthy_resources(sample, statuses)
         self._publish(
             "health_checks",
             HealthCheck,
             check_name=CHECK_NAME,
-            result="pass" if sample is not None else "fail",
+            # Fails exactly when the NodeHealth of the same sample is unhealthy (or unknown),
+            # so "checks passing" never sits beside an unhealthy node; degraded still passes.
+            result="pass" if failure is None else "fail",
             duration_ms=duration_ms,
             details=dict(statuses),
             error=failure,
         )
+
+    def _unhealthy_resources(
+        self, sample: HostSample, statuses: Mapping[str, Status]
+    ) -> str | None:
+        """What makes the check fail, "memory 96.5% (unhealthy at 95%)", or None."""
+        readings = self._readings(sample)
+        unhealthy = [
+            f"{resource} {readings[resource]:.1f}%"
+            f" (unhealthy at {self._thresholds[resource].unhealthy:g}%)"
+            for resource, status in statuses.items()
+            if status == "unhealthy"
+        ]
+        return ", ".join(unhealthy) or None
 
     def _publish_node(self, sample: HostSample, statuses: Mapping[str, Status]) -> None:
         worst = worst_status(statuses.values())

@@ -118,6 +118,39 @@ def test_the_link_check_finds_broken_links(tmp_path: Path) -> None:
     ]
 
 
+# A path under tests/ ending .py, a glob (``test_pages_*.py``) too; not one of another folder's
+# tests/ (``bench/tests/x.py``).
+TEST_PATH = re.compile(r"(?<![\w/.-])tests/[\w/.*-]*\.py\b")
+
+
+def missing_test_paths(root: Path, path: Path) -> list[str]:
+    """Each ``tests/….py`` path (or glob) the page names that no file under ``root`` is."""
+    named = dict.fromkeys(TEST_PATH.findall(path.read_text()))
+    return [name for name in named if not any(root.glob(name))]
+
+
+@pytest.mark.parametrize("path", pages(), ids=lambda path: path.name)
+def test_every_test_module_a_page_names_exists(path: Path) -> None:
+    """Each ``tests/….py`` the README and docs/ name is a module of the suite (the dated
+    performance log too: a path a reader cannot find is a dead end), so a module renamed or
+    split takes the pages naming it along."""
+    assert missing_test_paths(ROOT, path) == []
+
+
+def test_the_test_path_check_finds_a_missing_module(tmp_path: Path) -> None:
+    """The check above can fail: a module gone and a glob matching nothing are reported, once
+    each, while a module and a glob that match are not."""
+    (tmp_path / "tests" / "http").mkdir(parents=True)
+    (tmp_path / "tests" / "http" / "test_ingest.py").write_text("")
+    sample = tmp_path / "page.md"
+    sample.write_text(
+        "`tests/http/test_ingest.py::test_x` and `tests/http/test_*.py` hold it;"
+        " `tests/test_http.py`, `tests/test_http.py` and `tests/pages_*.py` held it,"
+        " as `bench/tests/other.py` does\n"
+    )
+    assert missing_test_paths(tmp_path, sample) == ["tests/test_http.py", "tests/pages_*.py"]
+
+
 CITED_SECTION = re.compile(r"\bdocs/([a-z-]+\.md)#([a-z0-9-]+)")
 
 

@@ -141,8 +141,8 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
 """
 
 
-# What the alert sink makes of the message types that are alerts (docs/alerts.md), by tag:
-# written after the type's table, since a field's type does not say where it ends up.
+# What the sinks make of a message type, by tag, where its fields do not say (most of these the
+# alerts, docs/alerts.md): written after the type's table.
 _BECOMES: Final[Mapping[str, str]] = MappingProxyType(
     {
         "system_alert": (
@@ -184,6 +184,15 @@ _BECOMES: Final[Mapping[str, str]] = MappingProxyType(
             " that saw it), or `metadata.node` when that could be any message's `node` (1 to"
             " 4 096 characters, no control character), for a sender reporting for another node"
             " (the `--demo` cluster's simulated nodes)."
+        ),
+        "health_check_completed": (
+            "Counted in `exesdb_health_checks_total` by `result`, `exesdb_health_check_success`"
+            " 1 only on `pass` ([Metrics](metrics.md)); a span, ERROR unless `pass`"
+            " ([OpenTelemetry](opentelemetry.md)). The bridge's own check, `host_resources`,"
+            " fails exactly when the NodeHealth of the same collection is unhealthy (a resource"
+            " at its `EXESDB_*_UNHEALTHY` threshold, with no `EXESDB_ALERT_FOR_MS` hold: `error`"
+            " names it, `details` holds each resource's status) or unknown (the reading failed,"
+            " `error` says why); a degraded node's passes."
         ),
     }
 )

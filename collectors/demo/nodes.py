@@ -25,6 +25,10 @@ _TOTALS: Final = {
 def node_health(state: ClusterState, build: Build, node: SimNode) -> Pairs:
     """An up node's health, resource usage, store components and raft check."""
     status = node.status
+    load_avg = round(node.cpu / 100 * 4 + state.rng.uniform(0, 0.3), 2)
+    # The raft check rolled before any message is built (the draws in the order they always
+    # were), so that the NodeHealth's "raft" says what the raft HealthCheck beside it says.
+    raft_failed = state.rng.random() < (0.3 if status == "unhealthy" else 0.02)
     out: Pairs = [
         (
             "cluster:health",
@@ -32,8 +36,8 @@ def node_health(state: ClusterState, build: Build, node: SimNode) -> Pairs:
                 NodeHealth,
                 node=node.name,
                 status=status,
-                checks={"cpu": status == "healthy", "raft": True},
-                load_avg=round(node.cpu / 100 * 4 + state.rng.uniform(0, 0.3), 2),
+                checks={"cpu": status == "healthy", "raft": not raft_failed},
+                load_avg=load_avg,
                 memory_usage=round(node.memory, 2),
                 disk_usage=round(node.disk, 2),
             ),
@@ -74,7 +78,6 @@ def node_health(state: ClusterState, build: Build, node: SimNode) -> Pairs:
                     ),
                 )
             )
-    failed = state.rng.random() < (0.3 if status == "unhealthy" else 0.02)
     out.append(
         (
             "cluster:health",
@@ -82,10 +85,10 @@ def node_health(state: ClusterState, build: Build, node: SimNode) -> Pairs:
                 HealthCheck,
                 check_name="raft_leader",
                 node=node.name,
-                result="fail" if failed else "pass",
+                result="fail" if raft_failed else "pass",
                 duration_ms=round(state.rng.uniform(0.5, 8), 3),
                 details={},
-                error="no leader elected" if failed else None,
+                error="no leader elected" if raft_failed else None,
             ),
         )
     )

@@ -19,6 +19,7 @@ from bridge.messages import (
     AlertEscalation,
     ClusterHealth,
     FeatureToggle,
+    HealthCheck,
     LatencyMetric,
     Message,
     NodeHealth,
@@ -388,6 +389,20 @@ def test_stress_degrades_nodes_by_the_thresholds() -> None:
             assert health.status == expected or abs(cpu[health.node] - 70) < 0.01
             statuses.add(health.status)
     assert {"degraded", "unhealthy"} <= statuses
+
+
+def test_a_node_s_health_says_of_raft_what_its_raft_check_says() -> None:
+    """In every step a node's NodeHealth ``checks.raft`` is true exactly when the raft_leader
+    HealthCheck beside it passes: a failed check is never shown beside a raft said fine."""
+    cluster = simulation(stress_chance=0.5)
+    said = set()
+    for _ in range(100):
+        step = cluster.step()
+        checks = {m.node: m.result == "pass" for m in of(step, HealthCheck)}
+        for health in of(step, NodeHealth):
+            assert health.checks["raft"] is checks[health.node], health.node
+            said.add(checks[health.node])
+    assert said == {True, False}
 
 
 def test_the_cluster_is_whole_for_thirty_steps_between_failures() -> None:

@@ -117,6 +117,26 @@ def test_worst_resource_sets_the_node_status_and_changes_raise_alerts():
     ]
 
 
+def test_the_check_fails_exactly_when_the_node_is_unhealthy():
+    """The check passes while the worst resource is degraded and fails, naming the resource,
+    in the same collection as the NodeHealth turns unhealthy, with no hold (as the status)."""
+    probe = FakeProbe()
+    collector, integration = _collector(probe, alert_for=60.0)
+    for percent in (90.0, 96.0, 10.0):
+        probe.set(memory_percent=percent)
+        collector.collect()
+    outcomes = [
+        (node.status, check.result, check.error)
+        for node, check in zip(integration.of(NodeHealth), integration.of(HealthCheck), strict=True)
+    ]
+    assert outcomes == [
+        ("degraded", "pass", None),
+        ("unhealthy", "fail", "memory 96.0% (unhealthy at 95%)"),
+        ("healthy", "pass", None),
+    ]
+    assert integration.of(HealthCheck)[1].details["memory"] == "unhealthy"
+
+
 def test_a_failed_reading_is_a_failed_check_and_unknown_node():
     """When the probe raises, the check fails with the error and the node is unknown."""
     probe = FakeProbe()

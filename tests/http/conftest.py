@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import pytest
@@ -16,17 +17,22 @@ from tests.support import ADMIN_TOKEN, make_settings
 
 @pytest.fixture
 async def serve() -> AsyncIterator[ServerFactory]:
-    """Start in-process bridges on 127.0.0.1:0 with the given settings; all closed afterwards."""
+    """Start in-process bridges on 127.0.0.1:0 with the given settings (and wall clock); all
+    closed afterwards."""
     started: list[tuple[Bridge, aiohttp.ClientSession]] = []
 
-    async def start(components: list[ComponentFactory] | None = None, **env: str) -> Server:
+    async def start(
+        components: list[ComponentFactory] | None = None,
+        clock: Callable[[], float] = time.time,
+        **env: str,
+    ) -> Server:
         defaults = {
             "EXESDB_HTTP_ADDR": "127.0.0.1:0",
             "EXESDB_INGEST": "true",
             "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
         }
         settings = make_settings(**{**defaults, **env})
-        bridge = Bridge(settings, components=components or [])
+        bridge = Bridge(settings, components=components or [], clock=clock)
         await bridge.start()
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         started.append((bridge, session))

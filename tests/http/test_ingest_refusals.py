@@ -315,6 +315,34 @@ async def test_ingest_answers_409_for_an_expired_header_timestamp(
     assert abs(int(told.group(1)) - abs(skew)) <= 2  # the seconds between signing and judging
 
 
+class SteppingClock:
+    """A wall clock that moves ``step`` seconds on after each reading."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.step = 0.0
+
+    def __call__(self) -> float:
+        reading = self.now
+        self.now += self.step
+        return reading
+
+
+async def test_an_expired_header_timestamp_is_told_by_the_reading_it_was_judged_by(
+    serve: ServerFactory,
+) -> None:
+    """The bridge's clock judges the signature's t, and the refusal tells the offset from
+    that same reading: t 75 s ahead is told as 75 s even when the clock has moved 30 s on
+    since (a second reading would say 45 s, inside the 60 s window it was refused for)."""
+    clock = SteppingClock(1_900_000_000.0)  # far from the real time: only this clock judges
+    server = await serve(clock=clock, EXESDB_REPLAY_WINDOW_MS="60000")
+    clock.step = 30.0
+    body = body_of(envelope())
+    status, answer = await server.post(body, signature=signed(body, at=clock.now + 75))
+    assert (status, answer["error"]) == (409, "expired")
+    assert " is 75 s ahead of the bridge's clock, outside" in answer["detail"], answer["detail"]
+
+
 @pytest.mark.parametrize("skew", [-3_600, 3_600])
 async def test_ingest_answers_409_for_an_expired_envelope_timestamp(
     serve: ServerFactory, skew: int

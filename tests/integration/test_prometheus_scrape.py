@@ -108,6 +108,10 @@ def test_a_flood_past_the_series_cap_leaves_the_bridges_own_series_updating(
         EXESDB_MAX_SERIES="2000",
         EXESDB_HEALTH_BROADCAST_INTERVAL="1000",
         EXESDB_METRICS_BROADCAST_INTERVAL="1000",
+        # An unhealthy resource fails the host check: these pass whatever the host reads.
+        EXESDB_CPU_UNHEALTHY="100",
+        EXESDB_MEMORY_UNHEALTHY="100",
+        EXESDB_DISK_UNHEALTHY="100",
     ).start(tmp_path)
     bridge_processes.append(bridge)
     checks = 'exesdb_health_checks_total{node="it-node",check="host_resources",result="pass"}'

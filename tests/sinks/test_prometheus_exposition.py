@@ -52,6 +52,10 @@ async def bridge(tmp_path: Path) -> AsyncIterator[Bridge]:
         EXESDB_HTTP_ADDR="127.0.0.1:0",
         EXESDB_HEALTH_BROADCAST_INTERVAL=60_000,
         EXESDB_STATE_DIR=str(tmp_path / "state"),  # not the working directory
+        # An unhealthy resource fails the host check: this one passes whatever the host reads.
+        EXESDB_CPU_UNHEALTHY=100,
+        EXESDB_MEMORY_UNHEALTHY=100,
+        EXESDB_DISK_UNHEALTHY=100,
     )
     running = Bridge(settings)
     await running.start()
