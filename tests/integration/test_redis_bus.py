@@ -373,6 +373,41 @@ async def test_an_entry_written_straight_into_redis_is_verified_and_refused(
     await async_wait_until(lambda: pending(server) == 0, 10, "bad entry acknowledged")
 
 
+async def test_the_warning_of_a_replica_signing_with_another_key_names_its_node(
+    redis_server: Callable[[], RedisServer],
+    replicas: list[Replica],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A replica whose SECRET_KEY_BASE differs has what it writes refused by the others as
+    invalid_signature, and their warning names the node its envelopes give (unverified), so
+    that with several replicas the one to mend is known; neither the key nor a signature is
+    logged."""
+    server = redis_server()
+    good = await Replica(server.url, "bridge-good").start()
+    other_key = "another-secret-key-base-of-32-characters!"
+    wrong = await Replica(server.url, "bridge-wrong-key", group=False, secret=other_key).start()
+    replicas += [good, wrong]
+    await async_wait_until(good.ready, 10)
+    await async_wait_until(wrong.ready, 10)
+    with caplog.at_level(logging.DEBUG, logger="bridge.bus"):
+        wrong.publish_alert(1)
+        await async_wait_until(
+            lambda: good.sample("exesdb_bus_rejected_total", reason="invalid_signature") == 1,
+            10,
+            "refused",
+        )
+    with server.client() as client:
+        [(_, fields)] = client.xrange(f"exesdb:bus:{ALERTS}")
+    signature = fields[b"s"].decode()
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 1, said
+    assert said[0].startswith("refused a message as invalid_signature"), said
+    assert "node 'bridge-wrong-key'" in said[0], said
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for secret in (other_key, TEST_SECRET, signature):
+        assert secret not in logged
+
+
 async def test_an_alert_nested_deeper_than_a_reader_decodes_is_refused_before_redis(
     redis_server: Callable[[], RedisServer], replicas: list[Replica]
 ) -> None:
