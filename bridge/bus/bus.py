@@ -16,6 +16,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import Enum
 from typing import Final, Literal, overload
 
@@ -377,6 +378,13 @@ class Bus:
         self._own_order.append(message_id)
         if len(self._own_order) > _OWN_IDS:
             self._own_ids.discard(self._own_order.popleft())
+
+    @property
+    def late_after(self) -> timedelta:
+        """How long after it was made a message may be sent and still say how things are now:
+        half the replay window, past which a transport signs again a frame it held
+        (``_resign``). A reading sent later (``Envelope.late``) says how they were."""
+        return timedelta(seconds=self._verifier.window_seconds / 2)
 
     def published_here(self, message_id: str) -> bool:
         """Whether ``message_id`` is that of a message this bus published (one of its newest
