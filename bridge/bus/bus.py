@@ -383,7 +383,10 @@ class Bus:
     def late_after(self) -> timedelta:
         """How long after it was made a message may be sent and still say how things are now:
         half the replay window, past which a transport signs again a frame it held
-        (``_resign``). A reading sent later (``Envelope.late``) says how they were."""
+        (``_resign``). A message is late when its payload's ``timestamp`` is more than this
+        before its envelope's ``ts`` (``envelope.ts - envelope.fields.timestamp > late_after``,
+        written out where it is asked: a method call would double its cost per message). A
+        reading sent late says how things were."""
         return timedelta(seconds=self._verifier.window_seconds / 2)
 
     def published_here(self, message_id: str) -> bool:

@@ -11,7 +11,7 @@ import dataclasses
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import Enum
 from typing import Any, Final
 
@@ -197,13 +197,6 @@ class Envelope(msgspec.Struct, frozen=True, eq=False, gc=False):
         # decoder's Struct, a class generated at run time that pickle cannot find by name.
         fields = (self.id, self.instance, self.topic, self.tag, self.node, self.ts)
         return (Envelope, (*fields, self.payload, self.unix_ts))
-
-    def late(self, after: timedelta) -> bool:
-        """Whether the message was sent more than ``after`` after it was made: its payload's
-        ``timestamp`` that far before ``ts`` (``Bus.late_after``: a frame a transport held
-        through an outage, signed again)."""
-        made: datetime = self.fields.timestamp
-        return self.ts - made > after
 
     def restamped(self, ts: datetime) -> Envelope:
         """This envelope (the same id) with ``ts`` as its timestamp."""

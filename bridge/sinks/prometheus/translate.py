@@ -81,7 +81,7 @@ ERROR_TOPIC_SUFFIX: Final = ":error"
 """A ThroughputMetric on a topic ending so counts failed operations (``result="error"``)."""
 
 # Readings: how a node, component or operation is now, sent again and again. One sent late
-# (``Envelope.late``: a frame a replica held through a Redis outage) says how it was: it sets no
+# (``Bus.late_after``: a frame a replica held through a Redis outage) says how it was: it sets no
 # gauge, as the next one sent in time will (ThroughputMetric's and HealthCheck's counters still
 # count what happened). Events (a toggle, a lifecycle event) set theirs, late or not: the last
 # one known stands until the next.
@@ -252,7 +252,7 @@ class Translator:
                         if (
                             late_after is not None
                             and envelope.tag in _READINGS
-                            and envelope.late(late_after)
+                            and envelope.ts - envelope.fields.timestamp > late_after
                         ):
                             late += 1
                             self._late_reading(envelope)
