@@ -20,9 +20,9 @@ from bridge.bus.redis.spool import Spool
 from bridge.cluster import ClusterMonitor
 from bridge.messages import NodeHealth, NodeLifecycle
 from bridge.sinks.prometheus import PrometheusSink
+from tests.integration.redis_replicas import Replica, replicas
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_cluster_skew import announced
-from tests.integration.test_redis_bus import Replica, replicas
 from tests.support import TEST_SECRET, async_wait_until
 
 pytestmark = pytest.mark.integration
