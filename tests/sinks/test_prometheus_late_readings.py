@@ -1,4 +1,5 @@
-"""Readings sent long after they were made (held through a Redis outage) set no gauge."""
+"""Messages sent long after they were made (held through a Redis outage): readings set no gauge,
+and a start is dated by when it was made."""
 
 from __future__ import annotations
 
@@ -81,3 +82,14 @@ def test_an_event_sent_late_still_sets_its_state() -> None:
     )
     assert sample(store, "exesdb_feature_enabled", node="n1", feature="snapshots") == 1.0
     assert sample(store, "exesdb_prometheus_late_readings_total") == 0.0
+
+
+def test_a_start_sent_late_is_dated_by_when_it_was_made() -> None:
+    """A node's own joined (no heartbeat) made ten minutes before it was sent sets its start
+    time to when it was made, not to the fresh ts it was signed again with."""
+    joined = made_before(
+        "node_lifecycle_event", 600, node="n1", event="joined", cluster_size=1, metadata={}
+    )
+    store = translated(joined)
+    started = sample(store, "exesdb_node_start_time_seconds", node="n1")
+    assert started == joined.ts.timestamp() - 600

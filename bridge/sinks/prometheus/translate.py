@@ -486,7 +486,9 @@ class Translator:
         if message.event == "joined" and message.metadata.get("heartbeat") is not True:
             # Its start: a restart shows as a new start time, as a scraped target's
             # process_start_time_seconds, whether or not it was silent long enough to be down.
-            self._start_times.put(node, envelope.unix_ts)
+            # Its timestamp when earlier: one held through a Redis outage is signed again late.
+            made = message.timestamp.timestamp()
+            self._start_times.put(node, min(envelope.unix_ts, made))
             series = self._start_times.series(node)
             if series is not None:
                 self._started[message.node] = series
