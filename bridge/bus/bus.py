@@ -20,6 +20,8 @@ from datetime import timedelta
 from enum import Enum
 from typing import Final, Literal, overload
 
+import msgspec
+
 from bridge.bus.batches import Turns
 from bridge.bus.depth import check_depth
 from bridge.bus.durable import DurableStores, wait_for_subscribers
@@ -542,8 +544,16 @@ class Bus:
     def _resign(self, envelope: Envelope) -> Frame:
         """``envelope`` with a fresh ``ts`` and the SAME id, signed again: for a frame that
         waited in a transport's buffer so long that it would be refused as expired (the replay
-        memories still refuse a second copy of the id)."""
+        memories still refuse a second copy of the id).
+
+        A payload whose sender left its ``timestamp`` out (filled with when it was decoded, for
+        a spooled frame just now) is dated by the envelope's ``ts`` as sent: what tells the
+        message late (``late_after``), and dates its alert event, is when it was made."""
         now = utc_now()
+        payload = envelope.payload
+        if "timestamp" not in payload.model_fields_set:
+            made = payload.model_copy(update={"timestamp": envelope.ts})
+            envelope = msgspec.structs.replace(envelope, payload=made, _unbuilt=None)
         fresh = envelope.restamped(now)
         body = fresh.to_bytes()
         return Frame(fresh.instance, body, self._keyring.sign(body), fresh)

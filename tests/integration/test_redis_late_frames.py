@@ -9,6 +9,7 @@ of the node's life: it says how things were, not how they are.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,9 +37,12 @@ HELD_SECONDS = 120.0
 INTERVAL_MS = 100
 
 
-async def spool_reading(directory: Path, node: str, status: str) -> Envelope:
+async def spool_reading(
+    directory: Path, node: str, status: str, *, timestamped: bool = True
+) -> Envelope:
     """Put in the spool at ``directory`` a NodeHealth of ``node`` made HELD_SECONDS ago, as
-    a replica cut off from Redis took it in at its ingest; its envelope."""
+    a replica cut off from Redis took it in at its ingest (``timestamped`` False: its sender
+    left the payload's ``timestamp`` out, its default); its envelope."""
     then = datetime.now(UTC) - timedelta(seconds=HELD_SECONDS)
     reading = NodeHealth(node=node, status=status, timestamp=then)
     envelope = Envelope(
@@ -46,6 +50,9 @@ async def spool_reading(directory: Path, node: str, status: str) -> Envelope:
         then.timestamp(),
     )  # fmt: skip
     body = envelope.to_bytes()
+    if not timestamped:
+        body = re.sub(rb'"timestamp":"[^"]*",?', b"", body)
+        assert b'"timestamp"' not in body
     spool = Spool(directory, max_bytes=1 << 20, segment_bytes=1 << 20)
     await spool.open()
     signature = Keyring.from_secrets(TEST_SECRET).sign(body)
@@ -68,18 +75,24 @@ def heard(replica: Replica, envelope: Envelope) -> bool:
     return any(seen.id == envelope.id for seen in replica.seen)
 
 
+@pytest.mark.parametrize("timestamped", [True, False], ids=["timestamp sent", "timestamp left out"])
 async def test_a_health_reading_written_minutes_late_leaves_the_newer_one_in_the_gauges(
-    redis_server: Callable[[], RedisServer], tmp_path: Path, replicas: list[Replica]
+    redis_server: Callable[[], RedisServer],
+    tmp_path: Path,
+    replicas: list[Replica],
+    timestamped: bool,
 ) -> None:
     """A node's ``unhealthy`` reading spooled through an outage and written two minutes late,
-    after a newer ``healthy`` one, is taken (counted) but leaves the node healthy on /metrics."""
+    after a newer ``healthy`` one, is taken (counted) but leaves the node healthy on /metrics;
+    so is one whose sender left its ``timestamp`` out, which was made by its envelope's ``ts``,
+    not when it was decoded again to be signed anew."""
     server = redis_server()
     watcher = Replica(server.url, "bridge-b", group=False, replay_window_ms=WINDOW_MS)
     sink = PrometheusSink(watcher.bridge.bus)
     replicas.append(await watcher.start())
     await sink.start()
     await async_wait_until(watcher.ready, 10, "ready")
-    late = await spool_reading(tmp_path / "spool", "app-1", "unhealthy")
+    late = await spool_reading(tmp_path / "spool", "app-1", "unhealthy", timestamped=timestamped)
     assert watcher.bridge.bus.publish("node_health", NodeHealth(node="app-1", status="healthy"))
     healthy = ['exesdb_node_health_status{node="app-1",status="healthy"} 1.0']
     await async_wait_until(lambda: health_states(sink, "app-1") == healthy, 10, "healthy")
