@@ -64,6 +64,14 @@ _HOLDER_UNKNOWN: Final = (
     " on disk and are handled once Redis is back, and notifications already in its outbox are"
     " still sent"
 )
+_HOLDER_CUT_OFF: Final = (
+    "the replica at {url} holds the alert work-queue lease but cannot use Redis (its /readyz"
+    " says why: Redis unreachable, or refusing the bridge): alerts sent since wait in Redis,"
+    " unread, and its alerts may be out of date. Once its lease runs out"
+    " (EXESDB_REDIS_CLAIM_IDLE_MS after its last renewal) a replica that can use Redis takes the"
+    " work queue over, unless Redis answers this one first; batches ingested here meanwhile wait"
+    " in its spool on disk, and notifications already in its outbox are still sent"
+)
 _LEASE_KEPT: Final = (
     "the replica at {url} keeps the alert work-queue lease, and does not serve the work queue:"
     " Redis lost its data while that replica held the lease, and taking the work queue up fails"
@@ -158,11 +166,14 @@ def merged(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
     name = next((name for name in reversed(names) if name is not None), None)
     wheres = [answer.get("work_queue_lease") for answer in not_held or answers]
     where = next((where for where in reversed(wheres) if where is not None), None)
+    # A bridge of a version before it answers without it: reachable, as it was taken then.
+    reachable = all(answer.get("work_queue_reachable", True) for answer in not_held or answers)
     return {
         "alerts": alerts,
         "work_queue_holder": not not_held,
         "work_queue_holder_name": name,
         "work_queue_lease": where,
+        "work_queue_reachable": reachable,
     }
 
 
@@ -171,9 +182,13 @@ def lease_note(url: str, answer: dict[str, Any] | None) -> str | None:
     comes from the Redis replica at ``url`` without the work-queue lease: that another replica
     holds it (named if the bridge knows it), or that none can be known because that replica
     cannot use Redis (``work_queue_lease``: ``unknown``), or that it keeps the lease without
-    serving the work queue (``kept``: Redis lost its data); None when it holds the lease."""
-    if answer is None or answer.get("work_queue_holder") is not False:
+    serving the work queue (``kept``: Redis lost its data); when it holds the lease, that it
+    cannot use Redis if so (``work_queue_reachable`` false), else None."""
+    if answer is None:
         return None
+    if answer.get("work_queue_holder") is not False:
+        cut_off = answer.get("work_queue_reachable") is False
+        return _HOLDER_CUT_OFF.format(url=url) if cut_off else None
     if answer.get("work_queue_lease") == "unknown":
         return _HOLDER_UNKNOWN.format(url=url)
     if answer.get("work_queue_lease") == "kept":

@@ -125,6 +125,25 @@ def test_alerts_list_at_a_replica_cut_off_from_redis_says_the_holder_cannot_be_k
     )
 
 
+def test_alerts_list_at_the_holder_cut_off_from_redis_says_what_waits_and_what_follows() -> None:
+    """At the replica that holds the lease but cannot use Redis (work_queue_reachable false),
+    alerts list says so as the status page's banner does: what is sent meanwhile waits in
+    Redis unread, and another replica takes the work queue over once the lease runs out; a
+    bridge of a version before the field says nothing, as before."""
+    cut_off = _answer(True, "here", "bridge-0:aa") | {"work_queue_reachable": False}
+    note = lease_note(URL, cut_off)
+    assert note is not None
+    assert note.startswith(
+        f"the replica at {URL} holds the alert work-queue lease but cannot use Redis (its"
+        " /readyz says why: Redis unreachable, or refusing the bridge): alerts sent since wait"
+        " in Redis, unread, and its alerts may be out of date."
+    )
+    assert "a replica that can use Redis takes the work queue over" in note
+    assert merged([cut_off, _answer(True, "here")])["work_queue_reachable"] is False
+    assert merged([_answer(True, "here")])["work_queue_reachable"] is True
+    assert lease_note(URL, _answer(True, "here") | {"work_queue_reachable": True}) is None
+
+
 def test_alerts_list_at_a_replica_keeping_the_lease_says_so_as_the_banner_does() -> None:
     """At a replica that keeps the lease after Redis lost its data (work_queue_lease kept, no
     holder named), alerts list says so as the status page's banner does, not to ask a holder

@@ -16,8 +16,11 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import Enum
 from typing import Final, Literal, overload
+
+import msgspec
 
 from bridge.bus.batches import Turns
 from bridge.bus.depth import check_depth
@@ -378,6 +381,16 @@ class Bus:
         if len(self._own_order) > _OWN_IDS:
             self._own_ids.discard(self._own_order.popleft())
 
+    @property
+    def late_after(self) -> timedelta:
+        """How long after it was made a message may be sent and still say how things are now:
+        half the replay window, past which a transport signs again a frame it held
+        (``_resign``). A message is late when its payload's ``timestamp`` is more than this
+        before its envelope's ``ts`` (``envelope.ts - envelope.fields.timestamp > late_after``,
+        written out where it is asked: a method call would double its cost per message). A
+        reading sent late says how things were."""
+        return timedelta(seconds=self._verifier.window_seconds / 2)
+
     def published_here(self, message_id: str) -> bool:
         """Whether ``message_id`` is that of a message this bus published (one of its newest
         16 384): the bridge's own collectors', cluster monitor's, alert stage's and integration
@@ -531,8 +544,16 @@ class Bus:
     def _resign(self, envelope: Envelope) -> Frame:
         """``envelope`` with a fresh ``ts`` and the SAME id, signed again: for a frame that
         waited in a transport's buffer so long that it would be refused as expired (the replay
-        memories still refuse a second copy of the id)."""
+        memories still refuse a second copy of the id).
+
+        A payload whose sender left its ``timestamp`` out (filled with when it was decoded, for
+        a spooled frame just now) is dated by the envelope's ``ts`` as sent: what tells the
+        message late (``late_after``), and dates its alert event, is when it was made."""
         now = utc_now()
+        payload = envelope.payload
+        if "timestamp" not in payload.model_fields_set:
+            made = payload.model_copy(update={"timestamp": envelope.ts})
+            envelope = msgspec.structs.replace(envelope, payload=made, _unbuilt=None)
         fresh = envelope.restamped(now)
         body = fresh.to_bytes()
         return Frame(fresh.instance, body, self._keyring.sign(body), fresh)

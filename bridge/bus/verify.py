@@ -11,9 +11,11 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final, TypeVar
 
+import msgspec
+
 from bridge.bus.batches import DecodedBatch, decode_lines, line_number, located
 from bridge.bus.decoding import decode_envelope, decode_envelopes
-from bridge.bus.envelope import Envelope, Rejection, RejectReason
+from bridge.bus.envelope import NODE_MAX_LENGTH, Envelope, Rejection, RejectReason
 from bridge.bus.replay import ReplayGuard, ReplayVerdict
 from bridge.bus.signing import Keyring
 from bridge.bus.transport import Frame
@@ -49,12 +51,31 @@ _TS_OUT_OF_WINDOW: Final = (
     " set right"
 )
 _NOT_OURS: Final = "a sender's messages are not the bridge's types (docs/messages.md)"
+# The nodes a reason's line names, of the refused envelopes since its last line: with several
+# replicas, which one to mend (its own messages carry its EXESDB_NODE). Bounded: anyone who
+# can write to the bus may claim any name.
+_SENDERS_NAMED: Final = 4
+
+
+class _Claimed(msgspec.Struct):
+    """The one field of an envelope a refusal's log line names, read without the rest."""
+
+    node: object = None
 
 
 class Verifier:
     """Checks incoming messages; shared by the bus transports and HTTP ingest."""
 
-    __slots__ = ("_count", "_judged", "_keyring", "_max_bytes", "_replay", "_told", "_window")
+    __slots__ = (
+        "_count",
+        "_judged",
+        "_keyring",
+        "_max_bytes",
+        "_replay",
+        "_senders",
+        "_told",
+        "_window",
+    )
 
     def __init__(
         self,
@@ -74,6 +95,9 @@ class Verifier:
         # Rejections said in the log at most once a minute a reason (anyone who reaches the
         # port could otherwise fill it); None: not logged.
         self._told = told
+        # Each reason's nodes named by the envelopes refused since its last line, in order,
+        # _SENDERS_NAMED at most, and whether others came too.
+        self._senders: dict[RejectReason, tuple[dict[str, None], bool]] = {}
         # The last batch judge_batch passed: (it, its ids, its times, the replay generation).
         self._judged: tuple[list[Envelope], list[str], list[float], int] | None = None
 
@@ -102,21 +126,45 @@ class Verifier:
         """The replay window."""
         return self._window
 
-    def reject(self, rejection: Rejection) -> Rejection:
-        """Count a rejection (also those found outside this class, e.g. by HTTP ingest)."""
-        self._count(rejection.reason)
-        _logger.debug("rejected message: %s (%s)", rejection.reason.value, rejection.detail)
-        if self._told is not None and (untold := self._told.due(rejection.reason)) is not None:
+    def reject(self, rejection: Rejection, *, sender: str | None = None) -> Rejection:
+        """Count a rejection (also those found outside this class, e.g. by HTTP ingest).
+
+        ``sender``: the node the refused envelope names (a bus transport's frame), which the
+        log line names, unverified when its signature was what was refused."""
+        reason = rejection.reason
+        self._count(reason)
+        _logger.debug(
+            "rejected message: %s (%s)%s",
+            reason.value,
+            rejection.detail,
+            "" if sender is None else f", its envelope naming node {sender!r}",
+        )
+        if self._told is None:
+            return rejection
+        if sender is not None:
+            self._note_sender(reason, sender)
+        if (untold := self._told.due(reason)) is not None:
             # The reason only: a detail may quote what the sender sent (it is told, in the answer).
             _logger.log(
-                logging.INFO if rejection.reason is RejectReason.REPLAYED else logging.WARNING,
-                "refused a message as %s%s: %s; counted in exesdb_bus_rejected_total, logged at"
-                " most once a minute a reason (each one at debug)",
-                rejection.reason.value,
+                logging.INFO if reason is RejectReason.REPLAYED else logging.WARNING,
+                "refused a message as %s%s: %s%s; counted in exesdb_bus_rejected_total, logged"
+                " at most once a minute a reason (each one at debug)",
+                reason.value,
                 f" ({untold} more since the last line)" if untold else "",
-                _WHAT_TO_DO.get(rejection.reason, _NOT_OURS),
+                _WHAT_TO_DO.get(reason, _NOT_OURS),
+                _senders_named(reason, *self._senders.pop(reason, ({}, False))),
             )
         return rejection
+
+    def _note_sender(self, reason: RejectReason, sender: str) -> None:
+        """Remember ``sender`` among the nodes ``reason``'s next line names."""
+        senders, others = self._senders.setdefault(reason, ({}, False))
+        if sender in senders or others:
+            return
+        if len(senders) < _SENDERS_NAMED:
+            senders[sender] = None
+        else:
+            self._senders[reason] = (senders, True)
 
     def verify_read(
         self, frames: Sequence[Frame], known: Sequence[Envelope | None] | None = None
@@ -203,12 +251,16 @@ class Verifier:
                 Rejection(RejectReason.TOO_LARGE, f"message exceeds {self._max_bytes} bytes")
             )
         if not signature:
-            return self.reject(Rejection(RejectReason.UNSIGNED, "the message has no signature"))
+            return self.reject(
+                Rejection(RejectReason.UNSIGNED, "the message has no signature"),
+                sender=self._claimed_node(body),
+            )
         if verdict is None:
             verdict = self._keyring.verify(body, signature)
         if not verdict:
             return self.reject(
-                Rejection(RejectReason.INVALID_SIGNATURE, "the signature does not match")
+                Rejection(RejectReason.INVALID_SIGNATURE, "the signature does not match"),
+                sender=self._claimed_node(body),
             )
         envelope = frame.decoded or decoded or decode_envelope(body)
         return self.reject(envelope) if isinstance(envelope, Rejection) else envelope
@@ -217,8 +269,19 @@ class Verifier:
         """``envelope`` judged for replay alone (and remembered), or its rejection (counted)."""
         verdict = self._replay.check(envelope.id, envelope.unix_ts)
         if verdict is not ReplayVerdict.FRESH:
-            return self.reject(_replay_rejection(verdict, envelope.id))
+            return self.reject(_replay_rejection(verdict, envelope.id), sender=envelope.node)
         return envelope
+
+    def _claimed_node(self, body: bytes) -> str | None:
+        """The node a refused frame's body names, if it names one (nothing proves it): read
+        only for a verifier whose refusals are logged."""
+        if self._told is None:
+            return None
+        try:
+            node = msgspec.json.decode(body, type=_Claimed).node
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        return node if isinstance(node, str) and len(node) <= NODE_MAX_LENGTH else None
 
     def _decoded(self, frames: Sequence[Frame], wanted: Sequence[int]) -> list[Envelope | None]:
         """The envelopes of the frames of a read at ``wanted`` (those whose bytes verified and
@@ -314,6 +377,21 @@ class Verifier:
     def forget(self, envelopes: Iterable[Envelope]) -> None:
         """Forget admitted envelopes that were then not taken, so that a resend is accepted."""
         self._replay.forget(envelope.id for envelope in envelopes)
+
+
+def _senders_named(reason: RejectReason, senders: dict[str, None], others: bool) -> str:
+    """What a refusal line says of the nodes the refused envelopes named (``others``: more
+    than those): an envelope without a valid signature proves nothing of its node."""
+    if not senders:
+        return ""
+    one = len(senders) == 1 and not others
+    said = ("node " if one else "nodes ") + ", ".join(map(repr, senders))
+    if others:
+        said += " and others"
+    said += ", as the envelope says" if one else ", as the envelopes say"
+    if reason in (RejectReason.INVALID_SIGNATURE, RejectReason.UNSIGNED):
+        said += "; no valid signature proves it"
+    return f" (from {said})"
 
 
 def _replay_rejection(verdict: ReplayVerdict, message_id: str) -> Rejection:

@@ -259,7 +259,8 @@ def _lease_note(
 
 def _not_the_holder(bridge: Target, answer: dict[str, Any] | None) -> str | None:
     """What to say on stderr when ``answer`` (``GET /v1/alerts``'s) comes from a Redis replica
-    without the work-queue lease (``lease_note``); None otherwise."""
+    without the work-queue lease, or holding it cut off from Redis (``lease_note``); None
+    otherwise."""
     return lease_note(safe_url(bridge.url), answer)
 
 

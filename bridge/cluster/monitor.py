@@ -56,6 +56,16 @@ _REFRESHING: Final = "refreshing the cluster state keys"
 _HEALTH: Final = "the periodic ClusterHealth"
 
 
+def _farewell(envelope: Envelope) -> bool:
+    """Whether ``envelope`` is its publisher's own leaving or left."""
+    payload = envelope.payload if envelope.tag == _NODE_LIFECYCLE_TAG else None
+    return (
+        isinstance(payload, NodeLifecycle)
+        and payload.node == envelope.node
+        and payload.event in ("leaving", "left")
+    )
+
+
 class _Faults:
     """The faults of the bridge's own that a tick's steps failed with, as the log told them:
     each logged with its traceback when it first fails the step, not again at every tick (a
@@ -231,10 +241,16 @@ class ClusterMonitor:
         nodes = self._nodes
         me = self.node
         beat = self._timer()
+        late_after = self._bus.late_after
         for envelope in envelopes:
             try:
                 publisher = envelope.node
                 tag = envelope.tag
+                # Bus.late_after's test, written out (hot: nearly every message is a NodeHealth).
+                if envelope.ts - envelope.fields.timestamp > late_after and not _farewell(envelope):
+                    # Made long before it was sent (held through a Redis outage): no sign of
+                    # the node's life or health now. A farewell still lets it go.
+                    continue
                 node = nodes.get(publisher)
                 # Nearly everything heard is a NodeHealth from a tracked node that is up: it
                 # takes only the steps below, inline (the payload's fields read from the

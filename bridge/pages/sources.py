@@ -116,7 +116,8 @@ class LeaseState:
     or runs the in-process bus, or no alert sink), and if not, who holds the lease, if known
     (``reachable`` False: this replica cannot use Redis, so no one can be known to), or
     whether this replica keeps it without serving the work queue (``kept``: taken back after
-    Redis lost its data, its take-up failing)."""
+    Redis lost its data, its take-up failing). Held and not ``reachable``: this replica holds
+    the lease but reads nothing until Redis answers it or the lease runs out."""
 
     held: bool
     holder: str | None = None
@@ -128,8 +129,10 @@ def lease_state(source: AlertSource | None) -> LeaseState:
     """What ``source`` (the alert sink, if any) says of the work-queue lease now, as
     ``GET /v1/alerts`` says it (``work_queue_lease``: ``kept`` too)."""
     where = "here" if source is None else work_queue_lease(source)
-    if source is None or where == "here":
+    if source is None:
         return LeaseState(held=True)
+    if where == "here":
+        return LeaseState(held=True, reachable=source.work_queue_reachable())
     if where == "kept":
         return LeaseState(held=False, kept=True)
     return LeaseState(held=False, holder=source.work_queue_holder(), reachable=where != "unknown")

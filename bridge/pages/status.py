@@ -308,7 +308,7 @@ def status_live(view: StatusView, shown: Shown, *, root: str, now: float | None)
         node_count=str(len(nodes)),
         node_detail=_breakdown(Counter(node.status or "unknown" for node in nodes))
         or "none heard yet",
-        alert_tone=_alert_tone(alerts, view.lease.held),
+        alert_tone=_alert_tone(alerts, view.lease),
         alert_count=f"{sum(view.counts.values())}{'+' if view.at_least else ''}",
         alert_detail=_alert_detail(view.counts, view.lease, at_least=view.at_least),
         uptime=age_since(shown.started_at, now),
@@ -419,11 +419,12 @@ def _node_tone(nodes: Sequence[_Node]) -> str:
     return "bad" if "bad" in tones else "warn" if "warn" in tones else "good"
 
 
-def _alert_tone(alerts: Sequence[AlertRecord], holds_work_queue: bool) -> str:
+def _alert_tone(alerts: Sequence[AlertRecord], lease: LeaseState) -> str:
     if any(record.state is AlertState.FIRING for record in alerts):
         return "bad"
-    # Without the lease no list is known to be clear: the holder's may differ.
-    return "warn" if alerts or not holds_work_queue else "good"
+    # Without the lease no list is known to be clear: the holder's may differ; nor with it,
+    # cut off from Redis: what was sent since waits there unread.
+    return "warn" if alerts or not lease.held or not lease.reachable else "good"
 
 
 def _alert_detail(by_severity: Mapping[str, int], lease: LeaseState, *, at_least: bool) -> str:
@@ -432,6 +433,8 @@ def _alert_detail(by_severity: Mapping[str, int], lease: LeaseState, *, at_least
         counts = f"at least {counts}: more fired since the last count"
     if lease.kept:
         return f"{counts or 'none here'}; may be out of date (the work queue not taken up)"
+    if not lease.reachable and lease.held:
+        return f"{counts or 'none here'}; may be out of date (cannot use Redis)"
     if not lease.reachable:
         return f"{counts or 'none here'}; may be incomplete (cannot use Redis)"
     if not lease.held:
@@ -467,6 +470,11 @@ def _listing(
     now: float | None,
     lease: LeaseState,
 ) -> Html:
+    if not alerts and not lease.reachable and lease.held:
+        return empty(
+            "No active alerts on this replica as of when it could last use Redis: it holds the"
+            " alert work-queue lease, and alerts sent since wait in Redis, unread."
+        )
     if not alerts and not lease.reachable:
         return empty(
             "No active alerts on this replica, which cannot use Redis: which replica holds the"

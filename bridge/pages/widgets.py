@@ -122,6 +122,17 @@ _HOLDER_UNKNOWN: Final = Fragment(
     " disk and are handled once Redis is back; notifications already in its outbox are still"
     " sent.</section>"
 )
+# The holder cut off from Redis, as `exesdb-bridge alerts list` says it (bridge/alert_table.py):
+# it still holds the lease, so no other replica reads the work queue until the lease runs out.
+_HOLDER_CUT_OFF: Final = Fragment(
+    '<section class="panel notice lease" id="lease" role="status"><b>This replica holds the'
+    " alert work-queue lease but cannot use Redis:</b> alerts sent since wait in Redis, unread,"
+    " and its alert list may be out of date (<code>/readyz</code> says why: Redis unreachable,"
+    " or refusing the bridge). Once its lease runs out (<code>EXESDB_REDIS_CLAIM_IDLE_MS</code>"
+    " after its last renewal) a replica that can use Redis takes the work queue over, unless"
+    " Redis answers this one first. Batches ingested here meanwhile wait in its spool on disk;"
+    " notifications already in its outbox are still sent.</section>"
+)
 # Worded as docs/redis.md tells the lease kept after Redis lost its data.
 _LEASE_KEPT: Final = Fragment(
     '<section class="panel notice lease" id="lease" role="status"><b>This replica keeps the'
@@ -218,10 +229,11 @@ def lease_notice(lease: LeaseState) -> Html:
     """A banner saying this replica's alerts may be incomplete (on Redis, without the work-queue
     lease), naming the replica that holds it if known, or that none can be known while this
     replica cannot use Redis, or that this replica keeps the lease without serving the work
-    queue (Redis lost its data, its take-up failing); nothing when it holds the lease (or runs
-    the in-process bus, or no alert sink)."""
+    queue (Redis lost its data, its take-up failing), or that it holds the lease but cannot use
+    Redis; nothing when it holds the lease and can (or runs the in-process bus, or no alert
+    sink)."""
     if lease.held:
-        return Html("")
+        return Html("") if lease.reachable else _HOLDER_CUT_OFF()
     if lease.kept:
         return _LEASE_KEPT()
     if not lease.reachable:

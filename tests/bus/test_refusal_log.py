@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import timedelta
 
 import pytest
 
-from bridge.bus import Keyring, Rejection, RejectReason, ReplayGuard, Verifier
+from bridge.bus import (
+    Envelope,
+    Frame,
+    Keyring,
+    Rejection,
+    RejectReason,
+    ReplayGuard,
+    Verifier,
+    new_message_id,
+)
 from bridge.log_throttle import LogThrottle
+from bridge.messages import SystemAlert, utc_now
 from tests.support import ManualClock
 
 
@@ -74,3 +86,83 @@ def test_a_refusal_line_says_what_the_senders_got_wrong(
         verifier_on(ManualClock(0.0)).reject(Rejection(reason, "detail"))
     [record] = caplog.records
     assert record.getMessage().startswith(f"refused a message as {reason.value}: {said}")
+
+
+def wrongly_signed(node: str) -> Frame:
+    """A transport's frame whose envelope names ``node``, signed with another key."""
+    body = b'{"v":1,"id":"x","node":' + json.dumps(node).encode() + b',"payload":{}}'
+    return Frame("ex_esdb_alerts", body, Keyring(b"another key").sign(body))
+
+
+def test_a_transport_frame_refused_for_its_signature_is_told_with_the_node_it_names(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A frame read from a shared bus and refused as invalid_signature is told naming the
+    node its envelope gives, said to be unproven; never its signature."""
+    frame = wrongly_signed("bridge-b")
+    with caplog.at_level(logging.INFO, "bridge.bus.verify"):
+        verifier_on(ManualClock(0.0)).verify_read([frame])
+    [record] = caplog.records
+    said = record.getMessage()
+    assert said.startswith("refused a message as invalid_signature: "), said
+    assert "(from node 'bridge-b', as the envelope says; no valid signature proves it)" in said
+    assert str(frame.signature) not in said
+
+
+def test_the_next_line_names_each_node_refused_since_the_last_four_at_most(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Within a minute of its line each node refused is noted once; the next line names them,
+    four at most and says others came, then starts afresh; a body that names no node, or
+    an ingest refusal, adds no name."""
+    clock = ManualClock(0.0)
+    verifier = verifier_on(clock)
+    nodes = ["a", "b", "a", "c", "d", "e", "f"]
+    with caplog.at_level(logging.INFO, "bridge.bus.verify"):
+        verifier.verify_read([wrongly_signed("first")])
+        verifier.verify_read([wrongly_signed(node) for node in nodes])
+        verifier.verify_read([Frame("ex_esdb_alerts", b"not json", "00")])
+        clock.advance(60)
+        verifier.reject(Rejection(RejectReason.INVALID_SIGNATURE, "the header does not match"))
+        clock.advance(60)
+        verifier.verify_read([wrongly_signed("b"), Frame("ex_esdb_alerts", b"[]", "00")])
+        clock.advance(60)
+        verifier.reject(Rejection(RejectReason.INVALID_SIGNATURE, "the header does not match"))
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 4, said
+    assert "(from node 'first', as the envelope says;" in said[0]
+    assert "(8 more since the last line)" in said[1]
+    assert "(from nodes 'a', 'b', 'c', 'd' and others, as the envelopes say;" in said[1]
+    assert "(from node 'b', as the envelope says;" in said[2]
+    assert "(1 more since the last line)" in said[3]
+    assert " (from " not in said[3]
+
+
+def test_an_expired_frame_is_told_with_the_node_it_names_as_proven(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A frame refused as expired (its signature verified) is told naming its node, without
+    saying that nothing proves it: the clock to set right is that node's."""
+    keyring = Keyring(b"k")
+    old = utc_now() - timedelta(hours=1)
+    alert = SystemAlert(
+        severity="info", category="system", title="t", description="d", source="s", node="n"
+    )
+    body = Envelope(
+        new_message_id(),
+        "ex_esdb_alerts",
+        "t",
+        alert.TAG,
+        "skewed-node",
+        old,
+        alert,
+        old.timestamp(),
+    ).to_bytes()
+    with caplog.at_level(logging.INFO, "bridge.bus.verify"):
+        verifier_on(ManualClock(0.0)).verify_read(
+            [Frame("ex_esdb_alerts", body, keyring.sign(body))]
+        )
+    [record] = caplog.records
+    said = record.getMessage()
+    assert said.startswith("refused a message as expired: "), said
+    assert "(from node 'skewed-node', as the envelope says)" in said

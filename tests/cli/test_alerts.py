@@ -228,6 +228,7 @@ def test_alerts_on_a_redis_replica_without_the_lease_name_the_replica_that_holds
         "work_queue_holder": False,
         "work_queue_holder_name": name,
         "work_queue_lease": "elsewhere",
+        "work_queue_reachable": True,
     }
     assert answers[holder.url]["work_queue_holder_name"] == name  # its own
     warning = (

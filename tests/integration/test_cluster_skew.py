@@ -26,9 +26,9 @@ from bridge.cluster import ClusterMonitor
 from bridge.messages import NodeLifecycle
 from tests.cluster.helpers import Clock
 from tests.cluster.helpers import Replica as Monitored
+from tests.integration.redis_replicas import Replica, replicas
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_cluster_keys import time_refused
-from tests.integration.test_redis_bus import Replica, replicas
 from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration

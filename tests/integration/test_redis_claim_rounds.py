@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from bridge.bus.redis import GROUP
+from tests.integration.redis_replicas import ALERTS, Replica, calls, replicas, signed_entry
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_redis_bus import ALERTS, Replica, calls, replicas, signed_entry
 from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration

@@ -20,9 +20,9 @@ import redis
 
 from bridge.bus.redis import GROUP
 from tests.doc_text import page, spans
+from tests.integration.redis_replicas import ALERTS, Replica, calls, replicas
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_acl import documented_rules
-from tests.integration.test_redis_bus import ALERTS, Replica, calls, replicas
 from tests.support import async_wait_until
 
 __all__ = ["redis_server", "replicas"]

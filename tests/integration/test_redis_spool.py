@@ -1,6 +1,6 @@
 """The spool on a real redis-server: ingested frames on disk until Redis has them, once each.
 
-Replicas are in-process bridges (``tests/integration/test_redis_bus.py``'s ``Replica``) with a
+Replicas are in-process bridges (``tests/integration/redis_replicas.py``'s ``Replica``) with a
 spool directory; the crash of a whole bridge process is in ``test_replicas.py``.
 """
 
@@ -42,8 +42,8 @@ from bridge.bus.redis.writer import Writer
 from bridge.errors import ConfigError
 from bridge.messages import SystemAlert
 from bridge.settings import Settings
+from tests.integration.redis_replicas import ALERTS, Replica, replicas
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_redis_bus import ALERTS, Replica, replicas
 from tests.support import TEST_SECRET, async_wait_until, free_port, make_settings
 
 pytestmark = pytest.mark.integration

@@ -26,8 +26,8 @@ from bridge.bus.redis.link import Link
 from bridge.bus.redis.spool import Spool
 from bridge.bus.redis.writer import Writer
 from tests.doc_text import page, spans
+from tests.integration.redis_replicas import calls
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_redis_bus import calls
 from tests.integration.test_redis_retained import GRANTED, without_scripts
 from tests.integration.test_redis_spool import running_writer
 from tests.support import async_wait_until

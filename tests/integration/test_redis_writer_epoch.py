@@ -18,8 +18,8 @@ from redis.asyncio import Redis
 from bridge.bus import Durability, Frame
 from bridge.bus.redis import GROUP
 from bridge.bus.redis.spool import Spool
+from tests.integration.redis_replicas import ALERTS, Replica, calls, signed_entry
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_redis_bus import ALERTS, Replica, calls, signed_entry
 from tests.integration.test_redis_spool import Proxy, copy_stream, running_writer
 from tests.support import async_wait_until, refusing_port
 

@@ -362,6 +362,7 @@ async def _send_alerts(
         "work_queue_holder": keeper.holds_work_queue(),
         "work_queue_holder_name": keeper.work_queue_holder(),
         "work_queue_lease": work_queue_lease(keeper),
+        "work_queue_reachable": keeper.work_queue_reachable(),
     }
     await response.write(b"], " + json.dumps(lease)[1:].encode())
     await response.write_eof()

@@ -266,4 +266,11 @@ FAMILIES: Final[dict[str, tuple[MetricType, str, tuple[str, ...]]]] = {
         "Verified messages the Prometheus sink translated, by bus instance and type.",
         ("pubsub", "tag"),
     ),
+    "exesdb_prometheus_late_readings": (
+        C,
+        "Readings (health, metrics) the Prometheus sink set no gauge from: sent more than half"
+        " EXESDB_REPLAY_WINDOW_MS after they were made, as frames a replica held through a"
+        " Redis outage are.",
+        (),
+    ),
 }

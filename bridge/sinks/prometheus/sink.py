@@ -47,7 +47,7 @@ class PrometheusSink:
             own_node=own_node,
             own_write=self._own_write,
         )
-        self.translator = Translator(self.store)
+        self.translator = Translator(self.store, late_after=bus.late_after)
         self._bus = bus
         self._started = False
         self._closed = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from typing import Final, get_args
 
 from bridge.bus import Envelope
@@ -79,6 +80,24 @@ QUANTILES: Final = {"p50": "0.5", "p95": "0.95", "p99": "0.99", "min": "0", "max
 ERROR_TOPIC_SUFFIX: Final = ":error"
 """A ThroughputMetric on a topic ending so counts failed operations (``result="error"``)."""
 
+# Readings: how a node, component or operation is now, sent again and again. One sent late
+# (``Bus.late_after``: a frame a replica held through a Redis outage) says how it was: it sets no
+# gauge, as the next one sent in time will (ThroughputMetric's and HealthCheck's counters still
+# count what happened). Events (a toggle, a lifecycle event) set theirs, late or not: the last
+# one known stands until the next.
+_READINGS: Final = frozenset(
+    {
+        "node_health_updated",
+        "cluster_health_updated",
+        "component_health_updated",
+        "health_check_completed",
+        "performance_metric",
+        "throughput_metric",
+        "latency_metric",
+        "resource_usage",
+    }
+)
+
 _RESOURCE_GAUGES: Final = {
     "cpu": "exesdb_node_cpu_usage_percent",
     "memory": "exesdb_node_memory_usage_percent",
@@ -90,7 +109,7 @@ _RESOURCE_GAUGES: Final = {
 _MAX_REMEMBERED: Final = 10_000
 
 # The sink's own count of what it translated: a series of it never expires with the TTL.
-_SELF_FAMILIES: Final = frozenset({"exesdb_prometheus_messages"})
+_SELF_FAMILIES: Final = frozenset({"exesdb_prometheus_messages", "exesdb_prometheus_late_readings"})
 
 
 def _hold(
@@ -119,9 +138,18 @@ class Translator:
     ``BaseModel.__getattr__``, keeps CPython from doing so on a model).
     """
 
-    def __init__(self, store: SeriesStore, *, max_remembered: int = _MAX_REMEMBERED) -> None:
+    def __init__(
+        self,
+        store: SeriesStore,
+        *,
+        max_remembered: int = _MAX_REMEMBERED,
+        late_after: timedelta | None = None,
+    ) -> None:
         """``max_remembered``: how many SystemAlerts counted, and how many host resources'
-        alerts raised, it remembers (each) to tell an alert sent again from a new one."""
+        alerts raised, it remembers (each) to tell an alert sent again from a new one;
+        ``late_after``: a reading sent later than this after it was made sets no gauge
+        (``Bus.late_after``; None: every reading does)."""
+        self._late_after = late_after
         self.store = store
         self._max_remembered = max_remembered
         self._f: dict[str, Family] = {
@@ -138,6 +166,7 @@ class Translator:
         self._raised: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
         for instance, tag in MESSAGE_TYPES:
             self._f["exesdb_prometheus_messages"].inc((instance, tag), 0.0)
+        self._f["exesdb_prometheus_late_readings"].inc((), 0.0)
         self._handlers: dict[str, Callable[[Envelope], None]] = {
             "system_config_changed": self._system_config,
             "system_lifecycle_event": self._system_lifecycle,
@@ -213,22 +242,45 @@ class Translator:
         """
         handlers = self._handlers
         envelopes = envelopes if isinstance(envelopes, Sequence) else list(envelopes)
+        late_after, late = self._late_after, 0
         # One lock and one clock reading for the batch (the handlers write with put/add).
         with self.store.writing() as self._now:
             try:
                 for envelope in envelopes:
                     self.current = envelope
                     try:
-                        handlers[envelope.tag](envelope)
+                        if (
+                            late_after is not None
+                            and envelope.tag in _READINGS
+                            and envelope.ts - envelope.fields.timestamp > late_after
+                        ):
+                            late += 1
+                            self._late_reading(envelope)
+                        else:
+                            handlers[envelope.tag](envelope)
                     except Exception:
                         failed(envelope)
             finally:
                 self.current = None
+                if late:
+                    self._f["exesdb_prometheus_late_readings"].add((), float(late))
                 messages = self._f["exesdb_prometheus_messages"]
                 # Counted by tag (which names its instance) with collections.Counter, whose
                 # loop runs in C: one add per tag of the batch, not one per message.
                 for tag, count in Counter([envelope.tag for envelope in envelopes]).items():
                     messages.add(_MESSAGE_LABELS[tag], float(count))
+
+    def _late_reading(self, envelope: Envelope) -> None:
+        """What a reading sent late still counts (``_READINGS``): operations done, checks made."""
+        if envelope.tag == "throughput_metric":
+            values = envelope.fields  # a ThroughputMetric's fields
+            result = "error" if envelope.topic.endswith(ERROR_TOPIC_SUFFIX) else "success"
+            self._f["exesdb_operations"].add(
+                (values.node, values.operation, result), float(values.count)
+            )
+        elif envelope.tag == "health_check_completed":
+            check = envelope.fields  # a HealthCheck's fields
+            self._f["exesdb_health_checks"].add((check.node, check.check_name, check.result))
 
     # -- ex_esdb_system --
 
@@ -434,7 +486,9 @@ class Translator:
         if message.event == "joined" and message.metadata.get("heartbeat") is not True:
             # Its start: a restart shows as a new start time, as a scraped target's
             # process_start_time_seconds, whether or not it was silent long enough to be down.
-            self._start_times.put(node, envelope.unix_ts)
+            # Its timestamp when earlier: one held through a Redis outage is signed again late.
+            made = message.timestamp.timestamp()
+            self._start_times.put(node, min(envelope.unix_ts, made))
             series = self._start_times.series(node)
             if series is not None:
                 self._started[message.node] = series

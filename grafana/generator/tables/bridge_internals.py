@@ -272,10 +272,14 @@ PANELS: list[P | Row] = [
                 f"sum by (instance) (increase(exesdb_bus_waited_total{{{INSTANCE}}}[5m]))",
                 "taken late after waiting in Redis {{instance}}",
             ),
+            Q(
+                f"sum by (instance) (increase(exesdb_prometheus_late_readings_total{{{INSTANCE}}}[5m]))",
+                "readings sent late, no gauge set {{instance}}",
+            ),
         ],
         "short",
         width=24,
-        description="Per 5 minutes. Stage restarted: a Redis bus background stage failed unexpectedly, was logged and restarted. Signed again: frames re-signed with a fresh timestamp after waiting half the replay window in the local buffer (a long Redis outage). Written again after a data loss: work-queue frames written anew because Redis lost its data. Claimed from a silent replica: work-queue entries another replica left unacknowledged, taken over. Lost to trimming: unacknowledged work-queue entries trimmed away before a replica took them (raise EXESDB_REDIS_STREAM_MAXLEN above an outage's worth of traffic). Taken late after waiting in Redis: work-queue messages taken past the replay window, fresh when Redis took them, while every replica was down, or the lease holder's alert stage failing, longer than EXESDB_REPLAY_WINDOW_MS. Only on the Redis bus.",
+        description="Per 5 minutes. Stage restarted: a Redis bus background stage failed unexpectedly, was logged and restarted. Signed again: frames re-signed with a fresh timestamp after waiting half the replay window in the local buffer (a long Redis outage). Written again after a data loss: work-queue frames written anew because Redis lost its data. Claimed from a silent replica: work-queue entries another replica left unacknowledged, taken over. Lost to trimming: unacknowledged work-queue entries trimmed away before a replica took them (raise EXESDB_REDIS_STREAM_MAXLEN above an outage's worth of traffic). Taken late after waiting in Redis: work-queue messages taken past the replay window, fresh when Redis took them, while every replica was down, or the lease holder's alert stage failing, longer than EXESDB_REPLAY_WINDOW_MS. Readings sent late, no gauge set: health and metric readings sent more than half EXESDB_REPLAY_WINDOW_MS after they were made (held in a replica's spool or buffer through a Redis outage), which set no gauge, as they say how things were. Only on the Redis bus.",
     ),
     Row("Alerts"),
     series(

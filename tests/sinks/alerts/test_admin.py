@@ -135,6 +135,7 @@ async def test_list_passes_each_filter_and_shows_the_alerts(keeper: Keeper) -> N
                 "work_queue_holder": True,
                 "work_queue_holder_name": None,
                 "work_queue_lease": "here",
+                "work_queue_reachable": True,
             },
         )
     assert keeper.queries[0] == AlertQuery(state=AlertState.ACKNOWLEDGED, limit=5)
@@ -354,6 +355,7 @@ async def test_list_says_which_replica_holds_the_lease_or_that_none_can_be_known
     async with served(keeper) as base:
         status, body = await request(base, "GET", "/v1/alerts")
     assert (status, body["work_queue_lease"], body["work_queue_holder"]) == (200, lease, holding)
+    assert body["work_queue_reachable"] is reachable
 
 
 @pytest.mark.parametrize(

@@ -893,6 +893,7 @@ async def test_alerts_api_filters_by_alert_id(tmp_path: Path) -> None:
                 "work_queue_holder": True,
                 "work_queue_holder_name": None,
                 "work_queue_lease": "here",
+                "work_queue_reachable": True,
             },
         )
 

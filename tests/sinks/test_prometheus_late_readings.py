@@ -1,0 +1,95 @@
+"""Messages sent long after they were made (held through a Redis outage): readings set no gauge,
+and a start is dated by when it was made."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from bridge.bus import Envelope
+from bridge.sinks.prometheus import SeriesStore, Translator
+from tests.sinks.prometheus_support import envelope, propagate, sample
+from tests.support import ManualClock
+
+# Half the default replay window, as Bus.late_after gives it.
+LATE_AFTER = timedelta(seconds=150)
+
+
+def made_before(tag: str, seconds: float, **fields: Any) -> Envelope:
+    """A ``tag`` envelope whose message was made ``seconds`` before its ``ts``."""
+    sent = envelope(tag, **fields)
+    made = sent.ts - timedelta(seconds=seconds)
+    return envelope(tag, timestamp=made, **fields)
+
+
+def translated(*envelopes: Envelope) -> SeriesStore:
+    """A fresh store with ``envelopes`` translated, late readings told by LATE_AFTER."""
+    store = SeriesStore(clock=ManualClock())
+    Translator(store, late_after=LATE_AFTER).handle_batch(envelopes, propagate)
+    return store
+
+
+def test_a_health_reading_sent_late_leaves_the_gauges_to_the_one_sent_in_time() -> None:
+    """A NodeHealth made ten minutes before it was sent, after one sent in time, is counted as
+    translated and as late but sets neither the state set nor the resource gauges."""
+    store = translated(
+        made_before("node_health_updated", 1, node="n1", status="healthy", memory_usage=10.0),
+        made_before("node_health_updated", 600, node="n1", status="unhealthy", memory_usage=99.0),
+    )
+    assert sample(store, "exesdb_node_health_status", node="n1", status="healthy") == 1.0
+    assert sample(store, "exesdb_node_health_status", node="n1", status="unhealthy") == 0.0
+    assert sample(store, "exesdb_node_memory_usage_percent", node="n1") == 10.0
+    assert sample(store, "exesdb_prometheus_late_readings_total") == 1.0
+    messages = {"pubsub": "ex_esdb_health", "tag": "node_health_updated"}
+    assert sample(store, "exesdb_prometheus_messages_total", **messages) == 2.0
+
+
+def test_a_reading_sent_within_half_the_window_still_sets_its_gauge() -> None:
+    """A NodeHealth made two minutes before it was sent (under half the window) is current."""
+    store = translated(made_before("node_health_updated", 120, node="n1", status="degraded"))
+    assert sample(store, "exesdb_node_health_status", node="n1", status="degraded") == 1.0
+    assert sample(store, "exesdb_prometheus_late_readings_total") == 0.0
+
+
+def test_a_late_throughput_or_check_is_still_counted_without_its_gauges() -> None:
+    """A late ThroughputMetric adds its operations and a late HealthCheck counts its check;
+    neither sets the rate, success or duration gauge."""
+    store = translated(
+        made_before("throughput_metric", 600, operation="append", count=7, duration_ms=1000),
+        made_before("health_check_completed", 600, check_name="disk", result="fail", duration_ms=5),
+    )
+    operation = {"node": "n1", "operation": "append"}
+    assert sample(store, "exesdb_operations_total", **operation, result="success") == 7.0
+    assert sample(store, "exesdb_operation_rate_per_second", **operation) is None
+    check = {"node": "n1", "check": "disk"}
+    assert sample(store, "exesdb_health_checks_total", **check, result="fail") == 1.0
+    assert sample(store, "exesdb_health_check_success", **check) is None
+    assert sample(store, "exesdb_prometheus_late_readings_total") == 2.0
+
+
+def test_an_event_sent_late_still_sets_its_state() -> None:
+    """A FeatureToggle made ten minutes before it was sent is an event: the last one known, it
+    sets the feature's gauge."""
+    store = translated(
+        made_before(
+            "feature_toggle_changed",
+            600,
+            feature="snapshots",
+            enabled=True,
+            previous_state=False,
+            changed_by="ops",
+        )
+    )
+    assert sample(store, "exesdb_feature_enabled", node="n1", feature="snapshots") == 1.0
+    assert sample(store, "exesdb_prometheus_late_readings_total") == 0.0
+
+
+def test_a_start_sent_late_is_dated_by_when_it_was_made() -> None:
+    """A node's own joined (no heartbeat) made ten minutes before it was sent sets its start
+    time to when it was made, not to the fresh ts it was signed again with."""
+    joined = made_before(
+        "node_lifecycle_event", 600, node="n1", event="joined", cluster_size=1, metadata={}
+    )
+    store = translated(joined)
+    started = sample(store, "exesdb_node_start_time_seconds", node="n1")
+    assert started == joined.ts.timestamp() - 600
