@@ -179,3 +179,31 @@ async def test_a_cancelled_caller_ends_cancelled_even_when_a_task_failed(
             await cancel_and_wait(worker.task)
     assert raised.value.__cause__ is not None
     assert raised.value.__cause__.__cause__ is failure
+
+
+async def test_a_stop_within_a_bound_returns_the_tasks_still_unwinding_at_its_end(
+    make_worker: MakeWorker,
+) -> None:
+    """Given ``within``, the call returns once that has passed, with the tasks still unwinding
+    (cancelled, left to end on their own); those that ended are not among them."""
+    quick, stubborn = make_worker(), make_worker(unwind="stubbornly")
+    await _started(quick, stubborn)
+    left = await asyncio.wait_for(cancel_and_wait(quick.task, stubborn.task, within=0.1), 10)
+    assert left == {stubborn.task}
+    assert quick.task.cancelled()
+    stubborn.unwind.set()
+    await asyncio.wait_for(asyncio.wait({stubborn.task}), 10)
+    assert stubborn.task.cancelled()
+
+
+async def test_a_caller_cancelled_within_the_bound_passes_it_on_and_ends_cancelled(
+    make_worker: MakeWorker,
+) -> None:
+    """Cancelled while it waits within a bound, the caller passes the cancellation on (a task
+    unwinding until cancelled again ends) and then ends cancelled."""
+    worker = make_worker(unwind="slowly")
+    await _started(worker)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.1):
+            await cancel_and_wait(worker.task, within=10)
+    assert worker.task.done()

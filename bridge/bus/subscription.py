@@ -54,6 +54,9 @@ _FAILED_BATCHES_KEPT: Final = 256
 # A fault logged is not logged again for this long while it comes back between batches that
 # go through (a work queue's claim handing back frames the full disk refuses, every lease).
 _FAULT_TOLD_SECONDS: Final = 600.0
+# A handler cancelled at a stop ends at its next await; one still running this long after (a
+# call that shields itself) is left to end on its own, and said to be: the stop keeps its deadline.
+_HANDLER_END_SECONDS: Final = 0.25
 
 Run = tuple[Sequence[Envelope], Frame, int]
 """Messages queued together, in order, sharing one frame, and the bytes of their wire form: an
@@ -338,16 +341,17 @@ class Inbox:
             self._drained.set()
 
     async def stop(self, drain_seconds: float) -> None:
-        """Drain what is queued (for up to ``drain_seconds``), then stop the task; what is left
-        is left unacknowledged (``nack``)."""
+        """Drain what is queued (for up to ``drain_seconds``), then stop the task (cancelled,
+        and waited for ``_HANDLER_END_SECONDS`` at most); what is left is left unacknowledged
+        (``nack``). Again after a stop cancelled while it drained, it stops the task that one
+        left running."""
         self._stopped = True
         if self._task is not None and not self.idle:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(drain_seconds):
                     await self._drained.wait()
         if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
+            await self._end_task(self._task)
         if self._queue:
             _logger.warning(
                 "subscriber %s stopped with %d message(s) unhandled", self.name, self._depth
@@ -360,6 +364,19 @@ class Inbox:
             self._queue.clear()
             self._depth = 0
             self._bytes = 0
+
+    async def _end_task(self, task: asyncio.Task[None]) -> None:
+        """Cancel the draining task and wait for it to end, ``_HANDLER_END_SECONDS`` at most."""
+        if await cancel_and_wait(task, within=_HANDLER_END_SECONDS):
+            # Kept: a later stop (the bus's, after the subscriber's own) cancels it again.
+            _logger.warning(
+                "subscriber %s: its handler did not end within %gs of being cancelled; the stop"
+                " goes on without it",
+                self.name,
+                _HANDLER_END_SECONDS,
+            )
+            return
+        self._task = None
 
 
 class Subscriber(Protocol):

@@ -23,6 +23,7 @@ idle, it may come past the window.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
@@ -64,6 +65,7 @@ class WorkQueueReceiver:
     __slots__ = (
         "_handling",
         "_late",
+        "_left",
         "_metrics",
         "_takers",
         "_told",
@@ -90,6 +92,7 @@ class WorkQueueReceiver:
         # Ids of frames handed out here and neither acknowledged nor left unacknowledged yet
         # (how many frames carry each): bounded by the transport's frames in flight.
         self._handling: dict[str, int] = {}
+        self._left: list[Envelope] = []  # left unacknowledged, their ids forgotten next turn
         self._waited_count = 0
         # Refusals warned of at most once a minute: a replica whose clock is off past the
         # replay window has every work-queue frame it signs refused here.
@@ -249,9 +252,18 @@ class WorkQueueReceiver:
             frame.ack()
 
     def _forget(self, envelope: Envelope) -> None:
-        """Forget a message left unacknowledged, so that its redelivery is taken."""
-        self._verifier.forget((envelope,))
+        """Forget a message left unacknowledged, so that its redelivery is taken: at the loop's
+        next turn (before any read can bring the redelivery), with every other left meanwhile.
+        A stop leaves thousands at once, and each forget looks through the replay memory's
+        newest ids: one at a time, they held a loaded replica's stop for seconds."""
         self._late.discard(envelope.id)
+        if not self._left:
+            asyncio.get_running_loop().call_soon(self._forget_left)
+        self._left.append(envelope)
+
+    def _forget_left(self) -> None:
+        left, self._left = self._left, []
+        self._verifier.forget(left)
 
 
 class _TakenLate:

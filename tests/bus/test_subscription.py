@@ -164,3 +164,31 @@ def test_a_batch_subscription_refuses_arguments_out_of_range(
     kit = make_bus()
     with pytest.raises(ValueError, match=named):
         kit.bus.subscribe("b", lambda envelopes: None, batch=True, **{argument: value})  # type: ignore[call-overload]
+
+
+async def test_a_handler_that_does_not_end_once_cancelled_holds_the_stop_for_a_bound_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler still unwinding a quarter second after the stop cancelled it is left to end
+    on its own, said in the log, and the stop returns; a second stop cancels it again."""
+    handling, ended = asyncio.Event(), asyncio.Event()
+
+    async def empty(inbox: Inbox) -> None:
+        handling.set()
+        try:
+            await asyncio.Event().wait()  # never set: a handler that hangs
+        except asyncio.CancelledError:
+            await asyncio.Event().wait()  # and, cancelled, unwinds until cancelled again
+            raise
+        finally:
+            ended.set()
+
+    inbox = _inbox({"ex_esdb_health"}, None, "*")
+    inbox.start(empty)
+    assert inbox.offer(_envelope(HEALTH, "node:health"), Frame("ex_esdb_health", b"", None))
+    await asyncio.wait_for(handling.wait(), 10)
+    await asyncio.wait_for(inbox.stop(0.0), 5)
+    assert not ended.is_set()
+    assert "its handler did not end within 0.25s of being cancelled" in caplog.text
+    await asyncio.wait_for(inbox.stop(0.0), 5)
+    assert ended.is_set()

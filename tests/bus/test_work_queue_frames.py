@@ -828,3 +828,33 @@ def test_an_id_taken_late_again_is_forgotten_after_older_ones_when_the_memory_is
     assert result.reason is RejectReason.REPLAYED
     assert again.count == 1
     assert [envelope.id for envelope, _ in taker.taken] == [first, second, third]
+
+
+async def test_a_stop_leaving_many_frames_unacknowledged_forgets_their_ids_in_one_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stop that leaves hundreds of queued work-queue frames unacknowledged forgets their ids
+    together, in one look through the replay memory: one at a time, each looked through the
+    newest ids, and thousands of them held a loaded replica's stop for seconds."""
+    forgotten: list[int] = []
+    forget = Verifier.forget
+
+    def counted(verifier: Verifier, envelopes: Any) -> None:
+        envelopes = list(envelopes)
+        forgotten.append(len(envelopes))
+        forget(verifier, envelopes)
+
+    monkeypatch.setattr(Verifier, "forget", counted)
+    bus, transport, _ = make_bus()
+    handler = Held()
+    bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True, queue_size=1000)
+    await bus.start()
+    nacks = [Nacks() for _ in range(300)]
+    for nack in nacks:
+        transport.send(Frame("ex_esdb_alerts", *signed(), group=True, ack=Acks(), nack=nack))
+    await async_wait_until(lambda: handler.entered, 5, "the first one in the handler")
+    await bus.aclose(0.0)
+    # The one in its handler is left pending, unanswered: the transport hands it back too.
+    assert [nack.count for nack in nacks] == [0] + [1] * 299
+    await async_wait_until(lambda: sum(forgotten) == 299, 5, "every id forgotten")
+    assert forgotten == [299]

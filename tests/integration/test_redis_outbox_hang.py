@@ -10,6 +10,7 @@ lasts its 15 s at once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -26,7 +27,7 @@ from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.transitions import Plan
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
-from tests.sinks.alerts.helpers import Watcher, alert_bridge, hold
+from tests.sinks.alerts.helpers import Watcher, alert_bridge, hold, stored
 from tests.support import TEST_SECRET, ManualClock, async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -228,3 +229,62 @@ async def test_a_lone_replica_whose_outbox_hangs_leaves_the_lease_free_until_it_
     assert statuses(receiver, "n3") == ["firing"]
     declined = [r for r in caplog.records if "lease is free but" in r.getMessage()]
     assert len(declined) == 1
+
+
+def sink_errors(bridge: Bridge) -> float:
+    """``exesdb_sink_errors_total{subscriber="alerts"}`` of ``bridge``."""
+    value = bridge.registry.get_sample_value("exesdb_sink_errors_total", {"subscriber": "alerts"})
+    return value or 0.0
+
+
+async def test_a_close_cancelled_mid_write_stops_the_handler_before_the_outbox_closes(
+    tmp_path: Path,
+    redis_server: Callable[[], RedisServer],
+    webhook_receiver: Callable[..., WebhookReceiver],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The holder's close cancelled (the stop's deadline passed) while its handler is storing an
+    alert: the handler is stopped before the outbox closes, so nothing fails on the closed file
+    (no error logged or counted), the stop says what it left, and the next start stores it."""
+    caplog.set_level(logging.INFO)
+    server, receiver = redis_server(), webhook_receiver()
+    async with replica(tmp_path / "a", server, receiver, "a") as (a, sink_a, _):
+        await async_wait_until(sink_a.holds_work_queue, what="A holds the lease")
+        errors = sink_errors(a)
+        entered, release = threading.Event(), threading.Event()
+        plan = sink_a.outbox.alerts.plan
+
+        def slow_plan(*args: Any, **kwargs: Any) -> Plan:
+            """The outbox's first step of storing a batch, held (until released)."""
+            entered.set()
+            release.wait(30)
+            return plan(*args, **kwargs)
+
+        sink_a.outbox.alerts.plan = slow_plan  # type: ignore[method-assign]
+        try:
+            a.bus.publish("lifecycle", down("n4"))
+            await async_wait_until(entered.is_set, what="A storing n4")
+            closing = asyncio.create_task(sink_a.aclose())
+            await async_wait_until(
+                lambda: sink_a.readiness() == "the alert sink is closed", what="the close begun"
+            )
+            closing.cancel()
+            await asyncio.wait({closing}, timeout=5)
+            assert closing.cancelled()
+        finally:
+            release.set()
+        # Left running, the handler fails on the closed outbox once its held step returns
+        # (counted, and logged); stopped, it is idle at once.
+        await async_wait_until(
+            lambda: sink_a.subscription.idle or sink_errors(a) > errors,
+            what="the handler stopped, or failed on the closed outbox",
+        )
+        assert sink_errors(a) == errors
+        assert "closed database" not in caplog.text
+        assert "subscriber alerts stopped with 1 message(s) unhandled" in caplog.text
+    async with replica(tmp_path / "a", server, receiver, "a") as (_a, sink_a, _):
+        await async_wait_until(
+            lambda: stored(sink_a.outbox, "node_failure:n4") is not None,
+            within=30,
+            what="n4 handed back to the next start and stored",
+        )

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -393,6 +394,36 @@ async def test_a_close_that_loses_redis_while_flushing_returns_at_once_with_the_
         for replica in replicas:
             await replica.aclose()
         await proxy.aclose()
+
+
+async def test_a_close_given_little_time_by_a_paused_redis_keeps_to_it_with_the_frames_spooled(
+    redis_server: Callable[[], RedisServer], tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """The lease holder's close given a fifth of a second while redis-server is paused
+    (SIGSTOP): it returns about then (the node name's mark and the lease left to expire, as
+    after a crash), not after half a second of its own for the mark, and what it could not
+    write is in the spool."""
+    server = redis_server()
+    assert server.process is not None
+    replica = Replica(server.url, "node-a", spool_dir=tmp_path / "spool")
+    replicas.append(replica)
+    await replica.start()
+    first = replica.publish_alert(0)
+    await async_wait_until(lambda: replica.seen_alerts() == [first], 10, "connected")
+    await async_wait_until(lambda: replica.transport.leading, 10, "the lease held")
+    os.kill(server.process.pid, signal.SIGSTOP)  # every command waits for an answer
+    try:
+        unwritten = [replica.publish_alert(n) for n in range(1, 6)]
+        started = time.monotonic()
+        await asyncio.wait_for(replica.transport.aclose(0.2), 10)
+        elapsed = time.monotonic() - started
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+    # And what its own tasks and the spool's write take past it on a loaded host.
+    assert elapsed < 0.6, f"the close took {elapsed:.2f}s of the 0.2s it was given"
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+    assert await spool.open() == len(unwritten)
+    await spool.aclose()
 
 
 async def test_ingest_answers_503_with_retry_after_once_the_spool_is_full(

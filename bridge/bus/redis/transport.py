@@ -52,6 +52,12 @@ _FORGET_SECONDS: Final = 0.5
 # What the spool's disk gets at a stop to finish a write under way, at least (a healthy disk's
 # fsync), however little of the stop's time is left.
 _SPOOL_CLOSE_SECONDS: Final = 0.5
+# How long a stop given no deadline waits to give the work-queue lease up (acknowledgements
+# first: ``WorkQueue.release``).
+_RELEASE_SECONDS: Final = 2.0
+# What the transport's own tasks get to end once cancelled at a stop, however little of its time
+# is left (one ends at its next await: a moment, unless the loop is loaded).
+_TASKS_SECONDS: Final = 0.1
 # How long start waits for the fan-out reader to find where each stream ends (docs/redis.md):
 # longer than a connection's timeout (2 s), so an unreachable Redis ends it by failing first.
 _POSITION_SECONDS: Final = 5.0
@@ -313,9 +319,10 @@ class RedisTransport:
 
     async def aclose(self, seconds: float | None = None, *, flush_seconds: float = 2.0) -> None:
         """Write what is buffered (for up to ``flush_seconds`` while connected), then stop,
-        within ``seconds`` (None: no limit), the spool's disk given half a second at least to
-        finish a write under way: spool writes not finished by then fail, logged
-        (``Spool.aclose``)."""
+        within ``seconds`` (None: no limit): what the flush leaves goes to the spool; the node
+        name's mark and the lease are let go within what is left then (none left: they expire
+        as after a crash); the spool's disk is given half a second at least to finish a write
+        under way: spool writes not finished by then fail, logged (``Spool.aclose``)."""
         if self._closed:
             return
         self._closed = True
@@ -327,13 +334,27 @@ class RedisTransport:
         if deadline is not None:
             flush_seconds = min(flush_seconds, max(0.0, deadline - time.monotonic()))
         await self._writer.flush(flush_seconds if self._tasks else 0.0, until=deadline)
-        if self._marking is not None:
-            # After the flush, which the buffered frames need more, and bounded: a Redis that
-            # hangs lets the mark expire after the lease, as after a crash.
-            await self._node_name.forget(_FORGET_SECONDS)
-        await self._work_queue.release()
+        # After the flush, which the buffered frames need more. Each a command or two to Redis,
+        # not worth overrunning the stop for: a Redis that hangs, or a loaded replica left no
+        # time, lets the mark expire after the lease and the lease run out, as after a crash
+        # (what was handled here is acknowledged by then, or claimed again).
+        if self._marking is not None and (forget := _within(deadline, _FORGET_SECONDS)) > 0:
+            await self._node_name.forget(forget)
+        if (release := _within(deadline, _RELEASE_SECONDS)) > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(release):
+                    await self._work_queue.release(release)
         self._stopping.set()
-        await cancel_and_wait(*self._tasks)
+        if running := await cancel_and_wait(
+            *self._tasks,
+            within=None if deadline is None else max(_TASKS_SECONDS, deadline - time.monotonic()),
+        ):
+            _logger.warning(
+                "Redis bus: %d task(s) still ending after the stop's time: left to end on"
+                " their own (%s)",
+                len(running),
+                ", ".join(sorted(task.get_name() for task in running)),
+            )
         self._tasks = []
         self._receive = None
         if self._tls is not None:
@@ -352,3 +373,9 @@ class RedisTransport:
             self._receive(frames)
         except Exception:
             _logger.exception("the bus failed to take %d frame(s) from Redis", len(frames))
+
+
+def _within(deadline: float | None, most: float) -> float:
+    """Seconds for a step of a stop: ``most``, or less when the monotonic ``deadline`` comes
+    first (0 or below: none left)."""
+    return most if deadline is None else min(most, deadline - time.monotonic())

@@ -601,6 +601,14 @@ class AlertSink:
         loop = asyncio.get_running_loop()
         until = loop.time() + min(left / 2, left - min(_CLOSE_MARGIN_SECONDS, left / 5))
         at_once = cancelled
+        try:
+            # The bus handler first, whatever it was doing: cancelled mid-drain (or before it),
+            # it would still be storing a batch, and retry it, on the outbox closed below. Its
+            # batch then is not acknowledged (on Redis the work queue hands it back at the next
+            # start) and the stop says how many messages it left.
+            await self.subscription.stop(0.0)
+        except asyncio.CancelledError:
+            at_once = True
         for worker in self.workers.values():
             worker.stop()
         try:
