@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from tests.support import (
     ADMIN_TOKEN,
     ThreadedBridge,
     free_port,
+    make_settings,
     run_in_process,
     start_listening,
     wait_until,
@@ -95,3 +97,14 @@ def test_a_threaded_bridge_ends_what_is_left_on_its_loop_before_the_loop_stops()
         assert server.run(first()) == 1
     assert pending.cancelled()
     assert closed == ["counting"]
+
+
+def test_each_bridge_of_make_settings_has_a_state_folder_of_its_own() -> None:
+    """make_settings gives each bridge a state folder of its own, not the working copy's
+    ./.exesdb-bridge, where a developer's own runs leave their outbox and spool; one given in
+    its arguments stands."""
+    first, second = make_settings().state_dir, make_settings().state_dir
+    assert first != second
+    default = (Path.cwd() / ".exesdb-bridge").resolve()
+    assert default not in {Path(first).resolve(), Path(second).resolve()}
+    assert make_settings(EXESDB_STATE_DIR="/srv/state").state_dir == "/srv/state"
