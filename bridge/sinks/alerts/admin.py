@@ -78,6 +78,8 @@ MAX_LIST: Final = 10_000
 _PAGE: Final = 20
 # The Retry-After of an ack the outbox could not store, as ingest's 503 has it.
 _RETRY_AFTER_SECONDS: Final = 1
+# A control character in an alert id: ingest refuses one, so no alert has it (_alert_id_fault).
+_CONTROL_CHARACTER: Final = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_TEXT)]
 # No control character: a NUL, line break or ESC in a name would forge lines in logs and
@@ -386,9 +388,6 @@ def _first(alert_id: str, sent: set[bytes]) -> bool:
 def _json_list(records: Sequence[AlertRecord]) -> bytes:
     """``records`` as ``GET /v1/alerts`` lists them, without the brackets."""
     return ", ".join(json.dumps(record.as_json()) for record in records).encode()
-
-
-_CONTROL_CHARACTER: Final = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
 def _alert_id_fault(alert_id: str) -> str | None:

@@ -62,10 +62,10 @@ _NOT_ITS_NAME: Final = re.compile(
     r"Hostname Verification Check failed|Hostname mismatch|IP address mismatch"
 )
 _NOT_VERIFIED: Final = re.compile(r"CERTIFICATE_VERIFY_FA|certificate verify failed")
+_NOT_VERIFIED_WHY: Final = re.compile(r"certificate verify failed: ([^(']*[^(' ])")
 # Nothing listens at the endpoint's port (gRPC's words end so, long; requests' are shortened by
 # _said): told as what to do, the collector's start or the endpoint's port.
 _REFUSED: Final = re.compile(r"connection refused", re.IGNORECASE)
-_NOT_VERIFIED_WHY: Final = re.compile(r"certificate verify failed: ([^(']*[^(' ])")
 
 
 @dataclass(slots=True)
