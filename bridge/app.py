@@ -311,9 +311,11 @@ class Bridge:
                 "EXESDB_STATE_DIR: %s holds %d frame(s) a run on the Redis bus took in and did"
                 " not write to Redis (batches ingest answered 202, acknowledgements, what it"
                 " published as it stopped); the in-process bus leaves them there: run this"
-                " bridge on that Redis again (EXESDB_BUS) to write them",
+                " bridge on that Redis again (EXESDB_BUS) to write them, or, that Redis gone for"
+                " good (a mistyped EXESDB_BUS), remove %s to drop them",
                 folder,
                 count,
+                folder,
             )
 
     async def _bind(self) -> None:

@@ -613,7 +613,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
         subscription = bridge.bus.subscribe(
             "stream",
             enqueue,
-            instances=[instance] if instance else None,
+            # An empty ?instance= is refused as an unknown one, as an empty ?topic= is: taken
+            # as no filter, an unset shell variable ($INSTANCE) would stream every instance.
+            instances=None if instance is None else [instance],
             topic=topic,
         )
     except ValueError as exc:

@@ -400,6 +400,9 @@ def main() -> int:
             hint = (
                 "; the bridge may serve plain http: use http:// unless its web config turns TLS on"
             )
+        elif not isinstance(reason, ssl.SSLError):
+            # Refused, unresolvable or timed out: most often not the bridge's address or port.
+            hint = " (EXESDB_URL or EXESDB_HTTP_ADDR says where it is)"
         print(
             f"{parser.prog}: cannot reach the bridge at {bridge}: {reason}{hint}", file=sys.stderr
         )

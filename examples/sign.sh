@@ -241,7 +241,8 @@ if ! status=$(curl -sS ${curl_options[@]+"${curl_options[@]}"} -o "$answer" -w '
     --data-binary "$body"); then
     # Named as sign.py names it: without a user:password@ of EXESDB_URL's (curl sent them).
     [[ $bridge =~ ^([^:/]+://)[^/]*@(.*)$ ]] && bridge=${BASH_REMATCH[1]}${BASH_REMATCH[2]}
-    echo "$0: no answer from the bridge at $bridge, so nothing was sent" >&2
+    echo "$0: no answer from the bridge at $bridge, so nothing was sent" \
+        "(EXESDB_URL or EXESDB_HTTP_ADDR says where it is)" >&2
     exit 1
 fi
 echo "$status $(cat "$answer")"

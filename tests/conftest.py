@@ -26,10 +26,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = interleaved(items)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The test runs in an environment without the bridge's variables (none of the run's leaks
-    in)."""
+    """Every test runs in an environment without the bridge's variables (none of the run's leaks
+    in): a shell set up as the README's (EXESDB_ADMIN_TOKEN, SECRET_KEY_BASE and
+    EXESDB_HTTP_ADDR exported) runs ``make test`` as a clean one does."""
     for name in list(os.environ):
         if is_bridge_variable(name):
             monkeypatch.delenv(name)

@@ -295,7 +295,8 @@ async def test_a_redis_spool_left_in_the_state_directory_is_warned_of_on_the_in_
 ) -> None:
     """Frames a run on the Redis bus left in EXESDB_STATE_DIR's spool (Redis down as it
     stopped) are warned of at a start on the in-process bus, which never writes them, naming
-    the folder, how many and what writes them; a state directory without them says nothing."""
+    the folder, how many, what writes them and how to drop them; a state directory without them
+    says nothing."""
     spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=4096)
     await spool.open()
     assert await spool.append([Frame("ex_esdb_alerts", b'{"n":1}', "ab" * 32)] * 3)
@@ -315,6 +316,11 @@ async def test_a_redis_spool_left_in_the_state_directory_is_warned_of_on_the_in_
         )
         assert any(message.startswith(line) for message in warned) == said, warned
         assert any("EXESDB_BUS" in message for message in warned) == said, warned
+        # The way out when that Redis is none to go back to (a mistyped EXESDB_BUS), too.
+        drop = (
+            f", or, that Redis gone for good (a mistyped EXESDB_BUS), remove {tmp_path / 'spool'}"
+        )
+        assert any(f"{drop} to drop them" in message for message in warned) == said, warned
 
 
 def test_an_unset_secret_on_the_in_process_bus_is_said_not_warned_of(

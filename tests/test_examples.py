@@ -323,8 +323,8 @@ def test_the_shell_signer_names_a_payload_that_is_no_json_by_its_own_position(
 @pytest.mark.parametrize("found", ["EXESDB_HTTP_ADDR", "EXESDB_URL"])
 def test_a_signer_says_when_no_bridge_answers(name: str, said: str, found: str) -> None:
     """A signer with nothing listening at the address exits 1 (sign.sh too, not curl's own
-    status) saying so and naming the bridge's URL it asked (a wrong port is seen at once), its
-    password never, without a traceback."""
+    status) saying so, naming the bridge's URL it asked (a wrong port is seen at once), its
+    password never, and the variables that say where the bridge is, without a traceback."""
     port = free_port()
     where = {"EXESDB_HTTP_ADDR": f"127.0.0.1:{port}"}
     if found == "EXESDB_URL":
@@ -336,6 +336,7 @@ def test_a_signer_says_when_no_bridge_answers(name: str, said: str, found: str) 
     )
     assert completed.returncode == 1, completed.stderr
     assert said.format(port=port) in completed.stderr
+    assert completed.stderr.endswith("(EXESDB_URL or EXESDB_HTTP_ADDR says where it is)\n")
     assert "hunter2" not in completed.stderr
     assert "Traceback" not in completed.stderr
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,8 @@ from tests.support import (
     ADMIN_TOKEN,
     ThreadedBridge,
     free_port,
+    make_settings,
+    run_command,
     run_in_process,
     start_listening,
     wait_until,
@@ -95,3 +98,35 @@ def test_a_threaded_bridge_ends_what_is_left_on_its_loop_before_the_loop_stops()
         assert server.run(first()) == 1
     assert pending.cancelled()
     assert closed == ["counting"]
+
+
+def test_each_bridge_of_make_settings_has_a_state_folder_of_its_own() -> None:
+    """make_settings gives each bridge a state folder of its own, not the working copy's
+    ./.exesdb-bridge, where a developer's own runs leave their outbox and spool; one given in
+    its arguments stands."""
+    first, second = make_settings().state_dir, make_settings().state_dir
+    assert first != second
+    default = (Path.cwd() / ".exesdb-bridge").resolve()
+    assert default not in {Path(first).resolve(), Path(second).resolve()}
+    assert make_settings(EXESDB_STATE_DIR="/srv/state").state_dir == "/srv/state"
+
+
+def test_the_suite_runs_alike_in_a_shell_set_up_as_the_readmes() -> None:
+    """The README has its readers export EXESDB_ADMIN_TOKEN, SECRET_KEY_BASE and
+    EXESDB_HTTP_ADDR; a test run in that shell does not read them (here one that needs the
+    admin token unset, as every test's environment has it)."""
+    exported = {
+        "EXESDB_ADMIN_TOKEN": "0123456789abcdef0123456789abcdef",
+        "SECRET_KEY_BASE": "a" * 64,
+        "EXESDB_HTTP_ADDR": "127.0.0.1:9571",
+    }
+    test = (
+        "tests/pages/test_acknowledge.py"
+        "::test_without_an_admin_token_the_page_says_how_to_enable_acks"
+    )
+    completed = run_command(
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", test],
+        exported,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:]

@@ -104,7 +104,10 @@ def add_alerts_command(commands: Commands) -> None:
         ),
     )
     alerts_ack.add_argument(
-        "alert_id", metavar="ALERT_ID", help="the alert's id, as alerts list shows it"
+        "alert_id",
+        type=_alert_id,
+        metavar="ALERT_ID",
+        help="the alert's id, as alerts list shows it",
     )
     alerts_ack.add_argument(
         "--by", type=_who, required=True, metavar="NAME", help="who acknowledges"
@@ -124,6 +127,16 @@ def add_alerts_command(commands: Commands) -> None:
         client_options(sub)
         sub.add_argument("--json", action="store_true", help="print JSON")
     alerts.set_defaults(handler=_alerts, command_names=tuple(alerts_commands.choices))
+
+
+def _alert_id(text: str) -> str:
+    """An argparse type: ``ALERT_ID``, not empty (an unset shell variable, ``"$ID"``): no alert
+    has that id, and sent it would ask for a path the bridge does not serve, a bare 404."""
+    if not text:
+        raise argparse.ArgumentTypeError(
+            "'' names no alert: give the alert's id, as exesdb-bridge alerts list shows it"
+        )
+    return text
 
 
 def _who(text: str) -> str:

@@ -4,7 +4,8 @@ A browser navigating (its ``Accept`` ranks ``text/html`` above ``application/jso
 that is not there (``/index.html``, a link cut short) is shown the pages' 404 page, with their
 headers; every other client (``Accept: application/json``, curl's ``*/*``, none at all) and every
 path under ``/v1/`` (the API, whatever asks) gets ``bridge.routes.error_response``'s body, each
-with ``Vary: Accept`` outside ``/v1/``. The page names no path: what a link put there is not
+with ``Vary: Accept`` outside ``/v1/``, naming the path served that the one asked is spelt
+nearly as (``/metrics/``, ``/health``). The page names no path: what a link put there is not
 repeated back. A path deeper than ``_DEEPEST`` levels gets the JSON error too: the page's links
 climb back level by level (``../``), ~10 times over, and a request line of 50 kB of slashes made
 a page of 1.5 MB.
@@ -17,6 +18,7 @@ from typing import Final
 
 from aiohttp import hdrs, web
 
+from bridge.choices import meant_said, word_meant
 from bridge.pages.conditional import LIST_ITEMS_READ, Rendered, answer
 from bridge.pages.html import template
 from bridge.pages.routes import PAGE_HEADERS
@@ -33,13 +35,14 @@ _JSON: Final = "application/json"
 _DEEPEST: Final = 64
 _API: Final = "/v1/"
 _NOTHING_HERE: Final = "nothing is served at this path"
+_PATH_LIKENESS: Final = 0.8
 
 
 def not_found(request: web.Request, shown: Shown) -> web.Response:
     """404 for ``request``: the 404 page when a browser navigates outside ``/v1/``, else the
     JSON error ``not_found``."""
     if request.path.startswith(_API):
-        return error_response(404, "not_found", _NOTHING_HERE)
+        return error_response(404, "not_found", _nothing_here(request))
     depth = _depth(request.raw_path)
     if (
         request.method in (hdrs.METH_GET, hdrs.METH_HEAD)
@@ -61,9 +64,24 @@ def not_found(request: web.Request, shown: Shown) -> web.Response:
         response = answer(request, Rendered(page), PAGE_HEADERS, status=404)
         response.headers[hdrs.VARY] = f"{hdrs.ACCEPT}, {hdrs.ACCEPT_ENCODING}"
         return response
-    response = error_response(404, "not_found", _NOTHING_HERE)
+    response = error_response(404, "not_found", _nothing_here(request))
     response.headers[hdrs.VARY] = hdrs.ACCEPT
     return response
+
+
+def _nothing_here(request: web.Request) -> str:
+    """The 404's detail: nothing is served at ``request``'s path, and the fixed path the bridge
+    serves that it is spelt nearly as, if any (``/metrics/``, ``/health``, ``/v1/alert``: a
+    probe or scrape set up so would otherwise fail with no hint)."""
+    served = [
+        resource.canonical
+        for resource in request.app.router.resources()
+        # Not the top: every short path is alike it. Nor a pattern's ({alert_id}).
+        if resource.canonical != "/" and "{" not in resource.canonical
+    ]
+    # Closer than difflib's default: /v1/alerts/a1/nope (an ack's path mistyped) is no list.
+    meant = word_meant(request.path.rstrip("/"), served, likeness=_PATH_LIKENESS)
+    return _NOTHING_HERE if meant is None else f"{_NOTHING_HERE}; {meant_said(meant, name=True)}"
 
 
 def _ranks_html_first(accept: str) -> bool:

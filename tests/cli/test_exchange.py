@@ -91,9 +91,9 @@ def test_a_refusal_names_what_was_asked_and_plain_http_is_named_when_https_was_t
     nested = cli("alerts", "list", "--url", bridge.url + "/v1", EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
     assert nested.returncode == 1
     assert nested.stderr == (
-        f"exesdb-bridge: {bridge.url}/…/v1/alerts answered 404: nothing is served at this path"
-        " (not_found); the URL given has a path, and the bridge's own paths go after it: a"
-        f" bridge served at its root is {bridge.url} (--url, EXESDB_URL)\n"
+        f"exesdb-bridge: {bridge.url}/…/v1/alerts answered 404: nothing is served at this path;"
+        " did you mean /v1/alerts? (not_found); the URL given has a path, and the bridge's own"
+        f" paths go after it: a bridge served at its root is {bridge.url} (--url, EXESDB_URL)\n"
     )
     https = bridge.url.replace("http://", "https://")
     tls = cli("alerts", "list", "--url", https, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)

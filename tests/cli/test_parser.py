@@ -664,11 +664,16 @@ def test_a_refusal_for_want_of_the_key_names_the_variable_set_in_its_place(
         # Refused before a request is sent, as a usage error (the bridge would refuse ack_by).
         (["alerts", "ack", "a1", "--by", ""], "--by: '' names no one: give who acknowledges"),
         (["alerts", "ack", "a1", "--by", " \t"], "--by: ' \\t' names no one"),
+        (
+            ["alerts", "ack", "", "--by", "alice"],
+            "argument ALERT_ID: '' names no alert: give the alert's id, as exesdb-bridge alerts"
+            " list shows it",
+        ),
     ],
 )
 def test_usage_errors_exit_2_naming_the_option(args: list[str], message: str) -> None:
-    """A --url that is no http(s) URL, a --count below 1, an empty --by and the like are usage
-    errors (exit 2)."""
+    """A --url that is no http(s) URL, a --count below 1, an empty --by or ALERT_ID and the like
+    are usage errors (exit 2)."""
     completed = cli(*args, SECRET_KEY_BASE=TEST_SECRET, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
     assert completed.returncode == 2
     assert message in completed.stderr

@@ -135,15 +135,17 @@ _STREAM_INSTANCES = (
         ("EX_ESDB_ALERTS", f"unknown bus instance 'EX_ESDB_ALERTS'; {_STREAM_INSTANCES};"
          " did you mean 'ex_esdb_alerts'?"),
         ("nosuch", f"unknown bus instance 'nosuch'; {_STREAM_INSTANCES}"),
+        ("", f"unknown bus instance ''; {_STREAM_INSTANCES}"),
     ],
-    ids=["misspelt", "upper-case", "like-none"],
+    ids=["misspelt", "upper-case", "like-none", "empty"],
 )  # fmt: skip
 async def test_stream_names_the_instances_it_takes_when_one_is_unknown(
     serve: ServerFactory, instance: str, detail: str
 ) -> None:
-    """An unknown ?instance= is answered with the nine it takes, as ingest's unknown_instance
-    is, so that curl's user need not look them up, and the one meant when it is spelt nearly as
-    one, as a misspelt setting's word is."""
+    """An unknown ?instance= (an empty one too, as an empty ?topic= is refused: not every
+    instance) is answered with the nine it takes, as ingest's unknown_instance is, so that curl's
+    user need not look them up, and the one meant when it is spelt nearly as one, as a misspelt
+    setting's word is."""
     server = await serve()
     auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     async with server.session.get(

@@ -241,7 +241,9 @@ def test_over_http_the_log_says_where_otlp_goes_and_that_the_connection_was_refu
     _said_then_failing(
         process,
         f"OTLP export: traces, logs → {endpoint} (http/protobuf)",
-        f"OTLP logs export to {endpoint} failing: connection refused; ",
+        f"OTLP logs export to {endpoint} failing: connection refused: nothing listens at the"
+        " endpoint: start the collector, or set OTEL_EXPORTER_OTLP_ENDPOINT (or"
+        " OTEL_EXPORTER_OTLP_LOGS_ENDPOINT) to where it listens; ",
     )
     assert "(next report within 60 s)" in process.log()
     assert process.stop() == 0

@@ -409,6 +409,7 @@ def test_on_a_phone_the_dead_letter_notices_commands_read_whole(
         ["exesdb-bridge outbox list --state dead", 1],
         ["exesdb-bridge outbox retry --all", 1],
         ["EXESDB_STATE_DIR", 1],
+        ["EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS", 1],
     ]
     assert [shown for shown, _, _ in gaps] == ["EXESDB_STATE_DIR)"]
     assert all(0 <= gap < space for _, gap, space in gaps), gaps

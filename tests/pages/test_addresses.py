@@ -211,6 +211,36 @@ async def test_an_api_client_gets_the_json_error_where_nothing_is_served(
     assert answer == {"error": "not_found", "detail": "nothing is served at this path"}
 
 
+@pytest.mark.parametrize(
+    ("path", "meant"),
+    [
+        ("/metrics/", "/metrics"),
+        ("/Metrics", "/metrics"),
+        ("/health", "/healthz"),
+        ("/ready", "/readyz"),
+        ("/v1/alert", "/v1/alerts"),
+        ("/api/v1/alerts", "/v1/alerts"),
+        ("/v1/alerts/a1/nope", None),  # no fixed path: the ack's is a pattern
+        ("/index.html", None),
+        ("/x", None),  # not the status page, which every short path is alike
+    ],
+)
+async def test_the_json_404_names_the_path_served_that_the_one_asked_is_spelt_nearly_as(
+    tmp_path: Path, client: aiohttp.ClientSession, path: str, meant: str | None
+) -> None:
+    """A path spelt nearly as one the bridge serves (a slash after it, another letter case, the
+    probe's name without its z, a list's name without its s) is answered with the one meant,
+    so that a scrape or probe set up so says how to mend it; others with no guess."""
+    with page_bridge(tmp_path) as server:
+        async with client.get(server.url + path) as response:
+            status, answer = response.status, await response.json()
+    said = "nothing is served at this path"
+    assert (status, answer["detail"]) == (
+        404,
+        said if meant is None else f"{said}; did you mean {meant}?",
+    )
+
+
 async def test_an_unknown_static_file_is_404(tmp_path: Path, client: aiohttp.ClientSession) -> None:
     """Only the pages' own files are served: nothing else of the package, no path walking."""
     with page_bridge(tmp_path) as server:

@@ -111,3 +111,29 @@ async def test_the_alerts_card_counts_what_it_lists_when_it_lists_them_all(
     says (it is not read)."""
     sink = Sink(warnings(MAX_SHOWN), {"warning": 3}, fired_since=True)
     assert await alert_card(tmp_path, sink) == (str(MAX_SHOWN), f"{MAX_SHOWN} warning")
+
+
+class DeadLettering(Sink):
+    """A sink with one dead-lettered delivery that needs someone."""
+
+    def recipients(self) -> Recipients:
+        return Recipients((("hook", "https://hooks.example"),), dead_letters=1)
+
+
+async def test_the_dead_letter_notice_says_which_cannot_be_resent_and_when_it_goes_away(
+    tmp_path: Path,
+) -> None:
+    """The dead-letter notice names the commands, says that a delivery for a receiver the
+    bridge no longer runs with is not resent until it does again, and that each is forgotten
+    after EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS: a first try of a made-up receiver leaves one."""
+    bridge = shown(tmp_path)
+    sink = DeadLettering([], {}, fired_since=False)
+    view = await status_view(bridge, alerts_from=sink, nodes_from=None, down_from=None, now=T0)
+    body = str(status_live(view, bridge, root="/", now=None))
+    notice = re.sub(r"<[^>]+>", "", body.split('id="dead-letters"', 1)[1].split("</section>")[0])
+    assert notice.endswith(
+        "exesdb-bridge outbox retry --all sends again what can be (run with the bridge's"
+        " EXESDB_STATE_DIR): not one for a receiver the bridge does not run with now, until it"
+        " does again. Each is forgotten EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS after it died (7 days"
+        " by default)."
+    )

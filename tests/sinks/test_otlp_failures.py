@@ -21,7 +21,7 @@ from urllib3.exceptions import MaxRetryError
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from bridge.sinks.otlp.failures import SDK_LOGGER, ExportFailures, SdkLogCapture
-from tests.support import ManualClock
+from tests.support import ManualClock, free_port
 
 
 def _captured_on_the_logs_thread(failures: ExportFailures, export: Callable[[], None]) -> None:
@@ -345,6 +345,37 @@ def test_an_http_export_to_a_grpc_port_says_to_set_the_grpc_protocol(
         "OTLP/HTTP: set OTEL_EXPORTER_OTLP_PROTOCOL (or OTEL_EXPORTER_OTLP_LOGS_PROTOCOL) to "
         "grpc, or give the collector's OTLP/HTTP port (4318)"
     )
+
+
+REFUSED = (
+    "connection refused: nothing listens at the endpoint: start the collector, or set"
+    " OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_LOGS_ENDPOINT) to where it listens"
+)
+
+
+def test_a_grpc_export_to_a_port_nothing_listens_on_says_to_start_the_collector_or_set_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The gRPC exporter sent to a port nothing listens on is told to start the collector or
+    set the endpoint, not gRPC's long "failed to connect to all addresses" cut short."""
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    assert _failing_export_said(caplog, OTLPLogExporter(endpoint=endpoint, **ONE_ATTEMPT)) == (
+        REFUSED
+    )
+
+
+def test_an_http_export_to_a_port_nothing_listens_on_says_to_start_the_collector_or_set_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The HTTP exporter sent to a port nothing listens on is told as the gRPC one is."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    endpoint = f"http://127.0.0.1:{free_port()}/v1/logs"
+    # 2.5 s: the first attempt's failure is retried once, its cause logged, within it.
+    said = _failing_export_said(caplog, OTLPLogExporter(endpoint=endpoint, timeout=2.5))
+    assert said == REFUSED
 
 
 NO_TLS = (

@@ -11,10 +11,12 @@ import resource
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from itertools import count
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from bridge.settings import Settings
 from tests.support.commands import bridge_env
@@ -120,9 +122,22 @@ def ingesting_bridge(folder: Path) -> Iterator[BridgeProcess]:
         process.stop()
 
 
+# The state folders of the bridges make_settings sets up, removed as the test process ends.
+_STATE_ROOT: Final = tempfile.TemporaryDirectory(prefix="exesdb-tests-state-")
+_STATE_DIRS: Final = count()
+
+
 def make_settings(**env: str) -> Settings:
-    """Settings as if the environment held ``env`` (variable names as keys) over the defaults."""
-    values: dict[str, Any] = {"EXESDB_NODE": "node1@host", "SECRET_KEY_BASE": TEST_SECRET}
+    """Settings as if the environment held ``env`` (variable names as keys) over the defaults,
+    but a state folder of its own (made when the bridge starts) unless ``env`` names one: the
+    default, ./.exesdb-bridge, is the working copy's own, where a developer's ``make run`` on
+    Redis may have left a spool every bridge started here would then warn of."""
+    state_dir = Path(_STATE_ROOT.name) / str(next(_STATE_DIRS))
+    values: dict[str, Any] = {
+        "EXESDB_NODE": "node1@host",
+        "SECRET_KEY_BASE": TEST_SECRET,
+        "EXESDB_STATE_DIR": str(state_dir),
+    }
     values.update(env)
     return Settings(**values)
 

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import sqlite3
 from collections.abc import Sequence
 from typing import Annotated, Final, Protocol
@@ -37,6 +38,7 @@ from pydantic import (
 from bridge.bodies import read_json
 from bridge.choices import choice_refused
 from bridge.errors import TransportError
+from bridge.hidden import CONTROL_CHARACTERS
 from bridge.json_objects import DuplicateKey
 from bridge.listener import CLOSE_AFTER
 from bridge.messages import (
@@ -76,6 +78,8 @@ MAX_LIST: Final = 10_000
 _PAGE: Final = 20
 # The Retry-After of an ack the outbox could not store, as ingest's 503 has it.
 _RETRY_AFTER_SECONDS: Final = 1
+# A control character in an alert id: ingest refuses one, so no alert has it (_alert_id_fault).
+_CONTROL_CHARACTER: Final = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_TEXT)]
 # No control character: a NUL, line break or ESC in a name would forge lines in logs and
@@ -98,8 +102,10 @@ class AlertQuery(BaseModel):
 
     state: AlertState | None = None
     # Refused as a bad ?state= is, not answered with no alert: ingest refuses an alert id that
-    # holds a control character, so none could match.
-    alert_id: Annotated[str, StringConstraints(pattern=NO_CONTROL_CHARACTERS)] | None = None
+    # is empty or holds a control character, so none could match (_alert_id_fault says which).
+    alert_id: (
+        Annotated[str, StringConstraints(min_length=1, pattern=NO_CONTROL_CHARACTERS)] | None
+    ) = None
     limit: int = Field(default=1000, ge=1, le=MAX_LIST)
 
     @field_validator("limit", mode="before")
@@ -124,7 +130,6 @@ _ACK_REFUSALS: Final = {
 }
 
 _QUERY_REFUSALS: Final = {
-    "alert_id": "alert_id must not contain control characters (no alert id holds one)",
     "limit": f"limit must be an integer from 1 to {MAX_LIST}",
 }
 
@@ -198,6 +203,8 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
             error = exc.errors()[0]
             if error["type"] == "enum":  # ?state=, as every refused word is said
                 detail = f"{field} {choice_refused(error['input'], error['ctx']['expected'])}"
+            elif field == "alert_id":
+                detail = _alert_id_fault(error["input"]) or f"{field} is not valid"
             else:
                 detail = _QUERY_REFUSALS.get(field, f"{field} is not valid")
             return error_response(400, "invalid", detail, field)
@@ -250,6 +257,8 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         if len(alert_id) > MAX_TEXT:  # AlertAck could not carry it: refused before storing
             detail = f"alert_id must be a string of 1-{MAX_TEXT} characters"
             return error_response(400, "invalid", detail, "alert_id")
+        if fault := _alert_id_fault(alert_id):  # said as GET /v1/alerts?alert_id= says it
+            return error_response(400, "invalid", fault, "alert_id")
         try:
             record = await keeper.acknowledge(
                 Acknowledgement(
@@ -380,6 +389,19 @@ def _first(alert_id: str, sent: set[bytes]) -> bool:
 def _json_list(records: Sequence[AlertRecord]) -> bytes:
     """``records`` as ``GET /v1/alerts`` lists them, without the brackets."""
     return ", ".join(json.dumps(record.as_json()) for record in records).encode()
+
+
+def _alert_id_fault(alert_id: str) -> str | None:
+    """Why no alert has ``alert_id``, as both routes refuse it: empty, or holding a control
+    character (ingest refuses both); None when an alert may have it."""
+    if not alert_id:
+        return (
+            "alert_id must not be empty (no alert id is): give an alert's id, as GET /v1/alerts"
+            " lists it, or leave alert_id out to list every alert"
+        )
+    if _CONTROL_CHARACTER.search(alert_id):
+        return "alert_id must not contain control characters (no alert id holds one)"
+    return None
 
 
 def _field_of(exc: ValidationError) -> str:

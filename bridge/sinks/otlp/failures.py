@@ -63,6 +63,9 @@ _NOT_ITS_NAME: Final = re.compile(
 )
 _NOT_VERIFIED: Final = re.compile(r"CERTIFICATE_VERIFY_FA|certificate verify failed")
 _NOT_VERIFIED_WHY: Final = re.compile(r"certificate verify failed: ([^(']*[^(' ])")
+# Nothing listens at the endpoint's port (gRPC's words end so, long; requests' are shortened by
+# _said): told as what to do, the collector's start or the endpoint's port.
+_REFUSED: Final = re.compile(r"connection refused", re.IGNORECASE)
 
 
 @dataclass(slots=True)
@@ -248,7 +251,8 @@ def _sdk_loggers() -> list[logging.Logger]:
 
 def _cause_of(record: logging.LogRecord, signal: Signal) -> str:
     """What went wrong, in a record of the SDK's HTTP exporters, shortly; else its message;
-    a collector's port speaking another protocol, or no TLS, as what to set."""
+    nothing listening, a collector's port speaking another protocol, or no TLS, as what to
+    set."""
     args = record.args if isinstance(record.args, tuple) else ()
     template = str(record.msg)
     if template.startswith(_RETRYING) and args:
@@ -263,6 +267,12 @@ def _cause_of(record: logging.LogRecord, signal: Signal) -> str:
 
 def _advised(text: str, signal: Signal) -> str:
     protocol = f"OTEL_EXPORTER_OTLP_PROTOCOL (or OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL)"
+    if _REFUSED.search(text):
+        return (
+            "connection refused: nothing listens at the endpoint: start the collector, or set"
+            f" OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT) to"
+            " where it listens"
+        )
     if _HTTP1_ANSWER.search(text):
         return (
             "the endpoint answers in HTTP/1.1, as an OTLP/HTTP port does (a collector's 4318),"

@@ -397,6 +397,19 @@ async def test_list_refuses_a_bad_query_naming_the_parameter(
     assert keeper.queries == []
 
 
+async def test_list_refuses_an_empty_alert_id_saying_to_leave_it_out(keeper: Keeper) -> None:
+    """An empty ?alert_id= (no alert's id is empty) is a 400 "invalid" naming alert_id, as an
+    empty ?state= or ?limit= is, not an empty list that reads as no such alert."""
+    async with served(keeper) as base:
+        status, body = await request(base, "GET", "/v1/alerts?alert_id=")
+    assert (status, body["error"], body["field"]) == (400, "invalid", "alert_id")
+    assert body["detail"] == (
+        "alert_id must not be empty (no alert id is): give an alert's id, as GET /v1/alerts"
+        " lists it, or leave alert_id out to list every alert"
+    )
+    assert keeper.queries == []
+
+
 @pytest.mark.parametrize(
     ("given", "meant"), [("acknowleged", "acknowledged"), ("FIRING", "firing")]
 )
@@ -792,6 +805,30 @@ async def test_ack_of_an_id_longer_than_an_alert_ack_carries_is_refused_unstored
         status, body = await request(base, "POST", path, body=b'{"ack_by": "x"}')
     assert (status, body["error"], body["field"]) == (400, "invalid", "alert_id")
     assert body["detail"] == "alert_id must be a string of 1-4096 characters"
+    assert keeper.acks == []
+
+
+@pytest.mark.parametrize(
+    "quoted_id",
+    ["a%01b", "%00", "a%0Ab", "a%7F", "a%C2%85"],  # C0, NUL, a line break, DEL, NEL (C1)
+)
+async def test_ack_of_an_id_holding_a_control_character_is_refused_naming_it(
+    keeper: Keeper, quoted_id: str
+) -> None:
+    """An alert id holding a control character (ingest refuses them in an alert id) answers 400
+    "invalid" naming alert_id in GET /v1/alerts?alert_id='s words, not 404, nothing
+    acknowledged."""
+    async with served(keeper) as base:
+        path = f"/v1/alerts/{quoted_id}/ack"
+        status, body = await request(base, "POST", path, body=b'{"ack_by": "x"}')
+    assert (status, body) == (
+        400,
+        {
+            "error": "invalid",
+            "detail": "alert_id must not contain control characters (no alert id holds one)",
+            "field": "alert_id",
+        },
+    )
     assert keeper.acks == []
 
 
