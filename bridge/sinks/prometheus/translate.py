@@ -57,6 +57,7 @@ from bridge.messages.health import (
 )
 from bridge.messages.system import SystemEvent
 from bridge.sinks.prometheus.families import FAMILIES
+from bridge.sinks.prometheus.kept import KeptStates
 from bridge.sinks.prometheus.store import Family, Series, SeriesStore
 
 __all__ = ["ERROR_TOPIC_SUFFIX", "QUANTILES", "Translator"]
@@ -228,6 +229,9 @@ class Translator:
         self._start_times = self._f["exesdb_node_start_time_seconds"]
         self._started: dict[str, Series] = {}
         store.on_drop(self._forget_start_times)
+        # The states set by rare messages, kept while their node is heard (bridge/sinks/
+        # prometheus/kept.py).
+        self._kept = KeptStates(store)
         self._now = 0.0  # the batch's writing() time
         self.current: Envelope | None = None  # the message being translated
 
@@ -294,14 +298,18 @@ class Translator:
         assert isinstance(message, SystemLifecycle)
         labels = (_node(envelope), message.system_name)
         self._f["exesdb_system_lifecycle_events"].add((*labels, message.event))
-        self._f["exesdb_system_lifecycle_state"].put_state(labels, SYSTEM_STATES, message.event)
+        states = self._f["exesdb_system_lifecycle_state"]
+        if states.put_state(labels, SYSTEM_STATES, message.event):
+            for state in SYSTEM_STATES:
+                self._kept.keep(labels[0], states, (*labels, state))
 
     def _feature_toggle(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, FeatureToggle)
-        self._f["exesdb_feature_enabled"].put(
-            (_node(envelope), message.feature), 1.0 if message.enabled else 0.0
-        )
+        labels = (_node(envelope), message.feature)
+        enabled = self._f["exesdb_feature_enabled"]
+        if enabled.put(labels, 1.0 if message.enabled else 0.0):
+            self._kept.keep(labels[0], enabled, labels)
 
     # -- ex_esdb_health --
 
@@ -327,9 +335,11 @@ class Translator:
             states = self._f["exesdb_node_health_status"]
             states.put_state(node, NODE_STATES, status)
             _hold(self._node_states, node, *((states, (*node, state)) for state in NODE_STATES))
-        started = self._started.get(name)
-        if started is not None and name == envelope.node:  # about itself: a sign of life
-            started.touched = self._now
+        if name == envelope.node:  # about itself: a sign of life
+            started = self._started.get(name)
+            if started is not None:
+                started.touched = self._now
+            self._kept.heard(name, self._now)
         value = values.memory_usage
         if value is not None:
             self._node_memory.put(node, value)
@@ -483,6 +493,7 @@ class Translator:
         self._f["exesdb_node_cluster_size"].put(node, float(message.cluster_size))
         if message.node != envelope.node or message.event in ("leaving", "left"):
             return  # another's word about the node (down, reconnected), or its farewell
+        self._kept.heard(message.node, self._now)
         if message.event == "joined" and message.metadata.get("heartbeat") is not True:
             # Its start: a restart shows as a new start time, as a scraped target's
             # process_start_time_seconds, whether or not it was silent long enough to be down.
