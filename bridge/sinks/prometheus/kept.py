@@ -1,12 +1,12 @@
 """The state series kept past the series TTL while their node is heard: feature toggles, lifecycles.
 
-A gauge set by a rare message (a FeatureToggle, a SystemLifecycle) is not written again within
-``EXESDB_SERIES_TTL_MS``; were it left to expire, a toggle's panel would go blank ten minutes
-after the toggle, and on could not be told from never toggled. Its node's signs of life (its
-NodeHealth about itself, its own NodeLifecycle: what keeps ``exesdb_node_start_time_seconds``)
-write it again instead, so it lasts until its state changes or the TTL after the node fell
-silent (it is down then, and the cluster monitor forgets it later still). The series stay in the
-store as any other: counted against its caps, refused at them, and dropped by it.
+A gauge set by a rare message (a FeatureToggle, a SystemLifecycle, a node's start) is not written
+again within ``EXESDB_SERIES_TTL_MS``; were it left to expire, a toggle's panel would go blank
+ten minutes after the toggle, and on could not be told from never toggled. Its node's signs of
+life (its NodeHealth about itself, its own NodeLifecycle other than a farewell) write it again
+instead, so it lasts until its state changes or the TTL after the node fell silent (by default
+long before the cluster monitor forgets the node). The series stay in the store as any other:
+counted against its caps, refused at them, and dropped by it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,16 @@ __all__ = ["KeptStates"]
 _REFRESHES_PER_TTL = 10
 
 
+class _Node:
+    """One node's kept series, by family and labels, and when they are next written again."""
+
+    __slots__ = ("due", "series")
+
+    def __init__(self) -> None:
+        self.due = -math.inf
+        self.series: dict[tuple[Family, tuple[str, ...]], Series] = {}
+
+
 class KeptStates:
     """Each node's state series, written again by ``heard`` so they do not expire while it is.
 
@@ -29,13 +39,11 @@ class KeptStates:
     bounded by the store's caps.
     """
 
-    __slots__ = ("_every", "_nodes", "_refreshed")
+    __slots__ = ("_every", "_nodes")
 
     def __init__(self, store: SeriesStore) -> None:
         self._every = store.ttl_seconds / _REFRESHES_PER_TTL
-        self._nodes: dict[str, dict[tuple[Family, tuple[str, ...]], Series]] = {}
-        # When each node's series were last written again by a sign of life.
-        self._refreshed: dict[str, float] = {}
+        self._nodes: dict[str, _Node] = {}
         store.on_drop(self._forget_dropped)
 
     def keep(self, node: str, family: Family, labels: tuple[str, ...]) -> None:
@@ -43,23 +51,29 @@ class KeptStates:
         ``node`` is heard; nothing when the cap refused it."""
         series = family.series(labels)
         if series is not None:
-            self._nodes.setdefault(node, {})[family, labels] = series
+            kept = self._nodes.get(node)
+            if kept is None:
+                kept = self._nodes[node] = _Node()
+            kept.series[family, labels] = series
 
     def heard(self, node: str, now: float) -> None:
         """A sign of life of ``node`` at ``now`` (inside ``SeriesStore.writing()``)."""
         kept = self._nodes.get(node)
-        if kept is None or now - self._refreshed.get(node, -math.inf) < self._every:
+        if kept is None or now < kept.due:
             return
-        self._refreshed[node] = now
-        for series in kept.values():
+        kept.due = now + self._every
+        for series in kept.series.values():
             series.touched = now
 
     def _forget_dropped(self) -> None:
         """Let go of the series the store dropped, and of nodes left with none."""
-        nodes: dict[str, dict[tuple[Family, tuple[str, ...]], Series]] = {}
+        nodes: dict[str, _Node] = {}
         for node, kept in self._nodes.items():
-            left = {key: series for key, series in kept.items() if key[0].series(key[1]) is series}
-            if left:
-                nodes[node] = left
+            kept.series = {
+                key: series
+                for key, series in kept.series.items()
+                if key[0].series(key[1]) is series
+            }
+            if kept.series:
+                nodes[node] = kept
         self._nodes = nodes
-        self._refreshed = {node: at for node, at in self._refreshed.items() if node in nodes}

@@ -225,12 +225,9 @@ class Translator:
         self._node_memory = self._f["exesdb_node_memory_usage_percent"]
         self._node_disk = self._f["exesdb_node_disk_usage_percent"]
         self._node_load = self._f["exesdb_node_load_average"]
-        # Each node's start-time series, held to keep it from expiring while the node is heard.
         self._start_times = self._f["exesdb_node_start_time_seconds"]
-        self._started: dict[str, Series] = {}
-        store.on_drop(self._forget_start_times)
-        # The states set by rare messages, kept while their node is heard (bridge/sinks/
-        # prometheus/kept.py).
+        # The series set by rare messages (feature toggles, system lifecycles, start times),
+        # kept from expiring while their node is heard.
         self._kept = KeptStates(store)
         self._now = 0.0  # the batch's writing() time
         self.current: Envelope | None = None  # the message being translated
@@ -336,9 +333,6 @@ class Translator:
             states.put_state(node, NODE_STATES, status)
             _hold(self._node_states, node, *((states, (*node, state)) for state in NODE_STATES))
         if name == envelope.node:  # about itself: a sign of life
-            started = self._started.get(name)
-            if started is not None:
-                started.touched = self._now
             self._kept.heard(name, self._now)
         value = values.memory_usage
         if value is not None:
@@ -493,27 +487,15 @@ class Translator:
         self._f["exesdb_node_cluster_size"].put(node, float(message.cluster_size))
         if message.node != envelope.node or message.event in ("leaving", "left"):
             return  # another's word about the node (down, reconnected), or its farewell
-        self._kept.heard(message.node, self._now)
-        if message.event == "joined" and message.metadata.get("heartbeat") is not True:
-            # Its start: a restart shows as a new start time, as a scraped target's
-            # process_start_time_seconds, whether or not it was silent long enough to be down.
-            # Its timestamp when earlier: one held through a Redis outage is signed again late.
-            made = message.timestamp.timestamp()
-            self._start_times.put(node, min(envelope.unix_ts, made))
-            series = self._start_times.series(node)
-            if series is not None:
-                self._started[message.node] = series
-        elif (started := self._started.get(message.node)) is not None:
-            started.touched = self._now  # a sign of life: its start time does not expire
-
-    def _forget_start_times(self) -> None:
-        """Let go of the start-time series the store dropped (bounded by the series left)."""
-        family = self._start_times
-        self._started = {
-            node: series
-            for node, series in self._started.items()
-            if family.series((node,)) is series
-        }
+        self._kept.heard(message.node, self._now)  # a sign of life
+        if message.event != "joined" or message.metadata.get("heartbeat") is True:
+            return
+        # Its start: a restart shows as a new start time, as a scraped target's
+        # process_start_time_seconds, whether or not it was silent long enough to be down.
+        # Its timestamp when earlier: one held through a Redis outage is signed again late.
+        made = message.timestamp.timestamp()
+        if self._start_times.put(node, min(envelope.unix_ts, made)):
+            self._kept.keep(message.node, self._start_times, node)
 
     def _process_lifecycle(self, envelope: Envelope) -> None:
         message = envelope.payload
