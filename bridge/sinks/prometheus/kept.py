@@ -25,11 +25,18 @@ _REFRESHES_PER_TTL = 10
 class _Node:
     """One node's kept series, by family and labels, and when they are next written again."""
 
-    __slots__ = ("due", "series")
+    __slots__ = ("due", "every", "series")
 
-    def __init__(self) -> None:
+    def __init__(self, every: float) -> None:
         self.due = -math.inf
+        self.every = every
         self.series: dict[tuple[Family, tuple[str, ...]], Series] = {}
+
+    def refresh(self, now: float) -> None:
+        """Write the series again at ``now``, a sign of life at or past ``due``."""
+        self.due = now + self.every
+        for series in self.series.values():
+            series.touched = now
 
 
 class KeptStates:
@@ -39,11 +46,13 @@ class KeptStates:
     bounded by the store's caps.
     """
 
-    __slots__ = ("_every", "_nodes")
+    __slots__ = ("_every", "nodes")
 
     def __init__(self, store: SeriesStore) -> None:
         self._every = store.ttl_seconds / _REFRESHES_PER_TTL
-        self._nodes: dict[str, _Node] = {}
+        # By node name; changed in place, so a hot path may hold it and ``refresh`` a node
+        # whose ``due`` it reached without a call to ``heard``.
+        self.nodes: dict[str, _Node] = {}
         store.on_drop(self._forget_dropped)
 
     def keep(self, node: str, family: Family, labels: tuple[str, ...]) -> None:
@@ -51,29 +60,27 @@ class KeptStates:
         ``node`` is heard; nothing when the cap refused it."""
         series = family.series(labels)
         if series is not None:
-            kept = self._nodes.get(node)
+            kept = self.nodes.get(node)
             if kept is None:
-                kept = self._nodes[node] = _Node()
+                kept = self.nodes[node] = _Node(self._every)
             kept.series[family, labels] = series
 
     def heard(self, node: str, now: float) -> None:
         """A sign of life of ``node`` at ``now`` (inside ``SeriesStore.writing()``)."""
-        kept = self._nodes.get(node)
-        if kept is None or now < kept.due:
-            return
-        kept.due = now + self._every
-        for series in kept.series.values():
-            series.touched = now
+        kept = self.nodes.get(node)
+        if kept is not None and now >= kept.due:
+            kept.refresh(now)
 
     def _forget_dropped(self) -> None:
         """Let go of the series the store dropped, and of nodes left with none."""
-        nodes: dict[str, _Node] = {}
-        for node, kept in self._nodes.items():
+        empty = []
+        for node, kept in self.nodes.items():
             kept.series = {
                 key: series
                 for key, series in kept.series.items()
                 if key[0].series(key[1]) is series
             }
-            if kept.series:
-                nodes[node] = kept
-        self._nodes = nodes
+            if not kept.series:
+                empty.append(node)
+        for node in empty:
+            del self.nodes[node]
