@@ -57,6 +57,7 @@ from bridge.messages.health import (
 )
 from bridge.messages.system import SystemEvent
 from bridge.sinks.prometheus.families import FAMILIES
+from bridge.sinks.prometheus.kept import KeptStates
 from bridge.sinks.prometheus.store import Family, Series, SeriesStore
 
 __all__ = ["ERROR_TOPIC_SUFFIX", "QUANTILES", "Translator"]
@@ -224,10 +225,11 @@ class Translator:
         self._node_memory = self._f["exesdb_node_memory_usage_percent"]
         self._node_disk = self._f["exesdb_node_disk_usage_percent"]
         self._node_load = self._f["exesdb_node_load_average"]
-        # Each node's start-time series, held to keep it from expiring while the node is heard.
         self._start_times = self._f["exesdb_node_start_time_seconds"]
-        self._started: dict[str, Series] = {}
-        store.on_drop(self._forget_start_times)
+        # The series set by rare messages (feature toggles, system lifecycles, start times),
+        # kept from expiring while their node is heard.
+        self._kept = KeptStates(store)
+        self._kept_nodes = self._kept.nodes
         self._now = 0.0  # the batch's writing() time
         self.current: Envelope | None = None  # the message being translated
 
@@ -294,14 +296,18 @@ class Translator:
         assert isinstance(message, SystemLifecycle)
         labels = (_node(envelope), message.system_name)
         self._f["exesdb_system_lifecycle_events"].add((*labels, message.event))
-        self._f["exesdb_system_lifecycle_state"].put_state(labels, SYSTEM_STATES, message.event)
+        states = self._f["exesdb_system_lifecycle_state"]
+        if states.put_state(labels, SYSTEM_STATES, message.event):
+            for state in SYSTEM_STATES:
+                self._kept.keep(labels[0], states, (*labels, state))
 
     def _feature_toggle(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, FeatureToggle)
-        self._f["exesdb_feature_enabled"].put(
-            (_node(envelope), message.feature), 1.0 if message.enabled else 0.0
-        )
+        labels = (_node(envelope), message.feature)
+        enabled = self._f["exesdb_feature_enabled"]
+        if enabled.put(labels, 1.0 if message.enabled else 0.0):
+            self._kept.keep(labels[0], enabled, labels)
 
     # -- ex_esdb_health --
 
@@ -327,9 +333,12 @@ class Translator:
             states = self._f["exesdb_node_health_status"]
             states.put_state(node, NODE_STATES, status)
             _hold(self._node_states, node, *((states, (*node, state)) for state in NODE_STATES))
-        started = self._started.get(name)
-        if started is not None and name == envelope.node:  # about itself: a sign of life
-            started.touched = self._now
+        if name == envelope.node:  # about itself: a sign of life
+            # KeptStates.heard, inline: the call cost more than the check (nearly every time
+            # not yet due).
+            kept = self._kept_nodes.get(name)
+            if kept is not None and self._now >= kept.due:
+                kept.refresh(self._now)
         value = values.memory_usage
         if value is not None:
             self._node_memory.put(node, value)
@@ -483,26 +492,15 @@ class Translator:
         self._f["exesdb_node_cluster_size"].put(node, float(message.cluster_size))
         if message.node != envelope.node or message.event in ("leaving", "left"):
             return  # another's word about the node (down, reconnected), or its farewell
-        if message.event == "joined" and message.metadata.get("heartbeat") is not True:
-            # Its start: a restart shows as a new start time, as a scraped target's
-            # process_start_time_seconds, whether or not it was silent long enough to be down.
-            # Its timestamp when earlier: one held through a Redis outage is signed again late.
-            made = message.timestamp.timestamp()
-            self._start_times.put(node, min(envelope.unix_ts, made))
-            series = self._start_times.series(node)
-            if series is not None:
-                self._started[message.node] = series
-        elif (started := self._started.get(message.node)) is not None:
-            started.touched = self._now  # a sign of life: its start time does not expire
-
-    def _forget_start_times(self) -> None:
-        """Let go of the start-time series the store dropped (bounded by the series left)."""
-        family = self._start_times
-        self._started = {
-            node: series
-            for node, series in self._started.items()
-            if family.series((node,)) is series
-        }
+        self._kept.heard(message.node, self._now)  # a sign of life
+        if message.event != "joined" or message.metadata.get("heartbeat") is True:
+            return
+        # Its start: a restart shows as a new start time, as a scraped target's
+        # process_start_time_seconds, whether or not it was silent long enough to be down.
+        # Its timestamp when earlier: one held through a Redis outage is signed again late.
+        made = message.timestamp.timestamp()
+        if self._start_times.put(node, min(envelope.unix_ts, made)):
+            self._kept.keep(message.node, self._start_times, node)
 
     def _process_lifecycle(self, envelope: Envelope) -> None:
         message = envelope.payload
