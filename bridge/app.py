@@ -338,6 +338,10 @@ class Bridge:
         app.middlewares.insert(0, self.connections.middleware)
         # 100 Continue when a route reads the body, after every check (with take_expectations).
         app.on_response_prepare.append(close_unasked)
+        # Last of the runner's shutdown hooks (after the streams are ended), once it has closed
+        # the idle connections: requests in progress get their share to finish here, not in its
+        # server's shutdown, whose wait for them fails on one ending as it runs out.
+        app.on_shutdown.append(self._end_requests)
         self.connections.fit(raise_descriptor_limit())
         # Each connection's protocol is made by the listener (named_refusals), not by the
         # runner's server, with the settings the server would give it.
@@ -371,6 +375,9 @@ class Bridge:
         # The bound socket's name: a port of 0 becomes the one the system chose.
         sockets = self._listener.sockets
         self.address = (sockets[0].getsockname()[0], sockets[0].getsockname()[1])
+
+    async def _end_requests(self, _app: web.Application) -> None:
+        await self.connections.end_requests(self._requests_share)
 
     async def aclose(self) -> None:
         """Stop taking requests, stop components, drain and stop the bus, all within

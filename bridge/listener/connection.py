@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from enum import Enum
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from aiohttp import StreamReader, web
 
@@ -67,6 +67,7 @@ class Connection(asyncio.Protocol):
         "body_left",
         "body_since",
         "closing",
+        "handling",
         "live",
         "phase",
         "raw",
@@ -102,6 +103,9 @@ class Connection(asyncio.Protocol):
         # The last answer said Connection: close: what arrives after it is aiohttp's to read and
         # drop (its lingering close, over a body not read), never the head of another request.
         self.closing = False
+        # The task handling its request (the last one's, done, until the next begins): a stop
+        # waits for it, then cancels it (``ConnectionGuard.end_requests``).
+        self.handling: asyncio.Task[Any] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = self.raw = cast(asyncio.Transport, transport)

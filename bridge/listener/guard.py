@@ -6,7 +6,8 @@ idle longest (else the slowest body) at the cap, keeps ``RESERVE`` more for the 
 the answers not read (and has the kernel reset a connection whose client takes none of its answer
 for the write timeout), and, as aiohttp's middleware, sends each answer itself and lets its body
 go (the package docstring says why each); at a stop it lets the bodies still arriving come in
-(``settle``) before aiohttp's shutdown, which reads nothing more, and after it lets every
+(``settle``) and waits for the requests in progress, cancelling those that do not end
+(``end_requests``), before aiohttp's shutdown, which reads nothing more, and after it lets every
 connection go, its socket closed, once its last answer is sent (``let_go``).
 """
 
@@ -21,7 +22,7 @@ import ssl
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -262,6 +263,33 @@ class ConnectionGuard:
                     if connection.transport is not None:
                         connection.transport.abort()
                 return
+
+    async def end_requests(self, within: float) -> None:
+        """Stop, once no request can begin (aiohttp's ``pre_shutdown``): wait up to ``within``
+        seconds for the requests in progress to end, then cancel those still running and give
+        them as long again.
+
+        aiohttp's shutdown, which follows, would wait for them itself, but a request that ends
+        in the turn of the loop its wait runs out in fails as it ends (``InvalidStateError``,
+        logged as an "Unhandled exception", its answer sent all the same: aiohttp 3.14.5's
+        ``RequestHandler.shutdown``); with none left in progress, it does not wait.
+        """
+        await self._ended(within)
+        for task in self._handling():
+            task.cancel()
+        await self._ended(within)
+
+    async def _ended(self, within: float) -> None:
+        """Until no request is in progress, for ``within`` seconds at most."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while (handling := self._handling()) and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(handling, timeout=left)
+
+    def _handling(self) -> set[asyncio.Task[Any]]:
+        """The tasks of the requests in progress."""
+        tasks = (connection.handling for connection in self._open.values())
+        return {task for task in tasks if task is not None and not task.done()}
 
     async def let_go(self, within: float) -> None:
         """After aiohttp's shutdown, which closed every connection: until each is gone, its
@@ -530,6 +558,8 @@ class ConnectionGuard:
         connection = self._open.get(transport)
         if connection is None or not connection.live:
             return await handler(request)  # served without this guard (tests)
+        # aiohttp's task for the request, answer sent included: what a stop waits for.
+        connection.handling = asyncio.current_task()
         connection.cancel_timer()
         connection.phase = Phase.BUSY
         connection.body_expired = False
