@@ -102,9 +102,14 @@ class AlertQuery(BaseModel):
 
     state: AlertState | None = None
     # Refused as a bad ?state= is, not answered with no alert: ingest refuses an alert id that
-    # is empty or holds a control character, so none could match (_alert_id_fault says which).
+    # is empty, too long or holds a control character, so none could match (_alert_id_fault
+    # says which).
     alert_id: (
-        Annotated[str, StringConstraints(min_length=1, pattern=NO_CONTROL_CHARACTERS)] | None
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=MAX_TEXT, pattern=NO_CONTROL_CHARACTERS),
+        ]
+        | None
     ) = None
     limit: int = Field(default=1000, ge=1, le=MAX_LIST)
 
@@ -254,10 +259,8 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
                 _ACK_REFUSALS.get(field) or f"{field} must be a string of 1-{MAX_TEXT} characters"
             )
             return error_response(400, "invalid", detail, field)
-        if len(alert_id) > MAX_TEXT:  # AlertAck could not carry it: refused before storing
-            detail = f"alert_id must be a string of 1-{MAX_TEXT} characters"
-            return error_response(400, "invalid", detail, "alert_id")
-        if fault := _alert_id_fault(alert_id):  # said as GET /v1/alerts?alert_id= says it
+        # Refused before storing (AlertAck could not carry a longer one), in GET's words.
+        if fault := _alert_id_fault(alert_id):
             return error_response(400, "invalid", fault, "alert_id")
         try:
             record = await keeper.acknowledge(
@@ -392,8 +395,11 @@ def _json_list(records: Sequence[AlertRecord]) -> bytes:
 
 
 def _alert_id_fault(alert_id: str) -> str | None:
-    """Why no alert has ``alert_id``, as both routes refuse it: empty, or holding a control
-    character (ingest refuses both); None when an alert may have it."""
+    """Why no alert has ``alert_id``, as both routes refuse it: empty, longer than an alert id
+    can be, or holding a control character (ingest refuses each); None when an alert may have
+    it."""
+    if len(alert_id) > MAX_TEXT:
+        return f"alert_id must be a string of 1-{MAX_TEXT} characters"
     if not alert_id:
         return (
             "alert_id must not be empty (no alert id is): give an alert's id, as GET /v1/alerts"
