@@ -162,6 +162,12 @@ _PLAIN_REDIS_HINT: Final = (
     "with rediss:// the bridge speaks TLS first, which a Redis without TLS never answers: for"
     " such a Redis, EXESDB_BUS is redis://"
 )
+# Nothing listening at the URL's port, or no such host, before Redis first answered there: the
+# URL is wrong or Redis is not started (redis-py's words say only "Connect call failed").
+_NOTHING_LISTENS_HINT: Final = (
+    "nothing listens there: start Redis, or set EXESDB_BUS to where it listens"
+)
+_NO_SUCH_HOST_HINT: Final = "no such host: check the host name in EXESDB_BUS"
 # A Lua script's command refused by the ACL: Redis answers ERR, not NOPERM.
 _SCRIPT_DENIED: Final = "The user executing the script can't"
 # A transaction whose MULTI the ACL refused: redis-py raises EXEC's error, not MULTI's NOPERM.
@@ -324,7 +330,9 @@ class Link:
             (
                 "is unreachable",
                 _unreachable(
-                    exc, tls=self.url.startswith("rediss:") and not self.answered.is_set()
+                    exc,
+                    tls=self.url.startswith("rediss:"),
+                    answered=self.answered.is_set(),
                 ),
             )
             if files is None
@@ -699,14 +707,23 @@ def _alike(said: str) -> str:
     return _SCRIPT_NAMED.sub("", said)
 
 
-def _unreachable(exc: BaseException, *, tls: bool) -> str:
+def _unreachable(exc: BaseException, *, tls: bool, answered: bool) -> str:
     """Why Redis could not be reached, with what to do when its TLS certificate's signer is
-    not trusted, or when a ``tls`` connection timed out (a Redis without TLS: ``tls`` only
-    before Redis first answered on the URL)."""
+    not trusted, and, before Redis first ``answered`` on the URL, when a ``tls`` connection
+    timed out (a Redis without TLS), nothing listened at the port or the host is unknown (a
+    Redis that answered there before is restarting: no hint)."""
     why = reason(exc)
     if _UNTRUSTED in why and any(words in why for words in _UNTRUSTED_SIGNER):
         return f"{why} ({_UNTRUSTED_HINT})"
-    return f"{why} ({_PLAIN_REDIS_HINT})" if tls and isinstance(exc, RedisTimeout) else why
+    if answered:
+        return why
+    if tls and isinstance(exc, RedisTimeout):
+        return f"{why} ({_PLAIN_REDIS_HINT})"
+    if isinstance(exc.__cause__, ConnectionRefusedError):
+        return f"{why} ({_NOTHING_LISTENS_HINT})"
+    if isinstance(exc.__cause__, socket.gaierror):
+        return f"{why} ({_NO_SUCH_HOST_HINT})"
+    return why
 
 
 def reason(exc: BaseException) -> str:

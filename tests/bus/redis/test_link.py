@@ -582,3 +582,40 @@ def test_every_option_the_transport_sets_itself_is_one_exesdb_bus_refuses() -> N
         "decode_responses",
     }
     assert added <= set(OWN_OPTIONS)
+
+
+async def _ping_failure(url: str) -> BaseException:
+    """How redis-py's PING to ``url`` fails (a connection refused, a host unknown)."""
+    client = Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        with pytest.raises(RedisConnectionError) as failed:
+            await client.ping()
+    finally:
+        await client.aclose()
+    return failed.value
+
+
+@pytest.mark.parametrize(
+    ("host", "hint"),
+    [
+        (None, "nothing listens there: start Redis, or set EXESDB_BUS to where it listens"),
+        ("nosuchhost.invalid", "no such host: check the host name in EXESDB_BUS"),
+    ],
+)
+async def test_a_url_nothing_answers_at_says_what_to_do_until_redis_first_answers(
+    link: Link, host: str | None, hint: str
+) -> None:
+    """redis-py's words for a refused connection ("Connect call failed") or an unknown host
+    say nothing of what to do: before Redis first answered on the URL, the reason ends with a
+    hint; once it answered there (a restart under way), the URL is right and none is added."""
+    with refusing_port() as port:
+        failure = await _ping_failure(f"redis://{host or '127.0.0.1'}:{port}/0")
+    link.down(failure, 1)
+    first = link.trouble()
+    assert first is not None
+    assert first.endswith(f" ({hint})"), first
+    link.up()
+    link.down(failure, 1)
+    again = link.trouble()
+    assert again is not None
+    assert hint not in again, again
