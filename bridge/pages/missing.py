@@ -36,6 +36,13 @@ _DEEPEST: Final = 64
 _API: Final = "/v1/"
 _NOTHING_HERE: Final = "nothing is served at this path"
 _PATH_LIKENESS: Final = 0.8
+# The paths other tools probe for what the bridge serves under another name: Kubernetes'
+# components (/livez), Prometheus and Alertmanager (/-/healthy, /-/ready).
+_OTHER_NAMES: Final = {
+    "/livez": "/healthz",
+    "/-/healthy": "/healthz",
+    "/-/ready": "/readyz",
+}
 
 
 def not_found(request: web.Request, shown: Shown) -> web.Response:
@@ -72,7 +79,8 @@ def not_found(request: web.Request, shown: Shown) -> web.Response:
 def _nothing_here(request: web.Request) -> str:
     """The 404's detail: nothing is served at ``request``'s path, and the fixed path the bridge
     serves that it is spelt nearly as, if any (``/metrics/``, ``/health``, ``/v1/alert``: a
-    probe or scrape set up so would otherwise fail with no hint)."""
+    probe or scrape set up so would otherwise fail with no hint), or that another tool's
+    convention names so (``/livez``, ``/-/healthy``)."""
     served = [
         resource.canonical
         for resource in request.app.router.resources()
@@ -80,7 +88,8 @@ def _nothing_here(request: web.Request) -> str:
         if resource.canonical != "/" and "{" not in resource.canonical
     ]
     # Closer than difflib's default: /v1/alerts/a1/nope (an ack's path mistyped) is no list.
-    meant = word_meant(request.path.rstrip("/"), served, likeness=_PATH_LIKENESS)
+    aliases = {alias: path for alias, path in _OTHER_NAMES.items() if path in served}
+    meant = word_meant(request.path.rstrip("/"), served, aliases, likeness=_PATH_LIKENESS)
     return _NOTHING_HERE if meant is None else f"{_NOTHING_HERE}; {meant_said(meant, name=True)}"
 
 
