@@ -247,7 +247,13 @@ class ClusterMonitor:
                 publisher = envelope.node
                 tag = envelope.tag
                 # Bus.late_after's test, written out (hot: nearly every message is a NodeHealth).
-                if envelope.ts - envelope.fields.timestamp > late_after and not _farewell(envelope):
+                if (
+                    envelope.ts - envelope.fields.timestamp > late_after
+                    # Sent: one left out is when the bridge decoded it, whose clock may be
+                    # behind the sender's by the whole window.
+                    and "timestamp" in envelope.payload.model_fields_set
+                    and not _farewell(envelope)
+                ):
                     # Made long before it was sent (held through a Redis outage): no sign of
                     # the node's life or health now. A farewell still lets it go.
                     continue
