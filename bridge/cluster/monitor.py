@@ -242,6 +242,8 @@ class ClusterMonitor:
         me = self.node
         beat = self._timer()
         late_after = self._bus.late_after
+        late_seconds = late_after.total_seconds()
+        shared_clock = self._shared_clock
         for envelope in envelopes:
             try:
                 publisher = envelope.node
@@ -252,6 +254,11 @@ class ClusterMonitor:
                     # Sent: one left out is when the bridge decoded it, whose clock may be
                     # behind the sender's by the whole window.
                     and "timestamp" in envelope.payload.model_fields_set
+                    # And made that long ago by the shared clock: a bridge dates its
+                    # NodeLifecycle by Redis's clock, its ts by its own, ahead by up to the
+                    # window on a replica whose clock is.
+                    and shared_clock.unix_time() - envelope.fields.timestamp.timestamp()
+                    > late_seconds
                     and not _farewell(envelope)
                 ):
                     # Made long before it was sent (held through a Redis outage): no sign of

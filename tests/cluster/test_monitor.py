@@ -608,3 +608,43 @@ async def test_a_health_left_undated_by_a_node_whose_clock_is_ahead_is_a_sign_of
     replica.bridge.bus.publish_verified([decoded])
     await replica.settle()
     assert replica.monitor.health().total_nodes == 2
+
+
+async def test_a_heartbeat_dated_by_redis_from_a_replica_whose_clock_is_ahead_is_a_sign_of_life(
+    make_replica,
+) -> None:
+    """A bridge dates its NodeLifecycle by Redis's clock and its envelope's ``ts`` by its own:
+    a heartbeat just made by a replica whose clock is 200 s ahead of Redis's (within the replay
+    window) tracks that replica, though its ``ts`` is 200 s past its ``timestamp``."""
+    replica = await make_replica("bridge-1")  # its clock is Redis's: no coordinator to differ
+    made = datetime.now(UTC)
+    heartbeat = NodeLifecycle(
+        node="bridge-2",
+        event="joined",
+        cluster_size=2,
+        metadata={"heartbeat": True, "interval_ms": 1_000},
+        timestamp=made,
+    )
+    sent = envelope("bridge-2", heartbeat).restamped(made + timedelta(seconds=200))
+    replica.bridge.bus.publish_verified([sent])
+    await replica.settle()
+    assert replica.monitor.health().total_nodes == 2
+
+
+async def test_a_heartbeat_made_minutes_before_it_was_sent_is_no_sign_of_life(
+    make_replica,
+) -> None:
+    """A heartbeat made 200 s ago (by Redis's clock and by its ``ts``), held through an outage
+    and signed again, does not track its node."""
+    replica = await make_replica("bridge-1")
+    sent_at = datetime.now(UTC)
+    heartbeat = NodeLifecycle(
+        node="bridge-2",
+        event="joined",
+        cluster_size=2,
+        metadata={"heartbeat": True, "interval_ms": 1_000},
+        timestamp=sent_at - timedelta(seconds=200),
+    )
+    replica.bridge.bus.publish_verified([envelope("bridge-2", heartbeat).restamped(sent_at)])
+    await replica.settle()
+    assert replica.monitor.health().total_nodes == 1
