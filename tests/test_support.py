@@ -130,3 +130,15 @@ def test_the_suite_runs_alike_in_a_shell_set_up_as_the_readmes() -> None:
         timeout=120,
     )
     assert completed.returncode == 0, completed.stdout[-3000:]
+
+
+def test_the_state_folders_of_make_settings_are_removed_quietly_at_exit() -> None:
+    """The folder of make_settings' state folders is removed as the process ends without a
+    ResourceWarning, which a run with warnings as errors printed as a traceback."""
+    completed = run_command(
+        [sys.executable, "-W", "error", "-c", "from tests.support import make_settings\n"
+         "print(make_settings().state_dir)"],
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""
+    assert not Path(completed.stdout.strip()).parent.exists()

@@ -387,8 +387,10 @@ class Bus:
         half the replay window, past which a transport signs again a frame it held
         (``_resign``). A message is late when its payload's ``timestamp`` is more than this
         before its envelope's ``ts`` (``envelope.ts - envelope.fields.timestamp > late_after``,
-        written out where it is asked: a method call would double its cost per message). A
-        reading sent late says how things were."""
+        written out where it is asked: a method call would double its cost per message), and
+        the sender set that ``timestamp`` (left out, it is when this bridge decoded the message,
+        whose clock may be behind the sender's by the whole window). A reading sent late says
+        how things were."""
         return timedelta(seconds=self._verifier.window_seconds / 2)
 
     def published_here(self, message_id: str) -> bool:

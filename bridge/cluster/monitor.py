@@ -242,12 +242,25 @@ class ClusterMonitor:
         me = self.node
         beat = self._timer()
         late_after = self._bus.late_after
+        late_seconds = late_after.total_seconds()
+        shared_clock = self._shared_clock
         for envelope in envelopes:
             try:
                 publisher = envelope.node
                 tag = envelope.tag
                 # Bus.late_after's test, written out (hot: nearly every message is a NodeHealth).
-                if envelope.ts - envelope.fields.timestamp > late_after and not _farewell(envelope):
+                if (
+                    envelope.ts - envelope.fields.timestamp > late_after
+                    # Sent: one left out is when the bridge decoded it, whose clock may be
+                    # behind the sender's by the whole window.
+                    and "timestamp" in envelope.payload.model_fields_set
+                    # And made that long ago by the shared clock: a bridge dates its
+                    # NodeLifecycle by Redis's clock, its ts by its own, ahead by up to the
+                    # window on a replica whose clock is.
+                    and shared_clock.unix_time() - envelope.fields.timestamp.timestamp()
+                    > late_seconds
+                    and not _farewell(envelope)
+                ):
                     # Made long before it was sent (held through a Redis outage): no sign of
                     # the node's life or health now. A farewell still lets it go.
                     continue

@@ -13,10 +13,17 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict
 
 from bridge.app import Bridge
-from bridge.bus import LocalCoordinator
+from bridge.bus import Envelope, LocalCoordinator, decode_envelope, new_message_id
 from bridge.cluster import cluster_monitor
 from bridge.errors import TransportError
-from bridge.messages import ClusterHealth, ClusterMembership, LogEntry, NodeHealth, NodeLifecycle
+from bridge.messages import (
+    ClusterHealth,
+    ClusterMembership,
+    LogEntry,
+    NodeHealth,
+    NodeLifecycle,
+    format_timestamp,
+)
 from bridge.sinks.alerts.sources import alert_events
 from tests.cluster.helpers import Clock, envelope
 from tests.support import async_wait_until, make_settings
@@ -576,3 +583,68 @@ async def test_a_fault_of_the_bridges_own_in_a_tick_is_logged_with_its_traceback
         "the periodic ClusterHealth works again",
     ]
     assert [m.node for m in replica.published(NodeLifecycle, event="down")] == ["app-1"]
+
+
+async def test_a_health_left_undated_by_a_node_whose_clock_is_ahead_is_a_sign_of_its_life(
+    make_replica,
+) -> None:
+    """A NodeHealth without ``timestamp`` from a node whose clock is 200 s ahead of the bridge's
+    (within the replay window) tracks the node: its default is the bridge's decode time, no
+    sign that it was made long before it was sent."""
+    replica = await make_replica("bridge-1")
+    ahead = datetime.now(UTC) + timedelta(seconds=200)
+    body = {
+        "v": 1,
+        "id": new_message_id(),
+        "instance": "ex_esdb_health",
+        "topic": "node_health",
+        "tag": "node_health_updated",
+        "node": "app-1",
+        "ts": format_timestamp(ahead),
+        "payload": {"node": "app-1", "status": "healthy"},
+    }
+    decoded = decode_envelope(json.dumps(body).encode())
+    assert isinstance(decoded, Envelope)
+    replica.bridge.bus.publish_verified([decoded])
+    await replica.settle()
+    assert replica.monitor.health().total_nodes == 2
+
+
+async def test_a_heartbeat_dated_by_redis_from_a_replica_whose_clock_is_ahead_is_a_sign_of_life(
+    make_replica,
+) -> None:
+    """A bridge dates its NodeLifecycle by Redis's clock and its envelope's ``ts`` by its own:
+    a heartbeat just made by a replica whose clock is 200 s ahead of Redis's (within the replay
+    window) tracks that replica, though its ``ts`` is 200 s past its ``timestamp``."""
+    replica = await make_replica("bridge-1")  # its clock is Redis's: no coordinator to differ
+    made = datetime.now(UTC)
+    heartbeat = NodeLifecycle(
+        node="bridge-2",
+        event="joined",
+        cluster_size=2,
+        metadata={"heartbeat": True, "interval_ms": 1_000},
+        timestamp=made,
+    )
+    sent = envelope("bridge-2", heartbeat).restamped(made + timedelta(seconds=200))
+    replica.bridge.bus.publish_verified([sent])
+    await replica.settle()
+    assert replica.monitor.health().total_nodes == 2
+
+
+async def test_a_heartbeat_made_minutes_before_it_was_sent_is_no_sign_of_life(
+    make_replica,
+) -> None:
+    """A heartbeat made 200 s ago (by Redis's clock and by its ``ts``), held through an outage
+    and signed again, does not track its node."""
+    replica = await make_replica("bridge-1")
+    sent_at = datetime.now(UTC)
+    heartbeat = NodeLifecycle(
+        node="bridge-2",
+        event="joined",
+        cluster_size=2,
+        metadata={"heartbeat": True, "interval_ms": 1_000},
+        timestamp=sent_at - timedelta(seconds=200),
+    )
+    replica.bridge.bus.publish_verified([envelope("bridge-2", heartbeat).restamped(sent_at)])
+    await replica.settle()
+    assert replica.monitor.health().total_nodes == 1

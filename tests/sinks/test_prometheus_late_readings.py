@@ -3,10 +3,12 @@ and a start is dated by when it was made."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bridge.bus import Envelope
+from bridge.bus import Envelope, decode_envelope, new_message_id
+from bridge.messages import format_timestamp
 from bridge.sinks.prometheus import SeriesStore, Translator
 from tests.sinks.prometheus_support import envelope, propagate, sample
 from tests.support import ManualClock
@@ -93,3 +95,25 @@ def test_a_start_sent_late_is_dated_by_when_it_was_made() -> None:
     store = translated(joined)
     started = sample(store, "exesdb_node_start_time_seconds", node="n1")
     assert started == joined.ts.timestamp() - 600
+
+
+def test_a_reading_left_undated_by_a_sender_whose_clock_is_ahead_still_sets_its_gauge() -> None:
+    """A NodeHealth without ``timestamp`` from a sender whose clock is 200 s ahead of the
+    bridge's (within the replay window) is current: its default is the bridge's decode time,
+    no sign of when it was made."""
+    ahead = datetime.now(UTC) + timedelta(seconds=200)
+    body = {
+        "v": 1,
+        "id": new_message_id(),
+        "instance": "ex_esdb_health",
+        "topic": "node_health",
+        "tag": "node_health_updated",
+        "node": "n1",
+        "ts": format_timestamp(ahead),
+        "payload": {"node": "n1", "status": "degraded"},
+    }
+    decoded = decode_envelope(json.dumps(body).encode())
+    assert isinstance(decoded, Envelope)
+    store = translated(decoded)
+    assert sample(store, "exesdb_node_health_status", node="n1", status="degraded") == 1.0
+    assert sample(store, "exesdb_prometheus_late_readings_total") == 0.0

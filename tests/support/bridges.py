@@ -5,6 +5,7 @@ in a thread of this process.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import http.client
 import resource
@@ -125,6 +126,8 @@ def ingesting_bridge(folder: Path) -> Iterator[BridgeProcess]:
 # The state folders of the bridges make_settings sets up, removed as the test process ends.
 _STATE_ROOT: Final = tempfile.TemporaryDirectory(prefix="exesdb-tests-state-")
 _STATE_DIRS: Final = count()
+# Removed explicitly: left to its finalizer, it warns (a traceback where warnings are errors).
+atexit.register(_STATE_ROOT.cleanup)
 
 
 def make_settings(**env: str) -> Settings:
