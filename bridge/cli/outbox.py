@@ -1,5 +1,4 @@
-"""The ``outbox`` command: the local alert outbox's deliveries listed, dead letters sent again or
-dropped."""
+"""The ``outbox`` command: the local outbox's deliveries listed, dead letters resent or dropped."""
 
 from __future__ import annotations
 
