@@ -400,9 +400,12 @@ def _drop(outbox: Outbox, args: argparse.Namespace, where: Path) -> int:
         dead_letters = outbox.queue.deliveries(DeliveryState.DEAD.value, None)
         ids = [d.id for d in dead_letters if _is_receiver(d.url, args.receiver)]
         if not ids:
+            from bridge.redaction import redact_urls
+
             shown = sorted({_receiver_shown(d.url) for d in dead_letters})
+            given = redact_urls(args.receiver)  # a URL pasted from the settings, its token too
             print(
-                f"exesdb-bridge: no dead letter of receiver {args.receiver!r} in the alert outbox"
+                f"exesdb-bridge: no dead letter of receiver {given!r} in the alert outbox"
                 f" at {where}: "
                 + (f"those with dead letters: {', '.join(shown)}" if shown else "it holds none"),
                 file=sys.stderr,

@@ -71,7 +71,8 @@ def test_outbox_drop_by_receiver_takes_its_origin_or_url_and_all_takes_every_dea
     tmp_path: Path,
 ) -> None:
     """`outbox drop --receiver` deletes the dead letters of the receiver named by origin (or by
-    its URL as configured) and no other's; one with none names those that have some, exit 1;
+    its URL as configured) and no other's; one with none names those that have some, exit 1,
+    and the receiver as given without its credentials or path;
     `--all` deletes every dead letter left and never a pending delivery."""
     ids = _dead_letters(tmp_path)
     env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
@@ -87,7 +88,10 @@ def test_outbox_drop_by_receiver_takes_its_origin_or_url_and_all_takes_every_dea
     assert by_origin.stdout == "1 dead-lettered delivery dropped: 1 of https://hooks.example/…\n"
     assert _states(env) == {ids[_KEPT]: "dead", ids["pending"]: "pending"}
     by_url = cli("outbox", "drop", "--receiver", _GONE, **env)
-    assert by_url.returncode == 1  # none left of it
+    assert by_url.returncode == 1  # none left of it, said without the URL's secrets
+    assert "no dead letter of receiver 'https://alice:<redacted>@hooks.example/…'" in by_url.stderr
+    assert "s3cret" not in by_url.stderr
+    assert "token-gone" not in by_url.stderr
     every = cli("outbox", "drop", "--all", **env)
     assert (every.returncode, every.stderr) == (0, "")
     assert every.stdout == "1 dead-lettered delivery dropped: 1 of https://other.example/…\n"
