@@ -411,8 +411,20 @@ def _drop(outbox: Outbox, args: argparse.Namespace, where: Path) -> int:
                 file=sys.stderr,
             )
             return EXIT_FAILED
+    owed = outbox.dead_letters.owed(ids)  # read first: gone with the dead letters
     dropped = outbox.dead_letters.drop(ids)
     print(_dropped_said(dropped))
+    for key, alert_ids in owed.items():
+        if key not in dropped.values():
+            continue  # taken up or retried meanwhile by the running bridge: nothing dropped
+        # The re-notification promise (docs/alerts.md, "sent again while it fires") is kept
+        # for dead letters only: said, so that dropping a receiver's still in use is a choice.
+        print(
+            f"exesdb-bridge: {_receiver_shown(key)} is configured and is not sent again the"
+            f" open alerts of what was dropped ({', '.join(map(repr, alert_ids))}): it hears of"
+            " them at their next change (`outbox retry` would have sent them now)",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

@@ -3,8 +3,10 @@ are refused."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +121,44 @@ def test_outbox_drop_refuses_a_pending_delivery_and_an_unknown_id_dropping_nothi
         " without the ids above",
     ]
     assert _states(env) == {ids[_GONE]: "dead", ids[_KEPT]: "dead", ids["pending"]: "pending"}
+
+
+def test_outbox_drop_of_a_configured_receiver_says_its_open_alerts_are_not_sent_again(
+    tmp_path: Path,
+) -> None:
+    """Dropping the dead letter of a receiver the bridge last started with, of an alert still
+    open, says on stderr (exit 0) that the receiver is not sent that alert again; the
+    re-notification of dead letters (docs/alerts.md, "sent again while it fires") then queues
+    nothing for it, where it queues the alert for a dead letter kept. A receiver not configured
+    is not named so: nothing would send it anything."""
+    ids = _dead_letters(tmp_path)
+    outbox = Outbox(tmp_path / FILE_NAME)
+    outbox.queue.queue_for([_KEPT])  # the bridge last started with _KEPT alone
+    outbox.close()
+    env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
+    later = T0 + 30 * 86_400  # past any re-notification interval
+    dropped = cli("outbox", "drop", ids[_GONE], **env)
+    assert (dropped.returncode, dropped.stderr) == (0, "")
+    # A copy with the dead letter kept: re-notification queues its open alert for _KEPT.
+    (tmp_path / "kept").mkdir()
+    with (
+        contextlib.closing(sqlite3.connect(tmp_path / FILE_NAME)) as source,
+        contextlib.closing(sqlite3.connect(tmp_path / "kept" / FILE_NAME)) as copy,
+    ):
+        source.backup(copy)
+    unchanged = Outbox(tmp_path / "kept" / FILE_NAME, urls=[_KEPT])
+    assert unchanged.dead_letters.renotify(later, after=3600.0) == {_KEPT: 1}
+    unchanged.close()
+    dropped = cli("outbox", "drop", ids[_KEPT], **env)
+    assert dropped.returncode == 0
+    assert dropped.stderr == (
+        "exesdb-bridge: https://other.example/… is configured and is not sent again the open"
+        " alerts of what was dropped ('a'): it hears of them at their next change (`outbox"
+        " retry` would have sent them now)\n"
+    )
+    kept = Outbox(tmp_path / FILE_NAME, urls=[_KEPT])
+    assert kept.dead_letters.renotify(later, after=3600.0) == {}
+    kept.close()
 
 
 @pytest.mark.parametrize(

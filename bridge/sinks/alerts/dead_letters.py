@@ -14,7 +14,8 @@ start-up line and the dead-letters gauge tell apart). An alert still
 open whose latest notification to a receiver was dead-lettered is queued for it again as it
 stands (``renotify``), so a receiver down past the deadline hears of what still fires once it is
 back; so is a resolved one whose dead-lettered notification was its resolve, so that it does not
-keep showing the alert firing.
+keep showing the alert firing. A dead letter dropped is not: ``owed`` says what its receiver, if
+configured, is no longer owed so.
 """
 
 from __future__ import annotations
@@ -586,6 +587,35 @@ class DeadLetters:
                 row["id"]: self._restate(db, int(row["rowid"]), row["id"], bytes(row["body"]))
                 for row in retried
             }
+
+    def owed(self, delivery_ids: Sequence[str] | None = None) -> dict[str, list[str]]:
+        """The open alerts that the dead letters (all, or those named) not yet taken up by
+        ``renotify`` tell a receiver the bridge last started with, by its key: what ``renotify``
+        would queue for it again (as ``_STILL_UNTOLD`` reads it, less its test of what was
+        made for it since), and ``drop`` takes from it."""
+        configured = self._queue.configured()
+        if not configured or delivery_ids == []:
+            return {}
+        # Lists bound as JSON: json_each's own ``id`` column would make ``one_of``'s ambiguous.
+        named = "letter.url IN (SELECT value FROM json_each(:urls))"
+        if delivery_ids is not None:
+            named += " AND letter.id IN (SELECT value FROM json_each(:ids))"
+        owed: dict[str, list[str]] = {}
+        with self._database.read() as db:
+            for url, alert_id in db.execute(
+                "SELECT DISTINCT letter.url, sent.value FROM deliveries AS letter,"  # noqa: S608
+                " json_each(letter.alert_ids) AS sent JOIN alerts ON alerts.alert_id = sent.value"
+                " WHERE letter.state = :dead AND letter.renotified_at IS NULL"
+                f" AND alerts.state != :resolved AND {named} ORDER BY letter.url, sent.value",
+                {
+                    "urls": json.dumps(list(configured)),
+                    "ids": json.dumps(list(delivery_ids or [])),
+                    "dead": DeliveryState.DEAD.value,
+                    "resolved": AlertState.RESOLVED.value,
+                },
+            ):
+                owed.setdefault(str(url), []).append(str(alert_id))
+        return owed
 
     def drop(self, delivery_ids: Sequence[str] | None = None) -> dict[str, str]:
         """Delete dead-lettered deliveries (all, or those named), as their TTL deletes them
