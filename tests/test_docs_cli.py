@@ -76,6 +76,7 @@ def _reads() -> dict[str, frozenset[str]]:
         "alerts ack": admin,
         "outbox list": variables(OutboxSettings),
         "outbox retry": variables(OutboxSettings),
+        "outbox drop": variables(OutboxSettings),
         "schema": frozenset(),
         "healthcheck": probe,
     }

@@ -1,4 +1,4 @@
-"""The ``outbox`` command: the local alert outbox's deliveries listed, dead letters sent again."""
+"""The ``outbox`` command: the local outbox's deliveries listed, dead letters resent or dropped."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from bridge.cli.shared import (
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from bridge.sinks.alerts.outbox import Outbox
     from bridge.sinks.alerts.queue import DeliveryQueue
     from bridge.sinks.alerts.records import Unretryable
 
@@ -46,17 +47,18 @@ _DELIVERY_COLUMNS: Final = (
 
 
 def add_outbox_command(commands: Commands) -> None:
-    """Add ``outbox list`` and ``outbox retry`` to the subcommands of ``exesdb-bridge``."""
+    """Add ``outbox list``, ``outbox retry`` and ``outbox drop`` to the subcommands of
+    ``exesdb-bridge``."""
     outbox = commands.add_parser(
         "outbox",
         help="the local alert outbox (EXESDB_STATE_DIR)",
         description=(
             "List the webhook deliveries of the alert outbox in EXESDB_STATE_DIR (default"
-            " ./.exesdb-bridge), or send dead-lettered ones again."
+            " ./.exesdb-bridge), send dead-lettered ones again, or drop them."
         ),
     )
     outbox_commands = outbox.add_subparsers(
-        dest="outbox_command", required=True, metavar="{list,retry}"
+        dest="outbox_command", required=True, metavar="{list,retry,drop}"
     )
     outbox_list = outbox_commands.add_parser(
         "list",
@@ -111,7 +113,42 @@ def add_outbox_command(commands: Commands) -> None:
             " dead-lettered resolve of an alert it fires"
         ),
     )
+    _add_drop(outbox_commands)
     outbox.set_defaults(handler=_outbox, command_names=tuple(outbox_commands.choices))
+
+
+def _add_drop(outbox_commands: Commands) -> None:
+    """Add ``outbox drop``: dead letters deleted, by id, all, or those of one receiver."""
+    outbox_drop = outbox_commands.add_parser(
+        "drop",
+        help="delete dead-lettered deliveries",
+        description=(
+            "Delete dead-lettered deliveries from the alert outbox in EXESDB_STATE_DIR (default"
+            " ./.exesdb-bridge), as EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS would: those named by id,"
+            " every one with --all, or those of one receiver with --receiver (one no longer"
+            " configured, such as a mistyped URL). Never a pending or delivered one. Their"
+            " alerts are not sent to that receiver again until they change. A running bridge"
+            " counts them gone within a second."
+        ),
+        usage="%(prog)s [-h] (ID ... | --all | --receiver ORIGIN)",
+    )
+    which = outbox_drop.add_mutually_exclusive_group()
+    which.add_argument(
+        "ids",
+        nargs="*",
+        default=[],
+        metavar="ID",
+        help="a dead-lettered delivery's id, as `outbox list` shows it",
+    )
+    which.add_argument("--all", action="store_true", help="every dead-lettered delivery")
+    which.add_argument(
+        "--receiver",
+        metavar="ORIGIN",
+        help=(
+            "the dead letters of this receiver: its origin (https://hooks.example:8443), its"
+            " URL, or its key as `outbox list` shows it (one with #digest, or url_file:PATH)"
+        ),
+    )
 
 
 def _state_dir_said(state_dir: str) -> str:
@@ -169,6 +206,12 @@ def _outbox(args: argparse.Namespace) -> int:
     settings = client_settings_or_exit(OutboxValues)
     if args.outbox_command == "retry" and not args.all and not args.ids:
         print("exesdb-bridge: outbox retry needs delivery ids or --all", file=sys.stderr)
+        return EXIT_USAGE
+    if args.outbox_command == "drop" and not (args.all or args.ids or args.receiver):
+        print(
+            "exesdb-bridge: outbox drop needs delivery ids, --all or --receiver ORIGIN",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     path = Path(settings.state_dir) / FILE_NAME
     try:
@@ -239,6 +282,8 @@ def _outbox(args: argparse.Namespace) -> int:
             ):
                 print(f"exesdb-bridge: {note}", file=sys.stderr)
             return EXIT_OK
+        if args.outbox_command == "drop":
+            return _drop(outbox, args, path.absolute())
         ids = None if args.all else args.ids
         if ids is not None and (wrong := _not_retryable(outbox.queue, ids, path.absolute())):
             # All or nothing: an id that names no dead letter is a mistake (a typo, the wrong
@@ -296,10 +341,12 @@ def _ungrouped(queue: DeliveryQueue) -> str | None:
     )
 
 
-def _not_retryable(queue: DeliveryQueue, ids: Sequence[str], where: Path) -> list[str]:
-    """Why each named delivery that is not dead-lettered cannot be retried; an unknown one names
-    the outbox file looked in (``where``): the right id in another EXESDB_STATE_DIR's is a
-    common slip."""
+def _not_retryable(
+    queue: DeliveryQueue, ids: Sequence[str], where: Path, *, dropping: bool = False
+) -> list[str]:
+    """Why each named delivery that is not dead-lettered cannot be retried (or, ``dropping``,
+    dropped: said with why only dead letters are); an unknown one names the outbox file looked
+    in (``where``): the right id in another EXESDB_STATE_DIR's is a common slip."""
     from bridge.sinks.alerts.records import DeliveryState
 
     states = {d.id: d.state for d in queue.deliveries(ids=ids, limit=None)}  # every one named
@@ -311,8 +358,118 @@ def _not_retryable(queue: DeliveryQueue, ids: Sequence[str], where: Path) -> lis
                 f"no delivery {delivery_id!r} in the alert outbox at {where} (see `outbox list`)"
             )
         elif state is not DeliveryState.DEAD:
-            problems.append(f"delivery {delivery_id!r} is {state}, not dead-lettered")
+            why = f": {_KEPT_BECAUSE.get(state.value, '')}" if dropping else ""
+            problems.append(f"delivery {delivery_id!r} is {state}, not dead-lettered{why}")
     return problems
+
+
+# Why `outbox drop` refuses a delivery named in each state but dead: what it is still for.
+_KEPT_BECAUSE: Final = {
+    "pending": "it is still being sent, and `outbox drop` deletes dead letters only",
+    "delivered": (
+        "its receiver took it, and it is kept a day for its alerts' pages; `outbox drop`"
+        " deletes dead letters only"
+    ),
+    "stale": (
+        "it was left out as another replica told its receiver newer, and is forgotten as a"
+        " delivered one is; `outbox drop` deletes dead letters only"
+    ),
+}
+
+
+def _drop(outbox: Outbox, args: argparse.Namespace, where: Path) -> int:
+    """``outbox drop``: delete the dead letters named (all or nothing: a name that is no dead
+    letter is a mistake, as for ``outbox retry``), every one, or those of ``--receiver``; say
+    how many, by receiver (shown safely, never its path or credentials)."""
+    from bridge.sinks.alerts.records import DeliveryState
+
+    ids: Sequence[str] | None = None
+    if args.ids:
+        if wrong := _not_retryable(outbox.queue, args.ids, where, dropping=True):
+            for problem in wrong:
+                print(f"exesdb-bridge: {problem}", file=sys.stderr)
+            if dead := len(set(args.ids)) - len(wrong):
+                print(
+                    f"exesdb-bridge: nothing dropped, not even the {dead} dead-lettered"
+                    f" deliver{'y' if dead == 1 else 'ies'} named: drop without the ids above",
+                    file=sys.stderr,
+                )
+            return EXIT_FAILED
+        ids = args.ids
+    elif args.receiver is not None:
+        dead_letters = outbox.queue.deliveries(DeliveryState.DEAD.value, None)
+        ids = [d.id for d in dead_letters if _is_receiver(d.url, args.receiver)]
+        if not ids:
+            from bridge.redaction import redact_urls
+
+            shown = sorted({_receiver_shown(d.url) for d in dead_letters})
+            given = redact_urls(args.receiver)  # a URL pasted from the settings, its token too
+            print(
+                f"exesdb-bridge: no dead letter of receiver {given!r} in the alert outbox"
+                f" at {where}: "
+                + (f"those with dead letters: {', '.join(shown)}" if shown else "it holds none"),
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+    owed = outbox.dead_letters.owed(ids)  # read first: gone with the dead letters
+    dropped = outbox.dead_letters.drop(ids)
+    print(_dropped_said(dropped))
+    for key, alert_ids in owed.items():
+        if key not in dropped.values():
+            continue  # taken up or retried meanwhile by the running bridge: nothing dropped
+        # The re-notification promise (docs/alerts.md, "sent again while it fires") is kept
+        # for dead letters only: said, so that dropping a receiver's still in use is a choice.
+        print(
+            f"exesdb-bridge: {_receiver_shown(key)} is configured and is not sent again the"
+            f" open alerts of what was dropped ({', '.join(map(repr, alert_ids))}): it hears of"
+            " them at their next change (`outbox retry` would have sent them now)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def _receiver_shown(key: str) -> str:
+    """A receiver's key as ``outbox drop`` names it: ``outbox list``'s label, without user info
+    (a user name may be a token)."""
+    from bridge.receiver_keys import receiver_label
+
+    return receiver_label(key, userinfo=False)
+
+
+def _origin(text: str) -> str:
+    """The origin of a URL or of a receiver's key (``https://hooks.example:8443``): no user
+    info, path or digest."""
+    from bridge.redaction import safe_url
+
+    return safe_url(text.partition("#")[0], userinfo=False).removesuffix("/…")
+
+
+def _is_receiver(key: str, given: str) -> bool:
+    """Whether the receiver of outbox key ``key`` is the one ``--receiver given`` names: by
+    its key or label as shown, or by origin (that of a URL given whole: the settings' URL)."""
+    from bridge.receiver_keys import FILE_KEY_PREFIX, receiver_label
+
+    given = given.strip()
+    if given in (key, receiver_label(key), _receiver_shown(key)):
+        return True
+    if key.startswith(FILE_KEY_PREFIX) or given.startswith(FILE_KEY_PREFIX):
+        return False  # a url_file receiver is named by its key alone: its URL is a secret
+    origin = _origin(given)
+    return not origin.startswith("<") and _origin(key) == origin  # "<not a URL>" names none
+
+
+def _dropped_said(dropped: dict[str, str]) -> str:
+    """What ``outbox drop`` prints: how many dead letters it deleted, and how many of each
+    receiver."""
+    count = len(dropped)
+    said = f"{count} dead-lettered deliver{'y' if count == 1 else 'ies'} dropped"
+    by_receiver: dict[str, int] = {}
+    for key in dropped.values():
+        shown = _receiver_shown(key)
+        by_receiver[shown] = by_receiver.get(shown, 0) + 1
+    if not by_receiver:
+        return said
+    return said + ": " + ", ".join(f"{n} of {shown}" for shown, n in sorted(by_receiver.items()))
 
 
 def _left_why(delivery: Unretryable) -> str:

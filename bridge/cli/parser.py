@@ -468,6 +468,11 @@ _COMMAND_SYNONYMS: Final = {
     "start": "run",
     "serve": "run",
     "resend": "retry",
+    "delete": "drop",
+    "purge": "drop",
+    "remove": "drop",
+    "rm": "drop",
+    "discard": "drop",
     "status": "healthcheck",
 }
 _OPTIONS_AS_COMMANDS: Final = {"help": "--help", "version": "--version"}

@@ -104,13 +104,16 @@ _ALERTMANAGER_FAILING: Final = Fragment(
 )
 # Deliveries no receiver took and none will retry by itself: their alerts reached nobody there.
 # When a resend cannot help (its receiver dropped from the settings, as after a first try of a
-# made-up URL), and when the notice goes away by itself: else it reads as there to stay.
+# made-up URL), how to get rid of those, and when the notice goes away by itself: else it reads
+# as there to stay.
 _DEAD_LETTERS: Final = Fragment(
     '<section class="panel notice" id="dead-letters" role="status"><b>${what}:</b> ${told}.'
     " <code>exesdb-bridge outbox list --state dead</code> says why;"
     " <code>exesdb-bridge outbox retry --all</code> sends again what can be (run with the"
     " bridge's <code>EXESDB_STATE_DIR</code>): not one for a receiver the bridge does not run"
-    " with now, until it does again. Each is forgotten"
+    " with now, until it does again; <code>exesdb-bridge outbox drop --receiver ORIGIN</code>"
+    " deletes those of a receiver not to be used again (<code>--all</code>: every one). Each"
+    " is forgotten"
     " <code>EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS</code> after it died (7 days by default).</section>"
 )
 # A first start: "all clear" must not read as "and the pager would hear of it".

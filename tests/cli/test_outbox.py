@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shlex
 import sqlite3
 import sys
 from datetime import UTC, datetime
@@ -197,6 +198,9 @@ _OLD_HOOK: Final = "https://hooks.example/old"
 
 
 _NEW_HOOK: Final = "https://hooks.example/new"
+# The start-up line's command dropping _OLD_HOOK's dead letters: its key, the URL itself, shown
+# as a key from before receiver keys is (no digest: the bridge moves those of receivers it runs).
+_DROP_OLD: Final = "outbox drop --receiver 'https://hooks.example/…'"
 
 
 @pytest.mark.parametrize(
@@ -206,8 +210,10 @@ _NEW_HOOK: Final = "https://hooks.example/new"
             [_OLD_HOOK],
             _NEW_HOOK,
             "1 dead-lettered (`exesdb-bridge outbox list --state dead` lists them; their"
-            " receivers are not configured now, so none can be sent again until they are)",
-            {"outbox list --state dead": 0},
+            " receivers are not configured now, so none can be sent again until they are; if"
+            " not to be configured again, `exesdb-bridge outbox drop --receiver"
+            " 'https://hooks.example/…'` deletes them)",
+            {"outbox list --state dead": 0, _DROP_OLD: 0},
         ),
         (
             [_OLD_HOOK],
@@ -221,9 +227,11 @@ _NEW_HOOK: Final = "https://hooks.example/new"
             _NEW_HOOK,
             "2 dead-lettered (`exesdb-bridge outbox list --state dead` lists them,"
             " `exesdb-bridge outbox retry --all` sends again the 1 whose receivers are"
-            " configured; 1 for receivers not configured now wait until they are)",
+            " configured; 1 for receivers not configured now wait until they are; if not to be"
+            " configured again, `exesdb-bridge outbox drop --receiver 'https://hooks.example/…'`"
+            " deletes them)",
             # retry --all names the one it leaves, exit 1, as docs/cli.md says.
-            {"outbox list --state dead": 0, "outbox retry --all": 1},
+            {"outbox list --state dead": 0, "outbox retry --all": 1, _DROP_OLD: 0},
         ),
     ],
 )
@@ -237,7 +245,8 @@ def test_run_offers_to_resend_only_dead_letters_whose_receiver_is_configured(
 ) -> None:
     """Dead letters at start for a receiver no longer configured (its URL mistyped, then
     corrected) are not offered to `outbox retry --all`, which leaves them: the start-up line
-    says their receivers are not configured, and each command it names does what it says."""
+    says their receivers are not configured, offers to drop theirs by receiver key (never the
+    configured one's, at the same origin), and each command it names does what it says."""
     for number, url in enumerate(dead_for):  # an alert sent to that receiver alone, refused
         outbox = Outbox.in_dir(tmp_path / "state", urls=[url])
         observe(outbox, event(f"a{number}"), T0)
@@ -252,10 +261,15 @@ def test_run_offers_to_resend_only_dead_letters_whose_receiver_is_configured(
     [line] = [line for line in process.log().splitlines() if "dead-lettered (" in line]
     assert line.endswith(f": 0 pending, {said}"), line
     ran = {
-        command: cli(*command.split(), EXESDB_STATE_DIR=str(tmp_path / "state")).returncode
+        command: cli(*shlex.split(command), EXESDB_STATE_DIR=str(tmp_path / "state")).returncode
         for command in re.findall(r"`exesdb-bridge ([^`]+)`", line)
     }
     assert ran == exits
+    # Only the receiver named: the configured one's delivery, at the same origin, stays.
+    outbox = Outbox(tmp_path / "state" / FILE_NAME)
+    left = {d.url == _OLD_HOOK for d in outbox.queue.deliveries()}
+    outbox.close()
+    assert left == ({False} if _NEW_HOOK in dead_for else set()) if _DROP_OLD in ran else {True}
 
 
 # This Python's SQLite as RHEL 9's (3.34.1), older than the outbox's queries need.

@@ -75,7 +75,7 @@ def test_help_says_what_a_command_needs_from_the_environment(
 
 
 @pytest.mark.parametrize(
-    ("group", "choices"), [("alerts", "{list,ack}"), ("outbox", "{list,retry}")]
+    ("group", "choices"), [("alerts", "{list,ack}"), ("outbox", "{list,retry,drop}")]
 )
 def test_a_command_group_without_its_subcommand_names_the_choices(group: str, choices: str) -> None:
     """`exesdb-bridge alerts` alone exits 2 saying which subcommands it needs, not the name of
@@ -281,8 +281,8 @@ def test_a_word_as_near_other_words_of_two_commands_names_neither() -> None:
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        (["outbox", "lst"], "exesdb-bridge outbox: error: argument {list,retry}: invalid choice:"
-         " 'lst'; did you mean 'list'? (choose from 'list', 'retry')"),
+        (["outbox", "lst"], "exesdb-bridge outbox: error: argument {list,retry,drop}: invalid"
+         " choice: 'lst'; did you mean 'list'? (choose from 'list', 'retry', 'drop')"),
         (["alerts", "ACK", "a1", "--by", "me"], "exesdb-bridge alerts: error: argument {list,ack}:"
          " invalid choice: 'ACK'; did you mean 'ack'? (choose from 'list', 'ack')"),
         (["alerts", "nosuch"], "exesdb-bridge alerts: error: argument {list,ack}: invalid choice:"
@@ -293,10 +293,13 @@ def test_a_word_as_near_other_words_of_two_commands_names_neither() -> None:
          " 'ack')"),
         (["alerts", "Acknowlege", "a1"], "exesdb-bridge alerts: error: argument {list,ack}:"
          " invalid choice: 'Acknowlege'; did you mean 'ack'? (choose from 'list', 'ack')"),
-        (["outbox", "ls"], "exesdb-bridge outbox: error: argument {list,retry}: invalid choice:"
-         " 'ls'; did you mean 'list'? (choose from 'list', 'retry')"),
-        (["outbox", "resend", "d1"], "exesdb-bridge outbox: error: argument {list,retry}: invalid"
-         " choice: 'resend'; did you mean 'retry'? (choose from 'list', 'retry')"),
+        (["outbox", "ls"], "exesdb-bridge outbox: error: argument {list,retry,drop}: invalid"
+         " choice: 'ls'; did you mean 'list'? (choose from 'list', 'retry', 'drop')"),
+        (["outbox", "resend", "d1"], "exesdb-bridge outbox: error: argument {list,retry,drop}:"
+         " invalid choice: 'resend'; did you mean 'retry'? (choose from 'list', 'retry', 'drop')"),
+        # A queue tool's word for it names drop.
+        (["outbox", "purge", "--all"], "exesdb-bridge outbox: error: argument {list,retry,drop}:"
+         " invalid choice: 'purge'; did you mean 'drop'? (choose from 'list', 'retry', 'drop')"),
         (["alerts", "help"], "exesdb-bridge alerts: error: argument {list,ack}: invalid choice:"
          " 'help'; did you mean --help? (choose from 'list', 'ack')"),
     ],

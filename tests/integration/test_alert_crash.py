@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -181,3 +182,50 @@ def test_alerts_and_outbox_commands(
     late = cli("alerts", "ack", "cli-1", "--by", "bob", "--url", bridge.url)
     assert late.returncode == 0, late.stderr
     assert late.stderr == "exesdb-bridge: alert cli-1 was resolved already; nothing changed\n"
+
+
+def test_outbox_drop_beside_a_running_bridge_clears_its_gauge_and_notice(
+    tmp_path: Path, webhook_receiver, bridge_processes: list[BridgeProcess]
+) -> None:
+    """`outbox drop --receiver` run beside a running bridge deletes the dead letter of the
+    receiver that refused it: within seconds (as `outbox retry` is picked up) the bridge's
+    exesdb_webhook_dead_letters{state="needs_action"} is 0 and its status page shows no
+    dead-letter notice; the dead letter is not sent again."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(400)
+    state = tmp_path / "state"
+    bridge = BridgeProcess(
+        state_dir=state,
+        **QUIET,
+        EXESDB_INGEST="true",
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="0",
+    ).start(tmp_path)
+    bridge_processes.append(bridge)
+    needs_action = 'exesdb_webhook_dead_letters{state="needs_action"}'
+
+    def notice_shown() -> bool:
+        return 'id="dead-letters"' in http_get(f"{bridge.url}/?part=live")[1].decode()
+
+    ingest_alerts(bridge.url, ["drop-1"])
+    wait_until(lambda: metric(bridge.url, needs_action) == 1, what="the dead letter counted")
+    wait_until(notice_shown, what="the dead-letter notice")
+    dropped = cli("outbox", "drop", "--receiver", receiver.url, EXESDB_STATE_DIR=str(state))
+    assert dropped.returncode == 0, dropped.stderr
+    # Still configured: told its open alert is not sent to it again.
+    assert "is configured and is not sent again the open alerts of what was dropped" in (
+        dropped.stderr
+    )
+    assert re.fullmatch(
+        r"1 dead-lettered delivery dropped: 1 of http://127\.0\.0\.1:\d+/…#[0-9a-f]{16}\n",
+        dropped.stdout,
+    )
+    wait_until(
+        lambda: metric(bridge.url, needs_action) == 0 and not notice_shown(),
+        timeout=5,
+        what="the gauge at 0 and the notice gone",
+    )
+    listed = cli("outbox", "list", "--state", "dead", EXESDB_STATE_DIR=str(state))
+    assert (listed.stdout, listed.returncode) == ("", 0)
+    assert listed.stderr.startswith("exesdb-bridge: no dead deliveries"), listed.stderr
+    assert len(receiver.requests) == 1  # refused once, never sent again

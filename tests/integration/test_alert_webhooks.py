@@ -906,6 +906,7 @@ async def test_the_status_page_tells_of_dead_letters_and_how_to_send_them_again(
         " again, so its alerts may not have reached that receiver. exesdb-bridge outbox list"
         " --state dead says why; exesdb-bridge outbox retry --all sends again what can be (run"
         " with the bridge's EXESDB_STATE_DIR): not one for a receiver the bridge does not run with"
-        " now, until it does again. Each is forgotten EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS after it"
-        " died (7 days by default)."
+        " now, until it does again; exesdb-bridge outbox drop --receiver ORIGIN deletes those of"
+        " a receiver not to be used again (--all: every one). Each is forgotten"
+        " EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS after it died (7 days by default)."
     )

@@ -134,6 +134,7 @@ async def test_the_dead_letter_notice_says_which_cannot_be_resent_and_when_it_go
     assert notice.endswith(
         "exesdb-bridge outbox retry --all sends again what can be (run with the bridge's"
         " EXESDB_STATE_DIR): not one for a receiver the bridge does not run with now, until it"
-        " does again. Each is forgotten EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS after it died (7 days"
-        " by default)."
+        " does again; exesdb-bridge outbox drop --receiver ORIGIN deletes those of a receiver"
+        " not to be used again (--all: every one). Each is forgotten"
+        " EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS after it died (7 days by default)."
     )

@@ -1,7 +1,8 @@
 """Dead letters: deliveries given up on, sent again on request, and their open alerts queued anew.
 
 A delivery is dead-lettered after its last attempt (``delivery``), or here when its receiver is
-no longer configured (``add_orphans``, at start). ``exesdb-bridge outbox retry`` puts dead
+no longer configured (``add_orphans``, at start). ``exesdb-bridge outbox drop`` deletes dead
+letters (``drop``), as their TTL does. ``exesdb-bridge outbox retry`` puts dead
 letters back to pending (``retry``, each alert still firing told as it stands then), less those
 ``unretryable`` names: a receiver the bridge did not start with, a firing its receiver has
 since heard resolved, one superseded (its receiver took a later delivery of each of its
@@ -13,7 +14,8 @@ start-up line and the dead-letters gauge tell apart). An alert still
 open whose latest notification to a receiver was dead-lettered is queued for it again as it
 stands (``renotify``), so a receiver down past the deadline hears of what still fires once it is
 back; so is a resolved one whose dead-lettered notification was its resolve, so that it does not
-keep showing the alert firing.
+keep showing the alert firing. A dead letter dropped is not: ``owed`` says what its receiver, if
+configured, is no longer owed so.
 """
 
 from __future__ import annotations
@@ -167,6 +169,22 @@ _RETRY_ALL: Final = ", `exesdb-bridge outbox retry --all` sends"
 _ORPHAN_REASON: Final = (
     "the receiver is no longer in EXESDB_WEBHOOK_URLS nor in EXESDB_WEBHOOK_CONFIG_FILE"
 )
+
+
+def _drop_hint(receivers: set[str]) -> str:
+    """The start-up line's offer to drop the dead letters of ``receivers`` (keys of receivers
+    not configured), each named as ``outbox drop --receiver`` takes it: its key without user
+    info (a user name may be a token; ``<redacted>`` would be a redirection to a shell), quoted
+    for a shell (and so that the log's redaction reads the key to its end, not past it)."""
+    if not receivers:
+        return ""
+    from bridge.receiver_keys import receiver_label
+
+    commands = ", ".join(
+        f"`exesdb-bridge outbox drop --receiver '{receiver_label(key, userinfo=False)}'`"
+        for key in sorted(receivers)
+    )
+    return f"; if not to be configured again, {commands} deletes them"
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,9 +376,12 @@ class DeadLetters:
         --all`` only for those whose receiver the bridge started with (it leaves the rest), and
         not for those superseded (``unretryable``: their receiver took, or another replica
         told it, a later state of each of their alerts, or nothing is to follow those resolved
-        since), which it leaves too."""
+        since), which it leaves too; and, for those whose receiver the bridge did not start
+        with, ``outbox drop --receiver`` naming each such receiver (a URL mistyped, then
+        corrected: nothing would send them)."""
         configured = self._queue.configured()
         dead = stranded = superseded = 0
+        gone: set[str] = set()  # the receivers of those stranded
         with self._database.read() as db:
             for row in db.execute(
                 "SELECT rowid, url, alert_ids, body FROM deliveries WHERE state = :dead",
@@ -369,14 +390,16 @@ class DeadLetters:
                 dead += 1
                 if configured is not None and row["url"] not in configured:
                     stranded += 1
+                    gone.add(str(row["url"]))
                 elif self._told_since(db, row).superseded:
                     superseded += 1
         if not dead:
             return ""
+        drop = _drop_hint(gone)
         if configured is not None and stranded == dead:
             return (
                 f"{_LIST_DEAD}; their receivers are not configured now, so none can be sent"
-                " again until they are)"
+                f" again until they are{drop})"
             )
         if not stranded and not superseded:
             return f"{_LIST_DEAD}{_RETRY_ALL} them again)"
@@ -397,7 +420,7 @@ class DeadLetters:
             else []
         )
         offered = f"{_RETRY_ALL} again the {resendable} {which}" if resendable else ""
-        return f"{_LIST_DEAD}{offered}; {'; '.join(left)})"
+        return f"{_LIST_DEAD}{offered}; {'; '.join(left)}{drop})"
 
     def unretryable(
         self, delivery_ids: Sequence[str] | None = None, *, force: bool = False
@@ -564,6 +587,54 @@ class DeadLetters:
                 row["id"]: self._restate(db, int(row["rowid"]), row["id"], bytes(row["body"]))
                 for row in retried
             }
+
+    def owed(self, delivery_ids: Sequence[str] | None = None) -> dict[str, list[str]]:
+        """The open alerts that the dead letters (all, or those named) not yet taken up by
+        ``renotify`` tell a receiver the bridge last started with, by its key: what ``renotify``
+        would queue for it again (as ``_STILL_UNTOLD`` reads it, less its test of what was
+        made for it since), and ``drop`` takes from it."""
+        configured = self._queue.configured()
+        if not configured or delivery_ids == []:
+            return {}
+        # Lists bound as JSON: json_each's own ``id`` column would make ``one_of``'s ambiguous.
+        named = "letter.url IN (SELECT value FROM json_each(:urls))"
+        if delivery_ids is not None:
+            named += " AND letter.id IN (SELECT value FROM json_each(:ids))"
+        owed: dict[str, list[str]] = {}
+        with self._database.read() as db:
+            for url, alert_id in db.execute(
+                "SELECT DISTINCT letter.url, sent.value FROM deliveries AS letter,"  # noqa: S608
+                " json_each(letter.alert_ids) AS sent JOIN alerts ON alerts.alert_id = sent.value"
+                " WHERE letter.state = :dead AND letter.renotified_at IS NULL"
+                f" AND alerts.state != :resolved AND {named} ORDER BY letter.url, sent.value",
+                {
+                    "urls": json.dumps(list(configured)),
+                    "ids": json.dumps(list(delivery_ids or [])),
+                    "dead": DeliveryState.DEAD.value,
+                    "resolved": AlertState.RESOLVED.value,
+                },
+            ):
+                owed.setdefault(str(url), []).append(str(alert_id))
+        return owed
+
+    def drop(self, delivery_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """Delete dead-lettered deliveries (all, or those named), as their TTL deletes them
+        (``Retention.forget_dead_letters``): the triggers on ``deliveries`` forget what they
+        carried and took, and nothing else refers to them. Only dead letters: a named delivery
+        pending or delivered meanwhile stays. Returns each dropped one's id, mapped to its
+        receiver's key. Their alerts are not queued again for that receiver (``renotify``
+        takes up dead letters, and these are gone): its next change of them is sent as ever."""
+        query = "DELETE FROM deliveries WHERE state = :dead"
+        params: dict[str, Any] = {"dead": DeliveryState.DEAD.value}
+        if delivery_ids is not None:
+            if not delivery_ids:
+                return {}
+            named, ids = one_of("id", delivery_ids)
+            query += f" AND {named}"
+            params.update(ids)
+        with self._database.transaction() as db:
+            dropped = db.execute(query + " RETURNING id, url", params).fetchall()
+        return {str(row["id"]): str(row["url"]) for row in dropped}
 
     @staticmethod
     def _restate(db: sqlite3.Connection, rowid: int, delivery_id: str, body: bytes) -> str:

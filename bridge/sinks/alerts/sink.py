@@ -513,7 +513,8 @@ class AlertSink:
             _logger.warning(
                 "alerts: dead-lettered %d delivery(ies) for receivers no longer in"
                 " EXESDB_WEBHOOK_URLS nor EXESDB_WEBHOOK_CONFIG_FILE; once the receiver is"
-                " configured again, `exesdb-bridge outbox retry --all` sends them",
+                " configured again, `exesdb-bridge outbox retry --all` sends them; if it is not"
+                " to be, `exesdb-bridge outbox drop --receiver ORIGIN` deletes them",
                 orphaned,
             )
 
