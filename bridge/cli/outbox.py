@@ -92,16 +92,7 @@ def add_outbox_command(commands: Commands) -> None:
         # argparse leaves a positional's group out of the usage line: one or the other.
         usage="%(prog)s [-h] (ID ... | --all) [--force]",
     )
-    # Ids beside --all would be ignored (every dead letter is retried): a usage error instead.
-    which = outbox_retry.add_mutually_exclusive_group()
-    which.add_argument(
-        "ids",
-        nargs="*",
-        default=[],
-        metavar="ID",
-        help="a dead-lettered delivery's id, as `outbox list` shows it",
-    )
-    which.add_argument("--all", action="store_true", help="every dead-lettered delivery")
+    _dead_letters_named(outbox_retry)
     outbox_retry.add_argument(
         "--force",
         action="store_true",
@@ -115,6 +106,21 @@ def add_outbox_command(commands: Commands) -> None:
     )
     _add_drop(outbox_commands)
     outbox.set_defaults(handler=_outbox, command_names=tuple(outbox_commands.choices))
+
+
+def _dead_letters_named(command: argparse.ArgumentParser) -> Any:
+    """Add the dead letters ``command`` acts on: ids, or ``--all``, one or the other (ids
+    beside --all would be ignored: a usage error instead); the group, for one more way."""
+    which = command.add_mutually_exclusive_group()
+    which.add_argument(
+        "ids",
+        nargs="*",
+        default=[],
+        metavar="ID",
+        help="a dead-lettered delivery's id, as `outbox list` shows it",
+    )
+    which.add_argument("--all", action="store_true", help="every dead-lettered delivery")
+    return which
 
 
 def _add_drop(outbox_commands: Commands) -> None:
@@ -132,15 +138,7 @@ def _add_drop(outbox_commands: Commands) -> None:
         ),
         usage="%(prog)s [-h] (ID ... | --all | --receiver ORIGIN)",
     )
-    which = outbox_drop.add_mutually_exclusive_group()
-    which.add_argument(
-        "ids",
-        nargs="*",
-        default=[],
-        metavar="ID",
-        help="a dead-lettered delivery's id, as `outbox list` shows it",
-    )
-    which.add_argument("--all", action="store_true", help="every dead-lettered delivery")
+    which = _dead_letters_named(outbox_drop)
     which.add_argument(
         "--receiver",
         metavar="ORIGIN",
