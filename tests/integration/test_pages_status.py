@@ -386,9 +386,9 @@ def test_parentheses_hug_the_code_they_hold_in_the_lease_banner(
 def test_on_a_phone_the_dead_letter_notices_commands_read_whole(
     tmp_path: Path, browser: Browser, webhook_receiver
 ) -> None:
-    """On a phone 375 pixels wide the dead-letter notice shows each command it gives (to list
-    and to resend the dead letters) on one line, whole, nothing past the screen's edge nor its
-    panel's; the ")" after its last code sits against it, closer than a space."""
+    """On a phone 375 pixels wide the dead-letter notice shows each command it gives (to list,
+    to resend and to drop the dead letters) on one line, whole, nothing past the screen's edge
+    nor its panel's; a parenthesis beside a code sits against it, closer than a space."""
     receiver: WebhookReceiver = webhook_receiver()
     receiver.script(Answer(404, text="404 page not found\n"))  # refused: dead-lettered at once
     with page_bridge(tmp_path, EXESDB_WEBHOOK_URLS=receiver.url, **HOOK_SETTINGS) as server:
@@ -409,9 +409,11 @@ def test_on_a_phone_the_dead_letter_notices_commands_read_whole(
         ["exesdb-bridge outbox list --state dead", 1],
         ["exesdb-bridge outbox retry --all", 1],
         ["EXESDB_STATE_DIR", 1],
+        ["exesdb-bridge outbox drop --receiver ORIGIN", 1],
+        ["--all", 1],
         ["EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS", 1],
     ]
-    assert [shown for shown, _, _ in gaps] == ["EXESDB_STATE_DIR)"]
+    assert [shown for shown, _, _ in gaps] == ["EXESDB_STATE_DIR)", "(--all"]
     assert all(0 <= gap < space for _, gap, space in gaps), gaps
 
 
