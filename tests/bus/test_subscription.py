@@ -128,9 +128,9 @@ async def test_an_inbox_full_in_bytes_refuses_and_counts_and_gives_its_bytes_bac
     assert (inbox.depth, inbox.bytes) == (0, 0)
 
 
-async def test_a_deadline_around_a_stop_fires_while_the_handler_unwinds() -> None:
-    """A deadline that passes while stop() waits for the cancelled handler to unwind raises
-    TimeoutError: the stop does not swallow the cancellation meant for its caller."""
+async def _handling_without_end() -> tuple[Inbox, asyncio.Event]:
+    """An inbox whose handler, handling a message now, hangs and, cancelled, unwinds until
+    cancelled again; and the event set once it has ended."""
     handling, ended = asyncio.Event(), asyncio.Event()
 
     async def empty(inbox: Inbox) -> None:
@@ -147,6 +147,13 @@ async def test_a_deadline_around_a_stop_fires_while_the_handler_unwinds() -> Non
     inbox.start(empty)
     assert inbox.offer(_envelope(HEALTH, "node:health"), Frame("ex_esdb_health", b"", None))
     await asyncio.wait_for(handling.wait(), 10)
+    return inbox, ended
+
+
+async def test_a_deadline_around_a_stop_fires_while_the_handler_unwinds() -> None:
+    """A deadline that passes while stop() waits for the cancelled handler to unwind raises
+    TimeoutError: the stop does not swallow the cancellation meant for its caller."""
+    inbox, ended = await _handling_without_end()
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.2):
             await inbox.stop(0.0)
@@ -171,22 +178,7 @@ async def test_a_handler_that_does_not_end_once_cancelled_holds_the_stop_for_a_b
 ) -> None:
     """A handler still unwinding a quarter second after the stop cancelled it is left to end
     on its own, said in the log, and the stop returns; a second stop cancels it again."""
-    handling, ended = asyncio.Event(), asyncio.Event()
-
-    async def empty(inbox: Inbox) -> None:
-        handling.set()
-        try:
-            await asyncio.Event().wait()  # never set: a handler that hangs
-        except asyncio.CancelledError:
-            await asyncio.Event().wait()  # and, cancelled, unwinds until cancelled again
-            raise
-        finally:
-            ended.set()
-
-    inbox = _inbox({"ex_esdb_health"}, None, "*")
-    inbox.start(empty)
-    assert inbox.offer(_envelope(HEALTH, "node:health"), Frame("ex_esdb_health", b"", None))
-    await asyncio.wait_for(handling.wait(), 10)
+    inbox, ended = await _handling_without_end()
     await asyncio.wait_for(inbox.stop(0.0), 5)
     assert not ended.is_set()
     assert "its handler did not end within 0.25s of being cancelled" in caplog.text

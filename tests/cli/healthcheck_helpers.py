@@ -7,11 +7,12 @@ import asyncio
 import ssl
 import subprocess
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
-from tests.support import run_bridge, run_in_process
-from tests.webconfig.files import WebFiles
+from tests.support import BridgeProcess, run_bridge, run_in_process
+from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -75,6 +76,42 @@ def healthcheck_process(*args: str, **env: str) -> subprocess.CompletedProcess[s
 
 
 PASSWORD = "probe-password"
+
+
+def secured_bridge(
+    folder: Path, password_text: str = PASSWORD, bus: str | None = None
+) -> tuple[BridgeProcess, dict[str, str]]:
+    """A bridge (not started) in ``folder`` behind TLS, client certificates and basic auth
+    (user ``probe``, ``PASSWORD``), on ``bus`` if given (EXESDB_BUS); and the environment of a
+    healthcheck that passes them all (its password file holding ``password_text``)."""
+    files = WebFiles(folder)
+    files.write(
+        files.tls_config(
+            "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
+        )
+        + f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n"
+    )
+    client = files.client_cert(name="probe")
+    client.cert_chain_pems[0].write_to_path(str(folder / "probe.pem"))
+    client.private_key_pem.write_to_path(str(folder / "probe.key"))
+    (folder / "password").write_text(password_text)
+    bridge = BridgeProcess(
+        state_dir=folder / "state",
+        context=files.client_context(client),
+        headers={"Authorization": basic("probe", PASSWORD)},
+        EXESDB_WEB_CONFIG_FILE=str(folder / "web.yml"),
+    )
+    if bus is not None:
+        bridge.env["EXESDB_BUS"] = bus
+    env = {
+        "EXESDB_HTTP_ADDR": f"0.0.0.0:{bridge.port}",
+        "EXESDB_WEB_CONFIG_FILE": str(folder / "web.yml"),
+        "EXESDB_HEALTHCHECK_USERNAME": "probe",
+        "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(folder / "password"),
+        "EXESDB_HEALTHCHECK_CERT_FILE": str(folder / "probe.pem"),
+        "EXESDB_HEALTHCHECK_KEY_FILE": str(folder / "probe.key"),
+    }
+    return bridge, env
 
 
 def rotate_badly(files: WebFiles, how: str) -> str:

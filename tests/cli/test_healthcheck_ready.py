@@ -19,44 +19,20 @@ from tests.cli.healthcheck_helpers import (
     healthcheck,
     healthcheck_process,
     rotate_badly,
+    secured_bridge,
 )
-from tests.support import BridgeProcess, free_port
-from tests.webconfig.files import WebFiles, basic, bcrypt_hash
+from tests.support import free_port
+from tests.webconfig.files import WebFiles
 
 
 def test_ready_command_names_the_parts_not_ready_over_https(tmp_path: Path) -> None:
     """A bridge behind TLS, client certificates and basic auth whose Redis bus cannot be reached
     is alive but not ready: `healthcheck` exits 0, `healthcheck --ready` exits 1 with one line
     naming the part not ready and its reason, as the bridge's /readyz body gives them."""
-    files = WebFiles(tmp_path)
-    files.write(
-        files.tls_config(
-            "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
-        )
-        + f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n"
-    )
-    client = files.client_cert(name="probe")
-    client.cert_chain_pems[0].write_to_path(str(tmp_path / "probe.pem"))
-    client.private_key_pem.write_to_path(str(tmp_path / "probe.key"))
-    (tmp_path / "password").write_text(PASSWORD)
     redis_port = free_port()
-    bridge = BridgeProcess(
-        state_dir=tmp_path / "state",
-        context=files.client_context(client),
-        headers={"Authorization": basic("probe", PASSWORD)},
-        EXESDB_WEB_CONFIG_FILE=str(tmp_path / "web.yml"),
-        EXESDB_BUS=f"redis://127.0.0.1:{redis_port}/0",
-    )
+    bridge, env = secured_bridge(tmp_path, bus=f"redis://127.0.0.1:{redis_port}/0")
     bridge.start(tmp_path)
     try:
-        env = {
-            "EXESDB_HTTP_ADDR": f"0.0.0.0:{bridge.port}",
-            "EXESDB_WEB_CONFIG_FILE": str(tmp_path / "web.yml"),
-            "EXESDB_HEALTHCHECK_USERNAME": "probe",
-            "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(tmp_path / "password"),
-            "EXESDB_HEALTHCHECK_CERT_FILE": str(tmp_path / "probe.pem"),
-            "EXESDB_HEALTHCHECK_KEY_FILE": str(tmp_path / "probe.key"),
-        }
         alive = healthcheck(**env)
         not_ready = healthcheck("--ready", **env)
     finally:

@@ -14,9 +14,9 @@ from aiohttp import web
 
 from bridge.cli.healthcheck import READINESS, probe
 from bridge.headers import REALM
-from tests.cli.healthcheck_helpers import PASSWORD, Server, healthcheck
-from tests.support import BridgeProcess, FifoReleaser, run_command, withhold
-from tests.webconfig.files import WebFiles, basic, bcrypt_hash
+from tests.cli.healthcheck_helpers import PASSWORD, Server, healthcheck, secured_bridge
+from tests.support import FifoReleaser, run_command, withhold
+from tests.webconfig.files import WebFiles
 
 # One pytest-xdist worker runs the module: the TLS bridge (a module fixture) starts once.
 pytestmark = pytest.mark.xdist_group("secured-bridge")
@@ -27,31 +27,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory):
     """A bridge process serving HTTPS, requiring a client certificate and basic auth, and the
     files a probe needs: (bridge, environment for a working healthcheck, files)."""
     folder = tmp_path_factory.mktemp("secured")
-    files = WebFiles(folder)
-    files.write(
-        files.tls_config(
-            "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
-        )
-        + f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n"
-    )
-    client = files.client_cert(name="probe")
-    client.cert_chain_pems[0].write_to_path(str(folder / "probe.pem"))
-    client.private_key_pem.write_to_path(str(folder / "probe.key"))
-    (folder / "password").write_text(PASSWORD + "\n")
-    bridge = BridgeProcess(
-        state_dir=folder / "state",
-        context=files.client_context(client),
-        headers={"Authorization": basic("probe", PASSWORD)},
-        EXESDB_WEB_CONFIG_FILE=str(folder / "web.yml"),
-    )
-    env = {
-        "EXESDB_HTTP_ADDR": f"0.0.0.0:{bridge.port}",
-        "EXESDB_WEB_CONFIG_FILE": str(folder / "web.yml"),
-        "EXESDB_HEALTHCHECK_USERNAME": "probe",
-        "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(folder / "password"),
-        "EXESDB_HEALTHCHECK_CERT_FILE": str(folder / "probe.pem"),
-        "EXESDB_HEALTHCHECK_KEY_FILE": str(folder / "probe.key"),
-    }
+    bridge, env = secured_bridge(folder, PASSWORD + "\n")
     bridge.start(folder)
     try:
         yield bridge, env, folder

@@ -324,6 +324,26 @@ def test_an_admin_token_of_16_characters_is_not_warned_of(
     assert "EXESDB_ADMIN_TOKEN" not in err
 
 
+def _receivers_checked(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    urls: str,
+    file: str,
+) -> str:
+    """What check-config says (it passes) of receivers given in EXESDB_WEBHOOK_URLS (``urls``)
+    and a receivers file (``file``), either left out when empty."""
+    env = {"EXESDB_WEBHOOK_SECRET": "k" * 32}
+    if urls:
+        env["EXESDB_WEBHOOK_URLS"] = urls
+    if file:
+        (tmp_path / "receivers.yml").write_text(file)
+        env["EXESDB_WEBHOOK_CONFIG_FILE"] = str(tmp_path / "receivers.yml")
+    status, _, err = check_config(monkeypatch, capsys, **env)
+    assert status == 0, err
+    return err
+
+
 @pytest.mark.parametrize(
     ("urls", "file", "warned"),
     [
@@ -348,14 +368,7 @@ def test_a_webhook_receiver_at_alertmanagers_alerts_api_is_warned_of(
     """A receiver whose URL path ends in Alertmanager's alerts API (v1 or v2), given in
     EXESDB_WEBHOOK_URLS or the receivers file, is warned of, named as check-config names
     receivers (no path shown); a path that merely holds it is not."""
-    env = {"EXESDB_WEBHOOK_SECRET": "k" * 32}
-    if urls:
-        env["EXESDB_WEBHOOK_URLS"] = urls
-    if file:
-        (tmp_path / "receivers.yml").write_text(file)
-        env["EXESDB_WEBHOOK_CONFIG_FILE"] = str(tmp_path / "receivers.yml")
-    status, _, err = check_config(monkeypatch, capsys, **env)
-    assert status == 0, err
+    err = _receivers_checked(tmp_path, monkeypatch, capsys, urls, file)
     lines = [line for line in err.splitlines() if "Alertmanager's alerts API" in line]
     assert [
         line.partition(": its path")[0].removeprefix("exesdb-bridge: warning: ") for line in lines
@@ -418,14 +431,7 @@ def test_a_chat_service_s_incoming_webhook_as_a_receiver_is_warned_of(
     message and answers the bridge's Alertmanager-format notification 400 (every delivery
     dead-lettered), is warned of with the way there, Alertmanager's receiver for it; its path,
     a token, is not shown."""
-    env = {"EXESDB_WEBHOOK_SECRET": "k" * 32}
-    if urls:
-        env["EXESDB_WEBHOOK_URLS"] = urls
-    if file:
-        (tmp_path / "receivers.yml").write_text(file)
-        env["EXESDB_WEBHOOK_CONFIG_FILE"] = str(tmp_path / "receivers.yml")
-    status, _, err = check_config(monkeypatch, capsys, **env)
-    assert status == 0, err
+    err = _receivers_checked(tmp_path, monkeypatch, capsys, urls, file)
     lines = [line for line in err.splitlines() if "incoming webhook" in line]
     assert lines == [
         f"exesdb-bridge: warning: {who}: it is a {service} incoming webhook, which takes"

@@ -14,6 +14,18 @@ from tests.http.helpers import ServerFactory
 from tests.support import ADMIN_TOKEN, alive, async_wait_until, collector_off
 
 
+async def _answers(address: tuple[str, int], sent: bytes) -> bytes:
+    """All the bridge at ``address`` answers to ``sent`` on one connection, read until it
+    closes it (10 s at most)."""
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        writer.write(sent)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
 @pytest.mark.parametrize("request_line", ["GET /nope", "GET /alerts/a/b/c", "POST /healthz"])
 async def test_a_request_for_a_path_or_method_not_served_is_let_go_with_its_connection(
     serve: ServerFactory, request_line: str
@@ -26,14 +38,12 @@ async def test_a_request_for_a_path_or_method_not_served_is_let_go_with_its_conn
     mark = secrets.token_hex(8)
     with collector_off():
         for _ in range(3):
-            reader, writer = await asyncio.open_connection(*server.bridge.address)
-            writer.write(
+            answer = await _answers(
+                server.bridge.address,
                 f"{request_line} HTTP/1.1\r\nHost: x\r\nX-Mark: {mark}\r\n"
-                "Connection: close\r\n\r\n".encode()
+                "Connection: close\r\n\r\n".encode(),
             )
-            await writer.drain()
-            assert (await asyncio.wait_for(reader.read(), 10)).split(b" ")[1] in (b"404", b"405")
-            writer.close()
+            assert answer.split(b" ")[1] in (b"404", b"405")
         await async_wait_until(
             lambda: not alive(web.BaseRequest, lambda r: r.headers.get("X-Mark") == mark),
             what="the requests let go",
@@ -50,19 +60,14 @@ async def test_a_transfer_coding_other_than_chunked_is_501_and_the_connection_cl
     would have turned off stays on."""
     server = await serve()
     assert server.bridge.address is not None
-    reader, writer = await asyncio.open_connection(*server.bridge.address)
     body = b'{"enabled": false}'
-    try:
-        writer.write(
-            b"POST /v1/integration HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            + f"Authorization: Bearer {ADMIN_TOKEN}\r\nTransfer-Encoding: {coding}\r\n\r\n".encode()
-            + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
-            + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-        )
-        await writer.drain()
-        answers = await asyncio.wait_for(reader.read(), 10)
-    finally:
-        writer.close()
+    answers = await _answers(
+        server.bridge.address,
+        b"POST /v1/integration HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {ADMIN_TOKEN}\r\nTransfer-Encoding: {coding}\r\n\r\n".encode()
+        + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
     head, _, rest = answers.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 501"), head
     assert b"connection: close" in head.lower()
@@ -83,20 +88,15 @@ async def test_an_http_1_0_request_with_a_transfer_encoding_is_400_and_the_conne
     naming the header, the connection closes, and what follows is not read as a request."""
     server = await serve()
     assert server.bridge.address is not None
-    reader, writer = await asyncio.open_connection(*server.bridge.address)
     body = b'{"enabled": false}'
-    try:
-        writer.write(
-            b"POST /v1/integration HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n"
-            + f"Content-Type: application/json\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n".encode()
-            + b"Transfer-Encoding: chunked\r\n\r\n"
-            + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
-            + b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
-        )
-        await writer.drain()
-        answers = await asyncio.wait_for(reader.read(), 10)
-    finally:
-        writer.close()
+    answers = await _answers(
+        server.bridge.address,
+        b"POST /v1/integration HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n"
+        + f"Content-Type: application/json\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n".encode()
+        + b"Transfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        + b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    )
     head, _, rest = answers.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.0 400"), head
     assert b"keep-alive" not in head.lower()

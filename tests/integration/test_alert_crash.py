@@ -123,11 +123,11 @@ def test_sigkill_with_receiver_down_loses_nothing(
     wait_until(lambda: metric(second.url, "exesdb_webhook_outbox_depth") == 0, what="empty outbox")
 
 
-def test_alerts_and_outbox_commands(
+def _refusing_receiver_s_bridge(
     tmp_path: Path, webhook_receiver, bridge_processes: list[BridgeProcess]
-) -> None:
-    """`alerts list|ack` talk to a running bridge (a later ack by someone else is told the first
-    one stands); `outbox list|retry` revive a dead letter."""
+) -> tuple[WebhookReceiver, Path, BridgeProcess]:
+    """A bridge process taking ingest whose one receiver refuses every delivery (400: each
+    dead-lettered at once), sent without a grouping wait; its state folder."""
     receiver: WebhookReceiver = webhook_receiver()
     receiver.script(400)
     state = tmp_path / "state"
@@ -139,6 +139,17 @@ def test_alerts_and_outbox_commands(
         EXESDB_WEBHOOK_GROUP_WAIT_MS="0",
     ).start(tmp_path)
     bridge_processes.append(bridge)
+    return receiver, state, bridge
+
+
+def test_alerts_and_outbox_commands(
+    tmp_path: Path, webhook_receiver, bridge_processes: list[BridgeProcess]
+) -> None:
+    """`alerts list|ack` talk to a running bridge (a later ack by someone else is told the first
+    one stands); `outbox list|retry` revive a dead letter."""
+    receiver, state, bridge = _refusing_receiver_s_bridge(
+        tmp_path, webhook_receiver, bridge_processes
+    )
     ingest_alerts(bridge.url, ["cli-1"])
     wait_until(lambda: len(receiver.requests) == 1, what="the rejected delivery")
 
@@ -191,17 +202,9 @@ def test_outbox_drop_beside_a_running_bridge_clears_its_gauge_and_notice(
     receiver that refused it: within seconds (as `outbox retry` is picked up) the bridge's
     exesdb_webhook_dead_letters{state="needs_action"} is 0 and its status page shows no
     dead-letter notice; the dead letter is not sent again."""
-    receiver: WebhookReceiver = webhook_receiver()
-    receiver.script(400)
-    state = tmp_path / "state"
-    bridge = BridgeProcess(
-        state_dir=state,
-        **QUIET,
-        EXESDB_INGEST="true",
-        EXESDB_WEBHOOK_URLS=receiver.url,
-        EXESDB_WEBHOOK_GROUP_WAIT_MS="0",
-    ).start(tmp_path)
-    bridge_processes.append(bridge)
+    receiver, state, bridge = _refusing_receiver_s_bridge(
+        tmp_path, webhook_receiver, bridge_processes
+    )
     needs_action = 'exesdb_webhook_dead_letters{state="needs_action"}'
 
     def notice_shown() -> bool:
