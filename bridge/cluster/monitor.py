@@ -158,6 +158,7 @@ class ClusterMonitor:
         self._unremembered = Dropped()
         self._blind = False
         self._paused = False  # a nap overran: this process did not run (see _nap)
+        self._left = False  # its left published (see _leave_cluster)
         self._last_beat = float("-inf")
         # Another node started (its joined): it has not heard this one's interval, so this one
         # says it at its next tick, NodeHealth or not (see _beat); so too when another replica
@@ -635,6 +636,8 @@ class ClusterMonitor:
         return sum(1 for node in self._nodes.values() if node.state == "up")
 
     def _publish(self, topic: str, message: Message) -> None:
+        if self._left:
+            return  # a heartbeat or health after its left would say this node is back
         # Straight on the bus, not through the integration switch: turning broadcasts off must
         # not make this node look dead to its peers.
         self._bus.publish(topic, message)
@@ -697,11 +700,20 @@ class ClusterMonitor:
         me = asyncio.current_task()
         running = [t for t in (self._task, *self._ticks) if t not in (None, me) and not t.done()]
         self._task = None
-        if running:
-            await asyncio.shield(asyncio.gather(*running, return_exceptions=True))
-        if not self._started:
-            return  # never joined (a start-up that failed before it): nothing to leave
-        self._downs.publish(float("inf"))  # grouped downs still waiting for their alert
+        try:
+            if running:
+                await asyncio.shield(asyncio.gather(*running, return_exceptions=True))
+        finally:
+            # Also when the stop's deadline cut that wait short (a tick held by an unreachable
+            # Redis): the others hear this node leave, not find it silent and call it down.
+            self._leave_cluster()
+
+    def _leave_cluster(self) -> None:
+        """Publish the grouped downs still waiting for their alert, then this node's ``left``;
+        nothing of this node's own after it (a tick outliving the stop's deadline)."""
+        if not self._started or self._left:
+            return  # never joined (a start-up that failed before it), or left already
+        self._downs.publish(float("inf"))
         self._downs.resolve()
         self._publish(
             "lifecycle",
@@ -712,6 +724,7 @@ class ClusterMonitor:
                 timestamp=self._shared_clock.now(),
             ),
         )
+        self._left = True
 
 
 def _untimed(cadence: Cadence, now: float) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 
+import pytest
+
 from bridge.bus import LocalCoordinator
 from bridge.messages import NodeHealth, NodeLifecycle
 from tests.cluster.helpers import Clock, Replica
@@ -105,6 +107,43 @@ async def test_a_stop_during_a_down_announcement_still_publishes_what_the_key_sa
     assert await coordinator.swap("cluster:node:app-1", "down", 60_000) == "down"
     assert [m.node for m in replica.published(NodeLifecycle, event="down")] == ["app-1"]
     assert replica.published(NodeLifecycle, event="left", node="bridge-1")
+
+
+class LateHealthCoordinator(GatedCoordinator):
+    """A gated coordinator that says when a tick reached its last step (the claim of the
+    period's ClusterHealth): the tick's own publishing is done once that wait is over."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.health_claimed = asyncio.Event()
+
+    async def once_per_period(self, key: str, period_ms: int) -> bool:
+        claimed = await super().once_per_period(key, period_ms)
+        self.health_claimed.set()
+        return claimed
+
+
+async def test_a_stop_cut_short_by_its_deadline_still_says_left_and_nothing_after_it(
+    make_replica, clock: Clock
+) -> None:
+    """A stop whose deadline passes while the monitor's tick waits on a swap that does not
+    answer (Redis paused) still publishes this node's left, so the others do not find it
+    silent and call it down; when that tick ends, nothing of this node's own (membership,
+    cluster health, heartbeat) follows the left, only the announcement it was making."""
+    coordinator = LateHealthCoordinator(clock)
+    replica = await make_replica("bridge-1", coordinator)
+    await tick_held_in_a_swap(replica, coordinator, clock)
+    coordinator.health_claimed.clear()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(replica.monitor.aclose(), 0.05)  # the bridge's stop deadline
+    await replica.settle()
+    assert replica.published(NodeLifecycle, event="left", node="bridge-1")
+    said = len(replica.heard)
+    coordinator.gate.set()
+    await asyncio.wait_for(coordinator.health_claimed.wait(), 5)
+    await replica.settle()
+    after_left = [e.payload for e in replica.heard[said:] if e.node == "bridge-1"]
+    assert after_left == replica.published(NodeLifecycle, event="down", node="app-1")
 
 
 async def _down_claimed_by_a_dead_replica(
