@@ -1,9 +1,11 @@
-"""The Redis writer on a real redis-server writes each batch of frames in one round trip, and
-the acknowledgements queued, whatever their streams, in one.
+"""The Redis transport on a real redis-server writes each batch of frames in one round trip and
+the acknowledgements queued, whatever their streams, in one; its readers take a backlog a
+thousand entries a read.
 
 A proxy between the writer and Redis keeps each piece the writer sends: each round trip sends at
 least one (the next command waits for the answer), so a writer taking one round trip per frame
 sends at least as many pieces as frames, where one taking one per batch sends one per batch.
+The reads are counted by redis-server itself (``INFO commandstats``).
 """
 
 from __future__ import annotations
@@ -17,17 +19,23 @@ import pytest
 from bridge.bus import Durability, Frame
 from bridge.bus.redis import GROUP
 from bridge.bus.redis.spool import Spool
+from tests.integration.redis_replicas import ALERTS, Replica, calls, replicas, signed_entry
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_spool import Proxy, running_writer
 from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["redis_server"]
+__all__ = ["redis_server", "replicas"]
 
 # The writer's batch in ``running_writer``, and the batches of a burst.
 BATCH = 10
 BATCHES = 3
+# A backlog three times what a read takes (the transport's COUNT, 1 000).
+BACKLOG = 3_000
+# Reads of such a backlog, 4 or 5 measured: the blocked read answered at its first entry, three
+# of 1 000 and the next, blocked; 30 would be reads of 100.
+BACKLOG_READS = 8
 
 
 class CountingProxy(Proxy):
@@ -125,3 +133,29 @@ async def test_acknowledgements_of_several_streams_go_to_redis_in_one_round_trip
             assert len(proxy.pieces) == 1, proxy.pieces
     finally:
         await proxy.aclose()
+
+
+async def test_a_backlog_reaches_the_readers_a_thousand_entries_a_read(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """3 000 entries written at once reach the lease holder's fan-out and work-queue
+    subscribers in a few reads each (XREAD and XREADGROUP with a COUNT of 1 000), not in one
+    read per entry nor per few."""
+    server = redis_server()
+    # Idle reads block 30 s: none comes back empty while the backlog is read.
+    holder = await Replica(server.url, "holder", block_ms=30_000).start()
+    replicas.append(holder)
+    await async_wait_until(lambda: holder.transport.leading, 10, "the holder holds the lease")
+    entries = [signed_entry() for _ in range(BACKLOG)]
+    before = {command: calls(server, command) for command in ("xread", "xreadgroup")}
+    # Written with a synchronous client: the holder's loop reads nothing until all are in Redis.
+    with server.client() as client:
+        pipe = client.pipeline(transaction=False)
+        for fields in entries:
+            pipe.xadd(f"exesdb:bus:{ALERTS}", fields)
+        pipe.execute()
+    await async_wait_until(
+        lambda: len(holder.seen) == len(holder.taken) == BACKLOG, 30, "every entry read twice"
+    )
+    reads = {command: calls(server, command) - count for command, count in before.items()}
+    assert all(count <= BACKLOG_READS for count in reads.values()), reads
