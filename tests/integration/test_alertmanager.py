@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.request
@@ -88,6 +89,24 @@ async def test_alertmanager_holds_and_routes_the_bridges_alerts(
         assert set(ours) - set(body) <= {"notification_reason", "routeLabels"}
         assert set(body["alerts"][0]) == set(ours["alerts"][0])
         assert body["version"] == "4"
+
+
+async def test_without_an_external_url_alertmanagers_generator_url_opens_the_alerts_page(
+    tmp_path: Path, alertmanager_server
+) -> None:
+    """With EXESDB_EXTERNAL_URL unset and EXESDB_HTTP_ADDR at port 0, the alert Alertmanager
+    holds links to the listen address with the port bound + /alerts/{id}, as a webhook's does,
+    and that link answers a plain GET with the alert's page."""
+    server: AlertmanagerServer = alertmanager_server()
+    async with alert_bridge(tmp_path, EXESDB_ALERTMANAGER_URL=server.url) as (bridge, _sink, _):
+        bridge.bus.publish("disk_full", system_alert("am:2"))
+        alert = await async_wait_until(lambda: held(server, "am:2"), within=15, what="am:2 held")
+        assert bridge.address is not None
+        host, port = bridge.address
+        assert alert["generatorURL"] == f"http://{host}:{port}/alerts/am%3A2"
+        status, body = await asyncio.to_thread(http_get, alert["generatorURL"])
+    assert status == 200
+    assert "alert am:2" in body.decode()
 
 
 async def test_alertmanager_accepts_the_source_label_and_metadata_annotations(

@@ -157,10 +157,10 @@ def sink_bridge(
     """A bridge (with a registry of its own) whose only component is an AlertSink, and the sink.
 
     The sink is made from the bridge's context as ``alert_sink`` makes it (settings, bus,
-    publish, registry, recorder, the work-queue lease, shared state and coordinator; with
-    ``bridge_deadline`` the bridge's stop deadline for its components, else one of its own as
-    long, begun when the sink stops), with ``options``
-    (``clock``, ``db``, …) on top. Nothing is started.
+    publish, registry, recorder, the work-queue lease, shared state, coordinator and the port
+    bound; with ``bridge_deadline`` the bridge's stop deadline for its components, else one of
+    its own as long, begun when the sink stops), with ``options`` (``clock``, ``db``, …) on
+    top. Nothing is started.
     """
     sinks: list[AlertSink] = []
 
@@ -174,6 +174,7 @@ def sink_bridge(
             lease=context.capabilities.lease,
             state=context.capabilities.state,
             shutdown=context.shutdown if bridge_deadline else Deadline(context.shutdown.seconds),
+            bound_port=context.bound_port,
             **{"coordinator": context.capabilities.coordinator, **options},
         )
         sinks.append(sink)
