@@ -66,7 +66,7 @@ run: $(VENV)/.installed
 # podman (with runc) runs the image the tests build on a Debian stand-in made by debootstrap;
 # headless chromium (driven through chromium-driver) opens the pages; systemd-analyze checks the
 # systemd unit; btrfs-progs makes the small btrfs the alert outbox fills up; the ingest bench's
-# smoke test runs Pushgateway beside the bridge.
+# smoke test runs Pushgateway beside the bridge; node runs the docs' Node.js recipes.
 servers:
 	@missing=""; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
@@ -82,6 +82,7 @@ servers:
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	command -v mkfs.btrfs >/dev/null || missing="$$missing btrfs-progs"; \
 	command -v prometheus-pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing:$$missing"; \
