@@ -29,10 +29,14 @@ $(BIN)/python:
 	@$(call older_than_min,$(PYTHON)) 2>/dev/null || { echo "exesdb-bridge needs Python" \
 		"$(MIN_PYTHON) or newer, and $(PYTHON) is $(call python_version,$(PYTHON)): name" \
 		"a newer one, e.g. $(WHICH_MAKE) PYTHON=$(OTHER_PYTHON)" >&2; exit 1; }
-	@# Debian splits venv out of python3; install it when missing and running as root.
-	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { [ "$$(id -u)" = 0 ] \
-		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; } \
-		|| echo "python3 -m venv needs Debian's python3-venv (sudo apt-get install python3-venv)"
+	@# Debian splits venv out of each Python, as python3.X-venv (python3-venv is the default
+	@# python3's, no help to a python3.11 beside Ubuntu 22.04's 3.10); install it when missing and
+	@# running as root.
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
+		venv=$$($(PYTHON) -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])'); \
+		{ [ "$$(id -u)" = 0 ] && apt-get update -qq \
+			&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$venv >/dev/null; } \
+		|| echo "$(PYTHON) -m venv needs Debian's $$venv (sudo apt-get install $$venv)"; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 

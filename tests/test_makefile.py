@@ -125,6 +125,34 @@ def test_a_python_on_the_path_that_does_not_run_is_missing_and_another_is_named(
     assert not (tmp_path / ".venv").exists()
 
 
+def test_a_python_without_venv_is_given_its_own_debian_venv_package(tmp_path: Path) -> None:
+    """A Python without ensurepip (Debian's, its venv split out) is given the venv package of
+    its own version, python3.X-venv (installed as root, else named), not python3-venv, which is
+    the default python3's: no help to a python3.11 beside Ubuntu 22.04's python3.10."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    # This Python as Debian ships it: ensurepip left out, so no venv can be made.
+    python = shims / "python-without-venv"
+    python.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *ensurepip*) exit 1 ;; *"-m venv"*) exit 1 ;; esac\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    # apt-get as root would install: it notes what it was asked for instead.
+    asked = tmp_path / "apt-get.args"
+    apt_get = shims / "apt-get"
+    apt_get.write_text(f'#!/bin/sh\necho "$*" >>{asked}\n')
+    for shim in (python, apt_get):
+        shim.chmod(0o755)
+    env = {**os.environ, "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}"}
+    completed = _make(tmp_path, "run", f"PYTHON={python}", env=env)
+    assert completed.returncode == 2
+    package = f"python{sys.version_info.major}.{sys.version_info.minor}-venv"
+    said = asked.read_text() if asked.exists() else completed.stdout
+    assert package in said, said
+    assert "python3-venv" not in said + completed.stdout
+
+
 def test_an_empty_python_is_the_default_one_and_its_version_still_checked(
     tmp_path: Path,
 ) -> None:
