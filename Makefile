@@ -19,24 +19,33 @@ BIN := $(VENV)/bin
 MIN_PYTHON := 3.11
 older_than_min = $(1) -c 'import sys; sys.exit(sys.version_info < tuple(map(int, "$(MIN_PYTHON)".split("."))))'
 WHICH_MAKE := make $(or $(firstword $(MAKECMDGOALS)),run)
+# The Python named as an example, never the one that was just refused.
+OTHER_PYTHON := $(if $(filter python3.12,$(notdir $(PYTHON))),python3.11,python3.12)
+# Its version, or "missing" when it does not run: a pyenv shim of a version not installed is on
+# the PATH, and says so in lines of its own on stderr, which were printed inside this sentence.
+python_version = $$($(1) -c 'import sys; sys.stdout.write("Python " + sys.version.split()[0])' 2>/dev/null || echo missing)
 
 $(BIN)/python:
 	@$(call older_than_min,$(PYTHON)) 2>/dev/null || { echo "exesdb-bridge needs Python" \
-		"$(MIN_PYTHON) or newer, and $(PYTHON) is $$(command -v $(PYTHON) >/dev/null && $(PYTHON) -V 2>&1 || echo missing): name" \
-		"a newer one, e.g. $(WHICH_MAKE) PYTHON=python3.12" >&2; exit 1; }
-	@# Debian splits venv out of python3; install it when missing and running as root.
-	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { [ "$$(id -u)" = 0 ] \
-		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; } \
-		|| echo "python3 -m venv needs Debian's python3-venv (sudo apt-get install python3-venv)"
+		"$(MIN_PYTHON) or newer, and $(PYTHON) is $(call python_version,$(PYTHON)): name" \
+		"a newer one, e.g. $(WHICH_MAKE) PYTHON=$(OTHER_PYTHON)" >&2; exit 1; }
+	@# Debian splits venv out of each Python, as python3.X-venv (python3-venv is the default
+	@# python3's, no help to a python3.11 beside Ubuntu 22.04's 3.10); install it when missing and
+	@# running as root.
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
+		venv=$$($(PYTHON) -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])'); \
+		{ [ "$$(id -u)" = 0 ] && apt-get update -qq \
+			&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$venv >/dev/null; } \
+		|| echo "$(PYTHON) -m venv needs Debian's $$venv (sudo apt-get install $$venv)"; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 # A .venv an older Python made (before MIN_PYTHON was checked, or copied in) is named, not
 # handed to pip.
 VENV_PYTHON_OK = @$(call older_than_min,$(BIN)/python) || { echo "$(VENV) was made with" \
-	"$$($(BIN)/python -V 2>&1), older than the Python $(MIN_PYTHON) exesdb-bridge needs: remove" \
+	"$(call python_version,$(BIN)/python), older than the Python $(MIN_PYTHON) exesdb-bridge needs: remove" \
 	"it (rm -rf $(VENV)) and make it again with a newer one, e.g. $(WHICH_MAKE)" \
-	"PYTHON=python3.12" >&2; exit 1; }
+	"PYTHON=$(OTHER_PYTHON)" >&2; exit 1; }
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(VENV_PYTHON_OK)
@@ -66,7 +75,7 @@ run: $(VENV)/.installed
 # podman (with runc) runs the image the tests build on a Debian stand-in made by debootstrap;
 # headless chromium (driven through chromium-driver) opens the pages; systemd-analyze checks the
 # systemd unit; btrfs-progs makes the small btrfs the alert outbox fills up; the ingest bench's
-# smoke test runs Pushgateway beside the bridge.
+# smoke test runs Pushgateway beside the bridge; node runs the docs' Node.js recipes.
 servers:
 	@missing=""; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
@@ -82,6 +91,7 @@ servers:
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	command -v mkfs.btrfs >/dev/null || missing="$$missing btrfs-progs"; \
 	command -v prometheus-pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing:$$missing"; \

@@ -16,6 +16,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from bridge.choices import choice_refused
+from bridge.go_values import go_duration
 from bridge.messages import NODE_PATTERN, NODE_REFUSES
 from bridge.probe_settings import value_problem
 from bridge.redaction import redact_urls
@@ -41,9 +42,6 @@ _NUMBER_ERRORS: Final = frozenset(
         "less_than_equal",
     }
 )
-# A duration as the receivers file (and Go) writes one: 5s, 1.5m, 250ms.
-_DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_MS_PER: Final = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000}
 # A size typed with a unit: binary as these docs (MiB) and Kubernetes (Mi) write it, or a
 # decimal one (MB, M), which people use for either.
 _SIZE: Final = re.compile(r"(\d+(?:\.\d+)?) ?([kKMGT])(i?)B?")
@@ -127,14 +125,26 @@ def _number_allowed(variable: str, info: FieldInfo | None, given: object) -> str
         what += f" ({high:g} turns that status off)"
     if isinstance(info.default, int | float) and not isinstance(info.default, bool):
         what += f", e.g. {info.default:g}" if kind is float else f", e.g. {info.default}"
-    duration = _DURATION.fullmatch(given.strip()) if in_ms and isinstance(given, str) else None
-    if duration is not None and (ms := float(duration[1]) * _MS_PER[duration[2]]).is_integer():
-        what += f"; {duration[0]} is {int(ms)}"
+    if in_ms and isinstance(given, str):
+        what += _duration_in_ms(given.strip())
     if variable.endswith("_BYTES") and isinstance(given, str):
         what += _size_in_bytes(given.strip())
     if in_seconds:
         what += "; the Python SDK reads seconds, not the specification's milliseconds"
     return f"must be {what}"
+
+
+def _duration_in_ms(given: str) -> str:
+    """``given``, a duration typed with a unit as the receivers file writes one (``8s``, Go's
+    ``1h30m``), in milliseconds, as a refusal of a milliseconds setting ends with it (``; 8s is
+    8000``); "" for another, or one that is no whole number of milliseconds."""
+    try:
+        ms = go_duration(given) * 1000
+    except ValueError:
+        return ""
+    if given == "0" or abs(ms - round(ms)) > 1e-6:  # a float's sum: 0.1s is 100.00000000000001
+        return ""
+    return f"; {given} is {round(ms)}"
 
 
 def _size_in_bytes(given: str) -> str:

@@ -9,6 +9,7 @@ import io
 import json
 import re
 import sqlite3
+import tomllib
 from pathlib import Path
 from typing import Any, Final
 
@@ -348,3 +349,35 @@ def test_the_sqlite_the_docs_require_is_the_oldest_the_outbox_takes() -> None:
         for major, minor in found:
             assert sqlite_problem((major, minor, 0), db) is None
             assert sqlite_problem((major, minor - 1, 99), db) is not None
+
+
+# Each distribution's own python3, as its package has it: Debian 11's 3.9.2, Debian 12's 3.11.2,
+# Ubuntu 22.04's 3.10.12, Ubuntu 24.04's 3.12.3, RHEL 9's 3.9.
+_DISTRIBUTION_PYTHON3: Final = {
+    "Debian 11": (3, 9),
+    "Debian 12": (3, 11),
+    "Ubuntu 22.04": (3, 10),
+    "Ubuntu 24.04": (3, 12),
+    "RHEL 9": (3, 9),
+}
+# "Debian 12's and Ubuntu 24.04's `python3` are", wrapped or not, `python3` said or left to the
+# reader: the distributions whose own Python a page says the bridge runs on.
+_FIT_DISTRIBUTIONS: Final = re.compile(
+    r"((?:[A-Z]\w+ [\d.]+'s,?\s+(?:and\s+)?)+)(?:`python3`\s+)?are\b(?!\s+not)"
+)
+
+
+def test_the_distributions_the_docs_name_run_the_bridge_on_their_own_python3() -> None:
+    """Each distribution the README and the deployment page say the bridge runs on has a
+    ``python3`` as new as pyproject.toml's requires-python: a user of Ubuntu 22.04, whose
+    python3 is 3.10, is sent to its python3.11 package, not to a make that refuses python3."""
+    required = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    oldest = tuple(int(part) for part in required.removeprefix(">=").split("."))
+    named = [
+        name
+        for text in (README.read_text(), page("deployment"))
+        for claim in _FIT_DISTRIBUTIONS.finditer(text)
+        for name in re.findall(r"([A-Z]\w+ [\d.]+)'s", claim.group(1))
+    ]
+    assert len(named) >= 2, named
+    assert [name for name in named if _DISTRIBUTION_PYTHON3[name] < oldest] == []

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ast
 import io
+import os
 import re
+import subprocess
 from contextlib import redirect_stdout
 from typing import Final
 
@@ -16,7 +18,7 @@ from bridge.headers import PLAIN_HTTP_REFUSAL
 from bridge.http import build_app
 from bridge.settings import Settings
 from tests.doc_text import fenced, page, section
-from tests.support import ROOT, TEST_SECRET, ThreadedBridge, free_port
+from tests.support import ROOT, TEST_SECRET, ThreadedBridge, free_port, require_binary
 
 
 @pytest.mark.parametrize("finder", ["EXESDB_URL", "EXESDB_HTTP_ADDR"])
@@ -38,6 +40,33 @@ def test_the_ingest_recipe_works(monkeypatch: pytest.MonkeyPatch, finder: str) -
         with redirect_stdout(printed):
             exec(compile(block, "docs/http-api.md", "exec"), {})  # our own docs
         assert printed.getvalue().strip() == "202"
+        assert (
+            server.bridge.registry.get_sample_value(
+                "exesdb_bus_published_total",
+                {"pubsub": "ex_esdb_metrics", "tag": "performance_metric"},
+            )
+            == 1
+        )
+
+
+@pytest.mark.parametrize("finder", ["EXESDB_URL", "EXESDB_HTTP_ADDR"])
+def test_the_node_ingest_recipe_works(finder: str) -> None:
+    """The Node.js signing recipe of docs/http-api.md, run by node as written, gets a 202 from a
+    real bridge on another port, found as the Python recipe finds it, and its message is
+    published."""
+    node = require_binary("node")
+    [block] = fenced(section(page("http-api"), "Ingest"), "js")
+    env = {"PATH": os.environ["PATH"], "SECRET_KEY_BASE": TEST_SECRET}
+    with ThreadedBridge(EXESDB_INGEST="true") as server:
+        if finder == "EXESDB_URL":
+            env["EXESDB_URL"] = f"http://{server.host}:{server.port}"
+            env["EXESDB_HTTP_ADDR"] = f"127.0.0.1:{free_port()}"  # URL wins
+        else:
+            env["EXESDB_HTTP_ADDR"] = f"0.0.0.0:{server.port}"  # asked on loopback
+        completed = subprocess.run(
+            [node, "-e", block], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert (completed.returncode, completed.stdout) == (0, "202\n"), completed.stderr
         assert (
             server.bridge.registry.get_sample_value(
                 "exesdb_bus_published_total",

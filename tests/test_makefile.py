@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import subprocess
@@ -59,14 +60,17 @@ def test_make_clean_removes_every_state_folder_the_readme_and_the_defaults_make(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["keep-me"]
 
 
-def _make(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _make(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``make`` with the repository's Makefile in ``tmp_path``, beside a copy of its
-    pyproject.toml (a prerequisite of the install rules)."""
+    pyproject.toml (a prerequisite of the install rules), in ``env`` if given."""
     require_binary("make")
     (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
     return subprocess.run(
         ["make", "--file", str(ROOT / "Makefile"), *args],
         cwd=tmp_path,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -91,6 +95,62 @@ def test_make_run_with_a_python_too_old_says_so_and_makes_no_virtualenv(tmp_path
         "exesdb-bridge needs Python 3.11 or newer, and no-such-python3 is missing: name a newer"
         " one, e.g. make test PYTHON=python3.12\n"
     )
+
+
+def test_a_python_on_the_path_that_does_not_run_is_missing_and_another_is_named(
+    tmp_path: Path,
+) -> None:
+    """A python3.12 on the PATH that does not run (pyenv's shim of a version not installed,
+    which says so in lines of its own) is called missing in one line, none of the shim's words
+    inside it, and the example named is another Python than the one refused."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    shim = shims / "python3.12"
+    shim.write_text(
+        "#!/bin/sh\n"
+        "echo 'pyenv: python3.12: command not found' >&2\n"
+        "echo >&2\n"
+        "echo 'The python3.12 command exists in these Python versions:' >&2\n"
+        "exit 127\n"
+    )
+    shim.chmod(0o755)
+    env = {**os.environ, "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}"}
+    completed = _make(tmp_path, "run", "PYTHON=python3.12", env=env)
+    assert completed.returncode == 2
+    assert completed.stderr.startswith(
+        "exesdb-bridge needs Python 3.11 or newer, and python3.12 is missing: name a newer one,"
+        " e.g. make run PYTHON=python3.11\n"
+    ), completed.stderr
+    assert "pyenv" not in completed.stderr
+    assert not (tmp_path / ".venv").exists()
+
+
+def test_a_python_without_venv_is_given_its_own_debian_venv_package(tmp_path: Path) -> None:
+    """A Python without ensurepip (Debian's, its venv split out) is given the venv package of
+    its own version, python3.X-venv (installed as root, else named), not python3-venv, which is
+    the default python3's: no help to a python3.11 beside Ubuntu 22.04's python3.10."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    # This Python as Debian ships it: ensurepip left out, so no venv can be made.
+    python = shims / "python-without-venv"
+    python.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *ensurepip*) exit 1 ;; *"-m venv"*) exit 1 ;; esac\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    # apt-get as root would install: it notes what it was asked for instead.
+    asked = tmp_path / "apt-get.args"
+    apt_get = shims / "apt-get"
+    apt_get.write_text(f'#!/bin/sh\necho "$*" >>{asked}\n')
+    for shim in (python, apt_get):
+        shim.chmod(0o755)
+    env = {**os.environ, "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}"}
+    completed = _make(tmp_path, "run", f"PYTHON={python}", env=env)
+    assert completed.returncode == 2
+    package = f"python{sys.version_info.major}.{sys.version_info.minor}-venv"
+    said = asked.read_text() if asked.exists() else completed.stdout
+    assert package in said, said
+    assert "python3-venv" not in said + completed.stdout
 
 
 def test_an_empty_python_is_the_default_one_and_its_version_still_checked(

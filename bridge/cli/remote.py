@@ -114,6 +114,8 @@ def say_refused(bridge: Target, path: str, status: int, text: str) -> None:
             said += (
                 "; EXESDB_ADMIN_TOKEN set here is what the commands send: the bridge needs it too"
             )
+        elif answer["error"] == "ingest_disabled":  # set in this shell, it turns on nothing
+            said += "; EXESDB_INGEST is the bridge's setting: start the bridge with it"
         elif answer["error"] == "not_found" and (root := url_root(bridge.url)) is not None:
             # A bridge answered, at a path it does not serve: the one the URL itself ends in.
             said += (

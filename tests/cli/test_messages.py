@@ -91,7 +91,7 @@ def test_publish_with_a_wrong_key_is_refused_and_exits_1(bridges: Bridges, tmp_p
 
 def test_publish_to_a_bridge_without_ingest_exits_1(bridges: Bridges, tmp_path: Path) -> None:
     """With ingest off the bridge answers 404 and publish exits 1, saying on stderr how to turn
-    ingest on."""
+    ingest on: on the bridge, not in the shell that publishes."""
     bridge = bridges(tmp_path)
     completed = cli(
         "publish", "system_alert", *ALERT_FIELDS, "--url", bridge.url,
@@ -101,7 +101,8 @@ def test_publish_to_a_bridge_without_ingest_exits_1(bridges: Bridges, tmp_path: 
     assert (completed.stdout, completed.stderr) == (
         "",
         f"exesdb-bridge: {bridge.url}/v1/messages answered 404: ingest is off: set"
-        " EXESDB_INGEST=true to enable it (ingest_disabled)\n",
+        " EXESDB_INGEST=true to enable it (ingest_disabled); EXESDB_INGEST is the bridge's"
+        " setting: start the bridge with it\n",
     )
 
 

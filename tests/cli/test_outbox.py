@@ -60,7 +60,9 @@ def test_outbox_on_a_file_that_is_no_outbox_says_so_without_a_traceback(tmp_path
             "run",
             2,
             " ERROR bridge: EXESDB_STATE_DIR: cannot open the alert outbox in '{state}': file is"
-            " an SQLite database of another program's (its tables: 'x'), not an alert outbox\n",
+            " an SQLite database of another program's (its tables: 'x'), not an alert outbox;"
+            " move alerts.sqlite3 out of the way (the bridge then makes a new outbox there), or"
+            " give a directory of the bridge's own\n",
         ),
     ],
 )
@@ -100,7 +102,8 @@ def test_an_sqlite_file_of_another_program_s_is_refused_not_made_an_outbox(
             "run",
             2,
             " ERROR bridge: EXESDB_STATE_DIR: cannot open the alert outbox in '{state}': file is"
-            " not a database\n",
+            " not a database; move alerts.sqlite3 out of the way (the bridge then makes a new"
+            " outbox there), or give a directory of the bridge's own\n",
         ),
     ],
 )

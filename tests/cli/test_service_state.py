@@ -261,10 +261,13 @@ def _cut_short(outbox: Path) -> str:
 
 
 def _no_database(outbox: Path) -> str:
-    """Text at ``outbox``; the refusal's words."""
+    """Text at ``outbox``; the refusal's words, SQLite's and what to do."""
     outbox.parent.mkdir()
     outbox.write_text("not a database\n")
-    return "file is not a database"
+    return (
+        "file is not a database; move alerts.sqlite3 out of the way (the bridge then makes a new"
+        " outbox there), or give a directory of the bridge's own"
+    )
 
 
 @pytest.mark.parametrize(
@@ -276,8 +279,8 @@ def test_check_config_refuses_an_outbox_run_refuses_in_the_same_words(
     tmp_path: Path, command: str, begins: str, fault: Callable[[Path], str]
 ) -> None:
     """An outbox file cut short, or no SQLite database, stops check-config as it stops start-up:
-    exit 2 and the same line, the file left as it was and, by check-config, nothing made beside
-    it."""
+    exit 2 and the same line, saying what to do, the file left as it was and, by check-config,
+    nothing made beside it."""
     state = tmp_path / "state"
     said = fault(state / FILE_NAME)
     before = {path.name: path.read_bytes() for path in state.iterdir()}

@@ -386,6 +386,13 @@ def test_bus_query_options_the_transport_leaves_alone_are_taken() -> None:
             "EXESDB_ALERT_FOR_MS: must be a whole number of milliseconds from 0 to 604800000;"
             " 1.5m is 90000 (got '1.5m')",
         ),
+        # Go's compound form, as the receivers file's durations are written.
+        (
+            "EXESDB_WEBHOOK_DEADLINE_MS",
+            "1h30m",
+            "EXESDB_WEBHOOK_DEADLINE_MS: must be a whole number of milliseconds from 1 to"
+            " 2592000000, e.g. 86400000; 1h30m is 5400000 (got '1h30m')",
+        ),
         # A size with a unit in bytes: a decimal unit both ways, as people use it for either.
         (
             "EXESDB_MAX_BODY_BYTES",
@@ -454,8 +461,8 @@ def test_a_bad_number_is_answered_with_its_unit_range_and_an_example(
     line: str,
 ) -> None:
     """A number setting's problem says its unit, its range and an example, a duration typed
-    with a unit (`8s`, as the receivers file writes one) is given in milliseconds, and a size
-    typed with a unit (`256MiB`) in bytes."""
+    with a unit (`8s`, or `1h30m`, as the receivers file writes one) is given in milliseconds,
+    and a size typed with a unit (`256MiB`) in bytes."""
     status, _, err = check_config(monkeypatch, capsys, **{variable: value})
     assert status == 2
     assert err.splitlines()[1:] == [f"  {line}"]

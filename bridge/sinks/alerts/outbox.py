@@ -31,7 +31,7 @@ from bridge.sinks.alerts.database import Database
 from bridge.sinks.alerts.dead_letters import DeadLetters
 from bridge.sinks.alerts.queue import DeliveryQueue
 from bridge.sinks.alerts.retention import Retention
-from bridge.sinks.alerts.tables import refuse_unfit, this_sqlite_problem
+from bridge.sinks.alerts.tables import CutShort, refuse_unfit, this_sqlite_problem
 from bridge.statelock import hold
 
 __all__ = [
@@ -181,6 +181,21 @@ def unopenable_hint(state_dir: Path | str, exc: BaseException) -> str | None:
     return None
 
 
+def _no_outbox_hint(exc: BaseException) -> str | None:
+    """What to do, at a bridge's start, about an outbox file that is no outbox (``exc``: not
+    SQLite's, another program's), whose words name no remedy; None for any other fault. An
+    outbox cut short (CutShort) says its own, and OperationalError is the disk's. The client
+    commands say their own: there a wrong EXESDB_STATE_DIR comes first."""
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+        exc, sqlite3.OperationalError | CutShort
+    ):
+        return (
+            f"move {FILE_NAME} out of the way (the bridge then makes a new outbox there), or"
+            " give a directory of the bridge's own"
+        )
+    return None
+
+
 def unopenable_problem(doing: str, state_dir: str, exc: BaseException) -> str:
     """The problem a bridge's start stops on when the outbox could not be opened or written
     (``doing``), raising ``exc``: ``EXESDB_STATE_DIR``, the outbox file when the fault is in it
@@ -189,7 +204,7 @@ def unopenable_problem(doing: str, state_dir: str, exc: BaseException) -> str:
     fault."""
     if isinstance(exc, sqlite3.NotSupportedError):  # this Python's SQLite (tables.sqlite_problem)
         return f"cannot {doing} the alert outbox: {exc}"  # no fault of EXESDB_STATE_DIR's
-    hint = unopenable_hint(state_dir, exc)
+    hint = unopenable_hint(state_dir, exc) or _no_outbox_hint(exc)
     where = f"in {state_dir!r}"
     if isinstance(exc, NotAFile):
         where = repr(exc.filename)
