@@ -143,11 +143,12 @@ async def test_a_redis_restart_mid_stream_loses_no_alert(
 
 
 async def _lease_gone_to_a_rival(
-    server: RedisServer, replicas: list[Replica]
+    server: RedisServer, replicas: list[Replica], lease_ms: int = 30_000
 ) -> tuple[Replica, Replica]:
     """A lease holder and a publisher on ``server``, the lease then a rival's in Redis unknown
-    to the holder (its next renewal, of a long lease, is seconds away, past the end of a test)."""
-    holder = await Replica(server.url, "holder", claim_idle_ms=30_000).start()
+    to the holder (its next renewal, a third of ``lease_ms`` on, is seconds away, past the end
+    of a test)."""
+    holder = await Replica(server.url, "holder", claim_idle_ms=lease_ms).start()
     replicas.append(holder)
     await async_wait_until(lambda: holder.transport.leading, 10, "the holder holds the lease")
     publisher = await Replica(server.url, "publisher", group=False).start()
@@ -166,7 +167,9 @@ async def test_a_replica_whose_lease_went_elsewhere_unawares_takes_nothing_more(
     what it would take, the new holder takes too, claiming it before the acknowledgement lands
     (seen as an alert published after a Redis restart taken twice)."""
     server = redis_server()
-    holder, publisher = await _lease_gone_to_a_rival(server, replicas)
+    # A renewal 40 s on: on a loaded host the publisher's start took the 10 s to a renewal of
+    # a 30 s lease, which found the rival first, and the holder then read nothing at all.
+    holder, publisher = await _lease_gone_to_a_rival(server, replicas, lease_ms=120_000)
     expected = [publisher.publish_alert(n) for n in range(5)]
     await async_wait_until(
         lambda: len(holder.taken_alerts()) == 5 or pending(server) == 5, 10, "read from the queue"
