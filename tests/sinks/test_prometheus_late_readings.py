@@ -153,3 +153,18 @@ def test_a_heartbeat_made_before_its_node_was_found_down_leaves_it_down() -> Non
     back = lifecycle("x", "joined", found_down + timedelta(seconds=1), heartbeat=True)
     translator.handle_batch([back], propagate)
     assert [(n.node, n.status) for n in node_summaries(store)] == [("x", "healthy")]
+
+
+def test_a_start_dated_before_its_node_was_found_down_still_dates_its_start() -> None:
+    """A node's start (joined, no heartbeat) dated before another bridge found it down, as a
+    node whose clock is behind Redis's dates a restart just after, is no word of the node now
+    (it stays down on the nodes table until it is heard anew) but still sets its start time."""
+    store = SeriesStore(clock=ManualClock())
+    translator = Translator(store, late_after=LATE_AFTER)
+    found_down = envelope("node_health_updated", node="x", status="healthy").ts
+    restarted = lifecycle("x", "joined", found_down - timedelta(seconds=5))
+    translator.handle_batch([lifecycle("x", "down", found_down, sender="bridge-b")], propagate)
+    translator.handle_batch([restarted], propagate)
+    assert [(n.node, n.status) for n in node_summaries(store)] == [("x", "down")]
+    started = sample(store, "exesdb_node_start_time_seconds", node="x")
+    assert started == found_down.timestamp() - 5

@@ -495,14 +495,17 @@ class Translator:
     def _node_lifecycle(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, NodeLifecycle)
-        if self._before_gone(message):
-            return
+        # Made before the node was found down or left: no word of it now, but a start still
+        # dates its start (a node's clock behind Redis's dates a restart so).
+        old_news = self._before_gone(message)
         node = (message.node,)
-        self._f["exesdb_node_lifecycle_events"].add((message.node, message.event))
-        self._f["exesdb_node_cluster_size"].put(node, float(message.cluster_size))
+        if not old_news:
+            self._f["exesdb_node_lifecycle_events"].add((message.node, message.event))
+            self._f["exesdb_node_cluster_size"].put(node, float(message.cluster_size))
         if message.node != envelope.node or message.event in ("leaving", "left"):
             return  # another's word about the node (down, reconnected), or its farewell
-        self._kept.heard(message.node, self._now)  # a sign of life
+        if not old_news:
+            self._kept.heard(message.node, self._now)  # a sign of life
         if message.event != "joined" or message.metadata.get("heartbeat") is True:
             return
         # Its start: a restart shows as a new start time, as a scraped target's
