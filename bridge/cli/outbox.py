@@ -25,6 +25,7 @@ from bridge.cli.shared import (
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from bridge.receiver_keys import ReceiverKeys
     from bridge.sinks.alerts.outbox import Outbox
     from bridge.sinks.alerts.queue import DeliveryQueue
     from bridge.sinks.alerts.records import Unretryable
@@ -143,8 +144,9 @@ def _add_drop(outbox_commands: Commands) -> None:
         "--receiver",
         metavar="ORIGIN",
         help=(
-            "the dead letters of this receiver: its origin (https://hooks.example:8443), its"
-            " URL, or its key as `outbox list` shows it (one with #digest, or url_file:PATH)"
+            "the dead letters of this receiver: its URL as configured, its key as `outbox"
+            " list` shows it (one with #digest, or url_file:PATH), or an origin"
+            " (https://hooks.example:8443: every receiver there)"
         ),
     )
 
@@ -396,7 +398,11 @@ def _drop(outbox: Outbox, args: argparse.Namespace, where: Path) -> int:
         ids = args.ids
     elif args.receiver is not None:
         dead_letters = outbox.queue.deliveries(DeliveryState.DEAD.value, None)
-        ids = [d.id for d in dead_letters if _is_receiver(d.url, args.receiver)]
+        from bridge.receiver_keys import ReceiverKeys
+
+        # A URL given whole is named by the key the bridge gives it (the outbox's own digest).
+        named = _Receiver(args.receiver, ReceiverKeys(outbox.receiver_secret))
+        ids = [d.id for d in dead_letters if named.has(d.url)]
         if not ids:
             from bridge.redaction import redact_urls
 
@@ -442,18 +448,37 @@ def _origin(text: str) -> str:
     return safe_url(text.partition("#")[0], userinfo=False).removesuffix("/…")
 
 
-def _is_receiver(key: str, given: str) -> bool:
-    """Whether the receiver of outbox key ``key`` is the one ``--receiver given`` names: by
-    its key or label as shown, or by origin (that of a URL given whole: the settings' URL)."""
-    from bridge.receiver_keys import FILE_KEY_PREFIX, receiver_label
+class _Receiver:
+    """The receiver ``--receiver`` names: by its key or label as shown, by its URL as
+    configured (one with a path or query: that receiver alone, by the key ``keys`` give it), or
+    by origin (every receiver there)."""
 
-    given = given.strip()
-    if given in (key, receiver_label(key), _receiver_shown(key)):
-        return True
-    if key.startswith(FILE_KEY_PREFIX) or given.startswith(FILE_KEY_PREFIX):
-        return False  # a url_file receiver is named by its key alone: its URL is a secret
-    origin = _origin(given)
-    return not origin.startswith("<") and _origin(key) == origin  # "<not a URL>" names none
+    def __init__(self, given: str, keys: ReceiverKeys) -> None:
+        from bridge.redaction import safe_url
+
+        self.given = given = given.strip()
+        shown = safe_url(given, userinfo=False)
+        # More than an origin (a path or query, which safe_url shows as "/…", as `outbox list`
+        # shows a key's: that form names the origin): the URL as the settings give it, whose
+        # key names one receiver where several share the origin; or a key's label (#digest)
+        # that matched none, which names no other.
+        whole = not shown.startswith("<") and (
+            "#" in given or (shown.endswith("/…") and given != shown)
+        )
+        self.key = keys.key(url=given) if whole else None
+        # None: named by key alone (a url_file receiver, whose URL is a secret; no URL at all).
+        self.origin = None if whole or shown.startswith("<") else _origin(given)
+
+    def has(self, key: str) -> bool:
+        """Whether outbox key ``key`` is this receiver's."""
+        from bridge.receiver_keys import FILE_KEY_PREFIX, receiver_label
+
+        given = self.given
+        if given in (key, receiver_label(key), _receiver_shown(key)) or key == self.key:
+            return True
+        if key.startswith(FILE_KEY_PREFIX) or self.origin is None:
+            return False  # a url_file receiver is named by its key alone: its URL is a secret
+        return _origin(key) == self.origin
 
 
 def _dropped_said(dropped: dict[str, str]) -> str:

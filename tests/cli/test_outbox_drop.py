@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from bridge.receiver_keys import ReceiverKeys
 from bridge.sinks.alerts import DeliveryState, Outbox
 from bridge.sinks.alerts.outbox import FILE_NAME
 from tests.cli.helpers import cli
@@ -188,3 +189,41 @@ def test_outbox_drop_is_found_by_the_words_people_try_for_it(tmp_path: Path, wor
     completed = cli("outbox", word, "--all", EXESDB_STATE_DIR=str(tmp_path))
     assert completed.returncode == 2
     assert re.search(r"did you mean 'drop'\?", completed.stderr), completed.stderr
+
+
+def test_outbox_drop_by_a_receivers_url_leaves_the_other_receivers_at_its_origin(
+    tmp_path: Path,
+) -> None:
+    """`outbox drop --receiver URL`, the URL as configured (a path beyond its origin), deletes
+    that receiver's dead letters alone, not those of another receiver at the same origin (two
+    chat webhooks of one provider), which keeps its dead letters to retry; the origin alone
+    names every receiver there, and a key's label matching neither names none."""
+    first, second = "https://chat.example/hooks/team-a", "https://chat.example/hooks/team-b"
+    outbox = Outbox.in_dir(tmp_path)
+    keys = ReceiverKeys(outbox.receiver_secret)
+    outbox.queue.queue_for([keys.key(url=first), keys.key(url=second)])
+    observe(outbox, event("a"), T0)
+    for url in (first, second):
+        outbox.queue.group(keys.key(url=url), T0, 0.0, one_each)
+    ids = {}
+    for delivery in outbox.queue.deliveries():
+        outbox.queue.finish_attempt(
+            delivery.id,
+            state=DeliveryState.DEAD,
+            next_attempt_at=T0,
+            status=404,
+            error="HTTP 404",
+            now=T0,
+        )
+        ids[delivery.url] = delivery.id
+    outbox.close()
+    env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
+    other = cli("outbox", "drop", "--receiver", "https://chat.example/…#0123456789abcdef", **env)
+    assert other.returncode == 1  # a key of the origin that is neither's names none
+    dropped = cli("outbox", "drop", "--receiver", first, **env)
+    assert dropped.returncode == 0, dropped.stderr
+    assert dropped.stdout.startswith("1 dead-lettered delivery dropped: 1 of "), dropped.stdout
+    assert _states(env) == {ids[keys.key(url=second)]: "dead"}
+    every = cli("outbox", "drop", "--receiver", "https://chat.example", **env)
+    assert every.stdout.startswith("1 dead-lettered delivery dropped"), every.stdout
+    assert _states(env) == {}

@@ -8,7 +8,6 @@ of the node's life: it says how things were, not how they are.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ import pytest
 from bridge.bus import Envelope, Frame, Keyring, new_message_id
 from bridge.bus.redis.spool import Spool
 from bridge.cluster import ClusterMonitor
-from bridge.messages import NodeHealth, NodeLifecycle
+from bridge.messages import ClusterMembership, NodeHealth, NodeLifecycle
 from bridge.sinks.prometheus import PrometheusSink
 from tests.integration.redis_replicas import Replica, replicas
 from tests.integration.servers.redis import RedisServer, redis_server
@@ -38,12 +37,17 @@ INTERVAL_MS = 100
 
 
 async def spool_reading(
-    directory: Path, node: str, status: str, *, timestamped: bool = True
+    directory: Path,
+    node: str,
+    status: str,
+    *,
+    timestamped: bool = True,
+    held_seconds: float = HELD_SECONDS,
 ) -> Envelope:
-    """Put in the spool at ``directory`` a NodeHealth of ``node`` made HELD_SECONDS ago, as
+    """Put in the spool at ``directory`` a NodeHealth of ``node`` made ``held_seconds`` ago, as
     a replica cut off from Redis took it in at its ingest (``timestamped`` False: its sender
     left the payload's ``timestamp`` out, its default); its envelope."""
-    then = datetime.now(UTC) - timedelta(seconds=HELD_SECONDS)
+    then = datetime.now(UTC) - timedelta(seconds=held_seconds)
     reading = NodeHealth(node=node, status=status, timestamp=then)
     envelope = Envelope(
         new_message_id(), reading.INSTANCE, "node_health", reading.TAG, node, then, reading,
@@ -73,6 +77,16 @@ def health_states(sink: PrometheusSink, node: str) -> list[str]:
 def heard(replica: Replica, envelope: Envelope) -> bool:
     """Whether ``replica``'s fan-out subscriber got ``envelope``'s message."""
     return any(seen.id == envelope.id for seen in replica.seen)
+
+
+def added(replica: Replica, node: str) -> bool:
+    """Whether ``replica`` heard a ClusterMembership announcing ``node`` added."""
+    return any(
+        isinstance(seen.payload, ClusterMembership)
+        and seen.payload.event == "node_added"
+        and node in seen.payload.affected_nodes
+        for seen in replica.seen
+    )
 
 
 @pytest.mark.parametrize("timestamped", [True, False], ids=["timestamp sent", "timestamp left out"])
@@ -123,7 +137,8 @@ async def test_a_down_node_is_not_brought_back_by_a_reading_written_minutes_late
 ) -> None:
     """A node found down is not announced back (``reconnected``) by its reading that a replica
     cut off from Redis held and wrote two minutes late: made before it went silent, the reading
-    is no sign of its life now."""
+    is no sign of its life now. (A fresh reading of another node, spooled after it, tells when
+    the monitor has taken both and announced what they changed.)"""
     server = redis_server()
     app = await Replica(server.url, "app-1", group=False, replay_window_ms=WINDOW_MS).start()
     replicas.append(app)
@@ -138,6 +153,7 @@ async def test_a_down_node_is_not_brought_back_by_a_reading_written_minutes_late
     await monitor.start()
     try:
         late = await spool_reading(tmp_path / "spool", "app-1", "healthy")
+        await spool_reading(tmp_path / "spool", "app-9", "healthy", held_seconds=0)
         joined = NodeLifecycle(
             node="app-1",
             event="joined",
@@ -156,8 +172,10 @@ async def test_a_down_node_is_not_brought_back_by_a_reading_written_minutes_late
         )
         replicas.append(await cut_off.start())
         await async_wait_until(lambda: heard(watcher, late), 10, "the late reading taken")
-        await asyncio.sleep(10 * INTERVAL_MS / 1000)  # ten of the monitor's ticks to announce
+        # app-9's membership is announced at the monitor's first tick after it took both
+        # readings, in order: any reconnected of app-1 would be announced by then.
+        await async_wait_until(lambda: added(watcher, "app-9"), 10, "app-9 announced")
         assert "reconnected" not in announced(server, "app-1")
-        assert monitor.health().healthy_nodes == 1  # bridge-b alone
+        assert monitor.health().healthy_nodes == 2  # bridge-b and app-9, not app-1
     finally:
         await monitor.aclose()

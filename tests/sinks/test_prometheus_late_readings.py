@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge.bus import Envelope, decode_envelope, new_message_id
-from bridge.messages import format_timestamp
-from bridge.sinks.prometheus import SeriesStore, Translator
+from bridge.messages import NodeLifecycle, format_timestamp
+from bridge.sinks.prometheus import SeriesStore, Translator, node_summaries
 from tests.sinks.prometheus_support import envelope, propagate, sample
 from tests.support import ManualClock
 
@@ -117,3 +117,54 @@ def test_a_reading_left_undated_by_a_sender_whose_clock_is_ahead_still_sets_its_
     store = translated(decoded)
     assert sample(store, "exesdb_node_health_status", node="n1", status="degraded") == 1.0
     assert sample(store, "exesdb_prometheus_late_readings_total") == 0.0
+
+
+def lifecycle(
+    node: str, event: str, made: datetime, *, sender: str | None = None, heartbeat: bool = False
+) -> Envelope:
+    """``node``'s NodeLifecycle ``event`` made at ``made`` (by the shared clock, as a bridge
+    dates it), sent by ``sender`` (the node itself by default) at the fixed ``ts``."""
+    metadata: dict[str, Any] = {"heartbeat": True} if heartbeat else {}
+    said = NodeLifecycle(node=node, event=event, cluster_size=2, metadata=metadata, timestamp=made)
+    ts = envelope("node_lifecycle_event", node=node, event=event, cluster_size=2).ts
+    return Envelope(
+        new_message_id(), said.INSTANCE, "lifecycle", said.TAG, sender or node, ts, said,
+        ts.timestamp(),
+    )  # fmt: skip
+
+
+def test_a_heartbeat_made_before_its_node_was_found_down_leaves_it_down() -> None:
+    """A node's heartbeat made before another bridge found it down, written after the down (a
+    replica held it through a Redis outage), is no word of the node now: the status page's
+    nodes table still shows it down; one made after the down shows it back."""
+    clock = ManualClock()
+    store = SeriesStore(clock=clock)
+    translator = Translator(store, late_after=LATE_AFTER)
+    healthy = envelope("node_health_updated", node="x", status="healthy")
+    found_down = healthy.ts  # every envelope here is sent then
+    down = lifecycle("x", "down", found_down, sender="bridge-b")
+    for message in (healthy, down):
+        translator.handle_batch([message], propagate)
+        clock.advance(1)
+    held = lifecycle("x", "joined", found_down - timedelta(seconds=300), heartbeat=True)
+    translator.handle_batch([held], propagate)
+    assert [(n.node, n.status) for n in node_summaries(store)] == [("x", "down")]
+    clock.advance(1)
+    back = lifecycle("x", "joined", found_down + timedelta(seconds=1), heartbeat=True)
+    translator.handle_batch([back], propagate)
+    assert [(n.node, n.status) for n in node_summaries(store)] == [("x", "healthy")]
+
+
+def test_a_start_dated_before_its_node_was_found_down_still_dates_its_start() -> None:
+    """A node's start (joined, no heartbeat) dated before another bridge found it down, as a
+    node whose clock is behind Redis's dates a restart just after, is no word of the node now
+    (it stays down on the nodes table until it is heard anew) but still sets its start time."""
+    store = SeriesStore(clock=ManualClock())
+    translator = Translator(store, late_after=LATE_AFTER)
+    found_down = envelope("node_health_updated", node="x", status="healthy").ts
+    restarted = lifecycle("x", "joined", found_down - timedelta(seconds=5))
+    translator.handle_batch([lifecycle("x", "down", found_down, sender="bridge-b")], propagate)
+    translator.handle_batch([restarted], propagate)
+    assert [(n.node, n.status) for n in node_summaries(store)] == [("x", "down")]
+    started = sample(store, "exesdb_node_start_time_seconds", node="x")
+    assert started == found_down.timestamp() - 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import errno
 import logging
 import re
 import socket
@@ -168,6 +169,18 @@ _NOTHING_LISTENS_HINT: Final = (
     "nothing listens there: start Redis, or set EXESDB_BUS to where it listens"
 )
 _NO_SUCH_HOST_HINT: Final = "no such host: check the host name in EXESDB_BUS"
+# The resolver's answers that the name has no address (not a resolver that failed to answer:
+# EAI_AGAIN, "Temporary failure in name resolution", says nothing of the name).
+_NO_SUCH_NAME: Final = frozenset(
+    {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+)
+# asyncio's words for a host none of whose addresses it could connect to: each one's errno.
+_ERRNO_SAID: Final = re.compile(r"\[Errno (\d+)\]")
+# What an address nothing listens at fails with: refused, or of a family or network this host
+# cannot reach (an IPv6 address on a host without IPv6).
+_NOTHING_THERE: Final = frozenset(
+    {errno.ECONNREFUSED, errno.EADDRNOTAVAIL, errno.ENETUNREACH, errno.EAFNOSUPPORT}
+)
 # A Lua script's command refused by the ACL: Redis answers ERR, not NOPERM.
 _SCRIPT_DENIED: Final = "The user executing the script can't"
 # A transaction whose MULTI the ACL refused: redis-py raises EXEC's error, not MULTI's NOPERM.
@@ -719,11 +732,24 @@ def _unreachable(exc: BaseException, *, tls: bool, answered: bool) -> str:
         return why
     if tls and isinstance(exc, RedisTimeout):
         return f"{why} ({_PLAIN_REDIS_HINT})"
-    if isinstance(exc.__cause__, ConnectionRefusedError):
+    if _refused(exc.__cause__):
         return f"{why} ({_NOTHING_LISTENS_HINT})"
-    if isinstance(exc.__cause__, socket.gaierror):
+    if isinstance(exc.__cause__, socket.gaierror) and exc.__cause__.errno in _NO_SUCH_NAME:
         return f"{why} ({_NO_SUCH_HOST_HINT})"
     return why
+
+
+def _refused(cause: BaseException | None) -> bool:
+    """Whether connecting failed as nothing listened: refused, or, for a host of several
+    addresses (``localhost``: ``::1`` and ``127.0.0.1``), refused at one and refused or not
+    reachable from here at each other, which asyncio tells in one OSError naming each errno."""
+    if isinstance(cause, ConnectionRefusedError):
+        return True
+    # Only asyncio's combined one: a plain OSError without an errno (a subclass is one failure).
+    if not isinstance(cause, OSError) or type(cause) is not OSError or cause.errno is not None:
+        return False
+    errnos = {int(number) for number in _ERRNO_SAID.findall(str(cause))}
+    return errno.ECONNREFUSED in errnos and errnos <= _NOTHING_THERE
 
 
 def reason(exc: BaseException) -> str:

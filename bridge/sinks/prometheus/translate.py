@@ -7,6 +7,7 @@ the payload's node, else the envelope's (the publishing node).
 
 from __future__ import annotations
 
+import math
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
@@ -165,6 +166,10 @@ class Translator:
         # health collector sends one with every sample while the resource breaches, and only
         # the first is an alert raised (``_raises``). Least recently sent first; bounded.
         self._raised: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
+        # node -> when the latest down or left said of it was made (its timestamp, Unix
+        # seconds): its NodeLifecycle made before is old news (``_node_lifecycle``). Least
+        # recently said first; bounded.
+        self._gone_at: OrderedDict[str, float] = OrderedDict()
         for instance, tag in MESSAGE_TYPES:
             self._f["exesdb_prometheus_messages"].inc((instance, tag), 0.0)
         self._f["exesdb_prometheus_late_readings"].inc((), 0.0)
@@ -490,12 +495,17 @@ class Translator:
     def _node_lifecycle(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, NodeLifecycle)
+        # Made before the node was found down or left: no word of it now, but a start still
+        # dates its start (a node's clock behind Redis's dates a restart so).
+        old_news = self._before_gone(message)
         node = (message.node,)
-        self._f["exesdb_node_lifecycle_events"].add((message.node, message.event))
-        self._f["exesdb_node_cluster_size"].put(node, float(message.cluster_size))
+        if not old_news:
+            self._f["exesdb_node_lifecycle_events"].add((message.node, message.event))
+            self._f["exesdb_node_cluster_size"].put(node, float(message.cluster_size))
         if message.node != envelope.node or message.event in ("leaving", "left"):
             return  # another's word about the node (down, reconnected), or its farewell
-        self._kept.heard(message.node, self._now)  # a sign of life
+        if not old_news:
+            self._kept.heard(message.node, self._now)  # a sign of life
         if message.event != "joined" or message.metadata.get("heartbeat") is True:
             return
         # Its start: a restart shows as a new start time, as a scraped target's
@@ -504,6 +514,21 @@ class Translator:
         made = message.timestamp.timestamp()
         if self._start_times.put(node, min(envelope.unix_ts, made)):
             self._kept.keep(message.node, self._start_times, node)
+
+    def _before_gone(self, message: NodeLifecycle) -> bool:
+        """Whether ``message``, not itself a down or left, was made before the latest down or
+        left said of its node: a heartbeat a replica held through a Redis outage and wrote after
+        the node was found down. Written, it would be the node's latest word (the status page's
+        nodes table would show it back, its kept series refreshed) though it says nothing of
+        now. Timestamps compared: a bridge dates both by Redis's clock."""
+        made = message.timestamp.timestamp()
+        if message.event not in ("down", "left"):
+            return made < self._gone_at.get(message.node, -math.inf)
+        before = self._gone_at.pop(message.node, -math.inf)
+        self._gone_at[message.node] = max(before, made)
+        if len(self._gone_at) > self._max_remembered:
+            self._gone_at.popitem(last=False)
+        return False
 
     def _process_lifecycle(self, envelope: Envelope) -> None:
         message = envelope.payload

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -619,3 +620,69 @@ async def test_a_url_nothing_answers_at_says_what_to_do_until_redis_first_answer
     again = link.trouble()
     assert again is not None
     assert hint not in again, again
+
+
+def _failed_from(cause: OSError, host: str = "localhost") -> RedisConnectionError:
+    """redis-py's failure to connect to ``host`` as it raises it: its words, from ``cause``."""
+    try:
+        raise RedisConnectionError(f"Error {cause} connecting to {host}:6379.") from cause
+    except RedisConnectionError as failure:
+        return failure
+
+
+# asyncio's words when every address of a host failed, each differently (create_connection):
+# localhost on most systems is ::1 and 127.0.0.1.
+_EVERY_ADDRESS_REFUSED = OSError(
+    "Multiple exceptions: [Errno 111] Connect call failed ('::1', 6379, 0, 0),"
+    " [Errno 111] Connect call failed ('127.0.0.1', 6379)"
+)
+_IPV6_UNUSABLE = OSError(
+    "Multiple exceptions: [Errno 99] Cannot assign requested address,"
+    " [Errno 111] Connect call failed ('127.0.0.1', 6379)"
+)
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [_EVERY_ADDRESS_REFUSED, _IPV6_UNUSABLE],
+    ids=["refused at ::1 and 127.0.0.1", "no IPv6, refused at 127.0.0.1"],
+)
+def test_a_host_refused_at_every_address_says_nothing_listens_there(
+    link: Link, cause: OSError
+) -> None:
+    """A host of several addresses (localhost: ::1 and 127.0.0.1) refused at each, or refused
+    at one and unreachable at the other, fails with asyncio's one OSError naming each errno, not
+    a ConnectionRefusedError: told as nothing listening there too."""
+    link.down(_failed_from(cause), 1)
+    said = link.trouble()
+    assert said is not None
+    assert said.endswith(
+        " (nothing listens there: start Redis, or set EXESDB_BUS to where it listens)"
+    ), said
+
+
+def test_a_host_failing_otherwise_at_one_address_gets_no_hint_that_nothing_listens(
+    link: Link,
+) -> None:
+    """Refused at one address and timed out at another: something may listen there, behind a
+    firewall; no hint is added."""
+    cause = OSError(
+        "Multiple exceptions: [Errno 110] Connect call failed ('10.0.0.7', 6379),"
+        " [Errno 111] Connect call failed ('127.0.0.1', 6379)"
+    )
+    link.down(_failed_from(cause), 1)
+    said = link.trouble()
+    assert said is not None
+    assert "nothing listens" not in said, said
+
+
+def test_a_resolver_that_did_not_answer_is_not_told_as_no_such_host(link: Link) -> None:
+    """A name the resolver could not look up now (EAI_AGAIN, "Temporary failure in name
+    resolution": a DNS server down, a container's network not up yet) says nothing of the
+    name: no "no such host" hint, which would send the reader to a host name that is right."""
+    cause = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    link.down(_failed_from(cause, "redis"), 1)
+    said = link.trouble()
+    assert said is not None
+    assert "Temporary failure in name resolution" in said, said
+    assert "no such host" not in said, said

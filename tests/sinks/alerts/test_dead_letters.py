@@ -778,3 +778,17 @@ def test_renotify_reads_no_delivery_but_those_of_the_dead_letters_alerts(outbox:
             assert line.endswith(
                 (" (alert_id=?)", " (url=? AND alert_id=?)", " (id=?)", " (rowid=?)")
             ), untold
+
+
+def test_dropping_more_dead_letters_than_sqlite_binds_variables_drops_them_all(
+    outbox: Outbox,
+) -> None:
+    """``drop`` of the dead letters named (``outbox drop --receiver`` names every one of its
+    receiver's, tens of thousands after a week of a mistyped URL) binds them as one value:
+    past the variables SQLite allows a statement (32 766 as built by default) it drops them
+    all."""
+    died = [_died(outbox, f"a{n}", T0 + n).id for n in range(12)]
+    with outbox.database.read() as db:
+        db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)  # fewer than the ids named
+    assert set(outbox.dead_letters.drop(died)) == set(died)
+    assert outbox.queue.count(DeliveryState.DEAD.value) == 0

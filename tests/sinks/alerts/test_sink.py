@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
@@ -30,6 +31,7 @@ from bridge.sinks.alerts.index import encode
 from bridge.sinks.alerts.outbox import FILE_NAME
 from bridge.sinks.alerts.records import Acknowledgement
 from bridge.sinks.alerts.thread import DbThread
+from tests.doc_text import page, section
 from tests.sinks.alerts.helpers import (
     T0,
     Lease,
@@ -886,16 +888,24 @@ async def test_alerts_api_filters_by_alert_id(tmp_path: Path) -> None:
         assert (status, [a["alert_id"] for a in body["alerts"]]) == (200, ["a2"])
         # On the in-process bus this bridge holds the work queue: its (empty) answer is current,
         # and there is no lease holder to name.
-        assert await call(bridge, "GET", "/v1/alerts?alert_id=nope") == (
-            200,
-            {
-                "alerts": [],
-                "work_queue_holder": True,
-                "work_queue_holder_name": None,
-                "work_queue_lease": "here",
-                "work_queue_reachable": True,
-            },
-        )
+        empty = {
+            "alerts": [],
+            "work_queue_holder": True,
+            "work_queue_holder_name": None,
+            "work_queue_lease": "here",
+            "work_queue_reachable": True,
+        }
+        assert await call(bridge, "GET", "/v1/alerts?alert_id=nope") == (200, empty)
+        assert _documented_answer() == empty
+
+
+def _documented_answer() -> dict[str, Any]:
+    """The answer docs/http-api.md's Alerts section opens with, its alerts ``[...]`` as none."""
+    alerts = " ".join(section(section(page("http-api"), "Admin API"), "Alerts", 3).split())
+    found = re.search(r'`(\{"alerts": \[\.\.\.\],[^`]*\})`', alerts)
+    assert found is not None, "the Alerts section opens with GET /v1/alerts's answer"
+    answer: dict[str, Any] = json.loads(found.group(1).replace("[...]", "[]"))
+    return answer
 
 
 async def test_stage_failures_count_as_sink_errors_and_the_stage_goes_on(tmp_path: Path) -> None:
