@@ -449,3 +449,19 @@ def test_each_docs_page_a_help_cites_is_named_where_a_pip_install_s_user_reads_i
                 unreadable.append(f"{sub.prog}: {cite}")
     assert "exesdb-bridge" in cited
     assert unreadable == [], f"name the source repository with these: {unreadable}"
+
+
+def test_usage_lines_name_a_count_n_as_the_cli_page_does() -> None:
+    """Each usage line writes a count as docs/cli.md's rows do (`--limit N`, `--count N`), not
+    argparse's capitalised option name (`--limit LIMIT`)."""
+    from bridge.cli import build_parser
+
+    text = page("cli")
+    unlike = []
+    for sub in _parsers(build_parser()):
+        usage = " ".join(sub.format_usage().split())
+        for option in ("--limit", "--count"):
+            if f"[{option} " in usage and f"[{option} N]" not in usage:
+                unlike.append(f"{sub.prog} {option}")
+            assert f"[{option} N]" in text
+    assert unlike == [], f"name as docs/cli.md does, N: {unlike}"

@@ -92,6 +92,7 @@ def add_alerts_command(commands: Commands) -> None:
     alerts_list.add_argument(
         "--limit",
         type=at_least_zero,
+        metavar="N",
         default=DEFAULT_LIMIT,
         help=f"at most this many, the most recently changed; 0: all (default: {DEFAULT_LIMIT})",
     )

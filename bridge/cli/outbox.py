@@ -77,6 +77,7 @@ def add_outbox_command(commands: Commands) -> None:
     outbox_list.add_argument(
         "--limit",
         type=at_least_zero,
+        metavar="N",
         default=_DEFAULT_LIMIT,
         help=f"at most this many, the newest; 0: all (default: {_DEFAULT_LIMIT})",
     )
