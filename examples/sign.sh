@@ -21,9 +21,9 @@
 # USER:PASSWORD sends basic auth (--user USER: curl asks for the password; a user:password@ in
 # EXESDB_URL is taken too); --timeout SECONDS (default 10, as sign.py's) bounds the request.
 # Prints the HTTP status and the bridge's answer; exits 0 on 202, 1 on another answer or none, 2
-# on bad usage (as sign.py), a PAYLOAD_JSON that is no JSON object included (named by its own
-# character, checked here: it is never sent), and so is a --cacert FILE missing or holding no PEM
-# certificate, before anything is sent; -h or --help prints the usage and an example, exit 0.
+# on bad usage (as sign.py), a PAYLOAD_JSON that is no JSON included (the bridge's 400, named by
+# the payload's own character), and so is a --cacert FILE missing or holding no PEM certificate,
+# before anything is sent; -h or --help prints the usage and an example, exit 0.
 # The envelope and the signature: docs/messages.md#envelope, docs/http-api.md#ingest.
 # openssl takes the key as an argument, so other users of the host can read it in the process
 # list while openssl runs: on a shared host sign with examples/sign.py or exesdb-bridge publish.
@@ -67,95 +67,6 @@ own_certificate() {
             inline=true indent=${#BASH_REMATCH[1]}
         fi
     done <"$1"
-}
-
-# Why the text $1 is no JSON, as Python's json module (the bridge's, and sign.py's; 3.11's words)
-# says its first fault, "WHAT at its character N", or nothing for JSON: checked before signing, so a payload with
-# a typo is never sent (the bridge would count it refused) and is told by its own position.
-# NaN and Infinity are no JSON here, as at the bridge.
-json_fault() {
-    # Read byte by byte: bash finds a character offset by counting from the start, so reading
-    # a long payload in a UTF-8 locale took seconds. Positions are said in characters again.
-    local outer=${LC_ALL-} LC_ALL=C
-    local text=$1 i=0 stack="" want=value window c length
-    # A string's characters: any but a quote, a backslash or a control character, or an escape.
-    local control=$'\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13'
-    control+=$'\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f'
-    local string="^\"([^\"\\\\$control]|\\\\[\"\\\\/bfnrt]|\\\\u[0-9A-Fa-f]{4})*"
-    local number='^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?'
-    local key="Expecting property name enclosed in double quotes"
-    # "WHAT at its character N", N counted in the caller's locale, for the byte at $2.
-    said() {
-        local before=${text:0:$2}
-        LC_ALL=$outer
-        echo "$1 at its character $((${#before} + 1))"
-    }
-    while :; do
-        # Matched within a window: bash's regex reads the whole text it is given; a token
-        # reaching the window's end is matched again in all that is left.
-        window=${text:i:512} c=${text:i:1}
-        if [[ $c == [$' \t\n\r'] && $window =~ ^[$' \t\n\r']+ ]]; then
-            ((i += ${#BASH_REMATCH[0]}))
-            continue
-        fi
-        # What may come here: a value, a key, a ':', a ',' or the end of the container, or no more.
-        case $want:$c in
-            end:) return 0 ;;
-            end:*) said "Extra data" $i; return ;;
-            colon::) ((i += 1)); want=value; continue ;;
-            colon:*) said "Expecting ':' delimiter" $i; return ;;
-            after:,) ((i += 1)); [[ $stack == *o ]] && want=key || want=value; continue ;;
-            after:"}" | key_or_close:"}") [[ $stack == *o ]] && want=close ;;
-            after:"]" | value_or_close:"]") [[ $stack == *a ]] && want=close ;;
-        esac
-        if [[ $want == close ]]; then
-            ((i += 1))
-            stack=${stack%?}
-            [[ -n $stack ]] && want=after || want=end
-            continue
-        elif [[ $want == after ]]; then
-            said "Expecting ',' delimiter" $i
-            return
-        elif [[ $want == key* && $c != \" ]]; then
-            said "$key" $i
-            return
-        elif [[ $c == \" ]]; then
-            [[ $window =~ $string ]]
-            ((${#BASH_REMATCH[0]} < ${#window})) || [[ ${text:i} =~ $string ]]
-            length=${#BASH_REMATCH[0]}
-            case ${text:i+length:1} in
-                \") ((i += length + 1)) ;;
-                "") said "Unterminated string starting" $i; return ;;
-                \\)
-                    if [[ ${text:i+length+1:1} == u ]]; then
-                        said "Invalid \\uXXXX escape" $((i + length + 1))
-                    else
-                        said "Invalid \\escape" $((i + length))
-                    fi
-                    return ;;
-                *) said "Invalid control character" $((i + length)); return ;;
-            esac
-            if [[ $want == key* ]]; then
-                want=colon
-                continue
-            fi
-        elif [[ $c == "{" ]]; then
-            ((i += 1)); stack+=o; want=key_or_close; continue
-        elif [[ $c == "[" ]]; then
-            ((i += 1)); stack+=a; want=value_or_close; continue
-        elif [[ $c == [-0-9] && $window =~ $number ]]; then
-            ((${#BASH_REMATCH[0]} < ${#window})) || [[ ${text:i} =~ $number ]]
-            ((i += ${#BASH_REMATCH[0]}))
-        elif [[ $window == true* || $window == null* ]]; then
-            ((i += 4))
-        elif [[ $window == false* ]]; then
-            ((i += 5))
-        else
-            said "Expecting value" $i
-            return
-        fi
-        [[ -n $stack ]] && want=after || want=end
-    done
 }
 
 usage() {
@@ -213,15 +124,6 @@ if [[ -z ${SECRET_KEY_BASE:-} ]]; then
     exit 2
 fi
 instance=$1 tag=$2 payload=$3 topic=${4:-$2}
-# Bad usage, nothing sent, as sign.py refuses it.
-if fault=$(json_fault "$payload") && [[ -n $fault ]]; then
-    echo "$0: PAYLOAD_JSON is no JSON ($fault): give one JSON object, as" \
-        "'{\"status\": \"healthy\"}'" >&2
-    exit 2
-elif [[ ! $payload =~ ^[$' \t\n\r']*\{ ]]; then
-    echo "$0: PAYLOAD_JSON must be a JSON object, as '{\"status\": \"healthy\"}'" >&2
-    exit 2
-fi
 
 if [[ -n "${EXESDB_URL:-}" ]]; then
     # As exesdb-bridge publish reads it (curl would guess a scheme, or name only a host).
@@ -321,6 +223,9 @@ ts=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 node=${EXESDB_NODE:-$(hostname)}
 body=$(printf '{"v":1,"id":"%s","instance":"%s","topic":"%s","tag":"%s","node":"%s","ts":"%s","payload":%s}' \
     "$id" "$instance" "$topic" "$tag" "$node" "$ts" "$payload")
+# Where the payload starts in the body: a body the bridge finds no JSON from there on is the
+# payload's fault, told by its own position (the bridge's counts from the envelope's start).
+payload_at=$((${#body} - ${#payload} - 1))
 t=$(date +%s)
 # HMAC-SHA256 over "<t>." + body with the key's UTF-8 bytes, as lowercase hex.
 signature=$(printf '%s.%s' "$t" "$body" | openssl dgst -sha256 -hmac "$SECRET_KEY_BASE" -r | cut -d' ' -f1)
@@ -341,4 +246,12 @@ if ! status=$(curl -sS ${curl_options[@]+"${curl_options[@]}"} -o "$answer" -w '
     exit 1
 fi
 echo "$status $(cat "$answer")"
+not_json='"detail": "not JSON: ([^"(:]*)[^"(]*\(char ([0-9]+)\)'
+if [[ $status == 400 && $(<"$answer") =~ $not_json ]] && ((BASH_REMATCH[2] >= payload_at)); then
+    # As sign.py refuses it before sending: bad usage.
+    echo "$0: PAYLOAD_JSON is no JSON (${BASH_REMATCH[1]} at its character" \
+        "$((BASH_REMATCH[2] - payload_at + 1))): give one JSON object," \
+        "as '{\"status\": \"healthy\"}'" >&2
+    exit 2
+fi
 [[ $status == 202 ]]
