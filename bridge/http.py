@@ -56,6 +56,7 @@ from bridge.routes import (
     error_response,
     key_given_twice,
     media_type,
+    missing_field,
     unknown_field,
     unknown_parameter,
     unsupported_coding,
@@ -570,6 +571,8 @@ async def set_integration(request: web.Request) -> web.Response:
         switch = _Switch.model_validate(body if isinstance(body, dict) else {})
     except ValidationError as exc:
         if refusal := unknown_field(exc, _Switch.model_fields):
+            return refusal
+        if refusal := missing_field(exc, '{"enabled": true|false}'):
             return refusal
         return error_response(400, "invalid", "enabled must be true or false", "enabled")
     integration = request.app[BRIDGE_KEY].integration

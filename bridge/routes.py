@@ -2,8 +2,9 @@
 
 Error answers are JSON objects with ``error`` (a stable code), ``detail`` and, where one is at
 fault, ``field``; a JSON body the bridge would not read as sent is refused with 415
-(``unsupported_json``), and a body field or query parameter a route does not take with 400,
-named (``unknown_field``, ``unknown_parameter``) and cut short (``MAX_NAME_SHOWN``). Admin
+(``unsupported_json``), a body field or query parameter a route does not take with 400,
+named (``unknown_field``, ``unknown_parameter``) and cut short (``MAX_NAME_SHOWN``), and a body
+lacking a field its route requires with 400 naming it as missing (``missing_field``). Admin
 routes need ``Authorization: Bearer $EXESDB_ADMIN_TOKEN`` (or, when ``Authorization`` carries
 the web config's basic auth, ``X-ExESDB-Admin-Token``); with no token configured they answer
 403 and say how to enable them.
@@ -33,6 +34,7 @@ __all__ = [
     "error_response",
     "key_given_twice",
     "media_type",
+    "missing_field",
     "unknown_field",
     "unknown_parameter",
     "unsupported_coding",
@@ -158,6 +160,19 @@ def unknown_field(exc: ValidationError, fields: Iterable[str]) -> web.Response |
     shown = clipped(repr(unknown), MAX_NAME_SHOWN)
     detail = f"unknown field {shown}{meant} (the fields: {', '.join(names)})"
     return error_response(400, "invalid", detail, clipped(unknown, MAX_NAME_SHOWN))
+
+
+def missing_field(exc: ValidationError, example: str) -> web.Response | None:
+    """400 ``invalid`` naming the first field its model requires that a JSON body left out, with
+    a body that gives it (``example``, ``{"ack_by": "..."}``), or None when ``exc`` names none:
+    ``{}`` is told what to add, not what the field it lacks would have to be. Asked after
+    ``unknown_field``, as a misspelt field is the missing one."""
+    missing = next(
+        (str(error["loc"][0]) for error in exc.errors() if error["type"] == "missing"), None
+    )
+    if missing is None:
+        return None
+    return error_response(400, "invalid", f"{missing} is missing: give it, {example}", missing)
 
 
 def _name_meant(unknown: str, names: list[str]) -> str | None:

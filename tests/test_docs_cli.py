@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import tomllib
 from collections.abc import Iterator
 
 from bridge.client_settings import FromEnvironment
@@ -426,3 +427,41 @@ def test_the_glance_reader_reads_the_rows_and_fails_on_a_command_left_out() -> N
     row = next(line for line in text.splitlines() if line.startswith("| [`outbox retry`]"))
     assert "outbox retry" not in _glance(text.replace(row + "\n", ""))
     assert _leaves() - set(_glance(text.replace(row + "\n", ""))) == {"outbox retry"}
+
+
+def test_each_docs_page_a_help_cites_is_named_where_a_pip_install_s_user_reads_it() -> None:
+    """A pip install ships no docs/: each docs/ page a --help cites is a page of docs/, named
+    with the source repository pyproject's [project.urls] gives (deploy/Dockerfile's
+    image.source label names the same), and the top-level help cites one."""
+    from bridge.cli import build_parser
+
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get("urls", {})
+    source = urls.get("Source")
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert f'org.opencontainers.image.source="{source}"' in dockerfile
+    cited, unreadable = [], []
+    for sub in _parsers(build_parser()):
+        text = " ".join(sub.format_help().split())
+        for cite in re.findall(r"docs/[\w/.#-]*\w", text):
+            cited.append(sub.prog)
+            assert (ROOT / cite.partition("#")[0]).is_file(), cite
+            if f"{cite} of the source repository, {source}" not in text:
+                unreadable.append(f"{sub.prog}: {cite}")
+    assert "exesdb-bridge" in cited
+    assert unreadable == [], f"name the source repository with these: {unreadable}"
+
+
+def test_usage_lines_name_a_count_n_as_the_cli_page_does() -> None:
+    """Each usage line writes a count as docs/cli.md's rows do (`--limit N`, `--count N`), not
+    argparse's capitalised option name (`--limit LIMIT`)."""
+    from bridge.cli import build_parser
+
+    text = page("cli")
+    unlike = []
+    for sub in _parsers(build_parser()):
+        usage = " ".join(sub.format_usage().split())
+        for option in ("--limit", "--count"):
+            if f"[{option} " in usage and f"[{option} N]" not in usage:
+                unlike.append(f"{sub.prog} {option}")
+            assert f"[{option} N]" in text
+    assert unlike == [], f"name as docs/cli.md does, N: {unlike}"

@@ -92,6 +92,7 @@ def add_alerts_command(commands: Commands) -> None:
     alerts_list.add_argument(
         "--limit",
         type=at_least_zero,
+        metavar="N",
         default=DEFAULT_LIMIT,
         help=f"at most this many, the most recently changed; 0: all (default: {DEFAULT_LIMIT})",
     )
@@ -151,15 +152,26 @@ def _since(text: str) -> str:
     """An argparse type: ``--since``, a time as ``alerts list`` shows it, or in any RFC 3339
     form the bridge reads (``2026-12-05t11:40:00z``, an offset); one that is none is a usage
     error naming the option, before anything is sent (the bridge would refuse it naming its own
-    field, ``starts_at``)."""
+    field, ``starts_at``); one missing only its UTC offset, or its offset's minutes (ISO 8601's
+    ``+02``), is told what to add."""
     from bridge.messages.timestamps import parse_timestamp
 
-    if parse_timestamp(text) is None:
-        raise argparse.ArgumentTypeError(
+    if parse_timestamp(text) is not None:
+        return text
+    if parse_timestamp(text + "Z") is not None:
+        # A local time, whose zone only the user knows: taken as UTC it could name another episode.
+        fault = (
+            f"{text!r} has no UTC offset: add Z if it is UTC ({text}Z), else its time zone's"
+            f" offset (such as {text}+01:00)"
+        )
+    elif parse_timestamp(text + ":00") is not None:  # ISO 8601's +02, which RFC 3339 has not
+        fault = f"{text!r} has an offset without its minutes: write it as RFC 3339 does ({text}:00)"
+    else:
+        fault = (
             f"{text!r} is no time: give the alert's SINCE as alerts list shows it (RFC 3339,"
             " such as 2026-12-05T11:40:00.123Z)"
         )
-    return text
+    raise argparse.ArgumentTypeError(fault)
 
 
 def _alerts(args: argparse.Namespace) -> int:

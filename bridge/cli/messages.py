@@ -91,13 +91,18 @@ def add_message_commands(commands: Commands) -> None:
             unset="without --instance it prints every instance's messages",
         ),
         choices=INSTANCES,
-        help="only this bus instance",
+        metavar="INSTANCE",  # nine long names: listed in the help, not in the usage line
+        help=f"only this bus instance: {', '.join(INSTANCES)}",
     )
     tail.add_argument(
         "--topic", type=_stream_topic, help="only this topic (a trailing * matches a prefix)"
     )
     tail.add_argument(
-        "--count", type=positive, default=0, help="stop after this many messages (at least 1)"
+        "--count",
+        type=positive,
+        default=0,
+        metavar="N",
+        help="stop after this many messages (at least 1)",
     )
     client_options(tail)
     tail.set_defaults(handler=_tail)

@@ -78,6 +78,7 @@ def add_outbox_command(commands: Commands) -> None:
     outbox_list.add_argument(
         "--limit",
         type=at_least_zero,
+        metavar="N",
         default=_DEFAULT_LIMIT,
         help=f"at most this many, the newest; 0: all (default: {_DEFAULT_LIMIT})",
     )
@@ -98,11 +99,12 @@ def add_outbox_command(commands: Commands) -> None:
         "--force",
         action="store_true",
         help=(
-            "also those that fire alerts whose resolve the receiver was sent since, resolve"
-            " alerts it was sent firing again since, are superseded by a later delivery it"
-            " took, or tell of alerts whose later notification was left out as `stale`, or fire"
-            " alerts resolved since of which nothing is to follow, and one named without the"
-            " dead-lettered resolve of an alert it fires"
+            "send also the dead letters retry leaves, each named with why, as they would tell"
+            " the receiver an older state or leave an alert firing there: those that fire"
+            " alerts whose resolve it was sent since; resolve alerts it was sent firing again"
+            " since; are superseded by a later delivery it took; tell of alerts whose later"
+            " notification was left out as `stale`; fire alerts resolved since of which nothing"
+            " is to follow; and one named without the dead-lettered resolve of an alert it fires"
         ),
     )
     _add_drop(outbox_commands)

@@ -20,6 +20,7 @@ from bridge.cli.shared import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    docs_page,
     meant_choice,
     refused_choice,
 )
@@ -36,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="exesdb-bridge",
         description="ExESDB PubSub integration bridged to Prometheus, Grafana and OpenTelemetry.",
         epilog=(
-            "Every setting is an environment variable (docs/configuration.md);"
-            " each command's --help says what it needs."
+            "Every setting is an environment variable: check-config prints them, and"
+            f" {docs_page('configuration.md')}, describes each; each command's --help says what"
+            " it needs, and the schema command a message's fields."
         ),
     )
     parser.add_argument("--version", action=_Version)

@@ -15,6 +15,7 @@ from bridge.cli.shared import (
     EXIT_OK,
     EXIT_USAGE,
     Commands,
+    docs_page,
     say_bad_configuration,
     settings_or_exit,
     warn,
@@ -53,7 +54,7 @@ def add_service_commands(commands: Commands) -> None:
             "Run the bridge until SIGTERM or Ctrl-C. Every setting is an environment variable:"
             " EXESDB_HTTP_ADDR is where it listens (default 0.0.0.0:9570), EXESDB_STATE_DIR"
             " where it keeps its alert outbox (default ./.exesdb-bridge); the check-config"
-            " command prints them all, and docs/configuration.md describes each."
+            f" command prints them all, and {docs_page('configuration.md')}, describes each."
         ),
     )
     serve.add_argument(
@@ -71,7 +72,8 @@ def add_service_commands(commands: Commands) -> None:
         help="print the resolved configuration",
         description=(
             "Print every setting, read from its environment variable, with secrets redacted;"
-            " exit 2 listing every problem. docs/configuration.md describes each variable."
+            f" exit 2 listing every problem. {docs_page('configuration.md')}, describes each"
+            " variable."
         ),
     )
     check.add_argument(

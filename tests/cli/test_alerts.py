@@ -130,7 +130,6 @@ def test_alerts_ack_with_a_resolution_of_an_alert_resolved_already_says_nothing_
         "2026-12-05 lunchtime",
         "1733400000",
         # ISO 8601 forms Python reads and the bridge, as RFC 3339, does not.
-        "2026-12-05T11:40:00+02",
         "20261205T114000Z",
         " 2026-12-05T11:40:00Z",
     ],
@@ -150,6 +149,42 @@ def test_alerts_ack_since_a_time_that_is_none_is_a_usage_error_naming_the_option
         f"exesdb-bridge alerts ack: error: argument --since: {since!r} is no time: give the"
         " alert's SINCE as alerts list shows it (RFC 3339, such as 2026-12-05T11:40:00.123Z)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("since", "fault"),
+    [
+        (
+            "2026-12-07T10:00:00",
+            "'2026-12-07T10:00:00' has no UTC offset: add Z if it is UTC (2026-12-07T10:00:00Z),"
+            " else its time zone's offset (such as 2026-12-07T10:00:00+01:00)",
+        ),
+        (
+            "2026-12-07 10:00:00.123",
+            "'2026-12-07 10:00:00.123' has no UTC offset: add Z if it is UTC"
+            " (2026-12-07 10:00:00.123Z), else its time zone's offset (such as"
+            " 2026-12-07 10:00:00.123+01:00)",
+        ),
+        (
+            "2026-12-07T10:00:00+02",
+            "'2026-12-07T10:00:00+02' has an offset without its minutes: write it as RFC 3339"
+            " does (2026-12-07T10:00:00+02:00)",
+        ),
+    ],
+    ids=["no offset", "no offset, with a space", "offset without minutes"],
+)
+def test_alerts_ack_since_a_time_short_of_its_offset_is_told_what_to_add(
+    since: str, fault: str
+) -> None:
+    """`alerts ack --since` with a time lacking only its UTC offset (or the offset's minutes)
+    exits 2 saying what to add, never taking a local time as UTC, nothing sent."""
+    nobody = f"http://127.0.0.1:{free_port()}"
+    refused = cli(
+        "alerts", "ack", "a1", "--by", "bob", "--since", since,
+        EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, EXESDB_URL=nobody,
+    )  # fmt: skip
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.endswith(f"exesdb-bridge alerts ack: error: argument --since: {fault}\n")
 
 
 def test_alerts_list_prints_the_most_recently_changed_up_to_its_limit_and_says_how_many_not(

@@ -3,6 +3,7 @@ words and variables named with the ones meant."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -31,6 +32,23 @@ def test_the_console_script_is_installed() -> None:
     )
     assert completed.returncode == 0
     assert __version__ in completed.stdout
+
+
+def test_every_help_fits_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each command's --help, in a terminal 80 columns wide, holds no longer line: an option's
+    many words (tail --instance's nine instances) are listed in its help, not in the usage."""
+    from bridge.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "80")
+    parsers = [build_parser()]
+    wide = []
+    while parsers:
+        parser = parsers.pop()
+        wide += [line for line in parser.format_help().splitlines() if len(line) > 80]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers += action.choices.values()
+    assert wide == []
 
 
 @pytest.mark.parametrize("args", [[], ["no-such-command"], ["tail", "--count", "many"]])

@@ -143,6 +143,29 @@ async def test_post_integration_refuses_an_unknown_field_naming_it(
     assert server.bridge.integration.enabled()
 
 
+@pytest.mark.parametrize("body", [b"{}", b"[]", b"true"])
+async def test_post_integration_without_enabled_is_told_it_is_missing(
+    serve: ServerFactory, body: bytes
+) -> None:
+    """A body without enabled ({}, or one that is no object) is 400 invalid naming enabled as
+    missing, in the ack route's words, and the switch is left as it is."""
+    server = await serve()
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": JSON}
+    async with server.session.post(
+        server.url + "/v1/integration", data=body, headers=headers
+    ) as response:
+        answer = await response.json()
+    assert (response.status, answer) == (
+        400,
+        {
+            "error": "invalid",
+            "detail": 'enabled is missing: give it, {"enabled": true|false}',
+            "field": "enabled",
+        },
+    )
+    assert server.bridge.integration.enabled()
+
+
 @pytest.mark.parametrize(
     ("headers", "said"),
     [

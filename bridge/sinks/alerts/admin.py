@@ -54,6 +54,7 @@ from bridge.routes import (
     AdminGuard,
     error_response,
     key_given_twice,
+    missing_field,
     unknown_field,
     unknown_parameter,
     unsupported_json,
@@ -253,6 +254,8 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
             fields = AckRequest.model_validate(body)
         except ValidationError as exc:
             if refusal := unknown_field(exc, AckRequest.model_fields):
+                return refusal
+            if refusal := missing_field(exc, '{"ack_by": "..."}'):
                 return refusal
             field = _field_of(exc)
             detail = (

@@ -519,6 +519,25 @@ async def test_ack_refuses_an_unknown_field_naming_it_and_the_one_meant(
     assert keeper.acks == []
 
 
+@pytest.mark.parametrize(
+    "body", [b"{}", b'{"ack_note": "rebooting"}', b'{"resolution": "fixed", "starts_at": null}']
+)
+async def test_ack_without_ack_by_is_told_it_is_missing(keeper: Keeper, body: bytes) -> None:
+    """A body without ack_by is a 400 "invalid" naming ack_by as missing, with a body that gives
+    it, not with what an ack_by sent would have to be; nothing acknowledged."""
+    async with served(keeper) as base:
+        status, answer = await request(base, "POST", "/v1/alerts/a1/ack", body=body)
+    assert (status, answer) == (
+        400,
+        {
+            "error": "invalid",
+            "detail": 'ack_by is missing: give it, {"ack_by": "..."}',
+            "field": "ack_by",
+        },
+    )
+    assert keeper.acks == []
+
+
 async def test_ack_names_a_long_unknown_field_cut_short(keeper: Keeper) -> None:
     """An unknown field of 100 000 characters is named cut to MAX_NAME_SHOWN characters with an
     ellipsis, in the detail and the field alike: the refusal is never as large as the body."""
