@@ -245,13 +245,14 @@ if ! status=$(curl -sS ${curl_options[@]+"${curl_options[@]}"} -o "$answer" -w '
         "(EXESDB_URL or EXESDB_HTTP_ADDR says where it is)" >&2
     exit 1
 fi
-echo "$status $(cat "$answer")"
 not_json='"detail": "not JSON: ([^"(:]*)[^"(]*\(char ([0-9]+)\)'
 if [[ $status == 400 && $(<"$answer") =~ $not_json ]] && ((BASH_REMATCH[2] >= payload_at)); then
-    # As sign.py refuses it before sending: bad usage.
+    # As sign.py refuses it before sending: bad usage, told once, by the payload's position
+    # (the bridge's answer counts from the envelope's start: a second number for one mistake).
     echo "$0: PAYLOAD_JSON is no JSON (${BASH_REMATCH[1]} at its character" \
         "$((BASH_REMATCH[2] - payload_at + 1))): give one JSON object," \
         "as '{\"status\": \"healthy\"}'" >&2
     exit 2
 fi
+echo "$status $(cat "$answer")"
 [[ $status == 202 ]]
