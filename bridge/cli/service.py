@@ -265,8 +265,8 @@ class _ExitWithoutTeardown:
     transaction under way) and run the other exit hooks (logging's flush): the interpreter's
     teardown is skipped.
 
-    That teardown frees the heap object by object: 0.1-1.2 s on Redis under load, 1-2 s with
-    20 000 nodes' series, counted against a ``podman stop``'s or a pod's grace period
+    That teardown frees the heap object by object: 0.1-1.2 s on Redis under load, about 1 s with
+    100 000 nodes' series, counted against a ``podman stop``'s or a pod's grace period
     (docs/performance.md, "The exit after the stop"), and nothing is left to write by then: the
     outbox and the spool are closed, the log is flushed. Unset (a start that raised), Python
     exits as usual."""
