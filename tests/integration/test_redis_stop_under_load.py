@@ -25,7 +25,7 @@ __all__ = ["redis_server"]  # the fixture, imported for the test below
 
 SHUTDOWN_MS: Final = 2000
 # What the process may take past the bridge's own stop (docs/configuration.md): the signal
-# waiting for the step of work under way, and the interpreter's exit.
+# waiting for the step of work under way, and the exit (test_exit_after_stop.py bounds it alone).
 EXIT_SLACK_SECONDS: Final = 1.0
 # What the bridge's own stop may overrun by on a loaded host: a step of work in hand when a
 # deadline passes (a batch of a thousand messages) ends before the stop goes on.
