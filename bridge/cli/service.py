@@ -199,13 +199,14 @@ def run(demo: bool = False) -> int:
     # Registered before start-up's imports register theirs (logging's), it runs after them all.
     atexit.register(exit_hook)
     try:
-        exit_hook.status = _start_and_serve(demo)
-        return exit_hook.status
+        return _start_and_serve(demo, exit_hook)
     finally:
         gc.enable()
 
 
-def _start_and_serve(demo: bool) -> int:
+def _start_and_serve(demo: bool, exit_hook: _ExitWithoutTeardown) -> int:
+    """Read the settings, then serve until stopped; ``exit_hook`` armed once the bridge has
+    served and stopped (a start refused leaves Python to exit as usual)."""
     import asyncio
 
     from bridge.logs import configure_logging
@@ -258,6 +259,7 @@ def _start_and_serve(demo: bool) -> int:
             time.monotonic() - began,
             settings.shutdown_timeout_ms / 1000,
         )
+        exit_hook.status = status
     return status
 
 
@@ -270,8 +272,8 @@ class _ExitWithoutTeardown:
     That teardown frees the heap object by object: 0.1-1.2 s on Redis under load, about 1 s with
     100 000 nodes' series, counted against a ``podman stop``'s or a pod's grace period
     (docs/performance.md, "The exit after the stop"), and nothing is left to write by then: the
-    outbox and the spool are closed, the log is flushed. Unset (a start that raised), Python
-    exits as usual."""
+    outbox and the spool are closed, the log is flushed. Unset (a start refused or that raised,
+    the bridge never served), Python exits as usual."""
 
     def __init__(self) -> None:
         self.status: int | None = None

@@ -459,6 +459,31 @@ def test_an_unexpected_error_at_start_is_logged_redacted_and_exits_1(tmp_path: P
     assert "hunter2" not in output
 
 
+# A start that fails in a program with an exit hook of its own, registered before the run.
+_FAILED_START_IN_A_PROGRAM: Final = """
+import atexit, sys
+from bridge.app import Bridge
+async def broken(self):
+    raise RuntimeError("no start")
+Bridge.start = broken
+atexit.register(lambda: print("the program's own exit hook ran", flush=True))
+from bridge.cli.parser import main
+sys.exit(main(["run"]))
+"""
+
+
+def test_a_run_that_never_served_leaves_the_exit_to_python(tmp_path: Path) -> None:
+    """The exit without the interpreter's teardown is only for a bridge that served and
+    stopped: a run whose start failed leaves Python to exit as usual, running every exit hook
+    of the program (one registered before the bridge's would be skipped by it)."""
+    done = run_command(
+        [sys.executable, "-c", _FAILED_START_IN_A_PROGRAM],
+        {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(tmp_path / "state")},
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "the program's own exit hook ran" in done.stdout
+
+
 def test_run_logs_ts_with_milliseconds_and_z_and_ends_start_up_with_the_urls(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
