@@ -27,8 +27,9 @@ SHUTDOWN_MS: Final = 2000
 # What the process may take past the bridge's own stop (docs/configuration.md): the signal
 # waiting for the step of work under way, and the exit (test_exit_after_stop.py bounds it alone).
 EXIT_SLACK_SECONDS: Final = 1.0
-# What the bridge's own stop may overrun by on a loaded host: a step of work in hand when a
-# deadline passes (a batch of a thousand messages) ends before the stop goes on.
+# What the bridge's own stop may overrun by: a step of work in hand when a deadline passes (a
+# batch of a thousand messages) ends before the stop goes on. Besides it, the time the host ran
+# other processes while the bridge's event loop was ready to run (RunQueueWait).
 LOOP_SLACK_SECONDS: Final = 0.5
 SENDERS: Final = 4
 BATCH: Final = 1000
@@ -89,6 +90,39 @@ def senders(bridge: BridgeProcess) -> Iterator[list[int]]:
             thread.join(15)
 
 
+class RunQueueWait:
+    """The time a process's main thread (its event loop) has waited, ready to run, for the CPU
+    since this began: read from the kernel's ``/proc/PID/task/PID/schedstat`` every 20 ms until
+    the process is gone. A stop's overrun on a host busier than its cores is mostly this."""
+
+    def __init__(self, pid: int) -> None:
+        self._path = Path(f"/proc/{pid}/task/{pid}/schedstat")
+        self._first = self._last = self._waited_ns()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._thread.start()
+
+    def _waited_ns(self) -> int | None:
+        try:
+            return int(self._path.read_text().split()[1])  # on the CPU, waiting, time slices
+        except (OSError, IndexError, ValueError):  # the process gone
+            return None
+
+    def _follow(self) -> None:
+        while not self._done.wait(0.02):
+            if (waited := self._waited_ns()) is None:
+                return
+            self._last = waited
+
+    def seconds(self) -> float:
+        """The wait so far (up to 20 ms short of it at the process's end)."""
+        self._done.set()
+        self._thread.join(5)
+        if self._first is None or self._last is None:
+            return 0.0
+        return (self._last - self._first) / 1e9
+
+
 def alert_backlog(bridge: BridgeProcess) -> int:
     """Messages waiting in the alert sink's queue, as ``/metrics`` says."""
     _, body = http_get(bridge.url + "/metrics")
@@ -120,10 +154,13 @@ def test_a_bridge_on_redis_stopped_under_ingest_load_keeps_to_the_shutdown_timeo
             timeout=60,
             what="batches taken, and a backlog in the alert sink's queue",
         )
+        starved = RunQueueWait(bridge.process.pid)
         signalled = time.monotonic()
         status = bridge.stop(timeout=30)
         exited = time.monotonic() - signalled
     assert status == 0
     [took] = re.findall(r"stopped in (\d+\.\d)s \(EXESDB_SHUTDOWN_TIMEOUT_MS allows", bridge.log())
-    assert float(took) <= SHUTDOWN_MS / 1000 + LOOP_SLACK_SECONDS
-    assert exited <= SHUTDOWN_MS / 1000 + LOOP_SLACK_SECONDS + EXIT_SLACK_SECONDS
+    # At load 14 on 2 cores a stop took 2.8 s: its loop had waited for the CPU most of that time.
+    allowed = SHUTDOWN_MS / 1000 + LOOP_SLACK_SECONDS + starved.seconds()
+    assert float(took) <= allowed
+    assert exited <= allowed + EXIT_SLACK_SECONDS
