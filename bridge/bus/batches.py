@@ -105,6 +105,7 @@ async def decode_ndjson(body: bytes, apart: _Apart | None = None) -> DecodedBatc
     numbers: list[int] | None = None  # made once a blank line is left out before a line
     cut = taken = 0  # the lines cut, blank ones too; those kept
     pending: list[bytes] = []  # lines kept, not yet decoded
+    lengths: list[int] = []  # their bytes: measured once, for the test of APART and the sizes
     held = decoded = 0  # the bytes they were cut from; the lines kept before them
     start, size = 0, len(body)
     while start < size:
@@ -131,6 +132,7 @@ async def decode_ndjson(body: bytes, apart: _Apart | None = None) -> DecodedBatc
         cut += len(split)
         taken += len(lines)
         pending += lines
+        lengths += map(len, lines)
         held += len(piece)
         if len(pending) < GROUP and held < GROUP_BYTES and start < size:
             continue
@@ -138,23 +140,24 @@ async def decode_ndjson(body: bytes, apart: _Apart | None = None) -> DecodedBatc
         whole = body if not decoded and start >= size and len(pending) <= GROUP else None
         for first in range(0, len(pending), GROUP):
             group = pending[first : first + GROUP] if whole is None else pending
+            sizes = lengths[first : first + GROUP] if whole is None else lengths
             at = decoded + first
             within = (
                 numbers[at : at + len(group)]
                 if numbers is not None
                 else range(at + 1, at + len(group) + 1)
             )
-            # max() over the lengths: some 10 us a group of 1 024 lines, none of them large.
-            if apart is not None and max(map(len, group)) >= APART:
+            # max() over the lengths, measured once: those of the envelopes kept are their sizes.
+            if apart is not None and max(sizes) >= APART:
                 await _decode_apart(decoding, turns, group, within, apart)
             else:
-                for _ in decoding.steps(group, within, whole):
+                for _ in decoding.steps(group, within, whole, sizes):
                     await turns.take()
             if decoding.done:
                 return decoding.decoded(numbers, taken)
             await turns.take()
         decoded += len(pending)
-        pending, held = [], 0
+        pending, lengths, held = [], [], 0
     return decoding.decoded(numbers, taken) if taken else None
 
 
@@ -223,10 +226,15 @@ class _Decoding:
         self.done = False  # PROBLEMS_COUNTED lines at fault found: no more is wanted
 
     def steps(
-        self, lines: Sequence[bytes], numbers: Sequence[int], whole: bytes | None
+        self,
+        lines: Sequence[bytes],
+        numbers: Sequence[int],
+        whole: bytes | None,
+        sizes: Sequence[int] | None = None,
     ) -> Iterator[None]:
-        """Decode the next ``lines`` (``numbers``: each one's), a step between the group's
-        decoding and each line at fault worded after it."""
+        """Decode the next ``lines`` (``numbers``: each one's; ``sizes``: their bytes, when
+        measured already), a step between the group's decoding and each line at fault worded
+        after it."""
         start = 0
         if self.first is None:
             envelopes, failure = decode_envelopes(lines, whole)
@@ -235,7 +243,7 @@ class _Decoding:
             else:
                 self.envelopes = envelopes
             if failure is None:
-                self.sizes.extend(map(len, lines))
+                self.sizes.extend(map(len, lines) if sizes is None else sizes)
                 return
             index, rejection = failure
             self.first = (numbers[index], with_every_problem(lines[index], rejection))
