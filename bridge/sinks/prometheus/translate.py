@@ -148,8 +148,8 @@ class Translator:
     ) -> None:
         """``max_remembered``: how many SystemAlerts counted, and how many host resources'
         alerts raised, it remembers (each) to tell an alert sent again from a new one;
-        ``late_after``: a reading sent later than this after it was made sets no gauge
-        (``Bus.late_after``; None: every reading does)."""
+        ``late_after``: a reading sent later than this (0 or more) after it was made sets no
+        gauge (``Bus.late_after``; None: every reading does)."""
         self._late_after = late_after
         self.store = store
         self._max_remembered = max_remembered
@@ -254,7 +254,10 @@ class Translator:
                         if (
                             late_after is not None
                             and envelope.tag in _READINGS
-                            and envelope.ts - envelope.fields.timestamp > late_after
+                            # Compared first: most readings are made when sent (or filled in
+                            # when decoded, later), and no timedelta is made for them.
+                            and (made := envelope.fields.timestamp) < (sent := envelope.ts)
+                            and sent - made > late_after
                             # Sent: one left out is when the bridge decoded it, whose clock
                             # may be behind the sender's by the whole window.
                             and "timestamp" in envelope.payload.model_fields_set
