@@ -253,10 +253,11 @@ class Translator:
                     try:
                         if (
                             late_after is not None
-                            and envelope.tag in _READINGS
-                            # Compared first: most readings are made when sent (or filled in
-                            # when decoded, later), and no timedelta is made for them.
+                            # Compared first: most messages are made when sent (or filled in
+                            # when decoded, later), and neither their tag is looked up nor a
+                            # timedelta made for them.
                             and (made := envelope.fields.timestamp) < (sent := envelope.ts)
+                            and envelope.tag in _READINGS
                             and sent - made > late_after
                             # Sent: one left out is when the bridge decoded it, whose clock
                             # may be behind the sender's by the whole window.
