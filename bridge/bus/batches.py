@@ -2,11 +2,12 @@
 
 A body of many lines decoded in one go held the loop: a signed 1 MiB of 349 525 ``{}`` lines
 for some 280 ms of CPU, ``/metrics`` and every other request waiting. ``decode_ndjson`` cuts
-``PIECE`` bytes of it into lines at a time and decodes up to ``GROUP`` lines at a time, and lets
-the loop run once it has held it ``HOLD`` seconds: a batch of the usual size is decoded without
-a pause. From the first line at fault on (the batch is refused whole) no envelope is kept: the
-lines after it are decoded only to find those at fault too, which the refusal lists (up to
-``PROBLEMS_LISTED``, each with every problem it has) and counts (up to ``PROBLEMS_COUNTED``,
+``PIECE`` bytes of it into lines at a time (the first ``GROUP`` lines of a body of up to
+``GROUP_BYTES`` at once, not copied out of it) and decodes up to ``GROUP`` lines at a time, and
+lets the loop run once it has held it ``HOLD`` seconds: a batch of the usual size is decoded
+without a pause. From the first line at fault on (the batch is refused whole) no envelope is
+kept: the lines after it are decoded only to find those at fault too, which the refusal lists (up
+to ``PROBLEMS_LISTED``, each with every problem it has) and counts (up to ``PROBLEMS_COUNTED``,
 where decoding stops). A line of ``APART`` bytes or more, one envelope decoded in one go, is
 decoded alone in the worker thread the caller gives (``bridge.bodies.apart``), in its place among
 the others. No id is remembered here: ``Verifier.verify_batch`` judges the decoded
@@ -110,12 +111,23 @@ async def decode_ndjson(body: bytes, apart: _Apart | None = None) -> DecodedBatc
     start, size = 0, len(body)
     while start < size:
         await turns.take()
-        end = body.find(b"\n", start + PIECE)
-        if end < 0:
-            end = size
-        piece = body[start:end]  # the body itself when it is one piece: no copy
-        start = end + 1
-        split = piece.split(b"\n")
+        began = start
+        if not start and size <= GROUP_BYTES:
+            # A group's bytes at most (the usual batch): its first GROUP lines cut from the
+            # body itself, no piece of it copied (some 350 KB a batch); the rest, if any, in
+            # pieces.
+            split = body.split(b"\n", GROUP)
+            start = size - len(split.pop()) if len(split) > GROUP else size + 1
+        else:
+            end = body.find(b"\n", start + PIECE)
+            if end < 0:
+                end = size
+            split = body[start:end].split(b"\n")
+            start = end + 1
+        if start > size and not split[-1]:
+            # What follows the body's last newline is no line: left out, it does not send the
+            # lines kept to be numbered one by one (a second isspace() each).
+            split.pop()
         # isspace() tests what strip() would remove without copying each line.
         lines = [line for line in split if line and not line.isspace()]
         kept: Sequence[int] = (
@@ -133,7 +145,7 @@ async def decode_ndjson(body: bytes, apart: _Apart | None = None) -> DecodedBatc
         taken += len(lines)
         pending += lines
         lengths += map(len, lines)
-        held += len(piece)
+        held += start - began
         if len(pending) < GROUP and held < GROUP_BYTES and start < size:
             continue
         # All of the body's lines in one group: the body is what they were cut from.
