@@ -2,11 +2,12 @@
 
 A body of many lines decoded in one go held the loop: a signed 1 MiB of 349 525 ``{}`` lines
 for some 280 ms of CPU, ``/metrics`` and every other request waiting. ``decode_ndjson`` cuts
-``PIECE`` bytes of it into lines at a time and decodes up to ``GROUP`` lines at a time, and lets
-the loop run once it has held it ``HOLD`` seconds: a batch of the usual size is decoded without
-a pause. From the first line at fault on (the batch is refused whole) no envelope is kept: the
-lines after it are decoded only to find those at fault too, which the refusal lists (up to
-``PROBLEMS_LISTED``, each with every problem it has) and counts (up to ``PROBLEMS_COUNTED``,
+``PIECE`` bytes of it into lines at a time (the first ``GROUP`` lines of a body of up to
+``GROUP_BYTES`` at once, not copied out of it) and decodes up to ``GROUP`` lines at a time, and
+lets the loop run once it has held it ``HOLD`` seconds: a batch of the usual size is decoded
+without a pause. From the first line at fault on (the batch is refused whole) no envelope is
+kept: the lines after it are decoded only to find those at fault too, which the refusal lists (up
+to ``PROBLEMS_LISTED``, each with every problem it has) and counts (up to ``PROBLEMS_COUNTED``,
 where decoding stops). A line of ``APART`` bytes or more, one envelope decoded in one go, is
 decoded alone in the worker thread the caller gives (``bridge.bodies.apart``), in its place among
 the others. No id is remembered here: ``Verifier.verify_batch`` judges the decoded
@@ -105,16 +106,28 @@ async def decode_ndjson(body: bytes, apart: _Apart | None = None) -> DecodedBatc
     numbers: list[int] | None = None  # made once a blank line is left out before a line
     cut = taken = 0  # the lines cut, blank ones too; those kept
     pending: list[bytes] = []  # lines kept, not yet decoded
+    lengths: list[int] = []  # their bytes: measured once, for the test of APART and the sizes
     held = decoded = 0  # the bytes they were cut from; the lines kept before them
     start, size = 0, len(body)
     while start < size:
         await turns.take()
-        end = body.find(b"\n", start + PIECE)
-        if end < 0:
-            end = size
-        piece = body[start:end]  # the body itself when it is one piece: no copy
-        start = end + 1
-        split = piece.split(b"\n")
+        began = start
+        if not start and size <= GROUP_BYTES:
+            # A group's bytes at most (the usual batch): its first GROUP lines cut from the
+            # body itself, no piece of it copied (some 350 KB a batch); the rest, if any, in
+            # pieces.
+            split = body.split(b"\n", GROUP)
+            start = size - len(split.pop()) if len(split) > GROUP else size + 1
+        else:
+            end = body.find(b"\n", start + PIECE)
+            if end < 0:
+                end = size
+            split = body[start:end].split(b"\n")
+            start = end + 1
+        if start > size and not split[-1]:
+            # What follows the body's last newline is no line: left out, it does not send the
+            # lines kept to be numbered one by one (a second isspace() each).
+            split.pop()
         # isspace() tests what strip() would remove without copying each line.
         lines = [line for line in split if line and not line.isspace()]
         kept: Sequence[int] = (
@@ -131,30 +144,32 @@ async def decode_ndjson(body: bytes, apart: _Apart | None = None) -> DecodedBatc
         cut += len(split)
         taken += len(lines)
         pending += lines
-        held += len(piece)
+        lengths += map(len, lines)
+        held += start - began
         if len(pending) < GROUP and held < GROUP_BYTES and start < size:
             continue
         # All of the body's lines in one group: the body is what they were cut from.
         whole = body if not decoded and start >= size and len(pending) <= GROUP else None
         for first in range(0, len(pending), GROUP):
             group = pending[first : first + GROUP] if whole is None else pending
+            sizes = lengths[first : first + GROUP] if whole is None else lengths
             at = decoded + first
             within = (
                 numbers[at : at + len(group)]
                 if numbers is not None
                 else range(at + 1, at + len(group) + 1)
             )
-            # max() over the lengths: some 10 us a group of 1 024 lines, none of them large.
-            if apart is not None and max(map(len, group)) >= APART:
+            # max() over the lengths, measured once: those of the envelopes kept are their sizes.
+            if apart is not None and max(sizes) >= APART:
                 await _decode_apart(decoding, turns, group, within, apart)
             else:
-                for _ in decoding.steps(group, within, whole):
+                for _ in decoding.steps(group, within, whole, sizes):
                     await turns.take()
             if decoding.done:
                 return decoding.decoded(numbers, taken)
             await turns.take()
         decoded += len(pending)
-        pending, held = [], 0
+        pending, lengths, held = [], [], 0
     return decoding.decoded(numbers, taken) if taken else None
 
 
@@ -223,10 +238,15 @@ class _Decoding:
         self.done = False  # PROBLEMS_COUNTED lines at fault found: no more is wanted
 
     def steps(
-        self, lines: Sequence[bytes], numbers: Sequence[int], whole: bytes | None
+        self,
+        lines: Sequence[bytes],
+        numbers: Sequence[int],
+        whole: bytes | None,
+        sizes: Sequence[int] | None = None,
     ) -> Iterator[None]:
-        """Decode the next ``lines`` (``numbers``: each one's), a step between the group's
-        decoding and each line at fault worded after it."""
+        """Decode the next ``lines`` (``numbers``: each one's; ``sizes``: their bytes, when
+        measured already), a step between the group's decoding and each line at fault worded
+        after it."""
         start = 0
         if self.first is None:
             envelopes, failure = decode_envelopes(lines, whole)
@@ -235,7 +255,7 @@ class _Decoding:
             else:
                 self.envelopes = envelopes
             if failure is None:
-                self.sizes.extend(map(len, lines))
+                self.sizes.extend(map(len, lines) if sizes is None else sizes)
                 return
             index, rejection = failure
             self.first = (numbers[index], with_every_problem(lines[index], rejection))

@@ -249,9 +249,11 @@ class ClusterMonitor:
             try:
                 publisher = envelope.node
                 tag = envelope.tag
-                # Bus.late_after's test, written out (hot: nearly every message is a NodeHealth).
+                # Bus.late_after's test, written out (hot: nearly every message is a NodeHealth);
+                # compared first, as most are made when sent: no timedelta is made for them.
                 if (
-                    envelope.ts - envelope.fields.timestamp > late_after
+                    (made := envelope.fields.timestamp) < (sent := envelope.ts)
+                    and sent - made > late_after
                     # Sent: one left out is when the bridge decoded it, whose clock may be
                     # behind the sender's by the whole window.
                     and "timestamp" in envelope.payload.model_fields_set

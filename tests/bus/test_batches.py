@@ -322,6 +322,9 @@ _SHORT = b"{}"
         b"\n".join([_ONE, *[_SHORT] * (PROBLEMS_COUNTED + 5)]),
         b"\n".join([_ONE, b"\n" * (PIECE + 1), _SHORT, *[_SHORT + b" " * 90] * 3 * GROUP]),
         b"\n".join([_SHORT] * (PIECE // 2)),
+        # A body of a group's bytes cut where its GROUP-th newline ends the body, or just before.
+        b"".join(_line(f"msg-{n:08d}") + b"\n" for n in range(GROUP)),
+        b"\n".join(_line(f"msg-{n:08d}") for n in range(GROUP + 1)),
         _ONE,
         b" \n\n",
         b"",
@@ -338,6 +341,8 @@ _SHORT = b"{}"
         "faults-past-counted",
         "faults-after-blank-piece",
         "short-lines",
+        "group-and-newline",
+        "group-and-a-line",
         "one",
         "blank",
         "empty",

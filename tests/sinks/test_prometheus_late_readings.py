@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from bridge.bus import Envelope, decode_envelope, new_message_id
 from bridge.messages import NodeLifecycle, format_timestamp
 from bridge.sinks.prometheus import SeriesStore, Translator, node_summaries
@@ -49,6 +51,15 @@ def test_a_health_reading_sent_late_leaves_the_gauges_to_the_one_sent_in_time() 
 def test_a_reading_sent_within_half_the_window_still_sets_its_gauge() -> None:
     """A NodeHealth made two minutes before it was sent (under half the window) is current."""
     store = translated(made_before("node_health_updated", 120, node="n1", status="degraded"))
+    assert sample(store, "exesdb_node_health_status", node="n1", status="degraded") == 1.0
+    assert sample(store, "exesdb_prometheus_late_readings_total") == 0.0
+
+
+@pytest.mark.parametrize("seconds", [150, 0, -600], ids=["half-the-window", "at-ts", "after-ts"])
+def test_a_reading_made_half_the_window_before_its_ts_or_later_is_current(seconds: int) -> None:
+    """A NodeHealth made exactly half the window before its ``ts``, at it, or after it (a
+    sender's clock ahead of the one that stamped ``ts``) is not late: it sets its gauge."""
+    store = translated(made_before("node_health_updated", seconds, node="n1", status="degraded"))
     assert sample(store, "exesdb_node_health_status", node="n1", status="degraded") == 1.0
     assert sample(store, "exesdb_prometheus_late_readings_total") == 0.0
 

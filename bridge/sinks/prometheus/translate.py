@@ -149,8 +149,8 @@ class Translator:
     ) -> None:
         """``max_remembered``: how many SystemAlerts counted, and how many host resources'
         alerts raised, it remembers (each) to tell an alert sent again from a new one;
-        ``late_after``: a reading sent later than this after it was made sets no gauge
-        (``Bus.late_after``; None: every reading does)."""
+        ``late_after``: a reading sent later than this (0 or more) after it was made sets no
+        gauge (``Bus.late_after``; None: every reading does)."""
         self._late_after = late_after
         self.store = store
         self._max_remembered = max_remembered
@@ -258,8 +258,12 @@ class Translator:
                     try:
                         if (
                             late_after is not None
+                            # Compared first: most messages are made when sent (or filled in
+                            # when decoded, later), and neither their tag is looked up nor a
+                            # timedelta made for them.
+                            and (made := envelope.fields.timestamp) < (sent := envelope.ts)
                             and envelope.tag in _READINGS
-                            and envelope.ts - envelope.fields.timestamp > late_after
+                            and sent - made > late_after
                             # Sent: one left out is when the bridge decoded it, whose clock
                             # may be behind the sender's by the whole window.
                             and "timestamp" in envelope.payload.model_fields_set
