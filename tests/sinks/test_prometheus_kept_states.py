@@ -140,7 +140,7 @@ def test_a_node_keeps_its_newest_written_toggles_up_to_the_limit_the_rest_expire
     store = SeriesStore(ttl_seconds=TTL, clock=clock)
     translator = Translator(store)
     translator.handle_batch([_toggle(f"f{index}") for index in range(KEPT_PER_METRIC)], propagate)
-    assert _released(store, "exesdb_feature_enabled") is None
+    assert _released(store, "exesdb_feature_enabled") == 0.0
     clock.advance(1)
     translator.handle_batch([_toggle("f0", enabled=False)], propagate)  # sent again: newest
     translator.handle_batch([_toggle(f"new{index}") for index in range(4)], propagate)

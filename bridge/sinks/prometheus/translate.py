@@ -235,7 +235,12 @@ class Translator:
         self._start_times = self._f["exesdb_node_start_time_seconds"]
         # The series set by rare messages (feature toggles, system lifecycles, start times),
         # kept from expiring while their node is heard (its newest-written, up to a limit).
-        self._kept = KeptStates(store, self._f["exesdb_prometheus_kept_series_released"])
+        released = self._f["exesdb_prometheus_kept_series_released"]
+        self._kept = KeptStates(store, released)
+        # At 0 from the start for the families that can pass the limit (a node has one start
+        # time), so a rate of it reads 0, not no data.
+        for family in ("exesdb_feature_enabled", "exesdb_system_lifecycle_state"):
+            released.inc((family,), 0.0)
         self._kept_nodes = self._kept.nodes
         self._now = 0.0  # the batch's writing() time
         self.current: Envelope | None = None  # the message being translated
