@@ -211,6 +211,7 @@ class Bridge:
             shutdown=self._components_shutdown,
             client_spans=self._client_spans,
             bound_port=self._bound_port,
+            clock=clock,
         )
         for factory in components if components is not None else default_components():
             component = factory(self.context)

@@ -130,6 +130,7 @@ class Context:
     built early sees the parts built after it. ``shutdown`` is the stop's deadline, which a
     component's ``aclose`` keeps to. ``bound_port`` is the port the HTTP server listens on once
     it does (None before, or without a server): an ``EXESDB_HTTP_ADDR`` port of 0 made real.
+    ``clock`` is the bridge's wall clock (Unix seconds, ``Bridge.clock``), injected in tests.
     """
 
     settings: Settings
@@ -143,6 +144,7 @@ class Context:
     shutdown: Deadline
     client_spans: Callable[[], Sequence[HasClientSpans]] = tuple
     bound_port: Callable[[], int | None] = lambda: None
+    clock: Callable[[], float] = time.time
 
 
 ComponentFactory: TypeAlias = Callable[[Context], Component | None]

@@ -13,7 +13,6 @@ a page of 1.5 MB.
 
 from __future__ import annotations
 
-import time
 from typing import Final
 
 from aiohttp import hdrs, web
@@ -64,7 +63,7 @@ def not_found(request: web.Request, shown: Shown) -> web.Response:
             root=root,
             live=live,
             etag=Rendered(live).etag,
-            now=time.time(),
+            now=shown.clock(),
             refresh=0,
             ack_hidden=True,  # nothing to acknowledge, and never refreshed into something
         )

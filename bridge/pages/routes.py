@@ -16,7 +16,6 @@ to the alert's page. A path nothing is served at is answered by ``missing``.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from typing import Final, Generic, TypeVar
@@ -104,14 +103,15 @@ class _Shared(Generic[_T]):
                 self._rendered = None  # kept only while someone may share it
 
 
-def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list[web.RouteDef]:
-    """The routes of the pages, reading ``shown``; open to anyone who reaches the port, as
-    ``/metrics`` is (the web config's basic auth applies to them as to every route).
+def page_routes(shown: Shown) -> list[web.RouteDef]:
+    """The routes of the pages, reading ``shown`` (its clock too); open to anyone who reaches
+    the port, as ``/metrics`` is (the web config's basic auth applies to them as to every route).
 
     The components the pages query are found here, once: ``shown``'s components are built
     before its routes are."""
     folder = files("bridge.pages").joinpath("static")
     static = {name: folder.joinpath(name).read_bytes() for name in _STATIC}
+    clock = shown.clock
     alerts = alert_source(shown)
     nodes = node_source(shown)
     down = down_source(shown)

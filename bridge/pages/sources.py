@@ -8,7 +8,7 @@ once, when the pages' routes are built; a bridge without one shows that it has n
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -57,6 +57,10 @@ class Shown(Protocol):
     def node(self) -> str: ...
     @property
     def started_at(self) -> float: ...
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The wall clock (Unix seconds) the pages date what they show by."""
+
     @property
     def bus_kind(self) -> str: ...
     @property

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bridge.bus import Envelope, new_message_id
-from bridge.messages import DebugTrace, utc_now
+from bridge.messages import DebugTrace, FeatureToggle, utc_now
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.support import BridgeProcess, http_get, post_signed, require_binary, wait_until
 
@@ -144,3 +144,55 @@ def test_a_flood_past_the_series_cap_leaves_the_bridges_own_series_updating(
         lambda: (_value(bridge, checks) or 0) > before + 1, 20, "the health checks still counted"
     )
     assert (_value(bridge, "exesdb_prometheus_series") or 0) <= 2_000
+
+
+def test_a_live_node_keeps_its_newest_toggles_past_the_ttl_and_counts_those_let_go(
+    tmp_path, bridge_processes
+):
+    """Ten feature names past the 256 a live node keeps are let go and counted on /metrics, and
+    expire with EXESDB_SERIES_TTL_MS, while the node's newest 256 stay past it (its NodeHealth
+    keeping them)."""
+    bridge = BridgeProcess(
+        state_dir=tmp_path / "state",
+        EXESDB_NODE="it-node",
+        EXESDB_INGEST="true",
+        EXESDB_SERIES_TTL_MS="3000",
+        EXESDB_HEALTH_BROADCAST_INTERVAL="1000",
+        EXESDB_METRICS_BROADCAST_INTERVAL="1000",
+    ).start(tmp_path)
+    bridge_processes.append(bridge)
+    wait_until(
+        lambda: (
+            _value(bridge, 'exesdb_node_health_status{node="it-node",status="healthy"}') is not None
+        ),
+        20,
+        "the bridge's own NodeHealth",
+    )
+    toggles = [
+        FeatureToggle(
+            feature=f"f{n:03d}",
+            enabled=True,
+            previous_state=False,
+            changed_by="ops",
+            node="it-node",
+        )
+        for n in range(266)
+    ]
+    post_signed(
+        bridge.url,
+        b"\n".join(
+            Envelope(
+                new_message_id(), t.INSTANCE, "features", t.TAG, "it-node", utc_now(), t
+            ).to_bytes()
+            for t in toggles
+        ),
+    )
+    released = 'exesdb_prometheus_kept_series_released_total{metric="exesdb_feature_enabled"}'
+    assert wait_until(lambda: _value(bridge, released), 20, "the toggles let go counted") == 10.0
+
+    def enabled(feature: str) -> float | None:
+        return _value(bridge, f'exesdb_feature_enabled{{node="it-node",feature="{feature}"}}')
+
+    # Written with the rest: once the first is gone, the kept ones are past the TTL too.
+    wait_until(lambda: enabled("f000") is None, 20, "the toggles let go expired")
+    assert [enabled(f"f{n:03d}") for n in (9, 10, 265)] == [None, 1.0, 1.0]

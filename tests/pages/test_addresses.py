@@ -23,7 +23,7 @@ from tests.pages.helpers import (
     sink_of,
     wait_for_alert,
 )
-from tests.support import ADMIN_TOKEN
+from tests.support import ADMIN_TOKEN, ThreadedBridge
 
 
 async def test_the_generator_url_answers_without_a_token(
@@ -158,6 +158,20 @@ async def test_a_browser_is_shown_a_404_page_where_nothing_is_served(
     assert f'<a href="{back}">Back to the status page</a>' in body
     assert f'href="{back}static/pages.css"' in body
     assert path.strip("/").rsplit("/", 1)[-1] not in body.replace("static/", "")
+
+
+async def test_the_pages_say_they_were_rendered_at_the_bridges_clock(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """The status page and the 404 page are dated by the bridge's wall clock (the one it judges
+    messages by), not read from the host's apart from it."""
+    with ThreadedBridge([], lambda: 1_700_000_000.0, EXESDB_STATE_DIR=str(tmp_path)) as server:
+        answers = [
+            await fetch(client, server.url + path, Accept=BROWSER_ACCEPT)
+            for path in ("/", "/no/such/page")
+        ]
+    dated = [(status, 'data-now="1700000000.000"' in body) for status, _, body in answers]
+    assert dated == [(200, True), (404, True)]
 
 
 async def test_a_path_of_thousands_of_levels_gets_the_json_error_not_a_page(

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 import socket
 import sys
 import threading
+import time
 from concurrent import futures
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -20,6 +23,8 @@ from bridge.config import load_settings
 from bridge.messages import LogEntry
 from bridge.sinks.otlp.sink import OtlpSink
 from tests.support import async_wait_until, free_port, run_command
+
+_HALF_A_DAY = 43_200.0
 
 
 def test_idle_bridge_imports_nothing_from_opentelemetry() -> None:
@@ -165,7 +170,8 @@ async def test_readiness_says_the_export_fails_not_the_collector_unreachable_for
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Logs sent over OTLP/HTTP to a gRPC port fail for the protocol, not for want of a
-    collector: readiness says the export is failing, with that cause, not "unreachable"."""
+    collector: readiness says the export is failing, since when by the bridge's clock, with
+    that cause, not "unreachable"."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))  # no service: HTTP/2 only
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -175,7 +181,11 @@ async def test_readiness_says_the_export_fails_not_the_collector_unreachable_for
     # The first attempt's failure is retried once, its cause logged, within it.
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "2.5")
     monkeypatch.setenv("EXESDB_STATE_DIR", str(tmp_path))
-    bridge = Bridge(load_settings(), registry=CollectorRegistry())
+    # The bridge's clock half a day behind the host's (its messages' time inside the window).
+    monkeypatch.setenv("EXESDB_REPLAY_WINDOW_MS", "86400000")
+    bridge = Bridge(
+        load_settings(), registry=CollectorRegistry(), clock=lambda: time.time() - _HALF_A_DAY
+    )
     try:
         await bridge.start(serve_http=False)
         bridge.bus.publish("logs", LogEntry(level="info", message="m", module="m", node="n"))
@@ -186,8 +196,12 @@ async def test_readiness_says_the_export_fails_not_the_collector_unreachable_for
     finally:
         await bridge.aclose()
         server.stop(grace=None)
-    assert reason.startswith("OTLP export failing: logs: 1 failed export(s) in a row since "), (
-        reason
+    said = re.fullmatch(
+        r"OTLP export failing: logs: 1 failed export\(s\) in a row since (\S+Z) \(latest: .*",
+        reason,
     )
+    assert said, reason
+    since = datetime.strptime(said[1], "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    assert abs(time.time() - _HALF_A_DAY - since) < 60, reason
     assert "(latest: the endpoint answers in HTTP/2, as an OTLP/gRPC port does" in reason
     assert "unreachable" not in reason

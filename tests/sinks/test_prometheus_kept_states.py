@@ -1,5 +1,6 @@
 """States set by rare messages (feature toggles, system lifecycles) outlive the series TTL while
-their node is heard, and nothing else does."""
+their node is heard, a node's newest-written KEPT_PER_METRIC of each metric, and nothing else
+does."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import msgspec
 
 from bridge.bus import Envelope
 from bridge.sinks.prometheus import SeriesStore, Translator
+from bridge.sinks.prometheus.kept import KEPT_PER_METRIC
+from bridge.sinks.prometheus.translate import SYSTEM_STATES
 from tests.sinks.prometheus_support import envelope, propagate, sample
 from tests.support import ManualClock
 
@@ -124,3 +127,63 @@ def test_kept_states_still_count_against_the_cap():
     translator.handle_batch([_toggle("one-more")], propagate)
     assert _enabled(store, "one-more") == 1.0
     assert len(store) == 1
+
+
+def _released(store: SeriesStore, metric: str) -> float | None:
+    return sample(store, "exesdb_prometheus_kept_series_released_total", metric=metric)
+
+
+def test_a_node_keeps_its_newest_written_toggles_up_to_the_limit_the_rest_expire_and_are_counted():
+    """Past KEPT_PER_METRIC toggles of one heard node, the oldest-written (a toggle sent again
+    counts as new) are let go and counted, and expire with the TTL; the rest stay."""
+    clock = ManualClock()
+    store = SeriesStore(ttl_seconds=TTL, clock=clock)
+    translator = Translator(store)
+    translator.handle_batch([_toggle(f"f{index}") for index in range(KEPT_PER_METRIC)], propagate)
+    assert _released(store, "exesdb_feature_enabled") == 0.0
+    clock.advance(1)
+    translator.handle_batch([_toggle("f0", enabled=False)], propagate)  # sent again: newest
+    translator.handle_batch([_toggle(f"new{index}") for index in range(4)], propagate)
+    assert _released(store, "exesdb_feature_enabled") == 4.0
+    _heard_for(translator, clock, 2 * TTL)
+    first = [_enabled(store, f"f{index}") for index in range(6)]
+    assert first == [0.0, None, None, None, None, 1.0]
+    assert _enabled(store, f"f{KEPT_PER_METRIC - 1}") == 1.0
+    assert _enabled(store, "new3") == 1.0
+    kept = store.values("exesdb_feature_enabled")
+    assert len(kept) == KEPT_PER_METRIC
+
+
+def test_a_flood_of_one_kept_metric_lets_go_of_no_other_and_a_state_set_goes_whole():
+    """Invented feature names past the limit let go of toggles only, not the node's start time
+    nor its system lifecycles; invented system names past it let go of the oldest system's
+    whole state set."""
+    clock = ManualClock()
+    store = SeriesStore(ttl_seconds=TTL, clock=clock)
+    translator = Translator(store)
+    joined = envelope("node_lifecycle_event", event="joined", cluster_size=1)
+
+    def lifecycle(system: str) -> Envelope:
+        return envelope(
+            "system_lifecycle_event", event="started", system_name=system, version="0.8.0"
+        )
+
+    systems = KEPT_PER_METRIC // len(SYSTEM_STATES)
+    translator.handle_batch(
+        [joined, *(lifecycle(f"s{index}") for index in range(systems))], propagate
+    )
+    clock.advance(1)
+    translator.handle_batch(
+        [_toggle(f"junk{index}") for index in range(2 * KEPT_PER_METRIC)], propagate
+    )
+    translator.handle_batch([lifecycle("one-more")], propagate)
+    assert _released(store, "exesdb_feature_enabled") == float(KEPT_PER_METRIC)
+    assert _released(store, "exesdb_system_lifecycle_state") == float(len(SYSTEM_STATES))
+    assert _released(store, "exesdb_node_start_time_seconds") is None
+    _heard_for(translator, clock, 2 * TTL)
+    assert sample(store, "exesdb_node_start_time_seconds", node="n1") is not None
+    states = store.values("exesdb_system_lifecycle_state")
+    assert {labels[1] for labels in states} == {f"s{index}" for index in range(1, systems)} | {
+        "one-more"
+    }
+    assert len(states) == KEPT_PER_METRIC

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from itertools import count
 from pathlib import Path
@@ -147,16 +148,23 @@ def make_settings(**env: str) -> Settings:
 
 class ThreadedBridge:
     """An in-process bridge (no components unless given) serving on its own event loop in a
-    thread, on 127.0.0.1:0 unless ``EXESDB_HTTP_ADDR`` says otherwise.
+    thread, on 127.0.0.1:0 unless ``EXESDB_HTTP_ADDR`` says otherwise, with the wall ``clock``
+    given.
 
     For tests that talk to it synchronously (hypothesis properties, blocking clients, a browser).
     """
 
-    def __init__(self, components: list[Any] | None = None, **env: str) -> None:
+    def __init__(
+        self,
+        components: list[Any] | None = None,
+        clock: Callable[[], float] = time.time,
+        /,  # so that no setting in ``env`` is taken for them
+        **env: str,
+    ) -> None:
         from bridge.app import Bridge
 
         settings = make_settings(**{"EXESDB_HTTP_ADDR": "127.0.0.1:0", **env})
-        self.bridge = Bridge(settings, components=components or [])
+        self.bridge = Bridge(settings, components=components or [], clock=clock)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="bridge", daemon=True)
 

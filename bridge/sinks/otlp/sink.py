@@ -252,7 +252,8 @@ class OtlpSink:
     """The ``otlp`` component: spans and log records to an OpenTelemetry collector.
 
     Not required for readiness: a collector that cannot be reached shows in ``/readyz``'s
-    body, with the bridge still ready.
+    body, with the bridge still ready. ``clock`` (monotonic seconds) times the batches,
+    ``wall_clock`` (Unix seconds) dates when an export began failing, as readiness says.
     """
 
     name = "otlp"
@@ -271,6 +272,7 @@ class OtlpSink:
         environ: Mapping[str, str] = os.environ,
         expositions: Callable[[], Sequence[HasExposition]] = tuple,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         destinations: Mapping[Signal, tuple[str, str]] | None = None,
         temporality: TemporalityPreference = "cumulative",
     ) -> None:
@@ -289,6 +291,7 @@ class OtlpSink:
         # Written by the export threads, read by /readyz.
         self._failing_lock = threading.Lock()
         self._failing: dict[Signal, tuple[int, float]] = {}
+        self._wall_clock = wall_clock  # dates a failing streak's start, which readiness shows
         self._batchers: dict[Signal, BoundedBatcher[Any]] = {}
         prefixes: dict[Signal, str] = {"traces": "OTEL_BSP", "logs": "OTEL_BLRP"}
         self._mirror: MetricsMirror | None = None
@@ -363,6 +366,7 @@ class OtlpSink:
                 for signal in exporters
             },
             temporality=settings.otlp_metrics_temporality_preference,
+            wall_clock=context.clock,
         )
 
     # -- the bus side --
@@ -450,7 +454,7 @@ class OtlpSink:
                 exported.inc(count)
             else:
                 with self._failing_lock:
-                    streak, since = self._failing.get(signal, (0, time.time()))
+                    streak, since = self._failing.get(signal, (0, self._wall_clock()))
                     self._failing[signal] = (streak + 1, since)
                 self._failures.failed(signal, count)
                 failures.inc(count)

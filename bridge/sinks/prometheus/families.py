@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from bridge.sinks.prometheus.kept import KEPT_PER_METRIC
 from bridge.sinks.prometheus.store import MetricType
 
 __all__ = ["FAMILIES"]
@@ -272,5 +273,12 @@ FAMILIES: Final[dict[str, tuple[MetricType, str, tuple[str, ...]]]] = {
         " EXESDB_REPLAY_WINDOW_MS after they were made, as frames a replica held through a"
         " Redis outage are.",
         (),
+    ),
+    "exesdb_prometheus_kept_series_released": (
+        C,
+        "State series (feature toggles, lifecycles) no longer kept while their node is heard, by"
+        f" metric: the oldest-written past the {KEPT_PER_METRIC} a node keeps of a metric, left"
+        " to expire with EXESDB_SERIES_TTL_MS.",
+        ("metric",),
     ),
 }

@@ -110,8 +110,15 @@ _RESOURCE_GAUGES: Final = {
 # (least recently sent forgotten first: such a one counts as raised once more when sent again).
 _MAX_REMEMBERED: Final = 10_000
 
-# The sink's own count of what it translated: a series of it never expires with the TTL.
-_SELF_FAMILIES: Final = frozenset({"exesdb_prometheus_messages", "exesdb_prometheus_late_readings"})
+# The sink's own counts (what it translated, the states it kept no longer): a series of them
+# never expires with the TTL.
+_SELF_FAMILIES: Final = frozenset(
+    {
+        "exesdb_prometheus_messages",
+        "exesdb_prometheus_late_readings",
+        "exesdb_prometheus_kept_series_released",
+    }
+)
 
 
 def _hold(
@@ -232,8 +239,13 @@ class Translator:
         self._node_load = self._f["exesdb_node_load_average"]
         self._start_times = self._f["exesdb_node_start_time_seconds"]
         # The series set by rare messages (feature toggles, system lifecycles, start times),
-        # kept from expiring while their node is heard.
-        self._kept = KeptStates(store)
+        # kept from expiring while their node is heard (its newest-written, up to a limit).
+        released = self._f["exesdb_prometheus_kept_series_released"]
+        self._kept = KeptStates(store, released)
+        # At 0 from the start for the families that can pass the limit (a node has one start
+        # time), so a rate of it reads 0, not no data.
+        for family in ("exesdb_feature_enabled", "exesdb_system_lifecycle_state"):
+            released.inc((family,), 0.0)
         self._kept_nodes = self._kept.nodes
         self._now = 0.0  # the batch's writing() time
         self.current: Envelope | None = None  # the message being translated
@@ -310,8 +322,7 @@ class Translator:
         self._f["exesdb_system_lifecycle_events"].add((*labels, message.event))
         states = self._f["exesdb_system_lifecycle_state"]
         if states.put_state(labels, SYSTEM_STATES, message.event):
-            for state in SYSTEM_STATES:
-                self._kept.keep(labels[0], states, (*labels, state))
+            self._kept.keep(labels[0], states, *((*labels, state) for state in SYSTEM_STATES))
 
     def _feature_toggle(self, envelope: Envelope) -> None:
         message = envelope.payload

@@ -125,6 +125,10 @@ PANELS: list[P | Row] = [
                 "refused/s",
             ),
             Q(
+                f"sum(rate(exesdb_prometheus_kept_series_released_total{{{INSTANCE}}}[{RATE}]))",
+                "kept states let go/s",
+            ),
+            Q(
                 f"sum(rate(exesdb_prometheus_series_scans_total{{{INSTANCE}}}[{RATE}]))",
                 "expiry scans/s",
             ),
