@@ -16,7 +16,7 @@ from bridge.receiver_keys import ReceiverKeys
 from bridge.sinks.alerts import DeliveryState, Outbox
 from bridge.sinks.alerts.outbox import FILE_NAME
 from tests.cli.helpers import cli
-from tests.sinks.alerts.helpers import T0, event, observe, one_each
+from tests.sinks.alerts.helpers import T0, dead_lettered, event, observe, one_each
 
 # A receiver no longer configured (credentials and a token in its URL), and one still used.
 _GONE = "https://alice:s3cret@hooks.example/token-gone"
@@ -31,17 +31,7 @@ def _dead_letters(state_dir: Path) -> dict[str, str]:
     observe(outbox, event("a"), T0)
     for url in (_GONE, _KEPT):
         outbox.queue.group(url, T0, 0.0, one_each)
-    ids = {}
-    for delivery in outbox.queue.deliveries():
-        outbox.queue.finish_attempt(
-            delivery.id,
-            state=DeliveryState.DEAD,
-            next_attempt_at=T0,
-            status=404,
-            error="HTTP 404",
-            now=T0,
-        )
-        ids[delivery.url] = delivery.id
+    ids = {delivery.url: delivery.id for delivery in dead_lettered(outbox)}
     observe(outbox, event("b"), T0 + 1)
     outbox.queue.group(_KEPT, T0 + 1, 0.0, one_each)
     [pending] = outbox.queue.deliveries(DeliveryState.PENDING.value)
@@ -205,17 +195,7 @@ def test_outbox_drop_by_a_receivers_url_leaves_the_other_receivers_at_its_origin
     observe(outbox, event("a"), T0)
     for url in (first, second):
         outbox.queue.group(keys.key(url=url), T0, 0.0, one_each)
-    ids = {}
-    for delivery in outbox.queue.deliveries():
-        outbox.queue.finish_attempt(
-            delivery.id,
-            state=DeliveryState.DEAD,
-            next_attempt_at=T0,
-            status=404,
-            error="HTTP 404",
-            now=T0,
-        )
-        ids[delivery.url] = delivery.id
+    ids = {delivery.url: delivery.id for delivery in dead_lettered(outbox)}
     outbox.close()
     env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
     other = cli("outbox", "drop", "--receiver", "https://chat.example/…#0123456789abcdef", **env)

@@ -17,7 +17,7 @@ import pytest
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.outbox import FILE_NAME
 from tests.cli.helpers import cli
-from tests.sinks.alerts.helpers import T0, event, observe, one_each
+from tests.sinks.alerts.helpers import T0, dead_lettered, event, observe, one_each
 
 
 def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
@@ -103,16 +103,7 @@ def test_outbox_retry_finds_every_delivery_named_however_many(tmp_path: Path) ->
     for number in range(1001):
         observe(outbox, event(f"a{number}"), T0)
     outbox.queue.group(url, T0, 0.0, one_each)
-    dead = outbox.queue.deliveries(limit=None)
-    for delivery in dead:
-        outbox.queue.finish_attempt(
-            delivery.id,
-            state=DeliveryState.DEAD,
-            next_attempt_at=T0,
-            status=503,
-            error="HTTP 503",
-            now=T0,
-        )
+    dead = dead_lettered(outbox, status=503)
     outbox.close()
     assert len(dead) == 1001
     retried = cli(

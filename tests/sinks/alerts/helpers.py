@@ -316,6 +316,22 @@ def one_each(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
     return [(r.alert_id.encode(), [r.alert_id]) for r in records]
 
 
+def dead_lettered(box: Outbox, status: int = 404) -> list[Delivery]:
+    """Each of ``box``'s deliveries (every one, newest first) finished as a dead letter at
+    ``T0``, its last answer ``status``."""
+    deliveries = box.queue.deliveries(limit=None)
+    for delivery in deliveries:
+        box.queue.finish_attempt(
+            delivery.id,
+            state=DeliveryState.DEAD,
+            next_attempt_at=T0,
+            status=status,
+            error=f"HTTP {status}",
+            now=T0,
+        )
+    return deliveries
+
+
 def first_attempt_failed(
     box: Outbox,
     url: str,
