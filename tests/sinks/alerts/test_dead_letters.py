@@ -792,3 +792,15 @@ def test_dropping_more_dead_letters_than_sqlite_binds_variables_drops_them_all(
         db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)  # fewer than the ids named
     assert set(outbox.dead_letters.drop(died)) == set(died)
     assert outbox.queue.count(DeliveryState.DEAD.value) == 0
+
+
+def test_superseded_among_more_dead_letters_than_sqlite_binds_variables(outbox: Outbox) -> None:
+    """``superseded`` of the dead letters named (``outbox list --limit 0`` names every one,
+    tens of thousands after a week of a mistyped URL) binds them as one value: past the
+    variables SQLite allows a statement it still finds the one a later delivery superseded."""
+    died = [_died(outbox, f"a{n}", T0 + n).id for n in range(12)]
+    observe(outbox, event("a0", requires_ack=False, severity="warning"), T0 + 20)
+    _attempt(outbox, T0 + 20, DeliveryState.DELIVERED, 200, "")  # a0 taken later
+    with outbox.database.read() as db:
+        db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)  # fewer than the ids named
+    assert outbox.dead_letters.superseded(died) == {died[0]}
