@@ -29,6 +29,8 @@ class Database:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        self._holds = 0  # how many times the lock's owner holds it (nested blocks)
+        self._close_asked = False  # close() found the lock held: its last release closes
         self._conn = connect(self.path)
         migrate(self._conn)
         self._depth = 0  # transactions open, the outermost included
@@ -53,13 +55,24 @@ class Database:
         and rolled back when it raises; inside another transaction, part of that one."""
         return self._transaction
 
-    def _begin(self) -> sqlite3.Connection:
+    def _acquire(self) -> None:
         self._lock.acquire()
+        self._holds += 1
+
+    def _release(self) -> None:
+        self._holds -= 1
+        last = not self._holds
+        self._lock.release()
+        if last and self._close_asked:
+            self._close_if_free()
+
+    def _begin(self) -> sqlite3.Connection:
+        self._acquire()
         if not self._depth:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except BaseException:
-                self._lock.release()
+                self._release()
                 raise
         self._depth += 1
         return self._conn
@@ -87,7 +100,7 @@ class Database:
                 for callback in self._ended:
                     callback(committed)
         finally:
-            self._lock.release()
+            self._release()
 
     def meta(self, name: str) -> bytes | str | None:
         """The value the meta table keeps under ``name``, if any."""
@@ -104,11 +117,22 @@ class Database:
             )
 
     def close(self) -> None:
-        """Close the file; idempotent."""
-        with self._lock:
+        """Close the file; idempotent. Without waiting: a read or transaction under way on
+        another thread (a slow fsync, SQLite's busy wait) closes it as it ends, so a stop on
+        the event loop keeps its deadline, and that transaction commits."""
+        self._close_asked = True
+        # Tried again after the flag is up: a holder releasing meanwhile may not have seen it.
+        self._close_if_free()
+
+    def _close_if_free(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            return  # its holder closes the file as it lets go (_release)
+        try:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
+        finally:
+            self._lock.release()
 
 
 class _Read:
@@ -120,11 +144,11 @@ class _Read:
         self._database = database
 
     def __enter__(self) -> sqlite3.Connection:
-        self._database._lock.acquire()
+        self._database._acquire()
         return self._database._conn
 
     def __exit__(self, *exc: object) -> None:
-        self._database._lock.release()
+        self._database._release()
 
 
 class _Transaction:

@@ -632,7 +632,8 @@ class AlertSink:
                 await asyncio.to_thread(self._db.close)  # what is queued on it finishes first
         finally:
             # Cancelled while waiting for it: committed transactions are on disk (each call
-            # is one), and a call queued after this one fails on the closed file.
+            # is one), and a call queued after this one fails on the closed file. One under
+            # way is not waited for here: it closes the file as it ends (``Database.close``).
             if self._outbox is not None:
                 self._outbox.close()
         if at_once and not cancelled:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,6 +84,41 @@ def test_closing_twice_is_harmless(database: Database) -> None:
     database.close()
     with pytest.raises(sqlite3.ProgrammingError):
         database.meta("receiver_secret")
+
+
+def test_a_close_while_another_thread_is_in_a_transaction_leaves_the_close_to_it(
+    tmp_path: Path,
+) -> None:
+    """``close`` returns at once while another thread holds a transaction; a read nested in
+    that transaction still finds the file open, and the transaction commits and then closes
+    it."""
+    database = Database(tmp_path / "outbox.sqlite3")
+    inside, closing_asked = threading.Event(), threading.Event()
+    seen: list[object] = []
+
+    def transaction() -> None:
+        with database.transaction():
+            database.set_meta("kept", "yes")
+            inside.set()
+            closing_asked.wait(5)
+            seen.append(database.meta("kept"))  # a nested read, after the close was asked
+
+    thread = threading.Thread(target=transaction)
+    thread.start()
+    assert inside.wait(5)
+    began = time.monotonic()
+    database.close()
+    assert time.monotonic() - began < 1.0  # not waiting for the transaction (5 s)
+    closing_asked.set()
+    thread.join(5)
+    assert seen == ["yes"]
+    with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+        database.meta("kept")
+    reopened = Database(tmp_path / "outbox.sqlite3")
+    try:
+        assert reopened.meta("kept") == "yes"
+    finally:
+        reopened.close()
 
 
 def test_an_outbox_file_without_its_receiver_secret_is_refused(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -184,6 +185,63 @@ async def test_a_sink_stopped_past_the_deadline_still_closes_its_outbox(tmp_path
         await asyncio.wait_for(bridge.aclose(), 10)
         with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
             sink.outbox.queue.depth()
+
+
+async def test_a_stop_keeps_its_deadline_while_an_outbox_transaction_is_under_way(
+    tmp_path: Path,
+) -> None:
+    """A transaction stuck on the outbox's thread (a slow fsync, SQLite's busy wait) past
+    EXESDB_SHUTDOWN_TIMEOUT_MS: the bridge's stop still ends at its deadline (the outbox is
+    not closed under it, on the event loop), and the file closes once that transaction ends,
+    its change committed."""
+    db = DbThread()
+    async with alert_bridge(tmp_path, db=db, EXESDB_SHUTDOWN_TIMEOUT_MS="400") as (
+        bridge,
+        sink,
+        _,
+    ):
+        release = threading.Event()
+        blocked = threading.Event()
+
+        def stuck_transaction() -> None:
+            with sink.outbox.database.transaction():
+                sink.outbox.database.set_meta("stuck", "committed")
+                blocked.set()
+                release.wait(5)  # the file unreleased this long, when the stop waits for it
+
+        stuck = asyncio.create_task(db.call(stuck_transaction))
+        await async_wait_until(blocked.is_set, what="the transaction under way")
+        began = time.monotonic()
+        try:
+            await asyncio.wait_for(bridge.aclose(), 10)
+            took = time.monotonic() - began
+        finally:
+            release.set()
+        await stuck
+        assert took < 2.0
+        await async_wait_until(
+            lambda: closed(sink.outbox), what="the outbox closed after the transaction"
+        )
+    assert meta_value(tmp_path, "stuck") == "committed"
+
+
+def closed(outbox: Outbox) -> bool:
+    """Whether ``outbox``'s file is closed."""
+    try:
+        outbox.queue.depth()
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
+def meta_value(state_dir: Path, name: str) -> object:
+    """A meta value committed to the outbox, read through a connection of our own."""
+    db = sqlite3.connect(state_dir / "alerts.sqlite3")
+    try:
+        row = db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+    finally:
+        db.close()
+    return None if row is None else row[0]
 
 
 async def test_a_sink_close_cancelled_while_it_drains_still_closes_its_outbox_at_once(
