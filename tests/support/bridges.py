@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import http.client
 import resource
 import ssl
@@ -124,11 +125,18 @@ def ingesting_bridge(folder: Path) -> Iterator[BridgeProcess]:
         process.stop()
 
 
-# The state folders of the bridges make_settings sets up, removed as the test process ends.
-_STATE_ROOT: Final = tempfile.TemporaryDirectory(prefix="exesdb-tests-state-")
 _STATE_DIRS: Final = count()
-# Removed explicitly: left to its finalizer, it warns (a traceback where warnings are errors).
-atexit.register(_STATE_ROOT.cleanup)
+
+
+@functools.cache
+def _state_root() -> str:
+    """The folder of the state folders make_settings sets up, made at its first call, not on
+    import (a process importing this without setting one up makes none to leave behind), and
+    removed as the test process ends."""
+    root = tempfile.TemporaryDirectory(prefix="exesdb-tests-state-")
+    # Removed explicitly: left to its finalizer, it warns (a traceback where warnings are errors).
+    atexit.register(root.cleanup)
+    return root.name
 
 
 def make_settings(**env: str) -> Settings:
@@ -136,7 +144,7 @@ def make_settings(**env: str) -> Settings:
     but a state folder of its own (made when the bridge starts) unless ``env`` names one: the
     default, ./.exesdb-bridge, is the working copy's own, where a developer's ``make run`` on
     Redis may have left a spool every bridge started here would then warn of."""
-    state_dir = Path(_STATE_ROOT.name) / str(next(_STATE_DIRS))
+    state_dir = Path(_state_root()) / str(next(_STATE_DIRS))
     values: dict[str, Any] = {
         "EXESDB_NODE": "node1@host",
         "SECRET_KEY_BASE": TEST_SECRET,
