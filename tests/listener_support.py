@@ -57,6 +57,14 @@ async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bytes:
     return await asyncio.wait_for(reader.read(), seconds)
 
 
+async def sent_before_the_cut(reader: asyncio.StreamReader, seconds: float = 10) -> bytes:
+    """``closed_within``, a connection reset counted as nothing sent (a cut, not a close)."""
+    try:
+        return await closed_within(reader, seconds)
+    except ConnectionResetError:
+        return b""
+
+
 @contextlib.contextmanager
 def no_descriptor_left() -> Iterator[None]:
     """No descriptor left for the block: the soft RLIMIT_NOFILE lowered to the lowest free

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict
 
 from bridge.app import Bridge
-from bridge.bus import Envelope, LocalCoordinator, decode_envelope, new_message_id
+from bridge.bus import LocalCoordinator
 from bridge.cluster import cluster_monitor
 from bridge.errors import TransportError
 from bridge.messages import (
@@ -22,11 +22,10 @@ from bridge.messages import (
     LogEntry,
     NodeHealth,
     NodeLifecycle,
-    format_timestamp,
 )
 from bridge.sinks.alerts.sources import alert_events
 from tests.cluster.helpers import Clock, envelope
-from tests.support import async_wait_until, make_settings
+from tests.support import async_wait_until, make_settings, undated_health_from_ahead
 
 
 async def test_a_bridge_announces_itself_as_joined_at_start(make_replica) -> None:
@@ -592,20 +591,7 @@ async def test_a_health_left_undated_by_a_node_whose_clock_is_ahead_is_a_sign_of
     (within the replay window) tracks the node: its default is the bridge's decode time, no
     sign that it was made long before it was sent."""
     replica = await make_replica("bridge-1")
-    ahead = datetime.now(UTC) + timedelta(seconds=200)
-    body = {
-        "v": 1,
-        "id": new_message_id(),
-        "instance": "ex_esdb_health",
-        "topic": "node_health",
-        "tag": "node_health_updated",
-        "node": "app-1",
-        "ts": format_timestamp(ahead),
-        "payload": {"node": "app-1", "status": "healthy"},
-    }
-    decoded = decode_envelope(json.dumps(body).encode())
-    assert isinstance(decoded, Envelope)
-    replica.bridge.bus.publish_verified([decoded])
+    replica.bridge.bus.publish_verified([undated_health_from_ahead("app-1", "healthy")])
     await replica.settle()
     assert replica.monitor.health().total_nodes == 2
 

@@ -89,6 +89,18 @@ def added(replica: Replica, node: str) -> bool:
     )
 
 
+async def started_on_the_spool(
+    server: RedisServer, spool: Path, replicas: list[Replica]
+) -> Replica:
+    """bridge-a, the replica cut off from Redis as ``spool_reading`` left its spool, started
+    now that Redis answers: it writes what the spool holds, late."""
+    cut_off = Replica(
+        server.url, "bridge-a", group=False, replay_window_ms=WINDOW_MS, spool_dir=spool
+    )
+    replicas.append(await cut_off.start())
+    return cut_off
+
+
 @pytest.mark.parametrize("timestamped", [True, False], ids=["timestamp sent", "timestamp left out"])
 async def test_a_health_reading_written_minutes_late_leaves_the_newer_one_in_the_gauges(
     redis_server: Callable[[], RedisServer],
@@ -110,14 +122,7 @@ async def test_a_health_reading_written_minutes_late_leaves_the_newer_one_in_the
     assert watcher.bridge.bus.publish("node_health", NodeHealth(node="app-1", status="healthy"))
     healthy = ['exesdb_node_health_status{node="app-1",status="healthy"} 1.0']
     await async_wait_until(lambda: health_states(sink, "app-1") == healthy, 10, "healthy")
-    cut_off = Replica(
-        server.url,
-        "bridge-a",
-        group=False,
-        replay_window_ms=WINDOW_MS,
-        spool_dir=tmp_path / "spool",
-    )
-    replicas.append(await cut_off.start())
+    cut_off = await started_on_the_spool(server, tmp_path / "spool", replicas)
     await async_wait_until(lambda: heard(watcher, late), 10, "the late reading taken")
     assert cut_off.sample("exesdb_redis_resigned_total") == 1
     # The sink's batch is handled on the bus's task: the reading is through once the next is.
@@ -163,14 +168,7 @@ async def test_a_down_node_is_not_brought_back_by_a_reading_written_minutes_late
         assert app.bridge.bus.publish("lifecycle", joined)
         await async_wait_until(lambda: monitor.health().total_nodes == 2, 10, "app-1 heard")
         await async_wait_until(lambda: "down" in announced(server, "app-1"), 10, "down")
-        cut_off = Replica(
-            server.url,
-            "bridge-a",
-            group=False,
-            replay_window_ms=WINDOW_MS,
-            spool_dir=tmp_path / "spool",
-        )
-        replicas.append(await cut_off.start())
+        await started_on_the_spool(server, tmp_path / "spool", replicas)
         await async_wait_until(lambda: heard(watcher, late), 10, "the late reading taken")
         # app-9's membership is announced at the monitor's first tick after it took both
         # readings, in order: any reconnected of app-1 would be announced by then.

@@ -3,17 +3,16 @@ and a start is dated by when it was made."""
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from bridge.bus import Envelope, decode_envelope, new_message_id
-from bridge.messages import NodeLifecycle, format_timestamp
+from bridge.bus import Envelope, new_message_id
+from bridge.messages import NodeLifecycle
 from bridge.sinks.prometheus import SeriesStore, Translator, node_summaries
 from tests.sinks.prometheus_support import envelope, propagate, sample
-from tests.support import ManualClock
+from tests.support import ManualClock, undated_health_from_ahead
 
 # Half the default replay window, as Bus.late_after gives it.
 LATE_AFTER = timedelta(seconds=150)
@@ -112,20 +111,7 @@ def test_a_reading_left_undated_by_a_sender_whose_clock_is_ahead_still_sets_its_
     """A NodeHealth without ``timestamp`` from a sender whose clock is 200 s ahead of the
     bridge's (within the replay window) is current: its default is the bridge's decode time,
     no sign of when it was made."""
-    ahead = datetime.now(UTC) + timedelta(seconds=200)
-    body = {
-        "v": 1,
-        "id": new_message_id(),
-        "instance": "ex_esdb_health",
-        "topic": "node_health",
-        "tag": "node_health_updated",
-        "node": "n1",
-        "ts": format_timestamp(ahead),
-        "payload": {"node": "n1", "status": "degraded"},
-    }
-    decoded = decode_envelope(json.dumps(body).encode())
-    assert isinstance(decoded, Envelope)
-    store = translated(decoded)
+    store = translated(undated_health_from_ahead("n1", "degraded"))
     assert sample(store, "exesdb_node_health_status", node="n1", status="degraded") == 1.0
     assert sample(store, "exesdb_prometheus_late_readings_total") == 0.0
 

@@ -37,7 +37,14 @@ from tests.support.network import (
     unread_by_server,
 )
 from tests.support.processes import spawn_logged, start_listening, terminate
-from tests.support.values import ADMIN_TOKEN, ALERTMANAGER_GLOBAL, ROOT, TEST_SECRET, nested_map
+from tests.support.values import (
+    ADMIN_TOKEN,
+    ALERTMANAGER_GLOBAL,
+    ROOT,
+    TEST_SECRET,
+    nested_map,
+    undated_health_from_ahead,
+)
 from tests.support.waiting import ManualClock, async_wait_until, each_turn_until, wait_until
 
 __all__ = [
@@ -85,6 +92,7 @@ __all__ = [
     "start_listening",
     "terminate",
     "unavailable",
+    "undated_health_from_ahead",
     "unread_bound",
     "unread_by_server",
     "wait_until",

@@ -1,11 +1,16 @@
 """Values the tests share: the repository's root, the test secret and admin token, Alertmanager's
-global section as its dump prints it, a map nested deep.
+global section as its dump prints it, a map nested deep, a reading sent undated from ahead.
 """
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from bridge.bus import Envelope, decode_envelope, new_message_id
+from bridge.messages import format_timestamp
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TEST_SECRET = "test-secret-key-base-with-at-least-32-characters"
@@ -45,3 +50,22 @@ def nested_map(levels: int) -> dict[str, Any]:
     for _ in range(levels - 1):
         nested = {"a": nested}
     return nested
+
+
+def undated_health_from_ahead(node: str, status: str, seconds: float = 200.0) -> Envelope:
+    """``node``'s NodeHealth of ``status`` without a ``timestamp``, its envelope's ``ts``
+    ``seconds`` ahead of this host's clock (a sender whose clock is), as the bridge decodes it:
+    the payload's time filled in with the decode time."""
+    body = {
+        "v": 1,
+        "id": new_message_id(),
+        "instance": "ex_esdb_health",
+        "topic": "node_health",
+        "tag": "node_health_updated",
+        "node": node,
+        "ts": format_timestamp(datetime.now(UTC) + timedelta(seconds=seconds)),
+        "payload": {"node": node, "status": status},
+    }
+    decoded = decode_envelope(json.dumps(body).encode())
+    assert isinstance(decoded, Envelope)
+    return decoded
