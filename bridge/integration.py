@@ -40,6 +40,7 @@ from bridge.messages import (
     ThroughputMetric,
 )
 from bridge.operations import OperationRecorder, Tracker
+from bridge.source_repository import cite_source
 
 __all__ = [
     "OPERATIONS",
@@ -580,9 +581,10 @@ _installed: Integration | None = None
 _warned_not_installed = False
 _NOT_INSTALLED_WARNING: Final = (
     "%s() published nothing: no bridge is installed in this process. Start one "
-    "(bridge.app.Bridge(settings).start() installs it; see examples/integration_api.py) or "
-    "install an Integration with bridge.integration.install(); until then every broadcast "
-    "returns DISABLED (docs/integration.md)"
+    "(bridge.app.Bridge(settings).start() installs it; see "
+    f"{cite_source('examples/integration_api.py')}) or install an Integration with "
+    "bridge.integration.install(); until then every broadcast returns DISABLED "
+    f"({cite_source('docs/integration.md')})"
 )
 
 

@@ -4,7 +4,8 @@ Everywhere the bridge shows text it did not write (logs, errors, ``/readyz``, ``
 the pages, alert annotations) it goes through here. A URL is shown as its origin
 (scheme, host, port), ``user:<redacted>@`` when the URL carries credentials (``<redacted>@`` for a
 user name alone, often a token), and ``/…`` when it has a path or query (webhook paths often hold
-tokens) or anything past its host, e.g. ``https://alice:<redacted>@hooks.example:8443/…``;
+tokens) or anything past its host, e.g. ``https://alice:<redacted>@hooks.example:8443/…``, but for
+the public source repository the bridge's own words cite (``bridge.source_repository``), whole;
 where alerts go is shown on the pages without the user info or its marker (``safe_url``'s
 ``userinfo``: open to anyone who reaches the port, they name no user). Nothing else is dropped
 without a marker; punctuation a sentence puts after a URL stays the sentence's. In free
@@ -32,6 +33,8 @@ import unicodedata
 from collections.abc import Mapping, Sequence, Set
 from typing import Final
 from urllib.parse import SplitResult, unquote, urlsplit
+
+from bridge.source_repository import SOURCE_REPOSITORY
 
 __all__ = [
     "MAX_READ",
@@ -368,8 +371,10 @@ def redact_urls(text: str) -> str:
         at = match.end()
         if match.group("url") is not None:
             url = _without_trailing_punctuation(match.group("url"))
-            # A scheme alone, as a sentence names one ("EXESDB_BUS is redis://)"), holds nothing.
-            shown.append(url if _SCHEME_ALONE.fullmatch(url) else safe_url_or_key(url))
+            # A scheme alone, as a sentence names one ("EXESDB_BUS is redis://)"), holds nothing;
+            # nor does the public repository the bridge's own words cite (cite_source), whole.
+            harmless = _SCHEME_ALONE.fullmatch(url) or url == SOURCE_REPOSITORY
+            shown.append(url if harmless else safe_url_or_key(url))
             at = match.start() + len(url)  # what follows it is read as text
         elif match.group("auth") is not None:
             if _credentials(text, match):

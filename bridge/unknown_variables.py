@@ -20,12 +20,15 @@ from typing import Final
 
 from bridge.choices import meant_said, word_meant
 from bridge.probe_settings import variable_value
+from bridge.source_repository import cite_source
 
 __all__ = ["SETTINGS_WITHOUT_PREFIX", "set_beside", "setting_meant", "unknown_variable_warnings"]
 
 # Prefixes of the variables meant for the bridge: a set one it does not know is likely a typo.
 _OURS: Final = ("EXESDB_",)
 _OTEL: Final = "OTEL_"
+# Where a variable that is no setting and like none is pointed.
+_SETTINGS_PAGE: Final = f"the settings: {cite_source('docs/configuration.md')}"
 # The suffix of a variable naming the file a secret is in (Docker's and Kubernetes' convention).
 _FILE: Final = "_FILE"
 # The settings named without a prefix (as Phoenix names its key): known here without the model.
@@ -169,7 +172,7 @@ def _unknown_setting(name: str, known: Set[str]) -> str:
         hint = file_hint
     else:
         meant = setting_meant(upper, known)
-        hint = meant_said(meant, name=True) if meant else "the settings: docs/configuration.md"
+        hint = meant_said(meant, name=True) if meant else _SETTINGS_PAGE
     return f"{name} is set but is not a setting of the bridge (ignored); {hint}"
 
 

@@ -69,6 +69,25 @@ own_certificate() {
     done <"$1"
 }
 
+# $1 as the text of a JSON string: the backslash, the quote and each C0 control character
+# escaped (RFC 8259, section 7), so that INSTANCE, TAG, TOPIC and EXESDB_NODE are sent as given,
+# as sign.py's json.dumps sends them, and judged by the bridge: none of them can break the
+# envelope or add a field to it.
+json_text() {
+    local text=$1 code hex char escaped
+    text=${text//'\'/'\\'}
+    text=${text//'"'/'\"'}
+    if [[ $text == *[[:cntrl:]]* ]]; then
+        for ((code = 1; code < 32; code++)); do
+            printf -v hex '%02x' "$code"
+            printf -v char "\\x$hex"
+            printf -v escaped '\\u00%s' "$hex"
+            text=${text//"$char"/"$escaped"}
+        done
+    fi
+    printf '%s' "$text"
+}
+
 usage() {
     echo "usage: SECRET_KEY_BASE=... $0 [--cacert FILE] [--user USER[:PASSWORD]]" \
         "[--timeout SECONDS] INSTANCE TAG PAYLOAD_JSON [TOPIC]" >&2
@@ -222,7 +241,8 @@ id=$(openssl rand -hex 16)
 ts=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 node=${EXESDB_NODE:-$(hostname)}
 body=$(printf '{"v":1,"id":"%s","instance":"%s","topic":"%s","tag":"%s","node":"%s","ts":"%s","payload":%s}' \
-    "$id" "$instance" "$topic" "$tag" "$node" "$ts" "$payload")
+    "$id" "$(json_text "$instance")" "$(json_text "$topic")" "$(json_text "$tag")" \
+    "$(json_text "$node")" "$ts" "$payload")
 # Where the payload starts in the body: a body the bridge finds no JSON from there on is the
 # payload's fault, told by its own position (the bridge's counts from the envelope's start).
 payload_at=$((${#body} - ${#payload} - 1))

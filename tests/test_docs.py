@@ -3,6 +3,7 @@ spec, the figures and counts they repeat, docs/integration.md's calls."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import inspect
 import io
@@ -199,6 +200,70 @@ def test_the_cited_section_check_finds_a_missing_heading(tmp_path: Path) -> None
     assert unreached_sections(tmp_path) == [
         "bridge/x.py: docs/redis.md#gone",
         "bridge/x.py: docs/nope.md#keys",
+    ]
+
+
+# A path into a folder of the source repository that a pip install does not ship.
+UNSHIPPED_PATH = re.compile(r"\b(?:docs|examples|deploy|grafana)/[\w/.#-]*\w")
+
+
+def bare_citations(source: str, where: str) -> list[str]:
+    """Each path into docs/, examples/, deploy/ or grafana/ that a string of ``source`` (its
+    docstrings left out, and the argument of each ``cite_source``) names bare: words a user
+    reads (a log line, an error, a help) pointing at a file only a checkout has."""
+    tree = ast.parse(source, where)
+    unread = {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    } | {
+        id(node.args[0])
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "cite_source"
+        and node.args
+    }
+    return [
+        f"{where}:{node.lineno}: {path}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in unread
+        for path in UNSHIPPED_PATH.findall(node.value)
+    ]
+
+
+def test_no_message_a_user_reads_cites_a_file_a_pip_install_lacks() -> None:
+    """A pip install ships no docs/ or examples/: each log line, error and help of the
+    package names such a file with ``cite_source`` (the source repository's address beside
+    it), not as a path the user may not have."""
+    files = sorted(
+        path for folder in ("bridge", "collectors") for path in (ROOT / folder).rglob("*.py")
+    )
+    bare = [
+        found
+        for path in files
+        for found in bare_citations(path.read_text(), str(path.relative_to(ROOT)))
+    ]
+    assert bare == [], f"cite these with bridge.source_repository.cite_source: {bare}"
+
+
+def test_the_bare_citation_check_finds_a_path_in_a_message_not_in_a_docstring() -> None:
+    """The check above can fail: a path in a log line, an f-string and a constant is found;
+    one in a module, function or attribute docstring, a comment or ``cite_source`` is not."""
+    source = (
+        '"""A module (docs/redis.md)."""\n'
+        "# docs/redis.md#keys\n"
+        "HINT = 'read docs/redis.md#keys'\n"
+        '"""The hint (docs/redis.md)."""\n'
+        "def f(x):\n"
+        '    """Log it (docs/cli.md)."""\n'
+        "    log.warning('%s: see examples/sign.sh', x)\n"
+        "    return f'{x} (docs/cli.md)', cite_source('docs/cli.md')\n"
+    )
+    assert bare_citations(source, "x.py") == [
+        "x.py:3: docs/redis.md#keys",
+        "x.py:7: examples/sign.sh",
+        "x.py:8: docs/cli.md",
     ]
 
 

@@ -143,6 +143,57 @@ def test_a_signer_takes_exesdb_url_and_a_topic(name: str, ingesting: BridgeProce
 
 
 @pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+def test_a_signer_sends_a_node_name_with_quotes_and_a_backslash_as_given(
+    name: str, ingesting: BridgeProcess
+) -> None:
+    """An EXESDB_NODE holding quotes and a backslash, which a node name may hold, is sent as
+    given (sign.sh escapes it as JSON, as sign.py's json.dumps does): accepted, the series it
+    makes labelled with it."""
+    node = f'{name} "7"\\b'
+    env = {"SECRET_KEY_BASE": TEST_SECRET, "EXESDB_URL": ingesting.url, "EXESDB_NODE": node}
+    payload = '{"metric_name": "q", "value": 1, "unit": "m", "component": "c"}'
+    accepted = _run([*_signer(name), "ex_esdb_metrics", "performance_metric", payload], **env)
+    assert accepted.stdout.strip() == '202 {"accepted": 1}', accepted.stdout + accepted.stderr
+    labelled = node.replace("\\", "\\\\").replace('"', '\\"')  # as the exposition escapes it
+    metrics = http_get(ingesting.url + "/metrics", ingesting.headers)[1].decode()
+    assert f'exesdb_performance_value{{node="{labelled}",component="c"' in metrics
+
+
+@pytest.mark.parametrize(
+    ("given", "node", "refused", "field"),
+    [
+        (['ex_esdb_health"', "node_health_updated", HEALTHY], "n1", "unknown_instance", "instance"),
+        (["ex_esdb_health", "node_health_updated\\", HEALTHY, "t"], "n1", "unknown_tag", "tag"),
+        (["ex_esdb_health", "node\thealth_updated", HEALTHY, "t"], "n1", "unknown_tag", "tag"),
+        # A topic that would close its string and add a node of its own.
+        (
+            ["ex_esdb_health", "node_health_updated", HEALTHY, 'x","node":"forged'],
+            "n1",
+            "malformed",
+            "topic",
+        ),
+        (["ex_esdb_health", "node_health_updated", HEALTHY], "n1\nn2", "malformed", "node"),
+    ],
+    ids=["instance-quote", "tag-backslash", "tag-tab", "topic-injected", "node-newline"],
+)
+def test_the_shell_signer_sends_each_envelope_field_as_the_python_one_does(
+    given: list[str], node: str, refused: str, field: str, ingesting: BridgeProcess
+) -> None:
+    """An INSTANCE, TAG, TOPIC or EXESDB_NODE holding a quote, a backslash or a control
+    character is sent by sign.sh as sign.py sends it, escaped as JSON: the bridge's answer is
+    the same, refusing the field it names, never a body that is no JSON nor an envelope the
+    text changed."""
+    env = {"SECRET_KEY_BASE": TEST_SECRET, "EXESDB_URL": ingesting.url, "EXESDB_NODE": node}
+    topic = given[3:]
+    shell = _run([*_signer("sign.sh"), *given], **env)
+    python = _run([*_signer("sign.py"), *given[:3], *(["--topic", *topic] if topic else [])], **env)
+    assert shell.returncode == python.returncode == 1, shell.stdout + shell.stderr
+    assert shell.stdout.startswith(f'400 {{"error": "{refused}"'), shell.stdout
+    assert f'"field": "{field}"' in shell.stdout
+    assert shell.stdout == python.stdout
+
+
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
 def test_a_signer_refuses_an_address_the_bridge_would_refuse(
     name: str, ingesting: BridgeProcess
 ) -> None:

@@ -199,6 +199,31 @@ def test_redact_urls_keeps_a_receivers_outbox_key_whole(text: str, shown: str) -
 @pytest.mark.parametrize(
     ("text", "shown"),
     [
+        (
+            "(docs/x.md of the source repository, https://github.com/exesdb/exesdb-bridge)",
+            "(docs/x.md of the source repository, https://github.com/exesdb/exesdb-bridge)",
+        ),
+        (
+            "at https://github.com/exesdb/exesdb-bridge.",
+            "at https://github.com/exesdb/exesdb-bridge.",
+        ),
+        # Anything more than the repository's address may be a user's, and is cut as any other.
+        ("https://github.com/exesdb/exesdb-bridge/x", "https://github.com/…"),
+        ("https://github.com/exesdb/exesdb-bridge?token=t", "https://github.com/…"),
+        ("https://github.com/exesdb/exesdb-bridge#t", "https://github.com/…"),
+        ("https://u:pw@github.com/exesdb/exesdb-bridge", "https://u:<redacted>@github.com/…"),
+    ],
+)
+def test_redact_urls_keeps_the_source_repository_s_address_whole(text: str, shown: str) -> None:
+    """The source repository a log line or an error cites a docs/ page in (``cite_source``) is
+    shown whole, so that any install's user can read the page; a URL that is more than it is
+    not."""
+    assert redact_urls(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
         ("redis:/default:hunter2@host:6379", "redis:<redacted>@host:6379"),
         ("redis//default:hunter2@host", "redis//default:<redacted>@host"),
         ("got 'alice:hunter2@hooks.example/x'", "got 'alice:<redacted>@hooks.example/x'"),

@@ -20,6 +20,7 @@ from bridge.bus.replay import ReplayGuard, ReplayVerdict
 from bridge.bus.signing import Keyring
 from bridge.bus.transport import Frame
 from bridge.log_throttle import LogThrottle
+from bridge.source_repository import cite_source
 
 __all__ = ["Verifier"]
 
@@ -41,7 +42,7 @@ _WHAT_TO_DO: Final = {
     RejectReason.REPLAYED: "a copy of one the bridge holds",
     # Not JSON, or no envelope: a sender's own encoding fails before any type is looked at.
     RejectReason.MALFORMED: "a sender's bodies are no well-formed JSON envelopes"
-    " (docs/messages.md#envelope)",
+    f" ({cite_source('docs/messages.md#envelope')})",
 }
 # The envelope's ts judged stale: further than the window from now, or older than the ids the
 # replay memory still holds (EXESDB_REPLAY_MEMORY), which the verdict does not tell apart.
@@ -50,7 +51,9 @@ _TS_OUT_OF_WINDOW: Final = (
     " still remembers (EXESDB_REPLAY_MEMORY): give ts the time the message is sent, on a clock"
     " set right"
 )
-_NOT_OURS: Final = "a sender's messages are not the bridge's types (docs/messages.md)"
+_NOT_OURS: Final = (
+    f"a sender's messages are not the bridge's types ({cite_source('docs/messages.md')})"
+)
 # The nodes a reason's line names, of the refused envelopes since its last line: with several
 # replicas, which one to mend (its own messages carry its EXESDB_NODE). Bounded: anyone who
 # can write to the bus may claim any name.

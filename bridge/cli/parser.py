@@ -20,13 +20,13 @@ from bridge.cli.shared import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
-    docs_page,
     meant_choice,
     refused_choice,
 )
 from bridge.messages import INSTANCES
 from bridge.redaction import safe_url
 from bridge.schema import add_schema_command
+from bridge.source_repository import cite_source
 
 __all__ = ["build_parser", "main"]
 
@@ -38,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="ExESDB PubSub integration bridged to Prometheus, Grafana and OpenTelemetry.",
         epilog=(
             "Every setting is an environment variable: check-config prints them, and"
-            f" {docs_page('configuration.md')}, describes each; each command's --help says what"
-            " it needs, and the schema command a message's fields."
+            f" {cite_source('docs/configuration.md')}, describes each; each command's --help"
+            " says what it needs, and the schema command a message's fields."
         ),
     )
     parser.add_argument("--version", action=_Version)
@@ -313,7 +313,8 @@ def _options_for_settings(
     return shown, (
         " (every setting is an environment variable, not an option; "
         + "".join(f"{one} " for one in meant)
-        + "exesdb-bridge check-config lists them, docs/configuration.md describes each)"
+        + f"exesdb-bridge check-config lists them, {cite_source('docs/configuration.md')},"
+        + " describes each)"
     )
 
 

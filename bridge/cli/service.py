@@ -18,12 +18,12 @@ from bridge.cli.shared import (
     EXIT_OK,
     EXIT_USAGE,
     Commands,
-    docs_page,
     say_bad_configuration,
     settings_or_exit,
     warn,
 )
 from bridge.errors import BridgeError, ConfigError
+from bridge.source_repository import cite_source
 from bridge.urls import own_url
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def add_service_commands(commands: Commands) -> None:
             "Run the bridge until SIGTERM or Ctrl-C. Every setting is an environment variable:"
             " EXESDB_HTTP_ADDR is where it listens (default 0.0.0.0:9570), EXESDB_STATE_DIR"
             " where it keeps its alert outbox (default ./.exesdb-bridge); the check-config"
-            f" command prints them all, and {docs_page('configuration.md')}, describes each."
+            f" command prints them all, and {cite_source('docs/configuration.md')}, describes each."
         ),
     )
     serve.add_argument(
@@ -75,7 +75,7 @@ def add_service_commands(commands: Commands) -> None:
         help="print the resolved configuration",
         description=(
             "Print every setting, read from its environment variable, with secrets redacted;"
-            f" exit 2 listing every problem. {docs_page('configuration.md')}, describes each"
+            f" exit 2 listing every problem. {cite_source('docs/configuration.md')}, describes each"
             " variable."
         ),
     )

@@ -22,10 +22,8 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
-    "SOURCE_REPOSITORY",
     "Commands",
     "client_settings_or_exit",
-    "docs_page",
     "meant_choice",
     "one_of",
     "positive",
@@ -46,16 +44,6 @@ EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as a shell reports a command stop
 # Where `run --demo` keeps its state when EXESDB_STATE_DIR is unset: not the default folder a
 # real bridge run from the same place uses.
 DEMO_STATE_DIR: Final = "./.exesdb-bridge-demo"
-
-# Where a pip install's user finds docs/, which the package does not ship: the repository
-# pyproject's [project.urls] and deploy/Dockerfile's org.opencontainers.image.source name.
-SOURCE_REPOSITORY: Final = "https://github.com/exesdb/exesdb-bridge"
-
-
-def docs_page(page: str) -> str:
-    """``page`` of docs/ named where any install's user can read it, as help cites it:
-    ``docs/configuration.md of the source repository, https://github.com/...``."""
-    return f"docs/{page} of the source repository, {SOURCE_REPOSITORY}"
 
 
 class Commands(Protocol):

@@ -237,7 +237,8 @@ def test_an_option_guessed_for_a_setting_names_the_environment_variable(
     assert completed.stderr.startswith(f"usage: exesdb-bridge {args[0]} [-h]")
     assert completed.stderr.endswith(
         f"exesdb-bridge {args[0]}: error: unrecognized arguments: {named} check-config lists"
-        " them, docs/configuration.md describes each)\n"
+        " them, docs/configuration.md of the source repository,"
+        " https://github.com/exesdb/exesdb-bridge, describes each)\n"
     )
 
 
@@ -360,8 +361,8 @@ def test_help_or_version_given_as_a_command_names_the_option(given: str, option:
         (["run", "--dmeo"], "--dmeo (--dmeo: did you mean --demo?)"),
         (["run", "--dmeo", "--port", "9571"], "--dmeo --port … (every setting is an environment"
          " variable, not an option; --dmeo: did you mean --demo? --port: did you mean"
-         " EXESDB_HTTP_ADDR? exesdb-bridge check-config lists them, docs/configuration.md"
-         " describes each)"),
+         " EXESDB_HTTP_ADDR? exesdb-bridge check-config lists them, docs/configuration.md of"
+         " the source repository, https://github.com/exesdb/exesdb-bridge, describes each)"),
     ],
 )  # fmt: skip
 def test_a_misspelt_option_is_named_with_the_option_meant(args: list[str], named: str) -> None:

@@ -63,13 +63,15 @@ def test_an_unknown_variable_is_warned_about_with_the_closest_setting(
 def test_an_unknown_variable_far_from_every_setting_points_at_the_list(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """With nothing close, the warning points at docs/configuration.md; known names say nothing."""
+    """With nothing close, the warning points at docs/configuration.md, with the repository
+    where any install's user reads it; known names say nothing."""
     status, _, err = check_config(monkeypatch, capsys, EXESDB_ZZZ="1", EXESDB_NODE="n1")
     assert status == 0
     assert (
         "exesdb-bridge: warning: "
         "EXESDB_ZZZ is set but is not a setting of the bridge (ignored); the "
-        "settings: docs/configuration.md" in err
+        "settings: docs/configuration.md of the source repository,"
+        " https://github.com/exesdb/exesdb-bridge\n" in err
     )
     assert "EXESDB_NODE" not in err
 

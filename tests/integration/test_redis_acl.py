@@ -165,8 +165,9 @@ def start_replicas(
 REFUSES_COMMANDS = "refuses the bridge's commands: "
 REFUSES_CREDENTIALS = "refuses the bridge's credentials: "
 PERMISSIONS_HINT = (
-    " (give the bridge's Redis user the rules of docs/redis.md#a-redis-user-for-the-bridge;"
-    " ACL LOG names what was refused)"
+    " (give the bridge's Redis user the rules of docs/redis.md#a-redis-user-for-the-bridge of"
+    " the source repository, https://github.com/exesdb/exesdb-bridge; ACL LOG names what was"
+    " refused)"
 )
 
 
@@ -414,7 +415,8 @@ def test_no_password_where_redis_asks_for_one_is_told_where_it_goes(
         bare,
         REFUSES_CREDENTIALS + "NOAUTH Authentication required (Redis asks for a password and"
         " EXESDB_BUS gives none: write it in the URL before the host, after a colon and followed"
-        " by @ (a Redis user's name before that colon), docs/redis.md#settings)",
+        " by @ (a Redis user's name before that colon), docs/redis.md#settings of the source"
+        " repository, https://github.com/exesdb/exesdb-bridge)",
     )
 
     def let_in() -> None:

@@ -10,7 +10,7 @@ from typing import Any, Final
 from redis.exceptions import ResponseError
 
 from bridge.bus.redis.layout import Layout, text
-from bridge.bus.redis.link import Link, script_named
+from bridge.bus.redis.link import USER_RULES, Link, script_named
 from bridge.redaction import safe_url
 
 __all__ = ["RedisCoordinator"]
@@ -169,9 +169,9 @@ class RedisCoordinator:
                 _logger.warning(
                     "Redis at %s refuses the bridge's user TIME: the periodic ClusterHealth goes "
                     "by each replica's own clock, so replicas whose clocks differ may publish it "
-                    "twice in a period, or in none (give the user +time: "
-                    "docs/redis.md#a-redis-user-for-the-bridge)",
+                    "twice in a period, or in none (give the user +time: %s)",
                     safe_url(self._link.url),
+                    USER_RULES,
                 )
         return bool(claimed)
 
@@ -193,8 +193,8 @@ class RedisCoordinator:
                 " announcements, and the alert stage caps the dates of events, by each replica's"
                 " own clock, so a node's return announced by, or handled on, a replica whose"
                 " clock is behind may be taken as older than its down, and its node_failure"
-                " left open (give the user +time:"
-                " docs/redis.md#a-redis-user-for-the-bridge)",
+                " left open (give the user +time: %s)",
                 safe_url(self._link.url),
+                USER_RULES,
             )
         return self._wall_clock()

@@ -34,11 +34,13 @@ from bridge.bus.redis.layout import RAW_REPLIES
 from bridge.bus.redis.tls_files import tls_file_problems
 from bridge.errors import TransportError
 from bridge.redaction import redact_urls, safe_url
+from bridge.source_repository import cite_source
 from bridge.tasks import cancel_and_wait
 
 __all__ = [
     "OWN_OPTIONS",
     "RETRYABLE",
+    "USER_RULES",
     "Link",
     "command_seconds",
     "linger",
@@ -119,6 +121,8 @@ _RECONNECTING: Final = (
 # name to the new primary within seconds (a Service, a managed endpoint) or a DNS TTL.
 _READ_REPLICA_SECONDS: Final = 60.0
 
+# Where the rules of the bridge's Redis user are, for each refusal of one of them.
+USER_RULES: Final = cite_source("docs/redis.md#a-redis-user-for-the-bridge")
 # What the bridge's words add to Redis's when Redis refuses its credentials, or one of its
 # commands or keys (an ACL user without a rule the bridge needs).
 _CREDENTIALS_HINT: Final = (
@@ -130,11 +134,10 @@ _CREDENTIALS_HINT: Final = (
 _NOAUTH_HINT: Final = (
     "Redis asks for a password and EXESDB_BUS gives none: write it in the URL before the host,"
     " after a colon and followed by @ (a Redis user's name before that colon),"
-    " docs/redis.md#settings"
+    f" {cite_source('docs/redis.md#settings')}"
 )
 _PERMISSIONS_HINT: Final = (
-    "give the bridge's Redis user the rules of docs/redis.md#a-redis-user-for-the-bridge;"
-    " ACL LOG names what was refused"
+    f"give the bridge's Redis user the rules of {USER_RULES}; ACL LOG names what was refused"
 )
 # A database number past the databases Redis has (SELECT refused as a connection opens).
 _DATABASE_REFUSED: Final = "DB index is out of range"
@@ -155,7 +158,8 @@ _UNTRUSTED_SIGNER: Final = (
 )
 _UNTRUSTED_HINT: Final = (
     "Redis's certificate is checked against the system's CAs, or the file EXESDB_BUS names"
-    " in ?ssl_ca_certs=FILE: give that the CA which signed it, docs/redis.md#settings"
+    " in ?ssl_ca_certs=FILE: give that the CA which signed it,"
+    f" {cite_source('docs/redis.md#settings')}"
 )
 # A rediss:// URL at a Redis without TLS: the client's handshake waits for an answer that never
 # comes, and the connection times out.

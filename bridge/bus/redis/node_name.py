@@ -23,10 +23,14 @@ from typing import Any, Final
 
 from bridge.bus.redis.layout import Layout, text
 from bridge.bus.redis.link import RETRYABLE, Link
+from bridge.source_repository import cite_source
 
 __all__ = ["RedisNodeNameCheck"]
 
 _logger = logging.getLogger(__name__)
+
+# What a replica sharing its node name with another process is told to read.
+_ONE_NAME_EACH: Final = cite_source("docs/redis.md#one-node-name-per-process")
 
 # Delete the mark only while it holds this process's id: a process started under the name since
 # has written its own, which stays.
@@ -75,7 +79,7 @@ class RedisNodeNameCheck:
             return None
         return (
             f"another bridge process on this Redis runs with EXESDB_NODE={self._node}: give"
-            " each replica its own EXESDB_NODE (docs/redis.md#one-node-name-per-process)"
+            f" each replica its own EXESDB_NODE ({_ONE_NAME_EACH})"
         )
 
     async def run(self) -> None:

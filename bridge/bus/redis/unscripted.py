@@ -32,7 +32,7 @@ from redis.asyncio.connection import Connection, ConnectionPool
 from redis.exceptions import ExecAbortError, NoPermissionError, ResponseError
 
 from bridge.bus.redis.layout import Layout, entry_fields, text
-from bridge.bus.redis.link import Link, reason, temporary
+from bridge.bus.redis.link import USER_RULES, Link, reason, temporary
 from bridge.bus.transport import Frame
 from bridge.redaction import safe_url
 
@@ -312,10 +312,11 @@ class Unscripted:
             " without comparing the data set's epoch first, so a message published just after"
             " Redis lost its data without a restart (FLUSHALL) may be written before those it"
             " lost are written again; give the user +watch +unwatch +multi +exec and GET on"
-            " exesdb:bus:epoch (docs/redis.md#a-redis-user-for-the-bridge)",
+            " exesdb:bus:epoch (%s)",
             safe_url(self._link.url),
             " and ".join(commands),
             reason(refusal),
+            USER_RULES,
         )
 
 

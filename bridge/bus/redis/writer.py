@@ -32,7 +32,14 @@ from redis.exceptions import NoPermissionError, ResponseError
 from bridge.bus.decoding import decode_envelope
 from bridge.bus.envelope import Envelope
 from bridge.bus.redis.layout import GROUP, Layout, stream_id, text
-from bridge.bus.redis.link import RETRYABLE, Link, reason, script_named, temporary
+from bridge.bus.redis.link import (
+    RETRYABLE,
+    USER_RULES,
+    Link,
+    reason,
+    script_named,
+    temporary,
+)
 from bridge.bus.redis.retained import Lane, Retained
 from bridge.bus.redis.spool import Spool
 from bridge.bus.redis.unscripted import Unscripted, Unwritten
@@ -506,10 +513,10 @@ class Writer:
                     "Redis at %s refuses the bridge's user XINFO STREAM (%s): a work-queue"
                     " stream that Redis, started again from older data, holds empty cannot be"
                     " told from one trimmed, and the frames it lost there are not written"
-                    " again; give the user +xinfo|stream"
-                    " (docs/redis.md#a-redis-user-for-the-bridge)",
+                    " again; give the user +xinfo|stream (%s)",
                     safe_url(self._link.url),
                     reason(refusal),
+                    USER_RULES,
                 )
             return [None] * len(infos)
         if self._xinfo_refused:
@@ -748,11 +755,11 @@ class Writer:
                         " bridge's own messages are written without their number, so one whose"
                         " answer is lost (a Redis stalled past the socket timeout) may be"
                         " written twice, each replica refusing the copy as a replay; give the"
-                        " user GET and SET on exesdb:bus:written:* (~exesdb:* +get +set:"
-                        " docs/redis.md#a-redis-user-for-the-bridge)",
+                        " user GET and SET on exesdb:bus:written:* (~exesdb:* +get +set: %s)",
                         safe_url(self._link.url),
                         self._mark,
                         reason(refusal),
+                        USER_RULES,
                     )
                 return replies
         return await self._xadd_each(frames, None)

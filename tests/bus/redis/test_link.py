@@ -133,8 +133,9 @@ def test_loops_failing_alike_are_told_once_and_a_new_reason_again(
 
 
 PERMISSIONS = (
-    "give the bridge's Redis user the rules of docs/redis.md#a-redis-user-for-the-bridge;"
-    " ACL LOG names what was refused"
+    "give the bridge's Redis user the rules of docs/redis.md#a-redis-user-for-the-bridge of"
+    " the source repository, https://github.com/exesdb/exesdb-bridge; ACL LOG names what was"
+    " refused"
 )
 CREDENTIALS = "the user name and password in EXESDB_BUS must be those of a Redis user that is on"
 
@@ -160,7 +161,8 @@ CREDENTIALS = "the user name and password in EXESDB_BUS must be those of a Redis
             "refuses the bridge's credentials: NOAUTH Authentication required (Redis asks for a"
             " password and EXESDB_BUS gives none: write it in the URL before the host, after a"
             " colon and followed by @ (a Redis user's name before that colon),"
-            " docs/redis.md#settings)",
+            " docs/redis.md#settings of the source repository,"
+            " https://github.com/exesdb/exesdb-bridge)",
         ),
         (
             NoPermissionError(
