@@ -19,9 +19,9 @@ from bridge.backoff import Backoff
 from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.lease import Lease
 from bridge.bus.redis.link import Link, redis_client
+from tests.integration.redis_proxy import Proxy
 from tests.integration.redis_replicas import ALERTS, Replica, calls, replicas, signed_entry
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_redis_spool import Proxy
 from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration
