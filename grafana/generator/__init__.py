@@ -3,7 +3,7 @@
 ``panels`` holds what a table is written in and ``queries`` the PromQL the tables share;
 ``tables/`` holds one table per dashboard; ``panel_ids`` gives each panel its lasting id and
 ``model`` lays a table out as the JSON Grafana reads. ``grafana/generate.py`` writes the files.
-tests/integration/test_dashboards.py runs every query against a real Prometheus scraping a
+tests/integration/test_dashboards_live.py runs every query against a real Prometheus scraping a
 ``--demo`` bridge.
 """
 

@@ -22,9 +22,9 @@ from bridge.receivers import read_receivers_file, resolve_receivers
 from bridge.sinks.alerts import AlertSink, DeliveryState
 from bridge.sinks.alerts.delivery import AttemptResult, Outcome, WebhookSender
 from bridge.sinks.alerts.records import Delivery
+from tests.integration.receivers_file_support import ForwardProxy, served_by
 from tests.integration.servers.oauth2 import TokenServer, token_server
 from tests.integration.servers.webhook import Answer, WebhookReceiver, webhook_receiver
-from tests.integration.test_receivers_file import ForwardProxy, served_by
 from tests.integration.test_redirects import redirector
 from tests.sinks.alerts.helpers import alert_bridge, system_alert
 from tests.sinks.alerts.test_alertmanager import Receiver

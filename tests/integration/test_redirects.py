@@ -24,7 +24,7 @@ from bridge.httpclient import ClientSettings, HTTPClientConfig
 from bridge.receivers import Receiver, read_receivers_file, resolve_receivers
 from bridge.sinks.alerts.alertmanager import PostResult
 from bridge.sinks.alerts.delivery import Outcome, WebhookSender
-from tests.integration.test_receivers_file import delivery_to
+from tests.integration.receivers_file_support import delivery_to
 from tests.sinks.alerts.test_alertmanager import firing_event as event
 from tests.sinks.alerts.test_alertmanager import poster_to
 from tests.support import async_wait_until

@@ -11,9 +11,9 @@ import pytest
 
 from bridge.backoff import Backoff
 from bridge.bus.redis.link import Link, redis_client
+from tests.integration.redis_proxy import Proxy
 from tests.integration.redis_replicas import ALERTS, Replica, has_seen, refused_writes, replicas
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_redis_spool import Proxy
 from tests.support import ManualClock, async_wait_until, refusing_port
 
 pytestmark = pytest.mark.integration

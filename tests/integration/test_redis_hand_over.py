@@ -21,8 +21,8 @@ from bridge.bus.redis.lease import Lease
 from bridge.bus.redis.link import Link
 from bridge.messages import SystemAlert
 from tests.integration.redis_replicas import ALERTS, Replica, replicas
+from tests.integration.redis_spool_support import awaiting, running_writer
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_redis_spool import awaiting, running_writer
 from tests.support import async_wait_until, each_turn_until
 
 pytestmark = pytest.mark.integration

@@ -28,8 +28,8 @@ from bridge.sinks.alerts.index import TAKEN_OVER_REASON, AlertIndex
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import Acknowledgement, AlertState, HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
+from tests.integration.redis_proxy import Proxy
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_redis_spool import Proxy
 from tests.sinks.alerts.helpers import (
     T0,
     URL,

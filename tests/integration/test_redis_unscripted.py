@@ -2,7 +2,7 @@
 only an XADD refused is a stream refused; a command of the watched transaction refused (UNWATCH,
 MULTI, EXEC) drops nothing and writes nothing twice.
 
-A writer is built alone on a ``Link`` (``running_writer``, as in ``test_redis_spool.py``); its
+A writer is built alone on a ``Link`` (``running_writer`` of ``redis_spool_support.py``); its
 user is docs/redis.md's without the scripts (``without_scripts``) and what each test takes away.
 """
 
@@ -27,9 +27,9 @@ from bridge.bus.redis.spool import Spool
 from bridge.bus.redis.writer import Writer
 from tests.doc_text import page, spans
 from tests.integration.redis_replicas import calls
+from tests.integration.redis_spool_support import running_writer
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_retained import GRANTED, without_scripts
-from tests.integration.test_redis_spool import running_writer
 from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration

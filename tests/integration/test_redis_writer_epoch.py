@@ -1,8 +1,8 @@
 """The Redis writer on a real redis-server: the data set's epoch it holds, and acknowledgements that
 wait while Redis refuses them for now.
 
-A writer is built alone on a ``Link`` (as in ``test_redis_spool.py``); a proxy between it and Redis
-changes Redis's data between two of its commands, where a race would.
+A writer is built alone on a ``Link`` (``running_writer`` of ``redis_spool_support.py``); a proxy
+between it and Redis changes Redis's data between two of its commands, where a race would.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from redis.asyncio import Redis
 from bridge.bus import Durability, Frame
 from bridge.bus.redis import GROUP
 from bridge.bus.redis.spool import Spool
+from tests.integration.redis_proxy import Proxy, copy_stream
 from tests.integration.redis_replicas import ALERTS, Replica, calls, signed_entry
+from tests.integration.redis_spool_support import running_writer
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_redis_spool import Proxy, copy_stream, running_writer
 from tests.support import async_wait_until, refusing_port
 
 pytestmark = pytest.mark.integration

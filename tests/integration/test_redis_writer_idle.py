@@ -17,8 +17,8 @@ from bridge.bus import Frame
 from bridge.bus.redis import GROUP
 from bridge.bus.redis.writer import Writer
 from tests.integration.redis_replicas import ALERTS
+from tests.integration.redis_spool_support import running_writer
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_redis_spool import running_writer
 from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration

@@ -19,9 +19,10 @@ import pytest
 from bridge.bus import Durability, Frame
 from bridge.bus.redis import GROUP
 from bridge.bus.redis.spool import Spool
+from tests.integration.redis_proxy import Proxy
 from tests.integration.redis_replicas import ALERTS, Replica, calls, replicas, signed_entry
+from tests.integration.redis_spool_support import running_writer
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_redis_spool import Proxy, running_writer
 from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration

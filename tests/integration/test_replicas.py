@@ -27,17 +27,17 @@ from bridge.sinks.alerts.index import encode, encode_plan
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.transitions import Plan, escalation, on_event
 from tests.deploy.files import RULE_FILES, rules
-from tests.integration.servers.prometheus import PrometheusServer
-from tests.integration.servers.redis import RedisServer
-from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
-from tests.integration.test_alert_crash import AUTH, QUIET, listed_alerts
-from tests.integration.test_dashboards import (
+from tests.integration.dashboards_support import (
     cluster_names,
     queries,
     restricted,
     substitute,
     variables,
 )
+from tests.integration.servers.prometheus import PrometheusServer
+from tests.integration.servers.redis import RedisServer
+from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.integration.test_alert_crash import AUTH, QUIET, listed_alerts
 from tests.support import (
     ADMIN_TOKEN,
     TEST_SECRET,
