@@ -32,12 +32,17 @@ if TYPE_CHECKING:
 
     from bridge.app import Bridge
     from bridge.settings import Settings
+    from bridge.stop_watch import StopWatch
 
 __all__ = ["add_service_commands", "run"]
 
 
 # The cycle collector's generation thresholds once running (docs/performance.md measures them).
 _GC_THRESHOLDS: Final = (50_000, 20, 20)
+# When a stop still running says what it waits on (bridge.stop_watch), in times the setting
+# EXESDB_SHUTDOWN_TIMEOUT_MS: half of it past it. A stop under load takes all of it (the alert
+# sink drains up to it) and overruns it by a few tenths of a second: no sound stop is reported.
+_REPORT_AFTER_SHARE: Final = 1.5
 
 
 def _logger() -> logging.Logger:
@@ -93,14 +98,15 @@ def add_service_commands(commands: Commands) -> None:
 # -- run --
 
 
-async def _serve(settings: Settings, demo: bool) -> tuple[int, float | None]:
-    """Start the bridge and serve until SIGTERM or SIGINT: the exit status, and when the stop
-    began (``time.monotonic``; None when the bridge did not start)."""
+async def _serve(settings: Settings, demo: bool) -> tuple[int, StopWatch | None]:
+    """Start the bridge and serve until SIGTERM or SIGINT: the exit status, and what watches
+    the stop (begun as it began; None when the bridge did not start)."""
     import asyncio
 
     from bridge import __version__
     from bridge.app import Bridge, default_components
     from bridge.bodies import keep_heap_for_bodies
+    from bridge.stop_watch import StopWatch
 
     components = default_components()
     if demo:
@@ -138,9 +144,22 @@ async def _serve(settings: Settings, demo: bool) -> tuple[int, float | None]:
         _logger().info("open %s (the status page; /metrics for Prometheus)", base)
     await stop.wait()
     _logger().info("stopping")
-    began = time.monotonic()
+    watch = StopWatch(
+        settings.shutdown_timeout_ms / 1000 * _REPORT_AFTER_SHARE,
+        lambda: bridge.stopping,
+        allowed=_allowed(settings),
+    )
+    watch.start()
     await bridge.aclose()
-    return EXIT_OK, began
+    watch.doing = lambda: (
+        "the event loop's close (the tasks left cancelled and awaited, then the default"
+        " executor's threads joined)"
+    )
+    return EXIT_OK, watch
+
+
+def _allowed(settings: Settings) -> str:
+    return f"EXESDB_SHUTDOWN_TIMEOUT_MS allows {settings.shutdown_timeout_ms / 1000:g}s"
 
 
 def _hang_up(bridge: Bridge, answering: set[asyncio.Task[None]]) -> None:
@@ -247,19 +266,16 @@ def _start_and_serve(demo: bool, exit_hook: _ExitWithoutTeardown) -> int:
             " each of its alerts is raised once per replica"
         )
     try:
-        status, began = asyncio.run(_serve(settings, demo))
+        status, watch = asyncio.run(_serve(settings, demo))
     except Exception:  # a fault of the bridge's own: its traceback through the redacting log
         _logger().exception("exesdb-bridge stopped on an unexpected error")
-        status, began = EXIT_FAILED, None
-    if began is not None:
+        status, watch = EXIT_FAILED, None
+    if watch is not None:
         # The last line: the stop is over (a supervisor's log ends here), the event loop closed
         # too, and what it took beside what it may take.
-        _logger().info(
-            "stopped in %.1fs (EXESDB_SHUTDOWN_TIMEOUT_MS allows %gs)",
-            time.monotonic() - began,
-            settings.shutdown_timeout_ms / 1000,
-        )
-        exit_hook.status = status
+        _logger().info("stopped in %.1fs (%s)", time.monotonic() - watch.began, _allowed(settings))
+        watch.doing = lambda: "the exit (Python joining the threads left, then its exit hooks)"
+        exit_hook.status, exit_hook.watch = status, watch
     return status
 
 
@@ -277,11 +293,15 @@ class _ExitWithoutTeardown:
 
     def __init__(self) -> None:
         self.status: int | None = None
+        self.watch: StopWatch | None = None  # the stop's, watching on to the exit
 
     def __call__(self) -> None:
         if self.status is None:
             return
         import logging
+
+        if self.watch is not None:
+            self.watch.end()
 
         # Done by logging's own hook when it ran first, not when it was registered before this.
         logging.shutdown()
