@@ -9,6 +9,7 @@ import gc
 import os
 import signal
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -43,6 +44,10 @@ _GC_THRESHOLDS: Final = (50_000, 20, 20)
 # EXESDB_SHUTDOWN_TIMEOUT_MS: half of it past it. A stop under load takes all of it (the alert
 # sink drains up to it) and overruns it by a few tenths of a second: no sound stop is reported.
 _REPORT_AFTER_SHARE: Final = 1.5
+# After the last line the exit waits for the threads Python joins (the alert outbox's, ending the
+# transaction under way: 0-25 ms under load) until the stop's deadline, and this long at least;
+# then it ends without them (a disk that hangs), as the Redis spool leaves a write to it.
+_EXIT_WAIT_SECONDS: Final = 0.5
 
 
 def _logger() -> logging.Logger:
@@ -275,15 +280,23 @@ def _start_and_serve(demo: bool, exit_hook: _ExitWithoutTeardown) -> int:
         # too, and what it took beside what it may take.
         _logger().info("stopped in %.1fs (%s)", time.monotonic() - watch.began, _allowed(settings))
         watch.doing = lambda: "the exit (Python joining the threads left, then its exit hooks)"
-        exit_hook.status, exit_hook.watch = status, watch
+        deadline = watch.began + settings.shutdown_timeout_ms / 1000
+        exit_hook.arm(status, watch, max(deadline - time.monotonic(), _EXIT_WAIT_SECONDS))
     return status
 
 
 class _ExitWithoutTeardown:
-    """An exit hook ending the process with ``status`` once it is set (the bridge has run and
+    """An exit hook ending the process with ``status`` once armed (the bridge has run and
     stopped), after Python has joined the threads left (the alert outbox's, finishing the
     transaction under way) and run the other exit hooks (logging's flush): the interpreter's
     teardown is skipped.
+
+    Those joins have no end of their own: a thread still running when the time ``arm`` gives
+    is out (the outbox's, its disk hanging in an fsync) is left, and the process ends from a
+    thread of the hook's own, saying so. SQLite commits the transaction under way or not, as
+    the disk leaves it; nothing in it was answered as stored yet (ingest's 202 and a Redis
+    work-queue entry's acknowledgement wait for its commit), so it is sent again or, on Redis,
+    handled by the next holder of the work queue.
 
     That teardown frees the heap object by object: 0.1-1.2 s on Redis under load, about 1 s with
     100 000 nodes' series, counted against a ``podman stop``'s or a pod's grace period
@@ -293,15 +306,42 @@ class _ExitWithoutTeardown:
 
     def __init__(self) -> None:
         self.status: int | None = None
-        self.watch: StopWatch | None = None  # the stop's, watching on to the exit
+        self._watch: StopWatch | None = None  # the stop's, watching on to the exit
+        self._exiting = threading.Lock()  # taken by the first to end the process, never let go
+
+    def arm(self, status: int, watch: StopWatch, within: float) -> None:
+        """End the process with ``status`` at the exit, or ``within`` seconds from now should
+        Python still be joining the threads left then, ``watch`` saying where they are."""
+        self.status, self._watch = status, watch
+        threading.Thread(target=self._cut_short, args=(within,), name="exit", daemon=True).start()
+
+    def _cut_short(self, within: float) -> None:
+        time.sleep(within)  # a daemon: the process ends before this when nothing holds it
+        with self._exiting:
+            assert self._watch is not None  # set by arm()
+            self._watch.end()
+            _logger().error(
+                "exit: threads still running %.1fs after the stop's last line (a disk that"
+                " hangs?): the process ends without them. A transaction of the alert outbox"
+                " under way commits or not as the disk leaves it: nothing in it was answered as"
+                " stored yet (its sender sends it again; on Redis the next holder of the work"
+                " queue handles it).\n%s",
+                within,
+                self._watch.report(),
+            )
+            self._exit()
 
     def __call__(self) -> None:
         if self.status is None:
             return
-        import logging
+        with self._exiting:
+            if self._watch is not None:
+                self._watch.end()
+            self._exit()
 
-        if self.watch is not None:
-            self.watch.end()
+    def _exit(self) -> None:
+        assert self.status is not None
+        import logging
 
         # Done by logging's own hook when it ran first, not when it was registered before this.
         logging.shutdown()
