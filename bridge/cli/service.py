@@ -48,6 +48,9 @@ _REPORT_AFTER_SHARE: Final = 1.5
 # transaction under way: 0-25 ms under load) until the stop's deadline, and this long at least;
 # then it ends without them (a disk that hangs), as the Redis spool leaves a write to it.
 _EXIT_WAIT_SECONDS: Final = 0.5
+# How often, past that, the exit looks whether Python is joining the threads left yet (a program
+# that called run() may go on for a while before it exits).
+_EXIT_LOOK_SECONDS: Final = 0.1
 
 
 def _logger() -> logging.Logger:
@@ -293,7 +296,8 @@ class _ExitWithoutTeardown:
 
     Those joins have no end of their own: a thread still running when the time ``arm`` gives
     is out (the outbox's, its disk hanging in an fsync) is left, and the process ends from a
-    thread of the hook's own, saying so. SQLite commits the transaction under way or not, as
+    thread of the hook's own, saying so (only once Python is joining them: a program that goes
+    on after ``run`` is not cut short). SQLite commits the transaction under way or not, as
     the disk leaves it; nothing in it was answered as stored yet (ingest's 202 and a Redis
     work-queue entry's acknowledgement wait for its commit), so it is sent again or, on Redis,
     handled by the next holder of the work queue.
@@ -317,6 +321,8 @@ class _ExitWithoutTeardown:
 
     def _cut_short(self, within: float) -> None:
         time.sleep(within)  # a daemon: the process ends before this when nothing holds it
+        while not _joining_threads_at_exit():
+            time.sleep(_EXIT_LOOK_SECONDS)  # cut short the exit's joins alone, once they run
         with self._exiting:
             assert self._watch is not None  # set by arm()
             self._watch.end()
@@ -349,6 +355,18 @@ class _ExitWithoutTeardown:
             with contextlib.suppress(OSError, ValueError):  # a closed pipe, a closed stream
                 stream.flush()
         os._exit(self.status)
+
+
+def _joining_threads_at_exit() -> bool:
+    """Whether the main thread is in ``threading``'s shutdown: Python, exiting, joins the threads
+    left (concurrent.futures' executors' among them) before it runs the exit hooks."""
+    frame = sys._current_frames().get(threading.main_thread().ident or 0)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "_shutdown" and code.co_filename == threading.__file__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 # In a demo's state directory: a bridge run without --demo refuses it, and a demo refuses one

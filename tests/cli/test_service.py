@@ -574,3 +574,48 @@ def test_a_stop_running_long_says_once_which_step_task_and_thread_it_waits_on(
     [writer] = [line for line in report.splitlines() if "hung-disk-writer:" in line]
     assert re.search(r" in hung_disk_write > \S*threading\.py:\d+ in wait", writer), report
     assert re.search(r"stopped in 2\.\ds", done.stderr.rstrip().splitlines()[-1]), done.stderr
+
+
+# A program that runs the bridge (stopped by a SIGTERM to itself once running), then goes on.
+_GOES_ON_AFTER_RUN: Final = """
+import asyncio, os, signal, sys, time
+import bridge.app
+
+class StopsAtOnce:
+    name = "stops-at-once"
+    required = False
+
+    async def start(self):
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+    def readiness(self):
+        return None
+
+    async def aclose(self):
+        pass
+
+components = bridge.app.default_components
+bridge.app.default_components = lambda: [*components(), lambda context: StopsAtOnce()]
+from bridge.cli.parser import main
+status = main(["run"])
+time.sleep(1.5)  # the program's own work after the run, past the exit's half second
+print(f"went on after the run ({status})", flush=True)
+"""
+
+
+def test_a_program_going_on_after_run_is_not_cut_short_by_the_exits_time_limit(
+    tmp_path: Path,
+) -> None:
+    """The exit's time limit after the stop cuts short Python's joins of the threads left, not
+    a program that goes on after ``run`` returned: it runs to its end, exit 0."""
+    done = run_command(
+        [sys.executable, "-c", _GOES_ON_AFTER_RUN],
+        {
+            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+            "EXESDB_STATE_DIR": str(tmp_path / "state"),
+            "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "went on after the run (0)\n", done.stderr
+    assert "exit: threads still running" not in done.stderr
