@@ -61,7 +61,8 @@ class StopWatch:
         threading.Thread(target=self._watch, name="stop-watch", daemon=True).start()
 
     def end(self) -> None:
-        """The stop is over: nothing is reported from now on; idempotent."""
+        """The stop is over: nothing is reported from now on (``report`` may still be asked);
+        idempotent."""
         self._ended.set()
 
     def _watch(self) -> None:

@@ -282,6 +282,9 @@ def _start_and_serve(demo: bool, exit_hook: _ExitWithoutTeardown) -> int:
         # The last line: the stop is over (a supervisor's log ends here), the event loop closed
         # too, and what it took beside what it may take.
         _logger().info("stopped in %.1fs (%s)", time.monotonic() - watch.began, _allowed(settings))
+        # From here the exit's own time limit says what holds it, not the stop's watch: a
+        # program that called run() may go on for a while before it exits.
+        watch.end()
         watch.doing = lambda: "the exit (Python joining the threads left, then its exit hooks)"
         deadline = watch.began + settings.shutdown_timeout_ms / 1000
         exit_hook.arm(status, watch, max(deadline - time.monotonic(), _EXIT_WAIT_SECONDS))
@@ -310,7 +313,7 @@ class _ExitWithoutTeardown:
 
     def __init__(self) -> None:
         self.status: int | None = None
-        self._watch: StopWatch | None = None  # the stop's, watching on to the exit
+        self._watch: StopWatch | None = None  # the stop's: what the exit waits on, asked of it
         self._exiting = threading.Lock()  # taken by the first to end the process, never let go
 
     def arm(self, status: int, watch: StopWatch, within: float) -> None:
@@ -325,7 +328,6 @@ class _ExitWithoutTeardown:
             time.sleep(_EXIT_LOOK_SECONDS)  # cut short the exit's joins alone, once they run
         with self._exiting:
             assert self._watch is not None  # set by arm()
-            self._watch.end()
             _logger().error(
                 "exit: threads still running %.1fs after the stop's last line (a disk that"
                 " hangs?): the process ends without them. A transaction of the alert outbox"
@@ -341,8 +343,6 @@ class _ExitWithoutTeardown:
         if self.status is None:
             return
         with self._exiting:
-            if self._watch is not None:
-                self._watch.end()
             self._exit()
 
     def _exit(self) -> None:
