@@ -618,4 +618,5 @@ def test_a_program_going_on_after_run_is_not_cut_short_by_the_exits_time_limit(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "went on after the run (0)\n", done.stderr
-    assert " WARNING " not in done.stderr and " ERROR " not in done.stderr, done.stderr
+    assert " WARNING " not in done.stderr, done.stderr
+    assert " ERROR " not in done.stderr, done.stderr
