@@ -231,6 +231,8 @@ class Bridge:
         self._listener: Listener | None = None
         self.web_config: LiveWebConfig | None = None
         self._closed = False
+        # The step of the stop under way, for a stop that runs long to say (bridge.stop_watch).
+        self.stopping = "not begun"
         self.address: tuple[str, int] | None = None
 
     def _bound_port(self) -> int | None:
@@ -388,6 +390,7 @@ class Bridge:
         self._closed = True
         self.shutdown.begin()
         self._components_shutdown.begin()
+        self.stopping = "the HTTP server's close (requests in progress finishing)"
         if self._listener is not None:
             self._listener.close()  # no new connections; the runner closes the open ones
             self.connections.close()  # and TLS handshakes still under way end here
@@ -401,6 +404,7 @@ class Bridge:
             await self.connections.let_go(max(0.0, 3 * self._requests_share - spent))
         clean = True
         for component in reversed(self.components):
+            self.stopping = f"the close of component {component.name}"
             try:
                 await asyncio.wait_for(
                     component.aclose(),
@@ -416,15 +420,18 @@ class Bridge:
             except Exception:
                 clean = False
                 _logger.exception("component %s did not close cleanly", component.name)
+        self.stopping = "the bus's close (its subscribers draining, then its transport)"
         await self.bus.aclose(self.shutdown.left())
         if current_integration() is self.integration:  # not another bridge started since
             install(None)
         if self._replay_kept and clean:
             # Only after a stop that stored all it took: a resend is then refused as held.
+            self.stopping = "the ingest replay memory's write to EXESDB_STATE_DIR"
             try:
                 replay_file.save(self._replay, self.settings.state_dir)
             except OSError as exc:
                 _logger.warning("ingest replay memory not written: %s", exc)
+        self.stopping = "done"
 
     # -- what the HTTP edge asks --
 

@@ -956,6 +956,9 @@ LIBRARY_PRIVATES: Final = {
     # The documented exit without the interpreter's teardown (the underscore is its only name):
     # `run` ends with it once stopped (bridge.cli.service).
     "_exit": "os",
+    # The documented stack of every thread, by id (the underscore is its only name): a stop
+    # running long says where each thread is (bridge.stop_watch), the event loop's too.
+    "_current_frames": "sys",
 }
 
 

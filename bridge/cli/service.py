@@ -9,6 +9,7 @@ import gc
 import os
 import signal
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -32,12 +33,24 @@ if TYPE_CHECKING:
 
     from bridge.app import Bridge
     from bridge.settings import Settings
+    from bridge.stop_watch import StopWatch
 
 __all__ = ["add_service_commands", "run"]
 
 
 # The cycle collector's generation thresholds once running (docs/performance.md measures them).
 _GC_THRESHOLDS: Final = (50_000, 20, 20)
+# When a stop still running says what it waits on (bridge.stop_watch), in times the setting
+# EXESDB_SHUTDOWN_TIMEOUT_MS: half of it past it. A stop under load takes all of it (the alert
+# sink drains up to it) and overruns it by a few tenths of a second: no sound stop is reported.
+_REPORT_AFTER_SHARE: Final = 1.5
+# After the last line the exit waits for the threads Python joins (the alert outbox's, ending the
+# transaction under way: 0-25 ms under load) until the stop's deadline, and this long at least;
+# then it ends without them (a disk that hangs), as the Redis spool leaves a write to it.
+_EXIT_WAIT_SECONDS: Final = 0.5
+# How often, past that, the exit looks whether Python is joining the threads left yet (a program
+# that called run() may go on for a while before it exits).
+_EXIT_LOOK_SECONDS: Final = 0.1
 
 
 def _logger() -> logging.Logger:
@@ -93,14 +106,15 @@ def add_service_commands(commands: Commands) -> None:
 # -- run --
 
 
-async def _serve(settings: Settings, demo: bool) -> tuple[int, float | None]:
-    """Start the bridge and serve until SIGTERM or SIGINT: the exit status, and when the stop
-    began (``time.monotonic``; None when the bridge did not start)."""
+async def _serve(settings: Settings, demo: bool) -> tuple[int, StopWatch | None]:
+    """Start the bridge and serve until SIGTERM or SIGINT: the exit status, and what watches
+    the stop (begun as it began; None when the bridge did not start)."""
     import asyncio
 
     from bridge import __version__
     from bridge.app import Bridge, default_components
     from bridge.bodies import keep_heap_for_bodies
+    from bridge.stop_watch import StopWatch
 
     components = default_components()
     if demo:
@@ -138,9 +152,22 @@ async def _serve(settings: Settings, demo: bool) -> tuple[int, float | None]:
         _logger().info("open %s (the status page; /metrics for Prometheus)", base)
     await stop.wait()
     _logger().info("stopping")
-    began = time.monotonic()
+    watch = StopWatch(
+        settings.shutdown_timeout_ms / 1000 * _REPORT_AFTER_SHARE,
+        lambda: bridge.stopping,
+        allowed=_allowed(settings),
+    )
+    watch.start()
     await bridge.aclose()
-    return EXIT_OK, began
+    watch.doing = lambda: (
+        "the event loop's close (the tasks left cancelled and awaited, then the default"
+        " executor's threads joined)"
+    )
+    return EXIT_OK, watch
+
+
+def _allowed(settings: Settings) -> str:
+    return f"EXESDB_SHUTDOWN_TIMEOUT_MS allows {settings.shutdown_timeout_ms / 1000:g}s"
 
 
 def _hang_up(bridge: Bridge, answering: set[asyncio.Task[None]]) -> None:
@@ -247,27 +274,36 @@ def _start_and_serve(demo: bool, exit_hook: _ExitWithoutTeardown) -> int:
             " each of its alerts is raised once per replica"
         )
     try:
-        status, began = asyncio.run(_serve(settings, demo))
+        status, watch = asyncio.run(_serve(settings, demo))
     except Exception:  # a fault of the bridge's own: its traceback through the redacting log
         _logger().exception("exesdb-bridge stopped on an unexpected error")
-        status, began = EXIT_FAILED, None
-    if began is not None:
+        status, watch = EXIT_FAILED, None
+    if watch is not None:
         # The last line: the stop is over (a supervisor's log ends here), the event loop closed
         # too, and what it took beside what it may take.
-        _logger().info(
-            "stopped in %.1fs (EXESDB_SHUTDOWN_TIMEOUT_MS allows %gs)",
-            time.monotonic() - began,
-            settings.shutdown_timeout_ms / 1000,
-        )
-        exit_hook.status = status
+        _logger().info("stopped in %.1fs (%s)", time.monotonic() - watch.began, _allowed(settings))
+        # From here the exit's own time limit says what holds it, not the stop's watch: a
+        # program that called run() may go on for a while before it exits.
+        watch.end()
+        watch.doing = lambda: "the exit (Python joining the threads left, then its exit hooks)"
+        deadline = watch.began + settings.shutdown_timeout_ms / 1000
+        exit_hook.arm(status, watch, max(deadline - time.monotonic(), _EXIT_WAIT_SECONDS))
     return status
 
 
 class _ExitWithoutTeardown:
-    """An exit hook ending the process with ``status`` once it is set (the bridge has run and
+    """An exit hook ending the process with ``status`` once armed (the bridge has run and
     stopped), after Python has joined the threads left (the alert outbox's, finishing the
     transaction under way) and run the other exit hooks (logging's flush): the interpreter's
     teardown is skipped.
+
+    Those joins have no end of their own: a thread still running when the time ``arm`` gives
+    is out (the outbox's, its disk hanging in an fsync) is left, and the process ends from a
+    thread of the hook's own, saying so (only once Python is joining them: a program that goes
+    on after ``run`` is not cut short). SQLite commits the transaction under way or not, as
+    the disk leaves it; nothing in it was answered as stored yet (ingest's 202 and a Redis
+    work-queue entry's acknowledgement wait for its commit), so it is sent again or, on Redis,
+    handled by the next holder of the work queue.
 
     That teardown frees the heap object by object: 0.1-1.2 s on Redis under load, about 1 s with
     100 000 nodes' series, counted against a ``podman stop``'s or a pod's grace period
@@ -277,10 +313,40 @@ class _ExitWithoutTeardown:
 
     def __init__(self) -> None:
         self.status: int | None = None
+        self._watch: StopWatch | None = None  # the stop's: what the exit waits on, asked of it
+        self._exiting = threading.Lock()  # taken by the first to end the process, never let go
+
+    def arm(self, status: int, watch: StopWatch, within: float) -> None:
+        """End the process with ``status`` at the exit, or ``within`` seconds from now should
+        Python still be joining the threads left then, ``watch`` saying where they are."""
+        self.status, self._watch = status, watch
+        threading.Thread(target=self._cut_short, args=(within,), name="exit", daemon=True).start()
+
+    def _cut_short(self, within: float) -> None:
+        time.sleep(within)  # a daemon: the process ends before this when nothing holds it
+        while not _joining_threads_at_exit():
+            time.sleep(_EXIT_LOOK_SECONDS)  # cut short the exit's joins alone, once they run
+        with self._exiting:
+            assert self._watch is not None  # set by arm()
+            _logger().error(
+                "exit: threads still running %.1fs after the stop's last line (a disk that"
+                " hangs?): the process ends without them. A transaction of the alert outbox"
+                " under way commits or not as the disk leaves it: nothing in it was answered as"
+                " stored yet (its sender sends it again; on Redis the next holder of the work"
+                " queue handles it).\n%s",
+                within,
+                self._watch.report(),
+            )
+            self._exit()
 
     def __call__(self) -> None:
         if self.status is None:
             return
+        with self._exiting:
+            self._exit()
+
+    def _exit(self) -> None:
+        assert self.status is not None
         import logging
 
         # Done by logging's own hook when it ran first, not when it was registered before this.
@@ -289,6 +355,18 @@ class _ExitWithoutTeardown:
             with contextlib.suppress(OSError, ValueError):  # a closed pipe, a closed stream
                 stream.flush()
         os._exit(self.status)
+
+
+def _joining_threads_at_exit() -> bool:
+    """Whether the main thread is in ``threading``'s shutdown: Python, exiting, joins the threads
+    left (concurrent.futures' executors' among them) before it runs the exit hooks."""
+    frame = sys._current_frames().get(threading.main_thread().ident or 0)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "_shutdown" and code.co_filename == threading.__file__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 # In a demo's state directory: a bridge run without --demo refuses it, and a demo refuses one

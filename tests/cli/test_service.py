@@ -497,3 +497,126 @@ def test_run_logs_ts_with_milliseconds_and_z_and_ends_start_up_with_the_urls(
     opened = messages.index(f"open {process.url} (the status page; /metrics for Prometheus)")
     assert " running as node " in messages[opened - 1]  # the start-up's last two lines
     assert any(message.startswith("listening on") for message in messages[:opened])
+
+
+# A bridge whose last component (closed first) holds its stop past EXESDB_SHUTDOWN_TIMEOUT_MS:
+# its close awaits a write to a disk that hangs (a thread of its own, not a daemon) and goes on
+# awaiting it when cancelled. Stopped by a SIGTERM to itself once running.
+_SLOW_TO_STOP: Final = """
+import asyncio, os, signal, sys, threading
+import bridge.app
+
+def hung_disk_write(finished, loop):
+    threading.Event().wait(2.5)  # a write to a disk that hangs this long, past the report
+    loop.call_soon_threadsafe(finished.set_result, None)
+
+async def wait_for_the_disk(finished):
+    while not finished.done():
+        try:
+            await asyncio.shield(finished)
+        except asyncio.CancelledError:
+            pass  # what it holds is closed whatever the deadline
+
+class SlowToStop:
+    name = "slow-disk"
+    required = False
+
+    async def start(self):
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+    def readiness(self):
+        return None
+
+    async def aclose(self):
+        loop = asyncio.get_running_loop()
+        finished = loop.create_future()
+        writer = threading.Thread(
+            target=hung_disk_write, args=(finished, loop), name="hung-disk-writer"
+        )
+        writer.start()
+        await wait_for_the_disk(finished)
+
+components = bridge.app.default_components
+bridge.app.default_components = lambda: [*components(), lambda context: SlowToStop()]
+from bridge.cli.parser import main
+sys.exit(main(["run"]))
+"""
+
+
+def test_a_stop_running_long_says_once_which_step_task_and_thread_it_waits_on(
+    tmp_path: Path,
+) -> None:
+    """A stop still running at one and a half times EXESDB_SHUTDOWN_TIMEOUT_MS logs one warning
+    naming the step under way (the component closing), each asyncio task pending with where it
+    awaits (the component's close awaiting the disk), and the threads the exit waits for (the
+    disk's writer); the bridge then stops as usual, exit 0."""
+    done = run_command(
+        [sys.executable, "-c", _SLOW_TO_STOP],
+        {
+            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+            "EXESDB_STATE_DIR": str(tmp_path / "state"),
+            "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    [report] = re.findall(
+        r" WARNING bridge\.stop_watch: (the stop is still running.*?)\n(?=\S+ [A-Z]+ )",
+        done.stderr,
+        re.S,
+    )
+    assert re.match(
+        r"the stop is still running after \d+\.\ds \(EXESDB_SHUTDOWN_TIMEOUT_MS allows 0\.4s\),"
+        r" at: the close of component slow-disk\n",
+        report,
+    ), report
+    [close] = [line for line in report.splitlines() if "SlowToStop.aclose:" in line]
+    assert close.endswith(" in aclose > <string>:12 in wait_for_the_disk"), report
+    [writer] = [line for line in report.splitlines() if "hung-disk-writer:" in line]
+    assert re.search(r" in hung_disk_write > \S*threading\.py:\d+ in wait", writer), report
+    assert re.search(r"stopped in 2\.\ds", done.stderr.rstrip().splitlines()[-1]), done.stderr
+
+
+# A program that runs the bridge (stopped by a SIGTERM to itself once running), then goes on.
+_GOES_ON_AFTER_RUN: Final = """
+import asyncio, os, signal, sys, time
+import bridge.app
+
+class StopsAtOnce:
+    name = "stops-at-once"
+    required = False
+
+    async def start(self):
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+    def readiness(self):
+        return None
+
+    async def aclose(self):
+        pass
+
+components = bridge.app.default_components
+bridge.app.default_components = lambda: [*components(), lambda context: StopsAtOnce()]
+from bridge.cli.parser import main
+status = main(["run"])
+time.sleep(1.5)  # the program's own work after the run, past the exit's half second
+print(f"went on after the run ({status})", flush=True)
+"""
+
+
+def test_a_program_going_on_after_run_is_not_cut_short_by_the_exits_time_limit(
+    tmp_path: Path,
+) -> None:
+    """The exit's time limit after the stop cuts short Python's joins of the threads left, not
+    a program that goes on after ``run`` returned: it runs to its end, exit 0."""
+    done = run_command(
+        [sys.executable, "-c", _GOES_ON_AFTER_RUN],
+        {
+            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+            "EXESDB_STATE_DIR": str(tmp_path / "state"),
+            "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "went on after the run (0)\n", done.stderr
+    assert " WARNING " not in done.stderr, done.stderr
+    assert " ERROR " not in done.stderr, done.stderr

@@ -629,11 +629,13 @@ class AlertSink:
             await sender.aclose()
         try:
             if not at_once:
-                await asyncio.to_thread(self._db.close)  # what is queued on it finishes first
+                await self._db.aclose()  # what is queued on it finishes first
         finally:
             # Cancelled while waiting for it: committed transactions are on disk (each call
             # is one), and a call queued after this one fails on the closed file. One under
-            # way is not waited for here: it closes the file as it ends (``Database.close``).
+            # way is not waited for here, nor on another thread: it closes the file as it ends
+            # (``Database.close``), and the thread ends after it.
+            self._db.close(wait=False)
             if self._outbox is not None:
                 self._outbox.close()
         if at_once and not cancelled:

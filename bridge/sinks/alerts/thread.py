@@ -86,8 +86,23 @@ class DbThread:
         finally:
             self._since = None
 
-    def close(self) -> None:
-        """Finish queued calls and stop the thread; idempotent."""
+    async def aclose(self) -> None:
+        """Finish the calls queued, then stop the thread; idempotent. Waited for on the event
+        loop, not on another thread (as ``asyncio.to_thread(close)`` would be): cancelled
+        meanwhile (the stop's deadline), no thread is left waiting for this one, which
+        ``asyncio.run`` would join, unbounded, as its loop closes (``close(wait=False)`` then
+        lets the thread end with its call under way)."""
+        if not self._closed:
+            await self.call(_nothing)  # run after every call queued before it
+            self.close(wait=False)  # the thread idle now: it ends at once
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the thread once the calls queued are done, waiting for that unless ``wait`` is
+        False; idempotent."""
         if not self._closed:
             self._closed = True
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=wait)
+
+
+def _nothing() -> None:
+    """A call that marks when the calls queued before it are done."""
