@@ -249,6 +249,12 @@ _OTHER_KEY: Final = (
         ("t=1x,v1=" + "ab" * 32, "invalid_signature", _malformed("t is not a number of seconds")),
         ("t=1700000000,v1=abc", "invalid_signature", _malformed("it has no v1=<64 hex digits>")),
         ("leading-zero", "invalid_signature", _malformed("t has a leading zero")),
+        # Entries past the 16th are not read: the match there, the answer says so, not a key.
+        (
+            "past-16-entries",
+            "invalid_signature",
+            _malformed("it has 18 entries, and only the first 16 are read"),
+        ),
         ("wrong-key", "invalid_signature", _OTHER_KEY),
         ("tampered", "invalid_signature", _OTHER_KEY),
     ],
@@ -257,8 +263,9 @@ async def test_ingest_answers_401_for_a_missing_or_bad_signature(
     serve: ServerFactory, signature: str | None, error: str, detail: str
 ) -> None:
     """No signature, a malformed one, a wrong key or tampered bytes answer 401; the detail says
-    which (for a malformed one, what is wrong: a t with a leading zero is malformed, not a
-    mismatch), and how to sign when the header is missing or malformed."""
+    which (for a malformed one, what is wrong: a t with a leading zero, or a match past the
+    entries read, is malformed, not a mismatch), and how to sign when the header is missing or
+    malformed."""
     server = await serve()
     body = body_of(envelope())
     header: str | None = signature
@@ -271,6 +278,8 @@ async def test_ingest_answers_401_for_a_missing_or_bad_signature(
         t = f"0{int(time.time())}"
         mac = hmac.new(TEST_SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
         header = f"t={t},v1={mac}"
+    elif signature == "past-16-entries":  # the matching v1 after 16 that match no key
+        header = signed(body).replace(",v1=", f",v1={'ab' * 32}" * 16 + ",v1=", 1)
     status, answer = await server.post(body, signature=header)
     assert status == 401
     assert answer["error"] == error
