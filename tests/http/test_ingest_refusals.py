@@ -356,17 +356,49 @@ async def test_an_expired_header_timestamp_is_told_by_the_reading_it_was_judged_
 async def test_ingest_answers_409_for_an_expired_envelope_timestamp(
     serve: ServerFactory, skew: int
 ) -> None:
-    """A fresh header over an envelope whose ts is outside the window answers 409."""
+    """A fresh header over an envelope whose ts is outside the window answers 409, saying by
+    how much and which way ts is off the bridge's clock, the window and what to do."""
     server = await serve(EXESDB_REPLAY_WINDOW_MS="60000")
     ts = format_timestamp(datetime.now(UTC) + timedelta(seconds=skew))
     status, answer = await server.post(body_of(envelope(ts=ts)))
     assert status == 409
     assert (answer["error"], answer["field"]) == ("expired", "ts")
-    assert answer["detail"] == (
-        "ts is further than EXESDB_REPLAY_WINDOW_MS from the bridge's clock, or older than the"
-        " ids it still remembers (EXESDB_REPLAY_MEMORY): give ts the time the message is sent, on"
-        " a clock set right"
-    )
+    way = "behind" if skew < 0 else "ahead of"
+    assert re.fullmatch(
+        rf"ts is 3\d\d\d s {way} the bridge's clock, outside its replay window of 60 s"
+        r" \(EXESDB_REPLAY_WINDOW_MS\): give ts the time the message is sent, on a clock set"
+        r" right",
+        answer["detail"],
+    ), answer["detail"]
+
+
+async def test_an_envelope_older_than_a_full_replay_memory_is_told_so_not_a_clock_set_wrong(
+    serve: ServerFactory,
+) -> None:
+    """An envelope inside the window but dated before the ids a full EXESDB_REPLAY_MEMORY still
+    holds (it could be a copy of one forgotten) answers 409 expired saying so, and to raise
+    the memory, not to set a clock right: the sender's is."""
+    server = await serve(EXESDB_REPLAY_MEMORY="1000")
+    first = envelope(ts=format_timestamp(datetime.now(UTC) - timedelta(seconds=2)))
+    assert (await server.post(body_of(first)))[0] == 202
+    metrics = [
+        envelope(
+            instance="ex_esdb_metrics",
+            topic="metrics",
+            tag="performance_metric",
+            payload={"metric_name": "m", "value": 1, "unit": "u", "component": "c"},
+        )
+        for _ in range(1_000)
+    ]
+    assert (await server.post(body_of(*metrics), content_type=NDJSON))[0] == 202
+    late = envelope(ts=first["ts"])  # a new id, as old as the one the full memory forgot
+    status, answer = await server.post(body_of(late))
+    assert (status, answer["error"], answer["field"]) == (409, "expired", "ts")
+    assert answer["detail"].startswith(
+        "ts is older than the ids the bridge still remembers (its EXESDB_REPLAY_MEMORY is full:"
+        f" it holds those dated after {first['ts']}), and a message so old could be a copy of"
+        " one it forgot: send each message as it is made, or raise EXESDB_REPLAY_MEMORY"
+    ), answer["detail"]
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/xml", None])
