@@ -35,7 +35,8 @@ _WHAT_TO_DO: Final = {
     RejectReason.INVALID_SIGNATURE: "a sender signs with another key than SECRET_KEY_BASE",
     RejectReason.UNSIGNED: "a sender signs nothing",
     RejectReason.EXPIRED: "a sender's clock is off by more than EXESDB_REPLAY_WINDOW_MS, or it"
-    " sends old messages",
+    " sends old messages, or EXESDB_REPLAY_MEMORY is full, too small for the rate (each"
+    " refusal's detail, at debug, says which)",
     RejectReason.TOO_LARGE: "a sender's body exceeds EXESDB_MAX_BODY_BYTES, or its batch holds"
     " more than a subscriber's queue (EXESDB_BUS_QUEUE_SIZE, EXESDB_ALERT_QUEUE_SIZE,"
     " EXESDB_BUS_QUEUE_BYTES): it is to send smaller batches",
