@@ -84,6 +84,10 @@ class Served(Protocol):
     @property
     def components(self) -> Sequence[Component]: ...
     @property
+    def admin(self) -> AdminGuard:
+        """The guard of every admin route, its refusals counted."""
+
+    @property
     def build(self) -> BuildInfo:
         """The version and revision running."""
 
@@ -801,7 +805,7 @@ def build_app(
     app[_UNCOMMITTED] = _UncommittedAnswers()
     app[_CLOSING] = asyncio.Event()
     app.on_shutdown.append(_close_streams)
-    admin = AdminGuard(bridge.settings.admin_token)
+    admin = bridge.admin
     bridge.bus.metrics.rejected.labels(_UNSUPPORTED_MEDIA_TYPE)  # shown at 0 from the start
     app.add_routes(
         [
