@@ -148,7 +148,7 @@ _SECRET = b"c2VjcmV0LXBhc3N3b3Jk"
         ),
         (
             b"GET /" + _SECRET + b" HTTP/1.1\r\n\r\n",
-            "no Host in an HTTP/1.1 request",
+            "one given twice, or Host missing)",
             "head",
         ),
         (

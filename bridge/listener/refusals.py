@@ -63,9 +63,9 @@ _KINDS: Final[tuple[tuple[type[Exception], str, str], ...]] = (
     ),
 )
 _OTHER: Final = (
-    "the request head is malformed (a header field, too many of them, one given twice, or no Host"
-    " in an HTTP/1.1 request), or the framing of its body, or bytes follow a request that said"
-    " Connection: close",
+    "the request head is malformed (a header field, too many of them, one given twice, or Host"
+    " missing), or the framing of its body, or bytes follow a request that said Connection:"
+    " close",
     "head",
 )
 
