@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import pytest
+from multidict import CIMultiDict
 
 from bridge.bus import SIGNATURE_HEADER, Keyring
 from bridge.messages import format_timestamp
@@ -287,6 +288,18 @@ async def test_ingest_answers_401_for_a_missing_or_bad_signature(
     assert answer["field"] == SIGNATURE_HEADER
     assert server.rejected(error) == 1
     assert server.delivered == []
+
+
+async def test_a_signature_on_two_header_lines_is_read_as_one_list(serve: ServerFactory) -> None:
+    """X-ExESDB-Signature sent as two lines (t on one, v1 on the other) is read as RFC 9110 has
+    a list field's lines combined, t=…,v1=…, and the message taken: the first line alone had no
+    v1 and was refused as malformed."""
+    server = await serve()
+    body = body_of(envelope())
+    t, v1 = signed(body).split(",")
+    headers = CIMultiDict([("Content-Type", JSON), (SIGNATURE_HEADER, t), (SIGNATURE_HEADER, v1)])
+    async with server.session.post(f"{server.url}/v1/messages", data=body, headers=headers) as sent:
+        assert (sent.status, await sent.json()) == (202, {"accepted": 1})
 
 
 async def test_ingest_answers_409_for_a_replayed_message(serve: ServerFactory) -> None:
