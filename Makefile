@@ -25,10 +25,12 @@ OTHER_PYTHON := $(if $(filter python3.12,$(notdir $(PYTHON))),python3.11,python3
 # the PATH, and says so in lines of its own on stderr, which were printed inside this sentence.
 python_version = $$($(1) -c 'import sys; sys.stdout.write("Python " + sys.version.split()[0])' 2>/dev/null || echo missing)
 
+# A Python that is missing is asked for installed, not newer: python3.13 named and not there.
 $(BIN)/python:
-	@$(call older_than_min,$(PYTHON)) 2>/dev/null || { echo "exesdb-bridge needs Python" \
-		"$(MIN_PYTHON) or newer, and $(PYTHON) is $(call python_version,$(PYTHON)): name" \
-		"a newer one, e.g. $(WHICH_MAKE) PYTHON=$(OTHER_PYTHON)" >&2; exit 1; }
+	@$(call older_than_min,$(PYTHON)) 2>/dev/null || { found=$(call python_version,$(PYTHON)); \
+		if [ "$$found" = missing ]; then which="one installed"; else which="a newer one"; fi; \
+		echo "exesdb-bridge needs Python $(MIN_PYTHON) or newer, and $(PYTHON) is $$found: name" \
+		"$$which, e.g. $(WHICH_MAKE) PYTHON=$(OTHER_PYTHON)" >&2; exit 1; }
 	@# Debian splits venv out of each Python, as python3.X-venv (python3-venv is the default
 	@# python3's, no help to a python3.11 beside Ubuntu 22.04's 3.10); install it when missing and
 	@# running as root.

@@ -61,6 +61,7 @@ from bridge.listener import (
     refuse_other_versions,
 )
 from bridge.log_throttle import LogThrottle
+from bridge.routes import AdminGuard, admin_refusals
 from bridge.settings import Settings
 from bridge.settings_checks import start_warnings
 from bridge.sinks.alerts import alert_sink
@@ -199,6 +200,9 @@ class Bridge:
         )
         self._requests_share = min(_REQUESTS_MAX_SECONDS, self.shutdown.seconds * _REQUESTS_SHARE)
         self.components: list[Component] = []
+        # One admin guard for every admin route, the edge's and the alert sink's: its
+        # refusals counted, so that a token guessed at shows on /metrics.
+        self.admin = AdminGuard(settings.admin_token, refused=admin_refusals(self.registry))
         self.context = Context(
             settings=settings,
             bus=self.bus,
@@ -212,6 +216,7 @@ class Bridge:
             client_spans=self._client_spans,
             bound_port=self._bound_port,
             clock=clock,
+            admin=self.admin,
         )
         for factory in components if components is not None else default_components():
             component = factory(self.context)

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Metric
 from bridge.bus import Bus, TransportCapabilities
 from bridge.integration import Integration
 from bridge.operations import OperationRecorder
+from bridge.routes import AdminGuard
 from bridge.settings import Settings
 from bridge.tracing import ClientSpan
 
@@ -131,6 +132,8 @@ class Context:
     component's ``aclose`` keeps to. ``bound_port`` is the port the HTTP server listens on once
     it does (None before, or without a server): an ``EXESDB_HTTP_ADDR`` port of 0 made real.
     ``clock`` is the bridge's wall clock (Unix seconds, ``Bridge.clock``), injected in tests.
+    ``admin`` is the bridge's one admin guard, its refusals counted, for a component's admin
+    routes (None: the component makes its own from the settings).
     """
 
     settings: Settings
@@ -145,6 +148,7 @@ class Context:
     client_spans: Callable[[], Sequence[HasClientSpans]] = tuple
     bound_port: Callable[[], int | None] = lambda: None
     clock: Callable[[], float] = time.time
+    admin: AdminGuard | None = None
 
 
 ComponentFactory: TypeAlias = Callable[[Context], Component | None]

@@ -84,6 +84,10 @@ class Served(Protocol):
     @property
     def components(self) -> Sequence[Component]: ...
     @property
+    def admin(self) -> AdminGuard:
+        """The guard of every admin route, its refusals counted."""
+
+    @property
     def build(self) -> BuildInfo:
         """The version and revision running."""
 
@@ -257,7 +261,9 @@ async def ingest(request: web.Request) -> web.Response:
     limit = bridge.settings.max_body_bytes
     content_type = request.content_type
     encoding = content_coding(request)
-    header = request.headers.get(SIGNATURE_HEADER)
+    # Its lines read as one list, as RFC 9110 section 5.3 has a proxy combine them (t on one
+    # line, v1 on the next): the first alone had no v1, and was refused as malformed.
+    header = ",".join(request.headers.getall(SIGNATURE_HEADER, ())) or None
     keyring, window, clock = verifier.keyring, verifier.window_seconds, bridge.clock
 
     def judge(body: bytes) -> tuple[HeaderCheck, float]:
@@ -801,7 +807,7 @@ def build_app(
     app[_UNCOMMITTED] = _UncommittedAnswers()
     app[_CLOSING] = asyncio.Event()
     app.on_shutdown.append(_close_streams)
-    admin = AdminGuard(bridge.settings.admin_token)
+    admin = bridge.admin
     bridge.bus.metrics.rejected.labels(_UNSUPPORTED_MEDIA_TYPE)  # shown at 0 from the start
     app.add_routes(
         [

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import SecretStr, ValidationError
 
 from bridge.bodies import EXPANDED_CODINGS, JSON_CHARSETS, content_coding
@@ -30,6 +31,7 @@ __all__ = [
     "PROBES",
     "AdminGuard",
     "Route",
+    "admin_refusals",
     "error_body",
     "error_response",
     "key_given_twice",
@@ -185,15 +187,38 @@ def _name_meant(unknown: str, names: list[str]) -> str | None:
     )
 
 
+# Why an admin request was answered 401: no token sent, or another than the bridge's.
+_ADMIN_REFUSALS: Final = ("missing", "wrong")
+
+
+def admin_refusals(registry: CollectorRegistry) -> Callable[[str], None]:
+    """What counts the admin requests answered 401 in ``registry``, by reason (``missing``,
+    ``wrong``): a token guessed at shows on /metrics, where nothing else tells of it."""
+    refused = Counter(
+        "exesdb_http_admin_refused",
+        "Admin requests answered 401, by reason: missing (no token sent) or wrong (another token"
+        " than EXESDB_ADMIN_TOKEN).",
+        ["reason"],
+        registry=registry,
+    )
+    for reason in _ADMIN_REFUSALS:
+        refused.labels(reason)
+    return lambda reason: refused.labels(reason).inc()
+
+
 class AdminGuard:
-    """Lets through only requests that carry the admin token (compared in constant time)."""
+    """Lets through only requests that carry the admin token (compared in constant time);
+    ``refused`` is told why of each answered 401 (``admin_refusals``)."""
 
-    __slots__ = ("_token",)
+    __slots__ = ("_refused", "_token")
 
-    def __init__(self, token: SecretStr | None) -> None:
+    def __init__(
+        self, token: SecretStr | None, refused: Callable[[str], None] | None = None
+    ) -> None:
         # Settings trim it (a token read from a file keeps its line break).
         value = token.get_secret_value() if token is not None else ""
         self._token = value.encode() if value else None
+        self._refused = refused or (lambda reason: None)
 
     @property
     def enabled(self) -> bool:
@@ -224,6 +249,7 @@ class AdminGuard:
                 else f"send Authorization: Bearer <EXESDB_ADMIN_TOKEN> (or {ADMIN_TOKEN_HEADER}: "
                 "<EXESDB_ADMIN_TOKEN> when Authorization carries basic auth)"
             )
+            self._refused("wrong" if credential else "missing")
             answer = error_response(401, "unauthorized", detail)
             answer.headers["WWW-Authenticate"] = f'Bearer realm="{REALM}"'
             return answer

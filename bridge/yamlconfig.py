@@ -74,6 +74,11 @@ _UNCLOSED: Final = {
 }
 _QUOTED: Final = "while scanning a quoted scalar"
 _STREAM_END: Final = "found unexpected end of stream"
+# ... for a line indented as none of the lines beside it, the block it is in not yet ended; and
+# that line a key at the indent of the '- ' entries above it (a list's, "a block collection").
+_NOT_ENDED: Final = "expected <block end>, but found"
+_KEY_FOUND: Final = "expected <block end>, but found '?'"
+_LIST: Final = "while parsing a block collection"
 
 
 # The most values a document may make with its aliases expanded, and the deepest it may nest.
@@ -297,6 +302,17 @@ def read_yaml(text: str, path: Path) -> Any:
             why = (
                 ": a ': ' where YAML reads a value: a value holding ': ' needs quotes, and a line"
                 " above without its own ': ' runs on into this one"
+            )
+        elif marked is not None and marked.context == _LIST and marked.problem == _KEY_FOUND:
+            why = (
+                ": a key at the indent of the '- ' above it, where only another '- ' entry may"
+                " begin: indent it as its entry's keys are (the first one after its '- ')"
+            )
+        elif marked is not None and str(marked.problem).startswith(_NOT_ENDED):
+            why = (
+                ": it is indented as none of the lines beside it: a key lines up with the keys"
+                " beside it (an entry's with the first one after its '- '), a '- ' with the"
+                " entries beside it"
             )
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError([f"{path}: not valid YAML{where}{why}"]) from None

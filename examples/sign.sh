@@ -3,7 +3,7 @@
 # curl only.
 #
 #   SECRET_KEY_BASE=... examples/sign.sh [--cacert FILE] [--user USER[:PASSWORD]] \
-#       [--timeout SECONDS] INSTANCE TAG PAYLOAD_JSON [TOPIC]
+#       [--timeout SECONDS] [--topic TOPIC] INSTANCE TAG PAYLOAD_JSON [TOPIC]
 #   SECRET_KEY_BASE=... examples/sign.sh ex_esdb_metrics performance_metric \
 #       '{"metric_name": "queue_depth", "value": 12, "unit": "messages", "component": "orders"}'
 #
@@ -88,16 +88,19 @@ json_text() {
     printf '%s' "$text"
 }
 
+# Bad usage, exit 2: what is wrong ($1, when known) on a line of its own, as sign.py's argparse
+# says it, then the usage.
 usage() {
+    [[ $# -gt 0 ]] && echo "$0: $1" >&2
     echo "usage: SECRET_KEY_BASE=... $0 [--cacert FILE] [--user USER[:PASSWORD]]" \
-        "[--timeout SECONDS] INSTANCE TAG PAYLOAD_JSON [TOPIC]" >&2
+        "[--timeout SECONDS] [--topic TOPIC] INSTANCE TAG PAYLOAD_JSON [TOPIC]" >&2
     exit 2
 }
 # -h or --help: the usage and an example on stdout, exit 0, as sign.py answers it: a reader
 # asking for help is not told off with a usage error.
 help() {
     echo "usage: SECRET_KEY_BASE=... $0 [--cacert FILE] [--user USER[:PASSWORD]]" \
-        "[--timeout SECONDS] INSTANCE TAG PAYLOAD_JSON [TOPIC]"
+        "[--timeout SECONDS] [--topic TOPIC] INSTANCE TAG PAYLOAD_JSON [TOPIC]"
     echo "e.g.:  SECRET_KEY_BASE=... $0 ex_esdb_metrics performance_metric" \
         "'{\"metric_name\": \"queue_depth\", \"value\": 12, \"unit\": \"messages\"," \
         "\"component\": \"orders\"}'"
@@ -111,7 +114,8 @@ timeout=10
 while [[ $# -gt 0 && $1 == -* ]]; do
     case $1 in
         -h | --help) help ;;
-        --cacert | --user) [[ $# -ge 2 ]] || usage; curl_options+=("$1" "$2") ;;&
+        --cacert | --user | --timeout | --topic) [[ $# -ge 2 ]] || usage "$1 needs a value" ;;&
+        --cacert | --user) curl_options+=("$1" "$2") ;;&
         --cacert)
             # Refused before anything is sent, as sign.py and publish refuse it: curl, over
             # https, would fail with no answer (and over http never read it).
@@ -131,18 +135,27 @@ while [[ $# -gt 0 && $1 == -* ]]; do
         --user) shift 2 ;;
         --timeout)
             # A positive number of seconds, as curl's --max-time takes it.
-            [[ $# -ge 2 && $2 =~ ^[0-9]*\.?[0-9]+$ && ! $2 =~ ^[0.]+$ ]] || usage
+            [[ $2 =~ ^[0-9]*\.?[0-9]+$ && ! $2 =~ ^[0.]+$ ]] \
+                || usage "--timeout: not a positive number of seconds: '$2'"
             timeout=$2
             shift 2 ;;
-        *) usage ;;
+        --topic)
+            # As sign.py and publish take it; TOPIC after PAYLOAD_JSON too.
+            topic_option=$2
+            shift 2 ;;
+        # Named without a value given in it with =: --user=ops:PASSWORD holds a password.
+        --cacert=* | --user=* | --timeout=* | --topic=*)
+            usage "${1%%=*}=…: give its value after a space, ${1%%=*} VALUE" ;;
+        *) usage "${1%%=*}$([[ $1 == *=* ]] && echo '=…'): not an option of $0" ;;
     esac
 done
 [[ $# -ge 3 && $# -le 4 ]] || usage
+[[ -n ${topic_option:-} && $# -eq 4 ]] && usage "TOPIC given twice: --topic, or after PAYLOAD_JSON"
 if [[ -z ${SECRET_KEY_BASE:-} ]]; then
     echo "$0: set SECRET_KEY_BASE to the bridge's key" >&2
     exit 2
 fi
-instance=$1 tag=$2 payload=$3 topic=${4:-$2}
+instance=$1 tag=$2 payload=$3 topic=${4:-${topic_option:-$2}}
 
 if [[ -n "${EXESDB_URL:-}" ]]; then
     # As exesdb-bridge publish reads it (curl would guess a scheme, or name only a host).

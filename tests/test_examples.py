@@ -129,13 +129,43 @@ def test_a_signer_asked_for_help_prints_its_usage_and_exits_0(name: str, asked: 
     assert re.search(r"\binstance tag payload", helped.stdout, re.I), helped.stdout
 
 
-@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
-def test_a_signer_takes_exesdb_url_and_a_topic(name: str, ingesting: BridgeProcess) -> None:
-    """With EXESDB_URL set the signer asks there; a wrong key is the bridge's 401."""
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (["--bogus"], "sign.sh: --bogus: not an option of "),
+        (["--usr=ops:s3cret"], "sign.sh: --usr=…: not an option of "),
+        (["--user=ops:s3cret"], "sign.sh: --user=…: give its value after a space, --user VALUE"),
+        (["--topic", "a:b"], "sign.sh: TOPIC given twice: --topic, or after PAYLOAD_JSON"),
+    ],
+)
+def test_the_shell_signer_names_what_is_wrong_with_its_usage(given: list[str], said: str) -> None:
+    """sign.sh's bad usage (exit 2) says what is wrong on a line before its usage, as sign.py's
+    argparse does, never a value given in an option with = (a password, in --user=…)."""
+    message = ["ex_esdb_health", "node_health_updated", HEALTHY, "c:d"]
+    refused = _run([*_signer("sign.sh"), *given, *message], SECRET_KEY_BASE=TEST_SECRET)
+    assert refused.returncode == 2, refused.stderr
+    first, usage = refused.stderr.splitlines()
+    assert said in first, first
+    assert usage.startswith("usage: ")
+    assert "s3cret" not in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "after"),
+    [
+        ("sign.sh", [], ["cluster:health"]),
+        ("sign.sh", ["--topic", "cluster:health"], []),  # as sign.py and publish take it
+        ("sign.py", ["--topic", "cluster:health"], []),
+    ],
+)
+def test_a_signer_takes_exesdb_url_and_a_topic(
+    name: str, option: list[str], after: list[str], ingesting: BridgeProcess
+) -> None:
+    """With EXESDB_URL set the signer asks there, taking a topic by --topic (sign.sh also as
+    TOPIC after the payload); a wrong key is the bridge's 401."""
     args = ["ex_esdb_health", "node_health_updated", HEALTHY]
-    topic = ["cluster:health"] if name == "sign.sh" else ["--topic", "cluster:health"]
     url = {"EXESDB_URL": ingesting.url}
-    ok = _run([*_signer(name), *args, *topic], SECRET_KEY_BASE=TEST_SECRET, **url)
+    ok = _run([*_signer(name), *option, *args, *after], SECRET_KEY_BASE=TEST_SECRET, **url)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     wrong = _run([*_signer(name), *args], SECRET_KEY_BASE="x" * 40, **url)
     assert wrong.returncode == 1
@@ -311,6 +341,8 @@ def test_a_signer_gives_up_on_a_port_that_never_answers_after_its_timeout(name: 
                 EXESDB_HTTP_ADDR=address,
             )
             assert refused.returncode == 2, (timeout, refused.stderr)
+            said = f"--timeout: not a positive number of seconds: '{timeout}'"
+            assert said in refused.stderr, refused.stderr
         started = time.monotonic()
         completed = _run(
             [*_signer(name), "--timeout", "0.5", *message],

@@ -141,6 +141,16 @@ _SECRET = b"c2VjcmV0LXBhc3N3b3Jk"
             "the request line is not METHOD TARGET HTTP/1.1",
             "request line",
         ),
+        (  # lines ended by a bare LF, as typed into nc: the line is right but for its end
+            b"GET /" + _SECRET + b" HTTP/1.1\nHost: x\n\n",
+            "the request line is not METHOD TARGET HTTP/1.1 (or HTTP/1.0), ended by CRLF",
+            "request line",
+        ),
+        (
+            b"GET /" + _SECRET + b" HTTP/1.1\r\n\r\n",
+            "one given twice, or Host missing)",
+            "head",
+        ),
         (
             _HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + _SECRET + b"\r\n",
             "or the framing of its body",
@@ -157,6 +167,8 @@ _SECRET = b"c2VjcmV0LXBhc3N3b3Jk"
         "long-authorization",
         "long-request-line",
         "request-line",
+        "bare-line-feeds",
+        "no-host",
         "chunk-size",
         "length-and-chunked",
     ],
@@ -164,10 +176,11 @@ _SECRET = b"c2VjcmV0LXBhc3N3b3Jk"
 async def test_a_request_the_http_parser_refuses_is_answered_400_naming_the_problem_not_its_bytes(
     serve: Serve, request_bytes: bytes, detail: str, field: str
 ) -> None:
-    """A head aiohttp's parser refuses (a bad header, one over 8 KiB, a bad request line, bad
-    chunking arriving with the head) is answered 400 at once, before any route, in the JSON
-    error body naming what was wrong (aiohttp's own quotes up to ~100 bytes of the line at
-    fault: an over-long Authorization header's credentials), and the connection closes."""
+    """A head aiohttp's parser refuses (a bad header, one over 8 KiB, a bad request line or one
+    ended by a bare LF, no Host, bad chunking arriving with the head) is answered 400 at once,
+    before any route, in the JSON error body naming what was wrong (aiohttp's own quotes up to
+    ~100 bytes of the line at fault: an over-long Authorization header's credentials), and the
+    connection closes."""
     bridge = await serve(EXESDB_INGEST="true")
     reader, writer = await connect(bridge)
     writer.write(request_bytes)

@@ -80,8 +80,9 @@ def _make(
 
 def test_make_run_with_a_python_too_old_says_so_and_makes_no_virtualenv(tmp_path: Path) -> None:
     """A Python older than the bridge needs (this one, against a minimum raised past it) is
-    refused before a .venv is made, saying which it is and how to name another, where pip said
-    only "requires a different Python" and left a .venv every make after failed on."""
+    refused before a .venv is made, saying which it is and how to name another (one missing:
+    one installed, not a newer one), where pip said only "requires a different Python" and left
+    a .venv every make after failed on."""
     completed = _make(tmp_path, "run", f"PYTHON={sys.executable}", "MIN_PYTHON=3.99")
     version = f"Python {platform.python_version()}"
     assert completed.returncode == 2
@@ -92,8 +93,8 @@ def test_make_run_with_a_python_too_old_says_so_and_makes_no_virtualenv(tmp_path
     assert not (tmp_path / ".venv").exists()
     missing = _make(tmp_path, "test", "PYTHON=no-such-python3")
     assert missing.stderr.startswith(
-        "exesdb-bridge needs Python 3.11 or newer, and no-such-python3 is missing: name a newer"
-        " one, e.g. make test PYTHON=python3.12\n"
+        "exesdb-bridge needs Python 3.11 or newer, and no-such-python3 is missing: name one"
+        " installed, e.g. make test PYTHON=python3.12\n"
     )
 
 
@@ -118,8 +119,8 @@ def test_a_python_on_the_path_that_does_not_run_is_missing_and_another_is_named(
     completed = _make(tmp_path, "run", "PYTHON=python3.12", env=env)
     assert completed.returncode == 2
     assert completed.stderr.startswith(
-        "exesdb-bridge needs Python 3.11 or newer, and python3.12 is missing: name a newer one,"
-        " e.g. make run PYTHON=python3.11\n"
+        "exesdb-bridge needs Python 3.11 or newer, and python3.12 is missing: name one"
+        " installed, e.g. make run PYTHON=python3.11\n"
     ), completed.stderr
     assert "pyenv" not in completed.stderr
     assert not (tmp_path / ".venv").exists()

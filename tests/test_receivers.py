@@ -358,6 +358,24 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             " holding ': ' needs quotes, and a line above without its own ': ' runs on into this"
             " one",
         ),
+        # A line indented as none beside it: a key at its list's '- ' indent, one between
+        # the '- ' and its entry's keys, a '- ' less indented than the entries above it.
+        (
+            "webhook_configs:\n  - url: http://h/tok3n\n  max_alerts: 3\n",
+            "receivers.yml: not valid YAML at line 3: a key at the indent of the '- ' above it,"
+            " where only another '- ' entry may begin: indent it as its entry's keys are (the"
+            " first one after its '- ')",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h/tok3n\n   secret: s\n",
+            "receivers.yml: not valid YAML at line 3: it is indented as none of the lines beside"
+            " it: a key lines up with the keys beside it (an entry's with the first one after"
+            " its '- '), a '- ' with the entries beside it",
+        ),
+        (
+            "webhook_configs:\n    - url: http://h/a\n  - url: http://h/b\n",
+            "receivers.yml: not valid YAML at line 3: it is indented as none of the lines beside",
+        ),
         (
             "webhook_configs:\n- url: http://h/x\n\tsend_resolved: true\n",
             "receivers.yml: not valid YAML at line 3: a tab indents it, and YAML indents with"

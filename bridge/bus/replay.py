@@ -91,6 +91,16 @@ class ReplayGuard:
         """Timestamps at or below this are refused because their ids may have been forgotten."""
         return self._floor
 
+    def expiry(self, timestamp: float) -> tuple[float, float | None]:
+        """Why ``timestamp`` is expired now: how far it is behind now (negative: ahead), and
+        the floor when the window holds it and the floor refuses it (a copy of an id the full
+        memory forgot), else None: the window refuses it, or nothing does."""
+        now = self._clock()
+        behind = now - timestamp
+        if abs(behind) <= self._window and timestamp <= self._floor:
+            return behind, self._floor
+        return behind, None
+
     def seen(self, message_id: str, timestamp: float) -> ReplayVerdict:
         """Judge one message without remembering it."""
         return self._judge(message_id, timestamp, self._clock())

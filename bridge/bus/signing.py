@@ -16,6 +16,7 @@ from typing import Final
 __all__ = ["SIGNATURE_HEADER", "HeaderCheck", "Keyring"]
 
 SIGNATURE_HEADER: Final = "X-ExESDB-Signature"
+# Entries of a signature header read, t among them: a key rotation sends a v1 or two more.
 _MAX_HEADER_ENTRIES: Final = 16
 
 
@@ -103,7 +104,14 @@ class Keyring:
     def header_fault(header: str) -> str | None:
         """What keeps ``header`` from the form ``t=<unix seconds>,v1=<64 hex digits>`` (None:
         it has that form): tells the two kinds of ``HeaderCheck.BAD`` apart, for the sender's
-        sake."""
+        sake. A header of more entries than are read is told so: its match, or its ``t``, may
+        be among those left unread, and a mismatch would wrongly blame the key or body."""
+        entries = header.count(",") + 1
+        if entries > _MAX_HEADER_ENTRIES:
+            return (
+                f"it has {entries} entries, and only the first {_MAX_HEADER_ENTRIES} are read:"
+                " send t and one v1 for each key signed with"
+            )
         return _parse_header(header)[2]
 
     @staticmethod

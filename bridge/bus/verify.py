@@ -20,6 +20,7 @@ from bridge.bus.replay import ReplayGuard, ReplayVerdict
 from bridge.bus.signing import Keyring
 from bridge.bus.transport import Frame
 from bridge.log_throttle import LogThrottle
+from bridge.messages.timestamps import format_timestamp, utc_from_seconds
 from bridge.source_repository import cite_source
 
 __all__ = ["Verifier"]
@@ -34,7 +35,8 @@ _WHAT_TO_DO: Final = {
     RejectReason.INVALID_SIGNATURE: "a sender signs with another key than SECRET_KEY_BASE",
     RejectReason.UNSIGNED: "a sender signs nothing",
     RejectReason.EXPIRED: "a sender's clock is off by more than EXESDB_REPLAY_WINDOW_MS, or it"
-    " sends old messages",
+    " sends old messages, or EXESDB_REPLAY_MEMORY is full, too small for the rate (each"
+    " refusal's detail, at debug, says which)",
     RejectReason.TOO_LARGE: "a sender's body exceeds EXESDB_MAX_BODY_BYTES, or its batch holds"
     " more than a subscriber's queue (EXESDB_BUS_QUEUE_SIZE, EXESDB_ALERT_QUEUE_SIZE,"
     " EXESDB_BUS_QUEUE_BYTES): it is to send smaller batches",
@@ -44,8 +46,8 @@ _WHAT_TO_DO: Final = {
     RejectReason.MALFORMED: "a sender's bodies are no well-formed JSON envelopes"
     f" ({cite_source('docs/messages.md#envelope')})",
 }
-# The envelope's ts judged stale: further than the window from now, or older than the ids the
-# replay memory still holds (EXESDB_REPLAY_MEMORY), which the verdict does not tell apart.
+# The envelope's ts judged stale, when a second look tells neither cause (the clock moved on
+# across the window's edge since the verdict).
 _TS_OUT_OF_WINDOW: Final = (
     "ts is further than EXESDB_REPLAY_WINDOW_MS from the bridge's clock, or older than the ids it"
     " still remembers (EXESDB_REPLAY_MEMORY): give ts the time the message is sent, on a clock"
@@ -272,8 +274,31 @@ class Verifier:
         """``envelope`` judged for replay alone (and remembered), or its rejection (counted)."""
         verdict = self._replay.check(envelope.id, envelope.unix_ts)
         if verdict is not ReplayVerdict.FRESH:
-            return self.reject(_replay_rejection(verdict, envelope.id), sender=envelope.node)
+            rejection = _replay_rejection(verdict, envelope.id, self._stale(envelope))
+            return self.reject(rejection, sender=envelope.node)
         return envelope
+
+    def _stale(self, envelope: Envelope) -> str:
+        """Why ``envelope``'s ts is expired, told apart: a clock set wrong (by how much and
+        which way), or a memory of ids full (a sender's clock right, the bridge's memory too
+        small for the rate), for which the remedies differ."""
+        behind, floor = self._replay.expiry(envelope.unix_ts)
+        if floor is not None:
+            since = format_timestamp(utc_from_seconds(floor))
+            return (
+                "ts is older than the ids the bridge still remembers (its EXESDB_REPLAY_MEMORY"
+                f" is full: it holds those dated after {since}),"
+                " and a message so old could be a copy of one it forgot: send each message as it"
+                " is made, or raise EXESDB_REPLAY_MEMORY on the bridge"
+            )
+        if abs(behind) > self._window:
+            return (
+                f"ts is {abs(behind):.0f} s {'behind' if behind > 0 else 'ahead of'} the"
+                f" bridge's clock, outside its replay window of {self._window:g} s"
+                " (EXESDB_REPLAY_WINDOW_MS): give ts the time the message is sent, on a clock"
+                " set right"
+            )
+        return _TS_OUT_OF_WINDOW
 
     def _claimed_node(self, body: bytes) -> str | None:
         """The node a refused frame's body names, if it names one (nothing proves it): read
@@ -345,7 +370,9 @@ class Verifier:
         stale = self._replay.judge_batch(ids, times)
         if stale is not None:
             index, verdict = stale
-            rejection = _batch_replay_rejection(verdict, envelopes, index, batch.numbers)
+            rejection = _batch_replay_rejection(
+                verdict, envelopes, index, batch.numbers, self._stale(envelopes[index])
+            )
             return self.reject(located(rejection, index, batch.numbers, batch.lines))
         if batch.fault is not None:
             return self.reject(batch.fault)
@@ -369,7 +396,9 @@ class Verifier:
             )
         if failure is not None:
             index, verdict = failure
-            rejection = _batch_replay_rejection(verdict, envelopes, index, numbers)
+            rejection = _batch_replay_rejection(
+                verdict, envelopes, index, numbers, self._stale(envelopes[index])
+            )
             return self.reject(located(rejection, index, numbers, len(envelopes)))
         return envelopes
 
@@ -397,10 +426,11 @@ def _senders_named(reason: RejectReason, senders: dict[str, None], others: bool)
     return f" (from {said})"
 
 
-def _replay_rejection(verdict: ReplayVerdict, message_id: str) -> Rejection:
+def _replay_rejection(verdict: ReplayVerdict, message_id: str, stale: str) -> Rejection:
+    """The rejection of a message ``verdict`` found not fresh; ``stale``: why its ts expired."""
     if verdict is ReplayVerdict.REPLAYED:
         return Rejection(RejectReason.REPLAYED, f"message {message_id} was already accepted", "id")
-    return Rejection(RejectReason.EXPIRED, _TS_OUT_OF_WINDOW, "ts")
+    return Rejection(RejectReason.EXPIRED, stale, "ts")
 
 
 def _batch_replay_rejection(
@@ -408,6 +438,7 @@ def _batch_replay_rejection(
     envelopes: Sequence[Envelope],
     index: int,
     numbers: Sequence[int] | None,
+    stale: str,
 ) -> Rejection:
     """The rejection of a batch's ``index``-th envelope: one whose id an earlier line of the
     batch has is not said to be accepted already (the batch is refused whole: nothing is)."""
@@ -418,4 +449,4 @@ def _batch_replay_rejection(
                 line = line_number(numbers, earlier)
                 detail = f"message {message_id} repeats line {line}'s id in this batch"
                 return Rejection(RejectReason.REPLAYED, detail, "id")
-    return _replay_rejection(verdict, message_id)
+    return _replay_rejection(verdict, message_id, stale)

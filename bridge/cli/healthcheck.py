@@ -493,10 +493,15 @@ def _secured(
     credentials = None
     if users is not False:
         if not user or not password_file:
-            raise _Unusable(
-                "the web config asks for basic auth: set EXESDB_HEALTHCHECK_USERNAME and "
-                "EXESDB_HEALTHCHECK_PASSWORD_FILE"
-            )
+            user_name, file_name = "EXESDB_HEALTHCHECK_USERNAME", "EXESDB_HEALTHCHECK_PASSWORD_FILE"
+            # The one set is said set: asked to set both, a person looks at the one set.
+            if not user and not password_file:
+                said = f"{user_name} and {file_name}"
+            elif not user:
+                said = f"{user_name} too, beside {file_name}"
+            else:
+                said = f"{file_name} too, beside {user_name}"
+            raise _Unusable(f"the web config asks for basic auth: set {said}")
         try:
             password = read_password(password_file)
         except ConfigError as exc:

@@ -119,6 +119,7 @@ def _dead_letters_named(command: argparse.ArgumentParser) -> Any:
         "ids",
         nargs="*",
         default=[],
+        type=_delivery_id,
         metavar="ID",
         help="a dead-lettered delivery's id, as `outbox list` shows it",
     )
@@ -144,6 +145,7 @@ def _add_drop(outbox_commands: Commands) -> None:
     which = _dead_letters_named(outbox_drop)
     which.add_argument(
         "--receiver",
+        type=_receiver_named,
         metavar="ORIGIN",
         help=(
             "the dead letters of this receiver: its URL as configured, its key as `outbox"
@@ -151,6 +153,27 @@ def _add_drop(outbox_commands: Commands) -> None:
             " (https://hooks.example:8443: every receiver there)"
         ),
     )
+
+
+def _delivery_id(text: str) -> str:
+    """An argparse type: an ``ID`` that is not empty or blank (an unset shell variable,
+    ``"$ID"``): no delivery has it, and the outbox would be opened only to say so."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names no delivery: give its id, as `exesdb-bridge outbox list` shows it"
+        )
+    return text
+
+
+def _receiver_named(text: str) -> str:
+    """An argparse type: a ``--receiver`` that is not empty or blank (an unset shell variable):
+    empty, it was taken for no --receiver at all, and the command asked for one."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names no receiver: give its URL as configured, its key as `exesdb-bridge"
+            " outbox list` shows it, or an origin (https://hooks.example:8443)"
+        )
+    return text
 
 
 def _state_dir_said(state_dir: str) -> str:

@@ -49,7 +49,9 @@ _KINDS: Final[tuple[tuple[type[Exception], str, str], ...]] = (
     ),
     (
         http_exceptions.BadStatusLine,
-        "the request line is not METHOD TARGET HTTP/1.1 (or HTTP/1.0)",
+        # A bare LF ends no line for the parser (printf 'GET / HTTP/1.1\n\n' | nc), and the
+        # request line is refused for it, however right its three parts.
+        "the request line is not METHOD TARGET HTTP/1.1 (or HTTP/1.0), ended by CRLF (\\r\\n)",
         "request line",
     ),
     (http_exceptions.InvalidURLError, "the request target is malformed", "request line"),
@@ -61,8 +63,9 @@ _KINDS: Final[tuple[tuple[type[Exception], str, str], ...]] = (
     ),
 )
 _OTHER: Final = (
-    "the request head is malformed (a header field, too many of them, one given twice), or the"
-    " framing of its body, or bytes follow a request that said Connection: close",
+    "the request head is malformed (a header field, too many of them, one given twice, or Host"
+    " missing), or the framing of its body, or bytes follow a request that said Connection:"
+    " close",
     "head",
 )
 

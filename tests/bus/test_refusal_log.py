@@ -72,6 +72,12 @@ def test_a_verifier_for_frames_already_judged_logs_nothing(
     ("reason", "said"),
     [
         (RejectReason.MALFORMED, "a sender's bodies are no well-formed JSON envelopes"),
+        # A full replay memory refuses as expired too, the senders' clocks right.
+        (
+            RejectReason.EXPIRED,
+            "a sender's clock is off by more than EXESDB_REPLAY_WINDOW_MS, or it sends old"
+            " messages, or EXESDB_REPLAY_MEMORY is full, too small for the rate",
+        ),
         (RejectReason.UNKNOWN_TAG, "a sender's messages are not the bridge's types"),
         (RejectReason.INVALID_PAYLOAD, "a sender's messages are not the bridge's types"),
     ],
@@ -81,7 +87,7 @@ def test_a_refusal_line_says_what_the_senders_got_wrong(
 ) -> None:
     """A body that is no JSON envelope (a sender's encoding at fault) is told so, not as a
     message of a type the bridge does not have, as an unknown tag or a payload its type refuses
-    is."""
+    is; an expired one names a full replay memory beside a clock set wrong."""
     with caplog.at_level(logging.INFO, "bridge.bus.verify"):
         verifier_on(ManualClock(0.0)).reject(Rejection(reason, "detail"))
     [record] = caplog.records

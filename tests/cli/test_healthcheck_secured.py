@@ -94,15 +94,35 @@ async def test_the_bridge_s_401_says_why_in_publish_s_words(server: Server) -> N
     assert "wrong" not in sent.line
 
 
-def test_command_without_basic_auth_settings_says_which_to_set(secured) -> None:
-    """Basic auth asked for but no user or password file: exit 1 naming both settings."""
+@pytest.mark.parametrize(
+    ("unset", "said"),
+    [
+        (
+            ["EXESDB_HEALTHCHECK_USERNAME", "EXESDB_HEALTHCHECK_PASSWORD_FILE"],
+            "set EXESDB_HEALTHCHECK_USERNAME and EXESDB_HEALTHCHECK_PASSWORD_FILE",
+        ),
+        (
+            ["EXESDB_HEALTHCHECK_USERNAME"],
+            "set EXESDB_HEALTHCHECK_USERNAME too, beside EXESDB_HEALTHCHECK_PASSWORD_FILE",
+        ),
+        (
+            ["EXESDB_HEALTHCHECK_PASSWORD_FILE"],
+            "set EXESDB_HEALTHCHECK_PASSWORD_FILE too, beside EXESDB_HEALTHCHECK_USERNAME",
+        ),
+    ],
+)
+def test_command_without_basic_auth_settings_says_which_to_set(
+    secured, unset: list[str], said: str
+) -> None:
+    """Basic auth asked for but no user or password file: exit 1 naming the settings missing,
+    the one set said set (asked to set both, a person looks at the one set)."""
     env = dict(secured[1])
-    del env["EXESDB_HEALTHCHECK_USERNAME"]
+    for name in unset:
+        del env[name]
     completed = healthcheck(**env)
     assert completed.returncode == 1
     assert completed.stderr == (
-        "unhealthy: cannot probe: the web config asks for basic auth: set "
-        "EXESDB_HEALTHCHECK_USERNAME and EXESDB_HEALTHCHECK_PASSWORD_FILE\n"
+        f"unhealthy: cannot probe: the web config asks for basic auth: {said}\n"
     )
 
 

@@ -144,7 +144,8 @@ def test_outbox_without_an_outbox_points_at_the_demos_when_there_is_one(tmp_path
 def test_outbox_without_an_outbox_names_the_whole_path_and_the_variable(tmp_path: Path) -> None:
     """Run where the default state directory is not, `outbox list` names the absolute path it
     looked at and EXESDB_STATE_DIR, the folder as the default it is, unset (exit 1); `outbox
-    retry` with nothing to retry is a usage error (exit 2) wherever it runs."""
+    retry` with nothing to retry, or an empty id ("$ID" unset), is a usage error (exit 2)
+    wherever it runs."""
     listed = cli("outbox", "list", cwd=tmp_path)
     assert listed.returncode == 1
     where = tmp_path / ".exesdb-bridge" / "alerts.sqlite3"
@@ -157,6 +158,9 @@ def test_outbox_without_an_outbox_names_the_whole_path_and_the_variable(tmp_path
     retried = cli("outbox", "retry", cwd=tmp_path)
     assert retried.returncode == 2
     assert "outbox retry needs delivery ids or --all" in retried.stderr
+    empty = cli("outbox", "retry", "", cwd=tmp_path)
+    assert empty.returncode == 2
+    assert "argument ID: '' names no delivery" in empty.stderr, empty.stderr
 
 
 def test_run_names_its_outbox_by_the_whole_path(

@@ -159,13 +159,18 @@ def test_outbox_drop_of_a_configured_receiver_says_its_open_alerts_are_not_sent_
         (["x", "--all"], "not allowed with argument"),
         (["--all", "--receiver", "https://hooks.example"], "not allowed with argument"),
         (["--receiver", "https://hooks.example", "x"], "not allowed with argument"),
+        # An unset shell variable ("$ORIGIN", "$ID"): named as nothing, not taken for no option.
+        (["--receiver", ""], "argument --receiver: '' names no receiver: give its URL"),
+        (["--receiver", " "], "argument --receiver: ' ' names no receiver"),
+        ([""], "argument ID: '' names no delivery: give its id"),
     ],
 )
 def test_outbox_drop_needs_one_way_of_naming_dead_letters(
     tmp_path: Path, args: list[str], said: str
 ) -> None:
-    """`outbox drop` with nothing to drop named, or with ids, --all and --receiver mixed, is a
-    usage error (exit 2), before the outbox is opened."""
+    """`outbox drop` with nothing to drop named (an empty or blank id or --receiver too), or
+    with ids, --all and --receiver mixed, is a usage error (exit 2), before the outbox is
+    opened."""
     completed = cli("outbox", "drop", *args, EXESDB_STATE_DIR=str(tmp_path))
     assert (completed.returncode, completed.stdout) == (2, "")
     assert said in completed.stderr

@@ -11,6 +11,7 @@ import pytest
 
 from bridge.app import default_components
 from bridge.http import build_app
+from bridge.sinks.alerts import alert_sink
 from tests.http.helpers import JSON, ServerFactory
 from tests.support import ADMIN_TOKEN, ROOT
 
@@ -40,6 +41,34 @@ async def test_admin_endpoints_answer_401_for_a_missing_or_wrong_token(
         assert answer["detail"] == "the admin token sent is not the bridge's EXESDB_ADMIN_TOKEN"
     else:
         assert answer["detail"].startswith("send Authorization: Bearer <EXESDB_ADMIN_TOKEN>")
+
+
+async def test_admin_refusals_are_counted_by_reason_on_every_admin_route(
+    serve: ServerFactory,
+) -> None:
+    """Each 401 of an admin route, the edge's (/v1/integration) and the alert sink's
+    (/v1/alerts, the ack), is counted in exesdb_http_admin_refused_total by reason, missing or
+    wrong, both shown at 0 from the start: nothing else tells of a token guessed at."""
+    server = await serve(components=[alert_sink])
+
+    def refused(reason: str) -> float | None:
+        return server.bridge.registry.get_sample_value(
+            "exesdb_http_admin_refused_total", {"reason": reason}
+        )
+
+    assert (refused("missing"), refused("wrong")) == (0.0, 0.0)
+    assert (await server.get("/v1/integration"))[0] == 401
+    assert (await server.get("/v1/integration", token="guess-1"))[0] == 401
+    assert (await server.get("/v1/alerts", token="guess-2"))[0] == 401
+    status, _ = await server.post(
+        b'{"ack_by": "x"}',
+        signature=None,
+        headers={"Authorization": "Bearer guess-3"},
+        path="/v1/alerts/a/ack",
+    )
+    assert status == 401
+    assert (await server.get("/v1/alerts", token=ADMIN_TOKEN))[0] == 200
+    assert (refused("missing"), refused("wrong")) == (1.0, 3.0)
 
 
 async def test_an_admin_token_configured_with_surrounding_whitespace_is_taken_trimmed(

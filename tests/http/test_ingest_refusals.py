@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import pytest
+from multidict import CIMultiDict
 
 from bridge.bus import SIGNATURE_HEADER, Keyring
 from bridge.messages import format_timestamp
@@ -249,6 +250,12 @@ _OTHER_KEY: Final = (
         ("t=1x,v1=" + "ab" * 32, "invalid_signature", _malformed("t is not a number of seconds")),
         ("t=1700000000,v1=abc", "invalid_signature", _malformed("it has no v1=<64 hex digits>")),
         ("leading-zero", "invalid_signature", _malformed("t has a leading zero")),
+        # Entries past the 16th are not read: the match there, the answer says so, not a key.
+        (
+            "past-16-entries",
+            "invalid_signature",
+            _malformed("it has 18 entries, and only the first 16 are read"),
+        ),
         ("wrong-key", "invalid_signature", _OTHER_KEY),
         ("tampered", "invalid_signature", _OTHER_KEY),
     ],
@@ -257,8 +264,9 @@ async def test_ingest_answers_401_for_a_missing_or_bad_signature(
     serve: ServerFactory, signature: str | None, error: str, detail: str
 ) -> None:
     """No signature, a malformed one, a wrong key or tampered bytes answer 401; the detail says
-    which (for a malformed one, what is wrong: a t with a leading zero is malformed, not a
-    mismatch), and how to sign when the header is missing or malformed."""
+    which (for a malformed one, what is wrong: a t with a leading zero, or a match past the
+    entries read, is malformed, not a mismatch), and how to sign when the header is missing or
+    malformed."""
     server = await serve()
     body = body_of(envelope())
     header: str | None = signature
@@ -271,6 +279,8 @@ async def test_ingest_answers_401_for_a_missing_or_bad_signature(
         t = f"0{int(time.time())}"
         mac = hmac.new(TEST_SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
         header = f"t={t},v1={mac}"
+    elif signature == "past-16-entries":  # the matching v1 after 16 that match no key
+        header = signed(body).replace(",v1=", f",v1={'ab' * 32}" * 16 + ",v1=", 1)
     status, answer = await server.post(body, signature=header)
     assert status == 401
     assert answer["error"] == error
@@ -278,6 +288,18 @@ async def test_ingest_answers_401_for_a_missing_or_bad_signature(
     assert answer["field"] == SIGNATURE_HEADER
     assert server.rejected(error) == 1
     assert server.delivered == []
+
+
+async def test_a_signature_on_two_header_lines_is_read_as_one_list(serve: ServerFactory) -> None:
+    """X-ExESDB-Signature sent as two lines (t on one, v1 on the other) is read as RFC 9110 has
+    a list field's lines combined, t=…,v1=…, and the message taken: the first line alone had no
+    v1 and was refused as malformed."""
+    server = await serve()
+    body = body_of(envelope())
+    t, v1 = signed(body).split(",")
+    headers = CIMultiDict([("Content-Type", JSON), (SIGNATURE_HEADER, t), (SIGNATURE_HEADER, v1)])
+    async with server.session.post(f"{server.url}/v1/messages", data=body, headers=headers) as sent:
+        assert (sent.status, await sent.json()) == (202, {"accepted": 1})
 
 
 async def test_ingest_answers_409_for_a_replayed_message(serve: ServerFactory) -> None:
@@ -347,17 +369,49 @@ async def test_an_expired_header_timestamp_is_told_by_the_reading_it_was_judged_
 async def test_ingest_answers_409_for_an_expired_envelope_timestamp(
     serve: ServerFactory, skew: int
 ) -> None:
-    """A fresh header over an envelope whose ts is outside the window answers 409."""
+    """A fresh header over an envelope whose ts is outside the window answers 409, saying by
+    how much and which way ts is off the bridge's clock, the window and what to do."""
     server = await serve(EXESDB_REPLAY_WINDOW_MS="60000")
     ts = format_timestamp(datetime.now(UTC) + timedelta(seconds=skew))
     status, answer = await server.post(body_of(envelope(ts=ts)))
     assert status == 409
     assert (answer["error"], answer["field"]) == ("expired", "ts")
-    assert answer["detail"] == (
-        "ts is further than EXESDB_REPLAY_WINDOW_MS from the bridge's clock, or older than the"
-        " ids it still remembers (EXESDB_REPLAY_MEMORY): give ts the time the message is sent, on"
-        " a clock set right"
-    )
+    way = "behind" if skew < 0 else "ahead of"
+    assert re.fullmatch(
+        rf"ts is 3\d\d\d s {way} the bridge's clock, outside its replay window of 60 s"
+        r" \(EXESDB_REPLAY_WINDOW_MS\): give ts the time the message is sent, on a clock set"
+        r" right",
+        answer["detail"],
+    ), answer["detail"]
+
+
+async def test_an_envelope_older_than_a_full_replay_memory_is_told_so_not_a_clock_set_wrong(
+    serve: ServerFactory,
+) -> None:
+    """An envelope inside the window but dated before the ids a full EXESDB_REPLAY_MEMORY still
+    holds (it could be a copy of one forgotten) answers 409 expired saying so, and to raise
+    the memory, not to set a clock right: the sender's is."""
+    server = await serve(EXESDB_REPLAY_MEMORY="1000")
+    first = envelope(ts=format_timestamp(datetime.now(UTC) - timedelta(seconds=2)))
+    assert (await server.post(body_of(first)))[0] == 202
+    metrics = [
+        envelope(
+            instance="ex_esdb_metrics",
+            topic="metrics",
+            tag="performance_metric",
+            payload={"metric_name": "m", "value": 1, "unit": "u", "component": "c"},
+        )
+        for _ in range(1_000)
+    ]
+    assert (await server.post(body_of(*metrics), content_type=NDJSON))[0] == 202
+    late = envelope(ts=first["ts"])  # a new id, as old as the one the full memory forgot
+    status, answer = await server.post(body_of(late))
+    assert (status, answer["error"], answer["field"]) == (409, "expired", "ts")
+    assert answer["detail"].startswith(
+        "ts is older than the ids the bridge still remembers (its EXESDB_REPLAY_MEMORY is full:"
+        f" it holds those dated after {first['ts']}), and a message so old could be a copy of"
+        " one it forgot: send each message as it is made, or raise EXESDB_REPLAY_MEMORY"
+    ), answer["detail"]
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/xml", None])

@@ -174,12 +174,14 @@ class AlertSink:
         client_spans: Callable[[], Sequence[HasClientSpans]] = tuple,
         shutdown: Deadline | None = None,
         bound_port: Callable[[], int | None] = lambda: None,
+        admin: AdminGuard | None = None,
     ) -> None:
         self.settings = settings
         self._bound_port = bound_port
         # The bridge's stop deadline, shared with every other stage; alone, the whole timeout.
         self._shutdown = shutdown or Deadline(settings.shutdown_timeout_ms / 1000)
-        self._admin = AdminGuard(settings.admin_token)
+        # The bridge's guard, which counts its refusals; alone, one of its own.
+        self._admin = admin or AdminGuard(settings.admin_token)
         self._client_spans = client_spans
         self._publish = publish
         self._recorder = recorder
@@ -867,6 +869,7 @@ def alert_sink(context: Context) -> AlertSink:
         client_spans=context.client_spans,
         shutdown=context.shutdown,
         bound_port=context.bound_port,
+        admin=context.admin,
     )
 
 

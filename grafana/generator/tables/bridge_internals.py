@@ -511,11 +511,15 @@ PANELS: list[P | Row] = [
         description="plain_http: plain HTTP sent to the TLS port (answered 400); client_certificate: none, or one the client CA does not sign; server_certificate: the client refused the bridge's; version_or_cipher: none in common; closed: the client left mid-handshake (a port check). Each kind is logged at most once a minute. Only with TLS in EXESDB_WEB_CONFIG_FILE.",
     ),
     series(
-        "Basic auth password checks",
+        "Basic auth checks and admin tokens refused",
         [
             Q(
                 f"sum by (result) (rate(exesdb_web_config_password_checks_total{{{INSTANCE}}}[{RATE}]))",
                 "checked, {{result}}",
+            ),
+            Q(
+                f"sum by (reason) (rate(exesdb_http_admin_refused_total{{{INSTANCE}}}[{RATE}]))",
+                "admin token {{reason}}, answered 401",
             ),
             Q(
                 f"sum by (limit) (rate(exesdb_web_config_password_checks_busy_total{{{INSTANCE}}}[{RATE}]))",
@@ -529,7 +533,7 @@ PANELS: list[P | Row] = [
         ],
         "ops",
         width=24,
-        description="Passwords checked with bcrypt per second by result (each outcome is remembered, so a scraper resending the same credentials costs one check: a growing refused rate is someone guessing), and requests answered 429 password_checks_busy, unchecked, by the limit they met (client or all). Waiting, right axis: checks waiting their turn or running; staying near 12 is a flood (a check from any other address is then answered 429). Only with basic_auth_users in EXESDB_WEB_CONFIG_FILE.",
+        description="Passwords checked with bcrypt per second by result (each outcome is remembered, so a scraper resending the same credentials costs one check: a growing refused rate is someone guessing), and requests answered 429 password_checks_busy, unchecked, by the limit they met (client or all). Waiting, right axis: checks waiting their turn or running; staying near 12 is a flood (a check from any other address is then answered 429). The checks only with basic_auth_users in EXESDB_WEB_CONFIG_FILE. Admin token missing or wrong: admin requests answered 401 unauthorized, by reason; a steady wrong rate is someone trying tokens, or a client holding one since changed.",
     ),
     Row("Security, audit and logs"),
     series(
