@@ -367,7 +367,7 @@ class Bridge:
         refuse_other_versions(server)  # after: an HTTP/2.0 Expect is taken off too
         try:
             self._listener = await self.connections.serve(
-                named_refusals(server, **handler_args),
+                named_refusals(server, self.connections.bad_request, **handler_args),
                 host,
                 port,
                 ssl_context,

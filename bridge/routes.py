@@ -233,15 +233,15 @@ class AdminGuard:
                 "admin_disabled",
                 "admin endpoints are off: set EXESDB_ADMIN_TOKEN to enable them",
             )
-        scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
-            credential = request.headers.get(ADMIN_TOKEN_HEADER, "")
-        credential = credential.strip()
-        if not credential or not hmac.compare_digest(
-            # surrogateescape: header bytes that are not UTF-8 compare as what they are.
-            credential.encode("utf-8", "surrogateescape"),
-            self._token,
-        ):
+        scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+        bearer = bearer.strip() if scheme.lower() == "bearer" else ""
+        header = request.headers.get(ADMIN_TOKEN_HEADER, "").strip()
+        if bearer and header and not hmac.compare_digest(_bytes(bearer), _bytes(header)):
+            # Both sent, and not the same: neither is taken over the other, so that a client
+            # whose one header is stale learns of it (each still compared in constant time).
+            return self._disagree(self._matches(bearer), self._matches(header))
+        credential = bearer or header
+        if not credential or not self._matches(credential):
             # Which of the two, so that a client sending a stale token is not told to send one.
             detail = (
                 "the admin token sent is not the bridge's EXESDB_ADMIN_TOKEN"
@@ -249,11 +249,42 @@ class AdminGuard:
                 else f"send Authorization: Bearer <EXESDB_ADMIN_TOKEN> (or {ADMIN_TOKEN_HEADER}: "
                 "<EXESDB_ADMIN_TOKEN> when Authorization carries basic auth)"
             )
-            self._refused("wrong" if credential else "missing")
-            answer = error_response(401, "unauthorized", detail)
-            answer.headers["WWW-Authenticate"] = f'Bearer realm="{REALM}"'
-            return answer
+            return self._refuse("wrong" if credential else "missing", detail)
         return None
+
+    def _matches(self, credential: str) -> bool:
+        """Whether ``credential`` is the admin token (compared in constant time)."""
+        assert self._token is not None
+        return hmac.compare_digest(_bytes(credential), self._token)
+
+    def _disagree(self, bearer_right: bool, header_right: bool) -> web.Response:
+        """401 for ``Authorization: Bearer`` and ``X-ExESDB-Admin-Token`` sent with different
+        tokens, saying which (if either) is the admin token; counted as ``wrong``."""
+        wrong = [
+            name
+            for name, right in (
+                ("Authorization: Bearer", bearer_right),
+                (ADMIN_TOKEN_HEADER, header_right),
+            )
+            if not right
+        ]
+        which = (
+            f"the {wrong[0]} one is not the bridge's EXESDB_ADMIN_TOKEN"
+            if len(wrong) == 1
+            else "neither is the bridge's EXESDB_ADMIN_TOKEN"
+        )
+        detail = (
+            f"Authorization: Bearer and {ADMIN_TOKEN_HEADER} carry different tokens ({which}):"
+            " send the token in one of them, or the same in both"
+        )
+        return self._refuse("wrong", detail)
+
+    def _refuse(self, reason: str, detail: str) -> web.Response:
+        """401 ``unauthorized`` saying ``detail``, counted under ``reason``."""
+        self._refused(reason)
+        answer = error_response(401, "unauthorized", detail)
+        answer.headers["WWW-Authenticate"] = f'Bearer realm="{REALM}"'
+        return answer
 
     def __call__(self, handler: Route) -> Route:
         """``handler``, run only for requests with the admin token."""
@@ -265,3 +296,8 @@ class AdminGuard:
         guarded.__name__ = handler.__name__
         guarded.__doc__ = handler.__doc__
         return guarded
+
+
+def _bytes(credential: str) -> bytes:
+    """A token as sent, to compare: header bytes that are not UTF-8 stay what they are."""
+    return credential.encode("utf-8", "surrogateescape")

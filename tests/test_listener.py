@@ -179,9 +179,10 @@ async def test_a_request_the_http_parser_refuses_is_answered_400_naming_the_prob
     """A head aiohttp's parser refuses (a bad header, one over 8 KiB, a bad request line or one
     ended by a bare LF, no Host, bad chunking arriving with the head) is answered 400 at once,
     before any route, in the JSON error body naming what was wrong (aiohttp's own quotes up to
-    ~100 bytes of the line at fault: an over-long Authorization header's credentials), and the
-    connection closes."""
+    ~100 bytes of the line at fault: an over-long Authorization header's credentials), the
+    connection closes, and the refusal is counted (aiohttp logs it at debug level alone)."""
     bridge = await serve(EXESDB_INGEST="true")
+    assert closed(bridge, "bad_request") == 0
     reader, writer = await connect(bridge)
     writer.write(request_bytes)
     await writer.drain()
@@ -194,6 +195,7 @@ async def test_a_request_the_http_parser_refuses_is_answered_400_naming_the_prob
     assert detail in refusal["detail"]
     assert refusal["field"] == field
     assert _SECRET not in answer
+    assert closed(bridge, "bad_request") == 1
 
 
 async def test_a_head_the_parser_refuses_is_let_go_with_its_connection_however_much_follows(

@@ -89,6 +89,7 @@ _REASONS: Final = (
     "stalled",
     "write_timeout",
     "refused",
+    "bad_request",
 )
 
 
@@ -148,7 +149,7 @@ class ConnectionGuard:
         self._closed = Counter(
             "exesdb_http_connections_closed",
             "HTTP connections the bridge closed, by reason (header_timeout, body_timeout, "
-            "evicted, slow_body, stalled, write_timeout, refused).",
+            "evicted, slow_body, stalled, write_timeout, refused, bad_request).",
             ["reason"],
             registry=registry,
         )
@@ -520,6 +521,11 @@ class ConnectionGuard:
             self._open.pop(connection.transport, None)
         if self._listener is not None:
             self._listener.freed()
+
+    def bad_request(self) -> None:
+        """Count a request the HTTP parser refused (``bridge.listener.refusals``): answered 400,
+        its connection closed after the answer."""
+        self._closed.labels("bad_request").inc()
 
     def _close(self, connection: Connection, reason: str) -> None:
         """Drop ``connection`` now (nothing is owed to it), counted under ``reason``."""

@@ -8,8 +8,10 @@ such a request (it has no route); aiohttp's protocol answers it from its ``handl
 though not documented as a hook: tests/test_listener.py holds each answer). Each
 connection's protocol is made here (``NamedRefusals``, aiohttp's own with that one method
 replaced), so that the answer is the one error shape, its ``detail`` saying what was wrong by
-the kind of error aiohttp raised (``aiohttp.http_exceptions``), never by its message. Other
-errors (a 500 or 504 no middleware answered) are left to aiohttp.
+the kind of error aiohttp raised (``aiohttp.http_exceptions``), never by its message, and each
+refusal is counted (its connection closes: ``exesdb_http_connections_closed_total{reason=
+"bad_request"}``), as aiohttp logs it at debug level alone. Other errors (a 500 or 504 no
+middleware answered) are left to aiohttp.
 """
 
 from __future__ import annotations
@@ -72,9 +74,16 @@ _OTHER: Final = (
 
 class NamedRefusals(web.RequestHandler):
     """aiohttp's protocol for one connection, whose refusals of a request its parser cannot read
-    name the problem in the one error shape and quote none of the request's bytes."""
+    name the problem in the one error shape and quote none of the request's bytes; ``refused``
+    is called for each (the guard counts it)."""
 
-    __slots__ = ()
+    __slots__ = ("_refused",)
+
+    def __init__(
+        self, manager: web.Server, *, refused: Callable[[], object], **kwargs: Any
+    ) -> None:
+        super().__init__(manager, **kwargs)
+        self._refused = refused
 
     def handle_error(
         self,
@@ -98,6 +107,7 @@ class NamedRefusals(web.RequestHandler):
         detail, field = next(((d, f) for kind, d, f in _KINDS if isinstance(exc, kind)), _OTHER)
         answer = error_response(status, "bad_request", detail, field)
         answer.force_close()
+        self._refused()
         return answer
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -118,13 +128,16 @@ class NamedRefusals(web.RequestHandler):
         queued.clear()
 
 
-def named_refusals(server: web.Server, **handler_args: Any) -> Callable[[], web.RequestHandler]:
+def named_refusals(
+    server: web.Server, refused: Callable[[], object], **handler_args: Any
+) -> Callable[[], web.RequestHandler]:
     """The factory of ``server``'s connection protocols (``NamedRefusals``, on the running
-    loop), made with ``handler_args``: those ``server`` itself would give aiohttp's (the
-    runner's and the application's), which it keeps to itself."""
+    loop, calling ``refused`` for each request refused), made with ``handler_args``: those
+    ``server`` itself would give aiohttp's (the runner's and the application's), which it keeps
+    to itself."""
     loop = asyncio.get_running_loop()
 
     def make() -> web.RequestHandler:
-        return NamedRefusals(server, loop=loop, **handler_args)
+        return NamedRefusals(server, loop=loop, refused=refused, **handler_args)
 
     return make

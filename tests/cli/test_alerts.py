@@ -7,6 +7,7 @@ import json
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from bridge.messages import format_timestamp
 from tests.cli.helpers import ALERT_FIELDS, Bridges, cli
 from tests.integration.servers.redis import RedisServer
 from tests.integration.test_alert_crash import ingest_alerts, listed_alerts
@@ -82,12 +84,36 @@ def test_alerts_ack_since_an_episode_that_ended_acknowledges_nothing(
     assert late.returncode == 1
     assert "409" in late.stderr
     assert f"started at {second['starts_at']}, not at the" in late.stderr
-    assert "it fired again since" in late.stderr
+    assert "it resolved and fired again since" in late.stderr
     assert [a["state"] for a in listed_alerts(bridge.url)] == ["firing"]
     since = str(second["starts_at"]).lower()
     acked = cli("alerts", "ack", "a1", "--by", "bob", "--since", since, **env)
     assert acked.returncode == 0, acked.stderr
     assert acked.stdout.splitlines()[1].split()[:2] == ["a1", "acknowledged"]
+
+
+def test_alerts_ack_since_a_mistyped_earlier_time_names_the_since_to_use(
+    bridges: Bridges, tmp_path: Path
+) -> None:
+    """`alerts ack --since TIME` with a TIME earlier than the start of an alert that has had
+    one episode (a typo: 15:00 for 15:21) exits 1 saying TIME is earlier and may be mistyped,
+    naming the since of the episode firing now, not that the alert fired again since (it did
+    not); with that since it acknowledges it."""
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
+    ingest_alerts(bridge.url, ["a1"])
+    [alert] = wait_until(lambda: listed_alerts(bridge.url), 15, "a1")
+    started = datetime.fromisoformat(str(alert["starts_at"]))
+    typo = format_timestamp(started - timedelta(minutes=21))
+    late = cli("alerts", "ack", "a1", "--by", "bob", "--since", typo, **env)
+    assert late.returncode == 1
+    assert "409" in late.stderr
+    assert f"not at the {typo} given, which is earlier" in late.stderr
+    assert "or that time is mistyped" in late.stderr
+    assert f"({alert['starts_at']} names the episode firing now)" in late.stderr
+    assert [a["state"] for a in listed_alerts(bridge.url)] == ["firing"]
+    acked = cli("alerts", "ack", "a1", "--by", "bob", "--since", str(alert["starts_at"]), **env)
+    assert acked.returncode == 0, acked.stderr
 
 
 def test_alerts_ack_with_a_resolution_of_an_alert_resolved_already_says_nothing_changed(

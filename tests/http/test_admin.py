@@ -71,6 +71,45 @@ async def test_admin_refusals_are_counted_by_reason_on_every_admin_route(
     assert (refused("missing"), refused("wrong")) == (1.0, 3.0)
 
 
+@pytest.mark.parametrize(
+    ("bearer", "header", "which"),
+    [
+        (ADMIN_TOKEN, "stale-token", "the X-ExESDB-Admin-Token one is not"),
+        ("stale-token", ADMIN_TOKEN, "the Authorization: Bearer one is not"),
+        ("guess-1", "guess-2", "neither is"),
+    ],
+    ids=["header-wrong", "bearer-wrong", "both-wrong"],
+)
+async def test_an_admin_request_whose_two_token_headers_disagree_is_answered_401_saying_so(
+    serve: ServerFactory, bearer: str, header: str, which: str
+) -> None:
+    """Authorization: Bearer and X-ExESDB-Admin-Token carrying different tokens are refused 401
+    saying they disagree and which is not the token, counted as wrong (the wrong one was
+    silently ignored beside a right bearer token); the same token in both is let in."""
+    server = await serve()
+
+    async def get_integration(headers: dict[str, str]) -> tuple[int, Any]:
+        async with server.session.get(server.url + "/v1/integration", headers=headers) as answer:
+            return answer.status, await answer.json()
+
+    status, answer = await get_integration(
+        {"Authorization": f"Bearer {bearer}", "X-ExESDB-Admin-Token": header}
+    )
+    assert status == 401
+    assert answer["error"] == "unauthorized"
+    assert answer["detail"].startswith(
+        "Authorization: Bearer and X-ExESDB-Admin-Token carry different tokens ("
+    )
+    assert which in answer["detail"]
+    assert ADMIN_TOKEN not in answer["detail"]
+    refused = server.bridge.registry.get_sample_value(
+        "exesdb_http_admin_refused_total", {"reason": "wrong"}
+    )
+    assert refused == 1.0
+    both = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-ExESDB-Admin-Token": ADMIN_TOKEN}
+    assert (await get_integration(both))[0] == 200
+
+
 async def test_an_admin_token_configured_with_surrounding_whitespace_is_taken_trimmed(
     serve: ServerFactory,
 ) -> None:

@@ -174,8 +174,48 @@ def test_an_http_status_is_the_reason_with_the_endpoint_redacted(
             exporter.shutdown()  # type: ignore[no-untyped-call]
     assert [line.partition(";")[0] for line in _lines(caplog)] == [
         f"OTLP logs export to http://127.0.0.1:{server.server_port}/… failing: HTTP 404 (Not Found)"
+        + NOT_A_COLLECTOR.format(signal="logs")
     ]
     assert "tok-secret" not in caplog.text
+
+
+NOT_A_COLLECTOR: Final = (
+    ": no OTLP collector seems to listen at this URL: check the endpoint"
+    " (OTEL_EXPORTER_OTLP_ENDPOINT), a collector's port (4318 for OTLP/HTTP, 4317 for gRPC) and"
+    " the path (/v1/{signal})"
+)
+
+
+def test_an_http_export_to_a_server_that_is_no_collector_says_to_check_the_endpoint() -> None:
+    """The SDK's HTTP exporter, answered 501 Unsupported method ('POST') by a real plain HTTP
+    server (Python's, which has no POST), is told that no OTLP collector seems to listen there
+    and what to check (the endpoint, the ports 4318/4317, the signal's path), not the status
+    alone; so is the latest cause readiness quotes."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    class NoPost(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoPost)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_port}/v1/traces"
+    failures = ExportFailures(clock=ManualClock(), endpoints={"traces": endpoint})
+    exporter = OTLPSpanExporter(endpoint=endpoint, timeout=5)
+    capture = SdkLogCapture(failures)
+    capture.install()
+    try:
+        thread = threading.Thread(target=lambda: exporter.export([]), name="otlp-traces")
+        thread.start()
+        thread.join()
+    finally:
+        capture.uninstall()
+        server.shutdown()
+        server.server_close()
+        exporter.shutdown()  # type: ignore[no-untyped-call]
+    assert failures.latest("traces") == (
+        "HTTP 501 (Unsupported method ('POST'))" + NOT_A_COLLECTOR.format(signal="traces")
+    )
 
 
 def test_a_retry_aborted_by_the_stop_is_no_warning(caplog: pytest.LogCaptureFixture) -> None:

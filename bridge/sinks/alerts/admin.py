@@ -287,14 +287,21 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         meant = fields.starts_at
         # Told only where the alerts are current: another replica's copy may be behind.
         if meant is not None and meant != record.started and keeper.holds_work_queue():
-            # "Fired again since" only when it did: a later time (a typo) is no episode of it.
-            since = ": it fired again since" if meant < record.started else ""
+            started = format_timestamp(record.started)
+            # An earlier time is an episode that ended or a typo: the outbox keeps no earlier
+            # episodes to tell which (one with only one episode was told it fired again). A
+            # later time, no episode of it.
+            since = (
+                f", which is earlier: it resolved and fired again since, or that time is mistyped"
+                f" ({started} names the episode firing now)"
+                if meant < record.started
+                else ""
+            )
             return error_response(
                 409,
                 "another_episode",
-                f"the current episode of alert {alert_id!r} started at"
-                f" {format_timestamp(record.started)}, not at the {format_timestamp(meant)}"
-                f" given{since}; it is left as it is",
+                f"the current episode of alert {alert_id!r} started at {started}, not at the"
+                f" {format_timestamp(meant)} given{since}; it is left as it is",
                 "starts_at",
             )
         return web.json_response({"alert": record.as_json()})

@@ -66,6 +66,10 @@ _NOT_VERIFIED_WHY: Final = re.compile(r"certificate verify failed: ([^(']*[^(' ]
 # Nothing listens at the endpoint's port (gRPC's words end so, long; requests' are shortened by
 # _said): told as what to do, the collector's start or the endpoint's port.
 _REFUSED: Final = re.compile(r"connection refused", re.IGNORECASE)
+# Statuses a collector's OTLP/HTTP receiver does not answer an export at its path with: another
+# server listens there (Python's http.server answers a POST 501 "Unsupported method"), or the
+# path is not the signal's. Told as what to check, the bare status saying neither.
+_NOT_A_COLLECTOR: Final = frozenset({404, 405, 501})
 
 
 @dataclass(slots=True)
@@ -252,7 +256,7 @@ def _sdk_loggers() -> list[logging.Logger]:
 def _cause_of(record: logging.LogRecord, signal: Signal) -> str:
     """What went wrong, in a record of the SDK's HTTP exporters, shortly; else its message;
     nothing listening, a collector's port speaking another protocol, or no TLS, as what to
-    set."""
+    set; a status no collector answers an export with (404, 405, 501), as what to check."""
     args = record.args if isinstance(record.args, tuple) else ()
     template = str(record.msg)
     if template.startswith(_RETRYING) and args:
@@ -260,6 +264,12 @@ def _cause_of(record: logging.LogRecord, signal: Signal) -> str:
     elif template == _NOT_RETRIED and len(args) == 3:
         status, reason = args[1], args[2]
         text = _said(reason) if status is None else f"HTTP {status} ({_said(reason)})"
+        if status in _NOT_A_COLLECTOR:
+            text += (
+                ": no OTLP collector seems to listen at this URL: check the endpoint"
+                f" (OTEL_EXPORTER_OTLP_ENDPOINT), a collector's port (4318 for OTLP/HTTP, 4317"
+                f" for gRPC) and the path (/v1/{signal})"
+            )
     else:
         text = record.getMessage()
     return _advised(text, signal)

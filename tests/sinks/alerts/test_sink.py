@@ -262,8 +262,9 @@ async def test_an_ack_for_an_episode_that_ended_is_answered_409_and_changes_noth
         status, body = await call(bridge, "POST", "/v1/alerts/a1/ack", late)
         assert (status, body["error"], body["field"]) == (409, "another_episode", "starts_at")
         assert body["detail"] == (
-            f"the current episode of alert 'a1' started at {second}, not at the {first} given:"
-            " it fired again since; it is left as it is"
+            f"the current episode of alert 'a1' started at {second}, not at the {first} given,"
+            " which is earlier: it resolved and fired again since, or that time is mistyped"
+            f" ({second} names the episode firing now); it is left as it is"
         )
         [alert] = await _alerts(bridge)
         assert (alert["state"], alert["ack_by"]) == ("firing", None)
