@@ -1,0 +1,295 @@
+"""Ingest's work per message in instructions (valgrind's callgrind), this tree beside a revision's.
+
+    .venv/bin/python -m bench.instructions [--baseline REV] [--repeats N] [--batches N]
+
+Why instructions: this host is shared and its pace moves by a factor of two within a day, so CPU
+time cannot tell a change of a few percent from the load (``bench.compare`` read 0.91x to 1.02x
+for one pair of trees on one afternoon). The instructions a piece of code executes do not depend
+on the load: two counts of one tree agree within a fraction of a percent however busy the host.
+
+What is counted: the in-process path of ``bench.ingest``'s "Where ingest CPU goes" table, with
+every default component: each signed batch of 1 000 envelopes (complete, then minimal payloads)
+through the steps HTTP ingest takes with it (the signature header's HMAC checked, the body split,
+decoded, verified and its ids remembered), published to the bus, and handled until every
+subscriber (the Prometheus sink, the collectors, the cluster monitor, the alert sink) is idle
+again; a new bridge for each shape, ``--warm-up`` batches first (they make the series), then
+``--batches`` counted. No HTTP edge. The HMAC is in the count, and high there: under valgrind
+libcrypto's SHA-256 runs in software (about 9 600 instructions a message), natively 3% of the CPU.
+
+How: REV's tree (``git archive REV`` into a temporary folder, removed after; the repository is
+not touched) and this one each run this script's worker under ``valgrind --tool=callgrind`` with
+the same interpreter, ``PYTHONHASHSEED=0`` and byte code compiled first; callgrind zeroes its
+counts where the worker calls ``sys.getswitchinterval`` (after the warm-up) and writes them where
+it calls ``sys.getallocatedblocks`` (after the counted batches), so start-up and shutdown are not
+counted. The trees take turns, in reverse order every other repeat; the table gives each tree's
+median, in millions of instructions per ``--batches`` batches, and this tree's ratio. A process
+takes about a minute under valgrind: the default 3 repeats take some six minutes.
+
+valgrind is installed with apt-get when missing and running as root (as Pushgateway is for
+``bench.ingest``); otherwise the command says how to install it and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from bench._util import (
+    Tree,
+    apt_installed,
+    argument_parser,
+    baseline_table,
+    interleaved,
+    median,
+    revision_trees,
+    settled_heap,
+)
+from bench.workload import SECRET, SHAPES, Shape, Source
+
+BASELINE: Final = "6c3c5492"
+"""The tree of the README's ingest row (5 Dec 2026), which docs/performance.md counts against."""
+BATCH: Final = 1_000
+# 125 nodes: a batch of 1 000 is the mix once over, as in bench.ingest.
+NODES: Final = 125
+_WARM_UP: Final = 3
+# The calls the worker makes where callgrind starts counting and writes the counts: functions of
+# the interpreter nothing on the ingest path calls (a dump more or less than expected is refused).
+_ZERO_AT: Final = "sys_getswitchinterval"
+_DUMP_AT: Final = "sys_getallocatedblocks"
+INSTALL: Final = (
+    "valgrind is not installed: apt-get install valgrind (as root), then run this again"
+)
+
+
+def _ingest_steps(bridge: Any) -> Callable[[bytes, str], int]:
+    """A batch (body, signature header) through the steps HTTP ingest takes with it in the
+    tree this worker runs on, published to ``bridge``'s bus; the count published."""
+    from bridge import bus
+
+    if hasattr(bus, "decode_lines"):
+        from bench._util import verified_batch
+
+        return lambda body, header: bridge.bus.publish_verified(
+            *verified_batch(bridge.verifier, body, header)
+        )
+    # Before decode_lines (6c3c5492, the default baseline): verify_batch took the lines and the
+    # body, and HTTP ingest handed the bus each line's length.
+    import time
+
+    def older(body: bytes, header: str) -> int:
+        verifier = bridge.verifier
+        check = verifier.keyring.check_header(header, body, time.time(), verifier.window_seconds)
+        if check is not bus.HeaderCheck.OK:
+            raise RuntimeError(f"header check failed: {check}")
+        lines = [line for line in body.split(b"\n") if line and not line.isspace()]
+        envelopes = verifier.verify_batch(lines, whole=body)
+        if isinstance(envelopes, bus.Rejection):
+            raise RuntimeError(f"batch refused: {envelopes}")
+        count: int = bridge.bus.publish_verified(envelopes, list(map(len, lines)))
+        return count
+
+    return older
+
+
+async def _count_one_shape(shape: Shape, warm_up: int, batches: int) -> None:
+    """The worker's part for one shape: a bridge with every default component, ``warm_up``
+    batches, then ``batches`` between the two calls callgrind counts between."""
+    from prometheus_client import CollectorRegistry
+
+    from bridge.app import Bridge, default_components
+    from bridge.settings import Settings
+
+    source = Source(shape, NODES)
+    # Signed before the bridge starts: making them is not ingest's work.
+    sent = [source.batch(BATCH) for _ in range(warm_up + batches)]
+    with tempfile.TemporaryDirectory(prefix="exesdb-bench-") as state:
+        settings = Settings(
+            SECRET_KEY_BASE=SECRET,
+            EXESDB_INGEST=True,
+            EXESDB_STATE_DIR=state,
+            # The collectors' broadcasts a day apart: one falling inside the counted batches (a
+            # process runs some fifty times slower under valgrind) would count with them.
+            EXESDB_HEALTH_BROADCAST_INTERVAL=86_400_000,
+            EXESDB_METRICS_BROADCAST_INTERVAL=86_400_000,
+        )
+        bridge = Bridge(settings, registry=CollectorRegistry(), components=default_components())
+        await bridge.start(serve_http=False)
+        ingest = _ingest_steps(bridge)
+        subscriptions = bridge.bus.subscriptions
+        with settled_heap():  # as `exesdb-bridge run` settles its heap once started
+            for number, (body, header) in enumerate(sent):
+                if number == warm_up:
+                    sys.getswitchinterval()  # callgrind --zero-before: counting starts here
+                ingest(body, header)
+                while not all(s.idle for s in subscriptions):  # noqa: ASYNC110 (as bench.ingest)
+                    await asyncio.sleep(0)
+            sys.getallocatedblocks()  # callgrind --dump-before: the counts written here
+        await bridge.aclose()
+
+
+def _worker(shapes: Sequence[Shape], warm_up: int, batches: int) -> None:
+    for shape in shapes:
+        asyncio.run(_count_one_shape(shape, warm_up, batches))
+
+
+def valgrind() -> str | None:
+    """valgrind's path, installed with apt-get when missing and running as root; None when it
+    is missing and cannot be installed."""
+    return apt_installed("valgrind", "valgrind")
+
+
+def counted(out_file: Path, dumps: int) -> list[int]:
+    """The instructions of each of callgrind's ``dumps`` dumps of one run, in order (the files
+    ``out_file``.1, .2, ...); RuntimeError when there are more or fewer."""
+    found = sorted(out_file.parent.glob(out_file.name + ".*"), key=lambda p: int(p.suffix[1:]))
+    if len(found) != dumps:
+        raise RuntimeError(f"callgrind wrote {len(found)} dumps, not {dumps}: {found}")
+    counts = []
+    for dump in found:
+        summary = [line for line in dump.read_text().splitlines() if line.startswith("summary:")]
+        counts.append(int(summary[0].split()[1]))
+    return counts
+
+
+def _run_worker(
+    binary: str, tree: Tree, shapes: Sequence[Shape], warm_up: int, batches: int, scratch: Path
+) -> dict[Shape, int]:
+    """One worker process of ``tree`` under callgrind: the instructions of ``batches`` batches
+    of each shape."""
+    out_file = Path(tempfile.mkdtemp(dir=scratch)) / "callgrind.out"
+    env = tree.script_env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONHASHSEED"] = "0"
+    command = [
+        binary,
+        "--tool=callgrind",
+        f"--callgrind-out-file={out_file}",
+        f"--zero-before={_ZERO_AT}",
+        f"--dump-before={_DUMP_AT}",
+        sys.executable,
+        str(Path(__file__)),
+        "--worker",
+        *shapes,
+        *("--warm-up", str(warm_up), "--batches", str(batches)),
+    ]
+    done = subprocess.run(command, cwd=tree.path, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the worker of {tree.name} exited {done.returncode}:\n{done.stderr}")
+    return dict(zip(shapes, counted(out_file, len(shapes)), strict=True))
+
+
+def render(
+    figures: Mapping[str, Mapping[str, Sequence[float]]],
+    trees: Sequence[Tree],
+    repeats: int,
+    batches: int,
+) -> str:
+    """The table (millions of instructions per ``batches`` batches, by shape and tree), each
+    shape's change per message against each baseline, and the spread of each tree's counts."""
+    text = baseline_table(
+        f"Ingest's instructions, in process with every default component, HMAC included "
+        f"(callgrind; {repeats} x {batches} batches of {BATCH:,} per shape and tree, "
+        "interleaved)",
+        f"M instructions / {batches} batches",
+        figures,
+        trees,
+    )
+    this = trees[-1].name
+    lines = []
+    for shape, samples in figures.items():
+        changes = ", ".join(
+            f"{median(samples[this]) / median(samples[tree.name]) - 1:+.1%} against {tree.name}"
+            for tree in trees[:-1]
+        )
+        per_message = median(samples[this]) * 1e6 / (batches * BATCH)
+        spread = max(max(counts) / min(counts) - 1 for counts in samples.values())
+        lines.append(
+            f"{shape}: {per_message:,.0f} instructions a message in this tree"
+            + (f" ({changes})" if changes else "")
+            + f"; the counts of one tree {spread:.2%} apart at most"
+        )
+    return text + "\n" + "\n".join(lines) + "\n"
+
+
+def run(
+    baseline: Sequence[str] = (BASELINE,), repeats: int = 3, batches: int = 10, warm_up: int = 3
+) -> str:
+    """Count each shape's ``batches`` in each tree, ``repeats`` times interleaved; the table.
+    RuntimeError saying how to install valgrind when it is missing."""
+    binary = valgrind()
+    if binary is None:
+        raise RuntimeError(INSTALL)
+    figures: dict[str, dict[str, list[float]]] = {shape: {} for shape in SHAPES}
+    with tempfile.TemporaryDirectory(prefix="exesdb-bench-instructions-") as scratch:
+        trees = revision_trees(baseline, Path(scratch))
+        for tree in trees:  # byte code cached, as an installed package has it
+            subprocess.run(
+                [sys.executable, "-m", "compileall", "-q", "bridge", "bench"],
+                cwd=tree.path,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        for repeat, tree in enumerate(interleaved(trees, repeats)):
+            # The shapes take turns too, each first in every other process.
+            shapes = SHAPES if repeat // len(trees) % 2 == 0 else SHAPES[::-1]
+            counts = _run_worker(binary, tree, shapes, warm_up, batches, Path(scratch))
+            for shape, count in counts.items():
+                figures[shape].setdefault(tree.name, []).append(count / 1e6)
+    return render(figures, trees, repeats, batches)
+
+
+def _at_least_one(text: str) -> int:
+    count = int(text)
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{count} is not a count of 1 or more")
+    return count
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line: ``--baseline REV`` (repeatable; 6c3c5492 when none), ``--repeats``,
+    ``--batches`` and ``--warm-up``; the worker's shapes after ``--worker``."""
+    parser = argument_parser(__doc__, prog="python -m bench.instructions")
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="REV",
+        help=f"a git revision counted beside this tree (may be given again; {BASELINE})",
+    )
+    parser.add_argument("--repeats", type=_at_least_one, default=3, help="per tree (3)")
+    parser.add_argument(
+        "--batches", type=_at_least_one, default=10, help="batches of 1 000 counted (10)"
+    )
+    parser.add_argument(
+        "--warm-up",
+        type=_at_least_one,
+        default=_WARM_UP,
+        help=f"batches sent first, not counted ({_WARM_UP})",
+    )
+    parser.add_argument("--worker", nargs="+", choices=SHAPES, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.baseline = args.baseline or [BASELINE]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the table; 2 when valgrind is missing and cannot be installed."""
+    args = parse(argv)
+    if args.worker:
+        _worker(args.worker, args.warm_up, args.batches)
+        return 0
+    if valgrind() is None:
+        print(f"python -m bench.instructions: {INSTALL}", file=sys.stderr)
+        return 2
+    print(run(args.baseline, args.repeats, args.batches, args.warm_up))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
