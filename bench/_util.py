@@ -401,9 +401,9 @@ def settled_heap() -> Iterator[None]:
 def apt_installed(binary: str, package: str) -> str | None:
     """``binary``'s path, Debian's ``package`` installed with apt-get when it is missing and this
     runs as root (as ``make servers`` installs the test servers); None when it is missing and
-    cannot be installed."""
+    cannot be installed (not root, or no apt-get: not Debian)."""
     found = shutil.which(binary)
-    if found is None and os.geteuid() == 0:
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get") is not None:
         environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], env=environment, check=False)
         subprocess.run(

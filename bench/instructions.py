@@ -264,7 +264,11 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=_at_least_one, default=3, help="per tree (3)")
     parser.add_argument(
-        "--batches", type=_at_least_one, default=10, help="batches of 1 000 counted (10)"
+        "--batches",
+        type=_at_least_one,
+        default=10,
+        help="batches of 1 000 counted (10; all are signed first, and a signature is taken for "
+        "5 minutes: some 100 at most)",
     )
     parser.add_argument(
         "--warm-up",
