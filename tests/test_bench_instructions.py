@@ -42,22 +42,32 @@ def test_each_dump_is_read_in_order_and_a_missing_one_refused(tmp_path: Path) ->
         instructions.counted(out, 3)
 
 
-def test_the_table_gives_each_trees_median_and_this_trees_change() -> None:
-    """The table has each tree's median in millions and, on this tree's row, the baseline's
-    over it; below it each shape's instructions a message and its change in percent."""
+def test_the_table_gives_each_trees_runs_and_this_trees_change() -> None:
+    """The table has each tree's median and runs in millions, to the 0.1M a change of a few
+    percent needs, and a message's share; this tree's row the baseline's over it and its
+    change in percent; below it, how far apart one tree's runs are."""
     trees = [Tree("6c3c5492", Path("/nonexistent")), Tree("this tree", Path("/nonexistent"))]
     figures = {
         "complete": {"6c3c5492": [433.9, 435.1, 434.0], "this tree": [446.3, 445.6, 446.0]},
         "minimal": {"6c3c5492": [409.5, 409.1, 409.3], "this tree": [425.7, 423.0, 424.0]},
     }
     text = instructions.render(figures, trees, repeats=3, batches=10)
-    assert "3 x 10 batches of 1,000 per shape and tree" in text
-    assert "| M instructions / 10 batches (median) | x 6c3c5492 |" in text
-    assert re.search(r"\| complete \|\s+6c3c5492 \|\s+434 \|\s+\|", text), text
-    assert re.search(r"\| complete \| this tree \|\s+446 \|\s+0\.97 \|", text), text
-    assert "complete: 44,600 instructions a message in this tree (+2.8% against 6c3c5492)" in text
-    assert "minimal: 42,400 instructions a message in this tree (+3.6% against 6c3c5492)" in text
-    assert "; the counts of one tree 0.64% apart at most" in text
+    assert "(callgrind; 3 runs per tree and shape, interleaved, each 10 batches of 1,000)" in text
+    assert "| M instructions / 10 batches (median) | each run | a message | x 6c3c5492 |" in (
+        re.sub(r" +", " ", text)
+    )
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith("|") and not line.startswith("|-")
+    ]
+    assert rows[1:] == [
+        ["complete", "6c3c5492", "434.0", "433.9, 435.1, 434.0", "43,400", ""],
+        ["complete", "this tree", "446.0", "446.3, 445.6, 446.0", "44,600", "0.973 (+2.8%)"],
+        ["minimal", "6c3c5492", "409.3", "409.5, 409.1, 409.3", "40,930", ""],
+        ["minimal", "this tree", "424.0", "425.7, 423.0, 424.0", "42,400", "0.965 (+3.6%)"],
+    ]
+    assert text.endswith("\nThe runs of one tree 0.64% apart at most.\n")
 
 
 def test_the_worker_counts_on_this_tree_without_valgrind() -> None:
