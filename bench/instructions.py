@@ -2,19 +2,22 @@
 
     .venv/bin/python -m bench.instructions [--baseline REV] [--repeats N] [--batches N]
 
-Why instructions: this host is shared and its pace moves by a factor of two within a day, so CPU
-time cannot tell a change of a few percent from the load (``bench.compare`` read 0.91x to 1.02x
-for one pair of trees on one afternoon). The instructions a piece of code executes do not depend
-on the load: two counts of one tree agree within a fraction of a percent however busy the host.
+Why instructions: a shared host's pace moves by a factor of two within a day, so CPU time cannot
+tell a change of a few percent from the load (``bench.compare`` read 0.91x to 1.02x for one pair
+of trees on one afternoon). The instructions a piece of code executes do not depend on the load.
 
 What is counted: the in-process path of ``bench.ingest``'s "Where ingest CPU goes" table, with
-every default component: each signed batch of 1 000 envelopes (complete, then minimal payloads)
-through the steps HTTP ingest takes with it (the signature header's HMAC checked, the body split,
-decoded, verified and its ids remembered), published to the bus, and handled until every
-subscriber (the Prometheus sink, the collectors, the cluster monitor, the alert sink) is idle
-again; a new bridge for each shape, ``--warm-up`` batches first (they make the series), then
-``--batches`` counted. No HTTP edge. The HMAC is in the count, and high there: under valgrind
-libcrypto's SHA-256 runs in software (about 9 600 instructions a message), natively 3% of the CPU.
+every default component: each signed batch of 1 000 envelopes (complete and minimal payloads in
+turn; the same messages, ids included, in every run and tree) through the steps HTTP ingest takes
+with it (the signature header's HMAC checked, the body split, decoded, verified and its ids
+remembered), published to the bus, and handled until every subscriber (the Prometheus sink, the
+collectors, the cluster monitor, the alert sink) is idle again; a new bridge for each shape,
+``--warm-up`` batches first (they make the series), then ``--batches`` counted. No HTTP edge.
+Only the event loop's thread, where all of that runs: the alert stage's database thread runs its
+housekeeping pass every second of the wall clock, which valgrind stretches by as much as the
+load does (counted, it moved one tree's counts by up to 1.6% from run to run). The HMAC is in the
+count, and high there: under valgrind libcrypto's SHA-256 runs in software (about 9 600
+instructions a message), natively 3% of the CPU.
 
 How: REV's tree (``git archive REV`` into a temporary folder, removed after; the repository is
 not touched) and this one each run this script's worker under ``valgrind --tool=callgrind`` with
@@ -22,8 +25,9 @@ the same interpreter, ``PYTHONHASHSEED=0`` and byte code compiled first; callgri
 counts where the worker calls ``sys.getswitchinterval`` (after the warm-up) and writes them where
 it calls ``sys.getallocatedblocks`` (after the counted batches), so start-up and shutdown are not
 counted. The trees take turns, in reverse order every other repeat; the table gives each tree's
-median, in millions of instructions per ``--batches`` batches, and this tree's ratio. A process
-takes about a minute under valgrind: the default 3 repeats take some six minutes.
+median and runs, in millions of instructions per ``--batches`` batches, and this tree's ratio. A
+worker takes one to two and a half minutes under valgrind (the longer at load average 12 on two
+cores): the default 3 repeats of two trees, 6 to 15 minutes.
 
 valgrind is installed with apt-get when missing and running as root (as Pushgateway is for
 ``bench.ingest``); otherwise the command says how to install it and exits 2.
@@ -105,8 +109,7 @@ async def _count_one_shape(shape: Shape, warm_up: int, batches: int) -> None:
     from bridge.app import Bridge, default_components
     from bridge.settings import Settings
 
-    # The same ids in every run and tree: random ones hashed differently, and one tree's counts
-    # moved by up to 0.7% from run to run (0.1% with these).
+    # The same ids in every run and tree: the same input for both.
     source = Source(shape, NODES, prefix="bench" + "0" * 15)
     # Signed before the bridge starts: making them is not ingest's work.
     sent = [source.batch(BATCH) for _ in range(warm_up + batches)]
@@ -150,9 +153,13 @@ def valgrind() -> str | None:
 
 
 def counted(out_file: Path, dumps: int) -> list[int]:
-    """The instructions of each of callgrind's ``dumps`` dumps of one run, in order (the files
-    ``out_file``.1, .2, ...); RuntimeError when there are more or fewer."""
-    found = sorted(out_file.parent.glob(out_file.name + ".*"), key=lambda p: int(p.suffix[1:]))
+    """The event loop's thread's instructions in each of callgrind's ``dumps`` dumps of one run
+    (``--separate-threads=yes``: the files ``out_file``.1-01, .2-01, ...; the other threads'
+    parts left out), in order; RuntimeError when there are more or fewer."""
+    found = sorted(
+        out_file.parent.glob(out_file.name + ".*-01"),
+        key=lambda path: int(path.name.rsplit(".", 1)[1].split("-")[0]),
+    )
     if len(found) != dumps:
         raise RuntimeError(f"callgrind wrote {len(found)} dumps, not {dumps}: {found}")
     counts = []
@@ -174,6 +181,8 @@ def _run_worker(
     command = [
         binary,
         "--tool=callgrind",
+        # The event loop's thread counted alone (the module's docstring says why).
+        "--separate-threads=yes",
         f"--callgrind-out-file={out_file}",
         f"--zero-before={_ZERO_AT}",
         f"--dump-before={_DUMP_AT}",
@@ -219,7 +228,8 @@ def render(
     spread = max(max(runs) / min(runs) - 1 for s in figures.values() for runs in s.values())
     return (
         table(
-            f"Ingest's instructions, in process with every default component, HMAC included "
+            f"Ingest's instructions, in process with every default component, HMAC included, "
+            "the event loop's thread "
             f"(callgrind; {repeats} runs per tree and shape, interleaved, each {batches} batches "
             f"of {BATCH:,}); x REV: how many times fewer this tree's are than REV's (its change)",
             [

@@ -32,14 +32,15 @@ def test_a_count_below_one_is_refused(option: str, capsys: pytest.CaptureFixture
 
 
 def test_each_dump_is_read_in_order_and_a_missing_one_refused(tmp_path: Path) -> None:
-    """Each of callgrind's dumps gives its summary line's count, .2 after .1 (not .10 before
-    .2); fewer dumps than the worker's shapes is an error, not a table of the wrong figures."""
+    """Each of callgrind's dumps gives its event loop's thread's summary line (another thread's
+    part left out), .2 after .1 and .10 after both; fewer dumps than the worker's shapes is an
+    error, not a table of the wrong figures."""
     out = tmp_path / "callgrind.out"
-    for number, count in [(1, 446_300_000), (2, 425_700_000)]:
-        Path(f"{out}.{number}").write_text(f"# callgrind format\nevents: Ir\nsummary: {count}\n")
-    assert instructions.counted(out, 2) == [446_300_000, 425_700_000]
-    with pytest.raises(RuntimeError, match="callgrind wrote 2 dumps, not 3"):
-        instructions.counted(out, 3)
+    for name, count in [("10-01", 3), ("1-01", 446_300_000), ("1-02", 5), ("2-01", 425_700_000)]:
+        Path(f"{out}.{name}").write_text(f"# callgrind format\nevents: Ir\nsummary: {count}\n")
+    assert instructions.counted(out, 3) == [446_300_000, 425_700_000, 3]
+    with pytest.raises(RuntimeError, match="callgrind wrote 3 dumps, not 4"):
+        instructions.counted(out, 4)
 
 
 def test_the_table_gives_each_trees_runs_and_this_trees_change() -> None:
