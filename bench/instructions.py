@@ -247,7 +247,10 @@ def render(
 
 
 def run(
-    baseline: Sequence[str] = (BASELINE,), repeats: int = 3, batches: int = 10, warm_up: int = 3
+    baseline: Sequence[str] = (BASELINE,),
+    repeats: int = 3,
+    batches: int = 10,
+    warm_up: int = _WARM_UP,
 ) -> str:
     """Count each shape's ``batches`` in each tree, ``repeats`` times interleaved; the table.
     RuntimeError saying how to install valgrind when it is missing."""
