@@ -15,9 +15,9 @@ collectors, the cluster monitor, the alert sink) is idle again; a new bridge for
 ``--warm-up`` batches first (they make the series), then ``--batches`` counted. No HTTP edge.
 Only the event loop's thread, where all of that runs: the alert stage's database thread runs its
 housekeeping pass every second of the wall clock, which valgrind stretches by as much as the
-load does (counted, it moved one tree's counts by up to 1.6% from run to run). The HMAC is in the
-count, and high there: under valgrind libcrypto's SHA-256 runs in software (about 9 600
-instructions a message), natively 3% of the CPU.
+load does (counted, one tree's runs were up to 1.6% apart; left out, up to 1.1%, and two runs'
+medians within 0.3%). The HMAC is in the count, and high there: under valgrind libcrypto's
+SHA-256 runs in software (about 9 600 instructions a message), natively 3% of the CPU.
 
 How: REV's tree (``git archive REV`` into a temporary folder, removed after; the repository is
 not touched) and this one each run this script's worker under ``valgrind --tool=callgrind`` with
