@@ -11,7 +11,7 @@ from typing import Final
 
 from bench._util import argument_parser
 
-# The suites, in the order they run; --only takes these names (faults runs only when named).
+# The suites, in the order they run; --only takes these names.
 SUITES: Final = (
     "bus",
     "decode",
@@ -25,7 +25,11 @@ SUITES: Final = (
     "healthcheck",
     "startup",
     "faults",
+    "instructions",
 )
+# Only when named (--only faults, --only instructions): the soak with faults is long by design,
+# and the instruction counts take ten minutes or more under valgrind.
+WHEN_NAMED: Final = frozenset({"faults", "instructions"})
 
 
 def _machine() -> str:
@@ -133,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline",
         default="main",
         help="the git revision the health check and start-up are measured beside (main; if this "
-        "clone has no such commit, they are measured beside python -c pass alone); redis takes "
-        "its own (python -m bench.redis_bus --baseline REV), not this one",
+        "clone has no such commit, they are measured beside python -c pass alone); redis and "
+        "instructions take their own (python -m bench.redis_bus --baseline REV), not this one",
     )
     args = parser.parse_args(argv)
     print(f"## exesdb-bridge benchmarks\n\nMachine: {_machine()}\n", flush=True)
@@ -147,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         healthcheck,
         idle,
         ingest,
+        instructions,
         redis_bus,
         soak,
         soak_faults,
@@ -170,12 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     suites["startup"] = lambda: startup.run(baseline, 5 if args.quick else 11)
     # Long by design: only when asked for (--only faults).
     suites["faults"] = lambda: soak_faults.run(seconds=args.faults_seconds, rate=args.faults_rate)
+    # Against its own baseline (python -m bench.instructions --baseline REV), not --baseline's.
+    suites["instructions"] = lambda: instructions.run(repeats=2 if args.quick else 3)
     assert tuple(suites) == SUITES, "SUITES names every suite, in order"
 
     started = time.monotonic()
     failed = 0
     for name, suite in suites.items():
-        if (args.only and name not in args.only) or (name == "faults" and not args.only):
+        if (args.only and name not in args.only) or (name in WHEN_NAMED and not args.only):
             continue
         began = time.monotonic()
         try:

@@ -1,6 +1,6 @@
 """What every benchmark shares: its command line's parser, medians, tables, /proc readings, timed
-commands, another revision's tree, a bridge subprocess and the steps HTTP ingest takes with a
-batch.
+commands, another revision's tree, a bridge subprocess, the steps HTTP ingest takes with a batch
+and the Debian packages a benchmark installs.
 
 A benchmark measured beside other revisions (``--baseline REV``, repeatable) runs each tree's code
 in a ``Child``: ``revision_trees`` extracts them, ``Tree.script`` starts one of this tree's bench
@@ -40,7 +40,7 @@ from typing import IO, Any, Final
 import redis
 
 from bench.workload import SECRET
-from bridge.bus import Envelope, HeaderCheck, Rejection, Verifier, decode_lines
+from bridge.bus import Envelope, HeaderCheck, Rejection, Verifier
 from bridge.cli.service import _GC_THRESHOLDS
 
 _LIBC: Final = ctypes.CDLL(None, use_errno=True)
@@ -152,8 +152,8 @@ class Tree:
         env["PYTHONPATH"] = str(self.path)
         return env
 
-    def script(self, path: Path, *args: str) -> Child:
-        """This tree's bench script ``path`` run on this tree's ``bridge``: the revision's
+    def script_env(self) -> dict[str, str]:
+        """The environment this tree's bench scripts run in: ``env`` with this tree's ``bridge``
         package, and this tree's ``bench`` package (an extracted tree's own benchmarks may lack
         what the script imports), from a folder beside the tree linking to it."""
         env = self.env()
@@ -163,7 +163,11 @@ class Tree:
                 overlay.mkdir()
                 (overlay / "bench").symlink_to(ROOT / "bench", target_is_directory=True)
             env["PYTHONPATH"] = f"{overlay}{os.pathsep}{self.path}"
-        return Child([sys.executable, str(path), *args], env=env, cwd=self.path)
+        return env
+
+    def script(self, path: Path, *args: str) -> Child:
+        """This tree's bench script ``path`` run on this tree's ``bridge`` (``script_env``)."""
+        return Child([sys.executable, str(path), *args], env=self.script_env(), cwd=self.path)
 
 
 class Child:
@@ -301,6 +305,10 @@ def verified_batch(
     and each envelope's size as sent, which ingest hands ``publish_verified`` (without them the
     bus encodes each envelope again to weigh it, work ingest never does). RuntimeError if any
     step refuses it."""
+    # Imported here, not with the module: bench.instructions runs this module on a revision's
+    # bridge from before decode_lines (its default baseline, 6c3c5492).
+    from bridge.bus import decode_lines
+
     check = verifier.keyring.check_header(header, body, time.time(), verifier.window_seconds)
     if check is not HeaderCheck.OK:
         raise RuntimeError(f"header check failed: {check}")
@@ -388,6 +396,35 @@ def settled_heap() -> Iterator[None]:
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+def apt_installed(binary: str, package: str) -> str | None:
+    """``binary``'s path, Debian's ``package`` installed with apt-get when it is missing and this
+    runs as root (as ``make servers`` installs the test servers); None when it is missing and
+    cannot be installed (not root, or no apt-get: not Debian)."""
+    found = shutil.which(binary)
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get") is not None:
+        environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], env=environment, check=False)
+        subprocess.run(
+            [
+                "apt-get",
+                "install",
+                "-y",
+                "-qq",
+                # Another apt-get may hold the lock (shared machine): wait for it, up to five
+                # minutes.
+                "-o",
+                "DPkg::Lock::Timeout=300",
+                "--no-install-recommends",
+                package,
+            ],
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )
+        found = shutil.which(binary)
+    return found
 
 
 def free_port() -> int:

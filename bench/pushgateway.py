@@ -8,13 +8,11 @@ collector pushing its readings would, over keep-alive HTTP.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Sequence
 from typing import Final
 
-from bench._util import ProcStat, free_port, http_get, proc_stat, send, wait_for
+from bench._util import ProcStat, apt_installed, free_port, http_get, proc_stat, send, wait_for
 
 BINARY: Final = "prometheus-pushgateway"
 PACKAGE: Final = "prometheus-pushgateway"
@@ -25,28 +23,7 @@ CONTENT_TYPE: Final = "text/plain; version=0.0.4"
 def installed() -> str | None:
     """The Pushgateway binary, installed with apt-get when missing and running as root; None
     when it is missing and cannot be installed."""
-    binary = shutil.which(BINARY)
-    if binary is None and os.geteuid() == 0:
-        environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        # Another apt-get may hold the lock (shared machine): wait for it, up to five minutes.
-        subprocess.run(["apt-get", "update", "-qq"], env=environment, check=False)
-        subprocess.run(
-            [
-                "apt-get",
-                "install",
-                "-y",
-                "-qq",
-                "-o",
-                "DPkg::Lock::Timeout=300",
-                "--no-install-recommends",
-                PACKAGE,
-            ],
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            check=False,
-        )
-        binary = shutil.which(BINARY)
-    return binary
+    return apt_installed(BINARY, PACKAGE)
 
 
 def exposition(text: str, keep: str) -> bytes:

@@ -200,14 +200,16 @@ class Source:
     """An endless supply of distinct envelopes (fresh ids, current timestamps).
 
     ``nodes`` sets how many nodes the mix cycles through (eight messages each), so how many
-    distinct series a batch updates.
+    distinct series a batch updates; ``prefix`` starts every id (random unless given).
     """
 
-    def __init__(self, shape: Shape = "complete", nodes: int = len(NODES)) -> None:
+    def __init__(
+        self, shape: Shape = "complete", nodes: int = len(NODES), prefix: str | None = None
+    ) -> None:
         self.shape = shape
         self._templates = templates(shape, nodes)
         self._cycle = itertools.cycle(self._templates)
-        self._prefix = os.urandom(10).hex()
+        self._prefix = os.urandom(10).hex() if prefix is None else prefix
         self._counter = itertools.count()
 
     def envelopes(self, count: int, *, distinct_ts: bool = False) -> list[bytes]:
