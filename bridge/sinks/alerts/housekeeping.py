@@ -49,7 +49,8 @@ class Housekeeping:
     """The housekeeping loop of a started alert sink, and one pass of it (``housekeep``).
 
     ``labels`` names each receiver (by outbox key) in the log; ``changed`` wakes what sends
-    notifications; ``wake`` is the event that starts a pass at once.
+    notifications; ``wake`` is the event that starts a pass at once; ``watch`` is called
+    before each pass (``DisplacedOutbox.check``).
     """
 
     def __init__(
@@ -70,8 +71,10 @@ class Housekeeping:
         wake: asyncio.Event,
         clock: Callable[[], float],
         sleep: Sleep,
+        watch: Callable[[], object] = lambda: None,
     ) -> None:
         self._outbox = outbox
+        self._watch = watch
         self._db = db
         self._states = states
         self._escalator = escalator
@@ -202,6 +205,7 @@ class Housekeeping:
         fault = ""  # what the last one logged failed with
         while not self._closed:
             self._house_wake.clear()
+            self._watch()  # before the pass's outbox calls, which a hung disk may hold up
             try:
                 await self.housekeep()
             except Exception as exc:
