@@ -2,14 +2,15 @@
 
 A state directory removed under a running bridge (``rm -rf``, a volume mounted over it) leaves
 the outbox writing to a file that is gone: every alert taken after would be lost at the next
-start, without a word. The sink asks on each readiness call and each housekeeping pass (about a
-second apart): two stats, microseconds, so not on each alert.
+start, without a word. The sink asks before each housekeeping pass (about a second apart), on the
+outbox's thread (two stats, microseconds, not on the event loop: a disk that hangs would hold it
+there), so not on each alert; readiness reads the last answer.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 __all__ = ["DisplacedOutbox"]
@@ -26,20 +27,25 @@ _WHAT_TO_DO: Final = (
 
 
 class DisplacedOutbox:
-    """Asks ``displaced`` (``Outbox.displaced``) whether the outbox file is gone, keeping the
-    answer in ``problem`` and calling ``changed`` as it changes; the log says it at ERROR once,
-    with what to do, and at INFO should the file come back (moved back where it was)."""
+    """Asks ``displaced`` (``Outbox.displaced``, run on the outbox's thread) whether the outbox
+    file is gone, keeping the answer in ``problem`` and calling ``changed`` as it changes; the
+    log says it at ERROR once, with what to do, and at INFO should the file come back (moved
+    back where it was)."""
 
     __slots__ = ("_changed", "_displaced", "problem")
 
-    def __init__(self, displaced: Callable[[], str | None], changed: Callable[[], None]) -> None:
+    def __init__(
+        self, displaced: Callable[[], Awaitable[str | None]], changed: Callable[[], None]
+    ) -> None:
         self._displaced = displaced
         self._changed = changed
-        self.problem: str | None = None  # what the last check found
+        # What the last check found: why the outbox no longer is the file at its path, with
+        # what to do; None while it is.
+        self.problem: str | None = None
 
-    def check(self) -> str | None:
-        """Why the outbox no longer is the file at its path, with what to do; None while it is."""
-        found = self._displaced()
+    async def check(self) -> str | None:
+        """Ask again: ``problem`` as it is now."""
+        found = await self._displaced()
         problem = None if found is None else f"{found}: {_WHAT_TO_DO}"
         if problem != self.problem:
             self.problem = problem

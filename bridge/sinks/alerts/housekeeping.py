@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from bridge.errors import TransportError
@@ -71,7 +71,7 @@ class Housekeeping:
         wake: asyncio.Event,
         clock: Callable[[], float],
         sleep: Sleep,
-        watch: Callable[[], object] = lambda: None,
+        watch: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._outbox = outbox
         self._watch = watch
@@ -205,8 +205,9 @@ class Housekeeping:
         fault = ""  # what the last one logged failed with
         while not self._closed:
             self._house_wake.clear()
-            self._watch()  # before the pass's outbox calls, which a hung disk may hold up
             try:
+                if self._watch is not None:
+                    await self._watch()
                 await self.housekeep()
             except Exception as exc:
                 self._errors()

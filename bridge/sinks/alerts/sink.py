@@ -266,11 +266,9 @@ class AlertSink:
             on_fault=self._refuse_ingest,
         )
         self._kept_fault = False
-        # An outbox file deleted or replaced under the bridge (its folder removed): checked on
-        # readiness calls and housekeeping passes.
-        self._displaced = DisplacedOutbox(
-            lambda: None if self._outbox is None else self._outbox.displaced(), self._refusing
-        )
+        # An outbox file deleted or replaced under the bridge (its folder removed): checked
+        # before each housekeeping pass.
+        self._displaced = DisplacedOutbox(self._outbox_displaced, self._refusing)
         # On the Redis bus the alert states change only at the work-queue lease holder (it alone
         # escalates and auto-resolves), and the open alerts are kept in Redis for the next one
         # (see index): taken up whenever this replica takes the lease.
@@ -553,7 +551,7 @@ class AlertSink:
             return "the alert sink is closed"
         if not self._started:
             return "the alert sink has not started"
-        if displaced := self._displaced.check():
+        if displaced := self._displaced.problem:
             return displaced
         if hung := self._db.hung():
             return f"{hung}: alerts taken meanwhile wait in memory, not yet on disk"
@@ -725,6 +723,10 @@ class AlertSink:
             )
         if applied.changed:
             self._changed()
+
+    async def _outbox_displaced(self) -> str | None:
+        outbox = self._outbox
+        return None if outbox is None else await self._db.call(outbox.displaced)
 
     def _refuse_ingest(self, refusing: bool) -> None:
         self._kept_fault = refusing

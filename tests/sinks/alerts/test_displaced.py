@@ -76,16 +76,20 @@ def test_an_outbox_opened_without_the_lock_checks_its_file_alone(tmp_path: Path)
         outbox.close()
 
 
-def test_a_displaced_outbox_is_logged_once_and_told_once_per_change(
+async def test_a_displaced_outbox_is_logged_once_and_told_once_per_change(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Checked again and again, a file gone is logged once at ERROR, with what to do, and
     ``changed`` called once; back, once at INFO."""
     answers = iter([None, "gone", "gone", "gone", None, None])
+
+    async def displaced() -> str | None:
+        return next(answers)
+
     changes: list[str | None] = []
-    watch = DisplacedOutbox(lambda: next(answers), lambda: changes.append(watch.problem))
+    watch = DisplacedOutbox(displaced, lambda: changes.append(watch.problem))
     with caplog.at_level(logging.INFO, "bridge.sinks.alerts.displaced"):
-        problems = [watch.check() for _ in range(6)]
+        problems = [await watch.check() for _ in range(6)]
     assert problems[0] is None
     assert problems[4:] == [None, None]
     assert problems[1] == problems[2] == problems[3] == changes[0]
