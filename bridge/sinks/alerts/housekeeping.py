@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from bridge.errors import TransportError
@@ -49,7 +49,8 @@ class Housekeeping:
     """The housekeeping loop of a started alert sink, and one pass of it (``housekeep``).
 
     ``labels`` names each receiver (by outbox key) in the log; ``changed`` wakes what sends
-    notifications; ``wake`` is the event that starts a pass at once.
+    notifications; ``wake`` is the event that starts a pass at once; ``watch`` is called
+    before each pass (``DisplacedOutbox.check``).
     """
 
     def __init__(
@@ -70,8 +71,10 @@ class Housekeeping:
         wake: asyncio.Event,
         clock: Callable[[], float],
         sleep: Sleep,
+        watch: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._outbox = outbox
+        self._watch = watch
         self._db = db
         self._states = states
         self._escalator = escalator
@@ -203,6 +206,8 @@ class Housekeeping:
         while not self._closed:
             self._house_wake.clear()
             try:
+                if self._watch is not None:
+                    await self._watch()
                 await self.housekeep()
             except Exception as exc:
                 self._errors()

@@ -92,6 +92,11 @@ class Outbox:
         # in_dir's lock on the state directory, released by close().
         self._lock = lock
         self.database = database = Database(self.path)
+        # The file the path named as it was opened (SQLite keeps its descriptor to itself):
+        # held open, its inode number stays its own, so the path naming another is another.
+        # An in-memory database (tests) has none.
+        memory = str(path) == ":memory:"
+        self._opened = None if memory else _identity(os.stat(self.path))
         # The key of the receiver keys' digests: made once with the file, never shown.
         secret = database.meta("receiver_secret")
         if not isinstance(secret, bytes):
@@ -132,12 +137,36 @@ class Outbox:
             os.close(lock)
             raise
 
+    def displaced(self) -> str | None:
+        """Why the outbox file, or the directory's lock held since ``in_dir``, is no longer the
+        file at its path (deleted, or replaced: the folder removed, a volume mounted over it);
+        None while both are. Written on, the open file would be lost at the next start, and a
+        new lock file would let a second bridge in. Two stats: microseconds."""
+        held = [] if self._opened is None else [(self.path, self._opened)]
+        if self._lock is not None:
+            held.append((self.path.parent / LOCK_NAME, _identity(os.fstat(self._lock))))
+        for path, identity in held:
+            try:
+                there = _identity(os.stat(path))
+            except FileNotFoundError:
+                return f"the alert outbox's {path} was deleted (EXESDB_STATE_DIR removed?)"
+            except OSError as exc:
+                return f"the alert outbox's {path} cannot be looked up: {exc}"
+            if there != identity:
+                return f"the alert outbox's {path} was replaced by another file"
+        return None
+
     def close(self) -> None:
         """Close the file and release the directory's lock; idempotent."""
         self.database.close()
         if self._lock is not None:
             os.close(self._lock)  # and with it the flock
             self._lock = None
+
+
+def _identity(found: os.stat_result) -> tuple[int, int]:
+    """What tells one file from another: its device and inode number."""
+    return found.st_dev, found.st_ino
 
 
 def unopenable_hint(state_dir: Path | str, exc: BaseException) -> str | None:

@@ -60,6 +60,7 @@ from bridge.sinks.alerts.delivery import (
     keep_for,
     wait_or_wake,
 )
+from bridge.sinks.alerts.displaced import DisplacedOutbox
 from bridge.sinks.alerts.escalation import Escalator
 from bridge.sinks.alerts.housekeeping import Housekeeping
 from bridge.sinks.alerts.index import AlertIndex
@@ -264,6 +265,10 @@ class AlertSink:
             on_error=self._errors,
             on_fault=self._refuse_ingest,
         )
+        self._kept_fault = False
+        # An outbox file deleted or replaced under the bridge (its folder removed): checked
+        # before each housekeeping pass.
+        self._displaced = DisplacedOutbox(self._outbox_displaced, self._refusing)
         # On the Redis bus the alert states change only at the work-queue lease holder (it alone
         # escalates and auto-resolves), and the open alerts are kept in Redis for the next one
         # (see index): taken up whenever this replica takes the lease.
@@ -273,6 +278,7 @@ class AlertSink:
             lease.on_lead(self._take_up)
             lease.require(self._db.hung)  # an outbox that hangs leaves the work queue to others
             lease.require(self._db.full)  # so does one whose disk is full
+            lease.require(lambda: self._displaced.problem)  # and one whose file is gone
         self._house_wake = asyncio.Event()
         self._housekeeping: Housekeeping | None = None
         self._alertmanager_section: AlertmanagerConfig | None = None
@@ -429,6 +435,7 @@ class AlertSink:
             wake=self._house_wake,
             clock=self._clock,
             sleep=self._sleep,
+            watch=self._displaced.check,
         )
 
     def _make_index(self, state: SharedState, escalator: Escalator) -> AlertIndex:
@@ -535,7 +542,8 @@ class AlertSink:
             _logger.info("alerts: webhook receiver %s is %s", receiver.label, receiver.source)
 
     def readiness(self) -> str | None:
-        """None once started and until closed, but while an outbox call hangs (its disk hung:
+        """None once started and until closed, but while the outbox file is deleted or replaced
+        (``DisplacedOutbox``), while an outbox call hangs (its disk hung:
         ``DbThread.hung``), on the Redis bus while its disk counts as full (``DbThread.full``:
         the work queue left to another replica), and while the outbox cannot record a webhook
         attempt's outcome (its disk full): that outcome is kept in memory meanwhile."""
@@ -543,6 +551,8 @@ class AlertSink:
             return "the alert sink is closed"
         if not self._started:
             return "the alert sink has not started"
+        if displaced := self._displaced.problem:
+            return displaced
         if hung := self._db.hung():
             return f"{hung}: alerts taken meanwhile wait in memory, not yet on disk"
         if self._lease is not None and (full := self._db.full()):
@@ -714,10 +724,20 @@ class AlertSink:
         if applied.changed:
             self._changed()
 
+    async def _outbox_displaced(self) -> str | None:
+        outbox = self._outbox
+        return None if outbox is None else await self._db.call(outbox.displaced)
+
     def _refuse_ingest(self, refusing: bool) -> None:
+        self._kept_fault = refusing
+        self._refusing()
+
+    def _refusing(self) -> None:
         # While a batch is kept, ingest answers 503 not_committed to a batch holding alerts:
-        # taken, it would only wait in memory, lost to a crash, where the sender keeps it.
-        self.subscription.refusing = _OUTBOX_REFUSING if refusing else None
+        # taken, it would only wait in memory, lost to a crash, where the sender keeps it. So
+        # while the outbox file is gone: taken, it would be lost at the next start.
+        kept = _OUTBOX_REFUSING if self._kept_fault else None
+        self.subscription.refusing = self._displaced.problem or kept
 
     async def _apply(self, changes: Sequence[AlertEvent | Acknowledgement], now: float) -> Applied:
         dates = await self._dates.dates()

@@ -1,0 +1,57 @@
+"""Whether the open outbox is still the file at its path, told once in the log as that changes.
+
+A state directory removed under a running bridge (``rm -rf``, a volume mounted over it) leaves
+the outbox writing to a file that is gone: every alert taken after would be lost at the next
+start, without a word. The sink asks before each housekeeping pass (about a second apart), on the
+outbox's thread (two stats, microseconds, not on the event loop: a disk that hangs would hold it
+there), so not on each alert; readiness reads the last answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+__all__ = ["DisplacedOutbox"]
+
+_logger = logging.getLogger(__name__)
+
+# A new process opens (or makes) the file at the path; the alerts this one took since the file
+# went are in the file it still holds, which no one else can open.
+_WHAT_TO_DO: Final = (
+    "the alerts it would store there would be lost at the next start, so it takes none and"
+    " reports not ready; restart the bridge (it opens a new outbox there; the"
+    " alerts taken since the file went are lost), or move the file back if it was moved"
+)
+
+
+class DisplacedOutbox:
+    """Asks ``displaced`` (``Outbox.displaced``, run on the outbox's thread) whether the outbox
+    file is gone, keeping the answer in ``problem`` and calling ``changed`` as it changes; the
+    log says it at ERROR once, with what to do, and at INFO should the file come back (moved
+    back where it was)."""
+
+    __slots__ = ("_changed", "_displaced", "problem")
+
+    def __init__(
+        self, displaced: Callable[[], Awaitable[str | None]], changed: Callable[[], None]
+    ) -> None:
+        self._displaced = displaced
+        self._changed = changed
+        # What the last check found: why the outbox no longer is the file at its path, with
+        # what to do; None while it is.
+        self.problem: str | None = None
+
+    async def check(self) -> str | None:
+        """Ask again: ``problem`` as it is now."""
+        found = await self._displaced()
+        problem = None if found is None else f"{found}: {_WHAT_TO_DO}"
+        if problem != self.problem:
+            self.problem = problem
+            if problem is None:
+                _logger.info("alerts: the alert outbox is the file at its path again")
+            else:
+                _logger.error("alerts: %s", problem)
+            self._changed()
+        return problem

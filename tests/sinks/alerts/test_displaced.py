@@ -1,0 +1,102 @@
+"""An outbox file, or its state directory's lock, deleted or replaced under the open outbox."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bridge.sinks.alerts.displaced import DisplacedOutbox
+from bridge.sinks.alerts.outbox import FILE_NAME, LOCK_NAME, Outbox
+
+
+@pytest.fixture
+def state_outbox(tmp_path: Path) -> Iterator[Outbox]:
+    """An outbox opened in a state directory, as a bridge opens it (locked)."""
+    outbox = Outbox.in_dir(tmp_path / "state")
+    try:
+        yield outbox
+    finally:
+        outbox.close()
+
+
+def _replace(path: Path) -> None:
+    """Another file in ``path``'s place, the first kept aside (so its inode is not reused)."""
+    path.rename(path.with_name(path.name + ".aside"))
+    path.write_bytes(b"")
+
+
+def _moved_back(path: Path) -> None:
+    """The state directory moved away and back again, unchanged."""
+    folder = path.parent
+    folder.rename(folder.with_name("away"))
+    folder.with_name("away").rename(folder)
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (lambda state: None, None),
+        (lambda state: shutil.rmtree(state), f"{FILE_NAME} was deleted (EXESDB_STATE_DIR"),
+        (lambda state: (state / LOCK_NAME).unlink(), f"{LOCK_NAME} was deleted"),
+        (lambda state: _replace(state / FILE_NAME), f"{FILE_NAME} was replaced by another"),
+        (lambda state: _replace(state / LOCK_NAME), f"{LOCK_NAME} was replaced by another"),
+        (lambda state: _moved_back(state / FILE_NAME), None),
+    ],
+    ids=["untouched", "folder-removed", "lock-deleted", "file-replaced", "lock-replaced", "back"],
+)
+def test_an_outbox_says_when_its_file_or_lock_is_no_longer_at_its_path(
+    state_outbox: Outbox, change: Callable[[Path], object], said: str | None
+) -> None:
+    """``Outbox.displaced`` names the file deleted or replaced (another inode at its path), and
+    is None while the outbox file and lock are the files at their paths."""
+    change(state_outbox.path.parent)
+    found = state_outbox.displaced()
+    if said is None:
+        assert found is None
+    else:
+        assert said in str(found)
+
+
+def test_an_outbox_opened_without_the_lock_checks_its_file_alone(tmp_path: Path) -> None:
+    """An outbox opened unlocked (``exesdb-bridge outbox``) minds only its own file."""
+    locked = Outbox.in_dir(tmp_path)
+    locked.close()  # leaves the lock file there, unheld
+    outbox = Outbox(tmp_path / FILE_NAME)
+    try:
+        (tmp_path / LOCK_NAME).unlink()
+        assert outbox.displaced() is None
+        os.unlink(outbox.path)
+        assert "was deleted" in str(outbox.displaced())
+    finally:
+        outbox.close()
+
+
+async def test_a_displaced_outbox_is_logged_once_and_told_once_per_change(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Checked again and again, a file gone is logged once at ERROR, with what to do, and
+    ``changed`` called once; back, once at INFO."""
+    answers = iter([None, "gone", "gone", "gone", None, None])
+
+    async def displaced() -> str | None:
+        return next(answers)
+
+    changes: list[str | None] = []
+    watch = DisplacedOutbox(displaced, lambda: changes.append(watch.problem))
+    with caplog.at_level(logging.INFO, "bridge.sinks.alerts.displaced"):
+        problems = [await watch.check() for _ in range(6)]
+    assert problems[0] is None
+    assert problems[4:] == [None, None]
+    assert problems[1] == problems[2] == problems[3] == changes[0]
+    assert str(problems[1]).startswith("gone: ")
+    assert "restart the bridge" in str(problems[1])
+    assert changes == [problems[1], None]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("ERROR", f"alerts: {problems[1]}"),
+        ("INFO", "alerts: the alert outbox is the file at its path again"),
+    ]
