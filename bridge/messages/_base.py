@@ -15,7 +15,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Final, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetPydanticSchema,
+    PlainSerializer,
+    WithJsonSchema,
+)
 from pydantic.config import ExtraValues
 from pydantic_core import CoreSchema, core_schema
 
@@ -64,8 +72,38 @@ def utc_now() -> datetime:
 _last_now: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
 
 
+# RFC 3339's date-time (section 5.6) with its seconds, a fraction and the offset optional (none is
+# taken as UTC), "T" and "Z" in either case or a space for the "T": pydantic's datetime alone also
+# reads a bare date, a time without seconds and a Unix time (a number, or text: "0" is 1970).
+_RFC3339_PATTERN: Final = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?$"
+)
+_RFC3339_TEXT: Final = core_schema.chain_schema(
+    [core_schema.str_schema(pattern=_RFC3339_PATTERN, strict=True), core_schema.datetime_schema()]
+)
+_NOT_RFC3339: Final = "Input should be an RFC 3339 date-time with seconds (2026-11-28T00:00:00Z)"
+
+
+def _rfc3339_schema(_source: Any, _handler: Any) -> CoreSchema:
+    # JSON: the text alone; Python: a datetime too (the integration API's), never a number.
+    # One error worded for the field (a union's would name each of its members).
+    return core_schema.custom_error_schema(
+        core_schema.json_or_python_schema(
+            json_schema=_RFC3339_TEXT,
+            python_schema=core_schema.union_schema(
+                [core_schema.datetime_schema(strict=True), _RFC3339_TEXT], mode="left_to_right"
+            ),
+        ),
+        custom_error_type="not_rfc3339",
+        custom_error_message=_NOT_RFC3339,
+    )
+
+
 Timestamp = Annotated[
     datetime,
+    GetPydanticSchema(_rfc3339_schema),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
     AfterValidator(to_utc_ms),
     PlainSerializer(format_timestamp, return_type=str, when_used="json"),
 ]
