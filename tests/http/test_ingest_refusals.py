@@ -284,6 +284,38 @@ async def test_a_payload_timestamp_not_rfc3339_answers_400_naming_it(
     assert taken == list(RFC3339.values())
 
 
+METRIC: Final = {"instance": "ex_esdb_metrics", "topic": "metrics", "tag": "performance_metric"}
+METRIC_PAYLOAD: Final = {"metric_name": "m", "unit": "ms", "component": "store", "value": 1}
+THROUGHPUT: Final = {**METRIC, "tag": "throughput_metric"}
+THROUGHPUT_PAYLOAD: Final = {"operation": "append", "count": 10, "duration_ms": 1000}
+
+
+@pytest.mark.parametrize(
+    ("fields", "base", "field"),
+    [(METRIC, METRIC_PAYLOAD, "value"), (THROUGHPUT, THROUGHPUT_PAYLOAD, "count")],
+    ids=["float", "int"],
+)
+async def test_a_number_field_given_a_bool_answers_400_naming_it(
+    serve: ServerFactory, fields: dict[str, str], base: dict[str, object], field: str
+) -> None:
+    """true or false in a number field (a PerformanceMetric's float ``value``, a
+    ThroughputMetric's int ``count``) answers 400 invalid_payload naming it, not a series at
+    1.0; the number given as text ("10") is taken as the number."""
+    server = await serve()
+    for given in (True, False):
+        payload = {**base, field: given}
+        status, answer = await server.post(body_of(envelope(**fields, payload=payload)))
+        assert (status, answer["error"], answer.get("field")) == (
+            400,
+            "invalid_payload",
+            f"payload.{field}",
+        ), (given, answer)
+    assert server.delivered == []
+    status, answer = await server.post(body_of(envelope(**fields, payload={**base, field: "10"})))
+    assert status == 202, answer
+    assert [getattr(e.payload, field) for e in server.delivered] == [10]
+
+
 _SIGN: Final = 'send t=<unix seconds>,v1=<hex HMAC-SHA256(SECRET_KEY_BASE, "<t>." + body)>'
 
 

@@ -143,6 +143,36 @@ def test_an_rfc3339_date_time_or_a_datetime_is_taken_as_its_instant(
         assert AlertAck.model_validate_json(json.dumps(payload)).timestamp == instant
 
 
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+def test_a_number_field_refuses_a_bool_and_takes_text(model: type[Message]) -> None:
+    """Each int or float field refuses true and false, from a dict (the integration API's, the
+    reference decoder's) and from JSON, naming the field, where pydantic's lax number reads 1
+    and 0; the number given as text is taken, as the docs promise."""
+    case = CASES[model]
+    for name, value in case.full.items():
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        for given in (True, False):
+            payload = {**case.full, name: given}
+            with pytest.raises(ValidationError) as exc:
+                build(model, payload)
+            assert error_locations(exc) == {name}, given
+            if "node" in model.model_fields:  # JSON has no context to give it
+                payload = {"node": NODE, **payload}
+            with pytest.raises(ValidationError) as exc:
+                model.model_validate_json(json.dumps(payload))
+            assert error_locations(exc) == {name}, given
+        assert getattr(build(model, {**case.full, name: str(value)}), name) == value
+
+
+def test_a_count_in_a_log_summary_refuses_a_bool() -> None:
+    """A number inside a field (log_counts' values) refuses a bool too."""
+    payload = {**CASES[LogSummary].minimal, "log_counts": {"error": True}}
+    with pytest.raises(ValidationError) as exc:
+        build(LogSummary, payload)
+    assert error_locations(exc) == {"log_counts"}
+
+
 @pytest.mark.parametrize("model", [ClusterHealth, AlertAck, AccessViolation])
 def test_payloads_documented_without_node_refuse_one(model: type[Message]) -> None:
     """A payload the catalog documents with no node field has none and refuses one."""
