@@ -435,8 +435,8 @@ def _items_adapter(model: type[Message], name: str, kind: type) -> TypeAdapter[A
         return None
     config = {key: value for key, value in model.model_config.items() if key != "defer_build"}
     # Its numbers refusing a bool, as the model's do.
-    annotation = Annotated[annotation, NUMBERS_NOT_BOOLEANS]
-    return TypeAdapter(annotation, config=ConfigDict(**config))  # type: ignore[typeddict-item]
+    refusing = Annotated[annotation, NUMBERS_NOT_BOOLEANS]  # type: ignore[valid-type]
+    return TypeAdapter(refusing, config=ConfigDict(**config))  # type: ignore[typeddict-item]
 
 
 # The problems of one message a refusal words, the first among them: enough for a payload with

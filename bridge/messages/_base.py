@@ -300,7 +300,7 @@ _NUMBER_OR_TEXT: Final = {
 
 def _own_json_schema(schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
     # A chain's JSON Schema is its first step's: the number's own is the one to publish.
-    return handler(schema["steps"][-1])  # type: ignore[typeddict-item]
+    return handler(schema["steps"][-1])
 
 
 def number_schema(schema: Any) -> Any:
