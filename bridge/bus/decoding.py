@@ -3,7 +3,7 @@
 Decoding never raises: it returns an ``Envelope`` or a ``Rejection`` naming the reason and, where
 there is one, the offending field. A valid envelope is decoded by msgspec into Structs generated
 from the message models (``bridge.bus.structs``), or, in a form only the models' lax rules take
-(a number as a string, a timestamp not written as RFC 3339), by one pydantic-core call; what
+(a number as a string, a timestamp without its UTC offset), by one pydantic-core call; what
 those do not take is decoded again by the reference decoder (``json.loads`` and field-by-field
 checks), which words the rejections: ``bridge.bus.problems``, with the wording of the refusal a
 sender is answered. A batch is decoded at once; a body of it those paths do not take is decoded

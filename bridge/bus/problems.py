@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, partial
-from typing import Any, Final, get_origin
+from typing import Annotated, Any, Final, get_origin
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
@@ -57,6 +57,7 @@ from bridge.messages import (
     Message,
     model_for,
 )
+from bridge.messages._base import NUMBERS_NOT_BOOLEANS
 
 __all__ = [
     "ENVELOPE_KEYS",
@@ -433,7 +434,9 @@ def _items_adapter(model: type[Message], name: str, kind: type) -> TypeAdapter[A
     if any(name in v.info.fields or "*" in v.info.fields for v in validators):
         return None
     config = {key: value for key, value in model.model_config.items() if key != "defer_build"}
-    return TypeAdapter(annotation, config=ConfigDict(**config))  # type: ignore[typeddict-item]
+    # Its numbers refusing a bool, as the model's do.
+    refusing = Annotated[annotation, NUMBERS_NOT_BOOLEANS]  # type: ignore[valid-type]
+    return TypeAdapter(refusing, config=ConfigDict(**config))  # type: ignore[typeddict-item]
 
 
 # The problems of one message a refusal words, the first among them: enough for a payload with

@@ -52,7 +52,7 @@ from bridge.messages import (
     Message,
     visible_name,
 )
-from bridge.messages._base import MAX_WHOLE, to_utc_ms
+from bridge.messages._base import MAX_WHOLE, number_schema, to_utc_ms
 from bridge.messages.timestamps import parse_timestamp
 
 __all__ = [
@@ -267,6 +267,7 @@ _KNOWN_KEYS: Final = {
     # allow_inf_nan: msgspec reads no JSON number as a NaN or an infinity.
     "float": {"type", "ge", "gt", "le", "lt", "strict", "allow_inf_nan", "metadata"},
     "bool": {"type", "strict", "metadata"},
+    "chain": {"type", "steps", "metadata"},
     "any": {"type", "metadata"},
     "literal": {"type", "expected", "metadata"},
     "nullable": {"type", "schema", "metadata"},
@@ -299,6 +300,11 @@ def _type(schema: Mapping[str, Any], str_max: int | None, checked: bool) -> Any:
         elif pattern is not None:
             raise _Unsupported(pattern)
         return _annotated(str, schema, **{k: v for k, v in meta.items() if v is not None})
+    if kind == "chain":  # a number refusing a bool (msgspec's refuses one anyway)
+        number = number_schema(schema)
+        if number is None:
+            raise _Unsupported("chain")
+        return _type(number, str_max, checked)
     if kind == "int":
         return _annotated(int, schema)
     if kind == "float":

@@ -15,8 +15,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Final, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    GetPydanticSchema,
+    PlainSerializer,
+    WithJsonSchema,
+)
 from pydantic.config import ExtraValues
+from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
 from bridge.hidden import CONTROL_CHARACTERS, NODE_PATTERN
@@ -29,6 +40,7 @@ __all__ = [
     "NAME_REFUSES",
     "NODE_PATTERN",
     "NO_CONTROL_CHARACTERS",
+    "NUMBERS_NOT_BOOLEANS",
     "AlertId",
     "JsonMap",
     "Label",
@@ -39,6 +51,7 @@ __all__ = [
     "Text",
     "Timestamp",
     "format_timestamp",
+    "number_schema",
     "random_hex",
     "to_utc_ms",
     "utc_now",
@@ -64,8 +77,38 @@ def utc_now() -> datetime:
 _last_now: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
 
 
+# RFC 3339's date-time (section 5.6) with its seconds, a fraction and the offset optional (none is
+# taken as UTC), "T" and "Z" in either case or a space for the "T": pydantic's datetime alone also
+# reads a bare date, a time without seconds and a Unix time (a number, or text: "0" is 1970).
+_RFC3339_PATTERN: Final = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?$"
+)
+_RFC3339_TEXT: Final = core_schema.chain_schema(
+    [core_schema.str_schema(pattern=_RFC3339_PATTERN, strict=True), core_schema.datetime_schema()]
+)
+_NOT_RFC3339: Final = "Input should be an RFC 3339 date-time with seconds (2026-11-28T00:00:00Z)"
+
+
+def _rfc3339_schema(_source: Any, _handler: Any) -> CoreSchema:
+    # JSON: the text alone; Python: a datetime too (the integration API's), never a number.
+    # One error worded for the field (a union's would name each of its members).
+    return core_schema.custom_error_schema(
+        core_schema.json_or_python_schema(
+            json_schema=_RFC3339_TEXT,
+            python_schema=core_schema.union_schema(
+                [core_schema.datetime_schema(strict=True), _RFC3339_TEXT], mode="left_to_right"
+            ),
+        ),
+        custom_error_type="not_rfc3339",
+        custom_error_message=_NOT_RFC3339,
+    )
+
+
 Timestamp = Annotated[
     datetime,
+    GetPydanticSchema(_rfc3339_schema),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
     AfterValidator(to_utc_ms),
     PlainSerializer(format_timestamp, return_type=str, when_used="json"),
 ]
@@ -229,6 +272,70 @@ _CANONICAL_TIMESTAMP: Final = core_schema.chain_schema(
 )
 
 
+# A number field takes a JSON number, or text that reads as one ("1.5"), but not true or false,
+# which pydantic's lax int and float read as 1 and 0 (the JSON Schema says number). Natively: a
+# chain whose first step lets a number (strict: no bool) or a string by unchanged, and whose
+# second is the field's own schema (its bounds, its reading of text, its errors); the first's
+# error is the one pydantic's own would be (a union's names each of its members).
+_NUMBER_OR_TEXT: Final = {
+    "int": core_schema.union_schema(
+        [
+            core_schema.int_schema(strict=True),
+            core_schema.float_schema(strict=True, allow_inf_nan=True),  # 1.0: the int's to judge
+            core_schema.str_schema(strict=True),
+        ],
+        mode="left_to_right",
+        custom_error_type="int_type",
+    ),
+    "float": core_schema.union_schema(
+        [
+            core_schema.float_schema(strict=True, allow_inf_nan=True),  # 1e400: the float's
+            core_schema.str_schema(strict=True),
+        ],
+        mode="left_to_right",
+        custom_error_type="float_type",
+    ),
+}
+
+
+def _own_json_schema(schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    # A chain's JSON Schema is its first step's: the number's own is the one to publish.
+    return handler(schema["steps"][-1])
+
+
+def number_schema(schema: Any) -> Any:
+    """The number schema (int or float, its bounds) of a field's ``schema`` that refuses a bool
+    (as ``Message`` makes every number's), or None when it is not one."""
+    if schema.get("type") != "chain" or schema["steps"][0] not in _NUMBER_OR_TEXT.values():
+        return None
+    return schema["steps"][-1]
+
+
+def _no_booleans(schema: Any) -> Any:
+    """A copy of a core ``schema`` whose int and float schemas refuse a bool (shared parts kept)."""
+    if isinstance(schema, list):
+        return [_no_booleans(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kind = schema.get("type")
+    if kind in _NUMBER_OR_TEXT:
+        return core_schema.chain_schema(
+            [_NUMBER_OR_TEXT[kind], schema], metadata={"pydantic_js_functions": [_own_json_schema]}
+        )
+    # A serializer's schema says what is written, not read (its "int" is no field).
+    return {
+        key: value if key in ("serialization", "metadata") else _no_booleans(value)
+        for key, value in schema.items()
+    }
+
+
+NUMBERS_NOT_BOOLEANS: Final = GetPydanticSchema(
+    lambda source, handler: _no_booleans(handler(source))
+)
+"""An ``Annotated`` marker: the type's int and float schemas refuse a bool, as a ``Message``'s do
+(the reference decoder's validators of a field's items)."""
+
+
 class Message(BaseModel):
     """Base of the 36 message types.
 
@@ -257,6 +364,14 @@ class Message(BaseModel):
     null although the model needs a value (set for each subclass)."""
 
     timestamp: Timestamp = Field(default_factory=utc_now)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[BaseModel], handler: GetCoreSchemaHandler, /
+    ) -> CoreSchema:
+        """The model's core schema, its numbers refusing a bool (``_no_booleans``)."""
+        schema: CoreSchema = _no_booleans(handler(source))
+        return schema
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -362,9 +477,10 @@ def _wire(schema: Any, filled: frozenset[str]) -> Any:
             inner = fields[name]["schema"]
             if inner["type"] == "default":
                 inner = inner["schema"]
-            if inner.get("allow_inf_nan"):
+            own = number_schema(inner)
+            if own is not None and own.get("allow_inf_nan"):
                 # Only a derived value may be infinite (fill_derived's); a given one is finite.
-                inner = {**inner, "allow_inf_nan": False}
+                inner = {**inner, "steps": [inner["steps"][0], {**own, "allow_inf_nan": False}]}
             fields[name] = {
                 **fields[name],
                 "schema": core_schema.with_default_schema(

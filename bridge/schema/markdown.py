@@ -126,13 +126,15 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
   and in logs; nor more than {max_name} characters: the [admin API](http-api.md#alerts)'s
   `ack_by` refuses the same.
 - A number field given as text (`"1.5"`) is taken, but not one that reads as a NaN or an
-  infinity (`"NaN"`, `"inf"`): `invalid_payload`. The one infinity a payload can hold is a
-  `rate_per_sec` derived from a `duration_ms` too small for a finite rate.
+  infinity (`"NaN"`, `"inf"`), nor `true` or `false`: `invalid_payload`. The one infinity a
+  payload can hold is a `rate_per_sec` derived from a `duration_ms` too small for a finite rate.
 - An integer field takes at most 9223372036854775807 (2^63 - 1, what a signed 64-bit integer
   holds): a larger one is `invalid_payload`, naming the field (`payload.healthy_nodes`), rather
   than taken and then failing the sinks that carry it (no float holds one of 309 digits).
-- Timestamps are RFC 3339; one without a UTC offset is taken as UTC. They are kept to the
-  millisecond and sent on as `2026-11-28T00:00:00.123Z`.
+- Timestamps are RFC 3339 date-times with seconds (`2026-11-28T00:00:00Z`, a fraction
+  optional); one without a UTC offset is taken as UTC. A Unix time (`0`, `"1764288000"`), a
+  bare date or a time without seconds is `invalid_payload`, naming the field. They are kept to
+  the millisecond and sent on as `2026-11-28T00:00:00.123Z`.
 - Every type has `timestamp`: when it happened, by default when the message was built.
 
 | bus instance | message types (tags) |

@@ -97,6 +97,35 @@ def test_numbers_in_any_json_spelling_decode_as_the_reference_does(model: type[M
         agreed(with_number(health_of(payload=payload), text), payload, NodeHealth)
 
 
+@pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
+def test_a_bool_in_every_numeric_field_is_refused_naming_it_and_text_is_taken(
+    model: type[Message],
+) -> None:
+    """true or false in any numeric field of any type, in a complete and in a minimal payload,
+    is invalid_payload from both decoders, naming the field (pydantic's lax number reads it as
+    1 or 0); a number given as text decodes as the reference does, which takes it."""
+    case = CASES[model]
+    numeric = [
+        name
+        for name, value in case.full.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+    for name in numeric:
+        for base in (case.full, case.minimal):
+            for given in (True, False):
+                rejection = decoded_alike(body_of({**base, name: given}, model))
+                assert isinstance(rejection, Rejection), (name, given)
+                assert (rejection.reason, rejection.field) == (
+                    RejectReason.INVALID_PAYLOAD,
+                    f"payload.{name}",
+                )
+            for text in ("0", "1", "2.5", "1e2"):
+                payload = {**base, name: text}
+                agreed(body_of(payload, model), payload, model)
+        payload = {**case.minimal, name: str(case.full[name])}
+        assert isinstance(agreed(body_of(payload, model), payload, model), Envelope), name
+
+
 @pytest.mark.parametrize("text", NOT_FINITE)
 @pytest.mark.parametrize(
     ("payload", "field"),

@@ -227,6 +227,95 @@ async def test_an_alert_id_a_links_path_drops_answers_400_naming_it(
     assert status == 202, answer
 
 
+# Payload timestamps that are not RFC 3339 date-times with seconds, which pydantic's datetime
+# alone reads (a Unix time in seconds or milliseconds, as a number or text, a bare date, a time
+# without seconds): refused as the envelope's ts is.
+NOT_RFC3339: Final = [
+    0,
+    "0",
+    1764288000,
+    "1764288000",
+    1764288000123,
+    "1764288000123",
+    1764288000.5,
+    "2026-11-28",
+    "2026-11-28T00:00",
+    "2026-11-28T00:00Z",
+    True,
+]
+# The RFC 3339 forms the docs promise, and the instant each names.
+RFC3339: Final = {
+    "2026-11-28T00:00:00Z": "2026-11-28T00:00:00.000Z",
+    "2026-11-28T02:00:00.123456+02:00": "2026-11-28T00:00:00.123Z",
+    "2026-11-28T00:00:00": "2026-11-28T00:00:00.000Z",  # no offset: UTC
+    "2026-11-28t00:00:00.5z": "2026-11-28T00:00:00.500Z",
+    "2026-11-28 00:00:00.123456789Z": "2026-11-28T00:00:00.123Z",
+}
+
+
+@pytest.mark.parametrize(("field", "tag"), [("timestamp", "system_alert"), ("last_check", None)])
+async def test_a_payload_timestamp_not_rfc3339_answers_400_naming_it(
+    serve: ServerFactory, field: str, tag: str | None
+) -> None:
+    """A payload timestamp (a SystemAlert's ``timestamp``, a ComponentHealth's ``last_check``)
+    given as a Unix time, a bare date or a time without seconds answers 400 invalid_payload
+    naming it, each form; the RFC 3339 forms the docs promise are taken, as the instant named."""
+    server = await serve()
+    if tag:
+        fields, base = SYSTEM_ALERT, ALERT
+    else:
+        fields = {"tag": "component_health_updated", "topic": "health"}
+        base = {"component": "store", "status": "healthy"}
+    for value in NOT_RFC3339:
+        payload = {**base, field: value}
+        status, answer = await server.post(body_of(envelope(**fields, payload=payload)))
+        assert (status, answer["error"], answer.get("field")) == (
+            400,
+            "invalid_payload",
+            f"payload.{field}",
+        ), (value, answer)
+        assert "RFC 3339" in answer["detail"], answer
+    assert server.delivered == []
+    for value in RFC3339:
+        payload = {**base, field: value}
+        status, answer = await server.post(body_of(envelope(**fields, payload=payload)))
+        assert status == 202, (value, answer)
+    taken = [format_timestamp(getattr(e.payload, field)) for e in server.delivered]
+    assert taken == list(RFC3339.values())
+
+
+METRIC: Final = {"instance": "ex_esdb_metrics", "topic": "metrics", "tag": "performance_metric"}
+METRIC_PAYLOAD: Final = {"metric_name": "m", "unit": "ms", "component": "store", "value": 1}
+THROUGHPUT: Final = {**METRIC, "tag": "throughput_metric"}
+THROUGHPUT_PAYLOAD: Final = {"operation": "append", "count": 10, "duration_ms": 1000}
+
+
+@pytest.mark.parametrize(
+    ("fields", "base", "field"),
+    [(METRIC, METRIC_PAYLOAD, "value"), (THROUGHPUT, THROUGHPUT_PAYLOAD, "count")],
+    ids=["float", "int"],
+)
+async def test_a_number_field_given_a_bool_answers_400_naming_it(
+    serve: ServerFactory, fields: dict[str, str], base: dict[str, object], field: str
+) -> None:
+    """true or false in a number field (a PerformanceMetric's float ``value``, a
+    ThroughputMetric's int ``count``) answers 400 invalid_payload naming it, not a series at
+    1.0; the number given as text ("10") is taken as the number."""
+    server = await serve()
+    for given in (True, False):
+        payload = {**base, field: given}
+        status, answer = await server.post(body_of(envelope(**fields, payload=payload)))
+        assert (status, answer["error"], answer.get("field")) == (
+            400,
+            "invalid_payload",
+            f"payload.{field}",
+        ), (given, answer)
+    assert server.delivered == []
+    status, answer = await server.post(body_of(envelope(**fields, payload={**base, field: "10"})))
+    assert status == 202, answer
+    assert [getattr(e.payload, field) for e in server.delivered] == [10]
+
+
 _SIGN: Final = 'send t=<unix seconds>,v1=<hex HMAC-SHA256(SECRET_KEY_BASE, "<t>." + body)>'
 
 

@@ -3,6 +3,8 @@ or unknown field, a wrong type, an unreadable timestamp or one past the years UT
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -81,6 +83,94 @@ def test_rejects_timestamp_outside_the_years_utc_holds(model: type[Message], val
     with pytest.raises(ValidationError) as exc:
         build(model, {**CASES[model].minimal, "timestamp": value})
     assert error_locations(exc) == {"timestamp"}
+
+
+# What pydantic's datetime alone reads but an RFC 3339 date-time with seconds is not: a Unix time
+# in seconds or milliseconds (a number, or text), a bare date, a time without seconds, a bool.
+NOT_RFC3339: list[Any] = [
+    0,
+    "0",
+    1764288000,
+    "1764288000",
+    1764288000123,
+    1764288000.5,
+    "2026-11-28",
+    "2026-11-28T00:00",
+    "2026-11-28T00:00+02:00",
+    True,
+]
+
+
+@pytest.mark.parametrize("value", NOT_RFC3339, ids=repr)
+@pytest.mark.parametrize("field", ["timestamp", "ack_timestamp", "alert_starts_at"])
+def test_rejects_a_timestamp_not_an_rfc3339_date_time(value: Any, field: str) -> None:
+    """A timestamp field refuses a Unix time, a bare date or a time without seconds, from a
+    dict (as the reference decoder gives it) and from JSON, naming the field."""
+    payload = {**CASES[AlertAck].minimal, field: value}
+    with pytest.raises(ValidationError) as exc:
+        build(AlertAck, payload)
+    assert error_locations(exc) == {field}
+    with pytest.raises(ValidationError) as exc:
+        AlertAck.model_validate_json(json.dumps(payload))
+    assert error_locations(exc) == {field}
+    assert "RFC 3339" in exc.value.errors()[0]["msg"]
+
+
+@pytest.mark.parametrize(
+    ("value", "instant"),
+    [
+        ("2026-11-28T00:00:00Z", datetime(2026, 11, 28, tzinfo=UTC)),
+        ("2026-11-28T02:00:00.123456+02:00", datetime(2026, 11, 28, 0, 0, 0, 123000, UTC)),
+        ("2026-11-28T00:00:00", datetime(2026, 11, 28, tzinfo=UTC)),
+        ("2026-11-28t00:00:00.5z", datetime(2026, 11, 28, 0, 0, 0, 500000, UTC)),
+        ("2026-11-28 00:00:00.123456789Z", datetime(2026, 11, 28, 0, 0, 0, 123000, UTC)),
+        (datetime(2026, 11, 28), datetime(2026, 11, 28, tzinfo=UTC)),
+        (
+            datetime(2026, 11, 28, 2, tzinfo=timezone(timedelta(hours=2))),
+            datetime(2026, 11, 28, tzinfo=UTC),
+        ),
+    ],
+    ids=repr,
+)
+def test_an_rfc3339_date_time_or_a_datetime_is_taken_as_its_instant(
+    value: Any, instant: datetime
+) -> None:
+    """RFC 3339 date-times with seconds (a fraction, an offset, none: UTC) and datetime objects
+    (the integration API's) are taken as the instant they name, in UTC to the millisecond."""
+    payload = {**CASES[AlertAck].minimal, "timestamp": value}
+    assert build(AlertAck, payload).timestamp == instant
+    if isinstance(value, str):
+        assert AlertAck.model_validate_json(json.dumps(payload)).timestamp == instant
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+def test_a_number_field_refuses_a_bool_and_takes_text(model: type[Message]) -> None:
+    """Each int or float field refuses true and false, from a dict (the integration API's, the
+    reference decoder's) and from JSON, naming the field, where pydantic's lax number reads 1
+    and 0; the number given as text is taken, as the docs promise."""
+    case = CASES[model]
+    for name, value in case.full.items():
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        for given in (True, False):
+            payload = {**case.full, name: given}
+            with pytest.raises(ValidationError) as exc:
+                build(model, payload)
+            assert error_locations(exc) == {name}, given
+            if "node" in model.model_fields:  # JSON has no context to give it
+                payload = {"node": NODE, **payload}
+            with pytest.raises(ValidationError) as exc:
+                model.model_validate_json(json.dumps(payload))
+            assert error_locations(exc) == {name}, given
+        assert getattr(build(model, {**case.full, name: str(value)}), name) == value
+
+
+def test_a_count_in_a_log_summary_refuses_a_bool() -> None:
+    """A number inside a field (log_counts' values) refuses a bool too."""
+    payload = {**CASES[LogSummary].minimal, "log_counts": {"error": True}}
+    with pytest.raises(ValidationError) as exc:
+        build(LogSummary, payload)
+    assert error_locations(exc) == {"log_counts"}
 
 
 @pytest.mark.parametrize("model", [ClusterHealth, AlertAck, AccessViolation])
