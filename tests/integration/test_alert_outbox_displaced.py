@@ -9,28 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from bridge.bus import Envelope, new_message_id
-from bridge.messages import SystemAlert, utc_now
-from tests.support import BridgeProcess, http_get, signed_post, wait_until
+from tests.support import BridgeProcess, critical_alert_body, http_get, signed_post, wait_until
 
 pytestmark = [pytest.mark.integration]
 
 
 def alert_body() -> bytes:
     """An ingest body of one alert."""
-    alert = SystemAlert(
-        alert_id="displaced-1",
-        severity="critical",
-        category="system",
-        title="state directory removed",
-        description="sent after the bridge's state directory was removed",
-        source="test",
-        node="n1",
+    return critical_alert_body(
+        "displaced-1",
+        "state directory removed",
+        "sent after the bridge's state directory was removed",
     )
-    envelope = Envelope(
-        new_message_id(), alert.INSTANCE, "disk_full", alert.TAG, "app@host", utc_now(), alert
-    )
-    return envelope.to_bytes()
 
 
 def test_a_removed_state_directory_is_logged_once_and_makes_the_bridge_unready(

@@ -17,10 +17,8 @@ from typing import Final
 
 import pytest
 
-from bridge.bus import Envelope, new_message_id
-from bridge.messages import SystemAlert, utc_now
 from tests.integration.test_redis_stop_under_load import RunQueueWait
-from tests.support import BridgeProcess, http_get, signed_post, wait_until
+from tests.support import BridgeProcess, critical_alert_body, http_get, signed_post, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,19 +46,9 @@ class LockedStop:
 
 def alert_body() -> bytes:
     """An ingest body of one alert."""
-    alert = SystemAlert(
-        alert_id="locked-1",
-        severity="critical",
-        category="system",
-        title="outbox locked",
-        description="taken while another connection holds the outbox",
-        source="test",
-        node="n1",
+    return critical_alert_body(
+        "locked-1", "outbox locked", "taken while another connection holds the outbox"
     )
-    envelope = Envelope(
-        new_message_id(), alert.INSTANCE, "disk_full", alert.TAG, "app@host", utc_now(), alert
-    )
-    return envelope.to_bytes()
 
 
 @contextmanager

@@ -42,6 +42,7 @@ from tests.support.values import (
     ALERTMANAGER_GLOBAL,
     ROOT,
     TEST_SECRET,
+    critical_alert_body,
     nested_map,
     undated_health_from_ahead,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "bridge_env",
     "check_config",
     "collector_off",
+    "critical_alert_body",
     "damaged_ca_files",
     "drawn_as_nothing",
     "each_turn_until",

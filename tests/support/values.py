@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.bus import Envelope, decode_envelope, new_message_id
-from bridge.messages import format_timestamp
+from bridge.messages import SystemAlert, format_timestamp, utc_now
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TEST_SECRET = "test-secret-key-base-with-at-least-32-characters"
@@ -50,6 +50,23 @@ def nested_map(levels: int) -> dict[str, Any]:
     for _ in range(levels - 1):
         nested = {"a": nested}
     return nested
+
+
+def critical_alert_body(alert_id: str, title: str, description: str) -> bytes:
+    """An ingest body of one critical SystemAlert of node n1, ``alert_id`` and ``title``."""
+    alert = SystemAlert(
+        alert_id=alert_id,
+        severity="critical",
+        category="system",
+        title=title,
+        description=description,
+        source="test",
+        node="n1",
+    )
+    envelope = Envelope(
+        new_message_id(), alert.INSTANCE, "disk_full", alert.TAG, "app@host", utc_now(), alert
+    )
+    return envelope.to_bytes()
 
 
 def undated_health_from_ahead(node: str, status: str, seconds: float = 200.0) -> Envelope:
