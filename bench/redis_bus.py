@@ -74,7 +74,9 @@ _TARGET_P99_MS: Final = 50.0
 # -- the processes --
 
 
-def _replicas(tree: Tree, url: str, args: argparse.Namespace) -> list[Child]:
+def _replicas(tree: Tree, url: str, args: argparse.Namespace, scratch: Path) -> list[Child]:
+    # Each replica makes its state directory in ``scratch`` (TMPDIR), which outlives it: the one
+    # the failover SIGKILLs cannot remove its own.
     replicas = [
         Child(
             [
@@ -89,7 +91,7 @@ def _replicas(tree: Tree, url: str, args: argparse.Namespace) -> list[Child]:
                 "--gc",
                 args.gc,
             ],
-            env=tree.env(),
+            env={**tree.env(), "TMPDIR": str(scratch)},
             cwd=tree.path,
         )
         for n in range(2)
@@ -288,14 +290,15 @@ def _setting(args: argparse.Namespace) -> Iterator[tuple[str, int, Child, list[T
 def _pair(
     tree: Tree, url: str, publisher: Child, args: argparse.Namespace
 ) -> Iterator[list[Child]]:
-    replicas = _replicas(tree, url, args)
-    try:
-        publisher.ask("burst 3000")  # warm up: caches, gauge children, the consumer group
-        _wait(replicas, 3000, 3000, 60)
-        yield replicas
-    finally:
-        for replica in replicas:
-            replica.close()
+    with tempfile.TemporaryDirectory(prefix="exesdb-bench-replicas-") as scratch:
+        replicas = _replicas(tree, url, args, Path(scratch))
+        try:
+            publisher.ask("burst 3000")  # warm up: caches, gauge children, the consumer group
+            _wait(replicas, 3000, 3000, 60)
+            yield replicas
+        finally:
+            for replica in replicas:
+                replica.close()
 
 
 def run(

@@ -4,6 +4,7 @@ the ingest benchmark divides by and hands the bus, which its figures rest on."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -81,11 +82,13 @@ def test_the_in_process_benches_weigh_each_envelope_by_its_line_as_ingest_does()
     assert list(sizes) == [len(line) for line in body.splitlines()]
 
 
-def _printed(*command: str) -> str:
-    """What ``python -m <command>`` prints, run as a reader runs it."""
+def _printed(*command: str, env: dict[str, str] | None = None) -> str:
+    """What ``python -m <command>`` prints, run as a reader runs it (in ``env``, by default
+    this process's)."""
     done = subprocess.run(
         [sys.executable, "-m", *command],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -158,16 +161,19 @@ def test_ingest_runs_beside_pushgateway_on_a_few_batches() -> None:
 
 
 @pytest.mark.slow
-def test_redis_bus_runs_two_replicas_on_a_few_thousand_messages() -> None:
+def test_redis_bus_runs_two_replicas_on_a_few_thousand_messages(tmp_path: Path) -> None:
     """`python -m bench.redis_bus --messages 2000 --repeats 1 --seconds 0.3 --claim-idle-ms
-    500` prints its capacity and latency tables, each replica's figures above zero."""
+    500` prints its capacity and latency tables, each replica's figures above zero, and leaves
+    nothing in the temporary folder (the replica its failover SIGKILLs included)."""
     require_binary("redis-server")
     tables = _tables(
         _printed(
             "bench.redis_bus",
             *("--messages", "2000", "--repeats", "1", "--seconds", "0.3", "--claim-idle-ms", "500"),
+            env={**os.environ, "TMPDIR": str(tmp_path)},
         )
     )
+    assert list(tmp_path.iterdir()) == []
     replicas = [
         row
         for row in tables["Redis bus, two replica processes: capacity"]
