@@ -262,6 +262,7 @@ async def test_a_request_in_an_http_version_not_served_is_answered_505_and_close
     takes, is answered as Go's servers answer it: ``HTTP/1.1 505`` (not a status line in the
     version named), the JSON error body, Connection: close, no 100 Continue; logged at debug."""
     bridge = await serve(EXESDB_INGEST="true")
+    assert closed(bridge, "unsupported_version") == 0
     reader, writer = await connect(bridge)
     with caplog.at_level(logging.DEBUG, logger="bridge.listener"):
         writer.write(request_bytes)
@@ -278,6 +279,7 @@ async def test_a_request_in_an_http_version_not_served_is_answered_505_and_close
     assert any(f"refused an {named} request from 127.0.0.1: 505" in line for line in said)
     if b"Content-Length" not in request_bytes:
         assert await closed_within(reader, 10) == b""
+    assert closed(bridge, "unsupported_version") == 1
 
 
 async def test_a_chunked_body_broken_after_its_head_is_answered_408_at_the_body_timeout(

@@ -90,6 +90,7 @@ _REASONS: Final = (
     "write_timeout",
     "refused",
     "bad_request",
+    "unsupported_version",
 )
 
 
@@ -149,7 +150,8 @@ class ConnectionGuard:
         self._closed = Counter(
             "exesdb_http_connections_closed",
             "HTTP connections the bridge closed, by reason (header_timeout, body_timeout, "
-            "evicted, slow_body, stalled, write_timeout, refused, bad_request).",
+            "evicted, slow_body, stalled, write_timeout, refused, bad_request, "
+            "unsupported_version).",
             ["reason"],
             registry=registry,
         )
@@ -607,6 +609,7 @@ class ConnectionGuard:
         self, connection: Connection, request: web.Request, handler: Handler
     ) -> web.StreamResponse:
         if (refusal := unsupported_version(request)) is not None:
+            self._closed.labels("unsupported_version").inc()
             return refusal  # before the reserve: Go's server answers it before any handler
         if connection.reserved and request.path not in PROBE_PATHS:
             self._closed.labels("refused").inc()
