@@ -333,6 +333,15 @@ def _to_the_end(steps: Coroutine[None, None, _T]) -> _T:
             return cast("_T", done.value)
 
 
+def at_least_one(text: str) -> int:
+    """An argparse type: a count of 1 or more (0 would be taken for "the default", and less
+    leaves the tables without a figure to take the median of)."""
+    count = int(text)
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{count} is not a count of 1 or more")
+    return count
+
+
 def median(values: Sequence[float]) -> float:
     """The median (the machine is shared: medians, not means or bests)."""
     return statistics.median(values)

@@ -18,7 +18,6 @@ both tables alike (by default 5 x 11 in process, 9 x 40 over HTTP): small ones f
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import tempfile
 import time
@@ -33,6 +32,7 @@ from bench import pushgateway
 from bench._util import (
     BridgeProcess,
     argument_parser,
+    at_least_one,
     http_get,
     median,
     send,
@@ -267,23 +267,14 @@ def _tables(
     )
 
 
-def _at_least_one(text: str) -> int:
-    """A count of 1 or more: 0 would be taken for "the default", and less leaves the tables
-    without a figure to take the median of."""
-    count = int(text)
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"{count} is not a count of 1 or more")
-    return count
-
-
 def main() -> None:
     """``python -m bench.ingest``: both tables, sized by ``--repeats`` and ``--batches``."""
     parser = argument_parser(__doc__.splitlines()[0])
     parser.add_argument(
-        "--repeats", type=_at_least_one, help="repeats of each table (default 5 and 9)"
+        "--repeats", type=at_least_one, help="repeats of each table (default 5 and 9)"
     )
     parser.add_argument(
-        "--batches", type=_at_least_one, help="batches of 1 000 per repeat (default 11 and 40)"
+        "--batches", type=at_least_one, help="batches of 1 000 per repeat (default 11 and 40)"
     )
     args = parser.parse_args()
     print(run(repeats=args.repeats, batches=args.batches))

@@ -48,6 +48,7 @@ from bench._util import (
     Tree,
     apt_installed,
     argument_parser,
+    at_least_one,
     interleaved,
     median,
     revision_trees,
@@ -276,13 +277,6 @@ def run(
     return render(figures, trees, repeats, batches)
 
 
-def _at_least_one(text: str) -> int:
-    count = int(text)
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"{count} is not a count of 1 or more")
-    return count
-
-
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line: ``--baseline REV`` (repeatable; 6c3c5492 when none), ``--repeats``,
     ``--batches`` and ``--warm-up``; the worker's shapes after ``--worker``."""
@@ -294,16 +288,16 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="REV",
         help=f"a git revision counted beside this tree (may be given again; {BASELINE})",
     )
-    parser.add_argument("--repeats", type=_at_least_one, default=3, help="per tree (3)")
+    parser.add_argument("--repeats", type=at_least_one, default=3, help="per tree (3)")
     parser.add_argument(
         "--batches",
-        type=_at_least_one,
+        type=at_least_one,
         default=10,
         help="batches of 1 000 counted (10)",
     )
     parser.add_argument(
         "--warm-up",
-        type=_at_least_one,
+        type=at_least_one,
         default=_WARM_UP,
         help=f"batches sent first, not counted ({_WARM_UP})",
     )

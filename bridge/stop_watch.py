@@ -15,6 +15,7 @@ import logging
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -77,7 +78,7 @@ class StopWatch:
         ]
         frames = sys._current_frames()
         if (loop_frame := frames.get(self._loop_thread)) is not None:
-            lines.append(f"event loop's thread at {_chain(list(_outward(loop_frame))[::-1])}")
+            lines.append(f"event loop's thread at {_chain(_called(loop_frame))}")
         lines.extend(self._tasks())
         lines.extend(_threads(frames, self._loop_thread))
         return "\n".join(lines)
@@ -112,18 +113,16 @@ def _threads(frames: dict[int, FrameType], loop_thread: int) -> list[str]:
     lines = [f"{len(held)} thread(s) alive that the exit waits for:"]
     for thread in held[:_MOST_THREADS]:
         frame = frames.get(thread.ident or 0)
-        at = "not started" if frame is None else _chain(list(_outward(frame))[::-1])
+        at = "not started" if frame is None else _chain(_called(frame))
         lines.append(f"  {thread.name}: {at}")
     if len(held) > _MOST_THREADS:
         lines.append(f"  and {len(held) - _MOST_THREADS} more")
     return lines
 
 
-def _outward(frame: FrameType | None) -> Iterator[FrameType]:
-    """``frame`` and the frames that called it, innermost first."""
-    while frame is not None:
-        yield frame
-        frame = frame.f_back
+def _called(frame: FrameType) -> list[FrameType]:
+    """The frames that called ``frame``, outermost first, and ``frame``."""
+    return [called for called, _ in traceback.walk_stack(frame)][::-1]
 
 
 def _awaiting(awaitable: object) -> Iterator[FrameType]:

@@ -274,7 +274,7 @@ class Verifier:
         """``envelope`` judged for replay alone (and remembered), or its rejection (counted)."""
         verdict = self._replay.check(envelope.id, envelope.unix_ts)
         if verdict is not ReplayVerdict.FRESH:
-            rejection = _replay_rejection(verdict, envelope.id, self._stale(envelope))
+            rejection = _replay_rejection(verdict, envelope.id, lambda: self._stale(envelope))
             return self.reject(rejection, sender=envelope.node)
         return envelope
 
@@ -371,7 +371,7 @@ class Verifier:
         if stale is not None:
             index, verdict = stale
             rejection = _batch_replay_rejection(
-                verdict, envelopes, index, batch.numbers, self._stale(envelopes[index])
+                verdict, envelopes, index, batch.numbers, lambda: self._stale(envelopes[index])
             )
             return self.reject(located(rejection, index, batch.numbers, batch.lines))
         if batch.fault is not None:
@@ -397,7 +397,7 @@ class Verifier:
         if failure is not None:
             index, verdict = failure
             rejection = _batch_replay_rejection(
-                verdict, envelopes, index, numbers, self._stale(envelopes[index])
+                verdict, envelopes, index, numbers, lambda: self._stale(envelopes[index])
             )
             return self.reject(located(rejection, index, numbers, len(envelopes)))
         return envelopes
@@ -426,11 +426,14 @@ def _senders_named(reason: RejectReason, senders: dict[str, None], others: bool)
     return f" (from {said})"
 
 
-def _replay_rejection(verdict: ReplayVerdict, message_id: str, stale: str) -> Rejection:
-    """The rejection of a message ``verdict`` found not fresh; ``stale``: why its ts expired."""
+def _replay_rejection(
+    verdict: ReplayVerdict, message_id: str, stale: Callable[[], str]
+) -> Rejection:
+    """The rejection of a message ``verdict`` found not fresh; ``stale`` words why its ts
+    expired, asked only then (a flood of copies is refused without a look at the clock)."""
     if verdict is ReplayVerdict.REPLAYED:
         return Rejection(RejectReason.REPLAYED, f"message {message_id} was already accepted", "id")
-    return Rejection(RejectReason.EXPIRED, stale, "ts")
+    return Rejection(RejectReason.EXPIRED, stale(), "ts")
 
 
 def _batch_replay_rejection(
@@ -438,7 +441,7 @@ def _batch_replay_rejection(
     envelopes: Sequence[Envelope],
     index: int,
     numbers: Sequence[int] | None,
-    stale: str,
+    stale: Callable[[], str],
 ) -> Rejection:
     """The rejection of a batch's ``index``-th envelope: one whose id an earlier line of the
     batch has is not said to be accepted already (the batch is refused whole: nothing is)."""

@@ -360,13 +360,13 @@ class _ExitWithoutTeardown:
 def _joining_threads_at_exit() -> bool:
     """Whether the main thread is in ``threading``'s shutdown: Python, exiting, joins the threads
     left (concurrent.futures' executors' among them) before it runs the exit hooks."""
+    import traceback
+
     frame = sys._current_frames().get(threading.main_thread().ident or 0)
-    while frame is not None:
-        code = frame.f_code
-        if code.co_name == "_shutdown" and code.co_filename == threading.__file__:
-            return True
-        frame = frame.f_back
-    return False
+    return frame is not None and any(
+        called.f_code.co_name == "_shutdown" and called.f_code.co_filename == threading.__file__
+        for called, _ in traceback.walk_stack(frame)
+    )
 
 
 # In a demo's state directory: a bridge run without --demo refuses it, and a demo refuses one
