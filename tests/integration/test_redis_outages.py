@@ -176,6 +176,8 @@ async def test_a_replica_whose_lease_went_elsewhere_unawares_takes_nothing_more(
     )
     assert holder.taken_alerts() == []  # left pending, for the rival to claim
     assert not holder.transport.leading
+    # The fan-out reaches the publisher on its own reader's turn, not with the queue's entries.
+    await async_wait_until(lambda: len(publisher.seen_alerts()) == 5, 10, "the fan-out read")
     assert sorted(publisher.seen_alerts()) == expected
 
 
