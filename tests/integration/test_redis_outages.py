@@ -431,9 +431,16 @@ async def test_frames_a_redis_restarted_from_an_older_snapshot_lost_are_written_
     server.start()
     consumer = await Replica(server.url, "consumer").start()
     replicas.append(consumer)
-    await async_wait_until(
-        lambda: sorted(consumer.taken_alerts()) == [kept, *lost], 15, "the lost ones again"
-    )
+
+    def all_taken() -> bool:
+        # Asserted, so that a wait that times out says what was taken and written again.
+        taken = sorted(consumer.taken_alerts())
+        rewritten = publisher.sample("exesdb_redis_rewritten_total")
+        assert taken == [kept, *lost], f"taken {taken}, {rewritten:g} written again"
+        return True
+
+    # 30 s: once, under a full make test's load, 15 s went by with the lost ones not yet taken.
+    await async_wait_until(all_taken, 30, "the lost ones again")
     assert publisher.sample("exesdb_redis_rewritten_total") == len(lost)
     [said] = [r.getMessage() for r in caplog.records if "writing 10 recent" in r.getMessage()]
     assert said.replace("10", "3") in spans(page("redis"))
