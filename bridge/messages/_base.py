@@ -299,9 +299,10 @@ _NUMBER_OR_TEXT: Final = {
 }
 
 # A boolean field takes true and false alone, where pydantic's lax bool also reads 1, 0, 1.0
-# and text ("yes", "off", "t", "0"): the JSON Schema says boolean, and a sender's "false" taken
-# as False hides a bug that "no" would not. Worded for what it takes: pydantic's strict message
-# ("a valid boolean") would not tell a sender of "yes" why, pydantic's lax one taking it.
+# and text ("yes", "off", "t", "0"): the JSON Schema says boolean, and a sender quoting its
+# booleans has a bug other receivers read otherwise (the text "false" is true in JavaScript and
+# Python). Worded for what it takes: pydantic's strict message ("a valid boolean") would not
+# tell a sender of "yes", which its lax one takes, what is wanted.
 _NOT_BOOLEAN: Final = "Input should be a boolean, true or false"
 
 
