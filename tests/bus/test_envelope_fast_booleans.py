@@ -8,7 +8,9 @@ from typing import Any, Final
 import pytest
 
 from bridge.bus import Envelope, Rejection, RejectReason
-from bridge.messages import Message
+from bridge.bus.decoding import decode_envelopes
+from bridge.bus.problems import decode_envelope_reference
+from bridge.messages import FeatureToggle, Message
 from tests.bus.envelope_helpers import agreed, body_of, decoded_alike
 from tests.messages.helpers import CASES
 
@@ -58,3 +60,16 @@ def test_a_boolean_field_takes_true_and_false_on_the_fast_path(model: type[Messa
                 envelope = agreed(body_of(payload, model), payload, model)
                 assert isinstance(envelope, Envelope), (name, given)
                 assert getattr(envelope.payload, name) is given
+
+
+def test_a_batch_is_refused_at_its_line_holding_a_boolean_as_text() -> None:
+    """A batch whose third line gives a boolean field as text ("false") decodes its first two
+    and is refused at the third with the reference decoder's rejection of that line alone."""
+    case = CASES[FeatureToggle]
+    good = body_of(case.full, FeatureToggle)
+    bad = body_of({**case.full, "enabled": "false"}, FeatureToggle)
+    envelopes, refused = decode_envelopes([good, good, bad, good])
+    assert len(envelopes) == 2
+    assert refused == (2, decode_envelope_reference(bad))
+    assert isinstance(refused[1], Rejection)
+    assert refused[1].field == "payload.enabled"
