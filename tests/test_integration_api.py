@@ -534,6 +534,19 @@ def test_a_message_with_several_faults_names_each_of_them() -> None:
     )
 
 
+@pytest.mark.parametrize("given", ["no", "false", 1, 0])
+def test_a_boolean_given_as_text_or_a_number_is_refused_naming_the_field(given: object) -> None:
+    """A boolean argument given as text or a number (``requires_ack="no"``, ``1``) raises a
+    MessageError naming the field and saying it takes true or false, as ingest refuses it:
+    "false" is not read as False, nor 1 as True."""
+    message = _error_of(
+        lambda target: target.broadcast_alert("disk_full", "error", "x", requires_ack=given), api
+    )
+    assert message == (
+        f"SystemAlert.requires_ack: Input should be a boolean, true or false (got {given!r})"
+    )
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

@@ -57,7 +57,7 @@ from bridge.messages import (
     Message,
     model_for,
 )
-from bridge.messages._base import NUMBERS_NOT_BOOLEANS
+from bridge.messages._base import BOOLEANS_APART
 
 __all__ = [
     "ENVELOPE_KEYS",
@@ -434,8 +434,8 @@ def _items_adapter(model: type[Message], name: str, kind: type) -> TypeAdapter[A
     if any(name in v.info.fields or "*" in v.info.fields for v in validators):
         return None
     config = {key: value for key, value in model.model_config.items() if key != "defer_build"}
-    # Its numbers refusing a bool, as the model's do.
-    refusing = Annotated[annotation, NUMBERS_NOT_BOOLEANS]  # type: ignore[valid-type]
+    # Its numbers refusing a bool and its bools taking nothing else, as the model's do.
+    refusing = Annotated[annotation, BOOLEANS_APART]  # type: ignore[valid-type]
     return TypeAdapter(refusing, config=ConfigDict(**config))  # type: ignore[typeddict-item]
 
 

@@ -52,7 +52,7 @@ from bridge.messages import (
     Message,
     visible_name,
 )
-from bridge.messages._base import MAX_WHOLE, number_schema, to_utc_ms
+from bridge.messages._base import MAX_WHOLE, boolean_schema, number_schema, to_utc_ms
 from bridge.messages.timestamps import parse_timestamp
 
 __all__ = [
@@ -268,6 +268,7 @@ _KNOWN_KEYS: Final = {
     "float": {"type", "ge", "gt", "le", "lt", "strict", "allow_inf_nan", "metadata"},
     "bool": {"type", "strict", "metadata"},
     "chain": {"type", "steps", "metadata"},
+    "custom-error": {"type", "schema", "custom_error_type", "custom_error_message", "metadata"},
     "any": {"type", "metadata"},
     "literal": {"type", "expected", "metadata"},
     "nullable": {"type", "schema", "metadata"},
@@ -305,6 +306,11 @@ def _type(schema: Mapping[str, Any], str_max: int | None, checked: bool) -> Any:
         if number is None:
             raise _Unsupported("chain")
         return _type(number, str_max, checked)
+    if kind == "custom-error":  # a bool taking true and false alone (msgspec's takes no more)
+        boolean = boolean_schema(schema)
+        if boolean is None:
+            raise _Unsupported("custom-error")
+        return _type(boolean, str_max, checked)
     if kind == "int":
         return _annotated(int, schema)
     if kind == "float":

@@ -35,12 +35,12 @@ from bridge.messages.timestamps import format_timestamp, to_utc_ms
 
 __all__ = [
     "ALERT_ID_PATTERN",
+    "BOOLEANS_APART",
     "MAX_NAME",
     "NAME_PATTERN",
     "NAME_REFUSES",
     "NODE_PATTERN",
     "NO_CONTROL_CHARACTERS",
-    "NUMBERS_NOT_BOOLEANS",
     "AlertId",
     "JsonMap",
     "Label",
@@ -50,6 +50,7 @@ __all__ = [
     "OmittedWhenNone",
     "Text",
     "Timestamp",
+    "boolean_schema",
     "format_timestamp",
     "number_schema",
     "random_hex",
@@ -297,6 +298,13 @@ _NUMBER_OR_TEXT: Final = {
     ),
 }
 
+# A boolean field takes true and false alone, where pydantic's lax bool also reads 1, 0, 1.0
+# and text ("yes", "off", "t", "0"): the JSON Schema says boolean, and a sender quoting its
+# booleans has a bug other receivers read otherwise (the text "false" is true in JavaScript and
+# Python). Worded for what it takes: pydantic's strict message ("a valid boolean") would not
+# tell a sender of "yes", which its lax one takes, what is wanted.
+_NOT_BOOLEAN: Final = "Input should be a boolean, true or false"
+
 
 def _own_json_schema(schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
     # A chain's JSON Schema is its first step's: the number's own is the one to publish.
@@ -311,10 +319,19 @@ def number_schema(schema: Any) -> Any:
     return schema["steps"][-1]
 
 
-def _no_booleans(schema: Any) -> Any:
-    """A copy of a core ``schema`` whose int and float schemas refuse a bool (shared parts kept)."""
+def boolean_schema(schema: Any) -> Any:
+    """The bool schema of a field's ``schema`` that takes true and false alone (as ``Message``
+    makes every bool's), or None when it is not one."""
+    if schema.get("type") != "custom-error" or schema["custom_error_message"] != _NOT_BOOLEAN:
+        return None
+    return schema["schema"]
+
+
+def _booleans_apart(schema: Any) -> Any:
+    """A copy of a core ``schema`` whose int and float schemas refuse a bool and whose bool
+    schemas take nothing else (shared parts kept)."""
     if isinstance(schema, list):
-        return [_no_booleans(item) for item in schema]
+        return [_booleans_apart(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
     kind = schema.get("type")
@@ -322,18 +339,24 @@ def _no_booleans(schema: Any) -> Any:
         return core_schema.chain_schema(
             [_NUMBER_OR_TEXT[kind], schema], metadata={"pydantic_js_functions": [_own_json_schema]}
         )
+    if kind == "bool":
+        # Strict in Python too: the reference decoder validates what json.loads made.
+        return core_schema.custom_error_schema(
+            {**schema, "strict": True},
+            custom_error_type="not_boolean",
+            custom_error_message=_NOT_BOOLEAN,
+        )
     # A serializer's schema says what is written, not read (its "int" is no field).
     return {
-        key: value if key in ("serialization", "metadata") else _no_booleans(value)
+        key: value if key in ("serialization", "metadata") else _booleans_apart(value)
         for key, value in schema.items()
     }
 
 
-NUMBERS_NOT_BOOLEANS: Final = GetPydanticSchema(
-    lambda source, handler: _no_booleans(handler(source))
-)
-"""An ``Annotated`` marker: the type's int and float schemas refuse a bool, as a ``Message``'s do
-(the reference decoder's validators of a field's items)."""
+BOOLEANS_APART: Final = GetPydanticSchema(lambda source, handler: _booleans_apart(handler(source)))
+"""An ``Annotated`` marker: the type's int and float schemas refuse a bool and its bool schemas
+take nothing else, as a ``Message``'s do (the reference decoder's validators of a field's
+items)."""
 
 
 class Message(BaseModel):
@@ -369,8 +392,9 @@ class Message(BaseModel):
     def __get_pydantic_core_schema__(
         cls, source: type[BaseModel], handler: GetCoreSchemaHandler, /
     ) -> CoreSchema:
-        """The model's core schema, its numbers refusing a bool (``_no_booleans``)."""
-        schema: CoreSchema = _no_booleans(handler(source))
+        """The model's core schema, its numbers refusing a bool and its bools taking nothing
+        else (``_booleans_apart``)."""
+        schema: CoreSchema = _booleans_apart(handler(source))
         return schema
 
     @classmethod

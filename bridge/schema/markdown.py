@@ -128,6 +128,8 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
 - A number field given as text (`"1.5"`) is taken, but not one that reads as a NaN or an
   infinity (`"NaN"`, `"inf"`), nor `true` or `false`: `invalid_payload`. The one infinity a
   payload can hold is a `rate_per_sec` derived from a `duration_ms` too small for a finite rate.
+- A boolean field takes `true` or `false` alone: text (`"true"`, `"yes"`, `"0"`) or a number
+  (`1`, `0`) is `invalid_payload`, naming the field (`payload.enabled`).
 - An integer field takes at most 9223372036854775807 (2^63 - 1, what a signed 64-bit integer
   holds): a larger one is `invalid_payload`, naming the field (`payload.healthy_nodes`), rather
   than taken and then failing the sinks that carry it (no float holds one of 309 digits).

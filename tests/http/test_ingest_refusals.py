@@ -17,7 +17,7 @@ import pytest
 from multidict import CIMultiDict
 
 from bridge.bus import SIGNATURE_HEADER, Keyring
-from bridge.messages import format_timestamp
+from bridge.messages import FeatureToggle, format_timestamp
 from tests.http.helpers import JSON, NDJSON, ServerFactory, body_of, envelope, signed
 from tests.support import ADMIN_TOKEN, TEST_SECRET
 
@@ -314,6 +314,36 @@ async def test_a_number_field_given_a_bool_answers_400_naming_it(
     status, answer = await server.post(body_of(envelope(**fields, payload={**base, field: "10"})))
     assert status == 202, answer
     assert [getattr(e.payload, field) for e in server.delivered] == [10]
+
+
+TOGGLE: Final = {"instance": "ex_esdb_system", "topic": "system", "tag": "feature_toggle_changed"}
+TOGGLE_PAYLOAD: Final = {"feature": "snapshots", "previous_state": True, "changed_by": "ops"}
+
+
+async def test_a_boolean_field_given_text_or_a_number_answers_400_naming_it(
+    serve: ServerFactory,
+) -> None:
+    """Text or a number in a boolean field (a FeatureToggle's ``enabled``: "true", "yes", "0",
+    1, 0, which pydantic's lax bool reads) answers 400 invalid_payload naming it and saying it
+    takes true or false, each counted as refused; false itself is taken."""
+    server = await serve()
+    refused: list[object] = ["true", "yes", "0", 1, 0]
+    for given in refused:
+        payload = {**TOGGLE_PAYLOAD, "enabled": given}
+        status, answer = await server.post(body_of(envelope(**TOGGLE, payload=payload)))
+        assert (status, answer["error"], answer.get("field"), answer["detail"]) == (
+            400,
+            "invalid_payload",
+            "payload.enabled",
+            "payload.enabled: Input should be a boolean, true or false",
+        ), given
+    assert server.rejected("invalid_payload") == len(refused)
+    assert server.delivered == []
+    payload = {**TOGGLE_PAYLOAD, "enabled": False}
+    status, answer = await server.post(body_of(envelope(**TOGGLE, payload=payload)))
+    assert status == 202, answer
+    assert [type(e.payload) for e in server.delivered] == [FeatureToggle]
+    assert server.delivered[0].payload.model_dump()["enabled"] is False
 
 
 _SIGN: Final = 'send t=<unix seconds>,v1=<hex HMAC-SHA256(SECRET_KEY_BASE, "<t>." + body)>'

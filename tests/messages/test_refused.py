@@ -165,6 +165,30 @@ def test_a_number_field_refuses_a_bool_and_takes_text(model: type[Message]) -> N
         assert getattr(build(model, {**case.full, name: str(value)}), name) == value
 
 
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+def test_a_boolean_field_takes_true_and_false_alone(model: type[Message]) -> None:
+    """Each boolean field refuses text and numbers, from a dict (the integration API's, the
+    reference decoder's) and from JSON, naming the field and saying it takes true or false,
+    where pydantic's lax bool reads "yes", "0", 1 and the like."""
+    case = CASES[model]
+    for name, value in case.full.items():
+        if type(value) is not bool:
+            continue
+        for given in ("true", "no", "1", 1, 0, 1.0):
+            payload = {**case.full, name: given}
+            with pytest.raises(ValidationError) as exc:
+                build(model, payload)
+            assert [(e["loc"], e["msg"]) for e in exc.value.errors()] == [
+                ((name,), "Input should be a boolean, true or false")
+            ], given
+            if "node" in model.model_fields:  # JSON has no context to give it
+                payload = {"node": NODE, **payload}
+            with pytest.raises(ValidationError) as exc:
+                model.model_validate_json(json.dumps(payload))
+            assert error_locations(exc) == {name}, given
+        assert getattr(build(model, {**case.full, name: not value}), name) is (not value)
+
+
 def test_a_count_in_a_log_summary_refuses_a_bool() -> None:
     """A number inside a field (log_counts' values) refuses a bool too."""
     payload = {**CASES[LogSummary].minimal, "log_counts": {"error": True}}
