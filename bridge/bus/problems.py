@@ -472,7 +472,10 @@ _WRONG_NODE: Final = partial(
     "node",
 )
 _WRONG_TS: Final = partial(
-    Rejection, RejectReason.MALFORMED, "ts must be an RFC 3339 timestamp", "ts"
+    Rejection,
+    RejectReason.MALFORMED,
+    "ts must be an RFC 3339 date-time with seconds and its UTC offset (2026-11-28T00:00:00Z)",
+    "ts",
 )
 _NOT_AN_OBJECT: Final = partial(
     Rejection, RejectReason.INVALID_PAYLOAD, "payload must be a JSON object", "payload"

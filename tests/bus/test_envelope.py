@@ -467,4 +467,6 @@ def test_a_ts_in_iso_8601_but_not_rfc_3339_is_refused(ts: str) -> None:
     in them is invalid."""
     rejection = _rejection(_envelope(ts=ts))
     assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, "ts"), rejection
-    assert rejection.detail == "ts must be an RFC 3339 timestamp"
+    assert rejection.detail == (
+        "ts must be an RFC 3339 date-time with seconds and its UTC offset (2026-11-28T00:00:00Z)"
+    )
