@@ -38,6 +38,7 @@ from bridge.bus import (
     decode_ndjson,
 )
 from bridge.bus.batches import APART
+from bridge.bus.replay import outside_window
 from bridge.component import Component, HasRoutes, Readiness
 from bridge.expect_continue import unmet_expectation
 from bridge.headers import HEALTHZ_BODY
@@ -239,11 +240,9 @@ def _out_of_window(header: str, window: float, now: float) -> str:
     signed_at = Keyring.header_time(header)
     if signed_at is None:
         return f"the {SIGNATURE_HEADER} timestamp is outside the replay window"
-    off = now - signed_at
     return (
-        f"the {SIGNATURE_HEADER} timestamp t={signed_at} is {abs(off):.0f} s"
-        f" {'behind' if off > 0 else 'ahead of'} the bridge's clock, outside its replay window of"
-        f" {window:g} s (EXESDB_REPLAY_WINDOW_MS): sign each request as it is sent, on a clock"
+        f"the {SIGNATURE_HEADER} timestamp t={signed_at} is"
+        f" {outside_window(now - signed_at, window)}: sign each request as it is sent, on a clock"
         " set right"
     )
 

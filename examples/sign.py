@@ -306,6 +306,16 @@ def positive_seconds(text: str) -> float:
     return seconds
 
 
+def option_named(arg: str) -> str:
+    """An argument no option took, as a refusal shows it: an option without a value given in it,
+    after "=" (``--usr=…``) or attached to a short option as curl takes one (``-u…``)."""
+    if not arg.startswith("-"):
+        return arg
+    if "=" in arg:
+        return arg.split("=", 1)[0] + "=…"
+    return arg[:2] + "…" if not arg.startswith("--") and len(arg) > 2 else arg
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Sign one message and post it to a bridge.")
     parser.add_argument("instance", help="the bus instance, e.g. ex_esdb_health")
@@ -321,7 +331,10 @@ def main() -> int:
         default=10.0,
         help="wait at most this long for the bridge (default 10)",
     )
-    args = parser.parse_args()
+    args, unknown = parser.parse_known_args()
+    if unknown:
+        # argparse's own error would show them whole: --usr=USER:PASSWORD, curl's -uUSER:PASSWORD.
+        parser.error(f"unrecognized arguments: {' '.join(map(option_named, unknown))}")
     key = os.environ.get("SECRET_KEY_BASE")
     if not key:
         parser.error("set SECRET_KEY_BASE to the bridge's key")

@@ -146,7 +146,11 @@ while [[ $# -gt 0 && $1 == -* ]]; do
         # Named without a value given in it with =: --user=ops:PASSWORD holds a password.
         --cacert=* | --user=* | --timeout=* | --topic=*)
             usage "${1%%=*}=…: give its value after a space, ${1%%=*} VALUE" ;;
-        *) usage "${1%%=*}$([[ $1 == *=* ]] && echo '=…'): not an option of $0" ;;
+        # Named without a value given in it: after =, or attached to a short option as curl
+        # takes one (-uops:PASSWORD).
+        *=*) usage "${1%%=*}=…: not an option of $0" ;;
+        --* | - | -?) usage "$1: not an option of $0" ;;
+        *) usage "${1:0:2}…: not an option of $0" ;;
     esac
 done
 [[ $# -ge 3 && $# -le 4 ]] || usage

@@ -150,6 +150,26 @@ def test_the_shell_signer_names_what_is_wrong_with_its_usage(given: list[str], s
     assert "s3cret" not in refused.stderr
 
 
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (["-uops:s3cret"], "-u…"),  # curl's -u, its value attached
+        (["--usr=ops:s3cret"], "--usr=…"),
+    ],
+)
+def test_a_signer_refusing_an_option_shows_no_value_given_in_it(
+    name: str, given: list[str], said: str
+) -> None:
+    """An option a signer does not take is refused (exit 2) naming it without a value given in
+    it, which may be a password (curl's -uUSER:PASSWORD, --usr=USER:PASSWORD)."""
+    message = ["ex_esdb_health", "node_health_updated", HEALTHY]
+    refused = _run([*_signer(name), *given, *message], SECRET_KEY_BASE=TEST_SECRET)
+    assert refused.returncode == 2, refused.stderr
+    assert said in refused.stderr, refused.stderr
+    assert "s3cret" not in refused.stderr
+
+
 @pytest.mark.parametrize(
     ("name", "option", "after"),
     [

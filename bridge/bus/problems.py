@@ -472,7 +472,10 @@ _WRONG_NODE: Final = partial(
     "node",
 )
 _WRONG_TS: Final = partial(
-    Rejection, RejectReason.MALFORMED, "ts must be an RFC 3339 timestamp", "ts"
+    Rejection,
+    RejectReason.MALFORMED,
+    "ts must be an RFC 3339 date-time with seconds and its UTC offset (2026-11-28T00:00:00Z)",
+    "ts",
 )
 _NOT_AN_OBJECT: Final = partial(
     Rejection, RejectReason.INVALID_PAYLOAD, "payload must be a JSON object", "payload"
@@ -598,18 +601,29 @@ def _tag_meant(rejection: Rejection) -> Rejection:
     return Rejection(rejection.reason, f"{rejection.detail}; {meant}", rejection.field)
 
 
+# RFC 3339's date-time (section 5.6) with its offset, "T" and "Z" in either case and a space for
+# the "T" (as its notes allow), a fraction of any length (TS_MAX_LENGTH bounds it). The same form
+# as parse_timestamp's, but for the fraction it cuts at nine digits, which the envelope does not.
+_RFC3339_TS: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
 def parse_ts(value: Any) -> datetime | None:
     """``value`` read as an envelope's ``ts``: its instant in UTC, or None (not text, longer than
-    ``TS_MAX_LENGTH``, without an offset, or not a timestamp ``fromisoformat`` reads)."""
+    ``TS_MAX_LENGTH``, not an RFC 3339 date-time with its offset, or not an instant of years
+    1-9999 in UTC)."""
     if not isinstance(value, str) or len(value) > TS_MAX_LENGTH:
         return None
-    if value[-1:] == "z":
-        # RFC 3339 (section 5.6) allows "z" for "Z", which fromisoformat does not read (its
-        # "t" it does).
-        value = value[:-1] + "Z"
+    # RFC 3339 alone, as the refusal says: fromisoformat also reads ISO 8601's other forms (a
+    # time without seconds, 20261128T000000Z, a week date, +0100), which a payload's timestamp
+    # refuses too.
+    if _RFC3339_TS.fullmatch(value) is None:
+        return None
     try:
-        ts = datetime.fromisoformat(value)
+        # fromisoformat does not read a lower-case "z", which RFC 3339 allows.
         # OverflowError: an instant that falls outside years 1-9999 once converted to UTC.
-        return ts.astimezone(UTC) if ts.tzinfo is not None else None
-    except (ValueError, OverflowError):
+        return datetime.fromisoformat(value.upper()).astimezone(UTC)
+    except (ValueError, OverflowError):  # a day or an hour that does not exist
         return None

@@ -17,8 +17,31 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
 from itertools import repeat, starmap
+from typing import Final
 
-__all__ = ["ReplayGuard", "ReplayVerdict"]
+__all__ = ["ReplayGuard", "ReplayVerdict", "outside_window"]
+
+
+# The decimals an offset is told with at most (a microsecond).
+_MOST_DECIMALS: Final = 6
+
+
+def outside_window(behind: float, window_seconds: float) -> str:
+    """A time refused for the window, told by how far and which way it is off the clock:
+    ``behind`` seconds (negative: ahead), as in ``75 s ahead of the bridge's clock, outside its
+    replay window of 60 s (EXESDB_REPLAY_WINDOW_MS)``; to as many decimals as it takes not to
+    read as the window itself (60.3 s, not 60 s of a window of 60 s). Ingest's refusal of a
+    signature's ``t`` and the verifier's of an envelope's ``ts`` both say it."""
+    off = abs(behind)
+    for decimals in range(_MOST_DECIMALS + 1):
+        shown = f"{off:.{decimals}f}"
+        if float(shown) > window_seconds:
+            break
+    way = "behind" if behind > 0 else "ahead of"
+    return (
+        f"{shown} s {way} the bridge's clock, outside its replay window of {window_seconds:g} s"
+        " (EXESDB_REPLAY_WINDOW_MS)"
+    )
 
 
 class ReplayVerdict(Enum):

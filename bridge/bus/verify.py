@@ -16,7 +16,7 @@ import msgspec
 from bridge.bus.batches import DecodedBatch, decode_lines, line_number, located
 from bridge.bus.decoding import decode_envelope, decode_envelopes
 from bridge.bus.envelope import NODE_MAX_LENGTH, Envelope, Rejection, RejectReason
-from bridge.bus.replay import ReplayGuard, ReplayVerdict
+from bridge.bus.replay import ReplayGuard, ReplayVerdict, outside_window
 from bridge.bus.signing import Keyring
 from bridge.bus.transport import Frame
 from bridge.log_throttle import LogThrottle
@@ -293,10 +293,8 @@ class Verifier:
             )
         if abs(behind) > self._window:
             return (
-                f"ts is {abs(behind):.0f} s {'behind' if behind > 0 else 'ahead of'} the"
-                f" bridge's clock, outside its replay window of {self._window:g} s"
-                " (EXESDB_REPLAY_WINDOW_MS): give ts the time the message is sent, on a clock"
-                " set right"
+                f"ts is {outside_window(behind, self._window)}: give ts the time the message is"
+                " sent, on a clock set right"
             )
         return _TS_OUT_OF_WINDOW
 

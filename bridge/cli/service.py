@@ -297,13 +297,14 @@ class _ExitWithoutTeardown:
     transaction under way) and run the other exit hooks (logging's flush): the interpreter's
     teardown is skipped.
 
-    Those joins have no end of their own: a thread still running when the time ``arm`` gives
-    is out (the outbox's, its disk hanging in an fsync) is left, and the process ends from a
-    thread of the hook's own, saying so (only once Python is joining them: a program that goes
-    on after ``run`` is not cut short). SQLite commits the transaction under way or not, as
-    the disk leaves it; nothing in it was answered as stored yet (ingest's 202 and a Redis
-    work-queue entry's acknowledgement wait for its commit), so it is sent again or, on Redis,
-    handled by the next holder of the work queue.
+    Those joins have no end of their own: a thread the bridge left still running when the time
+    ``arm`` gives is out (the outbox's, its disk hanging in an fsync) is left, and the process
+    ends from a thread of the hook's own, saying so (only once Python is joining them: a program
+    that goes on after ``run`` is not cut short, nor a thread of its own, started before ``run``
+    or after it, waited for less than Python waits). SQLite commits the transaction under way
+    or not, as the disk leaves it; nothing in it was answered as stored yet (ingest's 202 and a
+    Redis work-queue entry's acknowledgement wait for its commit), so it is sent again or, on
+    Redis, handled by the next holder of the work queue.
 
     That teardown frees the heap object by object: 0.1-1.2 s on Redis under load, about 1 s with
     100 000 nodes' series, counted against a ``podman stop``'s or a pod's grace period
@@ -315,29 +316,43 @@ class _ExitWithoutTeardown:
         self.status: int | None = None
         self._watch: StopWatch | None = None  # the stop's: what the exit waits on, asked of it
         self._exiting = threading.Lock()  # taken by the first to end the process, never let go
+        # The program's own threads, alive before the bridge started: never the bridge's.
+        self._before = frozenset(threading.enumerate())
 
     def arm(self, status: int, watch: StopWatch, within: float) -> None:
         """End the process with ``status`` at the exit, or ``within`` seconds from now should
-        Python still be joining the threads left then, ``watch`` saying where they are."""
+        Python still be joining a thread the bridge left then, ``watch`` saying where it is."""
         self.status, self._watch = status, watch
-        threading.Thread(target=self._cut_short, args=(within,), name="exit", daemon=True).start()
+        main = threading.main_thread()
+        left = [
+            thread
+            for thread in threading.enumerate()
+            if not thread.daemon and thread is not main and thread not in self._before
+        ]
+        if left:  # mostly none: the outbox's thread ends with the stop
+            armed = time.monotonic()
+            threading.Thread(
+                target=self._cut_short, args=(left, armed + within, armed), name="exit", daemon=True
+            ).start()
 
-    def _cut_short(self, within: float) -> None:
-        time.sleep(within)  # a daemon: the process ends before this when nothing holds it
-        while not _joining_threads_at_exit():
-            time.sleep(_EXIT_LOOK_SECONDS)  # cut short the exit's joins alone, once they run
-        with self._exiting:
-            assert self._watch is not None  # set by arm()
-            _logger().error(
-                "exit: threads still running %.1fs after the stop's last line (a disk that"
-                " hangs?): the process ends without them. A transaction of the alert outbox"
-                " under way commits or not as the disk leaves it: nothing in it was answered as"
-                " stored yet (its sender sends it again; on Redis the next holder of the work"
-                " queue handles it).\n%s",
-                within,
-                self._watch.report(),
-            )
-            self._exit()
+    def _cut_short(self, left: list[threading.Thread], due: float, armed: float) -> None:
+        # A daemon: the process ends before this when nothing holds it.
+        time.sleep(max(0.0, due - time.monotonic()))  # the exit's time limit, from arm()
+        while any(thread.is_alive() for thread in left):
+            if _joining_threads_at_exit():  # cut short the exit's joins alone, once they run
+                with self._exiting:
+                    assert self._watch is not None  # set by arm()
+                    _logger().error(
+                        "exit: threads still running %.1fs after the stop's last line (a disk"
+                        " that hangs?): the process ends without them. A transaction of the"
+                        " alert outbox under way commits or not as the disk leaves it: nothing"
+                        " in it was answered as stored yet (its sender sends it again; on Redis"
+                        " the next holder of the work queue handles it).\n%s",
+                        time.monotonic() - armed,
+                        self._watch.report(),
+                    )
+                    self._exit()
+            time.sleep(_EXIT_LOOK_SECONDS)  # until Python joins them, or they end
 
     def __call__(self) -> None:
         if self.status is None:

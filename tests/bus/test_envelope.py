@@ -444,3 +444,29 @@ def test_a_ts_with_a_lower_case_z_is_taken_as_rfc_3339_allows(ts: str) -> None:
     envelope = _decode(_envelope(ts=ts))
     assert isinstance(envelope, Envelope), envelope
     assert envelope.ts == datetime(2026, 11, 28, 0, 0, 0, 123000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "2026-11-28T00:00Z",  # no seconds
+        "2026-11-28T00Z",  # the hour alone
+        "20261128T000000Z",  # ISO 8601's basic format
+        "2026-11-28T000000Z",
+        "2026-W48-5T00:00:00Z",  # a week date
+        "2026-11-28T00:00:00+0100",  # an offset without its colon
+        "2026-11-28T00:00:00+01",
+        "2026-11-28T00:00:00+01:00:30",  # an offset with seconds
+        "2026-11-28T00:00:00,5Z",  # a comma before the fraction
+        "2026-11-28T00:00:00.Z",  # a point without a fraction
+    ],
+)
+def test_a_ts_in_iso_8601_but_not_rfc_3339_is_refused(ts: str) -> None:
+    """The envelope's ts is RFC 3339's date-time with its offset, as its refusal says: forms
+    only ISO 8601 (and so fromisoformat) reads are malformed, naming ts, as a payload timestamp
+    in them is invalid."""
+    rejection = _rejection(_envelope(ts=ts))
+    assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, "ts"), rejection
+    assert rejection.detail == (
+        "ts must be an RFC 3339 date-time with seconds and its UTC offset (2026-11-28T00:00:00Z)"
+    )

@@ -620,3 +620,103 @@ def test_a_program_going_on_after_run_is_not_cut_short_by_the_exits_time_limit(
     assert done.stdout == "went on after the run (0)\n", done.stderr
     assert " WARNING " not in done.stderr, done.stderr
     assert " ERROR " not in done.stderr, done.stderr
+
+
+# A component closed at once, that leaves a thread of its own running (a write to a disk that
+# hangs, as the alert outbox's can be), in a program that goes on after run() for a while.
+_LEAVES_A_THREAD_AND_GOES_ON: Final = """
+import asyncio, os, signal, sys, threading, time
+import bridge.app
+
+def hung_disk_write():
+    threading.Event().wait(10)  # a write to a disk that hangs, long past the exit's time limit
+    print("the hung write ended", flush=True)
+
+class LeavesAThread:
+    name = "leaves-a-thread"
+    required = False
+
+    async def start(self):
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+    def readiness(self):
+        return None
+
+    async def aclose(self):
+        threading.Thread(target=hung_disk_write, name="hung-disk-writer").start()
+
+components = bridge.app.default_components
+bridge.app.default_components = lambda: [*components(), lambda context: LeavesAThread()]
+from bridge.cli.parser import main
+main(["run"])
+time.sleep(1.2)  # the program's own work after the run, past the exit's half second
+"""
+
+
+def test_the_exits_error_says_how_long_after_the_last_line_it_ended(tmp_path: Path) -> None:
+    """A program that goes on after ``run`` for 1.2 s, a thread the bridge left still running
+    at its exit: the process ends without that thread, and the error says it ended 1.2 s or more
+    after the stop's last line (not the half second the exit's time limit allowed)."""
+    done = run_command(
+        [sys.executable, "-c", _LEAVES_A_THREAD_AND_GOES_ON],
+        {
+            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+            "EXESDB_STATE_DIR": str(tmp_path / "state"),
+            "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    assert "the hung write ended" not in done.stdout, done.stderr
+    [after] = re.findall(
+        r" ERROR bridge: exit: threads still running (\d+\.\d)s after", done.stderr
+    )
+    assert float(after) >= 1.2, done.stderr
+    assert "\n  hung-disk-writer: " in done.stderr, done.stderr
+
+
+# A program that runs the bridge (stopped at once), then starts a thread of its own, not a
+# daemon, which Python joins as the program exits.
+_OWN_THREAD_AFTER_RUN: Final = """
+import asyncio, os, signal, sys, threading
+import bridge.app
+
+def own_work():
+    threading.Event().wait(1.5)  # the program's own work, past the exit's half second
+    print("the program's own thread finished", flush=True)
+
+class StopsAtOnce:
+    name = "stops-at-once"
+    required = False
+
+    async def start(self):
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+    def readiness(self):
+        return None
+
+    async def aclose(self):
+        pass
+
+components = bridge.app.default_components
+bridge.app.default_components = lambda: [*components(), lambda context: StopsAtOnce()]
+from bridge.cli.parser import main
+main(["run"])
+threading.Thread(target=own_work, name="own-work").start()
+"""
+
+
+def test_a_thread_the_program_starts_after_run_is_joined_at_its_exit(tmp_path: Path) -> None:
+    """The exit's time limit cuts short the threads the bridge left alone: a thread the program
+    starts after ``run`` returned is joined as Python joins it, however long past the limit,
+    and no error blames a disk."""
+    done = run_command(
+        [sys.executable, "-c", _OWN_THREAD_AFTER_RUN],
+        {
+            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+            "EXESDB_STATE_DIR": str(tmp_path / "state"),
+            "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "the program's own thread finished\n", done.stderr
+    assert " ERROR " not in done.stderr, done.stderr

@@ -235,7 +235,7 @@ async def test_a_batch_line_with_envelope_and_payload_problems_names_them_all(
     first, second = answer["problems"]
     assert first == _worded(answer)
     assert first["fields"] == ["line 2: ts", "line 2: tag"]
-    assert first["detail"].startswith("line 2: ts must be an RFC 3339 timestamp; 'performance_m")
+    assert first["detail"].startswith("line 2: ts must be an RFC 3339 date-time with seconds")
     assert first["detail"].endswith("; did you mean 'performance_metric'?")
     assert second["error"] == "invalid_payload"
     assert second["fields"] == [

@@ -484,6 +484,29 @@ async def test_an_expired_header_timestamp_is_told_by_the_reading_it_was_judged_
     assert " is 75 s ahead of the bridge's clock, outside" in answer["detail"], answer["detail"]
 
 
+async def test_a_time_just_outside_the_window_is_not_told_as_the_window_itself(
+    serve: ServerFactory,
+) -> None:
+    """A signature's t, or an envelope's ts, refused 60.3 s behind a 60 s window is told as
+    60.3 s, not rounded to "60 s behind ..., outside its replay window of 60 s"."""
+    clock = SteppingClock(1_900_000_000.3)  # far from the real time: only this clock judges
+    server = await serve(clock=clock, EXESDB_REPLAY_WINDOW_MS="60000")
+    body = body_of(envelope())
+    status, answer = await server.post(body, signature=signed(body, at=1_900_000_000 - 60))
+    assert (status, answer["error"]) == (409, "expired")
+    assert (
+        " is 60.3 s behind the bridge's clock, outside its replay window of 60 s "
+        in (answer["detail"])
+    ), answer["detail"]
+    ts = format_timestamp(datetime.fromtimestamp(1_900_000_000.3 - 60.3, UTC))
+    body = body_of(envelope(ts=ts))
+    status, answer = await server.post(body, signature=signed(body, at=1_900_000_000))
+    assert (status, answer["error"]) == (409, "expired")
+    assert answer["detail"].startswith(
+        "ts is 60.3 s behind the bridge's clock, outside its replay window of 60 s "
+    ), answer["detail"]
+
+
 @pytest.mark.parametrize("skew", [-3_600, 3_600])
 async def test_ingest_answers_409_for_an_expired_envelope_timestamp(
     serve: ServerFactory, skew: int
