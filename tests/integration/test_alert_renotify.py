@@ -13,7 +13,7 @@ import pytest
 from bridge.sinks.alerts import Outbox
 from bridge.sinks.alerts.records import Acknowledgement
 from tests.integration.servers.webhook import Answer, WebhookReceiver, webhook_receiver
-from tests.integration.test_alert_webhooks import FAST, counted
+from tests.integration.webhooks_support import FAST, counted
 from tests.sinks.alerts.helpers import T0, URL, alert_bridge, event, observe, system_alert
 from tests.support import ManualClock, async_wait_until
 

@@ -4,10 +4,12 @@ Pipeline: ``sources`` (messages → alert events) → ``transitions`` (the alert
 functions over ``records``) → ``outbox`` (one SQLite file: ``alert_store``, the per-receiver
 ``queue``, ``dead_letters`` and ``retention`` over one ``database``) → ``payload`` (webhook
 format v4) → ``delivery`` (per-URL senders with retries), beside ``escalation`` and
-``alertmanager``; ``sink`` wires them into a bridge component, with ``admin`` (its HTTP routes),
-``states`` (where each change of alert states is made), ``index`` (the open alerts kept in Redis
-for the next work-queue holder), ``housekeeping`` (escalation, expiry, renotification, pruning)
-and ``metrics`` (its self-metrics).
+``alertmanager``; ``sink`` wires them into a bridge component (``wiring`` makes its parts,
+``startup`` and ``shutdown`` start and stop it, ``intake`` is its bus handler, ``reports`` tells
+each webhook attempt), with ``admin`` (its HTTP routes), ``states`` (where each change of
+alert states is made), ``index`` (the open alerts kept in Redis for the next work-queue holder),
+``housekeeping`` (escalation, expiry, renotification, pruning) and ``metrics`` (its
+self-metrics).
 
 Each name is imported from its module when first asked for (``bridge.exports``): ``exesdb-bridge
 outbox`` opens the outbox without the sink, its senders (aiohttp) or the bus.

@@ -1,6 +1,6 @@
 """The alert sink: bus messages in, durable signed webhooks and Alertmanager posts out.
 
-The bus handler takes everything queued at once, works out what it changes
+The bus handler (``intake``) takes everything queued at once, works out what it changes
 (``sources.batch_changes``) and writes every change (alert states and queued notifications) to
 the outbox in ONE transaction before it returns, so on the Redis bus a message is acknowledged
 only once it is safe on disk, and on the in-process bus HTTP ingest answers 202 only once its
@@ -8,10 +8,12 @@ alerts are (see ``Bus.publish_verified_durably``). On Redis each change is made 
 open-alert index first (``index``), so that the next work-queue holder takes the open alerts up
 (``states`` makes each change where it belongs). Per-receiver workers (``EXESDB_WEBHOOK_URLS``
 and ``EXESDB_WEBHOOK_CONFIG_FILE``'s, see ``bridge.receivers``) then group, keep what the
-receiver wants (``min_severity``, ``send_resolved``) and deliver; a housekeeping loop
-(``housekeeping``) escalates, refreshes the depth gauges and prunes old rows; the Alertmanager
-poster mirrors alert states to Alertmanager when configured (on Redis, the lease holder's
-alone). The admin routes (``admin``), the index, the dates a batch is judged by
+receiver wants (``min_severity``, ``send_resolved``) and deliver, each attempt told
+(``reports``); a housekeeping loop (``housekeeping``) escalates, refreshes the depth gauges and
+prunes old rows; the Alertmanager poster mirrors alert states to Alertmanager when configured
+(on Redis, the lease holder's alone). This module wires them and answers for the component;
+how its parts are made (``wiring``), what it checks and tells as it starts (``startup``), how it
+stops (``shutdown``), the admin routes (``admin``), the dates a batch is judged by
 (``batch_dates``), the check of a delivery before each attempt (``vetting``) and the
 self-metrics (``metrics``) live in modules of their own.
 """
@@ -19,12 +21,10 @@ self-metrics (``metrics``) live in modules of their own.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random as _random
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -39,11 +39,11 @@ from bridge.bus import (
     WorkQueueLease,
 )
 from bridge.component import Context, Deadline, HasClientSpans
-from bridge.errors import BridgeError, ConfigError
-from bridge.httpclient import ClientSettings, TokenSources
-from bridge.messages import AlertAck, Message, NotificationStatus
+from bridge.errors import BridgeError
+from bridge.httpclient import TokenSources
+from bridge.messages import AlertAck
 from bridge.operations import OperationRecorder
-from bridge.receiver_keys import ReceiverKeys, receiver_label
+from bridge.receiver_keys import receiver_label
 from bridge.redaction import safe_url
 from bridge.routes import AdminGuard
 from bridge.settings import Settings
@@ -52,44 +52,40 @@ from bridge.sinks.alerts.alertmanager import AlertmanagerPoster
 from bridge.sinks.alerts.announce import AckAnnouncer
 from bridge.sinks.alerts.batch_dates import BatchDates
 from bridge.sinks.alerts.delivery import (
-    AttemptResult,
     DeliveryWorker,
     RetryPolicy,
     Sleep,
     WebhookSender,
-    keep_for,
     wait_or_wake,
 )
-from bridge.sinks.alerts.displaced import DisplacedOutbox
-from bridge.sinks.alerts.escalation import Escalator
 from bridge.sinks.alerts.housekeeping import Housekeeping
-from bridge.sinks.alerts.index import AlertIndex
-from bridge.sinks.alerts.kept import KeptChanges
-from bridge.sinks.alerts.metrics import AlertMetrics, DeliveryResult
-from bridge.sinks.alerts.outbox import Outbox, unopenable_problem
-from bridge.sinks.alerts.payload import build_payloads
+from bridge.sinks.alerts.intake import BatchIntake
+from bridge.sinks.alerts.metrics import AlertMetrics
+from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.pending import PendingConditions
-from bridge.sinks.alerts.queue import BuildPayloads
 from bridge.sinks.alerts.records import (
     Acknowledgement,
     ActiveCounts,
     AlertDetail,
     AlertRecord,
-    Applied,
     Delivery,
-    DeliveryState,
     Escalated,
     Recipients,
 )
 from bridge.sinks.alerts.refusals import RefusalLog
-from bridge.sinks.alerts.sources import (
-    SOURCE_TYPES,
-    AlertEvent,
-    batch_changes,
+from bridge.sinks.alerts.reports import AttemptReports, Publish
+from bridge.sinks.alerts.shutdown import close_parts, drain
+from bridge.sinks.alerts.sources import SOURCE_TYPES
+from bridge.sinks.alerts.startup import (
+    claim_receiver_rows,
+    dead_letter_orphans,
+    log_started,
+    open_outbox,
+    read_receivers,
 )
 from bridge.sinks.alerts.states import AlertStates
 from bridge.sinks.alerts.thread import DbThread
-from bridge.sinks.alerts.vetting import DeliveryVetting
+from bridge.sinks.alerts.wiring import StageWiring
 from bridge.tracing import ClientSpan
 
 if TYPE_CHECKING:  # the receivers file's models: imported by Settings when it has receivers
@@ -97,41 +93,16 @@ if TYPE_CHECKING:  # the receivers file's models: imported by Settings when it h
 
 __all__ = ["HIGH_WATER", "MAX_OPEN_ALERTS", "SUBSCRIBED_INSTANCES", "AlertSink", "alert_sink"]
 
-_logger = logging.getLogger(__name__)
-
 # The work queue of a shared transport is exactly what this stage takes.
 SUBSCRIBED_INSTANCES: Final = tuple(sorted(WORK_QUEUE_INSTANCES))
 # The share of EXESDB_ALERT_QUEUE_SIZE from which HTTP ingest refuses new work (503).
 HIGH_WATER: Final = 0.8
-# Kept from what is left of EXESDB_SHUTDOWN_TIMEOUT_MS for stopping the workers once the queue
-# is drained (at most a fifth of it).
-_CLOSE_MARGIN_SECONDS: Final = 1.0
 # Open (firing or acknowledged) alerts kept at most; new ones beyond are refused and counted
 # (an event alert from nine tenths of it: transitions.open_cap).
 MAX_OPEN_ALERTS: Final = 50_000
 # Health readings this many health intervals apart are a silence (as the health collector's own
 # are), when that is longer than EXESDB_ALERT_RESOLVE_TIMEOUT_MS.
 _SILENT_INTERVALS: Final = 2.5
-# Ingest's answer to a batch holding alerts while the outbox cannot store one (KeptChanges).
-_OUTBOX_REFUSING: Final = (
-    "the alert outbox cannot store alerts now (its disk full, or failing): the batch is not"
-    " taken; send it again"
-)
-# The NotificationStatus ``status`` of each attempt result.
-_NOTIFICATION_STATUS: Final = {
-    DeliveryResult.DELIVERED: "delivered",
-    DeliveryResult.REJECTED: "bounced",
-    DeliveryResult.RETRY: "failed",
-    DeliveryResult.EXPIRED: "failed",
-    DeliveryResult.STALE: "failed",
-}
-# What becomes of a delivery after a failed attempt, as its NotificationStatus says.
-_THEN: Final = {
-    DeliveryState.DEAD: "dead-lettered",
-    DeliveryState.STALE: "left out as stale while in flight, not retried",
-}
-
-Publish = Callable[[str, Message], Any]
 
 
 def external_url(settings: Settings, bound_port: int | None = None) -> str:
@@ -185,7 +156,6 @@ class AlertSink:
         self._admin = admin or AdminGuard(settings.admin_token)
         self._client_spans = client_spans
         self._publish = publish
-        self._recorder = recorder
         self._clock = clock
         # What a batch's events are dated by: the coordinator's clock (Redis's), and when every
         # message the queue holds was taken in after.
@@ -194,11 +164,8 @@ class AlertSink:
         self._sleep = sleep
         self._alertmanager_interval = alertmanager_interval
         self._max_open = max_open_alerts
-        self._resolve_after = settings.alert_resolve_timeout_ms / 1000
+        resolve_after = settings.alert_resolve_timeout_ms / 1000
         self._db = db or DbThread(clock=monotonic)
-        self._min_severity = settings.webhook_min_severity
-        # Origins whose links in a SystemAlert's metadata are shown whole (sources.details_of).
-        self._links = frozenset(settings.alert_link_origins)
         self._monotonic = monotonic
         # The oauth2 tokens, one per oauth2 block: receivers (and the Alertmanager poster)
         # with equal blocks share one, so N of them make one token request, not N.
@@ -226,7 +193,7 @@ class AlertSink:
         self._pending = PendingConditions(
             settings.alert_for_seconds,
             forget_after=max(
-                self._resolve_after,
+                resolve_after,
                 _SILENT_INTERVALS * settings.health_broadcast_interval / 1000,
             ),
             max_conditions=max_open_alerts,
@@ -238,9 +205,12 @@ class AlertSink:
             waiting=self._pending.waiting,
             holds_work_queue=self.holds_work_queue,
         )
-        self._refusals = RefusalLog(max_open_alerts, clock=monotonic)
         self._errors = bus.metrics.handler_errors.labels(self.name).inc
         self._announcer = AckAnnouncer(bus, self.holds_work_queue)
+        self._house_wake = asyncio.Event()
+        self._reports = AttemptReports(
+            self.metrics, recorder=recorder, publish=publish, changed=self._house_wake.set
+        )
         self.subscription = bus.subscribe(
             self.name,
             self._on_batch,
@@ -254,21 +224,25 @@ class AlertSink:
             durable=True,
             high_water=HIGH_WATER,
         )
-        # On the in-process bus a batch the outbox refuses is kept and stored again (on Redis
-        # the work queue hands its frames back).
-        self._kept = KeptChanges(
-            self._apply,
+        self._intake = BatchIntake(
+            self.subscription,
+            settings,
+            keep=lease is None,  # on Redis the work queue hands a refused batch back
+            ready=self._ready,
+            dates=self._dates,
+            pending=self._pending,
+            states=lambda: self.states,
+            active_ids=lambda: self.outbox.alerts.maybe_active_ids,
+            metrics=self.metrics,
+            refusals=RefusalLog(max_open_alerts, clock=monotonic),
+            changed=self._changed,
+            outbox_displaced=self._outbox_displaced,
+            on_error=self._errors,
             clock=clock,
             sleep=sleep,
-            dropped=lambda: self.subscription.inbox.drops,
-            queue_size=settings.alert_queue_size,
-            on_error=self._errors,
-            on_fault=self._refuse_ingest,
         )
-        self._kept_fault = False
-        # An outbox file deleted or replaced under the bridge (its folder removed): checked
-        # before each housekeeping pass.
-        self._displaced = DisplacedOutbox(self._outbox_displaced, self._refusing)
+        # The outbox file deleted or replaced under the bridge: checked by housekeeping.
+        self._displaced = self._intake.displaced
         # On the Redis bus the alert states change only at the work-queue lease holder (it alone
         # escalates and auto-resolves), and the open alerts are kept in Redis for the next one
         # (see index): taken up whenever this replica takes the lease.
@@ -279,7 +253,6 @@ class AlertSink:
             lease.require(self._db.hung)  # an outbox that hangs leaves the work queue to others
             lease.require(self._db.full)  # so does one whose disk is full
             lease.require(lambda: self._displaced.problem)  # and one whose file is gone
-        self._house_wake = asyncio.Event()
         self._housekeeping: Housekeeping | None = None
         self._alertmanager_section: AlertmanagerConfig | None = None
         self._prepared = False
@@ -313,22 +286,10 @@ class AlertSink:
         ``EXESDB_STATE_DIR`` or receivers file that fails raises ConfigError then; idempotent."""
         if self._prepared:
             return
-        settings = self.settings
         if self._outbox is None:
-            try:
-                self._outbox = await self._db.call(Outbox.in_dir, settings.state_dir)
-            except (OSError, sqlite3.Error) as exc:
-                raise _outbox_failure("open", settings.state_dir, exc) from exc
-        # (closed by aclose, however start-up ends.) The receivers file as load_settings read
-        # it (Settings.receivers_file), keyed as the outbox keys its receivers.
-        try:
-            self.receivers, self._alertmanager_section = settings.webhook_receivers(
-                ReceiverKeys(self._outbox.receiver_secret)
-            )
-        except ConfigError as exc:
-            raise ConfigError(
-                [f"EXESDB_WEBHOOK_CONFIG_FILE: {problem}" for problem in exc.problems]
-            ) from exc
+            self._outbox = await open_outbox(self._db, self.settings.state_dir)
+        # (closed by aclose, however start-up ends.)
+        self.receivers, self._alertmanager_section = read_receivers(self.settings, self._outbox)
         self._prepared = True
 
     async def start(self) -> None:
@@ -338,208 +299,72 @@ class AlertSink:
             return
         self._started = True
         await self.prepare()
-        await self._claim_receiver_rows()
-        escalator = self._make_escalator()
-        self._states = self._make_states(
-            None if self._shared is None else self._make_index(self._shared, escalator)
+        outbox = self.outbox
+        await claim_receiver_rows(self._db, outbox.queue, self.receivers, self.settings.state_dir)
+        wiring = self._wiring(outbox)
+        escalator = wiring.escalator(self._escalate)
+        self._states = wiring.states(
+            None if self._shared is None else wiring.index(self._shared, escalator)
         )
-        self.senders = {receiver.key: self._make_sender(receiver) for receiver in self.receivers}
-        vetting = DeliveryVetting(
-            states=self.states,
-            alerts=self.outbox.alerts,
-            queue=self.outbox.queue,
-            db=self._db,
-            lease=self._lease,
-            withheld=self.metrics.withheld,
-            changed=self._house_wake.set,  # the depth gauges
-            clock=self._clock,
+        self.senders = {receiver.key: wiring.sender(receiver) for receiver in self.receivers}
+        vetting = wiring.vetting(self.states, self._lease, self._house_wake)
+        self.workers = {
+            r.key: wiring.worker(r, self.senders[r.key], vetting) for r in self.receivers
+        }
+        self.alertmanager = wiring.alertmanager(self._alertmanager_section)
+        self._housekeeping = housekeeping = wiring.housekeeping(
+            self.states,
+            escalator,
+            labels={key: worker.label for key, worker in self.workers.items()},
+            wake=self._house_wake,
+            watch=self._displaced.check,
         )
-        self.workers = {r.key: self._make_worker(r, vetting) for r in self.receivers}
-        self.alertmanager = self._make_alertmanager()
-        self._housekeeping = housekeeping = self._make_housekeeping(escalator)
         for sender in self.senders.values():
             await sender.start()
-        await self._dead_letter_orphans()
+        await dead_letter_orphans(self._db, outbox.dead_letters, self._clock(), wiring.payloads)
         await housekeeping.refresh_gauges()
         # Dead letters left from before the start wait for a person: how to see and resend them.
-        self._resend_hint = await self._db.call(self.outbox.dead_letters.resend_hint)
+        self._resend_hint = await self._db.call(outbox.dead_letters.resend_hint)
         self._ready.set()
         for worker in self.workers.values():
             worker.start()
         if self.alertmanager is not None:
             self.alertmanager.start()
         housekeeping.start()
-        self._log_started()
-
-    async def _claim_receiver_rows(self) -> None:
-        """Give each configured receiver its queue, and the rows kept under its older keys."""
-        queue = self.outbox.queue
-        receivers = self.receivers
-        # Receivers without a secret are warned of with the settings (start_warnings).
-        try:
-            await self._db.call(queue.queue_for, [receiver.key for receiver in receivers])
-            # A configured receiver's rows stay its own, even when its url_file is another's.
-            stored = await self._db.call(queue.receiver_keys) - {r.key for r in receivers}
-            for receiver in receivers:
-                for old in (*receiver.legacy_keys, *ReceiverKeys.spellings(receiver.key, stored)):
-                    await self._db.call(queue.move_receiver_rows, old, receiver.key)
-        except (OSError, sqlite3.Error) as exc:
-            # Opened, but not written to (a full disk): said as the opening's failure is.
-            raise _outbox_failure("write", self.settings.state_dir, exc) from exc
-
-    def _make_escalator(self) -> Escalator:
-        return Escalator(
-            escalate=self._escalate,
-            after_seconds=self.settings.escalation_after_ms / 1000,
-            publish=self._publish,
-            notify=self._changed,
-            clock=self._clock,
+        log_started(
+            self.receivers,
+            workers=len(self.workers),
+            alertmanager=self.alertmanager,
+            outbox=outbox,
+            depth=self.metrics.depth,
+            resend_hint=self._resend_hint,
         )
 
-    def _make_states(self, index: AlertIndex | None) -> AlertStates:
-        """Where alert states change: the outbox, or through ``index`` on Redis."""
-        settings = self.settings
-        return AlertStates(
-            self.outbox.alerts,
+    def _wiring(self, outbox: Outbox) -> StageWiring:
+        """What the parts made at start share (see ``wiring``)."""
+        return StageWiring(
+            settings=self.settings,
+            outbox=outbox,
             db=self._db,
-            index=index,
-            max_open=self._max_open,
-            resolve_after=self._resolve_after,
-            # A health condition alert no reading keeps up ends when its series would leave
-            # /metrics.
-            stale_after=settings.series_ttl_ms / 1000,
-            hold_seconds=self._pending.for_seconds,
-            # A message sent before a resolve is refused once the replay window has passed
-            # since: remembering the resolve longer (than for those taken in by then, however
-            # long they wait in the queue: batch_dates) would stop nothing more.
-            remember_for=settings.replay_window_ms / 1000,
-            holding=self.holds_work_queue,
-            monotonic=self._monotonic,
-        )
-
-    def _make_housekeeping(self, escalator: Escalator) -> Housekeeping:
-        settings = self.settings
-        return Housekeeping(
-            self.outbox,
-            db=self._db,
-            states=self.states,
-            escalator=escalator,
-            pending=self._pending,
             metrics=self.metrics,
-            labels={key: worker.label for key, worker in self.workers.items()},
-            holds_work_queue=self.holds_work_queue,
-            changed=self._changed,
-            on_error=self._errors,
-            renotify_after=settings.webhook_renotify_interval_ms / 1000,
-            dead_letter_ttl=settings.webhook_dead_letter_ttl_ms / 1000,
-            wake=self._house_wake,
-            clock=self._clock,
-            sleep=self._sleep,
-            watch=self._displaced.check,
-        )
-
-    def _make_index(self, state: SharedState, escalator: Escalator) -> AlertIndex:
-        """The open alerts kept in Redis (``state``) for the next work-queue holder."""
-        return AlertIndex(
-            state,
-            alerts=self.outbox.alerts,
-            queue=self.outbox.queue,
-            db=self._db,
-            clock=self._clock,
-            limit=self._max_open,
-            holding=self.holds_work_queue,
-            notify=self._changed,
-            escalated=escalator.announce,
-            withheld=self.metrics.withheld,
-        )
-
-    def _make_sender(self, receiver: Receiver) -> WebhookSender:
-        return WebhookSender(
-            receiver,
-            clock=self._clock,
-            monotonic=self._monotonic,
-            record_span=self._record_span,
-            tokens=self._tokens,
-        )
-
-    def _make_worker(self, receiver: Receiver, vetting: DeliveryVetting) -> DeliveryWorker:
-        """``receiver``'s delivery worker, sending with its sender (made first), each delivery
-        checked by ``vetting`` before it is tried."""
-        return DeliveryWorker(
-            receiver.key,
-            label=receiver.label,
-            queue=self.outbox.queue,
-            db=self._db,
-            sender=self.senders[receiver.key],
+            pending=self._pending,
             policy=self.policy,
-            group_wait=self.settings.webhook_group_wait_ms / 1000,
-            build=self._builder(receiver),
-            keep=keep_for(receiver),
-            vet=vetting.vet if receiver.send_resolved else vetting.without_resolved,
-            report=self._report,
-            clock=self._clock,
-            sleep=self._sleep,
-            on_error=self._errors,
-            told_again=self.metrics.told_again,
-        )
-
-    def _make_alertmanager(self) -> AlertmanagerPoster | None:
-        """The Alertmanager poster, when ``EXESDB_ALERTMANAGER_URL`` or the receivers file's
-        ``alertmanager`` section names one (the variable first)."""
-        settings, section = self.settings, self._alertmanager_section
-        alertmanager_url = settings.alertmanager_url or (section.url if section else None)
-        if not alertmanager_url:
-            return None
-        self.metrics.posting()
-        timeout = section.timeout if section is not None and section.timeout else None
-        return AlertmanagerPoster(
-            alertmanager_url,
-            alerts=self.outbox.alerts,
-            db=self._db,
+            tokens=self._tokens,
+            max_open=self._max_open,
+            alertmanager_interval=self._alertmanager_interval,
             external_url=lambda: self.external_url,
-            timeout=timeout or settings.webhook_timeout_ms / 1000,
-            client=ClientSettings(
-                section.http_config if section is not None else None,
-                clock=self._monotonic,
-                tokens=self._tokens,
-            ),
-            interval=self._alertmanager_interval,
-            count=self.metrics.posted,
-            clock=self._clock,
-            sleep=self._sleep,
-            random=self._random,
-            on_error=self._errors,
+            publish=self._publish,
+            report=self._reports.report,
             record_span=self._record_span,
+            changed=self._changed,
             holding=self.holds_work_queue,
             reachable=self.work_queue_reachable,
+            on_error=self._errors,
+            clock=self._clock,
+            monotonic=self._monotonic,
+            random=self._random,
+            sleep=self._sleep,
         )
-
-    async def _dead_letter_orphans(self) -> None:
-        """Dead-letter what waits for a receiver no longer configured, and say so."""
-        dead_letters = self.outbox.dead_letters
-        orphaned = await self._db.call(dead_letters.add_orphans, self._clock(), self._build)
-        if orphaned:
-            _logger.warning(
-                "alerts: dead-lettered %d delivery(ies) for receivers no longer in"
-                " EXESDB_WEBHOOK_URLS nor EXESDB_WEBHOOK_CONFIG_FILE; once the receiver is"
-                " configured again, `exesdb-bridge outbox retry --all` sends them; if it is not"
-                " to be, `exesdb-bridge outbox drop --receiver ORIGIN` deletes them",
-                orphaned,
-            )
-
-    def _log_started(self) -> None:
-        depth = self.metrics.depth
-        _logger.info(
-            "alerts: %d webhook receiver(s)%s; outbox %s: %d pending, %d dead-lettered%s",
-            len(self.workers),
-            ", Alertmanager " + self.alertmanager.shown_url if self.alertmanager else "",
-            self.outbox.path.absolute(),  # what `outbox list` run from another folder needs
-            depth.queued + depth.pending,
-            depth.dead,
-            self._resend_hint,
-        )
-        for receiver in self.receivers:  # the keys outbox list and the pages show, told apart
-            _logger.info("alerts: webhook receiver %s is %s", receiver.label, receiver.source)
 
     def readiness(self) -> str | None:
         """None once started and until closed, but while the outbox file is deleted or replaced
@@ -557,7 +382,7 @@ class AlertSink:
             return f"{hung}: alerts taken meanwhile wait in memory, not yet on disk"
         if self._lease is not None and (full := self._db.full()):
             return f"{full}; it leaves the work queue to a replica standing by meanwhile"
-        if kept := self._kept.unready:
+        if kept := self._intake.kept.unready:
             return kept
         for worker in self.workers.values():
             if fault := worker.unrecorded_fault:
@@ -569,8 +394,8 @@ class AlertSink:
 
     async def aclose(self) -> None:
         """Finish handling queued messages within what is left of the bridge's stop deadline,
-        stop every task, close the outbox; idempotent. Cancelled (the deadline passed), it
-        still stops its tasks and closes its sessions and the outbox."""
+        stop every task, close the outbox; idempotent (see ``shutdown``). Cancelled (the
+        deadline passed), it still stops its tasks and closes its sessions and the outbox."""
         if self._closed:
             return
         self._closed = True
@@ -579,79 +404,28 @@ class AlertSink:
         self._shutdown.begin()  # the bridge's began already; one of the sink's own, now
         cancelled = False
         try:
-            # Drain first: what the bus already queued for us reaches the outbox before it
-            # closes. The HTTP listener closed before us, so the backlog is bounded; so is the
-            # wait: what the stages before us left, less a margin for what follows.
-            # A start that failed (no outbox) never becomes ready: the handler would wait on it
-            # until the deadline, so what is queued is left at once.
-            left = self._shutdown.left() if self._ready.is_set() else 0.0
-            # On Redis: stop taking work-queue entries first (what is not taken yet goes to the
-            # next holder), then drain (each change also kept in Redis), then give the lease up
-            # at once.
-            if self._lease is not None:
-                await self._lease.stop_reading()
-            await self.subscription.stop(left - min(_CLOSE_MARGIN_SECONDS, left / 5))
-            if self._lease is not None:
-                try:
-                    # Within half of what is left: the workers and the outbox close after.
-                    await self._lease.release(self._shutdown.left() / 2)
-                except Exception:
-                    self._errors()
-                    _logger.exception("alerts: giving the work-queue lease up failed")
+            await drain(
+                self.subscription,
+                ready=self._ready.is_set(),
+                shutdown=self._shutdown,
+                lease=self._lease,
+                on_error=self._errors,
+            )
         except asyncio.CancelledError:
             cancelled = True  # while draining: no later await would be cancelled again
             raise
         finally:
-            await self._stop(cancelled)
-
-    async def _stop(self, cancelled: bool) -> None:
-        """Stop the workers and close the outbox; ``cancelled``: the stop's deadline passed
-        already (the caller's cancellation goes on), so everything closes at once."""
-        # Attempts in flight end within half of what is left of the deadline (less the margin
-        # for the outbox): each recorded is one a receiver that took it is not sent again, and
-        # the stages closing after this sink (OTLP's last export, the bus) keep the other half.
-        left = self._shutdown.left()
-        loop = asyncio.get_running_loop()
-        until = loop.time() + min(left / 2, left - min(_CLOSE_MARGIN_SECONDS, left / 5))
-        at_once = cancelled
-        try:
-            # The bus handler first, whatever it was doing: cancelled mid-drain (or before it),
-            # it would still be storing a batch, and retry it, on the outbox closed below. Its
-            # batch then is not acknowledged (on Redis the work queue hands it back at the next
-            # start) and the stop says how many messages it left.
-            await self.subscription.stop(0.0)
-        except asyncio.CancelledError:
-            at_once = True
-        for worker in self.workers.values():
-            worker.stop()
-        try:
-            for worker in self.workers.values():
-                await worker.aclose(0.0 if at_once else until - loop.time())
-        except asyncio.CancelledError:
-            # The stop's deadline passed meanwhile: the rest closes at once (the outbox too,
-            # without waiting for its thread), then the cancellation goes on.
-            at_once = True
-            for worker in self.workers.values():
-                await worker.aclose()
-        if self.alertmanager is not None:
-            await self.alertmanager.aclose()
-        if self._housekeeping is not None:
-            await self._housekeeping.aclose()
-        for sender in self.senders.values():
-            await sender.aclose()
-        try:
-            if not at_once:
-                await self._db.aclose()  # what is queued on it finishes first
-        finally:
-            # Cancelled while waiting for it: committed transactions are on disk (each call
-            # is one), and a call queued after this one fails on the closed file. One under
-            # way is not waited for here, nor on another thread: it closes the file as it ends
-            # (``Database.close``), and the thread ends after it.
-            self._db.close(wait=False)
-            if self._outbox is not None:
-                self._outbox.close()
-        if at_once and not cancelled:
-            raise asyncio.CancelledError
+            await close_parts(
+                cancelled,
+                subscription=self.subscription,
+                shutdown=self._shutdown,
+                workers=self.workers.values(),
+                alertmanager=self.alertmanager,
+                housekeeping=self._housekeeping,
+                senders=self.senders.values(),
+                db=self._db,
+                outbox=self._outbox,
+            )
 
     def holds_work_queue(self) -> bool:
         """True on the in-process bus, and on Redis while this replica holds the lease."""
@@ -685,63 +459,14 @@ class AlertSink:
     async def _escalate(self, now: float, after_seconds: float) -> list[Escalated]:
         return await self.states.escalate(now, after_seconds)
 
-    # -- the bus stage --
+    # -- the bus stage (see intake) --
 
     async def _on_batch(self, envelopes: Sequence[Envelope]) -> None:
-        subscription = self.subscription
-        await self._dates.handle(
-            subscription.mark, subscription.depth, lambda: self._take(envelopes)
-        )
-
-    async def _take(self, envelopes: Sequence[Envelope]) -> None:
-        await self._ready.wait()  # messages may arrive between bus start and ours
-        changes = batch_changes(
-            envelopes,
-            pending=self._pending,
-            may_be_active=self.outbox.alerts.maybe_active_ids,
-            links=self._links,
-            min_severity=self._min_severity,
-        )
-        if not changes:
-            return
-        if self._lease is None:
-            applied = await self._kept.store(changes, len(envelopes))
-        else:
-            applied = await self._apply(changes, self._clock())
-        if applied.refused:
-            self.metrics.refused(applied.refused)
-            self._refusals.refused(applied.refused)
-        if applied.forgotten:
-            self.metrics.resolves_forgotten(applied.forgotten)
-            self._refusals.forgotten(applied.forgotten)
-        if applied.stale:
-            self.metrics.stale_events(applied.stale)
-            _logger.debug(
-                "alerts: %d event(s) sent before the event that last changed their alert left"
-                " out as stale",
-                applied.stale,
-            )
-        if applied.changed:
-            self._changed()
+        await self._intake.take(envelopes)
 
     async def _outbox_displaced(self) -> str | None:
         outbox = self._outbox
         return None if outbox is None else await self._db.call(outbox.displaced)
-
-    def _refuse_ingest(self, refusing: bool) -> None:
-        self._kept_fault = refusing
-        self._refusing()
-
-    def _refusing(self) -> None:
-        # While a batch is kept, ingest answers 503 not_committed to a batch holding alerts:
-        # taken, it would only wait in memory, lost to a crash, where the sender keeps it. So
-        # while the outbox file is gone: taken, it would be lost at the next start.
-        kept = _OUTBOX_REFUSING if self._kept_fault else None
-        self.subscription.refusing = self._displaced.problem or kept
-
-    async def _apply(self, changes: Sequence[AlertEvent | Acknowledgement], now: float) -> Applied:
-        dates = await self._dates.dates()
-        return await self.states.apply(changes, now, dates.latest, dates.arrived_after)
 
     def _changed(self) -> None:
         for worker in self.workers.values():
@@ -750,52 +475,9 @@ class AlertSink:
             self.alertmanager.wake()
         self._house_wake.set()
 
-    def _build(self, records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
-        return build_payloads(
-            records, max_alerts=self.settings.webhook_max_alerts, external_url=self.external_url
-        )
-
-    def _builder(self, receiver: Receiver) -> BuildPayloads:
-        """The payloads of ``receiver``: at most ``max_alerts`` alerts each."""
-
-        def build(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
-            return build_payloads(
-                records, max_alerts=receiver.max_alerts, external_url=self.external_url
-            )
-
-        return build
-
     def _record_span(self, span: ClientSpan) -> None:
         for recorder in self._client_spans():
             recorder.record_client_span(span)
-
-    def _report(
-        self, delivery: Delivery, result: AttemptResult, state: DeliveryState, attempt: int
-    ) -> None:
-        outcome = DeliveryResult.of(result, state)
-        self.metrics.attempted(outcome, result.seconds)
-        if self._recorder is not None:
-            self._recorder.record("webhook.delivery", result.seconds, result.ok)
-        reason = None
-        if not result.ok:
-            then = _THEN.get(state, "will retry")
-            reason = f"{result.error}; {then}"
-        # As before receiver keys: the origin and a path marker (url_file receivers: the key).
-        key = delivery.url
-        recipient = safe_url(key) if "://" in key else receiver_label(key)
-        for alert_id in delivery.alert_ids:
-            self._publish(
-                "notification_status",
-                NotificationStatus(
-                    alert_id=alert_id,
-                    delivery_method="webhook",
-                    recipient=recipient,
-                    status=_NOTIFICATION_STATUS[outcome],
-                    error_reason=reason,
-                    attempts=attempt,
-                ),
-            )
-        self._house_wake.set()
 
     # -- housekeeping --
 
@@ -891,8 +573,3 @@ def alert_sink(context: Context) -> AlertSink:
         bound_port=context.bound_port,
         admin=context.admin,
     )
-
-
-def _outbox_failure(doing: str, state_dir: str, exc: BaseException) -> ConfigError:
-    """The start-up error for an outbox that could not be opened or written (``doing``)."""
-    return ConfigError([unopenable_problem(doing, state_dir, exc)])
