@@ -1,6 +1,7 @@
-"""A bridge process on a real redis-server whose state directory is removed under it while Redis
-is down (``rm -rf``, a tmp cleaner): the spool says so once, the bridge reports not ready, and
-ingest answers 503 rather than 202 for messages it would lose at the next start."""
+"""A bridge on a real redis-server whose state directory is removed under it while Redis is down
+(``rm -rf``, a tmp cleaner): the spool says so once, the bridge reports not ready, and ingest
+answers 503 rather than 202 for messages it would lose at the next start; a spool folder moved
+back is sent as ever."""
 
 from __future__ import annotations
 
@@ -11,15 +12,24 @@ from pathlib import Path
 
 import pytest
 
-from bridge.bus import Envelope, new_message_id
+from bridge.bus import Durability, Envelope, new_message_id
 from bridge.messages import utc_now
 from bridge.messages.audit import AccessLog
+from tests.integration.redis_replicas import Replica, replicas
+from tests.integration.redis_spool_support import alert, alert_ids
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.support import BridgeProcess, http_get, signed_post, wait_until
+from tests.support import (
+    BridgeProcess,
+    async_wait_until,
+    free_port,
+    http_get,
+    signed_post,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["redis_server"]  # the fixture, for the test below
+__all__ = ["redis_server", "replicas"]  # the fixtures, for the tests below
 
 _SPOOL_ERROR = " ERROR bridge.bus.redis.spool: spool: "
 
@@ -75,3 +85,36 @@ def test_a_spool_removed_while_redis_is_down_is_told_once_and_takes_no_message(
     errors = [line for line in bridge.log().splitlines() if " ERROR " in line and "spool" in line]
     assert len(errors) == 1, errors
     assert f"spool: {reason} (1 frame(s) answered 202 and not yet written" in errors[0]
+
+
+async def test_a_spool_folder_moved_away_and_back_loses_nothing_and_is_sent_once_redis_is_up(
+    tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """With Redis down, a publisher's spool folder moved away (found within a second): a durable
+    publish is refused (FAILED, nothing taken) and the bus reports not ready naming the spool;
+    moved back, a publish is taken again, and once Redis comes what was spooled before, during
+    and after arrives at a reader in order, each once."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    folder = tmp_path / "spool"
+    publisher = await Replica(url, "publisher", group=False, spool_dir=folder).start()
+    replicas.append(publisher)
+    publish = publisher.bridge.bus.publish_verified_durably
+    assert await publish([alert(n) for n in range(5)], 10) == (5, Durability.COMMITTED)
+    folder.rename(tmp_path / "away")
+    await async_wait_until(lambda: "spool" in publisher.reason(), 10, "the spool found moved")
+    assert f"the Redis bus spool's {folder}/lock was deleted" in publisher.reason()
+    assert (await publish([alert(5)], 10))[1] is Durability.FAILED
+    (tmp_path / "away").rename(folder)
+    await async_wait_until(lambda: "spool" not in publisher.reason(), 10, "the spool back")
+    assert await publish([alert(n) for n in range(6, 9)], 10) == (3, Durability.COMMITTED)
+    server = RedisServer(port=port).start(tmp_path / "redis")
+    try:
+        reader = await Replica(url, "reader").start()
+        replicas.append(reader)
+        expected = [f"spooled-{n:04d}" for n in (0, 1, 2, 3, 4, 6, 7, 8)]
+        await async_wait_until(lambda: alert_ids(reader.taken) == expected, 15, "taken once")
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
