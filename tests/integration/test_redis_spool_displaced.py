@@ -84,7 +84,7 @@ def test_a_spool_removed_while_redis_is_down_is_told_once_and_takes_no_message(
     # The outbox in the same directory says its own (alerts: …), once too.
     errors = [line for line in bridge.log().splitlines() if " ERROR " in line and "spool" in line]
     assert len(errors) == 1, errors
-    assert f"spool: {reason} (1 frame(s) answered 202 and not yet written" in errors[0]
+    assert f"spool: {reason} (the spool held 1 frame(s) not yet written to Redis" in errors[0]
 
 
 async def test_a_spool_folder_moved_away_and_back_loses_nothing_and_is_sent_once_redis_is_up(

@@ -482,10 +482,11 @@ class Spool:
         return first_displaced(held, "the Redis bus spool's")
 
     def _held(self) -> str:
-        """What the spool held not yet sent as its files were found gone, for the log."""
+        """What the spool held not yet sent as its files were found gone, for the log: taken
+        with a promise (ingest's 202, an acknowledgement's 200), or kept by a stop."""
         return (
-            f" ({self.pending_frames} frame(s) answered 202 and not yet written to Redis were"
-            " in the spool then: those in files deleted are lost)"
+            f" (the spool held {self.pending_frames} frame(s) not yet written to Redis: those in"
+            " files deleted are lost)"
         )
 
     def _store_head(self, seq: int, offset: int) -> None:

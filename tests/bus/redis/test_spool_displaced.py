@@ -90,8 +90,8 @@ async def test_a_removed_spool_takes_nothing_and_makes_nothing_in_a_folder_made_
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         (
             "ERROR",
-            f"spool: {spool.displaced} (20 frame(s) answered 202 and not yet written to Redis"
-            " were in the spool then: those in files deleted are lost)",
+            f"spool: {spool.displaced} (the spool held 20 frame(s) not yet written to Redis:"
+            " those in files deleted are lost)",
         )
     ]
 
