@@ -360,7 +360,9 @@ async def ingest(request: web.Request) -> web.Response:
             return _retry_later(
                 "overloaded", "the bus transport has no room for it (on Redis: the spool is full)"
             )
-        return _retry_later("not_committed", "the batch could not be stored; send it again")
+        # The transport's reason, when it refuses every batch for one (its files removed).
+        why = bridge.bus.unstorable() or "the batch could not be stored; send it again"
+        return _retry_later("not_committed", why)
     request.app[_OWN_NODE].check(result)
     answer: dict[str, Any] = {"accepted": accepted}
     if durability is Durability.PENDING:

@@ -749,6 +749,13 @@ class Bus:
             return "the bus is not running"
         return self.transport.readiness()
 
+    def unstorable(self) -> str | None:
+        """Why the transport stores no durably published batch now, when it knows
+        (``TransportCapabilities.unstorable``: on Redis, the spool's files removed), else
+        None."""
+        unstorable = self.transport.capabilities.unstorable
+        return None if unstorable is None else unstorable()
+
     def hearing(self) -> str | None:
         """None while messages other processes publish reach this bus (``Transport.hearing``),
         else why not."""

@@ -2,7 +2,7 @@
 
 A transport's ``capabilities`` names them; ``bridge/app.py`` hands them to the parts that use
 them (the alert sink, the cluster monitor). The in-process transport offers only a local
-coordinator; the Redis transport offers all five:
+coordinator; the Redis transport offers all six:
 
 - ``shared``: frames cross processes, so ingest keeps a replay memory of its own and the
   transport, not the local subscribers, makes a published message durable;
@@ -14,7 +14,9 @@ coordinator; the Redis transport offers all five:
   crash of the last, finds them;
 - ``node_name``: whether another live process uses this replica's node name on the shared store
   (told as an optional readiness check, not a required one: every process under the name is told,
-  and each still carries the bus).
+  and each still carries the bus);
+- ``unstorable``: why ``send_durably`` refuses every batch now (on Redis: the spool's files
+  removed under it), for a publisher that tells its sender why (ingest's 503).
 
 A capability that cannot reach what it shares (Redis down) raises ``TransportError``.
 """
@@ -286,3 +288,4 @@ class TransportCapabilities:
     lease: WorkQueueLease | None = None
     state: SharedState | None = None
     node_name: NodeNameCheck | None = None
+    unstorable: Callable[[], str | None] | None = None

@@ -21,6 +21,12 @@ answer was lost (Redis is asked again after any failed write). A record torn by 
 crash while it was appended (never answered 202) is cut off when the spool is opened. A damaged
 record with whole records after it (the disk changed it) is skipped, logged, and the records
 after it are found again (the next offset where a whole record checks out) and sent.
+
+The spool's files deleted or replaced under it (``rm -rf $EXESDB_STATE_DIR``, a tmp cleaner, a
+volume mounted over it) are found (``bridge.displaced``: the lock it holds and each segment
+against what their paths name) before each write and once a second (``check_displaced``); the
+spool then takes nothing more (``displaced`` says why) and sends nothing from its files, until
+they are back where they were.
 """
 
 from __future__ import annotations
@@ -45,10 +51,11 @@ from typing import Any, Final, TypeVar
 
 from bridge.bus.transport import Frame
 from bridge.disk import sync_directory
+from bridge.displaced import DisplacedWatch, first_displaced, identity
 from bridge.messages import INSTANCES
 from bridge.statelock import hold
 
-__all__ = ["FOLDER", "Spool", "SpoolBatch", "waiting"]
+__all__ = ["FOLDER", "Spool", "SpoolBatch", "SpoolDisplaced", "waiting"]
 
 _logger = logging.getLogger(__name__)
 
@@ -69,6 +76,18 @@ _MAY_BEGIN: Final = re.compile(b"(?=.{8}[\\x00-\\x%02x])" % (len(INSTANCES) - 1)
 T = TypeVar("T")
 # An append: its records, how many frames they hold, and its caller's answer.
 _Append = tuple[bytes, int, asyncio.Future[bool]]
+# A new process opens the spool at the path, and sends what its files hold; records in files
+# deleted went with them.
+_WHAT_TO_DO: Final = (
+    "the messages it would store there would be lost at the next start, so it takes none"
+    " (ingest answers 503) and reports not ready; restart the bridge (it opens a new spool"
+    " there; what the files deleted held is lost), or move the folder back if it was moved"
+)
+
+
+class SpoolDisplaced(OSError):
+    """An append refused: the spool's files are no longer the files at their paths (its
+    message says which, and what to do)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,14 +108,24 @@ class _Segment:
     id: str
     path: Path
     size: int
+    # The file's ``identity`` as opened or made: not held open, a segment is told deleted
+    # (no file at its path) or replaced (another there) by it.
+    identity: tuple[int, int]
 
 
 class Spool:
     """The spool's files, touched only from its own thread; see the module docstring."""
 
-    def __init__(self, directory: Path | str, *, max_bytes: int, segment_bytes: int) -> None:
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        max_bytes: int,
+        segment_bytes: int,
+        changed: Callable[[], None] = lambda: None,
+    ) -> None:
         """``max_bytes``: room for records not yet sent; ``segment_bytes``: when to start a new
-        segment file."""
+        segment file; ``changed`` is called as ``displaced`` changes."""
         self.directory = Path(directory)
         self.max_bytes = max_bytes
         self._segment_bytes = segment_bytes
@@ -111,6 +140,8 @@ class Spool:
         self._writing: list[_Append] = []
         self._appending: asyncio.Task[None] | None = None
         self._lock: int | None = None  # the lock file's descriptor while open
+        # The lock file's path and identity (held open: its inode stays its own), as checked.
+        self._lock_held: list[tuple[Path, tuple[int, int]]] = []
         self._opened = False
         self._closed = False
         # Bytes of records stored, and sent: each counted by one thread alone (the first on
@@ -121,6 +152,21 @@ class Spool:
         # The same for records (frames), for what a stop says the spool holds.
         self._stored_frames = 0
         self._sent_frames = 0
+        self._displaced = DisplacedWatch(
+            self._check_files,
+            changed,
+            what_to_do=_WHAT_TO_DO,
+            label="spool",
+            back="the spool's files are at their paths again",
+            logger=_logger,
+            told=self._held,
+        )
+
+    @property
+    def displaced(self) -> str | None:
+        """Why the spool takes nothing now, its files deleted or replaced under it (with what
+        to do), as last found; None while they are at their paths."""
+        return self._displaced.problem
 
     @property
     def pending_bytes(self) -> int:
@@ -148,6 +194,8 @@ class Spool:
         """
         if self._closed:
             raise OSError(errno.ESHUTDOWN, "the spool is closed")
+        if self._displaced.problem is not None:
+            raise SpoolDisplaced(self._displaced.problem)
         data = b"".join(_record(frame) for frame in frames)
         # Those the thread writes too: they count in ``pending_bytes`` once their write is
         # answered, in the step that takes them out of ``_writing``.
@@ -164,10 +212,21 @@ class Spool:
 
     async def peek(self, count: int) -> SpoolBatch | None:
         """Up to ``count`` records from the head (which does not move), or None when nothing
-        waits."""
-        if not self.pending_bytes:
+        waits, or the spool's files are displaced (then none can be read)."""
+        if not self.pending_bytes or self._displaced.problem is not None:
             return None
-        return await self._call(self._peek, count)
+        try:
+            return await self._call(self._peek, count)
+        except FileNotFoundError:
+            # Its segment deleted since the last look: the spool's files went.
+            if await self.check_displaced() is None:
+                raise
+            return None
+
+    async def check_displaced(self) -> str | None:
+        """Look whether the spool's files are still at their paths (on its thread: a stat
+        each); ``displaced`` as it is now."""
+        return await self._displaced.check()
 
     def checked(self, batch: SpoolBatch) -> bool:
         """True once Redis was asked how far the writer got through ``batch``'s segment, and
@@ -259,6 +318,12 @@ class Spool:
                 self._writing, self._waiting = self._waiting, []
                 try:
                     await self._call(self._write, [data for data, _, _ in self._writing])
+                except SpoolDisplaced as exc:
+                    self._displaced.found(str(exc))
+                    for _, _, future in self._writing:
+                        if not future.done():
+                            future.set_exception(SpoolDisplaced(self._displaced.problem))
+                    continue
                 except OSError as exc:
                     for _, _, future in self._writing:
                         if not future.done():
@@ -288,12 +353,16 @@ class Spool:
         # Two bridges appending to one spool would interleave their records: the second is
         # refused (each replica needs its own EXESDB_STATE_DIR).
         self._lock = hold(self.directory / _LOCK, "another bridge process has it open")
+        self._lock_held = [(self.directory / _LOCK, identity(os.fstat(self._lock)))]
         found: list[_Segment] = []
         for path in self.directory.glob(f"*{_SUFFIX}"):
             seq, _, token = path.stem.partition("-")
             # ASCII digits only: str.isdigit() takes a superscript, which int() refuses.
             if seq.isascii() and seq.isdigit() and token:
-                found.append(_Segment(int(seq), token, path, path.stat().st_size))
+                found_stat = path.stat()
+                found.append(
+                    _Segment(int(seq), token, path, found_stat.st_size, identity(found_stat))
+                )
         found.sort(key=lambda segment: segment.seq)
         head_seq, head = self._read_head()
         # Segments before the head's are spent (a crash came between moving and deleting).
@@ -318,11 +387,22 @@ class Spool:
     def _write(self, chunks: list[bytes]) -> None:
         if not self._opened:
             raise OSError("the spool is not open")
+        # Written to files that went, records answered 202 would be lost at the next start:
+        # refused before anything is made in a folder not the spool's (its lock's stat).
+        if (displaced := self._files_displaced(())) is not None:
+            raise SpoolDisplaced(displaced)
         segment = self._segments[-1] if self._segments else None
         if segment is None or segment.size >= self._segment_bytes:
             segment = self._new_segment()
         data = b"".join(chunks)
-        with segment.path.open("ab") as file:
+        try:
+            # Never made again here: the records before would be read from the wrong place.
+            descriptor = os.open(segment.path, os.O_WRONLY | os.O_APPEND)
+        except FileNotFoundError:
+            if (displaced := self._files_displaced([segment])) is None:
+                raise
+            raise SpoolDisplaced(displaced) from None
+        with os.fdopen(descriptor, "ab") as file:
             try:
                 file.write(data)
                 file.flush()
@@ -337,8 +417,9 @@ class Spool:
     def _new_segment(self) -> _Segment:
         seq = self._segments[-1].seq + 1 if self._segments else self._read_head()[0] + 1
         token = secrets.token_hex(8)
-        segment = _Segment(seq, token, self.directory / f"{seq:010d}-{token}{_SUFFIX}", 0)
-        segment.path.touch(mode=0o600)
+        path = self.directory / f"{seq:010d}-{token}{_SUFFIX}"
+        path.touch(mode=0o600)
+        segment = _Segment(seq, token, path, 0, identity(path.stat()))
         sync_directory(self.directory)
         if not self._segments:
             self._head = 0
@@ -387,12 +468,35 @@ class Spool:
     def _read_head(self) -> tuple[int, int]:
         return _head_of(self.directory)
 
+    async def _check_files(self) -> str | None:
+        if not self._opened or self._closed:
+            return None
+        return await self._call(self._files_displaced, self._segments)
+
+    def _files_displaced(self, segments: Sequence[_Segment]) -> str | None:
+        """Why the lock held, or one of ``segments``, is no longer the file at its path; None
+        while each is (a stat each)."""
+        if self._lock is None:
+            return None
+        held = self._lock_held + [(segment.path, segment.identity) for segment in segments]
+        return first_displaced(held, "the Redis bus spool's")
+
+    def _held(self) -> str:
+        """What the spool held not yet sent as its files were found gone, for the log: taken
+        with a promise (ingest's 202, an acknowledgement's 200), or kept by a stop."""
+        return (
+            f" (the spool held {self.pending_frames} frame(s) not yet written to Redis: those in"
+            " files deleted are lost)"
+        )
+
     def _store_head(self, seq: int, offset: int) -> None:
         # Not fsync'd, and a failure to write it (a full disk) is only logged: Redis keeps the
         # same progress (see ``resume``), and a head that lags behind it only costs reading
         # records again. Raised, it would stop the writer as if Redis had failed.
         path = self.directory / _HEAD
         temporary = path.with_suffix(".tmp")
+        if self._files_displaced(()) is not None:
+            return  # another folder's (or none): the spool's own is gone
         try:
             temporary.write_text(f"{seq} {offset}\n")
             temporary.replace(path)

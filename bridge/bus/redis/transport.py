@@ -61,6 +61,9 @@ _TASKS_SECONDS: Final = 0.1
 # How long start waits for the fan-out reader to find where each stream ends (docs/redis.md):
 # longer than a connection's timeout (2 s), so an unreachable Redis ends it by failing first.
 _POSITION_SECONDS: Final = 5.0
+# How often the spool's files are compared with what their paths name (``Spool.displaced``),
+# besides before each write: readiness tells it within a second with no message written.
+_SPOOL_CHECK_SECONDS: Final = 1.0
 
 
 class RedisTransport:
@@ -127,6 +130,8 @@ class RedisTransport:
                 spool_dir,
                 max_bytes=spool_bytes,
                 segment_bytes=min(_MAX_SEGMENT_BYTES, max(_MIN_SEGMENT_BYTES, spool_bytes // 16)),
+                # Back where they were, its files are sent again.
+                changed=lambda: self._writer.wake(),
             )
         )
         self._writer = Writer(
@@ -175,6 +180,7 @@ class RedisTransport:
             lease=self._work_queue,
             state=RedisSharedState(link, layout, consumer=self.consumer, node=node),
             node_name=self._node_name,
+            unstorable=None if self._spool is None else self._spool_displaced,
         )
         self._receive: FrameReceiver | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -270,6 +276,12 @@ class RedisTransport:
             self._marking,
             *self._work_queue.start(group_instances),
         ]
+        if self._spool is not None:
+            self._tasks.append(
+                loop.create_task(
+                    keep_running("spool files", self._watch_spool), name="redis-spool-files"
+                )
+            )
         if self._tls is not None and self._tls.watching:
             self._tasks.append(
                 loop.create_task(keep_running("TLS files", self._tls.run), name="redis-tls-files")
@@ -299,6 +311,9 @@ class RedisTransport:
     def readiness(self) -> str | None:
         if self._receive is None or self._closed:
             return "the Redis bus is not running"
+        # First: a restart mends it, where Redis's trouble waits on Redis.
+        if (displaced := self._spool_displaced()) is not None:
+            return displaced
         trouble = self._link.trouble()
         if trouble is not None:
             return f"Redis at {safe_url(self.url)} {trouble}"
@@ -365,6 +380,16 @@ class RedisTransport:
             await self._spool.aclose(
                 None if deadline is None else max(_SPOOL_CLOSE_SECONDS, deadline - time.monotonic())
             )
+
+    def _spool_displaced(self) -> str | None:
+        """Why the spool takes nothing (its files removed under it), as last found."""
+        return None if self._spool is None else self._spool.displaced
+
+    async def _watch_spool(self) -> None:
+        """Look at the spool's files once, then wait a second (run again by ``keep_running``)."""
+        assert self._spool is not None
+        await self._spool.check_displaced()
+        await self._link.pause(_SPOOL_CHECK_SECONDS)
 
     def _deliver(self, frames: Sequence[Frame]) -> None:
         if self._receive is None:

@@ -41,7 +41,7 @@ from bridge.bus.redis.link import (
     temporary,
 )
 from bridge.bus.redis.retained import Lane, Retained
-from bridge.bus.redis.spool import Spool
+from bridge.bus.redis.spool import Spool, SpoolDisplaced
 from bridge.bus.redis.unscripted import Unscripted, Unwritten
 from bridge.bus.transport import WORK_QUEUE_INSTANCES, Durability, Frame
 from bridge.redaction import safe_url
@@ -234,6 +234,13 @@ class Writer:
         """Bytes of spooled frames waiting to be written."""
         return self._spool.pending_bytes if self._spool is not None else 0
 
+    @property
+    def _spool_to_send(self) -> int:
+        """``spool_bytes`` the loop can send: none while the spool's files are displaced (gone
+        or replaced), which it cannot read (``Spool.displaced``)."""
+        spool = self._spool
+        return 0 if spool is None or spool.displaced is not None else spool.pending_bytes
+
     def send(self, frame: Frame) -> bool:
         """Buffer a frame for writing; False when the buffer is full (or the writer closed)."""
         if self._closed or len(self._buffer) >= self._buffer_size:
@@ -261,6 +268,8 @@ class Writer:
         try:
             if not await spool.append(frames):
                 return Durability.FULL
+        except SpoolDisplaced:
+            return Durability.FAILED  # told once, by the spool
         except OSError as exc:
             _logger.error(
                 "spool %s: could not store %d frame(s): %s", spool.directory, len(frames), exc
@@ -291,7 +300,7 @@ class Writer:
 
     def wake(self) -> None:
         """Look for work now (e.g. frames buffered or spooled before the loop started)."""
-        if self._buffer or self.spool_bytes:
+        if self._buffer or self._spool_to_send:
             self._frames.set()
             self._wake.set()
 
@@ -405,7 +414,7 @@ class Writer:
             if temporary(exc):
                 self._held_back = (self._clock(), reason(exc))
             raise
-        if self._buffer or self.spool_bytes:
+        if self._buffer or self._spool_to_send:
             self._frames.set()  # more than one batch waits: on with the next at once
             self._wake.set()
         if self._retained.due():
@@ -417,7 +426,7 @@ class Writer:
         return bool(
             self._buffer
             or self._acks
-            or self.spool_bytes
+            or self._spool_to_send
             or (self._retained.lanes and self._epoch_unchecked)
         )
 
@@ -638,7 +647,7 @@ class Writer:
         """One batch from the head of the spool, in one script call with the spool's progress
         (atomic, as every script), so that Redis holds exactly what it was told the spool got to."""
         spool = self._spool
-        if spool is None or not spool.pending_bytes:
+        if spool is None or not self._spool_to_send:
             return
         batch = await spool.peek(self._batch)
         if batch is None:

@@ -4,7 +4,8 @@ A state directory removed under a running bridge (``rm -rf``, a volume mounted o
 the outbox writing to a file that is gone: every alert taken after would be lost at the next
 start, without a word. The sink asks before each housekeeping pass (about a second apart), on the
 outbox's thread (two stats, microseconds, not on the event loop: a disk that hangs would hold it
-there), so not on each alert; readiness reads the last answer.
+there), so not on each alert; readiness reads the last answer. The check and its telling are
+``bridge.displaced``'s, shared with the Redis bus spool.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
+
+from bridge.displaced import DisplacedWatch
 
 __all__ = ["DisplacedOutbox"]
 
@@ -26,32 +29,22 @@ _WHAT_TO_DO: Final = (
 )
 
 
-class DisplacedOutbox:
+class DisplacedOutbox(DisplacedWatch):
     """Asks ``displaced`` (``Outbox.displaced``, run on the outbox's thread) whether the outbox
     file is gone, keeping the answer in ``problem`` and calling ``changed`` as it changes; the
     log says it at ERROR once, with what to do, and at INFO should the file come back (moved
     back where it was)."""
 
-    __slots__ = ("_changed", "_displaced", "problem")
+    __slots__ = ()
 
     def __init__(
         self, displaced: Callable[[], Awaitable[str | None]], changed: Callable[[], None]
     ) -> None:
-        self._displaced = displaced
-        self._changed = changed
-        # What the last check found: why the outbox no longer is the file at its path, with
-        # what to do; None while it is.
-        self.problem: str | None = None
-
-    async def check(self) -> str | None:
-        """Ask again: ``problem`` as it is now."""
-        found = await self._displaced()
-        problem = None if found is None else f"{found}: {_WHAT_TO_DO}"
-        if problem != self.problem:
-            self.problem = problem
-            if problem is None:
-                _logger.info("alerts: the alert outbox is the file at its path again")
-            else:
-                _logger.error("alerts: %s", problem)
-            self._changed()
-        return problem
+        super().__init__(
+            displaced,
+            changed,
+            what_to_do=_WHAT_TO_DO,
+            label="alerts",
+            back="the alert outbox is the file at its path again",
+            logger=_logger,
+        )

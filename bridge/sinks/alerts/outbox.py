@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from bridge.displaced import first_displaced, identity
 from bridge.sinks.alerts.alert_store import AlertStore
 from bridge.sinks.alerts.database import Database
 from bridge.sinks.alerts.dead_letters import DeadLetters
@@ -96,7 +97,7 @@ class Outbox:
         # held open, its inode number stays its own, so the path naming another is another.
         # An in-memory database (tests) has none.
         memory = str(path) == ":memory:"
-        self._opened = None if memory else _identity(os.stat(self.path))
+        self._opened = None if memory else identity(os.stat(self.path))
         # The key of the receiver keys' digests: made once with the file, never shown.
         secret = database.meta("receiver_secret")
         if not isinstance(secret, bytes):
@@ -144,17 +145,8 @@ class Outbox:
         new lock file would let a second bridge in. Two stats: microseconds."""
         held = [] if self._opened is None else [(self.path, self._opened)]
         if self._lock is not None:
-            held.append((self.path.parent / LOCK_NAME, _identity(os.fstat(self._lock))))
-        for path, identity in held:
-            try:
-                there = _identity(os.stat(path))
-            except FileNotFoundError:
-                return f"the alert outbox's {path} was deleted (EXESDB_STATE_DIR removed?)"
-            except OSError as exc:
-                return f"the alert outbox's {path} cannot be looked up: {exc}"
-            if there != identity:
-                return f"the alert outbox's {path} was replaced by another file"
-        return None
+            held.append((self.path.parent / LOCK_NAME, identity(os.fstat(self._lock))))
+        return first_displaced(held, "the alert outbox's")
 
     def close(self) -> None:
         """Close the file and release the directory's lock; idempotent."""
@@ -162,11 +154,6 @@ class Outbox:
         if self._lock is not None:
             os.close(self._lock)  # and with it the flock
             self._lock = None
-
-
-def _identity(found: os.stat_result) -> tuple[int, int]:
-    """What tells one file from another: its device and inode number."""
-    return found.st_dev, found.st_ino
 
 
 def unopenable_hint(state_dir: Path | str, exc: BaseException) -> str | None:
