@@ -10,10 +10,13 @@ keeps the last answer for readiness and ingest, saying it once in the log as it 
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the logger is given: `outbox list`, which checks files, loads no logging
+    import logging
 
 __all__ = ["DisplacedWatch", "first_displaced", "identity"]
 
