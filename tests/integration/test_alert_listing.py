@@ -79,7 +79,9 @@ def test_listing_long_alerts_takes_the_memory_of_a_page_not_of_the_answer(
     assert [tag for tag in listed if tag.isdigit()] == [f"{n:06d}" for n in reversed(range(ALERTS))]
     assert answer["work_queue_lease"] == "here"
     assert len(body) > 40_000_000
-    assert grown < len(body) / 4, (
+    # Paged: 14-15 MB for 71 MB quiet, 20 MB once under a loaded full run; built whole: 3-4x the
+    # answer. Half the answer parts the two with room for a slow reader's buffers.
+    assert grown < len(body) / 2, (
         f"peak memory grew {grown / 1e6:.0f} MB for {len(body) / 1e6:.0f} MB"
     )
 
