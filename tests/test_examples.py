@@ -151,6 +151,40 @@ def test_the_shell_signer_names_what_is_wrong_with_its_usage(given: list[str], s
 
 
 @pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ([], "sign.sh: the following arguments are required: INSTANCE, TAG, PAYLOAD_JSON"),
+        (["ex_esdb_health"], "sign.sh: the following arguments are required: TAG, PAYLOAD_JSON"),
+        (
+            ["ex_esdb_health", "node_health_updated", HEALTHY, "--topic", "c:d"],
+            "sign.sh: --topic: options go before INSTANCE",
+        ),
+        (
+            ["ex_esdb_health", "node_health_updated", HEALTHY, "--user=ops:s3cret"],
+            "sign.sh: --user: options go before INSTANCE",
+        ),
+        (
+            ["ex_esdb_health", "node_health_updated", HEALTHY, "c:d", "more"],
+            "sign.sh: 5 arguments after the options, at most 4: INSTANCE TAG PAYLOAD_JSON [TOPIC]",
+        ),
+    ],
+    ids=["none", "instance-alone", "option-after", "secret-option-after", "too-many"],
+)
+def test_the_shell_signer_names_arguments_missing_or_out_of_place(
+    given: list[str], said: str
+) -> None:
+    """sign.sh given too few arguments names those missing, as sign.py's argparse does, and an
+    option after PAYLOAD_JSON (sign.py's own usage puts --topic there) or one argument too many
+    says so, exit 2, nothing sent and no value given in an option with = shown."""
+    refused = _run([*_signer("sign.sh"), *given], SECRET_KEY_BASE=TEST_SECRET)
+    assert refused.returncode == 2, refused.stderr
+    first, usage = refused.stderr.splitlines()
+    assert said in first, first
+    assert usage.startswith("usage: ")
+    assert "s3cret" not in refused.stderr
+
+
+@pytest.mark.parametrize(
     ("name", "option", "after"),
     [
         ("sign.sh", [], ["cluster:health"]),
