@@ -162,6 +162,13 @@ for argument in "${@:4}"; do
 done
 [[ $# -le 4 ]] || usage "$# arguments after the options, at most 4: INSTANCE TAG PAYLOAD_JSON [TOPIC]"
 [[ -n ${topic_option:-} && $# -eq 4 ]] && usage "TOPIC given twice: --topic, or after PAYLOAD_JSON"
+# A variable empty or of blanks only (docker compose's ${X:-}, a stray space in an env file) is
+# unset, as the bridge and exesdb-bridge publish read it.
+for name in SECRET_KEY_BASE EXESDB_URL EXESDB_HTTP_ADDR EXESDB_WEB_CONFIG_FILE EXESDB_NODE; do
+    if [[ ${!name:-} =~ ^[[:space:]]*$ ]]; then
+        unset "$name"
+    fi
+done
 if [[ -z ${SECRET_KEY_BASE:-} ]]; then
     echo "$0: set SECRET_KEY_BASE to the bridge's key" >&2
     exit 2

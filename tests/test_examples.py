@@ -223,6 +223,31 @@ def test_a_signer_sends_a_node_name_with_quotes_and_a_backslash_as_given(
     assert f'exesdb_performance_value{{node="{labelled}",component="c"' in metrics
 
 
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+def test_a_signer_takes_a_blank_variable_as_unset_as_publish_does(
+    name: str, ingesting: BridgeProcess
+) -> None:
+    """EXESDB_URL, EXESDB_WEB_CONFIG_FILE and EXESDB_NODE empty or of blanks only (docker
+    compose's ${X:-}, a stray space in an env file) are unset, as the bridge and publish read
+    them: the message goes to EXESDB_HTTP_ADDR's bridge under the host's name, where EXESDB_URL
+    was refused as no URL and the node sent as a blank; a blank SECRET_KEY_BASE is no key, exit
+    2 before anything is sent, where the message went out signed with it."""
+    component = f"blank-{name}"
+    payload = f'{{"metric_name": "q", "value": 1, "unit": "m", "component": "{component}"}}'
+    message = [*_signer(name), "ex_esdb_metrics", "performance_metric", payload]
+    blanks = {"EXESDB_URL": "  ", "EXESDB_WEB_CONFIG_FILE": "", "EXESDB_NODE": " "}
+    address = {"EXESDB_HTTP_ADDR": f"127.0.0.1:{ingesting.port}"}
+    accepted = _run(message, SECRET_KEY_BASE=TEST_SECRET, **address, **blanks)
+    assert accepted.stdout.strip() == '202 {"accepted": 1}', accepted.stdout + accepted.stderr
+    metrics = http_get(ingesting.url + "/metrics", ingesting.headers)[1].decode()
+    host = socket.gethostname()
+    assert f'exesdb_performance_value{{node="{host}",component="{component}"' in metrics
+    unkeyed = _run(message, SECRET_KEY_BASE=" ", **address)
+    assert unkeyed.returncode == 2, unkeyed.stdout + unkeyed.stderr
+    assert unkeyed.stdout == ""
+    assert "set SECRET_KEY_BASE to the bridge's key" in unkeyed.stderr
+
+
 @pytest.mark.parametrize(
     ("given", "node", "refused", "field"),
     [
