@@ -41,6 +41,8 @@ from bridge.client_settings import (
     FromEnvironment,
     ListenAddress,
     NodeName,
+    SigningKey,
+    SigningKeyText,
     StateDir,
     Trimmed,
     setting,
@@ -120,8 +122,8 @@ class Settings(FromEnvironment):
     _web_config: Judged | None = PrivateAttr(default=None)
 
     # Signing and replay protection.
-    secret_key_base: SecretStr | None = setting("SECRET_KEY_BASE", default=None)
-    secret_key_base_previous: Annotated[tuple[SecretStr, ...], NoDecode] = setting(
+    secret_key_base: SigningKey = setting("SECRET_KEY_BASE", default=None)
+    secret_key_base_previous: Annotated[tuple[SigningKeyText, ...], NoDecode] = setting(
         "EXESDB_SECRET_KEY_BASE_PREVIOUS", default=()
     )
     replay_window_ms: UpToADayMs = setting("EXESDB_REPLAY_WINDOW_MS", default=300_000)

@@ -332,6 +332,12 @@ def main() -> int:
     key = setting("SECRET_KEY_BASE")
     if not key:
         parser.error("set SECRET_KEY_BASE to the bridge's key")
+    try:
+        key_bytes = key.encode()
+    except UnicodeEncodeError:  # random bytes: as the bridge refuses such a key, not a traceback
+        parser.error(
+            "SECRET_KEY_BASE holds bytes that are not UTF-8 text: set it to the bridge's key"
+        )
     envelope = {
         "v": 1,
         "id": secrets.token_hex(16),
@@ -349,7 +355,7 @@ def main() -> int:
         parser.error(str(exc))
     headers = {
         "Content-Type": "application/json",
-        "X-ExESDB-Signature": sign(key.encode(), body, int(time.time())),
+        "X-ExESDB-Signature": sign(key_bytes, body, int(time.time())),
     }
     if authorization is not None:
         headers["Authorization"] = authorization

@@ -574,6 +574,21 @@ def test_a_signer_without_a_key_is_a_usage_error(name: str) -> None:
     assert "set SECRET_KEY_BASE to the bridge's key" in completed.stderr
 
 
+def test_the_python_signer_refuses_a_key_that_is_no_utf8_text() -> None:
+    """sign.py given a SECRET_KEY_BASE holding bytes no UTF-8 character is made of (random
+    bytes), which no bridge runs with, exits 2 saying so, not with a traceback."""
+    completed = _run(
+        [*_signer("sign.py"), "ex_esdb_health", "node_health_updated", HEALTHY],
+        SECRET_KEY_BASE="\udcff" + TEST_SECRET,  # the byte 0xff, as the environment holds it
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert completed.stderr.endswith(
+        "sign.py: error: SECRET_KEY_BASE holds bytes that are not UTF-8 text: set it to the"
+        " bridge's key\n"
+    )
+
+
 @pytest.mark.parametrize("closed", [False, True], ids=["empty stdin", "closed stdin"])
 def test_the_python_signer_without_a_password_to_ask_for_is_a_usage_error(closed: bool) -> None:
     """sign.py --user USER with no terminal and an empty or closed stdin exits 2 saying to give

@@ -286,6 +286,13 @@ def test_publish_to_nowhere_exits_1() -> None:
             "SECRET_KEY_BASE: has 31 characters; a bridge with EXESDB_INGEST=true runs with at"
             " least 32, so it is not the bridge's key",
         ),
+        # A byte that is no UTF-8 character (random bytes): a traceback, no key signs so.
+        (
+            ["system_alert", *ALERT_FIELDS],
+            None,
+            {"SECRET_KEY_BASE": "\udcff" + "k" * 40},
+            "SECRET_KEY_BASE: holds bytes that are not UTF-8 text",
+        ),
     ],
 )
 def test_publish_refuses_bad_input_with_exit_2(
@@ -293,11 +300,12 @@ def test_publish_refuses_bad_input_with_exit_2(
 ) -> None:
     """An unknown tag, a bad field (with the value given), a key given twice in a JSON value
     (which was meant is a guess), NaN or Infinity (no JSON, which a free-form object would carry
-    on as null), bad stdin, no key to sign with or one shorter than any ingesting bridge's exit 2
-    and say why, nothing sent; a missing or unknown field says what to give, and where the fields
-    are listed, a word a field does not take names the words it takes and the one meant, a
-    missing key what to set it to; a bad message is named before a missing key,
-    and an unknown field before the missing ones (the one it misspells among them)."""
+    on as null), bad stdin, no key to sign with, one shorter than any ingesting bridge's or one
+    that is no UTF-8 text exit 2 and say why, nothing sent; a missing or unknown field says what
+    to give, and where the fields are listed, a word a field does not take names the words it
+    takes and the one meant, a missing key what to set it to; a bad message is named before a
+    missing key, and an unknown field before the missing ones (the one it misspells among
+    them)."""
     completed = cli("publish", *args, "--url", "http://127.0.0.1:9", stdin=stdin, **env)  # type: ignore[arg-type]
     assert completed.returncode == 2
     assert message in completed.stderr
