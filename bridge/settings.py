@@ -24,7 +24,6 @@ from pydantic import (
     AfterValidator,
     Field,
     PrivateAttr,
-    SecretStr,
     ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
@@ -221,7 +220,7 @@ class Settings(FromEnvironment):
     # Alerts.
     webhook_urls: HttpUrlList = setting("EXESDB_WEBHOOK_URLS", default=())
     webhook_config_file: str | None = setting("EXESDB_WEBHOOK_CONFIG_FILE", default=None)
-    webhook_secret: SecretStr | None = setting("EXESDB_WEBHOOK_SECRET", default=None)
+    webhook_secret: SigningKey = setting("EXESDB_WEBHOOK_SECRET", default=None)
     webhook_backoff_ms: UpToADayMs = setting("EXESDB_WEBHOOK_BACKOFF_MS", default=1_000)
     webhook_max_backoff_ms: UpToADayMs = setting("EXESDB_WEBHOOK_MAX_BACKOFF_MS", default=300_000)
     webhook_deadline_ms: UpToAMonthMs = setting("EXESDB_WEBHOOK_DEADLINE_MS", default=86_400_000)

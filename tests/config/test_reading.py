@@ -164,6 +164,8 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
             "\udcff" + LONG_SECRET,
             "holds bytes that are not UTF-8 text",
         ),
+        # The webhooks' key likewise: each delivery's worker failed on it, retrying for ever.
+        ("EXESDB_WEBHOOK_SECRET", "\udcff" + LONG_SECRET, "holds bytes that are not UTF-8 text"),
         ("EXESDB_WEBHOOK_URLS", "ftp://a.example", "http://"),
         ("EXESDB_WEBHOOK_MIN_SEVERITY", "loud", "'critical'"),
         ("EXESDB_WEBHOOK_TIMEOUT_MS", "soon", "whole number of milliseconds"),
