@@ -57,6 +57,8 @@ __all__ = [
     "OutboxSettings",
     "PublishSettings",
     "SettingsModel",
+    "SigningKey",
+    "SigningKeyText",
     "StateDir",
     "Trimmed",
     "read_client_settings",
@@ -95,6 +97,22 @@ def _token(value: Any) -> Any:
     return value
 
 
+def _signing_key(value: Any) -> Any:
+    # The key is signed with as UTF-8: a byte that is no character of it (a key made with
+    # $(head -c 32 /dev/urandom), which the environment holds as a surrogate escape) can be
+    # neither, and stopped run, publish and sign.py with a traceback.
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError(
+                "holds bytes that are not UTF-8 text (random bytes, as from /dev/urandom, are"
+                " not), and the key is used as UTF-8; allowed: text of at least"
+                f" {MIN_SECRET_LENGTH} characters, e.g. $(openssl rand -hex 32)"
+            ) from None
+    return value
+
+
 def _base_url(value: str | None) -> str | None:
     return require_http_url(value).rstrip("/") if value else None
 
@@ -130,6 +148,9 @@ BridgeUrl = Annotated[BaseUrl, AfterValidator(_bridge_url)]
 # host:port, as the bridge listens (``split_addr``).
 ListenAddress = Annotated[str, AfterValidator(_listen_address)]
 AdminToken = Annotated[SecretStr | None, BeforeValidator(_token)]
+# SECRET_KEY_BASE and each previous key: taken as they are, but only as UTF-8 text.
+SigningKeyText = Annotated[SecretStr, BeforeValidator(_signing_key)]
+SigningKey = Annotated[SecretStr | None, BeforeValidator(_signing_key)]
 # EXESDB_STATE_DIR: a path, trimmed, not one beginning with ~ (``state_dir_problem``).
 StateDir = Annotated[str, BeforeValidator(trimmed), AfterValidator(_state_dir)]
 
@@ -198,7 +219,7 @@ class AdminClientSettings(BridgeLocation):
 class PublishSettings(BridgeLocation):
     """What ``publish`` reads: where the bridge is, the key it signs with and the node it names."""
 
-    secret_key_base: SecretStr | None = setting("SECRET_KEY_BASE", default=None)
+    secret_key_base: SigningKey = setting("SECRET_KEY_BASE", default=None)
     node: NodeName = setting("EXESDB_NODE", default_factory=socket.gethostname)
 
 

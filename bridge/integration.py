@@ -139,6 +139,14 @@ def _refuse_misspelt(call: Callable[..., Any], misspelt: Mapping[str, Any]) -> N
     raise MessageError("; ".join(problems))
 
 
+def _not_one_of(field: str, given: Any, allowed: Iterable[str]) -> str:
+    """A word ``given`` for ``field`` that is none of ``allowed``: the words it takes, and the
+    one meant when it is spelt nearly as one, as publish and ingest name it."""
+    refused = f"{field}: {given!r} is not one of {', '.join(sorted(allowed))}"
+    meant = did_you_mean(given, allowed)
+    return f"{refused}; {meant}" if meant else refused
+
+
 def _jsonable(mapping: Mapping[str, Any] | None, field: str) -> dict[str, Any]:
     if mapping is None:
         return {}
@@ -255,7 +263,11 @@ class Integration:
         """Publish any of the 36 message types by its tag; ``topic`` defaults to the tag."""
         model = TAGS.get(_name(tag))
         if model is None:
-            raise MessageError(f"tag: {tag!r} is not a known message type")
+            class_names = {known.__name__: known.TAG for known in TAGS.values()}
+            meant = did_you_mean(_name(tag), TAGS, class_names)  # as publish and ingest name it
+            raise MessageError(
+                f"tag: {tag!r} is not a known message type" + (f"; {meant}" if meant else "")
+            )
         return self.publish(topic or model.TAG, self.build(model, **fields))
 
     # -- the original's helpers, arguments straightened out --
@@ -364,9 +376,7 @@ class Integration:
         _refuse_misspelt(self.broadcast_cluster_health, misspelt)
         event = _name(event_type)
         if event not in _CLUSTER_EVENTS:
-            raise MessageError(
-                f"event_type: {event!r} is not one of {', '.join(sorted(_CLUSTER_EVENTS))}"
-            )
+            raise MessageError(_not_one_of("event_type", event, _CLUSTER_EVENTS))
         failed = sorted({str(_name(n)) for n in failed_nodes})
         connected = sorted({str(_name(n)) for n in nodes} - set(failed))
         total = len(connected) + len(failed)
@@ -523,7 +533,7 @@ class Integration:
         """``tag``'s message from ``fields`` (a field its type lacks raises) on ``topic``."""
         tag = str(_name(tag))
         if tag not in allowed:
-            raise MessageError(f"tag: {tag!r} is not one of {', '.join(sorted(allowed))}")
+            raise MessageError(_not_one_of("tag", tag, allowed))
         return self.broadcast(tag, topic, **fields)
 
     def broadcast_batch(

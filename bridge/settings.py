@@ -24,7 +24,6 @@ from pydantic import (
     AfterValidator,
     Field,
     PrivateAttr,
-    SecretStr,
     ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
@@ -41,6 +40,8 @@ from bridge.client_settings import (
     FromEnvironment,
     ListenAddress,
     NodeName,
+    SigningKey,
+    SigningKeyText,
     StateDir,
     Trimmed,
     setting,
@@ -120,8 +121,8 @@ class Settings(FromEnvironment):
     _web_config: Judged | None = PrivateAttr(default=None)
 
     # Signing and replay protection.
-    secret_key_base: SecretStr | None = setting("SECRET_KEY_BASE", default=None)
-    secret_key_base_previous: Annotated[tuple[SecretStr, ...], NoDecode] = setting(
+    secret_key_base: SigningKey = setting("SECRET_KEY_BASE", default=None)
+    secret_key_base_previous: Annotated[tuple[SigningKeyText, ...], NoDecode] = setting(
         "EXESDB_SECRET_KEY_BASE_PREVIOUS", default=()
     )
     replay_window_ms: UpToADayMs = setting("EXESDB_REPLAY_WINDOW_MS", default=300_000)
@@ -219,7 +220,7 @@ class Settings(FromEnvironment):
     # Alerts.
     webhook_urls: HttpUrlList = setting("EXESDB_WEBHOOK_URLS", default=())
     webhook_config_file: str | None = setting("EXESDB_WEBHOOK_CONFIG_FILE", default=None)
-    webhook_secret: SecretStr | None = setting("EXESDB_WEBHOOK_SECRET", default=None)
+    webhook_secret: SigningKey = setting("EXESDB_WEBHOOK_SECRET", default=None)
     webhook_backoff_ms: UpToADayMs = setting("EXESDB_WEBHOOK_BACKOFF_MS", default=1_000)
     webhook_max_backoff_ms: UpToADayMs = setting("EXESDB_WEBHOOK_MAX_BACKOFF_MS", default=300_000)
     webhook_deadline_ms: UpToAMonthMs = setting("EXESDB_WEBHOOK_DEADLINE_MS", default=86_400_000)

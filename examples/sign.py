@@ -55,12 +55,19 @@ _NOT_ITS_NAME = frozenset({62, 64})
 _OUT_OF_DATE = frozenset({9, 10})
 
 
+def setting(name: str) -> str | None:
+    """The variable ``name`` as the bridge and exesdb-bridge publish read it: None when unset,
+    empty or blanks only (docker compose's ``${X:-}``, a stray space in an env file)."""
+    value = os.environ.get(name)
+    return value if value and not value.isspace() else None
+
+
 def bridge_url() -> str:
     """EXESDB_URL, else the address EXESDB_HTTP_ADDR names (a wildcard host is loopback), over
     https when the web config file EXESDB_WEB_CONFIG_FILE has a tls_server_config section;
     ValueError for an EXESDB_URL that is no http(s) URL with a host, or an EXESDB_HTTP_ADDR
     that is no host:port with a port from 1 to 65535 (an IPv6 host in brackets)."""
-    url = os.environ.get("EXESDB_URL")
+    url = setting("EXESDB_URL")
     if url:
         # As exesdb-bridge publish reads it: anything else would reach urllib as a traceback.
         try:
@@ -76,7 +83,7 @@ def bridge_url() -> str:
                 " (/v1/messages) would land; allowed: the bridge's URL without them"
             )
         return url.rstrip("/")
-    address = os.environ.get("EXESDB_HTTP_ADDR", "0.0.0.0:9570")
+    address = setting("EXESDB_HTTP_ADDR") or "0.0.0.0:9570"
     host, colon, port = address.rpartition(":")
     # As the bridge reads it: a port alone, a URL or port 0 (the bridge picks one) is no address
     # to send a signed message to.
@@ -121,7 +128,7 @@ def shown_origin(url: str) -> str:
 def serves_tls() -> bool:
     """True when EXESDB_WEB_CONFIG_FILE names a readable file with a tls_server_config key."""
     try:
-        config = read_file(os.environ.get("EXESDB_WEB_CONFIG_FILE") or os.devnull)
+        config = read_file(setting("EXESDB_WEB_CONFIG_FILE") or os.devnull)
     except OSError:
         return False
     return re.search(r"^tls_server_config:", config, re.M) is not None
@@ -143,7 +150,7 @@ def own_certificate() -> str | None:
     its tls_server_config's cert_file (relative to the file's folder), else of its inline cert
     (a YAML block scalar, cert: |), as PEM; None when the file names neither (written in YAML's
     flow style, say); ValueError naming the cert_file that cannot be read or holds none."""
-    path = os.environ.get("EXESDB_WEB_CONFIG_FILE") or os.devnull
+    path = setting("EXESDB_WEB_CONFIG_FILE") or os.devnull
     text = read_file(path) + "\n"
     # The section: its key at the line's start, then every line indented, blank or a comment.
     section = re.search(
@@ -335,16 +342,22 @@ def main() -> int:
     if unknown:
         # argparse's own error would show them whole: --usr=USER:PASSWORD, curl's -uUSER:PASSWORD.
         parser.error(f"unrecognized arguments: {' '.join(map(option_named, unknown))}")
-    key = os.environ.get("SECRET_KEY_BASE")
+    key = setting("SECRET_KEY_BASE")
     if not key:
         parser.error("set SECRET_KEY_BASE to the bridge's key")
+    try:
+        key_bytes = key.encode()
+    except UnicodeEncodeError:  # random bytes: as the bridge refuses such a key, not a traceback
+        parser.error(
+            "SECRET_KEY_BASE holds bytes that are not UTF-8 text: set it to the bridge's key"
+        )
     envelope = {
         "v": 1,
         "id": secrets.token_hex(16),
         "instance": args.instance,
         "topic": args.topic or args.tag,
         "tag": args.tag,
-        "node": os.environ.get("EXESDB_NODE") or socket.gethostname(),
+        "node": setting("EXESDB_NODE") or socket.gethostname(),
         "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "payload": args.payload,
     }
@@ -355,7 +368,7 @@ def main() -> int:
         parser.error(str(exc))
     headers = {
         "Content-Type": "application/json",
-        "X-ExESDB-Signature": sign(key.encode(), body, int(time.time())),
+        "X-ExESDB-Signature": sign(key_bytes, body, int(time.time())),
     }
     if authorization is not None:
         headers["Authorization"] = authorization
@@ -367,7 +380,7 @@ def main() -> int:
     except OSError as exc:  # no such file, or not one this user may read
         parser.error(f"--cacert {args.cacert}: {exc.strerror or exc}")
     own = None
-    if context is None and bridge.startswith("https:") and not os.environ.get("EXESDB_URL"):
+    if context is None and bridge.startswith("https:") and not setting("EXESDB_URL"):
         # The bridge's own address, whose certificate is the web config's: trusted alone.
         try:
             own = own_certificate()

@@ -153,8 +153,26 @@ while [[ $# -gt 0 && $1 == -* ]]; do
         *) usage "${1:0:2}…: not an option of $0" ;;
     esac
 done
-[[ $# -ge 3 && $# -le 4 ]] || usage
+# Too few or too many arguments are named as sign.py's argparse names them, and an option after
+# PAYLOAD_JSON by its name alone (a value given in it with = may be a password), not taken for
+# TOPIC (--topic -x gives a topic beginning with a dash).
+if [[ $# -lt 3 ]]; then
+    required=(INSTANCE TAG PAYLOAD_JSON)
+    missing=$(printf ', %s' "${required[@]:$#}")
+    usage "the following arguments are required: ${missing:2}"
+fi
+for argument in "${@:4}"; do
+    [[ $argument == -* ]] && usage "${argument%%=*}: options go before INSTANCE"
+done
+[[ $# -le 4 ]] || usage "$# arguments after the options, at most 4: INSTANCE TAG PAYLOAD_JSON [TOPIC]"
 [[ -n ${topic_option:-} && $# -eq 4 ]] && usage "TOPIC given twice: --topic, or after PAYLOAD_JSON"
+# A variable empty or of blanks only (docker compose's ${X:-}, a stray space in an env file) is
+# unset, as the bridge and exesdb-bridge publish read it.
+for name in SECRET_KEY_BASE EXESDB_URL EXESDB_HTTP_ADDR EXESDB_WEB_CONFIG_FILE EXESDB_NODE; do
+    if [[ ${!name:-} =~ ^[[:space:]]*$ ]]; then
+        unset "$name"
+    fi
+done
 if [[ -z ${SECRET_KEY_BASE:-} ]]; then
     echo "$0: set SECRET_KEY_BASE to the bridge's key" >&2
     exit 2

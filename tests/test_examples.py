@@ -171,6 +171,40 @@ def test_a_signer_refusing_an_option_shows_no_value_given_in_it(
 
 
 @pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ([], "sign.sh: the following arguments are required: INSTANCE, TAG, PAYLOAD_JSON"),
+        (["ex_esdb_health"], "sign.sh: the following arguments are required: TAG, PAYLOAD_JSON"),
+        (
+            ["ex_esdb_health", "node_health_updated", HEALTHY, "--topic", "c:d"],
+            "sign.sh: --topic: options go before INSTANCE",
+        ),
+        (
+            ["ex_esdb_health", "node_health_updated", HEALTHY, "--user=ops:s3cret"],
+            "sign.sh: --user: options go before INSTANCE",
+        ),
+        (
+            ["ex_esdb_health", "node_health_updated", HEALTHY, "c:d", "more"],
+            "sign.sh: 5 arguments after the options, at most 4: INSTANCE TAG PAYLOAD_JSON [TOPIC]",
+        ),
+    ],
+    ids=["none", "instance-alone", "option-after", "secret-option-after", "too-many"],
+)
+def test_the_shell_signer_names_arguments_missing_or_out_of_place(
+    given: list[str], said: str
+) -> None:
+    """sign.sh given too few arguments names those missing, as sign.py's argparse does, and an
+    option after PAYLOAD_JSON (sign.py's own usage puts --topic there) or one argument too many
+    says so, exit 2, nothing sent and no value given in an option with = shown."""
+    refused = _run([*_signer("sign.sh"), *given], SECRET_KEY_BASE=TEST_SECRET)
+    assert refused.returncode == 2, refused.stderr
+    first, usage = refused.stderr.splitlines()
+    assert said in first, first
+    assert usage.startswith("usage: ")
+    assert "s3cret" not in refused.stderr
+
+
+@pytest.mark.parametrize(
     ("name", "option", "after"),
     [
         ("sign.sh", [], ["cluster:health"]),
@@ -207,6 +241,31 @@ def test_a_signer_sends_a_node_name_with_quotes_and_a_backslash_as_given(
     labelled = node.replace("\\", "\\\\").replace('"', '\\"')  # as the exposition escapes it
     metrics = http_get(ingesting.url + "/metrics", ingesting.headers)[1].decode()
     assert f'exesdb_performance_value{{node="{labelled}",component="c"' in metrics
+
+
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+def test_a_signer_takes_a_blank_variable_as_unset_as_publish_does(
+    name: str, ingesting: BridgeProcess
+) -> None:
+    """EXESDB_URL, EXESDB_WEB_CONFIG_FILE and EXESDB_NODE empty or of blanks only (docker
+    compose's ${X:-}, a stray space in an env file) are unset, as the bridge and publish read
+    them: the message goes to EXESDB_HTTP_ADDR's bridge under the host's name, where EXESDB_URL
+    was refused as no URL and the node sent as a blank; a blank SECRET_KEY_BASE is no key, exit
+    2 before anything is sent, where the message went out signed with it."""
+    component = f"blank-{name}"
+    payload = f'{{"metric_name": "q", "value": 1, "unit": "m", "component": "{component}"}}'
+    message = [*_signer(name), "ex_esdb_metrics", "performance_metric", payload]
+    blanks = {"EXESDB_URL": "  ", "EXESDB_WEB_CONFIG_FILE": "", "EXESDB_NODE": " "}
+    address = {"EXESDB_HTTP_ADDR": f"127.0.0.1:{ingesting.port}"}
+    accepted = _run(message, SECRET_KEY_BASE=TEST_SECRET, **address, **blanks)
+    assert accepted.stdout.strip() == '202 {"accepted": 1}', accepted.stdout + accepted.stderr
+    metrics = http_get(ingesting.url + "/metrics", ingesting.headers)[1].decode()
+    host = socket.gethostname()
+    assert f'exesdb_performance_value{{node="{host}",component="{component}"' in metrics
+    unkeyed = _run(message, SECRET_KEY_BASE=" ", **address)
+    assert unkeyed.returncode == 2, unkeyed.stdout + unkeyed.stderr
+    assert unkeyed.stdout == ""
+    assert "set SECRET_KEY_BASE to the bridge's key" in unkeyed.stderr
 
 
 @pytest.mark.parametrize(
@@ -533,6 +592,21 @@ def test_a_signer_without_a_key_is_a_usage_error(name: str) -> None:
     completed = _run([*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY])
     assert completed.returncode == 2, completed.stderr
     assert "set SECRET_KEY_BASE to the bridge's key" in completed.stderr
+
+
+def test_the_python_signer_refuses_a_key_that_is_no_utf8_text() -> None:
+    """sign.py given a SECRET_KEY_BASE holding bytes no UTF-8 character is made of (random
+    bytes), which no bridge runs with, exits 2 saying so, not with a traceback."""
+    completed = _run(
+        [*_signer("sign.py"), "ex_esdb_health", "node_health_updated", HEALTHY],
+        SECRET_KEY_BASE="\udcff" + TEST_SECRET,  # the byte 0xff, as the environment holds it
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert completed.stderr.endswith(
+        "sign.py: error: SECRET_KEY_BASE holds bytes that are not UTF-8 text: set it to the"
+        " bridge's key\n"
+    )
 
 
 @pytest.mark.parametrize("closed", [False, True], ids=["empty stdin", "closed stdin"])

@@ -564,15 +564,48 @@ def test_a_boolean_given_as_text_or_a_number_is_refused_naming_the_field(given: 
             "LogEntry.module: Field required; LogEntry.modul: not a field of log_entry; did you"
             " mean 'module'? (got 'm')",
         ),
+        (
+            lambda target: target.broadcast("performance_metrc"),
+            "tag: 'performance_metrc' is not a known message type; did you mean"
+            " 'performance_metric'?",
+        ),
+        (
+            lambda target: target.broadcast("PerformanceMetric"),
+            "tag: 'PerformanceMetric' is not a known message type; did you mean"
+            " 'performance_metric'?",
+        ),
+        (
+            lambda target: target.broadcast("nosuch"),
+            "tag: 'nosuch' is not a known message type",
+        ),
+        (
+            lambda target: target.broadcast_audit_event("data_changed"),
+            "tag: 'data_changed' is not one of access_log, admin_action, compliance_event,"
+            " data_change; did you mean 'data_change'?",
+        ),
+        (
+            lambda target: target.broadcast_cluster_health(["n1"], [], "node_dwn"),
+            "event_type: 'node_dwn' is not one of node_down, node_up, partition_detected,"
+            " partition_healed, status_update; did you mean 'node_down'?",
+        ),
     ],
-    ids=["word-misspelt", "word-unlike-any", "field-misspelt"],
+    ids=[
+        "word-misspelt",
+        "word-unlike-any",
+        "field-misspelt",
+        "tag-misspelt",
+        "tag-as-class-name",
+        "tag-unlike-any",
+        "kind-tag-misspelt",
+        "event-type-misspelt",
+    ],
 )
 def test_a_wrong_word_or_field_is_named_with_what_is_allowed_and_the_one_meant(
     call: Callable[[Any], Any], message: str
 ) -> None:
-    """A word a field does not take names the words it takes, and a field the message type does
-    not have says so by its tag, each with the one meant when it is spelt nearly as one, as
-    publish and ingest say them."""
+    """A word a field does not take names the words it takes, a field the message type does
+    not have says so by its tag, and a tag or event type no call takes says so, each with the
+    one meant when it is spelt nearly as one, as publish and ingest say them."""
     assert _error_of(call, api) == message
 
 

@@ -82,6 +82,8 @@ class Located:
 
     url: str
     tls: TLSServerConfig | None = None
+    # Whether ``url`` is EXESDB_HTTP_ADDR's address (neither --url nor EXESDB_URL given).
+    at_address: bool = False
 
 
 def locate(settings: Location, given: str | None = None) -> Located:
@@ -96,7 +98,7 @@ def locate(settings: Location, given: str | None = None) -> Located:
     if port == 0:
         raise ConfigError([f"EXESDB_HTTP_ADDR: {PICKED_PORT}; give it with --url or EXESDB_URL"])
     tls = _served_tls(settings.web_config_file)
-    return Located(own_url(host, port, tls=tls is not None), tls)
+    return Located(own_url(host, port, tls=tls is not None), tls, at_address=True)
 
 
 def _served_tls(web_config_file: str | None) -> TLSServerConfig | None:
@@ -164,6 +166,8 @@ class Target:
     basic_auth: tuple[str, str] | None = field(default=None, repr=False)
     # Whether ``ssl_context`` trusts the web config's own certificate alone (``target``).
     pinned: bool = field(default=False, repr=False)
+    # Whether ``url`` is EXESDB_HTTP_ADDR's address, whose scheme EXESDB_WEB_CONFIG_FILE sets.
+    at_address: bool = field(default=False, repr=False)
     most_answer: int = field(default=MOST_ANSWER, repr=False)
     most_in_all: int = field(default=MOST_IN_ALL, repr=False)
     # The bytes of answers read so far, in a list: the target is frozen, what it read is not.
@@ -387,7 +391,7 @@ def target(
         if password is None:
             password = _ask_password(name)
         auth = (name, password)
-    return Target(found, context, auth, pinned=pinned)
+    return Target(found, context, auth, pinned=pinned, at_address=located.at_address)
 
 
 def _own_certificate(tls: TLSServerConfig) -> ssl.SSLContext | None:

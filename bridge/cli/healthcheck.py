@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 from bridge.cli.healthcheck_options import DEFAULT_TIMEOUT
 from bridge.errors import BridgeError, ConfigError
-from bridge.headers import HEALTHZ_BODY, REALM
+from bridge.headers import HEALTHZ_BODY, PLAIN_HTTP_REFUSAL, REALM
 from bridge.hidden import on_one_line
 from bridge.probe_settings import (
     REQUIRES_CERTIFICATE,
@@ -218,10 +218,10 @@ def _probe(
         # Shown in the probe's one line: a server's control characters shown as their escapes.
         status, reason = response.status, on_one_line(response.reason)
         challenge = response.getheader("WWW-Authenticate") or ""
-        if endpoint.readiness:
-            body = response.read(_MOST_READYZ_BODY + 1) if status in (200, 503) else b""
+        if endpoint.readiness and status in (200, 503):
+            body = response.read(_MOST_READYZ_BODY + 1)
         else:
-            body = response.read(_MOST_BODY + 1) if status == 200 else b""
+            body = response.read(_MOST_BODY + 1) if status in (200, 400) else b""
     # TimeoutError and ssl.SSLError are OSErrors too: the most telling reason comes first.
     except TimeoutError:
         return Verdict(False, f"{bad}: {url} did not answer within {timeout:g}s")
@@ -247,6 +247,12 @@ def _probe(
     if status == 200:
         return Verdict(False, _not_the_bridge(bad, url, "/healthz"), status)
     line = f"{bad}: {url} answered {status} {reason}".rstrip()
+    if status == 400 and body.strip() == PLAIN_HTTP_REFUSAL.encode():  # Go's words, the bridge's
+        # A probe without the bridge's web config asks its TLS port in plain HTTP.
+        line += (
+            ": this port speaks TLS: set EXESDB_WEB_CONFIG_FILE to the web config the bridge"
+            " runs with, and the probe asks over https"
+        )
     refused = status == 401 and bool(_REALM.search(challenge))
     if refused:
         # The bridge's basic auth, said in publish's words, not only as the status.

@@ -300,6 +300,12 @@ def _twice(exc: DuplicateKey) -> str:
 
 def _stdin_fields() -> dict[str, Any]:
     """The payload's fields from ``--stdin``: one JSON object."""
+    if sys.stdin.isatty():  # a person typing it: not a silent wait for a pipe that never comes
+        print(
+            "exesdb-bridge: reading the payload from the terminal: type one JSON object, then"
+            " Ctrl-D at the start of a line",
+            file=sys.stderr,
+        )
     text = sys.stdin.read()
     if not text.strip():  # a pipe that gave nothing: no JSON error's "line 1 column 1" to puzzle
         raise ValueError("--stdin: nothing was read; it must hold one JSON object")

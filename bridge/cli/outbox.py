@@ -584,7 +584,9 @@ def _left_why(delivery: Unretryable) -> str:
         f"delivery {delivery.delivery_id!r} left dead-lettered: its receiver"
         f" {receiver_label(delivery.receiver)} is not among those the bridge last started with"
         " (EXESDB_WEBHOOK_URLS, EXESDB_WEBHOOK_CONFIG_FILE), so no worker would send it;"
-        " configure the receiver again and restart the bridge, then retry"
+        " configure the receiver again and restart the bridge, then retry; if it is not to be"
+        " configured again, `exesdb-bridge outbox drop --receiver"
+        f" '{receiver_label(delivery.receiver, userinfo=False)}'` deletes it"
     )
 
 

@@ -99,11 +99,14 @@ def say_refused(bridge: Target, path: str, status: int, text: str) -> None:
         print(f"exesdb-bridge: {text}", file=sys.stderr)
     elif status == 400 and text.strip() == PLAIN_HTTP_REFUSAL:  # Go's words, and the bridge's
         asked = safe_url(bridge.url).rstrip("/") + path
-        print(
-            f"exesdb-bridge: {asked} answered 400: this port speaks TLS: use https:// (and"
-            " --cacert for a private CA)",
-            file=sys.stderr,
+        # At EXESDB_HTTP_ADDR's address no https:// can be typed: the web config sets the scheme.
+        mend = (
+            "set EXESDB_WEB_CONFIG_FILE to the web config the bridge runs with (then https, its"
+            " certificate trusted)"
+            if bridge.at_address
+            else "use https:// (and --cacert for a private CA)"
         )
+        print(f"exesdb-bridge: {asked} answered 400: this port speaks TLS: {mend}", file=sys.stderr)
     elif answer is None:  # a page, not the bridge's refusal
         refused = bridge.not_a_bridge(path, BRIDGE_ANSWER, status)
         print(f"exesdb-bridge: {refused}", file=sys.stderr)

@@ -78,8 +78,9 @@ def not_found(request: web.Request, shown: Shown) -> web.Response:
 def _nothing_here(request: web.Request) -> str:
     """The 404's detail: nothing is served at ``request``'s path, and the fixed path the bridge
     serves that it is spelt nearly as, if any (``/metrics/``, ``/health``, ``/v1/alert``: a
-    probe or scrape set up so would otherwise fail with no hint), or that another tool's
-    convention names so (``/livez``, ``/-/healthy``)."""
+    probe or scrape set up so would otherwise fail with no hint), that another tool's
+    convention names so (``/livez``, ``/-/healthy``), or that it ends in
+    (``/v1/messages/v1/messages``: a URL with a path given as the bridge's)."""
     served = [
         resource.canonical
         for resource in request.app.router.resources()
@@ -88,7 +89,13 @@ def _nothing_here(request: web.Request) -> str:
     ]
     # Closer than difflib's default: /v1/alerts/a1/nope (an ack's path mistyped) is no list.
     aliases = {alias: path for alias, path in _OTHER_NAMES.items() if path in served}
-    meant = word_meant(request.path.rstrip("/"), served, aliases, likeness=_PATH_LIKENESS)
+    asked = request.path.rstrip("/")
+    meant = word_meant(asked, served, aliases, likeness=_PATH_LIKENESS)
+    if meant is None:
+        # A served path after a prefix: a client given the bridge's URL with a path, such as
+        # EXESDB_URL=http://host:9570/v1/messages, puts its own path after it (the longest:
+        # /x/v1/alerts means /v1/alerts, not /alerts).
+        meant = max((path for path in served if asked.endswith(path)), key=len, default=None)
     return _NOTHING_HERE if meant is None else f"{_NOTHING_HERE}; {meant_said(meant, name=True)}"
 
 

@@ -7,7 +7,13 @@ talk to where the bridge is not what a test is about."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import select
+import signal
 import subprocess
+import termios
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -59,3 +65,30 @@ def start_bridge_process(
     process.env.update(env)
     processes.append(process)
     return process.start(tmp_path)
+
+
+def terminal_output(master: int, until: bytes, within: float = 30.0) -> bytes:
+    """What the program on the pseudo-terminal ``master`` wrote, read until ``until`` is in it
+    or the program closed the terminal (EOF), within ``within`` seconds."""
+    output, deadline = b"", time.monotonic() + within
+    while until not in output and time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], deadline - time.monotonic())
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: every end of the terminal's other side is closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    return output
+
+
+def at_a_terminal() -> None:
+    """In the child: the pseudo-terminal becomes the new session's controlling one (/dev/tty,
+    where getpass asks, and where Ctrl-C comes from), and Ctrl-C interrupts, as at a shell's
+    prompt, even when the suite runs in the background (``&`` ignores SIGINT, and a child
+    keeps an ignored signal ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)

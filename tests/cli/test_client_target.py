@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import argparse
 import errno
-import fcntl
 import json
 import os
-import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +29,7 @@ from bridge.cli.client import (
 from bridge.client_settings import BridgeLocation
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
+from tests.cli.helpers import at_a_terminal, terminal_output
 from tests.client_servers import (
     Answer,
     aiohttp_answering,
@@ -188,33 +185,6 @@ def test_user_without_a_password_and_nothing_to_ask_it_on_is_a_usage_error(
     )
 
 
-def _terminal_output(master: int, until: bytes, within: float = 30.0) -> bytes:
-    """What the program on the pseudo-terminal ``master`` wrote, read until ``until`` is in it
-    or the program closed the terminal (EOF), within ``within`` seconds."""
-    output, deadline = b"", time.monotonic() + within
-    while until not in output and time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], deadline - time.monotonic())
-        if not ready:
-            break
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # EIO: every end of the terminal's other side is closed
-            break
-        if not chunk:
-            break
-        output += chunk
-    return output
-
-
-def _at_a_terminal() -> None:
-    """In the child: the pseudo-terminal becomes the new session's controlling one (/dev/tty,
-    where getpass asks, and where Ctrl-C comes from), and Ctrl-C interrupts, as at a shell's
-    prompt, even when the suite runs in the background (``&`` ignores SIGINT, and a child
-    keeps an ignored signal ignored)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
 def test_ctrl_c_at_the_password_prompt_ends_its_line_and_exits_130() -> None:
     """Ctrl-C at the terminal's --user password prompt ends the prompt's line (it echoes
     nothing, so the shell's next prompt followed on that line) and exits 130, no traceback."""
@@ -227,13 +197,13 @@ def test_ctrl_c_at_the_password_prompt_ends_its_line_and_exits_130() -> None:
             stdout=slave,
             stderr=slave,
             start_new_session=True,
-            preexec_fn=_at_a_terminal,
+            preexec_fn=at_a_terminal,
         )
         os.close(slave)
-        asked = _terminal_output(master, b"password for ops: ")
+        asked = terminal_output(master, b"password for ops: ")
         assert asked.endswith(b"password for ops: "), asked
         os.write(master, b"\x03")  # Ctrl-C, as the terminal sends it
-        rest = _terminal_output(master, b"\0")  # to the end
+        rest = terminal_output(master, b"\0")  # to the end
         assert process.wait(30) == 130
     finally:
         os.close(master)

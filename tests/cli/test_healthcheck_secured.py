@@ -126,6 +126,25 @@ def test_command_without_basic_auth_settings_says_which_to_set(
     )
 
 
+@pytest.mark.parametrize(
+    ("asked", "said"), [([], "unhealthy: {}/healthz"), (["--ready"], "not ready: {}/readyz")]
+)
+def test_command_without_the_web_config_says_the_port_speaks_tls(
+    secured, asked: list[str], said: str
+) -> None:
+    """Run without EXESDB_WEB_CONFIG_FILE against the bridge's TLS port, the probe (--ready too)
+    asks in plain HTTP and is answered 400: exit 1, its one line saying the port speaks TLS and
+    which setting makes it ask over https, not the status alone."""
+    bridge, env, _ = secured
+    completed = healthcheck(*asked, EXESDB_HTTP_ADDR=env["EXESDB_HTTP_ADDR"])
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        said.format(f"http://127.0.0.1:{bridge.port}")
+        + " answered 400 Bad Request: this port speaks TLS: set EXESDB_WEB_CONFIG_FILE to the"
+        " web config the bridge runs with, and the probe asks over https\n"
+    )
+
+
 def test_command_with_a_wrong_password_is_unhealthy_with_401(secured) -> None:
     """A wrong password in the password file: the bridge answers 401 and the probe exits 1, its
     one line saying why as publish says it (the user and password are not among the bridge's

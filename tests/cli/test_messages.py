@@ -4,6 +4,7 @@ them as they arrive."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import ALERT_FIELDS, Bridges, cli, cli_process, start_bridge_process
+from tests.cli.helpers import (
+    ALERT_FIELDS,
+    Bridges,
+    at_a_terminal,
+    cli,
+    cli_process,
+    start_bridge_process,
+    terminal_output,
+)
 from tests.support import (
     ADMIN_TOKEN,
     ROOT,
@@ -69,6 +78,35 @@ def test_publish_reads_the_payload_from_stdin(bridges: Bridges, tmp_path: Path) 
         stdin=payload, SECRET_KEY_BASE=TEST_SECRET,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
+
+
+def test_publish_at_a_terminal_says_it_reads_the_payload_from_it() -> None:
+    """publish --stdin at a terminal says on stderr that it reads the payload there and how to
+    end it, rather than wait in silence, and then takes what is typed (here sent to a port
+    where nothing listens: exit 1)."""
+    master, slave = os.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "publish", "node_health_updated", "--stdin"],
+            env=bridge_env(SECRET_KEY_BASE=TEST_SECRET, EXESDB_URL="http://127.0.0.1:9"),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            preexec_fn=at_a_terminal,
+        )
+        os.close(slave)
+        asked = terminal_output(master, b"start of a line\r\n")
+        os.write(master, b'{"status": "healthy"}\n\x04')  # the line, then Ctrl-D
+        rest = terminal_output(master, b"\0")  # to the end
+        assert process.wait(30) == 1
+    finally:
+        os.close(master)
+    assert asked == (
+        b"exesdb-bridge: reading the payload from the terminal: type one JSON object, then"
+        b" Ctrl-D at the start of a line\r\n"
+    ), asked
+    assert b"cannot reach the bridge at http://127.0.0.1:9" in rest, rest
 
 
 def test_publish_with_a_wrong_key_is_refused_and_exits_1(bridges: Bridges, tmp_path: Path) -> None:
@@ -248,6 +286,13 @@ def test_publish_to_nowhere_exits_1() -> None:
             "SECRET_KEY_BASE: has 31 characters; a bridge with EXESDB_INGEST=true runs with at"
             " least 32, so it is not the bridge's key",
         ),
+        # A byte that is no UTF-8 character (random bytes): a traceback, no key signs so.
+        (
+            ["system_alert", *ALERT_FIELDS],
+            None,
+            {"SECRET_KEY_BASE": "\udcff" + "k" * 40},
+            "SECRET_KEY_BASE: holds bytes that are not UTF-8 text",
+        ),
     ],
 )
 def test_publish_refuses_bad_input_with_exit_2(
@@ -255,11 +300,12 @@ def test_publish_refuses_bad_input_with_exit_2(
 ) -> None:
     """An unknown tag, a bad field (with the value given), a key given twice in a JSON value
     (which was meant is a guess), NaN or Infinity (no JSON, which a free-form object would carry
-    on as null), bad stdin, no key to sign with or one shorter than any ingesting bridge's exit 2
-    and say why, nothing sent; a missing or unknown field says what to give, and where the fields
-    are listed, a word a field does not take names the words it takes and the one meant, a
-    missing key what to set it to; a bad message is named before a missing key,
-    and an unknown field before the missing ones (the one it misspells among them)."""
+    on as null), bad stdin, no key to sign with, one shorter than any ingesting bridge's or one
+    that is no UTF-8 text exit 2 and say why, nothing sent; a missing or unknown field says what
+    to give, and where the fields are listed, a word a field does not take names the words it
+    takes and the one meant, a missing key what to set it to; a bad message is named before a
+    missing key, and an unknown field before the missing ones (the one it misspells among
+    them)."""
     completed = cli("publish", *args, "--url", "http://127.0.0.1:9", stdin=stdin, **env)  # type: ignore[arg-type]
     assert completed.returncode == 2
     assert message in completed.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shlex
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -119,7 +120,8 @@ def test_outbox_retry_leaves_a_dead_letter_whose_receiver_is_not_configured(
 ) -> None:
     """`outbox retry` of a dead letter for a receiver the bridge no longer starts with names
     the receiver (never its path) and why, exits 1 and leaves it dead-lettered, with --all too;
-    the other dead letters go back to pending."""
+    the other dead letters go back to pending. The line offers the `outbox drop` that deletes
+    it, should the receiver not come back, and that command, run as given, does."""
     gone, kept = "https://hooks.example/token-gone", "https://other.example/token-kept"
     outbox = Outbox.in_dir(tmp_path)
     outbox.queue.queue_for([gone, kept])  # the bridge started with both
@@ -157,6 +159,17 @@ def test_outbox_retry_leaves_a_dead_letter_whose_receiver_is_not_configured(
         for line in cli("outbox", "list", "--json", **env).stdout.splitlines()
     }
     assert states == {dead[gone].id: "dead", dead[kept].id: "pending"}
+    # The line offers the drop that deletes it, should the receiver not come back; as given.
+    [offered] = re.findall(
+        r"`exesdb-bridge (outbox drop --receiver '[^']*')` deletes it", every.stderr
+    )
+    dropped = cli(*shlex.split(offered), **env)
+    assert dropped.returncode == 0, dropped.stderr
+    assert dropped.stdout.startswith("1 dead-lettered delivery dropped"), dropped.stdout
+    assert [
+        json.loads(line)["id"]
+        for line in cli("outbox", "list", "--json", **env).stdout.splitlines()
+    ] == [dead[kept].id]
 
 
 def _webhook_bodies(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:

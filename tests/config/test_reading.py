@@ -156,6 +156,16 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_BUS", "redis://redis:6379/0/1", "path is its database number"),
         ("EXESDB_BUS", "redis://redis:6379/2?db=3", "given twice"),
         ("EXESDB_MAX_BODY_BYTES", "10", "1024"),
+        # A byte no UTF-8 character is made of, held by the environment as a surrogate escape
+        # (a key made with $(head -c 32 /dev/urandom)): it stopped run with a traceback.
+        ("SECRET_KEY_BASE", "\udcff" + LONG_SECRET, "holds bytes that are not UTF-8 text"),
+        (
+            "EXESDB_SECRET_KEY_BASE_PREVIOUS",
+            "\udcff" + LONG_SECRET,
+            "holds bytes that are not UTF-8 text",
+        ),
+        # The webhooks' key likewise: each delivery's worker failed on it, retrying for ever.
+        ("EXESDB_WEBHOOK_SECRET", "\udcff" + LONG_SECRET, "holds bytes that are not UTF-8 text"),
         ("EXESDB_WEBHOOK_URLS", "ftp://a.example", "http://"),
         ("EXESDB_WEBHOOK_MIN_SEVERITY", "loud", "'critical'"),
         ("EXESDB_WEBHOOK_TIMEOUT_MS", "soon", "whole number of milliseconds"),

@@ -186,3 +186,26 @@ def test_plain_http_to_the_tls_port_says_to_use_https(secured: tuple[BridgeProce
         assert told.stderr.endswith(
             " answered 400: this port speaks TLS: use https:// (and --cacert for a private CA)\n"
         ), told.stderr
+
+
+def test_the_tls_port_asked_at_its_address_without_the_web_config_names_that_setting(
+    secured: tuple[BridgeProcess, Path],
+) -> None:
+    """In a shell with the bridge's EXESDB_HTTP_ADDR but not its EXESDB_WEB_CONFIG_FILE, the
+    commands ask the TLS port in plain HTTP: the line says to set that variable (which makes
+    them ask over https, trusting its certificate), not to type an https:// no URL holds."""
+    process, _ = secured
+    env = {**_env(process), "EXESDB_WEB_CONFIG_FILE": ""}
+    plain = process.url.replace("https://", "http://")
+    for command in (
+        ["alerts", "list"],
+        ["tail", "--count", "1"],
+        ["publish", "system_alert", *ALERT_FIELDS],
+    ):
+        told = cli(*command, "--user", "alice:alice-pw", **env)
+        assert told.returncode == 1, command
+        assert told.stderr.startswith(f"exesdb-bridge: {plain}/"), told.stderr
+        assert told.stderr.endswith(
+            " answered 400: this port speaks TLS: set EXESDB_WEB_CONFIG_FILE to the web config"
+            " the bridge runs with (then https, its certificate trusted)\n"
+        ), told.stderr

@@ -237,6 +237,9 @@ async def test_an_api_client_gets_the_json_error_where_nothing_is_served(
         ("/livez", "/healthz"),  # Kubernetes' components' name for it
         ("/-/healthy", "/healthz"),  # Prometheus's and Alertmanager's
         ("/-/ready", "/readyz"),
+        ("/v1/messages/v1/messages", "/v1/messages"),  # EXESDB_URL given with the route
+        ("/bridge/metrics", "/metrics"),  # a proxy's prefix left on
+        ("/x/v1/alerts", "/v1/alerts"),  # the longest it ends in, not /alerts
         ("/v1/alerts/a1/nope", None),  # no fixed path: the ack's is a pattern
         ("/index.html", None),
         ("/x", None),  # not the status page, which every short path is alike
@@ -246,9 +249,10 @@ async def test_the_json_404_names_the_path_served_that_the_one_asked_is_spelt_ne
     tmp_path: Path, client: aiohttp.ClientSession, path: str, meant: str | None
 ) -> None:
     """A path spelt nearly as one the bridge serves (a slash after it, another letter case, the
-    probe's name without its z, a list's name without its s), or named as another tool names
-    it (/livez, /-/healthy), is answered with the one meant, so that a scrape or probe set up
-    so says how to mend it; others with no guess."""
+    probe's name without its z, a list's name without its s), named as another tool names it
+    (/livez, /-/healthy), or ending in one after a prefix (a URL with a path given as the
+    bridge's), is answered with the one meant, so that a scrape or probe set up so says how to
+    mend it; others with no guess."""
     with page_bridge(tmp_path) as server:
         async with client.get(server.url + path) as response:
             status, answer = response.status, await response.json()
