@@ -77,13 +77,13 @@ def _ingest_steps(bridge: Any) -> Callable[[bytes, str], int]:
     tree this worker runs on, published to ``bridge``'s bus; the count published."""
     from bridge import bus
 
-    if hasattr(bus, "decode_lines"):
+    if hasattr(bus, "decode_ndjson"):  # what verified_batch imports
         from bench._util import verified_batch
 
         return lambda body, header: bridge.bus.publish_verified(
             *verified_batch(bridge.verifier, body, header)
         )
-    # Before decode_lines (6c3c5492, the default baseline): verify_batch took the lines and the
+    # Before decode_ndjson (6c3c5492, the default baseline): verify_batch took the lines and the
     # body, and HTTP ingest handed the bus each line's length.
     import time
 
