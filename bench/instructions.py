@@ -129,17 +129,20 @@ async def _count_one_shape(shape: Shape, warm_up: int, batches: int) -> None:
         )
         bridge = Bridge(settings, registry=CollectorRegistry(), components=default_components())
         await bridge.start(serve_http=False)
-        ingest = _ingest_steps(bridge)
-        subscriptions = bridge.bus.subscriptions
-        with settled_heap():  # as `exesdb-bridge run` settles its heap once started
-            for number, (body, header) in enumerate(sent):
-                if number == warm_up:
-                    sys.getswitchinterval()  # callgrind --zero-before: counting starts here
-                ingest(body, header)
-                while not all(s.idle for s in subscriptions):  # noqa: ASYNC110 (as bench.ingest)
-                    await asyncio.sleep(0)
-            sys.getallocatedblocks()  # callgrind --dump-before: the counts written here
-        await bridge.aclose()
+        try:
+            ingest = _ingest_steps(bridge)
+            subscriptions = bridge.bus.subscriptions
+            with settled_heap():  # as `exesdb-bridge run` settles its heap once started
+                for number, (body, header) in enumerate(sent):
+                    if number == warm_up:
+                        sys.getswitchinterval()  # callgrind --zero-before: counting starts here
+                    ingest(body, header)
+                    while not all(s.idle for s in subscriptions):  # noqa: ASYNC110 (as bench.ingest)
+                        await asyncio.sleep(0)
+                sys.getallocatedblocks()  # callgrind --dump-before: the counts written here
+        finally:
+            # A batch refused too: the alert stage's thread would outlive the loop.
+            await bridge.aclose()
 
 
 def _worker(shapes: Sequence[Shape], warm_up: int, batches: int) -> None:

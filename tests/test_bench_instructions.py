@@ -5,6 +5,7 @@ missing (docs/performance.md, "Ingest's work per message, by instruction count")
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,20 @@ def test_the_worker_counts_on_this_tree_without_valgrind() -> None:
     default component takes a warm-up batch and a counted one."""
     worker = ["--worker", "minimal", "--warm-up", "1", "--batches", "1"]
     assert instructions.main(worker) == 0
+
+
+def test_a_worker_whose_batch_is_refused_closes_its_bridge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch refused mid-run (a revision's ingest steps failing) ends the worker with that
+    error, its bridge closed all the same: no thread of it left running."""
+
+    def refused(*_: object) -> None:
+        raise RuntimeError("batch refused: for the test")
+
+    monkeypatch.setattr("bench._util.verified_batch", refused)
+    before = set(threading.enumerate())
+    with pytest.raises(RuntimeError, match="for the test"):
+        instructions.main(["--worker", "minimal", "--warm-up", "1", "--batches", "1"])
+    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
 
 
 def test_without_valgrind_it_says_how_to_install_it(
