@@ -315,12 +315,20 @@ def positive_seconds(text: str) -> float:
 
 def option_named(arg: str) -> str:
     """An argument no option took, as a refusal shows it: an option without a value given in it,
-    after "=" (``--usr=…``) or attached to a short option as curl takes one (``-u…``)."""
+    after "=" (``--usr=…``), attached to a short option as curl takes one (``-u…``), or glued
+    onto a long one's name (``--user…`` for --userops:PASSWORD, ``--usrops…`` for
+    --usrops:PASSWORD: cut where no option's name goes on)."""
     if not arg.startswith("-"):
         return arg
     if "=" in arg:
         return arg.split("=", 1)[0] + "=…"
-    return arg[:2] + "…" if not arg.startswith("--") and len(arg) > 2 else arg
+    if not arg.startswith("--"):
+        return arg[:2] + "…" if len(arg) > 2 else arg
+    for name in ("--cacert", "--user", "--timeout", "--topic"):
+        if arg.startswith(name):
+            return name + "…"
+    name = "--" + re.sub(r"[^A-Za-z-].*", "", arg[2:], flags=re.DOTALL)
+    return name if name == arg else name + "…"
 
 
 def main() -> int:

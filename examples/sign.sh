@@ -146,10 +146,20 @@ while [[ $# -gt 0 && $1 == -* ]]; do
         # Named without a value given in it with =: --user=ops:PASSWORD holds a password.
         --cacert=* | --user=* | --timeout=* | --topic=*)
             usage "${1%%=*}=…: give its value after a space, ${1%%=*} VALUE" ;;
+        # Its value glued on, as curl's -u takes one (--userops:PASSWORD): named without it.
+        --cacert?* | --user?* | --timeout?* | --topic?*)
+            for name in --cacert --user --timeout --topic; do
+                [[ $1 != "$name"* ]] || usage "$name…: give its value after a space, $name VALUE"
+            done ;;
         # Named without a value given in it: after =, or attached to a short option as curl
-        # takes one (-uops:PASSWORD).
+        # takes one (-uops:PASSWORD), or past an option's name (--usrops:PASSWORD as --usrops…).
         *=*) usage "${1%%=*}=…: not an option of $0" ;;
-        --* | - | -?) usage "$1: not an option of $0" ;;
+        --*)
+            [[ $1 =~ ^--[A-Za-z-]* ]]
+            name=${BASH_REMATCH[0]}
+            [[ $name == "$1" ]] || name+="…"
+            usage "$name: not an option of $0" ;;
+        - | -?) usage "$1: not an option of $0" ;;
         *) usage "${1:0:2}…: not an option of $0" ;;
     esac
 done

@@ -156,13 +156,16 @@ def test_the_shell_signer_names_what_is_wrong_with_its_usage(given: list[str], s
     [
         (["-uops:s3cret"], "-u…"),  # curl's -u, its value attached
         (["--usr=ops:s3cret"], "--usr=…"),
+        (["--userops:s3cret"], "--user…"),  # its own option, the value glued on as -u's
+        (["--usrops:s3cret"], "--usrops…"),  # cut where no option's name goes on
     ],
 )
 def test_a_signer_refusing_an_option_shows_no_value_given_in_it(
     name: str, given: list[str], said: str
 ) -> None:
     """An option a signer does not take is refused (exit 2) naming it without a value given in
-    it, which may be a password (curl's -uUSER:PASSWORD, --usr=USER:PASSWORD)."""
+    it, which may be a password (curl's -uUSER:PASSWORD, --usr=USER:PASSWORD, or glued onto a
+    long option's name: --userUSER:PASSWORD)."""
     message = ["ex_esdb_health", "node_health_updated", HEALTHY]
     refused = _run([*_signer(name), *given, *message], SECRET_KEY_BASE=TEST_SECRET)
     assert refused.returncode == 2, refused.stderr
