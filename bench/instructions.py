@@ -27,7 +27,8 @@ it calls ``sys.getallocatedblocks`` (after the counted batches), so start-up and
 counted. The trees take turns, in reverse order every other repeat; the table gives each tree's
 median and runs, in millions of instructions per ``--batches`` batches, and this tree's ratio. A
 worker takes one to two and a half minutes under valgrind (the longer at load average 12 on two
-cores): the default 3 repeats of two trees, 6 to 15 minutes.
+cores): the default 3 repeats of two trees, 6 to 15 minutes. A worker still running after a
+minute for each of its batches is taken for stuck: killed, and the run ends naming its tree.
 
 valgrind is installed with apt-get when missing and running as root (as Pushgateway is for
 ``bench.ingest``); otherwise the command says how to install it and exits 2.
@@ -67,6 +68,9 @@ _WARM_UP: Final = 3
 # the interpreter nothing on the ingest path calls (a dump more or less than expected is refused).
 _ZERO_AT: Final = "sys_getswitchinterval"
 _DUMP_AT: Final = "sys_getallocatedblocks"
+# A worker under callgrind takes some 6 s a batch at the slowest seen (two and a half minutes for
+# 26 batches at load average 12); ten times that, and it is taken for stuck, not slow.
+WORKER_SECONDS_PER_BATCH: Final = 60.0
 INSTALL: Final = (
     "valgrind is not installed: apt-get install valgrind (as root), then run this again"
 )
@@ -77,13 +81,13 @@ def _ingest_steps(bridge: Any) -> Callable[[bytes, str], int]:
     tree this worker runs on, published to ``bridge``'s bus; the count published."""
     from bridge import bus
 
-    if hasattr(bus, "decode_lines"):
+    if hasattr(bus, "decode_ndjson"):  # what verified_batch imports
         from bench._util import verified_batch
 
         return lambda body, header: bridge.bus.publish_verified(
             *verified_batch(bridge.verifier, body, header)
         )
-    # Before decode_lines (6c3c5492, the default baseline): verify_batch took the lines and the
+    # Before decode_ndjson (6c3c5492, the default baseline): verify_batch took the lines and the
     # body, and HTTP ingest handed the bus each line's length.
     import time
 
@@ -129,17 +133,20 @@ async def _count_one_shape(shape: Shape, warm_up: int, batches: int) -> None:
         )
         bridge = Bridge(settings, registry=CollectorRegistry(), components=default_components())
         await bridge.start(serve_http=False)
-        ingest = _ingest_steps(bridge)
-        subscriptions = bridge.bus.subscriptions
-        with settled_heap():  # as `exesdb-bridge run` settles its heap once started
-            for number, (body, header) in enumerate(sent):
-                if number == warm_up:
-                    sys.getswitchinterval()  # callgrind --zero-before: counting starts here
-                ingest(body, header)
-                while not all(s.idle for s in subscriptions):  # noqa: ASYNC110 (as bench.ingest)
-                    await asyncio.sleep(0)
-            sys.getallocatedblocks()  # callgrind --dump-before: the counts written here
-        await bridge.aclose()
+        try:
+            ingest = _ingest_steps(bridge)
+            subscriptions = bridge.bus.subscriptions
+            with settled_heap():  # as `exesdb-bridge run` settles its heap once started
+                for number, (body, header) in enumerate(sent):
+                    if number == warm_up:
+                        sys.getswitchinterval()  # callgrind --zero-before: counting starts here
+                    ingest(body, header)
+                    while not all(s.idle for s in subscriptions):  # noqa: ASYNC110 (as bench.ingest)
+                        await asyncio.sleep(0)
+                sys.getallocatedblocks()  # callgrind --dump-before: the counts written here
+        finally:
+            # A batch refused too: the alert stage's thread would outlive the loop.
+            await bridge.aclose()
 
 
 def _worker(shapes: Sequence[Shape], warm_up: int, batches: int) -> None:
@@ -193,7 +200,16 @@ def _run_worker(
         *shapes,
         *("--warm-up", str(warm_up), "--batches", str(batches)),
     ]
-    done = subprocess.run(command, cwd=tree.path, env=env, capture_output=True, text=True)
+    deadline = WORKER_SECONDS_PER_BATCH * (warm_up + batches) * len(shapes)
+    try:
+        done = subprocess.run(
+            command, cwd=tree.path, env=env, capture_output=True, text=True, timeout=deadline
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(
+            f"the worker of {tree.name} did not finish within {deadline:g} s"
+            f" ({WORKER_SECONDS_PER_BATCH:g} s a batch), and was killed"
+        ) from None
     if done.returncode != 0:
         raise RuntimeError(f"the worker of {tree.name} exited {done.returncode}:\n{done.stderr}")
     return dict(zip(shapes, counted(out_file, len(shapes)), strict=True))

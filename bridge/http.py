@@ -247,6 +247,13 @@ def _out_of_window(header: str, window: float, now: float) -> str:
     )
 
 
+def _signature_header(request: web.Request) -> str:
+    """The signature header's lines read as one list, as RFC 9110 section 5.3 has a proxy
+    combine them (t on one line, v1 on the next: the first alone had no v1, and was refused as
+    malformed; an empty first line, as missing); empty when it has none."""
+    return ",".join(request.headers.getall(SIGNATURE_HEADER, ()))
+
+
 async def ingest(request: web.Request) -> web.Response:
     """Signed ingest: one envelope (JSON) or many (NDJSON), one signature over the body."""
     bridge = request.app[BRIDGE_KEY]
@@ -260,9 +267,7 @@ async def ingest(request: web.Request) -> web.Response:
     limit = bridge.settings.max_body_bytes
     content_type = request.content_type
     encoding = content_coding(request)
-    # Its lines read as one list, as RFC 9110 section 5.3 has a proxy combine them (t on one
-    # line, v1 on the next): the first alone had no v1, and was refused as malformed.
-    header = ",".join(request.headers.getall(SIGNATURE_HEADER, ())) or None
+    header = _signature_header(request)
     keyring, window, clock = verifier.keyring, verifier.window_seconds, bridge.clock
 
     def judge(body: bytes) -> tuple[HeaderCheck, float]:
@@ -285,9 +290,9 @@ async def ingest(request: web.Request) -> web.Response:
         detail = {
             HeaderCheck.MISSING: f"the {SIGNATURE_HEADER} header is missing: {_SIGN}",
             HeaderCheck.BAD: f"the {SIGNATURE_HEADER} header does not match the body",
-            HeaderCheck.EXPIRED: _out_of_window(header or "", window, judged_at),
+            HeaderCheck.EXPIRED: _out_of_window(header, window, judged_at),
         }[check]
-        fault = Keyring.header_fault(header or "") if check is HeaderCheck.BAD else None
+        fault = Keyring.header_fault(header) if check is HeaderCheck.BAD else None
         if fault is not None:
             detail = f"the {SIGNATURE_HEADER} header is malformed ({fault}): {_SIGN}"
         elif check is HeaderCheck.BAD and encoding not in ("", "identity"):
@@ -395,7 +400,7 @@ def _refused_by_head(request: web.Request) -> Rejection | web.Response | None:
         return error_response(415, _UNSUPPORTED_MEDIA_TYPE, detail)
     if (refusal := unsupported_coding(request)) is not None:
         return refusal
-    if not request.headers.get(SIGNATURE_HEADER):
+    if Keyring.header_missing(_signature_header(request)):
         detail = f"the {SIGNATURE_HEADER} header is missing: {_SIGN}"
         return Rejection(RejectReason.UNSIGNED, detail, SIGNATURE_HEADER)
     return None

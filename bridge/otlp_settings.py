@@ -22,6 +22,7 @@ __all__ = [
     "otlp_compression_of",
     "otlp_enabled",
     "otlp_endpoint_of",
+    "otlp_endpoint_variable",
     "otlp_exports",
     "otlp_number",
     "otlp_number_warnings",
@@ -78,6 +79,13 @@ def otlp_endpoint_of(settings: Settings, signal: OtlpSignal) -> str:
     ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`` when set, else the general one (to which the HTTP
     exporters add ``/v1/<signal>``)."""
     return cast(str | None, _own_else_general(settings, signal, "endpoint")) or ""
+
+
+def otlp_endpoint_variable(settings: Settings, signal: OtlpSignal) -> str:
+    """The variable ``otlp_endpoint_of`` takes ``signal``'s endpoint from: its own
+    ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`` when set, else ``OTEL_EXPORTER_OTLP_ENDPOINT``."""
+    own = getattr(settings, f"otlp_{signal}_endpoint")
+    return f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT" if own else "OTEL_EXPORTER_OTLP_ENDPOINT"
 
 
 def otlp_protocol_of(settings: Settings, signal: OtlpSignal) -> OtlpProtocol:

@@ -314,13 +314,20 @@ def positive_seconds(text: str) -> float:
 
 
 def option_named(arg: str) -> str:
-    """An argument no option took, as a refusal shows it: an option without a value given in it,
-    after "=" (``--usr=…``) or attached to a short option as curl takes one (``-u…``)."""
+    """An argument no option took, as a refusal shows it: an option without a value given in
+    it, which may be a password (curl's -uops:PASSWORD, --usr=ops:PASSWORD,
+    --userops:PASSWORD): a short one by its letter (``-u…``), a long one cut where no option's
+    name goes on (``--usr=…``, ``--user…``, ``--usrops…``)."""
     if not arg.startswith("-"):
         return arg
-    if "=" in arg:
-        return arg.split("=", 1)[0] + "=…"
-    return arg[:2] + "…" if not arg.startswith("--") and len(arg) > 2 else arg
+    if not arg.startswith("--"):
+        return arg[:2] + "…" if len(arg) > 2 else arg
+    name = "--" + re.sub(r"[^A-Za-z-].*", "", arg[2:], flags=re.DOTALL)
+    for known in ("--cacert", "--user", "--timeout", "--topic"):
+        if name.startswith(known) and name != known:
+            name = known
+    rest = arg[len(name) :]
+    return name + ("=…" if rest.startswith("=") else "…" if rest else "")
 
 
 def main() -> int:

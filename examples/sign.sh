@@ -96,6 +96,29 @@ usage() {
         "[--timeout SECONDS] [--topic TOPIC] INSTANCE TAG PAYLOAD_JSON [TOPIC]" >&2
     exit 2
 }
+# $1, an option not taken, as a refusal names it: without a value given in it, which may be a
+# password (curl's -uops:PASSWORD, --usr=ops:PASSWORD, --userops:PASSWORD): a short option by its
+# letter (-u…), a long one cut where no option's name goes on (--usr=…, --user…, --usrops…).
+option_named() {
+    local name known rest
+    if [[ $1 != --* ]]; then
+        name=${1:0:2}
+        ((${#1} <= 2)) || name+="…"
+    else
+        [[ $1 =~ ^--[A-Za-z-]* ]]
+        name=${BASH_REMATCH[0]}
+        for known in --cacert --user --timeout --topic; do
+            [[ $name == "$known"?* ]] && name=$known
+        done
+        rest=${1:${#name}}
+        if [[ $rest == =* ]]; then
+            name+="=…"
+        elif [[ -n $rest ]]; then
+            name+="…"
+        fi
+    fi
+    printf '%s' "$name"
+}
 # -h or --help: the usage and an example on stdout, exit 0, as sign.py answers it: a reader
 # asking for help is not told off with a usage error.
 help() {
@@ -146,11 +169,11 @@ while [[ $# -gt 0 && $1 == -* ]]; do
         # Named without a value given in it with =: --user=ops:PASSWORD holds a password.
         --cacert=* | --user=* | --timeout=* | --topic=*)
             usage "${1%%=*}=…: give its value after a space, ${1%%=*} VALUE" ;;
-        # Named without a value given in it: after =, or attached to a short option as curl
-        # takes one (-uops:PASSWORD).
-        *=*) usage "${1%%=*}=…: not an option of $0" ;;
-        --* | - | -?) usage "$1: not an option of $0" ;;
-        *) usage "${1:0:2}…: not an option of $0" ;;
+        # Its value glued on, as curl's -u takes one (--userops:PASSWORD): named without it.
+        --cacert?* | --user?* | --timeout?* | --topic?*)
+            name=$(option_named "$1")
+            usage "$name: give its value after a space, ${name%…} VALUE" ;;
+        *) usage "$(option_named "$1"): not an option of $0" ;;
     esac
 done
 # Too few or too many arguments are named as sign.py's argparse names them, and an option after
@@ -162,7 +185,7 @@ if [[ $# -lt 3 ]]; then
     usage "the following arguments are required: ${missing:2}"
 fi
 for argument in "${@:4}"; do
-    [[ $argument == -* ]] && usage "${argument%%=*}: options go before INSTANCE"
+    [[ $argument == -* ]] && usage "$(option_named "$argument"): options go before INSTANCE"
 done
 [[ $# -le 4 ]] || usage "$# arguments after the options, at most 4: INSTANCE TAG PAYLOAD_JSON [TOPIC]"
 [[ -n ${topic_option:-} && $# -eq 4 ]] && usage "TOPIC given twice: --topic, or after PAYLOAD_JSON"

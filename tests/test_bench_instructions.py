@@ -4,7 +4,10 @@ missing (docs/performance.md, "Ingest's work per message, by instruction count")
 
 from __future__ import annotations
 
+import os
 import re
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -76,6 +79,36 @@ def test_the_worker_counts_on_this_tree_without_valgrind() -> None:
     default component takes a warm-up batch and a counted one."""
     worker = ["--worker", "minimal", "--warm-up", "1", "--batches", "1"]
     assert instructions.main(worker) == 0
+
+
+def test_a_worker_whose_batch_is_refused_closes_its_bridge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch refused mid-run (a revision's ingest steps failing) ends the worker with that
+    error, its bridge closed all the same: no thread of it left running."""
+
+    def refused(*_: object) -> None:
+        raise RuntimeError("batch refused: for the test")
+
+    monkeypatch.setattr("bench._util.verified_batch", refused)
+    before = set(threading.enumerate())
+    with pytest.raises(RuntimeError, match="for the test"):
+        instructions.main(["--worker", "minimal", "--warm-up", "1", "--batches", "1"])
+    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
+
+
+def test_a_worker_stuck_under_valgrind_is_killed_in_time(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A worker that outlasts its time (``WORKER_SECONDS_PER_BATCH`` for each batch of each
+    shape) is killed and the run ends naming the tree, rather than waiting on it for ever."""
+    stuck = tmp_path / "valgrind"  # stands for a valgrind whose worker never finishes
+    stuck.write_text("#!/bin/sh\nexec sleep 20\n")
+    stuck.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(instructions, "WORKER_SECONDS_PER_BATCH", 0.25)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"the worker of this tree did not finish within 1 s"):
+        instructions.run(baseline=(), repeats=1, batches=1, warm_up=1)
+    assert time.monotonic() - started < 15
 
 
 def test_without_valgrind_it_says_how_to_install_it(

@@ -9,15 +9,19 @@ import os
 import re
 import subprocess
 from contextlib import redirect_stdout
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import pytest
 
 from bridge.app import Bridge
+from bridge.bus import Keyring, Rejection, ReplayGuard, Verifier
 from bridge.headers import PLAIN_HTTP_REFUSAL
 from bridge.http import build_app
+from bridge.messages import format_timestamp
 from bridge.settings import Settings
 from tests.doc_text import fenced, page, section
+from tests.http.helpers import body_of, envelope
 from tests.support import ROOT, TEST_SECRET, ThreadedBridge, free_port, require_binary
 
 
@@ -91,6 +95,28 @@ def test_the_http_page_names_every_status_code_of_ingest() -> None:
     ingest = section(page("http-api"), "Ingest")
     for status in (202, 400, 401, 404, 409, 413, 415, 503):
         assert f"| {status} |" in ingest
+
+
+def test_the_full_replay_memory_refusal_is_quoted_as_the_bridge_words_it() -> None:
+    """The 409 row quotes a ts refused by a full replay memory in the verifier's own words,
+    the time it holds ids dated after in its place."""
+    row = next(
+        line for line in section(page("http-api"), "Ingest").splitlines() if "| 409 |" in line
+    )
+    quoted = re.search(r"`(ts is older than [^`]*)`", row)
+    assert quoted is not None, row
+    verifier = Verifier(
+        Keyring.from_secrets(TEST_SECRET),
+        ReplayGuard(300.0, capacity=1),
+        window_seconds=300.0,
+        max_bytes=1_048_576,
+    )
+    sent = format_timestamp(datetime.now(UTC) - timedelta(seconds=2))
+    first, second, late = envelope(ts=sent), envelope(), envelope(ts=sent)
+    assert not isinstance(verifier.verify_batch([body_of(first), body_of(second)]), Rejection)
+    refused = verifier.verify_batch([body_of(late)])  # a new id, as old as the one forgotten
+    assert isinstance(refused, Rejection)
+    assert refused.detail == re.sub(r"\d{4}-\d\d-\d\dT[\d:.]+Z", sent, quoted.group(1))
 
 
 # Answers no client reads: the connection closed before the request was read.

@@ -156,13 +156,18 @@ def test_the_shell_signer_names_what_is_wrong_with_its_usage(given: list[str], s
     [
         (["-uops:s3cret"], "-u…"),  # curl's -u, its value attached
         (["--usr=ops:s3cret"], "--usr=…"),
+        (["--userops:s3cret"], "--user…"),  # its own option, the value glued on as -u's
+        (["--usrops:s3cret"], "--usrops…"),  # cut where no option's name goes on
+        (["-uops:s3cret=x"], "-u…"),  # an = in the value, not after a name
+        (["--usrops:s3cret=x"], "--usrops…"),
     ],
 )
 def test_a_signer_refusing_an_option_shows_no_value_given_in_it(
     name: str, given: list[str], said: str
 ) -> None:
     """An option a signer does not take is refused (exit 2) naming it without a value given in
-    it, which may be a password (curl's -uUSER:PASSWORD, --usr=USER:PASSWORD)."""
+    it, which may be a password (curl's -uUSER:PASSWORD, --usr=USER:PASSWORD, or glued onto a
+    long option's name: --userUSER:PASSWORD)."""
     message = ["ex_esdb_health", "node_health_updated", HEALTHY]
     refused = _run([*_signer(name), *given, *message], SECRET_KEY_BASE=TEST_SECRET)
     assert refused.returncode == 2, refused.stderr
@@ -181,21 +186,32 @@ def test_a_signer_refusing_an_option_shows_no_value_given_in_it(
         ),
         (
             ["ex_esdb_health", "node_health_updated", HEALTHY, "--user=ops:s3cret"],
-            "sign.sh: --user: options go before INSTANCE",
+            "sign.sh: --user=…: options go before INSTANCE",
+        ),
+        (
+            ["ex_esdb_health", "node_health_updated", HEALTHY, "--userops:s3cret"],
+            "sign.sh: --user…: options go before INSTANCE",
         ),
         (
             ["ex_esdb_health", "node_health_updated", HEALTHY, "c:d", "more"],
             "sign.sh: 5 arguments after the options, at most 4: INSTANCE TAG PAYLOAD_JSON [TOPIC]",
         ),
     ],
-    ids=["none", "instance-alone", "option-after", "secret-option-after", "too-many"],
+    ids=[
+        "none",
+        "instance-alone",
+        "option-after",
+        "secret-option-after",
+        "secret-glued-after",
+        "too-many",
+    ],
 )
 def test_the_shell_signer_names_arguments_missing_or_out_of_place(
     given: list[str], said: str
 ) -> None:
     """sign.sh given too few arguments names those missing, as sign.py's argparse does, and an
     option after PAYLOAD_JSON (sign.py's own usage puts --topic there) or one argument too many
-    says so, exit 2, nothing sent and no value given in an option with = shown."""
+    says so, exit 2, nothing sent and no value given in an option shown (with =, or glued on)."""
     refused = _run([*_signer("sign.sh"), *given], SECRET_KEY_BASE=TEST_SECRET)
     assert refused.returncode == 2, refused.stderr
     first, usage = refused.stderr.splitlines()

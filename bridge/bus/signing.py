@@ -105,14 +105,21 @@ class Keyring:
         """What keeps ``header`` from the form ``t=<unix seconds>,v1=<64 hex digits>`` (None:
         it has that form): tells the two kinds of ``HeaderCheck.BAD`` apart, for the sender's
         sake. A header of more entries than are read is told so: its match, or its ``t``, may
-        be among those left unread, and a mismatch would wrongly blame the key or body."""
-        entries = header.count(",") + 1
+        be among those left unread, and a mismatch would wrongly blame the key or body. Empty
+        entries (a trailing comma, an empty line) are not counted, nor read."""
+        entries = len(_entries(header))
         if entries > _MAX_HEADER_ENTRIES:
             return (
                 f"it has {entries} entries, and only the first {_MAX_HEADER_ENTRIES} are read:"
                 " send t and one v1 for each key signed with"
             )
         return _parse_header(header)[2]
+
+    @staticmethod
+    def header_missing(header: str) -> bool:
+        """True when ``header`` has no entry: empty, or commas and blanks alone (as empty lines
+        of it read as one list give): the sender did not sign, rather than signed wrong."""
+        return not _entries(header)
 
     @staticmethod
     def header_time(header: str) -> int | None:
@@ -124,7 +131,7 @@ class Keyring:
         self, header: str | None, body: bytes, now: float, window_seconds: float
     ) -> HeaderCheck:
         """Check a signature header: well formed, fresh, and one ``v1`` matching a key."""
-        if not header:
+        if not header or Keyring.header_missing(header):
             return HeaderCheck.MISSING
         timestamp, candidates, fault = _parse_header(header)
         if fault is not None or timestamp is None:
@@ -157,13 +164,19 @@ def _prefixed_mac(key: bytes, prefix: bytes, body: bytes) -> bytes:
     return mac.digest()
 
 
+def _entries(header: str) -> list[str]:
+    """The header's entries, blanks around them removed and empty ones left out, as RFC 9110
+    (section 5.6.1) has a recipient ignore a list's empty elements."""
+    return [entry for part in header.split(",") if (entry := part.strip())]
+
+
 def _parse_header(header: str) -> tuple[int | None, Sequence[bytes], str | None]:
     """The header's ``t``, its ``v1`` digests and what makes it malformed (None: nothing)."""
     timestamp: int | None = None
     no_timestamp = "it has no t=<unix seconds>"
     candidates: list[bytes] = []
-    for part in header.split(",")[:_MAX_HEADER_ENTRIES]:
-        key, sep, value = part.strip().partition("=")
+    for entry in _entries(header)[:_MAX_HEADER_ENTRIES]:
+        key, sep, value = entry.partition("=")
         if not sep:
             continue
         if key == "t":

@@ -197,10 +197,29 @@ def test_header_check_accepts_a_fresh_valid_header() -> None:
     assert keyring.check_header(keyring.sign_header(BODY, NOW), BODY, NOW, 300) is HeaderCheck.OK
 
 
-@pytest.mark.parametrize("header", [None, ""])
+@pytest.mark.parametrize("header", [None, "", ",", " , ,\t"])
 def test_header_check_reports_a_missing_signature(header: str | None) -> None:
-    """No header (or an empty one) is 'unsigned'."""
+    """No header, an empty one or one of empty entries alone (two empty lines read as one
+    list give ",") is 'unsigned', as ``header_missing`` says, not malformed."""
     assert Keyring.from_secrets(KEY).check_header(header, BODY, NOW, 300) is HeaderCheck.MISSING
+    assert header is None or Keyring.header_missing(header)
+
+
+def test_empty_header_entries_are_neither_counted_nor_read() -> None:
+    """An empty entry (a trailing comma, an empty line) is no entry: 16 entries and a trailing
+    comma have the form, not "17 entries"; a 17th real one is told; a match after empty entries
+    is among the 16 read."""
+    keyring = Keyring.from_secrets(KEY)
+    t, v1 = keyring.sign_header(BODY, NOW).split(",")
+    sixteen = ",".join([t, *[f"v1={'ab' * 32}"] * 14, v1])
+    assert Keyring.header_fault(sixteen + ",") is None
+    assert Keyring.header_fault(sixteen + ", ,") is None
+    assert (Keyring.header_fault(f"{sixteen},v1={'ab' * 32}") or "").startswith(
+        "it has 17 entries, and only the first 16 are read"
+    )
+    padded = ",".join([t, *[""] * 20, v1])
+    assert Keyring.header_fault(padded) is None
+    assert keyring.check_header(padded, BODY, NOW, 300) is HeaderCheck.OK
 
 
 def test_header_check_rejects_tampered_bytes() -> None:

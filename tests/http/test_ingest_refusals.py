@@ -364,6 +364,7 @@ _OTHER_KEY: Final = (
     [
         (None, "unsigned", f"the {SIGNATURE_HEADER} header is missing: {_SIGN}"),
         ("", "unsigned", f"the {SIGNATURE_HEADER} header is missing: {_SIGN}"),
+        (" , ", "unsigned", f"the {SIGNATURE_HEADER} header is missing: {_SIGN}"),
         ("garbage", "invalid_signature", _malformed("it has no t=<unix seconds>")),
         ("sha256=" + "ab" * 32, "invalid_signature", "header is malformed"),  # GitHub's form
         ("t=1x,v1=" + "ab" * 32, "invalid_signature", _malformed("t is not a number of seconds")),
@@ -376,6 +377,8 @@ _OTHER_KEY: Final = (
             _malformed("it has 18 entries, and only the first 16 are read"),
         ),
         ("wrong-key", "invalid_signature", _OTHER_KEY),
+        # 16 entries and a trailing comma: an empty entry is not counted, the key is blamed.
+        ("wrong-key-16-entries,", "invalid_signature", _OTHER_KEY),
         ("tampered", "invalid_signature", _OTHER_KEY),
     ],
 )
@@ -398,6 +401,9 @@ async def test_ingest_answers_401_for_a_missing_or_bad_signature(
         t = f"0{int(time.time())}"
         mac = hmac.new(TEST_SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
         header = f"t={t},v1={mac}"
+    elif signature == "wrong-key-16-entries,":
+        header = signed(body, Keyring.from_secrets("a-wrong-key-that-is-long-enough-to-use"))
+        header = header.replace(",v1=", f",v1={'ab' * 32}" * 14 + ",v1=", 1) + ","
     elif signature == "past-16-entries":  # the matching v1 after 16 that match no key
         header = signed(body).replace(",v1=", f",v1={'ab' * 32}" * 16 + ",v1=", 1)
     status, answer = await server.post(body, signature=header)
@@ -419,6 +425,25 @@ async def test_a_signature_on_two_header_lines_is_read_as_one_list(serve: Server
     headers = CIMultiDict([("Content-Type", JSON), (SIGNATURE_HEADER, t), (SIGNATURE_HEADER, v1)])
     async with server.session.post(f"{server.url}/v1/messages", data=body, headers=headers) as sent:
         assert (sent.status, await sent.json()) == (202, {"accepted": 1})
+
+
+@pytest.mark.parametrize(
+    ("lines", "status"), [(["", "signed"], 202), (["signed", ""], 202), (["", ""], 401)]
+)
+async def test_an_empty_signature_line_is_no_entry(
+    serve: ServerFactory, lines: list[str], status: int
+) -> None:
+    """An empty X-ExESDB-Signature line beside the signed one is an empty entry of the list,
+    ignored: the first line empty did not make the signed message "missing" its signature;
+    empty lines alone are still missing."""
+    server = await serve()
+    body = body_of(envelope())
+    values = [signed(body) if line == "signed" else line for line in lines]
+    headers = CIMultiDict([("Content-Type", JSON), *((SIGNATURE_HEADER, v) for v in values)])
+    async with server.session.post(f"{server.url}/v1/messages", data=body, headers=headers) as sent:
+        answer = await sent.json()
+    assert sent.status == status, answer
+    assert status == 202 or answer["error"] == "unsigned"
 
 
 async def test_ingest_answers_409_for_a_replayed_message(serve: ServerFactory) -> None:

@@ -35,12 +35,19 @@ class Proxy:
         """Let what was held back go on to Redis (a stall that ends)."""
         self._flowing.set()
 
+    @property
+    def connections(self) -> int:
+        """The client connections open through the proxy now."""
+        return len(self._connections)
+
     async def aclose(self) -> None:
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, *self._connections, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
 
     async def sent(self, data: bytes, marked: asyncio.Event) -> None:
         """What a client sent, seen before it goes on to Redis; ``marked`` is its connection's
@@ -81,6 +88,13 @@ class Proxy:
         connection = asyncio.current_task()
         assert connection is not None
         self._connections.add(connection)
+        try:
+            await self._relay(client_r, client_w)
+        finally:
+            self._connections.discard(connection)  # a proxy clients come and go through
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        """One client's connection to Redis, both ways, until either side ends it."""
         try:
             server_r, server_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         except BaseException:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import re
+import threading
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -242,11 +244,53 @@ def test_over_http_the_log_says_where_otlp_goes_and_that_the_connection_was_refu
         process,
         f"OTLP export: traces, logs → {endpoint} (http/protobuf)",
         f"OTLP logs export to {endpoint} failing: connection refused: nothing listens at the"
-        " endpoint: start the collector, or set OTEL_EXPORTER_OTLP_ENDPOINT (or"
-        " OTEL_EXPORTER_OTLP_LOGS_ENDPOINT) to where it listens; ",
+        " endpoint: start the collector, or set OTEL_EXPORTER_OTLP_ENDPOINT to where it"
+        " listens; ",
     )
     assert "(next report within 60 s)" in process.log()
     assert process.stop() == 0
+
+
+def test_a_signal_with_its_own_endpoint_answered_404_is_told_to_check_that_variable(
+    tmp_path: Path, bridge_processes: list[BridgeProcess]
+) -> None:
+    """Logs sent to their own endpoint (OTEL_EXPORTER_OTLP_LOGS_ENDPOINT), where a real web
+    server answers 404: the warning names that variable as the one to check, not the general
+    one, and calls the server likely no collector's /v1/logs, not surely none."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        logs = f"http://127.0.0.1:{server.server_port}/v1/logs"
+        process = _exporting(
+            tmp_path,
+            bridge_processes,
+            f"http://127.0.0.1:{free_port()}",
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=logs,
+        )
+        _said_then_failing(
+            process,
+            f"logs → http://127.0.0.1:{server.server_port}/… (http/protobuf)",
+            f"OTLP logs export to http://127.0.0.1:{server.server_port}/… failing: HTTP 404 (Not"
+            " Found): the URL is likely not an OTLP collector's /v1/logs: check"
+            " OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, its port (4318 for OTLP/HTTP, 4317 for gRPC) and"
+            " its path (/v1/logs); ",
+        )
+        assert process.stop() == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _NotFound(http.server.BaseHTTPRequestHandler):
+    """A web server answering every POST 404, as one at a wrong URL does."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_error(404)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
 
 
 def test_a_grpc_endpoint_without_a_scheme_is_named_as_given_and_said_to_be_dialled_with_tls(

@@ -1,5 +1,5 @@
 """The test servers start on a port of their own even when another process takes it first, and
-one missing fails its tests under CI."""
+one missing fails its tests under CI; the Redis proxy holds only the connections still open."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
+from tests.integration.redis_proxy import Proxy
 from tests.integration.servers.podman import Podman
 from tests.integration.servers.prometheus import PrometheusServer
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.support import BridgeProcess, http_get, listens, require_binary
+from tests.support import BridgeProcess, async_wait_until, http_get, listens, require_binary
 
 __all__ = ["redis_server"]  # the fixture, imported for the tests below
 
@@ -50,6 +52,27 @@ def test_a_redis_restarted_on_its_port_fails_clearly_when_another_took_it(
         pytest.raises(pytest.fail.Exception, match=r"(?i)address already in use"),
     ):
         server.start()
+
+
+async def test_the_redis_proxy_forgets_the_connections_that_ended(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """Clients that connect through the Redis proxy and leave are no longer held by it (it
+    kept every one it ever served); closed, it has none."""
+    proxy = await Proxy(redis_server().port).start()
+    try:
+        for _ in range(3):
+            client = Redis.from_url(proxy.url)
+            assert await client.ping()
+            await client.aclose()
+        await async_wait_until(lambda: proxy.connections == 0, 10, "the connections forgotten")
+        client = Redis.from_url(proxy.url)
+        assert await client.ping()
+        assert proxy.connections == 1
+    finally:
+        await proxy.aclose()
+    assert proxy.connections == 0
+    await client.aclose()
 
 
 def test_a_prometheus_whose_free_port_was_taken_starts_again_on_another(tmp_path: Path) -> None:

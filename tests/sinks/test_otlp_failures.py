@@ -140,11 +140,22 @@ def test_each_signal_keeps_its_reason_when_the_sdk_words_them_alike(
     assert sdk.filters == before
 
 
+@pytest.mark.parametrize(
+    ("variable", "path"),
+    [
+        (None, "its path (/v1/logs)"),
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "its path (/v1/logs)"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "its path (the exporter adds /v1/logs to it)"),
+    ],
+)
 def test_an_http_status_is_the_reason_with_the_endpoint_redacted(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, variable: str | None, path: str
 ) -> None:
     """The SDK's HTTP exporter, answered 404 by a real server, makes a warning naming the
-    endpoint as the bridge shows URLs (its token-bearing path hidden) and the status."""
+    endpoint as the bridge shows URLs (its token-bearing path hidden) and the status, and as
+    what to check the variable the endpoint is set by (the signal's own, or the general one to
+    which the exporter adds the path; both when not told), a 404 likely, not surely, from no
+    collector."""
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
     class NotFound(http.server.BaseHTTPRequestHandler):
@@ -158,7 +169,11 @@ def test_an_http_status_is_the_reason_with_the_endpoint_redacted(
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     endpoint = f"http://127.0.0.1:{server.server_port}/tok-secret/v1/logs"
-    failures = ExportFailures(clock=ManualClock(), endpoints={"logs": endpoint})
+    failures = ExportFailures(
+        clock=ManualClock(),
+        endpoints={"logs": endpoint},
+        endpoint_variables={"logs": variable} if variable else None,
+    )
     exporter = OTLPLogExporter(endpoint=endpoint, timeout=5)
 
     def export() -> None:
@@ -174,21 +189,25 @@ def test_an_http_status_is_the_reason_with_the_endpoint_redacted(
             exporter.shutdown()  # type: ignore[no-untyped-call]
     assert [line.partition(";")[0] for line in _lines(caplog)] == [
         f"OTLP logs export to http://127.0.0.1:{server.server_port}/… failing: HTTP 404 (Not Found)"
-        + NOT_A_COLLECTOR.format(signal="logs")
+        + _not_a_collector("logs", variable, path)
     ]
     assert "tok-secret" not in caplog.text
 
 
-NOT_A_COLLECTOR: Final = (
-    ": no OTLP collector seems to listen at this URL: check the endpoint"
-    " (OTEL_EXPORTER_OTLP_ENDPOINT), a collector's port (4318 for OTLP/HTTP, 4317 for gRPC) and"
-    " the path (/v1/{signal})"
-)
+def _not_a_collector(signal: str, variable: str | None = None, path: str = "") -> str:
+    """The advice after a status no collector answers an export at its path with."""
+    checked = (
+        variable or f"OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT)"
+    )
+    return (
+        f": the URL is likely not an OTLP collector's /v1/{signal}: check {checked}, its port"
+        f" (4318 for OTLP/HTTP, 4317 for gRPC) and {path or f'its path (/v1/{signal})'}"
+    )
 
 
 def test_an_http_export_to_a_server_that_is_no_collector_says_to_check_the_endpoint() -> None:
     """The SDK's HTTP exporter, answered 501 Unsupported method ('POST') by a real plain HTTP
-    server (Python's, which has no POST), is told that no OTLP collector seems to listen there
+    server (Python's, which has no POST), is told that likely no OTLP collector listens there
     and what to check (the endpoint, the ports 4318/4317, the signal's path), not the status
     alone; so is the latest cause readiness quotes."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -214,7 +233,7 @@ def test_an_http_export_to_a_server_that_is_no_collector_says_to_check_the_endpo
         server.server_close()
         exporter.shutdown()  # type: ignore[no-untyped-call]
     assert failures.latest("traces") == (
-        "HTTP 501 (Unsupported method ('POST'))" + NOT_A_COLLECTOR.format(signal="traces")
+        "HTTP 501 (Unsupported method ('POST'))" + _not_a_collector("traces")
     )
 
 
@@ -328,9 +347,14 @@ ONE_ATTEMPT: Final[dict[str, Any]] = {
 }
 
 
-def _failing_export_said(caplog: pytest.LogCaptureFixture, exporter: _Exporter) -> str:
-    """The warning's reason for one export of ``exporter`` on the logs thread, which fails."""
-    failures = ExportFailures(clock=ManualClock())
+def _failing_export_said(
+    caplog: pytest.LogCaptureFixture, exporter: _Exporter, variable: str | None = None
+) -> str:
+    """The warning's reason for one export of ``exporter`` on the logs thread, which fails
+    (its endpoint set by ``variable``, when given)."""
+    failures = ExportFailures(
+        clock=ManualClock(), endpoint_variables={"logs": variable} if variable else None
+    )
 
     def export() -> None:
         exporter.export([])
@@ -391,6 +415,10 @@ REFUSED = (
     "connection refused: nothing listens at the endpoint: start the collector, or set"
     " OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_LOGS_ENDPOINT) to where it listens"
 )
+REFUSED_OWN = REFUSED.replace(
+    "OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_LOGS_ENDPOINT)",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+)
 
 
 def test_a_grpc_export_to_a_port_nothing_listens_on_says_to_start_the_collector_or_set_it(
@@ -406,16 +434,20 @@ def test_a_grpc_export_to_a_port_nothing_listens_on_says_to_start_the_collector_
     )
 
 
+@pytest.mark.parametrize(
+    ("variable", "told"), [(None, REFUSED), ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", REFUSED_OWN)]
+)
 def test_an_http_export_to_a_port_nothing_listens_on_says_to_start_the_collector_or_set_it(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, variable: str | None, told: str
 ) -> None:
-    """The HTTP exporter sent to a port nothing listens on is told as the gRPC one is."""
+    """The HTTP exporter sent to a port nothing listens on is told as the gRPC one is: to set
+    the variable its endpoint is set by, when known (the signal's own here), else either."""
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
     endpoint = f"http://127.0.0.1:{free_port()}/v1/logs"
     # 2.5 s: the first attempt's failure is retried once, its cause logged, within it.
-    said = _failing_export_said(caplog, OTLPLogExporter(endpoint=endpoint, timeout=2.5))
-    assert said == REFUSED
+    exporter = OTLPLogExporter(endpoint=endpoint, timeout=2.5)
+    assert _failing_export_said(caplog, exporter, variable) == told
 
 
 NO_TLS = (

@@ -49,8 +49,8 @@ class Housekeeping:
     """The housekeeping loop of a started alert sink, and one pass of it (``housekeep``).
 
     ``labels`` names each receiver (by outbox key) in the log; ``changed`` wakes what sends
-    notifications; ``wake`` is the event that starts a pass at once; ``watch`` is called
-    before each pass (``DisplacedOutbox.check``).
+    notifications; ``wake`` is the event that starts a pass at once; ``check_outbox`` is
+    called before each pass (``DisplacedOutbox.check``: is the outbox file still at its path?).
     """
 
     def __init__(
@@ -71,10 +71,10 @@ class Housekeeping:
         wake: asyncio.Event,
         clock: Callable[[], float],
         sleep: Sleep,
-        watch: Callable[[], Awaitable[object]] | None = None,
+        check_outbox: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._outbox = outbox
-        self._watch = watch
+        self._check_outbox = check_outbox
         self._db = db
         self._states = states
         self._escalator = escalator
@@ -206,8 +206,8 @@ class Housekeeping:
         while not self._closed:
             self._house_wake.clear()
             try:
-                if self._watch is not None:
-                    await self._watch()
+                if self._check_outbox is not None:
+                    await self._check_outbox()
                 await self.housekeep()
             except Exception as exc:
                 self._errors()

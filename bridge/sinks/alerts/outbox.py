@@ -90,8 +90,10 @@ class Outbox:
         self, path: Path | str, *, urls: Sequence[str] = (), lock: int | None = None
     ) -> None:
         self.path = Path(path)
-        # in_dir's lock on the state directory, released by close().
+        # in_dir's lock on the state directory, released by close(), and the lock file's
+        # identity, which its descriptor keeps: read once, not at each ``displaced``.
         self._lock = lock
+        self._locked = None if lock is None else identity(os.fstat(lock))
         self.database = database = Database(self.path)
         # The file the path named as it was opened (SQLite keeps its descriptor to itself):
         # held open, its inode number stays its own, so the path naming another is another.
@@ -144,8 +146,8 @@ class Outbox:
         None while both are. Written on, the open file would be lost at the next start, and a
         new lock file would let a second bridge in. Two stats: microseconds."""
         held = [] if self._opened is None else [(self.path, self._opened)]
-        if self._lock is not None:
-            held.append((self.path.parent / LOCK_NAME, identity(os.fstat(self._lock))))
+        if self._locked is not None:
+            held.append((self.path.parent / LOCK_NAME, self._locked))
         return first_displaced(held, "the alert outbox's")
 
     def close(self) -> None:
@@ -153,7 +155,7 @@ class Outbox:
         self.database.close()
         if self._lock is not None:
             os.close(self._lock)  # and with it the flock
-            self._lock = None
+            self._lock = self._locked = None
 
 
 def unopenable_hint(state_dir: Path | str, exc: BaseException) -> str | None:

@@ -317,7 +317,7 @@ class AlertSink:
             escalator,
             labels={key: worker.label for key, worker in self.workers.items()},
             wake=self._house_wake,
-            watch=self._displaced.check,
+            check_outbox=self._displaced.check,
         )
         for sender in self.senders.values():
             await sender.start()

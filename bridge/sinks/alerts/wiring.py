@@ -212,10 +212,10 @@ class StageWiring:
         *,
         labels: dict[str, str],
         wake: asyncio.Event,
-        watch: Callable[[], Awaitable[str | None]],
+        check_outbox: Callable[[], Awaitable[str | None]],
     ) -> Housekeeping:
-        """The housekeeping loop, woken by ``wake``, ``watch`` (is the outbox file gone?) asked
-        before each pass; ``labels``: each receiver's, by key."""
+        """The housekeeping loop, woken by ``wake``, ``check_outbox`` (is the outbox file
+        gone?) asked before each pass; ``labels``: each receiver's, by key."""
         settings = self.settings
         return Housekeeping(
             self.outbox,
@@ -233,7 +233,7 @@ class StageWiring:
             wake=wake,
             clock=self.clock,
             sleep=self.sleep,
-            watch=watch,
+            check_outbox=check_outbox,
         )
 
     def payloads(self, records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:

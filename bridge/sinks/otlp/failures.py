@@ -70,6 +70,7 @@ _REFUSED: Final = re.compile(r"connection refused", re.IGNORECASE)
 # server listens there (Python's http.server answers a POST 501 "Unsupported method"), or the
 # path is not the signal's. Told as what to check, the bare status saying neither.
 _NOT_A_COLLECTOR: Final = frozenset({404, 405, 501})
+_GENERAL_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_ENDPOINT"
 
 
 @dataclass(slots=True)
@@ -89,6 +90,7 @@ class ExportFailures:
         summary_seconds: float = SUMMARY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         endpoints: Mapping[Signal, str] | None = None,
+        endpoint_variables: Mapping[Signal, str] | None = None,
     ) -> None:
         self._summary_seconds = summary_seconds
         self._clock = clock
@@ -103,12 +105,18 @@ class ExportFailures:
             signal: f" to {safe_otlp_endpoint(endpoint)}"
             for signal, endpoint in (endpoints or {}).items()
         }
+        # The variable each signal's endpoint is set by, which the advice names.
+        self._variables = dict(endpoint_variables or {})
 
     def reason(self, signal: Signal, text: str) -> None:
         """The latest thing the SDK said about ``signal``'s exports (quoted in the next line)."""
         with self._lock:
             self._reasons[signal] = redact_urls(text)[:_REASON_CHARS]
             self._told.add(signal)
+
+    def endpoint_variable(self, signal: Signal) -> str | None:
+        """The variable ``signal``'s endpoint is set by; None when not told."""
+        return self._variables.get(signal)
 
     def latest(self, signal: Signal) -> str | None:
         """The cause of ``signal``'s latest failed export, as its warning quotes it (redacted);
@@ -210,7 +218,8 @@ class SdkLogCapture(logging.Handler):
         elif _GAVE_UP in template:
             self._failures.gave_up(signal)  # a retry record before it may have named the cause
         else:
-            self._failures.reason(signal, _cause_of(record, signal))
+            variable = self._failures.endpoint_variable(signal)
+            self._failures.reason(signal, _cause_of(record, signal, variable))
 
     def install(self) -> None:
         """Capture the SDK exporters' records from now on; idempotent."""
@@ -253,10 +262,12 @@ def _sdk_loggers() -> list[logging.Logger]:
     ]
 
 
-def _cause_of(record: logging.LogRecord, signal: Signal) -> str:
+def _cause_of(record: logging.LogRecord, signal: Signal, variable: str | None) -> str:
     """What went wrong, in a record of the SDK's HTTP exporters, shortly; else its message;
     nothing listening, a collector's port speaking another protocol, or no TLS, as what to
-    set; a status no collector answers an export with (404, 405, 501), as what to check."""
+    set; a status no collector answers an export with (404, 405, 501), as what to check. The
+    endpoint's variable named is ``variable`` (the signal's own, or the general one), when
+    known."""
     args = record.args if isinstance(record.args, tuple) else ()
     template = str(record.msg)
     if template.startswith(_RETRYING) and args:
@@ -265,23 +276,34 @@ def _cause_of(record: logging.LogRecord, signal: Signal) -> str:
         status, reason = args[1], args[2]
         text = _said(reason) if status is None else f"HTTP {status} ({_said(reason)})"
         if status in _NOT_A_COLLECTOR:
+            # Likely, not sure: a collector answers so too, for a path not its signal's.
+            path = (
+                f"its path (the exporter adds /v1/{signal} to it)"
+                if variable == _GENERAL_ENDPOINT
+                else f"its path (/v1/{signal})"
+            )
             text += (
-                ": no OTLP collector seems to listen at this URL: check the endpoint"
-                f" (OTEL_EXPORTER_OTLP_ENDPOINT), a collector's port (4318 for OTLP/HTTP, 4317"
-                f" for gRPC) and the path (/v1/{signal})"
+                f": the URL is likely not an OTLP collector's /v1/{signal}: check"
+                f" {_endpoint_said(variable, signal)}, its port (4318 for OTLP/HTTP, 4317 for"
+                f" gRPC) and {path}"
             )
     else:
         text = record.getMessage()
-    return _advised(text, signal)
+    return _advised(text, signal, variable)
 
 
-def _advised(text: str, signal: Signal) -> str:
+def _endpoint_said(variable: str | None, signal: Signal) -> str:
+    """``variable``; when not known, the general endpoint's and the signal's own."""
+    own = f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"
+    return variable or f"{_GENERAL_ENDPOINT} (or {own})"
+
+
+def _advised(text: str, signal: Signal, variable: str | None) -> str:
     protocol = f"OTEL_EXPORTER_OTLP_PROTOCOL (or OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL)"
     if _REFUSED.search(text):
         return (
             "connection refused: nothing listens at the endpoint: start the collector, or set"
-            f" OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT) to"
-            " where it listens"
+            f" {_endpoint_said(variable, signal)} to where it listens"
         )
     if _HTTP1_ANSWER.search(text):
         return (

@@ -52,6 +52,7 @@ from bridge.operations import OperationRecorder
 from bridge.otlp_settings import (
     otlp_compression_of,
     otlp_endpoint_of,
+    otlp_endpoint_variable,
     otlp_exports,
     otlp_protocol_of,
     otlp_timeout_of,
@@ -274,6 +275,7 @@ class OtlpSink:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         destinations: Mapping[Signal, tuple[str, str]] | None = None,
+        endpoint_variables: Mapping[Signal, str] | None = None,
         temporality: TemporalityPreference = "cumulative",
     ) -> None:
         # Each signal's (endpoint, protocol), for the log: the exporters read them themselves.
@@ -282,6 +284,7 @@ class OtlpSink:
         self._failures = ExportFailures(
             clock=clock,
             endpoints={signal: endpoint for signal, (endpoint, _) in self._destinations.items()},
+            endpoint_variables=endpoint_variables,
         )
         self._sdk_log = SdkLogCapture(self._failures)
         self._recorder = recorder
@@ -364,6 +367,9 @@ class OtlpSink:
             destinations={
                 signal: (otlp_endpoint_of(settings, signal), otlp_protocol_of(settings, signal))
                 for signal in exporters
+            },
+            endpoint_variables={
+                signal: otlp_endpoint_variable(settings, signal) for signal in exporters
             },
             temporality=settings.otlp_metrics_temporality_preference,
             wall_clock=context.clock,

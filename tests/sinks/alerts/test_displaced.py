@@ -62,6 +62,26 @@ def test_an_outbox_says_when_its_file_or_lock_is_no_longer_at_its_path(
         assert said in str(found)
 
 
+def test_an_outbox_reads_its_lock_files_identity_once(
+    state_outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock's descriptor names one file for good: ``displaced``, asked before every
+    housekeeping pass, stats the two paths and reads nothing of the descriptor again."""
+    read: list[int] = []
+    fstat = os.fstat
+
+    def counted(descriptor: int) -> os.stat_result:
+        read.append(descriptor)
+        return fstat(descriptor)
+
+    monkeypatch.setattr(os, "fstat", counted)
+    for _ in range(3):
+        assert state_outbox.displaced() is None
+    (state_outbox.path.parent / LOCK_NAME).unlink()
+    assert f"{LOCK_NAME} was deleted" in str(state_outbox.displaced())
+    assert read == []
+
+
 def test_an_outbox_opened_without_the_lock_checks_its_file_alone(tmp_path: Path) -> None:
     """An outbox opened unlocked (``exesdb-bridge outbox``) minds only its own file."""
     locked = Outbox.in_dir(tmp_path)
