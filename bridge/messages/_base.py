@@ -31,7 +31,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
 from bridge.hidden import CONTROL_CHARACTERS, NODE_PATTERN
-from bridge.messages.timestamps import format_timestamp, to_utc_ms
+from bridge.messages.timestamps import format_timestamp, rfc3339_pattern, to_utc_ms
 
 __all__ = [
     "ALERT_ID_PATTERN",
@@ -78,13 +78,10 @@ def utc_now() -> datetime:
 _last_now: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
 
 
-# RFC 3339's date-time (section 5.6) with its seconds, a fraction and the offset optional (none is
-# taken as UTC), "T" and "Z" in either case or a space for the "T": pydantic's datetime alone also
-# reads a bare date, a time without seconds and a Unix time (a number, or text: "0" is 1970).
-_RFC3339_PATTERN: Final = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?$"
-)
+# RFC 3339's date-time (section 5.6), a fraction of any length and the offset optional (none is
+# taken as UTC): pydantic's datetime alone also reads a bare date, a time without seconds and a
+# Unix time (a number, or text: "0" is 1970).
+_RFC3339_PATTERN: Final = f"^{rfc3339_pattern(offset_required=False)}$"
 _RFC3339_TEXT: Final = core_schema.chain_schema(
     [core_schema.str_schema(pattern=_RFC3339_PATTERN, strict=True), core_schema.datetime_schema()]
 )
