@@ -319,17 +319,21 @@ def number_schema(schema: Any) -> Any:
 def boolean_schema(schema: Any) -> Any:
     """The bool schema of a field's ``schema`` that takes true and false alone (as ``Message``
     makes every bool's), or None when it is not one."""
-    if schema.get("type") != "custom-error" or schema["custom_error_message"] != _NOT_BOOLEAN:
+    if schema.get("type") != "custom-error" or schema.get("custom_error_message") != _NOT_BOOLEAN:
         return None
     return schema["schema"]
 
 
 def _booleans_apart(schema: Any) -> Any:
     """A copy of a core ``schema`` whose int and float schemas refuse a bool and whose bool
-    schemas take nothing else (shared parts kept)."""
+    schemas take nothing else (shared parts kept); the parts made so already are kept as they
+    are, so that a schema made so twice is made so once."""
     if isinstance(schema, list):
         return [_booleans_apart(item) for item in schema]
     if not isinstance(schema, dict):
+        return schema
+    if number_schema(schema) is not None or boolean_schema(schema) is not None:
+        # Made so already: a Message's own schema inside another's (a field of its type).
         return schema
     kind = schema.get("type")
     if kind in _NUMBER_OR_TEXT:
