@@ -272,9 +272,10 @@ _CANONICAL_TIMESTAMP: Final = core_schema.chain_schema(
 
 # A number field takes a JSON number, or text that reads as one ("1.5"), but not true or false,
 # which pydantic's lax int and float read as 1 and 0 (the JSON Schema says number). Natively: a
-# chain whose first step lets a number (strict: no bool) or a string by unchanged, and whose
-# second is the field's own schema (its bounds, its reading of text, its errors); the first's
-# error is the one pydantic's own would be (a union's names each of its members).
+# chain whose first step lets a number (strict: no bool) or a string by unchanged, whose second
+# reads a string as the JSON number it holds (_TEXT_AS_NUMBER), and whose last is the field's own
+# schema (its bounds, its errors); the first's error is the one pydantic's own would be (a
+# union's names each of its members).
 _NUMBER_OR_TEXT: Final = {
     "int": core_schema.union_schema(
         [
@@ -294,6 +295,45 @@ _NUMBER_OR_TEXT: Final = {
         custom_error_type="float_type",
     ),
 }
+
+# What a number field given as text must hold: RFC 8259's number (section 6). pydantic's lax
+# int and float also read " 10 ", "1_000", "+10", "010" and ".5", which other receivers read
+# otherwise or not at all.
+_JSON_NUMBER: Final = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$"
+_NOT_NUMBER_TEXT: Final = (
+    'Input should be a finite number, or text holding one as JSON writes it ("1.5", "-2", "1e3")'
+)
+
+
+def _number_of_text(text: str) -> int | float | str:
+    """The number a ``_JSON_NUMBER`` text holds, as ``json.loads`` reads it: whole without a
+    fraction or an exponent, else a float ("1e1" is 10.0, which an int field takes, as it takes
+    the number 1e1). Past int()'s digits, the text itself: the field's schema words that."""
+    if "." in text or "e" in text or "E" in text:
+        return float(text)
+    try:
+        return int(text)
+    except ValueError:  # past sys.get_int_max_str_digits()
+        return text
+
+
+# The chain's second step: a number goes by as it is; text is read by _number_of_text (the one
+# Python call, for text alone) once _JSON_NUMBER matched it.
+_TEXT_AS_NUMBER: Final = core_schema.union_schema(
+    [
+        core_schema.int_schema(strict=True),
+        core_schema.float_schema(strict=True, allow_inf_nan=True),
+        core_schema.chain_schema(
+            [
+                core_schema.str_schema(pattern=_JSON_NUMBER, strict=True),
+                core_schema.no_info_plain_validator_function(_number_of_text),
+            ]
+        ),
+    ],
+    mode="left_to_right",
+    custom_error_type="number_text",
+    custom_error_message=_NOT_NUMBER_TEXT,
+)
 
 # A boolean field takes true and false alone, where pydantic's lax bool also reads 1, 0, 1.0
 # and text ("yes", "off", "t", "0"): the JSON Schema says boolean, and a sender quoting its
@@ -338,7 +378,8 @@ def _booleans_apart(schema: Any) -> Any:
     kind = schema.get("type")
     if kind in _NUMBER_OR_TEXT:
         return core_schema.chain_schema(
-            [_NUMBER_OR_TEXT[kind], schema], metadata={"pydantic_js_functions": [_own_json_schema]}
+            [_NUMBER_OR_TEXT[kind], _TEXT_AS_NUMBER, schema],
+            metadata={"pydantic_js_functions": [_own_json_schema]},
         )
     if kind == "bool":
         # Strict in Python too: the reference decoder validates what json.loads made.
@@ -505,7 +546,8 @@ def _wire(schema: Any, filled: frozenset[str]) -> Any:
             own = number_schema(inner)
             if own is not None and own.get("allow_inf_nan"):
                 # Only a derived value may be infinite (fill_derived's); a given one is finite.
-                inner = {**inner, "steps": [inner["steps"][0], {**own, "allow_inf_nan": False}]}
+                steps = [*inner["steps"][:-1], {**own, "allow_inf_nan": False}]
+                inner = {**inner, "steps": steps}
             fields[name] = {
                 **fields[name],
                 "schema": core_schema.with_default_schema(
