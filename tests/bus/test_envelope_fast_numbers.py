@@ -22,6 +22,11 @@ from tests.bus.envelope_helpers import (
 )
 from tests.messages.helpers import CASES
 
+# What a number field says of a value it does not take (a bool, text that is no JSON number).
+NOT_A_NUMBER = (
+    'Input should be a finite number, or text holding one as JSON writes it ("1.5", "-2", "1e3")'
+)
+
 # Numbers no float holds: tokens json.loads takes but RFC 8259 does not, and numbers past a
 # float's range (which parsers read as an infinity).
 NOT_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1e999", "1" + "0" * 400 + ".5"]
@@ -115,9 +120,10 @@ def test_a_bool_in_every_numeric_field_is_refused_naming_it_and_text_is_taken(
             for given in (True, False):
                 rejection = decoded_alike(body_of({**base, name: given}, model))
                 assert isinstance(rejection, Rejection), (name, given)
-                assert (rejection.reason, rejection.field) == (
+                assert (rejection.reason, rejection.field, rejection.detail) == (
                     RejectReason.INVALID_PAYLOAD,
                     f"payload.{name}",
+                    f"payload.{name}: {NOT_A_NUMBER}",
                 )
             for text in ("0", "1", "2.5", "1e2"):
                 payload = {**base, name: text}
@@ -255,7 +261,11 @@ NOT_JSON_NUMBER_TEXTS = [
     "",
 ]
 # JSON numbers as text, each read as that number (whole without a fraction or an exponent).
-JSON_NUMBER_TEXTS = ["10", "-10", "0", "-0", "10.0", "1e1", "1E+1", "100e-1", "10.5", "1.5e-3"]
+JSON_NUMBER_TEXTS = [
+    *("10", "-10", "0", "-0", "-0.0", "-0e0", "10.0", "1e1", "1E+1", "100e-1", "10.5", "1.5e-3"),
+    *("9223372036854775807", "9223372036854775808", "9223372036854775807.0", "1e19"),
+    *("0.1000000000000000055511151231257827", "1.7976931348623157e308", "5e-324", "1e-400"),
+]
 
 
 def _numeric_fields(model: type[Message]) -> list[str]:
@@ -284,8 +294,7 @@ def test_a_number_field_given_text_that_is_no_json_number_is_refused_naming_it(
                 assert (rejection.reason, rejection.field, rejection.detail) == (
                     RejectReason.INVALID_PAYLOAD,
                     f"payload.{name}",
-                    f"payload.{name}: Input should be a finite number, or text holding one as"
-                    ' JSON writes it ("1.5", "-2", "1e3")',
+                    f"payload.{name}: {NOT_A_NUMBER}",
                 ), text
 
 
@@ -310,8 +319,8 @@ def test_a_json_number_given_as_text_decodes_as_that_number_does(model: type[Mes
                 else:
                     assert isinstance(given_text, Envelope), (name, text)
                     value = getattr(given_text.payload, name)
-                    assert value == getattr(given_number.payload, name), (name, text)
-                    assert type(value) is type(getattr(given_number.payload, name))
+                    # repr: the type and the sign of a zero too ("-0" is the int 0, as -0 is).
+                    assert repr(value) == repr(getattr(given_number.payload, name)), (name, text)
 
 
 def test_a_count_given_as_text_derives_the_rate_the_count_itself_would() -> None:
