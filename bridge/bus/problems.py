@@ -58,6 +58,7 @@ from bridge.messages import (
     model_for,
 )
 from bridge.messages._base import BOOLEANS_APART
+from bridge.messages.timestamps import rfc3339_pattern
 
 __all__ = [
     "ENVELOPE_KEYS",
@@ -601,13 +602,10 @@ def _tag_meant(rejection: Rejection) -> Rejection:
     return Rejection(rejection.reason, f"{rejection.detail}; {meant}", rejection.field)
 
 
-# RFC 3339's date-time (section 5.6) with its offset, "T" and "Z" in either case and a space for
-# the "T" (as its notes allow), a fraction of any length (TS_MAX_LENGTH bounds it). The same form
-# as parse_timestamp's, but for the fraction it cuts at nine digits, which the envelope does not.
-_RFC3339_TS: Final = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
+# RFC 3339's date-time with its offset, a fraction of any length (TS_MAX_LENGTH bounds it): the
+# form parse_timestamp reads, but for the fraction it cuts at nine digits, which the envelope does
+# not.
+_RFC3339_TS: Final = re.compile(rfc3339_pattern())
 
 
 def parse_ts(value: Any) -> datetime | None:

@@ -31,7 +31,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
 from bridge.hidden import CONTROL_CHARACTERS, NODE_PATTERN
-from bridge.messages.timestamps import format_timestamp, to_utc_ms
+from bridge.messages.timestamps import format_timestamp, rfc3339_pattern, to_utc_ms
 
 __all__ = [
     "ALERT_ID_PATTERN",
@@ -78,13 +78,10 @@ def utc_now() -> datetime:
 _last_now: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
 
 
-# RFC 3339's date-time (section 5.6) with its seconds, a fraction and the offset optional (none is
-# taken as UTC), "T" and "Z" in either case or a space for the "T": pydantic's datetime alone also
-# reads a bare date, a time without seconds and a Unix time (a number, or text: "0" is 1970).
-_RFC3339_PATTERN: Final = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?$"
-)
+# RFC 3339's date-time (section 5.6), a fraction of any length and the offset optional (none is
+# taken as UTC): pydantic's datetime alone also reads a bare date, a time without seconds and a
+# Unix time (a number, or text: "0" is 1970).
+_RFC3339_PATTERN: Final = f"^{rfc3339_pattern(offset_required=False)}$"
 _RFC3339_TEXT: Final = core_schema.chain_schema(
     [core_schema.str_schema(pattern=_RFC3339_PATTERN, strict=True), core_schema.datetime_schema()]
 )
@@ -273,30 +270,66 @@ _CANONICAL_TIMESTAMP: Final = core_schema.chain_schema(
 )
 
 
-# A number field takes a JSON number, or text that reads as one ("1.5"), but not true or false,
-# which pydantic's lax int and float read as 1 and 0 (the JSON Schema says number). Natively: a
-# chain whose first step lets a number (strict: no bool) or a string by unchanged, and whose
-# second is the field's own schema (its bounds, its reading of text, its errors); the first's
-# error is the one pydantic's own would be (a union's names each of its members).
-_NUMBER_OR_TEXT: Final = {
-    "int": core_schema.union_schema(
-        [
-            core_schema.int_schema(strict=True),
-            core_schema.float_schema(strict=True, allow_inf_nan=True),  # 1.0: the int's to judge
-            core_schema.str_schema(strict=True),
-        ],
-        mode="left_to_right",
-        custom_error_type="int_type",
-    ),
-    "float": core_schema.union_schema(
-        [
-            core_schema.float_schema(strict=True, allow_inf_nan=True),  # 1e400: the float's
-            core_schema.str_schema(strict=True),
-        ],
-        mode="left_to_right",
-        custom_error_type="float_type",
-    ),
+# A number field takes a JSON number, or text that is one ("1.5"), read as that number is; not
+# true or false, which pydantic's lax int and float read as 1 and 0 (the JSON Schema says
+# number), nor other text its lax rules read (" 10 ", "1_000", "+10", "010", ".5"), which other
+# receivers read otherwise or not at all. Natively: a chain whose first step lets a number
+# (strict: no bool) by unchanged, and JSON number text, either unchanged where the field's own
+# schema reads it as json.loads would (_READ_NATIVELY) or as the number it holds
+# (_number_of_text, a Python call: "1e1" in an int field), and whose second is the field's own
+# schema (its bounds, its reading of text, its errors). One error for whatever else: a union's
+# would name each of its members.
+_WHOLE: Final = r"-?(?:0|[1-9][0-9]*)"
+_FRACTION: Final = r"\.[0-9]+"
+_EXPONENT: Final = r"[eE][+-]?[0-9]+"
+_JSON_NUMBER: Final = rf"^{_WHOLE}(?:{_FRACTION})?(?:{_EXPONENT})?$"
+# The JSON number text a field's lax schema reads as json.loads reads it: in an int field a whole
+# one (it reads no "1e1"); in a float field any but "-0", which it reads as -0.0, json.loads as
+# the int 0.
+_READ_NATIVELY: Final = {
+    "int": rf"^{_WHOLE}$",
+    "float": rf"^(?:0|-?[1-9][0-9]*|{_WHOLE}(?:{_FRACTION}(?:{_EXPONENT})?|{_EXPONENT}))$",
 }
+_NOT_A_NUMBER: Final = (
+    'Input should be a finite number, or text holding one as JSON writes it ("1.5", "-2", "1e3")'
+)
+
+
+def _number_of_text(text: str) -> int | float:
+    """The number a ``_JSON_NUMBER`` text holds, as ``json.loads`` reads it: whole without a
+    fraction or an exponent, else a float ("1e1" is 10.0, which an int field takes, as it takes
+    the number 1e1)."""
+    if "." in text or "e" in text or "E" in text:
+        return float(text)
+    return int(text)
+
+
+def _number_or_text(kind: str) -> CoreSchema:
+    number = core_schema.float_schema(strict=True, allow_inf_nan=True)  # 1e400: the field's
+    text: list[CoreSchema] = [
+        core_schema.str_schema(pattern=_READ_NATIVELY[kind], strict=True),
+        core_schema.chain_schema(
+            [
+                core_schema.str_schema(pattern=_JSON_NUMBER, strict=True),
+                core_schema.no_info_plain_validator_function(_number_of_text),
+            ]
+        ),
+    ]
+    # In the order that is cheapest for what is most often given: a strict float refusing text
+    # costs several times what the others do (in Python, 0.3 us), so an int field, mostly given
+    # ints, tries it last (a float there, 1.0, is the int's to judge); a float field first.
+    choices: list[CoreSchema | tuple[CoreSchema, str]] = (
+        [core_schema.int_schema(strict=True), *text, number] if kind == "int" else [number, *text]
+    )
+    return core_schema.union_schema(
+        choices,
+        mode="left_to_right",
+        custom_error_type="not_a_number",
+        custom_error_message=_NOT_A_NUMBER,
+    )
+
+
+_NUMBER_OR_TEXT: Final = {kind: _number_or_text(kind) for kind in ("int", "float")}
 
 # A boolean field takes true and false alone, where pydantic's lax bool also reads 1, 0, 1.0
 # and text ("yes", "off", "t", "0"): the JSON Schema says boolean, and a sender quoting its
@@ -322,22 +355,27 @@ def number_schema(schema: Any) -> Any:
 def boolean_schema(schema: Any) -> Any:
     """The bool schema of a field's ``schema`` that takes true and false alone (as ``Message``
     makes every bool's), or None when it is not one."""
-    if schema.get("type") != "custom-error" or schema["custom_error_message"] != _NOT_BOOLEAN:
+    if schema.get("type") != "custom-error" or schema.get("custom_error_message") != _NOT_BOOLEAN:
         return None
     return schema["schema"]
 
 
 def _booleans_apart(schema: Any) -> Any:
     """A copy of a core ``schema`` whose int and float schemas refuse a bool and whose bool
-    schemas take nothing else (shared parts kept)."""
+    schemas take nothing else (shared parts kept); the parts made so already are kept as they
+    are, so that a schema made so twice is made so once."""
     if isinstance(schema, list):
         return [_booleans_apart(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
+    if number_schema(schema) is not None or boolean_schema(schema) is not None:
+        # Made so already: a Message's own schema inside another's (a field of its type).
+        return schema
     kind = schema.get("type")
     if kind in _NUMBER_OR_TEXT:
         return core_schema.chain_schema(
-            [_NUMBER_OR_TEXT[kind], schema], metadata={"pydantic_js_functions": [_own_json_schema]}
+            [_NUMBER_OR_TEXT[kind], schema],
+            metadata={"pydantic_js_functions": [_own_json_schema]},
         )
     if kind == "bool":
         # Strict in Python too: the reference decoder validates what json.loads made.
@@ -504,7 +542,8 @@ def _wire(schema: Any, filled: frozenset[str]) -> Any:
             own = number_schema(inner)
             if own is not None and own.get("allow_inf_nan"):
                 # Only a derived value may be infinite (fill_derived's); a given one is finite.
-                inner = {**inner, "steps": [inner["steps"][0], {**own, "allow_inf_nan": False}]}
+                steps = [*inner["steps"][:-1], {**own, "allow_inf_nan": False}]
+                inner = {**inner, "steps": steps}
             fields[name] = {
                 **fields[name],
                 "schema": core_schema.with_default_schema(

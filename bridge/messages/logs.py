@@ -7,11 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, ClassVar, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, ValidationInfo, model_validator
 
-from bridge.messages._base import JsonMap, Label, Message, NodeLabel, NonNegInt, Text, random_hex
+from bridge.messages._base import (
+    BOOLEANS_APART,
+    JsonMap,
+    Label,
+    Message,
+    NodeLabel,
+    NonNegInt,
+    Text,
+    random_hex,
+)
 
 __all__ = ["LogEntry", "LogFilter", "LogRotation", "LogSummary"]
 
@@ -22,7 +31,8 @@ FilterType = Literal["level", "module", "pattern", "node"]
 FilterAction = Literal["include", "exclude", "rate_limit"]
 LogCounts = dict[LogLevel, NonNegInt]
 
-_LOG_COUNTS: Final = TypeAdapter(LogCounts)
+# Reads the counts as the field does (BOOLEANS_APART: "1e2" is 100), so the total is theirs.
+_LOG_COUNTS: Final = TypeAdapter(Annotated[LogCounts, BOOLEANS_APART])
 
 
 class LogEntry(Message):

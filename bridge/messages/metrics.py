@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 from pydantic_core import InitErrorDetails
 
-from bridge.messages._base import JsonMap, Label, Message, NodeLabel, NonNegInt
+from bridge.messages._base import BOOLEANS_APART, JsonMap, Label, Message, NodeLabel, NonNegInt
 
 __all__ = [
     "LatencyMetric",
@@ -26,9 +26,11 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 Percentile = Literal["p50", "p95", "p99", "max", "min", "avg"]
 ResourceType = Literal["cpu", "memory", "disk", "network"]
 
-_COUNT: Final = TypeAdapter(NonNegInt)
-_DURATION: Final = TypeAdapter(PositiveFloat)
-_ANY_FLOAT: Final = TypeAdapter(Annotated[float, Field(allow_inf_nan=True)])
+# Each reads a value as the field does (BOOLEANS_APART: "1e2" is 100, " 10 " is refused), so a
+# rate is derived from the very values the fields take.
+_COUNT: Final = TypeAdapter(Annotated[NonNegInt, BOOLEANS_APART])
+_DURATION: Final = TypeAdapter(Annotated[PositiveFloat, BOOLEANS_APART])
+_ANY_FLOAT: Final = TypeAdapter(Annotated[float, Field(allow_inf_nan=True), BOOLEANS_APART])
 
 
 class PerformanceMetric(Message):

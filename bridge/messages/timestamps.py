@@ -5,7 +5,8 @@ writes its times with it: ``outbox list`` opens the outbox without building a mo
 them back with ``utc_from_seconds``, which shows a time past the year 9999 (a hand-edited outbox)
 as the last instant a datetime holds rather than fail. The envelope
 decoder's fast path reads RFC 3339 texts with it, and ``alerts ack --since`` judges its time
-with it, without the models.
+with it, without the models. ``rfc3339_pattern`` is the one form every reader of RFC 3339 text
+matches: this module's, the models' ``Timestamp`` and the envelope's ``ts``.
 """
 
 from __future__ import annotations
@@ -14,15 +15,34 @@ import re
 from datetime import UTC, datetime
 from typing import Final
 
-__all__ = ["format_timestamp", "parse_timestamp", "to_utc_ms", "utc_from_seconds"]
+__all__ = [
+    "format_timestamp",
+    "parse_timestamp",
+    "rfc3339_pattern",
+    "to_utc_ms",
+    "utc_from_seconds",
+]
 
-# RFC 3339's date-time (section 5.6), its "T" and "Z" in either case and a space for the "T",
-# as its notes allow and pydantic takes them too; up to nine fraction digits (Go's
-# RFC3339Nano), which fromisoformat reads.
-_RFC3339: Final = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
-    r"([Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
-)
+
+def rfc3339_pattern(*, fraction_digits: int | None = None, offset_required: bool = True) -> str:
+    """RFC 3339's date-time (section 5.6) with its seconds, as a regular expression's text that
+    Python's re and pydantic-core's engine read alike (unanchored): "T" and "Z" in either case
+    and a space for the "T", as its notes allow and pydantic takes them too; an offset of hours
+    00-23 and minutes 00-59 (fromisoformat and pydantic refuse any other all the same).
+
+    ``fraction_digits``: the most digits a fraction may hold (None: any number, bounded by the
+    text's length elsewhere); ``offset_required=False`` also matches no offset (a payload's
+    timestamp, which pydantic then takes as UTC)."""
+    fraction = "+" if fraction_digits is None else f"{{1,{fraction_digits}}}"
+    offset = "" if offset_required else "?"
+    return rf"{_DATE_TIME}(?:\.[0-9]{fraction})?(?:{_OFFSET}){offset}"
+
+
+_DATE_TIME: Final = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+_OFFSET: Final = r"[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]"
+
+# Up to nine fraction digits (Go's RFC3339Nano), which fromisoformat reads.
+_RFC3339: Final = re.compile(rfc3339_pattern(fraction_digits=9))
 
 
 # The first and last instants a datetime holds (years 1 and 9999).

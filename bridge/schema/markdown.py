@@ -125,8 +125,13 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
   which would break its line or reorder the text shown after it on the alert page, in its history
   and in logs; nor more than {max_name} characters: the [admin API](http-api.md#alerts)'s
   `ack_by` refuses the same.
-- A number field given as text (`"1.5"`) is taken, but not one that reads as a NaN or an
-  infinity (`"NaN"`, `"inf"`), nor `true` or `false`: `invalid_payload`. The one infinity a
+- A number field given as text is taken when the text is a JSON number (RFC 8259 section 6:
+  `"1.5"`, `"-2"`, `"1e3"`), read as that number would be: `"1e1"` and `"10.0"` are 10 in an
+  integer field, as 1e1 and 10.0 are, and `"10.5"` is refused there, as 10.5 is. Any other
+  text is `invalid_payload`, naming the field (`payload.value`), though some parsers read it
+  (and others read it otherwise): spaces (`" 10 "`), a plus sign (`"+10"`), leading zeros
+  (`"010"`), digit separators (`"1_000"`), a bare point (`".5"`, `"5."`), `"NaN"` and `"inf"`.
+  So is text that reads as an infinity (`"1e400"`), and `true` or `false`. The one infinity a
   payload can hold is a `rate_per_sec` derived from a `duration_ms` too small for a finite rate.
 - A boolean field takes `true` or `false` alone: text (`"true"`, `"yes"`, `"0"`) or a number
   (`1`, `0`) is `invalid_payload`, naming the field (`payload.enabled`).

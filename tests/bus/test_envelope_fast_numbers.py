@@ -22,6 +22,11 @@ from tests.bus.envelope_helpers import (
 )
 from tests.messages.helpers import CASES
 
+# What a number field says of a value it does not take (a bool, text that is no JSON number).
+NOT_A_NUMBER = (
+    'Input should be a finite number, or text holding one as JSON writes it ("1.5", "-2", "1e3")'
+)
+
 # Numbers no float holds: tokens json.loads takes but RFC 8259 does not, and numbers past a
 # float's range (which parsers read as an infinity).
 NOT_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1e999", "1" + "0" * 400 + ".5"]
@@ -115,9 +120,10 @@ def test_a_bool_in_every_numeric_field_is_refused_naming_it_and_text_is_taken(
             for given in (True, False):
                 rejection = decoded_alike(body_of({**base, name: given}, model))
                 assert isinstance(rejection, Rejection), (name, given)
-                assert (rejection.reason, rejection.field) == (
+                assert (rejection.reason, rejection.field, rejection.detail) == (
                     RejectReason.INVALID_PAYLOAD,
                     f"payload.{name}",
+                    f"payload.{name}: {NOT_A_NUMBER}",
                 )
             for text in ("0", "1", "2.5", "1e2"):
                 payload = {**base, name: text}
@@ -229,3 +235,121 @@ def test_a_number_no_float_holds_in_the_envelope_is_refused_naming_it(field: str
     rejection = decoded_alike(body)
     assert isinstance(rejection, Rejection)
     assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, field)
+
+
+# Text pydantic's lax int or float reads as a number, which is no JSON number (RFC 8259 section
+# 6): spaces, a plus sign, leading zeros, digit separators, a bare point, other digits, other
+# words for an infinity or a NaN, a trailing newline.
+NOT_JSON_NUMBER_TEXTS = [
+    " 10 ",
+    "10 ",
+    "\t10",
+    "1_000",
+    "+10",
+    "010",
+    "-010",
+    ".5",
+    "5.",
+    "-.5",
+    "1e",
+    "0x10",
+    "\u0661\u0660",
+    "NaN",
+    "inf",
+    "Infinity",
+    "10\n",
+    "",
+]
+# JSON numbers as text, each read as that number (whole without a fraction or an exponent).
+JSON_NUMBER_TEXTS = [
+    *("10", "-10", "0", "-0", "-0.0", "-0e0", "10.0", "1e1", "1E+1", "100e-1", "10.5", "1.5e-3"),
+    *("9223372036854775807", "9223372036854775808", "9223372036854775807.0", "1e19"),
+    *("0.1000000000000000055511151231257827", "1.7976931348623157e308", "5e-324", "1e-400"),
+]
+
+
+def _numeric_fields(model: type[Message]) -> list[str]:
+    case = CASES[model]
+    return [
+        name
+        for name, value in case.full.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+
+
+@pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
+def test_a_number_field_given_text_that_is_no_json_number_is_refused_naming_it(
+    model: type[Message],
+) -> None:
+    """Each numeric field of each type, given text that is no JSON number (" 10 ", "1_000",
+    "+10", "010", ".5", "5."), in a complete and in a minimal payload, is invalid_payload from
+    both decoders alike, naming the field and saying what it takes."""
+    case = CASES[model]
+    for name in _numeric_fields(model):
+        for base in (case.full, case.minimal):
+            for text in NOT_JSON_NUMBER_TEXTS:
+                payload = {**base, name: text}
+                rejection = agreed(body_of(payload, model), payload, model)
+                assert isinstance(rejection, Rejection), (name, text)
+                assert (rejection.reason, rejection.field, rejection.detail) == (
+                    RejectReason.INVALID_PAYLOAD,
+                    f"payload.{name}",
+                    f"payload.{name}: {NOT_A_NUMBER}",
+                ), text
+
+
+@pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
+def test_a_json_number_given_as_text_decodes_as_that_number_does(model: type[Message]) -> None:
+    """Each numeric field of each type, given a JSON number as text ("10.0", "1e1", "10.5"), in
+    a complete and in a minimal payload, decodes on both decoders alike and as the number
+    itself does: taken with the same value ("1e1" is 10 in an integer field, as 1e1 is), or
+    refused with the same rejection ("10.5" in an integer field, as 10.5 is)."""
+    case = CASES[model]
+    for name in _numeric_fields(model):
+        for base in (case.full, case.minimal):
+            for text in JSON_NUMBER_TEXTS:
+                as_text = {**base, name: text}
+                given_text = agreed(body_of(as_text, model), as_text, model)
+                as_number = {**base, name: "#"}
+                given_number = agreed(
+                    with_number(body_of(as_number, model), text), as_number, model
+                )
+                if isinstance(given_number, Rejection):
+                    assert given_text == given_number, (name, text)
+                else:
+                    assert isinstance(given_text, Envelope), (name, text)
+                    value = getattr(given_text.payload, name)
+                    # repr: the type and the sign of a zero too ("-0" is the int 0, as -0 is).
+                    assert repr(value) == repr(getattr(given_number.payload, name)), (name, text)
+
+
+def test_a_count_given_as_text_derives_the_rate_the_count_itself_would() -> None:
+    """A ThroughputMetric's count given as "1e2" (a JSON number as text, 100) derives the rate
+    from 100 on both decoders, as the number 1e2 does; given as " 100" it is refused."""
+    case = CASES[ThroughputMetric]
+    payload = {**case.minimal, "count": "1e2", "duration_ms": 500}
+    envelope = agreed(body_of(payload, ThroughputMetric), payload, ThroughputMetric)
+    assert isinstance(envelope, Envelope)
+    assert isinstance(envelope.payload, ThroughputMetric)
+    assert (envelope.payload.count, envelope.payload.rate_per_sec) == (100, 200.0)
+    payload = {**case.minimal, "count": " 100"}
+    refused = agreed(body_of(payload, ThroughputMetric), payload, ThroughputMetric)
+    assert isinstance(refused, Rejection)
+    assert refused.field == "payload.count"
+
+
+def test_log_counts_given_as_text_add_up_to_the_total_the_numbers_would() -> None:
+    """A LogSummary's log_counts given as JSON numbers in text ("1e1", "2") add up to the
+    total_logs the numbers would (12) on both decoders; one given as "+2" is refused naming
+    it."""
+    case = CASES[LogSummary]
+    payload = {**case.minimal, "log_counts": {"error": "1e1", "info": "2"}}
+    payload.pop("total_logs", None)
+    envelope = agreed(body_of(payload, LogSummary), payload, LogSummary)
+    assert isinstance(envelope, Envelope)
+    assert isinstance(envelope.payload, LogSummary)
+    assert envelope.payload.total_logs == 12
+    payload = {**payload, "log_counts": {"error": "1", "info": "+2"}}
+    refused = agreed(body_of(payload, LogSummary), payload, LogSummary)
+    assert isinstance(refused, Rejection)
+    assert refused.field == "payload.log_counts.info"

@@ -3,6 +3,7 @@ batch whose ts changes from line to line, numbers at the edges, invalid payloads
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from bridge.bus import Envelope, Rejection, decode_envelope
 from bridge.bus.decoding import decode_envelopes
 from bridge.bus.problems import decode_envelope_reference
 from bridge.messages import AlertAck, Message, PerformanceMetric
+from bridge.messages.timestamps import parse_timestamp, rfc3339_pattern
 from tests.bus.envelope_helpers import (
     HEALTH,
     TIMESTAMP_FIELDS,
@@ -85,6 +87,43 @@ def test_a_payload_timestamp_given_as_the_envelope_ts_decodes_as_the_reference_d
     for model in (AlertAck, PerformanceMetric):
         payload = {**CASES[model].full, "timestamp": value}
         agreed(body_of(payload, model, ts=value), payload, model)
+
+
+# Texts at the edges of RFC 3339's date-time, each a day and an hour that exist: offsets at and
+# past their range, fractions of 9 and 10 digits, no offset, ISO 8601's other offset forms.
+RFC3339_EDGES = [
+    "2026-11-28T00:00:00Z",
+    "2026-11-28t00:00:00z",
+    "2026-11-28 00:00:00+23:59",
+    "2026-11-28T00:00:00-23:59",
+    "2026-11-28T00:00:00+24:00",
+    "2026-11-28T00:00:00+23:60",
+    "2026-11-28T00:00:00+99:99",
+    "2026-11-28T00:00:00+0100",
+    "2026-11-28T00:00:00+01",
+    "2026-11-28T00:00:00.123456789Z",
+    "2026-11-28T00:00:00.1234567891Z",
+    "2026-11-28T00:00:00.Z",
+    "2026-11-28T00:00:00",
+    "2026-11-28T00:00:00.123456789",
+    "2026-11-28T00:00:00Z\n",
+    "2026-11-28T00:00Z",
+]
+
+
+@pytest.mark.parametrize("text", RFC3339_EDGES, ids=repr)
+def test_every_reader_of_rfc_3339_text_takes_what_the_one_pattern_matches(text: str) -> None:
+    """The envelope's ts (on both decoders), a payload's timestamp (on both decoders) and
+    parse_timestamp take a text exactly when rfc3339_pattern matches it: with its offset for
+    the envelope, the offset optional for a payload, up to nine fraction digits for
+    parse_timestamp."""
+    taken_as_ts = isinstance(decoded_alike(health_of(ts=text)), Envelope)
+    assert taken_as_ts == bool(re.fullmatch(rfc3339_pattern(), text))
+    payload = {**HEALTH, "timestamp": text}
+    taken_in_payload = isinstance(decoded_alike(health_of(payload=payload)), Envelope)
+    assert taken_in_payload == bool(re.fullmatch(rfc3339_pattern(offset_required=False), text))
+    read = parse_timestamp(text) is not None
+    assert read == bool(re.fullmatch(rfc3339_pattern(fraction_digits=9), text))
 
 
 def test_a_batch_whose_ts_changes_from_line_to_line_decodes_as_each_line_alone(
