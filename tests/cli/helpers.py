@@ -12,16 +12,20 @@ import os
 import select
 import signal
 import subprocess
+import sys
 import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from subprocess import Popen
 
 from tests.support import (
     PLAIN_RUNS,
     ROOT,
     BridgeProcess,
     ThreadedBridge,
+    bridge_env,
     run_bridge,
     run_in_process,
 )
@@ -85,7 +89,35 @@ def terminal_output(master: int, until: bytes, within: float = 30.0) -> bytes:
     return output
 
 
-def at_a_terminal() -> None:
+@contextmanager
+def command_at_a_terminal(*args: str, **env: str) -> Iterator[tuple[Popen[bytes], int]]:
+    """``exesdb-bridge *args`` (``env`` added to the tests' environment) started with a new
+    pseudo-terminal as its stdin, stdout, stderr and controlling terminal: the process and the
+    terminal's master end, to read with ``terminal_output`` and type into; on leaving, the
+    process is killed if still running and the terminal closed."""
+    master, slave = os.openpty()
+    try:
+        process = Popen(
+            [sys.executable, "-m", "bridge", *args],
+            env=bridge_env(**env),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            preexec_fn=_at_a_terminal,
+        )
+    finally:
+        os.close(slave)
+    try:
+        yield process, master
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+
+
+def _at_a_terminal() -> None:
     """In the child: the pseudo-terminal becomes the new session's controlling one (/dev/tty,
     where getpass asks, and where Ctrl-C comes from), and Ctrl-C interrupts, as at a shell's
     prompt, even when the suite runs in the background (``&`` ignores SIGINT, and a child

@@ -29,7 +29,7 @@ from bridge.cli.client import (
 from bridge.client_settings import BridgeLocation
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
-from tests.cli.helpers import at_a_terminal, terminal_output
+from tests.cli.helpers import command_at_a_terminal, terminal_output
 from tests.client_servers import (
     Answer,
     aiohttp_answering,
@@ -54,7 +54,6 @@ from tests.support import (
     ADMIN_TOKEN,
     TEST_SECRET,
     ThreadedBridge,
-    bridge_env,
     run_command,
     run_without_terminal,
     unavailable,
@@ -188,25 +187,15 @@ def test_user_without_a_password_and_nothing_to_ask_it_on_is_a_usage_error(
 def test_ctrl_c_at_the_password_prompt_ends_its_line_and_exits_130() -> None:
     """Ctrl-C at the terminal's --user password prompt ends the prompt's line (it echoes
     nothing, so the shell's next prompt followed on that line) and exits 130, no traceback."""
-    master, slave = os.openpty()
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "alerts", "list", "--user", "ops"],
-            env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, EXESDB_URL="http://127.0.0.1:9"),
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            start_new_session=True,
-            preexec_fn=at_a_terminal,
-        )
-        os.close(slave)
+    with command_at_a_terminal(
+        "alerts", "list", "--user", "ops",
+        EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, EXESDB_URL="http://127.0.0.1:9",
+    ) as (process, master):  # fmt: skip
         asked = terminal_output(master, b"password for ops: ")
         assert asked.endswith(b"password for ops: "), asked
         os.write(master, b"\x03")  # Ctrl-C, as the terminal sends it
         rest = terminal_output(master, b"\0")  # to the end
         assert process.wait(30) == 130
-    finally:
-        os.close(master)
     assert rest == b"\r\n", rest
 
 

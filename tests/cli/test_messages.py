@@ -16,9 +16,9 @@ import pytest
 from tests.cli.helpers import (
     ALERT_FIELDS,
     Bridges,
-    at_a_terminal,
     cli,
     cli_process,
+    command_at_a_terminal,
     start_bridge_process,
     terminal_output,
 )
@@ -84,24 +84,14 @@ def test_publish_at_a_terminal_says_it_reads_the_payload_from_it() -> None:
     """publish --stdin at a terminal says on stderr that it reads the payload there and how to
     end it, rather than wait in silence, and then takes what is typed (here sent to a port
     where nothing listens: exit 1)."""
-    master, slave = os.openpty()
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "publish", "node_health_updated", "--stdin"],
-            env=bridge_env(SECRET_KEY_BASE=TEST_SECRET, EXESDB_URL="http://127.0.0.1:9"),
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            start_new_session=True,
-            preexec_fn=at_a_terminal,
-        )
-        os.close(slave)
+    with command_at_a_terminal(
+        "publish", "node_health_updated", "--stdin",
+        SECRET_KEY_BASE=TEST_SECRET, EXESDB_URL="http://127.0.0.1:9",
+    ) as (process, master):  # fmt: skip
         asked = terminal_output(master, b"start of a line\r\n")
         os.write(master, b'{"status": "healthy"}\n\x04')  # the line, then Ctrl-D
         rest = terminal_output(master, b"\0")  # to the end
         assert process.wait(30) == 1
-    finally:
-        os.close(master)
     assert asked == (
         b"exesdb-bridge: reading the payload from the terminal: type one JSON object, then"
         b" Ctrl-D at the start of a line\r\n"
