@@ -565,8 +565,8 @@ def test_a_stop_running_long_says_once_which_step_task_and_thread_it_waits_on(
         re.S,
     )
     assert re.match(
-        r"the stop is still running after \d+\.\ds \(EXESDB_SHUTDOWN_TIMEOUT_MS allows 0\.4s\),"
-        r" at: the close of component slow-disk\n",
+        r"the stop is still running \d+\.\ds after it began"
+        r" \(EXESDB_SHUTDOWN_TIMEOUT_MS allows 0\.4s\), at: the close of component slow-disk\n",
         report,
     ), report
     [close] = [line for line in report.splitlines() if "SlowToStop.aclose:" in line]
