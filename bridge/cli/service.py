@@ -341,18 +341,27 @@ class _ExitWithoutTeardown:
         while any(thread.is_alive() for thread in left):
             if _joining_threads_at_exit():  # cut short the exit's joins alone, once they run
                 with self._exiting:
-                    assert self._watch is not None  # set by arm()
-                    _logger().error(
-                        "exit: threads still running %.1fs after the stop's last line (a disk"
-                        " that hangs?): the process ends without them. A transaction of the"
-                        " alert outbox under way commits or not as the disk leaves it: nothing"
-                        " in it was answered as stored yet (its sender sends it again; on Redis"
-                        " the next holder of the work queue handles it).\n%s",
-                        time.monotonic() - armed,
-                        self._watch.report(),
-                    )
-                    self._exit()
+                    try:  # the process ends whatever the report and the log do
+                        _logger().error(
+                            "exit: threads still running %.1fs after the stop's last line (a"
+                            " disk that hangs?): the process ends without them. A transaction"
+                            " of the alert outbox under way commits or not as the disk leaves"
+                            " it: nothing in it was answered as stored yet (its sender sends it"
+                            " again; on Redis the next holder of the work queue handles it).\n%s",
+                            time.monotonic() - armed,
+                            self._waits_on(),
+                        )
+                    finally:
+                        self._exit()
             time.sleep(_EXIT_LOOK_SECONDS)  # until Python joins them, or they end
+
+    def _waits_on(self) -> str:
+        """What the exit waits on, as the stop's watch says it, or why it cannot."""
+        assert self._watch is not None  # set by arm()
+        try:
+            return self._watch.report()
+        except Exception as exc:  # the exit's last words: not a reason to stay
+            return f"what it waits on could not be told ({type(exc).__name__}: {exc})"
 
     def __call__(self) -> None:
         if self.status is None:
@@ -364,12 +373,14 @@ class _ExitWithoutTeardown:
         assert self.status is not None
         import logging
 
-        # Done by logging's own hook when it ran first, not when it was registered before this.
-        logging.shutdown()
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError):  # a closed pipe, a closed stream
-                stream.flush()
-        os._exit(self.status)
+        try:
+            # Done by logging's own hook when it ran first, not when it was registered before.
+            logging.shutdown()  # which raises a handler's error, logging.raiseExceptions set
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(OSError, ValueError):  # a closed pipe, a closed stream
+                    stream.flush()
+        finally:
+            os._exit(self.status)
 
 
 def _joining_threads_at_exit() -> bool:

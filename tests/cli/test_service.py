@@ -720,3 +720,58 @@ def test_a_thread_the_program_starts_after_run_is_joined_at_its_exit(tmp_path: P
     assert done.returncode == 0, done.stderr
     assert done.stdout == "the program's own thread finished\n", done.stderr
     assert " ERROR " not in done.stderr, done.stderr
+
+
+# A component closed at once that leaves a thread of its own running (a write to a disk that
+# hangs), and the report of what the exit waits on failing once the stop is over.
+_EXIT_REPORT_FAILS: Final = """
+import asyncio, os, signal, sys, threading
+import bridge.app, bridge.stop_watch
+
+def hung_disk_write():
+    threading.Event().wait(10)  # a write to a disk that hangs, long past the exit's time limit
+    print("the hung write ended", flush=True)
+
+def failing_report(self):
+    raise RuntimeError("Set changed size during iteration")
+
+class LeavesAThread:
+    name = "leaves-a-thread"
+    required = False
+
+    async def start(self):
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+    def readiness(self):
+        return None
+
+    async def aclose(self):
+        threading.Thread(target=hung_disk_write, name="hung-disk-writer").start()
+        bridge.stop_watch.StopWatch.report = failing_report
+
+components = bridge.app.default_components
+bridge.app.default_components = lambda: [*components(), lambda context: LeavesAThread()]
+from bridge.cli.parser import main
+sys.exit(main(["run"]))
+"""
+
+
+def test_the_exit_ends_the_process_when_its_report_fails(tmp_path: Path) -> None:
+    """A thread the bridge left hanging and the report of what the exit waits on raising: the
+    exit's error says the report could not be made, and the process still ends at the exit's
+    time limit, with the stop's status."""
+    done = run_command(
+        [sys.executable, "-c", _EXIT_REPORT_FAILS],
+        {
+            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+            "EXESDB_STATE_DIR": str(tmp_path / "state"),
+            "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    assert "the hung write ended" not in done.stdout, done.stderr
+    assert " (a disk that hangs?): the process ends without them. " in done.stderr, done.stderr
+    assert (
+        "\nwhat it waits on could not be told (RuntimeError: Set changed size during iteration)"
+        in done.stderr
+    ), done.stderr
