@@ -70,6 +70,11 @@ class StopWatch:
         self.began = time.monotonic()
         threading.Thread(target=self._watch, name="stop-watch", daemon=True).start()
 
+    @property
+    def started(self) -> bool:
+        """Whether ``start()`` was called: the stop began."""
+        return self._loop is not None
+
     def end(self) -> None:
         """The stop is over: nothing is reported from now on (``report`` may still be asked);
         idempotent."""

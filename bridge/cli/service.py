@@ -106,15 +106,14 @@ def add_service_commands(commands: Commands) -> None:
 # -- run --
 
 
-async def _serve(settings: Settings, demo: bool) -> tuple[int, StopWatch | None]:
-    """Start the bridge and serve until SIGTERM or SIGINT: the exit status, and what watches
-    the stop (begun as it began; None when the bridge did not start)."""
+async def _serve(settings: Settings, demo: bool, watch: StopWatch) -> int:
+    """Start the bridge and serve until SIGTERM or SIGINT, ``watch`` started as the stop begins
+    (left unstarted when the bridge did not start); the exit status."""
     import asyncio
 
     from bridge import __version__
     from bridge.app import Bridge, default_components
     from bridge.bodies import keep_heap_for_bodies
-    from bridge.stop_watch import StopWatch
 
     components = default_components()
     if demo:
@@ -133,15 +132,15 @@ async def _serve(settings: Settings, demo: bool) -> tuple[int, StopWatch | None]
     except OSError as exc:  # the address is a BridgeError of its own; this is anything else
         _logger().error("cannot start: %s", exc)
         await bridge.aclose()
-        return EXIT_FAILED, None
+        return EXIT_FAILED
     except ConfigError as exc:  # e.g. EXESDB_STATE_DIR cannot hold the alert outbox
         _logger().error("%s", exc)
         await bridge.aclose()
-        return EXIT_USAGE, None
+        return EXIT_USAGE
     except BridgeError as exc:
         _logger().error("%s", exc)
         await bridge.aclose()
-        return EXIT_FAILED, None
+        return EXIT_FAILED
     _settle_heap()
     keep_heap_for_bodies(settings.max_body_bytes)  # the bodies' memory kept between requests
     _logger().info("exesdb-bridge %s running as node %s", __version__, settings.node)
@@ -152,18 +151,19 @@ async def _serve(settings: Settings, demo: bool) -> tuple[int, StopWatch | None]
         _logger().info("open %s (the status page; /metrics for Prometheus)", base)
     await stop.wait()
     _logger().info("stopping")
-    watch = StopWatch(
-        settings.shutdown_timeout_ms / 1000 * _REPORT_AFTER_SHARE,
-        lambda: bridge.stopping,
-        allowed=_allowed(settings),
-    )
+    watch.doing = lambda: bridge.stopping
     watch.start()
-    await bridge.aclose()
+    status = EXIT_OK
+    try:
+        await bridge.aclose()
+    except Exception:  # the rest of the stop skipped: the exit still ends within its bound
+        _logger().exception("the stop failed at %s", bridge.stopping)
+        status = EXIT_FAILED
     watch.doing = lambda: (
         "the event loop's close (the tasks left cancelled and awaited, then the default"
         " executor's threads joined)"
     )
-    return EXIT_OK, watch
+    return status
 
 
 def _allowed(settings: Settings) -> str:
@@ -238,6 +238,7 @@ def _start_and_serve(demo: bool, exit_hook: _ExitWithoutTeardown) -> int:
 
     from bridge.logs import configure_logging
     from bridge.probe_settings import variable_value
+    from bridge.stop_watch import StopWatch
 
     # Refused settings are listed with what the start would stop on next, at the outbox, as
     # check-config lists them: all mended in one round. Looked for only then (the outbox says it
@@ -273,15 +274,27 @@ def _start_and_serve(demo: bool, exit_hook: _ExitWithoutTeardown) -> int:
             " replica run with --demo publishes it again: run the demo on one replica only, or"
             " each of its alerts is raised once per replica"
         )
+    # Made here, not as the stop begins: a stop that raises out of the event loop still ends it
+    # and arms the exit below, whose bound a thread the bridge left (the outbox's) needs.
+    watch = StopWatch(
+        settings.shutdown_timeout_ms / 1000 * _REPORT_AFTER_SHARE,
+        lambda: "the stop's start",
+        allowed=_allowed(settings),
+    )
     try:
-        status, watch = asyncio.run(_serve(settings, demo))
+        status = asyncio.run(_serve(settings, demo, watch))
     except Exception:  # a fault of the bridge's own: its traceback through the redacting log
         _logger().exception("exesdb-bridge stopped on an unexpected error")
-        status, watch = EXIT_FAILED, None
-    if watch is not None:
+        status = EXIT_FAILED
+    if watch.started:  # the bridge served, then stopped (or its stop failed, as logged)
         # The last line: the stop is over (a supervisor's log ends here), the event loop closed
         # too, and what it took beside what it may take.
-        _logger().info("stopped in %.1fs (%s)", time.monotonic() - watch.began, _allowed(settings))
+        _logger().info(
+            "stopped in %.1fs (%s)%s",
+            time.monotonic() - watch.began,
+            _allowed(settings),
+            "" if status == EXIT_OK else f", exit {status}: the stop failed, as logged above",
+        )
         # From here the exit's own time limit says what holds it, not the stop's watch: a
         # program that called run() may go on for a while before it exits.
         watch.end()

@@ -722,6 +722,75 @@ def test_a_thread_the_program_starts_after_run_is_joined_at_its_exit(tmp_path: P
     assert " ERROR " not in done.stderr, done.stderr
 
 
+# A bridge whose last component (closed first) leaves a thread of its own running (a write to a
+# disk that hangs, as the alert outbox's can), and whose bus's close then fails. Stopped by a
+# SIGTERM to itself once running.
+_FAILED_STOP_LEAVING_A_THREAD: Final = """
+import asyncio, os, signal, sys, threading
+import bridge.app, bridge.bus
+
+def hung_disk_write():
+    threading.Event().wait(10)  # a write to a disk that hangs, long past the exit's time limit
+    print("the hung write ended", flush=True)
+
+class LeavesAThread:
+    name = "leaves-a-thread"
+    required = False
+
+    async def start(self):
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+    def readiness(self):
+        return None
+
+    async def aclose(self):
+        threading.Thread(target=hung_disk_write, name="hung-disk-writer").start()
+
+close = bridge.bus.Bus.aclose
+async def failing_close(self, *args):
+    await close(self, *args)
+    raise ConnectionResetError("the bus's transport lost its connection as it closed")
+bridge.bus.Bus.aclose = failing_close
+
+components = bridge.app.default_components
+bridge.app.default_components = lambda: [*components(), lambda context: LeavesAThread()]
+from bridge.cli.parser import main
+sys.exit(main(["run"]))
+"""
+
+
+def test_a_failed_stop_is_logged_and_still_ends_the_process_within_its_bound(
+    tmp_path: Path,
+) -> None:
+    """A stop that raises (the bus's close failing) with a thread the bridge left hanging: the
+    failure is logged with its error and the step it failed at, the last line says the stop
+    failed, no report says the stop is still running, and the process ends exit 1 without
+    waiting for that thread, as after a stop that succeeded."""
+    done = run_command(
+        [sys.executable, "-c", _FAILED_STOP_LEAVING_A_THREAD],
+        {
+            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+            "EXESDB_STATE_DIR": str(tmp_path / "state"),
+            "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
+        },
+    )
+    assert done.returncode == 1, done.stderr
+    assert "the hung write ended" not in done.stdout, done.stderr
+    assert re.search(
+        r" ERROR bridge: the stop failed at the bus's close \(.*\)\nTraceback .*\n"
+        r"ConnectionResetError: the bus's transport lost its connection as it closed\n",
+        done.stderr,
+        re.S,
+    ), done.stderr
+    assert re.search(
+        r" INFO bridge: stopped in \d+\.\ds \(EXESDB_SHUTDOWN_TIMEOUT_MS allows 0\.4s\), exit 1:"
+        r" the stop failed, as logged above\n",
+        done.stderr,
+    ), done.stderr
+    assert " ERROR bridge: exit: threads still running " in done.stderr, done.stderr
+    assert "the stop is still running" not in done.stderr, done.stderr
+
+
 # A component closed at once that leaves a thread of its own running (a write to a disk that
 # hangs), and the report of what the exit waits on failing once the stop is over.
 _EXIT_REPORT_FAILS: Final = """
