@@ -215,16 +215,24 @@ def _run(args: argparse.Namespace) -> int:
     return run(demo=args.demo)
 
 
-def run(demo: bool = False) -> int:
+def run(demo: bool = False, *, as_command: bool = False) -> int:
     """``exesdb-bridge run`` (with ``demo``: ``--demo``): start the bridge and serve until
-    SIGTERM or Ctrl-C; the exit status."""
+    SIGTERM or Ctrl-C; the exit status.
+
+    ``as_command``: the process exits with the status returned, as ``exesdb-bridge run``'s
+    does; once the bridge has served and stopped, it then exits without the interpreter's
+    teardown. A program calling ``run`` (or ``bridge.cli.main(["run"])``) leaves it unset and
+    exits as it chooses: its status, its exit hooks. Either way, a thread the bridge left still
+    running at the exit past the stop's deadline (an alert outbox write on a disk that hangs)
+    is not waited for: the process ends then, with the status ``run`` returned."""
     # Start-up imports and builds what lives as long as the process: the collector's passes
     # over it (about 170 while importing) found a few thousand objects and cost 4-7% of the
     # start's CPU. The one collection in _settle_heap, once started, takes what they took.
     gc.disable()
     exit_hook = _ExitWithoutTeardown()
-    # Registered before start-up's imports register theirs (logging's), it runs after them all.
-    atexit.register(exit_hook)
+    if as_command:  # the status run returns is the process's: the hook may end it so
+        # Registered before start-up's imports register theirs (logging's), it runs after them all.
+        atexit.register(exit_hook)
     try:
         return _start_and_serve(demo, exit_hook)
     finally:
@@ -323,7 +331,9 @@ class _ExitWithoutTeardown:
     100 000 nodes' series, counted against a ``podman stop``'s or a pod's grace period
     (docs/performance.md, "The exit after the stop"), and nothing is left to write by then: the
     outbox and the spool are closed, the log is flushed. Unset (a start refused or that raised,
-    the bridge never served), Python exits as usual."""
+    the bridge never served), Python exits as usual; so it does for a program that called
+    ``run``, which registers the hook only as the command (an exit with another status, or the
+    program's own exit hooks registered before, would be skipped by it)."""
 
     def __init__(self) -> None:
         self.status: int | None = None

@@ -484,6 +484,50 @@ def test_a_run_that_never_served_leaves_the_exit_to_python(tmp_path: Path) -> No
     assert "the program's own exit hook ran" in done.stdout
 
 
+# A program with an exit hook of its own, registered before the run, that runs the bridge
+# (stopped by a SIGTERM to itself once running), then exits with a status of its own.
+_EXITS_ITS_OWN_WAY_AFTER_RUN: Final = """
+import asyncio, atexit, os, signal, sys
+import bridge.app
+
+class StopsAtOnce:
+    name = "stops-at-once"
+    required = False
+
+    async def start(self):
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+    def readiness(self):
+        return None
+
+    async def aclose(self):
+        pass
+
+components = bridge.app.default_components
+bridge.app.default_components = lambda: [*components(), lambda context: StopsAtOnce()]
+atexit.register(lambda: print("the program's own exit hook ran", flush=True))
+from bridge.cli import main
+status = main(["run"])
+print(f"run returned {status}", flush=True)
+sys.exit(3)
+"""
+
+
+def test_a_program_that_ran_the_bridge_exits_with_its_own_status_and_exit_hooks(
+    tmp_path: Path,
+) -> None:
+    """A program that ran the bridge (served, then stopped) and exits with a status of its own:
+    the process exits with that status, every exit hook of the program run; the exit without
+    the interpreter's teardown, which ends the process with run's status, is the command's."""
+    done = run_command(
+        [sys.executable, "-c", _EXITS_ITS_OWN_WAY_AFTER_RUN],
+        {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(tmp_path / "state")},
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "run returned 0\nthe program's own exit hook ran\n", done.stderr
+    assert re.search(r" INFO bridge: stopped in \d+\.\ds ", done.stderr), done.stderr
+
+
 def test_run_logs_ts_with_milliseconds_and_z_and_ends_start_up_with_the_urls(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
