@@ -148,8 +148,8 @@ async def test_a_long_report_keeps_to_4000_characters_saying_what_it_left_out() 
     assert lines[0].endswith(", at: the close of component alerts")
     # Threads an earlier test left may be alive too: the writer is among them, before the tasks.
     assert lines[2].endswith(" thread(s) alive that the exit waits for:")
-    tasks = lines.index("17 asyncio task(s) pending:")  # the 16 and the test's own
-    assert any(line.startswith("  outbox-writer: ") for line in lines[3:tasks])
+    tasks_title = lines.index("17 asyncio task(s) pending:")  # the 16 and the test's own
+    assert any(line.startswith("  outbox-writer: ") for line in lines[3:tasks_title])
     assert re.fullmatch(
         r"… and \d+ more line\(s\) left out \(the report keeps to 4000 characters\)", lines[-1]
     )
