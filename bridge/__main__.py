@@ -34,7 +34,9 @@ class _LightParser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command ``argv`` (the process's arguments) names; return its exit status."""
+    """Run the command ``argv`` (the process's arguments) names; return its exit status, which
+    the process exits with (``run`` ends the process with it once stopped, without the
+    interpreter's teardown)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["healthcheck"]:
         from bridge.cli import healthcheck, healthcheck_options
@@ -59,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args in _PLAIN_RUNS:
             from bridge.cli.service import run
 
-            return run(demo=args == ["run", "--demo"])
+            return run(demo=args == ["run", "--demo"], as_command=True)
         from bridge.cli import main as full
 
         return full(args)

@@ -106,15 +106,14 @@ def add_service_commands(commands: Commands) -> None:
 # -- run --
 
 
-async def _serve(settings: Settings, demo: bool) -> tuple[int, StopWatch | None]:
-    """Start the bridge and serve until SIGTERM or SIGINT: the exit status, and what watches
-    the stop (begun as it began; None when the bridge did not start)."""
+async def _serve(settings: Settings, demo: bool, watch: StopWatch) -> int:
+    """Start the bridge and serve until SIGTERM or SIGINT, ``watch`` started as the stop begins
+    (left unstarted when the bridge did not start); the exit status."""
     import asyncio
 
     from bridge import __version__
     from bridge.app import Bridge, default_components
     from bridge.bodies import keep_heap_for_bodies
-    from bridge.stop_watch import StopWatch
 
     components = default_components()
     if demo:
@@ -133,15 +132,15 @@ async def _serve(settings: Settings, demo: bool) -> tuple[int, StopWatch | None]
     except OSError as exc:  # the address is a BridgeError of its own; this is anything else
         _logger().error("cannot start: %s", exc)
         await bridge.aclose()
-        return EXIT_FAILED, None
+        return EXIT_FAILED
     except ConfigError as exc:  # e.g. EXESDB_STATE_DIR cannot hold the alert outbox
         _logger().error("%s", exc)
         await bridge.aclose()
-        return EXIT_USAGE, None
+        return EXIT_USAGE
     except BridgeError as exc:
         _logger().error("%s", exc)
         await bridge.aclose()
-        return EXIT_FAILED, None
+        return EXIT_FAILED
     _settle_heap()
     keep_heap_for_bodies(settings.max_body_bytes)  # the bodies' memory kept between requests
     _logger().info("exesdb-bridge %s running as node %s", __version__, settings.node)
@@ -152,18 +151,19 @@ async def _serve(settings: Settings, demo: bool) -> tuple[int, StopWatch | None]
         _logger().info("open %s (the status page; /metrics for Prometheus)", base)
     await stop.wait()
     _logger().info("stopping")
-    watch = StopWatch(
-        settings.shutdown_timeout_ms / 1000 * _REPORT_AFTER_SHARE,
-        lambda: bridge.stopping,
-        allowed=_allowed(settings),
-    )
+    watch.doing = lambda: bridge.stopping
     watch.start()
-    await bridge.aclose()
+    status = EXIT_OK
+    try:
+        await bridge.aclose()
+    except Exception:  # the rest of the stop skipped: the exit still ends within its bound
+        _logger().exception("the stop failed at %s", bridge.stopping)
+        status = EXIT_FAILED
     watch.doing = lambda: (
         "the event loop's close (the tasks left cancelled and awaited, then the default"
         " executor's threads joined)"
     )
-    return EXIT_OK, watch
+    return status
 
 
 def _allowed(settings: Settings) -> str:
@@ -215,16 +215,24 @@ def _run(args: argparse.Namespace) -> int:
     return run(demo=args.demo)
 
 
-def run(demo: bool = False) -> int:
+def run(demo: bool = False, *, as_command: bool = False) -> int:
     """``exesdb-bridge run`` (with ``demo``: ``--demo``): start the bridge and serve until
-    SIGTERM or Ctrl-C; the exit status."""
+    SIGTERM or Ctrl-C; the exit status.
+
+    ``as_command``: the process exits with the status returned, as ``exesdb-bridge run``'s
+    does; once the bridge has served and stopped, it then exits without the interpreter's
+    teardown. A program calling ``run`` (or ``bridge.cli.main(["run"])``) leaves it unset and
+    exits as it chooses: its status, its exit hooks. Either way, a thread the bridge left still
+    running at the exit past the stop's deadline (an alert outbox write on a disk that hangs)
+    is not waited for: the process ends then, with the status ``run`` returned."""
     # Start-up imports and builds what lives as long as the process: the collector's passes
     # over it (about 170 while importing) found a few thousand objects and cost 4-7% of the
     # start's CPU. The one collection in _settle_heap, once started, takes what they took.
     gc.disable()
     exit_hook = _ExitWithoutTeardown()
-    # Registered before start-up's imports register theirs (logging's), it runs after them all.
-    atexit.register(exit_hook)
+    if as_command:  # the status run returns is the process's: the hook may end it so
+        # Registered before start-up's imports register theirs (logging's), it runs after them all.
+        atexit.register(exit_hook)
     try:
         return _start_and_serve(demo, exit_hook)
     finally:
@@ -238,6 +246,7 @@ def _start_and_serve(demo: bool, exit_hook: _ExitWithoutTeardown) -> int:
 
     from bridge.logs import configure_logging
     from bridge.probe_settings import variable_value
+    from bridge.stop_watch import StopWatch
 
     # Refused settings are listed with what the start would stop on next, at the outbox, as
     # check-config lists them: all mended in one round. Looked for only then (the outbox says it
@@ -273,15 +282,27 @@ def _start_and_serve(demo: bool, exit_hook: _ExitWithoutTeardown) -> int:
             " replica run with --demo publishes it again: run the demo on one replica only, or"
             " each of its alerts is raised once per replica"
         )
+    # Made here, not as the stop begins: a stop that raises out of the event loop still ends it
+    # and arms the exit below, whose bound a thread the bridge left (the outbox's) needs.
+    watch = StopWatch(
+        settings.shutdown_timeout_ms / 1000 * _REPORT_AFTER_SHARE,
+        lambda: "the stop's start",
+        allowed=_allowed(settings),
+    )
     try:
-        status, watch = asyncio.run(_serve(settings, demo))
+        status = asyncio.run(_serve(settings, demo, watch))
     except Exception:  # a fault of the bridge's own: its traceback through the redacting log
         _logger().exception("exesdb-bridge stopped on an unexpected error")
-        status, watch = EXIT_FAILED, None
-    if watch is not None:
+        status = EXIT_FAILED
+    if watch.started:  # the bridge served, then stopped (or its stop failed, as logged)
         # The last line: the stop is over (a supervisor's log ends here), the event loop closed
         # too, and what it took beside what it may take.
-        _logger().info("stopped in %.1fs (%s)", time.monotonic() - watch.began, _allowed(settings))
+        _logger().info(
+            "stopped in %.1fs (%s)%s",
+            time.monotonic() - watch.began,
+            _allowed(settings),
+            "" if status == EXIT_OK else f", exit {status}: the stop failed, as logged above",
+        )
         # From here the exit's own time limit says what holds it, not the stop's watch: a
         # program that called run() may go on for a while before it exits.
         watch.end()
@@ -310,7 +331,9 @@ class _ExitWithoutTeardown:
     100 000 nodes' series, counted against a ``podman stop``'s or a pod's grace period
     (docs/performance.md, "The exit after the stop"), and nothing is left to write by then: the
     outbox and the spool are closed, the log is flushed. Unset (a start refused or that raised,
-    the bridge never served), Python exits as usual."""
+    the bridge never served), Python exits as usual; so it does for a program that called
+    ``run``, which registers the hook only as the command (an exit with another status, or the
+    program's own exit hooks registered before, would be skipped by it)."""
 
     def __init__(self) -> None:
         self.status: int | None = None
@@ -341,18 +364,27 @@ class _ExitWithoutTeardown:
         while any(thread.is_alive() for thread in left):
             if _joining_threads_at_exit():  # cut short the exit's joins alone, once they run
                 with self._exiting:
-                    assert self._watch is not None  # set by arm()
-                    _logger().error(
-                        "exit: threads still running %.1fs after the stop's last line (a disk"
-                        " that hangs?): the process ends without them. A transaction of the"
-                        " alert outbox under way commits or not as the disk leaves it: nothing"
-                        " in it was answered as stored yet (its sender sends it again; on Redis"
-                        " the next holder of the work queue handles it).\n%s",
-                        time.monotonic() - armed,
-                        self._watch.report(),
-                    )
-                    self._exit()
+                    try:  # the process ends whatever the report and the log do
+                        _logger().error(
+                            "exit: threads still running %.1fs after the stop's last line (a"
+                            " disk that hangs?): the process ends without them. A transaction"
+                            " of the alert outbox under way commits or not as the disk leaves"
+                            " it: nothing in it was answered as stored yet (its sender sends it"
+                            " again; on Redis the next holder of the work queue handles it).\n%s",
+                            time.monotonic() - armed,
+                            self._waits_on(),
+                        )
+                    finally:
+                        self._exit()
             time.sleep(_EXIT_LOOK_SECONDS)  # until Python joins them, or they end
+
+    def _waits_on(self) -> str:
+        """What the exit waits on, as the stop's watch says it, or why it cannot."""
+        assert self._watch is not None  # set by arm()
+        try:
+            return self._watch.report()
+        except Exception as exc:  # the exit's last words: not a reason to stay
+            return f"what it waits on could not be told ({type(exc).__name__}: {exc})"
 
     def __call__(self) -> None:
         if self.status is None:
@@ -364,12 +396,14 @@ class _ExitWithoutTeardown:
         assert self.status is not None
         import logging
 
-        # Done by logging's own hook when it ran first, not when it was registered before this.
-        logging.shutdown()
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError):  # a closed pipe, a closed stream
-                stream.flush()
-        os._exit(self.status)
+        try:
+            # Done by logging's own hook when it ran first, not when it was registered before.
+            logging.shutdown()  # which raises a handler's error, logging.raiseExceptions set
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(OSError, ValueError):  # a closed pipe, a closed stream
+                    stream.flush()
+        finally:
+            os._exit(self.status)
 
 
 def _joining_threads_at_exit() -> bool:

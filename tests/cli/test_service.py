@@ -484,6 +484,50 @@ def test_a_run_that_never_served_leaves_the_exit_to_python(tmp_path: Path) -> No
     assert "the program's own exit hook ran" in done.stdout
 
 
+# A program with an exit hook of its own, registered before the run, that runs the bridge
+# (stopped by a SIGTERM to itself once running), then exits with a status of its own.
+_EXITS_ITS_OWN_WAY_AFTER_RUN: Final = """
+import asyncio, atexit, os, signal, sys
+import bridge.app
+
+class StopsAtOnce:
+    name = "stops-at-once"
+    required = False
+
+    async def start(self):
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+    def readiness(self):
+        return None
+
+    async def aclose(self):
+        pass
+
+components = bridge.app.default_components
+bridge.app.default_components = lambda: [*components(), lambda context: StopsAtOnce()]
+atexit.register(lambda: print("the program's own exit hook ran", flush=True))
+from bridge.cli import main
+status = main(["run"])
+print(f"run returned {status}", flush=True)
+sys.exit(3)
+"""
+
+
+def test_a_program_that_ran_the_bridge_exits_with_its_own_status_and_exit_hooks(
+    tmp_path: Path,
+) -> None:
+    """A program that ran the bridge (served, then stopped) and exits with a status of its own:
+    the process exits with that status, every exit hook of the program run; the exit without
+    the interpreter's teardown, which ends the process with run's status, is the command's."""
+    done = run_command(
+        [sys.executable, "-c", _EXITS_ITS_OWN_WAY_AFTER_RUN],
+        {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(tmp_path / "state")},
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "run returned 0\nthe program's own exit hook ran\n", done.stderr
+    assert re.search(r" INFO bridge: stopped in \d+\.\ds ", done.stderr), done.stderr
+
+
 def test_run_logs_ts_with_milliseconds_and_z_and_ends_start_up_with_the_urls(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
@@ -565,8 +609,8 @@ def test_a_stop_running_long_says_once_which_step_task_and_thread_it_waits_on(
         re.S,
     )
     assert re.match(
-        r"the stop is still running after \d+\.\ds \(EXESDB_SHUTDOWN_TIMEOUT_MS allows 0\.4s\),"
-        r" at: the close of component slow-disk\n",
+        r"the stop is still running \d+\.\ds after it began"
+        r" \(EXESDB_SHUTDOWN_TIMEOUT_MS allows 0\.4s\), at: the close of component slow-disk\n",
         report,
     ), report
     [close] = [line for line in report.splitlines() if "SlowToStop.aclose:" in line]
@@ -720,3 +764,127 @@ def test_a_thread_the_program_starts_after_run_is_joined_at_its_exit(tmp_path: P
     assert done.returncode == 0, done.stderr
     assert done.stdout == "the program's own thread finished\n", done.stderr
     assert " ERROR " not in done.stderr, done.stderr
+
+
+# A bridge whose last component (closed first) leaves a thread of its own running (a write to a
+# disk that hangs, as the alert outbox's can), and whose bus's close then fails. Stopped by a
+# SIGTERM to itself once running.
+_FAILED_STOP_LEAVING_A_THREAD: Final = """
+import asyncio, os, signal, sys, threading
+import bridge.app, bridge.bus
+
+def hung_disk_write():
+    threading.Event().wait(10)  # a write to a disk that hangs, long past the exit's time limit
+    print("the hung write ended", flush=True)
+
+class LeavesAThread:
+    name = "leaves-a-thread"
+    required = False
+
+    async def start(self):
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+    def readiness(self):
+        return None
+
+    async def aclose(self):
+        threading.Thread(target=hung_disk_write, name="hung-disk-writer").start()
+
+close = bridge.bus.Bus.aclose
+async def failing_close(self, *args):
+    await close(self, *args)
+    raise ConnectionResetError("the bus's transport lost its connection as it closed")
+bridge.bus.Bus.aclose = failing_close
+
+components = bridge.app.default_components
+bridge.app.default_components = lambda: [*components(), lambda context: LeavesAThread()]
+from bridge.cli.parser import main
+sys.exit(main(["run"]))
+"""
+
+
+def test_a_failed_stop_is_logged_and_still_ends_the_process_within_its_bound(
+    tmp_path: Path,
+) -> None:
+    """A stop that raises (the bus's close failing) with a thread the bridge left hanging: the
+    failure is logged with its error and the step it failed at, the last line says the stop
+    failed, no report says the stop is still running, and the process ends exit 1 without
+    waiting for that thread, as after a stop that succeeded."""
+    done = run_command(
+        [sys.executable, "-c", _FAILED_STOP_LEAVING_A_THREAD],
+        {
+            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+            "EXESDB_STATE_DIR": str(tmp_path / "state"),
+            "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
+        },
+    )
+    assert done.returncode == 1, done.stderr
+    assert "the hung write ended" not in done.stdout, done.stderr
+    assert re.search(
+        r" ERROR bridge: the stop failed at the bus's close \(.*\)\nTraceback .*\n"
+        r"ConnectionResetError: the bus's transport lost its connection as it closed\n",
+        done.stderr,
+        re.S,
+    ), done.stderr
+    assert re.search(
+        r" INFO bridge: stopped in \d+\.\ds \(EXESDB_SHUTDOWN_TIMEOUT_MS allows 0\.4s\), exit 1:"
+        r" the stop failed, as logged above\n",
+        done.stderr,
+    ), done.stderr
+    assert " ERROR bridge: exit: threads still running " in done.stderr, done.stderr
+    assert "the stop is still running" not in done.stderr, done.stderr
+
+
+# A component closed at once that leaves a thread of its own running (a write to a disk that
+# hangs), and the report of what the exit waits on failing once the stop is over.
+_EXIT_REPORT_FAILS: Final = """
+import asyncio, os, signal, sys, threading
+import bridge.app, bridge.stop_watch
+
+def hung_disk_write():
+    threading.Event().wait(10)  # a write to a disk that hangs, long past the exit's time limit
+    print("the hung write ended", flush=True)
+
+def failing_report(self):
+    raise RuntimeError("Set changed size during iteration")
+
+class LeavesAThread:
+    name = "leaves-a-thread"
+    required = False
+
+    async def start(self):
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+    def readiness(self):
+        return None
+
+    async def aclose(self):
+        threading.Thread(target=hung_disk_write, name="hung-disk-writer").start()
+        bridge.stop_watch.StopWatch.report = failing_report
+
+components = bridge.app.default_components
+bridge.app.default_components = lambda: [*components(), lambda context: LeavesAThread()]
+from bridge.cli.parser import main
+sys.exit(main(["run"]))
+"""
+
+
+def test_the_exit_ends_the_process_when_its_report_fails(tmp_path: Path) -> None:
+    """A thread the bridge left hanging and the report of what the exit waits on raising: the
+    exit's error says the report could not be made, and the process still ends at the exit's
+    time limit, with the stop's status."""
+    done = run_command(
+        [sys.executable, "-c", _EXIT_REPORT_FAILS],
+        {
+            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+            "EXESDB_STATE_DIR": str(tmp_path / "state"),
+            "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    assert "the hung write ended" not in done.stdout, done.stderr
+    assert " (a disk that hangs?): the process ends without them. " in done.stderr, done.stderr
+    assert (
+        "\nwhat it waits on could not be told (RuntimeError: Set changed size during iteration)"
+        in done.stderr
+    ), done.stderr
