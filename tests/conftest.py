@@ -14,15 +14,22 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.scheduling import group_integration_modules, interleaved
+from tests.scheduling import group_integration_module, interleaved
 from tests.support import BridgeProcess, is_bridge_variable
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Under ``--dist loadgroup`` (make test), each integration module a group of its own: marked
+    as collected, before pytest-xdist reads the groups."""
+    if item.config.getoption("loadgroup", default=False):
+        group_integration_module(item)
+
+
+# Last: the order of the tests left once -m and -k have deselected theirs (make pytest-quick).
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``--dist loadgroup`` (make test), the order of ``tests/scheduling.py``."""
     if config.getoption("loadgroup", default=False):
-        group_integration_modules(items)
         items[:] = interleaved(items)
 
 

@@ -25,12 +25,11 @@ _SPREAD: Final = 2 / 3
 _INTEGRATION: Final = Path(__file__).parent / "integration"
 
 
-def group_integration_modules(items: Sequence[pytest.Item]) -> None:
-    """Mark each test of a module under ``tests/integration`` without a group with its module's
-    (``group_of``), which pytest-xdist then reads."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None and (group := group_of(item)):
-            item.add_marker(pytest.mark.xdist_group(group))
+def group_integration_module(item: pytest.Item) -> None:
+    """Mark ``item``, a test of a module under ``tests/integration`` without a group, with its
+    module's (``group_of``), which pytest-xdist then reads."""
+    if item.get_closest_marker("xdist_group") is None and (group := group_of(item)):
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def group_of(item: pytest.Item) -> str | None:
