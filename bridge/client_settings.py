@@ -14,10 +14,19 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final, Self, TypeVar
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ModelWrapValidatorHandler,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails, InitErrorDetails
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -39,7 +48,7 @@ from bridge.client_environment import (
 )
 from bridge.errors import ConfigError
 from bridge.hidden import NODE_PATTERN
-from bridge.probe_settings import DEFAULT_HTTP_ADDR, split_addr
+from bridge.probe_settings import DEFAULT_HTTP_ADDR, NOT_TEXT, holds_no_text, split_addr
 from bridge.settings_errors import describe_error
 from bridge.urls import require_bridge_url, require_http_url
 
@@ -61,6 +70,7 @@ __all__ = [
     "SigningKeyText",
     "StateDir",
     "Trimmed",
+    "raised_again",
     "read_client_settings",
     "read_settings",
     "setting",
@@ -94,22 +104,6 @@ def _token(value: Any) -> Any:
         if (problem := admin_token_problem(token := value.strip())) is not None:
             raise ValueError(problem)
         return token or None
-    return value
-
-
-def _signing_key(value: Any) -> Any:
-    # The key is signed with as UTF-8: a byte that is no character of it (a key made with
-    # $(head -c 32 /dev/urandom), which the environment holds as a surrogate escape) can be
-    # neither, and stopped run, publish and sign.py with a traceback.
-    if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise ValueError(
-                "holds bytes that are not UTF-8 text (random bytes, as from /dev/urandom, are"
-                " not), and the key is used as UTF-8; allowed: text of at least"
-                f" {MIN_SECRET_LENGTH} characters, e.g. $(openssl rand -hex 32)"
-            ) from None
     return value
 
 
@@ -148,9 +142,9 @@ BridgeUrl = Annotated[BaseUrl, AfterValidator(_bridge_url)]
 # host:port, as the bridge listens (``split_addr``).
 ListenAddress = Annotated[str, AfterValidator(_listen_address)]
 AdminToken = Annotated[SecretStr | None, BeforeValidator(_token)]
-# SECRET_KEY_BASE and each previous key: taken as they are, but only as UTF-8 text.
-SigningKeyText = Annotated[SecretStr, BeforeValidator(_signing_key)]
-SigningKey = Annotated[SecretStr | None, BeforeValidator(_signing_key)]
+# SECRET_KEY_BASE and each previous key: taken as they are (UTF-8 text, as every setting).
+SigningKeyText = SecretStr
+SigningKey = SecretStr | None
 # EXESDB_STATE_DIR: a path, trimmed, not one beginning with ~ (``state_dir_problem``).
 StateDir = Annotated[str, BeforeValidator(trimmed), AfterValidator(_state_dir)]
 
@@ -167,7 +161,8 @@ class _Environment(EnvSettingsSource):
 
 
 class FromEnvironment(BaseSettings):
-    """Settings read from the environment, one variable each, as every model of them reads it."""
+    """Settings read from the environment, one variable each, as every model of them reads it;
+    a value holding bytes that are not UTF-8 text is refused, whichever setting holds it."""
 
     # A variable set to the empty string is unset (docker compose's ${X:-}, an empty Kubernetes
     # value), as the OpenTelemetry environment-variable specification asks: its default, never
@@ -194,6 +189,34 @@ class FromEnvironment(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """pydantic-settings' sources, the environment read as ``_Environment`` reads it."""
         return init_settings, _Environment(settings_cls), dotenv_settings, file_secret_settings
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _text_only(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        # On Linux the environment keeps a byte that is no UTF-8 as a lone surrogate (PEP 383),
+        # which every string check takes and which fails only where it is encoded: a label,
+        # a page or a header (EXESDB_REVISION=$'\xff' had / and /metrics answer 500). Refused
+        # here for every setting of every model, never shown (it may be a secret); the other
+        # values judged with these unset, so that every problem is said at once.
+        if not isinstance(data, dict):
+            return handler(data)
+        refused = sorted(name for name, value in data.items() if holds_no_text(value))
+        if not refused:
+            return handler(data)
+        errors: list[InitErrorDetails] = [
+            {
+                "type": "value_error",
+                "loc": (name,),
+                "input": None,
+                "ctx": {"error": ValueError(NOT_TEXT)},
+            }
+            for name in refused
+        ]
+        try:
+            handler({name: value for name, value in data.items() if name not in refused})
+        except ValidationError as exc:
+            errors += [raised_again(error) for error in exc.errors(include_url=False)]
+        raise ValidationError.from_exception_data(cls.__name__, errors)
 
 
 class BridgeLocation(FromEnvironment):
@@ -227,6 +250,14 @@ class OutboxSettings(FromEnvironment):
     """What ``outbox`` reads: the state directory holding the alert outbox."""
 
     state_dir: StateDir = setting("EXESDB_STATE_DIR", default=DEFAULT_STATE_DIR)
+
+
+def raised_again(error: ErrorDetails) -> InitErrorDetails:
+    """``error`` as one to raise again among others (a ``ValidationError`` made anew)."""
+    kept: InitErrorDetails = {"type": error["type"], "loc": error["loc"], "input": error["input"]}
+    if "ctx" in error:
+        kept["ctx"] = error["ctx"]  # a value error's own message is in it
+    return kept
 
 
 def read_settings(model: type[SettingsModel]) -> SettingsModel:

@@ -28,11 +28,13 @@ if TYPE_CHECKING:  # the schema imports pydantic, which the probe's settings do 
 
 __all__ = [
     "DEFAULT_HTTP_ADDR",
+    "NOT_TEXT",
     "REQUIRES_CERTIFICATE",
     "ProbeCredentials",
     "ProbeSettings",
     "client_certificate_problem",
     "credential_warnings",
+    "holds_no_text",
     "load_client_certificate",
     "read_password",
     "split_addr",
@@ -45,6 +47,12 @@ DEFAULT_HTTP_ADDR: Final = "0.0.0.0:9570"
 REQUIRES_CERTIFICATE: Final = frozenset({"RequireAnyClientCert", "RequireAndVerifyClientCert"})
 # A host name or an IPv4 address; an IPv6 address is checked as one.
 _HOST_NAME: Final = re.compile(r"[\w.-]+")
+# Why a setting holding bytes that are no UTF-8 text is refused, its value never shown.
+NOT_TEXT: Final = (
+    "holds bytes that are not UTF-8 text (the value not shown), and every setting is read as"
+    " text; allowed: UTF-8 text (random bytes, as from /dev/urandom, are not: for a key, e.g."
+    " $(openssl rand -hex 32))"
+)
 
 
 def split_addr(value: str) -> tuple[str, int]:
@@ -112,6 +120,18 @@ def _listen_host(host: str) -> str | None:
     except OSError:
         return None
     return address
+
+
+def holds_no_text(value: object) -> bool:
+    """Whether ``value`` is text holding a byte that is no UTF-8, which the environment keeps
+    as a lone surrogate (PEP 383's surrogateescape) and nothing can encode, show or send."""
+    if not isinstance(value, str) or value.isascii():
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def variable_value(environ: Mapping[str, str], name: str) -> str | None:
@@ -290,8 +310,15 @@ class ProbeSettings(NamedTuple):  # not a dataclass: the probe imports no datacl
             healthcheck_cert_file=get("EXESDB_HEALTHCHECK_CERT_FILE"),
             healthcheck_key_file=get("EXESDB_HEALTHCHECK_KEY_FILE"),
         )
-        # In load_settings' order: the values, then the checks across them (cross_checks).
-        problems: list[str] = []
+        # Bytes that are no text first (no check below can judge them); then, in load_settings'
+        # order, the values and the checks across them (cross_checks).
+        problems = [
+            f"{name}: {NOT_TEXT}"
+            for name in (f"EXESDB_{field.upper()}" for field in cls._fields)
+            if holds_no_text(variable_value(env, name))
+        ]
+        if problems:
+            raise ConfigError(problems)
         try:
             split_addr(settings.http_addr)
         except ValueError as exc:

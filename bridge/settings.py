@@ -28,7 +28,7 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
     field_validator,
 )
-from pydantic_core import ErrorDetails, InitErrorDetails
+from pydantic_core import InitErrorDetails
 from pydantic_settings import NoDecode
 
 from bridge.bus_url import require_bus
@@ -44,6 +44,7 @@ from bridge.client_settings import (
     SigningKeyText,
     StateDir,
     Trimmed,
+    raised_again,
     setting,
     trimmed,
 )
@@ -642,7 +643,7 @@ def _with_items_cut(
         for error in exc.errors(include_url=False):
             refused.update(error["loc"][:1])
             if not (error["loc"][:1] and error["loc"][0] in cut):  # else told above, as cut
-                errors.append(_kept(error))
+                errors.append(raised_again(error))
     # By item number, as the problems of a list are told.
     errors.sort(key=lambda error: next(iter(error["loc"]), -1))
     good = {index: url for index, url in enumerate(items) if index not in refused}
@@ -661,19 +662,11 @@ def _with_items_cut(
 
 def _with_problem(exc: ValidationError, value: Any, problem: str) -> ValidationError:
     """``exc``'s errors (each bad item's) and ``problem``, one of the whole ``value``."""
-    errors = [_kept(error) for error in exc.errors(include_url=False)]
+    errors = [raised_again(error) for error in exc.errors(include_url=False)]
     errors.append(
         {"type": "value_error", "loc": (), "input": value, "ctx": {"error": ValueError(problem)}}
     )
     return ValidationError.from_exception_data(exc.title, errors)
-
-
-def _kept(error: ErrorDetails) -> InitErrorDetails:
-    """``error`` as one to raise again among others."""
-    kept: InitErrorDetails = {"type": error["type"], "loc": error["loc"], "input": error["input"]}
-    if "ctx" in error:
-        kept["ctx"] = error["ctx"]  # a value error's own message is in it
-    return kept
 
 
 def known_variables() -> frozenset[str]:
