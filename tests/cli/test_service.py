@@ -484,10 +484,10 @@ def test_a_run_that_never_served_leaves_the_exit_to_python(tmp_path: Path) -> No
     assert "the program's own exit hook ran" in done.stdout
 
 
-# A program with an exit hook of its own, registered before the run, that runs the bridge
-# (stopped by a SIGTERM to itself once running), then exits with a status of its own.
-_EXITS_ITS_OWN_WAY_AFTER_RUN: Final = """
-import asyncio, atexit, os, signal, sys
+# A program that runs the bridge as a library does, stopped by a SIGTERM to itself once
+# running: ``before`` and ``after`` are what the program does before the run and after it.
+_RUN_STOPPED_AT_ONCE: Final = """
+import asyncio, atexit, os, signal, sys, threading, time
 import bridge.app
 
 class StopsAtOnce:
@@ -505,12 +505,20 @@ class StopsAtOnce:
 
 components = bridge.app.default_components
 bridge.app.default_components = lambda: [*components(), lambda context: StopsAtOnce()]
-atexit.register(lambda: print("the program's own exit hook ran", flush=True))
+{before}
 from bridge.cli import main
 status = main(["run"])
-print(f"run returned {status}", flush=True)
-sys.exit(3)
+{after}
 """
+
+
+# A program with an exit hook of its own, registered before the run, that runs the bridge
+# (stopped at once), then exits with a status of its own.
+_EXITS_ITS_OWN_WAY_AFTER_RUN: Final = _RUN_STOPPED_AT_ONCE.format(
+    before="""atexit.register(lambda: print("the program's own exit hook ran", flush=True))""",
+    after="""print(f"run returned {status}", flush=True)
+sys.exit(3)""",
+)
 
 
 def test_a_program_that_ran_the_bridge_exits_with_its_own_status_and_exit_hooks(
@@ -620,31 +628,12 @@ def test_a_stop_running_long_says_once_which_step_task_and_thread_it_waits_on(
     assert re.search(r"stopped in 2\.\ds", done.stderr.rstrip().splitlines()[-1]), done.stderr
 
 
-# A program that runs the bridge (stopped by a SIGTERM to itself once running), then goes on.
-_GOES_ON_AFTER_RUN: Final = """
-import asyncio, os, signal, sys, time
-import bridge.app
-
-class StopsAtOnce:
-    name = "stops-at-once"
-    required = False
-
-    async def start(self):
-        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
-
-    def readiness(self):
-        return None
-
-    async def aclose(self):
-        pass
-
-components = bridge.app.default_components
-bridge.app.default_components = lambda: [*components(), lambda context: StopsAtOnce()]
-from bridge.cli.parser import main
-status = main(["run"])
-time.sleep(1.5)  # the program's own work after the run, past the exit's half second
-print(f"went on after the run ({status})", flush=True)
-"""
+# A program that runs the bridge (stopped at once), then goes on.
+_GOES_ON_AFTER_RUN: Final = _RUN_STOPPED_AT_ONCE.format(
+    before="",
+    after="""time.sleep(1.5)  # the program's own work after the run, past the exit's half second
+print(f"went on after the run ({status})", flush=True)""",
+)
 
 
 def test_a_program_going_on_after_run_is_not_cut_short_by_the_exits_time_limit(
@@ -720,33 +709,12 @@ def test_the_exits_error_says_how_long_after_the_last_line_it_ended(tmp_path: Pa
 
 # A program that runs the bridge (stopped at once), then starts a thread of its own, not a
 # daemon, which Python joins as the program exits.
-_OWN_THREAD_AFTER_RUN: Final = """
-import asyncio, os, signal, sys, threading
-import bridge.app
-
-def own_work():
+_OWN_THREAD_AFTER_RUN: Final = _RUN_STOPPED_AT_ONCE.format(
+    before="""def own_work():
     threading.Event().wait(1.5)  # the program's own work, past the exit's half second
-    print("the program's own thread finished", flush=True)
-
-class StopsAtOnce:
-    name = "stops-at-once"
-    required = False
-
-    async def start(self):
-        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
-
-    def readiness(self):
-        return None
-
-    async def aclose(self):
-        pass
-
-components = bridge.app.default_components
-bridge.app.default_components = lambda: [*components(), lambda context: StopsAtOnce()]
-from bridge.cli.parser import main
-main(["run"])
-threading.Thread(target=own_work, name="own-work").start()
-"""
+    print("the program's own thread finished", flush=True)""",
+    after="""threading.Thread(target=own_work, name="own-work").start()""",
+)
 
 
 def test_a_thread_the_program_starts_after_run_is_joined_at_its_exit(tmp_path: Path) -> None:
