@@ -523,10 +523,17 @@ def test_a_killed_holders_firing_resolved_meanwhile_by_the_next_holder_is_never_
     takes it before its firing is due again) never sends its older firing: the receiver's last
     word is the resolve, and A counts the firing stale and lists it so."""
     receiver: WebhookReceiver = webhook_receiver()
-    # Taking the lease, A tells the firing stale before it is due again (30 s after it failed).
-    slow = {"EXESDB_WEBHOOK_BACKOFF_MS": "30000", "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "30000"}
-    extra = slow if b_stopped else {}
-    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver, **extra)
+    if b_stopped:
+        # Taking the lease, A tells the firing stale before it is due again (30 s after it
+        # failed). A alone waits so long: B, taking over while the receiver is still down, may
+        # fail its first try too, and would then hold the resolve back as long.
+        slow = {"EXESDB_WEBHOOK_BACKOFF_MS": "30000", "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "30000"}
+        a = start_replica(tmp_path, bridge_processes, redis.url, "bridge-0", receiver, **slow)
+        wait_until(lambda: metric(a.url, "exesdb_redis_work_queue_leader") == 1, 15, "A leads")
+        b = start_replica(tmp_path, bridge_processes, redis.url, "bridge-1", receiver)
+        replicas = [a, b]
+    else:
+        replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver)
     holder = leader(replicas)
     other = next(r for r in replicas if r is not holder)
     receiver.stop()
