@@ -13,7 +13,7 @@ out, for bytes in which no JSON string can hold any of those (``is_clean``: esca
 none, ``\\u00b5`` or ``\\"``, may be there).
 Both check the name pattern (``NAME_PATTERN``): clean bytes may still hold a line or paragraph
 separator, written unescaped; and a name's ``visible_name`` (what no pattern says) is checked
-as the model is made. Neither checks the alphabets of ``id`` and ``topic``
+as the model is made. Both refuse a blank node name (``" "``), which clean bytes may hold. Neither checks the alphabets of ``id`` and ``topic``
 (``in_alphabets``, a batch at once).
 """
 
@@ -85,7 +85,7 @@ RecursionError: nesting deeper than the decoder goes)."""
 
 _UNSET: Final = msgspec.UNSET
 _CONTROL: Final = r"\x00-\x1f\x7f-\x9f"  # C0 (NUL included), DEL and C1
-_NODE_REFUSED: Final = _CONTROL + HIDDEN_CHARACTERS  # what NODE_PATTERN refuses
+_NODE_REFUSED: Final = _CONTROL + HIDDEN_CHARACTERS  # the characters NODE_PATTERN refuses
 NOT_IN_NODE: Final = _NODE_REFUSED + r"\ud800-\udfff"
 """The characters the envelope's ``node`` may not hold, as a regular expression's class: a
 control character, a zero-width character or bidirectional control (``NODE_PATTERN``), or a
@@ -94,8 +94,13 @@ page or a message sent on can carry; the payload's strings are refused one by th
 they are built)."""
 # Python's re reads ``$`` as "end, or before a final newline": the patterns end at \Z instead.
 _NO_CONTROL: Final = rf"\A[^{_CONTROL}]*\Z"
-_NODE_NAME: Final = rf"\A[^{_NODE_REFUSED}]*\Z"
-_NODE_TEXT: Final = rf"\A[^{NOT_IN_NODE}]*\Z"
+# A node name: not blank and none of those characters, as NODE_PATTERN (whitespace, then one
+# character neither whitespace nor refused, then any not refused).
+_NODE_NAME: Final = rf"\A[^{_NODE_REFUSED}\S]*[^{_NODE_REFUSED}\s][^{_NODE_REFUSED}]*\Z"
+_NODE_TEXT: Final = rf"\A[^{NOT_IN_NODE}\S]*[^{NOT_IN_NODE}\s][^{NOT_IN_NODE}]*\Z"
+# In clean bytes, where no node can hold a refused character, only a blank one is to refuse:
+# msgspec searches a pattern, which for a name like "node-1" matches at its first character.
+_NODE_NOT_BLANK: Final = r"\S"
 # An alert id: neither "." nor ".." (ALERT_ID_PATTERN), checked by both decoders (clean bytes
 # may hold either), and without control characters (CHECKED's).
 _ALERT_ID_CLEAN: Final = r"\A(?!\.{1,2}\Z)"
@@ -294,8 +299,7 @@ def _type(schema: Mapping[str, Any], str_max: int | None, checked: bool) -> Any:
             if checked:
                 meta["pattern"] = _NO_CONTROL
         elif pattern == NODE_PATTERN:
-            if checked:
-                meta["pattern"] = _NODE_NAME
+            meta["pattern"] = _NODE_NAME if checked else _NODE_NOT_BLANK
         elif pattern == ALERT_ID_PATTERN:
             meta["pattern"] = _ALERT_ID if checked else _ALERT_ID_CLEAN
         elif pattern is not None:
@@ -758,9 +762,11 @@ def _payloads() -> tuple[dict[str, Payload], tuple[type[Message], ...]]:
 def _envelope(payload: Payload, checked: bool) -> type[msgspec.Struct]:
     node: Any = Annotated[
         str,
-        msgspec.Meta(min_length=1, max_length=NODE_MAX_LENGTH, pattern=_NODE_TEXT)
-        if checked
-        else msgspec.Meta(min_length=1, max_length=NODE_MAX_LENGTH),
+        msgspec.Meta(
+            min_length=1,
+            max_length=NODE_MAX_LENGTH,
+            pattern=_NODE_TEXT if checked else _NODE_NOT_BLANK,
+        ),
     ]
     return msgspec.defstruct(
         f"{payload.model.__name__}Envelope",
