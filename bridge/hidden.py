@@ -40,9 +40,16 @@ CONTROL_CHARACTERS: Final = r"\x00-\x1f\x7f-\x9f"
 # Zero-width characters and bidirectional controls: in a node name they make two names that
 # look the same (``node-1`` and ``node-1`` + U+200B) on the status page, in alerts and in
 # /metrics, or reorder the text shown after the name.
-NODE_PATTERN: Final = rf"^[^{CONTROL_CHARACTERS}{HIDDEN_CHARACTERS}]*$"
-"""What a node name (an envelope's ``node``, a payload's, ``EXESDB_NODE``) must match: no
-control character, zero-width character or bidirectional control (checked natively)."""
+_NODE_REFUSED: Final = CONTROL_CHARACTERS + HIDDEN_CHARACTERS
+# A blank node name (``" "``) would be a series, a cluster member and alerts for no one seen.
+# Whitespace, then one character neither whitespace nor refused, then any not refused: a class
+# and its complement meet at the first other character, so no engine backtracks over the
+# blanks. ``\s`` is str.isspace's set in Python's re and Unicode's White_Space in pydantic-core's
+# (JSON Schema's also takes U+FEFF): they differ only in characters refused anyway.
+NODE_PATTERN: Final = rf"^[^{_NODE_REFUSED}\S]*[^{_NODE_REFUSED}\s][^{_NODE_REFUSED}]*$"
+"""What a node name (an envelope's ``node``, a payload's, ``EXESDB_NODE``) must match: not
+blank (whitespace only), and no control character, zero-width character or bidirectional
+control (checked natively)."""
 
 
 def escapes(keep: str = "") -> dict[int, str]:

@@ -278,6 +278,7 @@ def decode_envelope_object(data: Any, *, every: bool = False) -> Envelope | Reje
         isinstance(node, str)
         and 0 < len(node) <= NODE_MAX_LENGTH
         and _NOT_IN_NODE.search(node) is None
+        and not node.isspace()  # NODE_PATTERN's blank: \s in Python's re is str.isspace
     )
     if "node" in data and not node_taken:
         problems.append(_WRONG_NODE)
@@ -468,8 +469,8 @@ _WRONG_TOPIC: Final = partial(
 _WRONG_NODE: Final = partial(
     Rejection,
     RejectReason.MALFORMED,
-    f"node must be a string of 1-{NODE_MAX_LENGTH} characters, none of them a control character,"
-    f" {NODE_REFUSES} or a lone surrogate",
+    f"node must be a string of 1-{NODE_MAX_LENGTH} characters, not blank (whitespace only), none"
+    f" of them a control character, {NODE_REFUSES} or a lone surrogate",
     "node",
 )
 _WRONG_TS: Final = partial(
@@ -537,7 +538,8 @@ _PATTERN_REFUSALS: Final = {
     NO_CONTROL_CHARACTERS: "a label value must not contain control characters",
     ALERT_ID_PATTERN: "an alert id must not be . or .. (a link's path drops them: /alerts/.. is"
     " /, so no alert page or generatorURL would reach it) or contain control characters",
-    NODE_PATTERN: "a node name must not contain a control character or " + NODE_REFUSES,
+    NODE_PATTERN: "a node name must not be blank (whitespace only) or contain a control"
+    f" character or {NODE_REFUSES}",
     NAME_PATTERN: "a name must not be blank (spaces, other whitespace or invisible characters"
     f" only) or contain a control character, {NAME_REFUSES}",
 }

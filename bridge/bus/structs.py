@@ -13,7 +13,9 @@ out, for bytes in which no JSON string can hold any of those (``is_clean``: esca
 none, ``\\u00b5`` or ``\\"``, may be there).
 Both check the name pattern (``NAME_PATTERN``): clean bytes may still hold a line or paragraph
 separator, written unescaped; and a name's ``visible_name`` (what no pattern says) is checked
-as the model is made. Neither checks the alphabets of ``id`` and ``topic``
+as the model is made. A blank node name (``" "``), which clean bytes may hold, is left to the
+pydantic-core path by ``build`` on either (``str.isspace``: a regex search for each node name
+made decoding 11-20% slower). Neither checks the alphabets of ``id`` and ``topic``
 (``in_alphabets``, a batch at once).
 """
 
@@ -85,7 +87,7 @@ RecursionError: nesting deeper than the decoder goes)."""
 
 _UNSET: Final = msgspec.UNSET
 _CONTROL: Final = r"\x00-\x1f\x7f-\x9f"  # C0 (NUL included), DEL and C1
-_NODE_REFUSED: Final = _CONTROL + HIDDEN_CHARACTERS  # what NODE_PATTERN refuses
+_NODE_REFUSED: Final = _CONTROL + HIDDEN_CHARACTERS  # the characters NODE_PATTERN refuses
 NOT_IN_NODE: Final = _NODE_REFUSED + r"\ud800-\udfff"
 """The characters the envelope's ``node`` may not hold, as a regular expression's class: a
 control character, a zero-width character or bidirectional control (``NODE_PATTERN``), or a
@@ -94,8 +96,10 @@ page or a message sent on can carry; the payload's strings are refused one by th
 they are built)."""
 # Python's re reads ``$`` as "end, or before a final newline": the patterns end at \Z instead.
 _NO_CONTROL: Final = rf"\A[^{_CONTROL}]*\Z"
-_NODE_NAME: Final = rf"\A[^{_NODE_REFUSED}]*\Z"
-_NODE_TEXT: Final = rf"\A[^{NOT_IN_NODE}]*\Z"
+# A node name: not blank and none of those characters, as NODE_PATTERN (whitespace, then one
+# character neither whitespace nor refused, then any not refused).
+_NODE_NAME: Final = rf"\A[^{_NODE_REFUSED}\S]*[^{_NODE_REFUSED}\s][^{_NODE_REFUSED}]*\Z"
+_NODE_TEXT: Final = rf"\A[^{NOT_IN_NODE}\S]*[^{NOT_IN_NODE}\s][^{NOT_IN_NODE}]*\Z"
 # An alert id: neither "." nor ".." (ALERT_ID_PATTERN), checked by both decoders (clean bytes
 # may hold either), and without control characters (CHECKED's).
 _ALERT_ID_CLEAN: Final = r"\A(?!\.{1,2}\Z)"
@@ -430,6 +434,7 @@ class Payload:
         self.tag = model.TAG
         fields, config, after = _fields_schema(model)
         names = frozenset(name for name, schema in fields.items() if _is_name(schema))
+        nodes = _node_fields(fields)
         # A copy without the names' validator (the model's core schema is not changed).
         fields = {
             name: {**schema, "schema": schema["schema"]["schema"]} if name in names else schema
@@ -454,7 +459,7 @@ class Payload:
                 )
             )
         # One builder for both: the Structs differ only in the patterns they check.
-        build = _builder(model, described, tuple(after), names)
+        build = _builder(model, described, tuple(after), names, nodes)
         self.clean = Variant(structs[0], build)
         self.checked = Variant(structs[1], build)
 
@@ -466,11 +471,28 @@ def _is_name(schema: Mapping[str, Any]) -> bool:
     return inner["type"] == "function-after" and inner["function"]["function"] is visible_name
 
 
+def _node_fields(fields: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The payload fields holding a node name (``NODE_PATTERN``): those holding one, and those
+    holding a list of them."""
+    ones, lists = [], []
+    for name, field in fields.items():
+        schema = field["schema"]
+        while schema["type"] in ("default", "nullable"):
+            schema = schema["schema"]
+        if schema["type"] == "list":
+            if schema.get("items_schema", {}).get("pattern") == NODE_PATTERN:
+                lists.append(name)
+        elif schema.get("pattern") == NODE_PATTERN:
+            ones.append(name)
+    return tuple(ones), tuple(lists)
+
+
 def _builder(
     model: type[Message],
     described: list[_Field],
     after: tuple[Callable[[Any], Any], ...],
     names: frozenset[str],
+    nodes: tuple[tuple[str, ...], tuple[str, ...]],
 ) -> Build:
     """``build(wire, instant, append, envelope)`` for ``model``: ``append``s the
     ``envelope(...)`` made of the wire envelope ``wire`` (its ``ts`` read as ``instant``, an
@@ -483,7 +505,9 @@ def _builder(
     and an ``Unbuilt`` (the model and its fields set), and the model is built from them when
     ``payload`` is first read (a sink reading ``fields`` never needs it). A model with an
     after-validator is built here, for the validator to judge it. The ``names`` (its ``Name``
-    fields) are judged by ``visible_name`` on the Struct's values, with no model built.
+    fields) are judged by ``visible_name`` on the Struct's values, with no model built; the
+    envelope's node and the ``nodes`` (its fields holding a node name, and lists of them) are
+    looked at for a blank one, which the clean Structs do not check.
 
     It runs for every message, so it is written out for each model as straight-line code (one
     step per field that needs one; loops over a model's fields cost a third more), then
@@ -509,6 +533,8 @@ def _builder(
     code = [
         "def build(wire, instant, append, envelope):",
         "    node = wire.node",
+        "    if node.isspace():",  # blank: NODE_PATTERN refuses it, the clean Struct does not
+        "        return None",
         "    payload = wire.payload",
         # One per field, less those left out, and one per string value.
         f"    keys = {len(described) + len(always)}",
@@ -538,6 +564,21 @@ def _builder(
                 "            return None",
                 f"        payload.{field.name} = instant_",
             ]
+    ones, lists = nodes
+    for name in ones:  # a node name of whitespace alone (left out or null: the envelope's)
+        code += [
+            f"    value = payload.{name}",
+            "    if value.__class__ is str and value.isspace():",
+            "        return None",
+        ]
+    for name in lists:
+        code += [
+            f"    value = payload.{name}",
+            "    if value.__class__ is list:",
+            "        for item in value:",
+            "            if item.isspace():",
+            "                return None",
+        ]
     for name in sorted(names):  # a Name the pattern took may still show nothing: goes on
         code += [
             f"    value = payload.{name}",

@@ -258,7 +258,7 @@ def _plural(text: str) -> str:
 _PATTERN_LABELS: Final = {
     NO_CONTROL_CHARACTERS: ", no control characters",
     ALERT_ID_PATTERN: ", no control characters, not `.` or `..`",
-    NODE_PATTERN: ", no control, zero-width or bidirectional characters",
+    NODE_PATTERN: ", not blank, no control, zero-width or bidirectional characters",
     NAME_PATTERN: ", not blank, no control characters, line separators or bidirectional controls",
 }
 

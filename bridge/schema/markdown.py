@@ -46,8 +46,8 @@ ENVELOPE_FIELDS: Final[tuple[FieldDoc, ...]] = (
     FieldDoc("tag", "string", True, "", ("a tag of `instance` (below)",)),
     FieldDoc(
         "node",
-        f"string (1-{NODE_MAX_LENGTH} characters, no control, zero-width or bidirectional"
-        " characters)",
+        f"string (1-{NODE_MAX_LENGTH} characters, not blank, no control, zero-width or"
+        " bidirectional characters)",
         True,
         "",
         (),
@@ -108,10 +108,12 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
 - A string that becomes a Prometheus label value ("no control characters") may not hold a C0
   control character (NUL included), DEL or a C1 control character.
 - A node name (the envelope's `node`, a payload's `node`, `originating_node` and the nodes a
-  list names: "no control, zero-width or bidirectional characters") may not hold
-  {node_refuses} either: `node-1` and `node-1` with a U+200B after it would look the same
-  on the status page, in alerts and in `/metrics`, and a bidirectional control reorders the text
-  shown after it. The envelope's is refused as `malformed`, a payload's as `invalid_payload`,
+  list names: "not blank, no control, zero-width or bidirectional characters") may not be blank
+  (spaces or other Unicode whitespace only: `" "` would be a series, a cluster member and alerts
+  for no one seen) nor hold a control character, {node_refuses}: `node-1` and `node-1` with a
+  U+200B after it would look the same on the status page, in alerts and in `/metrics`, and a
+  bidirectional control reorders the text shown after it. Blanks beside other characters are
+  kept (`" node 1"`). The envelope's is refused as `malformed`, a payload's as `invalid_payload`,
   each naming the field; `EXESDB_NODE` refuses the same. Other text (titles, descriptions) may
   hold them: the status and alert pages show each as its escape (`\\u200b`).
 - A name shown as who did something (`ack_by`: "not blank, no control characters, line

@@ -1,5 +1,5 @@
-"""The fast decoders against the reference decoder on names: node fields with control characters,
-and an ack_by with a separator, a bidirectional control, blank or over 200 characters."""
+"""The fast decoders against the reference decoder on names: node fields with control characters
+or blank, and an ack_by with a separator, a bidirectional control, blank or over 200 characters."""
 
 from __future__ import annotations
 
@@ -27,6 +27,31 @@ def test_every_node_field_refuses_control_characters(model: type[Message]) -> No
     rejection = agreed(body_of(payload, model), payload, model)
     assert isinstance(rejection, Rejection)
     assert rejection.field == "payload.node"
+
+
+@pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw"])
+@pytest.mark.parametrize("name", [" ", "\u3000\xa0", "node 1 "], ids=ascii)
+@pytest.mark.parametrize(
+    "model", [m for m in CASES if "node" in m.__pydantic_fields__], ids=lambda m: m.TAG
+)
+def test_every_node_field_refuses_a_blank_name_either_way(
+    model: type[Message], name: str, ascii_only: bool
+) -> None:
+    """Each message type's ``node`` and the envelope's, of whitespace only, escaped or raw (clean
+    bytes, which the decoder leaving the node pattern out reads), are refused by both paths
+    alike; with blanks beside other characters they are taken as they are."""
+    for payload, node in (
+        ({**CASES[model].full, "node": name}, "node-1"),
+        (CASES[model].full, name),
+    ):
+        result = agreed(body_of(payload, model, ascii_only=ascii_only, node=node), payload, model)
+        if name.strip():
+            assert isinstance(result, Envelope)
+            assert name in (result.node, getattr(result.payload, "node", None))
+            continue
+        assert isinstance(result, Rejection)
+        assert result.field == ("node" if node == name else "payload.node")
+        assert "blank (whitespace only)" in result.detail
 
 
 TAKEN_NAMES = ["ops", "Zoë", "名前", "ops\u061b", "ops\u200d", "ops\u2027", "ops\u202f",

@@ -1,15 +1,16 @@
-"""Node names refuse zero-width characters and bidirectional controls on every decoder; free
-text keeps them."""
+"""Node names refuse zero-width characters, bidirectional controls and blank names on every
+decoder; free text keeps those characters."""
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import Field, TypeAdapter, ValidationError
 
 from bridge.bus import Envelope, Rejection, RejectReason, decode_envelope, structs
 from bridge.bus.decoding import decode_envelopes
@@ -166,6 +167,70 @@ def test_a_node_name_with_a_neighbouring_character_is_taken(
     assert (fast.node, fast.payload.node) == (name, name)
 
 
+# Node names of Unicode whitespace alone (str.isspace): a series, a cluster member and alerts
+# for no one seen. U+2028 and U+3000 are neither controls nor hidden characters.
+BLANK = [" ", "   ", "\xa0", "\u3000", "\u2028", " \u2003\u205f\u1680\u202f ", "\t", " " * 255]
+# Blanks beside other characters: kept, as they were.
+AROUND = [" node-1", "node-1 ", " node 1 ", "\u3000n\u3000", "\xa0x", "n\u2028n"]
+
+
+@pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw"])
+@pytest.mark.parametrize("place", list(PLACES))
+@pytest.mark.parametrize("name", BLANK, ids=lambda name: ascii(name[:8]) + f"-{len(name)}")
+def test_a_blank_node_name_is_refused(name: str, place: str, ascii_only: bool) -> None:
+    """A node name of spaces or other Unicode whitespace only, written escaped or raw, is
+    refused wherever a node name is, by every decoder: the envelope's as malformed, a payload's
+    as invalid_payload, naming the field and saying it must not be blank."""
+    envelope = PLACES[place](name)
+    if not ascii_only:
+        envelope = envelope.replace(
+            json.dumps(name).encode(), json.dumps(name, ensure_ascii=False).encode()
+        )
+    rejection = refused_everywhere(envelope)
+    reason = RejectReason.MALFORMED if place == "node" else RejectReason.INVALID_PAYLOAD
+    assert (rejection.reason, rejection.field) == (reason, place)
+    assert "blank (whitespace only)" in rejection.detail
+
+
+@pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw"])
+@pytest.mark.parametrize("name", AROUND, ids=ascii)
+def test_a_node_name_with_blanks_beside_other_characters_is_taken(
+    name: str, ascii_only: bool
+) -> None:
+    """A node name with blanks around or inside it is taken as it is, blanks and all, in the
+    envelope and in a payload, by both decoders alike."""
+    envelope = body(NodeHealth, {**HEALTH, "node": name}, node=name, ascii_only=ascii_only)
+    fast, reference = decode_envelope(envelope), decode_envelope_reference(envelope)
+    assert isinstance(fast, Envelope)
+    assert isinstance(reference, Envelope)
+    assert_builds_the_reference(fast, reference, set())
+    assert isinstance(fast.payload, NodeHealth)
+    assert (fast.node, fast.payload.node) == (name, name)
+
+
+def test_the_node_pattern_reads_whitespace_alike_in_every_engine_that_checks_it() -> None:
+    """NODE_PATTERN refuses the same one-character names in pydantic-core's Rust regex (the
+    reference decoder, the models) as in Python's re (the msgspec path, the reference's own
+    envelope check): whitespace by str.isspace, all of it in the BMP, and the refused
+    characters; they differ on no character of the BMP."""
+    pydantic_core = TypeAdapter(Annotated[str, Field(pattern=NODE_PATTERN)])
+    python_re = re.compile(NODE_PATTERN.removesuffix("$") + r"\Z")
+    differ = []
+    for code in range(0x10000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        character = chr(code)
+        try:
+            pydantic_core.validate_python(character)
+            taken = True
+        except ValidationError:
+            taken = False
+        if taken != bool(python_re.match(character)):
+            differ.append(hex(code))
+    assert differ == []
+    assert not any(chr(code).isspace() for code in range(0x10000, 0x110000))
+
+
 @pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw"])
 def test_free_text_keeps_zero_width_and_bidirectional_characters(ascii_only: bool) -> None:
     """A SystemAlert's title and description (free text, not node names) keep every one of
@@ -184,12 +249,13 @@ def test_free_text_keeps_zero_width_and_bidirectional_characters(ascii_only: boo
 @settings(max_examples=300, deadline=None)
 @given(text=st.text(alphabet=st.one_of(st.sampled_from(INVISIBLE), st.characters(codec="utf-8"))))
 def test_clean_bytes_hold_no_node_name_the_pattern_refuses(text: str) -> None:
-    """Where is_clean lets the decoder leave the node pattern out, no string can hold a
-    character NODE_PATTERN refuses, however it is written."""
+    """Where is_clean lets the decoder leave the node pattern out (checking a blank name
+    alone), no string can hold a character NODE_PATTERN refuses, however it is written."""
     for ascii_only in (True, False):
         envelope = json.dumps({"node": text}, ensure_ascii=ascii_only).encode()
         if structs.is_clean(envelope):
-            assert re.fullmatch(NODE_PATTERN.removesuffix("$") + r"\Z", text)
+            # After "x" the name is not blank: only its characters are judged.
+            assert re.fullmatch(NODE_PATTERN.removesuffix("$") + r"\Z", "x" + text)
 
 
 def test_no_character_the_node_pattern_refuses_is_clean_however_written() -> None:

@@ -72,6 +72,31 @@ async def test_ingest_answers_400_naming_the_field(
 
 
 @pytest.mark.parametrize(
+    ("changed", "field"),
+    [
+        ({"node": " "}, "node"),
+        ({"node": "\u3000\xa0"}, "node"),
+        ({"payload": {"status": "healthy", "node": " \t "}}, "payload.node"),
+        ({"payload": {"status": "healthy", "node": "\u2003"}}, "payload.node"),
+    ],
+    ids=["node-space", "node-unicode-blank", "payload-node-tab", "payload-node-em-space"],
+)
+async def test_a_blank_node_name_answers_400_naming_the_field(
+    serve: ServerFactory, changed: dict[str, object], field: str
+) -> None:
+    """A node name of blanks only, written raw, in the envelope or the payload, answers 400
+    naming the field and saying a node name must not be blank, counted in
+    exesdb_bus_rejected_total; nothing is delivered (no series, member or alert for " ")."""
+    server = await serve()
+    status, answer = await server.post(json.dumps(envelope(**changed), ensure_ascii=False).encode())
+    error = "malformed" if field == "node" else "invalid_payload"
+    assert (status, answer["error"], answer["field"]) == (400, error, field)
+    assert "blank (whitespace only)" in answer["detail"]
+    assert server.rejected(error) == 1
+    assert server.delivered == []
+
+
+@pytest.mark.parametrize(
     ("changed", "detail"),
     [
         (
