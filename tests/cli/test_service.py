@@ -432,6 +432,13 @@ def test_run_exits_2_when_another_bridge_holds_the_state_directory(
     assert "Traceback" not in completed.stderr
 
 
+def _program(program: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``program``, Python that runs the bridge as a library, run to its end: the bridge on a
+    free port, its state in ``tmp_path``, ``env`` added."""
+    settings = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(tmp_path / "state")}
+    return run_command([sys.executable, "-c", program], {**settings, **env})
+
+
 # A fault no handler foresaw, raised where start-up runs, its text holding a password.
 _BROKEN_START: Final = """
 import sys
@@ -448,10 +455,7 @@ def test_an_unexpected_error_at_start_is_logged_redacted_and_exits_1(tmp_path: P
     """An error of no kind start-up expects is logged with its traceback through the bridge's
     own (redacting) log and the run exits 1: no password of its text reaches the terminal, as it
     would from Python's own traceback printer."""
-    done = run_command(
-        [sys.executable, "-c", _BROKEN_START],
-        {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(tmp_path / "state")},
-    )
+    done = _program(_BROKEN_START, tmp_path)
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "exesdb-bridge stopped on an unexpected error" in output
@@ -476,10 +480,7 @@ def test_a_run_that_never_served_leaves_the_exit_to_python(tmp_path: Path) -> No
     """The exit without the interpreter's teardown is only for a bridge that served and
     stopped: a run whose start failed leaves Python to exit as usual, running every exit hook
     of the program (one registered before the bridge's would be skipped by it)."""
-    done = run_command(
-        [sys.executable, "-c", _FAILED_START_IN_A_PROGRAM],
-        {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(tmp_path / "state")},
-    )
+    done = _program(_FAILED_START_IN_A_PROGRAM, tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "the program's own exit hook ran" in done.stdout
 
@@ -527,10 +528,7 @@ def test_a_program_that_ran_the_bridge_exits_with_its_own_status_and_exit_hooks(
     """A program that ran the bridge (served, then stopped) and exits with a status of its own:
     the process exits with that status, every exit hook of the program run; the exit without
     the interpreter's teardown, which ends the process with run's status, is the command's."""
-    done = run_command(
-        [sys.executable, "-c", _EXITS_ITS_OWN_WAY_AFTER_RUN],
-        {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(tmp_path / "state")},
-    )
+    done = _program(_EXITS_ITS_OWN_WAY_AFTER_RUN, tmp_path)
     assert done.returncode == 3, done.stderr
     assert done.stdout == "run returned 0\nthe program's own exit hook ran\n", done.stderr
     assert re.search(r" INFO bridge: stopped in \d+\.\ds ", done.stderr), done.stderr
@@ -602,14 +600,7 @@ def test_a_stop_running_long_says_once_which_step_task_and_thread_it_waits_on(
     naming the step under way (the component closing), each asyncio task pending with where it
     awaits (the component's close awaiting the disk), and the threads the exit waits for (the
     disk's writer); the bridge then stops as usual, exit 0."""
-    done = run_command(
-        [sys.executable, "-c", _SLOW_TO_STOP],
-        {
-            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
-            "EXESDB_STATE_DIR": str(tmp_path / "state"),
-            "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
-        },
-    )
+    done = _program(_SLOW_TO_STOP, tmp_path, EXESDB_SHUTDOWN_TIMEOUT_MS="400")
     assert done.returncode == 0, done.stderr
     [report] = re.findall(
         r" WARNING bridge\.stop_watch: (the stop is still running.*?)\n(?=\S+ [A-Z]+ )",
@@ -641,14 +632,7 @@ def test_a_program_going_on_after_run_is_not_cut_short_by_the_exits_time_limit(
 ) -> None:
     """The exit's time limit after the stop cuts short Python's joins of the threads left, not
     a program that goes on after ``run`` returned: it runs to its end, exit 0."""
-    done = run_command(
-        [sys.executable, "-c", _GOES_ON_AFTER_RUN],
-        {
-            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
-            "EXESDB_STATE_DIR": str(tmp_path / "state"),
-            "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
-        },
-    )
+    done = _program(_GOES_ON_AFTER_RUN, tmp_path, EXESDB_SHUTDOWN_TIMEOUT_MS="400")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "went on after the run (0)\n", done.stderr
     assert " WARNING " not in done.stderr, done.stderr
@@ -690,14 +674,7 @@ def test_the_exits_error_says_how_long_after_the_last_line_it_ended(tmp_path: Pa
     """A program that goes on after ``run`` for 1.2 s, a thread the bridge left still running
     at its exit: the process ends without that thread, and the error says it ended 1.2 s or more
     after the stop's last line (not the half second the exit's time limit allowed)."""
-    done = run_command(
-        [sys.executable, "-c", _LEAVES_A_THREAD_AND_GOES_ON],
-        {
-            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
-            "EXESDB_STATE_DIR": str(tmp_path / "state"),
-            "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
-        },
-    )
+    done = _program(_LEAVES_A_THREAD_AND_GOES_ON, tmp_path, EXESDB_SHUTDOWN_TIMEOUT_MS="400")
     assert done.returncode == 0, done.stderr
     assert "the hung write ended" not in done.stdout, done.stderr
     [after] = re.findall(
@@ -721,14 +698,7 @@ def test_a_thread_the_program_starts_after_run_is_joined_at_its_exit(tmp_path: P
     """The exit's time limit cuts short the threads the bridge left alone: a thread the program
     starts after ``run`` returned is joined as Python joins it, however long past the limit,
     and no error blames a disk."""
-    done = run_command(
-        [sys.executable, "-c", _OWN_THREAD_AFTER_RUN],
-        {
-            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
-            "EXESDB_STATE_DIR": str(tmp_path / "state"),
-            "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
-        },
-    )
+    done = _program(_OWN_THREAD_AFTER_RUN, tmp_path, EXESDB_SHUTDOWN_TIMEOUT_MS="400")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "the program's own thread finished\n", done.stderr
     assert " ERROR " not in done.stderr, done.stderr
@@ -778,14 +748,7 @@ def test_a_failed_stop_is_logged_and_still_ends_the_process_within_its_bound(
     failure is logged with its error and the step it failed at, the last line says the stop
     failed, no report says the stop is still running, and the process ends exit 1 without
     waiting for that thread, as after a stop that succeeded."""
-    done = run_command(
-        [sys.executable, "-c", _FAILED_STOP_LEAVING_A_THREAD],
-        {
-            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
-            "EXESDB_STATE_DIR": str(tmp_path / "state"),
-            "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
-        },
-    )
+    done = _program(_FAILED_STOP_LEAVING_A_THREAD, tmp_path, EXESDB_SHUTDOWN_TIMEOUT_MS="400")
     assert done.returncode == 1, done.stderr
     assert "the hung write ended" not in done.stdout, done.stderr
     assert re.search(
@@ -841,14 +804,7 @@ def test_the_exit_ends_the_process_when_its_report_fails(tmp_path: Path) -> None
     """A thread the bridge left hanging and the report of what the exit waits on raising: the
     exit's error says the report could not be made, and the process still ends at the exit's
     time limit, with the stop's status."""
-    done = run_command(
-        [sys.executable, "-c", _EXIT_REPORT_FAILS],
-        {
-            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
-            "EXESDB_STATE_DIR": str(tmp_path / "state"),
-            "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
-        },
-    )
+    done = _program(_EXIT_REPORT_FAILS, tmp_path, EXESDB_SHUTDOWN_TIMEOUT_MS="400")
     assert done.returncode == 0, done.stderr
     assert "the hung write ended" not in done.stdout, done.stderr
     assert " (a disk that hangs?): the process ends without them. " in done.stderr, done.stderr
