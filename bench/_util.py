@@ -59,15 +59,19 @@ def argument_parser(doc: str, **options: Any) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=doc.replace("``", ""), **options)
 
 
-def add_baseline_argument(parser: argparse.ArgumentParser, what: str) -> None:
+def add_baseline_argument(
+    parser: argparse.ArgumentParser, what: str, when_none: str | None = None
+) -> None:
     """``--baseline REV``, given again for more: a git revision whose ``what`` (``decoder``,
-    ``alert stage``) runs beside this tree's."""
+    ``alert stage``) runs beside this tree's; ``when_none``: the revision taken when none is
+    given (the caller takes it), for the help."""
+    also = f"; {when_none} when none" if when_none else ""
     parser.add_argument(
         "--baseline",
         action="append",
         default=[],
         metavar="REV",
-        help=f"a git revision whose {what} runs beside this tree's (may be given again)",
+        help=f"a git revision whose {what} runs beside this tree's (may be given again{also})",
     )
 
 

@@ -47,6 +47,7 @@ from typing import Any, Final
 
 from bench._util import (
     Tree,
+    add_baseline_argument,
     apt_installed,
     argument_parser,
     at_least_one,
@@ -297,13 +298,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line: ``--baseline REV`` (repeatable; 6c3c5492 when none), ``--repeats``,
     ``--batches`` and ``--warm-up``; the worker's shapes after ``--worker``."""
     parser = argument_parser(__doc__, prog="python -m bench.instructions")
-    parser.add_argument(
-        "--baseline",
-        action="append",
-        default=[],
-        metavar="REV",
-        help=f"a git revision counted beside this tree (may be given again; {BASELINE})",
-    )
+    add_baseline_argument(parser, "ingest", BASELINE)
     parser.add_argument("--repeats", type=at_least_one, default=3, help="per tree (3)")
     parser.add_argument(
         "--batches",

@@ -157,7 +157,12 @@ def test_a_node_name_with_a_neighbouring_character_is_taken(
 ) -> None:
     """The characters next to those refused in Unicode are taken in a node name, by both
     decoders alike."""
-    name = NODE + character
+    taken_as_sent(NODE + character, ascii_only)
+
+
+def taken_as_sent(name: str, ascii_only: bool) -> None:
+    """A NodeHealth of node ``name``, in the envelope and the payload (escaped when
+    ``ascii_only``), is decoded by both decoders alike with ``name`` as sent."""
     envelope = body(NodeHealth, {**HEALTH, "node": name}, node=name, ascii_only=ascii_only)
     fast, reference = decode_envelope(envelope), decode_envelope_reference(envelope)
     assert isinstance(fast, Envelope)
@@ -199,13 +204,7 @@ def test_a_node_name_with_blanks_beside_other_characters_is_taken(
 ) -> None:
     """A node name with blanks around or inside it is taken as it is, blanks and all, in the
     envelope and in a payload, by both decoders alike."""
-    envelope = body(NodeHealth, {**HEALTH, "node": name}, node=name, ascii_only=ascii_only)
-    fast, reference = decode_envelope(envelope), decode_envelope_reference(envelope)
-    assert isinstance(fast, Envelope)
-    assert isinstance(reference, Envelope)
-    assert_builds_the_reference(fast, reference, set())
-    assert isinstance(fast.payload, NodeHealth)
-    assert (fast.node, fast.payload.node) == (name, name)
+    taken_as_sent(name, ascii_only)
 
 
 def test_the_node_pattern_reads_whitespace_alike_in_every_engine_that_checks_it() -> None:

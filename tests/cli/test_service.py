@@ -485,11 +485,14 @@ def test_a_run_that_never_served_leaves_the_exit_to_python(tmp_path: Path) -> No
     assert "the program's own exit hook ran" in done.stdout
 
 
-# A program that runs the bridge as a library does, stopped by a SIGTERM to itself once
-# running: ``before`` and ``after`` are what the program does before the run and after it.
+# A program that runs the bridge as a library does, with a component of its own that stops it
+# by a SIGTERM to itself once running: ``before`` and ``after`` are what the program does before
+# the run and after it, ``on_close`` what the component does as it is closed (first).
 _RUN_STOPPED_AT_ONCE: Final = """
 import asyncio, atexit, os, signal, sys, threading, time
-import bridge.app
+import bridge.app, bridge.bus, bridge.stop_watch
+
+{before}
 
 class StopsAtOnce:
     name = "stops-at-once"
@@ -502,20 +505,31 @@ class StopsAtOnce:
         return None
 
     async def aclose(self):
-        pass
+        {on_close}
 
 components = bridge.app.default_components
 bridge.app.default_components = lambda: [*components(), lambda context: StopsAtOnce()]
-{before}
 from bridge.cli import main
 status = main(["run"])
 {after}
 """
 
+# A write to a disk that hangs, long past the exit's time limit, on a thread of its own (not a
+# daemon), as the alert outbox's can: started by ``on_close`` below.
+_HUNG_DISK_WRITE: Final = """
+def hung_disk_write():
+    threading.Event().wait(10)  # a write to a disk that hangs, long past the exit's time limit
+    print("the hung write ended", flush=True)
+"""
+_LEAVES_A_THREAD: Final = (
+    """threading.Thread(target=hung_disk_write, name="hung-disk-writer").start()"""
+)
+
 
 # A program with an exit hook of its own, registered before the run, that runs the bridge
 # (stopped at once), then exits with a status of its own.
 _EXITS_ITS_OWN_WAY_AFTER_RUN: Final = _RUN_STOPPED_AT_ONCE.format(
+    on_close="pass",
     before="""atexit.register(lambda: print("the program's own exit hook ran", flush=True))""",
     after="""print(f"run returned {status}", flush=True)
 sys.exit(3)""",
@@ -621,6 +635,7 @@ def test_a_stop_running_long_says_once_which_step_task_and_thread_it_waits_on(
 
 # A program that runs the bridge (stopped at once), then goes on.
 _GOES_ON_AFTER_RUN: Final = _RUN_STOPPED_AT_ONCE.format(
+    on_close="pass",
     before="",
     after="""time.sleep(1.5)  # the program's own work after the run, past the exit's half second
 print(f"went on after the run ({status})", flush=True)""",
@@ -641,33 +656,11 @@ def test_a_program_going_on_after_run_is_not_cut_short_by_the_exits_time_limit(
 
 # A component closed at once, that leaves a thread of its own running (a write to a disk that
 # hangs, as the alert outbox's can be), in a program that goes on after run() for a while.
-_LEAVES_A_THREAD_AND_GOES_ON: Final = """
-import asyncio, os, signal, sys, threading, time
-import bridge.app
-
-def hung_disk_write():
-    threading.Event().wait(10)  # a write to a disk that hangs, long past the exit's time limit
-    print("the hung write ended", flush=True)
-
-class LeavesAThread:
-    name = "leaves-a-thread"
-    required = False
-
-    async def start(self):
-        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
-
-    def readiness(self):
-        return None
-
-    async def aclose(self):
-        threading.Thread(target=hung_disk_write, name="hung-disk-writer").start()
-
-components = bridge.app.default_components
-bridge.app.default_components = lambda: [*components(), lambda context: LeavesAThread()]
-from bridge.cli.parser import main
-main(["run"])
-time.sleep(1.2)  # the program's own work after the run, past the exit's half second
-"""
+_LEAVES_A_THREAD_AND_GOES_ON: Final = _RUN_STOPPED_AT_ONCE.format(
+    before=_HUNG_DISK_WRITE,
+    on_close=_LEAVES_A_THREAD,
+    after="time.sleep(1.2)  # the program's own work after the run, past the exit's half second",
+)
 
 
 def test_the_exits_error_says_how_long_after_the_last_line_it_ended(tmp_path: Path) -> None:
@@ -687,6 +680,7 @@ def test_the_exits_error_says_how_long_after_the_last_line_it_ended(tmp_path: Pa
 # A program that runs the bridge (stopped at once), then starts a thread of its own, not a
 # daemon, which Python joins as the program exits.
 _OWN_THREAD_AFTER_RUN: Final = _RUN_STOPPED_AT_ONCE.format(
+    on_close="pass",
     before="""def own_work():
     threading.Event().wait(1.5)  # the program's own work, past the exit's half second
     print("the program's own thread finished", flush=True)""",
@@ -707,38 +701,18 @@ def test_a_thread_the_program_starts_after_run_is_joined_at_its_exit(tmp_path: P
 # A bridge whose last component (closed first) leaves a thread of its own running (a write to a
 # disk that hangs, as the alert outbox's can), and whose bus's close then fails. Stopped by a
 # SIGTERM to itself once running.
-_FAILED_STOP_LEAVING_A_THREAD: Final = """
-import asyncio, os, signal, sys, threading
-import bridge.app, bridge.bus
-
-def hung_disk_write():
-    threading.Event().wait(10)  # a write to a disk that hangs, long past the exit's time limit
-    print("the hung write ended", flush=True)
-
-class LeavesAThread:
-    name = "leaves-a-thread"
-    required = False
-
-    async def start(self):
-        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
-
-    def readiness(self):
-        return None
-
-    async def aclose(self):
-        threading.Thread(target=hung_disk_write, name="hung-disk-writer").start()
-
+_FAILED_STOP_LEAVING_A_THREAD: Final = _RUN_STOPPED_AT_ONCE.format(
+    before=_HUNG_DISK_WRITE
+    + """
 close = bridge.bus.Bus.aclose
 async def failing_close(self, *args):
     await close(self, *args)
     raise ConnectionResetError("the bus's transport lost its connection as it closed")
 bridge.bus.Bus.aclose = failing_close
-
-components = bridge.app.default_components
-bridge.app.default_components = lambda: [*components(), lambda context: LeavesAThread()]
-from bridge.cli.parser import main
-sys.exit(main(["run"]))
-"""
+""",
+    on_close=_LEAVES_A_THREAD,
+    after="sys.exit(status)",
+)
 
 
 def test_a_failed_stop_is_logged_and_still_ends_the_process_within_its_bound(
@@ -768,36 +742,15 @@ def test_a_failed_stop_is_logged_and_still_ends_the_process_within_its_bound(
 
 # A component closed at once that leaves a thread of its own running (a write to a disk that
 # hangs), and the report of what the exit waits on failing once the stop is over.
-_EXIT_REPORT_FAILS: Final = """
-import asyncio, os, signal, sys, threading
-import bridge.app, bridge.stop_watch
-
-def hung_disk_write():
-    threading.Event().wait(10)  # a write to a disk that hangs, long past the exit's time limit
-    print("the hung write ended", flush=True)
-
+_EXIT_REPORT_FAILS: Final = _RUN_STOPPED_AT_ONCE.format(
+    before=_HUNG_DISK_WRITE
+    + """
 def failing_report(self):
     raise RuntimeError("Set changed size during iteration")
-
-class LeavesAThread:
-    name = "leaves-a-thread"
-    required = False
-
-    async def start(self):
-        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
-
-    def readiness(self):
-        return None
-
-    async def aclose(self):
-        threading.Thread(target=hung_disk_write, name="hung-disk-writer").start()
-        bridge.stop_watch.StopWatch.report = failing_report
-
-components = bridge.app.default_components
-bridge.app.default_components = lambda: [*components(), lambda context: LeavesAThread()]
-from bridge.cli.parser import main
-sys.exit(main(["run"]))
-"""
+""",
+    on_close=_LEAVES_A_THREAD + "\n        bridge.stop_watch.StopWatch.report = failing_report",
+    after="sys.exit(status)",
+)
 
 
 def test_the_exit_ends_the_process_when_its_report_fails(tmp_path: Path) -> None:
