@@ -25,7 +25,12 @@ from bridge.otlp_settings import (
     otlp_number_warnings,
     otlp_protocol_of,
 )
-from bridge.probe_settings import client_certificate_problem, credential_warnings, variable_value
+from bridge.probe_settings import (
+    client_certificate_problem,
+    credential_warnings,
+    holds_no_text,
+    variable_value,
+)
 from bridge.redaction import redact_urls, safe_url
 from bridge.settings import (
     OtlpProtocol,
@@ -267,6 +272,8 @@ def _otlp_header_problems(settings: Settings, environ: Mapping[str, str]) -> lis
     problems = []
     for variable in sorted(read):
         value = variable_value(environ, variable) or ""
+        if holds_no_text(value):
+            continue  # refused as bytes that are no text (sdk_variables_not_text), not as pairs
         items = [item for item in _OTLP_HEADERS_DELIMITER.split(value) if item]
         dropped = [
             str(number)
