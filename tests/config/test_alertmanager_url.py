@@ -4,6 +4,8 @@ meant, one with a route prefix (``--web.route-prefix``) is taken."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bridge.config import load_settings
@@ -78,3 +80,18 @@ def test_an_alertmanager_url_with_a_route_prefix_is_taken(
     /api/v2/alerts."""
     monkeypatch.setenv("EXESDB_ALERTMANAGER_URL", url)
     assert load_settings().alertmanager_url == url.rstrip("/")
+
+
+def test_a_receivers_file_s_alertmanager_url_is_held_to_the_same_rule(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The receivers file's alertmanager.url ending in one of Alertmanager's endpoints stops
+    check-config (exit 2) in the same words, naming the file and the key."""
+    receivers = tmp_path / "receivers.yml"
+    receivers.write_text("alertmanager:\n  url: http://am:9093/alertmanager/-/healthy\n")
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_WEBHOOK_CONFIG_FILE=str(receivers))
+    assert status == 2
+    assert (
+        f"\n  EXESDB_WEBHOOK_CONFIG_FILE: {receivers}: alertmanager.url: ends in /-/healthy:"
+        f" {_POSTS} http://am:9093/…\n"
+    ) in err
