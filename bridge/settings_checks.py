@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Final, Literal, cast
 from urllib.parse import urlsplit
 
@@ -26,7 +25,12 @@ from bridge.otlp_settings import (
     otlp_number_warnings,
     otlp_protocol_of,
 )
-from bridge.probe_settings import client_certificate_problem, credential_warnings, variable_value
+from bridge.probe_settings import (
+    client_certificate_problem,
+    credential_warnings,
+    holds_no_text,
+    variable_value,
+)
 from bridge.redaction import redact_urls, safe_url
 from bridge.settings import (
     OtlpProtocol,
@@ -35,6 +39,7 @@ from bridge.settings import (
     known_variables,
     unknown_variables,
 )
+from bridge.state_dir import unusable_state_dir
 from bridge.tlsutil import pem_file_problem
 from bridge.urls import grpc_tls_unsaid, names_a_host, otlp_endpoint_problem
 
@@ -43,7 +48,6 @@ __all__ = [
     "cross_checks",
     "receivers_file_warnings",
     "start_warnings",
-    "unusable_state_dir",
 ]
 
 # Below this an admin token can be guessed by trying: the admin endpoints do not slow refusals.
@@ -210,42 +214,6 @@ def _blaming_the_one_set(
     return said_of_second if only_second else said
 
 
-def unusable_state_dir(state_dir: str) -> str | None:
-    """Why the bridge could keep no state in ``state_dir`` (made when missing, with its
-    parents): it, or the nearest part of it that exists, is not a directory, or is on a
-    read-only file system; None when it could. Said before the outbox tries it, whose error
-    gives the system's words (``File exists``) rather than what is wrong, or a path the system
-    cannot use at all (a name too long). Permissions are left to the outbox, even a folder on the
-    way that the user may not search: they depend on the user, and check-config may run as
-    another than the bridge's."""
-    path = Path(state_dir)
-    try:
-        there = next((part for part in (path, *path.parents) if part.exists()), Path("."))
-    except PermissionError:  # a folder on the way this user may not search: as above
-        return None
-    except OSError as exc:  # a name longer than the file system takes
-        return (
-            f"{state_dir!r} cannot be used: {exc.strerror}; allowed: a directory (made when"
-            " missing)"
-        )
-    what = "a file, not a directory" if there.is_file() else "not a directory"
-    if there == path and not there.is_dir():
-        return f"{state_dir!r} is {what}; allowed: a directory (made when missing)"
-    if not there.is_dir():
-        return (
-            f"{str(there)!r} in {state_dir!r} is {what}; allowed: a path of directories (those"
-            " missing are made)"
-        )
-    try:
-        read_only = bool(os.statvfs(there).f_flag & os.ST_RDONLY)
-    except OSError:
-        read_only = False
-    if not read_only:
-        return None
-    where = repr(state_dir) if there == path else f"{str(there)!r}, where {state_dir!r} is made,"
-    return f"{where} is on a read-only file system; allowed: a directory on a writable one"
-
-
 def _otlp_endpoint_problems(settings: Settings) -> list[str]:
     """Each OTLP endpoint the exporter of a signal using it could never send to, checked
     against that signal's protocol (the general endpoint against each falling back on it)."""
@@ -304,6 +272,8 @@ def _otlp_header_problems(settings: Settings, environ: Mapping[str, str]) -> lis
     problems = []
     for variable in sorted(read):
         value = variable_value(environ, variable) or ""
+        if holds_no_text(value):
+            continue  # refused as bytes that are no text (sdk_variables_not_text), not as pairs
         items = [item for item in _OTLP_HEADERS_DELIMITER.split(value) if item]
         dropped = [
             str(number)

@@ -514,10 +514,22 @@ def _alert_destinations(settings: Settings) -> list[str]:
 def _state_problems(state_dir: str | None, *, demo: bool) -> list[str]:
     """What a start (``demo``: ``run --demo``) would stop on in ``state_dir`` (None: no
     directory the bridge could use, which the settings' problems name), beside refused settings,
-    found without making or changing anything: at the outbox (``outbox_problems``: this Python's
-    SQLite too), and a demo's state and a real bridge's mixed (``_mixed_state``)."""
-    from bridge.sinks.alerts.outbox import outbox_problems
+    found without making or changing anything: a folder, or its files, this user may not make,
+    write or read (``denied_state_dir``), in start-up's words, else the outbox
+    (``outbox_problems``: this Python's SQLite too), and a demo's state and a real bridge's
+    mixed (``_mixed_state``)."""
+    from bridge.sinks.alerts.outbox import (
+        FILE_NAME,
+        LOCK_NAME,
+        outbox_problems,
+        unopenable_problem,
+    )
+    from bridge.state_dir import denied_state_dir
 
+    opened = (LOCK_NAME, FILE_NAME)  # in the order a start opens them
+    if state_dir is not None and (denied := denied_state_dir(state_dir, files=opened)) is not None:
+        # A start stops there: what the outbox file holds is not looked at.
+        return [*outbox_problems(None), unopenable_problem("open", state_dir, denied)]
     problems = outbox_problems(state_dir)
     if state_dir is not None and (mixed := _mixed_state(state_dir, demo=demo)) is not None:
         problems.append(mixed)
@@ -530,7 +542,7 @@ def _state_dir_taken(*, demo: bool) -> str | None:
     say so: the outbox in it is not looked at)."""
     from bridge.client_environment import OutboxValues, read_plainly
     from bridge.probe_settings import variable_value
-    from bridge.settings_checks import unusable_state_dir
+    from bridge.state_dir import unusable_state_dir
 
     taken = read_plainly(OutboxValues, os.environ)
     if taken is None:

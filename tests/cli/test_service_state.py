@@ -124,7 +124,13 @@ def unsearchable(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
 @pytest.mark.parametrize(
     ("command", "status", "said"),
     [
-        ("check-config", 0, ""),
+        (
+            "check-config",
+            2,
+            "exesdb-bridge: bad configuration:\n  EXESDB_STATE_DIR: cannot open the alert outbox in"
+            " '{state}': [Errno 13] Permission denied: '{state}'; the bridge's user (uid {uid})"
+            " may not write there: ",
+        ),
         (
             "run",
             2,
@@ -144,10 +150,9 @@ def unsearchable(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
 def test_a_state_directory_in_a_folder_it_may_not_search_is_told_not_a_traceback(
     unsearchable: tuple[Path, list[str]], command: str, status: int, said: str
 ) -> None:
-    """EXESDB_STATE_DIR in a folder the user may not search is left to the outbox, as other
-    permissions are (check-config may run as another user than the bridge's): `run` stops
-    (exit 2) and `outbox list` fails (exit 1) on one line naming the fault and what to do, not
-    with a traceback."""
+    """EXESDB_STATE_DIR in a folder the user may not search stops `run` and check-config
+    (exit 2, check-config judging as the user it runs as) on start-up's line, and `outbox list`
+    fails (exit 1), each on one line naming the fault and what to do, not with a traceback."""
     locked, prefix = unsearchable
     state = locked / "state"
     env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state)}

@@ -112,3 +112,40 @@ def test_healthcheck_refuses_a_setting_that_is_not_text(variable: str) -> None:
     setting it reads that holds bytes that are not UTF-8 text, without the value."""
     status, out, err = run_with_bytes("healthcheck", variable=variable)
     assert_refused(status, out, out + err, variable, exit_status=1)
+
+
+# OTEL_* variables no setting reads, which the OpenTelemetry SDK reads itself: headers (a token,
+# often), resource attributes, the batch processor's numbers (whose warning showed the value).
+SDK_VARIABLES = [
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_BSP_SCHEDULE_DELAY",
+]
+# An OTLP endpoint set: the exporters, which read the headers, are on.
+EXPORTING = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"}
+
+
+@pytest.mark.parametrize("variable", SDK_VARIABLES)
+@pytest.mark.parametrize("command", ["check-config", "run"])
+def test_an_otel_variable_the_sdk_reads_that_is_not_text_is_refused(
+    command: str, variable: str, tmp_path: Path
+) -> None:
+    """An OTEL_* variable that is no setting, left for the OpenTelemetry SDK, holding bytes that
+    are not UTF-8 text stops check-config and start-up (exit 2) naming it once, as a setting's
+    are (not also as headers the exporters would drop), never showing the value."""
+    env = {**EXPORTING, "EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(tmp_path)}
+    status, out, err = run_with_bytes(command, variable=variable, env=env)
+    assert_refused(status, out, err, variable)
+    assert err.count(f"{variable}:") == 1, err
+
+
+def test_an_otel_variable_that_is_not_text_is_listed_with_the_other_problems() -> None:
+    """check-config lists an OTEL_* variable holding bytes that are not UTF-8 text beside a
+    refused setting (exit 2), first, as bytes that are no text are: every problem at once."""
+    status, out, err = run_with_bytes(
+        "check-config", variable="OTEL_RESOURCE_ATTRIBUTES", env={"EXESDB_INGEST": "maybe"}
+    )
+    assert_refused(status, out, err, "OTEL_RESOURCE_ATTRIBUTES")
+    problems = [line.strip().split(":")[0] for line in err.splitlines() if line.startswith("  ")]
+    assert problems == ["OTEL_RESOURCE_ATTRIBUTES", "EXESDB_INGEST"], err
