@@ -162,6 +162,10 @@ def _pydantic_core(lines: Sequence[bytes]) -> list[Any]:
 def _construct() -> Decoder:
     """msgspec's Structs, the models built with ``model_construct`` (defaults and timestamps
     done in Python around it)."""
+    # Here, not at the top: a baseline tree's worker imports this module too, and a tree before
+    # structs.py was split has no bridge.bus.instants.
+    from bridge.bus.instants import timestamp
+
     decoder, builders = structs.CLEAN
     # Each wire envelope Struct's message type, by the tag it is decoded on.
     payloads = {}
@@ -185,7 +189,7 @@ def _construct() -> Decoder:
                 if value is not msgspec.UNSET
             }
             if given.get("timestamp") is not None:
-                given["timestamp"] = structs.timestamp(given["timestamp"])
+                given["timestamp"] = timestamp(given["timestamp"])
             if "node" in payload.model.FILLED and given.get("node") is None:
                 given["node"] = wire_envelope.node
             for name in payload.model.DERIVED:

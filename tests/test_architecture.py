@@ -1154,10 +1154,6 @@ PRIVATES_ALLOWED: Final = {
     "tests/bus/test_envelope_differential.py": {
         "bridge.bus.decoding._decode_fast",
     },
-    # The name pattern the fast decoder hands msgspec, checked to take what the models' Rust
-    # regex takes: a name the two read differently is decoded the same either way (the
-    # reference decides), so only the pattern itself shows the difference.
-    "tests/messages/test_name_pattern.py": {"bridge.bus.structs._NAME"},
     # docs/alerts.md must list every word the metadata redaction rule judges a key by: the
     # words themselves are what is compared.
     "tests/test_docs.py": {

@@ -64,7 +64,11 @@ AIOHTTP: Final = ("aiohttp", "yarl", "multidict", "asyncio", "bridge.httpclient.
 # log's library and the probe, whose options the parser takes apart.
 RUN_AND_PROBE: Final = ("logging", "bridge.cli.healthcheck")
 # What receiving a message needs, and sending one not: the decoders' modules.
-DECODERS: Final = ("bridge.bus.decoding", "bridge.bus.problems", "bridge.bus.structs")
+DECODERS: Final = (
+    *("bridge.bus.decoding", "bridge.bus.problems", "bridge.bus.structs", "bridge.bus.builders"),
+    *("bridge.bus.struct_fields", "bridge.bus.struct_patterns", "bridge.bus.instants"),
+    *("bridge.bus.payload_walks", "bridge.bus.batch_scans"),
+)
 # Every message model, and the configuration's libraries.
 MODELS: Final = ("bridge.messages.registry",)
 SETTINGS: Final = ("pydantic", "pydantic_settings", "yaml", "asyncio")

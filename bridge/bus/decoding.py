@@ -26,7 +26,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 from pydantic_core import CoreSchema, SchemaValidator, core_schema
 
-from bridge.bus import structs
+from bridge.bus import batch_scans, instants, payload_walks, structs
 from bridge.bus.envelope import (
     ENVELOPE_VERSION,
     ID_PATTERN,
@@ -104,7 +104,7 @@ def _named_once(data: bytes | str, held: int) -> bool:
 def _escaped(data: bytes, what: bytes) -> int:
     """How many of the ``what`` (``"`` or ``":``) in ``data`` follow an odd run of
     backslashes: escaped, in a string (a quote closing one follows an even run, or none)."""
-    return sum(1 for _ in structs.backslash_matches(_ESCAPED[what], data))
+    return sum(1 for _ in batch_scans.backslash_matches(_ESCAPED[what], data))
 
 
 # A run of backslashes not preceded by another, of odd length, then the quote (and colon): one
@@ -228,7 +228,7 @@ def _decode_structs(bodies: Sequence[bytes | str], joined: bytes | None) -> _Dec
     Envelopes (None for each body it does not take, left to the other paths), how many keys
     and string values each holds (for ``_named_once``) and whether it left any body out. Keys
     given twice are not looked for (the last is kept)."""
-    clean = joined is not None and structs.is_clean(joined)
+    clean = joined is not None and batch_scans.is_clean(joined)
     # Each body's decoder: the clean one (no label pattern checked) for a clean batch.
     decode = (structs.CLEAN if clean else structs.CHECKED)[0].decode
     decoders: Iterable[_Decode] = repeat(decode)
@@ -237,10 +237,10 @@ def _decode_structs(bodies: Sequence[bytes | str], joined: bytes | None) -> _Dec
         # escaped): those are decoded by the decoder checking the label patterns, the rest
         # by the clean one. A body alone that is not clean (or of text: joined None) is checked.
         decoders = [structs.CLEAN[0].decode] * len(bodies)
-        for index in structs.unclean(bodies, joined):  # type: ignore[arg-type]
+        for index in batch_scans.unclean(bodies, joined):  # type: ignore[arg-type]
             decoders[index] = decode
     builders = structs.BUILDERS
-    instants = _INSTANTS
+    known_instants = _INSTANTS
     envelopes: list[Envelope | None] = []
     append = envelopes.append
     held: list[int] = []
@@ -260,7 +260,7 @@ def _decode_structs(bodies: Sequence[bytes | str], joined: bytes | None) -> _Dec
         # The envelopes of a batch mostly share their ts: compared with the one before, a
         # fresh text need not be hashed to be looked up.
         if text != last:
-            found = instants.get(text) or _instant(text)
+            found = known_instants.get(text) or _instant(text)
             if found is None:
                 append(None)
                 count(0)
@@ -279,10 +279,10 @@ def _decode_structs(bodies: Sequence[bytes | str], joined: bytes | None) -> _Dec
     taken = [envelope for envelope in envelopes if envelope is not None] if missed else envelopes
     ids = "".join([envelope.id for envelope in taken])  # type: ignore[union-attr]
     topics = "".join([envelope.topic for envelope in taken])  # type: ignore[union-attr]
-    if not structs.in_alphabets(ids, topics):
+    if not batch_scans.in_alphabets(ids, topics):
         envelopes = [
             envelope
-            if envelope is not None and structs.in_alphabets(envelope.id, envelope.topic)
+            if envelope is not None and batch_scans.in_alphabets(envelope.id, envelope.topic)
             else None
             for envelope in envelopes
         ]
@@ -370,7 +370,11 @@ def _wire() -> tuple[SchemaValidator, dict[type[Message], _Shape]]:
     with _incomplete_models():
         validator = SchemaValidator(schema)
     shapes = {
-        model: ("node" in model.__pydantic_fields__, model.DERIVED, structs.object_fields(model))
+        model: (
+            "node" in model.__pydantic_fields__,
+            model.DERIVED,
+            payload_walks.object_fields(model),
+        )
         for model in MESSAGE_TYPES.values()
     }
     return validator, shapes
@@ -385,16 +389,16 @@ def build_decoders() -> None:
 
 
 # The instant of each ts text seen lately (None: not a timestamp), as the builders take it
-# (structs.Instant). The envelopes of a batch mostly share their millisecond; the memory is
+# (instants.Instant). The envelopes of a batch mostly share their millisecond; the memory is
 # bounded by clearing it.
-_INSTANTS: dict[str, structs.Instant | None] = {}
+_INSTANTS: dict[str, instants.Instant | None] = {}
 _INSTANTS_SIZE: Final = 1024
-_NO_INSTANT: Final[structs.Instant] = (datetime.min.replace(tzinfo=UTC), 0.0, None)
+_NO_INSTANT: Final[instants.Instant] = (datetime.min.replace(tzinfo=UTC), 0.0, None)
 
 
-def _instant(text: str) -> structs.Instant | None:
+def _instant(text: str) -> instants.Instant | None:
     ts = parse_ts(text)
-    instant = None if ts is None else (ts, ts.timestamp(), structs.timestamp(text))
+    instant = None if ts is None else (ts, ts.timestamp(), instants.timestamp(text))
     if len(_INSTANTS) >= _INSTANTS_SIZE:
         _INSTANTS.clear()
     _INSTANTS[text] = instant
@@ -420,7 +424,7 @@ def _decode_unchecked(body: bytes | str) -> tuple[Envelope, int] | None:
     values = payload.__dict__
     # pydantic-core reads NaN, Infinity and 1e400 in a JSON object as floats (a float field
     # refuses them, ThroughputMetric's rate aside), which the reference refuses.
-    if not structs.finite(values):
+    if not payload_walks.finite(values):
         return None
     node_field, derived, objects = shapes[payload.__class__]
     # pydantic-core keeps the last of two equal keys: the keys the envelope holds (counted
@@ -429,7 +433,7 @@ def _decode_unchecked(body: bytes | str) -> tuple[Envelope, int] | None:
     for name in objects:
         value = values[name]
         if value:
-            keys += structs.keys_in(value)
+            keys += payload_walks.keys_in(value)
     # The defaults the wire schema left None: node (as the reference's validation context
     # gives it), then the fields derived from others.
     if node_field and values["node"] is None:

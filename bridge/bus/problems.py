@@ -25,7 +25,6 @@ from typing import Annotated, Any, Final, get_origin
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from bridge.bus import structs
 from bridge.bus.depth import MAX_DEPTH, TOO_DEEP_DETAIL, openings, too_deep, too_deep_text
 from bridge.bus.envelope import (
     ENVELOPE_VERSION,
@@ -43,6 +42,7 @@ from bridge.bus.envelope import (
     TagRejection,
     name_shown,
 )
+from bridge.bus.struct_patterns import NOT_IN_NODE
 from bridge.choices import did_you_mean, field_refused
 from bridge.messages import (
     ALERT_ID_PATTERN,
@@ -71,7 +71,7 @@ __all__ = [
 
 ENVELOPE_KEYS: Final = frozenset({"v", "id", "instance", "topic", "tag", "node", "ts", "payload"})
 _KNOWN_INSTANCES: Final = frozenset(INSTANCES)
-_NOT_IN_NODE: Final = re.compile(f"[{structs.NOT_IN_NODE}]")
+_NOT_IN_NODE: Final = re.compile(f"[{NOT_IN_NODE}]")
 
 
 def decode_envelope_reference(body: bytes | str, *, every: bool = False) -> Envelope | Rejection:

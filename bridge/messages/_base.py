@@ -278,7 +278,9 @@ _CANONICAL_TIMESTAMP: Final = core_schema.chain_schema(
 # schema reads it as json.loads would (_READ_NATIVELY) or as the number it holds
 # (_number_of_text, a Python call: "1e1" in an int field), and whose second is the field's own
 # schema (its bounds, its reading of text, its errors). One error for whatever else: a union's
-# would name each of its members.
+# would name each of its members. In an int field "10.0" and "1e1" are 10, as the numbers 10.0
+# and 1e1 are (pydantic's lax int, JSON Schema's integer) and as protobuf's JSON mapping reads
+# "1e5" in an int32 (a required conformance case): text and number never part ways.
 _WHOLE: Final = r"-?(?:0|[1-9][0-9]*)"
 _FRACTION: Final = r"\.[0-9]+"
 _EXPONENT: Final = r"[eE][+-]?[0-9]+"

@@ -128,18 +128,25 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
   and in logs; nor more than {max_name} characters: the [admin API](http-api.md#alerts)'s
   `ack_by` refuses the same.
 - A number field given as text is taken when the text is a JSON number (RFC 8259 section 6:
-  `"1.5"`, `"-2"`, `"1e3"`), read as that number would be: `"1e1"` and `"10.0"` are 10 in an
-  integer field, as 1e1 and 10.0 are, and `"10.5"` is refused there, as 10.5 is. Any other
-  text is `invalid_payload`, naming the field (`payload.value`), though some parsers read it
-  (and others read it otherwise): spaces (`" 10 "`), a plus sign (`"+10"`), leading zeros
-  (`"010"`), digit separators (`"1_000"`), a bare point (`".5"`, `"5."`), `"NaN"` and `"inf"`.
-  So is text that reads as an infinity (`"1e400"`), and `true` or `false`. The one infinity a
-  payload can hold is a `rate_per_sec` derived from a `duration_ms` too small for a finite rate.
+  `"1.5"`, `"-2"`, `"1e3"`), read as that number would be: in an integer field `"10"` is 10,
+  `"1e1"` and `"10.0"` are 10 as 1e1 and 10.0 are, and `"10.5"` is refused as 10.5 is, in the
+  same words. Any other text is `invalid_payload`, naming the field (`payload.value`), though
+  some parsers read it (and others read it otherwise): spaces (`" 10 "`), a plus sign
+  (`"+10"`), leading zeros (`"010"`), digit separators (`"1_000"`), a bare point (`".5"`,
+  `"5."`), `"NaN"` and `"inf"`. So is text that reads as an infinity (`"1e400"`), and `true` or
+  `false`. The one infinity a payload can hold is a `rate_per_sec` derived from a
+  `duration_ms` too small for a finite rate.
 - A boolean field takes `true` or `false` alone: text (`"true"`, `"yes"`, `"0"`) or a number
   (`1`, `0`) is `invalid_payload`, naming the field (`payload.enabled`).
-- An integer field takes at most 9223372036854775807 (2^63 - 1, what a signed 64-bit integer
-  holds): a larger one is `invalid_payload`, naming the field (`payload.healthy_nodes`), rather
-  than taken and then failing the sinks that carry it (no float holds one of 309 digits).
+- An integer field takes a whole number in any JSON spelling: `10`, `10.0` and `1e1` are 10, as
+  JSON Schema's `integer` counts them and as a sender's JSON library may write a whole float. A
+  fractional part is `invalid_payload`, naming the field (`payload.count: Input should be a
+  valid integer, got a number with a fractional part`). A whole number written with a fraction
+  or an exponent is read as a float is: past 2^53 it becomes the nearest float's value
+  (`9007199254740993.0` is 9007199254740992, `9007199254740993` exact). At most
+  9223372036854775807 (2^63 - 1, what a signed 64-bit integer holds): a larger one is
+  `invalid_payload`, naming the field (`payload.healthy_nodes`), rather than taken and then
+  failing the sinks that carry it (no float holds one of 309 digits).
 - Timestamps are RFC 3339 date-times with seconds (`2026-11-28T00:00:00Z`, a fraction
   optional); one without a UTC offset is taken as UTC. A Unix time (`0`, `"1764288000"`), a
   bare date or a time without seconds is `invalid_payload`, naming the field. They are kept to

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bridge.bus import Envelope, Rejection, decode_envelope, structs
+from bridge.bus import Envelope, Rejection, decode_envelope
+from bridge.bus.batch_scans import is_clean
 from bridge.bus.decoding import _decode_fast, _decode_structs, _named_once
 from bridge.bus.problems import decode_envelope_reference
 from bridge.messages import Message
@@ -39,7 +40,7 @@ def msgspec_paths(body: bytes | str) -> list[Envelope | None]:
     one checking label patterns; the one leaving them out, where ``is_clean`` lets it), keys
     given twice refused as decode_envelope refuses them."""
     tries = [_decode_structs([body], None)]
-    if isinstance(body, bytes) and structs.is_clean(body):
+    if isinstance(body, bytes) and is_clean(body):
         tries.append(_decode_structs([body], body))
     return [
         taken[0] if taken[0] is not None and _named_once(body, held[0]) else None

@@ -12,6 +12,7 @@ import pytest
 
 import bridge.bus.decoding as decoding_module
 from bridge.bus import Envelope, Rejection, RejectReason, decode_envelope, structs
+from bridge.bus.batch_scans import is_clean
 from bridge.bus.decoding import decode_envelopes
 from bridge.bus.problems import decode_envelope_reference
 from bridge.messages import AlertAck, LogEntry, Message
@@ -129,7 +130,7 @@ def test_a_batch_with_escapes_in_its_values_is_taken_at_once(
     assert all(isinstance(envelope, Envelope) for envelope in expected)
     whole = b"\n".join(lines) + b"\n"
     if writer != "newline":
-        assert structs.is_clean(whole)
+        assert is_clean(whole)
 
     def alone(*args: Any) -> Any:
         raise AssertionError("a body was decoded alone")

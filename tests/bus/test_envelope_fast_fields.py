@@ -13,8 +13,9 @@ from pydantic import TypeAdapter, ValidationError
 
 import bridge
 import bridge.bus.decoding as decoding_module
-from bridge.bus import Envelope, Rejection, RejectReason, decode_envelope, depth, structs
+from bridge.bus import Envelope, Rejection, RejectReason, decode_envelope, depth
 from bridge.bus.decoding import _decode_fast, decode_envelopes
+from bridge.bus.depth import MAX_DEPTH
 from bridge.bus.problems import decode_envelope_reference
 from bridge.client_settings import NodeName
 from bridge.messages import SystemAlert
@@ -364,7 +365,7 @@ def test_nesting_up_to_the_limit_is_taken_and_sent_on(lax: bool) -> None:
     """An envelope nested exactly MAX_DEPTH deep (the envelope, its payload, ``checks`` and 61
     levels in it) is taken by a fast path as the reference takes it, and its wire form, which
     every sink and transport writes, decodes to it again."""
-    payload = {**HEALTH, "checks": {"a": _nested(structs.MAX_DEPTH - 3)}}
+    payload = {**HEALTH, "checks": {"a": _nested(MAX_DEPTH - 3)}}
     if lax:
         payload["load_avg"] = "1.5"
     body = health_of(payload=payload)
@@ -375,7 +376,7 @@ def test_nesting_up_to_the_limit_is_taken_and_sent_on(lax: bool) -> None:
 
 
 @pytest.mark.parametrize("lax", [False, True], ids=["msgspec", "pydantic-core"])
-@pytest.mark.parametrize("levels", [structs.MAX_DEPTH - 2, 300, 900])
+@pytest.mark.parametrize("levels", [MAX_DEPTH - 2, 300, 900])
 def test_nesting_past_the_limit_is_refused_either_way_naming_where(levels: int, lax: bool) -> None:
     """One level more (or hundreds more, which some parsers take and no serializer writes) is
     refused as malformed by both decoders and on a batch's path, naming the first object or
@@ -386,9 +387,9 @@ def test_nesting_past_the_limit_is_refused_either_way_naming_where(levels: int, 
     body = health_of(payload=payload)
     rejection = decoded_alike(body)
     assert isinstance(rejection, Rejection)
-    where = "payload.checks.a" + ".0.x" * ((structs.MAX_DEPTH - 3) // 2) + ".0"
+    where = "payload.checks.a" + ".0.x" * ((MAX_DEPTH - 3) // 2) + ".0"
     assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, where)
-    assert f"deeper than {structs.MAX_DEPTH} levels" in rejection.detail
+    assert f"deeper than {MAX_DEPTH} levels" in rejection.detail
     assert decode_envelopes([health_of(), body, health_of()])[1] == (1, rejection)
 
 
@@ -409,9 +410,9 @@ def test_nesting_deeper_than_the_parser_goes_is_refused_naming_where(lax: bool) 
     body = with_number(health_of(payload=payload), _nested_text(10_000).decode())
     rejection = decoded_alike(body)
     assert isinstance(rejection, Rejection)
-    where = "payload.checks.a" + ".0.x" * ((structs.MAX_DEPTH - 3) // 2) + ".0"
+    where = "payload.checks.a" + ".0.x" * ((MAX_DEPTH - 3) // 2) + ".0"
     assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, where)
-    assert rejection.detail.startswith(f"nested deeper than {structs.MAX_DEPTH} levels of")
+    assert rejection.detail.startswith(f"nested deeper than {MAX_DEPTH} levels of")
     assert decode_envelopes([health_of(), body, health_of()])[1] == (1, rejection)
     with pytest.raises(ValueError, match=f"^{re.escape(where)}: nested deeper than 64 levels"):
         depth.check_depth(body)
@@ -422,9 +423,9 @@ def test_the_docs_give_the_nesting_limit_in_force() -> None:
     docs = Path(bridge.__file__).parent.parent / "docs"
     for page in ("messages.md", "http-api.md"):
         text = " ".join((docs / page).read_text().split())
-        assert f"more than {structs.MAX_DEPTH} levels" in text or (
-            f"at most {structs.MAX_DEPTH} levels" in text
-        ), page
+        assert f"more than {MAX_DEPTH} levels" in text or (f"at most {MAX_DEPTH} levels" in text), (
+            page
+        )
 
 
 # A length bound as docs/messages.md's envelope table words it: "8-128 characters", "at most 40

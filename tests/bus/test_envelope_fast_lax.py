@@ -12,8 +12,9 @@ from pydantic import ValidationError
 from pydantic_core import SchemaValidator
 
 import bridge.bus.decoding as decoding_module
-from bridge.bus import Envelope, Rejection, decode_envelope, structs
+from bridge.bus import Envelope, Rejection, decode_envelope
 from bridge.bus.decoding import _decode_fast, _decode_unchecked, decode_envelopes
+from bridge.bus.payload_walks import object_fields
 from bridge.bus.problems import decode_envelope_reference, with_every_problem
 from bridge.messages import ClusterMembership, LogSummary, Message, NodeHealth
 from tests.bus.envelope_helpers import (
@@ -137,8 +138,8 @@ def test_lists_of_strings_are_counted_by_their_length() -> None:
     items by the list's length rather than walk them as it walks a field that may hold objects,
     and 100 000 names holding quotes and colons decode as the reference decodes them, with a
     key given twice beside them refused as it refuses it."""
-    assert structs.object_fields(ClusterMembership) == ()
-    assert structs.object_fields(LogSummary) == ("log_counts", "top_errors")
+    assert object_fields(ClusterMembership) == ()
+    assert object_fields(LogSummary) == ("log_counts", "top_errors")
     names = ['a"b', "::1", 'say "x": y', "\\", "µ"] * 20_000
     _names_agree_and_a_key_more_is_refused(_MEMBERSHIP, names)
 

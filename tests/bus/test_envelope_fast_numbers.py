@@ -7,11 +7,20 @@ import json
 import math
 from typing import Any
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from bridge.bus import Envelope, Rejection, RejectReason
 from bridge.bus.decoding import decode_envelopes
-from bridge.messages import LogSummary, Message, NodeHealth, PerformanceMetric, ThroughputMetric
+from bridge.messages import (
+    LogRotation,
+    LogSummary,
+    Message,
+    NodeHealth,
+    PerformanceMetric,
+    ThroughputMetric,
+)
 from tests.bus.envelope_helpers import (
     HEALTH,
     agreed,
@@ -353,3 +362,124 @@ def test_log_counts_given_as_text_add_up_to_the_total_the_numbers_would() -> Non
     refused = agreed(body_of(payload, LogSummary), payload, LogSummary)
     assert isinstance(refused, Rejection)
     assert refused.field == "payload.log_counts.info"
+
+
+# What an integer field says of a number with a fractional part, given as a number or as text.
+FRACTIONAL = "Input should be a valid integer, got a number with a fractional part"
+
+
+def _integer_fields(model: type[Message]) -> list[str]:
+    """The fields of ``model`` whose JSON Schema says integer (or integer or null)."""
+    properties = model.model_json_schema()["properties"]
+    return [
+        name
+        for name, schema in properties.items()
+        if any(each.get("type") == "integer" for each in schema.get("anyOf", [schema]))
+    ]
+
+
+def test_the_integer_fields_are_found() -> None:
+    """The integer fields the tests below write to are found: ThroughputMetric's count and
+    LogSummary's total_logs among them, no float field."""
+    assert "count" in _integer_fields(ThroughputMetric)
+    assert "total_logs" in _integer_fields(LogSummary)
+    assert "value" not in _integer_fields(PerformanceMetric)
+    assert sum(len(_integer_fields(model)) for model in CASES) >= 15
+
+
+@pytest.mark.parametrize("model", [m for m in CASES if _integer_fields(m)], ids=lambda m: m.TAG)
+def test_an_integer_field_takes_a_whole_number_in_any_spelling_as_text_or_not(
+    model: type[Message],
+) -> None:
+    """Each integer field of each type takes its whole value written ``10``, ``10.0``,
+    ``1e1`` or ``100e-1``, as a JSON number or as text, on both decoders alike: the int 10,
+    whichever was given; ``10.5`` and ``"10.5"`` are invalid_payload from both, naming the
+    field in the same words."""
+    case = CASES[model]
+    for name in _integer_fields(model):
+        whole = case.full[name] if isinstance(case.full.get(name), int) else 10
+        spellings = [str(whole), f"{whole}.0", f"{whole}e0", f"{whole}0e-1"]
+        for base in (case.full, case.minimal):
+            for written in spellings:
+                as_text = {**base, name: written}
+                as_number = {**base, name: "#"}
+                for body, payload in (
+                    (body_of(as_text, model), as_text),
+                    (with_number(body_of(as_number, model), written), as_number),
+                ):
+                    envelope = agreed(body, payload, model)
+                    assert isinstance(envelope, Envelope), (name, written)
+                    value = getattr(envelope.payload, name)
+                    assert (type(value), value) == (int, whole), (name, written)
+            as_text = {**base, name: f"{whole}.5"}
+            as_number = {**base, name: "#"}
+            for body, payload in (
+                (body_of(as_text, model), as_text),
+                (with_number(body_of(as_number, model), f"{whole}.5"), as_number),
+            ):
+                rejection = agreed(body, payload, model)
+                assert isinstance(rejection, Rejection), name
+                assert (rejection.reason, rejection.field, rejection.detail) == (
+                    RejectReason.INVALID_PAYLOAD,
+                    f"payload.{name}",
+                    f"payload.{name}: {FRACTIONAL}",
+                )
+
+
+# A JSON number's text (RFC 8259 section 6): a whole part, then maybe a fraction and an exponent.
+_JSON_NUMBERS = st.builds(
+    lambda sign, whole, fraction, exponent: f"{sign}{whole}{fraction}{exponent}",
+    st.sampled_from(["", "-"]),
+    st.integers(min_value=0, max_value=10**20).map(str),
+    st.one_of(st.just(""), st.from_regex(r"\.[0-9]{1,6}", fullmatch=True)),
+    st.one_of(st.just(""), st.from_regex(r"[eE][+-]?[0-9]{1,2}", fullmatch=True)),
+)
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(written=_JSON_NUMBERS)
+def test_any_json_number_as_text_in_an_integer_field_decodes_as_the_number(written: str) -> None:
+    """Any JSON number given as text in an integer field (ThroughputMetric's count) decodes on
+    both decoders alike and as the number itself does: the same int, or the same rejection
+    (a fraction, a value past the field's bounds)."""
+    case = CASES[ThroughputMetric]
+    as_text = {**case.minimal, "count": written}
+    as_number = {**case.minimal, "count": "#"}
+    given_text = agreed(body_of(as_text, ThroughputMetric), as_text, ThroughputMetric)
+    number_body = with_number(body_of(as_number, ThroughputMetric), written)
+    given_number = agreed(number_body, as_number, ThroughputMetric)
+    if isinstance(given_number, Rejection):
+        assert given_text == given_number
+    else:
+        assert isinstance(given_text, Envelope)
+        assert isinstance(given_text.payload, ThroughputMetric)
+        assert isinstance(given_number.payload, ThroughputMetric)
+        assert repr(given_text.payload.count) == repr(given_number.payload.count)
+        assert type(given_text.payload.count) is int
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("9007199254740993.0", 9007199254740992),
+        ("9007199254740993e0", 9007199254740992),
+        ("9007199254740993", 9007199254740993),
+    ],
+)
+def test_a_whole_number_past_2_53_with_a_fraction_is_read_as_a_float_is(
+    written: str, read: int
+) -> None:
+    """2^53 + 1 written with a fraction or an exponent, in an integer field (LogRotation's
+    file_size), is the nearest float's value on both decoders, as a number and as text alike
+    (what docs/messages.md says); written whole it is exact."""
+    case = CASES[LogRotation]
+    as_text = {**case.minimal, "file_size": written}
+    as_number = {**case.minimal, "file_size": "#"}
+    for body, payload in (
+        (body_of(as_text, LogRotation), as_text),
+        (with_number(body_of(as_number, LogRotation), written), as_number),
+    ):
+        envelope = agreed(body, payload, LogRotation)
+        assert isinstance(envelope, Envelope)
+        assert isinstance(envelope.payload, LogRotation)
+        assert envelope.payload.file_size == read

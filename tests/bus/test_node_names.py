@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import Field, TypeAdapter, ValidationError
 
-from bridge.bus import Envelope, Rejection, RejectReason, decode_envelope, structs
+from bridge.bus import Envelope, Rejection, RejectReason, decode_envelope
+from bridge.bus.batch_scans import is_clean, unclean
 from bridge.bus.decoding import decode_envelopes
 from bridge.bus.problems import decode_envelope_reference
 from bridge.hidden import HIDDEN_CHARACTERS
@@ -252,7 +253,7 @@ def test_clean_bytes_hold_no_node_name_the_pattern_refuses(text: str) -> None:
     alone), no string can hold a character NODE_PATTERN refuses, however it is written."""
     for ascii_only in (True, False):
         envelope = json.dumps({"node": text}, ensure_ascii=ascii_only).encode()
-        if structs.is_clean(envelope):
+        if is_clean(envelope):
             # After "x" the name is not blank: only its characters are judged.
             assert re.fullmatch(NODE_PATTERN.removesuffix("$") + r"\Z", "x" + text)
 
@@ -266,7 +267,7 @@ def test_no_character_the_node_pattern_refuses_is_clean_however_written() -> Non
     for character in hidden:
         escape = f"\\u{ord(character):04x}"
         for written in (character, escape, escape.upper().replace("\\U", "\\u")):
-            assert not structs.is_clean(f'{{"node": "a{written}b"}}'.encode())
+            assert not is_clean(f'{{"node": "a{written}b"}}'.encode())
         for written in (character, escape):
             bodies = [b'"a"', f'"{written}"'.encode()]
-            assert structs.unclean(bodies, b"\n".join(bodies)) == [1]  # a batch's line
+            assert unclean(bodies, b"\n".join(bodies)) == [1]  # a batch's line

@@ -15,16 +15,16 @@ from pydantic import ValidationError
 from pydantic_core import SchemaValidator, core_schema
 
 import bridge.messages as messages
-from bridge.bus.structs import _NAME
+from bridge.bus.struct_patterns import NAME
 from bridge.messages import NAME_PATTERN, AlertAck
 from tests.support import blank_in_the_pattern, drawn_as_nothing
 
 # The name pattern read by each engine that checks it: pydantic-core's Rust regex (the models),
-# Python's re through msgspec (the envelope decoder's fast path, bridge.bus.structs).
+# Python's re through msgspec (the envelope decoder's fast path, bridge.bus.struct_patterns).
 _RUST_NAMES = SchemaValidator(
     core_schema.list_schema(core_schema.str_schema(pattern=NAME_PATTERN, regex_engine="rust-regex"))
 )
-_MSGSPEC_NAME = Annotated[str, msgspec.Meta(pattern=_NAME)]
+_MSGSPEC_NAME = Annotated[str, msgspec.Meta(pattern=NAME)]
 
 
 def _taken_by_each_engine(name: str) -> tuple[bool, bool, bool]:
@@ -96,7 +96,7 @@ def test_a_one_character_name_is_refused_by_both_engines_as_unicode_says() -> No
         refused_by_rust = {characters[int(error["loc"][0])] for error in exc.errors()}
     else:
         refused_by_rust = set()
-    python = re.compile(_NAME)  # msgspec checks a pattern with re.search
+    python = re.compile(NAME)  # msgspec checks a pattern with re.search
     refused_by_python = {character for character in characters if not python.search(character)}
     refused_by_unicode = {
         character
@@ -117,7 +117,7 @@ def test_a_one_character_name_the_pattern_takes_is_refused_when_unicode_draws_it
     refuses exactly those drawn as nothing past the pattern's reach: the default ignorable
     characters beyond the BMP (U+E0001, U+1D173, U+1BCA0) and the combining marks (U+0301 with
     no letter to sit on), by Unicode's own data; AlertAck refuses them as blank."""
-    python = re.compile(_NAME)
+    python = re.compile(NAME)
     taken = [
         chr(c)
         for c in range(sys.maxunicode + 1)

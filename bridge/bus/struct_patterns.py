@@ -1,0 +1,50 @@
+"""The string patterns the fast decoders' Structs check, written for Python's ``re``.
+
+The models' patterns are read by pydantic-core's Rust regex; msgspec reads them with Python's
+``re``, which takes ``$`` for "end, or before a final newline": each pattern here ends at ``\\Z``
+instead, and is the one the Structs check in place of the model's (``struct_fields``). Those
+meant for the checking decoder alone (``CHECKED``) refuse what clean bytes cannot hold
+(``batch_scans.is_clean``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from bridge.hidden import HIDDEN_CHARACTERS
+from bridge.messages import NAME_PATTERN
+
+__all__ = [
+    "ALERT_ID",
+    "ALERT_ID_CLEAN",
+    "NAME",
+    "NODE_NAME",
+    "NODE_TEXT",
+    "NOT_IN_NODE",
+    "NO_CONTROL",
+]
+
+_CONTROL: Final = r"\x00-\x1f\x7f-\x9f"  # C0 (NUL included), DEL and C1
+_NODE_REFUSED: Final = _CONTROL + HIDDEN_CHARACTERS  # the characters NODE_PATTERN refuses
+NOT_IN_NODE: Final = _NODE_REFUSED + r"\ud800-\udfff"
+"""The characters the envelope's ``node`` may not hold, as a regular expression's class: a
+control character, a zero-width character or bidirectional control (``NODE_PATTERN``), or a
+lone surrogate (an unpaired ``\\ud800``-``\\udfff`` escape: valid JSON, but no text a label, a
+page or a message sent on can carry; the payload's strings are refused one by the models as
+they are built)."""
+NO_CONTROL: Final = rf"\A[^{_CONTROL}]*\Z"
+"""``NO_CONTROL_CHARACTERS``: no control character."""
+# Whitespace, then one character neither whitespace nor refused, then any not refused.
+NODE_NAME: Final = rf"\A[^{_NODE_REFUSED}\S]*[^{_NODE_REFUSED}\s][^{_NODE_REFUSED}]*\Z"
+"""``NODE_PATTERN``: a node name, not blank and none of the characters it refuses."""
+NODE_TEXT: Final = rf"\A[^{NOT_IN_NODE}\S]*[^{NOT_IN_NODE}\s][^{NOT_IN_NODE}]*\Z"
+"""The envelope's ``node``: ``NODE_NAME``, and no lone surrogate (``NOT_IN_NODE``)."""
+# Checked by both decoders: clean bytes may hold either.
+ALERT_ID_CLEAN: Final = r"\A(?!\.{1,2}\Z)"
+"""``ALERT_ID_PATTERN`` as the clean decoder checks it: neither "." nor ".."."""
+ALERT_ID: Final = rf"\A(?!\.{{1,2}}\Z)[^{_CONTROL}]*\Z"
+"""``ALERT_ID_PATTERN``: neither "." nor "..", and no control character."""
+# Only AlertAck's ack_by holds it, so no other message pays for it.
+NAME: Final = rf"\A{NAME_PATTERN.removeprefix('^').removesuffix('$')}\Z"
+"""``NAME_PATTERN``, checked by both decoders: clean bytes may still hold a line or paragraph
+separator, written unescaped."""
