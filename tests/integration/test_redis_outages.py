@@ -418,7 +418,9 @@ async def test_frames_a_redis_restarted_from_an_older_snapshot_lost_are_written_
     its epoch but not those frames: their publisher writes those again, and only those, with
     the warning docs/redis.md quotes."""
     server = redis_server()
-    publisher = await Replica(server.url, "publisher", group=False).start()
+    # Its frames are kept twice the claim idle time (10 s at least): under a full make test's
+    # load, restarting Redis and noticing took longer than 10 s once, and nothing was left.
+    publisher = await Replica(server.url, "publisher", group=False, claim_idle_ms=30_000).start()
     replicas.append(publisher)
     await async_wait_until(publisher.ready, 10)
     kept = publisher.publish_alert(0)
