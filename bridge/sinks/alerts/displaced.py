@@ -4,8 +4,11 @@ A state directory removed under a running bridge (``rm -rf``, a volume mounted o
 the outbox writing to a file that is gone: every alert taken after would be lost at the next
 start, without a word. The sink asks before each housekeeping pass (about a second apart), on the
 outbox's thread (two stats, microseconds, not on the event loop: a disk that hangs would hold it
-there), so not on each alert; readiness reads the last answer. The check and its telling are
-``bridge.displaced``'s, shared with the Redis bus spool.
+there); readiness reads the last answer. So does the outbox after each commit of a batch's alert
+changes (``AlertStore``: once a transaction, not once an alert), which it answers
+``OutboxDisplaced`` rather than report stored: a batch taken in the second before the next pass
+is not answered 202 (nor acknowledged on Redis) for a file lost at the next start. The check
+and its telling are ``bridge.displaced``'s, shared with the Redis bus spool.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Final
 
 from bridge.displaced import DisplacedWatch
 
-__all__ = ["DisplacedOutbox"]
+__all__ = ["DisplacedOutbox", "OutboxDisplaced"]
 
 _logger = logging.getLogger(__name__)
 
@@ -27,6 +30,12 @@ _WHAT_TO_DO: Final = (
     " reports not ready; restart the bridge (it opens a new outbox there; the"
     " alerts taken since the file went are lost), or move the file back if it was moved"
 )
+
+
+class OutboxDisplaced(OSError):
+    """A change committed to an outbox file that is no longer the file at its path (deleted or
+    replaced), so lost at the next start: not to be reported stored. Its message is
+    ``Outbox.displaced``'s words (which file, and how)."""
 
 
 class DisplacedOutbox(DisplacedWatch):
