@@ -24,9 +24,10 @@ after it are found again (the next offset where a whole record checks out) and s
 
 The spool's files deleted or replaced under it (``rm -rf $EXESDB_STATE_DIR``, a tmp cleaner, a
 volume mounted over it) are found (``bridge.displaced``: the lock it holds and each segment
-against what their paths name) before each write and once a second (``check_displaced``); the
-spool then takes nothing more (``displaced`` says why) and sends nothing from its files, until
-they are back where they were.
+against what their paths name) before and after each write and once a second
+(``check_displaced``); a write found so after its fsync is cut back and refused, not answered
+stored. The spool then takes nothing more (``displaced`` says why) and sends nothing from its
+files, until they are back where they were.
 """
 
 from __future__ import annotations
@@ -407,6 +408,10 @@ class Spool:
                 file.write(data)
                 file.flush()
                 os.fsync(file.fileno())
+                # Its folder removed while it was written, the records went to a file lost at
+                # the next start: refused (a stat or two beside the fsync), not counted.
+                if (displaced := self._files_displaced([segment])) is not None:
+                    raise SpoolDisplaced(displaced)
             except OSError:
                 # Nothing of a failed write counts: cut the file back to what it was.
                 with contextlib.suppress(OSError):
