@@ -6,7 +6,7 @@ is tried again after a wait (0.5 s doubling up to 5 s), the frames staying in th
 meanwhile. Either is the spool's disk, not Redis: told so once at error as it begins or changes
 (naming the file and the system's words) and at info as it ends, counted
 (``exesdb_redis_spool_errors_total``), and said by ``/readyz``'s ``bus`` check (``fault``): a
-read until one succeeds, a write until one does or for ``WRITE_FAULT_SECONDS`` after the last
+read until one succeeds, a write until one does or for 30 s after the last
 refused (a replica not ready may be sent none to try).
 """
 
@@ -21,12 +21,12 @@ from typing import Final
 
 from bridge.backoff import Backoff
 
-__all__ = ["WRITE_FAULT_SECONDS", "SpoolDiskError", "SpoolDiskFaults"]
+__all__ = ["SpoolDiskError", "SpoolDiskFaults"]
 
 _logger = logging.getLogger(__name__)
 
 # How long a write the disk refused is said by readiness when none is tried since.
-WRITE_FAULT_SECONDS: Final = 30.0
+_WRITE_FAULT_SECONDS: Final = 30.0
 # One process reading its own files again: no herd to spread, so no jitter.
 _AGAIN: Final = Backoff(base=0.5, cap=5.0, jitter=0.0)
 
@@ -77,7 +77,7 @@ class SpoolDiskFaults:
                 f" was sent ({self._send}): those frames wait in the spool, tried again"
             )
         if self._write is not None and (ago := self._clock() - self._write[0]) < (
-            WRITE_FAULT_SECONDS
+            _WRITE_FAULT_SECONDS
         ):
             return (
                 f"the Redis bus spool's disk refused a write {ago:.0f} s ago ({self._write[1]}):"
