@@ -19,8 +19,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Final
 
 from bridge.bus import new_message_id
-from bridge.sinks.alerts.database import Database
-from bridge.sinks.alerts.displaced import OutboxDisplaced
+from bridge.sinks.alerts.database import Database, OutboxDisplaced
 from bridge.sinks.alerts.queue import DeliveryQueue
 from bridge.sinks.alerts.records import (
     MAX_LEVEL,

@@ -6,9 +6,9 @@ start, without a word. The sink asks before each housekeeping pass (about a seco
 outbox's thread (two stats, microseconds, not on the event loop: a disk that hangs would hold it
 there); readiness reads the last answer. So does the outbox after each commit of a batch's alert
 changes (``AlertStore``: once a transaction, not once an alert), which it answers
-``OutboxDisplaced`` rather than report stored: a batch taken in the second before the next pass
-is not answered 202 (nor acknowledged on Redis) for a file lost at the next start. The check
-and its telling are ``bridge.displaced``'s, shared with the Redis bus spool.
+``database.OutboxDisplaced`` rather than report stored: a batch taken in the second before the
+next pass is not answered 202 (nor acknowledged on Redis) for a file lost at the next start.
+The check and its telling are ``bridge.displaced``'s, shared with the Redis bus spool.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Final
 
 from bridge.displaced import DisplacedWatch
 
-__all__ = ["DisplacedOutbox", "OutboxDisplaced"]
+__all__ = ["DisplacedOutbox"]
 
 _logger = logging.getLogger(__name__)
 
@@ -30,12 +30,6 @@ _WHAT_TO_DO: Final = (
     " reports not ready; restart the bridge (it opens a new outbox there; the"
     " alerts taken since the file went are lost), or move the file back if it was moved"
 )
-
-
-class OutboxDisplaced(OSError):
-    """A change committed to an outbox file that is no longer the file at its path (deleted or
-    replaced), so lost at the next start: not to be reported stored. Its message is
-    ``Outbox.displaced``'s words (which file, and how)."""
 
 
 class DisplacedOutbox(DisplacedWatch):

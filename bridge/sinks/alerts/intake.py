@@ -20,8 +20,9 @@ from typing import Final
 from bridge.bus import BatchSubscription, Envelope
 from bridge.settings import Settings
 from bridge.sinks.alerts.batch_dates import BatchDates
+from bridge.sinks.alerts.database import OutboxDisplaced
 from bridge.sinks.alerts.delivery import Sleep
-from bridge.sinks.alerts.displaced import DisplacedOutbox, OutboxDisplaced
+from bridge.sinks.alerts.displaced import DisplacedOutbox
 from bridge.sinks.alerts.kept import KeptChanges
 from bridge.sinks.alerts.metrics import AlertMetrics
 from bridge.sinks.alerts.pending import PendingConditions

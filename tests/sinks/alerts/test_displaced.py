@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.sinks.alerts.displaced import DisplacedOutbox, OutboxDisplaced
+from bridge.sinks.alerts.database import OutboxDisplaced
+from bridge.sinks.alerts.displaced import DisplacedOutbox
 from bridge.sinks.alerts.outbox import FILE_NAME, LOCK_NAME, Outbox
 from tests.sinks.alerts.helpers import T0, event
 
