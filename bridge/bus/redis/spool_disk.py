@@ -6,8 +6,8 @@ is tried again after a wait (0.5 s doubling up to 5 s), the frames staying in th
 meanwhile. Either is the spool's disk, not Redis: told so once at error as it begins or changes
 (naming the file and the system's words) and at info as it ends, counted
 (``exesdb_redis_spool_errors_total``), and said by ``/readyz``'s ``bus`` check (``fault``): a
-read until one succeeds, a write until one does or for 30 s after the last
-refused (a replica not ready may be sent none to try).
+read or deletion refused until the spool next moves past a batch sent (``sent``), a write until
+one is taken or for 30 s after the last refused (a replica not ready may be sent none to try).
 """
 
 from __future__ import annotations
