@@ -365,7 +365,8 @@ async def ingest(request: web.Request) -> web.Response:
             return _retry_later(
                 "overloaded", "the bus transport has no room for it (on Redis: the spool is full)"
             )
-        # The transport's reason, when it refuses every batch for one (its files removed).
+        # The transport's reason, when it refuses every batch for one (its files removed), or
+        # in process the alert sink's (its outbox file found removed as it stored this batch).
         why = bridge.bus.unstorable() or "the batch could not be stored; send it again"
         return _retry_later("not_committed", why)
     request.app[_OWN_NODE].check(result)

@@ -751,8 +751,11 @@ class Bus:
 
     def unstorable(self) -> str | None:
         """Why the transport stores no durably published batch now, when it knows
-        (``TransportCapabilities.unstorable``: on Redis, the spool's files removed), else
-        None."""
+        (``TransportCapabilities.unstorable``: on Redis, the spool's files removed); in
+        process, why a durable subscriber refuses batches now (``BatchSubscription.refusing``:
+        the alert outbox's file removed), which it may have found failing one; else None."""
+        if not self.transport.capabilities.shared:
+            return next((s.refusing for s in self._batches if s.durable and s.refusing), None)
         unstorable = self.transport.capabilities.unstorable
         return None if unstorable is None else unstorable()
 

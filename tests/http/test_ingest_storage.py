@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,10 @@ from bridge.bus import (
 from bridge.cluster import cluster_monitor
 from bridge.http import build_app
 from bridge.settings import Settings
+from bridge.sinks.alerts import alert_sink
 from bridge.sinks.prometheus import prometheus_sink
 from tests.http.helpers import NDJSON, Server, ServerFactory, body_of, envelope, signed
-from tests.support import async_wait_until, make_settings
+from tests.support import async_wait_until, critical_alert_body, make_settings
 
 
 class BoundedTransport:
@@ -451,3 +453,24 @@ async def test_a_batch_whose_store_raises_answers_500_and_is_taken_again() -> No
             assert len(transport.sent) == 2
     finally:
         await bridge.aclose()
+
+
+async def test_an_alert_stored_in_an_outbox_file_removed_before_any_look_is_answered_503(
+    serve: ServerFactory, tmp_path: Path
+) -> None:
+    """The state directory removed under an in-process bridge and an alert ingested before the
+    alert sink's next look at it (about a second apart): the outbox commits it to the deleted
+    file, so ingest answers 503 not_committed naming that file rather than 202; the bridge is
+    not ready from then on, and the resend (its ids forgotten) is answered so too."""
+    state = tmp_path / "state"
+    server = await serve([alert_sink], EXESDB_STATE_DIR=str(state))
+    assert (await server.get("/readyz"))[0] == 200
+    body = critical_alert_body("removed-1", "state directory removed", "just before it")
+    shutil.rmtree(state)
+    status, answer = await server.post(body)
+    assert (status, answer["error"]) == (503, "not_committed"), answer
+    assert f"{state / 'alerts.sqlite3'} was deleted (EXESDB_STATE_DIR" in answer["detail"]
+    status, ready = await server.get("/readyz")
+    assert status == 503
+    assert answer["detail"] == ready["checks"]["alerts"]["reason"] + "; retry later"
+    assert await server.post(body) == (status, answer)

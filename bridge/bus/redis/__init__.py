@@ -35,7 +35,7 @@ Redis is put right.
 
 The parts: ``transport.py`` wires them; ``link.py`` (the client, its state, the one retry path),
 ``writer.py`` (XADD, XACK, re-signing, rewriting after data loss), ``unscripted.py`` (its
-batches without a script) and ``spool.py``,
+batches without a script) and ``spool.py`` (``spool_disk.py``: its disk refusing it),
 ``fanout.py`` (XREAD), ``lease.py`` and ``consumer_group.py`` (the work queue),
 ``work_queue.py`` (the lease capability), ``shared_state.py`` (the state capability),
 ``coordination.py`` (the cluster monitor's keys), ``node_name.py`` (the node name check),

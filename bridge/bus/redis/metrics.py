@@ -113,6 +113,13 @@ class RedisCollector(Collector):
             value=writer.spooled,
         )
         yield CounterMetricFamily(
+            "exesdb_redis_spool_errors",
+            "Spool operations its disk refused (full, failing, read-only): a write, whose batch "
+            "is refused, or a read of what it holds or the deletion of a segment sent, tried "
+            "again.",
+            value=writer.spool_errors,
+        )
+        yield CounterMetricFamily(
             "exesdb_redis_stage_errors",
             "Unexpected failures of a Redis bus background stage, each logged and the stage "
             "restarted.",

@@ -24,9 +24,14 @@ after it are found again (the next offset where a whole record checks out) and s
 
 The spool's files deleted or replaced under it (``rm -rf $EXESDB_STATE_DIR``, a tmp cleaner, a
 volume mounted over it) are found (``bridge.displaced``: the lock it holds and each segment
-against what their paths name) before each write and once a second (``check_displaced``); the
-spool then takes nothing more (``displaced`` says why) and sends nothing from its files, until
-they are back where they were.
+against what their paths name) before and after each write and once a second
+(``check_displaced``); a write found so after its fsync is cut back and refused, not answered
+stored. The spool then takes nothing more (``displaced`` says why) and sends nothing from its
+files, until they are back where they were.
+
+Its disk refusing it otherwise (full, failing, read-only) is the spool's fault, not Redis's
+(``spool_disk``): a write refused fails its batch, a read refused is tried again after a wait;
+``fault`` says which, for readiness.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import re
 import secrets
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -49,13 +55,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from bridge.bus.redis.spool_disk import SpoolDiskError, SpoolDiskFaults
 from bridge.bus.transport import Frame
 from bridge.disk import sync_directory
 from bridge.displaced import DisplacedWatch, first_displaced, identity
 from bridge.messages import INSTANCES
 from bridge.statelock import hold
 
-__all__ = ["FOLDER", "Spool", "SpoolBatch", "SpoolDisplaced", "waiting"]
+__all__ = ["FOLDER", "Spool", "SpoolBatch", "SpoolDiskError", "SpoolDisplaced", "waiting"]
 
 _logger = logging.getLogger(__name__)
 
@@ -123,9 +130,11 @@ class Spool:
         max_bytes: int,
         segment_bytes: int,
         changed: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``max_bytes``: room for records not yet sent; ``segment_bytes``: when to start a new
-        segment file; ``changed`` is called as ``displaced`` changes."""
+        segment file; ``changed`` is called as ``displaced`` changes, and once a read the disk
+        refused may be tried again; ``clock`` (monotonic seconds) ages a write refused."""
         self.directory = Path(directory)
         self.max_bytes = max_bytes
         self._segment_bytes = segment_bytes
@@ -161,6 +170,7 @@ class Spool:
             logger=_logger,
             told=self._held,
         )
+        self._disk = SpoolDiskFaults(changed, self.directory, clock=clock)
 
     @property
     def displaced(self) -> str | None:
@@ -169,9 +179,34 @@ class Spool:
         return self._displaced.problem
 
     @property
+    def fault(self) -> str | None:
+        """What the spool's disk refuses now (``spool_disk``), with what comes of it; None when
+        nothing."""
+        return self._disk.fault
+
+    @property
+    def unwritable(self) -> str | None:
+        """Why the last append failed on the disk, while none has been written since."""
+        return self._disk.unwritable
+
+    @property
+    def disk_errors(self) -> int:
+        """Operations the spool's disk refused, counted."""
+        return self._disk.errors
+
+    @property
     def pending_bytes(self) -> int:
         """Bytes of records not yet sent (what ``max_bytes`` bounds)."""
         return self._stored - self._sent
+
+    @property
+    def sendable_bytes(self) -> int:
+        """``pending_bytes`` the writer may read now: none while the spool's files are
+        displaced, nor while a read the disk refused waits to be tried again (``changed`` is
+        called then)."""
+        if self._displaced.problem is not None or self._disk.resting:
+            return 0
+        return self.pending_bytes
 
     @property
     def pending_frames(self) -> int:
@@ -187,8 +222,8 @@ class Spool:
 
     async def append(self, frames: Sequence[Frame]) -> bool:
         """Write ``frames`` to the end of the spool and fsync; False (none written) when they do
-        not fit in ``max_bytes``. Raises ``OSError`` when the disk refuses them (none counted
-        as written).
+        not fit in ``max_bytes``. Raises ``SpoolDiskError`` when the disk refuses them (none
+        counted as written), ``SpoolDisplaced`` when the spool's files went.
 
         Appends arriving while one is written are written after it together, with one fsync.
         """
@@ -212,15 +247,19 @@ class Spool:
 
     async def peek(self, count: int) -> SpoolBatch | None:
         """Up to ``count`` records from the head (which does not move), or None when nothing
-        waits, or the spool's files are displaced (then none can be read)."""
-        if not self.pending_bytes or self._displaced.problem is not None:
+        waits, the spool's files are displaced (then none can be read), or the disk refuses
+        the read (tried again once ``sendable_bytes`` says so)."""
+        if not self.sendable_bytes:
             return None
         try:
             return await self._call(self._peek, count)
-        except FileNotFoundError:
+        except OSError as exc:
             # Its segment deleted since the last look: the spool's files went.
-            if await self.check_displaced() is None:
+            if isinstance(exc, FileNotFoundError) and await self.check_displaced() is not None:
+                return None
+            if exc.errno is None:
                 raise
+            self._disk.send_failed(exc)
             return None
 
     async def check_displaced(self) -> str | None:
@@ -240,19 +279,39 @@ class Spool:
 
     async def resume(self, batch: SpoolBatch, offset: int | None) -> bool:
         """Redis says the writer got to ``offset`` in ``batch``'s segment (None: it does not
-        know); True when the head moved past ``batch.start`` for that."""
+        know); True when the head moved past ``batch.start`` for that, or when the disk
+        refused the move (nothing to send now: Redis is asked again after the wait)."""
         self._checked.add(batch.segment)
         if offset is None or offset <= batch.start:
             return False
         _logger.info(
             "spool: Redis already holds records up to byte %d of %s", offset, batch.segment
         )
-        await self._call(self._move, batch.segment, offset, None)
+        try:
+            await self._call(self._move, batch.segment, offset, None)
+        except OSError as exc:
+            if exc.errno is None:
+                raise
+            self._checked.discard(batch.segment)  # sent from the head, it would come twice
+            self._disk.send_failed(exc)
+            return True
+        self._disk.sent()
         return True
 
     async def advance(self, batch: SpoolBatch) -> list[str]:
-        """Move the head past ``batch`` (now in Redis); the ids of the segments now spent."""
-        return await self._call(self._move, batch.segment, batch.end, len(batch.frames))
+        """Move the head past ``batch`` (now in Redis); the ids of the segments now spent. A
+        spent segment the disk refuses to delete is told (``fault``) and left there: the head
+        is past it (none when the head's file cannot be written either: Redis's progress
+        says how far the spool got, ``resume``)."""
+        try:
+            spent = await self._call(self._move, batch.segment, batch.end, len(batch.frames))
+        except OSError as exc:
+            if exc.errno is None:
+                raise
+            self._disk.send_failed(exc)
+            return []
+        self._disk.sent()
+        return spent
 
     async def aclose(self, seconds: float | None = None) -> None:
         """Finish what is being written (for up to ``seconds``; None: however long the disk
@@ -263,6 +322,7 @@ class Spool:
         if self._closed:
             return
         self._closed = True
+        self._disk.close()
         deadline = None if seconds is None else asyncio.get_running_loop().time() + seconds
         if self._appending is not None:
             await asyncio.wait([self._appending], timeout=seconds)
@@ -325,10 +385,14 @@ class Spool:
                             future.set_exception(SpoolDisplaced(self._displaced.problem))
                     continue
                 except OSError as exc:
+                    failed: OSError = exc
+                    if exc.errno is not None:  # the disk's (none: the spool's own refusal)
+                        failed = self._disk.write_failed(exc)
                     for _, _, future in self._writing:
                         if not future.done():
-                            future.set_exception(exc)
+                            future.set_exception(failed)
                     continue
+                self._disk.written()
                 # Stored in the very step the batch stops being one written (nothing awaited
                 # before the next one is): append never counts it twice, as both.
                 self._stored += sum(len(data) for data, _, _ in self._writing)
@@ -402,16 +466,25 @@ class Spool:
             if (displaced := self._files_displaced([segment])) is None:
                 raise
             raise SpoolDisplaced(displaced) from None
-        with os.fdopen(descriptor, "ab") as file:
-            try:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            except OSError:
-                # Nothing of a failed write counts: cut the file back to what it was.
-                with contextlib.suppress(OSError):
-                    file.truncate(segment.size)
+        try:
+            # Unbuffered: a buffer a failed write left would be written by the close, after
+            # the cut back below.
+            _write_all(descriptor, data)
+            os.fsync(descriptor)
+            # Its folder removed while it was written, the records went to a file lost at the
+            # next start: refused (a stat or two beside the fsync), not counted.
+            if (displaced := self._files_displaced([segment])) is not None:
+                raise SpoolDisplaced(displaced)
+        except OSError as exc:
+            # Nothing of a failed write counts: cut the file back to what it was.
+            with contextlib.suppress(OSError):
+                os.ftruncate(descriptor, segment.size)
+            if isinstance(exc, SpoolDisplaced) or exc.filename is not None:
                 raise
+            raise OSError(exc.errno, exc.strerror, str(segment.path)) from exc  # named
+        finally:
+            with contextlib.suppress(OSError):  # written and synced, or failed already
+                os.close(descriptor)
         segment.size += len(data)
 
     def _new_segment(self) -> _Segment:
@@ -559,6 +632,13 @@ class _Thread:
                 future.set_exception(exc)
             else:
                 future.set_result(result)
+
+
+def _write_all(descriptor: int, data: bytes) -> None:
+    """Write all of ``data`` (a write may take part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(descriptor, view) :]
 
 
 def _record(frame: Frame) -> bytes:

@@ -180,7 +180,7 @@ class RedisTransport:
             lease=self._work_queue,
             state=RedisSharedState(link, layout, consumer=self.consumer, node=node),
             node_name=self._node_name,
-            unstorable=None if self._spool is None else self._spool_displaced,
+            unstorable=None if self._spool is None else self._spool_unstorable,
         )
         self._receive: FrameReceiver | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -314,6 +314,9 @@ class RedisTransport:
         # First: a restart mends it, where Redis's trouble waits on Redis.
         if (displaced := self._spool_displaced()) is not None:
             return displaced
+        # The spool's disk refusing it: the replica's own, whatever Redis does.
+        if self._spool is not None and (fault := self._spool.fault) is not None:
+            return fault
         trouble = self._link.trouble()
         if trouble is not None:
             return f"Redis at {safe_url(self.url)} {trouble}"
@@ -384,6 +387,13 @@ class RedisTransport:
     def _spool_displaced(self) -> str | None:
         """Why the spool takes nothing (its files removed under it), as last found."""
         return None if self._spool is None else self._spool.displaced
+
+    def _spool_unstorable(self) -> str | None:
+        """Why the spool takes nothing (its files removed), or why its last write failed (its
+        disk refused it), while none has been written since."""
+        if self._spool is None:
+            return None
+        return self._spool.displaced or self._spool.unwritable
 
     async def _watch_spool(self) -> None:
         """Look at the spool's files once, then wait a second (run again by ``keep_running``)."""

@@ -41,7 +41,7 @@ from bridge.bus.redis.link import (
     temporary,
 )
 from bridge.bus.redis.retained import Lane, Retained
-from bridge.bus.redis.spool import Spool, SpoolDisplaced
+from bridge.bus.redis.spool import Spool, SpoolDiskError, SpoolDisplaced
 from bridge.bus.redis.unscripted import Unscripted, Unwritten
 from bridge.bus.transport import WORK_QUEUE_INSTANCES, Durability, Frame
 from bridge.redaction import safe_url
@@ -235,11 +235,16 @@ class Writer:
         return self._spool.pending_bytes if self._spool is not None else 0
 
     @property
+    def spool_errors(self) -> int:
+        """Operations the spool's disk refused (``Spool.disk_errors``)."""
+        return self._spool.disk_errors if self._spool is not None else 0
+
+    @property
     def _spool_to_send(self) -> int:
         """``spool_bytes`` the loop can send: none while the spool's files are displaced (gone
-        or replaced), which it cannot read (``Spool.displaced``)."""
-        spool = self._spool
-        return 0 if spool is None or spool.displaced is not None else spool.pending_bytes
+        or replaced), which it cannot read (``Spool.displaced``), nor while a read its disk
+        refused waits to be tried again (``Spool.sendable_bytes``): not Redis's fault."""
+        return self._spool.sendable_bytes if self._spool is not None else 0
 
     def send(self, frame: Frame) -> bool:
         """Buffer a frame for writing; False when the buffer is full (or the writer closed)."""
@@ -268,7 +273,7 @@ class Writer:
         try:
             if not await spool.append(frames):
                 return Durability.FULL
-        except SpoolDisplaced:
+        except (SpoolDisplaced, SpoolDiskError):
             return Durability.FAILED  # told once, by the spool
         except OSError as exc:
             _logger.error(

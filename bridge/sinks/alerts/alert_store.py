@@ -13,13 +13,13 @@ Times are Unix seconds from the injected wall clock, since they must survive a r
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final
 
 from bridge.bus import new_message_id
-from bridge.sinks.alerts.database import Database
+from bridge.sinks.alerts.database import Database, OutboxDisplaced
 from bridge.sinks.alerts.queue import DeliveryQueue
 from bridge.sinks.alerts.records import (
     MAX_LEVEL,
@@ -80,11 +80,25 @@ RESOLVES_REMEMBERED: Final = 10_000
 
 class AlertStore:
     """The alerts table and their history; see the module docstring. Notifications go to
-    ``queue``."""
+    ``queue``.
 
-    def __init__(self, database: Database, queue: DeliveryQueue) -> None:
+    ``displaced`` (``Outbox.displaced``: two stats) is asked after each change whose storing
+    is answered for (``apply``, ``commit``, ``acknowledge``: ingest's 202, the work queue's
+    acknowledgement, the alert API's 200): committed to a file no longer at its path, the
+    change raises ``OutboxDisplaced``. It stays in the file held open, whose deliveries the
+    workers still send, as do the other changes (attempts, escalations in process).
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        queue: DeliveryQueue,
+        *,
+        displaced: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self._database = database
         self._queue = queue
+        self._displaced = displaced
         # Ids of the alerts not resolved, kept beside the table (written only in _store, in a
         # transaction): a resolved event for any other alert changes nothing, and the sink asks
         # may_be_active() before paying a thread hop and a transaction to learn that.
@@ -257,7 +271,9 @@ class AlertStore:
                 remember_for=remember_for,
                 arrived_after=arrived_after,
             )
-            return self._store_plan(plan, arrived_after)
+            applied = self._store_plan(plan, arrived_after)
+        self._held_still()
+        return applied
 
     def plan(
         self,
@@ -423,7 +439,8 @@ class AlertStore:
         with self._database.transaction():
             step = on_ack(self.get(alert_id), ack, now)
             self._store_step(step, now)
-            return step.record
+        self._held_still()
+        return step.record
 
     def escalate_due(self, now: float, after_seconds: float) -> list[Escalated]:
         """Move every unacknowledged ``requires_ack`` alert that waited too long up one level."""
@@ -503,18 +520,28 @@ class AlertStore:
         """
         with self._database.transaction() as db:
             seen = db.execute("SELECT 1 FROM plans WHERE id = :id", {"id": plan.id}).fetchone()
-            if seen is not None:
-                return Applied([], plan.refused, plan.stale)
-            db.execute(
-                "INSERT INTO plans (id, stored_at) VALUES (:id, :now)",
-                {"id": plan.id, "now": plan.now},
-            )
-            applied = self._store_plan(plan)
-            if tell:
-                self._queue.tell_all(
-                    record.alert_id for record in applied.changed if not record.open
+            if seen is None:
+                db.execute(
+                    "INSERT INTO plans (id, stored_at) VALUES (:id, :now)",
+                    {"id": plan.id, "now": plan.now},
                 )
-            return applied
+                applied = self._store_plan(plan)
+                if tell:
+                    self._queue.tell_all(
+                        record.alert_id for record in applied.changed if not record.open
+                    )
+            else:
+                applied = Applied([], plan.refused, plan.stale)
+        # A plan found stored is checked too: stored in the file that went, by a try that
+        # raised, it is not stored at the path, and its note in Redis must stay (``index``).
+        self._held_still()
+        return applied
+
+    def _held_still(self) -> None:
+        """After a commit answered for: raise ``OutboxDisplaced`` when the file it went to is
+        no longer the file at the outbox's path (gone at the next start)."""
+        if (displaced := self._displaced()) is not None:
+            raise OutboxDisplaced(displaced)
 
     def withdraw(self, plans: Sequence[Plan], now: float, reason: str) -> int:
         """Leave out of this outbox the notifications of ``plans`` it stored whose notes another

@@ -7,6 +7,8 @@ bridge: SQLite's own locking serialises the two processes). The lock is reentran
 transaction begun inside another joins it, so one store's method may call another's and both
 changes commit together or not at all: an inner transaction that raises dooms the outermost one,
 which rolls back even when the error was caught in between (its writes may be half done).
+A change committed to a file that is no longer at its path (its folder removed) is answered
+``OutboxDisplaced`` by the store that asks (``AlertStore``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from pathlib import Path
 
 from bridge.sinks.alerts.tables import connect, migrate
 
-__all__ = ["Database"]
+__all__ = ["Database", "OutboxDisplaced"]
+
+
+class OutboxDisplaced(OSError):
+    """A change committed to an outbox file that is no longer the file at its path (deleted or
+    replaced), so lost at the next start: not to be reported stored. Its message is
+    ``Outbox.displaced``'s words (which file, and how)."""
 
 
 class Database:

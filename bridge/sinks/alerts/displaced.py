@@ -4,8 +4,11 @@ A state directory removed under a running bridge (``rm -rf``, a volume mounted o
 the outbox writing to a file that is gone: every alert taken after would be lost at the next
 start, without a word. The sink asks before each housekeeping pass (about a second apart), on the
 outbox's thread (two stats, microseconds, not on the event loop: a disk that hangs would hold it
-there), so not on each alert; readiness reads the last answer. The check and its telling are
-``bridge.displaced``'s, shared with the Redis bus spool.
+there); readiness reads the last answer. So does the outbox after each commit of a batch's alert
+changes (``AlertStore``: once a transaction, not once an alert), which it answers
+``database.OutboxDisplaced`` rather than report stored: a batch taken in the second before the
+next pass is not answered 202 (nor acknowledged on Redis) for a file lost at the next start.
+The check and its telling are ``bridge.displaced``'s, shared with the Redis bus spool.
 """
 
 from __future__ import annotations

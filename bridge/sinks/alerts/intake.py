@@ -6,7 +6,8 @@ the in-process bus a batch the outbox refuses is kept and stored again (``kept``
 work queue hands its frames back. What the caps refused or forgot is counted and told in the log
 (``refusals``). HTTP ingest refuses a batch holding alerts (503 not_committed) while a batch is
 kept or the outbox file is gone (``displaced``): taken, it would only wait in memory, lost to a
-crash or to the next start, where the sender keeps it.
+crash or to the next start, where the sender keeps it. A batch the outbox committed to a file
+gone before a check found it (``OutboxDisplaced``) fails, and ingest is refused from then on.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Final
 from bridge.bus import BatchSubscription, Envelope
 from bridge.settings import Settings
 from bridge.sinks.alerts.batch_dates import BatchDates
+from bridge.sinks.alerts.database import OutboxDisplaced
 from bridge.sinks.alerts.delivery import Sleep
 from bridge.sinks.alerts.displaced import DisplacedOutbox
 from bridge.sinks.alerts.kept import KeptChanges
@@ -142,10 +144,18 @@ class BatchIntake:
         )
         if not changes:
             return
-        if self._keep:
-            applied = await self.kept.store(changes, len(envelopes))
-        else:
-            applied = await self.apply(changes, self._clock())
+        try:
+            if self._keep:
+                applied = await self.kept.store(changes, len(envelopes))
+            else:
+                applied = await self.apply(changes, self._clock())
+        except OutboxDisplaced as exc:
+            # Committed to a file gone (its folder removed since the last housekeeping pass):
+            # refused from now on, as the pass would have found, and this batch failed, not
+            # kept (stored again, it would go to that file again): ingest answers 503, the
+            # work queue hands its entries back.
+            self.displaced.found(str(exc))
+            raise
         if applied.refused:
             self._metrics.refused(applied.refused)
             self._refusals.refused(applied.refused)

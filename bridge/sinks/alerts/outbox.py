@@ -107,7 +107,8 @@ class Outbox:
             raise sqlite3.DatabaseError(f"{self.path}: the outbox file lost its receiver_secret")
         self.receiver_secret = secret
         self.queue = DeliveryQueue(database, urls=urls)
-        self.alerts = AlertStore(database, self.queue)
+        # A batch's changes committed to a file gone are not reported stored (AlertStore).
+        self.alerts = AlertStore(database, self.queue, displaced=self.displaced)
         self.dead_letters = DeadLetters(database, self.queue)
         self.retention = Retention(database)
 

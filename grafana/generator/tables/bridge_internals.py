@@ -245,9 +245,13 @@ PANELS: list[P | Row] = [
                 f"sum by (instance) (rate(exesdb_redis_spooled_total{{{INSTANCE}}}[{RATE}]))",
                 "spooled {{instance}}",
             ),
+            Q(
+                f"sum by (instance) (rate(exesdb_redis_spool_errors_total{{{INSTANCE}}}[{RATE}]))",
+                "refused by the spool's disk {{instance}}",
+            ),
         ],
         "ops",
-        description="Frames written to Redis streams per second, and frames stored in the spool on disk on their way there (ingested ones, and acknowledgements at a replica without the work-queue lease): written falling to 0 while spooled goes on is Redis not taking writes. Only on the Redis bus.",
+        description="Frames written to Redis streams per second, and frames stored in the spool on disk on their way there (ingested ones, and acknowledgements at a replica without the work-queue lease): written falling to 0 while spooled goes on is Redis not taking writes. Refused by the spool's disk: spool operations its disk refused (full, failing, read-only): a write, whose batch is refused, or a read or the deletion of a segment sent, tried again; the bus's /readyz check says which, naming the file. Only on the Redis bus.",
     ),
     series(
         "Redis recoveries and losses",

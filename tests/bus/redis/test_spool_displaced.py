@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import stat
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from bridge.bus.redis.spool import Spool, SpoolDisplaced
-from tests.bus.redis.test_spool import frame, numbers
+from tests.bus.redis.test_spool import drain, frame, numbers
 
 
 @pytest.fixture
@@ -131,3 +133,30 @@ async def test_a_spool_moved_back_takes_and_gives_again(
     assert caplog.messages == ["spool: the spool's files are at their paths again"]
     assert await spool.append([frame(20)])
     assert numbers(await spool.peek(5)) == [0, 1, 2, 3, 4]
+
+
+async def test_an_append_whose_folder_is_moved_away_as_it_is_written_is_refused_and_cut_back(
+    spool: Spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spool's folder moved away after the check before a write, at its fsync: the
+    append is refused (``SpoolDisplaced``, not answered stored) and found at once, its records
+    cut back off the segment; moved back, the records before are read, then what is taken
+    next, without the refused one."""
+    away = spool.directory.with_name("away")
+    fsync = os.fsync
+
+    def moving_away(descriptor: int) -> None:
+        if stat.S_ISREG(os.fstat(descriptor).st_mode):  # a segment's, not its folder's
+            monkeypatch.setattr(os, "fsync", fsync)
+            spool.directory.rename(away)
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", moving_away)
+    with pytest.raises(SpoolDisplaced, match="was deleted"):
+        await spool.append([frame(99)])
+    assert spool.displaced is not None
+    assert spool.pending_frames == 20
+    away.rename(spool.directory)
+    assert await spool.check_displaced() is None
+    assert await spool.append([frame(20)])
+    assert await drain(spool) == list(range(21))

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from bridge.sinks.alerts.database import OutboxDisplaced
 from bridge.sinks.alerts.displaced import DisplacedOutbox
 from bridge.sinks.alerts.outbox import FILE_NAME, LOCK_NAME, Outbox
+from tests.sinks.alerts.helpers import T0, event
 
 
 @pytest.fixture
@@ -120,3 +123,25 @@ async def test_a_displaced_outbox_is_logged_once_and_told_once_per_change(
         ("ERROR", f"alerts: {problems[1]}"),
         ("INFO", "alerts: the alert outbox is the file at its path again"),
     ]
+
+
+def test_changes_answered_for_that_went_to_a_removed_outbox_file_raise(
+    state_outbox: Outbox,
+) -> None:
+    """The state directory removed before any check: a batch of alert events, an
+    acknowledgement and a plan (Redis's ``commit``, tried a second time too) committed to the
+    deleted file raise ``OutboxDisplaced`` naming it rather than return as stored; an
+    escalation (answered to no one) goes on into the file held open, whose deliveries go on."""
+    alerts = state_outbox.alerts
+    alerts.apply([event()], T0)
+    plan = alerts.plan([event("node_failure:n2")], T0)
+    shutil.rmtree(state_outbox.path.parent)
+    said = re.escape(f"{state_outbox.path} was deleted (EXESDB_STATE_DIR removed?)")
+    with pytest.raises(OutboxDisplaced, match=said):
+        alerts.apply([event("node_failure:n3")], T0)
+    with pytest.raises(OutboxDisplaced, match=said):
+        alerts.acknowledge("node_failure:n1", "ops", T0 + 1)
+    for _ in range(2):
+        with pytest.raises(OutboxDisplaced, match=said):
+            alerts.commit(plan)
+    assert alerts.escalate_due(T0 + 3600, 60) is not None

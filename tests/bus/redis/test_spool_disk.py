@@ -1,0 +1,115 @@
+"""The Redis bus spool's disk refusing a write: the spool's fault, named, told and counted."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Final
+
+# A process whose files may not grow past a few bytes more than the spool's segment holds
+# (RLIMIT_FSIZE; Python ignores SIGXFSZ, so the kernel answers EFBIG): a real refusal of a
+# write, part of it taken first, for any user. Two appends are refused, then the limit is lifted
+# and one is taken; what it found is printed as JSON.
+_CHILD: Final = """
+import asyncio, json, logging, resource, sys
+from pathlib import Path
+from bridge.bus import Frame
+from bridge.bus.redis.spool import Spool, SpoolDiskError
+
+said = []
+
+class Said(logging.Handler):
+    def emit(self, record):
+        said.append([record.levelname, record.getMessage()])
+
+logging.getLogger("bridge").addHandler(Said())
+logging.getLogger("bridge").setLevel(logging.INFO)
+
+def frame(number):
+    body = f'{{"n":{number}}}'.encode().ljust(100, b" ")
+    return Frame("ex_esdb_alerts", body, f"{number:064x}")
+
+async def main(directory):
+    spool = Spool(directory, max_bytes=1 << 20, segment_bytes=1 << 20)
+    await spool.open()
+    assert await spool.append([frame(0)])
+    segment = next(directory.glob("*.spool"))
+    size = segment.stat().st_size
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 150, hard))
+    refused = []
+    for number in (1, 2):
+        try:
+            await spool.append([frame(number), frame(number + 10)])
+        except SpoolDiskError as exc:
+            refused.append([exc.errno, exc.filename, str(exc)])
+    found = {
+        "segment": str(segment),
+        "size": size,
+        "size after": segment.stat().st_size,
+        "refused": refused,
+        "fault": spool.fault,
+        "unwritable": spool.unwritable,
+        "errors": spool.disk_errors,
+        "pending": spool.pending_frames,
+    }
+    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    found["taken"] = await spool.append([frame(3)])
+    found["fault after"] = spool.fault
+    found["unwritable after"] = spool.unwritable
+    batch = await spool.peek(10)
+    found["read"] = [frame.body.decode().split()[0] for frame in batch.frames]
+    await spool.aclose()
+    found["said"] = said
+    print(json.dumps(found))
+
+asyncio.run(main(Path(sys.argv[1])))
+"""
+
+
+def test_a_write_the_disk_refuses_is_the_spools_fault_named_cut_back_and_told_once(
+    tmp_path: Path,
+) -> None:
+    """Appends the disk refuses (a file size limit: EFBIG, part of the first written) fail with
+    ``SpoolDiskError`` naming the segment, cut back to what the spool held; ``fault`` and
+    ``unwritable`` say it is the spool's disk, each refusal is counted and the fault logged at
+    error once; the next append taken ends it (logged at info), and the records read are those
+    taken alone."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(tmp_path / "spool")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    segment = found["segment"]
+    words = f"[Errno {errno.EFBIG}] {os.strerror(errno.EFBIG)}: {segment!r}"
+    assert found["refused"] == [[errno.EFBIG, segment, words]] * 2
+    assert found["size after"] == found["size"]
+    assert found["fault"] == (
+        f"the Redis bus spool's disk refused a write 0 s ago ({words}): ingest answers 503 until"
+        " it takes one"
+    )
+    assert found["unwritable"] == (
+        f"the Redis bus spool's disk refused the batch ({words}); send it again"
+    )
+    assert (found["errors"], found["pending"]) == (2, 1)
+    assert found["taken"] is True
+    assert found["fault after"] is None
+    assert found["unwritable after"] is None
+    assert found["read"] == ['{"n":0}', '{"n":3}']
+    assert found["said"] == [
+        [
+            "ERROR",
+            f"spool: the Redis bus spool's disk refused a write ({words}): the batch is not"
+            " stored (ingest answers 503 not_committed) and the bus reports not ready until a"
+            " write is taken",
+        ],
+        ["INFO", "spool: the Redis bus spool's disk takes writes again"],
+    ]
