@@ -83,7 +83,8 @@ def test_alerts_ack_since_an_episode_that_ended_acknowledges_nothing(
     late = cli("alerts", "ack", "a1", "--by", "bob", "--since", str(first["starts_at"]), **env)
     assert late.returncode == 1
     assert "409" in late.stderr
-    assert f"started at {second['starts_at']}, not at the" in late.stderr
+    assert f"started at {second['starts_at']}, " in late.stderr
+    assert f" after the {first['starts_at']} given, which is earlier:" in late.stderr
     assert "it resolved and fired again since" in late.stderr
     assert [a["state"] for a in listed_alerts(bridge.url)] == ["firing"]
     since = str(second["starts_at"]).lower()
@@ -92,28 +93,69 @@ def test_alerts_ack_since_an_episode_that_ended_acknowledges_nothing(
     assert acked.stdout.splitlines()[1].split()[:2] == ["a1", "acknowledged"]
 
 
-def test_alerts_ack_since_a_mistyped_earlier_time_names_the_since_to_use(
-    bridges: Bridges, tmp_path: Path
+@pytest.mark.parametrize(
+    ("off", "said"),
+    [
+        # 15:00 for 15:21: earlier, so it may be an episode that ended, or a typo.
+        (-timedelta(minutes=21), "21 min after the {typo} given, which is earlier: it resolved"
+         " and fired again since, or that time is mistyped"),
+        # A day typo, said as a whole day: the typo it looks like.
+        (-timedelta(days=1), "1 day after the {typo} given, which is earlier: it resolved and"
+         " fired again since, or that time is mistyped"),
+        # Later: no episode started then, so a typo for certain.
+        (timedelta(hours=2), "2 h before the {typo} given, which is later: no episode of it"
+         " started then, so that time is mistyped"),
+    ],
+)  # fmt: skip
+def test_alerts_ack_since_a_mistyped_time_says_how_far_and_which_side_of_the_since_it_is(
+    bridges: Bridges, tmp_path: Path, off: timedelta, said: str
 ) -> None:
-    """`alerts ack --since TIME` with a TIME earlier than the start of an alert that has had
-    one episode (a typo: 15:00 for 15:21) exits 1 saying TIME is earlier and may be mistyped,
-    naming the since of the episode firing now, not that the alert fired again since (it did
-    not); with that since it acknowledges it."""
+    """`alerts ack --since TIME` with a TIME off the start of an alert that has had one episode
+    (a typo: 15:00 for 15:21, a day off, a later hour) exits 1 naming the since of the episode
+    firing now, as `alerts list` shows it, how far TIME is from it and on which side: earlier,
+    an episode that ended or a typo; later, a typo, no episode having started then; with that
+    since it acknowledges it."""
     bridge = bridges(tmp_path, EXESDB_INGEST="true")
     env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
     ingest_alerts(bridge.url, ["a1"])
     [alert] = wait_until(lambda: listed_alerts(bridge.url), 15, "a1")
-    started = datetime.fromisoformat(str(alert["starts_at"]))
-    typo = format_timestamp(started - timedelta(minutes=21))
+    since = cli("alerts", "list", **env).stdout.splitlines()[1].split()[6]
+    assert since == alert["starts_at"]
+    typo = format_timestamp(datetime.fromisoformat(since) + off)
     late = cli("alerts", "ack", "a1", "--by", "bob", "--since", typo, **env)
-    assert late.returncode == 1
-    assert "409" in late.stderr
-    assert f"not at the {typo} given, which is earlier" in late.stderr
-    assert "or that time is mistyped" in late.stderr
-    assert f"({alert['starts_at']} names the episode firing now)" in late.stderr
+    assert (late.returncode, late.stdout) == (1, "")
+    assert late.stderr == (
+        f"exesdb-bridge: {bridge.url}/v1/alerts/a1/ack answered 409: the current episode of"
+        f" alert 'a1' started at {since}, {said.format(typo=typo)} ({since} names the episode"
+        " firing now); it is left as it is (another_episode, field starts_at)\n"
+    )
     assert [a["state"] for a in listed_alerts(bridge.url)] == ["firing"]
-    acked = cli("alerts", "ack", "a1", "--by", "bob", "--since", str(alert["starts_at"]), **env)
+    acked = cli("alerts", "ack", "a1", "--by", "bob", "--since", since, **env)
     assert acked.returncode == 0, acked.stderr
+
+
+def test_alerts_ack_since_another_time_of_a_resolved_alert_says_it_resolved(
+    bridges: Bridges, tmp_path: Path
+) -> None:
+    """`alerts ack --since TIME` of a resolved alert, TIME not its since, exits 1 naming its
+    last episode's since and when it resolved, and that none of it is firing, not "the episode
+    firing now"."""
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
+    ingest_alerts(bridge.url, ["a1"])
+    wait_until(lambda: listed_alerts(bridge.url), 15, "a1")
+    fixed = cli("alerts", "ack", "a1", "--by", "alice", "--resolution", "fixed", "--json", **env)
+    assert fixed.returncode == 0, fixed.stderr
+    alert = json.loads(fixed.stdout)["alert"]
+    typo = format_timestamp(datetime.fromisoformat(alert["starts_at"]) + timedelta(minutes=5))
+    late = cli("alerts", "ack", "a1", "--by", "bob", "--since", typo, **env)
+    assert (late.returncode, late.stdout) == (1, "")
+    assert (
+        f"answered 409: the last episode of alert 'a1' started at {alert['starts_at']}, 5 min"
+        f" before the {typo} given, which is later, and resolved at {alert['ends_at']}: no"
+        " episode of it is firing to acknowledge; it is left as it is"
+    ) in late.stderr
+    assert "firing now" not in late.stderr
 
 
 def test_alerts_ack_with_a_resolution_of_an_alert_resolved_already_says_nothing_changed(
