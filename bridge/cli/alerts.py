@@ -27,6 +27,8 @@ from bridge.cli.remote import (
     target_or_exit,
 )
 from bridge.cli.shared import (
+    ALERT_STATES,
+    DELIVERY_STATES,
     EXIT_FAILED,
     EXIT_OK,
     Commands,
@@ -42,7 +44,12 @@ if TYPE_CHECKING:
 
 __all__ = ["add_alerts_command"]
 
-_STATES: Final = ("firing", "acknowledged", "resolved", "all")  # what --state takes
+# A delivery's state given to --state: said to be outbox list's.
+_DELIVERY_STATE: Final = {
+    state: f"a webhook delivery's state, not an alert's: exesdb-bridge outbox list --state {state}"
+    " lists those deliveries"
+    for state in DELIVERY_STATES
+}
 # When the answers for the states disagree on the lease, no one answer names whom to ask.
 _LEASE_MOVED: Final = (
     "the work-queue lease moved to or from the replica at {url} while it listed its alerts:"
@@ -82,11 +89,12 @@ def add_alerts_command(commands: Commands) -> None:
     alerts_list.add_argument(
         "--state",
         type=one_of(
-            _STATES,
+            ALERT_STATES,
             one="one state or 'all'",
             unset="without --state it lists firing and acknowledged",
+            others=_DELIVERY_STATE,
         ),
-        choices=_STATES,
+        choices=ALERT_STATES,
         help="only alerts in this state, or all (default: firing and acknowledged)",
     )
     alerts_list.add_argument(

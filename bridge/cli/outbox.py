@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bridge.alert_table import not_shown
 from bridge.cli.shared import (
+    ALERT_STATES,
+    DELIVERY_STATES,
     DEMO_STATE_DIR,
     EXIT_FAILED,
     EXIT_OK,
@@ -34,7 +36,13 @@ __all__ = ["add_outbox_command"]
 
 # How many deliveries `outbox list` shows unless --limit says (0: all of them).
 _DEFAULT_LIMIT: Final = 100
-_STATES: Final = ("pending", "delivered", "dead", "stale")  # what --state takes
+# An alert's state given to --state, said to be alerts list's; and alerts list's "all", which
+# outbox list has no need of.
+_ALERT_STATE: Final = {
+    state: f"an alert's state, not a delivery's: exesdb-bridge alerts list --state {state}"
+    " lists those alerts"
+    for state in ALERT_STATES
+} | {"all": "without --state it lists every state"}
 # Each column named by its key in `--json` (upper case), so the table and a script agree.
 _DELIVERY_COLUMNS: Final = (
     "ID",
@@ -71,8 +79,13 @@ def add_outbox_command(commands: Commands) -> None:
     )
     outbox_list.add_argument(
         "--state",
-        type=one_of(_STATES, one="one state", unset="without --state it lists every state"),
-        choices=_STATES,
+        type=one_of(
+            DELIVERY_STATES,
+            one="one state",
+            unset="without --state it lists every state",
+            others=_ALERT_STATE,
+        ),
+        choices=DELIVERY_STATES,
         help="only deliveries in this state (default: every state)",
     )
     outbox_list.add_argument(
