@@ -213,10 +213,8 @@ def _alerts(args: argparse.Namespace) -> int:
         status, text = bridge.request(method, path, headers=headers, params=params, body=data)
         if status != 200:
             say_refused(bridge, path, status, text)
-            # An alert this replica never held is unknown here even while firing at the holder.
-            unknown = args.alerts_command == "ack" and status == 404
-            if unknown and (note := _not_the_holder(bridge, _asked_again(bridge, headers))):
-                print(f"exesdb-bridge: {note}", file=sys.stderr)
+            if args.alerts_command == "ack" and status == 404:
+                _say_unknown(bridge, headers, args.alert_id, text)
             return EXIT_FAILED
         if (one := bridge_json(text, key)) is None or not _shaped(one, key):
             said = bridge.not_a_bridge(path, "its alerts as JSON")
@@ -270,13 +268,74 @@ def _shaped(answer: dict[str, Any], key: str) -> bool:
     )
 
 
+def _say_unknown(bridge: Target, headers: dict[str, str], alert_id: str, refusal: str) -> None:
+    """After an ack's 404: for an alert the bridge does not know (``unknown_alert``), the ids it
+    knows spelt alike (``DISK1``, ``disk-1`` for ``disk1``), else the command listing them; and
+    on a Redis replica without the work-queue lease, which knows only the alerts it held
+    (unknown here even while firing at the holder), what ``alerts list`` says of it."""
+    listed = _asked_again(bridge, headers)
+    refused = bridge_json(refusal, "error")
+    if refused is not None and refused["error"] == "unknown_alert" and listed is not None:
+        known = [
+            alert["alert_id"]
+            for alert in listed["alerts"]
+            if isinstance(alert, dict) and isinstance(alert.get("alert_id"), str)
+        ]
+        print(f"exesdb-bridge: {_ids_alike(alert_id, known)}", file=sys.stderr)
+    if note := _not_the_holder(bridge, listed):
+        print(f"exesdb-bridge: {note}", file=sys.stderr)
+
+
+# The most alerts an unknown id is compared with, the most recently changed (the API's default
+# page): past it, alerts list --state all lists them.
+_COMPARED: Final = 1000
+# How many ids spelt equally alike an unknown one are named: more would be a list, not a guess.
+_MOST_ALIKE: Final = 3
+# difflib's cutoff, as the commands' other guesses take it (bridge.choices): farther would point
+# the wrong way.
+_LIKENESS: Final = 0.6
+
+
+def _ids_alike(alert_id: str, known: list[str]) -> str:
+    """What to say of ``alert_id``, which the bridge does not know, given the ids it does
+    (``known``, most recently changed first): those spelt most alike (letter case aside;
+    several only when equally alike, ``disk`` for ``disk1`` and ``disk2``, in that order), else
+    where to find its alerts."""
+    import difflib  # here: only an unknown id needs it
+
+    if not known:
+        return (
+            "the bridge knows no alert of any state (alerts list --state all lists those it knows)"
+        )
+    by_folded: dict[str, str] = {}
+    for known_id in known:  # most recently changed first, as alerts list lists them
+        by_folded.setdefault(known_id.casefold(), known_id)
+    given = alert_id.casefold()
+    scored = []
+    # None alike a text over 2.4 times as long as the longest (difflib's ratio, at least 0.6, is
+    # twice the characters in common over both lengths): a pasted page is not compared.
+    if len(given) <= 3 * max(map(len, by_folded)):
+        matcher = difflib.SequenceMatcher(b=given)
+        for folded in by_folded:
+            matcher.set_seq1(folded)
+            if matcher.real_quick_ratio() >= _LIKENESS and matcher.quick_ratio() >= _LIKENESS:
+                scored.append((matcher.ratio(), folded))
+    best = max((ratio for ratio, _ in scored), default=0.0)
+    listing = "exesdb-bridge alerts list --state all lists every alert it knows"
+    if best < _LIKENESS:
+        return f"no alert it knows has an id alike: {listing}"
+    named = [repr(by_folded[folded]) for ratio, folded in scored if ratio == best][:_MOST_ALIKE]
+    said = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} or {named[-1]}"
+    return f"did you mean {said}? ({listing})"
+
+
 def _asked_again(bridge: Target, headers: dict[str, str]) -> dict[str, Any] | None:
-    """The bridge's ``GET /v1/alerts`` answer for one alert (what it says of the work-queue
-    lease), or None when it gives none."""
-    status, text = bridge.request(
-        "GET", "/v1/alerts", headers=headers, params={"limit": "1"}, body=None
-    )
-    return bridge_json(text, "alerts") if status == 200 else None
+    """The bridge's ``GET /v1/alerts`` answer for the alerts of every state most recently
+    changed (their ids, and what it says of the work-queue lease), or None when it gives none."""
+    params = {"limit": str(_COMPARED)}
+    status, text = bridge.request("GET", "/v1/alerts", headers=headers, params=params, body=None)
+    answer = bridge_json(text, "alerts") if status == 200 else None
+    return answer if answer is not None and isinstance(answer["alerts"], list) else None
 
 
 def _lease_note(

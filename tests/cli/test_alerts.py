@@ -158,6 +158,54 @@ def test_alerts_ack_since_another_time_of_a_resolved_alert_says_it_resolved(
     assert "firing now" not in late.stderr
 
 
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        # Letter case aside, it is one: named alone, not beside those spelt nearly so.
+        ("DISK1", "did you mean 'disk1'?"),
+        ("disk-2", "did you mean 'disk2'?"),
+        # Equally alike several: each named.
+        ("disk", "did you mean 'disk2' or 'disk1'?"),
+        # The docs' placeholder, typed as it stands.
+        ("ALERT_ID", "no alert it knows has an id alike:"),
+    ],
+)
+def test_alerts_ack_of_an_id_the_bridge_does_not_know_names_the_ids_spelt_alike(
+    bridges: Bridges, tmp_path: Path, given: str, said: str
+) -> None:
+    """`alerts ack ID` of an id the bridge does not know exits 1 with its 404, then a line
+    naming the ids it knows spelt most alike (each when several are equally alike, the most
+    recently changed first), or none, and the command listing every alert it knows."""
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
+    ingest_alerts(bridge.url, ["disk1"])
+    wait_until(lambda: len(listed_alerts(bridge.url)) == 1, 15, "disk1")
+    ingest_alerts(bridge.url, ["disk2"])  # after disk1's: the most recently changed
+    wait_until(lambda: len(listed_alerts(bridge.url)) == 2, 15, "disk2")
+    acked = cli("alerts", "ack", given, "--by", "bob", **env)
+    assert (acked.returncode, acked.stdout) == (1, "")
+    refused, hint = acked.stderr.splitlines()
+    assert refused.endswith(f"answered 404: no alert {given!r} (unknown_alert, field alert_id)")
+    assert hint.startswith(f"exesdb-bridge: {said}"), hint
+    assert "exesdb-bridge alerts list --state all lists every alert it knows" in hint
+
+
+def test_alerts_ack_at_a_bridge_with_no_alert_says_it_knows_none(
+    bridges: Bridges, tmp_path: Path
+) -> None:
+    """`alerts ack ID` at a bridge that knows no alert exits 1 with its 404, then a line saying
+    it knows none."""
+    bridge = bridges(tmp_path)
+    acked = cli(
+        "alerts", "ack", "a1", "--by", "bob", "--url", bridge.url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN
+    )
+    assert acked.returncode == 1
+    assert acked.stderr.splitlines()[1:] == [
+        "exesdb-bridge: the bridge knows no alert of any state (alerts list --state all lists"
+        " those it knows)"
+    ]
+
+
 def test_alerts_ack_with_a_resolution_of_an_alert_resolved_already_says_nothing_changed(
     bridges: Bridges, tmp_path: Path
 ) -> None:
