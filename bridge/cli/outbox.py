@@ -201,6 +201,28 @@ def _state_dir_said(state_dir: str) -> str:
     return f"now {state_dir!r}"
 
 
+def _no_outbox_hint(state_dir: str) -> str:
+    """What to do when there is no outbox in ``state_dir``: set EXESDB_STATE_DIR to the bridge's
+    state directory, said with what ``state_dir`` is when it is no folder (the outbox file
+    itself, given for its folder: named with the setting meant)."""
+    from pathlib import Path
+
+    from bridge.sinks.alerts.outbox import FILE_NAME
+
+    said = _state_dir_said(state_dir)
+    given = Path(state_dir)
+    if given.name == FILE_NAME and given.is_file():
+        return (
+            f"EXESDB_STATE_DIR names the outbox file itself ({said}): set it to the folder"
+            f" holding it, EXESDB_STATE_DIR={given.parent}"
+        )
+    if given.is_file():
+        said += ", a file, not a folder"
+    elif not given.exists():
+        said += ", which does not exist"
+    return f"set EXESDB_STATE_DIR to the bridge's state directory ({said})"
+
+
 def _not_an_outbox_hint(state_dir: str, exc: BaseException) -> str:
     """What to do when the outbox file could not be opened (``exc``) for no reason the system's
     words explain: the wrong EXESDB_STATE_DIR most often, or a file there that is no outbox (not
@@ -285,8 +307,8 @@ def _outbox(args: argparse.Namespace) -> int:
     if outbox is None:
         # Absolute: the default state directory is relative to the folder the command runs in.
         print(
-            f"exesdb-bridge: no alert outbox at {path.absolute()}: set EXESDB_STATE_DIR to the"
-            f" bridge's state directory ({_state_dir_said(settings.state_dir)}){_demo_hint()}",
+            f"exesdb-bridge: no alert outbox at {path.absolute()}:"
+            f" {_no_outbox_hint(settings.state_dir)}{_demo_hint()}",
             file=sys.stderr,
         )
         return EXIT_FAILED
