@@ -509,3 +509,17 @@ def test_outbox_list_shows_which_dead_letters_are_superseded_or_renotified(
     delivered = cli("outbox", "list", "--json", "--state", "delivered", **env)
     [taken] = map(json.loads, delivered.stdout.splitlines())
     assert (taken["superseded"], taken["renotified_at"]) == (None, None)
+
+
+def test_outbox_retry_all_with_no_dead_letter_says_none_went_back_and_exits_0(
+    tmp_path: Path,
+) -> None:
+    """`outbox retry --all` on an outbox holding no dead letter prints that none went back to
+    pending and exits 0: nothing was asked that could not be done."""
+    Outbox(tmp_path / FILE_NAME).close()
+    retried = cli("outbox", "retry", "--all", EXESDB_STATE_DIR=str(tmp_path))
+    assert (retried.returncode, retried.stdout, retried.stderr) == (
+        0,
+        "0 dead-lettered deliveries back to pending\n",
+        "",
+    )
