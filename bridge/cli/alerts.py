@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from bridge.alert_table import (
@@ -31,6 +32,7 @@ from bridge.cli.shared import (
     DELIVERY_STATES,
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_USAGE,
     Commands,
     at_least_zero,
     client_settings_or_exit,
@@ -121,8 +123,12 @@ def add_alerts_command(commands: Commands) -> None:
     alerts_ack.add_argument(
         "--by", type=_who, required=True, metavar="NAME", help="who acknowledges"
     )
-    alerts_ack.add_argument("--note", help="a note")
-    alerts_ack.add_argument("--resolution", help="how it was resolved (also resolves it)")
+    alerts_ack.add_argument("--note", type=_some("note", "--note"), help="a note")
+    alerts_ack.add_argument(
+        "--resolution",
+        type=_some("resolution", "--resolution"),
+        help="how it was resolved (also resolves it)",
+    )
     alerts_ack.add_argument(
         "--since",
         type=_since,
@@ -154,6 +160,18 @@ def _who(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError(f"{text!r} names no one: give who acknowledges, --by NAME")
     return text
+
+
+def _some(what: str, option: str) -> Callable[[str], str]:
+    """An argparse type: ``option``'s text, not empty (an unset shell variable, ``"$NOTE"``):
+    the bridge refuses an empty one, as a usage error here, before anything is sent."""
+
+    def some(text: str) -> str:
+        if not text:
+            raise argparse.ArgumentTypeError(f"'' is no {what}: give one, or leave {option} out")
+        return text
+
+    return some
 
 
 def _since(text: str) -> str:
@@ -215,7 +233,7 @@ def _alerts(args: argparse.Namespace) -> int:
             say_refused(bridge, path, status, text)
             if args.alerts_command == "ack" and status == 404:
                 _say_unknown(bridge, headers, args.alert_id, text)
-            return EXIT_FAILED
+            return EXIT_USAGE if _option_refused(status, text) else EXIT_FAILED
         if (one := bridge_json(text, key)) is None or not _shaped(one, key):
             said = bridge.not_a_bridge(path, "its alerts as JSON")
             print(f"exesdb-bridge: {said}", file=sys.stderr)
@@ -265,6 +283,24 @@ def _shaped(answer: dict[str, Any], key: str) -> bool:
         and isinstance(alert["annotations"], dict)
         and "title" in alert["annotations"]
         for alert in alerts
+    )
+
+
+# The ack's fields the command line gives (--by, --note, --resolution, --since): one the bridge
+# refuses as invalid (a --by over 200 characters or holding a tab, a note too long) is the
+# command line's fault, a usage error, as the checks made here before sending are.
+_OPTION_FIELDS: Final = frozenset({"ack_by", "ack_note", "resolution", "starts_at"})
+
+
+def _option_refused(status: int, text: str) -> bool:
+    """Whether the bridge refused (400 ``invalid``) the value of one of the command's options."""
+    refused = bridge_json(text, "error")
+    return (
+        status == 400
+        and refused is not None
+        and refused["error"] == "invalid"
+        and isinstance(field := refused.get("field"), str)
+        and field in _OPTION_FIELDS
     )
 
 
