@@ -286,10 +286,11 @@ def _shaped(answer: dict[str, Any], key: str) -> bool:
     )
 
 
-# The ack's fields the command line gives (--by, --note, --resolution, --since): one the bridge
-# refuses as invalid (a --by over 200 characters or holding a tab, a note too long) is the
-# command line's fault, a usage error, as the checks made here before sending are.
-_OPTION_FIELDS: Final = frozenset({"ack_by", "ack_note", "resolution", "starts_at"})
+# What the command line gives an ack (ALERT_ID, --by, --note, --resolution, --since): one the
+# bridge refuses as invalid (an id holding a control character, a --by over 200 characters or
+# holding a tab, a note too long) is the command line's fault, a usage error, as the checks made
+# here before sending are.
+_OPTION_FIELDS: Final = frozenset({"alert_id", "ack_by", "ack_note", "resolution", "starts_at"})
 
 
 def _option_refused(status: int, text: str) -> bool:

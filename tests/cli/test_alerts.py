@@ -194,28 +194,34 @@ def test_alerts_ack_of_an_id_the_bridge_does_not_know_names_the_ids_spelt_alike(
     ("options", "said"),
     [
         # Empty ("$NOTE" unset): refused here, nothing sent.
-        (["--note", ""], "exesdb-bridge alerts ack: error: argument --note: '' is no note: give"
-         " one, or leave --note out"),
-        (["--resolution", ""], "exesdb-bridge alerts ack: error: argument --resolution: '' is"
-         " no resolution: give one, or leave --resolution out"),
+        (["a1", "--by", "alice", "--note", ""],
+         "exesdb-bridge alerts ack: error: argument --note: '' is no note: give one, or leave"
+         " --note out"),
+        (["a1", "--by", "alice", "--resolution", ""],
+         "exesdb-bridge alerts ack: error: argument --resolution: '' is no resolution: give one,"
+         " or leave --resolution out"),
         # Refused by the bridge, in its words: the command line's fault all the same.
-        (["--note", "x" * 4097], "answered 400: ack_note must be a string of 1-4096 characters"
-         " (invalid, field ack_note)"),
-        (["--by", "a\tb"], "answered 400: ack_by must be a string of 1-200 characters that is"
-         " not blank"),
+        (["a1", "--by", "alice", "--note", "x" * 4097],
+         "answered 400: ack_note must be a string of 1-4096 characters (invalid, field ack_note)"),
+        (["a1", "--by", "a\tb"],
+         "answered 400: ack_by must be a string of 1-200 characters that is not blank"),
+        # An ALERT_ID no alert has: ingest refuses control characters in one.
+        (["a\x1b[2J", "--by", "alice"],
+         "answered 400: alert_id must not contain control characters (no alert id holds one)"
+         " (invalid, field alert_id)"),
     ],
 )  # fmt: skip
 def test_alerts_ack_with_an_option_no_ack_takes_is_a_usage_error(
     bridges: Bridges, tmp_path: Path, options: list[str], said: str
 ) -> None:
-    """`alerts ack` with an empty --note or --resolution, or a --by or --note the bridge
-    refuses (a tab, over 4 096 characters), exits 2, a usage error, as an empty --by does, not
-    1 as a failure would: the alert is left as it is."""
+    """`alerts ack` with an empty --note or --resolution, or an ALERT_ID, --by or --note the
+    bridge refuses (an escape sequence, a tab, over 4 096 characters), exits 2, a usage error,
+    as an empty --by does, not 1 as a failure would: the alert is left as it is."""
     bridge = bridges(tmp_path, EXESDB_INGEST="true")
     env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
     ingest_alerts(bridge.url, ["a1"])
     wait_until(lambda: listed_alerts(bridge.url), 15, "a1")
-    acked = cli("alerts", "ack", "a1", "--by", "alice", *options, **env)
+    acked = cli("alerts", "ack", *options, **env)
     assert (acked.returncode, acked.stdout) == (2, "")
     assert said in acked.stderr.splitlines()[-1], acked.stderr
     [alert] = listed_alerts(bridge.url)
