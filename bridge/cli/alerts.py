@@ -192,6 +192,19 @@ def _since(text: str) -> str:
         )
     elif parse_timestamp(text + ":00") is not None:  # ISO 8601's +02, which RFC 3339 has not
         fault = f"{text!r} has an offset without its minutes: write it as RFC 3339 does ({text}:00)"
+    elif text[-5:-4] in ("+", "-") and parse_timestamp(f"{text[:-2]}:{text[-2:]}") is not None:
+        # ISO 8601's basic +0100 (strftime's %z), which RFC 3339 has not either.
+        fault = (
+            f"{text!r} has an offset without its colon: write it as RFC 3339 does"
+            f" ({text[:-2]}:{text[-2:]})"
+        )
+    elif text.endswith(" UTC") and parse_timestamp(text.removesuffix(" UTC") + "Z") is not None:
+        # As the status page shows a time, to the second: no episode's start is named so.
+        shown = text.removesuffix(" UTC").replace(" ", "T")
+        fault = (
+            f"{text!r} is a time as the status page shows it, to the second: give the alert's"
+            f" SINCE as alerts list shows it, to the millisecond (such as {shown}.123Z)"
+        )
     else:
         fault = (
             f"{text!r} is no time: give the alert's SINCE as alerts list shows it (RFC 3339,"

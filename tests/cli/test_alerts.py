@@ -312,6 +312,19 @@ def _no_time(since: str) -> str:
             "'2026-12-07T10:00:00+02' has an offset without its minutes: write it as RFC 3339"
             " does (2026-12-07T10:00:00+02:00)",
         ),
+        # ISO 8601's basic offset, strftime's %z.
+        (
+            "2026-12-07T10:00:00.123+0100",
+            "'2026-12-07T10:00:00.123+0100' has an offset without its colon: write it as RFC"
+            " 3339 does (2026-12-07T10:00:00.123+01:00)",
+        ),
+        # Copied from the status page, which shows times to the second.
+        (
+            "2026-12-07 10:00:00 UTC",
+            "'2026-12-07 10:00:00 UTC' is a time as the status page shows it, to the second:"
+            " give the alert's SINCE as alerts list shows it, to the millisecond (such as"
+            " 2026-12-07T10:00:00.123Z)",
+        ),
     ],
 )
 def test_alerts_ack_since_a_time_that_is_none_is_a_usage_error_saying_what_is_wrong(
