@@ -340,6 +340,10 @@ def _another_episode(record: AlertRecord, meant: datetime) -> str:
         # (one with only one episode was told it fired again).
         where = f"{_gap(record.started - meant)} after the {given} given, which is earlier"
         why = "it resolved and fired again since, or that time is mistyped"
+        if meant == record.started.replace(microsecond=0):
+            # Its start cut to the second (typed, or copied from a page showing seconds): an
+            # earlier episode that started at that second's very start is all but impossible.
+            why = "that is its start to the second only: give it to the millisecond"
     if record.open:
         return (
             f"the current episode of alert {record.alert_id!r} started at {started}, {where}:"

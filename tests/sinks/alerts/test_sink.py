@@ -312,6 +312,29 @@ async def test_an_ack_naming_a_time_after_the_episode_began_is_409_not_said_to_h
         assert (alert["state"], alert["ack_by"]) == ("firing", None)
 
 
+async def test_an_ack_naming_the_episode_s_start_to_the_second_is_told_to_give_its_milliseconds(
+    tmp_path: Path,
+) -> None:
+    """POST /v1/alerts/{id}/ack whose ``starts_at`` is the start of the alert's episode cut to
+    the second (typed so, or copied from a page showing seconds) is 409 another_episode saying
+    so and to give it to the millisecond, not that the alert may have fired again."""
+    async with alert_bridge(tmp_path) as (bridge, _sink, _watcher):
+        sent = (datetime.now(UTC) - timedelta(seconds=10)).replace(microsecond=250_000)
+        bridge.bus.publish("disk_full", system_alert("a1", at=sent))
+        [alert] = (await async_wait_until(lambda: _listed(bridge), what="a1 listed"))[1]["alerts"]
+        began = alert["starts_at"]
+        assert began.endswith(".250Z")
+        typo = {"ack_by": "bob", "starts_at": began.replace(".250Z", "Z")}
+        status, body = await call(bridge, "POST", "/v1/alerts/a1/ack", typo)
+        assert (status, body["error"], body["field"]) == (409, "another_episode", "starts_at")
+        assert body["detail"] == (
+            f"the current episode of alert 'a1' started at {began}, 0.25 s after the"
+            f" {began.replace('.250Z', '.000Z')} given, which is earlier: that is its start to"
+            f" the second only: give it to the millisecond ({began} names the episode firing"
+            " now); it is left as it is"
+        )
+
+
 async def test_an_ack_naming_another_time_than_a_resolved_alert_began_says_it_is_resolved(
     tmp_path: Path,
 ) -> None:
