@@ -485,11 +485,22 @@ def _drop(outbox: Outbox, args: argparse.Namespace, where: Path) -> int:
         # for dead letters only: said, so that dropping a receiver's still in use is a choice.
         print(
             f"exesdb-bridge: {_receiver_shown(key)} is configured and is not sent again the"
-            f" open alerts of what was dropped ({', '.join(map(repr, alert_ids))}): it hears of"
-            " them at their next change (`outbox retry` would have sent them now)",
+            f" open alerts of what was dropped ({_some_of(alert_ids)}): it hears of them at"
+            " their next change (`outbox retry` would have sent them now)",
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+# The most alert ids a line names: a receiver's hundreds would make it a page.
+_NAMED_AT_MOST: Final = 10
+
+
+def _some_of(alert_ids: Sequence[str]) -> str:
+    """``alert_ids`` quoted, the first ``_NAMED_AT_MOST`` of them, then how many more."""
+    named = ", ".join(map(repr, alert_ids[:_NAMED_AT_MOST]))
+    more = len(alert_ids) - _NAMED_AT_MOST
+    return named if more <= 0 else f"{named} and {more} more"
 
 
 def _receiver_shown(key: str) -> str:
