@@ -354,9 +354,7 @@ def _ids_alike(alert_id: str, known: list[str]) -> str:
     import difflib  # here: only an unknown id needs it
 
     if not known:
-        return (
-            "the bridge knows no alert of any state (alerts list --state all lists those it knows)"
-        )
+        return "the bridge knows no alert of any state"
     by_folded: dict[str, str] = {}
     for known_id in known:  # most recently changed first, as alerts list lists them
         by_folded.setdefault(known_id.casefold(), known_id)
