@@ -25,6 +25,7 @@ from bridge.cli.shared import (
 )
 
 if TYPE_CHECKING:
+    import sqlite3
     from pathlib import Path
 
     from bridge.receiver_keys import ReceiverKeys
@@ -371,8 +372,27 @@ def _outbox(args: argparse.Namespace) -> int:
         # alerts another replica told the receiver of, or resolved with nothing to follow.
         failed = [d for d in left if ids is not None or not d.superseded]
         return EXIT_FAILED if failed else EXIT_OK
+    except sqlite3.OperationalError as exc:
+        # Its change rolled back whole: said in a line, not a traceback.
+        print(f"exesdb-bridge: {_unchanged(path.absolute(), exc)}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         outbox.close()
+
+
+def _unchanged(path: Path, exc: sqlite3.OperationalError) -> str:
+    """What to say when reading or changing the outbox at ``path`` failed (``exc``): nothing was
+    changed, and, for a lock held past SQLite's wait (``database is locked``), who may hold it."""
+    import sqlite3
+
+    said = f"the alert outbox at {path} could not be read or changed ({exc}): nothing was changed"
+    if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return (
+            f"{said}; another process held it locked past the 10 s this waits (a bridge stuck"
+            " writing to it, another outbox command, or a program with a transaction open on"
+            " it, such as an sqlite3 shell): try again once it lets go"
+        )
+    return said
 
 
 def _left_out(queue: DeliveryQueue, state: str | None, limit: int, listed: int) -> str | None:

@@ -3,10 +3,12 @@ unless forced."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
 import shlex
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -523,3 +525,30 @@ def test_outbox_retry_all_with_no_dead_letter_says_none_went_back_and_exits_0(
         "0 dead-lettered deliveries back to pending\n",
         "",
     )
+
+
+def test_outbox_retry_of_an_outbox_locked_past_the_wait_says_so_in_a_line(
+    tmp_path: Path,
+) -> None:
+    """`outbox retry --all` of an outbox another process holds locked past SQLite's 10 s wait
+    (a program with a transaction open on it) exits 1 with one line saying nothing was changed,
+    who may hold it and to try again, not a traceback; the dead letter stays dead."""
+    outbox = Outbox.in_dir(tmp_path, urls=["https://hooks.example/x"])
+    observe(outbox, event("a"), T0)
+    outbox.queue.group("https://hooks.example/x", T0, 0.0, one_each)
+    [dead] = dead_lettered(outbox)
+    outbox.close()
+    with contextlib.closing(sqlite3.connect(tmp_path / FILE_NAME, isolation_level=None)) as held:
+        held.execute("BEGIN EXCLUSIVE")
+        retried = cli("outbox", "retry", "--all", EXESDB_STATE_DIR=str(tmp_path))
+        held.execute("ROLLBACK")
+    assert (retried.returncode, retried.stdout) == (1, "")
+    assert retried.stderr == (
+        f"exesdb-bridge: the alert outbox at {tmp_path / FILE_NAME} could not be read or changed"
+        " (database is locked): nothing was changed; another process held it locked past the"
+        " 10 s this waits (a bridge stuck writing to it, another outbox command, or a program"
+        " with a transaction open on it, such as an sqlite3 shell): try again once it lets go\n"
+    )
+    listed = cli("outbox", "list", "--json", EXESDB_STATE_DIR=str(tmp_path))
+    assert [json.loads(line)["state"] for line in listed.stdout.splitlines()] == ["dead"]
+    assert dead.id in listed.stdout
