@@ -431,16 +431,33 @@ def _not_retryable(
 
     states = {d.id: d.state for d in queue.deliveries(ids=ids, limit=None)}  # every one named
     problems = []
+    dead: list[str] | None = None  # the dead letters' ids, read for the first unknown one
     for delivery_id in dict.fromkeys(ids):
         state = states.get(delivery_id)
         if state is None:
+            if dead is None:
+                dead = [d.id for d in queue.deliveries(DeliveryState.DEAD.value, limit=None)]
             problems.append(
                 f"no delivery {delivery_id!r} in the alert outbox at {where} (see `outbox list`)"
+                + _whole_ids(delivery_id, dead)
             )
         elif state is not DeliveryState.DEAD:
             why = f": {_KEPT_BECAUSE.get(state.value, '')}" if dropping else ""
             problems.append(f"delivery {delivery_id!r} is {state}, not dead-lettered{why}")
     return problems
+
+
+def _whole_ids(given: str, dead: Sequence[str]) -> str:
+    """For an id no delivery has, the dead letters whose ids start with it (an id cut short,
+    as git's and docker's are given): named when one, counted when several; else nothing. Not
+    taken for them: the command is all or nothing, and a short id may name another tomorrow."""
+    folded = given.strip().casefold()
+    starting = [delivery_id for delivery_id in dead if folded and delivery_id.startswith(folded)]
+    if len(starting) == 1:
+        return f"; did you mean {starting[0]!r}? (ids are given whole)"
+    if starting:
+        return f"; {len(starting)} dead letters' ids start with it: give one whole"
+    return ""
 
 
 # Why `outbox drop` refuses a delivery named in each state but dead: what it is still for.

@@ -9,6 +9,7 @@ import json
 import re
 import shlex
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -552,3 +553,32 @@ def test_outbox_retry_of_an_outbox_locked_past_the_wait_says_so_in_a_line(
     listed = cli("outbox", "list", "--json", EXESDB_STATE_DIR=str(tmp_path))
     assert [json.loads(line)["state"] for line in listed.stdout.splitlines()] == ["dead"]
     assert dead.id in listed.stdout
+
+
+def test_outbox_retry_and_drop_of_an_id_cut_short_name_the_whole_one(tmp_path: Path) -> None:
+    """`outbox retry` or `outbox drop` of a dead letter's id cut short (its first characters,
+    as git's and docker's ids are given) names the whole id, or how many start so, and changes
+    nothing (exit 1): ids are given whole."""
+    outbox = Outbox.in_dir(tmp_path, urls=["https://hooks.example/x"])
+    for number in range(17):  # more than the 16 hex digits: two ids start alike
+        observe(outbox, event(f"a{number}"), T0)
+        outbox.queue.group("https://hooks.example/x", T0, 0.0, one_each)
+    ids = [delivery.id for delivery in dead_lettered(outbox)]
+    outbox.close()
+    env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
+    looked_in = f"in the alert outbox at {tmp_path / FILE_NAME} (see `outbox list`)"
+    for command in ("retry", "drop"):
+        short = ids[0][:12]
+        refused = cli("outbox", command, short, **env)
+        assert (refused.returncode, refused.stdout) == (1, "")
+        assert refused.stderr == (
+            f"exesdb-bridge: no delivery {short!r} {looked_in}; did you mean {ids[0]!r}? (ids are"
+            " given whole)\n"
+        )
+    first = Counter(delivery_id[0] for delivery_id in ids).most_common(1)[0]
+    several = cli("outbox", "retry", first[0], **env)
+    assert several.stderr.endswith(
+        f"; {first[1]} dead letters' ids start with it: give one whole\n"
+    ), several.stderr
+    listed = cli("outbox", "list", "--json", "--limit", "0", **env)
+    assert {json.loads(line)["state"] for line in listed.stdout.splitlines()} == {"dead"}
