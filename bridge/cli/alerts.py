@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from bridge.alert_table import (
@@ -27,8 +28,11 @@ from bridge.cli.remote import (
     target_or_exit,
 )
 from bridge.cli.shared import (
+    ALERT_STATES,
+    DELIVERY_STATES,
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_USAGE,
     Commands,
     at_least_zero,
     client_settings_or_exit,
@@ -42,7 +46,12 @@ if TYPE_CHECKING:
 
 __all__ = ["add_alerts_command"]
 
-_STATES: Final = ("firing", "acknowledged", "resolved", "all")  # what --state takes
+# A delivery's state given to --state: said to be outbox list's.
+_DELIVERY_STATE: Final = {
+    state: f"a webhook delivery's state, not an alert's: exesdb-bridge outbox list --state {state}"
+    " lists those deliveries"
+    for state in DELIVERY_STATES
+}
 # When the answers for the states disagree on the lease, no one answer names whom to ask.
 _LEASE_MOVED: Final = (
     "the work-queue lease moved to or from the replica at {url} while it listed its alerts:"
@@ -82,11 +91,12 @@ def add_alerts_command(commands: Commands) -> None:
     alerts_list.add_argument(
         "--state",
         type=one_of(
-            _STATES,
+            ALERT_STATES,
             one="one state or 'all'",
             unset="without --state it lists firing and acknowledged",
+            others=_DELIVERY_STATE,
         ),
-        choices=_STATES,
+        choices=ALERT_STATES,
         help="only alerts in this state, or all (default: firing and acknowledged)",
     )
     alerts_list.add_argument(
@@ -113,8 +123,12 @@ def add_alerts_command(commands: Commands) -> None:
     alerts_ack.add_argument(
         "--by", type=_who, required=True, metavar="NAME", help="who acknowledges"
     )
-    alerts_ack.add_argument("--note", help="a note")
-    alerts_ack.add_argument("--resolution", help="how it was resolved (also resolves it)")
+    alerts_ack.add_argument("--note", type=_some("note", "--note"), help="a note")
+    alerts_ack.add_argument(
+        "--resolution",
+        type=_some("resolution", "--resolution"),
+        help="how it was resolved (also resolves it)",
+    )
     alerts_ack.add_argument(
         "--since",
         type=_since,
@@ -148,6 +162,18 @@ def _who(text: str) -> str:
     return text
 
 
+def _some(what: str, option: str) -> Callable[[str], str]:
+    """An argparse type: ``option``'s text, not empty (an unset shell variable, ``"$NOTE"``):
+    the bridge refuses an empty one, as a usage error here, before anything is sent."""
+
+    def some(text: str) -> str:
+        if not text:
+            raise argparse.ArgumentTypeError(f"'' is no {what}: give one, or leave {option} out")
+        return text
+
+    return some
+
+
 def _since(text: str) -> str:
     """An argparse type: ``--since``, a time as ``alerts list`` shows it, or in any RFC 3339
     form the bridge reads (``2026-12-05t11:40:00z``, an offset); one that is none is a usage
@@ -166,6 +192,19 @@ def _since(text: str) -> str:
         )
     elif parse_timestamp(text + ":00") is not None:  # ISO 8601's +02, which RFC 3339 has not
         fault = f"{text!r} has an offset without its minutes: write it as RFC 3339 does ({text}:00)"
+    elif text[-5:-4] in ("+", "-") and parse_timestamp(f"{text[:-2]}:{text[-2:]}") is not None:
+        # ISO 8601's basic +0100 (strftime's %z), which RFC 3339 has not either.
+        fault = (
+            f"{text!r} has an offset without its colon: write it as RFC 3339 does"
+            f" ({text[:-2]}:{text[-2:]})"
+        )
+    elif text.endswith(" UTC") and parse_timestamp(text.removesuffix(" UTC") + "Z") is not None:
+        # As the status page shows a time, to the second: no episode's start is named so.
+        shown = text.removesuffix(" UTC").replace(" ", "T")
+        fault = (
+            f"{text!r} is a time as the status page shows it, to the second: give the alert's"
+            f" SINCE as alerts list shows it, to the millisecond (such as {shown}.123Z)"
+        )
     else:
         fault = (
             f"{text!r} is no time: give the alert's SINCE as alerts list shows it (RFC 3339,"
@@ -205,11 +244,9 @@ def _alerts(args: argparse.Namespace) -> int:
         status, text = bridge.request(method, path, headers=headers, params=params, body=data)
         if status != 200:
             say_refused(bridge, path, status, text)
-            # An alert this replica never held is unknown here even while firing at the holder.
-            unknown = args.alerts_command == "ack" and status == 404
-            if unknown and (note := _not_the_holder(bridge, _asked_again(bridge, headers))):
-                print(f"exesdb-bridge: {note}", file=sys.stderr)
-            return EXIT_FAILED
+            if args.alerts_command == "ack" and status == 404:
+                _say_unknown(bridge, headers, args.alert_id, text)
+            return EXIT_USAGE if _option_refused(status, text) else EXIT_FAILED
         if (one := bridge_json(text, key)) is None or not _shaped(one, key):
             said = bridge.not_a_bridge(path, "its alerts as JSON")
             print(f"exesdb-bridge: {said}", file=sys.stderr)
@@ -262,13 +299,91 @@ def _shaped(answer: dict[str, Any], key: str) -> bool:
     )
 
 
-def _asked_again(bridge: Target, headers: dict[str, str]) -> dict[str, Any] | None:
-    """The bridge's ``GET /v1/alerts`` answer for one alert (what it says of the work-queue
-    lease), or None when it gives none."""
-    status, text = bridge.request(
-        "GET", "/v1/alerts", headers=headers, params={"limit": "1"}, body=None
+# What the command line gives an ack (ALERT_ID, --by, --note, --resolution, --since): one the
+# bridge refuses as invalid (an id holding a control character, a --by over 200 characters or
+# holding a tab, a note too long) is the command line's fault, a usage error, as the checks made
+# here before sending are.
+_OPTION_FIELDS: Final = frozenset({"alert_id", "ack_by", "ack_note", "resolution", "starts_at"})
+
+
+def _option_refused(status: int, text: str) -> bool:
+    """Whether the bridge refused (400 ``invalid``) the value of one of the command's options."""
+    refused = bridge_json(text, "error")
+    return (
+        status == 400
+        and refused is not None
+        and refused["error"] == "invalid"
+        and isinstance(field := refused.get("field"), str)
+        and field in _OPTION_FIELDS
     )
-    return bridge_json(text, "alerts") if status == 200 else None
+
+
+def _say_unknown(bridge: Target, headers: dict[str, str], alert_id: str, refusal: str) -> None:
+    """After an ack's 404: for an alert the bridge does not know (``unknown_alert``), the ids it
+    knows spelt alike (``DISK1``, ``disk-1`` for ``disk1``), else the command listing them; and
+    on a Redis replica without the work-queue lease, which knows only the alerts it held
+    (unknown here even while firing at the holder), what ``alerts list`` says of it."""
+    listed = _asked_again(bridge, headers)
+    refused = bridge_json(refusal, "error")
+    if refused is not None and refused["error"] == "unknown_alert" and listed is not None:
+        known = [
+            alert["alert_id"]
+            for alert in listed["alerts"]
+            if isinstance(alert, dict) and isinstance(alert.get("alert_id"), str)
+        ]
+        print(f"exesdb-bridge: {_ids_alike(alert_id, known)}", file=sys.stderr)
+    if note := _not_the_holder(bridge, listed):
+        print(f"exesdb-bridge: {note}", file=sys.stderr)
+
+
+# The most alerts an unknown id is compared with, the most recently changed (the API's default
+# page): past it, alerts list --state all lists them.
+_COMPARED: Final = 1000
+# How many ids spelt equally alike an unknown one are named: more would be a list, not a guess.
+_MOST_ALIKE: Final = 3
+# difflib's cutoff, as the commands' other guesses take it (bridge.choices): farther would point
+# the wrong way.
+_LIKENESS: Final = 0.6
+
+
+def _ids_alike(alert_id: str, known: list[str]) -> str:
+    """What to say of ``alert_id``, which the bridge does not know, given the ids it does
+    (``known``, most recently changed first): those spelt most alike (letter case aside;
+    several only when equally alike, ``disk`` for ``disk1`` and ``disk2``, in that order), else
+    where to find its alerts."""
+    import difflib  # here: only an unknown id needs it
+
+    if not known:
+        return "the bridge knows no alert of any state"
+    by_folded: dict[str, str] = {}
+    for known_id in known:  # most recently changed first, as alerts list lists them
+        by_folded.setdefault(known_id.casefold(), known_id)
+    given = alert_id.casefold()
+    scored = []
+    # None alike a text over 2.4 times as long as the longest (difflib's ratio, at least 0.6, is
+    # twice the characters in common over both lengths): a pasted page is not compared.
+    if len(given) <= 3 * max(map(len, by_folded)):
+        matcher = difflib.SequenceMatcher(b=given)
+        for folded in by_folded:
+            matcher.set_seq1(folded)
+            if matcher.real_quick_ratio() >= _LIKENESS and matcher.quick_ratio() >= _LIKENESS:
+                scored.append((matcher.ratio(), folded))
+    best = max((ratio for ratio, _ in scored), default=0.0)
+    listing = "exesdb-bridge alerts list --state all lists every alert it knows"
+    if best < _LIKENESS:
+        return f"no alert it knows has an id alike: {listing}"
+    named = [repr(by_folded[folded]) for ratio, folded in scored if ratio == best][:_MOST_ALIKE]
+    said = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} or {named[-1]}"
+    return f"did you mean {said}? ({listing})"
+
+
+def _asked_again(bridge: Target, headers: dict[str, str]) -> dict[str, Any] | None:
+    """The bridge's ``GET /v1/alerts`` answer for the alerts of every state most recently
+    changed (their ids, and what it says of the work-queue lease), or None when it gives none."""
+    params = {"limit": str(_COMPARED)}
+    status, text = bridge.request("GET", "/v1/alerts", headers=headers, params=params, body=None)
+    answer = bridge_json(text, "alerts") if status == 200 else None
+    return answer if answer is not None and isinstance(answer["alerts"], list) else None
 
 
 def _lease_note(

@@ -84,6 +84,9 @@ class Located:
     tls: TLSServerConfig | None = None
     # Whether ``url`` is EXESDB_HTTP_ADDR's address (neither --url nor EXESDB_URL given).
     at_address: bool = False
+    # Whether that address is EXESDB_HTTP_ADDR's default, where any bridge started without the
+    # setting listens: a shell without it asks there, not where its own bridge was started.
+    at_default: bool = False
 
 
 def locate(settings: Location, given: str | None = None) -> Located:
@@ -98,7 +101,10 @@ def locate(settings: Location, given: str | None = None) -> Located:
     if port == 0:
         raise ConfigError([f"EXESDB_HTTP_ADDR: {PICKED_PORT}; give it with --url or EXESDB_URL"])
     tls = _served_tls(settings.web_config_file)
-    return Located(own_url(host, port, tls=tls is not None), tls, at_address=True)
+    at_default = (host, port) == split_addr(DEFAULT_HTTP_ADDR)
+    return Located(
+        own_url(host, port, tls=tls is not None), tls, at_address=True, at_default=at_default
+    )
 
 
 def _served_tls(web_config_file: str | None) -> TLSServerConfig | None:
@@ -168,6 +174,8 @@ class Target:
     pinned: bool = field(default=False, repr=False)
     # Whether ``url`` is EXESDB_HTTP_ADDR's address, whose scheme EXESDB_WEB_CONFIG_FILE sets.
     at_address: bool = field(default=False, repr=False)
+    # Whether that address is EXESDB_HTTP_ADDR's default (``Located.at_default``).
+    at_default: bool = field(default=False, repr=False)
     most_answer: int = field(default=MOST_ANSWER, repr=False)
     most_in_all: int = field(default=MOST_IN_ALL, repr=False)
     # The bytes of answers read so far, in a list: the target is frozen, what it read is not.
@@ -391,7 +399,14 @@ def target(
         if password is None:
             password = _ask_password(name)
         auth = (name, password)
-    return Target(found, context, auth, pinned=pinned, at_address=located.at_address)
+    return Target(
+        found,
+        context,
+        auth,
+        pinned=pinned,
+        at_address=located.at_address,
+        at_default=located.at_default,
+    )
 
 
 def _own_certificate(tls: TLSServerConfig) -> ssl.SSLContext | None:

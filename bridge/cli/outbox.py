@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bridge.alert_table import not_shown
 from bridge.cli.shared import (
+    ALERT_STATES,
+    DELIVERY_STATES,
     DEMO_STATE_DIR,
     EXIT_FAILED,
     EXIT_OK,
@@ -23,6 +25,7 @@ from bridge.cli.shared import (
 )
 
 if TYPE_CHECKING:
+    import sqlite3
     from pathlib import Path
 
     from bridge.receiver_keys import ReceiverKeys
@@ -34,7 +37,13 @@ __all__ = ["add_outbox_command"]
 
 # How many deliveries `outbox list` shows unless --limit says (0: all of them).
 _DEFAULT_LIMIT: Final = 100
-_STATES: Final = ("pending", "delivered", "dead", "stale")  # what --state takes
+# An alert's state given to --state, said to be alerts list's; and alerts list's "all", which
+# outbox list has no need of.
+_ALERT_STATE: Final = {
+    state: f"an alert's state, not a delivery's: exesdb-bridge alerts list --state {state}"
+    " lists those alerts"
+    for state in ALERT_STATES
+} | {"all": "without --state it lists every state"}
 # Each column named by its key in `--json` (upper case), so the table and a script agree.
 _DELIVERY_COLUMNS: Final = (
     "ID",
@@ -71,8 +80,13 @@ def add_outbox_command(commands: Commands) -> None:
     )
     outbox_list.add_argument(
         "--state",
-        type=one_of(_STATES, one="one state", unset="without --state it lists every state"),
-        choices=_STATES,
+        type=one_of(
+            DELIVERY_STATES,
+            one="one state",
+            unset="without --state it lists every state",
+            others=_ALERT_STATE,
+        ),
+        choices=DELIVERY_STATES,
         help="only deliveries in this state (default: every state)",
     )
     outbox_list.add_argument(
@@ -188,6 +202,28 @@ def _state_dir_said(state_dir: str) -> str:
     return f"now {state_dir!r}"
 
 
+def _no_outbox_hint(state_dir: str) -> str:
+    """What to do when there is no outbox in ``state_dir``: set EXESDB_STATE_DIR to the bridge's
+    state directory, said with what ``state_dir`` is when it is no folder (the outbox file
+    itself, given for its folder: named with the setting meant)."""
+    from pathlib import Path
+
+    from bridge.sinks.alerts.outbox import FILE_NAME
+
+    said = _state_dir_said(state_dir)
+    given = Path(state_dir)
+    if given.name == FILE_NAME and given.is_file():
+        return (
+            f"EXESDB_STATE_DIR names the outbox file itself ({said}): set it to the folder"
+            f" holding it, EXESDB_STATE_DIR={given.parent}"
+        )
+    if given.is_file():
+        said += ", a file, not a folder"
+    elif not given.exists():
+        said += ", which does not exist"
+    return f"set EXESDB_STATE_DIR to the bridge's state directory ({said})"
+
+
 def _not_an_outbox_hint(state_dir: str, exc: BaseException) -> str:
     """What to do when the outbox file could not be opened (``exc``) for no reason the system's
     words explain: the wrong EXESDB_STATE_DIR most often, or a file there that is no outbox (not
@@ -272,8 +308,8 @@ def _outbox(args: argparse.Namespace) -> int:
     if outbox is None:
         # Absolute: the default state directory is relative to the folder the command runs in.
         print(
-            f"exesdb-bridge: no alert outbox at {path.absolute()}: set EXESDB_STATE_DIR to the"
-            f" bridge's state directory ({_state_dir_said(settings.state_dir)}){_demo_hint()}",
+            f"exesdb-bridge: no alert outbox at {path.absolute()}:"
+            f" {_no_outbox_hint(settings.state_dir)}{_demo_hint()}",
             file=sys.stderr,
         )
         return EXIT_FAILED
@@ -336,8 +372,27 @@ def _outbox(args: argparse.Namespace) -> int:
         # alerts another replica told the receiver of, or resolved with nothing to follow.
         failed = [d for d in left if ids is not None or not d.superseded]
         return EXIT_FAILED if failed else EXIT_OK
+    except sqlite3.OperationalError as exc:
+        # Its change rolled back whole: said in a line, not a traceback.
+        print(f"exesdb-bridge: {_unchanged(path.absolute(), exc)}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         outbox.close()
+
+
+def _unchanged(path: Path, exc: sqlite3.OperationalError) -> str:
+    """What to say when reading or changing the outbox at ``path`` failed (``exc``): nothing was
+    changed, and, for a lock held past SQLite's wait (``database is locked``), who may hold it."""
+    import sqlite3
+
+    said = f"the alert outbox at {path} could not be read or changed ({exc}): nothing was changed"
+    if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return (
+            f"{said}; another process held it locked past the 10 s this waits (a bridge stuck"
+            " writing to it, another outbox command, or a program with a transaction open on"
+            " it, such as an sqlite3 shell): try again once it lets go"
+        )
+    return said
 
 
 def _left_out(queue: DeliveryQueue, state: str | None, limit: int, listed: int) -> str | None:
@@ -376,16 +431,33 @@ def _not_retryable(
 
     states = {d.id: d.state for d in queue.deliveries(ids=ids, limit=None)}  # every one named
     problems = []
+    dead: list[str] | None = None  # the dead letters' ids, read for the first unknown one
     for delivery_id in dict.fromkeys(ids):
         state = states.get(delivery_id)
         if state is None:
+            if dead is None:
+                dead = [d.id for d in queue.deliveries(DeliveryState.DEAD.value, limit=None)]
             problems.append(
                 f"no delivery {delivery_id!r} in the alert outbox at {where} (see `outbox list`)"
+                + _whole_ids(delivery_id, dead)
             )
         elif state is not DeliveryState.DEAD:
             why = f": {_KEPT_BECAUSE.get(state.value, '')}" if dropping else ""
             problems.append(f"delivery {delivery_id!r} is {state}, not dead-lettered{why}")
     return problems
+
+
+def _whole_ids(given: str, dead: Sequence[str]) -> str:
+    """For an id no delivery has, the dead letters whose ids start with it (an id cut short,
+    as git's and docker's are given): named when one, counted when several; else nothing. Not
+    taken for them: the command is all or nothing, and a short id may name another tomorrow."""
+    folded = given.strip().casefold()
+    starting = [delivery_id for delivery_id in dead if folded and delivery_id.startswith(folded)]
+    if len(starting) == 1:
+        return f"; did you mean {starting[0]!r}? (ids are given whole)"
+    if starting:
+        return f"; {len(starting)} dead letters' ids start with it: give one whole"
+    return ""
 
 
 # Why `outbox drop` refuses a delivery named in each state but dead: what it is still for.
@@ -450,11 +522,22 @@ def _drop(outbox: Outbox, args: argparse.Namespace, where: Path) -> int:
         # for dead letters only: said, so that dropping a receiver's still in use is a choice.
         print(
             f"exesdb-bridge: {_receiver_shown(key)} is configured and is not sent again the"
-            f" open alerts of what was dropped ({', '.join(map(repr, alert_ids))}): it hears of"
-            " them at their next change (`outbox retry` would have sent them now)",
+            f" open alerts of what was dropped ({_some_of(alert_ids)}): it hears of them at"
+            " their next change (`outbox retry` would have sent them now)",
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+# The most alert ids a line names: a receiver's hundreds would make it a page.
+_NAMED_AT_MOST: Final = 10
+
+
+def _some_of(alert_ids: Sequence[str]) -> str:
+    """``alert_ids`` quoted, the first ``_NAMED_AT_MOST`` of them, then how many more."""
+    named = ", ".join(map(repr, alert_ids[:_NAMED_AT_MOST]))
+    more = len(alert_ids) - _NAMED_AT_MOST
+    return named if more <= 0 else f"{named} and {more} more"
 
 
 def _receiver_shown(key: str) -> str:

@@ -29,6 +29,17 @@ __all__ = [
 
 # What a bridge answers every request with: JSON (docs/http-api.md#errors).
 BRIDGE_ANSWER: Final = "the bridge's JSON"
+# Refusals of a bridge set up otherwise than the one meant (another token, key, or its alerts):
+# at EXESDB_HTTP_ADDR's default address, in a shell without the setting, most likely another
+# bridge than the one started with EXESDB_HTTP_ADDR set (`EXESDB_HTTP_ADDR=… make run`).
+_ANOTHER_BRIDGE_CODES: Final = frozenset(
+    {"unauthorized", "admin_disabled", "ingest_disabled", "invalid_signature", "unknown_alert"}
+)
+_AT_DEFAULT: Final = (
+    "; that is EXESDB_HTTP_ADDR's default address, where any bridge started without the setting"
+    " listens: is it the bridge meant? One started with EXESDB_HTTP_ADDR=HOST:PORT is found with"
+    " the same set here (or --url)"
+)
 _NEEDS_ADMIN: Final = (
     "needs EXESDB_ADMIN_TOKEN: set it to the admin token the bridge runs with "
     "(without one the bridge keeps its admin endpoints off)"
@@ -132,6 +143,8 @@ def say_refused(bridge: Target, path: str, status: int, text: str) -> None:
                 if bridge.basic_auth is None
                 else "the user and password given are not one of the bridge's basic_auth_users"
             )
+        if bridge.at_default and str(answer["error"]) in _ANOTHER_BRIDGE_CODES:
+            said += _AT_DEFAULT
         print(f"exesdb-bridge: {asked} answered {status}: {said}", file=sys.stderr)
 
 

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from bridge.settings import Settings
 
 __all__ = [
+    "ALERT_STATES",
+    "DELIVERY_STATES",
     "DEMO_STATE_DIR",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
@@ -44,6 +46,11 @@ EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as a shell reports a command stop
 # Where `run --demo` keeps its state when EXESDB_STATE_DIR is unset: not the default folder a
 # real bridge run from the same place uses.
 DEMO_STATE_DIR: Final = "./.exesdb-bridge-demo"
+
+# What `alerts list --state` and `outbox list --state` take: each refuses the other's, saying
+# which command takes it (`alerts list --state dead` lists no dead letters).
+ALERT_STATES: Final = ("firing", "acknowledged", "resolved", "all")
+DELIVERY_STATES: Final = ("pending", "delivered", "dead", "stale")
 
 
 class Commands(Protocol):
@@ -185,20 +192,30 @@ def at_least_zero(text: str) -> int:
 
 
 def one_of(
-    choices: Sequence[str], *, one: str = "one of them", unset: str | None = None
+    choices: Sequence[str],
+    *,
+    one: str = "one of them",
+    unset: str | None = None,
+    others: Mapping[str, str] | None = None,
 ) -> Callable[[str], str]:
     """An argparse type for an option taking one of ``choices`` (given as its ``choices`` too,
     which ``--help`` shows): the choice in any letter case, as the settings take theirs
     (``--state Firing`` is ``firing``); any other word is refused naming the choice it most
     resembles (``meant_choice``), as argparse words a refused choice. A comma list is refused
     saying the option takes ``one`` (``one state or all``), not a list, then the choices and
-    what the option left out gives (``unset``), rather than naming the one word it resembles."""
+    what the option left out gives (``unset``), rather than naming the one word it resembles.
+    A word of ``others`` (another command's choice) is refused in the words it maps to."""
     by_folded = {choice.casefold(): choice for choice in choices}
+    elsewhere = {word.casefold(): said for word, said in (others or {}).items()}
 
     def choice(given: str) -> str:
         found = by_folded.get(given.casefold())
         if found is not None:
             return found
+        if (said := elsewhere.get(given.casefold())) is not None:
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {given!r}: {said} ({_choose_from(choices)})"
+            )
         if "," in given:
             listed = f"invalid choice: {given!r}: {one}, not a list ({_choose_from(choices)})"
             raise argparse.ArgumentTypeError(listed + (f"; {unset}" if unset else ""))

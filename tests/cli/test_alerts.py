@@ -83,7 +83,8 @@ def test_alerts_ack_since_an_episode_that_ended_acknowledges_nothing(
     late = cli("alerts", "ack", "a1", "--by", "bob", "--since", str(first["starts_at"]), **env)
     assert late.returncode == 1
     assert "409" in late.stderr
-    assert f"started at {second['starts_at']}, not at the" in late.stderr
+    assert f"started at {second['starts_at']}, " in late.stderr
+    assert f" after the {first['starts_at']} given, which is earlier:" in late.stderr
     assert "it resolved and fired again since" in late.stderr
     assert [a["state"] for a in listed_alerts(bridge.url)] == ["firing"]
     since = str(second["starts_at"]).lower()
@@ -92,28 +93,154 @@ def test_alerts_ack_since_an_episode_that_ended_acknowledges_nothing(
     assert acked.stdout.splitlines()[1].split()[:2] == ["a1", "acknowledged"]
 
 
-def test_alerts_ack_since_a_mistyped_earlier_time_names_the_since_to_use(
-    bridges: Bridges, tmp_path: Path
+@pytest.mark.parametrize(
+    ("off", "said"),
+    [
+        # 15:00 for 15:21: earlier, so it may be an episode that ended, or a typo.
+        (-timedelta(minutes=21), "21 min after the {typo} given, which is earlier: it resolved"
+         " and fired again since, or that time is mistyped"),
+        # A day typo, said as a whole day: the typo it looks like.
+        (-timedelta(days=1), "1 day after the {typo} given, which is earlier: it resolved and"
+         " fired again since, or that time is mistyped"),
+        # Later: no episode started then, so a typo for certain.
+        (timedelta(hours=2), "2 h before the {typo} given, which is later: no episode of it"
+         " started then, so that time is mistyped"),
+    ],
+)  # fmt: skip
+def test_alerts_ack_since_a_mistyped_time_says_how_far_and_which_side_of_the_since_it_is(
+    bridges: Bridges, tmp_path: Path, off: timedelta, said: str
 ) -> None:
-    """`alerts ack --since TIME` with a TIME earlier than the start of an alert that has had
-    one episode (a typo: 15:00 for 15:21) exits 1 saying TIME is earlier and may be mistyped,
-    naming the since of the episode firing now, not that the alert fired again since (it did
-    not); with that since it acknowledges it."""
+    """`alerts ack --since TIME` with a TIME off the start of an alert that has had one episode
+    (a typo: 15:00 for 15:21, a day off, a later hour) exits 1 naming the since of the episode
+    firing now, as `alerts list` shows it, how far TIME is from it and on which side: earlier,
+    an episode that ended or a typo; later, a typo, no episode having started then; with that
+    since it acknowledges it."""
     bridge = bridges(tmp_path, EXESDB_INGEST="true")
     env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
     ingest_alerts(bridge.url, ["a1"])
     [alert] = wait_until(lambda: listed_alerts(bridge.url), 15, "a1")
-    started = datetime.fromisoformat(str(alert["starts_at"]))
-    typo = format_timestamp(started - timedelta(minutes=21))
+    since = cli("alerts", "list", **env).stdout.splitlines()[1].split()[6]
+    assert since == alert["starts_at"]
+    typo = format_timestamp(datetime.fromisoformat(since) + off)
     late = cli("alerts", "ack", "a1", "--by", "bob", "--since", typo, **env)
-    assert late.returncode == 1
-    assert "409" in late.stderr
-    assert f"not at the {typo} given, which is earlier" in late.stderr
-    assert "or that time is mistyped" in late.stderr
-    assert f"({alert['starts_at']} names the episode firing now)" in late.stderr
+    assert (late.returncode, late.stdout) == (1, "")
+    assert late.stderr == (
+        f"exesdb-bridge: {bridge.url}/v1/alerts/a1/ack answered 409: the current episode of"
+        f" alert 'a1' started at {since}, {said.format(typo=typo)} ({since} names the episode"
+        " firing now); it is left as it is (another_episode, field starts_at)\n"
+    )
     assert [a["state"] for a in listed_alerts(bridge.url)] == ["firing"]
-    acked = cli("alerts", "ack", "a1", "--by", "bob", "--since", str(alert["starts_at"]), **env)
+    acked = cli("alerts", "ack", "a1", "--by", "bob", "--since", since, **env)
     assert acked.returncode == 0, acked.stderr
+
+
+def test_alerts_ack_since_another_time_of_a_resolved_alert_says_it_resolved(
+    bridges: Bridges, tmp_path: Path
+) -> None:
+    """`alerts ack --since TIME` of a resolved alert, TIME not its since, exits 1 naming its
+    last episode's since and when it resolved, and that none of it is firing, not "the episode
+    firing now"."""
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
+    ingest_alerts(bridge.url, ["a1"])
+    wait_until(lambda: listed_alerts(bridge.url), 15, "a1")
+    fixed = cli("alerts", "ack", "a1", "--by", "alice", "--resolution", "fixed", "--json", **env)
+    assert fixed.returncode == 0, fixed.stderr
+    alert = json.loads(fixed.stdout)["alert"]
+    typo = format_timestamp(datetime.fromisoformat(alert["starts_at"]) + timedelta(minutes=5))
+    late = cli("alerts", "ack", "a1", "--by", "bob", "--since", typo, **env)
+    assert (late.returncode, late.stdout) == (1, "")
+    assert (
+        f"answered 409: the last episode of alert 'a1' started at {alert['starts_at']}, 5 min"
+        f" before the {typo} given, which is later, and resolved at {alert['ends_at']}: no"
+        " episode of it is firing to acknowledge; it is left as it is"
+    ) in late.stderr
+    assert "firing now" not in late.stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        # Letter case aside, it is one: named alone, not beside those spelt nearly so.
+        ("DISK1", "did you mean 'disk1'?"),
+        ("disk-2", "did you mean 'disk2'?"),
+        # Equally alike several: each named.
+        ("disk", "did you mean 'disk2' or 'disk1'?"),
+        # The docs' placeholder, typed as it stands.
+        ("ALERT_ID", "no alert it knows has an id alike:"),
+    ],
+)
+def test_alerts_ack_of_an_id_the_bridge_does_not_know_names_the_ids_spelt_alike(
+    bridges: Bridges, tmp_path: Path, given: str, said: str
+) -> None:
+    """`alerts ack ID` of an id the bridge does not know exits 1 with its 404, then a line
+    naming the ids it knows spelt most alike (each when several are equally alike, the most
+    recently changed first), or none, and the command listing every alert it knows."""
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
+    ingest_alerts(bridge.url, ["disk1"])
+    wait_until(lambda: len(listed_alerts(bridge.url)) == 1, 15, "disk1")
+    ingest_alerts(bridge.url, ["disk2"])  # after disk1's: the most recently changed
+    wait_until(lambda: len(listed_alerts(bridge.url)) == 2, 15, "disk2")
+    acked = cli("alerts", "ack", given, "--by", "bob", **env)
+    assert (acked.returncode, acked.stdout) == (1, "")
+    refused, hint = acked.stderr.splitlines()
+    assert refused.endswith(f"answered 404: no alert {given!r} (unknown_alert, field alert_id)")
+    assert hint.startswith(f"exesdb-bridge: {said}"), hint
+    assert "exesdb-bridge alerts list --state all lists every alert it knows" in hint
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        # Empty ("$NOTE" unset): refused here, nothing sent.
+        (["a1", "--by", "alice", "--note", ""],
+         "exesdb-bridge alerts ack: error: argument --note: '' is no note: give one, or leave"
+         " --note out"),
+        (["a1", "--by", "alice", "--resolution", ""],
+         "exesdb-bridge alerts ack: error: argument --resolution: '' is no resolution: give one,"
+         " or leave --resolution out"),
+        # Refused by the bridge, in its words: the command line's fault all the same.
+        (["a1", "--by", "alice", "--note", "x" * 4097],
+         "answered 400: ack_note must be a string of 1-4096 characters (invalid, field ack_note)"),
+        (["a1", "--by", "a\tb"],
+         "answered 400: ack_by must be a string of 1-200 characters that is not blank"),
+        # An ALERT_ID no alert has: ingest refuses control characters in one.
+        (["a\x1b[2J", "--by", "alice"],
+         "answered 400: alert_id must not contain control characters (no alert id holds one)"
+         " (invalid, field alert_id)"),
+    ],
+)  # fmt: skip
+def test_alerts_ack_with_an_option_no_ack_takes_is_a_usage_error(
+    bridges: Bridges, tmp_path: Path, options: list[str], said: str
+) -> None:
+    """`alerts ack` with an empty --note or --resolution, or an ALERT_ID, --by or --note the
+    bridge refuses (an escape sequence, a tab, over 4 096 characters), exits 2, a usage error,
+    as an empty --by does, not 1 as a failure would: the alert is left as it is."""
+    bridge = bridges(tmp_path, EXESDB_INGEST="true")
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
+    ingest_alerts(bridge.url, ["a1"])
+    wait_until(lambda: listed_alerts(bridge.url), 15, "a1")
+    acked = cli("alerts", "ack", *options, **env)
+    assert (acked.returncode, acked.stdout) == (2, "")
+    assert said in acked.stderr.splitlines()[-1], acked.stderr
+    [alert] = listed_alerts(bridge.url)
+    assert (alert["state"], alert["ack_by"]) == ("firing", None)
+
+
+def test_alerts_ack_at_a_bridge_with_no_alert_says_it_knows_none(
+    bridges: Bridges, tmp_path: Path
+) -> None:
+    """`alerts ack ID` at a bridge that knows no alert exits 1 with its 404, then a line saying
+    it knows none."""
+    bridge = bridges(tmp_path)
+    acked = cli(
+        "alerts", "ack", "a1", "--by", "bob", "--url", bridge.url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN
+    )
+    assert acked.returncode == 1
+    assert acked.stderr.splitlines()[1:] == [
+        "exesdb-bridge: the bridge knows no alert of any state"
+    ]
 
 
 def test_alerts_ack_with_a_resolution_of_an_alert_resolved_already_says_nothing_changed(
@@ -183,6 +310,19 @@ def _no_time(since: str) -> str:
             "2026-12-07T10:00:00+02",
             "'2026-12-07T10:00:00+02' has an offset without its minutes: write it as RFC 3339"
             " does (2026-12-07T10:00:00+02:00)",
+        ),
+        # ISO 8601's basic offset, strftime's %z.
+        (
+            "2026-12-07T10:00:00.123+0100",
+            "'2026-12-07T10:00:00.123+0100' has an offset without its colon: write it as RFC"
+            " 3339 does (2026-12-07T10:00:00.123+01:00)",
+        ),
+        # Copied from the status page, which shows times to the second.
+        (
+            "2026-12-07 10:00:00 UTC",
+            "'2026-12-07 10:00:00 UTC' is a time as the status page shows it, to the second:"
+            " give the alert's SINCE as alerts list shows it, to the millisecond (such as"
+            " 2026-12-07T10:00:00.123Z)",
         ),
     ],
 )

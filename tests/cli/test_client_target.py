@@ -70,6 +70,18 @@ def test_url_flag_then_exesdb_url_then_the_http_addr() -> None:
     assert locate(with_url, "https://c.example:2/").url == "https://c.example:2"
 
 
+def test_only_the_default_http_addr_is_said_to_be_the_default() -> None:
+    """The address of an unset EXESDB_HTTP_ADDR (its default, 0.0.0.0:9570) is told as the
+    default, where any bridge started without the setting listens; another address, EXESDB_URL
+    and --url are not."""
+    assert locate(BridgeLocation()).at_default
+    assert locate(BridgeLocation(EXESDB_HTTP_ADDR="0.0.0.0:9570")).at_default
+    assert not locate(BridgeLocation(EXESDB_HTTP_ADDR="127.0.0.1:9571")).at_default
+    assert not locate(BridgeLocation(EXESDB_URL="http://127.0.0.1:9570")).at_default
+    assert not locate(BridgeLocation(), "http://127.0.0.1:9570").at_default
+    assert target(BridgeLocation()).at_default
+
+
 def test_port_0_in_the_http_addr_is_no_place_to_look() -> None:
     """EXESDB_HTTP_ADDR with port 0 names no port a client can ask: a ConfigError saying to give
     --url or EXESDB_URL, which still work."""

@@ -151,16 +151,44 @@ def test_outbox_without_an_outbox_names_the_whole_path_and_the_variable(tmp_path
     where = tmp_path / ".exesdb-bridge" / "alerts.sqlite3"
     assert listed.stderr == (
         f"exesdb-bridge: no alert outbox at {where}: set EXESDB_STATE_DIR to the bridge's state"
-        " directory (unset, so the default './.exesdb-bridge')\n"
+        " directory (unset, so the default './.exesdb-bridge', which does not exist)\n"
     )
     given = cli("outbox", "list", cwd=tmp_path, EXESDB_STATE_DIR="./.exesdb-bridge")
-    assert given.stderr.endswith(" state directory (now './.exesdb-bridge')\n"), given.stderr
+    assert given.stderr.endswith(
+        " state directory (now './.exesdb-bridge', which does not exist)\n"
+    ), given.stderr
+    (tmp_path / ".exesdb-bridge").mkdir()
+    empty_folder = cli("outbox", "list", cwd=tmp_path, EXESDB_STATE_DIR="./.exesdb-bridge")
+    assert empty_folder.stderr.endswith(" state directory (now './.exesdb-bridge')\n")
     retried = cli("outbox", "retry", cwd=tmp_path)
     assert retried.returncode == 2
     assert "outbox retry needs delivery ids or --all" in retried.stderr
     empty = cli("outbox", "retry", "", cwd=tmp_path)
     assert empty.returncode == 2
     assert "argument ID: '' names no delivery" in empty.stderr, empty.stderr
+
+
+def test_outbox_given_a_file_for_its_folder_says_so(tmp_path: Path) -> None:
+    """EXESDB_STATE_DIR naming the outbox file itself (`…/alerts.sqlite3`, the file `outbox
+    list` names) is told so with the setting meant, its folder; naming another file, that it
+    is a file, not a folder (exit 1)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    Outbox(state / "alerts.sqlite3").close()
+    itself = cli("outbox", "list", EXESDB_STATE_DIR=str(state / "alerts.sqlite3"))
+    assert itself.returncode == 1
+    assert itself.stderr == (
+        f"exesdb-bridge: no alert outbox at {state}/alerts.sqlite3/alerts.sqlite3:"
+        f" EXESDB_STATE_DIR names the outbox file itself (now '{state}/alerts.sqlite3'): set it"
+        f" to the folder holding it, EXESDB_STATE_DIR={state}\n"
+    )
+    assert cli("outbox", "list", EXESDB_STATE_DIR=str(state)).returncode == 0
+    (tmp_path / "notes.txt").write_text("not a folder\n")
+    a_file = cli("outbox", "list", EXESDB_STATE_DIR=str(tmp_path / "notes.txt"))
+    assert a_file.returncode == 1
+    assert a_file.stderr.endswith(
+        f"state directory (now '{tmp_path}/notes.txt', a file, not a folder)\n"
+    ), a_file.stderr
 
 
 def test_run_names_its_outbox_by_the_whole_path(

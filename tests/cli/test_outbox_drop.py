@@ -152,6 +152,28 @@ def test_outbox_drop_of_a_configured_receiver_says_its_open_alerts_are_not_sent_
     kept.close()
 
 
+def test_outbox_drop_of_many_open_alerts_names_ten_and_says_how_many_more(
+    tmp_path: Path,
+) -> None:
+    """Dropping a configured receiver's dead letters of many open alerts names the first ten on
+    its line and how many more, not hundreds on one line."""
+    outbox = Outbox.in_dir(tmp_path, urls=[_KEPT])
+    for number in range(25):
+        observe(outbox, event(f"a{number:02d}"), T0)
+    outbox.queue.group(_KEPT, T0, 0.0, one_each)
+    dead_lettered(outbox)
+    outbox.queue.queue_for([_KEPT])  # the bridge last started with _KEPT
+    outbox.close()
+    dropped = cli("outbox", "drop", "--all", EXESDB_STATE_DIR=str(tmp_path))
+    assert dropped.returncode == 0, dropped.stderr
+    named = ", ".join(repr(f"a{number:02d}") for number in range(10))
+    assert dropped.stderr == (
+        "exesdb-bridge: https://other.example/… is configured and is not sent again the open"
+        f" alerts of what was dropped ({named} and 15 more): it hears of them at their next"
+        " change (`outbox retry` would have sent them now)\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [

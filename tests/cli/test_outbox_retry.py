@@ -3,10 +3,13 @@ unless forced."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
 import shlex
+import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -509,3 +512,73 @@ def test_outbox_list_shows_which_dead_letters_are_superseded_or_renotified(
     delivered = cli("outbox", "list", "--json", "--state", "delivered", **env)
     [taken] = map(json.loads, delivered.stdout.splitlines())
     assert (taken["superseded"], taken["renotified_at"]) == (None, None)
+
+
+def test_outbox_retry_all_with_no_dead_letter_says_none_went_back_and_exits_0(
+    tmp_path: Path,
+) -> None:
+    """`outbox retry --all` on an outbox holding no dead letter prints that none went back to
+    pending and exits 0: nothing was asked that could not be done."""
+    Outbox(tmp_path / FILE_NAME).close()
+    retried = cli("outbox", "retry", "--all", EXESDB_STATE_DIR=str(tmp_path))
+    assert (retried.returncode, retried.stdout, retried.stderr) == (
+        0,
+        "0 dead-lettered deliveries back to pending\n",
+        "",
+    )
+
+
+def test_outbox_retry_of_an_outbox_locked_past_the_wait_says_so_in_a_line(
+    tmp_path: Path,
+) -> None:
+    """`outbox retry --all` of an outbox another process holds locked past SQLite's 10 s wait
+    (a program with a transaction open on it) exits 1 with one line saying nothing was changed,
+    who may hold it and to try again, not a traceback; the dead letter stays dead."""
+    outbox = Outbox.in_dir(tmp_path, urls=["https://hooks.example/x"])
+    observe(outbox, event("a"), T0)
+    outbox.queue.group("https://hooks.example/x", T0, 0.0, one_each)
+    [dead] = dead_lettered(outbox)
+    outbox.close()
+    with contextlib.closing(sqlite3.connect(tmp_path / FILE_NAME, isolation_level=None)) as held:
+        held.execute("BEGIN EXCLUSIVE")
+        retried = cli("outbox", "retry", "--all", EXESDB_STATE_DIR=str(tmp_path))
+        held.execute("ROLLBACK")
+    assert (retried.returncode, retried.stdout) == (1, "")
+    assert retried.stderr == (
+        f"exesdb-bridge: the alert outbox at {tmp_path / FILE_NAME} could not be read or changed"
+        " (database is locked): nothing was changed; another process held it locked past the"
+        " 10 s this waits (a bridge stuck writing to it, another outbox command, or a program"
+        " with a transaction open on it, such as an sqlite3 shell): try again once it lets go\n"
+    )
+    listed = cli("outbox", "list", "--json", EXESDB_STATE_DIR=str(tmp_path))
+    assert [json.loads(line)["state"] for line in listed.stdout.splitlines()] == ["dead"]
+    assert dead.id in listed.stdout
+
+
+def test_outbox_retry_and_drop_of_an_id_cut_short_name_the_whole_one(tmp_path: Path) -> None:
+    """`outbox retry` or `outbox drop` of a dead letter's id cut short (its first characters,
+    as git's and docker's ids are given) names the whole id, or how many start so, and changes
+    nothing (exit 1): ids are given whole."""
+    outbox = Outbox.in_dir(tmp_path, urls=["https://hooks.example/x"])
+    for number in range(17):  # more than the 16 hex digits: two ids start alike
+        observe(outbox, event(f"a{number}"), T0)
+        outbox.queue.group("https://hooks.example/x", T0, 0.0, one_each)
+    ids = [delivery.id for delivery in dead_lettered(outbox)]
+    outbox.close()
+    env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
+    looked_in = f"in the alert outbox at {tmp_path / FILE_NAME} (see `outbox list`)"
+    for command in ("retry", "drop"):
+        short = ids[0][:12]
+        refused = cli("outbox", command, short, **env)
+        assert (refused.returncode, refused.stdout) == (1, "")
+        assert refused.stderr == (
+            f"exesdb-bridge: no delivery {short!r} {looked_in}; did you mean {ids[0]!r}? (ids are"
+            " given whole)\n"
+        )
+    first = Counter(delivery_id[0] for delivery_id in ids).most_common(1)[0]
+    several = cli("outbox", "retry", first[0], **env)
+    assert several.stderr.endswith(
+        f"; {first[1]} dead letters' ids start with it: give one whole\n"
+    ), several.stderr
+    listed = cli("outbox", "list", "--json", "--limit", "0", **env)
+    assert {json.loads(line)["state"] for line in listed.stdout.splitlines()} == {"dead"}

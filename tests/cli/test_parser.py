@@ -569,6 +569,40 @@ def test_a_comma_list_where_an_option_takes_one_word_is_refused_as_a_list(
     assert "did you mean" not in completed.stderr
 
 
+@pytest.mark.parametrize(
+    ("command", "line"),
+    [
+        (
+            ["alerts", "list", "--state", "dead"],
+            "exesdb-bridge alerts list: error: argument --state: invalid choice: 'dead': a"
+            " webhook delivery's state, not an alert's: exesdb-bridge outbox list --state dead"
+            " lists those deliveries (choose from 'firing', 'acknowledged', 'resolved', 'all')",
+        ),
+        (
+            ["outbox", "list", "--state", "Firing"],
+            "exesdb-bridge outbox list: error: argument --state: invalid choice: 'Firing': an"
+            " alert's state, not a delivery's: exesdb-bridge alerts list --state firing lists"
+            " those alerts (choose from 'pending', 'delivered', 'dead', 'stale')",
+        ),
+        (
+            ["outbox", "list", "--state", "all"],
+            "exesdb-bridge outbox list: error: argument --state: invalid choice: 'all': without"
+            " --state it lists every state (choose from 'pending', 'delivered', 'dead', 'stale')",
+        ),
+    ],
+)
+def test_a_state_of_the_other_list_command_is_refused_naming_the_command_that_takes_it(
+    command: list[str], line: str
+) -> None:
+    """`alerts list --state dead` (the Common tasks' `outbox list --state dead`, typed with
+    the other command) and `outbox list --state firing` are usage errors naming the command
+    that lists those; `outbox list --state all`, as `alerts list` takes it, says that without
+    --state it lists every state."""
+    completed = cli(*command, EXESDB_ADMIN_TOKEN="t", EXESDB_URL="http://127.0.0.1:9")
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines()[-1] == line, completed.stderr
+
+
 def test_the_refusals_the_choice_helper_quotes_are_the_ones_alerts_state_gives() -> None:
     """Each refusal ``refused_choice``'s docstring quotes (a word meant named, a word like
     none with the choices alone) is what ``alerts list --state`` answers that word: no example

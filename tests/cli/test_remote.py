@@ -1,12 +1,18 @@
 """The admin token the commands that ask a running bridge send (``bridge.cli.remote``): one
-past printable ASCII refused, as ``run`` refuses it, and a missing or wrong one told."""
+past printable ASCII refused, as ``run`` refuses it, and a missing or wrong one told; a
+refusal at the default address told as maybe another bridge's."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 
+from bridge.cli.client import target
+from bridge.cli.remote import say_refused
+from bridge.client_settings import BridgeLocation
 from tests.cli.helpers import Bridges, cli
 from tests.support import ADMIN_TOKEN
 
@@ -77,4 +83,63 @@ def test_alerts_against_a_bridge_without_an_admin_token_says_the_bridge_needs_on
         f"exesdb-bridge: {bridge.url}/v1/alerts answered 403: admin endpoints are off: set"
         " EXESDB_ADMIN_TOKEN to enable them (admin_disabled); EXESDB_ADMIN_TOKEN set here is"
         " what the commands send: the bridge needs it too\n"
+    )
+
+
+# What a refusal at EXESDB_HTTP_ADDR's default address adds: the bridge there may be another.
+AT_DEFAULT = (
+    "; that is EXESDB_HTTP_ADDR's default address, where any bridge started without the setting"
+    " listens: is it the bridge meant? One started with EXESDB_HTTP_ADDR=HOST:PORT is found with"
+    " the same set here (or --url)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "token", "body", "refusal"),
+    [
+        # Another bridge's token: the one meant was started elsewhere with this shell's.
+        ("GET", "/v1/alerts", "wrong-token", None, "401: the admin token sent is not the"
+         " bridge's EXESDB_ADMIN_TOKEN (unauthorized)"),
+        # An alert of the bridge meant, unknown to the one at the default address.
+        ("POST", "/v1/alerts/a1/ack", ADMIN_TOKEN, {"ack_by": "alice"}, "404: no alert 'a1'"
+         " (unknown_alert, field alert_id)"),
+    ],
+)  # fmt: skip
+def test_a_refusal_at_the_default_address_asks_whether_it_is_the_bridge_meant(
+    bridges: Bridges,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    method: str,
+    path: str,
+    token: str,
+    body: dict[str, str] | None,
+    refusal: str,
+) -> None:
+    """A bridge found at EXESDB_HTTP_ADDR's default address (unset in a shell other than the
+    one that ran `EXESDB_HTTP_ADDR=… make run`) refusing the admin token, or not knowing the
+    alert, is told to be maybe another bridge than the one meant, and how to reach that one;
+    the bridge here answers in the default address's stead, which no test may take."""
+    bridge = bridges(tmp_path)
+    at_default = dataclasses.replace(target(BridgeLocation()), url=bridge.url)
+    headers = at_default.admin_headers(token) | {"Content-Type": "application/json"}
+    sent = None if body is None else json.dumps(body).encode()
+    status, text = at_default.request(method, path, headers=headers, body=sent)
+    say_refused(at_default, path, status, text)
+    assert capsys.readouterr().err == (
+        f"exesdb-bridge: {bridge.url}{path} answered {refusal}{AT_DEFAULT}"
+    )
+
+
+def test_a_refusal_at_an_address_set_is_not_said_to_be_the_default_one(
+    bridges: Bridges, tmp_path: Path
+) -> None:
+    """`alerts list` at the address EXESDB_HTTP_ADDR names, set (the README's shell), refused
+    for its token, is told as the bridge answered, nothing said of the default address."""
+    bridge = bridges(tmp_path)
+    address = bridge.url.removeprefix("http://")
+    completed = cli("alerts", "list", EXESDB_HTTP_ADDR=address, EXESDB_ADMIN_TOKEN="wrong")
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        f"exesdb-bridge: {bridge.url}/v1/alerts answered 401: the admin token sent is not the"
+        " bridge's EXESDB_ADMIN_TOKEN (unauthorized)\n"
     )

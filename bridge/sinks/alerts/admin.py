@@ -21,6 +21,7 @@ import logging
 import re
 import sqlite3
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Annotated, Final, Protocol
 
 from aiohttp import web
@@ -287,22 +288,8 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         meant = fields.starts_at
         # Told only where the alerts are current: another replica's copy may be behind.
         if meant is not None and meant != record.started and keeper.holds_work_queue():
-            started = format_timestamp(record.started)
-            # An earlier time is an episode that ended or a typo: the outbox keeps no earlier
-            # episodes to tell which (one with only one episode was told it fired again). A
-            # later time, no episode of it.
-            since = (
-                f", which is earlier: it resolved and fired again since, or that time is mistyped"
-                f" ({started} names the episode firing now)"
-                if meant < record.started
-                else ""
-            )
             return error_response(
-                409,
-                "another_episode",
-                f"the current episode of alert {alert_id!r} started at {started}, not at the"
-                f" {format_timestamp(meant)} given{since}; it is left as it is",
-                "starts_at",
+                409, "another_episode", _another_episode(record, meant), "starts_at"
             )
         return web.json_response({"alert": record.as_json()})
 
@@ -337,6 +324,52 @@ class _UnstoredAcks:
         if self._fault is not None:
             _logger.info("alerts: acknowledgements are stored again after %d refused", self._count)
             self._fault, self._count = None, 0
+
+
+def _another_episode(record: AlertRecord, meant: datetime) -> str:
+    """Why an ack naming the episode that started at ``meant`` left ``record`` as it is: its
+    current (or, resolved, its last) episode started at another time, said with how far from
+    ``meant`` and on which side, so that a typo (a day, 15:00 for 15:21) shows as one."""
+    started = format_timestamp(record.started)
+    given = format_timestamp(meant)
+    if meant > record.started:  # the newest episode started before it: none started then
+        where = f"{_gap(meant - record.started)} before the {given} given, which is later"
+        why = "no episode of it started then, so that time is mistyped"
+    else:
+        # An episode that ended or a typo: the outbox keeps no earlier episodes to tell which
+        # (one with only one episode was told it fired again).
+        where = f"{_gap(record.started - meant)} after the {given} given, which is earlier"
+        why = "it resolved and fired again since, or that time is mistyped"
+        if meant == record.started.replace(microsecond=0):
+            # Its start cut to the second (typed, or copied from a page showing seconds): an
+            # earlier episode that started at that second's very start is all but impossible.
+            why = "that is its start to the second only: give it to the millisecond"
+    if record.open:
+        return (
+            f"the current episode of alert {record.alert_id!r} started at {started}, {where}:"
+            f" {why} ({started} names the episode firing now); it is left as it is"
+        )
+    # Resolved: whichever episode was meant, none is firing (an earlier one, or a typo's).
+    ended = "" if record.ends_at is None else f" at {record.as_json()['ends_at']}"
+    return (
+        f"the last episode of alert {record.alert_id!r} started at {started}, {where}, and"
+        f" resolved{ended}: no episode of it is firing to acknowledge; it is left as it is"
+    )
+
+
+def _gap(between: timedelta) -> str:
+    """``between`` exactly, to the millisecond, as people read it: ``1 day``, ``21 min``,
+    ``2 h 0.599 s``: a whole day or hour apart reads as the typo it likely is."""
+    millis = round(between.total_seconds() * 1000)
+    days, millis = divmod(millis, 86_400_000)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    parts = [f"{days} day" + ("s" if days > 1 else "")] if days else []
+    parts += [f"{hours} h"] if hours else []
+    parts += [f"{minutes} min"] if minutes else []
+    if millis:
+        parts.append(f"{millis / 1000:.3f}".rstrip("0").rstrip(".") + " s")
+    return " ".join(parts)
 
 
 def work_queue_lease(keeper: LeaseView) -> str:

@@ -261,11 +261,18 @@ async def test_an_ack_for_an_episode_that_ended_is_answered_409_and_changes_noth
         late = {"ack_by": "bob", "starts_at": first}
         status, body = await call(bridge, "POST", "/v1/alerts/a1/ack", late)
         assert (status, body["error"], body["field"]) == (409, "another_episode", "starts_at")
-        assert body["detail"] == (
-            f"the current episode of alert 'a1' started at {second}, not at the {first} given,"
-            " which is earlier: it resolved and fired again since, or that time is mistyped"
-            f" ({second} names the episode firing now); it is left as it is"
-        )
+        # How far apart, to the millisecond: the first episode fired a minute before, give or take.
+        gap = r"1 min( \d+(\.\d+)? s)?"
+        assert re.fullmatch(
+            re.escape(f"the current episode of alert 'a1' started at {second}, ")
+            + f"({gap})"
+            + re.escape(
+                f" after the {first} given, which is earlier: it resolved and fired again since,"
+                f" or that time is mistyped ({second} names the episode firing now); it is left"
+                " as it is"
+            ),
+            body["detail"],
+        ), body["detail"]
         [alert] = await _alerts(bridge)
         assert (alert["state"], alert["ack_by"]) == ("firing", None)
         status, body = await call(
@@ -285,22 +292,74 @@ async def test_an_ack_naming_a_time_after_the_episode_began_is_409_not_said_to_h
     tmp_path: Path,
 ) -> None:
     """POST /v1/alerts/{id}/ack whose ``starts_at`` is later than the start of the alert's only
-    episode (a typo) is 409 another_episode naming both times, and does not say the alert fired
-    again since, which it did not."""
+    episode (a typo) is 409 another_episode naming both times, that it is later and by how much,
+    and that no episode started then: it does not say the alert fired again since, which it did
+    not."""
     async with alert_bridge(tmp_path) as (bridge, _sink, _watcher):
         bridge.bus.publish("disk_full", system_alert("a1"))
         [alert] = (await async_wait_until(lambda: _listed(bridge), what="a1 listed"))[1]["alerts"]
         began = alert["starts_at"]
-        later = (_at(began) + timedelta(seconds=1)).isoformat(timespec="milliseconds")
+        later = (_at(began) + timedelta(hours=1, seconds=1)).isoformat(timespec="milliseconds")
         typo = {"ack_by": "bob", "starts_at": later.replace("+00:00", "Z")}
         status, body = await call(bridge, "POST", "/v1/alerts/a1/ack", typo)
         assert (status, body["error"], body["field"]) == (409, "another_episode", "starts_at")
         assert body["detail"] == (
-            f"the current episode of alert 'a1' started at {began}, not at the"
-            f" {typo['starts_at']} given; it is left as it is"
+            f"the current episode of alert 'a1' started at {began}, 1 h 1 s before the"
+            f" {typo['starts_at']} given, which is later: no episode of it started then, so that"
+            f" time is mistyped ({began} names the episode firing now); it is left as it is"
         )
         [alert] = await _alerts(bridge)
         assert (alert["state"], alert["ack_by"]) == ("firing", None)
+
+
+async def test_an_ack_naming_the_episode_s_start_to_the_second_is_told_to_give_its_milliseconds(
+    tmp_path: Path,
+) -> None:
+    """POST /v1/alerts/{id}/ack whose ``starts_at`` is the start of the alert's episode cut to
+    the second (typed so, or copied from a page showing seconds) is 409 another_episode saying
+    so and to give it to the millisecond, not that the alert may have fired again."""
+    async with alert_bridge(tmp_path) as (bridge, _sink, _watcher):
+        sent = (datetime.now(UTC) - timedelta(seconds=10)).replace(microsecond=250_000)
+        bridge.bus.publish("disk_full", system_alert("a1", at=sent))
+        [alert] = (await async_wait_until(lambda: _listed(bridge), what="a1 listed"))[1]["alerts"]
+        began = alert["starts_at"]
+        assert began.endswith(".250Z")
+        typo = {"ack_by": "bob", "starts_at": began.replace(".250Z", "Z")}
+        status, body = await call(bridge, "POST", "/v1/alerts/a1/ack", typo)
+        assert (status, body["error"], body["field"]) == (409, "another_episode", "starts_at")
+        assert body["detail"] == (
+            f"the current episode of alert 'a1' started at {began}, 0.25 s after the"
+            f" {began.replace('.250Z', '.000Z')} given, which is earlier: that is its start to"
+            f" the second only: give it to the millisecond ({began} names the episode firing"
+            " now); it is left as it is"
+        )
+
+
+async def test_an_ack_naming_another_time_than_a_resolved_alert_began_says_it_is_resolved(
+    tmp_path: Path,
+) -> None:
+    """POST /v1/alerts/{id}/ack whose ``starts_at`` is a day before the start of an alert that
+    has resolved is 409 another_episode naming its last episode's start and end and how far
+    before it the time given is, and that none of it is firing: not "the episode firing now"."""
+    async with alert_bridge(tmp_path) as (bridge, _sink, _watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        [alert] = (await async_wait_until(lambda: _listed(bridge), what="a1 listed"))[1]["alerts"]
+        began = alert["starts_at"]
+        done = {"ack_by": "alice", "resolution": "fixed"}
+        status, body = await call(bridge, "POST", "/v1/alerts/a1/ack", done)
+        assert (status, body["alert"]["state"]) == (200, "resolved")
+        ended = body["alert"]["ends_at"]
+        a_day_before = (_at(began) - timedelta(days=1)).isoformat(timespec="milliseconds")
+        typo = {"ack_by": "bob", "starts_at": a_day_before.replace("+00:00", "Z")}
+        status, body = await call(bridge, "POST", "/v1/alerts/a1/ack", typo)
+        assert (status, body["error"], body["field"]) == (409, "another_episode", "starts_at")
+        assert body["detail"] == (
+            f"the last episode of alert 'a1' started at {began}, 1 day after the"
+            f" {typo['starts_at']} given, which is earlier, and resolved at {ended}: no episode"
+            " of it is firing to acknowledge; it is left as it is"
+        )
+        [alert] = await _alerts(bridge)
+        assert (alert["state"], alert["ack_by"]) == ("resolved", "alice")
 
 
 async def test_an_alertack_for_an_episode_that_ended_changes_nothing(tmp_path: Path) -> None:
