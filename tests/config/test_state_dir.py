@@ -53,6 +53,34 @@ def test_a_state_directory_on_the_kernel_s_file_systems_is_refused_by_both(
     assert f"exesdb-bridge: bad configuration:\n  EXESDB_STATE_DIR: {said}\n" in completed.stderr
 
 
+# Run in a mount namespace of its own with /sys remounted read-only, as a container has it:
+# whether /sys is read-only there, then what unusable_state_dir says of a folder in it.
+_IN_A_READ_ONLY_SYS = (
+    "import os, sys; from bridge.state_dir import unusable_state_dir;"
+    " print(bool(os.statvfs('/sys').f_flag & os.ST_RDONLY)); print(unusable_state_dir(sys.argv[1]))"
+)
+
+
+def test_a_state_directory_in_a_read_only_sys_is_refused_as_on_sysfs_not_as_read_only() -> None:
+    """In a /sys mounted read-only (as Docker mounts it), EXESDB_STATE_DIR is refused as on the
+    kernel's sysfs file system, which holds no files, not as on a read-only one: a writable
+    mount there would be no remedy."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        unavailable("a read-only /sys of a mount namespace's own needs root and unshare")
+    remount = 'mount -o remount,bind,ro /sys && exec "$@"'
+    state_dir = "/sys/nope"
+    python = [sys.executable, "-c", _IN_A_READ_ONLY_SYS, state_dir]
+    completed = run_command(["unshare", "-m", "sh", "-c", remount, "sh", *python], {})
+    if completed.returncode != 0:
+        unavailable(f"/sys cannot be remounted read-only here: {completed.stderr.strip()}")
+    read_only, said = completed.stdout.splitlines()
+    assert read_only == "True"
+    assert said == (
+        f"'/sys', where '{state_dir}' is made, is on the kernel's sysfs file system, which holds"
+        " no files; allowed: a directory on a disk (in a container, a volume)"
+    )
+
+
 @pytest.fixture
 def without_overrides() -> list[str]:
     """The prefix that runs a command as this user without the capabilities that let root write
