@@ -171,6 +171,48 @@ def test_check_config_passes_a_state_directory_it_may_make(tmp_path: Path) -> No
     assert list(tmp_path.iterdir()) == []
 
 
+# `exesdb-bridge check-config` under a seccomp(2) filter answering faccessat2 (439 on every
+# architecture) with EPERM, as container runtimes' older default profiles do (Docker before
+# 20.10.6): a classic BPF program, loaded with prctl, then the command run as `python -m bridge`.
+_UNDER_OLD_SECCOMP = """
+import ctypes, runpy, struct, sys
+program = b"".join(
+    struct.pack("HBBI", *instruction)
+    for instruction in [
+        (0x20, 0, 0, 0),  # load the syscall's number
+        (0x15, 0, 1, 439),  # faccessat2?
+        (0x06, 0, 0, 0x00050000 | 1),  # then fail it with EPERM
+        (0x06, 0, 0, 0x7FFF0000),  # else allow it
+    ]
+)
+class Program(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) or libc.prctl(
+    PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(Program(4, program)), 0, 0
+):
+    sys.exit(f"seccomp: errno {ctypes.get_errno()}")
+sys.argv = ["exesdb-bridge", *sys.argv[1:]]
+runpy.run_module("bridge", run_name="__main__")
+"""
+
+
+def test_check_config_passes_a_writable_state_directory_where_seccomp_refuses_faccessat2(
+    tmp_path: Path,
+) -> None:
+    """Under a seccomp profile answering faccessat2 with EPERM (older container runtimes'),
+    check-config passes a state directory the user may write (exit 0) without a warning: it asks
+    its access with the real ids, as glibc does without faccessat2, when they are the effective
+    ones."""
+    env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(tmp_path)}
+    checked = run_command([sys.executable, "-c", _UNDER_OLD_SECCOMP, "check-config"], env)
+    if checked.stderr.startswith("seccomp:"):
+        unavailable(f"a seccomp filter cannot be loaded here: {checked.stderr.strip()}")
+    assert checked.returncode == 0, checked.stderr
+    assert "run would stop" not in checked.stderr, checked.stderr
+
+
 @pytest.fixture
 def left_by_a_killed_bridge(tmp_path: Path) -> Path:
     """A state directory as a bridge killed (SIGKILL) leaves it: the outbox file and its lock,
@@ -231,3 +273,18 @@ def test_check_config_warns_of_a_file_in_the_state_directory_run_may_not_open(
     started = run_command([*prefix, sys.executable, "-m", "bridge", "run"], env)
     assert started.returncode == 2, started.stderr
     assert started.stderr.endswith(f" ERROR bridge: {run_line}"), started.stderr
+
+
+@pytest.mark.parametrize("name", [f"{FILE_NAME}-wal", f"{FILE_NAME}-shm"])
+def test_check_config_passes_sqlite_s_own_files_the_user_may_only_read(
+    left_by_a_killed_bridge: Path, without_overrides: list[str], name: str
+) -> None:
+    """SQLite's -wal or -shm a killed bridge left, the user's own but read-only (mode 0400), pass
+    check-config without a warning (exit 0): SQLite opens them read-only and the bridge's
+    opening makes them its user's mode (0600), as it starts."""
+    state = left_by_a_killed_bridge
+    (state / name).chmod(0o400)
+    env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state)}
+    checked = run_command([*without_overrides, sys.executable, "-m", "bridge", "check-config"], env)
+    assert checked.returncode == 0, checked.stderr
+    assert "run would stop" not in checked.stderr, checked.stderr
