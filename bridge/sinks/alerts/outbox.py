@@ -293,7 +293,7 @@ def outbox_problems(state_dir: str | None) -> list[str]:
     no file, no outbox, or an outbox cut short. Nothing is found there when the bridge would
     open it, when there is none yet (the bridge makes it), and when only this user's
     permissions refuse it: they depend on who runs check-config, which warns of them
-    (``denied_state_dir``) without refusing, as it may run as another user than the bridge's."""
+    (``denied_outbox``) without refusing, as it may run as another user than the bridge's."""
     problems = []
     if (unfit := this_sqlite_problem()) is not None:
         unopenable = sqlite3.NotSupportedError(unfit)
