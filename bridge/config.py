@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 from bridge.errors import ConfigError
-from bridge.settings import Settings, sdk_variables_not_text
+from bridge.settings import Settings
 from bridge.settings_checks import cross_checks, receivers_file_warnings
 from bridge.settings_errors import describe_error
 
@@ -39,15 +39,12 @@ _FIELDS: Final = {str(info.validation_alias): info for info in Settings.model_fi
 
 def load_settings() -> Settings:
     """Read the environment; raise ConfigError listing every problem, one line each."""
-    # The OTEL_* variables the SDK reads itself are held to the settings' rule: text, or a
-    # problem said first, as a setting's bytes that are no text are (FromEnvironment).
-    not_text = sdk_variables_not_text(os.environ)
     try:
         settings = Settings()
     except ValidationError as exc:
         refusal = _refusal(exc)
-        raise ConfigError([*not_text, *refusal.problems], warnings=refusal.warnings) from None
-    problems = not_text + cross_checks(settings)
+        raise ConfigError(refusal.problems, warnings=refusal.warnings) from None
+    problems = cross_checks(settings)
     if problems:
         # A receivers file with problems may also name a file it cannot read: both are said.
         raise ConfigError(problems, warnings=receivers_file_warnings(settings))

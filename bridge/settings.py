@@ -49,7 +49,7 @@ from bridge.client_settings import (
     trimmed,
 )
 from bridge.messages import AlertSeverity
-from bridge.probe_settings import DEFAULT_HTTP_ADDR, NOT_TEXT, holds_no_text, split_addr
+from bridge.probe_settings import DEFAULT_HTTP_ADDR, split_addr
 from bridge.receiver_keys import ReceiverKeys
 from bridge.redaction import redact_urls, safe_url
 from bridge.settings_display import shown_setting
@@ -70,7 +70,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Settings",
     "known_variables",
-    "sdk_variables_not_text",
     "unknown_variables",
 ]
 
@@ -681,17 +680,3 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     ``EXESDB_WEBHOOK_URLS``?), and for each ``OTEL_*`` one that neither the bridge nor the
     OpenTelemetry SDK reads and that is spelt nearly as one they do."""
     return unknown_variable_warnings(environ, known_variables())
-
-
-def sdk_variables_not_text(environ: Mapping[str, str]) -> list[str]:
-    """A problem for each ``OTEL_*`` variable of ``environ`` that is no setting, left for the
-    OpenTelemetry SDK to read (``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_RESOURCE_ATTRIBUTES``), that
-    holds bytes that are not UTF-8 text: refused as a setting's are (``FromEnvironment``), its
-    value never shown (a header may be a token). The SDK would send them in a header or a
-    resource attribute, failing at each export, or show them in a warning."""
-    settings = known_variables()
-    return [
-        f"{name}: {NOT_TEXT}"
-        for name in sorted(environ)
-        if name.startswith("OTEL_") and name not in settings and holds_no_text(environ[name])
-    ]

@@ -41,6 +41,7 @@ from bridge.settings import (
 )
 from bridge.state_dir import unusable_state_dir
 from bridge.tlsutil import pem_file_problem
+from bridge.unknown_variables import sdk_variables
 from bridge.urls import grpc_tls_unsaid, names_a_host, otlp_endpoint_problem
 
 __all__ = [
@@ -92,6 +93,12 @@ _OTLP_HEADER: Final = re.compile(
     r"=[ \t]*[\x20\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*[ \t]*"
 )
 _OTLP_HEADERS_DELIMITER: Final = re.compile(r"[ \t]*,[ \t]*")
+# Why an OTEL_* variable the SDK reads, holding bytes that are no UTF-8 text, is refused: no
+# setting, so not "every setting is read as text" (NOT_TEXT), but read as text all the same.
+_SDK_NOT_TEXT: Final = (
+    "holds bytes that are not UTF-8 text (the value not shown), which the OpenTelemetry SDK reads"
+    " as text for the OTLP export; allowed: UTF-8 text"
+)
 
 
 def cross_checks(settings: Settings, *, webhook_urls: Mapping[int, str] | None = None) -> list[str]:
@@ -187,6 +194,7 @@ def _cross_checks(settings: Settings, webhook_urls: Mapping[int, str] | None) ->
         problems.append(f"EXESDB_STATE_DIR: {state}")
     problems += _otlp_endpoint_problems(settings)
     problems += _otlp_file_problems(settings)
+    problems += _sdk_variables_not_text(settings, os.environ)
     problems += _otlp_header_problems(settings, os.environ)
     if settings.webhook_backoff_ms > settings.webhook_max_backoff_ms:
         problems.append(
@@ -256,6 +264,26 @@ def _otlp_file_problems(settings: Settings) -> list[str]:
     return problems
 
 
+def _sdk_variables_not_text(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """A problem for each ``OTEL_*`` variable of ``environ`` that is no setting but one the
+    OpenTelemetry SDK reads itself (``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_RESOURCE_ATTRIBUTES``;
+    ``sdk_variables``) holding bytes that are not UTF-8 text, when OTLP export is on (with it
+    off, the SDK reads none of them): it would send them in a header or a resource attribute,
+    failing at each export, or show them in a warning. Its value is never shown (a header may be
+    a token). Any other such variable is not read at all: the unknown variables' warning says
+    so, never a refusal."""
+    settings_read = known_variables()
+    unread = [
+        name
+        for name in sorted(environ)
+        if name.startswith("OTEL_") and name not in settings_read and holds_no_text(environ[name])
+    ]
+    if not unread or not otlp_enabled(settings):
+        return []  # the SDK's list is read only then: it imports OpenTelemetry
+    read = sdk_variables()
+    return [f"{name}: {_SDK_NOT_TEXT}" for name in unread if name in read]
+
+
 def _otlp_header_problems(settings: Settings, environ: Mapping[str, str]) -> list[str]:
     """The items of each OTLP headers variable an exported signal's exporter would read that it
     would drop (``Authorization: Bearer …``, a value holding a ``;``): the SDK warns and sends
@@ -273,7 +301,7 @@ def _otlp_header_problems(settings: Settings, environ: Mapping[str, str]) -> lis
     for variable in sorted(read):
         value = variable_value(environ, variable) or ""
         if holds_no_text(value):
-            continue  # refused as bytes that are no text (sdk_variables_not_text), not as pairs
+            continue  # refused as bytes that are no text (_sdk_variables_not_text), not as pairs
         items = [item for item in _OTLP_HEADERS_DELIMITER.split(value) if item]
         dropped = [
             str(number)

@@ -1,8 +1,9 @@
 """Whether ``EXESDB_STATE_DIR`` is a directory the bridge could keep its state in, judged unchanged.
 
 ``run`` and ``check-config`` refuse alike what ``unusable_state_dir`` finds, whoever runs them;
-``check-config`` also asks ``denied_state_dir`` what the outbox's first write would be refused
-as the user it runs as (``run`` tries that write itself). Neither makes nor changes anything.
+``check-config`` also asks ``denied_state_dir`` what the outbox's opening would be refused as the
+user it runs as (``run`` tries it itself), and warns of it: that user may not be the bridge's.
+Neither makes nor changes anything.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-__all__ = ["denied_state_dir", "unusable_state_dir"]
+__all__ = ["DeniedPath", "denied_state_dir", "unusable_state_dir"]
 
 # The kernel's file systems, whose folders hold no files a program makes: a folder there cannot
 # be made (/proc: "No such file or directory", /sys: "Operation not permitted"), or is a cgroup
@@ -44,6 +46,16 @@ _MOUNTS: Final = Path("/proc/self/mountinfo")
 _EFFECTIVE: Final = os.access in os.supports_effective_ids
 
 
+@dataclass(frozen=True, slots=True)
+class DeniedPath:
+    """A path the outbox's opening would be refused at as this process's user: a folder it would
+    make, search or write in, or a file there it would read and write; ``reason`` in the system's
+    words (``Permission denied``)."""
+
+    path: str
+    reason: str
+
+
 def unusable_state_dir(state_dir: str) -> str | None:
     """Why the bridge could keep no state in ``state_dir`` (made when missing, with its
     parents): it, or the nearest part of it that exists, is not a directory, is on a read-only
@@ -70,26 +82,30 @@ def unusable_state_dir(state_dir: str) -> str | None:
             " missing are made)"
         )
     where = repr(state_dir) if there == path else f"{str(there)!r}, where {state_dir!r} is made,"
+    # Looked for first: a container mounts /sys read-only, where "read-only" would be no remedy.
+    if (kind := _fileless_file_system(there)) is not None:
+        return (
+            f"{where} is on the kernel's {kind} file system, which holds no files; allowed: a"
+            " directory on a disk (in a container, a volume)"
+        )
     try:
         read_only = bool(os.statvfs(there).f_flag & os.ST_RDONLY)
     except OSError:
         read_only = False
     if read_only:
         return f"{where} is on a read-only file system; allowed: a directory on a writable one"
-    if (kind := _fileless_file_system(there)) is not None:
-        return (
-            f"{where} is on the kernel's {kind} file system, which holds no files; allowed: a"
-            " directory on a disk (in a container, a volume)"
-        )
     return None
 
 
-def denied_state_dir(state_dir: str, *, files: Sequence[str] = ()) -> PermissionError | None:
-    """The error the outbox's opening (``Outbox.in_dir``) would raise at ``state_dir`` run as
+def denied_state_dir(
+    state_dir: str, *, files: Sequence[str] = (), mended: Sequence[str] = ()
+) -> DeniedPath | None:
+    """Where the outbox's opening (``Outbox.in_dir``) would be refused at ``state_dir`` run as
     this process's user, who may not make the folder there, search a folder on the way, write in
-    the folder, or read and write one of ``files`` there (in the order it opens them); None when
-    it may, or when ``unusable_state_dir`` has the fault. Named as that opening names it: the
-    first folder it would make, else ``state_dir``, or the file."""
+    the folder, or read and write one of ``files`` there (in the order it opens them; of those,
+    the ``mended`` ones it only needs to read when it owns them: the opening makes them
+    writable); None when it may, or when ``unusable_state_dir`` has the fault. Named as that
+    opening names it: the first folder it would make, else ``state_dir``, or the file."""
     path = Path(state_dir)
     try:
         there = _nearest_existing(path)
@@ -99,20 +115,30 @@ def denied_state_dir(state_dir: str, *, files: Sequence[str] = ()) -> Permission
         return None
     if not there.is_dir():
         return None
-    if not os.access(there, os.W_OK | os.X_OK, effective_ids=_EFFECTIVE):
+    if not _may(there, os.W_OK | os.X_OK):
         parts = (path, *path.parents)
         return _denied(next((part for part in parts if there in (part, part.parent)), path))
     if there != path:
         return None  # made by the bridge: nothing in it yet
     for name in files:
         file = path / name
-        if file.is_file() and not os.access(file, os.R_OK | os.W_OK, effective_ids=_EFFECTIVE):
+        if file.is_file() and not _may(file, os.R_OK | os.W_OK):
+            if name in mended and file.stat().st_uid == os.geteuid() and _may(file, os.R_OK):
+                continue
             return _denied(file)
     return None
 
 
-def _denied(path: Path) -> PermissionError:
-    return PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+def _denied(path: Path) -> DeniedPath:
+    return DeniedPath(str(path), os.strerror(errno.EACCES))
+
+
+def _may(path: Path, mode: int) -> bool:
+    """Whether this process's effective user may use ``path`` as ``mode`` asks. Its real ids
+    are asked when they are the effective ones: asking for the effective ones makes glibc call
+    faccessat2, which older container seccomp profiles refuse (EPERM), for a false "denied"."""
+    same = os.getuid() == os.geteuid() and os.getgid() == os.getegid()
+    return os.access(path, mode, effective_ids=_EFFECTIVE and not same)
 
 
 def _nearest_existing(path: Path) -> Path:

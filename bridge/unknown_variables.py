@@ -22,7 +22,13 @@ from bridge.choices import meant_said, word_meant
 from bridge.probe_settings import variable_value
 from bridge.source_repository import cite_source
 
-__all__ = ["SETTINGS_WITHOUT_PREFIX", "set_beside", "setting_meant", "unknown_variable_warnings"]
+__all__ = [
+    "SETTINGS_WITHOUT_PREFIX",
+    "sdk_variables",
+    "set_beside",
+    "setting_meant",
+    "unknown_variable_warnings",
+]
 
 # Prefixes of the variables meant for the bridge: a set one it does not know is likely a typo.
 _OURS: Final = ("EXESDB_",)
@@ -191,7 +197,7 @@ def _unread_otel(name: str, known: Set[str]) -> str | None:
     """The warning for an ``OTEL_*`` ``name`` that neither the bridge (``known``) nor the
     OpenTelemetry SDK reads and that is spelt nearly as one they do, naming that one; None for
     one that is read, or that is no such near miss (another SDK's, an instrumentation's)."""
-    read = _sdk_variables() | {setting for setting in known if setting.startswith(_OTEL)}
+    read = sdk_variables() | {setting for setting in known if setting.startswith(_OTEL)}
     if name in read:
         return None
     upper = name.upper()
@@ -211,7 +217,7 @@ def _unread_otel(name: str, known: Set[str]) -> str | None:
 
 
 @functools.cache
-def _sdk_variables() -> frozenset[str]:
+def sdk_variables() -> frozenset[str]:
     """Every ``OTEL_*`` variable the installed OpenTelemetry API and SDK read, as their
     ``environment_variables`` modules list them (the Python SDK's own ``OTEL_PYTHON_*`` ones,
     underscored names there, included). Imported only when an ``OTEL_*`` variable that is no

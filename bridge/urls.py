@@ -79,11 +79,14 @@ _URL_START: Final = re.compile(r"(?i:https?)://")
 # Alertmanager's own endpoints (its ui/web.go and api/v2: the API, v1 before 0.27; the health,
 # readiness and reload endpoints; its metrics and profiles; the web UI's files), which a URL
 # copied from a probe, a scrape config or an API call ends in. What comes before one is the
-# Alertmanager's URL, with any route prefix (--web.route-prefix) kept. Each is fixed text, so the
-# refusal may name it (a path may hold a token: the rest of it is not shown).
+# Alertmanager's URL, with any route prefix (--web.route-prefix) kept. Each is fixed text but a
+# silence's id, which the refusal names as <id>, so it may name the rest (a path may hold a token:
+# what comes before is not shown). Go's pprof handlers, by name.
 _ALERTMANAGER_ENDPOINT: Final = re.compile(
-    r"(?:/api/v[12](?:/(?:alerts(?:/groups)?|status|receivers|silences))?"
-    r"|/-/(?:healthy|ready|reload)|/metrics|/debug/pprof"
+    r"(?:/api/v[12](?:/(?:alerts(?:/groups)?|status|receivers|silences|silences?/(?P<id>[^/]+)))?"
+    r"|/-/(?:healthy|ready|reload)|/metrics"
+    r"|/debug/pprof(?:/(?:allocs|block|cmdline|goroutine|heap|mutex|profile|symbol"
+    r"|threadcreate|trace))?"
     r"|/script\.js|/favicon\.ico|/index\.html)$"
 )
 _HTTP_ENDPOINT: Final = "an http:// or https:// URL with a host, e.g. http://collector:4318"
@@ -467,8 +470,9 @@ def url_meant(text: str) -> str | None:
 def require_alertmanager_url(url: str) -> str:
     """``url`` when it is Alertmanager's own URL (a route prefix kept: ``http://am:9093/am``), to
     which the poster adds ``/api/v2/alerts``; ValueError for one ending in one of Alertmanager's
-    endpoints already (``/api/v2/alerts``, ``/api/v2``, ``/-/healthy``, ``/metrics``: every post
-    would go to that path + ``/api/v2/alerts`` and fail with 404), and for one with a query or
+    endpoints already (``/api/v2/alerts``, ``/api/v2``, ``/api/v2/silence/<id>``, ``/-/healthy``,
+    ``/metrics``, ``/debug/pprof/heap``: every post would go to that path + ``/api/v2/alerts``
+    and fail with 404), and for one with a query or
     fragment (the web UI's address, ``http://am:9093/#/alerts``: the path added after the ``#``
     is no path, and every post would go to ``/`` and fail with 405)."""
     parts = urlsplit(require_http_url(url))
@@ -476,8 +480,13 @@ def require_alertmanager_url(url: str) -> str:
     # The URL meant is the one given without what is wrong, shown as a URL may be shown.
     if (endpoint := _ALERTMANAGER_ENDPOINT.search(path)) is not None:
         meant = urlunsplit(parts._replace(path=path[: endpoint.start()], query="", fragment=""))
+        ends = (
+            path[endpoint.start() : endpoint.start("id")] + "<id>"
+            if endpoint["id"]
+            else endpoint[0]
+        )
         raise ValueError(
-            f"ends in {endpoint[0]}: the bridge posts to Alertmanager's own URL + /api/v2/alerts,"
+            f"ends in {ends}: the bridge posts to Alertmanager's own URL + /api/v2/alerts,"
             f" so give that URL, e.g. {safe_url(meant)}"
         )
     if parts.query or parts.fragment or "?" in url or "#" in url:

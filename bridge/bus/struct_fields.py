@@ -87,7 +87,7 @@ _KNOWN_KEYS: Final = {
 
 def _type(schema: Mapping[str, Any], str_max: int | None, checked: bool) -> Any:
     """The msgspec type that decodes a strict subset of what ``schema`` validates, to the same
-    values (timestamps aside: see _field)."""
+    values (timestamps aside: see struct_field)."""
     kind = schema["type"]
     if kind not in _KNOWN_KEYS or not schema.keys() <= _KNOWN_KEYS[kind]:
         raise Unsupported(kind)

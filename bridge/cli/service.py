@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from bridge.app import Bridge
     from bridge.settings import Settings
+    from bridge.state_dir import DeniedPath
     from bridge.stop_watch import StopWatch
 
 __all__ = ["add_service_commands", "run"]
@@ -511,29 +512,61 @@ def _alert_destinations(settings: Settings) -> list[str]:
 # -- check-config --
 
 
-def _state_problems(state_dir: str | None, *, demo: bool) -> list[str]:
+def _state_problems(state_dir: str | None, *, demo: bool) -> tuple[list[str], list[str]]:
     """What a start (``demo``: ``run --demo``) would stop on in ``state_dir`` (None: no
-    directory the bridge could use, which the settings' problems name), beside refused settings,
-    found without making or changing anything: a folder, or its files, this user may not make,
-    write or read (``denied_state_dir``), in start-up's words, else the outbox
-    (``outbox_problems``: this Python's SQLite too), and a demo's state and a real bridge's
-    mixed (``_mixed_state``)."""
-    from bridge.sinks.alerts.outbox import (
-        FILE_NAME,
-        LOCK_NAME,
-        outbox_problems,
-        unopenable_problem,
-    )
-    from bridge.state_dir import denied_state_dir
+    directory the bridge could use, which the settings' problems name), listed by ``run`` beside
+    refused settings (problems, and no warnings: ``run`` is the bridge's user), found without
+    making or changing anything: a folder, or its files, this user may not make, write or read
+    (``denied_outbox``), in start-up's words, else the outbox (``outbox_problems``: this
+    Python's SQLite too), and a demo's state and a real bridge's mixed (``_mixed_state``)."""
+    from bridge.sinks.alerts.outbox import denied_outbox, outbox_problems
 
-    opened = (LOCK_NAME, FILE_NAME)  # in the order a start opens them
-    if state_dir is not None and (denied := denied_state_dir(state_dir, files=opened)) is not None:
+    if state_dir is not None and (denied := denied_outbox(state_dir)) is not None:
         # A start stops there: what the outbox file holds is not looked at.
-        return [*outbox_problems(None), unopenable_problem("open", state_dir, denied)]
+        return [*outbox_problems(None), _denied_words(state_dir, denied)], []
+    return _found_in_state_dir(state_dir, demo=demo), []
+
+
+def _state_findings(state_dir: str | None, *, demo: bool) -> tuple[list[str], list[str]]:
+    """``_state_problems`` as check-config says them: what this user's permissions refuse is a
+    warning, naming the user, not a problem (check-config may run as another user than the
+    bridge's, e.g. before systemd makes a DynamicUser's StateDirectory), and what the outbox
+    file holds is looked at all the same."""
+    import pwd
+
+    from bridge.sinks.alerts.outbox import denied_outbox
+
+    problems = _found_in_state_dir(state_dir, demo=demo)
+    if state_dir is None or (denied := denied_outbox(state_dir)) is None:
+        return problems, []
+    uid = os.geteuid()
+    try:
+        user = f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:  # a uid no user database names
+        user = f"uid {uid}"
+    return problems, [f"as {user}, run would stop: {_denied_words(state_dir, denied)}"]
+
+
+def _found_in_state_dir(state_dir: str | None, *, demo: bool) -> list[str]:
+    """The outbox's problems (``outbox_problems``) and a demo's state and a real bridge's mixed
+    (``_mixed_state``), whoever runs the start."""
+    from bridge.sinks.alerts.outbox import outbox_problems
+
     problems = outbox_problems(state_dir)
     if state_dir is not None and (mixed := _mixed_state(state_dir, demo=demo)) is not None:
         problems.append(mixed)
     return problems
+
+
+def _denied_words(state_dir: str, denied: DeniedPath) -> str:
+    """The line a start stops on where ``denied_outbox`` found this user refused, as the
+    outbox's opening would word the system's refusal (``unopenable_problem``)."""
+    import errno
+
+    from bridge.sinks.alerts.outbox import unopenable_problem
+
+    refusal = PermissionError(errno.EACCES, denied.reason, denied.path)
+    return unopenable_problem("open", state_dir, refusal)
 
 
 def _state_dir_taken(*, demo: bool) -> str | None:
@@ -564,13 +597,14 @@ def _check_config(args: argparse.Namespace) -> int:
     # folder looked in when that variable is good).
     demo = args.demo
     settings = settings_or_exit(
-        beside=lambda: _state_problems(_state_dir_taken(demo=demo), demo=demo)
+        beside=lambda: _state_findings(_state_dir_taken(demo=demo), demo=demo)
     )
     if demo and variable_value(os.environ, "EXESDB_STATE_DIR") is None:
         settings = _demo_settings(settings)
-    if problems := _state_problems(settings.state_dir, demo=demo):
+    problems, state_warnings = _state_findings(settings.state_dir, demo=demo)
+    if problems:
         # Its warnings too: a misspelt EXESDB_STATE_DIR is a likely reason for the wrong folder.
-        warnings = start_warnings(settings)
+        warnings = state_warnings + start_warnings(settings)
         if not demo and _demos(settings.state_dir) is not None:
             warnings.append("`check-config --demo` checks the configuration `run --demo` starts")
         say_bad_configuration(ConfigError(problems, warnings=warnings))
@@ -593,6 +627,6 @@ def _check_config(args: argparse.Namespace) -> int:
         if name == "EXESDB_WEBHOOK_CONFIG_FILE":  # its receivers indented under it, not at the end
             for line in receivers:
                 print(f"  {line}")
-    for note in start_warnings(settings):
+    for note in state_warnings + start_warnings(settings):
         warn(note)
     return EXIT_OK

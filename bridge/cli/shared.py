@@ -60,10 +60,13 @@ class Commands(Protocol):
 
 
 def settings_or_exit(
-    *, logged: bool = False, beside: Callable[[], Sequence[str]] | None = None
+    *,
+    logged: bool = False,
+    beside: Callable[[], tuple[Sequence[str], Sequence[str]]] | None = None,
 ) -> Settings:
     """The whole configuration (``run``, ``check-config``), or exit 2 listing every problem
-    (then those ``beside`` finds, which do not need the settings: the outbox's and SQLite's),
+    (then those ``beside`` finds, which do not need the settings: the outbox's and SQLite's,
+    with its warnings after the settings' own),
     followed by a warning about each set ``EXESDB_*`` variable that is no setting, each
     misspelt ``OTEL_*`` one and each setting holding an env file's comment or wholly in quotes
     (``run`` and ``check-config`` give them with their other warnings otherwise): a misspelt
@@ -80,7 +83,8 @@ def settings_or_exit(
     except ConfigError as refused:
         exc = refused
         if beside is not None:
-            exc = ConfigError([*exc.problems, *beside()], warnings=exc.warnings)
+            problems, warnings = beside()
+            exc = ConfigError([*exc.problems, *problems], warnings=[*exc.warnings, *warnings])
         # A comment or quotes an env file kept in a value are often why that value is refused.
         notes = _unknown_variables() + env_file_slips(os.environ, known_variables())
         if logged:

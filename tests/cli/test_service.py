@@ -354,19 +354,25 @@ def test_run_names_the_state_directory_it_may_not_write_not_a_file_tried_in_it(
 
 def test_run_says_to_give_the_outbox_file_it_may_not_write_to_its_user(tmp_path: Path) -> None:
     """An outbox file the bridge's user may not read and write, in a directory it may, stops
-    start-up (exit 2) naming the file and to make it that user's, not to make the directory
-    writable."""
+    start-up (exit 2) naming the file and to make it that user's (another user's file: chown;
+    its own: chmod), not to make the directory writable."""
     state = tmp_path / "state"
     Outbox.in_dir(state).close()
     outbox = state / FILE_NAME
-    prefix = withhold(outbox)
+    prefix = withhold(outbox)  # as root, nobody's; else this user's own, mode 0
+    uid = os.geteuid()
+    hint = (
+        f"may not read and write it, uid 65534's: make it that user's (chown {uid} {outbox}), or"
+        " run the bridge as its owner"
+        if uid == 0
+        else f"owns it but may not read and write it: chmod u+rw {outbox}"
+    )
     env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state)}
     completed = run_command([*prefix, sys.executable, "-m", "bridge", "run"], env)
     assert completed.returncode == 2, completed.stderr
     assert completed.stderr.endswith(
         f"ERROR bridge: EXESDB_STATE_DIR: cannot open the alert outbox in '{state}': [Errno 13]"
-        f" Permission denied: '{outbox}'; the bridge's user (uid {os.geteuid()}) may not read"
-        " and write it: make it that user's (chown), or run the bridge as its owner\n"
+        f" Permission denied: '{outbox}'; the bridge's user (uid {uid}) {hint}\n"
     )
 
 

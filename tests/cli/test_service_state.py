@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import socket
 import sys
@@ -126,10 +127,10 @@ def unsearchable(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
     [
         (
             "check-config",
-            2,
-            "exesdb-bridge: bad configuration:\n  EXESDB_STATE_DIR: cannot open the alert outbox in"
-            " '{state}': [Errno 13] Permission denied: '{state}'; the bridge's user (uid {uid})"
-            " may not write there: ",
+            0,
+            "exesdb-bridge: warning: as {user} (uid {uid}), run would stop: EXESDB_STATE_DIR:"
+            " cannot open the alert outbox in '{state}': [Errno 13] Permission denied: '{state}';"
+            " the bridge's user (uid {uid}) may not write there: ",
         ),
         (
             "run",
@@ -150,16 +151,18 @@ def unsearchable(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
 def test_a_state_directory_in_a_folder_it_may_not_search_is_told_not_a_traceback(
     unsearchable: tuple[Path, list[str]], command: str, status: int, said: str
 ) -> None:
-    """EXESDB_STATE_DIR in a folder the user may not search stops `run` and check-config
-    (exit 2, check-config judging as the user it runs as) on start-up's line, and `outbox list`
-    fails (exit 1), each on one line naming the fault and what to do, not with a traceback."""
+    """EXESDB_STATE_DIR in a folder the user may not search stops `run` (exit 2) on a line
+    check-config warns of (exit 0: it may run as another user than the bridge's), naming the
+    user it runs as, and `outbox list` fails (exit 1), each on one line naming the fault and
+    what to do, not with a traceback."""
     locked, prefix = unsearchable
     state = locked / "state"
     env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(state)}
     completed = run_command([*prefix, sys.executable, "-m", "bridge", *command.split()], env)
     assert "Traceback" not in completed.stderr, completed.stderr
     assert completed.returncode == status
-    assert said.format(state=state, uid=os.geteuid()) in completed.stderr
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    assert said.format(state=state, uid=os.geteuid(), user=user) in completed.stderr
 
 
 def test_outbox_list_of_an_outbox_it_may_not_read_says_to_run_as_the_bridge_s_user(

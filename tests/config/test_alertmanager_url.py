@@ -37,6 +37,24 @@ _POSTS = "the bridge posts to Alertmanager's own URL + /api/v2/alerts, so give t
         # The web UI's files and the profiles.
         ("http://am:9093/script.js", f"ends in /script.js: {_POSTS} http://am:9093"),
         ("http://am:9093/debug/pprof/", f"ends in /debug/pprof: {_POSTS} http://am:9093"),
+        ("http://am:9093/debug/pprof/heap", f"ends in /debug/pprof/heap: {_POSTS} http://am:9093"),
+        (
+            "http://am:9093/debug/pprof/goroutine",
+            f"ends in /debug/pprof/goroutine: {_POSTS} http://am:9093",
+        ),
+        # A silence's page, by its id (named as <id>): v2's, v1's, and the list's path with one.
+        (
+            "http://am:9093/api/v2/silence/9d1c6a2e-4f5b-4c1e-9a43-0b6e1f2d3c4a",
+            f"ends in /api/v2/silence/<id>: {_POSTS} http://am:9093",
+        ),
+        (
+            "http://am:9093/api/v1/silence/abc",
+            f"ends in /api/v1/silence/<id>: {_POSTS} http://am:9093",
+        ),
+        (
+            "http://am:9093/api/v2/silences/abc/",
+            f"ends in /api/v2/silences/<id>: {_POSTS} http://am:9093",
+        ),
         # Behind a route prefix: the URL meant keeps it, shown as a path may be (it may hold a
         # token), and so is the user's password.
         (

@@ -141,11 +141,62 @@ def test_an_otel_variable_the_sdk_reads_that_is_not_text_is_refused(
 
 
 def test_an_otel_variable_that_is_not_text_is_listed_with_the_other_problems() -> None:
-    """check-config lists an OTEL_* variable holding bytes that are not UTF-8 text beside a
-    refused setting (exit 2), first, as bytes that are no text are: every problem at once."""
+    """check-config lists an OTEL_* variable the SDK reads holding bytes that are not UTF-8 text
+    beside a refused setting (exit 2): every problem at once."""
     status, out, err = run_with_bytes(
-        "check-config", variable="OTEL_RESOURCE_ATTRIBUTES", env={"EXESDB_INGEST": "maybe"}
+        "check-config",
+        variable="OTEL_RESOURCE_ATTRIBUTES",
+        env={**EXPORTING, "EXESDB_INGEST": "maybe"},
     )
     assert_refused(status, out, err, "OTEL_RESOURCE_ATTRIBUTES")
     problems = [line.strip().split(":")[0] for line in err.splitlines() if line.startswith("  ")]
-    assert problems == ["OTEL_RESOURCE_ATTRIBUTES", "EXESDB_INGEST"], err
+    assert sorted(problems) == ["EXESDB_INGEST", "OTEL_RESOURCE_ATTRIBUTES"], err
+
+
+def test_an_otel_variable_the_sdk_reads_is_refused_as_no_setting_is() -> None:
+    """The refusal of an OTEL_* variable the SDK reads says that the SDK reads it as text, not
+    that every setting is: it is no setting."""
+    status, out, err = run_with_bytes(
+        "check-config", variable="OTEL_EXPORTER_OTLP_HEADERS", env=EXPORTING
+    )
+    assert_refused(status, out, err, "OTEL_EXPORTER_OTLP_HEADERS")
+    assert "OpenTelemetry SDK reads as text" in err, err
+    assert "every setting" not in err, err
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{}, {**EXPORTING, "OTEL_SDK_DISABLED": "true"}],
+    ids=["no endpoint", "OTEL_SDK_DISABLED"],
+)
+@pytest.mark.parametrize("variable", ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_RESOURCE_ATTRIBUTES"])
+def test_an_otel_variable_that_is_not_text_passes_with_otlp_export_off(
+    variable: str, env: dict[str, str]
+) -> None:
+    """With OTLP export off (no endpoint, or OTEL_SDK_DISABLED=true) the SDK reads none of its
+    variables: one holding bytes that are not UTF-8 text passes check-config (exit 0), unshown."""
+    status, out, err = run_with_bytes("check-config", variable=variable, env=env)
+    assert status == 0, err
+    assert REFUSED not in err, err
+    assert "hunter2" not in out + err
+
+
+@pytest.mark.parametrize(
+    ("variable", "warned"),
+    [
+        ("OTEL_EXPORTER_OTLP_HEADRES", True),  # a typo of the SDK's headers variable
+        ("OTEL_NODE_RESOURCE_DETECTORS", False),  # another SDK's (Node.js)
+    ],
+)
+def test_an_otel_variable_nothing_reads_is_never_refused_for_its_bytes(
+    variable: str, warned: bool
+) -> None:
+    """An OTEL_* variable neither the bridge nor its OpenTelemetry SDK reads, holding bytes that
+    are not UTF-8 text, passes check-config with OTLP export on (exit 0): it is ignored, and a
+    typo of a read one is warned of as ignored, not also refused."""
+    status, out, err = run_with_bytes("check-config", variable=variable, env=EXPORTING)
+    assert status == 0, err
+    assert REFUSED not in err, err
+    ignored = f"{variable} is set but neither the bridge nor its OpenTelemetry SDK reads it"
+    assert (ignored in err) is warned, err
+    assert "hunter2" not in out + err

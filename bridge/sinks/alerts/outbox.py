@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import sqlite3
 import stat
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from bridge.displaced import first_displaced, identity
 from bridge.sinks.alerts.alert_store import AlertStore
@@ -35,11 +36,15 @@ from bridge.sinks.alerts.retention import Retention
 from bridge.sinks.alerts.tables import CutShort, refuse_unfit, this_sqlite_problem
 from bridge.statelock import hold
 
+if TYPE_CHECKING:
+    from bridge.state_dir import DeniedPath
+
 __all__ = [
     "FILE_NAME",
     "LOCK_NAME",
     "NotAFile",
     "Outbox",
+    "denied_outbox",
     "outbox_problems",
     "refuse_unusable",
     "unopenable_hint",
@@ -159,20 +164,40 @@ class Outbox:
             self._lock = self._locked = None
 
 
+# The files the outbox's opening reads and writes in EXESDB_STATE_DIR, in the order it opens them:
+# the lock, the outbox file, then SQLite's own beside it (a killed bridge leaves its -wal, -shm).
+_OPENED: Final = (
+    LOCK_NAME,
+    FILE_NAME,
+    f"{FILE_NAME}-wal",
+    f"{FILE_NAME}-shm",
+    f"{FILE_NAME}-journal",
+)
+# Of those, the ones SQLite opens read-only when it may not write them, and the opening then
+# makes its user's mode (0600, tables.py): refused only when unreadable, when that user's.
+_MENDED: Final = (f"{FILE_NAME}-wal", f"{FILE_NAME}-shm")
+
+
 def unopenable_hint(state_dir: Path | str, exc: BaseException) -> str | None:
     """What to do when ``Outbox.in_dir(state_dir)`` raised ``exc`` (the system's words say only
-    what failed); None when its message says it already (another bridge holds the directory)."""
+    what failed); None when its message says it already (another bridge holds the directory).
+    SQLite's "unable to open database file" names no file: the one this user may not read and
+    write is looked for (``denied_outbox``) and named."""
     directory = Path(state_dir)
     if isinstance(exc, NotAFile):
         return (
             "move it out of the way (the bridge keeps its outbox in that file), or give a"
             " directory of the bridge's own"
         )
-    if isinstance(exc, PermissionError) and exc.filename == str(directory / FILE_NAME):
-        return (
-            f"the bridge's user (uid {os.geteuid()}) may not read and write it: make it that"
-            " user's (chown), or run the bridge as its owner"
-        )
+    if isinstance(exc, PermissionError) and exc.filename in {
+        str(directory / name) for name in _OPENED
+    }:
+        return _denied_file_hint(Path(exc.filename), named=False)
+    if isinstance(exc, sqlite3.OperationalError) and (
+        (denied := denied_outbox(str(directory))) is not None
+        and Path(denied.path).parent == directory
+    ):
+        return _denied_file_hint(Path(denied.path), named=True)
     if isinstance(exc, FileExistsError) and not directory.is_dir():  # mkdir on what is there
         what = "a file" if directory.is_file() else "something else"
         return f"it is {what}, not a directory: give a directory (it is made when missing)"
@@ -198,6 +223,35 @@ def unopenable_hint(state_dir: Path | str, exc: BaseException) -> str | None:
             " (in a container, a volume)"
         )
     return None
+
+
+def denied_outbox(state_dir: str) -> DeniedPath | None:
+    """Where ``Outbox.in_dir(state_dir)`` would be refused as this process's user: a folder it
+    would make, search or write in, or one of the files it opens there (``denied_state_dir``)."""
+    from bridge.state_dir import denied_state_dir
+
+    return denied_state_dir(state_dir, files=_OPENED, mended=_MENDED)
+
+
+def _denied_file_hint(file: Path, *, named: bool) -> str:
+    """What to do about ``file``, in the state directory, that the bridge's user may not read
+    and write (``named``: by its path, which the system's words left out): its owner is told to
+    give itself the rights (chmod), another user's file to be made its (chown)."""
+    uid, it = os.geteuid(), (repr(str(file)) if named else "it")
+    try:
+        owner: int | None = file.stat().st_uid
+    except OSError:  # gone since, or a folder on the way it may not search
+        owner = None
+    if owner == uid:
+        return (
+            f"the bridge's user (uid {uid}) owns {it} but may not read and write it:"
+            f" chmod u+rw {shlex.quote(str(file))}"
+        )
+    whose = "" if owner is None else f", uid {owner}'s"
+    return (
+        f"the bridge's user (uid {uid}) may not read and write {it}{whose}: make it that"
+        f" user's (chown {uid} {shlex.quote(str(file))}), or run the bridge as its owner"
+    )
 
 
 def _no_outbox_hint(exc: BaseException) -> str | None:
@@ -239,7 +293,8 @@ def outbox_problems(state_dir: str | None) -> list[str]:
     the outbox file in ``state_dir`` (None: no directory to look in), something there that is
     no file, no outbox, or an outbox cut short. Nothing is found there when the bridge would
     open it, when there is none yet (the bridge makes it), and when only this user's
-    permissions refuse it: check-config may run as another user than the bridge's."""
+    permissions refuse it: they depend on who runs check-config, which warns of them
+    (``denied_outbox``) without refusing, as it may run as another user than the bridge's."""
     problems = []
     if (unfit := this_sqlite_problem()) is not None:
         unopenable = sqlite3.NotSupportedError(unfit)
@@ -252,7 +307,7 @@ def outbox_problems(state_dir: str | None) -> list[str]:
         if path.exists():
             refuse_unfit(path)
     except PermissionError:
-        pass  # perhaps the bridge's own: not judged
+        pass  # this user's permissions, perhaps not the bridge's: warned of, not refused
     except (OSError, sqlite3.Error) as exc:
         problems.append(unopenable_problem("open", state_dir, exc))
     return problems
