@@ -81,6 +81,9 @@ class ConnectProxy:
         self.connects: list[tuple[str, dict[str, str]]] = []
         self.server: asyncio.Server | None = None
         self.port = 0
+        # Closed by aclose: Python 3.11's Server.close() leaves accepted connections open, for
+        # the garbage collector to warn about in whichever test runs next.
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> ConnectProxy:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -88,6 +91,13 @@ class ConnectProxy:
         return self
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            await self._tunnel(reader, writer)
+        finally:
+            writer.close()
+
+    async def _tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
         method, target, _ = head[0].split(" ", 2)
         headers = dict(line.split(": ", 1) for line in head[1:] if line)
@@ -97,6 +107,7 @@ class ConnectProxy:
             return
         host, _, port = target.rpartition(":")
         upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+        self._writers.add(upstream_writer)
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
 
         async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
@@ -111,6 +122,9 @@ class ConnectProxy:
     async def aclose(self) -> None:
         if self.server is not None:
             self.server.close()
+        for writer in self._writers:
+            writer.close()
+        if self.server is not None:
             await self.server.wait_closed()
 
 
