@@ -16,7 +16,6 @@ from bridge.cli.shared import (
     DEMO_STATE_DIR,
     EXIT_FAILED,
     EXIT_OK,
-    EXIT_USAGE,
     Commands,
     at_least_zero,
     client_settings_or_exit,
@@ -264,16 +263,12 @@ def _outbox(args: argparse.Namespace) -> int:
     from bridge.sinks.alerts.records import DeliveryState
     from bridge.sinks.alerts.tables import CutShort
 
-    settings = client_settings_or_exit(OutboxValues)
+    # Usage errors as argparse words them (the command's usage, exit 2), before the settings.
     if args.outbox_command == "retry" and not args.all and not args.ids:
-        print("exesdb-bridge: outbox retry needs delivery ids or --all", file=sys.stderr)
-        return EXIT_USAGE
+        args.usage_parser.error("give delivery ids (ID ...) or --all")
     if args.outbox_command == "drop" and not (args.all or args.ids or args.receiver):
-        print(
-            "exesdb-bridge: outbox drop needs delivery ids, --all or --receiver ORIGIN",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        args.usage_parser.error("give delivery ids (ID ...), --all or --receiver ORIGIN")
+    settings = client_settings_or_exit(OutboxValues)
     path = Path(settings.state_dir) / FILE_NAME
     try:
         # Raises for a folder on the way this user may not search, for a file it may not read

@@ -177,7 +177,12 @@ def test_outbox_drop_of_many_open_alerts_names_ten_and_says_how_many_more(
 @pytest.mark.parametrize(
     ("args", "said"),
     [
-        ([], "exesdb-bridge: outbox drop needs delivery ids, --all or --receiver ORIGIN\n"),
+        (
+            [],
+            "usage: exesdb-bridge outbox drop [-h] (ID ... | --all | --receiver ORIGIN)\n"
+            "exesdb-bridge outbox drop: error: give delivery ids (ID ...), --all or --receiver"
+            " ORIGIN\n",
+        ),
         (["x", "--all"], "not allowed with argument"),
         (["--all", "--receiver", "https://hooks.example"], "not allowed with argument"),
         (["--receiver", "https://hooks.example", "x"], "not allowed with argument"),
