@@ -49,7 +49,10 @@ nothing of aiohttp's private API):
   problem and quoting none of the request (aiohttp's own answer quotes the line at fault);
 - a request naming an HTTP version other than 1.0 and 1.1 (``HTTP/2.0``, ``HTTP/0.9``, which
   aiohttp's parser takes) is answered ``HTTP/1.1 505``, and its connection closes, as Go's
-  servers answer it.
+  servers answer it;
+- a request asking to switch protocols (``Connection: upgrade`` with ``Upgrade: h2c``, or
+  ``CONNECT``), which the bridge never does, is answered with ``Connection: close``: aiohttp's
+  parser drops what arrived with it, and a request pipelined after it went unanswered.
 
 The parts: ``guard.py`` counts, caps and times the connections and is the server's middleware;
 ``connection.py`` is one connection as the guard sees it; ``plain_http.py`` tells plain HTTP

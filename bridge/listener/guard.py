@@ -572,11 +572,12 @@ class ConnectionGuard:
         connection.phase = Phase.BUSY
         connection.body_expired = False
         self._idle.pop(connection, None)
-        if connection.reserved or _large_head(request):
+        if connection.reserved or _large_head(request) or _asks_to_switch(request):
             # Decided before the handler, so that an answer it sends itself (a StreamResponse)
             # or raises (an HTTPException) says so too: the reserve is for one probe at a time;
             # a large head would be held by the idle connection until its next request (aiohttp
-            # keeps the last one).
+            # keeps the last one); after a request asking to switch protocols aiohttp's parser
+            # reads no request arriving with it (``_asks_to_switch``).
             request[CLOSE_AFTER] = True
         try:
             response = await self._handle(connection, request, handler)
@@ -711,6 +712,21 @@ def _left(connection: Connection) -> bool:
     (and drops) the rest still, or reads nothing more (``Connection: close``)."""
     body = connection.body_left
     return connection.closing or (body is not None and not body.is_eof())
+
+
+def _asks_to_switch(request: web.Request) -> bool:
+    """Whether ``request`` asks to switch protocols: ``Connection: upgrade`` with an ``Upgrade``
+    field (``h2c``, ``websocket``), or ``CONNECT``.
+
+    aiohttp's parser (llhttp) stops at the end of such a request and drops what arrived with it
+    (aiohttp 3.14.5): a request pipelined after it was never answered, its connection held open
+    with nothing owed (Go's server reads on and answers it). The bridge switches to nothing, so
+    its answer closes the connection, and the client sends again what it had sent after.
+    """
+    if request.method == "CONNECT":
+        return True
+    tokens = ",".join(request.headers.getall("Connection", ())).lower().split(",")
+    return "upgrade" in (token.strip() for token in tokens) and "Upgrade" in request.headers
 
 
 def _large_head(request: web.Request) -> bool:
