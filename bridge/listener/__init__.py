@@ -21,6 +21,10 @@ nothing of aiohttp's private API):
   passed; not one whose ``100 Continue`` is still owed: ``bridge.expect_continue``), so trickled
   bodies cannot lock ingest out; when every connection is busy otherwise, up to ``RESERVE`` more
   are taken for ``/healthz``, ``/readyz`` and ``/metrics`` only;
+- the bodies of the requests in progress hold at most ``BODIES_HELD`` bytes in all (or twice
+  ``EXESDB_MAX_BODY_BYTES``): past it the slowest body read is closed, as at the cap, else the
+  request whose bytes went past is answered 503 (its signature, checked once its body is in,
+  cannot keep anyone from sending one);
 - at most ``MAX_STALLED`` connections may hold an answer their client does not read (past the
   transport's high-water mark): one more closes the one stalled longest, so clients that never
   read ``/metrics`` hold a bounded amount of memory, not a whole exposition each;
@@ -67,6 +71,7 @@ from __future__ import annotations
 
 from bridge.listener.accept import Listener
 from bridge.listener.guard import (
+    BODIES_HELD,
     BODY_GRACE,
     CLOSE_AFTER,
     HEAD_KEPT,
@@ -82,6 +87,7 @@ from bridge.listener.sockets import raise_descriptor_limit
 from bridge.listener.versions import refuse_other_versions
 
 __all__ = [
+    "BODIES_HELD",
     "BODY_GRACE",
     "CLOSE_AFTER",
     "HEAD_KEPT",

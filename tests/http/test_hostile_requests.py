@@ -7,9 +7,12 @@ import socket
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
-from tests.support import BridgeProcess
+from bridge.listener import BODIES_HELD
+from tests.http.helpers import body_of, envelope
+from tests.support import BridgeProcess, http_get, post_signed
 
 # What follows a request on the same write: answered by Go's server, whatever came before.
 _PIPELINED = b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -69,3 +72,63 @@ def test_a_request_asking_to_switch_protocols_is_answered_and_its_connection_clo
         bridge.port, _PIPELINED.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"), 10
     )
     assert again.startswith(b"HTTP/1.1 200 ")
+
+
+def _rss(pid: int) -> int:
+    """The resident memory of process ``pid``, in bytes."""
+    return psutil.Process(pid).memory_info().rss
+
+
+def test_bodies_held_at_once_are_bounded_and_a_signed_batch_still_gets_in(
+    tmp_path: Path, bridge_processes: list[BridgeProcess]
+) -> None:
+    """Sixty connections each sending 8 MiB (EXESDB_MAX_BODY_BYTES) less a byte, a signature
+    that cannot match, and then nothing, grow the bridge by about BODIES_HELD, not by all they
+    sent (480 MB, held until the body timeout): past it the slowest body is closed, or the
+    request past it answered 503 ``overloaded`` (counted as body_budget); a signed batch sent
+    meanwhile is accepted."""
+    limit = 8 * 1024 * 1024
+    bridge = BridgeProcess(
+        state_dir=tmp_path / "state", EXESDB_INGEST="true", EXESDB_MAX_BODY_BYTES=str(limit)
+    ).start(tmp_path)
+    bridge_processes.append(bridge)
+    assert bridge.process is not None
+    post_signed(bridge.url, body_of(envelope()))
+    before = _rss(bridge.process.pid)
+    head = (
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+        b"X-ExESDB-Signature: t=%d,v1=%s\r\nContent-Length: %d\r\n\r\n"
+        % (int(time.time()), b"0" * 64, limit)
+    )
+    sent = memoryview(head + b'{"a": 1}\n' * ((limit - 1) // 9) + b"x" * ((limit - 1) % 9))
+    senders = [socket.create_connection(("127.0.0.1", bridge.port)) for _ in range(60)]
+    progress = [0] * len(senders)
+    highest = before
+    try:
+        for sender in senders:
+            sender.setblocking(False)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(p < len(sent) for p in progress):
+            for number, sender in enumerate(senders):
+                if progress[number] < len(sent):
+                    try:
+                        progress[number] += sender.send(sent[progress[number] :][:262_144])
+                    except BlockingIOError:
+                        pass
+                    except OSError:  # closed by the bridge: nothing more to send on it
+                        progress[number] = len(sent)
+            highest = max(highest, _rss(bridge.process.pid))
+        for _ in range(10):
+            time.sleep(0.2)  # what arrived last is read and counted meanwhile
+            highest = max(highest, _rss(bridge.process.pid))
+        # Past BODY_GRACE, the bodies left held are the slowest: one makes room for this batch.
+        post_signed(bridge.url, body_of(envelope()))
+        exposition = http_get(bridge.url + "/metrics")[1].decode()
+    finally:
+        for sender in senders:
+            sender.close()
+    grown = highest - before
+    # Above BODIES_HELD: what each connection's reads hold before its handler counts them, and
+    # the pages the heap keeps of bodies let go (93-140 MiB measured; 480 MiB without).
+    assert grown < 3 * BODIES_HELD, f"the bridge grew {grown / 2**20:.0f} MiB"
+    assert 'exesdb_http_connections_closed_total{reason="body_budget"} 0.0' not in exposition
