@@ -27,6 +27,7 @@ from bridge.json_objects import DuplicateKey
 from bridge.redaction import clipped
 
 __all__ = [
+    "ALERT_ID_SEGMENT",
     "MAX_NAME_SHOWN",
     "PROBES",
     "AdminGuard",
@@ -49,6 +50,10 @@ _JSON: Final = "application/json"
 # The characters of an unknown name (a body's field, a query parameter) a refusal quotes: a
 # body may be one long key, a query one long parameter name.
 MAX_NAME_SHOWN: Final = 80
+# An alert id as a route's path segment: any character but "/" (an id's "/" arrives as %2F).
+# aiohttp's default segment leaves out "{" and "}", which an id may hold (a label set written
+# into it): its page and its acknowledgement were answered 404.
+ALERT_ID_SEGMENT: Final = "{alert_id:[^/]+}"
 # The liveness and readiness probes' paths: kept answerable under load and rate limits.
 PROBES: Final = frozenset({"/healthz", "/readyz"})
 

@@ -3,16 +3,28 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import psutil
 import pytest
 
 from bridge.listener import BODIES_HELD
 from tests.http.helpers import body_of, envelope
-from tests.support import BridgeProcess, http_get, post_signed
+from tests.support import (
+    ADMIN_TOKEN,
+    BridgeProcess,
+    critical_alert_body,
+    http_get,
+    post_signed,
+    signed_post,
+    wait_until,
+)
 
 # What follows a request on the same write: answered by Go's server, whatever came before.
 _PIPELINED = b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -132,3 +144,39 @@ def test_bodies_held_at_once_are_bounded_and_a_signed_batch_still_gets_in(
     # the pages the heap keeps of bodies let go (93-140 MiB measured; 480 MiB without).
     assert grown < 3 * BODIES_HELD, f"the bridge grew {grown / 2**20:.0f} MiB"
     assert 'exesdb_http_connections_closed_total{reason="body_budget"} 0.0' not in exposition
+
+
+@pytest.mark.parametrize("alert_id", ["disk_full{node=n1}", "{", "a}b"])
+def test_an_alert_whose_id_holds_braces_has_its_page_and_its_acknowledgement(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], alert_id: str
+) -> None:
+    """An alert id may hold ``{`` and ``}`` (a label set written into it): the status page's link
+    to it leads to its page, with and without a slash added, and ``POST
+    /v1/alerts/{alert_id}/ack`` acknowledges it, where aiohttp's default path segment (no
+    braces) answered each 404 as a path nothing is served at."""
+    bridge = _ingesting(tmp_path, bridge_processes)
+    sent = critical_alert_body(alert_id, "disk full", "the disk is full")
+    assert signed_post(bridge.url, sent, content_type="application/json")[0] == 202
+    link = f"./alerts/{quote(alert_id, safe='')}"
+    wait_until(lambda: f'href="{link}"' in http_get(bridge.url + "/")[1].decode(), 10)
+    page_url = f"{bridge.url}/{link[2:]}"
+    status, page = http_get(page_url)
+    assert status == 200, page[:200]
+    assert b"disk full" in page
+    # With a slash added: redirected (301) to the page, which urllib follows.
+    status, page = http_get(page_url + "/")
+    assert status == 200, page[:200]
+    assert b"disk full" in page
+    ack = urllib.request.Request(
+        f"{bridge.url}/v1/{link[2:]}/ack",
+        data=json.dumps({"ack_by": "ops"}).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(ack, timeout=10) as response:
+            status, answer = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, answer = exc.code, exc.read()
+    assert status == 200, answer[:200]
+    assert json.loads(answer)["alert"]["state"] == "acknowledged"
