@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Iterable
+from email.message import Message
 from typing import Any, Final
 
 from aiohttp import web
@@ -101,10 +102,26 @@ def unsupported_json(request: web.Request) -> web.Response | None:
     return unsupported_coding(request)
 
 
+def _charsets(content_type: str) -> list[str]:
+    """Each ``charset`` parameter of ``content_type``, as sent (quotes taken off)."""
+    header = Message()
+    header["Content-Type"] = content_type
+    params = header.get_params(failobj=[], unquote=True)
+    return [str(value) for name, value in params[1:] if name.lower() == "charset"]
+
+
 def unsupported_coding(request: web.Request) -> web.Response | None:
     """415 ``unsupported_media_type`` for a JSON body in a charset other than UTF-8 or ASCII,
     or in a Content-Encoding the bridge does not expand (those it does then named in
     ``Accept-Encoding``); None for one it reads. Ingest and the ack route both ask."""
+    charsets = _charsets(request.headers.get("Content-Type", ""))
+    if len(charsets) > 1:
+        # aiohttp reads the last one given (in its case): a proxy may read the first.
+        shown = ", ".join(repr(name) for name in charsets)
+        detail = (
+            f"charset is given {len(charsets)} times ({shown}): send charset=utf-8 once, or none"
+        )
+        return error_response(415, _UNSUPPORTED_MEDIA_TYPE, detail)
     charset = request.charset
     if charset is not None and charset.lower() not in JSON_CHARSETS:
         # JSON is UTF-8 (RFC 8259): a body in another charset would be read wrongly.

@@ -180,3 +180,25 @@ def test_an_alert_whose_id_holds_braces_has_its_page_and_its_acknowledgement(
         status, answer = exc.code, exc.read()
     assert status == 200, answer[:200]
     assert json.loads(answer)["alert"]["state"] == "acknowledged"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=utf-8; charset=latin1",
+        "application/x-ndjson; charset=utf-8; CHARSET=utf-8",
+    ],
+)
+def test_a_content_type_giving_charset_twice_is_refused_415(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], content_type: str
+) -> None:
+    """A Content-Type giving ``charset`` twice is ambiguous (aiohttp read the last one given,
+    ``utf-8; latin1`` taken as UTF-8 where ``latin1; utf-8`` was refused, and a proxy may read
+    the first): refused 415 naming both, as Go's mime parser refuses a parameter given twice."""
+    bridge = _ingesting(tmp_path, bridge_processes)
+    sent = body_of(envelope())
+    status, answer = signed_post(bridge.url, sent, content_type=content_type)
+    assert status == 415, answer[:200]
+    refusal = json.loads(answer)
+    assert refusal["error"] == "unsupported_media_type"
+    assert "charset is given 2 times" in refusal["detail"]
