@@ -229,6 +229,7 @@ class Bridge:
                 idle_timeout=settings.http_idle_timeout_ms / 1000,
                 write_timeout=settings.http_write_timeout_ms / 1000,
                 max_connections=settings.http_max_connections,
+                max_body_bytes=settings.max_body_bytes,
             ),
             registry=self.registry,
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Iterable
+from email.message import Message
 from typing import Any, Final
 
 from aiohttp import web
@@ -27,6 +28,7 @@ from bridge.json_objects import DuplicateKey
 from bridge.redaction import clipped
 
 __all__ = [
+    "ALERT_ID_SEGMENT",
     "MAX_NAME_SHOWN",
     "PROBES",
     "AdminGuard",
@@ -49,6 +51,10 @@ _JSON: Final = "application/json"
 # The characters of an unknown name (a body's field, a query parameter) a refusal quotes: a
 # body may be one long key, a query one long parameter name.
 MAX_NAME_SHOWN: Final = 80
+# An alert id as a route's path segment: any character but "/" (an id's "/" arrives as %2F).
+# aiohttp's default segment leaves out "{" and "}", which an id may hold (a label set written
+# into it): its page and its acknowledgement were answered 404.
+ALERT_ID_SEGMENT: Final = "{alert_id:[^/]+}"
 # The liveness and readiness probes' paths: kept answerable under load and rate limits.
 PROBES: Final = frozenset({"/healthz", "/readyz"})
 
@@ -96,10 +102,26 @@ def unsupported_json(request: web.Request) -> web.Response | None:
     return unsupported_coding(request)
 
 
+def _charsets(content_type: str) -> list[str]:
+    """Each ``charset`` parameter of ``content_type``, as sent (quotes taken off)."""
+    header = Message()
+    header["Content-Type"] = content_type
+    params = header.get_params(failobj=[], unquote=True)
+    return [str(value) for name, value in params[1:] if name.lower() == "charset"]
+
+
 def unsupported_coding(request: web.Request) -> web.Response | None:
     """415 ``unsupported_media_type`` for a JSON body in a charset other than UTF-8 or ASCII,
     or in a Content-Encoding the bridge does not expand (those it does then named in
     ``Accept-Encoding``); None for one it reads. Ingest and the ack route both ask."""
+    charsets = _charsets(request.headers.get("Content-Type", ""))
+    if len(charsets) > 1:
+        # aiohttp reads the last one given (in its case): a proxy may read the first.
+        shown = ", ".join(repr(name) for name in charsets)
+        detail = (
+            f"charset is given {len(charsets)} times ({shown}): send charset=utf-8 once, or none"
+        )
+        return error_response(415, _UNSUPPORTED_MEDIA_TYPE, detail)
     charset = request.charset
     if charset is not None and charset.lower() not in JSON_CHARSETS:
         # JSON is UTF-8 (RFC 8259): a body in another charset would be read wrongly.

@@ -67,7 +67,7 @@ async def test_refused_accepts_are_told_once_a_minute_with_the_count_of_those_le
         asked.append(times.pop(0) if len(times) > 1 else times[0])
         return asked[-1]
 
-    guard = ConnectionGuard(Limits(1.0, 1.0, 1.0, 10, 1.0))
+    guard = ConnectionGuard(Limits(1.0, 1.0, 1.0, 10, 1.0, 1_048_576))
     listener = Listener(guard, await bind("127.0.0.1", 0), asyncio.Protocol, clock=clock)
     loop = asyncio.get_running_loop()
     with contextlib.ExitStack() as stack:
@@ -109,7 +109,7 @@ async def test_an_accept_the_system_refuses_is_told_by_what_ran_out(
     refusing = _Refusing(code)
     refusing.bind(("127.0.0.1", 0))
     listener = Listener(
-        ConnectionGuard(Limits(1.0, 1.0, 1.0, 10, 1.0)), [refusing], asyncio.Protocol
+        ConnectionGuard(Limits(1.0, 1.0, 1.0, 10, 1.0, 1_048_576)), [refusing], asyncio.Protocol
     )
     with contextlib.ExitStack() as stack:
         stack.callback(listener.close)

@@ -167,7 +167,7 @@ def test_the_cap_is_lowered_to_what_the_descriptor_limit_allows(
     """With 1 024 descriptors, room is kept for the reserve and everything else, with a
     warning naming the setting and what to do: the hard limit the cap needs, where it is set,
     or the cap that fits."""
-    guard = ConnectionGuard(Limits(1, 1, 1, 4_096, 1), registry=CollectorRegistry())
+    guard = ConnectionGuard(Limits(1, 1, 1, 4_096, 1, 1_048_576), registry=CollectorRegistry())
     with caplog.at_level(logging.WARNING, "bridge.listener"):
         cap = guard.fit(1_024)
     assert cap + RESERVE < 1_024
@@ -179,14 +179,14 @@ def test_the_cap_is_lowered_to_what_the_descriptor_limit_allows(
         f" {4_096 + kept} or more (LimitNOFILE= in a systemd unit, ulimit -Hn in a shell,"
         f" --ulimit nofile= for docker run), or set EXESDB_HTTP_MAX_CONNECTIONS to {cap} or less"
     ]
-    assert ConnectionGuard(Limits(1, 1, 1, 100, 1)).fit(1_024) == 100
+    assert ConnectionGuard(Limits(1, 1, 1, 100, 1, 1_048_576)).fit(1_024) == 100
 
 
 def test_the_pages_give_the_descriptors_kept_and_the_reserve_as_the_guard_counts() -> None:
     """docs/configuration.md and docs/http-api.md give the descriptors kept beside the cap
     (limit minus N, cap + N), the burst of accepts, the probe reserve and the stalled answers held
     as the guard counts them, so that a change to one of them shows on the pages."""
-    guard = ConnectionGuard(Limits(1, 1, 1, 4_096, 1), registry=CollectorRegistry())
+    guard = ConnectionGuard(Limits(1, 1, 1, 4_096, 1, 1_048_576), registry=CollectorRegistry())
     kept = 1_024 - guard.fit(1_024)
     burst = guard.descriptor_budget - guard.max_connections - RESERVE
     minus = "\N{MINUS SIGN}"  # as the pages write it

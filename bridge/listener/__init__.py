@@ -21,6 +21,10 @@ nothing of aiohttp's private API):
   passed; not one whose ``100 Continue`` is still owed: ``bridge.expect_continue``), so trickled
   bodies cannot lock ingest out; when every connection is busy otherwise, up to ``RESERVE`` more
   are taken for ``/healthz``, ``/readyz`` and ``/metrics`` only;
+- the bodies of the requests in progress hold at most ``BODIES_HELD`` bytes in all (or twice
+  ``EXESDB_MAX_BODY_BYTES``): past it the slowest body read is closed, as at the cap, else the
+  request whose bytes went past is answered 503 (its signature, checked once its body is in,
+  cannot keep anyone from sending one);
 - at most ``MAX_STALLED`` connections may hold an answer their client does not read (past the
   transport's high-water mark): one more closes the one stalled longest, so clients that never
   read ``/metrics`` hold a bounded amount of memory, not a whole exposition each;
@@ -49,7 +53,10 @@ nothing of aiohttp's private API):
   problem and quoting none of the request (aiohttp's own answer quotes the line at fault);
 - a request naming an HTTP version other than 1.0 and 1.1 (``HTTP/2.0``, ``HTTP/0.9``, which
   aiohttp's parser takes) is answered ``HTTP/1.1 505``, and its connection closes, as Go's
-  servers answer it.
+  servers answer it;
+- a request asking to switch protocols (``Connection: upgrade`` with ``Upgrade: h2c``, or
+  ``CONNECT``), which the bridge never does, is answered with ``Connection: close``: aiohttp's
+  parser drops what arrived with it, and a request pipelined after it went unanswered.
 
 The parts: ``guard.py`` counts, caps and times the connections and is the server's middleware;
 ``connection.py`` is one connection as the guard sees it; ``plain_http.py`` tells plain HTTP
@@ -64,6 +71,7 @@ from __future__ import annotations
 
 from bridge.listener.accept import Listener
 from bridge.listener.guard import (
+    BODIES_HELD,
     BODY_GRACE,
     CLOSE_AFTER,
     HEAD_KEPT,
@@ -79,6 +87,7 @@ from bridge.listener.sockets import raise_descriptor_limit
 from bridge.listener.versions import refuse_other_versions
 
 __all__ = [
+    "BODIES_HELD",
     "BODY_GRACE",
     "CLOSE_AFTER",
     "HEAD_KEPT",

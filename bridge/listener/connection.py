@@ -41,6 +41,8 @@ class Watcher(Protocol):
 
     def stalled(self, connection: Connection) -> None: ...
 
+    def body_grew(self, connection: Connection) -> None: ...
+
     def flowing(self, connection: Connection) -> None: ...
 
     def lost(self, connection: Connection, exc: BaseException | None = None) -> None: ...
@@ -68,6 +70,8 @@ class Connection(asyncio.Protocol):
         "body_since",
         "closing",
         "handling",
+        "held",
+        "holding",
         "live",
         "phase",
         "raw",
@@ -96,6 +100,10 @@ class Connection(asyncio.Protocol):
         self.body_expired = False
         self.timer: asyncio.TimerHandle | None = None
         self.reading: web.Request | None = None  # the request whose body is being read
+        # The request in progress that has a body, and how many bytes of it the guard counts as
+        # held (against its budget of bodies held at once), until its answer.
+        self.holding: web.Request | None = None
+        self.held = 0
         self.body_since = 0.0
         # The body of the last request answered, when the answer went before all of it came:
         # aiohttp reads and drops the rest before the next request (its lingering close).
@@ -142,6 +150,8 @@ class Connection(asyncio.Protocol):
             # keep_alive() drops that timer; aiohttp starts it again after the answer.
             self._inner.keep_alive(True)
         self._inner.data_received(data)
+        if self.holding is not None:
+            self._guard.body_grew(self)
 
     def _hello_received(self, data: bytes) -> None:
         self._hello += data

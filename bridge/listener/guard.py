@@ -3,9 +3,10 @@
 It counts each connection from its accept (with TLS, before its handshake, and answers 400 one
 that opens with plain HTTP instead), times its head, its handshake and its body, closes the one
 idle longest (else the slowest body) at the cap, keeps ``RESERVE`` more for the probes, bounds
-the answers not read (and has the kernel reset a connection whose client takes none of its answer
-for the write timeout), and, as aiohttp's middleware, sends each answer itself and lets its body
-go (the package docstring says why each); at a stop it lets the bodies still arriving come in
+the bytes of bodies held at once (``body_grew``) and the answers not read (and has the kernel
+reset a connection whose client takes none of its answer for the write timeout), and, as
+aiohttp's middleware, sends each answer itself and lets its body go (the package docstring says
+why each); at a stop it lets the bodies still arriving come in
 (``settle``) and waits for the requests in progress, cancelling those that do not end
 (``end_requests``), before aiohttp's shutdown, which reads nothing more, and after it lets every
 connection go, its socket closed, once its last answer is sent (``let_go``).
@@ -38,6 +39,7 @@ from bridge.listener.versions import unsupported_version
 from bridge.routes import PROBES, error_response
 
 __all__ = [
+    "BODIES_HELD",
     "BODY_GRACE",
     "CLOSE_AFTER",
     "HEAD_KEPT",
@@ -54,6 +56,13 @@ PROBE_PATHS: Final = PROBES | {"/metrics"}
 RESERVE: Final = 32
 # Seconds a body read is given before its rate counts: the slowest one past it is closed at the cap.
 BODY_GRACE: Final = 1.0
+# The most bytes of request bodies the requests in progress may hold at once (twice
+# EXESDB_MAX_BODY_BYTES when that is more): past it the slowest body read is closed, else the
+# request whose bytes went past is answered 503. Without it, 1 000 connections each sending a
+# body of 1 MiB less a byte, unsigned (its signature is checked once it is all in), held 1.1 GB of
+# the bridge's memory for the body timeout, and kept it after (the heap fragmented, bridge
+# process, 7 Dec 2026); with EXESDB_MAX_BODY_BYTES at its 256 MiB most, the cap times that.
+BODIES_HELD: Final = 64 * 1024 * 1024
 # Connections whose client is not reading the answer (each may hold a whole /metrics exposition).
 MAX_STALLED: Final = 32
 # The most bytes of request target and header fields a request may send and its connection stay
@@ -91,6 +100,7 @@ _REASONS: Final = (
     "refused",
     "bad_request",
     "unsupported_version",
+    "body_budget",
 )
 
 
@@ -103,6 +113,7 @@ class Limits:
     idle_timeout: float
     max_connections: int
     write_timeout: float
+    max_body_bytes: int
 
 
 class _BodyTimeout(TimeoutError):
@@ -112,6 +123,11 @@ class _BodyTimeout(TimeoutError):
     """
 
 
+class _OverBudget(TimeoutError):
+    """Raised into a handler reading a body whose bytes took the bodies held past their budget
+    (``BODIES_HELD``); a TimeoutError for the reason ``_BodyTimeout`` is one."""
+
+
 class ConnectionGuard:
     """Counts, caps and times the HTTP server's connections (see the package docstring)."""
 
@@ -119,6 +135,8 @@ class ConnectionGuard:
         self.limits = limits
         self.max_connections = limits.max_connections
         self.max_stalled = MAX_STALLED
+        self.bodies_held = max(BODIES_HELD, 2 * limits.max_body_bytes)
+        self._held = 0  # bytes of bodies the requests in progress hold (Connection.held)
         self._open: dict[asyncio.BaseTransport, Connection] = {}
         # Live connections with no request in progress, the one idle longest first.
         self._idle: OrderedDict[Connection, None] = OrderedDict()
@@ -151,7 +169,7 @@ class ConnectionGuard:
             "exesdb_http_connections_closed",
             "HTTP connections the bridge closed, by reason (header_timeout, body_timeout, "
             "evicted, slow_body, stalled, write_timeout, refused, bad_request, "
-            "unsupported_version).",
+            "unsupported_version, body_budget).",
             ["reason"],
             registry=registry,
         )
@@ -406,6 +424,38 @@ class ConnectionGuard:
         self._close(slowest, "slow_body")
         return True
 
+    def body_grew(self, connection: Connection) -> None:
+        """More of the body of ``connection``'s request in progress has come: counted as held
+        until its answer. Past ``bodies_held`` in all, the body read going slowest is closed
+        (as at the cap: trickled bodies cannot hold the memory), else this request is answered
+        503 ``overloaded`` (not one whose body has all come: it is the bridge's to answer)."""
+        request = connection.holding
+        if request is None or not connection.live:
+            return
+        grown = request.content.total_bytes - connection.held
+        if grown <= 0:
+            return
+        connection.held += grown
+        self._held += grown
+        while self._held > self.bodies_held and self._evict_slowest_body():
+            pass
+        if (
+            self._held > self.bodies_held
+            and connection.live
+            and connection.reading is request
+            and not request.content.is_eof()
+        ):
+            self._closed.labels("body_budget").inc()
+            _logger.debug("HTTP connection closed: body_budget")
+            connection.body_expired = True  # its answer closes the connection
+            self._let_go_of_body(connection)  # its handler reads no more of it
+            request.content.set_exception(_OverBudget())
+
+    def _let_go_of_body(self, connection: Connection) -> None:
+        self._held -= connection.held
+        connection.held = 0
+        connection.holding = None
+
     def stalled(self, connection: Connection) -> None:
         """``connection``'s client stopped reading its answer: past ``MAX_STALLED`` such, the
         one stalled longest closes."""
@@ -547,6 +597,7 @@ class ConnectionGuard:
         self._stalled.pop(connection, None)
         self._reading.discard(connection)
         connection.reading = None
+        self._let_go_of_body(connection)
         connection.body_left = None
         if connection.reserved:
             self._reserved -= 1
@@ -572,11 +623,12 @@ class ConnectionGuard:
         connection.phase = Phase.BUSY
         connection.body_expired = False
         self._idle.pop(connection, None)
-        if connection.reserved or _large_head(request):
+        if connection.reserved or _large_head(request) or _asks_to_switch(request):
             # Decided before the handler, so that an answer it sends itself (a StreamResponse)
             # or raises (an HTTPException) says so too: the reserve is for one probe at a time;
             # a large head would be held by the idle connection until its next request (aiohttp
-            # keeps the last one).
+            # keeps the last one); after a request asking to switch protocols aiohttp's parser
+            # reads no request arriving with it (``_asks_to_switch``).
             request[CLOSE_AFTER] = True
         try:
             response = await self._handle(connection, request, handler)
@@ -584,6 +636,7 @@ class ConnectionGuard:
             connection.cancel_timer()
             connection.reading = None
             self._reading.discard(connection)
+            self._let_go_of_body(connection)
             connection.phase = Phase.IDLE
             if connection.live:
                 self._idle[connection] = None
@@ -629,6 +682,10 @@ class ConnectionGuard:
             # once every check of the head has passed (a bcrypt check among them), and is given
             # the whole body timeout, and BODY_GRACE at the cap, from then.
             when_body_asked(request, lambda: self._time_body(connection, request))
+        if request.body_exists:
+            # Counted also when it all came with its head: it is held until the answer.
+            connection.holding = request
+            self.body_grew(connection)
         try:
             return await handler(request)
         except web.HTTPException as exc:
@@ -647,6 +704,15 @@ class ConnectionGuard:
             # answer, and aiohttp would log the traceback as an error.
             _logger.debug("HTTP client went away during %s %s", request.method, request.path)
             return error_response(400, "connection_lost", "the client closed the connection")
+        except _OverBudget:
+            response = error_response(
+                503,
+                "overloaded",
+                f"the request bodies being read hold {self.bodies_held} bytes, the most the "
+                "bridge holds at once; retry later",
+            )
+            response.headers["Retry-After"] = "1"
+            return response
         except _BodyTimeout:
             return error_response(
                 408,
@@ -711,6 +777,21 @@ def _left(connection: Connection) -> bool:
     (and drops) the rest still, or reads nothing more (``Connection: close``)."""
     body = connection.body_left
     return connection.closing or (body is not None and not body.is_eof())
+
+
+def _asks_to_switch(request: web.Request) -> bool:
+    """Whether ``request`` asks to switch protocols: ``Connection: upgrade`` with an ``Upgrade``
+    field (``h2c``, ``websocket``), or ``CONNECT``.
+
+    aiohttp's parser (llhttp) stops at the end of such a request and drops what arrived with it
+    (aiohttp 3.14.5): a request pipelined after it was never answered, its connection held open
+    with nothing owed (Go's server reads on and answers it). The bridge switches to nothing, so
+    its answer closes the connection, and the client sends again what it had sent after.
+    """
+    if request.method == "CONNECT":
+        return True
+    tokens = ",".join(request.headers.getall("Connection", ())).lower().split(",")
+    return "upgrade" in (token.strip() for token in tokens) and "Upgrade" in request.headers
 
 
 def _large_head(request: web.Request) -> bool:

@@ -29,6 +29,7 @@ from bridge.pages.html import Html
 from bridge.pages.sources import Shown, alert_source, down_source, lease_state, node_source
 from bridge.pages.status import StatusView, status_live, status_view
 from bridge.pages.widgets import layout
+from bridge.routes import ALERT_ID_SEGMENT
 
 __all__ = ["CONTENT_SECURITY_POLICY", "PAGE_HEADERS", "page_routes"]
 
@@ -226,7 +227,7 @@ def page_routes(shown: Shown) -> list[web.RouteDef]:
         web.get("/", status_page),
         web.get("/alerts", alerts_list),
         web.get("/alerts/", alerts_list),
-        web.get("/alerts/{alert_id}", alert_page),
-        web.get("/alerts/{alert_id}/", alert_page_slashed),
+        web.get(f"/alerts/{ALERT_ID_SEGMENT}", alert_page),
+        web.get(f"/alerts/{ALERT_ID_SEGMENT}/", alert_page_slashed),
         web.get("/static/{name}", static_file),
     ]

@@ -52,6 +52,7 @@ from bridge.messages import (
     visible_name,
 )
 from bridge.routes import (
+    ALERT_ID_SEGMENT,
     AdminGuard,
     error_response,
     key_given_twice,
@@ -295,7 +296,7 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
 
     return [
         web.get("/v1/alerts", guard(list_alerts)),
-        web.post("/v1/alerts/{alert_id}/ack", guard(ack)),
+        web.post(f"/v1/alerts/{ALERT_ID_SEGMENT}/ack", guard(ack)),
     ]
 
 

@@ -1,0 +1,204 @@
+"""Requests shaped to confuse or exhaust the HTTP edge, sent over raw sockets to a real
+``exesdb-bridge run`` process taking signed messages."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+import psutil
+import pytest
+
+from bridge.listener import BODIES_HELD
+from tests.http.helpers import body_of, envelope
+from tests.support import (
+    ADMIN_TOKEN,
+    BridgeProcess,
+    critical_alert_body,
+    http_get,
+    post_signed,
+    signed_post,
+    wait_until,
+)
+
+# What follows a request on the same write: answered by Go's server, whatever came before.
+_PIPELINED = b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def _ingesting(tmp_path: Path, processes: list[BridgeProcess]) -> BridgeProcess:
+    """A bridge process with ingest on, the admin token and SECRET_KEY_BASE set."""
+    bridge = BridgeProcess(state_dir=tmp_path / "state", EXESDB_INGEST="true").start(tmp_path)
+    processes.append(bridge)
+    return bridge
+
+
+def _until_closed(port: int, data: bytes, seconds: float) -> tuple[bytes, bool]:
+    """What the bridge answers ``data`` sent at once, and whether it closed the connection
+    within ``seconds``."""
+    with socket.create_connection(("127.0.0.1", port), timeout=seconds) as sock:
+        sock.sendall(data)
+        received = b""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                return received, False
+            if not chunk:
+                return received, True
+            received += chunk
+        return received, False
+
+
+@pytest.mark.parametrize(
+    "switching",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n",
+    ],
+    ids=["h2c", "websocket", "CONNECT"],
+)
+def test_a_request_asking_to_switch_protocols_is_answered_and_its_connection_closed(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], switching: bytes
+) -> None:
+    """A request asking to switch protocols (an Upgrade, CONNECT), which the bridge never does,
+    is answered with Connection: close and its connection closes at once: aiohttp's parser
+    drops a request sent with it, which was never answered, its connection held open."""
+    bridge = _ingesting(tmp_path, bridge_processes)
+    received, closed = _until_closed(bridge.port, switching + _PIPELINED, 10)
+    head = received.partition(b"\r\n\r\n")[0]
+    assert head.startswith((b"HTTP/1.1 200 ", b"HTTP/1.1 404 ")), received[:200]
+    assert b"\r\nConnection: close" in head
+    assert closed, received[-200:]
+    # The client sends what went unanswered again, on a new connection.
+    again, _ = _until_closed(
+        bridge.port, _PIPELINED.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"), 10
+    )
+    assert again.startswith(b"HTTP/1.1 200 ")
+
+
+def _rss(pid: int) -> int:
+    """The resident memory of process ``pid``, in bytes."""
+    return psutil.Process(pid).memory_info().rss
+
+
+def test_bodies_held_at_once_are_bounded_and_a_signed_batch_still_gets_in(
+    tmp_path: Path, bridge_processes: list[BridgeProcess]
+) -> None:
+    """Sixty connections each sending 8 MiB (EXESDB_MAX_BODY_BYTES) less a byte, a signature
+    that cannot match, and then nothing, grow the bridge by about BODIES_HELD, not by all they
+    sent (480 MB, held until the body timeout): past it the slowest body is closed, or the
+    request past it answered 503 ``overloaded`` (counted as body_budget); a signed batch sent
+    meanwhile is accepted."""
+    limit = 8 * 1024 * 1024
+    bridge = BridgeProcess(
+        state_dir=tmp_path / "state", EXESDB_INGEST="true", EXESDB_MAX_BODY_BYTES=str(limit)
+    ).start(tmp_path)
+    bridge_processes.append(bridge)
+    assert bridge.process is not None
+    post_signed(bridge.url, body_of(envelope()))
+    before = _rss(bridge.process.pid)
+    head = (
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+        b"X-ExESDB-Signature: t=%d,v1=%s\r\nContent-Length: %d\r\n\r\n"
+        % (int(time.time()), b"0" * 64, limit)
+    )
+    sent = memoryview(head + b'{"a": 1}\n' * ((limit - 1) // 9) + b"x" * ((limit - 1) % 9))
+    senders = [socket.create_connection(("127.0.0.1", bridge.port)) for _ in range(60)]
+    progress = [0] * len(senders)
+    highest = before
+    try:
+        for sender in senders:
+            sender.setblocking(False)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(p < len(sent) for p in progress):
+            for number, sender in enumerate(senders):
+                if progress[number] < len(sent):
+                    try:
+                        progress[number] += sender.send(sent[progress[number] :][:262_144])
+                    except BlockingIOError:
+                        pass
+                    except OSError:  # closed by the bridge: nothing more to send on it
+                        progress[number] = len(sent)
+            highest = max(highest, _rss(bridge.process.pid))
+        for _ in range(10):
+            time.sleep(0.2)  # what arrived last is read and counted meanwhile
+            highest = max(highest, _rss(bridge.process.pid))
+        # Past BODY_GRACE, the bodies left held are the slowest: one makes room for this batch.
+        post_signed(bridge.url, body_of(envelope()))
+        exposition = http_get(bridge.url + "/metrics")[1].decode()
+    finally:
+        for sender in senders:
+            sender.close()
+    grown = highest - before
+    # Above BODIES_HELD: what each connection's reads hold before its handler counts them, and
+    # the pages the heap keeps of bodies let go (93-140 MiB measured; 480 MiB without).
+    assert grown < 3 * BODIES_HELD, f"the bridge grew {grown / 2**20:.0f} MiB"
+    assert 'exesdb_http_connections_closed_total{reason="body_budget"} 0.0' not in exposition
+
+
+@pytest.mark.parametrize("alert_id", ["disk_full{node=n1}", "{", "a}b"])
+def test_an_alert_whose_id_holds_braces_has_its_page_and_its_acknowledgement(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], alert_id: str
+) -> None:
+    """An alert id may hold ``{`` and ``}`` (a label set written into it): the status page's link
+    to it leads to its page, with and without a slash added, and ``POST
+    /v1/alerts/{alert_id}/ack`` acknowledges it, where aiohttp's default path segment (no
+    braces) answered each 404 as a path nothing is served at."""
+    bridge = _ingesting(tmp_path, bridge_processes)
+    sent = critical_alert_body(alert_id, "disk full", "the disk is full")
+    assert signed_post(bridge.url, sent, content_type="application/json")[0] == 202
+    link = f"./alerts/{quote(alert_id, safe='')}"
+    wait_until(lambda: f'href="{link}"' in http_get(bridge.url + "/")[1].decode(), 10)
+    page_url = f"{bridge.url}/{link[2:]}"
+    status, page = http_get(page_url)
+    assert status == 200, page[:200]
+    assert b"disk full" in page
+    # With a slash added: redirected (301) to the page, which urllib follows.
+    status, page = http_get(page_url + "/")
+    assert status == 200, page[:200]
+    assert b"disk full" in page
+    ack = urllib.request.Request(
+        f"{bridge.url}/v1/{link[2:]}/ack",
+        data=json.dumps({"ack_by": "ops"}).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(ack, timeout=10) as response:
+            status, answer = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, answer = exc.code, exc.read()
+    assert status == 200, answer[:200]
+    assert json.loads(answer)["alert"]["state"] == "acknowledged"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=utf-8; charset=latin1",
+        "application/x-ndjson; charset=utf-8; CHARSET=utf-8",
+    ],
+)
+def test_a_content_type_giving_charset_twice_is_refused_415(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], content_type: str
+) -> None:
+    """A Content-Type giving ``charset`` twice is ambiguous (aiohttp read the last one given,
+    ``utf-8; latin1`` taken as UTF-8 where ``latin1; utf-8`` was refused, and a proxy may read
+    the first): refused 415 naming both, as Go's mime parser refuses a parameter given twice."""
+    bridge = _ingesting(tmp_path, bridge_processes)
+    sent = body_of(envelope())
+    status, answer = signed_post(bridge.url, sent, content_type=content_type)
+    assert status == 415, answer[:200]
+    refusal = json.loads(answer)
+    assert refusal["error"] == "unsupported_media_type"
+    assert "charset is given 2 times" in refusal["detail"]
