@@ -361,7 +361,8 @@ def _ids_alike(alert_id: str, known: list[str]) -> str:
     given = alert_id.casefold()
     scored = []
     # None alike a text over 2.4 times as long as the longest (difflib's ratio, at least 0.6, is
-    # twice the characters in common over both lengths): a pasted page is not compared.
+    # twice the characters in common over both lengths; 3 leaves room): a pasted page is not
+    # compared.
     if len(given) <= 3 * max(map(len, by_folded)):
         matcher = difflib.SequenceMatcher(b=given)
         for folded in by_folded:
