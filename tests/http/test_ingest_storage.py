@@ -30,7 +30,7 @@ from bridge.settings import Settings
 from bridge.sinks.alerts import alert_sink
 from bridge.sinks.prometheus import prometheus_sink
 from tests.http.helpers import NDJSON, Server, ServerFactory, body_of, envelope, signed
-from tests.support import async_wait_until, critical_alert_body, make_settings
+from tests.support import ADMIN_TOKEN, async_wait_until, critical_alert_body, make_settings
 
 
 class BoundedTransport:
@@ -474,3 +474,59 @@ async def test_an_alert_stored_in_an_outbox_file_removed_before_any_look_is_answ
     assert status == 503
     assert answer["detail"] == ready["checks"]["alerts"]["reason"] + "; retry later"
     assert await server.post(body) == (status, answer)
+
+
+async def _listed_alert(server: Server, alert_id: str) -> None:
+    """Ingest a critical alert ``alert_id`` and wait until the outbox has stored it."""
+    assert (await server.post(critical_alert_body(alert_id, "disk full", "on n1")))[0] == 202
+
+    async def listed() -> bool:
+        status, answer = await server.get(f"/v1/alerts?alert_id={alert_id}", token=ADMIN_TOKEN)
+        return status == 200 and len(answer["alerts"]) == 1
+
+    await async_wait_until(listed)
+
+
+async def _ack(server: Server, alert_id: str) -> tuple[int, dict[str, Any]]:
+    return await server.post(
+        b'{"ack_by": "ops"}',
+        signature=None,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        path=f"/v1/alerts/{alert_id}/ack",
+    )
+
+
+async def test_an_ack_stored_in_an_outbox_file_removed_is_answered_503_and_so_is_its_retry(
+    serve: ServerFactory, tmp_path: Path
+) -> None:
+    """The state directory removed and an alert acknowledged before the sink's next look: the
+    ack, committed to the deleted file, is answered 503 not_committed, the bridge is not ready
+    at once (not at the next housekeeping pass), and the retry, which finds the alert
+    acknowledged in that file, is answered so too rather than 200."""
+    state = tmp_path / "state"
+    server = await serve([alert_sink], EXESDB_STATE_DIR=str(state))
+    await _listed_alert(server, "ack-removed-1")
+    shutil.rmtree(state)
+    status, answer = await _ack(server, "ack-removed-1")
+    assert (status, answer["error"]) == (503, "not_committed"), answer
+    assert f"{state / 'alerts.sqlite3'} was deleted (EXESDB_STATE_DIR" in answer["detail"]
+    assert "lost at the next start" in answer["detail"]
+    assert (await server.get("/readyz"))[0] == 503
+    status, again = await _ack(server, "ack-removed-1")
+    assert (status, again["error"]) == (503, "not_committed"), again
+
+
+async def test_an_ack_of_an_alert_acknowledged_before_its_outbox_file_went_is_answered_503(
+    serve: ServerFactory, tmp_path: Path
+) -> None:
+    """An alert acknowledged (200), then the state directory removed: an ack sent again before
+    the sink's next look finds it acknowledged in the deleted file and stores nothing, but is
+    answered 503 not_committed, not 200: the acknowledgement is lost at the next start."""
+    state = tmp_path / "state"
+    server = await serve([alert_sink], EXESDB_STATE_DIR=str(state))
+    await _listed_alert(server, "ack-removed-2")
+    assert (await _ack(server, "ack-removed-2"))[0] == 200
+    shutil.rmtree(state)
+    status, answer = await _ack(server, "ack-removed-2")
+    assert (status, answer["error"]) == (503, "not_committed"), answer
+    assert f"{state / 'alerts.sqlite3'} was deleted (EXESDB_STATE_DIR" in answer["detail"]

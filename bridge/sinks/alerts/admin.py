@@ -1,15 +1,16 @@
 """The alert admin API: ``GET /v1/alerts`` and ``POST /v1/alerts/{alert_id}/ack``, admin only.
 
-Requests are read into pydantic models (``AlertQuery``, ``AckRequest``); a refusal names the
-field at fault in the shape every route shares (``bridge.routes.error_response``), and an ack
-whose body is not JSON by its headers is refused 415 as ingest refuses one
+Requests are read into pydantic models (``AlertQuery``, ``AckRequest``); a refusal names the field
+at fault in the shape every route shares (``bridge.routes.error_response``), and an ack whose body
+is not JSON by its headers is refused 415 as ingest refuses one
 (``bridge.routes.unsupported_json``). An ack the outbox cannot store (its disk full), or on Redis
-one stored nowhere here whose AlertAck the bus refused (``AlertSink.acknowledge``), is answered
-503 ``not_committed`` with ``Retry-After``, as ingest answers a batch it cannot store, and logged
-once while the fault lasts. An ack naming the episode it is for (``starts_at``, as the alert was
-listed) that is not the alert's current one (it fired anew since, or the time given is not
-its start) is answered 409 ``another_episode``, the alert unchanged. What the routes read and
-change is behind ``AlertKeeper`` (the alert sink is one).
+one stored nowhere here whose AlertAck the bus refused (``AlertSink.acknowledge``), is answered 503
+``not_committed`` with ``Retry-After``, as ingest answers a batch it cannot store, and logged once
+while the fault lasts; so is every ack while the outbox file is gone (its folder removed:
+``OutboxDisplaced``), and the one that found it gone, stored only in the file gone. An ack naming
+the episode it is for (``starts_at``, as the alert was listed) that is not the alert's current one
+(it fired anew since, or the time given is not its start) is answered 409 ``another_episode``, the
+alert unchanged. What the routes read and change is behind ``AlertKeeper`` (the alert sink is one).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from bridge.routes import (
     unknown_parameter,
     unsupported_json,
 )
+from bridge.sinks.alerts.database import OutboxDisplaced
 from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
 
 __all__ = [
@@ -189,8 +191,9 @@ class AlertKeeper(LeaseView, Protocol):
 
     async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
         """Apply ``ack`` and announce it; the alert, or None when unknown. Raises ``OSError``
-        or ``sqlite3.Error`` when it could not be stored, ``TransportError`` when it was stored
-        nowhere here and its announcement could not be handed to the bus."""
+        or ``sqlite3.Error`` when it could not be stored (``OutboxDisplaced`` when the outbox file
+        is gone), ``TransportError`` when it was stored nowhere here and its announcement could
+        not be handed to the bus."""
 
 
 def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
@@ -272,6 +275,15 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
                 Acknowledgement(
                     alert_id, fields.ack_by, fields.ack_note, fields.resolution, fields.starts_at
                 )
+            )
+        except OutboxDisplaced as exc:
+            # Not rolled back: stored (if at all) in the file gone, whose webhooks still go out,
+            # lost at the next start; refused while it is gone.
+            fault = str(exc)
+            return unstored.refusal(
+                fault,
+                "the acknowledgement is not stored in the alert outbox at its path, and is lost"
+                f" at the next start ({fault})",
             )
         except (OSError, sqlite3.Error) as exc:  # rolled back: the outbox is as it was
             fault = str(exc)

@@ -272,7 +272,7 @@ class AlertStore:
                 arrived_after=arrived_after,
             )
             applied = self._store_plan(plan, arrived_after)
-        self._held_still()
+        self.held_still()
         return applied
 
     def plan(
@@ -439,7 +439,7 @@ class AlertStore:
         with self._database.transaction():
             step = on_ack(self.get(alert_id), ack, now)
             self._store_step(step, now)
-        self._held_still()
+        self.held_still()
         return step.record
 
     def escalate_due(self, now: float, after_seconds: float) -> list[Escalated]:
@@ -534,12 +534,13 @@ class AlertStore:
                 applied = Applied([], plan.refused, plan.stale)
         # A plan found stored is checked too: stored in the file that went, by a try that
         # raised, it is not stored at the path, and its note in Redis must stay (``index``).
-        self._held_still()
+        self.held_still()
         return applied
 
-    def _held_still(self) -> None:
-        """After a commit answered for: raise ``OutboxDisplaced`` when the file it went to is
-        no longer the file at the outbox's path (gone at the next start)."""
+    def held_still(self) -> None:
+        """After a commit answered for (or a read answered for as stored): raise
+        ``OutboxDisplaced`` when the file it went to is no longer the file at the outbox's path
+        (gone at the next start)."""
         if (displaced := self._displaced()) is not None:
             raise OutboxDisplaced(displaced)
 

@@ -50,7 +50,8 @@ class Housekeeping:
 
     ``labels`` names each receiver (by outbox key) in the log; ``changed`` wakes what sends
     notifications; ``wake`` is the event that starts a pass at once; ``check_outbox`` is
-    called before each pass (``DisplacedOutbox.check``: is the outbox file still at its path?).
+    called at each pass's start (``DisplacedOutbox.check``: why the outbox file is no longer at
+    its path, None while it is).
     """
 
     def __init__(
@@ -71,7 +72,7 @@ class Housekeeping:
         wake: asyncio.Event,
         clock: Callable[[], float],
         sleep: Sleep,
-        check_outbox: Callable[[], Awaitable[object]] | None = None,
+        check_outbox: Callable[[], Awaitable[str | None]] | None = None,
     ) -> None:
         self._outbox = outbox
         self._check_outbox = check_outbox
@@ -119,8 +120,12 @@ class Housekeeping:
         holding the work queue: the others' alert states are stale once the lease moved on),
         refresh the gauges, and prune old rows (dead letters past
         EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS too) at the first pass and then once an hour."""
-        # After a restart: what Redis took before a crash and the outbox did not.
-        await self._states.catch_up()
+        displaced = None if self._check_outbox is None else await self._check_outbox()
+        # After a restart: what Redis took before a crash and the outbox did not. Not while the
+        # outbox file is gone: each try would store the same plan in it and be refused again,
+        # and the pass end there, the gauges below frozen (the work queue is left meanwhile).
+        if displaced is None:
+            await self._states.catch_up()
         if self._holds_work_queue():
             try:
                 await self._escalator.tick()
@@ -206,8 +211,6 @@ class Housekeeping:
         while not self._closed:
             self._house_wake.clear()
             try:
-                if self._check_outbox is not None:
-                    await self._check_outbox()
                 await self.housekeep()
             except Exception as exc:
                 self._errors()

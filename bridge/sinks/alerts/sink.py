@@ -51,6 +51,7 @@ from bridge.sinks.alerts.admin import AlertQuery, alert_routes
 from bridge.sinks.alerts.alertmanager import AlertmanagerPoster
 from bridge.sinks.alerts.announce import AckAnnouncer
 from bridge.sinks.alerts.batch_dates import BatchDates
+from bridge.sinks.alerts.database import OutboxDisplaced
 from bridge.sinks.alerts.delivery import (
     DeliveryWorker,
     RetryPolicy,
@@ -545,9 +546,17 @@ class AlertSink:
         One stored nowhere here returns only once the bus stored its AlertAck (``AckAnnouncer``:
         in the spool on disk) and raises ``TransportError``
         when it could not: nothing is acknowledged, unless Redis took a holder's change without
-        answering.
+        answering. While the outbox file is gone (``DisplacedOutbox``), or once found gone after
+        storing it, it raises ``OutboxDisplaced``: stored, if at all, only in the file gone.
         """
-        made = await self.states.acknowledge(ack, self._clock())
+        if (displaced := self._displaced.problem) is not None:
+            # Stored in the file gone, it would be lost at the next start: refused, as ingest is.
+            raise OutboxDisplaced(displaced)
+        try:
+            made = await self.states.acknowledge(ack, self._clock())
+        except OutboxDisplaced as exc:
+            self._displaced.found(str(exc))  # readiness and ingest refuse from now on
+            raise
         record = made.record
         if not made.announce or record is None:
             return record

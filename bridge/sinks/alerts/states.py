@@ -180,7 +180,9 @@ class AlertStates:
         """``acknowledge`` on the in-process bus, on the database thread."""
         current = self._alerts.get(ack.alert_id)
         if current is None or on_ack(current, ack, now).effect is Effect.NONE:
-            # Unknown, or acknowledged or resolved already.
+            # Unknown, or acknowledged or resolved already: a retry of an ack committed to a file
+            # since gone finds it done there, so answered for only while the file is at its path.
+            self._alerts.held_still()
             return Acknowledged(current, announce=False, stored=True)
         record = self._alerts.acknowledge(
             ack.alert_id, ack.ack_by, now, ack_note=ack.ack_note, resolution=ack.resolution
