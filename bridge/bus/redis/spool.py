@@ -461,7 +461,10 @@ class Spool:
         data = b"".join(chunks)
         try:
             # Never made again here: the records before would be read from the wrong place.
-            descriptor = os.open(segment.path, os.O_WRONLY | os.O_APPEND)
+            # Not O_APPEND: written at ``segment.size``, over a torn tail a failed write left
+            # when the disk refused its cut back too (appended after it, records answered 202
+            # would lie past where the spool reads them).
+            descriptor = os.open(segment.path, os.O_WRONLY)
         except FileNotFoundError:
             if (displaced := self._files_displaced([segment])) is None:
                 raise
@@ -469,7 +472,7 @@ class Spool:
         try:
             # Unbuffered: a buffer a failed write left would be written by the close, after
             # the cut back below.
-            _write_all(descriptor, data)
+            _write_all(descriptor, data, segment.size)
             os.fsync(descriptor)
             # Its folder removed while it was written, the records went to a file lost at the
             # next start: refused (a stat or two beside the fsync), not counted.
@@ -634,11 +637,16 @@ class _Thread:
                 future.set_result(result)
 
 
-def _write_all(descriptor: int, data: bytes) -> None:
-    """Write all of ``data`` (a write may take part of it)."""
+def _write_all(descriptor: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (a write may take part of it; one taking none is
+    the disk's failure, not a reason to try forever)."""
     view = memoryview(data)
     while view:
-        view = view[os.write(descriptor, view) :]
+        written = os.pwrite(descriptor, view, offset)
+        if written == 0:
+            raise OSError(errno.EIO, "the disk took none of a write")
+        view = view[written:]
+        offset += written
 
 
 def _record(frame: Frame) -> bytes:
