@@ -1,7 +1,7 @@
 """The Redis bus spool's disk refusing it (full, failing, read-only), told as the spool's fault.
 
 A write the disk refuses (ENOSPC, EIO, EDQUOT, EFBIG, EROFS, EACCES) fails its batch (ingest
-answers 503 ``not_committed``); a read of what the spool holds, or the deletion of a segment sent,
+answers 503 ``not_committed``, quoting it until a write is taken or for 30 s); a read of what the spool holds, or the deletion of a segment sent,
 is tried again after a wait (0.5 s doubling up to 5 s), the frames staying in the spool
 meanwhile. Either is the spool's disk, not Redis: told so once at error as it begins or changes
 (naming the file and the system's words) and at info as it ends, counted
@@ -43,6 +43,7 @@ class SpoolDiskFaults:
 
     __slots__ = (
         "_clock",
+        "_closed",
         "_directory",
         "_retry",
         "_send",
@@ -66,6 +67,7 @@ class SpoolDiskFaults:
         self._send: str | None = None  # why reading or moving past what was sent fails
         self._sends_failed = 0  # in a row
         self._retry: asyncio.TimerHandle | None = None  # the wake of a read refused
+        self._closed = False  # no wake scheduled once closed (a read refused after the close)
         self.errors = 0  # every refusal, counted
 
     @property
@@ -87,8 +89,10 @@ class SpoolDiskFaults:
 
     @property
     def unwritable(self) -> str | None:
-        """Why the last write failed, while none has succeeded since (for ingest's 503)."""
-        if self._write is None:
+        """Why the last write failed, while none has succeeded since and for as long as
+        ``fault`` tells it (30 s; for ingest's 503: a batch refused for another cause later is
+        not answered with an old disk error)."""
+        if self._write is None or self._clock() - self._write[0] >= _WRITE_FAULT_SECONDS:
             return None
         return f"the Redis bus spool's disk refused the batch ({self._write[1]}); send it again"
 
@@ -131,7 +135,7 @@ class SpoolDiskFaults:
                 said,
             )
         self._send = said
-        if self._retry is None:
+        if self._retry is None and not self._closed:
             self._retry = asyncio.get_running_loop().call_later(
                 _AGAIN.delay(self._sends_failed), self._again
             )
@@ -145,6 +149,7 @@ class SpoolDiskFaults:
 
     def close(self) -> None:
         """Call ``wake`` no more; idempotent."""
+        self._closed = True
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None

@@ -15,6 +15,7 @@ import pytest
 
 from bridge.bus import Frame
 from bridge.bus.redis.spool import Spool, SpoolDiskError
+from bridge.bus.redis.spool_disk import SpoolDiskFaults
 
 # A process whose files may not grow past a few bytes more than the spool's segment holds
 # (RLIMIT_FSIZE; Python ignores SIGXFSZ, so the kernel answers EFBIG): a real refusal of a
@@ -25,6 +26,7 @@ import asyncio, json, logging, resource, sys
 from pathlib import Path
 from bridge.bus import Frame
 from bridge.bus.redis.spool import Spool, SpoolDiskError
+from bridge.bus.redis.spool_disk import SpoolDiskFaults
 
 said = []
 
@@ -129,6 +131,7 @@ import asyncio, errno, json, os, resource, sys
 from pathlib import Path
 from bridge.bus import Frame
 from bridge.bus.redis.spool import Spool, SpoolDiskError
+from bridge.bus.redis.spool_disk import SpoolDiskFaults
 
 def frame(number):
     body = f'{{"n":{number}}}'.encode().ljust(100, b" ")
@@ -213,3 +216,32 @@ async def test_a_write_the_disk_takes_none_of_fails_rather_than_trying_forever(
 def _frame(number: int) -> Frame:
     """A frame whose body names its number."""
     return Frame("ex_esdb_alerts", f'{{"n":{number}}}'.encode().ljust(100, b" "), f"{number:064x}")
+
+
+def test_a_refused_write_is_quoted_to_ingest_no_longer_than_readiness_tells_it(
+    tmp_path: Path,
+) -> None:
+    """``unwritable`` (ingest's 503 words) quotes a refused write while ``fault`` tells it,
+    and neither does 30 s after it, though no write was taken since: a batch refused later for
+    another cause is not answered with an old disk error."""
+    now = [100.0]
+    faults = SpoolDiskFaults(lambda: None, tmp_path, clock=lambda: now[0])
+    faults.write_failed(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "x")))
+    now[0] += 29.0
+    assert faults.unwritable is not None
+    assert faults.fault is not None
+    now[0] += 1.0
+    assert (faults.unwritable, faults.fault) == (None, None)
+
+
+async def test_a_read_refused_after_the_close_schedules_no_wake(tmp_path: Path) -> None:
+    """Once closed, a read the disk refuses (one under way as the spool closed) is counted
+    and told but wakes no one: no timer is left behind."""
+    woken: list[int] = []
+    faults = SpoolDiskFaults(lambda: woken.append(1), tmp_path)
+    faults.close()
+    faults.send_failed(OSError(errno.EIO, os.strerror(errno.EIO), str(tmp_path / "x")))
+    assert faults.errors == 1
+    assert not faults.resting
+    await asyncio.sleep(0.7)  # past the first retry's 0.5 s: a wake would have come
+    assert woken == []
