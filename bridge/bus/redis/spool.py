@@ -170,7 +170,20 @@ class Spool:
             logger=_logger,
             told=self._held,
         )
-        self._disk = SpoolDiskFaults(changed, self.directory, clock=clock)
+        # Spent segments the disk would not delete yet (touched on the spool's thread), the
+        # ids of those deleted since ``advance`` last said them, and whether any is left (the
+        # event loop's copy: a retry of the deletion comes with the disk fault's wake).
+        self._undeleted: list[_Segment] = []
+        self._deleted: list[str] = []
+        self._spent_left = False
+        self._deleting: asyncio.Task[None] | None = None
+        self._changed = changed
+        self._disk = SpoolDiskFaults(
+            self._disk_again,
+            self.directory,
+            clock=clock,
+            waiting=lambda: self.pending_bytes > 0,
+        )
 
     @property
     def displaced(self) -> str | None:
@@ -295,23 +308,49 @@ class Spool:
             self._checked.discard(batch.segment)  # sent from the head, it would come twice
             self._disk.send_failed(exc)
             return True
-        self._disk.sent()
+        await self._delete_spent()
         return True
 
     async def advance(self, batch: SpoolBatch) -> list[str]:
-        """Move the head past ``batch`` (now in Redis); the ids of the segments now spent. A
-        spent segment the disk refuses to delete is told (``fault``) and left there: the head
-        is past it (none when the head's file cannot be written either: Redis's progress
-        says how far the spool got, ``resume``)."""
+        """Move the head past ``batch`` (now in Redis); the ids of the spent segments deleted
+        since the last call (their progress in Redis is no longer needed). A spent segment the
+        disk refuses to delete is told (``fault``, while frames wait) and its deletion tried
+        again after the wait, its id said once it is deleted: until then Redis's progress says
+        how far the spool got, should the head's file not be written either (``resume``)."""
         try:
-            spent = await self._call(self._move, batch.segment, batch.end, len(batch.frames))
+            await self._call(self._move, batch.segment, batch.end, len(batch.frames))
         except OSError as exc:
             if exc.errno is None:
                 raise
             self._disk.send_failed(exc)
             return []
+        await self._delete_spent()
+        deleted, self._deleted = self._deleted, []
+        return deleted
+
+    async def _delete_spent(self) -> None:
+        """Delete the spent segments left; the disk refusing it is its fault (tried again)."""
+        try:
+            self._spent_left = await self._call(self._unlink_spent)
+        except OSError as exc:
+            if exc.errno is None:
+                raise
+            self._spent_left = True
+            self._disk.send_failed(exc)
+            return
         self._disk.sent()
-        return spent
+
+    def _disk_again(self) -> None:
+        """The disk fault's wait is over: try the deletions left again, and wake the writer."""
+        if self._spent_left and not self._closed and self._deleting is None:
+            self._deleting = asyncio.get_running_loop().create_task(self._retry_deleting())
+        self._changed()
+
+    async def _retry_deleting(self) -> None:
+        try:
+            await self._delete_spent()
+        finally:
+            self._deleting = None
 
     async def aclose(self, seconds: float | None = None) -> None:
         """Finish what is being written (for up to ``seconds``; None: however long the disk
@@ -323,6 +362,8 @@ class Spool:
             return
         self._closed = True
         self._disk.close()
+        if self._deleting is not None:
+            await asyncio.wait([self._deleting], timeout=seconds)
         deadline = None if seconds is None else asyncio.get_running_loop().time() + seconds
         if self._appending is not None:
             await asyncio.wait([self._appending], timeout=seconds)
@@ -419,14 +460,10 @@ class Spool:
         self._lock = hold(self.directory / _LOCK, "another bridge process has it open")
         self._lock_held = [(self.directory / _LOCK, identity(os.fstat(self._lock)))]
         found: list[_Segment] = []
-        for path in self.directory.glob(f"*{_SUFFIX}"):
-            seq, _, token = path.stem.partition("-")
-            # ASCII digits only: str.isdigit() takes a superscript, which int() refuses.
-            if seq.isascii() and seq.isdigit() and token:
-                found_stat = path.stat()
-                found.append(
-                    _Segment(int(seq), token, path, found_stat.st_size, identity(found_stat))
-                )
+        for seq, path in _segment_names(self.directory):
+            found_stat = path.stat()
+            token = path.stem.partition("-")[2]
+            found.append(_Segment(seq, token, path, found_stat.st_size, identity(found_stat)))
         found.sort(key=lambda segment: segment.seq)
         head_seq, head = self._read_head()
         # Segments before the head's are spent (a crash came between moving and deleting).
@@ -461,7 +498,10 @@ class Spool:
         data = b"".join(chunks)
         try:
             # Never made again here: the records before would be read from the wrong place.
-            descriptor = os.open(segment.path, os.O_WRONLY | os.O_APPEND)
+            # Not O_APPEND: written at ``segment.size``, over a torn tail a failed write left
+            # when the disk refused its cut back too (appended after it, records answered 202
+            # would lie past where the spool reads them).
+            descriptor = os.open(segment.path, os.O_WRONLY)
         except FileNotFoundError:
             if (displaced := self._files_displaced([segment])) is None:
                 raise
@@ -469,7 +509,7 @@ class Spool:
         try:
             # Unbuffered: a buffer a failed write left would be written by the close, after
             # the cut back below.
-            _write_all(descriptor, data)
+            _write_all(descriptor, data, segment.size)
             os.fsync(descriptor)
             # Its folder removed while it was written, the records went to a file lost at the
             # next start: refused (a stat or two beside the fsync), not counted.
@@ -488,7 +528,13 @@ class Spool:
         segment.size += len(data)
 
     def _new_segment(self) -> _Segment:
-        seq = self._segments[-1].seq + 1 if self._segments else self._read_head()[0] + 1
+        # After every segment known, on disk or not (a spent one left undeleted, with the head
+        # not stored either, would share its number: read again after a restart).
+        seq = 1 + max(
+            [self._read_head()[0]]
+            + [segment.seq for segment in (*self._segments, *self._undeleted)]
+            + [seq for seq, _ in _segment_names(self.directory)]
+        )
         token = secrets.token_hex(8)
         path = self.directory / f"{seq:010d}-{token}{_SUFFIX}"
         path.touch(mode=0o600)
@@ -533,10 +579,18 @@ class Spool:
             if not self._segments:
                 # Past the head's segment: the next one starts after it (see _new_segment).
                 self._store_head(segment.seq, segment.size)
-            _unlink(segment.path)
+            self._undeleted.append(segment)
         if self._segments:
             self._store_head(self._segments[0].seq, self._head)
         return spent
+
+    def _unlink_spent(self) -> bool:
+        """Delete the spent segments left, oldest first, noting each one's id; raises the
+        disk's refusal (the rest left for the next try). False once none is left."""
+        while self._undeleted:
+            _unlink(self._undeleted[0].path)
+            self._deleted.append(self._undeleted.pop(0).id)
+        return False
 
     def _read_head(self) -> tuple[int, int]:
         return _head_of(self.directory)
@@ -634,11 +688,16 @@ class _Thread:
                 future.set_result(result)
 
 
-def _write_all(descriptor: int, data: bytes) -> None:
-    """Write all of ``data`` (a write may take part of it)."""
+def _write_all(descriptor: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (a write may take part of it; one taking none is
+    the disk's failure, not a reason to try forever)."""
     view = memoryview(data)
     while view:
-        view = view[os.write(descriptor, view) :]
+        written = os.pwrite(descriptor, view, offset)
+        if written == 0:
+            raise OSError(errno.EIO, "the disk took none of a write")
+        view = view[written:]
+        offset += written
 
 
 def _record(frame: Frame) -> bytes:
@@ -796,6 +855,17 @@ def _head_of(directory: Path) -> tuple[int, int]:
         return int(seq), int(offset)
     except (OSError, ValueError):
         return 0, 0
+
+
+def _segment_names(directory: Path) -> list[tuple[int, Path]]:
+    """The segment files in ``directory``, each with its number (in no order)."""
+    found = []
+    for path in directory.glob(f"*{_SUFFIX}"):
+        seq, _, token = path.stem.partition("-")
+        # ASCII digits only: str.isdigit() takes a superscript, which int() refuses.
+        if seq.isascii() and seq.isdigit() and token:
+            found.append((int(seq), path))
+    return found
 
 
 def _unlink(path: Path) -> None:

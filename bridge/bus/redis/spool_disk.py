@@ -1,13 +1,13 @@
 """The Redis bus spool's disk refusing it (full, failing, read-only), told as the spool's fault.
 
-A write the disk refuses (ENOSPC, EIO, EDQUOT, EFBIG, EROFS, EACCES) fails its batch (ingest
-answers 503 ``not_committed``); a read of what the spool holds, or the deletion of a segment sent,
-is tried again after a wait (0.5 s doubling up to 5 s), the frames staying in the spool
-meanwhile. Either is the spool's disk, not Redis: told so once at error as it begins or changes
-(naming the file and the system's words) and at info as it ends, counted
-(``exesdb_redis_spool_errors_total``), and said by ``/readyz``'s ``bus`` check (``fault``): a
-read or deletion refused until the spool next moves past a batch sent (``sent``), a write until
-one is taken or for 30 s after the last refused (a replica not ready may be sent none to try).
+A write the disk refuses (ENOSPC, EIO, EDQUOT, EFBIG, EROFS, EACCES) fails its batch (ingest answers
+503 ``not_committed``, quoting it until a write is taken or for 30 s); a read of what the spool
+holds, or the deletion of a segment sent, is tried again after a wait (0.5 s doubling up to 5 s),
+the frames staying in the spool meanwhile. Either is the spool's disk, not Redis: told so once at
+error as it begins or changes (naming the file and the system's words) and at info as it ends,
+counted (``exesdb_redis_spool_errors_total``), and said by ``/readyz``'s ``bus`` check (``fault``):
+a read or deletion refused while frames wait, until one is next taken (``sent``), a write until one
+is taken or for 30 s after the last refused (a replica not ready may be sent none to try).
 """
 
 from __future__ import annotations
@@ -39,14 +39,18 @@ class SpoolDiskError(OSError):
 class SpoolDiskFaults:
     """The spool's disk faults as they come and go (see the module docstring), kept on the
     event loop. ``wake`` is called once a refused read may be tried again; ``directory`` (the
-    spool's) names a fault of no file; ``clock`` is monotonic seconds."""
+    spool's) names a fault of no file; ``clock`` is monotonic seconds; ``waiting`` says whether
+    frames wait to be sent (a read or deletion refused with none waiting is not told as
+    holding any)."""
 
     __slots__ = (
         "_clock",
+        "_closed",
         "_directory",
         "_retry",
         "_send",
         "_sends_failed",
+        "_waiting",
         "_wake",
         "_write",
         "errors",
@@ -58,20 +62,23 @@ class SpoolDiskFaults:
         directory: Path,
         *,
         clock: Callable[[], float] = time.monotonic,
+        waiting: Callable[[], bool] = lambda: True,
     ) -> None:
         self._wake = wake
+        self._waiting = waiting
         self._directory = directory
         self._clock = clock
         self._write: tuple[float, str] | None = None  # when a write was last refused, and why
         self._send: str | None = None  # why reading or moving past what was sent fails
         self._sends_failed = 0  # in a row
         self._retry: asyncio.TimerHandle | None = None  # the wake of a read refused
+        self._closed = False  # no wake scheduled once closed (a read refused after the close)
         self.errors = 0  # every refusal, counted
 
     @property
     def fault(self) -> str | None:
         """What the spool's disk refuses now, with what comes of it; None when nothing."""
-        if self._send is not None:
+        if self._send is not None and self._waiting():
             return (
                 f"the Redis bus spool's disk refuses reading what it holds or moving past what"
                 f" was sent ({self._send}): those frames wait in the spool, tried again"
@@ -87,8 +94,10 @@ class SpoolDiskFaults:
 
     @property
     def unwritable(self) -> str | None:
-        """Why the last write failed, while none has succeeded since (for ingest's 503)."""
-        if self._write is None:
+        """Why the last write failed, while none has succeeded since and for as long as
+        ``fault`` tells it (30 s; for ingest's 503: a batch refused for another cause later is
+        not answered with an old disk error)."""
+        if self._write is None or self._clock() - self._write[0] >= _WRITE_FAULT_SECONDS:
             return None
         return f"the Redis bus spool's disk refused the batch ({self._write[1]}); send it again"
 
@@ -131,7 +140,7 @@ class SpoolDiskFaults:
                 said,
             )
         self._send = said
-        if self._retry is None:
+        if self._retry is None and not self._closed:
             self._retry = asyncio.get_running_loop().call_later(
                 _AGAIN.delay(self._sends_failed), self._again
             )
@@ -145,6 +154,7 @@ class SpoolDiskFaults:
 
     def close(self) -> None:
         """Call ``wake`` no more; idempotent."""
+        self._closed = True
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import os
@@ -9,6 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Final
+
+import pytest
+
+from bridge.bus import Frame
+from bridge.bus.redis.spool import Spool, SpoolDiskError
+from bridge.bus.redis.spool_disk import SpoolDiskFaults
 
 # A process whose files may not grow past a few bytes more than the spool's segment holds
 # (RLIMIT_FSIZE; Python ignores SIGXFSZ, so the kernel answers EFBIG): a real refusal of a
@@ -19,6 +26,7 @@ import asyncio, json, logging, resource, sys
 from pathlib import Path
 from bridge.bus import Frame
 from bridge.bus.redis.spool import Spool, SpoolDiskError
+from bridge.bus.redis.spool_disk import SpoolDiskFaults
 
 said = []
 
@@ -113,3 +121,128 @@ def test_a_write_the_disk_refuses_is_the_spools_fault_named_cut_back_and_told_on
         ],
         ["INFO", "spool: the Redis bus spool's disk takes writes again"],
     ]
+
+
+# A write cut short by the same file size limit, whose cut back the disk refuses too (no real
+# mechanism here refuses an ftruncate that shrinks, so os.ftruncate raises EIO): the torn tail
+# stays. The next append, taken once the limit is lifted, is read, sent and gone.
+_TORN_CHILD: Final = """
+import asyncio, errno, json, os, resource, sys
+from pathlib import Path
+from bridge.bus import Frame
+from bridge.bus.redis.spool import Spool, SpoolDiskError
+from bridge.bus.redis.spool_disk import SpoolDiskFaults
+
+def frame(number):
+    body = f'{{"n":{number}}}'.encode().ljust(100, b" ")
+    return Frame("ex_esdb_alerts", body, f"{number:064x}")
+
+def refuse(descriptor, size):
+    raise OSError(errno.EIO, "Input/output error")
+
+async def main(directory):
+    spool = Spool(directory, max_bytes=1 << 20, segment_bytes=1 << 20)
+    await spool.open()
+    assert await spool.append([frame(0)])
+    segment = next(directory.glob("*.spool"))
+    size = segment.stat().st_size
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 150, hard))
+    truncate, os.ftruncate = os.ftruncate, refuse
+    try:
+        await spool.append([frame(1), frame(11)])
+    except SpoolDiskError as exc:
+        refused = exc.errno
+    os.ftruncate = truncate
+    torn = segment.stat().st_size - size
+    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    assert await spool.append([frame(3)])
+    batch = await spool.peek(10)
+    read = [frame.body.decode().split()[0] for frame in batch.frames]
+    await spool.advance(batch)
+    found = {
+        "refused": refused,
+        "torn": torn,
+        "read": read,
+        "pending after": [spool.pending_bytes, spool.pending_frames],
+        "files after": sorted(path.name for path in directory.glob("*.spool")),
+    }
+    await spool.aclose()
+    print(json.dumps(found))
+
+asyncio.run(main(Path(sys.argv[1])))
+"""
+
+
+def test_an_append_after_a_torn_tail_the_disk_would_not_cut_back_is_read_and_sent(
+    tmp_path: Path,
+) -> None:
+    """A write the disk cuts short (EFBIG, part of it written) whose cut back fails leaves a
+    torn tail; the next append answered stored is written over it, not after it: read whole,
+    sent, and its segment deleted with nothing left to send."""
+    done = subprocess.run(
+        [sys.executable, "-c", _TORN_CHILD, str(tmp_path / "spool")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert (found["refused"], found["torn"]) == (errno.EFBIG, 150)
+    assert found["read"] == ['{"n":0}', '{"n":3}']
+    assert found["pending after"] == [0, 0]
+    assert found["files after"] == []
+
+
+async def test_a_write_the_disk_takes_none_of_fails_rather_than_trying_forever(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that returns 0 (the disk took none of it) fails its batch with EIO, named, at
+    once; it is not tried again forever on the spool's thread."""
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+    await spool.open()
+    monkeypatch.setattr(os, "pwrite", lambda descriptor, data, offset: 0)
+    try:
+        with pytest.raises(SpoolDiskError) as refused:
+            await asyncio.wait_for(spool.append([_frame(1)]), 5)
+        assert refused.value.errno == errno.EIO
+        assert spool.pending_frames == 0
+    finally:
+        monkeypatch.undo()
+        await spool.aclose(1)
+
+
+def _frame(number: int) -> Frame:
+    """A frame whose body names its number."""
+    return Frame("ex_esdb_alerts", f'{{"n":{number}}}'.encode().ljust(100, b" "), f"{number:064x}")
+
+
+def test_a_refused_write_is_quoted_to_ingest_no_longer_than_readiness_tells_it(
+    tmp_path: Path,
+) -> None:
+    """``unwritable`` (ingest's 503 words) quotes a refused write while ``fault`` tells it,
+    and neither does 30 s after it, though no write was taken since: a batch refused later for
+    another cause is not answered with an old disk error."""
+    now = [100.0]
+    faults = SpoolDiskFaults(lambda: None, tmp_path, clock=lambda: now[0])
+    faults.write_failed(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "x")))
+    told: list[tuple[str | None, str | None]] = []
+    for seconds in (29.0, 1.0):
+        now[0] += seconds
+        told.append((faults.unwritable, faults.fault))
+    assert None not in told[0]
+    assert told[1] == (None, None)
+
+
+async def test_a_read_refused_after_the_close_schedules_no_wake(tmp_path: Path) -> None:
+    """Once closed, a read the disk refuses (one under way as the spool closed) is counted
+    and told but wakes no one: no timer is left behind."""
+    woken: list[int] = []
+    faults = SpoolDiskFaults(lambda: woken.append(1), tmp_path)
+    faults.close()
+    faults.send_failed(OSError(errno.EIO, os.strerror(errno.EIO), str(tmp_path / "x")))
+    assert faults.errors == 1
+    assert not faults.resting
+    await asyncio.sleep(0.7)  # past the first retry's 0.5 s: a wake would have come
+    assert woken == []
