@@ -553,14 +553,14 @@ class Spool:
             return None
         return _read(self._segments[0], self._head, count)
 
-    def _move(self, segment_id: str, offset: int, frames: int | None) -> list[str]:
+    def _move(self, segment_id: str, offset: int, frames: int | None) -> None:
         """Move the head to ``offset``, past ``frames`` records (None: not known, counted)."""
         if not self._segments or self._segments[0].id != segment_id:
-            return []
+            return
         first = self._segments[0]
         moved = min(offset, first.size) - self._head
         if moved <= 0:
-            return []
+            return
         if frames is None:  # Redis's progress (``resume``): rare, so read rather than kept
             with first.path.open("rb") as file:
                 file.seek(self._head)
@@ -568,12 +568,10 @@ class Spool:
         self._head += moved
         self._sent += moved
         self._sent_frames += frames
-        spent: list[str] = []
         # A segment sent to the end goes, the last one too (the next append starts a new one):
         # the spool's files hold only what waits.
         while self._segments and self._head >= self._segments[0].size:
             segment = self._segments.pop(0)
-            spent.append(segment.id)
             self._checked.discard(segment.id)
             self._head = 0
             if not self._segments:
@@ -582,7 +580,6 @@ class Spool:
             self._undeleted.append(segment)
         if self._segments:
             self._store_head(self._segments[0].seq, self._head)
-        return spent
 
     def _unlink_spent(self) -> bool:
         """Delete the spent segments left, oldest first, noting each one's id; raises the
