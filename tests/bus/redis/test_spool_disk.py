@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pytest
 
@@ -79,6 +79,21 @@ asyncio.run(main(Path(sys.argv[1])))
 """
 
 
+def _run_child(program: str, spool: Path) -> dict[str, Any]:
+    """What ``program`` (run in a child process, its file size limit its own) found at
+    ``spool``, as the JSON it printed."""
+    done = subprocess.run(
+        [sys.executable, "-c", program, str(spool)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    found: dict[str, Any] = json.loads(done.stdout)
+    return found
+
+
 def test_a_write_the_disk_refuses_is_the_spools_fault_named_cut_back_and_told_once(
     tmp_path: Path,
 ) -> None:
@@ -87,15 +102,7 @@ def test_a_write_the_disk_refuses_is_the_spools_fault_named_cut_back_and_told_on
     ``unwritable`` say it is the spool's disk, each refusal is counted and the fault logged at
     error once; the next append taken ends it (logged at info), and the records read are those
     taken alone."""
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(tmp_path / "spool")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout)
+    found = _run_child(_CHILD, tmp_path / "spool")
     segment = found["segment"]
     words = f"[Errno {errno.EFBIG}] {os.strerror(errno.EFBIG)}: {segment!r}"
     assert found["refused"] == [[errno.EFBIG, segment, words]] * 2
@@ -180,15 +187,7 @@ def test_an_append_after_a_torn_tail_the_disk_would_not_cut_back_is_read_and_sen
     """A write the disk cuts short (EFBIG, part of it written) whose cut back fails leaves a
     torn tail; the next append answered stored is written over it, not after it: read whole,
     sent, and its segment deleted with nothing left to send."""
-    done = subprocess.run(
-        [sys.executable, "-c", _TORN_CHILD, str(tmp_path / "spool")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout)
+    found = _run_child(_TORN_CHILD, tmp_path / "spool")
     assert (found["refused"], found["torn"]) == (errno.EFBIG, 150)
     assert found["read"] == ['{"n":0}', '{"n":3}']
     assert found["pending after"] == [0, 0]
