@@ -331,13 +331,14 @@ class Spool:
     async def _delete_spent(self) -> None:
         """Delete the spent segments left; the disk refusing it is its fault (tried again)."""
         try:
-            self._spent_left = await self._call(self._unlink_spent)
+            await self._call(self._unlink_spent)
         except OSError as exc:
             if exc.errno is None:
                 raise
             self._spent_left = True
             self._disk.send_failed(exc)
             return
+        self._spent_left = False
         self._disk.sent()
 
     def _disk_again(self) -> None:
@@ -581,13 +582,12 @@ class Spool:
         if self._segments:
             self._store_head(self._segments[0].seq, self._head)
 
-    def _unlink_spent(self) -> bool:
+    def _unlink_spent(self) -> None:
         """Delete the spent segments left, oldest first, noting each one's id; raises the
-        disk's refusal (the rest left for the next try). False once none is left."""
+        disk's refusal (the rest left for the next try)."""
         while self._undeleted:
             _unlink(self._undeleted[0].path)
             self._deleted.append(self._undeleted.pop(0).id)
-        return False
 
     def _read_head(self) -> tuple[int, int]:
         return _head_of(self.directory)
