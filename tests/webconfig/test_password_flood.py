@@ -143,8 +143,10 @@ async def test_each_password_check_refused_as_busy_is_counted_in_the_metrics(fil
     ``exesdb_web_config_password_checks_busy_total{limit="client"}`` as /metrics shows it."""
     text = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw', 12)}\n"
     async with serving(files, text) as bridge:
-        # Those let wait are checked one after another: twice the time that takes here.
-        answered = max(10, 2 * WAITING_PER_CLIENT * await one_check(bridge, scheme="http"))
+        # Those let wait are checked one after another behind the one in progress: three times
+        # the longest of three checks each, as a loaded host's pace changes within seconds.
+        unit = await one_check(bridge, samples=3, scheme="http")
+        answered = max(30, 3 * (WAITING_PER_CLIENT + 1) * unit)
         answers = await asyncio.gather(
             *(
                 request(
