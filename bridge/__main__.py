@@ -38,26 +38,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     the process exits with (``run`` ends the process with it once stopped, without the
     interpreter's teardown)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["healthcheck"]:
-        from bridge.cli import healthcheck, healthcheck_options
-
-        parser = _LightParser(prog="exesdb-bridge healthcheck", add_help=False)
-        healthcheck_options.add_arguments(parser)
-        try:
-            options = parser.parse_args(args[1:])
-        except _NotLight:
-            pass  # bridge.cli says what is wrong, as for every command
-        else:
-            try:
-                return healthcheck.main(options.timeout, ready=options.ready)
-            except KeyboardInterrupt:
-                return _EXIT_INTERRUPTED  # as bridge.cli's commands: no traceback
     if args[:1] == ["run"]:
         # Until run's event loop takes SIGTERM over (before it listens), a stop is clean at once.
         signal.signal(signal.SIGTERM, _stop_while_starting)
     try:
         # Importing the parser and its commands takes a good part of a second on a busy host:
         # Ctrl-C pressed meanwhile stops the command as quietly as once it runs.
+        if args[:1] == ["healthcheck"]:
+            checked = _light_healthcheck(args[1:])
+            if checked is not None:
+                return checked
         if args in _PLAIN_RUNS:
             from bridge.cli.service import run
 
@@ -67,6 +57,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return full(args)
     except KeyboardInterrupt:
         return _EXIT_INTERRUPTED
+
+
+def _light_healthcheck(args: list[str]) -> int | None:
+    """``healthcheck`` with ``args`` parsed and run on the light path: its exit status, or None
+    when the options are not ones this parser takes (bridge.cli says what is wrong, as for every
+    command)."""
+    from bridge.cli import healthcheck, healthcheck_options
+
+    parser = _LightParser(prog="exesdb-bridge healthcheck", add_help=False)
+    healthcheck_options.add_arguments(parser)
+    try:
+        options = parser.parse_args(args)
+    except _NotLight:
+        return None
+    return healthcheck.main(options.timeout, ready=options.ready)
 
 
 def _stop_while_starting(signum: int, frame: object) -> NoReturn:

@@ -154,14 +154,14 @@ def test_ctrl_c_while_waiting_on_the_bridge_exits_130_without_a_traceback(
 
 
 # Ctrl-C pressed while a command's modules are still importing, made certain: the import of
-# what the commands share (every command's, ``run``'s too, which needs no parser) raises
-# KeyboardInterrupt, as Python does when SIGINT comes then.
+# ``{importing}`` (a module the command imports before it runs) raises KeyboardInterrupt, as
+# Python does when SIGINT comes then.
 INTERRUPTED_IMPORT: Final = """
 import sys
 
 class CtrlC:
     def find_spec(self, name, path=None, target=None):
-        if name == "bridge.cli.shared":
+        if name == "{importing}":
             raise KeyboardInterrupt
         return None
 
@@ -172,14 +172,24 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize("args", [("alerts", "list"), ("run",), ("check-config",)], ids=" ".join)
+@pytest.mark.parametrize(
+    ("args", "importing"),
+    [
+        (("alerts", "list"), "bridge.cli.shared"),
+        (("run",), "bridge.cli.shared"),
+        (("check-config",), "bridge.cli.shared"),
+        # The probe's light path imports none of what the other commands share.
+        (("healthcheck",), "bridge.cli.healthcheck"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, tuple) else value,
+)
 def test_ctrl_c_while_the_command_is_still_importing_exits_130_without_a_traceback(
-    args: tuple[str, ...],
+    args: tuple[str, ...], importing: str
 ) -> None:
     """Ctrl-C pressed just after the command is typed, while its modules import, stops it as
     quietly as later on: exit 130, no traceback."""
     completed = subprocess.run(
-        [sys.executable, "-c", INTERRUPTED_IMPORT, *args],
+        [sys.executable, "-c", INTERRUPTED_IMPORT.replace("{importing}", importing), *args],
         env=bridge_env(),
         cwd=ROOT,
         capture_output=True,
