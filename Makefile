@@ -67,7 +67,7 @@ help:
 	@echo 'make bench         the benchmarks (ARGS="--only ingest" passes options on)'
 	@echo 'make docs          docs/messages.md generated again from the models'
 	@echo 'make screenshots   the pictures of the pages in docs/img'
-	@echo 'make clean         remove .venv, the caches and the state in .exesdb-bridge(-2, -demo)'
+	@echo 'make clean         remove .venv, the caches, the egg-info and the state in .exesdb-bridge(-2, -demo)'
 	@echo 'Every setting is an environment variable: docs/configuration.md.'
 
 run: $(VENV)/.installed
@@ -159,6 +159,7 @@ screenshots: $(VENV)/.installed-test servers
 	$(BIN)/python -m tests.pages.screenshots docs/img
 
 # The state folders of `make run`, of the README's second bridge (EXESDB_STATE_DIR=.exesdb-bridge-2)
-# and of --demo.
+# and of --demo; and the metadata the editable install writes beside the code.
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .exesdb-bridge .exesdb-bridge-2 .exesdb-bridge-demo
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache exesdb_bridge.egg-info \
+		.exesdb-bridge .exesdb-bridge-2 .exesdb-bridge-demo

@@ -40,12 +40,13 @@ def test_make_clean_removes_every_state_folder_the_readme_and_the_defaults_make(
 ) -> None:
     """``make clean`` removes the state folders ``make run`` makes (``.exesdb-bridge``, the
     demo's ``.exesdb-bridge-demo``) and each ``EXESDB_STATE_DIR`` the README's commands give (a
-    second bridge's ``.exesdb-bridge-2``), and leaves any other folder alone."""
+    second bridge's ``.exesdb-bridge-2``), and the editable install's ``exesdb_bridge.egg-info``,
+    and leaves any other folder alone."""
     require_binary("make")
     readme = (ROOT / "README.md").read_text()
     named = set(re.findall(r"EXESDB_STATE_DIR=(\.[\w.-]+)", readme))
     assert ".exesdb-bridge-2" in named, "the README's second bridge has a folder of its own"
-    made = named | {".exesdb-bridge", ".exesdb-bridge-demo"}
+    made = named | {".exesdb-bridge", ".exesdb-bridge-demo", "exesdb_bridge.egg-info"}
     for folder in (*made, "keep-me"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "alerts.sqlite3").write_bytes(b"")
