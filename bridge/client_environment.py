@@ -102,6 +102,8 @@ class Location(Protocol):
     @property
     def url(self) -> str | None: ...
     @property
+    def http_addr(self) -> str | None: ...
+    @property
     def web_config_file(self) -> str | None: ...
     @property
     def listen(self) -> tuple[str, int]: ...
@@ -136,13 +138,14 @@ class BridgeAddress(ClientValues):
     }
 
     url: str | None
-    http_addr: str
+    # None when EXESDB_HTTP_ADDR is not set: a command then says it asked the default address.
+    http_addr: str | None
     web_config_file: str | None
 
     @property
     def listen(self) -> tuple[str, int]:
-        """``EXESDB_HTTP_ADDR`` as (host, port)."""
-        return split_addr(self.http_addr)
+        """``EXESDB_HTTP_ADDR`` as (host, port), its default's when it is not set."""
+        return split_addr(self.http_addr or DEFAULT_HTTP_ADDR)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,10 +201,11 @@ def _url(value: str | None) -> str | None:
     return url.rstrip("/")
 
 
-def _http_addr(value: str | None) -> str:
-    # ListenAddress: as the bridge listens (split_addr), taken as given.
+def _http_addr(value: str | None) -> str | None:
+    # ListenAddress: as the bridge listens (split_addr), taken as given; unset, None (``listen``
+    # is then the default's).
     if value is None:
-        return DEFAULT_HTTP_ADDR
+        return None
     try:
         split_addr(value)
     except ValueError:

@@ -224,13 +224,14 @@ class BridgeLocation(FromEnvironment):
     (``EXESDB_HTTP_ADDR``), over https when its web config file turns TLS on."""
 
     url: BridgeUrl = setting("EXESDB_URL", default=None)
-    http_addr: ListenAddress = setting("EXESDB_HTTP_ADDR", default=DEFAULT_HTTP_ADDR)
+    # None when not set (not DEFAULT_HTTP_ADDR): a command then says it asked the default address.
+    http_addr: ListenAddress | None = setting("EXESDB_HTTP_ADDR", default=None)
     web_config_file: Trimmed | None = setting("EXESDB_WEB_CONFIG_FILE", default=None)
 
     @property
     def listen(self) -> tuple[str, int]:
-        """``EXESDB_HTTP_ADDR`` as (host, port)."""
-        return split_addr(self.http_addr)
+        """``EXESDB_HTTP_ADDR`` as (host, port), its default's when it is not set."""
+        return split_addr(self.http_addr or DEFAULT_HTTP_ADDR)
 
 
 class AdminClientSettings(BridgeLocation):

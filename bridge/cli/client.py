@@ -23,6 +23,7 @@ import getpass
 import os
 import sys
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -53,6 +54,7 @@ __all__ = [
     "STREAM_SILENCE",
     "TIMEOUT",
     "Located",
+    "Source",
     "Target",
     "locate",
     "target",
@@ -71,22 +73,48 @@ MOST_ANSWER: Final = 64 << 20
 # The most a command reads of all its answers together: ``alerts list``'s two at their most (the
 # firing and the acknowledged alerts, both held until printed: some 400 MB of memory then).
 MOST_IN_ALL: Final = 128 << 20
-_WHERE: Final = "--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is"
+
+
+class Source(Enum):
+    """Where the bridge's URL came from, which a message that it cannot be found there names:
+    each is mended in its own place. ``DEFAULT`` is EXESDB_HTTP_ADDR not set, whatever address
+    a shell that sets it names (the default's too): only a shell without it asks wherever any
+    bridge started without the setting listens, not where its own bridge was started."""
+
+    URL_OPTION = "--url"
+    URL_VARIABLE = "EXESDB_URL"
+    HTTP_ADDR = "EXESDB_HTTP_ADDR"
+    DEFAULT = "EXESDB_HTTP_ADDR's default"
+
+    @property
+    def at_address(self) -> bool:
+        """Whether the URL is the address the bridge listens on (neither --url nor EXESDB_URL
+        given), whose scheme EXESDB_WEB_CONFIG_FILE sets."""
+        return self in (Source.HTTP_ADDR, Source.DEFAULT)
+
+
+# What a message that the bridge cannot be found at its URL adds: where that URL came from, and
+# where else one is given.
+_WHERE_FROM: Final = {
+    Source.URL_OPTION: "from --url",
+    Source.URL_VARIABLE: "from EXESDB_URL; --url names another",
+    Source.HTTP_ADDR: "from EXESDB_HTTP_ADDR; --url or EXESDB_URL names another",
+    Source.DEFAULT: (
+        "EXESDB_HTTP_ADDR's default, EXESDB_HTTP_ADDR not set here: a bridge started with it set"
+        " listens where it says; set the same here, or give --url or EXESDB_URL"
+    ),
+}
 
 
 @dataclass(frozen=True)
 class Located:
-    """Where the bridge is (``locate``): its URL, and the web config's ``tls_server_config``
-    when that URL is the bridge's own address over https, the file read to find it: the
-    certificate that address serves is the file's."""
+    """Where the bridge is (``locate``): its URL, where that came from, and the web config's
+    ``tls_server_config`` when that URL is the bridge's own address over https, the file read
+    to find it: the certificate that address serves is the file's."""
 
     url: str
+    source: Source
     tls: TLSServerConfig | None = None
-    # Whether ``url`` is EXESDB_HTTP_ADDR's address (neither --url nor EXESDB_URL given).
-    at_address: bool = False
-    # Whether that address is EXESDB_HTTP_ADDR's default, where any bridge started without the
-    # setting listens: a shell without it asks there, not where its own bridge was started.
-    at_default: bool = False
 
 
 def locate(settings: Location, given: str | None = None) -> Located:
@@ -94,17 +122,16 @@ def locate(settings: Location, given: str | None = None) -> Located:
     https when ``EXESDB_WEB_CONFIG_FILE`` turns TLS on (ConfigError for port 0, the port the
     bridge picked being known to it alone, and for a web config file the bridge would refuse)."""
     if given:
-        return Located(given.rstrip("/"))
+        return Located(given.rstrip("/"), Source.URL_OPTION)
     if settings.url:
-        return Located(settings.url)
+        return Located(settings.url, Source.URL_VARIABLE)
     host, port = settings.listen
     if port == 0:
         raise ConfigError([f"EXESDB_HTTP_ADDR: {PICKED_PORT}; give it with --url or EXESDB_URL"])
     tls = _served_tls(settings.web_config_file)
-    at_default = (host, port) == split_addr(DEFAULT_HTTP_ADDR)
-    return Located(
-        own_url(host, port, tls=tls is not None), tls, at_address=True, at_default=at_default
-    )
+    # Where the address came from, not its value: one set to the default's is where it was set.
+    source = Source.DEFAULT if settings.http_addr is None else Source.HTTP_ADDR
+    return Located(own_url(host, port, tls=tls is not None), source, tls)
 
 
 def _served_tls(web_config_file: str | None) -> TLSServerConfig | None:
@@ -172,10 +199,8 @@ class Target:
     basic_auth: tuple[str, str] | None = field(default=None, repr=False)
     # Whether ``ssl_context`` trusts the web config's own certificate alone (``target``).
     pinned: bool = field(default=False, repr=False)
-    # Whether ``url`` is EXESDB_HTTP_ADDR's address, whose scheme EXESDB_WEB_CONFIG_FILE sets.
-    at_address: bool = field(default=False, repr=False)
-    # Whether that address is EXESDB_HTTP_ADDR's default (``Located.at_default``).
-    at_default: bool = field(default=False, repr=False)
+    # Where ``url`` came from (``locate``), named when the bridge cannot be found there.
+    source: Source = field(default=Source.URL_OPTION, repr=False)
     most_answer: int = field(default=MOST_ANSWER, repr=False)
     most_in_all: int = field(default=MOST_IN_ALL, repr=False)
     # The bytes of answers read so far, in a list: the target is frozen, what it read is not.
@@ -242,7 +267,7 @@ class Target:
         """What to say when the bridge took the connection but did not answer in time."""
         return (
             f"the bridge at {safe_url(self.url)} did not answer within {TIMEOUT:g} s: it is"
-            f" stuck or overloaded, or another program holds that port ({_WHERE})"
+            f" stuck or overloaded, or another program holds that port ({self._where_from()})"
         )
 
     def unreachable(self, exc: Unreachable) -> str:
@@ -279,7 +304,7 @@ class Target:
             else:
                 hint = "--cacert names a CA to trust"
             return f"TLS with {where} failed: {exc.reason} ({hint})"
-        return f"cannot reach the bridge at {where}: {exc.reason} ({_WHERE})"
+        return f"cannot reach the bridge at {where}: {exc.reason} ({self._where_from()})"
 
     def cut_short(self, exc: CutShort, method: str) -> str:
         """What to say when the answer to ``method`` broke off (``exc``): the bridge had the
@@ -301,7 +326,7 @@ class Target:
             else f"the answer from {where} held more than {_mib(self.most_answer)}, the most a"
             " command reads of one answer"
         )
-        return f"{said}: the rest was left unread (is a bridge there? {_WHERE})"
+        return f"{said}: the rest was left unread: is a bridge there? ({self._where_from()})"
 
     def _where(self, redirected: str | None) -> str:
         """The bridge's URL as shown, and the one a redirect led to when it did."""
@@ -312,7 +337,14 @@ class Target:
         """What to say when ``path`` answered ``status`` without ``what`` (another server
         there, or a proxy's page)."""
         asked = safe_url(self.url).rstrip("/") + path
-        return f"{asked} answered {status} but not with {what}: is a bridge there? ({_WHERE})"
+        return (
+            f"{asked} answered {status} but not with {what}: is a bridge there?"
+            f" ({self._where_from()})"
+        )
+
+    def _where_from(self) -> str:
+        """Where the URL came from, and where else one is given (``_WHERE_FROM``)."""
+        return _WHERE_FROM[self.source]
 
 
 def _mib(size: int) -> str:
@@ -399,14 +431,7 @@ def target(
         if password is None:
             password = _ask_password(name)
         auth = (name, password)
-    return Target(
-        found,
-        context,
-        auth,
-        pinned=pinned,
-        at_address=located.at_address,
-        at_default=located.at_default,
-    )
+    return Target(found, context, auth, pinned=pinned, source=located.source)
 
 
 def _own_certificate(tls: TLSServerConfig) -> ssl.SSLContext | None:

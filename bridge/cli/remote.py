@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any, Final
 
-from bridge.cli.client import Target, target, url_argument, user_argument
+from bridge.cli.client import Source, Target, target, url_argument, user_argument
 from bridge.cli.shared import EXIT_USAGE, say_bad_configuration
 from bridge.errors import ConfigError
 from bridge.headers import PLAIN_HTTP_REFUSAL
@@ -31,14 +31,15 @@ __all__ = [
 BRIDGE_ANSWER: Final = "the bridge's JSON"
 # Refusals of a bridge set up otherwise than the one meant (another token, key, or its alerts):
 # at EXESDB_HTTP_ADDR's default address, in a shell without the setting, most likely another
-# bridge than the one started with EXESDB_HTTP_ADDR set (`EXESDB_HTTP_ADDR=… make run`).
+# bridge than the one started with EXESDB_HTTP_ADDR set (`EXESDB_HTTP_ADDR=… make run`). A shell
+# that sets it, to the default's address too, asks where it was told to: nothing is added.
 _ANOTHER_BRIDGE_CODES: Final = frozenset(
     {"unauthorized", "admin_disabled", "ingest_disabled", "invalid_signature", "unknown_alert"}
 )
 _AT_DEFAULT: Final = (
-    "; that is EXESDB_HTTP_ADDR's default address, where any bridge started without the setting"
-    " listens: is it the bridge meant? One started with EXESDB_HTTP_ADDR=HOST:PORT is found with"
-    " the same set here (or --url)"
+    "; that is EXESDB_HTTP_ADDR's default address (EXESDB_HTTP_ADDR not set here), where any"
+    " bridge started without the setting listens: is it the bridge meant? One started with"
+    " EXESDB_HTTP_ADDR=HOST:PORT is found with the same set here (or --url)"
 )
 _NEEDS_ADMIN: Final = (
     "needs EXESDB_ADMIN_TOKEN: set it to the admin token the bridge runs with "
@@ -114,7 +115,7 @@ def say_refused(bridge: Target, path: str, status: int, text: str) -> None:
         mend = (
             "set EXESDB_WEB_CONFIG_FILE to the web config the bridge runs with (then https, its"
             " certificate trusted)"
-            if bridge.at_address
+            if bridge.source.at_address
             else "use https:// (and --cacert for a private CA)"
         )
         print(f"exesdb-bridge: {asked} answered 400: this port speaks TLS: {mend}", file=sys.stderr)
@@ -143,7 +144,7 @@ def say_refused(bridge: Target, path: str, status: int, text: str) -> None:
                 if bridge.basic_auth is None
                 else "the user and password given are not one of the bridge's basic_auth_users"
             )
-        if bridge.at_default and str(answer["error"]) in _ANOTHER_BRIDGE_CODES:
+        if bridge.source is Source.DEFAULT and str(answer["error"]) in _ANOTHER_BRIDGE_CODES:
             said += _AT_DEFAULT
         print(f"exesdb-bridge: {asked} answered {status}: {said}", file=sys.stderr)
 

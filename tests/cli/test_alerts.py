@@ -65,15 +65,16 @@ def test_alerts_ack_since_an_episode_that_ended_acknowledges_nothing(
     bridges: Bridges, tmp_path: Path
 ) -> None:
     """`alerts ack --since TIME` (the alert's SINCE as `alerts list` showed it) typed after the
-    alert resolved and fired again exits 1 saying so, the alert firing since left as it is;
-    with that one's SINCE, typed in lower case (RFC 3339 allows it, the bridge reads it), it
-    acknowledges it."""
+    alert resolved and fired again exits 1 saying so, and when it resolved, the alert firing
+    since left as it is; with that one's SINCE, typed in lower case (RFC 3339 allows it, the
+    bridge reads it), it acknowledges it."""
     bridge = bridges(tmp_path, EXESDB_INGEST="true")
     env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
     ingest_alerts(bridge.url, ["a1"])
     [first] = wait_until(lambda: listed_alerts(bridge.url), 15, "a1")
-    fixed = cli("alerts", "ack", "a1", "--by", "alice", "--resolution", "fixed", **env)
+    fixed = cli("alerts", "ack", "a1", "--by", "alice", "--resolution", "fixed", "--json", **env)
     assert fixed.returncode == 0, fixed.stderr
+    ended = json.loads(fixed.stdout)["alert"]["ends_at"]
     ingest_alerts(bridge.url, ["a1"])
     [second] = wait_until(
         lambda: [a for a in listed_alerts(bridge.url) if a["state"] == "firing"],
@@ -85,7 +86,9 @@ def test_alerts_ack_since_an_episode_that_ended_acknowledges_nothing(
     assert "409" in late.stderr
     assert f"started at {second['starts_at']}, " in late.stderr
     assert f" after the {first['starts_at']} given, which is earlier:" in late.stderr
-    assert "it resolved and fired again since" in late.stderr
+    assert (
+        f" given, which is earlier: it resolved at {ended} and fired again since (" in late.stderr
+    )
     assert [a["state"] for a in listed_alerts(bridge.url)] == ["firing"]
     since = str(second["starts_at"]).lower()
     acked = cli("alerts", "ack", "a1", "--by", "bob", "--since", since, **env)
@@ -96,12 +99,12 @@ def test_alerts_ack_since_an_episode_that_ended_acknowledges_nothing(
 @pytest.mark.parametrize(
     ("off", "said"),
     [
-        # 15:00 for 15:21: earlier, so it may be an episode that ended, or a typo.
-        (-timedelta(minutes=21), "21 min after the {typo} given, which is earlier: it resolved"
-         " and fired again since, or that time is mistyped"),
-        # A day typo, said as a whole day: the typo it looks like.
-        (-timedelta(days=1), "1 day after the {typo} given, which is earlier: it resolved and"
-         " fired again since, or that time is mistyped"),
+        # 15:00 for 15:21: earlier, and its history holds no resolve since, so a typo.
+        (-timedelta(minutes=21), "21 min after the {typo} given, which is earlier: it has not"
+         " resolved since then, so no episode of it started then: that time is mistyped"),
+        # A day typo, said as a whole day: the typo it is.
+        (-timedelta(days=1), "1 day after the {typo} given, which is earlier: it has not"
+         " resolved since then, so no episode of it started then: that time is mistyped"),
         # Later: no episode started then, so a typo for certain.
         (timedelta(hours=2), "2 h before the {typo} given, which is later: no episode of it"
          " started then, so that time is mistyped"),
@@ -112,9 +115,9 @@ def test_alerts_ack_since_a_mistyped_time_says_how_far_and_which_side_of_the_sin
 ) -> None:
     """`alerts ack --since TIME` with a TIME off the start of an alert that has had one episode
     (a typo: 15:00 for 15:21, a day off, a later hour) exits 1 naming the since of the episode
-    firing now, as `alerts list` shows it, how far TIME is from it and on which side: earlier,
-    an episode that ended or a typo; later, a typo, no episode having started then; with that
-    since it acknowledges it."""
+    firing now, as `alerts list` shows it, how far TIME is from it and on which side, and that
+    it is a typo: earlier, the alert not having resolved since (not an episode that ended);
+    later, no episode having started then; with that since it acknowledges it."""
     bridge = bridges(tmp_path, EXESDB_INGEST="true")
     env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": bridge.url}
     ingest_alerts(bridge.url, ["a1"])

@@ -4,6 +4,7 @@ looked."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import json
 import os
@@ -20,16 +21,18 @@ import pytest
 from bridge.cli import exchange
 from bridge.cli.client import (
     MOST_ANSWER,
+    Source,
     Target,
     locate,
     target,
     url_argument,
     user_argument,
 )
+from bridge.client_environment import BridgeAddress, read_plainly
 from bridge.client_settings import BridgeLocation
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
-from tests.cli.helpers import command_at_a_terminal, terminal_output
+from tests.cli.helpers import cli, command_at_a_terminal, terminal_output
 from tests.client_servers import (
     Answer,
     aiohttp_answering,
@@ -54,6 +57,7 @@ from tests.support import (
     ADMIN_TOKEN,
     TEST_SECRET,
     ThreadedBridge,
+    refusing_port,
     run_command,
     run_without_terminal,
     unavailable,
@@ -70,16 +74,77 @@ def test_url_flag_then_exesdb_url_then_the_http_addr() -> None:
     assert locate(with_url, "https://c.example:2/").url == "https://c.example:2"
 
 
-def test_only_the_default_http_addr_is_said_to_be_the_default() -> None:
-    """The address of an unset EXESDB_HTTP_ADDR (its default, 0.0.0.0:9570) is told as the
-    default, where any bridge started without the setting listens; another address, EXESDB_URL
-    and --url are not."""
-    assert locate(BridgeLocation()).at_default
-    assert locate(BridgeLocation(EXESDB_HTTP_ADDR="0.0.0.0:9570")).at_default
-    assert not locate(BridgeLocation(EXESDB_HTTP_ADDR="127.0.0.1:9571")).at_default
-    assert not locate(BridgeLocation(EXESDB_URL="http://127.0.0.1:9570")).at_default
-    assert not locate(BridgeLocation(), "http://127.0.0.1:9570").at_default
-    assert target(BridgeLocation()).at_default
+@pytest.mark.parametrize(
+    ("environment", "given", "source"),
+    [
+        ({}, None, Source.DEFAULT),
+        # Set to the default's address (or loopback on its port): set, all the same.
+        ({"EXESDB_HTTP_ADDR": "0.0.0.0:9570"}, None, Source.HTTP_ADDR),
+        ({"EXESDB_HTTP_ADDR": "127.0.0.1:9570"}, None, Source.HTTP_ADDR),
+        ({"EXESDB_HTTP_ADDR": "127.0.0.1:9571"}, None, Source.HTTP_ADDR),
+        ({"EXESDB_URL": "http://127.0.0.1:9570"}, None, Source.URL_VARIABLE),
+        ({"EXESDB_URL": "http://127.0.0.1:9570"}, "http://127.0.0.1:9570", Source.URL_OPTION),
+        ({}, "http://127.0.0.1:9570", Source.URL_OPTION),
+    ],
+)
+def test_the_address_is_told_by_where_it_came_from_not_by_its_value(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, Any], given: str | None, source: Source
+) -> None:
+    """The bridge's URL is said to come from --url, EXESDB_URL, EXESDB_HTTP_ADDR, or that
+    variable's default when it is not set, as the model and the plain reading of the
+    environment both find it: EXESDB_HTTP_ADDR set to the default's address is set, not the
+    default a shell without it falls back on."""
+    assert locate(BridgeLocation(**environment), given).source is source
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    plain = read_plainly(BridgeAddress, os.environ)
+    assert plain is not None
+    assert target(plain, url=given).source is source
+
+
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        ("--url", "from --url"),
+        ("EXESDB_URL", "from EXESDB_URL; --url names another"),
+        ("EXESDB_HTTP_ADDR", "from EXESDB_HTTP_ADDR; --url or EXESDB_URL names another"),
+    ],
+)
+def test_a_bridge_not_reached_is_told_with_where_its_address_came_from(
+    source: str, said: str
+) -> None:
+    """`alerts list` finding nothing at the bridge's URL names where that URL came from (--url,
+    EXESDB_URL, or EXESDB_HTTP_ADDR set, its wildcard host asked on loopback) and where else
+    one is given, exit 1."""
+    with refusing_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        given: dict[str, Any] = {
+            "--url": {},
+            "EXESDB_URL": {"EXESDB_URL": url},
+            "EXESDB_HTTP_ADDR": {"EXESDB_HTTP_ADDR": f"0.0.0.0:{port}"},
+        }[source]
+        options = ["--url", url] if source == "--url" else []
+        completed = cli("alerts", "list", *options, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, **given)
+    assert (completed.returncode, completed.stderr) == (
+        1,
+        f"exesdb-bridge: cannot reach the bridge at {url}: Connection refused ({said})\n",
+    )
+
+
+def test_a_bridge_not_reached_at_the_default_address_says_the_variable_is_not_set() -> None:
+    """Without EXESDB_HTTP_ADDR the commands ask its default address: finding nothing there
+    says so, and how the bridge started with the variable set is found (the refusing port here
+    stands in for the default address, which no test may take)."""
+    at_default = target(BridgeLocation())
+    with refusing_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        status, text = dataclasses.replace(at_default, url=url).request("GET", "/v1/alerts")
+    assert (status, text) == (
+        0,
+        f"cannot reach the bridge at {url}: Connection refused (EXESDB_HTTP_ADDR's default,"
+        " EXESDB_HTTP_ADDR not set here: a bridge started with it set listens where it says; set"
+        " the same here, or give --url or EXESDB_URL)",
+    )
 
 
 def test_port_0_in_the_http_addr_is_no_place_to_look() -> None:
@@ -359,7 +424,8 @@ def test_a_redirect_is_followed_to_the_bridge() -> None:
     assert (status, json.loads(text)) == (200, {"status": "ok"})
 
 
-WHERE = "(--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is)"
+# What a failure at EXESDB_URL's URL adds: where the URL came from, and where else one is given.
+WHERE = "(from EXESDB_URL; --url names another)"
 
 
 @pytest.mark.parametrize(
@@ -565,7 +631,7 @@ def test_an_answer_past_the_most_of_one_answer_is_told_and_left_unread(declared:
     assert (status, text) == (
         0,
         f"the answer from {url} held more than 64 MiB, the most a command reads of one answer:"
-        f" the rest was left unread (is a bridge there? {WHERE[1:-1]})",
+        " the rest was left unread: is a bridge there? (from --url)",
     )
     [count] = sent
     # What the sockets' buffers took beside what was read.
@@ -585,5 +651,5 @@ def test_answers_past_the_most_a_command_reads_in_all_are_told() -> None:
     assert third == (
         0,
         f"the answers from {url} held more than 1 MiB in all, the most a command reads: the rest"
-        f" was left unread (is a bridge there? {WHERE[1:-1]})",
+        " was left unread: is a bridge there? (from --url)",
     )

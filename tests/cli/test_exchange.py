@@ -45,8 +45,7 @@ def test_a_port_that_never_answers_is_told_after_the_timeout_without_a_traceback
     assert completed.returncode == 1
     assert completed.stderr == (
         f"exesdb-bridge: the bridge at {url} did not answer within 1 s: it is stuck or"
-        " overloaded, or another program holds that port (--url, EXESDB_URL or EXESDB_HTTP_ADDR"
-        " says where it is)\n"
+        " overloaded, or another program holds that port (from --url)\n"
     )
 
 
@@ -179,7 +178,7 @@ def test_tail_on_another_program_s_event_stream_says_so_without_a_traceback(data
     assert (completed.returncode, completed.stdout) == (1, "")
     assert completed.stderr == (
         f"exesdb-bridge: {server.url}/v1/stream answered 200 but not with the bridge's messages:"
-        " is a bridge there? (--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is)\n"
+        " is a bridge there? (from --url)\n"
     )
 
 
@@ -206,8 +205,7 @@ def test_alerts_list_reads_no_more_of_an_endless_answer_than_the_most_of_one() -
     assert (completed.returncode, completed.stdout) == (1, "")
     assert completed.stderr == (
         f"exesdb-bridge: the answer from {url} held more than 64 MiB, the most a command reads of"
-        " one answer: the rest was left unread (is a bridge there? --url, EXESDB_URL or"
-        " EXESDB_HTTP_ADDR says where it is)\n"
+        " one answer: the rest was left unread: is a bridge there? (from --url)\n"
     )
     [count] = sent
     assert count < client.MOST_ANSWER + (16 << 20), f"{count >> 20} MiB sent"
@@ -235,7 +233,7 @@ def test_alerts_from_json_not_shaped_as_the_bridge_s_are_told_not_a_traceback(
     assert (completed.returncode, completed.stdout) == (1, "")
     assert completed.stderr == (
         f"exesdb-bridge: {url}{path} answered 200 but not with its alerts as JSON: is a bridge"
-        " there? (--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is)\n"
+        " there? (from --url)\n"
     )
 
 
@@ -263,7 +261,7 @@ def test_tail_reads_no_more_of_a_line_without_end_than_the_longest_a_bridge_send
     assert (completed.returncode, completed.stdout) == (1, "")
     assert completed.stderr == (
         f"exesdb-bridge: {server.url}/v1/stream answered 200 but not with lines of 512 MiB at"
-        " most: is a bridge there? (--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is)\n"
+        " most: is a bridge there? (from --url)\n"
     )
     [count] = sent
     # Past what tail read, the kernel holds what the server sent until tail's exit closes the

@@ -88,9 +88,9 @@ def test_alerts_against_a_bridge_without_an_admin_token_says_the_bridge_needs_on
 
 # What a refusal at EXESDB_HTTP_ADDR's default address adds: the bridge there may be another.
 AT_DEFAULT = (
-    "; that is EXESDB_HTTP_ADDR's default address, where any bridge started without the setting"
-    " listens: is it the bridge meant? One started with EXESDB_HTTP_ADDR=HOST:PORT is found with"
-    " the same set here (or --url)\n"
+    "; that is EXESDB_HTTP_ADDR's default address (EXESDB_HTTP_ADDR not set here), where any"
+    " bridge started without the setting listens: is it the bridge meant? One started with"
+    " EXESDB_HTTP_ADDR=HOST:PORT is found with the same set here (or --url)\n"
 )
 
 
@@ -140,6 +140,24 @@ def test_a_refusal_at_an_address_set_is_not_said_to_be_the_default_one(
     completed = cli("alerts", "list", EXESDB_HTTP_ADDR=address, EXESDB_ADMIN_TOKEN="wrong")
     assert completed.returncode == 1
     assert completed.stderr == (
+        f"exesdb-bridge: {bridge.url}/v1/alerts answered 401: the admin token sent is not the"
+        " bridge's EXESDB_ADMIN_TOKEN (unauthorized)\n"
+    )
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0:9570", "127.0.0.1:9570"])
+def test_a_refusal_at_the_default_address_set_so_is_not_said_to_be_the_default_one(
+    bridges: Bridges, tmp_path: Path, capsys: pytest.CaptureFixture[str], address: str
+) -> None:
+    """A refusal at the default address found through EXESDB_HTTP_ADDR set to it (the
+    wildcard or loopback on its port) is told as the bridge answered: the shell named where
+    its bridge is, so nothing is said of a bridge started without the setting; the bridge here
+    answers in the default address's stead, which no test may take."""
+    bridge = bridges(tmp_path)
+    set_so = dataclasses.replace(target(BridgeLocation(EXESDB_HTTP_ADDR=address)), url=bridge.url)
+    status, text = set_so.request("GET", "/v1/alerts", headers=set_so.admin_headers("wrong"))
+    say_refused(set_so, "/v1/alerts", status, text)
+    assert capsys.readouterr().err == (
         f"exesdb-bridge: {bridge.url}/v1/alerts answered 401: the admin token sent is not the"
         " bridge's EXESDB_ADMIN_TOKEN (unauthorized)\n"
     )

@@ -10,7 +10,9 @@ while the fault lasts; so is every ack while the outbox file is gone (its folder
 ``OutboxDisplaced``), and the one that found it gone, stored only in the file gone. An ack naming
 the episode it is for (``starts_at``, as the alert was listed) that is not the alert's current one
 (it fired anew since, or the time given is not its start) is answered 409 ``another_episode``, the
-alert unchanged. What the routes read and change is behind ``AlertKeeper`` (the alert sink is one).
+alert unchanged; of an earlier time, the alert's history says whether it resolved since (an
+episode that ended) or not (a typo). What the routes read and change is behind ``AlertKeeper``
+(the alert sink is one).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from bridge.messages import (
     NO_CONTROL_CHARACTERS,
     Timestamp,
     format_timestamp,
+    utc_from_seconds,
     visible_name,
 )
 from bridge.routes import (
@@ -63,7 +66,15 @@ from bridge.routes import (
     unsupported_json,
 )
 from bridge.sinks.alerts.database import OutboxDisplaced
-from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
+from bridge.sinks.alerts.records import (
+    Acknowledgement,
+    AlertDetail,
+    AlertRecord,
+    AlertState,
+    HistoryEntry,
+    HistoryEvent,
+)
+from bridge.sinks.alerts.retention import HISTORY_KEPT, RESOLVED_KEPT_SECONDS
 
 __all__ = [
     "MAX_LIST",
@@ -195,6 +206,10 @@ class AlertKeeper(LeaseView, Protocol):
         is gone), ``TransportError`` when it was stored nowhere here and its announcement could
         not be handed to the bus."""
 
+    async def alert_detail(self, alert_id: str) -> AlertDetail | None:
+        """The alert with its history (whether it resolved before its current episode, for a
+        409 ``another_episode``); None when unknown."""
+
 
 def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
     """The two routes, each behind ``guard``."""
@@ -301,8 +316,13 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         meant = fields.starts_at
         # Told only where the alerts are current: another replica's copy may be behind.
         if meant is not None and meant != record.started and keeper.holds_work_queue():
+            try:
+                known = await keeper.alert_detail(alert_id)
+            except (OSError, sqlite3.Error):  # only what the refusal says hangs on it
+                known = None
+            history = () if known is None else known.history
             return error_response(
-                409, "another_episode", _another_episode(record, meant), "starts_at"
+                409, "another_episode", _another_episode(record, meant, history), "starts_at"
             )
         return web.json_response({"alert": record.as_json()})
 
@@ -339,20 +359,19 @@ class _UnstoredAcks:
             self._fault, self._count = None, 0
 
 
-def _another_episode(record: AlertRecord, meant: datetime) -> str:
+def _another_episode(record: AlertRecord, meant: datetime, history: Sequence[HistoryEntry]) -> str:
     """Why an ack naming the episode that started at ``meant`` left ``record`` as it is: its
     current (or, resolved, its last) episode started at another time, said with how far from
-    ``meant`` and on which side, so that a typo (a day, 15:00 for 15:21) shows as one."""
+    ``meant`` and on which side, so that a typo (a day, 15:00 for 15:21) shows as one; an
+    earlier time, by what the alert's ``history`` (oldest first) tells of it."""
     started = format_timestamp(record.started)
     given = format_timestamp(meant)
     if meant > record.started:  # the newest episode started before it: none started then
         where = f"{_gap(meant - record.started)} before the {given} given, which is later"
         why = "no episode of it started then, so that time is mistyped"
     else:
-        # An episode that ended or a typo: the outbox keeps no earlier episodes to tell which
-        # (one with only one episode was told it fired again).
         where = f"{_gap(record.started - meant)} after the {given} given, which is earlier"
-        why = "it resolved and fired again since, or that time is mistyped"
+        why = _since_earlier(history, meant)
         if meant == record.started.replace(microsecond=0):
             # Its start cut to the second (typed, or copied from a page showing seconds): an
             # earlier episode that started at that second's very start is all but impossible.
@@ -368,6 +387,44 @@ def _another_episode(record: AlertRecord, meant: datetime) -> str:
         f"the last episode of alert {record.alert_id!r} started at {started}, {where}, and"
         f" resolved{ended}: no episode of it is firing to acknowledge; it is left as it is"
     )
+
+
+def _since_earlier(history: Sequence[HistoryEntry], meant: datetime) -> str:
+    """What the alert's ``history`` (oldest first) tells of a time earlier than its current
+    episode's start: that it resolved after it (when, the first time) and fired again, so any
+    episode then has ended; that it did not, so no episode started then (a typo); or, where the
+    history does not reach back that far, either of the two."""
+    since = meant.timestamp()
+    fired = [index for index, entry in enumerate(history) if entry.event is HistoryEvent.FIRED]
+    # Taken over from another replica, the changes made there are not in this one's history.
+    taken_over = any(
+        entry.event is HistoryEvent.TAKEN_OVER and entry.at >= since for entry in history
+    )
+    if fired and not taken_over:
+        # An episode's start is capped at its receipt (``event_date``), and the resolve ending
+        # it is dated by its own, later receipt: never before that start.
+        ended = [
+            entry.at
+            for entry in history[: fired[-1]]
+            if entry.event is HistoryEvent.RESOLVED and entry.at >= since
+        ]
+        if ended:
+            resolved = format_timestamp(utc_from_seconds(ended[0]))
+            return f"it resolved at {resolved} and fired again since"
+        first = history[0]
+        # The history reaches back to that time: it holds an entry as old (it is the newest
+        # entries, unbroken), or it is whole from the alert's first firing here, and an earlier
+        # record of it, forgotten only that long after it resolved, cannot have resolved since.
+        if first.at <= since or (
+            len(history) < HISTORY_KEPT
+            and first.event is HistoryEvent.FIRED
+            and since > first.at - RESOLVED_KEPT_SECONDS
+        ):
+            return (
+                "it has not resolved since then, so no episode of it started then: that time is"
+                " mistyped"
+            )
+    return "it resolved and fired again since, or that time is mistyped"
 
 
 def _gap(between: timedelta) -> str:

@@ -20,10 +20,17 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from bridge.app import Bridge
-from bridge.messages import AlertAck
+from bridge.messages import AlertAck, format_timestamp, utc_from_seconds
 from bridge.routes import MAX_NAME_SHOWN, AdminGuard
 from bridge.sinks.alerts.admin import AckRequest, AlertKeeper, AlertQuery, alert_routes
-from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
+from bridge.sinks.alerts.records import (
+    Acknowledgement,
+    AlertDetail,
+    AlertRecord,
+    AlertState,
+    HistoryEntry,
+    HistoryEvent,
+)
 from bridge.sinks.alerts.sink import AlertSink
 from tests.sinks.alerts.helpers import T0, alert_bridge, stored, system_alert
 from tests.sinks.alerts.test_payload import record
@@ -43,6 +50,8 @@ class Keeper:
         self.holder: str | None = None
         self.reachable = True
         self.kept = False
+        # Each alert's history, oldest first; an alert without one here is told as unknown.
+        self.histories: dict[str, tuple[HistoryEntry, ...]] = {}
 
     async def list_alerts(
         self, query: AlertQuery, *, after: AlertRecord | None = None
@@ -58,6 +67,12 @@ class Keeper:
     async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
         self.acks.append(ack)
         return next((r for r in self.records if r.alert_id == ack.alert_id), None)
+
+    async def alert_detail(self, alert_id: str) -> AlertDetail | None:
+        found = next((r for r in self.records if r.alert_id == alert_id), None)
+        if found is None or alert_id not in self.histories:
+            return None
+        return AlertDetail(found, self.histories[alert_id], (), ())
 
     def holds_work_queue(self) -> bool:
         return self.holding
@@ -211,6 +226,9 @@ class SettingBackBetweenPages:
 
     async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
         raise NotImplementedError  # the list does not acknowledge
+
+    async def alert_detail(self, alert_id: str) -> AlertDetail | None:
+        raise NotImplementedError  # asked only after an acknowledgement
 
     def holds_work_queue(self) -> bool:
         return self.sink.holds_work_queue()
@@ -878,3 +896,75 @@ async def test_both_routes_need_the_admin_token(
         answer = await request(base, method, path, body=b'{"ack_by": "x"}', headers=headers)
     assert (answer[0], answer[1]["error"]) == (status, error)
     assert (keeper.queries, keeper.acks) == ([], [])
+
+
+HOUR = 3600.0
+# What a time earlier than the episode's start is said to be when the history does not tell.
+EITHER = "it resolved and fired again since, or that time is mistyped"
+
+
+def _entries(*entries: tuple[float, HistoryEvent]) -> tuple[HistoryEntry, ...]:
+    """A history of ``(at, event)`` entries, oldest first."""
+    return tuple(HistoryEntry(at, event, "") for at, event in entries)
+
+
+def _shown(seconds: float) -> str:
+    """``seconds`` as the admin API shows a time."""
+    return format_timestamp(utc_from_seconds(seconds))
+
+
+FIRED, RESOLVED, TAKEN_OVER = HistoryEvent.FIRED, HistoryEvent.RESOLVED, HistoryEvent.TAKEN_OVER
+CHANGED = HistoryEvent.SEVERITY_CHANGED
+
+
+@pytest.mark.parametrize(
+    ("history", "given", "said"),
+    [
+        # Fired, resolved an hour later and fired again: the first episode's start given late.
+        (_entries((T0 - 2 * HOUR, FIRED), (T0 - HOUR, RESOLVED), (T0, FIRED)), T0 - 2 * HOUR,
+         f"it resolved at {_shown(T0 - HOUR)} and fired again since"),
+        # Its only episode, 15:00 typed for 15:21.
+        (_entries((T0, FIRED)), T0 - 21 * 60,
+         "it has not resolved since then, so no episode of it started then: that time is"
+         " mistyped"),
+        # Resolved at the time given, between two episodes: no episode started then either.
+        (_entries((T0 - 2 * HOUR, FIRED), (T0 - HOUR, RESOLVED), (T0, FIRED)), T0 - 600,
+         "it has not resolved since then, so no episode of it started then: that time is"
+         " mistyped"),
+        # A day off, within the week a resolved alert is kept: an earlier record of it would
+        # still be here.
+        (_entries((T0, FIRED)), T0 - 24 * HOUR,
+         "it has not resolved since then, so no episode of it started then: that time is"
+         " mistyped"),
+        # Eight days off: an episode then may have resolved and been forgotten since.
+        (_entries((T0, FIRED)), T0 - 8 * 24 * HOUR, EITHER),
+        # Taken over from another replica since: what happened there is not in this history.
+        (_entries((T0 - 2 * HOUR, FIRED), (T0 + 1, TAKEN_OVER)), T0 - HOUR, EITHER),
+        # Cut to its newest entries (a severity changing often), none as old as the time given.
+        (_entries((T0, FIRED), *[(T0 + n, CHANGED) for n in range(1, 100)]), T0 - HOUR, EITHER),
+        # No history found.
+        (None, T0 - HOUR, EITHER),
+    ],
+    ids=["fired again", "one episode", "between episodes", "a day off", "past the week kept",
+         "taken over", "cut short", "no history"],
+)  # fmt: skip
+async def test_an_ack_for_an_earlier_time_says_what_the_alert_s_history_tells_of_it(
+    keeper: Keeper, history: tuple[HistoryEntry, ...] | None, given: float, said: str
+) -> None:
+    """An ack naming a time earlier than the start of the alert's episode firing now is 409
+    another_episode saying, by the alert's history, that it resolved after that time (when) and
+    fired again, or that it did not, so that time is mistyped; where the history does not reach
+    back to that time (taken over from another replica, cut to its newest entries, or begun
+    more than the week a resolved alert is kept after it), that it is either."""
+    if history is not None:
+        keeper.histories["a1"] = history
+    ack = {"ack_by": "bob", "starts_at": _shown(given)}
+    async with served(keeper) as base:
+        status, body = await request(
+            base, "POST", "/v1/alerts/a1/ack", body=json.dumps(ack).encode()
+        )
+    assert (status, body["error"], body["field"]) == (409, "another_episode", "starts_at")
+    assert (
+        f" given, which is earlier: {said} ({_shown(T0)} names the episode firing now)"
+        in (body["detail"])
+    )

@@ -254,8 +254,9 @@ async def test_an_ack_for_an_episode_that_ended_is_answered_409_and_changes_noth
     tmp_path: Path,
 ) -> None:
     """POST /v1/alerts/{id}/ack naming the episode it is for (``starts_at``, as listed) after
-    the alert resolved and fired again is 409 another_episode: the alert firing since stays
-    firing and no AlertAck is published; named by its own starts_at, it is acknowledged."""
+    the alert resolved and fired again is 409 another_episode saying when it resolved, from its
+    history: the alert firing since stays firing and no AlertAck is published; named by its own
+    starts_at, it is acknowledged."""
     async with alert_bridge(tmp_path) as (bridge, _sink, watcher):
         first, second = await _episodes(bridge, watcher)
         late = {"ack_by": "bob", "starts_at": first}
@@ -263,16 +264,19 @@ async def test_an_ack_for_an_episode_that_ended_is_answered_409_and_changes_noth
         assert (status, body["error"], body["field"]) == (409, "another_episode", "starts_at")
         # How far apart, to the millisecond: the first episode fired a minute before, give or take.
         gap = r"1 min( \d+(\.\d+)? s)?"
-        assert re.fullmatch(
+        told = re.fullmatch(
             re.escape(f"the current episode of alert 'a1' started at {second}, ")
             + f"({gap})"
+            + re.escape(f" after the {first} given, which is earlier: it resolved at ")
+            + r"(?P<resolved>\S+)"
             + re.escape(
-                f" after the {first} given, which is earlier: it resolved and fired again since,"
-                f" or that time is mistyped ({second} names the episode firing now); it is left"
-                " as it is"
+                f" and fired again since ({second} names the episode firing now); it is left as"
+                " it is"
             ),
             body["detail"],
-        ), body["detail"]
+        )
+        assert told is not None, body["detail"]
+        assert _at(first) < _at(told["resolved"]) < _at(second)  # alice's resolution
         [alert] = await _alerts(bridge)
         assert (alert["state"], alert["ack_by"]) == ("firing", None)
         status, body = await call(
