@@ -465,3 +465,66 @@ def test_usage_lines_name_a_count_n_as_the_cli_page_does() -> None:
                 unlike.append(f"{sub.prog} {option}")
             assert f"[{option} N]" in text
     assert unlike == [], f"name as docs/cli.md does, N: {unlike}"
+
+
+def _synopses(text: str) -> dict[str, str]:
+    """Each command's synopsis in the Commands in detail table of ``text`` (docs/cli.md), by its
+    name after ``exesdb-bridge`` (`alerts ack`; "" for ``exesdb-bridge --version``): the code
+    span opening its row, a row of several (`alerts list ... \\| ack ...`) cut before each of its
+    subcommands."""
+    found = {}
+    for span in re.findall(r"^\| `exesdb-bridge ([^`]+)`", text, re.M):
+        if span.startswith("--"):  # the options of exesdb-bridge alone
+            found[""] = span
+            continue
+        command, _, rest = span.replace("\\|", "|").partition(" ")
+        subcommands = [leaf.split()[1] for leaf in _leaves() if leaf.startswith(f"{command} ")]
+        if not subcommands:
+            found[command] = span.replace("\\|", "|")
+            continue
+        for part in re.split(rf" \| (?=(?:{'|'.join(subcommands)}) )", rest):
+            found[f"{command} {part.split()[0]}"] = part
+    return found
+
+
+def _synopsis_gaps(text: str) -> list[str]:
+    """Where a command's synopsis in ``text`` leaves out an option its parser takes (long form;
+    `--help` aside), or names one it does not take."""
+    from bridge.cli import build_parser
+
+    synopses = _synopses(text)
+    gaps = []
+    for sub in _parsers(build_parser()):
+        command = sub.prog.removeprefix("exesdb-bridge").strip()
+        if command not in _leaves() | {""}:
+            continue
+        synopsis = synopses.get(command, "")
+        taken = {
+            option
+            for action in sub._actions
+            for option in action.option_strings
+            if option.startswith("--") and option != "--help"
+        }
+        named = set(re.findall(r"(?<![\w-])--[\w-]+", synopsis))
+        gaps += [f"{command}: leaves out {option}" for option in sorted(taken - named)]
+        gaps += [f"{command}: names {option}, not taken" for option in sorted(named - taken)]
+    return gaps
+
+
+def test_each_command_s_synopsis_names_every_option_its_parser_takes() -> None:
+    """Each command's synopsis in docs/cli.md (the code span opening its row) names every option
+    its --help usage has, the client commands' `--cacert` and `--user` too, and none other."""
+    assert _synopsis_gaps(page("cli")) == [], "mend these synopses in docs/cli.md"
+
+
+def test_the_synopsis_check_reads_every_command_and_fails_on_an_option_left_out() -> None:
+    """The check above can fail: it reads a synopsis for each command (`alerts ack` after `alerts
+    list`'s), `alerts ack` without `--since` is one option short, and `outbox list` with
+    `--cacert` names one it does not take."""
+    text = page("cli")
+    assert set(_synopses(text)) == _leaves() | {""}
+    assert _synopses(text)["alerts ack"].startswith("ack ALERT_ID --by NAME")
+    short = text.replace("[--since TIME] ", "", 1)
+    assert _synopsis_gaps(short) == ["alerts ack: leaves out --since"]
+    extra = text.replace("outbox list [--state S]", "outbox list [--cacert FILE] [--state S]", 1)
+    assert _synopsis_gaps(extra) == ["outbox list: names --cacert, not taken"]

@@ -268,21 +268,9 @@ def _start_and_serve(demo: bool, exit_hook: _ExitWithoutTeardown) -> int:
         return EXIT_USAGE
     if demo:
         _mark_demo(settings.state_dir)
-    if demo and (delivered_to := _alert_destinations(settings)):
-        # Documented (docs/deployment.md#demo-traffic): the compose stack shows its alerts in
-        # Alertmanager. Said loudly, since a receiver may be a pager.
-        _logger().warning(
-            "demo: the simulated cluster's made-up alerts (brute force, node failures, "
-            "unhealthy nodes, ...) will be delivered to %s; unset them to keep the demo to "
-            "this bridge",
-            " and ".join(delivered_to),
-        )
-    if demo and settings.uses_redis:
-        _logger().warning(
-            "demo: the simulated cluster goes onto the shared Redis bus (EXESDB_BUS), where every"
-            " replica run with --demo publishes it again: run the demo on one replica only, or"
-            " each of its alerts is raised once per replica"
-        )
+    if demo:
+        for note in _demo_warnings(settings):
+            _logger().warning("%s", note)
     # Made here, not as the stop begins: a stop that raises out of the event loop still ends it
     # and arms the exit below, whose bound a thread the bridge left (the outbox's) needs.
     watch = StopWatch(
@@ -496,6 +484,28 @@ def _demos(state_dir: str) -> str | None:
     )
 
 
+def _demo_warnings(settings: Settings) -> list[str]:
+    """What ``run --demo`` warns of as it starts with ``settings``, before the bridge's own start
+    warnings, and ``check-config --demo`` in the same words: where the demo's made-up alerts go
+    beyond this bridge."""
+    notes: list[str] = []
+    if delivered_to := _alert_destinations(settings):
+        # Documented (docs/deployment.md#demo-traffic): the compose stack shows its alerts in
+        # Alertmanager. Said loudly, since a receiver may be a pager.
+        notes.append(
+            "demo: the simulated cluster's made-up alerts (brute force, node failures, unhealthy"
+            f" nodes, ...) will be delivered to {' and '.join(delivered_to)}; unset them to keep"
+            " the demo to this bridge"
+        )
+    if settings.uses_redis:
+        notes.append(
+            "demo: the simulated cluster goes onto the shared Redis bus (EXESDB_BUS), where every"
+            " replica run with --demo publishes it again: run the demo on one replica only, or"
+            " each of its alerts is raised once per replica"
+        )
+    return notes
+
+
 def _alert_destinations(settings: Settings) -> list[str]:
     """The settings that send alerts out of the bridge, by variable name (never their URLs:
     a webhook URL may hold a token)."""
@@ -602,9 +612,12 @@ def _check_config(args: argparse.Namespace) -> int:
     if demo and variable_value(os.environ, "EXESDB_STATE_DIR") is None:
         settings = _demo_settings(settings)
     problems, state_warnings = _state_findings(settings.state_dir, demo=demo)
+    # In the order `run` (`--demo`) logs them as it starts, check-config's own on the folder first.
+    warnings = (
+        state_warnings + (_demo_warnings(settings) if demo else []) + start_warnings(settings)
+    )
     if problems:
         # Its warnings too: a misspelt EXESDB_STATE_DIR is a likely reason for the wrong folder.
-        warnings = state_warnings + start_warnings(settings)
         if not demo and _demos(settings.state_dir) is not None:
             warnings.append("`check-config --demo` checks the configuration `run --demo` starts")
         say_bad_configuration(ConfigError(problems, warnings=warnings))
@@ -627,6 +640,6 @@ def _check_config(args: argparse.Namespace) -> int:
         if name == "EXESDB_WEBHOOK_CONFIG_FILE":  # its receivers indented under it, not at the end
             for line in receivers:
                 print(f"  {line}")
-    for note in state_warnings + start_warnings(settings):
+    for note in warnings:
         warn(note)
     return EXIT_OK

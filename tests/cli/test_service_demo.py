@@ -176,6 +176,34 @@ def test_the_demo_on_a_redis_bus_warns_to_run_it_on_one_replica_only(
     assert "WARNING" in line
 
 
+def test_check_config_demo_gives_the_warnings_run_demo_starts_with_in_the_same_words(
+    bridge_processes: list[BridgeProcess],
+    tmp_path: Path,
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """`check-config --demo` warns, in `run --demo`'s words and order, of every warning that run
+    logs as it starts: the demo's made-up alerts going to the receivers configured, the demo on
+    a shared Redis bus, the bridge's own start warnings (unsigned webhooks)."""
+    process = BridgeProcess(["--demo"], state_dir=tmp_path / "state")
+    process.env.update(
+        {
+            "EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/a",
+            "EXESDB_ALERTMANAGER_URL": "http://127.0.0.1:9",
+            "EXESDB_BUS": redis_server().url,
+        }
+    )
+    bridge_processes.append(process)
+    process.start(tmp_path)
+    # Up to its listening line: later ones are about what it then does (a receiver failing).
+    started = process.log().partition(" listening on ")[0]
+    logged = re.findall(r"^\S+ WARNING [\w.]+: (.*)$", started, re.M)
+    checked = cli("check-config", "--demo", cwd=tmp_path, **process.env)
+    assert checked.returncode == 0, checked.stderr
+    warned = re.findall(r"^exesdb-bridge: warning: (.*)$", checked.stderr, re.M)
+    assert warned == logged
+    assert sum(note.startswith("demo: ") for note in logged) == 2, logged
+
+
 def test_make_clean_removes_the_state_folders_a_bridge_run_from_the_clone_makes() -> None:
     """`make clean` removes ./.exesdb-bridge and the demo's ./.exesdb-bridge-demo alike, so
     no outbox of made-up alerts is left behind."""
