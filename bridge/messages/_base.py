@@ -30,7 +30,7 @@ from pydantic.config import ExtraValues
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-from bridge.hidden import CONTROL_CHARACTERS, NODE_PATTERN
+from bridge.hidden import CONTROL_CHARACTERS, NODE_PATTERN, NODE_SCHEMA_PATTERN
 from bridge.messages.timestamps import format_timestamp, rfc3339_pattern, to_utc_ms
 
 __all__ = [
@@ -136,14 +136,25 @@ AlertId = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=ALERT_
 """A ``Label`` that names an alert: matching ``ALERT_ID_PATTERN``."""
 
 NODE_REFUSES: Final = (
-    "a zero-width character (U+200B-U+200D, U+2060, U+FEFF) or a bidirectional control (U+061C,"
-    " U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)"
+    "a format character (Unicode's Cf: a zero-width character such as U+200B or U+FEFF, a"
+    " bidirectional control such as U+202E, the soft hyphen U+00AD, a tag U+E0020-U+E007F),"
+    " another character drawn as nothing (Unicode's default ignorable ones: U+3164, U+FE0F), a"
+    " line or paragraph separator (U+2028, U+2029), a private-use character or a noncharacter"
 )
-"""What ``NODE_PATTERN`` refuses beyond control characters, in words (refusals, the docs)."""
+"""What ``NODE_PATTERN`` refuses beyond control characters and blank names, in words
+(refusals, the docs)."""
 
-NodeLabel = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=NODE_PATTERN)]
+NodeLabel = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_TEXT,
+        pattern=NODE_PATTERN,
+        json_schema_extra={"pattern": NODE_SCHEMA_PATTERN},
+    ),
+]
 """A ``Label`` naming a node (``node``, the nodes ClusterHealth lists): matching
-``NODE_PATTERN``."""
+``NODE_PATTERN`` (its JSON Schema ``NODE_SCHEMA_PATTERN``)."""
 
 # A line or paragraph separator breaks a name's line; a bidirectional control reorders the text
 # shown after it (a right-to-left override turns "ops: fixed" around on a page or in a terminal).

@@ -16,13 +16,13 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from bridge.choices import meant_said, word_meant
+from bridge.hidden import NODE_SCHEMA_PATTERN
 from bridge.messages import (
     ALERT_ID_PATTERN,
     INSTANCES,
     MESSAGE_TYPES,
     NAME_PATTERN,
     NO_CONTROL_CHARACTERS,
-    NODE_PATTERN,
     TAGS,
     Message,
     random_hex,
@@ -258,7 +258,7 @@ def _plural(text: str) -> str:
 _PATTERN_LABELS: Final = {
     NO_CONTROL_CHARACTERS: ", no control characters",
     ALERT_ID_PATTERN: ", no control characters, not `.` or `..`",
-    NODE_PATTERN: ", not blank, no control, zero-width or bidirectional characters",
+    NODE_SCHEMA_PATTERN: ", not blank, no control, format or invisible characters",
     NAME_PATTERN: ", not blank, no control characters, line separators or bidirectional controls",
 }
 
