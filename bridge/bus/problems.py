@@ -48,10 +48,10 @@ from bridge.hidden import NODE_BLANKS
 from bridge.messages import (
     ALERT_ID_PATTERN,
     INSTANCES,
+    LABEL_PATTERN,
     MESSAGE_TYPES,
     NAME_PATTERN,
     NAME_REFUSES,
-    NO_CONTROL_CHARACTERS,
     NODE_PATTERN,
     NODE_REFUSES,
     TAGS,
@@ -538,7 +538,7 @@ def _payload_problem(
 
 
 _PATTERN_REFUSALS: Final = {
-    NO_CONTROL_CHARACTERS: "a label value must not contain control characters",
+    LABEL_PATTERN: f"a label value must not contain a control character or {NODE_REFUSES}",
     ALERT_ID_PATTERN: "an alert id must not be . or .. (a link's path drops them: /alerts/.. is"
     " /, so no alert page or generatorURL would reach it) or contain control characters",
     NODE_PATTERN: f"a node name must not be {_BLANK_NODE} or contain a control character or"

@@ -17,11 +17,11 @@ from bridge.messages import NAME_PATTERN
 __all__ = [
     "ALERT_ID",
     "ALERT_ID_CLEAN",
+    "LABEL",
     "NAME",
     "NODE_NAME",
     "NODE_TEXT",
     "NOT_IN_NODE",
-    "NO_CONTROL",
 ]
 
 _CONTROL: Final = r"\x00-\x1f\x7f-\x9f"  # C0 (NUL included), DEL and C1
@@ -36,8 +36,9 @@ are refused one by the models as they are built)."""
 # pydantic-core path, whose Rust regex reads them all at no cost.
 _NODE_REFUSED: Final = NODE_REFUSED_BMP + r"\U00010000-\U0010ffff"
 _NODE_TEXT_REFUSED: Final = _NODE_REFUSED + r"\ud800-\udfff"
-NO_CONTROL: Final = rf"\A[^{_CONTROL}]*\Z"
-"""``NO_CONTROL_CHARACTERS``: no control character."""
+LABEL: Final = rf"\A[^{_NODE_REFUSED}]*\Z"
+"""``LABEL_PATTERN`` in the BMP: none of the characters a node name refuses, and no character
+past U+FFFF (those left to the pydantic-core path)."""
 # Blanks, then one character neither blank nor refused, then any not refused.
 NODE_NAME: Final = rf"\A[{NODE_BLANK}]*[^{_NODE_REFUSED}{NODE_BLANK}][^{_NODE_REFUSED}]*\Z"
 """``NODE_PATTERN`` in the BMP: a node name, not blank and none of the characters it refuses,

@@ -30,12 +30,20 @@ from pydantic.config import ExtraValues
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-from bridge.hidden import CONTROL_CHARACTERS, NODE_PATTERN, NODE_SCHEMA_PATTERN
+from bridge.hidden import (
+    CONTROL_CHARACTERS,
+    NODE_PATTERN,
+    NODE_REFUSED,
+    NODE_REFUSED_BMP,
+    NODE_SCHEMA_PATTERN,
+)
 from bridge.messages.timestamps import format_timestamp, rfc3339_pattern, to_utc_ms
 
 __all__ = [
     "ALERT_ID_PATTERN",
     "BOOLEANS_APART",
+    "LABEL_PATTERN",
+    "LABEL_SCHEMA_PATTERN",
     "MAX_NAME",
     "NAME_PATTERN",
     "NAME_REFUSES",
@@ -119,11 +127,30 @@ Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 """A non-empty string of bounded length."""
 
 NO_CONTROL_CHARACTERS: Final = rf"^[^{CONTROL_CHARACTERS}]*$"
-"""No C0 control character (NUL included), DEL or C1 control character: what a string that
-becomes a Prometheus label value must match (checked natively, in pydantic-core)."""
+"""No C0 control character (NUL included), DEL or C1 control character (checked natively, in
+pydantic-core): what the admin API's ``?alert_id=`` must match, as any alert id does."""
 
-Label = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=NO_CONTROL_CHARACTERS)]
-"""A ``Text`` that becomes a label value (the names ``/metrics`` shows)."""
+LABEL_PATTERN: Final = rf"^[^{NODE_REFUSED}]*$"
+"""What a string that becomes a Prometheus label value must match (checked natively, in
+pydantic-core): none of the characters a node name may not hold (``NODE_PATTERN``), a control
+character or one drawn as nothing, with which two label values, two series, would look the
+same on ``/metrics`` and the dashboards; blanks are taken (a node name's own rule)."""
+
+LABEL_SCHEMA_PATTERN: Final = rf"^[^{NODE_REFUSED_BMP}]*$"
+"""``LABEL_PATTERN`` as the JSON Schema publishes it: its characters past U+FFFF left out, as
+``NODE_SCHEMA_PATTERN``'s are."""
+
+Label = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_TEXT,
+        pattern=LABEL_PATTERN,
+        json_schema_extra={"pattern": LABEL_SCHEMA_PATTERN},
+    ),
+]
+"""A ``Text`` that becomes a label value (the names ``/metrics`` shows): matching
+``LABEL_PATTERN``."""
 
 ALERT_ID_PATTERN: Final = (
     rf"^(?:[^{CONTROL_CHARACTERS}]*[^.{CONTROL_CHARACTERS}][^{CONTROL_CHARACTERS}]*|\.{{3,}})$"

@@ -22,12 +22,12 @@ from bridge.messages import (
     INSTANCES,
     MESSAGE_TYPES,
     NAME_PATTERN,
-    NO_CONTROL_CHARACTERS,
     TAGS,
     Message,
     random_hex,
     utc_now,
 )
+from bridge.messages._base import LABEL_SCHEMA_PATTERN
 
 __all__ = [
     "CONTEXT_NODE_FIELD",
@@ -256,7 +256,7 @@ def _plural(text: str) -> str:
 
 # What a string's pattern refuses, as the payload rules of docs/messages.md name it.
 _PATTERN_LABELS: Final = {
-    NO_CONTROL_CHARACTERS: ", no control characters",
+    LABEL_SCHEMA_PATTERN: ", no control, format or invisible characters",
     ALERT_ID_PATTERN: ", no control characters, not `.` or `..`",
     NODE_SCHEMA_PATTERN: ", not blank, no control, format or invisible characters",
     NAME_PATTERN: ", not blank, no control characters, line separators or bidirectional controls",

@@ -105,8 +105,12 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
   `node`") is also taken when the field is `null`.
 - A field the type does not list is refused.
 - Every string is at most {cap} characters; "1-4096 characters" is a tighter limit of that field.
-- A string that becomes a Prometheus label value ("no control characters") may not hold a C0
-  control character (NUL included), DEL or a C1 control character.
+- A string that becomes a Prometheus label value (`component`, `operation`, `metric_name`, ...:
+  "no control, format or invisible characters") may not hold a C0 control character (NUL
+  included), DEL or a C1 control character, nor any character a node name may not hold (below):
+  `disk` and `disk` with a U+200B after it would be two series that look the same on
+  `/metrics` and the dashboards. Unlike a node name it may be blank (`" "`). The JSON
+  Schema's `pattern` names those of the BMP alone, as a node name's does.
 - A node name (the envelope's `node`, a payload's `node`, `originating_node` and the nodes a
   list names: "not blank, no control, format or invisible characters") becomes a label value
   on `/metrics`, a cluster member on the status page and an alert's node, each found by reading
