@@ -35,11 +35,12 @@ def in_alphabets(ids: str, topics: str) -> bool:
 
 
 def is_clean(data: bytes) -> bool:
-    """True when no JSON string in ``data`` can hold a control character or another character
+    """True when no JSON string in ``data`` can hold a control character, another character
     a node name may not hold (``NODE_PATTERN``: a format, private-use or default ignorable
-    character, a line separator, a noncharacter): no escape that writes one (``\\n``,
-    ``\\u0085``, ``\\u200b``, ``\\udb40\\udc41``; ``\\u00b5`` or ``\\"`` write none), and none
-    written raw but for C0 characters, which are not JSON."""
+    character, a line separator, a noncharacter) or a braille blank (U+2800, blank in a node
+    name, which the clean decoder tells by ``str.isspace`` alone): no escape that writes one
+    (``\\n``, ``\\u0085``, ``\\u200b``, ``\\udb40\\udc41``; ``\\u00b5`` or ``\\"`` write none),
+    and none written raw but for C0 characters, which are not JSON."""
     return not _raw_unclean(data) and (b"\\" not in data or _UNCLEAN_ESCAPE.search(data) is None)
 
 
@@ -103,16 +104,16 @@ def backslash_matches(pattern: re.Pattern[bytes], data: bytes) -> Iterator[int]:
 
 # An escape of a character a node name may not hold (hidden.NODE_REFUSED: U+0000-U+001F,
 # U+007F-U+009F, U+00AD, ... in the BMP; past it, the high surrogate of one, of its neighbours
-# too, which a batch may hold rarely), or one matching it (``\\\\n``: a backslash, then "n"),
-# which is only taken for one. Hex digits in either case.
+# too, which a batch may hold rarely) or of U+2800, or one matching it (``\\\\n``: a
+# backslash, then "n"), which is only taken for one. Hex digits in either case.
 _UNCLEAN_ESCAPE: Final = re.compile(
     rb"\\(?:[bfnrt]|u(?i:00[01]|007f|00[89]|00ad|034f|060[0-5]|061c|06dd|070f|089[01]|08e2"
-    rb"|115f|1160|17b[45]|180[b-f]|200[b-f]|202[89a-e]|206|3164|e|f[0-8]|fd[de]|fe0|feff|ffa0"
+    rb"|115f|1160|17b[45]|180[b-f]|200[b-f]|202[89a-e]|206|2800|3164|e|f[0-8]|fd[de]|fe0|feff|ffa0"
     rb"|fff[0-9abef]"
     rb"|d804|d80d|d82f|d834|d[89ab][37bf]f|db4[0-3]|db[89a-f]))"
 )
-# The characters of hidden.NODE_REFUSED but ASCII's in UTF-8, by their lead byte: the bytes
-# that follow it (None: any).
+# The characters of hidden.NODE_REFUSED but ASCII's, and U+2800, in UTF-8, by their lead byte:
+# the bytes that follow it (None: any).
 _RAW_REFUSED: Final = tuple(
     (lead, None if after is None else re.compile(lead + after))
     for lead, after in (
@@ -123,7 +124,8 @@ _RAW_REFUSED: Final = tuple(
         (b"\xdc", rb"\x8f"),  # U+070F
         (b"\xe0", rb"(?:\xa2[\x90\x91]|\xa3\xa2)"),  # U+0890, U+0891, U+08E2
         (b"\xe1", rb"(?:\x85[\x9f\xa0]|\x9e[\xb4\xb5]|\xa0[\x8b-\x8f])"),  # U+115F, U+17B4, U+180B
-        (b"\xe2", rb"(?:\x80[\x8b-\x8f\xa8-\xae]|\x81[\xa0-\xaf])"),  # U+200B, U+2028, U+2060
+        # U+200B-U+200F, U+2028-U+202E, U+2060-U+206F, U+2800
+        (b"\xe2", rb"(?:\x80[\x8b-\x8f\xa8-\xae]|\x81[\xa0-\xaf]|\xa0\x80)"),
         (b"\xe3", rb"\x85\xa4"),  # U+3164
         (b"\xee", None),  # U+E000-U+EFFF
         # U+F000-U+F8FF, U+FDD0-U+FDEF, U+FE00-U+FE0F, U+FEFF, U+FFA0, U+FFF0-U+FFFB, U+FFFE

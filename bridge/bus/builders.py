@@ -18,7 +18,6 @@ from bridge.bus.envelope import Unbuilt
 from bridge.bus.instants import Instant, known_timestamp, timestamp
 from bridge.bus.payload_walks import keys_in, object_fields, string_lists, strings_in
 from bridge.bus.struct_fields import PayloadField, Unsupported
-from bridge.hidden import NODE_BLANKS
 from bridge.messages import Message, visible_name
 from bridge.messages._base import MAX_WHOLE
 
@@ -70,16 +69,15 @@ def builder(
         "setattr": setattr,
         "visible_name": visible_name,
         "MAX_WHOLE": MAX_WHOLE,
-        "NODE_BLANKS": NODE_BLANKS,
     }
     # A required string is always one; any other is counted when given.
     always = [f for f in described if f.text and f.name not in filled and f.required]
     code = [
         "def build(wire, instant, append, envelope):",
         "    node = wire.node",
-        # Blank: NODE_PATTERN refuses it, the clean Struct does not. str.isspace is the cheap
-        # test; a braille blank (U+2800) beside whitespace only is the rare other blank.
-        "    if node.isspace() or ('\\u2800' in node and not node.strip(NODE_BLANKS)):",
+        # Blank: NODE_PATTERN refuses it, the clean Struct does not. Whitespace alone: the
+        # other blank, the braille blank U+2800, makes bytes unclean (batch_scans.is_clean).
+        "    if node.isspace():",
         "        return None",
         "    payload = wire.payload",
         # One per field, less those left out, and one per string value.
@@ -114,9 +112,7 @@ def builder(
     for name in ones:  # a node name of whitespace alone (left out or null: the envelope's)
         code += [
             f"    value = payload.{name}",
-            "    if value.__class__ is str and (",
-            "        value.isspace() or ('\\u2800' in value and not value.strip(NODE_BLANKS))",
-            "    ):",
+            "    if value.__class__ is str and value.isspace():",
             "        return None",
         ]
     for name in lists:
@@ -124,7 +120,7 @@ def builder(
             f"    value = payload.{name}",
             "    if value.__class__ is list:",
             "        for item in value:",
-            "            if item.isspace() or ('\\u2800' in item and not item.strip(NODE_BLANKS)):",
+            "            if item.isspace():",
             "                return None",
         ]
     for name in sorted(names):  # a Name the pattern took may still show nothing: goes on

@@ -340,10 +340,11 @@ def test_clean_bytes_hold_no_node_name_the_pattern_refuses(text: str) -> None:
 
 def test_no_character_the_node_pattern_refuses_is_clean_however_written() -> None:
     """Every character NODE_REFUSED names (read from the class itself, not a list kept beside
-    it) but the C0 controls, which are not JSON raw, written raw in UTF-8 or escaped as JSON
-    escapes it (a surrogate pair past the BMP) in lower or upper case, makes bytes unclean: the
-    decoder that leaves the node pattern out never reads one; nor does a batch's line."""
-    refused = re.compile(f"[{NODE_REFUSED}]")
+    it) but the C0 controls, which are not JSON raw, and the braille blank U+2800, written raw
+    in UTF-8 or escaped as JSON escapes it (a surrogate pair past the BMP) in lower or upper
+    case, makes bytes unclean: the decoder that leaves the node pattern out (telling a blank
+    name by str.isspace alone) never reads one; nor does a batch's line."""
+    refused = re.compile(f"[{NODE_REFUSED}\\u2800]")
     for code in range(0x20, 0x110000):
         character = chr(code)
         if 0xD800 <= code <= 0xDFFF or not refused.match(character):
@@ -351,17 +352,17 @@ def test_no_character_the_node_pattern_refuses_is_clean_however_written() -> Non
         escape = json.dumps(character)[1:-1]
         for written in (character, escape, escape.upper().replace("\\U", "\\u")):
             assert not is_clean(f'{{"node": "a{written}b"}}'.encode()), hex(code)
-    for character in REFUSED:
+    for character in [*REFUSED, "\u2800"]:
         for written in (character, json.dumps(character)[1:-1]):
             bodies = [b'"a"', f'"{written}"'.encode()]
             assert unclean(bodies, b"\n".join(bodies)) == [1]  # a batch's line
 
 
 def test_clean_bytes_may_hold_any_other_character_written_raw() -> None:
-    """Every character a node name may hold, written raw in UTF-8, leaves bytes clean: is_clean
-    sends no other body to the decoder checking the patterns (escaped, a few past the BMP do,
-    their high surrogate shared with a refused one)."""
-    refused = re.compile(f'[{NODE_REFUSED}\\\\"]')
+    """Every character a node name may hold but U+2800, written raw in UTF-8, leaves bytes
+    clean: is_clean sends no other body to the decoder checking the patterns (escaped, a few
+    past the BMP do, their high surrogate shared with a refused one)."""
+    refused = re.compile(f'[{NODE_REFUSED}\\u2800\\\\"]')
     unclean_ones = [
         hex(code)
         for code in range(0x20, 0x110000)
