@@ -540,7 +540,8 @@ def _payload_problem(
 _PATTERN_REFUSALS: Final = {
     LABEL_PATTERN: f"a label value must not contain a control character or {NODE_REFUSES}",
     ALERT_ID_PATTERN: "an alert id must not be . or .. (a link's path drops them: /alerts/.. is"
-    " /, so no alert page or generatorURL would reach it) or contain control characters",
+    " /, so no alert page or generatorURL would reach it) or contain a control character or"
+    f" {NODE_REFUSES}",
     NODE_PATTERN: f"a node name must not be {_BLANK_NODE} or contain a control character or"
     f" {NODE_REFUSES}",
     NAME_PATTERN: "a name must not be blank (spaces, other whitespace or invisible characters"

@@ -24,7 +24,6 @@ __all__ = [
     "NOT_IN_NODE",
 ]
 
-_CONTROL: Final = r"\x00-\x1f\x7f-\x9f"  # C0 (NUL included), DEL and C1
 NOT_IN_NODE: Final = NODE_REFUSED + r"\ud800-\udfff"
 """The characters the envelope's ``node`` may not hold, as a regular expression's class: one
 ``NODE_PATTERN`` refuses, or a lone surrogate (an unpaired ``\\ud800``-``\\udfff`` escape:
@@ -50,8 +49,9 @@ NODE_TEXT: Final = (
 # Checked by both decoders: clean bytes may hold either.
 ALERT_ID_CLEAN: Final = r"\A(?!\.{1,2}\Z)"
 """``ALERT_ID_PATTERN`` as the clean decoder checks it: neither "." nor ".."."""
-ALERT_ID: Final = rf"\A(?!\.{{1,2}}\Z)[^{_CONTROL}]*\Z"
-"""``ALERT_ID_PATTERN``: neither "." nor "..", and no control character."""
+ALERT_ID: Final = rf"\A(?!\.{{1,2}}\Z)[^{_NODE_REFUSED}]*\Z"
+"""``ALERT_ID_PATTERN`` in the BMP: neither "." nor "..", none of the characters ``LABEL``
+refuses, and no character past U+FFFF (those left to the pydantic-core path)."""
 # Only AlertAck's ack_by holds it, so no other message pays for it.
 NAME: Final = rf"\A{NAME_PATTERN.removeprefix('^').removesuffix('$')}\Z"
 """``NAME_PATTERN``, checked by both decoders: clean bytes may still hold a line or paragraph

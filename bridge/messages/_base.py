@@ -41,6 +41,7 @@ from bridge.messages.timestamps import format_timestamp, rfc3339_pattern, to_utc
 
 __all__ = [
     "ALERT_ID_PATTERN",
+    "ALERT_ID_SCHEMA_PATTERN",
     "BOOLEANS_APART",
     "LABEL_PATTERN",
     "LABEL_SCHEMA_PATTERN",
@@ -152,14 +153,29 @@ Label = Annotated[
 """A ``Text`` that becomes a label value (the names ``/metrics`` shows): matching
 ``LABEL_PATTERN``."""
 
-ALERT_ID_PATTERN: Final = (
-    rf"^(?:[^{CONTROL_CHARACTERS}]*[^.{CONTROL_CHARACTERS}][^{CONTROL_CHARACTERS}]*|\.{{3,}})$"
-)
-"""What an alert id a sender gives must match: ``NO_CONTROL_CHARACTERS``, and neither ``.`` nor
-``..``, which a browser takes out of a link's path as it would a directory's, escaped (``%2e``)
-or not, and curl unescaped (``/alerts/..`` is ``/``): no page link or generatorURL reaches it."""
 
-AlertId = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=ALERT_ID_PATTERN)]
+def _alert_id_pattern(refused: str) -> str:
+    return rf"^(?:[^{refused}]*[^.{refused}][^{refused}]*|\.{{3,}})$"
+
+
+ALERT_ID_PATTERN: Final = _alert_id_pattern(NODE_REFUSED)
+"""What an alert id a sender gives must match: ``LABEL_PATTERN`` (it is the webhooks' and
+Alertmanager's ``alert_id`` label), and neither ``.`` nor ``..``, which a browser takes out of
+a link's path as it would a directory's, escaped (``%2e``) or not, and curl unescaped
+(``/alerts/..`` is ``/``): no page link or generatorURL reaches it."""
+
+ALERT_ID_SCHEMA_PATTERN: Final = _alert_id_pattern(NODE_REFUSED_BMP)
+"""``ALERT_ID_PATTERN`` as the JSON Schema publishes it: its characters past U+FFFF left out."""
+
+AlertId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_TEXT,
+        pattern=ALERT_ID_PATTERN,
+        json_schema_extra={"pattern": ALERT_ID_SCHEMA_PATTERN},
+    ),
+]
 """A ``Label`` that names an alert: matching ``ALERT_ID_PATTERN``."""
 
 NODE_REFUSES: Final = (

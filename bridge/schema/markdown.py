@@ -110,7 +110,8 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
   included), DEL or a C1 control character, nor any character a node name may not hold (below):
   `disk` and `disk` with a U+200B after it would be two series that look the same on
   `/metrics` and the dashboards. Unlike a node name it may be blank (`" "`). The JSON
-  Schema's `pattern` names those of the BMP alone, as a node name's does.
+  Schema's `pattern` names those of the BMP alone, as a node name's does. A SystemAlert's
+  `alert_id`, a label of its webhooks and of Alertmanager's alerts, refuses the same.
 - A node name (the envelope's `node`, a payload's `node`, `originating_node` and the nodes a
   list names: "not blank, no control, format or invisible characters") becomes a label value
   on `/metrics`, a cluster member on the status page and an alert's node, each found by reading

@@ -1,5 +1,6 @@
-"""Strings that become label values refuse what a node name refuses, blanks aside, on every
-decoder alike: two series must not look the same on /metrics."""
+"""Strings that become label values (and a SystemAlert's alert_id, a label of its webhooks)
+refuse what a node name refuses, blanks aside, on every decoder alike: two series must not look
+the same on /metrics."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import pytest
 
 from bridge.bus import Envelope, Rejection, RejectReason
-from bridge.messages import LABEL_PATTERN, Message
+from bridge.messages import LABEL_PATTERN, Message, SystemAlert
 from tests.bus.envelope_helpers import agreed, body_of
 from tests.messages.helpers import CASES
 
@@ -87,3 +88,31 @@ def test_the_json_schema_publishes_the_rule_in_the_bmp() -> None:
     assert "\\u200b" in pattern
     assert "\\U" not in pattern
     assert json.dumps(pattern).isascii()
+
+
+@pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw"])
+@pytest.mark.parametrize("character", REFUSED, ids=ascii)
+def test_an_alert_id_with_a_character_drawn_as_nothing_is_refused(
+    character: str, ascii_only: bool
+) -> None:
+    """A SystemAlert's alert_id (a label of its webhooks and of Alertmanager's alerts) with a
+    character drawn as nothing is refused as a label value is, by both paths alike, worded with
+    the rule on . and .. it keeps."""
+    value = "a-1" + character
+    payload = {**CASES[SystemAlert].full, "alert_id": value}
+    rejection = agreed(_with(SystemAlert, "alert_id", value, ascii_only), payload, SystemAlert)
+    assert isinstance(rejection, Rejection)
+    assert rejection.field == "payload.alert_id"
+    assert rejection.detail.startswith("payload.alert_id: an alert id must not be . or ..")
+    assert "drawn as nothing" in rejection.detail
+
+
+@pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw"])
+@pytest.mark.parametrize("value", [*TAKEN, "...", "a/../b"], ids=ascii)
+def test_an_alert_id_in_any_script_is_taken(value: str, ascii_only: bool) -> None:
+    """An alert_id in any script, with an emoji, blank, or of dots but . and .., is taken as
+    sent by both paths alike."""
+    payload = {**CASES[SystemAlert].full, "alert_id": value}
+    envelope = agreed(_with(SystemAlert, "alert_id", value, ascii_only), payload, SystemAlert)
+    assert isinstance(envelope, Envelope)
+    assert envelope.payload.alert_id == value  # type: ignore[attr-defined]
