@@ -290,7 +290,18 @@ VALUES: Final = {
     "EXESDB_WEB_CONFIG_FILE": [" /etc/web.yml\n", ""],
     "EXESDB_ADMIN_TOKEN": [" token-from-a-file\n", "\t", "t\u00f6ken", "a token with blanks"],
     "SECRET_KEY_BASE": [" a key with blanks ", "k\udcff"],
-    "EXESDB_NODE": [" node-1 ", "n" * 255, "n" * 256, "node-1\u200b", "node\x07", "n\udcff"],
+    "EXESDB_NODE": [
+        " node-1 ",
+        "n" * 255,
+        "n" * 256,
+        "node-1\u200b",
+        "node\x07",
+        "n\udcff",
+        "node-1\u3164",
+        "node-1\U000e0041",
+        "\u2800",
+        "ex_esdb@\u0443\u0437\u0435\u043b",
+    ],
     "EXESDB_STATE_DIR": [" /srv/state ", "state\udcff", " ~/state", "~"],
 }
 KINDS: Final = (AdminClientValues, PublishValues, OutboxValues)

@@ -142,6 +142,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
     bridge.messages: [
         "ALERT_ID_PATTERN",
         "INSTANCES",
+        "LABEL_PATTERN",
         "MAX_NAME",
         "MAX_TEXT",
         "MESSAGE_TYPES",

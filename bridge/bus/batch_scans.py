@@ -35,25 +35,28 @@ def in_alphabets(ids: str, topics: str) -> bool:
 
 
 def is_clean(data: bytes) -> bool:
-    """True when no JSON string in ``data`` can hold a control character, a zero-width
-    character or a bidirectional control (what a node name may not hold): no escape that
-    writes one (``\\n``, ``\\u0085``, ``\\u200b``; ``\\u00b5`` or ``\\"`` write none), and none
-    written raw but for C0 characters, which are not JSON."""
+    """True when no JSON string in ``data`` can hold a control character, another character
+    a node name may not hold (``NODE_PATTERN``: a format, private-use or default ignorable
+    character, a line separator, a noncharacter) or a braille blank (U+2800, blank in a node
+    name, which the clean decoder tells by ``str.isspace`` alone): no escape that writes one
+    (``\\n``, ``\\u0085``, ``\\u200b``, ``\\udb40\\udc41``; ``\\u00b5`` or ``\\"`` write none),
+    and none written raw but for C0 characters, which are not JSON."""
     return not _raw_unclean(data) and (b"\\" not in data or _UNCLEAN_ESCAPE.search(data) is None)
 
 
 def _raw_unclean(data: bytes) -> bool:
-    """Whether ``data`` holds, written raw in UTF-8, a DEL, a C1 control (``c2 80``-``c2 9f``),
-    or a zero-width character or bidirectional control (``e2 80 8b``, ``ef bb bf``, ``d8 9c``)."""
-    # Single bytes first (memchr); the searches only where the byte is. Each lead byte
-    # searched for starts its character (no continuation byte is one).
-    return (
-        b"\x7f" in data
-        or (b"\xc2" in data and _RAW_C1.search(data) is not None)
-        or (b"\xe2" in data and _RAW_INVISIBLE.search(data) is not None)
-        # A lead byte first: searching for two or three bytes is about 70 times slower.
-        or (b"\xef" in data and b"\xef\xbb\xbf" in data)
-        or (b"\xd8" in data and b"\xd8\x9c" in data)
+    """Whether ``data`` holds, written raw in UTF-8, a DEL or a character ``_RAW_REFUSED``
+    names."""
+    # Single bytes first (memchr), ASCII at once; a lead byte's search only where the byte is.
+    # Each lead byte searched for starts its character (no continuation byte is one). One
+    # search for them all costs 60 times more: no literal starts it, so re tries every byte.
+    if b"\x7f" in data:
+        return True
+    if data.isascii():
+        return False
+    return any(
+        lead in data and (after is None or after.search(data) is not None)
+        for lead, after in _RAW_REFUSED
     )
 
 
@@ -99,13 +102,48 @@ def backslash_matches(pattern: re.Pattern[bytes], data: bytes) -> Iterator[int]:
             yield found.start()
 
 
-# An escape of U+0000-U+001F, U+007F or U+0080-U+009F, or of a character NODE_PATTERN refuses
-# (U+061C, U+200B-U+200F, U+202A-U+202E, U+2060, U+2066-U+2069, U+FEFF), or one matching it
-# (``\\\\n``: a backslash, then "n"), which is only taken for one.
+# An escape of a character a node name may not hold (hidden.NODE_REFUSED: U+0000-U+001F,
+# U+007F-U+009F, U+00AD, ... in the BMP; past it, the high surrogate of one, of its neighbours
+# too, which a batch may hold rarely) or of U+2800, or one matching it (``\\\\n``: a
+# backslash, then "n"), which is only taken for one. Hex digits in either case.
 _UNCLEAN_ESCAPE: Final = re.compile(
-    rb"\\(?:[bfnrt]|u00(?:[0189]|7[fF])"
-    rb"|u(?:061[cC]|200[b-fB-F]|202[a-eA-E]|206[06-9]|[fF][eE][fF][fF]))"
+    rb"\\(?:[bfnrt]|u(?i:00[01]|007f|00[89]|00ad|034f|060[0-5]|061c|06dd|070f|089[01]|08e2"
+    rb"|115f|1160|17b[45]|180[b-f]|200[b-f]|202[89a-e]|206|2800|3164|e|f[0-8]|fd[de]|fe0|feff|ffa0"
+    rb"|fff[0-9abef]"
+    rb"|d804|d80d|d82f|d834|d[89ab][37bf]f|db4[0-3]|db[89a-f]))"
 )
-_RAW_C1: Final = re.compile(rb"\xc2[\x80-\x9f]")
-# U+200B-U+200F, U+202A-U+202E, U+2060 and U+2066-U+2069 in UTF-8.
-_RAW_INVISIBLE: Final = re.compile(rb"\xe2(?:\x80[\x8b-\x8f\xaa-\xae]|\x81[\xa0\xa6-\xa9])")
+# The characters of hidden.NODE_REFUSED but ASCII's, and U+2800, in UTF-8, by their lead byte:
+# the bytes that follow it (None: any).
+_RAW_REFUSED: Final = tuple(
+    (lead, None if after is None else re.compile(lead + after))
+    for lead, after in (
+        (b"\xc2", rb"[\x80-\x9f\xad]"),  # U+0080-U+009F, U+00AD
+        (b"\xcd", rb"\x8f"),  # U+034F
+        (b"\xd8", rb"[\x80-\x85\x9c]"),  # U+0600-U+0605, U+061C
+        (b"\xdb", rb"\x9d"),  # U+06DD
+        (b"\xdc", rb"\x8f"),  # U+070F
+        (b"\xe0", rb"(?:\xa2[\x90\x91]|\xa3\xa2)"),  # U+0890, U+0891, U+08E2
+        (b"\xe1", rb"(?:\x85[\x9f\xa0]|\x9e[\xb4\xb5]|\xa0[\x8b-\x8f])"),  # U+115F, U+17B4, U+180B
+        # U+200B-U+200F, U+2028-U+202E, U+2060-U+206F, U+2800
+        (b"\xe2", rb"(?:\x80[\x8b-\x8f\xa8-\xae]|\x81[\xa0-\xaf]|\xa0\x80)"),
+        (b"\xe3", rb"\x85\xa4"),  # U+3164
+        (b"\xee", None),  # U+E000-U+EFFF
+        # U+F000-U+F8FF, U+FDD0-U+FDEF, U+FE00-U+FE0F, U+FEFF, U+FFA0, U+FFF0-U+FFFB, U+FFFE
+        (
+            b"\xef",
+            rb"(?:[\x80-\xa3]|\xb7[\x90-\xaf]|\xb8[\x80-\x8f]|\xbb\xbf|\xbe\xa0"
+            rb"|\xbf[\xb0-\xbb\xbe\xbf])",
+        ),
+        # U+110BD, U+110CD, U+13430-U+1343F, U+1BCA0-U+1BCA3, U+1D173-U+1D17A, U+1FFFE-U+3FFFF
+        (
+            b"\xf0",
+            rb"(?:\x91(?:\x82\xbd|\x83\x8d)|\x93\x90[\xb0-\xbf]|\x9b\xb2[\xa0-\xa3]"
+            rb"|\x9d\x85[\xb3-\xba]|[\x9f\xaf\xbf]\xbf[\xbe\xbf])",
+        ),
+        (b"\xf1", rb"[\x8f\x9f\xaf\xbf]\xbf[\xbe\xbf]"),  # U+4FFFE-U+7FFFF
+        (b"\xf2", rb"[\x8f\x9f\xaf\xbf]\xbf[\xbe\xbf]"),  # U+8FFFE-U+BFFFF
+        # U+CFFFE-U+EFFFF, U+E0000-U+E0FFF, U+F0000-U+FFFFF
+        (b"\xf3", rb"(?:[\x8f\x9f\xaf]\xbf[\xbe\xbf]|[\xa0\xb0-\xbf])"),
+        (b"\xf4", None),  # U+100000-U+10FFFF
+    )
+)

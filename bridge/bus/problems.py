@@ -44,13 +44,14 @@ from bridge.bus.envelope import (
 )
 from bridge.bus.struct_patterns import NOT_IN_NODE
 from bridge.choices import did_you_mean, field_refused
+from bridge.hidden import NODE_BLANKS
 from bridge.messages import (
     ALERT_ID_PATTERN,
     INSTANCES,
+    LABEL_PATTERN,
     MESSAGE_TYPES,
     NAME_PATTERN,
     NAME_REFUSES,
-    NO_CONTROL_CHARACTERS,
     NODE_PATTERN,
     NODE_REFUSES,
     TAGS,
@@ -278,7 +279,7 @@ def decode_envelope_object(data: Any, *, every: bool = False) -> Envelope | Reje
         isinstance(node, str)
         and 0 < len(node) <= NODE_MAX_LENGTH
         and _NOT_IN_NODE.search(node) is None
-        and not node.isspace()  # NODE_PATTERN's blank: \s in Python's re is str.isspace
+        and node.strip(NODE_BLANKS) != ""  # NODE_PATTERN's blank
     )
     if "node" in data and not node_taken:
         problems.append(_WRONG_NODE)
@@ -451,6 +452,8 @@ _WINDOW: Final = 64
 _WINDOW_MOST: Final = 4096
 # Any node name the envelope takes (NODE_PATTERN).
 _STAND_IN_NODE: Final = "node"
+# A node name NODE_PATTERN refuses as blank, in words.
+_BLANK_NODE: Final = "blank (whitespace only), the braille blank U+2800 counting as whitespace"
 _WRONG_VERSION: Final = partial(
     Rejection, RejectReason.MALFORMED, f"envelope version must be {ENVELOPE_VERSION}", "v"
 )
@@ -469,8 +472,8 @@ _WRONG_TOPIC: Final = partial(
 _WRONG_NODE: Final = partial(
     Rejection,
     RejectReason.MALFORMED,
-    f"node must be a string of 1-{NODE_MAX_LENGTH} characters, not blank (whitespace only), none"
-    f" of them a control character, {NODE_REFUSES} or a lone surrogate",
+    f"node must be a string of 1-{NODE_MAX_LENGTH} characters, not {_BLANK_NODE}, none of them a"
+    f" control character, {NODE_REFUSES} or a lone surrogate",
     "node",
 )
 _WRONG_TS: Final = partial(
@@ -535,11 +538,12 @@ def _payload_problem(
 
 
 _PATTERN_REFUSALS: Final = {
-    NO_CONTROL_CHARACTERS: "a label value must not contain control characters",
+    LABEL_PATTERN: f"a label value must not contain a control character or {NODE_REFUSES}",
     ALERT_ID_PATTERN: "an alert id must not be . or .. (a link's path drops them: /alerts/.. is"
-    " /, so no alert page or generatorURL would reach it) or contain control characters",
-    NODE_PATTERN: "a node name must not be blank (whitespace only) or contain a control"
-    f" character or {NODE_REFUSES}",
+    " /, so no alert page or generatorURL would reach it) or contain a control character or"
+    f" {NODE_REFUSES}",
+    NODE_PATTERN: f"a node name must not be {_BLANK_NODE} or contain a control character or"
+    f" {NODE_REFUSES}",
     NAME_PATTERN: "a name must not be blank (spaces, other whitespace or invisible characters"
     f" only) or contain a control character, {NAME_REFUSES}",
 }

@@ -17,11 +17,11 @@ from typing import Annotated, Any, Final, Literal, Union
 
 import msgspec
 
-from bridge.bus.struct_patterns import ALERT_ID, ALERT_ID_CLEAN, NAME, NO_CONTROL, NODE_NAME
+from bridge.bus.struct_patterns import ALERT_ID, ALERT_ID_CLEAN, LABEL, NAME, NODE_NAME
 from bridge.messages import (
     ALERT_ID_PATTERN,
+    LABEL_PATTERN,
     NAME_PATTERN,
-    NO_CONTROL_CHARACTERS,
     NODE_PATTERN,
     Message,
     visible_name,
@@ -98,9 +98,9 @@ def _type(schema: Mapping[str, Any], str_max: int | None, checked: bool) -> Any:
         pattern = schema.get("pattern")
         if pattern == NAME_PATTERN:
             meta["pattern"] = NAME
-        elif pattern == NO_CONTROL_CHARACTERS:
+        elif pattern == LABEL_PATTERN:
             if checked:
-                meta["pattern"] = NO_CONTROL
+                meta["pattern"] = LABEL
         elif pattern == NODE_PATTERN:
             if checked:
                 meta["pattern"] = NODE_NAME

@@ -11,39 +11,47 @@ from __future__ import annotations
 
 from typing import Final
 
-from bridge.hidden import HIDDEN_CHARACTERS
+from bridge.hidden import NODE_BLANK, NODE_REFUSED, NODE_REFUSED_BMP
 from bridge.messages import NAME_PATTERN
 
 __all__ = [
     "ALERT_ID",
     "ALERT_ID_CLEAN",
+    "LABEL",
     "NAME",
     "NODE_NAME",
     "NODE_TEXT",
     "NOT_IN_NODE",
-    "NO_CONTROL",
 ]
 
-_CONTROL: Final = r"\x00-\x1f\x7f-\x9f"  # C0 (NUL included), DEL and C1
-_NODE_REFUSED: Final = _CONTROL + HIDDEN_CHARACTERS  # the characters NODE_PATTERN refuses
-NOT_IN_NODE: Final = _NODE_REFUSED + r"\ud800-\udfff"
-"""The characters the envelope's ``node`` may not hold, as a regular expression's class: a
-control character, a zero-width character or bidirectional control (``NODE_PATTERN``), or a
-lone surrogate (an unpaired ``\\ud800``-``\\udfff`` escape: valid JSON, but no text a label, a
-page or a message sent on can carry; the payload's strings are refused one by the models as
-they are built)."""
-NO_CONTROL: Final = rf"\A[^{_CONTROL}]*\Z"
-"""``NO_CONTROL_CHARACTERS``: no control character."""
-# Whitespace, then one character neither whitespace nor refused, then any not refused.
-NODE_NAME: Final = rf"\A[^{_NODE_REFUSED}\S]*[^{_NODE_REFUSED}\s][^{_NODE_REFUSED}]*\Z"
-"""``NODE_PATTERN``: a node name, not blank and none of the characters it refuses."""
-NODE_TEXT: Final = rf"\A[^{NOT_IN_NODE}\S]*[^{NOT_IN_NODE}\s][^{NOT_IN_NODE}]*\Z"
+NOT_IN_NODE: Final = NODE_REFUSED + r"\ud800-\udfff"
+"""The characters the envelope's ``node`` may not hold, as a regular expression's class: one
+``NODE_PATTERN`` refuses, or a lone surrogate (an unpaired ``\\ud800``-``\\udfff`` escape:
+valid JSON, but no text a label, a page or a message sent on can carry; the payload's strings
+are refused one by the models as they are built)."""
+# Past the BMP the Structs refuse every character, those a node name may hold too: Python's re
+# reads a class holding NODE_PATTERN's ranges there at 4-8 times the cost of one without (a
+# range checked after another for each character). A name holding one (U+1F680) is left to the
+# pydantic-core path, whose Rust regex reads them all at no cost.
+_NODE_REFUSED: Final = NODE_REFUSED_BMP + r"\U00010000-\U0010ffff"
+_NODE_TEXT_REFUSED: Final = _NODE_REFUSED + r"\ud800-\udfff"
+LABEL: Final = rf"\A[^{_NODE_REFUSED}]*\Z"
+"""``LABEL_PATTERN`` in the BMP: none of the characters a node name refuses, and no character
+past U+FFFF (those left to the pydantic-core path)."""
+# Blanks, then one character neither blank nor refused, then any not refused.
+NODE_NAME: Final = rf"\A[{NODE_BLANK}]*[^{_NODE_REFUSED}{NODE_BLANK}][^{_NODE_REFUSED}]*\Z"
+"""``NODE_PATTERN`` in the BMP: a node name, not blank and none of the characters it refuses,
+and no character past U+FFFF (those left to the pydantic-core path)."""
+NODE_TEXT: Final = (
+    rf"\A[{NODE_BLANK}]*[^{_NODE_TEXT_REFUSED}{NODE_BLANK}][^{_NODE_TEXT_REFUSED}]*\Z"
+)
 """The envelope's ``node``: ``NODE_NAME``, and no lone surrogate (``NOT_IN_NODE``)."""
 # Checked by both decoders: clean bytes may hold either.
 ALERT_ID_CLEAN: Final = r"\A(?!\.{1,2}\Z)"
 """``ALERT_ID_PATTERN`` as the clean decoder checks it: neither "." nor ".."."""
-ALERT_ID: Final = rf"\A(?!\.{{1,2}}\Z)[^{_CONTROL}]*\Z"
-"""``ALERT_ID_PATTERN``: neither "." nor "..", and no control character."""
+ALERT_ID: Final = rf"\A(?!\.{{1,2}}\Z)[^{_NODE_REFUSED}]*\Z"
+"""``ALERT_ID_PATTERN`` in the BMP: neither "." nor "..", none of the characters ``LABEL``
+refuses, and no character past U+FFFF (those left to the pydantic-core path)."""
 # Only AlertAck's ack_by holds it, so no other message pays for it.
 NAME: Final = rf"\A{NAME_PATTERN.removeprefix('^').removesuffix('$')}\Z"
 """``NAME_PATTERN``, checked by both decoders: clean bytes may still hold a line or paragraph

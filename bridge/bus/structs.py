@@ -7,16 +7,16 @@ would, defaults filled (``bridge.bus.builders``); anything outside that subset i
 pydantic-core path and the reference decoder. A model whose schema holds a part this
 translation does not know stays off this path (``OFF_PATH``).
 
-Two decoders: ``CHECKED`` checks the label and node patterns (no control characters; in a node
-name no zero-width character or bidirectional control either) itself; ``CLEAN`` leaves them
-out, for bytes in which no JSON string can hold any of those (``batch_scans.is_clean``: escapes
-that write none, ``\\u00b5`` or ``\\"``, may be there).
+Two decoders: ``CHECKED`` checks the label and node patterns (no control character nor one
+drawn as nothing; a node name not blank) itself; ``CLEAN`` leaves them out, for bytes in which
+no JSON string can hold any of those characters nor a braille blank (``batch_scans.is_clean``:
+escapes that write none, ``\\u00b5`` or ``\\"``, may be there).
 Both check the name pattern (``NAME_PATTERN``): clean bytes may still hold a line or paragraph
 separator, written unescaped; and a name's ``visible_name`` (what no pattern says) is checked
-as the model is made. A blank node name (``" "``), which clean bytes may hold, is left to the
-pydantic-core path by ``build`` on either (``str.isspace``: a regex search for each node name
-made decoding 11-20% slower). Neither checks the alphabets of ``id`` and ``topic``
-(``batch_scans.in_alphabets``, a batch at once).
+as the model is made. A blank node name (``" "``), which clean bytes may hold (of whitespace
+alone: they hold no U+2800), is left to the pydantic-core path by ``build`` on either
+(``str.isspace``: a regex search for each node name made decoding 11-20% slower). Neither
+checks the alphabets of ``id`` and ``topic`` (``batch_scans.in_alphabets``, a batch at once).
 """
 
 from __future__ import annotations

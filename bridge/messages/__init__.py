@@ -17,6 +17,7 @@ from bridge.exports import lazy_exports
 if TYPE_CHECKING:
     from bridge.messages._base import (
         ALERT_ID_PATTERN,
+        LABEL_PATTERN,
         MAX_NAME,
         MAX_TEXT,
         NAME_PATTERN,
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALERT_ID_PATTERN",
     "INSTANCES",
+    "LABEL_PATTERN",
     "MAX_NAME",
     "MAX_TEXT",
     "MESSAGE_TYPES",
@@ -203,6 +205,7 @@ __getattr__ = lazy_exports(
     {
         "_base": (
             "ALERT_ID_PATTERN",
+            "LABEL_PATTERN",
             "MAX_NAME",
             "MAX_TEXT",
             "NAME_PATTERN",

@@ -30,12 +30,21 @@ from pydantic.config import ExtraValues
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-from bridge.hidden import CONTROL_CHARACTERS, NODE_PATTERN
+from bridge.hidden import (
+    CONTROL_CHARACTERS,
+    NODE_PATTERN,
+    NODE_REFUSED,
+    NODE_REFUSED_BMP,
+    NODE_SCHEMA_PATTERN,
+)
 from bridge.messages.timestamps import format_timestamp, rfc3339_pattern, to_utc_ms
 
 __all__ = [
     "ALERT_ID_PATTERN",
+    "ALERT_ID_SCHEMA_PATTERN",
     "BOOLEANS_APART",
+    "LABEL_PATTERN",
+    "LABEL_SCHEMA_PATTERN",
     "MAX_NAME",
     "NAME_PATTERN",
     "NAME_REFUSES",
@@ -119,31 +128,76 @@ Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 """A non-empty string of bounded length."""
 
 NO_CONTROL_CHARACTERS: Final = rf"^[^{CONTROL_CHARACTERS}]*$"
-"""No C0 control character (NUL included), DEL or C1 control character: what a string that
-becomes a Prometheus label value must match (checked natively, in pydantic-core)."""
+"""No C0 control character (NUL included), DEL or C1 control character (checked natively, in
+pydantic-core): what the admin API's ``?alert_id=`` must match, as any alert id does."""
 
-Label = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=NO_CONTROL_CHARACTERS)]
-"""A ``Text`` that becomes a label value (the names ``/metrics`` shows)."""
+LABEL_PATTERN: Final = rf"^[^{NODE_REFUSED}]*$"
+"""What a string that becomes a Prometheus label value must match (checked natively, in
+pydantic-core): none of the characters a node name may not hold (``NODE_PATTERN``), a control
+character or one drawn as nothing, with which two label values, two series, would look the
+same on ``/metrics`` and the dashboards; blanks are taken (a node name's own rule)."""
 
-ALERT_ID_PATTERN: Final = (
-    rf"^(?:[^{CONTROL_CHARACTERS}]*[^.{CONTROL_CHARACTERS}][^{CONTROL_CHARACTERS}]*|\.{{3,}})$"
-)
-"""What an alert id a sender gives must match: ``NO_CONTROL_CHARACTERS``, and neither ``.`` nor
-``..``, which a browser takes out of a link's path as it would a directory's, escaped (``%2e``)
-or not, and curl unescaped (``/alerts/..`` is ``/``): no page link or generatorURL reaches it."""
+LABEL_SCHEMA_PATTERN: Final = rf"^[^{NODE_REFUSED_BMP}]*$"
+"""``LABEL_PATTERN`` as the JSON Schema publishes it: its characters past U+FFFF left out, as
+``NODE_SCHEMA_PATTERN``'s are."""
 
-AlertId = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=ALERT_ID_PATTERN)]
+Label = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_TEXT,
+        pattern=LABEL_PATTERN,
+        json_schema_extra={"pattern": LABEL_SCHEMA_PATTERN},
+    ),
+]
+"""A ``Text`` that becomes a label value (the names ``/metrics`` shows): matching
+``LABEL_PATTERN``."""
+
+
+def _alert_id_pattern(refused: str) -> str:
+    return rf"^(?:[^{refused}]*[^.{refused}][^{refused}]*|\.{{3,}})$"
+
+
+ALERT_ID_PATTERN: Final = _alert_id_pattern(NODE_REFUSED)
+"""What an alert id a sender gives must match: ``LABEL_PATTERN`` (it is the webhooks' and
+Alertmanager's ``alert_id`` label), and neither ``.`` nor ``..``, which a browser takes out of
+a link's path as it would a directory's, escaped (``%2e``) or not, and curl unescaped
+(``/alerts/..`` is ``/``): no page link or generatorURL reaches it."""
+
+ALERT_ID_SCHEMA_PATTERN: Final = _alert_id_pattern(NODE_REFUSED_BMP)
+"""``ALERT_ID_PATTERN`` as the JSON Schema publishes it: its characters past U+FFFF left out."""
+
+AlertId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_TEXT,
+        pattern=ALERT_ID_PATTERN,
+        json_schema_extra={"pattern": ALERT_ID_SCHEMA_PATTERN},
+    ),
+]
 """A ``Label`` that names an alert: matching ``ALERT_ID_PATTERN``."""
 
 NODE_REFUSES: Final = (
-    "a zero-width character (U+200B-U+200D, U+2060, U+FEFF) or a bidirectional control (U+061C,"
-    " U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)"
+    "a format character (Unicode's Cf: a zero-width character such as U+200B or U+FEFF, a"
+    " bidirectional control such as U+202E, the soft hyphen U+00AD, a tag U+E0020-U+E007F),"
+    " another character drawn as nothing (Unicode's default ignorable ones: U+3164, U+FE0F), a"
+    " line or paragraph separator (U+2028, U+2029), a private-use character or a noncharacter"
 )
-"""What ``NODE_PATTERN`` refuses beyond control characters, in words (refusals, the docs)."""
+"""What ``NODE_PATTERN`` refuses beyond control characters and blank names, in words
+(refusals, the docs)."""
 
-NodeLabel = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=NODE_PATTERN)]
+NodeLabel = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_TEXT,
+        pattern=NODE_PATTERN,
+        json_schema_extra={"pattern": NODE_SCHEMA_PATTERN},
+    ),
+]
 """A ``Label`` naming a node (``node``, the nodes ClusterHealth lists): matching
-``NODE_PATTERN``."""
+``NODE_PATTERN`` (its JSON Schema ``NODE_SCHEMA_PATTERN``)."""
 
 # A line or paragraph separator breaks a name's line; a bidirectional control reorders the text
 # shown after it (a right-to-left override turns "ops: fixed" around on a page or in a terminal).

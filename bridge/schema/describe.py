@@ -16,18 +16,17 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from bridge.choices import meant_said, word_meant
+from bridge.hidden import NODE_SCHEMA_PATTERN
 from bridge.messages import (
-    ALERT_ID_PATTERN,
     INSTANCES,
     MESSAGE_TYPES,
     NAME_PATTERN,
-    NO_CONTROL_CHARACTERS,
-    NODE_PATTERN,
     TAGS,
     Message,
     random_hex,
     utc_now,
 )
+from bridge.messages._base import ALERT_ID_SCHEMA_PATTERN, LABEL_SCHEMA_PATTERN
 
 __all__ = [
     "CONTEXT_NODE_FIELD",
@@ -256,9 +255,9 @@ def _plural(text: str) -> str:
 
 # What a string's pattern refuses, as the payload rules of docs/messages.md name it.
 _PATTERN_LABELS: Final = {
-    NO_CONTROL_CHARACTERS: ", no control characters",
-    ALERT_ID_PATTERN: ", no control characters, not `.` or `..`",
-    NODE_PATTERN: ", not blank, no control, zero-width or bidirectional characters",
+    LABEL_SCHEMA_PATTERN: ", no control, format or invisible characters",
+    ALERT_ID_SCHEMA_PATTERN: ", no control, format or invisible characters, not `.` or `..`",
+    NODE_SCHEMA_PATTERN: ", not blank, no control, format or invisible characters",
     NAME_PATTERN: ", not blank, no control characters, line separators or bidirectional controls",
 }
 

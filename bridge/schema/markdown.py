@@ -46,8 +46,8 @@ ENVELOPE_FIELDS: Final[tuple[FieldDoc, ...]] = (
     FieldDoc("tag", "string", True, "", ("a tag of `instance` (below)",)),
     FieldDoc(
         "node",
-        f"string (1-{NODE_MAX_LENGTH} characters, not blank, no control, zero-width or"
-        " bidirectional characters)",
+        f"string (1-{NODE_MAX_LENGTH} characters, not blank, no control, format or invisible"
+        " characters)",
         True,
         "",
         (),
@@ -105,17 +105,36 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
   `node`") is also taken when the field is `null`.
 - A field the type does not list is refused.
 - Every string is at most {cap} characters; "1-4096 characters" is a tighter limit of that field.
-- A string that becomes a Prometheus label value ("no control characters") may not hold a C0
-  control character (NUL included), DEL or a C1 control character.
+- A string that becomes a Prometheus label value (`component`, `operation`, `metric_name`, ...:
+  "no control, format or invisible characters") may not hold a C0 control character (NUL
+  included), DEL or a C1 control character, nor any character a node name may not hold (below):
+  `disk` and `disk` with a U+200B after it would be two series that look the same on
+  `/metrics` and the dashboards. Unlike a node name it may be blank (`" "`). The JSON
+  Schema's `pattern` names those of the BMP alone, as a node name's does. A SystemAlert's
+  `alert_id`, a label of its webhooks and of Alertmanager's alerts, refuses the same.
 - A node name (the envelope's `node`, a payload's `node`, `originating_node` and the nodes a
-  list names: "not blank, no control, zero-width or bidirectional characters") may not be blank
-  (spaces or other Unicode whitespace only: `" "` would be a series, a cluster member and alerts
-  for no one seen) nor hold a control character, {node_refuses}: `node-1` and `node-1` with a
-  U+200B after it would look the same on the status page, in alerts and in `/metrics`, and a
-  bidirectional control reorders the text shown after it. Blanks beside other characters are
-  kept (`" node 1"`). The envelope's is refused as `malformed`, a payload's as `invalid_payload`,
-  each naming the field; `EXESDB_NODE` refuses the same. Other text (titles, descriptions) may
-  hold them: the status and alert pages show each as its escape (`\\u200b`).
+  list names: "not blank, no control, format or invisible characters") becomes a label value
+  on `/metrics`, a cluster member on the status page and an alert's node, each found by reading
+  it, so every character of it must show. It may not be blank (whitespace only: spaces, other
+  Unicode whitespace, the braille blank U+2800; `" "` would be a series, a cluster member and
+  alerts for no one seen) nor hold a control character, {node_refuses}: `node-1` and `node-1`
+  with a U+200B, a U+3164 or a tag character after it would look the same on the status page,
+  in alerts and in `/metrics`, and a bidirectional control reorders the text shown after it.
+  By Unicode 15.1's properties: its general categories Cc, Cf, Zl, Zp and Co, its
+  Default_Ignorable_Code_Point and Noncharacter_Code_Point characters. Unassigned code points
+  are taken (which are changes with each version of Unicode, and each is drawn as a box), and
+  so is a lone combining mark (U+0301, drawn on a dotted circle). What a host name holds in
+  Unicode (IDNA2008: letters, marks and digits of any script, `-`) is taken, `ex_esdb@host-1`,
+  `ex_esdb@узел-1` and `ノード-1` alike, but for the joiners U+200C and U+200D, which are
+  format characters. An emoji of one code point (🚀), a flag (🇩🇪) or one with a skin tone (👍🏽)
+  is taken; one needing the variation selector U+FE0F (the red heart, U+2764 U+FE0F) or the
+  joiner U+200D (a family, a rainbow flag) is not: either after `node-1` is drawn as nothing.
+  Blanks beside other characters are kept (`" node 1"`). The envelope's is refused as
+  `malformed`, a payload's as `invalid_payload`, each naming the field; `EXESDB_NODE` refuses
+  the same. The JSON Schema's `pattern` names the characters of the BMP (no pattern every
+  engine reads can name those past U+FFFF). Other text (titles, descriptions) may hold them:
+  the status and alert pages show zero-width characters and bidirectional controls as their
+  escapes (`\\u200b`).
 - A name shown as who did something (`ack_by`: "not blank, no control characters, line
   separators or bidirectional controls") may not be blank, spaces or other Unicode whitespace
   only (U+00A0 and U+3000 too) or characters drawn as nothing (U+200B, U+2060, U+FEFF, U+3164,

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from bridge.bus import Envelope, Rejection, RejectReason
 from bridge.bus.decoding import decode_envelopes
+from bridge.hidden import NODE_BLANKS
 from bridge.messages import AlertAck, Message
 from tests.bus.envelope_helpers import REFUSED_NAMES, agreed, body_of
 from tests.messages.helpers import CASES
@@ -30,22 +31,23 @@ def test_every_node_field_refuses_control_characters(model: type[Message]) -> No
 
 
 @pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw"])
-@pytest.mark.parametrize("name", [" ", "\u3000\xa0", "node 1 "], ids=ascii)
+@pytest.mark.parametrize("name", [" ", "\u3000\xa0", "node 1 ", " \u2800", "\u2800node"], ids=ascii)
 @pytest.mark.parametrize(
     "model", [m for m in CASES if "node" in m.__pydantic_fields__], ids=lambda m: m.TAG
 )
 def test_every_node_field_refuses_a_blank_name_either_way(
     model: type[Message], name: str, ascii_only: bool
 ) -> None:
-    """Each message type's ``node`` and the envelope's, of whitespace only, escaped or raw (clean
-    bytes, which the decoder leaving the node pattern out reads), are refused by both paths
-    alike; with blanks beside other characters they are taken as they are."""
+    """Each message type's ``node`` and the envelope's, of whitespace or braille blanks only,
+    escaped or raw (clean bytes, which the decoder leaving the node pattern out reads), are
+    refused by both paths alike; with blanks beside other characters they are taken as they
+    are."""
     for payload, node in (
         ({**CASES[model].full, "node": name}, "node-1"),
         (CASES[model].full, name),
     ):
         result = agreed(body_of(payload, model, ascii_only=ascii_only, node=node), payload, model)
-        if name.strip():
+        if name.strip(NODE_BLANKS):
             assert isinstance(result, Envelope)
             assert name in (result.node, getattr(result.payload, "node", None))
             continue

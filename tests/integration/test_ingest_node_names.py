@@ -1,5 +1,7 @@
-"""A real bridge's ingest refuses node names holding zero-width characters or bidirectional
-controls, naming the field and counting the refusal; free text keeps them."""
+"""A real bridge's ingest refuses node names holding a character drawn as nothing (zero-width
+and other format characters, bidirectional controls, Hangul fillers, tags) or of braille blanks
+alone, naming the field and counting the refusal; free text keeps them; a name in any script is
+taken."""
 
 from __future__ import annotations
 
@@ -57,10 +59,11 @@ def rejected(bridge: BridgeProcess, reason: str) -> float:
 def test_ingest_refuses_a_node_name_with_a_hidden_character_naming_the_field(
     tmp_path: Path, bridge_processes: list[BridgeProcess], ascii_only: bool
 ) -> None:
-    """``node-1`` followed by a zero-width space (or a right-to-left override) as the envelope's
-    node is refused 400 malformed naming ``node``, as a payload's node 400 invalid_payload naming
-    ``payload.node``, each counted in exesdb_bus_rejected_total under its reason; the same
-    characters in a title and description are taken."""
+    """``node-1`` followed by a zero-width space (or a right-to-left override, a Hangul filler,
+    a tag character; or braille blanks alone) as the envelope's node is refused 400 malformed
+    naming ``node``, as a payload's node 400 invalid_payload naming ``payload.node``, each
+    counted in exesdb_bus_rejected_total under its reason; the same characters in a title and
+    description are taken, and so is a node name in Cyrillic."""
     bridge = BridgeProcess(EXESDB_INGEST="true").start(tmp_path)
     bridge_processes.append(bridge)
     cases = [
@@ -70,6 +73,11 @@ def test_ingest_refuses_a_node_name_with_a_hidden_character_naming_the_field(
         (envelope(4) | {"payload": {**ALERT, "node": "node-1\u200b"}},
          "invalid_payload", "payload.node"),
         (envelope(5) | {"payload": {**ALERT, "node": "node\u2066-1\u2069"}},
+         "invalid_payload", "payload.node"),
+        (envelope(7, node="node-1\u3164"), "malformed", "node"),
+        (envelope(8, node="node-1\U000e0041"), "malformed", "node"),
+        (envelope(9, node="\u2800\u2800"), "malformed", "node"),
+        (envelope(10) | {"payload": {**ALERT, "node": "node-1\U000e0041"}},
          "invalid_payload", "payload.node"),
     ]  # fmt: skip
     for data, reason, field in cases:
@@ -83,4 +91,7 @@ def test_ingest_refuses_a_node_name_with_a_hidden_character_naming_the_field(
         bridge,
         json.dumps(envelope(6, title=text, description=text), ensure_ascii=ascii_only).encode(),
     )
+    assert status == 202, answer
+    cyrillic = envelope(11, node="ex_esdb@\u0443\u0437\u0435\u043b-1")
+    status, answer = post(bridge, json.dumps(cyrillic, ensure_ascii=ascii_only).encode())
     assert status == 202, answer

@@ -28,7 +28,8 @@ def test_a_tag_prints_its_fields() -> None:
     rows = {line.split()[0]: line for line in completed.stdout.splitlines()[3:] if line}
     assert set(rows) == set(TAGS["performance_metric"].model_fields)
     assert re.search(
-        r"^metric_name\s+string \(1-4096 characters, no control characters\)\s+required",
+        r"^metric_name\s+string \(1-4096 characters, no control, format or invisible characters\)"
+        r"\s+required",
         rows["metric_name"],
     )
     assert "the envelope's node" in rows["node"]
