@@ -186,7 +186,7 @@ class ConnectionGuard:
         Gauge(
             "exesdb_http_heads_held_bytes",
             "Bytes of request heads the HTTP requests in progress hold, counted against the "
-            f"{HEADS_HELD} the bridge holds at once.",
+            f"most the bridge holds of them at once ({HEADS_HELD // 2**20} MiB).",
             registry=registry,
         ).set_function(lambda: float(self._heads))
         self._closed = Counter(
@@ -698,6 +698,7 @@ class ConnectionGuard:
         connection.handling = asyncio.current_task()
         connection.cancel_timer()
         connection.phase = Phase.BUSY
+        connection.head.ended = True  # whole, as the parser found it: nothing more is counted
         connection.body_expired = False
         self._idle.pop(connection, None)
         if connection.reserved or _large_head(request) or _asks_to_switch(request):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from bridge.listener import HEAD_MAX
 from bridge.listener.heads import HeadSize
 from tests.http.helpers import Server, ServerFactory
 from tests.support import async_wait_until
+from tests.webconfig.files import WebFiles
 
 # A field of 8 190 bytes, name and value: the most aiohttp's parser takes of one.
 _FIELD = b"X-Fill-%03d: " + b"v" * (8190 - len(b"X-Fill-000")) + b"\r\n"
@@ -41,15 +43,24 @@ def _ingest_head(length: int) -> bytes:
     )
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
 async def test_a_request_head_over_head_max_is_answered_431_and_its_connection_closed(
-    serve: ServerFactory,
+    serve: ServerFactory, tmp_path: Path, tls: bool
 ) -> None:
     """A request head totalling more than HEAD_MAX (1 MiB), each of its lines within aiohttp's
     limits, is answered 431 ``request_header_fields_too_large`` before it is whole, counted as
-    ``head_too_large``, and its connection closes; the bridge keeps serving."""
-    server = await serve()
+    ``head_too_large``, and its connection closes, over TLS too; the bridge keeps serving."""
+    files = WebFiles(tmp_path / "web")
+    env: dict[str, str] = {}
+    if tls:
+        files.write(files.tls_config())
+        env["EXESDB_WEB_CONFIG_FILE"] = str(files.folder / "web.yml")
+    server = await serve(**env)
     host, port = server.bridge.address or ("", 0)
-    reader, writer = await asyncio.open_connection(host, port)
+    context = files.client_context() if tls else None
+    reader, writer = await asyncio.open_connection(
+        host, port, ssl=context, server_hostname=host if tls else None
+    )
     fields = b"".join(_FIELD % number for number in range(127))
     head = b"GET /healthz?" + b"q" * 40_000 + b" HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n"
     assert len(head) > HEAD_MAX
@@ -64,7 +75,8 @@ async def test_a_request_head_over_head_max_is_answered_431_and_its_connection_c
     assert refusal["error"] == "request_header_fields_too_large"
     assert refusal["field"] == "head"
     assert _closed(server, "head_too_large") == 1.0
-    assert (await server.get("/healthz"))[0] == 200
+    if not tls:
+        assert (await server.get("/healthz"))[0] == 200
 
 
 async def test_a_body_sent_with_a_head_near_head_max_is_not_counted_as_head(
