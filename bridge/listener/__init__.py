@@ -30,6 +30,9 @@ nothing of aiohttp's private API):
   the heads of the requests in progress, from their first byte to their answer, hold at most
   ``HEADS_HELD`` in all: past it the head arriving slowest (or, once whole, its body) is closed,
   else the request whose bytes went past is answered 503;
+- a request sent behind one in progress (pipelined) is read once that one's answer is sent
+  (``Connection.read_ahead``), reading paused meanwhile, as Go's server reads one at a time:
+  aiohttp's parser read on and kept up to 32 requests, their heads whole;
 - at most ``MAX_STALLED`` connections may hold an answer their client does not read (past the
   transport's high-water mark): one more closes the one stalled longest, so clients that never
   read ``/metrics`` hold a bounded amount of memory, not a whole exposition each;

@@ -717,6 +717,7 @@ class ConnectionGuard:
             self._let_go_of_body(connection)
             self._let_go_of_head(connection)
             connection.phase = Phase.IDLE
+            connection.answering = True
             if connection.live:
                 self._idle[connection] = None
         if request.get(CLOSE_AFTER) or connection.body_expired or self._stopping:
@@ -727,6 +728,7 @@ class ConnectionGuard:
         # in Connection) by bytes arriving while it drops a body the answer left unread.
         connection.closing = response.keep_alive is False
         connection.body_left = None if request.content.is_eof() else request.content
+        connection.read_ahead()
         if self._stopping:
             if connection.body_left is not None and request.transport is not None:
                 # The answer says Connection: close, and aiohttp closes the connection once it is

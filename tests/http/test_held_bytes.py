@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from bridge.listener import HEAD_MAX
 from bridge.listener.heads import HeadSize
@@ -156,3 +159,61 @@ async def test_max_bodies_bytes_bounds_the_bodies_held_at_once(serve: ServerFact
         assert status.split()[1] == b"503", status
     writer.close()
     first[1].close()
+
+
+class _Held:
+    """A component serving /held: answered once ``release`` is set."""
+
+    name = "held"
+    required = False
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def start(self) -> None:
+        pass
+
+    def readiness(self) -> str | None:
+        return None
+
+    async def aclose(self) -> None:
+        self.release.set()
+
+    def routes(self) -> list[web.RouteDef]:
+        async def held(request: web.Request) -> web.Response:
+            await self.release.wait()
+            return web.Response(text="released")
+
+        return [web.get("/held", held)]
+
+
+async def test_requests_sent_ahead_of_an_answer_are_read_once_it_is_sent(
+    serve: ServerFactory,
+) -> None:
+    """Requests pipelined behind one in progress are not read until its answer is sent, as Go's
+    server reads one at a time: aiohttp parsed and kept up to 32 of them (eight heads of 1 MiB
+    held 16 MB); then each is answered in turn."""
+    component = _Held()
+    server = await serve(components=[lambda bridge: component])
+    host, port = server.bridge.address or ("", 0)
+    fields = b"".join(_FIELD % number for number in range(120))
+    ahead = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n"
+    sent = memoryview(b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n" + ahead * 8)
+    loop = asyncio.get_running_loop()
+    with socket.create_connection((host, port)) as client:
+        client.setblocking(False)
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            sending = asyncio.create_task(loop.sock_sendall(client, sent))  # no copy of it made
+            await asyncio.sleep(1)  # what the bridge reads of it meanwhile, it reads
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        component.release.set()
+        answers = b""
+        while answers.count(b"HTTP/1.1 200") < 2:
+            answers += await asyncio.wait_for(loop.sock_recv(client, 65536), 10)
+        sending.cancel()
+    assert held < 2 * 2**20, f"{held / 2**20:.1f} MiB held"
+    assert b"released" in answers
