@@ -230,6 +230,7 @@ class Bridge:
                 write_timeout=settings.http_write_timeout_ms / 1000,
                 max_connections=settings.http_max_connections,
                 max_body_bytes=settings.max_body_bytes,
+                max_bodies_bytes=settings.max_bodies_bytes,
             ),
             registry=self.registry,
         )

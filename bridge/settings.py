@@ -186,6 +186,11 @@ class Settings(FromEnvironment):
     max_body_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = setting(
         "EXESDB_MAX_BODY_BYTES", default=1_048_576
     )
+    # The bytes of bodies the requests in progress may hold at once (unset: the listener's
+    # BODIES_HELD, or twice EXESDB_MAX_BODY_BYTES when that is more).
+    max_bodies_bytes: Annotated[int, Field(ge=1_048_576, le=2**40)] | None = setting(
+        "EXESDB_MAX_BODIES_BYTES", default=None
+    )
     admin_token: AdminToken = setting("EXESDB_ADMIN_TOKEN", default=None)
     # Where the client commands (publish, tail, alerts) find a bridge; unset: EXESDB_HTTP_ADDR.
     url: BridgeUrl = setting("EXESDB_URL", default=None)

@@ -184,6 +184,14 @@ def _cross_checks(settings: Settings, webhook_urls: Mapping[int, str] | None) ->
                 "at most that, or set EXESDB_BUS_QUEUE_BYTES higher too",
             )
         )
+    bodies = settings.max_bodies_bytes
+    if bodies is not None and bodies < settings.max_body_bytes:
+        problems.append(
+            f"EXESDB_MAX_BODIES_BYTES: {bodies} is below EXESDB_MAX_BODY_BYTES "
+            f"({settings.max_body_bytes}), so a body of the largest size taken could never be "
+            "read whole; allowed: at least that, or unset for 64 MiB (or twice "
+            "EXESDB_MAX_BODY_BYTES when that is more)"
+        )
     if settings.uses_redis and urlsplit(settings.bus).query:
         # TLS files are named in the URL's query alone; with none, redis-py (which reads them)
         # is not imported to find none.

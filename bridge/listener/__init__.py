@@ -21,10 +21,18 @@ nothing of aiohttp's private API):
   passed; not one whose ``100 Continue`` is still owed: ``bridge.expect_continue``), so trickled
   bodies cannot lock ingest out; when every connection is busy otherwise, up to ``RESERVE`` more
   are taken for ``/healthz``, ``/readyz`` and ``/metrics`` only;
-- the bodies of the requests in progress hold at most ``BODIES_HELD`` bytes in all (or twice
-  ``EXESDB_MAX_BODY_BYTES``): past it the slowest body read is closed, as at the cap, else the
-  request whose bytes went past is answered 503 (its signature, checked once its body is in,
-  cannot keep anyone from sending one);
+- the bodies of the requests in progress hold at most ``EXESDB_MAX_BODIES_BYTES`` in all
+  (unset: ``BODIES_HELD``, or twice ``EXESDB_MAX_BODY_BYTES``): past it the slowest body read is
+  closed, as at the cap, else the request whose bytes went past is answered 503 (its signature,
+  checked once its body is in, cannot keep anyone from sending one);
+- a request head (counted as it arrives, before aiohttp's parser, which bounds each line but not
+  their sum: ``heads.py``) may total ``HEAD_MAX`` bytes, else 431 and its connection closes;
+  the heads of the requests in progress, from their first byte to their answer, hold at most
+  ``HEADS_HELD`` in all: past it the head arriving slowest (or, once whole, its body) is closed,
+  else the request whose bytes went past is answered 503;
+- a request sent behind one in progress (pipelined) is read once that one's answer is sent
+  (``Connection.read_ahead``), reading paused meanwhile, as Go's server reads one at a time:
+  aiohttp's parser read on and kept up to 32 requests, their heads whole;
 - at most ``MAX_STALLED`` connections may hold an answer their client does not read (past the
   transport's high-water mark): one more closes the one stalled longest, so clients that never
   read ``/metrics`` hold a bounded amount of memory, not a whole exposition each;
@@ -59,7 +67,8 @@ nothing of aiohttp's private API):
   parser drops what arrived with it, and a request pipelined after it went unanswered.
 
 The parts: ``guard.py`` counts, caps and times the connections and is the server's middleware;
-``connection.py`` is one connection as the guard sees it; ``plain_http.py`` tells plain HTTP
+``connection.py`` is one connection as the guard sees it; ``heads.py`` counts each head as it
+arrives and words the answer to one refused before it is whole; ``plain_http.py`` tells plain HTTP
 from a TLS handshake; ``handshakes.py`` counts the handshakes that failed; ``accept.py`` accepts
 within the descriptor budget; ``sockets.py`` binds the listening sockets and raises the
 descriptor limit; ``server_header.py`` takes aiohttp's Server header off every answer;
@@ -81,6 +90,7 @@ from bridge.listener.guard import (
     ConnectionGuard,
     Limits,
 )
+from bridge.listener.heads import HEAD_MAX, HEADS_HELD
 from bridge.listener.refusals import LINE_MAX, named_refusals
 from bridge.listener.server_header import no_server_header
 from bridge.listener.sockets import raise_descriptor_limit
@@ -90,7 +100,9 @@ __all__ = [
     "BODIES_HELD",
     "BODY_GRACE",
     "CLOSE_AFTER",
+    "HEADS_HELD",
     "HEAD_KEPT",
+    "HEAD_MAX",
     "LINE_MAX",
     "MAX_STALLED",
     "PROBE_PATHS",

@@ -10,13 +10,20 @@ from __future__ import annotations
 import asyncio
 import ssl
 from enum import Enum
-from typing import Any, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 from aiohttp import StreamReader, web
 
+from bridge.expect_continue import body_owed
+from bridge.listener.heads import HeadSize
 from bridge.listener.plain_http import Opening, opening
 
 __all__ = ["Connection", "Phase", "Watcher"]
+
+# How long a connection whose head was refused before it was whole is kept, its answer sent and
+# what arrives dropped, before it is reset: a socket closed with bytes unread is reset at once,
+# and the client would read the reset, not the answer (Go's rstAvoidanceDelay).
+_LINGER: Final = 0.5
 
 
 class Phase(Enum):
@@ -39,6 +46,8 @@ class Watcher(Protocol):
 
     def head_started(self, connection: Connection) -> None: ...
 
+    def head_grew(self, connection: Connection, grown: int) -> bool: ...
+
     def stalled(self, connection: Connection) -> None: ...
 
     def body_grew(self, connection: Connection) -> None: ...
@@ -59,17 +68,21 @@ class Connection(asyncio.Protocol):
     """
 
     __slots__ = (
+        "_ahead",
         "_early",
         "_guard",
         "_hello",
         "_inner",
         "_made",
         "_tls",
+        "answering",
         "body_expired",
         "body_left",
         "body_since",
         "closing",
         "handling",
+        "head",
+        "head_held",
         "held",
         "holding",
         "live",
@@ -90,6 +103,13 @@ class Connection(asyncio.Protocol):
         self._made = False
         self._early: list[bytes] = []  # TLS data before start_tls returned
         self._hello = bytearray()  # with TLS, the first bytes until they tell what they open
+        # What arrived while a request was handled, its body all in, or its answer sent: requests
+        # sent ahead (pipelined), read once the answer is sent (``read_ahead``), reading paused
+        # meanwhile, as Go's server reads one request at a time. aiohttp parses and keeps up to
+        # 32 of them, heads whole: 100 clients pipelining 1 MiB heads behind answers they did not
+        # read grew the bridge by 507 MiB (14 MiB so).
+        self._ahead = bytearray()
+        self.answering = False  # the answer is being sent (``read_ahead`` once it is)
         self.transport: asyncio.Transport | None = None
         # The socket's own transport; with TLS, ``transport`` becomes the one over it once
         # handshaken, and what it sends waits here until the socket takes it.
@@ -105,6 +125,10 @@ class Connection(asyncio.Protocol):
         self.holding: web.Request | None = None
         self.held = 0
         self.body_since = 0.0
+        # The request head arriving (or the last one), and how many of its bytes the guard counts
+        # as held (against its budget of heads held at once), until its answer.
+        self.head = HeadSize()
+        self.head_held = 0
         # The body of the last request answered, when the answer went before all of it came:
         # aiohttp reads and drops the rest before the next request (its lingering close).
         self.body_left: StreamReader | None = None
@@ -142,13 +166,22 @@ class Connection(asyncio.Protocol):
             if self._tls is not None and self.live:
                 self._early.append(data)  # handshaken, start_tls about to return
             return  # refused: closing, and aiohttp never saw it
+        if self.answering or (self.phase is Phase.BUSY and not self._body_to_come()):
+            self._ahead += data
+            if self.transport is not None:
+                self.transport.pause_reading()
+            return
         if self.phase is Phase.IDLE and not self.closing:
             self.phase = Phase.HEAD
+            self.head.begin(asyncio.get_running_loop().time())
             self._guard.head_started(self)
             # A request is in progress: the header timeout bounds it from here, not aiohttp's
             # keep-alive timer, which would cut a head that began just before the idle timeout.
             # keep_alive() drops that timer; aiohttp starts it again after the answer.
             self._inner.keep_alive(True)
+        counted = self.phase is Phase.HEAD and not self._left_of_body()
+        if counted and not self._guard.head_grew(self, self.head.read(data)):
+            return  # refused (answered, closing) or closed: aiohttp's parser sees no more
         self._inner.data_received(data)
         if self.holding is not None:
             self._guard.body_grew(self)
@@ -169,11 +202,30 @@ class Connection(asyncio.Protocol):
         self.transport.pause_reading()
         self._guard.handshake(self, self._tls, hello)
 
+    def read_ahead(self) -> None:
+        """The answer is sent: read what arrived meanwhile, and read on."""
+        self.answering = False
+        ahead, self._ahead = bytes(self._ahead), bytearray()
+        if ahead and self.transport is not None:
+            self.transport.resume_reading()  # paused as it arrived
+        if ahead:
+            self.data_received(ahead)
+
+    def _body_to_come(self) -> bool:
+        """Whether the request in progress waits for (part of) its body."""
+        return self.reading is not None and not self.reading.content.is_eof()
+
+    def _left_of_body(self) -> bool:
+        """Whether what arrives is the rest of the last request's body (answered before it all
+        came), which aiohttp reads and drops: no head, so not counted as one."""
+        return self.body_left is not None and not self.body_left.is_eof()
+
     def eof_received(self) -> None:
         if self._made:
             self._inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._ahead = bytearray()
         self._guard.lost(self, exc)
         if self._made:
             self._inner.connection_lost(exc)
@@ -185,6 +237,36 @@ class Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._guard.flowing(self)
         self._inner.resume_writing()
+
+    def sending(self, now: float, grace: float) -> float | None:
+        """The bytes a second its client sends what the request in progress waits for: its head
+        (since it began), or, once that is whole, its body (since it was asked for); None when
+        it waits for nothing of the client's, or began less than ``grace`` seconds ago."""
+        request = self.reading
+        if not self.head.ended:
+            sent, since = self.head.size, self.head.since
+        elif request is not None and not request.content.is_eof() and not body_owed(request):
+            sent, since = request.content.total_bytes, self.body_since
+        else:
+            return None
+        return sent / (now - since) if now - since >= grace else None
+
+    def answer_early(self, answer: bytes) -> None:
+        """Send ``answer`` (its head not whole, aiohttp has no request to answer) and close the
+        connection, ``_LINGER`` later at the latest; reset it when its last answer is still
+        being sent, which this one cannot follow."""
+        transport, raw = self.transport, self.raw
+        if transport is None or raw is None or transport.is_closing():
+            return
+        if self.handling is not None and not self.handling.done():
+            raw.abort()
+            return
+        transport.write(answer)
+        if transport.can_write_eof():
+            transport.write_eof()
+        else:
+            transport.close()  # TLS: its close_notify after the answer
+        asyncio.get_running_loop().call_later(_LINGER, raw.abort)
 
     def cancel_timer(self) -> None:
         if self.timer is not None:

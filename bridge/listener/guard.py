@@ -3,7 +3,8 @@
 It counts each connection from its accept (with TLS, before its handshake, and answers 400 one
 that opens with plain HTTP instead), times its head, its handshake and its body, closes the one
 idle longest (else the slowest body) at the cap, keeps ``RESERVE`` more for the probes, bounds
-the bytes of bodies held at once (``body_grew``) and the answers not read (and has the kernel
+the bytes of bodies and of heads held at once (``body_grew``, ``head_grew``) and the answers
+not read (and has the kernel
 reset a connection whose client takes none of its answer for the write timeout), and, as
 aiohttp's middleware, sends each answer itself and lets its body go (the package docstring says
 why each); at a stop it lets the bodies still arriving come in
@@ -33,6 +34,7 @@ from bridge.expect_continue import body_owed, when_body_asked
 from bridge.listener.accept import BACKLOG, Listener
 from bridge.listener.connection import Connection, Phase
 from bridge.listener.handshakes import HandshakeFailures
+from bridge.listener.heads import HEAD_MAX, HEADS_HELD, TOO_LARGE_ANSWER, over_budget_answer
 from bridge.listener.plain_http import PLAIN_HTTP_ANSWER
 from bridge.listener.sockets import bind
 from bridge.listener.versions import unsupported_version
@@ -56,12 +58,13 @@ PROBE_PATHS: Final = PROBES | {"/metrics"}
 RESERVE: Final = 32
 # Seconds a body read is given before its rate counts: the slowest one past it is closed at the cap.
 BODY_GRACE: Final = 1.0
-# The most bytes of request bodies the requests in progress may hold at once (twice
-# EXESDB_MAX_BODY_BYTES when that is more): past it the slowest body read is closed, else the
-# request whose bytes went past is answered 503. Without it, 1 000 connections each sending a
-# body of 1 MiB less a byte, unsigned (its signature is checked once it is all in), held 1.1 GB of
-# the bridge's memory for the body timeout, and kept it after (the heap fragmented, bridge
-# process, 7 Dec 2026); with EXESDB_MAX_BODY_BYTES at its 256 MiB most, the cap times that.
+# The most bytes of request bodies the requests in progress may hold at once, unless
+# EXESDB_MAX_BODIES_BYTES says (twice EXESDB_MAX_BODY_BYTES when that is more): past it the
+# slowest body read is closed, else the request whose bytes went past is answered 503. Without
+# it, 1 000 connections each sending a body of 1 MiB less a byte, unsigned (its signature is
+# checked once it is all in), held 1.1 GB of the bridge's memory for the body timeout, and kept
+# it after (the heap fragmented, bridge process, 7 Dec 2026); with EXESDB_MAX_BODY_BYTES at its
+# 256 MiB most, the cap times that.
 BODIES_HELD: Final = 64 * 1024 * 1024
 # Connections whose client is not reading the answer (each may hold a whole /metrics exposition).
 MAX_STALLED: Final = 32
@@ -101,6 +104,9 @@ _REASONS: Final = (
     "bad_request",
     "unsupported_version",
     "body_budget",
+    "slow_head",
+    "head_too_large",
+    "head_budget",
 )
 
 
@@ -114,6 +120,9 @@ class Limits:
     max_connections: int
     write_timeout: float
     max_body_bytes: int
+    # The budget of bodies held at once (EXESDB_MAX_BODIES_BYTES); None: BODIES_HELD, or twice
+    # max_body_bytes when that is more.
+    max_bodies_bytes: int | None = None
 
 
 class _BodyTimeout(TimeoutError):
@@ -135,8 +144,11 @@ class ConnectionGuard:
         self.limits = limits
         self.max_connections = limits.max_connections
         self.max_stalled = MAX_STALLED
-        self.bodies_held = max(BODIES_HELD, 2 * limits.max_body_bytes)
+        self.bodies_held = limits.max_bodies_bytes or max(BODIES_HELD, 2 * limits.max_body_bytes)
         self._held = 0  # bytes of bodies the requests in progress hold (Connection.held)
+        self.heads_held = HEADS_HELD
+        self._heads = 0  # bytes of heads the requests in progress hold (Connection.head_held)
+        self._heading: set[Connection] = set()  # the connections holding them
         self._open: dict[asyncio.BaseTransport, Connection] = {}
         # Live connections with no request in progress, the one idle longest first.
         self._idle: OrderedDict[Connection, None] = OrderedDict()
@@ -165,11 +177,23 @@ class ConnectionGuard:
             "descriptor limit allows fewer.",
             registry=registry,
         ).set_function(lambda: float(self.max_connections))
+        Gauge(
+            "exesdb_http_bodies_held_bytes",
+            "Bytes of request bodies the HTTP requests in progress hold, counted against "
+            "EXESDB_MAX_BODIES_BYTES.",
+            registry=registry,
+        ).set_function(lambda: float(self._held))
+        Gauge(
+            "exesdb_http_heads_held_bytes",
+            "Bytes of request heads the HTTP requests in progress hold, counted against the "
+            f"most the bridge holds of them at once ({HEADS_HELD // 2**20} MiB).",
+            registry=registry,
+        ).set_function(lambda: float(self._heads))
         self._closed = Counter(
             "exesdb_http_connections_closed",
             "HTTP connections the bridge closed, by reason (header_timeout, body_timeout, "
             "evicted, slow_body, stalled, write_timeout, refused, bad_request, "
-            "unsupported_version, body_budget).",
+            "unsupported_version, body_budget, slow_head, head_too_large, head_budget).",
             ["reason"],
             registry=registry,
         )
@@ -556,6 +580,58 @@ class ConnectionGuard:
             self.limits.header_timeout, self._head_expired, connection
         )
 
+    def head_grew(self, connection: Connection, grown: int) -> bool:
+        """``grown`` more bytes of ``connection``'s request head have come: counted as held
+        until its answer. A head over ``HEAD_MAX`` is answered 431; past ``heads_held`` in all,
+        the head (or body) arriving slowest is closed, else this request is answered 503
+        ``overloaded``. False when the connection is closing: what arrived goes no further."""
+        if not connection.live:
+            return False
+        if grown <= 0:
+            return True
+        connection.head_held += grown
+        self._heads += grown
+        self._heading.add(connection)
+        if connection.head.size > HEAD_MAX:
+            self._refuse_head(connection, "head_too_large", TOO_LARGE_ANSWER)
+            return False
+        while self._heads > self.heads_held and self._evict_slowest_head():
+            pass
+        if self._heads > self.heads_held and connection.live:
+            self._refuse_head(connection, "head_budget", over_budget_answer(self.heads_held))
+        return connection.live
+
+    def _evict_slowest_head(self) -> bool:
+        """Close the connection whose head (or, once it is whole, body) arrives slowest of those
+        holding a head, past ``BODY_GRACE``; False when none is."""
+        now = asyncio.get_running_loop().time()
+        rates = {
+            candidate: rate
+            for candidate in self._heading
+            if (rate := candidate.sending(now, BODY_GRACE)) is not None
+        }
+        if not rates:
+            return False
+        slowest = min(rates, key=rates.__getitem__)
+        if slowest.reading is not None:
+            slowest.body_expired = True
+            slowest.reading.content.set_exception(_BodyTimeout())  # its handler stops reading
+        self._close(slowest, "slow_head")
+        return True
+
+    def _refuse_head(self, connection: Connection, reason: str, answer: bytes) -> None:
+        """Answer ``connection``, whose head is not whole, with ``answer`` and close it (aiohttp,
+        with no request yet, has nothing to answer), counted under ``reason``."""
+        self._closed.labels(reason).inc()
+        _logger.debug("HTTP connection closed: %s", reason)
+        self._release(connection)
+        connection.answer_early(answer)
+
+    def _let_go_of_head(self, connection: Connection) -> None:
+        self._heads -= connection.head_held
+        connection.head_held = 0
+        self._heading.discard(connection)
+
     def _head_expired(self, connection: Connection) -> None:
         connection.timer = None
         if connection.phase in (Phase.HEAD, Phase.HELLO):
@@ -598,6 +674,7 @@ class ConnectionGuard:
         self._reading.discard(connection)
         connection.reading = None
         self._let_go_of_body(connection)
+        self._let_go_of_head(connection)
         connection.body_left = None
         if connection.reserved:
             self._reserved -= 1
@@ -621,6 +698,7 @@ class ConnectionGuard:
         connection.handling = asyncio.current_task()
         connection.cancel_timer()
         connection.phase = Phase.BUSY
+        connection.head.ended = True  # whole, as the parser found it: nothing more is counted
         connection.body_expired = False
         self._idle.pop(connection, None)
         if connection.reserved or _large_head(request) or _asks_to_switch(request):
@@ -637,7 +715,9 @@ class ConnectionGuard:
             connection.reading = None
             self._reading.discard(connection)
             self._let_go_of_body(connection)
+            self._let_go_of_head(connection)
             connection.phase = Phase.IDLE
+            connection.answering = True
             if connection.live:
                 self._idle[connection] = None
         if request.get(CLOSE_AFTER) or connection.body_expired or self._stopping:
@@ -648,6 +728,7 @@ class ConnectionGuard:
         # in Connection) by bytes arriving while it drops a body the answer left unread.
         connection.closing = response.keep_alive is False
         connection.body_left = None if request.content.is_eof() else request.content
+        connection.read_ahead()
         if self._stopping:
             if connection.body_left is not None and request.transport is not None:
                 # The answer says Connection: close, and aiohttp closes the connection once it is

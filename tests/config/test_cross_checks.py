@@ -141,6 +141,10 @@ def test_run_stops_at_start_on_an_alert_link_origin_with_a_path() -> None:
             {"EXESDB_MAX_BODY_BYTES": "4194304", "EXESDB_BUS_QUEUE_BYTES": "2097152"},
             "EXESDB_BUS_QUEUE_BYTES",
         ),
+        (
+            {"EXESDB_MAX_BODY_BYTES": "4194304", "EXESDB_MAX_BODIES_BYTES": "2097152"},
+            "EXESDB_MAX_BODIES_BYTES",
+        ),
         # Only one of the two set: the line names it, not the other one left at its default.
         ({"EXESDB_CPU_UNHEALTHY": "50"}, "EXESDB_CPU_UNHEALTHY"),
         ({"EXESDB_MAX_BODY_BYTES": "200000000"}, "EXESDB_MAX_BODY_BYTES"),

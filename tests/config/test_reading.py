@@ -223,6 +223,7 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_BUS_QUEUE_SIZE", "0", "from 1 to 10000000"),
         ("EXESDB_REDIS_SPOOL_BYTES", "1000", "from 1048576 to 1099511627776"),
         ("EXESDB_BUS_QUEUE_BYTES", "1000", "from 1048576 to 1099511627776"),
+        ("EXESDB_MAX_BODIES_BYTES", "1000", "from 1048576 to 1099511627776"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "udp", "'http/protobuf'"),
         # The specification lists http/json; the Python SDK has no exporter for it.
         (

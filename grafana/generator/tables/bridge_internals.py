@@ -488,9 +488,19 @@ PANELS: list[P | Row] = [
         [
             Q(f"max by (instance) (exesdb_http_connections{{{INSTANCE}}})", "open {{instance}}"),
             Q(f"max by (instance) (exesdb_http_max_connections{{{INSTANCE}}})", "cap {{instance}}"),
+            Q(
+                f"max by (instance) (exesdb_http_bodies_held_bytes{{{INSTANCE}}})",
+                "bodies held {{instance}}",
+                unit="bytes",
+            ),
+            Q(
+                f"max by (instance) (exesdb_http_heads_held_bytes{{{INSTANCE}}})",
+                "heads held {{instance}}",
+                unit="bytes",
+            ),
         ],
         "short",
-        description="Open HTTP connections and the cap in force (EXESDB_HTTP_MAX_CONNECTIONS, or lower when the descriptor limit allows fewer). At the cap a new connection closes the one idle longest, else the one reading a body slowest; with every connection busy otherwise, 32 more are taken for /healthz, /readyz and /metrics only (any other request there is answered 503 too_many_connections).",
+        description="Open HTTP connections and the cap in force (EXESDB_HTTP_MAX_CONNECTIONS, or lower when the descriptor limit allows fewer). At the cap a new connection closes the one idle longest, else the one reading a body slowest; with every connection busy otherwise, 32 more are taken for /healthz, /readyz and /metrics only (any other request there is answered 503 too_many_connections). The bytes the requests in progress hold of bodies (at most EXESDB_MAX_BODIES_BYTES, 64 MiB unset) and of heads (at most 16 MiB): near either, the slowest is closed or the request answered 503 overloaded.",
     ),
     series(
         "HTTP connections closed by reason",
@@ -501,7 +511,7 @@ PANELS: list[P | Row] = [
             )
         ],
         "ops",
-        description="Connections the bridge closed: a head, TLS handshake or body too slow (header_timeout, body_timeout), the longest idle one at the cap (evicted), the slowest body read at the cap with none idle (slow_body), the longest stalled of more than 32 answers their clients do not read (stalled), an answer its client took nothing of (write_timeout), or over the cap and its reserve (refused). Idle connections closed after their timeout are not counted.",
+        description="Connections the bridge closed: a head, TLS handshake or body too slow (header_timeout, body_timeout), the longest idle one at the cap (evicted), the slowest body read at the cap with none idle (slow_body), the longest stalled of more than 32 answers their clients do not read (stalled), an answer its client took nothing of (write_timeout), or over the cap and its reserve (refused); a request the parser refused (bad_request), in another HTTP version (unsupported_version), whose body or head took those held past their budget (body_budget, head_budget; the slowest closed instead: slow_body, slow_head), or whose head is over 1 MiB, answered 431 (head_too_large). Idle connections closed after their timeout are not counted.",
     ),
     series(
         "TLS handshakes failed by kind",
