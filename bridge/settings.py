@@ -25,10 +25,11 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
     field_validator,
 )
-from pydantic_core import InitErrorDetails
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import NoDecode
 
 from bridge.bus_url import require_bus
@@ -53,6 +54,7 @@ from bridge.probe_settings import DEFAULT_HTTP_ADDR, split_addr
 from bridge.receiver_keys import ReceiverKeys
 from bridge.redaction import redact_urls, safe_url
 from bridge.settings_display import shown_setting
+from bridge.settings_errors import number_kind
 from bridge.unknown_variables import unknown_variable_warnings
 from bridge.urls import (
     commas_in_queries,
@@ -346,6 +348,20 @@ class Settings(FromEnvironment):
     otel_traces_exporter: OtelExporter = setting("OTEL_TRACES_EXPORTER", default="otlp")
     otel_logs_exporter: OtelExporter = setting("OTEL_LOGS_EXPORTER", default="otlp")
     otel_metrics_exporter: OtelExporter = setting("OTEL_METRICS_EXPORTER", default="otlp")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_digit_groups(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic reads a number as Python does: "10_000" is 10000, and a stray "8_5" is 85.
+        # Refused, as ingest refuses "1_000": other parsers (Go's) refuse or read it otherwise.
+        if not (isinstance(value, str) and "_" in value and info.field_name):
+            return value
+        kind, _ = number_kind(cls.model_fields[info.field_name])
+        if kind is int:
+            raise PydanticCustomError("int_parsing", "Input should be a valid integer")
+        if kind is float:
+            raise PydanticCustomError("float_parsing", "Input should be a valid number")
+        return value
 
     @field_validator("secret_key_base_previous", mode="before")
     @classmethod

@@ -22,7 +22,7 @@ from bridge.probe_settings import value_problem
 from bridge.redaction import redact_urls
 from bridge.settings_display import SECRET_VARIABLES, URL_VARIABLES
 
-__all__ = ["describe_error"]
+__all__ = ["describe_error", "number_kind"]
 
 # What a boolean setting takes, as docs/configuration.md says it.
 _BOOLEAN_ALLOWED: Final = (
@@ -94,8 +94,10 @@ def _number_allowed(variable: str, info: FieldInfo | None, given: object) -> str
     """What a number setting (``variable``, its field ``info``) takes, its unit and range
     (``must be a whole number of milliseconds from 100 to 86400000, e.g. 30000``), and a duration
     given with a unit (``5s``) in milliseconds; None for a variable that is no number setting."""
-    kind, bounds = _number_kind(info.annotation, list(info.metadata)) if info else (None, [])
-    if info is None or kind is None:
+    if info is None:
+        return None
+    kind, bounds = number_kind(info)
+    if kind is None:
         return None
     in_ms = variable.endswith(("_MS", "_INTERVAL"))
     # The Python SDK's exporters read seconds where the specification says milliseconds.
@@ -131,6 +133,8 @@ def _number_allowed(variable: str, info: FieldInfo | None, given: object) -> str
         what += _size_in_bytes(given.strip())
     if in_seconds:
         what += "; the Python SDK reads seconds, not the specification's milliseconds"
+    if isinstance(given, str) and "_" in given:
+        what += "; digits grouped with _ are not taken (a stray one would change the number)"
     return f"must be {what}"
 
 
@@ -188,9 +192,15 @@ def _fraction_meant(variable: str, error: ErrorDetails) -> str | None:
     )
 
 
+def number_kind(info: FieldInfo) -> tuple[type | None, list[Any]]:
+    """``int`` or ``float`` and the bounds of the setting ``info`` is the field of
+    (``Annotated[int, Field(ge=0)] | None`` included), or None when it is no number."""
+    return _number_kind(info.annotation, list(info.metadata))
+
+
 def _number_kind(annotation: Any, metadata: list[Any]) -> tuple[type | None, list[Any]]:
-    """``int`` or ``float`` and the bounds of a setting's annotation (``Annotated[int,
-    Field(ge=0)] | None`` included), or None when it is no number."""
+    """``int`` or ``float`` and the bounds of an annotation and its ``metadata``, or None when
+    it is no number."""
     if annotation in (int, float):
         return annotation, metadata
     args = typing.get_args(annotation)

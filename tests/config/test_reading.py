@@ -11,6 +11,7 @@ from bridge.bus.redis.link import OWN_OPTIONS
 from bridge.config import load_settings
 from bridge.otlp_settings import otlp_enabled
 from bridge.settings import Settings
+from bridge.settings_errors import number_kind
 from tests.config.helpers import LONG_SECRET
 from tests.support import check_config, make_settings
 
@@ -570,3 +571,26 @@ def test_a_short_retired_key_is_refused_where_it_would_verify(
         " key still verifies messages, so it too must have at least 32"
     ]
     assert "abc" not in err
+
+
+def test_every_number_setting_refuses_digits_grouped_with_an_underscore(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``10_000`` is no number a setting takes, in every number setting at once: Python (and
+    so pydantic) reads it as 10000 and a stray ``8_5`` as 85, where Go's parsers refuse it;
+    refused as ingest refuses ``"1_000"``, each line saying why."""
+    numbers = [
+        str(info.validation_alias)
+        for info in Settings.model_fields.values()
+        if number_kind(info)[0] is not None
+    ]
+    assert {"EXESDB_MAX_SERIES", "EXESDB_CPU_DEGRADED", "OTEL_EXPORTER_OTLP_TIMEOUT"} <= {*numbers}
+    status, _, err = check_config(monkeypatch, capsys, **dict.fromkeys(numbers, "1_0"))
+    assert status == 2
+    refused = {
+        line.split(":")[0].strip(): line
+        for line in err.splitlines()[1:]
+        if "digits grouped with _ are not taken" in line
+    }
+    assert sorted(refused) == sorted(numbers)
+    assert all(line.endswith("(got '1_0')") for line in refused.values())
