@@ -4,6 +4,7 @@ bridge in a thread."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +26,7 @@ from tests.support import (
     start_listening,
     wait_until,
 )
+from tests.support.socket_origins import with_origins
 
 
 def test_a_server_not_ready_in_time_is_stopped_before_the_test_fails() -> None:
@@ -142,3 +145,32 @@ def test_the_state_folders_of_make_settings_are_removed_quietly_at_exit() -> Non
     assert completed.returncode == 0, completed.stderr
     assert completed.stderr == ""
     assert not Path(completed.stdout.strip()).parent.exists()
+
+
+def test_a_socket_left_unclosed_fails_saying_which_test_made_it_and_where(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A socket left unclosed, in a cycle only a later collection frees, fails whichever test
+    runs then with a message naming the test that made it and the lines that did."""
+    made = _left_in_a_cycle()
+    said: list[Any] = []
+    others = sys.unraisablehook  # what else the collection finds fails as it would have
+
+    def unraisable(info: Any) -> None:
+        (said.append if id(info.object) == made else others)(info)
+
+    monkeypatch.setattr(sys, "unraisablehook", with_origins(unraisable))
+    gc.collect()
+    [info] = said
+    assert isinstance(info.exc_value, ResourceWarning)
+    assert info.err_msg.startswith(f"Exception ignored in the socket made in {request.node.nodeid}")
+    assert " < tests/test_support.py:" in info.err_msg
+    assert " _left_in_a_cycle < " in info.err_msg
+
+
+def _left_in_a_cycle() -> int:
+    """A socket left unclosed in a reference cycle (freed by the collector alone): its id."""
+    sock = socket.socket()
+    holder: list[object] = [sock]
+    holder.append(holder)
+    return id(sock)
