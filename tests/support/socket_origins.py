@@ -10,6 +10,7 @@ allocation); ``with_origins`` puts them in that failure's message.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import traceback
@@ -33,12 +34,14 @@ running_test = ["(no test)"]
 def _note_socket(event: str, args: tuple[Any, ...]) -> None:
     """The audit hook: notes where each socket is made."""
     if event == "socket.__new__":
-        _made[id(args[0])] = _where()
+        # An audit hook that raises fails what it audits: the socket's making.
+        with contextlib.suppress(Exception):
+            _made[id(args[0])] = _where()
 
 
 def _where() -> str:
     stack = traceback.StackSummary.extract(traceback.walk_stack(None), lookup_lines=False)
-    frames = stack[2:]  # not _where's and _note_socket's
+    frames = [f for f in stack if f.filename != __file__]  # not this module's own
     ours = [f for f in frames if f.filename.startswith(_CHECKOUT) and "/.venv/" not in f.filename]
     named = ([] if not frames or frames[0] in ours else [frames[0]]) + ours[:_FRAMES]
     calls = " < ".join(
