@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
+from aiohttp import web
 
 from tests.support import (
     ADMIN_TOKEN,
@@ -24,6 +26,7 @@ from tests.support import (
     run_command,
     run_in_process,
     start_listening,
+    stop_serving,
     wait_until,
 )
 from tests.support.socket_origins import with_origins
@@ -174,3 +177,27 @@ def _left_in_a_cycle() -> int:
     holder: list[object] = [sock]
     holder.append(holder)
     return id(sock)
+
+
+async def test_a_server_stopped_in_the_turn_after_an_accept_leaves_no_socket_open() -> None:
+    """An aiohttp server stopped (``stop_serving``) in the turn of the loop after it accepted
+    connections, before asyncio made their transports, closes them all: none is left open for
+    the garbage collector (Python 3.11's asyncio.Server, closed first, failed to make them)."""
+    runner = web.AppRunner(web.Application())
+    await runner.setup()
+    listening = socket.create_server(("127.0.0.1", 0))
+    await web.SockSite(runner, listening).start()
+    port = listening.getsockname()[1]
+    # Connected by the kernel while the loop waits: the next turn accepts them.
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    try:
+        await asyncio.sleep(0)  # a turn: the accept runs after this coroutine resumes
+        await asyncio.sleep(0)  # and this one resumes before the transports are made
+        await stop_serving(runner, [listening])
+        left = [
+            c for c in psutil.Process().net_connections("tcp") if c.laddr and c.laddr.port == port
+        ]
+        assert left == []
+    finally:
+        for client in clients:
+            client.close()

@@ -33,6 +33,7 @@ from tests.support.network import (
     free_port,
     listens,
     refusing_port,
+    stop_serving,
     unread_bound,
     unread_by_server,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "signed_post",
     "spawn_logged",
     "start_listening",
+    "stop_serving",
     "terminate",
     "unavailable",
     "undated_health_from_ahead",
