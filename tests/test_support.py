@@ -21,11 +21,13 @@ from aiohttp import web
 from tests.support import (
     ADMIN_TOKEN,
     ThreadedBridge,
+    async_wait_until,
     free_port,
     make_settings,
     run_command,
     run_in_process,
     start_listening,
+    stop_accepting,
     stop_serving,
     wait_until,
 )
@@ -194,6 +196,38 @@ async def test_a_server_stopped_in_the_turn_after_an_accept_leaves_no_socket_ope
         await asyncio.sleep(0)  # a turn: the accept runs after this coroutine resumes
         await asyncio.sleep(0)  # and this one resumes before the transports are made
         await stop_serving(runner, [listening])
+        left = [
+            c for c in psutil.Process().net_connections("tcp") if c.laddr and c.laddr.port == port
+        ]
+        assert left == []
+    finally:
+        for client in clients:
+            client.close()
+
+
+async def test_an_asyncio_server_stopped_in_the_turn_after_an_accept_leaves_no_socket_open() -> (
+    None
+):
+    """An asyncio server stopped (``stop_accepting``) in the turn of the loop after it accepted
+    connections, before their transports were made, leaves none of them open: each is made,
+    and closed by its handler (Python 3.11's Server.close, first, failed to make them)."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def serve(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    # Connected by the kernel while the loop waits: the next turn accepts them.
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    try:
+        await asyncio.sleep(0)  # a turn: the accept runs after this coroutine resumes
+        await asyncio.sleep(0)  # and this one resumes before the transports are made
+        await stop_accepting(server)
+        await server.wait_closed()
+        await async_wait_until(lambda: len(writers) == 3, 5, "each connection served")
+        await asyncio.sleep(0)  # a turn: a closed transport lets its socket go at the next
         left = [
             c for c in psutil.Process().net_connections("tcp") if c.laddr and c.laddr.port == port
         ]

@@ -1,5 +1,5 @@
 """Loopback ports and sockets: a free port, a refusing one, who listens, what a client that
-reads nothing is sent, and an aiohttp server's stop that leaves no accepted socket open.
+reads nothing is sent, and a server's stop that leaves no accepted socket open.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import termios
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 from aiohttp import web
@@ -91,19 +92,37 @@ def unread_bound(size: int) -> int:
     return (largest + 3 * 65_536) // size + 2
 
 
-async def stop_serving(runner: web.AppRunner, listening: Iterable[socket.socket]) -> None:
-    """``runner`` cleaned up once the connections accepted on ``listening`` (its sites' sockets)
-    have their transports, so that none is left open when it stops while clients connect (a
-    bridge retrying a delivery).
+class _Listening(Protocol):
+    """A listening socket, or asyncio's view of one (``Server.sockets``)."""
 
-    Python 3.11's ``asyncio.Server`` makes an accepted connection's transport a turn after the
-    accept, and, closed meanwhile (aiohttp's cleanup closes it first), fails that on an
-    assertion, leaving the socket open for the garbage collector to warn about in a later test:
-    accepting stops first, and the loop turns until those transports are made.
+    def fileno(self) -> int: ...
+
+
+async def stop_accepting(server: asyncio.Server) -> None:
+    """``server`` closed once the connections it accepted have their transports, so that none
+    is left open when it stops while clients connect (a bridge reconnecting, or retrying a
+    delivery).
+
+    Python 3.11's ``asyncio.Server`` makes an accepted connection's transport a turn of the loop
+    after the accept, and, closed meanwhile, fails that on an assertion, leaving the socket open
+    for the garbage collector to warn about in a later test: accepting stops first, and the loop
+    turns until those transports are made.
     """
+    await _accepts_ended(server.sockets)
+    server.close()
+
+
+async def stop_serving(runner: web.AppRunner, listening: Iterable[socket.socket]) -> None:
+    """``runner`` cleaned up once the connections accepted on ``listening`` (its sites' sockets,
+    which aiohttp does not show) have their transports: ``stop_accepting`` for aiohttp, whose
+    cleanup closes its ``asyncio.Server`` first."""
+    await _accepts_ended(listening)
+    await runner.cleanup()
+
+
+async def _accepts_ended(listening: Iterable[_Listening]) -> None:
     loop = asyncio.get_running_loop()
     for sock in listening:
         loop.remove_reader(sock.fileno())  # no accept from now on
     for _ in range(2):
         await asyncio.sleep(0)  # turns, not time: the accepts taken make their transports
-    await runner.cleanup()
