@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from tests.support import stop_serving
+
 
 @dataclass(frozen=True)
 class Asked:
@@ -319,13 +321,14 @@ def aiohttp_answering(handler: Handler) -> Iterator[str]:
     started = threading.Event()
     loop = asyncio.new_event_loop()
     runner: list[web.AppRunner] = []
+    listening = socket.create_server(("127.0.0.1", 0))  # for stop_serving to stop accepting
 
     async def serve() -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", handler)
         runner.append(web.AppRunner(app, access_log=None, shutdown_timeout=0.5))
         await runner[0].setup()
-        await web.TCPSite(runner[0], "127.0.0.1", 0).start()
+        await web.SockSite(runner[0], listening).start()
         started.set()
 
     thread = threading.Thread(target=loop.run_forever, name="aiohttp-answering", daemon=True)
@@ -334,7 +337,7 @@ def aiohttp_answering(handler: Handler) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{runner[0].addresses[0][1]}"
     finally:
-        asyncio.run_coroutine_threadsafe(runner[0].cleanup(), loop).result(10)
+        asyncio.run_coroutine_threadsafe(stop_serving(runner[0], [listening]), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()

@@ -7,7 +7,7 @@ import os
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +16,26 @@ import trustme
 
 from tests.scheduling import group_integration_module, interleaved
 from tests.support import BridgeProcess, is_bridge_variable
+from tests.support.socket_origins import install_socket_origins, running_test
+
+
+# Last: pytest's own unraisablehook (which turns a socket's ResourceWarning into a failure) is
+# set by then, and is the one wrapped.
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """A socket left unclosed fails a test saying where it was made (tests/support/
+    socket_origins.py), not only which socket it was."""
+    install_socket_origins()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """The test running, for the sockets it makes (``running_test``)."""
+    running_test[0] = item.nodeid
+    try:
+        return (yield)
+    finally:
+        running_test[0] = "(between tests)"
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:

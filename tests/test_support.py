@@ -4,6 +4,7 @@ bridge in a thread."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import socket
 import subprocess
@@ -11,19 +12,26 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import psutil
 import pytest
+from aiohttp import web
 
 from tests.support import (
     ADMIN_TOKEN,
     ThreadedBridge,
+    async_wait_until,
     free_port,
     make_settings,
     run_command,
     run_in_process,
     start_listening,
+    stop_accepting,
+    stop_serving,
     wait_until,
 )
+from tests.support.socket_origins import with_origins
 
 
 def test_a_server_not_ready_in_time_is_stopped_before_the_test_fails() -> None:
@@ -142,3 +150,88 @@ def test_the_state_folders_of_make_settings_are_removed_quietly_at_exit() -> Non
     assert completed.returncode == 0, completed.stderr
     assert completed.stderr == ""
     assert not Path(completed.stdout.strip()).parent.exists()
+
+
+def test_a_socket_left_unclosed_fails_saying_which_test_made_it_and_where(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A socket left unclosed, in a cycle only a later collection frees, fails whichever test
+    runs then with a message naming the test that made it and the lines that did."""
+    made = _left_in_a_cycle()
+    said: list[Any] = []
+    others = sys.unraisablehook  # what else the collection finds fails as it would have
+
+    def unraisable(info: Any) -> None:
+        (said.append if id(info.object) == made else others)(info)
+
+    monkeypatch.setattr(sys, "unraisablehook", with_origins(unraisable))
+    gc.collect()
+    [info] = said
+    assert isinstance(info.exc_value, ResourceWarning)
+    assert info.err_msg.startswith(f"Exception ignored in the socket made in {request.node.nodeid}")
+    assert " < tests/test_support.py:" in info.err_msg
+    assert " _left_in_a_cycle < " in info.err_msg
+
+
+def _left_in_a_cycle() -> int:
+    """A socket left unclosed in a reference cycle (freed by the collector alone): its id."""
+    sock = socket.socket()
+    holder: list[object] = [sock]
+    holder.append(holder)
+    return id(sock)
+
+
+async def test_a_server_stopped_in_the_turn_after_an_accept_leaves_no_socket_open() -> None:
+    """An aiohttp server stopped (``stop_serving``) in the turn of the loop after it accepted
+    connections, before asyncio made their transports, closes them all: none is left open for
+    the garbage collector (Python 3.11's asyncio.Server, closed first, failed to make them)."""
+    runner = web.AppRunner(web.Application())
+    await runner.setup()
+    listening = socket.create_server(("127.0.0.1", 0))
+    await web.SockSite(runner, listening).start()
+    port = listening.getsockname()[1]
+    # Connected by the kernel while the loop waits: the next turn accepts them.
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    try:
+        await asyncio.sleep(0)  # a turn: the accept runs after this coroutine resumes
+        await asyncio.sleep(0)  # and this one resumes before the transports are made
+        await stop_serving(runner, [listening])
+        left = [
+            c for c in psutil.Process().net_connections("tcp") if c.laddr and c.laddr.port == port
+        ]
+        assert left == []
+    finally:
+        for client in clients:
+            client.close()
+
+
+async def test_an_asyncio_server_stopped_in_the_turn_after_an_accept_leaves_no_socket_open() -> (
+    None
+):
+    """An asyncio server stopped (``stop_accepting``) in the turn of the loop after it accepted
+    connections, before their transports were made, leaves none of them open: each is made,
+    and closed by its handler (Python 3.11's Server.close, first, failed to make them)."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def serve(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    # Connected by the kernel while the loop waits: the next turn accepts them.
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    try:
+        await asyncio.sleep(0)  # a turn: the accept runs after this coroutine resumes
+        await asyncio.sleep(0)  # and this one resumes before the transports are made
+        await stop_accepting(server)
+        await server.wait_closed()
+        await async_wait_until(lambda: len(writers) == 3, 5, "each connection served")
+        await asyncio.sleep(0)  # a turn: a closed transport lets its socket go at the next
+        left = [
+            c for c in psutil.Process().net_connections("tcp") if c.laddr and c.laddr.port == port
+        ]
+        assert left == []
+    finally:
+        for client in clients:
+            client.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from bridge.sinks.alerts import AlertSink, DeliveryState
 from bridge.sinks.alerts.records import Delivery
 from tests.integration.servers.webhook import Received, WebhookReceiver
 from tests.sinks.alerts.helpers import Watcher, alert_bridge, system_alert
-from tests.support import async_wait_until
+from tests.support import async_wait_until, stop_serving
 
 FAST: dict[str, Any] = {
     "EXESDB_WEBHOOK_BACKOFF_MS": "50",
@@ -98,6 +99,7 @@ class ForwardProxy:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str | None]] = []
         self.runner: web.AppRunner | None = None
+        self.listening: list[socket.socket] = []
         self.port = 0
 
     async def start(self) -> ForwardProxy:
@@ -116,13 +118,14 @@ class ForwardProxy:
         app.router.add_route("*", "/{tail:.*}", forward)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.listening.append(socket.create_server(("127.0.0.1", 0)))  # for stop_serving
+        await web.SockSite(self.runner, self.listening[0]).start()
         self.port = self.runner.addresses[0][1]
         return self
 
     async def aclose(self) -> None:
         if self.runner is not None:
-            await self.runner.cleanup()
+            await stop_serving(self.runner, self.listening)
 
 
 HOP_BY_HOP = {"proxy-authorization", "proxy-connection", "connection", "host", "content-length"}

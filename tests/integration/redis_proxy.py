@@ -8,6 +8,8 @@ import contextlib
 from collections.abc import Coroutine
 from typing import Any, Self
 
+from tests.support import stop_accepting
+
 
 class Proxy:
     """A TCP proxy in front of Redis. ``stall()`` holds back what clients send from then on
@@ -42,7 +44,7 @@ class Proxy:
 
     async def aclose(self) -> None:
         if self._server is not None:
-            self._server.close()
+            await stop_accepting(self._server)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, *self._connections, return_exceptions=True)

@@ -13,6 +13,7 @@ import trustme
 from bridge.httpclient.client import basic_auth
 from tests.integration.receivers_file_support import ForwardProxy, delivered, served_by, write
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.support import stop_accepting
 
 pytestmark = pytest.mark.integration
 
@@ -121,7 +122,7 @@ class ConnectProxy:
 
     async def aclose(self) -> None:
         if self.server is not None:
-            self.server.close()
+            await stop_accepting(self.server)
         for writer in self._writers:
             writer.close()
         if self.server is not None:

@@ -33,6 +33,8 @@ from tests.support.network import (
     free_port,
     listens,
     refusing_port,
+    stop_accepting,
+    stop_serving,
     unread_bound,
     unread_by_server,
 )
@@ -92,6 +94,8 @@ __all__ = [
     "signed_post",
     "spawn_logged",
     "start_listening",
+    "stop_accepting",
+    "stop_serving",
     "terminate",
     "unavailable",
     "undated_health_from_ahead",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ import pytest
 from aiohttp import web
 
 from tests.integration.servers.webhook import Answer
+from tests.support import stop_serving
 
 __all__ = ["TokenRequest", "TokenServer", "token_server"]
 
@@ -143,13 +145,14 @@ class TokenServer:
         app.router.add_post("/token", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self.ssl_context).start()
+        listening = socket.create_server(("127.0.0.1", 0))  # for stop_serving to stop accepting
+        await web.SockSite(runner, listening, ssl_context=self.ssl_context).start()
         self._port = runner.addresses[0][1]
         ready.set()
         try:
             await self._stopped.wait()
         finally:
-            await runner.cleanup()
+            await stop_serving(runner, [listening])
 
     def stop(self) -> None:
         """Stop serving."""

@@ -8,6 +8,7 @@ threads of their own, so sync and async tests (and bridge subprocesses) can use 
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Callable
 from concurrent import futures
@@ -20,6 +21,8 @@ from aiohttp import web
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from tests.support import stop_serving
 
 __all__ = [
     "GrpcOtlpReceiver",
@@ -311,6 +314,7 @@ class HttpOtlpReceiver(_Store):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+        self._listening: list[socket.socket] = []
 
     async def _body(self, request: web.Request) -> bytes:
         self.content_types.append(request.content_type)
@@ -372,7 +376,9 @@ class HttpOtlpReceiver(_Store):
             app.router.add_post("/v1/metrics", self._on_metrics)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+            listening = socket.create_server(("127.0.0.1", 0))  # for stop_serving
+            self._listening.append(listening)
+            await web.SockSite(self._runner, listening).start()
             self.port = self._runner.addresses[0][1]
 
         def run() -> None:
@@ -394,7 +400,8 @@ class HttpOtlpReceiver(_Store):
         if loop is None or self._thread is None:
             return
         if runner is not None:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
+            stopping = stop_serving(runner, self._listening)
+            asyncio.run_coroutine_threadsafe(stopping, loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
         self._thread.join(5)
         self._loop = None

@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.support import free_port, wait_until
+from tests.support import free_port, stop_serving, wait_until
 
 __all__ = ["HANG", "Answer", "Received", "WebhookReceiver", "webhook_receiver"]
 
@@ -291,18 +291,17 @@ class WebhookReceiver:
         app.router.add_post(self.path, self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
-        # reuse_address: a restart on the same port must not wait for TIME_WAIT.
-        site = web.TCPSite(
-            runner, "127.0.0.1", self._port or 0, reuse_address=True, ssl_context=self.ssl_context
-        )
-        await site.start()
+        # Made here, for the stop to stop its accepts (stop_serving); with SO_REUSEADDR (as
+        # create_server sets it), so that a restart on the same port does not wait for TIME_WAIT.
+        listening = socket.create_server(("127.0.0.1", self._port or 0))
+        await web.SockSite(runner, listening, ssl_context=self.ssl_context).start()
         self._port = runner.addresses[0][1]
         ready.set()
         try:
             await self._stopped.wait()
         finally:
             self._release.set()
-            await runner.cleanup()
+            await stop_serving(runner, [listening])
 
     def stop(self) -> None:
         """Stop serving (hung requests are released first); start() serves again."""
