@@ -10,6 +10,7 @@ import errno
 import logging
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -133,3 +134,42 @@ class _Refusing(socket.socket):
 
     def accept(self) -> tuple[socket.socket, Any]:
         raise OSError(self.code, os.strerror(self.code))
+
+
+async def test_a_connection_accepted_in_the_turn_the_listener_closes_is_closed_with_it() -> None:
+    """A connection accepted just before the listener closes, in the same turn of the loop (the
+    stop's task queued ahead of the connection's own first step), is closed with the listener,
+    not left open for the garbage collector to warn about in a later test."""
+    loop = asyncio.get_running_loop()
+    listening = _ClosingAtAccept()
+    listening.bind(("127.0.0.1", 0))
+    listener = Listener(
+        ConnectionGuard(Limits(1.0, 1.0, 1.0, 10, 1.0, 1_048_576)), [listening], asyncio.Protocol
+    )
+    listening.at_accept = lambda: loop.call_soon(listener.close)
+    with contextlib.ExitStack() as stack:
+        stack.callback(listener.close)
+        await listener.start_serving()
+        client = stack.enter_context(socket.socket())
+        client.setblocking(False)
+        await loop.sock_connect(client, listening.getsockname())
+        await async_wait_until(lambda: listening.accepted, 10, "the accept")
+        [accepted] = listening.accepted
+        await async_wait_until(lambda: accepted.fileno() == -1, 5, "the accepted socket closed")
+
+
+class _ClosingAtAccept(socket.socket):
+    """A listening socket that calls ``at_accept`` as it accepts (what it queues runs before
+    the connection's own first step), and keeps what it accepted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setblocking(False)  # as bind() makes them: the listener accepts until none waits
+        self.at_accept: Callable[[], object] = lambda: None
+        self.accepted: list[socket.socket] = []
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        sock, address = super().accept()
+        self.at_accept()
+        self.accepted.append(sock)
+        return sock, address

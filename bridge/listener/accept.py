@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import socket
 import time
@@ -162,7 +163,7 @@ class Listener:
             self._held.add(sock)
             task = self._loop.create_task(self._connect(sock))
             self._connecting.add(task)
-            task.add_done_callback(self._connecting.discard)
+            task.add_done_callback(functools.partial(self._connected, sock))
         if self._room() <= 0:
             # At the budget: the next accept waits until a connection lets its descriptor go.
             self._unwatch()
@@ -174,9 +175,13 @@ class Listener:
             await self._loop.connect_accepted_socket(self._factory, sock)
         except OSError:
             sock.close()  # reset before its transport was made: nobody to answer
-        except asyncio.CancelledError:
+
+    def _connected(self, sock: socket.socket, task: asyncio.Task[None]) -> None:
+        self._connecting.discard(task)
+        if task.cancelled():
+            # By close(): a task cancelled before its first step never ran _connect's body, so
+            # its socket, held by no transport, is closed here (else left to the collector).
             sock.close()
-            raise
 
     def _out_of_resources(self, exc: OSError) -> None:
         """The system refused an accept (descriptors, or memory, used elsewhere in the process or
