@@ -45,8 +45,9 @@ async def test_a_compressed_body_is_expanded_and_its_signature_checked_off_the_e
     answered.set()
     await ticker
     assert (status, answer["error"]) == (401, "invalid_signature")
-    # On the loop, expanding 64 MiB and its HMAC were one stall of nearly all of it.
-    assert max(stalls) < took / 4, (max(stalls), took)
+    # On the loop, expanding 64 MiB and its HMAC were one stall of nearly all of it; off it,
+    # a stall is the host's (a loaded one's descheduling), never most of the time.
+    assert max(stalls) < took / 2, (max(stalls), took)
 
 
 @pytest.mark.parametrize(("size", "apart"), [(1024 * 1024, True), (512 * 1024, False)])
