@@ -2,10 +2,10 @@
 
 Each connection's head is counted as it arrives (``heads.py``), and its request's body as aiohttp
 reads it, as held until the request is answered (``Connection.head_held``, ``Connection.held``):
-past ``HEADS_HELD`` of heads, or ``bodies_held`` of bodies, in all, the slowest is closed, else
-the request whose bytes went past is refused (503 ``overloaded``); a head over ``HEAD_MAX`` alone
-is answered 431. Closing and refusing are the guard's (``Closer``): it counts and releases the
-connection, and the cap closes the slowest body the same way.
+past ``HEADS_HELD`` of heads in all, or of bodies ``BODIES_HELD`` (``EXESDB_MAX_BODIES_BYTES``),
+the slowest is closed, else the request whose bytes went past is refused (503 ``overloaded``); a
+head over ``HEAD_MAX`` alone is answered 431. Closing and refusing are the guard's (``Closer``):
+it counts and releases the connection, and the cap closes the slowest body the same way.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class HeldBytes:
         self._closer = closer
         self._closed = closed
         self._grace = grace
-        self.bodies_held = bodies_held
+        self._bodies_held = bodies_held
         self._bodies = 0  # bytes of bodies the requests in progress hold (Connection.held)
         self._heads = 0  # bytes of heads the requests in progress hold (Connection.head_held)
         self._heading: set[Connection] = set()  # the connections holding them
@@ -104,10 +104,10 @@ class HeldBytes:
             return
         connection.held += grown
         self._bodies += grown
-        while self._bodies > self.bodies_held and self._closer.evict_slowest_body():
+        while self._bodies > self._bodies_held and self._closer.evict_slowest_body():
             pass
         if (
-            self._bodies > self.bodies_held
+            self._bodies > self._bodies_held
             and connection.live
             and connection.reading is request
             and not request.content.is_eof()
@@ -123,7 +123,7 @@ class HeldBytes:
         response = error_response(
             503,
             "overloaded",
-            f"the request bodies being read hold {self.bodies_held} bytes, the most the "
+            f"the request bodies being read hold {self._bodies_held} bytes, the most the "
             "bridge holds at once; retry later",
         )
         response.headers["Retry-After"] = "1"
