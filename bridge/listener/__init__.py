@@ -67,8 +67,9 @@ nothing of aiohttp's private API):
   parser drops what arrived with it, and a request pipelined after it went unanswered.
 
 The parts: ``guard.py`` counts, caps and times the connections and is the server's middleware;
-``connection.py`` is one connection as the guard sees it; ``heads.py`` counts each head as it
-arrives and words the answer to one refused before it is whole; ``plain_http.py`` tells plain HTTP
+``connection.py`` is one connection as the guard sees it; ``budgets.py`` bounds the bytes the
+heads and bodies in progress hold, for the guard; ``heads.py`` counts each head as it arrives and
+words the answer to one refused before it is whole; ``plain_http.py`` tells plain HTTP
 from a TLS handshake; ``handshakes.py`` counts the handshakes that failed; ``accept.py`` accepts
 within the descriptor budget; ``sockets.py`` binds the listening sockets and raises the
 descriptor limit; ``server_header.py`` takes aiohttp's Server header off every answer;
@@ -79,8 +80,8 @@ descriptor limit; ``server_header.py`` takes aiohttp's Server header off every a
 from __future__ import annotations
 
 from bridge.listener.accept import Listener
+from bridge.listener.budgets import BODIES_HELD
 from bridge.listener.guard import (
-    BODIES_HELD,
     BODY_GRACE,
     CLOSE_AFTER,
     HEAD_KEPT,

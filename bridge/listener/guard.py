@@ -2,9 +2,9 @@
 
 It counts each connection from its accept (with TLS, before its handshake, and answers 400 one
 that opens with plain HTTP instead), times its head, its handshake and its body, closes the one
-idle longest (else the slowest body) at the cap, keeps ``RESERVE`` more for the probes, bounds
-the bytes of bodies and of heads held at once (``body_grew``, ``head_grew``) and the answers
-not read (and has the kernel
+idle longest (else the slowest body) at the cap, keeps ``RESERVE`` more for the probes, has
+the bytes of bodies and of heads held at once bounded (``budgets.py``, which it closes and
+refuses connections for), bounds the answers not read (and has the kernel
 reset a connection whose client takes none of its answer for the write timeout), and, as
 aiohttp's middleware, sends each answer itself and lets its body go (the package docstring says
 why each); at a stop it lets the bodies still arriving come in
@@ -32,16 +32,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from bridge.expect_continue import body_owed, when_body_asked
 from bridge.listener.accept import BACKLOG, Listener
+from bridge.listener.budgets import BODIES_HELD, HeldBytes, OverBudget
 from bridge.listener.connection import Connection, Phase
 from bridge.listener.handshakes import HandshakeFailures
-from bridge.listener.heads import HEAD_MAX, HEADS_HELD, TOO_LARGE_ANSWER, over_budget_answer
 from bridge.listener.plain_http import PLAIN_HTTP_ANSWER
 from bridge.listener.sockets import bind
 from bridge.listener.versions import unsupported_version
 from bridge.routes import PROBES, error_response
 
 __all__ = [
-    "BODIES_HELD",
     "BODY_GRACE",
     "CLOSE_AFTER",
     "HEAD_KEPT",
@@ -58,14 +57,6 @@ PROBE_PATHS: Final = PROBES | {"/metrics"}
 RESERVE: Final = 32
 # Seconds a body read is given before its rate counts: the slowest one past it is closed at the cap.
 BODY_GRACE: Final = 1.0
-# The most bytes of request bodies the requests in progress may hold at once, unless
-# EXESDB_MAX_BODIES_BYTES says (twice EXESDB_MAX_BODY_BYTES when that is more): past it the
-# slowest body read is closed, else the request whose bytes went past is answered 503. Without
-# it, 1 000 connections each sending a body of 1 MiB less a byte, unsigned (its signature is
-# checked once it is all in), held 1.1 GB of the bridge's memory for the body timeout, and kept
-# it after (the heap fragmented, bridge process, 7 Dec 2026); with EXESDB_MAX_BODY_BYTES at its
-# 256 MiB most, the cap times that.
-BODIES_HELD: Final = 64 * 1024 * 1024
 # Connections whose client is not reading the answer (each may hold a whole /metrics exposition).
 MAX_STALLED: Final = 32
 # The most bytes of request target and header fields a request may send and its connection stay
@@ -132,11 +123,6 @@ class _BodyTimeout(TimeoutError):
     """
 
 
-class _OverBudget(TimeoutError):
-    """Raised into a handler reading a body whose bytes took the bodies held past their budget
-    (``BODIES_HELD``); a TimeoutError for the reason ``_BodyTimeout`` is one."""
-
-
 class ConnectionGuard:
     """Counts, caps and times the HTTP server's connections (see the package docstring)."""
 
@@ -144,11 +130,6 @@ class ConnectionGuard:
         self.limits = limits
         self.max_connections = limits.max_connections
         self.max_stalled = MAX_STALLED
-        self.bodies_held = limits.max_bodies_bytes or max(BODIES_HELD, 2 * limits.max_body_bytes)
-        self._held = 0  # bytes of bodies the requests in progress hold (Connection.held)
-        self.heads_held = HEADS_HELD
-        self._heads = 0  # bytes of heads the requests in progress hold (Connection.head_held)
-        self._heading: set[Connection] = set()  # the connections holding them
         self._open: dict[asyncio.BaseTransport, Connection] = {}
         # Live connections with no request in progress, the one idle longest first.
         self._idle: OrderedDict[Connection, None] = OrderedDict()
@@ -177,18 +158,6 @@ class ConnectionGuard:
             "descriptor limit allows fewer.",
             registry=registry,
         ).set_function(lambda: float(self.max_connections))
-        Gauge(
-            "exesdb_http_bodies_held_bytes",
-            "Bytes of request bodies the HTTP requests in progress hold, counted against "
-            "EXESDB_MAX_BODIES_BYTES.",
-            registry=registry,
-        ).set_function(lambda: float(self._held))
-        Gauge(
-            "exesdb_http_heads_held_bytes",
-            "Bytes of request heads the HTTP requests in progress hold, counted against the "
-            f"most the bridge holds of them at once ({HEADS_HELD // 2**20} MiB).",
-            registry=registry,
-        ).set_function(lambda: float(self._heads))
         self._closed = Counter(
             "exesdb_http_connections_closed",
             "HTTP connections the bridge closed, by reason (header_timeout, body_timeout, "
@@ -199,6 +168,17 @@ class ConnectionGuard:
         )
         for reason in _REASONS:
             self._closed.labels(reason)
+        self._budgets = HeldBytes(
+            self,
+            self._closed,
+            bodies_held=limits.max_bodies_bytes or max(BODIES_HELD, 2 * limits.max_body_bytes),
+            grace=BODY_GRACE,
+            registry=registry,
+        )
+        # What each connection calls as its head and body arrive (``Watcher``): the budgets'
+        # own methods, with no call of the guard's between.
+        self.head_grew = self._budgets.head_grew
+        self.body_grew = self._budgets.body_grew
         self._handshake_failures = HandshakeFailures(registry)
 
     @property
@@ -373,7 +353,7 @@ class ConnectionGuard:
         if (
             self._regular < self.max_connections
             or self._evict(reserved=False)
-            or self._evict_slowest_body()
+            or self.evict_slowest_body()
         ):
             self._regular += 1
         elif self._reserved < RESERVE or self._evict(reserved=True):
@@ -422,7 +402,7 @@ class ConnectionGuard:
                 return True
         return False
 
-    def _evict_slowest_body(self) -> bool:
+    def evict_slowest_body(self) -> bool:
         """Close the body read going slowest of those past ``BODY_GRACE``; False when none is."""
         now = asyncio.get_running_loop().time()
         slowest: Connection | None = None
@@ -441,44 +421,16 @@ class ConnectionGuard:
                 slowest, lowest = candidate, body.total_bytes / elapsed
         if slowest is None:
             return False
-        request = slowest.reading
-        slowest.body_expired = True
-        if request is not None:
-            request.content.set_exception(_BodyTimeout())  # its handler stops reading
-        self._close(slowest, "slow_body")
+        self.close_slow(slowest, "slow_body")
         return True
 
-    def body_grew(self, connection: Connection) -> None:
-        """More of the body of ``connection``'s request in progress has come: counted as held
-        until its answer. Past ``bodies_held`` in all, the body read going slowest is closed
-        (as at the cap: trickled bodies cannot hold the memory), else this request is answered
-        503 ``overloaded`` (not one whose body has all come: it is the bridge's to answer)."""
-        request = connection.holding
-        if request is None or not connection.live:
-            return
-        grown = request.content.total_bytes - connection.held
-        if grown <= 0:
-            return
-        connection.held += grown
-        self._held += grown
-        while self._held > self.bodies_held and self._evict_slowest_body():
-            pass
-        if (
-            self._held > self.bodies_held
-            and connection.live
-            and connection.reading is request
-            and not request.content.is_eof()
-        ):
-            self._closed.labels("body_budget").inc()
-            _logger.debug("HTTP connection closed: body_budget")
-            connection.body_expired = True  # its answer closes the connection
-            self._let_go_of_body(connection)  # its handler reads no more of it
-            request.content.set_exception(_OverBudget())
-
-    def _let_go_of_body(self, connection: Connection) -> None:
-        self._held -= connection.held
-        connection.held = 0
-        connection.holding = None
+    def close_slow(self, connection: Connection, reason: str) -> None:
+        """Close ``connection``, its client sending too slowly, counted under ``reason``; a
+        handler reading its body stops, and its answer closes the connection."""
+        if connection.reading is not None:
+            connection.body_expired = True
+            connection.reading.content.set_exception(_BodyTimeout())
+        self._close(connection, reason)
 
     def stalled(self, connection: Connection) -> None:
         """``connection``'s client stopped reading its answer: past ``MAX_STALLED`` such, the
@@ -580,57 +532,13 @@ class ConnectionGuard:
             self.limits.header_timeout, self._head_expired, connection
         )
 
-    def head_grew(self, connection: Connection, grown: int) -> bool:
-        """``grown`` more bytes of ``connection``'s request head have come: counted as held
-        until its answer. A head over ``HEAD_MAX`` is answered 431; past ``heads_held`` in all,
-        the head (or body) arriving slowest is closed, else this request is answered 503
-        ``overloaded``. False when the connection is closing: what arrived goes no further."""
-        if not connection.live:
-            return False
-        if grown <= 0:
-            return True
-        connection.head_held += grown
-        self._heads += grown
-        self._heading.add(connection)
-        if connection.head.size > HEAD_MAX:
-            self._refuse_head(connection, "head_too_large", TOO_LARGE_ANSWER)
-            return False
-        while self._heads > self.heads_held and self._evict_slowest_head():
-            pass
-        if self._heads > self.heads_held and connection.live:
-            self._refuse_head(connection, "head_budget", over_budget_answer(self.heads_held))
-        return connection.live
-
-    def _evict_slowest_head(self) -> bool:
-        """Close the connection whose head (or, once it is whole, body) arrives slowest of those
-        holding a head, past ``BODY_GRACE``; False when none is."""
-        now = asyncio.get_running_loop().time()
-        rates = {
-            candidate: rate
-            for candidate in self._heading
-            if (rate := candidate.sending(now, BODY_GRACE)) is not None
-        }
-        if not rates:
-            return False
-        slowest = min(rates, key=rates.__getitem__)
-        if slowest.reading is not None:
-            slowest.body_expired = True
-            slowest.reading.content.set_exception(_BodyTimeout())  # its handler stops reading
-        self._close(slowest, "slow_head")
-        return True
-
-    def _refuse_head(self, connection: Connection, reason: str, answer: bytes) -> None:
+    def refuse(self, connection: Connection, reason: str, answer: bytes) -> None:
         """Answer ``connection``, whose head is not whole, with ``answer`` and close it (aiohttp,
         with no request yet, has nothing to answer), counted under ``reason``."""
         self._closed.labels(reason).inc()
         _logger.debug("HTTP connection closed: %s", reason)
         self._release(connection)
         connection.answer_early(answer)
-
-    def _let_go_of_head(self, connection: Connection) -> None:
-        self._heads -= connection.head_held
-        connection.head_held = 0
-        self._heading.discard(connection)
 
     def _head_expired(self, connection: Connection) -> None:
         connection.timer = None
@@ -673,8 +581,7 @@ class ConnectionGuard:
         self._stalled.pop(connection, None)
         self._reading.discard(connection)
         connection.reading = None
-        self._let_go_of_body(connection)
-        self._let_go_of_head(connection)
+        self._budgets.let_go(connection)
         connection.body_left = None
         if connection.reserved:
             self._reserved -= 1
@@ -714,8 +621,7 @@ class ConnectionGuard:
             connection.cancel_timer()
             connection.reading = None
             self._reading.discard(connection)
-            self._let_go_of_body(connection)
-            self._let_go_of_head(connection)
+            self._budgets.let_go(connection)
             connection.phase = Phase.IDLE
             connection.answering = True
             if connection.live:
@@ -785,15 +691,8 @@ class ConnectionGuard:
             # answer, and aiohttp would log the traceback as an error.
             _logger.debug("HTTP client went away during %s %s", request.method, request.path)
             return error_response(400, "connection_lost", "the client closed the connection")
-        except _OverBudget:
-            response = error_response(
-                503,
-                "overloaded",
-                f"the request bodies being read hold {self.bodies_held} bytes, the most the "
-                "bridge holds at once; retry later",
-            )
-            response.headers["Retry-After"] = "1"
-            return response
+        except OverBudget:
+            return self._budgets.overloaded()
         except _BodyTimeout:
             return error_response(
                 408,

@@ -5,9 +5,9 @@ aiohttp's parser bounds a head line by line (a request line of ``LINE_MAX`` byte
 twice (its bytes and its text): 1 000 connections each sending 1 MiB of fields and never the
 blank line that ends them grew the bridge by 1.2 GB, for the header timeout (bridge process,
 7 Dec 2026). ``HeadSize`` counts the bytes of a head as they arrive, before the parser sees
-them, up to its blank line, so that the guard bounds each head (``HEAD_MAX``, answered 431) and
-all of them at once (``HEADS_HELD``); ``TOO_LARGE_ANSWER`` and ``over_budget_answer`` are the
-answers the guard writes itself, aiohttp having no request to answer yet.
+them, up to its blank line, so that each head is bounded (``HEAD_MAX``, answered 431) and all
+of them at once (``HEADS_HELD``: ``budgets.py``); ``TOO_LARGE_ANSWER`` and ``over_budget_answer``
+are the answers the guard writes itself, aiohttp having no request to answer yet.
 """
 
 from __future__ import annotations

@@ -97,9 +97,9 @@ def test_bodies_held_at_once_are_bounded_and_a_signed_batch_still_gets_in(
 ) -> None:
     """Sixty connections each sending 8 MiB (EXESDB_MAX_BODY_BYTES) less a byte, a signature
     that cannot match, and then nothing, grow the bridge by about BODIES_HELD, not by all they
-    sent (480 MB, held until the body timeout): past it the slowest body is closed, or the
-    request past it answered 503 ``overloaded`` (counted as body_budget); a signed batch sent
-    meanwhile is accepted."""
+    sent (480 MB, held until the body timeout): past it the slowest body is closed (counted as
+    slow_body), or the request past it answered 503 ``overloaded`` (counted as body_budget); a
+    signed batch sent meanwhile is accepted."""
     limit = 8 * 1024 * 1024
     bridge = BridgeProcess(
         state_dir=tmp_path / "state", EXESDB_INGEST="true", EXESDB_MAX_BODY_BYTES=str(limit)
@@ -144,7 +144,12 @@ def test_bodies_held_at_once_are_bounded_and_a_signed_batch_still_gets_in(
     # Above BODIES_HELD: what each connection's reads hold before its handler counts them, and
     # the pages the heap keeps of bodies let go (93-140 MiB measured; 480 MiB without).
     assert grown < 3 * BODIES_HELD, f"the bridge grew {grown / 2**20:.0f} MiB"
-    assert 'exesdb_http_connections_closed_total{reason="body_budget"} 0.0' not in exposition
+    # Which bound acts depends on the machine's speed: bodies that fill the budget within
+    # BODY_GRACE are answered 503 (none has been read long enough to be called slowest); past
+    # it the slowest is closed instead, and on a loaded machine every one was (slow_body 53,
+    # body_budget 0). Sixty connections are far below the cap, which closes slow bodies too.
+    closed = re.findall(r'closed_total\{reason="(?:slow_body|body_budget)"\} (\d+)', exposition)
+    assert sum(map(int, closed)) > 0, exposition
 
 
 def test_heads_held_at_once_are_bounded_and_a_probe_still_gets_in(
