@@ -1,16 +1,20 @@
-"""Characters that hide in text shown to people: zero-width characters and bidirectional controls.
+"""Characters that hide in text shown to people: zero-width, bidirectional and drawn as nothing.
 
 Drawn as nothing, ``node-1`` followed by U+200B looks like ``node-1`` on the status page, in
 alerts and in /metrics; a right-to-left override (U+202E) turns the text shown after it around.
 Node names refuse them and every other character drawn as nothing (``NODE_PATTERN``, which
 ``bridge.messages`` gives too: format, private-use and default ignorable characters, a blank
 name), links shown whole hold none (``bridge.urls``), and the pages, the commands' tables and
-text log lines show each as its escape (``bridge.pages.html``, ``on_one_line``, ``escapes``).
-Here, with no import, so that the light command paths can read it.
+text log lines show each as its escape (``bridge.pages.html``, ``on_one_line``, ``escapes``),
+and those of the node names' set that no one's text needs (Hangul fillers, tags,
+noncharacters: ``hidden_shown``), but what an emoji is made of (a joiner between two, its
+U+FE0F, a subdivision flag's tags). Here, with no import, so that the light command paths can
+read it.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 __all__ = [
@@ -23,6 +27,7 @@ __all__ = [
     "NODE_REFUSED_BMP",
     "NODE_SCHEMA_PATTERN",
     "escapes",
+    "hidden_shown",
     "on_one_line",
 ]
 
@@ -151,17 +156,112 @@ NODE_SCHEMA_PATTERN: Final = (
 no ``\\uXXXX`` escape names and ECMAScript's regular expressions read no other way."""
 
 
-def escapes(keep: str = "") -> dict[int, str]:
-    """A ``str.translate`` table showing each control character, line or paragraph separator
-    (U+2028, U+2029) and hidden character as its escape (``\\u202e``), but those in ``keep``
-    (the log's line break and tab): made once, so that each text is one ``translate``."""
-    codes = (
-        *range(0x20),
-        *range(0x7F, 0xA0),
-        0x2028,
-        0x2029,
-        *(code for first, last in _HIDDEN for code in range(first, last + 1)),
+# What else free text (a title, a description, a log line) shows as its escape: the characters a
+# node name refuses that have no place in a person's text, drawn as nothing or as a blank that
+# reads as no text (the soft hyphen U+00AD, the combining grapheme joiner U+034F, the Hangul
+# fillers, the Khmer inherent vowels, the invisible operators U+2061-U+2064, the deprecated
+# format characters U+206A-U+206F, the interlinear annotations, the tags and the noncharacters).
+# Those of a script's own text stay: the Arabic number signs, the Mongolian vowel separator, the
+# Egyptian, Duployan and musical format controls, and the private-use characters (an icon font's,
+# drawn as a box elsewhere).
+_HIDDEN_IN_TEXT: Final = (
+    *_HIDDEN,
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x2061, 0x2065),
+    (0x206A, 0x206F),
+    (0x3164, 0x3164),
+    (0xFDD0, 0xFDEF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFFB),
+    (0xFFFE, 0xFFFF),
+    *((plane << 16 | 0xFFFE, plane << 16 | 0xFFFF) for plane in range(1, 17)),
+    (0xE0000, 0xE00FF),
+    (0xE01F0, 0xE0FFF),
+)
+# Variation selectors (the Mongolian free ones, U+FE00-U+FE0F, U+E0100-U+E01EF): one after a
+# character chooses its glyph (U+FE0F its emoji), so it stays; one after another, or after
+# nothing shown, is a run that spells text no one sees (bytes hidden one selector each).
+_SELECTORS: Final = _escaped(((0x180B, 0x180D), (0x180F, 0x180F), (0xFE00, 0xFE0F)))
+_SELECTORS_ASTRAL: Final = _escaped(((0xE0100, 0xE01EF),))
+# Extended_Pictographic's characters, nearly (Unicode's emoji-data; the unassigned ones of its
+# blocks too): a zero-width joiner between two of them makes one emoji (a woman and a laptop,
+# U+1F469 U+200D U+1F4BB, the technologist), so it stays.
+_PICTOGRAPHIC: Final = re.compile(
+    r"[\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194-\u21aa\u231a-\u23ff\u24c2\u25aa-\u25fe"
+    r"\u2600-\u27bf\u2934\u2935\u2b05-\u2b55\u3030\u303d\u3297\u3299\U0001f000-\U0001faff"
+    r"\U0001fc00-\U0001fffd]"
+)
+# What may stand between an emoji and the joiner after it: its U+FE0F or skin tone.
+_EMOJI_ENDS: Final = re.compile(r"[\ufe0f\U0001f3fb-\U0001f3ff]")
+# A subdivision flag (Scotland's: the black flag U+1F3F4, the tags of "gbsct", the cancel tag
+# U+E007F) stays whole: ISO 3166-2's two letters, then one to three letters or digits.
+_FLAG: Final = (
+    r"\U0001f3f4[\U000e0061-\U000e007a]{2}[\U000e0030-\U000e0039\U000e0061-\U000e007a]{1,3}"
+    r"\U000e007f"
+)
+_IN_TEXT: Final = re.compile(
+    rf"(?P<flag>{_FLAG})|(?P<joiner>\u200d)|(?P<selector>[{_SELECTORS}{_SELECTORS_ASTRAL}])"
+    rf"|[{_escaped(_HIDDEN_IN_TEXT)}]"
+)
+# Any character ``_IN_TEXT`` looks at, in the BMP (a class Python's re reads as a bitmap, fast)
+# and past it, where each is U+1FFFE or above (no emoji is): text holding none is found so at once.
+_LOOKED_AT_BMP: Final = re.compile(
+    "["
+    + _escaped(
+        (
+            *(pair for pair in _HIDDEN_IN_TEXT if pair[1] <= 0xFFFF),
+            *((0x180B, 0x180D), (0x180F, 0x180F), (0x200D, 0x200D), (0xFE00, 0xFE0F)),
+        )
     )
+    + "]"
+)
+_LOOKED_AT_PAST: Final = chr(0x1FFFE)
+_NOT_CHOOSING: Final = re.compile(
+    rf"[{_SELECTORS}{_SELECTORS_ASTRAL}{_escaped(_HIDDEN_IN_TEXT)}{CONTROL_CHARACTERS}]"
+)
+
+
+def _kept_or_escaped(found: re.Match[str]) -> str:
+    text, start, end = found.string, found.start(), found.end()
+    if found["flag"]:
+        return found["flag"]
+    if found["joiner"]:
+        before = start - 1
+        if before > 0 and _EMOJI_ENDS.fullmatch(text[before]):
+            before -= 1
+        if (
+            before >= 0
+            and end < len(text)
+            and _PICTOGRAPHIC.fullmatch(text[before])
+            and _PICTOGRAPHIC.fullmatch(text[end])
+        ):
+            return found["joiner"]
+    elif found["selector"] and start > 0 and not _NOT_CHOOSING.fullmatch(text[start - 1]):
+        return found["selector"]
+    code = ord(found.group())
+    return rf"\u{code:04x}" if code <= 0xFFFF else rf"\U{code:08x}"
+
+
+def hidden_shown(text: str) -> str:
+    """``text``, free text a person reads (a title, a log line), with each character that hides
+    in it shown as its escape (``\\u200b``, ``\\U000e0041``): zero-width characters, bidirectional
+    controls, and those a node name refuses that no one's text needs (fillers, tags,
+    noncharacters, a run of variation selectors). An emoji keeps its own: the joiner between two
+    (U+200D), its variation selector (U+FE0F) and a subdivision flag's tags."""
+    if text.isascii() or (not _LOOKED_AT_BMP.search(text) and max(text) < _LOOKED_AT_PAST):
+        return text
+    return _IN_TEXT.sub(_kept_or_escaped, text)
+
+
+def escapes(keep: str = "") -> dict[int, str]:
+    """A ``str.translate`` table showing each control character and line or paragraph separator
+    (U+2028, U+2029) as its escape (``\\u2028``), but those in ``keep`` (the log's line break
+    and tab): made once, so that each text is one ``translate`` (``hidden_shown`` after it
+    shows the hidden characters)."""
+    codes = (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
     kept = {ord(character) for character in keep}
     return {code: f"\\u{code:04x}" for code in codes if code not in kept}
 
@@ -171,6 +271,7 @@ _ON_ONE_LINE: Final = escapes()
 
 def on_one_line(text: str) -> str:
     """``text`` with each control character (tab and line break too), line or paragraph
-    separator and hidden character shown as its escape (``\\u202e``): on a terminal it stays
-    on its line, in the order written, and nothing in it is drawn as nothing."""
-    return text.translate(_ON_ONE_LINE)
+    separator and hidden character shown as its escape (``\\u202e``, as ``hidden_shown`` does):
+    on a terminal it stays on its line, in the order written, and nothing in it is drawn as
+    nothing."""
+    return hidden_shown(text.translate(_ON_ONE_LINE))

@@ -38,6 +38,7 @@ from bridge.messages import (
     SystemConfig,
     SystemLifecycle,
     ThroughputMetric,
+    pattern_refused,
 )
 from bridge.operations import OperationRecorder, Tracker
 from bridge.source_repository import cite_source
@@ -110,13 +111,17 @@ def _name(value: Any) -> Any:
 
 def _worded(model: type[Message], error: ErrorDetails) -> str:
     """One of pydantic's errors for ``model``: where, what and the value it got (none for a
-    field missing, whose input is the whole message); a word the field does not take and a
-    field the model does not have are said as ``publish`` and ingest say them, with the one
-    meant (``must be 'info', …; did you mean 'warning'?``)."""
+    field missing, whose input is the whole message); a word the field does not take, a field
+    the model does not have and a string its pattern refuses are said as ``publish`` and ingest
+    say them, with the one meant (``must be 'info', …; did you mean 'warning'?``)."""
     where = ".".join(str(part) for part in error["loc"]) or model.__name__
     # The field refused is of the message type by its tag (``not a field of log_entry``), as
     # ``publish`` and ingest name it.
-    why = field_refused(error, model.__pydantic_fields__, model.TAG) or error["msg"]
+    why = (
+        field_refused(error, model.__pydantic_fields__, model.TAG)
+        or pattern_refused(error)
+        or error["msg"]
+    )
     got = "" if error["type"] == "missing" else f" (got {error.get('input')!r})"
     return f"{model.__name__}.{where}: {why}{got}"
 

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bridge.hidden import escapes
+from bridge.hidden import escapes, hidden_shown
 from bridge.redaction import redact_urls
 from bridge.settings import Settings
 
@@ -59,7 +59,7 @@ class _TextFormatter(logging.Formatter):
         return _utc_time(record)
 
     def format(self, record: logging.LogRecord) -> str:
-        return super().format(record).translate(_SHOWN_ESCAPED)
+        return hidden_shown(super().format(record).translate(_SHOWN_ESCAPED))
 
 
 class _JsonFormatter(logging.Formatter):

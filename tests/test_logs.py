@@ -146,6 +146,18 @@ def test_a_text_line_shows_every_hidden_character_escaped(
     assert not set(hidden) & set(line)
 
 
+def test_a_text_line_shows_a_filler_and_tags_escaped_and_keeps_an_emoji(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An alert title holding a Hangul filler (U+3164) and tags (U+E0041) is written with each
+    as its escape in a text line, and a joined emoji in it (U+1F469 U+200D U+1F4BB) whole."""
+    emoji = "\U0001f469\u200d\U0001f4bb"
+    configure_logging(make_settings())
+    logging.getLogger("bridge.sinks").warning("alert %s", f"\u3164 {emoji}\U000e0041")
+    line = capsys.readouterr().err
+    assert line.endswith(f" WARNING bridge.sinks: alert \\u3164 {emoji}\\U000e0041\n")
+
+
 def test_text_lines_below_the_level_are_left_out(capsys: pytest.CaptureFixture[str]) -> None:
     """EXESDB_LOG_LEVEL=warning: info lines are not written; warnings are, as text."""
     configure_logging(make_settings(EXESDB_LOG_LEVEL="warning"))

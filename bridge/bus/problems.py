@@ -46,17 +46,14 @@ from bridge.bus.struct_patterns import NOT_IN_NODE
 from bridge.choices import did_you_mean, field_refused
 from bridge.hidden import NODE_BLANKS
 from bridge.messages import (
-    ALERT_ID_PATTERN,
     INSTANCES,
-    LABEL_PATTERN,
     MESSAGE_TYPES,
-    NAME_PATTERN,
-    NAME_REFUSES,
-    NODE_PATTERN,
+    NODE_BLANK_SAID,
     NODE_REFUSES,
     TAGS,
     Message,
     model_for,
+    pattern_refused,
 )
 from bridge.messages._base import BOOLEANS_APART
 from bridge.messages.timestamps import rfc3339_pattern
@@ -452,8 +449,6 @@ _WINDOW: Final = 64
 _WINDOW_MOST: Final = 4096
 # Any node name the envelope takes (NODE_PATTERN).
 _STAND_IN_NODE: Final = "node"
-# A node name NODE_PATTERN refuses as blank, in words.
-_BLANK_NODE: Final = "blank (whitespace only), the braille blank U+2800 counting as whitespace"
 _WRONG_VERSION: Final = partial(
     Rejection, RejectReason.MALFORMED, f"envelope version must be {ENVELOPE_VERSION}", "v"
 )
@@ -472,8 +467,8 @@ _WRONG_TOPIC: Final = partial(
 _WRONG_NODE: Final = partial(
     Rejection,
     RejectReason.MALFORMED,
-    f"node must be a string of 1-{NODE_MAX_LENGTH} characters, not {_BLANK_NODE}, none of them a"
-    f" control character, {NODE_REFUSES} or a lone surrogate",
+    f"node must be a string of 1-{NODE_MAX_LENGTH} characters, not {NODE_BLANK_SAID}, none of"
+    f" them a control character, {NODE_REFUSES} or a lone surrogate",
     "node",
 )
 _WRONG_TS: Final = partial(
@@ -523,30 +518,19 @@ def _payload_problem(
     model: type[Message], said: bool, error: ErrorDetails, *, listed: bool = False
 ) -> Rejection:
     """One of pydantic's errors for ``model``'s payload, worded as a rejection words it: a word
-    the field does not take and a field the model does not have as ``publish`` and the
-    integration API word them, with the one meant when ``said`` (a refusal a sender is answered:
-    only counted, it is not worth a difflib run); ``listed``, a field the model does not have
-    is said with the fields it has (``(its fields: metric_name, value, …)``)."""
+    the field does not take, a field the model does not have and a string its pattern refuses
+    as ``publish`` and the integration API word them, with the one meant when ``said`` (a
+    refusal a sender is answered: only counted, it is not worth a difflib run); ``listed``, a
+    field the model does not have is said with the fields it has (``(its fields: …)``)."""
     where = ".".join(name_shown(part) for part in ("payload", *error["loc"]))
-    why = field_refused(error, model.__pydantic_fields__, model.TAG, hint=said) or error["msg"]
+    why = (
+        field_refused(error, model.__pydantic_fields__, model.TAG, hint=said)
+        or pattern_refused(error)
+        or error["msg"]
+    )
     if listed:
         why += f" (its fields: {', '.join(model.__pydantic_fields__)})"
-    if error["type"] == "string_pattern_mismatch":
-        # Said in words: pydantic's message quotes the pattern, the very characters refused.
-        why = _PATTERN_REFUSALS.get((error.get("ctx") or {}).get("pattern", ""), why)
     return Rejection(RejectReason.INVALID_PAYLOAD, f"{where}: {why}", where)
-
-
-_PATTERN_REFUSALS: Final = {
-    LABEL_PATTERN: f"a label value must not contain a control character or {NODE_REFUSES}",
-    ALERT_ID_PATTERN: "an alert id must not be . or .. (a link's path drops them: /alerts/.. is"
-    " /, so no alert page or generatorURL would reach it) or contain a control character or"
-    f" {NODE_REFUSES}",
-    NODE_PATTERN: f"a node name must not be {_BLANK_NODE} or contain a control character or"
-    f" {NODE_REFUSES}",
-    NAME_PATTERN: "a name must not be blank (spaces, other whitespace or invisible characters"
-    f" only) or contain a control character, {NAME_REFUSES}",
-}
 
 
 def _unknown_tag(instance: str, tag: object) -> str:

@@ -149,7 +149,7 @@ def _publish(args: argparse.Namespace) -> int:
 
     from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
     from bridge.client_environment import MIN_SECRET_LENGTH, PublishValues
-    from bridge.messages import model_tagged, utc_now
+    from bridge.messages import model_tagged, pattern_refused, utc_now
 
     settings = client_settings_or_exit(PublishValues)
     model = model_tagged(args.tag)  # its module's models alone
@@ -198,15 +198,16 @@ def _publish(args: argparse.Namespace) -> int:
         problems = sorted(exc.errors(), key=lambda problem: problem["type"] != "extra_forbidden")
         for problem in problems:
             where = ".".join(str(part) for part in problem["loc"]) or "payload"
-            said = _field_problem(model, problem)
-            named = named or (said is not None and problem["type"] != "literal_error")
+            told = _field_problem(model, problem)
+            named = named or (told is not None and problem["type"] != "literal_error")
+            said = told or pattern_refused(problem) or problem["msg"]
             given = (
                 "" if problem["type"] == "missing" else f" (got {clipped(repr(problem['input']))})"
             )
             if len(problem["loc"]) == 1 and (why := not_json.get(str(problem["loc"][0]))):
                 given += f"; it is not JSON: {why}"
             print(
-                f"exesdb-bridge: {args.tag}.{where}: {said or problem['msg']}{given}",
+                f"exesdb-bridge: {args.tag}.{where}: {said}{given}",
                 file=sys.stderr,
             )
         if named:

@@ -11,7 +11,7 @@ import re
 import secrets
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Final, Self, TypeVar
 
@@ -48,6 +48,7 @@ __all__ = [
     "MAX_NAME",
     "NAME_PATTERN",
     "NAME_REFUSES",
+    "NODE_BLANK_SAID",
     "NODE_PATTERN",
     "NO_CONTROL_CHARACTERS",
     "AlertId",
@@ -62,6 +63,7 @@ __all__ = [
     "boolean_schema",
     "format_timestamp",
     "number_schema",
+    "pattern_refused",
     "random_hex",
     "to_utc_ms",
     "utc_now",
@@ -269,6 +271,33 @@ NAME_REFUSES: Final = (
 )
 """What ``NAME_PATTERN`` refuses beyond control characters and blank names, in words
 (refusals, the docs)."""
+
+NODE_BLANK_SAID: Final = "blank (whitespace only), the braille blank U+2800 counting as whitespace"
+"""A node name ``NODE_PATTERN`` refuses as blank, in words (refusals)."""
+
+# Each pattern of a message field, in words: pydantic's own message quotes the pattern, the very
+# characters refused, which no one reads.
+_PATTERNS_SAID: Final = {
+    LABEL_PATTERN: f"a label value must not contain a control character or {NODE_REFUSES}",
+    ALERT_ID_PATTERN: "an alert id must not be . or .. (a link's path drops them: /alerts/.. is"
+    " /, so no alert page or generatorURL would reach it) or contain a control character or"
+    f" {NODE_REFUSES}",
+    NODE_PATTERN: f"a node name must not be {NODE_BLANK_SAID} or contain a control character or"
+    f" {NODE_REFUSES}",
+    NAME_PATTERN: "a name must not be blank (spaces, other whitespace or invisible characters"
+    f" only) or contain a control character, {NAME_REFUSES}",
+}
+
+
+def pattern_refused(error: Mapping[str, Any]) -> str | None:
+    """One of pydantic's errors for a message field, when it is a string breaking the field's
+    pattern: what the pattern refuses, in words; None for any other. The one wording of
+    ingest's refusals (``bridge.bus.problems``), ``publish`` (``bridge.cli``) and the
+    integration API (``bridge.integration``)."""
+    if error["type"] != "string_pattern_mismatch":
+        return None
+    return _PATTERNS_SAID.get((error.get("ctx") or {}).get("pattern", ""))
+
 
 MAX_NAME: Final = 200
 """The most characters a ``Name`` holds, on the bus and at the admin API alike: as many as the

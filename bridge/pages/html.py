@@ -3,27 +3,24 @@
 Values are escaped with ``html.escape`` (quotes too, so they are safe in attributes) unless they
 are ``Html``, which only this module's functions make: a fragment rendered from a template, or
 text escaped once already. So a value that came from a message can only ever become text. A
-zero-width character or bidirectional control in it is shown as its escape (``\\u200b``), so
-that text holding one does not look like text without it, nor reorders what follows it; a value
-a script reads back (an alert's id, which the Acknowledge button posts) is given ``exact``,
-which keeps them.
+character that hides in it (a zero-width character, a bidirectional control, a Hangul filler, a
+tag: ``bridge.hidden.hidden_shown``) is shown as its escape (``\\u200b``), so that text holding
+one does not look like text without it, nor reorders what follows it, while an emoji keeps its
+joiners and selectors; a value a script reads back (an alert's id, which the Acknowledge button
+posts) is given ``exact``, which keeps them.
 """
 
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Iterable
 from functools import cache
 from importlib.resources import files
 from string import Template
-from typing import Final
 
-from bridge.hidden import HIDDEN_CHARACTERS
+from bridge.hidden import hidden_shown
 
 __all__ = ["Fragment", "Html", "escape", "exact", "join", "template"]
-
-_HIDDEN: Final = re.compile(f"[{HIDDEN_CHARACTERS}]")
 
 
 class Html(str):
@@ -33,22 +30,18 @@ class Html(str):
 
 
 def escape(value: object) -> Html:
-    """``value`` as HTML text: escaped, its zero-width characters and bidirectional controls
-    shown as escapes (``\\u202e``), unless it is ``Html`` already."""
+    """``value`` as HTML text: escaped, the characters hiding in it shown as escapes
+    (``\\u202e``, ``hidden_shown``), unless it is ``Html`` already."""
     if isinstance(value, Html):
         return value
     text = html.escape(str(value), quote=True)
-    return Html(_HIDDEN.sub(_shown, text) if not text.isascii() else text)
+    return Html(hidden_shown(text))
 
 
 def exact(value: str) -> Html:
     """``value`` as HTML text for an attribute a script reads back: escaped, every character
     kept as it is."""
     return Html(html.escape(value, quote=True))
-
-
-def _shown(hidden: re.Match[str]) -> str:
-    return f"\\u{ord(hidden.group()):04x}"
 
 
 def join(parts: Iterable[Html], separator: str = "") -> Html:

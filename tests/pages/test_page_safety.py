@@ -118,3 +118,19 @@ async def test_html_in_a_message_is_shown_as_text(
         assert "<script>x</script>" not in body
         # The only script element is the bridge's own file.
         assert len(re.findall(r"<script[^>]*>", body)) == 1
+
+
+async def test_a_title_s_hidden_characters_are_shown_and_its_emoji_kept(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """A title holding a Hangul filler and tags spelling hidden text shows each as its escape on
+    the status page and the alert's page, while a joined emoji in it (a technologist: U+1F469
+    U+200D U+1F4BB) is shown whole."""
+    emoji = "\U0001f469\u200d\U0001f4bb"
+    title = f"disk\u3164full {emoji} \U000e0069\U000e0067"
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "hidden", title)
+        pages = [(await fetch(client, server.url + path))[2] for path in ("/", "/alerts/hidden")]
+    for body in pages:
+        assert f"disk\\u3164full {emoji} \\U000e0069\\U000e0067" in body
+        assert not {"\u3164", "\U000e0069", "\U000e0067"} & set(body)
