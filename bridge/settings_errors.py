@@ -17,7 +17,7 @@ from pydantic_core import ErrorDetails
 
 from bridge.choices import choice_refused
 from bridge.go_values import go_duration
-from bridge.messages import NODE_PATTERN, NODE_REFUSES
+from bridge.messages import pattern_refused
 from bridge.probe_settings import value_problem
 from bridge.redaction import redact_urls
 from bridge.settings_display import SECRET_VARIABLES, URL_VARIABLES
@@ -64,9 +64,10 @@ def describe_error(error: ErrorDetails, fields: Mapping[str, FieldInfo]) -> str:
                 ": the OpenTelemetry Python SDK has no http/json exporter, only grpc (OTLP/gRPC)"
                 " and http/protobuf (OTLP/HTTP)"
             )
-    if error["type"] == "string_pattern_mismatch" and error["ctx"]["pattern"] == NODE_PATTERN:
-        # Said in words: pydantic's message quotes the pattern, the very characters refused.
-        message = f"a node name must not contain a control character or {NODE_REFUSES}"
+    if said := pattern_refused(error):
+        # Said in words, as ingest says it: pydantic's message quotes the pattern, the very
+        # characters refused (EXESDB_NODE's).
+        message = said
     if error["type"] == "string_too_long":
         # pydantic's message names neither the length nor the variable, and would be followed
         # by the whole value (a node name of thousands of characters).

@@ -282,7 +282,7 @@ _PATTERNS_SAID: Final = {
     ALERT_ID_PATTERN: "an alert id must not be . or .. (a link's path drops them: /alerts/.. is"
     " /, so no alert page or generatorURL would reach it) or contain a control character or"
     f" {NODE_REFUSES}",
-    NODE_PATTERN: f"a node name must not be {NODE_BLANK_SAID} or contain a control character or"
+    NODE_PATTERN: f"a node name must not be {NODE_BLANK_SAID}, or contain a control character or"
     f" {NODE_REFUSES}",
     NAME_PATTERN: "a name must not be blank (spaces, other whitespace or invisible characters"
     f" only) or contain a control character, {NAME_REFUSES}",

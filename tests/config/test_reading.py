@@ -594,3 +594,23 @@ def test_every_number_setting_refuses_digits_grouped_with_an_underscore(
     }
     assert sorted(refused) == sorted(numbers)
     assert all(line.endswith("(got '1_0')") for line in refused.values())
+
+
+@pytest.mark.parametrize(
+    ("node", "said"),
+    [
+        ("\u2800", "must not be blank (whitespace only), the braille blank U+2800 counting"),
+        ("db\u200b1", "or contain a control character or a format character"),
+    ],
+)
+def test_a_node_name_refused_is_told_in_ingest_s_words(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], node: str, said: str
+) -> None:
+    """EXESDB_NODE refused is said as ingest says a node name it refuses (a braille blank as
+    blank), never as the pattern pydantic quotes."""
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_NODE=node)
+    assert status == 2
+    line = err.splitlines()[1]
+    assert line.startswith("  EXESDB_NODE: a node name must not be blank"), line
+    assert said in line
+    assert "pattern" not in line
