@@ -92,6 +92,31 @@ def _rss(pid: int) -> int:
     return psutil.Process(pid).memory_info().rss
 
 
+def _flood(senders: list[socket.socket], sent: memoryview, pid: int) -> int:
+    """``sent`` sent on each of ``senders`` as fast as the bridge (process ``pid``) reads it, for
+    at most a minute, then two seconds for what arrived last to be read: the most resident
+    memory the bridge had meanwhile, in bytes."""
+    progress = [0] * len(senders)
+    highest = 0
+    for sender in senders:
+        sender.setblocking(False)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(p < len(sent) for p in progress):
+        for number, sender in enumerate(senders):
+            if progress[number] < len(sent):
+                try:
+                    progress[number] += sender.send(sent[progress[number] :][:262_144])
+                except BlockingIOError:
+                    pass
+                except OSError:  # closed by the bridge: nothing more to send on it
+                    progress[number] = len(sent)
+        highest = max(highest, _rss(pid))
+    for _ in range(10):
+        time.sleep(0.2)  # what arrived last is read and counted meanwhile
+        highest = max(highest, _rss(pid))
+    return highest
+
+
 def test_bodies_held_at_once_are_bounded_and_a_signed_batch_still_gets_in(
     tmp_path: Path, bridge_processes: list[BridgeProcess]
 ) -> None:
@@ -115,25 +140,8 @@ def test_bodies_held_at_once_are_bounded_and_a_signed_batch_still_gets_in(
     )
     sent = memoryview(head + b'{"a": 1}\n' * ((limit - 1) // 9) + b"x" * ((limit - 1) % 9))
     senders = [socket.create_connection(("127.0.0.1", bridge.port)) for _ in range(60)]
-    progress = [0] * len(senders)
-    highest = before
     try:
-        for sender in senders:
-            sender.setblocking(False)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and any(p < len(sent) for p in progress):
-            for number, sender in enumerate(senders):
-                if progress[number] < len(sent):
-                    try:
-                        progress[number] += sender.send(sent[progress[number] :][:262_144])
-                    except BlockingIOError:
-                        pass
-                    except OSError:  # closed by the bridge: nothing more to send on it
-                        progress[number] = len(sent)
-            highest = max(highest, _rss(bridge.process.pid))
-        for _ in range(10):
-            time.sleep(0.2)  # what arrived last is read and counted meanwhile
-            highest = max(highest, _rss(bridge.process.pid))
+        highest = max(before, _flood(senders, sent, bridge.process.pid))
         # Past BODY_GRACE, the bodies left held are the slowest: one makes room for this batch.
         post_signed(bridge.url, body_of(envelope()))
         exposition = http_get(bridge.url + "/metrics")[1].decode()
@@ -167,25 +175,8 @@ def test_heads_held_at_once_are_bounded_and_a_probe_still_gets_in(
     fields = b"".join(b"X-Fill-%03d: %s\r\n" % (number, b"v" * 8000) for number in range(127))
     sent = memoryview(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + fields)
     senders = [socket.create_connection(("127.0.0.1", bridge.port)) for _ in range(400)]
-    progress = [0] * len(senders)
-    highest = before
     try:
-        for sender in senders:
-            sender.setblocking(False)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and any(p < len(sent) for p in progress):
-            for number, sender in enumerate(senders):
-                if progress[number] < len(sent):
-                    try:
-                        progress[number] += sender.send(sent[progress[number] :][:262_144])
-                    except BlockingIOError:
-                        pass
-                    except OSError:  # closed by the bridge: nothing more to send on it
-                        progress[number] = len(sent)
-            highest = max(highest, _rss(bridge.process.pid))
-        for _ in range(10):
-            time.sleep(0.2)  # what arrived last is read and counted meanwhile
-            highest = max(highest, _rss(bridge.process.pid))
+        highest = max(before, _flood(senders, sent, bridge.process.pid))
         assert http_get(bridge.url + "/healthz")[0] == 200
         post_signed(bridge.url, body_of(envelope()))
         exposition = http_get(bridge.url + "/metrics")[1].decode()
