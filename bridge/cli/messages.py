@@ -201,9 +201,9 @@ def _publish(args: argparse.Namespace) -> int:
             told = _field_problem(model, problem)
             named = named or (told is not None and problem["type"] != "literal_error")
             said = told or pattern_refused(problem) or problem["msg"]
-            given = (
-                "" if problem["type"] == "missing" else f" (got {clipped(repr(problem['input']))})"
-            )
+            # repr escapes controls; on_one_line the characters drawn as nothing it leaves.
+            shown = clipped(on_one_line(repr(problem.get("input"))))
+            given = "" if problem["type"] == "missing" else f" (got {shown})"
             if len(problem["loc"]) == 1 and (why := not_json.get(str(problem["loc"][0]))):
                 given += f"; it is not JSON: {why}"
             print(

@@ -100,3 +100,17 @@ def test_a_value_a_pattern_refuses_is_said_alike_by_ingest_publish_and_the_integ
     assert by_publish == by_the_api == by_ingest
     assert RAW not in by_ingest
     assert "must not" in by_ingest
+
+
+def test_publish_shows_a_refused_value_s_hidden_character_as_its_escape(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The value ``publish`` says it got shows a character drawn as nothing (a Hangul filler,
+    which Python's repr leaves as it is) as its escape, as the refusal's words name it."""
+    model = next(model for model, _, _ in PATTERN_FIELDS if model.TAG == "performance_metric")
+    payload = {**CASES[model].full, "component": "db\u3164writer"}
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(payload)))
+    assert main(["publish", model.TAG, "--stdin", "--url", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert "(got 'db\\u3164writer')" in err, err
+    assert "\u3164" not in err
