@@ -223,26 +223,36 @@ async def test_requests_sent_ahead_of_an_answer_are_read_once_it_is_sent(
     assert b"released" in answers
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
 async def test_a_head_sent_with_the_request_before_it_is_counted_and_timed(
-    serve: ServerFactory,
+    serve: ServerFactory, tmp_path: Path, tls: bool
 ) -> None:
     """A head begun in the same send as the request before it, and never ended, is counted in
     ``exesdb_http_heads_held_bytes`` once that request is answered, and closed after
-    EXESDB_HTTP_HEADER_TIMEOUT_MS as ``header_timeout``: aiohttp was given it with the request
-    before it, uncounted, and the connection lived to the idle timeout."""
-    server = await serve(EXESDB_HTTP_HEADER_TIMEOUT_MS="500", EXESDB_HTTP_IDLE_TIMEOUT_MS="60000")
+    EXESDB_HTTP_HEADER_TIMEOUT_MS as ``header_timeout``, over TLS too: aiohttp was given it with
+    the request before it, uncounted, and the connection lived to the idle timeout."""
+    files = WebFiles(tmp_path / "web")
+    env = {"EXESDB_HTTP_HEADER_TIMEOUT_MS": "500", "EXESDB_HTTP_IDLE_TIMEOUT_MS": "60000"}
+    if tls:
+        files.write(files.tls_config())
+        env["EXESDB_WEB_CONFIG_FILE"] = str(files.folder / "web.yml")
+    server = await serve(**env)
     host, port = server.bridge.address or ("", 0)
+    reader, writer = await asyncio.open_connection(
+        host,
+        port,
+        ssl=files.client_context() if tls else None,
+        server_hostname=host if tls else None,
+    )
     partial = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Fill: " + b"v" * 5000
-    loop = asyncio.get_running_loop()
-    with socket.create_connection((host, port)) as client:
-        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + partial)
-        client.setblocking(False)
-        answer = await asyncio.wait_for(loop.sock_recv(client, 65536), 10)
-        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
-        await async_wait_until(
-            lambda: _held(server, "exesdb_http_heads_held_bytes") >= len(partial), 10
-        )
-        await async_wait_until(lambda: _closed(server, "header_timeout") == 1.0, 10)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + partial)
+    answer = await asyncio.wait_for(reader.readline(), 10)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    await async_wait_until(
+        lambda: _held(server, "exesdb_http_heads_held_bytes") >= len(partial), 10
+    )
+    await async_wait_until(lambda: _closed(server, "header_timeout") == 1.0, 10)
+    writer.close()
 
 
 async def test_a_head_over_head_max_sent_with_the_request_before_it_is_answered_431(
