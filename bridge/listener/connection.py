@@ -166,10 +166,8 @@ class Connection(asyncio.Protocol):
             if self._tls is not None and self.live:
                 self._early.append(data)  # handshaken, start_tls about to return
             return  # refused: closing, and aiohttp never saw it
-        if self.answering or (self.phase is Phase.BUSY and not self._body_to_come()):
-            self._ahead += data
-            if self.transport is not None:
-                self.transport.pause_reading()
+        if self.answering or self._waits_for_its_request():
+            self._hold(data)
             return
         if self.phase is Phase.IDLE and not self.closing:
             self.phase = Phase.HEAD
@@ -179,12 +177,32 @@ class Connection(asyncio.Protocol):
             # keep-alive timer, which would cut a head that began just before the idle timeout.
             # keep_alive() drops that timer; aiohttp starts it again after the answer.
             self._inner.keep_alive(True)
-        counted = self.phase is Phase.HEAD and not self._left_of_body()
-        if counted and not self._guard.head_grew(self, self.head.read(data)):
-            return  # refused (answered, closing) or closed: aiohttp's parser sees no more
+        if self.phase is Phase.HEAD and not self._left_of_body():
+            before = self.head.size
+            stop = self.head.read(data)
+            if not self._guard.head_grew(self, self.head.size - before):
+                return  # refused (answered, closing) or closed: aiohttp's parser sees no more
+            if stop < len(data):
+                # The head ended within this read: what follows (a body, or the next request's
+                # head) waits until the middleware knows which (``read_body``, ``read_ahead``),
+                # else a head sent with the request before it would reach aiohttp uncounted.
+                self._hold(data[stop:])
+                data = data[:stop]
         self._inner.data_received(data)
         if self.holding is not None:
             self._guard.body_grew(self)
+
+    def _waits_for_its_request(self) -> bool:
+        """Whether what arrives waits until the request in progress is handled: its head is
+        whole and the middleware has yet to see it, or it is handled with no body to come."""
+        if self.phase is Phase.HEAD:
+            return self.head.ended and not self._left_of_body()
+        return self.phase is Phase.BUSY and not self._body_to_come()
+
+    def _hold(self, data: bytes) -> None:
+        self._ahead += data
+        if self.transport is not None:
+            self.transport.pause_reading()
 
     def _hello_received(self, data: bytes) -> None:
         self._hello += data
@@ -210,6 +228,15 @@ class Connection(asyncio.Protocol):
             self.transport.resume_reading()  # paused as it arrived
         if ahead:
             self.data_received(ahead)
+
+    def read_body(self) -> None:
+        """The request in progress waits for its body: what arrived after its head is (the start
+        of) that body, for aiohttp to read now, and reading goes on."""
+        ahead, self._ahead = bytes(self._ahead), bytearray()
+        if ahead and self.transport is not None:
+            self.transport.resume_reading()  # paused as it arrived
+        if ahead:
+            self._inner.data_received(ahead)
 
     def _body_to_come(self) -> bool:
         """Whether the request in progress waits for (part of) its body."""

@@ -606,6 +606,8 @@ class ConnectionGuard:
         connection.cancel_timer()
         connection.phase = Phase.BUSY
         connection.head.ended = True  # whole, as the parser found it: nothing more is counted
+        if request.body_exists and not request.content.is_eof():
+            connection.read_body()  # what came after the head, held until now, is its body
         connection.body_expired = False
         self._idle.pop(connection, None)
         if connection.reserved or _large_head(request) or _asks_to_switch(request):

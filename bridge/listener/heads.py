@@ -60,26 +60,27 @@ class HeadSize:
         self.size, self.ended, self.since, self._tail = 0, False, now, b""
 
     def read(self, data: bytes) -> int:
-        """Count the bytes of ``data`` that belong to the head, up to its end; how many."""
+        """Count the bytes of ``data`` that belong to the head, up to its end; where in ``data``
+        they stop (its length when the head goes on, 0 when it had ended)."""
         if self.ended:
             return 0
         start = 0
         if self.size == 0:
             start = len(data) - len(data.lstrip(_BLANK))
             if start == len(data):
-                return 0
+                return start
         joined = (self._tail + data[start : start + 3]).find(_END)
         end = data.find(_END, start) if joined == -1 else -1
         if joined != -1:
-            taken = joined + len(_END) - len(self._tail)
+            stop = start + joined + len(_END) - len(self._tail)
         elif end != -1:
-            taken = end + len(_END) - start
+            stop = end + len(_END)
         else:
-            taken = len(data) - start
+            stop = len(data)
             self._tail = (self._tail + data[max(start, len(data) - 3) :])[-3:]
         self.ended = joined != -1 or end != -1
-        self.size += taken
-        return taken
+        self.size += stop - start
+        return stop
 
 
 def _early_answer(status: int, code: str, detail: str, *, retry_after: int | None = None) -> bytes:

@@ -103,7 +103,8 @@ async def test_a_body_sent_with_a_head_near_head_max_is_not_counted_as_head(
 @pytest.mark.parametrize("cut", range(1, 8))
 def test_a_head_is_counted_to_its_blank_line_however_its_reads_cut_it(cut: int) -> None:
     """``HeadSize`` counts a head up to and with the blank line that ends it, whatever read
-    the line ends fall in, and not the CRLFs before its request line (RFC 9112 section 2.2)."""
+    the line ends fall in, and not the CRLFs before its request line (RFC 9112 section 2.2);
+    it says where in a read the head stops."""
     head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
     sent = b"\r\n" + head + b"body\r\n\r\n"
     at = len(sent) - len(b"body\r\n\r\n") - cut  # a cut among the last line ends, or after
@@ -116,6 +117,9 @@ def test_a_head_is_counted_to_its_blank_line_however_its_reads_cut_it(cut: int) 
         for read in reads:
             size.read(read)
         assert (size.size, size.ended) == (len(head), True), reads
+    whole = HeadSize()
+    whole.begin(0.0)
+    assert sent[: whole.read(sent)] == b"\r\n" + head  # where the head stops in the read
 
 
 async def test_the_bytes_held_by_a_head_and_a_body_in_progress_are_shown_until_let_go(
@@ -217,3 +221,59 @@ async def test_requests_sent_ahead_of_an_answer_are_read_once_it_is_sent(
         sending.cancel()
     assert held < 2 * 2**20, f"{held / 2**20:.1f} MiB held"
     assert b"released" in answers
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+async def test_a_head_sent_with_the_request_before_it_is_counted_and_timed(
+    serve: ServerFactory, tmp_path: Path, tls: bool
+) -> None:
+    """A head begun in the same send as the request before it, and never ended, is counted in
+    ``exesdb_http_heads_held_bytes`` once that request is answered, and closed after
+    EXESDB_HTTP_HEADER_TIMEOUT_MS as ``header_timeout``, over TLS too: aiohttp was given it with
+    the request before it, uncounted, and the connection lived to the idle timeout."""
+    files = WebFiles(tmp_path / "web")
+    env = {"EXESDB_HTTP_HEADER_TIMEOUT_MS": "500", "EXESDB_HTTP_IDLE_TIMEOUT_MS": "60000"}
+    if tls:
+        files.write(files.tls_config())
+        env["EXESDB_WEB_CONFIG_FILE"] = str(files.folder / "web.yml")
+    server = await serve(**env)
+    host, port = server.bridge.address or ("", 0)
+    reader, writer = await asyncio.open_connection(
+        host,
+        port,
+        ssl=files.client_context() if tls else None,
+        server_hostname=host if tls else None,
+    )
+    partial = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Fill: " + b"v" * 5000
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + partial)
+    answer = await asyncio.wait_for(reader.readline(), 10)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    await async_wait_until(
+        lambda: _held(server, "exesdb_http_heads_held_bytes") >= len(partial), 10
+    )
+    await async_wait_until(lambda: _closed(server, "header_timeout") == 1.0, 10)
+    writer.close()
+
+
+async def test_a_head_over_head_max_sent_with_the_request_before_it_is_answered_431(
+    serve: ServerFactory,
+) -> None:
+    """A head over HEAD_MAX in the same send as the request before it is answered 431 once that
+    request is answered 200, as when sent on its own."""
+    server = await serve()
+    host, port = server.bridge.address or ("", 0)
+    fields = b"".join(_FIELD % number for number in range(127))
+    large = b"GET /healthz?" + b"q" * 40_000 + b" HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n"
+    assert len(large) > HEAD_MAX
+    loop = asyncio.get_running_loop()
+    with socket.create_connection((host, port)) as client:
+        client.setblocking(False)
+        sent = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + large
+        sending = asyncio.create_task(loop.sock_sendall(client, sent))
+        answers = b""
+        while chunk := await asyncio.wait_for(loop.sock_recv(client, 65536), 10):
+            answers += chunk  # to the end: the connection closes
+        sending.cancel()
+    statuses = [answer[:3] for answer in answers.split(b"HTTP/1.1 ")[1:]]
+    assert statuses == [b"200", b"431"], answers[:400]
+    assert _closed(server, "head_too_large") == 1.0
