@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -92,6 +94,27 @@ def _rss(pid: int) -> int:
     return psutil.Process(pid).memory_info().rss
 
 
+@contextlib.contextmanager
+def _flooded(bridge: BridgeProcess, sent: bytes, connections: int) -> Iterator[int]:
+    """``sent`` sent on ``connections`` connections to ``bridge`` as fast as it reads it, for at
+    most a minute, then two seconds for what arrived last to be read: yields how much its
+    resident memory grew at most meanwhile, in bytes, the connections still open."""
+    assert bridge.process is not None
+    before = _rss(bridge.process.pid)
+    senders = [socket.create_connection(("127.0.0.1", bridge.port)) for _ in range(connections)]
+    try:
+        yield max(0, _flood(senders, memoryview(sent), bridge.process.pid) - before)
+    finally:
+        for sender in senders:
+            sender.close()
+
+
+def _closed(exposition: str, *reasons: str) -> int:
+    """The connections the bridge closed for any of ``reasons``, as its /metrics counts them."""
+    counts = re.findall(r'closed_total\{reason="(\w+)"\} (\d+)', exposition)
+    return sum(int(count) for reason, count in counts if reason in reasons)
+
+
 def _flood(senders: list[socket.socket], sent: memoryview, pid: int) -> int:
     """``sent`` sent on each of ``senders`` as fast as the bridge (process ``pid``) reads it, for
     at most a minute, then two seconds for what arrived last to be read: the most resident
@@ -130,25 +153,17 @@ def test_bodies_held_at_once_are_bounded_and_a_signed_batch_still_gets_in(
         state_dir=tmp_path / "state", EXESDB_INGEST="true", EXESDB_MAX_BODY_BYTES=str(limit)
     ).start(tmp_path)
     bridge_processes.append(bridge)
-    assert bridge.process is not None
     post_signed(bridge.url, body_of(envelope()))
-    before = _rss(bridge.process.pid)
     head = (
         b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
         b"X-ExESDB-Signature: t=%d,v1=%s\r\nContent-Length: %d\r\n\r\n"
         % (int(time.time()), b"0" * 64, limit)
     )
-    sent = memoryview(head + b'{"a": 1}\n' * ((limit - 1) // 9) + b"x" * ((limit - 1) % 9))
-    senders = [socket.create_connection(("127.0.0.1", bridge.port)) for _ in range(60)]
-    try:
-        highest = max(before, _flood(senders, sent, bridge.process.pid))
+    sent = head + b'{"a": 1}\n' * ((limit - 1) // 9) + b"x" * ((limit - 1) % 9)
+    with _flooded(bridge, sent, 60) as grown:
         # Past BODY_GRACE, the bodies left held are the slowest: one makes room for this batch.
         post_signed(bridge.url, body_of(envelope()))
         exposition = http_get(bridge.url + "/metrics")[1].decode()
-    finally:
-        for sender in senders:
-            sender.close()
-    grown = highest - before
     # Above BODIES_HELD: what each connection's reads hold before its handler counts them, and
     # the pages the heap keeps of bodies let go (93-140 MiB measured; 480 MiB without).
     assert grown < 3 * BODIES_HELD, f"the bridge grew {grown / 2**20:.0f} MiB"
@@ -156,8 +171,7 @@ def test_bodies_held_at_once_are_bounded_and_a_signed_batch_still_gets_in(
     # BODY_GRACE are answered 503 (none has been read long enough to be called slowest); past
     # it the slowest is closed instead, and on a loaded machine every one was (slow_body 53,
     # body_budget 0). Sixty connections are far below the cap, which closes slow bodies too.
-    closed = re.findall(r'closed_total\{reason="(?:slow_body|body_budget)"\} (\d+)', exposition)
-    assert sum(map(int, closed)) > 0, exposition
+    assert _closed(exposition, "slow_body", "body_budget") > 0, exposition
 
 
 def test_heads_held_at_once_are_bounded_and_a_probe_still_gets_in(
@@ -169,27 +183,17 @@ def test_heads_held_at_once_are_bounded_and_a_probe_still_gets_in(
     past it the slowest head is closed (``slow_head``), or the request past it answered 503
     (``head_budget``); ``/healthz`` and a signed batch are answered meanwhile."""
     bridge = _ingesting(tmp_path, bridge_processes)
-    assert bridge.process is not None
     post_signed(bridge.url, body_of(envelope()))
-    before = _rss(bridge.process.pid)
     fields = b"".join(b"X-Fill-%03d: %s\r\n" % (number, b"v" * 8000) for number in range(127))
-    sent = memoryview(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + fields)
-    senders = [socket.create_connection(("127.0.0.1", bridge.port)) for _ in range(400)]
-    try:
-        highest = max(before, _flood(senders, sent, bridge.process.pid))
+    with _flooded(bridge, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + fields, 400) as grown:
         assert http_get(bridge.url + "/healthz")[0] == 200
         post_signed(bridge.url, body_of(envelope()))
         exposition = http_get(bridge.url + "/metrics")[1].decode()
-    finally:
-        for sender in senders:
-            sender.close()
-    grown = highest - before
     # Above HEADS_HELD: aiohttp holds a field twice (its bytes and its text), and the heap keeps
     # pages of heads let go (68-125 MiB measured with 1 000 connections, 76 MiB with these 400;
     # 520 MiB without).
     assert grown < 8 * HEADS_HELD, f"the bridge grew {grown / 2**20:.0f} MiB"
-    refused = re.findall(r'closed_total\{reason="(?:slow_head|head_budget)"\} (\d+)', exposition)
-    assert sum(map(int, refused)) > 0, exposition
+    assert _closed(exposition, "slow_head", "head_budget") > 0, exposition
 
 
 @pytest.mark.parametrize("alert_id", ["disk_full{node=n1}", "{", "a}b"])

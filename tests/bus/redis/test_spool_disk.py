@@ -17,16 +17,37 @@ from bridge.bus import Frame
 from bridge.bus.redis.spool import Spool, SpoolDiskError
 from bridge.bus.redis.spool_disk import SpoolDiskFaults
 
+# What both children below begin with: a spool holding one frame in a process whose files may
+# then grow only 150 bytes past its segment (``limited``), and frames of 100 bytes.
+_LIMITED: Final = """
+import asyncio, json, resource, sys
+from pathlib import Path
+from bridge.bus import Frame
+from bridge.bus.redis.spool import Spool, SpoolDiskError
+
+def frame(number):
+    body = f'{{"n":{number}}}'.encode().ljust(100, b" ")
+    return Frame("ex_esdb_alerts", body, f"{number:064x}")
+
+async def limited(directory):
+    spool = Spool(directory, max_bytes=1 << 20, segment_bytes=1 << 20)
+    await spool.open()
+    assert await spool.append([frame(0)])
+    segment = next(directory.glob("*.spool"))
+    size = segment.stat().st_size
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 150, hard))
+    return spool, segment, size, hard
+"""
+
 # A process whose files may not grow past a few bytes more than the spool's segment holds
 # (RLIMIT_FSIZE; Python ignores SIGXFSZ, so the kernel answers EFBIG): a real refusal of a
 # write, part of it taken first, for any user. Two appends are refused, then the limit is lifted
 # and one is taken; what it found is printed as JSON.
-_CHILD: Final = """
-import asyncio, json, logging, resource, sys
-from pathlib import Path
-from bridge.bus import Frame
-from bridge.bus.redis.spool import Spool, SpoolDiskError
-from bridge.bus.redis.spool_disk import SpoolDiskFaults
+_CHILD: Final = (
+    _LIMITED
+    + """
+import logging
 
 said = []
 
@@ -37,18 +58,8 @@ class Said(logging.Handler):
 logging.getLogger("bridge").addHandler(Said())
 logging.getLogger("bridge").setLevel(logging.INFO)
 
-def frame(number):
-    body = f'{{"n":{number}}}'.encode().ljust(100, b" ")
-    return Frame("ex_esdb_alerts", body, f"{number:064x}")
-
 async def main(directory):
-    spool = Spool(directory, max_bytes=1 << 20, segment_bytes=1 << 20)
-    await spool.open()
-    assert await spool.append([frame(0)])
-    segment = next(directory.glob("*.spool"))
-    size = segment.stat().st_size
-    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 150, hard))
+    spool, segment, size, hard = await limited(directory)
     refused = []
     for number in (1, 2):
         try:
@@ -77,6 +88,7 @@ async def main(directory):
 
 asyncio.run(main(Path(sys.argv[1])))
 """
+)
 
 
 def _run_child(program: str, spool: Path) -> dict[str, Any]:
@@ -133,28 +145,16 @@ def test_a_write_the_disk_refuses_is_the_spools_fault_named_cut_back_and_told_on
 # A write cut short by the same file size limit, whose cut back the disk refuses too (no real
 # mechanism here refuses an ftruncate that shrinks, so os.ftruncate raises EIO): the torn tail
 # stays. The next append, taken once the limit is lifted, is read, sent and gone.
-_TORN_CHILD: Final = """
-import asyncio, errno, json, os, resource, sys
-from pathlib import Path
-from bridge.bus import Frame
-from bridge.bus.redis.spool import Spool, SpoolDiskError
-from bridge.bus.redis.spool_disk import SpoolDiskFaults
-
-def frame(number):
-    body = f'{{"n":{number}}}'.encode().ljust(100, b" ")
-    return Frame("ex_esdb_alerts", body, f"{number:064x}")
+_TORN_CHILD: Final = (
+    _LIMITED
+    + """
+import errno, os
 
 def refuse(descriptor, size):
     raise OSError(errno.EIO, "Input/output error")
 
 async def main(directory):
-    spool = Spool(directory, max_bytes=1 << 20, segment_bytes=1 << 20)
-    await spool.open()
-    assert await spool.append([frame(0)])
-    segment = next(directory.glob("*.spool"))
-    size = segment.stat().st_size
-    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 150, hard))
+    spool, segment, size, hard = await limited(directory)
     truncate, os.ftruncate = os.ftruncate, refuse
     try:
         await spool.append([frame(1), frame(11)])
@@ -179,6 +179,7 @@ async def main(directory):
 
 asyncio.run(main(Path(sys.argv[1])))
 """
+)
 
 
 def test_an_append_after_a_torn_tail_the_disk_would_not_cut_back_is_read_and_sent(
