@@ -1,0 +1,154 @@
+"""The joiners U+200C (ZWNJ) and U+200D (ZWJ) in node names: taken where RFC 5892 Appendix A
+takes them in a host name (after a virama; ZWNJ between letters that join), by every decoder
+alike; refused anywhere else, and at a name's start or end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import idna
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge.bus import Envelope, Rejection, RejectReason
+from bridge.bus.decoding import decode_envelopes
+from bridge.hidden import is_node_name, joiners_placed
+from bridge.messages import NODE_JOINERS_SAID, ClusterHealth, Message, NodeHealth
+from tests.bus.envelope_helpers import agreed, body_of
+
+# Names a host or an Erlang node may have, each joiner where RFC 5892 takes it.
+JOINED = [
+    "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian: yeh, ZWNJ, khah
+    "\u06a9\u062a\u0627\u0628\u200c\u0647\u0627",  # Persian "books": beh, ZWNJ, heh
+    "\u0628\u064e\u200c\u0628",  # a mark (fatha, joining type T) between the letter and ZWNJ
+    "\u0628\u200c\u0651\u0627",  # and one after it, before an alef (R: joins the one before)
+    "\u0915\u094d\u200d\u0937",  # Devanagari: ka, virama, ZWJ, ssa (a half form)
+    "\u0915\u094d\u200c\u0937",  # ka, virama, ZWNJ, ssa (the virama shown)
+    "\u0d28\u0d4d\u200d\u0d28",  # Malayalam: na, virama, ZWJ, na
+    "ex_esdb@\u0915\u094d\u200d\u0937-1",
+]
+# Joiners that change nothing drawn, or stand at an end: two names would look the same.
+MISPLACED = [
+    "ab\u200dcd",
+    "ab\u200ccd",
+    "node-1\u200c2",
+    "\u200cnode",
+    "\u200dnode",
+    "node\u200c",
+    "\u0915\u094d\u200d",  # after a virama, but at the end
+    "\u0915\u200d\u0937",  # ZWJ with no virama before it
+    "\u0628\u200d\u0628",  # ZWJ between Arabic letters: no virama
+    "\u0627\u200c\u0628",  # alef joins no letter after it (R)
+    "\u0628\u200c1",  # a digit joins nothing
+    "\u0628\u200c\u200c\u0628",  # two joiners
+    "\u0628\u200c \u0628",  # a blank after the joiner
+    "\U0001f469\u200d\U0001f4bb",  # an emoji's joiner: as before, drawn as nothing after node-1
+]
+LAX_TIMESTAMP = "2026-11-28T02:00:00.123+02:00"  # a form only the pydantic-core path reads
+HEALTH: dict[str, Any] = {"status": "healthy", "timestamp": "2026-11-28T00:00:00.123Z"}
+CLUSTER: dict[str, Any] = {
+    "status": "degraded",
+    "healthy_nodes": 1,
+    "total_nodes": 2,
+    "timestamp": "2026-11-28T00:00:00.123Z",
+}
+# Where a node name is: the envelope's node, a payload's, and one a payload lists.
+PLACES: dict[str, tuple[type[Message], dict[str, Any], str | None]] = {
+    "node": (NodeHealth, HEALTH, None),
+    "payload.node": (NodeHealth, HEALTH, "node"),
+    "payload.degraded_nodes.0": (ClusterHealth, CLUSTER, "degraded_nodes"),
+}
+
+
+def decoded(name: str, place: str, lax: bool, ascii_only: bool) -> Envelope | Rejection:
+    """What every decoder makes of ``name`` at ``place`` (the fast paths and the reference
+    agreeing, ``agreed`` asserts), and a batch of it after a good line alike."""
+    model, base, field = PLACES[place]
+    payload = {**base, "timestamp": LAX_TIMESTAMP} if lax else dict(base)
+    changes: dict[str, Any] = {}
+    if field is None:
+        changes["node"] = name
+    else:
+        payload[field] = [name] if field == "degraded_nodes" else name
+    body = body_of(payload, model, ascii_only=ascii_only, **changes)
+    result = agreed(body, payload, model)
+    good = body_of(HEALTH, NodeHealth, id="01JDX0Y8C7H1V4N0W5Z3Q2M6TA")
+    refused = None if isinstance(result, Envelope) else (1, result)
+    assert decode_envelopes([good, body])[1] == refused
+    assert decode_envelopes([good, body], good + b"\n" + body)[1] == refused
+    return result
+
+
+@pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw"])
+@pytest.mark.parametrize("lax", [False, True], ids=["msgspec", "pydantic-core"])
+@pytest.mark.parametrize("place", list(PLACES))
+@pytest.mark.parametrize("name", JOINED, ids=ascii)
+def test_a_node_name_with_a_joiner_where_rfc_5892_takes_one_is_taken_by_every_decoder(
+    name: str, place: str, lax: bool, ascii_only: bool
+) -> None:
+    """A Persian, Devanagari or Malayalam node name with a ZWNJ or ZWJ where IDNA2008's
+    CONTEXTJ rules take one, escaped or raw, in a form the msgspec path reads or one only
+    pydantic-core does, is taken as sent wherever a node name is, the fast paths and the
+    reference alike."""
+    result = decoded(name, place, lax, ascii_only)
+    assert isinstance(result, Envelope)
+    if place == "node":
+        assert result.node == name
+    elif place == "payload.node":
+        assert getattr(result.payload, "node") == name  # noqa: B009 - a NodeHealth's
+    else:
+        assert getattr(result.payload, "degraded_nodes") == [name]  # noqa: B009
+
+
+@pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw"])
+@pytest.mark.parametrize("lax", [False, True], ids=["msgspec", "pydantic-core"])
+@pytest.mark.parametrize("place", list(PLACES))
+@pytest.mark.parametrize("name", MISPLACED, ids=ascii)
+def test_a_node_name_with_a_joiner_anywhere_else_is_refused_by_every_decoder(
+    name: str, place: str, lax: bool, ascii_only: bool
+) -> None:
+    """A joiner that changes nothing drawn (between Latin letters, after an alef, a digit or
+    another joiner, with no virama before a ZWJ), or at a name's start or end, is refused by
+    every decoder alike, naming the field and where a joiner may stand, in words."""
+    result = decoded(name, place, lax, ascii_only)
+    assert isinstance(result, Rejection)
+    reason = RejectReason.MALFORMED if place == "node" else RejectReason.INVALID_PAYLOAD
+    assert (result.reason, result.field) == (reason, place)
+    assert NODE_JOINERS_SAID in result.detail
+    assert "\u200c" not in result.detail
+    assert "\u200d" not in result.detail
+
+
+def idna_takes(name: str) -> bool:
+    """Whether the idna package's RFC 5892 CONTEXTJ check takes each joiner in ``name``."""
+    return all(
+        idna.valid_contextj(name, at)
+        for at, character in enumerate(name)
+        if character in "\u200c\u200d"
+    )
+
+
+@pytest.mark.parametrize("name", JOINED + MISPLACED, ids=ascii)
+def test_the_joiner_rule_is_rfc_5892s_as_the_idna_package_reads_it(name: str) -> None:
+    """joiners_placed agrees with the idna package's valid_contextj on every name of the
+    tables; is_node_name takes a name when, and only when, it does too and no joiner stands at
+    an end or beside a blank or another joiner."""
+    assert joiners_placed(name) == idna_takes(name)
+    assert is_node_name(name) == (name in JOINED)
+
+
+# Letters that join both sides (beh, yeh, heh), the one after only (alef: R), letters of no
+# joining (a, 1), marks (fatha, shadda: T; a Devanagari vowel sign), viramas and the joiners.
+_ALPHABET = list(
+    "\u0628\u06cc\u0647\u0627\u062f\u0640a1 \u064e\u0651\u093f\u0915\u094d\u0d4d\u0710"
+    "\u07ca\u1820\u0301\u200c\u200d"
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(name=st.text(st.sampled_from(_ALPHABET), min_size=1, max_size=8))
+def test_generated_names_place_joiners_as_the_idna_package_does(name: str) -> None:
+    """Names drawn from joining letters (Arabic, Syriac, N'Ko, Mongolian), letters that join
+    one side or none, marks, viramas and the joiners: joiners_placed says what idna says."""
+    assert joiners_placed(name) == idna_takes(name)
