@@ -28,6 +28,7 @@ __all__ = [
     "NODE_PATTERN",
     "NODE_REFUSED",
     "NODE_REFUSED_BMP",
+    "NODE_REFUSED_BMP_BUT_JOINERS",
     "NODE_SCHEMA_PATTERN",
     "escapes",
     "hidden_shown",
@@ -141,6 +142,15 @@ NODE_REFUSED_BMP: Final = _escaped(_NODE_REFUSED_BMP)
 NODE_REFUSED: Final = NODE_REFUSED_BMP + _escaped(_NODE_REFUSED_ASTRAL)
 """Every character a node name may not hold, as a class Python's re and Rust's read (``\\U``
 past the BMP)."""
+NODE_REFUSED_BMP_BUT_JOINERS: Final = _escaped(
+    tuple(
+        pair
+        for low, high in _NODE_REFUSED_BMP
+        for pair in (((low, 0x200B), (0x200E, high)) if low <= 0x200C <= high else ((low, high),))
+    )
+)
+"""``NODE_REFUSED_BMP`` but for the joiners U+200C and U+200D, which a node name holds where
+``joiners_placed`` takes them: what it may hold nowhere."""
 # The joiners: ZWNJ and ZWJ, refused (in NODE_REFUSED) but where joiners_placed takes them.
 _JOINERS: Final = "\u200c\u200d"
 NODE_BLANK: Final = _escaped(_NODE_BLANK)
@@ -312,6 +322,9 @@ _JOINS_NEXT_STARTS: Final = tuple(low for low, _ in _JOINS_NEXT)
 _JOINS_PREVIOUS_STARTS: Final = tuple(low for low, _ in _JOINS_PREVIOUS)
 _ZWNJ: Final = "\u200c"
 _ZWJ: Final = "\u200d"
+_JOINER: Final = re.compile(f"[{_JOINERS}]")
+# What a joiner stands between: no blank (NODE_PATTERN's) nor another joiner.
+_NOT_SHOWING: Final = frozenset(NODE_BLANKS + _JOINERS)
 # Canonical_Combining_Class Virama (a Devanagari halant U+094D, a Bengali hasanta U+09CD).
 _VIRAMA: Final = 9
 
@@ -333,7 +346,7 @@ def _joiner_placed(text: str, at: int) -> bool:
     """Whether the joiner at ``text[at]`` stands where RFC 5892 Appendix A lets a host name
     hold one: right after a virama (A.1 and A.2), or, a ZWNJ, after a character joining the
     next and before one joining the previous, marks between them skipped (A.1: the Persian
-    ``می‌خواهم``)."""
+    U+06CC U+200C U+062E)."""
     if at > 0 and unicodedata.combining(text[at - 1]) == _VIRAMA:
         return True
     if text[at] != _ZWNJ:
@@ -350,23 +363,52 @@ def _joiner_placed(text: str, at: int) -> bool:
 
 
 def joiners_placed(name: str) -> bool:
-    """Whether each joiner in ``name`` (U+200C ZWNJ, U+200D ZWJ) stands where IDNA2008 lets a
-    host name hold one (RFC 5892 Appendix A.1, A.2: its CONTEXTJ rules): after a virama, which
-    it keeps from joining the next consonant (Devanagari, Bengali, Malayalam ``ന്‍``), or, a
-    ZWNJ, between two letters that would otherwise join (Persian, Urdu, Kurdish: ``می‌خواهم``).
-    Anywhere else (``ab`` and ``cd`` with one between) it changes nothing drawn: two names
-    would look the same. Text without a joiner returns at once."""
+    """Whether each joiner in ``name`` (U+200C ZWNJ, U+200D ZWJ) stands between two characters
+    that show (neither blank nor a joiner) and where IDNA2008 lets a host name hold one (RFC
+    5892 Appendix A.1, A.2: its CONTEXTJ rules): right after a virama, which it keeps from
+    joining the next consonant (Devanagari, Bengali, Malayalam), or, a ZWNJ, between two
+    letters that would otherwise join (Persian, Urdu, Kurdish: U+06CC U+200C U+062E). Anywhere
+    else (``ab`` and ``cd`` with one between) it changes nothing drawn, and two names would look
+    the same; at an end, or beside a blank or another joiner, it joins nothing. Text without a
+    joiner returns at once, a name seen lately nearly so."""
     if _ZWNJ not in name and _ZWJ not in name:
         return True
-    return all(
-        _joiner_placed(name, at) for at, character in enumerate(name) if character in _JOINERS
-    )
+    placed = _PLACED.get(name)
+    if placed is None:
+        placed = _joiners_placed(name)
+        if len(name) <= _PLACED_LENGTH:
+            if len(_PLACED) >= _PLACED_SIZE:
+                _PLACED.clear()
+            _PLACED[name] = placed  # swapped whole: another thread at worst misses
+    return placed
+
+
+# What joiners_placed said of each name lately: a node sends its messages under one name, and
+# the rule reads Unicode's tables for each joiner (some 2 us a name, five times the decoding of
+# the rest of its message). Bounded: cleared when full, names up to an envelope node's length.
+_PLACED: dict[str, bool] = {}
+_PLACED_SIZE: Final = 1024
+_PLACED_LENGTH: Final = 255
+
+
+def _joiners_placed(name: str) -> bool:
+    last = len(name) - 1
+    for found in _JOINER.finditer(name):
+        at = found.start()
+        if (
+            not 0 < at < last
+            or name[at - 1] in _NOT_SHOWING
+            or name[at + 1] in _NOT_SHOWING
+            or not _joiner_placed(name, at)
+        ):
+            return False
+    return True
 
 
 def is_node_name(name: str) -> bool:
     """Whether ``name`` is a node name (its length aside): ``NODE_PATTERN`` matches it whole
     (no final line break either) and ``joiners_placed``: the one rule for a check made in
-    Python."""
+    Python. Not for every message: Python's re reads the pattern's ranges one after another."""
     return _NODE_NAME.match(name) is not None and joiners_placed(name)
 
 

@@ -18,12 +18,14 @@ from bridge.bus.envelope import Unbuilt
 from bridge.bus.instants import Instant, known_timestamp, timestamp
 from bridge.bus.payload_walks import keys_in, object_fields, string_lists, strings_in
 from bridge.bus.struct_fields import PayloadField, Unsupported
+from bridge.hidden import joiners_placed
 from bridge.messages import Message, visible_name
 from bridge.messages._base import MAX_WHOLE
 
 __all__ = ["Build", "builder"]
 
 _UNSET: Final = msgspec.UNSET
+
 
 Build = Callable[[Any, Instant, Callable[[Any], None], Callable[..., Any]], int | None]
 """``build(wire, instant, append, envelope)``: see ``builder``."""
@@ -35,6 +37,7 @@ def builder(
     after: tuple[Callable[[Any], Any], ...],
     names: frozenset[str],
     nodes: tuple[tuple[str, ...], tuple[str, ...]],
+    checked: bool,
 ) -> Build:
     """``build(wire, instant, append, envelope)`` for ``model``: ``append``s the
     ``envelope(...)`` made of the wire envelope ``wire`` (its ``ts`` read as ``instant``, an
@@ -49,7 +52,10 @@ def builder(
     after-validator is built here, for the validator to judge it. The ``names`` (its ``Name``
     fields) are judged by ``visible_name`` on the Struct's values, with no model built; the
     envelope's node and the ``nodes`` (its fields holding a node name, and lists of them) are
-    looked at for a blank at either end, which the clean Structs do not check.
+    looked at for a blank at either end, which the clean Structs do not check; ``checked`` (the
+    builder of the Structs checking the patterns, which take a joiner inside a node name), for
+    where a joiner stands (``joiners_placed``) in one outside ASCII too: clean bytes hold
+    none, so the clean Structs' builder does not look.
 
     It runs for every message, so it is written out for each model as straight-line code (one
     step per field that needs one; loops over a model's fields cost a third more), then
@@ -68,6 +74,7 @@ def builder(
         "after": after,
         "setattr": setattr,
         "visible_name": visible_name,
+        "joiners_placed": joiners_placed,
         "MAX_WHOLE": MAX_WHOLE,
     }
     # A required string is always one; any other is counted when given.
@@ -81,6 +88,11 @@ def builder(
         # (CPython): a third of the cost of testing both ends' characters.
         "    if node.strip() is not node:",
         "        return None",
+        *(
+            ["    if not node.isascii() and not joiners_placed(node):", "        return None"]
+            if checked
+            else []
+        ),
         "    payload = wire.payload",
         # One per field, less those left out, and one per string value.
         f"    keys = {len(described) + len(always)}",
@@ -117,6 +129,12 @@ def builder(
             "    if value.__class__ is str and value.strip() is not value:",
             "        return None",
         ]
+        if checked:
+            code += [
+                "    if value.__class__ is str and not value.isascii()"
+                " and not joiners_placed(value):",
+                "        return None",
+            ]
     for name in lists:
         code += [
             f"    value = payload.{name}",
@@ -124,6 +142,14 @@ def builder(
             "        for item in value:",
             "            if item.strip() is not item:",
             "                return None",
+            *(
+                [
+                    "            if not item.isascii() and not joiners_placed(item):",
+                    "                return None",
+                ]
+                if checked
+                else []
+            ),
         ]
     for name in sorted(names):  # a Name the pattern took may still show nothing: goes on
         code += [

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from bridge.hidden import NODE_BLANK, NODE_REFUSED_BMP
+from bridge.hidden import NODE_BLANK, NODE_REFUSED_BMP, NODE_REFUSED_BMP_BUT_JOINERS
 from bridge.messages import NAME_PATTERN
 
 __all__ = [
@@ -32,18 +32,20 @@ _NODE_TEXT_REFUSED: Final = _NODE_REFUSED + r"\ud800-\udfff"
 LABEL: Final = rf"\A[^{_NODE_REFUSED}]*\Z"
 """``LABEL_PATTERN`` in the BMP: none of the characters a node name refuses, and no character
 past U+FFFF (those left to the pydantic-core path)."""
-# A character neither blank nor refused, then any not refused and, past the first, another
-# neither blank nor refused: no blank at either end. The joiners, refused here, are left to the
-# pydantic-core path (NODE_PATTERN and joiners_placed), as are characters past the BMP.
+# The joiners, refused at a name's ends but taken inside it, where the builders of the Structs
+# checking this (structs.CHECKED: clean bytes hold none) judge them (hidden.joiners_placed).
+_NODE_INSIDE: Final = NODE_REFUSED_BMP_BUT_JOINERS + r"\U00010000-\U0010ffff"
+# A character neither blank nor refused, then any refused nowhere and, past the first, another
+# neither blank nor refused: no blank, nor joiner, at either end.
 NODE_NAME: Final = (
-    rf"\A[^{_NODE_REFUSED}{NODE_BLANK}](?:[^{_NODE_REFUSED}]*[^{_NODE_REFUSED}{NODE_BLANK}])?\Z"
+    rf"\A[^{_NODE_REFUSED}{NODE_BLANK}](?:[^{_NODE_INSIDE}]*[^{_NODE_REFUSED}{NODE_BLANK}])?\Z"
 )
-"""``NODE_PATTERN`` in the BMP, no joiner in it: a node name with no blank at its start or end
-and none of the characters it refuses, and no character past U+FFFF (those, and the joiners,
-left to the pydantic-core path)."""
+"""``NODE_PATTERN`` in the BMP, but where its joiners stand (the builders judge it): a node
+name with no blank or joiner at its start or end and none of the other characters it refuses,
+and no character past U+FFFF (those left to the pydantic-core path)."""
 NODE_TEXT: Final = (
     rf"\A[^{_NODE_TEXT_REFUSED}{NODE_BLANK}]"
-    rf"(?:[^{_NODE_TEXT_REFUSED}]*[^{_NODE_TEXT_REFUSED}{NODE_BLANK}])?\Z"
+    rf"(?:[^{_NODE_INSIDE}\ud800-\udfff]*[^{_NODE_TEXT_REFUSED}{NODE_BLANK}])?\Z"
 )
 """The envelope's ``node``: ``NODE_NAME``, and no lone surrogate (an unpaired
 ``\\ud800``-``\\udfff`` escape: valid JSON, but no text a label, a page or a message sent on can

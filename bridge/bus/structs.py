@@ -112,10 +112,14 @@ class Payload:
                     gc=False,
                 )
             )
-        # One builder for both: the Structs differ only in the patterns they check.
-        build = builder(model, described, tuple(after), names, nodes)
-        self.clean = Variant(structs[0], build)
-        self.checked = Variant(structs[1], build)
+        # A builder for each: the Structs differ only in the patterns they check, and the
+        # checked ones take a joiner inside a node name, which their builder judges.
+        self.clean = Variant(
+            structs[0], builder(model, described, tuple(after), names, nodes, False)
+        )
+        self.checked = Variant(
+            structs[1], builder(model, described, tuple(after), names, nodes, True)
+        )
 
 
 def _payloads() -> tuple[dict[str, Payload], tuple[type[Message], ...]]:

@@ -15,7 +15,7 @@ from bridge.bus import Envelope, Rejection, RejectReason
 from bridge.bus.decoding import decode_envelopes
 from bridge.hidden import is_node_name, joiners_placed
 from bridge.messages import NODE_JOINERS_SAID, ClusterHealth, Message, NodeHealth
-from tests.bus.envelope_helpers import agreed, body_of
+from tests.bus.envelope_helpers import agreed, body_of, msgspec_paths
 
 # Names a host or an Erlang node may have, each joiner where RFC 5892 takes it.
 JOINED = [
@@ -61,22 +61,31 @@ PLACES: dict[str, tuple[type[Message], dict[str, Any], str | None]] = {
 }
 
 
+def payload_at(name: str, place: str, lax: bool) -> dict[str, Any]:
+    """The payload of a message holding ``name`` at ``place`` (the envelope's node aside)."""
+    _, base, field = PLACES[place]
+    payload = {**base, "timestamp": LAX_TIMESTAMP} if lax else dict(base)
+    if field is not None:
+        payload[field] = [name] if field == "degraded_nodes" else name
+    return payload
+
+
+def body(name: str, place: str, lax: bool, ascii_only: bool) -> bytes:
+    """The envelope of a message holding ``name`` at ``place``."""
+    changes = {"node": name} if place == "node" else {}
+    payload = payload_at(name, place, lax)
+    return body_of(payload, PLACES[place][0], ascii_only=ascii_only, **changes)
+
+
 def decoded(name: str, place: str, lax: bool, ascii_only: bool) -> Envelope | Rejection:
     """What every decoder makes of ``name`` at ``place`` (the fast paths and the reference
     agreeing, ``agreed`` asserts), and a batch of it after a good line alike."""
-    model, base, field = PLACES[place]
-    payload = {**base, "timestamp": LAX_TIMESTAMP} if lax else dict(base)
-    changes: dict[str, Any] = {}
-    if field is None:
-        changes["node"] = name
-    else:
-        payload[field] = [name] if field == "degraded_nodes" else name
-    body = body_of(payload, model, ascii_only=ascii_only, **changes)
-    result = agreed(body, payload, model)
+    envelope = body(name, place, lax, ascii_only)
+    result = agreed(envelope, payload_at(name, place, lax), PLACES[place][0])
     good = body_of(HEALTH, NodeHealth, id="01JDX0Y8C7H1V4N0W5Z3Q2M6TA")
     refused = None if isinstance(result, Envelope) else (1, result)
-    assert decode_envelopes([good, body])[1] == refused
-    assert decode_envelopes([good, body], good + b"\n" + body)[1] == refused
+    assert decode_envelopes([good, envelope])[1] == refused
+    assert decode_envelopes([good, envelope], good + b"\n" + envelope)[1] == refused
     return result
 
 
@@ -88,11 +97,13 @@ def test_a_node_name_with_a_joiner_where_rfc_5892_takes_one_is_taken_by_every_de
     name: str, place: str, lax: bool, ascii_only: bool
 ) -> None:
     """A Persian, Devanagari or Malayalam node name with a ZWNJ or ZWJ where IDNA2008's
-    CONTEXTJ rules take one, escaped or raw, in a form the msgspec path reads or one only
-    pydantic-core does, is taken as sent wherever a node name is, the fast paths and the
-    reference alike."""
+    CONTEXTJ rules take one, escaped or raw, in a form the msgspec path reads (and it takes it,
+    not leaving it to the slower paths) or one only pydantic-core does, is taken as sent
+    wherever a node name is, the fast paths and the reference alike."""
     result = decoded(name, place, lax, ascii_only)
     assert isinstance(result, Envelope)
+    if not lax:  # the msgspec path's checked Structs take it, not only the slower paths
+        assert msgspec_paths(body(name, place, lax, ascii_only)) == [result]
     if place == "node":
         assert result.node == name
     elif place == "payload.node":
@@ -129,12 +140,22 @@ def idna_takes(name: str) -> bool:
     )
 
 
+def between_two_that_show(name: str) -> bool:
+    """Whether each joiner in ``name`` has a character on either side, neither a blank nor a
+    joiner (what RFC 5892 leaves to the label's other rules)."""
+    return all(
+        0 < at < len(name) - 1 and not {name[at - 1], name[at + 1]} & {" ", "\u200c", "\u200d"}
+        for at, character in enumerate(name)
+        if character in "\u200c\u200d"
+    )
+
+
 @pytest.mark.parametrize("name", JOINED + MISPLACED, ids=ascii)
 def test_the_joiner_rule_is_rfc_5892s_as_the_idna_package_reads_it(name: str) -> None:
     """joiners_placed agrees with the idna package's valid_contextj on every name of the
-    tables; is_node_name takes a name when, and only when, it does too and no joiner stands at
-    an end or beside a blank or another joiner."""
-    assert joiners_placed(name) == idna_takes(name)
+    tables whose joiners stand between two characters that show (and refuses the others);
+    is_node_name takes exactly the names of the first table."""
+    assert joiners_placed(name) == (idna_takes(name) and between_two_that_show(name))
     assert is_node_name(name) == (name in JOINED)
 
 
@@ -150,5 +171,6 @@ _ALPHABET = list(
 @given(name=st.text(st.sampled_from(_ALPHABET), min_size=1, max_size=8))
 def test_generated_names_place_joiners_as_the_idna_package_does(name: str) -> None:
     """Names drawn from joining letters (Arabic, Syriac, N'Ko, Mongolian), letters that join
-    one side or none, marks, viramas and the joiners: joiners_placed says what idna says."""
-    assert joiners_placed(name) == idna_takes(name)
+    one side or none, marks, viramas, a blank and the joiners: joiners_placed says what idna
+    says wherever each joiner stands between two characters that show."""
+    assert joiners_placed(name) == (idna_takes(name) and between_two_that_show(name))
