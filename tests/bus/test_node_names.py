@@ -379,3 +379,35 @@ def test_clean_bytes_may_hold_any_other_character_written_raw() -> None:
         and not is_clean(f'{{"node": "a{chr(code)}b"}}'.encode())
     ]
     assert unclean_ones == []
+
+
+_BODY_PARTS = st.sampled_from(
+    [
+        '{"node": "',
+        '"}',
+        "a",
+        "\u0645",
+        "\u200c",
+        "\\u200c",
+        "\u00ad",
+        "\\n",
+        "\x7f",
+        "\u2800",
+        "\U000e0041",
+        "\\ud83d\\ude80",
+        "\ue000",
+        "\\\\",
+        "\U0001f680",
+        "\u0301",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(bodies=st.lists(st.lists(_BODY_PARTS, max_size=6).map("".join).map(str.encode), max_size=8))
+def test_a_batch_names_exactly_the_lines_that_are_not_clean(bodies: list[bytes]) -> None:
+    """unclean, finding the escapes and the characters written raw in a batch's lines joined,
+    names exactly the lines is_clean refuses one by one, in order, whatever the lines hold
+    (a Persian name's joiner raw in several, an escape in one, a DEL)."""
+    expected = [index for index, body in enumerate(bodies) if not is_clean(body)]
+    assert unclean(bodies, b"\n".join(bodies)) == expected
