@@ -193,9 +193,9 @@ NODE_REFUSES: Final = (
 (refusals, the docs)."""
 
 NODE_JOINERS_SAID: Final = (
-    "a joiner (U+200C, U+200D) but right after a virama (Devanagari's U+094D), or U+200C between"
-    " two letters that join (Persian, Urdu: RFC 5892 Appendix A), each between two characters"
-    " that show"
+    "a joiner (U+200C, U+200D) where it joins nothing (one is taken between two characters that"
+    " show, right after a virama such as Devanagari's U+094D, and U+200C also between two letters"
+    " that join, as in Persian or Urdu: RFC 5892 Appendix A)"
 )
 """Where ``NODE_PATTERN`` and ``joiners_placed`` take a joiner, in words (refusals, the docs)."""
 
