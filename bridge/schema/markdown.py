@@ -149,10 +149,12 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
   Blanks between other characters are kept (`"node 1"`). The envelope's is refused as
   `malformed`, a payload's as `invalid_payload`, each naming the field; `EXESDB_NODE` refuses
   the same. The JSON Schema's `pattern` names the characters of the BMP (no pattern every
-  engine reads can name those past U+FFFF). Other text (titles, descriptions) may hold them:
+  engine reads can name those past U+FFFF), and takes a joiner between any two characters that
+  show (no pattern says RFC 5892's rule). Other text (titles, descriptions) may hold them:
   the status and alert pages show zero-width characters, bidirectional controls and the others
   no one's text needs (Hangul fillers such as U+3164, tags, noncharacters, a run of variation
-  selectors) as their escapes (`\\u200b`), an emoji's own joiner, U+FE0F and flag tags kept.
+  selectors) as their escapes (`\\u200b`), an emoji's own joiner, U+FE0F and flag tags kept, and
+  a word's joiners where a node name takes them.
 - A name shown as who did something (`ack_by`: "not blank, no control characters, line
   separators or bidirectional controls") may not be blank, spaces or other Unicode whitespace
   only (U+00A0 and U+3000 too) or characters drawn as nothing (U+200B, U+2060, U+FEFF, U+3164,

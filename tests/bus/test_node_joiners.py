@@ -4,18 +4,21 @@ alike; refused anywhere else, and at a name's start or end."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from typing import Any
+from typing import Annotated, Any
 
 import idna
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import Field, TypeAdapter, ValidationError
 
 from bridge.bus import Envelope, Rejection, RejectReason
 from bridge.bus.decoding import decode_envelopes
-from bridge.hidden import is_node_name, joiners_placed
-from bridge.messages import NODE_JOINERS_SAID, ClusterHealth, Message, NodeHealth
+from bridge.bus.struct_patterns import NODE_TEXT
+from bridge.hidden import NODE_SCHEMA_PATTERN, is_node_name, joiners_placed
+from bridge.messages import NODE_JOINERS_SAID, NODE_PATTERN, ClusterHealth, Message, NodeHealth
 from tests.bus.envelope_helpers import agreed, body_of, msgspec_paths
 
 # Names a host or an Erlang node may have, each joiner where RFC 5892 takes it.
@@ -198,3 +201,35 @@ def test_which_letters_join_is_unicodes_as_the_idna_package_has_it() -> None:
                 if joiners_placed(name) != idna_takes(name):
                     differ.append(f"{name!a}")
     assert differ == []
+
+
+# Characters that show, blanks (a space, U+3000, the braille blank), the joiners, a refused one
+# (U+200B) and one past the BMP (an emoji): what the node pattern's parts meet at.
+_PATTERN_ALPHABET = [*"a\u0628\u094d \u3000\u2800\u200c\u200d\u200b", "\U0001f680"]
+_RUST = TypeAdapter(Annotated[str, Field(pattern=NODE_PATTERN)])
+_PYTHON = re.compile(NODE_PATTERN.removesuffix("$") + r"\Z")
+_SCHEMA = re.compile(NODE_SCHEMA_PATTERN.removesuffix("$") + r"\Z")
+_STRUCTS = re.compile(NODE_TEXT)
+
+
+@settings(max_examples=500, deadline=None)
+@given(name=st.text(st.sampled_from(_PATTERN_ALPHABET), min_size=1, max_size=7))
+def test_the_node_pattern_reads_alike_in_every_engine_on_names_with_blanks_and_joiners(
+    name: str,
+) -> None:
+    """NODE_PATTERN takes the same names in pydantic-core's Rust regex as in Python's re: one
+    opening and ending with a character that shows, a joiner only between two that do; the
+    JSON Schema's the same in the BMP, and the Structs' the same but for where a joiner stands
+    inside a name (their builder's to judge) and past the BMP (left to pydantic-core)."""
+    try:
+        _RUST.validate_python(name)
+        taken = True
+    except ValidationError:
+        taken = False
+    assert taken == bool(_PYTHON.match(name))
+    if name.isascii() or max(name) <= "\uffff":
+        assert taken == bool(_SCHEMA.match(name))
+        if "\u200c" not in name and "\u200d" not in name:
+            assert taken == bool(_STRUCTS.match(name))
+    elif _STRUCTS.match(name):
+        raise AssertionError(f"the Structs took {name!a}, past the BMP")
