@@ -31,6 +31,12 @@ Every line has its own timestamp (a millisecond apart), so the cache of parsed t
 as it does on a live bus; ``--timestamps repeated`` stamps each batch of 1 000 with one.
 
     .venv/bin/python -m bench.decode [--quick] [--timestamps distinct|repeated] [--baseline REV]
+        [--names ascii|cyrillic|persian]
+
+``--names`` writes the node names (``node1@bench``, in the envelope and the payloads) in
+Cyrillic (a Russian word for node) or in Persian with a ZWNJ between two letters that join (a
+joiner where RFC 5892 takes one), raw in UTF-8 as senders write them: what names outside ASCII
+cost.
 
 ``--baseline REV`` (repeatable) measures ``decode_envelopes`` instead, as the two "this tree"
 rows do, on the same bytes in one process per tree (REV's from ``git archive REV``), interleaved
@@ -41,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -326,11 +333,32 @@ def disagreeing(
     return found
 
 
-def run(*, quick: bool = False, distinct_ts: bool = True, baseline: Sequence[str] = ()) -> str:
+# The node names of --names: each node{n}@bench as it is written instead.
+NAMES: Final = {
+    "ascii": b"node",
+    "cyrillic": "\u0443\u0437\u0435\u043b".encode(),
+    "persian": "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645".encode(),
+}
+_NODE_NAME: Final = re.compile(rb'"node(\d+@bench)"')
+
+
+def run(
+    *,
+    quick: bool = False,
+    distinct_ts: bool = True,
+    baseline: Sequence[str] = (),
+    names: str = "ascii",
+) -> str:
     """Decode the same lines with each alternative, interleaved; the table (or, given
     ``baseline`` revisions, this tree's decoder beside theirs)."""
     repeats = 3 if quick else 7
     lines = {shape: _lines(Source(shape, nodes=125), distinct_ts) for shape in SHAPES}
+    if names != "ascii":
+        written = b'"' + NAMES[names] + rb'\1"'
+        lines = {
+            shape: [_NODE_NAME.sub(written, line) for line in batch]
+            for shape, batch in lines.items()
+        }
     if baseline:
         return _against(baseline, repeats, lines, distinct_ts)
     alternatives = decoders()
@@ -451,12 +479,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 repeats, not 7")
     parser.add_argument("--timestamps", choices=["distinct", "repeated"], default="distinct")
     add_baseline_argument(parser, "decoder")
+    parser.add_argument("--names", choices=list(NAMES), default="ascii")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         _worker(args.worker)
         return
-    print(run(quick=args.quick, distinct_ts=args.timestamps == "distinct", baseline=args.baseline))
+    print(
+        run(
+            quick=args.quick,
+            distinct_ts=args.timestamps == "distinct",
+            baseline=args.baseline,
+            names=args.names,
+        )
+    )
 
 
 if __name__ == "__main__":

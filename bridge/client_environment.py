@@ -4,7 +4,7 @@
 pydantic-settings (with asyncio and pydantic's dataclasses) to read three variables cost each of
 them more than the rest of its work (docs/performance.md, "Start-up"). Each command's values are
 read here with the checks ``bridge.client_settings``' model of them applies (the same functions
-where it has them: ``split_addr``, ``http_url_problem``, ``NODE_PATTERN``); a value these checks
+where it has them: ``split_addr``, ``http_url_problem``, ``is_node_name``); a value these checks
 do not take as it is, ``read_plainly`` leaves to that model (``read_client_settings``), which
 takes it or refuses it in ``load_settings``' words, so a refusal reads the same either way.
 """
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, Protocol, TypeVar
 
-from bridge.hidden import NODE_PATTERN
+from bridge.hidden import is_node_name
 from bridge.probe_settings import DEFAULT_HTTP_ADDR, split_addr, variable_value
 from bridge.urls import http_url_problem
 
@@ -46,7 +46,6 @@ DEFAULT_STATE_DIR: Final = "./.exesdb-bridge"
 MIN_SECRET_LENGTH: Final = 32
 # The longest EXESDB_NODE (``bridge.client_settings.NodeName``).
 MAX_NODE_LENGTH: Final = 255
-_NODE: Final = re.compile(NODE_PATTERN)
 # A comment written after a value in an env file, which docker's --env-file and systemd's
 # EnvironmentFile= keep in the value: "X=v # note" is "v # note", and "X="v" # note" (systemd
 # drops the quotes) is "v# note".
@@ -248,11 +247,11 @@ def _secret(value: str | None) -> Secret | None:
 
 
 def _node(value: str | None) -> str:
-    # NodeName: trimmed, 1 to 255 characters matching NODE_PATTERN; unset, the host's name.
+    # NodeName: trimmed, 1 to 255 characters, a node name (is_node_name); unset, the host's name.
     if value is None:
         return socket.gethostname()
     node = value.strip()
-    if not 1 <= len(node) <= MAX_NODE_LENGTH or _NODE.match(node) is None:
+    if not 1 <= len(node) <= MAX_NODE_LENGTH or not is_node_name(node):
         raise _NotPlain
     return node
 

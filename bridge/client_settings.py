@@ -48,6 +48,7 @@ from bridge.client_environment import (
 )
 from bridge.errors import ConfigError
 from bridge.hidden import NODE_PATTERN
+from bridge.messages._base import node_joiners_placed
 from bridge.probe_settings import DEFAULT_HTTP_ADDR, NOT_TEXT, holds_no_text, split_addr
 from bridge.settings_errors import describe_error
 from bridge.urls import require_bridge_url, require_http_url
@@ -134,6 +135,7 @@ NodeName = Annotated[
     str,
     Field(min_length=1, max_length=MAX_NODE_LENGTH, pattern=NODE_PATTERN),
     BeforeValidator(trimmed),
+    AfterValidator(node_joiners_placed),  # a message's node name's rule (NodeLabel)
 ]
 # An http:// or https:// URL with a host, its trailing slashes left out (unset: None).
 BaseUrl = Annotated[str | None, BeforeValidator(trimmed), AfterValidator(_base_url)]

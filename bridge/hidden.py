@@ -3,18 +3,21 @@
 Drawn as nothing, ``node-1`` followed by U+200B looks like ``node-1`` on the status page, in
 alerts and in /metrics; a right-to-left override (U+202E) turns the text shown after it around.
 Node names refuse them and every other character drawn as nothing (``NODE_PATTERN``, which
-``bridge.messages`` gives too: format, private-use and default ignorable characters, a blank
-name), links shown whole hold none (``bridge.urls``), and the pages, the commands' tables and
-text log lines show each as its escape (``bridge.pages.html``, ``on_one_line``, ``escapes``),
-and those of the node names' set that no one's text needs (Hangul fillers, tags,
-noncharacters: ``hidden_shown``), but what an emoji is made of (a joiner between two, its
-U+FE0F, a subdivision flag's tags). Here, with no import, so that the light command paths can
-read it.
+``bridge.messages`` gives too: format, private-use and default ignorable characters, a blank at
+either end), but a joiner where a word needs it (``joiners_placed``: RFC 5892's rule for host
+names; ``is_node_name`` checks both); links shown whole hold none of them (``bridge.urls``),
+and the pages, the commands' tables and text log lines show each as its escape
+(``bridge.pages.html``, ``on_one_line``, ``escapes``), and those of the node names' set that
+no one's text needs (Hangul fillers, tags, noncharacters: ``hidden_shown``), but what an emoji
+is made of (a joiner between two, its U+FE0F, a subdivision flag's tags) and a word's joiners.
+Here, with no import of ours, so that the light command paths can read it.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from bisect import bisect_right
 from typing import Final
 
 __all__ = [
@@ -25,9 +28,12 @@ __all__ = [
     "NODE_PATTERN",
     "NODE_REFUSED",
     "NODE_REFUSED_BMP",
+    "NODE_REFUSED_BMP_BUT_JOINERS",
     "NODE_SCHEMA_PATTERN",
     "escapes",
     "hidden_shown",
+    "is_node_name",
+    "joiners_placed",
     "on_one_line",
 ]
 
@@ -65,8 +71,9 @@ CONTROL_CHARACTERS: Final = r"\x00-\x1f\x7f-\x9f"
 # U+17B4, U+17B5, U+180B-U+180F, and those reserved); and the noncharacters (U+FDD0-U+FDEF and
 # the last two of each plane). Unassigned ones stay: which are changes with each version of
 # Unicode (the decoders' engines, the senders' would disagree), and each is drawn as a box. What
-# a Unicode host name holds (IDNA2008's letters, marks, digits and hyphen) is taken, but for
-# the joiners U+200C and U+200D (format characters: `node-1` with one after it looks the same).
+# a Unicode host name holds (IDNA2008's letters, marks, digits and hyphen) is taken. The joiners
+# U+200C and U+200D are refused here (format characters: `node-1` with one after it looks the
+# same), and taken where IDNA2008 takes them too (NODE_PATTERN, joiners_placed).
 _NODE_REFUSED_BMP: Final = (
     (0x0000, 0x001F),
     (0x007F, 0x009F),
@@ -135,6 +142,17 @@ NODE_REFUSED_BMP: Final = _escaped(_NODE_REFUSED_BMP)
 NODE_REFUSED: Final = NODE_REFUSED_BMP + _escaped(_NODE_REFUSED_ASTRAL)
 """Every character a node name may not hold, as a class Python's re and Rust's read (``\\U``
 past the BMP)."""
+NODE_REFUSED_BMP_BUT_JOINERS: Final = _escaped(
+    tuple(
+        pair
+        for low, high in _NODE_REFUSED_BMP
+        for pair in (((low, 0x200B), (0x200E, high)) if low <= 0x200C <= high else ((low, high),))
+    )
+)
+"""``NODE_REFUSED_BMP`` but for the joiners U+200C and U+200D, which a node name holds where
+``joiners_placed`` takes them: what it may hold nowhere."""
+# The joiners: ZWNJ and ZWJ, refused (in NODE_REFUSED) but where joiners_placed takes them.
+_JOINERS: Final = "\u200c\u200d"
 NODE_BLANK: Final = _escaped(_NODE_BLANK)
 """The characters of which a node name may not be made alone, as a regular expression's class."""
 NODE_BLANKS: Final = "".join(
@@ -142,18 +160,256 @@ NODE_BLANKS: Final = "".join(
 )
 """``NODE_BLANK``'s characters, for ``str.strip``: a name it strips to nothing is blank."""
 
-# Blanks, then one character neither blank nor refused, then any not refused: a class and its
-# complement meet at the first other character, so no engine backtracks over the blanks.
-NODE_PATTERN: Final = rf"^[{NODE_BLANK}]*[^{NODE_REFUSED}{NODE_BLANK}][^{NODE_REFUSED}]*$"
-"""What a node name (an envelope's ``node``, a payload's, ``EXESDB_NODE``) must match: not
-blank (whitespace or braille blanks only), and none of the characters ``_NODE_REFUSED_BMP`` and
-``_NODE_REFUSED_ASTRAL`` name (checked natively by pydantic-core; the JSON Schema publishes
-``NODE_SCHEMA_PATTERN``)."""
+# A character that shows (neither refused nor blank); then, each after the one before it, a joiner
+# and another that shows, or blanks (none or more) and another that shows. So a name opens and ends
+# with one that shows (blanks around it, `" node1"`, would make another node of it, and alone
+# `" "` a node no one sees), and a joiner stands between two that show. Each class meets the next
+# at one character, so no engine backtracks. Where RFC 5892 lets a joiner stand, no pattern every
+# engine reads can say: ``joiners_placed`` says it.
+_SHOWS: Final = rf"[^{NODE_REFUSED}{NODE_BLANK}]"
+NODE_PATTERN: Final = rf"^{_SHOWS}(?:[{_JOINERS}]{_SHOWS}|[{NODE_BLANK}]*{_SHOWS})*$"
+"""What a node name (an envelope's ``node``, a payload's, ``EXESDB_NODE``) must match, with
+``joiners_placed`` (``is_node_name`` checks both): it opens and ends with a character that
+shows (no blank: whitespace or the braille blank), holds none of the characters
+``_NODE_REFUSED_BMP`` and ``_NODE_REFUSED_ASTRAL`` name but the joiners U+200C and U+200D, and
+those only between two characters that show (checked natively by pydantic-core; the JSON
+Schema publishes ``NODE_SCHEMA_PATTERN``)."""
+_SHOWS_BMP: Final = rf"[^{NODE_REFUSED_BMP}{NODE_BLANK}]"
 NODE_SCHEMA_PATTERN: Final = (
-    rf"^[{NODE_BLANK}]*[^{NODE_REFUSED_BMP}{NODE_BLANK}][^{NODE_REFUSED_BMP}]*$"
+    rf"^{_SHOWS_BMP}(?:[{_JOINERS}]{_SHOWS_BMP}|[{NODE_BLANK}]*{_SHOWS_BMP})*$"
 )
 """``NODE_PATTERN`` as the JSON Schema publishes it: its characters past U+FFFF left out, which
 no ``\\uXXXX`` escape names and ECMAScript's regular expressions read no other way."""
+_NODE_NAME: Final = re.compile(NODE_PATTERN.removesuffix("$") + r"\Z")
+
+# The characters that join the one after them (Unicode's Joining_Type L or D: an Arabic beh, a
+# Syriac or N'Ko letter, a Mongolian one) and those that join the one before them (R or D: an
+# Arabic alef or beh), by Unicode 18.0's DerivedJoiningType.txt (the idna package's table);
+# unicodedata has no joining types. Those unassigned in an older Unicode are in no one's text.
+_JOINS_NEXT: Final = (
+    (0x0620, 0x0620),
+    (0x0626, 0x0626),
+    (0x0628, 0x0628),
+    (0x062A, 0x062E),
+    (0x0633, 0x063F),
+    (0x0641, 0x0647),
+    (0x0649, 0x064A),
+    (0x066E, 0x066F),
+    (0x0678, 0x0687),
+    (0x069A, 0x06BF),
+    (0x06C1, 0x06C2),
+    (0x06CC, 0x06CC),
+    (0x06CE, 0x06CE),
+    (0x06D0, 0x06D1),
+    (0x06FA, 0x06FC),
+    (0x06FF, 0x06FF),
+    (0x0712, 0x0714),
+    (0x071A, 0x071D),
+    (0x071F, 0x0727),
+    (0x0729, 0x0729),
+    (0x072B, 0x072B),
+    (0x072D, 0x072E),
+    (0x074E, 0x0758),
+    (0x075C, 0x076A),
+    (0x076D, 0x0770),
+    (0x0772, 0x0772),
+    (0x0775, 0x0777),
+    (0x077A, 0x077F),
+    (0x07CA, 0x07EA),
+    (0x0841, 0x0845),
+    (0x0848, 0x0848),
+    (0x084A, 0x0853),
+    (0x0855, 0x0855),
+    (0x0860, 0x0860),
+    (0x0862, 0x0865),
+    (0x0868, 0x0868),
+    (0x0886, 0x0886),
+    (0x0889, 0x088D),
+    (0x088F, 0x088F),
+    (0x08A0, 0x08A9),
+    (0x08AF, 0x08B0),
+    (0x08B3, 0x08B8),
+    (0x08BA, 0x08C8),
+    (0x1807, 0x1807),
+    (0x1820, 0x1878),
+    (0x1887, 0x18A8),
+    (0x18AA, 0x18AA),
+    (0xA840, 0xA872),
+    (0x10AC0, 0x10AC4),
+    (0x10ACD, 0x10ACD),
+    (0x10AD3, 0x10ADC),
+    (0x10ADE, 0x10AE0),
+    (0x10AEB, 0x10AEE),
+    (0x10B80, 0x10B80),
+    (0x10B82, 0x10B82),
+    (0x10B86, 0x10B88),
+    (0x10B8A, 0x10B8B),
+    (0x10B8D, 0x10B8D),
+    (0x10B90, 0x10B90),
+    (0x10BAD, 0x10BAE),
+    (0x10D00, 0x10D21),
+    (0x10D23, 0x10D23),
+    (0x10EC3, 0x10EC4),
+    (0x10EC6, 0x10EC7),
+    (0x10ED9, 0x10EEE),
+    (0x10F30, 0x10F32),
+    (0x10F34, 0x10F44),
+    (0x10F51, 0x10F53),
+    (0x10F70, 0x10F73),
+    (0x10F76, 0x10F81),
+    (0x10FB0, 0x10FB0),
+    (0x10FB2, 0x10FB3),
+    (0x10FB8, 0x10FB8),
+    (0x10FBB, 0x10FBC),
+    (0x10FBE, 0x10FBF),
+    (0x10FC1, 0x10FC1),
+    (0x10FC4, 0x10FC4),
+    (0x10FCA, 0x10FCB),
+    (0x1E900, 0x1E943),
+)
+_JOINS_PREVIOUS: Final = (
+    (0x0620, 0x0620),
+    (0x0622, 0x063F),
+    (0x0641, 0x064A),
+    (0x066E, 0x066F),
+    (0x0671, 0x0673),
+    (0x0675, 0x06D3),
+    (0x06D5, 0x06D5),
+    (0x06EE, 0x06EF),
+    (0x06FA, 0x06FC),
+    (0x06FF, 0x06FF),
+    (0x0710, 0x0710),
+    (0x0712, 0x072F),
+    (0x074D, 0x077F),
+    (0x07CA, 0x07EA),
+    (0x0840, 0x0858),
+    (0x0860, 0x0860),
+    (0x0862, 0x0865),
+    (0x0867, 0x086A),
+    (0x0870, 0x0882),
+    (0x0886, 0x0886),
+    (0x0889, 0x088F),
+    (0x08A0, 0x08AC),
+    (0x08AE, 0x08C8),
+    (0x1807, 0x1807),
+    (0x1820, 0x1878),
+    (0x1887, 0x18A8),
+    (0x18AA, 0x18AA),
+    (0xA840, 0xA871),
+    (0x10AC0, 0x10AC5),
+    (0x10AC7, 0x10AC7),
+    (0x10AC9, 0x10ACA),
+    (0x10ACE, 0x10AD6),
+    (0x10AD8, 0x10AE1),
+    (0x10AE4, 0x10AE4),
+    (0x10AEB, 0x10AEF),
+    (0x10B80, 0x10B91),
+    (0x10BA9, 0x10BAE),
+    (0x10D01, 0x10D23),
+    (0x10EC2, 0x10EC4),
+    (0x10EC6, 0x10EC7),
+    (0x10F30, 0x10F44),
+    (0x10F51, 0x10F54),
+    (0x10F70, 0x10F81),
+    (0x10FB0, 0x10FB0),
+    (0x10FB2, 0x10FB6),
+    (0x10FB8, 0x10FBF),
+    (0x10FC1, 0x10FC4),
+    (0x10FC9, 0x10FCA),
+    (0x1E900, 0x1E943),
+)
+_JOINS_NEXT_STARTS: Final = tuple(low for low, _ in _JOINS_NEXT)
+_JOINS_PREVIOUS_STARTS: Final = tuple(low for low, _ in _JOINS_PREVIOUS)
+_ZWNJ: Final = "\u200c"
+_ZWJ: Final = "\u200d"
+_JOINER: Final = re.compile(f"[{_JOINERS}]")
+# What a joiner stands between: no blank (NODE_PATTERN's) nor another joiner.
+_NOT_SHOWING: Final = frozenset(NODE_BLANKS + _JOINERS)
+# Canonical_Combining_Class Virama (a Devanagari halant U+094D, a Bengali hasanta U+09CD).
+_VIRAMA: Final = 9
+
+
+def _in(ranges: tuple[tuple[int, int], ...], starts: tuple[int, ...], character: str) -> bool:
+    code = ord(character)
+    at = bisect_right(starts, code) - 1
+    return at >= 0 and code <= ranges[at][1]
+
+
+def _transparent(character: str) -> bool:
+    """Joining_Type T, as Unicode derives it: a mark (Mn, Me) or format character (Cf) no table
+    lists otherwise; in a node name (which refuses the other format characters) a mark, as the
+    harakat over an Arabic letter are."""
+    return character not in _JOINERS and unicodedata.category(character) in ("Mn", "Me", "Cf")
+
+
+def _joiner_placed(text: str, at: int) -> bool:
+    """Whether the joiner at ``text[at]`` stands where RFC 5892 Appendix A lets a host name
+    hold one: right after a virama (A.1 and A.2), or, a ZWNJ, after a character joining the
+    next and before one joining the previous, marks between them skipped (A.1: the Persian
+    U+06CC U+200C U+062E)."""
+    if at > 0 and unicodedata.combining(text[at - 1]) == _VIRAMA:
+        return True
+    if text[at] != _ZWNJ:
+        return False
+    before = at - 1
+    while before >= 0 and _transparent(text[before]):
+        before -= 1
+    if before < 0 or not _in(_JOINS_NEXT, _JOINS_NEXT_STARTS, text[before]):
+        return False
+    after = at + 1
+    while after < len(text) and _transparent(text[after]):
+        after += 1
+    return after < len(text) and _in(_JOINS_PREVIOUS, _JOINS_PREVIOUS_STARTS, text[after])
+
+
+def joiners_placed(name: str) -> bool:
+    """Whether each joiner in ``name`` (U+200C ZWNJ, U+200D ZWJ) stands between two characters
+    that show (neither blank nor a joiner) and where IDNA2008 lets a host name hold one (RFC
+    5892 Appendix A.1, A.2: its CONTEXTJ rules): right after a virama, which it keeps from
+    joining the next consonant (Devanagari, Bengali, Malayalam), or, a ZWNJ, between two
+    letters that would otherwise join (Persian, Urdu, Kurdish: U+06CC U+200C U+062E). Anywhere
+    else (``ab`` and ``cd`` with one between) it changes nothing drawn, and two names would look
+    the same; at an end, or beside a blank or another joiner, it joins nothing. Text without a
+    joiner returns at once, a name seen lately nearly so."""
+    if _ZWNJ not in name and _ZWJ not in name:
+        return True
+    placed = _PLACED.get(name)
+    if placed is None:
+        placed = _joiners_placed(name)
+        if len(name) <= _PLACED_LENGTH:
+            if len(_PLACED) >= _PLACED_SIZE:
+                _PLACED.clear()
+            _PLACED[name] = placed  # swapped whole: another thread at worst misses
+    return placed
+
+
+# What joiners_placed said of each name lately: a node sends its messages under one name, and
+# the rule reads Unicode's tables for each joiner (some 2 us a name, five times the decoding of
+# the rest of its message). Bounded: cleared when full, names up to an envelope node's length.
+_PLACED: dict[str, bool] = {}
+_PLACED_SIZE: Final = 1024
+_PLACED_LENGTH: Final = 255
+
+
+def _joiners_placed(name: str) -> bool:
+    last = len(name) - 1
+    for found in _JOINER.finditer(name):
+        at = found.start()
+        if (
+            not 0 < at < last
+            or name[at - 1] in _NOT_SHOWING
+            or name[at + 1] in _NOT_SHOWING
+            or not _joiner_placed(name, at)
+        ):
+            return False
+    return True
+
+
+def is_node_name(name: str) -> bool:
+    """Whether ``name`` is a node name (its length aside): ``NODE_PATTERN`` matches it whole
+    (no final line break either) and ``joiners_placed``: the one rule for a check made in
+    Python. Not for every message: Python's re reads the pattern's ranges one after another."""
+    return _NODE_NAME.match(name) is not None and joiners_placed(name)
 
 
 # What else free text (a title, a description, a log line) shows as its escape: the characters a
@@ -203,7 +459,7 @@ _FLAG: Final = (
     r"\U000e007f"
 )
 _IN_TEXT: Final = re.compile(
-    rf"(?P<flag>{_FLAG})|(?P<joiner>\u200d)|(?P<selector>[{_SELECTORS}{_SELECTORS_ASTRAL}])"
+    rf"(?P<flag>{_FLAG})|(?P<joiner>[{_JOINERS}])|(?P<selector>[{_SELECTORS}{_SELECTORS_ASTRAL}])"
     rf"|[{_escaped(_HIDDEN_IN_TEXT)}]"
 )
 # Any character ``_IN_TEXT`` looks at, in the BMP (a class Python's re reads as a bitmap, fast)
@@ -229,6 +485,8 @@ def _kept_or_escaped(found: re.Match[str]) -> str:
     if found["flag"]:
         return found["flag"]
     if found["joiner"]:
+        if _joiner_placed(text, start):  # a word's own (Persian, Devanagari): as a name keeps it
+            return found["joiner"]
         before = start - 1
         if before > 0 and _EMOJI_ENDS.fullmatch(text[before]):
             before -= 1
@@ -250,7 +508,9 @@ def hidden_shown(text: str) -> str:
     in it shown as its escape (``\\u200b``, ``\\U000e0041``): zero-width characters, bidirectional
     controls, and those a node name refuses that no one's text needs (fillers, tags,
     noncharacters, a run of variation selectors). An emoji keeps its own: the joiner between two
-    (U+200D), its variation selector (U+FE0F) and a subdivision flag's tags."""
+    (U+200D), its variation selector (U+FE0F) and a subdivision flag's tags; and a word its
+    joiners where ``joiners_placed`` takes them (after a virama; a ZWNJ between letters that
+    join), as a node name holds them."""
     if text.isascii() or (not _LOOKED_AT_BMP.search(text) and max(text) < _LOOKED_AT_PAST):
         return text
     return _IN_TEXT.sub(_kept_or_escaped, text)

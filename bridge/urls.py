@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final, Literal
 from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
-from bridge.hidden import HIDDEN_CHARACTERS
+from bridge.hidden import NODE_REFUSED
 from bridge.redaction import redact_urls, safe_url
 
 __all__ = [
@@ -90,11 +90,12 @@ _ALERTMANAGER_ENDPOINT: Final = re.compile(
     r"|/script\.js|/favicon\.ico|/index\.html)$"
 )
 _HTTP_ENDPOINT: Final = "an http:// or https:// URL with a host, e.g. http://collector:4318"
-# What no link shown whole holds: a space or a control character (it would be text with a URL in
-# it, or a URL a client reads otherwise than it is shown: urlsplit drops a tab or line break),
-# nor a zero-width character or bidirectional control (the page shows it as its escape: the
-# link would not go where it reads).
-_NOT_LINK: Final = re.compile(rf"[\s\x00-\x1f\x7f{HIDDEN_CHARACTERS}]")
+# What no link shown whole holds: a space (it would be text with a URL in it), nor any character
+# a node name refuses anywhere (hidden.NODE_REFUSED): a control character (urlsplit drops a tab
+# or line break: a client would read another URL than the one shown), a zero-width character,
+# a bidirectional control (the text shown after it reordered), a tag, a noncharacter or another
+# drawn as nothing: the link would not go where it reads.
+_NOT_LINK: Final = re.compile(rf"[\s{NODE_REFUSED}]")
 _GRPC_ENDPOINT: Final = (
     "a URL with a host (http://collector:4317), host:port, a host (port 443) or a gRPC target "
     "URI (unix:/path)"

@@ -301,6 +301,8 @@ VALUES: Final = {
         "node-1\U000e0041",
         "\u2800",
         "ex_esdb@\u0443\u0437\u0435\u043b",
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # a joiner where RFC 5892 takes one
+        "ab\u200dcd",  # and where it takes none
     ],
     "EXESDB_STATE_DIR": [" /srv/state ", "state\udcff", " ~/state", "~"],
 }

@@ -149,6 +149,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "NAME_PATTERN",
         "NAME_REFUSES",
         "NODE_BLANK_SAID",
+        "NODE_JOINERS_SAID",
         "NODE_PATTERN",
         "NODE_REFUSES",
         "NO_CONTROL_CHARACTERS",

@@ -68,3 +68,21 @@ def test_what_an_emoji_is_made_of_is_escaped_where_it_makes_none(text: str, show
     run of them spells bytes no one sees) and tags that are no subdivision flag's are shown as
     their escapes."""
     assert hidden_shown(text) == shown
+
+
+# Words spelt with a joiner where RFC 5892 takes one (as a node name may hold it): Persian
+# (yeh, ZWNJ, khah), Devanagari (ka, virama, ZWJ, ssa: a half form), Malayalam.
+JOINED_WORDS = ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "\u0915\u094d\u200d\u0937",
+                "\u0915\u094d\u200c\u0937", "\u0d28\u0d4d\u200d\u0d28"]  # fmt: skip
+
+
+@pytest.mark.parametrize("word", JOINED_WORDS, ids=ascii)
+def test_a_words_own_joiner_is_kept(word: str) -> None:
+    """A Persian, Devanagari or Malayalam word's joiner, where joiners_placed takes it, is shown
+    as written (a page naming such a node shows its name); one between Latin letters or after
+    an alef is still shown as its escape."""
+    title = f"deploy {word} done"
+    assert hidden_shown(title) == title
+    assert on_one_line(title) == title
+    assert hidden_shown("ab\u200ccd") == "ab\\u200ccd"
+    assert hidden_shown("\u0627\u200c\u0628") == "\u0627\\u200c\u0628"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import string
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
-from itertools import accumulate
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import accumulate, chain
 from typing import Final
 
 __all__ = ["backslash_matches", "in_alphabets", "is_clean", "unclean"]
@@ -64,21 +64,34 @@ def unclean(bodies: Sequence[bytes], whole: bytes) -> list[int]:
     """The indexes of the ``bodies`` that are not ``is_clean`` (``whole``: the bytes they were
     cut from, or all of them): the escapes searched for in the bodies joined, unless a
     character they may not hold is written raw in one of them."""
-    if _raw_unclean(whole):
-        return [index for index, body in enumerate(bodies) if not is_clean(body)]
-    # Each escape found in the bodies joined is given to the body it is in by its offset: a
-    # search of each body, or a test of each for a backslash, costs more than finding the few
-    # escapes of a batch (Python's json.dumps writes \u00b5 for a µ). An escape is matched from
-    # its backslash over bytes that are none, so a body's own are found in the join as in it
-    # alone; a body ending inside an escape (not JSON: the decoder refused it) may be named too.
+    # Each escape found in the bodies joined, and each character written raw, is given to the
+    # body it is in by its offset: a search of each body, or a test of each for a backslash,
+    # costs more than finding the few escapes of a batch (Python's json.dumps writes \u00b5 for
+    # a µ), and a batch holding one raw (a Persian node name's joiner) mostly holds it in every
+    # body. An escape is matched from its backslash over bytes that are none, a raw character
+    # from its lead byte, so a body's own are found in the join as in it alone; a body ending
+    # inside one (not JSON, or not UTF-8: the decoder refused it) may be named too.
     joined = b"".join(bodies)
     ends = list(accumulate(map(len, bodies)))
-    found: list[int] = []
-    for start in backslash_matches(_UNCLEAN_ESCAPE, joined):
-        index = bisect_right(ends, start)
-        if not found or found[-1] != index:
-            found.append(index)
-    return found
+    starts: Iterable[int] = backslash_matches(_UNCLEAN_ESCAPE, joined)
+    if _raw_unclean(whole):
+        starts = chain(starts, _raw_starts(joined))
+    return sorted({bisect_right(ends, start) for start in starts})
+
+
+def _raw_starts(data: bytes) -> Iterator[int]:
+    """Where each DEL and each character ``_RAW_REFUSED`` names, written raw, starts in
+    ``data``, each kind in order."""
+    for lead, after in ((b"\x7f", None), *_RAW_REFUSED):
+        if lead not in data:
+            continue
+        if after is not None:
+            yield from (found.start() for found in after.finditer(data))
+            continue
+        at = data.find(lead)
+        while at >= 0:
+            yield at
+            at = data.find(lead, at + 1)
 
 
 def backslash_matches(pattern: re.Pattern[bytes], data: bytes) -> Iterator[int]:

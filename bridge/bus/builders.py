@@ -1,10 +1,10 @@
 """The builders: generated code making a model's values and its envelope of a decoded Struct.
 
 For each message model on the msgspec path one ``build`` is written out and compiled: it reads
-the payload Struct a decoder returned as the model would have it (timestamps read, a blank node
-name or a ``Name`` showing nothing left to the pydantic-core path, defaults filled, derived
-fields computed, after-validators run), appends the ``Envelope`` carrying it, and counts the
-keys and string values its JSON held for the duplicate-key check.
+the payload Struct a decoder returned as the model would have it (timestamps read, a node name
+with a blank at an end or a ``Name`` showing nothing left to the pydantic-core path, defaults
+filled, derived fields computed, after-validators run), appends the ``Envelope`` carrying it,
+and counts the keys and string values its JSON held for the duplicate-key check.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from bridge.bus.envelope import Unbuilt
 from bridge.bus.instants import Instant, known_timestamp, timestamp
 from bridge.bus.payload_walks import keys_in, object_fields, string_lists, strings_in
 from bridge.bus.struct_fields import PayloadField, Unsupported
+from bridge.hidden import joiners_placed
 from bridge.messages import Message, visible_name
 from bridge.messages._base import MAX_WHOLE
 
 __all__ = ["Build", "builder"]
 
 _UNSET: Final = msgspec.UNSET
+
 
 Build = Callable[[Any, Instant, Callable[[Any], None], Callable[..., Any]], int | None]
 """``build(wire, instant, append, envelope)``: see ``builder``."""
@@ -35,6 +37,7 @@ def builder(
     after: tuple[Callable[[Any], Any], ...],
     names: frozenset[str],
     nodes: tuple[tuple[str, ...], tuple[str, ...]],
+    checked: bool,
 ) -> Build:
     """``build(wire, instant, append, envelope)`` for ``model``: ``append``s the
     ``envelope(...)`` made of the wire envelope ``wire`` (its ``ts`` read as ``instant``, an
@@ -49,7 +52,10 @@ def builder(
     after-validator is built here, for the validator to judge it. The ``names`` (its ``Name``
     fields) are judged by ``visible_name`` on the Struct's values, with no model built; the
     envelope's node and the ``nodes`` (its fields holding a node name, and lists of them) are
-    looked at for a blank one, which the clean Structs do not check.
+    looked at for a blank at either end, which the clean Structs do not check; ``checked`` (the
+    builder of the Structs checking the patterns, which take a joiner inside a node name), for
+    where a joiner stands (``joiners_placed``) in one outside ASCII too: clean bytes hold
+    none, so the clean Structs' builder does not look.
 
     It runs for every message, so it is written out for each model as straight-line code (one
     step per field that needs one; loops over a model's fields cost a third more), then
@@ -68,6 +74,7 @@ def builder(
         "after": after,
         "setattr": setattr,
         "visible_name": visible_name,
+        "joiners_placed": joiners_placed,
         "MAX_WHOLE": MAX_WHOLE,
     }
     # A required string is always one; any other is counted when given.
@@ -75,10 +82,17 @@ def builder(
     code = [
         "def build(wire, instant, append, envelope):",
         "    node = wire.node",
-        # Blank: NODE_PATTERN refuses it, the clean Struct does not. Whitespace alone: the
-        # other blank, the braille blank U+2800, makes bytes unclean (batch_scans.is_clean).
-        "    if node.isspace():",
+        # A blank at either end: NODE_PATTERN refuses it, the clean Struct does not. On clean
+        # bytes a blank is whitespace: the other, the braille blank U+2800, makes bytes unclean
+        # (batch_scans.is_clean). str.strip returns the very string when it strips nothing
+        # (CPython): a third of the cost of testing both ends' characters.
+        "    if node.strip() is not node:",
         "        return None",
+        *(
+            ["    if not node.isascii() and not joiners_placed(node):", "        return None"]
+            if checked
+            else []
+        ),
         "    payload = wire.payload",
         # One per field, less those left out, and one per string value.
         f"    keys = {len(described) + len(always)}",
@@ -109,19 +123,33 @@ def builder(
                 f"        payload.{field.name} = instant_",
             ]
     ones, lists = nodes
-    for name in ones:  # a node name of whitespace alone (left out or null: the envelope's)
+    for name in ones:  # a node name with a blank at an end (left out or null: the envelope's)
         code += [
             f"    value = payload.{name}",
-            "    if value.__class__ is str and value.isspace():",
+            "    if value.__class__ is str and value.strip() is not value:",
             "        return None",
         ]
+        if checked:
+            code += [
+                "    if value.__class__ is str and not value.isascii()"
+                " and not joiners_placed(value):",
+                "        return None",
+            ]
     for name in lists:
         code += [
             f"    value = payload.{name}",
             "    if value.__class__ is list:",
             "        for item in value:",
-            "            if item.isspace():",
+            "            if item.strip() is not item:",
             "                return None",
+            *(
+                [
+                    "            if not item.isascii() and not joiners_placed(item):",
+                    "                return None",
+                ]
+                if checked
+                else []
+            ),
         ]
     for name in sorted(names):  # a Name the pattern took may still show nothing: goes on
         code += [

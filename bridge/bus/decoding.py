@@ -38,7 +38,7 @@ from bridge.bus.envelope import (
 )
 from bridge.bus.problems import ENVELOPE_KEYS, decode_envelope_reference, parse_ts
 from bridge.messages import MESSAGE_TYPES, NODE_PATTERN, Message
-from bridge.messages._base import MAX_WHOLE
+from bridge.messages._base import MAX_WHOLE, node_joiners_placed
 
 __all__ = [
     "build_decoders",
@@ -310,8 +310,12 @@ class _Validated:
 
 _ID: Final = core_schema.str_schema(pattern=f"^{ID_PATTERN.pattern}$", strict=True)
 _TOPIC: Final = core_schema.str_schema(pattern=f"^{TOPIC_PATTERN.pattern}$", strict=True)
-_NODE: Final = core_schema.str_schema(
-    pattern=NODE_PATTERN, min_length=1, max_length=NODE_MAX_LENGTH, strict=True
+# NODE_PATTERN, then where a joiner stands (a NodeLabel's check): the reference's rule.
+_NODE: Final = core_schema.no_info_after_validator_function(
+    node_joiners_placed,
+    core_schema.str_schema(
+        pattern=NODE_PATTERN, min_length=1, max_length=NODE_MAX_LENGTH, strict=True
+    ),
 )
 # Checked and kept as text by the validator; _decode_unchecked parses it as the reference does.
 _TS_TEXT: Final = core_schema.str_schema(max_length=TS_MAX_LENGTH, strict=True)

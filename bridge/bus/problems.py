@@ -42,13 +42,13 @@ from bridge.bus.envelope import (
     TagRejection,
     name_shown,
 )
-from bridge.bus.struct_patterns import NOT_IN_NODE
 from bridge.choices import did_you_mean, field_refused
-from bridge.hidden import NODE_BLANKS
+from bridge.hidden import is_node_name
 from bridge.messages import (
     INSTANCES,
     MESSAGE_TYPES,
     NODE_BLANK_SAID,
+    NODE_JOINERS_SAID,
     NODE_REFUSES,
     TAGS,
     Message,
@@ -69,7 +69,6 @@ __all__ = [
 
 ENVELOPE_KEYS: Final = frozenset({"v", "id", "instance", "topic", "tag", "node", "ts", "payload"})
 _KNOWN_INSTANCES: Final = frozenset(INSTANCES)
-_NOT_IN_NODE: Final = re.compile(f"[{NOT_IN_NODE}]")
 
 
 def decode_envelope_reference(body: bytes | str, *, every: bool = False) -> Envelope | Rejection:
@@ -275,8 +274,8 @@ def decode_envelope_object(data: Any, *, every: bool = False) -> Envelope | Reje
     node_taken = (
         isinstance(node, str)
         and 0 < len(node) <= NODE_MAX_LENGTH
-        and _NOT_IN_NODE.search(node) is None
-        and node.strip(NODE_BLANKS) != ""  # NODE_PATTERN's blank
+        and _SURROGATE.search(node) is None
+        and is_node_name(node)
     )
     if "node" in data and not node_taken:
         problems.append(_WRONG_NODE)
@@ -468,7 +467,7 @@ _WRONG_NODE: Final = partial(
     Rejection,
     RejectReason.MALFORMED,
     f"node must be a string of 1-{NODE_MAX_LENGTH} characters, not {NODE_BLANK_SAID}, none of"
-    f" them a control character, {NODE_REFUSES} or a lone surrogate",
+    f" them a control character, {NODE_REFUSES}, {NODE_JOINERS_SAID} or a lone surrogate",
     "node",
 )
 _WRONG_TS: Final = partial(

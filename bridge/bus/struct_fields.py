@@ -26,7 +26,12 @@ from bridge.messages import (
     Message,
     visible_name,
 )
-from bridge.messages._base import boolean_schema, number_schema, to_utc_ms
+from bridge.messages._base import (
+    boolean_schema,
+    node_joiners_placed,
+    number_schema,
+    to_utc_ms,
+)
 
 __all__ = [
     "PayloadField",
@@ -89,6 +94,10 @@ def _type(schema: Mapping[str, Any], str_max: int | None, checked: bool) -> Any:
     """The msgspec type that decodes a strict subset of what ``schema`` validates, to the same
     values (timestamps aside: see struct_field)."""
     kind = schema["type"]
+    if _is_node_name(schema):
+        # Where a node name's joiners stand: the Structs' NODE_NAME takes none (clean bytes hold
+        # none), leaving a name with one to the pydantic-core path, so there is nothing to check.
+        return _type(schema["schema"], str_max, checked)
     if kind not in _KNOWN_KEYS or not schema.keys() <= _KNOWN_KEYS[kind]:
         raise Unsupported(kind)
     if kind == "str":
@@ -144,6 +153,15 @@ def _type(schema: Mapping[str, Any], str_max: int | None, checked: bool) -> Any:
     ]
 
 
+def _is_node_name(schema: Mapping[str, Any]) -> bool:
+    """Whether ``schema`` is a ``NodeLabel``'s: its pattern, then ``node_joiners_placed``."""
+    return (
+        schema["type"] == "function-after"
+        and schema["function"]["function"] is node_joiners_placed
+        and schema["schema"].get("pattern") == NODE_PATTERN
+    )
+
+
 def _is_timestamp(schema: Mapping[str, Any]) -> bool:
     return schema["type"] == "function-after" and schema["function"]["function"] is to_utc_ms
 
@@ -178,6 +196,8 @@ def struct_field(
     if filled:
         kind = kind | None  # left out or null: filled from the envelope or derived
     value = inner["schema"] if inner["type"] == "nullable" else inner
+    if _is_node_name(value):
+        value = value["schema"]
     text = stamp or value["type"] in ("str", "literal")
     if optional:
         field = PayloadField(name, default, factory, stamp, text)
@@ -225,8 +245,8 @@ def node_fields(fields: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, 
         while schema["type"] in ("default", "nullable"):
             schema = schema["schema"]
         if schema["type"] == "list":
-            if schema.get("items_schema", {}).get("pattern") == NODE_PATTERN:
+            if "items_schema" in schema and _is_node_name(schema["items_schema"]):
                 lists.append(name)
-        elif schema.get("pattern") == NODE_PATTERN:
+        elif _is_node_name(schema):
             ones.append(name)
     return tuple(ones), tuple(lists)

@@ -8,14 +8,16 @@ pydantic-core path and the reference decoder. A model whose schema holds a part 
 translation does not know stays off this path (``OFF_PATH``).
 
 Two decoders: ``CHECKED`` checks the label and node patterns (no control character nor one
-drawn as nothing; a node name not blank) itself; ``CLEAN`` leaves them out, for bytes in which
-no JSON string can hold any of those characters nor a braille blank (``batch_scans.is_clean``:
-escapes that write none, ``\\u00b5`` or ``\\"``, may be there).
+drawn as nothing; a node name without a blank at either end, nor a joiner) itself; ``CLEAN``
+leaves them out, for bytes in which no JSON string can hold any of those characters nor a
+braille blank (``batch_scans.is_clean``: escapes that write none, ``\\u00b5`` or ``\\"``, may
+be there).
 Both check the name pattern (``NAME_PATTERN``): clean bytes may still hold a line or paragraph
 separator, written unescaped; and a name's ``visible_name`` (what no pattern says) is checked
-as the model is made. A blank node name (``" "``), which clean bytes may hold (of whitespace
-alone: they hold no U+2800), is left to the pydantic-core path by ``build`` on either
-(``str.isspace``: a regex search for each node name made decoding 11-20% slower). Neither
+as the model is made. A node name with a blank at either end (``" node1"``, ``" "``), which
+clean bytes may hold (of whitespace: they hold no U+2800), is left to the pydantic-core path by
+``build`` on either (``str.strip``: a regex search for each node name made decoding 11-20%
+slower); so is one holding a joiner, which only the pydantic-core path judges. Neither
 checks the alphabets of ``id`` and ``topic`` (``batch_scans.in_alphabets``, a batch at once).
 """
 
@@ -110,10 +112,14 @@ class Payload:
                     gc=False,
                 )
             )
-        # One builder for both: the Structs differ only in the patterns they check.
-        build = builder(model, described, tuple(after), names, nodes)
-        self.clean = Variant(structs[0], build)
-        self.checked = Variant(structs[1], build)
+        # A builder for each: the Structs differ only in the patterns they check, and the
+        # checked ones take a joiner inside a node name, which their builder judges.
+        self.clean = Variant(
+            structs[0], builder(model, described, tuple(after), names, nodes, False)
+        )
+        self.checked = Variant(
+            structs[1], builder(model, described, tuple(after), names, nodes, True)
+        )
 
 
 def _payloads() -> tuple[dict[str, Payload], tuple[type[Message], ...]]:

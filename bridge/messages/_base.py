@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic.config import ExtraValues
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema, core_schema
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from bridge.hidden import (
     CONTROL_CHARACTERS,
@@ -36,6 +36,7 @@ from bridge.hidden import (
     NODE_REFUSED,
     NODE_REFUSED_BMP,
     NODE_SCHEMA_PATTERN,
+    joiners_placed,
 )
 from bridge.messages.timestamps import format_timestamp, rfc3339_pattern, to_utc_ms
 
@@ -49,6 +50,7 @@ __all__ = [
     "NAME_PATTERN",
     "NAME_REFUSES",
     "NODE_BLANK_SAID",
+    "NODE_JOINERS_SAID",
     "NODE_PATTERN",
     "NO_CONTROL_CHARACTERS",
     "AlertId",
@@ -62,6 +64,7 @@ __all__ = [
     "Timestamp",
     "boolean_schema",
     "format_timestamp",
+    "node_joiners_placed",
     "number_schema",
     "pattern_refused",
     "random_hex",
@@ -189,6 +192,28 @@ NODE_REFUSES: Final = (
 """What ``NODE_PATTERN`` refuses beyond control characters and blank names, in words
 (refusals, the docs)."""
 
+NODE_JOINERS_SAID: Final = (
+    "a joiner (U+200C, U+200D) where it joins nothing (one is taken between two characters that"
+    " show, right after a virama such as Devanagari's U+094D, and U+200C also between two letters"
+    " that join, as in Persian or Urdu: RFC 5892 Appendix A)"
+)
+"""Where ``NODE_PATTERN`` and ``joiners_placed`` take a joiner, in words (refusals, the docs)."""
+
+
+def node_joiners_placed(name: str) -> str:
+    """``name``, which ``NODE_PATTERN`` took, when each joiner in it stands where
+    ``joiners_placed`` takes one; refused else as the pattern refuses (its error, which
+    ``pattern_refused`` words). ``NodeLabel``'s after-validator: no pattern every engine reads
+    can say where. A name in ASCII returns at once."""
+    if name.isascii() or joiners_placed(name):
+        return name
+    raise PydanticCustomError(
+        "string_pattern_mismatch",
+        "String should match pattern '{pattern}'",
+        {"pattern": NODE_PATTERN},
+    )
+
+
 NodeLabel = Annotated[
     str,
     Field(
@@ -197,9 +222,11 @@ NodeLabel = Annotated[
         pattern=NODE_PATTERN,
         json_schema_extra={"pattern": NODE_SCHEMA_PATTERN},
     ),
+    AfterValidator(node_joiners_placed),
 ]
 """A ``Label`` naming a node (``node``, the nodes ClusterHealth lists): matching
-``NODE_PATTERN`` (its JSON Schema ``NODE_SCHEMA_PATTERN``)."""
+``NODE_PATTERN`` (its JSON Schema ``NODE_SCHEMA_PATTERN``), its joiners placed
+(``node_joiners_placed``)."""
 
 # A line or paragraph separator breaks a name's line; a bidirectional control reorders the text
 # shown after it (a right-to-left override turns "ops: fixed" around on a page or in a terminal).
@@ -272,8 +299,12 @@ NAME_REFUSES: Final = (
 """What ``NAME_PATTERN`` refuses beyond control characters and blank names, in words
 (refusals, the docs)."""
 
-NODE_BLANK_SAID: Final = "blank (whitespace only), the braille blank U+2800 counting as whitespace"
-"""A node name ``NODE_PATTERN`` refuses as blank, in words (refusals)."""
+NODE_BLANK_SAID: Final = (
+    "blank at its start or end (whitespace, the braille blank U+2800 counting as whitespace; so"
+    " not blank only)"
+)
+"""A node name ``NODE_PATTERN`` refuses for its blanks, in words (refusals): `" node1"` would
+be another node than ``node1``, looking the same."""
 
 # Each pattern of a message field, in words: pydantic's own message quotes the pattern, the very
 # characters refused, which no one reads.
@@ -282,8 +313,8 @@ _PATTERNS_SAID: Final = {
     ALERT_ID_PATTERN: "an alert id must not be . or .. (a link's path drops them: /alerts/.. is"
     " /, so no alert page or generatorURL would reach it) or contain a control character or"
     f" {NODE_REFUSES}",
-    NODE_PATTERN: f"a node name must not be {NODE_BLANK_SAID}, or contain a control character or"
-    f" {NODE_REFUSES}",
+    NODE_PATTERN: f"a node name must not be {NODE_BLANK_SAID}, or contain a control character,"
+    f" {NODE_REFUSES} or {NODE_JOINERS_SAID}",
     NAME_PATTERN: "a name must not be blank (spaces, other whitespace or invisible characters"
     f" only) or contain a control character, {NAME_REFUSES}",
 }

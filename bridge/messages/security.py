@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, ClassVar, Final, Literal
 
 from pydantic import Field
 
-from bridge.messages._base import MAX_TEXT, NODE_PATTERN, JsonMap, Message, NodeLabel, Text
+from bridge.hidden import is_node_name
+from bridge.messages._base import MAX_TEXT, JsonMap, Message, NodeLabel, Text
 from bridge.messages.alerts import RiskSeverity
 
 __all__ = ["AccessViolation", "AuthEvent", "SecurityAlert", "SessionEvent"]
 
 INSTANCE: Final = "ex_esdb_security"
-# What a message's ``node`` (a NodeLabel) must match beyond its length; fullmatch, as ``$``
-# alone would let a final newline through.
-_NODE_TEXT: Final = re.compile(NODE_PATTERN)
 
 AuthEventType = Literal["login_success", "login_failure", "logout", "token_refresh"]
 AuthMethod = Literal["password", "token", "certificate", "oauth"]
@@ -60,7 +57,7 @@ class AccessViolation(Message):
         metadata names under ``node`` (a sender reporting for another node, as ``--demo`` does)
         when any message's ``node`` could be it, else ``sender``, the node that published it."""
         named = self.metadata.get("node")
-        if isinstance(named, str) and 0 < len(named) <= MAX_TEXT and _NODE_TEXT.fullmatch(named):
+        if isinstance(named, str) and 0 < len(named) <= MAX_TEXT and is_node_name(named):
             return named
         return sender
 

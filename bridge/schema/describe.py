@@ -257,7 +257,7 @@ def _plural(text: str) -> str:
 _PATTERN_LABELS: Final = {
     LABEL_SCHEMA_PATTERN: ", no control, format or invisible characters",
     ALERT_ID_SCHEMA_PATTERN: ", no control, format or invisible characters, not `.` or `..`",
-    NODE_SCHEMA_PATTERN: ", not blank, no control, format or invisible characters",
+    NODE_SCHEMA_PATTERN: ", not blank at either end, no control, format or invisible characters",
     NAME_PATTERN: ", not blank, no control characters, line separators or bidirectional controls",
 }
 

@@ -14,7 +14,13 @@ from bridge.bus.envelope import (
     TOPIC_MAX_LENGTH,
     TS_MAX_LENGTH,
 )
-from bridge.messages import INSTANCES, MAX_NAME, NAME_REFUSES, NODE_REFUSES, Message
+from bridge.messages import (
+    INSTANCES,
+    MAX_NAME,
+    NAME_REFUSES,
+    NODE_REFUSES,
+    Message,
+)
 from bridge.schema.describe import (
     RULES,
     STRING_CAP,
@@ -109,33 +115,46 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
   "no control, format or invisible characters") may not hold a C0 control character (NUL
   included), DEL or a C1 control character, nor any character a node name may not hold (below):
   `disk` and `disk` with a U+200B after it would be two series that look the same on
-  `/metrics` and the dashboards. Unlike a node name it may be blank (`" "`). The JSON
+  `/metrics` and the dashboards. Unlike a node name it may be blank (`" "`), or blank at an
+  end, and it holds no joiner (U+200C, U+200D) anywhere: it names a part of a program
+  (`component`, `unit`), which no word of a script that needs one names. The JSON
   Schema's `pattern` names those of the BMP alone, as a node name's does. A SystemAlert's
   `alert_id`, a label of its webhooks and of Alertmanager's alerts, refuses the same.
 - A node name (the envelope's `node`, a payload's `node`, `originating_node` and the nodes a
-  list names: "not blank, no control, format or invisible characters") becomes a label value
-  on `/metrics`, a cluster member on the status page and an alert's node, each found by reading
-  it, so every character of it must show. It may not be blank (whitespace only: spaces, other
-  Unicode whitespace, the braille blank U+2800; `" "` would be a series, a cluster member and
-  alerts for no one seen) nor hold a control character, {node_refuses}: `node-1` and `node-1`
-  with a U+200B, a U+3164 or a tag character after it would look the same on the status page,
-  in alerts and in `/metrics`, and a bidirectional control reorders the text shown after it.
+  list names: "not blank at either end, no control, format or invisible characters") becomes
+  a label value on `/metrics`, a cluster member on the status page and an alert's node, each
+  found by reading it, so every character of it must show. It may not be blank at its start
+  or end (whitespace: spaces, other Unicode whitespace, the braille blank U+2800;
+  `" node-1"` would be another node than `node-1`, looking the same, and `" "` a series, a
+  cluster member and alerts for no one seen) nor hold a control character, {node_refuses}:
+  `node-1` and `node-1` with a U+200B, a U+3164 or a tag character after it would look the
+  same on the status page, in alerts and in `/metrics`, and a bidirectional control reorders
+  the text shown after it.
   By Unicode 15.1's properties: its general categories Cc, Cf, Zl, Zp and Co, its
   Default_Ignorable_Code_Point and Noncharacter_Code_Point characters. Unassigned code points
   are taken (which are changes with each version of Unicode, and each is drawn as a box), and
   so is a lone combining mark (U+0301, drawn on a dotted circle). What a host name holds in
   Unicode (IDNA2008: letters, marks and digits of any script, `-`) is taken, `ex_esdb@host-1`,
-  `ex_esdb@узел-1` and `ノード-1` alike, but for the joiners U+200C and U+200D, which are
-  format characters. An emoji of one code point (🚀), a flag (🇩🇪) or one with a skin tone (👍🏽)
-  is taken; one needing the variation selector U+FE0F (the red heart, U+2764 U+FE0F) or the
-  joiner U+200D (a family, a rainbow flag) is not: either after `node-1` is drawn as nothing.
-  Blanks beside other characters are kept (`" node 1"`). The envelope's is refused as
+  `ex_esdb@узел-1` and `ノード-1` alike. So are the joiners U+200C (ZWNJ) and U+200D (ZWJ),
+  format characters, where IDNA2008 takes them in a host name (RFC 5892 Appendix A, its
+  CONTEXTJ rules): right after a virama (Devanagari's U+0915 U+094D U+200D U+0937, a half
+  form), or a ZWNJ between two letters that join, marks between them skipped (Persian's
+  U+06CC U+200C U+062E); and between two characters that show, never at either end. Anywhere
+  else (`ab` and `cd` with one between) a joiner changes nothing drawn, and is refused. A
+  virama is a character of Canonical_Combining_Class 9 (Python's unicodedata); which letters
+  join which, Unicode 18.0's joining types say (the idna package's table). An emoji of one
+  code point (🚀), a flag (🇩🇪) or one with a skin tone (👍🏽) is taken; one needing the
+  variation selector U+FE0F (the red heart, U+2764 U+FE0F) or the joiner U+200D (a family, a
+  rainbow flag) is not: either after `node-1` is drawn as nothing.
+  Blanks between other characters are kept (`"node 1"`). The envelope's is refused as
   `malformed`, a payload's as `invalid_payload`, each naming the field; `EXESDB_NODE` refuses
   the same. The JSON Schema's `pattern` names the characters of the BMP (no pattern every
-  engine reads can name those past U+FFFF). Other text (titles, descriptions) may hold them:
+  engine reads can name those past U+FFFF), and takes a joiner between any two characters that
+  show (no pattern says RFC 5892's rule). Other text (titles, descriptions) may hold them:
   the status and alert pages show zero-width characters, bidirectional controls and the others
   no one's text needs (Hangul fillers such as U+3164, tags, noncharacters, a run of variation
-  selectors) as their escapes (`\\u200b`), an emoji's own joiner, U+FE0F and flag tags kept.
+  selectors) as their escapes (`\\u200b`), an emoji's own joiner, U+FE0F and flag tags kept, and
+  a word's joiners where a node name takes them.
 - A name shown as who did something (`ack_by`: "not blank, no control characters, line
   separators or bidirectional controls") may not be blank, spaces or other Unicode whitespace
   only (U+00A0 and U+3000 too) or characters drawn as nothing (U+200B, U+2060, U+FEFF, U+3164,

@@ -599,8 +599,9 @@ def test_every_number_setting_refuses_digits_grouped_with_an_underscore(
 @pytest.mark.parametrize(
     ("node", "said"),
     [
-        ("\u2800", "must not be blank (whitespace only), the braille blank U+2800 counting"),
-        ("db\u200b1", "or contain a control character or a format character"),
+        ("\u2800", "must not be blank at its start or end (whitespace, the braille blank U+2800"),
+        ("db\u200b1", "or contain a control character, a format character"),
+        ("db\u200c1", "or a joiner (U+200C, U+200D) where it joins nothing"),
     ],
 )
 def test_a_node_name_refused_is_told_in_ingest_s_words(

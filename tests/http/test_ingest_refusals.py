@@ -91,7 +91,7 @@ async def test_a_blank_node_name_answers_400_naming_the_field(
     status, answer = await server.post(json.dumps(envelope(**changed), ensure_ascii=False).encode())
     error = "malformed" if field == "node" else "invalid_payload"
     assert (status, answer["error"], answer["field"]) == (400, error, field)
-    assert "blank (whitespace only)" in answer["detail"]
+    assert "blank at its start or end" in answer["detail"]
     assert server.rejected(error) == 1
     assert server.delivered == []
 

@@ -14,8 +14,8 @@ monitor's SystemAlert for the group stands for it.
 An AccessViolation has no ``node`` field: its alert is about the node that published it (the
 envelope's), or the node its ``metadata`` names under ``node``, for a sender reporting for
 another node, as the ``--demo`` cluster does for its simulated ones: only a name every message's
-``node`` could be (a ``NodeLabel``: 1 to ``MAX_TEXT`` characters matching ``NODE_PATTERN``: not
-blank, no control character nor one drawn as nothing), since the alert shows it as its node
+``node`` could be (a ``NodeLabel``: 1 to ``MAX_TEXT`` characters, ``is_node_name``: not blank
+at either end, no control character nor one drawn as nothing), since the alert shows it as its node
 (``alerts list``, history, webhook labels); anything else falls back to the envelope's node.
 
 Event alerts (SystemAlert, SecurityAlert, AccessViolation, and MetricAlerts on metrics no health

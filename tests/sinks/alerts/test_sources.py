@@ -317,6 +317,31 @@ def test_any_other_url_is_cut_to_its_origin_as_without_allowed_origins(
     assert details_of({"link": value}, LINKS) == details_of({"link": value})
 
 
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        "\u2066",  # a bidirectional isolate
+        "\u202e",  # a right-to-left override
+        "\ufeff",  # a zero-width no-break space
+        "\u00ad",  # the soft hyphen
+        "\u3164",  # a Hangul filler
+        "\U000e0001",  # a tag
+        "\ufdd0",  # a noncharacter
+        "\U0010ffff",  # the last noncharacter
+        "\x9b",  # a C1 control character (CSI)
+    ],
+)
+def test_a_link_holding_a_character_a_node_name_refuses_is_not_shown_whole(hidden: str) -> None:
+    """A URL on an allowed origin holding a character a node name may not hold (hidden.py's one
+    set: a bidirectional control, a zero-width, format or default ignorable character, a tag, a
+    noncharacter, a control character) is cut to its origin: the link would not open where it
+    reads."""
+    value = f"https://wiki.example/runbooks/{hidden}disk-full"
+    assert dict(details_of({"runbook": value}, LINKS)) == {
+        "metadata_runbook": "https://wiki.example/…"
+    }
+
+
 def test_an_allowed_links_query_is_left_out_and_its_path_still_redacted() -> None:
     """An allowed link's query is shown as ``?…`` (a token rides there under any name), and
     what may be a secret in its path or fragment is redacted as in any text."""
