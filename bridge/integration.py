@@ -38,6 +38,7 @@ from bridge.messages import (
     SystemConfig,
     SystemLifecycle,
     ThroughputMetric,
+    input_given,
     pattern_refused,
 )
 from bridge.operations import OperationRecorder, Tracker
@@ -122,8 +123,7 @@ def _worded(model: type[Message], error: ErrorDetails) -> str:
         or pattern_refused(error)
         or error["msg"]
     )
-    got = "" if error["type"] == "missing" else f" (got {error.get('input')!r})"
-    return f"{model.__name__}.{where}: {why}{got}"
+    return f"{model.__name__}.{where}: {why}{input_given(error)}"
 
 
 def _refuse_misspelt(call: Callable[..., Any], misspelt: Mapping[str, Any]) -> None:

@@ -197,6 +197,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "ThroughputMetric",
         "Timestamp",
         "format_timestamp",
+        "input_given",
         "model_for",
         "model_tagged",
         "pattern_refused",

@@ -534,6 +534,24 @@ def test_a_message_with_several_faults_names_each_of_them() -> None:
     )
 
 
+def test_a_refused_value_is_quoted_on_one_line_its_hidden_characters_shown_and_cut_short() -> None:
+    """A label value refused for a character drawn as nothing (a Hangul filler, which ``repr``
+    leaves as it is) is quoted with that character escaped, and a long one cut short, as
+    ``publish`` quotes it: the error says what was wrong and is not as long as what was sent."""
+    given = "db\u3164" + "x" * 500
+    message = _error_of(
+        lambda target: target.broadcast(
+            "performance_metric", metric_name="m", value=1, unit="ms", component=given
+        ),
+        api,
+    )
+    assert message.startswith("PerformanceMetric.component: a label value must not contain")
+    quoted = message[message.index(" (got ") + len(" (got ") : -1]
+    assert quoted.startswith("'db\\u3164xxx")
+    assert quoted.endswith("…")
+    assert len(quoted) == 80
+
+
 @pytest.mark.parametrize("given", ["no", "false", 1, 0])
 def test_a_boolean_given_as_text_or_a_number_is_refused_naming_the_field(given: object) -> None:
     """A boolean argument given as text or a number (``requires_ack="no"``, ``1``) raises a

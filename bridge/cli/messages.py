@@ -149,7 +149,7 @@ def _publish(args: argparse.Namespace) -> int:
 
     from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
     from bridge.client_environment import MIN_SECRET_LENGTH, PublishValues
-    from bridge.messages import model_tagged, pattern_refused, utc_now
+    from bridge.messages import input_given, model_tagged, pattern_refused, utc_now
 
     settings = client_settings_or_exit(PublishValues)
     model = model_tagged(args.tag)  # its module's models alone
@@ -201,9 +201,7 @@ def _publish(args: argparse.Namespace) -> int:
             told = _field_problem(model, problem)
             named = named or (told is not None and problem["type"] != "literal_error")
             said = told or pattern_refused(problem) or problem["msg"]
-            # repr escapes controls; on_one_line the characters drawn as nothing it leaves.
-            shown = clipped(on_one_line(repr(problem.get("input"))))
-            given = "" if problem["type"] == "missing" else f" (got {shown})"
+            given = input_given(problem)
             if len(problem["loc"]) == 1 and (why := not_json.get(str(problem["loc"][0]))):
                 given += f"; it is not JSON: {why}"
             print(

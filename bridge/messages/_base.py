@@ -37,8 +37,10 @@ from bridge.hidden import (
     NODE_REFUSED_BMP,
     NODE_SCHEMA_PATTERN,
     joiners_placed,
+    on_one_line,
 )
 from bridge.messages.timestamps import format_timestamp, rfc3339_pattern, to_utc_ms
+from bridge.redaction import clipped
 
 __all__ = [
     "ALERT_ID_PATTERN",
@@ -328,6 +330,17 @@ def pattern_refused(error: Mapping[str, Any]) -> str | None:
     if error["type"] != "string_pattern_mismatch":
         return None
     return _PATTERNS_SAID.get((error.get("ctx") or {}).get("pattern", ""))
+
+
+def input_given(error: Mapping[str, Any]) -> str:
+    """What one of pydantic's errors for a message field got, as ``" (got …)"`` after its
+    words: on one line, the characters drawn as nothing escaped (``repr`` leaves Hangul fillers
+    and tags as they are) and cut short, so that a refusal is never as long as what was sent;
+    nothing for a field missing, whose input is the whole message. The one way ``publish`` and
+    the integration API quote it."""
+    if error["type"] == "missing":
+        return ""
+    return f" (got {clipped(on_one_line(repr(error.get('input'))))})"
 
 
 MAX_NAME: Final = 200
