@@ -178,6 +178,8 @@ class ConnectionGuard:
         # What each connection calls as its head and body arrive (``Watcher``): the budgets'
         # own methods, with no call of the guard's between.
         self.head_grew = self._budgets.head_grew
+        self.ahead_grew = self._budgets.ahead_grew
+        self.ahead_taken = self._budgets.ahead_taken
         self.body_grew = self._budgets.body_grew
         self._handshake_failures = HandshakeFailures(registry)
 
@@ -582,6 +584,8 @@ class ConnectionGuard:
         self._reading.discard(connection)
         connection.reading = None
         self._budgets.let_go(connection)
+        self._budgets.ahead_taken(connection)
+        connection.drop_ahead()
         connection.body_left = None
         if connection.reserved:
             self._reserved -= 1
@@ -607,7 +611,7 @@ class ConnectionGuard:
         connection.phase = Phase.BUSY
         connection.head.ended = True  # whole, as the parser found it: nothing more is counted
         if request.body_exists and not request.content.is_eof():
-            connection.read_body()  # what came after the head, held until now, is its body
+            connection.read_body(request)  # what came after the head, held until now, is its body
         connection.body_expired = False
         self._idle.pop(connection, None)
         if connection.reserved or _large_head(request) or _asks_to_switch(request):
