@@ -36,6 +36,8 @@ nothing of aiohttp's private API):
   holds back meanwhile (a read, up to 256 KiB) counts against ``HEADS_HELD`` until read; a
   request's body is handed to the parser up to its end (``framing.py``: its Content-Length, or
   its last chunk), and what follows it is the next head, counted and timed as any;
+- requests sent whole before the client shuts its side of the connection (``SHUT_WR``) are
+  each answered, then the connection closes (aiohttp closed it at once, the answers lost);
 - at most ``MAX_STALLED`` connections may hold an answer their client does not read (past the
   transport's high-water mark): one more closes the one stalled longest, so clients that never
   read ``/metrics`` hold a bounded amount of memory, not a whole exposition each;

@@ -75,6 +75,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "_ahead",
         "_body",
+        "_client_done",
         "_early",
         "_guard",
         "_hello",
@@ -121,6 +122,9 @@ class Connection(asyncio.Protocol):
         # Where the body of the request in progress (or the last one's, answered before it all
         # came) ends: what arrives after it is the next request's head.
         self._body: BodyFrame | None = None
+        # The client sent its end of the stream (shutdown(SHUT_WR)) with requests whole still to
+        # answer: the connection closes once they are.
+        self._client_done = False
         self.answering = False  # the answer is being sent (``read_ahead`` once it is)
         self.transport: asyncio.Transport | None = None
         # The socket's own transport; with TLS, ``transport`` becomes the one over it once
@@ -259,11 +263,14 @@ class Connection(asyncio.Protocol):
         self._guard.handshake(self, self._tls, hello)
 
     def read_ahead(self) -> None:
-        """The answer is sent: read what arrived meanwhile, and read on."""
+        """The answer is sent: read what arrived meanwhile, and read on; once the client has
+        sent its end and no request whole is left, close the connection after the answer."""
         self.answering = False
         ahead = self._take_ahead()
         if ahead:
             self.data_received(ahead)
+        if self._client_done and not self._owed():
+            self._inner.close()  # aiohttp closes it once the answer in progress is sent
 
     def read_body(self, request: web.Request) -> None:
         """``request``, in progress, has a body (its Content-Length, or chunked), read from now
@@ -275,9 +282,22 @@ class Connection(asyncio.Protocol):
         if ahead:
             self.data_received(ahead)
 
-    def eof_received(self) -> None:
-        if self._made:
-            self._inner.eof_received()
+    def _owed(self) -> bool:
+        """Whether a request whole is in progress, or held, still to answer."""
+        return self.answering or bool(self._ahead) or self._waits_for_its_request()
+
+    def eof_received(self) -> bool | None:
+        if not self._made:
+            return None
+        if self._tls is None and self.live and self._owed():
+            # The client sent its end after its requests (shutdown(SHUT_WR)): each is owed its
+            # answer, and the connection closes after the last (``read_ahead``); aiohttp's
+            # transport closed at once, the answers in progress lost. asyncio's TLS closes
+            # whatever this says (and warns of each that says otherwise).
+            self._client_done = True
+            return True
+        self._inner.eof_received()
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._ahead = bytearray()
