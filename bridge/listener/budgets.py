@@ -14,19 +14,16 @@ it counts and releases the connection, and the cap closes the slowest body the s
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Final, Protocol
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Gauge
 
 from bridge.listener.connection import Connection
 from bridge.listener.heads import HEAD_MAX, HEADS_HELD, TOO_LARGE_ANSWER, over_budget_answer
 from bridge.routes import error_response
 
 __all__ = ["BODIES_HELD", "Closer", "HeldBytes", "OverBudget"]
-
-_logger = logging.getLogger(__name__)
 
 # The most bytes of request bodies the requests in progress may hold at once, unless
 # EXESDB_MAX_BODIES_BYTES says (twice EXESDB_MAX_BODY_BYTES when that is more): past it the
@@ -51,6 +48,10 @@ class Closer(Protocol):
         """Close the body read going slowest, as at the cap; False when none may be."""
         ...
 
+    def count_closed(self, connection: Connection, reason: str) -> None:
+        """Count ``connection`` closed for ``reason`` (once, whatever follows)."""
+        ...
+
     def close_slow(self, connection: Connection, reason: str) -> None:
         """Close ``connection``, its client sending too slowly, counted under ``reason``."""
         ...
@@ -66,16 +67,14 @@ class HeldBytes:
     def __init__(
         self,
         closer: Closer,
-        closed: Counter,
         *,
         bodies_held: int,
         grace: float,
         registry: CollectorRegistry,
     ) -> None:
-        """``closed`` counts the connections closed by reason; ``grace`` is the seconds a head
-        or body is given before its rate counts (``BODY_GRACE``)."""
+        """``grace`` is the seconds a head or body is given before its rate counts
+        (``BODY_GRACE``)."""
         self._closer = closer
-        self._closed = closed
         self._grace = grace
         self._bodies_held = bodies_held
         self._bodies = 0  # bytes of bodies the requests in progress hold (Connection.held)
@@ -118,8 +117,7 @@ class HeldBytes:
             and connection.reading is request
             and not request.content.is_eof()
         ):
-            self._closed.labels("body_budget").inc()
-            _logger.debug("HTTP connection closed: body_budget")
+            self._closer.count_closed(connection, "body_budget")
             connection.body_expired = True  # its answer closes the connection
             self._let_go_of_body(connection)  # its handler reads no more of it
             request.content.set_exception(OverBudget())

@@ -87,6 +87,7 @@ class Connection(asyncio.Protocol):
         "body_expired",
         "body_left",
         "body_since",
+        "closed_for",
         "closing",
         "handling",
         "head",
@@ -134,6 +135,9 @@ class Connection(asyncio.Protocol):
         self.reserved = False
         self.live = False  # counted against the cap (or the reserve) and not closing
         self.body_expired = False
+        # The reason the bridge closes it for, once counted (``ConnectionGuard.count_closed``):
+        # one refused and then timed out, or reset, before it is gone is counted once.
+        self.closed_for: str | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.reading: web.Request | None = None  # the request whose body is being read
         # The request in progress that has a body, and how many bytes of it the guard counts as
