@@ -240,6 +240,33 @@ async def test_requests_sent_together_are_answered_up_to_one_saying_connection_c
     assert closed(bridge, "bad_request") == 0
 
 
+_GET = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("sent", "statuses"),
+    [
+        (_GET, [b"200"]),
+        (_GET * 3, [b"200"] * 3),
+        (_HEAD + b"Content-Length: 9\r\n\r\n" + b'{"a": 1}\n' + _GET, [b"401", b"200"]),
+        (_GET + b"GET /healthz HTTP/1.1\r\nHost:", [b"200"]),
+    ],
+    ids=["one", "three", "body-then-one", "one-then-half-a-head"],
+)
+async def test_requests_sent_before_the_client_ends_its_side_are_all_answered_then_closed(
+    serve: Serve, sent: bytes, statuses: list[bytes]
+) -> None:
+    """Requests sent whole before the client shuts its side (shutdown(SHUT_WR)) are each
+    answered, in turn, and then the connection closes (a head begun but not ended is not
+    answered): aiohttp closed it as the end was read, and the answers in progress were lost."""
+    bridge = await serve(EXESDB_INGEST="true")
+    reader, writer = await connect(bridge)
+    writer.write(sent)
+    writer.write_eof()
+    answer = await closed_within(reader, 10)
+    assert [each[:3] for each in answer.split(b"HTTP/1.1 ")[1:]] == statuses, answer
+
+
 @pytest.mark.parametrize(
     "request_bytes",
     [

@@ -390,3 +390,33 @@ def test_a_stopped_bridge_has_closed_a_tls_connection_whose_client_stays_silent(
             if found.laddr.port == server.port
         ]
         assert served == []
+
+
+async def test_a_head_refused_over_tls_and_then_timed_out_is_counted_closed_once(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """A head the parser refuses over TLS (a field over 8 KiB), answered 400, whose client then
+    sends no close_notify (asyncio waits 30 s for it) is counted closed once, as
+    ``bad_request``, not again at its header timeout (``header_timeout``)."""
+    files = WebFiles(tmp_path / "web")
+    files.write(files.tls_config())
+    bridge = await serve(
+        EXESDB_WEB_CONFIG_FILE=str(files.folder / "web.yml"), EXESDB_HTTP_HEADER_TIMEOUT_MS="300"
+    )
+    assert bridge.address is not None
+    context = files.client_context()
+
+    def refused() -> tuple[ssl.SSLSocket, bytes]:
+        # A blocking client, which answers no close_notify (asyncio's would, at once).
+        raw = socket.create_connection(bridge.address or ("", 0), timeout=10)
+        client = context.wrap_socket(raw, server_hostname="127.0.0.1")
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"v" * 9000)
+        return client, client.recv(100)
+
+    client, answer = await asyncio.to_thread(refused)
+    try:
+        assert answer.startswith(b"HTTP/1.0 400"), answer
+        await asyncio.sleep(1)  # over three times the header timeout: its timer has run
+    finally:
+        client.close()
+    assert (closed(bridge, "bad_request"), closed(bridge, "header_timeout")) == (1, 0)

@@ -32,7 +32,12 @@ nothing of aiohttp's private API):
   else the request whose bytes went past is answered 503;
 - a request sent behind one in progress (pipelined) is read once that one's answer is sent
   (``Connection.read_ahead``), reading paused meanwhile, as Go's server reads one at a time:
-  aiohttp's parser read on and kept up to 32 requests, their heads whole;
+  aiohttp's parser read on and kept up to 32 requests, their heads whole; what a connection
+  holds back meanwhile (a read, up to 256 KiB) counts against ``HEADS_HELD`` until read; a
+  request's body is handed to the parser up to its end (``framing.py``: its Content-Length, or
+  its last chunk), and what follows it is the next head, counted and timed as any;
+- requests sent whole before the client shuts its side of the connection (``SHUT_WR``) are
+  each answered, then the connection closes (aiohttp closed it at once, the answers lost);
 - at most ``MAX_STALLED`` connections may hold an answer their client does not read (past the
   transport's high-water mark): one more closes the one stalled longest, so clients that never
   read ``/metrics`` hold a bounded amount of memory, not a whole exposition each;
@@ -69,12 +74,13 @@ nothing of aiohttp's private API):
 The parts: ``guard.py`` counts, caps and times the connections and is the server's middleware;
 ``connection.py`` is one connection as the guard sees it; ``budgets.py`` bounds the bytes the
 heads and bodies in progress hold, for the guard; ``heads.py`` counts each head as it arrives and
-words the answer to one refused before it is whole; ``plain_http.py`` tells plain HTTP
-from a TLS handshake; ``handshakes.py`` counts the handshakes that failed; ``accept.py`` accepts
-within the descriptor budget; ``sockets.py`` binds the listening sockets and raises the
-descriptor limit; ``server_header.py`` takes aiohttp's Server header off every answer;
-``versions.py`` marks the requests in a version not served, which the guard answers 505;
-``refusals.py`` makes each connection's aiohttp protocol, whose parser's refusals it words.
+words the answer to one refused before it is whole; ``framing.py`` finds where each body ends;
+``plain_http.py`` tells plain HTTP from a TLS handshake; ``handshakes.py`` counts the handshakes
+that failed; ``accept.py`` accepts within the descriptor budget; ``sockets.py`` binds the
+listening sockets and raises the descriptor limit; ``server_header.py`` takes aiohttp's Server
+header off every answer; ``versions.py`` marks the requests in a version not served, which the
+guard answers 505; ``refusals.py`` makes each connection's aiohttp protocol, whose parser's
+refusals it words.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """The bytes held by request heads and bodies in progress, bounded.
 
 Each connection's head is counted as it arrives (``heads.py``), and its request's body as aiohttp
-reads it, as held until the request is answered (``Connection.head_held``, ``Connection.held``):
-past ``HEADS_HELD`` of heads in all, or of bodies ``BODIES_HELD`` (``EXESDB_MAX_BODIES_BYTES``),
-the slowest is closed, else the request whose bytes went past is refused (503 ``overloaded``); a
+reads it, as held until the request is answered (``Connection.head_held``, ``Connection.held``);
+what a connection holds back ahead of the request it is handling (requests sent behind it, or
+what follows a head before its body is known) counts as heads until it is read
+(``Connection.ahead_held``): past ``HEADS_HELD`` of heads in all, or of bodies ``BODIES_HELD``
+(``EXESDB_MAX_BODIES_BYTES``), the slowest is closed, else the request whose bytes went past is
+refused (503 ``overloaded``, or the connection reset while it has a request in progress); a
 head over ``HEAD_MAX`` alone is answered 431. Closing and refusing are the guard's (``Closer``):
 it counts and releases the connection, and the cap closes the slowest body the same way.
 """
@@ -11,19 +14,16 @@ it counts and releases the connection, and the cap closes the slowest body the s
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Final, Protocol
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Gauge
 
 from bridge.listener.connection import Connection
 from bridge.listener.heads import HEAD_MAX, HEADS_HELD, TOO_LARGE_ANSWER, over_budget_answer
 from bridge.routes import error_response
 
 __all__ = ["BODIES_HELD", "Closer", "HeldBytes", "OverBudget"]
-
-_logger = logging.getLogger(__name__)
 
 # The most bytes of request bodies the requests in progress may hold at once, unless
 # EXESDB_MAX_BODIES_BYTES says (twice EXESDB_MAX_BODY_BYTES when that is more): past it the
@@ -48,6 +48,10 @@ class Closer(Protocol):
         """Close the body read going slowest, as at the cap; False when none may be."""
         ...
 
+    def count_closed(self, connection: Connection, reason: str) -> None:
+        """Count ``connection`` closed for ``reason`` (once, whatever follows)."""
+        ...
+
     def close_slow(self, connection: Connection, reason: str) -> None:
         """Close ``connection``, its client sending too slowly, counted under ``reason``."""
         ...
@@ -63,20 +67,20 @@ class HeldBytes:
     def __init__(
         self,
         closer: Closer,
-        closed: Counter,
         *,
         bodies_held: int,
         grace: float,
         registry: CollectorRegistry,
     ) -> None:
-        """``closed`` counts the connections closed by reason; ``grace`` is the seconds a head
-        or body is given before its rate counts (``BODY_GRACE``)."""
+        """``grace`` is the seconds a head or body is given before its rate counts
+        (``BODY_GRACE``)."""
         self._closer = closer
-        self._closed = closed
         self._grace = grace
         self._bodies_held = bodies_held
         self._bodies = 0  # bytes of bodies the requests in progress hold (Connection.held)
-        self._heads = 0  # bytes of heads the requests in progress hold (Connection.head_held)
+        # Bytes of heads the requests in progress hold, and of what connections hold ahead of
+        # the request in progress (Connection.head_held, Connection.ahead_held).
+        self._heads = 0
         self._heading: set[Connection] = set()  # the connections holding them
         Gauge(
             "exesdb_http_bodies_held_bytes",
@@ -86,8 +90,9 @@ class HeldBytes:
         ).set_function(lambda: float(self._bodies))
         Gauge(
             "exesdb_http_heads_held_bytes",
-            "Bytes of request heads the HTTP requests in progress hold, counted against the "
-            f"most the bridge holds of them at once ({HEADS_HELD // 2**20} MiB).",
+            "Bytes of request heads the HTTP requests in progress hold, and of requests sent "
+            "ahead of those (pipelined) held back, counted against the most the bridge holds "
+            f"of them at once ({HEADS_HELD // 2**20} MiB).",
             registry=registry,
         ).set_function(lambda: float(self._heads))
 
@@ -112,8 +117,7 @@ class HeldBytes:
             and connection.reading is request
             and not request.content.is_eof()
         ):
-            self._closed.labels("body_budget").inc()
-            _logger.debug("HTTP connection closed: body_budget")
+            self._closer.count_closed(connection, "body_budget")
             connection.body_expired = True  # its answer closes the connection
             self._let_go_of_body(connection)  # its handler reads no more of it
             request.content.set_exception(OverBudget())
@@ -144,6 +148,28 @@ class HeldBytes:
         if connection.head.size > HEAD_MAX:
             self._closer.refuse(connection, "head_too_large", TOO_LARGE_ANSWER)
             return False
+        return self._within_heads_held(connection)
+
+    def ahead_grew(self, connection: Connection, grown: int) -> bool:
+        """``connection`` holds ``grown`` more bytes back, ahead of the request it is handling
+        (``Connection.read_ahead``): counted with the heads until read (``ahead_taken``). Past
+        ``HEADS_HELD`` in all, the head (or body) arriving slowest is closed, else this
+        connection is answered 503 ``overloaded``, or reset when a request of its own is still
+        in progress (its answer cannot follow another). False when it closes."""
+        if not connection.live:
+            return False
+        connection.ahead_held += grown
+        self._heads += grown
+        return self._within_heads_held(connection)
+
+    def ahead_taken(self, connection: Connection) -> None:
+        """What ``connection`` held back is read (or let go): held no more."""
+        self._heads -= connection.ahead_held
+        connection.ahead_held = 0
+
+    def _within_heads_held(self, connection: Connection) -> bool:
+        """Past ``HEADS_HELD``, close the slowest head, else refuse ``connection``, whose bytes
+        went past; whether ``connection`` is still live."""
         while self._heads > HEADS_HELD and self._evict_slowest_head():
             pass
         if self._heads > HEADS_HELD and connection.live:

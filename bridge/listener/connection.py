@@ -15,6 +15,7 @@ from typing import Any, Final, Protocol, cast
 from aiohttp import StreamReader, web
 
 from bridge.expect_continue import body_owed
+from bridge.listener.framing import BodyFrame
 from bridge.listener.heads import HeadSize
 from bridge.listener.plain_http import Opening, opening
 
@@ -48,6 +49,10 @@ class Watcher(Protocol):
 
     def head_grew(self, connection: Connection, grown: int) -> bool: ...
 
+    def ahead_grew(self, connection: Connection, grown: int) -> bool: ...
+
+    def ahead_taken(self, connection: Connection) -> None: ...
+
     def stalled(self, connection: Connection) -> None: ...
 
     def body_grew(self, connection: Connection) -> None: ...
@@ -69,16 +74,20 @@ class Connection(asyncio.Protocol):
 
     __slots__ = (
         "_ahead",
+        "_body",
+        "_client_done",
         "_early",
         "_guard",
         "_hello",
         "_inner",
         "_made",
         "_tls",
+        "ahead_held",
         "answering",
         "body_expired",
         "body_left",
         "body_since",
+        "closed_for",
         "closing",
         "handling",
         "head",
@@ -107,8 +116,16 @@ class Connection(asyncio.Protocol):
         # sent ahead (pipelined), read once the answer is sent (``read_ahead``), reading paused
         # meanwhile, as Go's server reads one request at a time. aiohttp parses and keeps up to
         # 32 of them, heads whole: 100 clients pipelining 1 MiB heads behind answers they did not
-        # read grew the bridge by 507 MiB (14 MiB so).
+        # read grew the bridge by 507 MiB (14 MiB so). Counted as head bytes held (``ahead_held``,
+        # against the heads' budget) until read or let go: up to a read (256 KiB) a connection.
         self._ahead = bytearray()
+        self.ahead_held = 0
+        # Where the body of the request in progress (or the last one's, answered before it all
+        # came) ends: what arrives after it is the next request's head.
+        self._body: BodyFrame | None = None
+        # The client sent its end of the stream (shutdown(SHUT_WR)) with requests whole still to
+        # answer: the connection closes once they are.
+        self._client_done = False
         self.answering = False  # the answer is being sent (``read_ahead`` once it is)
         self.transport: asyncio.Transport | None = None
         # The socket's own transport; with TLS, ``transport`` becomes the one over it once
@@ -118,6 +135,9 @@ class Connection(asyncio.Protocol):
         self.reserved = False
         self.live = False  # counted against the cap (or the reserve) and not closing
         self.body_expired = False
+        # The reason the bridge closes it for, once counted (``ConnectionGuard.count_closed``):
+        # one refused and then timed out, or reset, before it is gone is counted once.
+        self.closed_for: str | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.reading: web.Request | None = None  # the request whose body is being read
         # The request in progress that has a body, and how many bytes of it the guard counts as
@@ -166,6 +186,15 @@ class Connection(asyncio.Protocol):
             if self._tls is not None and self.live:
                 self._early.append(data)  # handshaken, start_tls about to return
             return  # refused: closing, and aiohttp never saw it
+        if self._body is not None and not self._body.ended:
+            stop = self._body.read(data)
+            self._inner.data_received(data[:stop] if stop < len(data) else data)
+            if self.holding is not None:
+                self._guard.body_grew(self)
+            if stop == len(data):
+                return
+            # The body ended within this read: what follows is the next request's head.
+            data = data[stop:]
         if self.answering or self._waits_for_its_request():
             self._hold(data)
             return
@@ -177,7 +206,7 @@ class Connection(asyncio.Protocol):
             # keep-alive timer, which would cut a head that began just before the idle timeout.
             # keep_alive() drops that timer; aiohttp starts it again after the answer.
             self._inner.keep_alive(True)
-        if self.phase is Phase.HEAD and not self._left_of_body():
+        if self.phase is Phase.HEAD:
             before = self.head.size
             stop = self.head.read(data)
             if not self._guard.head_grew(self, self.head.size - before):
@@ -186,23 +215,40 @@ class Connection(asyncio.Protocol):
                 # The head ended within this read: what follows (a body, or the next request's
                 # head) waits until the middleware knows which (``read_body``, ``read_ahead``),
                 # else a head sent with the request before it would reach aiohttp uncounted.
-                self._hold(data[stop:])
+                if not self._hold(data[stop:]):
+                    return  # refused: the heads held are past their budget
                 data = data[:stop]
         self._inner.data_received(data)
-        if self.holding is not None:
-            self._guard.body_grew(self)
 
     def _waits_for_its_request(self) -> bool:
         """Whether what arrives waits until the request in progress is handled: its head is
         whole and the middleware has yet to see it, or it is handled with no body to come."""
         if self.phase is Phase.HEAD:
-            return self.head.ended and not self._left_of_body()
-        return self.phase is Phase.BUSY and not self._body_to_come()
+            return self.head.ended
+        return self.phase is Phase.BUSY and (self._body is None or self._body.ended)
 
-    def _hold(self, data: bytes) -> None:
+    def _hold(self, data: bytes) -> bool:
+        """Hold ``data`` until the request in progress is handled, reading paused, counted
+        against the heads' budget; False when that closed the connection (``data`` let go)."""
+        if not self.live:
+            return False
         self._ahead += data
         if self.transport is not None:
             self.transport.pause_reading()
+        return self._guard.ahead_grew(self, len(data))
+
+    def _take_ahead(self) -> bytes:
+        """What was held, let go of by the budget, and reading resumed."""
+        ahead, self._ahead = bytes(self._ahead), bytearray()
+        if ahead:
+            self._guard.ahead_taken(self)
+            if self.transport is not None:
+                self.transport.resume_reading()  # paused as it arrived
+        return ahead
+
+    def drop_ahead(self) -> None:
+        """Let go of what was held: the connection is closing (the guard uncounts it)."""
+        self._ahead = bytearray()
 
     def _hello_received(self, data: bytes) -> None:
         self._hello += data
@@ -221,35 +267,41 @@ class Connection(asyncio.Protocol):
         self._guard.handshake(self, self._tls, hello)
 
     def read_ahead(self) -> None:
-        """The answer is sent: read what arrived meanwhile, and read on."""
+        """The answer is sent: read what arrived meanwhile, and read on; once the client has
+        sent its end and no request whole is left, close the connection after the answer."""
         self.answering = False
-        ahead, self._ahead = bytes(self._ahead), bytearray()
-        if ahead and self.transport is not None:
-            self.transport.resume_reading()  # paused as it arrived
+        ahead = self._take_ahead()
+        if ahead:
+            self.data_received(ahead)
+        if self._client_done and not self._owed():
+            self._inner.close()  # aiohttp closes it once the answer in progress is sent
+
+    def read_body(self, request: web.Request) -> None:
+        """``request``, in progress, has a body (its Content-Length, or chunked), read from now
+        on: what arrived after its head is (the start of) it, for aiohttp to read now, reading
+        going on; what arrives after it is the next request's, held."""
+        chunked = "Transfer-Encoding" in request.headers  # else the parser refused it (400)
+        self._body = BodyFrame(request.content_length, chunked=chunked)
+        ahead = self._take_ahead()
         if ahead:
             self.data_received(ahead)
 
-    def read_body(self) -> None:
-        """The request in progress waits for its body: what arrived after its head is (the start
-        of) that body, for aiohttp to read now, and reading goes on."""
-        ahead, self._ahead = bytes(self._ahead), bytearray()
-        if ahead and self.transport is not None:
-            self.transport.resume_reading()  # paused as it arrived
-        if ahead:
-            self._inner.data_received(ahead)
+    def _owed(self) -> bool:
+        """Whether a request whole is in progress, or held, still to answer."""
+        return self.answering or bool(self._ahead) or self._waits_for_its_request()
 
-    def _body_to_come(self) -> bool:
-        """Whether the request in progress waits for (part of) its body."""
-        return self.reading is not None and not self.reading.content.is_eof()
-
-    def _left_of_body(self) -> bool:
-        """Whether what arrives is the rest of the last request's body (answered before it all
-        came), which aiohttp reads and drops: no head, so not counted as one."""
-        return self.body_left is not None and not self.body_left.is_eof()
-
-    def eof_received(self) -> None:
-        if self._made:
-            self._inner.eof_received()
+    def eof_received(self) -> bool | None:
+        if not self._made:
+            return None
+        if self._tls is None and self.live and self._owed():
+            # The client sent its end after its requests (shutdown(SHUT_WR)): each is owed its
+            # answer, and the connection closes after the last (``read_ahead``); aiohttp's
+            # transport closed at once, the answers in progress lost. asyncio's TLS closes
+            # whatever this says (and warns of each that says otherwise).
+            self._client_done = True
+            return True
+        self._inner.eof_received()
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._ahead = bytearray()

@@ -170,7 +170,6 @@ class ConnectionGuard:
             self._closed.labels(reason)
         self._budgets = HeldBytes(
             self,
-            self._closed,
             bodies_held=limits.max_bodies_bytes or max(BODIES_HELD, 2 * limits.max_body_bytes),
             grace=BODY_GRACE,
             registry=registry,
@@ -178,6 +177,8 @@ class ConnectionGuard:
         # What each connection calls as its head and body arrive (``Watcher``): the budgets'
         # own methods, with no call of the guard's between.
         self.head_grew = self._budgets.head_grew
+        self.ahead_grew = self._budgets.ahead_grew
+        self.ahead_taken = self._budgets.ahead_taken
         self.body_grew = self._budgets.body_grew
         self._handshake_failures = HandshakeFailures(registry)
 
@@ -497,7 +498,7 @@ class ConnectionGuard:
         except OSError as exc:  # ssl.SSLError too
             # Failed, too slow (asyncio aborts it: ConnectionAbortedError) or evicted.
             if connection.live and isinstance(exc, ConnectionAbortedError):
-                self._closed.labels("header_timeout").inc()
+                self.count_closed(connection, "header_timeout")
             elif connection.live:
                 self._handshake_failures.failed(exc, raw.get_extra_info("peername"))
             self._abandon(connection, raw)
@@ -535,8 +536,7 @@ class ConnectionGuard:
     def refuse(self, connection: Connection, reason: str, answer: bytes) -> None:
         """Answer ``connection``, whose head is not whole, with ``answer`` and close it (aiohttp,
         with no request yet, has nothing to answer), counted under ``reason``."""
-        self._closed.labels(reason).inc()
-        _logger.debug("HTTP connection closed: %s", reason)
+        self.count_closed(connection, reason)
         self._release(connection)
         connection.answer_early(answer)
 
@@ -548,8 +548,7 @@ class ConnectionGuard:
     def lost(self, connection: Connection, exc: BaseException | None = None) -> None:
         if connection.live and isinstance(exc, OSError) and exc.errno == errno.ETIMEDOUT:
             # The kernel reset it at the write timeout (TCP_USER_TIMEOUT, set at the accept).
-            self._closed.labels("write_timeout").inc()
-            _logger.debug("HTTP connection closed: write_timeout")
+            self.count_closed(connection, "write_timeout")
         elif connection.live and connection.phase is Phase.HELLO:
             self._handshake_failures.closed()  # before TLS or HTTP was told: a port check
         self._release(connection)
@@ -558,15 +557,27 @@ class ConnectionGuard:
         if self._listener is not None:
             self._listener.freed()
 
-    def bad_request(self) -> None:
-        """Count a request the HTTP parser refused (``bridge.listener.refusals``): answered 400,
-        its connection closed after the answer."""
-        self._closed.labels("bad_request").inc()
+    def bad_request(self, transport: asyncio.BaseTransport | None) -> None:
+        """Count a request the HTTP parser refused on ``transport`` (``bridge.listener.
+        refusals``): answered 400, its connection closed after the answer."""
+        connection = self._open.get(transport) if transport is not None else None
+        self.count_closed(connection, "bad_request")
+
+    def count_closed(self, connection: Connection | None, reason: str) -> None:
+        """Count ``connection`` closed by the bridge for ``reason``, unless it was counted
+        already: one refused (its answer closing it) and then timed out, evicted or reset
+        before it is gone (a TLS close waits for the client's close_notify) is one connection
+        closed, under its first reason."""
+        if connection is not None:
+            if connection.closed_for is not None:
+                return
+            connection.closed_for = reason
+        self._closed.labels(reason).inc()
+        _logger.debug("HTTP connection closed: %s", reason)
 
     def _close(self, connection: Connection, reason: str) -> None:
         """Drop ``connection`` now (nothing is owed to it), counted under ``reason``."""
-        self._closed.labels(reason).inc()
-        _logger.debug("HTTP connection closed: %s", reason)
+        self.count_closed(connection, reason)
         self._release(connection)
         if connection.transport is not None and not connection.transport.is_closing():
             connection.transport.abort()
@@ -582,6 +593,8 @@ class ConnectionGuard:
         self._reading.discard(connection)
         connection.reading = None
         self._budgets.let_go(connection)
+        self._budgets.ahead_taken(connection)
+        connection.drop_ahead()
         connection.body_left = None
         if connection.reserved:
             self._reserved -= 1
@@ -607,7 +620,7 @@ class ConnectionGuard:
         connection.phase = Phase.BUSY
         connection.head.ended = True  # whole, as the parser found it: nothing more is counted
         if request.body_exists and not request.content.is_eof():
-            connection.read_body()  # what came after the head, held until now, is its body
+            connection.read_body(request)  # what came after the head, held until now, is its body
         connection.body_expired = False
         self._idle.pop(connection, None)
         if connection.reserved or _large_head(request) or _asks_to_switch(request):
@@ -651,10 +664,10 @@ class ConnectionGuard:
         self, connection: Connection, request: web.Request, handler: Handler
     ) -> web.StreamResponse:
         if (refusal := unsupported_version(request)) is not None:
-            self._closed.labels("unsupported_version").inc()
+            self.count_closed(connection, "unsupported_version")
             return refusal  # before the reserve: Go's server answers it before any handler
         if connection.reserved and request.path not in PROBE_PATHS:
-            self._closed.labels("refused").inc()
+            self.count_closed(connection, "refused")
             response = error_response(
                 503,
                 "too_many_connections",
@@ -719,8 +732,7 @@ class ConnectionGuard:
         connection.timer = None
         if request.content.is_eof():
             return
-        self._closed.labels("body_timeout").inc()
-        _logger.debug("HTTP connection closed: body_timeout")
+        self.count_closed(connection, "body_timeout")
         connection.body_expired = True
         request.content.set_exception(_BodyTimeout())
 

@@ -80,7 +80,11 @@ class NamedRefusals(web.RequestHandler):
     __slots__ = ("_refused",)
 
     def __init__(
-        self, manager: web.Server, *, refused: Callable[[], object], **kwargs: Any
+        self,
+        manager: web.Server,
+        *,
+        refused: Callable[[asyncio.BaseTransport | None], object],
+        **kwargs: Any,
     ) -> None:
         super().__init__(manager, **kwargs)
         self._refused = refused
@@ -107,7 +111,7 @@ class NamedRefusals(web.RequestHandler):
         detail, field = next(((d, f) for kind, d, f in _KINDS if isinstance(exc, kind)), _OTHER)
         answer = error_response(status, "bad_request", detail, field)
         answer.force_close()
-        self._refused()
+        self._refused(self.transport)
         return answer
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -129,12 +133,14 @@ class NamedRefusals(web.RequestHandler):
 
 
 def named_refusals(
-    server: web.Server, refused: Callable[[], object], **handler_args: Any
+    server: web.Server,
+    refused: Callable[[asyncio.BaseTransport | None], object],
+    **handler_args: Any,
 ) -> Callable[[], web.RequestHandler]:
     """The factory of ``server``'s connection protocols (``NamedRefusals``, on the running
-    loop, calling ``refused`` for each request refused), made with ``handler_args``: those
-    ``server`` itself would give aiohttp's (the runner's and the application's), which it keeps
-    to itself."""
+    loop, calling ``refused`` with its transport for each request refused), made with
+    ``handler_args``: those ``server`` itself would give aiohttp's (the runner's and the
+    application's), which it keeps to itself."""
     loop = asyncio.get_running_loop()
 
     def make() -> web.RequestHandler:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bridge.listener import HEAD_MAX
+from bridge.listener import HEAD_MAX, HEADS_HELD
+from bridge.listener.framing import BodyFrame
 from bridge.listener.heads import HeadSize
 from tests.http.helpers import Server, ServerFactory
 from tests.support import async_wait_until
@@ -120,6 +121,37 @@ def test_a_head_is_counted_to_its_blank_line_however_its_reads_cut_it(cut: int) 
     whole = HeadSize()
     whole.begin(0.0)
     assert sent[: whole.read(sent)] == b"\r\n" + head  # where the head stops in the read
+
+
+@pytest.mark.parametrize(
+    ("body", "chunked"),
+    [
+        (b"x" * 300, False),
+        (b"12c;name=value\r\n" + b"x" * 300 + b"\r\n0\r\n\r\n", True),
+        (b"a\r\n0123456789\r\n0;last\r\nX-Sum: 1\r\nX-More: 2\r\n\r\n", True),
+    ],
+    ids=["length", "chunked", "chunked-with-trailer"],
+)
+def test_a_body_frame_ends_where_its_body_does_however_its_reads_cut_it(
+    body: bytes, chunked: bool
+) -> None:
+    """``BodyFrame`` finds the end of a body (its Content-Length, or its last chunk and trailer
+    fields) wherever the reads cut it, and says where in a read it stops: what follows is the
+    next request's head."""
+    sent = body + b"GET / HTTP/1.1\r\n\r\n"
+    for cut in range(1, len(sent)):
+        frame = BodyFrame(None if chunked else len(body), chunked=chunked)
+        taken = frame.read(sent[:cut])
+        taken += frame.read(sent[cut:]) if taken == cut else 0
+        assert (taken, frame.ended) == (len(body), True), cut
+
+
+def test_a_body_frame_takes_what_it_cannot_read_as_chunks_for_body_to_the_end() -> None:
+    """A chunk-size line that is not hex, or never ends, is taken for body to the end (aiohttp's
+    parser refuses it, 400, and the connection closes), never for the next request's head."""
+    for sent in (b"zz\r\nGET / HTTP/1.1\r\n\r\n", b"1" * 10_000):
+        frame = BodyFrame(None, chunked=True)
+        assert (frame.read(sent), frame.ended) == (len(sent), False)
 
 
 async def test_the_bytes_held_by_a_head_and_a_body_in_progress_are_shown_until_let_go(
@@ -277,3 +309,104 @@ async def test_a_head_over_head_max_sent_with_the_request_before_it_is_answered_
     statuses = [answer[:3] for answer in answers.split(b"HTTP/1.1 ")[1:]]
     assert statuses == [b"200", b"431"], answers[:400]
     assert _closed(server, "head_too_large") == 1.0
+
+
+async def test_what_connections_hold_behind_requests_in_progress_counts_against_the_heads_held(
+    serve: ServerFactory,
+) -> None:
+    """Two hundred connections each sending a request the bridge holds unanswered and, in the
+    same write, 300 KB of a request behind it have what the bridge reads of those held back
+    (a read each, up to 256 KiB) counted in ``exesdb_http_heads_held_bytes``, within HEADS_HELD:
+    past it a connection is closed (``head_budget``); what was held is let go once answered and
+    closed. It was held uncounted: 200 such connections held some 24 MiB."""
+    component = _Held()
+    server = await serve(components=[lambda bridge: component])
+    host, port = server.bridge.address or ("", 0)
+    behind = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(_FIELD % n for n in range(36))
+    sent = b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n" + behind
+    loop = asyncio.get_running_loop()
+    clients: list[socket.socket] = []
+    sending: list[asyncio.Task[None]] = []
+    try:
+        for _ in range(200):
+            client = socket.socket()
+            clients.append(client)
+            client.setblocking(False)
+            await loop.sock_connect(client, (host, port))
+            sending.append(asyncio.create_task(loop.sock_sendall(client, sent)))
+        await async_wait_until(lambda: _closed(server, "head_budget") >= 1, 10)
+        held = _held(server, "exesdb_http_heads_held_bytes")
+        assert HEADS_HELD / 2 < held <= HEADS_HELD, held
+    finally:
+        for task in sending:
+            task.cancel()
+        for client in clients:
+            client.close()
+    component.release.set()  # a connection reads no more (nor finds it closed) until answered
+    await async_wait_until(lambda: _held(server, "exesdb_http_heads_held_bytes") == 0, 10)
+
+
+def _chunked(body: bytes, trailer: bytes = b"") -> bytes:
+    """``body`` sent chunked, in chunks of 1 000 bytes (each size line with an extension), then
+    the last chunk and ``trailer``'s fields."""
+    pieces = [body[at : at + 1000] for at in range(0, len(body), 1000)]
+    chunks = b"".join(b"%x;piece=%d\r\n%s\r\n" % (len(p), n, p) for n, p in enumerate(pieces))
+    return chunks + b"0\r\n" + trailer + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    "framed",
+    ["length", "chunked", "chunked-with-trailer"],
+)
+async def test_a_head_over_head_max_sent_with_the_body_before_it_is_answered_431(
+    serve: ServerFactory, framed: str
+) -> None:
+    """A head over HEAD_MAX sent in the same write as the body of the request before it (its
+    Content-Length, or chunked, with trailer fields or none) is answered 431 once that request
+    is answered (401: its signature cannot match), as when sent on its own: it reached aiohttp's
+    parser with that body, uncounted, and was answered 200."""
+    server = await serve()
+    host, port = server.bridge.address or ("", 0)
+    fields = b"".join(_FIELD % number for number in range(127))
+    large = b"GET /healthz?" + b"q" * 40_000 + b" HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n"
+    body = b'{"a": 1}\n' * 2000
+    if framed == "length":
+        first = _ingest_head(len(body)) + body
+    else:
+        trailer = b"X-Checksum: 0\r\n" if framed == "chunked-with-trailer" else b""
+        head = _ingest_head(0).replace(b"Content-Length: 0", b"Transfer-Encoding: chunked")
+        first = head + _chunked(body, trailer)
+    loop = asyncio.get_running_loop()
+    with socket.create_connection((host, port)) as client:
+        client.setblocking(False)
+        sending = asyncio.create_task(loop.sock_sendall(client, first + large))
+        answers = b""
+        while chunk := await asyncio.wait_for(loop.sock_recv(client, 65536), 10):
+            answers += chunk  # to the end: the connection closes
+        sending.cancel()
+    statuses = [answer[:3] for answer in answers.split(b"HTTP/1.1 ")[1:]]
+    assert statuses == [b"401", b"431"], answers[:400]
+    assert _closed(server, "head_too_large") == 1.0
+
+
+async def test_a_head_sent_with_the_rest_of_a_body_answered_early_is_counted(
+    serve: ServerFactory,
+) -> None:
+    """A request answered before its body has all come (413: the body is over
+    EXESDB_MAX_BODY_BYTES) has the rest read and dropped; a head sent in the same write as that
+    rest is counted in ``exesdb_http_heads_held_bytes`` and timed (``header_timeout``), not
+    taken for part of the body."""
+    server = await serve(EXESDB_MAX_BODY_BYTES="4096", EXESDB_HTTP_HEADER_TIMEOUT_MS="500")
+    host, port = server.bridge.address or ("", 0)
+    reader, writer = await asyncio.open_connection(host, port)
+    body = b'{"a": 1}\n' * 20_000
+    writer.write(_ingest_head(len(body)) + body[:10_000])
+    status = await asyncio.wait_for(reader.readline(), 10)
+    assert status.split()[1] == b"413", status
+    partial = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Fill: " + b"v" * 5000
+    writer.write(body[10_000:] + partial)
+    await async_wait_until(
+        lambda: _held(server, "exesdb_http_heads_held_bytes") >= len(partial), 10
+    )
+    await async_wait_until(lambda: _closed(server, "header_timeout") == 1.0, 10)
+    writer.close()
