@@ -1,16 +1,17 @@
 """The web configuration in force: loaded at start, reloaded when its files change.
 
-It starts from the file as read at start (a ``Judged``), without reading it again. At most
-once per ``check_interval`` (on a request or a TLS handshake) the file and the files it
-names are read and hashed (a few KiB; file times can miss a quick rewrite); when any changed,
-they are read again ``SETTLE_SECONDS`` later, and only when both reads agree (a file being
-written, by ``cat >`` or a slow copy, is not taken half-way) everything is loaded again and, if
-good, takes over at once: the users, headers and rate limit for the next request, the
-certificate, key and client CA for the next connection. A bad new version keeps the old one in
-force and is logged once. Turning TLS on or off needs a restart (the listening socket is one or
-the other), as do changing ``curve_preferences`` and turning basic auth off (a file whose users
-are all gone, commented out or not yet written, would otherwise open every endpoint); a new
-version requiring no client certificate where the old one did is taken with a warning.
+It starts from the file as read at start (a ``Judged``), without reading it again. At most once
+per ``check_interval`` (on a request, or before a TLS connection is made, never in its
+handshake) the file and the files it names are read and hashed (a few KiB; file times can miss
+a quick rewrite); when any changed, they are read again ``SETTLE_SECONDS`` later, and only when
+both reads agree (a file being written, by ``cat >`` or a slow copy, is not taken half-way)
+everything is loaded again and, if good, takes over at once: the users, headers and rate limit
+for the next request, the certificate, key and client CA for the next connection. A bad new
+version keeps the old one in force and is logged once. Turning TLS on or off needs a restart
+(the listening socket is one or the other), as do changing ``curve_preferences`` and turning
+basic auth off (a file whose users are all gone, commented out or not yet written, would
+otherwise open every endpoint); a new version requiring no client certificate where the old one
+did is taken with a warning.
 """
 
 from __future__ import annotations
@@ -265,8 +266,10 @@ class LiveWebConfig:
     def _hand_over(
         self, connection: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext
     ) -> None:
-        # Runs in OpenSSL's ClientHello callback: never raise (refresh() logs its own failures).
-        self.refresh()
+        # Runs in OpenSSL's ClientHello callback. No look here: the connection's client-auth
+        # mode, versions and ciphers were fixed when it was made, so a file taken now (its
+        # ClientHello late, under load) would let it in under the old ones with the new file in
+        # force. The look before the connection was made (``refresh``) is the one that counts.
         newest = self._loaded.context
         if newest is not None and newest is not self.ssl_context:
             connection.context = newest

@@ -20,8 +20,9 @@ the certificate, key and client CA store from the context handed to, but fixes t
 mode, TLS versions and cipher list when the connection is created, so those are also set on the
 listening context (``apply_handshake_settings``). So are the curves, which a context cannot be
 given back as OpenSSL's default list: changing ``curve_preferences`` needs a restart. The file is
-looked at just before each connection is created (the listener's ``before_handshake``), not only
-in its handshake: that would be too late for the connection's own client-auth mode and versions.
+looked at just before each connection is created (the listener's ``before_handshake``), never
+in its handshake: a file taken there, too late for the connection's own client-auth mode and
+versions, would let that connection in under the old ones.
 """
 
 from __future__ import annotations

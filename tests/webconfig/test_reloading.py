@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -202,3 +204,56 @@ def test_a_certificate_too_large_is_refused_and_read_no_further_at_each_look(
     assert f"tls_server_config.cert_file: {certificate}: larger than 1024 KiB" in refusal
     assert live.config is in_force
     assert took < 0.3, f"three looks took {took:.2f} s"
+
+
+def handshake_in_memory(
+    live: LiveWebConfig, client: ssl.SSLContext, meanwhile: Callable[[], object]
+) -> bool:
+    """Whether a TLS 1.2 handshake with ``client`` completes on a connection made on ``live``'s
+    listening context (its SSL object created) before ``meanwhile`` runs, its ClientHello read
+    after, as a busy listener reads it a while after making the connection."""
+    client.maximum_version = ssl.TLSVersion.TLSv1_2  # a missing certificate fails the handshake
+    assert live.ssl_context is not None
+    server_in, server_out, client_in, client_out = (ssl.MemoryBIO() for _ in range(4))
+    server_side = live.ssl_context.wrap_bio(server_in, server_out, server_side=True)
+    client_side = client.wrap_bio(client_in, client_out, server_hostname="127.0.0.1")
+    meanwhile()
+    done: set[ssl.SSLObject] = set()
+    for _ in range(10):  # a TLS 1.2 handshake is two round trips
+        for side in (client_side, server_side):
+            try:
+                side.do_handshake()
+                done.add(side)
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLError:  # refused
+                return False
+            server_in.write(client_out.read())
+            client_in.write(server_out.read())
+        if len(done) == 2:
+            return True
+    return False
+
+
+def test_a_handshake_takes_no_file_its_connection_was_made_before(files: WebFiles):
+    """A look falling in a handshake, its ClientHello come after the file settled (as under
+    load), does not take a file turning RequireAndVerifyClientCert on: OpenSSL fixed the
+    connection's client-auth mode when it was made, before, and that connection would be let in
+    without a certificate under the new file. The look made before the next connection takes
+    it, and that connection is refused."""
+    clock = ManualClock()
+    live = LiveWebConfig(judge(files.write(files.tls_config())), check_interval=0, clock=clock)
+    files.write(
+        files.tls_config(
+            "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
+        )
+    )
+    assert not live.refresh()  # the change seen
+    clock.advance(SETTLE_SECONDS / 2)
+    assert not live.refresh()  # the look before the connection is made: not settled yet
+    assert handshake_in_memory(live, files.client_context(), lambda: clock.advance(SETTLE_SECONDS))
+    assert live.config.tls is not None
+    assert live.config.tls.client_auth_type == "NoClientCert", "taken in the handshake"
+    assert live.refresh()  # the look before the next connection is made
+    assert not handshake_in_memory(live, files.client_context(), lambda: None)
+    assert handshake_in_memory(live, files.client_context(files.client_cert()), lambda: None)

@@ -731,9 +731,11 @@ async def handshake_completes(bridge: Bridge, context: ssl.SSLContext) -> bool:
 async def test_the_connection_that_finds_a_changed_file_is_made_under_it(files: WebFiles):
     """The connection whose look takes a file turning RequireAndVerifyClientCert on is refused
     without a client certificate: OpenSSL fixes the client-auth mode when it makes the
-    connection, so the file is looked at before that, not only in the handshake, which would
-    let that connection in under the old mode. (Those made before it, the one whose look first
-    saw the change among them, are let in: the change is left to settle.)"""
+    connection, so the file is looked at before that and never in the handshake, which would
+    let that connection in under the old mode when its ClientHello is read late, as under load
+    (test_reloading's ``test_a_handshake_takes_no_file_its_connection_was_made_before``). (Those
+    made before it, the one whose look first saw the change among them, are let in: the change
+    is left to settle.)"""
     async with serving(files, files.tls_config()) as bridge:
         loaded_at = bridge.registry.get_sample_value(TAKEN_AT)
         files.write(
