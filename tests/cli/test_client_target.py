@@ -245,11 +245,14 @@ def test_a_url_ending_in_a_bridge_path_is_refused_naming_the_base_url(
     """--url or EXESDB_URL ending in one of the bridge's own paths (a request's URL pasted) is a
     usage error before anything is sent, naming where it was given and the base URL to give
     instead, never a password nor a path that may hold a token."""
-    environment = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "SECRET_KEY_BASE": TEST_SECRET}
     if where == "--url":
-        completed = cli(*command, "--url", given, **environment)
+        completed = cli(
+            *command, "--url", given, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, SECRET_KEY_BASE=TEST_SECRET
+        )
     else:
-        completed = cli(*command, **environment, EXESDB_URL=given)
+        completed = cli(
+            *command, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, SECRET_KEY_BASE=TEST_SECRET, EXESDB_URL=given
+        )
     assert completed.returncode == 2, completed.stderr
     assert where in completed.stderr
     assert (
