@@ -19,8 +19,16 @@ BIN := $(VENV)/bin
 MIN_PYTHON := 3.11
 older_than_min = $(1) -c 'import sys; sys.exit(sys.version_info < tuple(map(int, "$(MIN_PYTHON)".split("."))))'
 WHICH_MAKE := make $(or $(firstword $(MAKECMDGOALS)),run)
-# The Python named as an example, never the one that was just refused.
-OTHER_PYTHON := $(if $(filter python3.12,$(notdir $(PYTHON))),python3.11,python3.12)
+# The Python named as an example: the newest python3.X on the PATH that runs and is new enough,
+# never the one that was just refused; a placeholder when there is none, not a Python that is
+# not there. Expanded only where a refusal says it (a Python started for each candidate).
+PYTHON_CANDIDATES := python3.14 python3.13 python3.12 python3.11
+OTHER_PYTHON = $(firstword $(foreach candidate,$(filter-out $(notdir $(PYTHON)),$(PYTHON_CANDIDATES)),\
+	$(shell $(call older_than_min,$(candidate)) 2>/dev/null && echo $(candidate))))
+# The foreach expands OTHER_PYTHON once.
+PYTHON_EXAMPLE = $(or $(foreach other,$(OTHER_PYTHON),e.g. $(WHICH_MAKE) PYTHON=$(other)),\
+	as $(WHICH_MAKE) PYTHON=/path/to/python3 (no $(lastword $(PYTHON_CANDIDATES)) to\
+	$(firstword $(PYTHON_CANDIDATES)) on the PATH runs and is new enough))
 # Its version, or "missing" when it does not run: a pyenv shim of a version not installed is on
 # the PATH, and says so in lines of its own on stderr, which were printed inside this sentence.
 python_version = $$($(1) -c 'import sys; sys.stdout.write("Python " + sys.version.split()[0])' 2>/dev/null || echo missing)
@@ -30,7 +38,7 @@ $(BIN)/python:
 	@$(call older_than_min,$(PYTHON)) 2>/dev/null || { found=$(call python_version,$(PYTHON)); \
 		if [ "$$found" = missing ]; then which="one installed"; else which="a newer one"; fi; \
 		echo "exesdb-bridge needs Python $(MIN_PYTHON) or newer, and $(PYTHON) is $$found: name" \
-		"$$which, e.g. $(WHICH_MAKE) PYTHON=$(OTHER_PYTHON)" >&2; exit 1; }
+		"$$which, $(PYTHON_EXAMPLE)" >&2; exit 1; }
 	@# Debian splits venv out of each Python, as python3.X-venv (python3-venv is the default
 	@# python3's, no help to a python3.11 beside Ubuntu 22.04's 3.10); install it when missing and
 	@# running as root.
@@ -46,8 +54,7 @@ $(BIN)/python:
 # handed to pip.
 VENV_PYTHON_OK = @$(call older_than_min,$(BIN)/python) || { echo "$(VENV) was made with" \
 	"$(call python_version,$(BIN)/python), older than the Python $(MIN_PYTHON) exesdb-bridge needs: remove" \
-	"it (rm -rf $(VENV)) and make it again with a newer one, e.g. $(WHICH_MAKE)" \
-	"PYTHON=$(OTHER_PYTHON)" >&2; exit 1; }
+	"it (rm -rf $(VENV)) and make it again with a newer one, $(PYTHON_EXAMPLE)" >&2; exit 1; }
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(VENV_PYTHON_OK)

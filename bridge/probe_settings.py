@@ -47,6 +47,9 @@ DEFAULT_HTTP_ADDR: Final = "0.0.0.0:9570"
 REQUIRES_CERTIFICATE: Final = frozenset({"RequireAnyClientCert", "RequireAndVerifyClientCert"})
 # A host name or an IPv4 address; an IPv6 address is checked as one.
 _HOST_NAME: Final = re.compile(r"[\w.-]+")
+# A host of numbers and dots only, which is meant as an IPv4 address (no top-level domain is
+# numeric): one that is none ('999.1.1.1', '10.0.0') is refused, not looked up as a name.
+_DOTTED_NUMBERS: Final = re.compile(r"[0-9]+(?:\.[0-9]*)+")
 # Why a setting holding bytes that are no UTF-8 text is refused, its value never shown.
 NOT_TEXT: Final = (
     "holds bytes that are not UTF-8 text (the value not shown), and every setting is read as"
@@ -83,6 +86,13 @@ def split_addr(value: str) -> tuple[str, int]:
     # fullwidth or Arabic-Indic port, which Go's tools in front refuse.
     if not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ValueError("must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:9570")
+    if _DOTTED_NUMBERS.fullmatch(host) and not _is_ipv4(host):
+        # '999.1.1.1' reads as a host name (the resolver finds none): run would fail at listen.
+        raise ValueError(
+            f"must be host:port, and the host {host} is no IPv4 address (four numbers from 0"
+            " to 255, joined by dots), e.g. 0.0.0.0:9570 (every interface) or 127.0.0.1:9570"
+            " (loopback)"
+        )
     listened = _listen_host(host)
     if listened is None:  # '::9570', 'a?b:9570', a control character: no name, no address
         raise ValueError(
@@ -106,6 +116,16 @@ def _address_or_default(meant: str) -> str:
     except ValueError:
         return DEFAULT_HTTP_ADDR
     return meant
+
+
+def _is_ipv4(host: str) -> bool:
+    """Whether ``host`` is an IPv4 address as written in dotted-decimal (``1.2.3`` is not: the
+    resolver's legacy reading of it as 1.2.0.3 is no address anyone means)."""
+    try:
+        socket.inet_pton(socket.AF_INET, host)
+    except OSError:
+        return False
+    return True
 
 
 def _listen_host(host: str) -> str | None:

@@ -386,6 +386,10 @@ URL_SPLITTERS = {
     "bridge/httpclient/redirects.py": (
         "a redirect's Location joined to the URL and its origin compared; shows none"
     ),
+    "bridge/cli/client.py": (
+        "a --url's or EXESDB_URL's path against the bridge's own paths; shows the base URL"
+        " meant through redaction (safe_url)"
+    ),
     "bridge/cli/exchange.py": (
         "the client commands' request target, and a redirect's Location joined to the URL and"
         " its origin compared; shows them through redaction (safe_url)"

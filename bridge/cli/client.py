@@ -21,11 +21,13 @@ import argparse
 import base64
 import getpass
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit, urlunsplit
 
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
@@ -73,6 +75,12 @@ MOST_ANSWER: Final = 64 << 20
 # The most a command reads of all its answers together: ``alerts list``'s two at their most (the
 # firing and the acknowledged alerts, both held until printed: some 400 MB of memory then).
 MOST_IN_ALL: Final = 128 << 20
+# The bridge's own paths (docs/http-api.md), which a URL copied from a request or a browser ends
+# in: the commands add them to the URL given, and would ask /v1/messages/v1/messages.
+_BRIDGE_PATH: Final = re.compile(
+    r"(?:/v1(?:/(?:messages|alerts(?:/[^/]+/ack)?|stream|integration))?"
+    r"|/healthz|/readyz|/metrics|/alerts(?:/[^/]+)?)/*$"
+)
 
 
 class Source(Enum):
@@ -124,6 +132,8 @@ def locate(settings: Location, given: str | None = None) -> Located:
     if given:
         return Located(given.rstrip("/"), Source.URL_OPTION)
     if settings.url:
+        if (problem := _bridge_path_problem(settings.url)) is not None:
+            raise ConfigError([f"EXESDB_URL: {problem}"])
         return Located(settings.url, Source.URL_VARIABLE)
     host, port = settings.listen
     if port == 0:
@@ -160,9 +170,28 @@ def url_argument(text: str) -> str:
         meant = url_meant(text) or _url_without_option()
         raise argparse.ArgumentTypeError(f"{problem}, e.g. {meant}")
     try:
-        return require_bridge_url(text)
+        url = require_bridge_url(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if (problem := _bridge_path_problem(url)) is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return url
+
+
+def _bridge_path_problem(url: str) -> str | None:
+    """Why ``url`` is no bridge's base URL: it ends in one of the bridge's own paths, which the
+    commands add to it (``/v1/messages`` would be asked at ``/v1/messages/v1/messages``); None
+    for any other (a path before them is a prefix a proxy may serve the bridge under)."""
+    path = urlsplit(url).path
+    found = _BRIDGE_PATH.search(path)
+    if found is None:
+        return None
+    base = urlunsplit(urlsplit(url)._replace(path=path[: found.start()]))
+    return (
+        f"ends in the bridge's path {found[0].rstrip('/')}, which the commands add themselves:"
+        f" give the bridge's base URL (scheme://host:port, and any prefix a proxy serves it"
+        f" under), e.g. {safe_url(base)}"
+    )
 
 
 def _url_without_option() -> str:

@@ -31,6 +31,8 @@ def cluster_health(nodes: Mapping[str, Node]) -> ClusterHealth:
     # Down nodes count until forgotten or evicted, a flood's silent names too: nothing heard
     # tells them from real nodes down (docs/redis.md, "Quorum after a flood").
     quorum = 2 * len(up) > total
+    # Unhealthy means quorum lost: nodes up but unhealthy (a one-node cluster's only node too)
+    # make the cluster degraded, each named in unhealthy_nodes (docs/metrics.md).
     if not quorum:
         status: HealthStatus = "unhealthy"
     elif len(up) < total or degraded or unhealthy:

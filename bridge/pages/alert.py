@@ -34,6 +34,8 @@ from bridge.sinks.alerts.records import (
     AlertRecord,
     AlertState,
     Delivery,
+    HistoryEntry,
+    HistoryEvent,
     Recipients,
 )
 from bridge.urls import allowed_link
@@ -53,6 +55,7 @@ _EVENTS: Final = {
     "resolved": "Resolved",
     "taken_over": "Taken over",
 }
+_RECORDED: Final = Fragment("${detail}; recorded here at ${when}")
 _FACT: Final = Fragment("<dt>${name}</dt><dd>${value}</dd>")
 _FACTS: Final = Fragment('<dl class="facts">${facts}</dl>')
 _RECEIVER: Final = Fragment(
@@ -164,11 +167,36 @@ def _facts(record: AlertRecord) -> Html:
 def _history(detail: AlertDetail) -> Html:
     if not detail.history:
         return empty("No history recorded (the alert predates this bridge's history).")
+    started = _episode_start(detail.history)
     rows = [
-        (timestamp(entry.at), badge(_EVENTS[entry.event], entry.event), entry.detail)
-        for entry in detail.history
+        _fired_row(entry, detail.alert.starts_at)
+        if index == started
+        else (timestamp(entry.at), badge(_EVENTS[entry.event], entry.event), entry.detail)
+        for index, entry in enumerate(detail.history)
     ]
     return table(("When", "What", "Detail"), rows, css="grid history")
+
+
+def _episode_start(history: Sequence[HistoryEntry]) -> int | None:
+    """The index of the entry that fired the alert's current episode: its last firing, unless
+    another replica took the alert over since (its own firing, if any, is not in this history)."""
+    for index in range(len(history) - 1, -1, -1):
+        event = history[index].event
+        if event is HistoryEvent.TAKEN_OVER:
+            return None
+        if event is HistoryEvent.FIRED:
+            return index
+    return None
+
+
+def _fired_row(entry: HistoryEntry, starts_at: float) -> Sequence[object]:
+    """The current episode's firing, at the alert's start as the Summary says it (its message's
+    time), not at the moment the bridge recorded it, later by the message's way over the bus;
+    that moment is added when it is a second or more later (a sender's clock behind)."""
+    detail = entry.detail
+    if entry.at - starts_at >= 1.0:
+        detail = _RECORDED(detail=detail, when=timestamp(entry.at))
+    return (timestamp(starts_at), badge(_EVENTS[entry.event], entry.event), detail)
 
 
 def _deliveries(detail: AlertDetail, recipients: Recipients, now: float | None) -> Html:

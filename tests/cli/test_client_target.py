@@ -222,6 +222,54 @@ def test_a_bad_url_option_s_example_is_the_address_the_shell_names(
     assert "pw" not in str(caught.value)
 
 
+_PUBLISH = ["publish", "performance_metric", "-f", "metric_name=q", "-f", "value=1", "-f",
+            "unit=m", "-f", "component=c"]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", [["alerts", "list"], ["tail"], _PUBLISH])
+@pytest.mark.parametrize(
+    ("given", "path", "base"),
+    [
+        ("http://127.0.0.1:9/v1/messages", "/v1/messages", "http://127.0.0.1:9"),
+        ("http://u:pw@127.0.0.1:9/v1/alerts/", "/v1/alerts", "http://u:<redacted>@127.0.0.1:9"),
+        ("http://127.0.0.1:9/v1", "/v1", "http://127.0.0.1:9"),
+        ("http://127.0.0.1:9/alerts/a1", "/alerts/a1", "http://127.0.0.1:9"),
+        # A proxy's prefix before it stays in the base, shown hidden as any path is.
+        ("http://127.0.0.1:9/tok3n/metrics", "/metrics", "http://127.0.0.1:9/…"),
+    ],
+)
+@pytest.mark.parametrize("where", ["--url", "EXESDB_URL"])
+def test_a_url_ending_in_a_bridge_path_is_refused_naming_the_base_url(
+    command: list[str], given: str, path: str, base: str, where: str
+) -> None:
+    """--url or EXESDB_URL ending in one of the bridge's own paths (a request's URL pasted) is a
+    usage error before anything is sent, naming where it was given and the base URL to give
+    instead, never a password nor a path that may hold a token."""
+    if where == "--url":
+        completed = cli(
+            *command, "--url", given, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, SECRET_KEY_BASE=TEST_SECRET
+        )
+    else:
+        completed = cli(
+            *command, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, SECRET_KEY_BASE=TEST_SECRET, EXESDB_URL=given
+        )
+    assert completed.returncode == 2, completed.stderr
+    assert where in completed.stderr
+    assert (
+        f"ends in the bridge's path {path}, which the commands add themselves: give the bridge's"
+        f" base URL (scheme://host:port, and any prefix a proxy serves it under), e.g. {base}\n"
+    ) in completed.stderr
+    assert "pw" not in completed.stderr
+    assert "tok3n" not in completed.stderr
+
+
+def test_a_url_with_a_prefix_of_its_own_is_taken() -> None:
+    """A path that is none of the bridge's is a prefix a proxy serves it under: taken as given."""
+    assert url_argument("http://proxy.example/exesdb/") == "http://proxy.example/exesdb/"
+    settings = BridgeLocation(EXESDB_URL="http://proxy.example/exesdb")
+    assert locate(settings).url == "http://proxy.example/exesdb"
+
+
 def test_user_takes_a_password_or_leaves_it_to_ask() -> None:
     """USER:PASSWORD splits at the first colon; USER alone leaves the password to ask for."""
     assert user_argument("alice:pa:ss") == ("alice", "pa:ss")

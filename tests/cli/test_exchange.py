@@ -87,7 +87,7 @@ def test_a_refusal_names_what_was_asked_and_plain_http_is_named_when_https_was_t
     (not '404 404: Not Found') and the URL without that path; https:// against a plain-http
     bridge says it may serve http."""
     bridge = bridges(tmp_path)
-    nested = cli("alerts", "list", "--url", bridge.url + "/v1", EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    nested = cli("alerts", "list", "--url", bridge.url + "/api", EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
     assert nested.returncode == 1
     assert nested.stderr == (
         f"exesdb-bridge: {bridge.url}/…/v1/alerts answered 404: nothing is served at this path;"

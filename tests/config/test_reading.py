@@ -123,6 +123,10 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_HTTP_ADDR", "[bridge:9570", "the host an IP address"),
         ("EXESDB_HTTP_ADDR", "bridge?x:9570", "the host an IP address"),
         ("EXESDB_HTTP_ADDR", "*:9570", "the host an IP address"),
+        # Numbers and dots that are no IPv4 address were looked up as a name, failing at run.
+        ("EXESDB_HTTP_ADDR", "999.1.1.1:9781", "the host 999.1.1.1 is no IPv4 address (four"),
+        ("EXESDB_HTTP_ADDR", "10.0.0:9570", "the host 10.0.0 is no IPv4 address"),
+        ("EXESDB_HTTP_ADDR", "10.0.0.256:9570", "numbers from 0 to 255, joined by dots"),
         ("EXESDB_BUS", "http://redis", "redis://"),
         ("EXESDB_BUS", "redis://", "redis://"),
         # host:port without its scheme is answered with the URL meant, as EXESDB_URL's is.
@@ -615,3 +619,16 @@ def test_a_node_name_refused_is_told_in_ingest_s_words(
     assert line.startswith("  EXESDB_NODE: a node name must not be blank"), line
     assert said in line
     assert "pattern" not in line
+
+
+def test_check_config_refuses_a_listen_host_of_numbers_that_is_no_ipv4_address(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EXESDB_HTTP_ADDR=999.1.1.1:9781, which run fails to listen on (no such host name), stops
+    check-config (exit 2) naming the variable, as run's own check of it does."""
+    status, out, err = check_config(monkeypatch, capsys, EXESDB_HTTP_ADDR="999.1.1.1:9781")
+    assert status == 2
+    assert out == ""
+    assert (
+        "\n  EXESDB_HTTP_ADDR: must be host:port, and the host 999.1.1.1 is no IPv4 address" in err
+    )

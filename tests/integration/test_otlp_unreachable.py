@@ -337,7 +337,11 @@ def test_a_stop_while_an_export_retries_logs_no_warning(
     post_signed(process.url, _ingest_body(3))
     assert process.stop() == 0
     log = process.log()
-    assert re.search(r"OTLP logs: \d+ record\(s\) not sent: the bridge stopped while retrying", log)
+    assert re.search(
+        r"OTLP logs: \d+ record\(s\) not sent: the bridge stopped while their export was being"
+        r" retried",
+        log,
+    )
     assert "WARNING" not in log, log
 
 
@@ -357,6 +361,8 @@ def test_a_stop_while_the_last_metrics_export_retries_logs_no_warning(
     assert process.stop() == 0
     log = process.log()
     assert re.search(
-        r"OTLP metrics: \d+ record\(s\) not sent: the bridge stopped while retrying", log
+        r"OTLP metrics: \d+ record\(s\) not sent: the bridge stopped while their export was being"
+        r" retried",
+        log,
     )
     assert log.count("WARNING") == 0, log

@@ -3,17 +3,22 @@ runbook link from an allowed origin, and the level it was escalated to."""
 
 from __future__ import annotations
 
+import math
 import re
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from bridge.messages import SystemAlert
 from bridge.pages.widgets import utc
 from bridge.sinks.alerts.sources import MAX_DETAIL_VALUE
 from tests.pages.helpers import (
     fetch,
     page_bridge,
+    publish,
     raise_alert,
     row_words,
     table_cells,
@@ -86,6 +91,54 @@ async def test_the_alert_page_shows_its_history(
     assert when["Resolved"] == utc(resolved.ends_at)
     facts = dict(re.findall(r"<dt>([^<]*)</dt><dd>(.*?)</dd>", body))
     assert re.sub(r"<[^>]+>", "", facts["Acknowledged at"]) == utc(resolved.ack_at)
+
+
+async def test_the_history_s_firing_is_at_the_start_the_summary_shows(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """The Fired row of the history is at the alert's start, as the Summary's Started says it (the
+    message's time), not at the later moment the bridge recorded it, even a second apart (.9
+    before the bridge's next second); that moment is added when it is a second or more later (a
+    sender's clock behind)."""
+    now = time.time()
+    sent = {
+        "behind": datetime.fromtimestamp(now - 30, UTC),
+        "just_before": datetime.fromtimestamp(math.floor(now) - 0.1, UTC),
+    }
+    with page_bridge(tmp_path) as server:
+        for alert_id, at in sent.items():
+            publish(
+                server,
+                "system_alert",
+                SystemAlert(
+                    alert_id=alert_id,
+                    severity="critical",
+                    category="system",
+                    title="late",
+                    description="sent with an earlier time",
+                    source="tests",
+                    node="db-1@cluster",
+                    timestamp=at,
+                ),
+            )
+        pages = {}
+        for alert_id in sent:
+            record = wait_for_alert(server, alert_id, lambda record: True)
+            _, _, body = await fetch(client, f"{server.url}/alerts/{alert_id}")
+            pages[alert_id] = (record, body)
+    for alert_id, at in sent.items():
+        record, body = pages[alert_id]
+        assert record.starts_at == pytest.approx(at.timestamp(), abs=0.001)
+        facts = dict(re.findall(r"<dt>([^<]*)</dt><dd>(.*?)</dd>", body))
+        assert re.sub(r"<[^>]+>", "", facts["Started"]) == utc(record.starts_at)
+        history = body.split('id="history"', 1)[1].split("</section>", 1)[0]
+        [fired] = [cells for cells in table_cells(history) if cells[1] == "Fired"]
+        assert fired[0] == utc(record.starts_at)
+    behind = table_cells(pages["behind"][1].split('id="history"', 1)[1])[0]
+    assert re.fullmatch(
+        r"critical on db-1@cluster; recorded here at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC",
+        behind[2],
+    )
 
 
 async def test_an_alerts_page_lists_its_labels_and_annotations(

@@ -58,14 +58,18 @@ def test_a_failing_signal_is_told_once_then_once_a_minute_then_its_recovery(
         failures.exported("traces")  # nothing was failing any more: nothing to say
     assert _lines(caplog) == [
         "OTLP traces export failing: Failed to export traces to collector.example:4317, "
-        "UNAVAILABLE; 10 record(s) lost so far, counted in exesdb_otlp_export_failures_total "
-        "(next report within 60 s)",
-        "OTLP traces export still failing: 12 export(s), 120 record(s) lost in the last 60s; "
-        "latest: Failed to export traces to collector.example:4317, UNAVAILABLE",
-        "OTLP traces export still failing: 12 export(s), 120 record(s) lost in the last 60s; "
-        "latest: Failed to export traces to collector.example:4317, UNAVAILABLE",
-        "OTLP logs export failing: the exporter gave no reason; 3 record(s) lost so far, counted "
-        "in exesdb_otlp_export_failures_total (next report within 60 s)",
+        "UNAVAILABLE; 10 record(s) lost after the exporter's retries, counted in"
+        " exesdb_otlp_export_failures_total (newer records are still tried, next report within"
+        " 60 s)",
+        "OTLP traces export still failing: 12 export(s) failed after their retries, 120 record(s)"
+        " lost, in the last 60s; latest: Failed to export traces to collector.example:4317,"
+        " UNAVAILABLE",
+        "OTLP traces export still failing: 12 export(s) failed after their retries, 120 record(s)"
+        " lost, in the last 60s; latest: Failed to export traces to collector.example:4317,"
+        " UNAVAILABLE",
+        "OTLP logs export failing: the exporter gave no reason; 3 record(s) lost after the"
+        " exporter's retries, counted in exesdb_otlp_export_failures_total (newer records are"
+        " still tried, next report within 60 s)",
         "OTLP traces export recovered after 25 failed export(s)",
     ]
 
@@ -250,7 +254,11 @@ def test_a_retry_aborted_by_the_stop_is_no_warning(caplog: pytest.LogCaptureFixt
     with caplog.at_level("INFO", logger="bridge.sinks.otlp.failures"):
         _captured_on_the_logs_thread(failures, export)
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
-        ("INFO", "OTLP logs: 4 record(s) not sent: the bridge stopped while retrying")
+        (
+            "INFO",
+            "OTLP logs: 4 record(s) not sent: the bridge stopped while their export was being"
+            " retried",
+        )
     ]
 
 

@@ -7,7 +7,8 @@ The OpenTelemetry SDK's exporters log every failed attempt and every retry thems
 the console when a collector is down). While the sink runs, ``SdkLogCapture`` keeps those
 records out of the console and hands the latest cause, per signal, to ``ExportFailures`` as the
 reason its summaries quote (with the signal's endpoint, redacted). A retry the SDK aborts because
-the bridge is stopping is said as INFO, not as a failure. Every lost record is still counted in
+the bridge is stopping is said as INFO, not as a failure, its records as not sent (not as lost
+while still being retried). Every record not sent is still counted in
 ``exesdb_otlp_export_failures_total{signal}``.
 """
 
@@ -36,7 +37,7 @@ _EVERY_SIGNAL: Final[tuple[Signal, ...]] = get_args(Signal)
 # The SDK exporters' words for a retry cut short by their shutdown (the bridge stopping), for a
 # batch offered after it, and for giving up, which names no cause: the retry record before it does.
 _STOPPED: Final = {
-    "Shutdown in progress": "the bridge stopped while retrying",
+    "Shutdown in progress": "the bridge stopped while their export was being retried",
     "Exporter already shutdown": "the bridge stopped",
 }
 _GAVE_UP: Final = "due to timeout, max retries or shutdown"
@@ -164,8 +165,11 @@ class ExportFailures:
             target = self._targets.get(signal, "")
         if first:
             _logger.warning(
-                "OTLP %s export%s failing: %s; %d record(s) lost so far, counted in "
-                "exesdb_otlp_export_failures_total (next report within %g s)",
+                # Lost: failed() hears of an export only once the SDK gave its retries up, and
+                # its records are not tried again; newer records' exports are.
+                "OTLP %s export%s failing: %s; %d record(s) lost after the exporter's retries,"
+                " counted in exesdb_otlp_export_failures_total (newer records are still tried,"
+                " next report within %g s)",
                 signal,
                 target,
                 reason,
@@ -174,8 +178,8 @@ class ExportFailures:
             )
         else:
             _logger.warning(
-                "OTLP %s export%s still failing: %d export(s), %d record(s) lost in the last"
-                " %.0fs; latest: %s",
+                "OTLP %s export%s still failing: %d export(s) failed after their retries, %d"
+                " record(s) lost, in the last %.0fs; latest: %s",
                 signal,
                 target,
                 batches,
