@@ -442,6 +442,16 @@ class ConnectionGuard:
         while len(self._stalled) > self.max_stalled:
             self._close(next(iter(self._stalled)), "stalled")
 
+    def evict_stalled_head(self) -> bool:
+        """Close, of the connections whose client reads nothing of its answer, the one holding
+        the most head bytes (the one stalled longest of those holding as many); False when
+        none holds any."""
+        holding = [c for c in self._stalled if c.head_held + c.ahead_held > 0]
+        if not holding:
+            return False
+        self._close(max(holding, key=lambda c: c.head_held + c.ahead_held), "stalled")
+        return True
+
     def flowing(self, connection: Connection) -> None:
         """``connection``'s client reads its answer again."""
         self._stalled.pop(connection, None)
