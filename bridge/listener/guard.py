@@ -624,8 +624,14 @@ class ConnectionGuard:
         connection = self._open.get(transport)
         if connection is None or not connection.live:
             return await handler(request)  # served without this guard (tests)
-        # aiohttp's task for the request, answer sent included: what a stop waits for.
-        connection.handling = asyncio.current_task()
+        # aiohttp's task for the request, answer sent included: what a stop waits for. Once it is
+        # done, what arrived meanwhile is read: a head refused then has its answer follow this
+        # one (inside the task it was reset, this answer not yet all written), and the head
+        # begun drops the keep-alive timer aiohttp sets after the answer (which cut a head
+        # pipelined with it when the idle timeout is shorter than the header timeout).
+        handling = connection.handling = asyncio.current_task()
+        if handling is not None:
+            handling.add_done_callback(lambda _: connection.read_ahead())
         connection.cancel_timer()
         connection.phase = Phase.BUSY
         connection.head.ended = True  # whole, as the parser found it: nothing more is counted
@@ -659,7 +665,6 @@ class ConnectionGuard:
         # in Connection) by bytes arriving while it drops a body the answer left unread.
         connection.closing = response.keep_alive is False
         connection.body_left = None if request.content.is_eof() else request.content
-        connection.read_ahead()
         if self._stopping:
             if connection.body_left is not None and request.transport is not None:
                 # The answer says Connection: close, and aiohttp closes the connection once it is

@@ -92,3 +92,25 @@ async def test_heads_held_by_answers_their_clients_do_not_read_make_room_for_a_p
     assert status.split()[1] == b"200", status
     assert _gauge(server, "exesdb_http_connections_closed_total", reason="stalled") >= 1
     assert _gauge(server, "exesdb_http_connections_closed_total", reason="head_budget") == 0
+
+
+async def test_a_head_pipelined_with_a_request_has_the_header_timeout_not_the_idle_one(
+    serve: ServerFactory,
+) -> None:
+    """A head begun in the same write as the request before it, and finished later than the
+    idle timeout (shorter than the header timeout), is answered: aiohttp's keep-alive timer,
+    set again after the first answer, closed the connection with the head half read."""
+    server = await serve(EXESDB_HTTP_IDLE_TIMEOUT_MS="500", EXESDB_HTTP_HEADER_TIMEOUT_MS="5000")
+    host, port = server.bridge.address or ("", 0)
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\n")
+    assert (await asyncio.wait_for(reader.readline(), 10)).split()[1] == b"200"
+    await asyncio.sleep(1.5)  # past the idle timeout, within the header timeout
+    writer.write(b"Host: x\r\n\r\n")
+    answers = b""
+    while answers.count(b"HTTP/1.1 ") < 1:
+        chunk = await asyncio.wait_for(reader.read(65536), 10)
+        assert chunk, answers
+        answers += chunk
+    assert answers.split(b"HTTP/1.1 ")[1][:3] == b"200", answers
+    writer.close()
