@@ -589,8 +589,15 @@ class ConnectionGuard:
         """Drop ``connection`` now (nothing is owed to it), counted under ``reason``."""
         self.count_closed(connection, reason)
         self._release(connection)
-        if connection.transport is not None and not connection.transport.is_closing():
-            connection.transport.abort()
+        transport = connection.transport
+        if transport is not None and not transport.is_closing():
+            transport.abort()
+        elif connection.raw is not None:
+            # Closed already (by aiohttp: a head its parser refused, an answer saying
+            # Connection: close): over TLS that close waits for the client's close_notify, the
+            # socket held for asyncio's 30 s once let go here, uncounted; its own transport is
+            # aborted (the TLS one, closed, aborts nothing).
+            connection.raw.abort()
 
     def _release(self, connection: Connection) -> None:
         connection.cancel_timer()
