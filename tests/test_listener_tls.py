@@ -467,7 +467,7 @@ async def test_a_tls_connection_aiohttp_closed_has_its_socket_closed_when_the_gu
         assert answer.split()[1] == (b"400" if closed_by == "header_timeout" else b"200"), answer
         assert _served(bridge, client) != []  # aiohttp's close waits for the close_notify
         if closed_by == "evicted":
-            _, writer = await connect(bridge)  # the cap (1) closes the idle one
+            await connect(bridge)  # the cap (1) closes the idle one
             await async_wait_until(lambda: closed(bridge, "evicted") == 1, 10)
         await async_wait_until(lambda: _served(bridge, client) == [], 5)
     finally:
