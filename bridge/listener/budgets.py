@@ -181,8 +181,8 @@ class HeldBytes:
         A head is held until its answer is sent; one whose client reads none of it (a large
         /metrics exposition, its window shut) has no rate to be found slowest by, and held
         the budget until the write timeout (60 s): 17 such heads of 983 KB had every other
-        request answered 503. Its client is owed nothing more than the stalled are
-        (``MAX_STALLED``), and it is closed first: the most held first."""
+        request answered 503. Such a connection is closed as one past ``MAX_STALLED`` is
+        (``stalled``), before any head still arriving, the one holding the most first."""
         while self._heads > HEADS_HELD and (
             self._closer.evict_stalled_head() or self._evict_slowest_head()
         ):

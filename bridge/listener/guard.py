@@ -632,10 +632,10 @@ class ConnectionGuard:
         if connection is None or not connection.live:
             return await handler(request)  # served without this guard (tests)
         # aiohttp's task for the request, answer sent included: what a stop waits for. Once it is
-        # done, what arrived meanwhile is read: a head refused then has its answer follow this
-        # one (inside the task it was reset, this answer not yet all written), and the head
-        # begun drops the keep-alive timer aiohttp sets after the answer (which cut a head
-        # pipelined with it when the idle timeout is shorter than the header timeout).
+        # done, what arrived meanwhile is read: a head begun then drops the keep-alive timer
+        # aiohttp sets after the answer (which cut a head pipelined with the request when the
+        # idle timeout is shorter than the header timeout), and a head refused then is answered
+        # after this answer (answer_early resets a connection whose request's task still runs).
         handling = connection.handling = asyncio.current_task()
         if handling is not None:
             handling.add_done_callback(lambda _: connection.read_ahead())
