@@ -420,3 +420,55 @@ async def test_a_head_refused_over_tls_and_then_timed_out_is_counted_closed_once
     finally:
         client.close()
     assert (closed(bridge, "bad_request"), closed(bridge, "header_timeout")) == (1, 0)
+
+
+def _served(bridge: Bridge, client: socket.socket) -> list[str]:
+    """The states of the bridge's sockets connected to ``client``."""
+    assert bridge.address is not None
+    port, peer = bridge.address[1], client.getsockname()[1]
+    return [
+        found.status
+        for found in psutil.Process().net_connections("tcp")
+        if found.laddr.port == port and found.raddr and found.raddr.port == peer
+    ]
+
+
+@pytest.mark.parametrize("closed_by", ["header_timeout", "evicted"])
+async def test_a_tls_connection_aiohttp_closed_has_its_socket_closed_when_the_guard_closes_it(
+    serve: Serve, tmp_path: Path, closed_by: str
+) -> None:
+    """A TLS connection aiohttp closed (a head its parser refused, answered 400; or an answer
+    saying Connection: close), whose client sends no close_notify, has its socket closed once
+    the guard closes it (at its header timeout; evicted at the cap for a new connection): the
+    guard let it go with its socket held for asyncio's 30 s wait for that close_notify, a
+    descriptor the cap no longer counted."""
+    files = WebFiles(tmp_path / "web")
+    files.write(files.tls_config())
+    bridge = await serve(
+        EXESDB_WEB_CONFIG_FILE=str(files.folder / "web.yml"),
+        EXESDB_HTTP_HEADER_TIMEOUT_MS="300",
+        EXESDB_HTTP_MAX_CONNECTIONS="1",
+    )
+    context = files.client_context()
+    if closed_by == "header_timeout":
+        sent = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"v" * 9000
+    else:
+        sent = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+    def answered() -> tuple[ssl.SSLSocket, bytes]:
+        # A blocking client, which answers no close_notify (asyncio's would, at once).
+        raw = socket.create_connection(bridge.address or ("", 0), timeout=10)
+        client = context.wrap_socket(raw, server_hostname="127.0.0.1")
+        client.sendall(sent)
+        return client, client.recv(100)
+
+    client, answer = await asyncio.to_thread(answered)
+    try:
+        assert answer.split()[1] == (b"400" if closed_by == "header_timeout" else b"200"), answer
+        assert _served(bridge, client) != []  # aiohttp's close waits for the close_notify
+        if closed_by == "evicted":
+            await connect(bridge)  # the cap (1) closes the idle one
+            await async_wait_until(lambda: closed(bridge, "evicted") == 1, 10)
+        await async_wait_until(lambda: _served(bridge, client) == [], 5)
+    finally:
+        client.close()

@@ -28,10 +28,12 @@ nothing of aiohttp's private API):
 - a request head (counted as it arrives, before aiohttp's parser, which bounds each line but not
   their sum: ``heads.py``) may total ``HEAD_MAX`` bytes, else 431 and its connection closes;
   the heads of the requests in progress, from their first byte to their answer, hold at most
-  ``HEADS_HELD`` in all: past it the head arriving slowest (or, once whole, its body) is closed,
-  else the request whose bytes went past is answered 503;
+  ``HEADS_HELD`` in all: past it the stalled connection (below) holding the most of them is
+  closed, else the head arriving slowest (or, once whole, its body), else the request whose
+  bytes went past is answered 503;
 - a request sent behind one in progress (pipelined) is read once that one's answer is sent
-  (``Connection.read_ahead``), reading paused meanwhile, as Go's server reads one at a time:
+  (``Connection.read_ahead``, as the request's task ends), reading paused meanwhile, as Go's
+  server reads one at a time:
   aiohttp's parser read on and kept up to 32 requests, their heads whole; what a connection
   holds back meanwhile (a read, up to 256 KiB) counts against ``HEADS_HELD`` until read; a
   request's body is handed to the parser up to its end (``framing.py``: its Content-Length, or

@@ -237,14 +237,16 @@ class Connection(asyncio.Protocol):
             self.transport.pause_reading()
         return self._guard.ahead_grew(self, len(data))
 
-    def _take_ahead(self) -> bytes:
-        """What was held, let go of by the budget, and reading resumed."""
+    def _read_held(self) -> None:
+        """Read what was held back: let go of by the budget, reading resumed, and handed on
+        as it had just arrived."""
         ahead, self._ahead = bytes(self._ahead), bytearray()
-        if ahead:
-            self._guard.ahead_taken(self)
-            if self.transport is not None:
-                self.transport.resume_reading()  # paused as it arrived
-        return ahead
+        if not ahead:
+            return
+        self._guard.ahead_taken(self)
+        if self.transport is not None:
+            self.transport.resume_reading()  # paused as it arrived
+        self.data_received(ahead)
 
     def drop_ahead(self) -> None:
         """Let go of what was held: the connection is closing (the guard uncounts it)."""
@@ -267,14 +269,16 @@ class Connection(asyncio.Protocol):
         self._guard.handshake(self, self._tls, hello)
 
     def read_ahead(self) -> None:
-        """The answer is sent: read what arrived meanwhile, and read on; once the client has
-        sent its end and no request whole is left, close the connection after the answer."""
+        """The answer is sent (its request's task is done: aiohttp has written all of it, and
+        waits for the next request): read what arrived meanwhile, and read on; once the client
+        has sent its end and no request whole is left, close the connection."""
         self.answering = False
-        ahead = self._take_ahead()
-        if ahead:
-            self.data_received(ahead)
+        self._read_held()
         if self._client_done and not self._owed():
-            self._inner.close()  # aiohttp closes it once the answer in progress is sent
+            # The answer is all written: closed after it (what the transport holds is sent).
+            # Not aiohttp's close(), which, its loop waiting for the next request by now,
+            # ends that loop and leaves the connection open.
+            self._inner.force_close()
 
     def read_body(self, request: web.Request) -> None:
         """``request``, in progress, has a body (its Content-Length, or chunked), read from now
@@ -282,9 +286,7 @@ class Connection(asyncio.Protocol):
         going on; what arrives after it is the next request's, held."""
         chunked = "Transfer-Encoding" in request.headers  # else the parser refused it (400)
         self._body = BodyFrame(request.content_length, chunked=chunked)
-        ahead = self._take_ahead()
-        if ahead:
-            self.data_received(ahead)
+        self._read_held()
 
     def _owed(self) -> bool:
         """Whether a request whole is in progress, or held, still to answer."""

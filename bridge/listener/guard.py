@@ -442,6 +442,16 @@ class ConnectionGuard:
         while len(self._stalled) > self.max_stalled:
             self._close(next(iter(self._stalled)), "stalled")
 
+    def evict_stalled_head(self) -> bool:
+        """Close, of the connections whose client reads nothing of its answer, the one holding
+        the most head bytes (the one stalled longest of those holding as many); False when
+        none holds any."""
+        holding = [c for c in self._stalled if c.head_held + c.ahead_held > 0]
+        if not holding:
+            return False
+        self._close(max(holding, key=lambda c: c.head_held + c.ahead_held), "stalled")
+        return True
+
     def flowing(self, connection: Connection) -> None:
         """``connection``'s client reads its answer again."""
         self._stalled.pop(connection, None)
@@ -579,8 +589,15 @@ class ConnectionGuard:
         """Drop ``connection`` now (nothing is owed to it), counted under ``reason``."""
         self.count_closed(connection, reason)
         self._release(connection)
-        if connection.transport is not None and not connection.transport.is_closing():
-            connection.transport.abort()
+        transport = connection.transport
+        if transport is not None and not transport.is_closing():
+            transport.abort()
+        elif connection.raw is not None:
+            # Closed already (by aiohttp: a head its parser refused, an answer saying
+            # Connection: close): over TLS that close waits for the client's close_notify, the
+            # socket held for asyncio's 30 s once let go here, uncounted; its own transport is
+            # aborted (the TLS one, closed, aborts nothing).
+            connection.raw.abort()
 
     def _release(self, connection: Connection) -> None:
         connection.cancel_timer()
@@ -614,8 +631,14 @@ class ConnectionGuard:
         connection = self._open.get(transport)
         if connection is None or not connection.live:
             return await handler(request)  # served without this guard (tests)
-        # aiohttp's task for the request, answer sent included: what a stop waits for.
-        connection.handling = asyncio.current_task()
+        # aiohttp's task for the request, answer sent included: what a stop waits for. Once it is
+        # done, what arrived meanwhile is read: a head begun then drops the keep-alive timer
+        # aiohttp sets after the answer (which cut a head pipelined with the request when the
+        # idle timeout is shorter than the header timeout), and a head refused then is answered
+        # after this answer (answer_early resets a connection whose request's task still runs).
+        handling = connection.handling = asyncio.current_task()
+        if handling is not None:
+            handling.add_done_callback(lambda _: connection.read_ahead())
         connection.cancel_timer()
         connection.phase = Phase.BUSY
         connection.head.ended = True  # whole, as the parser found it: nothing more is counted
@@ -649,7 +672,6 @@ class ConnectionGuard:
         # in Connection) by bytes arriving while it drops a body the answer left unread.
         connection.closing = response.keep_alive is False
         connection.body_left = None if request.content.is_eof() else request.content
-        connection.read_ahead()
         if self._stopping:
             if connection.body_left is not None and request.transport is not None:
                 # The answer says Connection: close, and aiohttp closes the connection once it is

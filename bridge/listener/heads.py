@@ -41,7 +41,7 @@ HEADS_HELD: Final = 16 * 1024 * 1024
 _END: Final = b"\r\n\r\n"
 # What precedes a request line and is no part of it (RFC 9112 section 2.2).
 _BLANK: Final = b"\r\n"
-_REASONS: Final = {431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+_REASON_PHRASES: Final = {431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
 
 class HeadSize:
@@ -88,7 +88,7 @@ def _early_answer(status: int, code: str, detail: str, *, retry_after: int | Non
     written on the connection as it is, which then closes."""
     body = json.dumps(error_body(code, detail, "head")).encode()
     fields = [
-        f"HTTP/1.1 {status} {_REASONS[status]}",
+        f"HTTP/1.1 {status} {_REASON_PHRASES[status]}",
         "Content-Type: application/json; charset=utf-8",
         f"Content-Length: {len(body)}",
         "Connection: close",
