@@ -636,7 +636,11 @@ def test_a_stop_running_long_says_once_which_step_task_and_thread_it_waits_on(
     assert close.endswith(" in aclose > <string>:12 in wait_for_the_disk"), report
     [writer] = [line for line in report.splitlines() if "hung-disk-writer:" in line]
     assert re.search(r" in hung_disk_write > \S*threading\.py:\d+ in wait", writer), report
-    assert re.search(r"stopped in 2\.\ds", done.stderr.rstrip().splitlines()[-1]), done.stderr
+    # The stop waited out the hung write (2.5 s), not cut at the timeout; how much longer it
+    # took is the host's load.
+    stopped = re.search(r"stopped in (\d+\.\d)s", done.stderr.rstrip().splitlines()[-1])
+    assert stopped is not None, done.stderr
+    assert float(stopped.group(1)) >= 2.4, done.stderr
 
 
 # A program that runs the bridge (stopped at once), then goes on.
