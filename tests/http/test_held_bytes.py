@@ -38,6 +38,21 @@ def _closed(server: Server, reason: str) -> float:
     return closed or 0.0
 
 
+async def _statuses_until_closed(host: str, port: int, sent: bytes) -> tuple[list[bytes], bytes]:
+    """The status codes of the answers to ``sent`` in one write, read until the bridge closes
+    the connection (within 10 s a read), and the answers themselves for an assertion's message;
+    what of ``sent`` the bridge never read is left unsent."""
+    loop = asyncio.get_running_loop()
+    with socket.create_connection((host, port)) as client:
+        client.setblocking(False)
+        sending = asyncio.create_task(loop.sock_sendall(client, sent))
+        answers = b""
+        while chunk := await asyncio.wait_for(loop.sock_recv(client, 65536), 10):
+            answers += chunk
+        sending.cancel()
+    return [answer[:3] for answer in answers.split(b"HTTP/1.1 ")[1:]], answers
+
+
 def _ingest_head(length: int) -> bytes:
     """The head of an ingest request of ``length`` bytes with a signature that cannot match."""
     return (
@@ -297,16 +312,8 @@ async def test_a_head_over_head_max_sent_with_the_request_before_it_is_answered_
     fields = b"".join(_FIELD % number for number in range(127))
     large = b"GET /healthz?" + b"q" * 40_000 + b" HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n"
     assert len(large) > HEAD_MAX
-    loop = asyncio.get_running_loop()
-    with socket.create_connection((host, port)) as client:
-        client.setblocking(False)
-        sent = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + large
-        sending = asyncio.create_task(loop.sock_sendall(client, sent))
-        answers = b""
-        while chunk := await asyncio.wait_for(loop.sock_recv(client, 65536), 10):
-            answers += chunk  # to the end: the connection closes
-        sending.cancel()
-    statuses = [answer[:3] for answer in answers.split(b"HTTP/1.1 ")[1:]]
+    sent = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + large
+    statuses, answers = await _statuses_until_closed(host, port, sent)
     assert statuses == [b"200", b"431"], answers[:400]
     assert _closed(server, "head_too_large") == 1.0
 
@@ -376,15 +383,7 @@ async def test_a_head_over_head_max_sent_with_the_body_before_it_is_answered_431
         trailer = b"X-Checksum: 0\r\n" if framed == "chunked-with-trailer" else b""
         head = _ingest_head(0).replace(b"Content-Length: 0", b"Transfer-Encoding: chunked")
         first = head + _chunked(body, trailer)
-    loop = asyncio.get_running_loop()
-    with socket.create_connection((host, port)) as client:
-        client.setblocking(False)
-        sending = asyncio.create_task(loop.sock_sendall(client, first + large))
-        answers = b""
-        while chunk := await asyncio.wait_for(loop.sock_recv(client, 65536), 10):
-            answers += chunk  # to the end: the connection closes
-        sending.cancel()
-    statuses = [answer[:3] for answer in answers.split(b"HTTP/1.1 ")[1:]]
+    statuses, answers = await _statuses_until_closed(host, port, first + large)
     assert statuses == [b"401", b"431"], answers[:400]
     assert _closed(server, "head_too_large") == 1.0
 
