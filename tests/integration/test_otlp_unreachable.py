@@ -247,7 +247,7 @@ def test_over_http_the_log_says_where_otlp_goes_and_that_the_connection_was_refu
         " endpoint: start the collector, or set OTEL_EXPORTER_OTLP_ENDPOINT to where it"
         " listens; ",
     )
-    assert "(next report within 60 s)" in process.log()
+    assert "next report within 60 s)" in process.log()
     assert process.stop() == 0
 
 
