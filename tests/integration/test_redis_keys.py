@@ -306,10 +306,13 @@ def test_the_keys_two_replicas_make_are_those_of_the_keys_table(
 
     commands = monitor.stop()
     with server.client() as client:
-        left = {
-            key.decode(): (client.type(key).decode(), client.pttl(key))
-            for key in client.scan_iter("exesdb:*", count=1_000)
-        }
+        left = {}
+        for key in client.scan_iter("exesdb:*", count=1_000):
+            kind = client.type(key).decode()
+            # A key with a lifetime may run out between the scan and its TYPE ("none"): it is
+            # judged by what the bridge did with it, as one gone before the scan is.
+            if kind != "none":
+                left[key.decode()] = (kind, client.pttl(key))
         groups = {
             key: [g["name"].decode() for g in client.xinfo_groups(key)]
             for key, (kind, _) in left.items()
