@@ -15,6 +15,7 @@ Here, with no import of ours, so that the light command paths can read it.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from bisect import bisect_right
@@ -373,22 +374,16 @@ def joiners_placed(name: str) -> bool:
     joiner returns at once, a name seen lately nearly so."""
     if _ZWNJ not in name and _ZWJ not in name:
         return True
-    placed = _PLACED.get(name)
-    if placed is None:
-        placed = _joiners_placed(name)
-        if len(name) <= _PLACED_LENGTH:
-            if len(_PLACED) >= _PLACED_SIZE:
-                _PLACED.clear()
-            _PLACED[name] = placed  # swapped whole: another thread at worst misses
-    return placed
+    if len(name) <= _KEPT_LENGTH:
+        return _joiners_placed_lately(name)
+    return _joiners_placed(name)
 
 
-# What joiners_placed said of each name lately: a node sends its messages under one name, and
-# the rule reads Unicode's tables for each joiner (some 2 us a name, five times the decoding of
-# the rest of its message). Bounded: cleared when full, names up to an envelope node's length.
-_PLACED: dict[str, bool] = {}
-_PLACED_SIZE: Final = 1024
-_PLACED_LENGTH: Final = 255
+# What joiners_placed said of the names seen lately is kept: a node sends its messages under one
+# name, and the rule reads Unicode's tables for each joiner (some 2 us a name, five times the
+# decoding of the rest of its message). Bounded: 1 024 names, each up to an envelope node's
+# length.
+_KEPT_LENGTH: Final = 255
 
 
 def _joiners_placed(name: str) -> bool:
@@ -403,6 +398,9 @@ def _joiners_placed(name: str) -> bool:
         ):
             return False
     return True
+
+
+_joiners_placed_lately: Final = functools.lru_cache(maxsize=1024)(_joiners_placed)
 
 
 def is_node_name(name: str) -> bool:
